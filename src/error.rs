@@ -1,0 +1,51 @@
+//! The one error type of sagemeter.
+
+use aws_sdk_sagemakerruntime::error::SdkError;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+
+use crate::billing::Cost;
+
+/// Result with sagemeter's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a metered call or in building a client.
+///
+/// SDK errors are kept whole as the error's source: match on them as you would
+/// without sagemeter. Pricing failures are never errors: they show up on the
+/// receipt as a fallback or an unpriced line.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `InvokeEndpoint` failed. The call may still have cost money (the model ran
+    /// and returned an error): `cost` holds the receipt when one could be made.
+    #[error("InvokeEndpoint on endpoint `{endpoint}` failed")]
+    Invoke {
+        /// The endpoint that was called.
+        endpoint: String,
+        /// The SDK's error, untouched.
+        #[source]
+        source: SdkError<InvokeEndpointError, HttpResponse>,
+        /// The receipt of the failed call, when the endpoint's pricing is known.
+        cost: Option<Box<Cost>>,
+    },
+    /// The endpoint does not exist (in this account and region).
+    #[error(
+        "unknown endpoint `{endpoint}`: no such SageMaker endpoint in this account and region \
+         (check the name, the region and AWS_ENDPOINT_URL)"
+    )]
+    UnknownEndpoint {
+        /// The name that was asked for.
+        endpoint: String,
+        /// What the service said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The request was invalid before anything was sent (e.g. missing endpoint name,
+    /// body over SageMaker's payload limit).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A builder was given options that cannot work.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}

@@ -1,0 +1,35 @@
+//! # sagemeter
+//!
+//! Every Amazon SageMaker endpoint call carries its own cost.
+//!
+//! `sagemeter` wraps the SageMaker Runtime client of the AWS SDK for Rust. Each
+//! invocation is **measured** (latency, bytes, tokens), **priced** with live AWS
+//! Price List prices (falling back to a cache, then to a bundled snapshot, and
+//! saying so), **billed** according to how the endpoint is deployed (instance
+//! hours, serverless seconds, data processed, ...) and **recorded** (running
+//! totals, one `tracing` cost line per call). The SDK's own output comes back
+//! with a [`Cost`] receipt attached.
+//!
+//!
+//! The flow of one call, one stage a module:
+//! [`meter`] (what the call used) → [`pricing`] (what a unit costs) →
+//! [`billing`] (usage × rates = [`Cost`]) → [`ledger`] (totals and sinks).
+//! [`endpoint`] discovers how each endpoint is billed; [`client`] ties it together.
+
+#![warn(missing_docs)]
+
+pub mod billing;
+pub mod client;
+pub mod endpoint;
+pub mod ledger;
+pub mod meter;
+pub mod pricing;
+
+mod error;
+
+pub use billing::Cost;
+pub use client::{Client, ClientBuilder, Meter, MeterBuilder, Metered, SendMeteredExt};
+pub use error::{Error, Result};
+
+/// Re-exported so that users and examples name the exact decimal type sagemeter uses.
+pub use rust_decimal::Decimal;

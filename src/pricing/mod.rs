@@ -1,0 +1,335 @@
+//! Pricing: what one unit of SageMaker usage costs, and where that figure came from.
+//!
+//! A [`PriceSource`] answers "what is the rate for this [`PriceKey`]?" with a [`Rate`]
+//! that always carries its [`Provenance`]. The default chain used by
+//! [`Meter`](crate::Meter) is:
+//!
+//! 1. per-key overrides set on the builder ([`PriceOrigin::Override`]);
+//! 2. [`LivePrices`]: the AWS Price List Query API (`GetProducts`), behind
+//!    [`CachedPrices`] (TTL, single-flight, last-known-good on failure);
+//! 3. [`Snapshot`]: public prices bundled in the crate, the last fallback.
+//!
+//! Pricing never breaks inference: every failure turns into a fallback that the
+//! receipt names, or into an explicit unpriced line, never into a failed call and
+//! never into a silent $0.
+
+mod cache;
+mod document;
+mod live;
+mod snapshot;
+
+pub use cache::{CachedPrices, CachedPricesBuilder};
+pub use document::{PriceDocument, parse_price_document, select_rate};
+pub use live::{LivePrices, LivePricesBuilder, PricingRegion};
+pub use snapshot::Snapshot;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, so that [`PriceSource`] stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What is being priced: one billable SageMaker dimension in one region.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PriceKey {
+    /// Real-time inference instance-hour (`component=Hosting`, usagetype `…Host:<type>`).
+    Hosting {
+        /// AWS region code, e.g. `us-east-1`.
+        region: String,
+        /// Instance type with the `ml.` prefix, e.g. `ml.m5.xlarge`.
+        instance_type: String,
+    },
+    /// Asynchronous inference instance-hour (`component=AsyncInf`, usagetype `…AsyncInf:<type>`).
+    AsyncInference {
+        /// AWS region code.
+        region: String,
+        /// Instance type with the `ml.` prefix.
+        instance_type: String,
+    },
+    /// Serverless inference compute second at a memory size (usagetype `…ServerlessInf:Mem-<N>GB`).
+    Serverless {
+        /// AWS region code.
+        region: String,
+        /// Memory size in GB (SageMaker allows 1 to 6).
+        memory_gb: u32,
+    },
+    /// Serverless provisioned concurrency, per second provisioned
+    /// (usagetype `…ProvisionedConcurrency:Mem-<N>GB`).
+    ProvisionedConcurrency {
+        /// AWS region code.
+        region: String,
+        /// Memory size in GB.
+        memory_gb: u32,
+    },
+    /// Serverless inference duration served by provisioned concurrency
+    /// (usagetype `…ProvisionedConcurrency:Usage-<N>GB`).
+    ProvisionedConcurrencyUsage {
+        /// AWS region code.
+        region: String,
+        /// Memory size in GB.
+        memory_gb: u32,
+    },
+    /// Data processed in, per GB (usagetype `…Hst:Data-Bytes-In`).
+    DataIn {
+        /// AWS region code.
+        region: String,
+    },
+    /// Data processed out, per GB (usagetype `…Hst:Data-Bytes-Out`).
+    DataOut {
+        /// AWS region code.
+        region: String,
+    },
+}
+
+impl PriceKey {
+    /// Real-time hosting instance-hour key.
+    pub fn hosting(region: impl Into<String>, instance_type: impl Into<String>) -> Self {
+        PriceKey::Hosting {
+            region: region.into(),
+            instance_type: instance_type.into(),
+        }
+    }
+
+    /// Serverless compute-second key for a memory size in GB.
+    pub fn serverless(region: impl Into<String>, memory_gb: u32) -> Self {
+        PriceKey::Serverless {
+            region: region.into(),
+            memory_gb,
+        }
+    }
+
+    /// The region this key prices in.
+    pub fn region(&self) -> &str {
+        match self {
+            PriceKey::Hosting { region, .. }
+            | PriceKey::AsyncInference { region, .. }
+            | PriceKey::Serverless { region, .. }
+            | PriceKey::ProvisionedConcurrency { region, .. }
+            | PriceKey::ProvisionedConcurrencyUsage { region, .. }
+            | PriceKey::DataIn { region }
+            | PriceKey::DataOut { region } => region,
+        }
+    }
+
+    /// The unit a rate for this key is quoted in.
+    pub fn unit(&self) -> PriceUnit {
+        match self {
+            PriceKey::Hosting { .. } | PriceKey::AsyncInference { .. } => PriceUnit::Hour,
+            PriceKey::Serverless { .. }
+            | PriceKey::ProvisionedConcurrency { .. }
+            | PriceKey::ProvisionedConcurrencyUsage { .. } => PriceUnit::Second,
+            PriceKey::DataIn { .. } | PriceKey::DataOut { .. } => PriceUnit::Gigabyte,
+        }
+    }
+}
+
+impl fmt::Display for PriceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PriceKey::Hosting {
+                region,
+                instance_type,
+            } => write!(f, "hosting {instance_type} in {region}"),
+            PriceKey::AsyncInference {
+                region,
+                instance_type,
+            } => write!(f, "async inference {instance_type} in {region}"),
+            PriceKey::Serverless { region, memory_gb } => {
+                write!(f, "serverless {memory_gb} GB in {region}")
+            }
+            PriceKey::ProvisionedConcurrency { region, memory_gb } => {
+                write!(f, "provisioned concurrency {memory_gb} GB in {region}")
+            }
+            PriceKey::ProvisionedConcurrencyUsage { region, memory_gb } => {
+                write!(f, "provisioned concurrency usage {memory_gb} GB in {region}")
+            }
+            PriceKey::DataIn { region } => write!(f, "data processed in, {region}"),
+            PriceKey::DataOut { region } => write!(f, "data processed out, {region}"),
+        }
+    }
+}
+
+/// The unit a rate is quoted in.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceUnit {
+    /// Per instance-hour (Price List unit `Hrs`).
+    Hour,
+    /// Per second (serverless compute and provisioned concurrency).
+    Second,
+    /// Per gigabyte (2^30 bytes) of data processed (Price List unit `GB`).
+    Gigabyte,
+}
+
+impl fmt::Display for PriceUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PriceUnit::Hour => "hour",
+            PriceUnit::Second => "second",
+            PriceUnit::Gigabyte => "GB",
+        })
+    }
+}
+
+/// Where a price came from.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceOrigin {
+    /// Set by the user on the builder.
+    Override,
+    /// Fetched from the AWS Price List API for this look-up.
+    Live,
+    /// A Price List answer kept from an earlier look-up (fresh within its TTL, or the
+    /// last good price kept because a refresh failed; [`Provenance::note`] says which).
+    Cache,
+    /// The public price snapshot bundled in the crate.
+    Snapshot,
+}
+
+impl PriceOrigin {
+    /// Lower-case name, as written in logs and ledgers.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PriceOrigin::Override => "override",
+            PriceOrigin::Live => "live",
+            PriceOrigin::Cache => "cache",
+            PriceOrigin::Snapshot => "snapshot",
+        }
+    }
+}
+
+impl fmt::Display for PriceOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a price was obtained and how fresh it is.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Where the price came from.
+    pub source: PriceOrigin,
+    /// The Price List SKU, when known.
+    pub sku: Option<String>,
+    /// The `effectiveDate` of the on-demand term (or the snapshot's `as_of` date).
+    pub effective_date: Option<String>,
+    /// When the price was fetched from AWS (None for snapshot and override prices).
+    pub fetched_at: Option<DateTime<Utc>>,
+    /// Why this source was used, when it is a fallback (e.g. "price list throttled").
+    pub note: Option<String>,
+}
+
+impl Provenance {
+    /// Provenance with only a source set.
+    pub fn new(source: PriceOrigin) -> Self {
+        Provenance {
+            source,
+            sku: None,
+            effective_date: None,
+            fetched_at: None,
+            note: None,
+        }
+    }
+
+    /// Sets the SKU.
+    pub fn with_sku(mut self, sku: impl Into<String>) -> Self {
+        self.sku = Some(sku.into());
+        self
+    }
+
+    /// Sets the effective date.
+    pub fn with_effective_date(mut self, date: impl Into<String>) -> Self {
+        self.effective_date = Some(date.into());
+        self
+    }
+
+    /// Sets the fetch time.
+    pub fn with_fetched_at(mut self, at: DateTime<Utc>) -> Self {
+        self.fetched_at = Some(at);
+        self
+    }
+
+    /// Sets the note saying why this source was used.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+}
+
+/// A price for one unit of one [`PriceKey`], with its provenance.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rate {
+    /// What this rate prices.
+    pub key: PriceKey,
+    /// USD per [`Rate::unit`].
+    pub usd_per_unit: Decimal,
+    /// The unit of [`Rate::usd_per_unit`].
+    pub unit: PriceUnit,
+    /// Where the figure came from.
+    pub provenance: Provenance,
+}
+
+impl Rate {
+    /// A rate in the unit its key is quoted in.
+    pub fn new(key: PriceKey, usd_per_unit: Decimal, provenance: Provenance) -> Self {
+        let unit = key.unit();
+        Rate {
+            key,
+            usd_per_unit,
+            unit,
+            provenance,
+        }
+    }
+}
+
+/// Why no rate could be given.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PriceError {
+    /// The source has no price for this key (e.g. an instance type not offered in a region).
+    #[error(
+        "no price for {key}: check the instance type and region, or set an override with \
+         Client::builder(..).price_override(..)"
+    )]
+    NotFound {
+        /// The key that has no price.
+        key: PriceKey,
+    },
+    /// The source could not be reached, timed out, or was throttled.
+    #[error("price source unavailable: {reason}")]
+    Unavailable {
+        /// What went wrong (never contains credentials).
+        reason: String,
+    },
+    /// The source answered with something that is not a usable price document.
+    #[error("malformed price document: {reason}")]
+    Malformed {
+        /// What was wrong with the document.
+        reason: String,
+    },
+}
+
+/// Anything that can price a [`PriceKey`].
+///
+/// Implementations must be cheap to call repeatedly: a warm look-up is on every
+/// call's path. Object-safe, so a chain can be built from `Arc<dyn PriceSource>`.
+pub trait PriceSource: fmt::Debug + Send + Sync {
+    /// The rate for `key`, or why there is none.
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>>;
+}
+
+impl<T: PriceSource + ?Sized> PriceSource for std::sync::Arc<T> {
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+        (**self).price(key)
+    }
+}
