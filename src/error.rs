@@ -23,9 +23,9 @@ pub enum Error {
     Invoke {
         /// The endpoint that was called.
         endpoint: String,
-        /// The SDK's error, untouched.
+        /// The SDK's error, untouched (boxed: it is large).
         #[source]
-        source: SdkError<InvokeEndpointError, HttpResponse>,
+        source: Box<SdkError<InvokeEndpointError, HttpResponse>>,
         /// The receipt of the failed call, when the endpoint's pricing is known.
         cost: Option<Box<Cost>>,
     },

@@ -28,7 +28,7 @@ pub mod pricing;
 mod error;
 
 pub use billing::Cost;
-pub use client::{Client, ClientBuilder, Meter, MeterBuilder, Metered, SendMeteredExt};
+pub use client::{Client, ClientBuilder, Meter, Metered, SendMeteredExt};
 pub use error::{Error, Result};
 
 /// Re-exported so that users and examples name the exact decimal type sagemeter uses.

@@ -1,7 +1,259 @@
-//! Billing (stub).
-/// Receipt (stub).
-#[derive(Debug, Clone)]
-pub struct Cost {}
-impl std::fmt::Display for Cost {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("cost") }
+//! Billing: usage × rates = money.
+//!
+//! Each function here is pure: it takes what was measured ([`Usage`]), how the
+//! variant is billed ([`VariantBilling`]) and the [`Rate`]s that apply, and returns
+//! [`CostLine`]s. The [`Cost`] receipt gathers the lines with the running totals.
+//!
+//! Every line's `cost_usd` is rounded to [`COST_SCALE`] decimal places
+//! (10⁻¹² USD), so that any number of receipts add up exactly to the running
+//! totals, in any order.
+
+mod receipt;
+
+pub use receipt::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};
+
+use crate::endpoint::VariantBilling;
+use crate::meter::Usage;
+use crate::pricing::{PriceError, PriceOrigin, Provenance, Rate};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Decimal places kept on every line's cost (pico-dollars).
+pub const COST_SCALE: u32 = 12;
+
+/// Bytes in one GB of data processed: AWS bills data in gibibytes (2³⁰ bytes).
+pub const BYTES_PER_GB: u64 = 1 << 30;
+
+/// How an instance endpoint's hourly cost is allocated to single calls.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Allocation {
+    /// Each call costs the instance time it kept one instance busy:
+    /// latency × hourly rate / 3600. Idle time is not on any receipt; the receipt's
+    /// [`Accrual`] shows it (utilisation = allocated ÷ accrued).
+    #[default]
+    BusyTime,
+    /// Each call carries the whole endpoint's wall-clock cost since the previous
+    /// metered call to the same variant (instances × rate × gap), so that receipts
+    /// add up to what the instances cost while they were being called.
+    Amortized,
 }
+
+/// Charges that the Price List does not carry, configured per endpoint:
+/// per inference (e.g. AWS Marketplace model packages) and per token.
+/// They apply on top of the instance or serverless cost.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageCharges {
+    /// USD per 1,000 calls.
+    pub usd_per_1000_calls: Option<Decimal>,
+    /// USD per 1,000 input tokens.
+    pub usd_per_1000_input_tokens: Option<Decimal>,
+    /// USD per 1,000 output tokens.
+    pub usd_per_1000_output_tokens: Option<Decimal>,
+}
+
+impl UsageCharges {
+    /// A per-inference price, in USD per 1,000 calls.
+    pub fn per_1000_calls(mut self, usd: Decimal) -> Self {
+        self.usd_per_1000_calls = Some(usd);
+        self
+    }
+
+    /// Per-token prices, in USD per 1,000 input and output tokens.
+    pub fn per_1000_tokens(mut self, input_usd: Decimal, output_usd: Decimal) -> Self {
+        self.usd_per_1000_input_tokens = Some(input_usd);
+        self.usd_per_1000_output_tokens = Some(output_usd);
+        self
+    }
+
+    /// Checks that no price is negative.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("per 1,000 calls", self.usd_per_1000_calls),
+            ("per 1,000 input tokens", self.usd_per_1000_input_tokens),
+            ("per 1,000 output tokens", self.usd_per_1000_output_tokens),
+        ] {
+            if v.is_some_and(|v| v.is_sign_negative() && !v.is_zero()) {
+                return Err(format!("the price {name} must not be negative"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A rate or why there is none: what billing receives from pricing.
+pub type RateResult = Result<Rate, PriceError>;
+
+/// Rounds a cost to [`COST_SCALE`] places.
+pub fn round_cost(usd: Decimal) -> Decimal {
+    usd.round_dp_with_strategy(COST_SCALE, RoundingStrategy::MidpointNearestEven)
+}
+
+fn micros(d: Duration) -> Decimal {
+    Decimal::from(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Hours in a duration, exact to the microsecond (`µs / 3,600,000,000`).
+pub fn hours(d: Duration) -> Decimal {
+    micros(d) / Decimal::from(3_600_000_000u64)
+}
+
+/// Serverless billed seconds: the duration rounded up to the millisecond.
+pub fn billed_seconds(d: Duration) -> Decimal {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    Decimal::from(u64::try_from(ms).unwrap_or(u64::MAX)) / Decimal::from(1000)
+}
+
+/// GB (2³⁰ bytes) in a byte count.
+pub fn gigabytes(bytes: u64) -> Decimal {
+    Decimal::from(bytes) / Decimal::from(BYTES_PER_GB)
+}
+
+/// A line priced at `rate` for `quantity`, or unpriced with the rate's error.
+pub fn line(item: LineItem, quantity: Decimal, unit: QuantityUnit, rate: &RateResult) -> CostLine {
+    match rate {
+        Ok(rate) => priced(item, quantity, unit, rate.usd_per_unit, &rate.provenance),
+        Err(err) => unpriced(item, quantity, unit, err.to_string()),
+    }
+}
+
+/// A line priced at `usd_per_unit` for `quantity`.
+pub fn priced(
+    item: LineItem,
+    quantity: Decimal,
+    unit: QuantityUnit,
+    usd_per_unit: Decimal,
+    provenance: &Provenance,
+) -> CostLine {
+    CostLine {
+        item,
+        quantity: quantity.normalize(),
+        unit,
+        price: LinePrice::Priced {
+            usd_per_unit,
+            cost_usd: round_cost(usd_per_unit * quantity),
+            provenance: provenance.clone(),
+        },
+    }
+}
+
+/// A line that could not be priced at all (no profile, unsupported memory size, ...).
+pub fn unpriced(item: LineItem, quantity: Decimal, unit: QuantityUnit, reason: String) -> CostLine {
+    CostLine {
+        item,
+        quantity: quantity.normalize(),
+        unit,
+        price: LinePrice::Unpriced { reason },
+    }
+}
+
+/// The compute line of one call on a variant.
+///
+/// - Instance, busy time: `latency h × usd/h` (one instance serves one call).
+/// - Instance, amortised: `instances × gap h × usd/h`, `gap` being the time since
+///   the previous metered call to this variant (`None` for the first call, which
+///   then falls back to busy time).
+/// - Serverless: `billed seconds × usd/s` (provisioned-concurrency usage rate when
+///   provisioned concurrency is configured).
+pub fn compute_line(
+    billing: &VariantBilling,
+    usage: &Usage,
+    allocation: Allocation,
+    gap_since_previous_call: Option<Duration>,
+    rate: &RateResult,
+) -> CostLine {
+    match billing {
+        VariantBilling::Instance { instance_count, .. } => match (allocation, gap_since_previous_call) {
+            (Allocation::Amortized, Some(gap)) => line(
+                LineItem::Compute,
+                hours(gap) * Decimal::from(*instance_count),
+                QuantityUnit::InstanceHours,
+                rate,
+            ),
+            _ => line(
+                LineItem::Compute,
+                hours(usage.latency),
+                QuantityUnit::InstanceHours,
+                rate,
+            ),
+        },
+        VariantBilling::Serverless { .. } => line(
+            LineItem::Compute,
+            billed_seconds(usage.latency),
+            QuantityUnit::Seconds,
+            rate,
+        ),
+    }
+}
+
+/// Data processed in and out, for the bytes of this call.
+pub fn data_lines(usage: &Usage, data_in: &RateResult, data_out: &RateResult) -> [CostLine; 2] {
+    [
+        line(
+            LineItem::DataIn,
+            gigabytes(usage.bytes_in),
+            QuantityUnit::Gigabytes,
+            data_in,
+        ),
+        line(
+            LineItem::DataOut,
+            gigabytes(usage.bytes_out),
+            QuantityUnit::Gigabytes,
+            data_out,
+        ),
+    ]
+}
+
+/// Per-inference and per-token lines, as configured.
+pub fn usage_charge_lines(usage: &Usage, charges: &UsageCharges) -> Vec<CostLine> {
+    let thousand = Decimal::from(1000);
+    let configured = Provenance::new(PriceOrigin::Override).with_note("configured per endpoint");
+    let mut lines = Vec::new();
+    if let Some(p) = charges.usd_per_1000_calls {
+        lines.push(priced(
+            LineItem::Inference,
+            Decimal::ONE,
+            QuantityUnit::Calls,
+            p / thousand,
+            &configured,
+        ));
+    }
+    let tokens = [
+        (
+            LineItem::InputTokens,
+            charges.usd_per_1000_input_tokens,
+            usage.input_tokens,
+        ),
+        (
+            LineItem::OutputTokens,
+            charges.usd_per_1000_output_tokens,
+            usage.output_tokens,
+        ),
+    ];
+    for (item, price, count) in tokens {
+        if let Some(p) = price {
+            lines.push(match count {
+                Some(n) => priced(
+                    item,
+                    Decimal::from(n),
+                    QuantityUnit::Tokens,
+                    p / thousand,
+                    &configured,
+                ),
+                None => unpriced(
+                    item,
+                    Decimal::ZERO,
+                    QuantityUnit::Tokens,
+                    "the response did not report token counts (configure a TokenCounter)".into(),
+                ),
+            });
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,18 +1,371 @@
-//! Client (stub).
-/// Client (stub).
+//! The metered client: the SDK's SageMaker Runtime client, plus a cost on every response.
+//!
+//! Three ways in, from most to least change to existing code:
+//! - [`Client`]: `client.invoke_endpoint()…send()` returns [`Metered`] output.
+//! - [`SendMeteredExt`]: keep the SDK's fluent builder, end it with
+//!   `.send_metered(&meter)` instead of `.send()`.
+//! - [`MeteringInterceptor`]: register it on the SDK client's `Config`; every call
+//!   through a plain `aws_sdk_sagemakerruntime::Client` is priced and logged, with no
+//!   change at the call sites (the receipt goes to logs, totals and sinks only).
+
+mod interceptor;
+mod invoke;
+mod meter;
+
+pub use interceptor::MeteringInterceptor;
+pub use invoke::{InvokeEndpoint, SendMeteredExt};
+pub use meter::Meter;
+
+use crate::billing::{Allocation, UsageCharges};
+use crate::endpoint::{Discovery, EndpointProfile};
+use crate::ledger::{CostSink, Totals};
+use crate::meter::TokenCounter;
+use crate::pricing::{PriceKey, PriceSource, default_price_source};
+use crate::{Cost, Error, Result};
+use aws_smithy_async::time::SharedTimeSource;
+use meter::MeterInner;
+use rust_decimal::Decimal;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An SDK output together with what the call cost.
+///
+/// Derefs to the output, so existing code keeps working:
+/// `response.body()` is the SDK's body; `response.cost()` is the receipt.
 #[derive(Debug, Clone)]
-pub struct Client {}
-impl Client {
-    /// New.
-    pub fn new(_c: &aws_types::SdkConfig) -> Self { Client {} }
+pub struct Metered<T> {
+    output: T,
+    cost: Cost,
 }
-/// Builder (stub).
-pub struct ClientBuilder {}
-/// Meter (stub).
-pub struct Meter {}
-/// Meter builder (stub).
-pub struct MeterBuilder {}
-/// Metered (stub).
-pub struct Metered<T> { _t: T }
-/// Ext (stub).
-pub trait SendMeteredExt {}
+
+impl<T> Metered<T> {
+    pub(crate) fn new(output: T, cost: Cost) -> Self {
+        Metered { output, cost }
+    }
+
+    /// The cost receipt.
+    pub fn cost(&self) -> &Cost {
+        &self.cost
+    }
+
+    /// The SDK output, without the receipt.
+    pub fn into_inner(self) -> T {
+        self.output
+    }
+
+    /// The SDK output and the receipt.
+    pub fn into_parts(self) -> (T, Cost) {
+        (self.output, self.cost)
+    }
+}
+
+impl<T> Deref for Metered<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.output
+    }
+}
+
+impl<T> AsRef<T> for Metered<T> {
+    fn as_ref(&self) -> &T {
+        &self.output
+    }
+}
+
+/// A SageMaker Runtime client whose every call returns its cost.
+///
+/// ```no_run
+/// # async fn run() -> sagemeter::Result<()> {
+/// use aws_sdk_sagemakerruntime::primitives::Blob;
+/// let sdk_config = aws_config::load_from_env().await;
+/// let client = sagemeter::Client::new(&sdk_config);
+/// let response = client
+///     .invoke_endpoint()
+///     .endpoint_name("my-endpoint")
+///     .content_type("application/json")
+///     .body(Blob::new(r#"{"inputs":"hello"}"#))
+///     .send()
+///     .await?;
+/// println!("{} -> {}", String::from_utf8_lossy(response.body().unwrap().as_ref()), response.cost());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    runtime: aws_sdk_sagemakerruntime::Client,
+    meter: Meter,
+}
+
+impl Client {
+    /// A client with default settings: live prices (cached, snapshot fallback),
+    /// endpoint discovery, busy-time allocation.
+    pub fn new(sdk_config: &aws_types::SdkConfig) -> Self {
+        Self::builder(sdk_config)
+            .build()
+            .expect("the default configuration is valid")
+    }
+
+    /// A builder for non-default settings.
+    pub fn builder(sdk_config: &aws_types::SdkConfig) -> ClientBuilder {
+        ClientBuilder::new(sdk_config)
+    }
+
+    /// A client from an existing SDK client and meter.
+    pub fn from_parts(runtime: aws_sdk_sagemakerruntime::Client, meter: Meter) -> Self {
+        Client { runtime, meter }
+    }
+
+    /// `InvokeEndpoint`, metered. Mirrors the SDK's fluent builder.
+    pub fn invoke_endpoint(&self) -> InvokeEndpoint {
+        InvokeEndpoint::new(self.runtime.invoke_endpoint(), self.meter.clone())
+    }
+
+    /// The meter behind this client (totals, profiles, rates).
+    pub fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
+    /// The SDK client underneath, for anything sagemeter does not wrap.
+    pub fn runtime(&self) -> &aws_sdk_sagemakerruntime::Client {
+        &self.runtime
+    }
+}
+
+/// Builds a [`Client`] or a [`Meter`]. Options are checked in `build()`.
+///
+/// ```no_run
+/// # async fn run() -> sagemeter::Result<()> {
+/// use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+/// use sagemeter::pricing::PriceKey;
+/// let sdk_config = aws_config::load_from_env().await;
+/// let client = sagemeter::Client::builder(&sdk_config)
+///     // Without sagemaker:Describe* permissions: say how the endpoint is deployed.
+///     .endpoint_profile(EndpointProfile::new(
+///         "my-endpoint",
+///         vec![VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 1)],
+///     ))
+///     // A negotiated rate wins over the Price List.
+///     .price_override(PriceKey::hosting("us-east-1", "ml.g5.xlarge"), "1.20".parse().unwrap())
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ClientBuilder {
+    sdk_config: aws_types::SdkConfig,
+    region: Option<String>,
+    prices: Option<Arc<dyn PriceSource>>,
+    price_overrides: Vec<(PriceKey, Decimal)>,
+    profiles: Vec<EndpointProfile>,
+    charges: Vec<(String, UsageCharges)>,
+    allocation: Allocation,
+    token_counter: Option<Arc<dyn TokenCounter>>,
+    default_tags: BTreeMap<String, String>,
+    discovery: bool,
+    discovery_refresh: Duration,
+    sagemaker: Option<aws_sdk_sagemaker::Client>,
+    runtime: Option<aws_sdk_sagemakerruntime::Client>,
+    sinks: Vec<Arc<dyn CostSink>>,
+    time: Option<SharedTimeSource>,
+}
+
+impl ClientBuilder {
+    fn new(sdk_config: &aws_types::SdkConfig) -> Self {
+        ClientBuilder {
+            sdk_config: sdk_config.clone(),
+            region: None,
+            prices: None,
+            price_overrides: Vec::new(),
+            profiles: Vec::new(),
+            charges: Vec::new(),
+            allocation: Allocation::default(),
+            token_counter: None,
+            default_tags: BTreeMap::new(),
+            discovery: true,
+            discovery_refresh: Duration::from_secs(60),
+            sagemaker: None,
+            runtime: None,
+            sinks: Vec::new(),
+            time: None,
+        }
+    }
+
+    /// The region to price calls in (default: the SDK config's region).
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Replaces the default price chain (live → cache → snapshot).
+    pub fn price_source(mut self, source: impl PriceSource + 'static) -> Self {
+        self.prices = Some(Arc::new(source));
+        self
+    }
+
+    /// A fixed rate for one key (e.g. a negotiated price), in USD per the key's unit.
+    /// Receipts mark it `override`.
+    pub fn price_override(mut self, key: PriceKey, usd_per_unit: Decimal) -> Self {
+        self.price_overrides.push((key, usd_per_unit));
+        self
+    }
+
+    /// How an endpoint is deployed, instead of discovering it.
+    pub fn endpoint_profile(mut self, profile: EndpointProfile) -> Self {
+        self.profiles.push(profile);
+        self
+    }
+
+    /// Per-inference and per-token charges for an endpoint (on top of compute).
+    pub fn usage_charges(mut self, endpoint: impl Into<String>, charges: UsageCharges) -> Self {
+        self.charges.push((endpoint.into(), charges));
+        self
+    }
+
+    /// How instance time is allocated to calls (default: busy time).
+    pub fn allocation(mut self, allocation: Allocation) -> Self {
+        self.allocation = allocation;
+        self
+    }
+
+    /// How tokens are read from response bodies (default: OpenAI `usage`, then TGI `details`).
+    pub fn token_counter(mut self, counter: impl TokenCounter + 'static) -> Self {
+        self.token_counter = Some(Arc::new(counter));
+        self
+    }
+
+    /// A tag put on every receipt of this client.
+    pub fn default_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.default_tags.insert(key.into(), value.into());
+        self
+    }
+
+    /// Turns endpoint discovery off: only profiles set with
+    /// [`endpoint_profile`](Self::endpoint_profile) are priced.
+    pub fn without_discovery(mut self) -> Self {
+        self.discovery = false;
+        self
+    }
+
+    /// How old a discovered profile may get before it is refreshed in the
+    /// background (default 60 s).
+    pub fn discovery_refresh(mut self, after: Duration) -> Self {
+        self.discovery_refresh = after;
+        self
+    }
+
+    /// The SageMaker (control plane) client used for discovery (default: from the SDK config).
+    pub fn sagemaker_client(mut self, client: aws_sdk_sagemaker::Client) -> Self {
+        self.sagemaker = Some(client);
+        self
+    }
+
+    /// The SageMaker Runtime client to wrap (default: from the SDK config).
+    pub fn runtime_client(mut self, client: aws_sdk_sagemakerruntime::Client) -> Self {
+        self.runtime = Some(client);
+        self
+    }
+
+    /// Another place every receipt goes.
+    pub fn sink(mut self, sink: impl CostSink + 'static) -> Self {
+        self.sinks.push(Arc::new(sink));
+        self
+    }
+
+    /// The clock for accrual and caches (default: the SDK config's time source).
+    pub fn time_source(mut self, time: SharedTimeSource) -> Self {
+        self.time = Some(time);
+        self
+    }
+
+    /// Builds the meter alone (for [`SendMeteredExt`] and [`MeteringInterceptor`]).
+    pub fn build_meter(self) -> Result<Meter> {
+        self.build_parts().map(|(_, meter)| meter)
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<Client> {
+        let (runtime, meter) = self.build_parts()?;
+        Ok(Client { runtime, meter })
+    }
+
+    fn build_parts(self) -> Result<(aws_sdk_sagemakerruntime::Client, Meter)> {
+        let region = self
+            .region
+            .or_else(|| self.sdk_config.region().map(|r| r.to_string()))
+            .ok_or_else(|| {
+                Error::Config(
+                    "no region: set one in the AWS config (AWS_REGION) or with \
+                     ClientBuilder::region"
+                        .into(),
+                )
+            })?;
+        if region.trim().is_empty() {
+            return Err(Error::Config("the region must not be empty".into()));
+        }
+        if self.discovery_refresh.is_zero() {
+            return Err(Error::Config(
+                "discovery_refresh must be longer than zero".into(),
+            ));
+        }
+        let mut price_overrides = HashMap::new();
+        for (key, usd) in self.price_overrides {
+            if usd.is_sign_negative() && !usd.is_zero() {
+                return Err(Error::Config(format!(
+                    "price override for {key} is negative ({usd})"
+                )));
+            }
+            price_overrides.insert(key.clone(), meter::override_rate(key, usd));
+        }
+        let mut profiles = HashMap::new();
+        for profile in self.profiles {
+            if profile.endpoint.trim().is_empty() {
+                return Err(Error::Config("an endpoint profile has an empty name".into()));
+            }
+            if profile.variants.is_empty() {
+                return Err(Error::Config(format!(
+                    "the profile of endpoint `{}` has no variants",
+                    profile.endpoint
+                )));
+            }
+            profiles.insert(profile.endpoint.clone(), Arc::new(profile));
+        }
+        let mut charges = HashMap::new();
+        for (endpoint, c) in self.charges {
+            c.validate()
+                .map_err(|e| Error::Config(format!("usage charges of `{endpoint}`: {e}")))?;
+            charges.insert(endpoint, c);
+        }
+        let time = self
+            .time
+            .or_else(|| self.sdk_config.time_source())
+            .unwrap_or_default();
+        let sagemaker = self.discovery.then(|| {
+            self.sagemaker
+                .unwrap_or_else(|| aws_sdk_sagemaker::Client::new(&self.sdk_config))
+        });
+        let prices = self
+            .prices
+            .unwrap_or_else(|| Arc::new(default_price_source(&self.sdk_config)));
+        let runtime = self
+            .runtime
+            .unwrap_or_else(|| aws_sdk_sagemakerruntime::Client::new(&self.sdk_config));
+        let meter = Meter {
+            inner: Arc::new(MeterInner {
+                region,
+                discovery: Discovery::new(sagemaker, profiles, self.discovery_refresh, time.clone()),
+                prices,
+                price_overrides,
+                allocation: self.allocation,
+                charges,
+                token_counter: self.token_counter,
+                default_tags: self.default_tags,
+                totals: Totals::default(),
+                sinks: self.sinks,
+                time,
+                seq: Default::default(),
+                warned: Default::default(),
+            }),
+        };
+        Ok((runtime, meter))
+    }
+}

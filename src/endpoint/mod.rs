@@ -1,1 +1,527 @@
-//! endpoint
+//! Endpoint discovery: how each endpoint is billed.
+//!
+//! `DescribeEndpoint` gives each production variant's current instance count or
+//! serverless configuration; `DescribeEndpointConfig` gives its instance type and
+//! whether the endpoint is asynchronous. The result, an [`EndpointProfile`], is
+//! cached and refreshed in the background (autoscaling changes the count): a stale
+//! profile is used at once while one refresh runs. A manual profile set with
+//! [`ClientBuilder::endpoint_profile`](crate::ClientBuilder::endpoint_profile)
+//! always wins, for users without `sagemaker:Describe*` permissions.
+
+use aws_sdk_sagemaker::error::ProvideErrorMetadata;
+use aws_smithy_async::time::SharedTimeSource;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+/// How one production variant is billed.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum VariantBilling {
+    /// Instance-backed variant: billed per instance-hour whether busy or not.
+    Instance {
+        /// Instance type, e.g. `ml.m5.xlarge`.
+        instance_type: String,
+        /// Instances currently running.
+        instance_count: u32,
+    },
+    /// Serverless variant: billed per second of compute at its memory size.
+    Serverless {
+        /// Memory size in MB (1024 to 6144, in 1024 MB steps).
+        memory_mb: u32,
+        /// Provisioned concurrency, when configured.
+        provisioned_concurrency: Option<u32>,
+    },
+}
+
+/// One production variant of an endpoint.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantProfile {
+    /// Variant name, e.g. `AllTraffic`.
+    pub name: String,
+    /// How it is billed.
+    pub billing: VariantBilling,
+    /// Current traffic weight, when known.
+    pub weight: Option<f32>,
+}
+
+impl VariantProfile {
+    /// An instance-backed variant.
+    pub fn instance(name: impl Into<String>, instance_type: impl Into<String>, count: u32) -> Self {
+        VariantProfile {
+            name: name.into(),
+            billing: VariantBilling::Instance {
+                instance_type: instance_type.into(),
+                instance_count: count,
+            },
+            weight: None,
+        }
+    }
+
+    /// A serverless variant.
+    pub fn serverless(name: impl Into<String>, memory_mb: u32) -> Self {
+        VariantProfile {
+            name: name.into(),
+            billing: VariantBilling::Serverless {
+                memory_mb,
+                provisioned_concurrency: None,
+            },
+            weight: None,
+        }
+    }
+
+    /// Sets the provisioned concurrency of a serverless variant (no effect on instances).
+    pub fn with_provisioned_concurrency(mut self, concurrency: u32) -> Self {
+        if let VariantBilling::Serverless {
+            provisioned_concurrency,
+            ..
+        } = &mut self.billing
+        {
+            *provisioned_concurrency = Some(concurrency);
+        }
+        self
+    }
+}
+
+/// Real-time or asynchronous inference.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointKind {
+    /// Real-time inference (`InvokeEndpoint`, streaming).
+    RealTime,
+    /// Asynchronous inference (`InvokeEndpointAsync`); instances bill as `AsyncInf`.
+    Async,
+}
+
+/// Where a profile came from.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileSource {
+    /// `DescribeEndpoint` + `DescribeEndpointConfig`.
+    Discovered,
+    /// Set by the user.
+    Override,
+}
+
+/// How an endpoint is billed: its variants.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointProfile {
+    /// Endpoint name.
+    pub endpoint: String,
+    /// Real-time or async.
+    pub kind: EndpointKind,
+    /// Production variants.
+    pub variants: Vec<VariantProfile>,
+    /// Discovered or overridden.
+    pub source: ProfileSource,
+}
+
+impl EndpointProfile {
+    /// A real-time endpoint profile (for overrides and tests).
+    pub fn new(endpoint: impl Into<String>, variants: Vec<VariantProfile>) -> Self {
+        EndpointProfile {
+            endpoint: endpoint.into(),
+            kind: EndpointKind::RealTime,
+            variants,
+            source: ProfileSource::Override,
+        }
+    }
+
+    /// Marks the endpoint as asynchronous.
+    pub fn asynchronous(mut self) -> Self {
+        self.kind = EndpointKind::Async;
+        self
+    }
+
+    /// The variant that served a call: the one SageMaker named, else the one the
+    /// caller targeted, else the only one, else the heaviest by weight. The second
+    /// value says how the choice was made when SageMaker did not name it.
+    pub fn variant_for(
+        &self,
+        invoked: Option<&str>,
+        targeted: Option<&str>,
+    ) -> Option<(&VariantProfile, Option<&'static str>)> {
+        let by_name = |name: &str| self.variants.iter().find(|v| v.name == name);
+        if let Some(v) = invoked.and_then(by_name) {
+            return Some((v, None));
+        }
+        if let Some(v) = targeted.and_then(by_name) {
+            return Some((v, Some("variant taken from TargetVariant")));
+        }
+        match self.variants.as_slice() {
+            [] => None,
+            [only] => Some((only, None)),
+            many => many
+                .iter()
+                .max_by(|a, b| {
+                    a.weight
+                        .unwrap_or(0.0)
+                        .partial_cmp(&b.weight.unwrap_or(0.0))
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                })
+                .map(|v| {
+                    (
+                        v,
+                        Some("SageMaker did not name the variant: heaviest variant assumed"),
+                    )
+                }),
+        }
+    }
+}
+
+/// Why an endpoint's profile could not be discovered.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiscoveryError {
+    /// The endpoint does not exist.
+    #[error("endpoint `{endpoint}` not found: {message}")]
+    NotFound {
+        /// Endpoint name.
+        endpoint: String,
+        /// What the service said.
+        message: String,
+    },
+    /// The credentials lack `sagemaker:DescribeEndpoint` / `DescribeEndpointConfig`.
+    #[error(
+        "not allowed to describe endpoint `{endpoint}` ({message}): grant \
+         sagemaker:DescribeEndpoint and sagemaker:DescribeEndpointConfig, or set the profile \
+         with ClientBuilder::endpoint_profile"
+    )]
+    AccessDenied {
+        /// Endpoint name.
+        endpoint: String,
+        /// What the service said.
+        message: String,
+    },
+    /// The description could not be read or used.
+    #[error("could not discover endpoint `{endpoint}`: {message}")]
+    Failed {
+        /// Endpoint name.
+        endpoint: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+struct Slot {
+    profile: Option<(Arc<EndpointProfile>, SystemTime)>,
+    error: Option<(DiscoveryError, SystemTime)>,
+    refreshing: bool,
+}
+
+/// Discovers and caches [`EndpointProfile`]s.
+#[derive(Clone)]
+pub struct Discovery {
+    inner: Arc<DiscoveryInner>,
+}
+
+struct DiscoveryInner {
+    client: Option<aws_sdk_sagemaker::Client>,
+    overrides: HashMap<String, Arc<EndpointProfile>>,
+    slots: RwLock<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    cache: RwLock<HashMap<String, Slot>>,
+    refresh_after: Duration,
+    retry_failed_after: Duration,
+    time: SharedTimeSource,
+}
+
+impl fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Discovery")
+            .field("overrides", &self.inner.overrides.keys().collect::<Vec<_>>())
+            .field("refresh_after", &self.inner.refresh_after)
+            .finish()
+    }
+}
+
+impl Discovery {
+    /// Discovery through `client`; `overrides` win; profiles older than
+    /// `refresh_after` are refreshed in the background.
+    pub(crate) fn new(
+        client: Option<aws_sdk_sagemaker::Client>,
+        overrides: HashMap<String, Arc<EndpointProfile>>,
+        refresh_after: Duration,
+        time: SharedTimeSource,
+    ) -> Self {
+        Discovery {
+            inner: Arc::new(DiscoveryInner {
+                client,
+                overrides,
+                slots: RwLock::default(),
+                cache: RwLock::default(),
+                refresh_after,
+                retry_failed_after: refresh_after.min(Duration::from_secs(30)),
+                time,
+            }),
+        }
+    }
+
+    /// The profile of `endpoint`: the override, else a cached one (refreshing it in
+    /// the background when stale), else discovered now (one request per endpoint
+    /// however many callers wait for it).
+    pub async fn profile(&self, endpoint: &str) -> Result<Arc<EndpointProfile>, DiscoveryError> {
+        if let Some(p) = self.inner.overrides.get(endpoint) {
+            return Ok(p.clone());
+        }
+        let now = self.inner.time.now();
+        if let Some(answer) = self.cached(endpoint, now) {
+            return answer;
+        }
+        let lock = self.slot_lock(endpoint);
+        let _guard = lock.lock().await;
+        // Another caller may have filled the cache while this one waited.
+        if let Some(answer) = self.cached(endpoint, self.inner.time.now()) {
+            return answer;
+        }
+        self.inner.discover_and_store(endpoint).await
+    }
+
+    /// Cached answer, if usable. Spawns a background refresh for a stale profile.
+    fn cached(
+        &self,
+        endpoint: &str,
+        now: SystemTime,
+    ) -> Option<Result<Arc<EndpointProfile>, DiscoveryError>> {
+        let age = |at: SystemTime| now.duration_since(at).unwrap_or_default();
+        let mut spawn_refresh = false;
+        let answer = {
+            let cache = self.inner.cache.read().unwrap_or_else(|e| e.into_inner());
+            let slot = cache.get(endpoint)?;
+            match (&slot.profile, &slot.error) {
+                (_, Some((err, at))) if age(*at) < self.inner.retry_failed_after => {
+                    Some(Err(err.clone()))
+                }
+                (Some((profile, at)), _) => {
+                    if age(*at) >= self.inner.refresh_after && !slot.refreshing {
+                        spawn_refresh = true;
+                    }
+                    Some(Ok(profile.clone()))
+                }
+                _ => None,
+            }
+        };
+        if spawn_refresh && self.mark_refreshing(endpoint) {
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                let inner = self.inner.clone();
+                let endpoint = endpoint.to_owned();
+                handle.spawn(async move {
+                    let _ = inner.discover_and_store(&endpoint).await;
+                });
+            } else {
+                self.clear_refreshing(endpoint);
+            }
+        }
+        answer
+    }
+
+    fn mark_refreshing(&self, endpoint: &str) -> bool {
+        let mut cache = self.inner.cache.write().unwrap_or_else(|e| e.into_inner());
+        match cache.get_mut(endpoint) {
+            Some(slot) if !slot.refreshing => {
+                slot.refreshing = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn clear_refreshing(&self, endpoint: &str) {
+        let mut cache = self.inner.cache.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = cache.get_mut(endpoint) {
+            slot.refreshing = false;
+        }
+    }
+
+    fn slot_lock(&self, endpoint: &str) -> Arc<tokio::sync::Mutex<()>> {
+        if let Some(l) = self
+            .inner
+            .slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(endpoint)
+        {
+            return l.clone();
+        }
+        self.inner
+            .slots
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(endpoint.to_owned())
+            .or_default()
+            .clone()
+    }
+}
+
+impl DiscoveryInner {
+    async fn discover_and_store(
+        &self,
+        endpoint: &str,
+    ) -> Result<Arc<EndpointProfile>, DiscoveryError> {
+        let result = match &self.client {
+            Some(client) => describe(client, endpoint).await.map(Arc::new),
+            None => Err(DiscoveryError::Failed {
+                endpoint: endpoint.to_owned(),
+                message: "endpoint discovery is disabled and no profile was set for it".into(),
+            }),
+        };
+        let now = self.time.now();
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        let slot = cache.entry(endpoint.to_owned()).or_insert(Slot {
+            profile: None,
+            error: None,
+            refreshing: false,
+        });
+        slot.refreshing = false;
+        match &result {
+            Ok(profile) => {
+                slot.profile = Some((profile.clone(), now));
+                slot.error = None;
+            }
+            Err(err @ DiscoveryError::NotFound { .. }) => {
+                // A deleted endpoint has no profile any more.
+                slot.profile = None;
+                slot.error = Some((err.clone(), now));
+            }
+            Err(err) => {
+                tracing::warn!(target: "sagemeter::endpoint", endpoint, error = %err,
+                    "endpoint discovery failed");
+                // Keep the last good profile: a failed refresh does not unprice calls.
+                if slot.profile.is_none() {
+                    slot.error = Some((err.clone(), now));
+                } else if let Some((p, _)) = &slot.profile {
+                    return Ok(p.clone());
+                }
+            }
+        }
+        result
+    }
+}
+
+/// `DescribeEndpoint` then `DescribeEndpointConfig`, merged into a profile.
+async fn describe(
+    client: &aws_sdk_sagemaker::Client,
+    endpoint: &str,
+) -> Result<EndpointProfile, DiscoveryError> {
+    let described = client
+        .describe_endpoint()
+        .endpoint_name(endpoint)
+        .send()
+        .await
+        .map_err(|e| classify(endpoint, e))?;
+    let config_name = described.endpoint_config_name().ok_or_else(|| DiscoveryError::Failed {
+        endpoint: endpoint.to_owned(),
+        message: "DescribeEndpoint returned no EndpointConfigName".into(),
+    })?;
+    let config = client
+        .describe_endpoint_config()
+        .endpoint_config_name(config_name)
+        .send()
+        .await
+        .map_err(|e| classify(endpoint, e))?;
+    profile_from_descriptions(endpoint, &described, &config)
+}
+
+/// Merges the two descriptions. Counts and serverless settings come from the
+/// endpoint (current state); instance types from the config.
+pub(crate) fn profile_from_descriptions(
+    endpoint: &str,
+    described: &aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput,
+    config: &aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput,
+) -> Result<EndpointProfile, DiscoveryError> {
+    let failed = |message: String| DiscoveryError::Failed {
+        endpoint: endpoint.to_owned(),
+        message,
+    };
+    let mut variants = Vec::new();
+    for configured in config.production_variants() {
+        let name = configured.variant_name().unwrap_or_default().to_owned();
+        let current = described
+            .production_variants()
+            .iter()
+            .find(|s| s.variant_name() == Some(name.as_str()));
+        let serverless = current
+            .and_then(|c| c.current_serverless_config())
+            .or(configured.serverless_config());
+        let billing = if let Some(s) = serverless {
+            let memory_mb = s
+                .memory_size_in_mb()
+                .and_then(|m| u32::try_from(m).ok())
+                .ok_or_else(|| failed(format!("variant `{name}` has no serverless memory size")))?;
+            VariantBilling::Serverless {
+                memory_mb,
+                provisioned_concurrency: s
+                    .provisioned_concurrency()
+                    .and_then(|p| u32::try_from(p).ok())
+                    .filter(|p| *p > 0),
+            }
+        } else {
+            let instance_type = configured
+                .instance_type()
+                .map(|t| t.as_str().to_owned())
+                .ok_or_else(|| {
+                    failed(format!(
+                        "variant `{name}` has neither an instance type nor a serverless config"
+                    ))
+                })?;
+            let count = current
+                .and_then(|c| c.current_instance_count())
+                .or(configured.initial_instance_count())
+                .unwrap_or(1);
+            VariantBilling::Instance {
+                instance_type,
+                instance_count: u32::try_from(count).unwrap_or(0),
+            }
+        };
+        variants.push(VariantProfile {
+            name,
+            billing,
+            weight: current
+                .and_then(|c| c.current_weight())
+                .or(configured.initial_variant_weight()),
+        });
+    }
+    if variants.is_empty() {
+        return Err(failed("the endpoint config has no production variants".into()));
+    }
+    Ok(EndpointProfile {
+        endpoint: endpoint.to_owned(),
+        kind: if config.async_inference_config().is_some() {
+            EndpointKind::Async
+        } else {
+            EndpointKind::RealTime
+        },
+        variants,
+        source: ProfileSource::Discovered,
+    })
+}
+
+fn classify<E, R>(endpoint: &str, err: aws_sdk_sagemaker::error::SdkError<E, R>) -> DiscoveryError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: fmt::Debug,
+{
+    let code = err.code().unwrap_or_default().to_owned();
+    let message = err
+        .message()
+        .map(str::to_owned)
+        .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(&err).to_string());
+    let endpoint = endpoint.to_owned();
+    let lower = message.to_ascii_lowercase();
+    if code.contains("AccessDenied") || code == "UnauthorizedOperation" {
+        DiscoveryError::AccessDenied { endpoint, message }
+    } else if code == "ValidationException"
+        && (lower.contains("could not find") || lower.contains("not found"))
+        || code == "ResourceNotFound"
+    {
+        DiscoveryError::NotFound { endpoint, message }
+    } else {
+        DiscoveryError::Failed { endpoint, message }
+    }
+}

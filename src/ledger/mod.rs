@@ -1,1 +1,234 @@
-//! ledger
+//! Record: running totals and the sinks every receipt goes to.
+//!
+//! [`Totals`] keeps exact running sums (per client, endpoint and variant) under
+//! one lock, so a receipt's running totals include exactly the calls recorded
+//! before it. Every receipt is then handed to the [`CostSink`]s: the `tracing`
+//! cost line ([`log_cost`]) and `metrics` counters are always on; more sinks can
+//! be added on the builder.
+
+use crate::billing::{Accrual, Cost, hours, round_cost};
+use rust_decimal::Decimal;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+/// Somewhere receipts go after each call (a ledger file, a queue, a test probe).
+///
+/// `record` runs on the call path: it must be quick and must not block on I/O.
+pub trait CostSink: fmt::Debug + Send + Sync {
+    /// Takes one receipt.
+    fn record(&self, cost: &Cost);
+}
+
+/// Running sums at one moment.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TotalsSnapshot {
+    /// Calls recorded.
+    pub calls: u64,
+    /// Everything recorded, in USD.
+    pub client_usd: Decimal,
+    /// Per endpoint, in USD.
+    pub by_endpoint: HashMap<String, Decimal>,
+    /// Per `endpoint/variant`, in USD.
+    pub by_variant: HashMap<String, Decimal>,
+}
+
+#[derive(Default)]
+struct VariantState {
+    total_usd: Decimal,
+    allocated_compute_usd: Decimal,
+    accrued_usd: Decimal,
+    last_accrual_at: Option<SystemTime>,
+    last_call_at: Option<SystemTime>,
+}
+
+#[derive(Default)]
+struct TotalsInner {
+    calls: u64,
+    client_usd: Decimal,
+    by_endpoint: HashMap<String, Decimal>,
+    by_variant: HashMap<(String, String), VariantState>,
+}
+
+/// Exact running totals, safe under any number of concurrent calls.
+#[derive(Default)]
+pub struct Totals {
+    inner: Mutex<TotalsInner>,
+}
+
+impl fmt::Debug for Totals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Totals").field("snapshot", &self.snapshot()).finish()
+    }
+}
+
+/// What [`Totals::record`] hands back for the receipt.
+pub(crate) struct Recorded {
+    pub running_client_usd: Decimal,
+    pub running_endpoint_usd: Decimal,
+    pub accrual: Option<Accrual>,
+}
+
+/// The wall-clock cost of a variant's instances, for accrual.
+pub(crate) struct InstanceClock {
+    /// Instances × USD per hour.
+    pub usd_per_hour_all_instances: Decimal,
+    /// When the call started.
+    pub started_at: SystemTime,
+    /// When the call ended.
+    pub ended_at: SystemTime,
+}
+
+impl Totals {
+    /// Time since the previous call recorded for this variant (for amortised
+    /// allocation), and marks `now` as the latest call.
+    pub(crate) fn gap_since_previous_call(
+        &self,
+        endpoint: &str,
+        variant: &str,
+        now: SystemTime,
+    ) -> Option<Duration> {
+        let mut inner = self.lock();
+        let state = inner
+            .by_variant
+            .entry((endpoint.to_owned(), variant.to_owned()))
+            .or_default();
+        let gap = state
+            .last_call_at
+            .map(|prev| now.duration_since(prev).unwrap_or_default());
+        state.last_call_at = Some(state.last_call_at.map_or(now, |prev| prev.max(now)));
+        gap
+    }
+
+    /// Adds one receipt's total, and accrues the variant's instance cost up to the
+    /// end of this call. Returns the running totals including this call.
+    pub(crate) fn record(
+        &self,
+        endpoint: &str,
+        variant: Option<&str>,
+        cost_usd: Decimal,
+        compute_usd: Option<Decimal>,
+        clock: Option<InstanceClock>,
+    ) -> Recorded {
+        let mut inner = self.lock();
+        inner.calls += 1;
+        inner.client_usd += cost_usd;
+        let running_client_usd = inner.client_usd;
+        let endpoint_total = inner.by_endpoint.entry(endpoint.to_owned()).or_default();
+        *endpoint_total += cost_usd;
+        let running_endpoint_usd = *endpoint_total;
+        let mut accrual = None;
+        if let Some(variant) = variant {
+            let state = inner
+                .by_variant
+                .entry((endpoint.to_owned(), variant.to_owned()))
+                .or_default();
+            state.total_usd += cost_usd;
+            if let Some(clock) = clock {
+                state.allocated_compute_usd += compute_usd.unwrap_or_default();
+                let from = state.last_accrual_at.unwrap_or(clock.started_at);
+                if clock.ended_at > from {
+                    let elapsed = clock.ended_at.duration_since(from).unwrap_or_default();
+                    state.accrued_usd +=
+                        round_cost(clock.usd_per_hour_all_instances * hours(elapsed));
+                    state.last_accrual_at = Some(clock.ended_at);
+                } else if state.last_accrual_at.is_none() {
+                    state.last_accrual_at = Some(from);
+                }
+                accrual = Some(Accrual {
+                    accrued_usd: state.accrued_usd,
+                    allocated_usd: state.allocated_compute_usd,
+                    utilisation: (!state.accrued_usd.is_zero()).then(|| {
+                        (state.allocated_compute_usd / state.accrued_usd).round_dp(6)
+                    }),
+                });
+            }
+        }
+        Recorded {
+            running_client_usd,
+            running_endpoint_usd,
+            accrual,
+        }
+    }
+
+    /// The running sums now.
+    pub fn snapshot(&self) -> TotalsSnapshot {
+        let inner = self.lock();
+        TotalsSnapshot {
+            calls: inner.calls,
+            client_usd: inner.client_usd,
+            by_endpoint: inner.by_endpoint.clone(),
+            by_variant: inner
+                .by_variant
+                .iter()
+                .map(|((e, v), s)| (format!("{e}/{v}"), s.total_usd))
+                .collect(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TotalsInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The cost-per-request log line: one INFO event, target `sagemeter`, per call.
+/// Fields: `endpoint`, `variant`, `operation`, `outcome`, `latency_ms`, `bytes_in`,
+/// `bytes_out`, `input_tokens`/`output_tokens` (when known; also as
+/// `gen_ai.usage.input_tokens`/`gen_ai.usage.output_tokens`), `cost_usd`,
+/// `running_usd`, `price_source` (`unpriced` when nothing could be priced). Never the payload.
+pub fn log_cost(cost: &Cost) {
+    let u = &cost.usage;
+    let latency_ms = u.latency.as_secs_f64() * 1000.0;
+    let source = cost.price_source().map_or("unpriced", |s| s.as_str());
+    tracing::info!(
+        target: "sagemeter",
+        endpoint = %cost.endpoint,
+        variant = cost.variant.as_deref().unwrap_or(""),
+        operation = u.operation.as_str(),
+        outcome = u.outcome.as_str(),
+        latency_ms,
+        bytes_in = u.bytes_in,
+        bytes_out = u.bytes_out,
+        input_tokens = u.input_tokens,
+        output_tokens = u.output_tokens,
+        gen_ai.usage.input_tokens = u.input_tokens,
+        gen_ai.usage.output_tokens = u.output_tokens,
+        cost_usd = %cost.cost_usd,
+        running_usd = %cost.running_client_usd,
+        price_source = source,
+        fully_priced = cost.is_fully_priced(),
+        "sagemaker call cost"
+    );
+}
+
+/// Counters and histograms through the `metrics` facade (a no-op unless the
+/// application installs a recorder). Labels: endpoint, variant, price_source.
+pub fn emit_metrics(cost: &Cost) {
+    use rust_decimal::prelude::ToPrimitive;
+    let labels = [
+        ("endpoint", cost.endpoint.clone()),
+        ("variant", cost.variant.clone().unwrap_or_default()),
+        (
+            "price_source",
+            cost.price_source()
+                .map_or("unpriced", |s| s.as_str())
+                .to_owned(),
+        ),
+    ];
+    metrics::counter!("sagemeter_invocations_total", &labels).increment(1);
+    if cost.usage.outcome != crate::meter::Outcome::Ok {
+        metrics::counter!("sagemeter_errors_total", &labels).increment(1);
+    }
+    // The facade has integer counters only: cost is counted in micro-dollars
+    // (rounded); the exact figures are on the receipts and in the ledger.
+    let micro_usd = (cost.cost_usd * Decimal::from(1_000_000))
+        .round()
+        .to_u64()
+        .unwrap_or(0);
+    metrics::counter!("sagemeter_cost_micro_usd_total", &labels).increment(micro_usd);
+    metrics::histogram!("sagemeter_cost_usd", &labels).record(cost.cost_usd.to_f64().unwrap_or(0.0));
+    metrics::histogram!("sagemeter_latency_seconds", &labels)
+        .record(cost.usage.latency.as_secs_f64());
+}

@@ -1,1 +1,180 @@
-//! meter
+//! Measure: what one call used.
+//!
+//! A [`Usage`] is everything sagemeter measured about one invocation: wall
+//! latency (client-side, so an upper bound of what SageMaker bills), time to first
+//! byte for streams, bytes in and out, the variant that served it, tokens when the
+//! response says, and how the call ended. It never holds the payload.
+
+mod tokens;
+
+pub use tokens::{FnTokenCounter, OpenAiUsage, TgiDetails, TokenCounter, TokenUsage, detect_tokens};
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// The SageMaker Runtime operation that was metered.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// `InvokeEndpoint`.
+    InvokeEndpoint,
+    /// `InvokeEndpointWithResponseStream`.
+    InvokeEndpointWithResponseStream,
+    /// `InvokeEndpointAsync`.
+    InvokeEndpointAsync,
+}
+
+impl Operation {
+    /// The API name of the operation.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Operation::InvokeEndpoint => "InvokeEndpoint",
+            Operation::InvokeEndpointWithResponseStream => "InvokeEndpointWithResponseStream",
+            Operation::InvokeEndpointAsync => "InvokeEndpointAsync",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a call ended.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The call succeeded.
+    Ok,
+    /// The call failed (the model or the service returned an error).
+    Error,
+    /// The caller dropped the call (e.g. a response stream) before it ended.
+    Cancelled,
+}
+
+impl Outcome {
+    /// Lower-case name, as written in logs and ledgers.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What one call used. Sizes are bytes, durations are [`Duration`]s (serialised
+/// as whole microseconds).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// The metered operation.
+    pub operation: Operation,
+    /// Wall time from sending the request to the end of the response, measured
+    /// by the client: an upper bound of the duration SageMaker bills.
+    #[serde(rename = "latency_us", with = "micros")]
+    pub latency: Duration,
+    /// Time to the first byte (or first part) of the response, for streams.
+    #[serde(
+        rename = "time_to_first_byte_us",
+        with = "opt_micros",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub time_to_first_byte: Option<Duration>,
+    /// Request body size in bytes.
+    pub bytes_in: u64,
+    /// Response body size in bytes.
+    pub bytes_out: u64,
+    /// Number of payload parts received (streams only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<u64>,
+    /// The production variant that served the call, as SageMaker reported it
+    /// (or as sagemeter inferred it; see the receipt's notes).
+    pub variant: Option<String>,
+    /// Input (prompt) tokens, when the response reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Output (completion) tokens, when the response reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    /// How the call ended.
+    pub outcome: Outcome,
+}
+
+impl Usage {
+    /// A usage record for a call of `operation` that took `latency`.
+    pub fn new(operation: Operation, latency: Duration) -> Self {
+        Usage {
+            operation,
+            latency,
+            time_to_first_byte: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            parts: None,
+            variant: None,
+            input_tokens: None,
+            output_tokens: None,
+            outcome: Outcome::Ok,
+        }
+    }
+
+    /// Sets bytes in and out.
+    pub fn with_bytes(mut self, bytes_in: u64, bytes_out: u64) -> Self {
+        self.bytes_in = bytes_in;
+        self.bytes_out = bytes_out;
+        self
+    }
+
+    /// Sets the serving variant.
+    pub fn with_variant(mut self, variant: impl Into<String>) -> Self {
+        self.variant = Some(variant.into());
+        self
+    }
+
+    /// Sets the token counts.
+    pub fn with_tokens(mut self, tokens: TokenUsage) -> Self {
+        self.input_tokens = tokens.input;
+        self.output_tokens = tokens.output;
+        self
+    }
+
+    /// Sets the outcome.
+    pub fn with_outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+}
+
+mod micros {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_micros(u64::deserialize(d)?))
+    }
+}
+
+mod opt_micros {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::micros::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_micros))
+    }
+}

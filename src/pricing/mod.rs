@@ -333,3 +333,11 @@ impl<T: PriceSource + ?Sized> PriceSource for std::sync::Arc<T> {
         (**self).price(key)
     }
 }
+
+/// The default price chain: live Price List prices behind a cache, the bundled
+/// snapshot as the last fallback.
+pub fn default_price_source(sdk_config: &aws_types::SdkConfig) -> CachedPrices {
+    CachedPrices::builder(LivePrices::from_sdk_config(sdk_config))
+        .fallback(Snapshot::bundled())
+        .build()
+}

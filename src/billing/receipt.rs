@@ -1,0 +1,229 @@
+//! The receipt: what one call cost, and how that figure was made.
+
+use crate::billing::Allocation;
+use crate::endpoint::VariantBilling;
+use crate::meter::Usage;
+use crate::pricing::{PriceOrigin, Provenance};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// What a cost line is for.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineItem {
+    /// Instance-hours or serverless compute seconds.
+    Compute,
+    /// Data processed in.
+    DataIn,
+    /// Data processed out.
+    DataOut,
+    /// Per-inference fee.
+    Inference,
+    /// Input tokens.
+    InputTokens,
+    /// Output tokens.
+    OutputTokens,
+}
+
+impl LineItem {
+    /// Lower-case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LineItem::Compute => "compute",
+            LineItem::DataIn => "data_in",
+            LineItem::DataOut => "data_out",
+            LineItem::Inference => "inference",
+            LineItem::InputTokens => "input_tokens",
+            LineItem::OutputTokens => "output_tokens",
+        }
+    }
+}
+
+/// The unit of a line's quantity.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantityUnit {
+    /// Instance-hours.
+    InstanceHours,
+    /// Seconds.
+    Seconds,
+    /// Gigabytes (2³⁰ bytes).
+    Gigabytes,
+    /// Calls.
+    Calls,
+    /// Tokens.
+    Tokens,
+}
+
+/// The price of one line, or why it has none. Never a silent zero.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum LinePrice {
+    /// Priced.
+    Priced {
+        /// USD per unit of the line's quantity.
+        usd_per_unit: Decimal,
+        /// quantity × usd_per_unit, rounded to 10⁻¹² USD.
+        cost_usd: Decimal,
+        /// Where the rate came from.
+        provenance: Provenance,
+    },
+    /// No price could be found.
+    Unpriced {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One line of a receipt.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CostLine {
+    /// What the line is for.
+    pub item: LineItem,
+    /// How much was used, in `unit`.
+    pub quantity: Decimal,
+    /// The unit of `quantity`.
+    pub unit: QuantityUnit,
+    /// Its price.
+    pub price: LinePrice,
+}
+
+impl CostLine {
+    /// The line's cost, `None` when unpriced.
+    pub fn cost_usd(&self) -> Option<Decimal> {
+        match &self.price {
+            LinePrice::Priced { cost_usd, .. } => Some(*cost_usd),
+            LinePrice::Unpriced { .. } => None,
+        }
+    }
+}
+
+/// The endpoint's wall-clock cost while sagemeter has been metering it.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accrual {
+    /// Instances × hourly rate × time since the first metered call, for this variant.
+    pub accrued_usd: Decimal,
+    /// Compute allocated to calls on receipts so far, for this variant.
+    pub allocated_usd: Decimal,
+    /// allocated ÷ accrued (1 = the instances were busy all the time), when accrued > 0.
+    pub utilisation: Option<Decimal>,
+}
+
+/// The cost receipt of one call.
+///
+/// ```
+/// # use sagemeter::Cost;
+/// fn show(cost: &Cost) {
+///     // One line: "$0.000015972222 for InvokeEndpoint on demo-realtime/AllTraffic ... [live]"
+///     println!("{cost}");
+///     for line in &cost.lines {
+///         println!("  {:?} {} -> {:?}", line.item, line.quantity, line.cost_usd());
+///     }
+/// }
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cost {
+    /// A unique id for this call (the SageMaker request id when the service returned one).
+    pub call_id: String,
+    /// When the call started.
+    pub at: DateTime<Utc>,
+    /// Endpoint name.
+    pub endpoint: String,
+    /// The variant the call was billed to.
+    pub variant: Option<String>,
+    /// How that variant is billed, when known.
+    pub billing: Option<VariantBilling>,
+    /// How instance time was allocated to this call.
+    pub allocation: Allocation,
+    /// What was measured.
+    pub usage: Usage,
+    /// The cost, line by line.
+    pub lines: Vec<CostLine>,
+    /// Sum of the priced lines, in USD.
+    pub cost_usd: Decimal,
+    /// Currency of every amount on the receipt (always `USD`).
+    pub currency: String,
+    /// Everything this client has spent, this call included.
+    pub running_client_usd: Decimal,
+    /// Everything spent on this endpoint through this client, this call included.
+    pub running_endpoint_usd: Decimal,
+    /// The variant's wall-clock cost since metering began, for instance variants.
+    pub accrual: Option<Accrual>,
+    /// Tags attributed to the call.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Things the reader should know (assumptions, fallbacks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl Cost {
+    /// True when every line has a price.
+    pub fn is_fully_priced(&self) -> bool {
+        self.lines
+            .iter()
+            .all(|l| matches!(l.price, LinePrice::Priced { .. }))
+    }
+
+    /// Reasons of the unpriced lines.
+    pub fn unpriced_reasons(&self) -> impl Iterator<Item = &str> {
+        self.lines.iter().filter_map(|l| match &l.price {
+            LinePrice::Unpriced { reason } => Some(reason.as_str()),
+            LinePrice::Priced { .. } => None,
+        })
+    }
+
+    /// The least fresh source among the priced lines (override < live < cache <
+    /// snapshot), `None` when nothing is priced. This is what logs call `price_source`.
+    pub fn price_source(&self) -> Option<PriceOrigin> {
+        self.lines
+            .iter()
+            .filter_map(|l| match &l.price {
+                LinePrice::Priced { provenance, .. } => Some(provenance.source),
+                LinePrice::Unpriced { .. } => None,
+            })
+            .max()
+    }
+
+    /// The provenance of the compute line, when priced.
+    pub fn compute_provenance(&self) -> Option<&Provenance> {
+        self.lines.iter().find_map(|l| match (&l.item, &l.price) {
+            (crate::billing::LineItem::Compute, LinePrice::Priced { provenance, .. }) => {
+                Some(provenance)
+            }
+            _ => None,
+        })
+    }
+}
+
+impl fmt::Display for Cost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "${} for {} on {}", self.cost_usd, self.usage.operation, self.endpoint)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        write!(f, " ({} ms", self.usage.latency.as_millis())?;
+        if let (Some(i), Some(o)) = (self.usage.input_tokens, self.usage.output_tokens) {
+            write!(f, ", {i}+{o} tokens")?;
+        }
+        write!(f, "); running ${}", self.running_client_usd)?;
+        match self.price_source() {
+            Some(source) => write!(f, " [{source}]")?,
+            None => f.write_str(" [unpriced]")?,
+        }
+        if !self.is_fully_priced() {
+            let reasons: Vec<_> = self.unpriced_reasons().collect();
+            write!(f, " UNPRICED: {}", reasons.join("; "))?;
+        }
+        Ok(())
+    }
+}

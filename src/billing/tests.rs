@@ -1,0 +1,159 @@
+use super::*;
+use crate::meter::{Operation, TokenUsage};
+use crate::pricing::{PriceKey, PriceOrigin, Provenance};
+use rust_decimal_macros_free::dec;
+
+/// `dec("0.23")` without a macro crate.
+mod rust_decimal_macros_free {
+    pub fn dec(s: &str) -> rust_decimal::Decimal {
+        s.parse().unwrap()
+    }
+}
+
+fn rate(key: PriceKey, usd: &str) -> RateResult {
+    Ok(Rate::new(key, dec(usd), Provenance::new(PriceOrigin::Snapshot)))
+}
+
+fn m5_xlarge(count: u32) -> VariantBilling {
+    VariantBilling::Instance {
+        instance_type: "ml.m5.xlarge".into(),
+        instance_count: count,
+    }
+}
+
+fn call(latency_ms: u64) -> Usage {
+    Usage::new(Operation::InvokeEndpoint, Duration::from_millis(latency_ms))
+}
+
+#[test]
+fn busy_time_charges_latency_times_hourly_rate() {
+    // 0.23 USD/h × 250 ms = 0.23 × 250,000 µs / 3,600,000,000 µs = 0.0000159722…
+    let line = compute_line(
+        &m5_xlarge(2),
+        &call(250),
+        Allocation::BusyTime,
+        None,
+        &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
+    );
+    assert_eq!(line.cost_usd(), Some(dec("0.000015972222")));
+    assert_eq!(line.unit, QuantityUnit::InstanceHours);
+}
+
+#[test]
+fn amortized_charges_all_instances_for_the_gap_since_the_previous_call() {
+    // 2 instances × 30 s = 60 instance-seconds = 1/60 h; × 0.23 = 0.0038333…
+    let line = compute_line(
+        &m5_xlarge(2),
+        &call(250),
+        Allocation::Amortized,
+        Some(Duration::from_secs(30)),
+        &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
+    );
+    assert_eq!(line.cost_usd(), Some(dec("0.003833333333")));
+}
+
+#[test]
+fn amortized_first_call_falls_back_to_busy_time() {
+    let line = compute_line(
+        &m5_xlarge(2),
+        &call(250),
+        Allocation::Amortized,
+        None,
+        &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
+    );
+    assert_eq!(line.cost_usd(), Some(dec("0.000015972222")));
+}
+
+#[test]
+fn serverless_bills_duration_rounded_up_to_the_millisecond() {
+    // 800.2 ms bills as 801 ms = 0.801 s; × 0.00006 USD/s (3 GB) = 0.00004806
+    let usage = Usage::new(Operation::InvokeEndpoint, Duration::from_micros(800_200));
+    let billing = VariantBilling::Serverless {
+        memory_mb: 3072,
+        provisioned_concurrency: None,
+    };
+    let line = compute_line(
+        &billing,
+        &usage,
+        Allocation::BusyTime,
+        None,
+        &rate(PriceKey::serverless("us-east-1", 3), "0.00006"),
+    );
+    assert_eq!(line.quantity, dec("0.801"));
+    assert_eq!(line.cost_usd(), Some(dec("0.00004806")));
+}
+
+#[test]
+fn data_is_billed_per_gibibyte() {
+    // 1 MiB in = 1/1024 GB × 0.016 = 0.000015625; 2 MiB out = 0.00003125
+    let usage = call(10).with_bytes(1 << 20, 2 << 20);
+    let [data_in, data_out] = data_lines(
+        &usage,
+        &rate(
+            PriceKey::DataIn {
+                region: "us-east-1".into(),
+            },
+            "0.016",
+        ),
+        &rate(
+            PriceKey::DataOut {
+                region: "us-east-1".into(),
+            },
+            "0.016",
+        ),
+    );
+    assert_eq!(data_in.quantity, dec("0.0009765625"));
+    assert_eq!(data_in.cost_usd(), Some(dec("0.000015625")));
+    assert_eq!(data_out.cost_usd(), Some(dec("0.00003125")));
+}
+
+#[test]
+fn an_unknown_rate_makes_an_unpriced_line_not_a_zero() {
+    let key = PriceKey::hosting("us-east-1", "ml.nope.xlarge");
+    let line = compute_line(
+        &m5_xlarge(1),
+        &call(100),
+        Allocation::BusyTime,
+        None,
+        &Err(PriceError::NotFound { key }),
+    );
+    assert_eq!(line.cost_usd(), None);
+    match &line.price {
+        LinePrice::Unpriced { reason } => assert!(reason.contains("ml.nope.xlarge"), "{reason}"),
+        other => panic!("expected unpriced, got {other:?}"),
+    }
+}
+
+#[test]
+fn per_inference_and_per_token_charges_add_lines() {
+    // 0.70 USD per 1,000 calls = 0.0007 per call;
+    // 12 input tokens × 0.0005/1000 = 0.000006; 30 output × 0.0015/1000 = 0.000045
+    let usage = call(100).with_tokens(TokenUsage::new(12, 30));
+    let charges = UsageCharges::default()
+        .per_1000_calls(dec("0.70"))
+        .per_1000_tokens(dec("0.0005"), dec("0.0015"));
+    let lines = usage_charge_lines(&usage, &charges);
+    let costs: Vec<_> = lines.iter().map(|l| (l.item, l.cost_usd())).collect();
+    assert_eq!(
+        costs,
+        vec![
+            (LineItem::Inference, Some(dec("0.0007"))),
+            (LineItem::InputTokens, Some(dec("0.000006"))),
+            (LineItem::OutputTokens, Some(dec("0.000045"))),
+        ]
+    );
+}
+
+#[test]
+fn per_token_charges_without_token_counts_are_unpriced() {
+    let charges = UsageCharges::default().per_1000_tokens(dec("0.0005"), dec("0.0015"));
+    let lines = usage_charge_lines(&call(100), &charges);
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| l.cost_usd().is_none()));
+}
+
+#[test]
+fn negative_usage_charges_are_rejected() {
+    let charges = UsageCharges::default().per_1000_calls(dec("-1"));
+    assert!(charges.validate().unwrap_err().contains("negative"));
+}

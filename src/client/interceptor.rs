@@ -1,0 +1,144 @@
+//! Metering for a plain SDK client, with no change at the call sites.
+
+use super::meter::{FinishedCall, Meter};
+use crate::meter::{Operation, Outcome, Usage};
+use aws_sdk_sagemakerruntime::operation::RequestId;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{
+    InvokeEndpointError, InvokeEndpointInput, InvokeEndpointOutput,
+};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+use std::collections::BTreeMap;
+use std::time::{Instant, SystemTime};
+
+/// An SDK interceptor that meters every `InvokeEndpoint` made through a plain
+/// `aws_sdk_sagemakerruntime::Client`.
+///
+/// The SDK's output type cannot carry a receipt, so the cost goes to the cost log
+/// line, the running totals and the sinks. Pricing runs on a spawned task, off the
+/// call path (it needs a Tokio runtime, which the SDK needs anyway).
+///
+/// ```no_run
+/// # async fn run() -> sagemeter::Result<()> {
+/// let sdk_config = aws_config::load_from_env().await;
+/// let meter = sagemeter::Meter::builder(&sdk_config).build_meter()?;
+/// let config = aws_sdk_sagemakerruntime::config::Builder::from(&sdk_config)
+///     .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+///     .build();
+/// let sdk = aws_sdk_sagemakerruntime::Client::from_conf(config);
+/// // Every sdk.invoke_endpoint()…send() now logs its cost; meter.totals() adds them up.
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MeteringInterceptor {
+    meter: Meter,
+}
+
+impl MeteringInterceptor {
+    /// An interceptor that records into `meter`.
+    pub fn new(meter: Meter) -> Self {
+        MeteringInterceptor { meter }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CallStart {
+    endpoint: String,
+    bytes_in: u64,
+    target_variant: Option<String>,
+    started: Instant,
+    started_at: SystemTime,
+}
+
+impl Storable for CallStart {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Intercept for MeteringInterceptor {
+    fn name(&self) -> &'static str {
+        "sagemeter::MeteringInterceptor"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(input) = context.input().downcast_ref::<InvokeEndpointInput>() {
+            cfg.interceptor_state().store_put(CallStart {
+                endpoint: input.endpoint_name().unwrap_or_default().to_owned(),
+                bytes_in: input.body().map_or(0, |b| b.as_ref().len() as u64),
+                target_variant: input.target_variant().map(str::to_owned),
+                started: Instant::now(),
+                started_at: self.meter.now(),
+            });
+        }
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(start) = cfg.load::<CallStart>().cloned() else {
+            return Ok(());
+        };
+        let mut usage = Usage::new(Operation::InvokeEndpoint, start.started.elapsed());
+        usage.bytes_in = start.bytes_in;
+        let request_id = match context.output_or_error() {
+            Some(Ok(output)) => {
+                let Some(output) = output.downcast_ref::<InvokeEndpointOutput>() else {
+                    return Ok(());
+                };
+                let body = output.body().map(|b| b.as_ref()).unwrap_or_default();
+                usage.bytes_out = body.len() as u64;
+                usage.variant = output.invoked_production_variant().map(str::to_owned);
+                if let Some(tokens) = self.meter.count_tokens(body) {
+                    usage = usage.with_tokens(tokens);
+                }
+                output.request_id().map(str::to_owned)
+            }
+            Some(Err(err)) => {
+                // Only a model error means the model ran (and the time is billed).
+                let model_error = err
+                    .as_operation_error()
+                    .and_then(|e| e.downcast_ref::<InvokeEndpointError>())
+                    .filter(|e| matches!(e, InvokeEndpointError::ModelError(_)));
+                let Some(model_error) = model_error else {
+                    return Ok(());
+                };
+                usage.outcome = Outcome::Error;
+                model_error.meta().request_id().map(str::to_owned)
+            }
+            None => return Ok(()),
+        };
+        let call = FinishedCall {
+            endpoint: start.endpoint.clone(),
+            request_id,
+            started_at: start.started_at,
+            target_variant: start.target_variant,
+            usage,
+            tags: BTreeMap::new(),
+            notes: vec!["metered by the SDK interceptor".to_owned()],
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                let meter = self.meter.clone();
+                handle.spawn(async move {
+                    let prepared = meter.prepare(&call.endpoint).await;
+                    meter.finish(call, &prepared);
+                });
+            }
+            Err(_) => tracing::warn!(target: "sagemeter", endpoint = %start.endpoint,
+                "no Tokio runtime: the call was not metered"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,211 @@
+//! `InvokeEndpoint`, metered: the fluent builder and the `send_metered` extension.
+
+use super::meter::{FinishedCall, Meter};
+use super::Metered;
+use crate::meter::{Operation, Outcome, Usage};
+use crate::{Error, Result};
+use aws_sdk_sagemakerruntime::operation::RequestId;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint::builders::InvokeEndpointFluentBuilder;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{InvokeEndpointError, InvokeEndpointOutput};
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Instant;
+
+/// Largest request body SageMaker real-time inference accepts (25 MB; serverless
+/// endpoints accept 4 MB, which the service itself enforces).
+pub const MAX_REQUEST_BYTES: usize = 25_000_000;
+
+/// Ends an SDK `InvokeEndpoint` fluent builder with a metered send.
+///
+/// ```no_run
+/// # async fn run(sdk: aws_sdk_sagemakerruntime::Client, meter: sagemeter::Meter) -> sagemeter::Result<()> {
+/// use sagemeter::SendMeteredExt;
+/// let response = sdk
+///     .invoke_endpoint()
+///     .endpoint_name("my-endpoint")
+///     .body(aws_sdk_sagemakerruntime::primitives::Blob::new("{}"))
+///     .send_metered(&meter) // was: .send()
+///     .await?;
+/// println!("{}", response.cost());
+/// # Ok(()) }
+/// ```
+pub trait SendMeteredExt {
+    /// The SDK operation's output.
+    type Output;
+    /// Sends the request and returns its output with its cost.
+    fn send_metered(self, meter: &Meter) -> impl Future<Output = Result<Metered<Self::Output>>> + Send;
+}
+
+impl SendMeteredExt for InvokeEndpointFluentBuilder {
+    type Output = InvokeEndpointOutput;
+
+    fn send_metered(
+        self,
+        meter: &Meter,
+    ) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send {
+        invoke_endpoint(meter.clone(), self, BTreeMap::new())
+    }
+}
+
+/// Measure → (price, in flight) → bill → record → return, for `InvokeEndpoint`.
+async fn invoke_endpoint(
+    meter: Meter,
+    request: InvokeEndpointFluentBuilder,
+    tags: BTreeMap<String, String>,
+) -> Result<Metered<InvokeEndpointOutput>> {
+    let endpoint = request
+        .get_endpoint_name()
+        .clone()
+        .filter(|name| !name.trim().is_empty())
+        .ok_or_else(|| Error::InvalidRequest("endpoint_name is required".into()))?;
+    let bytes_in = request.get_body().as_ref().map_or(0, |b| b.as_ref().len());
+    if bytes_in > MAX_REQUEST_BYTES {
+        return Err(Error::InvalidRequest(format!(
+            "request body is {bytes_in} bytes; SageMaker accepts at most {MAX_REQUEST_BYTES} \
+             bytes for InvokeEndpoint (use InvokeEndpointAsync for larger payloads)"
+        )));
+    }
+    let target_variant = request.get_target_variant().clone();
+
+    // Measure, while discovery and pricing run alongside the call.
+    let started_at = meter.now();
+    let started = Instant::now();
+    let (sent, prepared) = tokio::join!(request.send(), meter.prepare(&endpoint));
+    let latency = started.elapsed();
+
+    let mut usage = Usage::new(Operation::InvokeEndpoint, latency);
+    usage.bytes_in = bytes_in as u64;
+    let request_id = match &sent {
+        Ok(output) => {
+            let body = output.body().map(Blob::as_ref).unwrap_or_default();
+            usage.bytes_out = body.len() as u64;
+            usage.variant = output.invoked_production_variant().map(str::to_owned);
+            if let Some(tokens) = meter.count_tokens(body) {
+                usage = usage.with_tokens(tokens);
+            }
+            output.request_id().map(str::to_owned)
+        }
+        Err(err) => {
+            usage.outcome = Outcome::Error;
+            err.as_service_error().and_then(|e| e.meta().request_id()).map(str::to_owned)
+        }
+    };
+
+    let billable = match &sent {
+        Ok(_) => true,
+        // The model ran and answered with an error: the instance time was used.
+        Err(err) => matches!(err.as_service_error(), Some(InvokeEndpointError::ModelError(_))),
+    };
+    let cost = billable.then(|| {
+        meter.finish(
+            FinishedCall {
+                endpoint: endpoint.clone(),
+                request_id,
+                started_at,
+                target_variant,
+                usage,
+                tags,
+                notes: Vec::new(),
+            },
+            &prepared,
+        )
+    });
+
+    match sent {
+        Ok(output) => Ok(Metered::new(
+            output,
+            cost.expect("successful calls are always billed"),
+        )),
+        Err(source) => match prepared.profile {
+            Err(crate::endpoint::DiscoveryError::NotFound { .. }) => Err(Error::UnknownEndpoint {
+                endpoint,
+                source: Box::new(source),
+            }),
+            _ => Err(Error::Invoke {
+                endpoint,
+                source: Box::new(source),
+                cost: cost.map(Box::new),
+            }),
+        },
+    }
+}
+
+/// A metered `InvokeEndpoint` request. Same setters as the SDK's fluent builder,
+/// plus [`tag`](Self::tag); [`send`](Self::send) returns [`Metered`] output.
+#[derive(Debug)]
+pub struct InvokeEndpoint {
+    request: InvokeEndpointFluentBuilder,
+    meter: Meter,
+    tags: BTreeMap<String, String>,
+}
+
+macro_rules! delegate_setters {
+    ($($(#[$doc:meta])* $name:ident($ty:ty)),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, input: $ty) -> Self {
+                self.request = self.request.$name(input);
+                self
+            }
+        )*
+    };
+}
+
+impl InvokeEndpoint {
+    pub(crate) fn new(request: InvokeEndpointFluentBuilder, meter: Meter) -> Self {
+        InvokeEndpoint {
+            request,
+            meter,
+            tags: BTreeMap::new(),
+        }
+    }
+
+    delegate_setters! {
+        /// The endpoint to call.
+        endpoint_name(impl Into<String>),
+        /// The request body. Never logged or recorded.
+        body(Blob),
+        /// MIME type of the body.
+        content_type(impl Into<String>),
+        /// Desired MIME type of the response.
+        accept(impl Into<String>),
+        /// Opaque information passed to the model container (never logged).
+        custom_attributes(impl Into<String>),
+        /// Model to invoke on a multi-model endpoint.
+        target_model(impl Into<String>),
+        /// Production variant to send the request to.
+        target_variant(impl Into<String>),
+        /// Container to invoke on a multi-container endpoint.
+        target_container_hostname(impl Into<String>),
+        /// Identifier for the inference, for data capture.
+        inference_id(impl Into<String>),
+        /// Explanation filter (SageMaker Clarify).
+        enable_explanations(impl Into<String>),
+        /// Inference component to invoke.
+        inference_component_name(impl Into<String>),
+        /// Stateful session id.
+        session_id(impl Into<String>),
+    }
+
+    /// Attributes this call to `key=value` (on the receipt, log line and sinks).
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.insert(key.into(), value.into());
+        self
+    }
+
+    /// Anything else on the SDK's builder (e.g. `customize()` is not available this
+    /// way; use [`SendMeteredExt`] on the SDK builder for that).
+    pub fn map_request(
+        mut self,
+        f: impl FnOnce(InvokeEndpointFluentBuilder) -> InvokeEndpointFluentBuilder,
+    ) -> Self {
+        self.request = f(self.request);
+        self
+    }
+
+    /// Sends the request; the output carries its cost.
+    pub async fn send(self) -> Result<Metered<InvokeEndpointOutput>> {
+        invoke_endpoint(self.meter, self.request, self.tags).await
+    }
+}
