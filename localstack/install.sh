@@ -11,8 +11,22 @@ req="$here/requirements.txt"
 stamp="$venv/.sagemeter-requirements"
 py="${PYTHON:-python3}"
 
+# Serialise concurrent installs (up.sh, test binaries, CI) where flock(1) exists.
+if command -v flock >/dev/null 2>&1; then
+  mkdir -p "$root/target/localstack"
+  exec 9>"$root/target/localstack/install.flock"
+  flock -w 900 9 || { echo "install.sh: waited 900s for another install to finish" >&2; exit 1; }
+fi
+
+# A usable venv: its python runs *as a venv* rooted here (a venv whose pyvenv.cfg is
+# gone runs as the base interpreter, and pip would then install globally).
 venv_ok() {
-  [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import sys' >/dev/null 2>&1
+  [ -x "$venv/bin/python" ] && [ -f "$venv/pyvenv.cfg" ] &&
+    "$venv/bin/python" - "$venv" >/dev/null 2>&1 <<'PY'
+import os, sys
+assert sys.prefix != sys.base_prefix
+assert os.path.realpath(sys.prefix) == os.path.realpath(sys.argv[1])
+PY
 }
 
 # Fast path: venv healthy, requirements unchanged since the last successful install,
@@ -31,6 +45,6 @@ if ! venv_ok; then
 fi
 
 echo "install.sh: installing $(grep -v '^#' "$req" | tr '\n' ' ')into $venv" >&2
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+"$venv/bin/python" -m pip install --require-virtualenv --quiet --disable-pip-version-check -r "$req"
 [ -x "$venv/bin/moto_server" ] || { echo "install.sh: moto_server missing after install" >&2; exit 1; }
 cp "$req" "$stamp"
