@@ -95,7 +95,7 @@ def log(msg: str) -> None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--endpoint-url", default=os.environ.get("SAGEMETER_ENDPOINT_URL", "http://127.0.0.1:4566"))
+    p.add_argument("--endpoint-url", default="http://127.0.0.1:4566")
     p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
     p.add_argument("--results", type=int, default=2000,
                    help="canned InvokeEndpoint results to queue on moto (default 2000)")
