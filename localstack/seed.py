@@ -349,7 +349,11 @@ def main(argv: list[str]) -> int:
         print(f"  InvokeEndpoint answers from a queue of canned chat completions (+{args.results} this run)")
     else:
         print("  InvokeEndpoint is served by the model container LocalStack runs")
-    return 0
+    failed = {n: d.get("FailureReason", "no reason given") for n, d in descs.items()
+              if d.get("EndpointStatus") == "Failed"}
+    for name, reason in failed.items():
+        print(f"seed: endpoint {name} failed: {reason}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
