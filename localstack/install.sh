@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Creates <repo>/.venv (if missing or broken) and installs localstack/requirements.txt
+# into it. Idempotent: a venv that already satisfies the requirements is left alone.
+# Works from any cwd. Env: PYTHON (interpreter to build the venv with, default python3).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+venv="$root/.venv"
+req="$here/requirements.txt"
+stamp="$venv/.sagemeter-requirements"
+py="${PYTHON:-python3}"
+
+# Serialise concurrent installs (up.sh, test binaries, CI) where flock(1) exists.
+if command -v flock >/dev/null 2>&1; then
+  mkdir -p "$root/target/localstack"
+  exec 9>"$root/target/localstack/install.flock"
+  flock -w 900 9 || { echo "install.sh: waited 900s for another install to finish" >&2; exit 1; }
+fi
+
+# A usable venv: its python runs *as a venv* rooted here (a venv whose pyvenv.cfg is
+# gone runs as the base interpreter, and pip would then install globally).
+venv_ok() {
+  [ -x "$venv/bin/python" ] && [ -f "$venv/pyvenv.cfg" ] &&
+    "$venv/bin/python" - "$venv" >/dev/null 2>&1 <<'PY'
+import os, sys
+assert sys.prefix != sys.base_prefix
+assert os.path.realpath(sys.prefix) == os.path.realpath(sys.argv[1])
+PY
+}
+
+# Fast path: venv healthy, requirements unchanged since the last successful install,
+# and the server entry point still there.
+if venv_ok && [ -f "$stamp" ] && cmp -s "$req" "$stamp" \
+   && [ -x "$venv/bin/moto_server" ] \
+   && "$venv/bin/python" -c 'import moto, boto3' >/dev/null 2>&1; then
+  exit 0
+fi
+
+if ! venv_ok; then
+  command -v "$py" >/dev/null 2>&1 || { echo "install.sh: '$py' not found; set PYTHON=/path/to/python3" >&2; exit 1; }
+  echo "install.sh: creating virtualenv at $venv" >&2
+  rm -rf "$venv"
+  "$py" -m venv "$venv"
+fi
+
+echo "install.sh: installing $(grep -v '^#' "$req" | tr '\n' ' ')into $venv" >&2
+"$venv/bin/python" -m pip install --require-virtualenv --quiet --disable-pip-version-check -r "$req"
+[ -x "$venv/bin/moto_server" ] || { echo "install.sh: moto_server missing after install" >&2; exit 1; }
+cp "$req" "$stamp"

@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""Seed a local AWS emulator (moto server or LocalStack) with sagemeter's demo endpoints.
+
+One script for both emulators. Idempotent: run it as often as you like.
+
+Creates (region --region, default us-east-1):
+  model            sagemeter-demo-model
+  endpoint config  demo-realtime-config   variant AllTraffic, ml.m5.xlarge x 2
+  endpoint         demo-realtime
+  endpoint config  demo-serverless-config variant AllTraffic, serverless 3072 MB, max concurrency 5
+  endpoint         demo-serverless
+
+Existing resources that already match are left alone; an endpoint config that
+differs from the above is replaced (with its endpoint).
+
+When the emulator is moto (it answers GET /moto-api/data.json), it also queues canned
+InvokeEndpoint / InvokeEndpointAsync results: OpenAI-compatible chat completions with a
+`usage` object. moto's semantics (5.x):
+  * one FIFO queue per account+region, shared by every endpoint name;
+  * each *distinct* request (endpoint name + Body + Accept + X-Amzn-SageMaker-* headers)
+    takes the next result, and repeating an identical request returns the same result
+    again without consuming one;
+  * nothing cycles: once the queue is empty, moto answers Body "body" with
+    Content-Type "content_type". Each run of this script appends --results more.
+Result i (0-based, in queue order) has usage prompt_tokens = 12 + (7*i) % 89,
+completion_tokens = 24 + (13*i) % 233, total_tokens = their sum.
+
+Credentials: whatever boto3 finds; if none are set, dummy test/test.
+Refuses non-loopback endpoint URLs unless --allow-remote: this script creates
+endpoints, which on real AWS cost money.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+MODEL_NAME = "sagemeter-demo-model"
+VARIANT = "AllTraffic"
+LLM_MODEL_ID = "sagemeter-demo-llm"
+
+ENDPOINTS = {
+    "demo-realtime": {
+        "config": "demo-realtime-config",
+        "variant": {
+            "VariantName": VARIANT,
+            "ModelName": MODEL_NAME,
+            "InstanceType": "ml.m5.xlarge",
+            "InitialInstanceCount": 2,
+            "InitialVariantWeight": 1.0,
+        },
+    },
+    "demo-serverless": {
+        "config": "demo-serverless-config",
+        "variant": {
+            "VariantName": VARIANT,
+            "ModelName": MODEL_NAME,
+            "ServerlessConfig": {"MemorySizeInMB": 3072, "MaxConcurrency": 5},
+        },
+    },
+}
+
+# A container image for the model. moto only stores it; LocalStack actually runs the
+# model's image when the endpoint is created, so point it at something it can pull.
+DEFAULT_IMAGE = os.environ.get(
+    "SAGEMETER_DEMO_IMAGE",
+    "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-inference:2.4.0-tgi2.4.0-gpu-py311-cu124-ubuntu22.04",
+)
+DEFAULT_ROLE = "arn:aws:iam::{account}:role/sagemeter-demo-execution-role"
+
+ANSWERS = [
+    "- The launch moves to Q3.\n- Budget approved for two more GPUs.\n- Next review on Friday.",
+    "Bonjour.",
+    "Numbers climb like vines\nEach call leaves a copper trace\nThe ledger remembers",
+    "The capital of Australia is Canberra.",
+    "An instance-hour is one instance running for one hour, and real-time "
+    "endpoints are billed by them whether or not requests arrive.",
+]
+
+
+def log(msg: str) -> None:
+    print(f"seed: {msg}", flush=True)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--endpoint-url", default="http://127.0.0.1:4566")
+    p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    p.add_argument("--results", type=int, default=2000,
+                   help="canned InvokeEndpoint results to queue on moto (default 2000)")
+    p.add_argument("--async-results", type=int, default=200,
+                   help="canned InvokeEndpointAsync results to queue on moto (default 200)")
+    p.add_argument("--image", default=DEFAULT_IMAGE, help="model container image (env SAGEMETER_DEMO_IMAGE)")
+    p.add_argument("--wait", type=float, default=120.0,
+                   help="seconds to wait for endpoints to leave 'Creating' (LocalStack)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a non-loopback --endpoint-url (real AWS endpoints cost money)")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
+    return p.parse_args(argv)
+
+
+def is_loopback(url: str) -> bool:
+    host = urllib.parse.urlparse(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost") or host == "localhost.localstack.cloud":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def http_json(method: str, url: str, payload: object | None = None, timeout: float = 10.0) -> tuple[int, object | None]:
+    data = None if payload is None else json.dumps(payload).encode("utf-8")
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            body = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as e:
+        return e.code, None
+    except (urllib.error.URLError, OSError):
+        return 0, None
+    try:
+        return status, json.loads(body) if body else None
+    except ValueError:
+        return status, None
+
+
+def emulator_kind(endpoint_url: str) -> str:
+    base = endpoint_url.rstrip("/")
+    status, doc = http_json("GET", base + "/moto-api/data.json")
+    if status == 200 and isinstance(doc, dict):
+        return "moto"
+    status, doc = http_json("GET", base + "/_localstack/health")
+    if status == 200 and isinstance(doc, dict) and "services" in doc:
+        return "localstack"
+    return "unknown"
+
+
+def is_not_found(err: ClientError) -> bool:
+    code = err.response.get("Error", {}).get("Code", "")
+    msg = err.response.get("Error", {}).get("Message", "")
+    return code in ("ValidationException", "ResourceNotFound", "ResourceNotFoundException") and (
+        "Could not find" in msg or "not found" in msg.lower() or "does not exist" in msg.lower()
+    )
+
+
+def describe_or_none(fn, **kwargs):
+    try:
+        return fn(**kwargs)
+    except ClientError as e:
+        if is_not_found(e):
+            return None
+        raise
+
+
+def variant_matches(actual: dict, wanted: dict) -> bool:
+    for key, value in wanted.items():
+        got = actual.get(key)
+        if isinstance(value, float):
+            if got is None or abs(float(got) - value) > 1e-9:
+                return False
+        elif got != value:
+            return False
+    return True
+
+
+def config_matches(desc: dict, wanted_variant: dict) -> bool:
+    variants = desc.get("ProductionVariants") or []
+    return len(variants) == 1 and variant_matches(variants[0], wanted_variant)
+
+
+def ensure_model(sm, account: str, image: str, quiet: bool) -> None:
+    if describe_or_none(sm.describe_model, ModelName=MODEL_NAME) is not None:
+        quiet or log(f"model {MODEL_NAME} exists")
+        return
+    sm.create_model(
+        ModelName=MODEL_NAME,
+        ExecutionRoleArn=DEFAULT_ROLE.format(account=account),
+        PrimaryContainer={"Image": image, "Environment": {"HF_MODEL_ID": LLM_MODEL_ID}},
+        Tags=[{"Key": "project", "Value": "sagemeter-demo"}],
+    )
+    quiet or log(f"model {MODEL_NAME} created")
+
+
+def ensure_endpoint(sm, name: str, spec: dict, quiet: bool) -> None:
+    config_name = spec["config"]
+    wanted = spec["variant"]
+    endpoint = describe_or_none(sm.describe_endpoint, EndpointName=name)
+    config = describe_or_none(sm.describe_endpoint_config, EndpointConfigName=config_name)
+
+    if config is not None and not config_matches(config, wanted):
+        log(f"endpoint config {config_name} differs from the demo spec; replacing it")
+        if endpoint is not None:
+            sm.delete_endpoint(EndpointName=name)
+            endpoint = None
+        sm.delete_endpoint_config(EndpointConfigName=config_name)
+        config = None
+
+    if config is None:
+        sm.create_endpoint_config(
+            EndpointConfigName=config_name,
+            ProductionVariants=[dict(wanted)],
+            Tags=[{"Key": "project", "Value": "sagemeter-demo"}],
+        )
+        quiet or log(f"endpoint config {config_name} created")
+    else:
+        quiet or log(f"endpoint config {config_name} exists")
+
+    if endpoint is None:
+        sm.create_endpoint(
+            EndpointName=name,
+            EndpointConfigName=config_name,
+            Tags=[{"Key": "project", "Value": "sagemeter-demo"}],
+        )
+        quiet or log(f"endpoint {name} created")
+    elif endpoint.get("EndpointConfigName") != config_name:
+        sm.update_endpoint(EndpointName=name, EndpointConfigName=config_name)
+        quiet or log(f"endpoint {name} switched to {config_name}")
+    else:
+        quiet or log(f"endpoint {name} exists")
+
+
+def wait_for_endpoints(sm, names: list[str], timeout: float) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        descs = {n: sm.describe_endpoint(EndpointName=n) for n in names}
+        pending = [n for n, d in descs.items() if d.get("EndpointStatus") in ("Creating", "Updating")]
+        if not pending or time.monotonic() >= deadline:
+            return descs
+        time.sleep(2)
+
+
+def chat_completion(i: int) -> str:
+    answer = ANSWERS[i % len(ANSWERS)]
+    prompt_tokens = 12 + (7 * i) % 89
+    completion_tokens = 24 + (13 * i) % 233
+    doc = {
+        "id": f"chatcmpl-sagemeter-{i:06d}",
+        "object": "chat.completion",
+        "created": 1767225600 + i,
+        "model": LLM_MODEL_ID,
+        "system_fingerprint": "fp_sagemeter_demo",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer},
+                "logprobs": None,
+                "finish_reason": "stop" if i % 10 else "length",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def queue_moto_results(endpoint_url: str, account: str, region: str, n_sync: int, n_async: int, quiet: bool) -> None:
+    base = endpoint_url.rstrip("/") + "/moto-api/static/sagemaker"
+    if n_sync > 0:
+        payload = {
+            "account_id": account,
+            "region": region,
+            "results": [
+                {
+                    "Body": chat_completion(i),
+                    "ContentType": "application/json",
+                    "InvokedProductionVariant": VARIANT,
+                }
+                for i in range(n_sync)
+            ],
+        }
+        status, _ = http_json("POST", base + "/endpoint-results", payload, timeout=60)
+        if status not in (200, 201):
+            raise SystemExit(f"seed: queuing InvokeEndpoint results failed (HTTP {status})")
+        quiet or log(f"queued {n_sync} canned InvokeEndpoint results (account {account}, {region})")
+    if n_async > 0:
+        payload = {
+            "account_id": account,
+            "region": region,
+            "results": [{"data": chat_completion(i)} for i in range(n_async)],
+        }
+        status, _ = http_json("POST", base + "/async-endpoint-results", payload, timeout=60)
+        if status not in (200, 201):
+            raise SystemExit(f"seed: queuing InvokeEndpointAsync results failed (HTTP {status})")
+        quiet or log(f"queued {n_async} canned InvokeEndpointAsync results")
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if not args.allow_remote and not is_loopback(args.endpoint_url):
+        print(f"seed: refusing non-loopback endpoint {args.endpoint_url!r} "
+              "(creating endpoints on real AWS costs money); pass --allow-remote to insist",
+              file=sys.stderr)
+        return 2
+
+    kind = emulator_kind(args.endpoint_url)
+    if kind == "unknown":
+        print(f"seed: {args.endpoint_url} answers neither moto (/moto-api/) nor LocalStack "
+              "(/_localstack/health); is the emulator up?", file=sys.stderr)
+        return 1
+
+    session = boto3.session.Session(region_name=args.region)
+    if session.get_credentials() is None:
+        session = boto3.session.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name=args.region
+        )
+    cfg = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+    sm = session.client("sagemaker", endpoint_url=args.endpoint_url, config=cfg)
+    sts = session.client("sts", endpoint_url=args.endpoint_url, config=cfg)
+    account = sts.get_caller_identity()["Account"]
+
+    args.quiet or log(f"{kind} at {args.endpoint_url}, account {account}, region {args.region}")
+    ensure_model(sm, account, args.image, args.quiet)
+    for name, spec in ENDPOINTS.items():
+        ensure_endpoint(sm, name, spec, args.quiet)
+    descs = wait_for_endpoints(sm, list(ENDPOINTS), args.wait)
+
+    if kind == "moto":
+        queue_moto_results(args.endpoint_url, account, args.region, args.results, args.async_results, args.quiet)
+
+    print(f"local AWS ({kind}) at {args.endpoint_url}, region {args.region}:")
+    for name, spec in ENDPOINTS.items():
+        d = descs[name]
+        v = spec["variant"]
+        if "ServerlessConfig" in v:
+            shape = (f"serverless {v['ServerlessConfig']['MemorySizeInMB']} MB, "
+                     f"max concurrency {v['ServerlessConfig']['MaxConcurrency']}")
+        else:
+            shape = f"{v['InstanceType']} x {v['InitialInstanceCount']}"
+        print(f"  {name:<16} {d.get('EndpointStatus', '?'):<10} variant {v['VariantName']}: {shape}")
+    if kind == "moto":
+        print(f"  InvokeEndpoint answers from a queue of canned chat completions (+{args.results} this run)")
+    else:
+        print("  InvokeEndpoint is served by the model container LocalStack runs")
+    failed = {n: d.get("FailureReason", "no reason given") for n, d in descs.items()
+              if d.get("EndpointStatus") == "Failed"}
+    for name, reason in failed.items():
+        print(f"seed: endpoint {name} failed: {reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
