@@ -166,20 +166,22 @@ pub fn compute_line(
     rate: &RateResult,
 ) -> CostLine {
     match billing {
-        VariantBilling::Instance { instance_count, .. } => match (allocation, gap_since_previous_call) {
-            (Allocation::Amortized, Some(gap)) => line(
-                LineItem::Compute,
-                hours(gap) * Decimal::from(*instance_count),
-                QuantityUnit::InstanceHours,
-                rate,
-            ),
-            _ => line(
-                LineItem::Compute,
-                hours(usage.latency),
-                QuantityUnit::InstanceHours,
-                rate,
-            ),
-        },
+        VariantBilling::Instance { instance_count, .. } => {
+            match (allocation, gap_since_previous_call) {
+                (Allocation::Amortized, Some(gap)) => line(
+                    LineItem::Compute,
+                    hours(gap) * Decimal::from(*instance_count),
+                    QuantityUnit::InstanceHours,
+                    rate,
+                ),
+                _ => line(
+                    LineItem::Compute,
+                    hours(usage.latency),
+                    QuantityUnit::InstanceHours,
+                    rate,
+                ),
+            }
+        }
         VariantBilling::Serverless { .. } => line(
             LineItem::Compute,
             billed_seconds(usage.latency),

@@ -207,7 +207,11 @@ impl Cost {
 
 impl fmt::Display for Cost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "${} for {} on {}", self.cost_usd, self.usage.operation, self.endpoint)?;
+        write!(
+            f,
+            "${} for {} on {}",
+            self.cost_usd, self.usage.operation, self.endpoint
+        )?;
         if let Some(v) = &self.variant {
             write!(f, "/{v}")?;
         }

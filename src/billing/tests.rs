@@ -11,7 +11,11 @@ mod rust_decimal_macros_free {
 }
 
 fn rate(key: PriceKey, usd: &str) -> RateResult {
-    Ok(Rate::new(key, dec(usd), Provenance::new(PriceOrigin::Snapshot)))
+    Ok(Rate::new(
+        key,
+        dec(usd),
+        Provenance::new(PriceOrigin::Snapshot),
+    ))
 }
 
 fn m5_xlarge(count: u32) -> VariantBilling {

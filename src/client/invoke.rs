@@ -1,12 +1,14 @@
 //! `InvokeEndpoint`, metered: the fluent builder and the `send_metered` extension.
 
-use super::meter::{FinishedCall, Meter};
 use super::Metered;
+use super::meter::{FinishedCall, Meter};
 use crate::meter::{Operation, Outcome, Usage};
 use crate::{Error, Result};
 use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::builders::InvokeEndpointFluentBuilder;
-use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{InvokeEndpointError, InvokeEndpointOutput};
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{
+    InvokeEndpointError, InvokeEndpointOutput,
+};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -34,7 +36,10 @@ pub trait SendMeteredExt {
     /// The SDK operation's output.
     type Output;
     /// Sends the request and returns its output with its cost.
-    fn send_metered(self, meter: &Meter) -> impl Future<Output = Result<Metered<Self::Output>>> + Send;
+    fn send_metered(
+        self,
+        meter: &Meter,
+    ) -> impl Future<Output = Result<Metered<Self::Output>>> + Send;
 }
 
 impl SendMeteredExt for InvokeEndpointFluentBuilder {
@@ -88,14 +93,19 @@ async fn invoke_endpoint(
         }
         Err(err) => {
             usage.outcome = Outcome::Error;
-            err.as_service_error().and_then(|e| e.meta().request_id()).map(str::to_owned)
+            err.as_service_error()
+                .and_then(|e| e.meta().request_id())
+                .map(str::to_owned)
         }
     };
 
     let billable = match &sent {
         Ok(_) => true,
         // The model ran and answered with an error: the instance time was used.
-        Err(err) => matches!(err.as_service_error(), Some(InvokeEndpointError::ModelError(_))),
+        Err(err) => matches!(
+            err.as_service_error(),
+            Some(InvokeEndpointError::ModelError(_))
+        ),
     };
     let cost = billable.then(|| {
         meter.finish(

@@ -182,9 +182,10 @@ impl Meter {
                             unreachable!("prepare() looks up rates for every variant")
                         };
                         if self.inner.allocation == Allocation::Amortized {
-                            gap = self.inner.totals.gap_since_previous_call(
-                                &endpoint, &v.name, ended_at,
-                            );
+                            gap = self
+                                .inner
+                                .totals
+                                .gap_since_previous_call(&endpoint, &v.name, ended_at);
                         }
                         lines.push(compute_line(
                             &v.billing,
@@ -194,10 +195,8 @@ impl Meter {
                             &rates.compute,
                         ));
                         lines.extend(data_lines(&usage, &rates.data_in, &rates.data_out));
-                        if let (
-                            VariantBilling::Instance { instance_count, .. },
-                            Ok(rate),
-                        ) = (&v.billing, &rates.compute)
+                        if let (VariantBilling::Instance { instance_count, .. }, Ok(rate)) =
+                            (&v.billing, &rates.compute)
                         {
                             clock = Some(InstanceClock {
                                 usd_per_hour_all_instances: rate.usd_per_unit
@@ -234,13 +233,10 @@ impl Meter {
             .iter()
             .find(|l| l.item == LineItem::Compute)
             .and_then(CostLine::cost_usd);
-        let recorded = self.inner.totals.record(
-            &endpoint,
-            variant.as_deref(),
-            cost_usd,
-            compute_usd,
-            clock,
-        );
+        let recorded =
+            self.inner
+                .totals
+                .record(&endpoint, variant.as_deref(), cost_usd, compute_usd, clock);
 
         let mut all_tags = self.inner.default_tags.clone();
         all_tags.extend(tags);

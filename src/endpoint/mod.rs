@@ -235,7 +235,10 @@ struct DiscoveryInner {
 impl fmt::Debug for Discovery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Discovery")
-            .field("overrides", &self.inner.overrides.keys().collect::<Vec<_>>())
+            .field(
+                "overrides",
+                &self.inner.overrides.keys().collect::<Vec<_>>(),
+            )
             .field("refresh_after", &self.inner.refresh_after)
             .finish()
     }
@@ -415,10 +418,12 @@ async fn describe(
         .send()
         .await
         .map_err(|e| classify(endpoint, e))?;
-    let config_name = described.endpoint_config_name().ok_or_else(|| DiscoveryError::Failed {
-        endpoint: endpoint.to_owned(),
-        message: "DescribeEndpoint returned no EndpointConfigName".into(),
-    })?;
+    let config_name = described
+        .endpoint_config_name()
+        .ok_or_else(|| DiscoveryError::Failed {
+            endpoint: endpoint.to_owned(),
+            message: "DescribeEndpoint returned no EndpointConfigName".into(),
+        })?;
     let config = client
         .describe_endpoint_config()
         .endpoint_config_name(config_name)
@@ -488,7 +493,9 @@ pub(crate) fn profile_from_descriptions(
         });
     }
     if variants.is_empty() {
-        return Err(failed("the endpoint config has no production variants".into()));
+        return Err(failed(
+            "the endpoint config has no production variants".into(),
+        ));
     }
     Ok(EndpointProfile {
         endpoint: endpoint.to_owned(),

@@ -60,7 +60,9 @@ pub struct Totals {
 
 impl fmt::Debug for Totals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Totals").field("snapshot", &self.snapshot()).finish()
+        f.debug_struct("Totals")
+            .field("snapshot", &self.snapshot())
+            .finish()
     }
 }
 
@@ -140,9 +142,8 @@ impl Totals {
                 accrual = Some(Accrual {
                     accrued_usd: state.accrued_usd,
                     allocated_usd: state.allocated_compute_usd,
-                    utilisation: (!state.accrued_usd.is_zero()).then(|| {
-                        (state.allocated_compute_usd / state.accrued_usd).round_dp(6)
-                    }),
+                    utilisation: (!state.accrued_usd.is_zero())
+                        .then(|| (state.allocated_compute_usd / state.accrued_usd).round_dp(6)),
                 });
             }
         }
@@ -228,7 +229,8 @@ pub fn emit_metrics(cost: &Cost) {
         .to_u64()
         .unwrap_or(0);
     metrics::counter!("sagemeter_cost_micro_usd_total", &labels).increment(micro_usd);
-    metrics::histogram!("sagemeter_cost_usd", &labels).record(cost.cost_usd.to_f64().unwrap_or(0.0));
+    metrics::histogram!("sagemeter_cost_usd", &labels)
+        .record(cost.cost_usd.to_f64().unwrap_or(0.0));
     metrics::histogram!("sagemeter_latency_seconds", &labels)
         .record(cost.usage.latency.as_secs_f64());
 }

@@ -7,7 +7,9 @@
 
 mod tokens;
 
-pub use tokens::{FnTokenCounter, OpenAiUsage, TgiDetails, TokenCounter, TokenUsage, detect_tokens};
+pub use tokens::{
+    FnTokenCounter, OpenAiUsage, TgiDetails, TokenCounter, TokenUsage, detect_tokens,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -189,7 +189,8 @@ mod tests {
 
     #[test]
     fn tgi_details_are_read_from_an_array_or_an_object() {
-        let array = br#"[{"generated_text":"x","details":{"finish_reason":"length","generated_tokens":7,
+        let array =
+            br#"[{"generated_text":"x","details":{"finish_reason":"length","generated_tokens":7,
             "prefill":[{"id":1},{"id":2},{"id":3}]}}]"#;
         assert_eq!(detect_tokens(array), Some(TokenUsage::new(3, 7)));
         let object = br#"{"generated_text":"x","details":{"generated_tokens":5}}"#;

@@ -8,10 +8,15 @@ pub struct PriceDocument {}
 
 /// Parses one `PriceList` element.
 pub fn parse_price_document(_json: &str) -> Result<PriceDocument, PriceError> {
-    Err(PriceError::Malformed { reason: "not implemented".into() })
+    Err(PriceError::Malformed {
+        reason: "not implemented".into(),
+    })
 }
 
 /// Picks the rate for `key` among documents.
-pub fn select_rate(key: &PriceKey, _docs: &[PriceDocument]) -> Result<(Decimal, String, Option<String>), PriceError> {
+pub fn select_rate(
+    key: &PriceKey,
+    _docs: &[PriceDocument],
+) -> Result<(Decimal, String, Option<String>), PriceError> {
     Err(PriceError::NotFound { key: key.clone() })
 }

@@ -147,7 +147,10 @@ impl fmt::Display for PriceKey {
                 write!(f, "provisioned concurrency {memory_gb} GB in {region}")
             }
             PriceKey::ProvisionedConcurrencyUsage { region, memory_gb } => {
-                write!(f, "provisioned concurrency usage {memory_gb} GB in {region}")
+                write!(
+                    f,
+                    "provisioned concurrency usage {memory_gb} GB in {region}"
+                )
             }
             PriceKey::DataIn { region } => write!(f, "data processed in, {region}"),
             PriceKey::DataOut { region } => write!(f, "data processed out, {region}"),

@@ -1,0 +1,683 @@
+//! The metered client through the real SDK stack, against an in-process fake
+//! SageMaker (control plane + runtime). Rates come from a fixed test price source
+//! so every expected figure is computed by hand from the rates the receipt names.
+
+#[path = "support/fake_sagemaker.rs"]
+mod fake_sagemaker;
+
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use aws_smithy_async::test_util::ManualTimeSource;
+use aws_smithy_async::time::SharedTimeSource;
+use fake_sagemaker::{FakeSageMaker, FakeVariant};
+use rust_decimal::Decimal;
+use sagemeter::billing::{Allocation, LineItem, UsageCharges};
+use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+use sagemeter::meter::Outcome;
+use sagemeter::pricing::{
+    BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
+};
+use sagemeter::{Client, Cost, Error, SendMeteredExt};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+/// Published us-east-1 rates (see data/sagemaker-on-demand-usd.tsv), served as `live`.
+#[derive(Debug)]
+struct FixedPrices(HashMap<PriceKey, Decimal>);
+
+impl FixedPrices {
+    fn us_east_1() -> Self {
+        let r = "us-east-1".to_owned();
+        FixedPrices(HashMap::from([
+            (PriceKey::hosting(&r, "ml.m5.xlarge"), dec("0.23")),
+            (PriceKey::serverless(&r, 3), dec("0.00006")),
+            (PriceKey::DataIn { region: r.clone() }, dec("0.016")),
+            (PriceKey::DataOut { region: r.clone() }, dec("0.016")),
+        ]))
+    }
+}
+
+impl PriceSource for FixedPrices {
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+        Box::pin(async move {
+            self.0
+                .get(key)
+                .map(|usd| {
+                    Rate::new(
+                        key.clone(),
+                        *usd,
+                        Provenance::new(PriceOrigin::Live)
+                            .with_sku("TESTSKU")
+                            .with_effective_date("2026-11-01T00:00:00Z"),
+                    )
+                })
+                .ok_or(PriceError::NotFound { key: key.clone() })
+        })
+    }
+}
+
+async fn fake_with_demo_endpoints() -> FakeSageMaker {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    fake.add_endpoint("sls", vec![FakeVariant::serverless("AllTraffic", 3072)]);
+    fake.add_endpoint(
+        "exotic",
+        vec![FakeVariant::instance("AllTraffic", "ml.nope.xlarge", 1)],
+    );
+    fake
+}
+
+async fn client_for(fake: &FakeSageMaker) -> Client {
+    Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .build()
+        .unwrap()
+}
+
+fn line_cost(cost: &Cost, item: LineItem) -> Decimal {
+    cost.lines
+        .iter()
+        .find(|l| l.item == item)
+        .and_then(|l| l.cost_usd())
+        .unwrap_or_else(|| panic!("no priced {item:?} line in {cost:#?}"))
+}
+
+/// round(x, 12) as the receipts do.
+fn r12(x: Decimal) -> Decimal {
+    x.round_dp_with_strategy(12, rust_decimal::RoundingStrategy::MidpointNearestEven)
+}
+
+const GIB: u64 = 1 << 30;
+
+#[tokio::test]
+async fn instance_endpoint_receipt_equals_busy_time_and_data_at_the_named_rates() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = client_for(&fake).await;
+    let body = r#"{"messages":[{"role":"user","content":"hello"}]}"#;
+
+    let response = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .content_type("application/json")
+        .body(Blob::new(body))
+        .send()
+        .await
+        .unwrap();
+    let cost = response.cost();
+
+    // The SDK output is still there.
+    assert!(
+        response
+            .body()
+            .unwrap()
+            .as_ref()
+            .starts_with(b"{\"choices\"")
+    );
+    assert_eq!(response.invoked_production_variant(), Some("AllTraffic"));
+
+    let latency_us = Decimal::from(cost.usage.latency.as_micros() as u64);
+    // compute = 0.23 USD/h × latency µs / 3.6e9 µs/h
+    let compute = r12(dec("0.23") * latency_us / Decimal::from(3_600_000_000u64));
+    // data = bytes / 2^30 × 0.016 USD/GB
+    let data_in = r12(Decimal::from(body.len()) / Decimal::from(GIB) * dec("0.016"));
+    let bytes_out = response.body().unwrap().as_ref().len() as u64;
+    let data_out = r12(Decimal::from(bytes_out) / Decimal::from(GIB) * dec("0.016"));
+    assert_eq!(line_cost(cost, LineItem::Compute), compute);
+    assert_eq!(line_cost(cost, LineItem::DataIn), data_in);
+    assert_eq!(line_cost(cost, LineItem::DataOut), data_out);
+    assert_eq!(cost.cost_usd, compute + data_in + data_out);
+    assert!(cost.cost_usd > Decimal::ZERO);
+
+    assert_eq!(cost.usage.bytes_in, body.len() as u64);
+    assert_eq!(cost.usage.bytes_out, bytes_out);
+    assert_eq!(cost.usage.input_tokens, Some(12));
+    assert_eq!(cost.usage.output_tokens, Some(30));
+    assert_eq!(cost.variant.as_deref(), Some("AllTraffic"));
+    assert_eq!(cost.running_client_usd, cost.cost_usd);
+    assert_eq!(cost.running_endpoint_usd, cost.cost_usd);
+    assert_eq!(cost.price_source(), Some(PriceOrigin::Live));
+    let provenance = cost.compute_provenance().unwrap();
+    assert_eq!(provenance.sku.as_deref(), Some("TESTSKU"));
+    assert_eq!(
+        provenance.effective_date.as_deref(),
+        Some("2026-11-01T00:00:00Z")
+    );
+    assert!(cost.is_fully_priced());
+    assert!(cost.call_id.starts_with("req-"), "{}", cost.call_id);
+    // Accrual: the 2 instances accrue from the start of metering; busy time is a part of it.
+    let accrual = cost.accrual.as_ref().unwrap();
+    assert_eq!(accrual.allocated_usd, compute);
+    assert!(accrual.accrued_usd >= compute, "{accrual:?}");
+}
+
+#[tokio::test]
+async fn serverless_receipt_bills_duration_rounded_up_to_the_millisecond() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = client_for(&fake).await;
+    let response = client
+        .invoke_endpoint()
+        .endpoint_name("sls")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    let cost = response.cost();
+    let billed_ms = cost.usage.latency.as_nanos().div_ceil(1_000_000) as u64;
+    // 3072 MB = 3 GB at 0.00006 USD/s; billed ms / 1000 × rate
+    let compute = r12(Decimal::from(billed_ms) / Decimal::from(1000) * dec("0.00006"));
+    assert_eq!(line_cost(cost, LineItem::Compute), compute);
+    assert!(compute > Decimal::ZERO);
+    assert!(cost.accrual.is_none(), "serverless has no idle accrual");
+    assert!(matches!(
+        cost.billing,
+        Some(sagemeter::endpoint::VariantBilling::Serverless {
+            memory_mb: 3072,
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn unknown_endpoint_is_a_clear_error_naming_it() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = client_for(&fake).await;
+    let err = client
+        .invoke_endpoint()
+        .endpoint_name("no-such-endpoint")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::UnknownEndpoint { ref endpoint, .. } if endpoint == "no-such-endpoint")
+    );
+    assert!(err.to_string().contains("`no-such-endpoint`"), "{err}");
+    assert_eq!(client.meter().totals().calls, 0, "nothing is recorded");
+}
+
+#[tokio::test]
+async fn an_instance_type_without_a_price_is_unpriced_not_zero_and_the_call_succeeds() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = client_for(&fake).await;
+    let response = client
+        .invoke_endpoint()
+        .endpoint_name("exotic")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    let cost = response.cost();
+    assert!(!cost.is_fully_priced());
+    let compute = cost
+        .lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .unwrap();
+    assert_eq!(compute.cost_usd(), None);
+    let reasons: Vec<_> = cost.unpriced_reasons().collect();
+    assert!(reasons[0].contains("ml.nope.xlarge"), "{reasons:?}");
+    assert!(cost.to_string().contains("UNPRICED"), "{cost}");
+    // Data lines are still priced: the total is what is known, never a silent zero line.
+    assert_eq!(
+        cost.cost_usd,
+        line_cost(cost, LineItem::DataIn) + line_cost(cost, LineItem::DataOut)
+    );
+}
+
+#[tokio::test]
+async fn running_totals_equal_the_sum_of_receipts_under_concurrency() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = client_for(&fake).await;
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let client = client.clone();
+        let endpoint = if i % 3 == 0 { "sls" } else { "rt" };
+        tasks.push(tokio::spawn(async move {
+            client
+                .invoke_endpoint()
+                .endpoint_name(endpoint)
+                .body(Blob::new(format!("{{\"n\":{i}}}")))
+                .send()
+                .await
+                .unwrap()
+                .into_parts()
+                .1
+        }));
+    }
+    let mut receipts = Vec::new();
+    for t in tasks {
+        receipts.push(t.await.unwrap());
+    }
+    let sum: Decimal = receipts.iter().map(|c| c.cost_usd).sum();
+    let totals = client.meter().totals();
+    assert_eq!(totals.calls, 200);
+    assert_eq!(totals.client_usd, sum);
+    for endpoint in ["rt", "sls"] {
+        let per_endpoint: Decimal = receipts
+            .iter()
+            .filter(|c| c.endpoint == endpoint)
+            .map(|c| c.cost_usd)
+            .sum();
+        assert_eq!(totals.by_endpoint[endpoint], per_endpoint);
+    }
+    // Each receipt's running total is a distinct prefix sum; the largest is the total.
+    let max_running = receipts.iter().map(|c| c.running_client_usd).max().unwrap();
+    assert_eq!(max_running, sum);
+}
+
+#[tokio::test]
+async fn send_metered_on_the_sdk_builder_returns_the_same_receipt() {
+    let fake = fake_with_demo_endpoints().await;
+    let config = fake.sdk_config().await;
+    let meter = sagemeter::Meter::builder(&config)
+        .price_source(FixedPrices::us_east_1())
+        .build_meter()
+        .unwrap();
+    let sdk = aws_sdk_sagemakerruntime::Client::new(&config);
+    let response = sdk
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send_metered(&meter)
+        .await
+        .unwrap();
+    assert!(response.cost().cost_usd > Decimal::ZERO);
+    assert_eq!(meter.totals().client_usd, response.cost().cost_usd);
+}
+
+#[tokio::test]
+async fn the_interceptor_meters_a_plain_sdk_client_with_no_change_at_the_call_site() {
+    let fake = fake_with_demo_endpoints().await;
+    let config = fake.sdk_config().await;
+    let meter = sagemeter::Meter::builder(&config)
+        .price_source(FixedPrices::us_east_1())
+        .build_meter()
+        .unwrap();
+    let sdk_config = aws_sdk_sagemakerruntime::config::Builder::from(&config)
+        .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+        .build();
+    let sdk = aws_sdk_sagemakerruntime::Client::from_conf(sdk_config);
+    for _ in 0..3 {
+        sdk.invoke_endpoint()
+            .endpoint_name("rt")
+            .body(Blob::new("{}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    // Pricing runs off the call path: wait for it, bounded.
+    for _ in 0..200 {
+        if meter.totals().calls == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let totals = meter.totals();
+    assert_eq!(totals.calls, 3);
+    assert!(totals.by_endpoint["rt"] > Decimal::ZERO);
+}
+
+#[tokio::test]
+async fn a_model_error_still_costs_and_the_receipt_rides_on_the_error() {
+    let fake = fake_with_demo_endpoints().await;
+    *fake.state.invoke_error.lock().unwrap() = Some((424, "ModelError".into()));
+    let client = client_for(&fake).await;
+    let err = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap_err();
+    let Error::Invoke { source, cost, .. } = &err else {
+        panic!("expected Invoke, got {err:?}");
+    };
+    assert!(source.as_service_error().unwrap().is_model_error());
+    let cost = cost
+        .as_ref()
+        .expect("the model ran: the call has a receipt");
+    assert_eq!(cost.usage.outcome, Outcome::Error);
+    assert!(cost.cost_usd > Decimal::ZERO);
+    assert_eq!(client.meter().totals().calls, 1);
+}
+
+#[tokio::test]
+async fn a_throttled_call_is_not_billed() {
+    let fake = fake_with_demo_endpoints().await;
+    *fake.state.invoke_error.lock().unwrap() = Some((400, "ValidationError".into()));
+    let client = client_for(&fake).await;
+    let err = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invoke { cost: None, .. }), "{err:?}");
+    assert_eq!(client.meter().totals().calls, 0);
+}
+
+#[tokio::test]
+async fn access_denied_on_describe_is_unpriced_with_the_reason_and_an_override_fixes_it() {
+    let fake = fake_with_demo_endpoints().await;
+    *fake.state.describe_error.lock().unwrap() = Some("AccessDeniedException".into());
+    let client = client_for(&fake).await;
+    let response = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .expect("pricing problems never fail the call");
+    let reasons: Vec<_> = response.cost().unpriced_reasons().collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("sagemaker:DescribeEndpoint")),
+        "{reasons:?}"
+    );
+
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+        ))
+        .build()
+        .unwrap();
+    let response = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.cost().is_fully_priced());
+}
+
+#[tokio::test]
+async fn a_price_override_wins_and_is_marked_override() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .price_override(PriceKey::hosting("us-east-1", "ml.nope.xlarge"), dec("1.5"))
+        .build()
+        .unwrap();
+    let response = client
+        .invoke_endpoint()
+        .endpoint_name("exotic")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    let provenance = response.cost().compute_provenance().unwrap();
+    assert_eq!(provenance.source, PriceOrigin::Override);
+    assert_eq!(response.cost().price_source(), Some(PriceOrigin::Live));
+}
+
+fn manual_clock() -> (ManualTimeSource, SharedTimeSource) {
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let shared = SharedTimeSource::new(time.clone());
+    (time, shared)
+}
+
+#[tokio::test]
+async fn amortized_allocation_charges_all_instances_for_the_gap_between_calls() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .allocation(Allocation::Amortized)
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let call = || {
+        client
+            .invoke_endpoint()
+            .endpoint_name("rt")
+            .body(Blob::new("{}"))
+            .send()
+    };
+    call().await.unwrap();
+    time.advance(Duration::from_secs(30));
+    let second = call().await.unwrap();
+    // 2 instances × 30 s = 1/60 h × 0.23 USD/h = 0.0038333…
+    assert_eq!(
+        line_cost(second.cost(), LineItem::Compute),
+        dec("0.003833333333")
+    );
+}
+
+#[tokio::test]
+async fn accrual_counts_idle_instances_and_follows_autoscaling_after_refresh() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .discovery_refresh(Duration::from_secs(60))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let call = || {
+        client
+            .invoke_endpoint()
+            .endpoint_name("rt")
+            .body(Blob::new("{}"))
+            .send()
+    };
+    call().await.unwrap();
+    time.advance(Duration::from_secs(10));
+    let second = call().await.unwrap();
+    // 2 instances × 0.23 USD/h × 10 s = 0.46 × 10 / 3600 = 0.0012777…
+    let accrual = second.cost().accrual.clone().unwrap();
+    assert_eq!(accrual.accrued_usd, dec("0.001277777778"));
+    let utilisation = accrual.utilisation.unwrap();
+    assert!(utilisation > Decimal::ZERO && utilisation < Decimal::ONE);
+
+    // Autoscaling to 4: seen after the profile is refreshed (in the background).
+    fake.set_instance_count("rt", "AllTraffic", 4);
+    time.advance(Duration::from_secs(61));
+    call().await.unwrap(); // stale profile used; refresh spawned
+    for _ in 0..200 {
+        let profile = client.meter().endpoint_profile("rt").await.unwrap();
+        if matches!(
+            profile.variants[0].billing,
+            sagemeter::endpoint::VariantBilling::Instance {
+                instance_count: 4,
+                ..
+            }
+        ) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the instance count never refreshed to 4");
+}
+
+#[tokio::test]
+async fn discovery_makes_one_describe_call_for_many_concurrent_first_calls() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = client_for(&fake).await;
+    let calls = (0..50).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .invoke_endpoint()
+                .endpoint_name("rt")
+                .body(Blob::new("{}"))
+                .send()
+                .await
+                .unwrap()
+        })
+    });
+    for c in calls.collect::<Vec<_>>() {
+        c.await.unwrap();
+    }
+    assert_eq!(fake.describe_calls(), 1);
+}
+
+#[tokio::test]
+async fn per_inference_and_per_token_charges_ride_on_top_of_compute() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .usage_charges(
+            "rt",
+            UsageCharges::default()
+                .per_1000_calls(dec("0.70"))
+                .per_1000_tokens(dec("0.0005"), dec("0.0015")),
+        )
+        .build()
+        .unwrap();
+    let response = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    let cost = response.cost();
+    // 0.70/1000 = 0.0007; 12 × 0.0005/1000 = 0.000006; 30 × 0.0015/1000 = 0.000045
+    assert_eq!(line_cost(cost, LineItem::Inference), dec("0.0007"));
+    assert_eq!(line_cost(cost, LineItem::InputTokens), dec("0.000006"));
+    assert_eq!(line_cost(cost, LineItem::OutputTokens), dec("0.000045"));
+    let sum: Decimal = cost.lines.iter().filter_map(|l| l.cost_usd()).sum();
+    assert_eq!(cost.cost_usd, sum);
+}
+
+#[tokio::test]
+async fn builder_rejects_invalid_options_at_build_time() {
+    let fake = fake_with_demo_endpoints().await;
+    let config = fake.sdk_config().await;
+    let no_region = aws_types::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let cases: Vec<(sagemeter::ClientBuilder, &str)> = vec![
+        (Client::builder(&no_region), "no region"),
+        (
+            Client::builder(&config).price_override(PriceKey::hosting("us-east-1", "x"), dec("-1")),
+            "negative",
+        ),
+        (
+            Client::builder(&config).endpoint_profile(EndpointProfile::new("", vec![])),
+            "empty name",
+        ),
+        (
+            Client::builder(&config)
+                .usage_charges("rt", UsageCharges::default().per_1000_calls(dec("-0.1"))),
+            "negative",
+        ),
+        (
+            Client::builder(&config).discovery_refresh(Duration::ZERO),
+            "longer than zero",
+        ),
+    ];
+    for (builder, expected) in cases {
+        let err = builder.build().unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        assert!(
+            err.to_string().contains(expected),
+            "{err} should mention {expected}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_empty_endpoint_name_is_rejected_before_anything_is_sent() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = client_for(&fake).await;
+    let err = client
+        .invoke_endpoint()
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
+    assert_eq!(fake.invocations(), 0);
+}
+
+/// A `tracing` writer that keeps every line in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<serde_json::Value> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn every_call_logs_one_info_cost_line_without_the_payload() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let fake = fake_with_demo_endpoints().await;
+    let marker = "PAYLOAD-MARKER-7f3a";
+    fake.set_response_body(
+        format!(r#"{{"text":"{marker}","usage":{{"prompt_tokens":3,"completion_tokens":4}}}}"#)
+            .as_bytes(),
+    );
+    let client = client_for(&fake).await;
+    let mut receipts = Vec::new();
+    for _ in 0..3 {
+        let r = client
+            .invoke_endpoint()
+            .endpoint_name("rt")
+            .body(Blob::new(format!(r#"{{"inputs":"{marker}"}}"#)))
+            .custom_attributes(marker)
+            .send()
+            .await
+            .unwrap();
+        receipts.push(r.into_parts().1);
+    }
+
+    let lines = captured.lines();
+    let cost_lines: Vec<_> = lines
+        .iter()
+        .filter(|l| l["target"] == "sagemeter" && l["level"] == "INFO")
+        .collect();
+    assert_eq!(cost_lines.len(), 3, "{lines:#?}");
+    for (line, receipt) in cost_lines.iter().zip(&receipts) {
+        let f = &line["fields"];
+        assert_eq!(f["endpoint"], "rt");
+        assert_eq!(f["variant"], "AllTraffic");
+        assert_eq!(f["price_source"], "live");
+        assert_eq!(f["input_tokens"], 3);
+        assert_eq!(f["output_tokens"], 4);
+        assert_eq!(f["gen_ai.usage.input_tokens"], 3);
+        assert_eq!(f["cost_usd"], receipt.cost_usd.to_string());
+        assert_eq!(f["running_usd"], receipt.running_client_usd.to_string());
+        assert_eq!(f["bytes_in"], receipt.usage.bytes_in);
+        assert!(f["latency_ms"].as_f64().unwrap() > 0.0);
+    }
+    let everything = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(!everything.contains(marker), "the payload leaked into logs");
+}

@@ -1,0 +1,329 @@
+//! An in-process fake of the SageMaker control plane (awsJson1.1 `DescribeEndpoint`,
+//! `DescribeEndpointConfig`) and runtime (`POST /endpoints/{name}/invocations`) on one
+//! loopback port, so that tests drive the real SDK stack with full control over
+//! what the service says.
+//!
+//! Include with `#[path = "support/fake_sagemaker.rs"] mod fake_sagemaker;`.
+//!
+//! ```ignore
+//! let fake = FakeSageMaker::start().await;
+//! fake.add_endpoint("rt", vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)]);
+//! let config = fake.sdk_config().await;      // endpoint_url = the fake, us-east-1, test creds
+//! ```
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One production variant of a fake endpoint.
+#[derive(Debug, Clone)]
+pub struct FakeVariant {
+    pub name: String,
+    pub instance_type: Option<String>,
+    pub instance_count: u32,
+    pub serverless_memory_mb: Option<u32>,
+    pub provisioned_concurrency: Option<u32>,
+}
+
+impl FakeVariant {
+    pub fn instance(name: &str, instance_type: &str, count: u32) -> Self {
+        FakeVariant {
+            name: name.into(),
+            instance_type: Some(instance_type.into()),
+            instance_count: count,
+            serverless_memory_mb: None,
+            provisioned_concurrency: None,
+        }
+    }
+
+    pub fn serverless(name: &str, memory_mb: u32) -> Self {
+        FakeVariant {
+            name: name.into(),
+            instance_type: None,
+            instance_count: 0,
+            serverless_memory_mb: Some(memory_mb),
+            provisioned_concurrency: None,
+        }
+    }
+}
+
+/// What the fake answers, changeable while it runs.
+#[derive(Default)]
+pub struct FakeState {
+    pub endpoints: Mutex<HashMap<String, Vec<FakeVariant>>>,
+    /// Response body of every invocation.
+    pub response_body: Mutex<Vec<u8>>,
+    /// Added before every invocation answers.
+    pub latency: Mutex<Duration>,
+    /// `Some((status, error type))`: invocations fail like this.
+    pub invoke_error: Mutex<Option<(u16, String)>>,
+    /// `Some(code)`: DescribeEndpoint fails with this awsJson error code.
+    pub describe_error: Mutex<Option<String>>,
+    /// Bodies received, to check what was sent.
+    pub received_bodies: Mutex<Vec<Vec<u8>>>,
+    pub invocations: AtomicU64,
+    pub describe_calls: AtomicU64,
+}
+
+pub struct FakeSageMaker {
+    pub url: String,
+    pub state: Arc<FakeState>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeSageMaker {
+    pub async fn start() -> FakeSageMaker {
+        let state = Arc::new(FakeState::default());
+        *state.response_body.lock().unwrap() = br#"{"choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":12,"completion_tokens":30,"total_tokens":42}}"#.to_vec();
+        let app = Router::new()
+            .route("/", post(control_plane))
+            .route("/endpoints/{name}/invocations", post(invoke))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FakeSageMaker {
+            url,
+            state,
+            _server: server,
+        }
+    }
+
+    pub fn add_endpoint(&self, name: &str, variants: Vec<FakeVariant>) {
+        self.state
+            .endpoints
+            .lock()
+            .unwrap()
+            .insert(name.into(), variants);
+    }
+
+    pub fn remove_endpoint(&self, name: &str) {
+        self.state.endpoints.lock().unwrap().remove(name);
+    }
+
+    pub fn set_instance_count(&self, endpoint: &str, variant: &str, count: u32) {
+        let mut endpoints = self.state.endpoints.lock().unwrap();
+        for v in endpoints.get_mut(endpoint).unwrap() {
+            if v.name == variant {
+                v.instance_count = count;
+            }
+        }
+    }
+
+    pub fn set_response_body(&self, body: &[u8]) {
+        *self.state.response_body.lock().unwrap() = body.to_vec();
+    }
+
+    pub fn invocations(&self) -> u64 {
+        self.state.invocations.load(Ordering::SeqCst)
+    }
+
+    pub fn describe_calls(&self) -> u64 {
+        self.state.describe_calls.load(Ordering::SeqCst)
+    }
+
+    /// SDK config pointing every service at the fake.
+    pub async fn sdk_config(&self) -> aws_types::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "test", "test", None, None, "fake",
+            ))
+            .endpoint_url(&self.url)
+            .load()
+            .await
+    }
+}
+
+async fn control_plane(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    match target.as_str() {
+        "SageMaker.DescribeEndpoint" => {
+            state.describe_calls.fetch_add(1, Ordering::SeqCst);
+            if let Some(code) = state.describe_error.lock().unwrap().clone() {
+                return aws_json_error(
+                    &code,
+                    "User: test is not authorized to perform: sagemaker:DescribeEndpoint",
+                );
+            }
+            let name = request["EndpointName"].as_str().unwrap_or_default();
+            let endpoints = state.endpoints.lock().unwrap();
+            let Some(variants) = endpoints.get(name) else {
+                return aws_json_error(
+                    "ValidationException",
+                    &format!("Could not find endpoint \"{name}\"."),
+                );
+            };
+            let summaries: Vec<_> = variants
+                .iter()
+                .map(|v| match v.serverless_memory_mb {
+                    Some(mb) => {
+                        let mut cfg = json!({"MemorySizeInMB": mb, "MaxConcurrency": 5});
+                        if let Some(pc) = v.provisioned_concurrency {
+                            cfg["ProvisionedConcurrency"] = json!(pc);
+                        }
+                        json!({"VariantName": v.name, "CurrentServerlessConfig": cfg})
+                    }
+                    None => json!({
+                        "VariantName": v.name,
+                        "CurrentInstanceCount": v.instance_count,
+                        "DesiredInstanceCount": v.instance_count,
+                        "CurrentWeight": 1.0
+                    }),
+                })
+                .collect();
+            aws_json(json!({
+                "EndpointName": name,
+                "EndpointArn": format!("arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}"),
+                "EndpointConfigName": format!("{name}-config"),
+                "EndpointStatus": "InService",
+                "CreationTime": 1.7e9,
+                "LastModifiedTime": 1.7e9,
+                "ProductionVariants": summaries
+            }))
+        }
+        "SageMaker.DescribeEndpointConfig" => {
+            let config = request["EndpointConfigName"].as_str().unwrap_or_default();
+            let name = config.trim_end_matches("-config");
+            let endpoints = state.endpoints.lock().unwrap();
+            let Some(variants) = endpoints.get(name) else {
+                return aws_json_error(
+                    "ValidationException",
+                    &format!("Could not find endpoint configuration \"{config}\"."),
+                );
+            };
+            let configured: Vec<_> = variants
+                .iter()
+                .map(|v| match (&v.instance_type, v.serverless_memory_mb) {
+                    (_, Some(mb)) => json!({"VariantName": v.name, "ModelName": "m",
+                        "ServerlessConfig": {"MemorySizeInMB": mb, "MaxConcurrency": 5}}),
+                    (Some(t), None) => json!({"VariantName": v.name, "ModelName": "m",
+                        "InstanceType": t, "InitialInstanceCount": 1}),
+                    (None, None) => json!({"VariantName": v.name, "ModelName": "m"}),
+                })
+                .collect();
+            aws_json(json!({
+                "EndpointConfigName": config,
+                "EndpointConfigArn": format!("arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{config}"),
+                "CreationTime": 1.7e9,
+                "ProductionVariants": configured
+            }))
+        }
+        other => aws_json_error(
+            "UnknownOperationException",
+            &format!("unknown target {other}"),
+        ),
+    }
+}
+
+async fn invoke(
+    State(state): State<Arc<FakeState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.invocations.fetch_add(1, Ordering::SeqCst);
+    state.received_bodies.lock().unwrap().push(body.to_vec());
+    let latency = *state.latency.lock().unwrap();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some((status, kind)) = state.invoke_error.lock().unwrap().clone() {
+        let mut response = (
+            StatusCode::from_u16(status).unwrap(),
+            json!({"message": format!("{kind} from the fake"), "OriginalStatusCode": 500})
+                .to_string(),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert("x-amzn-ErrorType", HeaderValue::from_str(&kind).unwrap());
+        response
+            .headers_mut()
+            .insert("x-amzn-RequestId", HeaderValue::from_static("req-error-1"));
+        return response;
+    }
+    let endpoints = state.endpoints.lock().unwrap();
+    if !endpoints.contains_key(&name) {
+        let mut response = (
+            StatusCode::BAD_REQUEST,
+            json!({"message": format!("Endpoint {name} of account 123456789012 not found.")})
+                .to_string(),
+        )
+            .into_response();
+        response.headers_mut().insert(
+            "x-amzn-ErrorType",
+            HeaderValue::from_static("ValidationError"),
+        );
+        return response;
+    }
+    let variant = headers
+        .get("x-amzn-sagemaker-target-variant")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            endpoints
+                .get(&name)
+                .and_then(|v| v.first())
+                .map(|v| v.name.clone())
+        });
+    drop(endpoints);
+    let mut response =
+        (StatusCode::OK, state.response_body.lock().unwrap().clone()).into_response();
+    let h = response.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    h.insert(
+        "x-amzn-RequestId",
+        HeaderValue::from_str(&format!("req-{}", state.invocations.load(Ordering::SeqCst)))
+            .unwrap(),
+    );
+    if let Some(v) = variant {
+        h.insert(
+            "x-Amzn-Invoked-Production-Variant",
+            HeaderValue::from_str(&v).unwrap(),
+        );
+    }
+    response
+}
+
+fn aws_json(body: serde_json::Value) -> Response {
+    let mut r = (StatusCode::OK, body.to_string()).into_response();
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    r
+}
+
+fn aws_json_error(code: &str, message: &str) -> Response {
+    let mut r = (
+        StatusCode::BAD_REQUEST,
+        json!({"__type": code, "message": message}).to_string(),
+    )
+        .into_response();
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    r
+}
