@@ -45,6 +45,21 @@ pub enum Error {
     /// body over SageMaker's payload limit).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// An enforced budget has no room for this call's estimated cost. Nothing was sent.
+    #[error(
+        "budget exceeded for {scope}: limit ${limit}, spent ${spent}, reserved by calls in \
+         flight ${reserved}; the request was not sent"
+    )]
+    BudgetExceeded {
+        /// The budget's scope (e.g. `endpoint chat-prod`).
+        scope: String,
+        /// The limit, USD.
+        limit: rust_decimal::Decimal,
+        /// Spent in the current period, USD.
+        spent: rust_decimal::Decimal,
+        /// Reserved by calls in flight, USD.
+        reserved: rust_decimal::Decimal,
+    },
     /// A builder was given options that cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),

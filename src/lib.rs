@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod billing;
+pub mod budget;
 pub mod client;
 pub mod endpoint;
 pub mod ledger;

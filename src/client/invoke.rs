@@ -72,6 +72,8 @@ async fn invoke_endpoint(
         )));
     }
     let target_variant = request.get_target_variant().clone();
+    // Reserve the estimated cost before anything is sent (enforced budgets).
+    let reservation = meter.reserve(&endpoint, &tags)?;
 
     // Measure, while discovery and pricing run alongside the call.
     let started_at = meter.now();
@@ -108,7 +110,7 @@ async fn invoke_endpoint(
         ),
     };
     let cost = billable.then(|| {
-        meter.finish(
+        let cost = meter.finish(
             FinishedCall {
                 endpoint: endpoint.clone(),
                 request_id,
@@ -119,7 +121,9 @@ async fn invoke_endpoint(
                 notes: Vec::new(),
             },
             &prepared,
-        )
+        );
+        meter.settle(reservation, &cost);
+        cost
     });
 
     match sent {

@@ -4,6 +4,7 @@ use crate::billing::{
     Allocation, Cost, CostLine, LineItem, QuantityUnit, RateResult, UsageCharges, compute_line,
     data_lines, unpriced, usage_charge_lines,
 };
+use crate::budget::{BudgetStatus, Budgets, Reservation};
 use crate::endpoint::{Discovery, DiscoveryError, EndpointKind, EndpointProfile, VariantBilling};
 use crate::ledger::{CostSink, InstanceClock, Totals, TotalsSnapshot, emit_metrics, log_cost};
 use crate::meter::{TokenCounter, TokenUsage, Usage, detect_tokens};
@@ -37,6 +38,7 @@ pub(crate) struct MeterInner {
     pub token_counter: Option<Arc<dyn TokenCounter>>,
     pub default_tags: BTreeMap<String, String>,
     pub totals: Totals,
+    pub budgets: Arc<Budgets>,
     pub sinks: Vec<Arc<dyn CostSink>>,
     pub time: SharedTimeSource,
     pub seq: AtomicU64,
@@ -103,6 +105,42 @@ impl Meter {
         endpoint: &str,
     ) -> Result<Arc<EndpointProfile>, DiscoveryError> {
         self.inner.discovery.profile(endpoint).await
+    }
+
+    /// Where each budget stands in its current period.
+    pub fn budget_status(&self) -> Vec<BudgetStatus> {
+        self.inner.budgets.status(self.now().into())
+    }
+
+    /// Reserves the estimated cost of a call on the enforced budgets covering it,
+    /// or rejects it (nothing has been sent yet).
+    pub(crate) fn reserve(
+        &self,
+        endpoint: &str,
+        call_tags: &BTreeMap<String, String>,
+    ) -> crate::Result<Option<Reservation>> {
+        if self.inner.budgets.is_empty() {
+            return Ok(None);
+        }
+        let tags = self.tags_for(call_tags);
+        self.inner
+            .budgets
+            .reserve(endpoint, &tags, self.now().into())
+            .map(Some)
+    }
+
+    /// Settles a reservation to the receipt's cost.
+    pub(crate) fn settle(&self, reservation: Option<Reservation>, cost: &Cost) {
+        if let Some(r) = reservation {
+            r.settle(&cost.tags, cost.cost_usd, self.now().into());
+        }
+    }
+
+    /// Client default tags overlaid with the call's own.
+    fn tags_for(&self, call_tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut all = self.inner.default_tags.clone();
+        all.extend(call_tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        all
     }
 
     pub(crate) fn now(&self) -> SystemTime {
@@ -238,8 +276,7 @@ impl Meter {
                 .totals
                 .record(&endpoint, variant.as_deref(), cost_usd, compute_usd, clock);
 
-        let mut all_tags = self.inner.default_tags.clone();
-        all_tags.extend(tags);
+        let all_tags = self.tags_for(&tags);
         let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         let cost = Cost {
             call_id: request_id.unwrap_or_else(|| format!("local-{seq}")),

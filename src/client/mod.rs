@@ -17,6 +17,7 @@ pub use invoke::{InvokeEndpoint, SendMeteredExt};
 pub use meter::Meter;
 
 use crate::billing::{Allocation, UsageCharges};
+use crate::budget::{Budget, Budgets};
 use crate::endpoint::{Discovery, EndpointProfile};
 use crate::ledger::{CostSink, Totals};
 use crate::meter::TokenCounter;
@@ -166,6 +167,7 @@ pub struct ClientBuilder {
     sagemaker: Option<aws_sdk_sagemaker::Client>,
     runtime: Option<aws_sdk_sagemakerruntime::Client>,
     sinks: Vec<Arc<dyn CostSink>>,
+    budgets: Vec<Budget>,
     time: Option<SharedTimeSource>,
 }
 
@@ -186,6 +188,7 @@ impl ClientBuilder {
             sagemaker: None,
             runtime: None,
             sinks: Vec::new(),
+            budgets: Vec::new(),
             time: None,
         }
     }
@@ -268,6 +271,12 @@ impl ClientBuilder {
     /// Another place every receipt goes.
     pub fn sink(mut self, sink: impl CostSink + 'static) -> Self {
         self.sinks.push(Arc::new(sink));
+        self
+    }
+
+    /// A spending limit (enforced or alerting); see [`crate::budget`].
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budgets.push(budget);
         self
     }
 
@@ -367,6 +376,7 @@ impl ClientBuilder {
                 token_counter: self.token_counter,
                 default_tags: self.default_tags,
                 totals: Totals::default(),
+                budgets: Arc::new(Budgets::new(self.budgets)),
                 sinks: self.sinks,
                 time,
                 seq: Default::default(),

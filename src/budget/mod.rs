@@ -1,0 +1,531 @@
+//! Budgets: limits per period and scope, enforced by reservation or alerted on.
+//!
+//! An **enforced** budget reserves an estimate of a call's cost *before* the request
+//! is sent and settles it to the real cost afterwards. A call whose reservation does
+//! not fit is rejected with [`Error::BudgetExceeded`](crate::Error::BudgetExceeded)
+//! and never reaches SageMaker. Because reservation and check happen under one lock,
+//! concurrent calls cannot all pass a check and then overshoot together: spend can
+//! exceed a limit only by the estimation error of the calls already in flight.
+//! Reservations of failed or cancelled calls are released.
+//!
+//! An **alerting** budget never rejects; it calls back (and logs a WARN) the first
+//! time spend crosses 50 %, 80 % and 100 % of the limit in each period.
+//!
+//! ```
+//! use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope};
+//! let cap = Budget::enforce(BudgetScope::endpoint("chat-prod"), BudgetPeriod::Day, "25".parse().unwrap())
+//!     .unwrap();
+//! let watch = Budget::alert(BudgetScope::Client, BudgetPeriod::Month, "500".parse().unwrap())
+//!     .unwrap()
+//!     .on_alert(|alert| eprintln!("{alert}"));
+//! // Client::builder(&sdk_config).budget(cap).budget(watch).build()
+//! # let _ = (cap, watch);
+//! ```
+
+use crate::{Error, Result};
+use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+/// What a budget covers.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BudgetScope {
+    /// Every call of the client.
+    Client,
+    /// Calls to one endpoint.
+    Endpoint {
+        /// Endpoint name.
+        name: String,
+    },
+    /// Calls carrying one tag value.
+    Tag {
+        /// Tag key.
+        key: String,
+        /// Tag value.
+        value: String,
+    },
+}
+
+impl BudgetScope {
+    /// Calls to `name`.
+    pub fn endpoint(name: impl Into<String>) -> Self {
+        BudgetScope::Endpoint { name: name.into() }
+    }
+
+    /// Calls tagged `key=value`.
+    pub fn tag(key: impl Into<String>, value: impl Into<String>) -> Self {
+        BudgetScope::Tag {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    fn covers(&self, endpoint: &str, tags: &BTreeMap<String, String>) -> bool {
+        match self {
+            BudgetScope::Client => true,
+            BudgetScope::Endpoint { name } => name == endpoint,
+            BudgetScope::Tag { key, value } => tags.get(key) == Some(value),
+        }
+    }
+}
+
+impl fmt::Display for BudgetScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BudgetScope::Client => f.write_str("client"),
+            BudgetScope::Endpoint { name } => write!(f, "endpoint {name}"),
+            BudgetScope::Tag { key, value } => write!(f, "tag {key}={value}"),
+        }
+    }
+}
+
+/// The period a limit applies to: calendar hours, days and months in UTC.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    /// Each UTC hour.
+    Hour,
+    /// Each UTC day.
+    Day,
+    /// Each UTC calendar month.
+    Month,
+}
+
+impl BudgetPeriod {
+    /// Start of the period containing `at`.
+    pub fn start_of(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let (y, m, d, h) = (at.year(), at.month(), at.day(), at.hour());
+        let start = match self {
+            BudgetPeriod::Hour => Utc.with_ymd_and_hms(y, m, d, h, 0, 0),
+            BudgetPeriod::Day => Utc.with_ymd_and_hms(y, m, d, 0, 0, 0),
+            BudgetPeriod::Month => Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0),
+        };
+        start.single().unwrap_or(at)
+    }
+}
+
+/// How a budget acts.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetMode {
+    /// Reject calls whose reservation does not fit.
+    Enforce,
+    /// Only alert at thresholds.
+    Alert,
+}
+
+/// How the cost of a call is estimated before it is sent.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Estimate {
+    /// The most expensive of the last `calls` receipts of the same endpoint;
+    /// `initial_usd` until there is any.
+    RecentMax {
+        /// How many recent receipts to consider.
+        calls: usize,
+        /// Estimate while the endpoint has no history.
+        initial_usd: Decimal,
+    },
+    /// Always the same figure.
+    Fixed {
+        /// The estimate, in USD.
+        usd: Decimal,
+    },
+}
+
+impl Default for Estimate {
+    /// The most expensive of the last 20 calls; 0.01 USD before the first.
+    fn default() -> Self {
+        Estimate::RecentMax {
+            calls: 20,
+            initial_usd: Decimal::new(1, 2),
+        }
+    }
+}
+
+/// A threshold crossing of an alerting (or enforced) budget.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetAlert {
+    /// The budget's scope.
+    pub scope: BudgetScope,
+    /// Its period.
+    pub period: BudgetPeriod,
+    /// Start of the period.
+    pub period_start: DateTime<Utc>,
+    /// The threshold crossed, in percent (50, 80 or 100).
+    pub threshold_percent: u32,
+    /// The limit, in USD.
+    pub limit_usd: Decimal,
+    /// Spent in this period, in USD.
+    pub spent_usd: Decimal,
+}
+
+impl fmt::Display for BudgetAlert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "budget for {} ({:?}) crossed {}%: ${} of ${} spent since {}",
+            self.scope,
+            self.period,
+            self.threshold_percent,
+            self.spent_usd,
+            self.limit_usd,
+            self.period_start.to_rfc3339()
+        )
+    }
+}
+
+type AlertFn = dyn Fn(&BudgetAlert) + Send + Sync;
+
+/// A spending limit.
+#[derive(Clone)]
+pub struct Budget {
+    scope: BudgetScope,
+    period: BudgetPeriod,
+    limit_usd: Decimal,
+    mode: BudgetMode,
+    estimate: Estimate,
+    on_alert: Option<Arc<AlertFn>>,
+}
+
+impl fmt::Debug for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Budget")
+            .field("scope", &self.scope)
+            .field("period", &self.period)
+            .field("limit_usd", &self.limit_usd)
+            .field("mode", &self.mode)
+            .field("estimate", &self.estimate)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The alert thresholds, in percent.
+pub const ALERT_THRESHOLDS: [u32; 3] = [50, 80, 100];
+
+impl Budget {
+    /// An enforced limit: calls that would not fit are rejected before they are sent.
+    pub fn enforce(scope: BudgetScope, period: BudgetPeriod, limit_usd: Decimal) -> Result<Self> {
+        Self::new(scope, period, limit_usd, BudgetMode::Enforce)
+    }
+
+    /// An alerting limit: never rejects, alerts at 50/80/100 %.
+    pub fn alert(scope: BudgetScope, period: BudgetPeriod, limit_usd: Decimal) -> Result<Self> {
+        Self::new(scope, period, limit_usd, BudgetMode::Alert)
+    }
+
+    fn new(
+        scope: BudgetScope,
+        period: BudgetPeriod,
+        limit_usd: Decimal,
+        mode: BudgetMode,
+    ) -> Result<Self> {
+        if limit_usd <= Decimal::ZERO {
+            return Err(Error::Config(format!(
+                "a budget limit must be more than zero (got {limit_usd} USD for {scope})"
+            )));
+        }
+        match &scope {
+            BudgetScope::Endpoint { name } if name.trim().is_empty() => {
+                return Err(Error::Config("a budget's endpoint name is empty".into()));
+            }
+            BudgetScope::Tag { key, .. } if key.trim().is_empty() => {
+                return Err(Error::Config("a budget's tag key is empty".into()));
+            }
+            _ => {}
+        }
+        Ok(Budget {
+            scope,
+            period,
+            limit_usd,
+            mode,
+            estimate: Estimate::default(),
+            on_alert: None,
+        })
+    }
+
+    /// How calls are estimated before they are sent (enforced budgets).
+    pub fn estimate(mut self, estimate: Estimate) -> Result<Self> {
+        let bad = match estimate {
+            Estimate::RecentMax { calls, initial_usd } => {
+                calls == 0 || initial_usd.is_sign_negative()
+            }
+            Estimate::Fixed { usd } => usd.is_sign_negative(),
+        };
+        if bad {
+            return Err(Error::Config(format!(
+                "invalid budget estimate {estimate:?}: needs at least one call and no negative amount"
+            )));
+        }
+        self.estimate = estimate;
+        Ok(self)
+    }
+
+    /// Called once per threshold per period when spend crosses it.
+    pub fn on_alert(mut self, f: impl Fn(&BudgetAlert) + Send + Sync + 'static) -> Self {
+        self.on_alert = Some(Arc::new(f));
+        self
+    }
+}
+
+#[derive(Default)]
+struct PeriodState {
+    period_start: Option<DateTime<Utc>>,
+    spent: Decimal,
+    reserved: Decimal,
+    alerted: u32,
+}
+
+struct Tracked {
+    budget: Budget,
+    state: PeriodState,
+}
+
+impl Tracked {
+    /// Rolls the period over when `now` is past it.
+    fn roll(&mut self, now: DateTime<Utc>) {
+        let start = self.budget.period.start_of(now);
+        if self.state.period_start != Some(start) {
+            // Reservations in flight stay: they settle against the new period.
+            self.state = PeriodState {
+                period_start: Some(start),
+                reserved: self.state.reserved,
+                ..PeriodState::default()
+            };
+        }
+    }
+}
+
+#[derive(Default)]
+struct BudgetsInner {
+    tracked: Vec<Tracked>,
+    recent: HashMap<String, VecDeque<Decimal>>,
+}
+
+/// All budgets of a client, under one lock.
+#[derive(Default)]
+pub(crate) struct Budgets {
+    inner: Mutex<BudgetsInner>,
+}
+
+impl fmt::Debug for Budgets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.lock();
+        f.debug_list()
+            .entries(inner.tracked.iter().map(|t| &t.budget))
+            .finish()
+    }
+}
+
+/// An estimate held against budgets until the call settles. Dropping it without
+/// settling releases it (failed or cancelled call).
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    budgets: Option<Arc<Budgets>>,
+    indexes: Vec<(usize, Decimal)>,
+    endpoint: String,
+}
+
+impl Budgets {
+    pub(crate) fn new(budgets: Vec<Budget>) -> Self {
+        Budgets {
+            inner: Mutex::new(BudgetsInner {
+                tracked: budgets
+                    .into_iter()
+                    .map(|budget| Tracked {
+                        budget,
+                        state: PeriodState::default(),
+                    })
+                    .collect(),
+                recent: HashMap::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().tracked.is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BudgetsInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reserves the estimate of a call on every enforced budget covering it, or
+    /// rejects it without reserving anything.
+    pub(crate) fn reserve(
+        self: &Arc<Self>,
+        endpoint: &str,
+        tags: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation> {
+        let mut inner = self.lock();
+        let BudgetsInner { tracked, recent } = &mut *inner;
+        let history = recent.get(endpoint);
+        let mut held = Vec::new();
+        for (i, t) in tracked.iter_mut().enumerate() {
+            if t.budget.mode != BudgetMode::Enforce || !t.budget.scope.covers(endpoint, tags) {
+                continue;
+            }
+            t.roll(now);
+            let estimate = match t.budget.estimate {
+                Estimate::Fixed { usd } => usd,
+                Estimate::RecentMax { calls, initial_usd } => history
+                    .map(|h| {
+                        h.iter()
+                            .rev()
+                            .take(calls)
+                            .copied()
+                            .max()
+                            .unwrap_or(initial_usd)
+                    })
+                    .unwrap_or(initial_usd),
+            };
+            if t.state.spent + t.state.reserved + estimate > t.budget.limit_usd {
+                return Err(Error::BudgetExceeded {
+                    scope: t.budget.scope.to_string(),
+                    limit: t.budget.limit_usd,
+                    spent: t.state.spent,
+                    reserved: t.state.reserved,
+                });
+            }
+            held.push((i, estimate));
+        }
+        for (i, estimate) in &held {
+            tracked[*i].state.reserved += *estimate;
+        }
+        Ok(Reservation {
+            budgets: Some(self.clone()),
+            indexes: held,
+            endpoint: endpoint.to_owned(),
+        })
+    }
+
+    /// Adds a call's real cost to every budget covering it; returns the alerts to raise.
+    fn settle(
+        &self,
+        reservation: &mut Reservation,
+        tags: &BTreeMap<String, String>,
+        cost_usd: Decimal,
+        now: DateTime<Utc>,
+    ) -> Vec<(BudgetAlert, Option<Arc<AlertFn>>)> {
+        let mut inner = self.lock();
+        let BudgetsInner { tracked, recent } = &mut *inner;
+        for (i, estimate) in reservation.indexes.drain(..) {
+            let state = &mut tracked[i].state;
+            state.reserved = (state.reserved - estimate).max(Decimal::ZERO);
+        }
+        let history = recent.entry(reservation.endpoint.clone()).or_default();
+        history.push_back(cost_usd);
+        if history.len() > 64 {
+            history.pop_front();
+        }
+        let mut alerts = Vec::new();
+        for t in tracked.iter_mut() {
+            if !t.budget.scope.covers(&reservation.endpoint, tags) {
+                continue;
+            }
+            t.roll(now);
+            t.state.spent += cost_usd;
+            for (bit, percent) in ALERT_THRESHOLDS.iter().enumerate() {
+                let threshold = t.budget.limit_usd * Decimal::from(*percent) / Decimal::from(100);
+                if t.state.spent >= threshold && t.state.alerted & (1 << bit) == 0 {
+                    t.state.alerted |= 1 << bit;
+                    alerts.push((
+                        BudgetAlert {
+                            scope: t.budget.scope.clone(),
+                            period: t.budget.period,
+                            period_start: t.state.period_start.unwrap_or(now),
+                            threshold_percent: *percent,
+                            limit_usd: t.budget.limit_usd,
+                            spent_usd: t.state.spent,
+                        },
+                        t.budget.on_alert.clone(),
+                    ));
+                }
+            }
+        }
+        alerts
+    }
+
+    /// Spent and reserved per budget, for inspection.
+    pub(crate) fn status(&self, now: DateTime<Utc>) -> Vec<BudgetStatus> {
+        let mut inner = self.lock();
+        inner
+            .tracked
+            .iter_mut()
+            .map(|t| {
+                t.roll(now);
+                BudgetStatus {
+                    scope: t.budget.scope.clone(),
+                    period: t.budget.period,
+                    mode: t.budget.mode,
+                    limit_usd: t.budget.limit_usd,
+                    spent_usd: t.state.spent,
+                    reserved_usd: t.state.reserved,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Where a budget stands.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    /// Scope.
+    pub scope: BudgetScope,
+    /// Period.
+    pub period: BudgetPeriod,
+    /// Mode.
+    pub mode: BudgetMode,
+    /// Limit, USD.
+    pub limit_usd: Decimal,
+    /// Spent in the current period, USD.
+    pub spent_usd: Decimal,
+    /// Held by calls in flight, USD.
+    pub reserved_usd: Decimal,
+}
+
+impl Reservation {
+    /// Settles to the real cost and raises alerts. Consumes the reservation.
+    pub(crate) fn settle(
+        mut self,
+        tags: &BTreeMap<String, String>,
+        cost_usd: Decimal,
+        now: DateTime<Utc>,
+    ) {
+        let Some(budgets) = self.budgets.take() else {
+            return;
+        };
+        let alerts = budgets.settle(&mut self, tags, cost_usd, now);
+        for (alert, callback) in alerts {
+            tracing::warn!(target: "sagemeter::budget", scope = %alert.scope,
+                threshold_percent = alert.threshold_percent, spent_usd = %alert.spent_usd,
+                limit_usd = %alert.limit_usd, "budget threshold crossed");
+            if let Some(callback) = callback {
+                callback(&alert);
+            }
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(budgets) = self.budgets.take() {
+            let mut inner = budgets.lock();
+            for (i, estimate) in self.indexes.drain(..) {
+                let state = &mut inner.tracked[i].state;
+                state.reserved = (state.reserved - estimate).max(Decimal::ZERO);
+            }
+        }
+    }
+}

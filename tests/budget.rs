@@ -1,0 +1,277 @@
+//! Budgets through the real client: reservations, rejections before sending,
+//! alerts once per threshold, periods, released reservations.
+
+#[path = "support/fake_sagemaker.rs"]
+mod fake_sagemaker;
+
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use aws_smithy_async::test_util::ManualTimeSource;
+use aws_smithy_async::time::SharedTimeSource;
+use fake_sagemaker::{FakeSageMaker, FakeVariant};
+use rust_decimal::Decimal;
+use sagemeter::billing::UsageCharges;
+use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
+use sagemeter::pricing::PriceKey;
+use sagemeter::{Client, ClientBuilder, Error};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+async fn fake() -> FakeSageMaker {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    fake
+}
+
+/// Every call costs exactly 0.001 USD: compute and data are overridden to 0 and
+/// the endpoint has a per-inference fee of 1 USD per 1,000 calls.
+async fn one_tenth_of_a_cent_per_call(fake: &FakeSageMaker) -> ClientBuilder {
+    let r = "us-east-1".to_owned();
+    Client::builder(&fake.sdk_config().await)
+        .price_override(PriceKey::hosting(&r, "ml.m5.xlarge"), Decimal::ZERO)
+        .price_override(PriceKey::DataIn { region: r.clone() }, Decimal::ZERO)
+        .price_override(PriceKey::DataOut { region: r.clone() }, Decimal::ZERO)
+        .usage_charges("rt", UsageCharges::default().per_1000_calls(Decimal::ONE))
+}
+
+fn call(client: &Client) -> impl std::future::Future<Output = sagemeter::Result<Decimal>> + use<> {
+    let request = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"));
+    async move { request.send().await.map(|r| r.cost().cost_usd) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn enforced_budget_never_overshoots_under_250_concurrent_calls() {
+    let fake = fake().await;
+    let budget = Budget::enforce(BudgetScope::endpoint("rt"), BudgetPeriod::Day, dec("0.1"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.001") })
+        .unwrap();
+    let client = one_tenth_of_a_cent_per_call(&fake)
+        .await
+        .budget(budget)
+        .build()
+        .unwrap();
+
+    let tasks: Vec<_> = (0..250).map(|_| tokio::spawn(call(&client))).collect();
+    let (mut ok, mut rejected) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(cost) => {
+                assert_eq!(cost, dec("0.001"));
+                ok += 1;
+            }
+            Err(Error::BudgetExceeded { limit, .. }) => {
+                assert_eq!(limit, dec("0.1"));
+                rejected += 1;
+            }
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    // 0.1 / 0.001 = exactly 100 calls fit.
+    assert_eq!((ok, rejected), (100, 150));
+    assert_eq!(
+        fake.invocations(),
+        100,
+        "rejected calls never reach the server"
+    );
+    assert_eq!(client.meter().totals().client_usd, dec("0.1"));
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(status.spent_usd, dec("0.1"));
+    assert_eq!(status.reserved_usd, Decimal::ZERO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recent_max_estimate_keeps_overshoot_within_the_estimation_error() {
+    let fake = fake().await;
+    // Real costs are latency-based and vary; the estimate is the max of recent calls.
+    let r = "us-east-1".to_owned();
+    let limit = dec("0.00005");
+    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, limit)
+        .unwrap()
+        .estimate(Estimate::RecentMax {
+            calls: 20,
+            initial_usd: dec("0.000001"),
+        })
+        .unwrap();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_override(PriceKey::hosting(&r, "ml.m5.xlarge"), dec("0.23"))
+        .price_override(PriceKey::DataIn { region: r.clone() }, dec("0.016"))
+        .price_override(PriceKey::DataOut { region: r.clone() }, dec("0.016"))
+        .budget(budget)
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..300).map(|_| tokio::spawn(call(&client))).collect();
+    let mut costs = Vec::new();
+    for t in tasks {
+        if let Ok(cost) = t.await.unwrap() {
+            costs.push(cost);
+        }
+    }
+    let spent: Decimal = costs.iter().copied().sum();
+    let worst_call = costs.iter().copied().max().unwrap();
+    assert!(
+        spent <= limit + worst_call * Decimal::from(64),
+        "spent {spent} overshoots {limit} by more than the calls in flight could"
+    );
+    assert!(fake.invocations() < 300, "the budget stopped some calls");
+}
+
+#[tokio::test]
+async fn alerts_fire_once_per_threshold_per_period() {
+    let fake = fake().await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let budget = Budget::alert(BudgetScope::Client, BudgetPeriod::Day, dec("0.01"))
+        .unwrap()
+        .on_alert(move |a| {
+            sink.lock()
+                .unwrap()
+                .push((a.threshold_percent, a.spent_usd))
+        });
+    let client = one_tenth_of_a_cent_per_call(&fake)
+        .await
+        .budget(budget)
+        .build()
+        .unwrap();
+    for _ in 0..15 {
+        call(&client).await.expect("alerting budgets never reject");
+    }
+    // 0.001 per call against 0.01: 50 % at the 5th call, 80 % at the 8th, 100 % at the 10th.
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![(50, dec("0.005")), (80, dec("0.008")), (100, dec("0.010"))]
+    );
+}
+
+#[tokio::test]
+async fn a_new_period_starts_with_nothing_spent() {
+    let fake = fake().await;
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Hour, dec("0.002"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.001") })
+        .unwrap();
+    let client = one_tenth_of_a_cent_per_call(&fake)
+        .await
+        .time_source(SharedTimeSource::new(time.clone()))
+        .budget(budget)
+        .build()
+        .unwrap();
+    call(&client).await.unwrap();
+    call(&client).await.unwrap();
+    let err = call(&client).await.unwrap_err();
+    assert!(
+        err.to_string().contains("budget exceeded for client"),
+        "{err}"
+    );
+    time.advance(Duration::from_secs(3600));
+    call(&client).await.expect("a new hour has room again");
+}
+
+#[tokio::test]
+async fn a_failed_call_releases_its_reservation() {
+    let fake = fake().await;
+    let budget = Budget::enforce(BudgetScope::endpoint("rt"), BudgetPeriod::Day, dec("0.001"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.001") })
+        .unwrap();
+    let client = one_tenth_of_a_cent_per_call(&fake)
+        .await
+        .budget(budget)
+        .build()
+        .unwrap();
+    *fake.state.invoke_error.lock().unwrap() = Some((400, "ValidationError".into()));
+    assert!(matches!(
+        call(&client).await,
+        Err(Error::Invoke { cost: None, .. })
+    ));
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (Decimal::ZERO, Decimal::ZERO)
+    );
+    *fake.state.invoke_error.lock().unwrap() = None;
+    call(&client)
+        .await
+        .expect("the released reservation left room");
+}
+
+#[tokio::test]
+async fn a_cancelled_call_releases_its_reservation() {
+    let fake = fake().await;
+    *fake.state.latency.lock().unwrap() = Duration::from_secs(5);
+    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.001"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.001") })
+        .unwrap();
+    let client = one_tenth_of_a_cent_per_call(&fake)
+        .await
+        .budget(budget)
+        .build()
+        .unwrap();
+    let pending = tokio::spawn(call(&client));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(client.meter().budget_status()[0].reserved_usd, dec("0.001"));
+    pending.abort();
+    let _ = pending.await;
+    assert_eq!(
+        client.meter().budget_status()[0].reserved_usd,
+        Decimal::ZERO
+    );
+}
+
+#[tokio::test]
+async fn a_tag_budget_counts_only_tagged_calls() {
+    let fake = fake().await;
+    let budget = Budget::enforce(
+        BudgetScope::tag("team", "search"),
+        BudgetPeriod::Day,
+        dec("0.001"),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed { usd: dec("0.001") })
+    .unwrap();
+    let client = one_tenth_of_a_cent_per_call(&fake)
+        .await
+        .budget(budget)
+        .build()
+        .unwrap();
+    let tagged = || {
+        client
+            .invoke_endpoint()
+            .endpoint_name("rt")
+            .tag("team", "search")
+            .body(Blob::new("{}"))
+            .send()
+    };
+    tagged().await.unwrap();
+    assert!(matches!(tagged().await, Err(Error::BudgetExceeded { .. })));
+    // Untagged calls are outside the budget.
+    call(&client).await.unwrap();
+    call(&client).await.unwrap();
+}
+
+#[test]
+fn invalid_budgets_are_rejected() {
+    let cases = [
+        Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, Decimal::ZERO).unwrap_err(),
+        Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("-5")).unwrap_err(),
+        Budget::alert(BudgetScope::endpoint(" "), BudgetPeriod::Day, dec("5")).unwrap_err(),
+        Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("5"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("-1") })
+            .unwrap_err(),
+    ];
+    for err in cases {
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+    }
+}
