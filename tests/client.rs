@@ -681,3 +681,35 @@ async fn every_call_logs_one_info_cost_line_without_the_payload() {
     let everything = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(!everything.contains(marker), "the payload leaked into logs");
 }
+
+#[tokio::test]
+async fn an_endpoint_deleted_between_calls_becomes_an_unknown_endpoint_after_refresh() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .discovery_refresh(Duration::from_secs(60))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let call = || {
+        client
+            .invoke_endpoint()
+            .endpoint_name("rt")
+            .body(Blob::new("{}"))
+            .send()
+    };
+    call().await.unwrap();
+    fake.remove_endpoint("rt");
+    time.advance(Duration::from_secs(61));
+    // The stale profile is used once while the refresh learns the endpoint is gone.
+    let _ = call().await;
+    for _ in 0..200 {
+        if client.meter().endpoint_profile("rt").await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let err = call().await.unwrap_err();
+    assert!(matches!(err, Error::UnknownEndpoint { .. }), "{err:?}");
+}

@@ -211,4 +211,24 @@ mod tests {
         assert_eq!(detect_tokens(br#"{"usage": "lots"}"#), None);
         assert_eq!(detect_tokens(br#"{"usage": {"#), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = detect_tokens(&body);
+        }
+
+        #[test]
+        fn usage_objects_with_any_numbers_are_read_back(p in 0u64..u64::MAX, c in 0u64..u64::MAX) {
+            let body = format!(r#"{{"usage":{{"prompt_tokens":{p},"completion_tokens":{c}}}}}"#);
+            proptest::prop_assert_eq!(detect_tokens(body.as_bytes()), Some(TokenUsage::new(p, c)));
+        }
+
+        #[test]
+        fn json_like_noise_never_panics(s in r#"[\[\]{}":,0-9a-z_ .-]{0,200}"#) {
+            let _ = detect_tokens(s.as_bytes());
+            let _ = detect_tokens(format!(r#"{{"usage":{s}"#).as_bytes());
+            let _ = detect_tokens(format!(r#"[{{"details":{s}}}]"#).as_bytes());
+        }
+    }
 }
