@@ -20,6 +20,7 @@
 
 pub mod billing;
 pub mod client;
+pub mod compare;
 pub mod endpoint;
 pub mod ledger;
 pub mod meter;
