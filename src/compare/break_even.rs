@@ -201,21 +201,28 @@ fn summarise(
         Verdict::Same => "",
     };
     let per = format!("calls per {}", profile.period);
-    let at = |u: Decimal| {
-        let point = points.iter().find(|p| p.calls_per_period == u);
-        let busy: Vec<String> = point
-            .map(|p| {
-                p.utilisation
-                    .iter()
-                    .map(|(name, x)| format!("{name} at {} utilisation", percent(*x)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if busy.is_empty() {
-            fmt_calls(u)
-        } else {
-            format!("{} ({})", fmt_calls(u), busy.join(", "))
-        }
+    let n = |u: &Decimal| fmt_calls(*u);
+    // "(ml.m5.xlarge x1 at 38.1% utilisation)" after the sentence, per crossing.
+    let busy: Vec<String> = points
+        .iter()
+        .filter(|p| !p.utilisation.is_empty())
+        .map(|p| {
+            let who: Vec<String> = p
+                .utilisation
+                .iter()
+                .map(|(name, x)| format!("{name} at {} utilisation", percent(*x)))
+                .collect();
+            if points.len() == 1 {
+                who.join(", ")
+            } else {
+                format!("at {}: {}", n(&p.calls_per_period), who.join(", "))
+            }
+        })
+        .collect();
+    let busy = if busy.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", busy.join("; "))
     };
     match regions {
         [(_, _, Verdict::Same)] => format!(
@@ -238,28 +245,38 @@ fn summarise(
             if *below != Verdict::Same && *above != Verdict::Same =>
         {
             format!(
-                "{} is cheaper above {} {per}; {} below",
+                "{} is cheaper above {} {per}{busy}; {} below",
                 plan(*above),
-                at(*u),
+                n(u),
                 plan(*below)
             )
         }
         _ => {
+            // "pay per use is cheaper below 32,000 calls per month, subscription between
+            // 32,000 and 53,333, pay per use above 53,333"
             let clauses: Vec<String> = regions
                 .iter()
-                .map(|(from, to, v)| {
-                    let range = match (from.is_zero(), to) {
-                        (true, Some(to)) => format!("below {}", at(*to)),
-                        (false, Some(to)) => format!("between {} and {}", at(*from), at(*to)),
-                        (_, None) => format!("above {}", at(*from)),
+                .enumerate()
+                .map(|(i, (from, to, v))| {
+                    let unit = if i == 0 {
+                        format!(" {per}")
+                    } else {
+                        String::new()
                     };
-                    match v {
-                        Verdict::Same => format!("both cost the same {range}"),
-                        v => format!("{} is cheaper {range}", plan(*v)),
+                    let range = match (from.is_zero(), to) {
+                        (true, Some(to)) => format!("below {}{unit}", n(to)),
+                        (false, Some(to)) => format!("between {} and {}{unit}", n(from), n(to)),
+                        (_, None) => format!("above {}{unit}", n(from)),
+                    };
+                    match (i, v) {
+                        (0, Verdict::Same) => format!("both cost the same {range}"),
+                        (_, Verdict::Same) => format!("the same {range}"),
+                        (0, v) => format!("{} is cheaper {range}", plan(*v)),
+                        (_, v) => format!("{} {range}", plan(*v)),
                     }
                 })
                 .collect();
-            format!("{} {per}", clauses.join(", "))
+            format!("{}{busy}", clauses.join(", "))
         }
     }
 }

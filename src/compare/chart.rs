@@ -259,35 +259,64 @@ fn draw<DB: DrawingBackend>(
                 fmt_calls(comparison.profile.calls_per_period)
             ))
             .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 8, y), (x + 14, y), (x + 24, y)], grey)
+                PathElement::new(vec![(x, y), (x + 24, y)], grey.stroke_width(2))
             });
     }
 
-    // Break-even points, each labelled with its call volume.
-    let marks: Vec<(f64, f64, String)> = comparison
+    // Break-even points: a marker on the crossing, a dotted drop line to the calls
+    // axis, and the call volume written just above the axis (stacked when close).
+    let mut marks: Vec<(f64, f64)> = comparison
         .break_evens
         .iter()
         .flat_map(|be| be.points.iter())
-        .filter(|p| f(p.calls_per_period) <= x_max)
-        .map(|p| {
-            (
-                f(p.calls_per_period),
-                f(p.cost_usd),
-                compact(f(p.calls_per_period)),
-            )
-        })
+        .map(|p| (f(p.calls_per_period), f(p.cost_usd)))
+        .filter(|(x, _)| *x <= x_max)
         .collect();
+    marks.sort_by(|a, b| a.0.total_cmp(&b.0));
+    marks.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     if !marks.is_empty() {
-        let label_style = ("sans-serif", 15).into_font().color(&BLACK);
+        let grey = RGBColor(120, 120, 120);
+        for &(x, y) in &marks {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(x, 0.0), (x, y)],
+                    3,
+                    4,
+                    grey.stroke_width(1),
+                ))
+                .map_err(err)?;
+        }
+        let label_style = ("sans-serif", 14).into_font().color(&BLACK);
+        let mut row_ends: Vec<i32> = Vec::new();
+        let mut labels = Vec::new();
+        for &(x, _) in &marks {
+            let text = format!("{} calls", compact(x));
+            let left = chart.backend_coord(&(x, 0.0)).0 + 4;
+            let width = 8 * text.chars().count() as i32;
+            let row = match row_ends.iter().position(|end| *end + 6 < left) {
+                Some(row) => row,
+                None => {
+                    row_ends.push(i32::MIN);
+                    row_ends.len() - 1
+                }
+            };
+            row_ends[row] = left + width;
+            labels.push((x, row as i32, text));
+        }
         chart
-            .draw_series(marks.into_iter().map(|(x, y, label)| {
+            .draw_series(labels.into_iter().map(|(x, row, text)| {
+                EmptyElement::at((x, 0.0))
+                    + Text::new(text, (4, -20 - 18 * row), label_style.clone())
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(marks.into_iter().map(|(x, y)| {
                 EmptyElement::at((x, y))
                     + Circle::new((0, 0), 6, BLACK.filled())
                     + Circle::new((0, 0), 9, BLACK.stroke_width(2))
-                    + Text::new(label, (10, -24), label_style.clone())
             }))
             .map_err(err)?
-            .label("break-even (calls)")
+            .label("break-even point")
             .legend(|(x, y)| Circle::new((x + 12, y), 6, BLACK.filled()));
     }
 

@@ -74,10 +74,7 @@ pub enum CompareError {
     },
     /// A plan needs a rate (instance-hour, serverless second, data GB) that the
     /// price source could not give. Never priced at $0.
-    #[error(
-        "no rate for {key} (needed by plan `{plan}`): {reason}; check the instance type, \
-         memory size and region, or state the rate with RateTable::with_rate(..)"
-    )]
+    #[error("no rate for {key} (needed by plan `{plan}`): {reason}")]
     MissingRate {
         /// The plan that needs it.
         plan: String,

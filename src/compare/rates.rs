@@ -123,7 +123,9 @@ impl RateTable {
             .ok_or_else(|| CompareError::MissingRate {
                 plan: plan.to_string(),
                 key,
-                reason: "the rate table has none".into(),
+                reason: "the rate table has none: state it with RateTable::with_rate(..) or fill \
+                     the table from a price source with RateTable::fill_from(..)"
+                    .into(),
             })
     }
 }
