@@ -295,7 +295,8 @@ fn price_plan(
             used.push(rate.clone());
             let discounted_per_hour = on_demand_per_hour * (Decimal::ONE - p.discount);
             let commitment = p.commitment_usd_per_hour;
-            let per_hour = if discounted_per_hour <= commitment {
+            let hours = period.hours();
+            let fixed = if discounted_per_hour <= commitment {
                 let unused = commitment - discounted_per_hour;
                 if !unused.is_zero() {
                     notes.push(format!(
@@ -306,7 +307,7 @@ fn price_plan(
                         discounted_per_hour.normalize()
                     ));
                 }
-                commitment
+                commitment * hours
             } else {
                 let covered_on_demand = commitment / (Decimal::ONE - p.discount);
                 notes.push(format!(
@@ -315,7 +316,10 @@ fn price_plan(
                     usd(covered_on_demand, 4),
                     usd(on_demand_per_hour - covered_on_demand, 4)
                 ));
-                commitment + on_demand_per_hour - covered_on_demand
+                // (c + D − c / (1 − d)) × hours, as one fraction so that it stays exact:
+                // (D (1 − d) − c d) × hours / (1 − d)
+                (discounted_per_hour - commitment * p.discount) * hours
+                    / (Decimal::ONE - p.discount)
             };
             notes.push(format!(
                 "commits {} USD/h for {} ({} USD in total), whatever the usage",
@@ -326,7 +330,7 @@ fn price_plan(
             let data = data_per_call(name, profile, rates, &mut used)?;
             provisioned_seconds =
                 Some(Decimal::from(p.count) * period.hours() * Decimal::from(3600));
-            CostCurve::linear(per_hour * period.hours(), data)
+            CostCurve::linear(fixed, data)
         }
         PlanModel::Serverless(p) => {
             if profile.mean_latency.is_zero() {
@@ -366,9 +370,11 @@ fn price_plan(
             CostCurve::linear(Decimal::ZERO, per_call)
         }
         PlanModel::Subscription(p) => {
-            // T periods of the subscription in one comparison period (amortised by hours).
-            let periods = period.in_units_of(p.period);
-            let included = p.included_calls.map(|q| (q * periods).normalize());
+            // T = hours(period) / hours(subscription period); multiply before dividing
+            // so that e.g. a yearly fee over a month (× 730 / 8,760) stays exact.
+            let amortise = |x: Decimal| (x * period.hours() / p.period.hours()).normalize();
+            let fixed = amortise(p.fee_usd);
+            let included = p.included_calls.map(amortise);
             if let Some(included) = included {
                 let over = (calls - included).max(Decimal::ZERO);
                 notes.push(format!(
@@ -380,14 +386,16 @@ fn price_plan(
             }
             if p.period != period {
                 notes.push(format!(
-                    "fee of {} USD per {} counted as {} per {period}",
+                    "fee of {} USD per {} amortised by hours: × {} h / {} h = {} USD per {period}",
                     p.fee_usd.normalize(),
                     p.period,
-                    periods.normalize()
+                    period.hours(),
+                    p.period.hours(),
+                    usd(fixed, 2)
                 ));
             }
             CostCurve {
-                fixed_usd: (p.fee_usd * periods).normalize(),
+                fixed_usd: fixed,
                 usd_per_call: Decimal::ZERO,
                 included_calls: included,
                 overage_usd_per_call: p.overage_usd_per_call,
