@@ -145,12 +145,15 @@ fn a_subscription_costs_its_fee_times_the_periods_whatever_the_calls() {
         .unwrap();
     // C = P × T = 500 USD × 12 months
     assert_eq!(
-        cost(&compute(&year, &[plan.clone()]), "subscription"),
+        cost(&compute(&year, std::slice::from_ref(&plan)), "subscription"),
         d("6000")
     );
     // the same fee at 0 or 10 million calls a month
     assert_eq!(
-        cost(&compute(&monthly(0), &[plan.clone()]), "subscription"),
+        cost(
+            &compute(&monthly(0), std::slice::from_ref(&plan)),
+            "subscription"
+        ),
         d("500")
     );
     assert_eq!(
@@ -184,7 +187,10 @@ fn a_subscription_charges_overage_only_above_its_included_calls() {
     let plan = subscription_with_quota("400", 40_000, "0.02");
     // below the quota: the fee alone
     assert_eq!(
-        cost(&compute(&monthly(30_000), &[plan.clone()]), "subscription"),
+        cost(
+            &compute(&monthly(30_000), std::slice::from_ref(&plan)),
+            "subscription"
+        ),
         d("400")
     );
     // 400 + (60,000 − 40,000) × 0.02 = 400 + 400

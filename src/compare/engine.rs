@@ -156,17 +156,7 @@ impl Comparison {
         plans: &[Plan],
         rates: &RateTable,
     ) -> Result<Comparison, CompareError> {
-        profile.validate()?;
-        if plans.is_empty() {
-            return Err(CompareError::NoPlans);
-        }
-        let mut names = BTreeSet::new();
-        for plan in plans {
-            plan.validate()?;
-            if !names.insert(plan.name.as_str()) {
-                return Err(CompareError::DuplicatePlanName(plan.name.clone()));
-            }
-        }
+        Comparison::check(profile, plans)?;
 
         let priced: Vec<PlanCost> = plans
             .iter()
@@ -201,6 +191,25 @@ impl Comparison {
         })
     }
 
+    /// Checks that `plans` can price `profile` — valid inputs, distinct names, and
+    /// the figures each plan needs (a latency for serverless, tokens for per-token) —
+    /// before any rate is looked up. [`compute`](Self::compute) runs it too.
+    pub fn check(profile: &UsageProfile, plans: &[Plan]) -> Result<(), CompareError> {
+        profile.validate()?;
+        if plans.is_empty() {
+            return Err(CompareError::NoPlans);
+        }
+        let mut names = BTreeSet::new();
+        for plan in plans {
+            plan.validate()?;
+            if !names.insert(plan.name.as_str()) {
+                return Err(CompareError::DuplicatePlanName(plan.name.clone()));
+            }
+            check_profile_fits(plan, profile)?;
+        }
+        Ok(())
+    }
+
     /// Looks up the rates `plans` need in `prices` (for `region`) and prices
     /// `profile` under each plan.
     pub async fn with_prices(
@@ -209,6 +218,7 @@ impl Comparison {
         prices: &dyn PriceSource,
         region: &str,
     ) -> Result<Comparison, CompareError> {
+        Comparison::check(profile, plans)?;
         let mut rates = RateTable::new(region);
         rates.fill_from(prices, plans, profile).await?;
         Comparison::compute(profile, plans, &rates)
@@ -255,6 +265,55 @@ fn data_per_call(
     Ok(usd)
 }
 
+/// The figures a plan needs from the profile: never price a plan at $0 because the
+/// profile left out what it charges for.
+fn check_profile_fits(plan: &Plan, profile: &UsageProfile) -> Result<(), CompareError> {
+    match &plan.model {
+        PlanModel::Serverless(_) if profile.mean_latency.is_zero() => {
+            Err(CompareError::ProfileLacks {
+                plan: plan.name.clone(),
+                what: "a mean latency",
+                hint: "serverless bills compute time per call: set mean_latency (CLI \
+                       --latency-ms)"
+                    .into(),
+            })
+        }
+        PlanModel::PerToken(p)
+            if (Decimal::from(profile.tokens_in_per_call) * p.usd_per_input_token
+                + Decimal::from(profile.tokens_out_per_call) * p.usd_per_output_token)
+                .is_zero() =>
+        {
+            Err(CompareError::ProfileLacks {
+                plan: plan.name.clone(),
+                what: "tokens per call",
+                hint: "a per-token plan charges the tokens it is given: set \
+                       tokens_in_per_call / tokens_out_per_call (CLI --tokens-in, \
+                       --tokens-out)"
+                    .into(),
+            })
+        }
+        PlanModel::Instance(p)
+            if p.hours_per_period
+                .is_some_and(|h| h > profile.period.hours()) =>
+        {
+            Err(CompareError::OutOfRange {
+                what: "instance hours per period",
+                value: p
+                    .hours_per_period
+                    .unwrap_or_default()
+                    .normalize()
+                    .to_string(),
+                hint: format!(
+                    "an instance runs at most {} hours in a {}",
+                    profile.period.hours(),
+                    profile.period
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 fn price_plan(
     plan: &Plan,
     profile: &UsageProfile,
@@ -272,16 +331,6 @@ fn price_plan(
     let curve = match &plan.model {
         PlanModel::Instance(p) => {
             let hours = p.hours_per_period.unwrap_or_else(|| period.hours());
-            if hours > period.hours() {
-                return Err(CompareError::OutOfRange {
-                    what: "instance hours per period",
-                    value: hours.normalize().to_string(),
-                    hint: format!(
-                        "an instance runs at most {} hours in a {period}",
-                        period.hours()
-                    ),
-                });
-            }
             let rate = rates.require(name, PriceKey::hosting(&region, &p.instance_type))?;
             let fixed = Decimal::from(p.count) * hours * rate.usd_per_unit;
             used.push(rate.clone());
@@ -333,15 +382,6 @@ fn price_plan(
             CostCurve::linear(fixed, data)
         }
         PlanModel::Serverless(p) => {
-            if profile.mean_latency.is_zero() {
-                return Err(CompareError::ProfileLacks {
-                    plan: name.to_string(),
-                    what: "a mean latency",
-                    hint: "serverless bills compute time per call: set mean_latency (CLI \
-                           --latency-ms)"
-                        .into(),
-                });
-            }
             let rate = rates.require(name, PriceKey::serverless(&region, p.memory_gb()))?;
             let billed = profile.billed_seconds_per_call();
             let compute = billed * rate.usd_per_unit;
@@ -357,16 +397,6 @@ fn price_plan(
         PlanModel::PerToken(p) => {
             let per_call = Decimal::from(profile.tokens_in_per_call) * p.usd_per_input_token
                 + Decimal::from(profile.tokens_out_per_call) * p.usd_per_output_token;
-            if per_call.is_zero() {
-                return Err(CompareError::ProfileLacks {
-                    plan: name.to_string(),
-                    what: "tokens per call",
-                    hint: "a per-token plan charges the tokens it is given: set \
-                           tokens_in_per_call / tokens_out_per_call (CLI --tokens-in, \
-                           --tokens-out)"
-                        .into(),
-                });
-            }
             CostCurve::linear(Decimal::ZERO, per_call)
         }
         PlanModel::Subscription(p) => {

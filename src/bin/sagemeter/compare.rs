@@ -158,6 +158,7 @@ pub async fn run(
 ) -> Result<(), BoxError> {
     let profile = profile(&args)?;
     let plans = plans(&args)?;
+    Comparison::check(&profile, &plans)?;
     let mut rates = stated_rates(&args, region)?;
     rates
         .fill_from(prices, &plans, &profile)
