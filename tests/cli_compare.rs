@@ -153,7 +153,7 @@ ml.m5.xlarge x1                          167.90           0.1679      +119.90  o
         // 167.9 / 0.000048 = 3,497,916.67 calls; 0.23 / (3,600 × 0.00006) = 106.5 %
         .stdout(predicate::str::contains(
             "- ml.m5.xlarge x1 is cheaper above 3,497,917 calls per month (ml.m5.xlarge x1 at \
-             106.5% utilisation); serverless 3072 MB below",
+             106.5% utilisation, more than it serves one call at a time); serverless 3072 MB below",
         ));
 }
 

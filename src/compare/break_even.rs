@@ -210,7 +210,14 @@ fn summarise(
             let who: Vec<String> = p
                 .utilisation
                 .iter()
-                .map(|(name, x)| format!("{name} at {} utilisation", percent(*x)))
+                .map(|(name, x)| {
+                    let beyond = if *x > Decimal::ONE {
+                        ", more than it serves one call at a time"
+                    } else {
+                        ""
+                    };
+                    format!("{name} at {} utilisation{beyond}", percent(*x))
+                })
                 .collect();
             if points.len() == 1 {
                 who.join(", ")
