@@ -39,24 +39,24 @@ pub struct CompareArgs {
         value_name = "N",
         value_parser = parse_decimal,
         required_unless_present = "calls_per_day",
-        help_heading = "Usage"
+        help_heading = "Usage profile"
     )]
     pub calls: Option<Decimal>,
     /// Calls per day instead of per period (converted with hours(period) / 24).
-    #[arg(long, value_name = "N", value_parser = parse_decimal, conflicts_with = "calls", help_heading = "Usage")]
+    #[arg(long, value_name = "N", value_parser = parse_decimal, conflicts_with = "calls", help_heading = "Usage profile")]
     pub calls_per_day: Option<Decimal>,
     /// The period costs are compared over (and a subscription fee is charged for).
-    #[arg(long, value_name = "day|month|year", default_value = "month", value_parser = parse_period, help_heading = "Usage")]
+    #[arg(long, value_name = "day|month|year", default_value = "month", value_parser = parse_period, help_heading = "Usage profile")]
     pub period: Period,
     /// Mean model latency per call, in milliseconds (serverless bills it).
-    #[arg(long, value_name = "MS", value_parser = parse_decimal, help_heading = "Usage")]
+    #[arg(long, value_name = "MS", value_parser = parse_decimal, help_heading = "Usage profile")]
     pub latency_ms: Option<Decimal>,
     /// Mean request payload per call, in bytes (data processed in).
     #[arg(
         long,
         value_name = "BYTES",
         default_value_t = 0,
-        help_heading = "Usage"
+        help_heading = "Usage profile"
     )]
     pub bytes_in: u64,
     /// Mean response payload per call, in bytes (data processed out).
@@ -64,14 +64,24 @@ pub struct CompareArgs {
         long,
         value_name = "BYTES",
         default_value_t = 0,
-        help_heading = "Usage"
+        help_heading = "Usage profile"
     )]
     pub bytes_out: u64,
     /// Mean input tokens per call (for --per-1m-tokens-in).
-    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Usage")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        help_heading = "Usage profile"
+    )]
     pub tokens_in: u64,
     /// Mean output tokens per call (for --per-1m-tokens-out).
-    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Usage")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        help_heading = "Usage profile"
+    )]
     pub tokens_out: u64,
 
     // --- pay per use ---
