@@ -21,6 +21,7 @@
 pub mod billing;
 pub mod budget;
 pub mod client;
+pub mod compare;
 pub mod endpoint;
 pub mod ledger;
 pub mod meter;

@@ -1,0 +1,345 @@
+//! Cost against calls per period for each plan, break-even points marked: the
+//! comparison as a picture (feature `charts`).
+//!
+//! Text is laid out with a font embedded in the binary (DejaVu Sans), so drawing needs
+//! no system font library. Decimals become `f64` only here, at the drawing edge.
+//!
+//! ```no_run
+//! # use sagemeter::compare::{Comparison, chart};
+//! # fn show(comparison: &Comparison) -> Result<(), sagemeter::compare::CompareError> {
+//! chart::render(comparison, "plans.svg")?; // or plans.png
+//! # Ok(()) }
+//! ```
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use std::path::Path;
+use std::sync::Once;
+
+use super::format::calls as fmt_calls;
+use super::{CompareError, Comparison};
+
+/// Pixel size of a chart.
+pub const SIZE: (u32, u32) = (1100, 650);
+
+/// The picture formats a chart can be written in.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChartFormat {
+    /// Scalable vector graphics (text stays text).
+    Svg,
+    /// A PNG bitmap.
+    Png,
+}
+
+impl ChartFormat {
+    /// The format named by a path's extension (`.svg` or `.png`, any case).
+    pub fn from_path(path: &Path) -> Result<Self, CompareError> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("svg") => Ok(ChartFormat::Svg),
+            Some("png") => Ok(ChartFormat::Png),
+            _ => Err(CompareError::Chart {
+                path: path.display().to_string(),
+                reason: "unknown picture format: name the file .svg or .png".into(),
+            }),
+        }
+    }
+}
+
+/// Draws `comparison` to `path`, as SVG or PNG according to its extension.
+pub fn render(comparison: &Comparison, path: impl AsRef<Path>) -> Result<(), CompareError> {
+    let path = path.as_ref();
+    let fail = |reason: String| CompareError::Chart {
+        path: path.display().to_string(),
+        reason,
+    };
+    match ChartFormat::from_path(path)? {
+        ChartFormat::Svg => {
+            let svg = render_svg(comparison)?;
+            std::fs::write(path, svg).map_err(|e| fail(e.to_string()))
+        }
+        ChartFormat::Png => {
+            let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+            draw(comparison, &root).map_err(fail)?;
+            root.present().map_err(|e| fail(e.to_string()))
+        }
+    }
+}
+
+/// The chart as an SVG document.
+pub fn render_svg(comparison: &Comparison) -> Result<String, CompareError> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        draw(comparison, &root).map_err(|reason| CompareError::Chart {
+            path: "(svg string)".into(),
+            reason,
+        })?;
+        root.present().map_err(|e| CompareError::Chart {
+            path: "(svg string)".into(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(svg)
+}
+
+/// One line per plan, in data units: the points where its slope changes, from 0 to
+/// `x_max` calls.
+pub fn plan_lines(comparison: &Comparison, x_max: Decimal) -> Vec<(String, Vec<(f64, f64)>)> {
+    comparison
+        .plans
+        .iter()
+        .map(|row| {
+            let mut xs = vec![Decimal::ZERO];
+            xs.extend(
+                row.curve
+                    .kink()
+                    .filter(|k| *k > Decimal::ZERO && *k < x_max),
+            );
+            xs.push(x_max);
+            let points = xs
+                .into_iter()
+                .map(|x| (f(x), f(row.curve.cost_usd(x))))
+                .collect();
+            (row.plan.name.clone(), points)
+        })
+        .collect()
+}
+
+/// The calls axis runs to 1.2 × the largest of: the profile's calls, the break-even
+/// points and quota ends within 20 × the profile's calls (all of them when the profile
+/// has none).
+pub fn x_max(comparison: &Comparison) -> Decimal {
+    let now = comparison.profile.calls_per_period;
+    let cap = if now.is_zero() {
+        Decimal::MAX
+    } else {
+        now * Decimal::from(20)
+    };
+    let points = comparison
+        .break_evens
+        .iter()
+        .flat_map(|be| be.points.iter().map(|p| p.calls_per_period));
+    let kinks = comparison.plans.iter().filter_map(|row| row.curve.kink());
+    let largest = points
+        .chain(kinks)
+        .filter(|u| *u <= cap)
+        .chain(std::iter::once(now))
+        .max()
+        .unwrap_or_default();
+    if largest.is_zero() {
+        Decimal::from(1000)
+    } else {
+        largest * Decimal::new(12, 1)
+    }
+}
+
+const COLOURS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+fn f(d: Decimal) -> f64 {
+    d.to_f64().unwrap_or(f64::MAX)
+}
+
+fn register_fonts() {
+    static FONTS: Once = Once::new();
+    FONTS.call_once(|| {
+        // The embedded fonts are valid; a failure here would only lose labels' metrics.
+        let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+        let _ = register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+/// `40000` → `40k`, `1250000` → `1.25M`.
+fn compact(v: f64) -> String {
+    let (scaled, suffix) = if v.abs() >= 1e9 {
+        (v / 1e9, "G")
+    } else if v.abs() >= 1e6 {
+        (v / 1e6, "M")
+    } else if v.abs() >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    let s = format!("{scaled:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}{suffix}")
+}
+
+fn draw<DB: DrawingBackend>(
+    comparison: &Comparison,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<(), String> {
+    register_fonts();
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+
+    let period = comparison.period;
+    let x_max_dec = x_max(comparison);
+    let lines = plan_lines(comparison, x_max_dec);
+    let x_max = f(x_max_dec);
+    let y_top = lines
+        .iter()
+        .flat_map(|(_, pts)| pts.iter().map(|p| p.1))
+        .fold(0.0_f64, f64::max);
+    let y_max = if y_top > 0.0 { y_top * 1.1 } else { 1.0 };
+
+    let caption = format!(
+        "Cost per {period} by billing plan ({} {})",
+        comparison.region,
+        if comparison.profile.calls_per_period.is_zero() {
+            String::new()
+        } else {
+            format!(
+                "· you: {} calls per {period}",
+                fmt_calls(comparison.profile.calls_per_period)
+            )
+        }
+    );
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption.trim_end(), ("sans-serif", 24).into_font())
+        .margin(24)
+        .x_label_area_size(56)
+        .y_label_area_size(84)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("calls per {period}"))
+        .y_desc(format!("cost per {period} (USD)"))
+        .x_label_formatter(&|x| compact(*x))
+        .y_label_formatter(&|y| format!("${}", compact(*y)))
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .light_line_style(RGBColor(235, 235, 235))
+        .bold_line_style(RGBColor(210, 210, 210))
+        .draw()
+        .map_err(err)?;
+
+    for (i, (name, points)) in lines.into_iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(3)))
+            .map_err(err)?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3))
+            });
+    }
+
+    // Where you are now.
+    let now = f(comparison.profile.calls_per_period);
+    if now > 0.0 && now <= x_max {
+        let grey = RGBColor(90, 90, 90);
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(now, 0.0), (now, y_max)],
+                8,
+                6,
+                grey.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(format!(
+                "your usage: {} calls",
+                fmt_calls(comparison.profile.calls_per_period)
+            ))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], grey.stroke_width(2))
+            });
+    }
+
+    // Break-even points: a marker on the crossing, a dotted drop line to the calls
+    // axis, and the call volume written just above the axis (stacked when close).
+    let mut marks: Vec<(f64, f64)> = comparison
+        .break_evens
+        .iter()
+        .flat_map(|be| be.points.iter())
+        .map(|p| (f(p.calls_per_period), f(p.cost_usd)))
+        .filter(|(x, _)| *x <= x_max)
+        .collect();
+    marks.sort_by(|a, b| a.0.total_cmp(&b.0));
+    marks.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    if !marks.is_empty() {
+        let grey = RGBColor(120, 120, 120);
+        for &(x, y) in &marks {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(x, 0.0), (x, y)],
+                    3,
+                    4,
+                    grey.stroke_width(1),
+                ))
+                .map_err(err)?;
+        }
+        let label_style = ("sans-serif", 14).into_font().color(&BLACK);
+        let mut row_ends: Vec<i32> = Vec::new();
+        let mut labels = Vec::new();
+        for &(x, _) in &marks {
+            let text = format!("{} calls", compact(x));
+            let left = chart.backend_coord(&(x, 0.0)).0 + 4;
+            let width = 8 * text.chars().count() as i32;
+            let row = match row_ends.iter().position(|end| *end + 6 < left) {
+                Some(row) => row,
+                None => {
+                    row_ends.push(i32::MIN);
+                    row_ends.len() - 1
+                }
+            };
+            row_ends[row] = left + width;
+            labels.push((x, row as i32, text));
+        }
+        chart
+            .draw_series(labels.into_iter().map(|(x, row, text)| {
+                EmptyElement::at((x, 0.0))
+                    + Text::new(text, (4, -20 - 18 * row), label_style.clone())
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(marks.into_iter().map(|(x, y)| {
+                EmptyElement::at((x, y))
+                    + Circle::new((0, 0), 6, BLACK.filled())
+                    + Circle::new((0, 0), 9, BLACK.stroke_width(2))
+            }))
+            .map_err(err)?
+            .label("break-even point")
+            .legend(|(x, y)| Circle::new((x + 12, y), 6, BLACK.filled()));
+    }
+
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(160, 160, 160))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_numbers_are_compact() {
+        assert_eq!(compact(40_000.0), "40k");
+        assert_eq!(compact(1_250_000.0), "1.25M");
+        assert_eq!(compact(12.5), "12.5");
+        assert_eq!(compact(0.0), "0");
+    }
+}

@@ -1,0 +1,475 @@
+//! Pricing the same work under every plan.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+use super::break_even::{BreakEven, break_even};
+use super::format::{calls as fmt_calls, percent, usd};
+use super::{CompareError, Period, Plan, PlanModel, RateTable, UsageProfile};
+use crate::pricing::{PriceKey, PriceSource, Rate};
+
+/// Bytes in one GB of data processed, as AWS bills it (2^30).
+pub const BYTES_PER_GB: u64 = 1 << 30;
+
+/// A plan's cost as a function of calls `U` in one period: convex and piecewise
+/// linear,
+///
+/// `cost(U) = fixed_usd + usd_per_call × U + overage_usd_per_call × max(0, U − included_calls)`.
+///
+/// Every plan model maps onto it for a given profile: instances are all fixed (plus
+/// data per call), pay per use and serverless are all variable, a subscription with a
+/// quota has the overage kink. Break-even points are found on these curves.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CostCurve {
+    /// Cost that does not depend on calls (fees, instance-hours, commitments).
+    pub fixed_usd: Decimal,
+    /// Cost of each call from the first.
+    pub usd_per_call: Decimal,
+    /// Calls per period above which [`overage_usd_per_call`](Self::overage_usd_per_call)
+    /// is added; `None` when the plan has no quota.
+    pub included_calls: Option<Decimal>,
+    /// Extra cost of each call above the included calls.
+    pub overage_usd_per_call: Option<Decimal>,
+}
+
+impl CostCurve {
+    /// A straight line: `fixed_usd + usd_per_call × U`.
+    pub fn linear(fixed_usd: Decimal, usd_per_call: Decimal) -> Self {
+        CostCurve {
+            fixed_usd,
+            usd_per_call,
+            included_calls: None,
+            overage_usd_per_call: None,
+        }
+    }
+
+    /// The cost of `calls` calls in one period.
+    pub fn cost_usd(&self, calls: Decimal) -> Decimal {
+        let mut cost = self.fixed_usd + self.usd_per_call * calls;
+        if let (Some(included), Some(overage)) = (self.included_calls, self.overage_usd_per_call)
+            && calls > included
+        {
+            cost += overage * (calls - included);
+        }
+        cost.normalize()
+    }
+
+    /// The cost of one more call just above `calls` (the slope right of `calls`).
+    pub fn marginal_usd_per_call(&self, calls: Decimal) -> Decimal {
+        match (self.included_calls, self.overage_usd_per_call) {
+            (Some(included), Some(overage)) if calls >= included => self.usd_per_call + overage,
+            _ => self.usd_per_call,
+        }
+    }
+
+    /// Where the slope changes, if it does.
+    pub(crate) fn kink(&self) -> Option<Decimal> {
+        match (self.included_calls, self.overage_usd_per_call) {
+            (Some(included), Some(overage)) if !overage.is_zero() => Some(included),
+            _ => None,
+        }
+    }
+}
+
+/// One plan priced for the profile: a row of the comparison.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanCost {
+    /// The plan.
+    pub plan: Plan,
+    /// What the profile's calls cost under this plan, for one period.
+    pub cost_usd: Decimal,
+    /// `cost_usd × 1000 / calls`; `None` when the profile has no calls.
+    pub usd_per_1000_calls: Option<Decimal>,
+    /// `cost_usd − cheapest cost_usd` (zero for the cheapest).
+    pub difference_to_cheapest_usd: Decimal,
+    /// The plan's cost at any call volume in the period.
+    pub curve: CostCurve,
+    /// For instance plans with a known latency: busy time ÷ provisioned time, i.e.
+    /// `calls × mean latency / (count × hours × 3600 s)`, counting one request at a
+    /// time per instance. Above 1 the instances must serve calls concurrently.
+    pub utilisation: Option<Decimal>,
+    /// Instance-seconds provisioned per period (instance plans), the denominator of
+    /// [`utilisation`](Self::utilisation).
+    pub provisioned_seconds: Option<Decimal>,
+    /// The rates looked up or stated for this plan, with their provenance. Empty for
+    /// plans whose prices are part of the plan (per call, per token, subscription).
+    pub rates: Vec<Rate>,
+    /// Where the plan's prices came from: `stated` for prices given in the plan,
+    /// otherwise the rates' provenance sources (`live`, `cache`, `snapshot`,
+    /// `override`), joined with `+` when they differ.
+    pub rate_source: String,
+    /// What a reader should know about this row (commitments, quota use, capacity).
+    pub notes: Vec<String>,
+}
+
+/// The same work priced under each plan, cheapest first, with the break-even points
+/// between every pair of plans. Serialises to the CLI's `--json` output.
+///
+/// ```
+/// use sagemeter::compare::{
+///     Comparison, PerInferencePlan, Period, Plan, RateTable, SubscriptionPlan, UsageProfile,
+/// };
+/// use sagemeter::Decimal;
+///
+/// let profile = UsageProfile::builder().period(Period::Month).calls_per_period(100_000).build()?;
+/// let plans = [
+///     Plan::from(PerInferencePlan::per_call(Decimal::new(125, 4))?), // 0.0125 USD a call
+///     Plan::from(SubscriptionPlan::builder().fee_usd(Decimal::from(500)).build()?),
+/// ];
+/// let comparison = Comparison::compute(&profile, &plans, &RateTable::new("us-east-1"))?;
+///
+/// assert_eq!(comparison.cheapest, "subscription"); // 500 < 100,000 × 0.0125 = 1,250
+/// // U* = P·T / X = 500 × 1 / 0.0125 = 40,000 calls
+/// assert_eq!(comparison.break_evens[0].points[0].calls_per_period, Decimal::from(40_000));
+/// assert_eq!(
+///     comparison.break_evens[0].summary,
+///     "subscription is cheaper above 40,000 calls per month; pay per use below"
+/// );
+/// # Ok::<(), sagemeter::compare::CompareError>(())
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Region the rates are for.
+    pub region: String,
+    /// The period every cost is for.
+    pub period: Period,
+    /// Hours in that period (730 for a month).
+    pub hours_per_period: Decimal,
+    /// The work priced.
+    pub profile: UsageProfile,
+    /// Name of the cheapest plan (the first one, on a tie).
+    pub cheapest: String,
+    /// One row per plan, cheapest first (ties keep the order the plans were given in).
+    pub plans: Vec<PlanCost>,
+    /// Break-even analysis for every pair of plans, in the order the plans were given.
+    pub break_evens: Vec<BreakEven>,
+}
+
+impl Comparison {
+    /// Prices `profile` under each of `plans` with `rates`. Pure: no I/O, no clock.
+    pub fn compute(
+        profile: &UsageProfile,
+        plans: &[Plan],
+        rates: &RateTable,
+    ) -> Result<Comparison, CompareError> {
+        Comparison::check(profile, plans)?;
+
+        let priced: Vec<PlanCost> = plans
+            .iter()
+            .map(|plan| price_plan(plan, profile, rates))
+            .collect::<Result<_, _>>()?;
+
+        let mut break_evens = Vec::new();
+        for (i, a) in priced.iter().enumerate() {
+            for b in &priced[i + 1..] {
+                break_evens.push(break_even(a, b, profile));
+            }
+        }
+
+        let cheapest_usd = priced
+            .iter()
+            .map(|row| row.cost_usd)
+            .min()
+            .expect("at least one plan");
+        let mut rows = priced;
+        for row in &mut rows {
+            row.difference_to_cheapest_usd = (row.cost_usd - cheapest_usd).normalize();
+        }
+        rows.sort_by_key(|row| row.cost_usd);
+        Ok(Comparison {
+            region: rates.region().to_string(),
+            period: profile.period,
+            hours_per_period: profile.period.hours(),
+            profile: profile.clone(),
+            cheapest: rows[0].plan.name.clone(),
+            plans: rows,
+            break_evens,
+        })
+    }
+
+    /// Checks that `plans` can price `profile` — valid inputs, distinct names, and
+    /// the figures each plan needs (a latency for serverless, tokens for per-token) —
+    /// before any rate is looked up. [`compute`](Self::compute) runs it too.
+    pub fn check(profile: &UsageProfile, plans: &[Plan]) -> Result<(), CompareError> {
+        profile.validate()?;
+        if plans.is_empty() {
+            return Err(CompareError::NoPlans);
+        }
+        let mut names = BTreeSet::new();
+        for plan in plans {
+            plan.validate()?;
+            if !names.insert(plan.name.as_str()) {
+                return Err(CompareError::DuplicatePlanName(plan.name.clone()));
+            }
+            check_profile_fits(plan, profile)?;
+        }
+        Ok(())
+    }
+
+    /// Looks up the rates `plans` need in `prices` (for `region`) and prices
+    /// `profile` under each plan.
+    pub async fn with_prices(
+        profile: &UsageProfile,
+        plans: &[Plan],
+        prices: &dyn PriceSource,
+        region: &str,
+    ) -> Result<Comparison, CompareError> {
+        Comparison::check(profile, plans)?;
+        let mut rates = RateTable::new(region);
+        rates.fill_from(prices, plans, profile).await?;
+        Comparison::compute(profile, plans, &rates)
+    }
+
+    /// The row of the plan called `name`.
+    pub fn plan(&self, name: &str) -> Option<&PlanCost> {
+        self.plans.iter().find(|row| row.plan.name == name)
+    }
+
+    /// The break-even analysis between plans `a` and `b` (in either order).
+    pub fn break_even(&self, a: &str, b: &str) -> Option<&BreakEven> {
+        self.break_evens.iter().find(|be| {
+            (be.plans[0] == a && be.plans[1] == b) || (be.plans[0] == b && be.plans[1] == a)
+        })
+    }
+}
+
+/// Data processed per call: `bytes × usd_per_gb / 2^30` for each direction.
+fn data_per_call(
+    plan: &str,
+    profile: &UsageProfile,
+    rates: &RateTable,
+    used: &mut Vec<Rate>,
+) -> Result<Decimal, CompareError> {
+    let mut usd = Decimal::ZERO;
+    let region = rates.region().to_string();
+    for (bytes, key) in [
+        (
+            profile.bytes_in_per_call,
+            PriceKey::DataIn {
+                region: region.clone(),
+            },
+        ),
+        (profile.bytes_out_per_call, PriceKey::DataOut { region }),
+    ] {
+        if bytes == 0 {
+            continue;
+        }
+        let rate = rates.require(plan, key)?;
+        usd += Decimal::from(bytes) * rate.usd_per_unit / Decimal::from(BYTES_PER_GB);
+        used.push(rate.clone());
+    }
+    Ok(usd)
+}
+
+/// The figures a plan needs from the profile: never price a plan at $0 because the
+/// profile left out what it charges for.
+fn check_profile_fits(plan: &Plan, profile: &UsageProfile) -> Result<(), CompareError> {
+    match &plan.model {
+        PlanModel::Serverless(_) if profile.mean_latency.is_zero() => {
+            Err(CompareError::ProfileLacks {
+                plan: plan.name.clone(),
+                what: "a mean latency",
+                hint: "serverless bills compute time per call: set mean_latency (CLI \
+                       --latency-ms)"
+                    .into(),
+            })
+        }
+        PlanModel::PerToken(p)
+            if (Decimal::from(profile.tokens_in_per_call) * p.usd_per_input_token
+                + Decimal::from(profile.tokens_out_per_call) * p.usd_per_output_token)
+                .is_zero() =>
+        {
+            Err(CompareError::ProfileLacks {
+                plan: plan.name.clone(),
+                what: "tokens per call",
+                hint: "a per-token plan charges the tokens it is given: set \
+                       tokens_in_per_call / tokens_out_per_call (CLI --tokens-in, \
+                       --tokens-out)"
+                    .into(),
+            })
+        }
+        PlanModel::Instance(p)
+            if p.hours_per_period
+                .is_some_and(|h| h > profile.period.hours()) =>
+        {
+            Err(CompareError::OutOfRange {
+                what: "instance hours per period",
+                value: p
+                    .hours_per_period
+                    .unwrap_or_default()
+                    .normalize()
+                    .to_string(),
+                hint: format!(
+                    "an instance runs at most {} hours in a {}",
+                    profile.period.hours(),
+                    profile.period
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn price_plan(
+    plan: &Plan,
+    profile: &UsageProfile,
+    rates: &RateTable,
+) -> Result<PlanCost, CompareError> {
+    let name = plan.name.as_str();
+    let period = profile.period;
+    let calls = profile.calls_per_period;
+    let latency_seconds = Decimal::from_i128_with_scale(profile.mean_latency.as_nanos() as i128, 9);
+    let mut used: Vec<Rate> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut provisioned_seconds = None;
+    let region = rates.region().to_string();
+
+    let curve = match &plan.model {
+        PlanModel::Instance(p) => {
+            let hours = p.hours_per_period.unwrap_or_else(|| period.hours());
+            let rate = rates.require(name, PriceKey::hosting(&region, &p.instance_type))?;
+            let fixed = Decimal::from(p.count) * hours * rate.usd_per_unit;
+            used.push(rate.clone());
+            let data = data_per_call(name, profile, rates, &mut used)?;
+            provisioned_seconds = Some(Decimal::from(p.count) * hours * Decimal::from(3600));
+            CostCurve::linear(fixed, data)
+        }
+        PlanModel::SavingsPlan(p) => {
+            let rate = rates.require(name, PriceKey::hosting(&region, &p.instance_type))?;
+            let on_demand_per_hour = Decimal::from(p.count) * rate.usd_per_unit;
+            used.push(rate.clone());
+            let discounted_per_hour = on_demand_per_hour * (Decimal::ONE - p.discount);
+            let commitment = p.commitment_usd_per_hour;
+            let hours = period.hours();
+            let fixed = if discounted_per_hour <= commitment {
+                let unused = commitment - discounted_per_hour;
+                if !unused.is_zero() {
+                    notes.push(format!(
+                        "{} USD/h of the {} USD/h commitment is unused (usage at the \
+                         discounted rate is {} USD/h)",
+                        unused.normalize(),
+                        commitment.normalize(),
+                        discounted_per_hour.normalize()
+                    ));
+                }
+                commitment * hours
+            } else {
+                let covered_on_demand = commitment / (Decimal::ONE - p.discount);
+                notes.push(format!(
+                    "the commitment covers {} USD/h of on-demand usage; the other {} USD/h is \
+                     charged on demand",
+                    usd(covered_on_demand, 4),
+                    usd(on_demand_per_hour - covered_on_demand, 4)
+                ));
+                // (c + D − c / (1 − d)) × hours, as one fraction so that it stays exact:
+                // (D (1 − d) − c d) × hours / (1 − d)
+                (discounted_per_hour - commitment * p.discount) * hours
+                    / (Decimal::ONE - p.discount)
+            };
+            notes.push(format!(
+                "commits {} USD/h for {} ({} USD in total), whatever the usage",
+                commitment.normalize(),
+                p.term,
+                usd(commitment * p.term.hours(), 2)
+            ));
+            let data = data_per_call(name, profile, rates, &mut used)?;
+            provisioned_seconds =
+                Some(Decimal::from(p.count) * period.hours() * Decimal::from(3600));
+            CostCurve::linear(fixed, data)
+        }
+        PlanModel::Serverless(p) => {
+            let rate = rates.require(name, PriceKey::serverless(&region, p.memory_gb()))?;
+            let billed = profile.billed_seconds_per_call();
+            let compute = billed * rate.usd_per_unit;
+            used.push(rate.clone());
+            notes.push(format!(
+                "bills {} ms per call (mean latency rounded up to the millisecond)",
+                (billed * Decimal::from(1000)).normalize()
+            ));
+            let data = data_per_call(name, profile, rates, &mut used)?;
+            CostCurve::linear(Decimal::ZERO, compute + data)
+        }
+        PlanModel::PerInference(p) => CostCurve::linear(Decimal::ZERO, p.usd_per_call),
+        PlanModel::PerToken(p) => {
+            let per_call = Decimal::from(profile.tokens_in_per_call) * p.usd_per_input_token
+                + Decimal::from(profile.tokens_out_per_call) * p.usd_per_output_token;
+            CostCurve::linear(Decimal::ZERO, per_call)
+        }
+        PlanModel::Subscription(p) => {
+            // T = hours(period) / hours(subscription period); multiply before dividing
+            // so that e.g. a yearly fee over a month (× 730 / 8,760) stays exact.
+            let amortise = |x: Decimal| (x * period.hours() / p.period.hours()).normalize();
+            let fixed = amortise(p.fee_usd);
+            let included = p.included_calls.map(amortise);
+            if let Some(included) = included {
+                let over = (calls - included).max(Decimal::ZERO);
+                notes.push(format!(
+                    "includes {} calls per {period}; {} calls above that at {} USD each",
+                    fmt_calls(included),
+                    fmt_calls(over),
+                    p.overage_usd_per_call.unwrap_or_default().normalize()
+                ));
+            }
+            if p.period != period {
+                notes.push(format!(
+                    "fee of {} USD per {} amortised by hours: × {} h / {} h = {} USD per {period}",
+                    p.fee_usd.normalize(),
+                    p.period,
+                    period.hours(),
+                    p.period.hours(),
+                    usd(fixed, 2)
+                ));
+            }
+            CostCurve {
+                fixed_usd: fixed,
+                usd_per_call: Decimal::ZERO,
+                included_calls: included,
+                overage_usd_per_call: p.overage_usd_per_call,
+            }
+        }
+    };
+
+    let curve = CostCurve {
+        fixed_usd: curve.fixed_usd.normalize(),
+        usd_per_call: curve.usd_per_call.normalize(),
+        ..curve
+    };
+    let cost_usd = curve.cost_usd(calls);
+    let usd_per_1000_calls =
+        (!calls.is_zero()).then(|| (cost_usd * Decimal::from(1000) / calls).normalize());
+    let utilisation = provisioned_seconds
+        .filter(|_| !latency_seconds.is_zero())
+        .map(|seconds| (calls * latency_seconds / seconds).normalize());
+    if let Some(u) = utilisation
+        && u > Decimal::ONE
+    {
+        notes.push(format!(
+            "busy {} of the provisioned time: the instances must serve calls concurrently, \
+             or add instances",
+            percent(u)
+        ));
+    }
+
+    let rate_source = if used.is_empty() {
+        "stated".to_string()
+    } else {
+        let sources: BTreeSet<&str> = used.iter().map(|r| r.provenance.source.as_str()).collect();
+        sources.into_iter().collect::<Vec<_>>().join("+")
+    };
+    Ok(PlanCost {
+        plan: plan.clone(),
+        cost_usd,
+        usd_per_1000_calls,
+        difference_to_cheapest_usd: Decimal::ZERO,
+        curve,
+        utilisation,
+        provisioned_seconds: provisioned_seconds.map(|s| s.normalize()),
+        rates: used,
+        rate_source,
+        notes,
+    })
+}

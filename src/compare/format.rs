@@ -1,0 +1,85 @@
+//! Numbers for people: thousands separators, fixed decimals, percentages.
+//!
+//! Only for display; the comparison's values stay exact.
+
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// `1234567.891` → `"1,234,567.89"` with `dp` decimals (rounded half away from zero).
+pub fn usd(value: Decimal, dp: u32) -> String {
+    let rounded = value.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
+    let s = format!("{:.*}", dp as usize, rounded);
+    group(&s)
+}
+
+/// A call count: whole calls with separators from 100 up, otherwise up to two
+/// decimals (`0.5`, `12.25`).
+pub fn calls(value: Decimal) -> String {
+    if value.abs() >= Decimal::from(100) {
+        usd(value, 0)
+    } else {
+        let r = value
+            .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+            .normalize();
+        group(&r.to_string())
+    }
+}
+
+/// A fraction as a percentage with one decimal: `0.3805` → `"38.1%"`.
+pub fn percent(fraction: Decimal) -> String {
+    format!("{}%", usd(fraction * Decimal::from(100), 1))
+}
+
+/// Bytes in binary units: `2048` → `"2 KiB"`, `1500` → `"1,500 B"`.
+pub fn bytes(value: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (size, unit) in UNITS {
+        if value >= size && value.is_multiple_of(size) {
+            return format!("{} {unit}", group(&(value / size).to_string()));
+        }
+    }
+    format!("{} B", group(&value.to_string()))
+}
+
+/// Inserts `,` every three digits of the integer part.
+fn group(s: &str) -> String {
+    let (sign, rest) = s.strip_prefix('-').map_or(("", s), |r| ("-", r));
+    let (int, frac) = rest
+        .split_once('.')
+        .map_or((rest, None), |(i, f)| (i, Some(f)));
+    let mut out = String::with_capacity(s.len() + int.len() / 3);
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    match frac {
+        Some(f) => format!("{sign}{out}.{f}"),
+        None => format!("{sign}{out}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_is_grouped_and_rounded_half_away_from_zero() {
+        assert_eq!(usd(Decimal::new(1_234_567_895, 3), 2), "1,234,567.90");
+        assert_eq!(usd(Decimal::new(-5, 1), 0), "-1");
+        assert_eq!(usd(Decimal::ZERO, 2), "0.00");
+    }
+
+    #[test]
+    fn calls_are_whole_from_a_hundred_up() {
+        assert_eq!(calls(Decimal::new(400_004, 1)), "40,000");
+        assert_eq!(calls(Decimal::new(125, 1)), "12.5");
+    }
+
+    #[test]
+    fn bytes_use_the_largest_exact_binary_unit() {
+        assert_eq!(bytes(2048), "2 KiB");
+        assert_eq!(bytes(1500), "1,500 B");
+        assert_eq!(bytes(3 << 20), "3 MiB");
+    }
+}

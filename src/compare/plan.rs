@@ -1,0 +1,706 @@
+//! The ways of paying for the same work.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use super::{CompareError, Period, check};
+
+/// One way of paying, with a name that labels its row, its break-even points and its
+/// line on the chart.
+///
+/// Build one from a plan model; each model validates its inputs when built:
+///
+/// ```
+/// use sagemeter::compare::{Period, PerInferencePlan, Plan, SubscriptionPlan};
+/// use sagemeter::Decimal;
+///
+/// let pay_per_use = Plan::from(PerInferencePlan::per_thousand_calls(Decimal::new(125, 1))?);
+/// let subscription = Plan::from(
+///     SubscriptionPlan::builder()
+///         .fee_usd(Decimal::from(500))
+///         .period(Period::Month)
+///         .build()?,
+/// )
+/// .named("vendor subscription");
+/// assert_eq!(pay_per_use.name, "pay per use");
+/// assert_eq!(subscription.name, "vendor subscription");
+/// # Ok::<(), sagemeter::compare::CompareError>(())
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Label of the plan in tables, break-even sentences and charts.
+    pub name: String,
+    /// How the plan charges.
+    #[serde(flatten)]
+    pub model: PlanModel,
+}
+
+impl Plan {
+    /// Renames the plan (names must be distinct within one comparison).
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Checks the model's inputs again (builders already do; deserialised plans need it).
+    pub fn validate(&self) -> Result<(), CompareError> {
+        if self.name.trim().is_empty() {
+            return Err(CompareError::Inconsistent {
+                problem: "a plan has an empty name".into(),
+                hint: "name it with Plan::named(..)".into(),
+            });
+        }
+        match &self.model {
+            PlanModel::Instance(p) => p.validate(),
+            PlanModel::Serverless(p) => p.validate(),
+            PlanModel::PerInference(p) => p.validate(),
+            PlanModel::PerToken(p) => p.validate(),
+            PlanModel::Subscription(p) => p.validate(),
+            PlanModel::SavingsPlan(p) => p.validate(),
+        }
+    }
+}
+
+/// How a plan charges. See each model for its cost formula.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PlanModel {
+    /// On-demand real-time endpoint on instances.
+    Instance(InstancePlan),
+    /// Serverless inference endpoint.
+    Serverless(ServerlessPlan),
+    /// A price per call.
+    PerInference(PerInferencePlan),
+    /// A price per input and output token.
+    PerToken(PerTokenPlan),
+    /// A fee per period, optionally with included calls and an overage rate.
+    Subscription(SubscriptionPlan),
+    /// Instances under a savings-plan style hourly commitment.
+    SavingsPlan(SavingsPlan),
+}
+
+impl PlanModel {
+    /// Lower-case kind, as in the JSON `kind` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PlanModel::Instance(_) => "instance",
+            PlanModel::Serverless(_) => "serverless",
+            PlanModel::PerInference(_) => "per_inference",
+            PlanModel::PerToken(_) => "per_token",
+            PlanModel::Subscription(_) => "subscription",
+            PlanModel::SavingsPlan(_) => "savings_plan",
+        }
+    }
+}
+
+macro_rules! plan_from {
+    ($model:ident, $variant:ident) => {
+        impl From<$model> for Plan {
+            fn from(model: $model) -> Plan {
+                Plan {
+                    name: model.default_name(),
+                    model: PlanModel::$variant(model),
+                }
+            }
+        }
+    };
+}
+plan_from!(InstancePlan, Instance);
+plan_from!(ServerlessPlan, Serverless);
+plan_from!(PerInferencePlan, PerInference);
+plan_from!(PerTokenPlan, PerToken);
+plan_from!(SubscriptionPlan, Subscription);
+plan_from!(SavingsPlan, SavingsPlan);
+
+/// An on-demand real-time endpoint: `count × usd_per_hour × hours`, busy or not,
+/// plus data processed in and out per GB (2^30 bytes).
+///
+/// The instance runs the whole period unless
+/// [`with_hours_per_period`](InstancePlan::with_hours_per_period) says otherwise
+/// (e.g. an endpoint deleted at night). The hourly rate comes from a
+/// [`PriceSource`](crate::pricing::PriceSource) (`PriceKey::Hosting`) or is stated in
+/// a [`RateTable`](super::RateTable).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstancePlan {
+    /// SageMaker instance type, with the `ml.` prefix.
+    pub instance_type: String,
+    /// Instances behind the endpoint.
+    pub count: u32,
+    /// Hours each instance runs in one period; `None` = always on (the whole period).
+    pub hours_per_period: Option<Decimal>,
+}
+
+impl InstancePlan {
+    /// `count` always-on instances of `instance_type`.
+    pub fn new(instance_type: impl Into<String>, count: u32) -> Result<Self, CompareError> {
+        let plan = InstancePlan {
+            instance_type: instance_type.into(),
+            count,
+            hours_per_period: None,
+        };
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// Instances run only `hours` per period (at most the period's hours, checked
+    /// when compared).
+    pub fn with_hours_per_period(mut self, hours: Decimal) -> Result<Self, CompareError> {
+        self.hours_per_period = Some(hours);
+        self.validate()?;
+        Ok(self)
+    }
+
+    fn validate(&self) -> Result<(), CompareError> {
+        check::instance(&self.instance_type, self.count)?;
+        if let Some(hours) = self.hours_per_period {
+            check::positive(
+                "instance hours per period",
+                hours,
+                "an endpoint that never runs costs nothing and serves nothing; leave hours \
+                 unset for an always-on endpoint",
+            )?;
+            check::at_most(
+                "instance hours per period",
+                hours,
+                Period::Year.hours(),
+                "at most 8,760 hours (a year)",
+            )?;
+        }
+        Ok(())
+    }
+
+    fn default_name(&self) -> String {
+        format!("{} x{}", self.instance_type, self.count)
+    }
+}
+
+/// A serverless endpoint: billed compute seconds × the per-second rate of its memory
+/// size, plus data processed in and out.
+///
+/// Billed seconds per call are the profile's mean latency rounded up to the
+/// millisecond. Provisioned concurrency is not modelled yet.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerlessPlan {
+    /// Memory size in MB: 1024, 2048, 3072, 4096, 5120 or 6144.
+    pub memory_mb: u32,
+}
+
+impl ServerlessPlan {
+    /// A serverless endpoint with `memory_mb` of memory.
+    pub fn new(memory_mb: u32) -> Result<Self, CompareError> {
+        let plan = ServerlessPlan { memory_mb };
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// The memory size in GB, as the price list keys it (`memory_mb / 1024`).
+    pub fn memory_gb(&self) -> u32 {
+        self.memory_mb / 1024
+    }
+
+    fn validate(&self) -> Result<(), CompareError> {
+        if self.memory_mb == 0 || !self.memory_mb.is_multiple_of(1024) || self.memory_mb > 6144 {
+            return Err(CompareError::OutOfRange {
+                what: "serverless memory (MB)",
+                value: self.memory_mb.to_string(),
+                hint: "SageMaker serverless memory is 1024, 2048, 3072, 4096, 5120 or 6144 MB"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn default_name(&self) -> String {
+        format!("serverless {} MB", self.memory_mb)
+    }
+}
+
+/// Pay per use: `C = X × U` for a price `X` per call and `U` calls.
+///
+/// All-inclusive: no instance or data charges are added (a model provider's or a
+/// Marketplace package's price per inference).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerInferencePlan {
+    /// Price of one call.
+    pub usd_per_call: Decimal,
+}
+
+impl PerInferencePlan {
+    /// `usd_per_call` per call.
+    pub fn per_call(usd_per_call: Decimal) -> Result<Self, CompareError> {
+        let plan = PerInferencePlan { usd_per_call };
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// `usd_per_1000_calls` per 1,000 calls (stored per call: `/ 1000`).
+    pub fn per_thousand_calls(usd_per_1000_calls: Decimal) -> Result<Self, CompareError> {
+        check::usd(
+            "price per 1,000 calls (USD)",
+            usd_per_1000_calls,
+            "a free plan needs no comparison; give the price the provider charges per 1,000 calls",
+        )?;
+        Self::per_call(usd_per_1000_calls / Decimal::from(1000))
+    }
+
+    fn validate(&self) -> Result<(), CompareError> {
+        check::usd(
+            "price per call (USD)",
+            self.usd_per_call,
+            "a free plan needs no comparison; give the price the provider charges per call",
+        )
+    }
+
+    fn default_name(&self) -> String {
+        "pay per use".into()
+    }
+}
+
+/// Per token: `tokens_in × usd_per_input_token + tokens_out × usd_per_output_token`
+/// per call. All-inclusive, like [`PerInferencePlan`].
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerTokenPlan {
+    /// Price of one input (prompt) token.
+    pub usd_per_input_token: Decimal,
+    /// Price of one output (completion) token.
+    pub usd_per_output_token: Decimal,
+}
+
+impl PerTokenPlan {
+    /// Prices per single token. Either may be zero, not both.
+    pub fn new(
+        usd_per_input_token: Decimal,
+        usd_per_output_token: Decimal,
+    ) -> Result<Self, CompareError> {
+        let plan = PerTokenPlan {
+            usd_per_input_token,
+            usd_per_output_token,
+        };
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// Prices per million tokens, as LLM providers quote them (stored per token).
+    pub fn per_million_tokens(
+        usd_per_million_input: Decimal,
+        usd_per_million_output: Decimal,
+    ) -> Result<Self, CompareError> {
+        let million = Decimal::from(1_000_000);
+        for (what, v) in [
+            (
+                "price per million input tokens (USD)",
+                usd_per_million_input,
+            ),
+            (
+                "price per million output tokens (USD)",
+                usd_per_million_output,
+            ),
+        ] {
+            check::not_negative(what, v, "token prices are charges, not credits")?;
+            check::at_most(what, v, Decimal::from(check::MAX_USD), "too large to model")?;
+        }
+        Self::new(
+            usd_per_million_input / million,
+            usd_per_million_output / million,
+        )
+    }
+
+    fn validate(&self) -> Result<(), CompareError> {
+        for (what, v) in [
+            ("price per input token (USD)", self.usd_per_input_token),
+            ("price per output token (USD)", self.usd_per_output_token),
+        ] {
+            check::not_negative(what, v, "token prices are charges, not credits")?;
+            check::at_most(what, v, Decimal::from(check::MAX_USD), "too large to model")?;
+        }
+        if self.usd_per_input_token.is_zero() && self.usd_per_output_token.is_zero() {
+            return Err(CompareError::NotPositive {
+                what: "token prices (USD)",
+                value: "0 in, 0 out".into(),
+                hint: "give the price of input tokens, output tokens, or both".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn default_name(&self) -> String {
+        "per token".into()
+    }
+}
+
+/// A subscription: `C = P × T` for a fee `P` per period and `T` periods, plus
+/// `overage × max(0, U − included × T)` when it includes a quota of calls.
+///
+/// Without a quota the fee covers any number of calls. A quota needs an overage rate
+/// (what a call above it costs). When the comparison period differs from the
+/// subscription's, the fee and the quota are amortised by hours: a yearly fee counts
+/// 1/12 per month, a monthly fee 12 times per year.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionPlan {
+    /// Fee per period.
+    pub fee_usd: Decimal,
+    /// What the fee is charged for.
+    pub period: Period,
+    /// Calls included per period; `None` = unlimited.
+    pub included_calls: Option<Decimal>,
+    /// Price of each call above the included calls.
+    pub overage_usd_per_call: Option<Decimal>,
+}
+
+impl SubscriptionPlan {
+    /// A builder; the period defaults to a month.
+    pub fn builder() -> SubscriptionPlanBuilder {
+        SubscriptionPlanBuilder::default()
+    }
+
+    fn validate(&self) -> Result<(), CompareError> {
+        check::usd(
+            "subscription fee (USD)",
+            self.fee_usd,
+            "a subscription without a fee is pay per use: compare a PerInferencePlan instead",
+        )?;
+        if let Some(included) = self.included_calls {
+            check::not_negative(
+                "included calls",
+                included,
+                "give how many calls the fee covers per period",
+            )?;
+            check::at_most(
+                "included calls",
+                included,
+                Decimal::from(check::MAX_CALLS_PER_PERIOD),
+                "at most 10^15 calls per period are modelled",
+            )?;
+        }
+        if let Some(overage) = self.overage_usd_per_call {
+            check::not_negative(
+                "overage per call (USD)",
+                overage,
+                "give what a call above the included calls costs",
+            )?;
+            check::at_most(
+                "overage per call (USD)",
+                overage,
+                Decimal::from(check::MAX_USD),
+                "too large to model",
+            )?;
+        }
+        match (self.included_calls, self.overage_usd_per_call) {
+            (Some(included), None) => Err(CompareError::Inconsistent {
+                problem: format!(
+                    "the subscription includes {} calls per {} but has no overage rate",
+                    included.normalize(),
+                    self.period
+                ),
+                hint: "say what a call above the quota costs (overage_usd_per_call, CLI \
+                       --overage), or drop the quota for an unlimited subscription"
+                    .into(),
+            }),
+            (None, Some(_)) => Err(CompareError::Inconsistent {
+                problem: "the subscription has an overage rate but no included calls".into(),
+                hint: "set included_calls (0 if every call is charged)".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn default_name(&self) -> String {
+        "subscription".into()
+    }
+}
+
+/// Builds a [`SubscriptionPlan`].
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionPlanBuilder {
+    fee_usd: Option<Decimal>,
+    period: Option<Period>,
+    included_calls: Option<Decimal>,
+    overage_usd_per_call: Option<Decimal>,
+}
+
+impl SubscriptionPlanBuilder {
+    /// Fee per period (required).
+    pub fn fee_usd(mut self, fee: Decimal) -> Self {
+        self.fee_usd = Some(fee);
+        self
+    }
+
+    /// The fee's period (default: a month).
+    pub fn period(mut self, period: Period) -> Self {
+        self.period = Some(period);
+        self
+    }
+
+    /// Calls the fee covers per period.
+    pub fn included_calls(mut self, calls: impl Into<Decimal>) -> Self {
+        self.included_calls = Some(calls.into());
+        self
+    }
+
+    /// Price of each call above the included calls. Setting it without
+    /// [`included_calls`](Self::included_calls) means zero included calls.
+    pub fn overage_usd_per_call(mut self, usd: Decimal) -> Self {
+        self.overage_usd_per_call = Some(usd);
+        self
+    }
+
+    /// The validated plan.
+    pub fn build(self) -> Result<SubscriptionPlan, CompareError> {
+        let fee_usd = self.fee_usd.ok_or_else(|| CompareError::Inconsistent {
+            problem: "the subscription has no fee".into(),
+            hint: "set fee_usd(..) (CLI --subscription)".into(),
+        })?;
+        let included_calls = match (self.included_calls, self.overage_usd_per_call) {
+            (None, Some(_)) => Some(Decimal::ZERO),
+            (included, _) => included,
+        };
+        let plan = SubscriptionPlan {
+            fee_usd,
+            period: self.period.unwrap_or(Period::Month),
+            included_calls,
+            overage_usd_per_call: self.overage_usd_per_call,
+        };
+        plan.validate()?;
+        Ok(plan)
+    }
+}
+
+/// The length of a savings-plan commitment.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SavingsPlanTerm {
+    /// One year.
+    OneYear,
+    /// Three years.
+    ThreeYears,
+}
+
+impl SavingsPlanTerm {
+    /// Years in the term.
+    pub fn years(self) -> u32 {
+        match self {
+            SavingsPlanTerm::OneYear => 1,
+            SavingsPlanTerm::ThreeYears => 3,
+        }
+    }
+
+    /// Hours in the term (8,760 per year).
+    pub fn hours(self) -> Decimal {
+        Period::Year.hours() * Decimal::from(self.years())
+    }
+}
+
+impl fmt::Display for SavingsPlanTerm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} yr", self.years())
+    }
+}
+
+impl FromStr for SavingsPlanTerm {
+    type Err = CompareError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "1y" | "1yr" | "1year" | "1-year" | "one_year" => Ok(SavingsPlanTerm::OneYear),
+            "3" | "3y" | "3yr" | "3years" | "3-year" | "three_years" => {
+                Ok(SavingsPlanTerm::ThreeYears)
+            }
+            _ => Err(CompareError::OutOfRange {
+                what: "savings plan term",
+                value: s.to_string(),
+                hint: "savings plans run for 1 or 3 years: use 1y or 3y".into(),
+            }),
+        }
+    }
+}
+
+/// Instances under a savings-plan style commitment.
+///
+/// You commit to spend `commitment_usd_per_hour` every hour of the term, whatever you
+/// use; usage is charged at the discounted rate `on_demand × (1 − discount)` against
+/// the commitment. Per hour, with `D = count × on-demand usd_per_hour`:
+///
+/// - if `D × (1 − discount) ≤ commitment`: you pay the commitment (any rest of it is
+///   unused and lost);
+/// - otherwise the commitment covers `commitment / (1 − discount)` of on-demand usage
+///   and the rest is charged on demand: `commitment + D − commitment / (1 − discount)`.
+///
+/// The instances run the whole period; data processed in and out is charged as on
+/// demand (not discounted). The commitment binds for the whole term; the comparison
+/// prices one period of it (`hours(period) × hourly cost`) and each row notes the
+/// total commitment.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavingsPlan {
+    /// SageMaker instance type, with the `ml.` prefix.
+    pub instance_type: String,
+    /// Always-on instances.
+    pub count: u32,
+    /// Spend committed per hour.
+    pub commitment_usd_per_hour: Decimal,
+    /// Discount on the on-demand rate, as a fraction (0.64 = 64 % off).
+    pub discount: Decimal,
+    /// Length of the commitment.
+    pub term: SavingsPlanTerm,
+}
+
+impl SavingsPlan {
+    /// A builder; the term defaults to one year, the count to one instance.
+    pub fn builder() -> SavingsPlanBuilder {
+        SavingsPlanBuilder::default()
+    }
+
+    fn validate(&self) -> Result<(), CompareError> {
+        check::instance(&self.instance_type, self.count)?;
+        check::usd(
+            "savings plan commitment (USD per hour)",
+            self.commitment_usd_per_hour,
+            "a savings plan commits a spend per hour; give that spend",
+        )?;
+        if self.discount <= Decimal::ZERO || self.discount >= Decimal::ONE {
+            return Err(CompareError::OutOfRange {
+                what: "savings plan discount",
+                value: self.discount.normalize().to_string(),
+                hint: "give the discount on on-demand rates as a fraction between 0 and 1 \
+                       (0.64 for 64 % off)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn default_name(&self) -> String {
+        format!(
+            "savings plan {} x{} ({})",
+            self.instance_type, self.count, self.term
+        )
+    }
+}
+
+/// Builds a [`SavingsPlan`].
+#[derive(Debug, Clone, Default)]
+pub struct SavingsPlanBuilder {
+    instance_type: Option<String>,
+    count: Option<u32>,
+    commitment_usd_per_hour: Option<Decimal>,
+    discount: Option<Decimal>,
+    term: Option<SavingsPlanTerm>,
+}
+
+impl SavingsPlanBuilder {
+    /// The instance type the commitment pays for (required).
+    pub fn instance_type(mut self, instance_type: impl Into<String>) -> Self {
+        self.instance_type = Some(instance_type.into());
+        self
+    }
+
+    /// Always-on instances (default 1).
+    pub fn count(mut self, count: u32) -> Self {
+        self.count = Some(count);
+        self
+    }
+
+    /// Committed spend per hour (required).
+    pub fn commitment_usd_per_hour(mut self, usd: Decimal) -> Self {
+        self.commitment_usd_per_hour = Some(usd);
+        self
+    }
+
+    /// Discount on on-demand rates as a fraction, e.g. 0.64 (required).
+    pub fn discount(mut self, fraction: Decimal) -> Self {
+        self.discount = Some(fraction);
+        self
+    }
+
+    /// Term (default one year).
+    pub fn term(mut self, term: SavingsPlanTerm) -> Self {
+        self.term = Some(term);
+        self
+    }
+
+    /// The validated plan.
+    pub fn build(self) -> Result<SavingsPlan, CompareError> {
+        let missing = |what: &str, how: &str| CompareError::Inconsistent {
+            problem: format!("the savings plan has no {what}"),
+            hint: how.into(),
+        };
+        let plan = SavingsPlan {
+            instance_type: self.instance_type.ok_or_else(|| {
+                missing("instance type", "set instance_type(..) (CLI --instance)")
+            })?,
+            count: self.count.unwrap_or(1),
+            commitment_usd_per_hour: self.commitment_usd_per_hour.ok_or_else(|| {
+                missing(
+                    "commitment",
+                    "set commitment_usd_per_hour(..) (CLI --savings-plan)",
+                )
+            })?,
+            discount: self
+                .discount
+                .ok_or_else(|| missing("discount", "set discount(..) (CLI --discount)"))?,
+            term: self.term.unwrap_or(SavingsPlanTerm::OneYear),
+        };
+        plan.validate()?;
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quota_without_an_overage_rate_is_refused() {
+        let err = SubscriptionPlan::builder()
+            .fee_usd(Decimal::from(100))
+            .included_calls(10_000)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().starts_with(
+            "the subscription includes 10000 calls per month but has no overage rate"
+        ));
+    }
+
+    #[test]
+    fn an_overage_rate_alone_means_no_included_calls() {
+        let plan = SubscriptionPlan::builder()
+            .fee_usd(Decimal::from(100))
+            .overage_usd_per_call(Decimal::new(1, 3))
+            .build()
+            .unwrap();
+        assert_eq!(plan.included_calls, Some(Decimal::ZERO));
+    }
+
+    #[test]
+    fn serverless_memory_must_be_a_whole_number_of_gb_up_to_6() {
+        assert!(ServerlessPlan::new(3072).is_ok());
+        for mb in [0, 1000, 7168] {
+            assert!(matches!(
+                ServerlessPlan::new(mb),
+                Err(CompareError::OutOfRange { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn plans_serialise_with_their_kind() {
+        let plan = Plan::from(ServerlessPlan::new(2048).unwrap());
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"name": "serverless 2048 MB", "kind": "serverless", "memory_mb": 2048})
+        );
+        let back: Plan = serde_json::from_value(json).unwrap();
+        assert_eq!(back, plan);
+    }
+}

@@ -1,0 +1,422 @@
+//! The work being priced: a usage profile.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+use super::{CompareError, Period, check};
+
+/// The same work, described once, so every plan can price it.
+///
+/// All figures are means over one [`Period`]: how many calls, how long each call
+/// took, how many bytes and tokens each call moved. A profile can be stated by hand
+/// (the CLI's flags), or derived from what was metered with
+/// [`UsageProfile::from_totals`] (a running client's totals today; the ledger's
+/// records later use the same path).
+///
+/// Calls per period may be fractional: a profile stated as calls per day is
+/// converted with `calls_per_day × hours(period) / 24` (see [`Period`]).
+///
+/// ```
+/// use sagemeter::compare::{Period, UsageProfile};
+/// use sagemeter::Decimal;
+/// use std::time::Duration;
+///
+/// let profile = UsageProfile::builder()
+///     .period(Period::Month)
+///     .calls_per_day(1_200)
+///     .mean_latency(Duration::from_millis(800))
+///     .bytes_in_per_call(2_048)
+///     .build()?;
+/// // 1,200 calls a day × 730 h / 24 h = 36,500 calls a month
+/// assert_eq!(profile.calls_per_period, Decimal::from(36_500));
+/// # Ok::<(), sagemeter::compare::CompareError>(())
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageProfile {
+    /// The period the figures cover, and that every plan is priced over.
+    pub period: Period,
+    /// Calls in one period (a mean; may be fractional).
+    pub calls_per_period: Decimal,
+    /// Mean time the model spent on one call (serverless bills this, rounded up to
+    /// the millisecond). Zero when unknown. Serialised as milliseconds.
+    #[serde(rename = "mean_latency_ms", with = "duration_ms")]
+    pub mean_latency: Duration,
+    /// Mean request payload per call, in bytes.
+    pub bytes_in_per_call: u64,
+    /// Mean response payload per call, in bytes.
+    pub bytes_out_per_call: u64,
+    /// Mean input (prompt) tokens per call.
+    pub tokens_in_per_call: u64,
+    /// Mean output (completion) tokens per call.
+    pub tokens_out_per_call: u64,
+}
+
+impl UsageProfile {
+    /// A builder; the period defaults to a month.
+    pub fn builder() -> UsageProfileBuilder {
+        UsageProfileBuilder::default()
+    }
+
+    /// The profile of what was actually metered: `totals` observed over
+    /// `totals.observed`, scaled to `period`.
+    ///
+    /// `calls_per_period = calls × seconds(period) / seconds(observed)`; the mean
+    /// latency is `busy_time / calls`; bytes and tokens per call are the totals
+    /// divided by the calls, rounded to the nearest whole unit.
+    ///
+    /// ```
+    /// use sagemeter::compare::{Period, UsageProfile, UsageTotals};
+    /// use sagemeter::Decimal;
+    /// use std::time::Duration;
+    ///
+    /// // 600 calls in one hour, 300 s busy in total
+    /// let totals = UsageTotals::new(600, Duration::from_secs(3_600))
+    ///     .with_busy_time(Duration::from_secs(300));
+    /// let profile = UsageProfile::from_totals(&totals, Period::Day)?;
+    /// assert_eq!(profile.calls_per_period, Decimal::from(14_400)); // 600 × 24
+    /// assert_eq!(profile.mean_latency, Duration::from_millis(500)); // 300 s / 600
+    /// # Ok::<(), sagemeter::compare::CompareError>(())
+    /// ```
+    pub fn from_totals(totals: &UsageTotals, period: Period) -> Result<Self, CompareError> {
+        if totals.observed.is_zero() {
+            return Err(CompareError::NotPositive {
+                what: "observed time",
+                value: "0 s".into(),
+                hint: "totals must cover some time to be scaled to a period".into(),
+            });
+        }
+        let calls = Decimal::from(totals.calls);
+        let observed_seconds = Decimal::from_i128_with_scale(totals.observed.as_nanos() as i128, 9);
+        let calls_per_period = (calls * period.seconds() / observed_seconds).normalize();
+        let per_call = |total: u64| -> u64 {
+            if totals.calls == 0 {
+                0
+            } else {
+                ((total as u128 * 2 + totals.calls as u128) / (totals.calls as u128 * 2)) as u64
+            }
+        };
+        let mean_latency = if totals.calls == 0 {
+            Duration::ZERO
+        } else {
+            let nanos = (totals.busy_time.as_nanos() * 2 + totals.calls as u128)
+                / (totals.calls as u128 * 2);
+            Duration::from_nanos(nanos as u64)
+        };
+        let profile = UsageProfile {
+            period,
+            calls_per_period,
+            mean_latency,
+            bytes_in_per_call: per_call(totals.bytes_in),
+            bytes_out_per_call: per_call(totals.bytes_out),
+            tokens_in_per_call: per_call(totals.tokens_in),
+            tokens_out_per_call: per_call(totals.tokens_out),
+        };
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// The same profile over another period: calls scale with hours, per-call figures
+    /// stay.
+    pub fn over(&self, period: Period) -> Self {
+        UsageProfile {
+            period,
+            calls_per_period: (self.calls_per_period * period.hours() / self.period.hours())
+                .normalize(),
+            ..self.clone()
+        }
+    }
+
+    /// Mean compute time billed per call by serverless inference: the mean latency
+    /// rounded up to the millisecond, in seconds.
+    pub fn billed_seconds_per_call(&self) -> Decimal {
+        let nanos = self.mean_latency.as_nanos();
+        let millis = nanos.div_ceil(1_000_000);
+        Decimal::from_i128_with_scale(millis as i128, 3)
+    }
+
+    /// Checks the ranges the model relies on. Builders call it; call it yourself on a
+    /// profile that was deserialised.
+    pub fn validate(&self) -> Result<(), CompareError> {
+        check::not_negative(
+            "calls per period",
+            self.calls_per_period,
+            "a count of calls cannot be negative",
+        )?;
+        check::at_most(
+            "calls per period",
+            self.calls_per_period,
+            Decimal::from(check::MAX_CALLS_PER_PERIOD),
+            "at most 10^15 calls per period are modelled",
+        )?;
+        if self.mean_latency > check::MAX_LATENCY {
+            return Err(CompareError::OutOfRange {
+                what: "mean latency",
+                value: format!("{:?}", self.mean_latency),
+                hint: "at most one hour per call (the asynchronous inference limit)".into(),
+            });
+        }
+        for (what, bytes) in [
+            ("bytes in per call", self.bytes_in_per_call),
+            ("bytes out per call", self.bytes_out_per_call),
+        ] {
+            if bytes > check::MAX_BYTES_PER_CALL {
+                return Err(CompareError::OutOfRange {
+                    what,
+                    value: bytes.to_string(),
+                    hint: "at most 2^40 bytes (1 TiB) per call".into(),
+                });
+            }
+        }
+        for (what, tokens) in [
+            ("tokens in per call", self.tokens_in_per_call),
+            ("tokens out per call", self.tokens_out_per_call),
+        ] {
+            if tokens > check::MAX_TOKENS_PER_CALL {
+                return Err(CompareError::OutOfRange {
+                    what,
+                    value: tokens.to_string(),
+                    hint: "at most 10^9 tokens per call".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`UsageProfile`]; calls are required (per period or per day), everything
+/// else defaults to zero, the period to a month.
+#[derive(Debug, Clone, Default)]
+pub struct UsageProfileBuilder {
+    period: Option<Period>,
+    calls_per_period: Option<Decimal>,
+    calls_per_day: Option<Decimal>,
+    mean_latency: Duration,
+    bytes_in_per_call: u64,
+    bytes_out_per_call: u64,
+    tokens_in_per_call: u64,
+    tokens_out_per_call: u64,
+}
+
+impl UsageProfileBuilder {
+    /// The period priced (default: [`Period::Month`]).
+    pub fn period(mut self, period: Period) -> Self {
+        self.period = Some(period);
+        self
+    }
+
+    /// Calls in one period.
+    pub fn calls_per_period(mut self, calls: impl Into<Decimal>) -> Self {
+        self.calls_per_period = Some(calls.into());
+        self
+    }
+
+    /// Calls in one day; converted to the period with `× hours(period) / 24`.
+    pub fn calls_per_day(mut self, calls: impl Into<Decimal>) -> Self {
+        self.calls_per_day = Some(calls.into());
+        self
+    }
+
+    /// Mean model latency per call.
+    pub fn mean_latency(mut self, latency: Duration) -> Self {
+        self.mean_latency = latency;
+        self
+    }
+
+    /// Mean request bytes per call.
+    pub fn bytes_in_per_call(mut self, bytes: u64) -> Self {
+        self.bytes_in_per_call = bytes;
+        self
+    }
+
+    /// Mean response bytes per call.
+    pub fn bytes_out_per_call(mut self, bytes: u64) -> Self {
+        self.bytes_out_per_call = bytes;
+        self
+    }
+
+    /// Mean input tokens per call.
+    pub fn tokens_in_per_call(mut self, tokens: u64) -> Self {
+        self.tokens_in_per_call = tokens;
+        self
+    }
+
+    /// Mean output tokens per call.
+    pub fn tokens_out_per_call(mut self, tokens: u64) -> Self {
+        self.tokens_out_per_call = tokens;
+        self
+    }
+
+    /// The validated profile.
+    pub fn build(self) -> Result<UsageProfile, CompareError> {
+        let period = self.period.unwrap_or(Period::Month);
+        let calls_per_period = match (self.calls_per_period, self.calls_per_day) {
+            (Some(_), Some(_)) => {
+                return Err(CompareError::Inconsistent {
+                    problem: "both calls per period and calls per day are set".into(),
+                    hint: "give one of them".into(),
+                });
+            }
+            (None, None) => {
+                return Err(CompareError::Inconsistent {
+                    problem: "the usage profile has no call count".into(),
+                    hint: "set calls_per_period(..) or calls_per_day(..)".into(),
+                });
+            }
+            (Some(calls), None) => calls,
+            (None, Some(per_day)) => {
+                check::not_negative(
+                    "calls per day",
+                    per_day,
+                    "a count of calls cannot be negative",
+                )?;
+                check::at_most(
+                    "calls per day",
+                    per_day,
+                    Decimal::from(check::MAX_CALLS_PER_PERIOD / 365),
+                    "too many calls to model",
+                )?;
+                (per_day * period.hours() / Decimal::from(24)).normalize()
+            }
+        };
+        let profile = UsageProfile {
+            period,
+            calls_per_period,
+            mean_latency: self.mean_latency,
+            bytes_in_per_call: self.bytes_in_per_call,
+            bytes_out_per_call: self.bytes_out_per_call,
+            tokens_in_per_call: self.tokens_in_per_call,
+            tokens_out_per_call: self.tokens_out_per_call,
+        };
+        profile.validate()?;
+        Ok(profile)
+    }
+}
+
+/// What was metered over some observed time: the input of
+/// [`UsageProfile::from_totals`].
+///
+/// A running client's totals fill it today; a ledger summary will fill it the same
+/// way.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    /// Calls made.
+    pub calls: u64,
+    /// Wall-clock time the totals cover.
+    pub observed: Duration,
+    /// Sum of the calls' model latencies.
+    pub busy_time: Duration,
+    /// Request bytes, all calls.
+    pub bytes_in: u64,
+    /// Response bytes, all calls.
+    pub bytes_out: u64,
+    /// Input tokens, all calls.
+    pub tokens_in: u64,
+    /// Output tokens, all calls.
+    pub tokens_out: u64,
+}
+
+impl UsageTotals {
+    /// `calls` made over `observed` wall-clock time; the other totals start at zero.
+    pub fn new(calls: u64, observed: Duration) -> Self {
+        UsageTotals {
+            calls,
+            observed,
+            ..Default::default()
+        }
+    }
+
+    /// Sets the summed latency of all calls.
+    pub fn with_busy_time(mut self, busy_time: Duration) -> Self {
+        self.busy_time = busy_time;
+        self
+    }
+
+    /// Sets the request and response byte totals.
+    pub fn with_bytes(mut self, bytes_in: u64, bytes_out: u64) -> Self {
+        self.bytes_in = bytes_in;
+        self.bytes_out = bytes_out;
+        self
+    }
+
+    /// Sets the input and output token totals.
+    pub fn with_tokens(mut self, tokens_in: u64, tokens_out: u64) -> Self {
+        self.tokens_in = tokens_in;
+        self.tokens_out = tokens_out;
+        self
+    }
+}
+
+/// `Duration` as a decimal number of milliseconds, e.g. `"800"` or `"12.5"`.
+mod duration_ms {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        let ms = Decimal::from_i128_with_scale(d.as_nanos() as i128, 6).normalize();
+        Serialize::serialize(&ms, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms: Decimal = Deserialize::deserialize(d)?;
+        let nanos = (ms * Decimal::from(1_000_000)).round();
+        u64::try_from(nanos)
+            .map(Duration::from_nanos)
+            .map_err(|_| serde::de::Error::custom("latency must be a non-negative number of ms"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serverless_bills_latency_rounded_up_to_the_millisecond() {
+        let profile = UsageProfile::builder()
+            .calls_per_period(1)
+            .mean_latency(Duration::from_micros(800_001))
+            .build()
+            .unwrap();
+        // 800.001 ms → 801 ms = 0.801 s
+        assert_eq!(profile.billed_seconds_per_call(), Decimal::new(801, 3));
+    }
+
+    #[test]
+    fn totals_round_bytes_per_call_to_the_nearest_byte() {
+        let totals = UsageTotals::new(3, Duration::from_secs(86_400)).with_bytes(10, 11);
+        let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+        // 10 / 3 = 3.33 → 3; 11 / 3 = 3.67 → 4
+        assert_eq!(profile.bytes_in_per_call, 3);
+        assert_eq!(profile.bytes_out_per_call, 4);
+        assert_eq!(profile.calls_per_period, Decimal::from(3));
+    }
+
+    #[test]
+    fn a_profile_moves_to_another_period_by_hours() {
+        let month = UsageProfile::builder()
+            .calls_per_period(73_000)
+            .build()
+            .unwrap();
+        // 73,000 calls / 730 h × 24 h = 2,400 calls a day
+        assert_eq!(
+            month.over(Period::Day).calls_per_period,
+            Decimal::from(2_400)
+        );
+    }
+
+    #[test]
+    fn latency_serialises_as_milliseconds() {
+        let profile = UsageProfile::builder()
+            .calls_per_period(1)
+            .mean_latency(Duration::from_micros(12_500))
+            .build()
+            .unwrap();
+        let json = serde_json::to_value(&profile).unwrap();
+        assert_eq!(json["mean_latency_ms"], "12.5");
+        let back: UsageProfile = serde_json::from_value(json).unwrap();
+        assert_eq!(back, profile);
+    }
+}

@@ -1,0 +1,292 @@
+//! `sagemeter compare` as a user runs it: the table, the JSON, the chart, the errors.
+#![cfg(feature = "cli")]
+
+use assert_cmd::Command;
+use assert_cmd::cargo::cargo_bin_cmd;
+use predicates::prelude::*;
+
+fn sagemeter() -> Command {
+    cargo_bin_cmd!("sagemeter")
+}
+
+#[test]
+fn compare_answers_pay_per_use_against_a_subscription_as_a_table() {
+    // 100,000 calls × 0.0125 = 1,250 USD; subscription 500 USD; U* = 500 / 0.0125 = 40,000
+    sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "100000",
+            "--per-call",
+            "0.0125",
+            "--subscription",
+            "500",
+            "--period",
+            "month",
+        ])
+        .assert()
+        .success()
+        .stdout(
+            "\
+100,000 calls per month (730 h) in us-east-1
+
+plan          cost/month  per 1,000 calls  vs cheapest  prices
+subscription      500.00           5.0000     cheapest  stated
+pay per use     1,250.00          12.5000      +750.00  stated
+
+Break-even:
+- subscription is cheaper above 40,000 calls per month; pay per use below
+",
+        );
+}
+
+#[test]
+fn a_quota_and_overage_show_the_band_where_the_subscription_wins() {
+    // pay per use 60,000 × 0.0125 = 750; subscription 400 + (60,000 − 40,000) × 0.02 = 800
+    // crossings: 400 / 0.0125 = 32,000 and 400 / (0.02 − 0.0125) = 53,333.33
+    sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "60,000",
+            "--per-1000",
+            "12.5",
+            "--subscription",
+            "400",
+            "--included",
+            "40000",
+            "--overage",
+            "0.02",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "pay per use       750.00          12.5000     cheapest  stated\n\
+             subscription      800.00          13.3333       +50.00  stated\n",
+        ))
+        .stdout(predicate::str::contains(
+            "- pay per use is cheaper below 32,000 calls per month, subscription between \
+             32,000 and 53,333, pay per use above 53,333\n",
+        ))
+        .stdout(predicate::str::contains(
+            "- subscription: includes 40,000 calls per month; 20,000 calls above that at 0.02 \
+             USD each",
+        ));
+}
+
+#[test]
+fn json_output_is_the_serialised_comparison() {
+    let output = sagemeter()
+        .args([
+            "compare",
+            "--calls-per-day",
+            "1000",
+            "--period",
+            "year",
+            "--per-call",
+            "0.01",
+            "--subscription",
+            "3000",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&output).expect("stdout is JSON");
+    // 1,000 calls a day × 365 days = 365,000 calls a year; × 0.01 = 3,650 USD
+    assert_eq!(json["profile"]["calls_per_period"], "365000");
+    assert_eq!(json["cheapest"], "subscription");
+    assert_eq!(json["plans"][0]["plan"]["name"], "subscription");
+    assert_eq!(json["plans"][0]["cost_usd"], "3000");
+    assert_eq!(json["plans"][1]["cost_usd"], "3650");
+    assert_eq!(json["plans"][1]["difference_to_cheapest_usd"], "650");
+    assert_eq!(json["plans"][1]["usd_per_1000_calls"], "10");
+    // U* = 3,000 / 0.01 = 300,000 calls a year
+    assert_eq!(
+        json["break_evens"][0]["points"][0]["calls_per_period"],
+        "300000"
+    );
+    assert_eq!(
+        json["break_evens"][0]["summary"],
+        "subscription is cheaper above 300,000 calls per year; pay per use below"
+    );
+}
+
+#[test]
+fn instances_serverless_and_savings_plans_price_with_stated_rates() {
+    // instance 730 h × 0.23 = 167.90; serverless 1,000,000 × 0.8 s × 0.00006 = 48;
+    // savings plan: 0.23 × (1 − 0.64) = 0.0828 ≤ 0.1 committed → 0.1 × 730 = 73
+    sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "1000000",
+            "--latency-ms",
+            "800",
+            "--instance",
+            "ml.m5.xlarge",
+            "--count",
+            "1",
+            "--instance-usd-per-hour",
+            "0.23",
+            "--savings-plan",
+            "0.1",
+            "--discount",
+            "64%",
+            "--serverless",
+            "3072",
+            "--serverless-usd-per-second",
+            "0.00006",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "\
+plan                                 cost/month  per 1,000 calls  vs cheapest  prices
+serverless 3072 MB                        48.00           0.0480     cheapest  override
+savings plan ml.m5.xlarge x1 (1 yr)       73.00           0.0730       +25.00  override
+ml.m5.xlarge x1                          167.90           0.1679      +119.90  override
+",
+        ))
+        // 167.9 / 0.000048 = 3,497,916.67 calls; 0.23 / (3,600 × 0.00006) = 106.5 %
+        .stdout(predicate::str::contains(
+            "- ml.m5.xlarge x1 is cheaper above 3,497,917 calls per month (ml.m5.xlarge x1 at \
+             106.5% utilisation, more than it serves one call at a time); serverless 3072 MB below",
+        ));
+}
+
+#[test]
+fn invalid_plans_fail_with_what_was_wrong_and_what_to_do() {
+    sagemeter()
+        .args(["compare", "--calls", "100", "--per-call=-0.01"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "error: price per call (USD) must be greater than zero (got -0.01)",
+        ));
+    sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "100",
+            "--subscription",
+            "100",
+            "--included",
+            "50",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "the subscription includes 50 calls per month but has no overage rate",
+        ));
+    sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "100",
+            "--subscription",
+            "100",
+            "--period",
+            "week",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "unknown period `week`: use day, month or year",
+        ));
+    sagemeter()
+        .args(["compare", "--calls", "100", "--serverless", "3072"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "plan `serverless 3072 MB` needs a mean latency in the usage profile",
+        ));
+}
+
+#[test]
+fn nothing_to_compare_says_which_flags_make_a_plan() {
+    sagemeter()
+        .args(["compare", "--calls", "100"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "nothing to compare: give at least one plan: --per-call/--per-1000",
+        ));
+}
+
+#[test]
+fn the_work_must_be_stated() {
+    sagemeter()
+        .args(["compare", "--per-call", "0.01"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--calls <N>"));
+}
+
+#[cfg(feature = "charts")]
+#[test]
+fn chart_writes_an_svg_and_a_png_with_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["plans.svg", "plans.png"] {
+        let path = dir.path().join(name);
+        sagemeter()
+            .args([
+                "compare",
+                "--calls",
+                "100000",
+                "--per-call",
+                "0.0125",
+                "--subscription",
+                "500",
+                "--chart",
+            ])
+            .arg(&path)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!(
+                "Chart: {}",
+                path.display()
+            )));
+        let bytes = std::fs::read(&path).unwrap();
+        if name.ends_with(".svg") {
+            let svg = String::from_utf8(bytes).unwrap();
+            assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+            assert!(svg.contains("subscription") && svg.contains("40k calls"));
+        } else {
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+            // IHDR: width and height right after the chunk header
+            assert_eq!(&bytes[12..16], b"IHDR");
+            assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 1100);
+            assert_eq!(u32::from_be_bytes(bytes[20..24].try_into().unwrap()), 650);
+        }
+    }
+}
+
+#[cfg(feature = "charts")]
+#[test]
+fn json_with_a_chart_keeps_stdout_pure_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plans.svg");
+    let output = sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "10",
+            "--per-call",
+            "1",
+            "--subscription",
+            "5",
+            "--json",
+            "--chart",
+        ])
+        .arg(&path)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice::<serde_json::Value>(&output).expect("stdout is JSON only");
+    assert!(path.exists());
+}

@@ -1,0 +1,948 @@
+//! The billing-plan comparison, as a specification: hand-computed costs of every plan
+//! model and break-even points, and the errors for inputs that cannot be priced.
+
+use sagemeter::Decimal;
+use sagemeter::compare::{
+    CompareError, Comparison, InstancePlan, PerInferencePlan, PerTokenPlan, Period, Plan,
+    PlanModel, RateTable, SavingsPlan, SavingsPlanTerm, ServerlessPlan, SubscriptionPlan,
+    UsageProfile, UsageTotals,
+};
+use sagemeter::pricing::{
+    BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
+};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+const REGION: &str = "us-east-1";
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+/// Fixed prices (the bundled snapshot's us-east-1 values): ml.m5.xlarge 0.23 USD/h,
+/// serverless 3 GB 0.00006 USD/s, 6 GB 0.00012 USD/s, data in/out 0.016 USD/GB.
+#[derive(Debug)]
+struct FixedPrices {
+    rates: HashMap<PriceKey, Decimal>,
+}
+
+impl FixedPrices {
+    fn snapshot() -> Self {
+        let rates = HashMap::from([
+            (PriceKey::hosting(REGION, "ml.m5.xlarge"), d("0.23")),
+            (PriceKey::serverless(REGION, 3), d("0.00006")),
+            (PriceKey::serverless(REGION, 6), d("0.00012")),
+            (
+                PriceKey::DataIn {
+                    region: REGION.into(),
+                },
+                d("0.016"),
+            ),
+            (
+                PriceKey::DataOut {
+                    region: REGION.into(),
+                },
+                d("0.016"),
+            ),
+        ]);
+        FixedPrices { rates }
+    }
+
+    fn with(mut self, key: PriceKey, usd: &str) -> Self {
+        self.rates.insert(key, d(usd));
+        self
+    }
+}
+
+impl PriceSource for FixedPrices {
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+        let answer = match self.rates.get(key) {
+            Some(usd) => Ok(Rate::new(
+                key.clone(),
+                *usd,
+                Provenance::new(PriceOrigin::Snapshot).with_effective_date("2026-05-20"),
+            )),
+            None => Err(PriceError::NotFound { key: key.clone() }),
+        };
+        Box::pin(async move { answer })
+    }
+}
+
+fn monthly(calls: u64) -> UsageProfile {
+    UsageProfile::builder()
+        .period(Period::Month)
+        .calls_per_period(calls)
+        .build()
+        .unwrap()
+}
+
+fn pay_per_use(usd_per_call: &str) -> Plan {
+    Plan::from(PerInferencePlan::per_call(d(usd_per_call)).unwrap())
+}
+
+fn subscription(fee: &str) -> SubscriptionPlan {
+    SubscriptionPlan::builder()
+        .fee_usd(d(fee))
+        .period(Period::Month)
+        .build()
+        .unwrap()
+}
+
+fn subscription_with_quota(fee: &str, included: u64, overage: &str) -> Plan {
+    Plan::from(
+        SubscriptionPlan::builder()
+            .fee_usd(d(fee))
+            .period(Period::Month)
+            .included_calls(included)
+            .overage_usd_per_call(d(overage))
+            .build()
+            .unwrap(),
+    )
+}
+
+fn compute(profile: &UsageProfile, plans: &[Plan]) -> Comparison {
+    Comparison::compute(profile, plans, &RateTable::new(REGION)).unwrap()
+}
+
+async fn priced(profile: &UsageProfile, plans: &[Plan]) -> Result<Comparison, CompareError> {
+    Comparison::with_prices(profile, plans, &FixedPrices::snapshot(), REGION).await
+}
+
+fn cost(comparison: &Comparison, plan: &str) -> Decimal {
+    comparison.plan(plan).expect("row for the plan").cost_usd
+}
+
+// ---------------------------------------------------------------- plan models
+
+#[test]
+fn pay_per_use_costs_the_price_per_call_times_the_calls() {
+    let comparison = compute(&monthly(100_000), &[pay_per_use("0.0125")]);
+    // C = X × U = 0.0125 × 100,000
+    assert_eq!(cost(&comparison, "pay per use"), d("1250"));
+    // 1,250 USD × 1,000 / 100,000 calls
+    assert_eq!(
+        comparison.plans[0].usd_per_1000_calls,
+        Some(d("12.5")),
+        "cost per 1,000 calls"
+    );
+}
+
+#[test]
+fn a_price_per_thousand_calls_is_a_thousandth_per_call() {
+    let plan = PerInferencePlan::per_thousand_calls(d("12.5")).unwrap();
+    // 12.5 / 1,000
+    assert_eq!(plan.usd_per_call, d("0.0125"));
+}
+
+#[test]
+fn a_subscription_costs_its_fee_times_the_periods_whatever_the_calls() {
+    let plan = Plan::from(subscription("500"));
+    let year = UsageProfile::builder()
+        .period(Period::Year)
+        .calls_per_period(0)
+        .build()
+        .unwrap();
+    // C = P × T = 500 USD × 12 months
+    assert_eq!(
+        cost(&compute(&year, std::slice::from_ref(&plan)), "subscription"),
+        d("6000")
+    );
+    // the same fee at 0 or 10 million calls a month
+    assert_eq!(
+        cost(
+            &compute(&monthly(0), std::slice::from_ref(&plan)),
+            "subscription"
+        ),
+        d("500")
+    );
+    assert_eq!(
+        cost(&compute(&monthly(10_000_000), &[plan]), "subscription"),
+        d("500")
+    );
+}
+
+#[test]
+fn a_yearly_fee_is_amortised_over_a_month_by_hours() {
+    let yearly = Plan::from(
+        SubscriptionPlan::builder()
+            .fee_usd(d("1200"))
+            .period(Period::Year)
+            .included_calls(120_000)
+            .overage_usd_per_call(d("0.01"))
+            .build()
+            .unwrap(),
+    );
+    let comparison = compute(&monthly(20_000), &[yearly]);
+    let row = comparison.plan("subscription").unwrap();
+    // fee 1,200 × 730 h / 8,760 h = 100; quota 120,000 × 730 / 8,760 = 10,000 calls
+    assert_eq!(row.curve.fixed_usd, d("100"));
+    assert_eq!(row.curve.included_calls, Some(d("10000")));
+    // 100 + (20,000 − 10,000) × 0.01 = 200
+    assert_eq!(row.cost_usd, d("200"));
+}
+
+#[test]
+fn a_subscription_charges_overage_only_above_its_included_calls() {
+    let plan = subscription_with_quota("400", 40_000, "0.02");
+    // below the quota: the fee alone
+    assert_eq!(
+        cost(
+            &compute(&monthly(30_000), std::slice::from_ref(&plan)),
+            "subscription"
+        ),
+        d("400")
+    );
+    // 400 + (60,000 − 40,000) × 0.02 = 400 + 400
+    assert_eq!(
+        cost(&compute(&monthly(60_000), &[plan]), "subscription"),
+        d("800")
+    );
+}
+
+#[tokio::test]
+async fn an_instance_endpoint_costs_instances_times_hours_times_rate_busy_or_not() {
+    let plans = [Plan::from(InstancePlan::new("ml.m5.xlarge", 2).unwrap())];
+    let idle = priced(&monthly(0), &plans).await.unwrap();
+    let busy = priced(&monthly(1_000_000), &plans).await.unwrap();
+    // 2 instances × 730 h × 0.23 USD/h
+    assert_eq!(cost(&idle, "ml.m5.xlarge x2"), d("335.8"));
+    assert_eq!(cost(&busy, "ml.m5.xlarge x2"), d("335.8"));
+    let row = busy.plan("ml.m5.xlarge x2").unwrap();
+    assert_eq!(row.rate_source, "snapshot");
+    assert_eq!(row.rates[0].usd_per_unit, d("0.23"));
+    assert_eq!(
+        row.rates[0].provenance.effective_date.as_deref(),
+        Some("2026-05-20")
+    );
+}
+
+#[tokio::test]
+async fn an_instance_that_runs_part_of_the_period_costs_only_those_hours() {
+    let plan = InstancePlan::new("ml.m5.xlarge", 1)
+        .unwrap()
+        .with_hours_per_period(d("300"))
+        .unwrap();
+    let comparison = priced(&monthly(1000), &[plan.into()]).await.unwrap();
+    // 1 × 300 h × 0.23 USD/h
+    assert_eq!(cost(&comparison, "ml.m5.xlarge x1"), d("69"));
+}
+
+#[tokio::test]
+async fn instance_utilisation_is_busy_time_over_provisioned_time() {
+    let profile = UsageProfile::builder()
+        .calls_per_period(657_000)
+        .mean_latency(Duration::from_millis(800))
+        .build()
+        .unwrap();
+    let plans = [Plan::from(InstancePlan::new("ml.m5.xlarge", 2).unwrap())];
+    let comparison = priced(&profile, &plans).await.unwrap();
+    let row = comparison.plan("ml.m5.xlarge x2").unwrap();
+    // 657,000 calls × 0.8 s / (2 × 730 h × 3,600 s) = 525,600 / 5,256,000
+    assert_eq!(row.provisioned_seconds, Some(d("5256000")));
+    assert_eq!(row.utilisation, Some(d("0.1")));
+}
+
+#[tokio::test]
+async fn serverless_bills_latency_rounded_up_to_the_ms_plus_data_per_gb() {
+    let profile = UsageProfile::builder()
+        .calls_per_period(1_000_000)
+        .mean_latency(Duration::from_micros(800_400)) // 800.4 ms → billed 801 ms
+        .bytes_in_per_call(1 << 20) // 1 MiB
+        .bytes_out_per_call(512 << 10) // 512 KiB
+        .build()
+        .unwrap();
+    let plans = [Plan::from(ServerlessPlan::new(3072).unwrap())];
+    let comparison = priced(&profile, &plans).await.unwrap();
+    let row = comparison.plan("serverless 3072 MB").unwrap();
+    // compute: 0.801 s × 0.00006 USD/s = 0.00004806 per call
+    // data:    2^20 / 2^30 GB × 0.016 + 2^19 / 2^30 GB × 0.016 = 0.000015625 + 0.0000078125
+    assert_eq!(row.curve.usd_per_call, d("0.0000714975"));
+    // 1,000,000 calls × 0.0000714975 = 48.06 + 23.4375
+    assert_eq!(row.cost_usd, d("71.4975"));
+    assert_eq!(row.rates.len(), 3, "serverless, data in and data out rates");
+}
+
+#[test]
+fn per_token_plans_charge_input_and_output_tokens_at_their_own_rates() {
+    let profile = UsageProfile::builder()
+        .calls_per_period(10_000)
+        .tokens_in_per_call(500)
+        .tokens_out_per_call(200)
+        .build()
+        .unwrap();
+    let plan = Plan::from(PerTokenPlan::per_million_tokens(d("3"), d("15")).unwrap());
+    let comparison = compute(&profile, &[plan]);
+    // per call: 500 × 3 / 10^6 + 200 × 15 / 10^6 = 0.0015 + 0.003 = 0.0045
+    // 10,000 calls × 0.0045
+    assert_eq!(cost(&comparison, "per token"), d("45"));
+}
+
+#[tokio::test]
+async fn a_savings_plan_pays_its_whole_commitment_when_usage_is_below_it() {
+    let plan = SavingsPlan::builder()
+        .instance_type("ml.m5.xlarge")
+        .commitment_usd_per_hour(d("0.1"))
+        .discount(d("0.64"))
+        .build()
+        .unwrap();
+    let comparison = priced(&monthly(1000), &[plan.into()]).await.unwrap();
+    let row = comparison
+        .plan("savings plan ml.m5.xlarge x1 (1 yr)")
+        .unwrap();
+    // usage at the discounted rate: 0.23 × (1 − 0.64) = 0.0828 USD/h ≤ 0.1 committed
+    // → pay the commitment: 0.1 USD/h × 730 h
+    assert_eq!(row.cost_usd, d("73"));
+    assert!(row.notes[0].starts_with("0.0172 USD/h of the 0.1 USD/h commitment is unused"));
+    // 0.1 USD/h × 8,760 h
+    assert!(row.notes[1].contains("(876.00 USD in total)"));
+}
+
+#[tokio::test]
+async fn a_savings_plan_charges_usage_beyond_its_commitment_on_demand() {
+    let plan = SavingsPlan::builder()
+        .instance_type("ml.m5.xlarge")
+        .count(2)
+        .commitment_usd_per_hour(d("0.1"))
+        .discount(d("0.5"))
+        .term(SavingsPlanTerm::ThreeYears)
+        .build()
+        .unwrap();
+    let comparison = priced(&monthly(1000), &[plan.into()]).await.unwrap();
+    // on demand 2 × 0.23 = 0.46 USD/h; discounted 0.23 > 0.1 committed
+    // commitment covers 0.1 / (1 − 0.5) = 0.2 USD/h of on-demand usage
+    // per hour: 0.1 + (0.46 − 0.2) = 0.36; × 730 h
+    assert_eq!(
+        cost(&comparison, "savings plan ml.m5.xlarge x2 (3 yr)"),
+        d("262.8")
+    );
+}
+
+#[tokio::test]
+async fn plans_are_listed_cheapest_first_with_their_difference_to_the_cheapest() {
+    let profile = UsageProfile::builder()
+        .calls_per_period(1_000_000)
+        .mean_latency(Duration::from_millis(800))
+        .build()
+        .unwrap();
+    let plans = [
+        Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap()),
+        Plan::from(ServerlessPlan::new(3072).unwrap()),
+        Plan::from(PerInferencePlan::per_thousand_calls(d("0.1")).unwrap()),
+    ];
+    let comparison = priced(&profile, &plans).await.unwrap();
+    let order: Vec<(&str, Decimal, Decimal)> = comparison
+        .plans
+        .iter()
+        .map(|r| {
+            (
+                r.plan.name.as_str(),
+                r.cost_usd,
+                r.difference_to_cheapest_usd,
+            )
+        })
+        .collect();
+    // serverless: 1,000,000 × 0.8 s × 0.00006 = 48; pay per use: 1,000 × 0.1 = 100;
+    // instance: 730 × 0.23 = 167.9
+    assert_eq!(
+        order,
+        vec![
+            ("serverless 3072 MB", d("48"), d("0")),
+            ("pay per use", d("100"), d("52")),
+            ("ml.m5.xlarge x1", d("167.9"), d("119.9")),
+        ]
+    );
+    assert_eq!(comparison.cheapest, "serverless 3072 MB");
+}
+
+// ---------------------------------------------------------------- break-even
+
+#[test]
+fn subscription_breaks_even_with_pay_per_use_at_fee_over_price_per_call() {
+    let plans = [pay_per_use("0.0125"), Plan::from(subscription("500"))];
+    let comparison = compute(&monthly(100_000), &plans);
+    let be = comparison
+        .break_even("pay per use", "subscription")
+        .unwrap();
+    // U* = P·T / X = 500 × 1 / 0.0125
+    assert_eq!(be.points.len(), 1);
+    assert_eq!(be.points[0].calls_per_period, d("40000"));
+    assert_eq!(be.points[0].cost_usd, d("500"));
+    assert_eq!(
+        be.summary,
+        "subscription is cheaper above 40,000 calls per month; pay per use below"
+    );
+    assert_eq!(be.regions[0].cheaper.as_deref(), Some("pay per use"));
+    assert_eq!(be.regions[1].cheaper.as_deref(), Some("subscription"));
+    assert_eq!(comparison.cheapest, "subscription");
+}
+
+#[test]
+fn break_even_counts_every_period_of_the_subscription() {
+    // a 500 USD monthly fee against 0.0125 per call, compared over a year
+    let year = UsageProfile::builder()
+        .period(Period::Year)
+        .calls_per_period(100_000)
+        .build()
+        .unwrap();
+    let comparison = compute(
+        &year,
+        &[pay_per_use("0.0125"), Plan::from(subscription("500"))],
+    );
+    // U* = P·T / X = 500 × 12 / 0.0125 calls per year
+    let be = &comparison.break_evens[0];
+    assert_eq!(be.points[0].calls_per_period, d("480000"));
+    assert_eq!(comparison.cheapest, "pay per use"); // 1,250 < 6,000
+}
+
+#[test]
+fn a_quota_with_dearer_overage_makes_the_subscription_cheaper_only_in_a_band() {
+    let plans = [
+        pay_per_use("0.0125"),
+        subscription_with_quota("400", 40_000, "0.02"),
+    ];
+    let comparison = compute(&monthly(60_000), &plans);
+    let be = &comparison.break_evens[0];
+    // below the quota: 400 = 0.0125 U → U = 32,000
+    // above it: 400 + 0.02 (U − 40,000) = 0.0125 U → 0.0075 U = 400 → U = 53,333.33…
+    let calls: Vec<Decimal> = be
+        .points
+        .iter()
+        .map(|p| p.calls_per_period.round_dp(6))
+        .collect();
+    assert_eq!(calls, vec![d("32000"), d("53333.333333")]);
+    assert_eq!(
+        be.summary,
+        "pay per use is cheaper below 32,000 calls per month, subscription between 32,000 \
+         and 53,333, pay per use above 53,333"
+    );
+    // at 60,000 calls: pay per use 750, subscription 400 + 20,000 × 0.02 = 800
+    assert_eq!(comparison.cheapest, "pay per use");
+}
+
+#[test]
+fn a_quota_with_cheaper_overage_crosses_pay_per_use_once() {
+    let plans = [
+        pay_per_use("0.0125"),
+        subscription_with_quota("400", 10_000, "0.01"),
+    ];
+    let be = compute(&monthly(60_000), &plans).break_evens.remove(0);
+    // at the quota the subscription (400) still costs more than pay per use (125);
+    // above it: 400 + 0.01 (U − 10,000) = 0.0125 U → 300 = 0.0025 U → U = 120,000
+    assert_eq!(be.points.len(), 1);
+    assert_eq!(be.points[0].calls_per_period, d("120000"));
+    assert_eq!(
+        be.summary,
+        "subscription is cheaper above 120,000 calls per month; pay per use below"
+    );
+}
+
+#[test]
+fn plans_with_the_same_shape_and_different_prices_never_break_even() {
+    let plans = [
+        pay_per_use("0.01").named("vendor A"),
+        pay_per_use("0.02").named("vendor B"),
+    ];
+    let be = compute(&monthly(1000), &plans).break_evens.remove(0);
+    assert!(be.points.is_empty());
+    assert_eq!(be.regions.len(), 1);
+    // 1,000 × (0.02 − 0.01) = 10 USD
+    assert_eq!(
+        be.summary,
+        "vendor A is cheaper at every volume: it never breaks even with vendor B (10.00 USD \
+         less at 1,000 calls per month)"
+    );
+}
+
+#[test]
+fn identical_plans_cost_the_same_at_every_volume() {
+    let plans = [
+        Plan::from(subscription("100")).named("plan A"),
+        Plan::from(subscription("100")).named("plan B"),
+    ];
+    let be = compute(&monthly(1000), &plans).break_evens.remove(0);
+    assert!(be.points.is_empty());
+    assert_eq!(be.regions[0].cheaper, None);
+    assert_eq!(
+        be.summary,
+        "plan A and plan B cost the same at every volume"
+    );
+}
+
+#[tokio::test]
+async fn serverless_and_an_always_on_instance_break_even_at_a_utilisation() {
+    let profile = UsageProfile::builder()
+        .calls_per_period(1_000_000)
+        .mean_latency(Duration::from_millis(800))
+        .build()
+        .unwrap();
+    let plans = [
+        Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap()),
+        Plan::from(ServerlessPlan::new(6144).unwrap()),
+    ];
+    let comparison = priced(&profile, &plans).await.unwrap();
+    let be = comparison
+        .break_even("ml.m5.xlarge x1", "serverless 6144 MB")
+        .unwrap();
+    // instance: 730 h × 0.23 = 167.9 USD; serverless: 0.8 s × 0.00012 = 0.000096 USD a call
+    // U* = 167.9 / 0.000096 = 1,748,958.33… calls
+    let point = &be.points[0];
+    assert_eq!(point.calls_per_period.round_dp(2), d("1748958.33"));
+    // utilisation there: U* × 0.8 s / (730 × 3,600 s) = 0.23 / (3,600 × 0.00012) = 0.5324…
+    assert_eq!(
+        point.utilisation["ml.m5.xlarge x1"].round_dp(4),
+        d("0.5324")
+    );
+    assert_eq!(
+        be.summary,
+        "ml.m5.xlarge x1 is cheaper above 1,748,958 calls per month (ml.m5.xlarge x1 at \
+         53.2% utilisation); serverless 6144 MB below"
+    );
+}
+
+// ---------------------------------------------------------------- profiles
+
+#[test]
+fn calls_per_day_become_calls_per_period_through_hours() {
+    let month = UsageProfile::builder()
+        .period(Period::Month)
+        .calls_per_day(2_400)
+        .build()
+        .unwrap();
+    // 2,400 calls/day × 730 h / 24 h
+    assert_eq!(month.calls_per_period, d("73000"));
+    let year = UsageProfile::builder()
+        .period(Period::Year)
+        .calls_per_day(1_000)
+        .build()
+        .unwrap();
+    // 1,000 × 365 days
+    assert_eq!(year.calls_per_period, d("365000"));
+}
+
+#[test]
+fn a_profile_from_metered_totals_prices_like_a_stated_one() {
+    // 50 calls in 12 minutes, 40 s busy in total, 100 KiB in, 50 KiB out
+    let totals = UsageTotals::new(50, Duration::from_secs(720))
+        .with_busy_time(Duration::from_secs(40))
+        .with_bytes(102_400, 51_200)
+        .with_tokens(5_000, 1_000);
+    let profile = UsageProfile::from_totals(&totals, Period::Month).unwrap();
+    // 50 calls × (730 × 3,600 s) / 720 s
+    assert_eq!(profile.calls_per_period, d("182500"));
+    // 40 s / 50 calls
+    assert_eq!(profile.mean_latency, Duration::from_millis(800));
+    assert_eq!(profile.bytes_in_per_call, 2_048);
+    assert_eq!(profile.bytes_out_per_call, 1_024);
+    assert_eq!(profile.tokens_in_per_call, 100);
+    assert_eq!(profile.tokens_out_per_call, 20);
+    // priced the same as a stated profile: 182,500 × 0.0125
+    assert_eq!(
+        cost(&compute(&profile, &[pay_per_use("0.0125")]), "pay per use"),
+        d("2281.25")
+    );
+}
+
+// ---------------------------------------------------------------- rates
+
+#[tokio::test]
+async fn stated_rates_win_over_the_price_source_and_say_so() {
+    let profile = monthly(1000);
+    let plans = [Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap())];
+    let mut rates = RateTable::new(REGION)
+        .with_rate(PriceKey::hosting(REGION, "ml.m5.xlarge"), d("0.2"))
+        .unwrap();
+    rates
+        .fill_from(&FixedPrices::snapshot(), &plans, &profile)
+        .await
+        .unwrap();
+    let comparison = Comparison::compute(&profile, &plans, &rates).unwrap();
+    let row = comparison.plan("ml.m5.xlarge x1").unwrap();
+    // 730 h × 0.2 (stated), not 0.23 (snapshot)
+    assert_eq!(row.cost_usd, d("146"));
+    assert_eq!(row.rate_source, "override");
+}
+
+#[tokio::test]
+async fn a_rate_the_price_source_lacks_is_an_error_never_a_zero() {
+    let plans = [Plan::from(InstancePlan::new("ml.p5.48xlarge", 1).unwrap())];
+    let err = priced(&monthly(1000), &plans).await.unwrap_err();
+    match &err {
+        CompareError::MissingRate { plan, key, .. } => {
+            assert_eq!(plan, "ml.p5.48xlarge x1");
+            assert_eq!(key, &PriceKey::hosting(REGION, "ml.p5.48xlarge"));
+        }
+        other => panic!("expected MissingRate, got {other:?}"),
+    }
+    assert!(err.to_string().starts_with(
+        "no rate for hosting ml.p5.48xlarge in us-east-1 (needed by plan `ml.p5.48xlarge x1`)"
+    ));
+}
+
+#[tokio::test]
+async fn a_zero_rate_from_the_price_source_is_refused() {
+    let prices = FixedPrices::snapshot().with(PriceKey::serverless(REGION, 3), "0");
+    let profile = UsageProfile::builder()
+        .calls_per_period(1000)
+        .mean_latency(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let plans = [Plan::from(ServerlessPlan::new(3072).unwrap())];
+    let err = Comparison::with_prices(&profile, &plans, &prices, REGION)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CompareError::MissingRate { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn data_rates_are_looked_up_only_when_calls_move_bytes() {
+    // a price source with the instance rate only: enough when bytes are zero
+    let prices = FixedPrices {
+        rates: HashMap::from([(PriceKey::hosting(REGION, "ml.m5.xlarge"), d("0.23"))]),
+    };
+    let plans = [Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap())];
+    let comparison = Comparison::with_prices(&monthly(10), &plans, &prices, REGION)
+        .await
+        .unwrap();
+    assert_eq!(comparison.plans[0].rates.len(), 1);
+}
+
+// ---------------------------------------------------------------- invalid inputs
+
+#[test]
+fn impossible_plan_inputs_are_refused_with_what_to_do() {
+    let cases: Vec<(Result<Plan, CompareError>, &str)> = vec![
+        (
+            PerInferencePlan::per_call(d("-0.01")).map(Plan::from),
+            "price per call (USD) must be greater than zero (got -0.01)",
+        ),
+        (
+            PerInferencePlan::per_thousand_calls(d("0")).map(Plan::from),
+            "price per 1,000 calls (USD) must be greater than zero (got 0)",
+        ),
+        (
+            SubscriptionPlan::builder()
+                .fee_usd(d("0"))
+                .build()
+                .map(Plan::from),
+            "subscription fee (USD) must be greater than zero (got 0): a subscription without a \
+             fee is pay per use",
+        ),
+        (
+            SubscriptionPlan::builder()
+                .fee_usd(d("100"))
+                .included_calls(d("-5"))
+                .overage_usd_per_call(d("0.01"))
+                .build()
+                .map(Plan::from),
+            "included calls must not be negative (got -5)",
+        ),
+        (
+            SubscriptionPlan::builder()
+                .fee_usd(d("100"))
+                .included_calls(1000)
+                .overage_usd_per_call(d("-0.01"))
+                .build()
+                .map(Plan::from),
+            "overage per call (USD) must not be negative (got -0.01)",
+        ),
+        (
+            InstancePlan::new("ml.m5.xlarge", 0).map(Plan::from),
+            "instance count must be greater than zero (got 0)",
+        ),
+        (
+            InstancePlan::new("m5.xlarge", 1).map(Plan::from),
+            "instance type is out of range (got `m5.xlarge`): use the SageMaker instance name \
+             with its ml. prefix, e.g. ml.m5.xlarge",
+        ),
+        (
+            InstancePlan::new("ml.m5.xlarge", 1)
+                .and_then(|p| p.with_hours_per_period(d("0")))
+                .map(Plan::from),
+            "instance hours per period must be greater than zero (got 0)",
+        ),
+        (
+            ServerlessPlan::new(2500).map(Plan::from),
+            "serverless memory (MB) is out of range (got 2500): SageMaker serverless memory is \
+             1024, 2048, 3072, 4096, 5120 or 6144 MB",
+        ),
+        (
+            PerTokenPlan::per_million_tokens(d("0"), d("0")).map(Plan::from),
+            "token prices (USD) must be greater than zero (got 0 in, 0 out)",
+        ),
+        (
+            PerTokenPlan::per_million_tokens(d("-1"), d("2")).map(Plan::from),
+            "price per million input tokens (USD) must not be negative (got -1)",
+        ),
+        (
+            SavingsPlan::builder()
+                .instance_type("ml.m5.xlarge")
+                .commitment_usd_per_hour(d("0"))
+                .discount(d("0.5"))
+                .build()
+                .map(Plan::from),
+            "savings plan commitment (USD per hour) must be greater than zero (got 0)",
+        ),
+        (
+            SavingsPlan::builder()
+                .instance_type("ml.m5.xlarge")
+                .commitment_usd_per_hour(d("1"))
+                .discount(d("64"))
+                .build()
+                .map(Plan::from),
+            "savings plan discount is out of range (got 64): give the discount on on-demand \
+             rates as a fraction between 0 and 1 (0.64 for 64 % off)",
+        ),
+    ];
+    for (result, expected) in cases {
+        let message = result.expect_err(expected).to_string();
+        assert!(
+            message.starts_with(expected),
+            "\n  got: {message}\n want: {expected}…"
+        );
+    }
+}
+
+#[test]
+fn a_negative_call_count_is_refused() {
+    let err = UsageProfile::builder()
+        .calls_per_period(d("-1"))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "calls per period must not be negative (got -1): a count of calls cannot be negative"
+    );
+}
+
+#[test]
+fn a_profile_without_calls_says_how_to_give_them() {
+    let err = UsageProfile::builder().build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the usage profile has no call count: set calls_per_period(..) or calls_per_day(..)"
+    );
+}
+
+#[test]
+fn instance_hours_beyond_the_period_are_refused() {
+    let plan = InstancePlan::new("ml.m5.xlarge", 1)
+        .unwrap()
+        .with_hours_per_period(d("800"))
+        .unwrap();
+    let rates = RateTable::new(REGION)
+        .with_rate(PriceKey::hosting(REGION, "ml.m5.xlarge"), d("0.23"))
+        .unwrap();
+    let err = Comparison::compute(&monthly(1), &[plan.into()], &rates).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "instance hours per period is out of range (got 800): an instance runs at most 730 \
+         hours in a month"
+    );
+}
+
+#[test]
+fn serverless_without_a_latency_cannot_be_priced() {
+    let plans = [Plan::from(ServerlessPlan::new(3072).unwrap())];
+    let rates = RateTable::new(REGION)
+        .with_rate(PriceKey::serverless(REGION, 3), d("0.00006"))
+        .unwrap();
+    let err = Comparison::compute(&monthly(1000), &plans, &rates).unwrap_err();
+    assert!(matches!(
+        err,
+        CompareError::ProfileLacks {
+            what: "a mean latency",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_per_token_plan_without_tokens_is_not_priced_at_zero() {
+    let plans = [Plan::from(
+        PerTokenPlan::per_million_tokens(d("3"), d("15")).unwrap(),
+    )];
+    let err = Comparison::compute(&monthly(1000), &plans, &RateTable::new(REGION)).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("plan `per token` needs tokens per call in the usage profile")
+    );
+}
+
+#[test]
+fn plans_must_be_given_and_told_apart() {
+    let none = Comparison::compute(&monthly(1), &[], &RateTable::new(REGION)).unwrap_err();
+    assert_eq!(none, CompareError::NoPlans);
+    let twins = [pay_per_use("0.01"), pay_per_use("0.02")];
+    let err = Comparison::compute(&monthly(1), &twins, &RateTable::new(REGION)).unwrap_err();
+    assert_eq!(err, CompareError::DuplicatePlanName("pay per use".into()));
+}
+
+#[test]
+fn a_zero_stated_rate_is_refused() {
+    let err = RateTable::new(REGION)
+        .with_rate(PriceKey::hosting(REGION, "ml.m5.xlarge"), d("0"))
+        .unwrap_err();
+    assert!(matches!(err, CompareError::NotPositive { .. }));
+}
+
+// ---------------------------------------------------------------- records
+
+#[test]
+fn the_comparison_serialises_to_json_and_back() {
+    let plans = [
+        pay_per_use("0.0125"),
+        subscription_with_quota("400", 40_000, "0.02"),
+    ];
+    let comparison = compute(&monthly(60_000), &plans);
+    let json = serde_json::to_value(&comparison).unwrap();
+    assert_eq!(json["cheapest"], "pay per use");
+    assert_eq!(json["period"], "month");
+    assert_eq!(json["hours_per_period"], "730");
+    assert_eq!(json["plans"][0]["plan"]["kind"], "per_inference");
+    assert_eq!(json["plans"][1]["plan"]["kind"], "subscription");
+    assert_eq!(json["plans"][1]["cost_usd"], "800");
+    assert_eq!(json["plans"][1]["difference_to_cheapest_usd"], "50");
+    assert_eq!(
+        json["break_evens"][0]["points"][0]["calls_per_period"],
+        "32000"
+    );
+    let back: Comparison = serde_json::from_value(json).unwrap();
+    assert_eq!(back, comparison);
+}
+
+#[test]
+fn deserialised_plans_are_validated_before_pricing() {
+    let plan: Plan = serde_json::from_value(serde_json::json!({
+        "name": "free lunch", "kind": "per_inference", "usd_per_call": "0"
+    }))
+    .unwrap();
+    assert!(matches!(plan.model, PlanModel::PerInference(_)));
+    let err = Comparison::compute(&monthly(1), &[plan], &RateTable::new(REGION)).unwrap_err();
+    assert!(matches!(err, CompareError::NotPositive { .. }));
+}
+
+// ---------------------------------------------------------------- chart
+
+#[cfg(feature = "charts")]
+mod chart {
+    use super::*;
+    use sagemeter::compare::chart;
+
+    fn quota_comparison() -> Comparison {
+        compute(
+            &monthly(60_000),
+            &[
+                pay_per_use("0.0125"),
+                subscription_with_quota("400", 40_000, "0.02"),
+            ],
+        )
+    }
+
+    /// Checks that every tag opened is closed in order (enough for plotters' SVG).
+    fn assert_well_formed(xml: &str) {
+        let mut stack: Vec<String> = Vec::new();
+        let mut rest = xml;
+        while let Some(start) = rest.find('<') {
+            let end = rest[start..].find('>').expect("unclosed tag") + start;
+            let tag = &rest[start + 1..end];
+            rest = &rest[end + 1..];
+            if tag.starts_with('?') || tag.starts_with('!') || tag.ends_with('/') {
+                continue;
+            }
+            if let Some(name) = tag.strip_prefix('/') {
+                assert_eq!(
+                    stack.pop().as_deref(),
+                    Some(name.trim()),
+                    "mismatched </{name}>"
+                );
+            } else {
+                let name = tag.split_whitespace().next().unwrap();
+                stack.push(name.to_string());
+            }
+        }
+        assert!(stack.is_empty(), "unclosed elements: {stack:?}");
+    }
+
+    #[test]
+    fn the_svg_chart_is_a_well_formed_svg_with_every_plan_and_the_break_even_points() {
+        let svg = chart::render_svg(&quota_comparison()).unwrap();
+        assert!(svg.starts_with("<svg"), "root element is <svg>");
+        assert!(svg.contains(r#"xmlns="http://www.w3.org/2000/svg""#));
+        assert_well_formed(&svg);
+        for text in [
+            "pay per use",
+            "subscription",
+            "calls per month",
+            "cost per month (USD)",
+            "32k calls",
+            "53.33k calls",
+            "break-even point",
+        ] {
+            assert!(svg.contains(text), "chart shows `{text}`");
+        }
+        assert!(svg.matches("<polyline").count() >= 2, "one line per plan");
+    }
+
+    #[test]
+    fn the_chart_format_follows_the_file_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        let svg = dir.path().join("plans.SVG");
+        chart::render(&quota_comparison(), &svg).unwrap();
+        assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+        let err = chart::render(&quota_comparison(), dir.path().join("plans.gif")).unwrap_err();
+        assert!(err.to_string().ends_with("name the file .svg or .png"));
+    }
+
+    #[test]
+    fn the_png_chart_is_a_complete_png_of_the_chart_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plans.png");
+        chart::render(&quota_comparison(), &path).unwrap();
+        let png = std::fs::read(&path).unwrap();
+        let (width, height) = png_size(&png);
+        assert_eq!((width, height), chart::SIZE);
+    }
+
+    /// Walks the PNG's chunks, checking each CRC, and returns IHDR's width and height.
+    pub(crate) fn png_size(png: &[u8]) -> (u32, u32) {
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+        let mut at = 8;
+        let mut size = None;
+        let mut chunks = Vec::new();
+        while at < png.len() {
+            let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+            let kind = &png[at + 4..at + 8];
+            let data = &png[at + 8..at + 8 + len];
+            let crc = u32::from_be_bytes(png[at + 8 + len..at + 12 + len].try_into().unwrap());
+            assert_eq!(crc32(&png[at + 4..at + 8 + len]), crc, "CRC of {kind:?}");
+            if kind == b"IHDR" {
+                size = Some((
+                    u32::from_be_bytes(data[0..4].try_into().unwrap()),
+                    u32::from_be_bytes(data[4..8].try_into().unwrap()),
+                ));
+            }
+            chunks.push(String::from_utf8_lossy(kind).into_owned());
+            at += 12 + len;
+        }
+        assert_eq!(chunks.first().map(String::as_str), Some("IHDR"));
+        assert!(chunks.iter().any(|c| c == "IDAT"), "image data");
+        assert_eq!(chunks.last().map(String::as_str), Some("IEND"));
+        size.unwrap()
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+}
