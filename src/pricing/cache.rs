@@ -14,7 +14,10 @@ pub struct CachedPrices {
 impl CachedPrices {
     /// Builder.
     pub fn builder(primary: impl PriceSource + 'static) -> CachedPricesBuilder {
-        CachedPricesBuilder { primary: Arc::new(primary), fallback: None }
+        CachedPricesBuilder {
+            primary: Arc::new(primary),
+            fallback: None,
+        }
     }
 }
 
@@ -32,12 +35,19 @@ impl CachedPricesBuilder {
         self
     }
     /// TTL.
-    pub fn ttl(self, _ttl: Duration) -> Self { self }
+    pub fn ttl(self, _ttl: Duration) -> Self {
+        self
+    }
     /// Time source.
-    pub fn time_source(self, _ts: SharedTimeSource) -> Self { self }
+    pub fn time_source(self, _ts: SharedTimeSource) -> Self {
+        self
+    }
     /// Build.
     pub fn build(self) -> CachedPrices {
-        CachedPrices { primary: self.primary, fallback: self.fallback }
+        CachedPrices {
+            primary: self.primary,
+            fallback: self.fallback,
+        }
     }
 }
 

@@ -24,11 +24,17 @@ pub struct LivePricesBuilder {}
 
 impl LivePrices {
     /// From SDK config.
-    pub fn from_sdk_config(_c: &aws_types::SdkConfig) -> Self { LivePrices {} }
+    pub fn from_sdk_config(_c: &aws_types::SdkConfig) -> Self {
+        LivePrices {}
+    }
 }
 
 impl PriceSource for LivePrices {
     fn price<'a>(&'a self, _key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
-        Box::pin(async move { Err(PriceError::Unavailable { reason: "stub".into() }) })
+        Box::pin(async move {
+            Err(PriceError::Unavailable {
+                reason: "stub".into(),
+            })
+        })
     }
 }

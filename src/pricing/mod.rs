@@ -19,7 +19,10 @@ mod live;
 mod snapshot;
 
 pub use cache::{CachedPrices, CachedPricesBuilder};
-pub use document::{PriceDocument, parse_price_document, select_rate};
+pub use document::{
+    OnDemandTerm, PriceDimension, PriceDocument, Selection, parse_price_document,
+    parse_price_value, select_rate,
+};
 pub use live::{LivePrices, LivePricesBuilder, PricingRegion};
 pub use snapshot::Snapshot;
 
@@ -147,7 +150,10 @@ impl fmt::Display for PriceKey {
                 write!(f, "provisioned concurrency {memory_gb} GB in {region}")
             }
             PriceKey::ProvisionedConcurrencyUsage { region, memory_gb } => {
-                write!(f, "provisioned concurrency usage {memory_gb} GB in {region}")
+                write!(
+                    f,
+                    "provisioned concurrency usage {memory_gb} GB in {region}"
+                )
             }
             PriceKey::DataIn { region } => write!(f, "data processed in, {region}"),
             PriceKey::DataOut { region } => write!(f, "data processed out, {region}"),

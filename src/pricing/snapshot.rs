@@ -7,7 +7,9 @@ pub struct Snapshot {}
 
 impl Snapshot {
     /// The bundled snapshot.
-    pub fn bundled() -> Self { Snapshot {} }
+    pub fn bundled() -> Self {
+        Snapshot {}
+    }
 }
 
 impl PriceSource for Snapshot {
