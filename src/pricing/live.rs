@@ -35,7 +35,6 @@ use aws_sdk_pricing::types::{Filter, FilterType};
 use aws_smithy_async::future::timeout::Timeout;
 use aws_smithy_async::rt::sleep::{AsyncSleep, SharedAsyncSleep, default_async_sleep};
 use aws_smithy_async::time::SharedTimeSource;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
@@ -366,7 +365,7 @@ fn describe_sdk_error(
             };
             let detail = failure
                 .as_connector_error()
-                .map(|e| format!(": {}", DisplayErrorContext(e)))
+                .map(|e| format!(": {}", error_chain(e)))
                 .unwrap_or_default();
             unavailable(format!(
                 "could not reach the Price List API, {what}{detail}"
@@ -387,7 +386,7 @@ fn describe_sdk_error(
         }
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
-            let code = service.err().code();
+            let code = error_code(service.err());
             let is_throttling = service.err().is_throttling_exception()
                 || status == 429
                 || matches!(
@@ -423,8 +422,269 @@ fn describe_sdk_error(
         }
         SdkError::ConstructionFailure(_) => unavailable(format!(
             "the GetProducts request could not be built: {}",
-            DisplayErrorContext(&err)
+            error_chain(&err)
         )),
         _ => unavailable("GetProducts failed".into()),
+    }
+}
+
+/// The error code from the response, else the modeled error's name.
+fn error_code(err: &GetProductsError) -> Option<&str> {
+    err.code().or(match err {
+        GetProductsError::AccessDeniedException(_) => Some("AccessDeniedException"),
+        GetProductsError::ExpiredNextTokenException(_) => Some("ExpiredNextTokenException"),
+        GetProductsError::InternalErrorException(_) => Some("InternalErrorException"),
+        GetProductsError::InvalidNextTokenException(_) => Some("InvalidNextTokenException"),
+        GetProductsError::InvalidParameterException(_) => Some("InvalidParameterException"),
+        GetProductsError::NotFoundException(_) => Some("NotFoundException"),
+        GetProductsError::ThrottlingException(_) => Some("ThrottlingException"),
+        _ => None,
+    })
+}
+
+/// An error and its sources, by their `Display` only (`Debug` output can carry request
+/// details), joined with `: `.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_pricing::Client;
+    use aws_sdk_pricing::config::{Credentials, SharedCredentialsProvider};
+    use aws_sdk_pricing::operation::get_products::GetProductsOutput;
+    use aws_sdk_pricing::types::error::{AccessDeniedException, ThrottlingException};
+    use aws_smithy_mocks::{
+        MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock,
+    };
+
+    fn mocked(rules: &[&Rule]) -> LivePrices {
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for rule in rules {
+            interceptor = interceptor.with_rule(rule);
+        }
+        let config = aws_sdk_pricing::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::from_static("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+            .http_client(create_mock_http_client())
+            .retry_config(RetryConfig::disabled())
+            .interceptor(interceptor)
+            .build();
+        LivePrices::from_client(Client::from_conf(config))
+    }
+
+    fn sdk_config(region: &'static str) -> aws_types::SdkConfig {
+        aws_types::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::from_static(region))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "test", "test", None, None, "static",
+            )))
+            .build()
+    }
+
+    fn filters(key: &PriceKey) -> Vec<(String, String)> {
+        filters_for(key)
+            .unwrap()
+            .iter()
+            .map(|f| {
+                assert_eq!(f.r#type(), &FilterType::TermMatch);
+                (f.field().to_owned(), f.value().to_owned())
+            })
+            .collect()
+    }
+
+    fn pair(field: &str, value: &str) -> (String, String) {
+        (field.to_owned(), value.to_owned())
+    }
+
+    #[test]
+    fn filters_name_the_region_and_what_the_key_means() {
+        let region = || "eu-west-1".to_owned();
+        assert_eq!(
+            filters(&PriceKey::hosting("eu-west-1", "ml.g5.xlarge")),
+            [
+                pair("regionCode", "eu-west-1"),
+                pair("instanceName", "ml.g5.xlarge")
+            ]
+        );
+        assert_eq!(
+            filters(&PriceKey::AsyncInference {
+                region: region(),
+                instance_type: "ml.g5.xlarge".into()
+            }),
+            [
+                pair("regionCode", "eu-west-1"),
+                pair("instanceName", "ml.g5.xlarge")
+            ]
+        );
+        for key in [
+            PriceKey::serverless("eu-west-1", 4),
+            PriceKey::ProvisionedConcurrency {
+                region: region(),
+                memory_gb: 4,
+            },
+            PriceKey::ProvisionedConcurrencyUsage {
+                region: region(),
+                memory_gb: 4,
+            },
+        ] {
+            assert_eq!(
+                filters(&key),
+                [
+                    pair("regionCode", "eu-west-1"),
+                    pair("productFamily", "ML Serverless")
+                ]
+            );
+        }
+        for key in [
+            PriceKey::DataIn { region: region() },
+            PriceKey::DataOut { region: region() },
+        ] {
+            assert_eq!(
+                filters(&key),
+                [
+                    pair("regionCode", "eu-west-1"),
+                    pair("operation", "Invoke-Endpoint")
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn client_is_pinned_to_the_pricing_region_whatever_the_app_region() {
+        let live = LivePrices::from_sdk_config(&sdk_config("eu-west-1"));
+        assert_eq!(
+            live.client().config().region().map(|r| r.as_ref()),
+            Some("us-east-1")
+        );
+        let live = LivePrices::builder(&sdk_config("eu-west-1"))
+            .pricing_region(PricingRegion::ApSouth1)
+            .build();
+        assert_eq!(
+            live.client().config().region().map(|r| r.as_ref()),
+            Some("ap-south-1")
+        );
+    }
+
+    #[test]
+    fn timeout_and_attempts_are_set_on_the_client() {
+        let live = LivePrices::builder(&sdk_config("eu-west-1"))
+            .timeout(Duration::from_millis(700))
+            .max_attempts(9)
+            .build();
+        let config = live.client().config();
+        let timeouts = config.timeout_config().unwrap();
+        assert_eq!(
+            timeouts.operation_timeout(),
+            Some(Duration::from_millis(700))
+        );
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(Duration::from_millis(700))
+        );
+        assert_eq!(
+            config.retry_config().unwrap().max_attempts(),
+            3,
+            "clamped to 3"
+        );
+        let default = LivePrices::from_sdk_config(&sdk_config("eu-west-1"));
+        assert_eq!(
+            default
+                .client()
+                .config()
+                .retry_config()
+                .unwrap()
+                .max_attempts(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn pagination_stops_after_a_bounded_number_of_pages() {
+        // A server that always has another page.
+        let endless = mock!(Client::get_products)
+            .then_output(|| GetProductsOutput::builder().next_token("again").build());
+        let live = mocked(&[&endless]);
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        assert_eq!(live.price(&key).await, Err(PriceError::NotFound { key }));
+        assert_eq!(endless.num_calls(), MAX_PAGES);
+    }
+
+    #[tokio::test]
+    async fn throttling_and_access_denied_are_unavailable_with_codes_only() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let throttled = mock!(Client::get_products).then_error(|| {
+            GetProductsError::ThrottlingException(
+                ThrottlingException::builder()
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        });
+        let err = mocked(&[&throttled]).price(&key).await.unwrap_err();
+        let PriceError::Unavailable { reason } = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            reason.starts_with("the Price List API throttled the request (ThrottlingException"),
+            "{reason}"
+        );
+
+        let denied = mock!(Client::get_products).then_error(|| {
+            GetProductsError::AccessDeniedException(
+                AccessDeniedException::builder()
+                    .message("User: arn:aws:iam::123456789012:user/x is not authorized")
+                    .build(),
+            )
+        });
+        let err = mocked(&[&denied]).price(&key).await.unwrap_err();
+        let PriceError::Unavailable { reason } = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            reason.starts_with("the Price List API refused the request (AccessDeniedException"),
+            "{reason}"
+        );
+        assert!(
+            reason.ends_with("the credentials need pricing:GetProducts"),
+            "{reason}"
+        );
+        assert!(
+            !reason.contains("arn:aws"),
+            "service messages are left out: {reason}"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_good_document_among_unreadable_ones_is_used_and_noted() {
+        let good = r#"{"product":{"sku":"GOOD","productFamily":"ML Instance","attributes":{"regionCode":"us-east-1","instanceName":"ml.m5.xlarge","component":"Hosting","usagetype":"USE1-Host:ml.m5.xlarge"}},"serviceCode":"AmazonSageMaker","terms":{"OnDemand":{"GOOD.JRTCKXETXF":{"effectiveDate":"2026-05-01T00:00:00Z","priceDimensions":{"GOOD.JRTCKXETXF.6YS6EN2CT7":{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2300000000"}}}}}}}"#;
+        let rule = mock!(Client::get_products).then_output(move || {
+            GetProductsOutput::builder()
+                .price_list("{\"product\":")
+                .price_list(good)
+                .build()
+        });
+        let rate = mocked(&[&rule])
+            .price(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"))
+            .await
+            .unwrap();
+        assert_eq!(rate.usd_per_unit, rust_decimal::Decimal::new(23, 2));
+        assert_eq!(rate.provenance.sku.as_deref(), Some("GOOD"));
+        assert_eq!(
+            rate.provenance.note.as_deref(),
+            Some("skipped 1 unreadable price document(s)")
+        );
     }
 }
