@@ -1,36 +1,4 @@
-//! A cache in front of a primary price source: TTL, single-flight, last good price,
-//! failure backoff and a fallback source.
-//!
-//! ```
-//! use sagemeter::pricing::{CachedPrices, PriceKey, PriceOrigin, PriceSource, Snapshot};
-//! use std::time::Duration;
-//!
-//! # async fn run() -> Result<(), sagemeter::pricing::PriceError> {
-//! // In production the primary is `LivePrices`; see `default_price_source`.
-//! let prices = CachedPrices::builder(Snapshot::bundled())
-//!     .fallback(Snapshot::bundled())
-//!     .ttl(Duration::from_secs(3600))
-//!     .failure_backoff(Duration::from_secs(30))
-//!     .build();
-//! let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
-//! let rate = prices.price(&key).await?;
-//! assert_eq!(rate.provenance.source, PriceOrigin::Snapshot);
-//! # Ok(()) }
-//! ```
-//!
-//! What a look-up returns, per key:
-//!
-//! | state of the key | answer | primary called? |
-//! |---|---|---|
-//! | fresh (younger than the TTL) | the cached rate, `source = Cache` | no |
-//! | never fetched | waits for the one fetch in flight, or makes it; the fetching caller gets `Live` | once for all concurrent callers |
-//! | stale, a refresh already running | the stale rate at once, note says so | no |
-//! | stale, no refresh running | refreshes; on success the new rate | yes |
-//! | refresh failed, last good known | the last good rate, `source = Cache`, note says why the refresh failed | not until the backoff passes |
-//! | failed, nothing good known | the fallback's rate, note names the primary's failure | not until the backoff passes |
-//!
-//! Each distinct failure of a key is logged once at WARN (target `sagemeter::pricing`),
-//! not once per call. All time comes from the injected [`SharedTimeSource`].
+//! A cache in front of a primary price source: TTL, single flight, last good price, backoff.
 
 use super::{BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Rate};
 use aws_smithy_async::time::SharedTimeSource;
@@ -52,7 +20,39 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(6 * 60 * 60);
 /// while recovering within a minute once the API answers again.
 pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 
-/// Caching price source: see the [module documentation](self) for the behaviour.
+/// A cache in front of a primary price source: TTL, single flight, last good price,
+/// failure backoff and a fallback source.
+///
+/// ```
+/// use sagemeter::pricing::{CachedPrices, PriceKey, PriceOrigin, PriceSource, Snapshot};
+/// use std::time::Duration;
+///
+/// # async fn run() -> Result<(), sagemeter::pricing::PriceError> {
+/// // In production the primary is `LivePrices`; see `default_price_source`.
+/// let prices = CachedPrices::builder(Snapshot::bundled())
+///     .fallback(Snapshot::bundled())
+///     .ttl(Duration::from_secs(3600))
+///     .failure_backoff(Duration::from_secs(30))
+///     .build();
+/// let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+/// let rate = prices.price(&key).await?;
+/// assert_eq!(rate.provenance.source, PriceOrigin::Snapshot);
+/// # Ok(()) }
+/// ```
+///
+/// What a look-up returns, per key:
+///
+/// | state of the key | answer | primary called? |
+/// |---|---|---|
+/// | fresh (younger than the TTL) | the cached rate, `source = Cache` | no |
+/// | never fetched | waits for the one fetch in flight, or makes it; the fetching caller gets `Live` | once for all concurrent callers |
+/// | stale, a refresh already running | the stale rate at once, note says so | no |
+/// | stale, no refresh running | refreshes; on success the new rate | yes |
+/// | refresh failed, last good known | the last good rate, `source = Cache`, note says why the refresh failed | not until the backoff passes |
+/// | failed, nothing good known | the fallback's rate, note names the primary's failure | not until the backoff passes |
+///
+/// Each distinct failure of a key is logged once at WARN (target `sagemeter::pricing`),
+/// not once per call. All time comes from the injected [`SharedTimeSource`].
 pub struct CachedPrices {
     primary: Arc<dyn PriceSource>,
     fallback: Option<Arc<dyn PriceSource>>,

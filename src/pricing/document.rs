@@ -1,40 +1,4 @@
 //! Price List documents: parse one `GetProducts` element, then pick the rate for a key.
-//!
-//! Each element of `GetProducts`' `PriceList` is a JSON *string* holding one product:
-//!
-//! ```text
-//! { "product": { "sku", "productFamily", "attributes": { "instanceName", "component",
-//!                "usagetype", "regionCode", ... } },
-//!   "serviceCode": "AmazonSageMaker",
-//!   "terms": { "OnDemand": { "<sku>.<offerTermCode>": { "effectiveDate",
-//!              "priceDimensions": { "<rateCode>": { "unit", "beginRange", "endRange",
-//!                                   "pricePerUnit": { "USD": "0.2300000000" }, ... } } } } } }
-//! ```
-//!
-//! [`parse_price_document`] turns one such string into a typed [`PriceDocument`]; prices
-//! are read from their strings straight into [`Decimal`], never through `f64`.
-//! [`select_rate`] then picks, among many documents, the one rate a [`PriceKey`] means.
-//! One instance name has a product per SageMaker component (Hosting, Training, Notebook,
-//! Studio, upfront fees, ...), so the selection is deliberate and says why it chose what
-//! it chose. SKUs and rate codes are never hard-coded: products are recognised by their
-//! attributes (`component`, `usagetype`, `instanceName`, `productFamily`) and unit.
-//!
-//! ```
-//! use sagemeter::pricing::{parse_price_document, select_rate, PriceKey};
-//!
-//! let json = r#"{"product":{"sku":"JDZQJFUVUR8SUWHS","productFamily":"ML Instance",
-//!   "attributes":{"regionCode":"us-east-1","instanceName":"ml.m5.xlarge",
-//!                 "component":"Hosting","usagetype":"USE1-Host:ml.m5.xlarge"}},
-//!   "serviceCode":"AmazonSageMaker",
-//!   "terms":{"OnDemand":{"JDZQJFUVUR8SUWHS.JRTCKXETXF":{"effectiveDate":"2026-05-01T00:00:00Z",
-//!     "priceDimensions":{"JDZQJFUVUR8SUWHS.JRTCKXETXF.6YS6EN2CT7":{"unit":"Hrs",
-//!       "beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2300000000"}}}}}}}"#;
-//! let doc = parse_price_document(json)?;
-//! let chosen = select_rate(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"), &[doc])?;
-//! assert_eq!(chosen.usd_per_unit.to_string(), "0.23");
-//! assert_eq!(chosen.sku, "JDZQJFUVUR8SUWHS");
-//! # Ok::<(), sagemeter::pricing::PriceError>(())
-//! ```
 
 use super::{PriceError, PriceKey, PriceUnit};
 use rust_decimal::Decimal;
@@ -125,6 +89,41 @@ fn malformed(reason: impl Into<String>) -> PriceError {
 /// Strict where a wrong reading would mis-price (a price that is not a decimal string, a
 /// negative price, a term without dimensions), liberal where nothing is lost (absent
 /// optional fields, unknown extra fields, non-string scalar attributes). Never panics.
+///
+/// Each element of `GetProducts`' `PriceList` is a JSON *string* holding one product:
+///
+/// ```text
+/// { "product": { "sku", "productFamily", "attributes": { "instanceName", "component",
+///                "usagetype", "regionCode", ... } },
+///   "serviceCode": "AmazonSageMaker",
+///   "terms": { "OnDemand": { "<sku>.<offerTermCode>": { "effectiveDate",
+///              "priceDimensions": { "<rateCode>": { "unit", "beginRange", "endRange",
+///                                   "pricePerUnit": { "USD": "0.2300000000" }, ... } } } } } }
+/// ```
+///
+/// Prices are read from their strings straight into [`Decimal`], never through `f64`.
+/// [`select_rate`] then picks, among many documents, the one rate a [`PriceKey`] means.
+/// One instance name has a product per SageMaker component (Hosting, Training, Notebook,
+/// Studio, upfront fees, ...), so the selection is deliberate and says why it chose what
+/// it chose. SKUs and rate codes are never hard-coded: products are recognised by their
+/// attributes (`component`, `usagetype`, `instanceName`, `productFamily`) and unit.
+///
+/// ```
+/// use sagemeter::pricing::{parse_price_document, select_rate, PriceKey};
+///
+/// let json = r#"{"product":{"sku":"JDZQJFUVUR8SUWHS","productFamily":"ML Instance",
+///   "attributes":{"regionCode":"us-east-1","instanceName":"ml.m5.xlarge",
+///                 "component":"Hosting","usagetype":"USE1-Host:ml.m5.xlarge"}},
+///   "serviceCode":"AmazonSageMaker",
+///   "terms":{"OnDemand":{"JDZQJFUVUR8SUWHS.JRTCKXETXF":{"effectiveDate":"2026-05-01T00:00:00Z",
+///     "priceDimensions":{"JDZQJFUVUR8SUWHS.JRTCKXETXF.6YS6EN2CT7":{"unit":"Hrs",
+///       "beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2300000000"}}}}}}}"#;
+/// let doc = parse_price_document(json)?;
+/// let chosen = select_rate(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"), &[doc])?;
+/// assert_eq!(chosen.usd_per_unit.to_string(), "0.23");
+/// assert_eq!(chosen.sku, "JDZQJFUVUR8SUWHS");
+/// # Ok::<(), sagemeter::pricing::PriceError>(())
+/// ```
 pub fn parse_price_document(json: &str) -> Result<PriceDocument, PriceError> {
     let value: Value = serde_json::from_str(json)
         .map_err(|e| malformed(format!("price list element is not JSON ({e})")))?;

@@ -1,30 +1,4 @@
 //! Live prices from the AWS Price List Query API (`GetProducts`).
-//!
-//! The Price List API is served from a few regions only (us-east-1, eu-central-1,
-//! ap-south-1) and answers for every region, so the pricing client is pinned to one of
-//! those whatever region the application runs in. It keeps the rest of the
-//! application's [`SdkConfig`](aws_types::SdkConfig): credentials, HTTP client, and the
-//! standard endpoint settings (`AWS_ENDPOINT_URL_PRICING`, `AWS_ENDPOINT_URL`, the
-//! `services` section of the shared config file, `endpoint_url` set in code).
-//!
-//! Pricing must never hold inference up: a whole look-up (all pages) is bounded by
-//! [`LivePricesBuilder::timeout`] (1 s by default) and is tried once; the cache in front
-//! of it ([`CachedPrices`](super::CachedPrices)) decides when to try again.
-//!
-//! ```no_run
-//! use sagemeter::pricing::{LivePrices, PriceKey, PriceSource, PricingRegion};
-//! use std::time::Duration;
-//!
-//! # async fn run() -> Result<(), sagemeter::pricing::PriceError> {
-//! let sdk_config = aws_config::load_from_env().await;
-//! let live = LivePrices::builder(&sdk_config)
-//!     .pricing_region(PricingRegion::EuCentral1)
-//!     .timeout(Duration::from_millis(1500))
-//!     .build();
-//! let rate = live.price(&PriceKey::hosting("eu-west-1", "ml.g5.xlarge")).await?;
-//! println!("{} USD/{} (SKU {:?})", rate.usd_per_unit, rate.unit, rate.provenance.sku);
-//! # Ok(()) }
-//! ```
 
 use super::document::{parse_price_document, select_rate};
 use super::{BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
@@ -78,6 +52,32 @@ impl PricingRegion {
 ///
 /// Not cached: put it behind [`CachedPrices`](super::CachedPrices), as
 /// [`default_price_source`](super::default_price_source) does.
+///
+/// The Price List API is served from a few regions only (us-east-1, eu-central-1,
+/// ap-south-1) and answers for every region, so the pricing client is pinned to one of
+/// those whatever region the application runs in. It keeps the rest of the
+/// application's [`SdkConfig`](aws_types::SdkConfig): credentials, HTTP client, and the
+/// standard endpoint settings (`AWS_ENDPOINT_URL_PRICING`, `AWS_ENDPOINT_URL`, the
+/// `services` section of the shared config file, `endpoint_url` set in code).
+///
+/// Pricing must never hold inference up: a whole look-up (all pages) is bounded by
+/// [`LivePricesBuilder::timeout`] (1 s by default) and is tried once; the cache in front
+/// of it ([`CachedPrices`](super::CachedPrices)) decides when to try again.
+///
+/// ```no_run
+/// use sagemeter::pricing::{LivePrices, PriceKey, PriceSource, PricingRegion};
+/// use std::time::Duration;
+///
+/// # async fn run() -> Result<(), sagemeter::pricing::PriceError> {
+/// let sdk_config = aws_config::load_from_env().await;
+/// let live = LivePrices::builder(&sdk_config)
+///     .pricing_region(PricingRegion::EuCentral1)
+///     .timeout(Duration::from_millis(1500))
+///     .build();
+/// let rate = live.price(&PriceKey::hosting("eu-west-1", "ml.g5.xlarge")).await?;
+/// println!("{} USD/{} (SKU {:?})", rate.usd_per_unit, rate.unit, rate.provenance.sku);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct LivePrices {
     client: aws_sdk_pricing::Client,

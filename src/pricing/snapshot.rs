@@ -1,21 +1,4 @@
 //! The public price snapshot bundled in the crate: the last fallback.
-//!
-//! `data/sagemaker-on-demand-usd.tsv` holds public on-demand USD prices gathered from
-//! sources that quote the AWS Price List, one row per region and dimension, each with the
-//! date it was seen (`as_of`). It is compiled into the crate, parsed once on first use,
-//! and shared by every [`Snapshot`] clone. It is never the primary source: prices
-//! change, and the snapshot only knows the instance types and regions it lists.
-//!
-//! ```
-//! use sagemeter::pricing::{PriceKey, PriceOrigin, Snapshot};
-//!
-//! let snapshot = Snapshot::bundled();
-//! let rate = snapshot.get(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"))?;
-//! assert_eq!(rate.usd_per_unit.to_string(), "0.23"); // per instance-hour
-//! assert_eq!(rate.provenance.source, PriceOrigin::Snapshot);
-//! assert_eq!(rate.provenance.effective_date.as_deref(), Some("2026-05-20"));
-//! # Ok::<(), sagemeter::pricing::PriceError>(())
-//! ```
 
 use super::{BoxFuture, PriceError, PriceKey, PriceSource, PriceUnit, Provenance, Rate};
 use rust_decimal::Decimal;
@@ -44,6 +27,23 @@ static BUNDLED: LazyLock<Snapshot> = LazyLock::new(|| {
 /// date, the higher price wins, the conservative choice for a fallback.
 ///
 /// Cheap to clone: clones share one parsed table.
+///
+/// `data/sagemaker-on-demand-usd.tsv` holds public on-demand USD prices gathered from
+/// sources that quote the AWS Price List, one row per region and dimension, each with the
+/// date it was seen (`as_of`). It is compiled into the crate, parsed once on first use,
+/// and shared by every [`Snapshot`] clone. It is never the primary source: prices
+/// change, and the snapshot only knows the instance types and regions it lists.
+///
+/// ```
+/// use sagemeter::pricing::{PriceKey, PriceOrigin, Snapshot};
+///
+/// let snapshot = Snapshot::bundled();
+/// let rate = snapshot.get(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"))?;
+/// assert_eq!(rate.usd_per_unit.to_string(), "0.23"); // per instance-hour
+/// assert_eq!(rate.provenance.source, PriceOrigin::Snapshot);
+/// assert_eq!(rate.provenance.effective_date.as_deref(), Some("2026-05-20"));
+/// # Ok::<(), sagemeter::pricing::PriceError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     rates: Arc<HashMap<PriceKey, Rate>>,
@@ -299,6 +299,13 @@ fn parse_as_of(line: usize, as_of: &str) -> Result<AsOf, PriceError> {
             format_args!("as_of {as_of:?} is not YYYY-MM, YYYY-MM-DD or an RFC 3339 time"),
         )
     })
+}
+
+impl Default for Snapshot {
+    /// The bundled snapshot.
+    fn default() -> Self {
+        Snapshot::bundled()
+    }
 }
 
 impl PriceSource for Snapshot {
