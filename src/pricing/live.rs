@@ -205,7 +205,7 @@ impl LivePrices {
         let mut docs = Vec::new();
         let mut next_token: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let page = self
+            let mut page = self
                 .client
                 .get_products()
                 .service_code("AmazonSageMaker")
@@ -216,7 +216,6 @@ impl LivePrices {
                 .send()
                 .await
                 .map_err(describe_sdk_error)?;
-            let mut page = page;
             docs.append(&mut page.price_list.take().unwrap_or_default());
             match page.next_token.take() {
                 Some(token) if !token.is_empty() => next_token = Some(token),
