@@ -64,7 +64,10 @@ async fn realtime_endpoint_receipts_equal_the_snapshot_rates_by_hand() {
         assert_eq!(cost.price_source(), Some(PriceOrigin::Snapshot));
         let provenance = cost.compute_provenance().unwrap();
         assert!(provenance.effective_date.is_some(), "{provenance:?}");
-        assert!(provenance.note.is_some(), "a fallback says why: {provenance:?}");
+        assert!(
+            provenance.note.is_some(),
+            "a fallback says why: {provenance:?}"
+        );
         assert_eq!(cost.variant.as_deref(), Some(VARIANT));
         assert!(matches!(
             cost.billing,

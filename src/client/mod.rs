@@ -21,7 +21,7 @@ use crate::budget::{Budget, Budgets};
 use crate::endpoint::{Discovery, EndpointProfile};
 use crate::ledger::{CostSink, Totals};
 use crate::meter::TokenCounter;
-use crate::pricing::{PriceKey, PriceSource, default_price_source};
+use crate::pricing::{CachedPrices, LivePrices, PriceKey, PriceSource, Snapshot};
 use crate::{Cost, Error, Result};
 use aws_smithy_async::time::SharedTimeSource;
 use meter::MeterInner;
@@ -156,6 +156,7 @@ pub struct ClientBuilder {
     sdk_config: aws_types::SdkConfig,
     region: Option<String>,
     prices: Option<Arc<dyn PriceSource>>,
+    pricing_config: Option<aws_types::SdkConfig>,
     price_overrides: Vec<(PriceKey, Decimal)>,
     profiles: Vec<EndpointProfile>,
     charges: Vec<(String, UsageCharges)>,
@@ -177,6 +178,7 @@ impl ClientBuilder {
             sdk_config: sdk_config.clone(),
             region: None,
             prices: None,
+            pricing_config: None,
             price_overrides: Vec::new(),
             profiles: Vec::new(),
             charges: Vec::new(),
@@ -202,6 +204,15 @@ impl ClientBuilder {
     /// Replaces the default price chain (live → cache → snapshot).
     pub fn price_source(mut self, source: impl PriceSource + 'static) -> Self {
         self.prices = Some(Arc::new(source));
+        self
+    }
+
+    /// A separate AWS configuration for the Price List API (default: the SDK config
+    /// given to the builder). Useful to price live from real AWS while the runtime
+    /// calls go to a local emulator. The pricing client is pinned to us-east-1
+    /// whatever region this configuration names.
+    pub fn pricing_config(mut self, config: &aws_types::SdkConfig) -> Self {
+        self.pricing_config = Some(config.clone());
         self
     }
 
@@ -354,9 +365,22 @@ impl ClientBuilder {
             self.sagemaker
                 .unwrap_or_else(|| aws_sdk_sagemaker::Client::new(&self.sdk_config))
         });
-        let prices = self
-            .prices
-            .unwrap_or_else(|| Arc::new(default_price_source(&self.sdk_config)));
+        let prices = match self.prices {
+            Some(prices) => prices,
+            None => {
+                let pricing_config = self.pricing_config.as_ref().unwrap_or(&self.sdk_config);
+                Arc::new(
+                    CachedPrices::builder(
+                        LivePrices::builder(pricing_config)
+                            .time_source(time.clone())
+                            .build(),
+                    )
+                    .fallback(Snapshot::bundled())
+                    .time_source(time.clone())
+                    .build(),
+                )
+            }
+        };
         let runtime = self
             .runtime
             .unwrap_or_else(|| aws_sdk_sagemakerruntime::Client::new(&self.sdk_config));

@@ -1,66 +1,771 @@
-//! Cache in front of a primary source: TTL, single-flight, last good, fallback. (stub)
-use super::{BoxFuture, PriceError, PriceKey, PriceSource, Rate};
-use aws_smithy_async::time::SharedTimeSource;
-use std::sync::Arc;
-use std::time::Duration;
+//! A cache in front of a primary price source: TTL, single flight, last good price, backoff.
 
-/// Caching price source (stub, being written).
-#[derive(Debug)]
+use super::{BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Rate};
+use aws_smithy_async::time::SharedTimeSource;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+/// How long a fetched price is served without asking again: 6 hours.
+///
+/// AWS publishes SageMaker price changes a few times a year, effective from a date, and
+/// the Price List API is rate limited: refreshing a handful of keys four times a day keeps
+/// receipts current within hours at negligible request volume.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(6 * 60 * 60);
+
+/// How long to leave the primary alone for a key after it failed: 60 seconds.
+///
+/// Bounds requests to at most one per key per minute during an outage or throttling,
+/// while recovering within a minute once the API answers again.
+pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
+
+/// A cache in front of a primary price source: TTL, single flight, last good price,
+/// failure backoff and a fallback source.
+///
+/// ```
+/// use sagemeter::pricing::{CachedPrices, PriceKey, PriceOrigin, PriceSource, Snapshot};
+/// use std::time::Duration;
+///
+/// # async fn run() -> Result<(), sagemeter::pricing::PriceError> {
+/// // In production the primary is `LivePrices`; see `default_price_source`.
+/// let prices = CachedPrices::builder(Snapshot::bundled())
+///     .fallback(Snapshot::bundled())
+///     .ttl(Duration::from_secs(3600))
+///     .failure_backoff(Duration::from_secs(30))
+///     .build();
+/// let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+/// let rate = prices.price(&key).await?;
+/// assert_eq!(rate.provenance.source, PriceOrigin::Snapshot);
+/// # Ok(()) }
+/// ```
+///
+/// What a look-up returns, per key:
+///
+/// | state of the key | answer | primary called? |
+/// |---|---|---|
+/// | fresh (younger than the TTL) | the cached rate, `source = Cache` | no |
+/// | never fetched | waits for the one fetch in flight, or makes it; the fetching caller gets `Live` | once for all concurrent callers |
+/// | stale, a refresh already running | the stale rate at once, note says so | no |
+/// | stale, no refresh running | refreshes; on success the new rate | yes |
+/// | refresh failed, last good known | the last good rate, `source = Cache`, note says why the refresh failed | not until the backoff passes |
+/// | failed, nothing good known | the fallback's rate, note names the primary's failure | not until the backoff passes |
+///
+/// Each distinct failure of a key is logged once at WARN (target `sagemeter::pricing`),
+/// not once per call. All time comes from the injected [`SharedTimeSource`].
 pub struct CachedPrices {
     primary: Arc<dyn PriceSource>,
     fallback: Option<Arc<dyn PriceSource>>,
+    ttl: Duration,
+    backoff: Duration,
+    time: SharedTimeSource,
+    slots: RwLock<HashMap<PriceKey, Arc<Slot>>>,
 }
 
-impl CachedPrices {
-    /// Builder.
-    pub fn builder(primary: impl PriceSource + 'static) -> CachedPricesBuilder {
-        CachedPricesBuilder {
-            primary: Arc::new(primary),
-            fallback: None,
-        }
-    }
-}
-
-/// Builder for [`CachedPrices`].
+/// Builder for [`CachedPrices`]; start with [`CachedPrices::builder`].
 #[derive(Debug)]
 pub struct CachedPricesBuilder {
     primary: Arc<dyn PriceSource>,
     fallback: Option<Arc<dyn PriceSource>>,
+    ttl: Duration,
+    backoff: Duration,
+    time: Option<SharedTimeSource>,
+}
+
+/// Everything known about one key.
+#[derive(Default)]
+struct Slot {
+    state: RwLock<State>,
+    /// Held while the primary is asked for this key: the single flight.
+    refresh: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct State {
+    good: Option<Good>,
+    failure: Option<Failure>,
+    /// The failure last logged at WARN for this key, so that each is logged once.
+    warned: Option<PriceError>,
+}
+
+struct Good {
+    /// Served while fresh: `source = Cache` for a price that was fetched live.
+    rate: Rate,
+    /// Served while stale and a refresh is running.
+    stale: Rate,
+    fetched: SystemTime,
+}
+
+struct Failure {
+    retry_after: SystemTime,
+    /// What callers get until `retry_after`: the last good price or the fallback's answer,
+    /// already noted with the failure.
+    answer: Result<Rate, PriceError>,
+}
+
+impl CachedPrices {
+    /// Starts a cache in front of `primary` (typically [`LivePrices`](super::LivePrices)).
+    pub fn builder(primary: impl PriceSource + 'static) -> CachedPricesBuilder {
+        CachedPricesBuilder {
+            primary: Arc::new(primary),
+            fallback: None,
+            ttl: DEFAULT_TTL,
+            backoff: DEFAULT_FAILURE_BACKOFF,
+            time: None,
+        }
+    }
+
+    /// The cached rate for `key` if it is fresh, without awaiting anything: a read lock,
+    /// a map look-up and a clone. [`PriceSource::price`] does the same first; this saves
+    /// callers on a hot path the boxed future.
+    pub fn get_fresh(&self, key: &PriceKey) -> Option<Rate> {
+        let now = self.time.now();
+        self.fresh(key, now)
+    }
+
+    /// Forgets every cached price, failure and backoff (e.g. for a `--refresh` flag).
+    pub fn clear(&self) {
+        self.slots
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    fn fresh(&self, key: &PriceKey, now: SystemTime) -> Option<Rate> {
+        let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
+        let state = slots
+            .get(key)?
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let good = state.good.as_ref()?;
+        self.is_fresh(good, now).then(|| good.rate.clone())
+    }
+
+    fn is_fresh(&self, good: &Good, now: SystemTime) -> bool {
+        // A clock that went backwards makes the entry younger, not older.
+        now.duration_since(good.fetched)
+            .map_or(true, |age| age < self.ttl)
+    }
+
+    fn slot(&self, key: &PriceKey) -> Arc<Slot> {
+        if let Some(slot) = self
+            .slots
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+        {
+            return slot.clone();
+        }
+        self.slots
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// What the state alone can answer: a fresh rate, or the answer kept for a backoff.
+    fn settled(&self, slot: &Slot, now: SystemTime) -> Option<Result<Rate, PriceError>> {
+        let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(good) = &state.good
+            && self.is_fresh(good, now)
+        {
+            return Some(Ok(good.rate.clone()));
+        }
+        match &state.failure {
+            Some(failure) if now < failure.retry_after => Some(failure.answer.clone()),
+            _ => None,
+        }
+    }
+
+    async fn look_up(&self, key: &PriceKey) -> Result<Rate, PriceError> {
+        let now = self.time.now();
+        if let Some(rate) = self.fresh(key, now) {
+            return Ok(rate);
+        }
+        let slot = self.slot(key);
+        if let Some(answer) = self.settled(&slot, now) {
+            return answer;
+        }
+        let stale = {
+            let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
+            state.good.as_ref().map(|g| g.stale.clone())
+        };
+        let _flight = match stale {
+            // Something to serve meanwhile: never queue behind a running refresh.
+            Some(stale) => match slot.refresh.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return Ok(stale),
+            },
+            // Nothing to serve: wait for the fetch in flight, if any, then look again.
+            None => slot.refresh.lock().await,
+        };
+        if let Some(answer) = self.settled(&slot, self.time.now()) {
+            return answer;
+        }
+
+        let result = self.primary.price(key).await;
+        let now = self.time.now();
+        match result {
+            Ok(rate) => {
+                let good = Good {
+                    rate: cached(&rate),
+                    stale: with_note_before(
+                        cached(&rate),
+                        "cached price older than its TTL; a refresh is under way",
+                    ),
+                    fetched: now,
+                };
+                let mut state = slot.state.write().unwrap_or_else(PoisonError::into_inner);
+                if state.failure.take().is_some() {
+                    tracing::info!(target: "sagemeter::pricing", key = %key, "price source recovered");
+                }
+                state.good = Some(good);
+                state.warned = None;
+                Ok(rate)
+            }
+            Err(error) => {
+                let last_good = {
+                    let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
+                    state.good.as_ref().map(|g| {
+                        let fetched = chrono::DateTime::<chrono::Utc>::from(g.fetched);
+                        with_note_before(
+                            g.rate.clone(),
+                            &format!(
+                                "refresh failed ({error}); kept the last good price, fetched {}",
+                                fetched.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                            ),
+                        )
+                    })
+                };
+                let answer = match last_good {
+                    Some(rate) => Ok(rate),
+                    None => self.fall_back(key, &error).await,
+                };
+                let mut state = slot.state.write().unwrap_or_else(PoisonError::into_inner);
+                if state.warned.as_ref() != Some(&error) {
+                    let using = match &answer {
+                        Ok(rate) if rate.provenance.source == PriceOrigin::Cache => {
+                            "the last good price"
+                        }
+                        Ok(_) => "the fallback price",
+                        Err(_) => "no price",
+                    };
+                    tracing::warn!(
+                        target: "sagemeter::pricing",
+                        key = %key,
+                        error = %error,
+                        retry_in_secs = self.backoff.as_secs(),
+                        "price look-up failed; using {using}"
+                    );
+                    state.warned = Some(error);
+                }
+                state.failure = Some(Failure {
+                    retry_after: now.checked_add(self.backoff).unwrap_or(now),
+                    answer: answer.clone(),
+                });
+                answer
+            }
+        }
+    }
+
+    async fn fall_back(&self, key: &PriceKey, error: &PriceError) -> Result<Rate, PriceError> {
+        let Some(fallback) = &self.fallback else {
+            return Err(error.clone());
+        };
+        match fallback.price(key).await {
+            Ok(rate) => Ok(with_note_before(
+                rate,
+                &format!("primary price source failed ({error})"),
+            )),
+            Err(fallback_error) => Err(match error {
+                PriceError::NotFound { .. } => fallback_error,
+                PriceError::Unavailable { reason } => PriceError::Unavailable {
+                    reason: format!("{reason}; fallback: {fallback_error}"),
+                },
+                PriceError::Malformed { reason } => PriceError::Malformed {
+                    reason: format!("{reason}; fallback: {fallback_error}"),
+                },
+            }),
+        }
+    }
+}
+
+/// A fetched rate as served again from the cache.
+fn cached(rate: &Rate) -> Rate {
+    let mut rate = rate.clone();
+    if rate.provenance.source == PriceOrigin::Live {
+        rate.provenance.source = PriceOrigin::Cache;
+    }
+    rate
+}
+
+/// Puts `note` in front of any note the rate already has.
+fn with_note_before(mut rate: Rate, note: &str) -> Rate {
+    rate.provenance.note = Some(match rate.provenance.note.take() {
+        Some(old) if !old.is_empty() => format!("{note}; {old}"),
+        _ => note.to_owned(),
+    });
+    rate
 }
 
 impl CachedPricesBuilder {
-    /// Fallback source.
+    /// The source asked when the primary fails and no good price is known (typically
+    /// [`Snapshot::bundled`](super::Snapshot::bundled)). Without one, the primary's
+    /// error is returned.
     pub fn fallback(mut self, fallback: impl PriceSource + 'static) -> Self {
         self.fallback = Some(Arc::new(fallback));
         self
     }
-    /// TTL.
-    pub fn ttl(self, _ttl: Duration) -> Self {
+
+    /// How long a fetched price is served without asking again (default [`DEFAULT_TTL`]).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
         self
     }
-    /// Time source.
-    pub fn time_source(self, _ts: SharedTimeSource) -> Self {
+
+    /// How long the primary is left alone for a key after it failed (default
+    /// [`DEFAULT_FAILURE_BACKOFF`]).
+    pub fn failure_backoff(mut self, backoff: Duration) -> Self {
+        self.backoff = backoff;
         self
     }
-    /// Build.
+
+    /// Where "now" comes from for TTL and backoff (default: the system clock).
+    pub fn time_source(mut self, time: SharedTimeSource) -> Self {
+        self.time = Some(time);
+        self
+    }
+
+    /// Builds the cache (empty; nothing is fetched until asked).
     pub fn build(self) -> CachedPrices {
         CachedPrices {
             primary: self.primary,
             fallback: self.fallback,
+            ttl: self.ttl,
+            backoff: self.backoff,
+            time: self.time.unwrap_or_default(),
+            slots: RwLock::new(HashMap::new()),
         }
     }
 }
 
 impl PriceSource for CachedPrices {
     fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
-        Box::pin(async move {
-            match self.primary.price(key).await {
-                Ok(r) => Ok(r),
-                Err(e) => match &self.fallback {
-                    Some(f) => f.price(key).await,
-                    None => Err(e),
-                },
+        Box::pin(self.look_up(key))
+    }
+}
+
+impl fmt::Debug for CachedPrices {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys = self
+            .slots
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("CachedPrices")
+            .field("primary", &self.primary)
+            .field("fallback", &self.fallback)
+            .field("ttl", &self.ttl)
+            .field("failure_backoff", &self.backoff)
+            .field("keys", &keys)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pricing::{Provenance, Snapshot};
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use rust_decimal::Decimal;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::UNIX_EPOCH;
+    use tokio::sync::Semaphore;
+
+    /// A primary that answers from a script and can be held at a gate.
+    #[derive(Debug, Default)]
+    struct Scripted {
+        calls: AtomicUsize,
+        script: Mutex<VecDeque<Result<Decimal, PriceError>>>,
+        /// When set, each call waits for a permit.
+        gate: Option<Arc<Semaphore>>,
+    }
+
+    impl Scripted {
+        fn answering(answers: impl IntoIterator<Item = Result<Decimal, PriceError>>) -> Arc<Self> {
+            Arc::new(Scripted {
+                script: Mutex::new(answers.into_iter().collect()),
+                ..Default::default()
+            })
+        }
+
+        fn gated(
+            answers: impl IntoIterator<Item = Result<Decimal, PriceError>>,
+            gate: Arc<Semaphore>,
+        ) -> Arc<Self> {
+            Arc::new(Scripted {
+                script: Mutex::new(answers.into_iter().collect()),
+                gate: Some(gate),
+                ..Default::default()
+            })
+        }
+
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+    }
+
+    impl PriceSource for Scripted {
+        fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                if let Some(gate) = &self.gate {
+                    gate.acquire().await.unwrap().forget();
+                }
+                let next = self.script.lock().unwrap().pop_front();
+                let usd = next.unwrap_or_else(|| {
+                    Err(PriceError::Unavailable {
+                        reason: "script exhausted".into(),
+                    })
+                })?;
+                let provenance = Provenance::new(PriceOrigin::Live)
+                    .with_sku("SKU1")
+                    .with_effective_date("2026-05-01T00:00:00Z");
+                Ok(Rate::new(key.clone(), usd, provenance))
+            })
+        }
+    }
+
+    fn usd(s: &str) -> Decimal {
+        Decimal::from_str_exact(s).unwrap()
+    }
+
+    fn throttled() -> PriceError {
+        PriceError::Unavailable {
+            reason: "the Price List API throttled the request (ThrottlingException, HTTP 400)"
+                .into(),
+        }
+    }
+
+    fn key() -> PriceKey {
+        PriceKey::hosting("us-east-1", "ml.m5.xlarge")
+    }
+
+    fn clock() -> ManualTimeSource {
+        ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_780_000_000))
+    }
+
+    fn cache(primary: Arc<Scripted>, time: &ManualTimeSource) -> CachedPrices {
+        CachedPrices::builder(primary)
+            .fallback(Snapshot::bundled())
+            .ttl(Duration::from_secs(3600))
+            .failure_backoff(Duration::from_secs(60))
+            .time_source(SharedTimeSource::new(time.clone()))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn first_answer_is_live_then_cached_without_asking_again() {
+        let time = clock();
+        let primary = Scripted::answering([Ok(usd("0.23"))]);
+        let prices = cache(primary.clone(), &time);
+
+        let first = prices.price(&key()).await.unwrap();
+        assert_eq!(first.provenance.source, PriceOrigin::Live);
+        time.advance(Duration::from_secs(3599));
+        let second = prices.price(&key()).await.unwrap();
+        assert_eq!(second.provenance.source, PriceOrigin::Cache);
+        assert_eq!(second.usd_per_unit, usd("0.23"));
+        assert_eq!(second.provenance.sku.as_deref(), Some("SKU1"));
+        assert_eq!(second.provenance.note, None);
+        assert_eq!(prices.get_fresh(&key()), Some(second));
+        assert_eq!(primary.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn expired_entry_is_fetched_again() {
+        let time = clock();
+        let primary = Scripted::answering([Ok(usd("0.23")), Ok(usd("0.25"))]);
+        let prices = cache(primary.clone(), &time);
+        prices.price(&key()).await.unwrap();
+        time.advance(Duration::from_secs(3600));
+        assert_eq!(prices.get_fresh(&key()), None);
+        let refreshed = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (refreshed.provenance.source, refreshed.usd_per_unit),
+            (PriceOrigin::Live, usd("0.25"))
+        );
+        assert_eq!(primary.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn thousand_concurrent_first_calls_make_one_request() {
+        let time = clock();
+        let gate = Arc::new(Semaphore::new(0));
+        let primary = Scripted::gated([Ok(usd("0.23"))], gate.clone());
+        let prices = Arc::new(cache(primary.clone(), &time));
+
+        let tasks: Vec<_> = (0..1000)
+            .map(|_| {
+                let prices = prices.clone();
+                tokio::spawn(async move { prices.price(&key()).await })
+            })
+            .collect();
+        // Let every task reach the gate or the single flight, then open the gate.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(primary.calls(), 1);
+        gate.add_permits(1);
+        let mut live = 0;
+        for task in tasks {
+            let rate = task.await.unwrap().unwrap();
+            assert_eq!(rate.usd_per_unit, usd("0.23"));
+            live += usize::from(rate.provenance.source == PriceOrigin::Live);
+        }
+        assert_eq!(primary.calls(), 1);
+        assert_eq!(
+            live, 1,
+            "one answer was fetched for its look-up, the rest came from the cache"
+        );
+    }
+
+    #[tokio::test]
+    async fn stale_entry_is_served_at_once_while_a_refresh_runs() {
+        let time = clock();
+        let gate = Arc::new(Semaphore::new(1));
+        let primary = Scripted::gated([Ok(usd("0.23")), Ok(usd("0.25"))], gate.clone());
+        let prices = Arc::new(cache(primary.clone(), &time));
+        prices.price(&key()).await.unwrap();
+        time.advance(Duration::from_secs(7200));
+
+        // The refresh blocks at the gate...
+        let refreshing = {
+            let prices = prices.clone();
+            tokio::spawn(async move { prices.price(&key()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(primary.calls(), 2);
+        // ...and another caller gets the stale price without waiting for it.
+        let stale = tokio::time::timeout(Duration::from_millis(100), prices.price(&key()))
+            .await
+            .expect("answered at once")
+            .unwrap();
+        assert_eq!(
+            (stale.provenance.source, stale.usd_per_unit),
+            (PriceOrigin::Cache, usd("0.23"))
+        );
+        assert!(
+            stale
+                .provenance
+                .note
+                .unwrap()
+                .contains("refresh is under way")
+        );
+
+        gate.add_permits(1);
+        let refreshed = refreshing.await.unwrap().unwrap();
+        assert_eq!(refreshed.usd_per_unit, usd("0.25"));
+        assert_eq!(primary.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn failed_refresh_keeps_the_last_good_price_and_says_why() {
+        let time = clock();
+        let primary = Scripted::answering([Ok(usd("0.23")), Err(throttled())]);
+        let prices = cache(primary.clone(), &time);
+        prices.price(&key()).await.unwrap();
+        time.advance(Duration::from_secs(3600));
+
+        let kept = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (kept.provenance.source, kept.usd_per_unit),
+            (PriceOrigin::Cache, usd("0.23"))
+        );
+        assert_eq!(
+            kept.provenance.note.as_deref(),
+            Some(
+                "refresh failed (price source unavailable: the Price List API throttled the request \
+                 (ThrottlingException, HTTP 400)); kept the last good price, fetched 2026-05-28T20:26:40Z"
+            )
+        );
+        assert_eq!(primary.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn failure_without_a_good_price_uses_the_fallback_and_names_the_failure() {
+        let time = clock();
+        let primary = Scripted::answering([Err(throttled())]);
+        let prices = cache(primary.clone(), &time);
+        let rate = prices.price(&key()).await.unwrap();
+        assert_eq!(rate.provenance.source, PriceOrigin::Snapshot);
+        assert_eq!(rate.usd_per_unit, usd("0.23"));
+        let note = rate.provenance.note.unwrap();
+        assert!(note.starts_with("primary price source failed (price source unavailable: the Price List API throttled"), "{note}");
+        assert!(
+            note.contains("; bundled price snapshot (as of 2026-05-20"),
+            "{note}"
+        );
+    }
+
+    #[tokio::test]
+    async fn backoff_leaves_the_primary_alone_until_it_passes() {
+        let time = clock();
+        let primary = Scripted::answering([Err(throttled()), Err(throttled()), Ok(usd("0.24"))]);
+        let prices = cache(primary.clone(), &time);
+        for _ in 0..100 {
+            assert_eq!(
+                prices.price(&key()).await.unwrap().provenance.source,
+                PriceOrigin::Snapshot
+            );
+        }
+        assert_eq!(primary.calls(), 1);
+        time.advance(Duration::from_secs(59));
+        prices.price(&key()).await.unwrap();
+        assert_eq!(primary.calls(), 1);
+        time.advance(Duration::from_secs(1));
+        prices.price(&key()).await.unwrap(); // fails again: backoff restarts
+        assert_eq!(primary.calls(), 2);
+        time.advance(Duration::from_secs(60));
+        let recovered = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (recovered.provenance.source, recovered.usd_per_unit),
+            (PriceOrigin::Live, usd("0.24"))
+        );
+        assert_eq!(primary.calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn concurrent_cold_calls_on_a_failing_primary_make_one_request() {
+        let time = clock();
+        let primary = Scripted::answering([Err(throttled())]);
+        let prices = Arc::new(cache(primary.clone(), &time));
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let prices = prices.clone();
+                tokio::spawn(async move { prices.price(&key()).await })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(
+                task.await.unwrap().unwrap().provenance.source,
+                PriceOrigin::Snapshot
+            );
+        }
+        assert_eq!(primary.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn no_fallback_returns_the_primary_error() {
+        let time = clock();
+        let primary = Scripted::answering([Err(throttled())]);
+        let prices = CachedPrices::builder(primary)
+            .time_source(SharedTimeSource::new(time))
+            .build();
+        assert_eq!(prices.price(&key()).await, Err(throttled()));
+    }
+
+    #[tokio::test]
+    async fn fallback_without_the_key_adds_to_the_primary_error() {
+        let time = clock();
+        let primary = Scripted::answering([Err(throttled())]);
+        let prices = cache(primary, &time);
+        let unknown = PriceKey::hosting("us-east-1", "ml.nope.xlarge");
+        let err = prices.price(&unknown).await.unwrap_err();
+        let PriceError::Unavailable { reason } = err else {
+            panic!("{err:?}")
+        };
+        assert!(reason.ends_with("; fallback: no price for hosting ml.nope.xlarge in us-east-1: check the instance type and region, or set an override with Client::builder(..).price_override(..)"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn keys_are_cached_independently() {
+        let time = clock();
+        let primary = Scripted::answering([Ok(usd("0.23")), Ok(usd("0.00006"))]);
+        let prices = cache(primary.clone(), &time);
+        let serverless = PriceKey::serverless("us-east-1", 3);
+        assert_eq!(
+            prices.price(&key()).await.unwrap().usd_per_unit,
+            usd("0.23")
+        );
+        assert_eq!(
+            prices.price(&serverless).await.unwrap().usd_per_unit,
+            usd("0.00006")
+        );
+        assert_eq!(
+            prices.price(&key()).await.unwrap().usd_per_unit,
+            usd("0.23")
+        );
+        assert_eq!(primary.calls(), 2);
+        prices.clear();
+        assert_eq!(prices.get_fresh(&key()), None);
+    }
+
+    /// Counts WARN events of target `sagemeter::pricing`.
+    #[derive(Clone, Default)]
+    struct WarnCounter(Arc<AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WarnCounter {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let meta = event.metadata();
+            if *meta.level() == tracing::Level::WARN && meta.target() == "sagemeter::pricing" {
+                self.0.fetch_add(1, Ordering::SeqCst);
             }
-        })
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn each_distinct_failure_is_warned_once_per_key() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let warns = WarnCounter::default();
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(warns.clone()));
+
+        let time = clock();
+        let timeout = PriceError::Unavailable {
+            reason: "no answer within 1000 ms".into(),
+        };
+        let primary = Scripted::answering([
+            Err(throttled()),
+            Err(throttled()),
+            Err(throttled()),
+            Err(timeout.clone()),
+            Err(timeout),
+        ]);
+        let prices = cache(primary.clone(), &time);
+        for _ in 0..3 {
+            for _ in 0..10 {
+                prices.price(&key()).await.unwrap();
+            }
+            time.advance(Duration::from_secs(60));
+        }
+        assert_eq!(
+            (primary.calls(), warns.0.load(Ordering::SeqCst)),
+            (3, 1),
+            "throttled three times, warned once"
+        );
+        prices.price(&key()).await.unwrap();
+        time.advance(Duration::from_secs(60));
+        prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (primary.calls(), warns.0.load(Ordering::SeqCst)),
+            (5, 2),
+            "a new failure is warned once"
+        );
+        prices
+            .price(&PriceKey::serverless("us-east-1", 3))
+            .await
+            .unwrap();
+        assert_eq!(
+            warns.0.load(Ordering::SeqCst),
+            3,
+            "another key warns on its own"
+        );
     }
 }

@@ -1,22 +1,1398 @@
-//! Price List document parsing (stub, being written).
-use super::{PriceError, PriceKey};
+//! Price List documents: parse one `GetProducts` element, then pick the rate for a key.
+
+use super::{PriceError, PriceKey, PriceUnit};
 use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
-/// One parsed Price List product document.
-#[derive(Debug, Clone)]
-pub struct PriceDocument {}
+/// One parsed Price List product document (format `aws_v1`).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceDocument {
+    /// `product.sku`.
+    pub sku: String,
+    /// `product.productFamily`, e.g. `ML Instance`, `ML Serverless`.
+    pub product_family: Option<String>,
+    /// Top-level `serviceCode`, e.g. `AmazonSageMaker`.
+    pub service_code: Option<String>,
+    /// `product.attributes`, as written (names are case-sensitive).
+    pub attributes: BTreeMap<String, String>,
+    /// `terms.OnDemand.*`. Empty when the product has no on-demand term.
+    pub on_demand: Vec<OnDemandTerm>,
+}
 
-/// Parses one `PriceList` element.
-pub fn parse_price_document(_json: &str) -> Result<PriceDocument, PriceError> {
-    Err(PriceError::Malformed {
-        reason: "not implemented".into(),
+/// One on-demand term of a product (`terms.OnDemand.<sku>.<offerTermCode>`).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnDemandTerm {
+    /// `offerTermCode` (the part after the SKU in the term's key when absent).
+    pub offer_term_code: Option<String>,
+    /// `effectiveDate`, as written (e.g. `2026-05-01T00:00:00Z`).
+    pub effective_date: Option<String>,
+    /// `priceDimensions.*`.
+    pub dimensions: Vec<PriceDimension>,
+}
+
+/// One price dimension of a term: a rate for one usage range in one unit.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceDimension {
+    /// `rateCode` (the dimension's key when absent).
+    pub rate_code: String,
+    /// `unit`, as written (`Hrs`, `GB`, `Quantity`, ...).
+    pub unit: String,
+    /// `beginRange`: usage from which this rate applies (0 when absent).
+    pub begin_range: Decimal,
+    /// `endRange`: usage up to which this rate applies; `None` for `"Inf"` (unbounded).
+    pub end_range: Option<Decimal>,
+    /// `pricePerUnit.USD`; `None` when the dimension is priced in another currency only.
+    pub usd_per_unit: Option<Decimal>,
+    /// `description`, e.g. `$0.23 per Hosting ml.m5.xlarge hour in US East (N. Virginia)`.
+    pub description: Option<String>,
+}
+
+impl PriceDocument {
+    /// A product attribute by its exact name (`instanceName`, `component`, `usagetype`, ...).
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name).map(String::as_str)
+    }
+}
+
+/// The rate [`select_rate`] chose, with what provenance needs.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// USD per unit of the key (hour, second or GB; see [`PriceKey::unit`]).
+    pub usd_per_unit: Decimal,
+    /// SKU of the chosen product.
+    pub sku: String,
+    /// Rate code of the chosen price dimension.
+    pub rate_code: String,
+    /// `effectiveDate` of the chosen on-demand term.
+    pub effective_date: Option<String>,
+    /// The dimension's description, as AWS wrote it.
+    pub description: Option<String>,
+    /// Why this product was chosen when more than one matched (goes into
+    /// [`Provenance::note`](super::Provenance::note)); `None` when the choice was unambiguous.
+    pub reason: Option<String>,
+}
+
+fn malformed(reason: impl Into<String>) -> PriceError {
+    PriceError::Malformed {
+        reason: reason.into(),
+    }
+}
+
+/// Parses one `PriceList` element (a JSON string) into a [`PriceDocument`].
+///
+/// Strict where a wrong reading would mis-price (a price that is not a decimal string, a
+/// negative price, a term without dimensions), liberal where nothing is lost (absent
+/// optional fields, unknown extra fields, non-string scalar attributes). Never panics.
+///
+/// Each element of `GetProducts`' `PriceList` is a JSON *string* holding one product:
+///
+/// ```text
+/// { "product": { "sku", "productFamily", "attributes": { "instanceName", "component",
+///                "usagetype", "regionCode", ... } },
+///   "serviceCode": "AmazonSageMaker",
+///   "terms": { "OnDemand": { "<sku>.<offerTermCode>": { "effectiveDate",
+///              "priceDimensions": { "<rateCode>": { "unit", "beginRange", "endRange",
+///                                   "pricePerUnit": { "USD": "0.2300000000" }, ... } } } } } }
+/// ```
+///
+/// Prices are read from their strings straight into [`Decimal`], never through `f64`.
+/// [`select_rate`] then picks, among many documents, the one rate a [`PriceKey`] means.
+/// One instance name has a product per SageMaker component (Hosting, Training, Notebook,
+/// Studio, upfront fees, ...), so the selection is deliberate and says why it chose what
+/// it chose. SKUs and rate codes are never hard-coded: products are recognised by their
+/// attributes (`component`, `usagetype`, `instanceName`, `productFamily`) and unit.
+///
+/// ```
+/// use sagemeter::pricing::{parse_price_document, select_rate, PriceKey};
+///
+/// let json = r#"{"product":{"sku":"JDZQJFUVUR8SUWHS","productFamily":"ML Instance",
+///   "attributes":{"regionCode":"us-east-1","instanceName":"ml.m5.xlarge",
+///                 "component":"Hosting","usagetype":"USE1-Host:ml.m5.xlarge"}},
+///   "serviceCode":"AmazonSageMaker",
+///   "terms":{"OnDemand":{"JDZQJFUVUR8SUWHS.JRTCKXETXF":{"effectiveDate":"2026-05-01T00:00:00Z",
+///     "priceDimensions":{"JDZQJFUVUR8SUWHS.JRTCKXETXF.6YS6EN2CT7":{"unit":"Hrs",
+///       "beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2300000000"}}}}}}}"#;
+/// let doc = parse_price_document(json)?;
+/// let chosen = select_rate(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"), &[doc])?;
+/// assert_eq!(chosen.usd_per_unit.to_string(), "0.23");
+/// assert_eq!(chosen.sku, "JDZQJFUVUR8SUWHS");
+/// # Ok::<(), sagemeter::pricing::PriceError>(())
+/// ```
+pub fn parse_price_document(json: &str) -> Result<PriceDocument, PriceError> {
+    let value: Value = serde_json::from_str(json)
+        .map_err(|e| malformed(format!("price list element is not JSON ({e})")))?;
+    parse_price_value(&value)
+}
+
+/// Parses an already-decoded `PriceList` element (see [`parse_price_document`]).
+pub fn parse_price_value(value: &Value) -> Result<PriceDocument, PriceError> {
+    let root = value
+        .as_object()
+        .ok_or_else(|| malformed("price list element is not a JSON object"))?;
+    let product = root
+        .get("product")
+        .and_then(Value::as_object)
+        .ok_or_else(|| malformed("price document has no `product` object"))?;
+    let sku = product
+        .get("sku")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| malformed("price document has no `product.sku`"))?
+        .to_owned();
+    let product_family = optional_str(product, "productFamily", &sku)?;
+    let service_code = optional_str(root, "serviceCode", &sku)?;
+
+    let mut attributes = BTreeMap::new();
+    match product.get("attributes") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (name, v) in map {
+                // Attributes are strings in `aws_v1`; keep other scalars as their text,
+                // ignore nested values (they never name what a product prices).
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Null | Value::Array(_) | Value::Object(_) => continue,
+                };
+                attributes.insert(name.clone(), text);
+            }
+        }
+        Some(_) => {
+            return Err(malformed(format!(
+                "`product.attributes` of SKU {sku} is not an object"
+            )));
+        }
+    }
+
+    let on_demand = match root.get("terms") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(terms)) => match terms.get("OnDemand") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Object(od)) => od
+                .iter()
+                .map(|(term_key, term)| parse_term(&sku, term_key, term))
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(malformed(format!(
+                    "`terms.OnDemand` of SKU {sku} is not an object"
+                )));
+            }
+        },
+        Some(_) => {
+            return Err(malformed(format!("`terms` of SKU {sku} is not an object")));
+        }
+    };
+
+    Ok(PriceDocument {
+        sku,
+        product_family,
+        service_code,
+        attributes,
+        on_demand,
     })
 }
 
-/// Picks the rate for `key` among documents.
-pub fn select_rate(
-    key: &PriceKey,
-    _docs: &[PriceDocument],
-) -> Result<(Decimal, String, Option<String>), PriceError> {
-    Err(PriceError::NotFound { key: key.clone() })
+fn optional_str(
+    map: &Map<String, Value>,
+    field: &str,
+    sku: &str,
+) -> Result<Option<String>, PriceError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(malformed(format!("`{field}` of SKU {sku} is not a string"))),
+    }
+}
+
+fn parse_term(sku: &str, term_key: &str, term: &Value) -> Result<OnDemandTerm, PriceError> {
+    let term = term.as_object().ok_or_else(|| {
+        malformed(format!(
+            "on-demand term `{term_key}` of SKU {sku} is not an object"
+        ))
+    })?;
+    let offer_term_code = optional_str(term, "offerTermCode", sku)?.or_else(|| {
+        term_key
+            .strip_prefix(sku)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .filter(|code| !code.is_empty())
+            .map(str::to_owned)
+    });
+    let effective_date = optional_str(term, "effectiveDate", sku)?;
+    let dims = term
+        .get("priceDimensions")
+        .and_then(Value::as_object)
+        .ok_or_else(|| {
+            malformed(format!(
+                "on-demand term `{term_key}` of SKU {sku} has no `priceDimensions` object"
+            ))
+        })?;
+    let dimensions = dims
+        .iter()
+        .map(|(rate_key, dim)| parse_dimension(sku, rate_key, dim))
+        .collect::<Result<_, _>>()?;
+    Ok(OnDemandTerm {
+        offer_term_code,
+        effective_date,
+        dimensions,
+    })
+}
+
+fn parse_dimension(sku: &str, rate_key: &str, dim: &Value) -> Result<PriceDimension, PriceError> {
+    let where_ = || format!("price dimension `{rate_key}` of SKU {sku}");
+    let dim = dim
+        .as_object()
+        .ok_or_else(|| malformed(format!("{} is not an object", where_())))?;
+    let rate_code = optional_str(dim, "rateCode", sku)?.unwrap_or_else(|| rate_key.to_owned());
+    let unit = optional_str(dim, "unit", sku)?
+        .ok_or_else(|| malformed(format!("{} has no `unit`", where_())))?;
+    let begin_range = match optional_str(dim, "beginRange", sku)? {
+        None => Decimal::ZERO,
+        Some(s) => parse_amount(&s)
+            .ok_or_else(|| malformed(format!("{} has beginRange {s:?}, not a number", where_())))?,
+    };
+    let end_range = match optional_str(dim, "endRange", sku)? {
+        None => None,
+        Some(s) if s.trim().eq_ignore_ascii_case("inf") => None,
+        Some(s) => Some(parse_amount(&s).ok_or_else(|| {
+            malformed(format!(
+                "{} has endRange {s:?}, not a number or \"Inf\"",
+                where_()
+            ))
+        })?),
+    };
+    if let Some(end) = end_range
+        && end < begin_range
+    {
+        return Err(malformed(format!(
+            "{} ends ({end}) before it begins ({begin_range})",
+            where_()
+        )));
+    }
+    let usd_per_unit = match dim.get("pricePerUnit") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(prices)) => match prices.get("USD") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => {
+                let usd = parse_amount(s).ok_or_else(|| {
+                    malformed(format!(
+                        "{} has USD price {s:?}, not a decimal number",
+                        where_()
+                    ))
+                })?;
+                if usd.is_sign_negative() && !usd.is_zero() {
+                    return Err(malformed(format!(
+                        "{} has a negative USD price {s:?}",
+                        where_()
+                    )));
+                }
+                Some(usd.normalize())
+            }
+            Some(_) => {
+                return Err(malformed(format!(
+                    "{} has a USD price that is not a string (prices are read from their text, \
+                     never through floating point)",
+                    where_()
+                )));
+            }
+        },
+        Some(_) => {
+            return Err(malformed(format!(
+                "{} has a `pricePerUnit` that is not an object",
+                where_()
+            )));
+        }
+    };
+    let description = optional_str(dim, "description", sku)?;
+    Ok(PriceDimension {
+        rate_code,
+        unit,
+        begin_range,
+        end_range,
+        usd_per_unit,
+        description,
+    })
+}
+
+/// A decimal amount from its text: plain (`"0.2300000000"`) or scientific (`"2.3E-5"`),
+/// exactly or not at all.
+fn parse_amount(text: &str) -> Option<Decimal> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    Decimal::from_str_exact(text).ok().or_else(|| {
+        if text.contains(['e', 'E']) {
+            Decimal::from_scientific(text).ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// `usagetype` split into its parts: `USE1-Host:ml.m5.xlarge` → prefix `USE1`, kind
+/// `Host`, detail `ml.m5.xlarge`. The region prefix is optional (`Host:ml.g4dn.xlarge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UsageType<'a> {
+    kind: &'a str,
+    detail: &'a str,
+}
+
+impl<'a> UsageType<'a> {
+    fn parse(text: &'a str) -> Self {
+        let (head, detail) = text.split_once(':').unwrap_or((text, ""));
+        let kind = match head.split_once('-') {
+            Some((prefix, rest))
+                if !prefix.is_empty()
+                    && prefix
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) =>
+            {
+                rest
+            }
+            _ => head,
+        };
+        UsageType { kind, detail }
+    }
+
+    fn is(&self, kind: &str, detail: &str) -> bool {
+        self.kind.eq_ignore_ascii_case(kind) && self.detail.eq_ignore_ascii_case(detail)
+    }
+}
+
+/// How well a product matches a key. Lower is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fit {
+    /// The usagetype says exactly what the key means (`…Host:ml.m5.xlarge`), and the
+    /// component, when present, agrees.
+    ExactUsageType,
+    /// Recognised by `component` and `instanceName`; the usagetype is absent or differs
+    /// in detail.
+    ComponentAndName,
+}
+
+impl Fit {
+    fn describe(self) -> &'static str {
+        match self {
+            Fit::ExactUsageType => "exact usagetype match",
+            Fit::ComponentAndName => "component and instanceName match",
+        }
+    }
+}
+
+/// Does `doc` price what `key` means? `None` when it prices something else.
+fn fit(key: &PriceKey, doc: &PriceDocument) -> Option<Fit> {
+    if let Some(region) = doc.attribute("regionCode")
+        && !region.eq_ignore_ascii_case(key.region())
+    {
+        return None;
+    }
+    let usage = doc.attribute("usagetype").map(UsageType::parse);
+    match key {
+        PriceKey::Hosting { instance_type, .. } => {
+            instance_fit(doc, usage, "Host", "Hosting", instance_type)
+        }
+        PriceKey::AsyncInference { instance_type, .. } => {
+            instance_fit(doc, usage, "AsyncInf", "AsyncInf", instance_type)
+        }
+        PriceKey::Serverless { memory_gb, .. } => {
+            serverless_fit(doc, usage?, "ServerlessInf", &format!("Mem-{memory_gb}GB"))
+        }
+        PriceKey::ProvisionedConcurrency { memory_gb, .. } => serverless_fit(
+            doc,
+            usage?,
+            "ProvisionedConcurrency",
+            &format!("Mem-{memory_gb}GB"),
+        ),
+        PriceKey::ProvisionedConcurrencyUsage { memory_gb, .. } => serverless_fit(
+            doc,
+            usage?,
+            "ProvisionedConcurrency",
+            &format!("Usage-{memory_gb}GB"),
+        ),
+        PriceKey::DataIn { .. } => usage?
+            .is("Hst", "Data-Bytes-In")
+            .then_some(Fit::ExactUsageType),
+        PriceKey::DataOut { .. } => usage?
+            .is("Hst", "Data-Bytes-Out")
+            .then_some(Fit::ExactUsageType),
+    }
+}
+
+/// Instance-hour products: the component (`Hosting`, `AsyncInf`) or the usagetype kind
+/// (`Host`, `AsyncInf`) must say so, neither may say something else (a Training, Notebook,
+/// Studio or Cluster row, an upfront fee), and the instance must be named.
+fn instance_fit(
+    doc: &PriceDocument,
+    usage: Option<UsageType<'_>>,
+    usage_kind: &str,
+    component: &str,
+    instance_type: &str,
+) -> Option<Fit> {
+    let component_says = doc
+        .attribute("component")
+        .map(|c| c.eq_ignore_ascii_case(component));
+    let usage_says = usage.map(|u| u.kind.eq_ignore_ascii_case(usage_kind));
+    if component_says == Some(false) || usage_says == Some(false) {
+        return None; // another component's product
+    }
+    if component_says.is_none() && usage_says.is_none() {
+        return None; // cannot tell what this product prices: do not guess
+    }
+    let named = doc
+        .attribute("instanceName")
+        .map(|n| n.eq_ignore_ascii_case(instance_type));
+    let usage_names = usage.map(|u| u.detail.eq_ignore_ascii_case(instance_type));
+    match (named, usage_names) {
+        (Some(false), _) => None,
+        (_, Some(true)) => Some(Fit::ExactUsageType),
+        (Some(true), _) => Some(Fit::ComponentAndName),
+        (None, _) => None,
+    }
+}
+
+fn serverless_fit(
+    doc: &PriceDocument,
+    usage: UsageType<'_>,
+    usage_kind: &str,
+    detail: &str,
+) -> Option<Fit> {
+    if let Some(family) = &doc.product_family
+        && !family.eq_ignore_ascii_case("ML Serverless")
+    {
+        return None;
+    }
+    usage.is(usage_kind, detail).then_some(Fit::ExactUsageType)
+}
+
+/// Does a Price List `unit` string measure what `want` measures?
+///
+/// Liberal in spelling, explicit in meaning: `Hrs`/`Hr`/`Hour(s)` for instance-hours;
+/// `second(s)`/`sec(s)`/`s` for serverless (the Price List spelling is not documented;
+/// compound units such as `GB-Second` are *not* accepted, since the serverless usagetype
+/// already names the memory size); `GB`/`Gigabyte(s)` for data (not `GB-Mo`, storage).
+fn unit_matches(want: PriceUnit, unit: &str) -> bool {
+    let unit = unit.trim();
+    let accepted: &[&str] = match want {
+        PriceUnit::Hour => &["Hrs", "Hr", "Hour", "Hours"],
+        PriceUnit::Second => &["second", "seconds", "sec", "secs", "s"],
+        PriceUnit::Gigabyte => &["GB", "Gigabyte", "Gigabytes"],
+    };
+    accepted.iter().any(|a| a.eq_ignore_ascii_case(unit))
+}
+
+fn price_list_unit(want: PriceUnit) -> &'static str {
+    match want {
+        PriceUnit::Hour => "Hrs",
+        PriceUnit::Second => "second",
+        PriceUnit::Gigabyte => "GB",
+    }
+}
+
+struct Candidate<'a> {
+    fit: Fit,
+    usd: Decimal,
+    doc: &'a PriceDocument,
+    term: &'a OnDemandTerm,
+    dim: &'a PriceDimension,
+}
+
+/// Picks the on-demand rate for `key` among `docs` (typically one `GetProducts` answer).
+///
+/// The rules, in order:
+///
+/// 1. **Product**: it must price what the key means, recognised by attributes, never by
+///    SKU. Hosting needs `component=Hosting` or usagetype `…Host:<type>`, async inference
+///    `component=AsyncInf` or `…AsyncInf:<type>`, and the instance named by
+///    `instanceName` or the usagetype; a product whose component or usagetype says
+///    anything else (Training, Notebook, Studio, Cluster, `TrainingPlanUpfrontFee`, ...)
+///    is skipped, and so is one that names neither. Serverless keys need productFamily
+///    `ML Serverless` (when present) and usagetype `…ServerlessInf:Mem-<N>GB`,
+///    `…ProvisionedConcurrency:Mem-<N>GB` or `…:Usage-<N>GB`; data keys need
+///    `…Hst:Data-Bytes-In` / `-Out`. A `regionCode` other than the key's is skipped.
+/// 2. **Unit**: the dimension's unit must measure the key's unit (see [`PriceKey::unit`]):
+///    `Hrs`, a second, or `GB`. `Quantity` (upfront fees) and `GB-Mo` never match.
+/// 3. **Currency**: the dimension must carry a USD price.
+/// 4. **Tier**: per-call metering cannot know the account's cumulative usage this month,
+///    so the tier that starts at 0 (`beginRange` = 0) is used. When AWS tiers a rate,
+///    later tiers are cheaper, so this is the list price and errs on the high side.
+/// 5. **Zero**: $0 rows (free-tier parents, bookkeeping rows) are skipped when a positive
+///    price also matches. If only $0 is listed, $0 is returned with a reason saying so.
+/// 6. **Several left**: prefer an exact usagetype match, then the highest rate (the
+///    conservative choice: a receipt should not under-state cost), then the smallest SKU
+///    for determinism. The reason is returned in [`Selection::reason`].
+///
+/// Errors: [`PriceError::NotFound`] when no product means the key (including an empty
+/// list); [`PriceError::Malformed`] when products match but none carries a usable price,
+/// with what was wrong (unit, currency, tiers).
+pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, PriceError> {
+    let want = key.unit();
+    let products: Vec<(Fit, &PriceDocument)> = docs
+        .iter()
+        .filter_map(|doc| fit(key, doc).map(|f| (f, doc)))
+        .collect();
+    if products.is_empty() {
+        return Err(PriceError::NotFound { key: key.clone() });
+    }
+
+    let mut candidates = Vec::new();
+    let mut units_seen: Vec<&str> = Vec::new();
+    let (mut right_unit, mut with_usd) = (0usize, 0usize);
+    for &(fit, doc) in &products {
+        for term in &doc.on_demand {
+            for dim in &term.dimensions {
+                if !unit_matches(want, &dim.unit) {
+                    if !units_seen.contains(&dim.unit.as_str()) {
+                        units_seen.push(&dim.unit);
+                    }
+                    continue;
+                }
+                right_unit += 1;
+                let Some(usd) = dim.usd_per_unit else {
+                    continue;
+                };
+                with_usd += 1;
+                if !dim.begin_range.is_zero() {
+                    continue; // a later tier; see rule 4
+                }
+                candidates.push(Candidate {
+                    fit,
+                    usd,
+                    doc,
+                    term,
+                    dim,
+                });
+            }
+        }
+    }
+
+    let skus = || {
+        let mut s: Vec<&str> = products.iter().map(|(_, d)| d.sku.as_str()).collect();
+        s.dedup();
+        s.join(", ")
+    };
+    if candidates.is_empty() {
+        let unit = price_list_unit(want);
+        let reason = if right_unit == 0 {
+            let seen = if units_seen.is_empty() {
+                "no on-demand price dimensions".to_owned()
+            } else {
+                format!("units seen: {}", units_seen.join(", "))
+            };
+            format!(
+                "{} product(s) for {key} (SKU {}) but none priced per {unit} ({seen})",
+                products.len(),
+                skus()
+            )
+        } else if with_usd == 0 {
+            format!(
+                "{} product(s) for {key} (SKU {}) but no USD price per {unit}",
+                products.len(),
+                skus()
+            )
+        } else {
+            format!(
+                "{} product(s) for {key} (SKU {}) but no price tier starting at 0 {unit}",
+                products.len(),
+                skus()
+            )
+        };
+        return Err(malformed(reason));
+    }
+
+    let total = candidates.len();
+    let positive = candidates.iter().any(|c| !c.usd.is_zero());
+    let zeros_skipped = if positive {
+        candidates.retain(|c| !c.usd.is_zero());
+        total - candidates.len()
+    } else {
+        0
+    };
+
+    // Best fit first, then highest rate, then smallest SKU.
+    candidates.sort_by(|a, b| {
+        a.fit
+            .cmp(&b.fit)
+            .then(b.usd.cmp(&a.usd))
+            .then(a.doc.sku.cmp(&b.doc.sku))
+    });
+    let best = &candidates[0];
+    let others = &candidates[1..];
+
+    let mut reason = String::new();
+    if !positive {
+        let _ = write!(
+            reason,
+            "the Price List lists only $0 for {key} (SKU {}); check whether this is a free-tier row",
+            best.doc.sku
+        );
+    } else if !others.is_empty() {
+        let same_fit = others.iter().filter(|c| c.fit == best.fit).count();
+        let _ = write!(
+            reason,
+            "{} prices matched {key}; chose SKU {} at ${}",
+            candidates.len(),
+            best.doc.sku,
+            best.usd
+        );
+        if same_fit == 0 {
+            let _ = write!(reason, " ({})", best.fit.describe());
+        } else {
+            let _ = write!(
+                reason,
+                " ({}; the highest of {} equally good, the conservative choice)",
+                best.fit.describe(),
+                same_fit + 1
+            );
+        }
+        reason.push_str(" over ");
+        for (i, c) in others.iter().take(4).enumerate() {
+            if i > 0 {
+                reason.push_str(", ");
+            }
+            let _ = write!(reason, "SKU {} at ${}", c.doc.sku, c.usd);
+        }
+        if others.len() > 4 {
+            let _ = write!(reason, " and {} more", others.len() - 4);
+        }
+    }
+    if zeros_skipped > 0 {
+        if !reason.is_empty() {
+            reason.push_str("; ");
+        }
+        let _ = write!(reason, "skipped {zeros_skipped} $0 row(s)");
+    }
+
+    Ok(Selection {
+        usd_per_unit: best.usd,
+        sku: best.doc.sku.clone(),
+        rate_code: best.dim.rate_code.clone(),
+        effective_date: best.term.effective_date.clone(),
+        description: best.dim.description.clone(),
+        reason: (!reason.is_empty()).then_some(reason),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn dec(s: &str) -> Decimal {
+        Decimal::from_str_exact(s).unwrap()
+    }
+
+    /// A product document in the `aws_v1` shape, with one on-demand term of one
+    /// dimension per `(unit, begin, end, usd)`.
+    fn doc_json(
+        sku: &str,
+        family: &str,
+        attributes: Value,
+        dims: &[(&str, &str, &str, Option<&str>)],
+    ) -> String {
+        let mut price_dimensions = Map::new();
+        for (i, (unit, begin, end, usd)) in dims.iter().enumerate() {
+            let rate_code = format!("{sku}.JRTCKXETXF.RATE{i}");
+            let price = match usd {
+                Some(usd) => json!({ "USD": usd }),
+                None => json!({ "CNY": "1.6000000000" }),
+            };
+            price_dimensions.insert(
+                rate_code.clone(),
+                json!({
+                    "unit": unit, "beginRange": begin, "endRange": end,
+                    "description": format!("{usd:?} per {unit}"),
+                    "appliesTo": [], "rateCode": rate_code, "pricePerUnit": price,
+                }),
+            );
+        }
+        json!({
+            "product": { "productFamily": family, "attributes": attributes, "sku": sku },
+            "serviceCode": "AmazonSageMaker",
+            "terms": { "OnDemand": { format!("{sku}.JRTCKXETXF"): {
+                "priceDimensions": price_dimensions, "sku": sku,
+                "effectiveDate": "2026-05-01T00:00:00Z", "offerTermCode": "JRTCKXETXF",
+                "termAttributes": {},
+            } } },
+            "version": "20260501000000", "publicationDate": "2026-05-01T00:00:00Z",
+        })
+        .to_string()
+    }
+
+    fn instance_doc(
+        sku: &str,
+        usagetype: &str,
+        component: Option<&str>,
+        unit: &str,
+        usd: &str,
+    ) -> PriceDocument {
+        let mut attrs = json!({
+            "servicecode": "AmazonSageMaker", "regionCode": "us-east-1",
+            "location": "US East (N. Virginia)", "locationType": "AWS Region",
+            "instanceName": "ml.m5.xlarge", "usagetype": usagetype, "operation": "RunInstance",
+        });
+        if let Some(c) = component {
+            attrs["component"] = json!(c);
+        }
+        parse_price_document(&doc_json(
+            sku,
+            "ML Instance",
+            attrs,
+            &[(unit, "0", "Inf", Some(usd))],
+        ))
+        .unwrap()
+    }
+
+    /// What the Price List returns for `instanceName=ml.m5.xlarge` in us-east-1: one
+    /// product per component, plus an upfront fee row with no component.
+    fn m5_xlarge_products() -> Vec<PriceDocument> {
+        vec![
+            instance_doc(
+                "TRAIN0000000001",
+                "USE1-Train:ml.m5.xlarge",
+                Some("Training"),
+                "Hrs",
+                "0.2300000000",
+            ),
+            instance_doc(
+                "NOTEBK000000001",
+                "USE1-Notebk:ml.m5.xlarge",
+                Some("Notebook"),
+                "Hrs",
+                "0.2420000000",
+            ),
+            instance_doc(
+                "STUDIO000000001",
+                "USE1-Studio:JupyterLab-ml.m5.xlarge",
+                Some("Studio-JupyterLab"),
+                "Hrs",
+                "0.2500000000",
+            ),
+            instance_doc(
+                "UPFRONT00000001",
+                "USE1-TrainingPlanUpfrontFee:ml.m5.xlarge",
+                None,
+                "Quantity",
+                "13.5700000000",
+            ),
+            instance_doc(
+                "CLUSTER00000001",
+                "USE1-Cluster:ml.m5.xlarge",
+                Some("Cluster"),
+                "Hrs",
+                "0.2600000000",
+            ),
+            instance_doc(
+                "JDZQJFUVUR8SUWHS",
+                "USE1-Host:ml.m5.xlarge",
+                Some("Hosting"),
+                "Hrs",
+                "0.2300000000",
+            ),
+            instance_doc(
+                "ASYNC0000000001",
+                "USE1-AsyncInf:ml.m5.xlarge",
+                Some("AsyncInf"),
+                "Hrs",
+                "0.2300000000",
+            ),
+        ]
+    }
+
+    #[test]
+    fn parses_every_field_of_a_hosting_document() {
+        let json = doc_json(
+            "JDZQJFUVUR8SUWHS",
+            "ML Instance",
+            json!({"regionCode": "us-east-1", "instanceName": "ml.m5.xlarge", "component": "Hosting",
+                   "usagetype": "USE1-Host:ml.m5.xlarge", "vCpu": 4, "gpu": "0"}),
+            &[("Hrs", "0", "Inf", Some("0.2300000000"))],
+        );
+        let doc = parse_price_document(&json).unwrap();
+        assert_eq!(doc.sku, "JDZQJFUVUR8SUWHS");
+        assert_eq!(doc.product_family.as_deref(), Some("ML Instance"));
+        assert_eq!(doc.service_code.as_deref(), Some("AmazonSageMaker"));
+        assert_eq!(doc.attribute("component"), Some("Hosting"));
+        assert_eq!(
+            doc.attribute("vCpu"),
+            Some("4"),
+            "numeric attributes are kept as text"
+        );
+        assert_eq!(doc.on_demand.len(), 1);
+        let term = &doc.on_demand[0];
+        assert_eq!(term.offer_term_code.as_deref(), Some("JRTCKXETXF"));
+        assert_eq!(term.effective_date.as_deref(), Some("2026-05-01T00:00:00Z"));
+        let dim = &term.dimensions[0];
+        assert_eq!(dim.rate_code, "JDZQJFUVUR8SUWHS.JRTCKXETXF.RATE0");
+        assert_eq!(dim.unit, "Hrs");
+        assert_eq!(dim.begin_range, Decimal::ZERO);
+        assert_eq!(dim.end_range, None, "\"Inf\" is unbounded");
+        // "0.2300000000" read as text, exactly 23/100.
+        assert_eq!(dim.usd_per_unit, Some(Decimal::new(23, 2)));
+    }
+
+    #[test]
+    fn price_is_read_exactly_from_its_text() {
+        // 0.1 + 0.2 style trouble never arises: 10 decimal places survive untouched.
+        let json = doc_json(
+            "SKU1",
+            "ML Instance",
+            json!({"component": "Hosting", "instanceName": "ml.p4d.24xlarge", "regionCode": "us-east-1"}),
+            &[("Hrs", "0", "Inf", Some("25.2512883001"))],
+        );
+        let doc = parse_price_document(&json).unwrap();
+        assert_eq!(
+            doc.on_demand[0].dimensions[0].usd_per_unit,
+            Some(dec("25.2512883001"))
+        );
+    }
+
+    #[test]
+    fn hosting_key_picks_the_hosting_product_among_all_components() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let chosen = select_rate(&key, &m5_xlarge_products()).unwrap();
+        assert_eq!(chosen.sku, "JDZQJFUVUR8SUWHS");
+        assert_eq!(chosen.usd_per_unit, dec("0.23"));
+        assert_eq!(
+            chosen.effective_date.as_deref(),
+            Some("2026-05-01T00:00:00Z")
+        );
+        assert_eq!(chosen.rate_code, "JDZQJFUVUR8SUWHS.JRTCKXETXF.RATE0");
+        assert_eq!(chosen.reason, None, "only one product means hosting");
+    }
+
+    #[test]
+    fn async_key_picks_the_async_product() {
+        let key = PriceKey::AsyncInference {
+            region: "us-east-1".into(),
+            instance_type: "ml.m5.xlarge".into(),
+        };
+        let chosen = select_rate(&key, &m5_xlarge_products()).unwrap();
+        assert_eq!(chosen.sku, "ASYNC0000000001");
+    }
+
+    #[test]
+    fn training_notebook_studio_cluster_and_upfront_fee_never_price_hosting() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let not_hosting: Vec<_> = m5_xlarge_products()
+            .into_iter()
+            .filter(|d| d.attribute("component") != Some("Hosting"))
+            .filter(|d| d.attribute("component") != Some("AsyncInf"))
+            .collect();
+        assert_eq!(not_hosting.len(), 5);
+        assert_eq!(
+            select_rate(&key, &not_hosting),
+            Err(PriceError::NotFound { key })
+        );
+    }
+
+    #[test]
+    fn upfront_fee_row_never_gives_an_hourly_price() {
+        // No component, unit Quantity: never an hourly price, whatever it is called.
+        let fee = instance_doc(
+            "FEE",
+            "USE1-Host:ml.m5.xlarge",
+            None,
+            "Quantity",
+            "13.5700000000",
+        );
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let err = select_rate(&key, &[fee]).unwrap_err();
+        let PriceError::Malformed { reason } = err else {
+            panic!("{err:?}")
+        };
+        assert!(reason.contains("none priced per Hrs"), "{reason}");
+        assert!(reason.contains("Quantity"), "{reason}");
+    }
+
+    #[test]
+    fn product_without_component_or_usagetype_is_not_guessed() {
+        let json = doc_json(
+            "BARE",
+            "ML Instance",
+            json!({"regionCode": "us-east-1", "instanceName": "ml.m5.xlarge"}),
+            &[("Hrs", "0", "Inf", Some("0.2300000000"))],
+        );
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let doc = parse_price_document(&json).unwrap();
+        assert!(matches!(
+            select_rate(&key, &[doc]),
+            Err(PriceError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn two_hosting_products_prefer_exact_usagetype_then_say_why() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        // A component=Hosting row whose usagetype is a free-tier parent, at a higher price,
+        // loses to the exact usagetype.
+        let parent = instance_doc(
+            "PARENT",
+            "Host:ml.m.xlarge-HostingParent",
+            Some("Hosting"),
+            "Hrs",
+            "0.3000000000",
+        );
+        let exact = instance_doc(
+            "EXACT",
+            "USE1-Host:ml.m5.xlarge",
+            Some("Hosting"),
+            "Hrs",
+            "0.2300000000",
+        );
+        let chosen = select_rate(&key, &[parent, exact]).unwrap();
+        assert_eq!(chosen.sku, "EXACT");
+        assert_eq!(
+            chosen.reason.as_deref(),
+            Some(
+                "2 prices matched hosting ml.m5.xlarge in us-east-1; chose SKU EXACT at $0.23 (exact usagetype match) over SKU PARENT at $0.3"
+            )
+        );
+    }
+
+    #[test]
+    fn equally_good_products_choose_the_highest_rate() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let a = instance_doc(
+            "AAA",
+            "USE1-Host:ml.m5.xlarge",
+            Some("Hosting"),
+            "Hrs",
+            "0.2300000000",
+        );
+        let b = instance_doc(
+            "BBB",
+            "USE1-Host:ml.m5.xlarge",
+            Some("Hosting"),
+            "Hrs",
+            "0.2500000000",
+        );
+        let chosen = select_rate(&key, &[a, b]).unwrap();
+        assert_eq!(chosen.sku, "BBB");
+        assert_eq!(chosen.usd_per_unit, dec("0.25"));
+        let reason = chosen.reason.unwrap();
+        assert!(
+            reason.contains("the highest of 2 equally good, the conservative choice"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn zero_price_is_skipped_when_a_positive_one_exists() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let free = instance_doc(
+            "FREE",
+            "USE1-Host:ml.m5.xlarge",
+            Some("Hosting"),
+            "Hrs",
+            "0.0000000000",
+        );
+        let paid = instance_doc(
+            "PAID",
+            "USE1-Host:ml.m5.xlarge",
+            Some("Hosting"),
+            "Hrs",
+            "0.2300000000",
+        );
+        let chosen = select_rate(&key, &[free.clone(), paid]).unwrap();
+        assert_eq!(chosen.sku, "PAID");
+        assert_eq!(chosen.reason.as_deref(), Some("skipped 1 $0 row(s)"));
+
+        let only_free = select_rate(&key, &[free]).unwrap();
+        assert_eq!(only_free.usd_per_unit, Decimal::ZERO);
+        assert!(
+            only_free.reason.unwrap().contains("only $0"),
+            "a $0 price is never silent"
+        );
+    }
+
+    #[test]
+    fn tiered_dimensions_use_the_tier_starting_at_zero() {
+        let json = doc_json(
+            "TIERED",
+            "ML Serverless",
+            json!({"regionCode": "us-east-1", "usagetype": "USE1-Hst:Data-Bytes-Out"}),
+            &[
+                ("GB", "10240", "Inf", Some("0.0100000000")),
+                ("GB", "0", "10240", Some("0.0160000000")),
+            ],
+        );
+        let doc = parse_price_document(&json).unwrap();
+        let dims = &doc.on_demand[0].dimensions;
+        assert_eq!(dims[0].end_range, None);
+        assert_eq!(dims[1].end_range, Some(dec("10240")));
+        let chosen = select_rate(
+            &PriceKey::DataOut {
+                region: "us-east-1".into(),
+            },
+            &[doc],
+        )
+        .unwrap();
+        assert_eq!(chosen.usd_per_unit, dec("0.016"));
+        assert_eq!(chosen.rate_code, "TIERED.JRTCKXETXF.RATE1");
+    }
+
+    #[test]
+    fn only_later_tiers_is_malformed() {
+        let json = doc_json(
+            "LATER",
+            "ML Instance",
+            json!({"regionCode": "us-east-1", "usagetype": "USE1-Hst:Data-Bytes-In"}),
+            &[("GB", "100", "Inf", Some("0.0100000000"))],
+        );
+        let doc = parse_price_document(&json).unwrap();
+        let err = select_rate(
+            &PriceKey::DataIn {
+                region: "us-east-1".into(),
+            },
+            &[doc],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("no price tier starting at 0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_unit_is_malformed_and_names_the_units_seen() {
+        let json = doc_json(
+            "STORAGE",
+            "ML Serverless",
+            json!({"regionCode": "us-east-1", "usagetype": "USE1-ServerlessInf:Mem-3GB"}),
+            &[("GB-Mo", "0", "Inf", Some("0.1400000000"))],
+        );
+        let doc = parse_price_document(&json).unwrap();
+        let err = select_rate(&PriceKey::serverless("us-east-1", 3), &[doc]).unwrap_err();
+        assert_eq!(
+            err,
+            PriceError::Malformed {
+                reason: "1 product(s) for serverless 3 GB in us-east-1 (SKU STORAGE) but none priced per second (units seen: GB-Mo)".into()
+            }
+        );
+    }
+
+    #[test]
+    fn missing_usd_is_malformed() {
+        let json = doc_json(
+            "CNYONLY",
+            "ML Instance",
+            json!({"regionCode": "us-east-1", "instanceName": "ml.m5.xlarge", "component": "Hosting"}),
+            &[("Hrs", "0", "Inf", None)],
+        );
+        let doc = parse_price_document(&json).unwrap();
+        assert_eq!(doc.on_demand[0].dimensions[0].usd_per_unit, None);
+        let err = select_rate(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"), &[doc]).unwrap_err();
+        assert!(err.to_string().contains("no USD price per Hrs"), "{err}");
+    }
+
+    #[test]
+    fn serverless_memory_size_comes_from_the_usagetype() {
+        let docs: Vec<_> = [("1", "0.0000200000"), ("3", "0.0000600000"), ("6", "0.0001200000")]
+            .iter()
+            .map(|(gb, usd)| {
+                parse_price_document(&doc_json(
+                    &format!("SRV{gb}"),
+                    "ML Serverless",
+                    json!({"regionCode": "us-east-1", "usagetype": format!("USE1-ServerlessInf:Mem-{gb}GB")}),
+                    &[("Second", "0", "Inf", Some(usd))],
+                ))
+                .unwrap()
+            })
+            .collect();
+        let chosen = select_rate(&PriceKey::serverless("us-east-1", 3), &docs).unwrap();
+        assert_eq!(chosen.sku, "SRV3");
+        assert_eq!(chosen.usd_per_unit, dec("0.00006"));
+        let missing = select_rate(&PriceKey::serverless("us-east-1", 4), &docs);
+        assert!(matches!(missing, Err(PriceError::NotFound { .. })));
+    }
+
+    #[test]
+    fn provisioned_concurrency_mem_and_usage_are_told_apart() {
+        let pc = |sku: &str, detail: &str, usd: &str| {
+            parse_price_document(&doc_json(
+                sku,
+                "ML Serverless",
+                json!({"regionCode": "us-east-1", "usagetype": format!("USE1-ProvisionedConcurrency:{detail}")}),
+                &[("seconds", "0", "Inf", Some(usd))],
+            ))
+            .unwrap()
+        };
+        let docs = [
+            pc("PCMEM", "Mem-2GB", "0.0000233000"),
+            pc("PCUSE", "Usage-2GB", "0.0000100000"),
+        ];
+        let region = "us-east-1".to_owned();
+        let mem = select_rate(
+            &PriceKey::ProvisionedConcurrency {
+                region: region.clone(),
+                memory_gb: 2,
+            },
+            &docs,
+        )
+        .unwrap();
+        let usage = select_rate(
+            &PriceKey::ProvisionedConcurrencyUsage {
+                region,
+                memory_gb: 2,
+            },
+            &docs,
+        )
+        .unwrap();
+        assert_eq!(
+            (mem.sku.as_str(), mem.usd_per_unit),
+            ("PCMEM", dec("0.0000233"))
+        );
+        assert_eq!(
+            (usage.sku.as_str(), usage.usd_per_unit),
+            ("PCUSE", dec("0.00001"))
+        );
+    }
+
+    #[test]
+    fn serverless_fine_tuning_and_other_families_are_skipped() {
+        let fine_tune = parse_price_document(&doc_json(
+            "FT",
+            "ML Serverless",
+            json!({"regionCode": "us-east-1", "component": "ServerlessTraining:FineTuning",
+                   "usagetype": "USE1-ServerlessTraining:FineTuning"}),
+            &[("second", "0", "Inf", Some("0.0010000000"))],
+        ))
+        .unwrap();
+        let wrong_family = parse_price_document(&doc_json(
+            "WF",
+            "ML Instance",
+            json!({"regionCode": "us-east-1", "usagetype": "USE1-ServerlessInf:Mem-3GB"}),
+            &[("second", "0", "Inf", Some("0.0010000000"))],
+        ))
+        .unwrap();
+        let key = PriceKey::serverless("us-east-1", 3);
+        assert!(matches!(
+            select_rate(&key, &[fine_tune, wrong_family]),
+            Err(PriceError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn another_regions_product_is_skipped() {
+        let key = PriceKey::hosting("eu-west-1", "ml.m5.xlarge");
+        assert!(matches!(
+            select_rate(&key, &m5_xlarge_products()),
+            Err(PriceError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn empty_list_is_not_found_with_the_key() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let err = select_rate(&key, &[]).unwrap_err();
+        assert_eq!(err, PriceError::NotFound { key });
+        assert!(
+            err.to_string()
+                .starts_with("no price for hosting ml.m5.xlarge in us-east-1")
+        );
+    }
+
+    #[test]
+    fn usagetype_prefixes_are_optional() {
+        assert_eq!(
+            UsageType::parse("USE1-Host:ml.m5.xlarge"),
+            UsageType {
+                kind: "Host",
+                detail: "ml.m5.xlarge"
+            }
+        );
+        assert_eq!(
+            UsageType::parse("Host:ml.g4dn.xlarge"),
+            UsageType {
+                kind: "Host",
+                detail: "ml.g4dn.xlarge"
+            }
+        );
+        assert_eq!(
+            UsageType::parse("EU-ServerlessInf:Mem-4GB"),
+            UsageType {
+                kind: "ServerlessInf",
+                detail: "Mem-4GB"
+            }
+        );
+        assert_eq!(
+            UsageType::parse("USE1-Hst:Data-Bytes-In"),
+            UsageType {
+                kind: "Hst",
+                detail: "Data-Bytes-In"
+            }
+        );
+        assert_eq!(
+            UsageType::parse("TrainingPlanUpfrontFee:ml.p4d.24xlarge"),
+            UsageType {
+                kind: "TrainingPlanUpfrontFee",
+                detail: "ml.p4d.24xlarge"
+            }
+        );
+    }
+
+    #[test]
+    fn garbage_is_malformed_with_a_reason() {
+        let cases = [
+            ("", "not JSON"),
+            ("{\"product\":", "not JSON"),
+            ("[1,2]", "not a JSON object"),
+            ("{}", "no `product` object"),
+            ("{\"product\":{\"attributes\":{}}}", "no `product.sku`"),
+            (
+                "{\"product\":{\"sku\":\"S\",\"attributes\":[]}}",
+                "not an object",
+            ),
+            (
+                "{\"product\":{\"sku\":\"S\"},\"terms\":{\"OnDemand\":{\"S.T\":{}}}}",
+                "no `priceDimensions`",
+            ),
+            (
+                "{\"product\":{\"sku\":\"S\"},\"terms\":{\"OnDemand\":{\"S.T\":{\"priceDimensions\":{\"R\":{\"unit\":\"Hrs\",\"pricePerUnit\":{\"USD\":0.23}}}}}}}",
+                "not a string",
+            ),
+            (
+                "{\"product\":{\"sku\":\"S\"},\"terms\":{\"OnDemand\":{\"S.T\":{\"priceDimensions\":{\"R\":{\"unit\":\"Hrs\",\"pricePerUnit\":{\"USD\":\"abc\"}}}}}}}",
+                "not a decimal number",
+            ),
+            (
+                "{\"product\":{\"sku\":\"S\"},\"terms\":{\"OnDemand\":{\"S.T\":{\"priceDimensions\":{\"R\":{\"unit\":\"Hrs\",\"pricePerUnit\":{\"USD\":\"-1\"}}}}}}}",
+                "negative",
+            ),
+            (
+                "{\"product\":{\"sku\":\"S\"},\"terms\":{\"OnDemand\":{\"S.T\":{\"priceDimensions\":{\"R\":{\"pricePerUnit\":{\"USD\":\"1\"}}}}}}}",
+                "no `unit`",
+            ),
+            (
+                "{\"product\":{\"sku\":\"S\"},\"terms\":{\"OnDemand\":{\"S.T\":{\"priceDimensions\":{\"R\":{\"unit\":\"GB\",\"beginRange\":\"5\",\"endRange\":\"1\"}}}}}}",
+                "ends (1) before it begins (5)",
+            ),
+        ];
+        for (json, expected) in cases {
+            match parse_price_document(json) {
+                Err(PriceError::Malformed { reason }) => {
+                    assert!(
+                        reason.contains(expected),
+                        "{json:?}: {reason:?} should mention {expected:?}"
+                    )
+                }
+                other => panic!("{json:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn product_without_terms_parses_with_no_on_demand_price() {
+        let doc = parse_price_document(
+            "{\"product\":{\"sku\":\"S\",\"attributes\":{\"component\":\"Hosting\"}}}",
+        )
+        .unwrap();
+        assert!(doc.on_demand.is_empty());
+    }
+
+    #[test]
+    fn scientific_notation_is_read_exactly() {
+        assert_eq!(parse_amount("2.33E-5"), Some(dec("0.0000233")));
+        assert_eq!(parse_amount("0.0000600000"), Some(dec("0.00006")));
+        assert_eq!(parse_amount("1e999999"), None);
+        assert_eq!(parse_amount("NaN"), None);
+    }
+
+    /// Keys the parser looks at, so that random JSON reaches deep into the structure.
+    fn key_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => prop::sample::select(vec![
+                "product", "sku", "productFamily", "attributes", "serviceCode", "terms", "OnDemand",
+                "priceDimensions", "unit", "pricePerUnit", "USD", "beginRange", "endRange",
+                "rateCode", "effectiveDate", "offerTermCode", "description", "component",
+                "usagetype", "instanceName", "regionCode",
+            ])
+            .prop_map(str::to_owned),
+            1 => ".{0,8}",
+        ]
+    }
+
+    fn scalar_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("Inf".to_owned()),
+            Just("Hrs".to_owned()),
+            Just("us-east-1".to_owned()),
+            Just("USE1-Host:ml.m5.xlarge".to_owned()),
+            "-?[0-9]{0,30}(\\.[0-9]{0,30})?([eE][-+]?[0-9]{0,6})?",
+            ".{0,12}",
+        ]
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            scalar_text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(6, 96, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(key_name(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn any_key() -> impl Strategy<Value = PriceKey> {
+        prop_oneof![
+            Just(PriceKey::hosting("us-east-1", "ml.m5.xlarge")),
+            Just(PriceKey::serverless("us-east-1", 3)),
+            Just(PriceKey::DataIn {
+                region: "us-east-1".into()
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_strings_never_panic(s in ".*") {
+            let _ = parse_price_document(&s);
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics_parse_or_select(v in arb_json(), key in any_key()) {
+            let text = v.to_string();
+            if let Ok(doc) = parse_price_document(&text) {
+                let _ = select_rate(&key, &[doc]);
+            }
+        }
+
+        #[test]
+        fn mutated_real_documents_never_panic(
+            price in scalar_text(),
+            begin in scalar_text(),
+            end in scalar_text(),
+            unit in scalar_text(),
+            cut in 0usize..2000,
+        ) {
+            let json = doc_json(
+                "S",
+                "ML Instance",
+                json!({"regionCode": "us-east-1", "instanceName": "ml.m5.xlarge", "component": "Hosting"}),
+                &[(unit.as_str(), begin.as_str(), end.as_str(), Some(price.as_str()))],
+            );
+            if let Ok(doc) = parse_price_document(&json) {
+                let _ = select_rate(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"), &[doc]);
+            }
+            // Truncated anywhere (on a char boundary), it must still not panic.
+            let cut = (0..=cut.min(json.len())).rev().find(|i| json.is_char_boundary(*i)).unwrap_or(0);
+            let _ = parse_price_document(&json[..cut]);
+        }
+    }
 }

@@ -1,5 +1,28 @@
-//! Live prices from the AWS Price List Query API (stub, being written).
-use super::{BoxFuture, PriceError, PriceKey, PriceSource, Rate};
+//! Live prices from the AWS Price List Query API (`GetProducts`).
+
+use super::document::{parse_price_document, select_rate};
+use super::{BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
+use aws_sdk_pricing::config::{BehaviorVersion, Region};
+use aws_sdk_pricing::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_pricing::operation::get_products::GetProductsError;
+use aws_sdk_pricing::types::{Filter, FilterType};
+use aws_smithy_async::future::timeout::Timeout;
+use aws_smithy_async::rt::sleep::{AsyncSleep, SharedAsyncSleep, default_async_sleep};
+use aws_smithy_async::time::SharedTimeSource;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// The default bound on one whole look-up, all pages included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Products asked for per page (the API's maximum is 100).
+const PAGE_SIZE: i32 = 100;
+
+/// The most pages one look-up follows. The filters narrow a look-up to a few dozen
+/// products; a server that keeps paginating past this is not answering the question.
+const MAX_PAGES: usize = 10;
 
 /// Which Price List API endpoint region to use.
 #[non_exhaustive]
@@ -14,27 +37,653 @@ pub enum PricingRegion {
     ApSouth1,
 }
 
-/// Live Price List source (stub).
-#[derive(Debug, Clone)]
-pub struct LivePrices {}
+impl PricingRegion {
+    /// The region code, e.g. `us-east-1`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PricingRegion::UsEast1 => "us-east-1",
+            PricingRegion::EuCentral1 => "eu-central-1",
+            PricingRegion::ApSouth1 => "ap-south-1",
+        }
+    }
+}
 
-/// Builder for [`LivePrices`].
+/// Prices from the AWS Price List Query API, one `GetProducts` look-up per call.
+///
+/// Not cached: put it behind [`CachedPrices`](super::CachedPrices), as
+/// [`default_price_source`](super::default_price_source) does.
+///
+/// The Price List API is served from a few regions only (us-east-1, eu-central-1,
+/// ap-south-1) and answers for every region, so the pricing client is pinned to one of
+/// those whatever region the application runs in. It keeps the rest of the
+/// application's [`SdkConfig`](aws_types::SdkConfig): credentials, HTTP client, and the
+/// standard endpoint settings (`AWS_ENDPOINT_URL_PRICING`, `AWS_ENDPOINT_URL`, the
+/// `services` section of the shared config file, `endpoint_url` set in code).
+///
+/// Pricing must never hold inference up: a whole look-up (all pages) is bounded by
+/// [`LivePricesBuilder::timeout`] (1 s by default) and is tried once; the cache in front
+/// of it ([`CachedPrices`](super::CachedPrices)) decides when to try again.
+///
+/// ```no_run
+/// use sagemeter::pricing::{LivePrices, PriceKey, PriceSource, PricingRegion};
+/// use std::time::Duration;
+///
+/// # async fn run() -> Result<(), sagemeter::pricing::PriceError> {
+/// let sdk_config = aws_config::load_from_env().await;
+/// let live = LivePrices::builder(&sdk_config)
+///     .pricing_region(PricingRegion::EuCentral1)
+///     .timeout(Duration::from_millis(1500))
+///     .build();
+/// let rate = live.price(&PriceKey::hosting("eu-west-1", "ml.g5.xlarge")).await?;
+/// println!("{} USD/{} (SKU {:?})", rate.usd_per_unit, rate.unit, rate.provenance.sku);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct LivePrices {
+    client: aws_sdk_pricing::Client,
+    timeout: Duration,
+    sleep: Option<SharedAsyncSleep>,
+    time_source: SharedTimeSource,
+}
+
+/// Builder for [`LivePrices`]; start with [`LivePrices::builder`].
 #[derive(Debug)]
-pub struct LivePricesBuilder {}
+pub struct LivePricesBuilder {
+    config: aws_sdk_pricing::config::Builder,
+    pricing_region: PricingRegion,
+    timeout: Duration,
+    max_attempts: u32,
+    time_source: Option<SharedTimeSource>,
+    sleep: Option<SharedAsyncSleep>,
+}
 
 impl LivePrices {
-    /// From SDK config.
-    pub fn from_sdk_config(_c: &aws_types::SdkConfig) -> Self {
-        LivePrices {}
+    /// Live prices with default settings: us-east-1, 1 s per look-up, one attempt.
+    pub fn from_sdk_config(sdk_config: &aws_types::SdkConfig) -> Self {
+        Self::builder(sdk_config).build()
+    }
+
+    /// Starts from the application's SDK configuration (credentials, HTTP client,
+    /// endpoint settings); the region is replaced by the pricing region.
+    pub fn builder(sdk_config: &aws_types::SdkConfig) -> LivePricesBuilder {
+        // `From<&SdkConfig>` resolves the endpoint URL (service-specific first, then the
+        // general one); setting the region afterwards leaves that resolution alone.
+        let mut config = aws_sdk_pricing::config::Builder::from(sdk_config);
+        if sdk_config.behavior_version().is_none() {
+            config.set_behavior_version(Some(BehaviorVersion::latest()));
+        }
+        LivePricesBuilder {
+            config,
+            pricing_region: PricingRegion::default(),
+            timeout: DEFAULT_TIMEOUT,
+            max_attempts: 1,
+            time_source: sdk_config.time_source(),
+            sleep: sdk_config.sleep_impl(),
+        }
+    }
+
+    /// Uses a pricing client exactly as configured (its region, retries and timeouts).
+    /// The look-up is still bounded by [`DEFAULT_TIMEOUT`].
+    pub fn from_client(client: aws_sdk_pricing::Client) -> Self {
+        let time_source = client.config().time_source().unwrap_or_default();
+        let sleep = client.config().sleep_impl().or_else(default_async_sleep);
+        LivePrices {
+            client,
+            timeout: DEFAULT_TIMEOUT,
+            sleep,
+            time_source,
+        }
+    }
+
+    /// The pricing client in use.
+    pub fn client(&self) -> &aws_sdk_pricing::Client {
+        &self.client
+    }
+
+    async fn look_up(&self, key: &PriceKey) -> Result<Rate, PriceError> {
+        let fetch = self.fetch(key);
+        let docs = match &self.sleep {
+            Some(sleep) => Timeout::new(fetch, sleep.sleep(self.timeout))
+                .await
+                .map_err(|_| PriceError::Unavailable {
+                    reason: format!(
+                        "the Price List API did not answer within {} ms",
+                        self.timeout.as_millis()
+                    ),
+                })??,
+            None => fetch.await?,
+        };
+        let fetched_at: DateTime<Utc> = self.time_source.now().into();
+
+        let mut parsed = Vec::with_capacity(docs.len());
+        let mut first_error = None;
+        let mut bad = 0usize;
+        for doc in &docs {
+            match parse_price_document(doc) {
+                Ok(d) => parsed.push(d),
+                Err(e) => {
+                    bad += 1;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let selection = match (select_rate(key, &parsed), first_error) {
+            (Ok(s), _) => s,
+            // A garbled document may have been the one we wanted: say so, not "not found".
+            (Err(PriceError::NotFound { .. }), Some(PriceError::Malformed { reason })) => {
+                return Err(PriceError::Malformed {
+                    reason: format!(
+                        "{bad} of {} price documents for {key} could not be read; first: {reason}",
+                        docs.len()
+                    ),
+                });
+            }
+            (Err(e), _) => return Err(e),
+        };
+        let mut provenance = Provenance::new(PriceOrigin::Live)
+            .with_sku(selection.sku)
+            .with_fetched_at(fetched_at);
+        if let Some(date) = selection.effective_date {
+            provenance = provenance.with_effective_date(date);
+        }
+        let mut note = selection.reason.unwrap_or_default();
+        if bad > 0 {
+            if !note.is_empty() {
+                note.push_str("; ");
+            }
+            note.push_str(&format!("skipped {bad} unreadable price document(s)"));
+        }
+        if !note.is_empty() {
+            provenance = provenance.with_note(note);
+        }
+        Ok(Rate::new(key.clone(), selection.usd_per_unit, provenance))
+    }
+
+    /// All `PriceList` strings for the key's filters, following `NextToken`.
+    async fn fetch(&self, key: &PriceKey) -> Result<Vec<String>, PriceError> {
+        let filters = filters_for(key)?;
+        let mut docs = Vec::new();
+        let mut next_token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut page = self
+                .client
+                .get_products()
+                .service_code("AmazonSageMaker")
+                .format_version("aws_v1")
+                .set_filters(Some(filters.clone()))
+                .set_next_token(next_token.take())
+                .max_results(PAGE_SIZE)
+                .send()
+                .await
+                .map_err(describe_sdk_error)?;
+            docs.append(&mut page.price_list.take().unwrap_or_default());
+            match page.next_token.take() {
+                Some(token) if !token.is_empty() => next_token = Some(token),
+                _ => return Ok(docs),
+            }
+        }
+        // Select from what arrived; the bound is documented on MAX_PAGES.
+        tracing::debug!(
+            target: "sagemeter::pricing",
+            key = %key,
+            pages = MAX_PAGES,
+            "stopped following NextToken"
+        );
+        Ok(docs)
+    }
+}
+
+impl LivePricesBuilder {
+    /// The Price List endpoint region (default us-east-1). The region of the prices
+    /// asked for comes from each [`PriceKey`], not from this.
+    pub fn pricing_region(mut self, region: PricingRegion) -> Self {
+        self.pricing_region = region;
+        self
+    }
+
+    /// The bound on one whole look-up, all pages included (default 1 s). Beyond it the
+    /// look-up fails as [`PriceError::Unavailable`] and the caller falls back.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Attempts per request, 1 to 3 (default 1: no retry). The cache in front retries
+    /// after its failure backoff; retrying here would only spend the timeout.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.clamp(1, 3);
+        self
+    }
+
+    /// Where "now" comes from for [`Provenance::fetched_at`] (default: the SDK config's
+    /// time source, else the system clock).
+    pub fn time_source(mut self, time_source: SharedTimeSource) -> Self {
+        self.time_source = Some(time_source);
+        self
+    }
+
+    /// Builds the pricing client: the SDK config's settings, pinned to the pricing region,
+    /// with the look-up timeout as operation timeout and the attempts set above.
+    pub fn build(self) -> LivePrices {
+        let LivePricesBuilder {
+            mut config,
+            pricing_region,
+            timeout,
+            max_attempts,
+            time_source,
+            sleep,
+        } = self;
+        config.set_region(Some(Region::from_static(pricing_region.as_str())));
+        let timeouts = TimeoutConfig::builder()
+            .operation_timeout(timeout)
+            .operation_attempt_timeout(timeout)
+            .connect_timeout(timeout)
+            .build();
+        config.set_timeout_config(Some(timeouts));
+        let retry = if max_attempts <= 1 {
+            RetryConfig::disabled()
+        } else {
+            RetryConfig::standard()
+                .with_max_attempts(max_attempts)
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_millis(200))
+        };
+        config.set_retry_config(Some(retry));
+        let client = aws_sdk_pricing::Client::from_conf(config.build());
+        LivePrices {
+            client,
+            timeout,
+            sleep: sleep.or_else(default_async_sleep),
+            time_source: time_source.unwrap_or_default(),
+        }
     }
 }
 
 impl PriceSource for LivePrices {
-    fn price<'a>(&'a self, _key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
-        Box::pin(async move {
-            Err(PriceError::Unavailable {
-                reason: "stub".into(),
-            })
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+        Box::pin(self.look_up(key))
+    }
+}
+
+/// The `TERM_MATCH` filters for a key.
+///
+/// Instance keys ask for every product of the instance name in the region (one per
+/// component, a dozen or so) and let [`select_rate`] choose: filtering on `component`
+/// too would turn a renamed component into "not found" instead of a reasoned choice.
+/// Serverless keys ask for productFamily `ML Serverless`; data keys for operation
+/// `Invoke-Endpoint`. The usagetype carries a region prefix (`USE1-`, `EU-`, ...) that
+/// is not derivable from the region code, so it is matched after the fact, not filtered.
+pub fn filters_for(key: &PriceKey) -> Result<Vec<Filter>, PriceError> {
+    let mut pairs: Vec<(&str, String)> = vec![("regionCode", key.region().to_owned())];
+    match key {
+        PriceKey::Hosting { instance_type, .. }
+        | PriceKey::AsyncInference { instance_type, .. } => {
+            pairs.push(("instanceName", instance_type.clone()));
+        }
+        PriceKey::Serverless { .. }
+        | PriceKey::ProvisionedConcurrency { .. }
+        | PriceKey::ProvisionedConcurrencyUsage { .. } => {
+            pairs.push(("productFamily", "ML Serverless".to_owned()));
+        }
+        PriceKey::DataIn { .. } | PriceKey::DataOut { .. } => {
+            pairs.push(("operation", "Invoke-Endpoint".to_owned()));
+        }
+    }
+    pairs
+        .into_iter()
+        .map(|(field, value)| {
+            Filter::builder()
+                .r#type(FilterType::TermMatch)
+                .field(field)
+                .value(value)
+                .build()
+                .map_err(|e| PriceError::Unavailable {
+                    reason: format!("could not build the GetProducts filter {field}: {e}"),
+                })
         })
+        .collect()
+}
+
+/// What went wrong, in words that never include credentials or request signatures:
+/// only error codes, HTTP statuses and the transport's own error chain.
+fn describe_sdk_error(
+    err: SdkError<GetProductsError, aws_smithy_runtime_api::http::Response>,
+) -> PriceError {
+    let unavailable = |reason: String| PriceError::Unavailable { reason };
+    match &err {
+        SdkError::TimeoutError(_) => {
+            unavailable("the Price List API did not answer in time".into())
+        }
+        SdkError::DispatchFailure(failure) => {
+            let what = if failure.is_timeout() {
+                "the connection timed out"
+            } else if failure.is_io() {
+                "the connection failed"
+            } else {
+                "the request could not be sent"
+            };
+            let detail = failure
+                .as_connector_error()
+                .map(|e| format!(": {}", error_chain(e)))
+                .unwrap_or_default();
+            unavailable(format!(
+                "could not reach the Price List API, {what}{detail}"
+            ))
+        }
+        SdkError::ResponseError(response) => {
+            let status = response.raw().status().as_u16();
+            if status >= 500 {
+                unavailable(format!("the Price List API failed (HTTP {status})"))
+            } else {
+                PriceError::Malformed {
+                    reason: format!(
+                        "the Price List API answered HTTP {status} with a body that is not a \
+                         GetProducts response"
+                    ),
+                }
+            }
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = error_code(service.err());
+            let is_throttling = service.err().is_throttling_exception()
+                || status == 429
+                || matches!(
+                    code,
+                    Some("Throttling" | "ThrottlingException" | "TooManyRequestsException")
+                );
+            let code_text = code.unwrap_or("no error code");
+            if is_throttling {
+                unavailable(format!(
+                    "the Price List API throttled the request ({code_text}, HTTP {status})"
+                ))
+            } else if (200..300).contains(&status) {
+                PriceError::Malformed {
+                    reason: format!(
+                        "the Price List API answered HTTP {status} with a body that is not a \
+                         GetProducts response"
+                    ),
+                }
+            } else if status >= 500 {
+                unavailable(format!(
+                    "the Price List API failed ({code_text}, HTTP {status})"
+                ))
+            } else {
+                let hint = if service.err().is_access_denied_exception() || status == 403 {
+                    "; the credentials need pricing:GetProducts"
+                } else {
+                    ""
+                };
+                unavailable(format!(
+                    "the Price List API refused the request ({code_text}, HTTP {status}){hint}"
+                ))
+            }
+        }
+        SdkError::ConstructionFailure(_) => unavailable(format!(
+            "the GetProducts request could not be built: {}",
+            error_chain(&err)
+        )),
+        _ => unavailable("GetProducts failed".into()),
+    }
+}
+
+/// The error code from the response, else the modeled error's name.
+fn error_code(err: &GetProductsError) -> Option<&str> {
+    err.code().or(match err {
+        GetProductsError::AccessDeniedException(_) => Some("AccessDeniedException"),
+        GetProductsError::ExpiredNextTokenException(_) => Some("ExpiredNextTokenException"),
+        GetProductsError::InternalErrorException(_) => Some("InternalErrorException"),
+        GetProductsError::InvalidNextTokenException(_) => Some("InvalidNextTokenException"),
+        GetProductsError::InvalidParameterException(_) => Some("InvalidParameterException"),
+        GetProductsError::NotFoundException(_) => Some("NotFoundException"),
+        GetProductsError::ThrottlingException(_) => Some("ThrottlingException"),
+        _ => None,
+    })
+}
+
+/// An error and its sources, by their `Display` only (`Debug` output can carry request
+/// details), joined with `: `.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_pricing::Client;
+    use aws_sdk_pricing::config::{Credentials, SharedCredentialsProvider};
+    use aws_sdk_pricing::operation::get_products::GetProductsOutput;
+    use aws_sdk_pricing::types::error::{AccessDeniedException, ThrottlingException};
+    use aws_smithy_mocks::{
+        MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock,
+    };
+
+    fn mocked(rules: &[&Rule]) -> LivePrices {
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for rule in rules {
+            interceptor = interceptor.with_rule(rule);
+        }
+        let config = aws_sdk_pricing::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::from_static("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+            .http_client(create_mock_http_client())
+            .retry_config(RetryConfig::disabled())
+            .interceptor(interceptor)
+            .build();
+        LivePrices::from_client(Client::from_conf(config))
+    }
+
+    fn sdk_config(region: &'static str) -> aws_types::SdkConfig {
+        aws_types::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::from_static(region))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "test", "test", None, None, "static",
+            )))
+            .build()
+    }
+
+    fn filters(key: &PriceKey) -> Vec<(String, String)> {
+        filters_for(key)
+            .unwrap()
+            .iter()
+            .map(|f| {
+                assert_eq!(f.r#type(), &FilterType::TermMatch);
+                (f.field().to_owned(), f.value().to_owned())
+            })
+            .collect()
+    }
+
+    fn pair(field: &str, value: &str) -> (String, String) {
+        (field.to_owned(), value.to_owned())
+    }
+
+    #[test]
+    fn filters_name_the_region_and_what_the_key_means() {
+        let region = || "eu-west-1".to_owned();
+        assert_eq!(
+            filters(&PriceKey::hosting("eu-west-1", "ml.g5.xlarge")),
+            [
+                pair("regionCode", "eu-west-1"),
+                pair("instanceName", "ml.g5.xlarge")
+            ]
+        );
+        assert_eq!(
+            filters(&PriceKey::AsyncInference {
+                region: region(),
+                instance_type: "ml.g5.xlarge".into()
+            }),
+            [
+                pair("regionCode", "eu-west-1"),
+                pair("instanceName", "ml.g5.xlarge")
+            ]
+        );
+        for key in [
+            PriceKey::serverless("eu-west-1", 4),
+            PriceKey::ProvisionedConcurrency {
+                region: region(),
+                memory_gb: 4,
+            },
+            PriceKey::ProvisionedConcurrencyUsage {
+                region: region(),
+                memory_gb: 4,
+            },
+        ] {
+            assert_eq!(
+                filters(&key),
+                [
+                    pair("regionCode", "eu-west-1"),
+                    pair("productFamily", "ML Serverless")
+                ]
+            );
+        }
+        for key in [
+            PriceKey::DataIn { region: region() },
+            PriceKey::DataOut { region: region() },
+        ] {
+            assert_eq!(
+                filters(&key),
+                [
+                    pair("regionCode", "eu-west-1"),
+                    pair("operation", "Invoke-Endpoint")
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn client_is_pinned_to_the_pricing_region_whatever_the_app_region() {
+        let live = LivePrices::from_sdk_config(&sdk_config("eu-west-1"));
+        assert_eq!(
+            live.client().config().region().map(|r| r.as_ref()),
+            Some("us-east-1")
+        );
+        let live = LivePrices::builder(&sdk_config("eu-west-1"))
+            .pricing_region(PricingRegion::ApSouth1)
+            .build();
+        assert_eq!(
+            live.client().config().region().map(|r| r.as_ref()),
+            Some("ap-south-1")
+        );
+    }
+
+    #[test]
+    fn timeout_and_attempts_are_set_on_the_client() {
+        let live = LivePrices::builder(&sdk_config("eu-west-1"))
+            .timeout(Duration::from_millis(700))
+            .max_attempts(9)
+            .build();
+        let config = live.client().config();
+        let timeouts = config.timeout_config().unwrap();
+        assert_eq!(
+            timeouts.operation_timeout(),
+            Some(Duration::from_millis(700))
+        );
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(Duration::from_millis(700))
+        );
+        assert_eq!(
+            config.retry_config().unwrap().max_attempts(),
+            3,
+            "clamped to 3"
+        );
+        let default = LivePrices::from_sdk_config(&sdk_config("eu-west-1"));
+        assert_eq!(
+            default
+                .client()
+                .config()
+                .retry_config()
+                .unwrap()
+                .max_attempts(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn pagination_stops_after_a_bounded_number_of_pages() {
+        // A server that always has another page.
+        let endless = mock!(Client::get_products)
+            .then_output(|| GetProductsOutput::builder().next_token("again").build());
+        let live = mocked(&[&endless]);
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        assert_eq!(live.price(&key).await, Err(PriceError::NotFound { key }));
+        assert_eq!(endless.num_calls(), MAX_PAGES);
+    }
+
+    #[tokio::test]
+    async fn throttling_and_access_denied_are_unavailable_with_codes_only() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let throttled = mock!(Client::get_products).then_error(|| {
+            GetProductsError::ThrottlingException(
+                ThrottlingException::builder()
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        });
+        let err = mocked(&[&throttled]).price(&key).await.unwrap_err();
+        let PriceError::Unavailable { reason } = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            reason.starts_with("the Price List API throttled the request (ThrottlingException"),
+            "{reason}"
+        );
+
+        let denied = mock!(Client::get_products).then_error(|| {
+            GetProductsError::AccessDeniedException(
+                AccessDeniedException::builder()
+                    .message("User: arn:aws:iam::123456789012:user/x is not authorized")
+                    .build(),
+            )
+        });
+        let err = mocked(&[&denied]).price(&key).await.unwrap_err();
+        let PriceError::Unavailable { reason } = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            reason.starts_with("the Price List API refused the request (AccessDeniedException"),
+            "{reason}"
+        );
+        assert!(
+            reason.ends_with("the credentials need pricing:GetProducts"),
+            "{reason}"
+        );
+        assert!(
+            !reason.contains("arn:aws"),
+            "service messages are left out: {reason}"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_good_document_among_unreadable_ones_is_used_and_noted() {
+        let good = r#"{"product":{"sku":"GOOD","productFamily":"ML Instance","attributes":{"regionCode":"us-east-1","instanceName":"ml.m5.xlarge","component":"Hosting","usagetype":"USE1-Host:ml.m5.xlarge"}},"serviceCode":"AmazonSageMaker","terms":{"OnDemand":{"GOOD.JRTCKXETXF":{"effectiveDate":"2026-05-01T00:00:00Z","priceDimensions":{"GOOD.JRTCKXETXF.6YS6EN2CT7":{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2300000000"}}}}}}}"#;
+        let rule = mock!(Client::get_products).then_output(move || {
+            GetProductsOutput::builder()
+                .price_list("{\"product\":")
+                .price_list(good)
+                .build()
+        });
+        let rate = mocked(&[&rule])
+            .price(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"))
+            .await
+            .unwrap();
+        assert_eq!(rate.usd_per_unit, rust_decimal::Decimal::new(23, 2));
+        assert_eq!(rate.provenance.sku.as_deref(), Some("GOOD"));
+        assert_eq!(
+            rate.provenance.note.as_deref(),
+            Some("skipped 1 unreadable price document(s)")
+        );
     }
 }

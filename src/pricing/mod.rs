@@ -18,9 +18,15 @@ mod document;
 mod live;
 mod snapshot;
 
-pub use cache::{CachedPrices, CachedPricesBuilder};
-pub use document::{PriceDocument, parse_price_document, select_rate};
-pub use live::{LivePrices, LivePricesBuilder, PricingRegion};
+pub use cache::{CachedPrices, CachedPricesBuilder, DEFAULT_FAILURE_BACKOFF, DEFAULT_TTL};
+pub use document::{
+    OnDemandTerm, PriceDimension, PriceDocument, Selection, parse_price_document,
+    parse_price_value, select_rate,
+};
+pub use live::{
+    DEFAULT_TIMEOUT as DEFAULT_LIVE_TIMEOUT, LivePrices, LivePricesBuilder, PricingRegion,
+    filters_for,
+};
 pub use snapshot::Snapshot;
 
 use chrono::{DateTime, Utc};
@@ -29,6 +35,45 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+
+/// The price source the metered client uses unless told otherwise: live Price List
+/// prices behind a cache, the bundled snapshot as fallback.
+///
+/// With default settings:
+/// - [`LivePrices`]: Price List API in us-east-1 whatever the application's region
+///   (the SDK config's credentials, HTTP client and endpoint settings are kept, so
+///   `AWS_ENDPOINT_URL_PRICING` still points it elsewhere), one attempt, at most
+///   [`DEFAULT_LIVE_TIMEOUT`] (1 s) per look-up;
+/// - [`CachedPrices`]: prices kept for [`DEFAULT_TTL`] (6 h), one request per key at a
+///   time, the last good price kept when a refresh fails, the primary left alone for
+///   [`DEFAULT_FAILURE_BACKOFF`] (60 s) per key after a failure;
+/// - [`Snapshot::bundled`] when no good live price is known.
+///
+/// Time comes from the SDK config's time source when it has one. For other settings,
+/// compose the same pieces with their builders:
+///
+/// ```no_run
+/// use sagemeter::pricing::{CachedPrices, LivePrices, PricingRegion, Snapshot};
+/// use std::time::Duration;
+///
+/// # async fn run() {
+/// let sdk_config = aws_config::load_from_env().await;
+/// let prices = CachedPrices::builder(
+///     LivePrices::builder(&sdk_config).pricing_region(PricingRegion::ApSouth1).build(),
+/// )
+/// .fallback(Snapshot::bundled())
+/// .ttl(Duration::from_secs(24 * 3600))
+/// .build();
+/// # }
+/// ```
+pub fn default_price_source(sdk_config: &aws_types::SdkConfig) -> CachedPrices {
+    let mut builder = CachedPrices::builder(LivePrices::from_sdk_config(sdk_config))
+        .fallback(Snapshot::bundled());
+    if let Some(time) = sdk_config.time_source() {
+        builder = builder.time_source(time);
+    }
+    builder.build()
+}
 
 /// A boxed future, so that [`PriceSource`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -335,12 +380,4 @@ impl<T: PriceSource + ?Sized> PriceSource for std::sync::Arc<T> {
     fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
         (**self).price(key)
     }
-}
-
-/// The default price chain: live Price List prices behind a cache, the bundled
-/// snapshot as the last fallback.
-pub fn default_price_source(sdk_config: &aws_types::SdkConfig) -> CachedPrices {
-    CachedPrices::builder(LivePrices::from_sdk_config(sdk_config))
-        .fallback(Snapshot::bundled())
-        .build()
 }

@@ -1,19 +1,554 @@
-//! Bundled price snapshot (stub, being written).
-use super::{BoxFuture, PriceError, PriceKey, PriceSource, Rate};
+//! The public price snapshot bundled in the crate: the last fallback.
 
-/// Bundled snapshot source (stub).
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {}
+use super::{BoxFuture, PriceError, PriceKey, PriceSource, PriceUnit, Provenance, Rate};
+use rust_decimal::Decimal;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+const BUNDLED_TSV: &str = include_str!("../../data/sagemaker-on-demand-usd.tsv");
+
+static BUNDLED: LazyLock<Snapshot> = LazyLock::new(|| {
+    // The file ships with the crate and a unit test parses it, so this cannot fail at
+    // run time unless the crate was built from a broken checkout.
+    Snapshot::from_tsv(BUNDLED_TSV).expect("the bundled price snapshot parses")
+});
+
+/// Prices from a tab-separated snapshot; [`Snapshot::bundled`] is the one in the crate.
+///
+/// Rows map to keys by `kind`: `hosting` → [`PriceKey::Hosting`], `async` →
+/// [`PriceKey::AsyncInference`], `serverless` `Mem-<N>GB` → [`PriceKey::Serverless`],
+/// `serverless_pc` `PC-Mem-<N>GB` → [`PriceKey::ProvisionedConcurrency`] and
+/// `PC-Usage-<N>GB` → [`PriceKey::ProvisionedConcurrencyUsage`], `data_in` / `data_out`
+/// → [`PriceKey::DataIn`] / [`PriceKey::DataOut`]. `batch` and `storage` rows are read
+/// and checked but kept out: no key prices them.
+///
+/// When several rows give a price for one key, the newest `as_of` wins (prices change;
+/// the newest observation is the best guess of today's price). Between rows of the same
+/// date, the higher price wins, the conservative choice for a fallback.
+///
+/// Cheap to clone: clones share one parsed table.
+///
+/// `data/sagemaker-on-demand-usd.tsv` holds public on-demand USD prices gathered from
+/// sources that quote the AWS Price List, one row per region and dimension, each with the
+/// date it was seen (`as_of`). It is compiled into the crate, parsed once on first use,
+/// and shared by every [`Snapshot`] clone. It is never the primary source: prices
+/// change, and the snapshot only knows the instance types and regions it lists.
+///
+/// ```
+/// use sagemeter::pricing::{PriceKey, PriceOrigin, Snapshot};
+///
+/// let snapshot = Snapshot::bundled();
+/// let rate = snapshot.get(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"))?;
+/// assert_eq!(rate.usd_per_unit.to_string(), "0.23"); // per instance-hour
+/// assert_eq!(rate.provenance.source, PriceOrigin::Snapshot);
+/// assert_eq!(rate.provenance.effective_date.as_deref(), Some("2026-05-20"));
+/// # Ok::<(), sagemeter::pricing::PriceError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    rates: Arc<HashMap<PriceKey, Rate>>,
+}
+
+struct Row {
+    usd: Decimal,
+    as_of: AsOf,
+    source: String,
+}
+
+/// An `as_of` date: `YYYY-MM`, `YYYY-MM-DD`, or an RFC 3339 timestamp. Compared by
+/// (year, month, day, time), a missing day or time sorting first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct AsOf {
+    year: u16,
+    month: u8,
+    day: u8,
+    time: String,
+    text: String,
+}
+
+impl AsOf {
+    fn parse(text: &str) -> Option<AsOf> {
+        let (date, time) = text.split_once('T').unwrap_or((text, ""));
+        let mut parts = date.split('-');
+        let year = parts.next().filter(|y| y.len() == 4)?.parse().ok()?;
+        let month: u8 = parts.next().filter(|m| m.len() == 2)?.parse().ok()?;
+        let day: u8 = match parts.next() {
+            None => 0,
+            Some(d) if d.len() == 2 => d.parse().ok()?,
+            Some(_) => return None,
+        };
+        if parts.next().is_some() || !(1..=12).contains(&month) || day > 31 {
+            return None;
+        }
+        Some(AsOf {
+            year,
+            month,
+            day,
+            time: time.to_owned(),
+            text: text.to_owned(),
+        })
+    }
+}
+
+fn bad_line(line: usize, what: impl std::fmt::Display) -> PriceError {
+    PriceError::Malformed {
+        reason: format!("price snapshot line {line}: {what}"),
+    }
+}
+
+/// `Mem-3GB` → 3 (with the given prefix before `Mem-`/`Usage-`).
+fn memory_gb(text: &str, prefix: &str) -> Option<u32> {
+    let n = text.strip_prefix(prefix)?.strip_suffix("GB")?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok().filter(|&n| n > 0)
+}
 
 impl Snapshot {
+    /// The snapshot bundled in the crate (`data/sagemaker-on-demand-usd.tsv`), parsed on
+    /// first use and shared afterwards.
+    pub fn bundled() -> Snapshot {
+        BUNDLED.clone()
+    }
+
+    /// Parses a snapshot in the bundled file's format: `#` comment lines, a header line
+    /// starting with `region`, then tab-separated `region, kind, key, unit, usd, source,
+    /// as_of`. Errors name the line (1-based) and what was wrong with it.
+    pub fn from_tsv(tsv: &str) -> Result<Snapshot, PriceError> {
+        let mut rows: HashMap<PriceKey, Row> = HashMap::new();
+        for (index, raw) in tsv.lines().enumerate() {
+            let line = index + 1;
+            let text = raw.trim_end_matches('\r');
+            if text.trim().is_empty() || text.starts_with('#') || text.starts_with("region\t") {
+                continue;
+            }
+            let cols: Vec<&str> = text.split('\t').map(str::trim).collect();
+            let [region, kind, name, unit, usd, source, as_of] = cols[..] else {
+                return Err(bad_line(
+                    line,
+                    format_args!("expected 7 tab-separated columns, found {}", cols.len()),
+                ));
+            };
+            if region.is_empty() {
+                return Err(bad_line(line, "empty region"));
+            }
+            let key = match kind {
+                "hosting" | "async" => {
+                    if !name.starts_with("ml.") {
+                        return Err(bad_line(
+                            line,
+                            format_args!("instance type {name:?} should start with `ml.`"),
+                        ));
+                    }
+                    if kind == "hosting" {
+                        PriceKey::hosting(region, name)
+                    } else {
+                        PriceKey::AsyncInference {
+                            region: region.to_owned(),
+                            instance_type: name.to_owned(),
+                        }
+                    }
+                }
+                "serverless" => {
+                    let gb = memory_gb(name, "Mem-").ok_or_else(|| {
+                        bad_line(
+                            line,
+                            format_args!("serverless key {name:?} is not Mem-<N>GB"),
+                        )
+                    })?;
+                    PriceKey::serverless(region, gb)
+                }
+                "serverless_pc" => {
+                    if let Some(gb) = memory_gb(name, "PC-Mem-") {
+                        PriceKey::ProvisionedConcurrency {
+                            region: region.to_owned(),
+                            memory_gb: gb,
+                        }
+                    } else if let Some(gb) = memory_gb(name, "PC-Usage-") {
+                        PriceKey::ProvisionedConcurrencyUsage {
+                            region: region.to_owned(),
+                            memory_gb: gb,
+                        }
+                    } else {
+                        return Err(bad_line(
+                            line,
+                            format_args!(
+                                "provisioned concurrency key {name:?} is neither PC-Mem-<N>GB nor PC-Usage-<N>GB"
+                            ),
+                        ));
+                    }
+                }
+                "data_in" => PriceKey::DataIn {
+                    region: region.to_owned(),
+                },
+                "data_out" => PriceKey::DataOut {
+                    region: region.to_owned(),
+                },
+                // Known, checked below, but no key prices them.
+                "batch" | "storage" => {
+                    check_unit(
+                        line,
+                        kind,
+                        unit,
+                        if kind == "batch" { "Hrs" } else { "GB-Mo" },
+                    )?;
+                    parse_usd(line, usd)?;
+                    parse_as_of(line, as_of)?;
+                    continue;
+                }
+                other => {
+                    return Err(bad_line(line, format_args!("unknown kind {other:?}")));
+                }
+            };
+            let expected_unit = match key.unit() {
+                PriceUnit::Hour => "Hrs",
+                PriceUnit::Second => "second",
+                PriceUnit::Gigabyte => "GB",
+            };
+            check_unit(line, kind, unit, expected_unit)?;
+            let row = Row {
+                usd: parse_usd(line, usd)?,
+                as_of: parse_as_of(line, as_of)?,
+                source: source.to_owned(),
+            };
+            match rows.get(&key) {
+                Some(kept) if (&kept.as_of, kept.usd) >= (&row.as_of, row.usd) => {}
+                _ => {
+                    rows.insert(key, row);
+                }
+            }
+        }
+        let rates = rows
+            .into_iter()
+            .map(|(key, row)| {
+                let mut note = format!("bundled price snapshot (as of {}", row.as_of.text);
+                if !row.source.is_empty() {
+                    note.push_str(", from ");
+                    note.push_str(&row.source);
+                }
+                note.push(')');
+                let provenance = Provenance::new(super::PriceOrigin::Snapshot)
+                    .with_effective_date(row.as_of.text.clone())
+                    .with_note(note);
+                let rate = Rate::new(key.clone(), row.usd, provenance);
+                (key, rate)
+            })
+            .collect();
+        Ok(Snapshot {
+            rates: Arc::new(rates),
+        })
+    }
+
+    /// The snapshot's rate for `key`, without going through the async [`PriceSource`].
+    pub fn get(&self, key: &PriceKey) -> Result<Rate, PriceError> {
+        self.rates
+            .get(key)
+            .cloned()
+            .ok_or_else(|| PriceError::NotFound { key: key.clone() })
+    }
+
+    /// Every key the snapshot prices (in no particular order).
+    pub fn keys(&self) -> impl Iterator<Item = &PriceKey> {
+        self.rates.keys()
+    }
+
+    /// How many keys the snapshot prices.
+    pub fn len(&self) -> usize {
+        self.rates.len()
+    }
+
+    /// Whether the snapshot prices nothing.
+    pub fn is_empty(&self) -> bool {
+        self.rates.is_empty()
+    }
+}
+
+fn check_unit(line: usize, kind: &str, unit: &str, expected: &str) -> Result<(), PriceError> {
+    if unit.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(bad_line(
+            line,
+            format_args!("{kind} prices are per {expected}, found unit {unit:?}"),
+        ))
+    }
+}
+
+fn parse_usd(line: usize, usd: &str) -> Result<Decimal, PriceError> {
+    match Decimal::from_str_exact(usd) {
+        Ok(d) if d.is_sign_negative() && !d.is_zero() => {
+            Err(bad_line(line, format_args!("negative price {usd:?}")))
+        }
+        Ok(d) if d.is_zero() => Err(bad_line(
+            line,
+            "a $0 price: leave the row out rather than price at $0",
+        )),
+        Ok(d) => Ok(d.normalize()),
+        Err(_) => Err(bad_line(
+            line,
+            format_args!("price {usd:?} is not a decimal number"),
+        )),
+    }
+}
+
+fn parse_as_of(line: usize, as_of: &str) -> Result<AsOf, PriceError> {
+    AsOf::parse(as_of).ok_or_else(|| {
+        bad_line(
+            line,
+            format_args!("as_of {as_of:?} is not YYYY-MM, YYYY-MM-DD or an RFC 3339 time"),
+        )
+    })
+}
+
+impl Default for Snapshot {
     /// The bundled snapshot.
-    pub fn bundled() -> Self {
-        Snapshot {}
+    fn default() -> Self {
+        Snapshot::bundled()
     }
 }
 
 impl PriceSource for Snapshot {
     fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
-        Box::pin(async move { Err(PriceError::NotFound { key: key.clone() }) })
+        let rate = self.get(key);
+        Box::pin(std::future::ready(rate))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pricing::PriceOrigin;
+
+    fn dec(s: &str) -> Decimal {
+        Decimal::from_str_exact(s).unwrap()
+    }
+
+    const HEADER: &str = "# comment\nregion\tkind\tkey\tunit\tusd\tsource\tas_of\n";
+
+    #[test]
+    fn bundled_snapshot_parses_and_prices_hosting() {
+        let snapshot = Snapshot::bundled();
+        let rate = snapshot
+            .get(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"))
+            .unwrap();
+        assert_eq!(rate.usd_per_unit, dec("0.23"));
+        assert_eq!(rate.unit, PriceUnit::Hour);
+        assert_eq!(rate.provenance.source, PriceOrigin::Snapshot);
+        assert_eq!(rate.provenance.sku, None);
+        assert_eq!(rate.provenance.fetched_at, None);
+        assert_eq!(
+            rate.provenance.effective_date.as_deref(),
+            Some("2026-05-20")
+        );
+        let note = rate.provenance.note.unwrap();
+        assert!(
+            note.starts_with("bundled price snapshot (as of 2026-05-20, from flexera-public"),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn bundled_snapshot_has_exact_values_from_the_file() {
+        let s = Snapshot::bundled();
+        let get = |key: PriceKey| s.get(&key).unwrap().usd_per_unit;
+        let region = || "us-east-1".to_owned();
+        assert_eq!(get(PriceKey::serverless("us-east-1", 3)), dec("0.00006")); // per second
+        assert_eq!(get(PriceKey::serverless("us-east-1", 1)), dec("0.00002"));
+        assert_eq!(
+            get(PriceKey::ProvisionedConcurrency {
+                region: region(),
+                memory_gb: 2
+            }),
+            dec("0.0000233")
+        );
+        assert_eq!(
+            get(PriceKey::ProvisionedConcurrencyUsage {
+                region: region(),
+                memory_gb: 2
+            }),
+            dec("0.00001")
+        );
+        assert_eq!(get(PriceKey::DataIn { region: region() }), dec("0.016")); // per GB
+        assert_eq!(
+            get(PriceKey::DataOut {
+                region: "eu-west-1".into()
+            }),
+            dec("0.016")
+        );
+        assert_eq!(
+            get(PriceKey::AsyncInference {
+                region: region(),
+                instance_type: "ml.g6e.2xlarge".into()
+            }),
+            dec("2.8026")
+        );
+        assert_eq!(
+            get(PriceKey::hosting("us-east-1", "ml.p4d.24xlarge")),
+            dec("25.2512883")
+        );
+        assert_eq!(
+            get(PriceKey::hosting("us-east-2", "ml.g6.xlarge")),
+            dec("1.1267")
+        );
+        assert_eq!(
+            s.get(&PriceKey::hosting("us-east-2", "ml.g6.xlarge"))
+                .unwrap()
+                .provenance
+                .effective_date
+                .as_deref(),
+            Some("2026-09-25T19:21:27Z")
+        );
+    }
+
+    #[test]
+    fn bundled_snapshot_keeps_batch_and_storage_out() {
+        let s = Snapshot::bundled();
+        // 316 data rows: 4 batch/storage rows are read but not keyed.
+        let data_rows = BUNDLED_TSV
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("region\t") && !l.trim().is_empty())
+            .count();
+        let skipped = BUNDLED_TSV
+            .lines()
+            .filter(|l| l.contains("\tbatch\t") || l.contains("\tstorage\t"))
+            .count();
+        assert_eq!(
+            s.len(),
+            data_rows - skipped,
+            "no two rows of the bundled file share a key"
+        );
+        assert!(
+            s.get(&PriceKey::hosting("eu-west-1", "ml.m5.xlarge"))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_not_found() {
+        let key = PriceKey::hosting("us-east-1", "ml.nope.xlarge");
+        assert_eq!(
+            Snapshot::bundled().get(&key),
+            Err(PriceError::NotFound { key })
+        );
+    }
+
+    #[test]
+    fn duplicate_rows_keep_the_newest_as_of() {
+        let tsv = format!(
+            "{HEADER}us-east-1\thosting\tml.m5.xlarge\tHrs\t0.30\told\t2023-12\n\
+             us-east-1\thosting\tml.m5.xlarge\tHrs\t0.23\tnew\t2026-05-20\n\
+             us-east-1\thosting\tml.m5.xlarge\tHrs\t0.25\tmiddle\t2024-04-17\n"
+        );
+        let rate = Snapshot::from_tsv(&tsv)
+            .unwrap()
+            .get(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"))
+            .unwrap();
+        assert_eq!(rate.usd_per_unit, dec("0.23"));
+        assert_eq!(
+            rate.provenance.effective_date.as_deref(),
+            Some("2026-05-20")
+        );
+        assert_eq!(
+            rate.provenance.note.as_deref(),
+            Some("bundled price snapshot (as of 2026-05-20, from new)")
+        );
+    }
+
+    #[test]
+    fn duplicate_rows_of_one_date_keep_the_higher_price() {
+        let tsv = format!(
+            "{HEADER}us-east-1\tdata_in\t-\tGB\t0.016\ta\t2026-05-08\n\
+             us-east-1\tdata_in\t-\tGB\t0.02\tb\t2026-05-08\n\
+             us-east-1\tdata_in\t-\tGB\t0.01\tc\t2026-05-08\n"
+        );
+        let rate = Snapshot::from_tsv(&tsv)
+            .unwrap()
+            .get(&PriceKey::DataIn {
+                region: "us-east-1".into(),
+            })
+            .unwrap();
+        assert_eq!(rate.usd_per_unit, dec("0.02"));
+    }
+
+    #[test]
+    fn as_of_orders_month_day_and_time() {
+        let a = |s| AsOf::parse(s).unwrap();
+        assert!(a("2023-12") < a("2023-12-01"));
+        assert!(a("2026-09-25") < a("2026-09-25T19:21:27Z"));
+        assert!(a("2024-04-17") < a("2026-05-08"));
+        assert_eq!(AsOf::parse("2026-13-01"), None);
+        assert_eq!(AsOf::parse("yesterday"), None);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_problem() {
+        let cases = [
+            (
+                "us-east-1\thosting\tml.m5.xlarge\tHrs\t0.23\tsrc\n",
+                "line 3: expected 7 tab-separated columns, found 6",
+            ),
+            (
+                "us-east-1\thosting\tml.m5.xlarge\tHrs\tcheap\tsrc\t2026-05-20\n",
+                "line 3: price \"cheap\" is not a decimal number",
+            ),
+            (
+                "us-east-1\thosting\tml.m5.xlarge\tHrs\t-1\tsrc\t2026-05-20\n",
+                "line 3: negative price",
+            ),
+            (
+                "us-east-1\thosting\tml.m5.xlarge\tHrs\t0\tsrc\t2026-05-20\n",
+                "line 3: a $0 price",
+            ),
+            (
+                "us-east-1\thosting\tml.m5.xlarge\tsecond\t0.23\tsrc\t2026-05-20\n",
+                "line 3: hosting prices are per Hrs, found unit \"second\"",
+            ),
+            (
+                "us-east-1\tserverless\t3GB\tsecond\t0.1\tsrc\t2026-05-20\n",
+                "line 3: serverless key \"3GB\" is not Mem-<N>GB",
+            ),
+            (
+                "us-east-1\tserverless_pc\tPC-Foo-2GB\tsecond\t0.1\tsrc\t2026-05-20\n",
+                "line 3: provisioned concurrency key",
+            ),
+            (
+                "us-east-1\tquantum\t-\tHrs\t0.1\tsrc\t2026-05-20\n",
+                "line 3: unknown kind \"quantum\"",
+            ),
+            (
+                "us-east-1\thosting\tm5.xlarge\tHrs\t0.1\tsrc\t2026-05-20\n",
+                "line 3: instance type \"m5.xlarge\" should start with `ml.`",
+            ),
+            (
+                "us-east-1\tdata_in\t-\tGB\t0.1\tsrc\tlast week\n",
+                "line 3: as_of \"last week\"",
+            ),
+            (
+                "us-east-1\tstorage\tgp2\tGB\t0.1\tsrc\t2026-05-20\n",
+                "line 3: storage prices are per GB-Mo",
+            ),
+        ];
+        for (row, expected) in cases {
+            let err = Snapshot::from_tsv(&format!("{HEADER}{row}")).unwrap_err();
+            let PriceError::Malformed { reason } = &err else {
+                panic!("{err:?}")
+            };
+            assert!(
+                reason.contains(expected),
+                "{row:?}: {reason:?} should contain {expected:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn price_source_answers_from_the_table() {
+        let s = Snapshot::bundled();
+        let rate = s
+            .price(&PriceKey::serverless("us-east-1", 2))
+            .await
+            .unwrap();
+        assert_eq!(rate.usd_per_unit, dec("0.00004"));
+        assert_eq!(rate.unit, PriceUnit::Second);
     }
 }

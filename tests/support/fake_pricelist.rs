@@ -1,0 +1,646 @@
+//! An in-process fake of the AWS Price List Query API, for tests.
+//!
+//! It speaks what `aws-sdk-pricing` sends: awsJson1.1, `POST /` with
+//! `X-Amz-Target: AWSPriceListService.GetProducts` and a JSON body with `ServiceCode`,
+//! `FormatVersion`, `Filters` (`TERM_MATCH` only), `NextToken`, `MaxResults`. It answers
+//! `{"FormatVersion":"aws_v1","PriceList":["<document as a JSON string>",...],"NextToken":..}`
+//! from the documents it was given, filtered and paginated like the real service.
+//!
+//! ```ignore
+//! #[path = "support/fake_pricelist.rs"]
+//! mod fake_pricelist;
+//! use fake_pricelist::{FakePriceList, Fault, docs};
+//!
+//! let server = FakePriceList::start().await;             // 127.0.0.1, a free port
+//! server.add_documents([
+//!     docs::hosting("us-east-1", "ml.m5.xlarge", "0.2300000000"),
+//!     docs::training("us-east-1", "ml.m5.xlarge", "0.2300000000"),
+//!     docs::serverless("us-east-1", 3, "0.0000600000"),
+//! ]);
+//! let sdk_config = server.sdk_config("eu-west-1");       // endpoint = the fake, creds test/test
+//! // ... use sdk_config with sagemeter ...
+//! server.set_fault(Some(Fault::Throttle));               // every request from now on
+//! server.push_faults([Fault::ServerError]);              // only the next request
+//! server.set_page_size(1);                               // paginate 1 document per page
+//! assert_eq!(server.request_count(), 1);
+//! assert_eq!(server.requests()[0].filter("instanceName"), Some("ml.m5.xlarge"));
+//! let nothing_there = fake_pricelist::refused_url();     // connection refused
+//! ```
+//!
+//! [`Fault`]s: `Throttle` (HTTP 400 `ThrottlingException`), `ServerError` (HTTP 500
+//! `InternalErrorException`), `Slow(d)` (answer normally after `d`), `GarbageBody` (HTTP
+//! 200, not JSON), `TruncatedJson` (HTTP 200, a response cut in half), `EmptyPriceList`,
+//! `GarbageDocuments` (HTTP 200, `PriceList` entries that are not documents).
+//!
+//! [`docs`] builds realistic SageMaker product documents (shape as in
+//! `price-document-shape.md`): hosting, async, training, notebook, upfront fee, serverless,
+//! provisioned concurrency, data in/out, and `docs::custom` for anything else.
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the fake does instead of answering normally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 400 `{"__type":"ThrottlingException"}`.
+    Throttle,
+    /// HTTP 500 `{"__type":"InternalErrorException"}`.
+    ServerError,
+    /// Sleep this long, then answer normally (to outlast a client timeout).
+    Slow(Duration),
+    /// HTTP 200 with a body that is not JSON.
+    GarbageBody,
+    /// HTTP 200 with a normal response cut in half.
+    TruncatedJson,
+    /// HTTP 200 with `"PriceList": []`.
+    EmptyPriceList,
+    /// HTTP 200 with `PriceList` strings that are not product documents.
+    GarbageDocuments,
+}
+
+/// One request as the fake received it.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// `X-Amz-Target`.
+    pub target: Option<String>,
+    /// `ServiceCode`.
+    pub service_code: Option<String>,
+    /// `FormatVersion`.
+    pub format_version: Option<String>,
+    /// `Filters` as `(Type, Field, Value)`.
+    pub filters: Vec<(String, String, String)>,
+    /// `NextToken`.
+    pub next_token: Option<String>,
+    /// `MaxResults`.
+    pub max_results: Option<i64>,
+    /// The region in the SigV4 credential scope (`.../<region>/pricing/aws4_request`);
+    /// nothing else of the signature is kept.
+    pub signing_region: Option<String>,
+}
+
+impl Recorded {
+    /// The value of the filter on `field`, if one was sent.
+    pub fn filter(&self, field: &str) -> Option<&str> {
+        self.filters
+            .iter()
+            .find(|(_, f, _)| f == field)
+            .map(|(_, _, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    documents: Vec<Value>,
+    page_size: Option<usize>,
+    fault: Option<Fault>,
+    one_shot: VecDeque<Fault>,
+    requests: Vec<Recorded>,
+}
+
+/// The running fake server. Stops when dropped.
+#[derive(Debug)]
+pub struct FakePriceList {
+    addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakePriceList {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakePriceList {
+    /// Starts serving on 127.0.0.1 at a free port, with no documents.
+    pub async fn start() -> FakePriceList {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new()
+            .route("/", post(handle))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("fake price list server");
+        });
+        FakePriceList { addr, inner, task }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// An SDK config as an application would have it: `region`, static credentials
+    /// `test`/`test`, and `endpoint_url` pointing at this server.
+    pub fn sdk_config(&self, region: &'static str) -> aws_types::SdkConfig {
+        sdk_config_for(&self.url(), region)
+    }
+
+    /// Adds documents to serve.
+    pub fn add_documents(&self, docs: impl IntoIterator<Item = Value>) {
+        self.lock().documents.extend(docs);
+    }
+
+    /// Replaces the documents served.
+    pub fn set_documents(&self, docs: impl IntoIterator<Item = Value>) {
+        self.lock().documents = docs.into_iter().collect();
+    }
+
+    /// At most `n` documents per page (default: as many as `MaxResults`, else 100).
+    pub fn set_page_size(&self, n: usize) {
+        self.lock().page_size = Some(n.max(1));
+    }
+
+    /// The fault for every request from now on (`None`: answer normally).
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.lock().fault = fault;
+    }
+
+    /// Faults for the next requests, one each, before the [`set_fault`](Self::set_fault)
+    /// behaviour applies again.
+    pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.lock().one_shot.extend(faults);
+    }
+
+    /// How many requests arrived.
+    pub fn request_count(&self) -> usize {
+        self.lock().requests.len()
+    }
+
+    /// Every request so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// An SDK config with static `test`/`test` credentials and the given endpoint.
+pub fn sdk_config_for(endpoint_url: &str, region: &'static str) -> aws_types::SdkConfig {
+    use aws_sdk_pricing::config::{
+        BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
+    };
+    aws_types::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::from_static(region))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "test", "test", None, None, "static",
+        )))
+        .endpoint_url(endpoint_url)
+        .build()
+}
+
+/// A URL where nothing listens (connection refused).
+pub fn refused_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    drop(listener);
+    format!("http://{addr}")
+}
+
+fn aws_json(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    headers.insert(
+        "x-amzn-requestid",
+        HeaderValue::from_static("00000000-0000-0000-0000-000000000000"),
+    );
+    response
+}
+
+fn aws_error(status: StatusCode, code: &str, message: &str) -> Response {
+    aws_json(
+        status,
+        json!({ "__type": code, "message": message }).to_string(),
+    )
+}
+
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let recorded = Recorded {
+        target: headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        service_code: text(&request["ServiceCode"]),
+        format_version: text(&request["FormatVersion"]),
+        filters: request["Filters"]
+            .as_array()
+            .map(|filters| {
+                filters
+                    .iter()
+                    .map(|f| {
+                        (
+                            f["Type"].as_str().unwrap_or_default().to_owned(),
+                            f["Field"].as_str().unwrap_or_default().to_owned(),
+                            f["Value"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        next_token: text(&request["NextToken"]),
+        max_results: request["MaxResults"].as_i64(),
+        signing_region: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(signing_region),
+    };
+
+    let (fault, documents, page_size) = {
+        let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.requests.push(recorded.clone());
+        let fault = inner.one_shot.pop_front().or_else(|| inner.fault.clone());
+        (fault, inner.documents.clone(), inner.page_size)
+    };
+
+    if recorded.target.as_deref() != Some("AWSPriceListService.GetProducts") {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            "unknown operation",
+        );
+    }
+    match fault {
+        Some(Fault::Throttle) => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "ThrottlingException",
+                "Rate exceeded",
+            );
+        }
+        Some(Fault::ServerError) => {
+            return aws_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalErrorException",
+                "An internal error occurred",
+            );
+        }
+        Some(Fault::GarbageBody) => {
+            return aws_json(
+                StatusCode::OK,
+                "<html><body>Service Unavailable</body></html>".into(),
+            );
+        }
+        Some(Fault::EmptyPriceList) => {
+            return aws_json(
+                StatusCode::OK,
+                json!({"FormatVersion": "aws_v1", "PriceList": []}).to_string(),
+            );
+        }
+        Some(Fault::GarbageDocuments) => {
+            let list = ["not a document", "{\"product\":", "{\"terms\":{}}"];
+            return aws_json(
+                StatusCode::OK,
+                json!({"FormatVersion": "aws_v1", "PriceList": list}).to_string(),
+            );
+        }
+        Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::TruncatedJson) | None => {}
+    }
+
+    if let Some(bad) = recorded.filters.iter().find(|(t, _, _)| t != "TERM_MATCH") {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterException",
+            &format!("unsupported filter type {}", bad.0),
+        );
+    }
+    let matching: Vec<&Value> = documents
+        .iter()
+        .filter(|doc| recorded.service_code.as_deref() == doc["serviceCode"].as_str())
+        .filter(|doc| {
+            recorded
+                .filters
+                .iter()
+                .all(|(_, field, value)| field_value(doc, field) == Some(value.as_str()))
+        })
+        .collect();
+
+    let start = match recorded.next_token.as_deref() {
+        None => 0,
+        Some(token) => match token
+            .strip_prefix("page-")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(n) if n <= matching.len() => n,
+            _ => {
+                return aws_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidNextTokenException",
+                    "bad token",
+                );
+            }
+        },
+    };
+    let max = recorded
+        .max_results
+        .and_then(|m| usize::try_from(m).ok())
+        .filter(|&m| m > 0)
+        .unwrap_or(100);
+    let per_page = page_size.unwrap_or(max).min(max);
+    let end = (start + per_page).min(matching.len());
+    let page: Vec<String> = matching[start..end].iter().map(|d| d.to_string()).collect();
+    let mut response = json!({ "FormatVersion": "aws_v1", "PriceList": page });
+    if end < matching.len() {
+        response["NextToken"] = json!(format!("page-{end}"));
+    }
+    let mut body = response.to_string();
+    if fault == Some(Fault::TruncatedJson) {
+        body.truncate(body.len() / 2);
+    }
+    aws_json(StatusCode::OK, body)
+}
+
+/// `Credential=test/20260101/us-east-1/pricing/aws4_request` → `us-east-1`.
+fn signing_region(authorization: &str) -> Option<String> {
+    let scope = authorization.split("Credential=").nth(1)?;
+    let scope = scope.split([',', ' ']).next()?;
+    scope.split('/').nth(2).map(str::to_owned)
+}
+
+/// What a `TERM_MATCH` filter on `field` compares against: a product attribute, or the
+/// product fields the service also lets you filter on.
+fn field_value<'a>(doc: &'a Value, field: &str) -> Option<&'a str> {
+    let product = &doc["product"];
+    match field {
+        "productFamily" => product["productFamily"].as_str(),
+        "sku" => product["sku"].as_str(),
+        _ => product["attributes"][field].as_str(),
+    }
+}
+
+/// Builders for realistic `AmazonSageMaker` product documents (format `aws_v1`).
+///
+/// Prices are strings with 10 decimals, as the Price List writes them. SKUs are
+/// derived from the usage type and region, so each product has a stable, distinct SKU;
+/// use [`sku_of`] to read it back. Every term is effective `2026-05-01T00:00:00Z`.
+pub mod docs {
+    use serde_json::{Map, Value, json};
+
+    /// The effective date of every term built here.
+    pub const EFFECTIVE_DATE: &str = "2026-05-01T00:00:00Z";
+
+    /// The usagetype prefix AWS uses for a region (a few known ones; others are
+    /// made up from the region code, which sagemeter does not rely on).
+    pub fn usage_prefix(region: &str) -> String {
+        match region {
+            "us-east-1" => "USE1".into(),
+            "us-east-2" => "USE2".into(),
+            "us-west-1" => "USW1".into(),
+            "us-west-2" => "USW2".into(),
+            "eu-west-1" => "EU".into(),
+            "eu-central-1" => "EUC1".into(),
+            "eu-west-3" => "EUW3".into(),
+            "ap-northeast-1" => "APN1".into(),
+            other => other.replace('-', "").to_uppercase(),
+        }
+    }
+
+    fn location(region: &str) -> &'static str {
+        match region {
+            "us-east-1" => "US East (N. Virginia)",
+            "us-east-2" => "US East (Ohio)",
+            "us-west-2" => "US West (Oregon)",
+            "eu-west-1" => "EU (Ireland)",
+            "eu-central-1" => "EU (Frankfurt)",
+            "ap-northeast-1" => "Asia Pacific (Tokyo)",
+            _ => "Somewhere",
+        }
+    }
+
+    /// A stable 16-character SKU for a usage type in a region.
+    pub fn sku_for(region: &str, usagetype: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+        // FNV-1a, then base-32 digits.
+        let mut hash: u128 = 0x6c62272e07bb014262b821756295c58d;
+        for b in region.bytes().chain([0]).chain(usagetype.bytes()) {
+            hash ^= u128::from(b);
+            hash = hash.wrapping_mul(0x0000000001000000000000000000013B);
+        }
+        (0..16)
+            .map(|i| ALPHABET[((hash >> (i * 5)) & 31) as usize] as char)
+            .collect()
+    }
+
+    /// The SKU of a document built here (or any `aws_v1` document).
+    pub fn sku_of(doc: &Value) -> String {
+        doc["product"]["sku"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Any product: `attributes` (an object; `servicecode`, `regionCode` and `location`
+    /// are added) and one on-demand term with one dimension per
+    /// `(unit, beginRange, endRange, USD)`.
+    pub fn custom(
+        region: &str,
+        product_family: &str,
+        usagetype: &str,
+        attributes: Value,
+        dimensions: &[(&str, &str, &str, &str)],
+    ) -> Value {
+        let sku = sku_for(region, usagetype);
+        let mut attrs = match attributes {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        attrs.insert("servicecode".into(), json!("AmazonSageMaker"));
+        attrs.insert("servicename".into(), json!("Amazon SageMaker"));
+        attrs.insert("regionCode".into(), json!(region));
+        attrs.insert("location".into(), json!(location(region)));
+        attrs.insert("locationType".into(), json!("AWS Region"));
+        attrs.insert("usagetype".into(), json!(usagetype));
+        let term_key = format!("{sku}.JRTCKXETXF");
+        let mut price_dimensions = Map::new();
+        for (i, (unit, begin, end, usd)) in dimensions.iter().enumerate() {
+            let rate_code = format!(
+                "{term_key}.{}",
+                ["6YS6EN2CT7", "8EEUB22XNJ", "PGHJ3S3EYE"][i % 3]
+            );
+            price_dimensions.insert(
+                rate_code.clone(),
+                json!({
+                    "unit": unit,
+                    "endRange": end,
+                    "description": format!("${usd} per {unit} for {usagetype} in {}", location(region)),
+                    "appliesTo": [],
+                    "rateCode": rate_code,
+                    "beginRange": begin,
+                    "pricePerUnit": { "USD": usd },
+                }),
+            );
+        }
+        json!({
+            "product": { "productFamily": product_family, "attributes": attrs, "sku": sku },
+            "serviceCode": "AmazonSageMaker",
+            "terms": { "OnDemand": { term_key: {
+                "priceDimensions": price_dimensions,
+                "sku": sku,
+                "effectiveDate": EFFECTIVE_DATE,
+                "offerTermCode": "JRTCKXETXF",
+                "termAttributes": {},
+            } } },
+            "version": "20260501000000",
+            "publicationDate": "2026-05-01T00:00:00Z",
+        })
+    }
+
+    fn instance_product(
+        region: &str,
+        instance: &str,
+        component: &str,
+        kind: &str,
+        usd: &str,
+    ) -> Value {
+        let usagetype = format!("{}-{kind}:{instance}", usage_prefix(region));
+        custom(
+            region,
+            "ML Instance",
+            &usagetype,
+            json!({
+                "instanceName": instance,
+                "instanceType": format!("{instance}-{component}"),
+                "component": component,
+                "operation": "RunInstance",
+                "platoinstancetype": component,
+                "platoinstancename": instance.trim_start_matches("ml.").split('.').next().unwrap_or(""),
+                "vCpu": "4",
+                "memory": "16 GiB",
+                "gpu": "0",
+                "instanceFamily": "General purpose",
+                "currentGeneration": "Yes",
+            }),
+            &[("Hrs", "0", "Inf", usd)],
+        )
+    }
+
+    /// Real-time hosting: `component=Hosting`, usagetype `<PFX>-Host:<instance>`, `Hrs`.
+    pub fn hosting(region: &str, instance: &str, usd: &str) -> Value {
+        instance_product(region, instance, "Hosting", "Host", usd)
+    }
+
+    /// Asynchronous inference: `component=AsyncInf`, usagetype `<PFX>-AsyncInf:<instance>`.
+    pub fn async_inference(region: &str, instance: &str, usd: &str) -> Value {
+        instance_product(region, instance, "AsyncInf", "AsyncInf", usd)
+    }
+
+    /// Training: `component=Training`, usagetype `<PFX>-Train:<instance>`.
+    pub fn training(region: &str, instance: &str, usd: &str) -> Value {
+        instance_product(region, instance, "Training", "Train", usd)
+    }
+
+    /// Notebook instance: `component=Notebook`, usagetype `<PFX>-Notebk:<instance>`.
+    pub fn notebook(region: &str, instance: &str, usd: &str) -> Value {
+        instance_product(region, instance, "Notebook", "Notebk", usd)
+    }
+
+    /// Training-plan upfront fee: no `component`, usagetype
+    /// `<PFX>-TrainingPlanUpfrontFee:<instance>`, unit `Quantity`.
+    pub fn upfront_fee(region: &str, instance: &str, usd: &str) -> Value {
+        let usagetype = format!("{}-TrainingPlanUpfrontFee:{instance}", usage_prefix(region));
+        custom(
+            region,
+            "ML Instance",
+            &usagetype,
+            json!({ "instanceName": instance, "operation": "RunInstance" }),
+            &[("Quantity", "0", "Inf", usd)],
+        )
+    }
+
+    fn serverless_product(region: &str, detail: &str, group: Option<&str>, usd: &str) -> Value {
+        let usagetype = format!("{}-{detail}", usage_prefix(region));
+        let mut attrs = json!({ "operation": "RunInstance" });
+        if let Some(group) = group {
+            attrs["group"] = json!(group);
+        }
+        custom(
+            region,
+            "ML Serverless",
+            &usagetype,
+            attrs,
+            &[("Second", "0", "Inf", usd)],
+        )
+    }
+
+    /// Serverless inference compute: productFamily `ML Serverless`, usagetype
+    /// `<PFX>-ServerlessInf:Mem-<N>GB`, per second.
+    pub fn serverless(region: &str, memory_gb: u32, usd: &str) -> Value {
+        serverless_product(
+            region,
+            &format!("ServerlessInf:Mem-{memory_gb}GB"),
+            None,
+            usd,
+        )
+    }
+
+    /// Provisioned concurrency: usagetype `<PFX>-ProvisionedConcurrency:Mem-<N>GB`.
+    pub fn provisioned_concurrency(region: &str, memory_gb: u32, usd: &str) -> Value {
+        serverless_product(
+            region,
+            &format!("ProvisionedConcurrency:Mem-{memory_gb}GB"),
+            Some("ServerlessProvisionedConcurrency-Duration"),
+            usd,
+        )
+    }
+
+    /// Inference served by provisioned concurrency: `<PFX>-ProvisionedConcurrency:Usage-<N>GB`.
+    pub fn provisioned_concurrency_usage(region: &str, memory_gb: u32, usd: &str) -> Value {
+        serverless_product(
+            region,
+            &format!("ProvisionedConcurrency:Usage-{memory_gb}GB"),
+            Some("ServerlessProvisionedConcurrency-Usage"),
+            usd,
+        )
+    }
+
+    fn data(region: &str, direction: &str, group: &str, usd: &str) -> Value {
+        let usagetype = format!("{}-Hst:Data-Bytes-{direction}", usage_prefix(region));
+        // The productFamily of data rows is not documented publicly; sagemeter does not
+        // rely on it (it filters on operation and matches the usagetype).
+        custom(
+            region,
+            "ML Data Processing",
+            &usagetype,
+            json!({ "operation": "Invoke-Endpoint", "group": group }),
+            &[("GB", "0", "Inf", usd)],
+        )
+    }
+
+    /// Data processed in: usagetype `<PFX>-Hst:Data-Bytes-In`, operation `Invoke-Endpoint`, per GB.
+    pub fn data_in(region: &str, usd: &str) -> Value {
+        data(region, "In", "Hosting:IN", usd)
+    }
+
+    /// Data processed out: usagetype `<PFX>-Hst:Data-Bytes-Out`, per GB.
+    pub fn data_out(region: &str, usd: &str) -> Value {
+        data(region, "Out", "Hosting:OUT", usd)
+    }
+}
