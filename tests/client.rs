@@ -4,6 +4,8 @@
 
 #[path = "support/fake_sagemaker.rs"]
 mod fake_sagemaker;
+#[path = "support/logs.rs"]
+mod logs;
 
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
@@ -18,8 +20,6 @@ use sagemeter::pricing::{
 };
 use sagemeter::{Client, Cost, Error, SendMeteredExt};
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 fn dec(s: &str) -> Decimal {
@@ -604,40 +604,9 @@ async fn an_empty_endpoint_name_is_rejected_before_anything_is_sent() {
     assert_eq!(fake.invocations(), 0);
 }
 
-/// A `tracing` writer that keeps every line in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<serde_json::Value> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
 #[tokio::test]
 async fn every_call_logs_one_info_cost_line_without_the_payload() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = logs::capture();
 
     let fake = fake_with_demo_endpoints().await;
     let marker = "PAYLOAD-MARKER-7f3a";
@@ -659,7 +628,7 @@ async fn every_call_logs_one_info_cost_line_without_the_payload() {
         receipts.push(r.into_parts().1);
     }
 
-    let lines = captured.lines();
+    let lines = logs.lines();
     let cost_lines: Vec<_> = lines
         .iter()
         .filter(|l| l["target"] == "sagemeter" && l["level"] == "INFO")
@@ -678,7 +647,7 @@ async fn every_call_logs_one_info_cost_line_without_the_payload() {
         assert_eq!(f["bytes_in"], receipt.usage.bytes_in);
         assert!(f["latency_ms"].as_f64().unwrap() > 0.0);
     }
-    let everything = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let everything = logs.text();
     assert!(!everything.contains(marker), "the payload leaked into logs");
 }
 

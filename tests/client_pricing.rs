@@ -1,0 +1,245 @@
+//! The metered client with its default price chain pointed at an in-process fake
+//! Price List API: live prices with SKU and effective date, and every pricing fault
+//! ending in a named fallback while calls go on.
+
+#[path = "support/fake_pricelist.rs"]
+mod fake_pricelist;
+#[path = "support/fake_sagemaker.rs"]
+mod fake_sagemaker;
+#[path = "support/logs.rs"]
+mod logs;
+
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use fake_pricelist::{FakePriceList, Fault, docs};
+use fake_sagemaker::{FakeSageMaker, FakeVariant};
+use rust_decimal::Decimal;
+use sagemeter::billing::LineItem;
+use sagemeter::pricing::PriceOrigin;
+use sagemeter::{Client, Cost};
+use std::time::{Duration, Instant};
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+fn hosting_doc() -> serde_json::Value {
+    docs::hosting("us-east-1", "ml.m5.xlarge", "0.2400000000")
+}
+
+struct Setup {
+    sagemaker: FakeSageMaker,
+    pricelist: FakePriceList,
+    client: Client,
+}
+
+async fn setup() -> Setup {
+    let sagemaker = FakeSageMaker::start().await;
+    sagemaker.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    let pricelist = FakePriceList::start().await;
+    pricelist.add_documents([
+        // Several products for one instance: only Hosting prices a real-time endpoint.
+        hosting_doc(),
+        docs::training("us-east-1", "ml.m5.xlarge", "0.2700000000"),
+        docs::notebook("us-east-1", "ml.m5.xlarge", "0.2900000000"),
+        docs::upfront_fee("us-east-1", "ml.m5.xlarge", "13.5700000000"),
+        docs::data_in("us-east-1", "0.0160000000"),
+        docs::data_out("us-east-1", "0.0160000000"),
+    ]);
+    // The app runs in eu-west-1's SDK config for pricing; the pricing client is still
+    // pinned to us-east-1 and prices calls in the runtime's region (us-east-1 here).
+    let client = Client::builder(&sagemaker.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("eu-west-1"))
+        .build()
+        .unwrap();
+    Setup {
+        sagemaker,
+        pricelist,
+        client,
+    }
+}
+
+async fn call(client: &Client) -> Cost {
+    client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .expect("pricing never breaks a call")
+        .into_parts()
+        .1
+}
+
+fn compute(cost: &Cost) -> &sagemeter::billing::CostLine {
+    cost.lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn reachable_price_list_gives_live_receipts_with_sku_and_effective_date() {
+    let s = setup().await;
+    let first = call(&s.client).await;
+    let provenance = first.compute_provenance().unwrap();
+    assert_eq!(provenance.source, PriceOrigin::Live);
+    assert_eq!(provenance.sku, Some(docs::sku_of(&hosting_doc())));
+    assert_eq!(
+        provenance.effective_date.as_deref(),
+        Some(docs::EFFECTIVE_DATE)
+    );
+    assert!(provenance.fetched_at.is_some());
+    // The Hosting rate, not Training, Notebook or the upfront fee.
+    match &compute(&first).price {
+        sagemeter::billing::LinePrice::Priced { usd_per_unit, .. } => {
+            assert_eq!(*usd_per_unit, dec("0.24"))
+        }
+        other => panic!("{other:?}"),
+    }
+    // The next call is served from the cache, same SKU, no new request.
+    let requests = s.pricelist.request_count();
+    let second = call(&s.client).await;
+    assert_eq!(
+        second.compute_provenance().unwrap().source,
+        PriceOrigin::Cache
+    );
+    assert_eq!(second.compute_provenance().unwrap().sku, provenance.sku);
+    assert_eq!(s.pricelist.request_count(), requests);
+    // The pricing client signed for us-east-1 whatever the app's region.
+    assert!(
+        s.pricelist
+            .requests()
+            .iter()
+            .all(|r| r.signing_region.as_deref() == Some("us-east-1"))
+    );
+}
+
+async fn faulted(fault: Fault) {
+    let logs = logs::capture();
+
+    let s = setup().await;
+    s.pricelist.set_fault(Some(fault.clone()));
+    let started = Instant::now();
+    let mut receipts = Vec::new();
+    for _ in 0..20 {
+        receipts.push(call(&s.client).await);
+    }
+    assert_eq!(
+        s.sagemaker.invocations(),
+        20,
+        "{fault:?}: every call went through"
+    );
+    // The first call waited at most about a second for pricing; the rest did not wait.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{fault:?}: {:?}",
+        started.elapsed()
+    );
+    for cost in &receipts {
+        let provenance = cost
+            .compute_provenance()
+            .expect("snapshot has ml.m5.xlarge");
+        assert_eq!(provenance.source, PriceOrigin::Snapshot, "{fault:?}");
+        assert!(
+            provenance.note.as_deref().is_some_and(|n| !n.is_empty()),
+            "{fault:?}"
+        );
+        assert!(cost.cost_usd > Decimal::ZERO);
+    }
+    // No retry storm: one request per key (compute, data in, data out) within the backoff.
+    assert!(
+        s.pricelist.request_count() <= 3 * 2,
+        "{fault:?}: {} requests",
+        s.pricelist.request_count()
+    );
+    // One WARN per distinct failure and key, not one per call.
+    let warns = logs.at_level("WARN");
+    assert!(
+        (1..=3).contains(&warns.len()),
+        "{fault:?}: {} warnings: {warns:#?}",
+        warns.len()
+    );
+}
+
+#[tokio::test]
+async fn throttled_price_list_falls_back_to_the_snapshot() {
+    faulted(Fault::Throttle).await;
+}
+
+#[tokio::test]
+async fn failing_price_list_falls_back_to_the_snapshot() {
+    faulted(Fault::ServerError).await;
+}
+
+#[tokio::test]
+async fn slow_price_list_falls_back_within_about_a_second() {
+    faulted(Fault::Slow(Duration::from_secs(10))).await;
+}
+
+#[tokio::test]
+async fn garbage_from_the_price_list_falls_back_to_the_snapshot() {
+    faulted(Fault::GarbageBody).await;
+}
+
+#[tokio::test]
+async fn truncated_json_falls_back_to_the_snapshot() {
+    faulted(Fault::TruncatedJson).await;
+}
+
+#[tokio::test]
+async fn an_empty_price_list_falls_back_to_the_snapshot() {
+    faulted(Fault::EmptyPriceList).await;
+}
+
+#[tokio::test]
+async fn unreachable_price_list_falls_back_to_the_snapshot() {
+    let sagemaker = FakeSageMaker::start().await;
+    sagemaker.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    let client = Client::builder(&sagemaker.sdk_config().await)
+        .pricing_config(&fake_pricelist::sdk_config_for(
+            &fake_pricelist::refused_url(),
+            "us-east-1",
+        ))
+        .build()
+        .unwrap();
+    let cost = call(&client).await;
+    assert_eq!(
+        cost.compute_provenance().unwrap().source,
+        PriceOrigin::Snapshot
+    );
+}
+
+#[tokio::test]
+async fn a_document_in_an_unexpected_unit_is_not_used() {
+    let s = setup().await;
+    // Replace the hosting document with one quoted per "Quantity".
+    s.pricelist.set_documents([
+        docs::custom(
+            "us-east-1",
+            "ML Instance",
+            &format!("{}-Host:ml.m5.xlarge", docs::usage_prefix("us-east-1")),
+            serde_json::json!({"instanceName": "ml.m5.xlarge", "component": "Hosting"}),
+            &[("Quantity", "0", "Inf", "0.2400000000")],
+        ),
+        docs::data_in("us-east-1", "0.0160000000"),
+        docs::data_out("us-east-1", "0.0160000000"),
+    ]);
+    let cost = call(&s.client).await;
+    let provenance = cost.compute_provenance().unwrap();
+    assert_eq!(provenance.source, PriceOrigin::Snapshot, "{provenance:?}");
+    let data_in = cost
+        .lines
+        .iter()
+        .find(|l| l.item == LineItem::DataIn)
+        .unwrap();
+    assert!(
+        matches!(&data_in.price, sagemeter::billing::LinePrice::Priced { provenance, .. } if provenance.source == PriceOrigin::Live),
+        "{data_in:?}"
+    );
+}
