@@ -40,6 +40,22 @@ async fn one_tenth_of_a_cent_per_call(fake: &FakeSageMaker) -> ClientBuilder {
         .usage_charges("rt", UsageCharges::default().per_1000_calls(Decimal::ONE))
 }
 
+/// An enforced budget whose estimate is exactly one call (0.001 USD).
+fn capped(scope: BudgetScope, period: BudgetPeriod, limit_usd: &str) -> Budget {
+    Budget::enforce(scope, period, dec(limit_usd))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.001") })
+        .unwrap()
+}
+
+async fn with_budget(fake: &FakeSageMaker, budget: Budget) -> Client {
+    one_tenth_of_a_cent_per_call(fake)
+        .await
+        .budget(budget)
+        .build()
+        .unwrap()
+}
+
 fn call(client: &Client) -> impl std::future::Future<Output = sagemeter::Result<Decimal>> + use<> {
     let request = client
         .invoke_endpoint()
@@ -51,15 +67,8 @@ fn call(client: &Client) -> impl std::future::Future<Output = sagemeter::Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn enforced_budget_never_overshoots_under_250_concurrent_calls() {
     let fake = fake().await;
-    let budget = Budget::enforce(BudgetScope::endpoint("rt"), BudgetPeriod::Day, dec("0.1"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.001") })
-        .unwrap();
-    let client = one_tenth_of_a_cent_per_call(&fake)
-        .await
-        .budget(budget)
-        .build()
-        .unwrap();
+    let budget = capped(BudgetScope::endpoint("rt"), BudgetPeriod::Day, "0.1");
+    let client = with_budget(&fake, budget).await;
 
     let tasks: Vec<_> = (0..250).map(|_| tokio::spawn(call(&client))).collect();
     let (mut ok, mut rejected) = (0, 0);
@@ -137,11 +146,7 @@ async fn alerts_fire_once_per_threshold_per_period() {
                 .unwrap()
                 .push((a.threshold_percent, a.spent_usd))
         });
-    let client = one_tenth_of_a_cent_per_call(&fake)
-        .await
-        .budget(budget)
-        .build()
-        .unwrap();
+    let client = with_budget(&fake, budget).await;
     for _ in 0..15 {
         call(&client).await.expect("alerting budgets never reject");
     }
@@ -156,10 +161,7 @@ async fn alerts_fire_once_per_threshold_per_period() {
 async fn a_new_period_starts_with_nothing_spent() {
     let fake = fake().await;
     let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Hour, dec("0.002"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.001") })
-        .unwrap();
+    let budget = capped(BudgetScope::Client, BudgetPeriod::Hour, "0.002");
     let client = one_tenth_of_a_cent_per_call(&fake)
         .await
         .time_source(SharedTimeSource::new(time.clone()))
@@ -180,15 +182,8 @@ async fn a_new_period_starts_with_nothing_spent() {
 #[tokio::test]
 async fn a_failed_call_releases_its_reservation() {
     let fake = fake().await;
-    let budget = Budget::enforce(BudgetScope::endpoint("rt"), BudgetPeriod::Day, dec("0.001"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.001") })
-        .unwrap();
-    let client = one_tenth_of_a_cent_per_call(&fake)
-        .await
-        .budget(budget)
-        .build()
-        .unwrap();
+    let budget = capped(BudgetScope::endpoint("rt"), BudgetPeriod::Day, "0.001");
+    let client = with_budget(&fake, budget).await;
     *fake.state.invoke_error.lock().unwrap() = Some((400, "ValidationError".into()));
     assert!(matches!(
         call(&client).await,
@@ -209,15 +204,8 @@ async fn a_failed_call_releases_its_reservation() {
 async fn a_cancelled_call_releases_its_reservation() {
     let fake = fake().await;
     *fake.state.latency.lock().unwrap() = Duration::from_secs(5);
-    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.001"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.001") })
-        .unwrap();
-    let client = one_tenth_of_a_cent_per_call(&fake)
-        .await
-        .budget(budget)
-        .build()
-        .unwrap();
+    let budget = capped(BudgetScope::Client, BudgetPeriod::Day, "0.001");
+    let client = with_budget(&fake, budget).await;
     let pending = tokio::spawn(call(&client));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(client.meter().budget_status()[0].reserved_usd, dec("0.001"));
@@ -240,11 +228,7 @@ async fn a_tag_budget_counts_only_tagged_calls() {
     .unwrap()
     .estimate(Estimate::Fixed { usd: dec("0.001") })
     .unwrap();
-    let client = one_tenth_of_a_cent_per_call(&fake)
-        .await
-        .budget(budget)
-        .build()
-        .unwrap();
+    let client = with_budget(&fake, budget).await;
     let tagged = || {
         client
             .invoke_endpoint()

@@ -82,6 +82,24 @@ async fn client_for(fake: &FakeSageMaker) -> Client {
         .unwrap()
 }
 
+/// `InvokeEndpoint` with an empty JSON body.
+fn invoke(
+    client: &Client,
+    endpoint: &str,
+) -> impl std::future::Future<
+    Output = sagemeter::Result<
+        sagemeter::Metered<
+            aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput,
+        >,
+    >,
+> + use<> {
+    client
+        .invoke_endpoint()
+        .endpoint_name(endpoint)
+        .body(Blob::new("{}"))
+        .send()
+}
+
 fn line_cost(cost: &Cost, item: LineItem) -> Decimal {
     cost.lines
         .iter()
@@ -162,13 +180,7 @@ async fn instance_endpoint_receipt_equals_busy_time_and_data_at_the_named_rates(
 async fn serverless_receipt_bills_duration_rounded_up_to_the_millisecond() {
     let fake = fake_with_demo_endpoints().await;
     let client = client_for(&fake).await;
-    let response = client
-        .invoke_endpoint()
-        .endpoint_name("sls")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap();
+    let response = invoke(&client, "sls").await.unwrap();
     let cost = response.cost();
     let billed_ms = cost.usage.latency.as_nanos().div_ceil(1_000_000) as u64;
     // 3072 MB = 3 GB at 0.00006 USD/s; billed ms / 1000 × rate
@@ -189,13 +201,7 @@ async fn serverless_receipt_bills_duration_rounded_up_to_the_millisecond() {
 async fn unknown_endpoint_is_a_clear_error_naming_it() {
     let fake = fake_with_demo_endpoints().await;
     let client = client_for(&fake).await;
-    let err = client
-        .invoke_endpoint()
-        .endpoint_name("no-such-endpoint")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap_err();
+    let err = invoke(&client, "no-such-endpoint").await.unwrap_err();
     assert!(
         matches!(err, Error::UnknownEndpoint { ref endpoint, .. } if endpoint == "no-such-endpoint")
     );
@@ -207,13 +213,7 @@ async fn unknown_endpoint_is_a_clear_error_naming_it() {
 async fn an_instance_type_without_a_price_is_unpriced_not_zero_and_the_call_succeeds() {
     let fake = fake_with_demo_endpoints().await;
     let client = client_for(&fake).await;
-    let response = client
-        .invoke_endpoint()
-        .endpoint_name("exotic")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap();
+    let response = invoke(&client, "exotic").await.unwrap();
     let cost = response.cost();
     assert!(!cost.is_fully_priced());
     let compute = cost
@@ -330,13 +330,7 @@ async fn a_model_error_still_costs_and_the_receipt_rides_on_the_error() {
     let fake = fake_with_demo_endpoints().await;
     *fake.state.invoke_error.lock().unwrap() = Some((424, "ModelError".into()));
     let client = client_for(&fake).await;
-    let err = client
-        .invoke_endpoint()
-        .endpoint_name("rt")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap_err();
+    let err = invoke(&client, "rt").await.unwrap_err();
     let Error::Invoke { source, cost, .. } = &err else {
         panic!("expected Invoke, got {err:?}");
     };
@@ -354,13 +348,7 @@ async fn a_throttled_call_is_not_billed() {
     let fake = fake_with_demo_endpoints().await;
     *fake.state.invoke_error.lock().unwrap() = Some((400, "ValidationError".into()));
     let client = client_for(&fake).await;
-    let err = client
-        .invoke_endpoint()
-        .endpoint_name("rt")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap_err();
+    let err = invoke(&client, "rt").await.unwrap_err();
     assert!(matches!(err, Error::Invoke { cost: None, .. }), "{err:?}");
     assert_eq!(client.meter().totals().calls, 0);
 }
@@ -370,11 +358,7 @@ async fn access_denied_on_describe_is_unpriced_with_the_reason_and_an_override_f
     let fake = fake_with_demo_endpoints().await;
     *fake.state.describe_error.lock().unwrap() = Some("AccessDeniedException".into());
     let client = client_for(&fake).await;
-    let response = client
-        .invoke_endpoint()
-        .endpoint_name("rt")
-        .body(Blob::new("{}"))
-        .send()
+    let response = invoke(&client, "rt")
         .await
         .expect("pricing problems never fail the call");
     let reasons: Vec<_> = response.cost().unpriced_reasons().collect();
@@ -393,13 +377,7 @@ async fn access_denied_on_describe_is_unpriced_with_the_reason_and_an_override_f
         ))
         .build()
         .unwrap();
-    let response = client
-        .invoke_endpoint()
-        .endpoint_name("rt")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap();
+    let response = invoke(&client, "rt").await.unwrap();
     assert!(response.cost().is_fully_priced());
 }
 
@@ -411,13 +389,7 @@ async fn a_price_override_wins_and_is_marked_override() {
         .price_override(PriceKey::hosting("us-east-1", "ml.nope.xlarge"), dec("1.5"))
         .build()
         .unwrap();
-    let response = client
-        .invoke_endpoint()
-        .endpoint_name("exotic")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap();
+    let response = invoke(&client, "exotic").await.unwrap();
     let provenance = response.cost().compute_provenance().unwrap();
     assert_eq!(provenance.source, PriceOrigin::Override);
     assert_eq!(response.cost().price_source(), Some(PriceOrigin::Live));
@@ -439,13 +411,7 @@ async fn amortized_allocation_charges_all_instances_for_the_gap_between_calls() 
         .time_source(shared)
         .build()
         .unwrap();
-    let call = || {
-        client
-            .invoke_endpoint()
-            .endpoint_name("rt")
-            .body(Blob::new("{}"))
-            .send()
-    };
+    let call = || invoke(&client, "rt");
     call().await.unwrap();
     time.advance(Duration::from_secs(30));
     let second = call().await.unwrap();
@@ -466,13 +432,7 @@ async fn accrual_counts_idle_instances_and_follows_autoscaling_after_refresh() {
         .time_source(shared)
         .build()
         .unwrap();
-    let call = || {
-        client
-            .invoke_endpoint()
-            .endpoint_name("rt")
-            .body(Blob::new("{}"))
-            .send()
-    };
+    let call = || invoke(&client, "rt");
     call().await.unwrap();
     time.advance(Duration::from_secs(10));
     let second = call().await.unwrap();
@@ -508,15 +468,7 @@ async fn discovery_makes_one_describe_call_for_many_concurrent_first_calls() {
     let client = client_for(&fake).await;
     let calls = (0..50).map(|_| {
         let client = client.clone();
-        tokio::spawn(async move {
-            client
-                .invoke_endpoint()
-                .endpoint_name("rt")
-                .body(Blob::new("{}"))
-                .send()
-                .await
-                .unwrap()
-        })
+        tokio::spawn(async move { invoke(&client, "rt").await.unwrap() })
     });
     for c in calls.collect::<Vec<_>>() {
         c.await.unwrap();
@@ -537,13 +489,7 @@ async fn per_inference_and_per_token_charges_ride_on_top_of_compute() {
         )
         .build()
         .unwrap();
-    let response = client
-        .invoke_endpoint()
-        .endpoint_name("rt")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap();
+    let response = invoke(&client, "rt").await.unwrap();
     let cost = response.cost();
     // 0.70/1000 = 0.0007; 12 × 0.0005/1000 = 0.000006; 30 × 0.0015/1000 = 0.000045
     assert_eq!(line_cost(cost, LineItem::Inference), dec("0.0007"));
@@ -661,13 +607,7 @@ async fn an_endpoint_deleted_between_calls_becomes_an_unknown_endpoint_after_ref
         .time_source(shared)
         .build()
         .unwrap();
-    let call = || {
-        client
-            .invoke_endpoint()
-            .endpoint_name("rt")
-            .body(Blob::new("{}"))
-            .send()
-    };
+    let call = || invoke(&client, "rt");
     call().await.unwrap();
     fake.remove_endpoint("rt");
     time.advance(Duration::from_secs(61));
