@@ -10,6 +10,29 @@
 //! totals, one `tracing` cost line per call). The SDK's own output comes back
 //! with a [`Cost`] receipt attached.
 //!
+//! ```no_run
+//! # async fn run() -> Result<(), sagemeter::Error> {
+//! use aws_sdk_sagemakerruntime::primitives::Blob;
+//!
+//! let sdk_config = aws_config::load_from_env().await;
+//! let client = sagemeter::Client::builder(&sdk_config).build()?;
+//!
+//! let response = client
+//!     .invoke_endpoint()
+//!     .endpoint_name("my-endpoint")
+//!     .content_type("application/json")
+//!     .body(Blob::new(r#"{"inputs":"hello"}"#))
+//!     .send()
+//!     .await?;
+//!
+//! // `response` derefs to the SDK's `InvokeEndpointOutput` ...
+//! let _body = response.body();
+//! // ... and carries what this call cost, how, and where the price came from.
+//! println!("{}", response.cost());
+//! println!("spent so far: ${}", client.meter().totals().client_usd);
+//! # Ok(()) }
+//! ```
+//!
 //!
 //! The flow of one call, one stage a module:
 //! [`meter`] (what the call used) → [`pricing`] (what a unit costs) →

@@ -2,7 +2,7 @@
 //!
 //! An **enforced** budget reserves an estimate of a call's cost *before* the request
 //! is sent and settles it to the real cost afterwards. A call whose reservation does
-//! not fit is rejected with [`Error::BudgetExceeded`](crate::Error::BudgetExceeded)
+//! not fit is rejected with [`crate::Error::BudgetExceeded`]
 //! and never reaches SageMaker. Because reservation and check happen under one lock,
 //! concurrent calls cannot all pass a check and then overshoot together: spend can
 //! exceed a limit only by the estimation error of the calls already in flight.

@@ -78,8 +78,12 @@ async fn invoke_endpoint(
     // Measure, while discovery and pricing run alongside the call.
     let started_at = meter.now();
     let started = Instant::now();
-    let (sent, prepared) = tokio::join!(request.send(), meter.prepare(&endpoint));
-    let latency = started.elapsed();
+    let send = async {
+        let sent = request.send().await;
+        // The call's own latency: pricing may still be running alongside.
+        (sent, started.elapsed())
+    };
+    let ((sent, latency), prepared) = tokio::join!(send, meter.prepare(&endpoint));
 
     let mut usage = Usage::new(Operation::InvokeEndpoint, latency);
     usage.bytes_in = bytes_in as u64;

@@ -23,6 +23,22 @@ use std::time::SystemTime;
 /// [`MeteringInterceptor`](crate::client::MeteringInterceptor).
 ///
 /// Cheap to clone (an `Arc`); every clone shares totals, caches and sinks.
+///
+/// ```no_run
+/// # async fn run() -> sagemeter::Result<()> {
+/// use sagemeter::SendMeteredExt;
+/// let sdk_config = aws_config::load_from_env().await;
+/// let meter = sagemeter::Meter::builder(&sdk_config).build_meter()?;
+/// let sdk = aws_sdk_sagemakerruntime::Client::new(&sdk_config);
+/// let response = sdk
+///     .invoke_endpoint()
+///     .endpoint_name("my-endpoint")
+///     .body(aws_sdk_sagemakerruntime::primitives::Blob::new("{}"))
+///     .send_metered(&meter)
+///     .await?;
+/// assert_eq!(meter.totals().client_usd, response.cost().cost_usd);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Meter {
     pub(crate) inner: Arc<MeterInner>,
@@ -169,15 +185,26 @@ impl Meter {
         let mut rates = HashMap::new();
         if let Ok(profile) = &profile {
             for variant in &profile.variants {
-                let compute = match compute_key(&self.inner.region, profile.kind, &variant.billing)
-                {
-                    Ok(key) => self.rate(&key).await,
-                    Err(reason) => Err(crate::pricing::PriceError::Unavailable { reason }),
+                let compute_key = compute_key(&self.inner.region, profile.kind, &variant.billing);
+                let data_in_key = PriceKey::DataIn {
+                    region: self.inner.region.clone(),
                 };
-                let region = self.inner.region.clone();
-                let data_in = self.rate(&PriceKey::DataIn { region }).await;
-                let region = self.inner.region.clone();
-                let data_out = self.rate(&PriceKey::DataOut { region }).await;
+                let data_out_key = PriceKey::DataOut {
+                    region: self.inner.region.clone(),
+                };
+                // Three look-ups at once: a cold or failing source costs one wait, not three.
+                let (compute, data_in, data_out) = tokio::join!(
+                    async {
+                        match &compute_key {
+                            Ok(key) => self.rate(key).await,
+                            Err(reason) => Err(crate::pricing::PriceError::Unavailable {
+                                reason: reason.clone(),
+                            }),
+                        }
+                    },
+                    self.rate(&data_in_key),
+                    self.rate(&data_out_key),
+                );
                 rates.insert(
                     variant.name.clone(),
                     VariantRates {

@@ -13,7 +13,7 @@ mod invoke;
 mod meter;
 
 pub use interceptor::MeteringInterceptor;
-pub use invoke::{InvokeEndpoint, SendMeteredExt};
+pub use invoke::{InvokeEndpoint, MAX_REQUEST_BYTES, SendMeteredExt};
 pub use meter::Meter;
 
 use crate::billing::{Allocation, UsageCharges};
@@ -101,6 +101,10 @@ pub struct Client {
 impl Client {
     /// A client with default settings: live prices (cached, snapshot fallback),
     /// endpoint discovery, busy-time allocation.
+    ///
+    /// # Panics
+    /// When the SDK config has no region (the SDK's own client cannot call SageMaker
+    /// without one either). [`Client::builder`]`(..).build()` returns that as an error.
     pub fn new(sdk_config: &aws_types::SdkConfig) -> Self {
         Self::builder(sdk_config)
             .build()

@@ -18,7 +18,6 @@ use std::time::Duration;
 /// The SageMaker Runtime operation that was metered.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum Operation {
     /// `InvokeEndpoint`.
     InvokeEndpoint,

@@ -345,10 +345,7 @@ impl Rate {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PriceError {
     /// The source has no price for this key (e.g. an instance type not offered in a region).
-    #[error(
-        "no price for {key}: check the instance type and region, or set an override with \
-         Client::builder(..).price_override(..)"
-    )]
+    #[error("no price for {key}: check the instance type and region, or set a price override")]
     NotFound {
         /// The key that has no price.
         key: PriceKey,
