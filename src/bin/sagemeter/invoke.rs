@@ -21,7 +21,8 @@ use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use rust_decimal::Decimal;
 use sagemeter::billing::LinePrice;
-use sagemeter::endpoint::{DiscoveryError, EndpointProfile, VariantBilling};
+use sagemeter::endpoint::{DiscoveryError, EndpointKind, EndpointProfile, VariantBilling};
+use sagemeter::pricing::PriceKey;
 use sagemeter::{Cost, Metered};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -272,6 +273,9 @@ pub async fn run(
         }
     };
 
+    if let Some(profile) = &profile {
+        warm_prices(client.meter(), profile).await;
+    }
     if !args.json {
         write_profile(out, &args.endpoint, &region, profile.as_deref())?;
     }
@@ -434,6 +438,61 @@ pub async fn run(
             )))
         }
     }
+}
+
+/// Looks up (and so caches) every rate the endpoint's calls need, all at once, before
+/// the first call. The library prices a call while its request is in flight, but
+/// measures the call's latency only once both are done: a slow first price look-up
+/// (up to 1 s per key) would otherwise be billed as model time on the first receipt.
+async fn warm_prices(meter: &sagemeter::Meter, profile: &EndpointProfile) {
+    let region = meter.region().to_owned();
+    let mut keys = vec![
+        PriceKey::DataIn {
+            region: region.clone(),
+        },
+        PriceKey::DataOut {
+            region: region.clone(),
+        },
+    ];
+    for variant in &profile.variants {
+        match &variant.billing {
+            VariantBilling::Instance { instance_type, .. } => {
+                keys.push(match profile.kind {
+                    EndpointKind::Async => PriceKey::AsyncInference {
+                        region: region.clone(),
+                        instance_type: instance_type.clone(),
+                    },
+                    _ => PriceKey::hosting(region.clone(), instance_type.clone()),
+                });
+            }
+            VariantBilling::Serverless {
+                memory_mb,
+                provisioned_concurrency,
+            } if *memory_mb > 0 && memory_mb.is_multiple_of(1024) => {
+                let memory_gb = memory_mb / 1024;
+                keys.push(match provisioned_concurrency {
+                    Some(_) => PriceKey::ProvisionedConcurrencyUsage {
+                        region: region.clone(),
+                        memory_gb,
+                    },
+                    None => PriceKey::serverless(region.clone(), memory_gb),
+                });
+            }
+            _ => {}
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    let mut lookups = tokio::task::JoinSet::new();
+    for key in keys {
+        let meter = meter.clone();
+        // The answer does not matter here: failures and fallbacks are cached too, and
+        // each receipt says what priced it.
+        lookups.spawn(async move {
+            let _ = meter.rate(&key).await;
+        });
+    }
+    while lookups.join_next().await.is_some() {}
 }
 
 /// Adds one receipt to the summary.
