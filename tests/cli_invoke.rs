@@ -399,3 +399,46 @@ fn a_non_json_body_is_sent_as_is_with_another_content_type() {
     let (receipts, _) = parse_json_lines(&out.stdout);
     assert_eq!(receipts[0]["usage"]["bytes_in"], 11);
 }
+
+/// A loopback port that accepts connections and never answers (a Price List API
+/// that hangs), for as long as the test process lives.
+fn unresponsive_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn a_hanging_price_list_does_not_make_the_first_call_look_slow() {
+    // Each price look-up gives up after 1 s and falls back to the snapshot. That wait
+    // happens before the first call, not during it: the receipt's latency (and so its
+    // compute cost) is the model's, not the price list's.
+    let out = sagemeter()
+        .env("AWS_ENDPOINT_URL_PRICING", unresponsive_url())
+        .args([
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            r#"{"inputs":"slow prices"}"#,
+        ])
+        .args(["-n", "2", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let (receipts, _) = parse_json_lines(&out.stdout);
+    for r in &receipts {
+        let latency_us = r["usage"]["latency_us"].as_u64().unwrap();
+        assert!(
+            latency_us < 900_000,
+            "latency {latency_us} µs includes pricing: {r}"
+        );
+        assert_eq!(sources(r), BTreeSet::from(["snapshot".to_owned()]), "{r}");
+    }
+}
