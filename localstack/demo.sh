@@ -4,7 +4,8 @@
 # script started it). Works from any cwd. Arguments go to the quickstart (calls per
 # endpoint, default 5).
 #
-# Env: SAGEMETER_EMULATOR_PORT (default 4566), SAGEMETER_EMULATOR (auto|moto|localstack),
+# Env: SAGEMETER_EMULATOR_PORT (default 4566), SAGEMETER_EMULATOR (moto, or auto when
+#      LOCALSTACK_AUTH_TOKEN is set: LocalStack if Docker answers; or localstack),
 #      AWS_ENDPOINT_URL_PRICING (default: the emulator, which has no Price List API, so
 #      prices come from the bundled snapshot; see README.md).
 set -euo pipefail
@@ -27,6 +28,13 @@ stop() {
   fi
 }
 trap stop EXIT
+
+# LocalStack's SageMaker needs an auth token: without one, the Docker-free moto path,
+# even on a machine that has Docker.
+if [ -z "${SAGEMETER_EMULATOR:-}" ]; then
+  if [ -n "${LOCALSTACK_AUTH_TOKEN:-}" ]; then SAGEMETER_EMULATOR=auto; else SAGEMETER_EMULATOR=moto; fi
+fi
+export SAGEMETER_EMULATOR
 
 SAGEMETER_EMULATOR_PORT="$port" bash "$here/up.sh"
 
