@@ -102,6 +102,7 @@ async fn run(calls: u32) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let totals = client.meter().totals();
+    let plural = |n: u64| if n == 1 { "call " } else { "calls" };
     let per_1000 = |usd: Decimal, n: u64| {
         sagemeter::billing::round_cost(usd * Decimal::from(1000) / Decimal::from(n.max(1)))
     };
@@ -114,15 +115,17 @@ async fn run(calls: u32) -> Result<(), Box<dyn std::error::Error>> {
             .copied()
             .unwrap_or_default();
         println!(
-            "  {endpoint:<16} {calls} calls  ${}  (${} per 1,000 calls)",
+            "  {endpoint:<16} {calls} {}  ${}  (${} per 1,000 calls)",
+            plural(u64::from(calls)),
             usd.normalize(),
             per_1000(usd, u64::from(calls)).normalize()
         );
     }
     println!(
-        "  {:<16} {} calls  ${}  (${} per 1,000 calls)",
+        "  {:<16} {} {}  ${}  (${} per 1,000 calls)",
         "all",
         totals.calls,
+        plural(totals.calls),
         totals.client_usd.normalize(),
         per_1000(totals.client_usd, totals.calls).normalize()
     );
