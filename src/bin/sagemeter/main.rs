@@ -55,6 +55,8 @@ pub struct GlobalArgs {
     pub verbose: bool,
 }
 
+// Parsed once per run: a large variant (CompareArgs is) costs nothing worth boxing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Call an endpoint (InvokeEndpoint) N times and print each call's cost receipt
@@ -135,7 +137,11 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Logs to stderr: `RUST_LOG` (default `warn`), plus `sagemeter=info` with `-v`.
 fn init_tracing(verbose: bool) {
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Without a configured region the SDK asks the EC2 instance metadata service, and
+    // warns when there is none; the CLI then uses us-east-1 (`price`) or says what to
+    // set (`invoke`), so that warning is noise.
+    let mut filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,aws_config::imds=error"));
     if verbose {
         filter = filter.add_directive("sagemeter=info".parse().expect("a valid directive"));
     }
@@ -153,12 +159,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Invoke(args) => invoke::run(args, &cli.global, &mut out).await,
         Command::Price(args) => price::run(args, &cli.global, &mut out).await,
-        // LEAD: and its arm here:
+        // LEAD: and its arm here (formatted as rustfmt wants it):
         // Command::Compare(args) => {
-        //     let sdk_config = aws::load(&cli.global).await;
+        //     let sdk_config = aws::load_with_fallback_region(&cli.global).await;
         //     let prices = sagemeter::pricing::default_price_source(&sdk_config);
         //     let region = aws::region(&sdk_config);
-        //     compare::run(args, &prices, &region, &mut out).await.map_err(CliError::from)
+        //     compare::run(args, &prices, &region, &mut out)
+        //         .await
+        //         .map_err(CliError::from)
         // }
     }
 }
