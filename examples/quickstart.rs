@@ -75,7 +75,8 @@ async fn run(calls: u32) -> Result<(), Box<dyn std::error::Error>> {
     let sdk_config = aws_config::load_from_env().await;
     // One client for everything: it discovers how each endpoint is deployed
     // (DescribeEndpoint), prices it, and keeps the running totals.
-    let client = sagemeter::Client::new(&sdk_config);
+    // (`Client::new` would do, but panics without a region; `build()` says what is missing.)
+    let client = sagemeter::Client::builder(&sdk_config).build()?;
 
     let mut notes = BTreeSet::new();
     for endpoint in ENDPOINTS {
