@@ -1,40 +1,198 @@
-//! `sagemeter` command-line tool (temporary entry point of the `compare` branch: the
-//! real one plugs `compare::run` in the same way).
+//! `sagemeter`: call SageMaker endpoints and see what each call cost; look up prices.
+//!
+//! ```text
+//! sagemeter invoke <ENDPOINT> --body <JSON|@FILE|-> [-n N] [--concurrency C] [--json]
+//! sagemeter price <INSTANCE_TYPE|serverless:MEMORY_MB> [--json]
+//! ```
+//!
+//! Both use the standard AWS configuration chain (environment, shared config and
+//! credentials files, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_PRICING`,
+//! ...). `--region` and `--profile` override it for one run.
+//!
+//! Exit codes: 0 success; 1 a command failed (`error: …` on stderr); 2 invalid
+//! arguments (nothing was sent).
+//!
+//! Layout: one module per subcommand (`invoke`, `price`), each with a
+//! `#[derive(clap::Args)]` struct and an async `run(args, .., out)` writing to any
+//! `io::Write`; `aws` loads the SDK configuration; `output` holds the shared
+//! formatting and statistics. A new subcommand adds a module, a variant of
+//! [`Command`] and an arm in [`run`].
+
+mod aws;
+mod compare;
+mod invoke;
+mod output;
+mod price;
 
 use clap::{Parser, Subcommand};
+use std::fmt;
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
 
-mod compare;
-
+/// What SageMaker endpoint calls cost, call by call.
 #[derive(Parser, Debug)]
-#[command(name = "sagemeter", version, about = "What SageMaker calls cost")]
+#[command(name = "sagemeter", version, about, long_about = None)]
 struct Cli {
-    /// AWS region whose prices are used.
-    #[arg(long, global = true, default_value = "us-east-1")]
-    region: String,
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Options every subcommand understands.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// AWS region (default: from the AWS configuration, else us-east-1).
+    #[arg(long, global = true, value_name = "REGION", value_parser = aws::parse_region)]
+    pub region: Option<String>,
+    /// Named profile of the shared AWS config/credentials files (default: AWS_PROFILE).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Show the per-call INFO cost log lines (target `sagemeter`) on stderr.
+    /// `RUST_LOG` sets the log filter in general (default `warn`).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+// Parsed once per run: a large variant (CompareArgs is) costs nothing worth boxing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Call an endpoint (InvokeEndpoint) N times and print each call's cost receipt
+    /// and a summary.
+    Invoke(invoke::InvokeArgs),
+    /// Look up the on-demand price of an instance type or a serverless memory size.
+    Price(price::PriceArgs),
     /// Compare billing plans for the same work, with break-even points.
     Compare(compare::CompareArgs),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let prices = sagemeter::pricing::Snapshot::bundled();
-    let mut stdout = std::io::stdout().lock();
-    let result = match cli.command {
-        Command::Compare(args) => compare::run(args, &prices, &cli.region, &mut stdout).await,
+/// Why a command failed, and so which exit code it gets.
+#[derive(Debug)]
+pub enum CliError {
+    /// The arguments cannot work (exit 2, like clap's own usage errors). Nothing was sent.
+    Usage(String),
+    /// The command ran and failed (exit 1).
+    Failed(BoxError),
+}
+
+/// Any error, boxed (what subcommands return).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl CliError {
+    /// A failure with a plain message.
+    pub fn failed(message: impl Into<String>) -> Self {
+        CliError::Failed(message.into().into())
+    }
+
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Usage(message) => f.write_str(message),
+            // The whole chain: SDK errors keep the useful part in their sources.
+            CliError::Failed(error) => f.write_str(&error_chain(error.as_ref())),
+        }
+    }
+}
+
+impl From<BoxError> for CliError {
+    fn from(error: BoxError) -> Self {
+        CliError::Failed(error)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(error: std::io::Error) -> Self {
+        CliError::Failed(Box::new(error))
+    }
+}
+
+/// An error and its sources on one line: SDK errors keep the useful part (the
+/// service's code and message) in their sources.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // Wrappers often repeat their source's message; say it once.
+        if !text.is_empty() && !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// Logs to stderr: `RUST_LOG` (default `warn`), plus `sagemeter=info` with `-v`.
+fn init_tracing(verbose: bool) {
+    // Without a configured region the SDK asks the EC2 instance metadata service, and
+    // warns when there is none; the CLI then uses us-east-1 (`price`) or says what to
+    // set (`invoke`), so that warning is noise.
+    let mut filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,aws_config::imds=error"));
+    if verbose {
+        filter = filter.add_directive("sagemeter=info".parse().expect("a valid directive"));
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(true)
+        .init();
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match cli.command {
+        Command::Invoke(args) => invoke::run(args, &cli.global, &mut out).await,
+        Command::Price(args) => price::run(args, &cli.global, &mut out).await,
+        Command::Compare(args) => {
+            let sdk_config = aws::load_with_fallback_region(&cli.global).await;
+            let prices = sagemeter::pricing::default_price_source(&sdk_config);
+            let region = aws::region(&sdk_config);
+            compare::run(args, &prices, &region, &mut out)
+                .await
+                .map_err(CliError::from)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse(); // usage errors: message on stderr, exit 2, nothing sent
+    init_tracing(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    match result {
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `sagemeter ... | head`: the reader left; not an error worth a message.
+        Err(CliError::Failed(e))
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

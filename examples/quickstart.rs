@@ -1,0 +1,137 @@
+//! Quickstart: call the two demo endpoints and see what every call cost.
+//!
+//! ```sh
+//! ./localstack/demo.sh            # starts the local emulator, runs this, stops it
+//! ```
+//!
+//! or by hand, against the emulator or any AWS account (the standard AWS
+//! configuration chain is used: `AWS_ENDPOINT_URL`, `AWS_REGION`, profiles, ...):
+//!
+//! ```sh
+//! bash localstack/up.sh
+//! AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_REGION=us-east-1 \
+//!   AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+//!   cargo run --example quickstart -- 5        # calls per endpoint (default 5)
+//! bash localstack/down.sh
+//! ```
+//!
+//! Every call prints its receipt (cost, latency, tokens, running total and, in
+//! brackets, the price source: `live`, `cache`, `snapshot` or `override`); the
+//! library's own cost log line (INFO, target `sagemeter`) goes to stderr. The local
+//! emulators do not serve the AWS Price List API, so local runs are priced from the
+//! snapshot bundled in sagemeter, and the receipts say `[snapshot]`.
+
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use sagemeter::Decimal;
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+const ENDPOINTS: [&str; 2] = ["demo-realtime", "demo-serverless"];
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // The per-call cost line is an INFO event of target `sagemeter`; RUST_LOG overrides.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("warn,sagemeter=info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .compact()
+        .init();
+
+    let calls = match std::env::args().nth(1).map(|a| a.parse::<u32>()) {
+        None => 5,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("usage: quickstart [CALLS_PER_ENDPOINT]  (a positive number, default 5)");
+            return ExitCode::from(2);
+        }
+    };
+    match run(calls).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let mut message = error.to_string();
+            let mut source = error.source();
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("error: {message}");
+            eprintln!(
+                "(is the local emulator up? start it with `bash localstack/up.sh`, or run \
+                 ./localstack/demo.sh)"
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(calls: u32) -> Result<(), Box<dyn std::error::Error>> {
+    let sdk_config = aws_config::load_from_env().await;
+    // One client for everything: it discovers how each endpoint is deployed
+    // (DescribeEndpoint), prices it, and keeps the running totals.
+    // (`Client::new` would do, but panics without a region; `build()` says what is missing.)
+    let client = sagemeter::Client::builder(&sdk_config).build()?;
+
+    let mut notes = BTreeSet::new();
+    for endpoint in ENDPOINTS {
+        println!("{endpoint}:");
+        for i in 0..calls {
+            // A different prompt each time (the emulator answers each distinct request
+            // with the next canned completion, so token counts vary).
+            let body = format!(
+                r#"{{"messages":[{{"role":"user","content":"Summarise meeting #{i}"}}],"max_tokens":256}}"#
+            );
+            let response = client
+                .invoke_endpoint()
+                .endpoint_name(endpoint)
+                .content_type("application/json")
+                .body(Blob::new(body))
+                .send()
+                .await?;
+            let cost = response.cost();
+            println!("  call {:>2}: {cost}", i + 1);
+            if let Some(note) = cost.compute_provenance().and_then(|p| p.note.clone()) {
+                notes.insert(note);
+            }
+        }
+    }
+
+    let totals = client.meter().totals();
+    let plural = |n: u64| if n == 1 { "call " } else { "calls" };
+    let per_1000 = |usd: Decimal, n: u64| {
+        sagemeter::billing::round_cost(usd * Decimal::from(1000) / Decimal::from(n.max(1)))
+    };
+    println!();
+    println!("totals:");
+    for endpoint in ENDPOINTS {
+        let usd = totals
+            .by_endpoint
+            .get(endpoint)
+            .copied()
+            .unwrap_or_default();
+        println!(
+            "  {endpoint:<16} {calls} {}  ${}  (${} per 1,000 calls)",
+            plural(u64::from(calls)),
+            usd.normalize(),
+            per_1000(usd, u64::from(calls)).normalize()
+        );
+    }
+    println!(
+        "  {:<16} {} {}  ${}  (${} per 1,000 calls)",
+        "all",
+        totals.calls,
+        plural(totals.calls),
+        totals.client_usd.normalize(),
+        per_1000(totals.client_usd, totals.calls).normalize()
+    );
+    for note in notes {
+        println!("  price note: {note}");
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole local demo in one command: start (or reuse) the local AWS emulator, seed
+# it, run examples/quickstart.rs against it, and stop the emulator again (only if this
+# script started it). Works from any cwd. Arguments go to the quickstart (calls per
+# endpoint, default 5).
+#
+# Env: SAGEMETER_EMULATOR_PORT (default 4566), SAGEMETER_EMULATOR (moto, or auto when
+#      LOCALSTACK_AUTH_TOKEN is set: LocalStack if Docker answers; or localstack),
+#      AWS_ENDPOINT_URL_PRICING (default: the emulator, which has no Price List API, so
+#      prices come from the bundled snapshot; see README.md).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+port="${SAGEMETER_EMULATOR_PORT:-4566}"
+case "$port" in ''|*[!0-9]*) echo "demo.sh: SAGEMETER_EMULATOR_PORT must be a port number, got '$port'" >&2; exit 1;; esac
+
+command -v cargo >/dev/null 2>&1 || { echo "demo.sh: cargo is required (install Rust from rustup)" >&2; exit 1; }
+
+# Did something already listen there? Then up.sh reuses it (or refuses a foreign
+# server) and this script leaves it running afterwards.
+already_running=0
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then already_running=1; fi
+
+stop() {
+  if [ "$already_running" = 0 ]; then
+    SAGEMETER_EMULATOR_PORT="$port" bash "$here/down.sh" || true
+  fi
+}
+trap stop EXIT
+
+# LocalStack's SageMaker needs an auth token: without one, the Docker-free moto path,
+# even on a machine that has Docker.
+if [ -z "${SAGEMETER_EMULATOR:-}" ]; then
+  if [ -n "${LOCALSTACK_AUTH_TOKEN:-}" ]; then SAGEMETER_EMULATOR=auto; else SAGEMETER_EMULATOR=moto; fi
+fi
+export SAGEMETER_EMULATOR
+
+SAGEMETER_EMULATOR_PORT="$port" bash "$here/up.sh"
+
+# Static test credentials for the emulator; nothing from a real profile.
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_DEFAULT_PROFILE
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+export AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+export AWS_EC2_METADATA_DISABLED=true
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+
+cd "$root"
+cargo run --quiet --example quickstart -- "$@"

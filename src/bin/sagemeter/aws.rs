@@ -1,0 +1,60 @@
+//! The AWS configuration every subcommand starts from: the standard chain
+//! (environment, shared config and credentials files, SSO, IMDS, ...), with
+//! `--region` and `--profile` on top.
+
+use crate::GlobalArgs;
+use aws_config::{BehaviorVersion, Region};
+use aws_types::SdkConfig;
+
+/// The region used when neither `--region` nor the AWS configuration names one
+/// (the Price List answers for every region from there).
+pub const FALLBACK_REGION: &str = "us-east-1";
+
+/// Loads the SDK configuration as the AWS CLI would: `AWS_ENDPOINT_URL` and
+/// `AWS_ENDPOINT_URL_<SERVICE>` (e.g. `AWS_ENDPOINT_URL_PRICING`) are honoured by the
+/// clients built from it.
+pub async fn load(global: &GlobalArgs) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = &global.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(profile) = &global.profile {
+        loader = loader.profile_name(profile);
+    }
+    loader.load().await
+}
+
+/// Like [`load`], with [`FALLBACK_REGION`] when no region is configured.
+pub async fn load_with_fallback_region(global: &GlobalArgs) -> SdkConfig {
+    let config = load(global).await;
+    if config.region().is_some() {
+        return config;
+    }
+    config
+        .to_builder()
+        .region(Region::from_static(FALLBACK_REGION))
+        .build()
+}
+
+/// The configured region, or [`FALLBACK_REGION`].
+pub fn region(config: &SdkConfig) -> String {
+    config
+        .region()
+        .map_or_else(|| FALLBACK_REGION.to_owned(), |r| r.to_string())
+}
+
+/// `--region`: a region code such as `us-east-1` (lower-case letters, digits, dashes).
+pub fn parse_region(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.contains('-')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is not an AWS region code (expected something like us-east-1)"
+        ))
+    }
+}

@@ -1,0 +1,673 @@
+//! `sagemeter invoke`: call an endpoint N times, print each call's receipt and a summary.
+//!
+//! Before anything is sent, the endpoint is described (`DescribeEndpoint` +
+//! `DescribeEndpointConfig`): an endpoint that does not exist stops the command with
+//! an error naming it. Not being allowed to describe it is not fatal: the calls go
+//! out and their receipts say why they could not be priced.
+//!
+//! All calls share one metered client, so running totals, price look-ups and endpoint
+//! discovery are shared too and the receipts add up to the summary's total.
+//!
+//! Text output (stdout): the endpoint's deployment, the response body of the first
+//! call to finish, one receipt line per call (as calls finish; `#k` is the order calls
+//! were sent in), then a summary. `--json` output: JSON lines, one object per call
+//! (`"type":"receipt"`, the receipt's fields; or `"type":"error"`), then one
+//! `"type":"summary"` object. Amounts are decimal strings in USD. No request or
+//! response payload is ever written in JSON mode.
+
+use crate::output::{json_line, millis, percentile, usd};
+use crate::{CliError, GlobalArgs, aws, error_chain};
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput;
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use rust_decimal::Decimal;
+use sagemeter::billing::LinePrice;
+use sagemeter::endpoint::{DiscoveryError, EndpointKind, EndpointProfile, VariantBilling};
+use sagemeter::pricing::PriceKey;
+use sagemeter::{Cost, Metered};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Most calls one run may make.
+const MAX_CALLS: u32 = 1_000_000;
+/// Most calls in flight at once.
+const MAX_CONCURRENCY: u32 = 256;
+
+/// Call an endpoint and see what each call cost.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  sagemeter invoke demo-realtime --body '{\"inputs\":\"hello\"}'
+  sagemeter invoke demo-serverless --body @request.json -n 100 --concurrency 8
+  echo '{\"inputs\":\"hi\"}' | sagemeter invoke my-endpoint --body - --json | jq .
+
+With --json: one JSON object per line: a \"receipt\" (or \"error\") per call, then a
+\"summary\". Amounts are exact decimal strings in USD. Payloads are never included.")]
+pub struct InvokeArgs {
+    /// Endpoint name.
+    #[arg(value_name = "ENDPOINT", value_parser = parse_endpoint_name)]
+    pub endpoint: String,
+
+    /// Request body: the text itself, @FILE to read a file, or - to read stdin.
+    /// With a JSON content type the body must be valid JSON.
+    #[arg(long, short = 'b', value_name = "JSON|@FILE|-", value_parser = BodyArg::parse)]
+    pub body: BodyArg,
+
+    /// MIME type of the body.
+    #[arg(long, value_name = "TYPE", default_value = "application/json")]
+    pub content_type: String,
+
+    /// Desired MIME type of the response.
+    #[arg(long, value_name = "TYPE")]
+    pub accept: Option<String>,
+
+    /// How many calls to make.
+    #[arg(
+        short = 'n',
+        long = "calls",
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CALLS))
+    )]
+    pub calls: u32,
+
+    /// At most this many calls in flight at once.
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "C",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONCURRENCY))
+    )]
+    pub concurrency: u32,
+
+    /// Machine-readable output: JSON lines (receipts, then a summary).
+    #[arg(long)]
+    pub json: bool,
+    // Later flags (--stream, --async, --ledger, --tag) go here; `run` is the one
+    // place that turns the arguments into calls.
+}
+
+/// Where the request body comes from.
+#[derive(Debug, Clone)]
+pub enum BodyArg {
+    /// The argument itself.
+    Inline(String),
+    /// `@FILE`.
+    File(PathBuf),
+    /// `-`: standard input.
+    Stdin,
+}
+
+impl BodyArg {
+    fn parse(text: &str) -> Result<BodyArg, String> {
+        Ok(match text {
+            "-" => BodyArg::Stdin,
+            _ => match text.strip_prefix('@') {
+                Some("") => return Err("`@` needs a file name, e.g. @request.json".into()),
+                Some(path) => BodyArg::File(PathBuf::from(path)),
+                None => BodyArg::Inline(text.to_owned()),
+            },
+        })
+    }
+
+    /// The bytes to send. Unreadable input is a usage error: nothing has been sent.
+    fn read(&self) -> Result<Vec<u8>, CliError> {
+        match self {
+            BodyArg::Inline(text) => Ok(text.as_bytes().to_vec()),
+            BodyArg::File(path) => std::fs::read(path).map_err(|e| {
+                CliError::Usage(format!("cannot read the body file {}: {e}", path.display()))
+            }),
+            BodyArg::Stdin => {
+                let mut body = Vec::new();
+                std::io::stdin().read_to_end(&mut body).map_err(|e| {
+                    CliError::Usage(format!("cannot read the body from stdin: {e}"))
+                })?;
+                Ok(body)
+            }
+        }
+    }
+}
+
+/// SageMaker endpoint names: 1 to 63 letters, digits and hyphens, starting with a
+/// letter or digit.
+fn parse_endpoint_name(text: &str) -> Result<String, String> {
+    let valid = (1..=63).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !text.starts_with('-');
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is not a SageMaker endpoint name (1-63 letters, digits and hyphens, \
+             not starting with a hyphen)"
+        ))
+    }
+}
+
+fn is_json_content_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+/// One finished call, as the workers hand it over.
+struct Finished {
+    /// 0-based, in sending order.
+    index: u32,
+    result: sagemeter::Result<Metered<InvokeEndpointOutput>>,
+}
+
+/// What the run adds up to; the `--json` summary object.
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    endpoint: String,
+    region: String,
+    /// Calls that finished (successfully or not).
+    calls: u32,
+    /// Calls that failed.
+    failed: u32,
+    /// Sum of every receipt (failed calls that the model answered are billed too).
+    total_cost_usd: Decimal,
+    /// total ÷ calls × 1,000.
+    cost_per_1000_calls_usd: Option<Decimal>,
+    latency_ms: Latency,
+    /// Receipts per price source (`live`, `cache`, `snapshot`, `override`, `unpriced`).
+    by_price_source: BTreeMap<String, u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_tokens: Option<u64>,
+    /// Distinct notes of the prices used (why a fallback priced the calls).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    price_notes: BTreeSet<String>,
+    /// Distinct reasons some lines could not be priced.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    unpriced_reasons: BTreeSet<String>,
+    /// The endpoint's wall-clock instance cost while it was being called, and the
+    /// share of it the receipts allocated (instance endpoints only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accrual: Option<sagemeter::billing::Accrual>,
+    /// How the endpoint is deployed, when it could be described.
+    endpoint_profile: Option<EndpointProfile>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Latency {
+    p50: Option<f64>,
+    p95: Option<f64>,
+    max: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct ReceiptLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// 1-based, in sending order.
+    call: u32,
+    #[serde(flatten)]
+    cost: &'a Cost,
+}
+
+#[derive(Serialize)]
+struct ErrorLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    call: u32,
+    error: String,
+    /// The failed call's receipt, when it was billed (the model ran and answered an error).
+    receipt: Option<&'a Cost>,
+}
+
+/// Runs `sagemeter invoke`.
+pub async fn run(
+    args: InvokeArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let body = args.body.read()?;
+    if is_json_content_type(&args.content_type)
+        && let Err(e) = serde_json::from_slice::<serde_json::Value>(&body)
+    {
+        return Err(CliError::Usage(format!(
+            "the body is not valid JSON ({e}); fix it, or send it as it is with another \
+             --content-type"
+        )));
+    }
+
+    let sdk_config = aws::load(global).await;
+    let Some(region) = sdk_config.region().map(ToString::to_string) else {
+        return Err(CliError::failed(
+            "no AWS region: set AWS_REGION, a region in your AWS profile, or pass --region",
+        ));
+    };
+    let client = sagemeter::Client::builder(&sdk_config)
+        .build()
+        .map_err(|e| CliError::Failed(Box::new(e)))?;
+
+    // Resolve the endpoint before sending anything: an unknown name must not be
+    // "called" (some emulators answer InvokeEndpoint for any name).
+    let profile = match client.meter().endpoint_profile(&args.endpoint).await {
+        Ok(profile) => Some(profile),
+        Err(DiscoveryError::NotFound { .. }) => {
+            return Err(CliError::failed(format!(
+                "unknown endpoint `{}`: no such SageMaker endpoint in {region} (check the name, \
+                 --region/AWS_REGION and AWS_ENDPOINT_URL); nothing was sent",
+                args.endpoint
+            )));
+        }
+        Err(e) => {
+            tracing::warn!(target: "sagemeter::cli", endpoint = %args.endpoint, error = %e,
+                "cannot describe the endpoint; calling it anyway, receipts will say what could not be priced");
+            None
+        }
+    };
+
+    if let Some(profile) = &profile {
+        warm_prices(client.meter(), profile).await;
+    }
+    if !args.json {
+        write_profile(out, &args.endpoint, &region, profile.as_deref())?;
+    }
+
+    // N calls, at most C in flight, one shared client. After a failure no new call
+    // starts (the ones in flight finish): a broken endpoint should not be hammered.
+    let body = Blob::new(body);
+    let next = Arc::new(AtomicU32::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Finished>();
+    for _ in 0..args.concurrency.min(args.calls) {
+        let (client, body, next, stop, tx) = (
+            client.clone(),
+            body.clone(),
+            next.clone(),
+            stop.clone(),
+            tx.clone(),
+        );
+        let (endpoint, content_type, accept) = (
+            args.endpoint.clone(),
+            args.content_type.clone(),
+            args.accept.clone(),
+        );
+        let calls = args.calls;
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                if index >= calls {
+                    break;
+                }
+                let mut request = client
+                    .invoke_endpoint()
+                    .endpoint_name(&endpoint)
+                    .content_type(&content_type)
+                    .body(body.clone());
+                if let Some(accept) = &accept {
+                    request = request.accept(accept);
+                }
+                let result = request.send().await;
+                if result.is_err() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                if tx.send(Finished { index, result }).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+
+    let mut summary = Summary {
+        kind: "summary",
+        endpoint: args.endpoint.clone(),
+        region,
+        endpoint_profile: profile.as_deref().cloned(),
+        ..Summary::default()
+    };
+    let mut latencies = Vec::with_capacity(args.calls as usize);
+    let mut first_error: Option<sagemeter::Error> = None;
+    let mut response_shown = false;
+    while let Some(Finished { index, result }) = rx.recv().await {
+        let call = index + 1;
+        summary.calls += 1;
+        match result {
+            Ok(response) => {
+                if !args.json && !response_shown {
+                    response_shown = true;
+                    write_response(out, call, &response)?;
+                }
+                let cost = response.cost();
+                add(&mut summary, &mut latencies, cost);
+                if args.json {
+                    json_line(
+                        out,
+                        &ReceiptLine {
+                            kind: "receipt",
+                            call,
+                            cost,
+                        },
+                    )?;
+                } else {
+                    writeln!(out, "#{call:<4} {cost}")?;
+                }
+            }
+            Err(error) => {
+                summary.failed += 1;
+                let receipt = match &error {
+                    sagemeter::Error::Invoke { cost, .. } => cost.as_deref(),
+                    _ => None,
+                };
+                if let Some(cost) = receipt {
+                    add(&mut summary, &mut latencies, cost);
+                }
+                let message = error_chain(&error);
+                if args.json {
+                    json_line(
+                        out,
+                        &ErrorLine {
+                            kind: "error",
+                            call,
+                            error: message,
+                            receipt,
+                        },
+                    )?;
+                } else {
+                    match receipt {
+                        Some(cost) => writeln!(out, "#{call:<4} FAILED {cost}")?,
+                        None => writeln!(out, "#{call:<4} FAILED (not billed)")?,
+                    }
+                    eprintln!("call #{call} failed: {message}");
+                }
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+
+    latencies.sort_unstable();
+    summary.latency_ms = Latency {
+        p50: percentile(&latencies, 50).map(millis),
+        p95: percentile(&latencies, 95).map(millis),
+        max: latencies.last().copied().map(millis),
+    };
+    if summary.calls > 0 {
+        summary.cost_per_1000_calls_usd = Some(sagemeter::billing::round_cost(
+            summary.total_cost_usd * Decimal::from(1000) / Decimal::from(summary.calls),
+        ));
+    }
+    debug_assert_eq!(
+        summary.total_cost_usd,
+        client.meter().totals().client_usd,
+        "the receipts add up to the client's running total"
+    );
+    if args.json {
+        json_line(out, &summary)?;
+    } else {
+        write_summary(out, &summary)?;
+    }
+    out.flush()?;
+
+    match first_error {
+        None => Ok(()),
+        // Rejected before sending (e.g. body over SageMaker's limit): an argument problem.
+        Some(sagemeter::Error::InvalidRequest(message)) if summary.failed == summary.calls => {
+            Err(CliError::Usage(message))
+        }
+        Some(error) => {
+            let first = error_chain(&error);
+            Err(CliError::failed(format!(
+                "{} of {} calls failed{}; first failure: {first}",
+                summary.failed,
+                summary.calls,
+                if summary.calls < args.calls {
+                    format!(
+                        " ({} not sent after the failure)",
+                        args.calls - summary.calls
+                    )
+                } else {
+                    String::new()
+                }
+            )))
+        }
+    }
+}
+
+/// Looks up (and so caches) every rate the endpoint's calls need, all at once, before
+/// the first call. The library prices a call while its request is in flight, but
+/// measures the call's latency only once both are done: a slow first price look-up
+/// (up to 1 s per key) would otherwise be billed as model time on the first receipt.
+async fn warm_prices(meter: &sagemeter::Meter, profile: &EndpointProfile) {
+    let region = meter.region().to_owned();
+    let mut keys = vec![
+        PriceKey::DataIn {
+            region: region.clone(),
+        },
+        PriceKey::DataOut {
+            region: region.clone(),
+        },
+    ];
+    for variant in &profile.variants {
+        match &variant.billing {
+            VariantBilling::Instance { instance_type, .. } => {
+                keys.push(match profile.kind {
+                    EndpointKind::Async => PriceKey::AsyncInference {
+                        region: region.clone(),
+                        instance_type: instance_type.clone(),
+                    },
+                    _ => PriceKey::hosting(region.clone(), instance_type.clone()),
+                });
+            }
+            VariantBilling::Serverless {
+                memory_mb,
+                provisioned_concurrency,
+            } if *memory_mb > 0 && memory_mb.is_multiple_of(1024) => {
+                let memory_gb = memory_mb / 1024;
+                keys.push(match provisioned_concurrency {
+                    Some(_) => PriceKey::ProvisionedConcurrencyUsage {
+                        region: region.clone(),
+                        memory_gb,
+                    },
+                    None => PriceKey::serverless(region.clone(), memory_gb),
+                });
+            }
+            _ => {}
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    let mut lookups = tokio::task::JoinSet::new();
+    for key in keys {
+        let meter = meter.clone();
+        // The answer does not matter here: failures and fallbacks are cached too, and
+        // each receipt says what priced it.
+        lookups.spawn(async move {
+            let _ = meter.rate(&key).await;
+        });
+    }
+    while lookups.join_next().await.is_some() {}
+}
+
+/// Adds one receipt to the summary.
+fn add(summary: &mut Summary, latencies: &mut Vec<Duration>, cost: &Cost) {
+    summary.total_cost_usd += cost.cost_usd;
+    latencies.push(cost.usage.latency);
+    let source = cost.price_source().map_or("unpriced", |s| s.as_str());
+    *summary
+        .by_price_source
+        .entry(source.to_owned())
+        .or_default() += 1;
+    if let Some(n) = cost.usage.input_tokens {
+        *summary.input_tokens.get_or_insert(0) += n;
+    }
+    if let Some(n) = cost.usage.output_tokens {
+        *summary.output_tokens.get_or_insert(0) += n;
+    }
+    for line in &cost.lines {
+        if let LinePrice::Priced { provenance, .. } = &line.price
+            && let Some(note) = &provenance.note
+        {
+            summary
+                .price_notes
+                .insert(format!("{}: {note}", provenance.source));
+        }
+    }
+    for reason in cost.unpriced_reasons() {
+        summary.unpriced_reasons.insert(reason.to_owned());
+    }
+    // Accrual only grows: keep the latest.
+    if let Some(accrual) = &cost.accrual
+        && summary
+            .accrual
+            .as_ref()
+            .is_none_or(|a| accrual.accrued_usd >= a.accrued_usd)
+    {
+        summary.accrual = Some(accrual.clone());
+    }
+}
+
+fn describe_billing(billing: &VariantBilling) -> String {
+    match billing {
+        VariantBilling::Instance {
+            instance_type,
+            instance_count,
+        } => format!("{instance_count} x {instance_type}"),
+        VariantBilling::Serverless {
+            memory_mb,
+            provisioned_concurrency,
+        } => match provisioned_concurrency {
+            Some(pc) => format!("serverless {memory_mb} MB, provisioned concurrency {pc}"),
+            None => format!("serverless {memory_mb} MB"),
+        },
+        other => format!("{other:?}"),
+    }
+}
+
+fn write_profile(
+    out: &mut dyn Write,
+    endpoint: &str,
+    region: &str,
+    profile: Option<&EndpointProfile>,
+) -> std::io::Result<()> {
+    match profile {
+        Some(profile) => {
+            let variants: Vec<String> = profile
+                .variants
+                .iter()
+                .map(|v| format!("{} on {}", v.name, describe_billing(&v.billing)))
+                .collect();
+            writeln!(
+                out,
+                "endpoint {endpoint} ({region}): {}",
+                variants.join("; ")
+            )
+        }
+        None => writeln!(out, "endpoint {endpoint} ({region}): deployment unknown"),
+    }
+}
+
+fn write_response(
+    out: &mut dyn Write,
+    call: u32,
+    response: &Metered<InvokeEndpointOutput>,
+) -> std::io::Result<()> {
+    let body = response.body().map(|b| b.as_ref()).unwrap_or_default();
+    writeln!(
+        out,
+        "response of call #{call} ({} bytes, {}):",
+        body.len(),
+        response.content_type().unwrap_or("no content type")
+    )?;
+    let text = String::from_utf8_lossy(body);
+    write!(out, "{text}")?;
+    if !text.ends_with('\n') {
+        writeln!(out)?;
+    }
+    writeln!(out)
+}
+
+fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "summary for {} ({})", s.endpoint, s.region)?;
+    writeln!(out, "  calls            {} ({} failed)", s.calls, s.failed)?;
+    writeln!(out, "  total cost       {} USD", usd(s.total_cost_usd))?;
+    if let Some(per_1000) = s.cost_per_1000_calls_usd {
+        writeln!(out, "  per 1,000 calls  {} USD", usd(per_1000))?;
+    }
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} ms"));
+    writeln!(
+        out,
+        "  latency          p50 {}, p95 {}, max {} (client-side)",
+        ms(s.latency_ms.p50),
+        ms(s.latency_ms.p95),
+        ms(s.latency_ms.max)
+    )?;
+    if let (Some(i), Some(o)) = (s.input_tokens, s.output_tokens) {
+        writeln!(out, "  tokens           {i} in, {o} out")?;
+    }
+    let sources: Vec<String> = s
+        .by_price_source
+        .iter()
+        .map(|(source, n)| format!("{source} {n}"))
+        .collect();
+    writeln!(out, "  price source     {}", sources.join(", "))?;
+    for note in &s.price_notes {
+        writeln!(out, "  price note       {note}")?;
+    }
+    for reason in &s.unpriced_reasons {
+        writeln!(out, "  UNPRICED         {reason}")?;
+    }
+    if let Some(accrual) = &s.accrual {
+        let utilisation = accrual.utilisation.map_or_else(
+            || "-".to_owned(),
+            |u| format!("{}%", (u * Decimal::from(100)).round_dp(2).normalize()),
+        );
+        writeln!(
+            out,
+            "  instances        accrued {} while metered; receipts allocated {} (utilisation {utilisation})",
+            usd(accrual.accrued_usd),
+            usd(accrual.allocated_usd)
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_names_follow_sagemaker_rules() {
+        assert!(parse_endpoint_name("demo-realtime").is_ok());
+        assert!(parse_endpoint_name("a").is_ok());
+        assert!(parse_endpoint_name("").is_err());
+        assert!(parse_endpoint_name("-leading").is_err());
+        assert!(parse_endpoint_name("under_score").is_err());
+        assert!(parse_endpoint_name(&"x".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn body_argument_forms() {
+        assert!(matches!(BodyArg::parse("-"), Ok(BodyArg::Stdin)));
+        assert!(
+            matches!(BodyArg::parse("@req.json"), Ok(BodyArg::File(p)) if p == std::path::Path::new("req.json"))
+        );
+        assert!(BodyArg::parse("@").is_err());
+        assert!(matches!(BodyArg::parse("{}"), Ok(BodyArg::Inline(t)) if t == "{}"));
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json_content_type("application/json"));
+        assert!(is_json_content_type("Application/JSON; charset=utf-8"));
+        assert!(is_json_content_type("application/vnd.api+json"));
+        assert!(!is_json_content_type("text/csv"));
+    }
+}

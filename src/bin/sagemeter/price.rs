@@ -1,0 +1,236 @@
+//! `sagemeter price`: the on-demand price of an instance type or a serverless memory
+//! size, with where it came from.
+//!
+//! Prices come from the same chain the library uses
+//! ([`default_price_source`](sagemeter::pricing::default_price_source)): the AWS Price
+//! List API (its endpoint follows `AWS_ENDPOINT_URL_PRICING` / `AWS_ENDPOINT_URL`),
+//! falling back to the snapshot bundled in sagemeter, and saying so.
+
+use crate::output::json_line;
+use crate::{CliError, GlobalArgs, aws};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sagemeter::pricing::{
+    PriceError, PriceKey, PriceOrigin, PriceSource, PriceUnit, Rate, default_price_source,
+};
+use serde::Serialize;
+use std::io::Write;
+
+/// Look up an on-demand price.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  sagemeter price ml.g5.xlarge --region eu-west-1
+  sagemeter price serverless:3072 --json
+
+The region is --region, else the AWS configuration's, else us-east-1.")]
+pub struct PriceArgs {
+    /// What to price: a real-time hosting instance type (ml.m5.xlarge) or a serverless
+    /// memory size in MB (serverless:3072; 1024 to 6144 in steps of 1024).
+    #[arg(value_name = "INSTANCE_TYPE|serverless:MEMORY_MB", value_parser = Target::parse)]
+    pub target: Target,
+
+    /// Machine-readable output: one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `price` was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Real-time hosting, per instance-hour.
+    Instance(String),
+    /// Serverless inference, per second at a memory size.
+    Serverless {
+        /// Memory in GB (1 to 6).
+        memory_gb: u32,
+    },
+}
+
+impl Target {
+    fn parse(text: &str) -> Result<Target, String> {
+        if let Some(mb) = text.strip_prefix("serverless:") {
+            let memory_mb: u32 = mb
+                .parse()
+                .map_err(|_| format!("`{mb}` is not a memory size in MB (e.g. serverless:3072)"))?;
+            if !(1024..=6144).contains(&memory_mb) || !memory_mb.is_multiple_of(1024) {
+                return Err(format!(
+                    "serverless memory must be 1024, 2048, 3072, 4096, 5120 or 6144 MB (a whole \
+                     number of GB from 1 to 6), got {memory_mb}"
+                ));
+            }
+            return Ok(Target::Serverless {
+                memory_gb: memory_mb / 1024,
+            });
+        }
+        let well_formed = text.starts_with("ml.")
+            && text.len() > 3
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if well_formed {
+            Ok(Target::Instance(text.to_owned()))
+        } else {
+            Err(format!(
+                "`{text}` is neither an instance type (ml.<family>.<size>, e.g. ml.m5.xlarge) \
+                 nor serverless:<MEMORY_MB> (e.g. serverless:3072)"
+            ))
+        }
+    }
+
+    fn key(&self, region: &str) -> PriceKey {
+        match self {
+            Target::Instance(instance_type) => PriceKey::hosting(region, instance_type.clone()),
+            Target::Serverless { memory_gb } => PriceKey::serverless(region, *memory_gb),
+        }
+    }
+}
+
+/// The `--json` object.
+#[derive(Debug, Serialize)]
+struct PriceOutput<'a> {
+    /// What was priced (`kind`, `region`, `instance_type` or `memory_gb`).
+    key: &'a PriceKey,
+    /// USD per `unit`, an exact decimal string.
+    usd_per_unit: Decimal,
+    unit: PriceUnit,
+    currency: &'static str,
+    /// `live`, `cache`, `snapshot` or `override`.
+    source: PriceOrigin,
+    sku: Option<&'a str>,
+    effective_date: Option<&'a str>,
+    fetched_at: Option<DateTime<Utc>>,
+    /// Why this source answered, when it is a fallback.
+    note: Option<&'a str>,
+}
+
+/// Runs `sagemeter price`.
+pub async fn run(
+    args: PriceArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let sdk_config = aws::load_with_fallback_region(global).await;
+    let region = aws::region(&sdk_config);
+    let key = args.target.key(&region);
+    let prices = default_price_source(&sdk_config);
+    let rate = prices.price(&key).await.map_err(|e| no_price(&key, &e))?;
+
+    if args.json {
+        let p = &rate.provenance;
+        json_line(
+            out,
+            &PriceOutput {
+                key: &rate.key,
+                usd_per_unit: rate.usd_per_unit,
+                unit: rate.unit,
+                currency: "USD",
+                source: p.source,
+                sku: p.sku.as_deref(),
+                effective_date: p.effective_date.as_deref(),
+                fetched_at: p.fetched_at,
+                note: p.note.as_deref(),
+            },
+        )?;
+    } else {
+        write_text(out, &rate)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn no_price(key: &PriceKey, error: &PriceError) -> CliError {
+    CliError::failed(match error {
+        PriceError::NotFound { .. } => format!(
+            "no on-demand price for {key}: neither the AWS Price List nor sagemeter's bundled \
+             snapshot has one; check the instance type and the region"
+        ),
+        other => format!("no price for {key}: {other}"),
+    })
+}
+
+fn write_text(out: &mut dyn Write, rate: &Rate) -> std::io::Result<()> {
+    let p = &rate.provenance;
+    let unit = match rate.unit {
+        PriceUnit::Hour => "instance-hour",
+        PriceUnit::Second => "second",
+        PriceUnit::Gigabyte => "GB",
+        _ => "unit",
+    };
+    let source = match p.source {
+        PriceOrigin::Live => "live (AWS Price List API, just now)",
+        PriceOrigin::Cache => "cache (an earlier AWS Price List answer)",
+        PriceOrigin::Snapshot => "snapshot (bundled with sagemeter, NOT live)",
+        PriceOrigin::Override => "override",
+        _ => "other",
+    };
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    writeln!(out, "{}", rate.key)?;
+    writeln!(
+        out,
+        "  price       ${} USD per {unit}",
+        rate.usd_per_unit.normalize()
+    )?;
+    writeln!(out, "  source      {source}")?;
+    writeln!(out, "  SKU         {}", dash(p.sku.clone()))?;
+    writeln!(out, "  effective   {}", dash(p.effective_date.clone()))?;
+    writeln!(
+        out,
+        "  fetched at  {}",
+        dash(p.fetched_at.map(|t| t.to_rfc3339()))
+    )?;
+    if let Some(note) = &p.note {
+        writeln!(out, "  note        {note}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_types_and_serverless_sizes_are_parsed() {
+        assert_eq!(
+            Target::parse("ml.m5.xlarge"),
+            Ok(Target::Instance("ml.m5.xlarge".into()))
+        );
+        // 3072 MB = 3 GB.
+        assert_eq!(
+            Target::parse("serverless:3072"),
+            Ok(Target::Serverless { memory_gb: 3 })
+        );
+        assert_eq!(
+            Target::parse("serverless:6144"),
+            Ok(Target::Serverless { memory_gb: 6 })
+        );
+    }
+
+    #[test]
+    fn sizes_that_are_not_whole_gigabytes_from_1_to_6_are_rejected() {
+        for bad in [
+            "serverless:0",
+            "serverless:1000",
+            "serverless:7168",
+            "serverless:3gb",
+            "serverless:",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn malformed_instance_types_are_rejected() {
+        for bad in ["m5.xlarge", "ml.", "", "ml.m5 xlarge"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_carry_the_region() {
+        assert_eq!(
+            Target::Serverless { memory_gb: 3 }.key("eu-west-1"),
+            PriceKey::serverless("eu-west-1", 3)
+        );
+    }
+}

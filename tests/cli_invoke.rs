@@ -1,0 +1,444 @@
+//! `sagemeter invoke`, run as a process against the local emulator (a private,
+//! seeded moto server): receipts, summaries that add up, concurrency, both billing
+//! models, and the error exits.
+//!
+//! The emulator has no Price List API and these tests point `AWS_ENDPOINT_URL_PRICING`
+//! at a port where nothing listens, so every price comes from the bundled snapshot
+//! (us-east-1: ml.m5.xlarge $0.23/h, serverless 3 GB $0.00006/s, data $0.016/GB),
+//! and the receipts must say `snapshot`.
+//!
+//! Run: `cargo test --features cli --test cli_invoke`.
+
+#[path = "support/emulator.rs"]
+mod emulator;
+
+use assert_cmd::Command;
+use emulator::{Emulator, REALTIME_ENDPOINT, REGION, SERVERLESS_ENDPOINT};
+use predicates::prelude::*;
+use rust_decimal::Decimal;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// A URL where nothing listens: connections are refused at once.
+fn refused_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// `sagemeter` with a clean AWS environment pointing at `endpoint_url`: static test
+/// credentials, us-east-1, no profile files, pricing unreachable.
+fn sagemeter_at(endpoint_url: &str) -> Command {
+    let mut cmd = Command::cargo_bin("sagemeter").expect("the sagemeter binary (feature `cli`)");
+    let no_file = std::env::temp_dir().join("sagemeter-cli-test-no-such-aws-file");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", endpoint_url)
+        .env("AWS_ENDPOINT_URL_PRICING", refused_url())
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", emulator::ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", emulator::SECRET_ACCESS_KEY)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", &no_file)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &no_file)
+        .timeout(Duration::from_secs(120));
+    cmd
+}
+
+fn sagemeter() -> Command {
+    sagemeter_at(&Emulator::shared().endpoint_url)
+}
+
+fn dec(v: &Value) -> Decimal {
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a decimal string, got {v}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("not a decimal ({e}): {v}"))
+}
+
+/// The `--json` output: (receipt lines, summary).
+fn parse_json_lines(stdout: &[u8]) -> (Vec<Value>, Value) {
+    let text = String::from_utf8_lossy(stdout);
+    let mut lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let summary = lines.pop().expect("at least a summary line");
+    assert_eq!(summary["type"], "summary", "last line: {summary}");
+    for line in &lines {
+        assert_eq!(line["type"], "receipt", "{line}");
+    }
+    (lines, summary)
+}
+
+/// Sources of every priced line of a receipt.
+fn sources(receipt: &Value) -> BTreeSet<String> {
+    receipt["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| {
+            assert_eq!(l["price"]["status"], "priced", "every line priced: {l}");
+            l["price"]["provenance"]["source"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn five_calls_print_five_receipts_and_a_summary_that_adds_up() {
+    let out = sagemeter()
+        .args([
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            r#"{"inputs":"five"}"#,
+        ])
+        .args(["-n", "5", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let (receipts, summary) = parse_json_lines(&out.stdout);
+
+    assert_eq!(receipts.len(), 5);
+    let calls: BTreeSet<u64> = receipts
+        .iter()
+        .map(|r| r["call"].as_u64().unwrap())
+        .collect();
+    assert_eq!(calls, (1..=5).collect());
+    let mut total = Decimal::ZERO;
+    for r in &receipts {
+        assert_eq!(r["endpoint"], REALTIME_ENDPOINT);
+        assert_eq!(r["variant"], "AllTraffic");
+        assert_eq!(r["billing"]["kind"], "instance");
+        assert_eq!(r["billing"]["instance_type"], "ml.m5.xlarge");
+        // Pricing unreachable: the bundled snapshot priced the call, and says so.
+        assert_eq!(sources(r), BTreeSet::from(["snapshot".to_owned()]), "{r}");
+        let cost = dec(&r["cost_usd"]);
+        assert!(cost > Decimal::ZERO, "a priced call costs something: {r}");
+        // Compute = latency h x $0.23/h (busy time, one instance per call).
+        let compute = &r["lines"][0];
+        assert_eq!(compute["item"], "compute");
+        assert_eq!(
+            dec(&compute["price"]["usd_per_unit"]),
+            "0.23".parse().unwrap()
+        );
+        total += cost;
+    }
+    // Sequential calls: the last receipt's running total is everything.
+    let last = receipts.iter().max_by_key(|r| r["call"].as_u64()).unwrap();
+    assert_eq!(dec(&last["running_client_usd"]), total);
+
+    assert_eq!(summary["calls"], 5);
+    assert_eq!(summary["failed"], 0);
+    assert_eq!(dec(&summary["total_cost_usd"]), total, "{summary}");
+    // per 1,000 = total x 1000 / 5, rounded to 10^-12.
+    let per_1000 = (total * Decimal::from(1000) / Decimal::from(5)).round_dp(12);
+    assert_eq!(dec(&summary["cost_per_1000_calls_usd"]), per_1000);
+    assert_eq!(summary["by_price_source"]["snapshot"], 5, "{summary}");
+    assert!(summary["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+    assert!(
+        summary["latency_ms"]["p95"].as_f64().unwrap()
+            >= summary["latency_ms"]["p50"].as_f64().unwrap()
+    );
+    assert!(
+        summary["price_notes"].to_string().contains("snapshot"),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["endpoint_profile"]["variants"][0]["billing"]["instance_count"],
+        2
+    );
+    // Receipts never carry the payload.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("chat.completion"),
+        "payload leaked: {stdout}"
+    );
+    assert!(!stdout.contains("five"), "request body leaked: {stdout}");
+}
+
+#[test]
+fn twenty_calls_four_at_a_time_share_one_client_and_add_up() {
+    let out = sagemeter()
+        .args([
+            "invoke",
+            SERVERLESS_ENDPOINT,
+            "--body",
+            r#"{"inputs":"concurrent"}"#,
+        ])
+        .args(["-n", "20", "--concurrency", "4", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let (receipts, summary) = parse_json_lines(&out.stdout);
+
+    assert_eq!(receipts.len(), 20);
+    let calls: BTreeSet<u64> = receipts
+        .iter()
+        .map(|r| r["call"].as_u64().unwrap())
+        .collect();
+    assert_eq!(calls, (1..=20).collect(), "every call exactly once");
+    let total: Decimal = receipts.iter().map(|r| dec(&r["cost_usd"])).sum();
+    assert!(total > Decimal::ZERO);
+    // One shared client: the highest running total is the sum of all receipts.
+    let highest = receipts
+        .iter()
+        .map(|r| dec(&r["running_client_usd"]))
+        .max()
+        .unwrap();
+    assert_eq!(highest, total);
+    assert_eq!(dec(&summary["total_cost_usd"]), total);
+    assert_eq!(summary["calls"], 20);
+
+    for r in &receipts {
+        // Serverless: billed seconds (latency rounded up to the ms) x $0.00006/s at 3 GB.
+        assert_eq!(r["billing"]["kind"], "serverless", "{r}");
+        assert_eq!(r["billing"]["memory_mb"], 3072);
+        let compute = &r["lines"][0];
+        assert_eq!(compute["unit"], "seconds");
+        assert_eq!(
+            dec(&compute["price"]["usd_per_unit"]),
+            "0.00006".parse().unwrap()
+        );
+        let latency_us = r["usage"]["latency_us"].as_u64().unwrap();
+        let billed_ms = latency_us.div_ceil(1000);
+        assert_eq!(
+            dec(&compute["quantity"]),
+            Decimal::new(billed_ms as i64, 3),
+            "{r}"
+        );
+        assert_eq!(sources(r), BTreeSet::from(["snapshot".to_owned()]));
+    }
+}
+
+#[test]
+fn text_output_shows_the_response_once_each_receipt_and_a_summary() {
+    let out = sagemeter()
+        .args([
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            r#"{"inputs":"text"}"#,
+            "-n",
+            "3",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+
+    assert!(
+        stdout.starts_with("endpoint demo-realtime (us-east-1): AllTraffic on 2 x ml.m5.xlarge"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("response of call").count(), 1, "{stdout}");
+    assert_eq!(
+        stdout.matches("\"object\":\"chat.completion\"").count(),
+        1,
+        "{stdout}"
+    );
+    let receipts: Vec<&str> = stdout.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(receipts.len(), 3, "{stdout}");
+    for line in receipts {
+        assert!(
+            line.contains("for InvokeEndpoint on demo-realtime/AllTraffic"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("[snapshot]"),
+            "each line names its price source: {line}"
+        );
+    }
+    for expected in [
+        "calls            3 (0 failed)",
+        "total cost       $",
+        "per 1,000 calls  $",
+        "p50 ",
+        "p95 ",
+        "price source     snapshot 3",
+    ] {
+        assert!(stdout.contains(expected), "missing `{expected}`: {stdout}");
+    }
+}
+
+#[test]
+fn the_body_can_come_from_a_file_or_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("request.json");
+    let body = r#"{"messages":[{"role":"user","content":"from a file"}]}"#;
+    std::fs::write(&path, body).unwrap();
+    let out = sagemeter()
+        .args(["invoke", SERVERLESS_ENDPOINT, "--json", "--body"])
+        .arg(format!("@{}", path.display()))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let (receipts, _) = parse_json_lines(&out.stdout);
+    assert_eq!(receipts[0]["usage"]["bytes_in"], body.len());
+
+    let stdin_body = r#"{"inputs":"from stdin, a little longer"}"#;
+    let out = sagemeter()
+        .args(["invoke", SERVERLESS_ENDPOINT, "--json", "--body", "-"])
+        .write_stdin(stdin_body)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let (receipts, _) = parse_json_lines(&out.stdout);
+    assert_eq!(receipts[0]["usage"]["bytes_in"], stdin_body.len());
+}
+
+#[test]
+fn verbose_shows_the_cost_log_line_of_every_call_on_stderr() {
+    sagemeter()
+        .args([
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            r#"{"inputs":"log"}"#,
+            "-n",
+            "2",
+            "-v",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::function(|e: &str| {
+            e.matches("sagemaker call cost").count() == 2
+                && e.matches("price_source=\"snapshot\"").count() == 2
+        }));
+}
+
+#[test]
+fn an_unknown_endpoint_exits_1_naming_it_before_sending_anything() {
+    sagemeter()
+        .args(["invoke", "no-such-endpoint", "--body", "{}", "-n", "3"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(
+            predicate::str::contains("error: unknown endpoint `no-such-endpoint`")
+                .and(predicate::str::contains("nothing was sent")),
+        );
+}
+
+#[test]
+fn invalid_arguments_exit_2_and_send_nothing() {
+    // Nothing listens at this endpoint URL: had anything been sent, the exit would be 1.
+    let nowhere = refused_url();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = format!("@{}", dir.path().join("missing.json").display());
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["invoke", REALTIME_ENDPOINT], // no --body
+        vec!["invoke", "--body", "{}"],    // no endpoint
+        vec!["invoke", REALTIME_ENDPOINT, "--body", "{}", "-n", "0"], // zero calls
+        vec!["invoke", REALTIME_ENDPOINT, "--body", "{}", "-n", "lots"], // not a number
+        vec![
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "{}",
+            "--concurrency",
+            "0",
+        ],
+        vec!["invoke", "bad_name!", "--body", "{}"], // not an endpoint name
+        vec!["invoke", REALTIME_ENDPOINT, "--body", "{not json"], // JSON content type
+        vec!["invoke", REALTIME_ENDPOINT, "--body", &missing], // unreadable file
+        vec![
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "{}",
+            "--no-such-flag",
+        ],
+        vec![
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "{}",
+            "--region",
+            "Not A Region",
+        ],
+        vec!["no-such-command"],
+        vec![],
+    ];
+    for args in cases {
+        sagemeter_at(&nowhere)
+            .args(&args)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::is_empty().not());
+    }
+}
+
+#[test]
+fn a_non_json_body_is_sent_as_is_with_another_content_type() {
+    let out = sagemeter()
+        .args([
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "1.0,2.0,3.0",
+            "--content-type",
+            "text/csv",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let (receipts, _) = parse_json_lines(&out.stdout);
+    assert_eq!(receipts[0]["usage"]["bytes_in"], 11);
+}
+
+/// A loopback port that accepts connections and never answers (a Price List API
+/// that hangs), for as long as the test process lives.
+fn unresponsive_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn a_hanging_price_list_does_not_make_the_first_call_look_slow() {
+    // Each price look-up gives up after 1 s and falls back to the snapshot. That wait
+    // happens before the first call, not during it: the receipt's latency (and so its
+    // compute cost) is the model's, not the price list's.
+    let out = sagemeter()
+        .env("AWS_ENDPOINT_URL_PRICING", unresponsive_url())
+        .args([
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            r#"{"inputs":"slow prices"}"#,
+        ])
+        .args(["-n", "2", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let (receipts, _) = parse_json_lines(&out.stdout);
+    for r in &receipts {
+        let latency_us = r["usage"]["latency_us"].as_u64().unwrap();
+        assert!(
+            latency_us < 900_000,
+            "latency {latency_us} µs includes pricing: {r}"
+        );
+        assert_eq!(sources(r), BTreeSet::from(["snapshot".to_owned()]), "{r}");
+    }
+}

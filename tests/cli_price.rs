@@ -1,0 +1,410 @@
+//! `sagemeter price`, run as a process against an in-process fake of the AWS Price
+//! List Query API (`AWS_ENDPOINT_URL_PRICING` points at it): live prices with their
+//! SKU, serverless sizes, unknown instance types, and the fallback to the bundled
+//! snapshot when the Price List cannot be reached.
+//!
+//! Run: `cargo test --features cli --test cli_price`.
+
+use assert_cmd::Command;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use predicates::prelude::*;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The effective date of every fake on-demand term.
+const EFFECTIVE_DATE: &str = "2026-05-01T00:00:00Z";
+
+/// A minimal Price List API: awsJson1.1 `POST /` with
+/// `X-Amz-Target: AWSPriceListService.GetProducts`; answers the documents whose
+/// attributes match every `TERM_MATCH` filter, in one page.
+struct FakePriceList {
+    url: String,
+    requests: Arc<Mutex<u32>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakePriceList {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Clone)]
+struct Served {
+    docs: Arc<Vec<Value>>,
+    requests: Arc<Mutex<u32>>,
+}
+
+impl FakePriceList {
+    async fn start(docs: Vec<Value>) -> FakePriceList {
+        let requests = Arc::new(Mutex::new(0));
+        let state = Served {
+            docs: Arc::new(docs),
+            requests: requests.clone(),
+        };
+        let app = Router::new()
+            .route("/", post(get_products))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FakePriceList {
+            url,
+            requests,
+            task,
+        }
+    }
+
+    fn request_count(&self) -> u32 {
+        *self.requests.lock().unwrap()
+    }
+}
+
+async fn get_products(State(served): State<Served>, headers: HeaderMap, body: Bytes) -> Response {
+    *served.requests.lock().unwrap() += 1;
+    let aws_json = |status: StatusCode, body: Value| {
+        let mut response = (status, body.to_string()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            "application/x-amz-json-1.1".parse().unwrap(),
+        );
+        response
+    };
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    if target != Some("AWSPriceListService.GetProducts") {
+        return aws_json(
+            StatusCode::BAD_REQUEST,
+            json!({"__type": "UnknownOperationException", "message": "unknown operation"}),
+        );
+    }
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let filters: Vec<(String, String)> = request["Filters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f["Field"].as_str().unwrap_or_default().to_owned(),
+                f["Value"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let page: Vec<String> = served
+        .docs
+        .iter()
+        .filter(|doc| request["ServiceCode"] == doc["serviceCode"])
+        .filter(|doc| {
+            filters.iter().all(|(field, value)| {
+                let product = &doc["product"];
+                let actual = match field.as_str() {
+                    "productFamily" => product["productFamily"].as_str(),
+                    _ => product["attributes"][field].as_str(),
+                };
+                actual == Some(value.as_str())
+            })
+        })
+        .map(Value::to_string)
+        .collect();
+    aws_json(
+        StatusCode::OK,
+        json!({"FormatVersion": "aws_v1", "PriceList": page}),
+    )
+}
+
+/// An `AmazonSageMaker` product document in the Price List's `aws_v1` shape.
+fn product(sku: &str, family: &str, attributes: Value, unit: &str, usd: &str) -> Value {
+    let term = format!("{sku}.JRTCKXETXF");
+    let rate_code = format!("{term}.6YS6EN2CT7");
+    let mut attrs = attributes;
+    attrs["servicecode"] = json!("AmazonSageMaker");
+    attrs["locationType"] = json!("AWS Region");
+    json!({
+        "product": {"productFamily": family, "attributes": attrs, "sku": sku},
+        "serviceCode": "AmazonSageMaker",
+        "terms": {"OnDemand": {term.clone(): {
+            "priceDimensions": {rate_code.clone(): {
+                "unit": unit, "beginRange": "0", "endRange": "Inf", "appliesTo": [],
+                "description": format!("${usd} per {unit}"), "rateCode": rate_code,
+                "pricePerUnit": {"USD": usd},
+            }},
+            "sku": sku, "effectiveDate": EFFECTIVE_DATE, "offerTermCode": "JRTCKXETXF",
+            "termAttributes": {},
+        }}},
+        "version": "20260501000000",
+        "publicationDate": "2026-05-01T00:00:00Z",
+    })
+}
+
+fn hosting(sku: &str, region: &str, prefix: &str, instance: &str, usd: &str) -> Value {
+    product(
+        sku,
+        "ML Instance",
+        json!({
+            "regionCode": region, "instanceName": instance, "component": "Hosting",
+            "instanceType": format!("{instance}-Hosting"), "operation": "RunInstance",
+            "usagetype": format!("{prefix}-Host:{instance}"),
+        }),
+        "Hrs",
+        usd,
+    )
+}
+
+fn training(sku: &str, region: &str, prefix: &str, instance: &str, usd: &str) -> Value {
+    product(
+        sku,
+        "ML Instance",
+        json!({
+            "regionCode": region, "instanceName": instance, "component": "Training",
+            "instanceType": format!("{instance}-Training"), "operation": "RunInstance",
+            "usagetype": format!("{prefix}-Train:{instance}"),
+        }),
+        "Hrs",
+        usd,
+    )
+}
+
+fn serverless(sku: &str, region: &str, prefix: &str, memory_gb: u32, usd: &str) -> Value {
+    product(
+        sku,
+        "ML Serverless",
+        json!({
+            "regionCode": region, "operation": "RunInstance",
+            "usagetype": format!("{prefix}-ServerlessInf:Mem-{memory_gb}GB"),
+        }),
+        "Second",
+        usd,
+    )
+}
+
+/// Prices deliberately different from the bundled snapshot (ml.m5.xlarge $0.23/h,
+/// 3 GB $0.00006/s), so that a live answer cannot be mistaken for the snapshot.
+fn documents() -> Vec<Value> {
+    vec![
+        hosting(
+            "HOSTM5XLUSE1AAAA",
+            "us-east-1",
+            "USE1",
+            "ml.m5.xlarge",
+            "0.2990000000",
+        ),
+        training(
+            "TRAINM5XLUSE1AAA",
+            "us-east-1",
+            "USE1",
+            "ml.m5.xlarge",
+            "0.5000000000",
+        ),
+        hosting(
+            "HOSTM5XLEU1AAAAA",
+            "eu-west-1",
+            "EU",
+            "ml.m5.xlarge",
+            "0.3110000000",
+        ),
+        serverless("SRVLESS3GBUSE1AA", "us-east-1", "USE1", 3, "0.0000700000"),
+        serverless("SRVLESS4GBUSE1AA", "us-east-1", "USE1", 4, "0.0000900000"),
+    ]
+}
+
+fn refused_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// `sagemeter` with a clean AWS environment: static test credentials, us-east-1,
+/// no profile files, the Price List at `pricing_url`, everything else unreachable.
+fn sagemeter(pricing_url: &str) -> Command {
+    let mut cmd = Command::cargo_bin("sagemeter").expect("the sagemeter binary (feature `cli`)");
+    let no_file = std::env::temp_dir().join("sagemeter-cli-test-no-such-aws-file");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", refused_url())
+        .env("AWS_ENDPOINT_URL_PRICING", pricing_url)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", &no_file)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &no_file)
+        .timeout(Duration::from_secs(60));
+    cmd
+}
+
+fn json_of(cmd: &mut Command) -> Value {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.lines().count(), 1, "one JSON object: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn dec(v: &Value) -> Decimal {
+    v.as_str()
+        .unwrap_or_else(|| panic!("decimal string: {v}"))
+        .parse()
+        .unwrap()
+}
+
+// The fake server runs on the runtime's worker threads while the test thread waits
+// for the child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_type_is_priced_live_with_its_sku() {
+    let server = FakePriceList::start(documents()).await;
+    let price = json_of(sagemeter(&server.url).args(["price", "ml.m5.xlarge", "--json"]));
+
+    assert_eq!(price["source"], "live", "{price}");
+    // The Hosting product, not the Training one of the same instance.
+    assert_eq!(dec(&price["usd_per_unit"]), "0.299".parse().unwrap());
+    assert_eq!(price["unit"], "hour");
+    assert_eq!(price["currency"], "USD");
+    assert_eq!(price["sku"], "HOSTM5XLUSE1AAAA");
+    assert_eq!(price["effective_date"], EFFECTIVE_DATE);
+    assert!(price["fetched_at"].is_string(), "{price}");
+    assert_eq!(price["key"]["kind"], "hosting");
+    assert_eq!(price["key"]["region"], "us-east-1");
+    assert_eq!(price["key"]["instance_type"], "ml.m5.xlarge");
+    assert!(
+        server.request_count() >= 1,
+        "AWS_ENDPOINT_URL_PRICING was used"
+    );
+
+    sagemeter(&server.url)
+        .args(["price", "ml.m5.xlarge"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("hosting ml.m5.xlarge in us-east-1")
+                .and(predicate::str::contains("$0.299 USD per instance-hour"))
+                .and(predicate::str::contains("source      live"))
+                .and(predicate::str::contains("SKU         HOSTM5XLUSE1AAAA"))
+                .and(predicate::str::contains(EFFECTIVE_DATE)),
+        );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serverless_memory_size_is_priced_per_second_at_its_gigabytes() {
+    let server = FakePriceList::start(documents()).await;
+    // 3072 MB = 3 GB: usagetype ...ServerlessInf:Mem-3GB.
+    let price = json_of(sagemeter(&server.url).args(["price", "serverless:3072", "--json"]));
+
+    assert_eq!(price["source"], "live", "{price}");
+    assert_eq!(dec(&price["usd_per_unit"]), "0.00007".parse().unwrap());
+    assert_eq!(price["unit"], "second");
+    assert_eq!(price["sku"], "SRVLESS3GBUSE1AA");
+    assert_eq!(price["key"]["kind"], "serverless");
+    assert_eq!(price["key"]["memory_gb"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_region_comes_from_the_flag_or_the_aws_configuration() {
+    let server = FakePriceList::start(documents()).await;
+    let by_flag = json_of(sagemeter(&server.url).args([
+        "price",
+        "ml.m5.xlarge",
+        "--region",
+        "eu-west-1",
+        "--json",
+    ]));
+    assert_eq!(by_flag["key"]["region"], "eu-west-1");
+    assert_eq!(dec(&by_flag["usd_per_unit"]), "0.311".parse().unwrap());
+
+    let by_env = json_of(sagemeter(&server.url).env("AWS_REGION", "eu-west-1").args([
+        "price",
+        "ml.m5.xlarge",
+        "--json",
+    ]));
+    assert_eq!(by_env["key"]["region"], "eu-west-1");
+    assert_eq!(by_env["sku"], "HOSTM5XLEU1AAAAA");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_instance_type_exits_1_with_a_clear_message() {
+    let server = FakePriceList::start(documents()).await;
+    sagemeter(&server.url)
+        .args(["price", "ml.nosuch.xlarge"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(
+            predicate::str::contains(
+                "error: no on-demand price for hosting ml.nosuch.xlarge in us-east-1",
+            )
+            .and(predicate::str::contains("check the instance type")),
+        );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_pricing_falls_back_to_the_bundled_snapshot_and_says_so() {
+    let nowhere = refused_url();
+    let price = json_of(sagemeter(&nowhere).args(["price", "ml.m5.xlarge", "--json"]));
+    assert_eq!(price["source"], "snapshot", "{price}");
+    // The bundled snapshot's us-east-1 ml.m5.xlarge rate.
+    assert_eq!(dec(&price["usd_per_unit"]), "0.23".parse().unwrap());
+    assert!(price["sku"].is_null());
+    assert!(price["fetched_at"].is_null());
+    let note = price["note"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a fallback note: {price}"));
+    assert!(note.contains("primary price source failed"), "{note}");
+
+    sagemeter(&nowhere)
+        .args(["price", "serverless:3072"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("$0.00006 USD per second")
+                .and(predicate::str::contains(
+                    "snapshot (bundled with sagemeter, NOT live)",
+                ))
+                .and(predicate::str::contains(
+                    "note        primary price source failed",
+                )),
+        );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_price_anywhere_exits_1() {
+    // Pricing unreachable and the snapshot has no such instance type either.
+    sagemeter(&refused_url())
+        .args(["price", "ml.nosuch.xlarge"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(
+            predicate::str::contains("error: no ")
+                .and(predicate::str::contains("ml.nosuch.xlarge")),
+        );
+}
+
+#[test]
+fn invalid_targets_are_usage_errors() {
+    let nowhere = refused_url();
+    for (arg, says) in [
+        ("serverless:3000", "whole number of GB"),
+        ("serverless:8192", "whole number of GB"),
+        ("serverless:big", "not a memory size"),
+        ("m5.xlarge", "neither an instance type"),
+    ] {
+        sagemeter(&nowhere)
+            .args(["price", arg])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(says));
+    }
+    sagemeter(&nowhere)
+        .args(["price"])
+        .assert()
+        .code(2)
+        .stdout("");
+}
