@@ -7,7 +7,10 @@
 
 mod tokens;
 
-pub use tokens::{FnTokenCounter, OpenAiUsage, TgiDetails, TokenCounter, TokenUsage, detect_tokens};
+pub use tokens::{
+    FnTokenCounter, MAX_STREAM_EVENT_BYTES, OpenAiUsage, StreamTokens, TgiDetails, TokenCounter,
+    TokenUsage, detect_tokens,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
