@@ -11,7 +11,11 @@ mod rust_decimal_macros_free {
 }
 
 fn rate(key: PriceKey, usd: &str) -> RateResult {
-    Ok(Rate::new(key, dec(usd), Provenance::new(PriceOrigin::Snapshot)))
+    Ok(Rate::new(
+        key,
+        dec(usd),
+        Provenance::new(PriceOrigin::Snapshot),
+    ))
 }
 
 fn m5_xlarge(count: u32) -> VariantBilling {
@@ -156,4 +160,12 @@ fn per_token_charges_without_token_counts_are_unpriced() {
 fn negative_usage_charges_are_rejected() {
     let charges = UsageCharges::default().per_1000_calls(dec("-1"));
     assert!(charges.validate().unwrap_err().contains("negative"));
+}
+
+#[test]
+fn usage_charges_alone_need_a_price() {
+    let nothing = UsageCharges::default().alone();
+    assert!(nothing.validate().unwrap_err().contains("silent $0"));
+    let per_call = UsageCharges::default().per_1000_calls(dec("0.70")).alone();
+    assert_eq!(per_call.validate(), Ok(()));
 }
