@@ -1,16 +1,20 @@
 //! `InvokeEndpoint`, metered: the fluent builder and the `send_metered` extension.
 
-use super::meter::{FinishedCall, Meter};
 use super::Metered;
+use super::meter::{FinishedCall, Meter};
 use crate::meter::{Operation, Outcome, Usage};
-use crate::{Error, Result};
+use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::builders::InvokeEndpointFluentBuilder;
-use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{InvokeEndpointError, InvokeEndpointOutput};
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{
+    InvokeEndpointError, InvokeEndpointOutput,
+};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Instant;
+use tracing::Instrument;
+use tracing::field::{Empty, display};
 
 /// Largest request body SageMaker real-time inference accepts (25 MB; serverless
 /// endpoints accept 4 MB, which the service itself enforces).
@@ -34,7 +38,10 @@ pub trait SendMeteredExt {
     /// The SDK operation's output.
     type Output;
     /// Sends the request and returns its output with its cost.
-    fn send_metered(self, meter: &Meter) -> impl Future<Output = Result<Metered<Self::Output>>> + Send;
+    fn send_metered(
+        self,
+        meter: &Meter,
+    ) -> impl Future<Output = Result<Metered<Self::Output>>> + Send;
 }
 
 impl SendMeteredExt for InvokeEndpointFluentBuilder {
@@ -69,9 +76,12 @@ async fn invoke_endpoint(
     let target_variant = request.get_target_variant().clone();
 
     // Measure, while discovery and pricing run alongside the call.
+    let span = call_span(&endpoint, Operation::InvokeEndpoint);
     let started_at = meter.now();
     let started = Instant::now();
-    let (sent, prepared) = tokio::join!(request.send(), meter.prepare(&endpoint));
+    let (sent, prepared) = async { tokio::join!(request.send(), meter.prepare(&endpoint)) }
+        .instrument(span.clone())
+        .await;
     let latency = started.elapsed();
 
     let mut usage = Usage::new(Operation::InvokeEndpoint, latency);
@@ -88,28 +98,33 @@ async fn invoke_endpoint(
         }
         Err(err) => {
             usage.outcome = Outcome::Error;
-            err.as_service_error().and_then(|e| e.meta().request_id()).map(str::to_owned)
+            err.as_service_error()
+                .and_then(|e| e.meta().request_id())
+                .map(str::to_owned)
         }
     };
 
     let billable = match &sent {
         Ok(_) => true,
         // The model ran and answered with an error: the instance time was used.
-        Err(err) => matches!(err.as_service_error(), Some(InvokeEndpointError::ModelError(_))),
+        Err(err) => matches!(
+            err.as_service_error(),
+            Some(InvokeEndpointError::ModelError(_))
+        ),
     };
     let cost = billable.then(|| {
-        meter.finish(
-            FinishedCall {
-                endpoint: endpoint.clone(),
-                request_id,
-                started_at,
-                target_variant,
-                usage,
-                tags,
-                notes: Vec::new(),
-            },
-            &prepared,
-        )
+        let call = FinishedCall {
+            endpoint: endpoint.clone(),
+            request_id,
+            started_at,
+            target_variant,
+            usage,
+            tags,
+            notes: Vec::new(),
+        };
+        let cost = span.in_scope(|| meter.finish(call, &prepared));
+        record_on_span(&span, &cost);
+        cost
     });
 
     match sent {
@@ -128,6 +143,41 @@ async fn invoke_endpoint(
                 cost: cost.map(Box::new),
             }),
         },
+    }
+}
+
+/// The span of one metered call (target `sagemeter`, name `sagemaker.invoke`); the
+/// cost line is logged inside it. When the receipt is made, its outcome, cost and
+/// tokens are recorded on it, tokens under sagemeter's names (`input_tokens`,
+/// `output_tokens`) and the OpenTelemetry GenAI ones (`gen_ai.usage.input_tokens`,
+/// `gen_ai.usage.output_tokens`).
+pub(crate) fn call_span(endpoint: &str, operation: Operation) -> tracing::Span {
+    tracing::info_span!(
+        target: "sagemeter",
+        "sagemaker.invoke",
+        endpoint = %endpoint,
+        operation = operation.as_str(),
+        outcome = Empty,
+        cost_usd = Empty,
+        input_tokens = Empty,
+        output_tokens = Empty,
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+    )
+}
+
+/// Records a receipt's figures on its call's span (see [`call_span`]).
+pub(crate) fn record_on_span(span: &tracing::Span, cost: &Cost) {
+    let usage = &cost.usage;
+    span.record("outcome", usage.outcome.as_str());
+    span.record("cost_usd", display(cost.cost_usd));
+    if let Some(n) = usage.input_tokens {
+        span.record("input_tokens", n);
+        span.record("gen_ai.usage.input_tokens", n);
+    }
+    if let Some(n) = usage.output_tokens {
+        span.record("output_tokens", n);
+        span.record("gen_ai.usage.output_tokens", n);
     }
 }
 
@@ -151,6 +201,7 @@ macro_rules! delegate_setters {
         )*
     };
 }
+pub(crate) use delegate_setters;
 
 impl InvokeEndpoint {
     pub(crate) fn new(request: InvokeEndpointFluentBuilder, meter: Meter) -> Self {
