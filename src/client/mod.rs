@@ -1,7 +1,9 @@
 //! The metered client: the SDK's SageMaker Runtime client, plus a cost on every response.
 //!
 //! Three ways in, from most to least change to existing code:
-//! - [`Client`]: `client.invoke_endpoint()…send()` returns [`Metered`] output.
+//! - [`Client`]: `client.invoke_endpoint()…send()` returns [`Metered`] output;
+//!   `invoke_endpoint_with_response_stream()` a [`MeteredResponseStream`] whose receipt
+//!   is made when the stream ends, fails or is dropped.
 //! - [`SendMeteredExt`]: keep the SDK's fluent builder, end it with
 //!   `.send_metered(&meter)` instead of `.send()`.
 //! - [`MeteringInterceptor`]: register it on the SDK client's `Config`; every call
@@ -11,10 +13,15 @@
 mod interceptor;
 mod invoke;
 mod meter;
+mod stream;
 
 pub use interceptor::MeteringInterceptor;
 pub use invoke::{InvokeEndpoint, SendMeteredExt};
 pub use meter::Meter;
+pub use stream::{
+    InvokeEndpointWithResponseStream, MeteredEventReceiver, MeteredResponseStream, StreamEvent,
+    StreamReceipt,
+};
 
 use crate::billing::{Allocation, UsageCharges};
 use crate::endpoint::{Discovery, EndpointProfile};
