@@ -84,7 +84,10 @@ fn builder(conf: &aws_types::SdkConfig) -> ClientBuilder {
             SERVERLESS_LLM,
             vec![VariantProfile::serverless(VARIANT, 2048)],
         ))
-        .price_override(PriceKey::hosting(REGION, "ml.g5.xlarge"), dec(G5_USD_PER_HOUR))
+        .price_override(
+            PriceKey::hosting(REGION, "ml.g5.xlarge"),
+            dec(G5_USD_PER_HOUR),
+        )
         .price_override(
             PriceKey::serverless(REGION, 2),
             dec(SERVERLESS_2GB_USD_PER_SECOND),
@@ -218,7 +221,10 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Captured {
         if attrs.metadata().name() == "sagemaker.invoke" {
             let mut fields = Fields::new();
             attrs.record(&mut FieldsVisitor(&mut fields));
-            self.open_spans.lock().unwrap().insert(id.into_u64(), fields);
+            self.open_spans
+                .lock()
+                .unwrap()
+                .insert(id.into_u64(), fields);
         }
     }
     fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
@@ -267,13 +273,19 @@ async fn a_full_stream_yields_the_sdk_parts_and_one_receipt_with_ttfb_parts_byte
     let receipt = response.receipt();
     assert_eq!(response.invoked_production_variant(), Some(VARIANT));
     assert_eq!(response.content_type(), Some("text/event-stream"));
-    assert!(response.cost().is_none(), "no receipt while the stream is open");
+    assert!(
+        response.cost().is_none(),
+        "no receipt while the stream is open"
+    );
 
     let payload = read_all(&mut response).await;
 
     // The caller saw exactly the bytes the model sent.
     assert_eq!(payload, openai_parts().concat().as_bytes());
-    let cost = response.cost().expect("a receipt once the stream has ended").clone();
+    let cost = response
+        .cost()
+        .expect("a receipt once the stream has ended")
+        .clone();
     let u = &cost.usage;
     assert_eq!(u.outcome, Outcome::Ok);
     assert_eq!(u.parts, Some(5));
@@ -313,7 +325,9 @@ async fn a_full_stream_yields_the_sdk_parts_and_one_receipt_with_ttfb_parts_byte
     assert_eq!(logged[0]["gen_ai.usage.output_tokens"], "3");
     assert_eq!(logged[0]["cost_usd"], cost.cost_usd.to_string());
     assert!(
-        !logged[0].values().any(|v| v.contains("Hel") || v.contains("Say hello")),
+        !logged[0]
+            .values()
+            .any(|v| v.contains("Hel") || v.contains("Say hello")),
         "the payload is never logged: {logged:#?}"
     );
 
@@ -364,7 +378,10 @@ async fn serverless_compute_is_billed_on_the_whole_stream_duration() {
 
     // Billed seconds = the stream's wall time rounded up to the ms, pause included.
     let compute = line(cost, LineItem::Compute);
-    assert_eq!(compute.quantity, billed_seconds(cost.usage.latency).normalize());
+    assert_eq!(
+        compute.quantity,
+        billed_seconds(cost.usage.latency).normalize()
+    );
     assert!(compute.quantity >= dec("0.150"), "{}", compute.quantity);
     assert_eq!(
         compute.cost_usd(),
@@ -400,7 +417,11 @@ async fn a_model_stream_error_mid_stream_makes_one_error_receipt_billed_up_to_th
     let first = response.body.recv().await.unwrap();
     assert!(matches!(first, Some(ResponseStream::PayloadPart(_))));
     // The SDK's own error, untouched.
-    let err = response.body.recv().await.expect_err("the model stream error");
+    let err = response
+        .body
+        .recv()
+        .await
+        .expect_err("the model stream error");
     match err.as_service_error() {
         Some(ResponseStreamError::ModelStreamError(e)) => {
             assert_eq!(e.error_code(), Some("ModelInvocationTimeExceeded"))
@@ -440,9 +461,7 @@ async fn a_model_stream_error_mid_stream_makes_one_error_receipt_billed_up_to_th
 async fn an_internal_stream_failure_or_a_broken_connection_ends_the_receipt_as_an_error() {
     let h = harness(
         |endpoint| match endpoint {
-            "internal-failure" => Script::new()
-                .part("data: {}\n\n")
-                .internal_stream_failure(),
+            "internal-failure" => Script::new().part("data: {}\n\n").internal_stream_failure(),
             _ => Script::new().part("data: {}\n\n").break_connection(),
         },
         |b| {
@@ -467,7 +486,11 @@ async fn an_internal_stream_failure_or_a_broken_connection_ends_the_receipt_as_a
     ));
     let cost = failed.cost().unwrap();
     assert_eq!(cost.usage.outcome, Outcome::Error);
-    assert!(cost.notes.iter().any(|n| n.contains("InternalStreamFailure")));
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n.contains("InternalStreamFailure"))
+    );
 
     let mut broken = open(&h.client, "broken").await;
     broken.body.recv().await.unwrap();
@@ -502,7 +525,11 @@ async fn a_model_error_before_the_stream_is_billed_and_returned_with_the_sdk_err
         panic!("expected Error::InvokeWithResponseStream, got {err:?}");
     };
     assert_eq!(endpoint, LLM);
-    assert!(source.as_service_error().is_some_and(|e| e.is_model_error()));
+    assert!(
+        source
+            .as_service_error()
+            .is_some_and(|e| e.is_model_error())
+    );
     let cost = cost.expect("the model ran: the call is billed");
     assert_eq!(cost.usage.outcome, Outcome::Error);
     assert_eq!(h.receipts.all(), vec![*cost]);
@@ -648,7 +675,10 @@ async fn per_token_and_per_inference_charges_add_up_on_top_of_compute() {
     for cost in [first, second] {
         // 0.70 USD / 1,000 calls = 0.0007; 21 × 0.0005 / 1,000 = 0.0000105;
         // 3 × 0.0015 / 1,000 = 0.0000045.
-        assert_eq!(line(cost, LineItem::Inference).cost_usd(), Some(dec("0.0007")));
+        assert_eq!(
+            line(cost, LineItem::Inference).cost_usd(),
+            Some(dec("0.0007"))
+        );
         assert_eq!(
             line(cost, LineItem::InputTokens).cost_usd(),
             Some(dec("0.0000105"))
@@ -666,10 +696,7 @@ async fn per_token_and_per_inference_charges_add_up_on_top_of_compute() {
         assert!(cost.is_fully_priced());
     }
     // The running totals are the receipts' sum, to the last digit.
-    assert_eq!(
-        second.running_client_usd,
-        first.cost_usd + second.cost_usd
-    );
+    assert_eq!(second.running_client_usd, first.cost_usd + second.cost_usd);
     assert_eq!(
         h.client.meter().totals().client_usd,
         first.cost_usd + second.cost_usd

@@ -123,8 +123,9 @@ impl Script {
         self.initial_error = Some(InitialError {
             status: 424,
             error_type: "ModelError",
-            json: r#"{"Message":"Received server error (500) from model","OriginalStatusCode":500}"#
-                .to_owned(),
+            json:
+                r#"{"Message":"Received server error (500) from model","OriginalStatusCode":500}"#
+                    .to_owned(),
         });
         self
     }
@@ -194,7 +195,11 @@ impl FakeStream {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(REGION))
             .credentials_provider(aws_sdk_sagemakerruntime::config::Credentials::new(
-                "test", "test", None, None, "fake-stream",
+                "test",
+                "test",
+                None,
+                None,
+                "fake-stream",
             ))
             .endpoint_url(&self.endpoint_url)
             .retry_config(aws_config::retry::RetryConfig::disabled())
