@@ -172,7 +172,7 @@ fn openai_parts() -> Vec<&'static str> {
     ]
 }
 
-fn line<'a>(cost: &'a Cost, item: LineItem) -> &'a sagemeter::billing::CostLine {
+fn line(cost: &Cost, item: LineItem) -> &sagemeter::billing::CostLine {
     cost.lines
         .iter()
         .find(|l| l.item == item)

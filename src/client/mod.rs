@@ -329,7 +329,9 @@ impl ClientBuilder {
         let mut profiles = HashMap::new();
         for profile in self.profiles {
             if profile.endpoint.trim().is_empty() {
-                return Err(Error::Config("an endpoint profile has an empty name".into()));
+                return Err(Error::Config(
+                    "an endpoint profile has an empty name".into(),
+                ));
             }
             if profile.variants.is_empty() {
                 return Err(Error::Config(format!(
@@ -362,7 +364,12 @@ impl ClientBuilder {
         let meter = Meter {
             inner: Arc::new(MeterInner {
                 region,
-                discovery: Discovery::new(sagemaker, profiles, self.discovery_refresh, time.clone()),
+                discovery: Discovery::new(
+                    sagemaker,
+                    profiles,
+                    self.discovery_refresh,
+                    time.clone(),
+                ),
                 prices,
                 price_overrides,
                 allocation: self.allocation,
