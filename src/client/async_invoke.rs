@@ -147,10 +147,14 @@ impl InvokeEndpointAsync {
         let span = call_span(&endpoint, Operation::InvokeEndpointAsync);
         let started_at = meter.now();
         let started = Instant::now();
-        let (sent, prepared) = async { tokio::join!(request.send(), meter.prepare(&endpoint)) }
+        // Timed on its own: on a cold cache, pricing may take longer than the call.
+        let send = async {
+            let sent = request.send().await;
+            (sent, started.elapsed())
+        };
+        let ((sent, latency), prepared) = async { tokio::join!(send, meter.prepare(&endpoint)) }
             .instrument(span.clone())
             .await;
-        let latency = started.elapsed();
 
         // Not accepted: nothing queued, nothing billed.
         let output = match sent {

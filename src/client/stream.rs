@@ -28,7 +28,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -154,14 +154,16 @@ async fn invoke_endpoint_with_response_stream(
     let span = call_span(&endpoint, Operation::InvokeEndpointWithResponseStream);
     let started_at = meter.now();
     let started = Instant::now();
-    let (sent, prepared) = async { tokio::join!(request.send(), meter.prepare(&endpoint)) }
+    // Timed on its own: on a cold cache, pricing may take longer than the call.
+    let send = async {
+        let sent = request.send().await;
+        (sent, started.elapsed())
+    };
+    let ((sent, send_latency), prepared) = async { tokio::join!(send, meter.prepare(&endpoint)) }
         .instrument(span.clone())
         .await;
 
-    let mut usage = Usage::new(
-        Operation::InvokeEndpointWithResponseStream,
-        started.elapsed(),
-    );
+    let mut usage = Usage::new(Operation::InvokeEndpointWithResponseStream, send_latency);
     usage.bytes_in = bytes_in as u64;
     let tokens = match &meter.inner.token_counter {
         Some(counter) => StreamTokens::with_counter(counter.clone()),
@@ -207,7 +209,7 @@ async fn invoke_endpoint_with_response_stream(
                 });
             }
             let endpoint = call.endpoint.clone();
-            let cost = billable.then(|| Box::new(call.finish(Outcome::Error, None)));
+            let cost = billable.then(|| Box::new(call.finish(send_latency, Outcome::Error, None)));
             Err(Error::InvokeWithResponseStream {
                 endpoint,
                 source: Box::new(source),
@@ -244,8 +246,9 @@ impl StreamCall {
         self.tokens.push(bytes);
     }
 
-    /// Bill → record → receipt, now. Consumes the call: a stream has one receipt.
-    fn finish(self, outcome: Outcome, note: Option<String>) -> Cost {
+    /// Bill → record → receipt, now, for a call that took `latency`. Consumes the
+    /// call: a stream has one receipt.
+    fn finish(self, latency: Duration, outcome: Outcome, note: Option<String>) -> Cost {
         let StreamCall {
             meter,
             prepared,
@@ -253,13 +256,13 @@ impl StreamCall {
             endpoint,
             request_id,
             started_at,
-            started,
             target_variant,
             tags,
             mut usage,
             mut tokens,
+            ..
         } = self;
-        usage.latency = started.elapsed();
+        usage.latency = latency;
         usage.outcome = outcome;
         if let Some(counted) = tokens.finish() {
             usage = usage.with_tokens(counted);
@@ -379,8 +382,10 @@ impl RequestId for MeteredResponseStream {
 ///   Parts that had already arrived are read first, so a stream dropped after its
 ///   last part (e.g. on seeing `[DONE]`) but before `recv()` said it ended is `ok`.
 ///
-/// Every receipt goes to the cost log line, the running totals and the sinks at that
-/// moment, whether or not anyone asks for it.
+/// Time to first byte is taken when `recv()` hands over the first part (call it as
+/// soon as the stream is open for a true figure). Every receipt goes to the cost log
+/// line, the running totals and the sinks at the moment it is made, whether or not
+/// anyone asks for it.
 pub struct MeteredEventReceiver {
     inner: EventReceiver<ResponseStream, ResponseStreamError>,
     call: Option<StreamCall>,
@@ -438,7 +443,9 @@ impl MeteredEventReceiver {
 
     fn finish(&mut self, outcome: Outcome, note: Option<String>) {
         if let Some(call) = self.call.take() {
-            let cost = call.finish(outcome, note);
+            // The whole stream: the endpoint was busy from the request to this moment.
+            let latency = call.started.elapsed();
+            let cost = call.finish(latency, outcome, note);
             self.receipt.send_replace(Some(cost.clone()));
             self.cost = Some(cost);
         }
@@ -447,6 +454,9 @@ impl MeteredEventReceiver {
     /// Reads what has already arrived, without waiting. True when that reached the
     /// end of the stream (or an error, which then made the receipt).
     fn drain_ready(&mut self) -> bool {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return false; // no runtime to poll the connection with
+        }
         let mut cx = Context::from_waker(Waker::noop());
         for _ in 0..DRAIN_ON_DROP {
             let event = {
