@@ -2,6 +2,8 @@
 
 use aws_sdk_sagemakerruntime::error::SdkError;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::InvokeEndpointAsyncError;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::InvokeEndpointWithResponseStreamError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 use crate::billing::Cost;
@@ -28,6 +30,28 @@ pub enum Error {
         source: Box<SdkError<InvokeEndpointError, HttpResponse>>,
         /// The receipt of the failed call, when the endpoint's pricing is known.
         cost: Option<Box<Cost>>,
+    },
+    /// `InvokeEndpointWithResponseStream` failed before its stream began. As with
+    /// [`Error::Invoke`], `cost` holds the receipt when the model ran (a model error).
+    /// Errors in the middle of a stream come from the stream's `recv()`, as in the SDK.
+    #[error("InvokeEndpointWithResponseStream on endpoint `{endpoint}` failed")]
+    InvokeWithResponseStream {
+        /// The endpoint that was called.
+        endpoint: String,
+        /// The SDK's error, untouched (boxed: it is large).
+        #[source]
+        source: Box<SdkError<InvokeEndpointWithResponseStreamError, HttpResponse>>,
+        /// The receipt of the failed call, when the model ran.
+        cost: Option<Box<Cost>>,
+    },
+    /// `InvokeEndpointAsync` was not accepted: nothing was queued, nothing is billed.
+    #[error("InvokeEndpointAsync on endpoint `{endpoint}` failed")]
+    InvokeAsync {
+        /// The endpoint that was called.
+        endpoint: String,
+        /// The SDK's error, untouched (boxed: it is large).
+        #[source]
+        source: Box<SdkError<InvokeEndpointAsyncError, HttpResponse>>,
     },
     /// The endpoint does not exist (in this account and region).
     #[error(

@@ -43,7 +43,21 @@ pub enum Allocation {
 
 /// Charges that the Price List does not carry, configured per endpoint:
 /// per inference (e.g. AWS Marketplace model packages) and per token.
-/// They apply on top of the instance or serverless cost.
+///
+/// By default they apply on top of the instance or serverless cost. When they are
+/// the whole price (e.g. a per-token rate charged by whoever runs the endpoint),
+/// mark them [`alone`](Self::alone): receipts then carry no compute or data lines,
+/// and the endpoint needs no profile. An endpoint that is neither `alone` nor
+/// profiled keeps an explicit unpriced compute line: never a silent $0.
+///
+/// ```
+/// use sagemeter::billing::UsageCharges;
+/// // $0.50 per million input tokens, $1.50 per million output tokens, nothing else.
+/// let charges = UsageCharges::default()
+///     .per_1000_tokens("0.0005".parse().unwrap(), "0.0015".parse().unwrap())
+///     .alone();
+/// assert!(charges.alone);
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageCharges {
@@ -53,6 +67,9 @@ pub struct UsageCharges {
     pub usd_per_1000_input_tokens: Option<Decimal>,
     /// USD per 1,000 output tokens.
     pub usd_per_1000_output_tokens: Option<Decimal>,
+    /// These charges are the endpoint's whole price: no compute, no data processing.
+    #[serde(default)]
+    pub alone: bool,
 }
 
 impl UsageCharges {
@@ -69,6 +86,13 @@ impl UsageCharges {
         self
     }
 
+    /// Makes these charges the endpoint's whole price: receipts carry no compute or
+    /// data-processing lines (and no endpoint profile is needed to price a call).
+    pub fn alone(mut self) -> Self {
+        self.alone = true;
+        self
+    }
+
     /// Checks that no price is negative.
     pub fn validate(&self) -> Result<(), String> {
         for (name, v) in [
@@ -79,6 +103,16 @@ impl UsageCharges {
             if v.is_some_and(|v| v.is_sign_negative() && !v.is_zero()) {
                 return Err(format!("the price {name} must not be negative"));
             }
+        }
+        let none_set = self.usd_per_1000_calls.is_none()
+            && self.usd_per_1000_input_tokens.is_none()
+            && self.usd_per_1000_output_tokens.is_none();
+        if self.alone && none_set {
+            return Err(
+                "charges marked `alone` need a price per 1,000 calls or per 1,000 \
+                        tokens (otherwise every call would cost a silent $0)"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -161,3 +161,11 @@ fn negative_usage_charges_are_rejected() {
     let charges = UsageCharges::default().per_1000_calls(dec("-1"));
     assert!(charges.validate().unwrap_err().contains("negative"));
 }
+
+#[test]
+fn usage_charges_alone_need_a_price() {
+    let nothing = UsageCharges::default().alone();
+    assert!(nothing.validate().unwrap_err().contains("silent $0"));
+    let per_call = UsageCharges::default().per_1000_calls(dec("0.70")).alone();
+    assert_eq!(per_call.validate(), Ok(()));
+}

@@ -3,7 +3,7 @@
 use super::Metered;
 use super::meter::{FinishedCall, Meter};
 use crate::meter::{Operation, Outcome, Usage};
-use crate::{Error, Result};
+use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::builders::InvokeEndpointFluentBuilder;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{
@@ -13,6 +13,8 @@ use aws_sdk_sagemakerruntime::primitives::Blob;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Instant;
+use tracing::Instrument;
+use tracing::field::{Empty, display};
 
 /// Largest request body SageMaker real-time inference accepts (25 MB; serverless
 /// endpoints accept 4 MB, which the service itself enforces).
@@ -76,6 +78,7 @@ async fn invoke_endpoint(
     let reservation = meter.reserve(&endpoint, &tags)?;
 
     // Measure, while discovery and pricing run alongside the call.
+    let span = call_span(&endpoint, Operation::InvokeEndpoint);
     let started_at = meter.now();
     let started = Instant::now();
     let send = async {
@@ -83,7 +86,9 @@ async fn invoke_endpoint(
         // The call's own latency: pricing may still be running alongside.
         (sent, started.elapsed())
     };
-    let ((sent, latency), prepared) = tokio::join!(send, meter.prepare(&endpoint));
+    let ((sent, latency), prepared) = async { tokio::join!(send, meter.prepare(&endpoint)) }
+        .instrument(span.clone())
+        .await;
 
     let mut usage = Usage::new(Operation::InvokeEndpoint, latency);
     usage.bytes_in = bytes_in as u64;
@@ -114,18 +119,17 @@ async fn invoke_endpoint(
         ),
     };
     let cost = billable.then(|| {
-        let cost = meter.finish(
-            FinishedCall {
-                endpoint: endpoint.clone(),
-                request_id,
-                started_at,
-                target_variant,
-                usage,
-                tags,
-                notes: Vec::new(),
-            },
-            &prepared,
-        );
+        let call = FinishedCall {
+            endpoint: endpoint.clone(),
+            request_id,
+            started_at,
+            target_variant,
+            usage,
+            tags,
+            notes: Vec::new(),
+        };
+        let cost = span.in_scope(|| meter.finish(call, &prepared));
+        record_on_span(&span, &cost);
         meter.settle(reservation, &cost);
         cost
     });
@@ -149,6 +153,41 @@ async fn invoke_endpoint(
     }
 }
 
+/// The span of one metered call (target `sagemeter`, name `sagemaker.invoke`); the
+/// cost line is logged inside it. When the receipt is made, its outcome, cost and
+/// tokens are recorded on it, tokens under sagemeter's names (`input_tokens`,
+/// `output_tokens`) and the OpenTelemetry GenAI ones (`gen_ai.usage.input_tokens`,
+/// `gen_ai.usage.output_tokens`).
+pub(crate) fn call_span(endpoint: &str, operation: Operation) -> tracing::Span {
+    tracing::info_span!(
+        target: "sagemeter",
+        "sagemaker.invoke",
+        endpoint = %endpoint,
+        operation = operation.as_str(),
+        outcome = Empty,
+        cost_usd = Empty,
+        input_tokens = Empty,
+        output_tokens = Empty,
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+    )
+}
+
+/// Records a receipt's figures on its call's span (see [`call_span`]).
+pub(crate) fn record_on_span(span: &tracing::Span, cost: &Cost) {
+    let usage = &cost.usage;
+    span.record("outcome", usage.outcome.as_str());
+    span.record("cost_usd", display(cost.cost_usd));
+    if let Some(n) = usage.input_tokens {
+        span.record("input_tokens", n);
+        span.record("gen_ai.usage.input_tokens", n);
+    }
+    if let Some(n) = usage.output_tokens {
+        span.record("output_tokens", n);
+        span.record("gen_ai.usage.output_tokens", n);
+    }
+}
+
 /// A metered `InvokeEndpoint` request. Same setters as the SDK's fluent builder,
 /// plus [`tag`](Self::tag); [`send`](Self::send) returns [`Metered`] output.
 #[derive(Debug)]
@@ -169,6 +208,7 @@ macro_rules! delegate_setters {
         )*
     };
 }
+pub(crate) use delegate_setters;
 
 impl InvokeEndpoint {
     pub(crate) fn new(request: InvokeEndpointFluentBuilder, meter: Meter) -> Self {

@@ -221,6 +221,17 @@ impl Meter {
     /// Price → bill → record → receipt, for one finished call. The whole path of a
     /// call after its response, top to bottom.
     pub(crate) fn finish(&self, call: FinishedCall, prepared: &Prepared) -> Cost {
+        self.finish_phase(call, prepared, Phase::Whole)
+    }
+
+    /// [`finish`](Self::finish) for the lines of one `phase` of a call (async
+    /// invocations bill at submission and again at settlement).
+    pub(crate) fn finish_phase(
+        &self,
+        call: FinishedCall,
+        prepared: &Prepared,
+        phase: Phase,
+    ) -> Cost {
         let FinishedCall {
             endpoint,
             request_id,
@@ -231,6 +242,17 @@ impl Meter {
             mut notes,
         } = call;
         let ended_at = self.now();
+        let charges = self.inner.charges.get(&endpoint);
+        // Usage charges `alone` are the whole price: no compute, no data processing.
+        let alone = charges.is_some_and(|c| c.alone);
+        let billed = |item: LineItem| {
+            let infrastructure = matches!(
+                item,
+                LineItem::Compute | LineItem::DataIn | LineItem::DataOut
+            );
+            phase.bills(item) && !(alone && infrastructure)
+        };
+        let bill_compute = billed(LineItem::Compute);
 
         // Which variant served the call, and how it is billed.
         let mut variant = None;
@@ -246,7 +268,7 @@ impl Meter {
                         let Some(rates) = prepared.rates.get(&v.name) else {
                             unreachable!("prepare() looks up rates for every variant")
                         };
-                        if self.inner.allocation == Allocation::Amortized {
+                        if bill_compute && self.inner.allocation == Allocation::Amortized {
                             gap = self
                                 .inner
                                 .totals
@@ -262,6 +284,7 @@ impl Meter {
                         lines.extend(data_lines(&usage, &rates.data_in, &rates.data_out));
                         if let (VariantBilling::Instance { instance_count, .. }, Ok(rate)) =
                             (&v.billing, &rates.compute)
+                            && bill_compute
                         {
                             clock = Some(InstanceClock {
                                 usd_per_hour_all_instances: rate.usd_per_unit
@@ -289,9 +312,10 @@ impl Meter {
                 err.to_string(),
             )),
         }
-        if let Some(charges) = self.inner.charges.get(&endpoint) {
+        if let Some(charges) = charges {
             lines.extend(usage_charge_lines(&usage, charges));
         }
+        lines.retain(|l| billed(l.item));
 
         let cost_usd: Decimal = lines.iter().filter_map(CostLine::cost_usd).sum();
         let compute_usd = lines
@@ -348,6 +372,27 @@ impl Meter {
                 tracing::warn!(target: "sagemeter", endpoint = %cost.endpoint, reason,
                     "call could not be fully priced; its receipt says so");
             }
+        }
+    }
+}
+
+/// Which lines of a call a receipt carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// All of them: a call whose usage is known when it ends.
+    Whole,
+    /// An async invocation when it is accepted: data in and the per-inference fee.
+    Submitted,
+    /// An async invocation when its output lands: compute, data out and tokens.
+    Settled,
+}
+
+impl Phase {
+    pub(crate) fn bills(self, item: LineItem) -> bool {
+        match self {
+            Phase::Whole => true,
+            Phase::Submitted => matches!(item, LineItem::DataIn | LineItem::Inference),
+            Phase::Settled => !matches!(item, LineItem::DataIn | LineItem::Inference),
         }
     }
 }

@@ -1,20 +1,30 @@
 //! The metered client: the SDK's SageMaker Runtime client, plus a cost on every response.
 //!
 //! Three ways in, from most to least change to existing code:
-//! - [`Client`]: `client.invoke_endpoint()…send()` returns [`Metered`] output.
+//! - [`Client`]: `client.invoke_endpoint()…send()` returns [`Metered`] output;
+//!   `invoke_endpoint_with_response_stream()` a [`MeteredResponseStream`] whose receipt
+//!   is made when the stream ends, fails or is dropped; `invoke_endpoint_async()` an
+//!   [`AsyncInvocation`] with a submission receipt, settled when the output lands.
 //! - [`SendMeteredExt`]: keep the SDK's fluent builder, end it with
 //!   `.send_metered(&meter)` instead of `.send()`.
 //! - [`MeteringInterceptor`]: register it on the SDK client's `Config`; every call
 //!   through a plain `aws_sdk_sagemakerruntime::Client` is priced and logged, with no
 //!   change at the call sites (the receipt goes to logs, totals and sinks only).
 
+mod async_invoke;
 mod interceptor;
 mod invoke;
 mod meter;
+mod stream;
 
+pub use async_invoke::{AsyncCompletion, AsyncInvocation, InvokeEndpointAsync, PendingInference};
 pub use interceptor::MeteringInterceptor;
 pub use invoke::{InvokeEndpoint, MAX_REQUEST_BYTES, SendMeteredExt};
 pub use meter::Meter;
+pub use stream::{
+    InvokeEndpointWithResponseStream, MeteredEventReceiver, MeteredResponseStream, StreamEvent,
+    StreamReceipt,
+};
 
 use crate::billing::{Allocation, UsageCharges};
 use crate::budget::{Budget, Budgets};

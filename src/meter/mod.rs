@@ -8,7 +8,8 @@
 mod tokens;
 
 pub use tokens::{
-    FnTokenCounter, OpenAiUsage, TgiDetails, TokenCounter, TokenUsage, detect_tokens,
+    FnTokenCounter, MAX_STREAM_EVENT_BYTES, OpenAiUsage, StreamTokens, TgiDetails, TokenCounter,
+    TokenUsage, detect_tokens,
 };
 
 use serde::{Deserialize, Serialize};

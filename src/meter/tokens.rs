@@ -51,7 +51,8 @@ pub struct OpenAiUsage;
 
 /// Hugging Face TGI bodies: `[{"generated_text": "...", "details": {"generated_tokens": 30,
 /// "prefill": [...]}}]` (or the same object without the array). Input tokens are
-/// the length of `prefill` when the request asked for `decoder_input_details`.
+/// the length of `prefill` when the request asked for `decoder_input_details`, else
+/// `details.input_length` (which the last event of a TGI stream carries).
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct TgiDetails;
@@ -129,6 +130,10 @@ struct TgiDetailsObject {
     generated_tokens: Option<u64>,
     #[serde(default)]
     prefill: Vec<serde::de::IgnoredAny>,
+    // Streamed `details` carry the prompt length instead of `prefill`
+    // (`input_length` in TGI, `prompt_tokens` in some forks).
+    input_length: Option<u64>,
+    prompt_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -152,8 +157,11 @@ impl TokenCounter for TgiDetails {
             if let Some(n) = details.generated_tokens {
                 usage.output = Some(usage.output.unwrap_or(0).saturating_add(n));
             }
-            if !details.prefill.is_empty() {
-                let n = details.prefill.len() as u64;
+            let input = match details.prefill.len() {
+                0 => details.input_length.or(details.prompt_tokens),
+                n => Some(n as u64),
+            };
+            if let Some(n) = input {
                 usage.input = Some(usage.input.unwrap_or(0).saturating_add(n));
             }
         }
@@ -165,6 +173,141 @@ impl TokenCounter for TgiDetails {
 /// `usage` first, then TGI `details`.
 pub fn detect_tokens(body: &[u8]) -> Option<TokenUsage> {
     OpenAiUsage.count(body).or_else(|| TgiDetails.count(body))
+}
+
+/// Largest stream event (one SSE `data:` line or one JSON line) read for tokens.
+/// Longer events are skipped, not buffered: a stream never costs more memory than this.
+pub const MAX_STREAM_EVENT_BYTES: usize = 4 << 20;
+
+/// Token counts of a response stream, read as its parts arrive.
+///
+/// [`push`](Self::push) every payload part, then [`finish`](Self::finish). The bytes are
+/// split into events whatever the part boundaries: SSE `data:` lines (OpenAI-compatible
+/// servers such as vLLM and LMI, TGI) or bare JSON lines (LMI `jsonlines`). `[DONE]`,
+/// SSE comments and other SSE fields are skipped. Each event goes to the
+/// [`TokenCounter`] (default: [`detect_tokens`]).
+///
+/// Servers report running totals (OpenAI `usage` in the last chunk, TGI `details` in
+/// the last event), so a later report replaces an earlier one, field by field: nothing
+/// is added twice, and cached prompt tokens stay counted once.
+///
+/// ```
+/// use sagemeter::meter::{StreamTokens, TokenUsage};
+/// let mut tokens = StreamTokens::new();
+/// tokens.push(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"choices\":[],\"usa");
+/// tokens.push(b"ge\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n");
+/// assert_eq!(tokens.finish(), Some(TokenUsage::new(5, 1)));
+/// ```
+pub struct StreamTokens {
+    counter: Option<Arc<dyn TokenCounter>>,
+    line: Vec<u8>,
+    skipping: bool,
+    usage: TokenUsage,
+}
+
+impl fmt::Debug for StreamTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the buffered bytes: they are payload.
+        f.debug_struct("StreamTokens")
+            .field("counter", &self.counter)
+            .field("usage", &self.usage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for StreamTokens {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StreamTokens {
+    /// An accumulator with the built-in detection ([`detect_tokens`]).
+    pub fn new() -> Self {
+        StreamTokens {
+            counter: None,
+            line: Vec::new(),
+            skipping: false,
+            usage: TokenUsage::default(),
+        }
+    }
+
+    /// An accumulator that asks `counter` about each event.
+    pub fn with_counter(counter: Arc<dyn TokenCounter>) -> Self {
+        StreamTokens {
+            counter: Some(counter),
+            ..Self::new()
+        }
+    }
+
+    /// Reads one payload part.
+    pub fn push(&mut self, mut part: &[u8]) {
+        while let Some(end) = part.iter().position(|b| *b == b'\n') {
+            let (head, rest) = (&part[..end], &part[end + 1..]);
+            if self.skipping {
+                self.skipping = false;
+            } else if self.line.is_empty() {
+                self.event_line(head);
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(head);
+                self.event_line(&line);
+                line.clear();
+                self.line = line;
+            }
+            part = rest;
+        }
+        if self.skipping {
+            return;
+        }
+        if self.line.len() + part.len() > MAX_STREAM_EVENT_BYTES {
+            self.line.clear();
+            self.skipping = true;
+        } else {
+            self.line.extend_from_slice(part);
+        }
+    }
+
+    /// The tokens reported so far (before the stream has ended: the last report seen).
+    pub fn current(&self) -> Option<TokenUsage> {
+        (!self.usage.is_empty()).then_some(self.usage)
+    }
+
+    /// Reads what is left (a last line without a newline) and returns the tokens the
+    /// stream reported, `None` when it said nothing about tokens.
+    pub fn finish(&mut self) -> Option<TokenUsage> {
+        let line = std::mem::take(&mut self.line);
+        if !self.skipping {
+            self.event_line(&line);
+        }
+        self.skipping = false;
+        self.current()
+    }
+
+    fn event_line(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let event = match line.strip_prefix(b"data:") {
+            Some(data) => data.strip_prefix(b" ").unwrap_or(data),
+            // Bare JSON lines; anything else is an SSE field (`event:`, `id:`, `: comment`).
+            None if matches!(line.first(), Some(b'{') | Some(b'[')) => line,
+            None => return,
+        };
+        if event.is_empty() || event == b"[DONE]" {
+            return;
+        }
+        let reported = match &self.counter {
+            Some(counter) => counter.count(event),
+            None => detect_tokens(event),
+        };
+        if let Some(reported) = reported {
+            if reported.input.is_some() {
+                self.usage.input = reported.input;
+            }
+            if reported.output.is_some() {
+                self.usage.output = reported.output;
+            }
+        }
+    }
 }
 
 /// Cheap pre-check so that non-JSON bodies (images, CSV, ...) and JSON without
@@ -230,5 +373,108 @@ mod tests {
             let _ = detect_tokens(format!(r#"{{"usage":{s}"#).as_bytes());
             let _ = detect_tokens(format!(r#"[{{"details":{s}}}]"#).as_bytes());
         }
+    }
+
+    fn stream_of(parts: &[&[u8]]) -> Option<TokenUsage> {
+        let mut tokens = StreamTokens::new();
+        for part in parts {
+            tokens.push(part);
+        }
+        tokens.finish()
+    }
+
+    #[test]
+    fn openai_usage_in_the_last_sse_chunk_is_read_across_part_boundaries() {
+        let stream =
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}],\"usage\":null}\r\n\r\n\
+            data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}],\"usage\":null}\r\n\r\n\
+            data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":2,\
+            \"prompt_tokens_details\":{\"cached_tokens\":8}}}\r\n\r\ndata: [DONE]\r\n\r\n";
+        // Every split point gives the same answer: 12 input (8 cached among them), 2 output.
+        for cut in 0..stream.len() {
+            let (a, b) = stream.split_at(cut);
+            assert_eq!(
+                stream_of(&[a, b]),
+                Some(TokenUsage::new(12, 2)),
+                "cut at {cut}"
+            );
+        }
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(stream_of(&bytes), Some(TokenUsage::new(12, 2)));
+    }
+
+    #[test]
+    fn running_usage_reports_replace_each_other_instead_of_adding_up() {
+        // vLLM `continuous_usage_stats`: cumulative usage on every chunk.
+        let tokens = stream_of(&[
+            b"data: {\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1}}\n\n",
+            b"data: {\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2}}\n\n",
+            b"data: {\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\n",
+        ]);
+        assert_eq!(tokens, Some(TokenUsage::new(7, 3)));
+    }
+
+    #[test]
+    fn tgi_streamed_details_in_the_last_event_are_read() {
+        let tokens = stream_of(&[
+            b"data:{\"index\":1,\"token\":{\"id\":1,\"text\":\"a\"},\"generated_text\":null,\"details\":null}\n\n",
+            b"data:{\"index\":2,\"token\":{\"id\":2,\"text\":\"b\"},\"generated_text\":\"ab\",",
+            b"\"details\":{\"finish_reason\":\"length\",\"generated_tokens\":2,\"input_length\":9}}\n\n",
+        ]);
+        assert_eq!(tokens, Some(TokenUsage::new(9, 2)));
+    }
+
+    #[test]
+    fn json_lines_without_a_trailing_newline_are_read() {
+        // LMI jsonlines: the last line may end the stream without a newline.
+        let tokens = stream_of(&[
+            b"{\"token\":{\"text\":\"a\"}}\n",
+            b"{\"token\":{\"text\":\"b\"},\"details\":{\"generated_tokens\":2}}",
+        ]);
+        assert_eq!(
+            tokens,
+            Some(TokenUsage {
+                input: None,
+                output: Some(2)
+            })
+        );
+    }
+
+    #[test]
+    fn streams_without_token_information_give_none() {
+        assert_eq!(stream_of(&[]), None);
+        assert_eq!(stream_of(&[b"plain text tokens\n", b"more"]), None);
+        assert_eq!(
+            stream_of(&[b": keep-alive\n\nevent: ping\ndata: [DONE]\n\n"]),
+            None
+        );
+    }
+
+    #[test]
+    fn a_custom_counter_sees_each_event_without_the_sse_framing() {
+        let counter = FnTokenCounter::new(|event: &[u8]| {
+            assert!(!event.starts_with(b"data:") && event != b"[DONE]");
+            let n = std::str::from_utf8(event).ok()?.trim().parse().ok()?;
+            Some(TokenUsage::new(3, n))
+        });
+        let mut tokens = StreamTokens::with_counter(Arc::new(counter));
+        tokens.push(b"data: 1\n\ndata: 2\n\nda");
+        tokens.push(b"ta: 5\n\ndata: [DONE]\n\n");
+        assert_eq!(tokens.finish(), Some(TokenUsage::new(3, 5)));
+    }
+
+    #[test]
+    fn an_oversized_event_is_skipped_and_the_next_one_is_read() {
+        let mut tokens = StreamTokens::new();
+        tokens.push(b"data: {\"generated_text\":\"");
+        let filler = vec![b'x'; 1 << 20];
+        for _ in 0..5 {
+            tokens.push(&filler);
+        }
+        // Nothing of the oversized event is kept.
+        assert!(tokens.skipping && tokens.line.is_empty());
+        tokens.push(b"\",\"details\":{\"generated_tokens\":1}}\n\n");
+        tokens.push(b"data: {\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":6}}\n\n");
+        assert_eq!(tokens.finish(), Some(TokenUsage::new(4, 6)));
     }
 }

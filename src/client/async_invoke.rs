@@ -1,0 +1,455 @@
+//! `InvokeEndpointAsync`, metered: a receipt when the request is accepted, and one
+//! when its output lands.
+//!
+//! An asynchronous endpoint bills instance-hours (Price List usage type `AsyncInf`,
+//! [`PriceKey::AsyncInference`](crate::pricing::PriceKey::AsyncInference)) while it
+//! works through its queue, long after `InvokeEndpointAsync` has returned. So a call
+//! is billed in two receipts, each recorded once in the totals, logs and sinks:
+//!
+//! 1. **submission** ([`InvokeEndpointAsync::send`]): what is known then: data in
+//!    (the inline body, or the size given with
+//!    [`input_bytes`](InvokeEndpointAsync::input_bytes)) and the per-inference fee;
+//! 2. **settlement** ([`AsyncInvocation::settle`] or [`Meter::settle_async`]): the
+//!    compute (busy time × the endpoint's `AsyncInf` rate, or the amortised share),
+//!    data out and tokens.
+//!
+//! The caller reports completion: sagemeter does not watch S3 or SNS. Whatever tells
+//! the application that the output is there (the SNS success/error topic, an S3
+//! event, polling the output location with its own S3 client) also tells it when, and
+//! usually hands it the output. The pending half is [`PendingInference`]: serialisable,
+//! so another process (the one reading the notifications) can settle it.
+
+use super::invoke::{call_span, delegate_setters, record_on_span};
+use super::meter::{FinishedCall, Meter, Phase};
+use crate::endpoint::{DiscoveryError, EndpointKind};
+use crate::meter::{Operation, Outcome, TokenUsage, Usage};
+use crate::{Client, Cost, Error, Result};
+use aws_sdk_sagemakerruntime::operation::RequestId;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::InvokeEndpointAsyncOutput;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::builders::InvokeEndpointAsyncFluentBuilder;
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::time::{Duration, Instant, SystemTime};
+use tracing::Instrument;
+
+impl Client {
+    /// `InvokeEndpointAsync`, metered. Mirrors the SDK's fluent builder; the
+    /// [`AsyncInvocation`] it returns carries the submission receipt and settles the
+    /// rest when the output lands.
+    ///
+    /// ```no_run
+    /// # async fn run(client: sagemeter::Client, output: Vec<u8>) -> sagemeter::Result<()> {
+    /// use sagemeter::client::AsyncCompletion;
+    /// let invocation = client
+    ///     .invoke_endpoint_async()
+    ///     .endpoint_name("my-async-endpoint")
+    ///     .input_location("s3://my-bucket/requests/42.json")
+    ///     .input_bytes(18_342) // the input is in S3: its size is billed as data in
+    ///     .send()
+    ///     .await?;
+    /// println!("queued {:?}: {}", invocation.inference_id(), invocation.cost());
+    /// // ... later, when the SNS notification says the output is at output_location():
+    /// let settled = invocation
+    ///     .settle(AsyncCompletion::processed_for(std::time::Duration::from_secs(42)).output(&output))
+    ///     .await;
+    /// println!("settled: {settled}");
+    /// # Ok(()) }
+    /// ```
+    pub fn invoke_endpoint_async(&self) -> InvokeEndpointAsync {
+        InvokeEndpointAsync {
+            request: self.runtime.invoke_endpoint_async(),
+            meter: self.meter.clone(),
+            tags: BTreeMap::new(),
+            input_bytes: None,
+        }
+    }
+}
+
+/// A metered `InvokeEndpointAsync` request. Same setters as the SDK's fluent builder,
+/// plus [`tag`](Self::tag) and [`input_bytes`](Self::input_bytes).
+#[derive(Debug)]
+pub struct InvokeEndpointAsync {
+    request: InvokeEndpointAsyncFluentBuilder,
+    meter: Meter,
+    tags: BTreeMap<String, String>,
+    input_bytes: Option<u64>,
+}
+
+impl InvokeEndpointAsync {
+    delegate_setters! {
+        /// The endpoint to call.
+        endpoint_name(impl Into<String>),
+        /// MIME type of the input.
+        content_type(impl Into<String>),
+        /// Desired MIME type of the output.
+        accept(impl Into<String>),
+        /// Opaque information passed to the model container (never logged).
+        custom_attributes(impl Into<String>),
+        /// Identifier for the inference (SageMaker makes one up otherwise).
+        inference_id(impl Into<String>),
+        /// The S3 URI of the input.
+        input_location(impl Into<String>),
+        /// Inline input instead of `input_location` (up to 128,000 bytes). Never logged.
+        body(Blob),
+        /// Extension of the output object.
+        s3_output_path_extension(impl Into<String>),
+        /// File name of the output object.
+        filename(impl Into<String>),
+        /// How long the request may wait in the queue, in seconds.
+        request_ttl_seconds(i32),
+        /// How long the model may work on the request, in seconds.
+        invocation_timeout_seconds(i32),
+    }
+
+    /// The size of the input at `input_location`, billed as data processed in.
+    /// Without it (and without an inline body) the submission receipt says that data
+    /// in was not billed.
+    pub fn input_bytes(mut self, bytes: u64) -> Self {
+        self.input_bytes = Some(bytes);
+        self
+    }
+
+    /// Attributes this call to `key=value` (on both receipts, log lines and sinks).
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.insert(key.into(), value.into());
+        self
+    }
+
+    /// Anything else on the SDK's builder.
+    pub fn map_request(
+        mut self,
+        f: impl FnOnce(InvokeEndpointAsyncFluentBuilder) -> InvokeEndpointAsyncFluentBuilder,
+    ) -> Self {
+        self.request = f(self.request);
+        self
+    }
+
+    /// Queues the request; the result carries the submission receipt.
+    pub async fn send(self) -> Result<AsyncInvocation> {
+        let InvokeEndpointAsync {
+            request,
+            meter,
+            tags,
+            input_bytes,
+        } = self;
+        let endpoint = request
+            .get_endpoint_name()
+            .clone()
+            .filter(|name| !name.trim().is_empty())
+            .ok_or_else(|| Error::InvalidRequest("endpoint_name is required".into()))?;
+        let inline_bytes = request.get_body().as_ref().map(|b| b.as_ref().len() as u64);
+        let bytes_in = inline_bytes.or(input_bytes);
+
+        // Measure, while discovery and pricing run alongside the call.
+        let span = call_span(&endpoint, Operation::InvokeEndpointAsync);
+        let started_at = meter.now();
+        let started = Instant::now();
+        // Timed on its own: on a cold cache, pricing may take longer than the call.
+        let send = async {
+            let sent = request.send().await;
+            (sent, started.elapsed())
+        };
+        let ((sent, latency), prepared) = async { tokio::join!(send, meter.prepare(&endpoint)) }
+            .instrument(span.clone())
+            .await;
+
+        // Not accepted: nothing queued, nothing billed.
+        let output = match sent {
+            Ok(output) => output,
+            Err(source) => {
+                return Err(match prepared.profile {
+                    Err(DiscoveryError::NotFound { .. }) => Error::UnknownEndpoint {
+                        endpoint,
+                        source: Box::new(source),
+                    },
+                    _ => Error::InvokeAsync {
+                        endpoint,
+                        source: Box::new(source),
+                    },
+                });
+            }
+        };
+
+        let mut usage = Usage::new(Operation::InvokeEndpointAsync, latency);
+        usage.bytes_in = bytes_in.unwrap_or(0);
+        let mut notes = vec![
+            "submission: compute is billed as instance-hours of the async endpoint (AsyncInf) \
+             and goes on the settlement receipt"
+                .to_owned(),
+        ];
+        if bytes_in.is_none() {
+            notes.push(
+                "data in not billed: the input is in S3 and its size was not given \
+                 (InvokeEndpointAsync::input_bytes)"
+                    .to_owned(),
+            );
+        }
+        let call_id = output
+            .request_id()
+            .or(output.inference_id())
+            .map(str::to_owned);
+        let call = FinishedCall {
+            endpoint: endpoint.clone(),
+            request_id: call_id,
+            started_at,
+            target_variant: None,
+            usage,
+            tags: tags.clone(),
+            notes,
+        };
+        let cost = span.in_scope(|| meter.finish_phase(call, &prepared, Phase::Submitted));
+        record_on_span(&span, &cost);
+
+        let pending = PendingInference {
+            endpoint,
+            call_id: cost.call_id.clone(),
+            inference_id: output.inference_id().map(str::to_owned),
+            output_location: output.output_location().map(str::to_owned),
+            failure_location: output.failure_location().map(str::to_owned),
+            submitted_at: DateTime::<Utc>::from(started_at),
+            variant: cost.variant.clone(),
+            tags,
+        };
+        Ok(AsyncInvocation {
+            output,
+            cost,
+            pending,
+            meter,
+        })
+    }
+}
+
+/// An accepted async invocation: the SDK output (it derefs to it), the submission
+/// receipt, and what is needed to settle the rest.
+#[derive(Debug)]
+pub struct AsyncInvocation {
+    output: InvokeEndpointAsyncOutput,
+    cost: Cost,
+    pending: PendingInference,
+    meter: Meter,
+}
+
+impl AsyncInvocation {
+    /// The submission receipt (data in, per-inference fee).
+    pub fn cost(&self) -> &Cost {
+        &self.cost
+    }
+
+    /// What settles this invocation later, possibly elsewhere.
+    pub fn pending(&self) -> &PendingInference {
+        &self.pending
+    }
+
+    /// The SDK output, the submission receipt and the pending half.
+    pub fn into_parts(self) -> (InvokeEndpointAsyncOutput, Cost, PendingInference) {
+        (self.output, self.cost, self.pending)
+    }
+
+    /// Settles the invocation now that its output has landed: the settlement receipt
+    /// (compute, data out, tokens). See [`Meter::settle_async`].
+    pub async fn settle(self, completion: AsyncCompletion<'_>) -> Cost {
+        self.meter.settle_async(self.pending, completion).await
+    }
+}
+
+impl Deref for AsyncInvocation {
+    type Target = InvokeEndpointAsyncOutput;
+    fn deref(&self) -> &InvokeEndpointAsyncOutput {
+        &self.output
+    }
+}
+
+/// The unsettled half of an async invocation. Serialisable, to be settled by another
+/// task or process with [`Meter::settle_async`]. Settle it once: each settlement is a
+/// receipt and adds to the totals.
+#[non_exhaustive]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingInference {
+    endpoint: String,
+    call_id: String,
+    inference_id: Option<String>,
+    output_location: Option<String>,
+    failure_location: Option<String>,
+    submitted_at: DateTime<Utc>,
+    variant: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    tags: BTreeMap<String, String>,
+}
+
+impl PendingInference {
+    /// The endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The call id of the submission receipt (the settlement receipt has the same).
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// SageMaker's inference id.
+    pub fn inference_id(&self) -> Option<&str> {
+        self.inference_id.as_deref()
+    }
+
+    /// Where the output will be written (S3 URI).
+    pub fn output_location(&self) -> Option<&str> {
+        self.output_location.as_deref()
+    }
+
+    /// Where a failure will be written (S3 URI).
+    pub fn failure_location(&self) -> Option<&str> {
+        self.failure_location.as_deref()
+    }
+
+    /// When the request was sent.
+    pub fn submitted_at(&self) -> DateTime<Utc> {
+        self.submitted_at
+    }
+}
+
+/// How an async invocation ended, as the caller learnt it.
+///
+/// The billed compute time is either what the caller knows the model spent
+/// ([`processed_for`](Self::processed_for), e.g. from the container's logs or the
+/// `ModelLatency` metric) or the time from submission to the output landing
+/// ([`completed_at`](Self::completed_at), e.g. the SNS notification's time or the S3
+/// object's `LastModified`), which includes the time in the queue: an upper bound.
+#[derive(Debug, Clone)]
+pub struct AsyncCompletion<'a> {
+    duration: BilledDuration,
+    output: Option<&'a [u8]>,
+    output_bytes: Option<u64>,
+    tokens: Option<TokenUsage>,
+    failed: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum BilledDuration {
+    Processing(Duration),
+    CompletedAt(SystemTime),
+}
+
+impl<'a> AsyncCompletion<'a> {
+    /// The model worked on the request for `duration`.
+    pub fn processed_for(duration: Duration) -> Self {
+        Self::with(BilledDuration::Processing(duration))
+    }
+
+    /// The output landed at `at`; billed time = `at` − submission (queue included).
+    pub fn completed_at(at: SystemTime) -> Self {
+        Self::with(BilledDuration::CompletedAt(at))
+    }
+
+    fn with(duration: BilledDuration) -> Self {
+        AsyncCompletion {
+            duration,
+            output: None,
+            output_bytes: None,
+            tokens: None,
+            failed: false,
+        }
+    }
+
+    /// The output object: its size is billed as data out and its tokens are counted
+    /// with the meter's token counter. Read, never kept or logged.
+    pub fn output(mut self, body: &'a [u8]) -> Self {
+        self.output = Some(body);
+        self
+    }
+
+    /// The output size, when the body is not at hand.
+    pub fn output_bytes(mut self, bytes: u64) -> Self {
+        self.output_bytes = Some(bytes);
+        self
+    }
+
+    /// Token counts known otherwise (they win over counting the output).
+    pub fn tokens(mut self, tokens: TokenUsage) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The inference failed (its error is at the failure location). Its time is
+    /// billed all the same; the receipt's outcome is `error`.
+    pub fn failed(mut self) -> Self {
+        self.failed = true;
+        self
+    }
+}
+
+impl Meter {
+    /// Settles an async invocation: price (rates as of now) → bill the compute, data
+    /// out and tokens → record → the settlement receipt.
+    pub async fn settle_async(
+        &self,
+        pending: PendingInference,
+        completion: AsyncCompletion<'_>,
+    ) -> Cost {
+        let PendingInference {
+            endpoint,
+            call_id,
+            submitted_at,
+            variant,
+            tags,
+            ..
+        } = pending;
+        let span = call_span(&endpoint, Operation::InvokeEndpointAsync);
+        let prepared = self.prepare(&endpoint).instrument(span.clone()).await;
+
+        let submitted = SystemTime::from(submitted_at);
+        let mut notes = vec![format!(
+            "settlement of the async invocation submitted at {}",
+            submitted_at.to_rfc3339()
+        )];
+        let duration = match completion.duration {
+            BilledDuration::Processing(d) => d,
+            BilledDuration::CompletedAt(at) => {
+                notes.push(
+                    "billed time runs from submission to completion (queue time included)"
+                        .to_owned(),
+                );
+                at.duration_since(submitted).unwrap_or_default()
+            }
+        };
+        if let Ok(profile) = &prepared.profile
+            && profile.kind != EndpointKind::Async
+        {
+            notes.push(
+                "the endpoint's profile is not asynchronous: compute priced at its real-time rate"
+                    .to_owned(),
+            );
+        }
+        let mut usage = Usage::new(Operation::InvokeEndpointAsync, duration);
+        usage.bytes_out = completion
+            .output_bytes
+            .or(completion.output.map(|b| b.len() as u64))
+            .unwrap_or(0);
+        usage.variant = variant;
+        let tokens = completion
+            .tokens
+            .or_else(|| completion.output.and_then(|body| self.count_tokens(body)));
+        if let Some(tokens) = tokens {
+            usage = usage.with_tokens(tokens);
+        }
+        if completion.failed {
+            usage.outcome = Outcome::Error;
+        }
+
+        let call = FinishedCall {
+            endpoint,
+            request_id: Some(call_id),
+            started_at: submitted,
+            target_variant: None,
+            usage,
+            tags,
+            notes,
+        };
+        let cost = span.in_scope(|| self.finish_phase(call, &prepared, Phase::Settled));
+        record_on_span(&span, &cost);
+        cost
+    }
+}

@@ -1,0 +1,545 @@
+//! `InvokeEndpointWithResponseStream`, metered.
+//!
+//! The stream is measured as it is read (time to first part, parts, bytes, tokens)
+//! and its receipt is made exactly once, at the first of: the end of the stream, an
+//! error in it, or the caller dropping it. Compute is billed on the whole time the
+//! stream was open, from sending the request to that moment: the endpoint was busy
+//! generating for all of it, whether the caller read every part or not.
+
+use super::Client;
+use super::invoke::{MAX_REQUEST_BYTES, call_span, delegate_setters, record_on_span};
+use super::meter::{FinishedCall, Meter, Prepared};
+use crate::endpoint::DiscoveryError;
+use crate::meter::{Operation, Outcome, StreamTokens, Usage};
+use crate::{Cost, Error, Result};
+use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sagemakerruntime::operation::RequestId;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::builders::InvokeEndpointWithResponseStreamFluentBuilder;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::{
+    InvokeEndpointWithResponseStreamError, InvokeEndpointWithResponseStreamOutput,
+};
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use aws_sdk_sagemakerruntime::primitives::event_stream::EventReceiver;
+use aws_sdk_sagemakerruntime::types::ResponseStream;
+use aws_sdk_sagemakerruntime::types::error::ResponseStreamError;
+use aws_smithy_types::event_stream::RawMessage;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::watch;
+use tracing::Instrument;
+
+/// What `recv()` returns: the SDK's own item type, unchanged.
+pub type StreamEvent = Result<Option<ResponseStream>, SdkError<ResponseStreamError, RawMessage>>;
+
+/// How many parts a dropped stream may still hand over, already received, before it
+/// counts as cancelled (see [`MeteredEventReceiver`]).
+const DRAIN_ON_DROP: usize = 64;
+
+impl Client {
+    /// `InvokeEndpointWithResponseStream`, metered. Mirrors the SDK's fluent builder;
+    /// the stream it returns is read the same way and carries its receipt.
+    ///
+    /// ```no_run
+    /// # async fn run(client: sagemeter::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// use aws_sdk_sagemakerruntime::primitives::Blob;
+    /// use aws_sdk_sagemakerruntime::types::ResponseStream;
+    /// let mut response = client
+    ///     .invoke_endpoint_with_response_stream()
+    ///     .endpoint_name("my-llm")
+    ///     .content_type("application/json")
+    ///     .body(Blob::new(r#"{"inputs":"hello","stream":true}"#))
+    ///     .send()
+    ///     .await?;
+    /// let receipt = response.receipt(); // resolves even if the loop stops early
+    /// while let Some(event) = response.body.recv().await? {
+    ///     if let ResponseStream::PayloadPart(part) = event {
+    ///         print!("{}", String::from_utf8_lossy(part.bytes().unwrap().as_ref()));
+    ///     }
+    /// }
+    /// println!("\n{}", response.cost().unwrap()); // or receipt.await
+    /// # Ok(()) }
+    /// ```
+    pub fn invoke_endpoint_with_response_stream(&self) -> InvokeEndpointWithResponseStream {
+        InvokeEndpointWithResponseStream {
+            request: self.runtime.invoke_endpoint_with_response_stream(),
+            meter: self.meter.clone(),
+            tags: BTreeMap::new(),
+        }
+    }
+}
+
+/// A metered `InvokeEndpointWithResponseStream` request. Same setters as the SDK's
+/// fluent builder, plus [`tag`](Self::tag); [`send`](Self::send) returns a
+/// [`MeteredResponseStream`].
+#[derive(Debug)]
+pub struct InvokeEndpointWithResponseStream {
+    request: InvokeEndpointWithResponseStreamFluentBuilder,
+    meter: Meter,
+    tags: BTreeMap<String, String>,
+}
+
+impl InvokeEndpointWithResponseStream {
+    delegate_setters! {
+        /// The endpoint to call.
+        endpoint_name(impl Into<String>),
+        /// The request body. Never logged or recorded.
+        body(Blob),
+        /// MIME type of the body.
+        content_type(impl Into<String>),
+        /// Desired MIME type of the response.
+        accept(impl Into<String>),
+        /// Opaque information passed to the model container (never logged).
+        custom_attributes(impl Into<String>),
+        /// Production variant to send the request to.
+        target_variant(impl Into<String>),
+        /// Container to invoke on a multi-container endpoint.
+        target_container_hostname(impl Into<String>),
+        /// Identifier for the inference, for data capture.
+        inference_id(impl Into<String>),
+        /// Inference component to invoke.
+        inference_component_name(impl Into<String>),
+        /// Stateful session id.
+        session_id(impl Into<String>),
+    }
+
+    /// Attributes this call to `key=value` (on the receipt, log line and sinks).
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.insert(key.into(), value.into());
+        self
+    }
+
+    /// Anything else on the SDK's builder.
+    pub fn map_request(
+        mut self,
+        f: impl FnOnce(
+            InvokeEndpointWithResponseStreamFluentBuilder,
+        ) -> InvokeEndpointWithResponseStreamFluentBuilder,
+    ) -> Self {
+        self.request = f(self.request);
+        self
+    }
+
+    /// Sends the request. The stream is metered from here until it ends, fails or
+    /// is dropped.
+    pub async fn send(self) -> Result<MeteredResponseStream> {
+        invoke_endpoint_with_response_stream(self.meter, self.request, self.tags).await
+    }
+}
+
+/// Measure (the initial response, while discovery and pricing run alongside) →
+/// hand the stream over; the rest of the flow runs when the stream ends.
+async fn invoke_endpoint_with_response_stream(
+    meter: Meter,
+    request: InvokeEndpointWithResponseStreamFluentBuilder,
+    tags: BTreeMap<String, String>,
+) -> Result<MeteredResponseStream> {
+    let endpoint = request
+        .get_endpoint_name()
+        .clone()
+        .filter(|name| !name.trim().is_empty())
+        .ok_or_else(|| Error::InvalidRequest("endpoint_name is required".into()))?;
+    let bytes_in = request.get_body().as_ref().map_or(0, |b| b.as_ref().len());
+    if bytes_in > MAX_REQUEST_BYTES {
+        return Err(Error::InvalidRequest(format!(
+            "request body is {bytes_in} bytes; SageMaker accepts at most {MAX_REQUEST_BYTES} \
+             bytes for InvokeEndpointWithResponseStream"
+        )));
+    }
+    let target_variant = request.get_target_variant().clone();
+
+    let span = call_span(&endpoint, Operation::InvokeEndpointWithResponseStream);
+    let started_at = meter.now();
+    let started = Instant::now();
+    // Timed on its own: on a cold cache, pricing may take longer than the call.
+    let send = async {
+        let sent = request.send().await;
+        (sent, started.elapsed())
+    };
+    let ((sent, send_latency), prepared) = async { tokio::join!(send, meter.prepare(&endpoint)) }
+        .instrument(span.clone())
+        .await;
+
+    let mut usage = Usage::new(Operation::InvokeEndpointWithResponseStream, send_latency);
+    usage.bytes_in = bytes_in as u64;
+    let tokens = match &meter.inner.token_counter {
+        Some(counter) => StreamTokens::with_counter(counter.clone()),
+        None => StreamTokens::new(),
+    };
+    let mut call = StreamCall {
+        meter,
+        prepared,
+        span,
+        endpoint,
+        request_id: None,
+        started_at,
+        started,
+        target_variant,
+        tags,
+        usage,
+        tokens,
+    };
+
+    match sent {
+        Ok(output) => {
+            call.request_id = output.request_id().map(str::to_owned);
+            call.usage.variant = output.invoked_production_variant().map(str::to_owned);
+            Ok(MeteredResponseStream::new(output, call))
+        }
+        Err(source) => {
+            call.request_id = source
+                .as_service_error()
+                .and_then(|e| e.meta().request_id())
+                .map(str::to_owned);
+            // The model ran and answered with an error: its time was used.
+            let billable = matches!(
+                source.as_service_error(),
+                Some(
+                    InvokeEndpointWithResponseStreamError::ModelError(_)
+                        | InvokeEndpointWithResponseStreamError::ModelStreamError(_)
+                )
+            );
+            if let Err(DiscoveryError::NotFound { .. }) = &call.prepared.profile {
+                return Err(Error::UnknownEndpoint {
+                    endpoint: call.endpoint,
+                    source: Box::new(source),
+                });
+            }
+            let endpoint = call.endpoint.clone();
+            let cost = billable.then(|| Box::new(call.finish(send_latency, Outcome::Error, None)));
+            Err(Error::InvokeWithResponseStream {
+                endpoint,
+                source: Box::new(source),
+                cost,
+            })
+        }
+    }
+}
+
+/// One stream being metered: everything its receipt needs, filled in as parts arrive.
+struct StreamCall {
+    meter: Meter,
+    prepared: Prepared,
+    span: tracing::Span,
+    endpoint: String,
+    request_id: Option<String>,
+    started_at: SystemTime,
+    started: Instant,
+    target_variant: Option<String>,
+    tags: BTreeMap<String, String>,
+    usage: Usage,
+    tokens: StreamTokens,
+}
+
+impl StreamCall {
+    /// Measures one payload part. The bytes are read for tokens, never kept.
+    fn part(&mut self, bytes: &[u8]) {
+        let usage = &mut self.usage;
+        usage
+            .time_to_first_byte
+            .get_or_insert_with(|| self.started.elapsed());
+        usage.parts = Some(usage.parts.unwrap_or(0) + 1);
+        usage.bytes_out += bytes.len() as u64;
+        self.tokens.push(bytes);
+    }
+
+    /// Bill → record → receipt, now, for a call that took `latency`. Consumes the
+    /// call: a stream has one receipt.
+    fn finish(self, latency: Duration, outcome: Outcome, note: Option<String>) -> Cost {
+        let StreamCall {
+            meter,
+            prepared,
+            span,
+            endpoint,
+            request_id,
+            started_at,
+            target_variant,
+            tags,
+            mut usage,
+            mut tokens,
+            ..
+        } = self;
+        usage.latency = latency;
+        usage.outcome = outcome;
+        if let Some(counted) = tokens.finish() {
+            usage = usage.with_tokens(counted);
+        }
+        let call = FinishedCall {
+            endpoint,
+            request_id,
+            started_at,
+            target_variant,
+            usage,
+            tags,
+            notes: note.into_iter().collect(),
+        };
+        let cost = span.in_scope(|| meter.finish(call, &prepared));
+        record_on_span(&span, &cost);
+        cost
+    }
+}
+
+/// A metered response stream: the SDK output's headers, and its [`body`](Self::body)
+/// to read exactly like the SDK's (`response.body.recv().await?`).
+#[non_exhaustive]
+pub struct MeteredResponseStream {
+    /// The stream of payload parts. Same `recv()` as the SDK's `EventReceiver`;
+    /// it carries the receipt, so it can be moved out and read elsewhere.
+    pub body: MeteredEventReceiver,
+    content_type: Option<String>,
+    invoked_production_variant: Option<String>,
+    custom_attributes: Option<String>,
+    request_id: Option<String>,
+}
+
+impl MeteredResponseStream {
+    fn new(output: InvokeEndpointWithResponseStreamOutput, call: StreamCall) -> Self {
+        let request_id = output.request_id().map(str::to_owned);
+        let InvokeEndpointWithResponseStreamOutput {
+            body,
+            content_type,
+            invoked_production_variant,
+            custom_attributes,
+            ..
+        } = output;
+        let (receipt, _) = watch::channel(None);
+        MeteredResponseStream {
+            body: MeteredEventReceiver {
+                inner: body,
+                call: Some(call),
+                cost: None,
+                receipt,
+            },
+            content_type,
+            invoked_production_variant,
+            custom_attributes,
+            request_id,
+        }
+    }
+
+    /// The stream of payload parts.
+    pub fn body(&self) -> &MeteredEventReceiver {
+        &self.body
+    }
+
+    /// The MIME type of the response.
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type.as_deref()
+    }
+
+    /// The production variant that served the call.
+    pub fn invoked_production_variant(&self) -> Option<&str> {
+        self.invoked_production_variant.as_deref()
+    }
+
+    /// Custom attributes returned by the model (never logged).
+    pub fn custom_attributes(&self) -> Option<&str> {
+        self.custom_attributes.as_deref()
+    }
+
+    /// The receipt, once the stream has ended or failed; see [`MeteredEventReceiver::cost`].
+    pub fn cost(&self) -> Option<&Cost> {
+        self.body.cost()
+    }
+
+    /// The receipt, to await; see [`MeteredEventReceiver::receipt`].
+    pub fn receipt(&self) -> StreamReceipt {
+        self.body.receipt()
+    }
+}
+
+impl fmt::Debug for MeteredResponseStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeteredResponseStream")
+            .field("body", &self.body)
+            .field("content_type", &self.content_type)
+            .field(
+                "invoked_production_variant",
+                &self.invoked_production_variant,
+            )
+            .field("custom_attributes", &"*** Sensitive Data Redacted ***")
+            .field("request_id", &self.request_id)
+            .finish()
+    }
+}
+
+impl RequestId for MeteredResponseStream {
+    fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+}
+
+/// The SDK's `EventReceiver`, metered.
+///
+/// Its receipt is made once, at the first of:
+/// - `recv()` returning `Ok(None)`: the stream ended (outcome `ok`);
+/// - `recv()` returning an error (`ModelStreamError`, `InternalStreamFailure`, a
+///   broken connection): outcome `error`, the time used so far is billed;
+/// - the receiver being dropped first: outcome `cancelled`, billed up to the drop.
+///   Parts that had already arrived are read first, so a stream dropped after its
+///   last part (e.g. on seeing `[DONE]`) but before `recv()` said it ended is `ok`.
+///
+/// Time to first byte is taken when `recv()` hands over the first part (call it as
+/// soon as the stream is open for a true figure). Every receipt goes to the cost log
+/// line, the running totals and the sinks at the moment it is made, whether or not
+/// anyone asks for it.
+pub struct MeteredEventReceiver {
+    inner: EventReceiver<ResponseStream, ResponseStreamError>,
+    call: Option<StreamCall>,
+    cost: Option<Cost>,
+    receipt: watch::Sender<Option<Cost>>,
+}
+
+impl fmt::Debug for MeteredEventReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeteredEventReceiver")
+            .field("metering", &self.call.is_some())
+            .field("cost", &self.cost)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MeteredEventReceiver {
+    /// The next event, exactly as the SDK's `EventReceiver::recv` returns it
+    /// (`Ok(None)` at the end of the stream).
+    pub async fn recv(&mut self) -> StreamEvent {
+        let event = self.inner.recv().await;
+        self.measure(&event);
+        event
+    }
+
+    /// The receipt, once the stream has ended, failed or been cancelled; `None`
+    /// while it is still open.
+    pub fn cost(&self) -> Option<&Cost> {
+        self.cost.as_ref()
+    }
+
+    /// The receipt, to await. Take it before the stream may be dropped: it resolves
+    /// when the stream ends, fails or is dropped, to `None` only if the stream was
+    /// leaked (`std::mem::forget`).
+    pub fn receipt(&self) -> StreamReceipt {
+        StreamReceipt {
+            rx: self.receipt.subscribe(),
+        }
+    }
+
+    fn measure(&mut self, event: &StreamEvent) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        match event {
+            Ok(Some(ResponseStream::PayloadPart(part))) => {
+                call.part(part.bytes().map(Blob::as_ref).unwrap_or_default())
+            }
+            // Event types newer than this SDK: not payload.
+            Ok(Some(_)) => {}
+            Ok(None) => self.finish(Outcome::Ok, None),
+            Err(err) => self.finish(Outcome::Error, Some(stream_error_note(err))),
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome, note: Option<String>) {
+        if let Some(call) = self.call.take() {
+            // The whole stream: the endpoint was busy from the request to this moment.
+            let latency = call.started.elapsed();
+            let cost = call.finish(latency, outcome, note);
+            self.receipt.send_replace(Some(cost.clone()));
+            self.cost = Some(cost);
+        }
+    }
+
+    /// Reads what has already arrived, without waiting. True when that reached the
+    /// end of the stream (or an error, which then made the receipt).
+    fn drain_ready(&mut self) -> bool {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return false; // no runtime to poll the connection with
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..DRAIN_ON_DROP {
+            let event = {
+                let mut next = std::pin::pin!(self.inner.recv());
+                match next.as_mut().poll(&mut cx) {
+                    Poll::Ready(event) => event,
+                    Poll::Pending => return false,
+                }
+            };
+            self.measure(&event);
+            if !matches!(event, Ok(Some(_))) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl Drop for MeteredEventReceiver {
+    fn drop(&mut self) {
+        if self.call.is_none() || self.drain_ready() {
+            return;
+        }
+        self.finish(
+            Outcome::Cancelled,
+            Some("cancelled: the caller dropped the stream before it ended".to_owned()),
+        );
+    }
+}
+
+/// What a failed stream's receipt says about the failure: the error's type and code,
+/// never its message (which can quote the model's output).
+fn stream_error_note(err: &SdkError<ResponseStreamError, RawMessage>) -> String {
+    match err.as_service_error() {
+        Some(ResponseStreamError::ModelStreamError(e)) => format!(
+            "the stream failed: ModelStreamError ({})",
+            e.error_code().unwrap_or("no error code")
+        ),
+        Some(ResponseStreamError::InternalStreamFailure(_)) => {
+            "the stream failed: InternalStreamFailure".to_owned()
+        }
+        Some(other) => format!(
+            "the stream failed: {}",
+            other.code().unwrap_or("unknown service error")
+        ),
+        None => "the stream failed: the connection or the event stream broke".to_owned(),
+    }
+}
+
+/// The final receipt of a metered stream. `.await` it (or call [`get`](Self::get)):
+/// it is there once the stream has ended, failed or been dropped.
+///
+/// ```no_run
+/// # async fn run(response: sagemeter::client::MeteredResponseStream) {
+/// let receipt = response.receipt();
+/// drop(response); // stop early: the call still costs
+/// let cost = receipt.await.expect("a dropped stream has a receipt");
+/// assert_eq!(cost.usage.outcome, sagemeter::meter::Outcome::Cancelled);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct StreamReceipt {
+    rx: watch::Receiver<Option<Cost>>,
+}
+
+impl StreamReceipt {
+    /// The receipt if it has been made, without waiting.
+    pub fn get(&self) -> Option<Cost> {
+        self.rx.borrow().clone()
+    }
+
+    /// Waits for the receipt; `None` only if the stream was leaked.
+    pub async fn wait(mut self) -> Option<Cost> {
+        let made = self.rx.wait_for(Option::is_some).await;
+        made.ok().and_then(|cost| cost.clone())
+    }
+}
+
+impl IntoFuture for StreamReceipt {
+    type Output = Option<Cost>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Option<Cost>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.wait())
+    }
+}

@@ -1,0 +1,745 @@
+//! Metered `InvokeEndpointWithResponseStream`, driven through the real SDK against an
+//! in-process server that writes real AWS event-stream frames (`support/fake_stream.rs`).
+//!
+//! What is specified here: the stream yields the SDK's own `PayloadPart`s; exactly one
+//! receipt (and one cost log line) per stream whether it ends, fails or is dropped;
+//! time to first byte, parts, bytes and tokens on the receipt; compute billed on the
+//! whole stream; per-token and per-inference charges on top of compute or alone.
+
+#[path = "support/fake_stream.rs"]
+mod fake_stream;
+
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use aws_sdk_sagemakerruntime::types::ResponseStream;
+use aws_sdk_sagemakerruntime::types::error::ResponseStreamError;
+use fake_stream::{FakeStream, REGION, Script, VARIANT};
+use sagemeter::billing::{
+    LineItem, LinePrice, UsageCharges, billed_seconds, gigabytes, hours, round_cost,
+};
+use sagemeter::client::MeteredResponseStream;
+use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+use sagemeter::ledger::CostSink;
+use sagemeter::meter::{FnTokenCounter, Outcome, TokenUsage};
+use sagemeter::pricing::{BoxFuture, PriceError, PriceKey, PriceSource, Rate};
+use sagemeter::{Client, ClientBuilder, Cost, Decimal, Error};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+const LLM: &str = "llm-g5"; // ml.g5.xlarge × 1
+const SERVERLESS_LLM: &str = "llm-serverless"; // 2048 MB
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+const G5_USD_PER_HOUR: &str = "1.408";
+const DATA_USD_PER_GB: &str = "0.016";
+const SERVERLESS_2GB_USD_PER_SECOND: &str = "0.00004";
+
+// ---------------------------------------------------------------------------------
+// Set-up: a fake runtime, a metered client with fixed prices, a receipt probe and a
+// capture of the `sagemeter` log lines and spans.
+
+/// Never reaches AWS: every rate in these tests is an override.
+#[derive(Debug)]
+struct NoPriceList;
+
+impl PriceSource for NoPriceList {
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+        Box::pin(async move { Err(PriceError::NotFound { key: key.clone() }) })
+    }
+}
+
+/// Every receipt the meter hands to its sinks.
+#[derive(Debug, Clone, Default)]
+struct Receipts(Arc<Mutex<Vec<Cost>>>);
+
+impl CostSink for Receipts {
+    fn record(&self, cost: &Cost) {
+        self.0.lock().unwrap().push(cost.clone());
+    }
+}
+
+impl Receipts {
+    fn all(&self) -> Vec<Cost> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn builder(conf: &aws_types::SdkConfig) -> ClientBuilder {
+    Client::builder(conf)
+        .without_discovery()
+        .price_source(NoPriceList)
+        .endpoint_profile(EndpointProfile::new(
+            LLM,
+            vec![VariantProfile::instance(VARIANT, "ml.g5.xlarge", 1)],
+        ))
+        .endpoint_profile(EndpointProfile::new(
+            SERVERLESS_LLM,
+            vec![VariantProfile::serverless(VARIANT, 2048)],
+        ))
+        .price_override(
+            PriceKey::hosting(REGION, "ml.g5.xlarge"),
+            dec(G5_USD_PER_HOUR),
+        )
+        .price_override(
+            PriceKey::serverless(REGION, 2),
+            dec(SERVERLESS_2GB_USD_PER_SECOND),
+        )
+        .price_override(
+            PriceKey::DataIn {
+                region: REGION.into(),
+            },
+            dec(DATA_USD_PER_GB),
+        )
+        .price_override(
+            PriceKey::DataOut {
+                region: REGION.into(),
+            },
+            dec(DATA_USD_PER_GB),
+        )
+}
+
+struct Harness {
+    fake: FakeStream,
+    client: Client,
+    receipts: Receipts,
+    logs: Captured,
+    _logging: tracing::subscriber::DefaultGuard,
+}
+
+async fn harness(
+    scripts: impl Fn(&str) -> Script + Send + Sync + 'static,
+    configure: impl FnOnce(ClientBuilder) -> ClientBuilder,
+) -> Harness {
+    let logs = Captured::default();
+    let logging =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(logs.clone()));
+    let fake = FakeStream::start(scripts).await;
+    let receipts = Receipts::default();
+    let conf = fake.sdk_config().await;
+    let client = configure(builder(&conf).sink(receipts.clone()))
+        .build()
+        .unwrap();
+    Harness {
+        fake,
+        client,
+        receipts,
+        logs,
+        _logging: logging,
+    }
+}
+
+async fn open(client: &Client, endpoint: &str) -> MeteredResponseStream {
+    client
+        .invoke_endpoint_with_response_stream()
+        .endpoint_name(endpoint)
+        .content_type("application/json")
+        .body(Blob::new(PROMPT))
+        .send()
+        .await
+        .expect("the stream opens")
+}
+
+/// Reads a stream to its end the way SDK users do; returns the payload bytes.
+async fn read_all(response: &mut MeteredResponseStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(event) = response.body.recv().await.expect("no stream error") {
+        if let ResponseStream::PayloadPart(part) = event {
+            out.extend_from_slice(part.bytes().unwrap().as_ref());
+        }
+    }
+    out
+}
+
+const PROMPT: &str = r#"{"messages":[{"role":"user","content":"Say hello"}],"stream":true,"stream_options":{"include_usage":true}}"#;
+
+/// An OpenAI-compatible chat completion stream (vLLM / LMI), as SSE, cut into parts
+/// that do not follow line boundaries; the last data chunk before `[DONE]` has `usage`.
+fn openai_parts() -> Vec<&'static str> {
+    vec![
+        "data: {\"id\":\"c1\",\"choices\":[{\"delta\":{\"content\":\"Hel\"}}],\"usage\":null}\n\n",
+        "data: {\"id\":\"c1\",\"choices\":[{\"delta\":{\"content\":\"lo\"}}],\"usage\":null}\n\nda",
+        "ta: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":21,\"comple",
+        "tion_tokens\":3,\"total_tokens\":24,\"prompt_tokens_details\":{\"cached_tokens\":16}}}\n\n",
+        "data: [DONE]\n\n",
+    ]
+}
+
+fn line(cost: &Cost, item: LineItem) -> &sagemeter::billing::CostLine {
+    cost.lines
+        .iter()
+        .find(|l| l.item == item)
+        .unwrap_or_else(|| panic!("no {item:?} line on {cost:#?}"))
+}
+
+fn cost_lines(cost: &Cost) -> Decimal {
+    cost.lines.iter().filter_map(|l| l.cost_usd()).sum()
+}
+
+// ---------------------------------------------------------------------------------
+// Log capture: the `sagemeter` events (cost lines) and `sagemaker.invoke` spans.
+
+type Fields = BTreeMap<String, String>;
+
+#[derive(Clone, Default)]
+struct Captured {
+    events: Arc<Mutex<Vec<Fields>>>,
+    open_spans: Arc<Mutex<HashMap<u64, Fields>>>,
+    closed_spans: Arc<Mutex<Vec<Fields>>>,
+}
+
+struct FieldsVisitor<'a>(&'a mut Fields);
+
+impl Visit for FieldsVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.to_string());
+    }
+}
+
+impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Captured {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() == "sagemeter" {
+            let mut fields = Fields::new();
+            event.record(&mut FieldsVisitor(&mut fields));
+            self.events.lock().unwrap().push(fields);
+        }
+    }
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
+        if attrs.metadata().name() == "sagemaker.invoke" {
+            let mut fields = Fields::new();
+            attrs.record(&mut FieldsVisitor(&mut fields));
+            self.open_spans
+                .lock()
+                .unwrap()
+                .insert(id.into_u64(), fields);
+        }
+    }
+    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
+        if let Some(fields) = self.open_spans.lock().unwrap().get_mut(&id.into_u64()) {
+            values.record(&mut FieldsVisitor(fields));
+        }
+    }
+    fn on_close(&self, id: Id, _: Context<'_, S>) {
+        if let Some(fields) = self.open_spans.lock().unwrap().remove(&id.into_u64()) {
+            self.closed_spans.lock().unwrap().push(fields);
+        }
+    }
+}
+
+impl Captured {
+    /// The cost log lines ("sagemaker call cost").
+    fn cost_lines(&self) -> Vec<Fields> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.get("message").is_some_and(|m| m == "sagemaker call cost"))
+            .cloned()
+            .collect()
+    }
+    fn closed_spans(&self) -> Vec<Fields> {
+        self.closed_spans.lock().unwrap().clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Full streams.
+
+#[tokio::test]
+async fn a_full_stream_yields_the_sdk_parts_and_one_receipt_with_ttfb_parts_bytes_and_tokens() {
+    let h = harness(
+        |_| {
+            Script::new()
+                .pause(Duration::from_millis(40))
+                .parts(openai_parts())
+        },
+        |b| b,
+    )
+    .await;
+    let mut response = open(&h.client, LLM).await;
+    let receipt = response.receipt();
+    assert_eq!(response.invoked_production_variant(), Some(VARIANT));
+    assert_eq!(response.content_type(), Some("text/event-stream"));
+    assert!(
+        response.cost().is_none(),
+        "no receipt while the stream is open"
+    );
+
+    let payload = read_all(&mut response).await;
+
+    // The caller saw exactly the bytes the model sent.
+    assert_eq!(payload, openai_parts().concat().as_bytes());
+    let cost = response
+        .cost()
+        .expect("a receipt once the stream has ended")
+        .clone();
+    let u = &cost.usage;
+    assert_eq!(u.outcome, Outcome::Ok);
+    assert_eq!(u.parts, Some(5));
+    assert_eq!(u.bytes_out, payload.len() as u64);
+    assert_eq!(u.bytes_in, PROMPT.len() as u64);
+    // 21 prompt tokens (16 of them cached: counted once), 3 completion tokens.
+    assert_eq!((u.input_tokens, u.output_tokens), (Some(21), Some(3)));
+    let ttfb = u.time_to_first_byte.expect("time to first byte");
+    assert!(ttfb >= Duration::from_millis(40), "{ttfb:?}");
+    assert!(u.latency >= ttfb);
+    assert_eq!(cost.variant.as_deref(), Some(VARIANT));
+    assert!(cost.call_id.starts_with("fake-"), "{}", cost.call_id);
+
+    // Compute: the whole stream, latency h × 1.408 USD/h; data: bytes / 2^30 × 0.016.
+    let compute = line(&cost, LineItem::Compute);
+    assert_eq!(compute.quantity, hours(u.latency).normalize());
+    assert_eq!(
+        compute.cost_usd(),
+        Some(round_cost(hours(u.latency) * dec(G5_USD_PER_HOUR)))
+    );
+    assert_eq!(
+        line(&cost, LineItem::DataOut).cost_usd(),
+        Some(round_cost(gigabytes(u.bytes_out) * dec(DATA_USD_PER_GB)))
+    );
+    assert!(cost.is_fully_priced());
+    assert_eq!(cost.cost_usd, cost_lines(&cost));
+
+    // One receipt everywhere: the awaitable, the sink, the totals, one log line.
+    assert_eq!(receipt.await.as_ref(), Some(&cost));
+    assert_eq!(h.receipts.all(), vec![cost.clone()]);
+    assert_eq!(h.client.meter().totals().calls, 1);
+    assert_eq!(h.client.meter().totals().client_usd, cost.cost_usd);
+    let logged = h.logs.cost_lines();
+    assert_eq!(logged.len(), 1, "{logged:#?}");
+    assert_eq!(logged[0]["outcome"], "ok");
+    assert_eq!(logged[0]["operation"], "InvokeEndpointWithResponseStream");
+    assert_eq!(logged[0]["gen_ai.usage.output_tokens"], "3");
+    assert_eq!(logged[0]["cost_usd"], cost.cost_usd.to_string());
+    assert!(
+        !logged[0]
+            .values()
+            .any(|v| v.contains("Hel") || v.contains("Say hello")),
+        "the payload is never logged: {logged:#?}"
+    );
+
+    // Reading past the end changes nothing.
+    assert!(response.body.recv().await.unwrap().is_none());
+    drop(response);
+    assert_eq!(h.receipts.all().len(), 1);
+    assert_eq!(h.logs.cost_lines().len(), 1);
+    assert_eq!(h.fake.received().len(), 1);
+}
+
+#[tokio::test]
+async fn the_call_span_carries_tokens_under_sagemeter_and_opentelemetry_genai_names() {
+    let h = harness(|_| Script::new().parts(openai_parts()), |b| b).await;
+    let mut response = open(&h.client, LLM).await;
+    read_all(&mut response).await;
+    drop(response);
+
+    let spans = h.logs.closed_spans();
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let span = &spans[0];
+    assert_eq!(span["endpoint"], LLM);
+    assert_eq!(span["operation"], "InvokeEndpointWithResponseStream");
+    assert_eq!(span["outcome"], "ok");
+    assert_eq!(span["input_tokens"], "21");
+    assert_eq!(span["output_tokens"], "3");
+    assert_eq!(span["gen_ai.usage.input_tokens"], "21");
+    assert_eq!(span["gen_ai.usage.output_tokens"], "3");
+    let cost = h.receipts.all().remove(0);
+    assert_eq!(span["cost_usd"], cost.cost_usd.to_string());
+}
+
+#[tokio::test]
+async fn serverless_compute_is_billed_on_the_whole_stream_duration() {
+    let h = harness(
+        |_| {
+            Script::new()
+                .part("data: {\"token\":{\"text\":\"a\"}}\n\n")
+                .pause(Duration::from_millis(150))
+                .part("data: {\"token\":{\"text\":\"b\"},\"details\":{\"generated_tokens\":2,\"input_length\":6}}\n\n")
+        },
+        |b| b,
+    )
+    .await;
+    let mut response = open(&h.client, SERVERLESS_LLM).await;
+    read_all(&mut response).await;
+    let cost = response.cost().unwrap();
+
+    // Billed seconds = the stream's wall time rounded up to the ms, pause included.
+    let compute = line(cost, LineItem::Compute);
+    assert_eq!(
+        compute.quantity,
+        billed_seconds(cost.usage.latency).normalize()
+    );
+    assert!(compute.quantity >= dec("0.150"), "{}", compute.quantity);
+    assert_eq!(
+        compute.cost_usd(),
+        Some(round_cost(
+            billed_seconds(cost.usage.latency) * dec(SERVERLESS_2GB_USD_PER_SECOND)
+        ))
+    );
+    // TGI streamed details: 6 input tokens, 2 generated.
+    assert_eq!(
+        (cost.usage.input_tokens, cost.usage.output_tokens),
+        (Some(6), Some(2))
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Errors.
+
+#[tokio::test]
+async fn a_model_stream_error_mid_stream_makes_one_error_receipt_billed_up_to_the_error() {
+    let h = harness(
+        |_| {
+            Script::new()
+                .part("data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n")
+                .pause(Duration::from_millis(20))
+                .model_stream_error("ModelInvocationTimeExceeded")
+        },
+        |b| b,
+    )
+    .await;
+    let mut response = open(&h.client, LLM).await;
+    let receipt = response.receipt();
+
+    let first = response.body.recv().await.unwrap();
+    assert!(matches!(first, Some(ResponseStream::PayloadPart(_))));
+    // The SDK's own error, untouched.
+    let err = response
+        .body
+        .recv()
+        .await
+        .expect_err("the model stream error");
+    match err.as_service_error() {
+        Some(ResponseStreamError::ModelStreamError(e)) => {
+            assert_eq!(e.error_code(), Some("ModelInvocationTimeExceeded"))
+        }
+        other => panic!("expected a ModelStreamError, got {other:?}"),
+    }
+
+    let cost = response.cost().expect("a receipt at the error").clone();
+    assert_eq!(cost.usage.outcome, Outcome::Error);
+    assert_eq!(cost.usage.parts, Some(1));
+    assert!(cost.usage.latency >= Duration::from_millis(20));
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n.contains("ModelStreamError (ModelInvocationTimeExceeded)")),
+        "{:?}",
+        cost.notes
+    );
+    assert!(
+        !cost.notes.iter().any(|n| n.contains("broke off")),
+        "the error message (model output) is not copied: {:?}",
+        cost.notes
+    );
+    assert!(line(&cost, LineItem::Compute).cost_usd().unwrap() > Decimal::ZERO);
+
+    // Whatever the caller does next, there is one receipt.
+    let _ = response.body.recv().await;
+    drop(response);
+    assert_eq!(receipt.await, Some(cost.clone()));
+    assert_eq!(h.receipts.all(), vec![cost]);
+    let logged = h.logs.cost_lines();
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0]["outcome"], "error");
+}
+
+#[tokio::test]
+async fn an_internal_stream_failure_or_a_broken_connection_ends_the_receipt_as_an_error() {
+    let h = harness(
+        |endpoint| match endpoint {
+            "internal-failure" => Script::new().part("data: {}\n\n").internal_stream_failure(),
+            _ => Script::new().part("data: {}\n\n").break_connection(),
+        },
+        |b| {
+            b.endpoint_profile(EndpointProfile::new(
+                "internal-failure",
+                vec![VariantProfile::instance(VARIANT, "ml.g5.xlarge", 1)],
+            ))
+            .endpoint_profile(EndpointProfile::new(
+                "broken",
+                vec![VariantProfile::instance(VARIANT, "ml.g5.xlarge", 1)],
+            ))
+        },
+    )
+    .await;
+
+    let mut failed = open(&h.client, "internal-failure").await;
+    failed.body.recv().await.unwrap();
+    let err = failed.body.recv().await.expect_err("InternalStreamFailure");
+    assert!(matches!(
+        err.as_service_error(),
+        Some(ResponseStreamError::InternalStreamFailure(_))
+    ));
+    let cost = failed.cost().unwrap();
+    assert_eq!(cost.usage.outcome, Outcome::Error);
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n.contains("InternalStreamFailure"))
+    );
+
+    let mut broken = open(&h.client, "broken").await;
+    broken.body.recv().await.unwrap();
+    let err = broken.body.recv().await.expect_err("a broken stream");
+    assert!(err.as_service_error().is_none(), "{err:?}");
+    let cost = broken.cost().unwrap();
+    assert_eq!(cost.usage.outcome, Outcome::Error);
+    assert_eq!(cost.usage.parts, Some(1));
+
+    drop((failed, broken));
+    assert_eq!(h.receipts.all().len(), 2);
+    assert_eq!(h.logs.cost_lines().len(), 2);
+}
+
+#[tokio::test]
+async fn a_model_error_before_the_stream_is_billed_and_returned_with_the_sdk_error() {
+    let h = harness(|_| Script::new().model_error(), |b| b).await;
+    let err = h
+        .client
+        .invoke_endpoint_with_response_stream()
+        .endpoint_name(LLM)
+        .body(Blob::new(PROMPT))
+        .send()
+        .await
+        .expect_err("a model error");
+    let Error::InvokeWithResponseStream {
+        endpoint,
+        source,
+        cost,
+    } = err
+    else {
+        panic!("expected Error::InvokeWithResponseStream, got {err:?}");
+    };
+    assert_eq!(endpoint, LLM);
+    assert!(
+        source
+            .as_service_error()
+            .is_some_and(|e| e.is_model_error())
+    );
+    let cost = cost.expect("the model ran: the call is billed");
+    assert_eq!(cost.usage.outcome, Outcome::Error);
+    assert_eq!(h.receipts.all(), vec![*cost]);
+}
+
+// ---------------------------------------------------------------------------------
+// Dropping a stream.
+
+#[tokio::test]
+async fn dropping_a_stream_early_makes_exactly_one_cancelled_receipt_and_log_line() {
+    let h = harness(
+        |_| {
+            Script::new()
+                .part("data: {\"choices\":[{\"delta\":{\"content\":\"Once\"}}]}\n\n")
+                .part("data: {\"choices\":[{\"delta\":{\"content\":\" upon\"}}]}\n\n")
+                .hang_until_client_leaves()
+        },
+        |b| b,
+    )
+    .await;
+    let mut response = open(&h.client, LLM).await;
+    let receipt = response.receipt();
+    let first = response.body.recv().await.unwrap();
+    assert!(matches!(first, Some(ResponseStream::PayloadPart(_))));
+    tokio::time::sleep(Duration::from_millis(30)).await;
+
+    drop(response); // the caller stops reading: no end, no error
+
+    let cost = receipt.await.expect("a dropped stream still has a receipt");
+    assert_eq!(cost.usage.outcome, Outcome::Cancelled);
+    assert!(cost.usage.latency >= Duration::from_millis(30));
+    assert!(cost.usage.parts >= Some(1));
+    assert!(
+        cost.notes.iter().any(|n| n.contains("cancelled")),
+        "{:?}",
+        cost.notes
+    );
+    assert!(line(&cost, LineItem::Compute).cost_usd().unwrap() > Decimal::ZERO);
+    // The model stops: the connection is closed.
+    h.fake.wait_for_hang_ups(1).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(h.receipts.all(), vec![cost.clone()]);
+    assert_eq!(h.client.meter().totals().calls, 1);
+    let logged = h.logs.cost_lines();
+    assert_eq!(logged.len(), 1, "{logged:#?}");
+    assert_eq!(logged[0]["outcome"], "cancelled");
+    let spans = h.logs.closed_spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0]["outcome"], "cancelled");
+}
+
+#[tokio::test]
+async fn a_stream_dropped_after_its_last_part_has_arrived_is_not_cancelled() {
+    let h = harness(|_| Script::new().parts(openai_parts()), |b| b).await;
+    let mut response = open(&h.client, LLM).await;
+    let receipt = response.receipt();
+    // A common loop: stop at `[DONE]` instead of waiting for the end of the stream.
+    while let Some(event) = response.body.recv().await.unwrap() {
+        if let ResponseStream::PayloadPart(part) = event
+            && part.bytes().unwrap().as_ref().ends_with(b"[DONE]\n\n")
+        {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await; // the end has arrived by now
+    drop(response);
+
+    let cost = receipt.await.unwrap();
+    assert_eq!(cost.usage.outcome, Outcome::Ok);
+    assert_eq!(cost.usage.parts, Some(5));
+    assert_eq!(
+        (cost.usage.input_tokens, cost.usage.output_tokens),
+        (Some(21), Some(3))
+    );
+    assert_eq!(h.receipts.all().len(), 1);
+}
+
+#[tokio::test]
+async fn a_stream_moved_out_of_its_response_keeps_its_receipt() {
+    let h = harness(|_| Script::new().parts(openai_parts()), |b| b).await;
+    let response = open(&h.client, LLM).await;
+    let receipt = response.receipt();
+    let mut body = response.body; // e.g. handed to another task
+    let reader = tokio::spawn(async move {
+        let mut n = 0;
+        while let Some(_event) = body.recv().await.unwrap() {
+            n += 1;
+        }
+        (n, body.cost().cloned())
+    });
+    let (parts, cost) = reader.await.unwrap();
+    assert_eq!(parts, 5);
+    assert_eq!(receipt.await, cost);
+    assert_eq!(h.receipts.all().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------
+// Tokens and usage charges.
+
+#[tokio::test]
+async fn a_custom_token_counter_reads_each_stream_event() {
+    // A container that streams `{"text": "..."}` lines and a final `{"n_in":.., "n_out":..}`.
+    let h = harness(
+        |_| {
+            Script::new()
+                .part("{\"text\":\"a\"}\n{\"te")
+                .part("xt\":\"b\"}\n{\"n_in\":4,\"n_out\":2}")
+        },
+        |b| {
+            b.token_counter(FnTokenCounter::new(|event: &[u8]| {
+                let v: serde_json::Value = serde_json::from_slice(event).ok()?;
+                Some(TokenUsage::new(v["n_in"].as_u64()?, v["n_out"].as_u64()?))
+            }))
+        },
+    )
+    .await;
+    let mut response = open(&h.client, LLM).await;
+    read_all(&mut response).await;
+    let u = &response.cost().unwrap().usage;
+    assert_eq!((u.input_tokens, u.output_tokens), (Some(4), Some(2)));
+}
+
+#[tokio::test]
+async fn per_token_and_per_inference_charges_add_up_on_top_of_compute() {
+    let h = harness(
+        |_| Script::new().parts(openai_parts()),
+        |b| {
+            b.usage_charges(
+                LLM,
+                UsageCharges::default()
+                    .per_1000_calls(dec("0.70"))
+                    .per_1000_tokens(dec("0.0005"), dec("0.0015")),
+            )
+        },
+    )
+    .await;
+    let mut first = open(&h.client, LLM).await;
+    read_all(&mut first).await;
+    let mut second = open(&h.client, LLM).await;
+    read_all(&mut second).await;
+    let (first, second) = (first.cost().unwrap(), second.cost().unwrap());
+
+    for cost in [first, second] {
+        // 0.70 USD / 1,000 calls = 0.0007; 21 × 0.0005 / 1,000 = 0.0000105;
+        // 3 × 0.0015 / 1,000 = 0.0000045.
+        assert_eq!(
+            line(cost, LineItem::Inference).cost_usd(),
+            Some(dec("0.0007"))
+        );
+        assert_eq!(
+            line(cost, LineItem::InputTokens).cost_usd(),
+            Some(dec("0.0000105"))
+        );
+        assert_eq!(
+            line(cost, LineItem::OutputTokens).cost_usd(),
+            Some(dec("0.0000045"))
+        );
+        let infrastructure: Decimal = [LineItem::Compute, LineItem::DataIn, LineItem::DataOut]
+            .into_iter()
+            .map(|item| line(cost, item).cost_usd().unwrap())
+            .sum();
+        assert_eq!(cost.lines.len(), 6);
+        assert_eq!(cost.cost_usd, infrastructure + dec("0.000715"));
+        assert!(cost.is_fully_priced());
+    }
+    // The running totals are the receipts' sum, to the last digit.
+    assert_eq!(second.running_client_usd, first.cost_usd + second.cost_usd);
+    assert_eq!(
+        h.client.meter().totals().client_usd,
+        first.cost_usd + second.cost_usd
+    );
+}
+
+#[tokio::test]
+async fn usage_charges_alone_price_a_stream_without_any_endpoint_profile() {
+    let h = harness(
+        |_| Script::new().parts(openai_parts()),
+        |b| {
+            b.usage_charges(
+                "per-token-only",
+                UsageCharges::default()
+                    .per_1000_tokens(dec("0.0005"), dec("0.0015"))
+                    .alone(),
+            )
+            .usage_charges(
+                "no-profile",
+                UsageCharges::default().per_1000_tokens(dec("0.0005"), dec("0.0015")),
+            )
+        },
+    )
+    .await;
+
+    let mut alone = open(&h.client, "per-token-only").await;
+    read_all(&mut alone).await;
+    let cost = alone.cost().unwrap();
+    // Only the tokens: 21 × 0.0005/1000 + 3 × 0.0015/1000 = 0.0000105 + 0.0000045.
+    let items: Vec<_> = cost.lines.iter().map(|l| l.item).collect();
+    assert_eq!(items, vec![LineItem::InputTokens, LineItem::OutputTokens]);
+    assert_eq!(cost.cost_usd, dec("0.000015"));
+    assert!(cost.is_fully_priced());
+    assert_eq!(cost.billing, None);
+
+    // Not alone and no profile: the compute stays an explicit unpriced line.
+    let mut unprofiled = open(&h.client, "no-profile").await;
+    read_all(&mut unprofiled).await;
+    let cost = unprofiled.cost().unwrap();
+    assert!(matches!(
+        line(cost, LineItem::Compute).price,
+        LinePrice::Unpriced { .. }
+    ));
+    assert!(!cost.is_fully_priced());
+    assert_eq!(cost.cost_usd, dec("0.000015"));
+}
