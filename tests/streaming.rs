@@ -743,3 +743,52 @@ async fn usage_charges_alone_price_a_stream_without_any_endpoint_profile() {
     assert!(!cost.is_fully_priced());
     assert_eq!(cost.cost_usd, dec("0.000015"));
 }
+
+#[tokio::test]
+async fn an_enforced_budget_settles_a_dropped_stream_and_then_rejects_the_next_one() {
+    use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
+    let budget = Budget::enforce(
+        BudgetScope::endpoint(LLM),
+        BudgetPeriod::Day,
+        dec("0.000001"),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed {
+        usd: dec("0.000001"),
+    })
+    .unwrap();
+    let h = harness(
+        |_| {
+            Script::new()
+                .part("data: {\"choices\":[{\"delta\":{\"content\":\"Once\"}}]}\n\n")
+                .hang_until_client_leaves()
+        },
+        move |b| b.budget(budget),
+    )
+    .await;
+    let mut response = open(&h.client, LLM).await;
+    let status = &h.client.meter().budget_status()[0];
+    assert_eq!(
+        status.reserved_usd,
+        dec("0.000001"),
+        "reserved while streaming"
+    );
+    let receipt = response.receipt();
+    response.body.recv().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    drop(response);
+    let cost = receipt.await.unwrap();
+    let status = &h.client.meter().budget_status()[0];
+    assert_eq!(status.reserved_usd, Decimal::ZERO);
+    assert_eq!(status.spent_usd, cost.cost_usd);
+    // 30 ms of ml.g5.xlarge alone is 1.408 × 0.03 / 3600 ≈ 0.0000117 > the 0.000001 limit.
+    let err = h
+        .client
+        .invoke_endpoint_with_response_stream()
+        .endpoint_name(LLM)
+        .body(Blob::new(PROMPT))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::BudgetExceeded { .. }), "{err:?}");
+}

@@ -409,6 +409,15 @@ impl Budgets {
         })
     }
 
+    /// A reservation holding nothing (for spend that was not reserved in advance).
+    pub(crate) fn unreserved(self: &Arc<Self>, endpoint: &str) -> Reservation {
+        Reservation {
+            budgets: Some(self.clone()),
+            indexes: Vec::new(),
+            endpoint: endpoint.to_owned(),
+        }
+    }
+
     /// Adds a call's real cost to every budget covering it; returns the alerts to raise.
     fn settle(
         &self,

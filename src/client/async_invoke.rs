@@ -142,6 +142,8 @@ impl InvokeEndpointAsync {
             .ok_or_else(|| Error::InvalidRequest("endpoint_name is required".into()))?;
         let inline_bytes = request.get_body().as_ref().map(|b| b.as_ref().len() as u64);
         let bytes_in = inline_bytes.or(input_bytes);
+        // Reserve the estimated submission cost before anything is sent (enforced budgets).
+        let reservation = meter.reserve(&endpoint, &tags)?;
 
         // Measure, while discovery and pricing run alongside the call.
         let span = call_span(&endpoint, Operation::InvokeEndpointAsync);
@@ -202,6 +204,7 @@ impl InvokeEndpointAsync {
         };
         let cost = span.in_scope(|| meter.finish_phase(call, &prepared, Phase::Submitted));
         record_on_span(&span, &cost);
+        meter.settle(reservation, &cost);
 
         let pending = PendingInference {
             endpoint,
@@ -449,6 +452,8 @@ impl Meter {
             notes,
         };
         let cost = span.in_scope(|| self.finish_phase(call, &prepared, Phase::Settled));
+        // The compute arrives after the call: it counts against budgets now.
+        self.settle(self.reserve_nothing(&cost.endpoint), &cost);
         record_on_span(&span, &cost);
         cost
     }

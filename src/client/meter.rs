@@ -145,6 +145,12 @@ impl Meter {
             .map(Some)
     }
 
+    /// A reservation of nothing, so that spend that was not reserved (an async
+    /// settlement) still counts against budgets and raises alerts.
+    pub(crate) fn reserve_nothing(&self, endpoint: &str) -> Option<Reservation> {
+        (!self.inner.budgets.is_empty()).then(|| self.inner.budgets.unreserved(endpoint))
+    }
+
     /// Settles a reservation to the receipt's cost.
     pub(crate) fn settle(&self, reservation: Option<Reservation>, cost: &Cost) {
         if let Some(r) = reservation {

@@ -9,6 +9,7 @@
 use super::Client;
 use super::invoke::{MAX_REQUEST_BYTES, call_span, delegate_setters, record_on_span};
 use super::meter::{FinishedCall, Meter, Prepared};
+use crate::budget::Reservation;
 use crate::endpoint::DiscoveryError;
 use crate::meter::{Operation, Outcome, StreamTokens, Usage};
 use crate::{Cost, Error, Result};
@@ -150,6 +151,9 @@ async fn invoke_endpoint_with_response_stream(
         )));
     }
     let target_variant = request.get_target_variant().clone();
+    // Reserve the estimated cost before anything is sent (enforced budgets); the
+    // reservation settles with the stream's one receipt, or is released on drop.
+    let reservation = meter.reserve(&endpoint, &tags)?;
 
     let span = call_span(&endpoint, Operation::InvokeEndpointWithResponseStream);
     let started_at = meter.now();
@@ -181,6 +185,7 @@ async fn invoke_endpoint_with_response_stream(
         tags,
         usage,
         tokens,
+        reservation,
     };
 
     match sent {
@@ -232,6 +237,7 @@ struct StreamCall {
     tags: BTreeMap<String, String>,
     usage: Usage,
     tokens: StreamTokens,
+    reservation: Option<Reservation>,
 }
 
 impl StreamCall {
@@ -260,6 +266,7 @@ impl StreamCall {
             tags,
             mut usage,
             mut tokens,
+            reservation,
             ..
         } = self;
         usage.latency = latency;
@@ -277,6 +284,7 @@ impl StreamCall {
             notes: note.into_iter().collect(),
         };
         let cost = span.in_scope(|| meter.finish(call, &prepared));
+        meter.settle(reservation, &cost);
         record_on_span(&span, &cost);
         cost
     }
