@@ -442,3 +442,71 @@ fn a_hanging_price_list_does_not_make_the_first_call_look_slow() {
         assert_eq!(sources(r), BTreeSet::from(["snapshot".to_owned()]), "{r}");
     }
 }
+
+#[test]
+fn async_submits_one_request_and_prints_the_submission_receipt() {
+    let output = sagemeter()
+        .args([
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--async",
+            "--input-location",
+            "s3://sagemeter-demo/input.json",
+            "--input-bytes",
+            "1073741824",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let receipt: Value =
+        serde_json::from_slice(output.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(receipt["type"], "receipt");
+    assert_eq!(receipt["usage"]["operation"], "InvokeEndpointAsync");
+    // 1 GiB of input at the snapshot's 0.016 USD/GB.
+    let data_in = receipt["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["item"] == "data_in")
+        .expect("a data-in line");
+    assert_eq!(
+        dec(&data_in["price"]["cost_usd"]),
+        "0.016".parse::<Decimal>().unwrap()
+    );
+    assert!(
+        receipt["notes"].to_string().contains("AsyncInf"),
+        "the receipt says where compute goes: {receipt}"
+    );
+}
+
+#[test]
+fn stream_and_async_flags_are_checked_before_anything_is_sent() {
+    for args in [
+        vec![
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "{}",
+            "--stream",
+            "-n",
+            "2",
+        ],
+        vec![
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "{}",
+            "--stream",
+            "--async",
+        ],
+        vec!["invoke", REALTIME_ENDPOINT, "--input-location", "s3://b/k"],
+        vec!["invoke", REALTIME_ENDPOINT],
+    ] {
+        sagemeter_at(&refused_url()).args(&args).assert().code(2);
+    }
+}

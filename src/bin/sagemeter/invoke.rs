@@ -54,8 +54,14 @@ pub struct InvokeArgs {
 
     /// Request body: the text itself, @FILE to read a file, or - to read stdin.
     /// With a JSON content type the body must be valid JSON.
-    #[arg(long, short = 'b', value_name = "JSON|@FILE|-", value_parser = BodyArg::parse)]
-    pub body: BodyArg,
+    #[arg(
+        long,
+        short = 'b',
+        value_name = "JSON|@FILE|-",
+        value_parser = BodyArg::parse,
+        required_unless_present = "input_location"
+    )]
+    pub body: Option<BodyArg>,
 
     /// MIME type of the body.
     #[arg(long, value_name = "TYPE", default_value = "application/json")]
@@ -88,8 +94,26 @@ pub struct InvokeArgs {
     /// Machine-readable output: JSON lines (receipts, then a summary).
     #[arg(long)]
     pub json: bool,
-    // Later flags (--stream, --async, --ledger, --tag) go here; `run` is the one
-    // place that turns the arguments into calls.
+
+    /// InvokeEndpointWithResponseStream: print the payload parts as they arrive,
+    /// then the receipt (one call).
+    #[arg(long, conflicts_with_all = ["calls", "concurrency", "submit_async"])]
+    pub stream: bool,
+
+    /// InvokeEndpointAsync: submit one request and print the submission receipt
+    /// (compute is attributed when the output lands; see the library's settle API).
+    #[arg(long = "async", conflicts_with_all = ["calls", "concurrency"])]
+    pub submit_async: bool,
+
+    /// With --async: the S3 URI of the input (instead of --body).
+    #[arg(long, value_name = "S3_URI", requires = "submit_async")]
+    pub input_location: Option<String>,
+
+    /// With --async and --input-location: the input's size in bytes, to bill data in.
+    #[arg(long, value_name = "BYTES", requires = "input_location")]
+    pub input_bytes: Option<u64>,
+    // Later flags (--ledger, --tag) go here; `run` is the one place that turns the
+    // arguments into calls.
 }
 
 /// Where the request body comes from.
@@ -210,23 +234,23 @@ struct Latency {
 }
 
 #[derive(Serialize)]
-struct ReceiptLine<'a> {
+pub(crate) struct ReceiptLine<'a> {
     #[serde(rename = "type")]
-    kind: &'static str,
+    pub(crate) kind: &'static str,
     /// 1-based, in sending order.
-    call: u32,
+    pub(crate) call: u32,
     #[serde(flatten)]
-    cost: &'a Cost,
+    pub(crate) cost: &'a Cost,
 }
 
 #[derive(Serialize)]
-struct ErrorLine<'a> {
+pub(crate) struct ErrorLine<'a> {
     #[serde(rename = "type")]
-    kind: &'static str,
-    call: u32,
-    error: String,
+    pub(crate) kind: &'static str,
+    pub(crate) call: u32,
+    pub(crate) error: String,
     /// The failed call's receipt, when it was billed (the model ran and answered an error).
-    receipt: Option<&'a Cost>,
+    pub(crate) receipt: Option<&'a Cost>,
 }
 
 /// Runs `sagemeter invoke`.
@@ -235,8 +259,12 @@ pub async fn run(
     global: &GlobalArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let body = args.body.read()?;
-    if is_json_content_type(&args.content_type)
+    let body = match &args.body {
+        Some(body) => body.read()?,
+        None => Vec::new(),
+    };
+    if args.body.is_some()
+        && is_json_content_type(&args.content_type)
         && let Err(e) = serde_json::from_slice::<serde_json::Value>(&body)
     {
         return Err(CliError::Usage(format!(
@@ -278,6 +306,12 @@ pub async fn run(
     }
     if !args.json {
         write_profile(out, &args.endpoint, &region, profile.as_deref())?;
+    }
+    if args.stream {
+        return crate::stream::run_stream(&client, &args, body, out).await;
+    }
+    if args.submit_async {
+        return crate::stream::run_async(&client, &args, body, out).await;
     }
 
     // N calls, at most C in flight, one shared client. After a failure no new call

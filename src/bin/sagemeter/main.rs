@@ -23,6 +23,7 @@ mod compare;
 mod invoke;
 mod output;
 mod price;
+mod stream;
 
 use clap::{Parser, Subcommand};
 use std::fmt;

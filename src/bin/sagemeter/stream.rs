@@ -1,0 +1,158 @@
+//! `sagemeter invoke --stream` and `--async`: one call each, parts printed as they
+//! arrive (streams), then the receipt.
+
+use crate::CliError;
+use crate::invoke::{ErrorLine, InvokeArgs, ReceiptLine};
+use crate::output::{json_line, usd};
+use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata;
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use aws_sdk_sagemakerruntime::types::ResponseStream;
+use sagemeter::{Client, Cost};
+use std::io::Write;
+
+/// Streams one response: payload parts to `out` as they arrive (not with --json),
+/// then the receipt.
+pub async fn run_stream(
+    client: &Client,
+    args: &InvokeArgs,
+    body: Vec<u8>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let mut request = client
+        .invoke_endpoint_with_response_stream()
+        .endpoint_name(&args.endpoint)
+        .content_type(&args.content_type)
+        .body(Blob::new(body));
+    if let Some(accept) = &args.accept {
+        request = request.accept(accept);
+    }
+    let mut response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => return failed(args, out, e),
+    };
+    let receipt = response.receipt();
+    let mut stream_error = None;
+    loop {
+        match response.body.recv().await {
+            Ok(Some(ResponseStream::PayloadPart(part))) => {
+                if !args.json
+                    && let Some(bytes) = part.bytes()
+                {
+                    out.write_all(bytes.as_ref())?;
+                    out.flush()?;
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => {
+                // The code only: a stream error's message can quote model output.
+                stream_error = Some(format!(
+                    "the response stream failed ({}); the receipt covers it up to the failure",
+                    e.code().unwrap_or("error")
+                ));
+                break;
+            }
+        }
+    }
+    drop(response);
+    let cost = receipt.wait().await;
+    write_receipt(args, out, cost.as_ref())?;
+    match stream_error {
+        Some(message) => Err(CliError::failed(message)),
+        None => Ok(()),
+    }
+}
+
+/// Submits one asynchronous inference and prints the submission receipt.
+pub async fn run_async(
+    client: &Client,
+    args: &InvokeArgs,
+    body: Vec<u8>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let mut request = client
+        .invoke_endpoint_async()
+        .endpoint_name(&args.endpoint)
+        .content_type(&args.content_type);
+    if let Some(accept) = &args.accept {
+        request = request.accept(accept);
+    }
+    match &args.input_location {
+        Some(location) => {
+            request = request.input_location(location);
+            if let Some(bytes) = args.input_bytes {
+                request = request.input_bytes(bytes);
+            }
+        }
+        None => request = request.body(Blob::new(body)),
+    }
+    let submitted = match request.send().await {
+        Ok(submitted) => submitted,
+        Err(e) => return failed(args, out, e),
+    };
+    if !args.json {
+        writeln!(
+            out,
+            "inference {} queued; output will land at {}",
+            submitted.inference_id().unwrap_or("-"),
+            submitted.output_location().unwrap_or("-")
+        )?;
+    }
+    write_receipt(args, out, Some(submitted.cost()))
+}
+
+fn write_receipt(
+    args: &InvokeArgs,
+    out: &mut dyn Write,
+    cost: Option<&Cost>,
+) -> Result<(), CliError> {
+    let Some(cost) = cost else {
+        return Err(CliError::failed("the call ended without a receipt"));
+    };
+    if args.json {
+        json_line(
+            out,
+            &ReceiptLine {
+                kind: "receipt",
+                call: 1,
+                cost,
+            },
+        )?;
+    } else {
+        writeln!(out)?;
+        writeln!(out, "#1    {cost}")?;
+        for line in &cost.lines {
+            let amount = line.cost_usd().map_or_else(|| "unpriced".to_owned(), usd);
+            writeln!(
+                out,
+                "      {:<14} {:>20} {}",
+                line.item.as_str(),
+                line.quantity,
+                amount
+            )?;
+        }
+        for note in &cost.notes {
+            writeln!(out, "      note: {note}")?;
+        }
+    }
+    Ok(())
+}
+
+fn failed(args: &InvokeArgs, out: &mut dyn Write, e: sagemeter::Error) -> Result<(), CliError> {
+    let receipt = match &e {
+        sagemeter::Error::InvokeWithResponseStream { cost, .. } => cost.as_deref(),
+        _ => None,
+    };
+    if args.json {
+        json_line(
+            out,
+            &ErrorLine {
+                kind: "error",
+                call: 1,
+                error: e.to_string(),
+                receipt,
+            },
+        )?;
+    }
+    Err(CliError::Failed(Box::new(e)))
+}
