@@ -525,6 +525,21 @@ async fn builder_rejects_invalid_options_at_build_time() {
             Client::builder(&config).discovery_refresh(Duration::ZERO),
             "longer than zero",
         ),
+        (
+            // 2,300,000 USD per instance-hour: a misplaced decimal point.
+            Client::builder(&config).price_override(
+                PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
+                dec("2300000"),
+            ),
+            "check the unit",
+        ),
+        (
+            Client::builder(&config).usage_charges(
+                "rt",
+                UsageCharges::default().per_1000_tokens(dec("1"), dec("5000000")),
+            ),
+            "check the unit",
+        ),
     ];
     for (builder, expected) in cases {
         let err = builder.build().unwrap_err();
@@ -621,4 +636,21 @@ async fn an_endpoint_deleted_between_calls_becomes_an_unknown_endpoint_after_ref
     }
     let err = call().await.unwrap_err();
     assert!(matches!(err, Error::UnknownEndpoint { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_body_over_the_payload_limit_is_rejected_before_anything_is_sent() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = client_for(&fake).await;
+    let too_big = vec![b' '; sagemeter::client::MAX_REQUEST_BYTES + 1];
+    let err = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new(too_big))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
+    assert!(err.to_string().contains("25000000"), "{err}");
+    assert_eq!(fake.invocations(), 0);
 }

@@ -103,6 +103,12 @@ impl UsageCharges {
             if v.is_some_and(|v| v.is_sign_negative() && !v.is_zero()) {
                 return Err(format!("the price {name} must not be negative"));
             }
+            if v.is_some_and(|v| v > crate::client::MAX_SANE_USD_PER_UNIT) {
+                return Err(format!(
+                    "the price {name} is above {} USD: check the unit",
+                    crate::client::MAX_SANE_USD_PER_UNIT
+                ));
+            }
         }
         let none_set = self.usd_per_1000_calls.is_none()
             && self.usd_per_1000_input_tokens.is_none()

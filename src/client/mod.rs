@@ -41,6 +41,10 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The largest rate sagemeter accepts from configuration, in USD per unit: far above
+/// any SageMaker price, so that a misplaced decimal point is caught at build time.
+pub const MAX_SANE_USD_PER_UNIT: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
 /// An SDK output together with what the call cost.
 ///
 /// Derefs to the output, so existing code keeps working:
@@ -346,6 +350,13 @@ impl ClientBuilder {
             if usd.is_sign_negative() && !usd.is_zero() {
                 return Err(Error::Config(format!(
                     "price override for {key} is negative ({usd})"
+                )));
+            }
+            if usd > MAX_SANE_USD_PER_UNIT {
+                return Err(Error::Config(format!(
+                    "price override for {key} is {usd} USD per {}: above {MAX_SANE_USD_PER_UNIT}, \
+                     which no SageMaker price comes near (check the unit: per hour, second or GB)",
+                    key.unit()
                 )));
             }
             price_overrides.insert(key.clone(), meter::override_rate(key, usd));
