@@ -84,6 +84,10 @@ pub enum Error {
         /// Reserved by calls in flight, USD.
         reserved: rust_decimal::Decimal,
     },
+    /// Shutdown could not finish cleanly (background work still running, or a sink
+    /// could not be flushed).
+    #[error("shutdown incomplete: {0}")]
+    Shutdown(String),
     /// A builder was given options that cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -50,6 +50,7 @@ pub mod ledger;
 pub mod meter;
 pub mod pricing;
 
+mod background;
 mod error;
 
 pub use billing::Cost;

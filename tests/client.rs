@@ -654,3 +654,54 @@ async fn a_body_over_the_payload_limit_is_rejected_before_anything_is_sent() {
     assert!(err.to_string().contains("25000000"), "{err}");
     assert_eq!(fake.invocations(), 0);
 }
+
+/// Prices like `FixedPrices`, slowly: background pricing is still running when asked.
+#[derive(Debug)]
+struct SlowPrices(FixedPrices);
+
+impl PriceSource for SlowPrices {
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            self.0.price(key).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_background_pricing_and_then_spawns_nothing_more() {
+    let fake = fake_with_demo_endpoints().await;
+    let config = fake.sdk_config().await;
+    let meter = sagemeter::Meter::builder(&config)
+        .price_source(SlowPrices(FixedPrices::us_east_1()))
+        .build_meter()
+        .unwrap();
+    let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(&config)
+            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+            .build(),
+    );
+    for _ in 0..3 {
+        sdk.invoke_endpoint()
+            .endpoint_name("rt")
+            .body(Blob::new("{}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(
+        meter.background_tasks() > 0,
+        "pricing runs in the background"
+    );
+    meter.shutdown().await.unwrap();
+    assert_eq!(meter.background_tasks(), 0);
+    assert_eq!(meter.totals().calls, 3, "nothing metered was lost");
+    // After shutdown, the interceptor no longer spawns work.
+    sdk.invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(meter.background_tasks(), 0);
+}

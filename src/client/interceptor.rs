@@ -128,16 +128,14 @@ impl Intercept for MeteringInterceptor {
             tags: BTreeMap::new(),
             notes: vec!["metered by the SDK interceptor".to_owned()],
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                let meter = self.meter.clone();
-                handle.spawn(async move {
-                    let prepared = meter.prepare(&call.endpoint).await;
-                    meter.finish(call, &prepared);
-                });
-            }
-            Err(_) => tracing::warn!(target: "sagemeter", endpoint = %start.endpoint,
-                "no Tokio runtime: the call was not metered"),
+        let meter = self.meter.clone();
+        let spawned = self.meter.inner.background.spawn(async move {
+            let prepared = meter.prepare(&call.endpoint).await;
+            meter.finish(call, &prepared);
+        });
+        if !spawned {
+            tracing::warn!(target: "sagemeter", endpoint = %start.endpoint,
+                "no Tokio runtime, or the meter is shut down: the call was not metered");
         }
         Ok(())
     }

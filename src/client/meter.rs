@@ -55,6 +55,7 @@ pub(crate) struct MeterInner {
     pub default_tags: BTreeMap<String, String>,
     pub totals: Totals,
     pub budgets: Arc<Budgets>,
+    pub background: Arc<crate::background::Background>,
     pub sinks: Vec<Arc<dyn CostSink>>,
     pub time: SharedTimeSource,
     pub seq: AtomicU64,
@@ -121,6 +122,32 @@ impl Meter {
         endpoint: &str,
     ) -> Result<Arc<EndpointProfile>, DiscoveryError> {
         self.inner.discovery.profile(endpoint).await
+    }
+
+    /// Graceful shutdown: stops background work (profile refreshes, pricing of calls
+    /// seen by the interceptor) from starting, waits for what is running (at most
+    /// `timeout`), then flushes and closes every sink. Calls made afterwards are still
+    /// metered on their own path, but nothing new runs in the background.
+    pub async fn shutdown_within(&self, timeout: std::time::Duration) -> crate::Result<()> {
+        let idle = self.inner.background.close(timeout).await;
+        if !idle {
+            return Err(crate::Error::Shutdown(format!(
+                "{} background task(s) still running after {timeout:?}",
+                self.inner.background.in_flight()
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`shutdown_within`](Self::shutdown_within) ten seconds.
+    pub async fn shutdown(&self) -> crate::Result<()> {
+        self.shutdown_within(std::time::Duration::from_secs(10))
+            .await
+    }
+
+    /// Background tasks still running (profile refreshes, interceptor pricing).
+    pub fn background_tasks(&self) -> usize {
+        self.inner.background.in_flight()
     }
 
     /// Where each budget stands in its current period.

@@ -140,6 +140,12 @@ impl Client {
         InvokeEndpoint::new(self.runtime.invoke_endpoint(), self.meter.clone())
     }
 
+    /// Flushes and closes the sinks (the ledger) and waits for background work; see
+    /// [`Meter::shutdown_within`].
+    pub async fn shutdown(&self) -> Result<()> {
+        self.meter.shutdown().await
+    }
+
     /// The meter behind this client (totals, profiles, rates).
     pub fn meter(&self) -> &Meter {
         &self.meter
@@ -409,6 +415,7 @@ impl ClientBuilder {
         let runtime = self
             .runtime
             .unwrap_or_else(|| aws_sdk_sagemakerruntime::Client::new(&self.sdk_config));
+        let background = Arc::new(crate::background::Background::default());
         let meter = Meter {
             inner: Arc::new(MeterInner {
                 region,
@@ -417,7 +424,9 @@ impl ClientBuilder {
                     profiles,
                     self.discovery_refresh,
                     time.clone(),
+                    background.clone(),
                 ),
+                background,
                 prices,
                 price_overrides,
                 allocation: self.allocation,

@@ -230,6 +230,7 @@ struct DiscoveryInner {
     refresh_after: Duration,
     retry_failed_after: Duration,
     time: SharedTimeSource,
+    background: Arc<crate::background::Background>,
 }
 
 impl fmt::Debug for Discovery {
@@ -252,6 +253,7 @@ impl Discovery {
         overrides: HashMap<String, Arc<EndpointProfile>>,
         refresh_after: Duration,
         time: SharedTimeSource,
+        background: Arc<crate::background::Background>,
     ) -> Self {
         Discovery {
             inner: Arc::new(DiscoveryInner {
@@ -262,6 +264,7 @@ impl Discovery {
                 refresh_after,
                 retry_failed_after: refresh_after.min(Duration::from_secs(30)),
                 time,
+                background,
             }),
         }
     }
@@ -311,13 +314,12 @@ impl Discovery {
             }
         };
         if spawn_refresh && self.mark_refreshing(endpoint) {
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                let inner = self.inner.clone();
-                let endpoint = endpoint.to_owned();
-                handle.spawn(async move {
-                    let _ = inner.discover_and_store(&endpoint).await;
-                });
-            } else {
+            let inner = self.inner.clone();
+            let owned = endpoint.to_owned();
+            let spawned = self.inner.background.spawn(async move {
+                let _ = inner.discover_and_store(&owned).await;
+            });
+            if !spawned {
                 self.clear_refreshing(endpoint);
             }
         }

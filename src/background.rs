@@ -1,0 +1,61 @@
+//! Background work that shutdown must wait for: profile refreshes and the pricing
+//! of calls metered by the SDK interceptor.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Counts spawned tasks; once closed, spawns nothing more.
+#[derive(Debug, Default)]
+pub(crate) struct Background {
+    in_flight: AtomicUsize,
+    closed: AtomicBool,
+    idle: Notify,
+}
+
+impl Background {
+    /// Spawns `task` on the current Tokio runtime. False (and nothing spawned) when
+    /// there is no runtime or shutdown has begun.
+    pub(crate) fn spawn(
+        self: &std::sync::Arc<Self>,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> bool {
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let this = self.clone();
+        handle.spawn(async move {
+            task.await;
+            if this.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                this.idle.notify_waiters();
+            }
+        });
+        true
+    }
+
+    /// Tasks still running.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Stops new spawns and waits (at most `timeout`) for the running ones.
+    /// True when none is left.
+    pub(crate) async fn close(&self, timeout: Duration) -> bool {
+        self.closed.store(true, Ordering::SeqCst);
+        let wait = async {
+            loop {
+                let notified = self.idle.notified();
+                if self.in_flight() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+}
