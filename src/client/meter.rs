@@ -5,7 +5,7 @@ use crate::billing::{
     data_lines, unpriced, usage_charge_lines,
 };
 use crate::endpoint::{Discovery, DiscoveryError, EndpointKind, EndpointProfile, VariantBilling};
-use crate::ledger::{CostSink, InstanceClock, Totals, TotalsSnapshot, emit_metrics, log_cost};
+use crate::ledger::{CostMetrics, CostSink, InstanceClock, Totals, TotalsSnapshot, log_cost};
 use crate::meter::{TokenCounter, TokenUsage, Usage, detect_tokens};
 use crate::pricing::{PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
 use aws_smithy_async::time::SharedTimeSource;
@@ -38,6 +38,7 @@ pub(crate) struct MeterInner {
     pub default_tags: BTreeMap<String, String>,
     pub totals: Totals,
     pub sinks: Vec<Arc<dyn CostSink>>,
+    pub metrics: CostMetrics,
     pub time: SharedTimeSource,
     pub seq: AtomicU64,
     pub warned: Mutex<HashSet<String>>,
@@ -263,7 +264,7 @@ impl Meter {
             self.warn_unpriced(&cost);
         }
         log_cost(&cost);
-        emit_metrics(&cost);
+        self.inner.metrics.emit(&cost);
         for sink in &self.inner.sinks {
             sink.record(&cost);
         }

@@ -18,7 +18,7 @@ pub use meter::Meter;
 
 use crate::billing::{Allocation, UsageCharges};
 use crate::endpoint::{Discovery, EndpointProfile};
-use crate::ledger::{CostSink, Totals};
+use crate::ledger::{CostMetrics, CostSink, Totals};
 use crate::meter::TokenCounter;
 use crate::pricing::{PriceKey, PriceSource, default_price_source};
 use crate::{Cost, Error, Result};
@@ -166,6 +166,7 @@ pub struct ClientBuilder {
     sagemaker: Option<aws_sdk_sagemaker::Client>,
     runtime: Option<aws_sdk_sagemakerruntime::Client>,
     sinks: Vec<Arc<dyn CostSink>>,
+    metric_tag_labels: Vec<String>,
     time: Option<SharedTimeSource>,
 }
 
@@ -186,6 +187,7 @@ impl ClientBuilder {
             sagemaker: None,
             runtime: None,
             sinks: Vec::new(),
+            metric_tag_labels: Vec::new(),
             time: None,
         }
     }
@@ -271,6 +273,20 @@ impl ClientBuilder {
         self
     }
 
+    /// Tag keys whose values become labels of the `metrics` counters and
+    /// histograms (default: none). Each distinct value is a time series: list only
+    /// tags with a few fixed values (team, environment), never ids; past
+    /// [`MAX_TAG_LABEL_VALUES`](crate::ledger::MAX_TAG_LABEL_VALUES) values per key
+    /// the rest are labelled `_other`. See [`CostMetrics`].
+    pub fn metric_tag_labels<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.metric_tag_labels = keys.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The clock for accrual and caches (default: the SDK config's time source).
     pub fn time_source(mut self, time: SharedTimeSource) -> Self {
         self.time = Some(time);
@@ -337,6 +353,9 @@ impl ClientBuilder {
                 .map_err(|e| Error::Config(format!("usage charges of `{endpoint}`: {e}")))?;
             charges.insert(endpoint, c);
         }
+        let metrics =
+            CostMetrics::with_tag_labels(self.metric_tag_labels).map_err(Error::Config)?;
+        crate::ledger::describe_metrics();
         let time = self
             .time
             .or_else(|| self.sdk_config.time_source())
@@ -368,6 +387,7 @@ impl ClientBuilder {
                 default_tags: self.default_tags,
                 totals: Totals::default(),
                 sinks: self.sinks,
+                metrics,
                 time,
                 seq: Default::default(),
                 warned: Default::default(),
