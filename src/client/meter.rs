@@ -167,6 +167,11 @@ impl Meter {
             mut notes,
         } = call;
         let ended_at = self.now();
+        // A receipt states durations in whole microseconds (as it is serialised):
+        // bill from exactly what it states, so that a receipt read back from a
+        // ledger equals the one returned.
+        usage.latency = whole_micros(usage.latency);
+        usage.time_to_first_byte = usage.time_to_first_byte.map(whole_micros);
 
         // Which variant served the call, and how it is billed.
         let mut variant = None;
@@ -287,6 +292,10 @@ impl Meter {
             }
         }
     }
+}
+
+fn whole_micros(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// The price key of a variant's compute.

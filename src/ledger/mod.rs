@@ -4,14 +4,27 @@
 //! one lock, so a receipt's running totals include exactly the calls recorded
 //! before it. Every receipt is then handed to the [`CostSink`]s: the `tracing`
 //! cost line ([`log_cost`]) and `metrics` counters ([`CostMetrics`]) are always
-//! on; more sinks can be added on the builder.
+//! on; more sinks can be added on the builder:
+//! - [`JsonlLedger`]: the append-only JSON Lines ledger file (read it back with
+//!   [`read_all`] / [`LedgerReader`]; summarise it with [`crate::report`]).
+//! - [`EmfSink`]: CloudWatch Embedded Metric Format lines.
 
+mod emf;
+mod error;
+mod file;
 mod metrics;
+mod reader;
+mod writer;
 
 pub use self::metrics::{
     CostMetrics, MAX_TAG_LABEL_VALUES, OTHER_TAG_VALUE, RESERVED_LABELS, describe_metrics,
     emit_metrics,
 };
+pub use emf::{DEFAULT_NAMESPACE, EmfSink, EmfSinkBuilder};
+pub use error::LedgerError;
+pub use file::{DEFAULT_CAPACITY, JsonlLedger, JsonlLedgerBuilder};
+pub use reader::{LedgerRead, LedgerReader, TornTail, read_all};
+pub use writer::{Refused, SinkStats};
 
 use crate::billing::{Accrual, Cost, hours, round_cost};
 use crate::pricing::BoxFuture;
@@ -21,10 +34,13 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+/// The version of the ledger line format, written as `"v"` on every line.
+pub const LEDGER_FORMAT_VERSION: u32 = 1;
+
 /// Somewhere receipts go after each call (a ledger file, a queue, a test probe).
 ///
 /// `record` runs on the call path: it must be quick and must not block on I/O
-/// (queue the receipt and write it elsewhere).
+/// (queue the receipt and write it elsewhere, as [`JsonlLedger`] does).
 /// `flush` and `shutdown` let the owner of the client make sure that everything
 /// recorded has been written before the program exits; sinks that write
 /// synchronously keep the default no-ops.
