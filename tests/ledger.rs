@@ -374,3 +374,29 @@ async fn a_hand_written_receipt_without_envelope_is_read() {
     drop(f);
     assert_eq!(read_all(&path).unwrap().records, vec![receipt(1)]);
 }
+
+#[tokio::test]
+async fn periodic_sync_runs_alongside_the_writer_and_a_zero_interval_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let err = JsonlLedger::builder(&path)
+        .sync_every(std::time::Duration::ZERO)
+        .open()
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::InvalidOption(_)), "{err:?}");
+    let err = JsonlLedger::builder(&path).capacity(0).open().unwrap_err();
+    assert!(err.to_string().contains("capacity"), "{err}");
+    assert!(!path.exists(), "invalid options do not create the file");
+
+    let ledger = JsonlLedger::builder(&path)
+        .sync_every(std::time::Duration::from_millis(5))
+        .open()
+        .unwrap();
+    for i in 0..3 {
+        ledger.try_record(&receipt(i)).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(12)).await;
+    }
+    ledger.shutdown().await.unwrap();
+    assert_eq!(read_all(&path).unwrap().records.len(), 3);
+    assert_eq!(ledger.stats().written, 3);
+}

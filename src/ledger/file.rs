@@ -109,6 +109,14 @@ impl JsonlLedgerBuilder {
     /// Opens (or creates) the file and starts the writer.
     pub fn open(self) -> Result<JsonlLedger, LedgerError> {
         let path = self.path;
+        // Checked before the file is touched (the writer checks them again).
+        if self.capacity == 0 || self.sync_every.is_some_and(|d| d.is_zero()) {
+            return Err(LedgerError::InvalidOption(format!(
+                "ledger {}: the queue capacity must be at least 1 and sync_every longer \
+                 than zero",
+                path.display()
+            )));
+        }
         let (file, len) = open_ledger_file(&path)?;
         let writer = BackgroundWriter::start(
             Options {
