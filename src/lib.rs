@@ -38,6 +38,7 @@
 //! [`meter`] (what the call used) → [`pricing`] (what a unit costs) →
 //! [`billing`] (usage × rates = [`Cost`]) → [`ledger`] (totals and sinks).
 //! [`endpoint`] discovers how each endpoint is billed; [`client`] ties it together.
+//! [`report`] summarises a ledger: where the money went.
 
 #![warn(missing_docs)]
 
@@ -49,6 +50,7 @@ pub mod endpoint;
 pub mod ledger;
 pub mod meter;
 pub mod pricing;
+pub mod report;
 
 mod background;
 mod error;

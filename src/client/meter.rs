@@ -6,7 +6,7 @@ use crate::billing::{
 };
 use crate::budget::{BudgetStatus, Budgets, Reservation};
 use crate::endpoint::{Discovery, DiscoveryError, EndpointKind, EndpointProfile, VariantBilling};
-use crate::ledger::{CostSink, InstanceClock, Totals, TotalsSnapshot, emit_metrics, log_cost};
+use crate::ledger::{CostMetrics, CostSink, InstanceClock, Totals, TotalsSnapshot, log_cost};
 use crate::meter::{TokenCounter, TokenUsage, Usage, detect_tokens};
 use crate::pricing::{PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
 use aws_smithy_async::time::SharedTimeSource;
@@ -57,6 +57,7 @@ pub(crate) struct MeterInner {
     pub budgets: Arc<Budgets>,
     pub background: Arc<crate::background::Background>,
     pub sinks: Vec<Arc<dyn CostSink>>,
+    pub metrics: CostMetrics,
     pub time: SharedTimeSource,
     pub seq: AtomicU64,
     pub warned: Mutex<HashSet<String>>,
@@ -286,6 +287,11 @@ impl Meter {
             phase.bills(item) && !(alone && infrastructure)
         };
         let bill_compute = billed(LineItem::Compute);
+        // A receipt states durations in whole microseconds (as it is serialised):
+        // bill from exactly what it states, so that a receipt read back from a
+        // ledger equals the one returned.
+        usage.latency = whole_micros(usage.latency);
+        usage.time_to_first_byte = usage.time_to_first_byte.map(whole_micros);
 
         // Which variant served the call, and how it is billed.
         let mut variant = None;
@@ -384,7 +390,7 @@ impl Meter {
             self.warn_unpriced(&cost);
         }
         log_cost(&cost);
-        emit_metrics(&cost);
+        self.inner.metrics.emit(&cost);
         for sink in &self.inner.sinks {
             sink.record(&cost);
         }
@@ -428,6 +434,10 @@ impl Phase {
             Phase::Settled => !matches!(item, LineItem::DataIn | LineItem::Inference),
         }
     }
+}
+
+fn whole_micros(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// The price key of a variant's compute.

@@ -29,7 +29,7 @@ pub use stream::{
 use crate::billing::{Allocation, UsageCharges};
 use crate::budget::{Budget, Budgets};
 use crate::endpoint::{Discovery, EndpointProfile};
-use crate::ledger::{CostSink, Totals};
+use crate::ledger::{CostMetrics, CostSink, Totals};
 use crate::meter::TokenCounter;
 use crate::pricing::{CachedPrices, LivePrices, PriceKey, PriceSource, Snapshot};
 use crate::{Cost, Error, Result};
@@ -193,6 +193,7 @@ pub struct ClientBuilder {
     runtime: Option<aws_sdk_sagemakerruntime::Client>,
     sinks: Vec<Arc<dyn CostSink>>,
     budgets: Vec<Budget>,
+    metric_tag_labels: Vec<String>,
     time: Option<SharedTimeSource>,
 }
 
@@ -215,6 +216,7 @@ impl ClientBuilder {
             runtime: None,
             sinks: Vec::new(),
             budgets: Vec::new(),
+            metric_tag_labels: Vec::new(),
             time: None,
         }
     }
@@ -315,6 +317,20 @@ impl ClientBuilder {
         self
     }
 
+    /// Tag keys whose values become labels of the `metrics` counters and
+    /// histograms (default: none). Each distinct value is a time series: list only
+    /// tags with a few fixed values (team, environment), never ids; past
+    /// [`MAX_TAG_LABEL_VALUES`](crate::ledger::MAX_TAG_LABEL_VALUES) values per key
+    /// the rest are labelled `_other`. See [`CostMetrics`].
+    pub fn metric_tag_labels<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.metric_tag_labels = keys.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The clock for accrual and caches (default: the SDK config's time source).
     pub fn time_source(mut self, time: SharedTimeSource) -> Self {
         self.time = Some(time);
@@ -388,6 +404,9 @@ impl ClientBuilder {
                 .map_err(|e| Error::Config(format!("usage charges of `{endpoint}`: {e}")))?;
             charges.insert(endpoint, c);
         }
+        let metrics =
+            CostMetrics::with_tag_labels(self.metric_tag_labels).map_err(Error::Config)?;
+        crate::ledger::describe_metrics();
         let time = self
             .time
             .or_else(|| self.sdk_config.time_source())
@@ -436,6 +455,7 @@ impl ClientBuilder {
                 totals: Totals::default(),
                 budgets: Arc::new(Budgets::new(self.budgets)),
                 sinks: self.sinks,
+                metrics,
                 time,
                 seq: Default::default(),
                 warned: Default::default(),

@@ -156,7 +156,8 @@ fn f(d: Decimal) -> f64 {
     d.to_f64().unwrap_or(f64::MAX)
 }
 
-fn register_fonts() {
+/// Registers the embedded DejaVu font with plotters, once (charts need no system fonts).
+pub(crate) fn register_fonts() {
     static FONTS: Once = Once::new();
     FONTS.call_once(|| {
         // The embedded fonts are valid; a failure here would only lose labels' metrics.

@@ -3,22 +3,74 @@
 //! [`Totals`] keeps exact running sums (per client, endpoint and variant) under
 //! one lock, so a receipt's running totals include exactly the calls recorded
 //! before it. Every receipt is then handed to the [`CostSink`]s: the `tracing`
-//! cost line ([`log_cost`]) and `metrics` counters are always on; more sinks can
-//! be added on the builder.
+//! cost line ([`log_cost`]) and `metrics` counters ([`CostMetrics`]) are always
+//! on; more sinks can be added on the builder:
+//! - [`JsonlLedger`]: the append-only JSON Lines ledger file (read it back with
+//!   [`read_all`] / [`LedgerReader`]; summarise it with [`crate::report`]).
+//! - [`EmfSink`]: CloudWatch Embedded Metric Format lines.
+
+mod emf;
+mod error;
+mod file;
+mod metrics;
+mod reader;
+mod writer;
+
+pub use self::metrics::{
+    CostMetrics, MAX_TAG_LABEL_VALUES, OTHER_TAG_VALUE, RESERVED_LABELS, describe_metrics,
+    emit_metrics,
+};
+pub use emf::{DEFAULT_NAMESPACE, EmfSink, EmfSinkBuilder};
+pub use error::LedgerError;
+pub use file::{DEFAULT_CAPACITY, JsonlLedger, JsonlLedgerBuilder};
+pub use reader::{LedgerRead, LedgerReader, TornTail, read_all};
+pub use writer::{Refused, SinkStats};
 
 use crate::billing::{Accrual, Cost, hours, round_cost};
+use crate::pricing::BoxFuture;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+
+/// The version of the ledger line format, written as `"v"` on every line.
+pub const LEDGER_FORMAT_VERSION: u32 = 1;
 
 /// Somewhere receipts go after each call (a ledger file, a queue, a test probe).
 ///
-/// `record` runs on the call path: it must be quick and must not block on I/O.
+/// `record` runs on the call path: it must be quick and must not block on I/O
+/// (queue the receipt and write it elsewhere, as [`JsonlLedger`] does).
+/// `flush` and `shutdown` let the owner of the client make sure that everything
+/// recorded has been written before the program exits; sinks that write
+/// synchronously keep the default no-ops.
 pub trait CostSink: fmt::Debug + Send + Sync {
     /// Takes one receipt.
     fn record(&self, cost: &Cost);
+
+    /// Resolves when every receipt recorded before the call has been written out.
+    fn flush(&self) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Flushes, then stops taking receipts. Default: [`flush`](Self::flush).
+    fn shutdown(&self) -> BoxFuture<'_, std::io::Result<()>> {
+        self.flush()
+    }
+}
+
+impl<T: CostSink + ?Sized> CostSink for Arc<T> {
+    fn record(&self, cost: &Cost) {
+        (**self).record(cost)
+    }
+
+    fn flush(&self) -> BoxFuture<'_, std::io::Result<()>> {
+        (**self).flush()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, std::io::Result<()>> {
+        (**self).shutdown()
+    }
 }
 
 /// Running sums at one moment.
@@ -202,35 +254,4 @@ pub fn log_cost(cost: &Cost) {
         fully_priced = cost.is_fully_priced(),
         "sagemaker call cost"
     );
-}
-
-/// Counters and histograms through the `metrics` facade (a no-op unless the
-/// application installs a recorder). Labels: endpoint, variant, price_source.
-pub fn emit_metrics(cost: &Cost) {
-    use rust_decimal::prelude::ToPrimitive;
-    let labels = [
-        ("endpoint", cost.endpoint.clone()),
-        ("variant", cost.variant.clone().unwrap_or_default()),
-        (
-            "price_source",
-            cost.price_source()
-                .map_or("unpriced", |s| s.as_str())
-                .to_owned(),
-        ),
-    ];
-    metrics::counter!("sagemeter_invocations_total", &labels).increment(1);
-    if cost.usage.outcome != crate::meter::Outcome::Ok {
-        metrics::counter!("sagemeter_errors_total", &labels).increment(1);
-    }
-    // The facade has integer counters only: cost is counted in micro-dollars
-    // (rounded); the exact figures are on the receipts and in the ledger.
-    let micro_usd = (cost.cost_usd * Decimal::from(1_000_000))
-        .round()
-        .to_u64()
-        .unwrap_or(0);
-    metrics::counter!("sagemeter_cost_micro_usd_total", &labels).increment(micro_usd);
-    metrics::histogram!("sagemeter_cost_usd", &labels)
-        .record(cost.cost_usd.to_f64().unwrap_or(0.0));
-    metrics::histogram!("sagemeter_latency_seconds", &labels)
-        .record(cost.usage.latency.as_secs_f64());
 }

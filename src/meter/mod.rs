@@ -21,10 +21,13 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Operation {
     /// `InvokeEndpoint`.
+    #[serde(alias = "invoke_endpoint")]
     InvokeEndpoint,
     /// `InvokeEndpointWithResponseStream`.
+    #[serde(alias = "invoke_endpoint_with_response_stream")]
     InvokeEndpointWithResponseStream,
     /// `InvokeEndpointAsync`.
+    #[serde(alias = "invoke_endpoint_async")]
     InvokeEndpointAsync,
 }
 

@@ -1,0 +1,84 @@
+//! `sagemeter report`: where the money went, from a ledger. A thin wrapper: the
+//! figures, their definitions and the table are `sagemeter::report`'s.
+
+use chrono::{DateTime, Utc};
+use sagemeter::report::{GroupBy, ReportOptions, parse_time_bound, render_table, report_file};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Summarise a ledger: calls, cost, cost per 1,000 calls, p50/p95 cost and
+/// latency, tokens, unpriced share, errors, per group.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// The JSON Lines ledger (written by `--ledger` or `sagemeter::ledger::JsonlLedger`).
+    pub ledger: PathBuf,
+    /// Group by `endpoint`, `variant`, `tag:<key>`, `day` or `hour` (UTC).
+    #[arg(long, default_value = "endpoint", value_parser = parse_group_by)]
+    pub by: GroupBy,
+    /// Only calls starting at or after this: RFC 3339, or YYYY-MM-DD (midnight UTC).
+    #[arg(long, value_parser = parse_bound)]
+    pub since: Option<DateTime<Utc>>,
+    /// Only calls starting before this (excluded): RFC 3339, or YYYY-MM-DD.
+    #[arg(long, value_parser = parse_bound)]
+    pub until: Option<DateTime<Utc>>,
+    /// Print the report as JSON (money as exact decimal strings) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also draw cost over time per group into this SVG file (needs the `charts` feature).
+    #[arg(long, value_name = "OUT.svg")]
+    pub chart: Option<PathBuf>,
+}
+
+fn parse_group_by(s: &str) -> Result<GroupBy, sagemeter::report::ReportError> {
+    s.parse()
+}
+
+fn parse_bound(s: &str) -> Result<DateTime<Utc>, sagemeter::report::ReportError> {
+    parse_time_bound(s)
+}
+
+/// Runs `sagemeter report`, writing the table (or JSON) to `out`.
+pub fn run(
+    args: ReportArgs,
+    out: &mut dyn Write,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut options = ReportOptions::new(args.by);
+    options.since = args.since;
+    options.until = args.until;
+    let report = report_file(&args.ledger, &options)?;
+    if let Some(path) = &args.chart {
+        draw_chart(&report, path)?;
+    }
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(render_table(&report).as_bytes())?;
+        if let Some(path) = &args.chart {
+            writeln!(out, "chart: {}", path.display())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "charts")]
+fn draw_chart(
+    report: &sagemeter::report::Report,
+    path: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use sagemeter::report::chart;
+    Ok(chart::write_svg(report, path, chart::DEFAULT_SIZE)?)
+}
+
+#[cfg(not(feature = "charts"))]
+fn draw_chart(
+    _report: &sagemeter::report::Report,
+    path: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    Err(format!(
+        "cannot draw {}: this sagemeter was built without charts \
+         (cargo install sagemeter --features cli,charts)",
+        path.display()
+    )
+    .into())
+}

@@ -1,0 +1,366 @@
+//! [`EmfSink`]: one CloudWatch Embedded Metric Format line per call.
+
+use super::writer::{BackgroundWriter, Encode, Options, Refused, SinkStats, StreamTarget};
+use super::{CostSink, LedgerError};
+use crate::billing::Cost;
+use crate::meter::Outcome;
+use crate::pricing::BoxFuture;
+use rust_decimal::prelude::ToPrimitive;
+use serde::Serialize;
+use std::io;
+use std::sync::Arc;
+
+/// The namespace used unless [`EmfSinkBuilder::namespace`] sets another.
+pub const DEFAULT_NAMESPACE: &str = "SageMeter";
+
+/// Writes one [CloudWatch Embedded Metric Format][emf] JSON line per call, to
+/// stdout by default: on Lambda, ECS or with the CloudWatch agent, CloudWatch
+/// Logs turns each line into metrics with no API call from the application.
+///
+/// ```no_run
+/// # async fn run(sdk_config: aws_types::SdkConfig) -> Result<(), Box<dyn std::error::Error>> {
+/// use sagemeter::ledger::EmfSink;
+/// let emf = EmfSink::builder().namespace("MyService/Inference").build()?;
+/// let client = sagemeter::Client::builder(&sdk_config).sink(emf.clone()).build()?;
+/// // ... calls ...
+/// emf.shutdown().await?;
+/// # Ok(()) }
+/// ```
+///
+/// Each line (shown wrapped):
+/// ```json
+/// {"_aws":{"Timestamp":1793613600000,"CloudWatchMetrics":[{"Namespace":"SageMeter",
+///   "Dimensions":[["Endpoint","Variant"]],"Metrics":[{"Name":"CostUSD","Unit":"None"},
+///   {"Name":"LatencyMs","Unit":"Milliseconds"},{"Name":"Invocations","Unit":"Count"},
+///   {"Name":"Errors","Unit":"Count"}]}]},
+///  "Endpoint":"rt","Variant":"AllTraffic","CostUSD":0.000015972222,"LatencyMs":250.0,
+///  "Invocations":1,"Errors":0,"CallId":"…","Operation":"InvokeEndpoint","Outcome":"ok",
+///  "PriceSource":"live","FullyPriced":true,"CostUSDExact":"0.000015972222"}
+/// ```
+/// `Timestamp` is the call's start (ms since the epoch). `Variant` is `unknown`
+/// when the variant could not be told (CloudWatch dimension values cannot be
+/// empty). `CostUSD` is a double, as every CloudWatch metric value; the exact
+/// decimal is kept as the `CostUSDExact` property. `Errors` is 1 for a failed or
+/// cancelled call. The other members are properties, searchable in Logs Insights
+/// but not metrics. No payload, no tags (tags are unbounded; see
+/// [`CostMetrics::with_tag_labels`](super::CostMetrics::with_tag_labels) for
+/// bounded tag dimensions in Prometheus).
+///
+/// Like [`JsonlLedger`](super::JsonlLedger), `record` never blocks: lines are
+/// written by a background thread, with the same queue, drop and flush rules.
+///
+/// [emf]: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+#[derive(Clone, Debug)]
+pub struct EmfSink {
+    writer: Arc<BackgroundWriter>,
+}
+
+/// Options of an [`EmfSink`].
+pub struct EmfSinkBuilder {
+    namespace: String,
+    out: Option<(String, Box<dyn io::Write + Send>)>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for EmfSinkBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmfSinkBuilder")
+            .field("namespace", &self.namespace)
+            .field("out", &self.out.as_ref().map(|(name, _)| name))
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl EmfSinkBuilder {
+    /// The CloudWatch namespace (default [`DEFAULT_NAMESPACE`]). 1–255 characters
+    /// of letters, digits and `. - _ / # : space`, not starting with `AWS/`.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Where the lines go (default: stdout). `name` is used in messages.
+    pub fn writer(mut self, name: impl Into<String>, out: impl io::Write + Send + 'static) -> Self {
+        self.out = Some((name.into(), Box::new(out)));
+        self
+    }
+
+    /// How many receipts may wait for the writer (default 8192).
+    pub fn capacity(mut self, receipts: usize) -> Self {
+        self.capacity = receipts;
+        self
+    }
+
+    /// Checks the options and starts the writer.
+    pub fn build(self) -> Result<EmfSink, LedgerError> {
+        validate_namespace(&self.namespace)?;
+        let (name, out) = self
+            .out
+            .unwrap_or_else(|| ("stdout".to_owned(), Box::new(io::stdout())));
+        let writer = BackgroundWriter::start(
+            Options {
+                kind: "emf",
+                name: name.into(),
+                capacity: self.capacity,
+                sync_every: None,
+            },
+            encode_emf(self.namespace),
+            StreamTarget(out),
+        )?;
+        Ok(EmfSink {
+            writer: Arc::new(writer),
+        })
+    }
+}
+
+impl EmfSink {
+    /// Lines to stdout, namespace [`DEFAULT_NAMESPACE`].
+    pub fn stdout() -> EmfSink {
+        Self::builder()
+            .build()
+            .expect("the default EMF options are valid")
+    }
+
+    /// Options: namespace, writer, queue capacity.
+    pub fn builder() -> EmfSinkBuilder {
+        EmfSinkBuilder {
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            out: None,
+            capacity: super::file::DEFAULT_CAPACITY,
+        }
+    }
+
+    /// Queues one receipt without blocking; `Ok` means acknowledged.
+    pub fn try_record(&self, cost: &Cost) -> Result<(), Refused> {
+        self.writer.record(cost)
+    }
+
+    /// Waits until every receipt acknowledged before this call is written and the
+    /// writer flushed.
+    pub async fn flush(&self) -> Result<(), LedgerError> {
+        self.writer.flush(false).await
+    }
+
+    /// Writes everything acknowledged, then stops the writer; later records are refused.
+    pub async fn shutdown(&self) -> Result<(), LedgerError> {
+        self.writer.shutdown().await
+    }
+
+    /// Counters since the sink was built.
+    pub fn stats(&self) -> SinkStats {
+        self.writer.stats()
+    }
+}
+
+impl CostSink for EmfSink {
+    fn record(&self, cost: &Cost) {
+        let _ = self.writer.record(cost);
+    }
+
+    fn flush(&self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(async move { Ok(EmfSink::flush(self).await?) })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(async move { Ok(EmfSink::shutdown(self).await?) })
+    }
+}
+
+fn validate_namespace(namespace: &str) -> Result<(), LedgerError> {
+    let ok_chars = namespace
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c));
+    if namespace.is_empty() || namespace.len() > 255 || !ok_chars {
+        return Err(LedgerError::InvalidOption(format!(
+            "EMF namespace `{namespace}` is not valid: use 1 to 255 letters, digits or \
+             `. - _ / # : ` and spaces"
+        )));
+    }
+    if namespace.starts_with("AWS/") {
+        return Err(LedgerError::InvalidOption(format!(
+            "EMF namespace `{namespace}` starts with `AWS/`, which is reserved for AWS services"
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MetricDefinition {
+    name: &'static str,
+    unit: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MetricDirective<'a> {
+    namespace: &'a str,
+    dimensions: [[&'static str; 2]; 1],
+    metrics: [MetricDefinition; 4],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Metadata<'a> {
+    timestamp: i64,
+    cloud_watch_metrics: [MetricDirective<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct EmfLine<'a> {
+    #[serde(rename = "_aws")]
+    aws: Metadata<'a>,
+    endpoint: &'a str,
+    variant: &'a str,
+    #[serde(rename = "CostUSD")]
+    cost_usd: f64,
+    latency_ms: f64,
+    invocations: u8,
+    errors: u8,
+    call_id: &'a str,
+    operation: &'static str,
+    outcome: &'static str,
+    price_source: &'static str,
+    fully_priced: bool,
+    #[serde(rename = "CostUSDExact")]
+    cost_usd_exact: String,
+}
+
+fn encode_emf(namespace: String) -> Encode {
+    Box::new(move |cost: &Cost, out: &mut Vec<u8>| {
+        let line = EmfLine {
+            aws: Metadata {
+                timestamp: cost.at.timestamp_millis(),
+                cloud_watch_metrics: [MetricDirective {
+                    namespace: &namespace,
+                    dimensions: [["Endpoint", "Variant"]],
+                    metrics: [
+                        MetricDefinition {
+                            name: "CostUSD",
+                            unit: "None",
+                        },
+                        MetricDefinition {
+                            name: "LatencyMs",
+                            unit: "Milliseconds",
+                        },
+                        MetricDefinition {
+                            name: "Invocations",
+                            unit: "Count",
+                        },
+                        MetricDefinition {
+                            name: "Errors",
+                            unit: "Count",
+                        },
+                    ],
+                }],
+            },
+            endpoint: &cost.endpoint,
+            variant: cost
+                .variant
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .unwrap_or("unknown"),
+            cost_usd: cost.cost_usd.to_f64().unwrap_or(0.0),
+            latency_ms: cost.usage.latency.as_secs_f64() * 1000.0,
+            invocations: 1,
+            errors: u8::from(cost.usage.outcome != Outcome::Ok),
+            call_id: &cost.call_id,
+            operation: cost.usage.operation.as_str(),
+            outcome: cost.usage.outcome.as_str(),
+            price_source: cost.price_source().map_or("unpriced", |s| s.as_str()),
+            fully_priced: cost.is_fully_priced(),
+            cost_usd_exact: cost.cost_usd.to_string(),
+        };
+        serde_json::to_writer(&mut *out, &line)?;
+        out.push(b'\n');
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn cost(variant: Option<&str>, outcome: &str) -> Cost {
+        serde_json::from_value(json!({
+            "call_id": "req-1", "at": "2026-11-02T10:00:00.250Z", "endpoint": "rt",
+            "variant": variant, "allocation": "busy_time",
+            "usage": {"operation": "invoke_endpoint", "latency_us": 250500, "bytes_in": 1,
+                      "bytes_out": 1, "outcome": outcome},
+            "lines": [], "cost_usd": "0.000015972222", "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0"
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_call_is_one_emf_document_in_the_spec_shape() {
+        let buffer = Buffer::default();
+        let sink = EmfSink::builder()
+            .namespace("Team/Inference")
+            .writer("buffer", buffer.clone())
+            .build()
+            .unwrap();
+        sink.record(&cost(Some("AllTraffic"), "ok"));
+        sink.record(&cost(None, "error"));
+        sink.flush().await.unwrap();
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0],
+            json!({
+                "_aws": {
+                    // 2026-11-02T10:00:00.250Z
+                    "Timestamp": 1_793_613_600_250i64,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "Team/Inference",
+                        "Dimensions": [["Endpoint", "Variant"]],
+                        "Metrics": [
+                            {"Name": "CostUSD", "Unit": "None"},
+                            {"Name": "LatencyMs", "Unit": "Milliseconds"},
+                            {"Name": "Invocations", "Unit": "Count"},
+                            {"Name": "Errors", "Unit": "Count"}
+                        ]
+                    }]
+                },
+                "Endpoint": "rt", "Variant": "AllTraffic",
+                "CostUSD": 0.000015972222, "LatencyMs": 250.5,
+                "Invocations": 1, "Errors": 0,
+                "CallId": "req-1", "Operation": "InvokeEndpoint", "Outcome": "ok",
+                "PriceSource": "unpriced", "FullyPriced": true,
+                "CostUSDExact": "0.000015972222"
+            })
+        );
+        assert_eq!(lines[1]["Variant"], "unknown");
+        assert_eq!(lines[1]["Errors"], 1);
+    }
+
+    #[test]
+    fn namespaces_are_checked() {
+        for bad in ["", "AWS/SageMaker", "bad*chars", &"x".repeat(256)] {
+            let err = EmfSink::builder().namespace(bad).build().unwrap_err();
+            assert!(matches!(err, LedgerError::InvalidOption(_)), "{err:?}");
+        }
+    }
+}

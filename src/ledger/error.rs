@@ -1,0 +1,122 @@
+//! What can go wrong opening, writing or reading a ledger.
+
+use std::io;
+use std::path::PathBuf;
+
+/// An error of a ledger file or another background sink. Every variant names the
+/// file (or `stdout`/the writer) it is about.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The file could not be opened or created (missing directory, no permission).
+    #[error("cannot open ledger {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// An existing ledger file is readable or writable by others. sagemeter never
+    /// widens or narrows the permissions of a file it did not create: it refuses.
+    #[error(
+        "ledger {} has mode {mode:03o}: ledger files must be owner read/write only; \
+         run `chmod 600 {}` or choose another file",
+        path.display(), path.display()
+    )]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The path exists but is not a regular file.
+    #[error("ledger {} is not a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A builder option cannot work.
+    #[error("invalid ledger option: {0}")]
+    InvalidOption(String),
+    /// Writing failed; the receipts that were being written are lost (counted).
+    /// Later receipts are written again once the target accepts writes.
+    #[error(
+        "writing {} failed ({lost} receipts lost to write errors so far): {source}",
+        path.display()
+    )]
+    Write {
+        /// The file or target.
+        path: PathBuf,
+        /// Receipts lost to write errors since the sink was opened.
+        lost: u64,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// The writer thread stopped without being shut down (it panicked).
+    #[error("the writer of {} has stopped", path.display())]
+    WriterStopped {
+        /// The file or target.
+        path: PathBuf,
+    },
+    /// Reading failed part-way.
+    #[error("cannot read ledger {} at line {line}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line being read.
+        line: u64,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// A line that is not the last one is not a valid record. (A torn last line,
+    /// left by a crash, is skipped and reported instead.)
+    #[error(
+        "ledger {}, line {line}: not a valid record ({source}); the file is damaged \
+         before its end: restore it from a backup or remove that line",
+        path.display()
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: u64,
+        /// Why it did not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A record was written by a newer sagemeter with a format this one does not know.
+    #[error(
+        "ledger {}, line {line}: record format version {version} is newer than this \
+         sagemeter reads (up to {supported}); upgrade sagemeter",
+        path.display(),
+        supported = super::LEDGER_FORMAT_VERSION
+    )]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: u64,
+        /// The version it carries.
+        version: u64,
+    },
+}
+
+impl From<LedgerError> for io::Error {
+    fn from(e: LedgerError) -> io::Error {
+        let kind = match &e {
+            LedgerError::Open { source, .. }
+            | LedgerError::Read { source, .. }
+            | LedgerError::Write { source, .. } => source.kind(),
+            LedgerError::Permissions { .. } => io::ErrorKind::PermissionDenied,
+            LedgerError::Corrupt { .. } | LedgerError::UnsupportedVersion { .. } => {
+                io::ErrorKind::InvalidData
+            }
+            LedgerError::InvalidOption(_) => io::ErrorKind::InvalidInput,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}

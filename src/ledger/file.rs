@@ -1,0 +1,362 @@
+//! [`JsonlLedger`]: an append-only JSON Lines file, one line per metered call.
+
+use super::writer::{BackgroundWriter, Encode, Options, Refused, SinkStats, Target};
+use super::{CostSink, LEDGER_FORMAT_VERSION, LedgerError};
+use crate::billing::Cost;
+use crate::pricing::BoxFuture;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Receipts queued for the writer by default (about 1–2 KB each in memory).
+pub const DEFAULT_CAPACITY: usize = 8192;
+
+/// An append-only JSON Lines ledger: one line per call, never a payload.
+///
+/// ```no_run
+/// # async fn run(sdk_config: aws_types::SdkConfig) -> Result<(), Box<dyn std::error::Error>> {
+/// use sagemeter::ledger::JsonlLedger;
+/// let ledger = JsonlLedger::open("calls.jsonl")?; // created 0600 if new
+/// let client = sagemeter::Client::builder(&sdk_config)
+///     .sink(ledger.clone()) // a cheap handle: keep one to flush and shut down
+///     .build()?;
+/// // ... calls ...
+/// ledger.shutdown().await?; // everything recorded is written and fsynced
+/// # Ok(()) }
+/// ```
+///
+/// # File format
+/// UTF-8 JSON Lines. Each line is one [`Cost`] receipt serialised with serde, with
+/// one extra member first: `"v"`, the format version ([`LEDGER_FORMAT_VERSION`]):
+/// `{"v":1,"call_id":"…","at":"2026-11-02T10:00:00Z","endpoint":"…",…}`.
+/// Money is a decimal string (`"cost_usd":"0.000015972222"`), durations are whole
+/// microseconds (`latency_us`). Request and response bodies are never in it: a
+/// receipt has no field that could hold one. Read it back with
+/// [`read_all`](super::read_all) or [`LedgerReader`](super::LedgerReader).
+///
+/// # Permissions
+/// A new file is created with mode 0600 (owner read/write) whatever the umask. An
+/// existing file is appended to only if no group/other permission bit is set;
+/// otherwise [`open`](Self::open) refuses with [`LedgerError::Permissions`]: a
+/// ledger says who called what and when, and sagemeter does not silently change
+/// the mode of a file it did not create.
+///
+/// # Writing never blocks a call
+/// [`record`](CostSink::record) (on the call path) only puts the receipt into a
+/// bounded queue ([`DEFAULT_CAPACITY`], see [`JsonlLedgerBuilder::capacity`]). One
+/// writer thread serialises receipts and appends them in batches of up to 64 KiB,
+/// and hands what it has to the OS whenever the queue runs empty.
+///
+/// When the queue is full (the disk cannot keep up), the receipt is **dropped**,
+/// counted in [`SinkStats::dropped_full`] and in the metric
+/// `sagemeter_sink_dropped_total{sink="ledger",reason="full"}`, and a WARN is
+/// logged at most once every 10 s. The call itself, its receipt and the running
+/// totals are unaffected. Blocking instead would stall the async runtime's
+/// worker threads, and with them every other call. Use
+/// [`try_record`](Self::try_record) to know about a particular receipt.
+///
+/// # Durability
+/// - *Acknowledged*: `record` accepted the receipt (`try_record` returned `Ok`,
+///   counted in [`SinkStats::accepted`]). Nothing acknowledged is lost by the
+///   ledger: it is written before the next [`flush`](Self::flush),
+///   [`sync`](Self::sync) or [`shutdown`](Self::shutdown) returns `Ok`, or that
+///   call returns the write error ([`LedgerError::Write`], with the count lost).
+/// - `flush().await`: everything acknowledged before it is written to the OS (it
+///   survives the process crashing, not the machine losing power).
+/// - `sync().await`: the same, then `fsync` (`sync_data`): it survives power loss.
+/// - `shutdown().await`: flush + `fsync`, then the writer stops; later records are
+///   refused ([`SinkStats::refused_closed`], WARN). Dropping the last handle does
+///   the same, blocking until done.
+/// - Without any of these, the writer still hands lines to the OS within
+///   microseconds when idle (every 64 KiB under load), and
+///   [`sync_every`](JsonlLedgerBuilder::sync_every) adds a periodic `fsync`.
+///
+/// A crash (or power loss without `sync`) loses at most the tail not yet handed
+/// to the OS (not yet fsynced), and may leave a torn last line: readers skip it and
+/// report it, and the next `open` of the file repairs it (see [`open`](Self::open)).
+/// One process writes a given ledger file at a time.
+#[derive(Clone, Debug)]
+pub struct JsonlLedger {
+    writer: Arc<BackgroundWriter>,
+    path: Arc<Path>,
+}
+
+/// Options of a [`JsonlLedger`]; [`open`](Self::open) checks them.
+#[derive(Debug, Clone)]
+pub struct JsonlLedgerBuilder {
+    path: PathBuf,
+    capacity: usize,
+    sync_every: Option<Duration>,
+}
+
+impl JsonlLedgerBuilder {
+    /// How many receipts may wait for the writer (default [`DEFAULT_CAPACITY`]).
+    /// More absorbs longer disk stalls at the cost of memory.
+    pub fn capacity(mut self, receipts: usize) -> Self {
+        self.capacity = receipts;
+        self
+    }
+
+    /// `fsync` at this interval while there is unsynced data (default: only on
+    /// [`sync`](JsonlLedger::sync) and [`shutdown`](JsonlLedger::shutdown)).
+    pub fn sync_every(mut self, every: Duration) -> Self {
+        self.sync_every = Some(every);
+        self
+    }
+
+    /// Opens (or creates) the file and starts the writer.
+    pub fn open(self) -> Result<JsonlLedger, LedgerError> {
+        let path = self.path;
+        // Checked before the file is touched (the writer checks them again).
+        if self.capacity == 0 || self.sync_every.is_some_and(|d| d.is_zero()) {
+            return Err(LedgerError::InvalidOption(format!(
+                "ledger {}: the queue capacity must be at least 1 and sync_every longer \
+                 than zero",
+                path.display()
+            )));
+        }
+        let (file, len) = open_ledger_file(&path)?;
+        let writer = BackgroundWriter::start(
+            Options {
+                kind: "ledger",
+                name: path.clone(),
+                capacity: self.capacity,
+                sync_every: self.sync_every,
+            },
+            encode_record(),
+            FileTarget {
+                file,
+                good_len: len,
+            },
+        )?;
+        Ok(JsonlLedger {
+            writer: Arc::new(writer),
+            path: path.into(),
+        })
+    }
+}
+
+impl JsonlLedger {
+    /// Opens `path` for appending with the default options, creating it (mode 0600)
+    /// if it does not exist. The directory must exist.
+    ///
+    /// An existing file whose last line was torn by a crash is repaired first: a
+    /// complete record missing only its newline gets one; an incomplete fragment is
+    /// cut off (with a WARN naming its size), so that new records never follow a
+    /// broken line.
+    pub fn open(path: impl AsRef<Path>) -> Result<JsonlLedger, LedgerError> {
+        Self::builder(path).open()
+    }
+
+    /// Options: queue capacity, periodic `fsync`.
+    pub fn builder(path: impl AsRef<Path>) -> JsonlLedgerBuilder {
+        JsonlLedgerBuilder {
+            path: path.as_ref().to_owned(),
+            capacity: DEFAULT_CAPACITY,
+            sync_every: None,
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues one receipt without blocking; `Ok` means acknowledged (see the
+    /// type's *Durability*). [`CostSink::record`] calls this and ignores the result.
+    pub fn try_record(&self, cost: &Cost) -> Result<(), Refused> {
+        self.writer.record(cost)
+    }
+
+    /// Waits until every receipt acknowledged before this call is written to the OS.
+    pub async fn flush(&self) -> Result<(), LedgerError> {
+        self.writer.flush(false).await
+    }
+
+    /// [`flush`](Self::flush), then `fsync`.
+    pub async fn sync(&self) -> Result<(), LedgerError> {
+        self.writer.flush(true).await
+    }
+
+    /// Refuses new receipts, writes and fsyncs everything acknowledged, and stops
+    /// the writer. Calling it again does nothing.
+    pub async fn shutdown(&self) -> Result<(), LedgerError> {
+        self.writer.shutdown().await
+    }
+
+    /// Counters since the ledger was opened.
+    pub fn stats(&self) -> SinkStats {
+        self.writer.stats()
+    }
+}
+
+impl CostSink for JsonlLedger {
+    fn record(&self, cost: &Cost) {
+        // Refusals are counted and logged by the writer.
+        let _ = self.writer.record(cost);
+    }
+
+    fn flush(&self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(async move { Ok(JsonlLedger::flush(self).await?) })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(async move { Ok(JsonlLedger::shutdown(self).await?) })
+    }
+}
+
+/// One ledger line: `{"v":1,` followed by the receipt's own members, then `\n`.
+fn encode_record() -> Encode {
+    let prefix = format!("{{\"v\":{LEDGER_FORMAT_VERSION},");
+    Box::new(move |cost: &Cost, out: &mut Vec<u8>| {
+        out.extend_from_slice(prefix.as_bytes());
+        let start = out.len();
+        serde_json::to_writer(&mut *out, cost)?;
+        // A receipt is a non-empty object: drop its `{`, the prefix opened the line.
+        debug_assert_eq!(out.get(start..start + 2), Some(&b"{\""[..]));
+        out.remove(start);
+        out.push(b'\n');
+        Ok(())
+    })
+}
+
+/// Appends whole lines; undoes a partial write by truncating back to the last
+/// complete one.
+struct FileTarget {
+    file: File,
+    /// File length after the last successful write (only whole lines).
+    good_len: u64,
+}
+
+impl Target for FileTarget {
+    fn write_lines(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self.file.write_all(bytes) {
+            Ok(()) => {
+                self.good_len += bytes.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // E.g. disk full part-way: cut the partial line so the next write
+                // starts on a line boundary.
+                let _ = self.file.set_len(self.good_len);
+                Err(e)
+            }
+        }
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// Opens or creates the file as the type's docs say; returns it and its length.
+fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> {
+    let open_err = |source| LedgerError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = OpenOptions::new();
+    options.read(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+
+    match options.clone().create_new(true).open(path) {
+        Ok(file) => {
+            // The umask may have taken bits away; make it exactly 0600.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                    .map_err(open_err)?;
+            }
+            sync_parent_dir(path);
+            return Ok((file, 0));
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(open_err(e)),
+    }
+
+    let mut file = options.open(path).map_err(open_err)?;
+    let meta = file.metadata().map_err(open_err)?;
+    if !meta.is_file() {
+        return Err(LedgerError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(LedgerError::Permissions {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+    }
+    let len = repair_torn_tail(&mut file, meta.len(), path).map_err(open_err)?;
+    Ok((file, len))
+}
+
+/// Makes a crash-torn last line harmless before appending; returns the new length.
+fn repair_torn_tail(file: &mut File, len: u64, path: &Path) -> io::Result<u64> {
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut last = [0u8];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        return Ok(len); // ends on a line boundary
+    }
+    // Read backwards to the newline before the last line.
+    let mut tail = Vec::new();
+    let mut pos = len;
+    let line_start = loop {
+        if pos == 0 {
+            break 0;
+        }
+        let step = pos.min(8192);
+        pos -= step;
+        let mut chunk = vec![0; step as usize];
+        file.seek(SeekFrom::Start(pos))?;
+        file.read_exact(&mut chunk)?;
+        let newline = chunk.iter().rposition(|&b| b == b'\n');
+        let from = newline.map_or(0, |i| i + 1);
+        chunk.drain(..from);
+        chunk.extend_from_slice(&tail);
+        tail = chunk;
+        if newline.is_some() {
+            break pos + from as u64;
+        }
+    };
+    if serde_json::from_slice::<Cost>(&tail).is_ok() {
+        // Complete record, only its newline is missing.
+        file.write_all(b"\n")?;
+        tracing::warn!(target: "sagemeter", path = %path.display(),
+            "ledger's last record had no newline (interrupted write): added it");
+        return Ok(len + 1);
+    }
+    file.set_len(line_start)?;
+    tracing::warn!(target: "sagemeter", path = %path.display(), bytes = tail.len(),
+        "ledger ended in a torn line (interrupted write): cut it off before appending");
+    Ok(line_start)
+}
+
+/// Makes a new file's directory entry durable, best effort.
+fn sync_parent_dir(path: &Path) {
+    #[cfg(unix)]
+    {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if let Ok(dir) = File::open(parent) {
+            let _ = dir.sync_all();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}

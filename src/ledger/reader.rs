@@ -1,0 +1,296 @@
+//! Reading a JSON Lines ledger back into receipts.
+
+use super::{LEDGER_FORMAT_VERSION, LedgerError};
+use crate::billing::Cost;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+/// A last line cut short by a crash, skipped by the reader.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TornTail {
+    /// Its 1-based line number.
+    pub line: u64,
+    /// Its byte offset in the file.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub bytes: u64,
+}
+
+/// Everything [`read_all`] found.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerRead {
+    /// The receipts, in file order.
+    pub records: Vec<Cost>,
+    /// The torn last line that was skipped, if any.
+    pub torn_tail: Option<TornTail>,
+}
+
+/// Reads a whole ledger file.
+///
+/// ```no_run
+/// let read = sagemeter::ledger::read_all("calls.jsonl")?;
+/// let total: sagemeter::Decimal = read.records.iter().map(|c| c.cost_usd).sum();
+/// if let Some(torn) = &read.torn_tail {
+///     eprintln!("skipped a torn last line ({} bytes at line {})", torn.bytes, torn.line);
+/// }
+/// # Ok::<(), sagemeter::ledger::LedgerError>(())
+/// ```
+pub fn read_all(path: impl AsRef<Path>) -> Result<LedgerRead, LedgerError> {
+    let mut reader = LedgerReader::open(path)?;
+    let records = reader.by_ref().collect::<Result<Vec<_>, _>>()?;
+    Ok(LedgerRead {
+        records,
+        torn_tail: reader.torn_tail,
+    })
+}
+
+/// A streaming reader: an iterator of receipts, one line at a time.
+///
+/// - Blank lines are skipped.
+/// - A last line that does not parse **and** has no final newline is what a crash
+///   in the middle of a write leaves: it is skipped with a WARN and reported by
+///   [`torn_tail`](Self::torn_tail); the iteration ends normally.
+/// - Any other line that does not parse is an error naming the line
+///   ([`LedgerError::Corrupt`]); so is a record of a newer format version
+///   ([`LedgerError::UnsupportedVersion`]). The iterator ends after an error.
+/// - Lines without a `"v"` member are read as version 1 (e.g. receipts serialised
+///   by hand with `serde_json`).
+#[derive(Debug)]
+pub struct LedgerReader<R = BufReader<File>> {
+    path: PathBuf,
+    reader: R,
+    line: u64,
+    offset: u64,
+    buf: Vec<u8>,
+    torn_tail: Option<TornTail>,
+    done: bool,
+}
+
+impl LedgerReader {
+    /// Opens `path` for reading.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|source| LedgerError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(LedgerError::NotAFile {
+                path: path.to_owned(),
+            });
+        }
+        Ok(Self::new(BufReader::with_capacity(256 * 1024, file), path))
+    }
+}
+
+impl<R: BufRead> LedgerReader<R> {
+    /// Reads from any buffered reader; `name` is used in errors.
+    pub fn new(reader: R, name: impl Into<PathBuf>) -> Self {
+        LedgerReader {
+            path: name.into(),
+            reader,
+            line: 0,
+            offset: 0,
+            buf: Vec::with_capacity(4096),
+            torn_tail: None,
+            done: false,
+        }
+    }
+
+    /// The torn last line skipped, once the iteration has reached it.
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.torn_tail.as_ref()
+    }
+
+    fn next_record(&mut self) -> Option<Result<Cost, LedgerError>> {
+        loop {
+            self.buf.clear();
+            let read = match self.reader.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(n) => n,
+                Err(source) => {
+                    return Some(Err(LedgerError::Read {
+                        path: self.path.clone(),
+                        line: self.line + 1,
+                        source,
+                    }));
+                }
+            };
+            self.line += 1;
+            let offset = self.offset;
+            self.offset += read as u64;
+            let complete = self.buf.last() == Some(&b'\n');
+            let text = self.buf.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            let parsed = check_version(text)
+                .map_err(|version| LedgerError::UnsupportedVersion {
+                    path: self.path.clone(),
+                    line: self.line,
+                    version,
+                })
+                .and_then(|()| {
+                    serde_json::from_slice::<Cost>(text).map_err(|source| LedgerError::Corrupt {
+                        path: self.path.clone(),
+                        line: self.line,
+                        source,
+                    })
+                });
+            return match parsed {
+                Ok(cost) => Some(Ok(cost)),
+                Err(LedgerError::Corrupt { .. }) if !complete => {
+                    // No newline: this was the last line, and its write was cut short.
+                    let torn = TornTail {
+                        line: self.line,
+                        offset,
+                        bytes: read as u64,
+                    };
+                    tracing::warn!(target: "sagemeter", path = %self.path.display(),
+                        line = torn.line, bytes = torn.bytes,
+                        "skipped a torn last line of the ledger (an interrupted write); \
+                         every record before it was read");
+                    self.torn_tail = Some(torn);
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            };
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for LedgerReader<R> {
+    type Item = Result<Cost, LedgerError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = self.next_record();
+        if !matches!(next, Some(Ok(_))) {
+            self.done = true;
+        }
+        next
+    }
+}
+
+impl<R: BufRead> std::iter::FusedIterator for LedgerReader<R> {}
+
+/// `Err(version)` when the line is of a newer format. Fast path: lines written by
+/// [`JsonlLedger`](super::JsonlLedger) start with `{"v":N,`.
+fn check_version(line: &[u8]) -> Result<(), u64> {
+    let version = match line.strip_prefix(b"{\"v\":") {
+        Some(rest) => {
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            std::str::from_utf8(&rest[..digits])
+                .ok()
+                .and_then(|d| d.parse::<u64>().ok())
+        }
+        None => None,
+    };
+    let version = match version {
+        Some(v) => Some(v),
+        None => {
+            #[derive(serde::Deserialize)]
+            struct Versioned {
+                v: Option<u64>,
+            }
+            // Unparseable lines are reported by the full parse that follows.
+            serde_json::from_slice::<Versioned>(line)
+                .ok()
+                .and_then(|x| x.v)
+        }
+    };
+    match version {
+        Some(v) if v > u64::from(LEDGER_FORMAT_VERSION) => Err(v),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECORD: &str = r#"{"v":1,"call_id":"c1","at":"2026-11-02T10:00:00Z","endpoint":"rt","variant":"AllTraffic","allocation":"busy_time","usage":{"operation":"invoke_endpoint","latency_us":1000,"bytes_in":1,"bytes_out":2,"variant":"AllTraffic","outcome":"ok"},"lines":[],"cost_usd":"0.5","currency":"USD","running_client_usd":"0.5","running_endpoint_usd":"0.5"}"#;
+
+    fn read(text: &str) -> (Vec<Result<Cost, LedgerError>>, Option<TornTail>) {
+        let mut reader = LedgerReader::new(text.as_bytes(), "mem.jsonl");
+        let items: Vec<_> = reader.by_ref().collect();
+        (items, reader.torn_tail)
+    }
+
+    #[test]
+    fn versions_up_to_the_current_one_and_unversioned_lines_are_read() {
+        let unversioned = RECORD.replacen(r#""v":1,"#, "", 1);
+        let v0 = RECORD.replacen(r#""v":1"#, r#""v":0"#, 1);
+        let (items, torn) = read(&format!("{RECORD}\n\n{unversioned}\n  \n{v0}\n"));
+        assert_eq!(items.len(), 3);
+        assert!(items.iter().all(Result::is_ok));
+        assert!(torn.is_none());
+    }
+
+    #[test]
+    fn a_newer_version_is_an_error_naming_line_and_version_even_when_v_is_not_first() {
+        let v2 = RECORD.replacen(r#""v":1"#, r#""v":2"#, 1);
+        let (items, _) = read(&format!("{RECORD}\n{v2}\n"));
+        let err = items[1].as_ref().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LedgerError::UnsupportedVersion {
+                    line: 2,
+                    version: 2,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let moved = RECORD.replacen(r#""v":1,"#, "", 1).replacen(
+            r#""currency":"USD""#,
+            r#""currency":"USD","v":7"#,
+            1,
+        );
+        let (items, _) = read(&format!("{moved}\n"));
+        assert!(matches!(
+            items[0],
+            Err(LedgerError::UnsupportedVersion { version: 7, .. })
+        ));
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_and_reported_with_its_position() {
+        let torn = &RECORD[..40];
+        let text = format!("{RECORD}\n{RECORD}\n{torn}");
+        let (items, tail) = read(&text);
+        assert_eq!(items.len(), 2);
+        assert_eq!(
+            tail,
+            Some(TornTail {
+                line: 3,
+                offset: 2 * (RECORD.len() as u64 + 1),
+                bytes: 40
+            })
+        );
+    }
+
+    #[test]
+    fn a_complete_last_line_without_newline_is_a_record() {
+        let (items, tail) = read(&format!("{RECORD}\n{RECORD}"));
+        assert_eq!(items.len(), 2);
+        assert!(items.iter().all(Result::is_ok));
+        assert!(tail.is_none());
+    }
+
+    #[test]
+    fn a_bad_last_line_that_ends_in_a_newline_is_corruption_not_a_torn_write() {
+        let (items, tail) = read(&format!("{RECORD}\n{{\"oops\"\n"));
+        assert!(matches!(
+            items[1],
+            Err(LedgerError::Corrupt { line: 2, .. })
+        ));
+        assert!(tail.is_none());
+    }
+}

@@ -1,0 +1,697 @@
+//! The background line writer behind [`JsonlLedger`](super::JsonlLedger) and
+//! [`EmfSink`](super::EmfSink): receipts go into a bounded queue on the call
+//! path, one plain thread encodes them and appends whole lines.
+//!
+//! Why a thread and not a tokio task: `record` is called from synchronous code
+//! too (the interceptor, `Drop` of a cancelled stream), file I/O blocks anyway
+//! (a task would need `spawn_blocking` per write), and a thread that owns its
+//! buffer needs no runtime at all. The queue is tokio's bounded `mpsc`: it never
+//! blocks the sender (`try_reserve`), the thread waits on it with
+//! `blocking_recv_many`, and `flush().await`/`shutdown().await` are ordinary
+//! async sends that queue behind every receipt recorded before them.
+//!
+//! Guarantees (documented on the public types):
+//! - A receipt is *acknowledged* when `record` accepted it into the queue.
+//!   Every acknowledged receipt is encoded and handed to the target before the
+//!   next `flush`/`shutdown` returns, or that call returns the write error that
+//!   lost it (and counts it in `lost_on_error`).
+//! - A full queue never blocks the call: the receipt is dropped, counted in
+//!   `dropped_full`, and a WARN is logged at most once per [`WARN_EVERY`].
+//! - After `shutdown` every `record` is refused (counted in `refused_closed`).
+
+use super::LedgerError;
+use crate::billing::Cost;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Bytes buffered by the writer before they are handed to the target, when
+/// receipts keep coming (when the queue runs empty, the buffer goes out at once).
+const BUFFER_BYTES: usize = 64 * 1024;
+/// Messages taken from the queue per wake-up.
+const BATCH: usize = 256;
+/// At most one WARN per this period for drops and refusals.
+pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Why `record` did not take a receipt.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue was full: the writer cannot keep up (slow disk, blocked stdout).
+    Full,
+    /// `shutdown()` was called (or the writer stopped).
+    Closed,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refused::Full => "queue full",
+            Refused::Closed => "sink shut down",
+        })
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Counters of a background sink since it was opened.
+///
+/// `accepted = written + lost_on_error + (still queued or buffered)`; after a
+/// successful `flush` or `shutdown` nothing accepted before it is still queued.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SinkStats {
+    /// Receipts accepted by `record` (acknowledged).
+    pub accepted: u64,
+    /// Receipts written to the target (handed to the OS for files).
+    pub written: u64,
+    /// Receipts dropped because the queue was full.
+    pub dropped_full: u64,
+    /// Receipts refused because the sink was shut down.
+    pub refused_closed: u64,
+    /// Accepted receipts lost because a write failed (reported by the next flush).
+    pub lost_on_error: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    written: AtomicU64,
+    dropped_full: AtomicU64,
+    refused_closed: AtomicU64,
+    lost_on_error: AtomicU64,
+}
+
+/// Turns one receipt into one line (including its `\n`), appended to `out`.
+pub(crate) type Encode = Box<dyn FnMut(&Cost, &mut Vec<u8>) -> serde_json::Result<()> + Send>;
+
+/// Where the lines go.
+pub(crate) trait Target: Send + 'static {
+    /// Writes whole lines. On error, the target should undo a partial write if it can.
+    fn write_lines(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Makes everything written durable (fsync for files).
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+enum Msg {
+    Record(Box<Cost>),
+    Flush {
+        sync: bool,
+        ack: oneshot::Sender<io::Result<()>>,
+    },
+    Shutdown {
+        ack: oneshot::Sender<io::Result<()>>,
+    },
+    Tick,
+}
+
+/// Options of a background writer.
+pub(crate) struct Options {
+    /// What the sink is, for messages (`ledger`, `emf`).
+    pub kind: &'static str,
+    /// Where it writes, for messages (a path, `stdout`).
+    pub name: PathBuf,
+    pub capacity: usize,
+    pub sync_every: Option<Duration>,
+}
+
+/// The handle side: queue, counters, and the writer thread.
+pub(crate) struct BackgroundWriter {
+    kind: &'static str,
+    name: PathBuf,
+    capacity: usize,
+    tx: Option<mpsc::Sender<Msg>>,
+    closed: AtomicBool,
+    counters: Arc<Counters>,
+    warn: WarnLimiter,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for BackgroundWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackgroundWriter")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("capacity", &self.capacity)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl BackgroundWriter {
+    pub(crate) fn start(
+        options: Options,
+        encode: Encode,
+        target: impl Target,
+    ) -> Result<Self, LedgerError> {
+        if options.capacity == 0 {
+            return Err(LedgerError::InvalidOption(
+                "the queue capacity must be at least 1".into(),
+            ));
+        }
+        if options.sync_every.is_some_and(|d| d.is_zero()) {
+            return Err(LedgerError::InvalidOption(
+                "sync_every must be longer than zero".into(),
+            ));
+        }
+        let (tx, rx) = mpsc::channel(options.capacity);
+        let counters = Arc::new(Counters::default());
+        let worker = Worker {
+            kind: options.kind,
+            name: options.name.clone(),
+            rx,
+            encode,
+            target,
+            buf: Vec::with_capacity(BUFFER_BYTES + 4096),
+            buffered: 0,
+            unsynced: false,
+            error: None,
+            counters: counters.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("sagemeter-{}", options.kind))
+            .spawn(move || worker.run())
+            .map_err(|source| LedgerError::Open {
+                path: options.name.clone(),
+                source,
+            })?;
+        if let Some(every) = options.sync_every {
+            let weak = tx.downgrade();
+            // The ticker holds only a weak sender: it never keeps the queue open.
+            std::thread::Builder::new()
+                .name(format!("sagemeter-{}-sync", options.kind))
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(every);
+                        let Some(tx) = weak.upgrade() else { break };
+                        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Msg::Tick) {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|source| LedgerError::Open {
+                    path: options.name.clone(),
+                    source,
+                })?;
+        }
+        Ok(BackgroundWriter {
+            kind: options.kind,
+            name: options.name,
+            capacity: options.capacity,
+            tx: Some(tx),
+            closed: AtomicBool::new(false),
+            counters,
+            warn: WarnLimiter::new(),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues one receipt without blocking; see [`Refused`] for when it does not.
+    pub(crate) fn record(&self, cost: &Cost) -> Result<(), Refused> {
+        let refused = if self.closed.load(Ordering::Acquire) {
+            Refused::Closed
+        } else {
+            match self.tx().try_reserve() {
+                Ok(permit) => {
+                    // Reserve first, clone after: a dropped receipt costs no allocation.
+                    permit.send(Msg::Record(Box::new(cost.clone())));
+                    self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(mpsc::error::TrySendError::Full(())) => Refused::Full,
+                Err(mpsc::error::TrySendError::Closed(())) => Refused::Closed,
+            }
+        };
+        let (counter, reason) = match refused {
+            Refused::Full => (&self.counters.dropped_full, "full"),
+            Refused::Closed => (&self.counters.refused_closed, "closed"),
+        };
+        let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::counter!("sagemeter_sink_dropped_total", "sink" => self.kind, "reason" => reason)
+            .increment(1);
+        if self.warn.should_warn() {
+            match refused {
+                Refused::Full => tracing::warn!(target: "sagemeter", sink = self.kind,
+                    name = %self.name.display(), dropped = n, capacity = self.capacity,
+                    "receipt dropped: the sink's queue is full (the writer cannot keep up); \
+                     the receipt is still returned to the caller and counted in the totals"),
+                Refused::Closed => tracing::warn!(target: "sagemeter", sink = self.kind,
+                    name = %self.name.display(), refused = n,
+                    "receipt refused: the sink was shut down"),
+            }
+        }
+        Err(refused)
+    }
+
+    /// Waits until everything accepted before this call has been written
+    /// (and fsynced when `sync`).
+    pub(crate) async fn flush(&self, sync: bool) -> Result<(), LedgerError> {
+        let (ack, done) = oneshot::channel();
+        if self.tx().send(Msg::Flush { sync, ack }).await.is_err() {
+            return self.after_close();
+        }
+        match done.await {
+            Ok(result) => result.map_err(|source| self.write_error(source)),
+            Err(_) => self.after_close(),
+        }
+    }
+
+    /// Refuses new receipts, writes and fsyncs everything accepted, stops the thread.
+    pub(crate) async fn shutdown(&self) -> Result<(), LedgerError> {
+        self.closed.store(true, Ordering::Release);
+        let (ack, done) = oneshot::channel();
+        if self.tx().send(Msg::Shutdown { ack }).await.is_err() {
+            return Ok(()); // already shut down
+        }
+        match done.await {
+            Ok(result) => result.map_err(|source| self.write_error(source)),
+            Err(_) => self.after_close(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> SinkStats {
+        let c = &self.counters;
+        SinkStats {
+            accepted: c.accepted.load(Ordering::Relaxed),
+            written: c.written.load(Ordering::Relaxed),
+            dropped_full: c.dropped_full.load(Ordering::Relaxed),
+            refused_closed: c.refused_closed.load(Ordering::Relaxed),
+            lost_on_error: c.lost_on_error.load(Ordering::Relaxed),
+        }
+    }
+
+    fn tx(&self) -> &mpsc::Sender<Msg> {
+        self.tx.as_ref().expect("the sender lives until drop")
+    }
+
+    fn after_close(&self) -> Result<(), LedgerError> {
+        if self.closed.load(Ordering::Acquire) {
+            Ok(()) // shut down: nothing is pending
+        } else {
+            Err(LedgerError::WriterStopped {
+                path: self.name.clone(),
+            })
+        }
+    }
+
+    fn write_error(&self, source: io::Error) -> LedgerError {
+        LedgerError::Write {
+            path: self.name.clone(),
+            lost: self.counters.lost_on_error.load(Ordering::Relaxed),
+            source,
+        }
+    }
+}
+
+impl Drop for BackgroundWriter {
+    /// Dropping the last handle closes the queue; the writer drains it, writes,
+    /// fsyncs and stops, and this waits for it (like `BufWriter`'s drop), so that
+    /// a program that forgets `shutdown()` still loses nothing it acknowledged.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        let thread = self
+            .thread
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            tracing::error!(target: "sagemeter", sink = self.kind,
+                name = %self.name.display(), "the sink's writer thread panicked");
+        }
+    }
+}
+
+/// The writer thread's state.
+struct Worker<T> {
+    kind: &'static str,
+    name: PathBuf,
+    rx: mpsc::Receiver<Msg>,
+    encode: Encode,
+    target: T,
+    /// Encoded lines not yet handed to the target.
+    buf: Vec<u8>,
+    /// Receipts in `buf`.
+    buffered: u64,
+    /// Written since the last sync.
+    unsynced: bool,
+    /// The first write error since the last flush reply.
+    error: Option<io::Error>,
+    counters: Arc<Counters>,
+}
+
+impl<T: Target> Worker<T> {
+    fn run(mut self) {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut shutdown_acks = Vec::new();
+        // Ends when the queue is closed (shutdown, or every handle dropped) and empty.
+        while self.rx.blocking_recv_many(&mut batch, BATCH) > 0 {
+            for msg in batch.drain(..) {
+                match msg {
+                    Msg::Record(cost) => self.encode(&cost),
+                    Msg::Flush { sync, ack } => {
+                        let result = self.flush(sync);
+                        let _ = ack.send(result);
+                    }
+                    Msg::Shutdown { ack } => {
+                        // No new messages; the ones queued are still drained below.
+                        self.rx.close();
+                        shutdown_acks.push(ack);
+                    }
+                    Msg::Tick => {
+                        if self.unsynced || !self.buf.is_empty() {
+                            let result = self.flush(true);
+                            if let Err(e) = result {
+                                self.error.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+            }
+            if self.rx.is_empty() {
+                // Idle: hand what we have to the OS now rather than at 64 KiB.
+                self.write_out();
+            }
+        }
+        let result = self.flush(true);
+        let mut result = Some(result);
+        for ack in shutdown_acks {
+            let r = match result.take() {
+                Some(r) => r,
+                None => Ok(()),
+            };
+            let _ = ack.send(r);
+        }
+        if let Some(Err(e)) = result {
+            tracing::error!(target: "sagemeter", sink = self.kind, name = %self.name.display(),
+                error = %e, "final write of the sink failed");
+        }
+    }
+
+    fn encode(&mut self, cost: &Cost) {
+        let start = self.buf.len();
+        match (self.encode)(cost, &mut self.buf) {
+            Ok(()) => self.buffered += 1,
+            Err(e) => {
+                // Cannot happen with the receipt types (no maps with non-string keys,
+                // no failing Serialize impls); counted rather than panicking.
+                self.buf.truncate(start);
+                self.counters.lost_on_error.fetch_add(1, Ordering::Relaxed);
+                self.error
+                    .get_or_insert_with(|| io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+        if self.buf.len() >= BUFFER_BYTES {
+            self.write_out();
+        }
+    }
+
+    /// Hands the buffer to the target; on failure the buffered receipts are lost
+    /// (counted) and the error is kept for the next flush reply.
+    fn write_out(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        match self.target.write_lines(&self.buf) {
+            Ok(()) => {
+                self.counters
+                    .written
+                    .fetch_add(self.buffered, Ordering::Relaxed);
+                self.unsynced = true;
+            }
+            Err(e) => {
+                self.counters
+                    .lost_on_error
+                    .fetch_add(self.buffered, Ordering::Relaxed);
+                metrics::counter!("sagemeter_sink_dropped_total", "sink" => self.kind, "reason" => "io")
+                    .increment(self.buffered);
+                tracing::error!(target: "sagemeter", sink = self.kind,
+                    name = %self.name.display(), lost = self.buffered, error = %e,
+                    "write failed: receipts lost");
+                self.error.get_or_insert(e);
+            }
+        }
+        self.buf.clear();
+        self.buffered = 0;
+    }
+
+    fn flush(&mut self, sync: bool) -> io::Result<()> {
+        self.write_out();
+        if sync && self.unsynced {
+            match self.target.sync() {
+                Ok(()) => self.unsynced = false,
+                Err(e) => {
+                    self.error.get_or_insert(e);
+                }
+            }
+        }
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Lets one WARN through per [`WARN_EVERY`].
+pub(crate) struct WarnLimiter {
+    start: Instant,
+    /// Milliseconds since `start` of the last WARN, `u64::MAX` before the first.
+    last_ms: AtomicU64,
+}
+
+impl WarnLimiter {
+    pub(crate) fn new() -> Self {
+        WarnLimiter {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    pub(crate) fn should_warn(&self) -> bool {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if last != u64::MAX && now.saturating_sub(last) < WARN_EVERY.as_millis() as u64 {
+            return false;
+        }
+        self.last_ms
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+/// A target over any `Write` (stdout, a socket, a test buffer): each batch is
+/// written and flushed; `sync` is a flush.
+pub(crate) struct StreamTarget(pub Box<dyn io::Write + Send>);
+
+impl Target for StreamTarget {
+    fn write_lines(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes)?;
+        self.0.flush()
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc as std_mpsc;
+
+    /// A target that blocks every write until the test lets it go, and keeps
+    /// what it was given.
+    struct Gated {
+        entered: std_mpsc::Sender<()>,
+        gate: std_mpsc::Receiver<()>,
+        out: Arc<Mutex<Vec<u8>>>,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl Target for Gated {
+        fn write_lines(&mut self, bytes: &[u8]) -> io::Result<()> {
+            let _ = self.entered.send(());
+            let _ = self.gate.recv();
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(io::Error::other("disk on fire"));
+            }
+            self.out.lock().unwrap().extend_from_slice(bytes);
+            Ok(())
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn encode_call_id() -> Encode {
+        Box::new(|cost: &Cost, out: &mut Vec<u8>| {
+            out.extend_from_slice(cost.call_id.as_bytes());
+            out.push(b'\n');
+            Ok(())
+        })
+    }
+
+    fn cost(id: &str) -> Cost {
+        serde_json::from_value(serde_json::json!({
+            "call_id": id, "at": "2026-11-02T10:00:00Z", "endpoint": "rt",
+            "variant": "AllTraffic", "allocation": "busy_time",
+            "usage": {"operation": "invoke_endpoint", "latency_us": 1000, "bytes_in": 1,
+                      "bytes_out": 1, "variant": "AllTraffic", "outcome": "ok"},
+            "lines": [], "cost_usd": "0", "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0"
+        }))
+        .unwrap()
+    }
+
+    struct Harness {
+        writer: BackgroundWriter,
+        /// Lets one write through.
+        open: std_mpsc::SyncSender<()>,
+        /// Says a write has started (and is waiting for `open`).
+        entered: std_mpsc::Receiver<()>,
+        out: Arc<Mutex<Vec<u8>>>,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl Harness {
+        /// Lets every write through from now on.
+        fn open_gate(&self) {
+            let open = self.open.clone();
+            std::thread::spawn(move || while open.send(()).is_ok() {});
+        }
+
+        fn written(&self) -> String {
+            String::from_utf8(self.out.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn gated(capacity: usize) -> Harness {
+        // A rendezvous channel: each send lets exactly one write through.
+        let (open, gate) = std_mpsc::sync_channel(0);
+        let (entered_tx, entered) = std_mpsc::channel();
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let fail = Arc::new(AtomicBool::new(false));
+        let writer = BackgroundWriter::start(
+            Options {
+                kind: "test",
+                name: "test".into(),
+                capacity,
+                sync_every: None,
+            },
+            encode_call_id(),
+            Gated {
+                entered: entered_tx,
+                gate,
+                out: out.clone(),
+                fail: fail.clone(),
+            },
+        )
+        .unwrap();
+        Harness {
+            writer,
+            open,
+            entered,
+            out,
+            fail,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_and_never_blocks_and_every_accepted_receipt_is_written()
+    {
+        let h = gated(2);
+        // The writer takes "a" and blocks writing it; "b" and "c" fill the queue of 2.
+        h.writer.record(&cost("a")).unwrap();
+        h.entered.recv().unwrap();
+        h.writer.record(&cost("b")).unwrap();
+        h.writer.record(&cost("c")).unwrap();
+        assert_eq!(h.writer.record(&cost("d")), Err(Refused::Full));
+        assert_eq!(h.writer.record(&cost("e")), Err(Refused::Full));
+        h.open_gate();
+        h.writer.flush(false).await.unwrap();
+        assert_eq!(h.written(), "a\nb\nc\n");
+        let stats = h.writer.stats();
+        assert_eq!(
+            (stats.accepted, stats.written, stats.dropped_full),
+            (3, 3, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn after_shutdown_records_are_refused_and_counted() {
+        let h = gated(8);
+        h.open_gate();
+        h.writer.record(&cost("a")).unwrap();
+        h.writer.shutdown().await.unwrap();
+        assert_eq!(h.writer.record(&cost("b")), Err(Refused::Closed));
+        assert_eq!(h.writer.stats().refused_closed, 1);
+        // Flush and shutdown again are harmless.
+        h.writer.flush(true).await.unwrap();
+        h.writer.shutdown().await.unwrap();
+        assert_eq!(h.written(), "a\n");
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_reported_by_the_next_flush_with_the_count_lost_then_writing_resumes()
+    {
+        let h = gated(8);
+        h.open_gate();
+        h.fail.store(true, Ordering::SeqCst);
+        h.writer.record(&cost("a")).unwrap();
+        h.writer.record(&cost("b")).unwrap();
+        let err = h.writer.flush(false).await.unwrap_err();
+        assert!(matches!(err, LedgerError::Write { lost: 2, .. }), "{err:?}");
+        assert!(err.to_string().contains("disk on fire"), "{err}");
+        h.fail.store(false, Ordering::SeqCst);
+        h.writer.record(&cost("c")).unwrap();
+        h.writer.flush(false).await.unwrap();
+        assert_eq!(h.written(), "c\n");
+        let stats = h.writer.stats();
+        assert_eq!(
+            (stats.accepted, stats.written, stats.lost_on_error),
+            (3, 1, 2)
+        );
+    }
+
+    #[test]
+    fn dropping_the_last_handle_writes_everything_accepted_without_a_runtime() {
+        let h = gated(64);
+        h.open_gate();
+        for i in 0..50 {
+            h.writer.record(&cost(&i.to_string())).unwrap();
+        }
+        let Harness { writer, out, .. } = h;
+        drop(writer);
+        let lines = out.lock().unwrap().iter().filter(|&&b| b == b'\n').count();
+        assert_eq!(lines, 50);
+    }
+
+    #[test]
+    fn warnings_are_rate_limited() {
+        let limiter = WarnLimiter::new();
+        assert!(limiter.should_warn());
+        assert!(!limiter.should_warn());
+        assert!(!limiter.should_warn());
+    }
+
+    #[test]
+    fn zero_capacity_is_rejected() {
+        let err = BackgroundWriter::start(
+            Options {
+                kind: "test",
+                name: "test".into(),
+                capacity: 0,
+                sync_every: None,
+            },
+            encode_call_id(),
+            StreamTarget(Box::new(io::sink())),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("capacity"), "{err}");
+    }
+}

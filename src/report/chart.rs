@@ -1,0 +1,237 @@
+//! Cost over time as an SVG chart (feature `charts`): one line per group.
+//!
+//! Uses only plotters' SVG backend and line series; text is left to the SVG
+//! viewer's fonts, so no font files are needed to draw it.
+//!
+//! ```no_run
+//! use sagemeter::report::{GroupBy, ReportOptions, chart, report_file};
+//! let report = report_file("calls.jsonl", &ReportOptions::new(GroupBy::Endpoint))?;
+//! chart::write_svg(&report, "cost.svg", chart::DEFAULT_SIZE)?;
+//! # Ok::<(), sagemeter::report::ReportError>(())
+//! ```
+
+use super::{Bucket, Report, ReportError, Series};
+use chrono::DateTime;
+use plotters::prelude::*;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Width and height in pixels.
+pub const DEFAULT_SIZE: (u32, u32) = (1000, 600);
+
+/// Lines drawn at most: the groups after the first `MAX_LINES - 1` (by cost) are
+/// summed into one `(other)` line.
+pub const MAX_LINES: usize = 10;
+
+/// Draws the report's [`OverTime`](super::OverTime) series and writes the SVG to `path`.
+pub fn write_svg(
+    report: &Report,
+    path: impl AsRef<Path>,
+    size: (u32, u32),
+) -> Result<(), ReportError> {
+    let svg = render_svg(report, size)?;
+    std::fs::write(path.as_ref(), svg)
+        .map_err(|e| ReportError::Chart(format!("writing {}: {e}", path.as_ref().display())))
+}
+
+/// The SVG document of the chart.
+pub fn render_svg(report: &Report, size: (u32, u32)) -> Result<String, ReportError> {
+    let series = lines(&report.over_time.series);
+    let points = series.iter().flat_map(|s| &s.points);
+    let (Some(first), Some(last)) = (
+        points.clone().map(|p| p.start).min(),
+        points.clone().map(|p| p.start).max(),
+    ) else {
+        return Err(ReportError::Chart(
+            "no calls in the range: nothing to chart".into(),
+        ));
+    };
+    // x is in buckets since the first one: whole numbers are bucket starts, and
+    // gaps without calls stay gaps.
+    let step = match report.over_time.bucket {
+        Bucket::Hour => 3600,
+        Bucket::Day => 86_400,
+    };
+    let origin = first.timestamp();
+    let x_of = move |t: DateTime<chrono::Utc>| (t.timestamp() - origin) as f64 / step as f64;
+    let x1 = x_of(last) + 0.5;
+    let y_max = points
+        .map(|p| usd(p.cost_usd))
+        .fold(0.0_f64, f64::max)
+        .max(1e-9)
+        * 1.1;
+    let unit = match report.over_time.bucket {
+        Bucket::Hour => "hour",
+        Bucket::Day => "day",
+    };
+    let caption = if report.by == "day" || report.by == "hour" {
+        format!("Cost per {unit} (USD)")
+    } else {
+        format!("Cost per {unit} by {} (USD)", report.by)
+    };
+    let time_format = match report.over_time.bucket {
+        Bucket::Hour => "%m-%d %H:00",
+        Bucket::Day => "%Y-%m-%d",
+    };
+
+    let mut svg = String::new();
+    {
+        crate::compare::chart::register_fonts();
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        let err = |e: &dyn std::fmt::Display| ReportError::Chart(e.to_string());
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(90)
+            .build_cartesian_2d(-0.5..x1, 0.0..y_max)
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_labels(8)
+            .y_labels(8)
+            .x_label_formatter(&|x| {
+                // Label bucket starts only.
+                if (x - x.round()).abs() > 1e-6 {
+                    return String::new();
+                }
+                DateTime::from_timestamp(origin + x.round() as i64 * step, 0)
+                    .map(|t| t.format(time_format).to_string())
+                    .unwrap_or_default()
+            })
+            .y_label_formatter(&|y| money_label(*y))
+            .y_desc("USD")
+            .draw()
+            .map_err(|e| err(&e))?;
+        for (i, s) in series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            // Buckets without calls cost nothing: draw them as zero, not as a
+            // straight line across the gap.
+            let by_bucket: BTreeMap<i64, f64> = s
+                .points
+                .iter()
+                .map(|p| (x_of(p.start).round() as i64, usd(p.cost_usd)))
+                .collect();
+            let data: Vec<(f64, f64)> = (0..=x_of(last).round() as i64)
+                .map(|i| (i as f64, by_bucket.get(&i).copied().unwrap_or(0.0)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(data, color.stroke_width(2)).point_size(3))
+                .map_err(|e| err(&e))?
+                .label(s.key.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(svg)
+}
+
+/// The series to draw: the first `MAX_LINES - 1` as they are, the rest summed.
+fn lines(series: &[Series]) -> Vec<Series> {
+    if series.len() <= MAX_LINES {
+        return series.to_vec();
+    }
+    let mut kept = series[..MAX_LINES - 1].to_vec();
+    let mut other: BTreeMap<_, (u64, Decimal)> = BTreeMap::new();
+    for s in &series[MAX_LINES - 1..] {
+        for p in &s.points {
+            let slot = other.entry(p.start).or_default();
+            slot.0 += p.calls;
+            slot.1 += p.cost_usd;
+        }
+    }
+    kept.push(Series {
+        key: "(other)".to_owned(),
+        points: other
+            .into_iter()
+            .map(|(start, (calls, cost_usd))| super::Point {
+                start,
+                calls,
+                cost_usd,
+            })
+            .collect(),
+    });
+    kept
+}
+
+fn usd(d: Decimal) -> f64 {
+    d.to_f64().unwrap_or(0.0)
+}
+
+fn money_label(y: f64) -> String {
+    if y == 0.0 {
+        "0".to_owned()
+    } else if y.abs() < 0.01 {
+        format!("{y:.1e}")
+    } else if y.abs() < 1.0 {
+        format!("{y:.3}")
+    } else {
+        format!("{y:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{GroupBy, ReportOptions, summarize};
+
+    fn cost(endpoint: &str, at: &str, usd: &str) -> crate::Cost {
+        serde_json::from_value(serde_json::json!({
+            "call_id": "c", "at": at, "endpoint": endpoint, "variant": "A",
+            "allocation": "busy_time",
+            "usage": {"operation": "invoke_endpoint", "latency_us": 1000, "bytes_in": 1,
+                      "bytes_out": 1, "outcome": "ok"},
+            "lines": [], "cost_usd": usd, "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_chart_is_an_svg_with_one_labelled_line_per_group() {
+        let costs = [
+            cost("chat", "2026-11-01T09:15:00Z", "0.01"),
+            cost("chat", "2026-11-01T10:15:00Z", "0.03"),
+            cost("embed", "2026-11-01T09:30:00Z", "0.002"),
+        ];
+        let report = summarize(&costs, &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+        let svg = render_svg(&report, DEFAULT_SIZE).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
+        assert!(svg.contains("Cost per hour by endpoint (USD)"));
+        // plotters writes each text on its own line.
+        assert!(svg.contains("\nchat\n</text>"), "legend");
+        assert!(svg.contains("\nembed\n</text>"), "legend");
+        assert!(svg.contains("<polyline"), "a line was drawn");
+    }
+
+    #[test]
+    fn an_empty_report_is_an_error_not_an_empty_picture() {
+        let report = summarize(&[], &ReportOptions::default()).unwrap();
+        let err = render_svg(&report, DEFAULT_SIZE).unwrap_err();
+        assert!(err.to_string().contains("nothing to chart"), "{err}");
+    }
+
+    #[test]
+    fn groups_past_the_limit_are_summed_into_other() {
+        let costs: Vec<_> = (0..12)
+            .map(|i| cost(&format!("e{i:02}"), "2026-11-01T09:00:00Z", "1"))
+            .collect();
+        let report = summarize(&costs, &ReportOptions::default()).unwrap();
+        let drawn = lines(&report.over_time.series);
+        assert_eq!(drawn.len(), MAX_LINES);
+        let other = drawn.last().unwrap();
+        assert_eq!(other.key, "(other)");
+        // 12 groups: 9 kept, 3 summed.
+        assert_eq!(other.points[0].calls, 3);
+    }
+}

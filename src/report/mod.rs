@@ -1,0 +1,756 @@
+//! Report: where the money went, from a ledger.
+//!
+//! ```no_run
+//! use sagemeter::report::{GroupBy, ReportOptions, render_table, report_file};
+//! let options = ReportOptions::new(GroupBy::Endpoint)
+//!     .since(sagemeter::report::parse_time_bound("2026-11-01")?);
+//! let report = report_file("calls.jsonl", &options)?;
+//! print!("{}", render_table(&report));
+//! # Ok::<(), sagemeter::report::ReportError>(())
+//! ```
+//!
+//! # Definitions
+//! - **Which calls**: those whose start (`at`) is in `[since, until)`: `since`
+//!   included, `until` excluded, both UTC. A bare date is midnight UTC, so
+//!   `--since 2026-11-01 --until 2026-11-08` is the seven days 1–7 November.
+//! - **Groups** (`--by`): `endpoint`; `variant` (`endpoint/variant`, `endpoint/-`
+//!   when the variant is unknown); `tag:<key>` (the tag's value,
+//!   [`UNTAGGED`] for calls without it); `day` (`YYYY-MM-DD`, UTC); `hour`
+//!   (`YYYY-MM-DDTHH:00Z`, UTC). Time groups are listed in time order, the others
+//!   by cost, highest first (then by name).
+//! - **cost_usd**: the exact sum of the receipts' `cost_usd` (priced lines only).
+//! - **usd_per_1000_calls**: cost_usd × 1000 ÷ calls.
+//! - **Percentiles** (cost per call, latency): nearest rank. For p in (0, 100]
+//!   and n values sorted ascending, the value at rank ⌈p × n / 100⌉ (1-based). It
+//!   is always an observed value, never interpolated: p50 of 1, 2, 3, 4 is 2.
+//! - **Latency**: the client-side wall time on the receipt (`latency_us`), in ms.
+//! - **Tokens**: sums of the input and output tokens the responses reported;
+//!   `calls_with_tokens` counts calls that reported any. **usd_per_1000_tokens** =
+//!   the cost of those calls × 1000 ÷ their input + output tokens (`None` when no
+//!   call reported tokens): calls without token counts do not dilute it.
+//! - **Unpriced**: `unpriced_calls` counts calls with at least one unpriced line;
+//!   `unpriced_share` = unpriced_calls ÷ calls. When it is not zero, cost figures
+//!   are lower bounds.
+//! - **errors** / **cancelled**: calls whose outcome was `error` / `cancelled`
+//!   (they are included in every other figure: a failed call still cost money).
+//! - Derived money (per 1,000 calls or tokens) is rounded to 10⁻¹² USD like the
+//!   receipts; shares to 6 decimal places; sums and percentiles are exact.
+//! - **Over time** ([`OverTime`]): the cost per group and time bucket (hours when
+//!   the calls span at most 72 hours, else days), what `--chart` draws.
+
+#[cfg(feature = "charts")]
+pub mod chart;
+
+use crate::billing::{Cost, round_cost};
+use crate::ledger::{LedgerError, LedgerReader, TornTail};
+use crate::meter::Outcome;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+/// The group key of calls without the tag in a `tag:<key>` report.
+pub const UNTAGGED: &str = "(untagged)";
+
+/// Calls spanning at most this many hours are charted per hour, longer spans per day.
+pub const HOURLY_SPAN_LIMIT_HOURS: i64 = 72;
+
+/// What can go wrong making a report.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The ledger could not be read.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// `--by` is not one of the groupings.
+    #[error("cannot group by `{0}`: use endpoint, variant, day, hour or tag:<key> (e.g. tag:team)")]
+    BadGroupBy(String),
+    /// A time bound did not parse.
+    #[error(
+        "`{0}` is not a time: use RFC 3339 (2026-11-01T00:00:00Z) or a date (2026-11-01, \
+         midnight UTC)"
+    )]
+    BadTime(String),
+    /// `since` is not before `until`.
+    #[error("the range is empty: since ({since}) must be before until ({until})")]
+    EmptyRange {
+        /// Start.
+        since: DateTime<Utc>,
+        /// End (excluded).
+        until: DateTime<Utc>,
+    },
+    /// The chart could not be drawn or written.
+    #[error("cannot draw the chart: {0}")]
+    Chart(String),
+}
+
+/// How calls are grouped.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum GroupBy {
+    /// Per endpoint.
+    #[default]
+    Endpoint,
+    /// Per `endpoint/variant`.
+    Variant,
+    /// Per value of a tag.
+    Tag(String),
+    /// Per UTC day.
+    Day,
+    /// Per UTC hour.
+    Hour,
+}
+
+impl GroupBy {
+    /// True for the time groupings (`day`, `hour`).
+    pub fn is_time(&self) -> bool {
+        matches!(self, GroupBy::Day | GroupBy::Hour)
+    }
+
+    /// The group a call belongs to.
+    pub fn key(&self, cost: &Cost) -> String {
+        match self {
+            GroupBy::Endpoint => cost.endpoint.clone(),
+            GroupBy::Variant => format!(
+                "{}/{}",
+                cost.endpoint,
+                cost.variant.as_deref().unwrap_or("-")
+            ),
+            GroupBy::Tag(key) => cost
+                .tags
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| UNTAGGED.to_owned()),
+            GroupBy::Day => cost.at.format("%Y-%m-%d").to_string(),
+            GroupBy::Hour => cost.at.format("%Y-%m-%dT%H:00Z").to_string(),
+        }
+    }
+}
+
+impl FromStr for GroupBy {
+    type Err = ReportError;
+
+    fn from_str(s: &str) -> Result<Self, ReportError> {
+        match s {
+            "endpoint" => Ok(GroupBy::Endpoint),
+            "variant" => Ok(GroupBy::Variant),
+            "day" => Ok(GroupBy::Day),
+            "hour" => Ok(GroupBy::Hour),
+            _ => match s.strip_prefix("tag:") {
+                Some(key) if !key.trim().is_empty() => Ok(GroupBy::Tag(key.to_owned())),
+                _ => Err(ReportError::BadGroupBy(s.to_owned())),
+            },
+        }
+    }
+}
+
+impl fmt::Display for GroupBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupBy::Endpoint => f.write_str("endpoint"),
+            GroupBy::Variant => f.write_str("variant"),
+            GroupBy::Tag(key) => write!(f, "tag:{key}"),
+            GroupBy::Day => f.write_str("day"),
+            GroupBy::Hour => f.write_str("hour"),
+        }
+    }
+}
+
+/// A `--since`/`--until` value: RFC 3339 (any offset, converted to UTC), or a bare
+/// `YYYY-MM-DD` date meaning midnight UTC at its start.
+pub fn parse_time_bound(s: &str) -> Result<DateTime<Utc>, ReportError> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| Utc.from_utc_datetime(&t))
+        .ok_or_else(|| ReportError::BadTime(s.to_owned()))
+}
+
+/// What to report on.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportOptions {
+    /// Grouping.
+    pub by: GroupBy,
+    /// Calls starting at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// Calls starting before this.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl ReportOptions {
+    /// All calls, grouped by `by`.
+    pub fn new(by: GroupBy) -> Self {
+        ReportOptions {
+            by,
+            since: None,
+            until: None,
+        }
+    }
+
+    /// Only calls starting at or after `since`.
+    pub fn since(mut self, since: DateTime<Utc>) -> Self {
+        self.since = Some(since);
+        self
+    }
+
+    /// Only calls starting before `until`.
+    pub fn until(mut self, until: DateTime<Utc>) -> Self {
+        self.until = Some(until);
+        self
+    }
+
+    fn validate(&self) -> Result<(), ReportError> {
+        match (self.since, self.until) {
+            (Some(since), Some(until)) if since >= until => {
+                Err(ReportError::EmptyRange { since, until })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn includes(&self, at: DateTime<Utc>) -> bool {
+        self.since.is_none_or(|s| at >= s) && self.until.is_none_or(|u| at < u)
+    }
+}
+
+/// The figures of one group (or of all calls). See the module docs for definitions.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    /// The group (`total` for all calls).
+    pub key: String,
+    /// Calls.
+    pub calls: u64,
+    /// Total cost of the priced lines.
+    pub cost_usd: Decimal,
+    /// cost_usd × 1000 ÷ calls (`None` without calls).
+    pub usd_per_1000_calls: Option<Decimal>,
+    /// Median cost of one call (nearest rank).
+    pub cost_per_call_p50_usd: Option<Decimal>,
+    /// 95th percentile cost of one call (nearest rank).
+    pub cost_per_call_p95_usd: Option<Decimal>,
+    /// Median latency in ms (nearest rank).
+    pub latency_p50_ms: Option<Decimal>,
+    /// 95th percentile latency in ms (nearest rank).
+    pub latency_p95_ms: Option<Decimal>,
+    /// Input tokens reported.
+    pub input_tokens: u64,
+    /// Output tokens reported.
+    pub output_tokens: u64,
+    /// Calls that reported tokens.
+    pub calls_with_tokens: u64,
+    /// Cost of the calls with tokens × 1000 ÷ their tokens.
+    pub usd_per_1000_tokens: Option<Decimal>,
+    /// Calls with at least one unpriced line.
+    pub unpriced_calls: u64,
+    /// unpriced_calls ÷ calls (0 without calls).
+    pub unpriced_share: Decimal,
+    /// Calls that failed.
+    pub errors: u64,
+    /// Calls cancelled by the caller.
+    pub cancelled: u64,
+    /// Start of the first call.
+    pub first_at: Option<DateTime<Utc>>,
+    /// Start of the last call.
+    pub last_at: Option<DateTime<Utc>>,
+}
+
+/// Time bucket of [`OverTime`].
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bucket {
+    /// One hour.
+    Hour,
+    /// One UTC day.
+    Day,
+}
+
+/// One group's cost in one time bucket.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Point {
+    /// Start of the bucket.
+    pub start: DateTime<Utc>,
+    /// Calls in it.
+    pub calls: u64,
+    /// Their cost.
+    pub cost_usd: Decimal,
+}
+
+/// One group's cost over time (only buckets with calls).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Series {
+    /// The group (for time groupings, the single series `total`).
+    pub key: String,
+    /// Buckets in time order.
+    pub points: Vec<Point>,
+}
+
+/// Cost over time per group: what `--chart` draws.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverTime {
+    /// Bucket size.
+    pub bucket: Bucket,
+    /// One series per group, in the order of [`Report::groups`].
+    pub series: Vec<Series>,
+}
+
+/// A ledger summary. Serialises to JSON with money as decimal strings.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The grouping (`endpoint`, `variant`, `tag:<key>`, `day`, `hour`).
+    pub by: String,
+    /// The `since` filter.
+    pub since: Option<DateTime<Utc>>,
+    /// The `until` filter (excluded).
+    pub until: Option<DateTime<Utc>>,
+    /// One entry per group.
+    pub groups: Vec<GroupSummary>,
+    /// All calls in the range.
+    pub total: GroupSummary,
+    /// Records outside `[since, until)`, not counted.
+    pub outside_range: u64,
+    /// A torn last line of the ledger, skipped.
+    pub torn_tail: Option<TornTail>,
+    /// Cost over time per group.
+    pub over_time: OverTime,
+}
+
+/// Calls and cost per hour (keyed by the hour's start, seconds since the epoch).
+type Hourly = BTreeMap<i64, (u64, Decimal)>;
+
+/// Running sums of one group.
+#[derive(Debug, Default)]
+struct Acc {
+    calls: u64,
+    cost_usd: Decimal,
+    costs: Vec<Decimal>,
+    latencies_us: Vec<u64>,
+    input_tokens: u64,
+    output_tokens: u64,
+    calls_with_tokens: u64,
+    cost_with_tokens: Decimal,
+    unpriced_calls: u64,
+    errors: u64,
+    cancelled: u64,
+    first_at: Option<DateTime<Utc>>,
+    last_at: Option<DateTime<Utc>>,
+    hourly: Hourly,
+}
+
+impl Acc {
+    fn add(&mut self, cost: &Cost) {
+        self.calls += 1;
+        self.cost_usd += cost.cost_usd;
+        self.costs.push(cost.cost_usd);
+        self.latencies_us
+            .push(u64::try_from(cost.usage.latency.as_micros()).unwrap_or(u64::MAX));
+        let (input, output) = (cost.usage.input_tokens, cost.usage.output_tokens);
+        if input.is_some() || output.is_some() {
+            self.calls_with_tokens += 1;
+            self.cost_with_tokens += cost.cost_usd;
+            self.input_tokens += input.unwrap_or(0);
+            self.output_tokens += output.unwrap_or(0);
+        }
+        if !cost.is_fully_priced() {
+            self.unpriced_calls += 1;
+        }
+        match cost.usage.outcome {
+            Outcome::Error => self.errors += 1,
+            Outcome::Cancelled => self.cancelled += 1,
+            _ => {}
+        }
+        self.first_at = Some(self.first_at.map_or(cost.at, |t| t.min(cost.at)));
+        self.last_at = Some(self.last_at.map_or(cost.at, |t| t.max(cost.at)));
+        let hour = cost.at.timestamp().div_euclid(3600) * 3600;
+        let slot = self.hourly.entry(hour).or_default();
+        slot.0 += 1;
+        slot.1 += cost.cost_usd;
+    }
+
+    fn merge(&mut self, other: &Acc) {
+        self.calls += other.calls;
+        self.cost_usd += other.cost_usd;
+        self.costs.extend_from_slice(&other.costs);
+        self.latencies_us.extend_from_slice(&other.latencies_us);
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.calls_with_tokens += other.calls_with_tokens;
+        self.cost_with_tokens += other.cost_with_tokens;
+        self.unpriced_calls += other.unpriced_calls;
+        self.errors += other.errors;
+        self.cancelled += other.cancelled;
+        for t in [other.first_at, other.last_at].into_iter().flatten() {
+            self.first_at = Some(self.first_at.map_or(t, |f| f.min(t)));
+            self.last_at = Some(self.last_at.map_or(t, |l| l.max(t)));
+        }
+        for (hour, (calls, usd)) in &other.hourly {
+            let slot = self.hourly.entry(*hour).or_default();
+            slot.0 += calls;
+            slot.1 += usd;
+        }
+    }
+
+    fn summary(mut self, key: String) -> (GroupSummary, Hourly) {
+        self.costs.sort_unstable();
+        self.latencies_us.sort_unstable();
+        let per_1000 = |usd: Decimal, n: u64| {
+            (n > 0).then(|| round_cost(usd * Decimal::from(1000) / Decimal::from(n)))
+        };
+        let tokens = self.input_tokens + self.output_tokens;
+        let ms = |us: u64| Decimal::new(i64::try_from(us).unwrap_or(i64::MAX), 3);
+        let summary = GroupSummary {
+            key,
+            calls: self.calls,
+            cost_usd: self.cost_usd,
+            usd_per_1000_calls: per_1000(self.cost_usd, self.calls),
+            cost_per_call_p50_usd: nearest_rank(&self.costs, 50).copied(),
+            cost_per_call_p95_usd: nearest_rank(&self.costs, 95).copied(),
+            latency_p50_ms: nearest_rank(&self.latencies_us, 50).map(|&us| ms(us)),
+            latency_p95_ms: nearest_rank(&self.latencies_us, 95).map(|&us| ms(us)),
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            calls_with_tokens: self.calls_with_tokens,
+            usd_per_1000_tokens: per_1000(self.cost_with_tokens, tokens),
+            unpriced_calls: self.unpriced_calls,
+            unpriced_share: if self.calls == 0 {
+                Decimal::ZERO
+            } else {
+                (Decimal::from(self.unpriced_calls) / Decimal::from(self.calls)).round_dp(6)
+            },
+            errors: self.errors,
+            cancelled: self.cancelled,
+            first_at: self.first_at,
+            last_at: self.last_at,
+        };
+        (summary, self.hourly)
+    }
+}
+
+/// The value at nearest rank ⌈p·n/100⌉ of sorted `values`, `None` when empty.
+pub fn nearest_rank<T>(sorted: &[T], percentile: u32) -> Option<&T> {
+    assert!(
+        (1..=100).contains(&percentile),
+        "percentile must be in 1..=100"
+    );
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let rank = (percentile as usize * n).div_ceil(100).max(1);
+    sorted.get(rank - 1)
+}
+
+/// Builds a [`Report`] one receipt at a time (for ledgers larger than memory
+/// would like as `Vec<Cost>`: only the per-call cost and latency are kept).
+#[derive(Debug)]
+pub struct ReportBuilder {
+    options: ReportOptions,
+    groups: HashMap<String, Acc>,
+    outside_range: u64,
+    torn_tail: Option<TornTail>,
+}
+
+impl ReportBuilder {
+    /// An empty report; fails when the range is empty.
+    pub fn new(options: ReportOptions) -> Result<Self, ReportError> {
+        options.validate()?;
+        Ok(ReportBuilder {
+            options,
+            groups: HashMap::new(),
+            outside_range: 0,
+            torn_tail: None,
+        })
+    }
+
+    /// Counts one receipt (or skips it when outside the range).
+    pub fn add(&mut self, cost: &Cost) {
+        if !self.options.includes(cost.at) {
+            self.outside_range += 1;
+            return;
+        }
+        let key = self.options.by.key(cost);
+        self.groups.entry(key).or_default().add(cost);
+    }
+
+    /// Notes that the ledger's torn last line was skipped.
+    pub fn torn_tail(&mut self, torn: Option<TornTail>) {
+        self.torn_tail = torn;
+    }
+
+    /// The report.
+    pub fn finish(self) -> Report {
+        let mut all = Acc::default();
+        for acc in self.groups.values() {
+            all.merge(acc);
+        }
+        let span_hours = match (all.first_at, all.last_at) {
+            (Some(first), Some(last)) => (last - first).num_hours(),
+            _ => 0,
+        };
+        let bucket = if self.options.by == GroupBy::Day {
+            Bucket::Day
+        } else if self.options.by == GroupBy::Hour || span_hours <= HOURLY_SPAN_LIMIT_HOURS {
+            Bucket::Hour
+        } else {
+            Bucket::Day
+        };
+        let (total, total_hourly) = all.summary("total".to_owned());
+
+        let mut groups: Vec<(GroupSummary, Hourly)> = self
+            .groups
+            .into_iter()
+            .map(|(key, acc)| acc.summary(key))
+            .collect();
+        if self.options.by.is_time() {
+            groups.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        } else {
+            groups.sort_by(|a, b| b.0.cost_usd.cmp(&a.0.cost_usd).then(a.0.key.cmp(&b.0.key)));
+        }
+        let series = if self.options.by.is_time() {
+            vec![series("total".to_owned(), &total_hourly, bucket)]
+        } else {
+            groups
+                .iter()
+                .map(|(g, hourly)| series(g.key.clone(), hourly, bucket))
+                .collect()
+        };
+        Report {
+            by: self.options.by.to_string(),
+            since: self.options.since,
+            until: self.options.until,
+            groups: groups.into_iter().map(|(g, _)| g).collect(),
+            total,
+            outside_range: self.outside_range,
+            torn_tail: self.torn_tail,
+            over_time: OverTime { bucket, series },
+        }
+    }
+}
+
+fn series(key: String, hourly: &Hourly, bucket: Bucket) -> Series {
+    let mut buckets: Hourly = BTreeMap::new();
+    for (hour, (calls, usd)) in hourly {
+        let start = match bucket {
+            Bucket::Hour => *hour,
+            Bucket::Day => hour.div_euclid(86_400) * 86_400,
+        };
+        let slot = buckets.entry(start).or_default();
+        slot.0 += calls;
+        slot.1 += usd;
+    }
+    Series {
+        key,
+        points: buckets
+            .into_iter()
+            .map(|(start, (calls, cost_usd))| Point {
+                start: DateTime::from_timestamp(start, 0).unwrap_or_default(),
+                calls,
+                cost_usd,
+            })
+            .collect(),
+    }
+}
+
+/// A report of receipts already in memory.
+pub fn summarize<'a>(
+    records: impl IntoIterator<Item = &'a Cost>,
+    options: &ReportOptions,
+) -> Result<Report, ReportError> {
+    let mut builder = ReportBuilder::new(options.clone())?;
+    for cost in records {
+        builder.add(cost);
+    }
+    Ok(builder.finish())
+}
+
+/// A report of a ledger file, streamed. A torn last line is skipped and noted in
+/// [`Report::torn_tail`]; other damage is an error naming the line.
+pub fn report_file(path: impl AsRef<Path>, options: &ReportOptions) -> Result<Report, ReportError> {
+    let mut builder = ReportBuilder::new(options.clone())?;
+    let mut reader = LedgerReader::open(path)?;
+    for cost in reader.by_ref() {
+        builder.add(&cost?);
+    }
+    builder.torn_tail(reader.torn_tail().cloned());
+    Ok(builder.finish())
+}
+
+/// Renders the report as a plain-text table (groups, then the total), followed by
+/// notes (range, unpriced calls, torn tail). Money is shown exactly.
+pub fn render_table(report: &Report) -> String {
+    const HEADERS: [&str; 14] = [
+        "",
+        "calls",
+        "cost USD",
+        "USD/1k calls",
+        "p50 USD/call",
+        "p95 USD/call",
+        "p50 ms",
+        "p95 ms",
+        "tokens in",
+        "tokens out",
+        "USD/1k tokens",
+        "unpriced",
+        "errors",
+        "cancelled",
+    ];
+    let opt = |d: Option<Decimal>| d.map_or_else(|| "-".to_owned(), |d| d.normalize().to_string());
+    let row = |g: &GroupSummary| -> Vec<String> {
+        vec![
+            g.key.clone(),
+            g.calls.to_string(),
+            g.cost_usd.normalize().to_string(),
+            opt(g.usd_per_1000_calls),
+            opt(g.cost_per_call_p50_usd),
+            opt(g.cost_per_call_p95_usd),
+            opt(g.latency_p50_ms),
+            opt(g.latency_p95_ms),
+            g.input_tokens.to_string(),
+            g.output_tokens.to_string(),
+            opt(g.usd_per_1000_tokens),
+            if g.unpriced_calls == 0 {
+                "0".to_owned()
+            } else {
+                format!(
+                    "{} ({}%)",
+                    g.unpriced_calls,
+                    (g.unpriced_share * Decimal::from(100))
+                        .round_dp(1)
+                        .normalize()
+                )
+            },
+            g.errors.to_string(),
+            g.cancelled.to_string(),
+        ]
+    };
+    let mut header: Vec<String> = HEADERS.iter().map(|h| (*h).to_owned()).collect();
+    header[0] = report.by.clone();
+    let body: Vec<Vec<String>> = report.groups.iter().map(row).collect();
+    let total = row(&report.total);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in body.iter().chain([&total]) {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| -> String {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == 0 {
+                out.push_str(&format!("{cell:<w$}"));
+            } else {
+                out.push_str(&format!("  {cell:>w$}"));
+            }
+        }
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+        out
+    };
+    let rule: String = {
+        let width = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+        format!("{}\n", "-".repeat(width))
+    };
+    let mut out = line(&header);
+    out.push_str(&rule);
+    for r in &body {
+        out.push_str(&line(r));
+    }
+    out.push_str(&rule);
+    out.push_str(&line(&total));
+
+    let range = match (report.since, report.until) {
+        (None, None) => "all calls".to_owned(),
+        (Some(s), None) => format!("calls from {}", s.to_rfc3339()),
+        (None, Some(u)) => format!("calls before {}", u.to_rfc3339()),
+        (Some(s), Some(u)) => format!(
+            "calls from {} to {} (excluded)",
+            s.to_rfc3339(),
+            u.to_rfc3339()
+        ),
+    };
+    out.push_str(&format!("\n{range}"));
+    if report.outside_range > 0 {
+        out.push_str(&format!(
+            "; {} outside the range not counted",
+            report.outside_range
+        ));
+    }
+    out.push('\n');
+    if report.total.unpriced_calls > 0 {
+        out.push_str(&format!(
+            "note: {} of {} calls had unpriced lines: cost figures are lower bounds\n",
+            report.total.unpriced_calls, report.total.calls
+        ));
+    }
+    if let Some(torn) = &report.torn_tail {
+        out.push_str(&format!(
+            "note: skipped a torn last line ({} bytes at line {}) left by an interrupted write\n",
+            torn.bytes, torn.line
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_is_an_observed_value() {
+        let v = [1, 2, 3, 4];
+        assert_eq!(nearest_rank(&v, 50), Some(&2)); // ⌈0.5·4⌉ = 2
+        assert_eq!(nearest_rank(&v, 95), Some(&4)); // ⌈0.95·4⌉ = 4
+        assert_eq!(nearest_rank(&v, 25), Some(&1)); // ⌈0.25·4⌉ = 1
+        assert_eq!(nearest_rank(&[7], 50), Some(&7));
+        assert_eq!(nearest_rank::<u8>(&[], 50), None);
+        let hundred: Vec<u32> = (1..=100).collect();
+        assert_eq!(nearest_rank(&hundred, 95), Some(&95));
+        let twenty: Vec<u32> = (1..=20).collect();
+        assert_eq!(nearest_rank(&twenty, 95), Some(&19)); // ⌈19⌉ = 19
+        assert_eq!(nearest_rank(&twenty, 96), Some(&20)); // ⌈19.2⌉ = 20
+    }
+
+    #[test]
+    fn group_by_parses_and_prints_back() {
+        for s in ["endpoint", "variant", "day", "hour", "tag:team"] {
+            assert_eq!(s.parse::<GroupBy>().unwrap().to_string(), s);
+        }
+        for bad in ["", "tag:", "tag: ", "week", "Endpoint"] {
+            let err = bad.parse::<GroupBy>().unwrap_err();
+            assert!(err.to_string().contains("tag:<key>"), "{err}");
+        }
+    }
+
+    #[test]
+    fn time_bounds_accept_rfc3339_and_dates() {
+        let t = parse_time_bound("2026-11-01").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-01T00:00:00+00:00");
+        let t = parse_time_bound("2026-11-01T10:30:00+02:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-01T08:30:00+00:00");
+        assert!(matches!(
+            parse_time_bound("yesterday"),
+            Err(ReportError::BadTime(_))
+        ));
+        assert!(parse_time_bound("2026-13-01").is_err());
+    }
+
+    #[test]
+    fn an_empty_range_is_rejected() {
+        let t = parse_time_bound("2026-11-01").unwrap();
+        let err = ReportBuilder::new(ReportOptions::default().since(t).until(t)).unwrap_err();
+        assert!(matches!(err, ReportError::EmptyRange { .. }), "{err:?}");
+    }
+}

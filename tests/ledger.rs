@@ -1,0 +1,402 @@
+//! The JSON Lines ledger through a real client against the in-process fake
+//! SageMaker: what the file holds, how it is created, how it survives a crash.
+
+#[path = "support/fake_sagemaker.rs"]
+mod fake_sagemaker;
+
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use fake_sagemaker::{FakeSageMaker, FakeVariant};
+use rust_decimal::Decimal;
+use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+use sagemeter::ledger::{CostSink, JsonlLedger, LedgerError, Refused, read_all};
+use sagemeter::pricing::PriceKey;
+use sagemeter::{Client, Cost};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+async fn fake() -> FakeSageMaker {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    fake
+}
+
+/// A client pricing from overrides only, with a fixed profile: no discovery,
+/// no Price List.
+async fn client(fake: &FakeSageMaker, ledger: &JsonlLedger) -> Client {
+    let r = "us-east-1";
+    Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+        ))
+        .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), dec("0.23"))
+        .price_override(PriceKey::DataIn { region: r.into() }, dec("0.016"))
+        .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
+        .default_tag("team", "search")
+        .sink(ledger.clone())
+        .build()
+        .unwrap()
+}
+
+async fn call(client: &Client, body: &str, tag: Option<(&str, &str)>) -> Cost {
+    let mut request = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .content_type("application/json")
+        .body(Blob::new(body.to_owned()));
+    if let Some((k, v)) = tag {
+        request = request.tag(k, v);
+    }
+    request.send().await.unwrap().into_parts().1
+}
+
+/// A receipt for file-level tests that need no client.
+fn receipt(id: u32) -> Cost {
+    serde_json::from_value(serde_json::json!({
+        "call_id": format!("c{id}"), "at": "2026-11-02T10:00:00Z", "endpoint": "rt",
+        "variant": "AllTraffic", "allocation": "busy_time",
+        "usage": {"operation": "invoke_endpoint", "latency_us": 1000 + id, "bytes_in": 10,
+                  "bytes_out": 20, "variant": "AllTraffic", "outcome": "ok"},
+        "lines": [], "cost_usd": format!("0.{id:06}"), "currency": "USD",
+        "running_client_usd": "0", "running_endpoint_usd": "0"
+    }))
+    .unwrap()
+}
+
+async fn write_receipts(path: &Path, n: u32) -> Vec<Cost> {
+    let ledger = JsonlLedger::open(path).unwrap();
+    let receipts: Vec<Cost> = (0..n).map(receipt).collect();
+    for r in &receipts {
+        ledger.try_record(r).unwrap();
+    }
+    ledger.shutdown().await.unwrap();
+    receipts
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn the_ledger_holds_exactly_the_receipts_of_the_calls_with_their_tags() {
+    let fake = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    let client = client(&fake, &ledger).await;
+
+    let mut receipts = Vec::new();
+    for i in 0..20 {
+        let tag = (i % 2 == 0).then_some(("tenant", "acme"));
+        receipts.push(call(&client, &format!(r#"{{"n":{i}}}"#), tag).await);
+    }
+    ledger.shutdown().await.unwrap();
+
+    let read = read_all(&path).unwrap();
+    assert!(read.torn_tail.is_none());
+    assert_eq!(read.records, receipts);
+    // Byte for byte: each line, without its `"v"` envelope, is the receipt's serde JSON.
+    let text = fs::read_to_string(&path).unwrap();
+    for (line, receipt) in text.lines().zip(&receipts) {
+        let expected = serde_json::to_string(receipt).unwrap();
+        assert_eq!(line, format!("{{\"v\":1,{}", &expected[1..]));
+    }
+    assert_eq!(text.lines().count(), 20);
+    // Tags: the client's default on every line, the per-call one where it was set.
+    assert!(read.records.iter().all(|c| c.tags["team"] == "search"));
+    let acme = read
+        .records
+        .iter()
+        .filter(|c| c.tags.get("tenant").map(String::as_str) == Some("acme"))
+        .count();
+    assert_eq!(acme, 10);
+    // The sums agree with the client's running total to the last digit.
+    let sum: Decimal = read.records.iter().map(|c| c.cost_usd).sum();
+    assert_eq!(sum, client.meter().totals().client_usd);
+    let stats = ledger.stats();
+    assert_eq!(
+        (stats.accepted, stats.written, stats.dropped_full),
+        (20, 20, 0)
+    );
+}
+
+#[tokio::test]
+async fn no_payload_byte_reaches_the_ledger() {
+    let fake = fake().await;
+    let marker = "PAYLOAD-MARKER-ledger-91c2";
+    fake.set_response_body(
+        format!(r#"{{"text":"{marker}","usage":{{"prompt_tokens":3,"completion_tokens":4}}}}"#)
+            .as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    let client = client(&fake, &ledger).await;
+    let cost = call(&client, &format!(r#"{{"inputs":"{marker}"}}"#), None).await;
+    ledger.shutdown().await.unwrap();
+
+    // The marker went both ways...
+    assert!(
+        fake.state.received_bodies.lock().unwrap()[0]
+            .windows(marker.len())
+            .any(|w| w == marker.as_bytes())
+    );
+    assert_eq!(cost.usage.output_tokens, Some(4));
+    // ...and is nowhere in the file, which does hold the call.
+    let bytes = fs::read(&path).unwrap();
+    assert!(!bytes.windows(marker.len()).any(|w| w == marker.as_bytes()));
+    assert_eq!(read_all(&path).unwrap().records, vec![cost]);
+}
+
+#[tokio::test]
+async fn a_new_ledger_file_is_owner_read_write_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    assert_eq!(mode(&path), 0o600);
+    ledger.shutdown().await.unwrap();
+    // Reopening an owner-only file appends to it and leaves its mode alone.
+    let ledger = JsonlLedger::open(&path).unwrap();
+    ledger.try_record(&receipt(1)).unwrap();
+    ledger.shutdown().await.unwrap();
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(read_all(&path).unwrap().records.len(), 1);
+}
+
+#[tokio::test]
+async fn an_existing_ledger_readable_by_others_is_refused_and_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    fs::write(&path, b"").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    let err = JsonlLedger::open(&path).unwrap_err();
+    assert!(
+        matches!(err, LedgerError::Permissions { mode: 0o644, .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("644") && message.contains("chmod 600"),
+        "{message}"
+    );
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert_eq!(mode(&path), 0o644, "permissions are not changed");
+}
+
+#[tokio::test]
+async fn a_missing_directory_is_an_error_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no/such/dir/calls.jsonl");
+    let err = JsonlLedger::open(&path).unwrap_err();
+    assert!(matches!(err, LedgerError::Open { .. }), "{err:?}");
+    assert!(err.to_string().contains("no/such/dir/calls.jsonl"), "{err}");
+}
+
+#[tokio::test]
+async fn shutdown_writes_everything_recorded_then_refuses_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let ledger = JsonlLedger::builder(&path)
+        .capacity(100_000)
+        .open()
+        .unwrap();
+    let receipts: Vec<Cost> = (0..10_000).map(receipt).collect();
+    for r in &receipts {
+        ledger.record(r);
+    }
+    ledger.shutdown().await.unwrap();
+    assert_eq!(read_all(&path).unwrap().records, receipts);
+
+    assert_eq!(ledger.try_record(&receipt(1)), Err(Refused::Closed));
+    let stats = ledger.stats();
+    assert_eq!(stats.accepted, 10_000);
+    assert_eq!(stats.written, 10_000);
+    assert_eq!(stats.refused_closed, 1);
+    // Through the trait, as a client would on shutdown: nothing left, no error.
+    let sink: &dyn CostSink = &ledger;
+    sink.shutdown().await.unwrap();
+    sink.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn flush_makes_every_record_before_it_readable_without_stopping_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    for i in 0..3 {
+        ledger.try_record(&receipt(i)).unwrap();
+    }
+    ledger.flush().await.unwrap();
+    assert_eq!(read_all(&path).unwrap().records.len(), 3);
+    ledger.try_record(&receipt(3)).unwrap();
+    ledger.sync().await.unwrap();
+    assert_eq!(read_all(&path).unwrap().records.len(), 4);
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_writes_everything_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    let copy = ledger.clone();
+    for i in 0..500 {
+        copy.try_record(&receipt(i)).unwrap();
+    }
+    drop(copy);
+    drop(ledger);
+    assert_eq!(read_all(&path).unwrap().records.len(), 500);
+}
+
+#[tokio::test]
+async fn a_torn_last_line_is_skipped_with_a_warning_and_everything_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let receipts = write_receipts(&path, 5).await;
+    // A crash in the middle of the fifth line's write.
+    let len = fs::metadata(&path).unwrap().len();
+    let last_line = fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .len() as u64;
+    let cut = len - last_line / 2;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+
+    let read = read_all(&path).unwrap();
+    assert_eq!(read.records, receipts[..4]);
+    let torn = read.torn_tail.expect("the torn line is reported");
+    assert_eq!(torn.line, 5);
+    // It started right after the fourth line's newline, and ran to the cut.
+    assert_eq!(torn.offset, len - last_line - 1);
+    assert_eq!(torn.bytes, cut - torn.offset);
+}
+
+#[tokio::test]
+async fn reopening_after_a_crash_cuts_the_torn_line_so_new_records_follow_whole_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let receipts = write_receipts(&path, 3).await;
+    let len = fs::metadata(&path).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 30)
+        .unwrap();
+
+    let ledger = JsonlLedger::open(&path).unwrap();
+    ledger.try_record(&receipt(99)).unwrap();
+    ledger.shutdown().await.unwrap();
+    let read = read_all(&path).unwrap();
+    assert!(read.torn_tail.is_none());
+    let ids: Vec<_> = read.records.iter().map(|c| c.call_id.as_str()).collect();
+    assert_eq!(ids, [&receipts[0].call_id, &receipts[1].call_id, "c99"]);
+}
+
+#[tokio::test]
+async fn reopening_completes_a_last_record_that_only_lost_its_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    write_receipts(&path, 2).await;
+    let len = fs::metadata(&path).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+    let ledger = JsonlLedger::open(&path).unwrap();
+    ledger.try_record(&receipt(7)).unwrap();
+    ledger.shutdown().await.unwrap();
+    let ids: Vec<_> = read_all(&path)
+        .unwrap()
+        .records
+        .into_iter()
+        .map(|c| c.call_id)
+        .collect();
+    assert_eq!(ids, ["c0", "c1", "c7"]);
+}
+
+#[tokio::test]
+async fn damage_before_the_last_line_is_an_error_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    write_receipts(&path, 4).await;
+    let text = fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let broken = &lines[2][..lines[2].len() / 2];
+    lines[2] = broken;
+    fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    let err = read_all(&path).unwrap_err();
+    assert!(
+        matches!(err, LedgerError::Corrupt { line: 3, .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("line 3"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+}
+
+#[test]
+fn an_unreadable_ledger_is_an_error_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.jsonl");
+    let err = read_all(&path).unwrap_err();
+    assert!(matches!(err, LedgerError::Open { .. }), "{err:?}");
+    assert!(err.to_string().contains("missing.jsonl"), "{err}");
+    let err = read_all(dir.path()).unwrap_err();
+    assert!(matches!(err, LedgerError::NotAFile { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_hand_written_receipt_without_envelope_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let mut f = fs::File::create(&path).unwrap();
+    writeln!(f, "{}", serde_json::to_string(&receipt(1)).unwrap()).unwrap();
+    drop(f);
+    assert_eq!(read_all(&path).unwrap().records, vec![receipt(1)]);
+}
+
+#[tokio::test]
+async fn periodic_sync_runs_alongside_the_writer_and_a_zero_interval_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let err = JsonlLedger::builder(&path)
+        .sync_every(std::time::Duration::ZERO)
+        .open()
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::InvalidOption(_)), "{err:?}");
+    let err = JsonlLedger::builder(&path).capacity(0).open().unwrap_err();
+    assert!(err.to_string().contains("capacity"), "{err}");
+    assert!(!path.exists(), "invalid options do not create the file");
+
+    let ledger = JsonlLedger::builder(&path)
+        .sync_every(std::time::Duration::from_millis(5))
+        .open()
+        .unwrap();
+    for i in 0..3 {
+        ledger.try_record(&receipt(i)).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(12)).await;
+    }
+    ledger.shutdown().await.unwrap();
+    assert_eq!(read_all(&path).unwrap().records.len(), 3);
+    assert_eq!(ledger.stats().written, 3);
+}

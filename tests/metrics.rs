@@ -1,0 +1,229 @@
+//! The `metrics` counters and histograms of metered calls, captured with a
+//! debugging recorder installed for this thread (the tests run on a
+//! current-thread runtime, so the calls' metrics land on it).
+
+#[path = "support/fake_sagemaker.rs"]
+mod fake_sagemaker;
+
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use fake_sagemaker::{FakeSageMaker, FakeVariant};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+use sagemeter::pricing::PriceKey;
+use sagemeter::{Client, Cost, Error};
+use std::collections::{BTreeMap, HashMap};
+
+type Labels = BTreeMap<String, String>;
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Every metric of the snapshot by (name, labels).
+fn by_name_and_labels(recorder: &DebuggingRecorder) -> HashMap<(String, Labels), DebugValue> {
+    recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            let labels = key
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            ((key.name().to_owned(), labels), value)
+        })
+        .collect()
+}
+
+async fn fake() -> FakeSageMaker {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    fake.add_endpoint(
+        "exotic",
+        vec![FakeVariant::instance("AllTraffic", "ml.nope.xlarge", 1)],
+    );
+    fake
+}
+
+async fn client(fake: &FakeSageMaker) -> Client {
+    let r = "us-east-1";
+    Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+        ))
+        .endpoint_profile(EndpointProfile::new(
+            "exotic",
+            vec![VariantProfile::instance("AllTraffic", "ml.nope.xlarge", 1)],
+        ))
+        .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), dec("0.23"))
+        .price_override(PriceKey::DataIn { region: r.into() }, dec("0.016"))
+        .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
+        .default_tag("team", "search")
+        .metric_tag_labels(["team"])
+        .build()
+        .unwrap()
+}
+
+async fn call(client: &Client, endpoint: &str, team: Option<&str>) -> Result<Cost, Error> {
+    let mut request = client
+        .invoke_endpoint()
+        .endpoint_name(endpoint)
+        .body(Blob::new("{}"));
+    if let Some(team) = team {
+        request = request.tag("team", team);
+    }
+    request.send().await.map(|r| r.into_parts().1)
+}
+
+#[tokio::test]
+async fn counters_and_histograms_carry_endpoint_variant_price_source_and_the_opted_in_tag() {
+    let recorder = DebuggingRecorder::new();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let fake = fake().await;
+    let client = client(&fake).await;
+
+    let search_1 = call(&client, "rt", None).await.unwrap();
+    let search_2 = call(&client, "rt", None).await.unwrap();
+    let ads = call(&client, "rt", Some("ads")).await.unwrap();
+    *fake.state.invoke_error.lock().unwrap() = Some((424, "ModelError".into()));
+    let Err(Error::Invoke {
+        cost: Some(failed), ..
+    }) = call(&client, "rt", None).await
+    else {
+        panic!("a model error has a receipt")
+    };
+    *fake.state.invoke_error.lock().unwrap() = None;
+    let unpriced = call(&client, "exotic", None).await.unwrap();
+    assert!(!unpriced.is_fully_priced());
+
+    let metrics = by_name_and_labels(&recorder);
+    let base = |endpoint: &str, team: &str| {
+        labels(&[
+            ("endpoint", endpoint),
+            ("variant", "AllTraffic"),
+            ("price_source", "override"),
+            ("team", team),
+        ])
+    };
+    let with = |mut l: Labels, k: &str, v: &str| {
+        l.insert(k.into(), v.into());
+        l
+    };
+    let counter = |name: &str, l: Labels| match metrics.get(&(name.to_owned(), l.clone())) {
+        Some(DebugValue::Counter(n)) => *n,
+        other => panic!("{name} {l:?}: {other:?}\nall: {:#?}", metrics.keys()),
+    };
+
+    // 2 ok + 1 failed call tagged search on rt, 1 ads; the per-call tag wins.
+    assert_eq!(
+        counter("sagemeter_invocations_total", base("rt", "search")),
+        3
+    );
+    assert_eq!(counter("sagemeter_invocations_total", base("rt", "ads")), 1);
+    assert_eq!(
+        counter("sagemeter_invocations_total", base("exotic", "search")),
+        1
+    );
+    let search_error = with(base("rt", "search"), "outcome", "error");
+    assert_eq!(counter("sagemeter_errors_total", search_error), 1);
+    assert!(
+        !metrics.contains_key(&(
+            "sagemeter_errors_total".into(),
+            with(base("rt", "ads"), "outcome", "error")
+        )),
+        "no error was counted for ads"
+    );
+    // The exotic instance type has no price: the call counts as unpriced (its
+    // data lines are priced, so its price_source is still `override`).
+    assert_eq!(
+        counter("sagemeter_unpriced_total", base("exotic", "search")),
+        1
+    );
+    // The fake reports 12 prompt and 30 completion tokens on every successful call.
+    let input = |team| with(base("rt", team), "direction", "input");
+    let output = |team| with(base("rt", team), "direction", "output");
+    assert_eq!(counter("sagemeter_tokens_total", input("search")), 2 * 12);
+    assert_eq!(counter("sagemeter_tokens_total", output("search")), 2 * 30);
+    assert_eq!(counter("sagemeter_tokens_total", input("ads")), 12);
+
+    // Micro-dollars: the exact sum of the receipts, truncated (remainders carry).
+    let micro = |costs: &[&Cost]| {
+        let sum: Decimal = costs.iter().map(|c| c.cost_usd).sum();
+        (sum * Decimal::from(1_000_000)).trunc().to_u64().unwrap()
+    };
+    assert_eq!(
+        counter("sagemeter_cost_micro_usd_total", base("rt", "search")),
+        micro(&[&search_1, &search_2, &failed])
+    );
+    assert_eq!(
+        counter("sagemeter_cost_micro_usd_total", base("rt", "ads")),
+        micro(&[&ads])
+    );
+
+    // One histogram value per call, in seconds and USD.
+    let Some(DebugValue::Histogram(latencies)) =
+        metrics.get(&("sagemeter_latency_seconds".to_owned(), base("rt", "search")))
+    else {
+        panic!("no latency histogram")
+    };
+    assert_eq!(latencies.len(), 3);
+    let expected_s = search_1.usage.latency.as_secs_f64();
+    assert!(latencies.iter().any(|v| (v.0 - expected_s).abs() < 1e-9));
+    let Some(DebugValue::Histogram(costs)) =
+        metrics.get(&("sagemeter_cost_usd".to_owned(), base("rt", "ads")))
+    else {
+        panic!("no cost histogram")
+    };
+    assert_eq!(costs.len(), 1);
+}
+
+#[tokio::test]
+async fn metrics_are_described_with_units_when_the_client_is_built() {
+    let recorder = DebuggingRecorder::new();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let fake = fake().await;
+    let client = client(&fake).await;
+    call(&client, "rt", None).await.unwrap();
+    let described: HashMap<String, Option<metrics::Unit>> = recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, unit, _, _)| (key.key().name().to_owned(), unit))
+        .collect();
+    assert_eq!(
+        described["sagemeter_latency_seconds"],
+        Some(metrics::Unit::Seconds)
+    );
+    assert_eq!(
+        described["sagemeter_invocations_total"],
+        Some(metrics::Unit::Count)
+    );
+}
+
+#[tokio::test]
+async fn a_tag_label_that_clashes_with_a_built_in_label_is_a_build_error() {
+    let fake = fake().await;
+    let err = Client::builder(&fake.sdk_config().await)
+        .metric_tag_labels(["endpoint"])
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("clashes"), "{err}");
+}

@@ -1,0 +1,379 @@
+//! `sagemeter::report` on a small hand-written ledger: every figure is checked
+//! against arithmetic done by hand (shown in the comments).
+
+use rust_decimal::Decimal;
+use sagemeter::Cost;
+use sagemeter::ledger::JsonlLedger;
+use sagemeter::report::{
+    Bucket, GroupBy, GroupSummary, Report, ReportError, ReportOptions, UNTAGGED, parse_time_bound,
+    render_table, report_file, summarize,
+};
+use serde_json::json;
+use std::path::Path;
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+/// One receipt of the fixture.
+struct Call {
+    at: &'static str,
+    endpoint: &'static str,
+    variant: &'static str,
+    cost_usd: &'static str,
+    latency_us: u64,
+    tokens: Option<(u64, u64)>,
+    outcome: &'static str,
+    unpriced: bool,
+    team: Option<&'static str>,
+}
+
+impl Call {
+    fn cost(&self, id: usize) -> Cost {
+        let mut usage = json!({
+            "operation": "invoke_endpoint", "latency_us": self.latency_us,
+            "bytes_in": 100, "bytes_out": 200, "variant": self.variant,
+            "outcome": self.outcome,
+        });
+        if let Some((input, output)) = self.tokens {
+            usage["input_tokens"] = json!(input);
+            usage["output_tokens"] = json!(output);
+        }
+        let mut lines = vec![json!({
+            "item": "compute", "quantity": "0.0001", "unit": "instance_hours",
+            "price": {"status": "priced", "usd_per_unit": "1", "cost_usd": self.cost_usd,
+                      "provenance": {"source": "live", "sku": null, "effective_date": null,
+                                     "fetched_at": null, "note": null}}
+        })];
+        if self.unpriced {
+            lines.push(json!({
+                "item": "data_in", "quantity": "0.0000001", "unit": "gigabytes",
+                "price": {"status": "unpriced", "reason": "no data-in price in us-east-1"}
+            }));
+        }
+        let mut cost = json!({
+            "call_id": format!("req-{id}"), "at": self.at, "endpoint": self.endpoint,
+            "variant": self.variant, "allocation": "busy_time", "usage": usage,
+            "lines": lines, "cost_usd": self.cost_usd, "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0",
+        });
+        if let Some(team) = self.team {
+            cost["tags"] = json!({ "team": team });
+        }
+        serde_json::from_value(cost).unwrap()
+    }
+}
+
+#[rustfmt::skip]
+const CALLS: [Call; 8] = [
+    // at,                        endpoint, variant, cost,    latency, tokens,          outcome,     unpriced, team
+    Call { at: "2026-11-01T09:15:00Z", endpoint: "chat",  variant: "A", cost_usd: "0.010", latency_us: 100_000, tokens: Some((100, 200)), outcome: "ok",        unpriced: false, team: Some("search") },
+    Call { at: "2026-11-01T09:45:00Z", endpoint: "chat",  variant: "A", cost_usd: "0.020", latency_us: 200_000, tokens: Some((50, 150)),  outcome: "ok",        unpriced: false, team: Some("search") },
+    Call { at: "2026-11-01T10:05:00Z", endpoint: "chat",  variant: "B", cost_usd: "0.030", latency_us: 300_000, tokens: None,             outcome: "error",     unpriced: false, team: Some("ads") },
+    Call { at: "2026-11-02T08:00:00Z", endpoint: "chat",  variant: "A", cost_usd: "0.040", latency_us: 400_000, tokens: Some((300, 700)), outcome: "ok",        unpriced: false, team: None },
+    Call { at: "2026-11-02T12:00:00Z", endpoint: "embed", variant: "A", cost_usd: "0.001", latency_us: 10_000,  tokens: None,             outcome: "ok",        unpriced: true,  team: Some("search") },
+    Call { at: "2026-11-02T13:00:00Z", endpoint: "embed", variant: "A", cost_usd: "0.002", latency_us: 20_000,  tokens: None,             outcome: "cancelled", unpriced: false, team: Some("search") },
+    Call { at: "2026-11-03T00:00:00Z", endpoint: "embed", variant: "A", cost_usd: "0.003", latency_us: 30_000,  tokens: None,             outcome: "ok",        unpriced: false, team: Some("ads") },
+    // Before the week: only in reports without `since`.
+    Call { at: "2026-10-31T23:59:59Z", endpoint: "chat",  variant: "A", cost_usd: "1.000", latency_us: 5_000,   tokens: None,             outcome: "ok",        unpriced: false, team: Some("search") },
+];
+
+fn fixture() -> Vec<Cost> {
+    CALLS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c.cost(i + 1))
+        .collect()
+}
+
+/// The fixture, written through the ledger writer.
+async fn fixture_file(path: &Path) {
+    let ledger = JsonlLedger::open(path).unwrap();
+    for cost in fixture() {
+        ledger.try_record(&cost).unwrap();
+    }
+    ledger.shutdown().await.unwrap();
+}
+
+fn since_nov_1(by: GroupBy) -> ReportOptions {
+    ReportOptions::new(by).since(parse_time_bound("2026-11-01").unwrap())
+}
+
+fn group<'a>(report: &'a Report, key: &str) -> &'a GroupSummary {
+    report
+        .groups
+        .iter()
+        .find(|g| g.key == key)
+        .unwrap_or_else(|| panic!("no group {key} in {report:#?}"))
+}
+
+#[test]
+fn per_endpoint_figures_match_the_hand_computed_ones() {
+    let report = summarize(&fixture(), &since_nov_1(GroupBy::Endpoint)).unwrap();
+    assert_eq!(
+        report.outside_range, 1,
+        "the 31 October call is not counted"
+    );
+    let keys: Vec<_> = report.groups.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(keys, ["chat", "embed"], "highest cost first");
+
+    let chat = group(&report, "chat");
+    assert_eq!(chat.calls, 4);
+    // 0.010 + 0.020 + 0.030 + 0.040
+    assert_eq!(chat.cost_usd, dec("0.100"));
+    // 0.100 × 1000 / 4
+    assert_eq!(chat.usd_per_1000_calls, Some(dec("25")));
+    // sorted 0.01 0.02 0.03 0.04: p50 = rank ⌈0.5·4⌉ = 2, p95 = rank ⌈3.8⌉ = 4
+    assert_eq!(chat.cost_per_call_p50_usd, Some(dec("0.020")));
+    assert_eq!(chat.cost_per_call_p95_usd, Some(dec("0.040")));
+    assert_eq!(chat.latency_p50_ms, Some(dec("200")));
+    assert_eq!(chat.latency_p95_ms, Some(dec("400")));
+    // tokens: in 100 + 50 + 300, out 200 + 150 + 700, over 3 calls
+    assert_eq!(
+        (
+            chat.input_tokens,
+            chat.output_tokens,
+            chat.calls_with_tokens
+        ),
+        (450, 1050, 3)
+    );
+    // (0.010 + 0.020 + 0.040) × 1000 / 1500 tokens = 0.0466…, to 12 places
+    assert_eq!(chat.usd_per_1000_tokens, Some(dec("0.046666666667")));
+    assert_eq!((chat.unpriced_calls, chat.unpriced_share), (0, dec("0")));
+    assert_eq!((chat.errors, chat.cancelled), (1, 0));
+
+    let embed = group(&report, "embed");
+    assert_eq!(embed.calls, 3);
+    assert_eq!(embed.cost_usd, dec("0.006"));
+    // 0.006 × 1000 / 3
+    assert_eq!(embed.usd_per_1000_calls, Some(dec("2")));
+    // sorted 0.001 0.002 0.003: p50 = rank 2, p95 = rank ⌈2.85⌉ = 3
+    assert_eq!(embed.cost_per_call_p50_usd, Some(dec("0.002")));
+    assert_eq!(embed.cost_per_call_p95_usd, Some(dec("0.003")));
+    assert_eq!(embed.latency_p50_ms, Some(dec("20")));
+    assert_eq!(embed.latency_p95_ms, Some(dec("30")));
+    assert_eq!(embed.usd_per_1000_tokens, None, "no call reported tokens");
+    // 1 of 3 calls had an unpriced line
+    assert_eq!(
+        (embed.unpriced_calls, embed.unpriced_share),
+        (1, dec("0.333333"))
+    );
+    assert_eq!((embed.errors, embed.cancelled), (0, 1));
+
+    let total = &report.total;
+    assert_eq!(total.key, "total");
+    assert_eq!(total.calls, 7);
+    assert_eq!(total.cost_usd, dec("0.106"));
+    // 0.106 × 1000 / 7 = 15.142857142857142…
+    assert_eq!(total.usd_per_1000_calls, Some(dec("15.142857142857")));
+    // sorted 0.001 0.002 0.003 0.01 0.02 0.03 0.04: p50 = rank ⌈3.5⌉ = 4, p95 = rank ⌈6.65⌉ = 7
+    assert_eq!(total.cost_per_call_p50_usd, Some(dec("0.010")));
+    assert_eq!(total.cost_per_call_p95_usd, Some(dec("0.040")));
+    // sorted 10 20 30 100 200 300 400 ms
+    assert_eq!(total.latency_p50_ms, Some(dec("100")));
+    assert_eq!(total.latency_p95_ms, Some(dec("400")));
+    // 1 / 7 = 0.142857…
+    assert_eq!(total.unpriced_share, dec("0.142857"));
+    assert_eq!((total.errors, total.cancelled), (1, 1));
+    assert_eq!(
+        total.first_at,
+        Some(parse_time_bound("2026-11-01T09:15:00Z").unwrap())
+    );
+    assert_eq!(
+        total.last_at,
+        Some(parse_time_bound("2026-11-03T00:00:00Z").unwrap())
+    );
+}
+
+#[test]
+fn per_tag_groups_put_untagged_calls_together() {
+    let report = summarize(&fixture(), &since_nov_1("tag:team".parse().unwrap())).unwrap();
+    let rows: Vec<_> = report
+        .groups
+        .iter()
+        .map(|g| (g.key.as_str(), g.calls, g.cost_usd))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            // call 4
+            (UNTAGGED, 1, dec("0.040")),
+            // calls 3, 7: 0.030 + 0.003; equal cost to search, so by name
+            ("ads", 2, dec("0.033")),
+            // calls 1, 2, 5, 6: 0.010 + 0.020 + 0.001 + 0.002
+            ("search", 4, dec("0.033")),
+        ]
+    );
+    assert_eq!(report.by, "tag:team");
+}
+
+#[test]
+fn per_variant_groups_are_endpoint_slash_variant() {
+    let report = summarize(&fixture(), &since_nov_1(GroupBy::Variant)).unwrap();
+    let rows: Vec<_> = report
+        .groups
+        .iter()
+        .map(|g| (g.key.as_str(), g.calls, g.cost_usd))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("chat/A", 3, dec("0.070")),
+            ("chat/B", 1, dec("0.030")),
+            ("embed/A", 3, dec("0.006")),
+        ]
+    );
+}
+
+#[test]
+fn per_day_groups_are_utc_days_in_time_order() {
+    let report = summarize(&fixture(), &ReportOptions::new(GroupBy::Day)).unwrap();
+    let rows: Vec<_> = report
+        .groups
+        .iter()
+        .map(|g| (g.key.as_str(), g.calls, g.cost_usd))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("2026-10-31", 1, dec("1.000")),
+            ("2026-11-01", 3, dec("0.060")),
+            ("2026-11-02", 3, dec("0.043")),
+            ("2026-11-03", 1, dec("0.003")),
+        ]
+    );
+    assert_eq!(report.outside_range, 0);
+    // Over time, a time grouping is one series in its own bucket.
+    assert_eq!(report.over_time.bucket, Bucket::Day);
+    assert_eq!(report.over_time.series.len(), 1);
+    assert_eq!(report.over_time.series[0].points.len(), 4);
+}
+
+#[test]
+fn since_is_included_and_until_excluded() {
+    let options = ReportOptions::new(GroupBy::Hour)
+        .since(parse_time_bound("2026-11-01T09:15:00Z").unwrap())
+        .until(parse_time_bound("2026-11-01T10:05:00Z").unwrap());
+    let report = summarize(&fixture(), &options).unwrap();
+    // Calls 1 (at since) and 2; call 3 (at until) is out, as are 4–8.
+    let rows: Vec<_> = report
+        .groups
+        .iter()
+        .map(|g| (g.key.as_str(), g.calls))
+        .collect();
+    assert_eq!(rows, [("2026-11-01T09:00Z", 2)]);
+    assert_eq!(report.outside_range, 6);
+}
+
+#[test]
+fn cost_over_time_is_per_group_and_hourly_for_short_spans() {
+    let report = summarize(&fixture(), &since_nov_1(GroupBy::Endpoint)).unwrap();
+    // 2026-11-01T09:15 to 2026-11-03T00:00 is under 72 hours.
+    assert_eq!(report.over_time.bucket, Bucket::Hour);
+    let chat = &report.over_time.series[0];
+    assert_eq!(chat.key, "chat");
+    let points: Vec<_> = chat
+        .points
+        .iter()
+        .map(|p| (p.start.to_rfc3339(), p.calls, p.cost_usd))
+        .collect();
+    assert_eq!(
+        points,
+        [
+            ("2026-11-01T09:00:00+00:00".to_owned(), 2, dec("0.030")),
+            ("2026-11-01T10:00:00+00:00".to_owned(), 1, dec("0.030")),
+            ("2026-11-02T08:00:00+00:00".to_owned(), 1, dec("0.040")),
+        ]
+    );
+    // With the 31 October call the span is 48 h + 1 s: still hourly. A week is daily.
+    let mut far = fixture();
+    far.push(
+        Call {
+            at: "2026-11-09T00:00:00Z",
+            ..CALLS[0]
+        }
+        .cost(99),
+    );
+    let report = summarize(&far, &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+    assert_eq!(report.over_time.bucket, Bucket::Day);
+}
+
+#[tokio::test]
+async fn a_report_of_a_ledger_file_equals_the_in_memory_one_and_notes_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    fixture_file(&path).await;
+    let options = since_nov_1(GroupBy::Endpoint);
+    let from_file = report_file(&path, &options).unwrap();
+    assert_eq!(from_file, summarize(&fixture(), &options).unwrap());
+    assert!(from_file.torn_tail.is_none());
+
+    // Tear the last line (the 31 October call, outside the range anyway).
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
+    let torn = report_file(&path, &options).unwrap();
+    assert_eq!(torn.total, from_file.total);
+    assert_eq!(torn.torn_tail.as_ref().map(|t| t.line), Some(8));
+    assert!(render_table(&torn).contains("skipped a torn last line"));
+}
+
+#[test]
+fn the_table_shows_every_group_then_the_total_and_notes() {
+    let report = summarize(&fixture(), &since_nov_1(GroupBy::Endpoint)).unwrap();
+    let table = render_table(&report);
+    let expected = "\
+endpoint  calls  cost USD     USD/1k calls  p50 USD/call  p95 USD/call  p50 ms  p95 ms  tokens in  tokens out   USD/1k tokens   unpriced  errors  cancelled
+-----------------------------------------------------------------------------------------------------------------------------------------------------------
+chat          4       0.1               25          0.02          0.04     200     400        450        1050  0.046666666667          0       1          0
+embed         3     0.006                2         0.002         0.003      20      30          0           0               -  1 (33.3%)       0          1
+-----------------------------------------------------------------------------------------------------------------------------------------------------------
+total         7     0.106  15.142857142857          0.01          0.04     100     400        450        1050  0.046666666667  1 (14.3%)       1          1
+
+calls from 2026-11-01T00:00:00+00:00; 1 outside the range not counted
+note: 1 of 7 calls had unpriced lines: cost figures are lower bounds
+";
+    assert_eq!(table, expected, "\n{table}");
+}
+
+#[test]
+fn the_json_report_keeps_money_exact_as_decimal_strings() {
+    let report = summarize(&fixture(), &since_nov_1(GroupBy::Endpoint)).unwrap();
+    let value = serde_json::to_value(&report).unwrap();
+    assert_eq!(value["by"], "endpoint");
+    assert_eq!(value["total"]["calls"], 7);
+    assert_eq!(value["total"]["cost_usd"], "0.106");
+    assert_eq!(value["total"]["usd_per_1000_calls"], "15.142857142857");
+    assert_eq!(value["groups"][0]["key"], "chat");
+    assert_eq!(value["over_time"]["bucket"], "hour");
+    // And it reads back.
+    let back: Report = serde_json::from_value(value).unwrap();
+    assert_eq!(back, report);
+}
+
+#[test]
+fn an_empty_ledger_is_an_empty_report_not_an_error() {
+    let report = summarize(&[], &ReportOptions::default()).unwrap();
+    assert_eq!(report.total.calls, 0);
+    assert_eq!(report.total.usd_per_1000_calls, None);
+    assert_eq!(report.total.cost_per_call_p50_usd, None);
+    assert!(report.groups.is_empty());
+    assert!(render_table(&report).contains("total"));
+}
+
+#[test]
+fn bad_options_are_clear_errors() {
+    let err = "week".parse::<GroupBy>().unwrap_err();
+    assert!(err.to_string().contains("tag:<key>"), "{err}");
+    let err = parse_time_bound("last tuesday").unwrap_err();
+    assert!(err.to_string().contains("RFC 3339"), "{err}");
+    let t = parse_time_bound("2026-11-02").unwrap();
+    let err = summarize(&[], &ReportOptions::default().since(t).until(t)).unwrap_err();
+    assert!(matches!(err, ReportError::EmptyRange { .. }), "{err:?}");
+    let err = report_file("/no/such/ledger.jsonl", &ReportOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("/no/such/ledger.jsonl"), "{err}");
+}
