@@ -510,3 +510,82 @@ fn stream_and_async_flags_are_checked_before_anything_is_sent() {
         sagemeter_at(&refused_url()).args(&args).assert().code(2);
     }
 }
+
+#[test]
+fn ledger_and_tags_record_every_call_and_report_reads_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let ledger_arg = ledger.to_str().unwrap();
+    let output = sagemeter()
+        .args([
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "{\"inputs\":\"hi\"}",
+            "-n",
+            "4",
+        ])
+        .args([
+            "--ledger",
+            ledger_arg,
+            "--tag",
+            "team=search",
+            "--tag",
+            "env=test",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (receipts, summary) = parse_json_lines(&output.stdout);
+
+    // The ledger holds exactly the printed receipts, tagged, and is owner-only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&ledger).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let read = sagemeter::ledger::read_all(&ledger).unwrap();
+    assert_eq!(read.records.len(), 4);
+    assert!(read.torn_tail.is_none());
+    for (record, printed) in read.records.iter().zip(&receipts) {
+        assert_eq!(record.call_id, printed["call_id"].as_str().unwrap());
+        assert_eq!(record.cost_usd, dec(&printed["cost_usd"]));
+        assert_eq!(record.tags.get("team").map(String::as_str), Some("search"));
+        assert_eq!(record.tags.get("env").map(String::as_str), Some("test"));
+    }
+
+    // `report --by tag:team --json` adds the same money up.
+    let report = sagemeter_at(&refused_url())
+        .args(["report", ledger_arg, "--by", "tag:team", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    let total: Decimal = read.records.iter().map(|c| c.cost_usd).sum();
+    assert_eq!(report["groups"][0]["key"], "search", "{report}");
+    assert_eq!(report["groups"][0]["calls"], 4);
+    assert_eq!(dec(&report["groups"][0]["cost_usd"]), total);
+    assert_eq!(dec(&summary["total_cost_usd"]), total);
+}
+
+#[test]
+fn a_bad_tag_is_a_usage_error() {
+    sagemeter_at(&refused_url())
+        .args([
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "{}",
+            "--tag",
+            "no-equals-sign",
+        ])
+        .assert()
+        .code(2);
+}

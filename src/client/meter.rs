@@ -131,11 +131,32 @@ impl Meter {
     /// metered on their own path, but nothing new runs in the background.
     pub async fn shutdown_within(&self, timeout: std::time::Duration) -> crate::Result<()> {
         let idle = self.inner.background.close(timeout).await;
+        // Sinks last: background pricing above may still have recorded receipts.
+        let mut problems = Vec::new();
+        for sink in &self.inner.sinks {
+            if let Err(e) = sink.shutdown().await {
+                problems.push(format!("a sink could not be flushed: {e}"));
+            }
+        }
         if !idle {
-            return Err(crate::Error::Shutdown(format!(
+            problems.push(format!(
                 "{} background task(s) still running after {timeout:?}",
                 self.inner.background.in_flight()
-            )));
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::Error::Shutdown(problems.join("; ")))
+        }
+    }
+
+    /// Writes out every receipt the sinks have accepted so far (e.g. the ledger file).
+    pub async fn flush(&self) -> crate::Result<()> {
+        for sink in &self.inner.sinks {
+            sink.flush()
+                .await
+                .map_err(|e| crate::Error::Shutdown(format!("a sink could not be flushed: {e}")))?;
         }
         Ok(())
     }

@@ -112,8 +112,21 @@ pub struct InvokeArgs {
     /// With --async and --input-location: the input's size in bytes, to bill data in.
     #[arg(long, value_name = "BYTES", requires = "input_location")]
     pub input_bytes: Option<u64>,
-    // Later flags (--ledger, --tag) go here; `run` is the one place that turns the
-    // arguments into calls.
+
+    /// Append each call's receipt to this JSON Lines ledger (created 0600).
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
+
+    /// Attribute every call to KEY=VALUE (repeatable): on receipts, logs and the ledger.
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+}
+
+fn parse_tag(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
 }
 
 /// Where the request body comes from.
@@ -279,10 +292,33 @@ pub async fn run(
             "no AWS region: set AWS_REGION, a region in your AWS profile, or pass --region",
         ));
     };
-    let client = sagemeter::Client::builder(&sdk_config)
-        .build()
-        .map_err(|e| CliError::Failed(Box::new(e)))?;
+    let mut builder = sagemeter::Client::builder(&sdk_config);
+    for (key, value) in &args.tags {
+        builder = builder.default_tag(key, value);
+    }
+    if let Some(path) = &args.ledger {
+        let ledger = sagemeter::ledger::JsonlLedger::open(path)
+            .map_err(|e| CliError::Failed(Box::new(e)))?;
+        builder = builder.sink(ledger);
+    }
+    let client = builder.build().map_err(|e| CliError::Failed(Box::new(e)))?;
+    let result = run_with(&client, &args, body, &region, out).await;
+    // Flushes the ledger: every receipt printed is also on disk.
+    let shutdown = client
+        .shutdown()
+        .await
+        .map_err(|e| CliError::Failed(Box::new(e)));
+    result.and(shutdown)
+}
 
+/// Everything after the client exists: resolve, call, print.
+async fn run_with(
+    client: &sagemeter::Client,
+    args: &InvokeArgs,
+    body: Vec<u8>,
+    region: &str,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     // Resolve the endpoint before sending anything: an unknown name must not be
     // "called" (some emulators answer InvokeEndpoint for any name).
     let profile = match client.meter().endpoint_profile(&args.endpoint).await {
@@ -363,7 +399,7 @@ pub async fn run(
     let mut summary = Summary {
         kind: "summary",
         endpoint: args.endpoint.clone(),
-        region,
+        region: region.to_owned(),
         endpoint_profile: profile.as_deref().cloned(),
         ..Summary::default()
     };

@@ -23,6 +23,7 @@ mod compare;
 mod invoke;
 mod output;
 mod price;
+mod report;
 mod stream;
 
 use clap::{Parser, Subcommand};
@@ -67,6 +68,8 @@ enum Command {
     Price(price::PriceArgs),
     /// Compare billing plans for the same work, with break-even points.
     Compare(compare::CompareArgs),
+    /// Summarise a ledger: where the money went, by endpoint, variant, tag or time.
+    Report(report::ReportArgs),
 }
 
 /// Why a command failed, and so which exit code it gets.
@@ -158,6 +161,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Invoke(args) => invoke::run(args, &cli.global, &mut out).await,
         Command::Price(args) => price::run(args, &cli.global, &mut out).await,
+        Command::Report(args) => report::run(args, &mut out).map_err(CliError::from),
         Command::Compare(args) => {
             let sdk_config = aws::load_with_fallback_region(&cli.global).await;
             let prices = sagemeter::pricing::default_price_source(&sdk_config);
