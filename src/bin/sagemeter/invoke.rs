@@ -341,13 +341,13 @@ async fn run_with(
         warm_prices(client.meter(), profile).await;
     }
     if !args.json {
-        write_profile(out, &args.endpoint, &region, profile.as_deref())?;
+        write_profile(out, &args.endpoint, region, profile.as_deref())?;
     }
     if args.stream {
-        return crate::stream::run_stream(&client, &args, body, out).await;
+        return crate::stream::run_stream(client, args, body, out).await;
     }
     if args.submit_async {
-        return crate::stream::run_async(&client, &args, body, out).await;
+        return crate::stream::run_async(client, args, body, out).await;
     }
 
     // N calls, at most C in flight, one shared client. After a failure no new call
