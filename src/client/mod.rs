@@ -106,10 +106,19 @@ impl<T> AsRef<T> for Metered<T> {
 /// println!("{} -> {}", String::from_utf8_lossy(response.body().unwrap().as_ref()), response.cost());
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     runtime: aws_sdk_sagemakerruntime::Client,
     meter: Meter,
+}
+
+// Hand-written: the SDK client's Debug prints its configuration, credentials' key id included.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("meter", &self.meter)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -175,7 +184,6 @@ impl Client {
 ///     .build()?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct ClientBuilder {
     sdk_config: aws_types::SdkConfig,
     region: Option<String>,
@@ -195,6 +203,16 @@ pub struct ClientBuilder {
     budgets: Vec<Budget>,
     metric_tag_labels: Vec<String>,
     time: Option<SharedTimeSource>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("region", &self.region)
+            .field("allocation", &self.allocation)
+            .field("profiles", &self.profiles)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientBuilder {

@@ -78,7 +78,7 @@ impl PricingRegion {
 /// println!("{} USD/{} (SKU {:?})", rate.usd_per_unit, rate.unit, rate.provenance.sku);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LivePrices {
     client: aws_sdk_pricing::Client,
     timeout: Duration,
@@ -86,8 +86,16 @@ pub struct LivePrices {
     time_source: SharedTimeSource,
 }
 
+// Hand-written: the SDK client's Debug prints its configuration, credentials' key id included.
+impl std::fmt::Debug for LivePrices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LivePrices")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Builder for [`LivePrices`]; start with [`LivePrices::builder`].
-#[derive(Debug)]
 pub struct LivePricesBuilder {
     config: aws_sdk_pricing::config::Builder,
     pricing_region: PricingRegion,
@@ -230,6 +238,16 @@ impl LivePrices {
             "stopped following NextToken"
         );
         Ok(docs)
+    }
+}
+
+impl std::fmt::Debug for LivePricesBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LivePricesBuilder")
+            .field("pricing_region", &self.pricing_region)
+            .field("timeout", &self.timeout)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
     }
 }
 

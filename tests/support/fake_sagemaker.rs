@@ -242,7 +242,7 @@ async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    state.invocations.fetch_add(1, Ordering::SeqCst);
+    let number = state.invocations.fetch_add(1, Ordering::SeqCst) + 1;
     state.received_bodies.lock().unwrap().push(body.to_vec());
     let latency = *state.latency.lock().unwrap();
     if !latency.is_zero() {
@@ -294,8 +294,7 @@ async fn invoke(
     h.insert("content-type", HeaderValue::from_static("application/json"));
     h.insert(
         "x-amzn-RequestId",
-        HeaderValue::from_str(&format!("req-{}", state.invocations.load(Ordering::SeqCst)))
-            .unwrap(),
+        HeaderValue::from_str(&format!("req-{number}")).unwrap(),
     );
     if let Some(v) = variant {
         h.insert(

@@ -1,0 +1,411 @@
+//! What metering costs next to the call it meters.
+//!
+//! `cargo bench --bench overhead` runs, in one process and alternating round by
+//! round, the raw `aws_sdk_sagemakerruntime::Client` and `sagemeter::Client`
+//! against the same in-process loopback server that answers instantly (so client
+//! overhead dominates), at concurrency 1 and 64; then price look-ups, the ledger
+//! writer and memory after a million calls. It prints a table and writes
+//! `target/sagemeter-bench.json` (keys listed in `Figures`).
+//!
+//! Environment: `SAGEMETER_BENCH_SCALE` (default 1.0) scales every call count,
+//! e.g. `0.1` for a quick look.
+
+#[path = "../tests/support/fake_pricelist.rs"]
+mod fake_pricelist;
+
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+use sagemeter::pricing::{CachedPrices, LivePrices, PriceKey, PriceSource, Snapshot};
+use serde::Serialize;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Counts live heap bytes, to see whether memory grows with the number of calls.
+struct Counting;
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live_bytes() -> i64 {
+    LIVE_BYTES.load(Ordering::Relaxed) as i64
+}
+
+/// CPU time of the whole process (all threads).
+fn cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn scale(n: usize) -> usize {
+    let s: f64 = std::env::var("SAGEMETER_BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    ((n as f64 * s) as usize).max(1)
+}
+
+const BODY: &[u8] = br#"{"choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":12,"completion_tokens":3}}"#;
+
+async fn start_runtime_server() -> String {
+    async fn invoke() -> impl IntoResponse {
+        let mut r = (StatusCode::OK, BODY).into_response();
+        let h = r.headers_mut();
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        h.insert(
+            "x-Amzn-Invoked-Production-Variant",
+            HeaderValue::from_static("AllTraffic"),
+        );
+        r
+    }
+    let app = Router::new().route("/endpoints/{name}/invocations", post(invoke));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+async fn sdk_config(url: &str) -> aws_types::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "bench",
+        ))
+        .endpoint_url(url)
+        .load()
+        .await
+}
+
+/// One way of making a call, for the alternating rounds.
+#[derive(Clone)]
+enum Caller {
+    Raw(aws_sdk_sagemakerruntime::Client),
+    Metered(sagemeter::Client),
+}
+
+impl Caller {
+    async fn call(&self) {
+        match self {
+            Caller::Raw(c) => {
+                c.invoke_endpoint()
+                    .endpoint_name("bench")
+                    .content_type("application/json")
+                    .body(Blob::new(&b"{\"inputs\":\"hi\"}"[..]))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            Caller::Metered(c) => {
+                c.invoke_endpoint()
+                    .endpoint_name("bench")
+                    .content_type("application/json")
+                    .body(Blob::new(&b"{\"inputs\":\"hi\"}"[..]))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Run {
+    calls: usize,
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Run {
+    fn add(&mut self, other: Run) {
+        self.calls += other.calls;
+        self.wall += other.wall;
+        self.cpu += other.cpu;
+    }
+    fn cps(&self) -> f64 {
+        self.calls as f64 / self.wall.as_secs_f64()
+    }
+    fn cpu_us_per_call(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.calls as f64
+    }
+}
+
+async fn run(caller: &Caller, calls: usize, concurrency: usize) -> Run {
+    let cpu0 = cpu_time();
+    let t0 = Instant::now();
+    let per_task = calls / concurrency;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let caller = caller.clone();
+            tokio::spawn(async move {
+                for _ in 0..per_task {
+                    caller.call().await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    Run {
+        calls: per_task * concurrency,
+        wall: t0.elapsed(),
+        cpu: cpu_time() - cpu0,
+    }
+}
+
+/// Alternates the callers round by round so drift affects all alike.
+async fn compare(callers: &[&Caller], calls: usize, concurrency: usize, rounds: usize) -> Vec<Run> {
+    for c in callers {
+        run(c, calls / 4, concurrency).await; // warm-up
+    }
+    let mut totals = vec![Run::default(); callers.len()];
+    for _ in 0..rounds {
+        for (i, c) in callers.iter().enumerate() {
+            totals[i].add(run(c, calls, concurrency).await);
+        }
+    }
+    totals
+}
+
+#[derive(Serialize, Default)]
+struct Figures {
+    raw_cps_c1: f64,
+    metered_cps_c1: f64,
+    ratio_c1: f64,
+    raw_cps_c64: f64,
+    metered_cps_c64: f64,
+    ratio_c64: f64,
+    ledger_cps_c64: f64,
+    ratio_c64_ledger: f64,
+    added_cpu_us_per_call: f64,
+    warm_lookup_ns: f64,
+    cold_lookup_ms: f64,
+    cold_requests_for_1000_callers: u64,
+    ledger_records_per_s: f64,
+    ledger_writer_bytes: i64,
+    client_bytes_before: i64,
+    client_bytes_after_1m_calls: i64,
+    calls_for_memory: usize,
+}
+
+fn metered_client(config: &aws_types::SdkConfig) -> sagemeter::ClientBuilder {
+    sagemeter::Client::builder(config)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "bench",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
+        ))
+        .price_source(Snapshot::bundled())
+}
+
+#[tokio::main]
+async fn main() {
+    // A subscriber is installed, but the INFO cost line is filtered out: this
+    // measures the cost of an event that nobody records.
+    tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_writer(std::io::stderr)
+        .init();
+
+    let url = start_runtime_server().await;
+    let config = sdk_config(&url).await;
+    let raw = Caller::Raw(aws_sdk_sagemakerruntime::Client::new(&config));
+    let metered = Caller::Metered(metered_client(&config).build().unwrap());
+    let ledger_dir = tempfile::tempdir().unwrap();
+    let ledger = Caller::Metered(
+        metered_client(&config)
+            .sink(
+                sagemeter::ledger::JsonlLedger::open(ledger_dir.path().join("bench.jsonl"))
+                    .unwrap(),
+            )
+            .build()
+            .unwrap(),
+    );
+    let mut f = Figures::default();
+
+    println!(
+        "sagemeter overhead benchmark ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let c1 = compare(&[&raw, &metered], scale(2_000), 1, 5).await;
+    f.raw_cps_c1 = c1[0].cps();
+    f.metered_cps_c1 = c1[1].cps();
+    f.ratio_c1 = f.metered_cps_c1 / f.raw_cps_c1;
+    f.added_cpu_us_per_call = c1[1].cpu_us_per_call() - c1[0].cpu_us_per_call();
+
+    let c64 = compare(&[&raw, &metered, &ledger], scale(12_800), 64, 5).await;
+    f.raw_cps_c64 = c64[0].cps();
+    f.metered_cps_c64 = c64[1].cps();
+    f.ledger_cps_c64 = c64[2].cps();
+    f.ratio_c64 = f.metered_cps_c64 / f.raw_cps_c64;
+    f.ratio_c64_ledger = f.ledger_cps_c64 / f.raw_cps_c64;
+
+    // Pricing: warm look-ups through the cache, cold through a loopback Price List.
+    let pricelist = fake_pricelist::FakePriceList::start().await;
+    let pricing_config = sdk_config(&pricelist.url()).await;
+    let cache = Arc::new(
+        CachedPrices::builder(LivePrices::from_sdk_config(&pricing_config))
+            .fallback(Snapshot::bundled())
+            .build(),
+    );
+    let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+    let t0 = Instant::now();
+    cache.price(&key).await.unwrap();
+    f.cold_lookup_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let n = scale(1_000_000);
+    let t0 = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(cache.price(&key).await.unwrap());
+    }
+    f.warm_lookup_ns = t0.elapsed().as_nanos() as f64 / n as f64;
+
+    let cold = Arc::new(
+        CachedPrices::builder(LivePrices::from_sdk_config(&pricing_config))
+            .fallback(Snapshot::bundled())
+            .build(),
+    );
+    let before = pricelist.request_count();
+    let key = PriceKey::hosting("us-east-1", "ml.g5.xlarge");
+    let callers: Vec<_> = (0..1000)
+        .map(|_| {
+            let cold = cold.clone();
+            let key = key.clone();
+            tokio::spawn(async move { cold.price(&key).await })
+        })
+        .collect();
+    for c in callers {
+        let _ = c.await.unwrap();
+    }
+    f.cold_requests_for_1000_callers = (pricelist.request_count() - before) as u64;
+
+    // Ledger writer alone: receipts straight into the sink.
+    let (records_per_s, writer_bytes) = ledger_throughput(&config, scale(200_000)).await;
+    f.ledger_records_per_s = records_per_s;
+    f.ledger_writer_bytes = writer_bytes;
+
+    // Memory: live heap with the metered client after warm-up, then after a million calls.
+    let client = Caller::Metered(metered_client(&config).build().unwrap());
+    run(&client, 6_400, 64).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    f.client_bytes_before = live_bytes();
+    f.calls_for_memory = scale(1_000_000);
+    run(&client, f.calls_for_memory, 64).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    f.client_bytes_after_1m_calls = live_bytes();
+
+    print_table(&f);
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").to_owned());
+    let path = std::path::Path::new(&dir).join("sagemeter-bench.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&f).unwrap()).unwrap();
+    println!("\nwritten to {}", path.display());
+}
+
+async fn ledger_throughput(config: &aws_types::SdkConfig, records: usize) -> (f64, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sagemeter::ledger::JsonlLedger::open(dir.path().join("throughput.jsonl")).unwrap();
+    // One real receipt, recorded many times.
+    let url = start_runtime_server().await;
+    let _ = config;
+    let client = metered_client(&sdk_config(&url).await).build().unwrap();
+    let receipt = client
+        .invoke_endpoint()
+        .endpoint_name("bench")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap()
+        .into_parts()
+        .1;
+    use sagemeter::ledger::CostSink;
+    let base = live_bytes();
+    let mut peak = 0;
+    let t0 = Instant::now();
+    for i in 0..records {
+        sink.record(&receipt);
+        if i % 10_000 == 0 {
+            peak = peak.max(live_bytes() - base);
+        }
+    }
+    sink.flush().await.unwrap();
+    let per_s = records as f64 / t0.elapsed().as_secs_f64();
+    sink.shutdown().await.unwrap();
+    (per_s, peak)
+}
+
+fn print_table(f: &Figures) {
+    println!();
+    println!("{:<40} {:>14} {:>14} {:>8}", "", "raw", "metered", "ratio");
+    println!(
+        "{:<40} {:>14.0} {:>14.0} {:>8.3}",
+        "calls/s, concurrency 1", f.raw_cps_c1, f.metered_cps_c1, f.ratio_c1
+    );
+    println!(
+        "{:<40} {:>14.0} {:>14.0} {:>8.3}",
+        "calls/s, concurrency 64", f.raw_cps_c64, f.metered_cps_c64, f.ratio_c64
+    );
+    println!(
+        "{:<40} {:>14.0} {:>14.0} {:>8.3}",
+        "calls/s, concurrency 64, ledger on", f.raw_cps_c64, f.ledger_cps_c64, f.ratio_c64_ledger
+    );
+    println!(
+        "{:<40} {:>14.2}",
+        "added CPU per call (µs), ledger off", f.added_cpu_us_per_call
+    );
+    println!(
+        "{:<40} {:>14.1}",
+        "warm price look-up (ns)", f.warm_lookup_ns
+    );
+    println!(
+        "{:<40} {:>14.2}",
+        "cold price look-up (ms, loopback)", f.cold_lookup_ms
+    );
+    println!(
+        "{:<40} {:>14}",
+        "GetProducts for 1,000 cold callers", f.cold_requests_for_1000_callers
+    );
+    println!(
+        "{:<40} {:>14.0}",
+        "ledger records/s", f.ledger_records_per_s
+    );
+    println!(
+        "{:<40} {:>14}",
+        "ledger writer peak heap (bytes)", f.ledger_writer_bytes
+    );
+    println!(
+        "{:<40} {:>14} -> {} after {} calls",
+        "live heap (bytes)",
+        f.client_bytes_before,
+        f.client_bytes_after_1m_calls,
+        f.calls_for_memory
+    );
+}
