@@ -573,6 +573,26 @@ fn ledger_and_tags_record_every_call_and_report_reads_them_back() {
     assert_eq!(report["groups"][0]["calls"], 4);
     assert_eq!(dec(&report["groups"][0]["cost_usd"]), total);
     assert_eq!(dec(&summary["total_cost_usd"]), total);
+
+    // `compare --from-ledger` takes the same work: 4 calls, their mean latency and bytes.
+    let compare = sagemeter_at(&refused_url())
+        .args(["compare", "--from-ledger", ledger_arg, "--period", "day"])
+        .args(["--per-call", "0.001", "--subscription", "5", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        compare.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compare.stderr)
+    );
+    let compare: Value = serde_json::from_slice(&compare.stdout).unwrap();
+    let profile = &compare["profile"];
+    let mean_bytes_in = read.records.iter().map(|c| c.usage.bytes_in).sum::<u64>() / 4;
+    assert_eq!(profile["bytes_in_per_call"], mean_bytes_in, "{profile}");
+    assert!(
+        dec(&profile["calls_per_period"]) > Decimal::ZERO,
+        "{profile}"
+    );
 }
 
 #[test]

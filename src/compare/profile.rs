@@ -319,6 +319,34 @@ pub struct UsageTotals {
 }
 
 impl UsageTotals {
+    /// Totals of metered calls, e.g. the receipts of a ledger: the observed time runs
+    /// from the first call's start to the last call's end (at least one second).
+    pub fn from_receipts<'a>(receipts: impl IntoIterator<Item = &'a crate::Cost>) -> Self {
+        let mut totals = UsageTotals::default();
+        let mut first: Option<chrono::DateTime<chrono::Utc>> = None;
+        let mut last: Option<chrono::DateTime<chrono::Utc>> = None;
+        for cost in receipts {
+            let u = &cost.usage;
+            totals.calls += 1;
+            totals.busy_time += u.latency;
+            totals.bytes_in += u.bytes_in;
+            totals.bytes_out += u.bytes_out;
+            totals.tokens_in += u.input_tokens.unwrap_or(0);
+            totals.tokens_out += u.output_tokens.unwrap_or(0);
+            let end =
+                cost.at + chrono::Duration::from_std(u.latency).unwrap_or(chrono::Duration::zero());
+            first = Some(first.map_or(cost.at, |f| f.min(cost.at)));
+            last = Some(last.map_or(end, |l| l.max(end)));
+        }
+        if let (Some(first), Some(last)) = (first, last) {
+            totals.observed = (last - first)
+                .to_std()
+                .unwrap_or_default()
+                .max(Duration::from_secs(1));
+        }
+        totals
+    }
+
     /// `calls` made over `observed` wall-clock time; the other totals start at zero.
     pub fn new(calls: u64, observed: Duration) -> Self {
         UsageTotals {

@@ -38,13 +38,18 @@ pub struct CompareArgs {
         long,
         value_name = "N",
         value_parser = parse_decimal,
-        required_unless_present = "calls_per_day",
+        required_unless_present_any = ["calls_per_day", "from_ledger"],
         help_heading = "Usage profile"
     )]
     pub calls: Option<Decimal>,
     /// Calls per day instead of per period (converted with hours(period) / 24).
     #[arg(long, value_name = "N", value_parser = parse_decimal, conflicts_with = "calls", help_heading = "Usage profile")]
     pub calls_per_day: Option<Decimal>,
+    /// Take the work from a ledger written by `sagemeter invoke --ledger` (or the
+    /// library's JsonlLedger): its calls, mean latency, bytes and tokens, scaled from
+    /// the time the ledger covers to the period.
+    #[arg(long, value_name = "LEDGER", conflicts_with_all = ["calls", "calls_per_day"], help_heading = "Usage profile")]
+    pub from_ledger: Option<PathBuf>,
     /// The period costs are compared over (and a subscription fee is charged for).
     #[arg(long, value_name = "day|month|year", default_value = "month", value_parser = parse_period, help_heading = "Usage profile")]
     pub period: Period,
@@ -166,7 +171,19 @@ pub async fn run(
     region: &str,
     out: &mut dyn Write,
 ) -> Result<(), BoxError> {
-    let profile = profile(&args)?;
+    let profile = match &args.from_ledger {
+        Some(path) => {
+            let read = sagemeter::ledger::read_all(path)?;
+            if read.records.is_empty() {
+                return Err(
+                    format!("the ledger {} has no calls to compare", path.display()).into(),
+                );
+            }
+            let totals = sagemeter::compare::UsageTotals::from_receipts(&read.records);
+            UsageProfile::from_totals(&totals, args.period)?
+        }
+        None => profile(&args)?,
+    };
     let plans = plans(&args)?;
     Comparison::check(&profile, &plans)?;
     let mut rates = stated_rates(&args, region)?;
