@@ -293,4 +293,25 @@ mod tests {
         ));
         assert!(tail.is_none());
     }
+
+    proptest::proptest! {
+        /// Whatever a file holds, reading it returns records or an error; it never panics.
+        #[test]
+        fn arbitrary_bytes_never_panic_the_reader(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+            let reader = LedgerReader::new(std::io::Cursor::new(bytes), "fuzz.jsonl");
+            for item in reader {
+                let _ = item;
+            }
+        }
+
+        /// JSON-looking lines (truncated, mistyped records) never panic either.
+        #[test]
+        fn json_like_lines_never_panic_the_reader(lines in proptest::collection::vec(r#"\{"(v|call_id|at|usage|lines|cost_usd)":[0-9a-z"\[\]{},:.-]{0,60}\}?"#, 0..20)) {
+            let text = lines.join("\n");
+            let reader = LedgerReader::new(std::io::Cursor::new(text.into_bytes()), "fuzz.jsonl");
+            for item in reader {
+                let _ = item;
+            }
+        }
+    }
 }
