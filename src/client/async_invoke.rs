@@ -19,7 +19,9 @@
 //! usually hands it the output. The pending half is [`PendingInference`]: serialisable,
 //! so another process (the one reading the notifications) can settle it.
 
-use super::invoke::{call_span, delegate_setters, record_on_span};
+use super::invoke::{
+    Sent, call_span, delegate_setters, record_on_span, required_endpoint, send_alongside_prepare,
+};
 use super::meter::{FinishedCall, Meter, Phase};
 use crate::endpoint::{DiscoveryError, EndpointKind};
 use crate::meter::{Operation, Outcome, TokenUsage, Usage};
@@ -32,7 +34,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Deref;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use tracing::Instrument;
 
 impl Client {
@@ -135,11 +137,7 @@ impl InvokeEndpointAsync {
             tags,
             input_bytes,
         } = self;
-        let endpoint = request
-            .get_endpoint_name()
-            .clone()
-            .filter(|name| !name.trim().is_empty())
-            .ok_or_else(|| Error::InvalidRequest("endpoint_name is required".into()))?;
+        let endpoint = required_endpoint(request.get_endpoint_name())?;
         let inline_bytes = request.get_body().as_ref().map(|b| b.as_ref().len() as u64);
         let bytes_in = inline_bytes.or(input_bytes);
         // Reserve the estimated submission cost before anything is sent (enforced budgets).
@@ -147,16 +145,13 @@ impl InvokeEndpointAsync {
 
         // Measure, while discovery and pricing run alongside the call.
         let span = call_span(&endpoint, Operation::InvokeEndpointAsync);
-        let started_at = meter.now();
-        let started = Instant::now();
-        // Timed on its own: on a cold cache, pricing may take longer than the call.
-        let send = async {
-            let sent = request.send().await;
-            (sent, started.elapsed())
-        };
-        let ((sent, latency), prepared) = async { tokio::join!(send, meter.prepare(&endpoint)) }
-            .instrument(span.clone())
-            .await;
+        let Sent {
+            result: sent,
+            latency,
+            prepared,
+            started_at,
+            ..
+        } = send_alongside_prepare(&meter, &endpoint, &span, request.send()).await;
 
         // Not accepted: nothing queued, nothing billed.
         let output = match sent {

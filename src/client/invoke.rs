@@ -1,7 +1,7 @@
 //! `InvokeEndpoint`, metered: the fluent builder and the `send_metered` extension.
 
 use super::Metered;
-use super::meter::{FinishedCall, Meter};
+use super::meter::{FinishedCall, Meter, Prepared};
 use crate::meter::{Operation, Outcome, Usage};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::operation::RequestId;
@@ -12,7 +12,7 @@ use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 use tracing::Instrument;
 use tracing::field::{Empty, display};
 
@@ -61,34 +61,21 @@ async fn invoke_endpoint(
     request: InvokeEndpointFluentBuilder,
     tags: BTreeMap<String, String>,
 ) -> Result<Metered<InvokeEndpointOutput>> {
-    let endpoint = request
-        .get_endpoint_name()
-        .clone()
-        .filter(|name| !name.trim().is_empty())
-        .ok_or_else(|| Error::InvalidRequest("endpoint_name is required".into()))?;
-    let bytes_in = request.get_body().as_ref().map_or(0, |b| b.as_ref().len());
-    if bytes_in > MAX_REQUEST_BYTES {
-        return Err(Error::InvalidRequest(format!(
-            "request body is {bytes_in} bytes; SageMaker accepts at most {MAX_REQUEST_BYTES} \
-             bytes for InvokeEndpoint (use InvokeEndpointAsync for larger payloads)"
-        )));
-    }
+    let endpoint = required_endpoint(request.get_endpoint_name())?;
+    let bytes_in = checked_body_len(request.get_body().as_ref(), Operation::InvokeEndpoint)?;
     let target_variant = request.get_target_variant().clone();
     // Reserve the estimated cost before anything is sent (enforced budgets).
     let reservation = meter.reserve(&endpoint, &tags)?;
 
     // Measure, while discovery and pricing run alongside the call.
     let span = call_span(&endpoint, Operation::InvokeEndpoint);
-    let started_at = meter.now();
-    let started = Instant::now();
-    let send = async {
-        let sent = request.send().await;
-        // The call's own latency: pricing may still be running alongside.
-        (sent, started.elapsed())
-    };
-    let ((sent, latency), prepared) = async { tokio::join!(send, meter.prepare(&endpoint)) }
-        .instrument(span.clone())
-        .await;
+    let Sent {
+        result: sent,
+        latency,
+        prepared,
+        started_at,
+        ..
+    } = send_alongside_prepare(&meter, &endpoint, &span, request.send()).await;
 
     let mut usage = Usage::new(Operation::InvokeEndpoint, latency);
     usage.bytes_in = bytes_in as u64;
@@ -150,6 +137,65 @@ async fn invoke_endpoint(
                 cost: cost.map(Box::new),
             }),
         },
+    }
+}
+
+/// The endpoint name of a request, which every metered operation requires.
+pub(crate) fn required_endpoint(name: &Option<String>) -> Result<String> {
+    name.clone()
+        .filter(|name| !name.trim().is_empty())
+        .ok_or_else(|| Error::InvalidRequest("endpoint_name is required".into()))
+}
+
+/// The size of an inline request body, refused before sending when it is over
+/// SageMaker's limit.
+pub(crate) fn checked_body_len(body: Option<&Blob>, operation: Operation) -> Result<usize> {
+    let bytes = body.map_or(0, |b| b.as_ref().len());
+    if bytes > MAX_REQUEST_BYTES {
+        return Err(Error::InvalidRequest(format!(
+            "request body is {bytes} bytes; SageMaker accepts at most {MAX_REQUEST_BYTES} \
+             bytes for {operation} (use InvokeEndpointAsync for larger payloads)"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// A request sent while discovery and pricing ran alongside it.
+pub(crate) struct Sent<T> {
+    /// What the SDK's `send()` returned.
+    pub result: T,
+    /// The send's own latency: on a cold cache, pricing may take longer than the call.
+    pub latency: Duration,
+    /// Profile and rates of the endpoint.
+    pub prepared: Prepared,
+    /// When the call started (the meter's clock, for receipts and accrual).
+    pub started_at: SystemTime,
+    /// When the call started (monotonic, for durations measured later).
+    pub started: Instant,
+}
+
+/// Measures `send` while [`Meter::prepare`] runs alongside it, inside `span`.
+pub(crate) async fn send_alongside_prepare<T>(
+    meter: &Meter,
+    endpoint: &str,
+    span: &tracing::Span,
+    send: impl Future<Output = T>,
+) -> Sent<T> {
+    let started_at = meter.now();
+    let started = Instant::now();
+    let timed = async {
+        let result = send.await;
+        (result, started.elapsed())
+    };
+    let ((result, latency), prepared) = async { tokio::join!(timed, meter.prepare(endpoint)) }
+        .instrument(span.clone())
+        .await;
+    Sent {
+        result,
+        latency,
+        prepared,
+        started_at,
+        started,
     }
 }
 

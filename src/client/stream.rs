@@ -7,7 +7,10 @@
 //! generating for all of it, whether the caller read every part or not.
 
 use super::Client;
-use super::invoke::{MAX_REQUEST_BYTES, call_span, delegate_setters, record_on_span};
+use super::invoke::{
+    Sent, call_span, checked_body_len, delegate_setters, record_on_span, required_endpoint,
+    send_alongside_prepare,
+};
 use super::meter::{FinishedCall, Meter, Prepared};
 use crate::budget::Reservation;
 use crate::endpoint::DiscoveryError;
@@ -31,7 +34,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
-use tracing::Instrument;
 
 /// What `recv()` returns: the SDK's own item type, unchanged.
 pub type StreamEvent = Result<Option<ResponseStream>, SdkError<ResponseStreamError, RawMessage>>;
@@ -138,34 +140,24 @@ async fn invoke_endpoint_with_response_stream(
     request: InvokeEndpointWithResponseStreamFluentBuilder,
     tags: BTreeMap<String, String>,
 ) -> Result<MeteredResponseStream> {
-    let endpoint = request
-        .get_endpoint_name()
-        .clone()
-        .filter(|name| !name.trim().is_empty())
-        .ok_or_else(|| Error::InvalidRequest("endpoint_name is required".into()))?;
-    let bytes_in = request.get_body().as_ref().map_or(0, |b| b.as_ref().len());
-    if bytes_in > MAX_REQUEST_BYTES {
-        return Err(Error::InvalidRequest(format!(
-            "request body is {bytes_in} bytes; SageMaker accepts at most {MAX_REQUEST_BYTES} \
-             bytes for InvokeEndpointWithResponseStream"
-        )));
-    }
+    let endpoint = required_endpoint(request.get_endpoint_name())?;
+    let bytes_in = checked_body_len(
+        request.get_body().as_ref(),
+        Operation::InvokeEndpointWithResponseStream,
+    )?;
     let target_variant = request.get_target_variant().clone();
     // Reserve the estimated cost before anything is sent (enforced budgets); the
     // reservation settles with the stream's one receipt, or is released on drop.
     let reservation = meter.reserve(&endpoint, &tags)?;
 
     let span = call_span(&endpoint, Operation::InvokeEndpointWithResponseStream);
-    let started_at = meter.now();
-    let started = Instant::now();
-    // Timed on its own: on a cold cache, pricing may take longer than the call.
-    let send = async {
-        let sent = request.send().await;
-        (sent, started.elapsed())
-    };
-    let ((sent, send_latency), prepared) = async { tokio::join!(send, meter.prepare(&endpoint)) }
-        .instrument(span.clone())
-        .await;
+    let Sent {
+        result: sent,
+        latency: send_latency,
+        prepared,
+        started_at,
+        started,
+    } = send_alongside_prepare(&meter, &endpoint, &span, request.send()).await;
 
     let mut usage = Usage::new(Operation::InvokeEndpointWithResponseStream, send_latency);
     usage.bytes_in = bytes_in as u64;
