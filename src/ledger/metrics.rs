@@ -5,7 +5,7 @@ use crate::meter::Outcome;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use std::collections::{HashMap, HashSet};
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 
 /// Distinct values of one tag label kept per key; later values are reported as
 /// [`OTHER_TAG_VALUE`].
@@ -67,13 +67,6 @@ pub fn describe_metrics() {
         Unit::Count,
         "Receipts a sink did not write, by sink and reason (full, closed, io)."
     );
-}
-
-/// Emits one call's metrics with the process-wide default [`CostMetrics`] (no tag
-/// labels). The metered client uses its own, configured on the builder.
-pub fn emit_metrics(cost: &Cost) {
-    static DEFAULT: LazyLock<CostMetrics> = LazyLock::new(CostMetrics::default);
-    DEFAULT.emit(cost);
 }
 
 /// The `metrics` side of every receipt (a no-op unless the application installs a

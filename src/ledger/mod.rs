@@ -18,7 +18,6 @@ mod writer;
 
 pub use self::metrics::{
     CostMetrics, MAX_TAG_LABEL_VALUES, OTHER_TAG_VALUE, RESERVED_LABELS, describe_metrics,
-    emit_metrics,
 };
 pub use emf::{DEFAULT_NAMESPACE, EmfSink, EmfSinkBuilder};
 pub use error::LedgerError;
