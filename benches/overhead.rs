@@ -8,7 +8,9 @@
 //! `target/sagemeter-bench.json` (keys listed in `Figures`).
 //!
 //! Environment: `SAGEMETER_BENCH_SCALE` (default 1.0) scales every call count,
-//! e.g. `0.1` for a quick look.
+//! e.g. `0.1` for a quick look. `SAGEMETER_BENCH_PROFILE=raw|metered|ledger` runs
+//! only that caller (200,000 calls × scale at concurrency 64) and exits, for a
+//! profiler (`perf record`) to compare one side with the other.
 
 #[path = "../tests/support/fake_pricelist.rs"]
 mod fake_pricelist;
@@ -23,7 +25,7 @@ use sagemeter::pricing::{CachedPrices, LivePrices, PriceKey, PriceSource, Snapsh
 use serde::Serialize;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Counts live heap bytes, to see whether memory grows with the number of calls.
@@ -31,11 +33,15 @@ use std::time::{Duration, Instant};
 /// allocation would slow the allocation-heavier side of the throughput comparison.
 struct Counting;
 static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 static COUNTING: AtomicBool = AtomicBool::new(false);
 
 fn count(delta: isize) {
     if COUNTING.load(Ordering::Relaxed) {
         LIVE_BYTES.fetch_add(delta, Ordering::Relaxed);
+        if delta > 0 {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -218,6 +224,8 @@ struct Figures {
     cold_requests_for_1000_callers: u64,
     ledger_records_per_s: f64,
     ledger_writer_bytes: i64,
+    raw_allocations_per_call: f64,
+    metered_allocations_per_call: f64,
     client_bytes_before: i64,
     client_bytes_after_1m_calls: i64,
     calls_for_memory: usize,
@@ -256,6 +264,23 @@ async fn main() {
             .build()
             .unwrap(),
     );
+    if let Ok(side) = std::env::var("SAGEMETER_BENCH_PROFILE") {
+        let caller = match side.as_str() {
+            "raw" => &raw,
+            "metered" => &metered,
+            "ledger" => &ledger,
+            other => panic!("SAGEMETER_BENCH_PROFILE={other}: use raw, metered or ledger"),
+        };
+        let r = run(caller, scale(200_000), 64).await;
+        println!(
+            "{side}: {:.0} calls/s, {:.1} µs CPU per call",
+            r.cps(),
+            r.cpu_us_per_call()
+        );
+        let allocations = allocations_per_call(caller, 2_000).await;
+        println!("{side}: {allocations:.1} heap allocations per call");
+        return;
+    }
     let mut f = Figures::default();
 
     println!(
@@ -322,6 +347,10 @@ async fn main() {
     f.ledger_records_per_s = records_per_s;
     f.ledger_writer_bytes = writer_bytes;
 
+    // Heap allocations per call (the loopback server's included, alike on both sides).
+    f.raw_allocations_per_call = allocations_per_call(&raw, scale(20_000)).await;
+    f.metered_allocations_per_call = allocations_per_call(&metered, scale(20_000)).await;
+
     // Memory: live heap with the metered client after warm-up, then after a million calls.
     // Bytes allocated from here on and not freed: a client that kept per-call state
     // would show it as growth between the two readings.
@@ -341,6 +370,15 @@ async fn main() {
     let path = std::path::Path::new(&dir).join("sagemeter-bench.json");
     std::fs::write(&path, serde_json::to_string_pretty(&f).unwrap()).unwrap();
     println!("\nwritten to {}", path.display());
+}
+
+async fn allocations_per_call(caller: &Caller, calls: usize) -> f64 {
+    COUNTING.store(true, Ordering::SeqCst);
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let r = run(caller, calls, 1).await;
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    COUNTING.store(false, Ordering::SeqCst);
+    allocations as f64 / r.calls as f64
 }
 
 async fn ledger_throughput(config: &aws_types::SdkConfig, records: usize) -> (f64, i64) {
@@ -418,6 +456,10 @@ fn print_table(f: &Figures) {
     println!(
         "{:<40} {:>14}",
         "ledger writer peak heap (bytes)", f.ledger_writer_bytes
+    );
+    println!(
+        "{:<40} {:>14.1} {:>14.1}",
+        "heap allocations per call", f.raw_allocations_per_call, f.metered_allocations_per_call
     );
     println!(
         "{:<40} {:>14} -> {} after {} calls",

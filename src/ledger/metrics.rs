@@ -4,6 +4,7 @@ use crate::billing::Cost;
 use crate::meter::Outcome;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
+use metrics::{Key, Label, Level, Metadata};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
@@ -91,18 +92,75 @@ pub fn describe_metrics() {
 /// same labels: the counter is always the exact sum of the receipts truncated to
 /// the micro-dollar (never drifting with the number of calls, as per-call rounding
 /// would). The exact figures are on the receipts and in the ledger.
+///
+/// Each distinct label set builds its metric keys once; later calls with the same
+/// labels reuse them, so emitting allocates nothing.
 #[derive(Debug, Default)]
 pub struct CostMetrics {
     tag_keys: Vec<String>,
     state: Mutex<State>,
 }
 
+/// What the facade's macros would build on every call, made once per label set.
+static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
+
 #[derive(Debug, Default)]
 struct State {
-    /// Tag values seen per tag key (at most MAX_TAG_LABEL_VALUES each).
-    tag_values: HashMap<String, HashSet<String>>,
-    /// Sub-micro-dollar remainders per label set.
-    remainders: HashMap<Vec<String>, Decimal>,
+    /// Tag values seen per tag key (at most MAX_TAG_LABEL_VALUES each), in the
+    /// order of `tag_keys`.
+    tag_values: Vec<HashSet<String>>,
+    /// Label sets seen, by endpoint.
+    label_sets: HashMap<String, Vec<LabelSet>>,
+}
+
+/// One distinct set of label values, its metric keys and its micro-dollar remainder.
+#[derive(Debug)]
+struct LabelSet {
+    variant: String,
+    price_source: &'static str,
+    tag_values: Vec<String>,
+    keys: Keys,
+    /// Sub-micro-dollar remainder carried to the next call.
+    remainder: Decimal,
+}
+
+#[derive(Debug)]
+struct Keys {
+    invocations: Key,
+    errors: Key,
+    cancelled: Key,
+    unpriced: Key,
+    cost_micro_usd: Key,
+    input_tokens: Key,
+    output_tokens: Key,
+    cost_usd: Key,
+    latency_seconds: Key,
+}
+
+impl Keys {
+    fn new(labels: Vec<Label>) -> Self {
+        let key = |name: &'static str| Key::from_parts(name, labels.clone());
+        let with = |name: &'static str, label: &'static str, value: &'static str| {
+            let mut all = labels.clone();
+            all.push(Label::from_static_parts(label, value));
+            Key::from_parts(name, all)
+        };
+        Keys {
+            invocations: key("sagemeter_invocations_total"),
+            errors: with("sagemeter_errors_total", "outcome", Outcome::Error.as_str()),
+            cancelled: with(
+                "sagemeter_errors_total",
+                "outcome",
+                Outcome::Cancelled.as_str(),
+            ),
+            unpriced: key("sagemeter_unpriced_total"),
+            cost_micro_usd: key("sagemeter_cost_micro_usd_total"),
+            input_tokens: with("sagemeter_tokens_total", "direction", "input"),
+            output_tokens: with("sagemeter_tokens_total", "direction", "output"),
+            cost_usd: key("sagemeter_cost_usd"),
+            latency_seconds: key("sagemeter_latency_seconds"),
+        }
+    }
 }
 
 impl CostMetrics {
@@ -152,9 +210,13 @@ impl CostMetrics {
             }
             tag_keys.push(key);
         }
+        let state = State {
+            tag_values: vec![HashSet::new(); tag_keys.len()],
+            ..State::default()
+        };
         Ok(CostMetrics {
             tag_keys,
-            state: Mutex::default(),
+            state: Mutex::new(state),
         })
     }
 
@@ -165,94 +227,154 @@ impl CostMetrics {
 
     /// Emits the metrics of one receipt.
     pub fn emit(&self, cost: &Cost) {
-        let source = cost
-            .price_source()
-            .map_or("unpriced", |s| s.as_str())
-            .to_owned();
-        let mut labels: Vec<(String, String)> = Vec::with_capacity(3 + self.tag_keys.len());
-        labels.push(("endpoint".into(), cost.endpoint.clone()));
-        labels.push(("variant".into(), cost.variant.clone().unwrap_or_default()));
-        labels.push(("price_source".into(), source));
-
-        let micro_usd = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            for key in &self.tag_keys {
-                let value = state.tag_label_value(key, cost.tags.get(key), &cost.endpoint);
-                labels.push((key.clone(), value));
+        let price_source = cost.price_source().map_or("unpriced", |s| s.as_str());
+        let variant = cost.variant.as_deref().unwrap_or_default();
+        let usage = &cost.usage;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = &mut *state;
+        // The tag label values of this call, bounded per key (no allocation
+        // without tag labels).
+        let mut tag_values = Vec::with_capacity(self.tag_keys.len());
+        for (i, key) in self.tag_keys.iter().enumerate() {
+            let value = tag_label_value(
+                &mut state.tag_values[i],
+                key,
+                cost.tags.get(key).map(String::as_str),
+                &cost.endpoint,
+            );
+            tag_values.push(value);
+        }
+        let set = state.label_set(
+            &self.tag_keys,
+            &cost.endpoint,
+            variant,
+            price_source,
+            &tag_values,
+        );
+        let micro_usd = set.micro_usd(cost.cost_usd);
+        let keys = &set.keys;
+        metrics::with_recorder(|recorder| {
+            recorder
+                .register_counter(&keys.invocations, &METADATA)
+                .increment(1);
+            match usage.outcome {
+                Outcome::Ok => {}
+                Outcome::Error => recorder
+                    .register_counter(&keys.errors, &METADATA)
+                    .increment(1),
+                Outcome::Cancelled => recorder
+                    .register_counter(&keys.cancelled, &METADATA)
+                    .increment(1),
             }
-            state.micro_usd(&labels, cost.cost_usd)
-        };
-        let labels: Vec<metrics::Label> = labels
-            .into_iter()
-            .map(|(k, v)| metrics::Label::new(k, v))
-            .collect();
-
-        metrics::counter!("sagemeter_invocations_total", labels.iter()).increment(1);
-        if cost.usage.outcome != Outcome::Ok {
-            let with_outcome = with_label(&labels, "outcome", cost.usage.outcome.as_str());
-            metrics::counter!("sagemeter_errors_total", with_outcome).increment(1);
-        }
-        if !cost.is_fully_priced() {
-            metrics::counter!("sagemeter_unpriced_total", labels.iter()).increment(1);
-        }
-        metrics::counter!("sagemeter_cost_micro_usd_total", labels.iter()).increment(micro_usd);
-        for (direction, tokens) in [
-            ("input", cost.usage.input_tokens),
-            ("output", cost.usage.output_tokens),
-        ] {
-            if let Some(tokens) = tokens {
-                let with_direction = with_label(&labels, "direction", direction);
-                metrics::counter!("sagemeter_tokens_total", with_direction).increment(tokens);
+            if !cost.is_fully_priced() {
+                recorder
+                    .register_counter(&keys.unpriced, &METADATA)
+                    .increment(1);
             }
-        }
-        metrics::histogram!("sagemeter_cost_usd", labels.iter())
-            .record(cost.cost_usd.to_f64().unwrap_or(0.0));
-        metrics::histogram!("sagemeter_latency_seconds", labels.iter())
-            .record(cost.usage.latency.as_secs_f64());
+            recorder
+                .register_counter(&keys.cost_micro_usd, &METADATA)
+                .increment(micro_usd);
+            if let Some(tokens) = usage.input_tokens {
+                recorder
+                    .register_counter(&keys.input_tokens, &METADATA)
+                    .increment(tokens);
+            }
+            if let Some(tokens) = usage.output_tokens {
+                recorder
+                    .register_counter(&keys.output_tokens, &METADATA)
+                    .increment(tokens);
+            }
+            recorder
+                .register_histogram(&keys.cost_usd, &METADATA)
+                .record(cost.cost_usd.to_f64().unwrap_or(0.0));
+            recorder
+                .register_histogram(&keys.latency_seconds, &METADATA)
+                .record(usage.latency.as_secs_f64());
+        });
     }
 }
 
-fn with_label(
-    labels: &[metrics::Label],
-    key: &'static str,
-    value: &'static str,
-) -> Vec<metrics::Label> {
-    let mut all = labels.to_vec();
-    all.push(metrics::Label::new(key, value));
-    all
+/// The label value of one tag: the call's value while the key has room for it,
+/// [`OTHER_TAG_VALUE`] past [`MAX_TAG_LABEL_VALUES`], `""` when the call lacks it.
+fn tag_label_value<'a>(
+    seen: &mut HashSet<String>,
+    key: &str,
+    value: Option<&'a str>,
+    endpoint: &str,
+) -> &'a str {
+    let Some(value) = value else {
+        return "";
+    };
+    if seen.contains(value) {
+        return value;
+    }
+    if seen.len() < MAX_TAG_LABEL_VALUES {
+        seen.insert(value.to_owned());
+        return value;
+    }
+    if seen.insert(OTHER_TAG_VALUE.to_owned()) {
+        tracing::warn!(target: "sagemeter", tag = key, limit = MAX_TAG_LABEL_VALUES,
+            endpoint, "metric tag label has too many distinct values: further values \
+            are labelled `_other` (receipts and ledgers keep the real value)");
+    }
+    OTHER_TAG_VALUE
 }
 
 impl State {
-    fn tag_label_value(&mut self, key: &str, value: Option<&String>, endpoint: &str) -> String {
-        let Some(value) = value else {
-            return String::new();
+    /// The label set of these values, made on first use.
+    fn label_set(
+        &mut self,
+        tag_keys: &[String],
+        endpoint: &str,
+        variant: &str,
+        price_source: &'static str,
+        tag_values: &[&str],
+    ) -> &mut LabelSet {
+        if !self.label_sets.contains_key(endpoint) {
+            self.label_sets.insert(endpoint.to_owned(), Vec::new());
+        }
+        let Some(sets) = self.label_sets.get_mut(endpoint) else {
+            unreachable!("inserted above")
         };
-        let seen = self.tag_values.entry(key.to_owned()).or_default();
-        if seen.contains(value) {
-            return value.clone();
-        }
-        if seen.len() < MAX_TAG_LABEL_VALUES {
-            seen.insert(value.clone());
-            return value.clone();
-        }
-        if seen.insert(OTHER_TAG_VALUE.to_owned()) {
-            tracing::warn!(target: "sagemeter", tag = key, limit = MAX_TAG_LABEL_VALUES,
-                endpoint, "metric tag label has too many distinct values: further values \
-                are labelled `_other` (receipts and ledgers keep the real value)");
-        }
-        OTHER_TAG_VALUE.to_owned()
+        let found = sets.iter().position(|set| {
+            set.variant == variant
+                && set.price_source == price_source
+                && set.tag_values.iter().map(String::as_str).eq(tag_values.iter().copied())
+        });
+        let index = match found {
+            Some(index) => index,
+            None => {
+                let mut labels = vec![
+                    Label::new("endpoint", endpoint.to_owned()),
+                    Label::new("variant", variant.to_owned()),
+                    Label::from_static_parts("price_source", price_source),
+                ];
+                for (key, value) in tag_keys.iter().zip(tag_values) {
+                    labels.push(Label::new(key.clone(), (*value).to_owned()));
+                }
+                sets.push(LabelSet {
+                    variant: variant.to_owned(),
+                    price_source,
+                    tag_values: tag_values.iter().map(|v| (*v).to_owned()).collect(),
+                    keys: Keys::new(labels),
+                    remainder: Decimal::ZERO,
+                });
+                sets.len() - 1
+            }
+        };
+        &mut sets[index]
     }
+}
 
+impl LabelSet {
     /// Whole micro-dollars to add for this call, carrying the remainder.
-    fn micro_usd(&mut self, labels: &[(String, String)], cost_usd: Decimal) -> u64 {
+    fn micro_usd(&mut self, cost_usd: Decimal) -> u64 {
         if cost_usd <= Decimal::ZERO {
             return 0;
         }
-        let key: Vec<String> = labels.iter().map(|(_, v)| v.clone()).collect();
-        let remainder = self.remainders.entry(key).or_default();
-        let exact = cost_usd * Decimal::from(1_000_000) + *remainder;
+        let exact = cost_usd * Decimal::from(1_000_000) + self.remainder;
         let whole = exact.trunc();
-        *remainder = exact - whole;
+        self.remainder = exact - whole;
         whole.to_u64().unwrap_or(u64::MAX)
     }
 }
@@ -280,30 +402,38 @@ mod tests {
     #[test]
     fn micro_dollar_remainders_carry_so_the_counter_never_drifts() {
         let mut state = State::default();
-        let labels = vec![("endpoint".to_owned(), "rt".to_owned())];
+        let set = state.label_set(&[], "rt", "", "snapshot", &[]);
         // 0.0000004 USD = 0.4 µUSD a call: rounding each call would count 0 forever.
         let per_call: Decimal = "0.0000004".parse().unwrap();
-        let counted: u64 = (0..10).map(|_| state.micro_usd(&labels, per_call)).sum();
+        let counted: u64 = (0..10).map(|_| set.micro_usd(per_call)).sum();
         // 10 × 0.4 = 4 µUSD.
         assert_eq!(counted, 4);
     }
 
     #[test]
     fn tag_values_past_the_limit_become_other() {
-        let mut state = State::default();
+        let mut seen = HashSet::new();
         for i in 0..MAX_TAG_LABEL_VALUES {
-            assert_eq!(
-                state.tag_label_value("user", Some(&i.to_string()), "rt"),
-                i.to_string()
-            );
+            let value = i.to_string();
+            assert_eq!(tag_label_value(&mut seen, "user", Some(&value), "rt"), value);
         }
-        let past = state.tag_label_value("user", Some(&"new".to_owned()), "rt");
+        let past = tag_label_value(&mut seen, "user", Some("new"), "rt");
         assert_eq!(past, OTHER_TAG_VALUE);
         // Known values keep their label.
-        assert_eq!(
-            state.tag_label_value("user", Some(&"7".to_owned()), "rt"),
-            "7"
-        );
-        assert_eq!(state.tag_label_value("user", None, "rt"), "");
+        assert_eq!(tag_label_value(&mut seen, "user", Some("7"), "rt"), "7");
+        assert_eq!(tag_label_value(&mut seen, "user", None, "rt"), "");
+    }
+
+    #[test]
+    fn a_label_set_is_made_once_and_found_again() {
+        let mut state = State::default();
+        let keys = ["team".to_owned()];
+        state.label_set(&keys, "rt", "a", "live", &["search"]);
+        state.label_set(&keys, "rt", "a", "live", &["search"]);
+        state.label_set(&keys, "rt", "a", "cache", &["search"]);
+        state.label_set(&keys, "rt", "a", "live", &["ads"]);
+        state.label_set(&keys, "other", "a", "live", &["search"]);
+        assert_eq!(state.label_sets["rt"].len(), 3);
+        assert_eq!(state.label_sets["other"].len(), 1);
     }
 }
