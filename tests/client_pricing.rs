@@ -86,7 +86,10 @@ async fn reachable_price_list_gives_live_receipts_with_sku_and_effective_date() 
     let first = call(&s.client).await;
     let provenance = first.compute_provenance().unwrap();
     assert_eq!(provenance.source, PriceOrigin::Live);
-    assert_eq!(provenance.sku, Some(docs::sku_of(&hosting_doc())));
+    assert_eq!(
+        provenance.sku.as_deref(),
+        Some(docs::sku_of(&hosting_doc()).as_str())
+    );
     assert_eq!(
         provenance.effective_date.as_deref(),
         Some(docs::EFFECTIVE_DATE)

@@ -12,6 +12,7 @@ use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime};
 use tracing::Instrument;
 use tracing::field::{Empty, display};
@@ -75,7 +76,7 @@ async fn invoke_endpoint(
         prepared,
         started_at,
         ..
-    } = send_alongside_prepare(&meter, &endpoint, &span, request.send()).await;
+    } = send_alongside_prepare(&meter, &endpoint, &span, Box::pin(request.send())).await;
 
     let mut usage = Usage::new(Operation::InvokeEndpoint, latency);
     usage.bytes_in = bytes_in as u64;
@@ -174,20 +175,38 @@ pub(crate) struct Sent<T> {
     pub started: Instant,
 }
 
-/// Measures `send` while [`Meter::prepare`] runs alongside it, inside `span`.
+/// Measures `send` inside `span`, with the endpoint's profile and rates: at hand
+/// (cached) on almost every call, else fetched by [`Meter::prepare`] alongside it.
+///
+/// `send` comes boxed: an SDK send future is kilobytes, and every async layer
+/// around it would otherwise copy it on each move.
 pub(crate) async fn send_alongside_prepare<T>(
     meter: &Meter,
     endpoint: &str,
     span: &tracing::Span,
-    send: impl Future<Output = T>,
+    send: Pin<Box<impl Future<Output = T>>>,
 ) -> Sent<T> {
     let started_at = meter.now();
+    if let Some(prepared) = meter.prepare_now(endpoint) {
+        let started = Instant::now();
+        let result = send.instrument(span.clone()).await;
+        return Sent {
+            result,
+            latency: started.elapsed(),
+            prepared,
+            started_at,
+            started,
+        };
+    }
     let started = Instant::now();
     let timed = async {
         let result = send.await;
         (result, started.elapsed())
     };
-    let ((result, latency), prepared) = async { tokio::join!(timed, meter.prepare(endpoint)) }
+    // Boxed: the cold path's state (discovery requests, price fetches) stays out of
+    // every call's future.
+    let prepare = Box::pin(meter.prepare(endpoint));
+    let ((result, latency), prepared) = async { tokio::join!(timed, prepare) }
         .instrument(span.clone())
         .await;
     Sent {
@@ -221,6 +240,9 @@ pub(crate) fn call_span(endpoint: &str, operation: Operation) -> tracing::Span {
 
 /// Records a receipt's figures on its call's span (see [`call_span`]).
 pub(crate) fn record_on_span(span: &tracing::Span, cost: &Cost) {
+    if span.is_disabled() {
+        return;
+    }
     let usage = &cost.usage;
     span.record("outcome", usage.outcome.as_str());
     span.record("cost_usd", display(cost.cost_usd));

@@ -5,10 +5,12 @@ use crate::billing::{
     data_lines, unpriced, usage_charge_lines,
 };
 use crate::budget::{BudgetStatus, Budgets, Reservation};
-use crate::endpoint::{Discovery, DiscoveryError, EndpointKind, EndpointProfile, VariantBilling};
+use crate::endpoint::{
+    Discovery, DiscoveryError, EndpointKind, EndpointProfile, VariantBilling, VariantProfile,
+};
 use crate::ledger::{CostMetrics, CostSink, InstanceClock, Totals, TotalsSnapshot, log_cost};
 use crate::meter::{TokenCounter, TokenUsage, Usage, detect_tokens};
-use crate::pricing::{PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
+use crate::pricing::{PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -49,6 +51,9 @@ pub(crate) struct MeterInner {
     pub discovery: Discovery,
     pub prices: Arc<dyn PriceSource>,
     pub price_overrides: HashMap<PriceKey, Rate>,
+    /// The data-processing keys of `region`, made once.
+    pub data_in_key: PriceKey,
+    pub data_out_key: PriceKey,
     pub allocation: Allocation,
     pub charges: HashMap<String, UsageCharges>,
     pub token_counter: Option<Arc<dyn TokenCounter>>,
@@ -86,7 +91,24 @@ pub(crate) struct VariantRates {
 #[derive(Debug)]
 pub(crate) struct Prepared {
     pub profile: Result<Arc<EndpointProfile>, DiscoveryError>,
-    pub rates: HashMap<String, VariantRates>,
+    /// The rates of each of the profile's variants, in the profile's order.
+    pub rates: Vec<VariantRates>,
+}
+
+impl Prepared {
+    /// The rates of `variant`, one of the profile's variants.
+    fn rates_of(&self, variant: &VariantProfile) -> &VariantRates {
+        let index = self.profile.as_ref().ok().and_then(|profile| {
+            profile
+                .variants
+                .iter()
+                .position(|v| std::ptr::eq(v, variant))
+        });
+        match index.and_then(|i| self.rates.get(i)) {
+            Some(rates) => rates,
+            None => unreachable!("prepare() looks up rates for every variant of the profile"),
+        }
+    }
 }
 
 /// One finished call, as the client measured it.
@@ -228,46 +250,70 @@ impl Meter {
 
     /// A rate: the builder's override, else the price source.
     pub async fn rate(&self, key: &PriceKey) -> RateResult {
-        if let Some(rate) = self.inner.price_overrides.get(key) {
-            return Ok(rate.clone());
+        if let Some(rate) = self.rate_now(key) {
+            return rate;
         }
         self.inner.prices.price(key).await
     }
 
-    /// Profile and rates of `endpoint`, fetched while the call is in flight.
+    /// The rate [`rate`](Self::rate) gives without waiting, if there is one.
+    fn rate_now(&self, key: &PriceKey) -> Option<RateResult> {
+        if let Some(rate) = self.inner.price_overrides.get(key) {
+            return Some(Ok(rate.clone()));
+        }
+        self.inner.prices.price_now(key)
+    }
+
+    /// Profile and rates of `endpoint` when all of them are at hand (cached), as
+    /// on almost every call: nothing to wait for, nothing to run alongside the call.
+    pub(crate) fn prepare_now(&self, endpoint: &str) -> Option<Prepared> {
+        let profile = self.inner.discovery.profile_now(endpoint)?;
+        let mut rates = Vec::new();
+        if let Ok(profile) = &profile {
+            rates.reserve_exact(profile.variants.len());
+            for variant in &profile.variants {
+                let compute = match compute_key(&self.inner.region, profile.kind, &variant.billing)
+                {
+                    Ok(key) => self.rate_now(&key)?,
+                    Err(reason) => Err(PriceError::Unavailable { reason }),
+                };
+                rates.push(VariantRates {
+                    compute,
+                    data_in: self.rate_now(&self.inner.data_in_key)?,
+                    data_out: self.rate_now(&self.inner.data_out_key)?,
+                });
+            }
+        }
+        Some(Prepared { profile, rates })
+    }
+
+    /// Profile and rates of `endpoint`, discovered and priced while the call is in
+    /// flight when they are not at hand.
     pub(crate) async fn prepare(&self, endpoint: &str) -> Prepared {
+        if let Some(prepared) = self.prepare_now(endpoint) {
+            return prepared;
+        }
         let profile = self.inner.discovery.profile(endpoint).await;
-        let mut rates = HashMap::new();
+        let mut rates = Vec::new();
         if let Ok(profile) = &profile {
             for variant in &profile.variants {
                 let compute_key = compute_key(&self.inner.region, profile.kind, &variant.billing);
-                let data_in_key = PriceKey::DataIn {
-                    region: self.inner.region.clone(),
-                };
-                let data_out_key = PriceKey::DataOut {
-                    region: self.inner.region.clone(),
-                };
                 // Three look-ups at once: a cold or failing source costs one wait, not three.
                 let (compute, data_in, data_out) = tokio::join!(
                     async {
-                        match &compute_key {
-                            Ok(key) => self.rate(key).await,
-                            Err(reason) => Err(crate::pricing::PriceError::Unavailable {
-                                reason: reason.clone(),
-                            }),
+                        match compute_key {
+                            Ok(key) => self.rate(&key).await,
+                            Err(reason) => Err(PriceError::Unavailable { reason }),
                         }
                     },
-                    self.rate(&data_in_key),
-                    self.rate(&data_out_key),
+                    self.rate(&self.inner.data_in_key),
+                    self.rate(&self.inner.data_out_key),
                 );
-                rates.insert(
-                    variant.name.clone(),
-                    VariantRates {
-                        compute,
-                        data_in,
-                        data_out,
-                    },
-                );
+                rates.push(VariantRates {
+                    compute,
+                    data_in,
+                    data_out,
+                });
             }
         }
         Prepared { profile, rates }
@@ -325,9 +371,7 @@ impl Meter {
                 match profile.variant_for(usage.variant.as_deref(), target_variant.as_deref()) {
                     Some((v, note)) => {
                         notes.extend(note.map(str::to_owned));
-                        let Some(rates) = prepared.rates.get(&v.name) else {
-                            unreachable!("prepare() looks up rates for every variant")
-                        };
+                        let rates = prepared.rates_of(v);
                         if bill_compute && self.inner.allocation == Allocation::Amortized {
                             gap = self
                                 .inner

@@ -453,6 +453,12 @@ impl ClientBuilder {
             .runtime
             .unwrap_or_else(|| aws_sdk_sagemakerruntime::Client::new(&self.sdk_config));
         let background = Arc::new(crate::background::Background::default());
+        let data_in_key = PriceKey::DataIn {
+            region: region.clone(),
+        };
+        let data_out_key = PriceKey::DataOut {
+            region: region.clone(),
+        };
         let meter = Meter {
             inner: Arc::new(MeterInner {
                 region,
@@ -466,6 +472,8 @@ impl ClientBuilder {
                 background,
                 prices,
                 price_overrides,
+                data_in_key,
+                data_out_key,
                 allocation: self.allocation,
                 charges,
                 token_counter: self.token_counter,

@@ -273,11 +273,7 @@ impl Discovery {
     /// the background when stale), else discovered now (one request per endpoint
     /// however many callers wait for it).
     pub async fn profile(&self, endpoint: &str) -> Result<Arc<EndpointProfile>, DiscoveryError> {
-        if let Some(p) = self.inner.overrides.get(endpoint) {
-            return Ok(p.clone());
-        }
-        let now = self.inner.time.now();
-        if let Some(answer) = self.cached(endpoint, now) {
+        if let Some(answer) = self.profile_now(endpoint) {
             return answer;
         }
         let lock = self.slot_lock(endpoint);
@@ -287,6 +283,18 @@ impl Discovery {
             return answer;
         }
         self.inner.discover_and_store(endpoint).await
+    }
+
+    /// The answer [`profile`](Self::profile) gives without waiting: the override or
+    /// a usable cached answer; `None` when the endpoint must be described first.
+    pub(crate) fn profile_now(
+        &self,
+        endpoint: &str,
+    ) -> Option<Result<Arc<EndpointProfile>, DiscoveryError>> {
+        if let Some(p) = self.inner.overrides.get(endpoint) {
+            return Some(Ok(p.clone()));
+        }
+        self.cached(endpoint, self.inner.time.now())
     }
 
     /// Cached answer, if usable. Spawns a background refresh for a stale profile.

@@ -2,9 +2,9 @@
 
 use crate::billing::Cost;
 use crate::meter::Outcome;
+use metrics::{Key, Label, Level, Metadata};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use metrics::{Key, Label, Level, Metadata};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
@@ -339,7 +339,11 @@ impl State {
         let found = sets.iter().position(|set| {
             set.variant == variant
                 && set.price_source == price_source
-                && set.tag_values.iter().map(String::as_str).eq(tag_values.iter().copied())
+                && set
+                    .tag_values
+                    .iter()
+                    .map(String::as_str)
+                    .eq(tag_values.iter().copied())
         });
         let index = match found {
             Some(index) => index,
@@ -415,7 +419,10 @@ mod tests {
         let mut seen = HashSet::new();
         for i in 0..MAX_TAG_LABEL_VALUES {
             let value = i.to_string();
-            assert_eq!(tag_label_value(&mut seen, "user", Some(&value), "rt"), value);
+            assert_eq!(
+                tag_label_value(&mut seen, "user", Some(&value), "rt"),
+                value
+            );
         }
         let past = tag_label_value(&mut seen, "user", Some("new"), "rt");
         assert_eq!(past, OTHER_TAG_VALUE);

@@ -100,7 +100,26 @@ struct TotalsInner {
     calls: u64,
     client_usd: Decimal,
     by_endpoint: HashMap<String, Decimal>,
-    by_variant: HashMap<(String, String), VariantState>,
+    /// By endpoint, then variant: looked up by `&str`, without allocating.
+    by_variant: HashMap<String, HashMap<String, VariantState>>,
+}
+
+impl TotalsInner {
+    fn variant_state(&mut self, endpoint: &str, variant: &str) -> &mut VariantState {
+        if !self.by_variant.contains_key(endpoint) {
+            self.by_variant.insert(endpoint.to_owned(), HashMap::new());
+        }
+        let Some(variants) = self.by_variant.get_mut(endpoint) else {
+            unreachable!("inserted above")
+        };
+        if !variants.contains_key(variant) {
+            variants.insert(variant.to_owned(), VariantState::default());
+        }
+        let Some(state) = variants.get_mut(variant) else {
+            unreachable!("inserted above")
+        };
+        state
+    }
 }
 
 /// Exact running totals, safe under any number of concurrent calls.
@@ -144,10 +163,7 @@ impl Totals {
         now: SystemTime,
     ) -> Option<Duration> {
         let mut inner = self.lock();
-        let state = inner
-            .by_variant
-            .entry((endpoint.to_owned(), variant.to_owned()))
-            .or_default();
+        let state = inner.variant_state(endpoint, variant);
         let gap = state
             .last_call_at
             .map(|prev| now.duration_since(prev).unwrap_or_default());
@@ -169,15 +185,19 @@ impl Totals {
         inner.calls += 1;
         inner.client_usd += cost_usd;
         let running_client_usd = inner.client_usd;
-        let endpoint_total = inner.by_endpoint.entry(endpoint.to_owned()).or_default();
-        *endpoint_total += cost_usd;
-        let running_endpoint_usd = *endpoint_total;
+        let running_endpoint_usd = match inner.by_endpoint.get_mut(endpoint) {
+            Some(total) => {
+                *total += cost_usd;
+                *total
+            }
+            None => {
+                inner.by_endpoint.insert(endpoint.to_owned(), cost_usd);
+                cost_usd
+            }
+        };
         let mut accrual = None;
         if let Some(variant) = variant {
-            let state = inner
-                .by_variant
-                .entry((endpoint.to_owned(), variant.to_owned()))
-                .or_default();
+            let state = inner.variant_state(endpoint, variant);
             state.total_usd += cost_usd;
             if let Some(clock) = clock {
                 state.allocated_compute_usd += compute_usd.unwrap_or_default();
@@ -215,7 +235,11 @@ impl Totals {
             by_variant: inner
                 .by_variant
                 .iter()
-                .map(|((e, v), s)| (format!("{e}/{v}"), s.total_usd))
+                .flat_map(|(e, variants)| {
+                    variants
+                        .iter()
+                        .map(move |(v, s)| (format!("{e}/{v}"), s.total_usd))
+                })
                 .collect(),
         }
     }
@@ -232,15 +256,14 @@ impl Totals {
 /// `running_usd`, `price_source` (`unpriced` when nothing could be priced). Never the payload.
 pub fn log_cost(cost: &Cost) {
     let u = &cost.usage;
-    let latency_ms = u.latency.as_secs_f64() * 1000.0;
-    let source = cost.price_source().map_or("unpriced", |s| s.as_str());
+    // Field values are only computed when the event is enabled.
     tracing::info!(
         target: "sagemeter",
         endpoint = %cost.endpoint,
         variant = cost.variant.as_deref().unwrap_or(""),
         operation = u.operation.as_str(),
         outcome = u.outcome.as_str(),
-        latency_ms,
+        latency_ms = u.latency.as_secs_f64() * 1000.0,
         bytes_in = u.bytes_in,
         bytes_out = u.bytes_out,
         input_tokens = u.input_tokens,
@@ -249,7 +272,7 @@ pub fn log_cost(cost: &Cost) {
         gen_ai.usage.output_tokens = u.output_tokens,
         cost_usd = %cost.cost_usd,
         running_usd = %cost.running_client_usd,
-        price_source = source,
+        price_source = cost.price_source().map_or("unpriced", |s| s.as_str()),
         fully_priced = cost.is_fully_priced(),
         "sagemaker call cost"
     );

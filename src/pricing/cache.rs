@@ -115,14 +115,6 @@ impl CachedPrices {
         }
     }
 
-    /// The cached rate for `key` if it is fresh, without awaiting anything: a read lock,
-    /// a map look-up and a clone. [`PriceSource::price`] does the same first; this saves
-    /// callers on a hot path the boxed future.
-    pub fn get_fresh(&self, key: &PriceKey) -> Option<Rate> {
-        let now = self.time.now();
-        self.fresh(key, now)
-    }
-
     /// Forgets every cached price, failure and backoff (e.g. for a `--refresh` flag).
     pub fn clear(&self) {
         self.slots
@@ -304,8 +296,8 @@ fn cached(rate: &Rate) -> Rate {
 /// Puts `note` in front of any note the rate already has.
 fn with_note_before(mut rate: Rate, note: &str) -> Rate {
     rate.provenance.note = Some(match rate.provenance.note.take() {
-        Some(old) if !old.is_empty() => format!("{note}; {old}"),
-        _ => note.to_owned(),
+        Some(old) if !old.is_empty() => format!("{note}; {old}").into(),
+        _ => note.into(),
     });
     rate
 }
@@ -354,6 +346,13 @@ impl CachedPricesBuilder {
 impl PriceSource for CachedPrices {
     fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
         Box::pin(self.look_up(key))
+    }
+
+    /// A fresh rate, or the answer kept for a failure's backoff: read locks, a map
+    /// look-up and a clone. Stale and unknown keys need [`price`](Self::price).
+    fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
+        let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
+        self.settled(slots.get(key)?, self.time.now())
     }
 }
 
@@ -482,7 +481,7 @@ mod tests {
         assert_eq!(second.usd_per_unit, usd("0.23"));
         assert_eq!(second.provenance.sku.as_deref(), Some("SKU1"));
         assert_eq!(second.provenance.note, None);
-        assert_eq!(prices.get_fresh(&key()), Some(second));
+        assert_eq!(prices.price_now(&key()).and_then(Result::ok), Some(second));
         assert_eq!(primary.calls(), 1);
     }
 
@@ -493,7 +492,7 @@ mod tests {
         let prices = cache(primary.clone(), &time);
         prices.price(&key()).await.unwrap();
         time.advance(Duration::from_secs(3600));
-        assert_eq!(prices.get_fresh(&key()), None);
+        assert_eq!(prices.price_now(&key()).and_then(Result::ok), None);
         let refreshed = prices.price(&key()).await.unwrap();
         assert_eq!(
             (refreshed.provenance.source, refreshed.usd_per_unit),
@@ -700,7 +699,7 @@ mod tests {
         );
         assert_eq!(primary.calls(), 2);
         prices.clear();
-        assert_eq!(prices.get_fresh(&key()), None);
+        assert_eq!(prices.price_now(&key()).and_then(Result::ok), None);
     }
 
     /// Counts WARN events of target `sagemeter::pricing`.

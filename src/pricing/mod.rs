@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// The price source the metered client uses unless told otherwise: live Price List
 /// prices behind a cache, the bundled snapshot as fallback.
@@ -261,19 +262,22 @@ impl fmt::Display for PriceOrigin {
 }
 
 /// How a price was obtained and how fresh it is.
+///
+/// Its texts are shared (`Arc<str>`): every receipt line priced from the same rate
+/// points at the same strings instead of copying them.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
     /// Where the price came from.
     pub source: PriceOrigin,
     /// The Price List SKU, when known.
-    pub sku: Option<String>,
+    pub sku: Option<Arc<str>>,
     /// The `effectiveDate` of the on-demand term (or the snapshot's `as_of` date).
-    pub effective_date: Option<String>,
+    pub effective_date: Option<Arc<str>>,
     /// When the price was fetched from AWS (None for snapshot and override prices).
     pub fetched_at: Option<DateTime<Utc>>,
     /// Why this source was used, when it is a fallback (e.g. "price list throttled").
-    pub note: Option<String>,
+    pub note: Option<Arc<str>>,
 }
 
 impl Provenance {
@@ -289,13 +293,13 @@ impl Provenance {
     }
 
     /// Sets the SKU.
-    pub fn with_sku(mut self, sku: impl Into<String>) -> Self {
+    pub fn with_sku(mut self, sku: impl Into<Arc<str>>) -> Self {
         self.sku = Some(sku.into());
         self
     }
 
     /// Sets the effective date.
-    pub fn with_effective_date(mut self, date: impl Into<String>) -> Self {
+    pub fn with_effective_date(mut self, date: impl Into<Arc<str>>) -> Self {
         self.effective_date = Some(date.into());
         self
     }
@@ -307,7 +311,7 @@ impl Provenance {
     }
 
     /// Sets the note saying why this source was used.
-    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+    pub fn with_note(mut self, note: impl Into<Arc<str>>) -> Self {
         self.note = Some(note.into());
         self
     }
@@ -371,10 +375,22 @@ pub enum PriceError {
 pub trait PriceSource: fmt::Debug + Send + Sync {
     /// The rate for `key`, or why there is none.
     fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>>;
+
+    /// The answer [`price`](Self::price) would give, if the source has it at hand
+    /// (a fresh cache entry, a bundled table); `None` when it would have to wait
+    /// (fetch, refresh). Lets the call path skip the boxed future. Default: `None`.
+    fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
+        let _ = key;
+        None
+    }
 }
 
-impl<T: PriceSource + ?Sized> PriceSource for std::sync::Arc<T> {
+impl<T: PriceSource + ?Sized> PriceSource for Arc<T> {
     fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
         (**self).price(key)
+    }
+
+    fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
+        (**self).price_now(key)
     }
 }

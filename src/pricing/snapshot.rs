@@ -313,6 +313,10 @@ impl PriceSource for Snapshot {
         let rate = self.get(key);
         Box::pin(std::future::ready(rate))
     }
+
+    fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
+        Some(self.get(key))
+    }
 }
 
 #[cfg(test)]

@@ -164,7 +164,7 @@ fn write_text(out: &mut dyn Write, rate: &Rate) -> std::io::Result<()> {
         PriceOrigin::Override => "override",
         _ => "other",
     };
-    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    let dash = |v: Option<&str>| v.unwrap_or("-").to_owned();
     writeln!(out, "{}", rate.key)?;
     writeln!(
         out,
@@ -172,12 +172,12 @@ fn write_text(out: &mut dyn Write, rate: &Rate) -> std::io::Result<()> {
         rate.usd_per_unit.normalize()
     )?;
     writeln!(out, "  source      {source}")?;
-    writeln!(out, "  SKU         {}", dash(p.sku.clone()))?;
-    writeln!(out, "  effective   {}", dash(p.effective_date.clone()))?;
+    writeln!(out, "  SKU         {}", dash(p.sku.as_deref()))?;
+    writeln!(out, "  effective   {}", dash(p.effective_date.as_deref()))?;
     writeln!(
         out,
         "  fetched at  {}",
-        dash(p.fetched_at.map(|t| t.to_rfc3339()))
+        dash(p.fetched_at.map(|t| t.to_rfc3339()).as_deref())
     )?;
     if let Some(note) = &p.note {
         writeln!(out, "  note        {note}")?;
