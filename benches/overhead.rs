@@ -1,16 +1,20 @@
 //! What metering costs next to the call it meters.
 //!
 //! `cargo bench --bench overhead` runs, in one process and alternating round by
-//! round, the raw `aws_sdk_sagemakerruntime::Client` and `sagemeter::Client`
-//! against the same in-process loopback server that answers instantly (so client
-//! overhead dominates), at concurrency 1 and 64; then price look-ups, the ledger
-//! writer and memory after a million calls. It prints a table and writes
+//! round (21 rounds), the raw `aws_sdk_sagemakerruntime::Client` and
+//! `sagemeter::Client` against the same in-process loopback server that answers
+//! instantly (so client overhead dominates), at concurrency 1 and 64; then price
+//! look-ups, the ledger writer, heap allocations per call and memory after a
+//! million calls. Throughput, ratios and added CPU are medians over the rounds
+//! (ratios and CPU differences are taken round by round, each metered run against
+//! the raw run next to it). It prints a table and writes
 //! `target/sagemeter-bench.json` (keys listed in `Figures`).
 //!
 //! Environment: `SAGEMETER_BENCH_SCALE` (default 1.0) scales every call count,
 //! e.g. `0.1` for a quick look. `SAGEMETER_BENCH_PROFILE=raw|metered|ledger` runs
-//! only that caller (200,000 calls × scale at concurrency 64) and exits, for a
-//! profiler (`perf record`) to compare one side with the other.
+//! only that caller (200,000 calls × scale at concurrency 64, or
+//! `SAGEMETER_BENCH_CONCURRENCY`) and exits, for a profiler (`perf record`) to
+//! compare one side with the other.
 
 #[path = "../tests/support/fake_pricelist.rs"]
 mod fake_pricelist;
@@ -149,7 +153,7 @@ impl Caller {
     }
 }
 
-#[derive(Default, Clone, Copy)]
+#[derive(Clone, Copy)]
 struct Run {
     calls: usize,
     wall: Duration,
@@ -157,11 +161,6 @@ struct Run {
 }
 
 impl Run {
-    fn add(&mut self, other: Run) {
-        self.calls += other.calls;
-        self.wall += other.wall;
-        self.cpu += other.cpu;
-    }
     fn cps(&self) -> f64 {
         self.calls as f64 / self.wall.as_secs_f64()
     }
@@ -194,18 +193,72 @@ async fn run(caller: &Caller, calls: usize, concurrency: usize) -> Run {
     }
 }
 
-/// Alternates the callers round by round so drift affects all alike.
-async fn compare(callers: &[&Caller], calls: usize, concurrency: usize, rounds: usize) -> Vec<Run> {
-    for c in callers {
-        run(c, calls / 4, concurrency).await; // warm-up
+/// Every round runs each caller once, in turn (reversed every other round), so
+/// that drift and bursts of noise from other tenants of the machine fall on all
+/// alike. Figures are medians over the rounds, which one noisy round cannot move.
+struct Comparison {
+    /// Per caller, per round.
+    rounds: Vec<Vec<Run>>,
+}
+
+impl Comparison {
+    /// Median calls per second of caller `i`.
+    fn cps(&self, i: usize) -> f64 {
+        median(self.rounds[i].iter().map(Run::cps))
     }
-    let mut totals = vec![Run::default(); callers.len()];
-    for _ in 0..rounds {
-        for (i, c) in callers.iter().enumerate() {
-            totals[i].add(run(c, calls, concurrency).await);
+
+    /// Median of the per-round throughput ratios of caller `i` to caller `base`.
+    fn ratio(&self, i: usize, base: usize) -> f64 {
+        median(
+            self.rounds[i]
+                .iter()
+                .zip(&self.rounds[base])
+                .map(|(a, b)| a.cps() / b.cps()),
+        )
+    }
+
+    /// Median of the per-round differences in CPU per call, caller `i` minus `base`.
+    fn added_cpu_us(&self, i: usize, base: usize) -> f64 {
+        median(
+            self.rounds[i]
+                .iter()
+                .zip(&self.rounds[base])
+                .map(|(a, b)| a.cpu_us_per_call() - b.cpu_us_per_call()),
+        )
+    }
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+async fn compare(
+    callers: &[&Caller],
+    calls: usize,
+    concurrency: usize,
+    rounds: usize,
+) -> Comparison {
+    for c in callers {
+        run(c, calls / 2, concurrency).await; // warm-up
+    }
+    let mut per_caller = vec![Vec::with_capacity(rounds); callers.len()];
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..callers.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            per_caller[i].push(run(callers[i], calls, concurrency).await);
         }
     }
-    totals
+    Comparison { rounds: per_caller }
 }
 
 #[derive(Serialize, Default)]
@@ -271,7 +324,11 @@ async fn main() {
             "ledger" => &ledger,
             other => panic!("SAGEMETER_BENCH_PROFILE={other}: use raw, metered or ledger"),
         };
-        let r = run(caller, scale(200_000), 64).await;
+        let concurrency = std::env::var("SAGEMETER_BENCH_CONCURRENCY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(64);
+        let r = run(caller, scale(200_000), concurrency).await;
         println!(
             "{side}: {:.0} calls/s, {:.1} µs CPU per call",
             r.cps(),
@@ -287,18 +344,18 @@ async fn main() {
         "sagemeter overhead benchmark ({} cores)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let c1 = compare(&[&raw, &metered], scale(2_000), 1, 5).await;
-    f.raw_cps_c1 = c1[0].cps();
-    f.metered_cps_c1 = c1[1].cps();
-    f.ratio_c1 = f.metered_cps_c1 / f.raw_cps_c1;
-    f.added_cpu_us_per_call = c1[1].cpu_us_per_call() - c1[0].cpu_us_per_call();
+    let c1 = compare(&[&raw, &metered], scale(1_000), 1, 21).await;
+    f.raw_cps_c1 = c1.cps(0);
+    f.metered_cps_c1 = c1.cps(1);
+    f.ratio_c1 = c1.ratio(1, 0);
+    f.added_cpu_us_per_call = c1.added_cpu_us(1, 0);
 
-    let c64 = compare(&[&raw, &metered, &ledger], scale(12_800), 64, 5).await;
-    f.raw_cps_c64 = c64[0].cps();
-    f.metered_cps_c64 = c64[1].cps();
-    f.ledger_cps_c64 = c64[2].cps();
-    f.ratio_c64 = f.metered_cps_c64 / f.raw_cps_c64;
-    f.ratio_c64_ledger = f.ledger_cps_c64 / f.raw_cps_c64;
+    let c64 = compare(&[&raw, &metered, &ledger], scale(6_400), 64, 21).await;
+    f.raw_cps_c64 = c64.cps(0);
+    f.metered_cps_c64 = c64.cps(1);
+    f.ledger_cps_c64 = c64.cps(2);
+    f.ratio_c64 = c64.ratio(1, 0);
+    f.ratio_c64_ledger = c64.ratio(2, 0);
 
     // Pricing: warm look-ups through the cache, cold through a loopback Price List.
     let pricelist = fake_pricelist::FakePriceList::start().await;
