@@ -30,10 +30,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Bytes buffered by the writer before they are handed to the target, when
-/// receipts keep coming (when the queue runs empty, the buffer goes out at once).
+/// receipts keep coming (when the queue stays empty for [`COALESCE`], it goes out then).
 const BUFFER_BYTES: usize = 64 * 1024;
 /// Messages taken from the queue per wake-up.
 const BATCH: usize = 256;
+/// How long the writer waits for more receipts when its queue runs dry, before
+/// writing and going to sleep on the queue. While it waits, callers queue
+/// without waking it: a busy client costs one write per batch, not per call.
+const COALESCE: Duration = Duration::from_millis(1);
 /// At most one WARN per this period for drops and refusals.
 pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -374,8 +378,14 @@ impl<T: Target> Worker<T> {
                 }
             }
             if self.rx.is_empty() {
-                // Idle: hand what we have to the OS now rather than at 64 KiB.
-                self.write_out();
+                // The queue ran dry: give the callers a moment to queue more, so
+                // that one write and one wake-up carry many receipts rather than
+                // one each, then, still idle, hand what we have to the OS now
+                // rather than at 64 KiB.
+                std::thread::sleep(COALESCE);
+                if self.rx.is_empty() {
+                    self.write_out();
+                }
             }
         }
         let result = self.flush(true);
