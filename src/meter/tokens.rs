@@ -89,11 +89,6 @@ impl TokenCounter for FnTokenCounter {
 }
 
 #[derive(Deserialize)]
-struct OpenAiBody {
-    usage: Option<OpenAiUsageObject>,
-}
-
-#[derive(Deserialize)]
 struct OpenAiUsageObject {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
@@ -104,11 +99,11 @@ struct OpenAiUsageObject {
 
 impl TokenCounter for OpenAiUsage {
     fn count(&self, body: &[u8]) -> Option<TokenUsage> {
-        if !looks_like_json_with(body, b"usage") {
-            return None;
-        }
-        let parsed: OpenAiBody = serde_json::from_slice(body).ok()?;
-        parsed.usage.and_then(usage_from_openai)
+        // Only the `usage` object is parsed: the choices around it can be most of
+        // the body, and the counter runs on every call.
+        let usage = top_level_field(body, b"usage")?;
+        let usage: Option<OpenAiUsageObject> = serde_json::from_slice(usage).ok()?;
+        usage.and_then(usage_from_openai)
     }
 }
 
@@ -312,6 +307,92 @@ impl StreamTokens {
 
 /// Cheap pre-check so that non-JSON bodies (images, CSV, ...) and JSON without
 /// the marker field are not parsed at all.
+/// The raw JSON value of `key` in the top-level object of `body`, found in one pass
+/// that follows strings and nesting without parsing or allocating. `None` when the
+/// body is not an object, has no such key, or ends first.
+fn top_level_field<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let mut i = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    if body[i] != b'{' {
+        return None;
+    }
+    i += 1;
+    let mut depth = 1;
+    let mut at_key = true;
+    while i < body.len() {
+        match body[i] {
+            b'"' => {
+                let end = string_end(body, i + 1)?;
+                if depth == 1 && at_key {
+                    let colon = end
+                        + 1
+                        + body[end + 1..]
+                            .iter()
+                            .position(|b| !b.is_ascii_whitespace())?;
+                    if body[colon] != b':' {
+                        return None;
+                    }
+                    if &body[i + 1..end] == key {
+                        let value = colon + 1;
+                        return Some(&body[value..value_end(body, value)?]);
+                    }
+                    at_key = false;
+                    i = colon;
+                } else {
+                    i = end;
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return None;
+                }
+            }
+            b',' if depth == 1 => at_key = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The index of the quote closing the string whose contents start at `start`.
+fn string_end(body: &[u8], start: usize) -> Option<usize> {
+    let mut i = start;
+    while i < body.len() {
+        match body[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The end (exclusive) of the JSON value starting at `start` (after whitespace):
+/// past its closing bracket, or at the `,`/`}` that follows a scalar.
+fn value_end(body: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0;
+    let mut i = start;
+    while i < body.len() {
+        match body[i] {
+            b'"' => i = string_end(body, i + 1)?,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth == 0 => return Some(i),
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            b',' if depth == 0 => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 fn looks_like_json_with(body: &[u8], field: &[u8]) -> bool {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     matches!(first, Some(b'{') | Some(b'[')) && body.windows(field.len()).any(|w| w == field)
@@ -320,6 +401,35 @@ fn looks_like_json_with(body: &[u8], field: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_top_level_usage_is_read() {
+        // A `usage` key inside a choice or inside a string is not the response's.
+        let body = br#"{"choices":[{"usage":{"prompt_tokens":1,"completion_tokens":1}}],
+            "text":"\"usage\": {\"prompt_tokens\": 9}", "usage" : {"prompt_tokens":3,
+            "completion_tokens":4}}"#;
+        assert_eq!(detect_tokens(body), Some(TokenUsage::new(3, 4)));
+        let nested_only = br#"{"choices":[{"usage":{"prompt_tokens":1,"completion_tokens":1}}]}"#;
+        assert_eq!(OpenAiUsage.count(nested_only), None);
+        for body in [
+            &br#"{"usage":null}"#[..],
+            br#"{"usage":"#,
+            br#"{"usage" 5}"#,
+            br#"[{"usage":{"prompt_tokens":1}}]"#,
+            br#"{"usage":{"prompt_tokens":"many"}}"#,
+        ] {
+            assert_eq!(
+                OpenAiUsage.count(body),
+                None,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(
+            top_level_field(br#"{"a": [1, {"b": 2}], "k" : 17 }"#, b"k"),
+            Some(&b" 17 "[..])
+        );
+    }
 
     #[test]
     fn openai_usage_is_read_from_a_chat_completion() {
@@ -355,6 +465,25 @@ mod tests {
         assert_eq!(detect_tokens(br#"{"usage": {"#), None);
     }
 
+    /// Arbitrary JSON, nested, with keys that collide at every depth and strings
+    /// that look like keys.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            r#"[a-z"\\{}\[\]:, ]{0,12}"#.prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("usage|a|b|\"usage\"|x", inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
@@ -365,6 +494,19 @@ mod tests {
         fn usage_objects_with_any_numbers_are_read_back(p in 0u64..u64::MAX, c in 0u64..u64::MAX) {
             let body = format!(r#"{{"usage":{{"prompt_tokens":{p},"completion_tokens":{c}}}}}"#);
             proptest::prop_assert_eq!(detect_tokens(body.as_bytes()), Some(TokenUsage::new(p, c)));
+        }
+
+        #[test]
+        fn the_scanner_finds_what_a_json_parser_finds(value in json_value()) {
+            // Any JSON document: the field found by the one-pass scanner is the one
+            // serde_json sees at the top level, and only that one.
+            let body = serde_json::to_vec_pretty(&value).unwrap();
+            for key in ["usage", "a", "b"] {
+                let expected = value.as_object().and_then(|o| o.get(key));
+                let found = top_level_field(&body, key.as_bytes())
+                    .map(|raw| serde_json::from_slice::<serde_json::Value>(raw).unwrap());
+                proptest::prop_assert_eq!(found.as_ref(), expected);
+            }
         }
 
         #[test]
