@@ -176,7 +176,8 @@ pub(crate) struct Sent<T> {
 }
 
 /// Measures `send` inside `span`, with the endpoint's profile and rates: at hand
-/// (cached) on almost every call, else fetched by [`Meter::prepare`] alongside it.
+/// (cached) on almost every call, else fetched by [`Meter::prepare_waiting`]
+/// alongside it.
 ///
 /// `send` comes boxed: an SDK send future is kilobytes, and every async layer
 /// around it would otherwise copy it on each move.
@@ -205,7 +206,7 @@ pub(crate) async fn send_alongside_prepare<T>(
     };
     // Boxed: the cold path's state (discovery requests, price fetches) stays out of
     // every call's future.
-    let prepare = Box::pin(meter.prepare(endpoint));
+    let prepare = Box::pin(meter.prepare_waiting(endpoint));
     let ((result, latency), prepared) = async { tokio::join!(timed, prepare) }
         .instrument(span.clone())
         .await;

@@ -287,12 +287,17 @@ impl Meter {
         Some(Prepared { profile, rates })
     }
 
-    /// Profile and rates of `endpoint`, discovered and priced while the call is in
-    /// flight when they are not at hand.
+    /// Profile and rates of `endpoint`: at hand, else discovered and priced.
     pub(crate) async fn prepare(&self, endpoint: &str) -> Prepared {
-        if let Some(prepared) = self.prepare_now(endpoint) {
-            return prepared;
+        match self.prepare_now(endpoint) {
+            Some(prepared) => prepared,
+            None => self.prepare_waiting(endpoint).await,
         }
+    }
+
+    /// Profile and rates of `endpoint` through the discovery and price sources'
+    /// waiting paths, for when [`prepare_now`](Self::prepare_now) had not all of them.
+    pub(crate) async fn prepare_waiting(&self, endpoint: &str) -> Prepared {
         let profile = self.inner.discovery.profile(endpoint).await;
         let mut rates = Vec::new();
         if let Ok(profile) = &profile {

@@ -330,12 +330,7 @@ impl State {
         price_source: &'static str,
         tag_values: &[&str],
     ) -> &mut LabelSet {
-        if !self.label_sets.contains_key(endpoint) {
-            self.label_sets.insert(endpoint.to_owned(), Vec::new());
-        }
-        let Some(sets) = self.label_sets.get_mut(endpoint) else {
-            unreachable!("inserted above")
-        };
+        let sets = super::entry_by_str(&mut self.label_sets, endpoint);
         let found = sets.iter().position(|set| {
             set.variant == variant
                 && set.price_source == price_source

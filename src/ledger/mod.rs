@@ -106,19 +106,22 @@ struct TotalsInner {
 
 impl TotalsInner {
     fn variant_state(&mut self, endpoint: &str, variant: &str) -> &mut VariantState {
-        if !self.by_variant.contains_key(endpoint) {
-            self.by_variant.insert(endpoint.to_owned(), HashMap::new());
-        }
-        let Some(variants) = self.by_variant.get_mut(endpoint) else {
-            unreachable!("inserted above")
-        };
-        if !variants.contains_key(variant) {
-            variants.insert(variant.to_owned(), VariantState::default());
-        }
-        let Some(state) = variants.get_mut(variant) else {
-            unreachable!("inserted above")
-        };
-        state
+        entry_by_str(entry_by_str(&mut self.by_variant, endpoint), variant)
+    }
+}
+
+/// The value of `key`, inserted as its default when missing: the key is copied
+/// only then, not on every look-up as `entry(key.to_owned())` would.
+pub(crate) fn entry_by_str<'a, V: Default>(
+    map: &'a mut HashMap<String, V>,
+    key: &str,
+) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    match map.get_mut(key) {
+        Some(value) => value,
+        None => unreachable!("inserted above"),
     }
 }
 
@@ -185,16 +188,9 @@ impl Totals {
         inner.calls += 1;
         inner.client_usd += cost_usd;
         let running_client_usd = inner.client_usd;
-        let running_endpoint_usd = match inner.by_endpoint.get_mut(endpoint) {
-            Some(total) => {
-                *total += cost_usd;
-                *total
-            }
-            None => {
-                inner.by_endpoint.insert(endpoint.to_owned(), cost_usd);
-                cost_usd
-            }
-        };
+        let endpoint_total = entry_by_str(&mut inner.by_endpoint, endpoint);
+        *endpoint_total += cost_usd;
+        let running_endpoint_usd = *endpoint_total;
         let mut accrual = None;
         if let Some(variant) = variant {
             let state = inner.variant_state(endpoint, variant);

@@ -123,17 +123,6 @@ impl CachedPrices {
             .clear();
     }
 
-    fn fresh(&self, key: &PriceKey, now: SystemTime) -> Option<Rate> {
-        let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
-        let state = slots
-            .get(key)?
-            .state
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        let good = state.good.as_ref()?;
-        self.is_fresh(good, now).then(|| good.rate.clone())
-    }
-
     fn is_fresh(&self, good: &Good, now: SystemTime) -> bool {
         // A clock that went backwards makes the entry younger, not older.
         now.duration_since(good.fetched)
@@ -172,12 +161,12 @@ impl CachedPrices {
     }
 
     async fn look_up(&self, key: &PriceKey) -> Result<Rate, PriceError> {
-        let now = self.time.now();
-        if let Some(rate) = self.fresh(key, now) {
-            return Ok(rate);
+        if let Some(answer) = self.price_now(key) {
+            return answer;
         }
+        // Unknown or stale; another caller may have settled it since.
         let slot = self.slot(key);
-        if let Some(answer) = self.settled(&slot, now) {
+        if let Some(answer) = self.settled(&slot, self.time.now()) {
             return answer;
         }
         let stale = {
