@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 /// Tokens used by one call.
@@ -88,31 +89,70 @@ impl TokenCounter for FnTokenCounter {
     }
 }
 
-#[derive(Deserialize)]
-struct OpenAiUsageObject {
-    prompt_tokens: Option<u64>,
-    completion_tokens: Option<u64>,
-    // Some servers (and the Responses API) use these names.
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-}
-
 impl TokenCounter for OpenAiUsage {
     fn count(&self, body: &[u8]) -> Option<TokenUsage> {
-        // Only the `usage` object is parsed: the choices around it can be most of
-        // the body, and the counter runs on every call.
-        let usage = top_level_field(body, b"usage")?;
-        let usage: Option<OpenAiUsageObject> = serde_json::from_slice(usage).ok()?;
-        usage.and_then(usage_from_openai)
+        // Only the `usage` object is read, in place: the choices around it can be
+        // most of the body, and the counter runs on every call.
+        openai_usage(top_level_field(body, b"usage")?)
     }
 }
 
-fn usage_from_openai(u: OpenAiUsageObject) -> Option<TokenUsage> {
+/// Token counts of a raw OpenAI `usage` value: `prompt_tokens`/`completion_tokens`,
+/// or `input_tokens`/`output_tokens` (some servers and the Responses API). As a
+/// JSON parser would, a count that is not a whole number (or `null`), or a count
+/// given twice, makes the object unreadable; other members are skipped.
+fn openai_usage(usage: &[u8]) -> Option<TokenUsage> {
+    const NAMES: [&[u8]; 4] = [
+        b"prompt_tokens",
+        b"completion_tokens",
+        b"input_tokens",
+        b"output_tokens",
+    ];
+    let mut counts = [None; 4];
+    let mut seen = [false; 4];
+    let mut readable = true;
+    for_each_member(usage, |key, value| {
+        let Some(i) = NAMES.iter().position(|name| *name == key) else {
+            return ControlFlow::Continue(());
+        };
+        match (seen[i], json_count(value)) {
+            (false, Some(count)) => {
+                seen[i] = true;
+                counts[i] = count;
+                ControlFlow::Continue(())
+            }
+            _ => {
+                readable = false;
+                ControlFlow::Break(())
+            }
+        }
+    })?;
+    let [prompt, completion, input, output] = counts;
     let usage = TokenUsage {
-        input: u.prompt_tokens.or(u.input_tokens),
-        output: u.completion_tokens.or(u.output_tokens),
+        input: prompt.or(input),
+        output: completion.or(output),
     };
-    (!usage.is_empty()).then_some(usage)
+    (readable && !usage.is_empty()).then_some(usage)
+}
+
+/// A raw JSON value read as an optional count: `null`, or a whole number that
+/// fits in a `u64` written as JSON writes it (no sign, no leading zero).
+fn json_count(value: &[u8]) -> Option<Option<u64>> {
+    let value = value.trim_ascii();
+    if value == b"null" {
+        return Some(None);
+    }
+    if value.is_empty() || (value.len() > 1 && value[0] == b'0') {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in value {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(Some(n))
 }
 
 #[derive(Deserialize)]
@@ -305,55 +345,69 @@ impl StreamTokens {
     }
 }
 
-/// Cheap pre-check so that non-JSON bodies (images, CSV, ...) and JSON without
-/// the marker field are not parsed at all.
-/// The raw JSON value of `key` in the top-level object of `body`, found in one pass
-/// that follows strings and nesting without parsing or allocating. `None` when the
-/// body is not an object, has no such key, or ends first.
+/// The raw JSON value of `key` in the top-level object of `body` (whitespace
+/// around it included), without parsing or allocating. `None` when the body is not
+/// an object, has no such key, or ends first.
 fn top_level_field<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    let mut i = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    let mut found = None;
+    for_each_member(body, |k, value| {
+        if k == key {
+            found = Some(value);
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    found
+}
+
+/// Calls `visit` with the raw key (as written between its quotes) and the raw
+/// value of each member of the JSON object `body`, in order, in one pass that
+/// follows strings and nesting; `visit` can stop early. `None` when `body` is not
+/// an object or ends before `visit` stopped or the object closed.
+fn for_each_member<'a>(
+    body: &'a [u8],
+    mut visit: impl FnMut(&'a [u8], &'a [u8]) -> ControlFlow<()>,
+) -> Option<()> {
+    let mut i = skip_whitespace(body, 0)?;
     if body[i] != b'{' {
         return None;
     }
-    i += 1;
-    let mut depth = 1;
-    let mut at_key = true;
-    while i < body.len() {
-        match body[i] {
-            b'"' => {
-                let end = string_end(body, i + 1)?;
-                if depth == 1 && at_key {
-                    let colon = end
-                        + 1
-                        + body[end + 1..]
-                            .iter()
-                            .position(|b| !b.is_ascii_whitespace())?;
-                    if body[colon] != b':' {
-                        return None;
-                    }
-                    if &body[i + 1..end] == key {
-                        let value = colon + 1;
-                        return Some(&body[value..value_end(body, value)?]);
-                    }
-                    at_key = false;
-                    i = colon;
-                } else {
-                    i = end;
-                }
-            }
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return None;
-                }
-            }
-            b',' if depth == 1 => at_key = true,
-            _ => {}
-        }
-        i += 1;
+    i = skip_whitespace(body, i + 1)?;
+    if body[i] == b'}' {
+        return Some(());
     }
-    None
+    loop {
+        if body[i] != b'"' {
+            return None;
+        }
+        let key_end = string_end(body, i + 1)?;
+        let colon = skip_whitespace(body, key_end + 1)?;
+        if body[colon] != b':' {
+            return None;
+        }
+        let end = value_end(body, colon + 1)?;
+        if visit(&body[i + 1..key_end], &body[colon + 1..end]).is_break() {
+            return Some(());
+        }
+        i = skip_whitespace(body, end)?;
+        match body[i] {
+            b',' => i = skip_whitespace(body, i + 1)?,
+            b'}' => return Some(()),
+            _ => return None,
+        }
+    }
+}
+
+/// The index of the first non-whitespace byte at or after `start`.
+fn skip_whitespace(body: &[u8], start: usize) -> Option<usize> {
+    Some(
+        start
+            + body
+                .get(start..)?
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())?,
+    )
 }
 
 /// The index of the quote closing the string whose contents start at `start`.
@@ -393,6 +447,8 @@ fn value_end(body: &[u8], start: usize) -> Option<usize> {
     None
 }
 
+/// Cheap pre-check so that non-JSON bodies (images, CSV, ...) and JSON without
+/// the marker field are not parsed at all.
 fn looks_like_json_with(body: &[u8], field: &[u8]) -> bool {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     matches!(first, Some(b'{') | Some(b'[')) && body.windows(field.len()).any(|w| w == field)
@@ -484,6 +540,43 @@ mod tests {
         })
     }
 
+    /// What a JSON parser makes of a `usage` object, for comparison.
+    fn serde_openai_usage(usage: &[u8]) -> Option<TokenUsage> {
+        #[derive(Deserialize)]
+        struct Reference {
+            prompt_tokens: Option<u64>,
+            completion_tokens: Option<u64>,
+            input_tokens: Option<u64>,
+            output_tokens: Option<u64>,
+        }
+        let r: Reference = serde_json::from_slice(usage).ok()?;
+        let usage = TokenUsage {
+            input: r.prompt_tokens.or(r.input_tokens),
+            output: r.completion_tokens.or(r.output_tokens),
+        };
+        (!usage.is_empty()).then_some(usage)
+    }
+
+    fn usage_key() -> impl proptest::strategy::Strategy<Value = String> {
+        "prompt_tokens|completion_tokens|input_tokens|output_tokens|total_tokens|prompt_tokens_details"
+    }
+
+    /// Counts as servers write them, and values a count must not be read from.
+    fn usage_value() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<u64>().prop_map(|n| n.to_string()),
+            Just("null".to_owned()),
+            Just("0".to_owned()),
+            Just("\"12\"".to_owned()),
+            Just("-3".to_owned()),
+            Just("2.5".to_owned()),
+            Just("1e3".to_owned()),
+            Just("18446744073709551616".to_owned()),
+            json_value().prop_map(|v| v.to_string()),
+        ]
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
@@ -507,6 +600,23 @@ mod tests {
                     .map(|raw| serde_json::from_slice::<serde_json::Value>(raw).unwrap());
                 proptest::prop_assert_eq!(found.as_ref(), expected);
             }
+        }
+
+        #[test]
+        fn usage_objects_are_read_as_a_json_parser_reads_them(
+            members in proptest::collection::vec((usage_key(), usage_value()), 0..6),
+            spaced in proptest::bool::ANY,
+        ) {
+            // Any `usage` object, duplicate members included: the in-place reader
+            // gives what deserialising it with serde gives.
+            let sep = if spaced { " , " } else { "," };
+            let text = members
+                .iter()
+                .map(|(k, v)| format!("\"{k}\"{}:{v}", if spaced { " " } else { "" }))
+                .collect::<Vec<_>>()
+                .join(sep);
+            let usage = format!("{{{text}}}");
+            proptest::prop_assert_eq!(openai_usage(usage.as_bytes()), serde_openai_usage(usage.as_bytes()));
         }
 
         #[test]
