@@ -55,6 +55,10 @@ pub mod report;
 mod background;
 mod error;
 
+/// The maps looked up on every call (endpoint names, price keys): a fast,
+/// per-process seeded hasher instead of SipHash.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 pub use billing::Cost;
 pub use client::{Client, ClientBuilder, Meter, Metered, SendMeteredExt};
 pub use error::{Error, Result};

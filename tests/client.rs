@@ -20,6 +20,7 @@ use sagemeter::pricing::{
 };
 use sagemeter::{Client, Cost, Error, SendMeteredExt};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 fn dec(s: &str) -> Decimal {
@@ -704,4 +705,90 @@ async fn shutdown_waits_for_background_pricing_and_then_spawns_nothing_more() {
         .await
         .unwrap();
     assert_eq!(meter.background_tasks(), 0);
+}
+
+/// Hosting at a price the test can change; answers at once, as a warm cache does.
+#[derive(Debug)]
+struct AdjustablePrices {
+    hosting: std::sync::Mutex<Decimal>,
+    rest: FixedPrices,
+}
+
+impl AdjustablePrices {
+    fn rate(&self, key: &PriceKey) -> Result<Rate, PriceError> {
+        match key {
+            PriceKey::Hosting { .. } => Ok(Rate::new(
+                key.clone(),
+                *self.hosting.lock().unwrap(),
+                Provenance::new(PriceOrigin::Live),
+            )),
+            _ => self.rest.0.get(key).map_or_else(
+                || Err(PriceError::NotFound { key: key.clone() }),
+                |usd| {
+                    Ok(Rate::new(
+                        key.clone(),
+                        *usd,
+                        Provenance::new(PriceOrigin::Live),
+                    ))
+                },
+            ),
+        }
+    }
+}
+
+impl PriceSource for AdjustablePrices {
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+        Box::pin(async move { self.rate(key) })
+    }
+    fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
+        Some(self.rate(key))
+    }
+}
+
+fn compute_rate(cost: &Cost) -> Decimal {
+    match &cost
+        .lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .unwrap()
+        .price
+    {
+        sagemeter::billing::LinePrice::Priced { usd_per_unit, .. } => *usd_per_unit,
+        other => panic!("compute is not priced: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_new_price_in_the_source_reaches_calls_within_a_second() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let prices = Arc::new(AdjustablePrices {
+        hosting: std::sync::Mutex::new(dec("0.23")),
+        rest: FixedPrices::us_east_1(),
+    });
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(prices.clone())
+        .time_source(shared)
+        .build()
+        .unwrap();
+    // The first call discovers the endpoint; the second finds everything at hand.
+    for _ in 0..2 {
+        assert_eq!(
+            compute_rate(invoke(&client, "rt").await.unwrap().cost()),
+            dec("0.23")
+        );
+    }
+    *prices.hosting.lock().unwrap() = dec("0.46");
+    // Within the reuse window the rates put together for the endpoint still hold…
+    time.advance(Duration::from_millis(999));
+    assert_eq!(
+        compute_rate(invoke(&client, "rt").await.unwrap().cost()),
+        dec("0.23")
+    );
+    // …and once it is over, the source is asked again.
+    time.advance(Duration::from_millis(1));
+    assert_eq!(
+        compute_rate(invoke(&client, "rt").await.unwrap().cost()),
+        dec("0.46")
+    );
 }

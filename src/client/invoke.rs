@@ -168,7 +168,7 @@ pub(crate) struct Sent<T> {
     /// The send's own latency: on a cold cache, pricing may take longer than the call.
     pub latency: Duration,
     /// Profile and rates of the endpoint.
-    pub prepared: Prepared,
+    pub prepared: std::sync::Arc<Prepared>,
     /// When the call started (the meter's clock, for receipts and accrual).
     pub started_at: SystemTime,
     /// When the call started (monotonic, for durations measured later).

@@ -14,7 +14,7 @@ use crate::pricing::{PriceError, PriceKey, PriceOrigin, PriceSource, Provenance,
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,12 +50,12 @@ pub(crate) struct MeterInner {
     pub region: String,
     pub discovery: Discovery,
     pub prices: Arc<dyn PriceSource>,
-    pub price_overrides: HashMap<PriceKey, Rate>,
+    pub price_overrides: crate::FastMap<PriceKey, Rate>,
     /// The data-processing keys of `region`, made once.
     pub data_in_key: PriceKey,
     pub data_out_key: PriceKey,
     pub allocation: Allocation,
-    pub charges: HashMap<String, UsageCharges>,
+    pub charges: crate::FastMap<String, UsageCharges>,
     pub token_counter: Option<Arc<dyn TokenCounter>>,
     pub default_tags: BTreeMap<String, String>,
     pub totals: Totals,
@@ -66,6 +66,46 @@ pub(crate) struct MeterInner {
     pub time: SharedTimeSource,
     pub seq: AtomicU64,
     pub warned: Mutex<HashSet<String>>,
+    pub prepared: PreparedMemo,
+}
+
+/// How long [`Meter::prepare_now`] reuses what it found for an endpoint (on the
+/// meter's clock) instead of asking the price source again: a rate that changes
+/// in the source reaches calls at most this much later.
+const PREPARED_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The profile and rates [`Meter::prepare_now`] last put together per endpoint,
+/// reused while discovery still answers with the same profile and for at most
+/// [`PREPARED_REUSE`]: one look-up per call instead of one per rate, and no
+/// price keys or rates copied.
+#[derive(Default)]
+pub(crate) struct PreparedMemo(
+    std::sync::RwLock<crate::FastMap<String, (Arc<Prepared>, SystemTime)>>,
+);
+
+impl PreparedMemo {
+    fn get(
+        &self,
+        endpoint: &str,
+        profile: &Arc<EndpointProfile>,
+        now: SystemTime,
+    ) -> Option<Arc<Prepared>> {
+        let memo = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let (prepared, until) = memo.get(endpoint)?;
+        let same_profile = matches!(&prepared.profile, Ok(p) if Arc::ptr_eq(p, profile));
+        (same_profile && now < *until).then(|| prepared.clone())
+    }
+
+    fn put(&self, endpoint: &str, prepared: Arc<Prepared>, now: SystemTime) {
+        let mut memo = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let until = now + PREPARED_REUSE;
+        match memo.get_mut(endpoint) {
+            Some(slot) => *slot = (prepared, until),
+            None => {
+                memo.insert(endpoint.to_owned(), (prepared, until));
+            }
+        }
+    }
 }
 
 impl fmt::Debug for Meter {
@@ -266,8 +306,14 @@ impl Meter {
 
     /// Profile and rates of `endpoint` when all of them are at hand (cached), as
     /// on almost every call: nothing to wait for, nothing to run alongside the call.
-    pub(crate) fn prepare_now(&self, endpoint: &str) -> Option<Prepared> {
+    pub(crate) fn prepare_now(&self, endpoint: &str) -> Option<Arc<Prepared>> {
         let profile = self.inner.discovery.profile_now(endpoint)?;
+        let now = self.now();
+        if let Ok(profile) = &profile
+            && let Some(prepared) = self.inner.prepared.get(endpoint, profile, now)
+        {
+            return Some(prepared);
+        }
         let mut rates = Vec::new();
         if let Ok(profile) = &profile {
             rates.reserve_exact(profile.variants.len());
@@ -284,11 +330,16 @@ impl Meter {
                 });
             }
         }
-        Some(Prepared { profile, rates })
+        let found = profile.is_ok();
+        let prepared = Arc::new(Prepared { profile, rates });
+        if found {
+            self.inner.prepared.put(endpoint, prepared.clone(), now);
+        }
+        Some(prepared)
     }
 
     /// Profile and rates of `endpoint`: at hand, else discovered and priced.
-    pub(crate) async fn prepare(&self, endpoint: &str) -> Prepared {
+    pub(crate) async fn prepare(&self, endpoint: &str) -> Arc<Prepared> {
         match self.prepare_now(endpoint) {
             Some(prepared) => prepared,
             None => self.prepare_waiting(endpoint).await,
@@ -297,7 +348,7 @@ impl Meter {
 
     /// Profile and rates of `endpoint` through the discovery and price sources'
     /// waiting paths, for when [`prepare_now`](Self::prepare_now) had not all of them.
-    pub(crate) async fn prepare_waiting(&self, endpoint: &str) -> Prepared {
+    pub(crate) async fn prepare_waiting(&self, endpoint: &str) -> Arc<Prepared> {
         let profile = self.inner.discovery.profile(endpoint).await;
         let mut rates = Vec::new();
         if let Ok(profile) = &profile {
@@ -321,7 +372,7 @@ impl Meter {
                 });
             }
         }
-        Prepared { profile, rates }
+        Arc::new(Prepared { profile, rates })
     }
 
     /// Price → bill → record → receipt, for one finished call. The whole path of a

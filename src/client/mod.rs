@@ -385,7 +385,7 @@ impl ClientBuilder {
                 "discovery_refresh must be longer than zero".into(),
             ));
         }
-        let mut price_overrides = HashMap::new();
+        let mut price_overrides = crate::FastMap::default();
         for (key, usd) in self.price_overrides {
             if usd.is_sign_negative() && !usd.is_zero() {
                 return Err(Error::Config(format!(
@@ -416,7 +416,7 @@ impl ClientBuilder {
             }
             profiles.insert(profile.endpoint.clone(), Arc::new(profile));
         }
-        let mut charges = HashMap::new();
+        let mut charges = crate::FastMap::default();
         for (endpoint, c) in self.charges {
             c.validate()
                 .map_err(|e| Error::Config(format!("usage charges of `{endpoint}`: {e}")))?;
@@ -485,6 +485,7 @@ impl ClientBuilder {
                 time,
                 seq: Default::default(),
                 warned: Default::default(),
+                prepared: Default::default(),
             }),
         };
         Ok((runtime, meter))

@@ -219,7 +219,7 @@ async fn invoke_endpoint_with_response_stream(
 /// One stream being metered: everything its receipt needs, filled in as parts arrive.
 struct StreamCall {
     meter: Meter,
-    prepared: Prepared,
+    prepared: std::sync::Arc<Prepared>,
     span: tracing::Span,
     endpoint: String,
     request_id: Option<String>,

@@ -224,9 +224,9 @@ pub struct Discovery {
 
 struct DiscoveryInner {
     client: Option<aws_sdk_sagemaker::Client>,
-    overrides: HashMap<String, Arc<EndpointProfile>>,
+    overrides: crate::FastMap<String, Arc<EndpointProfile>>,
     slots: RwLock<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    cache: RwLock<HashMap<String, Slot>>,
+    cache: RwLock<crate::FastMap<String, Slot>>,
     refresh_after: Duration,
     retry_failed_after: Duration,
     time: SharedTimeSource,
@@ -258,7 +258,7 @@ impl Discovery {
         Discovery {
             inner: Arc::new(DiscoveryInner {
                 client,
-                overrides,
+                overrides: overrides.into_iter().collect(),
                 slots: RwLock::default(),
                 cache: RwLock::default(),
                 refresh_after,

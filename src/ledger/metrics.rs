@@ -5,7 +5,7 @@ use crate::meter::Outcome;
 use metrics::{Key, Label, Level, Metadata};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 /// Distinct values of one tag label kept per key; later values are reported as
@@ -110,7 +110,7 @@ struct State {
     /// order of `tag_keys`.
     tag_values: Vec<HashSet<String>>,
     /// Label sets seen, by endpoint.
-    label_sets: HashMap<String, Vec<LabelSet>>,
+    label_sets: crate::FastMap<String, Vec<LabelSet>>,
 }
 
 /// One distinct set of label values, its metric keys and its micro-dollar remainder.

@@ -25,6 +25,7 @@ pub use file::{DEFAULT_CAPACITY, JsonlLedger, JsonlLedgerBuilder};
 pub use reader::{LedgerRead, LedgerReader, TornTail, read_all};
 pub use writer::{Refused, SinkStats};
 
+use crate::FastMap;
 use crate::billing::{Accrual, Cost, hours, round_cost};
 use crate::pricing::BoxFuture;
 use rust_decimal::Decimal;
@@ -99,9 +100,9 @@ struct VariantState {
 struct TotalsInner {
     calls: u64,
     client_usd: Decimal,
-    by_endpoint: HashMap<String, Decimal>,
+    by_endpoint: FastMap<String, Decimal>,
     /// By endpoint, then variant: looked up by `&str`, without allocating.
-    by_variant: HashMap<String, HashMap<String, VariantState>>,
+    by_variant: FastMap<String, FastMap<String, VariantState>>,
 }
 
 impl TotalsInner {
@@ -113,7 +114,7 @@ impl TotalsInner {
 /// The value of `key`, inserted as its default when missing: the key is copied
 /// only then, not on every look-up as `entry(key.to_owned())` would.
 pub(crate) fn entry_by_str<'a, V: Default>(
-    map: &'a mut HashMap<String, V>,
+    map: &'a mut FastMap<String, V>,
     key: &str,
 ) -> &'a mut V {
     if !map.contains_key(key) {
@@ -227,7 +228,11 @@ impl Totals {
         TotalsSnapshot {
             calls: inner.calls,
             client_usd: inner.client_usd,
-            by_endpoint: inner.by_endpoint.clone(),
+            by_endpoint: inner
+                .by_endpoint
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
             by_variant: inner
                 .by_variant
                 .iter()

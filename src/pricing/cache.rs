@@ -2,7 +2,6 @@
 
 use super::{BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Rate};
 use aws_smithy_async::time::SharedTimeSource;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
@@ -59,7 +58,7 @@ pub struct CachedPrices {
     ttl: Duration,
     backoff: Duration,
     time: SharedTimeSource,
-    slots: RwLock<HashMap<PriceKey, Arc<Slot>>>,
+    slots: RwLock<crate::FastMap<PriceKey, Arc<Slot>>>,
 }
 
 /// Builder for [`CachedPrices`]; start with [`CachedPrices::builder`].
@@ -327,7 +326,7 @@ impl CachedPricesBuilder {
             ttl: self.ttl,
             backoff: self.backoff,
             time: self.time.unwrap_or_default(),
-            slots: RwLock::new(HashMap::new()),
+            slots: RwLock::default(),
         }
     }
 }

@@ -46,7 +46,7 @@ static BUNDLED: LazyLock<Snapshot> = LazyLock::new(|| {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    rates: Arc<HashMap<PriceKey, Rate>>,
+    rates: Arc<crate::FastMap<PriceKey, Rate>>,
 }
 
 struct Row {
