@@ -56,8 +56,9 @@ mod background;
 mod error;
 
 /// The maps looked up on every call (endpoint names, price keys): a fast,
-/// per-process seeded hasher instead of SipHash.
-pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// per-process seeded hasher instead of SipHash, and `entry_ref` (one look-up,
+/// the key copied only when it is inserted).
+pub(crate) type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
 pub use billing::Cost;
 pub use client::{Client, ClientBuilder, Meter, Metered, SendMeteredExt};

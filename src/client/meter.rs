@@ -98,13 +98,8 @@ impl PreparedMemo {
 
     fn put(&self, endpoint: &str, prepared: Arc<Prepared>, now: SystemTime) {
         let mut memo = self.0.write().unwrap_or_else(|e| e.into_inner());
-        let until = now + PREPARED_REUSE;
-        match memo.get_mut(endpoint) {
-            Some(slot) => *slot = (prepared, until),
-            None => {
-                memo.insert(endpoint.to_owned(), (prepared, until));
-            }
-        }
+        memo.entry_ref(endpoint)
+            .insert((prepared, now + PREPARED_REUSE));
     }
 }
 

@@ -100,30 +100,24 @@ struct VariantState {
 struct TotalsInner {
     calls: u64,
     client_usd: Decimal,
-    by_endpoint: FastMap<String, Decimal>,
-    /// By endpoint, then variant: looked up by `&str`, without allocating.
-    by_variant: FastMap<String, FastMap<String, VariantState>>,
+    /// Looked up by `&str`, without allocating.
+    by_endpoint: FastMap<String, EndpointTotals>,
 }
 
-impl TotalsInner {
-    fn variant_state(&mut self, endpoint: &str, variant: &str) -> &mut VariantState {
-        entry_by_str(entry_by_str(&mut self.by_variant, endpoint), variant)
-    }
+#[derive(Default)]
+struct EndpointTotals {
+    /// `None` until a call to the endpoint is recorded.
+    usd: Option<Decimal>,
+    by_variant: FastMap<String, VariantState>,
 }
 
-/// The value of `key`, inserted as its default when missing: the key is copied
-/// only then, not on every look-up as `entry(key.to_owned())` would.
+/// The value of `key`, inserted as its default when missing, in one look-up: the
+/// key is copied only then, not on every look-up as `entry(key.to_owned())` would.
 pub(crate) fn entry_by_str<'a, V: Default>(
     map: &'a mut FastMap<String, V>,
     key: &str,
 ) -> &'a mut V {
-    if !map.contains_key(key) {
-        map.insert(key.to_owned(), V::default());
-    }
-    match map.get_mut(key) {
-        Some(value) => value,
-        None => unreachable!("inserted above"),
-    }
+    map.entry_ref(key).or_default()
 }
 
 /// Exact running totals, safe under any number of concurrent calls.
@@ -167,7 +161,10 @@ impl Totals {
         now: SystemTime,
     ) -> Option<Duration> {
         let mut inner = self.lock();
-        let state = inner.variant_state(endpoint, variant);
+        let state = entry_by_str(
+            &mut entry_by_str(&mut inner.by_endpoint, endpoint).by_variant,
+            variant,
+        );
         let gap = state
             .last_call_at
             .map(|prev| now.duration_since(prev).unwrap_or_default());
@@ -189,12 +186,12 @@ impl Totals {
         inner.calls += 1;
         inner.client_usd += cost_usd;
         let running_client_usd = inner.client_usd;
-        let endpoint_total = entry_by_str(&mut inner.by_endpoint, endpoint);
-        *endpoint_total += cost_usd;
-        let running_endpoint_usd = *endpoint_total;
+        let totals = entry_by_str(&mut inner.by_endpoint, endpoint);
+        let running_endpoint_usd = totals.usd.unwrap_or_default() + cost_usd;
+        totals.usd = Some(running_endpoint_usd);
         let mut accrual = None;
         if let Some(variant) = variant {
-            let state = inner.variant_state(endpoint, variant);
+            let state = entry_by_str(&mut totals.by_variant, variant);
             state.total_usd += cost_usd;
             if let Some(clock) = clock {
                 state.allocated_compute_usd += compute_usd.unwrap_or_default();
@@ -231,13 +228,14 @@ impl Totals {
             by_endpoint: inner
                 .by_endpoint
                 .iter()
-                .map(|(k, v)| (k.clone(), *v))
+                .filter_map(|(e, totals)| Some((e.clone(), totals.usd?)))
                 .collect(),
             by_variant: inner
-                .by_variant
+                .by_endpoint
                 .iter()
-                .flat_map(|(e, variants)| {
-                    variants
+                .flat_map(|(e, totals)| {
+                    totals
+                        .by_variant
                         .iter()
                         .map(move |(v, s)| (format!("{e}/{v}"), s.total_usd))
                 })
