@@ -227,3 +227,43 @@ async fn a_tag_label_that_clashes_with_a_built_in_label_is_a_build_error() {
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     assert!(err.to_string().contains("clashes"), "{err}");
 }
+
+/// Handles are registered once per label set and reused; a recorder that becomes
+/// current later (installed after the first calls, or another thread's local one)
+/// gets its own, and the one before keeps what it counted.
+#[tokio::test]
+async fn a_recorder_installed_after_the_first_calls_counts_the_calls_after_it() {
+    let fake = fake().await;
+    let client = client(&fake).await;
+    let invocations = |recorder: &DebuggingRecorder| {
+        let key = (
+            "sagemeter_invocations_total".to_owned(),
+            labels(&[
+                ("endpoint", "rt"),
+                ("variant", "AllTraffic"),
+                ("price_source", "override"),
+                ("team", "search"),
+            ]),
+        );
+        match by_name_and_labels(recorder).get(&key) {
+            Some(DebugValue::Counter(n)) => *n,
+            None => 0,
+            other => panic!("{other:?}"),
+        }
+    };
+    // No recorder yet: the facade's no-op one.
+    call(&client, "rt", None).await.unwrap();
+    let first = DebuggingRecorder::new();
+    {
+        let _guard = metrics::set_default_local_recorder(&first);
+        call(&client, "rt", None).await.unwrap();
+        call(&client, "rt", None).await.unwrap();
+    }
+    let second = DebuggingRecorder::new();
+    {
+        let _guard = metrics::set_default_local_recorder(&second);
+        call(&client, "rt", None).await.unwrap();
+    }
+    assert_eq!(invocations(&first), 2);
+    assert_eq!(invocations(&second), 1);
+}

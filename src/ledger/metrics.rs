@@ -2,10 +2,11 @@
 
 use crate::billing::Cost;
 use crate::meter::Outcome;
-use metrics::{Key, Label, Level, Metadata};
+use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use std::collections::HashSet;
+use std::fmt;
 use std::sync::Mutex;
 
 /// Distinct values of one tag label kept per key; later values are reported as
@@ -122,6 +123,7 @@ struct LabelSet {
     keys: Keys,
     /// Sub-micro-dollar remainder carried to the next call.
     remainder: Decimal,
+    handles: Handles,
 }
 
 #[derive(Debug)]
@@ -230,6 +232,7 @@ impl CostMetrics {
         let price_source = cost.price_source().map_or("unpriced", |s| s.as_str());
         let variant = cost.variant.as_deref().unwrap_or_default();
         let usage = &cost.usage;
+
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *state;
         // The tag label values of this call, bounded per key (no allocation
@@ -253,44 +256,120 @@ impl CostMetrics {
         );
         let micro_usd = set.micro_usd(cost.cost_usd);
         let keys = &set.keys;
+        let handles = &mut set.handles;
         metrics::with_recorder(|recorder| {
-            recorder
-                .register_counter(&keys.invocations, &METADATA)
+            handles.register_with(recorder);
+            handles
+                .invocations
+                .get(recorder, &keys.invocations)
                 .increment(1);
             match usage.outcome {
                 Outcome::Ok => {}
-                Outcome::Error => recorder
-                    .register_counter(&keys.errors, &METADATA)
-                    .increment(1),
-                Outcome::Cancelled => recorder
-                    .register_counter(&keys.cancelled, &METADATA)
+                Outcome::Error => handles.errors.get(recorder, &keys.errors).increment(1),
+                Outcome::Cancelled => handles
+                    .cancelled
+                    .get(recorder, &keys.cancelled)
                     .increment(1),
             }
             if !cost.is_fully_priced() {
-                recorder
-                    .register_counter(&keys.unpriced, &METADATA)
-                    .increment(1);
+                handles.unpriced.get(recorder, &keys.unpriced).increment(1);
             }
-            recorder
-                .register_counter(&keys.cost_micro_usd, &METADATA)
+            handles
+                .cost_micro_usd
+                .get(recorder, &keys.cost_micro_usd)
                 .increment(micro_usd);
             if let Some(tokens) = usage.input_tokens {
-                recorder
-                    .register_counter(&keys.input_tokens, &METADATA)
+                handles
+                    .input_tokens
+                    .get(recorder, &keys.input_tokens)
                     .increment(tokens);
             }
             if let Some(tokens) = usage.output_tokens {
-                recorder
-                    .register_counter(&keys.output_tokens, &METADATA)
+                handles
+                    .output_tokens
+                    .get(recorder, &keys.output_tokens)
                     .increment(tokens);
             }
-            recorder
-                .register_histogram(&keys.cost_usd, &METADATA)
+            handles
+                .cost_usd
+                .get(recorder, &keys.cost_usd)
                 .record(cost.cost_usd.to_f64().unwrap_or(0.0));
-            recorder
-                .register_histogram(&keys.latency_seconds, &METADATA)
+            handles
+                .latency_seconds
+                .get(recorder, &keys.latency_seconds)
                 .record(usage.latency.as_secs_f64());
         });
+    }
+}
+
+/// The recorder's handles of one label set, each registered on first use and then
+/// reused, as the `metrics` facade recommends on hot paths: a recorder's
+/// `register_*` looks the key up in its registry on every call.
+#[derive(Default)]
+struct Handles {
+    /// Address of the recorder they were registered with: when another one is
+    /// current (a recorder installed later, a thread's local recorder), they are
+    /// registered again with it.
+    recorder: usize,
+    invocations: Handle<Counter>,
+    errors: Handle<Counter>,
+    cancelled: Handle<Counter>,
+    unpriced: Handle<Counter>,
+    cost_micro_usd: Handle<Counter>,
+    input_tokens: Handle<Counter>,
+    output_tokens: Handle<Counter>,
+    cost_usd: Handle<Histogram>,
+    latency_seconds: Handle<Histogram>,
+}
+
+impl Handles {
+    /// Forgets the handles of any recorder but `recorder`.
+    fn register_with(&mut self, recorder: &dyn Recorder) {
+        let address = recorder as *const dyn Recorder as *const () as usize;
+        if self.recorder != address {
+            *self = Handles {
+                recorder: address,
+                ..Handles::default()
+            };
+        }
+    }
+}
+
+impl fmt::Debug for Handles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handles").finish_non_exhaustive()
+    }
+}
+
+/// One metric's handle, registered when first needed.
+struct Handle<T>(Option<T>);
+
+impl<T> Default for Handle<T> {
+    fn default() -> Self {
+        Handle(None)
+    }
+}
+
+/// What a recorder registers for a key.
+trait Register: Sized {
+    fn register(recorder: &dyn Recorder, key: &Key) -> Self;
+}
+
+impl Register for Counter {
+    fn register(recorder: &dyn Recorder, key: &Key) -> Self {
+        recorder.register_counter(key, &METADATA)
+    }
+}
+
+impl Register for Histogram {
+    fn register(recorder: &dyn Recorder, key: &Key) -> Self {
+        recorder.register_histogram(key, &METADATA)
+    }
+}
+
+impl<T: Register> Handle<T> {
+    fn get(&mut self, recorder: &dyn Recorder, key: &Key) -> &T {
+        self.0.get_or_insert_with(|| T::register(recorder, key))
     }
 }
 
@@ -357,6 +436,7 @@ impl State {
                     tag_values: tag_values.iter().map(|v| (*v).to_owned()).collect(),
                     keys: Keys::new(labels),
                     remainder: Decimal::ZERO,
+                    handles: Handles::default(),
                 });
                 sets.len() - 1
             }
