@@ -188,7 +188,7 @@ pub(crate) async fn send_alongside_prepare<T>(
     send: Pin<Box<impl Future<Output = T>>>,
 ) -> Sent<T> {
     let started_at = meter.now();
-    if let Some(prepared) = meter.prepare_now(endpoint) {
+    if let Some(prepared) = meter.prepare_now(endpoint, started_at) {
         let started = Instant::now();
         let result = send.instrument(span.clone()).await;
         return Sent {

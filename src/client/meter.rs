@@ -299,11 +299,12 @@ impl Meter {
         self.inner.prices.price_now(key)
     }
 
-    /// Profile and rates of `endpoint` when all of them are at hand (cached), as
-    /// on almost every call: nothing to wait for, nothing to run alongside the call.
-    pub(crate) fn prepare_now(&self, endpoint: &str) -> Option<Arc<Prepared>> {
-        let profile = self.inner.discovery.profile_now(endpoint)?;
-        let now = self.now();
+    /// Profile and rates of `endpoint` when all of them are at hand (cached) at
+    /// `now` (the meter's clock, read once by the caller), as on almost every call:
+    /// nothing to wait for, nothing to run alongside the call.
+    pub(crate) fn prepare_now(&self, endpoint: &str, now: SystemTime) -> Option<Arc<Prepared>> {
+        // Discovery runs on the meter's clock (both are given the builder's).
+        let profile = self.inner.discovery.profile_now(endpoint, now)?;
         if let Ok(profile) = &profile
             && let Some(prepared) = self.inner.prepared.get(endpoint, profile, now)
         {
@@ -335,7 +336,7 @@ impl Meter {
 
     /// Profile and rates of `endpoint`: at hand, else discovered and priced.
     pub(crate) async fn prepare(&self, endpoint: &str) -> Arc<Prepared> {
-        match self.prepare_now(endpoint) {
+        match self.prepare_now(endpoint, self.now()) {
             Some(prepared) => prepared,
             None => self.prepare_waiting(endpoint).await,
         }

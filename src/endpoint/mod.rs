@@ -273,7 +273,7 @@ impl Discovery {
     /// the background when stale), else discovered now (one request per endpoint
     /// however many callers wait for it).
     pub async fn profile(&self, endpoint: &str) -> Result<Arc<EndpointProfile>, DiscoveryError> {
-        if let Some(answer) = self.profile_now(endpoint) {
+        if let Some(answer) = self.profile_now(endpoint, self.inner.time.now()) {
             return answer;
         }
         let lock = self.slot_lock(endpoint);
@@ -285,16 +285,18 @@ impl Discovery {
         self.inner.discover_and_store(endpoint).await
     }
 
-    /// The answer [`profile`](Self::profile) gives without waiting: the override or
-    /// a usable cached answer; `None` when the endpoint must be described first.
+    /// The answer [`profile`](Self::profile) gives without waiting at `now` (on the
+    /// discovery's clock): the override or a usable cached answer; `None` when the
+    /// endpoint must be described first.
     pub(crate) fn profile_now(
         &self,
         endpoint: &str,
+        now: SystemTime,
     ) -> Option<Result<Arc<EndpointProfile>, DiscoveryError>> {
         if let Some(p) = self.inner.overrides.get(endpoint) {
             return Some(Ok(p.clone()));
         }
-        self.cached(endpoint, self.inner.time.now())
+        self.cached(endpoint, now)
     }
 
     /// Cached answer, if usable. Spawns a background refresh for a stale profile.
