@@ -8,14 +8,17 @@
 //! (10⁻¹² USD), so that any number of receipts add up exactly to the running
 //! totals, in any order.
 
+mod arith;
 mod receipt;
+
+pub(crate) use arith::{div_round_dp, mul_round_dp, pico_usd};
 
 pub use receipt::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};
 
 use crate::endpoint::VariantBilling;
 use crate::meter::Usage;
 use crate::pricing::{PriceError, PriceOrigin, Provenance, Rate};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -129,16 +132,13 @@ pub type RateResult = Result<Rate, PriceError>;
 
 /// Rounds a cost to [`COST_SCALE`] places.
 pub fn round_cost(usd: Decimal) -> Decimal {
-    usd.round_dp_with_strategy(COST_SCALE, RoundingStrategy::MidpointNearestEven)
-}
-
-fn micros(d: Duration) -> Decimal {
-    Decimal::from(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    arith::round_dp(usd, COST_SCALE)
 }
 
 /// Hours in a duration, exact to the microsecond (`µs / 3,600,000,000`).
 pub fn hours(d: Duration) -> Decimal {
-    micros(d) / Decimal::from(3_600_000_000u64)
+    let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    arith::quotient(micros, 3_600_000_000)
 }
 
 /// Serverless billed seconds: the duration rounded up to the millisecond.
@@ -149,7 +149,7 @@ pub fn billed_seconds(d: Duration) -> Decimal {
 
 /// GB (2³⁰ bytes) in a byte count.
 pub fn gigabytes(bytes: u64) -> Decimal {
-    Decimal::from(bytes) / Decimal::from(BYTES_PER_GB)
+    arith::quotient(bytes, BYTES_PER_GB)
 }
 
 /// A line priced at `rate` for `quantity`, or unpriced with the rate's error.
@@ -174,7 +174,7 @@ pub fn priced(
         unit,
         price: LinePrice::Priced {
             usd_per_unit,
-            cost_usd: round_cost(usd_per_unit * quantity),
+            cost_usd: mul_round_dp(usd_per_unit, quantity, COST_SCALE),
             provenance: provenance.clone(),
         },
     }

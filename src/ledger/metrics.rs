@@ -1,10 +1,9 @@
 //! Counters and histograms through the `metrics` facade.
 
-use crate::billing::Cost;
+use crate::billing::{Cost, pico_usd};
 use crate::meter::Outcome;
 use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Mutex;
@@ -121,8 +120,8 @@ struct LabelSet {
     price_source: &'static str,
     tag_values: Vec<String>,
     keys: Keys,
-    /// Sub-micro-dollar remainder carried to the next call.
-    remainder: Decimal,
+    /// Pico-dollars below one micro-dollar, carried to the next call.
+    remainder_pico: u64,
     handles: Handles,
 }
 
@@ -293,7 +292,7 @@ impl CostMetrics {
             handles
                 .cost_usd
                 .get(recorder, &keys.cost_usd)
-                .record(cost.cost_usd.to_f64().unwrap_or(0.0));
+                .record(pico_usd(cost.cost_usd).map_or(0.0, |pico| pico as f64 / 1e12));
             handles
                 .latency_seconds
                 .get(recorder, &keys.latency_seconds)
@@ -435,7 +434,7 @@ impl State {
                     price_source,
                     tag_values: tag_values.iter().map(|v| (*v).to_owned()).collect(),
                     keys: Keys::new(labels),
-                    remainder: Decimal::ZERO,
+                    remainder_pico: 0,
                     handles: Handles::default(),
                 });
                 sets.len() - 1
@@ -446,15 +445,15 @@ impl State {
 }
 
 impl LabelSet {
-    /// Whole micro-dollars to add for this call, carrying the remainder.
+    /// Whole micro-dollars to add for this call, carrying the remainder. Receipts
+    /// state costs in whole pico-dollars, so the carry is an integer.
     fn micro_usd(&mut self, cost_usd: Decimal) -> u64 {
-        if cost_usd <= Decimal::ZERO {
+        let Some(pico) = pico_usd(cost_usd) else {
             return 0;
-        }
-        let exact = cost_usd * Decimal::from(1_000_000) + self.remainder;
-        let whole = exact.trunc();
-        self.remainder = exact - whole;
-        whole.to_u64().unwrap_or(u64::MAX)
+        };
+        let total = pico.saturating_add(u128::from(self.remainder_pico));
+        self.remainder_pico = (total % 1_000_000) as u64;
+        u64::try_from(total / 1_000_000).unwrap_or(u64::MAX)
     }
 }
 

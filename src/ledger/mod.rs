@@ -26,7 +26,7 @@ pub use reader::{LedgerRead, LedgerReader, TornTail, read_all};
 pub use writer::{Refused, SinkStats};
 
 use crate::FastMap;
-use crate::billing::{Accrual, Cost, hours, round_cost};
+use crate::billing::{Accrual, COST_SCALE, Cost, div_round_dp, hours, mul_round_dp};
 use crate::pricing::BoxFuture;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
@@ -199,7 +199,7 @@ impl Totals {
                 if clock.ended_at > from {
                     let elapsed = clock.ended_at.duration_since(from).unwrap_or_default();
                     state.accrued_usd +=
-                        round_cost(clock.usd_per_hour_all_instances * hours(elapsed));
+                        mul_round_dp(clock.usd_per_hour_all_instances, hours(elapsed), COST_SCALE);
                     state.last_accrual_at = Some(clock.ended_at);
                 } else if state.last_accrual_at.is_none() {
                     state.last_accrual_at = Some(from);
@@ -208,7 +208,7 @@ impl Totals {
                     accrued_usd: state.accrued_usd,
                     allocated_usd: state.allocated_compute_usd,
                     utilisation: (!state.accrued_usd.is_zero())
-                        .then(|| (state.allocated_compute_usd / state.accrued_usd).round_dp(6)),
+                        .then(|| div_round_dp(state.allocated_compute_usd, state.accrued_usd, 6)),
                 });
             }
         }

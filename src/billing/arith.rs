@@ -1,0 +1,385 @@
+//! The decimal arithmetic of every receipt, on machine integers.
+//!
+//! Each function gives exactly what the `rust_decimal` expression in its doc gives,
+//! value and scale alike (so receipts serialise the same), which the tests check
+//! on arbitrary inputs and on constructed near-ties. The integer path covers what
+//! calls produce: non-negative amounts whose mantissas multiply within 128 bits,
+//! quotients below one, results not within a hair of a rounding tie. Anything
+//! else goes to `rust_decimal` itself.
+//!
+//! Why: `rust_decimal`'s general division and rounding loops were most of the
+//! instructions metering added to a call (five divisions and four roundings per
+//! receipt).
+
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// 10⁰ … 10³⁸, every power of ten a `u128` holds.
+const POW10: [u128; 39] = {
+    let mut p = [1u128; 39];
+    let mut i = 1;
+    while i < 39 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
+/// A decimal's mantissa is below 2⁹⁶.
+const MANTISSA_LIMIT: u128 = 1 << 96;
+
+/// `m × 10^-scale`, `m` below 2⁹⁶, `scale` at most 28.
+fn decimal(m: u128, scale: u32) -> Decimal {
+    debug_assert!(m < MANTISSA_LIMIT && scale <= Decimal::MAX_SCALE);
+    Decimal::from_parts(m as u32, (m >> 32) as u32, (m >> 64) as u32, false, scale)
+}
+
+/// The mantissa of a positive decimal (`None` for zero and negatives).
+fn positive(d: &Decimal) -> Option<u128> {
+    (!d.is_sign_negative() && !d.is_zero()).then(|| d.mantissa().unsigned_abs())
+}
+
+/// `m / 10^k` rounded half to even, `k` at most 38.
+fn div_pow10_half_even(m: u128, k: u32) -> u128 {
+    if k == 0 {
+        return m;
+    }
+    let unit = POW10[k as usize];
+    let q = m / unit;
+    let r = m - q * unit;
+    let half = unit / 2;
+    if r > half || (r == half && q % 2 == 1) {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// `d.round_dp_with_strategy(dp, RoundingStrategy::MidpointNearestEven)`.
+pub(crate) fn round_dp(d: Decimal, dp: u32) -> Decimal {
+    round_dp_fast(d, dp)
+        .unwrap_or_else(|| d.round_dp_with_strategy(dp, RoundingStrategy::MidpointNearestEven))
+}
+
+fn round_dp_fast(d: Decimal, dp: u32) -> Option<Decimal> {
+    let scale = d.scale();
+    if scale <= dp {
+        return Some(d);
+    }
+    let m = positive(&d)?;
+    Some(decimal(div_pow10_half_even(m, scale - dp), dp))
+}
+
+/// `round_dp(a * b, dp)`: a rate times a quantity, rounded once.
+///
+/// `rust_decimal` rounds a product that does not fit its 96 bits or 28 places
+/// first, then to `dp`; the exact product rounds the same way unless it lies
+/// within that first rounding of a tie, which is left to `rust_decimal`.
+pub(crate) fn mul_round_dp(a: Decimal, b: Decimal, dp: u32) -> Decimal {
+    mul_round_dp_fast(a, b, dp).unwrap_or_else(|| round_dp(a * b, dp))
+}
+
+fn mul_round_dp_fast(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
+    let p = positive(&a)?.checked_mul(positive(&b)?)?;
+    let scale = a.scale() + b.scale();
+    // Digits `rust_decimal` drops to bring the product within 28 places and 96 bits.
+    let mut dropped = scale.saturating_sub(Decimal::MAX_SCALE);
+    let high = p >> 96;
+    while high >= POW10[dropped as usize] {
+        dropped += 1;
+    }
+    if dropped == 0 {
+        // It keeps the exact product.
+        return round_dp_fast(decimal(p, scale), dp);
+    }
+    // Its estimate may drop one digit more than needed; allow for it, and for a
+    // first rounding that already reaches `dp` places.
+    if scale < dp + dropped + 2 || scale - dp > 38 {
+        return None;
+    }
+    let unit = POW10[(scale - dp) as usize];
+    let q = p / unit;
+    let r = p - q * unit;
+    let half = unit / 2;
+    if r.abs_diff(half) <= POW10[dropped as usize + 1] {
+        return None;
+    }
+    Some(decimal(if r > half { q + 1 } else { q }, dp))
+}
+
+/// `Decimal::from(n) / Decimal::from(d)`: hours in microseconds, GB in bytes.
+///
+/// For `0 < n < d < 2³²` (quotients below one) this follows `rust_decimal`'s
+/// division step by step: nine digits at a time to 27 places, one more to 28, stop
+/// early where the division is exact, round half to even at 28 places, then strip
+/// trailing zeros the way it does.
+pub(crate) fn quotient(n: u64, d: u64) -> Decimal {
+    quotient_fast(n, d).unwrap_or_else(|| Decimal::from(n) / Decimal::from(d))
+}
+
+fn quotient_fast(n: u64, d: u64) -> Option<Decimal> {
+    const MAX_N: u128 = u128::MAX / POW10[28];
+    let (n, d) = (u128::from(n), u128::from(d));
+    if n == 0 || n >= d || d > u128::from(u32::MAX) || n > MAX_N {
+        return None;
+    }
+    let x = n * POW10[28];
+    let q = x / d;
+    let r = x - q * d;
+    let (m, scale) = if r == 0 {
+        // Exact within 28 places: at the first of 9, 18, 27, 28 where it is.
+        let scale = [9u32, 18, 27]
+            .into_iter()
+            .find(|&s| (n * POW10[s as usize]).is_multiple_of(d))
+            .unwrap_or(28);
+        (q / POW10[(28 - scale) as usize], scale)
+    } else if 2 * r > d || (2 * r == d && q % 2 == 1) {
+        (q + 1, 28)
+    } else {
+        (q, 28)
+    };
+    let (m, scale) = unscale(m, scale);
+    Some(decimal(m, scale))
+}
+
+/// `rust_decimal`'s trailing-zero stripping after a division: eight zeros at a time
+/// while the low 32 bits are clear, then at most four, two and one.
+fn unscale(mut m: u128, mut scale: u32) -> (u128, u32) {
+    while m as u32 == 0 && scale >= 8 && m.is_multiple_of(POW10[8]) {
+        m /= POW10[8];
+        scale -= 8;
+    }
+    for (digits, mask) in [(4u32, 0xF), (2, 0x3), (1, 0x1)] {
+        if m & mask == 0 && scale >= digits && m.is_multiple_of(POW10[digits as usize]) {
+            m /= POW10[digits as usize];
+            scale -= digits;
+        }
+    }
+    (m, scale)
+}
+
+/// `(a / b).round_dp(dp)`: a ratio of two amounts, rounded once.
+///
+/// `rust_decimal` rounds the quotient to 28 places (or 28 significant digits)
+/// first; the exact quotient rounds the same way unless it lies within that first
+/// rounding of a tie, or of a number with `dp` places or fewer (whose scale
+/// `rust_decimal` keeps): those are left to it.
+pub(crate) fn div_round_dp(a: Decimal, b: Decimal, dp: u32) -> Decimal {
+    div_round_dp_fast(a, b, dp).unwrap_or_else(|| (a / b).round_dp(dp))
+}
+
+fn div_round_dp_fast(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
+    let (ma, mb) = (positive(&a)?, positive(&b)?);
+    let e = (dp + b.scale())
+        .checked_sub(a.scale())
+        .filter(|&e| e <= 38)?;
+    let x = ma.checked_mul(POW10[e as usize])?;
+    let q = x / mb;
+    let r = x - q * mb;
+    // The first rounding, in units of `r`: 10^-28 absolute, and 10^-27 relative
+    // (bounded above with powers of two: 2⁶⁹ < 10²¹, 2⁸⁶ < 10²⁶).
+    let relative = mb.checked_mul(q + 1).map_or(u128::MAX, |x| x >> 86);
+    let window = (mb >> 69).saturating_add(relative).saturating_add(1);
+    let near_grid = r <= window || mb - r <= window;
+    let near_tie = (2 * r).abs_diff(mb) <= window.saturating_mul(2);
+    let rounded = if 2 * r > mb { q + 1 } else { q };
+    if near_grid || near_tie || rounded >= MANTISSA_LIMIT {
+        return None;
+    }
+    Some(decimal(rounded, dp))
+}
+
+/// A positive amount in whole pico-dollars (10⁻¹² USD, the places a receipt
+/// keeps; finer digits are dropped), `None` for zero and negative amounts.
+pub(crate) fn pico_usd(usd: Decimal) -> Option<u128> {
+    const PICO_PLACES: u32 = 12;
+    let m = positive(&usd)?;
+    let scale = usd.scale();
+    Some(if scale <= PICO_PLACES {
+        m.saturating_mul(POW10[(PICO_PLACES - scale) as usize])
+    } else {
+        m / POW10[(scale - PICO_PLACES) as usize]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Value and scale alike: what a receipt serialises.
+    fn same(a: Decimal, b: Decimal) -> bool {
+        a == b && a.scale() == b.scale() && a.to_string() == b.to_string()
+    }
+
+    fn dec(m: u128, scale: u32) -> Decimal {
+        Decimal::from_i128_with_scale(m as i128, scale)
+    }
+
+    /// A decimal with a mantissa of up to `bits` bits and any scale.
+    fn amount(bits: u32) -> impl Strategy<Value = Decimal> {
+        (0u128..(1u128 << bits), 0u32..=28).prop_map(|(m, s)| dec(m, s))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn round_dp_is_rust_decimals(d in amount(96), dp in 0u32..=28, negative: bool) {
+            let d = if negative { -d } else { d };
+            let reference = d.round_dp_with_strategy(dp, RoundingStrategy::MidpointNearestEven);
+            prop_assert!(same(round_dp(d, dp), reference), "{d} to {dp}");
+        }
+
+        #[test]
+        fn mul_round_dp_is_rust_decimals(a in amount(64), b in amount(96), dp in 0u32..=16) {
+            // Products that overflow a decimal panic in both; keep to those that fit.
+            if let Some(product) = a.checked_mul(b) {
+                let reference = product.round_dp_with_strategy(dp, RoundingStrategy::MidpointNearestEven);
+                prop_assert!(same(mul_round_dp(a, b, dp), reference), "{a} × {b} to {dp}");
+            }
+        }
+
+        #[test]
+        fn hourly_rates_times_hours_are_rust_decimals(
+            rate in amount(40),
+            micros in 0u64..20_000_000_000,
+        ) {
+            let hours = Decimal::from(micros) / Decimal::from(3_600_000_000u64);
+            let reference = (rate * hours).round_dp_with_strategy(12, RoundingStrategy::MidpointNearestEven);
+            prop_assert!(same(mul_round_dp(rate, hours, 12), reference));
+        }
+
+        #[test]
+        fn products_a_hair_from_a_tie_are_rust_decimals(
+            ma in 1u128..10_000_000_000,
+            sa in 0u32..=12,
+            t in 0u128..1_000_000,
+            dp in 6u32..=14,
+            hair in -3i128..=3,
+        ) {
+            // b such that a × b is within a few units of b's last place of t + ½ at dp places.
+            let bm = (2 * t + 1)
+                .checked_mul(POW10[(sa + 28 - dp) as usize])
+                .and_then(|x| (x / (2 * ma)).checked_add_signed(hair))
+                .filter(|&m| m > 0 && m < MANTISSA_LIMIT);
+            if let Some(bm) = bm {
+                let (a, b) = (dec(ma, sa), dec(bm, 28));
+                let reference = (a * b).round_dp_with_strategy(dp, RoundingStrategy::MidpointNearestEven);
+                prop_assert!(same(mul_round_dp(a, b, dp), reference), "{a} × {b} to {dp}");
+            }
+        }
+
+        #[test]
+        fn ratios_a_hair_from_a_tie_are_rust_decimals(
+            mb in 1u128..1 << 95,
+            t in 0u128..2_000_000,
+            hair in -3i128..=3,
+        ) {
+            // a / b within a few units of a's last place of t + ½ at 6 places, and of t.
+            for twice in [2 * t + 1, 2 * t] {
+                let am = (twice * mb / 2_000_000)
+                    .checked_add_signed(hair)
+                    .filter(|&m| m > 0 && m < MANTISSA_LIMIT);
+                if let Some(am) = am {
+                    let (a, b) = (dec(am, 12), dec(mb, 12));
+                    prop_assert!(same(div_round_dp(a, b, 6), (a / b).round_dp(6)), "{a} / {b}");
+                }
+            }
+        }
+
+        #[test]
+        fn quotient_is_rust_decimals(n in 0u64..20_000_000_000, d in 1u64..5_000_000_000) {
+            prop_assert!(same(quotient(n, d), Decimal::from(n) / Decimal::from(d)), "{n} / {d}");
+        }
+
+        #[test]
+        fn hours_and_gigabytes_are_rust_decimals(n in 0u64..8_000_000_000, shift in 0u32..34) {
+            for d in [3_600_000_000u64, 1 << 30] {
+                let n = n >> shift;
+                prop_assert!(same(quotient(n, d), Decimal::from(n) / Decimal::from(d)), "{n} / {d}");
+            }
+        }
+
+        #[test]
+        fn div_round_dp_is_rust_decimals(a in amount(80), b in amount(80), dp in 0u32..=12) {
+            if let Some(q) = a.checked_div(b) {
+                prop_assert!(same(div_round_dp(a, b, dp), q.round_dp(dp)), "{a} / {b} to {dp}");
+            }
+        }
+
+        #[test]
+        fn utilisations_are_rust_decimals(allocated in 0u64..1 << 50, accrued in 1u64..1 << 50) {
+            let (a, b) = (dec(allocated.into(), 12), dec(accrued.into(), 12));
+            prop_assert!(same(div_round_dp(a, b, 6), (a / b).round_dp(6)), "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn pico_dollars_of_an_amount() {
+        let pico = |s: &str| pico_usd(s.parse().unwrap());
+        assert_eq!(pico("0.000015972222"), Some(15_972_222));
+        assert_eq!(pico("1.5"), Some(1_500_000_000_000));
+        assert_eq!(pico("0.0000000000019"), Some(1));
+        assert_eq!(pico("0"), None);
+        assert_eq!(pico("-0.25"), None);
+    }
+
+    #[test]
+    fn what_calls_produce_takes_the_integer_path() {
+        let rate: Decimal = "0.2300000000".parse().unwrap();
+        for micros in [1u64, 999, 48_213, 2_500_000, 3_599_999_999] {
+            let hours = quotient_fast(micros, 3_600_000_000).expect("hours below one");
+            assert!(mul_round_dp_fast(rate, hours, 12).is_some(), "{micros} µs");
+        }
+        for bytes in [1u64, 15, 95, 25_000_000] {
+            let gb = quotient_fast(bytes, 1 << 30).expect("GB below one");
+            assert!(mul_round_dp_fast("0.016".parse().unwrap(), gb, 12).is_some());
+        }
+        let (allocated, accrued) = (dec(15_972_222, 12), dec(63_888_888_889, 12));
+        assert!(div_round_dp_fast(allocated, accrued, 6).is_some());
+        assert!(round_dp_fast(dec(123_456_789_012_345, 14), 12).is_some());
+    }
+
+    #[test]
+    fn near_ties_and_exact_results_are_rust_decimals() {
+        // Products on a tie at 12 places, and a hair either side of one.
+        for (a, b) in [
+            ("0.0000000000005", "1"),
+            ("0.0000000000015", "1"),
+            ("0.25", "0.0000000000022"),
+            ("0.2300000000", "0.0000000021739130434782608695652174"),
+            ("3", "0.0000000000001666666666666666666666666667"),
+        ] {
+            let (a, b): (Decimal, Decimal) = (a.parse().unwrap(), b.parse().unwrap());
+            let reference =
+                (a * b).round_dp_with_strategy(12, RoundingStrategy::MidpointNearestEven);
+            assert!(same(mul_round_dp(a, b, 12), reference), "{a} × {b}");
+        }
+        // Exact quotients keep rust_decimal's scale: 1/4, 2³⁰ bytes, multiples of 4 bytes.
+        for (n, d) in [
+            (1, 4),
+            (1 << 29, 1 << 30),
+            (16, 1 << 30),
+            (12, 1 << 30),
+            (1, 3),
+        ] {
+            assert!(
+                same(quotient(n, d), Decimal::from(n) / Decimal::from(d)),
+                "{n}/{d}"
+            );
+        }
+        // Ratios exactly on the grid and on a tie keep rust_decimal's scale and rounding.
+        for (a, b) in [
+            ("0.5", "1"),
+            ("1", "1"),
+            ("0.0000005", "1"),
+            ("1", "3"),
+            ("2", "3"),
+            ("0.500000000000", "1.000000000000"),
+            ("0.123456000000", "1.000000000000"),
+        ] {
+            let (a, b): (Decimal, Decimal) = (a.parse().unwrap(), b.parse().unwrap());
+            assert!(same(div_round_dp(a, b, 6), (a / b).round_dp(6)), "{a}/{b}");
+        }
+    }
+}
