@@ -411,17 +411,29 @@ fn skip_whitespace(body: &[u8], start: usize) -> Option<usize> {
 }
 
 /// The index of the quote closing the string whose contents start at `start`.
+/// Short strings (keys, most values) are walked; past [`SHORT_STRING`] bytes (the
+/// generated text, most of a response) the rest is searched with SIMD.
 fn string_end(body: &[u8], start: usize) -> Option<usize> {
     let mut i = start;
-    while i < body.len() {
+    let walked = body.len().min(start.saturating_add(SHORT_STRING));
+    while i < walked {
         match body[i] {
             b'\\' => i += 2,
             b'"' => return Some(i),
             _ => i += 1,
         }
     }
-    None
+    loop {
+        i += memchr::memchr2(b'"', b'\\', body.get(i..)?)?;
+        if body[i] == b'"' {
+            return Some(i);
+        }
+        i += 2;
+    }
 }
+
+/// Bytes of a string walked one by one before the rest is searched.
+const SHORT_STRING: usize = 32;
 
 /// The end (exclusive) of the JSON value starting at `start` (after whitespace):
 /// past its closing bracket, or at the `,`/`}` that follows a scalar.
@@ -485,6 +497,25 @@ mod tests {
             top_level_field(br#"{"a": [1, {"b": 2}], "k" : 17 }"#, b"k"),
             Some(&b" 17 "[..])
         );
+    }
+
+    #[test]
+    fn long_strings_with_escapes_anywhere_are_followed() {
+        // Escaped quotes and backslashes before, at and past the bytes walked one by
+        // one (then searched): none of them ends the string early.
+        for at in 0..(3 * SHORT_STRING) {
+            for escape in [r#"\""#, r"\\", r#"\\\""#] {
+                let text = format!("{}{escape}{}", "x".repeat(at), "y".repeat(40));
+                let body = format!(
+                    r#"{{"choices":[{{"message":{{"content":"{text}","usage":1}}}}],"usage":{{"prompt_tokens":7,"completion_tokens":2}}}}"#
+                );
+                assert_eq!(
+                    detect_tokens(body.as_bytes()),
+                    Some(TokenUsage::new(7, 2)),
+                    "{body}"
+                );
+            }
+        }
     }
 
     #[test]
