@@ -101,6 +101,11 @@ async fn start_runtime_server() -> String {
             "x-Amzn-Invoked-Production-Variant",
             HeaderValue::from_static("AllTraffic"),
         );
+        // As SageMaker does: every response names its request.
+        h.insert(
+            "x-amzn-RequestId",
+            HeaderValue::from_static("5b1d5c3e-8f0a-4c2e-9a43-0d6f1e2b7c55"),
+        );
         r
     }
     let app = Router::new().route("/endpoints/{name}/invocations", post(invoke));

@@ -200,16 +200,19 @@ pub(crate) async fn send_alongside_prepare<T>(
         };
     }
     let started = Instant::now();
-    let timed = async {
-        let result = send.await;
-        (result, started.elapsed())
-    };
-    // Boxed: the cold path's state (discovery requests, price fetches) stays out of
-    // every call's future.
-    let prepare = Box::pin(meter.prepare_waiting(endpoint));
-    let ((result, latency), prepared) = async { tokio::join!(timed, prepare) }
-        .instrument(span.clone())
-        .await;
+    // Boxed: the cold path's state (discovery requests, price fetches, the response
+    // while they finish) stays out of every call's future.
+    let ((result, latency), prepared) = Box::pin(
+        async {
+            let timed = async {
+                let result = send.await;
+                (result, started.elapsed())
+            };
+            tokio::join!(timed, meter.prepare_waiting(endpoint))
+        }
+        .instrument(span.clone()),
+    )
+    .await;
     Sent {
         result,
         latency,
@@ -332,7 +335,8 @@ impl InvokeEndpoint {
     }
 
     /// Sends the request; the output carries its cost.
-    pub async fn send(self) -> Result<Metered<InvokeEndpointOutput>> {
-        invoke_endpoint(self.meter, self.request, self.tags).await
+    pub fn send(self) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send {
+        // Not an `async fn`: its future would hold this builder a second time.
+        invoke_endpoint(self.meter, self.request, self.tags)
     }
 }

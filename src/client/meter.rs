@@ -304,12 +304,16 @@ impl Meter {
     /// nothing to wait for, nothing to run alongside the call.
     pub(crate) fn prepare_now(&self, endpoint: &str, now: SystemTime) -> Option<Arc<Prepared>> {
         // Discovery runs on the meter's clock (both are given the builder's).
-        let profile = self.inner.discovery.profile_now(endpoint, now)?;
-        if let Ok(profile) = &profile
-            && let Some(prepared) = self.inner.prepared.get(endpoint, profile, now)
-        {
+        let reused = self
+            .inner
+            .discovery
+            .profile_now_with(endpoint, now, |profile| {
+                self.inner.prepared.get(endpoint, profile.ok()?, now)
+            })?;
+        if let Some(prepared) = reused {
             return Some(prepared);
         }
+        let profile = self.inner.discovery.profile_now(endpoint, now)?;
         let mut rates = Vec::new();
         if let Ok(profile) = &profile {
             rates.reserve_exact(profile.variants.len());
@@ -484,9 +488,10 @@ impl Meter {
                 .record(&endpoint, variant.as_deref(), cost_usd, compute_usd, clock);
 
         let all_tags = self.tags_for(&tags);
-        let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         let cost = Cost {
-            call_id: request_id.unwrap_or_else(|| format!("local-{seq}")),
+            call_id: request_id.unwrap_or_else(|| {
+                format!("local-{}", self.inner.seq.fetch_add(1, Ordering::Relaxed))
+            }),
             at: DateTime::<Utc>::from(started_at),
             endpoint,
             variant,

@@ -128,8 +128,9 @@ impl InvokeEndpointWithResponseStream {
 
     /// Sends the request. The stream is metered from here until it ends, fails or
     /// is dropped.
-    pub async fn send(self) -> Result<MeteredResponseStream> {
-        invoke_endpoint_with_response_stream(self.meter, self.request, self.tags).await
+    pub fn send(self) -> impl Future<Output = Result<MeteredResponseStream>> + Send {
+        // Not an `async fn`: its future would hold this builder a second time.
+        invoke_endpoint_with_response_stream(self.meter, self.request, self.tags)
     }
 }
 

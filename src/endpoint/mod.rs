@@ -293,18 +293,44 @@ impl Discovery {
         endpoint: &str,
         now: SystemTime,
     ) -> Option<Result<Arc<EndpointProfile>, DiscoveryError>> {
-        if let Some(p) = self.inner.overrides.get(endpoint) {
-            return Some(Ok(p.clone()));
-        }
-        self.cached(endpoint, now)
+        self.profile_now_with(endpoint, now, |answer| {
+            answer.cloned().map_err(DiscoveryError::clone)
+        })
     }
 
-    /// Cached answer, if usable. Spawns a background refresh for a stale profile.
+    /// [`profile_now`](Self::profile_now), handed to `f` by reference: a caller
+    /// that only compares the profile with one it holds does not take a share of it.
+    pub(crate) fn profile_now_with<R>(
+        &self,
+        endpoint: &str,
+        now: SystemTime,
+        f: impl FnOnce(Result<&Arc<EndpointProfile>, &DiscoveryError>) -> R,
+    ) -> Option<R> {
+        if let Some(p) = self.inner.overrides.get(endpoint) {
+            return Some(f(Ok(p)));
+        }
+        self.cached_with(endpoint, now, f)
+    }
+
+    /// Cached answer, if usable.
     fn cached(
         &self,
         endpoint: &str,
         now: SystemTime,
     ) -> Option<Result<Arc<EndpointProfile>, DiscoveryError>> {
+        self.cached_with(endpoint, now, |answer| {
+            answer.cloned().map_err(DiscoveryError::clone)
+        })
+    }
+
+    /// Cached answer, if usable, handed to `f`. Spawns a background refresh for a
+    /// stale profile.
+    fn cached_with<R>(
+        &self,
+        endpoint: &str,
+        now: SystemTime,
+        f: impl FnOnce(Result<&Arc<EndpointProfile>, &DiscoveryError>) -> R,
+    ) -> Option<R> {
         let age = |at: SystemTime| now.duration_since(at).unwrap_or_default();
         let mut spawn_refresh = false;
         let answer = {
@@ -312,13 +338,13 @@ impl Discovery {
             let slot = cache.get(endpoint)?;
             match (&slot.profile, &slot.error) {
                 (_, Some((err, at))) if age(*at) < self.inner.retry_failed_after => {
-                    Some(Err(err.clone()))
+                    Some(f(Err(err)))
                 }
                 (Some((profile, at)), _) => {
                     if age(*at) >= self.inner.refresh_after && !slot.refreshing {
                         spawn_refresh = true;
                     }
-                    Some(Ok(profile.clone()))
+                    Some(f(Ok(profile)))
                 }
                 _ => None,
             }
