@@ -326,11 +326,19 @@ impl Handles {
     fn register_with(&mut self, recorder: &dyn Recorder) {
         let address = recorder as *const dyn Recorder as *const () as usize;
         if self.recorder != address {
-            *self = Handles {
-                recorder: address,
-                ..Handles::default()
-            };
+            self.forget_all(address);
         }
+    }
+
+    // Registration paths run once per label set and recorder: kept out of line, so
+    // that the per-call path stays short.
+    #[cold]
+    #[inline(never)]
+    fn forget_all(&mut self, recorder: usize) {
+        *self = Handles {
+            recorder,
+            ..Handles::default()
+        };
     }
 }
 
@@ -368,8 +376,14 @@ impl Register for Histogram {
 
 impl<T: Register> Handle<T> {
     fn get(&mut self, recorder: &dyn Recorder, key: &Key) -> &T {
-        self.0.get_or_insert_with(|| T::register(recorder, key))
+        self.0.get_or_insert_with(|| register(recorder, key))
     }
+}
+
+#[cold]
+#[inline(never)]
+fn register<T: Register>(recorder: &dyn Recorder, key: &Key) -> T {
+    T::register(recorder, key)
 }
 
 /// The label value of one tag: the call's value while the key has room for it,
@@ -421,22 +435,13 @@ impl State {
         let index = match found {
             Some(index) => index,
             None => {
-                let mut labels = vec![
-                    Label::new("endpoint", endpoint.to_owned()),
-                    Label::new("variant", variant.to_owned()),
-                    Label::from_static_parts("price_source", price_source),
-                ];
-                for (key, value) in tag_keys.iter().zip(tag_values) {
-                    labels.push(Label::new(key.clone(), (*value).to_owned()));
-                }
-                sets.push(LabelSet {
-                    variant: variant.to_owned(),
+                sets.push(LabelSet::new(
+                    tag_keys,
+                    endpoint,
+                    variant,
                     price_source,
-                    tag_values: tag_values.iter().map(|v| (*v).to_owned()).collect(),
-                    keys: Keys::new(labels),
-                    remainder_pico: 0,
-                    handles: Handles::default(),
-                });
+                    tag_values,
+                ));
                 sets.len() - 1
             }
         };
@@ -445,6 +450,34 @@ impl State {
 }
 
 impl LabelSet {
+    /// The label set of a combination of values seen for the first time.
+    #[cold]
+    #[inline(never)]
+    fn new(
+        tag_keys: &[String],
+        endpoint: &str,
+        variant: &str,
+        price_source: &'static str,
+        tag_values: &[&str],
+    ) -> LabelSet {
+        let mut labels = vec![
+            Label::new("endpoint", endpoint.to_owned()),
+            Label::new("variant", variant.to_owned()),
+            Label::from_static_parts("price_source", price_source),
+        ];
+        for (key, value) in tag_keys.iter().zip(tag_values) {
+            labels.push(Label::new(key.clone(), (*value).to_owned()));
+        }
+        LabelSet {
+            variant: variant.to_owned(),
+            price_source,
+            tag_values: tag_values.iter().map(|v| (*v).to_owned()).collect(),
+            keys: Keys::new(labels),
+            remainder_pico: 0,
+            handles: Handles::default(),
+        }
+    }
+
     /// Whole micro-dollars to add for this call, carrying the remainder. Receipts
     /// state costs in whole pico-dollars, so the carry is an integer.
     fn micro_usd(&mut self, cost_usd: Decimal) -> u64 {
