@@ -263,7 +263,7 @@ fn encode_emf(namespace: String) -> Encode {
                 .filter(|v| !v.is_empty())
                 .unwrap_or("unknown"),
             cost_usd: cost.cost_usd.to_f64().unwrap_or(0.0),
-            latency_ms: cost.usage.latency.as_secs_f64() * 1000.0,
+            latency_ms: super::millis(cost.usage.latency),
             invocations: 1,
             errors: u8::from(cost.usage.outcome != Outcome::Ok),
             call_id: &cost.call_id,

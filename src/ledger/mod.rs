@@ -248,6 +248,13 @@ impl Totals {
     }
 }
 
+/// A duration in milliseconds for logs and metrics: receipts keep whole
+/// microseconds, and `µs / 1000` is the double nearest to that figure (4.943, where
+/// `as_secs_f64() * 1000.0` gives 4.9430000000000005).
+pub(crate) fn millis(d: std::time::Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
 /// The cost-per-request log line: one INFO event, target `sagemeter`, per call.
 /// Fields: `endpoint`, `variant`, `operation`, `outcome`, `latency_ms`, `bytes_in`,
 /// `bytes_out`, `input_tokens`/`output_tokens` (when known; also as
@@ -262,7 +269,7 @@ pub fn log_cost(cost: &Cost) {
         variant = cost.variant.as_deref().unwrap_or(""),
         operation = u.operation.as_str(),
         outcome = u.outcome.as_str(),
-        latency_ms = u.latency.as_secs_f64() * 1000.0,
+        latency_ms = millis(u.latency),
         bytes_in = u.bytes_in,
         bytes_out = u.bytes_out,
         input_tokens = u.input_tokens,
@@ -275,4 +282,22 @@ pub fn log_cost(cost: &Cost) {
         fully_priced = cost.is_fully_priced(),
         "sagemaker call cost"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::millis;
+    use std::time::Duration;
+
+    #[test]
+    fn latencies_are_logged_as_the_milliseconds_receipts_state() {
+        for (micros, text) in [
+            (4_943, "4.943"),
+            (1, "0.001"),
+            (250_000, "250"),
+            (5_291, "5.291"),
+        ] {
+            assert_eq!(millis(Duration::from_micros(micros)).to_string(), text);
+        }
+    }
 }
