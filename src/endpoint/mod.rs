@@ -293,9 +293,7 @@ impl Discovery {
         endpoint: &str,
         now: SystemTime,
     ) -> Option<Result<Arc<EndpointProfile>, DiscoveryError>> {
-        self.profile_now_with(endpoint, now, |answer| {
-            answer.cloned().map_err(DiscoveryError::clone)
-        })
+        self.profile_now_with(endpoint, now, owned)
     }
 
     /// [`profile_now`](Self::profile_now), handed to `f` by reference: a caller
@@ -312,15 +310,13 @@ impl Discovery {
         self.cached_with(endpoint, now, f)
     }
 
-    /// Cached answer, if usable.
+    /// Cached answer, if usable (see [`cached_with`](Self::cached_with)).
     fn cached(
         &self,
         endpoint: &str,
         now: SystemTime,
     ) -> Option<Result<Arc<EndpointProfile>, DiscoveryError>> {
-        self.cached_with(endpoint, now, |answer| {
-            answer.cloned().map_err(DiscoveryError::clone)
-        })
+        self.cached_with(endpoint, now, owned)
     }
 
     /// Cached answer, if usable, handed to `f`. Spawns a background refresh for a
@@ -569,4 +565,11 @@ where
     } else {
         DiscoveryError::Failed { endpoint, message }
     }
+}
+
+/// An answer of discovery, owned: a share of the profile, or a copy of the error.
+fn owned(
+    answer: Result<&Arc<EndpointProfile>, &DiscoveryError>,
+) -> Result<Arc<EndpointProfile>, DiscoveryError> {
+    answer.cloned().map_err(DiscoveryError::clone)
 }
