@@ -6,7 +6,7 @@ use crate::billing::{
 };
 use crate::budget::{BudgetStatus, Budgets, Reservation};
 use crate::endpoint::{
-    Discovery, DiscoveryError, EndpointKind, EndpointProfile, VariantBilling, VariantProfile,
+    Discovery, DiscoveryError, EndpointKind, EndpointProfile, VariantBilling, VariantProfile, owned,
 };
 use crate::ledger::{CostMetrics, CostSink, InstanceClock, Totals, TotalsSnapshot, log_cost};
 use crate::meter::{TokenCounter, TokenUsage, Usage, detect_tokens};
@@ -303,17 +303,25 @@ impl Meter {
     /// `now` (the meter's clock, read once by the caller), as on almost every call:
     /// nothing to wait for, nothing to run alongside the call.
     pub(crate) fn prepare_now(&self, endpoint: &str, now: SystemTime) -> Option<Arc<Prepared>> {
-        // Discovery runs on the meter's clock (both are given the builder's).
-        let reused = self
+        // One look-up of discovery (on the meter's clock: both are given the
+        // builder's): the reused record while its profile is still the answer, else
+        // the answer itself.
+        let found = self
             .inner
             .discovery
-            .profile_now_with(endpoint, now, |profile| {
-                self.inner.prepared.get(endpoint, profile.ok()?, now)
+            .profile_now_with(endpoint, now, |answer| {
+                match answer
+                    .ok()
+                    .and_then(|p| self.inner.prepared.get(endpoint, p, now))
+                {
+                    Some(prepared) => Ok(prepared),
+                    None => Err(owned(answer)),
+                }
             })?;
-        if let Some(prepared) = reused {
-            return Some(prepared);
-        }
-        let profile = self.inner.discovery.profile_now(endpoint, now)?;
+        let profile = match found {
+            Ok(prepared) => return Some(prepared),
+            Err(profile) => profile,
+        };
         let mut rates = Vec::new();
         if let Ok(profile) = &profile {
             rates.reserve_exact(profile.variants.len());

@@ -568,7 +568,7 @@ where
 }
 
 /// An answer of discovery, owned: a share of the profile, or a copy of the error.
-fn owned(
+pub(crate) fn owned(
     answer: Result<&Arc<EndpointProfile>, &DiscoveryError>,
 ) -> Result<Arc<EndpointProfile>, DiscoveryError> {
     answer.cloned().map_err(DiscoveryError::clone)
