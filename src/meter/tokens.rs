@@ -463,7 +463,7 @@ fn value_end(body: &[u8], start: usize) -> Option<usize> {
 /// the marker field are not parsed at all.
 fn looks_like_json_with(body: &[u8], field: &[u8]) -> bool {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    matches!(first, Some(b'{') | Some(b'[')) && body.windows(field.len()).any(|w| w == field)
+    matches!(first, Some(b'{') | Some(b'[')) && memchr::memmem::find(body, field).is_some()
 }
 
 #[cfg(test)]
