@@ -151,7 +151,7 @@ impl InvokeEndpointAsync {
             prepared,
             started_at,
             ..
-        } = send_alongside_prepare(&meter, &endpoint, &span, Box::pin(request.send())).await;
+        } = send_alongside_prepare(&meter, &endpoint, &span, std::pin::pin!(request.send())).await;
 
         // Not accepted: nothing queued, nothing billed.
         let output = match sent {

@@ -76,7 +76,7 @@ async fn invoke_endpoint(
         prepared,
         started_at,
         ..
-    } = send_alongside_prepare(&meter, &endpoint, &span, Box::pin(request.send())).await;
+    } = send_alongside_prepare(&meter, &endpoint, &span, std::pin::pin!(request.send())).await;
 
     let mut usage = Usage::new(Operation::InvokeEndpoint, latency);
     usage.bytes_in = bytes_in as u64;
@@ -179,13 +179,13 @@ pub(crate) struct Sent<T> {
 /// (cached) on almost every call, else fetched by [`Meter::prepare_waiting`]
 /// alongside it.
 ///
-/// `send` comes boxed: an SDK send future is kilobytes, and every async layer
-/// around it would otherwise copy it on each move.
+/// `send` comes pinned where the caller made it: an SDK send future is kilobytes,
+/// and every async layer it went through by value would copy it on each move.
 pub(crate) async fn send_alongside_prepare<T>(
     meter: &Meter,
     endpoint: &str,
     span: &tracing::Span,
-    send: Pin<Box<impl Future<Output = T>>>,
+    send: Pin<&mut impl Future<Output = T>>,
 ) -> Sent<T> {
     let started_at = meter.now();
     if let Some(prepared) = meter.prepare_now(endpoint, started_at) {

@@ -158,7 +158,7 @@ async fn invoke_endpoint_with_response_stream(
         prepared,
         started_at,
         started,
-    } = send_alongside_prepare(&meter, &endpoint, &span, Box::pin(request.send())).await;
+    } = send_alongside_prepare(&meter, &endpoint, &span, std::pin::pin!(request.send())).await;
 
     let mut usage = Usage::new(Operation::InvokeEndpointWithResponseStream, send_latency);
     usage.bytes_in = bytes_in as u64;
