@@ -1,13 +1,14 @@
 //! What metering costs next to the call it meters.
 //!
 //! `cargo bench --bench overhead` runs, in one process and alternating round by
-//! round (21 rounds), the raw `aws_sdk_sagemakerruntime::Client` and
-//! `sagemeter::Client` against the same in-process loopback server that answers
-//! instantly (so client overhead dominates), at concurrency 1 and 64; then price
-//! look-ups, the ledger writer, heap allocations per call and memory after a
-//! million calls. Throughput, ratios and added CPU are medians over the rounds
-//! (ratios and CPU differences are taken round by round, each metered run against
-//! the raw run next to it). It prints a table and writes
+//! round (61 rounds at concurrency 1, 31 at 64), the raw
+//! `aws_sdk_sagemakerruntime::Client` and `sagemeter::Client` against the same
+//! in-process loopback server that answers instantly (so client overhead
+//! dominates), at concurrency 1 and 64; then price look-ups, the ledger writer,
+//! heap allocations per call and memory after a million calls. Throughput, ratios
+//! and added CPU are medians over the rounds (ratios and CPU differences are taken
+//! round by round, each metered run against the raw run next to it; the quartiles
+//! of those ratios say how noisy the machine was). It prints a table and writes
 //! `target/sagemeter-bench.json` (keys listed in `Figures`).
 //!
 //! Environment: `SAGEMETER_BENCH_SCALE` (default 1.0) scales every call count,
@@ -191,6 +192,11 @@ async fn run(caller: &Caller, calls: usize, concurrency: usize) -> Run {
     for t in tasks {
         t.await.unwrap();
     }
+    // A run ends when its receipts are written: a ledger's backlog must not spill
+    // into the run after it (the writer thread shares the cores).
+    if let Caller::Metered(client) = caller {
+        client.meter().flush().await.unwrap();
+    }
     Run {
         calls: per_task * concurrency,
         wall: t0.elapsed(),
@@ -220,6 +226,19 @@ impl Comparison {
                 .zip(&self.rounds[base])
                 .map(|(a, b)| a.cps() / b.cps()),
         )
+    }
+
+    /// Lower and upper quartiles of the per-round throughput ratios: how far one
+    /// round may land from the median on this machine.
+    fn ratio_quartiles(&self, i: usize, base: usize) -> (f64, f64) {
+        let mut ratios: Vec<f64> = self.rounds[i]
+            .iter()
+            .zip(&self.rounds[base])
+            .map(|(a, b)| a.cps() / b.cps())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+        (at(0.25), at(0.75))
     }
 
     /// Median of the per-round differences in CPU per call, caller `i` minus `base`.
@@ -271,11 +290,20 @@ struct Figures {
     raw_cps_c1: f64,
     metered_cps_c1: f64,
     ratio_c1: f64,
+    /// Quartiles of the per-round ratios (the median is `ratio_c1`).
+    ratio_c1_q1: f64,
+    ratio_c1_q3: f64,
     raw_cps_c64: f64,
     metered_cps_c64: f64,
     ratio_c64: f64,
+    ratio_c64_q1: f64,
+    ratio_c64_q3: f64,
     ledger_cps_c64: f64,
     ratio_c64_ledger: f64,
+    ratio_c64_ledger_q1: f64,
+    ratio_c64_ledger_q3: f64,
+    rounds_c1: usize,
+    rounds_c64: usize,
     added_cpu_us_per_call: f64,
     warm_lookup_ns: f64,
     cold_lookup_ms: f64,
@@ -288,6 +316,11 @@ struct Figures {
     client_bytes_after_1m_calls: i64,
     calls_for_memory: usize,
 }
+
+/// Alternating rounds: many short ones, so that the host's slow drifts and bursts
+/// fall on both sides alike and the medians settle.
+const ROUNDS_C1: usize = 61;
+const ROUNDS_C64: usize = 31;
 
 fn metered_client(config: &aws_types::SdkConfig) -> sagemeter::ClientBuilder {
     sagemeter::Client::builder(config)
@@ -349,18 +382,23 @@ async fn main() {
         "sagemeter overhead benchmark ({} cores)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let c1 = compare(&[&raw, &metered], scale(1_000), 1, 21).await;
+    f.rounds_c1 = ROUNDS_C1;
+    let c1 = compare(&[&raw, &metered], scale(500), 1, ROUNDS_C1).await;
     f.raw_cps_c1 = c1.cps(0);
     f.metered_cps_c1 = c1.cps(1);
     f.ratio_c1 = c1.ratio(1, 0);
+    (f.ratio_c1_q1, f.ratio_c1_q3) = c1.ratio_quartiles(1, 0);
     f.added_cpu_us_per_call = c1.added_cpu_us(1, 0);
 
-    let c64 = compare(&[&raw, &metered, &ledger], scale(6_400), 64, 21).await;
+    f.rounds_c64 = ROUNDS_C64;
+    let c64 = compare(&[&raw, &metered, &ledger], scale(3_200), 64, ROUNDS_C64).await;
     f.raw_cps_c64 = c64.cps(0);
     f.metered_cps_c64 = c64.cps(1);
     f.ledger_cps_c64 = c64.cps(2);
     f.ratio_c64 = c64.ratio(1, 0);
     f.ratio_c64_ledger = c64.ratio(2, 0);
+    (f.ratio_c64_q1, f.ratio_c64_q3) = c64.ratio_quartiles(1, 0);
+    (f.ratio_c64_ledger_q1, f.ratio_c64_ledger_q3) = c64.ratio_quartiles(2, 0);
 
     // Pricing: warm look-ups through the cache, cold through a loopback Price List.
     let pricelist = fake_pricelist::FakePriceList::start().await;
@@ -415,9 +453,15 @@ async fn main() {
 
     // Memory: live heap with the metered client after warm-up, then after a million calls.
     // Bytes allocated from here on and not freed: a client that kept per-call state
-    // would show it as growth between the two readings.
+    // would show it as growth between the two readings. The earlier clients and
+    // their connections go first, and this client gets a server and connections of
+    // its own, made while counting: memory allocated before counting and freed
+    // during it (an idle connection expiring) would read as a shrinking heap.
+    drop((raw, metered, ledger, config));
+    tokio::time::sleep(Duration::from_millis(500)).await;
     COUNTING.store(true, Ordering::SeqCst);
-    let client = Caller::Metered(metered_client(&config).build().unwrap());
+    let url = start_runtime_server().await;
+    let client = Caller::Metered(metered_client(&sdk_config(&url).await).build().unwrap());
     run(&client, 6_400, 64).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     f.client_bytes_before = live_bytes();
@@ -482,19 +526,36 @@ async fn ledger_throughput(config: &aws_types::SdkConfig, records: usize) -> (f6
 
 fn print_table(f: &Figures) {
     println!();
-    println!("{:<40} {:>14} {:>14} {:>8}", "", "raw", "metered", "ratio");
     println!(
-        "{:<40} {:>14.0} {:>14.0} {:>8.3}",
-        "calls/s, concurrency 1", f.raw_cps_c1, f.metered_cps_c1, f.ratio_c1
+        "{:<40} {:>14} {:>14} {:>8}  middle half of the rounds",
+        "", "raw", "metered", "ratio"
     );
-    println!(
-        "{:<40} {:>14.0} {:>14.0} {:>8.3}",
-        "calls/s, concurrency 64", f.raw_cps_c64, f.metered_cps_c64, f.ratio_c64
-    );
-    println!(
-        "{:<40} {:>14.0} {:>14.0} {:>8.3}",
-        "calls/s, concurrency 64, ledger on", f.raw_cps_c64, f.ledger_cps_c64, f.ratio_c64_ledger
-    );
+    let rows = [
+        (
+            "calls/s, concurrency 1",
+            f.raw_cps_c1,
+            f.metered_cps_c1,
+            f.ratio_c1,
+            (f.ratio_c1_q1, f.ratio_c1_q3),
+        ),
+        (
+            "calls/s, concurrency 64",
+            f.raw_cps_c64,
+            f.metered_cps_c64,
+            f.ratio_c64,
+            (f.ratio_c64_q1, f.ratio_c64_q3),
+        ),
+        (
+            "calls/s, concurrency 64, ledger on",
+            f.raw_cps_c64,
+            f.ledger_cps_c64,
+            f.ratio_c64_ledger,
+            (f.ratio_c64_ledger_q1, f.ratio_c64_ledger_q3),
+        ),
+    ];
+    for (name, raw, metered, ratio, (q1, q3)) in rows {
+        println!("{name:<40} {raw:>14.0} {metered:>14.0} {ratio:>8.3}  {q1:.3}–{q3:.3}");
+    }
     println!(
         "{:<40} {:>14.2}",
         "added CPU per call (µs), ledger off", f.added_cpu_us_per_call
