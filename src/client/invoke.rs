@@ -273,6 +273,7 @@ macro_rules! delegate_setters {
     ($($(#[$doc:meta])* $name:ident($ty:ty)),* $(,)?) => {
         $(
             $(#[$doc])*
+            #[inline]
             pub fn $name(mut self, input: $ty) -> Self {
                 self.request = self.request.$name(input);
                 self
