@@ -400,3 +400,35 @@ async fn periodic_sync_runs_alongside_the_writer_and_a_zero_interval_is_refused(
     assert_eq!(read_all(&path).unwrap().records.len(), 3);
     assert_eq!(ledger.stats().written, 3);
 }
+
+#[tokio::test]
+async fn a_call_tag_overrides_the_client_default_of_the_same_key() {
+    let fake = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = JsonlLedger::open(dir.path().join("tags.jsonl")).unwrap();
+    let with_default = client(&fake, &ledger).await;
+    let overridden = call(&with_default, "{}", Some(("team", "ads"))).await;
+    assert_eq!(overridden.tags.len(), 1);
+    assert_eq!(overridden.tags["team"], "ads");
+    let added = call(&with_default, "{}", Some(("tenant", "acme"))).await;
+    assert_eq!(added.tags.len(), 2);
+    assert_eq!(
+        (&*added.tags["team"], &*added.tags["tenant"]),
+        ("search", "acme")
+    );
+
+    // Without defaults a receipt carries exactly the call's own tags.
+    let plain = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+        ))
+        .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), dec("0.23"))
+        .build()
+        .unwrap();
+    assert!(call(&plain, "{}", None).await.tags.is_empty());
+    let tagged = call(&plain, "{}", Some(("tenant", "acme"))).await;
+    assert_eq!(tagged.tags.len(), 1);
+    assert_eq!(tagged.tags["tenant"], "acme");
+}

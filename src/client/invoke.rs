@@ -143,8 +143,9 @@ async fn invoke_endpoint(
 
 /// The endpoint name of a request, which every metered operation requires.
 pub(crate) fn required_endpoint(name: &Option<String>) -> Result<String> {
+    // `trim().is_empty()`, as a loop that stops at the first character of a name.
     name.clone()
-        .filter(|name| !name.trim().is_empty())
+        .filter(|name| !name.chars().all(char::is_whitespace))
         .ok_or_else(|| Error::InvalidRequest("endpoint_name is required".into()))
 }
 

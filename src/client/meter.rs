@@ -244,7 +244,7 @@ impl Meter {
         if self.inner.budgets.is_empty() {
             return Ok(None);
         }
-        let tags = self.tags_for(call_tags);
+        let tags = self.tags_into(call_tags.clone());
         self.inner
             .budgets
             .reserve(endpoint, &tags, self.now().into())
@@ -264,10 +264,14 @@ impl Meter {
         }
     }
 
-    /// Client default tags overlaid with the call's own.
-    fn tags_for(&self, call_tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    /// Client default tags overlaid with the call's own. Without default tags (the
+    /// usual case) that is the call's map as it is, nothing copied.
+    fn tags_into(&self, call_tags: BTreeMap<String, String>) -> BTreeMap<String, String> {
+        if self.inner.default_tags.is_empty() {
+            return call_tags;
+        }
         let mut all = self.inner.default_tags.clone();
-        all.extend(call_tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        all.extend(call_tags);
         all
     }
 
@@ -495,7 +499,7 @@ impl Meter {
                 .totals
                 .record(&endpoint, variant.as_deref(), cost_usd, compute_usd, clock);
 
-        let all_tags = self.tags_for(&tags);
+        let all_tags = self.tags_into(tags);
         let cost = Cost {
             call_id: request_id.unwrap_or_else(|| {
                 format!("local-{}", self.inner.seq.fetch_add(1, Ordering::Relaxed))
