@@ -12,8 +12,10 @@
 //! `target/sagemeter-bench.json` (keys listed in `Figures`).
 //!
 //! Environment: `SAGEMETER_BENCH_SCALE` (default 1.0) scales every call count,
-//! e.g. `0.1` for a quick look. `SAGEMETER_BENCH_PROFILE=raw|metered|ledger` runs
-//! only that caller (200,000 calls × scale at concurrency 64, or
+//! e.g. `0.1` for a quick look. `SAGEMETER_BENCH_CONTROL=1` compares each side
+//! with an identical twin (the method's own lean, which should read 1.00) and raw
+//! with metered, at concurrency 1, and exits. `SAGEMETER_BENCH_PROFILE=raw|metered|ledger`
+//! runs only that caller (200,000 calls × scale at concurrency 64, or
 //! `SAGEMETER_BENCH_CONCURRENCY`) and exits, for a profiler (`perf record`) to
 //! compare one side with the other.
 
@@ -382,6 +384,10 @@ async fn main() {
         "sagemeter overhead benchmark ({} cores)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    if std::env::var_os("SAGEMETER_BENCH_CONTROL").is_some() {
+        control(&config, &raw, &metered).await;
+        return;
+    }
     f.rounds_c1 = ROUNDS_C1;
     let c1 = compare(&[&raw, &metered], scale(500), 1, ROUNDS_C1).await;
     f.raw_cps_c1 = c1.cps(0);
@@ -476,6 +482,26 @@ async fn main() {
     let path = std::path::Path::new(&dir).join("sagemeter-bench.json");
     std::fs::write(&path, serde_json::to_string_pretty(&f).unwrap()).unwrap();
     println!("\nwritten to {}", path.display());
+}
+
+/// The method's own lean: each side against an identical twin, compared exactly
+/// as raw is compared with metered. Ratios near 1.00 mean the order of the runs
+/// and the host's drift favour neither side.
+async fn control(config: &aws_types::SdkConfig, raw: &Caller, metered: &Caller) {
+    let raw_twin = Caller::Raw(aws_sdk_sagemakerruntime::Client::new(config));
+    let metered_twin = Caller::Metered(metered_client(config).build().unwrap());
+    for (name, a, b) in [
+        ("raw / raw", raw, &raw_twin),
+        ("metered / metered", metered, &metered_twin),
+        ("raw / metered", raw, metered),
+    ] {
+        let c = compare(&[a, b], scale(500), 1, ROUNDS_C1).await;
+        let (q1, q3) = c.ratio_quartiles(1, 0);
+        println!(
+            "{name:<20} concurrency 1: ratio {:.3} (middle half {q1:.3}–{q3:.3})",
+            c.ratio(1, 0)
+        );
+    }
 }
 
 async fn allocations_per_call(caller: &Caller, calls: usize) -> f64 {
