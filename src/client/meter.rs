@@ -310,18 +310,15 @@ impl Meter {
         // One look-up of discovery (on the meter's clock: both are given the
         // builder's): the reused record while its profile is still the answer, else
         // the answer itself.
-        let found = self
-            .inner
-            .discovery
-            .profile_now_with(endpoint, now, |answer| {
-                match answer
-                    .ok()
-                    .and_then(|p| self.inner.prepared.get(endpoint, p, now))
-                {
-                    Some(prepared) => Ok(prepared),
-                    None => Err(owned(answer)),
-                }
-            })?;
+        let found = self.inner.discovery.profile_now(endpoint, now, |answer| {
+            match answer
+                .ok()
+                .and_then(|p| self.inner.prepared.get(endpoint, p, now))
+            {
+                Some(prepared) => Ok(prepared),
+                None => Err(owned(answer)),
+            }
+        })?;
         let profile = match found {
             Ok(prepared) => return Some(prepared),
             Err(profile) => profile,

@@ -273,32 +273,24 @@ impl Discovery {
     /// the background when stale), else discovered now (one request per endpoint
     /// however many callers wait for it).
     pub async fn profile(&self, endpoint: &str) -> Result<Arc<EndpointProfile>, DiscoveryError> {
-        if let Some(answer) = self.profile_now(endpoint, self.inner.time.now()) {
+        if let Some(answer) = self.profile_now(endpoint, self.inner.time.now(), owned) {
             return answer;
         }
         let lock = self.slot_lock(endpoint);
         let _guard = lock.lock().await;
         // Another caller may have filled the cache while this one waited.
-        if let Some(answer) = self.cached(endpoint, self.inner.time.now()) {
+        if let Some(answer) = self.cached(endpoint, self.inner.time.now(), owned) {
             return answer;
         }
         self.inner.discover_and_store(endpoint).await
     }
 
     /// The answer [`profile`](Self::profile) gives without waiting at `now` (on the
-    /// discovery's clock): the override or a usable cached answer; `None` when the
-    /// endpoint must be described first.
-    pub(crate) fn profile_now(
-        &self,
-        endpoint: &str,
-        now: SystemTime,
-    ) -> Option<Result<Arc<EndpointProfile>, DiscoveryError>> {
-        self.profile_now_with(endpoint, now, owned)
-    }
-
-    /// [`profile_now`](Self::profile_now), handed to `f` by reference: a caller
-    /// that only compares the profile with one it holds does not take a share of it.
-    pub(crate) fn profile_now_with<R>(
+    /// discovery's clock), handed to `f` by reference: the override or a usable
+    /// cached answer; `None` when the endpoint must be described first. A caller
+    /// that only compares the profile with one it holds takes no share of it; one
+    /// that keeps it passes [`owned`].
+    pub(crate) fn profile_now<R>(
         &self,
         endpoint: &str,
         now: SystemTime,
@@ -307,21 +299,12 @@ impl Discovery {
         if let Some(p) = self.inner.overrides.get(endpoint) {
             return Some(f(Ok(p)));
         }
-        self.cached_with(endpoint, now, f)
-    }
-
-    /// Cached answer, if usable (see [`cached_with`](Self::cached_with)).
-    fn cached(
-        &self,
-        endpoint: &str,
-        now: SystemTime,
-    ) -> Option<Result<Arc<EndpointProfile>, DiscoveryError>> {
-        self.cached_with(endpoint, now, owned)
+        self.cached(endpoint, now, f)
     }
 
     /// Cached answer, if usable, handed to `f`. Spawns a background refresh for a
     /// stale profile.
-    fn cached_with<R>(
+    fn cached<R>(
         &self,
         endpoint: &str,
         now: SystemTime,
