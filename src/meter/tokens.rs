@@ -91,41 +91,41 @@ impl TokenCounter for FnTokenCounter {
 
 impl TokenCounter for OpenAiUsage {
     fn count(&self, body: &[u8]) -> Option<TokenUsage> {
-        // Only the `usage` object is read, in place: the choices around it can be
-        // most of the body, and the counter runs on every call.
+        // Only the `usage` object is read, in place and once: the choices around it
+        // can be most of the body, and the counter runs on every call.
         openai_usage(top_level_field(body, b"usage")?)
     }
 }
 
-/// Token counts of a raw OpenAI `usage` value: `prompt_tokens`/`completion_tokens`,
-/// or `input_tokens`/`output_tokens` (some servers and the Responses API). As a
+/// Token counts of a raw OpenAI `usage` value (followed by anything: the object
+/// is read up to its closing brace): `prompt_tokens`/`completion_tokens`, or
+/// `input_tokens`/`output_tokens` (some servers and the Responses API). As a
 /// JSON parser would, a count that is not a whole number (or `null`), or a count
 /// given twice, makes the object unreadable; other members are skipped.
 fn openai_usage(usage: &[u8]) -> Option<TokenUsage> {
-    const NAMES: [&[u8]; 4] = [
-        b"prompt_tokens",
-        b"completion_tokens",
-        b"input_tokens",
-        b"output_tokens",
-    ];
     let mut counts = [None; 4];
     let mut seen = [false; 4];
     let mut readable = true;
-    for_each_member(usage, |key, value| {
-        let Some(i) = NAMES.iter().position(|name| *name == key) else {
-            return ControlFlow::Continue(());
+    for_each_member(usage, |key, rest| {
+        let end = value_end(rest, 0)?;
+        let i = match key {
+            b"prompt_tokens" => 0,
+            b"completion_tokens" => 1,
+            b"input_tokens" => 2,
+            b"output_tokens" => 3,
+            _ => return Some(ControlFlow::Continue(end)),
         };
-        match (seen[i], json_count(value)) {
+        Some(match (seen[i], json_count(&rest[..end])) {
             (false, Some(count)) => {
                 seen[i] = true;
                 counts[i] = count;
-                ControlFlow::Continue(())
+                ControlFlow::Continue(end)
             }
             _ => {
                 readable = false;
                 ControlFlow::Break(())
             }
-        }
+        })
     })?;
     let [prompt, completion, input, output] = counts;
     let usage = TokenUsage {
@@ -345,29 +345,32 @@ impl StreamTokens {
     }
 }
 
-/// The raw JSON value of `key` in the top-level object of `body` (whitespace
-/// around it included), without parsing or allocating. `None` when the body is not
-/// an object, has no such key, or ends first.
+/// The body from the raw JSON value of `key` in the top-level object of `body` on
+/// (whitespace before it included; the value itself is not walked, its reader
+/// does that), without parsing or allocating. `None` when the body is not an
+/// object, has no such key, or ends first.
 fn top_level_field<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     let mut found = None;
-    for_each_member(body, |k, value| {
+    for_each_member(body, |k, rest| {
         if k == key {
-            found = Some(value);
-            ControlFlow::Break(())
+            found = Some(rest);
+            Some(ControlFlow::Break(()))
         } else {
-            ControlFlow::Continue(())
+            value_end(rest, 0).map(ControlFlow::Continue)
         }
     })?;
     found
 }
 
-/// Calls `visit` with the raw key (as written between its quotes) and the raw
-/// value of each member of the JSON object `body`, in order, in one pass that
-/// follows strings and nesting; `visit` can stop early. `None` when `body` is not
-/// an object or ends before `visit` stopped or the object closed.
+/// Walks the members of the JSON object `body`, in order, in one pass that
+/// follows strings and nesting: `visit` gets each raw key (as written between
+/// its quotes) and the body from that member's value on, and answers with where
+/// the value ends in it (see [`value_end`]) to go on, or stops. `None` when
+/// `body` is not an object, when `visit` finds no value, or when the body ends
+/// before `visit` stopped or the object closed.
 fn for_each_member<'a>(
     body: &'a [u8],
-    mut visit: impl FnMut(&'a [u8], &'a [u8]) -> ControlFlow<()>,
+    mut visit: impl FnMut(&'a [u8], &'a [u8]) -> Option<ControlFlow<(), usize>>,
 ) -> Option<()> {
     let mut i = skip_whitespace(body, 0)?;
     if body[i] != b'{' {
@@ -386,10 +389,10 @@ fn for_each_member<'a>(
         if body[colon] != b':' {
             return None;
         }
-        let end = value_end(body, colon + 1)?;
-        if visit(&body[i + 1..key_end], &body[colon + 1..end]).is_break() {
-            return Some(());
-        }
+        let end = match visit(&body[i + 1..key_end], &body[colon + 1..])? {
+            ControlFlow::Break(()) => return Some(()),
+            ControlFlow::Continue(len) => colon + 1 + len,
+        };
         i = skip_whitespace(body, end)?;
         match body[i] {
             b',' => i = skip_whitespace(body, i + 1)?,
@@ -493,10 +496,9 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
-        assert_eq!(
-            top_level_field(br#"{"a": [1, {"b": 2}], "k" : 17 }"#, b"k"),
-            Some(&b" 17 "[..])
-        );
+        let rest = top_level_field(br#"{"a": [1, {"b": 2}], "k" : 17 }"#, b"k").unwrap();
+        assert_eq!(rest, b" 17 }");
+        assert_eq!(&rest[..value_end(rest, 0).unwrap()], b" 17 ");
     }
 
     #[test]
@@ -627,8 +629,10 @@ mod tests {
             let body = serde_json::to_vec_pretty(&value).unwrap();
             for key in ["usage", "a", "b"] {
                 let expected = value.as_object().and_then(|o| o.get(key));
-                let found = top_level_field(&body, key.as_bytes())
-                    .map(|raw| serde_json::from_slice::<serde_json::Value>(raw).unwrap());
+                let found = top_level_field(&body, key.as_bytes()).map(|rest| {
+                    let raw = &rest[..value_end(rest, 0).unwrap()];
+                    serde_json::from_slice::<serde_json::Value>(raw).unwrap()
+                });
                 proptest::prop_assert_eq!(found.as_ref(), expected);
             }
         }
