@@ -245,12 +245,12 @@ impl fmt::Display for Cost {
 /// the scale kept), with an integer digit loop instead of its 96-bit one: a
 /// receipt carries about fifteen of them, and rust_decimal's loop was a quarter
 /// of the instructions of writing one to a ledger.
-mod amount {
+pub(crate) mod amount {
     use rust_decimal::Decimal;
     use serde::Serializer;
 
     /// Longest text of a decimal: sign, 29 digits, a leading zero and the point.
-    const MAX_LEN: usize = 32;
+    pub(crate) const MAX_LEN: usize = 32;
 
     pub(super) fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
         let mut buf = [0u8; MAX_LEN];
@@ -268,49 +268,43 @@ mod amount {
     }
 
     /// `d` as rust_decimal's `Serialize` writes it.
-    pub(super) fn text<'a>(d: &Decimal, buf: &'a mut [u8; MAX_LEN]) -> &'a str {
-        const CHUNK: u128 = 10_000_000_000_000_000_000; // 10^19: u64 digits at a time
-        // The mantissa's digits, least significant first, padded to the scale.
-        let mut digits = [b'0'; MAX_LEN];
-        let mut len = 0;
-        let mut m = d.mantissa().unsigned_abs();
-        while m >= 1 << 64 {
-            let mut chunk = (m % CHUNK) as u64;
-            m /= CHUNK;
-            for _ in 0..19 {
-                digits[len] = b'0' + (chunk % 10) as u8;
-                chunk /= 10;
-                len += 1;
-            }
-        }
-        let mut top = m as u64;
-        while top != 0 {
-            digits[len] = b'0' + (top % 10) as u8;
-            top /= 10;
-            len += 1;
-        }
+    pub(crate) fn text<'a>(d: &Decimal, buf: &'a mut [u8; MAX_LEN]) -> &'a str {
+        // Every byte written is ASCII.
+        std::str::from_utf8(ascii(d, buf)).unwrap_or("0")
+    }
+
+    /// [`text`] as bytes: the mantissa's digits (two at a time, by `itoa`), with
+    /// the point placed by the scale.
+    pub(crate) fn ascii<'a>(d: &Decimal, buf: &'a mut [u8; MAX_LEN]) -> &'a [u8] {
+        let mut itoa = itoa::Buffer::new();
+        let digits = itoa.format(d.mantissa().unsigned_abs()).as_bytes();
         let scale = d.scale() as usize;
-        len = len.max(scale);
-        let mut out = 0;
-        let mut push = |b: u8| {
-            buf[out] = b;
-            out += 1;
+        let mut len = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
         };
         if d.is_sign_negative() {
-            push(b'-');
+            put(b"-");
         }
-        let whole = len - scale;
-        if whole == 0 {
-            push(b'0');
-        }
-        for i in (0..len).rev() {
-            if i + 1 == scale {
-                push(b'.');
+        match digits.len().checked_sub(scale) {
+            Some(whole) if whole > 0 => {
+                put(&digits[..whole]);
+                if scale > 0 {
+                    put(b".");
+                    put(&digits[whole..]);
+                }
             }
-            push(digits[i]);
+            // All digits are decimals: a leading zero, then zeros up to them.
+            _ => {
+                put(b"0.");
+                for _ in digits.len()..scale {
+                    put(b"0");
+                }
+                put(digits);
+            }
         }
-        // Every byte written is ASCII.
-        std::str::from_utf8(&buf[..out]).unwrap_or("0")
+        &buf[..len]
     }
 
     #[cfg(test)]
