@@ -13,6 +13,7 @@ mod receipt;
 
 pub(crate) use arith::{div_round_dp, mul_round_dp, pico_usd};
 
+pub(crate) use receipt::amount;
 pub use receipt::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};
 
 use crate::endpoint::VariantBilling;

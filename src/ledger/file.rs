@@ -1,7 +1,7 @@
 //! [`JsonlLedger`]: an append-only JSON Lines file, one line per metered call.
 
 use super::writer::{BackgroundWriter, Encode, Options, Refused, SinkStats, Target};
-use super::{CostSink, LEDGER_FORMAT_VERSION, LedgerError};
+use super::{CostSink, LedgerError};
 use crate::billing::Cost;
 use crate::pricing::BoxFuture;
 use std::fs::{File, OpenOptions};
@@ -29,7 +29,7 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 ///
 /// # File format
 /// UTF-8 JSON Lines. Each line is one [`Cost`] receipt serialised with serde, with
-/// one extra member first: `"v"`, the format version ([`LEDGER_FORMAT_VERSION`]):
+/// one extra member first: `"v"`, the format version ([`LEDGER_FORMAT_VERSION`](super::LEDGER_FORMAT_VERSION)):
 /// `{"v":1,"call_id":"…","at":"2026-11-02T10:00:00Z","endpoint":"…",…}`.
 /// Money is a decimal string (`"cost_usd":"0.000015972222"`), durations are whole
 /// microseconds (`latency_us`). Request and response bodies are never in it: a
@@ -207,17 +207,11 @@ impl CostSink for JsonlLedger {
     }
 }
 
-/// One ledger line: `{"v":1,` followed by the receipt's own members, then `\n`.
+/// One ledger line: `{"v":1,` followed by the receipt's own members, then `\n`
+/// (see `line.rs`).
 fn encode_record() -> Encode {
-    let prefix = format!("{{\"v\":{LEDGER_FORMAT_VERSION},");
-    Box::new(move |cost: &Cost, out: &mut Vec<u8>| {
-        out.extend_from_slice(prefix.as_bytes());
-        let start = out.len();
-        serde_json::to_writer(&mut *out, cost)?;
-        // A receipt is a non-empty object: drop its `{`, the prefix opened the line.
-        debug_assert_eq!(out.get(start..start + 2), Some(&b"{\""[..]));
-        out.remove(start);
-        out.push(b'\n');
+    Box::new(|cost: &Cost, out: &mut Vec<u8>| {
+        super::line::write_line(cost, out);
         Ok(())
     })
 }

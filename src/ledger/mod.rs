@@ -12,6 +12,7 @@
 mod emf;
 mod error;
 mod file;
+mod line;
 mod metrics;
 mod reader;
 mod writer;
