@@ -13,8 +13,8 @@
 use super::LEDGER_FORMAT_VERSION;
 use crate::billing::{Accrual, Allocation, Cost, CostLine, LinePrice, QuantityUnit, amount};
 use crate::endpoint::VariantBilling;
-use crate::meter::{Operation, Outcome, Usage};
-use crate::pricing::{PriceOrigin, Provenance};
+use crate::meter::Usage;
+use crate::pricing::Provenance;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 
@@ -109,7 +109,7 @@ fn write_usage(out: &mut Vec<u8>, usage: &Usage) {
         outcome,
     } = usage;
     out.extend_from_slice(b"{\"operation\":");
-    name(out, operation_name(*operation));
+    name(out, operation.as_str());
     out.extend_from_slice(b",\"latency_us\":");
     micros(out, latency);
     if let Some(ttfb) = time_to_first_byte {
@@ -135,7 +135,7 @@ fn write_usage(out: &mut Vec<u8>, usage: &Usage) {
         number(out, *n);
     }
     out.extend_from_slice(b",\"outcome\":");
-    name(out, outcome_name(*outcome));
+    name(out, outcome.as_str());
     out.push(b'}');
 }
 
@@ -183,7 +183,7 @@ fn write_provenance(out: &mut Vec<u8>, provenance: &Provenance) {
         note,
     } = provenance;
     out.extend_from_slice(b"{\"source\":");
-    name(out, source_name(*source));
+    name(out, source.as_str());
     out.extend_from_slice(b",\"sku\":");
     optional(out, sku.as_deref(), string);
     out.extend_from_slice(b",\"effective_date\":");
@@ -236,22 +236,14 @@ fn write_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
     out.push(b'}');
 }
 
-// The names serde gives these enums' variants (`rename_all = "snake_case"`, or
-// the variant's own name for `Operation`).
+// The names serde gives these enums' variants (`rename_all = "snake_case"`); the
+// other enums' `as_str` gives theirs.
 
 fn allocation_name(allocation: Allocation) -> &'static str {
     match allocation {
         Allocation::BusyTime => "busy_time",
         Allocation::Amortized => "amortized",
     }
-}
-
-fn operation_name(operation: Operation) -> &'static str {
-    operation.as_str()
-}
-
-fn outcome_name(outcome: Outcome) -> &'static str {
-    outcome.as_str()
 }
 
 fn unit_name(unit: QuantityUnit) -> &'static str {
@@ -262,10 +254,6 @@ fn unit_name(unit: QuantityUnit) -> &'static str {
         QuantityUnit::Calls => "calls",
         QuantityUnit::Tokens => "tokens",
     }
-}
-
-fn source_name(source: PriceOrigin) -> &'static str {
-    source.as_str()
 }
 
 /// A variant name: a literal that needs no escaping.
