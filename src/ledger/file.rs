@@ -44,10 +44,11 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 /// the mode of a file it did not create.
 ///
 /// # Writing never blocks a call
-/// [`record`](CostSink::record) (on the call path) only puts the receipt into a
-/// bounded queue ([`DEFAULT_CAPACITY`], see [`JsonlLedgerBuilder::capacity`]). One
-/// writer thread serialises receipts and appends them in batches of up to 64 KiB,
-/// and hands what it has to the OS whenever the queue runs empty.
+/// [`record`](CostSink::record) (on the call path) only encodes the receipt's line
+/// (a few microseconds, no I/O) into a bounded queue ([`DEFAULT_CAPACITY`], see
+/// [`JsonlLedgerBuilder::capacity`]). One writer thread appends the lines in
+/// batches of up to 64 KiB, and hands what it has to the OS whenever the queue
+/// runs empty.
 ///
 /// When the queue is full (the disk cannot keep up), the receipt is **dropped**,
 /// counted in [`SinkStats::dropped_full`] and in the metric

@@ -1,6 +1,11 @@
 //! The background line writer behind [`JsonlLedger`](super::JsonlLedger) and
-//! [`EmfSink`](super::EmfSink): receipts go into a bounded queue on the call
-//! path, one plain thread encodes them and appends whole lines.
+//! [`EmfSink`](super::EmfSink): receipts are encoded on the call path into a
+//! bounded queue of lines, and one plain thread appends them to the target.
+//!
+//! Why encode on the caller's thread: the line is what the writer needs, and
+//! sending it instead of a copy of the receipt spares a copy of every string in
+//! it, made by the caller and freed by the writer (frees from another thread
+//! take the allocating thread's arena lock in glibc).
 //!
 //! Why a thread and not a tokio task: `record` is called from synchronous code
 //! too (the interceptor, `Drop` of a cancelled stream), file I/O blocks anyway
@@ -12,7 +17,7 @@
 //!
 //! Guarantees (documented on the public types):
 //! - A receipt is *acknowledged* when `record` accepted it into the queue.
-//!   Every acknowledged receipt is encoded and handed to the target before the
+//!   Every acknowledged receipt is handed to the target before the
 //!   next `flush`/`shutdown` returns, or that call returns the write error that
 //!   lost it (and counts it in `lost_on_error`).
 //! - A full queue never blocks the call: the receipt is dropped, counted in
@@ -34,6 +39,8 @@ use tokio::sync::{mpsc, oneshot};
 const BUFFER_BYTES: usize = 64 * 1024;
 /// Messages taken from the queue per wake-up.
 const BATCH: usize = 256;
+/// Room a recording thread keeps for encoding lines between receipts.
+const SCRATCH_BYTES: usize = 64 * 1024;
 /// How long the writer waits for more receipts when its queue runs dry, before
 /// writing and going to sleep on the queue. While it waits, callers queue
 /// without waking it: a busy client costs one write per batch, not per call.
@@ -91,7 +98,8 @@ struct Counters {
 }
 
 /// Turns one receipt into one line (including its `\n`), appended to `out`.
-pub(crate) type Encode = Box<dyn FnMut(&Cost, &mut Vec<u8>) -> serde_json::Result<()> + Send>;
+/// Runs on the threads that record receipts.
+pub(crate) type Encode = Box<dyn Fn(&Cost, &mut Vec<u8>) -> serde_json::Result<()> + Send + Sync>;
 
 /// Where the lines go.
 pub(crate) trait Target: Send + 'static {
@@ -102,7 +110,11 @@ pub(crate) trait Target: Send + 'static {
 }
 
 enum Msg {
-    Record(Box<Cost>),
+    /// One receipt's line.
+    Line(Box<[u8]>),
+    /// A receipt that could not be encoded (counted as lost, reported by the next
+    /// flush).
+    Unencodable(serde_json::Error),
     Flush {
         sync: bool,
         ack: oneshot::Sender<io::Result<()>>,
@@ -129,6 +141,7 @@ pub(crate) struct BackgroundWriter {
     name: PathBuf,
     capacity: usize,
     tx: Option<mpsc::Sender<Msg>>,
+    encode: Encode,
     closed: AtomicBool,
     counters: Arc<Counters>,
     warn: WarnLimiter,
@@ -168,7 +181,6 @@ impl BackgroundWriter {
             kind: options.kind,
             name: options.name.clone(),
             rx,
-            encode,
             target,
             buf: Vec::with_capacity(BUFFER_BYTES + 4096),
             buffered: 0,
@@ -207,6 +219,7 @@ impl BackgroundWriter {
             name: options.name,
             capacity: options.capacity,
             tx: Some(tx),
+            encode,
             closed: AtomicBool::new(false),
             counters,
             warn: WarnLimiter::new(),
@@ -221,8 +234,8 @@ impl BackgroundWriter {
         } else {
             match self.tx().try_reserve() {
                 Ok(permit) => {
-                    // Reserve first, clone after: a dropped receipt costs no allocation.
-                    permit.send(Msg::Record(Box::new(cost.clone())));
+                    // Reserve first, encode after: a dropped receipt costs nothing.
+                    permit.send(self.line(cost));
                     self.counters.accepted.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
@@ -249,6 +262,26 @@ impl BackgroundWriter {
             }
         }
         Err(refused)
+    }
+
+    /// The message carrying `cost`'s line, encoded in this thread's scratch buffer
+    /// and copied out at its exact length.
+    fn line(&self, cost: &Cost) -> Msg {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            let msg = match (self.encode)(cost, scratch) {
+                Ok(()) => Msg::Line(scratch.as_slice().into()),
+                Err(e) => Msg::Unencodable(e),
+            };
+            // A receipt with very many tags does not keep its room forever.
+            if scratch.capacity() > SCRATCH_BYTES {
+                *scratch = Vec::new();
+            }
+            msg
+        })
     }
 
     /// Waits until everything accepted before this call has been written
@@ -336,7 +369,6 @@ struct Worker<T> {
     kind: &'static str,
     name: PathBuf,
     rx: mpsc::Receiver<Msg>,
-    encode: Encode,
     target: T,
     /// Encoded lines not yet handed to the target.
     buf: Vec<u8>,
@@ -357,7 +389,15 @@ impl<T: Target> Worker<T> {
         while self.rx.blocking_recv_many(&mut batch, BATCH) > 0 {
             for msg in batch.drain(..) {
                 match msg {
-                    Msg::Record(cost) => self.encode(&cost),
+                    Msg::Line(line) => self.push(&line),
+                    Msg::Unencodable(e) => {
+                        // Cannot happen with the receipt types (no maps with
+                        // non-string keys, no failing Serialize impls); counted
+                        // rather than panicking.
+                        self.counters.lost_on_error.fetch_add(1, Ordering::Relaxed);
+                        self.error
+                            .get_or_insert_with(|| io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
                     Msg::Flush { sync, ack } => {
                         let result = self.flush(sync);
                         let _ = ack.send(result);
@@ -403,19 +443,9 @@ impl<T: Target> Worker<T> {
         }
     }
 
-    fn encode(&mut self, cost: &Cost) {
-        let start = self.buf.len();
-        match (self.encode)(cost, &mut self.buf) {
-            Ok(()) => self.buffered += 1,
-            Err(e) => {
-                // Cannot happen with the receipt types (no maps with non-string keys,
-                // no failing Serialize impls); counted rather than panicking.
-                self.buf.truncate(start);
-                self.counters.lost_on_error.fetch_add(1, Ordering::Relaxed);
-                self.error
-                    .get_or_insert_with(|| io::Error::new(io::ErrorKind::InvalidData, e));
-            }
-        }
+    fn push(&mut self, line: &[u8]) {
+        self.buf.extend_from_slice(line);
+        self.buffered += 1;
         if self.buf.len() >= BUFFER_BYTES {
             self.write_out();
         }
