@@ -568,8 +568,13 @@ mod tests {
         }
     }
 
+    /// Writes the call id as the line; a receipt whose call id is `unencodable`
+    /// fails as a failing `Serialize` impl would.
     fn encode_call_id() -> Encode {
         Box::new(|cost: &Cost, out: &mut Vec<u8>| {
+            if cost.call_id == "unencodable" {
+                return Err(serde_json::from_str::<u8>("not a number").unwrap_err());
+            }
             out.extend_from_slice(cost.call_id.as_bytes());
             out.push(b'\n');
             Ok(())
@@ -659,6 +664,26 @@ mod tests {
         assert_eq!(
             (stats.accepted, stats.written, stats.dropped_full),
             (3, 3, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_receipt_that_cannot_be_encoded_is_counted_lost_and_reported_by_the_next_flush() {
+        let h = gated(8);
+        h.open_gate();
+        h.writer.record(&cost("a")).unwrap();
+        h.writer.record(&cost("unencodable")).unwrap();
+        h.writer.record(&cost("b")).unwrap();
+        let err = h.writer.flush(false).await.unwrap_err();
+        assert!(matches!(err, LedgerError::Write { lost: 1, .. }), "{err:?}");
+        // Nothing of it was written; the receipts around it were, and writing goes on.
+        h.writer.record(&cost("c")).unwrap();
+        h.writer.flush(false).await.unwrap();
+        assert_eq!(h.written(), "a\nb\nc\n");
+        let stats = h.writer.stats();
+        assert_eq!(
+            (stats.accepted, stats.written, stats.lost_on_error),
+            (4, 3, 1)
         );
     }
 
