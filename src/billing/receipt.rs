@@ -242,9 +242,9 @@ impl fmt::Display for Cost {
 }
 
 /// Amounts serialised as rust_decimal writes them (a JSON string, every digit of
-/// the scale kept), with an integer digit loop instead of its 96-bit one: a
-/// receipt carries about fifteen of them, and rust_decimal's loop was a quarter
-/// of the instructions of writing one to a ledger.
+/// the scale kept), with the mantissa's digits written by `itoa` instead of
+/// rust_decimal's 96-bit loop: a receipt carries about fifteen of them, and the
+/// ledger writes every receipt.
 pub(crate) mod amount {
     use rust_decimal::Decimal;
     use serde::Serializer;

@@ -28,7 +28,7 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 /// ```
 ///
 /// # File format
-/// UTF-8 JSON Lines. Each line is one [`Cost`] receipt serialised with serde, with
+/// UTF-8 JSON Lines. Each line is one [`Cost`] receipt as serde serialises it, with
 /// one extra member first: `"v"`, the format version ([`LEDGER_FORMAT_VERSION`](super::LEDGER_FORMAT_VERSION)):
 /// `{"v":1,"call_id":"…","at":"2026-11-02T10:00:00Z","endpoint":"…",…}`.
 /// Money is a decimal string (`"cost_usd":"0.000015972222"`), durations are whole

@@ -50,7 +50,7 @@ pub(crate) fn write_line(cost: &Cost, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"billing\":");
     optional(out, billing.as_ref(), variant_billing);
     out.extend_from_slice(b",\"allocation\":");
-    name(out, allocation_name(*allocation));
+    quoted(out, allocation_name(*allocation));
     out.extend_from_slice(b",\"usage\":");
     write_usage(out, usage);
     out.extend_from_slice(b",\"lines\":[");
@@ -109,7 +109,7 @@ fn write_usage(out: &mut Vec<u8>, usage: &Usage) {
         outcome,
     } = usage;
     out.extend_from_slice(b"{\"operation\":");
-    name(out, operation.as_str());
+    quoted(out, operation.as_str());
     out.extend_from_slice(b",\"latency_us\":");
     micros(out, latency);
     if let Some(ttfb) = time_to_first_byte {
@@ -135,7 +135,7 @@ fn write_usage(out: &mut Vec<u8>, usage: &Usage) {
         number(out, *n);
     }
     out.extend_from_slice(b",\"outcome\":");
-    name(out, outcome.as_str());
+    quoted(out, outcome.as_str());
     out.push(b'}');
 }
 
@@ -147,11 +147,11 @@ fn cost_line(out: &mut Vec<u8>, line: &CostLine) {
         price,
     } = line;
     out.extend_from_slice(b"{\"item\":");
-    name(out, item.as_str());
+    quoted(out, item.as_str());
     out.extend_from_slice(b",\"quantity\":");
     decimal(out, quantity);
     out.extend_from_slice(b",\"unit\":");
-    name(out, unit_name(*unit));
+    quoted(out, unit_name(*unit));
     out.extend_from_slice(b",\"price\":");
     match price {
         LinePrice::Priced {
@@ -183,7 +183,7 @@ fn write_provenance(out: &mut Vec<u8>, provenance: &Provenance) {
         note,
     } = provenance;
     out.extend_from_slice(b"{\"source\":");
-    name(out, source.as_str());
+    quoted(out, source.as_str());
     out.extend_from_slice(b",\"sku\":");
     optional(out, sku.as_deref(), string);
     out.extend_from_slice(b",\"effective_date\":");
@@ -256,10 +256,10 @@ fn unit_name(unit: QuantityUnit) -> &'static str {
     }
 }
 
-/// A variant name: a literal that needs no escaping.
-fn name(out: &mut Vec<u8>, name: &str) {
+/// Text known to need no escaping (variant names, amounts, timestamps), quoted.
+fn quoted(out: &mut Vec<u8>, text: impl AsRef<[u8]>) {
     out.push(b'"');
-    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(text.as_ref());
     out.push(b'"');
 }
 
@@ -281,14 +281,12 @@ fn micros(out: &mut Vec<u8>, d: &std::time::Duration) {
 /// An amount, as a string (see `billing::receipt`).
 fn decimal(out: &mut Vec<u8>, d: &Decimal) {
     let mut buf = [0; amount::MAX_LEN];
-    out.push(b'"');
-    out.extend_from_slice(amount::ascii(d, &mut buf));
-    out.push(b'"');
+    quoted(out, amount::ascii(d, &mut buf));
 }
 
 /// As chrono's `Serialize`: RFC 3339, `Z`, as many fractional digits as needed.
 fn timestamp(out: &mut Vec<u8>, at: &DateTime<Utc>) {
-    name(out, &at.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+    quoted(out, at.to_rfc3339_opts(SecondsFormat::AutoSi, true));
 }
 
 /// A JSON string, escaped as `serde_json` escapes it: `"` and `\`, and control
