@@ -57,58 +57,62 @@ impl SendMeteredExt for InvokeEndpointFluentBuilder {
 }
 
 /// Measure → (price, in flight) → bill → record → return, for `InvokeEndpoint`.
-async fn invoke_endpoint(
+///
+/// An `async move` block rather than an `async fn`: a function's future keeps its
+/// arguments and, once running, a moved copy of them (the 824-byte SDK builder
+/// twice); a block's future uses what it captured in place.
+#[allow(clippy::manual_async_fn, reason = "an async fn's future is 856 bytes larger")]
+fn invoke_endpoint(
     meter: Meter,
     request: InvokeEndpointFluentBuilder,
     tags: BTreeMap<String, String>,
-) -> Result<Metered<InvokeEndpointOutput>> {
-    let endpoint = required_endpoint(request.get_endpoint_name())?;
-    let bytes_in = checked_body_len(request.get_body().as_ref(), Operation::InvokeEndpoint)?;
-    let target_variant = request.get_target_variant().clone();
-    // Reserve the estimated cost before anything is sent (enforced budgets).
-    let reservation = meter.reserve(&endpoint, &tags)?;
+) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send {
+    async move {
+        let endpoint = required_endpoint(request.get_endpoint_name())?;
+        let bytes_in = checked_body_len(request.get_body().as_ref(), Operation::InvokeEndpoint)?;
+        let target_variant = request.get_target_variant().clone();
+        // Reserve the estimated cost before anything is sent (enforced budgets).
+        let reservation = meter.reserve(&endpoint, &tags)?;
 
-    // Measure, while discovery and pricing run alongside the call.
-    let span = call_span(&endpoint, Operation::InvokeEndpoint);
-    let Sent {
-        result: sent,
-        latency,
-        prepared,
-        started_at,
-        ..
-    } = send_alongside_prepare(&meter, &endpoint, &span, std::pin::pin!(request.send())).await;
+        // Measure, while discovery and pricing run alongside the call.
+        let span = call_span(&endpoint, Operation::InvokeEndpoint);
+        let Sent {
+            result: sent,
+            latency,
+            prepared,
+            started_at,
+            ..
+        } = send_alongside_prepare(&meter, &endpoint, &span, std::pin::pin!(request.send())).await;
 
-    let mut usage = Usage::new(Operation::InvokeEndpoint, latency);
-    usage.bytes_in = bytes_in as u64;
-    let request_id = match &sent {
-        Ok(output) => {
-            let body = output.body().map(Blob::as_ref).unwrap_or_default();
-            usage.bytes_out = body.len() as u64;
-            usage.variant = output.invoked_production_variant().map(str::to_owned);
-            if let Some(tokens) = meter.count_tokens(body) {
-                usage = usage.with_tokens(tokens);
+        // Only a model error means the model ran (and its instance time was used).
+        let sent = match sent {
+            Err(err) if !model_ran(&err) => {
+                return Err(invoke_error(endpoint, &prepared.profile, err, None));
             }
-            output.request_id().map(str::to_owned)
-        }
-        Err(err) => {
-            usage.outcome = Outcome::Error;
-            err.as_service_error()
-                .and_then(|e| e.meta().request_id())
-                .map(str::to_owned)
-        }
-    };
+            sent => sent,
+        };
 
-    let billable = match &sent {
-        Ok(_) => true,
-        // The model ran and answered with an error: the instance time was used.
-        Err(err) => matches!(
-            err.as_service_error(),
-            Some(InvokeEndpointError::ModelError(_))
-        ),
-    };
-    let cost = billable.then(|| {
+        let mut usage = Usage::new(Operation::InvokeEndpoint, latency);
+        usage.bytes_in = bytes_in as u64;
+        let request_id = match &sent {
+            Ok(output) => {
+                let body = output.body().map(Blob::as_ref).unwrap_or_default();
+                usage.bytes_out = body.len() as u64;
+                usage.variant = output.invoked_production_variant().map(str::to_owned);
+                if let Some(tokens) = meter.count_tokens(body) {
+                    usage = usage.with_tokens(tokens);
+                }
+                output.request_id().map(str::to_owned)
+            }
+            Err(err) => {
+                usage.outcome = Outcome::Error;
+                err.as_service_error()
+                    .and_then(|e| e.meta().request_id())
+                    .map(str::to_owned)
+            }
+        };
         let call = FinishedCall {
-            endpoint: endpoint.clone(),
+            endpoint,
             request_id,
             started_at,
             target_variant,
@@ -119,24 +123,47 @@ async fn invoke_endpoint(
         let cost = span.in_scope(|| meter.finish(call, &prepared));
         record_on_span(&span, &cost);
         meter.settle(reservation, &cost);
-        cost
-    });
 
-    match sent {
-        Ok(output) => Ok(Metered::new(
-            output,
-            cost.expect("successful calls are always billed"),
-        )),
-        Err(source) => match prepared.profile {
-            Err(crate::endpoint::DiscoveryError::NotFound { .. }) => Err(Error::UnknownEndpoint {
-                endpoint,
-                source: Box::new(source),
-            }),
-            _ => Err(Error::Invoke {
-                endpoint,
-                source: Box::new(source),
-                cost: cost.map(Box::new),
-            }),
+        match sent {
+            Ok(output) => Ok(Metered::new(output, cost)),
+            Err(err) => Err(invoke_error(
+                cost.endpoint.clone(),
+                &prepared.profile,
+                err,
+                Some(cost),
+            )),
+        }
+    }
+}
+
+/// Whether a failed `InvokeEndpoint` reached the model: a model error is billed
+/// (the instance time was used); throttling, validation or a network error is not.
+fn model_ran(err: &aws_sdk_sagemakerruntime::error::SdkError<InvokeEndpointError>) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(InvokeEndpointError::ModelError(_))
+    )
+}
+
+/// The error of a failed `InvokeEndpoint`, with its receipt when it was billed.
+fn invoke_error(
+    endpoint: String,
+    profile: &std::result::Result<
+        std::sync::Arc<crate::endpoint::EndpointProfile>,
+        crate::endpoint::DiscoveryError,
+    >,
+    source: aws_sdk_sagemakerruntime::error::SdkError<InvokeEndpointError>,
+    cost: Option<Cost>,
+) -> Error {
+    match profile {
+        Err(crate::endpoint::DiscoveryError::NotFound { .. }) => Error::UnknownEndpoint {
+            endpoint,
+            source: Box::new(source),
+        },
+        _ => Error::Invoke {
+            endpoint,
+            source: Box::new(source),
+            cost: cost.map(Box::new),
         },
     }
 }
