@@ -197,7 +197,9 @@ impl InvokeEndpointAsync {
             tags: tags.clone(),
             notes,
         };
-        let cost = span.in_scope(|| meter.finish_phase(call, &prepared, Phase::Submitted));
+        let cost = super::invoke::in_span(&span, || {
+            meter.finish_phase(call, &prepared, Phase::Submitted)
+        });
         record_on_span(&span, &cost);
         meter.settle(reservation, &cost);
 
@@ -446,7 +448,8 @@ impl Meter {
             tags,
             notes,
         };
-        let cost = span.in_scope(|| self.finish_phase(call, &prepared, Phase::Settled));
+        let cost =
+            super::invoke::in_span(&span, || self.finish_phase(call, &prepared, Phase::Settled));
         // The compute arrives after the call: it counts against budgets now.
         self.settle(self.reserve_nothing(&cost.endpoint), &cost);
         record_on_span(&span, &cost);

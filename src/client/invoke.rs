@@ -61,7 +61,10 @@ impl SendMeteredExt for InvokeEndpointFluentBuilder {
 /// An `async move` block rather than an `async fn`: a function's future keeps its
 /// arguments and, once running, a moved copy of them (the 824-byte SDK builder
 /// twice); a block's future uses what it captured in place.
-#[allow(clippy::manual_async_fn, reason = "an async fn's future is 856 bytes larger")]
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn's future is 856 bytes larger"
+)]
 fn invoke_endpoint(
     meter: Meter,
     request: InvokeEndpointFluentBuilder,
@@ -120,7 +123,7 @@ fn invoke_endpoint(
             tags,
             notes: Vec::new(),
         };
-        let cost = span.in_scope(|| meter.finish(call, &prepared));
+        let cost = in_span(&span, || meter.finish(call, &prepared));
         record_on_span(&span, &cost);
         meter.settle(reservation, &cost);
 
@@ -218,7 +221,12 @@ pub(crate) async fn send_alongside_prepare<T>(
     let started_at = meter.now();
     if let Some(prepared) = meter.prepare_now(endpoint, started_at) {
         let started = Instant::now();
-        let result = send.instrument(span.clone()).await;
+        // A span nobody records (filtered out) is not entered on every poll.
+        let result = if span.is_disabled() {
+            send.await
+        } else {
+            send.instrument(span.clone()).await
+        };
         return Sent {
             result,
             latency: started.elapsed(),
@@ -270,6 +278,15 @@ pub(crate) fn call_span(endpoint: &str, operation: Operation) -> tracing::Span {
     )
 }
 
+/// `f` inside `span`, entered only when something records it.
+pub(crate) fn in_span<T>(span: &tracing::Span, f: impl FnOnce() -> T) -> T {
+    if span.is_disabled() {
+        f()
+    } else {
+        span.in_scope(f)
+    }
+}
+
 /// Records a receipt's figures on its call's span (see [`call_span`]).
 pub(crate) fn record_on_span(span: &tracing::Span, cost: &Cost) {
     if span.is_disabled() {
@@ -302,9 +319,11 @@ macro_rules! delegate_setters {
         $(
             $(#[$doc])*
             #[inline]
-            pub fn $name(mut self, input: $ty) -> Self {
-                self.request = self.request.$name(input);
-                self
+            pub fn $name(self, input: $ty) -> Self {
+                Self {
+                    request: self.request.$name(input),
+                    ..self
+                }
             }
         )*
     };

@@ -276,7 +276,7 @@ impl StreamCall {
             tags,
             notes: note.into_iter().collect(),
         };
-        let cost = span.in_scope(|| meter.finish(call, &prepared));
+        let cost = super::invoke::in_span(&span, || meter.finish(call, &prepared));
         meter.settle(reservation, &cost);
         record_on_span(&span, &cost);
         cost
