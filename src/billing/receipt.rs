@@ -157,8 +157,9 @@ pub struct Cost {
     /// Sum of the priced lines, in USD.
     #[serde(serialize_with = "amount::serialize")]
     pub cost_usd: Decimal,
-    /// Currency of every amount on the receipt (always `USD`).
-    pub currency: String,
+    /// Currency of every amount on the receipt (always `USD`; borrowed, so that
+    /// a receipt made by a call does not allocate it).
+    pub currency: std::borrow::Cow<'static, str>,
     /// Everything this client has spent, this call included.
     #[serde(serialize_with = "amount::serialize")]
     pub running_client_usd: Decimal,

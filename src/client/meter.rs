@@ -509,7 +509,7 @@ impl Meter {
             usage,
             lines,
             cost_usd,
-            currency: "USD".to_owned(),
+            currency: "USD".into(),
             running_client_usd: recorded.running_client_usd,
             running_endpoint_usd: recorded.running_endpoint_usd,
             accrual: recorded.accrual,
