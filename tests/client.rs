@@ -608,6 +608,10 @@ async fn every_call_logs_one_info_cost_line_without_the_payload() {
         assert_eq!(f["running_usd"], receipt.running_client_usd.to_string());
         assert_eq!(f["bytes_in"], receipt.usage.bytes_in);
         assert!(f["latency_ms"].as_f64().unwrap() > 0.0);
+        // Logged inside its call's span: a recorded span is entered for the finish.
+        assert_eq!(line["span"]["name"], "sagemaker.invoke", "{line}");
+        assert_eq!(line["span"]["endpoint"], "rt");
+        assert_eq!(line["span"]["operation"], "InvokeEndpoint");
     }
     let everything = logs.text();
     assert!(!everything.contains(marker), "the payload leaked into logs");
