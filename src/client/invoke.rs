@@ -2,8 +2,10 @@
 
 use super::Metered;
 use super::meter::{FinishedCall, Meter, Prepared};
+use crate::endpoint::{DiscoveryError, EndpointProfile};
 use crate::meter::{Operation, Outcome, Usage};
 use crate::{Cost, Error, Result};
+use aws_sdk_sagemakerruntime::error::SdkError;
 use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::builders::InvokeEndpointFluentBuilder;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{
@@ -141,7 +143,7 @@ fn invoke_endpoint(
 
 /// Whether a failed `InvokeEndpoint` reached the model: a model error is billed
 /// (the instance time was used); throttling, validation or a network error is not.
-fn model_ran(err: &aws_sdk_sagemakerruntime::error::SdkError<InvokeEndpointError>) -> bool {
+fn model_ran(err: &SdkError<InvokeEndpointError>) -> bool {
     matches!(
         err.as_service_error(),
         Some(InvokeEndpointError::ModelError(_))
@@ -151,15 +153,12 @@ fn model_ran(err: &aws_sdk_sagemakerruntime::error::SdkError<InvokeEndpointError
 /// The error of a failed `InvokeEndpoint`, with its receipt when it was billed.
 fn invoke_error(
     endpoint: String,
-    profile: &std::result::Result<
-        std::sync::Arc<crate::endpoint::EndpointProfile>,
-        crate::endpoint::DiscoveryError,
-    >,
-    source: aws_sdk_sagemakerruntime::error::SdkError<InvokeEndpointError>,
+    profile: &std::result::Result<std::sync::Arc<EndpointProfile>, DiscoveryError>,
+    source: SdkError<InvokeEndpointError>,
     cost: Option<Cost>,
 ) -> Error {
     match profile {
-        Err(crate::endpoint::DiscoveryError::NotFound { .. }) => Error::UnknownEndpoint {
+        Err(DiscoveryError::NotFound { .. }) => Error::UnknownEndpoint {
             endpoint,
             source: Box::new(source),
         },
