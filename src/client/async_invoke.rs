@@ -20,7 +20,8 @@
 //! so another process (the one reading the notifications) can settle it.
 
 use super::invoke::{
-    Sent, call_span, delegate_setters, record_on_span, required_endpoint, send_alongside_prepare,
+    Sent, call_span, delegate_setters, in_span, record_on_span, required_endpoint,
+    send_alongside_prepare,
 };
 use super::meter::{FinishedCall, Meter, Phase};
 use crate::endpoint::{DiscoveryError, EndpointKind};
@@ -197,7 +198,7 @@ impl InvokeEndpointAsync {
             tags: tags.clone(),
             notes,
         };
-        let cost = super::invoke::in_span(&span, || {
+        let cost = in_span(&span, || {
             meter.finish_phase(call, &prepared, Phase::Submitted)
         });
         record_on_span(&span, &cost);
@@ -448,8 +449,7 @@ impl Meter {
             tags,
             notes,
         };
-        let cost =
-            super::invoke::in_span(&span, || self.finish_phase(call, &prepared, Phase::Settled));
+        let cost = in_span(&span, || self.finish_phase(call, &prepared, Phase::Settled));
         // The compute arrives after the call: it counts against budgets now.
         self.settle(self.reserve_nothing(&cost.endpoint), &cost);
         record_on_span(&span, &cost);

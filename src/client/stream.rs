@@ -8,8 +8,8 @@
 
 use super::Client;
 use super::invoke::{
-    Sent, call_span, checked_body_len, delegate_setters, record_on_span, required_endpoint,
-    send_alongside_prepare,
+    Sent, call_span, checked_body_len, delegate_setters, in_span, record_on_span,
+    required_endpoint, send_alongside_prepare,
 };
 use super::meter::{FinishedCall, Meter, Prepared};
 use crate::budget::Reservation;
@@ -276,7 +276,7 @@ impl StreamCall {
             tags,
             notes: note.into_iter().collect(),
         };
-        let cost = super::invoke::in_span(&span, || meter.finish(call, &prepared));
+        let cost = in_span(&span, || meter.finish(call, &prepared));
         meter.settle(reservation, &cost);
         record_on_span(&span, &cost);
         cost
