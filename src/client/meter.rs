@@ -8,7 +8,10 @@ use crate::budget::{BudgetStatus, Budgets, Reservation};
 use crate::endpoint::{
     Discovery, DiscoveryError, EndpointKind, EndpointProfile, VariantBilling, VariantProfile, owned,
 };
-use crate::ledger::{CostMetrics, CostSink, InstanceClock, Totals, TotalsSnapshot, log_cost};
+use crate::ledger::{
+    CostMetrics, CostSink, EndpointSlot, InstanceClock, Totals, TotalsSnapshot, VariantSlot,
+    log_cost,
+};
 use crate::meter::{TokenCounter, TokenUsage, Usage, detect_tokens};
 use crate::pricing::{PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
 use aws_smithy_async::time::SharedTimeSource;
@@ -114,12 +117,14 @@ impl fmt::Debug for Meter {
     }
 }
 
-/// The rates a variant needs, looked up while the call is in flight.
+/// The rates a variant needs, looked up while the call is in flight, and where
+/// its running totals are kept.
 #[derive(Debug, Clone)]
 pub(crate) struct VariantRates {
     pub compute: RateResult,
     pub data_in: RateResult,
     pub data_out: RateResult,
+    pub totals: VariantSlot,
 }
 
 /// What is known about an endpoint before its response arrives.
@@ -128,6 +133,8 @@ pub(crate) struct Prepared {
     pub profile: Result<Arc<EndpointProfile>, DiscoveryError>,
     /// The rates of each of the profile's variants, in the profile's order.
     pub rates: Vec<VariantRates>,
+    /// Where the endpoint's running totals are kept.
+    pub totals: EndpointSlot,
 }
 
 impl Prepared {
@@ -323,6 +330,7 @@ impl Meter {
             Ok(prepared) => return Some(prepared),
             Err(profile) => profile,
         };
+        let totals = self.inner.totals.endpoint_slot(endpoint);
         let mut rates = Vec::new();
         if let Ok(profile) = &profile {
             rates.reserve_exact(profile.variants.len());
@@ -336,11 +344,16 @@ impl Meter {
                     compute,
                     data_in: self.rate_now(&self.inner.data_in_key)?,
                     data_out: self.rate_now(&self.inner.data_out_key)?,
+                    totals: self.inner.totals.variant_slot(totals, &variant.name),
                 });
             }
         }
         let found = profile.is_ok();
-        let prepared = Arc::new(Prepared { profile, rates });
+        let prepared = Arc::new(Prepared {
+            profile,
+            rates,
+            totals,
+        });
         if found {
             self.inner.prepared.put(endpoint, prepared.clone(), now);
         }
@@ -359,6 +372,7 @@ impl Meter {
     /// waiting paths, for when [`prepare_now`](Self::prepare_now) had not all of them.
     pub(crate) async fn prepare_waiting(&self, endpoint: &str) -> Arc<Prepared> {
         let profile = self.inner.discovery.profile(endpoint).await;
+        let totals = self.inner.totals.endpoint_slot(endpoint);
         let mut rates = Vec::new();
         if let Ok(profile) = &profile {
             for variant in &profile.variants {
@@ -378,10 +392,15 @@ impl Meter {
                     compute,
                     data_in,
                     data_out,
+                    totals: self.inner.totals.variant_slot(totals, &variant.name),
                 });
             }
         }
-        Arc::new(Prepared { profile, rates })
+        Arc::new(Prepared {
+            profile,
+            rates,
+            totals,
+        })
     }
 
     /// Price → bill → record → receipt, for one finished call. The whole path of a
@@ -431,6 +450,7 @@ impl Meter {
         let mut lines: Vec<CostLine> = Vec::with_capacity(3);
         let mut gap = None;
         let mut clock = None;
+        let mut variant_slot = None;
         match &prepared.profile {
             Ok(profile) => {
                 match profile.variant_for(usage.variant.as_deref(), target_variant.as_deref()) {
@@ -441,7 +461,7 @@ impl Meter {
                             gap = self
                                 .inner
                                 .totals
-                                .gap_since_previous_call(&endpoint, &v.name, ended_at);
+                                .gap_since_previous_call(rates.totals, ended_at);
                         }
                         lines.push(compute_line(
                             &v.billing,
@@ -463,6 +483,7 @@ impl Meter {
                             });
                         }
                         usage.variant.get_or_insert_with(|| v.name.clone());
+                        variant_slot = Some(rates.totals);
                         variant = Some(v.name.clone());
                         billing = Some(v.billing.clone());
                     }
@@ -494,7 +515,7 @@ impl Meter {
         let recorded =
             self.inner
                 .totals
-                .record(&endpoint, variant.as_deref(), cost_usd, compute_usd, clock);
+                .record(prepared.totals, variant_slot, cost_usd, compute_usd, clock);
 
         let all_tags = self.tags_into(tags);
         let cost = Cost {

@@ -90,6 +90,9 @@ pub struct TotalsSnapshot {
 
 #[derive(Default)]
 struct VariantState {
+    name: String,
+    /// Whether a call to the variant has been recorded (snapshots list only those).
+    recorded: bool,
     total_usd: Decimal,
     allocated_compute_usd: Decimal,
     accrued_usd: Decimal,
@@ -101,15 +104,19 @@ struct VariantState {
 struct TotalsInner {
     calls: u64,
     client_usd: Decimal,
-    /// Looked up by `&str`, without allocating.
-    by_endpoint: FastMap<String, EndpointTotals>,
+    /// Endpoints in the order their slot was first asked for.
+    endpoints: Vec<EndpointTotals>,
+    /// Where each endpoint is in `endpoints`, looked up by `&str`.
+    slots: FastMap<String, usize>,
 }
 
 #[derive(Default)]
 struct EndpointTotals {
+    name: String,
     /// `None` until a call to the endpoint is recorded.
     usd: Option<Decimal>,
-    by_variant: FastMap<String, VariantState>,
+    /// Variants in the order their slot was first asked for (a handful at most).
+    variants: Vec<VariantState>,
 }
 
 /// The value of `key`, inserted as its default when missing, in one look-up: the
@@ -135,6 +142,26 @@ impl fmt::Debug for Totals {
     }
 }
 
+/// Where an endpoint's running totals are kept in [`Totals`]: found by name once
+/// per endpoint profile (see [`Totals::endpoint_slot`]), then used by every call
+/// without a look-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EndpointSlot(usize);
+
+/// Where a variant's running totals and instance clock are kept in [`Totals`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VariantSlot {
+    endpoint: usize,
+    variant: usize,
+}
+
+impl VariantSlot {
+    /// The slot of the endpoint this variant belongs to.
+    pub(crate) fn endpoint(self) -> EndpointSlot {
+        EndpointSlot(self.endpoint)
+    }
+}
+
 /// What [`Totals::record`] hands back for the receipt.
 pub(crate) struct Recorded {
     pub running_client_usd: Decimal,
@@ -153,19 +180,51 @@ pub(crate) struct InstanceClock {
 }
 
 impl Totals {
+    /// The slot of `endpoint`, made on first use. The endpoint is listed in
+    /// snapshots only once a call to it is recorded.
+    pub(crate) fn endpoint_slot(&self, endpoint: &str) -> EndpointSlot {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let next = inner.endpoints.len();
+        let index = *inner.slots.entry_ref(endpoint).or_insert(next);
+        if index == next {
+            inner.endpoints.push(EndpointTotals {
+                name: endpoint.to_owned(),
+                ..EndpointTotals::default()
+            });
+        }
+        EndpointSlot(index)
+    }
+
+    /// The slot of `variant` of the endpoint in `endpoint`, made on first use.
+    pub(crate) fn variant_slot(&self, endpoint: EndpointSlot, variant: &str) -> VariantSlot {
+        let mut inner = self.lock();
+        let variants = &mut inner.endpoints[endpoint.0].variants;
+        let index = match variants.iter().position(|v| v.name == variant) {
+            Some(index) => index,
+            None => {
+                variants.push(VariantState {
+                    name: variant.to_owned(),
+                    ..VariantState::default()
+                });
+                variants.len() - 1
+            }
+        };
+        VariantSlot {
+            endpoint: endpoint.0,
+            variant: index,
+        }
+    }
+
     /// Time since the previous call recorded for this variant (for amortised
     /// allocation), and marks `now` as the latest call.
     pub(crate) fn gap_since_previous_call(
         &self,
-        endpoint: &str,
-        variant: &str,
+        variant: VariantSlot,
         now: SystemTime,
     ) -> Option<Duration> {
         let mut inner = self.lock();
-        let state = entry_by_str(
-            &mut entry_by_str(&mut inner.by_endpoint, endpoint).by_variant,
-            variant,
-        );
+        let state = &mut inner.endpoints[variant.endpoint].variants[variant.variant];
         let gap = state
             .last_call_at
             .map(|prev| now.duration_since(prev).unwrap_or_default());
@@ -177,8 +236,8 @@ impl Totals {
     /// end of this call. Returns the running totals including this call.
     pub(crate) fn record(
         &self,
-        endpoint: &str,
-        variant: Option<&str>,
+        endpoint: EndpointSlot,
+        variant: Option<VariantSlot>,
         cost_usd: Decimal,
         compute_usd: Option<Decimal>,
         clock: Option<InstanceClock>,
@@ -187,12 +246,14 @@ impl Totals {
         inner.calls += 1;
         inner.client_usd += cost_usd;
         let running_client_usd = inner.client_usd;
-        let totals = entry_by_str(&mut inner.by_endpoint, endpoint);
+        let totals = &mut inner.endpoints[endpoint.0];
         let running_endpoint_usd = totals.usd.unwrap_or_default() + cost_usd;
         totals.usd = Some(running_endpoint_usd);
         let mut accrual = None;
         if let Some(variant) = variant {
-            let state = entry_by_str(&mut totals.by_variant, variant);
+            debug_assert_eq!(variant.endpoint(), endpoint);
+            let state = &mut totals.variants[variant.variant];
+            state.recorded = true;
             state.total_usd += cost_usd;
             if let Some(clock) = clock {
                 state.allocated_compute_usd += compute_usd.unwrap_or_default();
@@ -227,18 +288,18 @@ impl Totals {
             calls: inner.calls,
             client_usd: inner.client_usd,
             by_endpoint: inner
-                .by_endpoint
+                .endpoints
                 .iter()
-                .filter_map(|(e, totals)| Some((e.clone(), totals.usd?)))
+                .filter_map(|e| Some((e.name.clone(), e.usd?)))
                 .collect(),
             by_variant: inner
-                .by_endpoint
+                .endpoints
                 .iter()
-                .flat_map(|(e, totals)| {
-                    totals
-                        .by_variant
+                .flat_map(|e| {
+                    e.variants
                         .iter()
-                        .map(move |(v, s)| (format!("{e}/{v}"), s.total_usd))
+                        .filter(|v| v.recorded)
+                        .map(move |v| (format!("{}/{}", e.name, v.name), v.total_usd))
                 })
                 .collect(),
         }
@@ -287,8 +348,42 @@ pub fn log_cost(cost: &Cost) {
 
 #[cfg(test)]
 mod tests {
-    use super::millis;
+    use super::{Totals, millis};
+    use rust_decimal::Decimal;
     use std::time::Duration;
+
+    #[test]
+    fn snapshots_list_what_was_recorded_not_every_slot_handed_out() {
+        let totals = Totals::default();
+        let quiet = totals.endpoint_slot("quiet");
+        totals.variant_slot(quiet, "AllTraffic");
+        let busy = totals.endpoint_slot("busy");
+        let blue = totals.variant_slot(busy, "blue");
+        let green = totals.variant_slot(busy, "green");
+        assert_eq!(totals.endpoint_slot("busy"), busy, "one slot per endpoint");
+        assert_eq!(
+            totals.variant_slot(busy, "green"),
+            green,
+            "one slot per variant"
+        );
+
+        let cost = Decimal::new(25, 6);
+        totals.record(busy, Some(blue), cost, None, None);
+        let recorded = totals.record(busy, Some(blue), cost, None, None);
+        assert_eq!(recorded.running_endpoint_usd, Decimal::new(50, 6));
+
+        let snapshot = totals.snapshot();
+        assert_eq!(snapshot.calls, 2);
+        assert_eq!(snapshot.client_usd, Decimal::new(50, 6));
+        assert_eq!(
+            snapshot.by_endpoint.into_iter().collect::<Vec<_>>(),
+            [("busy".to_owned(), Decimal::new(50, 6))]
+        );
+        assert_eq!(
+            snapshot.by_variant.into_iter().collect::<Vec<_>>(),
+            [("busy/blue".to_owned(), Decimal::new(50, 6))]
+        );
+    }
 
     #[test]
     fn latencies_are_logged_as_the_milliseconds_receipts_state() {
