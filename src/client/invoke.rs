@@ -81,25 +81,22 @@ fn invoke_endpoint(
 
         // Measure, while discovery and pricing run alongside the call.
         let span = call_span(&endpoint, Operation::InvokeEndpoint);
-        let Sent {
-            result: sent,
-            latency,
-            prepared,
-            started_at,
-            ..
-        } = send_alongside_prepare(&meter, &endpoint, &span, std::pin::pin!(request.send())).await;
+        // Kept whole, not taken apart: moving the SDK's result out of it would copy it.
+        let sent =
+            send_alongside_prepare(&meter, &endpoint, &span, std::pin::pin!(request.send())).await;
+        let prepared = sent.prepared;
 
         // Only a model error means the model ran (and its instance time was used).
-        let sent = match sent {
+        match sent.result {
             Err(err) if !model_ran(&err) => {
                 return Err(invoke_error(endpoint, &prepared.profile, err, None));
             }
-            sent => sent,
-        };
+            _ => {}
+        }
 
-        let mut usage = Usage::new(Operation::InvokeEndpoint, latency);
+        let mut usage = Usage::new(Operation::InvokeEndpoint, sent.latency);
         usage.bytes_in = bytes_in as u64;
-        let request_id = match &sent {
+        let request_id = match &sent.result {
             Ok(output) => {
                 let body = output.body().map(Blob::as_ref).unwrap_or_default();
                 usage.bytes_out = body.len() as u64;
@@ -119,7 +116,7 @@ fn invoke_endpoint(
         let call = FinishedCall {
             endpoint,
             request_id,
-            started_at,
+            started_at: sent.started_at,
             target_variant,
             usage,
             tags,
@@ -129,7 +126,7 @@ fn invoke_endpoint(
         record_on_span(&span, &cost);
         meter.settle(reservation, &cost);
 
-        match sent {
+        match sent.result {
             Ok(output) => Ok(Metered::new(output, cost)),
             Err(err) => Err(invoke_error(
                 cost.endpoint.clone(),
@@ -314,17 +311,32 @@ pub struct InvokeEndpoint {
 }
 
 macro_rules! delegate_setters {
-    ($($(#[$doc:meta])* $name:ident($ty:ty)),* $(,)?) => {
-        $(
-            $(#[$doc])*
-            #[inline]
-            pub fn $name(self, input: $ty) -> Self {
-                Self {
-                    request: self.request.$name(input),
-                    ..self
-                }
+    ($($(#[$doc:meta])* $name:ident($($ty:tt)+)),* $(,)?) => {
+        $(delegate_setters!(@one $(#[$doc])* $name($($ty)+));)*
+    };
+    // The conversion runs before the builder is touched: nothing between taking
+    // the builder apart and putting it together can unwind, so the compiler
+    // updates it in place instead of copying it.
+    (@one $(#[$doc:meta])* $name:ident(impl Into<$target:ty>)) => {
+        $(#[$doc])*
+        #[inline]
+        pub fn $name(self, input: impl Into<$target>) -> Self {
+            let input: $target = input.into();
+            Self {
+                request: self.request.$name(input),
+                ..self
             }
-        )*
+        }
+    };
+    (@one $(#[$doc:meta])* $name:ident($ty:ty)) => {
+        $(#[$doc])*
+        #[inline]
+        pub fn $name(self, input: $ty) -> Self {
+            Self {
+                request: self.request.$name(input),
+                ..self
+            }
+        }
     };
 }
 pub(crate) use delegate_setters;
