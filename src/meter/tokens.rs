@@ -105,54 +105,58 @@ impl TokenCounter for OpenAiUsage {
 fn openai_usage(usage: &[u8]) -> Option<TokenUsage> {
     let mut counts = [None; 4];
     let mut seen = [false; 4];
-    let mut readable = true;
-    for_each_member(usage, |key, rest| {
-        let end = value_end(rest, 0)?;
-        let i = match key {
-            b"prompt_tokens" => 0,
-            b"completion_tokens" => 1,
-            b"input_tokens" => 2,
-            b"output_tokens" => 3,
-            _ => return Some(ControlFlow::Continue(end)),
-        };
-        Some(match (seen[i], json_count(&rest[..end])) {
-            (false, Some(count)) => {
-                seen[i] = true;
-                counts[i] = count;
-                ControlFlow::Continue(end)
+    for_each_member(
+        usage,
+        #[inline(always)]
+        |key, rest| {
+            // Lengths first: each comparison is then of a known size, done inline.
+            let i = match key.len() {
+                13 if key == b"prompt_tokens" => 0,
+                17 if key == b"completion_tokens" => 1,
+                12 if key == b"input_tokens" => 2,
+                13 if key == b"output_tokens" => 3,
+                _ => return value_end(rest, 0).map(ControlFlow::Continue),
+            };
+            if seen[i] {
+                return None;
             }
-            _ => {
-                readable = false;
-                ControlFlow::Break(())
-            }
-        })
-    })?;
+            seen[i] = true;
+            let (count, end) = json_count(rest)?;
+            counts[i] = count;
+            Some(ControlFlow::Continue(end))
+        },
+    )?;
     let [prompt, completion, input, output] = counts;
     let usage = TokenUsage {
         input: prompt.or(input),
         output: completion.or(output),
     };
-    (readable && !usage.is_empty()).then_some(usage)
+    (!usage.is_empty()).then_some(usage)
 }
 
-/// A raw JSON value read as an optional count: `null`, or a whole number that
-/// fits in a `u64` written as JSON writes it (no sign, no leading zero).
-fn json_count(value: &[u8]) -> Option<Option<u64>> {
-    let value = value.trim_ascii();
-    if value == b"null" {
-        return Some(None);
-    }
-    if value.is_empty() || (value.len() > 1 && value[0] == b'0') {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &b in value {
-        if !b.is_ascii_digit() {
+/// The count a raw JSON member value starts with, and where the value ends (as
+/// [`value_end`] says): `null`, or a whole number that fits in a `u64` written as
+/// JSON writes it (no sign, no leading zero). Read in the same pass as its end,
+/// and `None` for any other value.
+#[inline(always)]
+fn json_count(value: &[u8]) -> Option<(Option<u64>, usize)> {
+    let start = skip_whitespace(value, 0)?;
+    let rest = &value[start..];
+    let (count, len) = if rest.starts_with(b"null") {
+        (None, 4)
+    } else {
+        let len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if len == 0 || (len > 1 && rest[0] == b'0') {
             return None;
         }
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
-    Some(Some(n))
+        let mut n: u64 = 0;
+        for &b in &rest[..len] {
+            n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        }
+        (Some(n), len)
+    };
+    let end = skip_whitespace(value, start + len)?;
+    matches!(value[end], b',' | b'}').then_some((count, end))
 }
 
 #[derive(Deserialize)]
@@ -351,14 +355,18 @@ impl StreamTokens {
 /// object, has no such key, or ends first.
 fn top_level_field<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     let mut found = None;
-    for_each_member(body, |k, rest| {
-        if k == key {
-            found = Some(rest);
-            Some(ControlFlow::Break(()))
-        } else {
-            value_end(rest, 0).map(ControlFlow::Continue)
-        }
-    })?;
+    for_each_member(
+        body,
+        #[inline(always)]
+        |k, rest| {
+            if k == key {
+                found = Some(rest);
+                Some(ControlFlow::Break(()))
+            } else {
+                value_end(rest, 0).map(ControlFlow::Continue)
+            }
+        },
+    )?;
     found
 }
 
@@ -368,6 +376,7 @@ fn top_level_field<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
 /// the value ends in it (see [`value_end`]) to go on, or stops. `None` when
 /// `body` is not an object, when `visit` finds no value, or when the body ends
 /// before `visit` stopped or the object closed.
+#[inline(always)]
 fn for_each_member<'a>(
     body: &'a [u8],
     mut visit: impl FnMut(&'a [u8], &'a [u8]) -> Option<ControlFlow<(), usize>>,
@@ -404,30 +413,38 @@ fn for_each_member<'a>(
 
 /// The index of the first non-whitespace byte at or after `start`.
 fn skip_whitespace(body: &[u8], start: usize) -> Option<usize> {
-    Some(
-        start
-            + body
-                .get(start..)?
-                .iter()
-                .position(|b| !b.is_ascii_whitespace())?,
-    )
+    let mut i = start;
+    while body.get(i)?.is_ascii_whitespace() {
+        i += 1;
+    }
+    Some(i)
 }
 
 /// The index of the quote closing the string whose contents start at `start`.
-/// Short strings (keys, most values) are walked; past [`SHORT_STRING`] bytes (the
-/// generated text, most of a response) the rest is searched with SIMD.
+/// Short strings without escapes (keys, most values) are found inline, a word at
+/// a time; the rest goes to [`escaped_or_long_string_end`].
+#[inline(always)]
 fn string_end(body: &[u8], start: usize) -> Option<usize> {
-    let mut i = start;
-    let walked = body.len().min(start.saturating_add(SHORT_STRING));
-    while i < walked {
-        match body[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i),
-            _ => i += 1,
-        }
+    let rest = body.get(start..)?;
+    match quote_or_backslash(&rest[..rest.len().min(SHORT_STRING)]) {
+        Some(n) if rest[n] == b'"' => Some(start + n),
+        _ => escaped_or_long_string_end(body, start),
     }
+}
+
+/// [`string_end`] for longer strings and strings with escapes: the first
+/// [`SHORT_STRING`] bytes (and those after an escape) a word at a time, the rest
+/// (the generated text, most of a response) with SIMD.
+#[inline(never)]
+fn escaped_or_long_string_end(body: &[u8], start: usize) -> Option<usize> {
+    let mut i = start;
     loop {
-        i += memchr::memchr2(b'"', b'\\', body.get(i..)?)?;
+        let rest = body.get(i..)?;
+        let short = rest.len().min(SHORT_STRING);
+        i += match quote_or_backslash(&rest[..short]) {
+            Some(n) => n,
+            None => short + memchr::memchr2(b'"', b'\\', &rest[short..])?,
+        };
         if body[i] == b'"' {
             return Some(i);
         }
@@ -435,7 +452,36 @@ fn string_end(body: &[u8], start: usize) -> Option<usize> {
     }
 }
 
-/// Bytes of a string walked one by one before the rest is searched.
+/// The index of the first `"` or `\` in `s`, eight bytes at a time (SWAR): most
+/// keys and short values end within a word or two.
+fn quote_or_backslash(s: &[u8]) -> Option<usize> {
+    let (words, _) = s.as_chunks::<8>();
+    for (n, word) in words.iter().enumerate() {
+        if let Some(at) = quote_or_backslash_in(word) {
+            return Some(n * 8 + at);
+        }
+    }
+    // The bytes past the last whole word: the word that ends `s` (its first
+    // bytes, already searched, are neither), or one by one in a short `s`.
+    match s.last_chunk::<8>() {
+        Some(word) => quote_or_backslash_in(word).map(|at| s.len() - 8 + at),
+        None => s.iter().position(|b| matches!(b, b'"' | b'\\')),
+    }
+}
+
+/// [`quote_or_backslash`] in one word.
+fn quote_or_backslash_in(word: &[u8; 8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let w = u64::from_le_bytes(*word);
+    let (q, b) = (w ^ (ONES * u64::from(b'"')), w ^ (ONES * u64::from(b'\\')));
+    // The high bit of each zero byte of `q` or `b` (exact up to the first one,
+    // which is all that is used).
+    let found = ((q.wrapping_sub(ONES) & !q) | (b.wrapping_sub(ONES) & !b)) & HIGH;
+    (found != 0).then(|| found.trailing_zeros() as usize / 8)
+}
+
+/// Bytes of a string searched a word at a time before the rest is searched with SIMD.
 const SHORT_STRING: usize = 32;
 
 /// The end (exclusive) of the JSON value starting at `start` (after whitespace):
