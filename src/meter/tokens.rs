@@ -430,18 +430,22 @@ fn skip_whitespace(body: &[u8], start: usize) -> Option<usize> {
 #[inline(always)]
 fn string_end(body: &[u8], start: usize) -> Option<usize> {
     let rest = body.get(start..)?;
-    match quote_or_backslash(&rest[..rest.len().min(SHORT_STRING)]) {
+    let short = rest.len().min(SHORT_STRING);
+    match quote_or_backslash(&rest[..short]) {
         Some(n) if rest[n] == b'"' => Some(start + n),
-        _ => escaped_or_long_string_end(body, start),
+        // An escape: the search goes on past it, not from the start again.
+        Some(n) => escaped_or_long_string_end(body, start + n + 2),
+        None => escaped_or_long_string_end(body, start + short),
     }
 }
 
-/// [`string_end`] for longer strings and strings with escapes: the first
-/// [`SHORT_STRING`] bytes (and those after an escape) a word at a time, the rest
-/// (the generated text, most of a response) with SIMD.
+/// [`string_end`] for longer strings and strings with escapes, from `from` (past
+/// what was searched already): [`SHORT_STRING`] bytes (and those after each
+/// escape) a word at a time, the rest (the generated text, most of a response)
+/// with SIMD.
 #[inline(never)]
-fn escaped_or_long_string_end(body: &[u8], start: usize) -> Option<usize> {
-    let mut i = start;
+fn escaped_or_long_string_end(body: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
     loop {
         let rest = body.get(i..)?;
         let short = rest.len().min(SHORT_STRING);
