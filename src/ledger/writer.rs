@@ -644,9 +644,11 @@ mod tests {
     }
 
     struct Harness {
-        writer: BackgroundWriter,
-        /// Lets one write through.
+        /// Lets one write through. Dropped before the writer (fields drop in
+        /// order), so that a test failing with the gate closed lets the writer's
+        /// drop finish instead of waiting on the gate for ever.
         open: std_mpsc::SyncSender<()>,
+        writer: BackgroundWriter,
         /// Says a write has started (and is waiting for `open`).
         entered: std_mpsc::Receiver<()>,
         out: Arc<Mutex<Vec<u8>>>,
@@ -688,8 +690,8 @@ mod tests {
         )
         .unwrap();
         Harness {
-            writer,
             open,
+            writer,
             entered,
             out,
             fail,
@@ -699,17 +701,26 @@ mod tests {
     #[tokio::test]
     async fn written_lines_give_their_buffers_back_for_the_next_receipts() {
         let h = gated(1_000);
-        h.open_gate();
-        for i in 0..3 {
-            h.writer.record(&cost(&format!("call-{i}"))).unwrap();
-        }
-        h.writer.flush(false).await.unwrap();
-        assert_eq!(h.writer.pool.len(), 3, "each written line's buffer is kept");
-
+        // The writer takes call-0, gives its buffer back, then blocks writing it
+        // out for a flush (the gate is closed): until the gate opens, only this
+        // test changes the pool.
+        h.writer.record(&cost("call-0")).unwrap();
+        let (ack, first_flush) = oneshot::channel();
+        h.writer
+            .tx()
+            .send(Msg::Flush { sync: false, ack })
+            .await
+            .unwrap();
+        h.entered.recv().unwrap();
+        assert_eq!(h.writer.pool.len(), 1, "a written line's buffer is kept");
+        h.writer.record(&cost("call-1")).unwrap();
+        assert_eq!(h.writer.pool.len(), 0, "the next receipt takes it");
+        h.writer.record(&cost("call-2")).unwrap();
         h.writer.record(&cost("call-3")).unwrap();
-        assert_eq!(h.writer.pool.len(), 2, "the next receipt takes one");
+        h.open_gate();
+        first_flush.await.unwrap().unwrap();
         h.writer.flush(false).await.unwrap();
-        assert_eq!(h.writer.pool.len(), 3, "and it comes back");
+        assert_eq!(h.writer.pool.len(), 3, "and every buffer comes back");
         assert_eq!(h.written(), "call-0\ncall-1\ncall-2\ncall-3\n");
 
         // Bounded: no more than one batch's worth, and no oversized buffers.
