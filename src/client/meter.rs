@@ -124,7 +124,32 @@ pub(crate) struct VariantRates {
     pub compute: RateResult,
     pub data_in: RateResult,
     pub data_out: RateResult,
+    /// Instances × the compute rate, for an instance variant whose rate is known:
+    /// what its instances cost per hour, which accrual needs on every call.
+    pub instances_usd_per_hour: Option<Decimal>,
     pub totals: VariantSlot,
+}
+
+impl VariantRates {
+    fn new(
+        variant: &VariantProfile,
+        [compute, data_in, data_out]: [RateResult; 3],
+        totals: VariantSlot,
+    ) -> Self {
+        let instances_usd_per_hour = match (&variant.billing, &compute) {
+            (VariantBilling::Instance { instance_count, .. }, Ok(rate)) => {
+                Some(rate.usd_per_unit * Decimal::from(*instance_count))
+            }
+            _ => None,
+        };
+        VariantRates {
+            compute,
+            data_in,
+            data_out,
+            instances_usd_per_hour,
+            totals,
+        }
+    }
 }
 
 /// What is known about an endpoint before its response arrives.
@@ -340,12 +365,13 @@ impl Meter {
                     Ok(key) => self.rate_now(&key)?,
                     Err(reason) => Err(PriceError::Unavailable { reason }),
                 };
-                rates.push(VariantRates {
-                    compute,
-                    data_in: self.rate_now(&self.inner.data_in_key)?,
-                    data_out: self.rate_now(&self.inner.data_out_key)?,
-                    totals: self.inner.totals.variant_slot(totals, &variant.name),
-                });
+                let data_in = self.rate_now(&self.inner.data_in_key)?;
+                let data_out = self.rate_now(&self.inner.data_out_key)?;
+                rates.push(VariantRates::new(
+                    variant,
+                    [compute, data_in, data_out],
+                    self.inner.totals.variant_slot(totals, &variant.name),
+                ));
             }
         }
         let found = profile.is_ok();
@@ -388,12 +414,11 @@ impl Meter {
                     self.rate(&self.inner.data_in_key),
                     self.rate(&self.inner.data_out_key),
                 );
-                rates.push(VariantRates {
-                    compute,
-                    data_in,
-                    data_out,
-                    totals: self.inner.totals.variant_slot(totals, &variant.name),
-                });
+                rates.push(VariantRates::new(
+                    variant,
+                    [compute, data_in, data_out],
+                    self.inner.totals.variant_slot(totals, &variant.name),
+                ));
             }
         }
         Arc::new(Prepared {
@@ -471,13 +496,11 @@ impl Meter {
                             &rates.compute,
                         ));
                         lines.extend(data_lines(&usage, &rates.data_in, &rates.data_out));
-                        if let (VariantBilling::Instance { instance_count, .. }, Ok(rate)) =
-                            (&v.billing, &rates.compute)
+                        if let Some(usd_per_hour) = rates.instances_usd_per_hour
                             && bill_compute
                         {
                             clock = Some(InstanceClock {
-                                usd_per_hour_all_instances: rate.usd_per_unit
-                                    * Decimal::from(*instance_count),
+                                usd_per_hour_all_instances: usd_per_hour,
                                 started_at,
                                 ended_at,
                             });
