@@ -498,8 +498,10 @@ async fn control(config: &aws_types::SdkConfig, raw: &Caller, metered: &Caller) 
         let c = compare(&[a, b], scale(500), 1, ROUNDS_C1).await;
         let (q1, q3) = c.ratio_quartiles(1, 0);
         println!(
-            "{name:<20} concurrency 1: ratio {:.3} (middle half {q1:.3}–{q3:.3})",
-            c.ratio(1, 0)
+            "{name:<20} concurrency 1: ratio {:.3} (middle half {q1:.3}–{q3:.3}), \
+             added CPU {:.2} µs per call",
+            c.ratio(1, 0),
+            c.added_cpu_us(1, 0)
         );
     }
 }
