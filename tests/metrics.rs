@@ -267,3 +267,42 @@ async fn a_recorder_installed_after_the_first_calls_counts_the_calls_after_it() 
     assert_eq!(invocations(&first), 2);
     assert_eq!(invocations(&second), 1);
 }
+
+#[tokio::test]
+async fn a_client_built_without_metrics_emits_none_and_still_prices_its_calls() {
+    let recorder = DebuggingRecorder::new();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let fake = fake().await;
+    let r = "us-east-1";
+    let builder = || async {
+        Client::builder(&fake.sdk_config().await)
+            .without_discovery()
+            .endpoint_profile(EndpointProfile::new(
+                "rt",
+                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+            ))
+            .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), dec("0.23"))
+            .price_override(PriceKey::DataIn { region: r.into() }, dec("0.016"))
+            .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
+    };
+
+    let quiet = builder().await.without_metrics().build().unwrap();
+    let cost = call(&quiet, "rt", None).await.unwrap();
+    assert!(cost.is_fully_priced() && cost.cost_usd > Decimal::ZERO);
+    assert_eq!(quiet.meter().totals().client_usd, cost.cost_usd);
+    assert!(by_name_and_labels(&recorder).is_empty());
+
+    // The same call through a client with metrics (the default) is counted.
+    let counted = builder().await.build().unwrap();
+    call(&counted, "rt", None).await.unwrap();
+    let metrics = by_name_and_labels(&recorder);
+    let invocations: Vec<&DebugValue> = metrics
+        .iter()
+        .filter(|((name, _), _)| name == "sagemeter_invocations_total")
+        .map(|(_, value)| value)
+        .collect();
+    assert!(
+        matches!(invocations[..], [DebugValue::Counter(1)]),
+        "{invocations:?}"
+    );
+}

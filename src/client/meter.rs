@@ -65,7 +65,8 @@ pub(crate) struct MeterInner {
     pub budgets: Arc<Budgets>,
     pub background: Arc<crate::background::Background>,
     pub sinks: Vec<Arc<dyn CostSink>>,
-    pub metrics: CostMetrics,
+    /// `None` when built [`without_metrics`](crate::ClientBuilder::without_metrics).
+    pub metrics: Option<CostMetrics>,
     pub time: SharedTimeSource,
     pub seq: AtomicU64,
     pub warned: Mutex<HashSet<String>>,
@@ -565,7 +566,9 @@ impl Meter {
             self.warn_unpriced(&cost);
         }
         log_cost(&cost);
-        self.inner.metrics.emit(&cost);
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.emit(&cost);
+        }
         for sink in &self.inner.sinks {
             sink.record(&cost);
         }

@@ -202,6 +202,7 @@ pub struct ClientBuilder {
     sinks: Vec<Arc<dyn CostSink>>,
     budgets: Vec<Budget>,
     metric_tag_labels: Vec<String>,
+    metrics: bool,
     time: Option<SharedTimeSource>,
 }
 
@@ -235,6 +236,7 @@ impl ClientBuilder {
             sinks: Vec::new(),
             budgets: Vec::new(),
             metric_tag_labels: Vec::new(),
+            metrics: true,
             time: None,
         }
     }
@@ -349,6 +351,19 @@ impl ClientBuilder {
         self
     }
 
+    /// Emits no `metrics` at all (by default every receipt is counted through the
+    /// `metrics` facade; see [`CostMetrics`]).
+    ///
+    /// For applications that install no metrics recorder: the facade cannot say
+    /// whether one is installed, so emitting to its no-op recorder still finds the
+    /// call's label set and calls each counter, about 2 µs a call on the machine
+    /// of the README's Benchmarks. Receipts, logs, ledgers and budgets are not
+    /// affected.
+    pub fn without_metrics(mut self) -> Self {
+        self.metrics = false;
+        self
+    }
+
     /// The clock for accrual and caches (default: the SDK config's time source).
     pub fn time_source(mut self, time: SharedTimeSource) -> Self {
         self.time = Some(time);
@@ -424,7 +439,10 @@ impl ClientBuilder {
         }
         let metrics =
             CostMetrics::with_tag_labels(self.metric_tag_labels).map_err(Error::Config)?;
-        crate::ledger::describe_metrics();
+        let metrics = self.metrics.then_some(metrics);
+        if metrics.is_some() {
+            crate::ledger::describe_metrics();
+        }
         let time = self
             .time
             .or_else(|| self.sdk_config.time_source())
