@@ -4,7 +4,8 @@
 //! round (61 rounds at concurrency 1, 31 at 64), the raw
 //! `aws_sdk_sagemakerruntime::Client` and `sagemeter::Client` against the same
 //! in-process loopback server that answers instantly (so client overhead
-//! dominates), at concurrency 1 and 64; then price look-ups, the ledger writer,
+//! dominates), at concurrency 1 and 64 (at 1 also a client built
+//! `without_metrics()`, at 64 one with a ledger); then price look-ups, the ledger writer,
 //! heap allocations per call and memory after a million calls. Throughput, ratios
 //! and added CPU are medians over the rounds (ratios and CPU differences are taken
 //! round by round, each metered run against the raw run next to it; the quartiles
@@ -307,6 +308,10 @@ struct Figures {
     rounds_c1: usize,
     rounds_c64: usize,
     added_cpu_us_per_call: f64,
+    /// The same at concurrency 1 for a client built `without_metrics()`.
+    metered_without_metrics_cps_c1: f64,
+    ratio_c1_without_metrics: f64,
+    added_cpu_us_per_call_without_metrics: f64,
     warm_lookup_ns: f64,
     cold_lookup_ms: f64,
     cold_requests_for_1000_callers: u64,
@@ -347,6 +352,8 @@ async fn main() {
     let config = sdk_config(&url).await;
     let raw = Caller::Raw(aws_sdk_sagemakerruntime::Client::new(&config));
     let metered = Caller::Metered(metered_client(&config).build().unwrap());
+    let without_metrics =
+        Caller::Metered(metered_client(&config).without_metrics().build().unwrap());
     let ledger_dir = tempfile::tempdir().unwrap();
     let ledger = Caller::Metered(
         metered_client(&config)
@@ -389,12 +396,21 @@ async fn main() {
         return;
     }
     f.rounds_c1 = ROUNDS_C1;
-    let c1 = compare(&[&raw, &metered], scale(500), 1, ROUNDS_C1).await;
+    let c1 = compare(
+        &[&raw, &metered, &without_metrics],
+        scale(500),
+        1,
+        ROUNDS_C1,
+    )
+    .await;
     f.raw_cps_c1 = c1.cps(0);
     f.metered_cps_c1 = c1.cps(1);
     f.ratio_c1 = c1.ratio(1, 0);
     (f.ratio_c1_q1, f.ratio_c1_q3) = c1.ratio_quartiles(1, 0);
     f.added_cpu_us_per_call = c1.added_cpu_us(1, 0);
+    f.metered_without_metrics_cps_c1 = c1.cps(2);
+    f.ratio_c1_without_metrics = c1.ratio(2, 0);
+    f.added_cpu_us_per_call_without_metrics = c1.added_cpu_us(2, 0);
 
     f.rounds_c64 = ROUNDS_C64;
     let c64 = compare(&[&raw, &metered, &ledger], scale(3_200), 64, ROUNDS_C64).await;
@@ -567,6 +583,13 @@ fn print_table(f: &Figures) {
             (f.ratio_c1_q1, f.ratio_c1_q3),
         ),
         (
+            "calls/s, concurrency 1, without metrics",
+            f.raw_cps_c1,
+            f.metered_without_metrics_cps_c1,
+            f.ratio_c1_without_metrics,
+            (f64::NAN, f64::NAN),
+        ),
+        (
             "calls/s, concurrency 64",
             f.raw_cps_c64,
             f.metered_cps_c64,
@@ -582,11 +605,19 @@ fn print_table(f: &Figures) {
         ),
     ];
     for (name, raw, metered, ratio, (q1, q3)) in rows {
-        println!("{name:<40} {raw:>14.0} {metered:>14.0} {ratio:>8.3}  {q1:.3}–{q3:.3}");
+        if q1.is_nan() {
+            println!("{name:<40} {raw:>14.0} {metered:>14.0} {ratio:>8.3}");
+        } else {
+            println!("{name:<40} {raw:>14.0} {metered:>14.0} {ratio:>8.3}  {q1:.3}–{q3:.3}");
+        }
     }
     println!(
         "{:<40} {:>14.2}",
         "added CPU per call (µs), ledger off", f.added_cpu_us_per_call
+    );
+    println!(
+        "{:<40} {:>14.2}",
+        "  the same, without metrics", f.added_cpu_us_per_call_without_metrics
     );
     println!(
         "{:<40} {:>14.1}",
