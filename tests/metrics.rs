@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use sagemeter::endpoint::{EndpointProfile, VariantProfile};
 use sagemeter::pricing::PriceKey;
-use sagemeter::{Client, Cost, Error};
+use sagemeter::{Client, ClientBuilder, Cost, Error};
 use std::collections::{BTreeMap, HashMap};
 
 type Labels = BTreeMap<String, String>;
@@ -59,7 +59,8 @@ async fn fake() -> FakeSageMaker {
     fake
 }
 
-async fn client(fake: &FakeSageMaker) -> Client {
+/// A client of the fake's `rt` endpoint, priced by overrides.
+async fn rt_client(fake: &FakeSageMaker) -> ClientBuilder {
     let r = "us-east-1";
     Client::builder(&fake.sdk_config().await)
         .without_discovery()
@@ -67,13 +68,20 @@ async fn client(fake: &FakeSageMaker) -> Client {
             "rt",
             vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
         ))
+        .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), dec("0.23"))
+        .price_override(PriceKey::DataIn { region: r.into() }, dec("0.016"))
+        .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
+}
+
+/// [`rt_client`] with `exotic` (an instance type no price source knows) and the
+/// `team` tag as a label.
+async fn client(fake: &FakeSageMaker) -> Client {
+    rt_client(fake)
+        .await
         .endpoint_profile(EndpointProfile::new(
             "exotic",
             vec![VariantProfile::instance("AllTraffic", "ml.nope.xlarge", 1)],
         ))
-        .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), dec("0.23"))
-        .price_override(PriceKey::DataIn { region: r.into() }, dec("0.016"))
-        .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
         .default_tag("team", "search")
         .metric_tag_labels(["team"])
         .build()
@@ -273,27 +281,14 @@ async fn a_client_built_without_metrics_emits_none_and_still_prices_its_calls() 
     let recorder = DebuggingRecorder::new();
     let _guard = metrics::set_default_local_recorder(&recorder);
     let fake = fake().await;
-    let r = "us-east-1";
-    let builder = || async {
-        Client::builder(&fake.sdk_config().await)
-            .without_discovery()
-            .endpoint_profile(EndpointProfile::new(
-                "rt",
-                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
-            ))
-            .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), dec("0.23"))
-            .price_override(PriceKey::DataIn { region: r.into() }, dec("0.016"))
-            .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
-    };
-
-    let quiet = builder().await.without_metrics().build().unwrap();
+    let quiet = rt_client(&fake).await.without_metrics().build().unwrap();
     let cost = call(&quiet, "rt", None).await.unwrap();
     assert!(cost.is_fully_priced() && cost.cost_usd > Decimal::ZERO);
     assert_eq!(quiet.meter().totals().client_usd, cost.cost_usd);
     assert!(by_name_and_labels(&recorder).is_empty());
 
     // The same call through a client with metrics (the default) is counted.
-    let counted = builder().await.build().unwrap();
+    let counted = rt_client(&fake).await.build().unwrap();
     call(&counted, "rt", None).await.unwrap();
     let metrics = by_name_and_labels(&recorder);
     let invocations: Vec<&DebugValue> = metrics
