@@ -311,6 +311,8 @@ struct Figures {
     /// The same at concurrency 1 for a client built `without_metrics()`.
     metered_without_metrics_cps_c1: f64,
     ratio_c1_without_metrics: f64,
+    ratio_c1_without_metrics_q1: f64,
+    ratio_c1_without_metrics_q3: f64,
     added_cpu_us_per_call_without_metrics: f64,
     warm_lookup_ns: f64,
     cold_lookup_ms: f64,
@@ -410,6 +412,7 @@ async fn main() {
     f.added_cpu_us_per_call = c1.added_cpu_us(1, 0);
     f.metered_without_metrics_cps_c1 = c1.cps(2);
     f.ratio_c1_without_metrics = c1.ratio(2, 0);
+    (f.ratio_c1_without_metrics_q1, f.ratio_c1_without_metrics_q3) = c1.ratio_quartiles(2, 0);
     f.added_cpu_us_per_call_without_metrics = c1.added_cpu_us(2, 0);
 
     f.rounds_c64 = ROUNDS_C64;
@@ -587,7 +590,7 @@ fn print_table(f: &Figures) {
             f.raw_cps_c1,
             f.metered_without_metrics_cps_c1,
             f.ratio_c1_without_metrics,
-            (f64::NAN, f64::NAN),
+            (f.ratio_c1_without_metrics_q1, f.ratio_c1_without_metrics_q3),
         ),
         (
             "calls/s, concurrency 64",
@@ -605,11 +608,7 @@ fn print_table(f: &Figures) {
         ),
     ];
     for (name, raw, metered, ratio, (q1, q3)) in rows {
-        if q1.is_nan() {
-            println!("{name:<40} {raw:>14.0} {metered:>14.0} {ratio:>8.3}");
-        } else {
-            println!("{name:<40} {raw:>14.0} {metered:>14.0} {ratio:>8.3}  {q1:.3}–{q3:.3}");
-        }
+        println!("{name:<40} {raw:>14.0} {metered:>14.0} {ratio:>8.3}  {q1:.3}–{q3:.3}");
     }
     println!(
         "{:<40} {:>14.2}",
