@@ -217,7 +217,10 @@ async fn shutdown_writes_everything_recorded_then_refuses_more() {
     ledger.shutdown().await.unwrap();
     assert_eq!(read_all(&path).unwrap().records, receipts);
 
+    // Refused: handed back by `try_record`, dropped (and counted) by `record`.
     assert_eq!(ledger.try_record(&receipt(1)), Err(Refused::Closed));
+    assert_eq!(ledger.stats().refused_closed, 0);
+    ledger.record(&receipt(2));
     let stats = ledger.stats();
     assert_eq!(stats.accepted, 10_000);
     assert_eq!(stats.written, 10_000);

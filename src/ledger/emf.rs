@@ -131,9 +131,11 @@ impl EmfSink {
         }
     }
 
-    /// Queues one receipt without blocking; `Ok` means acknowledged.
+    /// Queues one receipt without blocking; `Ok` means acknowledged. A refusal is
+    /// yours to handle: unlike [`CostSink::record`], which drops a refused receipt
+    /// and counts it, this counts and logs nothing.
     pub fn try_record(&self, cost: &Cost) -> Result<(), Refused> {
-        self.writer.record(cost)
+        self.writer.try_record(cost)
     }
 
     /// Waits until every receipt acknowledged before this call is written and the
@@ -155,7 +157,7 @@ impl EmfSink {
 
 impl CostSink for EmfSink {
     fn record(&self, cost: &Cost) {
-        let _ = self.writer.record(cost);
+        self.writer.record(cost);
     }
 
     fn flush(&self) -> BoxFuture<'_, io::Result<()>> {

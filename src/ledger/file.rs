@@ -56,7 +56,8 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 /// logged at most once every 10 s. The call itself, its receipt and the running
 /// totals are unaffected. Blocking instead would stall the async runtime's
 /// worker threads, and with them every other call. Use
-/// [`try_record`](Self::try_record) to know about a particular receipt.
+/// [`try_record`](Self::try_record) to know about a particular receipt: it hands a
+/// refused receipt back to you (nothing dropped, so nothing counted or logged).
 ///
 /// # Durability
 /// - *Acknowledged*: `record` accepted the receipt (`try_record` returned `Ok`,
@@ -67,9 +68,10 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 /// - `flush().await`: everything acknowledged before it is written to the OS (it
 ///   survives the process crashing, not the machine losing power).
 /// - `sync().await`: the same, then `fsync` (`sync_data`): it survives power loss.
-/// - `shutdown().await`: flush + `fsync`, then the writer stops; later records are
-///   refused ([`SinkStats::refused_closed`], WARN). Dropping the last handle does
-///   the same, blocking until done.
+/// - `shutdown().await`: flush + `fsync`, then the writer stops; later receipts are
+///   refused (`record` drops them: [`SinkStats::refused_closed`], WARN;
+///   `try_record` returns [`Refused::Closed`]). Dropping the last handle does the
+///   same, blocking until done.
 /// - Without any of these, the writer still hands lines to the OS within
 ///   microseconds when idle (every 64 KiB under load), and
 ///   [`sync_every`](JsonlLedgerBuilder::sync_every) adds a periodic `fsync`.
@@ -166,9 +168,11 @@ impl JsonlLedger {
     }
 
     /// Queues one receipt without blocking; `Ok` means acknowledged (see the
-    /// type's *Durability*). [`CostSink::record`] calls this and ignores the result.
+    /// type's *Durability*). A refusal is yours to handle (retry, keep the receipt
+    /// elsewhere): unlike [`CostSink::record`], which drops a refused receipt and
+    /// counts it, this counts and logs nothing.
     pub fn try_record(&self, cost: &Cost) -> Result<(), Refused> {
-        self.writer.record(cost)
+        self.writer.try_record(cost)
     }
 
     /// Waits until every receipt acknowledged before this call is written to the OS.
@@ -196,7 +200,7 @@ impl JsonlLedger {
 impl CostSink for JsonlLedger {
     fn record(&self, cost: &Cost) {
         // Refusals are counted and logged by the writer.
-        let _ = self.writer.record(cost);
+        self.writer.record(cost);
     }
 
     fn flush(&self) -> BoxFuture<'_, io::Result<()>> {

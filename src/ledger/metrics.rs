@@ -66,7 +66,7 @@ pub fn describe_metrics() {
     describe_counter!(
         "sagemeter_sink_dropped_total",
         Unit::Count,
-        "Receipts a sink did not write, by sink and reason (full, closed, io)."
+        "Receipts a sink dropped, by sink and reason (full, closed, io)."
     );
 }
 

@@ -20,9 +20,11 @@
 //!   Every acknowledged receipt is handed to the target before the
 //!   next `flush`/`shutdown` returns, or that call returns the write error that
 //!   lost it (and counts it in `lost_on_error`).
-//! - A full queue never blocks the call: the receipt is dropped, counted in
-//!   `dropped_full`, and a WARN is logged at most once per [`WARN_EVERY`].
+//! - A full queue never blocks the call: `record` drops the receipt, counts it in
+//!   `dropped_full`, and logs a WARN at most once per [`WARN_EVERY`].
 //! - After `shutdown` every `record` is refused (counted in `refused_closed`).
+//! - `try_record` hands either refusal back to its caller instead, which still
+//!   holds the receipt: nothing is dropped, so nothing is counted.
 
 use super::LedgerError;
 use crate::billing::Cost;
@@ -84,9 +86,10 @@ pub struct SinkStats {
     pub accepted: u64,
     /// Receipts written to the target (handed to the OS for files).
     pub written: u64,
-    /// Receipts dropped because the queue was full.
+    /// Receipts dropped because the queue was full (by `record`; `try_record`
+    /// hands a refused receipt back to its caller instead, uncounted).
     pub dropped_full: u64,
-    /// Receipts refused because the sink was shut down.
+    /// Receipts dropped because the sink was shut down (by `record`, as above).
     pub refused_closed: u64,
     /// Accepted receipts lost because a write failed (reported by the next flush).
     pub lost_on_error: u64,
@@ -273,21 +276,36 @@ impl BackgroundWriter {
     }
 
     /// Queues one receipt without blocking; see [`Refused`] for when it does not.
-    pub(crate) fn record(&self, cost: &Cost) -> Result<(), Refused> {
-        let refused = if self.closed.load(Ordering::Acquire) {
-            Refused::Closed
-        } else {
-            match self.tx().try_reserve() {
-                Ok(permit) => {
-                    // Reserve first, encode after: a dropped receipt costs nothing.
-                    permit.send(self.line(cost));
-                    self.counters.accepted.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err(mpsc::error::TrySendError::Full(())) => Refused::Full,
-                Err(mpsc::error::TrySendError::Closed(())) => Refused::Closed,
+    /// A refusal goes back to the caller, who still holds the receipt: nothing is
+    /// counted or logged, so a caller that retries does not show up as a drop.
+    pub(crate) fn try_record(&self, cost: &Cost) -> Result<(), Refused> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Refused::Closed);
+        }
+        match self.tx().try_reserve() {
+            Ok(permit) => {
+                // Reserve first, encode after: a refused receipt costs nothing.
+                permit.send(self.line(cost));
+                self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
             }
-        };
+            Err(mpsc::error::TrySendError::Full(())) => Err(Refused::Full),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(Refused::Closed),
+        }
+    }
+
+    /// [`try_record`](Self::try_record) for a caller that cannot take a refusal
+    /// back (`CostSink::record`): a refused receipt is dropped, and counted,
+    /// measured and warned about as such.
+    pub(crate) fn record(&self, cost: &Cost) {
+        if let Err(refused) = self.try_record(cost) {
+            self.dropped(refused);
+        }
+    }
+
+    /// Counts, measures and (at most once per [`WARN_EVERY`]) logs a dropped receipt.
+    #[cold]
+    fn dropped(&self, refused: Refused) {
         let (counter, reason) = match refused {
             Refused::Full => (&self.counters.dropped_full, "full"),
             Refused::Closed => (&self.counters.refused_closed, "closed"),
@@ -306,7 +324,6 @@ impl BackgroundWriter {
                     "receipt refused: the sink was shut down"),
             }
         }
-        Err(refused)
     }
 
     /// The message carrying `cost`'s line, encoded in this thread's scratch buffer
@@ -704,7 +721,7 @@ mod tests {
         // The writer takes call-0, gives its buffer back, then blocks writing it
         // out for a flush (the gate is closed): until the gate opens, only this
         // test changes the pool.
-        h.writer.record(&cost("call-0")).unwrap();
+        h.writer.try_record(&cost("call-0")).unwrap();
         let (ack, first_flush) = oneshot::channel();
         h.writer
             .tx()
@@ -713,10 +730,10 @@ mod tests {
             .unwrap();
         h.entered.recv().unwrap();
         assert_eq!(h.writer.pool.len(), 1, "a written line's buffer is kept");
-        h.writer.record(&cost("call-1")).unwrap();
+        h.writer.try_record(&cost("call-1")).unwrap();
         assert_eq!(h.writer.pool.len(), 0, "the next receipt takes it");
-        h.writer.record(&cost("call-2")).unwrap();
-        h.writer.record(&cost("call-3")).unwrap();
+        h.writer.try_record(&cost("call-2")).unwrap();
+        h.writer.try_record(&cost("call-3")).unwrap();
         h.open_gate();
         first_flush.await.unwrap().unwrap();
         h.writer.flush(false).await.unwrap();
@@ -738,12 +755,13 @@ mod tests {
     {
         let h = gated(2);
         // The writer takes "a" and blocks writing it; "b" and "c" fill the queue of 2.
-        h.writer.record(&cost("a")).unwrap();
+        h.writer.try_record(&cost("a")).unwrap();
         h.entered.recv().unwrap();
-        h.writer.record(&cost("b")).unwrap();
-        h.writer.record(&cost("c")).unwrap();
-        assert_eq!(h.writer.record(&cost("d")), Err(Refused::Full));
-        assert_eq!(h.writer.record(&cost("e")), Err(Refused::Full));
+        h.writer.try_record(&cost("b")).unwrap();
+        h.writer.try_record(&cost("c")).unwrap();
+        // The sink's own path drops what does not fit, without waiting.
+        h.writer.record(&cost("d"));
+        h.writer.record(&cost("e"));
         h.open_gate();
         h.writer.flush(false).await.unwrap();
         assert_eq!(h.written(), "a\nb\nc\n");
@@ -755,16 +773,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_receipt_try_record_refuses_goes_back_to_the_caller_uncounted_and_a_retry_is_written()
+    {
+        let h = gated(1);
+        // The writer takes "a" and blocks writing it; "b" fills the queue of 1.
+        h.writer.try_record(&cost("a")).unwrap();
+        h.entered.recv().unwrap();
+        h.writer.try_record(&cost("b")).unwrap();
+        assert_eq!(h.writer.try_record(&cost("c")), Err(Refused::Full));
+        assert_eq!(
+            h.writer.stats().dropped_full,
+            0,
+            "the caller still holds it"
+        );
+        h.open_gate();
+        // Retried until taken, as a caller that keeps every receipt would.
+        while h.writer.try_record(&cost("c")).is_err() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        h.writer.flush(false).await.unwrap();
+        assert_eq!(h.written(), "a\nb\nc\n");
+        let stats = h.writer.stats();
+        assert_eq!(
+            (stats.accepted, stats.written, stats.dropped_full),
+            (3, 3, 0)
+        );
+    }
+
+    #[tokio::test]
     async fn a_receipt_that_cannot_be_encoded_is_counted_lost_and_reported_by_the_next_flush() {
         let h = gated(8);
         h.open_gate();
-        h.writer.record(&cost("a")).unwrap();
-        h.writer.record(&cost("unencodable")).unwrap();
-        h.writer.record(&cost("b")).unwrap();
+        h.writer.try_record(&cost("a")).unwrap();
+        h.writer.try_record(&cost("unencodable")).unwrap();
+        h.writer.try_record(&cost("b")).unwrap();
         let err = h.writer.flush(false).await.unwrap_err();
         assert!(matches!(err, LedgerError::Write { lost: 1, .. }), "{err:?}");
         // Nothing of it was written; the receipts around it were, and writing goes on.
-        h.writer.record(&cost("c")).unwrap();
+        h.writer.try_record(&cost("c")).unwrap();
         h.writer.flush(false).await.unwrap();
         assert_eq!(h.written(), "a\nb\nc\n");
         let stats = h.writer.stats();
@@ -778,9 +824,15 @@ mod tests {
     async fn after_shutdown_records_are_refused_and_counted() {
         let h = gated(8);
         h.open_gate();
-        h.writer.record(&cost("a")).unwrap();
+        h.writer.try_record(&cost("a")).unwrap();
         h.writer.shutdown().await.unwrap();
-        assert_eq!(h.writer.record(&cost("b")), Err(Refused::Closed));
+        assert_eq!(h.writer.try_record(&cost("b")), Err(Refused::Closed));
+        assert_eq!(
+            h.writer.stats().refused_closed,
+            0,
+            "handed back, not dropped"
+        );
+        h.writer.record(&cost("c"));
         assert_eq!(h.writer.stats().refused_closed, 1);
         // Flush and shutdown again are harmless.
         h.writer.flush(true).await.unwrap();
@@ -794,13 +846,13 @@ mod tests {
         let h = gated(8);
         h.open_gate();
         h.fail.store(true, Ordering::SeqCst);
-        h.writer.record(&cost("a")).unwrap();
-        h.writer.record(&cost("b")).unwrap();
+        h.writer.try_record(&cost("a")).unwrap();
+        h.writer.try_record(&cost("b")).unwrap();
         let err = h.writer.flush(false).await.unwrap_err();
         assert!(matches!(err, LedgerError::Write { lost: 2, .. }), "{err:?}");
         assert!(err.to_string().contains("disk on fire"), "{err}");
         h.fail.store(false, Ordering::SeqCst);
-        h.writer.record(&cost("c")).unwrap();
+        h.writer.try_record(&cost("c")).unwrap();
         h.writer.flush(false).await.unwrap();
         assert_eq!(h.written(), "c\n");
         let stats = h.writer.stats();
@@ -815,7 +867,7 @@ mod tests {
         let h = gated(64);
         h.open_gate();
         for i in 0..50 {
-            h.writer.record(&cost(&i.to_string())).unwrap();
+            h.writer.try_record(&cost(&i.to_string())).unwrap();
         }
         let Harness { writer, out, .. } = h;
         drop(writer);
