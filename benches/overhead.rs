@@ -305,6 +305,8 @@ struct Figures {
     ratio_c64_ledger: f64,
     ratio_c64_ledger_q1: f64,
     ratio_c64_ledger_q3: f64,
+    /// Receipts the ledger-on client's ledger dropped (queue full): work it skipped.
+    ledger_dropped_c64: u64,
     rounds_c1: usize,
     rounds_c64: usize,
     added_cpu_us_per_call: f64,
@@ -357,12 +359,13 @@ async fn main() {
     let without_metrics =
         Caller::Metered(metered_client(&config).without_metrics().build().unwrap());
     let ledger_dir = tempfile::tempdir().unwrap();
+    // A handle kept to read its counters: a receipt the ledger dropped would be
+    // work the ledger-on run skipped.
+    let ledger_sink =
+        sagemeter::ledger::JsonlLedger::open(ledger_dir.path().join("bench.jsonl")).unwrap();
     let ledger = Caller::Metered(
         metered_client(&config)
-            .sink(
-                sagemeter::ledger::JsonlLedger::open(ledger_dir.path().join("bench.jsonl"))
-                    .unwrap(),
-            )
+            .sink(ledger_sink.clone())
             .build()
             .unwrap(),
     );
@@ -424,6 +427,7 @@ async fn main() {
     f.ratio_c64_ledger = c64.ratio(2, 0);
     (f.ratio_c64_q1, f.ratio_c64_q3) = c64.ratio_quartiles(1, 0);
     (f.ratio_c64_ledger_q1, f.ratio_c64_ledger_q3) = c64.ratio_quartiles(2, 0);
+    f.ledger_dropped_c64 = ledger_sink.stats().dropped_full;
 
     // Pricing: warm look-ups through the cache, cold through a loopback Price List.
     let pricelist = fake_pricelist::FakePriceList::start().await;
@@ -610,6 +614,10 @@ fn print_table(f: &Figures) {
     for (name, raw, metered, ratio, (q1, q3)) in rows {
         println!("{name:<40} {raw:>14.0} {metered:>14.0} {ratio:>8.3}  {q1:.3}–{q3:.3}");
     }
+    println!(
+        "{:<40} {:>14}",
+        "  receipts the ledger dropped", f.ledger_dropped_c64
+    );
     println!(
         "{:<40} {:>14.2}",
         "added CPU per call (µs), ledger off", f.added_cpu_us_per_call
