@@ -679,9 +679,34 @@ mod tests {
             std::thread::spawn(move || while open.send(()).is_ok() {});
         }
 
+        /// Flushes, then what was written, and the accepted, written and
+        /// dropped counts.
+        async fn flushed(&self) -> (String, u64, u64, u64) {
+            self.writer.flush(false).await.unwrap();
+            let stats = self.writer.stats();
+            (
+                self.written(),
+                stats.accepted,
+                stats.written,
+                stats.dropped_full,
+            )
+        }
+
         fn written(&self) -> String {
             String::from_utf8(self.out.lock().unwrap().clone()).unwrap()
         }
+    }
+
+    /// A writer blocked writing "a", its queue of `capacity` (at most 3) full
+    /// with "b", "c", ...
+    fn blocked_with_full_queue(capacity: usize) -> Harness {
+        let h = gated(capacity);
+        h.writer.try_record(&cost("a")).unwrap();
+        h.entered.recv().unwrap();
+        for name in ["b", "c", "d"].into_iter().take(capacity) {
+            h.writer.try_record(&cost(name)).unwrap();
+        }
+        h
     }
 
     fn gated(capacity: usize) -> Harness {
@@ -753,33 +778,18 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_and_counts_and_never_blocks_and_every_accepted_receipt_is_written()
     {
-        let h = gated(2);
-        // The writer takes "a" and blocks writing it; "b" and "c" fill the queue of 2.
-        h.writer.try_record(&cost("a")).unwrap();
-        h.entered.recv().unwrap();
-        h.writer.try_record(&cost("b")).unwrap();
-        h.writer.try_record(&cost("c")).unwrap();
+        let h = blocked_with_full_queue(2);
         // The sink's own path drops what does not fit, without waiting.
         h.writer.record(&cost("d"));
         h.writer.record(&cost("e"));
         h.open_gate();
-        h.writer.flush(false).await.unwrap();
-        assert_eq!(h.written(), "a\nb\nc\n");
-        let stats = h.writer.stats();
-        assert_eq!(
-            (stats.accepted, stats.written, stats.dropped_full),
-            (3, 3, 2)
-        );
+        assert_eq!(h.flushed().await, ("a\nb\nc\n".to_owned(), 3, 3, 2));
     }
 
     #[tokio::test]
     async fn a_receipt_try_record_refuses_goes_back_to_the_caller_uncounted_and_a_retry_is_written()
     {
-        let h = gated(1);
-        // The writer takes "a" and blocks writing it; "b" fills the queue of 1.
-        h.writer.try_record(&cost("a")).unwrap();
-        h.entered.recv().unwrap();
-        h.writer.try_record(&cost("b")).unwrap();
+        let h = blocked_with_full_queue(1);
         assert_eq!(h.writer.try_record(&cost("c")), Err(Refused::Full));
         assert_eq!(
             h.writer.stats().dropped_full,
@@ -791,13 +801,7 @@ mod tests {
         while h.writer.try_record(&cost("c")).is_err() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        h.writer.flush(false).await.unwrap();
-        assert_eq!(h.written(), "a\nb\nc\n");
-        let stats = h.writer.stats();
-        assert_eq!(
-            (stats.accepted, stats.written, stats.dropped_full),
-            (3, 3, 0)
-        );
+        assert_eq!(h.flushed().await, ("a\nb\nc\n".to_owned(), 3, 3, 0));
     }
 
     #[tokio::test]
