@@ -13,7 +13,7 @@ use aws_smithy_async::time::SharedTimeSource;
 use fake_sagemaker::{FakeSageMaker, FakeVariant};
 use rust_decimal::Decimal;
 use sagemeter::billing::{Allocation, LineItem, UsageCharges};
-use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+use sagemeter::endpoint::{EndpointProfile, VariantBilling, VariantProfile};
 use sagemeter::meter::Outcome;
 use sagemeter::pricing::{
     BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
@@ -43,22 +43,31 @@ impl FixedPrices {
     }
 }
 
+impl FixedPrices {
+    fn rate(&self, key: &PriceKey) -> Result<Rate, PriceError> {
+        self.0
+            .get(key)
+            .map(|usd| {
+                Rate::new(
+                    key.clone(),
+                    *usd,
+                    Provenance::new(PriceOrigin::Live)
+                        .with_sku("TESTSKU")
+                        .with_effective_date("2026-11-01T00:00:00Z"),
+                )
+            })
+            .ok_or(PriceError::NotFound { key: key.clone() })
+    }
+}
+
+/// Every rate at hand, as a warm cache has them: calls take the path that reuses
+/// what was put together for an endpoint, as they do in production.
 impl PriceSource for FixedPrices {
     fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
-        Box::pin(async move {
-            self.0
-                .get(key)
-                .map(|usd| {
-                    Rate::new(
-                        key.clone(),
-                        *usd,
-                        Provenance::new(PriceOrigin::Live)
-                            .with_sku("TESTSKU")
-                            .with_effective_date("2026-11-01T00:00:00Z"),
-                    )
-                })
-                .ok_or(PriceError::NotFound { key: key.clone() })
-        })
+        Box::pin(async move { self.rate(key) })
+    }
+    fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
+        Some(self.rate(key))
     }
 }
 
@@ -191,7 +200,7 @@ async fn serverless_receipt_bills_duration_rounded_up_to_the_millisecond() {
     assert!(cost.accrual.is_none(), "serverless has no idle accrual");
     assert!(matches!(
         cost.billing,
-        Some(sagemeter::endpoint::VariantBilling::Serverless {
+        Some(VariantBilling::Serverless {
             memory_mb: 3072,
             ..
         })
@@ -447,20 +456,29 @@ async fn accrual_counts_idle_instances_and_follows_autoscaling_after_refresh() {
     fake.set_instance_count("rt", "AllTraffic", 4);
     time.advance(Duration::from_secs(61));
     call().await.unwrap(); // stale profile used; refresh spawned
-    for _ in 0..200 {
-        let profile = client.meter().endpoint_profile("rt").await.unwrap();
-        if matches!(
-            profile.variants[0].billing,
-            sagemeter::endpoint::VariantBilling::Instance {
+    let four_instances = |billing: &VariantBilling| {
+        matches!(
+            billing,
+            VariantBilling::Instance {
                 instance_count: 4,
                 ..
             }
-        ) {
-            return;
+        )
+    };
+    let mut refreshed = false;
+    for _ in 0..200 {
+        let profile = client.meter().endpoint_profile("rt").await.unwrap();
+        refreshed = four_instances(&profile.variants[0].billing);
+        if refreshed {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the instance count never refreshed to 4");
+    assert!(refreshed, "the instance count never refreshed to 4");
+    // The very next call is billed with it: the rates put together for the old
+    // profile are not reused for the new one, however recent they are.
+    let next = call().await.unwrap();
+    assert!(four_instances(next.cost().billing.as_ref().unwrap()));
 }
 
 #[tokio::test]
