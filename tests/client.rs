@@ -41,9 +41,7 @@ impl FixedPrices {
             (PriceKey::DataOut { region: r.clone() }, dec("0.016")),
         ]))
     }
-}
 
-impl FixedPrices {
     fn rate(&self, key: &PriceKey) -> Result<Rate, PriceError> {
         self.0
             .get(key)
