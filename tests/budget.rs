@@ -29,14 +29,14 @@ async fn fake() -> FakeSageMaker {
     fake
 }
 
-/// Every call costs exactly 0.001 USD: compute and data are overridden to 0 and
+/// Every call costs exactly 0.001 USD: compute and data are free of charge and
 /// the endpoint has a per-inference fee of 1 USD per 1,000 calls.
 async fn one_tenth_of_a_cent_per_call(fake: &FakeSageMaker) -> ClientBuilder {
     let r = "us-east-1".to_owned();
     Client::builder(&fake.sdk_config().await)
-        .price_override(PriceKey::hosting(&r, "ml.m5.xlarge"), Decimal::ZERO)
-        .price_override(PriceKey::DataIn { region: r.clone() }, Decimal::ZERO)
-        .price_override(PriceKey::DataOut { region: r.clone() }, Decimal::ZERO)
+        .free_of_charge(PriceKey::hosting(&r, "ml.m5.xlarge"))
+        .free_of_charge(PriceKey::DataIn { region: r.clone() })
+        .free_of_charge(PriceKey::DataOut { region: r.clone() })
         .usage_charges("rt", UsageCharges::default().per_1000_calls(Decimal::ONE))
 }
 
@@ -258,4 +258,48 @@ fn invalid_budgets_are_rejected() {
     for err in cases {
         assert!(matches!(err, Error::Config(_)), "{err:?}");
     }
+}
+
+#[tokio::test]
+async fn unpriced_calls_count_at_their_estimate_so_an_enforced_budget_still_stops_them() {
+    // ml.nope.xlarge has no price anywhere: every receipt's compute is Unpriced.
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "exotic",
+        vec![FakeVariant::instance("AllTraffic", "ml.nope.xlarge", 1)],
+    );
+    let r = "us-east-1".to_owned();
+    let budget = Budget::enforce(
+        BudgetScope::endpoint("exotic"),
+        BudgetPeriod::Day,
+        dec("0.025"),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed { usd: dec("0.01") })
+    .unwrap();
+    let client = Client::builder(&fake.sdk_config().await)
+        .free_of_charge(PriceKey::DataIn { region: r.clone() })
+        .free_of_charge(PriceKey::DataOut { region: r.clone() })
+        .budget(budget)
+        .build()
+        .unwrap();
+    let send = || {
+        client
+            .invoke_endpoint()
+            .endpoint_name("exotic")
+            .body(Blob::new("{}"))
+            .send()
+    };
+    // Each unpriced call counts at its 0.01 estimate, not at $0:
+    // 0.01 + 0.01 = 0.02 spent; a third would make 0.03 > 0.025.
+    for _ in 0..2 {
+        let response = send().await.unwrap();
+        assert!(!response.cost().is_fully_priced());
+        assert_eq!(response.cost().cost_usd, Decimal::ZERO);
+    }
+    let status = client.meter().budget_status();
+    assert_eq!(status[0].spent_usd, dec("0.02"));
+    let err = send().await.unwrap_err();
+    assert!(matches!(err, Error::BudgetExceeded { .. }), "{err:?}");
+    assert_eq!(fake.invocations(), 2, "the refused call was never sent");
 }

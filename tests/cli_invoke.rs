@@ -219,6 +219,45 @@ fn twenty_calls_four_at_a_time_share_one_client_and_add_up() {
 }
 
 #[test]
+fn two_hundred_calls_sixteen_at_a_time_never_allocate_more_than_the_instances_cost() {
+    let out = sagemeter()
+        .args([
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            r#"{"inputs":"concurrent"}"#,
+        ])
+        .args(["-n", "200", "--concurrency", "16", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let (receipts, summary) = parse_json_lines(&out.stdout);
+    assert_eq!(receipts.len(), 200);
+    // Processor sharing: 16 calls in flight on the endpoint's 2 instances share
+    // them (each gets min(1, 2/16) of an instance while all 16 are in flight), so
+    // the compute on the receipts never adds up to more than what the instances
+    // accrued while metered: utilisation at most 1.
+    let accrual = &summary["accrual"];
+    let utilisation = dec(&accrual["utilisation"]);
+    assert!(
+        utilisation > Decimal::ZERO && utilisation <= Decimal::ONE,
+        "{summary}"
+    );
+    let compute: Decimal = receipts
+        .iter()
+        .map(|r| {
+            assert_eq!(r["allocation"], "processor_sharing", "{r}");
+            dec(&r["lines"][0]["price"]["cost_usd"])
+        })
+        .sum();
+    assert!(
+        compute <= dec(&accrual["accrued_usd"]),
+        "{compute} > {accrual}"
+    );
+}
+
+#[test]
 fn text_output_shows_the_response_once_each_receipt_and_a_summary() {
     let out = sagemeter()
         .args([

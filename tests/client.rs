@@ -126,7 +126,11 @@ const GIB: u64 = 1 << 30;
 #[tokio::test]
 async fn instance_endpoint_receipt_equals_busy_time_and_data_at_the_named_rates() {
     let fake = fake_with_demo_endpoints().await;
-    let client = client_for(&fake).await;
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .allocation(Allocation::BusyTime)
+        .build()
+        .unwrap();
     let body = r#"{"messages":[{"role":"user","content":"hello"}]}"#;
 
     let response = client
@@ -434,8 +438,10 @@ async fn amortized_allocation_charges_all_instances_for_the_gap_between_calls() 
 async fn accrual_counts_idle_instances_and_follows_autoscaling_after_refresh() {
     let fake = fake_with_demo_endpoints().await;
     let (time, shared) = manual_clock();
+    // Busy time: the calls take no time on the manual clock, only on the real one.
     let client = Client::builder(&fake.sdk_config().await)
         .price_source(FixedPrices::us_east_1())
+        .allocation(Allocation::BusyTime)
         .discovery_refresh(Duration::from_secs(60))
         .time_source(shared)
         .build()
@@ -811,4 +817,301 @@ async fn a_new_price_in_the_source_reaches_calls_within_a_second() {
         compute_rate(invoke(&client, "rt").await.unwrap().cost()),
         dec("0.46")
     );
+}
+
+/// Every receipt the client makes, for the tests that need the ones no response carries.
+#[derive(Debug, Clone, Default)]
+struct Receipts(Arc<std::sync::Mutex<Vec<Cost>>>);
+
+impl sagemeter::ledger::CostSink for Receipts {
+    fn record(&self, cost: &Cost) {
+        self.0.lock().unwrap().push(cost.clone());
+    }
+}
+
+impl Receipts {
+    fn all(&self) -> Vec<Cost> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A client on a manual clock for endpoint `rt` declared with `instances`
+/// ml.m5.xlarge instances (no discovery: the profile is at hand from the first call).
+async fn shared_instances_client(
+    fake: &FakeSageMaker,
+    instances: u32,
+) -> (Client, ManualTimeSource, Receipts) {
+    let (time, shared) = manual_clock();
+    let receipts = Receipts::default();
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance(
+                "AllTraffic",
+                "ml.m5.xlarge",
+                instances,
+            )],
+        ))
+        .price_source(FixedPrices::us_east_1())
+        .time_source(shared)
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    (client, time, receipts)
+}
+
+#[tokio::test]
+async fn sixteen_calls_in_flight_together_on_three_instances_each_pay_three_sixteenths() {
+    let fake = fake_with_demo_endpoints().await;
+    let (client, time, _) = shared_instances_client(&fake, 3).await;
+    fake.hold();
+    let calls: Vec<_> = (0..16)
+        .map(|_| tokio::spawn(invoke(&client, "rt")))
+        .collect();
+    fake.wait_for_invocations(16).await;
+    time.advance(Duration::from_secs(1));
+    fake.release();
+    let mut costs = Vec::new();
+    for call in calls {
+        costs.push(call.await.unwrap().unwrap().into_parts().1);
+    }
+
+    // Processor sharing: 16 calls on 3 instances for 1 s each get 3/16 s
+    // = 187,500 µs = 0.000052083333333333… h (kept to 18 places, rounded down);
+    // × 0.23 USD/h = 0.00001197916666666659… → 0.000011979166 (rounded down).
+    for cost in &costs {
+        assert_eq!(cost.allocation, Allocation::ProcessorSharing);
+        let compute = cost
+            .lines
+            .iter()
+            .find(|l| l.item == LineItem::Compute)
+            .unwrap();
+        assert_eq!(compute.quantity, dec("0.000052083333333333"));
+        assert_eq!(compute.cost_usd(), Some(dec("0.000011979166")));
+    }
+    // The instances' accrued cost over that second: 3 × 0.23 USD/h × 1/3600 h
+    // = 0.000191666666… → 0.000191666667; the 16 compute lines add up to
+    // 16 × 0.000011979166 = 0.000191666656, no more than that.
+    let accrued = costs
+        .iter()
+        .filter_map(|c| c.accrual.as_ref())
+        .map(|a| a.accrued_usd)
+        .max()
+        .unwrap();
+    assert_eq!(accrued, dec("0.000191666667"));
+    let allocated: Decimal = costs.iter().map(|c| line_cost(c, LineItem::Compute)).sum();
+    assert_eq!(allocated, dec("0.000191666656"));
+    assert!(allocated <= accrued);
+}
+
+#[tokio::test]
+async fn concurrent_calls_with_staggered_starts_never_add_up_to_more_than_the_instances_cost() {
+    let fake = fake_with_demo_endpoints().await;
+    let (client, time, receipts) = shared_instances_client(&fake, 3).await;
+    // 16 workers, 4 calls each; the clock moves 7 ms at a time while calls are
+    // in flight, so starts and ends interleave.
+    *fake.state.latency.lock().unwrap() = Duration::from_millis(3);
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for _ in 0..4 {
+                    invoke(&client, "rt").await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let ticker = {
+        let time = time.clone();
+        tokio::spawn(async move {
+            loop {
+                time.advance(Duration::from_millis(7));
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    for w in workers {
+        w.await.unwrap();
+    }
+    ticker.abort();
+
+    let all = receipts.all();
+    assert_eq!(all.len(), 64);
+    let allocated: Decimal = all.iter().map(|c| line_cost(c, LineItem::Compute)).sum();
+    let last = all.last().unwrap().accrual.clone().unwrap();
+    assert_eq!(last.allocated_usd, allocated);
+    assert!(
+        allocated <= last.accrued_usd,
+        "receipts {allocated} > accrued {}",
+        last.accrued_usd
+    );
+    for cost in &all {
+        let utilisation = cost.accrual.as_ref().unwrap().utilisation;
+        assert!(
+            utilisation.is_none_or(|u| u <= Decimal::ONE),
+            "{utilisation:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_invoke_dropped_after_sending_still_makes_one_cancelled_receipt() {
+    let fake = fake_with_demo_endpoints().await;
+    let (client, time, receipts) = shared_instances_client(&fake, 1).await;
+    fake.hold();
+    let call = tokio::spawn(invoke(&client, "rt"));
+    fake.wait_for_invocations(1).await;
+    time.advance(Duration::from_secs(2));
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    fake.release();
+
+    let all = receipts.all();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let cost = &all[0];
+    assert_eq!(cost.usage.outcome, Outcome::Cancelled);
+    // Alone on its one instance for the 2 s until the drop: 2/3600 h
+    // = 0.000555555555555555 (18 places, rounded down) × 0.23 USD/h
+    // = 0.00012777777777777765 → 0.000127777777 (rounded down).
+    assert_eq!(line_cost(cost, LineItem::Compute), dec("0.000127777777"));
+    // The 2-byte body went in: 2 / 2³⁰ GB × 0.016 USD/GB = 2.98e-11 → 0.00000000003.
+    assert_eq!(line_cost(cost, LineItem::DataIn), dec("0.00000000003"));
+    assert_eq!(client.meter().totals().calls, 1);
+    assert_eq!(client.meter().totals().client_usd, cost.cost_usd);
+}
+
+#[tokio::test]
+async fn an_invoke_dropped_before_anything_was_sent_makes_no_receipt() {
+    let fake = fake_with_demo_endpoints().await;
+    let (client, _time, receipts) = shared_instances_client(&fake, 1).await;
+    drop(invoke(&client, "rt")); // never polled: no request went out
+    assert!(receipts.all().is_empty());
+    assert_eq!(fake.invocations(), 0);
+}
+
+#[tokio::test]
+async fn throttled_attempts_are_counted_and_not_billed() {
+    let fake = fake_with_demo_endpoints().await;
+    let sdk_config = fake.sdk_config().await;
+    let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(&sdk_config)
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(50)),
+            )
+            .build(),
+    );
+    let client = Client::builder(&sdk_config)
+        .runtime_client(runtime)
+        .price_source(FixedPrices::us_east_1())
+        .allocation(Allocation::BusyTime)
+        .build()
+        .unwrap();
+    fake.throttle_next(2);
+    let started = std::time::Instant::now();
+    let response = invoke(&client, "rt").await.unwrap();
+    let wall = started.elapsed();
+
+    assert_eq!(
+        fake.invocations(),
+        3,
+        "two throttled attempts, then one answered"
+    );
+    let cost = response.cost();
+    assert_eq!(cost.usage.attempts, 3);
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n == "3 attempts: 1 reached the model and are billed, 2 were not"),
+        "{:?}",
+        cost.notes
+    );
+    // Only the answered attempt is billed: its latency excludes the throttled
+    // attempts and the back-off between them (at least 50 ms).
+    assert!(cost.usage.latency + Duration::from_millis(50) <= wall);
+    let compute = cost
+        .lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .unwrap();
+    assert_eq!(
+        compute.quantity,
+        sagemeter::billing::hours(cost.usage.latency)
+    );
+}
+
+#[tokio::test]
+async fn a_zero_price_override_is_refused_unless_free_on_purpose() {
+    let fake = fake_with_demo_endpoints().await;
+    let sdk_config = fake.sdk_config().await;
+    let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+    let err = Client::builder(&sdk_config)
+        .price_override(key.clone(), Decimal::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("free_of_charge"), "{err}");
+
+    let client = Client::builder(&sdk_config)
+        .price_source(FixedPrices::us_east_1())
+        .free_of_charge(key)
+        .build()
+        .unwrap();
+    let response = invoke(&client, "rt").await.unwrap();
+    assert_eq!(line_cost(response.cost(), LineItem::Compute), Decimal::ZERO);
+    let provenance = response.cost().compute_provenance().unwrap();
+    assert_eq!(provenance.source, PriceOrigin::Override);
+    assert!(
+        provenance
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("free of charge"),
+        "{provenance:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_max_concurrency_of_zero_is_refused() {
+    let fake = fake_with_demo_endpoints().await;
+    let err = Client::builder(&fake.sdk_config().await)
+        .max_concurrency_per_instance(0)
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("max_concurrency_per_instance"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn calls_an_instance_serves_side_by_side_each_get_a_whole_share_up_to_that_many() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
+        ))
+        .price_source(FixedPrices::us_east_1())
+        .max_concurrency_per_instance(4)
+        .time_source(shared)
+        .build()
+        .unwrap();
+    fake.hold();
+    let calls: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(invoke(&client, "rt")))
+        .collect();
+    fake.wait_for_invocations(2).await;
+    time.advance(Duration::from_secs(36));
+    fake.release();
+    for call in calls {
+        let cost = call.await.unwrap().unwrap().into_parts().1;
+        // m = 4: 2 calls on 1 instance each get min(1/4, 1/2) = 1/4 instance for
+        // 36 s = 9 s = 0.0025 h × 0.23 USD/h = 0.000575.
+        assert_eq!(line_cost(&cost, LineItem::Compute), dec("0.000575"));
+    }
 }

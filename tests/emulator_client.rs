@@ -52,8 +52,24 @@ async fn realtime_endpoint_receipts_equal_the_snapshot_rates_by_hand() {
         let cost = response.cost();
         let latency_us = Decimal::from(cost.usage.latency.as_micros() as u64);
         let bytes_out = response.body().unwrap().as_ref().len() as u64;
-        // Snapshot, us-east-1: ml.m5.xlarge hosting 0.23 USD/h, data in/out 0.016 USD/GB.
-        let compute = r12(dec("0.23") * latency_us / Decimal::from(3_600_000_000u64));
+        // One call at a time on 2 instances: processor sharing gives it a whole
+        // instance (min(1, 2/1)) for as long as it was in flight on the meter's
+        // clock, which encloses the measured latency.
+        let compute_line = cost
+            .lines
+            .iter()
+            .find(|l| l.item == LineItem::Compute)
+            .unwrap();
+        let in_flight_us = compute_line.quantity * Decimal::from(3_600_000_000u64);
+        assert!(
+            in_flight_us + Decimal::ONE >= latency_us
+                && in_flight_us <= latency_us + Decimal::from(50_000),
+            "{in_flight_us} µs in flight for a {latency_us} µs call"
+        );
+        // Snapshot, us-east-1: ml.m5.xlarge hosting 0.23 USD/h, data in/out 0.016 USD/GB;
+        // a shared allocation is rounded down to the pico-dollar.
+        let compute = (dec("0.23") * compute_line.quantity)
+            .round_dp_with_strategy(12, rust_decimal::RoundingStrategy::ToZero);
         let data_in = r12(Decimal::from(body.len()) / Decimal::from(GIB) * dec("0.016"));
         let data_out = r12(Decimal::from(bytes_out) / Decimal::from(GIB) * dec("0.016"));
         assert_eq!(line(cost, LineItem::Compute), compute);

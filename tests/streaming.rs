@@ -72,8 +72,11 @@ impl Receipts {
     }
 }
 
+/// Busy time: these tests check compute against each stream's measured latency
+/// (processor sharing of the same calls is in `a_stream_on_the_default_client_is_billed_its_processor_share`).
 fn builder(conf: &aws_types::SdkConfig) -> ClientBuilder {
     Client::builder(conf)
+        .allocation(sagemeter::billing::Allocation::BusyTime)
         .without_discovery()
         .price_source(NoPriceList)
         .endpoint_profile(EndpointProfile::new(
@@ -358,6 +361,9 @@ async fn the_call_span_carries_tokens_under_sagemeter_and_opentelemetry_genai_na
     assert_eq!(span["gen_ai.usage.output_tokens"], "3");
     let cost = h.receipts.all().remove(0);
     assert_eq!(span["cost_usd"], cost.cost_usd.to_string());
+    // The cost under the names proposed for the OpenTelemetry GenAI conventions.
+    assert_eq!(span["gen_ai.usage.cost.amount"], cost.cost_usd.to_string());
+    assert_eq!(span["gen_ai.usage.cost.currency"], "USD");
 }
 
 #[tokio::test]
@@ -791,4 +797,38 @@ async fn an_enforced_budget_settles_a_dropped_stream_and_then_rejects_the_next_o
         .await
         .unwrap_err();
     assert!(matches!(err, Error::BudgetExceeded { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_stream_on_the_default_client_is_billed_its_processor_share() {
+    let h = harness(
+        |_| Script::new().parts(openai_parts()),
+        |b| b.allocation(sagemeter::billing::Allocation::ProcessorSharing),
+    )
+    .await;
+    let mut response = open(&h.client, LLM).await;
+    read_all(&mut response).await;
+    let cost = response.cost().unwrap().clone();
+    assert_eq!(
+        cost.allocation,
+        sagemeter::billing::Allocation::ProcessorSharing
+    );
+    // Alone on its one instance: a whole instance for as long as the stream was
+    // in flight on the meter's clock, which encloses the measured latency.
+    let compute = line(&cost, LineItem::Compute);
+    let in_flight_us = compute.quantity * Decimal::from(3_600_000_000u64);
+    let latency_us = Decimal::from(cost.usage.latency.as_micros() as u64);
+    assert!(
+        in_flight_us + Decimal::ONE >= latency_us
+            && in_flight_us <= latency_us + Decimal::from(50_000),
+        "{in_flight_us} µs in flight for a {latency_us} µs stream"
+    );
+    // Rounded down to the pico-dollar.
+    assert_eq!(
+        compute.cost_usd(),
+        Some(
+            (compute.quantity * dec(G5_USD_PER_HOUR))
+                .round_dp_with_strategy(12, rust_decimal::RoundingStrategy::ToZero)
+        )
+    );
 }

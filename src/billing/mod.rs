@@ -30,19 +30,48 @@ pub const COST_SCALE: u32 = 12;
 pub const BYTES_PER_GB: u64 = 1 << 30;
 
 /// How an instance endpoint's hourly cost is allocated to single calls.
+///
+/// Whatever the rule, idle instance time is on no receipt: the receipt's
+/// [`Accrual`] shows it (utilisation = allocated ÷ accrued).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Allocation {
-    /// Each call costs the instance time it kept one instance busy:
-    /// latency × hourly rate / 3600. Idle time is not on any receipt; the receipt's
-    /// [`Accrual`] shows it (utilisation = allocated ÷ accrued).
+    /// Processor sharing (the default): while `n` calls are in flight on an
+    /// endpoint with `k` instances, each call is allocated `min(1/m, k/n)` of an
+    /// instance for that stretch of time, `m` being how many calls one instance
+    /// serves at full speed ([`ClientBuilder::max_concurrency_per_instance`],
+    /// default 1). Model servers (TGI, vLLM, any multi-worker container) serve many
+    /// calls at once; the calls in flight together are allocated at most `k`
+    /// instances, so an endpoint's receipts never add up to more than its
+    /// instances' accrued cost in this process (utilisation ≤ 1 by construction).
+    /// Each step is rounded down. Kept in O(1) per call: a per-endpoint virtual
+    /// clock advances at the share, and a call's allocation is the clock's advance
+    /// between its start and its end.
+    ///
+    /// [`ClientBuilder::max_concurrency_per_instance`]: crate::ClientBuilder::max_concurrency_per_instance
     #[default]
+    ProcessorSharing,
+    /// Each call costs the instance time it kept one instance busy, as if it had
+    /// the instance to itself: latency × hourly rate / 3600. Concurrent calls each
+    /// pay a whole instance, so their receipts can add up to more than the
+    /// instances cost (utilisation above 1).
     BusyTime,
     /// Each call carries the whole endpoint's wall-clock cost since the previous
     /// metered call to the same variant (instances × rate × gap), so that receipts
     /// add up to what the instances cost while they were being called.
     Amortized,
+}
+
+impl Allocation {
+    /// The name written in logs and ledgers (`processor_sharing`, `busy_time`, `amortized`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Allocation::ProcessorSharing => "processor_sharing",
+            Allocation::BusyTime => "busy_time",
+            Allocation::Amortized => "amortized",
+        }
+    }
 }
 
 /// Charges that the Price List does not carry, configured per endpoint:
@@ -193,6 +222,9 @@ pub fn unpriced(item: LineItem, quantity: Decimal, unit: QuantityUnit, reason: S
 
 /// The compute line of one call on a variant.
 ///
+/// - Instance, processor sharing: `shared instance-hours × usd/h`, the share
+///   allocated by the endpoint's sharing clock (`shared_hours`), rounded down to
+///   the pico-dollar; without it (a call the clock did not see), busy time.
 /// - Instance, busy time: `latency h × usd/h` (one instance serves one call).
 /// - Instance, amortised: `instances × gap h × usd/h`, `gap` being the time since
 ///   the previous metered call to this variant (`None` for the first call, which
@@ -204,12 +236,39 @@ pub fn compute_line(
     usage: &Usage,
     allocation: Allocation,
     gap_since_previous_call: Option<Duration>,
+    shared_hours: Option<Decimal>,
     rate: &RateResult,
 ) -> CostLine {
     match billing {
         VariantBilling::Instance { instance_count, .. } => {
-            match (allocation, gap_since_previous_call) {
-                (Allocation::Amortized, Some(gap)) => line(
+            match (allocation, gap_since_previous_call, shared_hours) {
+                (Allocation::ProcessorSharing, _, Some(shared)) => match rate {
+                    Ok(rate) => {
+                        let mut line = priced(
+                            LineItem::Compute,
+                            shared,
+                            QuantityUnit::InstanceHours,
+                            rate.usd_per_unit,
+                            &rate.provenance,
+                        );
+                        if let LinePrice::Priced { cost_usd, .. } = &mut line.price {
+                            // Rounded down, so that shares never add up to more
+                            // than the instances' accrued cost.
+                            *cost_usd = (rate.usd_per_unit * shared).round_dp_with_strategy(
+                                COST_SCALE,
+                                rust_decimal::RoundingStrategy::ToZero,
+                            );
+                        }
+                        line
+                    }
+                    Err(err) => unpriced(
+                        LineItem::Compute,
+                        shared,
+                        QuantityUnit::InstanceHours,
+                        err.to_string(),
+                    ),
+                },
+                (Allocation::Amortized, Some(gap), _) => line(
                     LineItem::Compute,
                     hours(gap) * Decimal::from(*instance_count),
                     QuantityUnit::InstanceHours,

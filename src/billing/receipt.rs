@@ -108,19 +108,36 @@ impl CostLine {
     }
 }
 
-/// The endpoint's wall-clock cost while sagemeter has been metering it.
+/// What a variant's standing capacity has cost while sagemeter has been metering
+/// it, next to what its receipts allocated: the idle part is on no receipt.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accrual {
-    /// Instances × hourly rate × time since the first metered call, for this variant.
+    /// The variant's standing capacity × its rate × time since the first metered
+    /// call: instances × hourly rate for an instance variant; provisioned
+    /// concurrency × the per-second provisioned-concurrency rate of its memory
+    /// size for a serverless variant with provisioned concurrency (charged
+    /// whether calls come or not).
     #[serde(serialize_with = "amount::serialize")]
     pub accrued_usd: Decimal,
     /// Compute allocated to calls on receipts so far, for this variant.
     #[serde(serialize_with = "amount::serialize")]
     pub allocated_usd: Decimal,
-    /// allocated ÷ accrued (1 = the instances were busy all the time), when accrued > 0.
+    /// allocated ÷ accrued, when accrued > 0. For instances, the share of instance
+    /// time allocated to calls (1 = busy all the time; at most 1 under processor
+    /// sharing). For provisioned concurrency, the calls' inference-duration
+    /// charges over the standing charge (a ratio of two rates, not of time).
     #[serde(serialize_with = "amount::serialize_option")]
     pub utilisation: Option<Decimal>,
+    /// ML storage volumes (`VolumeSizeInGB` × instances × the GB-month rate,
+    /// prorated by the second over the calendar month) over the same time, when
+    /// the variant's volume size and the storage rate are known.
+    #[serde(
+        default,
+        serialize_with = "amount::serialize_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub storage_usd: Option<Decimal>,
 }
 
 /// The cost receipt of one call.

@@ -37,10 +37,43 @@ fn busy_time_charges_latency_times_hourly_rate() {
         &call(250),
         Allocation::BusyTime,
         None,
+        None,
         &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
     );
     assert_eq!(line.cost_usd(), Some(dec("0.000015972222")));
     assert_eq!(line.unit, QuantityUnit::InstanceHours);
+}
+
+#[test]
+fn processor_sharing_charges_the_shared_hours_rounded_down() {
+    // 16 calls sharing 3 instances for 1 s: each is allocated 3/16 s = 187,500 µs
+    // = 0.000052083333333333 h (rounded down at 18 places);
+    // × 0.23 USD/h = 0.0000119791666666666… → 0.000011979166 (rounded down).
+    let shared = dec("0.000052083333333333");
+    let line = compute_line(
+        &m5_xlarge(3),
+        &call(1000),
+        Allocation::ProcessorSharing,
+        None,
+        Some(shared),
+        &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
+    );
+    assert_eq!(line.cost_usd(), Some(dec("0.000011979166")));
+    assert_eq!(line.quantity, shared);
+}
+
+#[test]
+fn processor_sharing_without_a_share_falls_back_to_busy_time() {
+    // 0.23 USD/h × 250 ms, as for busy time.
+    let line = compute_line(
+        &m5_xlarge(3),
+        &call(250),
+        Allocation::ProcessorSharing,
+        None,
+        None,
+        &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
+    );
+    assert_eq!(line.cost_usd(), Some(dec("0.000015972222")));
 }
 
 #[test]
@@ -51,6 +84,7 @@ fn amortized_charges_all_instances_for_the_gap_since_the_previous_call() {
         &call(250),
         Allocation::Amortized,
         Some(Duration::from_secs(30)),
+        None,
         &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
     );
     assert_eq!(line.cost_usd(), Some(dec("0.003833333333")));
@@ -62,6 +96,7 @@ fn amortized_first_call_falls_back_to_busy_time() {
         &m5_xlarge(2),
         &call(250),
         Allocation::Amortized,
+        None,
         None,
         &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
     );
@@ -80,6 +115,7 @@ fn serverless_bills_duration_rounded_up_to_the_millisecond() {
         &billing,
         &usage,
         Allocation::BusyTime,
+        None,
         None,
         &rate(PriceKey::serverless("us-east-1", 3), "0.00006"),
     );
@@ -118,6 +154,7 @@ fn an_unknown_rate_makes_an_unpriced_line_not_a_zero() {
         &m5_xlarge(1),
         &call(100),
         Allocation::BusyTime,
+        None,
         None,
         &Err(PriceError::NotFound { key }),
     );

@@ -6,7 +6,10 @@
 //! and never reaches SageMaker. Because reservation and check happen under one lock,
 //! concurrent calls cannot all pass a check and then overshoot together: spend can
 //! exceed a limit only by the estimation error of the calls already in flight.
-//! Reservations of failed or cancelled calls are released.
+//! Reservations of failed calls that were not billed are released. A call whose
+//! receipt could not be fully priced (an unknown price: its receipt says
+//! `Unpriced`) counts against enforced budgets at no less than the estimate
+//! reserved for it, never at $0, and that figure, not $0, feeds later estimates.
 //!
 //! An **alerting** budget never rejects; it calls back (and logs a WARN) the first
 //! time spend crosses 50 %, 80 % and 100 % of the limit in each period.
@@ -424,26 +427,44 @@ impl Budgets {
         reservation: &mut Reservation,
         tags: &BTreeMap<String, String>,
         cost_usd: Decimal,
+        fully_priced: bool,
         now: DateTime<Utc>,
     ) -> Vec<(BudgetAlert, Option<Arc<AlertFn>>)> {
         let mut inner = self.lock();
         let BudgetsInner { tracked, recent } = &mut *inner;
-        for (i, estimate) in reservation.indexes.drain(..) {
+        let held: Vec<(usize, Decimal)> = reservation.indexes.drain(..).collect();
+        for &(i, estimate) in &held {
             let state = &mut tracked[i].state;
             state.reserved = (state.reserved - estimate).max(Decimal::ZERO);
         }
+        // A call that could not be fully priced counts at no less than what was
+        // reserved for it: an unknown price must not make an enforced budget
+        // spend-free (its $0 would also pull later estimates down to $0).
+        let charged = |i: usize| -> Decimal {
+            match held.iter().find(|(j, _)| *j == i) {
+                Some(&(_, estimate)) if !fully_priced => cost_usd.max(estimate),
+                _ => cost_usd,
+            }
+        };
+        let remembered = if fully_priced {
+            cost_usd
+        } else {
+            held.iter()
+                .map(|&(_, estimate)| estimate)
+                .fold(cost_usd, Decimal::max)
+        };
         let history = recent.entry(reservation.endpoint.clone()).or_default();
-        history.push_back(cost_usd);
+        history.push_back(remembered);
         if history.len() > 64 {
             history.pop_front();
         }
         let mut alerts = Vec::new();
-        for t in tracked.iter_mut() {
+        for (i, t) in tracked.iter_mut().enumerate() {
             if !t.budget.scope.covers(&reservation.endpoint, tags) {
                 continue;
             }
             t.roll(now);
-            t.state.spent += cost_usd;
+            t.state.spent += charged(i);
             for (bit, percent) in ALERT_THRESHOLDS.iter().enumerate() {
                 let threshold = t.budget.limit_usd * Decimal::from(*percent) / Decimal::from(100);
                 if t.state.spent >= threshold && t.state.alerted & (1 << bit) == 0 {
@@ -510,12 +531,13 @@ impl Reservation {
         mut self,
         tags: &BTreeMap<String, String>,
         cost_usd: Decimal,
+        fully_priced: bool,
         now: DateTime<Utc>,
     ) {
         let Some(budgets) = self.budgets.take() else {
             return;
         };
-        let alerts = budgets.settle(&mut self, tags, cost_usd, now);
+        let alerts = budgets.settle(&mut self, tags, cost_usd, fully_priced, now);
         for (alert, callback) in alerts {
             tracing::warn!(target: "sagemeter::budget", scope = %alert.scope,
                 threshold_percent = alert.threshold_percent, spent_usd = %alert.spent_usd,

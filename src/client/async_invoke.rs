@@ -152,7 +152,14 @@ impl InvokeEndpointAsync {
             prepared,
             started_at,
             ..
-        } = send_alongside_prepare(&meter, &endpoint, &span, std::pin::pin!(request.send())).await;
+        } = send_alongside_prepare(
+            &meter,
+            &endpoint,
+            meter.now(),
+            &span,
+            std::pin::pin!(request.send()),
+        )
+        .await;
 
         // Not accepted: nothing queued, nothing billed.
         let output = match sent {
@@ -197,6 +204,8 @@ impl InvokeEndpointAsync {
             usage,
             tags: tags.clone(),
             notes,
+            // Compute is billed on settlement, from the processing time given there.
+            shared_hours: None,
         };
         let cost = in_span(&span, || {
             meter.finish_phase(call, &prepared, Phase::Submitted)
@@ -448,6 +457,7 @@ impl Meter {
             usage,
             tags,
             notes,
+            shared_hours: None,
         };
         let cost = in_span(&span, || self.finish_phase(call, &prepared, Phase::Settled));
         // The compute arrives after the call: it counts against budgets now.

@@ -1,6 +1,9 @@
 //! Metering for a plain SDK client, with no change at the call sites.
 
+use super::call::AttemptProbe;
+use super::invoke::bill_attempts;
 use super::meter::{FinishedCall, Meter};
+use crate::ledger::CallShare;
 use crate::meter::{Operation, Outcome, Usage};
 use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{
@@ -9,11 +12,13 @@ use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 /// An SDK interceptor that meters every `InvokeEndpoint` made through a plain
@@ -53,6 +58,9 @@ struct CallStart {
     target_variant: Option<String>,
     started: Instant,
     started_at: SystemTime,
+    /// Taken by the first `read_after_execution`; shared only to be `Clone`.
+    share: Arc<Mutex<Option<CallShare>>>,
+    attempts: AttemptProbe,
 }
 
 impl Storable for CallStart {
@@ -70,15 +78,44 @@ impl Intercept for MeteringInterceptor {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(input) = context.input().downcast_ref::<InvokeEndpointInput>() {
+            let endpoint = input.endpoint_name().unwrap_or_default();
+            let started_at = self.meter.now();
+            let share = self.meter.inner.totals.call_started(endpoint, started_at);
             cfg.interceptor_state().store_put(CallStart {
-                endpoint: input.endpoint_name().unwrap_or_default().to_owned(),
+                endpoint: endpoint.to_owned(),
                 bytes_in: input.body().map_or(0, |b| b.as_ref().len() as u64),
                 target_variant: input.target_variant().map(str::to_owned),
                 started: Instant::now(),
-                started_at: self.meter.now(),
+                started_at,
+                share: Arc::new(Mutex::new(Some(share))),
+                attempts: AttemptProbe::default(),
             });
         }
         Ok(())
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        match cfg.load::<CallStart>().map(|start| start.attempts.clone()) {
+            Some(probe) => probe.read_before_transmit(context, runtime_components, cfg),
+            None => Ok(()),
+        }
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        match cfg.load::<CallStart>().map(|start| start.attempts.clone()) {
+            Some(probe) => probe.read_after_attempt(context, runtime_components, cfg),
+            None => Ok(()),
+        }
     }
 
     fn read_after_execution(
@@ -90,8 +127,12 @@ impl Intercept for MeteringInterceptor {
         let Some(start) = cfg.load::<CallStart>().cloned() else {
             return Ok(());
         };
+        // A call that fails before reaching the model just leaves the clock here.
+        let share = start.share.lock().unwrap_or_else(|e| e.into_inner()).take();
         let mut usage = Usage::new(Operation::InvokeEndpoint, start.started.elapsed());
         usage.bytes_in = start.bytes_in;
+        let mut notes = vec!["metered by the SDK interceptor".to_owned()];
+        bill_attempts(&mut usage, &start.attempts, &mut notes);
         let request_id = match context.output_or_error() {
             Some(Ok(output)) => {
                 let Some(output) = output.downcast_ref::<InvokeEndpointOutput>() else {
@@ -126,7 +167,8 @@ impl Intercept for MeteringInterceptor {
             target_variant: start.target_variant,
             usage,
             tags: BTreeMap::new(),
-            notes: vec!["metered by the SDK interceptor".to_owned()],
+            notes,
+            shared_hours: share.map(|s| s.end(self.meter.now())),
         };
         let meter = self.meter.clone();
         let spawned = self.meter.inner.background.spawn(async move {

@@ -1,6 +1,7 @@
 //! `InvokeEndpoint`, metered: the fluent builder and the `send_metered` extension.
 
 use super::Metered;
+use super::call::{AttemptProbe, CallInFlight, CallParts};
 use super::meter::{FinishedCall, Meter, Prepared};
 use crate::endpoint::{DiscoveryError, EndpointProfile};
 use crate::meter::{Operation, Outcome, Usage};
@@ -79,11 +80,41 @@ fn invoke_endpoint(
         // Reserve the estimated cost before anything is sent (enforced budgets).
         let reservation = meter.reserve(&endpoint, &tags)?;
 
-        // Measure, while discovery and pricing run alongside the call.
+        // Measure, while discovery and pricing run alongside the call. Dropped
+        // from here on, the call still makes its (cancelled) receipt.
         let span = call_span(&endpoint, Operation::InvokeEndpoint);
+        let call = CallInFlight::begin(
+            &meter,
+            endpoint,
+            Operation::InvokeEndpoint,
+            bytes_in as u64,
+            target_variant,
+            tags,
+            reservation,
+        );
+        let send = request
+            .customize()
+            .interceptor(call.parts().attempts.clone())
+            .send();
         // Kept whole, not taken apart: moving the SDK's result out of it would copy it.
-        let sent =
-            send_alongside_prepare(&meter, &endpoint, &span, std::pin::pin!(request.send())).await;
+        let sent = send_alongside_prepare(
+            &meter,
+            &call.parts().endpoint,
+            call.parts().started_at,
+            &span,
+            std::pin::pin!(send),
+        )
+        .await;
+        let CallParts {
+            endpoint,
+            target_variant,
+            tags,
+            reservation,
+            started_at,
+            share,
+            attempts,
+            ..
+        } = call.into_parts();
         let prepared = sent.prepared;
 
         // Only a model error means the model ran (and its instance time was used).
@@ -96,6 +127,8 @@ fn invoke_endpoint(
 
         let mut usage = Usage::new(Operation::InvokeEndpoint, sent.latency);
         usage.bytes_in = bytes_in as u64;
+        let mut notes = Vec::new();
+        bill_attempts(&mut usage, &attempts, &mut notes);
         let request_id = match &sent.result {
             Ok(output) => {
                 let body = output.body().map(Blob::as_ref).unwrap_or_default();
@@ -116,11 +149,12 @@ fn invoke_endpoint(
         let call = FinishedCall {
             endpoint,
             request_id,
-            started_at: sent.started_at,
+            started_at,
             target_variant,
             usage,
             tags,
-            notes: Vec::new(),
+            notes,
+            shared_hours: Some(share.end(meter.now())),
         };
         let cost = in_span(&span, || meter.finish(call, &prepared));
         record_on_span(&span, &cost);
@@ -135,6 +169,25 @@ fn invoke_endpoint(
                 Some(cost),
             )),
         }
+    }
+}
+
+/// Puts the SDK's attempts on a call's usage: how many there were, and, when
+/// there were retries, the time of the attempts that reached the model as the
+/// billed latency (throttled and refused attempts, and the back-off between
+/// attempts, are not billed).
+pub(crate) fn bill_attempts(usage: &mut Usage, attempts: &AttemptProbe, notes: &mut Vec<String>) {
+    let count = attempts.count();
+    usage.attempts = count.max(1);
+    if count > 1 {
+        let (billed, billed_time) = attempts.billed();
+        if billed > 0 {
+            usage.latency = billed_time;
+        }
+        notes.push(format!(
+            "{count} attempts: {billed} reached the model and are billed, {} were not",
+            count - billed
+        ));
     }
 }
 
@@ -211,10 +264,10 @@ pub(crate) struct Sent<T> {
 pub(crate) async fn send_alongside_prepare<T>(
     meter: &Meter,
     endpoint: &str,
+    started_at: SystemTime,
     span: &tracing::Span,
     send: Pin<&mut impl Future<Output = T>>,
 ) -> Sent<T> {
-    let started_at = meter.now();
     if let Some(prepared) = meter.prepare_now(endpoint, started_at) {
         let started = Instant::now();
         // A span nobody records (filtered out) is not entered on every poll.
@@ -258,7 +311,9 @@ pub(crate) async fn send_alongside_prepare<T>(
 /// cost line is logged inside it. When the receipt is made, its outcome, cost and
 /// tokens are recorded on it, tokens under sagemeter's names (`input_tokens`,
 /// `output_tokens`) and the OpenTelemetry GenAI ones (`gen_ai.usage.input_tokens`,
-/// `gen_ai.usage.output_tokens`).
+/// `gen_ai.usage.output_tokens`); the cost as `cost_usd` and as
+/// `gen_ai.usage.cost.amount` / `gen_ai.usage.cost.currency`, the names proposed
+/// for the OpenTelemetry GenAI conventions (not yet stable: they may change).
 pub(crate) fn call_span(endpoint: &str, operation: Operation) -> tracing::Span {
     tracing::info_span!(
         target: "sagemeter",
@@ -271,6 +326,8 @@ pub(crate) fn call_span(endpoint: &str, operation: Operation) -> tracing::Span {
         output_tokens = Empty,
         gen_ai.usage.input_tokens = Empty,
         gen_ai.usage.output_tokens = Empty,
+        gen_ai.usage.cost.amount = Empty,
+        gen_ai.usage.cost.currency = Empty,
     )
 }
 
@@ -291,6 +348,8 @@ pub(crate) fn record_on_span(span: &tracing::Span, cost: &Cost) {
     let usage = &cost.usage;
     span.record("outcome", usage.outcome.as_str());
     span.record("cost_usd", display(cost.cost_usd));
+    span.record("gen_ai.usage.cost.amount", display(cost.cost_usd));
+    span.record("gen_ai.usage.cost.currency", cost.currency.as_ref());
     if let Some(n) = usage.input_tokens {
         span.record("input_tokens", n);
         span.record("gen_ai.usage.input_tokens", n);

@@ -125,29 +125,60 @@ pub(crate) struct VariantRates {
     pub compute: RateResult,
     pub data_in: RateResult,
     pub data_out: RateResult,
-    /// Instances × the compute rate, for an instance variant whose rate is known:
-    /// what its instances cost per hour, which accrual needs on every call.
-    pub instances_usd_per_hour: Option<Decimal>,
+    /// What the variant's standing capacity costs per hour, when its rate is
+    /// known: instances × the compute rate, or provisioned concurrency × the
+    /// provisioned-concurrency rate × 3600. Accrual needs it on every call.
+    pub standing_usd_per_hour: Option<Decimal>,
+    /// What the variant's ML storage volumes cost per month (all instances), when
+    /// the volume size and the storage rate are known.
+    pub storage_usd_per_month: Option<Decimal>,
     pub totals: VariantSlot,
+}
+
+/// The rates of a variant's standing charges (beyond its per-call ones).
+#[derive(Debug, Default)]
+pub(crate) struct StandingRates {
+    /// Provisioned concurrency's per-second standing rate (serverless variants
+    /// with provisioned concurrency).
+    pub provisioned: Option<RateResult>,
+    /// ML storage, per GB-month (variants with a known volume size).
+    pub storage: Option<RateResult>,
 }
 
 impl VariantRates {
     fn new(
         variant: &VariantProfile,
         [compute, data_in, data_out]: [RateResult; 3],
+        standing: StandingRates,
         totals: VariantSlot,
     ) -> Self {
-        let instances_usd_per_hour = match (&variant.billing, &compute) {
-            (VariantBilling::Instance { instance_count, .. }, Ok(rate)) => {
+        let standing_usd_per_hour = match (&variant.billing, &compute, &standing.provisioned) {
+            (VariantBilling::Instance { instance_count, .. }, Ok(rate), _) => {
                 Some(rate.usd_per_unit * Decimal::from(*instance_count))
             }
+            (
+                VariantBilling::Serverless {
+                    provisioned_concurrency: Some(n),
+                    ..
+                },
+                _,
+                Some(Ok(rate)),
+            ) => Some(rate.usd_per_unit * Decimal::from(*n) * Decimal::from(3600)),
             _ => None,
         };
+        let storage_usd_per_month =
+            match (&variant.billing, variant.volume_size_gb, &standing.storage) {
+                (VariantBilling::Instance { instance_count, .. }, Some(gb), Some(Ok(rate))) => {
+                    Some(rate.usd_per_unit * Decimal::from(gb) * Decimal::from(*instance_count))
+                }
+                _ => None,
+            };
         VariantRates {
             compute,
             data_in,
             data_out,
-            instances_usd_per_hour,
+            standing_usd_per_hour,
+            storage_usd_per_month,
             totals,
         }
     }
@@ -189,6 +220,9 @@ pub(crate) struct FinishedCall {
     pub usage: Usage,
     pub tags: BTreeMap<String, String>,
     pub notes: Vec<String>,
+    /// The instance-hours the endpoint's processor-sharing clock allocated to the
+    /// call (see `CallShare::end`), when the call was on the clock.
+    pub shared_hours: Option<Decimal>,
 }
 
 impl Meter {
@@ -293,7 +327,12 @@ impl Meter {
     /// Settles a reservation to the receipt's cost.
     pub(crate) fn settle(&self, reservation: Option<Reservation>, cost: &Cost) {
         if let Some(r) = reservation {
-            r.settle(&cost.tags, cost.cost_usd, self.now().into());
+            r.settle(
+                &cost.tags,
+                cost.cost_usd,
+                cost.is_fully_priced(),
+                self.now().into(),
+            );
         }
     }
 
@@ -368,14 +407,31 @@ impl Meter {
                 };
                 let data_in = self.rate_now(&self.inner.data_in_key)?;
                 let data_out = self.rate_now(&self.inner.data_out_key)?;
+                let keys = standing_keys(&self.inner.region, variant);
+                let standing = StandingRates {
+                    provisioned: match &keys.provisioned {
+                        Some(key) => Some(self.rate_now(key)?),
+                        None => None,
+                    },
+                    storage: match &keys.storage {
+                        Some(key) => Some(self.rate_now(key)?),
+                        None => None,
+                    },
+                };
                 rates.push(VariantRates::new(
                     variant,
                     [compute, data_in, data_out],
+                    standing,
                     self.inner.totals.variant_slot(totals, &variant.name),
                 ));
             }
         }
         let found = profile.is_ok();
+        if let Ok(profile) = &profile {
+            self.inner
+                .totals
+                .set_instances(totals, profile.instance_count(), now);
+        }
         let prepared = Arc::new(Prepared {
             profile,
             rates,
@@ -415,12 +471,36 @@ impl Meter {
                     self.rate(&self.inner.data_in_key),
                     self.rate(&self.inner.data_out_key),
                 );
+                let keys = standing_keys(&self.inner.region, variant);
+                let (provisioned, storage) = tokio::join!(
+                    async {
+                        match &keys.provisioned {
+                            Some(key) => Some(self.rate(key).await),
+                            None => None,
+                        }
+                    },
+                    async {
+                        match &keys.storage {
+                            Some(key) => Some(self.rate(key).await),
+                            None => None,
+                        }
+                    },
+                );
                 rates.push(VariantRates::new(
                     variant,
                     [compute, data_in, data_out],
+                    StandingRates {
+                        provisioned,
+                        storage,
+                    },
                     self.inner.totals.variant_slot(totals, &variant.name),
                 ));
             }
+        }
+        if let Ok(profile) = &profile {
+            self.inner
+                .totals
+                .set_instances(totals, profile.instance_count(), self.now());
         }
         Arc::new(Prepared {
             profile,
@@ -451,6 +531,7 @@ impl Meter {
             mut usage,
             tags,
             mut notes,
+            shared_hours,
         } = call;
         let ended_at = self.now();
         let charges = self.inner.charges.get(&endpoint);
@@ -494,14 +575,16 @@ impl Meter {
                             &usage,
                             self.inner.allocation,
                             gap,
+                            shared_hours,
                             &rates.compute,
                         ));
                         lines.extend(data_lines(&usage, &rates.data_in, &rates.data_out));
-                        if let Some(usd_per_hour) = rates.instances_usd_per_hour
+                        if let Some(usd_per_hour) = rates.standing_usd_per_hour
                             && bill_compute
                         {
                             clock = Some(InstanceClock {
                                 usd_per_hour_all_instances: usd_per_hour,
+                                storage_usd_per_month: rates.storage_usd_per_month,
                                 started_at,
                                 ended_at,
                             });
@@ -616,6 +699,40 @@ impl Phase {
 
 fn whole_micros(d: std::time::Duration) -> std::time::Duration {
     std::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// The price keys of a variant's standing charges.
+#[derive(Debug, Default)]
+struct StandingKeys {
+    provisioned: Option<PriceKey>,
+    storage: Option<PriceKey>,
+}
+
+/// Which standing charges a variant has: provisioned concurrency (serverless with
+/// some provisioned) and ML storage (instances with a known volume size).
+fn standing_keys(region: &str, variant: &VariantProfile) -> StandingKeys {
+    match &variant.billing {
+        VariantBilling::Serverless {
+            memory_mb,
+            provisioned_concurrency: Some(_),
+        } if *memory_mb > 0 && memory_mb % 1024 == 0 => StandingKeys {
+            provisioned: Some(PriceKey::ProvisionedConcurrency {
+                region: region.to_owned(),
+                memory_gb: memory_mb / 1024,
+            }),
+            storage: None,
+        },
+        VariantBilling::Instance { .. } if variant.volume_size_gb.is_some() => StandingKeys {
+            provisioned: None,
+            storage: storage_key(region),
+        },
+        _ => StandingKeys::default(),
+    }
+}
+
+/// The price key of hosting ML storage in `region`.
+fn storage_key(_region: &str) -> Option<PriceKey> {
+    None
 }
 
 /// The price key of a variant's compute.

@@ -12,6 +12,7 @@
 //!   change at the call sites (the receipt goes to logs, totals and sinks only).
 
 mod async_invoke;
+mod call;
 mod interceptor;
 mod invoke;
 mod meter;
@@ -123,7 +124,7 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client with default settings: live prices (cached, snapshot fallback),
-    /// endpoint discovery, busy-time allocation.
+    /// endpoint discovery, processor-sharing allocation.
     ///
     /// # Panics
     /// When the SDK config has no region (the SDK's own client cannot call SageMaker
@@ -189,10 +190,12 @@ pub struct ClientBuilder {
     region: Option<String>,
     prices: Option<Arc<dyn PriceSource>>,
     pricing_config: Option<aws_types::SdkConfig>,
-    price_overrides: Vec<(PriceKey, Decimal)>,
+    /// Key, USD per unit, and whether $0 was meant (`free_of_charge`).
+    price_overrides: Vec<(PriceKey, Decimal, bool)>,
     profiles: Vec<EndpointProfile>,
     charges: Vec<(String, UsageCharges)>,
     allocation: Allocation,
+    max_concurrency_per_instance: u32,
     token_counter: Option<Arc<dyn TokenCounter>>,
     default_tags: BTreeMap<String, String>,
     discovery: bool,
@@ -227,6 +230,7 @@ impl ClientBuilder {
             profiles: Vec::new(),
             charges: Vec::new(),
             allocation: Allocation::default(),
+            max_concurrency_per_instance: 1,
             token_counter: None,
             default_tags: BTreeMap::new(),
             discovery: true,
@@ -263,9 +267,19 @@ impl ClientBuilder {
     }
 
     /// A fixed rate for one key (e.g. a negotiated price), in USD per the key's unit.
-    /// Receipts mark it `override`.
+    /// Receipts mark it `override`. A rate of $0 is refused at `build()` (a
+    /// misplaced value must not price calls at nothing); say
+    /// [`free_of_charge`](Self::free_of_charge) when it is free on purpose.
     pub fn price_override(mut self, key: PriceKey, usd_per_unit: Decimal) -> Self {
-        self.price_overrides.push((key, usd_per_unit));
+        self.price_overrides.push((key, usd_per_unit, false));
+        self
+    }
+
+    /// Prices one key at $0 on purpose (e.g. usage covered by a credit or a free
+    /// trial). Receipts mark the rate `override`, with a note saying it was
+    /// configured as free.
+    pub fn free_of_charge(mut self, key: PriceKey) -> Self {
+        self.price_overrides.push((key, Decimal::ZERO, true));
         self
     }
 
@@ -281,9 +295,20 @@ impl ClientBuilder {
         self
     }
 
-    /// How instance time is allocated to calls (default: busy time).
+    /// How instance time is allocated to calls (default:
+    /// [`Allocation::ProcessorSharing`]).
     pub fn allocation(mut self, allocation: Allocation) -> Self {
         self.allocation = allocation;
+        self
+    }
+
+    /// How many calls one instance serves at full speed (default 1), for
+    /// [`Allocation::ProcessorSharing`]: with `m`, a call in flight with `n - 1`
+    /// others on `k` instances is allocated `min(1/m, k/n)` of an instance. Set it
+    /// to the model server's batch size or worker count when calls run side by
+    /// side without slowing each other down. Must be at least 1.
+    pub fn max_concurrency_per_instance(mut self, calls: u32) -> Self {
+        self.max_concurrency_per_instance = calls;
         self
     }
 
@@ -395,13 +420,26 @@ impl ClientBuilder {
         if region.trim().is_empty() {
             return Err(Error::Config("the region must not be empty".into()));
         }
+        if self.max_concurrency_per_instance == 0 {
+            return Err(Error::Config(
+                "max_concurrency_per_instance must be at least 1 (calls one instance \
+                 serves at full speed)"
+                    .into(),
+            ));
+        }
         if self.discovery_refresh.is_zero() {
             return Err(Error::Config(
                 "discovery_refresh must be longer than zero".into(),
             ));
         }
         let mut price_overrides = crate::FastMap::default();
-        for (key, usd) in self.price_overrides {
+        for (key, usd, free) in self.price_overrides {
+            if usd.is_zero() && !free {
+                return Err(Error::Config(format!(
+                    "price override for {key} is $0: a call would be priced at nothing; if it \
+                     is free on purpose, say so with ClientBuilder::free_of_charge({key:?})"
+                )));
+            }
             if usd.is_sign_negative() && !usd.is_zero() {
                 return Err(Error::Config(format!(
                     "price override for {key} is negative ({usd})"
@@ -414,7 +452,13 @@ impl ClientBuilder {
                     key.unit()
                 )));
             }
-            price_overrides.insert(key.clone(), meter::override_rate(key, usd));
+            let mut rate = meter::override_rate(key.clone(), usd);
+            if free {
+                rate.provenance = rate
+                    .provenance
+                    .with_note("configured as free of charge (ClientBuilder::free_of_charge)");
+            }
+            price_overrides.insert(key, rate);
         }
         let mut profiles = HashMap::new();
         for profile in self.profiles {
@@ -496,7 +540,9 @@ impl ClientBuilder {
                 charges,
                 token_counter: self.token_counter,
                 default_tags: self.default_tags,
-                totals: Totals::default(),
+                totals: Totals::with_max_concurrency_per_instance(
+                    self.max_concurrency_per_instance,
+                ),
                 budgets: Arc::new(Budgets::new(self.budgets)),
                 sinks: self.sinks,
                 metrics,

@@ -7,6 +7,7 @@
 //! generating for all of it, whether the caller read every part or not.
 
 use super::Client;
+use super::call::{CallInFlight, CallParts};
 use super::invoke::{
     Sent, call_span, checked_body_len, delegate_setters, in_span, record_on_span,
     required_endpoint, send_alongside_prepare,
@@ -14,6 +15,7 @@ use super::invoke::{
 use super::meter::{FinishedCall, Meter, Prepared};
 use crate::budget::Reservation;
 use crate::endpoint::DiscoveryError;
+use crate::ledger::CallShare;
 use crate::meter::{Operation, Outcome, StreamTokens, Usage};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
@@ -152,16 +154,48 @@ async fn invoke_endpoint_with_response_stream(
     let reservation = meter.reserve(&endpoint, &tags)?;
 
     let span = call_span(&endpoint, Operation::InvokeEndpointWithResponseStream);
+    // Dropped before the stream arrives, the call still makes its cancelled receipt.
+    let in_flight = CallInFlight::begin(
+        &meter,
+        endpoint,
+        Operation::InvokeEndpointWithResponseStream,
+        bytes_in as u64,
+        target_variant,
+        tags,
+        reservation,
+    );
+    let send = request
+        .customize()
+        .interceptor(in_flight.parts().attempts.clone())
+        .send();
     let Sent {
         result: sent,
         latency: send_latency,
         prepared,
-        started_at,
         started,
-    } = send_alongside_prepare(&meter, &endpoint, &span, std::pin::pin!(request.send())).await;
+        ..
+    } = send_alongside_prepare(
+        &meter,
+        &in_flight.parts().endpoint,
+        in_flight.parts().started_at,
+        &span,
+        std::pin::pin!(send),
+    )
+    .await;
+    let CallParts {
+        endpoint,
+        target_variant,
+        tags,
+        reservation,
+        started_at,
+        share,
+        attempts,
+        ..
+    } = in_flight.into_parts();
 
     let mut usage = Usage::new(Operation::InvokeEndpointWithResponseStream, send_latency);
     usage.bytes_in = bytes_in as u64;
+    usage.attempts = attempts.count().max(1);
     let tokens = match &meter.inner.token_counter {
         Some(counter) => StreamTokens::with_counter(counter.clone()),
         None => StreamTokens::new(),
@@ -179,6 +213,7 @@ async fn invoke_endpoint_with_response_stream(
         usage,
         tokens,
         reservation,
+        share,
     };
 
     match sent {
@@ -231,6 +266,7 @@ struct StreamCall {
     usage: Usage,
     tokens: StreamTokens,
     reservation: Option<Reservation>,
+    share: CallShare,
 }
 
 impl StreamCall {
@@ -260,6 +296,7 @@ impl StreamCall {
             mut usage,
             mut tokens,
             reservation,
+            share,
             ..
         } = self;
         usage.latency = latency;
@@ -275,6 +312,7 @@ impl StreamCall {
             usage,
             tags,
             notes: note.into_iter().collect(),
+            shared_hours: Some(share.end(meter.now())),
         };
         let cost = in_span(&span, || meter.finish(call, &prepared));
         meter.settle(reservation, &cost);

@@ -47,6 +47,11 @@ pub struct VariantProfile {
     pub billing: VariantBilling,
     /// Current traffic weight, when known.
     pub weight: Option<f32>,
+    /// The ML storage volume attached to each instance, in GB (the endpoint
+    /// config's `VolumeSizeInGB`), when set: billed per GB-month whether calls
+    /// come or not.
+    #[serde(default)]
+    pub volume_size_gb: Option<u32>,
 }
 
 impl VariantProfile {
@@ -59,6 +64,7 @@ impl VariantProfile {
                 instance_count: count,
             },
             weight: None,
+            volume_size_gb: None,
         }
     }
 
@@ -71,7 +77,14 @@ impl VariantProfile {
                 provisioned_concurrency: None,
             },
             weight: None,
+            volume_size_gb: None,
         }
+    }
+
+    /// Sets the ML storage volume of each instance, in GB (`VolumeSizeInGB`).
+    pub fn with_volume_size_gb(mut self, gb: u32) -> Self {
+        self.volume_size_gb = Some(gb);
+        self
     }
 
     /// Sets the provisioned concurrency of a serverless variant (no effect on instances).
@@ -132,6 +145,18 @@ impl EndpointProfile {
             variants,
             source: ProfileSource::Override,
         }
+    }
+
+    /// The instances behind the endpoint's instance-backed variants, all together:
+    /// how many calls at once its processor-sharing clock shares them between.
+    pub fn instance_count(&self) -> u32 {
+        self.variants
+            .iter()
+            .map(|v| match v.billing {
+                VariantBilling::Instance { instance_count, .. } => instance_count,
+                VariantBilling::Serverless { .. } => 0,
+            })
+            .fold(0u32, u32::saturating_add)
     }
 
     /// Marks the endpoint as asynchronous.
@@ -507,6 +532,9 @@ pub(crate) fn profile_from_descriptions(
             weight: current
                 .and_then(|c| c.current_weight())
                 .or(configured.initial_variant_weight()),
+            volume_size_gb: configured
+                .volume_size_in_gb()
+                .and_then(|gb| u32::try_from(gb).ok()),
         });
     }
     if variants.is_empty() {

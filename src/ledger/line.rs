@@ -11,7 +11,7 @@
 //! not compile until it is written here too.
 
 use super::LEDGER_FORMAT_VERSION;
-use crate::billing::{Accrual, Allocation, Cost, CostLine, LinePrice, QuantityUnit, amount};
+use crate::billing::{Accrual, Cost, CostLine, LinePrice, QuantityUnit, amount};
 use crate::endpoint::VariantBilling;
 use crate::meter::Usage;
 use crate::pricing::Provenance;
@@ -50,7 +50,7 @@ pub(crate) fn write_line(cost: &Cost, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"billing\":");
     optional(out, billing.as_ref(), variant_billing);
     out.extend_from_slice(b",\"allocation\":");
-    quoted(out, allocation_name(*allocation));
+    quoted(out, allocation.as_str());
     out.extend_from_slice(b",\"usage\":");
     write_usage(out, usage);
     out.extend_from_slice(b",\"lines\":[");
@@ -107,6 +107,7 @@ fn write_usage(out: &mut Vec<u8>, usage: &Usage) {
         input_tokens,
         output_tokens,
         outcome,
+        attempts,
     } = usage;
     out.extend_from_slice(b"{\"operation\":");
     quoted(out, operation.as_str());
@@ -136,6 +137,10 @@ fn write_usage(out: &mut Vec<u8>, usage: &Usage) {
     }
     out.extend_from_slice(b",\"outcome\":");
     quoted(out, outcome.as_str());
+    if *attempts != 1 {
+        out.extend_from_slice(b",\"attempts\":");
+        number(out, u64::from(*attempts));
+    }
     out.push(b'}');
 }
 
@@ -226,6 +231,7 @@ fn write_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
         accrued_usd,
         allocated_usd,
         utilisation,
+        storage_usd,
     } = accrual;
     out.extend_from_slice(b"{\"accrued_usd\":");
     decimal(out, accrued_usd);
@@ -233,18 +239,15 @@ fn write_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
     decimal(out, allocated_usd);
     out.extend_from_slice(b",\"utilisation\":");
     optional(out, utilisation.as_ref(), decimal);
+    if let Some(storage_usd) = storage_usd {
+        out.extend_from_slice(b",\"storage_usd\":");
+        decimal(out, storage_usd);
+    }
     out.push(b'}');
 }
 
 // The names serde gives these enums' variants (`rename_all = "snake_case"`); the
 // other enums' `as_str` gives theirs.
-
-fn allocation_name(allocation: Allocation) -> &'static str {
-    match allocation {
-        Allocation::BusyTime => "busy_time",
-        Allocation::Amortized => "amortized",
-    }
-}
 
 fn unit_name(unit: QuantityUnit) -> &'static str {
     match unit {

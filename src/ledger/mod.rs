@@ -27,7 +27,7 @@ pub use reader::{LedgerRead, LedgerReader, TornTail, read_all};
 pub use writer::{Refused, SinkStats};
 
 use crate::FastMap;
-use crate::billing::{Accrual, COST_SCALE, Cost, div_round_dp, hours, mul_round_dp};
+use crate::billing::{Accrual, Cost, div_round_dp, hours, mul_round_dp, round_cost};
 use crate::pricing::BoxFuture;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
@@ -95,13 +95,19 @@ struct VariantState {
     recorded: bool,
     total_usd: Decimal,
     allocated_compute_usd: Decimal,
+    /// What the instances cost so far, at 20 decimal places.
+    accrued_fine_usd: Decimal,
+    /// `accrued_fine_usd` at the receipts' 12 places.
     accrued_usd: Decimal,
+    /// ML storage so far, at 20 places (`None` while its rate is unknown).
+    storage_fine_usd: Option<Decimal>,
     last_accrual_at: Option<SystemTime>,
     last_call_at: Option<SystemTime>,
 }
 
-#[derive(Default)]
 struct TotalsInner {
+    /// How many calls one instance serves at full speed (processor sharing).
+    per_instance: u32,
     calls: u64,
     client_usd: Decimal,
     /// Endpoints in the order their slot was first asked for.
@@ -110,9 +116,23 @@ struct TotalsInner {
     slots: FastMap<String, usize>,
 }
 
+impl Default for TotalsInner {
+    fn default() -> Self {
+        TotalsInner {
+            per_instance: 1,
+            calls: 0,
+            client_usd: Decimal::ZERO,
+            endpoints: Vec::new(),
+            slots: FastMap::default(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct EndpointTotals {
     name: String,
+    /// The endpoint's processor-sharing clock.
+    sharing: SharingClock,
     /// `None` until a call to the endpoint is recorded.
     usd: Option<Decimal>,
     /// Variants in the order their slot was first asked for (a handful at most).
@@ -128,10 +148,117 @@ pub(crate) fn entry_by_str<'a, V: Default>(
     map.entry_ref(key).or_default()
 }
 
+/// Femtoseconds (10⁻¹⁵ s) in a microsecond: the sharing clock's unit.
+const FS_PER_MICROSECOND: u128 = 1_000_000_000;
+
+/// Femtoseconds in an hour.
+const FS_PER_HOUR: u64 = 3_600_000_000_000_000_000;
+
+/// The processor-sharing clock of one endpoint (see
+/// [`Allocation::ProcessorSharing`](crate::billing::Allocation::ProcessorSharing)).
+///
+/// `allocated_fs` is the instance time allocated so far to a call that has been in
+/// flight since the clock started, in instance-femtoseconds: while `n` calls are
+/// in flight on `k` instances it advances at `min(1/m, k/n)` of wall time,
+/// rounded down at every step. A call's share is its advance between the call's
+/// start and its end: O(1) per call, and the shares of all calls together never
+/// exceed `k` × the time some call was in flight.
+#[derive(Debug, Default)]
+struct SharingClock {
+    /// Instances serving the endpoint; 0 until its profile is known, counted as
+    /// one meanwhile (under- rather than over-allocating).
+    instances: u32,
+    in_flight: u32,
+    allocated_fs: u128,
+    last_event: Option<SystemTime>,
+}
+
+impl SharingClock {
+    /// Moves the clock to `now` at the share in force since the last event.
+    fn advance(&mut self, now: SystemTime, per_instance: u32) {
+        let last = *self.last_event.get_or_insert(now);
+        if now <= last {
+            return; // a clock read before the last event was taken: nothing elapsed
+        }
+        if self.in_flight > 0 {
+            let elapsed_fs =
+                now.duration_since(last).unwrap_or_default().as_micros() * FS_PER_MICROSECOND;
+            let k = u128::from(self.instances.max(1));
+            let n = u128::from(self.in_flight);
+            let m = u128::from(per_instance.max(1));
+            // min(1/m, k/n): 1/m while n ≤ k·m.
+            self.allocated_fs += if n <= k * m {
+                elapsed_fs / m
+            } else {
+                elapsed_fs * k / n
+            };
+        }
+        self.last_event = Some(now);
+    }
+}
+
+/// A call in flight on an endpoint's sharing clock, from [`Totals::call_started`].
+/// [`end`](Self::end) gives its share; dropped without it (a call that failed
+/// before reaching the model), it just leaves the clock.
+pub(crate) struct CallShare {
+    totals: Arc<Mutex<TotalsInner>>,
+    endpoint: usize,
+    started_fs: u128,
+    ended: bool,
+}
+
+impl fmt::Debug for CallShare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallShare")
+            .field("endpoint", &self.endpoint)
+            .field("started_fs", &self.started_fs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallShare {
+    /// Leaves the clock at `now`; the instance-hours allocated to the call, rounded
+    /// down at 18 decimal places.
+    pub(crate) fn end(mut self, now: SystemTime) -> Decimal {
+        self.ended = true;
+        let fs = self.leave(now);
+        let hours = Decimal::from_i128_with_scale(i128::try_from(fs).unwrap_or(i128::MAX), 0)
+            .checked_div(Decimal::from(FS_PER_HOUR))
+            .unwrap_or(Decimal::MAX);
+        hours.round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero)
+    }
+
+    fn leave(&self, now: SystemTime) -> u128 {
+        let mut inner = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        let per_instance = inner.per_instance;
+        let clock = &mut inner.endpoints[self.endpoint].sharing;
+        clock.advance(now, per_instance);
+        clock.in_flight = clock.in_flight.saturating_sub(1);
+        clock.allocated_fs.saturating_sub(self.started_fs)
+    }
+}
+
+impl Drop for CallShare {
+    fn drop(&mut self) {
+        if !self.ended {
+            // The clock's own time for the leaving: no share is read from it.
+            let now = self
+                .totals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .endpoints[self.endpoint]
+                .sharing
+                .last_event
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            self.leave(now);
+        }
+    }
+}
+
 /// Exact running totals, safe under any number of concurrent calls.
 #[derive(Default)]
 pub struct Totals {
-    inner: Mutex<TotalsInner>,
+    inner: Arc<Mutex<TotalsInner>>,
 }
 
 impl fmt::Debug for Totals {
@@ -169,10 +296,12 @@ pub(crate) struct Recorded {
     pub accrual: Option<Accrual>,
 }
 
-/// The wall-clock cost of a variant's instances, for accrual.
+/// The wall-clock cost of a variant's standing capacity, for accrual.
 pub(crate) struct InstanceClock {
-    /// Instances × USD per hour.
+    /// Instances × USD per hour (or provisioned concurrency × USD per second × 3600).
     pub usd_per_hour_all_instances: Decimal,
+    /// ML storage of all instances, USD per month (`None` when unknown).
+    pub storage_usd_per_month: Option<Decimal>,
     /// When the call started.
     pub started_at: SystemTime,
     /// When the call ended.
@@ -180,6 +309,42 @@ pub(crate) struct InstanceClock {
 }
 
 impl Totals {
+    /// Totals whose processor sharing lets one instance serve `per_instance`
+    /// calls at full speed (at least 1).
+    pub(crate) fn with_max_concurrency_per_instance(per_instance: u32) -> Self {
+        let totals = Totals::default();
+        totals.lock().per_instance = per_instance.max(1);
+        totals
+    }
+
+    /// A call to `endpoint` starts at `now`: it joins the endpoint's sharing clock.
+    pub(crate) fn call_started(&self, endpoint: &str, now: SystemTime) -> CallShare {
+        let slot = self.endpoint_slot(endpoint);
+        let mut inner = self.lock();
+        let per_instance = inner.per_instance;
+        let clock = &mut inner.endpoints[slot.0].sharing;
+        clock.advance(now, per_instance);
+        clock.in_flight += 1;
+        CallShare {
+            totals: self.inner.clone(),
+            endpoint: slot.0,
+            started_fs: clock.allocated_fs,
+            ended: false,
+        }
+    }
+
+    /// How many instances serve `endpoint` from `now` on (its profile was found or
+    /// refreshed).
+    pub(crate) fn set_instances(&self, endpoint: EndpointSlot, instances: u32, now: SystemTime) {
+        let mut inner = self.lock();
+        let per_instance = inner.per_instance;
+        let clock = &mut inner.endpoints[endpoint.0].sharing;
+        if clock.instances != instances {
+            clock.advance(now, per_instance);
+            clock.instances = instances;
+        }
+    }
+
     /// The slot of `endpoint`, made on first use. The endpoint is listed in
     /// snapshots only once a call to it is recorded.
     pub(crate) fn endpoint_slot(&self, endpoint: &str) -> EndpointSlot {
@@ -260,8 +425,24 @@ impl Totals {
                 let from = state.last_accrual_at.unwrap_or(clock.started_at);
                 if clock.ended_at > from {
                     let elapsed = clock.ended_at.duration_since(from).unwrap_or_default();
-                    state.accrued_usd +=
-                        mul_round_dp(clock.usd_per_hour_all_instances, hours(elapsed), COST_SCALE);
+                    // Kept at 20 places, shown at 12: rounding each stretch to the
+                    // pico-dollar would drift below what the instances cost.
+                    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+                    let stretch = clock
+                        .usd_per_hour_all_instances
+                        .checked_mul(Decimal::from(micros))
+                        .and_then(|usd_us| usd_us.checked_div(Decimal::from(3_600_000_000u64)))
+                        .unwrap_or_else(|| {
+                            mul_round_dp(clock.usd_per_hour_all_instances, hours(elapsed), 20)
+                        });
+                    state.accrued_fine_usd =
+                        (state.accrued_fine_usd + stretch.round_dp(20)).round_dp(20);
+                    state.accrued_usd = round_cost(state.accrued_fine_usd);
+                    if let Some(per_month) = clock.storage_usd_per_month {
+                        let stretch = storage_stretch(per_month, from, clock.ended_at);
+                        state.storage_fine_usd =
+                            Some(state.storage_fine_usd.unwrap_or_default() + stretch);
+                    }
                     state.last_accrual_at = Some(clock.ended_at);
                 } else if state.last_accrual_at.is_none() {
                     state.last_accrual_at = Some(from);
@@ -271,6 +452,7 @@ impl Totals {
                     allocated_usd: state.allocated_compute_usd,
                     utilisation: (!state.accrued_usd.is_zero())
                         .then(|| div_round_dp(state.allocated_compute_usd, state.accrued_usd, 6)),
+                    storage_usd: state.storage_fine_usd.map(round_cost),
                 });
             }
         }
@@ -308,6 +490,41 @@ impl Totals {
     fn lock(&self) -> std::sync::MutexGuard<'_, TotalsInner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// What `usd_per_month` of storage costs from `from` to `to`, prorated by the
+/// second over the calendar month (UTC) in which each part of the stretch falls,
+/// as AWS prorates GB-month storage; at 20 decimal places.
+fn storage_stretch(usd_per_month: Decimal, from: SystemTime, to: SystemTime) -> Decimal {
+    use chrono::{DateTime, Datelike, TimeZone, Utc};
+    let mut at = DateTime::<Utc>::from(from);
+    let end = DateTime::<Utc>::from(to);
+    let mut total = Decimal::ZERO;
+    while at < end {
+        let month_start = Utc
+            .with_ymd_and_hms(at.year(), at.month(), 1, 0, 0, 0)
+            .single()
+            .unwrap_or(at);
+        let next_month = month_start
+            .checked_add_months(chrono::Months::new(1))
+            .unwrap_or(end);
+        let stop = end.min(next_month);
+        let month_us = (next_month - month_start)
+            .num_microseconds()
+            .unwrap_or(i64::MAX);
+        let us = (stop - at).num_microseconds().unwrap_or(0);
+        if let Some(part) = usd_per_month
+            .checked_mul(Decimal::from(us))
+            .and_then(|v| v.checked_div(Decimal::from(month_us)))
+        {
+            total += part.round_dp(20);
+        }
+        if stop <= at {
+            break;
+        }
+        at = stop;
+    }
+    total
 }
 
 /// A duration in milliseconds for logs and metrics: receipts keep whole

@@ -109,6 +109,19 @@ pub struct Usage {
     pub output_tokens: Option<u64>,
     /// How the call ended.
     pub outcome: Outcome,
+    /// Attempts the SDK made at the call (its retries included). Throttled or
+    /// refused attempts are not billed; when there was more than one, `latency` is
+    /// the time of the attempts that reached the model. Written only when not 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub attempts: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl Usage {
@@ -125,6 +138,7 @@ impl Usage {
             input_tokens: None,
             output_tokens: None,
             outcome: Outcome::Ok,
+            attempts: 1,
         }
     }
 

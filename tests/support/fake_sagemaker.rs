@@ -72,6 +72,11 @@ pub struct FakeState {
     pub received_bodies: Mutex<Vec<Vec<u8>>>,
     pub invocations: AtomicU64,
     pub describe_calls: AtomicU64,
+    /// While set, invocations wait (after being counted) until it is cleared.
+    pub hold: std::sync::atomic::AtomicBool,
+    pub released: tokio::sync::Notify,
+    /// The next this-many invocations are throttled (`ThrottlingException`).
+    pub throttle_next: AtomicU64,
 }
 
 pub struct FakeSageMaker {
@@ -123,6 +128,35 @@ impl FakeSageMaker {
 
     pub fn set_response_body(&self, body: &[u8]) {
         *self.state.response_body.lock().unwrap() = body.to_vec();
+    }
+
+    /// Invocations wait until [`release`](Self::release).
+    pub fn hold(&self) {
+        self.state.hold.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets held invocations answer.
+    pub fn release(&self) {
+        self.state.hold.store(false, Ordering::SeqCst);
+        self.state.released.notify_waiters();
+    }
+
+    /// The next `n` invocations answer 400 `ThrottlingException` (before the model).
+    pub fn throttle_next(&self, n: u64) {
+        self.state.throttle_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Waits (up to 10 s) until `n` invocations have arrived.
+    pub async fn wait_for_invocations(&self, n: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.invocations() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} of {n} invocations arrived",
+                self.invocations()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     pub fn invocations(&self) -> u64 {
@@ -244,6 +278,29 @@ async fn invoke(
 ) -> Response {
     let number = state.invocations.fetch_add(1, Ordering::SeqCst) + 1;
     state.received_bodies.lock().unwrap().push(body.to_vec());
+    let throttled = state
+        .throttle_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if throttled {
+        let mut response = (
+            StatusCode::BAD_REQUEST,
+            json!({"message": "Rate exceeded"}).to_string(),
+        )
+            .into_response();
+        response.headers_mut().insert(
+            "x-amzn-ErrorType",
+            HeaderValue::from_static("ThrottlingException"),
+        );
+        return response;
+    }
+    loop {
+        let released = state.released.notified();
+        if !state.hold.load(Ordering::SeqCst) {
+            break;
+        }
+        released.await;
+    }
     let latency = *state.latency.lock().unwrap();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
