@@ -185,6 +185,75 @@ async fn serverless_and_data_keys_are_filtered_and_selected() {
 }
 
 #[tokio::test]
+async fn serverless_free_tier_document_is_priced_at_its_paid_tier() {
+    let server = FakePriceList::start().await;
+    // 2 GB: the first 150000 s a month at $0, then $0.00004 a second.
+    server.add_documents([docs::serverless_with_free_tier(
+        "us-east-1",
+        2,
+        "150000",
+        "0.0000400000",
+    )]);
+    let live = LivePrices::from_sdk_config(&server.sdk_config("us-east-1"));
+
+    let rate = live
+        .price(&PriceKey::serverless("us-east-1", 2))
+        .await
+        .unwrap();
+
+    assert_eq!(rate.provenance.source, PriceOrigin::Live);
+    assert_eq!(rate.usd_per_unit, usd("0.00004"), "not the $0 allowance");
+    assert_eq!(
+        rate.provenance.note.as_deref(),
+        Some("free tier of 150000 second(s) per month not applied")
+    );
+}
+
+#[tokio::test]
+async fn serverless_document_with_only_a_free_tier_is_never_a_zero_price() {
+    let server = FakePriceList::start().await;
+    // Only the $0 allowance row, for 2 GB (the snapshot has 2 GB) and 5 GB (it has not).
+    for gb in [2, 5] {
+        server.add_documents([docs::custom(
+            "us-east-1",
+            "ML Serverless",
+            &format!("USE1-ServerlessInf:Mem-{gb}GB"),
+            serde_json::json!({"operation": "RunInstance"}),
+            &[("Second", "0", "150000", "0.0000000000")],
+        )]);
+    }
+    let prices = default_price_source(&server.sdk_config("us-east-1"));
+
+    // 2 GB: the snapshot's $0.00004, with the Price List's $0 named as the reason.
+    let two = prices
+        .price(&PriceKey::serverless("us-east-1", 2))
+        .await
+        .unwrap();
+    assert_eq!(two.provenance.source, PriceOrigin::Snapshot);
+    assert_eq!(two.usd_per_unit, usd("0.00004"));
+    let note = two.provenance.note.unwrap();
+    assert!(
+        note.starts_with(
+            "primary price source failed (the Price List lists only $0 for serverless 2 GB in \
+             us-east-1 (SKU "
+        ),
+        "{note}"
+    );
+    assert!(
+        note.contains("a free-tier or bookkeeping row with no paid tier); not priced at $0)"),
+        "{note}"
+    );
+
+    // 5 GB: nothing else to fall back on, so no price at all (an unpriced line), not $0.
+    let five = PriceKey::serverless("us-east-1", 5);
+    let err = prices.price(&five).await.unwrap_err();
+    assert!(
+        matches!(&err, PriceError::ZeroOnly { key, .. } if *key == five),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn unknown_instance_type_is_not_found() {
     let server = FakePriceList::start().await;
     server.add_documents(m5_xlarge_documents());

@@ -501,6 +501,65 @@ struct Candidate<'a> {
     doc: &'a PriceDocument,
     term: &'a OnDemandTerm,
     dim: &'a PriceDimension,
+    /// Set when a $0 first tier was passed over for this paid tier (rule 4).
+    free_tier: Option<String>,
+}
+
+/// The tiers of one on-demand term, read as rule 4 of [`select_rate`] says.
+enum TermPrice<'a> {
+    /// The dimensions to use (usually one), each with its price and, when a free
+    /// first tier was passed over, a note saying so.
+    Priced(Vec<(&'a PriceDimension, Decimal, Option<String>)>),
+    /// Only $0 is listed: these $0 dimensions start at 0 and no paid tier follows.
+    ZeroOnly(Vec<&'a PriceDimension>),
+    /// Priced dimensions, but none starts at 0.
+    NoFirstTier,
+}
+
+/// Rule 4: the tier that starts at 0; if that is $0 and a paid tier follows, the first
+/// paid tier.
+fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> TermPrice<'a> {
+    let first: Vec<_> = dims
+        .iter()
+        .filter(|(d, _)| d.begin_range.is_zero())
+        .collect();
+    if first.is_empty() {
+        return TermPrice::NoFirstTier;
+    }
+    let paid_first: Vec<_> = first
+        .iter()
+        .filter(|(_, usd)| !usd.is_zero())
+        .map(|&&(d, usd)| (d, usd, None))
+        .collect();
+    if !paid_first.is_empty() {
+        return TermPrice::Priced(paid_first); // a list price, or volume tiers
+    }
+    // The tier at 0 is $0: a free tier if a paid tier follows. The first paid tier is
+    // the one with the lowest beginRange (the highest price among equals).
+    let paid = dims
+        .iter()
+        .filter(|(_, usd)| !usd.is_zero())
+        .min_by(|(a, a_usd), (b, b_usd)| {
+            a.begin_range
+                .cmp(&b.begin_range)
+                .then(b_usd.cmp(a_usd))
+                .then(a.rate_code.cmp(&b.rate_code))
+        });
+    match paid {
+        Some(&(dim, usd)) => {
+            let free_end = first
+                .iter()
+                .filter_map(|(d, _)| d.end_range)
+                .max()
+                .unwrap_or(dim.begin_range);
+            let note = format!(
+                "free tier of {} {want}(s) per month not applied",
+                free_end.normalize()
+            );
+            TermPrice::Priced(vec![(dim, usd, Some(note))])
+        }
+        None => TermPrice::ZeroOnly(first.iter().map(|(d, _)| *d).collect()),
+    }
 }
 
 /// Picks the on-demand rate for `key` among `docs` (typically one `GetProducts` answer).
@@ -520,17 +579,29 @@ struct Candidate<'a> {
 ///    `Hrs`, a second, or `GB`. `Quantity` (upfront fees) and `GB-Mo` never match.
 /// 3. **Currency**: the dimension must carry a USD price.
 /// 4. **Tier**: per-call metering cannot know the account's cumulative usage this month,
-///    so the tier that starts at 0 (`beginRange` = 0) is used. When AWS tiers a rate,
-///    later tiers are cheaper, so this is the list price and errs on the high side.
-/// 5. **Zero**: $0 rows (free-tier parents, bookkeeping rows) are skipped when a positive
-///    price also matches. If only $0 is listed, $0 is returned with a reason saying so.
+///    so, per product, among the dimensions left ordered by `beginRange`:
+///    - the tier that starts at 0 is used when its price is positive. When AWS tiers a
+///      rate by volume, later tiers are cheaper, so this is the list price and errs on
+///      the high side;
+///    - when the tier that starts at 0 is $0 and a paid tier follows, that $0 tier is a
+///      free allowance (e.g. 150,000 serverless seconds a month) and the first paid tier
+///      (lowest `beginRange` with a positive price) is used; [`Selection::reason`] says
+///      "free tier of <endRange> <unit>(s) per month not applied". Receipts would
+///      otherwise say $0 for usage the bill charges once the allowance is spent;
+///    - when only $0 is listed (no paid tier after), the product has only $0 rows;
+///    - a product with prices but no tier starting at 0 has no usable price.
+/// 5. **Zero**: products with only $0 rows (free-tier parents, bookkeeping rows) are
+///    skipped when another product has a positive price (the reason counts them). When
+///    every matching product lists only $0, there is no price:
+///    [`PriceError::ZeroOnly`], never a $0 rate.
 /// 6. **Several left**: prefer an exact usagetype match, then the highest rate (the
 ///    conservative choice: a receipt should not under-state cost), then the smallest SKU
 ///    for determinism. The reason is returned in [`Selection::reason`].
 ///
 /// Errors: [`PriceError::NotFound`] when no product means the key (including an empty
 /// list); [`PriceError::Malformed`] when products match but none carries a usable price,
-/// with what was wrong (unit, currency, tiers).
+/// with what was wrong (unit, currency, tiers); [`PriceError::ZeroOnly`] when only $0 is
+/// listed.
 pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, PriceError> {
     let want = key.unit();
     let products: Vec<(Fit, &PriceDocument)> = docs
@@ -542,10 +613,12 @@ pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, 
     }
 
     let mut candidates = Vec::new();
+    let mut zero_rows: Vec<(&PriceDocument, &PriceDimension)> = Vec::new();
     let mut units_seen: Vec<&str> = Vec::new();
     let (mut right_unit, mut with_usd) = (0usize, 0usize);
     for &(fit, doc) in &products {
         for term in &doc.on_demand {
+            let mut usable = Vec::new();
             for dim in &term.dimensions {
                 if !unit_matches(want, &dim.unit) {
                     if !units_seen.contains(&dim.unit.as_str()) {
@@ -558,16 +631,26 @@ pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, 
                     continue;
                 };
                 with_usd += 1;
-                if !dim.begin_range.is_zero() {
-                    continue; // a later tier; see rule 4
+                usable.push((dim, usd));
+            }
+            if usable.is_empty() {
+                continue;
+            }
+            match term_price(&usable, want) {
+                TermPrice::Priced(dims) => {
+                    for (dim, usd, free_tier) in dims {
+                        candidates.push(Candidate {
+                            fit,
+                            usd,
+                            doc,
+                            term,
+                            dim,
+                            free_tier,
+                        });
+                    }
                 }
-                candidates.push(Candidate {
-                    fit,
-                    usd,
-                    doc,
-                    term,
-                    dim,
-                });
+                TermPrice::ZeroOnly(dims) => zero_rows.extend(dims.into_iter().map(|d| (doc, d))),
+                TermPrice::NoFirstTier => {}
             }
         }
     }
@@ -577,6 +660,18 @@ pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, 
         s.dedup();
         s.join(", ")
     };
+    if candidates.is_empty() && !zero_rows.is_empty() {
+        let mut zero_skus: Vec<&str> = zero_rows.iter().map(|(d, _)| d.sku.as_str()).collect();
+        zero_skus.dedup();
+        return Err(PriceError::ZeroOnly {
+            key: key.clone(),
+            reason: format!(
+                "the Price List lists only $0 for {key} (SKU {}: a free-tier or bookkeeping \
+                 row with no paid tier)",
+                zero_skus.join(", ")
+            ),
+        });
+    }
     if candidates.is_empty() {
         let unit = price_list_unit(want);
         let reason = if right_unit == 0 {
@@ -606,15 +701,6 @@ pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, 
         return Err(malformed(reason));
     }
 
-    let total = candidates.len();
-    let positive = candidates.iter().any(|c| !c.usd.is_zero());
-    let zeros_skipped = if positive {
-        candidates.retain(|c| !c.usd.is_zero());
-        total - candidates.len()
-    } else {
-        0
-    };
-
     // Best fit first, then highest rate, then smallest SKU.
     candidates.sort_by(|a, b| {
         a.fit
@@ -625,14 +711,9 @@ pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, 
     let best = &candidates[0];
     let others = &candidates[1..];
 
-    let mut reason = String::new();
-    if !positive {
-        let _ = write!(
-            reason,
-            "the Price List lists only $0 for {key} (SKU {}); check whether this is a free-tier row",
-            best.doc.sku
-        );
-    } else if !others.is_empty() {
+    let mut parts: Vec<String> = Vec::new();
+    if !others.is_empty() {
+        let mut reason = String::new();
         let same_fit = others.iter().filter(|c| c.fit == best.fit).count();
         let _ = write!(
             reason,
@@ -661,12 +742,13 @@ pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, 
         if others.len() > 4 {
             let _ = write!(reason, " and {} more", others.len() - 4);
         }
+        parts.push(reason);
     }
-    if zeros_skipped > 0 {
-        if !reason.is_empty() {
-            reason.push_str("; ");
-        }
-        let _ = write!(reason, "skipped {zeros_skipped} $0 row(s)");
+    if let Some(free_tier) = &best.free_tier {
+        parts.push(free_tier.clone());
+    }
+    if !zero_rows.is_empty() {
+        parts.push(format!("skipped {} $0 row(s)", zero_rows.len()));
     }
 
     Ok(Selection {
@@ -675,7 +757,7 @@ pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, 
         rate_code: best.dim.rate_code.clone(),
         effective_date: best.term.effective_date.clone(),
         description: best.dim.description.clone(),
-        reason: (!reason.is_empty()).then_some(reason),
+        reason: (!parts.is_empty()).then(|| parts.join("; ")),
     })
 }
 
@@ -1001,15 +1083,143 @@ mod tests {
             "Hrs",
             "0.2300000000",
         );
-        let chosen = select_rate(&key, &[free.clone(), paid]).unwrap();
+        let chosen = select_rate(&key, &[free, paid]).unwrap();
         assert_eq!(chosen.sku, "PAID");
         assert_eq!(chosen.reason.as_deref(), Some("skipped 1 $0 row(s)"));
+    }
 
-        let only_free = select_rate(&key, &[free]).unwrap();
-        assert_eq!(only_free.usd_per_unit, Decimal::ZERO);
-        assert!(
-            only_free.reason.unwrap().contains("only $0"),
-            "a $0 price is never silent"
+    #[test]
+    fn a_product_listing_only_zero_is_an_error_not_a_zero_price() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let free = instance_doc(
+            "FREE",
+            "USE1-Host:ml.m5.xlarge",
+            Some("Hosting"),
+            "Hrs",
+            "0.0000000000",
+        );
+        assert_eq!(
+            select_rate(&key, &[free]),
+            Err(PriceError::ZeroOnly {
+                key: key.clone(),
+                reason: "the Price List lists only $0 for hosting ml.m5.xlarge in us-east-1 \
+                         (SKU FREE: a free-tier or bookkeeping row with no paid tier)"
+                    .into()
+            })
+        );
+        // What a receipt's unpriced line will say.
+        let text = select_rate(
+            &key,
+            &[instance_doc(
+                "FREE",
+                "USE1-Host:ml.m5.xlarge",
+                Some("Hosting"),
+                "Hrs",
+                "0",
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(text.ends_with("; not priced at $0"), "{text}");
+    }
+
+    /// The on-demand serverless document for 2 GB in us-east-1 as AWS shapes it: a
+    /// free allowance of 150,000 seconds at $0, then $0.00004 a second.
+    fn serverless_2gb_with_free_tier(dims: &[(&str, &str, &str, Option<&str>)]) -> PriceDocument {
+        parse_price_document(&doc_json(
+            "SRV2GB",
+            "ML Serverless",
+            json!({"regionCode": "us-east-1", "usagetype": "USE1-ServerlessInf:Mem-2GB"}),
+            dims,
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn free_first_tier_is_passed_over_for_the_first_paid_tier() {
+        let doc = serverless_2gb_with_free_tier(&[
+            ("second", "0", "150000", Some("0.0000000000")),
+            ("second", "150000", "Inf", Some("0.0000400000")),
+        ]);
+        let chosen = select_rate(&PriceKey::serverless("us-east-1", 2), &[doc]).unwrap();
+        // The paid tier's "0.0000400000", not the $0 allowance.
+        assert_eq!(chosen.usd_per_unit, dec("0.00004"));
+        assert_eq!(chosen.rate_code, "SRV2GB.JRTCKXETXF.RATE1");
+        // The free tier ends at 150000, in seconds.
+        assert_eq!(
+            chosen.reason.as_deref(),
+            Some("free tier of 150000 second(s) per month not applied")
+        );
+    }
+
+    #[test]
+    fn free_first_tier_then_volume_tiers_uses_the_lowest_paid_begin_range() {
+        // Listed out of order on purpose: the tiers are ordered by beginRange.
+        let doc = serverless_2gb_with_free_tier(&[
+            ("second", "1000000", "Inf", Some("0.0000350000")),
+            ("second", "150000", "1000000", Some("0.0000400000")),
+            ("second", "0", "150000", Some("0.0000000000")),
+        ]);
+        let chosen = select_rate(&PriceKey::serverless("us-east-1", 2), &[doc]).unwrap();
+        // The tier from 150000 (RATE1, $0.00004), not the cheaper one from 1000000.
+        assert_eq!(chosen.usd_per_unit, dec("0.00004"));
+        assert_eq!(chosen.rate_code, "SRV2GB.JRTCKXETXF.RATE1");
+    }
+
+    #[test]
+    fn positive_first_tier_is_used_even_when_later_tiers_are_cheaper() {
+        let doc = serverless_2gb_with_free_tier(&[
+            ("second", "0", "150000", Some("0.0000400000")),
+            ("second", "150000", "Inf", Some("0.0000300000")),
+        ]);
+        let chosen = select_rate(&PriceKey::serverless("us-east-1", 2), &[doc]).unwrap();
+        // The list price from 0, $0.00004; no free tier to mention.
+        assert_eq!(chosen.usd_per_unit, dec("0.00004"));
+        assert_eq!(chosen.rate_code, "SRV2GB.JRTCKXETXF.RATE0");
+        assert_eq!(chosen.reason, None);
+    }
+
+    #[test]
+    fn free_tier_with_no_paid_tier_after_is_zero_only() {
+        let key = PriceKey::serverless("us-east-1", 2);
+        for dims in [
+            &[("second", "0", "150000", Some("0.0000000000"))][..],
+            &[
+                ("second", "0", "150000", Some("0.0000000000")),
+                ("second", "150000", "Inf", Some("0.0000000000")),
+            ][..],
+        ] {
+            let err = select_rate(&key, &[serverless_2gb_with_free_tier(dims)]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "the Price List lists only $0 for serverless 2 GB in us-east-1 (SKU SRV2GB: a \
+                 free-tier or bookkeeping row with no paid tier); not priced at $0"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zero_only_product_is_skipped_beside_a_free_tier_product_with_a_paid_tier() {
+        let key = PriceKey::serverless("us-east-1", 2);
+        let parent = parse_price_document(&doc_json(
+            "PARENT",
+            "ML Serverless",
+            json!({"regionCode": "us-east-1", "usagetype": "USE1-ServerlessInf:Mem-2GB"}),
+            &[("second", "0", "Inf", Some("0.0000000000"))],
+        ))
+        .unwrap();
+        let tiered = serverless_2gb_with_free_tier(&[
+            ("second", "0", "150000", Some("0.0000000000")),
+            ("second", "150000", "Inf", Some("0.0000400000")),
+        ]);
+        let chosen = select_rate(&key, &[parent, tiered]).unwrap();
+        assert_eq!(
+            (chosen.sku.as_str(), chosen.usd_per_unit),
+            ("SRV2GB", dec("0.00004"))
+        );
+        assert_eq!(
+            chosen.reason.as_deref(),
+            Some("free tier of 150000 second(s) per month not applied; skipped 1 $0 row(s)")
         );
     }
 
@@ -1326,6 +1536,7 @@ mod tests {
             Just("Hrs".to_owned()),
             Just("us-east-1".to_owned()),
             Just("USE1-Host:ml.m5.xlarge".to_owned()),
+            Just("0".to_owned()),
             "-?[0-9]{0,30}(\\.[0-9]{0,30})?([eE][-+]?[0-9]{0,6})?",
             ".{0,12}",
         ]
@@ -1393,6 +1604,27 @@ mod tests {
             // Truncated anywhere (on a char boundary), it must still not panic.
             let cut = (0..=cut.min(json.len())).rev().find(|i| json.is_char_boundary(*i)).unwrap_or(0);
             let _ = parse_price_document(&json[..cut]);
+        }
+
+        #[test]
+        fn tiered_documents_never_panic_and_never_give_a_zero_price(
+            tiers in prop::collection::vec((scalar_text(), scalar_text(), scalar_text()), 1..4),
+        ) {
+            let dims: Vec<_> = tiers
+                .iter()
+                .map(|(begin, end, usd)| ("second", begin.as_str(), end.as_str(), Some(usd.as_str())))
+                .collect();
+            let json = doc_json(
+                "S",
+                "ML Serverless",
+                json!({"regionCode": "us-east-1", "usagetype": "USE1-ServerlessInf:Mem-2GB"}),
+                &dims,
+            );
+            if let Ok(doc) = parse_price_document(&json)
+                && let Ok(chosen) = select_rate(&PriceKey::serverless("us-east-1", 2), &[doc])
+            {
+                prop_assert!(!chosen.usd_per_unit.is_zero(), "{chosen:?}");
+            }
         }
     }
 }

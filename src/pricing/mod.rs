@@ -366,6 +366,16 @@ pub enum PriceError {
         /// What was wrong with the document.
         reason: String,
     },
+    /// The source lists only $0 for this key: a free-tier or bookkeeping row with no
+    /// paid tier or paid product beside it. Never turned into a $0 price: the call gets
+    /// an explicit unpriced line (or a fallback source's price) instead.
+    #[error("{reason}; not priced at $0")]
+    ZeroOnly {
+        /// The key that has only $0 listed.
+        key: PriceKey,
+        /// Where the $0 was seen (SKU, or snapshot line) and what it looked like.
+        reason: String,
+    },
 }
 
 /// Anything that can price a [`PriceKey`].
@@ -392,5 +402,25 @@ impl<T: PriceSource + ?Sized> PriceSource for Arc<T> {
 
     fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
         (**self).price_now(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_only_error_says_it_is_not_a_zero_price() {
+        let err = PriceError::ZeroOnly {
+            key: PriceKey::serverless("us-east-1", 2),
+            reason: "the Price List lists only $0 for serverless 2 GB in us-east-1 (SKU S: a \
+                     free-tier or bookkeeping row with no paid tier)"
+                .into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "the Price List lists only $0 for serverless 2 GB in us-east-1 (SKU S: a free-tier \
+             or bookkeeping row with no paid tier); not priced at $0"
+        );
     }
 }

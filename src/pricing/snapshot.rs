@@ -26,6 +26,10 @@ static BUNDLED: LazyLock<Snapshot> = LazyLock::new(|| {
 /// the newest observation is the best guess of today's price). Between rows of the same
 /// date, the higher price wins, the conservative choice for a fallback.
 ///
+/// A $0 row is never a price. It is skipped when the key has a positive row; a key
+/// with only $0 rows answers [`PriceError::ZeroOnly`] (an explicit unpriced line on a
+/// receipt), as a Price List document that lists only $0 does.
+///
 /// Cheap to clone: clones share one parsed table.
 ///
 /// `data/sagemaker-on-demand-usd.tsv` holds public on-demand USD prices gathered from
@@ -46,13 +50,21 @@ static BUNDLED: LazyLock<Snapshot> = LazyLock::new(|| {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    rates: Arc<crate::FastMap<PriceKey, Rate>>,
+    table: Arc<Table>,
+}
+
+#[derive(Debug)]
+struct Table {
+    rates: crate::FastMap<PriceKey, Rate>,
+    /// Keys with only $0 rows, and the error they answer.
+    zero_only: crate::FastMap<PriceKey, PriceError>,
 }
 
 struct Row {
     usd: Decimal,
     as_of: AsOf,
     source: String,
+    line: usize,
 }
 
 /// An `as_of` date: `YYYY-MM`, `YYYY-MM-DD`, or an RFC 3339 timestamp. Compared by
@@ -117,6 +129,8 @@ impl Snapshot {
     /// as_of`. Errors name the line (1-based) and what was wrong with it.
     pub fn from_tsv(tsv: &str) -> Result<Snapshot, PriceError> {
         let mut rows: HashMap<PriceKey, Row> = HashMap::new();
+        // Keys' first $0 row, kept only to say why such a key has no price.
+        let mut zero_rows: HashMap<PriceKey, Row> = HashMap::new();
         for (index, raw) in tsv.lines().enumerate() {
             let line = index + 1;
             let text = raw.trim_end_matches('\r');
@@ -211,7 +225,12 @@ impl Snapshot {
                 usd: parse_usd(line, usd)?,
                 as_of: parse_as_of(line, as_of)?,
                 source: source.to_owned(),
+                line,
             };
+            if row.usd.is_zero() {
+                zero_rows.entry(key).or_insert(row);
+                continue;
+            }
             match rows.get(&key) {
                 Some(kept) if (&kept.as_of, kept.usd) >= (&row.as_of, row.usd) => {}
                 _ => {
@@ -219,6 +238,28 @@ impl Snapshot {
                 }
             }
         }
+        let zero_only = zero_rows
+            .into_iter()
+            .filter(|(key, _)| !rows.contains_key(key))
+            .map(|(key, row)| {
+                let mut reason = format!(
+                    "the bundled price snapshot lists only $0 for {key} (line {}",
+                    row.line
+                );
+                if !row.source.is_empty() {
+                    reason.push_str(", from ");
+                    reason.push_str(&row.source);
+                }
+                reason.push_str(", as of ");
+                reason.push_str(&row.as_of.text);
+                reason.push(')');
+                let error = PriceError::ZeroOnly {
+                    key: key.clone(),
+                    reason,
+                };
+                (key, error)
+            })
+            .collect();
         let rates = rows
             .into_iter()
             .map(|(key, row)| {
@@ -236,31 +277,39 @@ impl Snapshot {
             })
             .collect();
         Ok(Snapshot {
-            rates: Arc::new(rates),
+            table: Arc::new(Table { rates, zero_only }),
         })
     }
 
-    /// The snapshot's rate for `key`, without going through the async [`PriceSource`].
+    /// The snapshot's rate for `key`, without going through the async [`PriceSource`]:
+    /// [`PriceError::ZeroOnly`] when the snapshot lists only $0 for it,
+    /// [`PriceError::NotFound`] when it has no row for it.
     pub fn get(&self, key: &PriceKey) -> Result<Rate, PriceError> {
-        self.rates
-            .get(key)
-            .cloned()
-            .ok_or_else(|| PriceError::NotFound { key: key.clone() })
+        match self.table.rates.get(key) {
+            Some(rate) => Ok(rate.clone()),
+            None => Err(self
+                .table
+                .zero_only
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| PriceError::NotFound { key: key.clone() })),
+        }
     }
 
-    /// Every key the snapshot prices (in no particular order).
+    /// Every key the snapshot prices (in no particular order); keys with only $0 rows
+    /// are not priced and not listed.
     pub fn keys(&self) -> impl Iterator<Item = &PriceKey> {
-        self.rates.keys()
+        self.table.rates.keys()
     }
 
     /// How many keys the snapshot prices.
     pub fn len(&self) -> usize {
-        self.rates.len()
+        self.table.rates.len()
     }
 
     /// Whether the snapshot prices nothing.
     pub fn is_empty(&self) -> bool {
-        self.rates.is_empty()
+        self.table.rates.is_empty()
     }
 }
 
@@ -280,10 +329,6 @@ fn parse_usd(line: usize, usd: &str) -> Result<Decimal, PriceError> {
         Ok(d) if d.is_sign_negative() && !d.is_zero() => {
             Err(bad_line(line, format_args!("negative price {usd:?}")))
         }
-        Ok(d) if d.is_zero() => Err(bad_line(
-            line,
-            "a $0 price: leave the row out rather than price at $0",
-        )),
         Ok(d) => Ok(d.normalize()),
         Err(_) => Err(bad_line(
             line,
@@ -408,7 +453,7 @@ mod tests {
     #[test]
     fn bundled_snapshot_keeps_batch_and_storage_out() {
         let s = Snapshot::bundled();
-        // 316 data rows: 4 batch/storage rows are read but not keyed.
+        // Every data row but the batch and storage ones (read, checked, not keyed) is a key.
         let data_rows = BUNDLED_TSV
             .lines()
             .filter(|l| !l.starts_with('#') && !l.starts_with("region\t") && !l.trim().is_empty())
@@ -501,10 +546,6 @@ mod tests {
                 "line 3: negative price",
             ),
             (
-                "us-east-1\thosting\tml.m5.xlarge\tHrs\t0\tsrc\t2026-05-20\n",
-                "line 3: a $0 price",
-            ),
-            (
                 "us-east-1\thosting\tml.m5.xlarge\tsecond\t0.23\tsrc\t2026-05-20\n",
                 "line 3: hosting prices are per Hrs, found unit \"second\"",
             ),
@@ -543,6 +584,43 @@ mod tests {
                 "{row:?}: {reason:?} should contain {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_key_with_only_zero_rows_is_not_priced_at_zero() {
+        let tsv =
+            format!("{HEADER}us-east-1\tserverless\tMem-2GB\tsecond\t0\tfree tier\t2026-05-08\n");
+        let snapshot = Snapshot::from_tsv(&tsv).unwrap();
+        let key = PriceKey::serverless("us-east-1", 2);
+        assert_eq!(
+            snapshot.get(&key),
+            Err(PriceError::ZeroOnly {
+                key: key.clone(),
+                reason: "the bundled price snapshot lists only $0 for serverless 2 GB in \
+                         us-east-1 (line 3, from free tier, as of 2026-05-08)"
+                    .into()
+            })
+        );
+        assert_eq!(snapshot.len(), 0, "a $0 row prices nothing");
+        assert_eq!(snapshot.keys().count(), 0);
+    }
+
+    #[test]
+    fn zero_rows_are_skipped_beside_a_positive_row_even_a_newer_one() {
+        // The $0 row is the newest, yet the only positive row (0.00004, older) is used.
+        let tsv = format!(
+            "{HEADER}us-east-1\tserverless\tMem-2GB\tsecond\t0.00004\tpaid\t2026-05-08\n\
+             us-east-1\tserverless\tMem-2GB\tsecond\t0.0000000000\tfree tier\t2026-09-01\n"
+        );
+        let rate = Snapshot::from_tsv(&tsv)
+            .unwrap()
+            .get(&PriceKey::serverless("us-east-1", 2))
+            .unwrap();
+        assert_eq!(rate.usd_per_unit, dec("0.00004"));
+        assert_eq!(
+            rate.provenance.effective_date.as_deref(),
+            Some("2026-05-08")
+        );
     }
 
     #[tokio::test]

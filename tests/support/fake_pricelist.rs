@@ -33,8 +33,9 @@
 //! `GarbageDocuments` (HTTP 200, `PriceList` entries that are not documents).
 //!
 //! [`docs`] builds realistic SageMaker product documents (shape as in
-//! `price-document-shape.md`): hosting, async, training, notebook, upfront fee, serverless,
-//! provisioned concurrency, data in/out, and `docs::custom` for anything else.
+//! `price-document-shape.md`): hosting, async, training, notebook, upfront fee, serverless
+//! (with or without its free first tier), provisioned concurrency, data in/out, and
+//! `docs::custom` / `docs::custom_described` for anything else.
 #![allow(dead_code)]
 
 use axum::Router;
@@ -467,6 +468,31 @@ pub mod docs {
         attributes: Value,
         dimensions: &[(&str, &str, &str, &str)],
     ) -> Value {
+        let descriptions: Vec<String> = dimensions
+            .iter()
+            .map(|(unit, _, _, usd)| {
+                format!("${usd} per {unit} for {usagetype} in {}", location(region))
+            })
+            .collect();
+        let dimensions: Vec<_> = dimensions
+            .iter()
+            .zip(&descriptions)
+            .map(|(&(unit, begin, end, usd), description)| {
+                (unit, begin, end, usd, description.as_str())
+            })
+            .collect();
+        custom_described(region, product_family, usagetype, attributes, &dimensions)
+    }
+
+    /// As [`custom`], with each dimension's `description` given:
+    /// `(unit, beginRange, endRange, USD, description)`.
+    pub fn custom_described(
+        region: &str,
+        product_family: &str,
+        usagetype: &str,
+        attributes: Value,
+        dimensions: &[(&str, &str, &str, &str, &str)],
+    ) -> Value {
         let sku = sku_for(region, usagetype);
         let mut attrs = match attributes {
             Value::Object(map) => map,
@@ -480,7 +506,7 @@ pub mod docs {
         attrs.insert("usagetype".into(), json!(usagetype));
         let term_key = format!("{sku}.JRTCKXETXF");
         let mut price_dimensions = Map::new();
-        for (i, (unit, begin, end, usd)) in dimensions.iter().enumerate() {
+        for (i, (unit, begin, end, usd, description)) in dimensions.iter().enumerate() {
             let rate_code = format!(
                 "{term_key}.{}",
                 ["6YS6EN2CT7", "8EEUB22XNJ", "PGHJ3S3EYE"][i % 3]
@@ -490,7 +516,7 @@ pub mod docs {
                 json!({
                     "unit": unit,
                     "endRange": end,
-                    "description": format!("${usd} per {unit} for {usagetype} in {}", location(region)),
+                    "description": description,
                     "appliesTo": [],
                     "rateCode": rate_code,
                     "beginRange": begin,
@@ -575,48 +601,83 @@ pub mod docs {
         )
     }
 
-    fn serverless_product(region: &str, detail: &str, group: Option<&str>, usd: &str) -> Value {
-        let usagetype = format!("{}-{detail}", usage_prefix(region));
-        let mut attrs = json!({ "operation": "RunInstance" });
-        if let Some(group) = group {
-            attrs["group"] = json!(group);
-        }
+    /// Serverless inference compute: productFamily `ML Serverless`, usagetype
+    /// `<PFX>-ServerlessInf:Mem-<N>GB`, per second.
+    pub fn serverless(region: &str, memory_gb: u32, usd: &str) -> Value {
+        let usagetype = format!("{}-ServerlessInf:Mem-{memory_gb}GB", usage_prefix(region));
         custom(
             region,
             "ML Serverless",
             &usagetype,
-            attrs,
+            json!({ "operation": "RunInstance" }),
             &[("Second", "0", "Inf", usd)],
         )
     }
 
-    /// Serverless inference compute: productFamily `ML Serverless`, usagetype
-    /// `<PFX>-ServerlessInf:Mem-<N>GB`, per second.
-    pub fn serverless(region: &str, memory_gb: u32, usd: &str) -> Value {
-        serverless_product(
+    /// Serverless inference compute as AWS tiers it: a first tier from 0 to
+    /// `free_seconds` at $0 (the monthly free allowance), then `usd` per second.
+    pub fn serverless_with_free_tier(
+        region: &str,
+        memory_gb: u32,
+        free_seconds: &str,
+        usd: &str,
+    ) -> Value {
+        let usagetype = format!("{}-ServerlessInf:Mem-{memory_gb}GB", usage_prefix(region));
+        let place = location(region);
+        custom_described(
             region,
-            &format!("ServerlessInf:Mem-{memory_gb}GB"),
-            None,
-            usd,
+            "ML Serverless",
+            &usagetype,
+            json!({ "operation": "RunInstance" }),
+            &[
+                (
+                    "Second",
+                    "0",
+                    free_seconds,
+                    "0.0000000000",
+                    &format!(
+                        "$0.00 per second for the first {free_seconds} seconds of Serverless \
+                         Inference {memory_gb}GB per month in {place}"
+                    ),
+                ),
+                (
+                    "Second",
+                    free_seconds,
+                    "Inf",
+                    usd,
+                    &format!("${usd} per second of Serverless Inference {memory_gb}GB in {place}"),
+                ),
+            ],
+        )
+    }
+
+    fn pc_product(region: &str, detail: &str, group: &str, usd: &str) -> Value {
+        let usagetype = format!("{}-{detail}", usage_prefix(region));
+        custom(
+            region,
+            "ML Serverless",
+            &usagetype,
+            json!({ "operation": "RunInstance", "group": group }),
+            &[("Second", "0", "Inf", usd)],
         )
     }
 
     /// Provisioned concurrency: usagetype `<PFX>-ProvisionedConcurrency:Mem-<N>GB`.
     pub fn provisioned_concurrency(region: &str, memory_gb: u32, usd: &str) -> Value {
-        serverless_product(
+        pc_product(
             region,
             &format!("ProvisionedConcurrency:Mem-{memory_gb}GB"),
-            Some("ServerlessProvisionedConcurrency-Duration"),
+            "ServerlessProvisionedConcurrency-Duration",
             usd,
         )
     }
 
     /// Inference served by provisioned concurrency: `<PFX>-ProvisionedConcurrency:Usage-<N>GB`.
     pub fn provisioned_concurrency_usage(region: &str, memory_gb: u32, usd: &str) -> Value {
-        serverless_product(
+        pc_product(
             region,
             &format!("ProvisionedConcurrency:Usage-{memory_gb}GB"),
-            Some("ServerlessProvisionedConcurrency-Usage"),
+            "ServerlessProvisionedConcurrency-Usage",
             usd,
         )
     }
