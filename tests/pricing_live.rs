@@ -5,6 +5,7 @@ mod fake_pricelist;
 
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
+use fake_pricelist::docs::PcName;
 use fake_pricelist::{FakePriceList, Fault, docs, refused_url, sdk_config_for};
 use sagemeter::Decimal;
 use sagemeter::pricing::{
@@ -150,8 +151,8 @@ async fn serverless_and_data_keys_are_filtered_and_selected() {
         docs::serverless("us-east-1", gb, &format!("0.{:010}", 200_000 * gb))
     }));
     server.add_documents([
-        docs::provisioned_concurrency("us-east-1", 2, "0.0000233000"),
-        docs::provisioned_concurrency_usage("us-east-1", 2, "0.0000100000"),
+        docs::provisioned_concurrency_standing("us-east-1", 2, PcName::Usage, "0.0000100000"),
+        docs::provisioned_concurrency_inference("us-east-1", 2, PcName::Mem, "0.0000233000"),
         docs::data_in("us-east-1", "0.0160000000"),
         docs::data_out("us-east-1", "0.0160000000"),
     ]);
@@ -166,10 +167,8 @@ async fn serverless_and_data_keys_are_filtered_and_selected() {
         region: "us-east-1".into(),
         memory_gb: 2,
     };
-    assert_eq!(
-        live.price(&pc).await.unwrap().usd_per_unit,
-        usd("0.0000233")
-    );
+    // The standing charge: the product whose group and description say "provisioned".
+    assert_eq!(live.price(&pc).await.unwrap().usd_per_unit, usd("0.00001"));
     let data_out = live
         .price(&PriceKey::DataOut {
             region: "us-east-1".into(),
@@ -251,6 +250,59 @@ async fn serverless_document_with_only_a_free_tier_is_never_a_zero_price() {
         matches!(&err, PriceError::ZeroOnly { key, .. } if *key == five),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn provisioned_concurrency_charges_follow_group_and_description_under_either_naming() {
+    let standing = PriceKey::ProvisionedConcurrency {
+        region: "us-east-1".into(),
+        memory_gb: 2,
+    };
+    let inference = PriceKey::ProvisionedConcurrencyUsage {
+        region: "us-east-1".into(),
+        memory_gb: 2,
+    };
+    // (name of the standing charge's usagetype, name of the inference one)
+    for (standing_name, inference_name) in
+        [(PcName::Usage, PcName::Mem), (PcName::Mem, PcName::Usage)]
+    {
+        let server = FakePriceList::start().await;
+        let standing_doc =
+            docs::provisioned_concurrency_standing("us-east-1", 2, standing_name, "0.0000100000");
+        let inference_doc =
+            docs::provisioned_concurrency_inference("us-east-1", 2, inference_name, "0.0000233000");
+        let (standing_sku, inference_sku) =
+            (docs::sku_of(&standing_doc), docs::sku_of(&inference_doc));
+        server.add_documents([
+            standing_doc,
+            inference_doc,
+            docs::serverless("us-east-1", 2, "0.0000400000"),
+        ]);
+        let live = LivePrices::from_sdk_config(&server.sdk_config("us-east-1"));
+
+        let rate = live.price(&standing).await.unwrap();
+        assert_eq!(
+            (rate.usd_per_unit, rate.provenance.sku.as_deref()),
+            (usd("0.00001"), Some(standing_sku.as_str())),
+            "{standing_name:?} named standing"
+        );
+        let note = rate.provenance.note.unwrap();
+        assert!(
+            note.contains("per its group \"ServerlessProvisionedConcurrency-Usage\""),
+            "{note}"
+        );
+
+        let rate = live.price(&inference).await.unwrap();
+        assert_eq!(
+            (rate.usd_per_unit, rate.provenance.sku.as_deref()),
+            (usd("0.0000233"), Some(inference_sku.as_str())),
+            "{inference_name:?} named inference duration"
+        );
+        assert_eq!(
+            server.requests()[0].filter("productFamily"),
+            Some("ML Serverless")
+        );
+    }
 }
 
 #[tokio::test]

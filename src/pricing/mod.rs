@@ -105,16 +105,23 @@ pub enum PriceKey {
         /// Memory size in GB (SageMaker allows 1 to 6).
         memory_gb: u32,
     },
-    /// Serverless provisioned concurrency, per second provisioned
-    /// (usagetype `…ProvisionedConcurrency:Mem-<N>GB`).
+    /// Serverless provisioned concurrency, the standing charge: per second provisioned,
+    /// whether calls use it or not (AWS's "price per second of provisioned concurrency").
+    ///
+    /// Which Price List product this is (usagetype `…ProvisionedConcurrency:Mem-<N>GB`
+    /// or `…:Usage-<N>GB`) is decided per document from its `group` and description;
+    /// see [`select_rate`].
     ProvisionedConcurrency {
         /// AWS region code.
         region: String,
         /// Memory size in GB.
         memory_gb: u32,
     },
-    /// Serverless inference duration served by provisioned concurrency
-    /// (usagetype `…ProvisionedConcurrency:Usage-<N>GB`).
+    /// Serverless inference duration of calls served by provisioned concurrency, per
+    /// second (AWS's "price per second of inference duration" for provisioned-concurrency
+    /// endpoints, the higher of the two rates).
+    ///
+    /// Told apart from [`PriceKey::ProvisionedConcurrency`] as described there.
     ProvisionedConcurrencyUsage {
         /// AWS region code.
         region: String,

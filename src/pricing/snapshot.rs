@@ -17,10 +17,13 @@ static BUNDLED: LazyLock<Snapshot> = LazyLock::new(|| {
 ///
 /// Rows map to keys by `kind`: `hosting` → [`PriceKey::Hosting`], `async` →
 /// [`PriceKey::AsyncInference`], `serverless` `Mem-<N>GB` → [`PriceKey::Serverless`],
-/// `serverless_pc` `PC-Mem-<N>GB` → [`PriceKey::ProvisionedConcurrency`] and
-/// `PC-Usage-<N>GB` → [`PriceKey::ProvisionedConcurrencyUsage`], `data_in` / `data_out`
-/// → [`PriceKey::DataIn`] / [`PriceKey::DataOut`]. `batch` and `storage` rows are read
-/// and checked but kept out: no key prices them.
+/// `serverless_pc` `PC-Provisioned-<N>GB` → [`PriceKey::ProvisionedConcurrency`] (the
+/// standing charge per second provisioned) and `PC-Inference-<N>GB` →
+/// [`PriceKey::ProvisionedConcurrencyUsage`] (inference duration), `data_in` /
+/// `data_out` → [`PriceKey::DataIn`] / [`PriceKey::DataOut`]. `batch` and `storage` rows
+/// are read and checked but kept out: no key prices them. The usagetype names
+/// `PC-Mem-<N>GB` / `PC-Usage-<N>GB` are refused: public sources disagree on which
+/// charge each is, so a row must say which it means.
 ///
 /// When several rows give a price for one key, the newest `as_of` wins (prices change;
 /// the newest observation is the best guess of today's price). Between rows of the same
@@ -174,21 +177,40 @@ impl Snapshot {
                     PriceKey::serverless(region, gb)
                 }
                 "serverless_pc" => {
-                    if let Some(gb) = memory_gb(name, "PC-Mem-") {
+                    // The row names the charge, not a usagetype: public tools read
+                    // `ProvisionedConcurrency:Mem-<N>GB` / `:Usage-<N>GB` both ways. The
+                    // bundled rows were mapped on evidence (AWS's pricing page lists
+                    // inference duration above the charge per second provisioned; the
+                    // public revision filtering group and usagetype together agrees),
+                    // written out above them in the data file.
+                    if let Some(gb) = memory_gb(name, "PC-Provisioned-") {
                         PriceKey::ProvisionedConcurrency {
                             region: region.to_owned(),
                             memory_gb: gb,
                         }
-                    } else if let Some(gb) = memory_gb(name, "PC-Usage-") {
+                    } else if let Some(gb) = memory_gb(name, "PC-Inference-") {
                         PriceKey::ProvisionedConcurrencyUsage {
                             region: region.to_owned(),
                             memory_gb: gb,
                         }
+                    } else if memory_gb(name, "PC-Mem-").is_some()
+                        || memory_gb(name, "PC-Usage-").is_some()
+                    {
+                        return Err(bad_line(
+                            line,
+                            format_args!(
+                                "provisioned concurrency key {name:?} does not say which charge it \
+                                 is (public sources read Mem and Usage both ways): write \
+                                 PC-Provisioned-<N>GB for the charge per second provisioned or \
+                                 PC-Inference-<N>GB for inference duration"
+                            ),
+                        ));
                     } else {
                         return Err(bad_line(
                             line,
                             format_args!(
-                                "provisioned concurrency key {name:?} is neither PC-Mem-<N>GB nor PC-Usage-<N>GB"
+                                "provisioned concurrency key {name:?} is neither \
+                                 PC-Provisioned-<N>GB nor PC-Inference-<N>GB"
                             ),
                         ));
                     }
@@ -404,19 +426,21 @@ mod tests {
         let region = || "us-east-1".to_owned();
         assert_eq!(get(PriceKey::serverless("us-east-1", 3)), dec("0.00006")); // per second
         assert_eq!(get(PriceKey::serverless("us-east-1", 1)), dec("0.00002"));
+        // PC-Provisioned-2GB: the standing charge, the lower of the two rates.
         assert_eq!(
             get(PriceKey::ProvisionedConcurrency {
                 region: region(),
                 memory_gb: 2
             }),
-            dec("0.0000233")
+            dec("0.00001")
         );
+        // PC-Inference-2GB: inference duration, the higher one.
         assert_eq!(
             get(PriceKey::ProvisionedConcurrencyUsage {
                 region: region(),
                 memory_gb: 2
             }),
-            dec("0.00001")
+            dec("0.0000233")
         );
         assert_eq!(get(PriceKey::DataIn { region: region() }), dec("0.016")); // per GB
         assert_eq!(
@@ -555,7 +579,15 @@ mod tests {
             ),
             (
                 "us-east-1\tserverless_pc\tPC-Foo-2GB\tsecond\t0.1\tsrc\t2026-05-20\n",
-                "line 3: provisioned concurrency key",
+                "line 3: provisioned concurrency key \"PC-Foo-2GB\" is neither",
+            ),
+            (
+                "us-east-1\tserverless_pc\tPC-Mem-2GB\tsecond\t0.1\tsrc\t2026-05-20\n",
+                "line 3: provisioned concurrency key \"PC-Mem-2GB\" does not say which charge it is",
+            ),
+            (
+                "us-east-1\tserverless_pc\tPC-Usage-2GB\tsecond\t0.1\tsrc\t2026-05-20\n",
+                "does not say which charge it is",
             ),
             (
                 "us-east-1\tquantum\t-\tHrs\t0.1\tsrc\t2026-05-20\n",
@@ -621,6 +653,26 @@ mod tests {
             rate.provenance.effective_date.as_deref(),
             Some("2026-05-08")
         );
+    }
+
+    #[test]
+    fn provisioned_concurrency_rows_say_which_charge_they_are() {
+        let tsv = format!(
+            "{HEADER}us-east-1\tserverless_pc\tPC-Provisioned-4GB\tsecond\t0.00002\ta\t2026-05-08\n\
+             us-east-1\tserverless_pc\tPC-Inference-4GB\tsecond\t0.0000466\tb\t2026-05-08\n"
+        );
+        let s = Snapshot::from_tsv(&tsv).unwrap();
+        let region = || "us-east-1".to_owned();
+        let standing = PriceKey::ProvisionedConcurrency {
+            region: region(),
+            memory_gb: 4,
+        };
+        let inference = PriceKey::ProvisionedConcurrencyUsage {
+            region: region(),
+            memory_gb: 4,
+        };
+        assert_eq!(s.get(&standing).unwrap().usd_per_unit, dec("0.00002"));
+        assert_eq!(s.get(&inference).unwrap().usd_per_unit, dec("0.0000466"));
     }
 
     #[tokio::test]

@@ -34,8 +34,9 @@
 //!
 //! [`docs`] builds realistic SageMaker product documents (shape as in
 //! `price-document-shape.md`): hosting, async, training, notebook, upfront fee, serverless
-//! (with or without its free first tier), provisioned concurrency, data in/out, and
-//! `docs::custom` / `docs::custom_described` for anything else.
+//! (with or without its free first tier), both provisioned-concurrency charges under
+//! either usagetype name, data in/out, and `docs::custom` / `docs::custom_described` for
+//! anything else.
 #![allow(dead_code)]
 
 use axum::Router;
@@ -651,33 +652,83 @@ pub mod docs {
         )
     }
 
-    fn pc_product(region: &str, detail: &str, group: &str, usd: &str) -> Value {
-        let usagetype = format!("{}-{detail}", usage_prefix(region));
-        custom(
+    /// Which usagetype name a provisioned-concurrency product carries:
+    /// `<PFX>-ProvisionedConcurrency:Mem-<N>GB` or `…:Usage-<N>GB`. Public tools disagree
+    /// which name is which charge; the documents built here say the charge in their
+    /// `group` and description whatever name they carry.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum PcName {
+        Mem,
+        Usage,
+    }
+
+    fn provisioned_concurrency(
+        region: &str,
+        memory_gb: u32,
+        name: PcName,
+        group: &str,
+        description: &str,
+        usd: &str,
+    ) -> Value {
+        let detail = match name {
+            PcName::Mem => "Mem",
+            PcName::Usage => "Usage",
+        };
+        let usagetype = format!(
+            "{}-ProvisionedConcurrency:{detail}-{memory_gb}GB",
+            usage_prefix(region)
+        );
+        custom_described(
             region,
             "ML Serverless",
             &usagetype,
             json!({ "operation": "RunInstance", "group": group }),
-            &[("Second", "0", "Inf", usd)],
+            &[("Second", "0", "Inf", usd, description)],
         )
     }
 
-    /// Provisioned concurrency: usagetype `<PFX>-ProvisionedConcurrency:Mem-<N>GB`.
-    pub fn provisioned_concurrency(region: &str, memory_gb: u32, usd: &str) -> Value {
-        pc_product(
+    /// The provisioned-concurrency standing charge, per second provisioned: group
+    /// `ServerlessProvisionedConcurrency-Usage`, "per second of Provisioned Concurrency".
+    pub fn provisioned_concurrency_standing(
+        region: &str,
+        memory_gb: u32,
+        name: PcName,
+        usd: &str,
+    ) -> Value {
+        let description = format!(
+            "${usd} per second of Provisioned Concurrency for Serverless Inference \
+             {memory_gb}GB in {}",
+            location(region)
+        );
+        provisioned_concurrency(
             region,
-            &format!("ProvisionedConcurrency:Mem-{memory_gb}GB"),
-            "ServerlessProvisionedConcurrency-Duration",
+            memory_gb,
+            name,
+            "ServerlessProvisionedConcurrency-Usage",
+            &description,
             usd,
         )
     }
 
-    /// Inference served by provisioned concurrency: `<PFX>-ProvisionedConcurrency:Usage-<N>GB`.
-    pub fn provisioned_concurrency_usage(region: &str, memory_gb: u32, usd: &str) -> Value {
-        pc_product(
+    /// Inference duration of calls served by provisioned concurrency: group
+    /// `ServerlessProvisionedConcurrency-Duration`, "per second of inference duration".
+    pub fn provisioned_concurrency_inference(
+        region: &str,
+        memory_gb: u32,
+        name: PcName,
+        usd: &str,
+    ) -> Value {
+        let description = format!(
+            "${usd} per second of inference duration with Provisioned Concurrency for \
+             Serverless Inference {memory_gb}GB in {}",
+            location(region)
+        );
+        provisioned_concurrency(
             region,
-            &format!("ProvisionedConcurrency:Usage-{memory_gb}GB"),
-            "ServerlessProvisionedConcurrency-Usage",
+            memory_gb,
+            name,
+            "ServerlessProvisionedConcurrency-Duration",
+            &description,
             usd,
         )
     }
