@@ -306,6 +306,29 @@ async fn provisioned_concurrency_charges_follow_group_and_description_under_eith
 }
 
 #[tokio::test]
+async fn hosting_storage_is_priced_per_gb_month_from_the_storage_family() {
+    let server = FakePriceList::start().await;
+    let hosting = docs::hosting_storage("us-east-1", "0.1400000000");
+    let hosting_sku = docs::sku_of(&hosting);
+    server.add_documents([
+        docs::notebook_storage("us-east-1", "0.1500000000"),
+        hosting,
+        docs::hosting_storage("eu-west-1", "0.1540000000"),
+    ]);
+    let live = LivePrices::from_sdk_config(&server.sdk_config("us-east-1"));
+
+    let rate = live.price(&PriceKey::storage("us-east-1")).await.unwrap();
+
+    // The hosting volume's "0.1400000000" per GB-Mo, not the notebook's 0.15.
+    assert_eq!(rate.usd_per_unit, usd("0.14"));
+    assert_eq!(rate.unit, sagemeter::pricing::PriceUnit::GigabyteMonth);
+    assert_eq!(rate.provenance.sku.as_deref(), Some(hosting_sku.as_str()));
+    let request = &server.requests()[0];
+    assert_eq!(request.filter("productFamily"), Some("Storage"));
+    assert_eq!(request.filter("regionCode"), Some("us-east-1"));
+}
+
+#[tokio::test]
 async fn unknown_instance_type_is_not_found() {
     let server = FakePriceList::start().await;
     server.add_documents(m5_xlarge_documents());

@@ -373,7 +373,7 @@ enum Fit {
     /// component, when present, agrees.
     ExactUsageType,
     /// The product's own words say what it prices: its `group` or description
-    /// (provisioned concurrency).
+    /// (provisioned concurrency), or its `volumeType` (storage).
     Described,
     /// Recognised by `component` and `instanceName`; the usagetype is absent or differs
     /// in detail.
@@ -455,6 +455,7 @@ fn fit(key: &PriceKey, doc: &PriceDocument) -> Verdict {
             .filter(|u| u.is("Hst", "Data-Bytes-Out"))
             .map(|_| Fit::ExactUsageType)
             .into(),
+        PriceKey::Storage { .. } => storage_fit(doc, usage),
     }
 }
 
@@ -700,18 +701,46 @@ fn provisioned_concurrency_fit(
     }
 }
 
+/// Hosting ML storage: productFamily `Storage` (when present), and volumeType
+/// `General Purpose-Hosting` or usagetype `…Host:VolumeUsage.gp2` (Notebook, Processing,
+/// Training and Studio volumes say otherwise and are skipped).
+fn storage_fit(doc: &PriceDocument, usage: Option<UsageType<'_>>) -> Verdict {
+    if let Some(family) = &doc.product_family
+        && !family.eq_ignore_ascii_case("Storage")
+    {
+        return Verdict::Other;
+    }
+    let volume = doc.attribute("volumeType");
+    let volume_says = volume.map(|v| v.eq_ignore_ascii_case("General Purpose-Hosting"));
+    let usage_says = usage.map(|u| u.is("Host", "VolumeUsage.gp2"));
+    match (volume_says, usage_says) {
+        (Some(true), Some(false)) | (Some(false), Some(true)) => Verdict::Contradicts(format!(
+            "SKU {}: its volumeType {:?} and its usagetype {:?} disagree on whether it is \
+             hosting ML storage",
+            doc.sku,
+            volume.unwrap_or_default(),
+            doc.attribute("usagetype").unwrap_or_default()
+        )),
+        (_, Some(true)) => Fit::ExactUsageType.into_verdict(),
+        (Some(true), None) => Fit::Described.into_verdict(),
+        _ => Verdict::Other,
+    }
+}
+
 /// Does a Price List `unit` string measure what `want` measures?
 ///
 /// Liberal in spelling, explicit in meaning: `Hrs`/`Hr`/`Hour(s)` for instance-hours;
 /// `second(s)`/`sec(s)`/`s` for serverless (the Price List spelling is not documented;
 /// compound units such as `GB-Second` are *not* accepted, since the serverless usagetype
-/// already names the memory size); `GB`/`Gigabyte(s)` for data (not `GB-Mo`, storage).
+/// already names the memory size); `GB`/`Gigabyte(s)` for data (not `GB-Mo`, storage);
+/// `GB-Mo`/`GB-Month(s)` for storage.
 fn unit_matches(want: PriceUnit, unit: &str) -> bool {
     let unit = unit.trim();
     let accepted: &[&str] = match want {
         PriceUnit::Hour => &["Hrs", "Hr", "Hour", "Hours"],
         PriceUnit::Second => &["second", "seconds", "sec", "secs", "s"],
         PriceUnit::Gigabyte => &["GB", "Gigabyte", "Gigabytes"],
+        PriceUnit::GigabyteMonth => &["GB-Mo", "GB-Month", "GB-Months", "GB-Mos"],
     };
     accepted.iter().any(|a| a.eq_ignore_ascii_case(unit))
 }
@@ -721,6 +750,7 @@ fn price_list_unit(want: PriceUnit) -> &'static str {
         PriceUnit::Hour => "Hrs",
         PriceUnit::Second => "second",
         PriceUnit::Gigabyte => "GB",
+        PriceUnit::GigabyteMonth => "GB-Mo",
     }
 }
 
@@ -804,7 +834,9 @@ fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> Te
 ///    anything else (Training, Notebook, Studio, Cluster, `TrainingPlanUpfrontFee`, ...)
 ///    is skipped, and so is one that names neither. Serverless keys need productFamily
 ///    `ML Serverless` (when present) and usagetype `…ServerlessInf:Mem-<N>GB`; data keys
-///    need `…Hst:Data-Bytes-In` / `-Out`. A `regionCode` other than the key's is skipped.
+///    need `…Hst:Data-Bytes-In` / `-Out`; storage needs productFamily `Storage` (when
+///    present) and volumeType `General Purpose-Hosting` or usagetype
+///    `…Host:VolumeUsage.gp2`. A `regionCode` other than the key's is skipped.
 ///
 ///    Provisioned concurrency (usagetype `…ProvisionedConcurrency:Mem-<N>GB` or
 ///    `…:Usage-<N>GB`) has two charges, and public tools disagree on which name is
@@ -819,7 +851,7 @@ fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> Te
 ///    neither says anything does the usagetype name decide (`Usage-<N>GB` standing,
 ///    `Mem-<N>GB` inference duration). [`Selection::reason`] says which evidence decided.
 /// 2. **Unit**: the dimension's unit must measure the key's unit (see [`PriceKey::unit`]):
-///    `Hrs`, a second, or `GB`. `Quantity` (upfront fees) and `GB-Mo` never match.
+///    `Hrs`, a second, `GB`, or `GB-Mo`. `Quantity` (upfront fees) never matches.
 /// 3. **Currency**: the dimension must carry a USD price.
 /// 4. **Tier**: per-call metering cannot know the account's cumulative usage this month,
 ///    so, per product, among the dimensions left ordered by `beginRange`:
@@ -1873,6 +1905,135 @@ mod tests {
         );
     }
 
+    /// An ML storage product in us-east-1 (productFamily `Storage`, unit `GB-Mo`).
+    fn storage_doc(sku: &str, attrs: Value, unit: &str, usd: &str) -> PriceDocument {
+        let mut attributes = json!({
+            "servicecode": "AmazonSageMaker", "regionCode": "us-east-1",
+            "location": "US East (N. Virginia)", "locationType": "AWS Region",
+        });
+        for (name, value) in attrs.as_object().unwrap() {
+            attributes[name] = value.clone();
+        }
+        parse_price_document(&doc_json(
+            sku,
+            "Storage",
+            attributes,
+            &[(unit, "0", "Inf", Some(usd))],
+        ))
+        .unwrap()
+    }
+
+    /// What productFamily `Storage` holds in us-east-1: one volume product per use.
+    fn storage_products() -> Vec<PriceDocument> {
+        vec![
+            storage_doc(
+                "NOTEBOOKVOL",
+                json!({"volumeType": "General Purpose-Notebook", "usagetype": "USE1-Notebk:VolumeUsage.gp2"}),
+                "GB-Mo",
+                "0.1400000000",
+            ),
+            storage_doc(
+                "HOSTVOL",
+                json!({"volumeType": "General Purpose-Hosting", "usagetype": "USE1-Host:VolumeUsage.gp2",
+                       "platoclassificationtype": "Host:VolumeUsage", "operation": "CreateVolume-Gp2"}),
+                "GB-Mo",
+                "0.1400000000",
+            ),
+            storage_doc(
+                "PROCVOL",
+                json!({"volumeType": "General Purpose-Processing", "usagetype": "USE1-Processing:VolumeUsage.gp2"}),
+                "GB-Mo",
+                "0.1400000000",
+            ),
+            storage_doc(
+                "STUDIOVOL",
+                json!({"usagetype": "USE1-Studio:VolumeUsage.gp3"}),
+                "GB-Mo",
+                "0.1120000000",
+            ),
+        ]
+    }
+
+    #[test]
+    fn storage_key_picks_the_hosting_volume_per_gb_month() {
+        let chosen = select_rate(&PriceKey::storage("us-east-1"), &storage_products()).unwrap();
+        // "0.1400000000" per GB-Mo, from the General Purpose-Hosting product only.
+        assert_eq!(
+            (chosen.sku.as_str(), chosen.usd_per_unit),
+            ("HOSTVOL", dec("0.14"))
+        );
+        assert_eq!(chosen.reason, None, "only one product is hosting storage");
+        assert_eq!(
+            PriceKey::storage("us-east-1").unit(),
+            PriceUnit::GigabyteMonth
+        );
+    }
+
+    #[test]
+    fn storage_is_recognised_by_volume_type_or_usagetype_alone() {
+        let key = PriceKey::storage("us-east-1");
+        let by_volume = storage_doc(
+            "V",
+            json!({"volumeType": "General Purpose-Hosting"}),
+            "GB-Mo",
+            "0.14",
+        );
+        let by_usage = storage_doc(
+            "U",
+            json!({"usagetype": "Host:VolumeUsage.gp2"}),
+            "GB-Mo",
+            "0.14",
+        );
+        let neither = storage_doc("N", json!({}), "GB-Mo", "0.14");
+        assert_eq!(select_rate(&key, &[by_volume]).unwrap().sku, "V");
+        assert_eq!(select_rate(&key, &[by_usage]).unwrap().sku, "U");
+        assert_eq!(
+            select_rate(&key, &[neither]),
+            Err(PriceError::NotFound { key })
+        );
+    }
+
+    #[test]
+    fn storage_whose_volume_type_and_usagetype_disagree_is_not_guessed() {
+        let key = PriceKey::storage("us-east-1");
+        let doc = storage_doc(
+            "ODD",
+            json!({"volumeType": "General Purpose-Hosting", "usagetype": "USE1-Notebk:VolumeUsage.gp2"}),
+            "GB-Mo",
+            "0.14",
+        );
+        let err = select_rate(&key, &[doc]).unwrap_err();
+        assert!(err.to_string().contains("SKU ODD: its volumeType"), "{err}");
+    }
+
+    #[test]
+    fn storage_priced_per_gb_instead_of_gb_month_is_not_used() {
+        let key = PriceKey::storage("us-east-1");
+        let doc = storage_doc(
+            "PERGB",
+            json!({"volumeType": "General Purpose-Hosting"}),
+            "GB",
+            "0.14",
+        );
+        let err = select_rate(&key, &[doc]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("none priced per GB-Mo (units seen: GB)"),
+            "{err}"
+        );
+        // And a data key never takes a GB-Mo price.
+        let vol = storage_doc(
+            "VOL",
+            json!({"usagetype": "USE1-Hst:Data-Bytes-In"}),
+            "GB-Mo",
+            "0.14",
+        );
+        let data = PriceKey::DataIn {
+            region: "us-east-1".into(),
+        };
+        assert!(select_rate(&data, &[vol]).is_err());
+    }
+
     #[test]
     fn serverless_fine_tuning_and_other_families_are_skipped() {
         let fine_tune = parse_price_document(&doc_json(
@@ -2030,7 +2191,7 @@ mod tests {
                 "product", "sku", "productFamily", "attributes", "serviceCode", "terms", "OnDemand",
                 "priceDimensions", "unit", "pricePerUnit", "USD", "beginRange", "endRange",
                 "rateCode", "effectiveDate", "offerTermCode", "description", "component",
-                "usagetype", "instanceName", "regionCode", "group",
+                "usagetype", "instanceName", "regionCode", "group", "volumeType",
             ])
             .prop_map(str::to_owned),
             1 => ".{0,8}",
@@ -2045,6 +2206,7 @@ mod tests {
             Just("USE1-Host:ml.m5.xlarge".to_owned()),
             Just("USE1-ProvisionedConcurrency:Mem-2GB".to_owned()),
             Just("ServerlessProvisionedConcurrency-Duration".to_owned()),
+            Just("General Purpose-Hosting".to_owned()),
             Just("0".to_owned()),
             "-?[0-9]{0,30}(\\.[0-9]{0,30})?([eE][-+]?[0-9]{0,6})?",
             ".{0,12}",
@@ -2084,6 +2246,7 @@ mod tests {
                 region: "us-east-1".into(),
                 memory_gb: 2
             }),
+            Just(PriceKey::storage("us-east-1")),
         ]
     }
 

@@ -138,6 +138,13 @@ pub enum PriceKey {
         /// AWS region code.
         region: String,
     },
+    /// ML storage volume attached to a hosting instance, per GB-month (productFamily
+    /// `Storage`, volumeType `General Purpose-Hosting`, usagetype `…Host:VolumeUsage.gp2`,
+    /// Price List unit `GB-Mo`).
+    Storage {
+        /// AWS region code.
+        region: String,
+    },
 }
 
 impl PriceKey {
@@ -157,6 +164,13 @@ impl PriceKey {
         }
     }
 
+    /// Hosting ML storage key (per GB-month of volume).
+    pub fn storage(region: impl Into<String>) -> Self {
+        PriceKey::Storage {
+            region: region.into(),
+        }
+    }
+
     /// The region this key prices in.
     pub fn region(&self) -> &str {
         match self {
@@ -166,7 +180,8 @@ impl PriceKey {
             | PriceKey::ProvisionedConcurrency { region, .. }
             | PriceKey::ProvisionedConcurrencyUsage { region, .. }
             | PriceKey::DataIn { region }
-            | PriceKey::DataOut { region } => region,
+            | PriceKey::DataOut { region }
+            | PriceKey::Storage { region } => region,
         }
     }
 
@@ -178,6 +193,7 @@ impl PriceKey {
             | PriceKey::ProvisionedConcurrency { .. }
             | PriceKey::ProvisionedConcurrencyUsage { .. } => PriceUnit::Second,
             PriceKey::DataIn { .. } | PriceKey::DataOut { .. } => PriceUnit::Gigabyte,
+            PriceKey::Storage { .. } => PriceUnit::GigabyteMonth,
         }
     }
 }
@@ -207,6 +223,7 @@ impl fmt::Display for PriceKey {
             }
             PriceKey::DataIn { region } => write!(f, "data processed in, {region}"),
             PriceKey::DataOut { region } => write!(f, "data processed out, {region}"),
+            PriceKey::Storage { region } => write!(f, "hosting ML storage in {region}"),
         }
     }
 }
@@ -222,6 +239,8 @@ pub enum PriceUnit {
     Second,
     /// Per gigabyte (2^30 bytes) of data processed (Price List unit `GB`).
     Gigabyte,
+    /// Per gigabyte of storage kept for a month (Price List unit `GB-Mo`).
+    GigabyteMonth,
 }
 
 impl fmt::Display for PriceUnit {
@@ -230,6 +249,7 @@ impl fmt::Display for PriceUnit {
             PriceUnit::Hour => "hour",
             PriceUnit::Second => "second",
             PriceUnit::Gigabyte => "GB",
+            PriceUnit::GigabyteMonth => "GB-month",
         })
     }
 }
@@ -415,6 +435,31 @@ impl<T: PriceSource + ?Sized> PriceSource for Arc<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_key_reads_writes_and_prints_as_hosting_ml_storage_per_gb_month() {
+        let key = PriceKey::storage("us-east-1");
+        assert_eq!(
+            key,
+            PriceKey::Storage {
+                region: "us-east-1".into()
+            }
+        );
+        assert_eq!(key.region(), "us-east-1");
+        assert_eq!(key.unit(), PriceUnit::GigabyteMonth);
+        assert_eq!(key.to_string(), "hosting ML storage in us-east-1");
+        assert_eq!(PriceUnit::GigabyteMonth.to_string(), "GB-month");
+        let json = serde_json::to_value(&key).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "storage", "region": "us-east-1"})
+        );
+        assert_eq!(serde_json::from_value::<PriceKey>(json).unwrap(), key);
+        assert_eq!(
+            serde_json::to_value(PriceUnit::GigabyteMonth).unwrap(),
+            "gigabyte_month"
+        );
+    }
 
     #[test]
     fn zero_only_error_says_it_is_not_a_zero_price() {

@@ -20,10 +20,10 @@ static BUNDLED: LazyLock<Snapshot> = LazyLock::new(|| {
 /// `serverless_pc` `PC-Provisioned-<N>GB` → [`PriceKey::ProvisionedConcurrency`] (the
 /// standing charge per second provisioned) and `PC-Inference-<N>GB` →
 /// [`PriceKey::ProvisionedConcurrencyUsage`] (inference duration), `data_in` /
-/// `data_out` → [`PriceKey::DataIn`] / [`PriceKey::DataOut`]. `batch` and `storage` rows
-/// are read and checked but kept out: no key prices them. The usagetype names
-/// `PC-Mem-<N>GB` / `PC-Usage-<N>GB` are refused: public sources disagree on which
-/// charge each is, so a row must say which it means.
+/// `data_out` → [`PriceKey::DataIn`] / [`PriceKey::DataOut`], `storage` `gp2` →
+/// [`PriceKey::Storage`]. `batch` rows are read and checked but kept out: no key prices
+/// them. The usagetype names `PC-Mem-<N>GB` / `PC-Usage-<N>GB` are refused: public
+/// sources disagree on which charge each is, so a row must say which it means.
 ///
 /// When several rows give a price for one key, the newest `as_of` wins (prices change;
 /// the newest observation is the best guess of today's price). Between rows of the same
@@ -221,14 +221,20 @@ impl Snapshot {
                 "data_out" => PriceKey::DataOut {
                     region: region.to_owned(),
                 },
+                "storage" => {
+                    if name != "gp2" {
+                        return Err(bad_line(
+                            line,
+                            format_args!(
+                                "storage key {name:?} is not gp2 (the hosting ML storage volume)"
+                            ),
+                        ));
+                    }
+                    PriceKey::storage(region)
+                }
                 // Known, checked below, but no key prices them.
-                "batch" | "storage" => {
-                    check_unit(
-                        line,
-                        kind,
-                        unit,
-                        if kind == "batch" { "Hrs" } else { "GB-Mo" },
-                    )?;
+                "batch" => {
+                    check_unit(line, kind, unit, "Hrs")?;
                     parse_usd(line, usd)?;
                     parse_as_of(line, as_of)?;
                     continue;
@@ -241,6 +247,7 @@ impl Snapshot {
                 PriceUnit::Hour => "Hrs",
                 PriceUnit::Second => "second",
                 PriceUnit::Gigabyte => "GB",
+                PriceUnit::GigabyteMonth => "GB-Mo",
             };
             check_unit(line, kind, unit, expected_unit)?;
             let row = Row {
@@ -442,6 +449,13 @@ mod tests {
             }),
             dec("0.0000233")
         );
+        // Storage gp2 rows, per GB-month.
+        assert_eq!(get(PriceKey::storage("us-east-1")), dec("0.14"));
+        assert_eq!(get(PriceKey::storage("eu-west-1")), dec("0.154"));
+        assert_eq!(
+            s.get(&PriceKey::storage("us-east-1")).unwrap().unit,
+            PriceUnit::GigabyteMonth
+        );
         assert_eq!(get(PriceKey::DataIn { region: region() }), dec("0.016")); // per GB
         assert_eq!(
             get(PriceKey::DataOut {
@@ -475,16 +489,16 @@ mod tests {
     }
 
     #[test]
-    fn bundled_snapshot_keeps_batch_and_storage_out() {
+    fn bundled_snapshot_keeps_batch_out() {
         let s = Snapshot::bundled();
-        // Every data row but the batch and storage ones (read, checked, not keyed) is a key.
+        // Every data row but the batch ones (read, checked, not keyed) is a key.
         let data_rows = BUNDLED_TSV
             .lines()
             .filter(|l| !l.starts_with('#') && !l.starts_with("region\t") && !l.trim().is_empty())
             .count();
         let skipped = BUNDLED_TSV
             .lines()
-            .filter(|l| l.contains("\tbatch\t") || l.contains("\tstorage\t"))
+            .filter(|l| l.contains("\tbatch\t"))
             .count();
         assert_eq!(
             s.len(),
@@ -588,6 +602,10 @@ mod tests {
             (
                 "us-east-1\tserverless_pc\tPC-Usage-2GB\tsecond\t0.1\tsrc\t2026-05-20\n",
                 "does not say which charge it is",
+            ),
+            (
+                "us-east-1\tstorage\tgp3\tGB-Mo\t0.1\tsrc\t2026-05-20\n",
+                "line 3: storage key \"gp3\" is not gp2",
             ),
             (
                 "us-east-1\tquantum\t-\tHrs\t0.1\tsrc\t2026-05-20\n",

@@ -35,8 +35,8 @@
 //! [`docs`] builds realistic SageMaker product documents (shape as in
 //! `price-document-shape.md`): hosting, async, training, notebook, upfront fee, serverless
 //! (with or without its free first tier), both provisioned-concurrency charges under
-//! either usagetype name, data in/out, and `docs::custom` / `docs::custom_described` for
-//! anything else.
+//! either usagetype name, data in/out, hosting and notebook storage, and `docs::custom` /
+//! `docs::custom_described` for anything else.
 #![allow(dead_code)]
 
 use axum::Router;
@@ -731,6 +731,39 @@ pub mod docs {
             &description,
             usd,
         )
+    }
+
+    fn storage(region: &str, use_: &str, kind: &str, label: &str, usd: &str) -> Value {
+        let usagetype = format!("{}-{kind}:VolumeUsage.gp2", usage_prefix(region));
+        custom_described(
+            region,
+            "Storage",
+            &usagetype,
+            json!({
+                "volumeType": format!("General Purpose-{use_}"),
+                "platoclassificationtype": format!("{kind}:VolumeUsage"),
+                "operation": "CreateVolume-Gp2",
+            }),
+            &[(
+                "GB-Mo",
+                "0",
+                "Inf",
+                usd,
+                &format!("${usd} per GB-Mo of {label} ML storage"),
+            )],
+        )
+    }
+
+    /// Hosting ML storage: productFamily `Storage`, volumeType `General Purpose-Hosting`,
+    /// usagetype `<PFX>-Host:VolumeUsage.gp2`, per `GB-Mo`.
+    pub fn hosting_storage(region: &str, usd: &str) -> Value {
+        storage(region, "Hosting", "Host", "Endpoint", usd)
+    }
+
+    /// Notebook instance ML storage: volumeType `General Purpose-Notebook`, usagetype
+    /// `<PFX>-Notebk:VolumeUsage.gp2`.
+    pub fn notebook_storage(region: &str, usd: &str) -> Value {
+        storage(region, "Notebook", "Notebk", "Notebook Instance", usd)
     }
 
     fn data(region: &str, direction: &str, group: &str, usd: &str) -> Value {
