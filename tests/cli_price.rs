@@ -185,8 +185,34 @@ fn serverless(sku: &str, region: &str, prefix: &str, memory_gb: u32, usd: &str) 
     )
 }
 
+/// Serverless compute as AWS tiers it: `0`..`free_seconds` at $0 (the monthly free
+/// allowance), then `usd` per second.
+fn serverless_with_free_tier(
+    sku: &str,
+    region: &str,
+    prefix: &str,
+    memory_gb: u32,
+    free_seconds: &str,
+    usd: &str,
+) -> Value {
+    let mut doc = serverless(sku, region, prefix, memory_gb, usd);
+    let term = format!("{sku}.JRTCKXETXF");
+    let dims = &mut doc["terms"]["OnDemand"][&term]["priceDimensions"];
+    // The one dimension `product` made becomes the paid tier from `free_seconds` ...
+    dims[format!("{term}.6YS6EN2CT7")]["beginRange"] = json!(free_seconds);
+    // ... after a $0 first tier.
+    let free = format!("{term}.8EEUB22XNJ");
+    dims[&free] = json!({
+        "unit": "Second", "beginRange": "0", "endRange": free_seconds, "appliesTo": [],
+        "description": "$0.00 per Second", "rateCode": free,
+        "pricePerUnit": {"USD": "0.0000000000"},
+    });
+    doc
+}
+
 /// Prices deliberately different from the bundled snapshot (ml.m5.xlarge $0.23/h,
-/// 3 GB $0.00006/s), so that a live answer cannot be mistaken for the snapshot.
+/// 2 GB $0.00004/s, 3 GB $0.00006/s), so that a live answer cannot be mistaken for the
+/// snapshot.
 fn documents() -> Vec<Value> {
     vec![
         hosting(
@@ -212,6 +238,14 @@ fn documents() -> Vec<Value> {
         ),
         serverless("SRVLESS3GBUSE1AA", "us-east-1", "USE1", 3, "0.0000700000"),
         serverless("SRVLESS4GBUSE1AA", "us-east-1", "USE1", 4, "0.0000900000"),
+        serverless_with_free_tier(
+            "SRVLESS2GBUSE1AA",
+            "us-east-1",
+            "USE1",
+            2,
+            "150000",
+            "0.0000450000",
+        ),
     ]
 }
 
@@ -303,6 +337,21 @@ async fn a_serverless_memory_size_is_priced_per_second_at_its_gigabytes() {
     assert_eq!(price["sku"], "SRVLESS3GBUSE1AA");
     assert_eq!(price["key"]["kind"], "serverless");
     assert_eq!(price["key"]["memory_gb"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serverless_free_tier_is_not_taken_for_the_price() {
+    let server = FakePriceList::start(documents()).await;
+    // 2048 MB = 2 GB: $0 for the first 150000 s, then $0.000045 a second.
+    let price = json_of(sagemeter(&server.url).args(["price", "serverless:2048", "--json"]));
+
+    assert_eq!(price["source"], "live", "{price}");
+    assert_eq!(dec(&price["usd_per_unit"]), "0.000045".parse().unwrap());
+    assert_eq!(price["sku"], "SRVLESS2GBUSE1AA");
+    assert_eq!(
+        price["note"],
+        "free tier of 150000 second(s) per month not applied"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@ mod fake_pricelist;
 
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
+use fake_pricelist::docs::PcName;
 use fake_pricelist::{FakePriceList, Fault, docs, refused_url, sdk_config_for};
 use sagemeter::Decimal;
 use sagemeter::pricing::{
@@ -150,8 +151,8 @@ async fn serverless_and_data_keys_are_filtered_and_selected() {
         docs::serverless("us-east-1", gb, &format!("0.{:010}", 200_000 * gb))
     }));
     server.add_documents([
-        docs::provisioned_concurrency("us-east-1", 2, "0.0000233000"),
-        docs::provisioned_concurrency_usage("us-east-1", 2, "0.0000100000"),
+        docs::provisioned_concurrency_standing("us-east-1", 2, PcName::Usage, "0.0000100000"),
+        docs::provisioned_concurrency_inference("us-east-1", 2, PcName::Mem, "0.0000233000"),
         docs::data_in("us-east-1", "0.0160000000"),
         docs::data_out("us-east-1", "0.0160000000"),
     ]);
@@ -166,10 +167,8 @@ async fn serverless_and_data_keys_are_filtered_and_selected() {
         region: "us-east-1".into(),
         memory_gb: 2,
     };
-    assert_eq!(
-        live.price(&pc).await.unwrap().usd_per_unit,
-        usd("0.0000233")
-    );
+    // The standing charge: the product whose group and description say "provisioned".
+    assert_eq!(live.price(&pc).await.unwrap().usd_per_unit, usd("0.00001"));
     let data_out = live
         .price(&PriceKey::DataOut {
             region: "us-east-1".into(),
@@ -182,6 +181,151 @@ async fn serverless_and_data_keys_are_filtered_and_selected() {
     assert_eq!(requests[0].filter("productFamily"), Some("ML Serverless"));
     assert_eq!(requests[2].filter("operation"), Some("Invoke-Endpoint"));
     assert_eq!(requests[2].filter("regionCode"), Some("us-east-1"));
+}
+
+#[tokio::test]
+async fn serverless_free_tier_document_is_priced_at_its_paid_tier() {
+    let server = FakePriceList::start().await;
+    // 2 GB: the first 150000 s a month at $0, then $0.00004 a second.
+    server.add_documents([docs::serverless_with_free_tier(
+        "us-east-1",
+        2,
+        "150000",
+        "0.0000400000",
+    )]);
+    let live = LivePrices::from_sdk_config(&server.sdk_config("us-east-1"));
+
+    let rate = live
+        .price(&PriceKey::serverless("us-east-1", 2))
+        .await
+        .unwrap();
+
+    assert_eq!(rate.provenance.source, PriceOrigin::Live);
+    assert_eq!(rate.usd_per_unit, usd("0.00004"), "not the $0 allowance");
+    assert_eq!(
+        rate.provenance.note.as_deref(),
+        Some("free tier of 150000 second(s) per month not applied")
+    );
+}
+
+#[tokio::test]
+async fn serverless_document_with_only_a_free_tier_is_never_a_zero_price() {
+    let server = FakePriceList::start().await;
+    // Only the $0 allowance row, for 2 GB (the snapshot has 2 GB) and 5 GB (it has not).
+    for gb in [2, 5] {
+        server.add_documents([docs::custom(
+            "us-east-1",
+            "ML Serverless",
+            &format!("USE1-ServerlessInf:Mem-{gb}GB"),
+            serde_json::json!({"operation": "RunInstance"}),
+            &[("Second", "0", "150000", "0.0000000000")],
+        )]);
+    }
+    let prices = default_price_source(&server.sdk_config("us-east-1"));
+
+    // 2 GB: the snapshot's $0.00004, with the Price List's $0 named as the reason.
+    let two = prices
+        .price(&PriceKey::serverless("us-east-1", 2))
+        .await
+        .unwrap();
+    assert_eq!(two.provenance.source, PriceOrigin::Snapshot);
+    assert_eq!(two.usd_per_unit, usd("0.00004"));
+    let note = two.provenance.note.unwrap();
+    assert!(
+        note.starts_with(
+            "primary price source failed (the Price List lists only $0 for serverless 2 GB in \
+             us-east-1 (SKU "
+        ),
+        "{note}"
+    );
+    assert!(
+        note.contains("a free-tier or bookkeeping row with no paid tier); not priced at $0)"),
+        "{note}"
+    );
+
+    // 5 GB: nothing else to fall back on, so no price at all (an unpriced line), not $0.
+    let five = PriceKey::serverless("us-east-1", 5);
+    let err = prices.price(&five).await.unwrap_err();
+    assert!(
+        matches!(&err, PriceError::ZeroOnly { key, .. } if *key == five),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn provisioned_concurrency_charges_follow_group_and_description_under_either_naming() {
+    let standing = PriceKey::ProvisionedConcurrency {
+        region: "us-east-1".into(),
+        memory_gb: 2,
+    };
+    let inference = PriceKey::ProvisionedConcurrencyUsage {
+        region: "us-east-1".into(),
+        memory_gb: 2,
+    };
+    // (name of the standing charge's usagetype, name of the inference one)
+    for (standing_name, inference_name) in
+        [(PcName::Usage, PcName::Mem), (PcName::Mem, PcName::Usage)]
+    {
+        let server = FakePriceList::start().await;
+        let standing_doc =
+            docs::provisioned_concurrency_standing("us-east-1", 2, standing_name, "0.0000100000");
+        let inference_doc =
+            docs::provisioned_concurrency_inference("us-east-1", 2, inference_name, "0.0000233000");
+        let (standing_sku, inference_sku) =
+            (docs::sku_of(&standing_doc), docs::sku_of(&inference_doc));
+        server.add_documents([
+            standing_doc,
+            inference_doc,
+            docs::serverless("us-east-1", 2, "0.0000400000"),
+        ]);
+        let live = LivePrices::from_sdk_config(&server.sdk_config("us-east-1"));
+
+        let rate = live.price(&standing).await.unwrap();
+        assert_eq!(
+            (rate.usd_per_unit, rate.provenance.sku.as_deref()),
+            (usd("0.00001"), Some(standing_sku.as_str())),
+            "{standing_name:?} named standing"
+        );
+        let note = rate.provenance.note.unwrap();
+        assert!(
+            note.contains("per its group \"ServerlessProvisionedConcurrency-Usage\""),
+            "{note}"
+        );
+
+        let rate = live.price(&inference).await.unwrap();
+        assert_eq!(
+            (rate.usd_per_unit, rate.provenance.sku.as_deref()),
+            (usd("0.0000233"), Some(inference_sku.as_str())),
+            "{inference_name:?} named inference duration"
+        );
+        assert_eq!(
+            server.requests()[0].filter("productFamily"),
+            Some("ML Serverless")
+        );
+    }
+}
+
+#[tokio::test]
+async fn hosting_storage_is_priced_per_gb_month_from_the_storage_family() {
+    let server = FakePriceList::start().await;
+    let hosting = docs::hosting_storage("us-east-1", "0.1400000000");
+    let hosting_sku = docs::sku_of(&hosting);
+    server.add_documents([
+        docs::notebook_storage("us-east-1", "0.1500000000"),
+        hosting,
+        docs::hosting_storage("eu-west-1", "0.1540000000"),
+    ]);
+    let live = LivePrices::from_sdk_config(&server.sdk_config("us-east-1"));
+
+    let rate = live.price(&PriceKey::storage("us-east-1")).await.unwrap();
+
+    // The hosting volume's "0.1400000000" per GB-Mo, not the notebook's 0.15.
+    assert_eq!(rate.usd_per_unit, usd("0.14"));
+    assert_eq!(rate.unit, sagemeter::pricing::PriceUnit::GigabyteMonth);
+    assert_eq!(rate.provenance.sku.as_deref(), Some(hosting_sku.as_str()));
+    let request = &server.requests()[0];
+    assert_eq!(request.filter("productFamily"), Some("Storage"));
+    assert_eq!(request.filter("regionCode"), Some("us-east-1"));
 }
 
 #[tokio::test]

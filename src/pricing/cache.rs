@@ -267,6 +267,14 @@ impl CachedPrices {
                 PriceError::Malformed { reason } => PriceError::Malformed {
                     reason: format!("{reason}; fallback: {fallback_error}"),
                 },
+                // The primary's "only $0 listed" says more than a fallback's "not found".
+                PriceError::ZeroOnly { key, reason } => match fallback_error {
+                    PriceError::NotFound { .. } => error.clone(),
+                    other => PriceError::ZeroOnly {
+                        key: key.clone(),
+                        reason: format!("{reason} (fallback: {other})"),
+                    },
+                },
             }),
         }
     }

@@ -372,56 +372,90 @@ enum Fit {
     /// The usagetype says exactly what the key means (`…Host:ml.m5.xlarge`), and the
     /// component, when present, agrees.
     ExactUsageType,
+    /// The product's own words say what it prices: its `group` or description
+    /// (provisioned concurrency), or its `volumeType` (storage).
+    Described,
     /// Recognised by `component` and `instanceName`; the usagetype is absent or differs
     /// in detail.
     ComponentAndName,
+    /// Recognised by the usagetype name alone, where public readings of that name
+    /// disagree (provisioned concurrency with neither group nor description).
+    UsageTypeNameOnly,
 }
 
 impl Fit {
     fn describe(self) -> &'static str {
         match self {
             Fit::ExactUsageType => "exact usagetype match",
+            Fit::Described => "its group or description says what it prices",
             Fit::ComponentAndName => "component and instanceName match",
+            Fit::UsageTypeNameOnly => "usagetype name only",
+        }
+    }
+
+    fn into_verdict(self) -> Verdict {
+        Verdict::Fits {
+            fit: self,
+            why: None,
         }
     }
 }
 
-/// Does `doc` price what `key` means? `None` when it prices something else.
-fn fit(key: &PriceKey, doc: &PriceDocument) -> Option<Fit> {
+/// What [`fit`] concluded about one product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    /// It prices what the key means; `why` says which evidence decided, when that is
+    /// worth a note (provisioned concurrency).
+    Fits { fit: Fit, why: Option<String> },
+    /// It prices something else.
+    Other,
+    /// It might price what the key means, but its attributes contradict each other:
+    /// not guessed. The text says how.
+    Contradicts(String),
+}
+
+impl From<Option<Fit>> for Verdict {
+    fn from(fit: Option<Fit>) -> Self {
+        fit.map_or(Verdict::Other, Fit::into_verdict)
+    }
+}
+
+/// Does `doc` price what `key` means?
+fn fit(key: &PriceKey, doc: &PriceDocument) -> Verdict {
     if let Some(region) = doc.attribute("regionCode")
         && !region.eq_ignore_ascii_case(key.region())
     {
-        return None;
+        return Verdict::Other;
     }
     let usage = doc.attribute("usagetype").map(UsageType::parse);
     match key {
         PriceKey::Hosting { instance_type, .. } => {
-            instance_fit(doc, usage, "Host", "Hosting", instance_type)
+            instance_fit(doc, usage, "Host", "Hosting", instance_type).into()
         }
         PriceKey::AsyncInference { instance_type, .. } => {
-            instance_fit(doc, usage, "AsyncInf", "AsyncInf", instance_type)
+            instance_fit(doc, usage, "AsyncInf", "AsyncInf", instance_type).into()
         }
-        PriceKey::Serverless { memory_gb, .. } => {
-            serverless_fit(doc, usage?, "ServerlessInf", &format!("Mem-{memory_gb}GB"))
+        PriceKey::Serverless { memory_gb, .. } => match usage {
+            Some(usage) => {
+                serverless_fit(doc, usage, "ServerlessInf", &format!("Mem-{memory_gb}GB")).into()
+            }
+            None => Verdict::Other,
+        },
+        PriceKey::ProvisionedConcurrency { memory_gb, .. } => {
+            provisioned_concurrency_fit(doc, usage, *memory_gb, PcCharge::Standing)
         }
-        PriceKey::ProvisionedConcurrency { memory_gb, .. } => serverless_fit(
-            doc,
-            usage?,
-            "ProvisionedConcurrency",
-            &format!("Mem-{memory_gb}GB"),
-        ),
-        PriceKey::ProvisionedConcurrencyUsage { memory_gb, .. } => serverless_fit(
-            doc,
-            usage?,
-            "ProvisionedConcurrency",
-            &format!("Usage-{memory_gb}GB"),
-        ),
-        PriceKey::DataIn { .. } => usage?
-            .is("Hst", "Data-Bytes-In")
-            .then_some(Fit::ExactUsageType),
-        PriceKey::DataOut { .. } => usage?
-            .is("Hst", "Data-Bytes-Out")
-            .then_some(Fit::ExactUsageType),
+        PriceKey::ProvisionedConcurrencyUsage { memory_gb, .. } => {
+            provisioned_concurrency_fit(doc, usage, *memory_gb, PcCharge::InferenceDuration)
+        }
+        PriceKey::DataIn { .. } => usage
+            .filter(|u| u.is("Hst", "Data-Bytes-In"))
+            .map(|_| Fit::ExactUsageType)
+            .into(),
+        PriceKey::DataOut { .. } => usage
+            .filter(|u| u.is("Hst", "Data-Bytes-Out"))
+            .map(|_| Fit::ExactUsageType)
+            .into(),
+        PriceKey::Storage { .. } => storage_fit(doc, usage),
     }
 }
 
@@ -457,18 +491,240 @@ fn instance_fit(
     }
 }
 
+/// Is the productFamily, when present, `ML Serverless`?
+fn serverless_family(doc: &PriceDocument) -> bool {
+    doc.product_family
+        .as_deref()
+        .is_none_or(|family| family.eq_ignore_ascii_case("ML Serverless"))
+}
+
 fn serverless_fit(
     doc: &PriceDocument,
     usage: UsageType<'_>,
     usage_kind: &str,
     detail: &str,
 ) -> Option<Fit> {
-    if let Some(family) = &doc.product_family
-        && !family.eq_ignore_ascii_case("ML Serverless")
-    {
-        return None;
+    (serverless_family(doc) && usage.is(usage_kind, detail)).then_some(Fit::ExactUsageType)
+}
+
+/// The two charges of serverless provisioned concurrency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PcCharge {
+    /// Per second provisioned, used or not ([`PriceKey::ProvisionedConcurrency`]).
+    Standing,
+    /// Per second of inference served by it ([`PriceKey::ProvisionedConcurrencyUsage`]).
+    InferenceDuration,
+}
+
+impl PcCharge {
+    fn describe(self) -> &'static str {
+        match self {
+            PcCharge::Standing => "the standing charge per second provisioned",
+            PcCharge::InferenceDuration => {
+                "the inference duration of calls served by provisioned concurrency"
+            }
+        }
     }
-    usage.is(usage_kind, detail).then_some(Fit::ExactUsageType)
+}
+
+/// What a provisioned-concurrency product's `group` says it prices. Seen values:
+/// `ServerlessProvisionedConcurrency-Duration` (inference duration) and
+/// `ServerlessProvisionedConcurrency-Usage` (the capacity provisioned, i.e. the
+/// standing charge). The group names the product line, so its "provisioned" says
+/// nothing; its last words do. Anything else says nothing.
+fn group_says(group: &str) -> Option<PcCharge> {
+    let words = words(group, true);
+    if speaks_of_inference(&words) {
+        Some(PcCharge::InferenceDuration)
+    } else if words.iter().any(|w| w == "usage") {
+        Some(PcCharge::Standing)
+    } else {
+        None
+    }
+}
+
+/// What a price dimension's description says it prices: "duration", "execution" or
+/// "inference" (other than in the product name "Serverless Inference") mean inference
+/// duration; otherwise "provisioned" (as in "per second of provisioned concurrency")
+/// means the standing charge. Words run together (`ProvisionedConcurrency:Mem-2GB`
+/// quoted from a usagetype) say nothing.
+fn description_says(description: &str) -> Option<PcCharge> {
+    let words = words(description, false);
+    if speaks_of_inference(&words) {
+        Some(PcCharge::InferenceDuration)
+    } else if words.iter().any(|w| w == "provisioned") {
+        Some(PcCharge::Standing)
+    } else {
+        None
+    }
+}
+
+fn speaks_of_inference(words: &[String]) -> bool {
+    words.iter().enumerate().any(|(i, w)| match w.as_str() {
+        "duration" | "execution" | "executions" => true,
+        "inference" => i == 0 || words[i - 1] != "serverless",
+        _ => false,
+    })
+}
+
+/// Lower-case words: runs of ASCII letters, also split where a lower-case letter meets
+/// an upper-case one when `camel` (`ServerlessProvisionedConcurrency-Usage` is four
+/// words then, `ProvisionedConcurrency` one word otherwise).
+fn words(text: &str, camel: bool) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut previous_lower = false;
+    for c in text.chars() {
+        if !c.is_ascii_alphabetic() {
+            previous_lower = false;
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            continue;
+        }
+        if camel && previous_lower && c.is_ascii_uppercase() && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        previous_lower = c.is_ascii_lowercase();
+        word.push(c.to_ascii_lowercase());
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// Provisioned-concurrency products: productFamily `ML Serverless` (when present),
+/// usagetype `…ProvisionedConcurrency:Mem-<N>GB` or `…:Usage-<N>GB` for the key's
+/// memory size, and then which of the two charges it is.
+///
+/// Public tools disagree on which usagetype name is which charge, so the product's own
+/// words decide: its `group` and its dimensions' descriptions (see [`group_says`],
+/// [`description_says`]). When they disagree with each other the product is not guessed
+/// ([`Verdict::Contradicts`]). Only when neither says anything does the usagetype name
+/// decide, read as `Usage-<N>GB` = the capacity provisioned (standing charge) and
+/// `Mem-<N>GB` = inference duration: the reading of the public revision that filters on
+/// group and usagetype together (group `…-Usage` with `:Usage-<N>GB`, group
+/// `…-Duration` with `:Mem-<N>GB`), whose prices also put `Mem` above `Usage` as AWS's
+/// pricing page puts inference duration above provisioned concurrency.
+fn provisioned_concurrency_fit(
+    doc: &PriceDocument,
+    usage: Option<UsageType<'_>>,
+    memory_gb: u32,
+    want: PcCharge,
+) -> Verdict {
+    let Some(usage) = usage else {
+        return Verdict::Other;
+    };
+    if !serverless_family(doc) {
+        return Verdict::Other;
+    }
+    let name_says = if usage.is("ProvisionedConcurrency", &format!("Usage-{memory_gb}GB")) {
+        PcCharge::Standing
+    } else if usage.is("ProvisionedConcurrency", &format!("Mem-{memory_gb}GB")) {
+        PcCharge::InferenceDuration
+    } else {
+        return Verdict::Other;
+    };
+    let usagetype = doc.attribute("usagetype").unwrap_or_default();
+
+    let mut evidence: Vec<(String, PcCharge)> = Vec::new();
+    if let Some(group) = doc.attribute("group")
+        && let Some(says) = group_says(group)
+    {
+        evidence.push((format!("group {group:?}"), says));
+    }
+    let descriptions = doc
+        .on_demand
+        .iter()
+        .flat_map(|term| &term.dimensions)
+        .filter_map(|dim| dim.description.as_deref());
+    for description in descriptions {
+        if let Some(says) = description_says(description)
+            && !evidence
+                .iter()
+                .any(|(what, s)| *s == says && what.starts_with("description"))
+        {
+            evidence.push((format!("description {description:?}"), says));
+        }
+    }
+
+    let charge = match evidence.first() {
+        None => None,
+        Some(&(_, first)) => {
+            if let Some((other, says)) = evidence.iter().find(|(_, s)| *s != first) {
+                let (one, _) = &evidence[0];
+                return Verdict::Contradicts(format!(
+                    "SKU {} ({usagetype}): its {one} says {} but its {other} says {}",
+                    doc.sku,
+                    first.describe(),
+                    says.describe()
+                ));
+            }
+            Some(first)
+        }
+    };
+    let (charge, fit, why) = match charge {
+        Some(charge) => {
+            let what: Vec<&str> = evidence.iter().map(|(what, _)| what.as_str()).collect();
+            let mut why = format!(
+                "SKU {} is {} per its {}",
+                doc.sku,
+                charge.describe(),
+                what.join(" and its ")
+            );
+            if charge != name_says {
+                why.push_str(&format!(
+                    " (its usagetype {usagetype} alone would have been read the other way)"
+                ));
+            }
+            (charge, Fit::Described, why)
+        }
+        None => (
+            name_says,
+            Fit::UsageTypeNameOnly,
+            format!(
+                "SKU {} is taken as {} from its usagetype {usagetype} alone (neither its group \
+                 nor its description says which charge it is)",
+                doc.sku,
+                name_says.describe()
+            ),
+        ),
+    };
+    if charge == want {
+        Verdict::Fits {
+            fit,
+            why: Some(why),
+        }
+    } else {
+        Verdict::Other
+    }
+}
+
+/// Hosting ML storage: productFamily `Storage` (when present), and volumeType
+/// `General Purpose-Hosting` or usagetype `…Host:VolumeUsage.gp2` (Notebook, Processing,
+/// Training and Studio volumes say otherwise and are skipped).
+fn storage_fit(doc: &PriceDocument, usage: Option<UsageType<'_>>) -> Verdict {
+    if let Some(family) = &doc.product_family
+        && !family.eq_ignore_ascii_case("Storage")
+    {
+        return Verdict::Other;
+    }
+    let volume = doc.attribute("volumeType");
+    let volume_says = volume.map(|v| v.eq_ignore_ascii_case("General Purpose-Hosting"));
+    let usage_says = usage.map(|u| u.is("Host", "VolumeUsage.gp2"));
+    match (volume_says, usage_says) {
+        (Some(true), Some(false)) | (Some(false), Some(true)) => Verdict::Contradicts(format!(
+            "SKU {}: its volumeType {:?} and its usagetype {:?} disagree on whether it is \
+             hosting ML storage",
+            doc.sku,
+            volume.unwrap_or_default(),
+            doc.attribute("usagetype").unwrap_or_default()
+        )),
+        (_, Some(true)) => Fit::ExactUsageType.into_verdict(),
+        (Some(true), None) => Fit::Described.into_verdict(),
+        _ => Verdict::Other,
+    }
 }
 
 /// Does a Price List `unit` string measure what `want` measures?
@@ -476,13 +732,15 @@ fn serverless_fit(
 /// Liberal in spelling, explicit in meaning: `Hrs`/`Hr`/`Hour(s)` for instance-hours;
 /// `second(s)`/`sec(s)`/`s` for serverless (the Price List spelling is not documented;
 /// compound units such as `GB-Second` are *not* accepted, since the serverless usagetype
-/// already names the memory size); `GB`/`Gigabyte(s)` for data (not `GB-Mo`, storage).
+/// already names the memory size); `GB`/`Gigabyte(s)` for data (not `GB-Mo`, storage);
+/// `GB-Mo`/`GB-Month(s)` for storage.
 fn unit_matches(want: PriceUnit, unit: &str) -> bool {
     let unit = unit.trim();
     let accepted: &[&str] = match want {
         PriceUnit::Hour => &["Hrs", "Hr", "Hour", "Hours"],
         PriceUnit::Second => &["second", "seconds", "sec", "secs", "s"],
         PriceUnit::Gigabyte => &["GB", "Gigabyte", "Gigabytes"],
+        PriceUnit::GigabyteMonth => &["GB-Mo", "GB-Month", "GB-Months", "GB-Mos"],
     };
     accepted.iter().any(|a| a.eq_ignore_ascii_case(unit))
 }
@@ -492,15 +750,77 @@ fn price_list_unit(want: PriceUnit) -> &'static str {
         PriceUnit::Hour => "Hrs",
         PriceUnit::Second => "second",
         PriceUnit::Gigabyte => "GB",
+        PriceUnit::GigabyteMonth => "GB-Mo",
     }
 }
 
 struct Candidate<'a> {
     fit: Fit,
+    /// Which evidence decided the product, when worth a note.
+    why: Option<&'a str>,
     usd: Decimal,
     doc: &'a PriceDocument,
     term: &'a OnDemandTerm,
     dim: &'a PriceDimension,
+    /// Set when a $0 first tier was passed over for this paid tier (rule 4).
+    free_tier: Option<String>,
+}
+
+/// The tiers of one on-demand term, read as rule 4 of [`select_rate`] says.
+enum TermPrice<'a> {
+    /// The dimensions to use (usually one), each with its price and, when a free
+    /// first tier was passed over, a note saying so.
+    Priced(Vec<(&'a PriceDimension, Decimal, Option<String>)>),
+    /// Only $0 is listed: these $0 dimensions start at 0 and no paid tier follows.
+    ZeroOnly(Vec<&'a PriceDimension>),
+    /// Priced dimensions, but none starts at 0.
+    NoFirstTier,
+}
+
+/// Rule 4: the tier that starts at 0; if that is $0 and a paid tier follows, the first
+/// paid tier.
+fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> TermPrice<'a> {
+    let first: Vec<_> = dims
+        .iter()
+        .filter(|(d, _)| d.begin_range.is_zero())
+        .collect();
+    if first.is_empty() {
+        return TermPrice::NoFirstTier;
+    }
+    let paid_first: Vec<_> = first
+        .iter()
+        .filter(|(_, usd)| !usd.is_zero())
+        .map(|&&(d, usd)| (d, usd, None))
+        .collect();
+    if !paid_first.is_empty() {
+        return TermPrice::Priced(paid_first); // a list price, or volume tiers
+    }
+    // The tier at 0 is $0: a free tier if a paid tier follows. The first paid tier is
+    // the one with the lowest beginRange (the highest price among equals).
+    let paid = dims
+        .iter()
+        .filter(|(_, usd)| !usd.is_zero())
+        .min_by(|(a, a_usd), (b, b_usd)| {
+            a.begin_range
+                .cmp(&b.begin_range)
+                .then(b_usd.cmp(a_usd))
+                .then(a.rate_code.cmp(&b.rate_code))
+        });
+    match paid {
+        Some(&(dim, usd)) => {
+            let free_end = first
+                .iter()
+                .filter_map(|(d, _)| d.end_range)
+                .max()
+                .unwrap_or(dim.begin_range);
+            let note = format!(
+                "free tier of {} {want}(s) per month not applied",
+                free_end.normalize()
+            );
+            TermPrice::Priced(vec![(dim, usd, Some(note))])
+        }
+        None => TermPrice::ZeroOnly(first.iter().map(|(d, _)| *d).collect()),
+    }
 }
 
 /// Picks the on-demand rate for `key` among `docs` (typically one `GetProducts` answer).
@@ -513,39 +833,80 @@ struct Candidate<'a> {
 ///    `instanceName` or the usagetype; a product whose component or usagetype says
 ///    anything else (Training, Notebook, Studio, Cluster, `TrainingPlanUpfrontFee`, ...)
 ///    is skipped, and so is one that names neither. Serverless keys need productFamily
-///    `ML Serverless` (when present) and usagetype `…ServerlessInf:Mem-<N>GB`,
-///    `…ProvisionedConcurrency:Mem-<N>GB` or `…:Usage-<N>GB`; data keys need
-///    `…Hst:Data-Bytes-In` / `-Out`. A `regionCode` other than the key's is skipped.
+///    `ML Serverless` (when present) and usagetype `…ServerlessInf:Mem-<N>GB`; data keys
+///    need `…Hst:Data-Bytes-In` / `-Out`; storage needs productFamily `Storage` (when
+///    present) and volumeType `General Purpose-Hosting` or usagetype
+///    `…Host:VolumeUsage.gp2`. A `regionCode` other than the key's is skipped.
+///
+///    Provisioned concurrency (usagetype `…ProvisionedConcurrency:Mem-<N>GB` or
+///    `…:Usage-<N>GB`) has two charges, and public tools disagree on which name is
+///    which, so each product's own words decide: a `group` or description speaking of
+///    duration, execution or inference (`ServerlessProvisionedConcurrency-Duration`,
+///    "per second of inference duration") is
+///    [`ProvisionedConcurrencyUsage`](PriceKey::ProvisionedConcurrencyUsage); a group
+///    `…-Usage` or a description speaking of provisioned concurrency and nothing of
+///    duration is the standing charge,
+///    [`ProvisionedConcurrency`](PriceKey::ProvisionedConcurrency). When group and
+///    description contradict each other the product is skipped, not guessed. Only when
+///    neither says anything does the usagetype name decide (`Usage-<N>GB` standing,
+///    `Mem-<N>GB` inference duration). [`Selection::reason`] says which evidence decided.
 /// 2. **Unit**: the dimension's unit must measure the key's unit (see [`PriceKey::unit`]):
-///    `Hrs`, a second, or `GB`. `Quantity` (upfront fees) and `GB-Mo` never match.
+///    `Hrs`, a second, `GB`, or `GB-Mo`. `Quantity` (upfront fees) never matches.
 /// 3. **Currency**: the dimension must carry a USD price.
 /// 4. **Tier**: per-call metering cannot know the account's cumulative usage this month,
-///    so the tier that starts at 0 (`beginRange` = 0) is used. When AWS tiers a rate,
-///    later tiers are cheaper, so this is the list price and errs on the high side.
-/// 5. **Zero**: $0 rows (free-tier parents, bookkeeping rows) are skipped when a positive
-///    price also matches. If only $0 is listed, $0 is returned with a reason saying so.
-/// 6. **Several left**: prefer an exact usagetype match, then the highest rate (the
+///    so, per product, among the dimensions left ordered by `beginRange`:
+///    - the tier that starts at 0 is used when its price is positive. When AWS tiers a
+///      rate by volume, later tiers are cheaper, so this is the list price and errs on
+///      the high side;
+///    - when the tier that starts at 0 is $0 and a paid tier follows, that $0 tier is a
+///      free allowance (e.g. 150,000 serverless seconds a month) and the first paid tier
+///      (lowest `beginRange` with a positive price) is used; [`Selection::reason`] says
+///      "free tier of <endRange> <unit>(s) per month not applied". Receipts would
+///      otherwise say $0 for usage the bill charges once the allowance is spent;
+///    - when only $0 is listed (no paid tier after), the product has only $0 rows;
+///    - a product with prices but no tier starting at 0 has no usable price.
+/// 5. **Zero**: products with only $0 rows (free-tier parents, bookkeeping rows) are
+///    skipped when another product has a positive price (the reason counts them). When
+///    every matching product lists only $0, there is no price:
+///    [`PriceError::ZeroOnly`], never a $0 rate.
+/// 6. **Several left**: prefer the best evidence (an exact usagetype match, then a
+///    product whose group or description says what it prices, then component and
+///    instanceName, then a usagetype name alone), then the highest rate (the
 ///    conservative choice: a receipt should not under-state cost), then the smallest SKU
 ///    for determinism. The reason is returned in [`Selection::reason`].
 ///
 /// Errors: [`PriceError::NotFound`] when no product means the key (including an empty
 /// list); [`PriceError::Malformed`] when products match but none carries a usable price,
-/// with what was wrong (unit, currency, tiers).
+/// with what was wrong (unit, currency, tiers), or when the only candidate products
+/// contradict themselves; [`PriceError::ZeroOnly`] when only $0 is listed.
 pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, PriceError> {
     let want = key.unit();
-    let products: Vec<(Fit, &PriceDocument)> = docs
-        .iter()
-        .filter_map(|doc| fit(key, doc).map(|f| (f, doc)))
-        .collect();
+    let mut products: Vec<(Fit, Option<String>, &PriceDocument)> = Vec::new();
+    let mut contradictions: Vec<String> = Vec::new();
+    for doc in docs {
+        match fit(key, doc) {
+            Verdict::Fits { fit, why } => products.push((fit, why, doc)),
+            Verdict::Other => {}
+            Verdict::Contradicts(what) => contradictions.push(what),
+        }
+    }
     if products.is_empty() {
+        if !contradictions.is_empty() {
+            return Err(malformed(format!(
+                "no product prices {key} unambiguously: {}; not guessed",
+                contradictions.join("; ")
+            )));
+        }
         return Err(PriceError::NotFound { key: key.clone() });
     }
 
     let mut candidates = Vec::new();
+    let mut zero_rows: Vec<(&PriceDocument, &PriceDimension)> = Vec::new();
     let mut units_seen: Vec<&str> = Vec::new();
     let (mut right_unit, mut with_usd) = (0usize, 0usize);
-    for &(fit, doc) in &products {
+    for (fit, why, doc) in &products {
         for term in &doc.on_demand {
+            let mut usable = Vec::new();
             for dim in &term.dimensions {
                 if !unit_matches(want, &dim.unit) {
                     if !units_seen.contains(&dim.unit.as_str()) {
@@ -558,25 +919,48 @@ pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, 
                     continue;
                 };
                 with_usd += 1;
-                if !dim.begin_range.is_zero() {
-                    continue; // a later tier; see rule 4
+                usable.push((dim, usd));
+            }
+            if usable.is_empty() {
+                continue;
+            }
+            match term_price(&usable, want) {
+                TermPrice::Priced(dims) => {
+                    for (dim, usd, free_tier) in dims {
+                        candidates.push(Candidate {
+                            fit: *fit,
+                            why: why.as_deref(),
+                            usd,
+                            doc,
+                            term,
+                            dim,
+                            free_tier,
+                        });
+                    }
                 }
-                candidates.push(Candidate {
-                    fit,
-                    usd,
-                    doc,
-                    term,
-                    dim,
-                });
+                TermPrice::ZeroOnly(dims) => zero_rows.extend(dims.into_iter().map(|d| (*doc, d))),
+                TermPrice::NoFirstTier => {}
             }
         }
     }
 
     let skus = || {
-        let mut s: Vec<&str> = products.iter().map(|(_, d)| d.sku.as_str()).collect();
+        let mut s: Vec<&str> = products.iter().map(|(_, _, d)| d.sku.as_str()).collect();
         s.dedup();
         s.join(", ")
     };
+    if candidates.is_empty() && !zero_rows.is_empty() {
+        let mut zero_skus: Vec<&str> = zero_rows.iter().map(|(d, _)| d.sku.as_str()).collect();
+        zero_skus.dedup();
+        return Err(PriceError::ZeroOnly {
+            key: key.clone(),
+            reason: format!(
+                "the Price List lists only $0 for {key} (SKU {}: a free-tier or bookkeeping \
+                 row with no paid tier)",
+                zero_skus.join(", ")
+            ),
+        });
+    }
     if candidates.is_empty() {
         let unit = price_list_unit(want);
         let reason = if right_unit == 0 {
@@ -606,15 +990,6 @@ pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, 
         return Err(malformed(reason));
     }
 
-    let total = candidates.len();
-    let positive = candidates.iter().any(|c| !c.usd.is_zero());
-    let zeros_skipped = if positive {
-        candidates.retain(|c| !c.usd.is_zero());
-        total - candidates.len()
-    } else {
-        0
-    };
-
     // Best fit first, then highest rate, then smallest SKU.
     candidates.sort_by(|a, b| {
         a.fit
@@ -625,14 +1000,9 @@ pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, 
     let best = &candidates[0];
     let others = &candidates[1..];
 
-    let mut reason = String::new();
-    if !positive {
-        let _ = write!(
-            reason,
-            "the Price List lists only $0 for {key} (SKU {}); check whether this is a free-tier row",
-            best.doc.sku
-        );
-    } else if !others.is_empty() {
+    let mut parts: Vec<String> = Vec::new();
+    if !others.is_empty() {
+        let mut reason = String::new();
         let same_fit = others.iter().filter(|c| c.fit == best.fit).count();
         let _ = write!(
             reason,
@@ -661,12 +1031,23 @@ pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, 
         if others.len() > 4 {
             let _ = write!(reason, " and {} more", others.len() - 4);
         }
+        parts.push(reason);
     }
-    if zeros_skipped > 0 {
-        if !reason.is_empty() {
-            reason.push_str("; ");
-        }
-        let _ = write!(reason, "skipped {zeros_skipped} $0 row(s)");
+    if let Some(free_tier) = &best.free_tier {
+        parts.push(free_tier.clone());
+    }
+    if let Some(why) = best.why {
+        parts.push(why.to_owned());
+    }
+    if !zero_rows.is_empty() {
+        parts.push(format!("skipped {} $0 row(s)", zero_rows.len()));
+    }
+    if !contradictions.is_empty() {
+        parts.push(format!(
+            "skipped {} self-contradicting product(s): {}",
+            contradictions.len(),
+            contradictions.join("; ")
+        ));
     }
 
     Ok(Selection {
@@ -675,7 +1056,7 @@ pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, 
         rate_code: best.dim.rate_code.clone(),
         effective_date: best.term.effective_date.clone(),
         description: best.dim.description.clone(),
-        reason: (!reason.is_empty()).then_some(reason),
+        reason: (!parts.is_empty()).then(|| parts.join("; ")),
     })
 }
 
@@ -1001,15 +1382,143 @@ mod tests {
             "Hrs",
             "0.2300000000",
         );
-        let chosen = select_rate(&key, &[free.clone(), paid]).unwrap();
+        let chosen = select_rate(&key, &[free, paid]).unwrap();
         assert_eq!(chosen.sku, "PAID");
         assert_eq!(chosen.reason.as_deref(), Some("skipped 1 $0 row(s)"));
+    }
 
-        let only_free = select_rate(&key, &[free]).unwrap();
-        assert_eq!(only_free.usd_per_unit, Decimal::ZERO);
-        assert!(
-            only_free.reason.unwrap().contains("only $0"),
-            "a $0 price is never silent"
+    #[test]
+    fn a_product_listing_only_zero_is_an_error_not_a_zero_price() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let free = instance_doc(
+            "FREE",
+            "USE1-Host:ml.m5.xlarge",
+            Some("Hosting"),
+            "Hrs",
+            "0.0000000000",
+        );
+        assert_eq!(
+            select_rate(&key, &[free]),
+            Err(PriceError::ZeroOnly {
+                key: key.clone(),
+                reason: "the Price List lists only $0 for hosting ml.m5.xlarge in us-east-1 \
+                         (SKU FREE: a free-tier or bookkeeping row with no paid tier)"
+                    .into()
+            })
+        );
+        // What a receipt's unpriced line will say.
+        let text = select_rate(
+            &key,
+            &[instance_doc(
+                "FREE",
+                "USE1-Host:ml.m5.xlarge",
+                Some("Hosting"),
+                "Hrs",
+                "0",
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(text.ends_with("; not priced at $0"), "{text}");
+    }
+
+    /// The on-demand serverless document for 2 GB in us-east-1 as AWS shapes it: a
+    /// free allowance of 150,000 seconds at $0, then $0.00004 a second.
+    fn serverless_2gb_with_free_tier(dims: &[(&str, &str, &str, Option<&str>)]) -> PriceDocument {
+        parse_price_document(&doc_json(
+            "SRV2GB",
+            "ML Serverless",
+            json!({"regionCode": "us-east-1", "usagetype": "USE1-ServerlessInf:Mem-2GB"}),
+            dims,
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn free_first_tier_is_passed_over_for_the_first_paid_tier() {
+        let doc = serverless_2gb_with_free_tier(&[
+            ("second", "0", "150000", Some("0.0000000000")),
+            ("second", "150000", "Inf", Some("0.0000400000")),
+        ]);
+        let chosen = select_rate(&PriceKey::serverless("us-east-1", 2), &[doc]).unwrap();
+        // The paid tier's "0.0000400000", not the $0 allowance.
+        assert_eq!(chosen.usd_per_unit, dec("0.00004"));
+        assert_eq!(chosen.rate_code, "SRV2GB.JRTCKXETXF.RATE1");
+        // The free tier ends at 150000, in seconds.
+        assert_eq!(
+            chosen.reason.as_deref(),
+            Some("free tier of 150000 second(s) per month not applied")
+        );
+    }
+
+    #[test]
+    fn free_first_tier_then_volume_tiers_uses_the_lowest_paid_begin_range() {
+        // Listed out of order on purpose: the tiers are ordered by beginRange.
+        let doc = serverless_2gb_with_free_tier(&[
+            ("second", "1000000", "Inf", Some("0.0000350000")),
+            ("second", "150000", "1000000", Some("0.0000400000")),
+            ("second", "0", "150000", Some("0.0000000000")),
+        ]);
+        let chosen = select_rate(&PriceKey::serverless("us-east-1", 2), &[doc]).unwrap();
+        // The tier from 150000 (RATE1, $0.00004), not the cheaper one from 1000000.
+        assert_eq!(chosen.usd_per_unit, dec("0.00004"));
+        assert_eq!(chosen.rate_code, "SRV2GB.JRTCKXETXF.RATE1");
+    }
+
+    #[test]
+    fn positive_first_tier_is_used_even_when_later_tiers_are_cheaper() {
+        let doc = serverless_2gb_with_free_tier(&[
+            ("second", "0", "150000", Some("0.0000400000")),
+            ("second", "150000", "Inf", Some("0.0000300000")),
+        ]);
+        let chosen = select_rate(&PriceKey::serverless("us-east-1", 2), &[doc]).unwrap();
+        // The list price from 0, $0.00004; no free tier to mention.
+        assert_eq!(chosen.usd_per_unit, dec("0.00004"));
+        assert_eq!(chosen.rate_code, "SRV2GB.JRTCKXETXF.RATE0");
+        assert_eq!(chosen.reason, None);
+    }
+
+    #[test]
+    fn free_tier_with_no_paid_tier_after_is_zero_only() {
+        let key = PriceKey::serverless("us-east-1", 2);
+        for dims in [
+            &[("second", "0", "150000", Some("0.0000000000"))][..],
+            &[
+                ("second", "0", "150000", Some("0.0000000000")),
+                ("second", "150000", "Inf", Some("0.0000000000")),
+            ][..],
+        ] {
+            let err = select_rate(&key, &[serverless_2gb_with_free_tier(dims)]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "the Price List lists only $0 for serverless 2 GB in us-east-1 (SKU SRV2GB: a \
+                 free-tier or bookkeeping row with no paid tier); not priced at $0"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zero_only_product_is_skipped_beside_a_free_tier_product_with_a_paid_tier() {
+        let key = PriceKey::serverless("us-east-1", 2);
+        let parent = parse_price_document(&doc_json(
+            "PARENT",
+            "ML Serverless",
+            json!({"regionCode": "us-east-1", "usagetype": "USE1-ServerlessInf:Mem-2GB"}),
+            &[("second", "0", "Inf", Some("0.0000000000"))],
+        ))
+        .unwrap();
+        let tiered = serverless_2gb_with_free_tier(&[
+            ("second", "0", "150000", Some("0.0000000000")),
+            ("second", "150000", "Inf", Some("0.0000400000")),
+        ]);
+        let chosen = select_rate(&key, &[parent, tiered]).unwrap();
+        assert_eq!(
+            (chosen.sku.as_str(), chosen.usd_per_unit),
+            ("SRV2GB", dec("0.00004"))
+        );
+        assert_eq!(
+            chosen.reason.as_deref(),
+            Some("free tier of 150000 second(s) per month not applied; skipped 1 $0 row(s)")
         );
     }
 
@@ -1114,46 +1623,415 @@ mod tests {
         assert!(matches!(missing, Err(PriceError::NotFound { .. })));
     }
 
+    /// A provisioned-concurrency product for 2 GB in us-east-1, hand-written in the
+    /// Price List's shape: usagetype `USE1-ProvisionedConcurrency:<detail>`, an
+    /// optional `group`, one per-second dimension with `description`.
+    fn pc_doc(
+        sku: &str,
+        detail: &str,
+        group: Option<&str>,
+        description: &str,
+        usd: &str,
+    ) -> PriceDocument {
+        let mut attrs = json!({
+            "servicecode": "AmazonSageMaker", "regionCode": "us-east-1",
+            "location": "US East (N. Virginia)", "locationType": "AWS Region",
+            "usagetype": format!("USE1-ProvisionedConcurrency:{detail}"),
+            "operation": "RunInstance",
+        });
+        if let Some(group) = group {
+            attrs["group"] = json!(group);
+        }
+        let mut doc: Value = serde_json::from_str(&doc_json(
+            sku,
+            "ML Serverless",
+            attrs,
+            &[("Second", "0", "Inf", Some(usd))],
+        ))
+        .unwrap();
+        doc["terms"]["OnDemand"][format!("{sku}.JRTCKXETXF")]["priceDimensions"]
+            [format!("{sku}.JRTCKXETXF.RATE0")]["description"] = json!(description);
+        parse_price_value(&doc).unwrap()
+    }
+
+    fn standing_2gb() -> PriceKey {
+        PriceKey::ProvisionedConcurrency {
+            region: "us-east-1".into(),
+            memory_gb: 2,
+        }
+    }
+
+    fn inference_2gb() -> PriceKey {
+        PriceKey::ProvisionedConcurrencyUsage {
+            region: "us-east-1".into(),
+            memory_gb: 2,
+        }
+    }
+
+    const STANDING_TEXT: &str = "$0.0000100000 per second of Provisioned Concurrency for \
+                                 Serverless Inference 2GB in US East (N. Virginia)";
+    const INFERENCE_TEXT: &str = "$0.0000233000 per second of inference duration with \
+                                  Provisioned Concurrency for Serverless Inference 2GB in US East \
+                                  (N. Virginia)";
+
     #[test]
-    fn provisioned_concurrency_mem_and_usage_are_told_apart() {
-        let pc = |sku: &str, detail: &str, usd: &str| {
-            parse_price_document(&doc_json(
-                sku,
-                "ML Serverless",
-                json!({"regionCode": "us-east-1", "usagetype": format!("USE1-ProvisionedConcurrency:{detail}")}),
-                &[("seconds", "0", "Inf", Some(usd))],
-            ))
-            .unwrap()
-        };
+    fn pc_named_usage_for_standing_and_mem_for_inference_is_read_from_group_and_description() {
+        // The reading where `:Usage-2GB` is the capacity provisioned (group …-Usage) and
+        // `:Mem-2GB` the inference duration (group …-Duration).
         let docs = [
-            pc("PCMEM", "Mem-2GB", "0.0000233000"),
-            pc("PCUSE", "Usage-2GB", "0.0000100000"),
+            pc_doc(
+                "PCUSAGE",
+                "Usage-2GB",
+                Some("ServerlessProvisionedConcurrency-Usage"),
+                STANDING_TEXT,
+                "0.0000100000",
+            ),
+            pc_doc(
+                "PCMEM",
+                "Mem-2GB",
+                Some("ServerlessProvisionedConcurrency-Duration"),
+                INFERENCE_TEXT,
+                "0.0000233000",
+            ),
         ];
-        let region = "us-east-1".to_owned();
-        let mem = select_rate(
-            &PriceKey::ProvisionedConcurrency {
-                region: region.clone(),
-                memory_gb: 2,
-            },
-            &docs,
-        )
-        .unwrap();
-        let usage = select_rate(
-            &PriceKey::ProvisionedConcurrencyUsage {
-                region,
-                memory_gb: 2,
-            },
-            &docs,
-        )
-        .unwrap();
+        let standing = select_rate(&standing_2gb(), &docs).unwrap();
+        // "0.0000100000" per second provisioned.
         assert_eq!(
-            (mem.sku.as_str(), mem.usd_per_unit),
+            (standing.sku.as_str(), standing.usd_per_unit),
+            ("PCUSAGE", dec("0.00001"))
+        );
+        assert_eq!(
+            standing.reason.as_deref(),
+            Some(&*format!(
+                "SKU PCUSAGE is the standing charge per second provisioned per its group \
+                 \"ServerlessProvisionedConcurrency-Usage\" and its description {STANDING_TEXT:?}"
+            ))
+        );
+        let inference = select_rate(&inference_2gb(), &docs).unwrap();
+        // "0.0000233000" per second of inference.
+        assert_eq!(
+            (inference.sku.as_str(), inference.usd_per_unit),
             ("PCMEM", dec("0.0000233"))
         );
-        assert_eq!(
-            (usage.sku.as_str(), usage.usd_per_unit),
-            ("PCUSE", dec("0.00001"))
+        let why = inference.reason.unwrap();
+        assert!(
+            why.starts_with(
+                "SKU PCMEM is the inference duration of calls served by provisioned concurrency \
+                 per its group \"ServerlessProvisionedConcurrency-Duration\""
+            ),
+            "{why}"
         );
+    }
+
+    #[test]
+    fn pc_named_mem_for_standing_and_usage_for_inference_is_read_from_group_and_description() {
+        // The reverse naming: `:Mem-2GB` the capacity provisioned, `:Usage-2GB` the
+        // inference duration. The group and description still say which is which.
+        let docs = [
+            pc_doc(
+                "PCMEM",
+                "Mem-2GB",
+                Some("ServerlessProvisionedConcurrency-Usage"),
+                STANDING_TEXT,
+                "0.0000100000",
+            ),
+            pc_doc(
+                "PCUSAGE",
+                "Usage-2GB",
+                Some("ServerlessProvisionedConcurrency-Duration"),
+                INFERENCE_TEXT,
+                "0.0000233000",
+            ),
+        ];
+        let standing = select_rate(&standing_2gb(), &docs).unwrap();
+        assert_eq!(
+            (standing.sku.as_str(), standing.usd_per_unit),
+            ("PCMEM", dec("0.00001"))
+        );
+        let why = standing.reason.unwrap();
+        assert!(
+            why.ends_with(
+                "(its usagetype USE1-ProvisionedConcurrency:Mem-2GB alone would have been read \
+                 the other way)"
+            ),
+            "{why}"
+        );
+        let inference = select_rate(&inference_2gb(), &docs).unwrap();
+        assert_eq!(
+            (inference.sku.as_str(), inference.usd_per_unit),
+            ("PCUSAGE", dec("0.0000233"))
+        );
+    }
+
+    #[test]
+    fn provisioned_concurrency_description_alone_decides_without_a_group() {
+        // Mem named standing, said only by the descriptions.
+        let docs = [
+            pc_doc("PCMEM", "Mem-2GB", None, STANDING_TEXT, "0.0000100000"),
+            pc_doc("PCUSAGE", "Usage-2GB", None, INFERENCE_TEXT, "0.0000233000"),
+        ];
+        let standing = select_rate(&standing_2gb(), &docs).unwrap();
+        assert_eq!(standing.sku, "PCMEM");
+        assert!(standing.reason.unwrap().starts_with(
+            "SKU PCMEM is the standing charge per second provisioned per its description"
+        ));
+        assert_eq!(select_rate(&inference_2gb(), &docs).unwrap().sku, "PCUSAGE");
+    }
+
+    #[test]
+    fn provisioned_concurrency_usagetype_name_decides_only_when_group_and_description_are_silent() {
+        // Descriptions that name no charge, no group: `Usage-` is taken as the standing
+        // charge and `Mem-` as inference duration, and the reason says so.
+        let docs = [
+            pc_doc(
+                "PCUSAGE",
+                "Usage-2GB",
+                None,
+                "$0.0000100000 per Second",
+                "0.0000100000",
+            ),
+            pc_doc(
+                "PCMEM",
+                "Mem-2GB",
+                None,
+                "$0.0000233000 per Second",
+                "0.0000233000",
+            ),
+        ];
+        let standing = select_rate(&standing_2gb(), &docs).unwrap();
+        assert_eq!(
+            (standing.sku.as_str(), standing.usd_per_unit),
+            ("PCUSAGE", dec("0.00001"))
+        );
+        assert_eq!(
+            standing.reason.as_deref(),
+            Some(
+                "SKU PCUSAGE is taken as the standing charge per second provisioned from its \
+                 usagetype USE1-ProvisionedConcurrency:Usage-2GB alone (neither its group nor its \
+                 description says which charge it is)"
+            )
+        );
+        let inference = select_rate(&inference_2gb(), &docs).unwrap();
+        assert_eq!(
+            (inference.sku.as_str(), inference.usd_per_unit),
+            ("PCMEM", dec("0.0000233"))
+        );
+    }
+
+    #[test]
+    fn provisioned_concurrency_whose_group_and_description_disagree_is_not_guessed() {
+        // Group says standing charge, description says inference duration.
+        let confused = pc_doc(
+            "CONFUSED",
+            "Mem-2GB",
+            Some("ServerlessProvisionedConcurrency-Usage"),
+            INFERENCE_TEXT,
+            "0.0000233000",
+        );
+        for key in [standing_2gb(), inference_2gb()] {
+            let err = select_rate(&key, std::slice::from_ref(&confused)).unwrap_err();
+            let PriceError::Malformed { reason } = &err else {
+                panic!("{err:?}")
+            };
+            assert!(
+                reason.starts_with(&format!(
+                    "no product prices {key} unambiguously: SKU CONFUSED"
+                )),
+                "{reason}"
+            );
+            assert!(reason.ends_with("; not guessed"), "{reason}");
+        }
+        // Beside a product that says clearly what it is, the confused one is skipped
+        // and named.
+        let clear = pc_doc(
+            "CLEAR",
+            "Usage-2GB",
+            Some("ServerlessProvisionedConcurrency-Usage"),
+            STANDING_TEXT,
+            "0.0000100000",
+        );
+        let chosen = select_rate(&standing_2gb(), &[confused, clear]).unwrap();
+        assert_eq!(chosen.sku, "CLEAR");
+        assert!(
+            chosen
+                .reason
+                .unwrap()
+                .contains("skipped 1 self-contradicting product(s): SKU CONFUSED")
+        );
+    }
+
+    #[test]
+    fn provisioned_concurrency_of_another_memory_size_is_not_used() {
+        let doc = pc_doc(
+            "PC4GB",
+            "Usage-4GB",
+            Some("ServerlessProvisionedConcurrency-Usage"),
+            STANDING_TEXT,
+            "0.0000200000",
+        );
+        assert!(matches!(
+            select_rate(&standing_2gb(), &[doc]),
+            Err(PriceError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn what_group_and_description_words_say() {
+        use PcCharge::*;
+        assert_eq!(
+            group_says("ServerlessProvisionedConcurrency-Usage"),
+            Some(Standing)
+        );
+        assert_eq!(
+            group_says("ServerlessProvisionedConcurrency-Duration"),
+            Some(InferenceDuration)
+        );
+        assert_eq!(
+            group_says("ServerlessInference"),
+            None,
+            "the product name says nothing"
+        );
+        assert_eq!(group_says("Hosting:IN"), None);
+        assert_eq!(description_says(STANDING_TEXT), Some(Standing));
+        assert_eq!(description_says(INFERENCE_TEXT), Some(InferenceDuration));
+        assert_eq!(
+            description_says("$0.0000233 per second for USE1-ProvisionedConcurrency:Mem-2GB"),
+            None,
+            "a quoted usagetype is one word, not \"provisioned\""
+        );
+        assert_eq!(
+            description_says("Provisioned Concurrency execution"),
+            Some(InferenceDuration)
+        );
+    }
+
+    /// An ML storage product in us-east-1 (productFamily `Storage`, unit `GB-Mo`).
+    fn storage_doc(sku: &str, attrs: Value, unit: &str, usd: &str) -> PriceDocument {
+        let mut attributes = json!({
+            "servicecode": "AmazonSageMaker", "regionCode": "us-east-1",
+            "location": "US East (N. Virginia)", "locationType": "AWS Region",
+        });
+        for (name, value) in attrs.as_object().unwrap() {
+            attributes[name] = value.clone();
+        }
+        parse_price_document(&doc_json(
+            sku,
+            "Storage",
+            attributes,
+            &[(unit, "0", "Inf", Some(usd))],
+        ))
+        .unwrap()
+    }
+
+    /// What productFamily `Storage` holds in us-east-1: one volume product per use.
+    fn storage_products() -> Vec<PriceDocument> {
+        vec![
+            storage_doc(
+                "NOTEBOOKVOL",
+                json!({"volumeType": "General Purpose-Notebook", "usagetype": "USE1-Notebk:VolumeUsage.gp2"}),
+                "GB-Mo",
+                "0.1400000000",
+            ),
+            storage_doc(
+                "HOSTVOL",
+                json!({"volumeType": "General Purpose-Hosting", "usagetype": "USE1-Host:VolumeUsage.gp2",
+                       "platoclassificationtype": "Host:VolumeUsage", "operation": "CreateVolume-Gp2"}),
+                "GB-Mo",
+                "0.1400000000",
+            ),
+            storage_doc(
+                "PROCVOL",
+                json!({"volumeType": "General Purpose-Processing", "usagetype": "USE1-Processing:VolumeUsage.gp2"}),
+                "GB-Mo",
+                "0.1400000000",
+            ),
+            storage_doc(
+                "STUDIOVOL",
+                json!({"usagetype": "USE1-Studio:VolumeUsage.gp3"}),
+                "GB-Mo",
+                "0.1120000000",
+            ),
+        ]
+    }
+
+    #[test]
+    fn storage_key_picks_the_hosting_volume_per_gb_month() {
+        let chosen = select_rate(&PriceKey::storage("us-east-1"), &storage_products()).unwrap();
+        // "0.1400000000" per GB-Mo, from the General Purpose-Hosting product only.
+        assert_eq!(
+            (chosen.sku.as_str(), chosen.usd_per_unit),
+            ("HOSTVOL", dec("0.14"))
+        );
+        assert_eq!(chosen.reason, None, "only one product is hosting storage");
+        assert_eq!(
+            PriceKey::storage("us-east-1").unit(),
+            PriceUnit::GigabyteMonth
+        );
+    }
+
+    #[test]
+    fn storage_is_recognised_by_volume_type_or_usagetype_alone() {
+        let key = PriceKey::storage("us-east-1");
+        let by_volume = storage_doc(
+            "V",
+            json!({"volumeType": "General Purpose-Hosting"}),
+            "GB-Mo",
+            "0.14",
+        );
+        let by_usage = storage_doc(
+            "U",
+            json!({"usagetype": "Host:VolumeUsage.gp2"}),
+            "GB-Mo",
+            "0.14",
+        );
+        let neither = storage_doc("N", json!({}), "GB-Mo", "0.14");
+        assert_eq!(select_rate(&key, &[by_volume]).unwrap().sku, "V");
+        assert_eq!(select_rate(&key, &[by_usage]).unwrap().sku, "U");
+        assert_eq!(
+            select_rate(&key, &[neither]),
+            Err(PriceError::NotFound { key })
+        );
+    }
+
+    #[test]
+    fn storage_whose_volume_type_and_usagetype_disagree_is_not_guessed() {
+        let key = PriceKey::storage("us-east-1");
+        let doc = storage_doc(
+            "ODD",
+            json!({"volumeType": "General Purpose-Hosting", "usagetype": "USE1-Notebk:VolumeUsage.gp2"}),
+            "GB-Mo",
+            "0.14",
+        );
+        let err = select_rate(&key, &[doc]).unwrap_err();
+        assert!(err.to_string().contains("SKU ODD: its volumeType"), "{err}");
+    }
+
+    #[test]
+    fn storage_priced_per_gb_instead_of_gb_month_is_not_used() {
+        let key = PriceKey::storage("us-east-1");
+        let doc = storage_doc(
+            "PERGB",
+            json!({"volumeType": "General Purpose-Hosting"}),
+            "GB",
+            "0.14",
+        );
+        let err = select_rate(&key, &[doc]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("none priced per GB-Mo (units seen: GB)"),
+            "{err}"
+        );
+        // And a data key never takes a GB-Mo price.
+        let vol = storage_doc(
+            "VOL",
+            json!({"usagetype": "USE1-Hst:Data-Bytes-In"}),
+            "GB-Mo",
+            "0.14",
+        );
+        let data = PriceKey::DataIn {
+            region: "us-east-1".into(),
+        };
+        assert!(select_rate(&data, &[vol]).is_err());
     }
 
     #[test]
@@ -1313,7 +2191,7 @@ mod tests {
                 "product", "sku", "productFamily", "attributes", "serviceCode", "terms", "OnDemand",
                 "priceDimensions", "unit", "pricePerUnit", "USD", "beginRange", "endRange",
                 "rateCode", "effectiveDate", "offerTermCode", "description", "component",
-                "usagetype", "instanceName", "regionCode",
+                "usagetype", "instanceName", "regionCode", "group", "volumeType",
             ])
             .prop_map(str::to_owned),
             1 => ".{0,8}",
@@ -1326,6 +2204,10 @@ mod tests {
             Just("Hrs".to_owned()),
             Just("us-east-1".to_owned()),
             Just("USE1-Host:ml.m5.xlarge".to_owned()),
+            Just("USE1-ProvisionedConcurrency:Mem-2GB".to_owned()),
+            Just("ServerlessProvisionedConcurrency-Duration".to_owned()),
+            Just("General Purpose-Hosting".to_owned()),
+            Just("0".to_owned()),
             "-?[0-9]{0,30}(\\.[0-9]{0,30})?([eE][-+]?[0-9]{0,6})?",
             ".{0,12}",
         ]
@@ -1356,6 +2238,15 @@ mod tests {
             Just(PriceKey::DataIn {
                 region: "us-east-1".into()
             }),
+            Just(PriceKey::ProvisionedConcurrency {
+                region: "us-east-1".into(),
+                memory_gb: 2
+            }),
+            Just(PriceKey::ProvisionedConcurrencyUsage {
+                region: "us-east-1".into(),
+                memory_gb: 2
+            }),
+            Just(PriceKey::storage("us-east-1")),
         ]
     }
 
@@ -1393,6 +2284,27 @@ mod tests {
             // Truncated anywhere (on a char boundary), it must still not panic.
             let cut = (0..=cut.min(json.len())).rev().find(|i| json.is_char_boundary(*i)).unwrap_or(0);
             let _ = parse_price_document(&json[..cut]);
+        }
+
+        #[test]
+        fn tiered_documents_never_panic_and_never_give_a_zero_price(
+            tiers in prop::collection::vec((scalar_text(), scalar_text(), scalar_text()), 1..4),
+        ) {
+            let dims: Vec<_> = tiers
+                .iter()
+                .map(|(begin, end, usd)| ("second", begin.as_str(), end.as_str(), Some(usd.as_str())))
+                .collect();
+            let json = doc_json(
+                "S",
+                "ML Serverless",
+                json!({"regionCode": "us-east-1", "usagetype": "USE1-ServerlessInf:Mem-2GB"}),
+                &dims,
+            );
+            if let Ok(doc) = parse_price_document(&json)
+                && let Ok(chosen) = select_rate(&PriceKey::serverless("us-east-1", 2), &[doc])
+            {
+                prop_assert!(!chosen.usd_per_unit.is_zero(), "{chosen:?}");
+            }
         }
     }
 }

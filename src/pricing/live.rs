@@ -328,9 +328,13 @@ impl PriceSource for LivePrices {
 /// Instance keys ask for every product of the instance name in the region (one per
 /// component, a dozen or so) and let [`select_rate`] choose: filtering on `component`
 /// too would turn a renamed component into "not found" instead of a reasoned choice.
-/// Serverless keys ask for productFamily `ML Serverless`; data keys for operation
-/// `Invoke-Endpoint`. The usagetype carries a region prefix (`USE1-`, `EU-`, ...) that
-/// is not derivable from the region code, so it is matched after the fact, not filtered.
+/// Serverless keys ask for productFamily `ML Serverless` (on-demand and both
+/// provisioned-concurrency charges: which product is which charge is decided from each
+/// document, not filtered); data keys for operation `Invoke-Endpoint`; storage for
+/// productFamily `Storage` (hosting, notebook, processing, ... volumes, told apart by
+/// volumeType and usagetype). The usagetype carries a region prefix (`USE1-`, `EU-`,
+/// ...) that is not derivable from the region code, so it is matched after the fact, not
+/// filtered.
 pub fn filters_for(key: &PriceKey) -> Result<Vec<Filter>, PriceError> {
     let mut pairs: Vec<(&str, String)> = vec![("regionCode", key.region().to_owned())];
     match key {
@@ -345,6 +349,9 @@ pub fn filters_for(key: &PriceKey) -> Result<Vec<Filter>, PriceError> {
         }
         PriceKey::DataIn { .. } | PriceKey::DataOut { .. } => {
             pairs.push(("operation", "Invoke-Endpoint".to_owned()));
+        }
+        PriceKey::Storage { .. } => {
+            pairs.push(("productFamily", "Storage".to_owned()));
         }
     }
     pairs
@@ -578,6 +585,13 @@ mod tests {
                 ]
             );
         }
+        assert_eq!(
+            filters(&PriceKey::storage("eu-west-1")),
+            [
+                pair("regionCode", "eu-west-1"),
+                pair("productFamily", "Storage")
+            ]
+        );
     }
 
     #[test]

@@ -105,16 +105,23 @@ pub enum PriceKey {
         /// Memory size in GB (SageMaker allows 1 to 6).
         memory_gb: u32,
     },
-    /// Serverless provisioned concurrency, per second provisioned
-    /// (usagetype `…ProvisionedConcurrency:Mem-<N>GB`).
+    /// Serverless provisioned concurrency, the standing charge: per second provisioned,
+    /// whether calls use it or not (AWS's "price per second of provisioned concurrency").
+    ///
+    /// Which Price List product this is (usagetype `…ProvisionedConcurrency:Mem-<N>GB`
+    /// or `…:Usage-<N>GB`) is decided per document from its `group` and description;
+    /// see [`select_rate`].
     ProvisionedConcurrency {
         /// AWS region code.
         region: String,
         /// Memory size in GB.
         memory_gb: u32,
     },
-    /// Serverless inference duration served by provisioned concurrency
-    /// (usagetype `…ProvisionedConcurrency:Usage-<N>GB`).
+    /// Serverless inference duration of calls served by provisioned concurrency, per
+    /// second (AWS's "price per second of inference duration" for provisioned-concurrency
+    /// endpoints, the higher of the two rates).
+    ///
+    /// Told apart from [`PriceKey::ProvisionedConcurrency`] as described there.
     ProvisionedConcurrencyUsage {
         /// AWS region code.
         region: String,
@@ -128,6 +135,13 @@ pub enum PriceKey {
     },
     /// Data processed out, per GB (usagetype `…Hst:Data-Bytes-Out`).
     DataOut {
+        /// AWS region code.
+        region: String,
+    },
+    /// ML storage volume attached to a hosting instance, per GB-month (productFamily
+    /// `Storage`, volumeType `General Purpose-Hosting`, usagetype `…Host:VolumeUsage.gp2`,
+    /// Price List unit `GB-Mo`).
+    Storage {
         /// AWS region code.
         region: String,
     },
@@ -150,6 +164,13 @@ impl PriceKey {
         }
     }
 
+    /// Hosting ML storage key (per GB-month of volume).
+    pub fn storage(region: impl Into<String>) -> Self {
+        PriceKey::Storage {
+            region: region.into(),
+        }
+    }
+
     /// The region this key prices in.
     pub fn region(&self) -> &str {
         match self {
@@ -159,7 +180,8 @@ impl PriceKey {
             | PriceKey::ProvisionedConcurrency { region, .. }
             | PriceKey::ProvisionedConcurrencyUsage { region, .. }
             | PriceKey::DataIn { region }
-            | PriceKey::DataOut { region } => region,
+            | PriceKey::DataOut { region }
+            | PriceKey::Storage { region } => region,
         }
     }
 
@@ -171,6 +193,7 @@ impl PriceKey {
             | PriceKey::ProvisionedConcurrency { .. }
             | PriceKey::ProvisionedConcurrencyUsage { .. } => PriceUnit::Second,
             PriceKey::DataIn { .. } | PriceKey::DataOut { .. } => PriceUnit::Gigabyte,
+            PriceKey::Storage { .. } => PriceUnit::GigabyteMonth,
         }
     }
 }
@@ -200,6 +223,7 @@ impl fmt::Display for PriceKey {
             }
             PriceKey::DataIn { region } => write!(f, "data processed in, {region}"),
             PriceKey::DataOut { region } => write!(f, "data processed out, {region}"),
+            PriceKey::Storage { region } => write!(f, "hosting ML storage in {region}"),
         }
     }
 }
@@ -215,6 +239,8 @@ pub enum PriceUnit {
     Second,
     /// Per gigabyte (2^30 bytes) of data processed (Price List unit `GB`).
     Gigabyte,
+    /// Per gigabyte of storage kept for a month (Price List unit `GB-Mo`).
+    GigabyteMonth,
 }
 
 impl fmt::Display for PriceUnit {
@@ -223,6 +249,7 @@ impl fmt::Display for PriceUnit {
             PriceUnit::Hour => "hour",
             PriceUnit::Second => "second",
             PriceUnit::Gigabyte => "GB",
+            PriceUnit::GigabyteMonth => "GB-month",
         })
     }
 }
@@ -366,6 +393,16 @@ pub enum PriceError {
         /// What was wrong with the document.
         reason: String,
     },
+    /// The source lists only $0 for this key: a free-tier or bookkeeping row with no
+    /// paid tier or paid product beside it. Never turned into a $0 price: the call gets
+    /// an explicit unpriced line (or a fallback source's price) instead.
+    #[error("{reason}; not priced at $0")]
+    ZeroOnly {
+        /// The key that has only $0 listed.
+        key: PriceKey,
+        /// Where the $0 was seen (SKU, or snapshot line) and what it looked like.
+        reason: String,
+    },
 }
 
 /// Anything that can price a [`PriceKey`].
@@ -392,5 +429,50 @@ impl<T: PriceSource + ?Sized> PriceSource for Arc<T> {
 
     fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
         (**self).price_now(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_key_reads_writes_and_prints_as_hosting_ml_storage_per_gb_month() {
+        let key = PriceKey::storage("us-east-1");
+        assert_eq!(
+            key,
+            PriceKey::Storage {
+                region: "us-east-1".into()
+            }
+        );
+        assert_eq!(key.region(), "us-east-1");
+        assert_eq!(key.unit(), PriceUnit::GigabyteMonth);
+        assert_eq!(key.to_string(), "hosting ML storage in us-east-1");
+        assert_eq!(PriceUnit::GigabyteMonth.to_string(), "GB-month");
+        let json = serde_json::to_value(&key).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "storage", "region": "us-east-1"})
+        );
+        assert_eq!(serde_json::from_value::<PriceKey>(json).unwrap(), key);
+        assert_eq!(
+            serde_json::to_value(PriceUnit::GigabyteMonth).unwrap(),
+            "gigabyte_month"
+        );
+    }
+
+    #[test]
+    fn zero_only_error_says_it_is_not_a_zero_price() {
+        let err = PriceError::ZeroOnly {
+            key: PriceKey::serverless("us-east-1", 2),
+            reason: "the Price List lists only $0 for serverless 2 GB in us-east-1 (SKU S: a \
+                     free-tier or bookkeeping row with no paid tier)"
+                .into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "the Price List lists only $0 for serverless 2 GB in us-east-1 (SKU S: a free-tier \
+             or bookkeeping row with no paid tier); not priced at $0"
+        );
     }
 }

@@ -17,14 +17,21 @@ static BUNDLED: LazyLock<Snapshot> = LazyLock::new(|| {
 ///
 /// Rows map to keys by `kind`: `hosting` → [`PriceKey::Hosting`], `async` →
 /// [`PriceKey::AsyncInference`], `serverless` `Mem-<N>GB` → [`PriceKey::Serverless`],
-/// `serverless_pc` `PC-Mem-<N>GB` → [`PriceKey::ProvisionedConcurrency`] and
-/// `PC-Usage-<N>GB` → [`PriceKey::ProvisionedConcurrencyUsage`], `data_in` / `data_out`
-/// → [`PriceKey::DataIn`] / [`PriceKey::DataOut`]. `batch` and `storage` rows are read
-/// and checked but kept out: no key prices them.
+/// `serverless_pc` `PC-Provisioned-<N>GB` → [`PriceKey::ProvisionedConcurrency`] (the
+/// standing charge per second provisioned) and `PC-Inference-<N>GB` →
+/// [`PriceKey::ProvisionedConcurrencyUsage`] (inference duration), `data_in` /
+/// `data_out` → [`PriceKey::DataIn`] / [`PriceKey::DataOut`], `storage` `gp2` →
+/// [`PriceKey::Storage`]. `batch` rows are read and checked but kept out: no key prices
+/// them. The usagetype names `PC-Mem-<N>GB` / `PC-Usage-<N>GB` are refused: public
+/// sources disagree on which charge each is, so a row must say which it means.
 ///
 /// When several rows give a price for one key, the newest `as_of` wins (prices change;
 /// the newest observation is the best guess of today's price). Between rows of the same
 /// date, the higher price wins, the conservative choice for a fallback.
+///
+/// A $0 row is never a price. It is skipped when the key has a positive row; a key
+/// with only $0 rows answers [`PriceError::ZeroOnly`] (an explicit unpriced line on a
+/// receipt), as a Price List document that lists only $0 does.
 ///
 /// Cheap to clone: clones share one parsed table.
 ///
@@ -46,13 +53,21 @@ static BUNDLED: LazyLock<Snapshot> = LazyLock::new(|| {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    rates: Arc<crate::FastMap<PriceKey, Rate>>,
+    table: Arc<Table>,
+}
+
+#[derive(Debug)]
+struct Table {
+    rates: crate::FastMap<PriceKey, Rate>,
+    /// Keys with only $0 rows, and the error they answer.
+    zero_only: crate::FastMap<PriceKey, PriceError>,
 }
 
 struct Row {
     usd: Decimal,
     as_of: AsOf,
     source: String,
+    line: usize,
 }
 
 /// An `as_of` date: `YYYY-MM`, `YYYY-MM-DD`, or an RFC 3339 timestamp. Compared by
@@ -117,6 +132,8 @@ impl Snapshot {
     /// as_of`. Errors name the line (1-based) and what was wrong with it.
     pub fn from_tsv(tsv: &str) -> Result<Snapshot, PriceError> {
         let mut rows: HashMap<PriceKey, Row> = HashMap::new();
+        // Keys' first $0 row, kept only to say why such a key has no price.
+        let mut zero_rows: HashMap<PriceKey, Row> = HashMap::new();
         for (index, raw) in tsv.lines().enumerate() {
             let line = index + 1;
             let text = raw.trim_end_matches('\r');
@@ -160,21 +177,40 @@ impl Snapshot {
                     PriceKey::serverless(region, gb)
                 }
                 "serverless_pc" => {
-                    if let Some(gb) = memory_gb(name, "PC-Mem-") {
+                    // The row names the charge, not a usagetype: public tools read
+                    // `ProvisionedConcurrency:Mem-<N>GB` / `:Usage-<N>GB` both ways. The
+                    // bundled rows were mapped on evidence (AWS's pricing page lists
+                    // inference duration above the charge per second provisioned; the
+                    // public revision filtering group and usagetype together agrees),
+                    // written out above them in the data file.
+                    if let Some(gb) = memory_gb(name, "PC-Provisioned-") {
                         PriceKey::ProvisionedConcurrency {
                             region: region.to_owned(),
                             memory_gb: gb,
                         }
-                    } else if let Some(gb) = memory_gb(name, "PC-Usage-") {
+                    } else if let Some(gb) = memory_gb(name, "PC-Inference-") {
                         PriceKey::ProvisionedConcurrencyUsage {
                             region: region.to_owned(),
                             memory_gb: gb,
                         }
+                    } else if memory_gb(name, "PC-Mem-").is_some()
+                        || memory_gb(name, "PC-Usage-").is_some()
+                    {
+                        return Err(bad_line(
+                            line,
+                            format_args!(
+                                "provisioned concurrency key {name:?} does not say which charge it \
+                                 is (public sources read Mem and Usage both ways): write \
+                                 PC-Provisioned-<N>GB for the charge per second provisioned or \
+                                 PC-Inference-<N>GB for inference duration"
+                            ),
+                        ));
                     } else {
                         return Err(bad_line(
                             line,
                             format_args!(
-                                "provisioned concurrency key {name:?} is neither PC-Mem-<N>GB nor PC-Usage-<N>GB"
+                                "provisioned concurrency key {name:?} is neither \
+                                 PC-Provisioned-<N>GB nor PC-Inference-<N>GB"
                             ),
                         ));
                     }
@@ -185,14 +221,20 @@ impl Snapshot {
                 "data_out" => PriceKey::DataOut {
                     region: region.to_owned(),
                 },
+                "storage" => {
+                    if name != "gp2" {
+                        return Err(bad_line(
+                            line,
+                            format_args!(
+                                "storage key {name:?} is not gp2 (the hosting ML storage volume)"
+                            ),
+                        ));
+                    }
+                    PriceKey::storage(region)
+                }
                 // Known, checked below, but no key prices them.
-                "batch" | "storage" => {
-                    check_unit(
-                        line,
-                        kind,
-                        unit,
-                        if kind == "batch" { "Hrs" } else { "GB-Mo" },
-                    )?;
+                "batch" => {
+                    check_unit(line, kind, unit, "Hrs")?;
                     parse_usd(line, usd)?;
                     parse_as_of(line, as_of)?;
                     continue;
@@ -205,13 +247,19 @@ impl Snapshot {
                 PriceUnit::Hour => "Hrs",
                 PriceUnit::Second => "second",
                 PriceUnit::Gigabyte => "GB",
+                PriceUnit::GigabyteMonth => "GB-Mo",
             };
             check_unit(line, kind, unit, expected_unit)?;
             let row = Row {
                 usd: parse_usd(line, usd)?,
                 as_of: parse_as_of(line, as_of)?,
                 source: source.to_owned(),
+                line,
             };
+            if row.usd.is_zero() {
+                zero_rows.entry(key).or_insert(row);
+                continue;
+            }
             match rows.get(&key) {
                 Some(kept) if (&kept.as_of, kept.usd) >= (&row.as_of, row.usd) => {}
                 _ => {
@@ -219,6 +267,28 @@ impl Snapshot {
                 }
             }
         }
+        let zero_only = zero_rows
+            .into_iter()
+            .filter(|(key, _)| !rows.contains_key(key))
+            .map(|(key, row)| {
+                let mut reason = format!(
+                    "the bundled price snapshot lists only $0 for {key} (line {}",
+                    row.line
+                );
+                if !row.source.is_empty() {
+                    reason.push_str(", from ");
+                    reason.push_str(&row.source);
+                }
+                reason.push_str(", as of ");
+                reason.push_str(&row.as_of.text);
+                reason.push(')');
+                let error = PriceError::ZeroOnly {
+                    key: key.clone(),
+                    reason,
+                };
+                (key, error)
+            })
+            .collect();
         let rates = rows
             .into_iter()
             .map(|(key, row)| {
@@ -236,31 +306,39 @@ impl Snapshot {
             })
             .collect();
         Ok(Snapshot {
-            rates: Arc::new(rates),
+            table: Arc::new(Table { rates, zero_only }),
         })
     }
 
-    /// The snapshot's rate for `key`, without going through the async [`PriceSource`].
+    /// The snapshot's rate for `key`, without going through the async [`PriceSource`]:
+    /// [`PriceError::ZeroOnly`] when the snapshot lists only $0 for it,
+    /// [`PriceError::NotFound`] when it has no row for it.
     pub fn get(&self, key: &PriceKey) -> Result<Rate, PriceError> {
-        self.rates
-            .get(key)
-            .cloned()
-            .ok_or_else(|| PriceError::NotFound { key: key.clone() })
+        match self.table.rates.get(key) {
+            Some(rate) => Ok(rate.clone()),
+            None => Err(self
+                .table
+                .zero_only
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| PriceError::NotFound { key: key.clone() })),
+        }
     }
 
-    /// Every key the snapshot prices (in no particular order).
+    /// Every key the snapshot prices (in no particular order); keys with only $0 rows
+    /// are not priced and not listed.
     pub fn keys(&self) -> impl Iterator<Item = &PriceKey> {
-        self.rates.keys()
+        self.table.rates.keys()
     }
 
     /// How many keys the snapshot prices.
     pub fn len(&self) -> usize {
-        self.rates.len()
+        self.table.rates.len()
     }
 
     /// Whether the snapshot prices nothing.
     pub fn is_empty(&self) -> bool {
-        self.rates.is_empty()
+        self.table.rates.is_empty()
     }
 }
 
@@ -280,10 +358,6 @@ fn parse_usd(line: usize, usd: &str) -> Result<Decimal, PriceError> {
         Ok(d) if d.is_sign_negative() && !d.is_zero() => {
             Err(bad_line(line, format_args!("negative price {usd:?}")))
         }
-        Ok(d) if d.is_zero() => Err(bad_line(
-            line,
-            "a $0 price: leave the row out rather than price at $0",
-        )),
         Ok(d) => Ok(d.normalize()),
         Err(_) => Err(bad_line(
             line,
@@ -359,19 +433,28 @@ mod tests {
         let region = || "us-east-1".to_owned();
         assert_eq!(get(PriceKey::serverless("us-east-1", 3)), dec("0.00006")); // per second
         assert_eq!(get(PriceKey::serverless("us-east-1", 1)), dec("0.00002"));
+        // PC-Provisioned-2GB: the standing charge, the lower of the two rates.
         assert_eq!(
             get(PriceKey::ProvisionedConcurrency {
                 region: region(),
                 memory_gb: 2
             }),
-            dec("0.0000233")
+            dec("0.00001")
         );
+        // PC-Inference-2GB: inference duration, the higher one.
         assert_eq!(
             get(PriceKey::ProvisionedConcurrencyUsage {
                 region: region(),
                 memory_gb: 2
             }),
-            dec("0.00001")
+            dec("0.0000233")
+        );
+        // Storage gp2 rows, per GB-month.
+        assert_eq!(get(PriceKey::storage("us-east-1")), dec("0.14"));
+        assert_eq!(get(PriceKey::storage("eu-west-1")), dec("0.154"));
+        assert_eq!(
+            s.get(&PriceKey::storage("us-east-1")).unwrap().unit,
+            PriceUnit::GigabyteMonth
         );
         assert_eq!(get(PriceKey::DataIn { region: region() }), dec("0.016")); // per GB
         assert_eq!(
@@ -406,16 +489,16 @@ mod tests {
     }
 
     #[test]
-    fn bundled_snapshot_keeps_batch_and_storage_out() {
+    fn bundled_snapshot_keeps_batch_out() {
         let s = Snapshot::bundled();
-        // 316 data rows: 4 batch/storage rows are read but not keyed.
+        // Every data row but the batch ones (read, checked, not keyed) is a key.
         let data_rows = BUNDLED_TSV
             .lines()
             .filter(|l| !l.starts_with('#') && !l.starts_with("region\t") && !l.trim().is_empty())
             .count();
         let skipped = BUNDLED_TSV
             .lines()
-            .filter(|l| l.contains("\tbatch\t") || l.contains("\tstorage\t"))
+            .filter(|l| l.contains("\tbatch\t"))
             .count();
         assert_eq!(
             s.len(),
@@ -501,10 +584,6 @@ mod tests {
                 "line 3: negative price",
             ),
             (
-                "us-east-1\thosting\tml.m5.xlarge\tHrs\t0\tsrc\t2026-05-20\n",
-                "line 3: a $0 price",
-            ),
-            (
                 "us-east-1\thosting\tml.m5.xlarge\tsecond\t0.23\tsrc\t2026-05-20\n",
                 "line 3: hosting prices are per Hrs, found unit \"second\"",
             ),
@@ -514,7 +593,19 @@ mod tests {
             ),
             (
                 "us-east-1\tserverless_pc\tPC-Foo-2GB\tsecond\t0.1\tsrc\t2026-05-20\n",
-                "line 3: provisioned concurrency key",
+                "line 3: provisioned concurrency key \"PC-Foo-2GB\" is neither",
+            ),
+            (
+                "us-east-1\tserverless_pc\tPC-Mem-2GB\tsecond\t0.1\tsrc\t2026-05-20\n",
+                "line 3: provisioned concurrency key \"PC-Mem-2GB\" does not say which charge it is",
+            ),
+            (
+                "us-east-1\tserverless_pc\tPC-Usage-2GB\tsecond\t0.1\tsrc\t2026-05-20\n",
+                "does not say which charge it is",
+            ),
+            (
+                "us-east-1\tstorage\tgp3\tGB-Mo\t0.1\tsrc\t2026-05-20\n",
+                "line 3: storage key \"gp3\" is not gp2",
             ),
             (
                 "us-east-1\tquantum\t-\tHrs\t0.1\tsrc\t2026-05-20\n",
@@ -543,6 +634,63 @@ mod tests {
                 "{row:?}: {reason:?} should contain {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_key_with_only_zero_rows_is_not_priced_at_zero() {
+        let tsv =
+            format!("{HEADER}us-east-1\tserverless\tMem-2GB\tsecond\t0\tfree tier\t2026-05-08\n");
+        let snapshot = Snapshot::from_tsv(&tsv).unwrap();
+        let key = PriceKey::serverless("us-east-1", 2);
+        assert_eq!(
+            snapshot.get(&key),
+            Err(PriceError::ZeroOnly {
+                key: key.clone(),
+                reason: "the bundled price snapshot lists only $0 for serverless 2 GB in \
+                         us-east-1 (line 3, from free tier, as of 2026-05-08)"
+                    .into()
+            })
+        );
+        assert_eq!(snapshot.len(), 0, "a $0 row prices nothing");
+        assert_eq!(snapshot.keys().count(), 0);
+    }
+
+    #[test]
+    fn zero_rows_are_skipped_beside_a_positive_row_even_a_newer_one() {
+        // The $0 row is the newest, yet the only positive row (0.00004, older) is used.
+        let tsv = format!(
+            "{HEADER}us-east-1\tserverless\tMem-2GB\tsecond\t0.00004\tpaid\t2026-05-08\n\
+             us-east-1\tserverless\tMem-2GB\tsecond\t0.0000000000\tfree tier\t2026-09-01\n"
+        );
+        let rate = Snapshot::from_tsv(&tsv)
+            .unwrap()
+            .get(&PriceKey::serverless("us-east-1", 2))
+            .unwrap();
+        assert_eq!(rate.usd_per_unit, dec("0.00004"));
+        assert_eq!(
+            rate.provenance.effective_date.as_deref(),
+            Some("2026-05-08")
+        );
+    }
+
+    #[test]
+    fn provisioned_concurrency_rows_say_which_charge_they_are() {
+        let tsv = format!(
+            "{HEADER}us-east-1\tserverless_pc\tPC-Provisioned-4GB\tsecond\t0.00002\ta\t2026-05-08\n\
+             us-east-1\tserverless_pc\tPC-Inference-4GB\tsecond\t0.0000466\tb\t2026-05-08\n"
+        );
+        let s = Snapshot::from_tsv(&tsv).unwrap();
+        let region = || "us-east-1".to_owned();
+        let standing = PriceKey::ProvisionedConcurrency {
+            region: region(),
+            memory_gb: 4,
+        };
+        let inference = PriceKey::ProvisionedConcurrencyUsage {
+            region: region(),
+            memory_gb: 4,
+        };
+        assert_eq!(s.get(&standing).unwrap().usd_per_unit, dec("0.00002"));
+        assert_eq!(s.get(&inference).unwrap().usd_per_unit, dec("0.0000466"));
     }
 
     #[tokio::test]

@@ -33,8 +33,10 @@
 //! `GarbageDocuments` (HTTP 200, `PriceList` entries that are not documents).
 //!
 //! [`docs`] builds realistic SageMaker product documents (shape as in
-//! `price-document-shape.md`): hosting, async, training, notebook, upfront fee, serverless,
-//! provisioned concurrency, data in/out, and `docs::custom` for anything else.
+//! `price-document-shape.md`): hosting, async, training, notebook, upfront fee, serverless
+//! (with or without its free first tier), both provisioned-concurrency charges under
+//! either usagetype name, data in/out, hosting and notebook storage, and `docs::custom` /
+//! `docs::custom_described` for anything else.
 #![allow(dead_code)]
 
 use axum::Router;
@@ -467,6 +469,31 @@ pub mod docs {
         attributes: Value,
         dimensions: &[(&str, &str, &str, &str)],
     ) -> Value {
+        let descriptions: Vec<String> = dimensions
+            .iter()
+            .map(|(unit, _, _, usd)| {
+                format!("${usd} per {unit} for {usagetype} in {}", location(region))
+            })
+            .collect();
+        let dimensions: Vec<_> = dimensions
+            .iter()
+            .zip(&descriptions)
+            .map(|(&(unit, begin, end, usd), description)| {
+                (unit, begin, end, usd, description.as_str())
+            })
+            .collect();
+        custom_described(region, product_family, usagetype, attributes, &dimensions)
+    }
+
+    /// As [`custom`], with each dimension's `description` given:
+    /// `(unit, beginRange, endRange, USD, description)`.
+    pub fn custom_described(
+        region: &str,
+        product_family: &str,
+        usagetype: &str,
+        attributes: Value,
+        dimensions: &[(&str, &str, &str, &str, &str)],
+    ) -> Value {
         let sku = sku_for(region, usagetype);
         let mut attrs = match attributes {
             Value::Object(map) => map,
@@ -480,7 +507,7 @@ pub mod docs {
         attrs.insert("usagetype".into(), json!(usagetype));
         let term_key = format!("{sku}.JRTCKXETXF");
         let mut price_dimensions = Map::new();
-        for (i, (unit, begin, end, usd)) in dimensions.iter().enumerate() {
+        for (i, (unit, begin, end, usd, description)) in dimensions.iter().enumerate() {
             let rate_code = format!(
                 "{term_key}.{}",
                 ["6YS6EN2CT7", "8EEUB22XNJ", "PGHJ3S3EYE"][i % 3]
@@ -490,7 +517,7 @@ pub mod docs {
                 json!({
                     "unit": unit,
                     "endRange": end,
-                    "description": format!("${usd} per {unit} for {usagetype} in {}", location(region)),
+                    "description": description,
                     "appliesTo": [],
                     "rateCode": rate_code,
                     "beginRange": begin,
@@ -575,50 +602,168 @@ pub mod docs {
         )
     }
 
-    fn serverless_product(region: &str, detail: &str, group: Option<&str>, usd: &str) -> Value {
-        let usagetype = format!("{}-{detail}", usage_prefix(region));
-        let mut attrs = json!({ "operation": "RunInstance" });
-        if let Some(group) = group {
-            attrs["group"] = json!(group);
-        }
+    /// Serverless inference compute: productFamily `ML Serverless`, usagetype
+    /// `<PFX>-ServerlessInf:Mem-<N>GB`, per second.
+    pub fn serverless(region: &str, memory_gb: u32, usd: &str) -> Value {
+        let usagetype = format!("{}-ServerlessInf:Mem-{memory_gb}GB", usage_prefix(region));
         custom(
             region,
             "ML Serverless",
             &usagetype,
-            attrs,
+            json!({ "operation": "RunInstance" }),
             &[("Second", "0", "Inf", usd)],
         )
     }
 
-    /// Serverless inference compute: productFamily `ML Serverless`, usagetype
-    /// `<PFX>-ServerlessInf:Mem-<N>GB`, per second.
-    pub fn serverless(region: &str, memory_gb: u32, usd: &str) -> Value {
-        serverless_product(
+    /// Serverless inference compute as AWS tiers it: a first tier from 0 to
+    /// `free_seconds` at $0 (the monthly free allowance), then `usd` per second.
+    pub fn serverless_with_free_tier(
+        region: &str,
+        memory_gb: u32,
+        free_seconds: &str,
+        usd: &str,
+    ) -> Value {
+        let usagetype = format!("{}-ServerlessInf:Mem-{memory_gb}GB", usage_prefix(region));
+        let place = location(region);
+        custom_described(
             region,
-            &format!("ServerlessInf:Mem-{memory_gb}GB"),
-            None,
+            "ML Serverless",
+            &usagetype,
+            json!({ "operation": "RunInstance" }),
+            &[
+                (
+                    "Second",
+                    "0",
+                    free_seconds,
+                    "0.0000000000",
+                    &format!(
+                        "$0.00 per second for the first {free_seconds} seconds of Serverless \
+                         Inference {memory_gb}GB per month in {place}"
+                    ),
+                ),
+                (
+                    "Second",
+                    free_seconds,
+                    "Inf",
+                    usd,
+                    &format!("${usd} per second of Serverless Inference {memory_gb}GB in {place}"),
+                ),
+            ],
+        )
+    }
+
+    /// Which usagetype name a provisioned-concurrency product carries:
+    /// `<PFX>-ProvisionedConcurrency:Mem-<N>GB` or `…:Usage-<N>GB`. Public tools disagree
+    /// which name is which charge; the documents built here say the charge in their
+    /// `group` and description whatever name they carry.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum PcName {
+        Mem,
+        Usage,
+    }
+
+    fn provisioned_concurrency(
+        region: &str,
+        memory_gb: u32,
+        name: PcName,
+        group: &str,
+        description: &str,
+        usd: &str,
+    ) -> Value {
+        let detail = match name {
+            PcName::Mem => "Mem",
+            PcName::Usage => "Usage",
+        };
+        let usagetype = format!(
+            "{}-ProvisionedConcurrency:{detail}-{memory_gb}GB",
+            usage_prefix(region)
+        );
+        custom_described(
+            region,
+            "ML Serverless",
+            &usagetype,
+            json!({ "operation": "RunInstance", "group": group }),
+            &[("Second", "0", "Inf", usd, description)],
+        )
+    }
+
+    /// The provisioned-concurrency standing charge, per second provisioned: group
+    /// `ServerlessProvisionedConcurrency-Usage`, "per second of Provisioned Concurrency".
+    pub fn provisioned_concurrency_standing(
+        region: &str,
+        memory_gb: u32,
+        name: PcName,
+        usd: &str,
+    ) -> Value {
+        let description = format!(
+            "${usd} per second of Provisioned Concurrency for Serverless Inference \
+             {memory_gb}GB in {}",
+            location(region)
+        );
+        provisioned_concurrency(
+            region,
+            memory_gb,
+            name,
+            "ServerlessProvisionedConcurrency-Usage",
+            &description,
             usd,
         )
     }
 
-    /// Provisioned concurrency: usagetype `<PFX>-ProvisionedConcurrency:Mem-<N>GB`.
-    pub fn provisioned_concurrency(region: &str, memory_gb: u32, usd: &str) -> Value {
-        serverless_product(
+    /// Inference duration of calls served by provisioned concurrency: group
+    /// `ServerlessProvisionedConcurrency-Duration`, "per second of inference duration".
+    pub fn provisioned_concurrency_inference(
+        region: &str,
+        memory_gb: u32,
+        name: PcName,
+        usd: &str,
+    ) -> Value {
+        let description = format!(
+            "${usd} per second of inference duration with Provisioned Concurrency for \
+             Serverless Inference {memory_gb}GB in {}",
+            location(region)
+        );
+        provisioned_concurrency(
             region,
-            &format!("ProvisionedConcurrency:Mem-{memory_gb}GB"),
-            Some("ServerlessProvisionedConcurrency-Duration"),
+            memory_gb,
+            name,
+            "ServerlessProvisionedConcurrency-Duration",
+            &description,
             usd,
         )
     }
 
-    /// Inference served by provisioned concurrency: `<PFX>-ProvisionedConcurrency:Usage-<N>GB`.
-    pub fn provisioned_concurrency_usage(region: &str, memory_gb: u32, usd: &str) -> Value {
-        serverless_product(
+    fn storage(region: &str, use_: &str, kind: &str, label: &str, usd: &str) -> Value {
+        let usagetype = format!("{}-{kind}:VolumeUsage.gp2", usage_prefix(region));
+        custom_described(
             region,
-            &format!("ProvisionedConcurrency:Usage-{memory_gb}GB"),
-            Some("ServerlessProvisionedConcurrency-Usage"),
-            usd,
+            "Storage",
+            &usagetype,
+            json!({
+                "volumeType": format!("General Purpose-{use_}"),
+                "platoclassificationtype": format!("{kind}:VolumeUsage"),
+                "operation": "CreateVolume-Gp2",
+            }),
+            &[(
+                "GB-Mo",
+                "0",
+                "Inf",
+                usd,
+                &format!("${usd} per GB-Mo of {label} ML storage"),
+            )],
         )
+    }
+
+    /// Hosting ML storage: productFamily `Storage`, volumeType `General Purpose-Hosting`,
+    /// usagetype `<PFX>-Host:VolumeUsage.gp2`, per `GB-Mo`.
+    pub fn hosting_storage(region: &str, usd: &str) -> Value {
+        storage(region, "Hosting", "Host", "Endpoint", usd)
+    }
+
+    /// Notebook instance ML storage: volumeType `General Purpose-Notebook`, usagetype
+    /// `<PFX>-Notebk:VolumeUsage.gp2`.
+    pub fn notebook_storage(region: &str, usd: &str) -> Value {
+        storage(region, "Notebook", "Notebk", "Notebook Instance", usd)
     }
 
     fn data(region: &str, direction: &str, group: &str, usd: &str) -> Value {
