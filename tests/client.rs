@@ -1115,3 +1115,99 @@ async fn calls_an_instance_serves_side_by_side_each_get_a_whole_share_up_to_that
         assert_eq!(line_cost(&cost, LineItem::Compute), dec("0.000575"));
     }
 }
+
+/// `FixedPrices::us_east_1()` plus the standing charges' rates.
+fn with_standing_rates() -> FixedPrices {
+    let mut prices = FixedPrices::us_east_1();
+    let r = "us-east-1".to_owned();
+    prices.0.extend([
+        // Serverless 2 GB with provisioned concurrency: 0.00001 USD per second
+        // provisioned, 0.0000233 USD per second of inference duration.
+        (
+            PriceKey::ProvisionedConcurrency {
+                region: r.clone(),
+                memory_gb: 2,
+            },
+            dec("0.00001"),
+        ),
+        (
+            PriceKey::ProvisionedConcurrencyUsage {
+                region: r.clone(),
+                memory_gb: 2,
+            },
+            dec("0.0000233"),
+        ),
+        // Hosting ML storage, 0.14 USD per GB-month.
+        (PriceKey::storage(&r), dec("0.14")),
+    ]);
+    prices
+}
+
+#[tokio::test]
+async fn provisioned_concurrency_accrues_its_standing_charge_and_calls_pay_the_inference_rate() {
+    let fake = fake_with_demo_endpoints().await;
+    fake.add_endpoint("pc", vec![FakeVariant::serverless("AllTraffic", 2048)]);
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "pc",
+            vec![VariantProfile::serverless("AllTraffic", 2048).with_provisioned_concurrency(2)],
+        ))
+        .price_source(with_standing_rates())
+        .time_source(shared)
+        .build()
+        .unwrap();
+    invoke(&client, "pc").await.unwrap();
+    time.advance(Duration::from_secs(100));
+    let second = invoke(&client, "pc").await.unwrap();
+    let cost = second.cost();
+
+    // The call: billed seconds × the inference-duration rate 0.0000233 USD/s.
+    let billed_ms = cost.usage.latency.as_nanos().div_ceil(1_000_000) as u64;
+    let compute = r12(Decimal::from(billed_ms) / Decimal::from(1000) * dec("0.0000233"));
+    assert_eq!(line_cost(cost, LineItem::Compute), compute);
+    // Standing: 2 provisioned × 0.00001 USD/s × 100 s = 0.002 USD, on no receipt.
+    let accrual = cost
+        .accrual
+        .as_ref()
+        .expect("provisioned concurrency accrues");
+    assert_eq!(accrual.accrued_usd, dec("0.002"));
+    let first_compute = accrual.allocated_usd - compute;
+    assert!(first_compute > Decimal::ZERO);
+    assert_eq!(
+        accrual.utilisation,
+        Some(
+            (accrual.allocated_usd / dec("0.002"))
+                .round_dp_with_strategy(6, rust_decimal::RoundingStrategy::MidpointNearestEven)
+        )
+    );
+}
+
+#[tokio::test]
+async fn ml_storage_accrues_per_gb_month_prorated_over_the_calendar_month() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![
+                VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2).with_volume_size_gb(100),
+            ],
+        ))
+        .price_source(with_standing_rates())
+        .time_source(shared)
+        .build()
+        .unwrap();
+    invoke(&client, "rt").await.unwrap();
+    time.advance(Duration::from_secs(3600));
+    let second = invoke(&client, "rt").await.unwrap();
+    let accrual = second.cost().accrual.clone().unwrap();
+    // The clock starts on 2027-01-15 (January: 31 days). 100 GB × 2 instances ×
+    // 0.14 USD/GB-month × 3600 s / (31 × 86,400 s) = 100,800 / 2,678,400
+    // = 0.0376344086021505… → 0.037634408602.
+    assert_eq!(accrual.storage_usd, Some(dec("0.037634408602")));
+    // The instances: 2 × 0.23 USD/h × 1 h = 0.46.
+    assert_eq!(accrual.accrued_usd, dec("0.46"));
+}

@@ -724,15 +724,10 @@ fn standing_keys(region: &str, variant: &VariantProfile) -> StandingKeys {
         },
         VariantBilling::Instance { .. } if variant.volume_size_gb.is_some() => StandingKeys {
             provisioned: None,
-            storage: storage_key(region),
+            storage: Some(PriceKey::storage(region)),
         },
         _ => StandingKeys::default(),
     }
-}
-
-/// The price key of hosting ML storage in `region`.
-fn storage_key(_region: &str) -> Option<PriceKey> {
-    None
 }
 
 /// The price key of a variant's compute.

@@ -705,6 +705,13 @@ fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
             usd(accrual.accrued_usd),
             usd(accrual.allocated_usd)
         )?;
+        if let Some(storage) = accrual.storage_usd {
+            writeln!(
+                out,
+                "  ML storage       accrued {} while metered (on no receipt)",
+                usd(storage)
+            )?;
+        }
     }
     Ok(())
 }
