@@ -19,12 +19,15 @@
 //! brackets, the price source: `live`, `cache`, `snapshot` or `override`); the
 //! library's own cost log line (INFO, target `sagemeter`) goes to stderr. The local
 //! emulators do not serve the AWS Price List API, so local runs are priced from the
-//! snapshot bundled in sagemeter, and the receipts say `[snapshot]`.
+//! snapshot bundled in sagemeter, the receipts say `[snapshot]`, and the price note
+//! says so. When the Price List calls go to AWS and fail, the note names the error.
 
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use sagemeter::Decimal;
+use sagemeter::pricing::{PriceOrigin, Provenance};
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
+use std::net::IpAddr;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -78,6 +81,7 @@ async fn run(calls: u32) -> Result<(), Box<dyn std::error::Error>> {
     // (`Client::new` would do, but panics without a region; `build()` says what is missing.)
     let client = sagemeter::Client::builder(&sdk_config).build()?;
 
+    let local_pricing = pricing_goes_to_loopback();
     let mut notes = BTreeSet::new();
     for endpoint in ENDPOINTS {
         println!("{endpoint}:");
@@ -96,7 +100,10 @@ async fn run(calls: u32) -> Result<(), Box<dyn std::error::Error>> {
                 .await?;
             let cost = response.cost();
             println!("  call {:>2}: {cost}", i + 1);
-            if let Some(note) = cost.compute_provenance().and_then(|p| p.note.clone()) {
+            if let Some(note) = cost
+                .compute_provenance()
+                .and_then(|p| price_note(p, local_pricing))
+            {
                 notes.insert(note);
             }
         }
@@ -134,4 +141,39 @@ async fn run(calls: u32) -> Result<(), Box<dyn std::error::Error>> {
         println!("  price note: {note}");
     }
     Ok(())
+}
+
+/// The note to print for a price's provenance, if it has one.
+///
+/// Against the local emulator the Price List API is expected to be missing, so a
+/// snapshot price there is the normal case, not a failure: the note says so and
+/// keeps the snapshot's date and source. Anywhere else the library's note is printed
+/// as it is, naming the error that made it fall back.
+fn price_note(provenance: &Provenance, local_pricing: bool) -> Option<String> {
+    let note = provenance.note.as_deref()?;
+    if local_pricing && provenance.source == PriceOrigin::Snapshot {
+        // The library's note: "primary price source failed (…); bundled price snapshot (as of …)".
+        if let Some((_, snapshot)) = note.split_once("; bundled price snapshot ") {
+            return Some(format!(
+                "the local emulator has no Price List API: prices from the bundled snapshot {snapshot}"
+            ));
+        }
+    }
+    Some(note.to_owned())
+}
+
+/// Whether the Price List calls go to this machine (the local emulator): the SDK
+/// takes their endpoint from `AWS_ENDPOINT_URL_PRICING`, else `AWS_ENDPOINT_URL`.
+fn pricing_goes_to_loopback() -> bool {
+    let url = std::env::var("AWS_ENDPOINT_URL_PRICING")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .unwrap_or_default();
+    let authority = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+    let authority = authority.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }

@@ -7,7 +7,7 @@
 # Env: SAGEMETER_EMULATOR_PORT (default 4566), SAGEMETER_EMULATOR (moto, or auto when
 #      LOCALSTACK_AUTH_TOKEN is set: LocalStack if Docker answers; or localstack),
 #      AWS_ENDPOINT_URL_PRICING (default: the emulator, which has no Price List API, so
-#      prices come from the bundled snapshot; see README.md).
+#      prices come from the bundled snapshot; see localstack/README.md).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -66,3 +66,13 @@ pub use error::{Error, Result};
 
 /// Re-exported so that users and examples name the exact decimal type sagemeter uses.
 pub use rust_decimal::Decimal;
+
+/// The README's Rust examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+/// The library guide's Rust examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/library.md")]
+pub struct LibraryGuideDoctests;

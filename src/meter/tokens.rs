@@ -372,8 +372,8 @@ fn top_level_field<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
 /// One copy for both readers, `visit` called through a reference: inlined into
 /// each, the walk ran about 80 fewer instructions a call but took 13 more
 /// instruction-cache lines, and on the metered path a line fetched from the
-/// outer caches costs about as much as a hundred instructions (see the README's
-/// Benchmarks).
+/// outer caches costs about as much as a hundred instructions (see
+/// `benches/README.md`).
 #[inline(never)]
 fn for_each_member<'a>(
     body: &'a [u8],
