@@ -19,57 +19,26 @@
 //! usually hands it the output. The pending half is [`PendingInference`]: serialisable,
 //! so another process (the one reading the notifications) can settle it.
 
-use super::invoke::{
-    Sent, call_span, delegate_setters, in_span, record_on_span, required_endpoint,
-    send_alongside_prepare,
-};
+use super::call::{Call, MeteredOperation, call_span, in_span, record_on_span};
+use super::invoke::delegate_setters;
 use super::meter::{FinishedCall, Meter, Phase};
-use crate::endpoint::{DiscoveryError, EndpointKind};
+use crate::endpoint::EndpointKind;
 use crate::meter::{Operation, Outcome, TokenUsage, Usage};
-use crate::{Client, Cost, Error, Result};
+use crate::{Cost, Error, Result};
+use aws_sdk_sagemakerruntime::error::SdkError;
 use aws_sdk_sagemakerruntime::operation::RequestId;
-use aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::InvokeEndpointAsyncOutput;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::builders::InvokeEndpointAsyncFluentBuilder;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::{
+    InvokeEndpointAsyncError, InvokeEndpointAsyncOutput,
+};
 use aws_sdk_sagemakerruntime::primitives::Blob;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::time::{Duration, SystemTime};
 use tracing::Instrument;
-
-impl Client {
-    /// `InvokeEndpointAsync`, metered. Mirrors the SDK's fluent builder; the
-    /// [`AsyncInvocation`] it returns carries the submission receipt and settles the
-    /// rest when the output lands.
-    ///
-    /// ```no_run
-    /// # async fn run(client: sagemeter::Client, output: Vec<u8>) -> sagemeter::Result<()> {
-    /// use sagemeter::client::AsyncCompletion;
-    /// let invocation = client
-    ///     .invoke_endpoint_async()
-    ///     .endpoint_name("my-async-endpoint")
-    ///     .input_location("s3://my-bucket/requests/42.json")
-    ///     .input_bytes(18_342) // the input is in S3: its size is billed as data in
-    ///     .send()
-    ///     .await?;
-    /// println!("queued {:?}: {}", invocation.inference_id(), invocation.cost());
-    /// // ... later, when the SNS notification says the output is at output_location():
-    /// let settled = invocation
-    ///     .settle(AsyncCompletion::processed_for(std::time::Duration::from_secs(42)).output(&output))
-    ///     .await;
-    /// println!("settled: {settled}");
-    /// # Ok(()) }
-    /// ```
-    pub fn invoke_endpoint_async(&self) -> InvokeEndpointAsync {
-        InvokeEndpointAsync {
-            request: self.runtime.invoke_endpoint_async(),
-            meter: self.meter.clone(),
-            tags: BTreeMap::new(),
-            input_bytes: None,
-        }
-    }
-}
 
 /// A metered `InvokeEndpointAsync` request. Same setters as the SDK's fluent builder,
 /// plus [`tag`](Self::tag) and [`input_bytes`](Self::input_bytes).
@@ -82,6 +51,15 @@ pub struct InvokeEndpointAsync {
 }
 
 impl InvokeEndpointAsync {
+    pub(crate) fn new(request: InvokeEndpointAsyncFluentBuilder, meter: Meter) -> Self {
+        InvokeEndpointAsync {
+            request,
+            meter,
+            tags: BTreeMap::new(),
+            input_bytes: None,
+        }
+    }
+
     delegate_setters! {
         /// The endpoint to call.
         endpoint_name(impl Into<String>),
@@ -138,54 +116,32 @@ impl InvokeEndpointAsync {
             tags,
             input_bytes,
         } = self;
-        let endpoint = required_endpoint(request.get_endpoint_name())?;
-        let inline_bytes = request.get_body().as_ref().map(|b| b.as_ref().len() as u64);
-        let bytes_in = inline_bytes.or(input_bytes);
-        // Reserve the estimated submission cost before anything is sent (enforced budgets).
-        let reservation = meter.reserve(&endpoint, &tags)?;
-
-        // Measure, while discovery and pricing run alongside the call.
-        let span = call_span(&endpoint, Operation::InvokeEndpointAsync);
-        let Sent {
-            result: sent,
-            latency,
-            prepared,
-            started_at,
-            ..
-        } = send_alongside_prepare(
+        let call = Call::begin::<AsyncOperation>(
             &meter,
-            &endpoint,
-            meter.now(),
-            &span,
-            std::pin::pin!(request.send()),
-        )
-        .await;
-
+            request.get_endpoint_name(),
+            request.get_body().as_ref(),
+            input_bytes,
+            None,
+            tags,
+        )?;
+        let send = request.customize().interceptor(call.attempts()).send();
         // Not accepted: nothing queued, nothing billed.
-        let output = match sent {
-            Ok(output) => output,
-            Err(source) => {
-                return Err(match prepared.profile {
-                    Err(DiscoveryError::NotFound { .. }) => Error::UnknownEndpoint {
-                        endpoint,
-                        source: Box::new(source),
-                    },
-                    _ => Error::InvokeAsync {
-                        endpoint,
-                        source: Box::new(source),
-                    },
-                });
-            }
+        let answered = call
+            .send(std::pin::pin!(send))
+            .await
+            .billable::<AsyncOperation>()?;
+        let receipt = answered.receipt;
+        let Ok(output) = answered.result else {
+            unreachable!("billable() returns every failed submission as an error")
         };
 
-        let mut usage = Usage::new(Operation::InvokeEndpointAsync, latency);
-        usage.bytes_in = bytes_in.unwrap_or(0);
+        let usage = receipt.usage(answered.latency);
         let mut notes = vec![
             "submission: compute is billed as instance-hours of the async endpoint (AsyncInf) \
              and goes on the settlement receipt"
                 .to_owned(),
         ];
-        if bytes_in.is_none() {
+        if receipt.bytes_in().is_none() {
             notes.push(
                 "data in not billed: the input is in S3 and its size was not given \
                  (InvokeEndpointAsync::input_bytes)"
@@ -196,22 +152,10 @@ impl InvokeEndpointAsync {
             .request_id()
             .or(output.inference_id())
             .map(str::to_owned);
-        let call = FinishedCall {
-            endpoint: endpoint.clone(),
-            request_id: call_id,
-            started_at,
-            target_variant: None,
-            usage,
-            tags: tags.clone(),
-            notes,
-            // Compute is billed on settlement, from the processing time given there.
-            shared_hours: None,
-        };
-        let cost = in_span(&span, || {
-            meter.finish_phase(call, &prepared, Phase::Submitted)
-        });
-        record_on_span(&span, &cost);
-        meter.settle(reservation, &cost);
+        let endpoint = receipt.endpoint().to_owned();
+        let tags = receipt.tags().clone();
+        let started_at = receipt.started_at();
+        let cost = receipt.make(usage, call_id, notes, Phase::Submitted);
 
         let pending = PendingInference {
             endpoint,
@@ -229,6 +173,28 @@ impl InvokeEndpointAsync {
             pending,
             meter,
         })
+    }
+}
+
+/// `InvokeEndpointAsync`'s part of the call pipeline: a failed submission is never
+/// billed (nothing was queued), and one dropped in flight makes no receipt
+/// (whether SageMaker queued it is unknown).
+struct AsyncOperation;
+
+impl MeteredOperation for AsyncOperation {
+    type Error = InvokeEndpointAsyncError;
+    const OPERATION: Operation = Operation::InvokeEndpointAsync;
+    const RECEIPT_WHEN_DROPPED: bool = false;
+
+    fn error(
+        endpoint: String,
+        source: SdkError<InvokeEndpointAsyncError, HttpResponse>,
+        _cost: Option<Cost>,
+    ) -> Error {
+        Error::InvokeAsync {
+            endpoint,
+            source: Box::new(source),
+        }
     }
 }
 
@@ -391,78 +357,77 @@ impl<'a> AsyncCompletion<'a> {
     }
 }
 
-impl Meter {
-    /// Settles an async invocation: price (rates as of now) → bill the compute, data
-    /// out and tokens → record → the settlement receipt.
-    pub async fn settle_async(
-        &self,
-        pending: PendingInference,
-        completion: AsyncCompletion<'_>,
-    ) -> Cost {
-        let PendingInference {
-            endpoint,
-            call_id,
-            submitted_at,
-            variant,
-            tags,
-            ..
-        } = pending;
-        let span = call_span(&endpoint, Operation::InvokeEndpointAsync);
-        let prepared = self.prepare(&endpoint).instrument(span.clone()).await;
+/// Settles an async invocation (see [`Meter::settle_async`]): price (rates as of
+/// now) → bill the compute, data out and tokens → record → the settlement receipt.
+pub(crate) async fn settle(
+    meter: &Meter,
+    pending: PendingInference,
+    completion: AsyncCompletion<'_>,
+) -> Cost {
+    let PendingInference {
+        endpoint,
+        call_id,
+        submitted_at,
+        variant,
+        tags,
+        ..
+    } = pending;
+    let span = call_span(&endpoint, Operation::InvokeEndpointAsync);
+    let prepared = meter.prepare(&endpoint).instrument(span.clone()).await;
 
-        let submitted = SystemTime::from(submitted_at);
-        let mut notes = vec![format!(
-            "settlement of the async invocation submitted at {}",
-            submitted_at.to_rfc3339()
-        )];
-        let duration = match completion.duration {
-            BilledDuration::Processing(d) => d,
-            BilledDuration::CompletedAt(at) => {
-                notes.push(
-                    "billed time runs from submission to completion (queue time included)"
-                        .to_owned(),
-                );
-                at.duration_since(submitted).unwrap_or_default()
-            }
-        };
-        if let Ok(profile) = &prepared.profile
-            && profile.kind != EndpointKind::Async
-        {
+    let submitted = SystemTime::from(submitted_at);
+    let mut notes = vec![format!(
+        "settlement of the async invocation submitted at {}",
+        submitted_at.to_rfc3339()
+    )];
+    let duration = match completion.duration {
+        BilledDuration::Processing(d) => d,
+        BilledDuration::CompletedAt(at) => {
             notes.push(
-                "the endpoint's profile is not asynchronous: compute priced at its real-time rate"
-                    .to_owned(),
+                "billed time runs from submission to completion (queue time included)".to_owned(),
             );
+            at.duration_since(submitted).unwrap_or_default()
         }
-        let mut usage = Usage::new(Operation::InvokeEndpointAsync, duration);
-        usage.bytes_out = completion
-            .output_bytes
-            .or(completion.output.map(|b| b.len() as u64))
-            .unwrap_or(0);
-        usage.variant = variant;
-        let tokens = completion
-            .tokens
-            .or_else(|| completion.output.and_then(|body| self.count_tokens(body)));
-        if let Some(tokens) = tokens {
-            usage = usage.with_tokens(tokens);
-        }
-        if completion.failed {
-            usage.outcome = Outcome::Error;
-        }
-
-        let call = FinishedCall {
-            endpoint,
-            request_id: Some(call_id),
-            started_at: submitted,
-            target_variant: None,
-            usage,
-            tags,
-            notes,
-            shared_hours: None,
-        };
-        let cost = in_span(&span, || self.finish_phase(call, &prepared, Phase::Settled));
-        // The compute arrives after the call: it counts against budgets now.
-        self.settle(self.reserve_nothing(&cost.endpoint), &cost);
-        record_on_span(&span, &cost);
-        cost
+    };
+    if let Ok(profile) = &prepared.profile
+        && profile.kind != EndpointKind::Async
+    {
+        notes.push(
+            "the endpoint's profile is not asynchronous: compute priced at its real-time rate"
+                .to_owned(),
+        );
     }
+    let mut usage = Usage::new(Operation::InvokeEndpointAsync, duration);
+    usage.bytes_out = completion
+        .output_bytes
+        .or(completion.output.map(|b| b.len() as u64))
+        .unwrap_or(0);
+    usage.variant = variant;
+    let tokens = completion
+        .tokens
+        .or_else(|| completion.output.and_then(|body| meter.count_tokens(body)));
+    if let Some(tokens) = tokens {
+        usage = usage.with_tokens(tokens);
+    }
+    if completion.failed {
+        usage.outcome = Outcome::Error;
+    }
+
+    let call = FinishedCall {
+        endpoint,
+        request_id: Some(call_id),
+        started_at: submitted,
+        target_variant: None,
+        usage,
+        tags,
+        notes,
+        shared_hours: None,
+    };
+    let cost = in_span(&span, || {
+        meter.finish_phase(call, &prepared, Phase::Settled)
+    });
+    // The compute arrives after the call: it counts against budgets now.
+    meter.settle(meter.reserve_nothing(&cost.endpoint), &cost);
+    record_on_span(&span, &cost);
+    cost
 }

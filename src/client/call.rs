@@ -1,92 +1,484 @@
-//! One call from the moment its request goes out until its receipt is made.
+//! The one call pipeline every metered operation goes through, top to bottom:
 //!
-//! [`CallInFlight::begin`] puts the call on its endpoint's processor-sharing
-//! clock and keeps what a receipt needs. The operation takes it back with
-//! [`CallInFlight::into_parts`] once the SDK has answered. If the future is
-//! dropped first (the caller gave up, a `tokio::time::timeout` fired) after the
-//! request was sent, the drop still makes one receipt, outcome `cancelled`,
-//! billed as if the model ran until the drop: the instance was busy (and
-//! serverless compute and data in are billed) whether or not anyone read the
-//! answer.
+//! 1. **begin** ([`Call::begin`]): the endpoint is named, an inline body fits, the
+//!    enforced budgets have room (a reservation is held), the call joins its
+//!    endpoint's processor-sharing clock and its span opens;
+//! 2. **send** ([`Call::send`]): the SDK's future, pinned where the operation made
+//!    it and timed, while the endpoint's profile and rates are found alongside (at
+//!    hand on almost every call); the SDK's attempts are watched by an
+//!    [`AttemptProbe`];
+//! 3. **finish** ([`Receipt::make`]): usage → bill → totals → receipt → sinks, then
+//!    the budget reservation settles and the span records the cost.
+//!
+//! An operation (`InvokeEndpoint`, the response stream, `InvokeEndpointAsync`)
+//! supplies only what differs, through [`MeteredOperation`]: its name, how its
+//! failures are wrapped, and what it reads from its output. "Did the model run?" has
+//! one answer for all of them ([`reached_model`]): a failure reached the model only
+//! when SageMaker says the model answered with an error.
+//!
+//! If the caller drops the future after the request went out (it gave up, a
+//! `tokio::time::timeout` fired), the call still makes one receipt, outcome
+//! `cancelled`, billed as if the model ran until the drop: the instance was busy (and
+//! serverless compute and data in are billed) whether or not anyone read the answer.
 
-use super::meter::{FinishedCall, Meter};
+use super::meter::{FinishedCall, Meter, Phase, Prepared};
+use crate::billing::Cost;
 use crate::budget::Reservation;
+use crate::endpoint::DiscoveryError;
 use crate::ledger::CallShare;
 use crate::meter::{Operation, Outcome, Usage};
+use crate::{Error, Result};
+use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::config_bag::ConfigBag;
+use rust_decimal::Decimal;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+use tracing::Instrument;
+use tracing::field::{Empty, display};
 
-/// What a call's receipt needs that is known before it is sent.
-#[derive(Debug)]
-pub(crate) struct CallParts {
-    pub meter: Meter,
-    pub endpoint: String,
-    pub operation: Operation,
-    pub bytes_in: u64,
-    pub target_variant: Option<String>,
-    pub tags: BTreeMap<String, String>,
-    pub reservation: Option<Reservation>,
-    /// When the call started (the meter's clock, for receipts and accrual).
-    pub started_at: SystemTime,
-    /// When the call started (monotonic, for durations).
-    pub started: Instant,
-    /// The call's place on its endpoint's processor-sharing clock.
-    pub share: CallShare,
-    /// The SDK's attempts at this call, as [`AttemptProbe`] saw them.
-    pub attempts: AttemptProbe,
+/// Largest request body SageMaker real-time inference accepts (25 MB; serverless
+/// endpoints accept 4 MB, which the service itself enforces).
+pub const MAX_REQUEST_BYTES: usize = 25_000_000;
+
+/// What differs between the metered operations; everything else is [`Call`]'s.
+pub(crate) trait MeteredOperation {
+    /// The SDK operation's error.
+    type Error: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static;
+    /// The operation, as receipts name it.
+    const OPERATION: Operation;
+    /// Whether a call dropped after sending gets a `cancelled` receipt (not for an
+    /// async submission: whether SageMaker queued it is unknown).
+    const RECEIPT_WHEN_DROPPED: bool = true;
+    /// The error of a failed call, with its receipt when the model ran.
+    fn error(
+        endpoint: String,
+        source: SdkError<Self::Error, HttpResponse>,
+        cost: Option<Cost>,
+    ) -> Error;
 }
 
-/// A call whose request is about to go out or is out; see the module docs.
-#[derive(Debug)]
-pub(crate) struct CallInFlight(Option<CallParts>);
+/// Whether a failed call reached the model (and so used, and is billed for, its
+/// compute): SageMaker answered with the model's own error (`ModelError`, or
+/// `ModelStreamError` before a stream began). Throttling, validation, service and
+/// network errors did not.
+pub(crate) fn reached_model<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error()
+        .is_some_and(|e| is_model_error_code(e.code()))
+}
 
-impl CallInFlight {
-    /// Starts a call now (on the meter's clock).
-    pub(crate) fn begin(
+/// [`reached_model`] for an error code.
+pub(crate) fn is_model_error_code(code: Option<&str>) -> bool {
+    matches!(code, Some("ModelError" | "ModelStreamError"))
+}
+
+/// A call that has begun: checked, reserved, on the sharing clock, in its span.
+#[derive(Debug)]
+pub(crate) struct Call {
+    span: tracing::Span,
+    in_flight: CallInFlight,
+}
+
+impl Call {
+    /// Begins a call of `O` to the request's endpoint. `bytes_in` is the size of
+    /// the input when it is not inline (`None` with no inline body: not billed).
+    pub(crate) fn begin<O: MeteredOperation>(
         meter: &Meter,
-        endpoint: String,
-        operation: Operation,
-        bytes_in: u64,
+        endpoint: &Option<String>,
+        body: Option<&Blob>,
+        bytes_in: Option<u64>,
         target_variant: Option<String>,
         tags: BTreeMap<String, String>,
-        reservation: Option<Reservation>,
-    ) -> Self {
+    ) -> Result<Call> {
+        let endpoint = required_endpoint(endpoint)?;
+        let inline = checked_body_len(body, O::OPERATION)?;
+        let bytes_in = body.map(|_| inline as u64).or(bytes_in);
+        // Reserve the estimated cost before anything is sent (enforced budgets).
+        let reservation = meter.reserve(&endpoint, &tags)?;
+        let span = call_span(&endpoint, O::OPERATION);
         let started_at = meter.now();
         let share = meter.inner.totals.call_started(&endpoint, started_at);
-        CallInFlight(Some(CallParts {
-            meter: meter.clone(),
+        Ok(Call {
+            span,
+            in_flight: CallInFlight(Some(CallParts {
+                meter: meter.clone(),
+                endpoint,
+                operation: O::OPERATION,
+                bytes_in,
+                target_variant,
+                tags,
+                reservation,
+                started_at,
+                started: Instant::now(),
+                share,
+                attempts: AttemptProbe::default(),
+                receipt_when_dropped: O::RECEIPT_WHEN_DROPPED,
+            })),
+        })
+    }
+
+    /// The probe to register on the SDK request (`customize().interceptor(..)`).
+    pub(crate) fn attempts(&self) -> AttemptProbe {
+        self.in_flight.parts().attempts.clone()
+    }
+
+    /// Sends: awaits the SDK's future (made and pinned by the caller: an SDK send
+    /// future is kilobytes) while the endpoint's profile and rates are found.
+    pub(crate) async fn send<T, E>(
+        self,
+        send: Pin<&mut impl Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>>,
+    ) -> Answered<T, E> {
+        let Call { span, in_flight } = self;
+        let parts = in_flight.parts();
+        let (result, latency, prepared) =
+            send_alongside_prepare(&parts.meter, &parts.endpoint, parts.started_at, &span, send)
+                .await;
+        let parts = in_flight.into_parts();
+        Answered {
+            result,
+            latency,
+            receipt: Receipt {
+                span,
+                prepared,
+                parts,
+            },
+        }
+    }
+}
+
+/// What the SDK answered, and the receipt still to make.
+pub(crate) struct Answered<T, E> {
+    pub result: std::result::Result<T, SdkError<E, HttpResponse>>,
+    /// The send's own latency (on a cold cache, pricing may take longer than the call).
+    pub latency: Duration,
+    pub receipt: Receipt,
+}
+
+impl<T, E: ProvideErrorMetadata> Answered<T, E> {
+    /// A failure that did not reach the model has no receipt: it is returned as
+    /// `O`'s error (or [`Error::UnknownEndpoint`]) here, and its reservation is
+    /// released. Anything else goes on to make its receipt.
+    pub(crate) fn billable<O: MeteredOperation<Error = E>>(self) -> Result<Self>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        match self.result {
+            Err(err) if !reached_model(&err) => Err(self.receipt.error::<O>(err, None)),
+            _ => Ok(self),
+        }
+    }
+}
+
+/// The finish half of a call: everything its receipt needs.
+#[derive(Debug)]
+pub(crate) struct Receipt {
+    span: tracing::Span,
+    prepared: Arc<Prepared>,
+    parts: CallParts,
+}
+
+impl Receipt {
+    /// The meter the call goes through.
+    pub(crate) fn meter(&self) -> &Meter {
+        &self.parts.meter
+    }
+
+    /// When the call started, on the monotonic clock.
+    pub(crate) fn started(&self) -> Instant {
+        self.parts.started
+    }
+
+    /// When the call started, on the meter's clock.
+    pub(crate) fn started_at(&self) -> SystemTime {
+        self.parts.started_at
+    }
+
+    /// The called endpoint.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.parts.endpoint
+    }
+
+    /// The input size billed as data in (`None`: not known, not billed).
+    pub(crate) fn bytes_in(&self) -> Option<u64> {
+        self.parts.bytes_in
+    }
+
+    /// The call's tags.
+    pub(crate) fn tags(&self) -> &BTreeMap<String, String> {
+        &self.parts.tags
+    }
+
+    /// A usage record for this call, `latency` long, with its bytes in.
+    pub(crate) fn usage(&self, latency: Duration) -> Usage {
+        let mut usage = Usage::new(self.parts.operation, latency);
+        usage.bytes_in = self.parts.bytes_in.unwrap_or(0);
+        usage
+    }
+
+    /// `O`'s error for a failed call that has no receipt, or
+    /// [`Error::UnknownEndpoint`] when discovery found no such endpoint.
+    pub(crate) fn error<O: MeteredOperation>(
+        &self,
+        source: SdkError<O::Error, HttpResponse>,
+        cost: Option<Cost>,
+    ) -> Error {
+        let endpoint = self.parts.endpoint.clone();
+        match &self.prepared.profile {
+            Err(DiscoveryError::NotFound { .. }) => Error::UnknownEndpoint {
+                endpoint,
+                source: Box::new(source),
+            },
+            _ => O::error(endpoint, source, cost),
+        }
+    }
+
+    /// Makes the receipt of a call that failed after reaching the model, and
+    /// returns `O`'s error carrying it.
+    pub(crate) fn fail<O: MeteredOperation>(
+        self,
+        usage: Usage,
+        request_id: Option<String>,
+        notes: Vec<String>,
+        source: SdkError<O::Error, HttpResponse>,
+    ) -> Error {
+        let not_found = matches!(self.prepared.profile, Err(DiscoveryError::NotFound { .. }));
+        let endpoint = self.parts.endpoint.clone();
+        let cost = self.make(usage, request_id, notes, Phase::Whole);
+        if not_found {
+            return Error::UnknownEndpoint {
+                endpoint,
+                source: Box::new(source),
+            };
+        }
+        O::error(endpoint, source, Some(cost))
+    }
+
+    /// Bill → totals → receipt → sinks → budget → span, for the lines of `phase`.
+    pub(crate) fn make(
+        self,
+        mut usage: Usage,
+        request_id: Option<String>,
+        mut notes: Vec<String>,
+        phase: Phase,
+    ) -> Cost {
+        let Receipt {
+            span,
+            prepared,
+            parts,
+        } = self;
+        let CallParts {
+            meter,
             endpoint,
-            operation,
-            bytes_in,
             target_variant,
             tags,
             reservation,
             started_at,
-            started: Instant::now(),
             share,
-            attempts: AttemptProbe::default(),
-        }))
+            attempts,
+            ..
+        } = parts;
+        let wall = usage.latency;
+        bill_attempts(&mut usage, &attempts, &mut notes);
+        let mut shared_hours = share.end(meter.now());
+        if usage.latency < wall && !wall.is_zero() {
+            // Retried: the share of the whole call, scaled to the attempts that
+            // reached the model (rounded down, as every share is).
+            shared_hours = (shared_hours * Decimal::from(usage.latency.as_micros() as u64)
+                / Decimal::from(wall.as_micros() as u64))
+            .round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero);
+        }
+        let call = FinishedCall {
+            endpoint,
+            request_id,
+            started_at,
+            target_variant,
+            usage,
+            tags,
+            notes,
+            shared_hours: Some(shared_hours),
+        };
+        let cost = in_span(&span, || meter.finish_phase(call, &prepared, phase));
+        record_on_span(&span, &cost);
+        meter.settle(reservation, &cost);
+        cost
     }
+}
 
-    /// The call's parts, to borrow while it is in flight.
-    pub(crate) fn parts(&self) -> &CallParts {
+/// Puts the SDK's attempts on a call's usage: how many there were, and, when
+/// there were retries, the time of the attempts that reached the model as the
+/// billed latency (throttled and refused attempts, and the back-off between
+/// attempts, are not billed).
+pub(crate) fn bill_attempts(usage: &mut Usage, attempts: &AttemptProbe, notes: &mut Vec<String>) {
+    let count = attempts.count();
+    usage.attempts = count.max(1);
+    if count > 1 {
+        let (billed, billed_time) = attempts.billed();
+        if billed > 0 {
+            usage.latency = billed_time;
+        }
+        notes.push(format!(
+            "{count} attempts: {billed} reached the model and are billed, {} were not",
+            count - billed
+        ));
+    }
+}
+
+/// The endpoint name of a request, which every metered operation requires.
+fn required_endpoint(name: &Option<String>) -> Result<String> {
+    name.clone()
+        .filter(|name| !name.chars().all(char::is_whitespace))
+        .ok_or_else(|| Error::InvalidRequest("endpoint_name is required".into()))
+}
+
+/// The size of an inline request body, refused before sending when it is over
+/// SageMaker's limit.
+fn checked_body_len(body: Option<&Blob>, operation: Operation) -> Result<usize> {
+    let bytes = body.map_or(0, |b| b.as_ref().len());
+    if bytes > MAX_REQUEST_BYTES {
+        return Err(Error::InvalidRequest(format!(
+            "request body is {bytes} bytes; SageMaker accepts at most {MAX_REQUEST_BYTES} \
+             bytes for {operation} (use InvokeEndpointAsync for larger payloads)"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Awaits `send` inside `span`, with the endpoint's profile and rates: at hand
+/// (cached) on almost every call, else fetched by [`Meter::prepare_waiting`]
+/// alongside it. Returns the answer, the send's own latency and the profile.
+async fn send_alongside_prepare<T>(
+    meter: &Meter,
+    endpoint: &str,
+    started_at: SystemTime,
+    span: &tracing::Span,
+    send: Pin<&mut impl Future<Output = T>>,
+) -> (T, Duration, Arc<Prepared>) {
+    if let Some(prepared) = meter.prepare_now(endpoint, started_at) {
+        let started = Instant::now();
+        // A span nobody records (filtered out) is not entered on every poll.
+        let result = if span.is_disabled() {
+            send.await
+        } else {
+            send.instrument(span.clone()).await
+        };
+        return (result, started.elapsed(), prepared);
+    }
+    let started = Instant::now();
+    // Boxed: the cold path's state (discovery requests, price fetches, the response
+    // while they finish) stays out of every call's future.
+    let ((result, latency), prepared) = Box::pin(
+        async {
+            let timed = async {
+                let result = send.await;
+                (result, started.elapsed())
+            };
+            tokio::join!(timed, meter.prepare_waiting(endpoint))
+        }
+        .instrument(span.clone()),
+    )
+    .await;
+    (result, latency, prepared)
+}
+
+/// The span of one metered call (target `sagemeter`, name `sagemaker.invoke`); the
+/// cost line is logged inside it. When the receipt is made, its outcome, cost and
+/// tokens are recorded on it, tokens under sagemeter's names (`input_tokens`,
+/// `output_tokens`) and the OpenTelemetry GenAI ones (`gen_ai.usage.input_tokens`,
+/// `gen_ai.usage.output_tokens`); the cost as `cost_usd` and as
+/// `gen_ai.usage.cost.amount` / `gen_ai.usage.cost.currency`, the names proposed
+/// for the OpenTelemetry GenAI conventions (not yet stable: they may change).
+pub(crate) fn call_span(endpoint: &str, operation: Operation) -> tracing::Span {
+    tracing::info_span!(
+        target: "sagemeter",
+        "sagemaker.invoke",
+        endpoint = %endpoint,
+        operation = operation.as_str(),
+        outcome = Empty,
+        cost_usd = Empty,
+        input_tokens = Empty,
+        output_tokens = Empty,
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+        gen_ai.usage.cost.amount = Empty,
+        gen_ai.usage.cost.currency = Empty,
+    )
+}
+
+/// `f` inside `span`, entered only when something records it.
+pub(crate) fn in_span<T>(span: &tracing::Span, f: impl FnOnce() -> T) -> T {
+    if span.is_disabled() {
+        f()
+    } else {
+        span.in_scope(f)
+    }
+}
+
+/// Records a receipt's figures on its call's span (see [`call_span`]).
+pub(crate) fn record_on_span(span: &tracing::Span, cost: &Cost) {
+    if span.is_disabled() {
+        return;
+    }
+    let usage = &cost.usage;
+    span.record("outcome", usage.outcome.as_str());
+    span.record("cost_usd", display(cost.cost_usd));
+    span.record("gen_ai.usage.cost.amount", display(cost.cost_usd));
+    span.record("gen_ai.usage.cost.currency", cost.currency.as_ref());
+    if let Some(n) = usage.input_tokens {
+        span.record("input_tokens", n);
+        span.record("gen_ai.usage.input_tokens", n);
+    }
+    if let Some(n) = usage.output_tokens {
+        span.record("output_tokens", n);
+        span.record("gen_ai.usage.output_tokens", n);
+    }
+}
+
+/// What a call's receipt needs that is known before it is sent.
+#[derive(Debug)]
+struct CallParts {
+    meter: Meter,
+    endpoint: String,
+    operation: Operation,
+    bytes_in: Option<u64>,
+    target_variant: Option<String>,
+    tags: BTreeMap<String, String>,
+    reservation: Option<Reservation>,
+    /// When the call started (the meter's clock, for receipts and accrual).
+    started_at: SystemTime,
+    /// When the call started (monotonic, for durations).
+    started: Instant,
+    /// The call's place on its endpoint's processor-sharing clock.
+    share: CallShare,
+    /// The SDK's attempts at this call, as [`AttemptProbe`] saw them.
+    attempts: AttemptProbe,
+    receipt_when_dropped: bool,
+}
+
+/// A call whose request is about to go out or is out: dropped before the SDK
+/// answers (after a request went out), it makes the call's cancelled receipt.
+#[derive(Debug)]
+struct CallInFlight(Option<CallParts>);
+
+impl CallInFlight {
+    fn parts(&self) -> &CallParts {
         match &self.0 {
             Some(parts) => parts,
             None => unreachable!("a CallInFlight holds its parts until into_parts"),
         }
     }
 
-    /// The SDK answered: the operation makes the receipt from here.
-    pub(crate) fn into_parts(mut self) -> CallParts {
+    fn into_parts(mut self) -> CallParts {
         match self.0.take() {
             Some(parts) => parts,
             None => unreachable!("a CallInFlight holds its parts until into_parts"),
@@ -99,8 +491,8 @@ impl Drop for CallInFlight {
         let Some(parts) = self.0.take() else {
             return;
         };
-        if !parts.attempts.transmitted() {
-            return; // nothing reached SageMaker: nothing ran, nothing to bill
+        if !parts.receipt_when_dropped || !parts.attempts.transmitted() {
+            return; // nothing reached SageMaker (or nothing to bill): no receipt
         }
         let CallParts {
             meter,
@@ -114,9 +506,10 @@ impl Drop for CallInFlight {
             started,
             share,
             attempts,
+            ..
         } = parts;
         let mut usage = Usage::new(operation, started.elapsed());
-        usage.bytes_in = bytes_in;
+        usage.bytes_in = bytes_in.unwrap_or(0);
         usage.outcome = Outcome::Cancelled;
         usage.attempts = attempts.count().max(1);
         let call = FinishedCall {
@@ -133,8 +526,7 @@ impl Drop for CallInFlight {
             ],
             shared_hours: Some(share.end(meter.now())),
         };
-        let now = meter.now();
-        if let Some(prepared) = meter.prepare_now(&call.endpoint, now) {
+        if let Some(prepared) = meter.prepare_now(&call.endpoint, meter.now()) {
             let cost = meter.finish(call, &prepared);
             meter.settle(reservation, &cost);
             return;
@@ -197,8 +589,9 @@ impl AttemptProbe {
 }
 
 /// HTTP statuses with which SageMaker Runtime answers after the model ran: a
-/// success, or `ModelError` (424, the container answered with an error).
-fn reached_model(status: u16) -> bool {
+/// success, or `ModelError` (424, the container answered with an error); the
+/// status-level twin of [`reached_model`], for attempts the SDK retried.
+fn status_reached_model(status: u16) -> bool {
     (200..300).contains(&status) || status == 424
 }
 
@@ -236,7 +629,7 @@ impl Intercept for AttemptProbe {
             .take();
         let status = context.response().map(|r| r.status().as_u16());
         if let (Some(started), Some(status)) = (started, status)
-            && reached_model(status)
+            && status_reached_model(status)
         {
             let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             log.billed_us.fetch_add(us, Ordering::Relaxed);

@@ -1,10 +1,10 @@
 //! Metering for a plain SDK client, with no change at the call sites.
 
-use super::call::AttemptProbe;
-use super::invoke::bill_attempts;
+use super::call::{AttemptProbe, bill_attempts, is_model_error_code};
 use super::meter::{FinishedCall, Meter};
 use crate::ledger::CallShare;
 use crate::meter::{Operation, Outcome, Usage};
+use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata;
 use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{
     InvokeEndpointError, InvokeEndpointInput, InvokeEndpointOutput,
@@ -151,7 +151,7 @@ impl Intercept for MeteringInterceptor {
                 let model_error = err
                     .as_operation_error()
                     .and_then(|e| e.downcast_ref::<InvokeEndpointError>())
-                    .filter(|e| matches!(e, InvokeEndpointError::ModelError(_)));
+                    .filter(|e| is_model_error_code(e.code()));
                 let Some(model_error) = model_error else {
                     return Ok(());
                 };

@@ -296,6 +296,20 @@ impl Meter {
         self.inner.background.in_flight()
     }
 
+    /// Settles an async invocation: price (rates as of now) → bill the compute, data
+    /// out and tokens → record → the settlement receipt. For a [`PendingInference`]
+    /// kept or sent elsewhere; [`AsyncInvocation::settle`] does the same in place.
+    ///
+    /// [`PendingInference`]: super::PendingInference
+    /// [`AsyncInvocation::settle`]: super::AsyncInvocation::settle
+    pub async fn settle_async(
+        &self,
+        pending: super::PendingInference,
+        completion: super::AsyncCompletion<'_>,
+    ) -> Cost {
+        super::async_invoke::settle(self, pending, completion).await
+    }
+
     /// Where each budget stands in its current period.
     pub fn budget_status(&self) -> Vec<BudgetStatus> {
         self.inner.budgets.status(self.now().into())

@@ -19,8 +19,9 @@ mod meter;
 mod stream;
 
 pub use async_invoke::{AsyncCompletion, AsyncInvocation, InvokeEndpointAsync, PendingInference};
+pub use call::MAX_REQUEST_BYTES;
 pub use interceptor::MeteringInterceptor;
-pub use invoke::{InvokeEndpoint, MAX_REQUEST_BYTES, SendMeteredExt};
+pub use invoke::{InvokeEndpoint, SendMeteredExt};
 pub use meter::Meter;
 pub use stream::{
     InvokeEndpointWithResponseStream, MeteredEventReceiver, MeteredResponseStream, StreamEvent,
@@ -148,6 +149,62 @@ impl Client {
     /// `InvokeEndpoint`, metered. Mirrors the SDK's fluent builder.
     pub fn invoke_endpoint(&self) -> InvokeEndpoint {
         InvokeEndpoint::new(self.runtime.invoke_endpoint(), self.meter.clone())
+    }
+
+    /// `InvokeEndpointWithResponseStream`, metered. Mirrors the SDK's fluent builder;
+    /// the stream it returns is read the same way and carries its receipt.
+    ///
+    /// ```no_run
+    /// # async fn run(client: sagemeter::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// use aws_sdk_sagemakerruntime::primitives::Blob;
+    /// use aws_sdk_sagemakerruntime::types::ResponseStream;
+    /// let mut response = client
+    ///     .invoke_endpoint_with_response_stream()
+    ///     .endpoint_name("my-llm")
+    ///     .content_type("application/json")
+    ///     .body(Blob::new(r#"{"inputs":"hello","stream":true}"#))
+    ///     .send()
+    ///     .await?;
+    /// let receipt = response.receipt(); // resolves even if the loop stops early
+    /// while let Some(event) = response.body.recv().await? {
+    ///     if let ResponseStream::PayloadPart(part) = event {
+    ///         print!("{}", String::from_utf8_lossy(part.bytes().unwrap().as_ref()));
+    ///     }
+    /// }
+    /// println!("\n{}", response.cost().unwrap()); // or receipt.await
+    /// # Ok(()) }
+    /// ```
+    pub fn invoke_endpoint_with_response_stream(&self) -> InvokeEndpointWithResponseStream {
+        InvokeEndpointWithResponseStream::new(
+            self.runtime.invoke_endpoint_with_response_stream(),
+            self.meter.clone(),
+        )
+    }
+
+    /// `InvokeEndpointAsync`, metered. Mirrors the SDK's fluent builder; the
+    /// [`AsyncInvocation`] it returns carries the submission receipt and settles the
+    /// rest when the output lands.
+    ///
+    /// ```no_run
+    /// # async fn run(client: sagemeter::Client, output: Vec<u8>) -> sagemeter::Result<()> {
+    /// use sagemeter::client::AsyncCompletion;
+    /// let invocation = client
+    ///     .invoke_endpoint_async()
+    ///     .endpoint_name("my-async-endpoint")
+    ///     .input_location("s3://my-bucket/requests/42.json")
+    ///     .input_bytes(18_342) // the input is in S3: its size is billed as data in
+    ///     .send()
+    ///     .await?;
+    /// println!("queued {:?}: {}", invocation.inference_id(), invocation.cost());
+    /// // ... later, when the SNS notification says the output is at output_location():
+    /// let settled = invocation
+    ///     .settle(AsyncCompletion::processed_for(std::time::Duration::from_secs(42)).output(&output))
+    ///     .await;
+    /// println!("settled: {settled}");
+    /// # Ok(()) }
+    /// ```
+    pub fn invoke_endpoint_async(&self) -> InvokeEndpointAsync {
+        InvokeEndpointAsync::new(self.runtime.invoke_endpoint_async(), self.meter.clone())
     }
 
     /// Flushes and closes the sinks (the ledger) and waits for background work; see

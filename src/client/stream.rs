@@ -6,16 +6,9 @@
 //! stream was open, from sending the request to that moment: the endpoint was busy
 //! generating for all of it, whether the caller read every part or not.
 
-use super::Client;
-use super::call::{CallInFlight, CallParts};
-use super::invoke::{
-    Sent, call_span, checked_body_len, delegate_setters, in_span, record_on_span,
-    required_endpoint, send_alongside_prepare,
-};
-use super::meter::{FinishedCall, Meter, Prepared};
-use crate::budget::Reservation;
-use crate::endpoint::DiscoveryError;
-use crate::ledger::CallShare;
+use super::call::{Call, MeteredOperation, Receipt};
+use super::invoke::delegate_setters;
+use super::meter::{Meter, Phase};
 use crate::meter::{Operation, Outcome, StreamTokens, Usage};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
@@ -28,13 +21,14 @@ use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_sdk_sagemakerruntime::primitives::event_stream::EventReceiver;
 use aws_sdk_sagemakerruntime::types::ResponseStream;
 use aws_sdk_sagemakerruntime::types::error::ResponseStreamError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::event_stream::RawMessage;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// What `recv()` returns: the SDK's own item type, unchanged.
@@ -43,39 +37,6 @@ pub type StreamEvent = Result<Option<ResponseStream>, SdkError<ResponseStreamErr
 /// How many parts a dropped stream may still hand over, already received, before it
 /// counts as cancelled (see [`MeteredEventReceiver`]).
 const DRAIN_ON_DROP: usize = 64;
-
-impl Client {
-    /// `InvokeEndpointWithResponseStream`, metered. Mirrors the SDK's fluent builder;
-    /// the stream it returns is read the same way and carries its receipt.
-    ///
-    /// ```no_run
-    /// # async fn run(client: sagemeter::Client) -> Result<(), Box<dyn std::error::Error>> {
-    /// use aws_sdk_sagemakerruntime::primitives::Blob;
-    /// use aws_sdk_sagemakerruntime::types::ResponseStream;
-    /// let mut response = client
-    ///     .invoke_endpoint_with_response_stream()
-    ///     .endpoint_name("my-llm")
-    ///     .content_type("application/json")
-    ///     .body(Blob::new(r#"{"inputs":"hello","stream":true}"#))
-    ///     .send()
-    ///     .await?;
-    /// let receipt = response.receipt(); // resolves even if the loop stops early
-    /// while let Some(event) = response.body.recv().await? {
-    ///     if let ResponseStream::PayloadPart(part) = event {
-    ///         print!("{}", String::from_utf8_lossy(part.bytes().unwrap().as_ref()));
-    ///     }
-    /// }
-    /// println!("\n{}", response.cost().unwrap()); // or receipt.await
-    /// # Ok(()) }
-    /// ```
-    pub fn invoke_endpoint_with_response_stream(&self) -> InvokeEndpointWithResponseStream {
-        InvokeEndpointWithResponseStream {
-            request: self.runtime.invoke_endpoint_with_response_stream(),
-            meter: self.meter.clone(),
-            tags: BTreeMap::new(),
-        }
-    }
-}
 
 /// A metered `InvokeEndpointWithResponseStream` request. Same setters as the SDK's
 /// fluent builder, plus [`tag`](Self::tag); [`send`](Self::send) returns a
@@ -88,6 +49,17 @@ pub struct InvokeEndpointWithResponseStream {
 }
 
 impl InvokeEndpointWithResponseStream {
+    pub(crate) fn new(
+        request: InvokeEndpointWithResponseStreamFluentBuilder,
+        meter: Meter,
+    ) -> Self {
+        InvokeEndpointWithResponseStream {
+            request,
+            meter,
+            tags: BTreeMap::new(),
+        }
+    }
+
     delegate_setters! {
         /// The endpoint to call.
         endpoint_name(impl Into<String>),
@@ -138,186 +110,114 @@ impl InvokeEndpointWithResponseStream {
 
 /// Measure (the initial response, while discovery and pricing run alongside) →
 /// hand the stream over; the rest of the flow runs when the stream ends.
+/// `InvokeEndpointWithResponseStream` through the call pipeline ([`Call`]): what it
+/// adds is a receipt made when the stream ends, fails or is dropped.
 async fn invoke_endpoint_with_response_stream(
     meter: Meter,
     request: InvokeEndpointWithResponseStreamFluentBuilder,
     tags: BTreeMap<String, String>,
 ) -> Result<MeteredResponseStream> {
-    let endpoint = required_endpoint(request.get_endpoint_name())?;
-    let bytes_in = checked_body_len(
+    let call = Call::begin::<ResponseStreamOperation>(
+        &meter,
+        request.get_endpoint_name(),
         request.get_body().as_ref(),
-        Operation::InvokeEndpointWithResponseStream,
+        None,
+        request.get_target_variant().clone(),
+        tags,
     )?;
-    let target_variant = request.get_target_variant().clone();
-    // Reserve the estimated cost before anything is sent (enforced budgets); the
-    // reservation settles with the stream's one receipt, or is released on drop.
-    let reservation = meter.reserve(&endpoint, &tags)?;
+    let send = request.customize().interceptor(call.attempts()).send();
+    let answered = call
+        .send(std::pin::pin!(send))
+        .await
+        .billable::<ResponseStreamOperation>()?;
 
-    let span = call_span(&endpoint, Operation::InvokeEndpointWithResponseStream);
-    // Dropped before the stream arrives, the call still makes its cancelled receipt.
-    let in_flight = CallInFlight::begin(
-        &meter,
-        endpoint,
-        Operation::InvokeEndpointWithResponseStream,
-        bytes_in as u64,
-        target_variant,
-        tags,
-        reservation,
-    );
-    let send = request
-        .customize()
-        .interceptor(in_flight.parts().attempts.clone())
-        .send();
-    let Sent {
-        result: sent,
-        latency: send_latency,
-        prepared,
-        started,
-        ..
-    } = send_alongside_prepare(
-        &meter,
-        &in_flight.parts().endpoint,
-        in_flight.parts().started_at,
-        &span,
-        std::pin::pin!(send),
-    )
-    .await;
-    let CallParts {
-        endpoint,
-        target_variant,
-        tags,
-        reservation,
-        started_at,
-        share,
-        attempts,
-        ..
-    } = in_flight.into_parts();
-
-    let mut usage = Usage::new(Operation::InvokeEndpointWithResponseStream, send_latency);
-    usage.bytes_in = bytes_in as u64;
-    usage.attempts = attempts.count().max(1);
-    let tokens = match &meter.inner.token_counter {
-        Some(counter) => StreamTokens::with_counter(counter.clone()),
-        None => StreamTokens::new(),
-    };
-    let mut call = StreamCall {
-        meter,
-        prepared,
-        span,
-        endpoint,
-        request_id: None,
-        started_at,
-        started,
-        target_variant,
-        tags,
-        usage,
-        tokens,
-        reservation,
-        share,
-    };
-
-    match sent {
+    let receipt = answered.receipt;
+    let mut usage = receipt.usage(answered.latency);
+    match answered.result {
         Ok(output) => {
-            call.request_id = output.request_id().map(str::to_owned);
-            call.usage.variant = output.invoked_production_variant().map(str::to_owned);
+            usage.variant = output.invoked_production_variant().map(str::to_owned);
+            let tokens = match &receipt.meter().inner.token_counter {
+                Some(counter) => StreamTokens::with_counter(counter.clone()),
+                None => StreamTokens::new(),
+            };
+            let call = StreamCall {
+                request_id: output.request_id().map(str::to_owned),
+                receipt,
+                usage,
+                tokens,
+            };
             Ok(MeteredResponseStream::new(output, call))
         }
+        // The model ran and answered with an error: its time was used.
         Err(source) => {
-            call.request_id = source
+            usage.outcome = Outcome::Error;
+            let request_id = source
                 .as_service_error()
                 .and_then(|e| e.meta().request_id())
                 .map(str::to_owned);
-            // The model ran and answered with an error: its time was used.
-            let billable = matches!(
-                source.as_service_error(),
-                Some(
-                    InvokeEndpointWithResponseStreamError::ModelError(_)
-                        | InvokeEndpointWithResponseStreamError::ModelStreamError(_)
-                )
-            );
-            if let Err(DiscoveryError::NotFound { .. }) = &call.prepared.profile {
-                return Err(Error::UnknownEndpoint {
-                    endpoint: call.endpoint,
-                    source: Box::new(source),
-                });
-            }
-            let endpoint = call.endpoint.clone();
-            let cost = billable.then(|| Box::new(call.finish(send_latency, Outcome::Error, None)));
-            Err(Error::InvokeWithResponseStream {
-                endpoint,
-                source: Box::new(source),
-                cost,
-            })
+            Err(receipt.fail::<ResponseStreamOperation>(usage, request_id, Vec::new(), source))
         }
     }
 }
 
-/// One stream being metered: everything its receipt needs, filled in as parts arrive.
+/// `InvokeEndpointWithResponseStream`'s part of the call pipeline.
+struct ResponseStreamOperation;
+
+impl MeteredOperation for ResponseStreamOperation {
+    type Error = InvokeEndpointWithResponseStreamError;
+    const OPERATION: Operation = Operation::InvokeEndpointWithResponseStream;
+
+    fn error(
+        endpoint: String,
+        source: SdkError<InvokeEndpointWithResponseStreamError, HttpResponse>,
+        cost: Option<Cost>,
+    ) -> Error {
+        Error::InvokeWithResponseStream {
+            endpoint,
+            source: Box::new(source),
+            cost: cost.map(Box::new),
+        }
+    }
+}
+
+/// One stream being metered: its receipt still to make, and its usage filled in
+/// as parts arrive.
+#[derive(Debug)]
 struct StreamCall {
-    meter: Meter,
-    prepared: std::sync::Arc<Prepared>,
-    span: tracing::Span,
-    endpoint: String,
+    receipt: Receipt,
     request_id: Option<String>,
-    started_at: SystemTime,
-    started: Instant,
-    target_variant: Option<String>,
-    tags: BTreeMap<String, String>,
     usage: Usage,
     tokens: StreamTokens,
-    reservation: Option<Reservation>,
-    share: CallShare,
 }
 
 impl StreamCall {
     /// Measures one payload part. The bytes are read for tokens, never kept.
     fn part(&mut self, bytes: &[u8]) {
+        let started = self.receipt.started();
         let usage = &mut self.usage;
         usage
             .time_to_first_byte
-            .get_or_insert_with(|| self.started.elapsed());
+            .get_or_insert_with(|| started.elapsed());
         usage.parts = Some(usage.parts.unwrap_or(0) + 1);
         usage.bytes_out += bytes.len() as u64;
         self.tokens.push(bytes);
     }
 
-    /// Bill → record → receipt, now, for a call that took `latency`. Consumes the
-    /// call: a stream has one receipt.
+    /// The receipt, now, for a stream that took `latency`. Consumes the call: a
+    /// stream has one receipt.
     fn finish(self, latency: Duration, outcome: Outcome, note: Option<String>) -> Cost {
         let StreamCall {
-            meter,
-            prepared,
-            span,
-            endpoint,
+            receipt,
             request_id,
-            started_at,
-            target_variant,
-            tags,
             mut usage,
             mut tokens,
-            reservation,
-            share,
-            ..
         } = self;
         usage.latency = latency;
         usage.outcome = outcome;
         if let Some(counted) = tokens.finish() {
             usage = usage.with_tokens(counted);
         }
-        let call = FinishedCall {
-            endpoint,
-            request_id,
-            started_at,
-            target_variant,
-            usage,
-            tags,
-            notes: note.into_iter().collect(),
-            shared_hours: Some(share.end(meter.now())),
-        };
-        let cost = in_span(&span, || meter.finish(call, &prepared));
-        meter.settle(reservation, &cost);
-        record_on_span(&span, &cost);
-        cost
+        receipt.make(usage, request_id, note.into_iter().collect(), Phase::Whole)
     }
 }
 
@@ -483,7 +383,7 @@ impl MeteredEventReceiver {
     fn finish(&mut self, outcome: Outcome, note: Option<String>) {
         if let Some(call) = self.call.take() {
             // The whole stream: the endpoint was busy from the request to this moment.
-            let latency = call.started.elapsed();
+            let latency = call.receipt.started().elapsed();
             let cost = call.finish(latency, outcome, note);
             self.receipt.send_replace(Some(cost.clone()));
             self.cost = Some(cost);

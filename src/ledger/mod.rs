@@ -101,8 +101,31 @@ struct VariantState {
     accrued_usd: Decimal,
     /// ML storage so far, at 20 places (`None` while its rate is unknown).
     storage_fine_usd: Option<Decimal>,
+    /// The earliest start of a metered call: where accrual begins.
+    accrual_started_at: Option<SystemTime>,
     last_accrual_at: Option<SystemTime>,
     last_call_at: Option<SystemTime>,
+}
+
+impl VariantState {
+    /// Adds what the standing capacity (and storage) cost from `from` to `to`.
+    fn accrue(&mut self, clock: &InstanceClock, from: SystemTime, to: SystemTime) {
+        let elapsed = to.duration_since(from).unwrap_or_default();
+        // Kept at 20 places, shown at 12: rounding each stretch to the pico-dollar
+        // would drift below what the instances cost.
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let stretch = clock
+            .usd_per_hour_all_instances
+            .checked_mul(Decimal::from(micros))
+            .and_then(|usd_us| usd_us.checked_div(Decimal::from(3_600_000_000u64)))
+            .unwrap_or_else(|| mul_round_dp(clock.usd_per_hour_all_instances, hours(elapsed), 20));
+        self.accrued_fine_usd = (self.accrued_fine_usd + stretch.round_dp(20)).round_dp(20);
+        self.accrued_usd = round_cost(self.accrued_fine_usd);
+        if let Some(per_month) = clock.storage_usd_per_month {
+            let stretch = storage_stretch(per_month, from, to);
+            self.storage_fine_usd = Some(self.storage_fine_usd.unwrap_or_default() + stretch);
+        }
+    }
 }
 
 struct TotalsInner {
@@ -422,30 +445,23 @@ impl Totals {
             state.total_usd += cost_usd;
             if let Some(clock) = clock {
                 state.allocated_compute_usd += compute_usd.unwrap_or_default();
+                // Accrual covers every metered call from the earliest start: a
+                // call recorded later may have started before the first recorded.
+                match state.accrual_started_at {
+                    None => {
+                        state.accrual_started_at = Some(clock.started_at);
+                        state.last_accrual_at = Some(clock.started_at);
+                    }
+                    Some(first) if clock.started_at < first => {
+                        state.accrue(&clock, clock.started_at, first);
+                        state.accrual_started_at = Some(clock.started_at);
+                    }
+                    Some(_) => {}
+                }
                 let from = state.last_accrual_at.unwrap_or(clock.started_at);
                 if clock.ended_at > from {
-                    let elapsed = clock.ended_at.duration_since(from).unwrap_or_default();
-                    // Kept at 20 places, shown at 12: rounding each stretch to the
-                    // pico-dollar would drift below what the instances cost.
-                    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-                    let stretch = clock
-                        .usd_per_hour_all_instances
-                        .checked_mul(Decimal::from(micros))
-                        .and_then(|usd_us| usd_us.checked_div(Decimal::from(3_600_000_000u64)))
-                        .unwrap_or_else(|| {
-                            mul_round_dp(clock.usd_per_hour_all_instances, hours(elapsed), 20)
-                        });
-                    state.accrued_fine_usd =
-                        (state.accrued_fine_usd + stretch.round_dp(20)).round_dp(20);
-                    state.accrued_usd = round_cost(state.accrued_fine_usd);
-                    if let Some(per_month) = clock.storage_usd_per_month {
-                        let stretch = storage_stretch(per_month, from, clock.ended_at);
-                        state.storage_fine_usd =
-                            Some(state.storage_fine_usd.unwrap_or_default() + stretch);
-                    }
+                    state.accrue(&clock, from, clock.ended_at);
                     state.last_accrual_at = Some(clock.ended_at);
-                } else if state.last_accrual_at.is_none() {
-                    state.last_accrual_at = Some(from);
                 }
                 accrual = Some(Accrual {
                     accrued_usd: state.accrued_usd,
