@@ -206,6 +206,30 @@ fn invalid_plans_fail_with_what_was_wrong_and_what_to_do() {
 }
 
 #[test]
+fn a_zero_stated_rate_is_refused_never_priced_at_zero() {
+    sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "1000",
+            "--instance",
+            "ml.m5.xlarge",
+            "--instance-usd-per-hour",
+            "0",
+        ])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "error: rate (USD per unit) must be greater than zero (got 0 for hosting \
+             ml.m5.xlarge in ",
+        ))
+        .stderr(predicate::str::contains(
+            "a metered dimension is never billed at $0",
+        ));
+}
+
+#[test]
 fn nothing_to_compare_says_which_flags_make_a_plan() {
     sagemeter()
         .args(["compare", "--calls", "100"])

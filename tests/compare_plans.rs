@@ -592,6 +592,56 @@ async fn a_zero_rate_from_the_price_source_is_refused() {
         .await
         .unwrap_err();
     assert!(matches!(err, CompareError::MissingRate { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "no rate for serverless 3 GB in us-east-1 (needed by plan `serverless 3072 MB`): the \
+         price source answered $0 per second (snapshot); a metered dimension is never billed \
+         at $0: a $0 price is a free-tier or bookkeeping row, not the rate, and the plan is \
+         not priced at $0"
+    );
+}
+
+#[tokio::test]
+async fn a_free_tier_data_rate_never_prices_an_instance_plan_at_zero_data_cost() {
+    // A price source that kept the $0 free tier of data processed out, as a price
+    // parser that did not move on to the paid tier would have.
+    let prices = FixedPrices::snapshot().with(
+        PriceKey::DataOut {
+            region: REGION.into(),
+        },
+        "0",
+    );
+    let profile = UsageProfile::builder()
+        .calls_per_period(1000)
+        .bytes_out_per_call(1 << 20)
+        .build()
+        .unwrap();
+    let plans = [Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap())];
+    let err = Comparison::with_prices(&profile, &plans, &prices, REGION)
+        .await
+        .unwrap_err();
+    match &err {
+        CompareError::MissingRate { plan, key, reason } => {
+            assert_eq!(plan, "ml.m5.xlarge x1");
+            assert_eq!(
+                key,
+                &PriceKey::DataOut {
+                    region: REGION.into()
+                }
+            );
+            assert!(
+                reason.starts_with("the price source answered $0 per GB"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected MissingRate, got {other:?}"),
+    }
+    // Without bytes out the data-out rate is not needed, and the plan is priced:
+    // 730 h × 0.23 USD/h
+    let no_bytes = Comparison::with_prices(&monthly(1000), &plans, &prices, REGION)
+        .await
+        .unwrap();
+    assert_eq!(cost(&no_bytes, "ml.m5.xlarge x1"), d("167.9"));
 }
 
 #[tokio::test]
@@ -784,6 +834,13 @@ fn a_zero_stated_rate_is_refused() {
         .with_rate(PriceKey::hosting(REGION, "ml.m5.xlarge"), d("0"))
         .unwrap_err();
     assert!(matches!(err, CompareError::NotPositive { .. }));
+    assert_eq!(
+        err.to_string(),
+        "rate (USD per unit) must be greater than zero (got 0 for hosting ml.m5.xlarge in \
+         us-east-1): a metered dimension is never billed at $0: a $0 price is a free-tier or \
+         bookkeeping row, not the rate, and the plan is not priced at $0; state the rate \
+         SageMaker bills"
+    );
 }
 
 // ---------------------------------------------------------------- records
