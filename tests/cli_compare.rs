@@ -206,6 +206,50 @@ fn invalid_plans_fail_with_what_was_wrong_and_what_to_do() {
 }
 
 #[test]
+fn an_overflow_fails_with_what_overflowed_and_what_to_do_never_a_panic() {
+    // Two plans that cost nearly the same per call (1 TiB in at 10^9 USD/GB =
+    // 1.024 × 10^12 USD on instances; 10^9 tokens at 1,000 USD + 10^9 at
+    // 24.000000000073 USD = 1,024,000,000,000.073 USD per token), the instances with
+    // 10,000 × 730 h × 10^9 USD/h = 7.3 × 10^15 USD fixed: they cross at
+    // 7.3 × 10^15 / 0.073 = 10^17 calls, where a cost is ≈ 1.024 × 10^29 USD, beyond
+    // a decimal (≈ 7.9 × 10^28). This used to panic.
+    sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "1000",
+            "--bytes-in",
+            "1099511627776",
+            "--tokens-in",
+            "1000000000",
+            "--tokens-out",
+            "1000000000",
+            "--per-1m-tokens-in",
+            "1000000000",
+            "--per-1m-tokens-out",
+            "24000000.000073",
+            "--instance",
+            "ml.m5.xlarge",
+            "--count",
+            "10000",
+            "--instance-usd-per-hour",
+            "1000000000",
+            "--data-usd-per-gb",
+            "1000000000",
+        ])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::starts_with(
+            "error: the cost where plans `per token` and `ml.m5.xlarge x10000` break even \
+             (100,000,000,000,000,000 calls per month) is too large to compute exactly (above \
+             about 7.9 × 10^28): the plans' costs at the volumes where they could cross are \
+             beyond an exact decimal: check the units of the prices",
+        ))
+        .stderr(predicate::str::contains("panicked").not());
+}
+
+#[test]
 fn a_zero_stated_rate_is_refused_never_priced_at_zero() {
     sagemeter()
         .args([

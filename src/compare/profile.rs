@@ -4,6 +4,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+use super::arith::{HINT_INPUTS, div, mul};
 use super::{CompareError, Period, check};
 
 /// The same work, described once, so every plan can price it.
@@ -89,43 +90,67 @@ impl UsageProfile {
         }
         let calls = Decimal::from(totals.calls);
         let observed_seconds = Decimal::from_i128_with_scale(totals.observed.as_nanos() as i128, 9);
-        let calls_per_period = (calls * period.seconds() / observed_seconds).normalize();
-        let per_call = |total: u64| -> u64 {
-            if totals.calls == 0 {
+        let calls_per_period = mul(calls, period.seconds())
+            .and_then(|x| div(x, observed_seconds))
+            .map_err(|o| {
+                o.of(
+                    format!(
+                        "{} calls in {:?} scaled to a {period}",
+                        totals.calls, totals.observed
+                    ),
+                    "the totals must cover a longer time, or fewer calls",
+                )
+            })?
+            .normalize();
+        // Rounded to the nearest whole unit. u128 holds twice any total here (at most
+        // u64::MAX seconds in nanoseconds, ≈ 1.8 × 10^28) plus a count.
+        let mean = |total: u128, n: u64| -> u128 {
+            if n == 0 {
                 0
             } else {
-                ((total as u128 * 2 + totals.calls as u128) / (totals.calls as u128 * 2)) as u64
+                (total * 2 + n as u128) / (n as u128 * 2)
             }
         };
-        let mean_latency = if totals.calls == 0 {
-            Duration::ZERO
-        } else {
-            let nanos = (totals.busy_time.as_nanos() * 2 + totals.calls as u128)
-                / (totals.calls as u128 * 2);
-            Duration::from_nanos(nanos as u64)
-        };
+        // Beyond u64 is beyond every bound `validate` checks: saturate, then refuse there.
+        let per_call =
+            |total: u64, n: u64| u64::try_from(mean(total as u128, n)).unwrap_or(u64::MAX);
+        let mean_latency = Duration::from_nanos(
+            u64::try_from(mean(totals.busy_time.as_nanos(), totals.calls)).unwrap_or(u64::MAX),
+        );
         let profile = UsageProfile {
             period,
             calls_per_period,
             mean_latency,
-            bytes_in_per_call: per_call(totals.bytes_in),
-            bytes_out_per_call: per_call(totals.bytes_out),
-            tokens_in_per_call: per_call(totals.tokens_in),
-            tokens_out_per_call: per_call(totals.tokens_out),
+            bytes_in_per_call: per_call(totals.bytes_in, totals.calls),
+            bytes_out_per_call: per_call(totals.bytes_out, totals.calls),
+            tokens_in_per_call: per_call(totals.tokens_in, totals.calls),
+            tokens_out_per_call: per_call(totals.tokens_out, totals.calls),
         };
         profile.validate()?;
         Ok(profile)
     }
 
     /// The same profile over another period: calls scale with hours, per-call figures
-    /// stay.
-    pub fn over(&self, period: Period) -> Self {
-        UsageProfile {
+    /// stay. [`CompareError::Overflow`] when the calls do not fit (an unvalidated
+    /// profile).
+    pub fn over(&self, period: Period) -> Result<Self, CompareError> {
+        let calls_per_period = mul(self.calls_per_period, period.hours())
+            .and_then(|x| div(x, self.period.hours()))
+            .map_err(|o| {
+                o.of(
+                    format!(
+                        "{} calls per {} over a {period}",
+                        self.calls_per_period, self.period
+                    ),
+                    HINT_INPUTS,
+                )
+            })?
+            .normalize();
+        Ok(UsageProfile {
             period,
-            calls_per_period: (self.calls_per_period * period.hours() / self.period.hours())
-                .normalize(),
+            calls_per_period,
             ..self.clone()
-        }
+        })
     }
 
     /// Mean compute time billed per call by serverless inference: the mean latency
@@ -277,7 +302,15 @@ impl UsageProfileBuilder {
                     Decimal::from(check::MAX_CALLS_PER_PERIOD / 365),
                     "too many calls to model",
                 )?;
-                (per_day * period.hours() / Decimal::from(24)).normalize()
+                mul(per_day, period.hours())
+                    .and_then(|x| div(x, Decimal::from(24)))
+                    .map_err(|o| {
+                        o.of(
+                            format!("{per_day} calls per day over a {period}"),
+                            HINT_INPUTS,
+                        )
+                    })?
+                    .normalize()
             }
         };
         let profile = UsageProfile {
@@ -321,20 +354,27 @@ pub struct UsageTotals {
 impl UsageTotals {
     /// Totals of metered calls, e.g. the receipts of a ledger: the observed time runs
     /// from the first call's start to the last call's end (at least one second).
+    ///
+    /// Sums that would pass `u64::MAX` saturate there (and are then refused by
+    /// [`UsageProfile::from_totals`] as out of range).
     pub fn from_receipts<'a>(receipts: impl IntoIterator<Item = &'a crate::Cost>) -> Self {
         let mut totals = UsageTotals::default();
         let mut first: Option<chrono::DateTime<chrono::Utc>> = None;
         let mut last: Option<chrono::DateTime<chrono::Utc>> = None;
         for cost in receipts {
             let u = &cost.usage;
-            totals.calls += 1;
-            totals.busy_time += u.latency;
-            totals.bytes_in += u.bytes_in;
-            totals.bytes_out += u.bytes_out;
-            totals.tokens_in += u.input_tokens.unwrap_or(0);
-            totals.tokens_out += u.output_tokens.unwrap_or(0);
-            let end =
-                cost.at + chrono::Duration::from_std(u.latency).unwrap_or(chrono::Duration::zero());
+            totals.calls = totals.calls.saturating_add(1);
+            totals.busy_time = totals.busy_time.saturating_add(u.latency);
+            totals.bytes_in = totals.bytes_in.saturating_add(u.bytes_in);
+            totals.bytes_out = totals.bytes_out.saturating_add(u.bytes_out);
+            totals.tokens_in = totals.tokens_in.saturating_add(u.input_tokens.unwrap_or(0));
+            totals.tokens_out = totals
+                .tokens_out
+                .saturating_add(u.output_tokens.unwrap_or(0));
+            let end = chrono::Duration::from_std(u.latency)
+                .ok()
+                .and_then(|latency| cost.at.checked_add_signed(latency))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
             first = Some(first.map_or(cost.at, |f| f.min(cost.at)));
             last = Some(last.map_or(end, |l| l.max(end)));
         }
@@ -430,7 +470,7 @@ mod tests {
             .unwrap();
         // 73,000 calls / 730 h × 24 h = 2,400 calls a day
         assert_eq!(
-            month.over(Period::Day).calls_per_period,
+            month.over(Period::Day).unwrap().calls_per_period,
             Decimal::from(2_400)
         );
     }
