@@ -2,7 +2,6 @@
 //! model and break-even points, and the errors for inputs that cannot be priced.
 
 use proptest::prelude::*;
-use sagemeter::Decimal;
 use sagemeter::compare::{
     CompareError, Comparison, CostCurve, InstancePlan, PerInferencePlan, PerTokenPlan, Period,
     Plan, PlanModel, RateTable, SavingsPlan, SavingsPlanTerm, ServerlessPlan, SubscriptionPlan,
@@ -11,6 +10,7 @@ use sagemeter::compare::{
 use sagemeter::pricing::{
     BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
 };
+use sagemeter::{Cost, Decimal};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -542,6 +542,155 @@ fn a_profile_from_metered_totals_prices_like_a_stated_one() {
         cost(&compute(&profile, &[pay_per_use("0.0125")]), "pay per use"),
         d("2281.25")
     );
+}
+
+// ---------------------------------------------------------------- profiles from receipts
+
+/// The two receipts an asynchronous invocation leaves (see `client::async_invoke`):
+/// the submission (a data-in and an inference-fee line) at `submitted_at` after a
+/// 50 ms request, and the settlement (compute, data-out and token lines) stamped with
+/// the same start, the same endpoint and the same call id, its latency the
+/// `processing_s` seconds the model worked. Their amounts play no part here.
+fn async_receipts(
+    call_id: &str,
+    submitted_at: &str,
+    bytes_in: u64,
+    processing_s: u64,
+    bytes_out: u64,
+    tokens: (u64, u64),
+) -> [Cost; 2] {
+    let provenance = serde_json::json!({"source": "snapshot", "sku": null,
+        "effective_date": "2026-05-20", "fetched_at": null, "note": null});
+    let line = |item: &str, unit: &str, cost: &str| {
+        serde_json::json!({"item": item, "quantity": "1", "unit": unit,
+            "price": {"status": "priced", "usd_per_unit": cost, "cost_usd": cost,
+                      "provenance": provenance}})
+    };
+    let receipt = |usage: serde_json::Value, lines: Vec<serde_json::Value>, note: String| {
+        serde_json::from_value::<Cost>(serde_json::json!({
+            "call_id": call_id, "at": submitted_at, "endpoint": "nightly-batch",
+            "variant": "AllTraffic", "allocation": "busy_time", "usage": usage,
+            "lines": lines, "cost_usd": "0", "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0", "notes": [note]
+        }))
+        .unwrap()
+    };
+    let submission = receipt(
+        serde_json::json!({"operation": "InvokeEndpointAsync", "latency_us": 50_000,
+            "bytes_in": bytes_in, "bytes_out": 0, "variant": null, "outcome": "ok"}),
+        vec![
+            line("data_in", "gigabytes", "0.000001"),
+            line("inference", "calls", "0.0007"),
+        ],
+        "submission: compute is billed as instance-hours of the async endpoint (AsyncInf) \
+         and goes on the settlement receipt"
+            .into(),
+    );
+    let settlement = receipt(
+        serde_json::json!({"operation": "InvokeEndpointAsync",
+            "latency_us": processing_s * 1_000_000, "bytes_in": 0, "bytes_out": bytes_out,
+            "variant": "AllTraffic", "input_tokens": tokens.0, "output_tokens": tokens.1,
+            "outcome": "ok"}),
+        vec![
+            line("compute", "instance_hours", "0.002"),
+            line("data_out", "gigabytes", "0.000001"),
+            line("input_tokens", "tokens", "0.0001"),
+            line("output_tokens", "tokens", "0.0001"),
+        ],
+        format!("settlement of the async invocation submitted at {submitted_at}"),
+    );
+    [submission, settlement]
+}
+
+/// Three async invocations, both receipts each, in the order a ledger holds them
+/// (each settlement after its submission): submitted at 10:00:00, 10:20:00 and
+/// 10:58:30; the model worked 30 s, 60 s and 90 s, so the last ends at 11:00:00.
+fn three_async_invocations() -> Vec<Cost> {
+    let [s1, t1] = async_receipts("req-1", "2026-05-20T10:00:00Z", 1000, 30, 300, (100, 40));
+    let [s2, t2] = async_receipts("req-2", "2026-05-20T10:20:00Z", 2000, 60, 600, (200, 50));
+    let [s3, t3] = async_receipts("req-3", "2026-05-20T10:58:30Z", 3000, 90, 900, (300, 60));
+    vec![s1, s2, t1, s3, t2, t3]
+}
+
+#[test]
+fn an_async_invocation_is_one_call_with_the_quantities_of_both_its_receipts() {
+    let receipts = three_async_invocations();
+    let totals = UsageTotals::from_receipts(&receipts);
+    // six receipts, three invocations
+    assert_eq!(totals.calls, 3);
+    assert_eq!(totals.unsettled_async_calls, 0);
+    // 10:00:00 (first submission) to 10:58:30 + 90 s = 11:00:00
+    assert_eq!(totals.observed, Duration::from_secs(3600));
+    // busy time is the settlements' model time: 30 + 60 + 90 s (not the 3 × 50 ms
+    // the submissions took to queue the requests)
+    assert_eq!(totals.busy_time, Duration::from_secs(180));
+    // data in from the submissions, data out and tokens from the settlements
+    assert_eq!((totals.bytes_in, totals.bytes_out), (6000, 1800));
+    assert_eq!((totals.tokens_in, totals.tokens_out), (600, 150));
+
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // 3 calls × 86,400 s / 3,600 s = 72 calls a day (not 144: one per invocation)
+    assert_eq!(profile.calls_per_period, d("72"));
+    // 180 s / 3 calls
+    assert_eq!(profile.mean_latency, Duration::from_secs(60));
+    // 6,000 B / 3 = 2,000; 1,800 B / 3 = 600; 600 / 3 = 200 and 150 / 3 = 50 tokens
+    assert_eq!(profile.bytes_in_per_call, 2000);
+    assert_eq!(profile.bytes_out_per_call, 600);
+    assert_eq!(profile.tokens_in_per_call, 200);
+    assert_eq!(profile.tokens_out_per_call, 50);
+    // priced per call: 72 calls × 0.01 USD
+    assert_eq!(
+        cost(&compute(&profile, &[pay_per_use("0.01")]), "pay per use"),
+        d("0.72")
+    );
+}
+
+#[test]
+fn a_submission_not_yet_settled_is_a_call_whose_model_time_is_not_guessed() {
+    let mut receipts = three_async_invocations();
+    // req-3's settlement is not in the ledger yet
+    receipts.retain(|c| !(c.call_id == "req-3" && c.usage.bytes_out > 0));
+    let totals = UsageTotals::from_receipts(&receipts);
+    assert_eq!(totals.calls, 3);
+    assert_eq!(totals.unsettled_async_calls, 1);
+    // 10:00:00 to 10:21:00 (req-2 settled after 60 s); req-3 queued at 10:58:30 in
+    // 50 ms: observed 10:00:00 to 10:58:30.05 = 3,510.05 s
+    assert_eq!(totals.observed, Duration::from_millis(3_510_050));
+
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // data in is known for all three: 6,000 B / 3 calls
+    assert_eq!(profile.bytes_in_per_call, 2000);
+    // model time, data out and tokens over the two settled calls:
+    // (30 + 60) s / 2 = 45 s; (300 + 600) B / 2 = 450 B; (100 + 200) / 2 = 150 and
+    // (40 + 50) / 2 = 45 tokens
+    assert_eq!(profile.mean_latency, Duration::from_secs(45));
+    assert_eq!(profile.bytes_out_per_call, 450);
+    assert_eq!(profile.tokens_in_per_call, 150);
+    assert_eq!(profile.tokens_out_per_call, 45);
+}
+
+#[test]
+fn synchronous_calls_and_async_invocations_count_one_each() {
+    let mut receipts = three_async_invocations();
+    let sync: Cost = serde_json::from_value(serde_json::json!({
+        "call_id": "req-1", "at": "2026-05-20T10:30:00Z", "endpoint": "realtime",
+        "variant": "AllTraffic", "allocation": "busy_time",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 200_000, "bytes_in": 400,
+                  "bytes_out": 100, "variant": "AllTraffic", "outcome": "ok"},
+        "lines": [], "cost_usd": "0", "currency": "USD",
+        "running_client_usd": "0", "running_endpoint_usd": "0"
+    }))
+    .unwrap();
+    receipts.push(sync.clone());
+    receipts.push(sync);
+    let totals = UsageTotals::from_receipts(&receipts);
+    // 3 invocations + 2 synchronous calls (a synchronous receipt is a call, whatever
+    // its id)
+    assert_eq!(totals.calls, 5);
+    // 180 s of async model time + 2 × 0.2 s
+    assert_eq!(totals.busy_time, Duration::from_millis(180_400));
+    // 6,000 + 2 × 400 in; 1,800 + 2 × 100 out
+    assert_eq!((totals.bytes_in, totals.bytes_out), (6800, 2000));
 }
 
 // ---------------------------------------------------------------- rates
@@ -1179,6 +1328,7 @@ proptest! {
     #[test]
     fn any_totals_answer_a_profile_or_an_error_and_never_panic(
         calls in any_count(),
+        unsettled in any_count(),
         observed_ns in any_count(),
         busy_s in any_count(),
         bytes in (any_count(), any_count()),
@@ -1190,7 +1340,8 @@ proptest! {
             let totals = UsageTotals::new(calls, Duration::from_nanos(observed_ns))
                 .with_busy_time(Duration::from_secs(busy_s))
                 .with_bytes(bytes.0, bytes.1)
-                .with_tokens(tokens.0, tokens.1);
+                .with_tokens(tokens.0, tokens.1)
+                .with_unsettled_async_calls(unsettled);
             UsageProfile::from_totals(&totals, period).map(|p| p.over(other))
         });
         prop_assert!(answer.is_ok(), "the profile panicked");
