@@ -206,6 +206,151 @@ fn invalid_plans_fail_with_what_was_wrong_and_what_to_do() {
 }
 
 #[test]
+fn an_overflow_fails_with_what_overflowed_and_what_to_do_never_a_panic() {
+    // Two plans that cost nearly the same per call (1 TiB in at 10^9 USD/GB =
+    // 1.024 × 10^12 USD on instances; 10^9 tokens at 1,000 USD + 10^9 at
+    // 24.000000000073 USD = 1,024,000,000,000.073 USD per token), the instances with
+    // 10,000 × 730 h × 10^9 USD/h = 7.3 × 10^15 USD fixed: they cross at
+    // 7.3 × 10^15 / 0.073 = 10^17 calls, where a cost is ≈ 1.024 × 10^29 USD, beyond
+    // a decimal (≈ 7.9 × 10^28). This used to panic.
+    sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "1000",
+            "--bytes-in",
+            "1099511627776",
+            "--tokens-in",
+            "1000000000",
+            "--tokens-out",
+            "1000000000",
+            "--per-1m-tokens-in",
+            "1000000000",
+            "--per-1m-tokens-out",
+            "24000000.000073",
+            "--instance",
+            "ml.m5.xlarge",
+            "--count",
+            "10000",
+            "--instance-usd-per-hour",
+            "1000000000",
+            "--data-usd-per-gb",
+            "1000000000",
+        ])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::starts_with(
+            "error: the cost where plans `per token` and `ml.m5.xlarge x10000` break even \
+             (100,000,000,000,000,000 calls per month) is too large to compute exactly (above \
+             about 7.9 × 10^28): the plans' costs at the volumes where they could cross are \
+             beyond an exact decimal: check the units of the prices",
+        ))
+        .stderr(predicate::str::contains("panicked").not());
+}
+
+#[test]
+fn a_zero_stated_rate_is_refused_never_priced_at_zero() {
+    sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "1000",
+            "--instance",
+            "ml.m5.xlarge",
+            "--instance-usd-per-hour",
+            "0",
+        ])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "error: rate (USD per unit) must be greater than zero (got 0 for hosting \
+             ml.m5.xlarge in ",
+        ))
+        .stderr(predicate::str::contains(
+            "a metered dimension is never billed at $0",
+        ));
+}
+
+/// One ledger line of an async invocation's receipt (as `client::async_invoke`
+/// writes them): the submission with data in, or the settlement with the model's
+/// time, data out and tokens, both with the same call id and start.
+fn async_receipt(call_id: &str, at: &str, settlement: Option<(u64, u64, u64, u64)>) -> String {
+    let (usage, lines, note) = match settlement {
+        None => (
+            serde_json::json!({"operation": "InvokeEndpointAsync", "latency_us": 50_000,
+                "bytes_in": 2000, "bytes_out": 0, "variant": null, "outcome": "ok"}),
+            serde_json::json!([{"item": "data_in", "quantity": "0.000001862645149230957",
+                "unit": "gigabytes", "price": {"status": "unpriced", "reason": "test"}}]),
+            "submission: compute is billed as instance-hours of the async endpoint (AsyncInf) \
+             and goes on the settlement receipt"
+                .to_owned(),
+        ),
+        Some((seconds, bytes_out, tokens_in, tokens_out)) => (
+            serde_json::json!({"operation": "InvokeEndpointAsync",
+                "latency_us": seconds * 1_000_000, "bytes_in": 0, "bytes_out": bytes_out,
+                "variant": "AllTraffic", "input_tokens": tokens_in,
+                "output_tokens": tokens_out, "outcome": "ok"}),
+            serde_json::json!([{"item": "compute", "quantity": "0", "unit": "instance_hours",
+                "price": {"status": "unpriced", "reason": "test"}}]),
+            format!("settlement of the async invocation submitted at {at}"),
+        ),
+    };
+    serde_json::json!({
+        "call_id": call_id, "at": at, "endpoint": "nightly-batch", "variant": "AllTraffic",
+        "allocation": "busy_time", "usage": usage, "lines": lines, "cost_usd": "0",
+        "currency": "USD", "running_client_usd": "0", "running_endpoint_usd": "0",
+        "notes": [note]
+    })
+    .to_string()
+}
+
+#[test]
+fn compare_from_a_ledger_counts_each_async_invocation_once() {
+    // Four invocations, 2,000 B in each, submitted 10:00:00, 10:15:00, 10:30:00 and
+    // 10:59:00; the model worked 20, 40, 60 and 60 s (the last ends at 11:00:00);
+    // each settlement is written after its submission.
+    let lines = [
+        async_receipt("a-1", "2026-05-20T10:00:00Z", None),
+        async_receipt("a-2", "2026-05-20T10:15:00Z", None),
+        async_receipt("a-1", "2026-05-20T10:00:00Z", Some((20, 1000, 300, 100))),
+        async_receipt("a-2", "2026-05-20T10:15:00Z", Some((40, 3000, 500, 300))),
+        async_receipt("a-3", "2026-05-20T10:30:00Z", None),
+        async_receipt("a-3", "2026-05-20T10:30:00Z", Some((60, 2000, 400, 200))),
+        async_receipt("a-4", "2026-05-20T10:59:00Z", None),
+        async_receipt("a-4", "2026-05-20T10:59:00Z", Some((60, 2000, 400, 200))),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+
+    let output = sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&ledger)
+        .args(["--period", "day", "--per-call", "0.01", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&output).expect("stdout is JSON");
+    let profile = &json["profile"];
+    // 8 receipts, 4 calls in 10:00:00 to 11:00:00: 4 × 86,400 s / 3,600 s = 96 a day
+    assert_eq!(profile["calls_per_period"], "96");
+    // the model's time: (20 + 40 + 60 + 60) s / 4 = 45 s
+    assert_eq!(profile["mean_latency_ms"], "45000");
+    // in: 4 × 2,000 B / 4; out: (1,000 + 3,000 + 2,000 + 2,000) B / 4 = 2,000 B
+    assert_eq!(profile["bytes_in_per_call"], 2000);
+    assert_eq!(profile["bytes_out_per_call"], 2000);
+    // tokens: (300 + 500 + 400 + 400) / 4 = 400 in; (100 + 300 + 200 + 200) / 4 = 200 out
+    assert_eq!(profile["tokens_in_per_call"], 400);
+    assert_eq!(profile["tokens_out_per_call"], 200);
+    // 96 calls × 0.01 USD
+    assert_eq!(json["plans"][0]["cost_usd"], "0.96");
+}
+
+#[test]
 fn nothing_to_compare_says_which_flags_make_a_plan() {
     sagemeter()
         .args(["compare", "--calls", "100"])

@@ -1,15 +1,16 @@
 //! The billing-plan comparison, as a specification: hand-computed costs of every plan
 //! model and break-even points, and the errors for inputs that cannot be priced.
 
-use sagemeter::Decimal;
+use proptest::prelude::*;
 use sagemeter::compare::{
-    CompareError, Comparison, InstancePlan, PerInferencePlan, PerTokenPlan, Period, Plan,
-    PlanModel, RateTable, SavingsPlan, SavingsPlanTerm, ServerlessPlan, SubscriptionPlan,
+    CompareError, Comparison, CostCurve, InstancePlan, PerInferencePlan, PerTokenPlan, Period,
+    Plan, PlanModel, RateTable, SavingsPlan, SavingsPlanTerm, ServerlessPlan, SubscriptionPlan,
     UsageProfile, UsageTotals,
 };
 use sagemeter::pricing::{
     BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
 };
+use sagemeter::{Cost, Decimal};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -543,6 +544,155 @@ fn a_profile_from_metered_totals_prices_like_a_stated_one() {
     );
 }
 
+// ---------------------------------------------------------------- profiles from receipts
+
+/// The two receipts an asynchronous invocation leaves (see `client::async_invoke`):
+/// the submission (a data-in and an inference-fee line) at `submitted_at` after a
+/// 50 ms request, and the settlement (compute, data-out and token lines) stamped with
+/// the same start, the same endpoint and the same call id, its latency the
+/// `processing_s` seconds the model worked. Their amounts play no part here.
+fn async_receipts(
+    call_id: &str,
+    submitted_at: &str,
+    bytes_in: u64,
+    processing_s: u64,
+    bytes_out: u64,
+    tokens: (u64, u64),
+) -> [Cost; 2] {
+    let provenance = serde_json::json!({"source": "snapshot", "sku": null,
+        "effective_date": "2026-05-20", "fetched_at": null, "note": null});
+    let line = |item: &str, unit: &str, cost: &str| {
+        serde_json::json!({"item": item, "quantity": "1", "unit": unit,
+            "price": {"status": "priced", "usd_per_unit": cost, "cost_usd": cost,
+                      "provenance": provenance}})
+    };
+    let receipt = |usage: serde_json::Value, lines: Vec<serde_json::Value>, note: String| {
+        serde_json::from_value::<Cost>(serde_json::json!({
+            "call_id": call_id, "at": submitted_at, "endpoint": "nightly-batch",
+            "variant": "AllTraffic", "allocation": "busy_time", "usage": usage,
+            "lines": lines, "cost_usd": "0", "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0", "notes": [note]
+        }))
+        .unwrap()
+    };
+    let submission = receipt(
+        serde_json::json!({"operation": "InvokeEndpointAsync", "latency_us": 50_000,
+            "bytes_in": bytes_in, "bytes_out": 0, "variant": null, "outcome": "ok"}),
+        vec![
+            line("data_in", "gigabytes", "0.000001"),
+            line("inference", "calls", "0.0007"),
+        ],
+        "submission: compute is billed as instance-hours of the async endpoint (AsyncInf) \
+         and goes on the settlement receipt"
+            .into(),
+    );
+    let settlement = receipt(
+        serde_json::json!({"operation": "InvokeEndpointAsync",
+            "latency_us": processing_s * 1_000_000, "bytes_in": 0, "bytes_out": bytes_out,
+            "variant": "AllTraffic", "input_tokens": tokens.0, "output_tokens": tokens.1,
+            "outcome": "ok"}),
+        vec![
+            line("compute", "instance_hours", "0.002"),
+            line("data_out", "gigabytes", "0.000001"),
+            line("input_tokens", "tokens", "0.0001"),
+            line("output_tokens", "tokens", "0.0001"),
+        ],
+        format!("settlement of the async invocation submitted at {submitted_at}"),
+    );
+    [submission, settlement]
+}
+
+/// Three async invocations, both receipts each, in the order a ledger holds them
+/// (each settlement after its submission): submitted at 10:00:00, 10:20:00 and
+/// 10:58:30; the model worked 30 s, 60 s and 90 s, so the last ends at 11:00:00.
+fn three_async_invocations() -> Vec<Cost> {
+    let [s1, t1] = async_receipts("req-1", "2026-05-20T10:00:00Z", 1000, 30, 300, (100, 40));
+    let [s2, t2] = async_receipts("req-2", "2026-05-20T10:20:00Z", 2000, 60, 600, (200, 50));
+    let [s3, t3] = async_receipts("req-3", "2026-05-20T10:58:30Z", 3000, 90, 900, (300, 60));
+    vec![s1, s2, t1, s3, t2, t3]
+}
+
+#[test]
+fn an_async_invocation_is_one_call_with_the_quantities_of_both_its_receipts() {
+    let receipts = three_async_invocations();
+    let totals = UsageTotals::from_receipts(&receipts);
+    // six receipts, three invocations
+    assert_eq!(totals.calls, 3);
+    assert_eq!(totals.unsettled_async_calls, 0);
+    // 10:00:00 (first submission) to 10:58:30 + 90 s = 11:00:00
+    assert_eq!(totals.observed, Duration::from_secs(3600));
+    // busy time is the settlements' model time: 30 + 60 + 90 s (not the 3 × 50 ms
+    // the submissions took to queue the requests)
+    assert_eq!(totals.busy_time, Duration::from_secs(180));
+    // data in from the submissions, data out and tokens from the settlements
+    assert_eq!((totals.bytes_in, totals.bytes_out), (6000, 1800));
+    assert_eq!((totals.tokens_in, totals.tokens_out), (600, 150));
+
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // 3 calls × 86,400 s / 3,600 s = 72 calls a day (not 144: one per invocation)
+    assert_eq!(profile.calls_per_period, d("72"));
+    // 180 s / 3 calls
+    assert_eq!(profile.mean_latency, Duration::from_secs(60));
+    // 6,000 B / 3 = 2,000; 1,800 B / 3 = 600; 600 / 3 = 200 and 150 / 3 = 50 tokens
+    assert_eq!(profile.bytes_in_per_call, 2000);
+    assert_eq!(profile.bytes_out_per_call, 600);
+    assert_eq!(profile.tokens_in_per_call, 200);
+    assert_eq!(profile.tokens_out_per_call, 50);
+    // priced per call: 72 calls × 0.01 USD
+    assert_eq!(
+        cost(&compute(&profile, &[pay_per_use("0.01")]), "pay per use"),
+        d("0.72")
+    );
+}
+
+#[test]
+fn a_submission_not_yet_settled_is_a_call_whose_model_time_is_not_guessed() {
+    let mut receipts = three_async_invocations();
+    // req-3's settlement is not in the ledger yet
+    receipts.retain(|c| !(c.call_id == "req-3" && c.usage.bytes_out > 0));
+    let totals = UsageTotals::from_receipts(&receipts);
+    assert_eq!(totals.calls, 3);
+    assert_eq!(totals.unsettled_async_calls, 1);
+    // 10:00:00 to 10:21:00 (req-2 settled after 60 s); req-3 queued at 10:58:30 in
+    // 50 ms: observed 10:00:00 to 10:58:30.05 = 3,510.05 s
+    assert_eq!(totals.observed, Duration::from_millis(3_510_050));
+
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // data in is known for all three: 6,000 B / 3 calls
+    assert_eq!(profile.bytes_in_per_call, 2000);
+    // model time, data out and tokens over the two settled calls:
+    // (30 + 60) s / 2 = 45 s; (300 + 600) B / 2 = 450 B; (100 + 200) / 2 = 150 and
+    // (40 + 50) / 2 = 45 tokens
+    assert_eq!(profile.mean_latency, Duration::from_secs(45));
+    assert_eq!(profile.bytes_out_per_call, 450);
+    assert_eq!(profile.tokens_in_per_call, 150);
+    assert_eq!(profile.tokens_out_per_call, 45);
+}
+
+#[test]
+fn synchronous_calls_and_async_invocations_count_one_each() {
+    let mut receipts = three_async_invocations();
+    let sync: Cost = serde_json::from_value(serde_json::json!({
+        "call_id": "req-1", "at": "2026-05-20T10:30:00Z", "endpoint": "realtime",
+        "variant": "AllTraffic", "allocation": "busy_time",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 200_000, "bytes_in": 400,
+                  "bytes_out": 100, "variant": "AllTraffic", "outcome": "ok"},
+        "lines": [], "cost_usd": "0", "currency": "USD",
+        "running_client_usd": "0", "running_endpoint_usd": "0"
+    }))
+    .unwrap();
+    receipts.push(sync.clone());
+    receipts.push(sync);
+    let totals = UsageTotals::from_receipts(&receipts);
+    // 3 invocations + 2 synchronous calls (a synchronous receipt is a call, whatever
+    // its id)
+    assert_eq!(totals.calls, 5);
+    // 180 s of async model time + 2 × 0.2 s
+    assert_eq!(totals.busy_time, Duration::from_millis(180_400));
+    // 6,000 + 2 × 400 in; 1,800 + 2 × 100 out
+    assert_eq!((totals.bytes_in, totals.bytes_out), (6800, 2000));
+}
+
 // ---------------------------------------------------------------- rates
 
 #[tokio::test]
@@ -592,6 +742,56 @@ async fn a_zero_rate_from_the_price_source_is_refused() {
         .await
         .unwrap_err();
     assert!(matches!(err, CompareError::MissingRate { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "no rate for serverless 3 GB in us-east-1 (needed by plan `serverless 3072 MB`): the \
+         price source answered $0 per second (snapshot); a metered dimension is never billed \
+         at $0: a $0 price is a free-tier or bookkeeping row, not the rate, and the plan is \
+         not priced at $0"
+    );
+}
+
+#[tokio::test]
+async fn a_free_tier_data_rate_never_prices_an_instance_plan_at_zero_data_cost() {
+    // A price source that kept the $0 free tier of data processed out, as a price
+    // parser that did not move on to the paid tier would have.
+    let prices = FixedPrices::snapshot().with(
+        PriceKey::DataOut {
+            region: REGION.into(),
+        },
+        "0",
+    );
+    let profile = UsageProfile::builder()
+        .calls_per_period(1000)
+        .bytes_out_per_call(1 << 20)
+        .build()
+        .unwrap();
+    let plans = [Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap())];
+    let err = Comparison::with_prices(&profile, &plans, &prices, REGION)
+        .await
+        .unwrap_err();
+    match &err {
+        CompareError::MissingRate { plan, key, reason } => {
+            assert_eq!(plan, "ml.m5.xlarge x1");
+            assert_eq!(
+                key,
+                &PriceKey::DataOut {
+                    region: REGION.into()
+                }
+            );
+            assert!(
+                reason.starts_with("the price source answered $0 per GB"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected MissingRate, got {other:?}"),
+    }
+    // Without bytes out the data-out rate is not needed, and the plan is priced:
+    // 730 h × 0.23 USD/h
+    let no_bytes = Comparison::with_prices(&monthly(1000), &plans, &prices, REGION)
+        .await
+        .unwrap();
+    assert_eq!(cost(&no_bytes, "ml.m5.xlarge x1"), d("167.9"));
 }
 
 #[tokio::test]
@@ -784,6 +984,368 @@ fn a_zero_stated_rate_is_refused() {
         .with_rate(PriceKey::hosting(REGION, "ml.m5.xlarge"), d("0"))
         .unwrap_err();
     assert!(matches!(err, CompareError::NotPositive { .. }));
+    assert_eq!(
+        err.to_string(),
+        "rate (USD per unit) must be greater than zero (got 0 for hosting ml.m5.xlarge in \
+         us-east-1): a metered dimension is never billed at $0: a $0 price is a free-tier or \
+         bookkeeping row, not the rate, and the plan is not priced at $0; state the rate \
+         SageMaker bills"
+    );
+}
+
+// ---------------------------------------------------------------- overflow
+
+#[test]
+fn a_cost_beyond_a_decimal_is_an_overflow_error_not_a_panic() {
+    // The largest per-token price modelled (10^9 USD) × 10^9 tokens in and 10^9 out
+    // = 2 × 10^18 USD per call; × 10^15 calls (the most modelled) = 2 × 10^33 USD,
+    // beyond Decimal::MAX ≈ 7.9 × 10^28. This multiplication used to panic.
+    let limit = d("1000000000");
+    let profile = UsageProfile::builder()
+        .calls_per_period(1_000_000_000_000_000u64)
+        .tokens_in_per_call(1_000_000_000)
+        .tokens_out_per_call(1_000_000_000)
+        .build()
+        .unwrap();
+    let plans = [Plan::from(PerTokenPlan::new(limit, limit).unwrap())];
+    let err = Comparison::compute(&profile, &plans, &RateTable::new(REGION)).unwrap_err();
+    assert!(matches!(err, CompareError::Overflow { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the cost of plan `per token` for 1,000,000,000,000,000 calls per month is too large \
+         to compute exactly (above about 7.9 × 10^28): the inputs multiply to more than an \
+         exact decimal holds: check the units of the prices (per call, per token, per hour, \
+         per GB) and lower the prices, fees or volumes (calls, tokens or bytes per call)"
+    );
+}
+
+#[test]
+fn the_cost_per_thousand_calls_of_a_huge_cost_is_divided_before_it_is_multiplied() {
+    // 10^9 USD per million tokens = 1,000 USD per token; 10^9 + 10^9 tokens per call
+    // = 2 × 10^12 USD per call; × 10^15 calls = 2 × 10^27 USD (fits a decimal), but
+    // 2 × 10^27 × 1,000 does not: this used to panic. ÷ 10^15 calls first, then × 1,000.
+    let limit = d("1000000000");
+    let profile = UsageProfile::builder()
+        .calls_per_period(1_000_000_000_000_000u64)
+        .tokens_in_per_call(1_000_000_000)
+        .tokens_out_per_call(1_000_000_000)
+        .build()
+        .unwrap();
+    let plans = [Plan::from(
+        PerTokenPlan::per_million_tokens(limit, limit).unwrap(),
+    )];
+    let comparison = compute(&profile, &plans);
+    let row = comparison.plan("per token").unwrap();
+    assert_eq!(row.cost_usd, d("2000000000000000000000000000"));
+    // 2 × 10^12 USD per call × 1,000
+    assert_eq!(row.usd_per_1000_calls, Some(d("2000000000000000")));
+}
+
+/// Two plans that cost nearly the same per call, one with a large fixed cost: they
+/// cross at 10^17 calls a month, where either costs about 10^29 USD.
+///
+/// - 10,000 instances × 730 h × 10^9 USD/h = 7.3 × 10^15 USD fixed; 1 TiB in per call
+///   at 10^9 USD/GB = 1,024 GB × 10^9 = 1.024 × 10^12 USD per call;
+/// - per token: 10^9 tokens × 10^9 USD/10^6 + 10^9 tokens × 24,000,000.000073 USD/10^6
+///   = 10^12 + 24,000,000,000.073 = 1,024,000,000,000.073 USD per call.
+///
+/// Crossing: 7.3 × 10^15 / 0.073 = 10^17 calls; 1.024 × 10^12 × 10^17 ≈ 1.024 × 10^29.
+fn plans_crossing_beyond_a_decimal() -> (UsageProfile, [Plan; 2], RateTable) {
+    let limit = d("1000000000");
+    let profile = UsageProfile::builder()
+        .calls_per_period(1000)
+        .bytes_in_per_call(1 << 40)
+        .tokens_in_per_call(1_000_000_000)
+        .tokens_out_per_call(1_000_000_000)
+        .build()
+        .unwrap();
+    let plans = [
+        Plan::from(PerTokenPlan::per_million_tokens(limit, d("24000000.000073")).unwrap()),
+        Plan::from(InstancePlan::new("ml.m5.xlarge", 10_000).unwrap()),
+    ];
+    let rates = RateTable::new(REGION)
+        .with_rate(PriceKey::hosting(REGION, "ml.m5.xlarge"), limit)
+        .unwrap()
+        .with_rate(
+            PriceKey::DataIn {
+                region: REGION.into(),
+            },
+            limit,
+        )
+        .unwrap();
+    (profile, plans, rates)
+}
+
+#[test]
+fn a_break_even_whose_cost_is_beyond_a_decimal_is_an_overflow_error_not_a_panic() {
+    let (profile, plans, rates) = plans_crossing_beyond_a_decimal();
+    // Each plan's cost at the profile's 1,000 calls fits:
+    // per token 1,000 × 1,024,000,000,000.073; instances 7.3 × 10^15 + 1,000 × 1.024 × 10^12
+    let per_token = &plans[..1];
+    assert_eq!(
+        cost(
+            &Comparison::compute(&profile, per_token, &rates).unwrap(),
+            "per token"
+        ),
+        d("1024000000000073")
+    );
+    // The crossing at 10^17 calls costs about 1.024 × 10^29 USD: an error, not a panic
+    // (comparing the costs on either side of it used to overflow and panic).
+    let err = Comparison::compute(&profile, &plans, &rates).unwrap_err();
+    assert!(matches!(err, CompareError::Overflow { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(
+            "the cost where plans `per token` and `ml.m5.xlarge x10000` break even \
+             (100,000,000,000,000,000 calls per month) is too large to compute exactly"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_cost_curve_says_when_a_cost_is_beyond_a_decimal() {
+    // 10^15 fixed + 10^20 per call: at 10 calls 10^15 + 10^21; at 10^9 calls 10^29
+    let curve = CostCurve::linear(d("1000000000000000"), d("100000000000000000000"));
+    assert_eq!(curve.cost_usd(d("10")), Ok(d("1000001000000000000000")));
+    assert!(matches!(
+        curve.cost_usd(d("1000000000")),
+        Err(CompareError::Overflow { .. })
+    ));
+    assert!(matches!(
+        curve.marginal_usd_per_call(Decimal::ZERO),
+        Ok(x) if x == d("100000000000000000000")
+    ));
+}
+
+#[test]
+fn moving_a_profile_to_another_period_that_overflows_is_an_error() {
+    // A deserialised profile is not validated: Decimal::MAX calls a day × 365
+    let profile: UsageProfile = serde_json::from_value(serde_json::json!({
+        "period": "day", "calls_per_period": Decimal::MAX.to_string(),
+        "mean_latency_ms": "0", "bytes_in_per_call": 0, "bytes_out_per_call": 0,
+        "tokens_in_per_call": 0, "tokens_out_per_call": 0
+    }))
+    .unwrap();
+    assert!(matches!(
+        profile.over(Period::Year),
+        Err(CompareError::Overflow { .. })
+    ));
+    // 2,400 calls a day × 8,760 h / 24 h = 876,000 calls a year
+    let daily = UsageProfile::builder()
+        .period(Period::Day)
+        .calls_per_period(2_400)
+        .build()
+        .unwrap();
+    assert_eq!(
+        daily.over(Period::Year).unwrap().calls_per_period,
+        d("876000")
+    );
+}
+
+#[test]
+fn totals_too_dense_to_scale_to_a_period_are_an_error() {
+    // u64::MAX calls in one nanosecond, scaled to a year: ≈ 1.8 × 10^19 × 3.15 × 10^7
+    // / 10^-9 ≈ 5.8 × 10^35
+    let totals = UsageTotals::new(u64::MAX, Duration::from_nanos(1));
+    assert!(matches!(
+        UsageProfile::from_totals(&totals, Period::Year),
+        Err(CompareError::Overflow { .. })
+    ));
+}
+
+/// Any decimal: small, at the bounds plans and profiles allow and beyond them,
+/// and anywhere a decimal reaches (negative, tiny, Decimal::MAX).
+fn any_decimal() -> impl Strategy<Value = Decimal> {
+    prop_oneof![
+        4 => (0i64..=1_000_000_000_000, 0u32..=6).prop_map(|(m, s)| Decimal::new(m, s)),
+        4 => prop::sample::select(vec![
+            Decimal::ZERO,
+            Decimal::ONE,
+            d("0.0000000000000000000000000001"),
+            d("0.999999999"),
+            d("1000000000"),
+            d("2739726027397"),
+            d("1000000000000000"),
+            d("1000000000000000000"),
+            Decimal::MAX,
+            Decimal::MIN,
+        ]),
+        1 => (any::<u128>(), 0u32..=28, any::<bool>()).prop_map(|(m, scale, negative)| {
+            Decimal::from_parts(m as u32, (m >> 32) as u32, (m >> 64) as u32, negative, scale)
+        }),
+    ]
+}
+
+/// A price (fee, rate): mostly one the plans accept, from 10^-28 USD to the 10^9 USD
+/// limit, and sometimes any decimal at all.
+fn any_price() -> impl Strategy<Value = Decimal> {
+    prop_oneof![
+        5 => (1i64..=1_000_000_000_000, 3u32..=12).prop_map(|(m, s)| Decimal::new(m, s)),
+        3 => prop::sample::select(vec![
+            d("0.0000000000000000000000000001"),
+            d("0.000001"),
+            d("999999999.999999999"),
+            d("1000000000"),
+        ]),
+        2 => any_decimal(),
+    ]
+}
+
+/// Calls per period: mostly up to the 10^15 the profile allows, and sometimes any
+/// decimal at all.
+fn any_calls() -> impl Strategy<Value = Decimal> {
+    prop_oneof![
+        5 => (0i64..=1_000_000_000_000_000, 0u32..=3).prop_map(|(m, s)| Decimal::new(m, s)),
+        3 => prop::sample::select(vec![Decimal::ZERO, d("0.5"), d("1000000000000000")]),
+        2 => any_decimal(),
+    ]
+}
+
+/// A count up to `max` (bytes, tokens, milliseconds), mostly small or at `max`, and
+/// sometimes anything up to u64::MAX.
+fn count_up_to(max: u64) -> impl Strategy<Value = u64> {
+    prop_oneof![
+        6 => 0u64..=max.min(1_000_000),
+        3 => prop::sample::select(vec![0, max]),
+        1 => any::<u64>(),
+    ]
+}
+
+/// Any count, to u64::MAX.
+fn any_count() -> impl Strategy<Value = u64> {
+    count_up_to(u64::MAX)
+}
+
+fn any_period() -> impl Strategy<Value = Period> {
+    prop::sample::select(vec![Period::Day, Period::Month, Period::Year])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Whatever the prices, volumes, fees and periods: an answer or an error, never
+    /// a panic, and an answer can be printed and serialised.
+    #[test]
+    fn any_comparison_answers_or_errs_and_never_panics(
+        period in any_period(),
+        calls in any_calls(),
+        latency_ms in count_up_to(3_600_000),
+        bytes in (count_up_to(1 << 40), count_up_to(1 << 40)),
+        tokens in (count_up_to(1_000_000_000), count_up_to(1_000_000_000)),
+        per_call in any_price(),
+        token_prices in (any_price(), any_price()),
+        fee in (any_price(), any_period(), any_calls(), any_price()),
+        instance in (1u32..=10_000, any_decimal()),
+        savings in (any_price(), any_decimal()),
+        rates in (any_price(), any_price(), any_price()),
+        chosen in prop::collection::vec(any::<bool>(), 6),
+    ) {
+        let answer = std::panic::catch_unwind(|| {
+            let Ok(profile) = UsageProfile::builder()
+                .period(period)
+                .calls_per_period(calls)
+                .mean_latency(Duration::from_millis(latency_ms))
+                .bytes_in_per_call(bytes.0)
+                .bytes_out_per_call(bytes.1)
+                .tokens_in_per_call(tokens.0)
+                .tokens_out_per_call(tokens.1)
+                .build()
+            else {
+                return None;
+            };
+            let (fee, fee_period, included, overage) = fee;
+            let plans: Vec<Plan> = [
+                PerInferencePlan::per_call(per_call).map(Plan::from),
+                PerTokenPlan::new(token_prices.0, token_prices.1).map(Plan::from),
+                SubscriptionPlan::builder()
+                    .fee_usd(fee)
+                    .period(fee_period)
+                    .included_calls(included)
+                    .overage_usd_per_call(overage)
+                    .build()
+                    .map(Plan::from),
+                InstancePlan::new("ml.m5.xlarge", instance.0)
+                    .and_then(|p| p.with_hours_per_period(instance.1))
+                    .map(Plan::from),
+                SavingsPlan::builder()
+                    .instance_type("ml.m5.xlarge")
+                    .count(instance.0)
+                    .commitment_usd_per_hour(savings.0)
+                    .discount(savings.1)
+                    .build()
+                    .map(Plan::from),
+                ServerlessPlan::new(6144).map(Plan::from),
+            ]
+            .into_iter()
+            .zip(&chosen)
+            .filter_map(|(plan, chosen)| plan.ok().filter(|_| *chosen))
+            .collect();
+            let mut table = RateTable::new(REGION);
+            for (key, usd) in [
+                (PriceKey::hosting(REGION, "ml.m5.xlarge"), rates.0),
+                (PriceKey::serverless(REGION, 6), rates.1),
+                (PriceKey::DataIn { region: REGION.into() }, rates.2),
+                (PriceKey::DataOut { region: REGION.into() }, rates.2),
+            ] {
+                if let Ok(with) = table.clone().with_rate(key, usd) {
+                    table = with;
+                }
+            }
+            let shown = Comparison::compute(&profile, &plans, &table).map(|comparison| {
+                // n plans, n (n − 1) / 2 pairs
+                assert_eq!(
+                    comparison.break_evens.len(),
+                    plans.len() * (plans.len() - 1) / 2
+                );
+                let json = serde_json::to_string(&comparison).unwrap();
+                (comparison.to_string(), json)
+            });
+            Some(shown)
+        });
+        prop_assert!(answer.is_ok(), "the comparison panicked");
+    }
+
+    /// A cost curve of any figures answers a cost or an overflow, never a panic.
+    #[test]
+    fn any_cost_curve_answers_or_errs_and_never_panics(
+        fixed in any_decimal(),
+        per_call in any_decimal(),
+        quota in proptest::option::of((any_decimal(), any_decimal())),
+        calls in any_decimal(),
+    ) {
+        let answer = std::panic::catch_unwind(|| {
+            let mut curve = CostCurve::linear(fixed, per_call);
+            if let Some((included, overage)) = quota {
+                curve.included_calls = Some(included);
+                curve.overage_usd_per_call = Some(overage);
+            }
+            (curve.cost_usd(calls), curve.marginal_usd_per_call(calls))
+        });
+        prop_assert!(answer.is_ok(), "the cost curve panicked");
+    }
+
+    /// Any totals become a profile or an error, over any period, never a panic.
+    #[test]
+    fn any_totals_answer_a_profile_or_an_error_and_never_panic(
+        calls in any_count(),
+        unsettled in any_count(),
+        observed_ns in any_count(),
+        busy_s in any_count(),
+        bytes in (any_count(), any_count()),
+        tokens in (any_count(), any_count()),
+        period in any_period(),
+        other in any_period(),
+    ) {
+        let answer = std::panic::catch_unwind(|| {
+            let totals = UsageTotals::new(calls, Duration::from_nanos(observed_ns))
+                .with_busy_time(Duration::from_secs(busy_s))
+                .with_bytes(bytes.0, bytes.1)
+                .with_tokens(tokens.0, tokens.1)
+                .with_unsettled_async_calls(unsettled);
+            UsageProfile::from_totals(&totals, period).map(|p| p.over(other))
+        });
+        prop_assert!(answer.is_ok(), "the profile panicked");
+    }
 }
 
 // ---------------------------------------------------------------- records

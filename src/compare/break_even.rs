@@ -4,9 +4,15 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::UsageProfile;
-use super::engine::PlanCost;
+use super::arith::{Overflow, add, div, mul, sub};
+use super::engine::{CostCurve, PlanCost};
 use super::format::{calls as fmt_calls, percent};
+use super::{CompareError, UsageProfile};
+
+/// What to do when the costs where two plans might cross are beyond a decimal.
+const HINT_BREAK_EVEN: &str = "the plans' costs at the volumes where they could cross are \
+     beyond an exact decimal: check the units of the prices (per call, per token, per hour, \
+     per GB) and lower the prices, fees or volumes per call";
 
 /// Crossings beyond this many calls per period are not reported: at such volumes the
 /// plans never break even in practice.
@@ -69,9 +75,19 @@ enum Verdict {
     Same,
 }
 
-pub(crate) fn break_even(a: &PlanCost, b: &PlanCost, profile: &UsageProfile) -> BreakEven {
+pub(crate) fn break_even(
+    a: &PlanCost,
+    b: &PlanCost,
+    profile: &UsageProfile,
+) -> Result<BreakEven, CompareError> {
     let (ca, cb) = (&a.curve, &b.curve);
-    let diff = |u: Decimal| ca.cost_usd(u) - cb.cost_usd(u);
+    let pair = format!("`{}` and `{}`", a.plan.name, b.plan.name);
+    let crossing = |o: Overflow| {
+        o.of(
+            format!("the difference in cost between plans {pair} where they could break even"),
+            HINT_BREAK_EVEN,
+        )
+    };
     let max_calls = Decimal::from(MAX_BREAK_EVEN_CALLS);
 
     // Segments on which the difference is linear: split at each curve's kink.
@@ -88,8 +104,11 @@ pub(crate) fn break_even(a: &PlanCost, b: &PlanCost, profile: &UsageProfile) -> 
     let mut events: Vec<Decimal> = Vec::new();
     for (i, &lo) in starts.iter().enumerate() {
         let hi = starts.get(i + 1).copied();
-        let slope = ca.marginal_usd_per_call(lo) - cb.marginal_usd_per_call(lo);
-        let at_lo = diff(lo);
+        let slope = ca
+            .try_marginal_usd_per_call(lo)
+            .and_then(|ma| sub(ma, cb.try_marginal_usd_per_call(lo)?))
+            .map_err(crossing)?;
+        let at_lo = difference(ca, cb, lo).map_err(crossing)?;
         if slope.is_zero() {
             if at_lo.is_zero() {
                 // The plans coincide on this whole segment: its ends are events.
@@ -98,10 +117,7 @@ pub(crate) fn break_even(a: &PlanCost, b: &PlanCost, profile: &UsageProfile) -> 
             }
             continue;
         }
-        let Some(root) = at_lo
-            .checked_div(slope)
-            .and_then(|step| lo.checked_sub(step))
-        else {
+        let Ok(root) = div(at_lo, slope).and_then(|step| sub(lo, step)) else {
             continue; // beyond any representable volume
         };
         if root >= lo && root > Decimal::ZERO && root <= max_calls && hi.is_none_or(|hi| root <= hi)
@@ -113,15 +129,15 @@ pub(crate) fn break_even(a: &PlanCost, b: &PlanCost, profile: &UsageProfile) -> 
     events.dedup();
 
     // The cheaper plan between consecutive events; merge neighbours with the same verdict.
-    let verdict = |u: Decimal| {
-        let d = diff(u);
-        if d < Decimal::ZERO {
+    let verdict = |u: Decimal| -> Result<Verdict, Overflow> {
+        let d = difference(ca, cb, u)?;
+        Ok(if d < Decimal::ZERO {
             Verdict::A
         } else if d > Decimal::ZERO {
             Verdict::B
         } else {
             Verdict::Same
-        }
+        })
     };
     let mut regions: Vec<(Decimal, Option<Decimal>, Verdict)> = Vec::new();
     let mut lo = Decimal::ZERO;
@@ -132,11 +148,11 @@ pub(crate) fn break_even(a: &PlanCost, b: &PlanCost, profile: &UsageProfile) -> 
     {
         let last = i == events.len();
         let probe = if last {
-            lo + lo.max(Decimal::ONE)
+            add(lo, lo.max(Decimal::ONE))
         } else {
-            (lo + hi) / Decimal::TWO
+            add(lo, hi).and_then(|x| div(x, Decimal::TWO))
         };
-        let v = verdict(probe);
+        let v = probe.and_then(verdict).map_err(crossing)?;
         let to = (!last).then_some(hi);
         match regions.last_mut() {
             Some(prev) if prev.2 == v => prev.1 = to,
@@ -153,17 +169,32 @@ pub(crate) fn break_even(a: &PlanCost, b: &PlanCost, profile: &UsageProfile) -> 
     let points: Vec<BreakEvenPoint> = regions
         .iter()
         .filter_map(|r| r.1)
-        .map(|u| BreakEvenPoint {
-            calls_per_period: u,
-            cost_usd: ca.cost_usd(u),
-            utilisation: [a, b]
-                .into_iter()
-                .filter_map(|p| utilisation_at(p, profile, u).map(|x| (p.plan.name.clone(), x)))
-                .collect(),
+        .map(|u| {
+            let at = |figure: &str| {
+                let what = format!(
+                    "{figure} where plans {pair} break even ({} calls per {})",
+                    fmt_calls(u),
+                    profile.period
+                );
+                move |o: Overflow| o.of(what.clone(), HINT_BREAK_EVEN)
+            };
+            let mut utilisation = BTreeMap::new();
+            for p in [a, b] {
+                let busy = utilisation_at(p, profile, u)
+                    .map_err(at(&format!("the utilisation of `{}`", p.plan.name)))?;
+                if let Some(x) = busy {
+                    utilisation.insert(p.plan.name.clone(), x);
+                }
+            }
+            Ok(BreakEvenPoint {
+                calls_per_period: u,
+                cost_usd: ca.try_cost_usd(u).map_err(at("the cost"))?,
+                utilisation,
+            })
         })
-        .collect();
-    let summary = summarise(a, b, &regions, &points, profile);
-    BreakEven {
+        .collect::<Result<_, CompareError>>()?;
+    let summary = summarise(a, b, &regions, &points, profile)?;
+    Ok(BreakEven {
         plans: [a.plan.name.clone(), b.plan.name.clone()],
         points,
         regions: regions
@@ -175,17 +206,41 @@ pub(crate) fn break_even(a: &PlanCost, b: &PlanCost, profile: &UsageProfile) -> 
             })
             .collect(),
         summary,
+    })
+}
+
+/// `cost_a(u) − cost_b(u)`, part by part: fixed parts, per-call parts, overage. Two
+/// large costs that nearly agree differ by a small figure, which this reaches
+/// without computing either cost.
+fn difference(ca: &CostCurve, cb: &CostCurve, u: Decimal) -> Result<Decimal, Overflow> {
+    let fixed = sub(ca.fixed_usd, cb.fixed_usd)?;
+    let per_call = mul(sub(ca.usd_per_call, cb.usd_per_call)?, u)?;
+    let d = add(fixed, per_call)?;
+    sub(add(d, overage(ca, u)?)?, overage(cb, u)?)
+}
+
+/// What the calls above a curve's included calls add at `u` calls.
+fn overage(curve: &CostCurve, u: Decimal) -> Result<Decimal, Overflow> {
+    match (curve.included_calls, curve.overage_usd_per_call) {
+        (Some(included), Some(overage)) if u > included => mul(overage, sub(u, included)?),
+        _ => Ok(Decimal::ZERO),
     }
 }
 
 /// `calls × latency / provisioned seconds` for an instance plan.
-fn utilisation_at(plan: &PlanCost, profile: &UsageProfile, calls: Decimal) -> Option<Decimal> {
-    let provisioned = plan.provisioned_seconds?;
+fn utilisation_at(
+    plan: &PlanCost,
+    profile: &UsageProfile,
+    calls: Decimal,
+) -> Result<Option<Decimal>, Overflow> {
+    let Some(provisioned) = plan.provisioned_seconds else {
+        return Ok(None);
+    };
     if profile.mean_latency.is_zero() || provisioned.is_zero() {
-        return None;
+        return Ok(None);
     }
     let latency = Decimal::from_i128_with_scale(profile.mean_latency.as_nanos() as i128, 9);
-    Some((calls * latency / provisioned).normalize())
+    Ok(Some(div(mul(calls, latency)?, provisioned)?.normalize()))
 }
 
 fn summarise(
@@ -194,7 +249,7 @@ fn summarise(
     regions: &[(Decimal, Option<Decimal>, Verdict)],
     points: &[BreakEvenPoint],
     profile: &UsageProfile,
-) -> String {
+) -> Result<String, CompareError> {
     let plan = |v: Verdict| match v {
         Verdict::A => a.plan.name.as_str(),
         Verdict::B => b.plan.name.as_str(),
@@ -231,7 +286,7 @@ fn summarise(
     } else {
         format!(" ({})", busy.join("; "))
     };
-    match regions {
+    Ok(match regions {
         [(_, _, Verdict::Same)] => format!(
             "{} and {} cost the same at every volume",
             a.plan.name, b.plan.name
@@ -239,12 +294,21 @@ fn summarise(
         [(_, _, v)] => {
             let other = if *v == Verdict::A { b } else { a };
             let cheaper = if *v == Verdict::A { a } else { b };
+            let less = sub(other.cost_usd, cheaper.cost_usd).map_err(|o| {
+                o.of(
+                    format!(
+                        "the difference between plans `{}` and `{}`",
+                        other.plan.name, cheaper.plan.name
+                    ),
+                    super::arith::HINT_INPUTS,
+                )
+            })?;
             format!(
                 "{} is cheaper at every volume: it never breaks even with {} ({} USD less at \
                  {} {per})",
                 cheaper.plan.name,
                 other.plan.name,
-                super::format::usd(other.cost_usd - cheaper.cost_usd, 2),
+                super::format::usd(less, 2),
                 fmt_calls(profile.calls_per_period),
             )
         }
@@ -285,5 +349,5 @@ fn summarise(
                 .collect();
             format!("{}{busy}", clauses.join(", "))
         }
-    }
+    })
 }

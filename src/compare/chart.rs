@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use super::format::calls as fmt_calls;
-use super::{CompareError, Comparison};
+use super::{CompareError, Comparison, CostCurve};
 
 /// Pixel size of a chart.
 pub const SIZE: (u32, u32) = (1100, 650);
@@ -106,11 +106,26 @@ pub fn plan_lines(comparison: &Comparison, x_max: Decimal) -> Vec<(String, Vec<(
             xs.push(x_max);
             let points = xs
                 .into_iter()
-                .map(|x| (f(x), f(row.curve.cost_usd(x))))
+                .map(|x| (f(x), cost_f64(&row.curve, x)))
                 .collect();
             (row.plan.name.clone(), points)
         })
         .collect()
+}
+
+/// The cost at `calls` as a point to draw: exact when it fits in a decimal, else in
+/// `f64` (a chart's axis may run past the volumes the comparison priced).
+fn cost_f64(curve: &CostCurve, calls: Decimal) -> f64 {
+    curve.try_cost_usd(calls).map(f).unwrap_or_else(|_| {
+        let x = f(calls);
+        let mut cost = f(curve.fixed_usd) + f(curve.usd_per_call) * x;
+        if let (Some(included), Some(overage)) = (curve.included_calls, curve.overage_usd_per_call)
+            && calls > included
+        {
+            cost += f(overage) * (x - f(included));
+        }
+        cost
+    })
 }
 
 /// The calls axis runs to 1.2 × the largest of: the profile's calls, the break-even
@@ -121,7 +136,7 @@ pub fn x_max(comparison: &Comparison) -> Decimal {
     let cap = if now.is_zero() {
         Decimal::MAX
     } else {
-        now * Decimal::from(20)
+        now.checked_mul(Decimal::from(20)).unwrap_or(Decimal::MAX)
     };
     let points = comparison
         .break_evens
@@ -137,7 +152,7 @@ pub fn x_max(comparison: &Comparison) -> Decimal {
     if largest.is_zero() {
         Decimal::from(1000)
     } else {
-        largest * Decimal::new(12, 1)
+        largest.checked_mul(Decimal::new(12, 1)).unwrap_or(largest)
     }
 }
 

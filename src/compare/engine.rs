@@ -4,6 +4,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+use super::arith::{HINT_INPUTS, Overflow, add, div, mul, sub};
 use super::break_even::{BreakEven, break_even};
 use super::format::{calls as fmt_calls, percent, usd};
 use super::{CompareError, Period, Plan, PlanModel, RateTable, UsageProfile};
@@ -45,22 +46,42 @@ impl CostCurve {
         }
     }
 
-    /// The cost of `calls` calls in one period.
-    pub fn cost_usd(&self, calls: Decimal) -> Decimal {
-        let mut cost = self.fixed_usd + self.usd_per_call * calls;
+    /// The cost of `calls` calls in one period; [`CompareError::Overflow`] when it is
+    /// beyond an exact decimal.
+    pub fn cost_usd(&self, calls: Decimal) -> Result<Decimal, CompareError> {
+        self.try_cost_usd(calls).map_err(|o| {
+            o.of(
+                format!("the cost of {} calls per period", fmt_calls(calls)),
+                HINT_INPUTS,
+            )
+        })
+    }
+
+    pub(crate) fn try_cost_usd(&self, calls: Decimal) -> Result<Decimal, Overflow> {
+        let mut cost = add(self.fixed_usd, mul(self.usd_per_call, calls)?)?;
         if let (Some(included), Some(overage)) = (self.included_calls, self.overage_usd_per_call)
             && calls > included
         {
-            cost += overage * (calls - included);
+            cost = add(cost, mul(overage, sub(calls, included)?)?)?;
         }
-        cost.normalize()
+        Ok(cost.normalize())
     }
 
-    /// The cost of one more call just above `calls` (the slope right of `calls`).
-    pub fn marginal_usd_per_call(&self, calls: Decimal) -> Decimal {
+    /// The cost of one more call just above `calls` (the slope right of `calls`);
+    /// [`CompareError::Overflow`] when it is beyond an exact decimal.
+    pub fn marginal_usd_per_call(&self, calls: Decimal) -> Result<Decimal, CompareError> {
+        self.try_marginal_usd_per_call(calls).map_err(|o| {
+            o.of(
+                format!("the cost of a call above {} calls", fmt_calls(calls)),
+                HINT_INPUTS,
+            )
+        })
+    }
+
+    pub(crate) fn try_marginal_usd_per_call(&self, calls: Decimal) -> Result<Decimal, Overflow> {
         match (self.included_calls, self.overage_usd_per_call) {
-            (Some(included), Some(overage)) if calls >= included => self.usd_per_call + overage,
-            _ => self.usd_per_call,
+            (Some(included), Some(overage)) if calls >= included => add(self.usd_per_call, overage),
+            _ => Ok(self.usd_per_call),
         }
     }
 
@@ -166,7 +187,7 @@ impl Comparison {
         let mut break_evens = Vec::new();
         for (i, a) in priced.iter().enumerate() {
             for b in &priced[i + 1..] {
-                break_evens.push(break_even(a, b, profile));
+                break_evens.push(break_even(a, b, profile)?);
             }
         }
 
@@ -177,7 +198,17 @@ impl Comparison {
             .expect("at least one plan");
         let mut rows = priced;
         for row in &mut rows {
-            row.difference_to_cheapest_usd = (row.cost_usd - cheapest_usd).normalize();
+            row.difference_to_cheapest_usd = sub(row.cost_usd, cheapest_usd)
+                .map_err(|o| {
+                    o.of(
+                        format!(
+                            "the difference between plan `{}` and the cheapest",
+                            row.plan.name
+                        ),
+                        HINT_INPUTS,
+                    )
+                })?
+                .normalize();
         }
         rows.sort_by_key(|row| row.cost_usd);
         Ok(Comparison {
@@ -259,7 +290,15 @@ fn data_per_call(
             continue;
         }
         let rate = rates.require(plan, key)?;
-        usd += Decimal::from(bytes) * rate.usd_per_unit / Decimal::from(BYTES_PER_GB);
+        usd = mul(Decimal::from(bytes), rate.usd_per_unit)
+            .and_then(|x| div(x, Decimal::from(BYTES_PER_GB)))
+            .and_then(|x| add(usd, x))
+            .map_err(|o| {
+                o.of(
+                    format!("the data processed per call under plan `{plan}`"),
+                    HINT_INPUTS,
+                )
+            })?;
         used.push(rate.clone());
     }
     Ok(usd)
@@ -279,9 +318,8 @@ fn check_profile_fits(plan: &Plan, profile: &UsageProfile) -> Result<(), Compare
             })
         }
         PlanModel::PerToken(p)
-            if (Decimal::from(profile.tokens_in_per_call) * p.usd_per_input_token
-                + Decimal::from(profile.tokens_out_per_call) * p.usd_per_output_token)
-                .is_zero() =>
+            if tokens_per_call(profile, p.usd_per_input_token, p.usd_per_output_token)
+                .is_ok_and(|usd| usd.is_zero()) =>
         {
             Err(CompareError::ProfileLacks {
                 plan: plan.name.clone(),
@@ -314,6 +352,24 @@ fn check_profile_fits(plan: &Plan, profile: &UsageProfile) -> Result<(), Compare
     }
 }
 
+/// Tokens per call priced: `tokens_in × usd_in + tokens_out × usd_out`.
+fn tokens_per_call(
+    profile: &UsageProfile,
+    usd_per_input_token: Decimal,
+    usd_per_output_token: Decimal,
+) -> Result<Decimal, Overflow> {
+    add(
+        mul(
+            Decimal::from(profile.tokens_in_per_call),
+            usd_per_input_token,
+        )?,
+        mul(
+            Decimal::from(profile.tokens_out_per_call),
+            usd_per_output_token,
+        )?,
+    )
+}
+
 fn price_plan(
     plan: &Plan,
     profile: &UsageProfile,
@@ -327,26 +383,42 @@ fn price_plan(
     let mut notes: Vec<String> = Vec::new();
     let mut provisioned_seconds = None;
     let region = rates.region().to_string();
+    // "the cost per month of plan `x` is too large to compute exactly ..."
+    let overflow = |figure: &str| {
+        let what = format!("{figure} of plan `{name}`");
+        move |o: Overflow| o.of(what.clone(), HINT_INPUTS)
+    };
+    let per_period = format!("the fixed cost per {period}");
 
     let curve = match &plan.model {
         PlanModel::Instance(p) => {
             let hours = p.hours_per_period.unwrap_or_else(|| period.hours());
             let rate = rates.require(name, PriceKey::hosting(&region, &p.instance_type))?;
-            let fixed = Decimal::from(p.count) * hours * rate.usd_per_unit;
+            let count = Decimal::from(p.count);
+            let fixed = mul(count, hours)
+                .and_then(|x| mul(x, rate.usd_per_unit))
+                .map_err(overflow(&per_period))?;
             used.push(rate.clone());
             let data = data_per_call(name, profile, rates, &mut used)?;
-            provisioned_seconds = Some(Decimal::from(p.count) * hours * Decimal::from(3600));
+            provisioned_seconds = Some(
+                mul(count, hours)
+                    .and_then(|x| mul(x, Decimal::from(3600)))
+                    .map_err(overflow("the provisioned instance-seconds"))?,
+            );
             CostCurve::linear(fixed, data)
         }
         PlanModel::SavingsPlan(p) => {
             let rate = rates.require(name, PriceKey::hosting(&region, &p.instance_type))?;
-            let on_demand_per_hour = Decimal::from(p.count) * rate.usd_per_unit;
+            let count = Decimal::from(p.count);
             used.push(rate.clone());
-            let discounted_per_hour = on_demand_per_hour * (Decimal::ONE - p.discount);
+            let hourly = overflow("the hourly cost");
+            let on_demand_per_hour = mul(count, rate.usd_per_unit).map_err(&hourly)?;
+            let undiscounted = sub(Decimal::ONE, p.discount).map_err(&hourly)?;
+            let discounted_per_hour = mul(on_demand_per_hour, undiscounted).map_err(&hourly)?;
             let commitment = p.commitment_usd_per_hour;
             let hours = period.hours();
             let fixed = if discounted_per_hour <= commitment {
-                let unused = commitment - discounted_per_hour;
+                let unused = sub(commitment, discounted_per_hour).map_err(&hourly)?;
                 if !unused.is_zero() {
                     notes.push(format!(
                         "{} USD/h of the {} USD/h commitment is unused (usage at the \
@@ -356,57 +428,83 @@ fn price_plan(
                         discounted_per_hour.normalize()
                     ));
                 }
-                commitment * hours
+                mul(commitment, hours).map_err(overflow(&per_period))?
             } else {
-                let covered_on_demand = commitment / (Decimal::ONE - p.discount);
+                let covered_on_demand = div(commitment, undiscounted).map_err(&hourly)?;
                 notes.push(format!(
                     "the commitment covers {} USD/h of on-demand usage; the other {} USD/h is \
                      charged on demand",
                     usd(covered_on_demand, 4),
-                    usd(on_demand_per_hour - covered_on_demand, 4)
+                    usd(
+                        sub(on_demand_per_hour, covered_on_demand).map_err(&hourly)?,
+                        4
+                    )
                 ));
                 // (c + D − c / (1 − d)) × hours, as one fraction so that it stays exact:
                 // (D (1 − d) − c d) × hours / (1 − d)
-                (discounted_per_hour - commitment * p.discount) * hours
-                    / (Decimal::ONE - p.discount)
+                mul(commitment, p.discount)
+                    .and_then(|cd| sub(discounted_per_hour, cd))
+                    .and_then(|x| mul(x, hours))
+                    .and_then(|x| div(x, undiscounted))
+                    .map_err(overflow(&per_period))?
             };
             notes.push(format!(
                 "commits {} USD/h for {} ({} USD in total), whatever the usage",
                 commitment.normalize(),
                 p.term,
-                usd(commitment * p.term.hours(), 2)
+                usd(
+                    mul(commitment, p.term.hours()).map_err(overflow("the total commitment"))?,
+                    2
+                )
             ));
             let data = data_per_call(name, profile, rates, &mut used)?;
-            provisioned_seconds =
-                Some(Decimal::from(p.count) * period.hours() * Decimal::from(3600));
+            provisioned_seconds = Some(
+                mul(count, hours)
+                    .and_then(|x| mul(x, Decimal::from(3600)))
+                    .map_err(overflow("the provisioned instance-seconds"))?,
+            );
             CostCurve::linear(fixed, data)
         }
         PlanModel::Serverless(p) => {
             let rate = rates.require(name, PriceKey::serverless(&region, p.memory_gb()))?;
             let billed = profile.billed_seconds_per_call();
-            let compute = billed * rate.usd_per_unit;
+            let compute =
+                mul(billed, rate.usd_per_unit).map_err(overflow("the compute per call"))?;
             used.push(rate.clone());
             notes.push(format!(
                 "bills {} ms per call (mean latency rounded up to the millisecond)",
-                (billed * Decimal::from(1000)).normalize()
+                mul(billed, Decimal::from(1000))
+                    .map_err(overflow("the billed milliseconds per call"))?
+                    .normalize()
             ));
             let data = data_per_call(name, profile, rates, &mut used)?;
-            CostCurve::linear(Decimal::ZERO, compute + data)
+            let per_call = add(compute, data).map_err(overflow("the cost per call"))?;
+            CostCurve::linear(Decimal::ZERO, per_call)
         }
         PlanModel::PerInference(p) => CostCurve::linear(Decimal::ZERO, p.usd_per_call),
         PlanModel::PerToken(p) => {
-            let per_call = Decimal::from(profile.tokens_in_per_call) * p.usd_per_input_token
-                + Decimal::from(profile.tokens_out_per_call) * p.usd_per_output_token;
+            let per_call = tokens_per_call(profile, p.usd_per_input_token, p.usd_per_output_token)
+                .map_err(overflow("the cost per call (tokens × price per token)"))?;
             CostCurve::linear(Decimal::ZERO, per_call)
         }
         PlanModel::Subscription(p) => {
             // T = hours(period) / hours(subscription period); multiply before dividing
             // so that e.g. a yearly fee over a month (× 730 / 8,760) stays exact.
-            let amortise = |x: Decimal| (x * period.hours() / p.period.hours()).normalize();
-            let fixed = amortise(p.fee_usd);
-            let included = p.included_calls.map(amortise);
+            let amortise = |x: Decimal, figure: &str| {
+                mul(x, period.hours())
+                    .and_then(|x| div(x, p.period.hours()))
+                    .map(|x| x.normalize())
+                    .map_err(overflow(figure))
+            };
+            let fixed = amortise(p.fee_usd, &per_period)?;
+            let included = p
+                .included_calls
+                .map(|calls| amortise(calls, &format!("the included calls per {period}")))
+                .transpose()?;
             if let Some(included) = included {
-                let over = (calls - included).max(Decimal::ZERO);
+                let over = sub(calls, included)
+                    .map_err(overflow("the calls above the quota"))?
+                    .max(Decimal::ZERO);
                 notes.push(format!(
                     "includes {} calls per {period}; {} calls above that at {} USD each",
                     fmt_calls(included),
@@ -438,12 +536,35 @@ fn price_plan(
         usd_per_call: curve.usd_per_call.normalize(),
         ..curve
     };
-    let cost_usd = curve.cost_usd(calls);
-    let usd_per_1000_calls =
-        (!calls.is_zero()).then(|| (cost_usd * Decimal::from(1000) / calls).normalize());
-    let utilisation = provisioned_seconds
-        .filter(|_| !latency_seconds.is_zero())
-        .map(|seconds| (calls * latency_seconds / seconds).normalize());
+    let cost_usd = curve.try_cost_usd(calls).map_err(|o| {
+        o.of(
+            format!(
+                "the cost of plan `{name}` for {} calls per {period}",
+                fmt_calls(calls)
+            ),
+            HINT_INPUTS,
+        )
+    })?;
+    let usd_per_1000_calls = if calls.is_zero() {
+        None
+    } else {
+        // × 1000 first keeps the quotient exact; past the decimal's range, ÷ first.
+        let thousand = Decimal::from(1000);
+        let per_1000 = mul(cost_usd, thousand)
+            .and_then(|x| div(x, calls))
+            .or_else(|_| div(cost_usd, calls).and_then(|x| mul(x, thousand)))
+            .map_err(overflow("the cost per 1,000 calls"))?;
+        Some(per_1000.normalize())
+    };
+    let utilisation = match provisioned_seconds {
+        Some(seconds) if !latency_seconds.is_zero() => Some(
+            mul(calls, latency_seconds)
+                .and_then(|busy| div(busy, seconds))
+                .map_err(overflow("the utilisation"))?
+                .normalize(),
+        ),
+        _ => None,
+    };
     if let Some(u) = utilisation
         && u > Decimal::ONE
     {

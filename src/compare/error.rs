@@ -83,6 +83,16 @@ pub enum CompareError {
         /// Why the price source had none.
         reason: String,
     },
+    /// A figure of the comparison is too large for an exact decimal (magnitude above
+    /// about 7.9 × 10^28 USD or calls): the inputs multiply beyond it. Never a
+    /// wrapped, rounded or clamped figure, never a panic.
+    #[error("{what} is too large to compute exactly (above about 7.9 × 10^28): {hint}")]
+    Overflow {
+        /// The figure that overflowed, with the plan(s) it belongs to.
+        what: String,
+        /// What to do.
+        hint: String,
+    },
     /// Nothing to compare.
     #[error(
         "nothing to compare: give at least one plan (e.g. a price per call and a subscription)"

@@ -24,9 +24,13 @@ pub fn calls(value: Decimal) -> String {
     }
 }
 
-/// A fraction as a percentage with one decimal: `0.3805` → `"38.1%"`.
+/// A fraction as a percentage with one decimal: `0.3805` → `"38.1%"`. A fraction too
+/// large to multiply by 100 is written as `fraction × 100%`.
 pub fn percent(fraction: Decimal) -> String {
-    format!("{}%", usd(fraction * Decimal::from(100), 1))
+    match fraction.checked_mul(Decimal::from(100)) {
+        Some(pct) => format!("{}%", usd(pct, 1)),
+        None => format!("{} × 100%", usd(fraction, 1)),
+    }
 }
 
 /// Bytes in binary units: `2048` → `"2 KiB"`, `1500` → `"1,500 B"`.
@@ -74,6 +78,16 @@ mod tests {
     fn calls_are_whole_from_a_hundred_up() {
         assert_eq!(calls(Decimal::new(400_004, 1)), "40,000");
         assert_eq!(calls(Decimal::new(125, 1)), "12.5");
+    }
+
+    #[test]
+    fn a_percentage_beyond_a_decimal_is_written_without_multiplying() {
+        assert_eq!(percent(Decimal::new(3805, 4)), "38.1%"); // 0.3805 × 100 = 38.05 → 38.1
+        // MAX × 100 does not fit: MAX itself, grouped, then "× 100%"
+        assert_eq!(
+            percent(Decimal::MAX),
+            "79,228,162,514,264,337,593,543,950,335.0 × 100%"
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@
 //! # Ok::<(), sagemeter::compare::CompareError>(())
 //! ```
 
+mod arith;
 mod break_even;
 #[cfg(feature = "charts")]
 pub mod chart;
@@ -67,8 +68,10 @@ pub use plan::{
 pub use profile::{UsageProfile, UsageProfileBuilder, UsageTotals};
 pub use rates::RateTable;
 
-/// Input checks shared by plans and profiles; the bounds keep every product of the
-/// model inside `Decimal`'s range.
+/// Input checks shared by plans and profiles. The bounds keep inputs plausible; some
+/// products of in-range inputs still exceed `Decimal`'s range (10^9 USD per token ×
+/// 10^9 tokens × 10^15 calls), which the checked arithmetic of the engine answers
+/// with [`CompareError::Overflow`].
 pub(crate) mod check {
     use rust_decimal::Decimal;
     use std::time::Duration;

@@ -4,7 +4,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+use super::arith::{HINT_INPUTS, div, mul};
 use super::{CompareError, Period, check};
+use crate::billing::LineItem;
+use crate::meter::Operation;
 
 /// The same work, described once, so every plan can price it.
 ///
@@ -66,6 +69,11 @@ impl UsageProfile {
     /// latency is `busy_time / calls`; bytes and tokens per call are the totals
     /// divided by the calls, rounded to the nearest whole unit.
     ///
+    /// Asynchronous invocations whose settlement is not among the totals
+    /// ([`UsageTotals::unsettled_async_calls`]) count as calls and with their data in,
+    /// but their model time, data out and tokens are not known yet: the mean latency,
+    /// bytes out and tokens per call are taken over the other calls.
+    ///
     /// ```
     /// use sagemeter::compare::{Period, UsageProfile, UsageTotals};
     /// use sagemeter::Decimal;
@@ -87,45 +95,79 @@ impl UsageProfile {
                 hint: "totals must cover some time to be scaled to a period".into(),
             });
         }
+        if totals.unsettled_async_calls > totals.calls {
+            return Err(CompareError::Inconsistent {
+                problem: format!(
+                    "the totals count {} unsettled asynchronous calls among {} calls",
+                    totals.unsettled_async_calls, totals.calls
+                ),
+                hint: "unsettled calls are part of the calls: count them in both".into(),
+            });
+        }
         let calls = Decimal::from(totals.calls);
         let observed_seconds = Decimal::from_i128_with_scale(totals.observed.as_nanos() as i128, 9);
-        let calls_per_period = (calls * period.seconds() / observed_seconds).normalize();
-        let per_call = |total: u64| -> u64 {
-            if totals.calls == 0 {
+        let calls_per_period = mul(calls, period.seconds())
+            .and_then(|x| div(x, observed_seconds))
+            .map_err(|o| {
+                o.of(
+                    format!(
+                        "{} calls in {:?} scaled to a {period}",
+                        totals.calls, totals.observed
+                    ),
+                    "the totals must cover a longer time, or fewer calls",
+                )
+            })?
+            .normalize();
+        // Rounded to the nearest whole unit. u128 holds twice any total here (at most
+        // u64::MAX seconds in nanoseconds, ≈ 1.8 × 10^28) plus a count.
+        let mean = |total: u128, n: u64| -> u128 {
+            if n == 0 {
                 0
             } else {
-                ((total as u128 * 2 + totals.calls as u128) / (totals.calls as u128 * 2)) as u64
+                (total * 2 + n as u128) / (n as u128 * 2)
             }
         };
-        let mean_latency = if totals.calls == 0 {
-            Duration::ZERO
-        } else {
-            let nanos = (totals.busy_time.as_nanos() * 2 + totals.calls as u128)
-                / (totals.calls as u128 * 2);
-            Duration::from_nanos(nanos as u64)
-        };
+        let settled = totals.calls - totals.unsettled_async_calls;
+        // Beyond u64 is beyond every bound `validate` checks: saturate, then refuse there.
+        let per_call =
+            |total: u64, n: u64| u64::try_from(mean(total as u128, n)).unwrap_or(u64::MAX);
+        let mean_latency = Duration::from_nanos(
+            u64::try_from(mean(totals.busy_time.as_nanos(), settled)).unwrap_or(u64::MAX),
+        );
         let profile = UsageProfile {
             period,
             calls_per_period,
             mean_latency,
-            bytes_in_per_call: per_call(totals.bytes_in),
-            bytes_out_per_call: per_call(totals.bytes_out),
-            tokens_in_per_call: per_call(totals.tokens_in),
-            tokens_out_per_call: per_call(totals.tokens_out),
+            bytes_in_per_call: per_call(totals.bytes_in, totals.calls),
+            bytes_out_per_call: per_call(totals.bytes_out, settled),
+            tokens_in_per_call: per_call(totals.tokens_in, settled),
+            tokens_out_per_call: per_call(totals.tokens_out, settled),
         };
         profile.validate()?;
         Ok(profile)
     }
 
     /// The same profile over another period: calls scale with hours, per-call figures
-    /// stay.
-    pub fn over(&self, period: Period) -> Self {
-        UsageProfile {
+    /// stay. [`CompareError::Overflow`] when the calls do not fit (an unvalidated
+    /// profile).
+    pub fn over(&self, period: Period) -> Result<Self, CompareError> {
+        let calls_per_period = mul(self.calls_per_period, period.hours())
+            .and_then(|x| div(x, self.period.hours()))
+            .map_err(|o| {
+                o.of(
+                    format!(
+                        "{} calls per {} over a {period}",
+                        self.calls_per_period, self.period
+                    ),
+                    HINT_INPUTS,
+                )
+            })?
+            .normalize();
+        Ok(UsageProfile {
             period,
-            calls_per_period: (self.calls_per_period * period.hours() / self.period.hours())
-                .normalize(),
+            calls_per_period,
             ..self.clone()
-        }
+        })
     }
 
     /// Mean compute time billed per call by serverless inference: the mean latency
@@ -277,7 +319,15 @@ impl UsageProfileBuilder {
                     Decimal::from(check::MAX_CALLS_PER_PERIOD / 365),
                     "too many calls to model",
                 )?;
-                (per_day * period.hours() / Decimal::from(24)).normalize()
+                mul(per_day, period.hours())
+                    .and_then(|x| div(x, Decimal::from(24)))
+                    .map_err(|o| {
+                        o.of(
+                            format!("{per_day} calls per day over a {period}"),
+                            HINT_INPUTS,
+                        )
+                    })?
+                    .normalize()
             }
         };
         let profile = UsageProfile {
@@ -297,8 +347,8 @@ impl UsageProfileBuilder {
 /// What was metered over some observed time: the input of
 /// [`UsageProfile::from_totals`].
 ///
-/// A running client's totals fill it today; a ledger summary will fill it the same
-/// way.
+/// A running client's totals fill it, or the receipts of a ledger
+/// ([`UsageTotals::from_receipts`]).
 #[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageTotals {
@@ -316,27 +366,85 @@ pub struct UsageTotals {
     pub tokens_in: u64,
     /// Output tokens, all calls.
     pub tokens_out: u64,
+    /// Asynchronous invocations among [`calls`](Self::calls) whose settlement (model
+    /// time, data out, tokens) is not in these totals yet: submitted, not settled.
+    #[serde(default)]
+    pub unsettled_async_calls: u64,
 }
 
 impl UsageTotals {
     /// Totals of metered calls, e.g. the receipts of a ledger: the observed time runs
     /// from the first call's start to the last call's end (at least one second).
+    ///
+    /// Each call counts once. An asynchronous invocation (`InvokeEndpointAsync`)
+    /// leaves two receipts with the same endpoint and `call_id`: its **submission**
+    /// (data in, the per-inference fee) and its **settlement** (compute, data out,
+    /// tokens; its latency is the time the model worked on the request). The two make
+    /// one call whose quantities are both receipts' together: data in from the
+    /// submission; busy time, data out and tokens from the settlement. The
+    /// submission's own latency is the time to queue the request, not model time, so
+    /// it is not busy time.
+    ///
+    /// A receipt of an asynchronous invocation is its settlement when it carries a
+    /// line only a settlement bills (compute, data out, tokens), measured data out or
+    /// tokens, or the settlement note the client writes on it; otherwise it is the
+    /// submission. A submission without its settlement (not settled yet, or settled
+    /// into another ledger) is a call, counted in
+    /// [`unsettled_async_calls`](Self::unsettled_async_calls); a settlement without
+    /// its submission is a call too.
+    ///
+    /// Sums that would pass `u64::MAX` saturate there (and are then refused by
+    /// [`UsageProfile::from_totals`] as out of range).
     pub fn from_receipts<'a>(receipts: impl IntoIterator<Item = &'a crate::Cost>) -> Self {
+        /// Receipts of one asynchronous invocation, by phase.
+        #[derive(Default)]
+        struct Halves {
+            submissions: u64,
+            settlements: u64,
+        }
         let mut totals = UsageTotals::default();
         let mut first: Option<chrono::DateTime<chrono::Utc>> = None;
         let mut last: Option<chrono::DateTime<chrono::Utc>> = None;
+        let mut invocations: std::collections::HashMap<(&str, &str), Halves> =
+            std::collections::HashMap::new();
         for cost in receipts {
             let u = &cost.usage;
-            totals.calls += 1;
-            totals.busy_time += u.latency;
-            totals.bytes_in += u.bytes_in;
-            totals.bytes_out += u.bytes_out;
-            totals.tokens_in += u.input_tokens.unwrap_or(0);
-            totals.tokens_out += u.output_tokens.unwrap_or(0);
-            let end =
-                cost.at + chrono::Duration::from_std(u.latency).unwrap_or(chrono::Duration::zero());
+            if u.operation == Operation::InvokeEndpointAsync {
+                let halves = invocations
+                    .entry((cost.endpoint.as_str(), cost.call_id.as_str()))
+                    .or_default();
+                if is_settlement(cost) {
+                    halves.settlements += 1;
+                    totals.busy_time = totals.busy_time.saturating_add(u.latency);
+                } else {
+                    halves.submissions += 1;
+                }
+            } else {
+                totals.calls = totals.calls.saturating_add(1);
+                totals.busy_time = totals.busy_time.saturating_add(u.latency);
+            }
+            totals.bytes_in = totals.bytes_in.saturating_add(u.bytes_in);
+            totals.bytes_out = totals.bytes_out.saturating_add(u.bytes_out);
+            totals.tokens_in = totals.tokens_in.saturating_add(u.input_tokens.unwrap_or(0));
+            totals.tokens_out = totals
+                .tokens_out
+                .saturating_add(u.output_tokens.unwrap_or(0));
+            let end = chrono::Duration::from_std(u.latency)
+                .ok()
+                .and_then(|latency| cost.at.checked_add_signed(latency))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
             first = Some(first.map_or(cost.at, |f| f.min(cost.at)));
             last = Some(last.map_or(end, |l| l.max(end)));
+        }
+        for halves in invocations.values() {
+            // Normally one of each; a call id written twice (e.g. `local-0` by two
+            // processes) is as many calls as its more numerous half.
+            totals.calls = totals
+                .calls
+                .saturating_add(halves.submissions.max(halves.settlements));
+            totals.unsettled_async_calls = totals
+                .unsettled_async_calls
+                .saturating_add(halves.submissions.saturating_sub(halves.settlements));
         }
         if let (Some(first), Some(last)) = (first, last) {
             totals.observed = (last - first)
@@ -375,6 +483,31 @@ impl UsageTotals {
         self.tokens_out = tokens_out;
         self
     }
+
+    /// Sets how many of the calls are asynchronous invocations not settled yet.
+    pub fn with_unsettled_async_calls(mut self, calls: u64) -> Self {
+        self.unsettled_async_calls = calls;
+        self
+    }
+}
+
+/// The settlement note the client writes on the second receipt of an async invocation
+/// (`client::async_invoke`): "settlement of the async invocation submitted at …".
+const SETTLEMENT_NOTE: &str = "settlement of the async invocation";
+
+/// Whether a receipt of an `InvokeEndpointAsync` call is its settlement (see
+/// [`UsageTotals::from_receipts`]).
+fn is_settlement(cost: &crate::Cost) -> bool {
+    let settlement_line = cost
+        .lines
+        .iter()
+        .any(|l| !matches!(l.item, LineItem::DataIn | LineItem::Inference));
+    let u = &cost.usage;
+    settlement_line
+        || u.bytes_out > 0
+        || u.input_tokens.is_some()
+        || u.output_tokens.is_some()
+        || cost.notes.iter().any(|n| n.starts_with(SETTLEMENT_NOTE))
 }
 
 /// `Duration` as a decimal number of milliseconds, e.g. `"800"` or `"12.5"`.
@@ -430,7 +563,7 @@ mod tests {
             .unwrap();
         // 73,000 calls / 730 h × 24 h = 2,400 calls a day
         assert_eq!(
-            month.over(Period::Day).calls_per_period,
+            month.over(Period::Day).unwrap().calls_per_period,
             Decimal::from(2_400)
         );
     }

@@ -77,7 +77,8 @@ impl RateTable {
     /// Looks up in `prices` every rate `plans` need to price `profile` that the table
     /// does not hold yet.
     ///
-    /// A rate that cannot be found is an error naming the plan and the key: a plan is
+    /// A rate that cannot be found is an error naming the plan and the key, and so is
+    /// a $0 rate (a free-tier row is not what a metered dimension bills): a plan is
     /// never priced at $0.
     pub async fn fill_from(
         &mut self,
@@ -97,6 +98,23 @@ impl RateTable {
                     key: key.clone(),
                     reason: e.to_string(),
                 })?;
+            if rate.usd_per_unit.is_zero() {
+                let note = rate
+                    .provenance
+                    .note
+                    .as_deref()
+                    .map(|n| format!(": {n}"))
+                    .unwrap_or_default();
+                return Err(CompareError::MissingRate {
+                    plan: plan.to_string(),
+                    key,
+                    reason: format!(
+                        "the price source answered $0 per {} ({}{note}); {ZERO_RATE}",
+                        rate.unit,
+                        rate.provenance.source.as_str()
+                    ),
+                });
+            }
             if rate.key != key || rate.unit != key.unit() {
                 return Err(CompareError::MissingRate {
                     plan: plan.to_string(),
@@ -130,8 +148,19 @@ impl RateTable {
     }
 }
 
+/// Why a $0 rate is refused.
+const ZERO_RATE: &str = "a metered dimension is never billed at $0: a $0 price is a \
+     free-tier or bookkeeping row, not the rate, and the plan is not priced at $0";
+
 fn check_rate(rate: &Rate) -> Result<(), CompareError> {
-    if rate.usd_per_unit <= Decimal::ZERO {
+    if rate.usd_per_unit.is_zero() {
+        return Err(CompareError::NotPositive {
+            what: "rate (USD per unit)",
+            value: format!("0 for {}", rate.key),
+            hint: format!("{ZERO_RATE}; state the rate SageMaker bills"),
+        });
+    }
+    if rate.usd_per_unit < Decimal::ZERO {
         return Err(CompareError::NotPositive {
             what: "rate (USD per unit)",
             value: format!("{} for {}", rate.usd_per_unit, rate.key),

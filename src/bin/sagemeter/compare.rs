@@ -47,7 +47,8 @@ pub struct CompareArgs {
     pub calls_per_day: Option<Decimal>,
     /// Take the work from a ledger written by `sagemeter invoke --ledger` (or the
     /// library's JsonlLedger): its calls, mean latency, bytes and tokens, scaled from
-    /// the time the ledger covers to the period.
+    /// the time the ledger covers to the period. An async invocation's two receipts
+    /// (submission and settlement) are one call.
     #[arg(long, value_name = "LEDGER", conflicts_with_all = ["calls", "calls_per_day"], help_heading = "Usage profile")]
     pub from_ledger: Option<PathBuf>,
     /// The period costs are compared over (and a subscription fee is charged for).
