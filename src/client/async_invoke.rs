@@ -19,7 +19,7 @@
 //! usually hands it the output. The pending half is [`PendingInference`]: serialisable,
 //! so another process (the one reading the notifications) can settle it.
 
-use super::call::{Call, MeteredOperation, call_span, in_span, record_on_span};
+use super::call::{Call, CallRequest, MeteredOperation, call_span, in_span, record_on_span};
 use super::invoke::delegate_setters;
 use super::meter::{FinishedCall, Meter, Phase};
 use crate::endpoint::EndpointKind;
@@ -116,20 +116,17 @@ impl InvokeEndpointAsync {
             tags,
             input_bytes,
         } = self;
-        let call = Call::begin::<AsyncOperation>(
-            &meter,
+        let call = CallRequest::new(
             request.get_endpoint_name(),
             request.get_body().as_ref(),
-            input_bytes,
-            None,
             tags,
-        )?;
-        let send = request.customize().interceptor(call.attempts()).send();
+        )
+        .input_bytes(input_bytes);
         // Not accepted: nothing queued, nothing billed.
-        let answered = call
-            .send(std::pin::pin!(send))
-            .await
-            .billable::<AsyncOperation>()?;
+        let answered = Call::run::<AsyncOperation, _, _>(&meter, call, |attempts| {
+            request.customize().interceptor(attempts).send()
+        })
+        .await?;
         let receipt = answered.receipt;
         let Ok(output) = answered.result else {
             unreachable!("billable() returns every failed submission as an error")

@@ -90,20 +90,77 @@ pub(crate) struct Call {
     in_flight: CallInFlight,
 }
 
-impl Call {
-    /// Begins a call of `O` to the request's endpoint. `bytes_in` is the size of
-    /// the input when it is not inline (`None` with no inline body: not billed).
-    pub(crate) fn begin<O: MeteredOperation>(
-        meter: &Meter,
+/// What a call is, as far as the pipeline needs to know before sending it.
+#[derive(Debug)]
+pub(crate) struct CallRequest {
+    endpoint: Option<String>,
+    /// The size of an inline body (checked against SageMaker's limit).
+    inline_bytes: Option<usize>,
+    /// The input's size when it is not inline (async input in S3).
+    bytes_in: Option<u64>,
+    target_variant: Option<String>,
+    tags: BTreeMap<String, String>,
+}
+
+impl CallRequest {
+    /// A request to `endpoint` with an inline `body` (if any).
+    pub(crate) fn new(
         endpoint: &Option<String>,
         body: Option<&Blob>,
-        bytes_in: Option<u64>,
-        target_variant: Option<String>,
         tags: BTreeMap<String, String>,
-    ) -> Result<Call> {
-        let endpoint = required_endpoint(endpoint)?;
-        let inline = checked_body_len(body, O::OPERATION)?;
-        let bytes_in = body.map(|_| inline as u64).or(bytes_in);
+    ) -> Self {
+        CallRequest {
+            endpoint: endpoint.clone(),
+            inline_bytes: body.map(|b| b.as_ref().len()),
+            bytes_in: None,
+            target_variant: None,
+            tags,
+        }
+    }
+
+    /// The production variant the request targets.
+    pub(crate) fn target_variant(mut self, variant: &Option<String>) -> Self {
+        self.target_variant = variant.clone();
+        self
+    }
+
+    /// The size of an input that is not inline (`None`: not known, not billed).
+    pub(crate) fn input_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.bytes_in = bytes;
+        self
+    }
+}
+
+impl Call {
+    /// Begin → send → the SDK's answer, for a call of `O`: `send` makes the SDK's
+    /// request future with the [`AttemptProbe`] registered on it. A failure that did
+    /// not reach the model comes back as an error here (no receipt).
+    pub(crate) async fn run<O, T, F>(
+        meter: &Meter,
+        request: CallRequest,
+        send: impl FnOnce(AttemptProbe) -> F,
+    ) -> Result<Answered<T, O::Error>>
+    where
+        O: MeteredOperation,
+        F: Future<Output = std::result::Result<T, SdkError<O::Error, HttpResponse>>>,
+    {
+        let call = Call::begin::<O>(meter, request)?;
+        let sending = send(call.in_flight.parts().attempts.clone());
+        call.send(std::pin::pin!(sending)).await.billable::<O>()
+    }
+
+    /// Begins a call of `O`: checked, reserved, on the sharing clock, in its span.
+    fn begin<O: MeteredOperation>(meter: &Meter, request: CallRequest) -> Result<Call> {
+        let CallRequest {
+            endpoint,
+            inline_bytes,
+            bytes_in,
+            target_variant,
+            tags,
+        } = request;
+        let endpoint = required_endpoint(&endpoint)?;
+        let inline = checked_body_len(inline_bytes, O::OPERATION)?;
+        let bytes_in = inline.map(|n| n as u64).or(bytes_in);
         // Reserve the estimated cost before anything is sent (enforced budgets).
         let reservation = meter.reserve(&endpoint, &tags)?;
         let span = call_span(&endpoint, O::OPERATION);
@@ -128,14 +185,9 @@ impl Call {
         })
     }
 
-    /// The probe to register on the SDK request (`customize().interceptor(..)`).
-    pub(crate) fn attempts(&self) -> AttemptProbe {
-        self.in_flight.parts().attempts.clone()
-    }
-
-    /// Sends: awaits the SDK's future (made and pinned by the caller: an SDK send
-    /// future is kilobytes) while the endpoint's profile and rates are found.
-    pub(crate) async fn send<T, E>(
+    /// Sends: awaits the SDK's future (pinned by the caller: an SDK send future is
+    /// kilobytes) while the endpoint's profile and rates are found.
+    async fn send<T, E>(
         self,
         send: Pin<&mut impl Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>>,
     ) -> Answered<T, E> {
@@ -343,15 +395,16 @@ fn required_endpoint(name: &Option<String>) -> Result<String> {
 
 /// The size of an inline request body, refused before sending when it is over
 /// SageMaker's limit.
-fn checked_body_len(body: Option<&Blob>, operation: Operation) -> Result<usize> {
-    let bytes = body.map_or(0, |b| b.as_ref().len());
-    if bytes > MAX_REQUEST_BYTES {
+fn checked_body_len(inline_bytes: Option<usize>, operation: Operation) -> Result<Option<usize>> {
+    if let Some(bytes) = inline_bytes
+        && bytes > MAX_REQUEST_BYTES
+    {
         return Err(Error::InvalidRequest(format!(
             "request body is {bytes} bytes; SageMaker accepts at most {MAX_REQUEST_BYTES} \
              bytes for {operation} (use InvokeEndpointAsync for larger payloads)"
         )));
     }
-    Ok(bytes)
+    Ok(inline_bytes)
 }
 
 /// Awaits `send` inside `span`, with the endpoint's profile and rates: at hand

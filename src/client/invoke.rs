@@ -1,7 +1,7 @@
 //! `InvokeEndpoint`, metered: the fluent builder and the `send_metered` extension.
 
 use super::Metered;
-use super::call::{Call, MeteredOperation};
+use super::call::{Call, CallRequest, MeteredOperation};
 use super::meter::{Meter, Phase};
 use crate::meter::{Operation, Outcome};
 use crate::{Cost, Error, Result};
@@ -67,19 +67,16 @@ fn invoke_endpoint(
     tags: BTreeMap<String, String>,
 ) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send {
     async move {
-        let call = Call::begin::<InvokeEndpointOperation>(
-            &meter,
+        let call = CallRequest::new(
             request.get_endpoint_name(),
             request.get_body().as_ref(),
-            None,
-            request.get_target_variant().clone(),
             tags,
-        )?;
-        let send = request.customize().interceptor(call.attempts()).send();
-        let answered = call
-            .send(std::pin::pin!(send))
-            .await
-            .billable::<InvokeEndpointOperation>()?;
+        )
+        .target_variant(request.get_target_variant());
+        let answered = Call::run::<InvokeEndpointOperation, _, _>(&meter, call, |attempts| {
+            request.customize().interceptor(attempts).send()
+        })
+        .await?;
 
         let receipt = answered.receipt;
         let mut usage = receipt.usage(answered.latency);

@@ -6,7 +6,7 @@
 //! stream was open, from sending the request to that moment: the endpoint was busy
 //! generating for all of it, whether the caller read every part or not.
 
-use super::call::{Call, MeteredOperation, Receipt};
+use super::call::{Call, CallRequest, MeteredOperation, Receipt};
 use super::invoke::delegate_setters;
 use super::meter::{Meter, Phase};
 use crate::meter::{Operation, Outcome, StreamTokens, Usage};
@@ -117,19 +117,16 @@ async fn invoke_endpoint_with_response_stream(
     request: InvokeEndpointWithResponseStreamFluentBuilder,
     tags: BTreeMap<String, String>,
 ) -> Result<MeteredResponseStream> {
-    let call = Call::begin::<ResponseStreamOperation>(
-        &meter,
+    let call = CallRequest::new(
         request.get_endpoint_name(),
         request.get_body().as_ref(),
-        None,
-        request.get_target_variant().clone(),
         tags,
-    )?;
-    let send = request.customize().interceptor(call.attempts()).send();
-    let answered = call
-        .send(std::pin::pin!(send))
-        .await
-        .billable::<ResponseStreamOperation>()?;
+    )
+    .target_variant(request.get_target_variant());
+    let answered = Call::run::<ResponseStreamOperation, _, _>(&meter, call, |attempts| {
+        request.customize().interceptor(attempts).send()
+    })
+    .await?;
 
     let receipt = answered.receipt;
     let mut usage = receipt.usage(answered.latency);
