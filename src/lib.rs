@@ -35,7 +35,7 @@
 //!
 //!
 //! The flow of one call, one stage a module:
-//! [`meter`] (what the call used) → [`pricing`] (what a unit costs) →
+//! [`usage`] (what the call used) → [`pricing`] (what a unit costs) →
 //! [`billing`] (usage × rates = [`Cost`]) → [`ledger`] (totals and sinks).
 //! [`endpoint`] discovers how each endpoint is billed; [`client`] ties it together.
 //! [`report`] summarises a ledger: where the money went.
@@ -48,9 +48,9 @@ pub mod client;
 pub mod compare;
 pub mod endpoint;
 pub mod ledger;
-pub mod meter;
 pub mod pricing;
 pub mod report;
+pub mod usage;
 
 mod background;
 mod error;
@@ -63,6 +63,13 @@ pub(crate) type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomS
 pub use billing::Cost;
 pub use client::{Client, ClientBuilder, Meter, Metered, SendMeteredExt};
 pub use error::{Error, Result};
+
+/// The module's old name: it clashed with the [`Meter`] type.
+#[deprecated(since = "0.1.0", note = "renamed to `sagemeter::usage`")]
+#[doc(hidden)]
+pub mod meter {
+    pub use crate::usage::*;
+}
 
 /// Re-exported so that users and examples name the exact decimal type sagemeter uses.
 pub use rust_decimal::Decimal;

@@ -19,7 +19,7 @@ use sagemeter::billing::{LineItem, LinePrice, UsageCharges, gigabytes, round_cos
 use sagemeter::client::{AsyncCompletion, PendingInference};
 use sagemeter::endpoint::{EndpointProfile, VariantBilling, VariantProfile};
 use sagemeter::ledger::CostSink;
-use sagemeter::meter::{Operation, Outcome};
+use sagemeter::usage::{Operation, Outcome};
 use sagemeter::pricing::{BoxFuture, PriceError, PriceKey, PriceSource, Rate};
 use sagemeter::{Client, Cost, Decimal, Error};
 use std::io::{Read, Write};

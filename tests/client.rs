@@ -14,7 +14,7 @@ use fake_sagemaker::{FakeSageMaker, FakeVariant};
 use rust_decimal::Decimal;
 use sagemeter::billing::{Allocation, LineItem, UsageCharges};
 use sagemeter::endpoint::{EndpointProfile, VariantBilling, VariantProfile};
-use sagemeter::meter::Outcome;
+use sagemeter::usage::Outcome;
 use sagemeter::pricing::{
     BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
 };

@@ -17,7 +17,7 @@ pub(crate) use receipt::amount;
 pub use receipt::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};
 
 use crate::endpoint::VariantBilling;
-use crate::meter::Usage;
+use crate::usage::Usage;
 use crate::pricing::{PriceError, PriceOrigin, Provenance, Rate};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

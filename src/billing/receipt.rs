@@ -2,7 +2,7 @@
 
 use crate::billing::Allocation;
 use crate::endpoint::VariantBilling;
-use crate::meter::Usage;
+use crate::usage::Usage;
 use crate::pricing::{PriceOrigin, Provenance};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::meter::{Operation, TokenUsage};
+use crate::usage::{Operation, TokenUsage};
 use crate::pricing::{PriceKey, PriceOrigin, Provenance};
 use rust_decimal_macros_free::dec;
 

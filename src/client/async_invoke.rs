@@ -25,7 +25,7 @@ use super::invoke::{
 };
 use super::meter::{FinishedCall, Meter, Phase};
 use crate::endpoint::{DiscoveryError, EndpointKind};
-use crate::meter::{Operation, Outcome, TokenUsage, Usage};
+use crate::usage::{Operation, Outcome, TokenUsage, Usage};
 use crate::{Client, Cost, Error, Result};
 use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::InvokeEndpointAsyncOutput;

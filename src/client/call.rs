@@ -12,7 +12,7 @@
 use super::meter::{FinishedCall, Meter};
 use crate::budget::Reservation;
 use crate::ledger::CallShare;
-use crate::meter::{Operation, Outcome, Usage};
+use crate::usage::{Operation, Outcome, Usage};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{

@@ -4,7 +4,7 @@ use super::Metered;
 use super::call::{AttemptProbe, CallInFlight, CallParts};
 use super::meter::{FinishedCall, Meter, Prepared};
 use crate::endpoint::{DiscoveryError, EndpointProfile};
-use crate::meter::{Operation, Outcome, Usage};
+use crate::usage::{Operation, Outcome, Usage};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::SdkError;
 use aws_sdk_sagemakerruntime::operation::RequestId;

@@ -12,7 +12,7 @@ use crate::ledger::{
     CostMetrics, CostSink, EndpointSlot, InstanceClock, Totals, TotalsSnapshot, VariantSlot,
     log_cost,
 };
-use crate::meter::{TokenCounter, TokenUsage, Usage, detect_tokens};
+use crate::usage::{TokenCounter, TokenUsage, Usage, detect_tokens};
 use crate::pricing::{PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};

@@ -31,7 +31,7 @@ use crate::billing::{Allocation, UsageCharges};
 use crate::budget::{Budget, Budgets};
 use crate::endpoint::{Discovery, EndpointProfile};
 use crate::ledger::{CostMetrics, CostSink, Totals};
-use crate::meter::TokenCounter;
+use crate::usage::TokenCounter;
 use crate::pricing::{CachedPrices, LivePrices, PriceKey, PriceSource, Snapshot};
 use crate::{Cost, Error, Result};
 use aws_smithy_async::time::SharedTimeSource;

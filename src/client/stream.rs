@@ -16,7 +16,7 @@ use super::meter::{FinishedCall, Meter, Prepared};
 use crate::budget::Reservation;
 use crate::endpoint::DiscoveryError;
 use crate::ledger::CallShare;
-use crate::meter::{Operation, Outcome, StreamTokens, Usage};
+use crate::usage::{Operation, Outcome, StreamTokens, Usage};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemakerruntime::operation::RequestId;
@@ -553,7 +553,7 @@ fn stream_error_note(err: &SdkError<ResponseStreamError, RawMessage>) -> String 
 /// let receipt = response.receipt();
 /// drop(response); // stop early: the call still costs
 /// let cost = receipt.await.expect("a dropped stream has a receipt");
-/// assert_eq!(cost.usage.outcome, sagemeter::meter::Outcome::Cancelled);
+/// assert_eq!(cost.usage.outcome, sagemeter::usage::Outcome::Cancelled);
 /// # }
 /// ```
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 use super::writer::{BackgroundWriter, Encode, Options, Refused, SinkStats, StreamTarget};
 use super::{CostSink, LedgerError};
 use crate::billing::Cost;
-use crate::meter::Outcome;
+use crate::usage::Outcome;
 use crate::pricing::BoxFuture;
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;

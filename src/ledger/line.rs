@@ -13,7 +13,7 @@
 use super::LEDGER_FORMAT_VERSION;
 use crate::billing::{Accrual, Cost, CostLine, LinePrice, QuantityUnit, amount};
 use crate::endpoint::VariantBilling;
-use crate::meter::Usage;
+use crate::usage::Usage;
 use crate::pricing::Provenance;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;

@@ -1,7 +1,7 @@
 //! Counters and histograms through the `metrics` facade.
 
 use crate::billing::{Cost, pico_usd};
-use crate::meter::Outcome;
+use crate::usage::Outcome;
 use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder};
 use rust_decimal::Decimal;
 use std::collections::HashSet;

@@ -61,7 +61,7 @@ pub struct TgiDetails;
 /// A token counter from a closure.
 ///
 /// ```
-/// use sagemeter::meter::{FnTokenCounter, TokenCounter, TokenUsage};
+/// use sagemeter::usage::{FnTokenCounter, TokenCounter, TokenUsage};
 /// let counter = FnTokenCounter::new(|body: &[u8]| Some(TokenUsage::new(0, body.len() as u64 / 4)));
 /// assert_eq!(counter.count(b"12345678").unwrap().output, Some(2));
 /// ```
@@ -227,7 +227,7 @@ pub const MAX_STREAM_EVENT_BYTES: usize = 4 << 20;
 /// is added twice, and cached prompt tokens stay counted once.
 ///
 /// ```
-/// use sagemeter::meter::{StreamTokens, TokenUsage};
+/// use sagemeter::usage::{StreamTokens, TokenUsage};
 /// let mut tokens = StreamTokens::new();
 /// tokens.push(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"choices\":[],\"usa");
 /// tokens.push(b"ge\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n");
