@@ -34,11 +34,13 @@
 //! ```
 //!
 //!
-//! The flow of one call, one stage a module:
-//! [`usage`] (what the call used) → [`pricing`] (what a unit costs) →
-//! [`billing`] (usage × rates = [`Cost`]) → [`ledger`] (totals and sinks).
-//! [`endpoint`] discovers how each endpoint is billed; [`client`] ties it together.
-//! [`report`] summarises a ledger: where the money went.
+//! The flow of one call, one stage a module, each using only the ones before it:
+//! [`usage`] (what the call used), [`pricing`] (what a unit costs) and
+//! [`endpoint`] (how the endpoint is billed) → [`billing`] (usage × rates =
+//! [`Cost`]) → [`totals`] (running sums, accrual) and [`sink`] (the cost log line,
+//! metrics, EMF, the [`ledger`] file) → [`client`] (ties it together).
+//! [`budget`] limits spending; [`report`] summarises a ledger: where the money
+//! went; [`compare`] prices the same work under other billing plans.
 
 #![warn(missing_docs)]
 
@@ -50,10 +52,13 @@ pub mod endpoint;
 pub mod ledger;
 pub mod pricing;
 pub mod report;
+pub mod sink;
+pub mod totals;
 pub mod usage;
 
 mod background;
 mod error;
+mod util;
 
 /// The maps looked up on every call (endpoint names, price keys): a fast,
 /// per-process seeded hasher instead of SipHash, and `entry_ref` (one look-up,

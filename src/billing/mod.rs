@@ -17,8 +17,8 @@ pub(crate) use receipt::amount;
 pub use receipt::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};
 
 use crate::endpoint::VariantBilling;
-use crate::usage::Usage;
 use crate::pricing::{PriceError, PriceOrigin, Provenance, Rate};
+use crate::usage::Usage;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

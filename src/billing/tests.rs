@@ -1,6 +1,6 @@
 use super::*;
-use crate::usage::{Operation, TokenUsage};
 use crate::pricing::{PriceKey, PriceOrigin, Provenance};
+use crate::usage::{Operation, TokenUsage};
 use rust_decimal_macros_free::dec;
 
 /// `dec("0.23")` without a macro crate.

@@ -11,7 +11,7 @@
 
 use super::meter::{FinishedCall, Meter};
 use crate::budget::Reservation;
-use crate::ledger::CallShare;
+use crate::totals::CallShare;
 use crate::usage::{Operation, Outcome, Usage};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;

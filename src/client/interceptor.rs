@@ -3,7 +3,7 @@
 use super::call::AttemptProbe;
 use super::invoke::bill_attempts;
 use super::meter::{FinishedCall, Meter};
-use crate::ledger::CallShare;
+use crate::totals::CallShare;
 use crate::usage::{Operation, Outcome, Usage};
 use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{

@@ -8,12 +8,10 @@ use crate::budget::{BudgetStatus, Budgets, Reservation};
 use crate::endpoint::{
     Discovery, DiscoveryError, EndpointKind, EndpointProfile, VariantBilling, VariantProfile, owned,
 };
-use crate::ledger::{
-    CostMetrics, CostSink, EndpointSlot, InstanceClock, Totals, TotalsSnapshot, VariantSlot,
-    log_cost,
-};
-use crate::usage::{TokenCounter, TokenUsage, Usage, detect_tokens};
 use crate::pricing::{PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
+use crate::sink::CostSink;
+use crate::totals::{EndpointSlot, InstanceClock, Totals, TotalsSnapshot, VariantSlot};
+use crate::usage::{TokenCounter, TokenUsage, Usage, detect_tokens};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -64,9 +62,10 @@ pub(crate) struct MeterInner {
     pub totals: Totals,
     pub budgets: Arc<Budgets>,
     pub background: Arc<crate::background::Background>,
+    /// Every receipt goes to each of these, in order: the cost log line, the
+    /// metrics (unless built [`without_metrics`](crate::ClientBuilder::without_metrics)),
+    /// then the builder's sinks.
     pub sinks: Vec<Arc<dyn CostSink>>,
-    /// `None` when built [`without_metrics`](crate::ClientBuilder::without_metrics).
-    pub metrics: Option<CostMetrics>,
     pub time: SharedTimeSource,
     pub seq: AtomicU64,
     pub warned: Mutex<HashSet<String>>,
@@ -647,10 +646,6 @@ impl Meter {
 
         if !cost.is_fully_priced() {
             self.warn_unpriced(&cost);
-        }
-        log_cost(&cost);
-        if let Some(metrics) = &self.inner.metrics {
-            metrics.emit(&cost);
         }
         for sink in &self.inner.sinks {
             sink.record(&cost);

@@ -30,9 +30,10 @@ pub use stream::{
 use crate::billing::{Allocation, UsageCharges};
 use crate::budget::{Budget, Budgets};
 use crate::endpoint::{Discovery, EndpointProfile};
-use crate::ledger::{CostMetrics, CostSink, Totals};
-use crate::usage::TokenCounter;
 use crate::pricing::{CachedPrices, LivePrices, PriceKey, PriceSource, Snapshot};
+use crate::sink::{CostLogSink, CostMetrics, CostSink};
+use crate::totals::Totals;
+use crate::usage::TokenCounter;
 use crate::{Cost, Error, Result};
 use aws_smithy_async::time::SharedTimeSource;
 use meter::MeterInner;
@@ -350,7 +351,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Another place every receipt goes.
+    /// Another place every receipt goes: after the cost log line and the metrics,
+    /// in the order sinks are added (see [`crate::sink`]).
     pub fn sink(mut self, sink: impl CostSink + 'static) -> Self {
         self.sinks.push(Arc::new(sink));
         self
@@ -365,7 +367,7 @@ impl ClientBuilder {
     /// Tag keys whose values become labels of the `metrics` counters and
     /// histograms (default: none). Each distinct value is a time series: list only
     /// tags with a few fixed values (team, environment), never ids; past
-    /// [`MAX_TAG_LABEL_VALUES`](crate::ledger::MAX_TAG_LABEL_VALUES) values per key
+    /// [`MAX_TAG_LABEL_VALUES`](crate::sink::MAX_TAG_LABEL_VALUES) values per key
     /// the rest are labelled `_other`. See [`CostMetrics`].
     pub fn metric_tag_labels<I, S>(mut self, keys: I) -> Self
     where
@@ -483,10 +485,15 @@ impl ClientBuilder {
         }
         let metrics =
             CostMetrics::with_tag_labels(self.metric_tag_labels).map_err(Error::Config)?;
-        let metrics = self.metrics.then_some(metrics);
-        if metrics.is_some() {
-            crate::ledger::describe_metrics();
+        // Every receipt goes to the cost log line, then to the metrics, then to the
+        // caller's sinks: one list, in that order.
+        let mut sinks: Vec<Arc<dyn CostSink>> = Vec::with_capacity(self.sinks.len() + 2);
+        sinks.push(Arc::new(CostLogSink));
+        if self.metrics {
+            crate::sink::describe_metrics();
+            sinks.push(Arc::new(metrics));
         }
+        sinks.extend(self.sinks);
         let time = self
             .time
             .or_else(|| self.sdk_config.time_source())
@@ -544,8 +551,7 @@ impl ClientBuilder {
                     self.max_concurrency_per_instance,
                 ),
                 budgets: Arc::new(Budgets::new(self.budgets)),
-                sinks: self.sinks,
-                metrics,
+                sinks,
                 time,
                 seq: Default::default(),
                 warned: Default::default(),

@@ -15,7 +15,7 @@ use super::invoke::{
 use super::meter::{FinishedCall, Meter, Prepared};
 use crate::budget::Reservation;
 use crate::endpoint::DiscoveryError;
-use crate::ledger::CallShare;
+use crate::totals::CallShare;
 use crate::usage::{Operation, Outcome, StreamTokens, Usage};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};

@@ -33,8 +33,6 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 /// The price source the metered client uses unless told otherwise: live Price List
@@ -76,8 +74,8 @@ pub fn default_price_source(sdk_config: &aws_types::SdkConfig) -> CachedPrices {
     builder.build()
 }
 
-/// A boxed future, so that [`PriceSource`] stays object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+#[doc(inline)]
+pub use crate::util::BoxFuture;
 
 /// What is being priced: one billable SageMaker dimension in one region.
 #[non_exhaustive]

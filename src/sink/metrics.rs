@@ -1,5 +1,6 @@
 //! Counters and histograms through the `metrics` facade.
 
+use super::CostSink;
 use crate::billing::{Cost, pico_usd};
 use crate::usage::Outcome;
 use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder};
@@ -72,6 +73,11 @@ pub fn describe_metrics() {
 
 /// The `metrics` side of every receipt (a no-op unless the application installs a
 /// recorder, e.g. `metrics-exporter-prometheus`).
+///
+/// The builder installs one in every client's sinks, right after the
+/// [`CostLogSink`](super::CostLogSink), with the tag labels of
+/// [`ClientBuilder::metric_tag_labels`](crate::ClientBuilder::metric_tag_labels)
+/// (none: [`ClientBuilder::without_metrics`](crate::ClientBuilder::without_metrics)).
 ///
 /// | metric | kind | labels |
 /// |---|---|---|
@@ -227,7 +233,7 @@ impl CostMetrics {
     }
 
     /// Emits the metrics of one receipt.
-    pub fn emit(&self, cost: &Cost) {
+    fn emit(&self, cost: &Cost) {
         let price_source = cost.price_source().map_or("unpriced", |s| s.as_str());
         let variant = cost.variant.as_deref().unwrap_or_default();
         let usage = &cost.usage;
@@ -298,6 +304,12 @@ impl CostMetrics {
                 .get(recorder, &keys.latency_seconds)
                 .record(usage.latency.as_secs_f64());
         });
+    }
+}
+
+impl CostSink for CostMetrics {
+    fn record(&self, cost: &Cost) {
+        self.emit(cost);
     }
 }
 
@@ -422,7 +434,7 @@ impl State {
         price_source: &'static str,
         tag_values: &[&str],
     ) -> &mut LabelSet {
-        let sets = super::entry_by_str(&mut self.label_sets, endpoint);
+        let sets = crate::util::entry_by_str(&mut self.label_sets, endpoint);
         let found = sets.iter().position(|set| {
             set.variant == variant
                 && set.price_source == price_source
