@@ -16,8 +16,8 @@ pub(crate) use arith::{div_round_dp, mul_round_dp, pico_usd};
 pub(crate) use receipt::amount;
 pub use receipt::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};
 
-use crate::endpoint::VariantBilling;
-use crate::pricing::{PriceError, PriceOrigin, Provenance, Rate};
+use crate::endpoint::{EndpointKind, VariantBilling};
+use crate::pricing::{PriceError, PriceKey, PriceOrigin, Provenance, Rate};
 use crate::usage::Usage;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,32 @@ pub const COST_SCALE: u32 = 12;
 
 /// Bytes in one GB of data processed: AWS bills data in gibibytes (2³⁰ bytes).
 pub const BYTES_PER_GB: u64 = 1 << 30;
+
+/// The largest rate sagemeter accepts from configuration, in USD per unit: far above
+/// any SageMaker price, so that a misplaced decimal point is caught at build time.
+pub const MAX_SANE_USD_PER_UNIT: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
+/// What is wrong with a configured price (a price override, a usage charge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadPrice {
+    /// Below zero.
+    Negative,
+    /// Above [`MAX_SANE_USD_PER_UNIT`]: most likely a misplaced decimal point or
+    /// the wrong unit.
+    AboveSane,
+}
+
+/// The one check every configured USD-per-unit price goes through: not negative,
+/// not above [`MAX_SANE_USD_PER_UNIT`]. ($0 is each caller's own question.)
+pub(crate) fn check_usd_per_unit(usd: Decimal) -> Result<(), BadPrice> {
+    if usd.is_sign_negative() && !usd.is_zero() {
+        Err(BadPrice::Negative)
+    } else if usd > MAX_SANE_USD_PER_UNIT {
+        Err(BadPrice::AboveSane)
+    } else {
+        Ok(())
+    }
+}
 
 /// How an instance endpoint's hourly cost is allocated to single calls.
 ///
@@ -126,21 +152,24 @@ impl UsageCharges {
         self
     }
 
-    /// Checks that no price is negative.
+    /// Checks that no price is negative or implausibly high, and that charges
+    /// marked [`alone`](Self::alone) have a price.
     pub fn validate(&self) -> Result<(), String> {
         for (name, v) in [
             ("per 1,000 calls", self.usd_per_1000_calls),
             ("per 1,000 input tokens", self.usd_per_1000_input_tokens),
             ("per 1,000 output tokens", self.usd_per_1000_output_tokens),
         ] {
-            if v.is_some_and(|v| v.is_sign_negative() && !v.is_zero()) {
-                return Err(format!("the price {name} must not be negative"));
-            }
-            if v.is_some_and(|v| v > crate::client::MAX_SANE_USD_PER_UNIT) {
-                return Err(format!(
-                    "the price {name} is above {} USD: check the unit",
-                    crate::client::MAX_SANE_USD_PER_UNIT
-                ));
+            match v.map(check_usd_per_unit) {
+                Some(Err(BadPrice::Negative)) => {
+                    return Err(format!("the price {name} must not be negative"));
+                }
+                Some(Err(BadPrice::AboveSane)) => {
+                    return Err(format!(
+                        "the price {name} is above {MAX_SANE_USD_PER_UNIT} USD: check the unit"
+                    ));
+                }
+                Some(Ok(())) | None => {}
             }
         }
         let none_set = self.usd_per_1000_calls.is_none()
@@ -217,6 +246,58 @@ pub fn unpriced(item: LineItem, quantity: Decimal, unit: QuantityUnit, reason: S
         quantity: quantity.normalize(),
         unit,
         price: LinePrice::Unpriced { reason },
+    }
+}
+
+/// The price key of a variant's compute: what one instance-hour (real-time or
+/// asynchronous) or one serverless second of the variant costs.
+///
+/// ```
+/// use sagemeter::billing::compute_key;
+/// use sagemeter::endpoint::{EndpointKind, VariantBilling, VariantProfile};
+/// use sagemeter::pricing::PriceKey;
+///
+/// let variant = VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 2);
+/// assert_eq!(
+///     compute_key("us-east-1", EndpointKind::RealTime, &variant.billing)?,
+///     PriceKey::hosting("us-east-1", "ml.g5.xlarge"),
+/// );
+/// # Ok::<(), sagemeter::pricing::PriceError>(())
+/// ```
+///
+/// Serverless memory sizes are priced per whole GB: one that is not (or is 0) has
+/// no key, and the error says so ([`PriceError::Unavailable`]).
+pub fn compute_key(
+    region: &str,
+    kind: EndpointKind,
+    billing: &VariantBilling,
+) -> Result<PriceKey, PriceError> {
+    match billing {
+        VariantBilling::Instance { instance_type, .. } => Ok(match kind {
+            EndpointKind::Async => PriceKey::AsyncInference {
+                region: region.to_owned(),
+                instance_type: instance_type.clone(),
+            },
+            _ => PriceKey::hosting(region, instance_type.clone()),
+        }),
+        VariantBilling::Serverless {
+            memory_mb,
+            provisioned_concurrency,
+        } => {
+            if *memory_mb == 0 || memory_mb % 1024 != 0 {
+                return Err(PriceError::Unavailable {
+                    reason: format!(
+                        "serverless memory size {memory_mb} MB is not a whole number of GB"
+                    ),
+                });
+            }
+            let memory_gb = memory_mb / 1024;
+            let region = region.to_owned();
+            Ok(match provisioned_concurrency {
+                Some(_) => PriceKey::ProvisionedConcurrencyUsage { region, memory_gb },
+                None => PriceKey::Serverless { region, memory_gb },
+            })
+        }
     }
 }
 

@@ -27,7 +27,7 @@ pub use stream::{
     StreamReceipt,
 };
 
-use crate::billing::{Allocation, UsageCharges};
+use crate::billing::{Allocation, BadPrice, UsageCharges, check_usd_per_unit};
 use crate::budget::{Budget, Budgets};
 use crate::endpoint::{Discovery, EndpointProfile};
 use crate::pricing::{CachedPrices, LivePrices, PriceKey, PriceSource, Snapshot};
@@ -43,9 +43,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The largest rate sagemeter accepts from configuration, in USD per unit: far above
-/// any SageMaker price, so that a misplaced decimal point is caught at build time.
-pub const MAX_SANE_USD_PER_UNIT: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+#[doc(no_inline)]
+pub use crate::billing::MAX_SANE_USD_PER_UNIT;
 
 /// An SDK output together with what the call cost.
 ///
@@ -442,17 +441,21 @@ impl ClientBuilder {
                      is free on purpose, say so with ClientBuilder::free_of_charge({key:?})"
                 )));
             }
-            if usd.is_sign_negative() && !usd.is_zero() {
-                return Err(Error::Config(format!(
-                    "price override for {key} is negative ({usd})"
-                )));
-            }
-            if usd > MAX_SANE_USD_PER_UNIT {
-                return Err(Error::Config(format!(
-                    "price override for {key} is {usd} USD per {}: above {MAX_SANE_USD_PER_UNIT}, \
-                     which no SageMaker price comes near (check the unit: per hour, second or GB)",
-                    key.unit()
-                )));
+            match check_usd_per_unit(usd) {
+                Err(BadPrice::Negative) => {
+                    return Err(Error::Config(format!(
+                        "price override for {key} is negative ({usd})"
+                    )));
+                }
+                Err(BadPrice::AboveSane) => {
+                    return Err(Error::Config(format!(
+                        "price override for {key} is {usd} USD per {}: above \
+                         {MAX_SANE_USD_PER_UNIT}, which no SageMaker price comes near (check \
+                         the unit: per hour, second or GB)",
+                        key.unit()
+                    )));
+                }
+                Ok(()) => {}
             }
             let mut rate = meter::override_rate(key.clone(), usd);
             if free {
