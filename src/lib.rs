@@ -57,6 +57,7 @@ pub mod totals;
 pub mod usage;
 
 mod background;
+mod config_error;
 mod error;
 mod util;
 
@@ -67,6 +68,7 @@ pub(crate) type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomS
 
 pub use billing::Cost;
 pub use client::{Client, ClientBuilder, Meter, Metered, SendMeteredExt};
+pub use config_error::ConfigError;
 pub use error::{Error, Result};
 
 /// The module's old name: it clashed with the [`Meter`] type.

@@ -16,6 +16,7 @@ pub(crate) use arith::{div_round_dp, mul_round_dp, pico_usd};
 pub(crate) use receipt::amount;
 pub use receipt::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};
 
+use crate::config_error::ConfigError;
 use crate::endpoint::{EndpointKind, VariantBilling};
 use crate::pricing::{PriceError, PriceKey, PriceOrigin, Provenance, Rate};
 use crate::usage::Usage;
@@ -154,20 +155,37 @@ impl UsageCharges {
 
     /// Checks that no price is negative or implausibly high, and that charges
     /// marked [`alone`](Self::alone) have a price.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
-            ("per 1,000 calls", self.usd_per_1000_calls),
-            ("per 1,000 input tokens", self.usd_per_1000_input_tokens),
-            ("per 1,000 output tokens", self.usd_per_1000_output_tokens),
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (option, name, v) in [
+            (
+                "UsageCharges::usd_per_1000_calls",
+                "per 1,000 calls",
+                self.usd_per_1000_calls,
+            ),
+            (
+                "UsageCharges::usd_per_1000_input_tokens",
+                "per 1,000 input tokens",
+                self.usd_per_1000_input_tokens,
+            ),
+            (
+                "UsageCharges::usd_per_1000_output_tokens",
+                "per 1,000 output tokens",
+                self.usd_per_1000_output_tokens,
+            ),
         ] {
             match v.map(check_usd_per_unit) {
                 Some(Err(BadPrice::Negative)) => {
-                    return Err(format!("the price {name} must not be negative"));
+                    return Err(ConfigError::new(
+                        option,
+                        format!("the price {name} must not be negative"),
+                    ));
                 }
                 Some(Err(BadPrice::AboveSane)) => {
-                    return Err(format!(
-                        "the price {name} is above {MAX_SANE_USD_PER_UNIT} USD: check the unit"
-                    ));
+                    return Err(ConfigError::new(
+                        option,
+                        format!("the price {name} is above {MAX_SANE_USD_PER_UNIT} USD"),
+                    )
+                    .hint("check the unit"));
                 }
                 Some(Ok(())) | None => {}
             }
@@ -176,11 +194,11 @@ impl UsageCharges {
             && self.usd_per_1000_input_tokens.is_none()
             && self.usd_per_1000_output_tokens.is_none();
         if self.alone && none_set {
-            return Err(
+            return Err(ConfigError::new(
+                "UsageCharges::alone",
                 "charges marked `alone` need a price per 1,000 calls or per 1,000 \
-                        tokens (otherwise every call would cost a silent $0)"
-                    .into(),
-            );
+                 tokens (otherwise every call would cost a silent $0)",
+            ));
         }
         Ok(())
     }

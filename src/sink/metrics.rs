@@ -2,6 +2,7 @@
 
 use super::CostSink;
 use crate::billing::{Cost, pico_usd};
+use crate::config_error::ConfigError;
 use crate::usage::Outcome;
 use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder};
 use rust_decimal::Decimal;
@@ -186,11 +187,12 @@ impl CostMetrics {
     /// counted under [`OTHER_TAG_VALUE`] (once, with a WARN). Keys must be valid
     /// Prometheus label names (`[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`)
     /// and must not be one of [`RESERVED_LABELS`].
-    pub fn with_tag_labels<I, S>(keys: I) -> Result<Self, String>
+    pub fn with_tag_labels<I, S>(keys: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        const OPTION: &str = "CostMetrics::with_tag_labels";
         let mut tag_keys: Vec<String> = Vec::new();
         for key in keys {
             let key = key.into();
@@ -200,20 +202,20 @@ impl CostMetrics {
                 .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !key.starts_with("__");
+            let problem =
+                |what: &str| ConfigError::new(OPTION, format!("metric tag label `{key}` {what}"));
             if !valid {
-                return Err(format!(
-                    "metric tag label `{key}` is not a valid label name: use letters, \
-                     digits and `_`, not starting with a digit or `__`"
-                ));
+                return Err(problem("is not a valid label name")
+                    .hint("use letters, digits and `_`, not starting with a digit or `__`"));
             }
             if RESERVED_LABELS.contains(&key.as_str()) {
-                return Err(format!(
-                    "metric tag label `{key}` clashes with sagemeter's own `{key}` label: \
-                     tag the calls with another key"
-                ));
+                return Err(
+                    problem(&format!("clashes with sagemeter's own `{key}` label"))
+                        .hint("tag the calls with another key"),
+                );
             }
             if tag_keys.contains(&key) {
-                return Err(format!("metric tag label `{key}` is listed twice"));
+                return Err(problem("is listed twice"));
             }
             tag_keys.push(key);
         }
@@ -516,7 +518,7 @@ mod tests {
             (vec!["a-b"], "not a valid label name"),
             (vec![""], "not a valid label name"),
         ] {
-            let err = CostMetrics::with_tag_labels(keys).unwrap_err();
+            let err = CostMetrics::with_tag_labels(keys).unwrap_err().to_string();
             assert!(err.contains(expected), "{err}");
         }
         assert!(CostMetrics::with_tag_labels(["team", "env_2", "_x"]).is_ok());
