@@ -42,11 +42,14 @@
 //! [`budget`] limits spending; [`report`] summarises a ledger: where the money
 //! went; [`compare`] prices the same work under other billing plans.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod billing;
 pub mod budget;
 pub mod client;
+// `compare` is being reworked on its own branch; its internal helpers (`check`,
+// the serde modules) still say `pub` where only the crate reaches them.
+#[allow(unreachable_pub)]
 pub mod compare;
 pub mod endpoint;
 pub mod ledger;

@@ -230,7 +230,12 @@ pub fn gigabytes(bytes: u64) -> Decimal {
 }
 
 /// A line priced at `rate` for `quantity`, or unpriced with the rate's error.
-pub fn line(item: LineItem, quantity: Decimal, unit: QuantityUnit, rate: &RateResult) -> CostLine {
+pub(crate) fn line(
+    item: LineItem,
+    quantity: Decimal,
+    unit: QuantityUnit,
+    rate: &RateResult,
+) -> CostLine {
     match rate {
         Ok(rate) => priced(item, quantity, unit, rate.usd_per_unit, &rate.provenance),
         Err(err) => unpriced(item, quantity, unit, err.to_string()),
@@ -238,7 +243,7 @@ pub fn line(item: LineItem, quantity: Decimal, unit: QuantityUnit, rate: &RateRe
 }
 
 /// A line priced at `usd_per_unit` for `quantity`.
-pub fn priced(
+pub(crate) fn priced(
     item: LineItem,
     quantity: Decimal,
     unit: QuantityUnit,
@@ -258,7 +263,12 @@ pub fn priced(
 }
 
 /// A line that could not be priced at all (no profile, unsupported memory size, ...).
-pub fn unpriced(item: LineItem, quantity: Decimal, unit: QuantityUnit, reason: String) -> CostLine {
+pub(crate) fn unpriced(
+    item: LineItem,
+    quantity: Decimal,
+    unit: QuantityUnit,
+    reason: String,
+) -> CostLine {
     CostLine {
         item,
         quantity: quantity.normalize(),
@@ -330,7 +340,7 @@ pub fn compute_key(
 ///   then falls back to busy time).
 /// - Serverless: `billed seconds × usd/s` (provisioned-concurrency usage rate when
 ///   provisioned concurrency is configured).
-pub fn compute_line(
+pub(crate) fn compute_line(
     billing: &VariantBilling,
     usage: &Usage,
     allocation: Allocation,
@@ -391,7 +401,11 @@ pub fn compute_line(
 }
 
 /// Data processed in and out, for the bytes of this call.
-pub fn data_lines(usage: &Usage, data_in: &RateResult, data_out: &RateResult) -> [CostLine; 2] {
+pub(crate) fn data_lines(
+    usage: &Usage,
+    data_in: &RateResult,
+    data_out: &RateResult,
+) -> [CostLine; 2] {
     [
         line(
             LineItem::DataIn,
@@ -409,7 +423,7 @@ pub fn data_lines(usage: &Usage, data_in: &RateResult, data_out: &RateResult) ->
 }
 
 /// Per-inference and per-token lines, as configured.
-pub fn usage_charge_lines(usage: &Usage, charges: &UsageCharges) -> Vec<CostLine> {
+pub(crate) fn usage_charge_lines(usage: &Usage, charges: &UsageCharges) -> Vec<CostLine> {
     let thousand = Decimal::from(1000);
     let configured = Provenance::new(PriceOrigin::Override).with_note("configured per endpoint");
     let mut lines = Vec::new();

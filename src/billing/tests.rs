@@ -5,7 +5,7 @@ use rust_decimal_macros_free::dec;
 
 /// `dec("0.23")` without a macro crate.
 mod rust_decimal_macros_free {
-    pub fn dec(s: &str) -> rust_decimal::Decimal {
+    pub(super) fn dec(s: &str) -> rust_decimal::Decimal {
         s.parse().unwrap()
     }
 }

@@ -19,13 +19,8 @@ mod live;
 mod snapshot;
 
 pub use cache::{CachedPrices, CachedPricesBuilder, DEFAULT_FAILURE_BACKOFF, DEFAULT_TTL};
-pub use document::{
-    OnDemandTerm, PriceDimension, PriceDocument, Selection, parse_price_document,
-    parse_price_value, select_rate,
-};
 pub use live::{
     DEFAULT_TIMEOUT as DEFAULT_LIVE_TIMEOUT, LivePrices, LivePricesBuilder, PricingRegion,
-    filters_for,
 };
 pub use snapshot::Snapshot;
 
@@ -107,8 +102,7 @@ pub enum PriceKey {
     /// whether calls use it or not (AWS's "price per second of provisioned concurrency").
     ///
     /// Which Price List product this is (usagetype `…ProvisionedConcurrency:Mem-<N>GB`
-    /// or `…:Usage-<N>GB`) is decided per document from its `group` and description;
-    /// see [`select_rate`].
+    /// or `…:Usage-<N>GB`) is decided per document from its `group` and description.
     ProvisionedConcurrency {
         /// AWS region code.
         region: String,
