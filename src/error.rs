@@ -7,6 +7,7 @@ use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::I
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 use crate::billing::Cost;
+use crate::config_error::ConfigError;
 
 /// Result with sagemeter's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -88,7 +89,14 @@ pub enum Error {
     /// could not be flushed).
     #[error("shutdown incomplete: {0}")]
     Shutdown(String),
-    /// A builder was given options that cannot work.
+    /// A builder was given options that cannot work: which one, what is wrong and
+    /// what to do are in the [`ConfigError`].
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(ConfigError),
+}
+
+impl From<ConfigError> for Error {
+    fn from(err: ConfigError) -> Self {
+        Error::Config(err)
+    }
 }

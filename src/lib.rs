@@ -34,26 +34,35 @@
 //! ```
 //!
 //!
-//! The flow of one call, one stage a module:
-//! [`meter`] (what the call used) → [`pricing`] (what a unit costs) →
-//! [`billing`] (usage × rates = [`Cost`]) → [`ledger`] (totals and sinks).
-//! [`endpoint`] discovers how each endpoint is billed; [`client`] ties it together.
-//! [`report`] summarises a ledger: where the money went.
+//! The flow of one call, one stage a module, each using only the ones before it:
+//! [`usage`] (what the call used), [`pricing`] (what a unit costs) and
+//! [`endpoint`] (how the endpoint is billed) → [`billing`] (usage × rates =
+//! [`Cost`]) → [`totals`] (running sums, accrual) and [`sink`] (the cost log line,
+//! metrics, EMF, the [`ledger`] file) → [`client`] (ties it together).
+//! [`budget`] limits spending; [`report`] summarises a ledger: where the money
+//! went; [`compare`] prices the same work under other billing plans.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod billing;
 pub mod budget;
 pub mod client;
+// `compare` is being reworked on its own branch; its internal helpers (`check`,
+// the serde modules) still say `pub` where only the crate reaches them.
+#[allow(unreachable_pub)]
 pub mod compare;
 pub mod endpoint;
 pub mod ledger;
-pub mod meter;
 pub mod pricing;
 pub mod report;
+pub mod sink;
+pub mod totals;
+pub mod usage;
 
 mod background;
+mod config_error;
 mod error;
+mod util;
 
 /// The maps looked up on every call (endpoint names, price keys): a fast,
 /// per-process seeded hasher instead of SipHash, and `entry_ref` (one look-up,
@@ -62,7 +71,15 @@ pub(crate) type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomS
 
 pub use billing::Cost;
 pub use client::{Client, ClientBuilder, Meter, Metered, SendMeteredExt};
+pub use config_error::ConfigError;
 pub use error::{Error, Result};
+
+/// The module's old name: it clashed with the [`Meter`] type.
+#[deprecated(since = "0.1.0", note = "renamed to `sagemeter::usage`")]
+#[doc(hidden)]
+pub mod meter {
+    pub use crate::usage::*;
+}
 
 /// Re-exported so that users and examples name the exact decimal type sagemeter uses.
 pub use rust_decimal::Decimal;

@@ -14,10 +14,10 @@ use fake_sagemaker::{FakeSageMaker, FakeVariant};
 use rust_decimal::Decimal;
 use sagemeter::billing::{Allocation, LineItem, UsageCharges};
 use sagemeter::endpoint::{EndpointProfile, VariantBilling, VariantProfile};
-use sagemeter::meter::Outcome;
 use sagemeter::pricing::{
     BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
 };
+use sagemeter::usage::Outcome;
 use sagemeter::{Client, Cost, Error, SendMeteredExt};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -823,7 +823,7 @@ async fn a_new_price_in_the_source_reaches_calls_within_a_second() {
 #[derive(Debug, Clone, Default)]
 struct Receipts(Arc<std::sync::Mutex<Vec<Cost>>>);
 
-impl sagemeter::ledger::CostSink for Receipts {
+impl sagemeter::sink::CostSink for Receipts {
     fn record(&self, cost: &Cost) {
         self.0.lock().unwrap().push(cost.clone());
     }

@@ -18,9 +18,9 @@ use sagemeter::billing::{
 };
 use sagemeter::client::MeteredResponseStream;
 use sagemeter::endpoint::{EndpointProfile, VariantProfile};
-use sagemeter::ledger::CostSink;
-use sagemeter::meter::{FnTokenCounter, Outcome, TokenUsage};
 use sagemeter::pricing::{BoxFuture, PriceError, PriceKey, PriceSource, Rate};
+use sagemeter::sink::CostSink;
+use sagemeter::usage::{FnTokenCounter, Outcome, TokenUsage};
 use sagemeter::{Client, ClientBuilder, Cost, Decimal, Error};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

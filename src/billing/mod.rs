@@ -16,9 +16,10 @@ pub(crate) use arith::{div_round_dp, mul_round_dp, pico_usd};
 pub(crate) use receipt::amount;
 pub use receipt::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};
 
-use crate::endpoint::VariantBilling;
-use crate::meter::Usage;
-use crate::pricing::{PriceError, PriceOrigin, Provenance, Rate};
+use crate::config_error::ConfigError;
+use crate::endpoint::{EndpointKind, VariantBilling};
+use crate::pricing::{PriceError, PriceKey, PriceOrigin, Provenance, Rate};
+use crate::usage::Usage;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -28,6 +29,32 @@ pub const COST_SCALE: u32 = 12;
 
 /// Bytes in one GB of data processed: AWS bills data in gibibytes (2³⁰ bytes).
 pub const BYTES_PER_GB: u64 = 1 << 30;
+
+/// The largest rate sagemeter accepts from configuration, in USD per unit: far above
+/// any SageMaker price, so that a misplaced decimal point is caught at build time.
+pub const MAX_SANE_USD_PER_UNIT: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
+/// What is wrong with a configured price (a price override, a usage charge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadPrice {
+    /// Below zero.
+    Negative,
+    /// Above [`MAX_SANE_USD_PER_UNIT`]: most likely a misplaced decimal point or
+    /// the wrong unit.
+    AboveSane,
+}
+
+/// The one check every configured USD-per-unit price goes through: not negative,
+/// not above [`MAX_SANE_USD_PER_UNIT`]. ($0 is each caller's own question.)
+pub(crate) fn check_usd_per_unit(usd: Decimal) -> Result<(), BadPrice> {
+    if usd.is_sign_negative() && !usd.is_zero() {
+        Err(BadPrice::Negative)
+    } else if usd > MAX_SANE_USD_PER_UNIT {
+        Err(BadPrice::AboveSane)
+    } else {
+        Ok(())
+    }
+}
 
 /// How an instance endpoint's hourly cost is allocated to single calls.
 ///
@@ -126,32 +153,52 @@ impl UsageCharges {
         self
     }
 
-    /// Checks that no price is negative.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
-            ("per 1,000 calls", self.usd_per_1000_calls),
-            ("per 1,000 input tokens", self.usd_per_1000_input_tokens),
-            ("per 1,000 output tokens", self.usd_per_1000_output_tokens),
+    /// Checks that no price is negative or implausibly high, and that charges
+    /// marked [`alone`](Self::alone) have a price.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (option, name, v) in [
+            (
+                "UsageCharges::usd_per_1000_calls",
+                "per 1,000 calls",
+                self.usd_per_1000_calls,
+            ),
+            (
+                "UsageCharges::usd_per_1000_input_tokens",
+                "per 1,000 input tokens",
+                self.usd_per_1000_input_tokens,
+            ),
+            (
+                "UsageCharges::usd_per_1000_output_tokens",
+                "per 1,000 output tokens",
+                self.usd_per_1000_output_tokens,
+            ),
         ] {
-            if v.is_some_and(|v| v.is_sign_negative() && !v.is_zero()) {
-                return Err(format!("the price {name} must not be negative"));
-            }
-            if v.is_some_and(|v| v > crate::client::MAX_SANE_USD_PER_UNIT) {
-                return Err(format!(
-                    "the price {name} is above {} USD: check the unit",
-                    crate::client::MAX_SANE_USD_PER_UNIT
-                ));
+            match v.map(check_usd_per_unit) {
+                Some(Err(BadPrice::Negative)) => {
+                    return Err(ConfigError::new(
+                        option,
+                        format!("the price {name} must not be negative"),
+                    ));
+                }
+                Some(Err(BadPrice::AboveSane)) => {
+                    return Err(ConfigError::new(
+                        option,
+                        format!("the price {name} is above {MAX_SANE_USD_PER_UNIT} USD"),
+                    )
+                    .hint("check the unit"));
+                }
+                Some(Ok(())) | None => {}
             }
         }
         let none_set = self.usd_per_1000_calls.is_none()
             && self.usd_per_1000_input_tokens.is_none()
             && self.usd_per_1000_output_tokens.is_none();
         if self.alone && none_set {
-            return Err(
+            return Err(ConfigError::new(
+                "UsageCharges::alone",
                 "charges marked `alone` need a price per 1,000 calls or per 1,000 \
-                        tokens (otherwise every call would cost a silent $0)"
-                    .into(),
-            );
+                 tokens (otherwise every call would cost a silent $0)",
+            ));
         }
         Ok(())
     }
@@ -183,7 +230,12 @@ pub fn gigabytes(bytes: u64) -> Decimal {
 }
 
 /// A line priced at `rate` for `quantity`, or unpriced with the rate's error.
-pub fn line(item: LineItem, quantity: Decimal, unit: QuantityUnit, rate: &RateResult) -> CostLine {
+pub(crate) fn line(
+    item: LineItem,
+    quantity: Decimal,
+    unit: QuantityUnit,
+    rate: &RateResult,
+) -> CostLine {
     match rate {
         Ok(rate) => priced(item, quantity, unit, rate.usd_per_unit, &rate.provenance),
         Err(err) => unpriced(item, quantity, unit, err.to_string()),
@@ -191,7 +243,7 @@ pub fn line(item: LineItem, quantity: Decimal, unit: QuantityUnit, rate: &RateRe
 }
 
 /// A line priced at `usd_per_unit` for `quantity`.
-pub fn priced(
+pub(crate) fn priced(
     item: LineItem,
     quantity: Decimal,
     unit: QuantityUnit,
@@ -211,12 +263,69 @@ pub fn priced(
 }
 
 /// A line that could not be priced at all (no profile, unsupported memory size, ...).
-pub fn unpriced(item: LineItem, quantity: Decimal, unit: QuantityUnit, reason: String) -> CostLine {
+pub(crate) fn unpriced(
+    item: LineItem,
+    quantity: Decimal,
+    unit: QuantityUnit,
+    reason: String,
+) -> CostLine {
     CostLine {
         item,
         quantity: quantity.normalize(),
         unit,
         price: LinePrice::Unpriced { reason },
+    }
+}
+
+/// The price key of a variant's compute: what one instance-hour (real-time or
+/// asynchronous) or one serverless second of the variant costs.
+///
+/// ```
+/// use sagemeter::billing::compute_key;
+/// use sagemeter::endpoint::{EndpointKind, VariantBilling, VariantProfile};
+/// use sagemeter::pricing::PriceKey;
+///
+/// let variant = VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 2);
+/// assert_eq!(
+///     compute_key("us-east-1", EndpointKind::RealTime, &variant.billing)?,
+///     PriceKey::hosting("us-east-1", "ml.g5.xlarge"),
+/// );
+/// # Ok::<(), sagemeter::pricing::PriceError>(())
+/// ```
+///
+/// Serverless memory sizes are priced per whole GB: one that is not (or is 0) has
+/// no key, and the error says so ([`PriceError::Unavailable`]).
+pub fn compute_key(
+    region: &str,
+    kind: EndpointKind,
+    billing: &VariantBilling,
+) -> Result<PriceKey, PriceError> {
+    match billing {
+        VariantBilling::Instance { instance_type, .. } => Ok(match kind {
+            EndpointKind::Async => PriceKey::AsyncInference {
+                region: region.to_owned(),
+                instance_type: instance_type.clone(),
+            },
+            _ => PriceKey::hosting(region, instance_type.clone()),
+        }),
+        VariantBilling::Serverless {
+            memory_mb,
+            provisioned_concurrency,
+        } => {
+            if *memory_mb == 0 || memory_mb % 1024 != 0 {
+                return Err(PriceError::Unavailable {
+                    reason: format!(
+                        "serverless memory size {memory_mb} MB is not a whole number of GB"
+                    ),
+                });
+            }
+            let memory_gb = memory_mb / 1024;
+            let region = region.to_owned();
+            Ok(match provisioned_concurrency {
+                Some(_) => PriceKey::ProvisionedConcurrencyUsage { region, memory_gb },
+                None => PriceKey::Serverless { region, memory_gb },
+            })
+        }
     }
 }
 
@@ -231,7 +340,7 @@ pub fn unpriced(item: LineItem, quantity: Decimal, unit: QuantityUnit, reason: S
 ///   then falls back to busy time).
 /// - Serverless: `billed seconds × usd/s` (provisioned-concurrency usage rate when
 ///   provisioned concurrency is configured).
-pub fn compute_line(
+pub(crate) fn compute_line(
     billing: &VariantBilling,
     usage: &Usage,
     allocation: Allocation,
@@ -292,7 +401,11 @@ pub fn compute_line(
 }
 
 /// Data processed in and out, for the bytes of this call.
-pub fn data_lines(usage: &Usage, data_in: &RateResult, data_out: &RateResult) -> [CostLine; 2] {
+pub(crate) fn data_lines(
+    usage: &Usage,
+    data_in: &RateResult,
+    data_out: &RateResult,
+) -> [CostLine; 2] {
     [
         line(
             LineItem::DataIn,
@@ -310,7 +423,7 @@ pub fn data_lines(usage: &Usage, data_in: &RateResult, data_out: &RateResult) ->
 }
 
 /// Per-inference and per-token lines, as configured.
-pub fn usage_charge_lines(usage: &Usage, charges: &UsageCharges) -> Vec<CostLine> {
+pub(crate) fn usage_charge_lines(usage: &Usage, charges: &UsageCharges) -> Vec<CostLine> {
     let thousand = Decimal::from(1000);
     let configured = Provenance::new(PriceOrigin::Override).with_note("configured per endpoint");
     let mut lines = Vec::new();

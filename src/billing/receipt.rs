@@ -2,8 +2,8 @@
 
 use crate::billing::Allocation;
 use crate::endpoint::VariantBilling;
-use crate::meter::Usage;
 use crate::pricing::{PriceOrigin, Provenance};
+use crate::usage::Usage;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

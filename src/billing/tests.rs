@@ -1,11 +1,11 @@
 use super::*;
-use crate::meter::{Operation, TokenUsage};
 use crate::pricing::{PriceKey, PriceOrigin, Provenance};
+use crate::usage::{Operation, TokenUsage};
 use rust_decimal_macros_free::dec;
 
 /// `dec("0.23")` without a macro crate.
 mod rust_decimal_macros_free {
-    pub fn dec(s: &str) -> rust_decimal::Decimal {
+    pub(super) fn dec(s: &str) -> rust_decimal::Decimal {
         s.parse().unwrap()
     }
 }
@@ -196,13 +196,17 @@ fn per_token_charges_without_token_counts_are_unpriced() {
 #[test]
 fn negative_usage_charges_are_rejected() {
     let charges = UsageCharges::default().per_1000_calls(dec("-1"));
-    assert!(charges.validate().unwrap_err().contains("negative"));
+    let err = charges.validate().unwrap_err();
+    assert_eq!(err.option, "UsageCharges::usd_per_1000_calls");
+    assert!(err.to_string().contains("negative"), "{err}");
 }
 
 #[test]
 fn usage_charges_alone_need_a_price() {
     let nothing = UsageCharges::default().alone();
-    assert!(nothing.validate().unwrap_err().contains("silent $0"));
+    let err = nothing.validate().unwrap_err();
+    assert_eq!(err.option, "UsageCharges::alone");
+    assert!(err.to_string().contains("silent $0"), "{err}");
     let per_call = UsageCharges::default().per_1000_calls(dec("0.70")).alone();
     assert_eq!(per_call.validate(), Ok(()));
 }

@@ -25,6 +25,7 @@
 //! # let _ = (cap, watch);
 //! ```
 
+use crate::config_error::ConfigError;
 use crate::{Error, Result};
 use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
 use rust_decimal::Decimal;
@@ -232,17 +233,23 @@ impl Budget {
         limit_usd: Decimal,
         mode: BudgetMode,
     ) -> Result<Self> {
+        let option = match mode {
+            BudgetMode::Enforce => "Budget::enforce",
+            BudgetMode::Alert => "Budget::alert",
+        };
         if limit_usd <= Decimal::ZERO {
-            return Err(Error::Config(format!(
-                "a budget limit must be more than zero (got {limit_usd} USD for {scope})"
-            )));
+            return Err(ConfigError::new(
+                option,
+                format!("a budget limit must be more than zero (got {limit_usd} USD for {scope})"),
+            )
+            .into());
         }
         match &scope {
             BudgetScope::Endpoint { name } if name.trim().is_empty() => {
-                return Err(Error::Config("a budget's endpoint name is empty".into()));
+                return Err(ConfigError::new(option, "a budget's endpoint name is empty").into());
             }
             BudgetScope::Tag { key, .. } if key.trim().is_empty() => {
-                return Err(Error::Config("a budget's tag key is empty".into()));
+                return Err(ConfigError::new(option, "a budget's tag key is empty").into());
             }
             _ => {}
         }
@@ -265,9 +272,12 @@ impl Budget {
             Estimate::Fixed { usd } => usd.is_sign_negative(),
         };
         if bad {
-            return Err(Error::Config(format!(
-                "invalid budget estimate {estimate:?}: needs at least one call and no negative amount"
-            )));
+            return Err(ConfigError::new(
+                "Budget::estimate",
+                format!("invalid budget estimate {estimate:?}"),
+            )
+            .hint("needs at least one call and no negative amount")
+            .into());
         }
         self.estimate = estimate;
         Ok(self)

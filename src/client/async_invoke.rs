@@ -23,7 +23,7 @@ use super::call::{Call, CallRequest, MeteredOperation, call_span, in_span, recor
 use super::invoke::delegate_setters;
 use super::meter::{FinishedCall, Meter, Phase};
 use crate::endpoint::EndpointKind;
-use crate::meter::{Operation, Outcome, TokenUsage, Usage};
+use crate::usage::{Operation, Outcome, TokenUsage, Usage};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::SdkError;
 use aws_sdk_sagemakerruntime::operation::RequestId;

@@ -2,8 +2,8 @@
 
 use super::call::{AttemptProbe, bill_attempts, is_model_error_code};
 use super::meter::{FinishedCall, Meter};
-use crate::ledger::CallShare;
-use crate::meter::{Operation, Outcome, Usage};
+use crate::totals::CallShare;
+use crate::usage::{Operation, Outcome, Usage};
 use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata;
 use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{

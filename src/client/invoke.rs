@@ -3,7 +3,7 @@
 use super::Metered;
 use super::call::{Call, CallRequest, MeteredOperation};
 use super::meter::{Meter, Phase};
-use crate::meter::{Operation, Outcome};
+use crate::usage::{Operation, Outcome};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::SdkError;
 use aws_sdk_sagemakerruntime::operation::RequestId;

@@ -1,19 +1,17 @@
 //! The [`Meter`]: discovery, pricing, billing and recording for any call.
 
 use crate::billing::{
-    Allocation, Cost, CostLine, LineItem, QuantityUnit, RateResult, UsageCharges, compute_line,
-    data_lines, unpriced, usage_charge_lines,
+    Allocation, Cost, CostLine, LineItem, QuantityUnit, RateResult, UsageCharges, compute_key,
+    compute_line, data_lines, unpriced, usage_charge_lines,
 };
 use crate::budget::{BudgetStatus, Budgets, Reservation};
 use crate::endpoint::{
-    Discovery, DiscoveryError, EndpointKind, EndpointProfile, VariantBilling, VariantProfile, owned,
+    Discovery, DiscoveryError, EndpointProfile, VariantBilling, VariantProfile, owned,
 };
-use crate::ledger::{
-    CostMetrics, CostSink, EndpointSlot, InstanceClock, Totals, TotalsSnapshot, VariantSlot,
-    log_cost,
-};
-use crate::meter::{TokenCounter, TokenUsage, Usage, detect_tokens};
-use crate::pricing::{PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
+use crate::pricing::{PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
+use crate::sink::CostSink;
+use crate::totals::{EndpointSlot, InstanceClock, Totals, TotalsSnapshot, VariantSlot};
+use crate::usage::{TokenCounter, TokenUsage, Usage, detect_tokens};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -64,9 +62,10 @@ pub(crate) struct MeterInner {
     pub totals: Totals,
     pub budgets: Arc<Budgets>,
     pub background: Arc<crate::background::Background>,
+    /// Every receipt goes to each of these, in order: the cost log line, the
+    /// metrics (unless built [`without_metrics`](crate::ClientBuilder::without_metrics)),
+    /// then the builder's sinks.
     pub sinks: Vec<Arc<dyn CostSink>>,
-    /// `None` when built [`without_metrics`](crate::ClientBuilder::without_metrics).
-    pub metrics: Option<CostMetrics>,
     pub time: SharedTimeSource,
     pub seq: AtomicU64,
     pub warned: Mutex<HashSet<String>>,
@@ -417,7 +416,7 @@ impl Meter {
                 let compute = match compute_key(&self.inner.region, profile.kind, &variant.billing)
                 {
                     Ok(key) => self.rate_now(&key)?,
-                    Err(reason) => Err(PriceError::Unavailable { reason }),
+                    Err(err) => Err(err),
                 };
                 let data_in = self.rate_now(&self.inner.data_in_key)?;
                 let data_out = self.rate_now(&self.inner.data_out_key)?;
@@ -479,7 +478,7 @@ impl Meter {
                     async {
                         match compute_key {
                             Ok(key) => self.rate(&key).await,
-                            Err(reason) => Err(PriceError::Unavailable { reason }),
+                            Err(err) => Err(err),
                         }
                     },
                     self.rate(&self.inner.data_in_key),
@@ -662,10 +661,6 @@ impl Meter {
         if !cost.is_fully_priced() {
             self.warn_unpriced(&cost);
         }
-        log_cost(&cost);
-        if let Some(metrics) = &self.inner.metrics {
-            metrics.emit(&cost);
-        }
         for sink in &self.inner.sinks {
             sink.record(&cost);
         }
@@ -741,39 +736,6 @@ fn standing_keys(region: &str, variant: &VariantProfile) -> StandingKeys {
             storage: Some(PriceKey::storage(region)),
         },
         _ => StandingKeys::default(),
-    }
-}
-
-/// The price key of a variant's compute.
-pub(crate) fn compute_key(
-    region: &str,
-    kind: EndpointKind,
-    billing: &VariantBilling,
-) -> Result<PriceKey, String> {
-    match billing {
-        VariantBilling::Instance { instance_type, .. } => Ok(match kind {
-            EndpointKind::Async => PriceKey::AsyncInference {
-                region: region.to_owned(),
-                instance_type: instance_type.clone(),
-            },
-            _ => PriceKey::hosting(region, instance_type.clone()),
-        }),
-        VariantBilling::Serverless {
-            memory_mb,
-            provisioned_concurrency,
-        } => {
-            if *memory_mb == 0 || memory_mb % 1024 != 0 {
-                return Err(format!(
-                    "serverless memory size {memory_mb} MB is not a whole number of GB"
-                ));
-            }
-            let memory_gb = memory_mb / 1024;
-            let region = region.to_owned();
-            Ok(match provisioned_concurrency {
-                Some(_) => PriceKey::ProvisionedConcurrencyUsage { region, memory_gb },
-                None => PriceKey::Serverless { region, memory_gb },
-            })
-        }
     }
 }
 

@@ -28,13 +28,15 @@ pub use stream::{
     StreamReceipt,
 };
 
-use crate::billing::{Allocation, UsageCharges};
+use crate::billing::{Allocation, BadPrice, UsageCharges, check_usd_per_unit};
 use crate::budget::{Budget, Budgets};
+use crate::config_error::ConfigError;
 use crate::endpoint::{Discovery, EndpointProfile};
-use crate::ledger::{CostMetrics, CostSink, Totals};
-use crate::meter::TokenCounter;
 use crate::pricing::{CachedPrices, LivePrices, PriceKey, PriceSource, Snapshot};
-use crate::{Cost, Error, Result};
+use crate::sink::{CostLogSink, CostMetrics, CostSink};
+use crate::totals::Totals;
+use crate::usage::TokenCounter;
+use crate::{Cost, Result};
 use aws_smithy_async::time::SharedTimeSource;
 use meter::MeterInner;
 use rust_decimal::Decimal;
@@ -43,9 +45,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The largest rate sagemeter accepts from configuration, in USD per unit: far above
-/// any SageMaker price, so that a misplaced decimal point is caught at build time.
-pub const MAX_SANE_USD_PER_UNIT: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+#[doc(no_inline)]
+pub use crate::billing::MAX_SANE_USD_PER_UNIT;
 
 /// An SDK output together with what the call cost.
 ///
@@ -407,7 +408,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Another place every receipt goes.
+    /// Another place every receipt goes: after the cost log line and the metrics,
+    /// in the order sinks are added (see [`crate::sink`]).
     pub fn sink(mut self, sink: impl CostSink + 'static) -> Self {
         self.sinks.push(Arc::new(sink));
         self
@@ -422,7 +424,7 @@ impl ClientBuilder {
     /// Tag keys whose values become labels of the `metrics` counters and
     /// histograms (default: none). Each distinct value is a time series: list only
     /// tags with a few fixed values (team, environment), never ids; past
-    /// [`MAX_TAG_LABEL_VALUES`](crate::ledger::MAX_TAG_LABEL_VALUES) values per key
+    /// [`MAX_TAG_LABEL_VALUES`](crate::sink::MAX_TAG_LABEL_VALUES) values per key
     /// the rest are labelled `_other`. See [`CostMetrics`].
     pub fn metric_tag_labels<I, S>(mut self, keys: I) -> Self
     where
@@ -468,46 +470,62 @@ impl ClientBuilder {
             .region
             .or_else(|| self.sdk_config.region().map(|r| r.to_string()))
             .ok_or_else(|| {
-                Error::Config(
-                    "no region: set one in the AWS config (AWS_REGION) or with \
-                     ClientBuilder::region"
-                        .into(),
-                )
+                ConfigError::new("ClientBuilder::region", "no region")
+                    .hint("set one in the AWS config (AWS_REGION) or with ClientBuilder::region")
             })?;
         if region.trim().is_empty() {
-            return Err(Error::Config("the region must not be empty".into()));
+            return Err(
+                ConfigError::new("ClientBuilder::region", "the region must not be empty").into(),
+            );
         }
         if self.max_concurrency_per_instance == 0 {
-            return Err(Error::Config(
+            return Err(ConfigError::new(
+                "ClientBuilder::max_concurrency_per_instance",
                 "max_concurrency_per_instance must be at least 1 (calls one instance \
-                 serves at full speed)"
-                    .into(),
-            ));
+                 serves at full speed)",
+            )
+            .into());
         }
         if self.discovery_refresh.is_zero() {
-            return Err(Error::Config(
-                "discovery_refresh must be longer than zero".into(),
-            ));
+            return Err(ConfigError::new(
+                "ClientBuilder::discovery_refresh",
+                "discovery_refresh must be longer than zero",
+            )
+            .into());
         }
         let mut price_overrides = crate::FastMap::default();
         for (key, usd, free) in self.price_overrides {
+            const OPTION: &str = "ClientBuilder::price_override";
             if usd.is_zero() && !free {
-                return Err(Error::Config(format!(
-                    "price override for {key} is $0: a call would be priced at nothing; if it \
-                     is free on purpose, say so with ClientBuilder::free_of_charge({key:?})"
-                )));
+                return Err(
+                    ConfigError::new(OPTION, format!("price override for {key} is $0"))
+                        .hint(format!(
+                            "a call would be priced at nothing; if it is free on purpose, say so \
+                         with ClientBuilder::free_of_charge({key:?})"
+                        ))
+                        .into(),
+                );
             }
-            if usd.is_sign_negative() && !usd.is_zero() {
-                return Err(Error::Config(format!(
-                    "price override for {key} is negative ({usd})"
-                )));
-            }
-            if usd > MAX_SANE_USD_PER_UNIT {
-                return Err(Error::Config(format!(
-                    "price override for {key} is {usd} USD per {}: above {MAX_SANE_USD_PER_UNIT}, \
-                     which no SageMaker price comes near (check the unit: per hour, second or GB)",
-                    key.unit()
-                )));
+            match check_usd_per_unit(usd) {
+                Err(BadPrice::Negative) => {
+                    return Err(ConfigError::new(
+                        OPTION,
+                        format!("price override for {key} is negative ({usd})"),
+                    )
+                    .into());
+                }
+                Err(BadPrice::AboveSane) => {
+                    return Err(ConfigError::new(
+                        OPTION,
+                        format!("price override for {key} is {usd} USD per {}", key.unit()),
+                    )
+                    .hint(format!(
+                        "above {MAX_SANE_USD_PER_UNIT}, which no SageMaker price comes near \
+                         (check the unit: per hour, second or GB)"
+                    ))
+                    .into());
+                }
+                Ok(()) => {}
             }
             let mut rate = meter::override_rate(key.clone(), usd);
             if free {
@@ -519,31 +537,43 @@ impl ClientBuilder {
         }
         let mut profiles = HashMap::new();
         for profile in self.profiles {
+            const OPTION: &str = "ClientBuilder::endpoint_profile";
             if profile.endpoint.trim().is_empty() {
-                return Err(Error::Config(
-                    "an endpoint profile has an empty name".into(),
-                ));
+                return Err(
+                    ConfigError::new(OPTION, "an endpoint profile has an empty name").into(),
+                );
             }
             if profile.variants.is_empty() {
-                return Err(Error::Config(format!(
-                    "the profile of endpoint `{}` has no variants",
-                    profile.endpoint
-                )));
+                return Err(ConfigError::new(
+                    OPTION,
+                    format!(
+                        "the profile of endpoint `{}` has no variants",
+                        profile.endpoint
+                    ),
+                )
+                .into());
             }
             profiles.insert(profile.endpoint.clone(), Arc::new(profile));
         }
         let mut charges = crate::FastMap::default();
         for (endpoint, c) in self.charges {
             c.validate()
-                .map_err(|e| Error::Config(format!("usage charges of `{endpoint}`: {e}")))?;
+                .map_err(|e| e.within(format_args!("usage charges of `{endpoint}`")))?;
             charges.insert(endpoint, c);
         }
-        let metrics =
-            CostMetrics::with_tag_labels(self.metric_tag_labels).map_err(Error::Config)?;
-        let metrics = self.metrics.then_some(metrics);
-        if metrics.is_some() {
-            crate::ledger::describe_metrics();
+        let metrics = CostMetrics::with_tag_labels(self.metric_tag_labels).map_err(|mut e| {
+            e.option = "ClientBuilder::metric_tag_labels";
+            e
+        })?;
+        // Every receipt goes to the cost log line, then to the metrics, then to the
+        // caller's sinks: one list, in that order.
+        let mut sinks: Vec<Arc<dyn CostSink>> = Vec::with_capacity(self.sinks.len() + 2);
+        sinks.push(Arc::new(CostLogSink));
+        if self.metrics {
+            crate::sink::describe_metrics();
+            sinks.push(Arc::new(metrics));
         }
+        sinks.extend(self.sinks);
         let time = self
             .time
             .or_else(|| self.sdk_config.time_source())
@@ -601,8 +631,7 @@ impl ClientBuilder {
                     self.max_concurrency_per_instance,
                 ),
                 budgets: Arc::new(Budgets::new(self.budgets)),
-                sinks: self.sinks,
-                metrics,
+                sinks,
                 time,
                 seq: Default::default(),
                 warned: Default::default(),

@@ -9,7 +9,7 @@
 use super::call::{Call, CallRequest, MeteredOperation, Receipt};
 use super::invoke::delegate_setters;
 use super::meter::{Meter, Phase};
-use crate::meter::{Operation, Outcome, StreamTokens, Usage};
+use crate::usage::{Operation, Outcome, StreamTokens, Usage};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemakerruntime::operation::RequestId;
@@ -450,7 +450,7 @@ fn stream_error_note(err: &SdkError<ResponseStreamError, RawMessage>) -> String 
 /// let receipt = response.receipt();
 /// drop(response); // stop early: the call still costs
 /// let cost = receipt.await.expect("a dropped stream has a receipt");
-/// assert_eq!(cost.usage.outcome, sagemeter::meter::Outcome::Cancelled);
+/// assert_eq!(cost.usage.outcome, sagemeter::usage::Outcome::Cancelled);
 /// # }
 /// ```
 #[derive(Debug, Clone)]

@@ -10,8 +10,8 @@ use super::format::{calls as fmt_calls, percent, usd};
 use super::{CompareError, Period, Plan, PlanModel, RateTable, UsageProfile};
 use crate::pricing::{PriceKey, PriceSource, Rate};
 
-/// Bytes in one GB of data processed, as AWS bills it (2^30).
-pub const BYTES_PER_GB: u64 = 1 << 30;
+#[doc(no_inline)]
+pub use crate::billing::BYTES_PER_GB;
 
 /// A plan's cost as a function of calls `U` in one period: convex and piecewise
 /// linear,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::arith::{HINT_INPUTS, div, mul};
 use super::{CompareError, Period, check};
 use crate::billing::LineItem;
-use crate::meter::Operation;
+use crate::usage::Operation;
 
 /// The same work, described once, so every plan can price it.
 ///

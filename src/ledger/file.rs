@@ -1,9 +1,8 @@
 //! [`JsonlLedger`]: an append-only JSON Lines file, one line per metered call.
 
+use super::LedgerError;
 use super::writer::{BackgroundWriter, Encode, Options, Refused, SinkStats, Target};
-use super::{CostSink, LedgerError};
 use crate::billing::Cost;
-use crate::pricing::BoxFuture;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -44,7 +43,7 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 /// the mode of a file it did not create.
 ///
 /// # Writing never blocks a call
-/// [`record`](CostSink::record) (on the call path) only encodes the receipt's line
+/// [`record`](crate::sink::CostSink::record) (on the call path) only encodes the receipt's line
 /// (a few microseconds, no I/O) into a bounded queue ([`DEFAULT_CAPACITY`], see
 /// [`JsonlLedgerBuilder::capacity`]). One writer thread appends the lines in
 /// batches of up to 64 KiB, and hands what it has to the OS whenever the queue
@@ -169,7 +168,7 @@ impl JsonlLedger {
 
     /// Queues one receipt without blocking; `Ok` means acknowledged (see the
     /// type's *Durability*). A refusal is yours to handle (retry, keep the receipt
-    /// elsewhere): unlike [`CostSink::record`], which drops a refused receipt and
+    /// elsewhere): unlike [`CostSink::record`](crate::sink::CostSink::record), which drops a refused receipt and
     /// counts it, this counts and logs nothing.
     pub fn try_record(&self, cost: &Cost) -> Result<(), Refused> {
         self.writer.try_record(cost)
@@ -195,20 +194,11 @@ impl JsonlLedger {
     pub fn stats(&self) -> SinkStats {
         self.writer.stats()
     }
-}
 
-impl CostSink for JsonlLedger {
-    fn record(&self, cost: &Cost) {
-        // Refusals are counted and logged by the writer.
+    /// Queues one receipt; a refusal is counted and logged by the writer (what
+    /// [`CostSink::record`](crate::sink::CostSink::record) does for a ledger).
+    pub(crate) fn enqueue(&self, cost: &Cost) {
         self.writer.record(cost);
-    }
-
-    fn flush(&self) -> BoxFuture<'_, io::Result<()>> {
-        Box::pin(async move { Ok(JsonlLedger::flush(self).await?) })
-    }
-
-    fn shutdown(&self) -> BoxFuture<'_, io::Result<()>> {
-        Box::pin(async move { Ok(JsonlLedger::shutdown(self).await?) })
     }
 }
 

@@ -13,8 +13,8 @@
 use super::LEDGER_FORMAT_VERSION;
 use crate::billing::{Accrual, Cost, CostLine, LinePrice, QuantityUnit, amount};
 use crate::endpoint::VariantBilling;
-use crate::meter::Usage;
 use crate::pricing::Provenance;
+use crate::usage::Usage;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 

@@ -1,5 +1,5 @@
 //! The background line writer behind [`JsonlLedger`](super::JsonlLedger) and
-//! [`EmfSink`](super::EmfSink): receipts are encoded on the call path into a
+//! [`EmfSink`](crate::sink::EmfSink): receipts are encoded on the call path into a
 //! bounded queue of lines, and one plain thread appends them to the target.
 //!
 //! Why encode on the caller's thread: the line is what the writer needs, and
@@ -172,11 +172,11 @@ enum Msg {
 /// Options of a background writer.
 pub(crate) struct Options {
     /// What the sink is, for messages (`ledger`, `emf`).
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// Where it writes, for messages (a path, `stdout`).
-    pub name: PathBuf,
-    pub capacity: usize,
-    pub sync_every: Option<Duration>,
+    pub(crate) name: PathBuf,
+    pub(crate) capacity: usize,
+    pub(crate) sync_every: Option<Duration>,
 }
 
 /// The handle side: queue, counters, and the writer thread.
@@ -593,7 +593,7 @@ impl WarnLimiter {
 
 /// A target over any `Write` (stdout, a socket, a test buffer): each batch is
 /// written and flushed; `sync` is a flush.
-pub(crate) struct StreamTarget(pub Box<dyn io::Write + Send>);
+pub(crate) struct StreamTarget(pub(crate) Box<dyn io::Write + Send>);
 
 impl Target for StreamTarget {
     fn write_lines(&mut self, bytes: &[u8]) -> io::Result<()> {

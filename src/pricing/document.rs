@@ -7,75 +7,71 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// One parsed Price List product document (format `aws_v1`).
-#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PriceDocument {
+pub(crate) struct PriceDocument {
     /// `product.sku`.
-    pub sku: String,
+    pub(crate) sku: String,
     /// `product.productFamily`, e.g. `ML Instance`, `ML Serverless`.
-    pub product_family: Option<String>,
+    pub(crate) product_family: Option<String>,
     /// Top-level `serviceCode`, e.g. `AmazonSageMaker`.
-    pub service_code: Option<String>,
+    pub(crate) service_code: Option<String>,
     /// `product.attributes`, as written (names are case-sensitive).
-    pub attributes: BTreeMap<String, String>,
+    pub(crate) attributes: BTreeMap<String, String>,
     /// `terms.OnDemand.*`. Empty when the product has no on-demand term.
-    pub on_demand: Vec<OnDemandTerm>,
+    pub(crate) on_demand: Vec<OnDemandTerm>,
 }
 
 /// One on-demand term of a product (`terms.OnDemand.<sku>.<offerTermCode>`).
-#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OnDemandTerm {
+pub(crate) struct OnDemandTerm {
     /// `offerTermCode` (the part after the SKU in the term's key when absent).
-    pub offer_term_code: Option<String>,
+    pub(crate) offer_term_code: Option<String>,
     /// `effectiveDate`, as written (e.g. `2026-05-01T00:00:00Z`).
-    pub effective_date: Option<String>,
+    pub(crate) effective_date: Option<String>,
     /// `priceDimensions.*`.
-    pub dimensions: Vec<PriceDimension>,
+    pub(crate) dimensions: Vec<PriceDimension>,
 }
 
 /// One price dimension of a term: a rate for one usage range in one unit.
-#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PriceDimension {
+pub(crate) struct PriceDimension {
     /// `rateCode` (the dimension's key when absent).
-    pub rate_code: String,
+    pub(crate) rate_code: String,
     /// `unit`, as written (`Hrs`, `GB`, `Quantity`, ...).
-    pub unit: String,
+    pub(crate) unit: String,
     /// `beginRange`: usage from which this rate applies (0 when absent).
-    pub begin_range: Decimal,
+    pub(crate) begin_range: Decimal,
     /// `endRange`: usage up to which this rate applies; `None` for `"Inf"` (unbounded).
-    pub end_range: Option<Decimal>,
+    pub(crate) end_range: Option<Decimal>,
     /// `pricePerUnit.USD`; `None` when the dimension is priced in another currency only.
-    pub usd_per_unit: Option<Decimal>,
+    pub(crate) usd_per_unit: Option<Decimal>,
     /// `description`, e.g. `$0.23 per Hosting ml.m5.xlarge hour in US East (N. Virginia)`.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 impl PriceDocument {
     /// A product attribute by its exact name (`instanceName`, `component`, `usagetype`, ...).
-    pub fn attribute(&self, name: &str) -> Option<&str> {
+    pub(crate) fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes.get(name).map(String::as_str)
     }
 }
 
 /// The rate [`select_rate`] chose, with what provenance needs.
-#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// USD per unit of the key (hour, second or GB; see [`PriceKey::unit`]).
-    pub usd_per_unit: Decimal,
+    pub(crate) usd_per_unit: Decimal,
     /// SKU of the chosen product.
-    pub sku: String,
+    pub(crate) sku: String,
     /// Rate code of the chosen price dimension.
-    pub rate_code: String,
+    pub(crate) rate_code: String,
     /// `effectiveDate` of the chosen on-demand term.
-    pub effective_date: Option<String>,
+    pub(crate) effective_date: Option<String>,
     /// The dimension's description, as AWS wrote it.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// Why this product was chosen when more than one matched (goes into
     /// [`Provenance::note`](super::Provenance::note)); `None` when the choice was unambiguous.
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 fn malformed(reason: impl Into<String>) -> PriceError {
@@ -108,30 +104,16 @@ fn malformed(reason: impl Into<String>) -> PriceError {
 /// it chose. SKUs and rate codes are never hard-coded: products are recognised by their
 /// attributes (`component`, `usagetype`, `instanceName`, `productFamily`) and unit.
 ///
-/// ```
-/// use sagemeter::pricing::{parse_price_document, select_rate, PriceKey};
-///
-/// let json = r#"{"product":{"sku":"JDZQJFUVUR8SUWHS","productFamily":"ML Instance",
-///   "attributes":{"regionCode":"us-east-1","instanceName":"ml.m5.xlarge",
-///                 "component":"Hosting","usagetype":"USE1-Host:ml.m5.xlarge"}},
-///   "serviceCode":"AmazonSageMaker",
-///   "terms":{"OnDemand":{"JDZQJFUVUR8SUWHS.JRTCKXETXF":{"effectiveDate":"2026-05-01T00:00:00Z",
-///     "priceDimensions":{"JDZQJFUVUR8SUWHS.JRTCKXETXF.6YS6EN2CT7":{"unit":"Hrs",
-///       "beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2300000000"}}}}}}}"#;
-/// let doc = parse_price_document(json)?;
-/// let chosen = select_rate(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"), &[doc])?;
-/// assert_eq!(chosen.usd_per_unit.to_string(), "0.23");
-/// assert_eq!(chosen.sku, "JDZQJFUVUR8SUWHS");
-/// # Ok::<(), sagemeter::pricing::PriceError>(())
-/// ```
-pub fn parse_price_document(json: &str) -> Result<PriceDocument, PriceError> {
+/// `tests::one_hosting_document_gives_its_hourly_rate` shows one such element read
+/// and chosen.
+pub(crate) fn parse_price_document(json: &str) -> Result<PriceDocument, PriceError> {
     let value: Value = serde_json::from_str(json)
         .map_err(|e| malformed(format!("price list element is not JSON ({e})")))?;
     parse_price_value(&value)
 }
 
 /// Parses an already-decoded `PriceList` element (see [`parse_price_document`]).
-pub fn parse_price_value(value: &Value) -> Result<PriceDocument, PriceError> {
+pub(crate) fn parse_price_value(value: &Value) -> Result<PriceDocument, PriceError> {
     let root = value
         .as_object()
         .ok_or_else(|| malformed("price list element is not a JSON object"))?;
@@ -879,7 +861,7 @@ fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> Te
 /// list); [`PriceError::Malformed`] when products match but none carries a usable price,
 /// with what was wrong (unit, currency, tiers), or when the only candidate products
 /// contradict themselves; [`PriceError::ZeroOnly`] when only $0 is listed.
-pub fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, PriceError> {
+pub(crate) fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, PriceError> {
     let want = key.unit();
     let mut products: Vec<(Fit, Option<String>, &PriceDocument)> = Vec::new();
     let mut contradictions: Vec<String> = Vec::new();
@@ -1065,6 +1047,21 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn one_hosting_document_gives_its_hourly_rate() {
+        let json = r#"{"product":{"sku":"JDZQJFUVUR8SUWHS","productFamily":"ML Instance",
+          "attributes":{"regionCode":"us-east-1","instanceName":"ml.m5.xlarge",
+                        "component":"Hosting","usagetype":"USE1-Host:ml.m5.xlarge"}},
+          "serviceCode":"AmazonSageMaker",
+          "terms":{"OnDemand":{"JDZQJFUVUR8SUWHS.JRTCKXETXF":{"effectiveDate":"2026-05-01T00:00:00Z",
+            "priceDimensions":{"JDZQJFUVUR8SUWHS.JRTCKXETXF.6YS6EN2CT7":{"unit":"Hrs",
+              "beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2300000000"}}}}}}}"#;
+        let doc = parse_price_document(json).unwrap();
+        let chosen = select_rate(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"), &[doc]).unwrap();
+        assert_eq!(chosen.usd_per_unit.to_string(), "0.23");
+        assert_eq!(chosen.sku, "JDZQJFUVUR8SUWHS");
+    }
 
     fn dec(s: &str) -> Decimal {
         Decimal::from_str_exact(s).unwrap()

@@ -335,7 +335,7 @@ impl PriceSource for LivePrices {
 /// volumeType and usagetype). The usagetype carries a region prefix (`USE1-`, `EU-`,
 /// ...) that is not derivable from the region code, so it is matched after the fact, not
 /// filtered.
-pub fn filters_for(key: &PriceKey) -> Result<Vec<Filter>, PriceError> {
+pub(crate) fn filters_for(key: &PriceKey) -> Result<Vec<Filter>, PriceError> {
     let mut pairs: Vec<(&str, String)> = vec![("regionCode", key.region().to_owned())];
     match key {
         PriceKey::Hosting { instance_type, .. }

@@ -19,13 +19,8 @@ mod live;
 mod snapshot;
 
 pub use cache::{CachedPrices, CachedPricesBuilder, DEFAULT_FAILURE_BACKOFF, DEFAULT_TTL};
-pub use document::{
-    OnDemandTerm, PriceDimension, PriceDocument, Selection, parse_price_document,
-    parse_price_value, select_rate,
-};
 pub use live::{
     DEFAULT_TIMEOUT as DEFAULT_LIVE_TIMEOUT, LivePrices, LivePricesBuilder, PricingRegion,
-    filters_for,
 };
 pub use snapshot::Snapshot;
 
@@ -33,8 +28,6 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 /// The price source the metered client uses unless told otherwise: live Price List
@@ -76,8 +69,8 @@ pub fn default_price_source(sdk_config: &aws_types::SdkConfig) -> CachedPrices {
     builder.build()
 }
 
-/// A boxed future, so that [`PriceSource`] stays object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+#[doc(inline)]
+pub use crate::util::BoxFuture;
 
 /// What is being priced: one billable SageMaker dimension in one region.
 #[non_exhaustive]
@@ -109,8 +102,7 @@ pub enum PriceKey {
     /// whether calls use it or not (AWS's "price per second of provisioned concurrency").
     ///
     /// Which Price List product this is (usagetype `…ProvisionedConcurrency:Mem-<N>GB`
-    /// or `…:Usage-<N>GB`) is decided per document from its `group` and description;
-    /// see [`select_rate`].
+    /// or `…:Usage-<N>GB`) is decided per document from its `group` and description.
     ProvisionedConcurrency {
         /// AWS region code.
         region: String,

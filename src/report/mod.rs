@@ -43,7 +43,7 @@ pub mod chart;
 
 use crate::billing::{Cost, round_cost};
 use crate::ledger::{LedgerError, LedgerReader, TornTail};
-use crate::meter::Outcome;
+use crate::usage::Outcome;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

@@ -20,8 +20,8 @@ use crate::{CliError, GlobalArgs, aws, error_chain};
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use rust_decimal::Decimal;
-use sagemeter::billing::LinePrice;
-use sagemeter::endpoint::{DiscoveryError, EndpointKind, EndpointProfile, VariantBilling};
+use sagemeter::billing::{LinePrice, compute_key};
+use sagemeter::endpoint::{DiscoveryError, EndpointProfile, VariantBilling};
 use sagemeter::pricing::PriceKey;
 use sagemeter::{Cost, Metered};
 use serde::Serialize;
@@ -525,30 +525,10 @@ async fn warm_prices(meter: &sagemeter::Meter, profile: &EndpointProfile) {
         },
     ];
     for variant in &profile.variants {
-        match &variant.billing {
-            VariantBilling::Instance { instance_type, .. } => {
-                keys.push(match profile.kind {
-                    EndpointKind::Async => PriceKey::AsyncInference {
-                        region: region.clone(),
-                        instance_type: instance_type.clone(),
-                    },
-                    _ => PriceKey::hosting(region.clone(), instance_type.clone()),
-                });
-            }
-            VariantBilling::Serverless {
-                memory_mb,
-                provisioned_concurrency,
-            } if *memory_mb > 0 && memory_mb.is_multiple_of(1024) => {
-                let memory_gb = memory_mb / 1024;
-                keys.push(match provisioned_concurrency {
-                    Some(_) => PriceKey::ProvisionedConcurrencyUsage {
-                        region: region.clone(),
-                        memory_gb,
-                    },
-                    None => PriceKey::serverless(region.clone(), memory_gb),
-                });
-            }
-            _ => {}
+        // A variant without a compute key (a serverless memory size that is not whole
+        // GB) has nothing to look up: its receipts say why it is unpriced.
+        if let Ok(key) = compute_key(&region, profile.kind, &variant.billing) {
+            keys.push(key);
         }
     }
     keys.sort();

@@ -1,8 +1,9 @@
 //! Token counts from response bodies.
 //!
 //! SageMaker does not report tokens; LLM containers put them in the body.
-//! [`detect_tokens`] understands the common shapes (OpenAI-compatible `usage`,
-//! Hugging Face TGI `details`); a [`TokenCounter`] lets users plug in their own.
+//! The built-in detection understands the common shapes ([`OpenAiUsage`]:
+//! OpenAI-compatible `usage`, then [`TgiDetails`]: Hugging Face TGI `details`); a
+//! [`TokenCounter`] lets users plug in their own.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -61,7 +62,7 @@ pub struct TgiDetails;
 /// A token counter from a closure.
 ///
 /// ```
-/// use sagemeter::meter::{FnTokenCounter, TokenCounter, TokenUsage};
+/// use sagemeter::usage::{FnTokenCounter, TokenCounter, TokenUsage};
 /// let counter = FnTokenCounter::new(|body: &[u8]| Some(TokenUsage::new(0, body.len() as u64 / 4)));
 /// assert_eq!(counter.count(b"12345678").unwrap().output, Some(2));
 /// ```
@@ -206,7 +207,7 @@ impl TokenCounter for TgiDetails {
 
 /// The built-in detection used when no [`TokenCounter`] is configured: OpenAI-compatible
 /// `usage` first, then TGI `details`.
-pub fn detect_tokens(body: &[u8]) -> Option<TokenUsage> {
+pub(crate) fn detect_tokens(body: &[u8]) -> Option<TokenUsage> {
     OpenAiUsage.count(body).or_else(|| TgiDetails.count(body))
 }
 
@@ -220,14 +221,14 @@ pub const MAX_STREAM_EVENT_BYTES: usize = 4 << 20;
 /// split into events whatever the part boundaries: SSE `data:` lines (OpenAI-compatible
 /// servers such as vLLM and LMI, TGI) or bare JSON lines (LMI `jsonlines`). `[DONE]`,
 /// SSE comments and other SSE fields are skipped. Each event goes to the
-/// [`TokenCounter`] (default: [`detect_tokens`]).
+/// [`TokenCounter`] (default: [`OpenAiUsage`], then [`TgiDetails`]).
 ///
 /// Servers report running totals (OpenAI `usage` in the last chunk, TGI `details` in
 /// the last event), so a later report replaces an earlier one, field by field: nothing
 /// is added twice, and cached prompt tokens stay counted once.
 ///
 /// ```
-/// use sagemeter::meter::{StreamTokens, TokenUsage};
+/// use sagemeter::usage::{StreamTokens, TokenUsage};
 /// let mut tokens = StreamTokens::new();
 /// tokens.push(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"choices\":[],\"usa");
 /// tokens.push(b"ge\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n");
@@ -257,7 +258,7 @@ impl Default for StreamTokens {
 }
 
 impl StreamTokens {
-    /// An accumulator with the built-in detection ([`detect_tokens`]).
+    /// An accumulator with the built-in detection ([`OpenAiUsage`], then [`TgiDetails`]).
     pub fn new() -> Self {
         StreamTokens {
             counter: None,

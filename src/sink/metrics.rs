@@ -1,7 +1,9 @@
 //! Counters and histograms through the `metrics` facade.
 
+use super::CostSink;
 use crate::billing::{Cost, pico_usd};
-use crate::meter::Outcome;
+use crate::config_error::ConfigError;
+use crate::usage::Outcome;
 use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder};
 use rust_decimal::Decimal;
 use std::collections::HashSet;
@@ -72,6 +74,11 @@ pub fn describe_metrics() {
 
 /// The `metrics` side of every receipt (a no-op unless the application installs a
 /// recorder, e.g. `metrics-exporter-prometheus`).
+///
+/// The builder installs one in every client's sinks, right after the
+/// [`CostLogSink`](super::CostLogSink), with the tag labels of
+/// [`ClientBuilder::metric_tag_labels`](crate::ClientBuilder::metric_tag_labels)
+/// (none: [`ClientBuilder::without_metrics`](crate::ClientBuilder::without_metrics)).
 ///
 /// | metric | kind | labels |
 /// |---|---|---|
@@ -180,11 +187,12 @@ impl CostMetrics {
     /// counted under [`OTHER_TAG_VALUE`] (once, with a WARN). Keys must be valid
     /// Prometheus label names (`[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`)
     /// and must not be one of [`RESERVED_LABELS`].
-    pub fn with_tag_labels<I, S>(keys: I) -> Result<Self, String>
+    pub fn with_tag_labels<I, S>(keys: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        const OPTION: &str = "CostMetrics::with_tag_labels";
         let mut tag_keys: Vec<String> = Vec::new();
         for key in keys {
             let key = key.into();
@@ -194,20 +202,20 @@ impl CostMetrics {
                 .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !key.starts_with("__");
+            let problem =
+                |what: &str| ConfigError::new(OPTION, format!("metric tag label `{key}` {what}"));
             if !valid {
-                return Err(format!(
-                    "metric tag label `{key}` is not a valid label name: use letters, \
-                     digits and `_`, not starting with a digit or `__`"
-                ));
+                return Err(problem("is not a valid label name")
+                    .hint("use letters, digits and `_`, not starting with a digit or `__`"));
             }
             if RESERVED_LABELS.contains(&key.as_str()) {
-                return Err(format!(
-                    "metric tag label `{key}` clashes with sagemeter's own `{key}` label: \
-                     tag the calls with another key"
-                ));
+                return Err(
+                    problem(&format!("clashes with sagemeter's own `{key}` label"))
+                        .hint("tag the calls with another key"),
+                );
             }
             if tag_keys.contains(&key) {
-                return Err(format!("metric tag label `{key}` is listed twice"));
+                return Err(problem("is listed twice"));
             }
             tag_keys.push(key);
         }
@@ -227,7 +235,7 @@ impl CostMetrics {
     }
 
     /// Emits the metrics of one receipt.
-    pub fn emit(&self, cost: &Cost) {
+    fn emit(&self, cost: &Cost) {
         let price_source = cost.price_source().map_or("unpriced", |s| s.as_str());
         let variant = cost.variant.as_deref().unwrap_or_default();
         let usage = &cost.usage;
@@ -298,6 +306,12 @@ impl CostMetrics {
                 .get(recorder, &keys.latency_seconds)
                 .record(usage.latency.as_secs_f64());
         });
+    }
+}
+
+impl CostSink for CostMetrics {
+    fn record(&self, cost: &Cost) {
+        self.emit(cost);
     }
 }
 
@@ -422,7 +436,7 @@ impl State {
         price_source: &'static str,
         tag_values: &[&str],
     ) -> &mut LabelSet {
-        let sets = super::entry_by_str(&mut self.label_sets, endpoint);
+        let sets = crate::util::entry_by_str(&mut self.label_sets, endpoint);
         let found = sets.iter().position(|set| {
             set.variant == variant
                 && set.price_source == price_source
@@ -504,7 +518,7 @@ mod tests {
             (vec!["a-b"], "not a valid label name"),
             (vec![""], "not a valid label name"),
         ] {
-            let err = CostMetrics::with_tag_labels(keys).unwrap_err();
+            let err = CostMetrics::with_tag_labels(keys).unwrap_err().to_string();
             assert!(err.contains(expected), "{err}");
         }
         assert!(CostMetrics::with_tag_labels(["team", "env_2", "_x"]).is_ok());

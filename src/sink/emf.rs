@@ -1,10 +1,13 @@
 //! [`EmfSink`]: one CloudWatch Embedded Metric Format line per call.
 
-use super::writer::{BackgroundWriter, Encode, Options, Refused, SinkStats, StreamTarget};
-use super::{CostSink, LedgerError};
+use super::CostSink;
 use crate::billing::Cost;
-use crate::meter::Outcome;
-use crate::pricing::BoxFuture;
+use crate::ledger::{
+    BackgroundWriter, DEFAULT_CAPACITY, Encode, LedgerError, Options, Refused, SinkStats,
+    StreamTarget,
+};
+use crate::usage::Outcome;
+use crate::util::BoxFuture;
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 use std::io;
@@ -19,7 +22,7 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 ///
 /// ```no_run
 /// # async fn run(sdk_config: aws_types::SdkConfig) -> Result<(), Box<dyn std::error::Error>> {
-/// use sagemeter::ledger::EmfSink;
+/// use sagemeter::sink::EmfSink;
 /// let emf = EmfSink::builder().namespace("MyService/Inference").build()?;
 /// let client = sagemeter::Client::builder(&sdk_config).sink(emf.clone()).build()?;
 /// // ... calls ...
@@ -46,7 +49,7 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 /// [`CostMetrics::with_tag_labels`](super::CostMetrics::with_tag_labels) for
 /// bounded tag dimensions in Prometheus).
 ///
-/// Like [`JsonlLedger`](super::JsonlLedger), `record` never blocks: lines are
+/// Like [`JsonlLedger`](crate::ledger::JsonlLedger), `record` never blocks: lines are
 /// written by a background thread, with the same queue, drop and flush rules.
 ///
 /// [emf]: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
@@ -127,7 +130,7 @@ impl EmfSink {
         EmfSinkBuilder {
             namespace: DEFAULT_NAMESPACE.to_owned(),
             out: None,
-            capacity: super::file::DEFAULT_CAPACITY,
+            capacity: DEFAULT_CAPACITY,
         }
     }
 
@@ -265,7 +268,7 @@ fn encode_emf(namespace: String) -> Encode {
                 .filter(|v| !v.is_empty())
                 .unwrap_or("unknown"),
             cost_usd: cost.cost_usd.to_f64().unwrap_or(0.0),
-            latency_ms: super::millis(cost.usage.latency),
+            latency_ms: super::log::millis(cost.usage.latency),
             invocations: 1,
             errors: u8::from(cost.usage.outcome != Outcome::Ok),
             call_id: &cost.call_id,

@@ -1,0 +1,73 @@
+//! [`CostLogSink`]: the cost-per-request `tracing` line.
+
+use super::CostSink;
+use crate::billing::Cost;
+
+/// The cost-per-request log line: one INFO event, target `sagemeter`, per call.
+///
+/// The builder installs it first in every client's sinks; it needs no setup
+/// beyond a `tracing` subscriber in the application (without one, the event is
+/// not even built). Fields: `endpoint`, `variant`, `operation`, `outcome`,
+/// `latency_ms`, `bytes_in`, `bytes_out`, `input_tokens`/`output_tokens` (when
+/// known; also as `gen_ai.usage.input_tokens`/`gen_ai.usage.output_tokens`),
+/// `cost_usd`, `running_usd`, `price_source` (`unpriced` when nothing could be
+/// priced), `fully_priced`. Never the payload.
+///
+/// ```text
+/// INFO sagemeter: sagemaker call cost endpoint=chat-prod variant="AllTraffic"
+///   operation="InvokeEndpoint" outcome="ok" latency_ms=250.0 bytes_in=23 bytes_out=412
+///   cost_usd=0.000015972222 running_usd=0.000015972222 price_source="live" fully_priced=true
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CostLogSink;
+
+impl CostSink for CostLogSink {
+    fn record(&self, cost: &Cost) {
+        let u = &cost.usage;
+        // Field values are only computed when the event is enabled.
+        tracing::info!(
+            target: "sagemeter",
+            endpoint = %cost.endpoint,
+            variant = cost.variant.as_deref().unwrap_or(""),
+            operation = u.operation.as_str(),
+            outcome = u.outcome.as_str(),
+            latency_ms = millis(u.latency),
+            bytes_in = u.bytes_in,
+            bytes_out = u.bytes_out,
+            input_tokens = u.input_tokens,
+            output_tokens = u.output_tokens,
+            gen_ai.usage.input_tokens = u.input_tokens,
+            gen_ai.usage.output_tokens = u.output_tokens,
+            cost_usd = %cost.cost_usd,
+            running_usd = %cost.running_client_usd,
+            price_source = cost.price_source().map_or("unpriced", |s| s.as_str()),
+            fully_priced = cost.is_fully_priced(),
+            "sagemaker call cost"
+        );
+    }
+}
+
+/// A duration in milliseconds for logs and metrics: receipts keep whole
+/// microseconds, and `µs / 1000` is the double nearest to that figure (4.943, where
+/// `as_secs_f64() * 1000.0` gives 4.9430000000000005).
+pub(crate) fn millis(d: std::time::Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::millis;
+    use std::time::Duration;
+
+    #[test]
+    fn latencies_are_logged_as_the_milliseconds_receipts_state() {
+        for (micros, text) in [
+            (4_943, "4.943"),
+            (1, "0.001"),
+            (250_000, "250"),
+            (5_291, "5.291"),
+        ] {
+            assert_eq!(millis(Duration::from_micros(micros)).to_string(), text);
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Where every receipt goes after its call: the [`CostSink`]s.
+//!
+//! The builder puts them in one list, in this order, and the meter hands each
+//! receipt to every one of them, once:
+//! 1. [`CostLogSink`]: the cost-per-request `tracing` line (always on);
+//! 2. [`CostMetrics`]: counters and histograms through the `metrics` facade
+//!    (unless [`ClientBuilder::without_metrics`](crate::ClientBuilder::without_metrics));
+//! 3. the sinks given to [`ClientBuilder::sink`](crate::ClientBuilder::sink), in
+//!    the order given, e.g.
+//!    - [`JsonlLedger`]: the append-only JSON Lines ledger file (see [`crate::ledger`]);
+//!    - [`EmfSink`]: CloudWatch Embedded Metric Format lines.
+//!
+//! ```no_run
+//! # async fn run(sdk_config: aws_types::SdkConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! use sagemeter::sink::CostSink;
+//!
+//! /// Counts calls that could not be fully priced.
+//! #[derive(Debug, Default)]
+//! struct Unpriced(std::sync::atomic::AtomicU64);
+//!
+//! impl CostSink for Unpriced {
+//!     fn record(&self, cost: &sagemeter::Cost) {
+//!         if !cost.is_fully_priced() {
+//!             self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+//!         }
+//!     }
+//! }
+//!
+//! let unpriced = std::sync::Arc::new(Unpriced::default());
+//! let client = sagemeter::Client::builder(&sdk_config).sink(unpriced.clone()).build()?;
+//! # Ok(()) }
+//! ```
+//!
+//! [`JsonlLedger`]: crate::ledger::JsonlLedger
+
+mod emf;
+mod log;
+mod metrics;
+
+pub use self::metrics::{
+    CostMetrics, MAX_TAG_LABEL_VALUES, OTHER_TAG_VALUE, RESERVED_LABELS, describe_metrics,
+};
+pub use emf::{DEFAULT_NAMESPACE, EmfSink, EmfSinkBuilder};
+pub use log::CostLogSink;
+
+#[doc(no_inline)]
+pub use crate::ledger::{Refused, SinkStats};
+#[doc(no_inline)]
+pub use crate::util::BoxFuture;
+
+use crate::billing::Cost;
+use crate::ledger::JsonlLedger;
+use std::fmt;
+use std::sync::Arc;
+
+/// Somewhere receipts go after each call (a ledger file, a queue, a test probe).
+///
+/// `record` runs on the call path: it must be quick and must not block on I/O
+/// (queue the receipt and write it elsewhere, as [`JsonlLedger`] does).
+/// `flush` and `shutdown` let the owner of the client make sure that everything
+/// recorded has been written before the program exits; sinks that write
+/// synchronously keep the default no-ops.
+pub trait CostSink: fmt::Debug + Send + Sync {
+    /// Takes one receipt.
+    fn record(&self, cost: &Cost);
+
+    /// Resolves when every receipt recorded before the call has been written out.
+    fn flush(&self) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Flushes, then stops taking receipts. Default: [`flush`](Self::flush).
+    fn shutdown(&self) -> BoxFuture<'_, std::io::Result<()>> {
+        self.flush()
+    }
+}
+
+impl<T: CostSink + ?Sized> CostSink for Arc<T> {
+    fn record(&self, cost: &Cost) {
+        (**self).record(cost)
+    }
+
+    fn flush(&self) -> BoxFuture<'_, std::io::Result<()>> {
+        (**self).flush()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, std::io::Result<()>> {
+        (**self).shutdown()
+    }
+}
+
+impl CostSink for JsonlLedger {
+    fn record(&self, cost: &Cost) {
+        // Refusals are counted and logged by the writer.
+        self.enqueue(cost);
+    }
+
+    fn flush(&self) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(async move { Ok(JsonlLedger::flush(self).await?) })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(async move { Ok(JsonlLedger::shutdown(self).await?) })
+    }
+}

@@ -1,0 +1,520 @@
+//! Running totals: what has been spent so far, per client, endpoint and variant,
+//! and what each variant's standing capacity has accrued.
+//!
+//! One lock guards all of it, so a receipt's running totals include exactly the
+//! calls recorded before it, however many run at once. The sums are exact
+//! [`Decimal`]s: a million receipts add up to the running total to the last digit.
+//!
+//! The totals also keep the clocks that allocation and accrual need: each
+//! endpoint's processor-sharing clock (how much instance time a call was
+//! allocated while others shared the instances) and each variant's accrual
+//! (what its instances and ML storage cost while the client was calling them).
+//! Read them with [`Meter::totals`](crate::Meter::totals), which returns a
+//! [`TotalsSnapshot`].
+
+use crate::FastMap;
+use crate::billing::{Accrual, div_round_dp, hours, mul_round_dp, round_cost};
+use rust_decimal::Decimal;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// Running sums at one moment.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TotalsSnapshot {
+    /// Calls recorded.
+    pub calls: u64,
+    /// Everything recorded, in USD.
+    pub client_usd: Decimal,
+    /// Per endpoint, in USD.
+    pub by_endpoint: HashMap<String, Decimal>,
+    /// Per `endpoint/variant`, in USD.
+    pub by_variant: HashMap<String, Decimal>,
+}
+
+#[derive(Default)]
+struct VariantState {
+    name: String,
+    /// Whether a call to the variant has been recorded (snapshots list only those).
+    recorded: bool,
+    total_usd: Decimal,
+    allocated_compute_usd: Decimal,
+    /// What the instances cost so far, at 20 decimal places.
+    accrued_fine_usd: Decimal,
+    /// `accrued_fine_usd` at the receipts' 12 places.
+    accrued_usd: Decimal,
+    /// ML storage so far, at 20 places (`None` while its rate is unknown).
+    storage_fine_usd: Option<Decimal>,
+    /// The earliest start of a metered call: where accrual begins.
+    accrual_started_at: Option<SystemTime>,
+    last_accrual_at: Option<SystemTime>,
+    last_call_at: Option<SystemTime>,
+}
+
+impl VariantState {
+    /// Adds what the standing capacity (and storage) cost from `from` to `to`.
+    fn accrue(&mut self, clock: &InstanceClock, from: SystemTime, to: SystemTime) {
+        let elapsed = to.duration_since(from).unwrap_or_default();
+        // Kept at 20 places, shown at 12: rounding each stretch to the pico-dollar
+        // would drift below what the instances cost.
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let stretch = clock
+            .usd_per_hour_all_instances
+            .checked_mul(Decimal::from(micros))
+            .and_then(|usd_us| usd_us.checked_div(Decimal::from(3_600_000_000u64)))
+            .unwrap_or_else(|| mul_round_dp(clock.usd_per_hour_all_instances, hours(elapsed), 20));
+        self.accrued_fine_usd = (self.accrued_fine_usd + stretch.round_dp(20)).round_dp(20);
+        self.accrued_usd = round_cost(self.accrued_fine_usd);
+        if let Some(per_month) = clock.storage_usd_per_month {
+            let stretch = storage_stretch(per_month, from, to);
+            self.storage_fine_usd = Some(self.storage_fine_usd.unwrap_or_default() + stretch);
+        }
+    }
+}
+
+struct TotalsInner {
+    /// How many calls one instance serves at full speed (processor sharing).
+    per_instance: u32,
+    calls: u64,
+    client_usd: Decimal,
+    /// Endpoints in the order their slot was first asked for.
+    endpoints: Vec<EndpointTotals>,
+    /// Where each endpoint is in `endpoints`, looked up by `&str`.
+    slots: FastMap<String, usize>,
+}
+
+impl Default for TotalsInner {
+    fn default() -> Self {
+        TotalsInner {
+            per_instance: 1,
+            calls: 0,
+            client_usd: Decimal::ZERO,
+            endpoints: Vec::new(),
+            slots: FastMap::default(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct EndpointTotals {
+    name: String,
+    /// The endpoint's processor-sharing clock.
+    sharing: SharingClock,
+    /// `None` until a call to the endpoint is recorded.
+    usd: Option<Decimal>,
+    /// Variants in the order their slot was first asked for (a handful at most).
+    variants: Vec<VariantState>,
+}
+
+/// Femtoseconds (10⁻¹⁵ s) in a microsecond: the sharing clock's unit.
+const FS_PER_MICROSECOND: u128 = 1_000_000_000;
+
+/// Femtoseconds in an hour.
+const FS_PER_HOUR: u64 = 3_600_000_000_000_000_000;
+
+/// The processor-sharing clock of one endpoint (see
+/// [`Allocation::ProcessorSharing`](crate::billing::Allocation::ProcessorSharing)).
+///
+/// `allocated_fs` is the instance time allocated so far to a call that has been in
+/// flight since the clock started, in instance-femtoseconds: while `n` calls are
+/// in flight on `k` instances it advances at `min(1/m, k/n)` of wall time,
+/// rounded down at every step. A call's share is its advance between the call's
+/// start and its end: O(1) per call, and the shares of all calls together never
+/// exceed `k` × the time some call was in flight.
+#[derive(Debug, Default)]
+struct SharingClock {
+    /// Instances serving the endpoint; 0 until its profile is known, counted as
+    /// one meanwhile (under- rather than over-allocating).
+    instances: u32,
+    in_flight: u32,
+    allocated_fs: u128,
+    last_event: Option<SystemTime>,
+}
+
+impl SharingClock {
+    /// Moves the clock to `now` at the share in force since the last event.
+    fn advance(&mut self, now: SystemTime, per_instance: u32) {
+        let last = *self.last_event.get_or_insert(now);
+        if now <= last {
+            return; // a clock read before the last event was taken: nothing elapsed
+        }
+        if self.in_flight > 0 {
+            let elapsed_fs =
+                now.duration_since(last).unwrap_or_default().as_micros() * FS_PER_MICROSECOND;
+            let k = u128::from(self.instances.max(1));
+            let n = u128::from(self.in_flight);
+            let m = u128::from(per_instance.max(1));
+            // min(1/m, k/n): 1/m while n ≤ k·m.
+            self.allocated_fs += if n <= k * m {
+                elapsed_fs / m
+            } else {
+                elapsed_fs * k / n
+            };
+        }
+        self.last_event = Some(now);
+    }
+}
+
+/// A call in flight on an endpoint's sharing clock, from [`Totals::call_started`].
+/// [`end`](Self::end) gives its share; dropped without it (a call that failed
+/// before reaching the model), it just leaves the clock.
+pub(crate) struct CallShare {
+    totals: Arc<Mutex<TotalsInner>>,
+    endpoint: usize,
+    started_fs: u128,
+    ended: bool,
+}
+
+impl fmt::Debug for CallShare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallShare")
+            .field("endpoint", &self.endpoint)
+            .field("started_fs", &self.started_fs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallShare {
+    /// Leaves the clock at `now`; the instance-hours allocated to the call, rounded
+    /// down at 18 decimal places.
+    pub(crate) fn end(mut self, now: SystemTime) -> Decimal {
+        self.ended = true;
+        let fs = self.leave(now);
+        let hours = Decimal::from_i128_with_scale(i128::try_from(fs).unwrap_or(i128::MAX), 0)
+            .checked_div(Decimal::from(FS_PER_HOUR))
+            .unwrap_or(Decimal::MAX);
+        hours.round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero)
+    }
+
+    fn leave(&self, now: SystemTime) -> u128 {
+        let mut inner = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        let per_instance = inner.per_instance;
+        let clock = &mut inner.endpoints[self.endpoint].sharing;
+        clock.advance(now, per_instance);
+        clock.in_flight = clock.in_flight.saturating_sub(1);
+        clock.allocated_fs.saturating_sub(self.started_fs)
+    }
+}
+
+impl Drop for CallShare {
+    fn drop(&mut self) {
+        if !self.ended {
+            // The clock's own time for the leaving: no share is read from it.
+            let now = self
+                .totals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .endpoints[self.endpoint]
+                .sharing
+                .last_event
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            self.leave(now);
+        }
+    }
+}
+
+/// Exact running totals, safe under any number of concurrent calls.
+#[derive(Default)]
+pub(crate) struct Totals {
+    inner: Arc<Mutex<TotalsInner>>,
+}
+
+impl fmt::Debug for Totals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Totals")
+            .field("snapshot", &self.snapshot())
+            .finish()
+    }
+}
+
+/// Where an endpoint's running totals are kept in [`Totals`]: found by name once
+/// per endpoint profile (see [`Totals::endpoint_slot`]), then used by every call
+/// without a look-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EndpointSlot(usize);
+
+/// Where a variant's running totals and instance clock are kept in [`Totals`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VariantSlot {
+    endpoint: usize,
+    variant: usize,
+}
+
+impl VariantSlot {
+    /// The slot of the endpoint this variant belongs to.
+    pub(crate) fn endpoint(self) -> EndpointSlot {
+        EndpointSlot(self.endpoint)
+    }
+}
+
+/// What [`Totals::record`] hands back for the receipt.
+pub(crate) struct Recorded {
+    pub(crate) running_client_usd: Decimal,
+    pub(crate) running_endpoint_usd: Decimal,
+    pub(crate) accrual: Option<Accrual>,
+}
+
+/// The wall-clock cost of a variant's standing capacity, for accrual.
+pub(crate) struct InstanceClock {
+    /// Instances × USD per hour (or provisioned concurrency × USD per second × 3600).
+    pub(crate) usd_per_hour_all_instances: Decimal,
+    /// ML storage of all instances, USD per month (`None` when unknown).
+    pub(crate) storage_usd_per_month: Option<Decimal>,
+    /// When the call started.
+    pub(crate) started_at: SystemTime,
+    /// When the call ended.
+    pub(crate) ended_at: SystemTime,
+}
+
+impl Totals {
+    /// Totals whose processor sharing lets one instance serve `per_instance`
+    /// calls at full speed (at least 1).
+    pub(crate) fn with_max_concurrency_per_instance(per_instance: u32) -> Self {
+        let totals = Totals::default();
+        totals.lock().per_instance = per_instance.max(1);
+        totals
+    }
+
+    /// A call to `endpoint` starts at `now`: it joins the endpoint's sharing clock.
+    pub(crate) fn call_started(&self, endpoint: &str, now: SystemTime) -> CallShare {
+        let slot = self.endpoint_slot(endpoint);
+        let mut inner = self.lock();
+        let per_instance = inner.per_instance;
+        let clock = &mut inner.endpoints[slot.0].sharing;
+        clock.advance(now, per_instance);
+        clock.in_flight += 1;
+        CallShare {
+            totals: self.inner.clone(),
+            endpoint: slot.0,
+            started_fs: clock.allocated_fs,
+            ended: false,
+        }
+    }
+
+    /// How many instances serve `endpoint` from `now` on (its profile was found or
+    /// refreshed).
+    pub(crate) fn set_instances(&self, endpoint: EndpointSlot, instances: u32, now: SystemTime) {
+        let mut inner = self.lock();
+        let per_instance = inner.per_instance;
+        let clock = &mut inner.endpoints[endpoint.0].sharing;
+        if clock.instances != instances {
+            clock.advance(now, per_instance);
+            clock.instances = instances;
+        }
+    }
+
+    /// The slot of `endpoint`, made on first use. The endpoint is listed in
+    /// snapshots only once a call to it is recorded.
+    pub(crate) fn endpoint_slot(&self, endpoint: &str) -> EndpointSlot {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let next = inner.endpoints.len();
+        let index = *inner.slots.entry_ref(endpoint).or_insert(next);
+        if index == next {
+            inner.endpoints.push(EndpointTotals {
+                name: endpoint.to_owned(),
+                ..EndpointTotals::default()
+            });
+        }
+        EndpointSlot(index)
+    }
+
+    /// The slot of `variant` of the endpoint in `endpoint`, made on first use.
+    pub(crate) fn variant_slot(&self, endpoint: EndpointSlot, variant: &str) -> VariantSlot {
+        let mut inner = self.lock();
+        let variants = &mut inner.endpoints[endpoint.0].variants;
+        let index = match variants.iter().position(|v| v.name == variant) {
+            Some(index) => index,
+            None => {
+                variants.push(VariantState {
+                    name: variant.to_owned(),
+                    ..VariantState::default()
+                });
+                variants.len() - 1
+            }
+        };
+        VariantSlot {
+            endpoint: endpoint.0,
+            variant: index,
+        }
+    }
+
+    /// Time since the previous call recorded for this variant (for amortised
+    /// allocation), and marks `now` as the latest call.
+    pub(crate) fn gap_since_previous_call(
+        &self,
+        variant: VariantSlot,
+        now: SystemTime,
+    ) -> Option<Duration> {
+        let mut inner = self.lock();
+        let state = &mut inner.endpoints[variant.endpoint].variants[variant.variant];
+        let gap = state
+            .last_call_at
+            .map(|prev| now.duration_since(prev).unwrap_or_default());
+        state.last_call_at = Some(state.last_call_at.map_or(now, |prev| prev.max(now)));
+        gap
+    }
+
+    /// Adds one receipt's total, and accrues the variant's instance cost up to the
+    /// end of this call. Returns the running totals including this call.
+    pub(crate) fn record(
+        &self,
+        endpoint: EndpointSlot,
+        variant: Option<VariantSlot>,
+        cost_usd: Decimal,
+        compute_usd: Option<Decimal>,
+        clock: Option<InstanceClock>,
+    ) -> Recorded {
+        let mut inner = self.lock();
+        inner.calls += 1;
+        inner.client_usd += cost_usd;
+        let running_client_usd = inner.client_usd;
+        let totals = &mut inner.endpoints[endpoint.0];
+        let running_endpoint_usd = totals.usd.unwrap_or_default() + cost_usd;
+        totals.usd = Some(running_endpoint_usd);
+        let mut accrual = None;
+        if let Some(variant) = variant {
+            debug_assert_eq!(variant.endpoint(), endpoint);
+            let state = &mut totals.variants[variant.variant];
+            state.recorded = true;
+            state.total_usd += cost_usd;
+            if let Some(clock) = clock {
+                state.allocated_compute_usd += compute_usd.unwrap_or_default();
+                // Accrual covers every metered call from the earliest start: a
+                // call recorded later may have started before the first recorded.
+                match state.accrual_started_at {
+                    None => {
+                        state.accrual_started_at = Some(clock.started_at);
+                        state.last_accrual_at = Some(clock.started_at);
+                    }
+                    Some(first) if clock.started_at < first => {
+                        state.accrue(&clock, clock.started_at, first);
+                        state.accrual_started_at = Some(clock.started_at);
+                    }
+                    Some(_) => {}
+                }
+                let from = state.last_accrual_at.unwrap_or(clock.started_at);
+                if clock.ended_at > from {
+                    state.accrue(&clock, from, clock.ended_at);
+                    state.last_accrual_at = Some(clock.ended_at);
+                }
+                accrual = Some(Accrual {
+                    accrued_usd: state.accrued_usd,
+                    allocated_usd: state.allocated_compute_usd,
+                    utilisation: (!state.accrued_usd.is_zero())
+                        .then(|| div_round_dp(state.allocated_compute_usd, state.accrued_usd, 6)),
+                    storage_usd: state.storage_fine_usd.map(round_cost),
+                });
+            }
+        }
+        Recorded {
+            running_client_usd,
+            running_endpoint_usd,
+            accrual,
+        }
+    }
+
+    /// The running sums now.
+    pub(crate) fn snapshot(&self) -> TotalsSnapshot {
+        let inner = self.lock();
+        TotalsSnapshot {
+            calls: inner.calls,
+            client_usd: inner.client_usd,
+            by_endpoint: inner
+                .endpoints
+                .iter()
+                .filter_map(|e| Some((e.name.clone(), e.usd?)))
+                .collect(),
+            by_variant: inner
+                .endpoints
+                .iter()
+                .flat_map(|e| {
+                    e.variants
+                        .iter()
+                        .filter(|v| v.recorded)
+                        .map(move |v| (format!("{}/{}", e.name, v.name), v.total_usd))
+                })
+                .collect(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TotalsInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What `usd_per_month` of storage costs from `from` to `to`, prorated by the
+/// second over the calendar month (UTC) in which each part of the stretch falls,
+/// as AWS prorates GB-month storage; at 20 decimal places.
+fn storage_stretch(usd_per_month: Decimal, from: SystemTime, to: SystemTime) -> Decimal {
+    use chrono::{DateTime, Datelike, TimeZone, Utc};
+    let mut at = DateTime::<Utc>::from(from);
+    let end = DateTime::<Utc>::from(to);
+    let mut total = Decimal::ZERO;
+    while at < end {
+        let month_start = Utc
+            .with_ymd_and_hms(at.year(), at.month(), 1, 0, 0, 0)
+            .single()
+            .unwrap_or(at);
+        let next_month = month_start
+            .checked_add_months(chrono::Months::new(1))
+            .unwrap_or(end);
+        let stop = end.min(next_month);
+        let month_us = (next_month - month_start)
+            .num_microseconds()
+            .unwrap_or(i64::MAX);
+        let us = (stop - at).num_microseconds().unwrap_or(0);
+        if let Some(part) = usd_per_month
+            .checked_mul(Decimal::from(us))
+            .and_then(|v| v.checked_div(Decimal::from(month_us)))
+        {
+            total += part.round_dp(20);
+        }
+        if stop <= at {
+            break;
+        }
+        at = stop;
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Totals;
+    use rust_decimal::Decimal;
+
+    #[test]
+    fn snapshots_list_what_was_recorded_not_every_slot_handed_out() {
+        let totals = Totals::default();
+        let quiet = totals.endpoint_slot("quiet");
+        totals.variant_slot(quiet, "AllTraffic");
+        let busy = totals.endpoint_slot("busy");
+        let blue = totals.variant_slot(busy, "blue");
+        let green = totals.variant_slot(busy, "green");
+        assert_eq!(totals.endpoint_slot("busy"), busy, "one slot per endpoint");
+        assert_eq!(
+            totals.variant_slot(busy, "green"),
+            green,
+            "one slot per variant"
+        );
+
+        let cost = Decimal::new(25, 6);
+        totals.record(busy, Some(blue), cost, None, None);
+        let recorded = totals.record(busy, Some(blue), cost, None, None);
+        assert_eq!(recorded.running_endpoint_usd, Decimal::new(50, 6));
+
+        let snapshot = totals.snapshot();
+        assert_eq!(snapshot.calls, 2);
+        assert_eq!(snapshot.client_usd, Decimal::new(50, 6));
+        assert_eq!(
+            snapshot.by_endpoint.into_iter().collect::<Vec<_>>(),
+            [("busy".to_owned(), Decimal::new(50, 6))]
+        );
+        assert_eq!(
+            snapshot.by_variant.into_iter().collect::<Vec<_>>(),
+            [("busy/blue".to_owned(), Decimal::new(50, 6))]
+        );
+    }
+}
