@@ -1,11 +1,9 @@
 //! Test harness: a private, seeded moto server (local AWS) per test binary.
 //!
-//! Include it in an integration test (each file in `tests/` is its own crate) with
+//! Every integration-test binary has it as `support::emulator`:
 //!
 //! ```ignore
-//! #[path = "support/emulator.rs"]
-//! mod emulator;
-//! use emulator::Emulator;
+//! use crate::support::emulator::Emulator;
 //! ```
 //!
 //! and then either share one server across the binary's tests (cheapest: one server,
@@ -30,8 +28,6 @@
 //!
 //! The server watches its stdin (a pipe from this process) and exits when the pipe
 //! closes, so even a killed or aborted test binary leaves no server behind.
-
-#![allow(dead_code)]
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};

@@ -7,9 +7,7 @@
 //! from the documents it was given, filtered and paginated like the real service.
 //!
 //! ```ignore
-//! #[path = "support/fake_pricelist.rs"]
-//! mod fake_pricelist;
-//! use fake_pricelist::{FakePriceList, Fault, docs};
+//! use crate::support::fake_pricelist::{self, FakePriceList, Fault, docs};
 //!
 //! let server = FakePriceList::start().await;             // 127.0.0.1, a free port
 //! server.add_documents([
@@ -37,7 +35,6 @@
 //! (with or without its free first tier), both provisioned-concurrency charges under
 //! either usagetype name, data in/out, hosting and notebook storage, and `docs::custom` /
 //! `docs::custom_described` for anything else.
-#![allow(dead_code)]
 
 use axum::Router;
 use axum::body::Bytes;

@@ -2,11 +2,8 @@
 //! stack, with the default price chain. The emulator serves no Price List API,
 //! so prices come from the bundled snapshot and receipts must say so.
 
-#[path = "support/emulator.rs"]
-mod emulator;
-
+use crate::support::emulator::{Emulator, REALTIME_ENDPOINT, SERVERLESS_ENDPOINT, VARIANT};
 use aws_sdk_sagemakerruntime::primitives::Blob;
-use emulator::{Emulator, REALTIME_ENDPOINT, SERVERLESS_ENDPOINT, VARIANT};
 use rust_decimal::Decimal;
 use sagemeter::billing::LineItem;
 use sagemeter::pricing::PriceOrigin;
