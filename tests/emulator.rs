@@ -1,9 +1,9 @@
 //! Integration tests against the local AWS emulator (moto from `<repo>/.venv`, see
 //! `support/emulator.rs`): the harness and the demo seeding themselves, the metered
 //! client through the real SDK, and `InvokeEndpointAsync`. One test binary because
-//! they need Python (and PyPI on the first run, to install moto) and share one seeded
-//! server per binary (`Emulator::shared()`): it starts once, and these tests can be
-//! run or skipped together (`cargo test --test emulator`).
+//! they need Python (and PyPI on the first run, to install moto) and share a seeded
+//! server (`Emulator::shared()`, started once; `emulator_client` keeps its own, see
+//! there), and can be run or skipped together (`cargo test --test emulator`).
 
 pub mod support;
 
