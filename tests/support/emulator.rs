@@ -42,8 +42,6 @@ pub const REGION: &str = "us-east-1";
 /// Static credentials the harness uses (moto maps them to account 123456789012).
 pub const ACCESS_KEY_ID: &str = "test";
 pub const SECRET_ACCESS_KEY: &str = "test";
-/// moto's default account; ARNs of the seeded resources use it.
-pub const ACCOUNT_ID: &str = "123456789012";
 /// Real-time demo endpoint: variant `AllTraffic`, `ml.m5.xlarge` x 2.
 pub const REALTIME_ENDPOINT: &str = "demo-realtime";
 /// Serverless demo endpoint: variant `AllTraffic`, 3072 MB, max concurrency 5.
