@@ -20,8 +20,10 @@
 //! `SAGEMETER_BENCH_CONCURRENCY`) and exits, for a profiler (`perf record`) to
 //! compare one side with the other.
 
+// Shared with the tests; `pub` because this bench uses only part of it (public
+// items are not reported as dead code).
 #[path = "../tests/support/fake_pricelist.rs"]
-mod fake_pricelist;
+pub mod fake_pricelist;
 
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use axum::Router;

@@ -19,8 +19,10 @@
 //! facade. Tag keys listed in `metric_tag_labels` become labels (here `team`);
 //! keep such keys to a few fixed values.
 
+// The tests' fake; `pub` because this example uses only part of it (public items
+// are not reported as dead code).
 #[path = "../tests/support/fake_sagemaker.rs"]
-mod fake_sagemaker;
+pub mod fake_sagemaker;
 
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};

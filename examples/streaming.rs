@@ -16,8 +16,10 @@
 //!
 //! The `sagemeter` cost log line goes to stderr (`RUST_LOG` to change the filter).
 
+// The tests' fake; `pub` because this example uses only part of it (public items
+// are not reported as dead code).
 #[path = "../tests/support/fake_stream.rs"]
-mod fake_stream;
+pub mod fake_stream;
 
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_sdk_sagemakerruntime::types::ResponseStream;

@@ -1,11 +1,9 @@
 //! Test harness: a private, seeded moto server (local AWS) per test binary.
 //!
-//! Include it in an integration test (each file in `tests/` is its own crate) with
+//! Every integration-test binary has it as `support::emulator`:
 //!
 //! ```ignore
-//! #[path = "support/emulator.rs"]
-//! mod emulator;
-//! use emulator::Emulator;
+//! use crate::support::emulator::Emulator;
 //! ```
 //!
 //! and then either share one server across the binary's tests (cheapest: one server,
@@ -31,8 +29,6 @@
 //! The server watches its stdin (a pipe from this process) and exits when the pipe
 //! closes, so even a killed or aborted test binary leaves no server behind.
 
-#![allow(dead_code)]
-
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -46,8 +42,6 @@ pub const REGION: &str = "us-east-1";
 /// Static credentials the harness uses (moto maps them to account 123456789012).
 pub const ACCESS_KEY_ID: &str = "test";
 pub const SECRET_ACCESS_KEY: &str = "test";
-/// moto's default account; ARNs of the seeded resources use it.
-pub const ACCOUNT_ID: &str = "123456789012";
 /// Real-time demo endpoint: variant `AllTraffic`, `ml.m5.xlarge` x 2.
 pub const REALTIME_ENDPOINT: &str = "demo-realtime";
 /// Serverless demo endpoint: variant `AllTraffic`, 3072 MB, max concurrency 5.

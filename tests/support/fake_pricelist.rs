@@ -7,9 +7,7 @@
 //! from the documents it was given, filtered and paginated like the real service.
 //!
 //! ```ignore
-//! #[path = "support/fake_pricelist.rs"]
-//! mod fake_pricelist;
-//! use fake_pricelist::{FakePriceList, Fault, docs};
+//! use crate::support::fake_pricelist::{self, FakePriceList, Fault, docs};
 //!
 //! let server = FakePriceList::start().await;             // 127.0.0.1, a free port
 //! server.add_documents([
@@ -20,7 +18,6 @@
 //! let sdk_config = server.sdk_config("eu-west-1");       // endpoint = the fake, creds test/test
 //! // ... use sdk_config with sagemeter ...
 //! server.set_fault(Some(Fault::Throttle));               // every request from now on
-//! server.push_faults([Fault::ServerError]);              // only the next request
 //! server.set_page_size(1);                               // paginate 1 document per page
 //! assert_eq!(server.request_count(), 1);
 //! assert_eq!(server.requests()[0].filter("instanceName"), Some("ml.m5.xlarge"));
@@ -33,11 +30,10 @@
 //! `GarbageDocuments` (HTTP 200, `PriceList` entries that are not documents).
 //!
 //! [`docs`] builds realistic SageMaker product documents (shape as in
-//! `price-document-shape.md`): hosting, async, training, notebook, upfront fee, serverless
+//! `price-document-shape.md`): hosting, training, notebook, upfront fee, serverless
 //! (with or without its free first tier), both provisioned-concurrency charges under
 //! either usagetype name, data in/out, hosting and notebook storage, and `docs::custom` /
 //! `docs::custom_described` for anything else.
-#![allow(dead_code)]
 
 use axum::Router;
 use axum::body::Bytes;
@@ -46,7 +42,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -105,7 +100,6 @@ struct Inner {
     documents: Vec<Value>,
     page_size: Option<usize>,
     fault: Option<Fault>,
-    one_shot: VecDeque<Fault>,
     requests: Vec<Recorded>,
 }
 
@@ -171,12 +165,6 @@ impl FakePriceList {
     /// The fault for every request from now on (`None`: answer normally).
     pub fn set_fault(&self, fault: Option<Fault>) {
         self.lock().fault = fault;
-    }
-
-    /// Faults for the next requests, one each, before the [`set_fault`](Self::set_fault)
-    /// behaviour applies again.
-    pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
-        self.lock().one_shot.extend(faults);
     }
 
     /// How many requests arrived.
@@ -278,8 +266,11 @@ async fn handle(
     let (fault, documents, page_size) = {
         let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.requests.push(recorded.clone());
-        let fault = inner.one_shot.pop_front().or_else(|| inner.fault.clone());
-        (fault, inner.documents.clone(), inner.page_size)
+        (
+            inner.fault.clone(),
+            inner.documents.clone(),
+            inner.page_size,
+        )
     };
 
     if recorded.target.as_deref() != Some("AWSPriceListService.GetProducts") {
@@ -572,11 +563,6 @@ pub mod docs {
     /// Real-time hosting: `component=Hosting`, usagetype `<PFX>-Host:<instance>`, `Hrs`.
     pub fn hosting(region: &str, instance: &str, usd: &str) -> Value {
         instance_product(region, instance, "Hosting", "Host", usd)
-    }
-
-    /// Asynchronous inference: `component=AsyncInf`, usagetype `<PFX>-AsyncInf:<instance>`.
-    pub fn async_inference(region: &str, instance: &str, usd: &str) -> Value {
-        instance_product(region, instance, "AsyncInf", "AsyncInf", usd)
     }
 
     /// Training: `component=Training`, usagetype `<PFX>-Train:<instance>`.

@@ -3,14 +3,13 @@
 //! loopback port, so that tests drive the real SDK stack with full control over
 //! what the service says.
 //!
-//! Include with `#[path = "support/fake_sagemaker.rs"] mod fake_sagemaker;`.
+//! In an integration test: `use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};`.
 //!
 //! ```ignore
 //! let fake = FakeSageMaker::start().await;
 //! fake.add_endpoint("rt", vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)]);
 //! let config = fake.sdk_config().await;      // endpoint_url = the fake, us-east-1, test creds
 //! ```
-#![allow(dead_code)]
 
 use axum::Router;
 use axum::body::Bytes;

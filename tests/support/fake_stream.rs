@@ -9,9 +9,7 @@
 //! SageMaker's.
 //!
 //! ```ignore
-//! #[path = "support/fake_stream.rs"]
-//! mod fake_stream;
-//! use fake_stream::{FakeStream, Script};
+//! use crate::support::fake_stream::{FakeStream, Script};
 //!
 //! let fake = FakeStream::start(|endpoint| Script::new().part(b"data: hi\n\n")).await;
 //! let conf = fake.sdk_config().await; // region us-east-1, test credentials, its URL
@@ -22,8 +20,6 @@
 //! request (endpoint, body size) and notices when a client hangs up mid-stream.
 //! HTTP/1.1 is written by hand (chunked transfer encoding, `Connection: close`) so
 //! that pauses and broken streams are exact.
-
-#![allow(dead_code)]
 
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};

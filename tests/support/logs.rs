@@ -7,12 +7,11 @@
 //! tasks on the test's own thread, which is named after the test.
 //!
 //! ```ignore
-//! #[path = "support/logs.rs"] mod logs;
+//! use crate::support::logs;
 //! let logs = logs::capture();
 //! // ... act ...
 //! let lines = logs.lines();            // serde_json::Value per event of this test
 //! ```
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -8,13 +8,10 @@
 //! two receipts add up in the running totals; a pending invocation can be stored and
 //! settled elsewhere.
 //!
-//! Run: `cargo test --test async_invoke` (needs python3 and PyPI on first run).
+//! Run: `cargo test --test emulator async_invoke::` (needs python3 and PyPI on first run).
 
-#[path = "support/emulator.rs"]
-mod emulator;
-
+use crate::support::emulator::{self, Emulator, REGION, VARIANT};
 use aws_sdk_sagemakerruntime::primitives::Blob;
-use emulator::{Emulator, REGION, VARIANT};
 use sagemeter::billing::{LineItem, LinePrice, UsageCharges, gigabytes, round_cost};
 use sagemeter::client::{AsyncCompletion, PendingInference};
 use sagemeter::endpoint::{EndpointProfile, VariantBilling, VariantProfile};

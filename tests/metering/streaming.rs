@@ -1,18 +1,15 @@
 //! Metered `InvokeEndpointWithResponseStream`, driven through the real SDK against an
-//! in-process server that writes real AWS event-stream frames (`support/fake_stream.rs`).
+//! in-process server that writes real AWS event-stream frames (`tests/support/fake_stream.rs`).
 //!
 //! What is specified here: the stream yields the SDK's own `PayloadPart`s; exactly one
 //! receipt (and one cost log line) per stream whether it ends, fails or is dropped;
 //! time to first byte, parts, bytes and tokens on the receipt; compute billed on the
 //! whole stream; per-token and per-inference charges on top of compute or alone.
 
-#[path = "support/fake_stream.rs"]
-mod fake_stream;
-
+use crate::support::fake_stream::{FakeStream, REGION, Script, VARIANT};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_sdk_sagemakerruntime::types::ResponseStream;
 use aws_sdk_sagemakerruntime::types::error::ResponseStreamError;
-use fake_stream::{FakeStream, REGION, Script, VARIANT};
 use sagemeter::billing::{
     LineItem, LinePrice, UsageCharges, billed_seconds, gigabytes, hours, round_cost,
 };

@@ -3,7 +3,7 @@
 //! SKU, serverless sizes, unknown instance types, and the fallback to the bundled
 //! snapshot when the Price List cannot be reached.
 //!
-//! Run: `cargo test --features cli --test cli_price`.
+//! Run: `cargo test --features cli --test cli cli_price::`.
 
 use assert_cmd::Command;
 use axum::Router;

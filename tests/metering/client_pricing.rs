@@ -2,16 +2,10 @@
 //! Price List API: live prices with SKU and effective date, and every pricing fault
 //! ending in a named fallback while calls go on.
 
-#[path = "support/fake_pricelist.rs"]
-mod fake_pricelist;
-#[path = "support/fake_sagemaker.rs"]
-mod fake_sagemaker;
-#[path = "support/logs.rs"]
-mod logs;
-
+use crate::support::fake_pricelist::{self, FakePriceList, Fault, docs};
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use crate::support::logs;
 use aws_sdk_sagemakerruntime::primitives::Blob;
-use fake_pricelist::{FakePriceList, Fault, docs};
-use fake_sagemaker::{FakeSageMaker, FakeVariant};
 use rust_decimal::Decimal;
 use sagemeter::billing::LineItem;
 use sagemeter::pricing::PriceOrigin;

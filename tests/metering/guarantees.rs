@@ -2,13 +2,9 @@
 //! a ledger that survives SIGKILL, nothing leaking into logs, ledgers, metrics or
 //! errors, and a clean shutdown.
 
-#[path = "support/fake_sagemaker.rs"]
-mod fake_sagemaker;
-#[path = "support/logs.rs"]
-mod logs;
-
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use crate::support::logs;
 use aws_sdk_sagemakerruntime::primitives::Blob;
-use fake_sagemaker::{FakeSageMaker, FakeVariant};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use rust_decimal::Decimal;
 use sagemeter::ledger::{JsonlLedger, read_all};

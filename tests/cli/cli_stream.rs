@@ -1,10 +1,7 @@
 //! `sagemeter invoke --stream` against an in-process server writing real
 //! event-stream frames (no emulator serves InvokeEndpointWithResponseStream).
 
-#[path = "support/fake_stream.rs"]
-mod fake_stream;
-
-use fake_stream::{FakeStream, Script};
+use crate::support::fake_stream::{FakeStream, Script};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,15 +2,11 @@
 //! SageMaker (control plane + runtime). Rates come from a fixed test price source
 //! so every expected figure is computed by hand from the rates the receipt names.
 
-#[path = "support/fake_sagemaker.rs"]
-mod fake_sagemaker;
-#[path = "support/logs.rs"]
-mod logs;
-
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use crate::support::logs;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
-use fake_sagemaker::{FakeSageMaker, FakeVariant};
 use rust_decimal::Decimal;
 use sagemeter::billing::{Allocation, LineItem, UsageCharges};
 use sagemeter::endpoint::{EndpointProfile, VariantBilling, VariantProfile};

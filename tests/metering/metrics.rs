@@ -2,11 +2,8 @@
 //! debugging recorder installed for this thread (the tests run on a
 //! current-thread runtime, so the calls' metrics land on it).
 
-#[path = "support/fake_sagemaker.rs"]
-mod fake_sagemaker;
-
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use aws_sdk_sagemakerruntime::primitives::Blob;
-use fake_sagemaker::{FakeSageMaker, FakeVariant};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;

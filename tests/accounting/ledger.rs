@@ -1,11 +1,8 @@
 //! The JSON Lines ledger through a real client against the in-process fake
 //! SageMaker: what the file holds, how it is created, how it survives a crash.
 
-#[path = "support/fake_sagemaker.rs"]
-mod fake_sagemaker;
-
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use aws_sdk_sagemakerruntime::primitives::Blob;
-use fake_sagemaker::{FakeSageMaker, FakeVariant};
 use rust_decimal::Decimal;
 use sagemeter::endpoint::{EndpointProfile, VariantProfile};
 use sagemeter::ledger::{JsonlLedger, LedgerError, Refused, read_all};

@@ -1,13 +1,10 @@
 //! Budgets through the real client: reservations, rejections before sending,
 //! alerts once per threshold, periods, released reservations.
 
-#[path = "support/fake_sagemaker.rs"]
-mod fake_sagemaker;
-
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
-use fake_sagemaker::{FakeSageMaker, FakeVariant};
 use rust_decimal::Decimal;
 use sagemeter::billing::UsageCharges;
 use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};

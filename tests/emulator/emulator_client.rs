@@ -2,15 +2,13 @@
 //! stack, with the default price chain. The emulator serves no Price List API,
 //! so prices come from the bundled snapshot and receipts must say so.
 
-#[path = "support/emulator.rs"]
-mod emulator;
-
+use crate::support::emulator::{Emulator, REALTIME_ENDPOINT, SERVERLESS_ENDPOINT, VARIANT};
 use aws_sdk_sagemakerruntime::primitives::Blob;
-use emulator::{Emulator, REALTIME_ENDPOINT, SERVERLESS_ENDPOINT, VARIANT};
 use rust_decimal::Decimal;
 use sagemeter::billing::LineItem;
 use sagemeter::pricing::PriceOrigin;
 use sagemeter::{Client, Cost};
+use std::sync::OnceLock;
 
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
@@ -30,8 +28,16 @@ fn line(cost: &Cost, item: LineItem) -> Decimal {
 
 const GIB: u64 = 1 << 30;
 
+/// This module's own seeded server, shared by its tests (as when it was a test binary
+/// of its own): the receipts are checked against the call's timing, which must not
+/// depend on what the other modules' tests ask of `Emulator::shared()` meanwhile.
+fn emulator() -> &'static Emulator {
+    static OWN: OnceLock<Emulator> = OnceLock::new();
+    OWN.get_or_init(Emulator::start)
+}
+
 async fn client() -> Client {
-    let config = Emulator::shared().sdk_config().await;
+    let config = emulator().sdk_config().await;
     Client::new(&config)
 }
 

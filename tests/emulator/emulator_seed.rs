@@ -3,14 +3,11 @@
 //! InvokeEndpoint answers with OpenAI-style chat completions carrying a `usage` object.
 //! Also pins down the moto behaviours the client code has to live with.
 //!
-//! Run: `cargo test --test emulator_seed` (needs python3 and PyPI on first run).
+//! Run: `cargo test --test emulator emulator_seed::` (needs python3 and PyPI on first run).
 
-#[path = "support/emulator.rs"]
-mod emulator;
-
+use crate::support::emulator::{Emulator, REALTIME_ENDPOINT, SERVERLESS_ENDPOINT, VARIANT};
 use aws_sdk_sagemaker::error::ProvideErrorMetadata;
 use aws_sdk_sagemakerruntime::primitives::Blob;
-use emulator::{Emulator, REALTIME_ENDPOINT, SERVERLESS_ENDPOINT, VARIANT};
 use serde_json::Value;
 
 fn usage_of(body: &[u8]) -> (u64, u64, u64) {

@@ -1,12 +1,9 @@
 //! Live pricing through the real AWS SDK against an in-process fake Price List API.
 
-#[path = "support/fake_pricelist.rs"]
-mod fake_pricelist;
-
+use crate::support::fake_pricelist::docs::PcName;
+use crate::support::fake_pricelist::{FakePriceList, Fault, docs, refused_url, sdk_config_for};
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
-use fake_pricelist::docs::PcName;
-use fake_pricelist::{FakePriceList, Fault, docs, refused_url, sdk_config_for};
 use sagemeter::Decimal;
 use sagemeter::pricing::{
     CachedPrices, LivePrices, PriceError, PriceKey, PriceOrigin, PriceSource, Rate, Snapshot,

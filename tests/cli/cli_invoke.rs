@@ -7,13 +7,10 @@
 //! (us-east-1: ml.m5.xlarge $0.23/h, serverless 3 GB $0.00006/s, data $0.016/GB),
 //! and the receipts must say `snapshot`.
 //!
-//! Run: `cargo test --features cli --test cli_invoke`.
+//! Run: `cargo test --features cli --test cli cli_invoke::`.
 
-#[path = "support/emulator.rs"]
-mod emulator;
-
+use crate::support::emulator::{self, Emulator, REALTIME_ENDPOINT, REGION, SERVERLESS_ENDPOINT};
 use assert_cmd::Command;
-use emulator::{Emulator, REALTIME_ENDPOINT, REGION, SERVERLESS_ENDPOINT};
 use predicates::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::Value;

@@ -2,10 +2,7 @@
 //! appending receipts. The file stays readable, every record before the last
 //! newline is intact, and a torn tail (when the kill landed mid-line) is reported.
 
-#[path = "support/fake_sagemaker.rs"]
-mod fake_sagemaker;
-
-use fake_sagemaker::{FakeSageMaker, FakeVariant};
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use sagemeter::ledger::read_all;
 use std::collections::HashSet;
 use std::process::{Command, Stdio};
