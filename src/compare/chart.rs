@@ -13,11 +13,9 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::{FontStyle, register_font};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use std::path::Path;
-use std::sync::Once;
 
 use super::format::calls as fmt_calls;
 use super::{CompareError, Comparison, CostCurve};
@@ -171,16 +169,6 @@ fn f(d: Decimal) -> f64 {
     d.to_f64().unwrap_or(f64::MAX)
 }
 
-/// Registers the embedded DejaVu font with plotters, once (charts need no system fonts).
-pub(crate) fn register_fonts() {
-    static FONTS: Once = Once::new();
-    FONTS.call_once(|| {
-        // The embedded fonts are valid; a failure here would only lose labels' metrics.
-        let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
-        let _ = register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
-    });
-}
-
 /// `40000` → `40k`, `1250000` → `1.25M`.
 fn compact(v: f64) -> String {
     let (scaled, suffix) = if v.abs() >= 1e9 {
@@ -201,7 +189,7 @@ fn draw<DB: DrawingBackend>(
     comparison: &Comparison,
     root: &DrawingArea<DB, Shift>,
 ) -> Result<(), String> {
-    register_fonts();
+    crate::chart::register_fonts();
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
 

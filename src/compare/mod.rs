@@ -78,14 +78,18 @@ pub(crate) mod check {
 
     use super::CompareError;
 
-    pub const MAX_CALLS_PER_PERIOD: u64 = 1_000_000_000_000_000;
-    pub const MAX_USD: u64 = 1_000_000_000;
-    pub const MAX_LATENCY: Duration = Duration::from_secs(3600);
-    pub const MAX_BYTES_PER_CALL: u64 = 1 << 40;
-    pub const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000;
-    pub const MAX_INSTANCES: u32 = 10_000;
+    pub(crate) const MAX_CALLS_PER_PERIOD: u64 = 1_000_000_000_000_000;
+    pub(crate) const MAX_USD: u64 = 1_000_000_000;
+    pub(crate) const MAX_LATENCY: Duration = Duration::from_secs(3600);
+    pub(crate) const MAX_BYTES_PER_CALL: u64 = 1 << 40;
+    pub(crate) const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000;
+    pub(crate) const MAX_INSTANCES: u32 = 10_000;
 
-    pub fn positive(what: &'static str, value: Decimal, hint: &str) -> Result<(), CompareError> {
+    pub(crate) fn positive(
+        what: &'static str,
+        value: Decimal,
+        hint: &str,
+    ) -> Result<(), CompareError> {
         if value <= Decimal::ZERO {
             return Err(CompareError::NotPositive {
                 what,
@@ -96,7 +100,7 @@ pub(crate) mod check {
         Ok(())
     }
 
-    pub fn not_negative(
+    pub(crate) fn not_negative(
         what: &'static str,
         value: Decimal,
         hint: &str,
@@ -111,7 +115,7 @@ pub(crate) mod check {
         Ok(())
     }
 
-    pub fn at_most(
+    pub(crate) fn at_most(
         what: &'static str,
         value: Decimal,
         max: Decimal,
@@ -128,7 +132,7 @@ pub(crate) mod check {
     }
 
     /// A price: positive and at most a billion USD.
-    pub fn usd(what: &'static str, value: Decimal, hint: &str) -> Result<(), CompareError> {
+    pub(crate) fn usd(what: &'static str, value: Decimal, hint: &str) -> Result<(), CompareError> {
         positive(what, value, hint)?;
         at_most(
             what,
@@ -138,7 +142,7 @@ pub(crate) mod check {
         )
     }
 
-    pub fn instance(instance_type: &str, count: u32) -> Result<(), CompareError> {
+    pub(crate) fn instance(instance_type: &str, count: u32) -> Result<(), CompareError> {
         let name = instance_type.strip_prefix("ml.").unwrap_or("");
         if name.is_empty() || !name.contains('.') || name.contains(char::is_whitespace) {
             return Err(CompareError::OutOfRange {

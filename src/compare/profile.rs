@@ -516,12 +516,12 @@ mod duration_ms {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::time::Duration;
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         let ms = Decimal::from_i128_with_scale(d.as_nanos() as i128, 6).normalize();
         Serialize::serialize(&ms, s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let ms: Decimal = Deserialize::deserialize(d)?;
         let nanos = (ms * Decimal::from(1_000_000)).round();
         u64::try_from(nanos)

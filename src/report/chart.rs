@@ -78,7 +78,7 @@ pub fn render_svg(report: &Report, size: (u32, u32)) -> Result<String, ReportErr
 
     let mut svg = String::new();
     {
-        crate::compare::chart::register_fonts();
+        crate::chart::register_fonts();
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         let err = |e: &dyn std::fmt::Display| ReportError::Chart(e.to_string());
         root.fill(&WHITE).map_err(|e| err(&e))?;
