@@ -48,4 +48,7 @@ export AWS_EC2_METADATA_DISABLED=true
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 
 cd "$root"
-cargo run --quiet --example quickstart -- "$@"
+# SAGEMETER_DEMO_CARGO_ARGS (e.g. --all-features) builds the quickstart with the same
+# features as an earlier build, so that the AWS SDK crates are not compiled again.
+# shellcheck disable=SC2086
+cargo run --quiet ${SAGEMETER_DEMO_CARGO_ARGS:-} --example quickstart -- "$@"
