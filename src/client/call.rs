@@ -626,10 +626,10 @@ impl AttemptProbe {
         self.0.attempts.load(Ordering::Relaxed)
     }
 
-    /// Whether a request went out (or the probe saw nothing, and so cannot say it
-    /// did not).
+    /// Whether a request went out: a call dropped while the SDK was still resolving
+    /// credentials or its endpoint reached nothing and is not billed.
     pub(crate) fn transmitted(&self) -> bool {
-        self.0.transmitted.load(Ordering::Relaxed) || self.count() == 0
+        self.0.transmitted.load(Ordering::Relaxed)
     }
 
     /// Attempts that reached the model, and how long they took together.
