@@ -278,25 +278,17 @@ impl Receipt {
         usage
     }
 
-    /// `O`'s error for a failed call that has no receipt, or
-    /// [`Error::UnknownEndpoint`] when discovery found no such endpoint.
+    /// `O`'s error for a failed call that has no receipt (see [`failed`]).
     pub(crate) fn error<O: MeteredOperation>(
         &self,
         source: SdkError<O::Error, HttpResponse>,
         cost: Option<Cost>,
     ) -> Error {
-        let endpoint = self.parts.endpoint.clone();
-        match &self.prepared.profile {
-            Err(DiscoveryError::NotFound { .. }) => Error::UnknownEndpoint {
-                endpoint,
-                source: Box::new(source),
-            },
-            _ => O::error(endpoint, source, cost),
-        }
+        failed::<O>(&self.prepared, self.parts.endpoint.clone(), source, cost)
     }
 
     /// Makes the receipt of a call that failed after reaching the model, and
-    /// returns `O`'s error carrying it.
+    /// returns the call's error carrying it (see [`failed`]).
     pub(crate) fn fail<O: MeteredOperation>(
         self,
         usage: Usage,
@@ -304,16 +296,10 @@ impl Receipt {
         notes: Vec<String>,
         source: SdkError<O::Error, HttpResponse>,
     ) -> Error {
-        let not_found = matches!(self.prepared.profile, Err(DiscoveryError::NotFound { .. }));
+        let prepared = self.prepared.clone();
         let endpoint = self.parts.endpoint.clone();
         let cost = self.make(usage, request_id, notes, Phase::Whole);
-        if not_found {
-            return Error::UnknownEndpoint {
-                endpoint,
-                source: Box::new(source),
-            };
-        }
-        O::error(endpoint, source, Some(cost))
+        failed::<O>(&prepared, endpoint, source, Some(cost))
     }
 
     /// Bill → totals → receipt → sinks → budget → span, for the lines of `phase`.
@@ -364,6 +350,23 @@ impl Receipt {
         record_on_span(&span, &cost);
         meter.settle(reservation, &cost);
         cost
+    }
+}
+
+/// The error of a failed call: [`Error::UnknownEndpoint`] when discovery found no
+/// such endpoint, else `O`'s own error (with the receipt, when there is one).
+fn failed<O: MeteredOperation>(
+    prepared: &Prepared,
+    endpoint: String,
+    source: SdkError<O::Error, HttpResponse>,
+    cost: Option<Cost>,
+) -> Error {
+    match &prepared.profile {
+        Err(DiscoveryError::NotFound { .. }) => Error::UnknownEndpoint {
+            endpoint,
+            source: Box::new(source),
+        },
+        _ => O::error(endpoint, source, cost),
     }
 }
 
