@@ -162,6 +162,15 @@ impl Caller {
             }
         }
     }
+
+    /// The size of one call's future before it is first polled: every move of it
+    /// copies this many bytes.
+    fn send_future_bytes(&self) -> usize {
+        match self {
+            Caller::Raw(c) => std::mem::size_of_val(&c.invoke_endpoint().send()),
+            Caller::Metered(c) => std::mem::size_of_val(&c.invoke_endpoint().send()),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -390,6 +399,22 @@ async fn main() {
         );
         let allocations = allocations_per_call(caller, 2_000).await;
         println!("{side}: {allocations:.1} heap allocations per call");
+        println!(
+            "{side}: a call's future is {} bytes",
+            caller.send_future_bytes()
+        );
+        println!(
+            "the SDK's answer is {} bytes",
+            std::mem::size_of::<
+                Result<
+                    aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput,
+                    aws_sdk_sagemakerruntime::error::SdkError<
+                        aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError,
+                        aws_smithy_runtime_api::http::Response,
+                    >,
+                >,
+            >()
+        );
         return;
     }
     let mut f = Figures::default();

@@ -53,6 +53,33 @@ struct VariantState {
     last_call_at: Option<SystemTime>,
 }
 
+/// Microseconds in an hour.
+const MICROS_PER_HOUR: u64 = 3_600_000_000;
+
+/// `usd_per_hour` × `micros` µs, rounded half to even at 20 decimal places, in
+/// integers (the accrual runs on every call); `None` when it does not fit.
+fn hourly_stretch(usd_per_hour: Decimal, micros: u64) -> Option<Decimal> {
+    const SCALE: u32 = 20;
+    if usd_per_hour.is_sign_negative() || usd_per_hour.scale() > SCALE {
+        return None;
+    }
+    let mantissa = u128::try_from(usd_per_hour.mantissa()).ok()?;
+    let numerator = mantissa
+        .checked_mul(u128::from(micros))?
+        .checked_mul(10u128.checked_pow(SCALE - usd_per_hour.scale())?)?;
+    let hour = u128::from(MICROS_PER_HOUR);
+    let (q, r) = (numerator / hour, numerator % hour);
+    let q = match (2 * r).cmp(&hour) {
+        std::cmp::Ordering::Greater => q + 1,
+        std::cmp::Ordering::Equal => q + (q & 1),
+        std::cmp::Ordering::Less => q,
+    };
+    Some(Decimal::from_i128_with_scale(
+        i128::try_from(q).ok().filter(|&q| q < 1 << 96)?,
+        SCALE,
+    ))
+}
+
 impl VariantState {
     /// Adds what the standing capacity (and storage) cost from `from` to `to`.
     fn accrue(&mut self, clock: &InstanceClock, from: SystemTime, to: SystemTime) {
@@ -60,12 +87,15 @@ impl VariantState {
         // Kept at 20 places, shown at 12: rounding each stretch to the pico-dollar
         // would drift below what the instances cost.
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let stretch = clock
-            .usd_per_hour_all_instances
-            .checked_mul(Decimal::from(micros))
-            .and_then(|usd_us| usd_us.checked_div(Decimal::from(3_600_000_000u64)))
-            .unwrap_or_else(|| mul_round_dp(clock.usd_per_hour_all_instances, hours(elapsed), 20));
-        self.accrued_fine_usd = (self.accrued_fine_usd + stretch.round_dp(20)).round_dp(20);
+        let usd_per_hour = clock.usd_per_hour_all_instances;
+        let stretch = hourly_stretch(usd_per_hour, micros).unwrap_or_else(|| {
+            usd_per_hour
+                .checked_mul(Decimal::from(micros))
+                .and_then(|usd_us| usd_us.checked_div(Decimal::from(MICROS_PER_HOUR)))
+                .unwrap_or_else(|| mul_round_dp(usd_per_hour, hours(elapsed), 20))
+                .round_dp(20)
+        });
+        self.accrued_fine_usd = (self.accrued_fine_usd + stretch).round_dp(20);
         self.accrued_usd = round_cost(self.accrued_fine_usd);
         if let Some(per_month) = clock.storage_usd_per_month {
             let stretch = storage_stretch(per_month, from, to);
@@ -83,6 +113,21 @@ struct TotalsInner {
     endpoints: Vec<EndpointTotals>,
     /// Where each endpoint is in `endpoints`, looked up by `&str`.
     slots: FastMap<String, usize>,
+}
+
+impl TotalsInner {
+    /// The slot of `endpoint`, made on first use.
+    fn endpoint_slot(&mut self, endpoint: &str) -> EndpointSlot {
+        let next = self.endpoints.len();
+        let index = *self.slots.entry_ref(endpoint).or_insert(next);
+        if index == next {
+            self.endpoints.push(EndpointTotals {
+                name: endpoint.to_owned(),
+                ..EndpointTotals::default()
+            });
+        }
+        EndpointSlot(index)
+    }
 }
 
 impl Default for TotalsInner {
@@ -110,9 +155,6 @@ struct EndpointTotals {
 
 /// Femtoseconds (10⁻¹⁵ s) in a microsecond: the sharing clock's unit.
 const FS_PER_MICROSECOND: u128 = 1_000_000_000;
-
-/// Femtoseconds in an hour.
-const FS_PER_HOUR: u64 = 3_600_000_000_000_000_000;
 
 /// The processor-sharing clock of one endpoint (see
 /// [`Allocation::ProcessorSharing`](crate::billing::Allocation::ProcessorSharing)).
@@ -181,18 +223,25 @@ impl CallShare {
     /// down at 18 decimal places.
     pub(crate) fn end(mut self, now: SystemTime) -> Decimal {
         self.ended = true;
-        let fs = self.leave(now);
-        let hours = Decimal::from_i128_with_scale(i128::try_from(fs).unwrap_or(i128::MAX), 0)
-            .checked_div(Decimal::from(FS_PER_HOUR))
-            .unwrap_or(Decimal::MAX);
-        hours.round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero)
+        let fs = self.leave(Some(now));
+        // An hour is 3.6·10¹⁸ fs: rounded down at 18 places, fs are ⌊fs / 3.6⌋
+        // atto-hours (10⁻¹⁸ h), in integers.
+        let atto_hours = fs.saturating_mul(10) / 36;
+        match i128::try_from(atto_hours) {
+            Ok(n) if n < 1 << 96 => Decimal::from_i128_with_scale(n, 18),
+            _ => Decimal::MAX,
+        }
     }
 
-    fn leave(&self, now: SystemTime) -> u128 {
+    /// Leaves the clock at `now` (`None`: at the clock's own last event, when no
+    /// share is read); the clock's advance since the call joined it.
+    fn leave(&self, now: Option<SystemTime>) -> u128 {
         let mut inner = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         let per_instance = inner.per_instance;
         let clock = &mut inner.endpoints[self.endpoint].sharing;
-        clock.advance(now, per_instance);
+        if let Some(now) = now {
+            clock.advance(now, per_instance);
+        }
         clock.in_flight = clock.in_flight.saturating_sub(1);
         clock.allocated_fs.saturating_sub(self.started_fs)
     }
@@ -201,16 +250,7 @@ impl CallShare {
 impl Drop for CallShare {
     fn drop(&mut self) {
         if !self.ended {
-            // The clock's own time for the leaving: no share is read from it.
-            let now = self
-                .totals
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .endpoints[self.endpoint]
-                .sharing
-                .last_event
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            self.leave(now);
+            self.leave(None);
         }
     }
 }
@@ -279,8 +319,8 @@ impl Totals {
 
     /// A call to `endpoint` starts at `now`: it joins the endpoint's sharing clock.
     pub(crate) fn call_started(&self, endpoint: &str, now: SystemTime) -> CallShare {
-        let slot = self.endpoint_slot(endpoint);
         let mut inner = self.lock();
+        let slot = inner.endpoint_slot(endpoint);
         let per_instance = inner.per_instance;
         let clock = &mut inner.endpoints[slot.0].sharing;
         clock.advance(now, per_instance);
@@ -308,17 +348,7 @@ impl Totals {
     /// The slot of `endpoint`, made on first use. The endpoint is listed in
     /// snapshots only once a call to it is recorded.
     pub(crate) fn endpoint_slot(&self, endpoint: &str) -> EndpointSlot {
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        let next = inner.endpoints.len();
-        let index = *inner.slots.entry_ref(endpoint).or_insert(next);
-        if index == next {
-            inner.endpoints.push(EndpointTotals {
-                name: endpoint.to_owned(),
-                ..EndpointTotals::default()
-            });
-        }
-        EndpointSlot(index)
+        self.lock().endpoint_slot(endpoint)
     }
 
     /// The slot of `variant` of the endpoint in `endpoint`, made on first use.
@@ -482,8 +512,61 @@ fn storage_stretch(usd_per_month: Decimal, from: SystemTime, to: SystemTime) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::Totals;
+    use super::{MICROS_PER_HOUR, Totals, hourly_stretch};
+    use proptest::prelude::*;
     use rust_decimal::Decimal;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn an_hour_of_a_ml_g5_xlarge_accrues_its_hourly_price() {
+        // $1.408 an hour (ml.g5.xlarge, us-east-1): an hour costs exactly that, a
+        // second 1.408 / 3600 = 0.000391111… rounded at 20 places.
+        let rate: Decimal = "1.408".parse().unwrap();
+        assert_eq!(hourly_stretch(rate, MICROS_PER_HOUR), Some(rate));
+        assert_eq!(
+            hourly_stretch(rate, 1_000_000),
+            Some("0.00039111111111111111".parse().unwrap())
+        );
+        // A tie at the 21st place goes to the even neighbour: 1 µs at 1.8·10⁻¹¹ $/h
+        // is 0.5·10⁻²⁰ $, at 5.4·10⁻¹¹ $/h 1.5·10⁻²⁰ $.
+        assert_eq!(
+            hourly_stretch("0.000000000018".parse().unwrap(), 1),
+            Some(Decimal::ZERO),
+            "0.5·10⁻²⁰ rounds to the even 0"
+        );
+        assert_eq!(
+            hourly_stretch("0.000000000054".parse().unwrap(), 1),
+            Some("0.00000000000000000002".parse().unwrap()),
+            "1.5·10⁻²⁰ rounds to the even 2·10⁻²⁰"
+        );
+    }
+
+    #[test]
+    fn a_lone_call_is_allocated_its_whole_wall_time_in_atto_hours() {
+        let totals = Totals::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let share = totals.call_started("e", t0);
+        // 1 s alone on one instance: 1/3600 h = 0.000277… rounded down at 18 places.
+        assert_eq!(
+            share.end(t0 + Duration::from_secs(1)),
+            "0.000277777777777777".parse::<Decimal>().unwrap()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn hourly_stretches_are_rust_decimals(
+            cents in 0u64..100_000_000, scale in 0u32..=10, micros in 0u64..1 << 40,
+        ) {
+            let rate = Decimal::new(cents as i64, scale);
+            let expected = (rate * Decimal::from(micros) / Decimal::from(MICROS_PER_HOUR)).round_dp(20);
+            match hourly_stretch(rate, micros) {
+                Some(stretch) => prop_assert_eq!(stretch, expected),
+                // Only what has no room for 20 places is left to the Decimal path.
+                None => prop_assert!(expected.scale() < 20, "{rate} × {micros} µs"),
+            }
+        }
+    }
 
     #[test]
     fn snapshots_list_what_was_recorded_not_every_slot_handed_out() {

@@ -123,10 +123,8 @@ impl InvokeEndpointAsync {
         )
         .input_bytes(input_bytes);
         // Not accepted: nothing queued, nothing billed.
-        let answered = Call::run::<AsyncOperation, _, _>(&meter, call, |attempts| {
-            request.customize().interceptor(attempts).send()
-        })
-        .await?;
+        // Sent as it is: a Client's runtime client carries the AttemptWatch.
+        let answered = Call::run::<AsyncOperation, _, _>(&meter, call, || request.send()).await?;
         let receipt = answered.receipt;
         let Ok(output) = answered.result else {
             unreachable!("billable() returns every failed submission as an error")

@@ -6,7 +6,7 @@
 //! 2. **send** ([`Call::send`]): the SDK's future, pinned where the operation made
 //!    it and timed, while the endpoint's profile and rates are found alongside (at
 //!    hand on almost every call); the SDK's attempts are watched by an
-//!    [`AttemptProbe`];
+//!    [`AttemptProbe`] (through [`AttemptWatch`]);
 //! 3. **finish** ([`Receipt::make`]): usage → bill → totals → receipt → sinks, then
 //!    the budget reservation settles and the span records the cost.
 //!
@@ -35,6 +35,7 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::config_bag::ConfigBag;
@@ -42,8 +43,8 @@ use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::Instrument;
 use tracing::field::{Empty, display};
@@ -133,20 +134,27 @@ impl CallRequest {
 
 impl Call {
     /// Begin → send → the SDK's answer, for a call of `O`: `send` makes the SDK's
-    /// request future with the [`AttemptProbe`] registered on it. A failure that did
-    /// not reach the model comes back as an error here (no receipt).
+    /// request future, whose attempts [`AttemptWatch`] watches (on the runtime
+    /// client, or on the request). A failure that did not reach the model comes back
+    /// as an error here (no receipt).
+    ///
+    /// The request future (about 6 KB) is made where it is pinned, never moved:
+    /// a future held in a local and then moved keeps both places in the enclosing
+    /// future (a metered call's future was 15.8 KB that way, and is copied whole
+    /// each time it moves), and boxing it costs a large allocation per call.
     pub(crate) async fn run<O, T, F>(
         meter: &Meter,
         request: CallRequest,
-        send: impl FnOnce(AttemptProbe) -> F,
+        send: impl FnOnce() -> F,
     ) -> Result<Answered<T, O::Error>>
     where
         O: MeteredOperation,
         F: Future<Output = std::result::Result<T, SdkError<O::Error, HttpResponse>>>,
     {
         let call = Call::begin::<O>(meter, request)?;
-        let sending = send(call.in_flight.parts().attempts.clone());
-        call.send(std::pin::pin!(sending)).await.billable::<O>()
+        let probe = call.in_flight.parts().attempts.clone();
+        let sending = std::pin::pin!(AttemptWatch::scope(probe, send()));
+        call.send(sending).await.billable::<O>()
     }
 
     /// Begins a call of `O`: checked, reserved, on the sharing clock, in its span.
@@ -165,6 +173,7 @@ impl Call {
         let reservation = meter.reserve(&endpoint, &tags)?;
         let span = call_span(&endpoint, O::OPERATION);
         let started_at = meter.now();
+        let started = Instant::now();
         let share = meter.inner.totals.call_started(&endpoint, started_at);
         Ok(Call {
             span,
@@ -177,9 +186,9 @@ impl Call {
                 tags,
                 reservation,
                 started_at,
-                started: Instant::now(),
+                started,
                 share,
-                attempts: AttemptProbe::default(),
+                attempts: AttemptProbe::new(started),
                 receipt_when_dropped: O::RECEIPT_WHEN_DROPPED,
             })),
         })
@@ -193,7 +202,7 @@ impl Call {
     ) -> Answered<T, E> {
         let Call { span, in_flight } = self;
         let parts = in_flight.parts();
-        let (result, latency, prepared) =
+        let (result, latency, answered_at, prepared) =
             send_alongside_prepare(&parts.meter, &parts.endpoint, parts.started_at, &span, send)
                 .await;
         let parts = in_flight.into_parts();
@@ -204,6 +213,7 @@ impl Call {
                 span,
                 prepared,
                 parts,
+                in_flight_until: Some(answered_at),
             },
         }
     }
@@ -238,9 +248,21 @@ pub(crate) struct Receipt {
     span: tracing::Span,
     prepared: Arc<Prepared>,
     parts: CallParts,
+    /// When the call left its endpoint's sharing clock (on the meter's clock): when
+    /// the SDK answered (a cold look-up of the endpoint's rates may finish later,
+    /// and the instance was not busy with the call meanwhile); `None`: when its
+    /// receipt is made (a stream, in flight until it ends).
+    in_flight_until: Option<SystemTime>,
 }
 
 impl Receipt {
+    /// The call stays on its endpoint's sharing clock until its receipt is made
+    /// (a response stream: the model is busy until the stream ends).
+    pub(crate) fn in_flight_until_made(mut self) -> Self {
+        self.in_flight_until = None;
+        self
+    }
+
     /// The meter the call goes through.
     pub(crate) fn meter(&self) -> &Meter {
         &self.parts.meter
@@ -314,6 +336,7 @@ impl Receipt {
             span,
             prepared,
             parts,
+            in_flight_until,
         } = self;
         let CallParts {
             meter,
@@ -328,7 +351,7 @@ impl Receipt {
         } = parts;
         let wall = usage.latency;
         bill_attempts(&mut usage, &attempts, &mut notes);
-        let mut shared_hours = share.end(meter.now());
+        let mut shared_hours = share.end(in_flight_until.unwrap_or_else(|| meter.now()));
         if usage.latency < wall && !wall.is_zero() {
             // Retried: the share of the whole call, scaled to the attempts that
             // reached the model (rounded down, as every share is).
@@ -412,14 +435,15 @@ fn checked_body_len(inline_bytes: Option<usize>, operation: Operation) -> Result
 
 /// Awaits `send` inside `span`, with the endpoint's profile and rates: at hand
 /// (cached) on almost every call, else fetched by [`Meter::prepare_waiting`]
-/// alongside it. Returns the answer, the send's own latency and the profile.
+/// alongside it. Returns the answer, the send's own latency, when it answered (on
+/// the meter's clock) and the profile.
 async fn send_alongside_prepare<T>(
     meter: &Meter,
     endpoint: &str,
     started_at: SystemTime,
     span: &tracing::Span,
     send: Pin<&mut impl Future<Output = T>>,
-) -> (T, Duration, Arc<Prepared>) {
+) -> (T, Duration, SystemTime, Arc<Prepared>) {
     if let Some(prepared) = meter.prepare_now(endpoint, started_at) {
         let started = Instant::now();
         // A span nobody records (filtered out) is not entered on every poll.
@@ -428,23 +452,23 @@ async fn send_alongside_prepare<T>(
         } else {
             send.instrument(span.clone()).await
         };
-        return (result, started.elapsed(), prepared);
+        return (result, started.elapsed(), meter.now(), prepared);
     }
     let started = Instant::now();
     // Boxed: the cold path's state (discovery requests, price fetches, the response
     // while they finish) stays out of every call's future.
-    let ((result, latency), prepared) = Box::pin(
+    let ((result, latency, answered_at), prepared) = Box::pin(
         async {
             let timed = async {
                 let result = send.await;
-                (result, started.elapsed())
+                (result, started.elapsed(), meter.now())
             };
             tokio::join!(timed, meter.prepare_waiting(endpoint))
         }
         .instrument(span.clone()),
     )
     .await;
-    (result, latency, prepared)
+    (result, latency, answered_at, prepared)
 }
 
 /// The span of one metered call (target `sagemeter`, name `sagemaker.invoke`); the
@@ -602,37 +626,61 @@ impl Drop for CallInFlight {
     }
 }
 
-/// Watches the SDK's attempts at one call (registered on the call with
-/// `customize().interceptor(..)`): how many there were, whether a request went
-/// out at all, and how long the attempts that reached the model took.
+tokio::task_local! {
+    /// The probe of the call whose SDK future is being polled (see [`AttemptWatch`]).
+    static CURRENT_CALL: AttemptProbe;
+}
+
+/// The SDK's attempts at one call: how many there were, whether a request went
+/// out at all, and how long the attempts that reached the model took. Fed by
+/// [`AttemptWatch`] (or by [`MeteringInterceptor`](super::MeteringInterceptor)).
 ///
 /// An attempt reached the model when SageMaker answered it with a success or a
 /// model error; a throttled, refused or failed-in-transit attempt did not, and is
-/// not billed.
-#[derive(Debug, Clone, Default)]
+/// not billed. Each attempt is counted once by its number (the orchestrator's
+/// `RequestAttempts`), so a watch registered twice on one request (on the client
+/// and again on the call) counts nothing twice.
+#[derive(Debug, Clone)]
 pub(crate) struct AttemptProbe(Arc<AttemptLog>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct AttemptLog {
-    attempts: AtomicU32,
-    transmitted: AtomicBool,
+    /// What attempt times are measured from (the call's start).
+    origin: Instant,
+    /// The number of the latest attempt whose request went out (0: none).
+    transmitted: AtomicU32,
+    /// The number of the latest attempt whose end was seen.
+    finished: AtomicU32,
+    /// When the latest attempt's request went out, in µs since `origin`.
+    attempt_started_us: AtomicU64,
     /// Microseconds spent in attempts that reached the model.
     billed_us: AtomicU64,
     /// Attempts that reached the model.
     billed: AtomicU32,
-    attempt_started: Mutex<Option<Instant>>,
 }
 
 impl AttemptProbe {
-    /// Attempts made (0 when the probe saw none, e.g. it was not registered).
+    /// A probe for a call that started at `origin`.
+    pub(crate) fn new(origin: Instant) -> Self {
+        AttemptProbe(Arc::new(AttemptLog {
+            origin,
+            transmitted: AtomicU32::new(0),
+            finished: AtomicU32::new(0),
+            attempt_started_us: AtomicU64::new(0),
+            billed_us: AtomicU64::new(0),
+            billed: AtomicU32::new(0),
+        }))
+    }
+
+    /// Attempts made (0 when the probe saw none, e.g. nothing was sent).
     pub(crate) fn count(&self) -> u32 {
-        self.0.attempts.load(Ordering::Relaxed)
+        self.0.transmitted.load(Ordering::Relaxed)
     }
 
     /// Whether a request went out: a call dropped while the SDK was still resolving
     /// credentials or its endpoint reached nothing and is not billed.
     pub(crate) fn transmitted(&self) -> bool {
-        self.0.transmitted.load(Ordering::Relaxed)
+        self.count() > 0
     }
 
     /// Attempts that reached the model, and how long they took together.
@@ -642,6 +690,50 @@ impl AttemptProbe {
             Duration::from_micros(self.0.billed_us.load(Ordering::Relaxed)),
         )
     }
+
+    /// An attempt's request is about to go out.
+    pub(crate) fn before_transmit(&self, cfg: &ConfigBag) {
+        let log = &self.0;
+        let attempt = attempt_number(cfg)
+            .unwrap_or_else(|| log.transmitted.load(Ordering::Relaxed).saturating_add(1));
+        if log.transmitted.fetch_max(attempt, Ordering::Relaxed) < attempt {
+            log.attempt_started_us
+                .store(micros(log.origin.elapsed()), Ordering::Relaxed);
+        }
+    }
+
+    /// An attempt ended (answered, failed or timed out).
+    pub(crate) fn after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        cfg: &ConfigBag,
+    ) {
+        let log = &self.0;
+        let sent = log.transmitted.load(Ordering::Relaxed);
+        let attempt = attempt_number(cfg).unwrap_or(sent);
+        if attempt == 0
+            || attempt > sent
+            || log.finished.fetch_max(attempt, Ordering::Relaxed) >= attempt
+        {
+            return; // never sent, or already counted
+        }
+        let status = context.response().map(|r| r.status().as_u16());
+        if status.is_some_and(status_reached_model) {
+            let started = log.attempt_started_us.load(Ordering::Relaxed);
+            let took = micros(log.origin.elapsed()).saturating_sub(started);
+            log.billed_us.fetch_add(took, Ordering::Relaxed);
+            log.billed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The number of the attempt in progress, as the SDK's orchestrator counts them.
+fn attempt_number(cfg: &ConfigBag) -> Option<u32> {
+    cfg.load::<RequestAttempts>().map(RequestAttempts::attempts)
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// HTTP statuses with which SageMaker Runtime answers after the model ran: a
@@ -651,23 +743,57 @@ fn status_reached_model(status: u16) -> bool {
     (200..300).contains(&status) || status == 424
 }
 
-impl Intercept for AttemptProbe {
+/// The one interceptor that watches the SDK's attempts for every metered call:
+/// registered once on the runtime client a [`Client`](super::Client) wraps (not on
+/// each request, which would make the SDK assemble a config override per call), it
+/// hands each attempt to the probe of the call being polled. Requests sent outside
+/// a metered call pass untouched.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AttemptWatch;
+
+impl AttemptWatch {
+    const NAME: &'static str = "sagemeter::AttemptWatch";
+
+    /// `runtime`, with the watch on its config (unless it is there already).
+    pub(crate) fn on(
+        runtime: aws_sdk_sagemakerruntime::Client,
+    ) -> aws_sdk_sagemakerruntime::Client {
+        if runtime
+            .config()
+            .interceptors()
+            .any(|i| i.name() == Self::NAME)
+        {
+            return runtime;
+        }
+        let config = runtime
+            .config()
+            .to_builder()
+            .interceptor(AttemptWatch)
+            .build();
+        aws_sdk_sagemakerruntime::Client::from_conf(config)
+    }
+
+    /// `send` (an SDK request future) with its attempts going to `probe`.
+    pub(crate) fn scope<F: Future>(
+        probe: AttemptProbe,
+        send: F,
+    ) -> impl Future<Output = F::Output> {
+        CURRENT_CALL.scope(probe, send)
+    }
+}
+
+impl Intercept for AttemptWatch {
     fn name(&self) -> &'static str {
-        "sagemeter::AttemptProbe"
+        Self::NAME
     }
 
     fn read_before_transmit(
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let log = &self.0;
-        log.attempts.fetch_add(1, Ordering::Relaxed);
-        log.transmitted.store(true, Ordering::Relaxed);
-        *log.attempt_started
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        let _ = CURRENT_CALL.try_with(|probe| probe.before_transmit(cfg));
         Ok(())
     }
 
@@ -675,22 +801,9 @@ impl Intercept for AttemptProbe {
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let log = &self.0;
-        let started = log
-            .attempt_started
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let status = context.response().map(|r| r.status().as_u16());
-        if let (Some(started), Some(status)) = (started, status)
-            && status_reached_model(status)
-        {
-            let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            log.billed_us.fetch_add(us, Ordering::Relaxed);
-            log.billed.fetch_add(1, Ordering::Relaxed);
-        }
+        let _ = CURRENT_CALL.try_with(|probe| probe.after_attempt(context, cfg));
         Ok(())
     }
 }

@@ -81,14 +81,15 @@ impl Intercept for MeteringInterceptor {
             let endpoint = input.endpoint_name().unwrap_or_default();
             let started_at = self.meter.now();
             let share = self.meter.inner.totals.call_started(endpoint, started_at);
+            let started = Instant::now();
             cfg.interceptor_state().store_put(CallStart {
                 endpoint: endpoint.to_owned(),
                 bytes_in: input.body().map_or(0, |b| b.as_ref().len() as u64),
                 target_variant: input.target_variant().map(str::to_owned),
-                started: Instant::now(),
+                started,
                 started_at,
                 share: Arc::new(Mutex::new(Some(share))),
-                attempts: AttemptProbe::default(),
+                attempts: AttemptProbe::new(started),
             });
         }
         Ok(())
@@ -96,26 +97,26 @@ impl Intercept for MeteringInterceptor {
 
     fn read_before_transmit(
         &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        runtime_components: &RuntimeComponents,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        match cfg.load::<CallStart>().map(|start| start.attempts.clone()) {
-            Some(probe) => probe.read_before_transmit(context, runtime_components, cfg),
-            None => Ok(()),
+        if let Some(start) = cfg.load::<CallStart>() {
+            start.attempts.before_transmit(cfg);
         }
+        Ok(())
     }
 
     fn read_after_attempt(
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
-        runtime_components: &RuntimeComponents,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        match cfg.load::<CallStart>().map(|start| start.attempts.clone()) {
-            Some(probe) => probe.read_after_attempt(context, runtime_components, cfg),
-            None => Ok(()),
+        if let Some(start) = cfg.load::<CallStart>() {
+            start.attempts.after_attempt(context, cfg);
         }
+        Ok(())
     }
 
     fn read_after_execution(

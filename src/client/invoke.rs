@@ -1,7 +1,7 @@
 //! `InvokeEndpoint`, metered: the fluent builder and the `send_metered` extension.
 
 use super::Metered;
-use super::call::{Call, CallRequest, MeteredOperation};
+use super::call::{AttemptWatch, Call, CallRequest, MeteredOperation};
 use super::meter::{Meter, Phase};
 use crate::usage::{Operation, Outcome};
 use crate::{Cost, Error, Result};
@@ -47,12 +47,17 @@ impl SendMeteredExt for InvokeEndpointFluentBuilder {
         self,
         meter: &Meter,
     ) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send {
-        invoke_endpoint(meter.clone(), self, BTreeMap::new())
+        let call = call_request(&self, BTreeMap::new());
+        // The SDK client may not carry the watch: it goes on this request.
+        invoke_endpoint(meter.clone(), call, move || {
+            self.customize().interceptor(AttemptWatch).send()
+        })
     }
 }
 
 /// `InvokeEndpoint` through the call pipeline ([`Call`]): what it adds is reading
-/// the response body (bytes, variant, tokens).
+/// the response body (bytes, variant, tokens). `send` makes the SDK's request
+/// future (see [`Call::run`]).
 ///
 /// An `async move` block rather than an `async fn`: a function's future keeps its
 /// arguments and, once running, a moved copy of them (the SDK builder twice); a
@@ -61,22 +66,16 @@ impl SendMeteredExt for InvokeEndpointFluentBuilder {
     clippy::manual_async_fn,
     reason = "an async fn's future holds the SDK builder twice"
 )]
-fn invoke_endpoint(
+fn invoke_endpoint<F>(
     meter: Meter,
-    request: InvokeEndpointFluentBuilder,
-    tags: BTreeMap<String, String>,
-) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send {
+    call: CallRequest,
+    send: impl FnOnce() -> F + Send,
+) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send
+where
+    F: Future<Output = std::result::Result<InvokeEndpointOutput, InvokeEndpointSdkError>> + Send,
+{
     async move {
-        let call = CallRequest::new(
-            request.get_endpoint_name(),
-            request.get_body().as_ref(),
-            tags,
-        )
-        .target_variant(request.get_target_variant());
-        let answered = Call::run::<InvokeEndpointOperation, _, _>(&meter, call, |attempts| {
-            request.customize().interceptor(attempts).send()
-        })
-        .await?;
+        let answered = Call::run::<InvokeEndpointOperation, _, _>(&meter, call, send).await?;
 
         let receipt = answered.receipt;
         let mut usage = receipt.usage(answered.latency);
@@ -108,6 +107,22 @@ fn invoke_endpoint(
         }
     }
 }
+
+/// What the pipeline needs to know of an `InvokeEndpoint` request.
+fn call_request(
+    request: &InvokeEndpointFluentBuilder,
+    tags: BTreeMap<String, String>,
+) -> CallRequest {
+    CallRequest::new(
+        request.get_endpoint_name(),
+        request.get_body().as_ref(),
+        tags,
+    )
+    .target_variant(request.get_target_variant())
+}
+
+/// The SDK's error for `InvokeEndpoint`.
+type InvokeEndpointSdkError = SdkError<InvokeEndpointError, HttpResponse>;
 
 /// `InvokeEndpoint`'s part of the call pipeline.
 pub(crate) struct InvokeEndpointOperation;
@@ -224,6 +239,13 @@ impl InvokeEndpoint {
     /// Sends the request; the output carries its cost.
     pub fn send(self) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send {
         // Not an `async fn`: its future would hold this builder a second time.
-        invoke_endpoint(self.meter, self.request, self.tags)
+        let InvokeEndpoint {
+            request,
+            meter,
+            tags,
+        } = self;
+        let call = call_request(&request, tags);
+        // A Client's runtime client carries the watch.
+        invoke_endpoint(meter, call, move || request.send())
     }
 }

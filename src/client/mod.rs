@@ -38,6 +38,7 @@ use crate::totals::Totals;
 use crate::usage::TokenCounter;
 use crate::{Cost, Result};
 use aws_smithy_async::time::SharedTimeSource;
+use call::AttemptWatch;
 use meter::MeterInner;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
@@ -144,7 +145,10 @@ impl Client {
 
     /// A client from an existing SDK client and meter.
     pub fn from_parts(runtime: aws_sdk_sagemakerruntime::Client, meter: Meter) -> Self {
-        Client { runtime, meter }
+        Client {
+            runtime: AttemptWatch::on(runtime),
+            meter,
+        }
     }
 
     /// `InvokeEndpoint`, metered. Mirrors the SDK's fluent builder.
@@ -462,7 +466,7 @@ impl ClientBuilder {
     /// Builds the client.
     pub fn build(self) -> Result<Client> {
         let (runtime, meter) = self.build_parts()?;
-        Ok(Client { runtime, meter })
+        Ok(Client::from_parts(runtime, meter))
     }
 
     fn build_parts(self) -> Result<(aws_sdk_sagemakerruntime::Client, Meter)> {

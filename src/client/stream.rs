@@ -123,10 +123,9 @@ async fn invoke_endpoint_with_response_stream(
         tags,
     )
     .target_variant(request.get_target_variant());
-    let answered = Call::run::<ResponseStreamOperation, _, _>(&meter, call, |attempts| {
-        request.customize().interceptor(attempts).send()
-    })
-    .await?;
+    // Sent as it is: a Client's runtime client carries the AttemptWatch.
+    let answered =
+        Call::run::<ResponseStreamOperation, _, _>(&meter, call, || request.send()).await?;
 
     let receipt = answered.receipt;
     let mut usage = receipt.usage(answered.latency);
@@ -139,7 +138,7 @@ async fn invoke_endpoint_with_response_stream(
             };
             let call = StreamCall {
                 request_id: output.request_id().map(str::to_owned),
-                receipt,
+                receipt: receipt.in_flight_until_made(),
                 usage,
                 tokens,
             };

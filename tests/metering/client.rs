@@ -1043,6 +1043,46 @@ async fn throttled_attempts_are_counted_and_not_billed() {
 }
 
 #[tokio::test]
+async fn send_metered_counts_each_attempt_once_whichever_sdk_client_sends_it() {
+    let fake = fake_with_demo_endpoints().await;
+    let sdk_config = fake.sdk_config().await;
+    let retrying = || {
+        aws_sdk_sagemakerruntime::config::Builder::from(&sdk_config).retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(10)),
+        )
+    };
+    let client = Client::builder(&sdk_config)
+        .runtime_client(aws_sdk_sagemakerruntime::Client::from_conf(
+            retrying().build(),
+        ))
+        .price_source(FixedPrices::us_east_1())
+        .build()
+        .unwrap();
+    // A plain SDK client (the watch goes on the request), and the Client's own
+    // runtime client (the watch is on it already, and goes on the request again).
+    let plain = aws_sdk_sagemakerruntime::Client::from_conf(retrying().build());
+    for (sdk, which) in [(&plain, "plain"), (client.runtime(), "the Client's")] {
+        let before = fake.invocations();
+        fake.throttle_next(1);
+        let response = sdk
+            .invoke_endpoint()
+            .endpoint_name("rt")
+            .body(Blob::new("{}"))
+            .send_metered(client.meter())
+            .await
+            .unwrap();
+        assert_eq!(
+            fake.invocations() - before,
+            2,
+            "{which}: one throttled, one answered"
+        );
+        assert_eq!(response.cost().usage.attempts, 2, "{which} SDK client");
+    }
+}
+
+#[tokio::test]
 async fn a_zero_price_override_is_refused_unless_free_on_purpose() {
     let fake = fake_with_demo_endpoints().await;
     let sdk_config = fake.sdk_config().await;
