@@ -124,7 +124,8 @@ impl InvokeEndpointAsync {
         .input_bytes(input_bytes);
         // Not accepted: nothing queued, nothing billed.
         // Sent as it is: a Client's runtime client carries the AttemptWatch.
-        let answered = Call::run::<AsyncOperation, _, _>(&meter, call, || request.send()).await?;
+        let answered =
+            Call::run::<AsyncOperation, _, _>(&meter, call, std::pin::pin!(request.send())).await?;
         let receipt = answered.receipt;
         let Ok(output) = answered.result else {
             unreachable!("billable() returns every failed submission as an error")

@@ -31,10 +31,10 @@ use crate::{Error, Result};
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
+use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
@@ -133,19 +133,19 @@ impl CallRequest {
 }
 
 impl Call {
-    /// Begin → send → the SDK's answer, for a call of `O`: `send` makes the SDK's
+    /// Begin → send → the SDK's answer, for a call of `O`: `send` is the SDK's
     /// request future, whose attempts [`AttemptWatch`] watches (on the runtime
     /// client, or on the request). A failure that did not reach the model comes back
     /// as an error here (no receipt).
     ///
-    /// The request future (about 6 KB) is made where it is pinned, never moved:
-    /// a future held in a local and then moved keeps both places in the enclosing
-    /// future (a metered call's future was 15.8 KB that way, and is copied whole
-    /// each time it moves), and boxing it costs a large allocation per call.
+    /// The request future (about 6 KB) comes pinned where the operation made it, and
+    /// every layer from here down holds only a reference: a future holding it inline
+    /// is copied whole each time it moves (the SDK future into each wrapper, each
+    /// layer's future into the one above), and a 6 KB box is a slow allocation.
     pub(crate) async fn run<O, T, F>(
         meter: &Meter,
         request: CallRequest,
-        send: impl FnOnce() -> F,
+        send: Pin<&mut F>,
     ) -> Result<Answered<T, O::Error>>
     where
         O: MeteredOperation,
@@ -153,7 +153,7 @@ impl Call {
     {
         let call = Call::begin::<O>(meter, request)?;
         let probe = call.in_flight.parts().attempts.clone();
-        let sending = std::pin::pin!(AttemptWatch::scope(probe, send()));
+        let sending = std::pin::pin!(AttemptWatch::scope(probe, send));
         call.send(sending).await.billable::<O>()
     }
 
@@ -765,12 +765,11 @@ impl AttemptWatch {
         {
             return runtime;
         }
-        let config = runtime
-            .config()
-            .to_builder()
-            .interceptor(AttemptWatch)
-            .build();
-        aws_sdk_sagemakerruntime::Client::from_conf(config)
+        let mut config = runtime.config().to_builder();
+        // Permanent: never disabled, so the SDK does not look up whether it is on
+        // each of its ~20 hooks of every call (some 6,000 instructions a call).
+        config.push_interceptor(SharedInterceptor::permanent(AttemptWatch));
+        aws_sdk_sagemakerruntime::Client::from_conf(config.build())
     }
 
     /// `send` (an SDK request future) with its attempts going to `probe`.

@@ -57,7 +57,7 @@ impl SendMeteredExt for InvokeEndpointFluentBuilder {
 
 /// `InvokeEndpoint` through the call pipeline ([`Call`]): what it adds is reading
 /// the response body (bytes, variant, tokens). `send` makes the SDK's request
-/// future (see [`Call::run`]).
+/// future, pinned here, in the future the caller holds (see [`Call::run`]).
 ///
 /// An `async move` block rather than an `async fn`: a function's future keeps its
 /// arguments and, once running, a moved copy of them (the SDK builder twice); a
@@ -75,7 +75,12 @@ where
     F: Future<Output = std::result::Result<InvokeEndpointOutput, InvokeEndpointSdkError>> + Send,
 {
     async move {
-        let answered = Call::run::<InvokeEndpointOperation, _, _>(&meter, call, send).await?;
+        // In a block of its own: once answered, the request future's place is free
+        // for what follows.
+        let answered = {
+            let sending = std::pin::pin!(send());
+            Call::run::<InvokeEndpointOperation, _, _>(&meter, call, sending).await?
+        };
 
         let receipt = answered.receipt;
         let mut usage = receipt.usage(answered.latency);

@@ -144,6 +144,10 @@ impl Client {
     }
 
     /// A client from an existing SDK client and meter.
+    ///
+    /// The client keeps a copy of `runtime` with one interceptor added (unless it
+    /// has it already): it counts each metered call's attempts, and lets requests
+    /// sent outside a metered call pass untouched.
     pub fn from_parts(runtime: aws_sdk_sagemakerruntime::Client, meter: Meter) -> Self {
         Client {
             runtime: AttemptWatch::on(runtime),
@@ -406,7 +410,9 @@ impl ClientBuilder {
         self
     }
 
-    /// The SageMaker Runtime client to wrap (default: from the SDK config).
+    /// The SageMaker Runtime client to wrap (default: from the SDK config). The
+    /// client wraps a copy of it with one interceptor more, which counts each
+    /// call's attempts (see [`Client::from_parts`]).
     pub fn runtime_client(mut self, client: aws_sdk_sagemakerruntime::Client) -> Self {
         self.runtime = Some(client);
         self

@@ -125,7 +125,8 @@ async fn invoke_endpoint_with_response_stream(
     .target_variant(request.get_target_variant());
     // Sent as it is: a Client's runtime client carries the AttemptWatch.
     let answered =
-        Call::run::<ResponseStreamOperation, _, _>(&meter, call, || request.send()).await?;
+        Call::run::<ResponseStreamOperation, _, _>(&meter, call, std::pin::pin!(request.send()))
+            .await?;
 
     let receipt = answered.receipt;
     let mut usage = receipt.usage(answered.latency);
