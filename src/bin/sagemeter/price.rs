@@ -2,7 +2,7 @@
 //! size, with where it came from.
 //!
 //! Prices come from the same chain the library uses
-//! ([`default_price_source`](sagemeter::pricing::default_price_source)): the AWS Price
+//! ([`sagemeter::pricing::default_price_source`]): the AWS Price
 //! List API (its endpoint follows `AWS_ENDPOINT_URL_PRICING` / `AWS_ENDPOINT_URL`),
 //! falling back to the snapshot bundled in sagemeter, and saying so.
 
