@@ -295,9 +295,7 @@ impl Receipt {
 
     /// A usage record for this call, `latency` long, with its bytes in.
     pub(crate) fn usage(&self, latency: Duration) -> Usage {
-        let mut usage = Usage::new(self.parts.operation, latency);
-        usage.bytes_in = self.parts.bytes_in.unwrap_or(0);
-        usage
+        self.parts.usage(latency)
     }
 
     /// `O`'s error for a failed call that has no receipt (see [`failed`]).
@@ -550,6 +548,15 @@ struct CallParts {
 #[derive(Debug)]
 struct CallInFlight(Option<CallParts>);
 
+impl CallParts {
+    /// A usage record for this call, `latency` long, with its bytes in.
+    fn usage(&self, latency: Duration) -> Usage {
+        let mut usage = Usage::new(self.operation, latency);
+        usage.bytes_in = self.bytes_in.unwrap_or(0);
+        usage
+    }
+}
+
 impl CallInFlight {
     fn parts(&self) -> &CallParts {
         match &self.0 {
@@ -574,24 +581,21 @@ impl Drop for CallInFlight {
         if !parts.receipt_when_dropped || !parts.attempts.transmitted() {
             return; // nothing reached SageMaker (or nothing to bill): no receipt
         }
+        let mut usage = parts.usage(parts.started.elapsed());
         let CallParts {
             meter,
             endpoint,
-            operation,
-            bytes_in,
             target_variant,
             tags,
             reservation,
             started_at,
-            started,
             share,
             attempts,
             ..
         } = parts;
-        let mut usage = Usage::new(operation, started.elapsed());
-        usage.bytes_in = bytes_in.unwrap_or(0);
         usage.outcome = Outcome::Cancelled;
         usage.attempts = attempts.count().max(1);
+        let now = meter.now();
         let call = FinishedCall {
             endpoint,
             request_id: None,
@@ -604,9 +608,9 @@ impl Drop for CallInFlight {
                  model ran until then"
                     .to_owned(),
             ],
-            shared_hours: Some(share.end(meter.now())),
+            shared_hours: Some(share.end(now)),
         };
-        if let Some(prepared) = meter.prepare_now(&call.endpoint, meter.now()) {
+        if let Some(prepared) = meter.prepare_now(&call.endpoint, now) {
             let cost = meter.finish(call, &prepared);
             meter.settle(reservation, &cost);
             return;
