@@ -2,6 +2,7 @@
 //! SageMaker: what the file holds, how it is created, how it survives a crash.
 
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use crate::support::rt_priced_by_overrides;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use rust_decimal::Decimal;
 use sagemeter::endpoint::{EndpointProfile, VariantProfile};
@@ -30,16 +31,8 @@ async fn fake() -> FakeSageMaker {
 /// A client pricing from overrides only, with a fixed profile: no discovery,
 /// no Price List.
 async fn client(fake: &FakeSageMaker, ledger: &JsonlLedger) -> Client {
-    let r = "us-east-1";
-    Client::builder(&fake.sdk_config().await)
-        .without_discovery()
-        .endpoint_profile(EndpointProfile::new(
-            "rt",
-            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
-        ))
-        .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), dec("0.23"))
-        .price_override(PriceKey::DataIn { region: r.into() }, dec("0.016"))
-        .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
+    rt_priced_by_overrides(fake)
+        .await
         .default_tag("team", "search")
         .sink(ledger.clone())
         .build()

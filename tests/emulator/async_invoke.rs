@@ -11,17 +11,16 @@
 //! Run: `cargo test --test emulator async_invoke::` (needs python3 and PyPI on first run).
 
 use crate::support::emulator::{self, Emulator, REGION, VARIANT};
+use crate::support::receipts::{NoPriceList, Receipts};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use sagemeter::billing::{LineItem, LinePrice, UsageCharges, gigabytes, round_cost};
 use sagemeter::client::{AsyncCompletion, PendingInference};
 use sagemeter::endpoint::{EndpointProfile, VariantBilling, VariantProfile};
-use sagemeter::pricing::{BoxFuture, PriceError, PriceKey, PriceSource, Rate};
-use sagemeter::sink::CostSink;
+use sagemeter::pricing::PriceKey;
 use sagemeter::usage::{Operation, Outcome};
 use sagemeter::{Client, Cost, Decimal, Error};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// moto answers async invocations for any name; sagemeter is told it is async.
@@ -31,24 +30,6 @@ const DATA_USD_PER_GB: &str = "0.016";
 
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
-}
-
-#[derive(Debug)]
-struct NoPriceList;
-
-impl PriceSource for NoPriceList {
-    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
-        Box::pin(async move { Err(PriceError::NotFound { key: key.clone() }) })
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-struct Receipts(Arc<Mutex<Vec<Cost>>>);
-
-impl CostSink for Receipts {
-    fn record(&self, cost: &Cost) {
-        self.0.lock().unwrap().push(cost.clone());
-    }
 }
 
 async fn metered_client() -> (Client, Receipts) {
@@ -203,7 +184,7 @@ async fn the_submission_receipt_bills_data_in_and_the_inference_fee_and_defers_c
         })
     );
     assert_eq!(cost.tags.get("job").map(String::as_str), Some("nightly"));
-    assert_eq!(receipts.0.lock().unwrap().len(), 1);
+    assert_eq!(receipts.all().len(), 1);
 }
 
 #[tokio::test]
@@ -281,12 +262,9 @@ async fn settling_bills_compute_at_the_async_rate_data_out_and_tokens() {
     );
     assert!(endpoint_total >= submitted.cost_usd + settled.cost_usd);
     let mine: Vec<_> = receipts
-        .0
-        .lock()
-        .unwrap()
-        .iter()
+        .all()
+        .into_iter()
         .filter(|c| c.call_id == submitted.call_id)
-        .cloned()
         .collect();
     assert_eq!(mine, vec![submitted, settled]);
 }
@@ -392,5 +370,5 @@ async fn an_async_request_without_an_endpoint_name_is_rejected_before_sending() 
         .await
         .expect_err("no endpoint name");
     assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
-    assert!(receipts.0.lock().unwrap().is_empty());
+    assert!(receipts.all().is_empty());
 }

@@ -4,6 +4,7 @@
 
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::logs;
+use crate::support::receipts::Receipts;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
@@ -813,22 +814,6 @@ async fn a_new_price_in_the_source_reaches_calls_within_a_second() {
         compute_rate(invoke(&client, "rt").await.unwrap().cost()),
         dec("0.46")
     );
-}
-
-/// Every receipt the client makes, for the tests that need the ones no response carries.
-#[derive(Debug, Clone, Default)]
-struct Receipts(Arc<std::sync::Mutex<Vec<Cost>>>);
-
-impl sagemeter::sink::CostSink for Receipts {
-    fn record(&self, cost: &Cost) {
-        self.0.lock().unwrap().push(cost.clone());
-    }
-}
-
-impl Receipts {
-    fn all(&self) -> Vec<Cost> {
-        self.0.lock().unwrap().clone()
-    }
 }
 
 /// A client on a manual clock for endpoint `rt` declared with `instances`

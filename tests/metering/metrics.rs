@@ -3,20 +3,16 @@
 //! current-thread runtime, so the calls' metrics land on it).
 
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use crate::support::rt_priced_by_overrides;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use sagemeter::endpoint::{EndpointProfile, VariantProfile};
-use sagemeter::pricing::PriceKey;
-use sagemeter::{Client, ClientBuilder, Cost, Error};
+use sagemeter::{Client, Cost, Error};
 use std::collections::{BTreeMap, HashMap};
 
 type Labels = BTreeMap<String, String>;
-
-fn dec(s: &str) -> Decimal {
-    s.parse().unwrap()
-}
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
@@ -56,24 +52,10 @@ async fn fake() -> FakeSageMaker {
     fake
 }
 
-/// A client of the fake's `rt` endpoint, priced by overrides.
-async fn rt_client(fake: &FakeSageMaker) -> ClientBuilder {
-    let r = "us-east-1";
-    Client::builder(&fake.sdk_config().await)
-        .without_discovery()
-        .endpoint_profile(EndpointProfile::new(
-            "rt",
-            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
-        ))
-        .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), dec("0.23"))
-        .price_override(PriceKey::DataIn { region: r.into() }, dec("0.016"))
-        .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
-}
-
-/// [`rt_client`] with `exotic` (an instance type no price source knows) and the
+/// [`rt_priced_by_overrides`] with `exotic` (an instance type no price source knows) and the
 /// `team` tag as a label.
 async fn client(fake: &FakeSageMaker) -> Client {
-    rt_client(fake)
+    rt_priced_by_overrides(fake)
         .await
         .endpoint_profile(EndpointProfile::new(
             "exotic",
@@ -278,14 +260,18 @@ async fn a_client_built_without_metrics_emits_none_and_still_prices_its_calls() 
     let recorder = DebuggingRecorder::new();
     let _guard = metrics::set_default_local_recorder(&recorder);
     let fake = fake().await;
-    let quiet = rt_client(&fake).await.without_metrics().build().unwrap();
+    let quiet = rt_priced_by_overrides(&fake)
+        .await
+        .without_metrics()
+        .build()
+        .unwrap();
     let cost = call(&quiet, "rt", None).await.unwrap();
     assert!(cost.is_fully_priced() && cost.cost_usd > Decimal::ZERO);
     assert_eq!(quiet.meter().totals().client_usd, cost.cost_usd);
     assert!(by_name_and_labels(&recorder).is_empty());
 
     // The same call through a client with metrics (the default) is counted.
-    let counted = rt_client(&fake).await.build().unwrap();
+    let counted = rt_priced_by_overrides(&fake).await.build().unwrap();
     call(&counted, "rt", None).await.unwrap();
     let metrics = by_name_and_labels(&recorder);
     let invocations: Vec<&DebugValue> = metrics

@@ -7,6 +7,7 @@
 //! whole stream; per-token and per-inference charges on top of compute or alone.
 
 use crate::support::fake_stream::{FakeStream, REGION, Script, VARIANT};
+use crate::support::receipts::{NoPriceList, Receipts};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_sdk_sagemakerruntime::types::ResponseStream;
 use aws_sdk_sagemakerruntime::types::error::ResponseStreamError;
@@ -15,8 +16,7 @@ use sagemeter::billing::{
 };
 use sagemeter::client::MeteredResponseStream;
 use sagemeter::endpoint::{EndpointProfile, VariantProfile};
-use sagemeter::pricing::{BoxFuture, PriceError, PriceKey, PriceSource, Rate};
-use sagemeter::sink::CostSink;
+use sagemeter::pricing::PriceKey;
 use sagemeter::usage::{FnTokenCounter, Outcome, TokenUsage};
 use sagemeter::{Client, ClientBuilder, Cost, Decimal, Error};
 use std::collections::{BTreeMap, HashMap};
@@ -44,31 +44,6 @@ const SERVERLESS_2GB_USD_PER_SECOND: &str = "0.00004";
 // capture of the `sagemeter` log lines and spans.
 
 /// Never reaches AWS: every rate in these tests is an override.
-#[derive(Debug)]
-struct NoPriceList;
-
-impl PriceSource for NoPriceList {
-    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
-        Box::pin(async move { Err(PriceError::NotFound { key: key.clone() }) })
-    }
-}
-
-/// Every receipt the meter hands to its sinks.
-#[derive(Debug, Clone, Default)]
-struct Receipts(Arc<Mutex<Vec<Cost>>>);
-
-impl CostSink for Receipts {
-    fn record(&self, cost: &Cost) {
-        self.0.lock().unwrap().push(cost.clone());
-    }
-}
-
-impl Receipts {
-    fn all(&self) -> Vec<Cost> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
 /// Busy time: these tests check compute against each stream's measured latency
 /// (processor sharing of the same calls is in `a_stream_on_the_default_client_is_billed_its_processor_share`).
 fn builder(conf: &aws_types::SdkConfig) -> ClientBuilder {

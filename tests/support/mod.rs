@@ -14,3 +14,25 @@ pub mod fake_pricelist;
 pub mod fake_sagemaker;
 pub mod fake_stream;
 pub mod logs;
+pub mod receipts;
+
+/// A client of a fake's `rt` endpoint (2 × ml.m5.xlarge) priced from overrides
+/// only, with a fixed profile: no discovery, no Price List. us-east-1's public
+/// rates: ml.m5.xlarge hosting 0.23 USD/h, data in and out 0.016 USD/GB.
+pub async fn rt_priced_by_overrides(
+    fake: &fake_sagemaker::FakeSageMaker,
+) -> sagemeter::ClientBuilder {
+    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+    use sagemeter::pricing::PriceKey;
+    let r = "us-east-1";
+    let usd = |s: &str| s.parse::<sagemeter::Decimal>().unwrap();
+    sagemeter::Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+        ))
+        .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), usd("0.23"))
+        .price_override(PriceKey::DataIn { region: r.into() }, usd("0.016"))
+        .price_override(PriceKey::DataOut { region: r.into() }, usd("0.016"))
+}

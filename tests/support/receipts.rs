@@ -1,0 +1,35 @@
+//! A sink that keeps every receipt, and a price source that knows no price.
+
+use sagemeter::Cost;
+use sagemeter::pricing::{PriceError, PriceKey, PriceSource, Rate};
+use sagemeter::sink::{BoxFuture, CostSink};
+use std::sync::{Arc, Mutex};
+
+/// Every receipt the meter hands to its sinks, for the tests that need the ones no
+/// response carries.
+#[derive(Debug, Clone, Default)]
+pub struct Receipts(Arc<Mutex<Vec<Cost>>>);
+
+impl CostSink for Receipts {
+    fn record(&self, cost: &Cost) {
+        self.0.lock().unwrap().push(cost.clone());
+    }
+}
+
+impl Receipts {
+    /// The receipts so far, in the order they were recorded.
+    pub fn all(&self) -> Vec<Cost> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A price source that has no price for anything (every line is unpriced unless an
+/// override or profile says otherwise).
+#[derive(Debug)]
+pub struct NoPriceList;
+
+impl PriceSource for NoPriceList {
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+        Box::pin(async move { Err(PriceError::NotFound { key: key.clone() }) })
+    }
+}
