@@ -9,6 +9,8 @@ Creates (region --region, default us-east-1):
   endpoint         demo-realtime
   endpoint config  demo-serverless-config variant AllTraffic, serverless 3072 MB, max concurrency 5
   endpoint         demo-serverless
+  DynamoDB table   sagemeter-fleet        the fleet table (`--fleet-table sagemeter-fleet`):
+                                          pk/sk strings, on-demand, TTL on expires_at
 
 Existing resources that already match are left alone; an endpoint config that
 differs from the above is replaced (with its endpoint).
@@ -234,6 +236,30 @@ def ensure_endpoint(sm, name: str, spec: dict, quiet: bool) -> None:
         quiet or log(f"endpoint {name} exists")
 
 
+FLEET_TABLE = "sagemeter-fleet"
+
+
+def ensure_fleet_table(ddb, quiet: bool) -> None:
+    """The fleet table, as `sagemeter fleet init` makes it (kept if it exists)."""
+    try:
+        ddb.create_table(
+            TableName=FLEET_TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                       {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        quiet or log(f"created DynamoDB table {FLEET_TABLE}")
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+    ddb.get_waiter("table_exists").wait(TableName=FLEET_TABLE,
+                                        WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    ddb.update_time_to_live(TableName=FLEET_TABLE, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": "expires_at"})
+
+
 def wait_for_endpoints(sm, names: list[str], timeout: float) -> dict[str, dict]:
     deadline = time.monotonic() + timeout
     while True:
@@ -331,6 +357,8 @@ def main(argv: list[str]) -> int:
     for name, spec in ENDPOINTS.items():
         ensure_endpoint(sm, name, spec, args.quiet)
     descs = wait_for_endpoints(sm, list(ENDPOINTS), args.wait)
+    ensure_fleet_table(session.client("dynamodb", endpoint_url=args.endpoint_url, config=cfg),
+                       args.quiet)
 
     if kind == "moto":
         queue_moto_results(args.endpoint_url, account, args.region, args.results, args.async_results, args.quiet)
@@ -345,6 +373,7 @@ def main(argv: list[str]) -> int:
         else:
             shape = f"{v['InstanceType']} x {v['InitialInstanceCount']}"
         print(f"  {name:<16} {d.get('EndpointStatus', '?'):<10} variant {v['VariantName']}: {shape}")
+    print(f"  {FLEET_TABLE:<16} DynamoDB fleet table (pk/sk, on-demand, TTL expires_at)")
     if kind == "moto":
         print(f"  InvokeEndpoint answers from a queue of canned chat completions (+{args.results} this run)")
     else:

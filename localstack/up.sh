@@ -109,7 +109,8 @@ case "$mode" in
   moto)
     "$here/install.sh"
     say "starting moto server on $url (log: $logfile)"
-    nohup "$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 </dev/null &
+    # moto's server, one DynamoDB request at a time (see moto_server.py: atomic item updates).
+    nohup "$root/.venv/bin/python" "$here/moto_server.py" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 </dev/null &
     echo $! > "$pidfile"
     wait_s="${SAGEMETER_EMULATOR_WAIT:-30}"
     ;;

@@ -85,6 +85,23 @@ pub enum Error {
         /// Reserved by calls in flight, USD.
         reserved: rust_decimal::Decimal,
     },
+    /// A fleet budget could not be leased because the fleet table did not answer
+    /// (throttled, missing, unreachable or too slow), and the fleet refuses calls
+    /// then ([`WhenUnavailable::Refuse`](crate::fleet::WhenUnavailable), the
+    /// default). Nothing was sent.
+    #[error(
+        "budget for {scope} could not be checked across the fleet ({reason}); the request \
+         was not sent (fleet budgets refuse calls while the table does not answer)"
+    )]
+    BudgetUnavailable {
+        /// The budget's scope.
+        scope: String,
+        /// What the table did.
+        reason: String,
+    },
+    /// A fleet table request outside a call failed (`fleet init`, `fleet status`).
+    #[error("fleet table: {0}")]
+    Fleet(String),
     /// Shutdown could not finish cleanly (background work still running, or a sink
     /// could not be flushed).
     #[error("shutdown incomplete: {0}")]

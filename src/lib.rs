@@ -49,6 +49,8 @@ pub mod budget;
 pub mod client;
 pub mod compare;
 pub mod endpoint;
+#[cfg(feature = "fleet")]
+pub mod fleet;
 pub mod ledger;
 pub mod pricing;
 pub mod report;

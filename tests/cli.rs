@@ -10,6 +10,8 @@ pub mod support;
 mod cli {
     mod cli_compare;
     mod cli_crash;
+    #[cfg(feature = "fleet")]
+    mod cli_fleet;
     mod cli_invoke;
     mod cli_price;
     mod cli_stream;

@@ -12,4 +12,6 @@ mod emulator {
     mod async_invoke;
     mod emulator_client;
     mod emulator_seed;
+    #[cfg(feature = "fleet")]
+    mod fleet;
 }

@@ -183,6 +183,15 @@ pub struct Cost {
     /// Everything spent on this endpoint through this client, this call included.
     #[serde(serialize_with = "amount::serialize")]
     pub running_endpoint_usd: Decimal,
+    /// Everything the whole fleet (every process sharing the fleet table) has spent
+    /// in the current UTC day, this call included; `None` without a fleet (see
+    /// [`crate::fleet`] for how fresh it is).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "amount::serialize_option"
+    )]
+    pub running_fleet_usd: Option<Decimal>,
     /// The variant's wall-clock cost since metering began, for instance variants.
     pub accrual: Option<Accrual>,
     /// Tags attributed to the call.

@@ -69,7 +69,7 @@ impl BudgetScope {
         }
     }
 
-    fn covers(&self, endpoint: &str, tags: &BTreeMap<String, String>) -> bool {
+    pub(crate) fn covers(&self, endpoint: &str, tags: &BTreeMap<String, String>) -> bool {
         match self {
             BudgetScope::Client => true,
             BudgetScope::Endpoint { name } => name == endpoint,
@@ -283,6 +283,37 @@ impl Budget {
         Ok(self)
     }
 
+    /// What the budget covers.
+    pub fn scope(&self) -> &BudgetScope {
+        &self.scope
+    }
+
+    /// The period its limit applies to.
+    pub fn period(&self) -> BudgetPeriod {
+        self.period
+    }
+
+    /// The limit, in USD.
+    pub fn limit_usd(&self) -> Decimal {
+        self.limit_usd
+    }
+
+    /// Whether it rejects calls or only alerts.
+    pub fn mode(&self) -> BudgetMode {
+        self.mode
+    }
+
+    /// Raises `alert`: one WARN, then the budget's callback if it has one.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn raise(&self, alert: &BudgetAlert) {
+        tracing::warn!(target: "sagemeter::budget", scope = %alert.scope,
+            threshold_percent = alert.threshold_percent, spent_usd = %alert.spent_usd,
+            limit_usd = %alert.limit_usd, "budget threshold crossed");
+        if let Some(callback) = &self.on_alert {
+            callback(alert);
+        }
+    }
+
     /// Called once per threshold per period when spend crosses it.
     pub fn on_alert(mut self, f: impl Fn(&BudgetAlert) + Send + Sync + 'static) -> Self {
         self.on_alert = Some(Arc::new(f));
@@ -296,14 +327,38 @@ struct PeriodState {
     spent: Decimal,
     reserved: Decimal,
     alerted: u32,
+    /// What this process may spend in the period, leased from the fleet table
+    /// (fleet budgets only).
+    leased: Decimal,
+    /// Until when the lease holds (fleet budgets only; `None`: no lease).
+    lease_until: Option<DateTime<Utc>>,
 }
 
 struct Tracked {
     budget: Budget,
     state: PeriodState,
+    /// Enforced across the fleet: spends only what it leased.
+    fleet: bool,
 }
 
 impl Tracked {
+    /// What this process may spend in the period: the limit, or for a fleet
+    /// budget what it holds a valid lease of (a lapsed lease is given up, past
+    /// what is already spent or reserved: the fleet may have reclaimed it).
+    fn room(&mut self, now: DateTime<Utc>) -> Decimal {
+        if !self.fleet {
+            return self.budget.limit_usd;
+        }
+        if self.state.lease_until.is_some_and(|until| until <= now) {
+            self.state.leased = self
+                .state
+                .leased
+                .min(self.state.spent + self.state.reserved);
+            self.state.lease_until = None;
+        }
+        self.state.leased
+    }
+
     /// Rolls the period over when `now` is past it.
     fn roll(&mut self, now: DateTime<Utc>) {
         let start = self.budget.period.start_of(now);
@@ -324,10 +379,34 @@ struct BudgetsInner {
     recent: HashMap<String, VecDeque<Decimal>>,
 }
 
+/// Why [`Budgets::reserve`] did not reserve.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// No room: the error to return.
+    Exceeded(Error),
+    /// Fleet budgets whose lease is too small for the call: lease this much more
+    /// of each and try again. The error is what to return if that cannot be done.
+    Short(Vec<LeaseWant>, Error),
+}
+
+/// More of a fleet budget that a call needs leased.
+#[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+#[derive(Debug, Clone)]
+pub(crate) struct LeaseWant {
+    /// Which budget (its place in the client's list).
+    pub budget: usize,
+    /// The period the lease is for.
+    pub period_start: DateTime<Utc>,
+    /// At least this much more.
+    pub needed: Decimal,
+}
+
 /// All budgets of a client, under one lock.
 #[derive(Default)]
 pub(crate) struct Budgets {
     inner: Mutex<BudgetsInner>,
+    /// Shared with a fleet: it raises the alerts.
+    fleet: bool,
 }
 
 impl fmt::Debug for Budgets {
@@ -349,18 +428,22 @@ pub(crate) struct Reservation {
 }
 
 impl Budgets {
-    pub(crate) fn new(budgets: Vec<Budget>) -> Self {
+    /// The client's budgets; with `fleet`, enforced ones spend only what they
+    /// lease from the fleet table, and alerts are raised by the fleet.
+    pub(crate) fn new(budgets: Vec<Budget>, fleet: bool) -> Self {
         Budgets {
             inner: Mutex::new(BudgetsInner {
                 tracked: budgets
                     .into_iter()
                     .map(|budget| Tracked {
+                        fleet: fleet && budget.mode == BudgetMode::Enforce,
                         budget,
                         state: PeriodState::default(),
                     })
                     .collect(),
                 recent: HashMap::new(),
             }),
+            fleet,
         }
     }
 
@@ -379,11 +462,12 @@ impl Budgets {
         endpoint: &str,
         tags: &BTreeMap<String, String>,
         now: DateTime<Utc>,
-    ) -> Result<Reservation> {
+    ) -> std::result::Result<Reservation, Refusal> {
         let mut inner = self.lock();
         let BudgetsInner { tracked, recent } = &mut *inner;
         let history = recent.get(endpoint);
         let mut held = Vec::new();
+        let mut short = Vec::new();
         for (i, t) in tracked.iter_mut().enumerate() {
             if t.budget.mode != BudgetMode::Enforce || !t.budget.scope.covers(endpoint, tags) {
                 continue;
@@ -402,15 +486,35 @@ impl Budgets {
                     })
                     .unwrap_or(initial_usd),
             };
-            if t.state.spent + t.state.reserved + estimate > t.budget.limit_usd {
-                return Err(Error::BudgetExceeded {
+            let wanted = t.state.spent + t.state.reserved + estimate;
+            let room = t.room(now);
+            if wanted > room {
+                let exceeded = Error::BudgetExceeded {
                     scope: t.budget.scope.to_string(),
                     limit: t.budget.limit_usd,
                     spent: t.state.spent,
                     reserved: t.state.reserved,
-                });
+                };
+                if !t.fleet || wanted > t.budget.limit_usd {
+                    return Err(Refusal::Exceeded(exceeded));
+                }
+                short.push((
+                    LeaseWant {
+                        budget: i,
+                        period_start: t.budget.period.start_of(now),
+                        needed: wanted - room,
+                    },
+                    exceeded,
+                ));
             }
             held.push((i, estimate));
+        }
+        if let Some((_, error)) = short.first() {
+            let error = clone_exceeded(error);
+            return Err(Refusal::Short(
+                short.into_iter().map(|(want, _)| want).collect(),
+                error,
+            ));
         }
         for (i, estimate) in &held {
             tracked[*i].state.reserved += *estimate;
@@ -420,6 +524,62 @@ impl Budgets {
             indexes: held,
             endpoint: endpoint.to_owned(),
         })
+    }
+
+    /// A fleet lease of `amount` more for the budget at `index` in the period
+    /// starting at `period_start`, held until `until`.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn grant(
+        &self,
+        index: usize,
+        period_start: DateTime<Utc>,
+        amount: Decimal,
+        until: DateTime<Utc>,
+    ) {
+        let mut inner = self.lock();
+        let Some(t) = inner.tracked.get_mut(index) else {
+            return;
+        };
+        if t.state.period_start == Some(period_start) {
+            t.state.leased += amount;
+            t.state.lease_until = Some(until);
+        }
+    }
+
+    /// The fleet lease of the budget at `index` (period starting at `period_start`)
+    /// now holds until `until`; `None`: it was reclaimed, give up what is unspent.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn renew(
+        &self,
+        index: usize,
+        period_start: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    ) {
+        let mut inner = self.lock();
+        let Some(t) = inner.tracked.get_mut(index) else {
+            return;
+        };
+        if t.state.period_start != Some(period_start) {
+            return;
+        }
+        match until {
+            Some(until) if t.state.lease_until.is_some() => t.state.lease_until = Some(until),
+            Some(_) => {}
+            None => {
+                t.state.leased = t.state.leased.min(t.state.spent + t.state.reserved);
+                t.state.lease_until = None;
+            }
+        }
+    }
+
+    /// The budgets, in the client's order.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn list(&self) -> Vec<Budget> {
+        self.lock()
+            .tracked
+            .iter()
+            .map(|t| t.budget.clone())
+            .collect()
     }
 
     /// A reservation holding nothing (for spend that was not reserved in advance).
@@ -475,6 +635,9 @@ impl Budgets {
             }
             t.roll(now);
             t.state.spent += charged(i);
+            if self.fleet {
+                continue; // the fleet raises alerts, once for all processes
+            }
             for (bit, percent) in ALERT_THRESHOLDS.iter().enumerate() {
                 let threshold = t.budget.limit_usd * Decimal::from(*percent) / Decimal::from(100);
                 if t.state.spent >= threshold && t.state.alerted & (1 << bit) == 0 {
@@ -568,5 +731,23 @@ impl Drop for Reservation {
                 state.reserved = (state.reserved - estimate).max(Decimal::ZERO);
             }
         }
+    }
+}
+
+/// A copy of a [`Error::BudgetExceeded`] (the error type is not `Clone`).
+fn clone_exceeded(error: &Error) -> Error {
+    match error {
+        Error::BudgetExceeded {
+            scope,
+            limit,
+            spent,
+            reserved,
+        } => Error::BudgetExceeded {
+            scope: scope.clone(),
+            limit: *limit,
+            spent: *spent,
+            reserved: *reserved,
+        },
+        other => Error::InvalidRequest(other.to_string()),
     }
 }

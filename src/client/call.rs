@@ -23,7 +23,7 @@
 
 use super::meter::{FinishedCall, Meter, Phase, Prepared};
 use crate::billing::Cost;
-use crate::budget::Reservation;
+use crate::budget::{LeaseWant, Refusal, Reservation};
 use crate::endpoint::DiscoveryError;
 use crate::totals::CallShare;
 use crate::usage::{Operation, Outcome, Usage};
@@ -151,26 +151,44 @@ impl Call {
         O: MeteredOperation,
         F: Future<Output = std::result::Result<T, SdkError<O::Error, HttpResponse>>>,
     {
-        let call = Call::begin::<O>(meter, request)?;
+        let call = match Call::begin::<O>(meter, request) {
+            Ok(call) => call,
+            Err(Begin::Refused(err)) => return Err(err),
+            Err(Begin::Short(short)) => {
+                let (request, wants, refusal) = *short;
+                // Fleet budgets: lease more, then begin again (boxed: the lease's
+                // table requests are large futures, and rare).
+                Box::pin(meter.lease(wants, refusal)).await?;
+                Call::begin::<O>(meter, request).map_err(Begin::into_error)?
+            }
+        };
         let probe = call.in_flight.parts().attempts.clone();
         let sending = std::pin::pin!(AttemptWatch::scope(probe, send));
         call.send(sending).await.billable::<O>()
     }
 
     /// Begins a call of `O`: checked, reserved, on the sharing clock, in its span.
-    fn begin<O: MeteredOperation>(meter: &Meter, request: CallRequest) -> Result<Call> {
+    fn begin<O: MeteredOperation>(
+        meter: &Meter,
+        request: CallRequest,
+    ) -> std::result::Result<Call, Begin> {
+        let endpoint = required_endpoint(&request.endpoint)?;
+        let inline = checked_body_len(request.inline_bytes, O::OPERATION)?;
+        // Reserve the estimated cost before anything is sent (enforced budgets).
+        let reservation = match meter.reserve(&endpoint, &request.tags) {
+            Ok(reservation) => reservation,
+            Err(Refusal::Exceeded(err)) => return Err(Begin::Refused(err)),
+            Err(Refusal::Short(wants, err)) => {
+                return Err(Begin::Short(Box::new((request, wants, err))));
+            }
+        };
         let CallRequest {
-            endpoint,
-            inline_bytes,
             bytes_in,
             target_variant,
             tags,
+            ..
         } = request;
-        let endpoint = required_endpoint(&endpoint)?;
-        let inline = checked_body_len(inline_bytes, O::OPERATION)?;
         let bytes_in = inline.map(|n| n as u64).or(bytes_in);
-        // Reserve the estimated cost before anything is sent (enforced budgets).
-        let reservation = meter.reserve(&endpoint, &tags)?;
         let span = call_span(&endpoint, O::OPERATION);
         let started_at = meter.now();
         let started = Instant::now();
@@ -215,6 +233,31 @@ impl Call {
                 parts,
                 in_flight_until: Some(answered_at),
             },
+        }
+    }
+}
+
+/// Why a call did not begin.
+enum Begin {
+    /// Refused: the error to return.
+    Refused(Error),
+    /// Fleet budgets need more leased first (the request, what to lease, and the
+    /// refusal if it cannot be).
+    Short(Box<(CallRequest, Vec<LeaseWant>, Error)>),
+}
+
+impl From<Error> for Begin {
+    fn from(err: Error) -> Self {
+        Begin::Refused(err)
+    }
+}
+
+impl Begin {
+    /// The error to return when beginning again did not work either.
+    fn into_error(self) -> Error {
+        match self {
+            Begin::Refused(err) => err,
+            Begin::Short(short) => short.2,
         }
     }
 }

@@ -4,7 +4,7 @@ use crate::billing::{
     Allocation, Cost, CostLine, LineItem, QuantityUnit, RateResult, UsageCharges, compute_key,
     compute_line, data_lines, unpriced, usage_charge_lines,
 };
-use crate::budget::{BudgetStatus, Budgets, Reservation};
+use crate::budget::{BudgetStatus, Budgets, LeaseWant, Refusal, Reservation};
 use crate::endpoint::{
     Discovery, DiscoveryError, EndpointProfile, VariantBilling, VariantProfile, owned,
 };
@@ -61,6 +61,9 @@ pub(crate) struct MeterInner {
     pub default_tags: BTreeMap<String, String>,
     pub totals: Totals,
     pub budgets: Arc<Budgets>,
+    /// Totals and budgets shared with the fleet, when on.
+    #[cfg(feature = "fleet")]
+    pub fleet: Option<crate::fleet::Fleet>,
     pub background: Arc<crate::background::Background>,
     /// Every receipt goes to each of these, in order: the cost log line, the
     /// metrics (unless built [`without_metrics`](crate::ClientBuilder::without_metrics)),
@@ -256,6 +259,11 @@ impl Meter {
         let idle = self.inner.background.close(timeout).await;
         // Sinks last: background pricing above may still have recorded receipts.
         let mut problems = Vec::new();
+        // The fleet's last increments, and the leases' unused parts given back.
+        #[cfg(feature = "fleet")]
+        if let Some(fleet) = &self.inner.fleet {
+            problems.extend(fleet.shutdown(timeout).await);
+        }
         for sink in &self.inner.sinks {
             if let Err(e) = sink.shutdown().await {
                 problems.push(format!("a sink could not be flushed: {e}"));
@@ -309,6 +317,23 @@ impl Meter {
         super::async_invoke::settle(self, pending, completion).await
     }
 
+    /// Counters of this client's fleet traffic (`None` without a fleet).
+    #[cfg(feature = "fleet")]
+    pub fn fleet_stats(&self) -> Option<crate::fleet::FleetStats> {
+        self.inner.fleet.as_ref().map(crate::fleet::Fleet::stats)
+    }
+
+    /// Writes this process's fleet increments now (the flush loop does every
+    /// [`flush_every`](crate::fleet::FleetConfig::flush_every)); true when the
+    /// table acknowledged all of them. True without a fleet.
+    #[cfg(feature = "fleet")]
+    pub async fn flush_fleet(&self) -> bool {
+        match &self.inner.fleet {
+            Some(fleet) => fleet.flush().await,
+            None => true,
+        }
+    }
+
     /// Where each budget stands in its current period.
     pub fn budget_status(&self) -> Vec<BudgetStatus> {
         self.inner.budgets.status(self.now().into())
@@ -320,7 +345,7 @@ impl Meter {
         &self,
         endpoint: &str,
         call_tags: &BTreeMap<String, String>,
-    ) -> crate::Result<Option<Reservation>> {
+    ) -> Result<Option<Reservation>, Refusal> {
         if self.inner.budgets.is_empty() {
             return Ok(None);
         }
@@ -329,6 +354,21 @@ impl Meter {
             .budgets
             .reserve(endpoint, &tags, self.now().into())
             .map(Some)
+    }
+
+    /// Leases more of fleet budgets for a call that did not fit in what this
+    /// process holds; the call's refusal when that cannot be done.
+    pub(crate) async fn lease(
+        &self,
+        wants: Vec<LeaseWant>,
+        refusal: crate::Error,
+    ) -> crate::Result<()> {
+        #[cfg(feature = "fleet")]
+        if let Some(fleet) = &self.inner.fleet {
+            return fleet.lease(wants, refusal).await;
+        }
+        let _ = wants;
+        Err(refusal)
     }
 
     /// A reservation of nothing, so that spend that was not reserved (an async
@@ -638,6 +678,12 @@ impl Meter {
                 .record(prepared.totals, variant_slot, cost_usd, compute_usd, clock);
 
         let all_tags = self.tags_into(tags);
+        #[cfg(feature = "fleet")]
+        let running_fleet_usd = self.inner.fleet.as_ref().and_then(|fleet| {
+            fleet.record(&endpoint, variant.as_deref(), &all_tags, cost_usd, ended_at)
+        });
+        #[cfg(not(feature = "fleet"))]
+        let running_fleet_usd = None;
         let cost = Cost {
             call_id: request_id.unwrap_or_else(|| {
                 format!("local-{}", self.inner.seq.fetch_add(1, Ordering::Relaxed))
@@ -653,6 +699,7 @@ impl Meter {
             currency: "USD".into(),
             running_client_usd: recorded.running_client_usd,
             running_endpoint_usd: recorded.running_endpoint_usd,
+            running_fleet_usd,
             accrual: recorded.accrual,
             tags: all_tags,
             notes,

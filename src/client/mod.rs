@@ -273,6 +273,8 @@ pub struct ClientBuilder {
     metric_tag_labels: Vec<String>,
     metrics: bool,
     time: Option<SharedTimeSource>,
+    #[cfg(feature = "fleet")]
+    fleet: Option<crate::fleet::FleetConfig>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -308,7 +310,18 @@ impl ClientBuilder {
             metric_tag_labels: Vec::new(),
             metrics: true,
             time: None,
+            #[cfg(feature = "fleet")]
+            fleet: None,
         }
+    }
+
+    /// Shares running totals and budgets with every process using the same fleet
+    /// table (see [`crate::fleet`]): enforced budgets hold across the fleet, and
+    /// receipts carry [`Cost::running_fleet_usd`].
+    #[cfg(feature = "fleet")]
+    pub fn fleet(mut self, config: crate::fleet::FleetConfig) -> Self {
+        self.fleet = Some(config);
+        self
     }
 
     /// The region to price calls in (default: the SDK config's region).
@@ -608,6 +621,18 @@ impl ClientBuilder {
                 )
             }
         };
+        #[cfg(feature = "fleet")]
+        if let Some(fleet) = &self.fleet {
+            fleet.validate()?;
+        }
+        #[cfg(feature = "fleet")]
+        let budgets = Arc::new(Budgets::new(self.budgets, self.fleet.is_some()));
+        #[cfg(not(feature = "fleet"))]
+        let budgets = Arc::new(Budgets::new(self.budgets, false));
+        #[cfg(feature = "fleet")]
+        let fleet = self.fleet.map(|config| {
+            crate::fleet::Fleet::new(config, &self.sdk_config, budgets.clone(), time.clone())
+        });
         let runtime = self
             .runtime
             .unwrap_or_else(|| aws_sdk_sagemakerruntime::Client::new(&self.sdk_config));
@@ -640,7 +665,9 @@ impl ClientBuilder {
                 totals: Totals::with_max_concurrency_per_instance(
                     self.max_concurrency_per_instance,
                 ),
-                budgets: Arc::new(Budgets::new(self.budgets)),
+                budgets,
+                #[cfg(feature = "fleet")]
+                fleet,
                 sinks,
                 time,
                 seq: Default::default(),

@@ -33,6 +33,7 @@ pub(crate) fn write_line(cost: &Cost, out: &mut Vec<u8>) {
         currency,
         running_client_usd,
         running_endpoint_usd,
+        running_fleet_usd,
         accrual,
         tags,
         notes,
@@ -68,6 +69,10 @@ pub(crate) fn write_line(cost: &Cost, out: &mut Vec<u8>) {
     decimal(out, running_client_usd);
     out.extend_from_slice(b",\"running_endpoint_usd\":");
     decimal(out, running_endpoint_usd);
+    if let Some(fleet) = running_fleet_usd {
+        out.extend_from_slice(b",\"running_fleet_usd\":");
+        decimal(out, fleet);
+    }
     out.extend_from_slice(b",\"accrual\":");
     optional(out, accrual.as_ref(), write_accrual);
     if !tags.is_empty() {

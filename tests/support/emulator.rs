@@ -54,9 +54,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const SEED_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Started by the server process: exit as soon as stdin closes (the test process is gone),
-/// then run moto's own server entry point on an OS-chosen port.
+/// then run `localstack/moto_server.py` (moto's server, one request at a time: see
+/// there why) on an OS-chosen port. `argv[1]` is that script's path.
 const SERVER_BOOT: &str = r#"
-import os, sys, threading
+import os, runpy, sys, threading
 def _watch_parent():
     try:
         while sys.stdin.buffer.read(1):
@@ -64,8 +65,9 @@ def _watch_parent():
     finally:
         os._exit(0)
 threading.Thread(target=_watch_parent, daemon=True).start()
-from moto.server import main
-main(["-H", "127.0.0.1", "-p", "0"])
+script = sys.argv[1]
+sys.argv = [script, "-H", "127.0.0.1", "-p", "0"]
+runpy.run_path(script, run_name="__main__")
 "#;
 
 /// A running moto server, seeded with the demo endpoints.
@@ -110,6 +112,7 @@ impl Emulator {
         let mut child = Command::new(&python)
             .arg("-c")
             .arg(SERVER_BOOT)
+            .arg(root.join("localstack").join("moto_server.py"))
             .current_dir(log_dir.path())
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::piped())

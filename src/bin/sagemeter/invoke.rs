@@ -120,6 +120,108 @@ pub struct InvokeArgs {
     /// Attribute every call to KEY=VALUE (repeatable): on receipts, logs and the ledger.
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
+
+    /// An enforced budget (repeatable): SCOPE=USD/PERIOD, SCOPE `client`,
+    /// `endpoint` (the invoked one) or `tag:KEY=VALUE`, PERIOD `hour`, `day` or
+    /// `month`; e.g. `endpoint=25/day`. A call that does not fit is refused before
+    /// it is sent. Process-local, or fleet-wide with --fleet-table.
+    #[arg(long = "budget", value_name = "SCOPE=USD/PERIOD", value_parser = BudgetArg::parse)]
+    pub budgets: Vec<BudgetArg>,
+
+    /// What each call is assumed to cost before it is sent, in USD, for --budget
+    /// (default: the most expensive of the last 20 calls, $0.01 before the first).
+    #[arg(long, value_name = "USD", value_parser = parse_usd, requires = "budgets")]
+    pub estimate: Option<Decimal>,
+
+    /// Share running totals and budgets with every process using this DynamoDB
+    /// table (made by `sagemeter fleet init`); receipts carry running_fleet_usd.
+    #[cfg(feature = "fleet")]
+    #[arg(long, value_name = "TABLE")]
+    pub fleet_table: Option<String>,
+
+    /// With --fleet-table: seconds a lease holds after its last renewal, i.e. how
+    /// long a killed process's unspent budget stays out of the fleet's reach.
+    #[cfg(feature = "fleet")]
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "fleet_table",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub lease_ttl: u64,
+
+    /// With --fleet-table: the share of a budget leased at a time, in percent.
+    #[cfg(feature = "fleet")]
+    #[arg(long, value_name = "PCT", default_value_t = 5, requires = "fleet_table",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub lease_percent: u32,
+}
+
+/// `--budget SCOPE=USD/PERIOD`.
+#[derive(Debug, Clone)]
+pub struct BudgetArg {
+    /// `None`: the invoked endpoint (known once the arguments are all read).
+    scope: Option<sagemeter::budget::BudgetScope>,
+    usd: Decimal,
+    period: sagemeter::budget::BudgetPeriod,
+}
+
+impl BudgetArg {
+    fn parse(text: &str) -> Result<BudgetArg, String> {
+        use sagemeter::budget::{BudgetPeriod, BudgetScope};
+        let usage = || {
+            format!(
+                "`{text}` is not SCOPE=USD/PERIOD (e.g. endpoint=25/day, client=5/hour, \
+                 tag:team=search=100/month)"
+            )
+        };
+        let (scope, limit) = text.rsplit_once('=').ok_or_else(usage)?;
+        let (usd, period) = limit.split_once('/').ok_or_else(usage)?;
+        let scope = match scope {
+            "client" => Some(BudgetScope::Client),
+            "endpoint" => None,
+            _ => match scope.strip_prefix("tag:").and_then(|t| t.split_once('=')) {
+                Some((key, value)) if !key.is_empty() => Some(BudgetScope::tag(key, value)),
+                _ => {
+                    return Err(format!(
+                        "{}: SCOPE is client, endpoint or tag:KEY=VALUE",
+                        usage()
+                    ));
+                }
+            },
+        };
+        let period = match period {
+            "hour" => BudgetPeriod::Hour,
+            "day" => BudgetPeriod::Day,
+            "month" => BudgetPeriod::Month,
+            _ => return Err(format!("{}: PERIOD is hour, day or month", usage())),
+        };
+        let usd = parse_usd(usd)?;
+        if usd.is_zero() {
+            return Err(format!("`{text}`: a budget of $0 refuses every call"));
+        }
+        Ok(BudgetArg { scope, usd, period })
+    }
+
+    fn budget(
+        &self,
+        endpoint: &str,
+        estimate: Option<Decimal>,
+    ) -> sagemeter::Result<sagemeter::budget::Budget> {
+        let scope = self
+            .scope
+            .clone()
+            .unwrap_or_else(|| sagemeter::budget::BudgetScope::endpoint(endpoint));
+        let budget = sagemeter::budget::Budget::enforce(scope, self.period, self.usd)?;
+        match estimate {
+            Some(usd) => budget.estimate(sagemeter::budget::Estimate::Fixed { usd }),
+            None => Ok(budget),
+        }
+    }
+}
+
+/// A non-negative amount of USD, as an exact decimal.
+fn parse_usd(text: &str) -> Result<Decimal, String> {
+    match text.trim_start_matches('$').parse::<Decimal>() {
+        Ok(usd) if !usd.is_sign_negative() => Ok(usd),
+        _ => Err(format!("`{text}` is not an amount of USD (e.g. 25 or 0.5)")),
+    }
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
@@ -295,6 +397,20 @@ pub async fn run(
     let mut builder = sagemeter::Client::builder(&sdk_config);
     for (key, value) in &args.tags {
         builder = builder.default_tag(key, value);
+    }
+    for budget in &args.budgets {
+        let budget = budget
+            .budget(&args.endpoint, args.estimate)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        builder = builder.budget(budget);
+    }
+    #[cfg(feature = "fleet")]
+    if let Some(table) = &args.fleet_table {
+        builder = builder.fleet(
+            sagemeter::fleet::FleetConfig::dynamodb(table)
+                .lease_ttl(Duration::from_secs(args.lease_ttl))
+                .lease_percent(args.lease_percent),
+        );
     }
     if let Some(path) = &args.ledger {
         let ledger = sagemeter::ledger::JsonlLedger::open(path)

@@ -3,6 +3,7 @@
 //! ```text
 //! sagemeter invoke <ENDPOINT> --body <JSON|@FILE|-> [-n N] [--concurrency C] [--json]
 //! sagemeter price <INSTANCE_TYPE|serverless:MEMORY_MB> [--json]
+//! sagemeter fleet init --table NAME | fleet status --table NAME [--json]   (feature `fleet`)
 //! ```
 //!
 //! Both use the standard AWS configuration chain (environment, shared config and
@@ -20,6 +21,8 @@
 
 mod aws;
 mod compare;
+#[cfg(feature = "fleet")]
+mod fleet;
 mod invoke;
 mod output;
 mod price;
@@ -70,6 +73,11 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Summarise a ledger: where the money went, by endpoint, variant, tag or time.
     Report(report::ReportArgs),
+    /// The fleet table shared by every process's totals and budgets: make it, or
+    /// see where each scope stands.
+    #[cfg(feature = "fleet")]
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
 }
 
 /// Why a command failed, and so which exit code it gets.
@@ -162,6 +170,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Invoke(args) => invoke::run(args, &cli.global, &mut out).await,
         Command::Price(args) => price::run(args, &cli.global, &mut out).await,
         Command::Report(args) => report::run(args, &mut out).map_err(CliError::from),
+        #[cfg(feature = "fleet")]
+        Command::Fleet(command) => fleet::run(command, &cli.global, &mut out).await,
         Command::Compare(args) => {
             let sdk_config = aws::load_with_fallback_region(&cli.global).await;
             let prices = sagemeter::pricing::default_price_source(&sdk_config);

@@ -1,0 +1,124 @@
+//! `sagemeter fleet init|status`: the DynamoDB table a fleet shares.
+//!
+//! `init` makes the table (on-demand capacity, `pk`/`sk` string keys, TTL on
+//! `expires_at`) and waits until it is active; an existing table is kept.
+//! `status` lists every scope and period in it: spent, calls, and for budgets the
+//! limit, what is committed to leases, what is left and the alert thresholds
+//! passed. With `--json`, one object per line, amounts as exact decimal strings.
+
+use crate::output::{json_line, usd};
+use crate::{CliError, GlobalArgs, aws};
+use sagemeter::fleet::FleetScopeStatus;
+use serde::Serialize;
+use std::io::Write;
+
+/// `sagemeter fleet …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum FleetCommand {
+    /// Create the fleet table (kept if it exists).
+    Init {
+        /// Table name.
+        #[arg(long, value_name = "NAME")]
+        table: String,
+    },
+    /// Where every scope and period of the fleet stands.
+    Status {
+        /// Table name.
+        #[arg(long, value_name = "NAME")]
+        table: String,
+        /// JSON lines: one object per scope and period.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Serialize)]
+struct StatusLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    status: &'a FleetScopeStatus,
+}
+
+/// Runs `sagemeter fleet …`.
+pub async fn run(
+    command: FleetCommand,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let sdk_config = aws::load_with_fallback_region(global).await;
+    match command {
+        FleetCommand::Init { table } => {
+            let created = sagemeter::fleet::create_table(&sdk_config, &table)
+                .await
+                .map_err(|e| CliError::Failed(Box::new(e)))?;
+            if created {
+                writeln!(
+                    out,
+                    "created fleet table `{table}` (on-demand, TTL on expires_at)"
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "fleet table `{table}` already exists; TTL on expires_at"
+                )?;
+            }
+        }
+        FleetCommand::Status { table, json } => {
+            let all = sagemeter::fleet::fleet_status(&sdk_config, &table)
+                .await
+                .map_err(|e| CliError::Failed(Box::new(e)))?;
+            for status in &all {
+                if json {
+                    json_line(
+                        out,
+                        &StatusLine {
+                            kind: "scope",
+                            status,
+                        },
+                    )?;
+                } else {
+                    write_status(out, status)?;
+                }
+            }
+            if all.is_empty() && !json {
+                writeln!(out, "fleet table `{table}` holds no spend yet")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn write_status(out: &mut dyn Write, s: &FleetScopeStatus) -> std::io::Result<()> {
+    let period = match s.period {
+        sagemeter::budget::BudgetPeriod::Hour => s.period_start.format("hour %Y-%m-%dT%H"),
+        sagemeter::budget::BudgetPeriod::Day => s.period_start.format("day %Y-%m-%d"),
+        _ => s.period_start.format("month %Y-%m"),
+    };
+    write!(
+        out,
+        "{:<32} {period:<20} spent {:>16} in {:>6} calls",
+        s.scope.to_string(),
+        usd(s.spent_usd),
+        s.calls
+    )?;
+    if let (Some(limit), Some(committed), Some(remaining)) =
+        (s.limit_usd, s.committed_usd, s.remaining_usd)
+    {
+        write!(
+            out,
+            "; limit {}, committed {} ({} leases, {} unspent), remaining {}",
+            usd(limit),
+            usd(committed),
+            s.leases,
+            usd(s.leased_unspent_usd.unwrap_or_default()),
+            usd(remaining)
+        )?;
+    }
+    if !s.alerts_passed.is_empty() {
+        let passed: Vec<String> = s.alerts_passed.iter().map(|p| format!("{p}%")).collect();
+        write!(out, "; alerts passed {}", passed.join(", "))?;
+    }
+    writeln!(out)
+}

@@ -1,0 +1,139 @@
+//! The fleet table's keys and its one unit of money, in pure functions.
+//!
+//! Every item is a scope's spend (and budget, and the leases of it) in one
+//! period: partition key `pk` = `scope#<scope>`, sort key `sk` = `<period>#<start>`.
+//!
+//! `<scope>` is `fleet` (every call), `endpoint:<name>` or `tag:<key>=<value>`;
+//! `<period>#<start>` is `hour#2026-12-01T20`, `day#2026-12-01` or `month#2026-12`
+//! (UTC). Money is integer pico-USD (10⁻¹² USD, the receipts' precision).
+
+use crate::budget::{BudgetPeriod, BudgetScope};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+/// Decimal places of a pico-USD.
+pub(crate) const PICO_SCALE: u32 = 12;
+
+/// The partition key of `scope`'s items.
+pub(crate) fn scope_pk(scope: &BudgetScope) -> String {
+    match scope {
+        BudgetScope::Client => "scope#fleet".to_owned(),
+        BudgetScope::Endpoint { name } => format!("scope#endpoint:{name}"),
+        BudgetScope::Tag { key, value } => format!("scope#tag:{key}={value}"),
+    }
+}
+
+/// The scope a partition key names (the inverse of [`scope_pk`]).
+pub(crate) fn scope_of_pk(pk: &str) -> Option<BudgetScope> {
+    let scope = pk.strip_prefix("scope#")?;
+    if scope == "fleet" {
+        return Some(BudgetScope::Client);
+    }
+    if let Some(name) = scope.strip_prefix("endpoint:") {
+        return Some(BudgetScope::endpoint(name));
+    }
+    let (key, value) = scope.strip_prefix("tag:")?.split_once('=')?;
+    Some(BudgetScope::tag(key, value))
+}
+
+/// The sort key of the period of `period` that starts at `start`.
+pub(crate) fn period_sk(period: BudgetPeriod, start: DateTime<Utc>) -> String {
+    match period {
+        BudgetPeriod::Hour => format!("hour#{}", start.format("%Y-%m-%dT%H")),
+        BudgetPeriod::Day => format!("day#{}", start.format("%Y-%m-%d")),
+        BudgetPeriod::Month => format!("month#{}", start.format("%Y-%m")),
+    }
+}
+
+/// The period and its start a sort key names (the inverse of [`period_sk`]), and
+/// whatever follows them (`""` in every item sagemeter writes).
+pub(crate) fn period_of_sk(sk: &str) -> Option<(BudgetPeriod, DateTime<Utc>, &str)> {
+    let (kind, rest) = sk.split_once('#')?;
+    let (start, tail) = match rest.find('#') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (period, text) = match kind {
+        "hour" => (BudgetPeriod::Hour, format!("{start}:00:00Z")),
+        "day" => (BudgetPeriod::Day, format!("{start}T00:00:00Z")),
+        "month" => (BudgetPeriod::Month, format!("{start}-01T00:00:00Z")),
+        _ => return None,
+    };
+    let at = DateTime::parse_from_rfc3339(&text)
+        .ok()?
+        .with_timezone(&Utc);
+    Some((period, at, tail))
+}
+
+/// When the period starting at `start` ends.
+pub(crate) fn period_end(period: BudgetPeriod, start: DateTime<Utc>) -> DateTime<Utc> {
+    let next = match period {
+        BudgetPeriod::Hour => start.checked_add_signed(chrono::TimeDelta::hours(1)),
+        BudgetPeriod::Day => start.checked_add_days(chrono::Days::new(1)),
+        BudgetPeriod::Month => start.checked_add_months(chrono::Months::new(1)),
+    };
+    next.unwrap_or(start)
+}
+
+/// `usd` in whole pico-USD, rounded half to even at 12 places (receipts already
+/// are); `None` beyond `i128`.
+pub(crate) fn to_pico(usd: Decimal) -> Option<i128> {
+    let rounded = usd.round_dp(PICO_SCALE);
+    let scale = rounded.scale();
+    rounded
+        .mantissa()
+        .checked_mul(10i128.checked_pow(PICO_SCALE - scale)?)
+}
+
+/// `pico` pico-USD as USD (12 places, trailing zeros removed).
+pub(crate) fn from_pico(pico: i128) -> Decimal {
+    // |pico| < 2⁹⁶ for any sum of receipts (7.9·10¹⁶ USD); saturate beyond.
+    let bound = (1i128 << 96) - 1;
+    Decimal::from_i128_with_scale(pico.clamp(-bound, bound), PICO_SCALE).normalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn keys_name_scopes_and_periods_and_read_back() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 20, 41, 7).unwrap();
+        for scope in [
+            BudgetScope::Client,
+            BudgetScope::endpoint("chat-prod"),
+            BudgetScope::tag("team", "search=blue"),
+        ] {
+            assert_eq!(scope_of_pk(&scope_pk(&scope)), Some(scope));
+        }
+        assert_eq!(scope_pk(&BudgetScope::Client), "scope#fleet");
+        for (period, sk) in [
+            (BudgetPeriod::Hour, "hour#2026-12-01T20"),
+            (BudgetPeriod::Day, "day#2026-12-01"),
+            (BudgetPeriod::Month, "month#2026-12"),
+        ] {
+            let start = period.start_of(at);
+            assert_eq!(period_sk(period, start), sk);
+            assert_eq!(period_of_sk(sk), Some((period, start, "")));
+        }
+        assert_eq!(
+            period_end(BudgetPeriod::Month, BudgetPeriod::Month.start_of(at)),
+            Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn money_is_whole_pico_dollars() {
+        // $0.000015972222 (a 23 ms ml.g5.xlarge call at $2.50/h, rounded at 12
+        // places) is 15 972 222 pico-USD, and back.
+        let usd: Decimal = "0.000015972222".parse().unwrap();
+        assert_eq!(to_pico(usd), Some(15_972_222));
+        assert_eq!(from_pico(15_972_222), usd);
+        assert_eq!(to_pico("25".parse().unwrap()), Some(25_000_000_000_000));
+        assert_eq!(from_pico(25_000_000_000_000).to_string(), "25");
+        // Half to even at the 13th place, as receipts round.
+        assert_eq!(to_pico("0.0000000000005".parse().unwrap()), Some(0));
+        assert_eq!(to_pico("0.0000000000015".parse().unwrap()), Some(2));
+    }
+}

@@ -1,0 +1,260 @@
+//! The fleet: running totals and budgets shared by every process, on DynamoDB.
+//!
+//! A service runs as many replicas. Without a fleet each process keeps its own
+//! totals and budgets: ten replicas under a $25/day budget can spend $250. With
+//! [`ClientBuilder::fleet`](crate::ClientBuilder::fleet), every process that names
+//! the same DynamoDB table shares
+//!
+//! * **spend** per scope and period (the whole fleet and each endpoint per UTC
+//!   day, with each variant's share; each budget's scope in its period), kept as
+//!   integer pico-USD (10⁻¹² USD, the receipts' precision) with atomic `ADD`s;
+//! * **enforced budgets**, with no overshoot: a process spends only budget it has
+//!   leased from the table (a conditional write keeps the fleet's leases within
+//!   the limit), gives back what it did not use at shutdown, and a crashed
+//!   process's lease is reclaimed by the others once it lapses;
+//! * **alerts**, raised once per threshold and period for the whole fleet (the
+//!   process whose conditional write marks the threshold raises it).
+//!
+//! ```no_run
+//! # async fn run() -> sagemeter::Result<()> {
+//! use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope};
+//! use sagemeter::fleet::FleetConfig;
+//!
+//! let sdk_config = aws_config::load_from_env().await;
+//! let client = sagemeter::Client::builder(&sdk_config)
+//!     .fleet(FleetConfig::dynamodb("sagemeter-fleet"))
+//!     .budget(Budget::enforce(BudgetScope::endpoint("chat-prod"), BudgetPeriod::Day, "25".parse().unwrap())?)
+//!     .build()?;
+//! // ... calls ...
+//! client.meter().shutdown().await?; // flushes the last increments, returns leases
+//! # Ok(()) }
+//! ```
+//!
+//! ## No round trip on the call path
+//!
+//! A call adds its cost to in-process sums; a background task writes them every
+//! [`flush_every`](FleetConfig::flush_every) (250 ms by default) and at
+//! [`Meter::shutdown`](crate::Meter::shutdown): one `UpdateItem` per item touched
+//! in that interval, however many calls. A call waits for the table only when its
+//! estimate does not fit in what its process has leased (one transaction leases a
+//! [`lease_percent`](FleetConfig::lease_percent) share of the limit at a time).
+//!
+//! ## How fresh the figures are
+//!
+//! [`Cost::running_fleet_usd`](crate::Cost::running_fleet_usd) is the fleet's
+//! spend today (UTC) as the table returned it at this process's last flush, plus
+//! everything this process has spent since, this call included: other processes'
+//! calls of the last flush interval or two (theirs and ours) are not in it yet.
+//! It is read from what the last update returned, never by an extra read.
+//!
+//! ## When the table does not answer
+//!
+//! Calls go on. Increments stay in memory and are written when the table answers
+//! again; each write carries this process's sequence number in a condition, so a
+//! write retried after a timeout is counted once. Leases already held are spent
+//! as usual until they lapse ([`lease_ttl`](FleetConfig::lease_ttl) after the last
+//! successful renewal). A call that needs a new lease while the table does not
+//! answer (throttled, missing, unreachable or slower than
+//! [`lease_wait`](FleetConfig::lease_wait)) is refused with
+//! [`Error::BudgetUnavailable`](crate::Error::BudgetUnavailable) (fail closed, the
+//! default) or allowed (with [`WhenUnavailable::Allow`]). One WARN per kind of
+//! failure, not one per call.
+//!
+//! ## The table
+//!
+//! One table, `pk` (string, partition key) and `sk` (string, sort key), on-demand
+//! capacity, TTL on `expires_at`. `sagemeter fleet init --table NAME` (or
+//! [`create_table`]) makes it; infrastructure code can make the same. One item
+//! per scope and period:
+//!
+//! | `pk` | `sk` | attributes |
+//! |---|---|---|
+//! | `scope#fleet`, `scope#endpoint:<name>`, `scope#tag:<key>=<value>` | `hour#2026-12-01T20`, `day#2026-12-01`, `month#2026-12` | `spent_pico`, `calls`, `variant:<name>` (endpoint items), `seq:<process>`, `expires_at`; for budgets also `limit_pico`, `committed_pico`, `alerted` and, per process holding a lease, `lease_granted:<process>`, `lease_used:<process>`, `lease_until:<process>` |
+//!
+//! A budget's leases live in its own item, so leasing, spending, renewing and
+//! giving back are each one conditional `UpdateItem` of one item (atomic, no
+//! transactions). An item grows by about 40 bytes per process that wrote it
+//! (its sequence number) and 120 more while the process holds a lease: DynamoDB
+//! bills a write unit per KB of item, so a budget shared by a hundred live
+//! processes costs about a dozen write units per write.
+//!
+//! Every item expires (`expires_at`, epoch seconds) 35 days after its period
+//! ends. IAM actions used: `dynamodb:UpdateItem` by every process;
+//! `dynamodb:Scan` by `fleet status`; `dynamodb:CreateTable`,
+//! `dynamodb:DescribeTable`, `dynamodb:DescribeTimeToLive` and
+//! `dynamodb:UpdateTimeToLive` by `fleet init`.
+//!
+//! The endpoint (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL`), region and
+//! credentials come from the same AWS config as the rest of the client.
+
+mod keys;
+mod runtime;
+mod status;
+mod table;
+
+pub(crate) use runtime::Fleet;
+pub use status::{FleetScopeStatus, fleet_status};
+pub use table::{EXPIRES_AT, PK, SK};
+
+use crate::config_error::ConfigError;
+use std::time::Duration;
+
+/// What a call that needs a new lease does when the table does not answer.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenUnavailable {
+    /// Refuse the call ([`Error::BudgetUnavailable`](crate::Error::BudgetUnavailable)):
+    /// no spend the fleet's budget does not know of. The default.
+    #[default]
+    Refuse,
+    /// Let the call go on as if the lease had been granted; its spend is written
+    /// to the table when it answers again.
+    Allow,
+}
+
+/// How a client takes part in a fleet: the table and the timings.
+#[derive(Clone)]
+pub struct FleetConfig {
+    pub(crate) table: String,
+    pub(crate) client: Option<aws_sdk_dynamodb::Client>,
+    pub(crate) flush_every: Duration,
+    pub(crate) lease_ttl: Duration,
+    pub(crate) lease_percent: u32,
+    pub(crate) lease_wait: Duration,
+    pub(crate) when_unavailable: WhenUnavailable,
+}
+
+impl std::fmt::Debug for FleetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetConfig")
+            .field("table", &self.table)
+            .field("flush_every", &self.flush_every)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("lease_percent", &self.lease_percent)
+            .field("lease_wait", &self.lease_wait)
+            .field("when_unavailable", &self.when_unavailable)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FleetConfig {
+    /// A fleet kept in the DynamoDB table `table` (see the [module docs](self) for
+    /// its schema).
+    pub fn dynamodb(table: impl Into<String>) -> Self {
+        FleetConfig {
+            table: table.into(),
+            client: None,
+            flush_every: Duration::from_millis(250),
+            lease_ttl: Duration::from_secs(30),
+            lease_percent: 5,
+            lease_wait: Duration::from_secs(2),
+            when_unavailable: WhenUnavailable::default(),
+        }
+    }
+
+    /// The DynamoDB client to use (default: one made from the builder's AWS config).
+    pub fn dynamodb_client(mut self, client: aws_sdk_dynamodb::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// How often increments are written (default 250 ms).
+    pub fn flush_every(mut self, every: Duration) -> Self {
+        self.flush_every = every;
+        self
+    }
+
+    /// How long a lease holds after its last renewal (default 30 s): a crashed
+    /// process's lease returns to the fleet this long after its last flush.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// The share of a budget's limit leased at a time, in percent (default 5;
+    /// more when a call needs more).
+    pub fn lease_percent(mut self, percent: u32) -> Self {
+        self.lease_percent = percent;
+        self
+    }
+
+    /// How long a call waits for a lease before the table counts as unavailable
+    /// (default 2 s).
+    pub fn lease_wait(mut self, wait: Duration) -> Self {
+        self.lease_wait = wait;
+        self
+    }
+
+    /// What a call that needs a lease does when the table does not answer.
+    pub fn when_unavailable(mut self, rule: WhenUnavailable) -> Self {
+        self.when_unavailable = rule;
+        self
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        const OPTION: &str = "ClientBuilder::fleet";
+        if self.table.trim().is_empty() {
+            return Err(ConfigError::new(OPTION, "the fleet table name is empty"));
+        }
+        if self.flush_every.is_zero() || self.lease_wait.is_zero() {
+            return Err(ConfigError::new(
+                OPTION,
+                "flush_every and lease_wait must be longer than zero",
+            ));
+        }
+        if self.lease_ttl <= self.flush_every * 2 {
+            return Err(ConfigError::new(
+                OPTION,
+                format!(
+                    "lease_ttl ({:?}) must be more than two flush intervals ({:?})",
+                    self.lease_ttl, self.flush_every
+                ),
+            )
+            .hint("a lease is renewed by the flushes; it would lapse between them"));
+        }
+        if !(1..=100).contains(&self.lease_percent) {
+            return Err(ConfigError::new(
+                OPTION,
+                format!(
+                    "lease_percent must be 1 to 100 (got {})",
+                    self.lease_percent
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Creates the fleet table `table` (on-demand capacity, the key schema above, TTL
+/// on `expires_at`) and waits until it is active. An existing table of that name
+/// is kept (its TTL turned on if it was off). True when it was created now.
+pub async fn create_table(
+    sdk_config: &aws_types::SdkConfig,
+    table: &str,
+) -> Result<bool, crate::Error> {
+    let table = table::Table {
+        client: aws_sdk_dynamodb::Client::new(sdk_config),
+        name: table.to_owned(),
+    };
+    table
+        .create(Duration::from_secs(120))
+        .await
+        .map_err(|e| crate::Error::Fleet(format!("creating table `{}`: {e}", table.name)))
+}
+
+/// Counters of a client's fleet traffic, from [`Meter::fleet_stats`](crate::Meter::fleet_stats).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FleetStats {
+    /// Requests sent to the table (each attempt the SDK makes counts once).
+    pub requests: u64,
+    /// Flushes that wrote something.
+    pub flushes: u64,
+    /// Items with increments not yet written.
+    pub unwritten_items: usize,
+}

@@ -1,0 +1,808 @@
+//! One process's part in the fleet: increments kept in memory, the flush that
+//! writes them, the leases that fleet budgets spend from.
+
+use super::keys::{self, from_pico, to_pico};
+use super::table::{self, Added, Delta, Failure, LeaseHeld, Leased, Table, TableError};
+use super::{FleetConfig, FleetStats, WhenUnavailable};
+use crate::FastMap;
+use crate::budget::{
+    ALERT_THRESHOLDS, Budget, BudgetAlert, BudgetPeriod, BudgetScope, Budgets, LeaseWant,
+};
+use crate::{Error, Result};
+use aws_smithy_async::time::SharedTimeSource;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+/// How long items are kept after their period ends (the TTL).
+const KEEP_AFTER_PERIOD: i64 = 35 * 24 * 3600;
+
+/// A client's fleet: cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Fleet {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("table", &self.shared.table.name)
+            .field("process", &self.shared.process)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    table: Table,
+    /// This process's name in the table (`seq:<process>`, lease keys).
+    process: String,
+    config: FleetConfig,
+    budgets: Arc<Budgets>,
+    /// The client's budgets and their partition keys, in the client's order.
+    specs: Vec<(Budget, String)>,
+    time: SharedTimeSource,
+    state: Mutex<State>,
+    /// One flush at a time (the loop's and shutdown's).
+    flushing: tokio::sync::Mutex<()>,
+    /// One lease request at a time: calls short of lease wait for the one in flight.
+    leasing: tokio::sync::Mutex<()>,
+    started: AtomicBool,
+    closed: AtomicBool,
+    stop: tokio::sync::Notify,
+    requests: AtomicU64,
+    flushes: AtomicU64,
+    warned: Mutex<HashSet<Failure>>,
+}
+
+#[derive(Default)]
+struct State {
+    seq: u64,
+    /// Items by partition key, then sort key.
+    items: FastMap<String, FastMap<String, Item>>,
+    /// Endpoint partition keys, made once per endpoint.
+    endpoint_pks: FastMap<String, String>,
+    /// Sort keys of the periods in use, made once per period.
+    period_sks: Vec<(BudgetPeriod, DateTime<Utc>, String)>,
+    /// Alert thresholds passed, per (budget, period start): bit i for the i-th.
+    alerted: FastMap<(usize, DateTime<Utc>), u32>,
+}
+
+impl State {
+    fn period_sk(&mut self, period: BudgetPeriod, start: DateTime<Utc>) -> String {
+        if let Some((_, _, sk)) = self
+            .period_sks
+            .iter()
+            .find(|(p, s, _)| *p == period && *s == start)
+        {
+            return sk.clone();
+        }
+        if self.period_sks.len() > 16 {
+            self.period_sks.clear();
+        }
+        let sk = keys::period_sk(period, start);
+        self.period_sks.push((period, start, sk.clone()));
+        sk
+    }
+
+    fn item(&mut self, pk: &str, sk: &str, make: impl FnOnce() -> Item) -> &mut Item {
+        self.items
+            .entry_ref(pk)
+            .or_default()
+            .entry_ref(sk)
+            .or_insert_with(make)
+    }
+}
+
+/// This process's lease of the budget kept in a spend item.
+struct Lease {
+    budget: usize,
+    period_start: DateTime<Utc>,
+    granted: i128,
+    /// Use written and acknowledged.
+    used_written: i128,
+    /// `lease_until:<process>` as last written.
+    until_ms: i64,
+}
+
+/// A scope's spend in one period, as this process sees it.
+struct Item {
+    /// Its spend as the table last returned it.
+    known: i128,
+    /// When the item's period ends.
+    period_end: DateTime<Utc>,
+    pending: Delta,
+    /// Written, not yet acknowledged: sent again as it is (same sequence number).
+    unacked: Option<(u64, Delta)>,
+    /// This process's lease, when the item is a fleet budget's and one is held.
+    lease: Option<Lease>,
+}
+
+impl Item {
+    fn spend(period_end: DateTime<Utc>) -> Item {
+        Item {
+            known: 0,
+            period_end,
+            pending: Delta::default(),
+            unacked: None,
+            lease: None,
+        }
+    }
+
+    /// Spend of the scope as far as this process knows: the table's last answer
+    /// plus what this process has not written yet.
+    fn running(&self) -> i128 {
+        self.known + self.unacked.as_ref().map_or(0, |(_, d)| d.spent) + self.pending.spent
+    }
+}
+
+/// One write a flush sends.
+struct Write {
+    pk: String,
+    sk: String,
+    seq: u64,
+    delta: Delta,
+    expires_at: i64,
+    /// The lease's new end, when the item holds this process's lease.
+    until_ms: Option<i64>,
+}
+
+fn epoch_ms(at: SystemTime) -> i64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn expires_at(period_end: DateTime<Utc>) -> i64 {
+    period_end.timestamp() + KEEP_AFTER_PERIOD
+}
+
+/// A name for this process, unique across the fleet: pid, start time and a
+/// per-process random number.
+fn process_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{}-{:016x}", std::process::id(), hasher.finish())
+}
+
+impl Fleet {
+    pub(crate) fn new(
+        config: FleetConfig,
+        sdk_config: &aws_types::SdkConfig,
+        budgets: Arc<Budgets>,
+        time: SharedTimeSource,
+    ) -> Fleet {
+        let client = config.client.clone().unwrap_or_else(|| {
+            let conf = aws_sdk_dynamodb::config::Builder::from(sdk_config)
+                .timeout_config(
+                    aws_smithy_types::timeout::TimeoutConfig::builder()
+                        .operation_attempt_timeout(Duration::from_secs(5))
+                        .operation_timeout(Duration::from_secs(10))
+                        .connect_timeout(Duration::from_secs(2))
+                        .build(),
+                )
+                .build();
+            aws_sdk_dynamodb::Client::from_conf(conf)
+        });
+        let specs = budgets
+            .list()
+            .into_iter()
+            .map(|b| {
+                let pk = keys::scope_pk(b.scope());
+                (b, pk)
+            })
+            .collect();
+        Fleet {
+            shared: Arc::new(Shared {
+                table: Table {
+                    client,
+                    name: config.table.clone(),
+                },
+                process: process_name(),
+                config,
+                budgets,
+                specs,
+                time,
+                state: Mutex::new(State::default()),
+                flushing: tokio::sync::Mutex::new(()),
+                leasing: tokio::sync::Mutex::new(()),
+                started: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                stop: tokio::sync::Notify::new(),
+                requests: AtomicU64::new(0),
+                flushes: AtomicU64::new(0),
+                warned: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    /// Adds a receipt's cost to every fleet item it counts in; the fleet's spend
+    /// today as far as this process knows, this call included (`None`: the cost
+    /// does not fit in pico-USD integers).
+    pub(crate) fn record(
+        &self,
+        endpoint: &str,
+        variant: Option<&str>,
+        tags: &BTreeMap<String, String>,
+        cost_usd: Decimal,
+        now: SystemTime,
+    ) -> Option<Decimal> {
+        self.start_flushing();
+        let pico = to_pico(cost_usd)?;
+        let now: DateTime<Utc> = now.into();
+        let shared = &self.shared;
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let day = BudgetPeriod::Day.start_of(now);
+        let day_end = keys::period_end(BudgetPeriod::Day, day);
+        let day_sk = state.period_sk(BudgetPeriod::Day, day);
+        // The whole fleet today.
+        let fleet = state.item("scope#fleet", &day_sk, || Item::spend(day_end));
+        fleet.pending.spent += pico;
+        fleet.pending.calls += 1;
+        let running = fleet.running();
+        // The endpoint today, and its variant's share.
+        let endpoint_pk = match state.endpoint_pks.get(endpoint) {
+            Some(pk) => pk.clone(),
+            None => {
+                let pk = keys::scope_pk(&BudgetScope::endpoint(endpoint));
+                state.endpoint_pks.insert(endpoint.to_owned(), pk.clone());
+                pk
+            }
+        };
+        let item = state.item(&endpoint_pk, &day_sk, || Item::spend(day_end));
+        item.pending.spent += pico;
+        item.pending.calls += 1;
+        if let Some(variant) = variant {
+            *item.pending.variants.entry(variant.to_owned()).or_default() += pico;
+        }
+        // Each budget's scope in its period (the two above when they are the same);
+        // a fleet budget's item holds this process's lease, and its spend is the
+        // lease's use.
+        let mut counted: Vec<(&str, String)> = vec![
+            ("scope#fleet", day_sk.clone()),
+            (endpoint_pk.as_str(), day_sk),
+        ];
+        for (budget, pk) in &shared.specs {
+            if !budget.scope().covers(endpoint, tags) {
+                continue;
+            }
+            let start = budget.period().start_of(now);
+            let sk = state.period_sk(budget.period(), start);
+            if counted.iter().any(|(p, s)| *p == pk && *s == sk) {
+                continue;
+            }
+            let end = keys::period_end(budget.period(), start);
+            let item = state.item(pk, &sk, || Item::spend(end));
+            item.pending.spent += pico;
+            item.pending.calls += 1;
+            counted.push((pk.as_str(), sk));
+        }
+        Some(from_pico(running))
+    }
+
+    /// Starts the flush loop on the current runtime, once.
+    fn start_flushing(&self) {
+        if self.shared.started.load(Ordering::Relaxed)
+            || self.shared.started.swap(true, Ordering::SeqCst)
+        {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.shared.started.store(false, Ordering::SeqCst);
+            return;
+        };
+        let weak: Weak<Shared> = Arc::downgrade(&self.shared);
+        let every = self.shared.config.flush_every;
+        handle.spawn(async move {
+            loop {
+                let stop = match weak.upgrade() {
+                    Some(shared) if !shared.closed.load(Ordering::SeqCst) => shared,
+                    _ => return,
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.stop.notified() => return,
+                }
+                if stop.closed.load(Ordering::SeqCst) {
+                    return;
+                }
+                Fleet { shared: stop }.flush().await;
+            }
+        });
+    }
+
+    fn warn(&self, err: &TableError, doing: &str) {
+        let first = self
+            .shared
+            .warned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(err.kind);
+        if first {
+            tracing::warn!(target: "sagemeter::fleet", table = %self.shared.table.name,
+                failure = err.kind.as_str(), error = %err, doing,
+                "fleet table failed; calls go on, increments are kept and written when it answers");
+        }
+    }
+
+    fn counted<T>(&self, result: Result<T, TableError>) -> Result<T, TableError> {
+        self.shared.requests.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    /// Writes what is pending, retries what was not acknowledged, renews leases
+    /// about to lapse, raises the alerts the new figures pass. Returns whether
+    /// everything written was acknowledged.
+    pub(crate) async fn flush(&self) -> bool {
+        let shared = &self.shared;
+        let _one = shared.flushing.lock().await;
+        let now = shared.time.now();
+        let now_ms = epoch_ms(now);
+        let ttl_ms = i64::try_from(shared.config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
+        let writes = {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut seq = state.seq;
+            let mut writes = Vec::new();
+            for (pk, items) in state.items.iter_mut() {
+                for (sk, item) in items.iter_mut() {
+                    let renew = item
+                        .lease
+                        .as_ref()
+                        .is_some_and(|l| l.until_ms - now_ms < ttl_ms / 2);
+                    if item.unacked.is_none() && (!item.pending.is_empty() || renew) {
+                        seq += 1;
+                        item.unacked = Some((seq, std::mem::take(&mut item.pending)));
+                    }
+                    if let Some((seq, delta)) = &item.unacked {
+                        writes.push(Write {
+                            pk: pk.clone(),
+                            sk: sk.clone(),
+                            seq: *seq,
+                            delta: delta.clone(),
+                            expires_at: expires_at(item.period_end),
+                            until_ms: item.lease.as_ref().map(|_| now_ms.saturating_add(ttl_ms)),
+                        });
+                    }
+                }
+            }
+            state.seq = seq;
+            writes
+        };
+        if writes.is_empty() {
+            self.forget_past(now);
+            return true;
+        }
+        shared.flushes.fetch_add(1, Ordering::Relaxed);
+        let mut all = true;
+        let mut passed = Vec::new();
+        for write in writes {
+            let result = self.counted(
+                shared
+                    .table
+                    .add_spend(
+                        &write.pk,
+                        &write.sk,
+                        &shared.process,
+                        write.seq,
+                        &write.delta,
+                        write.expires_at,
+                        write.until_ms,
+                    )
+                    .await,
+            );
+            let added = match result {
+                Ok(added) => added,
+                Err(err) => {
+                    self.warn(&err, "writing increments");
+                    all = false;
+                    if err.kind == Failure::Unreachable {
+                        break; // every other write would wait for the same timeout
+                    }
+                    continue;
+                }
+            };
+            let (renewed, lost) = {
+                let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(item) = state
+                    .items
+                    .get_mut(write.pk.as_str())
+                    .and_then(|m| m.get_mut(write.sk.as_str()))
+                else {
+                    continue;
+                };
+                item.unacked = None;
+                let held = match added {
+                    Added::Applied { spent, lease_held } => {
+                        item.known = spent;
+                        passed.push((write.pk.clone(), write.sk.clone(), spent));
+                        lease_held
+                    }
+                    Added::AlreadyApplied => {
+                        item.known += write.delta.spent;
+                        true
+                    }
+                };
+                match (&mut item.lease, write.until_ms) {
+                    (Some(lease), Some(until)) if held => {
+                        lease.used_written += write.delta.spent;
+                        lease.until_ms = until;
+                        (Some((lease.budget, lease.period_start, until)), None)
+                    }
+                    (Some(_), Some(_)) => {
+                        // Reclaimed by the fleet after it lapsed: what is unspent is gone.
+                        let lease = item.lease.take();
+                        (None, lease.map(|l| (l.budget, l.period_start)))
+                    }
+                    _ => (None, None),
+                }
+            };
+            if let Some((budget, start, until)) = renewed {
+                shared
+                    .budgets
+                    .renew(budget, start, Some(self.local_until(until)));
+            }
+            if let Some((budget, start)) = lost {
+                shared.budgets.renew(budget, start, None);
+                tracing::warn!(target: "sagemeter::fleet", table = %shared.table.name,
+                    item = %write.sk, "this process's lease lapsed and was reclaimed by the fleet");
+                if let Err(err) = self.counted(
+                    shared
+                        .table
+                        .forget_lease(&write.pk, &write.sk, &shared.process)
+                        .await,
+                ) {
+                    self.warn(&err, "cleaning up a reclaimed lease");
+                }
+            }
+        }
+        for (pk, sk, spent) in passed {
+            self.raise_alerts(&pk, &sk, spent).await;
+        }
+        self.forget_past(now);
+        all
+    }
+
+    /// The local end of a lease written to hold until `until_ms`: a flush
+    /// interval earlier, so that this process stops spending it before any other
+    /// can reclaim it.
+    fn local_until(&self, until_ms: i64) -> DateTime<Utc> {
+        let margin = i64::try_from(self.shared.config.flush_every.as_millis()).unwrap_or(0);
+        DateTime::<Utc>::from_timestamp_millis(until_ms - margin).unwrap_or_default()
+    }
+
+    /// Alerts of the budgets kept in (`pk`, `sk`) that `spent` passes: each marked
+    /// in the table by a conditional write, raised by the process that marked it.
+    async fn raise_alerts(&self, pk: &str, sk: &str, spent: i128) {
+        let shared = &self.shared;
+        let Some((period, start, "")) = keys::period_of_sk(sk) else {
+            return;
+        };
+        for (i, (budget, budget_pk)) in shared.specs.iter().enumerate() {
+            if budget_pk != pk || budget.period() != period {
+                continue;
+            }
+            let Some(limit) = to_pico(budget.limit_usd()) else {
+                continue;
+            };
+            for (bit, percent) in ALERT_THRESHOLDS.iter().enumerate() {
+                let done = {
+                    let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                    state.alerted.get(&(i, start)).copied().unwrap_or(0) & (1 << bit) != 0
+                };
+                if done || spent * 100 < limit * i128::from(*percent) {
+                    continue;
+                }
+                match self.counted(shared.table.mark_alert(pk, sk, *percent).await) {
+                    Ok(marked) => {
+                        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                        *state.alerted.entry((i, start)).or_default() |= 1 << bit;
+                        drop(state);
+                        if marked {
+                            budget.raise(&BudgetAlert {
+                                scope: budget.scope().clone(),
+                                period,
+                                period_start: start,
+                                threshold_percent: *percent,
+                                limit_usd: budget.limit_usd(),
+                                spent_usd: from_pico(spent),
+                            });
+                        }
+                    }
+                    Err(err) => self.warn(&err, "marking an alert"),
+                }
+            }
+        }
+    }
+
+    /// Drops spend items of periods that have ended and are fully written.
+    fn forget_past(&self, now: SystemTime) {
+        let now: DateTime<Utc> = now.into();
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        for items in state.items.values_mut() {
+            items.retain(|_, item| {
+                item.period_end > now
+                    || item.unacked.is_some()
+                    || !item.pending.is_empty()
+                    || item.lease.is_some()
+            });
+        }
+        state.items.retain(|_, items| !items.is_empty());
+        // Marks of periods that began more than a month ago are done with.
+        let month_ago = now - chrono::TimeDelta::days(32);
+        state.alerted.retain(|(_, start), _| *start > month_ago);
+    }
+
+    /// Leases what `wants` asks for, each from the fleet's budget. An error is
+    /// the call's refusal.
+    pub(crate) async fn lease(&self, wants: Vec<LeaseWant>, refusal: Error) -> Result<()> {
+        let shared = &self.shared;
+        let _one = shared.leasing.lock().await;
+        for want in wants {
+            let Some((budget, pk)) = shared.specs.get(want.budget) else {
+                continue;
+            };
+            let outcome = tokio::time::timeout(
+                shared.config.lease_wait,
+                self.lease_one(want.budget, budget, pk, want.period_start, want.needed),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(LeaseFailure::Table(TableError {
+                    kind: Failure::Unreachable,
+                    message: format!("no answer within {:?}", shared.config.lease_wait),
+                }))
+            });
+            match outcome {
+                Ok(()) => {}
+                Err(LeaseFailure::NoRoom { spent, committed }) => {
+                    let _ = refusal;
+                    return Err(Error::BudgetExceeded {
+                        scope: format!("{} (fleet-wide)", budget.scope()),
+                        limit: budget.limit_usd(),
+                        spent: from_pico(spent),
+                        reserved: from_pico((committed - spent).max(0)),
+                    });
+                }
+                Err(LeaseFailure::Table(err)) => {
+                    self.warn(&err, "leasing budget");
+                    match shared.config.when_unavailable {
+                        WhenUnavailable::Allow => {
+                            // Spend the fleet does not know of yet: written when it answers.
+                            let until = DateTime::<Utc>::from(shared.time.now())
+                                + chrono::TimeDelta::from_std(shared.config.lease_ttl)
+                                    .unwrap_or_default();
+                            shared.budgets.grant(
+                                want.budget,
+                                want.period_start,
+                                want.needed,
+                                until,
+                            );
+                        }
+                        WhenUnavailable::Refuse => {
+                            return Err(Error::BudgetUnavailable {
+                                scope: budget.scope().to_string(),
+                                reason: err.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn lease_one(
+        &self,
+        index: usize,
+        budget: &Budget,
+        pk: &str,
+        period_start: DateTime<Utc>,
+        needed: Decimal,
+    ) -> Result<(), LeaseFailure> {
+        let shared = &self.shared;
+        let limit = to_pico(budget.limit_usd()).unwrap_or(i128::MAX / 4);
+        let needed = to_pico(needed).unwrap_or(limit).max(1);
+        let chunk = (limit * i128::from(shared.config.lease_percent) / 100)
+            .max(needed)
+            .min(limit);
+        let sk = {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.period_sk(budget.period(), period_start)
+        };
+        let end = keys::period_end(budget.period(), period_start);
+        let mut amount = chunk;
+        let mut reclaimed = false;
+        loop {
+            let now_ms = epoch_ms(shared.time.now());
+            let until_ms =
+                now_ms + i64::try_from(shared.config.lease_ttl.as_millis()).unwrap_or(i64::MAX / 2);
+            let answer = self
+                .counted(
+                    shared
+                        .table
+                        .lease(
+                            pk,
+                            &sk,
+                            &shared.process,
+                            amount,
+                            limit,
+                            until_ms,
+                            expires_at(end),
+                        )
+                        .await,
+                )
+                .map_err(LeaseFailure::Table)?;
+            let item = match answer {
+                Leased::Granted => {
+                    self.granted(index, pk, &sk, period_start, end, amount, until_ms);
+                    return Ok(());
+                }
+                Leased::NoRoom(item) => item,
+            };
+            // No room for `amount`: lease what is left if the call fits in it,
+            // else end the lapsed leases of processes that are gone, once.
+            let committed = table::int(&item, table::COMMITTED).unwrap_or(0);
+            let spent = table::int(&item, table::SPENT).unwrap_or(0);
+            let room = limit - committed;
+            if room >= needed && room < amount {
+                amount = room;
+                continue;
+            }
+            if reclaimed {
+                return Err(LeaseFailure::NoRoom { spent, committed });
+            }
+            reclaimed = true;
+            let mut returned = false;
+            for lease in table::leases_in(&item) {
+                if lease.process == shared.process || lease.until_ms >= now_ms {
+                    continue;
+                }
+                let ended = self
+                    .counted(shared.table.end_lease(pk, &sk, &lease).await)
+                    .map_err(LeaseFailure::Table)?;
+                if ended {
+                    tracing::info!(target: "sagemeter::fleet", scope = %budget.scope(),
+                        unused_usd = %from_pico(lease.granted - lease.used),
+                        "ended the lapsed lease of a process that is gone");
+                    returned = true;
+                }
+            }
+            if !returned {
+                return Err(LeaseFailure::NoRoom { spent, committed });
+            }
+            amount = chunk;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn granted(
+        &self,
+        index: usize,
+        pk: &str,
+        sk: &str,
+        period_start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        amount: i128,
+        until_ms: i64,
+    ) {
+        let shared = &self.shared;
+        {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            let item = state.item(pk, sk, || Item::spend(end));
+            let lease = item.lease.get_or_insert(Lease {
+                budget: index,
+                period_start,
+                granted: 0,
+                used_written: 0,
+                until_ms,
+            });
+            lease.granted += amount;
+            lease.until_ms = until_ms;
+        }
+        tracing::debug!(target: "sagemeter::fleet", item = %sk, amount, "lease granted");
+        shared.budgets.grant(
+            index,
+            period_start,
+            from_pico(amount),
+            self.local_until(until_ms),
+        );
+    }
+
+    /// Final flush (retried until `deadline`), then every lease's unused part
+    /// given back. Problems are described, never fatal.
+    pub(crate) async fn shutdown(&self, timeout: Duration) -> Vec<String> {
+        let shared = &self.shared;
+        shared.closed.store(true, Ordering::SeqCst);
+        shared.stop.notify_waiters();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut problems = Vec::new();
+        let mut written = false;
+        while tokio::time::Instant::now() < deadline {
+            match tokio::time::timeout_at(deadline, self.flush()).await {
+                Ok(true) => {
+                    written = true;
+                    break;
+                }
+                Ok(false) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(_) => break,
+            }
+        }
+        if !written {
+            problems.push(format!(
+                "{} fleet item(s) not written to table `{}`",
+                self.stats().unwritten_items,
+                shared.table.name
+            ));
+            return problems;
+        }
+        let leases: Vec<(String, String, LeaseHeld)> = {
+            let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state
+                .items
+                .iter()
+                .flat_map(|(pk, items)| {
+                    items.iter().filter_map(move |(sk, item)| {
+                        let lease = item.lease.as_ref()?;
+                        Some((
+                            pk.clone(),
+                            sk.clone(),
+                            LeaseHeld {
+                                process: shared.process.clone(),
+                                granted: lease.granted,
+                                used: lease.used_written,
+                                until_ms: lease.until_ms,
+                            },
+                        ))
+                    })
+                })
+                .collect()
+        };
+        for (pk, sk, lease) in leases {
+            let ended =
+                tokio::time::timeout_at(deadline, shared.table.end_lease(&pk, &sk, &lease)).await;
+            shared.requests.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(target: "sagemeter::fleet", item = %sk, granted = lease.granted,
+                used = lease.used, ?ended, "lease given back");
+            match ended {
+                Ok(Ok(_)) => {
+                    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(item) = state
+                        .items
+                        .get_mut(pk.as_str())
+                        .and_then(|m| m.get_mut(sk.as_str()))
+                    {
+                        item.lease = None;
+                    }
+                }
+                Ok(Err(err)) => problems.push(format!("a fleet lease was not given back: {err}")),
+                Err(_) => problems.push("a fleet lease was not given back in time".to_owned()),
+            }
+        }
+        problems
+    }
+
+    pub(crate) fn stats(&self) -> FleetStats {
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        FleetStats {
+            requests: self.shared.requests.load(Ordering::Relaxed),
+            flushes: self.shared.flushes.load(Ordering::Relaxed),
+            unwritten_items: state
+                .items
+                .values()
+                .flat_map(|m| m.values())
+                .filter(|i| i.unacked.is_some() || !i.pending.is_empty())
+                .count(),
+        }
+    }
+}
+
+enum LeaseFailure {
+    NoRoom { spent: i128, committed: i128 },
+    Table(TableError),
+}

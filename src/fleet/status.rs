@@ -1,0 +1,126 @@
+//! Where the fleet stands: every scope and period of the table, as `fleet status`
+//! shows it.
+
+use super::keys::{self, from_pico};
+use super::table::{self, Table};
+use crate::budget::{BudgetPeriod, BudgetScope};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One scope in one period, across the fleet. Amounts are exact USD (serialised
+/// as decimal strings).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FleetScopeStatus {
+    /// The scope (`client` is the whole fleet).
+    pub scope: BudgetScope,
+    /// The period.
+    pub period: BudgetPeriod,
+    /// When the period started (UTC).
+    pub period_start: DateTime<Utc>,
+    /// Spent in the period by every process, as written so far.
+    pub spent_usd: Decimal,
+    /// Calls counted.
+    pub calls: u64,
+    /// Per variant (endpoint scopes).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub variants: BTreeMap<String, Decimal>,
+    /// The budget's limit, when a process has leased from it.
+    pub limit_usd: Option<Decimal>,
+    /// Leased to processes (spent or not) minus what they gave back.
+    pub committed_usd: Option<Decimal>,
+    /// Of that, leased and not spent yet.
+    pub leased_unspent_usd: Option<Decimal>,
+    /// What is left to lease: the limit minus what is committed.
+    pub remaining_usd: Option<Decimal>,
+    /// Leases held (one per process).
+    pub leases: u32,
+    /// Alert thresholds passed, in percent.
+    pub alerts_passed: Vec<u32>,
+}
+
+/// Every scope and period in the fleet table `table`, sorted by scope, then
+/// period start.
+pub async fn fleet_status(
+    sdk_config: &aws_types::SdkConfig,
+    table: &str,
+) -> Result<Vec<FleetScopeStatus>, crate::Error> {
+    let table = Table {
+        client: aws_sdk_dynamodb::Client::new(sdk_config),
+        name: table.to_owned(),
+    };
+    let items = table
+        .scan()
+        .await
+        .map_err(|e| crate::Error::Fleet(format!("reading table `{}`: {e}", table.name)))?;
+    Ok(summarise(&items))
+}
+
+fn text<'a>(item: &'a std::collections::HashMap<String, AttributeValue>, name: &str) -> &'a str {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => s,
+        _ => "",
+    }
+}
+
+fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec<FleetScopeStatus> {
+    let mut found: BTreeMap<(String, String), FleetScopeStatus> = BTreeMap::new();
+    for item in items {
+        let (pk, sk) = (text(item, table::PK), text(item, table::SK));
+        let (Some(scope), Some((period, start, rest))) =
+            (keys::scope_of_pk(pk), keys::period_of_sk(sk))
+        else {
+            continue;
+        };
+        if !rest.is_empty() {
+            continue; // not a spend item
+        }
+        let leases = table::leases_in(item);
+        let committed = table::int(item, table::COMMITTED);
+        let limit = table::int(item, table::LIMIT);
+        let spent = table::int(item, table::SPENT).unwrap_or(0);
+        let mut alerts_passed: Vec<u32> = match item.get(table::ALERTED) {
+            Some(AttributeValue::Ns(set)) => set.iter().filter_map(|n| n.parse().ok()).collect(),
+            _ => Vec::new(),
+        };
+        alerts_passed.sort_unstable();
+        let variants = item
+            .iter()
+            .filter_map(|(name, value)| {
+                let variant = name.strip_prefix(table::VARIANT_PREFIX)?;
+                match value {
+                    AttributeValue::N(n) => Some((variant.to_owned(), from_pico(n.parse().ok()?))),
+                    _ => None,
+                }
+            })
+            .collect();
+        found.insert(
+            (pk.to_owned(), sk.to_owned()),
+            FleetScopeStatus {
+                scope,
+                period,
+                period_start: start,
+                spent_usd: from_pico(spent),
+                calls: table::int(item, table::CALLS)
+                    .and_then(|c| u64::try_from(c).ok())
+                    .unwrap_or(0),
+                variants,
+                limit_usd: limit.map(from_pico),
+                committed_usd: committed.map(from_pico),
+                leased_unspent_usd: (!leases.is_empty())
+                    .then(|| from_pico(leases.iter().map(|l| (l.granted - l.used).max(0)).sum())),
+                remaining_usd: limit.zip(committed).map(|(l, c)| from_pico(l - c)),
+                leases: u32::try_from(leases.len()).unwrap_or(u32::MAX),
+                alerts_passed,
+            },
+        );
+    }
+    let mut all: Vec<FleetScopeStatus> = found.into_values().collect();
+    all.sort_by(|a, b| {
+        (a.scope.to_string(), a.period_start).cmp(&(b.scope.to_string(), b.period_start))
+    });
+    all
+}

@@ -1,0 +1,546 @@
+//! The fleet table's requests: one function per thing the fleet asks of DynamoDB.
+//!
+//! Every money attribute is an integer number of pico-USD, written and read as a
+//! DynamoDB number without exponent or fraction. Every write that adds is
+//! conditional on a per-process sequence number, so a write retried after a
+//! timeout (it may have been applied) is applied once.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::Duration;
+
+/// The partition key attribute.
+pub const PK: &str = "pk";
+/// The sort key attribute.
+pub const SK: &str = "sk";
+/// The TTL attribute (epoch seconds): DynamoDB deletes an item some time after it.
+pub const EXPIRES_AT: &str = "expires_at";
+/// Spend in the period, pico-USD (spend items).
+pub(crate) const SPENT: &str = "spent_pico";
+/// Calls in the period (spend items).
+pub(crate) const CALLS: &str = "calls";
+/// Leases granted minus unused parts returned, pico-USD (spend items of budgets).
+pub(crate) const COMMITTED: &str = "committed_pico";
+/// The limit the last process to lease wrote, pico-USD (spend items of budgets).
+pub(crate) const LIMIT: &str = "limit_pico";
+/// Alert thresholds passed, a number set of percents (spend items of budgets).
+pub(crate) const ALERTED: &str = "alerted";
+/// Per variant spend, `variant:<name>` (endpoint spend items).
+pub(crate) const VARIANT_PREFIX: &str = "variant:";
+/// A process's lease of the budget, `lease_granted:<process>`: the amount
+/// granted, pico-USD (spend items of budgets).
+pub(crate) const GRANTED_PREFIX: &str = "lease_granted:";
+/// What the process has spent of its lease, as flushed, `lease_used:<process>`.
+pub(crate) const USED_PREFIX: &str = "lease_used:";
+/// Until when the lease holds, epoch ms, `lease_until:<process>`.
+pub(crate) const UNTIL_PREFIX: &str = "lease_until:";
+/// The last sequence number of a process's flushes applied to an item.
+pub(crate) const SEQ_PREFIX: &str = "seq:";
+
+/// Why a request to the table failed, as far as the fleet acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Failure {
+    /// Throttled (throughput exceeded, request limit).
+    Throttled,
+    /// The table does not exist (or is not visible to these credentials).
+    NoTable,
+    /// No answer: connection refused, timed out.
+    Unreachable,
+    /// Anything else (permissions, validation).
+    Other,
+}
+
+impl Failure {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Failure::Throttled => "throttled",
+            Failure::NoTable => "table not found",
+            Failure::Unreachable => "unreachable",
+            Failure::Other => "request failed",
+        }
+    }
+}
+
+/// A failed request: its kind and the service's words (never a payload).
+#[derive(Debug, Clone)]
+pub(crate) struct TableError {
+    pub kind: Failure,
+    pub message: String,
+}
+
+impl fmt::Display for TableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.message)
+    }
+}
+
+impl<E: ProvideErrorMetadata + fmt::Debug, R: fmt::Debug> From<SdkError<E, R>> for TableError {
+    fn from(err: SdkError<E, R>) -> Self {
+        let code = err.code().unwrap_or_default();
+        let kind = match (&err, code) {
+            (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _) => Failure::Unreachable,
+            (_, "ResourceNotFoundException") => Failure::NoTable,
+            (
+                _,
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "Throttling",
+            ) => Failure::Throttled,
+            _ => Failure::Other,
+        };
+        let message = match err.message() {
+            Some(m) => format!("{code} {m}").trim().to_owned(),
+            None => match &err {
+                SdkError::DispatchFailure(_) => "could not connect".to_owned(),
+                SdkError::TimeoutError(_) => "timed out".to_owned(),
+                _ => code.to_owned(),
+            },
+        };
+        TableError { kind, message }
+    }
+}
+
+/// The fleet table.
+#[derive(Debug, Clone)]
+pub(crate) struct Table {
+    pub client: Client,
+    pub name: String,
+}
+
+fn n(value: i128) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+/// An integer number attribute (`None`: absent or not an integer).
+pub(crate) fn int(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i128> {
+    match item.get(name)? {
+        AttributeValue::N(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+/// What one flush adds to an item.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Delta {
+    pub spent: i128,
+    pub calls: u64,
+    /// Per variant (endpoint items).
+    pub variants: BTreeMap<String, i128>,
+}
+
+impl Delta {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.spent == 0 && self.calls == 0 && self.variants.values().all(|v| *v == 0)
+    }
+}
+
+/// How an idempotent add ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Added {
+    /// Applied now: the item's spend after it, and whether this process still
+    /// holds its lease of the item's budget (when the write carried lease use).
+    Applied { spent: i128, lease_held: bool },
+    /// This sequence number was applied before (a retry): nothing changed now.
+    AlreadyApplied,
+}
+
+/// A lease held in a budget's spend item, as read from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LeaseHeld {
+    pub process: String,
+    pub granted: i128,
+    pub used: i128,
+    pub until_ms: i64,
+}
+
+/// Every lease a spend item holds.
+pub(crate) fn leases_in(item: &HashMap<String, AttributeValue>) -> Vec<LeaseHeld> {
+    item.keys()
+        .filter_map(|name| name.strip_prefix(GRANTED_PREFIX))
+        .map(|process| LeaseHeld {
+            process: process.to_owned(),
+            granted: int(item, &format!("{GRANTED_PREFIX}{process}")).unwrap_or(0),
+            used: int(item, &format!("{USED_PREFIX}{process}")).unwrap_or(0),
+            until_ms: int(item, &format!("{UNTIL_PREFIX}{process}"))
+                .and_then(|v| i64::try_from(v).ok())
+                .unwrap_or(0),
+        })
+        .collect()
+}
+
+/// How a lease request ended.
+#[derive(Debug)]
+pub(crate) enum Leased {
+    Granted,
+    /// No room: the budget's item as it was (spent, committed, the leases held).
+    NoRoom(HashMap<String, AttributeValue>),
+}
+
+impl Table {
+    fn key(&self, pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+    }
+
+    /// Adds `delta` to a spend item, once per (`process`, `seq`). With
+    /// `lease_until_ms`, this process holds a lease of the item's budget: the spend
+    /// counts as used from it, and the lease is renewed until then.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn add_spend(
+        &self,
+        pk: &str,
+        sk: &str,
+        process: &str,
+        seq: u64,
+        delta: &Delta,
+        expires_at: i64,
+        lease_until_ms: Option<i64>,
+    ) -> Result<Added, TableError> {
+        let mut adds = vec![format!("{SPENT} :spent"), format!("{CALLS} :calls")];
+        let mut sets = vec![
+            "#seq = :seq".to_owned(),
+            format!("{EXPIRES_AT} = if_not_exists({EXPIRES_AT}, :exp)"),
+        ];
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(self.key(pk, sk)))
+            .expression_attribute_values(":spent", n(delta.spent))
+            .expression_attribute_values(":calls", n(i128::from(delta.calls)));
+        for (i, (variant, pico)) in delta.variants.iter().enumerate() {
+            adds.push(format!("#v{i} :v{i}"));
+            request = request
+                .expression_attribute_names(format!("#v{i}"), format!("{VARIANT_PREFIX}{variant}"))
+                .expression_attribute_values(format!(":v{i}"), n(*pico));
+        }
+        if let Some(until) = lease_until_ms {
+            adds.push("#used :spent".to_owned());
+            sets.push("#until = :until".to_owned());
+            request = request
+                .expression_attribute_names("#used", format!("{USED_PREFIX}{process}"))
+                .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
+                .expression_attribute_values(":until", n(i128::from(until)));
+        }
+        let request = request
+            .update_expression(format!("ADD {} SET {}", adds.join(", "), sets.join(", ")))
+            .condition_expression("attribute_not_exists(#seq) OR #seq < :seq")
+            .expression_attribute_names("#seq", format!("{SEQ_PREFIX}{process}"))
+            .expression_attribute_values(":seq", n(i128::from(seq)))
+            .expression_attribute_values(":exp", n(i128::from(expires_at)))
+            .return_values(if lease_until_ms.is_some() {
+                ReturnValue::AllNew
+            } else {
+                ReturnValue::UpdatedNew
+            });
+        match request.send().await {
+            Ok(out) => {
+                let item = out.attributes();
+                Ok(Added::Applied {
+                    spent: item.and_then(|a| int(a, SPENT)).unwrap_or(0),
+                    lease_held: item
+                        .is_some_and(|a| a.contains_key(&format!("{GRANTED_PREFIX}{process}"))),
+                })
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Added::AlreadyApplied)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Leases `amount` of the budget kept in (`pk`, `sk`) to `process`, if the
+    /// fleet's committed sum stays within `limit`: one conditional update of the
+    /// budget's item, which holds every process's lease.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn lease(
+        &self,
+        pk: &str,
+        sk: &str,
+        process: &str,
+        amount: i128,
+        limit: i128,
+        until_ms: i64,
+        expires_at: i64,
+    ) -> Result<Leased, TableError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(self.key(pk, sk)))
+            .update_expression(format!(
+                "SET {COMMITTED} = if_not_exists({COMMITTED}, :zero) + :amount, {LIMIT} = :limit, \
+                 #granted = if_not_exists(#granted, :zero) + :amount, \
+                 #used = if_not_exists(#used, :zero), #until = :until, \
+                 {EXPIRES_AT} = if_not_exists({EXPIRES_AT}, :exp)"
+            ))
+            .condition_expression(format!(
+                "attribute_not_exists({COMMITTED}) OR {COMMITTED} <= :max"
+            ))
+            .expression_attribute_names("#granted", format!("{GRANTED_PREFIX}{process}"))
+            .expression_attribute_names("#used", format!("{USED_PREFIX}{process}"))
+            .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":amount", n(amount))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":max", n(limit - amount))
+            .expression_attribute_values(":until", n(i128::from(until_ms)))
+            .expression_attribute_values(":exp", n(i128::from(expires_at)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Leased::Granted),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let item = match e.err() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => {
+                        c.item().cloned().unwrap_or_default()
+                    }
+                    _ => HashMap::new(),
+                };
+                Ok(Leased::NoRoom(item))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Ends `lease` (if it still stands as read): removes it from the budget's item
+    /// and takes what it did not use off the committed sum. `Ok(false)`: the lease
+    /// had changed or was gone.
+    pub(crate) async fn end_lease(
+        &self,
+        pk: &str,
+        sk: &str,
+        lease: &LeaseHeld,
+    ) -> Result<bool, TableError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(self.key(pk, sk)))
+            .update_expression(format!(
+                "ADD {COMMITTED} :back REMOVE #granted, #used, #until"
+            ))
+            .condition_expression("#granted = :granted AND #used = :used AND #until = :until")
+            .expression_attribute_names("#granted", format!("{GRANTED_PREFIX}{}", lease.process))
+            .expression_attribute_names("#used", format!("{USED_PREFIX}{}", lease.process))
+            .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{}", lease.process))
+            .expression_attribute_values(":granted", n(lease.granted))
+            .expression_attribute_values(":used", n(lease.used))
+            .expression_attribute_values(":until", n(i128::from(lease.until_ms)))
+            .expression_attribute_values(":back", n(-(lease.granted - lease.used).max(0)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Removes what this process's writes left of a lease that was reclaimed
+    /// (its use and renewal attributes, without a grant).
+    pub(crate) async fn forget_lease(
+        &self,
+        pk: &str,
+        sk: &str,
+        process: &str,
+    ) -> Result<(), TableError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(self.key(pk, sk)))
+            .update_expression("REMOVE #used, #until")
+            .condition_expression("attribute_not_exists(#granted)")
+            .expression_attribute_names("#granted", format!("{GRANTED_PREFIX}{process}"))
+            .expression_attribute_names("#used", format!("{USED_PREFIX}{process}"))
+            .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
+            .send()
+            .await;
+        match result {
+            Err(err)
+                if !err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(err.into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Marks `percent` as passed on the spend item; true for the one process whose
+    /// write marked it (it raises the alert).
+    pub(crate) async fn mark_alert(
+        &self,
+        pk: &str,
+        sk: &str,
+        percent: u32,
+    ) -> Result<bool, TableError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(self.key(pk, sk)))
+            .update_expression(format!("ADD {ALERTED} :set"))
+            .condition_expression(format!(
+                "attribute_not_exists({ALERTED}) OR NOT contains({ALERTED}, :percent)"
+            ))
+            .expression_attribute_values(":set", AttributeValue::Ns(vec![percent.to_string()]))
+            .expression_attribute_values(":percent", AttributeValue::N(percent.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Every item of the table (for `fleet status`).
+    pub(crate) async fn scan(&self) -> Result<Vec<HashMap<String, AttributeValue>>, TableError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.name)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            items.extend(out.items().iter().cloned());
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Creates the table (on-demand billing, `pk`/`sk` string keys) and turns on
+    /// TTL on [`EXPIRES_AT`]; an existing table of that name is left as it is
+    /// (TTL turned on if it was off). True when it was created now.
+    pub(crate) async fn create(&self, wait: Duration) -> Result<bool, TableError> {
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(other)
+        };
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(other)
+        };
+        let created = match self
+            .client
+            .create_table()
+            .table_name(&self.name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(PK, KeyType::Hash)?)
+            .key_schema(key(SK, KeyType::Range)?)
+            .attribute_definitions(attribute(PK)?)
+            .attribute_definitions(attribute(SK)?)
+            .send()
+            .await
+        {
+            Ok(_) => true,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+            {
+                false
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let out = self
+                .client
+                .describe_table()
+                .table_name(&self.name)
+                .send()
+                .await?;
+            let status = out.table().and_then(|t| t.table_status());
+            if status == Some(&TableStatus::Active) {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(TableError {
+                    kind: Failure::Other,
+                    message: format!("table `{}` is not active after {wait:?}", self.name),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let ttl = self
+            .client
+            .describe_time_to_live()
+            .table_name(&self.name)
+            .send()
+            .await?;
+        let on = ttl
+            .time_to_live_description()
+            .and_then(|d| d.attribute_name())
+            == Some(EXPIRES_AT)
+            && ttl
+                .time_to_live_description()
+                .and_then(|d| d.time_to_live_status())
+                .is_some_and(|s| s.as_str() == "ENABLED" || s.as_str() == "ENABLING");
+        if !on {
+            self.client
+                .update_time_to_live()
+                .table_name(&self.name)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .enabled(true)
+                        .attribute_name(EXPIRES_AT)
+                        .build()
+                        .map_err(other)?,
+                )
+                .send()
+                .await?;
+        }
+        Ok(created)
+    }
+}
+
+fn other(err: impl fmt::Display) -> TableError {
+    TableError {
+        kind: Failure::Other,
+        message: err.to_string(),
+    }
+}

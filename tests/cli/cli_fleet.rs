@@ -1,0 +1,267 @@
+//! The fleet across real processes: `sagemeter invoke --fleet-table … --budget …`
+//! run as several processes at once against the emulator (moto serves SageMaker
+//! and DynamoDB), `sagemeter fleet init|status`, and a process killed while it
+//! holds a lease.
+//!
+//! Prices come from the bundled snapshot (pricing is unreachable here, as in
+//! `cli_invoke`): a call to demo-realtime costs its latency at $0.23/h plus
+//! $0.016/GB each way, a few tenths of a micro-dollar.
+//!
+//! Run: `cargo test --all-features --test cli cli_fleet::`.
+
+use crate::support::emulator::{self, Emulator, REALTIME_ENDPOINT, REGION};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A URL where nothing listens: connections are refused at once.
+fn refused_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// `sagemeter ARGS` with a clean AWS environment pointing at the shared emulator.
+fn sagemeter(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sagemeter"));
+    let no_file = std::env::temp_dir().join("sagemeter-cli-test-no-such-aws-file");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", &Emulator::shared().endpoint_url)
+        .env("AWS_ENDPOINT_URL_PRICING", refused_url())
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", emulator::ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", emulator::SECRET_ACCESS_KEY)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", &no_file)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &no_file)
+        .args(args)
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn output(mut cmd: Command) -> Output {
+    cmd.output().expect("run sagemeter")
+}
+
+/// A table name no other test uses.
+fn table_name(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "cli-fleet-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn init(table: &str) {
+    let out = output(sagemeter(&["fleet", "init", "--table", table]));
+    assert!(
+        out.status.success(),
+        "fleet init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created fleet table"));
+}
+
+fn dec(v: &Value) -> Decimal {
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a decimal string, got {v}"))
+        .parse()
+        .unwrap()
+}
+
+fn lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// `fleet status --json`: the line of `scope` (`kind` and name) in the day period.
+fn status_of(table: &str, kind: &str, name: Option<&str>) -> Value {
+    let out = output(sagemeter(&["fleet", "status", "--table", table, "--json"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lines(&out.stdout)
+        .into_iter()
+        .find(|l| {
+            l["scope"]["kind"] == kind
+                && l["period"] == "day"
+                && name.is_none_or(|n| l["scope"]["name"] == n)
+        })
+        .unwrap_or_else(|| panic!("no {kind} scope: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn four_processes_share_one_endpoint_budget_and_status_is_the_sum_of_their_receipts() {
+    let table = table_name("budget");
+    init(&table);
+    // $100 per million: the four processes' 240 calls at a few tenths of a
+    // micro-dollar each (more for the first, cold one) ask for more than that;
+    // each call is reserved at $20 per million (313 ms at $0.23/h) before it is sent.
+    let (limit, estimate) = ("0.0001", "0.00002");
+    let budget = format!("endpoint={limit}/day");
+    let children: Vec<Child> = (0..4)
+        .map(|_| {
+            sagemeter(&[
+                "invoke",
+                REALTIME_ENDPOINT,
+                "--body",
+                r#"{"inputs":"fleet"}"#,
+                "-n",
+                "60",
+                "--json",
+                "--fleet-table",
+                &table,
+                "--budget",
+                &budget,
+                "--estimate",
+                estimate,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sagemeter")
+        })
+        .collect();
+    let (limit, estimate): (Decimal, Decimal) = (limit.parse().unwrap(), estimate.parse().unwrap());
+    let (mut spent, mut overrun, mut refused, mut receipts) = (Decimal::ZERO, Decimal::ZERO, 0, 0);
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for line in lines(&out.stdout) {
+            match line["type"].as_str() {
+                Some("receipt") => {
+                    let cost = dec(&line["cost_usd"]);
+                    spent += cost;
+                    // A call that cost more than its reservation can take the
+                    // fleet past the limit by that much, and no more.
+                    overrun += (cost - estimate).max(Decimal::ZERO);
+                    receipts += 1;
+                    assert!(line["running_fleet_usd"].is_string(), "{line}");
+                }
+                Some("error") => {
+                    let error = line["error"].as_str().unwrap();
+                    assert!(
+                        error.contains("budget exceeded for endpoint demo-realtime"),
+                        "{error}"
+                    );
+                    refused += 1;
+                }
+                _ => {}
+            }
+        }
+        // No fleet table failure, no panic (budget alerts are WARNs of their own).
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("sagemeter::fleet"),
+            "{stderr}"
+        );
+    }
+    assert!(
+        refused > 0,
+        "the budget refused no call ({receipts} receipts)"
+    );
+    assert!(receipts > 4, "only {receipts} calls went through");
+    assert!(
+        spent <= limit + overrun,
+        "the fleet spent ${spent} under a ${limit} limit (calls over their estimate: ${overrun})"
+    );
+    // After every process exited (flushed, leases given back), the table holds
+    // exactly what the receipts say.
+    let endpoint = status_of(&table, "endpoint", Some(REALTIME_ENDPOINT));
+    assert_eq!(dec(&endpoint["spent_usd"]), spent, "{endpoint}");
+    assert_eq!(endpoint["calls"], receipts, "{endpoint}");
+    assert_eq!(dec(&endpoint["committed_usd"]), spent, "{endpoint}");
+    assert_eq!(endpoint["leases"], 0, "{endpoint}");
+    assert_eq!(dec(&endpoint["limit_usd"]), limit);
+    assert_eq!(dec(&status_of(&table, "client", None)["spent_usd"]), spent);
+}
+
+#[test]
+fn a_killed_process_lease_returns_to_the_fleet_after_it_lapses() {
+    let table = table_name("killed");
+    init(&table);
+    // The first process leases the whole budget at once and keeps calling.
+    let fleet_args = |calls: &'static str, percent: &'static str| {
+        vec![
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            r#"{"inputs":"fleet"}"#,
+            "-n",
+            calls,
+            "--json",
+            "--fleet-table",
+            table.as_str(),
+            "--budget",
+            "client=0.001/day",
+            "--estimate",
+            "0.0001",
+            "--lease-ttl",
+            "4",
+            "--lease-percent",
+            percent,
+        ]
+    };
+    let mut holder = sagemeter(&fleet_args("1000000", "100"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(holder.stdout.take().unwrap());
+    let started = Instant::now();
+    let mut seen = 0;
+    let mut line = String::new();
+    while seen < 5 {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the holder stopped"
+        );
+        seen += usize::from(line.contains("\"type\":\"receipt\""));
+        assert!(started.elapsed() < Duration::from_secs(60));
+    }
+    // Killed while it holds the lease: no shutdown, nothing given back.
+    let killed_at = Instant::now();
+    holder.kill().unwrap(); // SIGKILL
+    holder.wait().unwrap();
+
+    let blocked = output(sagemeter(&fleet_args("1", "100")));
+    assert!(!blocked.status.success());
+    let refusal = lines(&blocked.stdout);
+    assert!(
+        refusal[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("budget exceeded for client (fleet-wide)")),
+        "{refusal:?}"
+    );
+
+    // Four seconds after its last renewal (at most four after the kill) the lease
+    // has lapsed: the next process reclaims it and spends.
+    std::thread::sleep(Duration::from_millis(4500).saturating_sub(killed_at.elapsed()));
+    let after = output(sagemeter(&fleet_args("3", "10")));
+    assert!(
+        after.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&after.stdout),
+        String::from_utf8_lossy(&after.stderr)
+    );
+    assert_eq!(
+        lines(&after.stdout)
+            .iter()
+            .filter(|l| l["type"] == "receipt")
+            .count(),
+        3
+    );
+    let fleet = status_of(&table, "client", None);
+    assert_eq!(fleet["leases"], 0, "reclaimed and given back: {fleet}");
+    assert!(dec(&fleet["remaining_usd"]) > Decimal::ZERO, "{fleet}");
+}

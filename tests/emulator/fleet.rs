@@ -1,0 +1,273 @@
+//! The fleet on the emulator's DynamoDB: shared totals, leased budgets, lapsed
+//! leases, a table that is not there. Several clients in one test stand for
+//! several processes (each client is its own process in the table: its own
+//! sequence numbers and leases); `tests/cli/fleet.rs` runs real processes.
+
+use crate::support::emulator::{Emulator, REALTIME_ENDPOINT};
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use rust_decimal::Decimal;
+use sagemeter::billing::UsageCharges;
+use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
+use sagemeter::fleet::{
+    FleetConfig, FleetScopeStatus, WhenUnavailable, create_table, fleet_status,
+};
+use sagemeter::{Client, Cost, Error};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+/// A table name no other test uses.
+fn table_name(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "fleet-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// $0.01 a call and nothing else (a per-inference price alone): every receipt's
+/// cost is known before the call, so the budget arithmetic is exact.
+fn per_call_client(
+    conf: &aws_types::SdkConfig,
+    fleet: FleetConfig,
+    budget: Option<Budget>,
+) -> Client {
+    let mut builder = Client::builder(conf)
+        .without_discovery()
+        .without_metrics()
+        .usage_charges(
+            REALTIME_ENDPOINT,
+            UsageCharges::default().per_1000_calls(dec("10")).alone(),
+        )
+        .fleet(fleet);
+    if let Some(budget) = budget {
+        builder = builder.budget(budget);
+    }
+    builder.build().unwrap()
+}
+
+async fn call(client: &Client) -> Result<Cost, Error> {
+    client
+        .invoke_endpoint()
+        .endpoint_name(REALTIME_ENDPOINT)
+        .content_type("application/json")
+        .body(Blob::new(r#"{"inputs":"fleet"}"#))
+        .send()
+        .await
+        .map(|r| r.cost().clone())
+}
+
+fn scope<'a>(status: &'a [FleetScopeStatus], scope: &BudgetScope) -> &'a FleetScopeStatus {
+    status
+        .iter()
+        .find(|s| &s.scope == scope && s.period == BudgetPeriod::Day)
+        .unwrap_or_else(|| panic!("no {scope} in {status:#?}"))
+}
+
+#[tokio::test]
+async fn two_processes_totals_are_the_sum_of_their_receipts_to_the_pico_dollar() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("totals");
+    assert!(create_table(&conf, &table).await.unwrap(), "created now");
+    assert!(
+        !create_table(&conf, &table).await.unwrap(),
+        "kept the second time"
+    );
+
+    let a = per_call_client(&conf, FleetConfig::dynamodb(&table), None);
+    let b = per_call_client(&conf, FleetConfig::dynamodb(&table), None);
+    let mut receipts = Vec::new();
+    for _ in 0..5 {
+        receipts.push(call(&a).await.unwrap());
+        receipts.push(call(&b).await.unwrap());
+    }
+    // Before any flush, a process knows only its own spend: 5 calls × $0.01.
+    let last_of_a = &receipts[8];
+    assert_eq!(last_of_a.running_fleet_usd, Some(dec("0.05")));
+    a.meter().shutdown().await.unwrap();
+    b.meter().shutdown().await.unwrap();
+
+    // 10 calls at $10 per 1,000: $0.10, in every scope that counts them.
+    let sum: Decimal = receipts.iter().map(|c| c.cost_usd).sum();
+    assert_eq!(sum, dec("0.10"));
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!((fleet.spent_usd, fleet.calls), (sum, 10));
+    let endpoint = scope(&status, &BudgetScope::endpoint(REALTIME_ENDPOINT));
+    assert_eq!((endpoint.spent_usd, endpoint.calls), (sum, 10));
+
+    // A third process's first flush reads the fleet's figure back.
+    let c = per_call_client(&conf, FleetConfig::dynamodb(&table), None);
+    call(&c).await.unwrap();
+    assert!(c.meter().flush_fleet().await);
+    let cost = call(&c).await.unwrap();
+    assert_eq!(cost.running_fleet_usd, Some(dec("0.12")));
+    c.meter().shutdown().await.unwrap();
+    let stats_requests = c.meter().fleet_stats().unwrap().requests;
+    assert!(
+        stats_requests <= 4,
+        "two flushes of two items: {stats_requests}"
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_budget_holds_across_processes_and_leases_come_back() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("budget");
+    create_table(&conf, &table).await.unwrap();
+    let budget = || {
+        Budget::enforce(
+            BudgetScope::endpoint(REALTIME_ENDPOINT),
+            BudgetPeriod::Day,
+            dec("0.10"),
+        )
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.01") })
+        .unwrap()
+    };
+    // Leases of 20 % ($0.02, two calls) at a time.
+    let fleet = || FleetConfig::dynamodb(&table).lease_percent(20);
+    let clients: Vec<Client> = (0..3)
+        .map(|_| per_call_client(&conf, fleet(), Some(budget())))
+        .collect();
+    let (mut spent, mut refused) = (Decimal::ZERO, 0);
+    for round in 0..6 {
+        for (i, client) in clients.iter().enumerate() {
+            match call(client).await {
+                Ok(cost) => spent += cost.cost_usd,
+                Err(Error::BudgetExceeded { scope, .. }) => {
+                    assert!(scope.contains(REALTIME_ENDPOINT), "{scope}");
+                    refused += 1;
+                }
+                Err(other) => panic!("round {round}, client {i}: {other}"),
+            }
+        }
+    }
+    // 18 calls asked for, $0.10 allowed at $0.01 each: exactly 10 go through.
+    assert_eq!((spent, refused), (dec("0.10"), 8));
+    for client in &clients {
+        client.meter().shutdown().await.unwrap();
+    }
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let endpoint = scope(&status, &BudgetScope::endpoint(REALTIME_ENDPOINT));
+    assert_eq!(endpoint.spent_usd, spent);
+    assert_eq!(endpoint.limit_usd, Some(dec("0.10")));
+    // Every lease was spent or given back: committed is what was spent.
+    assert_eq!(endpoint.committed_usd, Some(spent));
+    assert_eq!(endpoint.leases, 0);
+    assert_eq!(endpoint.alerts_passed, [50, 80, 100]);
+}
+
+#[tokio::test]
+async fn a_lapsed_lease_of_a_process_that_is_gone_returns_to_the_fleet() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("lapse");
+    create_table(&conf, &table).await.unwrap();
+    let budget = || {
+        Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.05"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.01") })
+            .unwrap()
+    };
+    let fleet = || {
+        FleetConfig::dynamodb(&table)
+            .lease_percent(100)
+            .lease_ttl(Duration::from_secs(2))
+            .flush_every(Duration::from_millis(100))
+    };
+    // The first process leases the whole $0.05, spends $0.01 and is gone without
+    // shutting down (as if killed): $0.04 stays leased to it.
+    let gone = per_call_client(&conf, fleet(), Some(budget()));
+    call(&gone).await.unwrap();
+    assert!(gone.meter().flush_fleet().await);
+    drop(gone);
+
+    let survivor = per_call_client(&conf, fleet(), Some(budget()));
+    assert!(
+        matches!(call(&survivor).await, Err(Error::BudgetExceeded { .. })),
+        "the lease has not lapsed yet"
+    );
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    for _ in 0..4 {
+        call(&survivor).await.expect("the lapsed lease came back");
+    }
+    assert!(matches!(
+        call(&survivor).await,
+        Err(Error::BudgetExceeded { .. })
+    ));
+    survivor.meter().shutdown().await.unwrap();
+    let status = fleet_status(&conf, &table).await.unwrap();
+    assert_eq!(scope(&status, &BudgetScope::Client).spent_usd, dec("0.05"));
+}
+
+#[tokio::test]
+async fn a_table_that_does_not_exist_stops_no_call_but_fleet_budgets_fail_closed() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let missing = table_name("missing");
+    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.01") })
+        .unwrap();
+
+    let plain = per_call_client(&conf, FleetConfig::dynamodb(&missing), None);
+    for _ in 0..3 {
+        call(&plain)
+            .await
+            .expect("no budget: the fleet stops nothing");
+    }
+    assert!(!plain.meter().flush_fleet().await, "nothing acknowledged");
+    assert_eq!(plain.meter().fleet_stats().unwrap().unwritten_items, 2);
+
+    let closed = per_call_client(&conf, FleetConfig::dynamodb(&missing), Some(budget.clone()));
+    match call(&closed).await {
+        Err(Error::BudgetUnavailable { scope, reason }) => {
+            assert_eq!(scope, "client");
+            assert!(reason.contains("not found"), "{reason}");
+        }
+        other => panic!("expected a fail-closed refusal, got {other:?}"),
+    }
+    let open = per_call_client(
+        &conf,
+        FleetConfig::dynamodb(&missing).when_unavailable(WhenUnavailable::Allow),
+        Some(budget),
+    );
+    call(&open).await.expect("fail open lets the call go");
+
+    // The table appears: what was kept is written, once.
+    create_table(&conf, &missing).await.unwrap();
+    assert!(plain.meter().flush_fleet().await);
+    assert!(plain.meter().flush_fleet().await);
+    plain.meter().shutdown().await.unwrap();
+    open.meter().shutdown().await.unwrap();
+    let status = fleet_status(&conf, &missing).await.unwrap();
+    assert_eq!(scope(&status, &BudgetScope::Client).spent_usd, dec("0.04"));
+    assert_eq!(scope(&status, &BudgetScope::Client).calls, 4);
+}
+
+#[tokio::test]
+async fn the_seeded_demo_table_is_a_fleet_table() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    // seed.py made it with the schema `fleet init` makes: kept, not made again.
+    assert!(!create_table(&conf, "sagemeter-fleet").await.unwrap());
+    let client = per_call_client(&conf, FleetConfig::dynamodb("sagemeter-fleet"), None);
+    let before = fleet_status(&conf, "sagemeter-fleet")
+        .await
+        .unwrap()
+        .iter()
+        .find(|s| s.scope == BudgetScope::endpoint(REALTIME_ENDPOINT))
+        .map_or(Decimal::ZERO, |s| s.spent_usd);
+    call(&client).await.unwrap();
+    client.meter().shutdown().await.unwrap();
+    let status = fleet_status(&conf, "sagemeter-fleet").await.unwrap();
+    let endpoint = scope(&status, &BudgetScope::endpoint(REALTIME_ENDPOINT));
+    assert_eq!(endpoint.spent_usd - before, dec("0.01"));
+}
