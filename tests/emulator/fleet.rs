@@ -4,6 +4,7 @@
 //! sequence numbers and leases); `tests/cli/fleet.rs` runs real processes.
 
 use crate::support::emulator::{Emulator, REALTIME_ENDPOINT};
+use crate::support::fault_proxy::{Fault, FaultProxy};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use rust_decimal::Decimal;
 use sagemeter::billing::UsageCharges;
@@ -270,4 +271,143 @@ async fn the_seeded_demo_table_is_a_fleet_table() {
     let status = fleet_status(&conf, "sagemeter-fleet").await.unwrap();
     let endpoint = scope(&status, &BudgetScope::endpoint(REALTIME_ENDPOINT));
     assert_eq!(endpoint.spent_usd - before, dec("0.01"));
+}
+
+/// The fleet's table behind a [`FaultProxy`], with short timings.
+async fn behind_proxy(table_what: &str) -> (aws_types::SdkConfig, String, FaultProxy) {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name(table_what);
+    create_table(&conf, &table).await.unwrap();
+    let proxy = FaultProxy::start(&emu.endpoint_url).await;
+    (conf, table, proxy)
+}
+
+fn proxied(table: &str, proxy: &FaultProxy, conf: &aws_types::SdkConfig) -> FleetConfig {
+    FleetConfig::dynamodb(table)
+        .dynamodb_client(proxy.dynamodb_client(conf))
+        .flush_every(Duration::from_millis(100))
+        .lease_wait(Duration::from_millis(500))
+}
+
+#[tokio::test]
+async fn a_throttled_table_stops_no_call_and_loses_no_increment() {
+    let (conf, table, proxy) = behind_proxy("throttled").await;
+    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.01") })
+        .unwrap();
+    // Leases of $0.05: five calls each.
+    let client = per_call_client(
+        &conf,
+        proxied(&table, &proxy, &conf).lease_percent(5),
+        Some(budget),
+    );
+    call(&client).await.unwrap(); // leases $0.05 while the table answers
+    proxy.set(Fault::Throttle);
+    let mut spent = dec("0.01");
+    for _ in 0..4 {
+        // Within the lease: no round trip, the throttling does not matter.
+        spent += call(&client).await.unwrap().cost_usd;
+    }
+    assert!(
+        !client.meter().flush_fleet().await,
+        "throttled writes are kept"
+    );
+    match call(&client).await {
+        // Throttled, and the SDK's retries back off past lease_wait.
+        Err(Error::BudgetUnavailable { reason, .. }) => assert!(
+            reason.starts_with("throttled") || reason.contains("no answer within 500ms"),
+            "{reason}"
+        ),
+        other => panic!("a new lease needs the table: {other:?}"),
+    }
+    proxy.set(Fault::None);
+    for _ in 0..3 {
+        spent += call(&client).await.unwrap().cost_usd;
+    }
+    client.meter().shutdown().await.unwrap();
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!((fleet.spent_usd, fleet.calls), (spent, 8));
+    assert_eq!(
+        fleet.committed_usd,
+        Some(spent),
+        "leases given back exactly"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_table_costs_a_call_no_time_and_a_lease_no_more_than_lease_wait() {
+    let (conf, table, proxy) = behind_proxy("slow").await;
+    proxy.set(Fault::Slow(Duration::from_secs(3)));
+    let plain = per_call_client(&conf, proxied(&table, &proxy, &conf), None);
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        call(&plain).await.unwrap();
+    }
+    // Flushes are in the background: five calls take no table time.
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?} for five calls",
+        started.elapsed()
+    );
+    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1")).unwrap();
+    let capped = per_call_client(&conf, proxied(&table, &proxy, &conf), Some(budget));
+    let started = std::time::Instant::now();
+    let refused = call(&capped).await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(&refused, Err(Error::BudgetUnavailable { reason, .. }) if reason.contains("no answer within 500ms")),
+        "{refused:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_millis(1500),
+        "{waited:?}"
+    );
+    proxy.set(Fault::None);
+    plain.meter().shutdown().await.unwrap();
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!((fleet.spent_usd, fleet.calls), (dec("0.05"), 5));
+}
+
+#[tokio::test]
+async fn the_table_going_away_and_coming_back_loses_and_doubles_nothing() {
+    let (conf, table, proxy) = behind_proxy("down").await;
+    let client = per_call_client(&conf, proxied(&table, &proxy, &conf), None);
+    for _ in 0..3 {
+        call(&client).await.unwrap();
+    }
+    assert!(client.meter().flush_fleet().await);
+    // Unreachable: calls go on, their increments wait.
+    proxy.set(Fault::Down);
+    for _ in 0..4 {
+        call(&client).await.unwrap();
+    }
+    assert!(!client.meter().flush_fleet().await);
+    assert_eq!(client.meter().fleet_stats().unwrap().unwritten_items, 2);
+    // Back, but every answer is lost after the write is applied: the SDK's retries
+    // and the flushes send the same sequence numbers again; each write counts once.
+    proxy.set(Fault::LoseResponses);
+    let forwarded = proxy.forwarded();
+    assert!(!client.meter().flush_fleet().await);
+    assert!(
+        proxy.forwarded() > forwarded,
+        "the writes reached the table"
+    );
+    assert!(!client.meter().flush_fleet().await);
+    proxy.set(Fault::None);
+    for _ in 0..2 {
+        call(&client).await.unwrap();
+    }
+    client.meter().shutdown().await.unwrap();
+    let status = fleet_status(&conf, &table).await.unwrap();
+    for scope_ in [
+        BudgetScope::Client,
+        BudgetScope::endpoint(REALTIME_ENDPOINT),
+    ] {
+        let s = scope(&status, &scope_);
+        assert_eq!((s.spent_usd, s.calls), (dec("0.09"), 9), "{scope_}");
+    }
 }

@@ -13,6 +13,8 @@ pub mod emulator;
 pub mod fake_pricelist;
 pub mod fake_sagemaker;
 pub mod fake_stream;
+#[cfg(feature = "fleet")]
+pub mod fault_proxy;
 pub mod logs;
 pub mod receipts;
 

@@ -1,0 +1,170 @@
+//! An HTTP proxy in front of the emulator that breaks DynamoDB on demand:
+//! throttles, answers slowly, refuses connections, or applies a request and loses
+//! its response (as a timeout after the write does). Requests are forwarded one
+//! per upstream connection (`Connection: close`), each in full: the DynamoDB JSON
+//! protocol is small POSTs with a `Content-Length`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does to the requests it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward every request.
+    None,
+    /// Answer every request `ProvisionedThroughputExceededException` (HTTP 400).
+    Throttle,
+    /// Forward every request after this delay.
+    Slow(Duration),
+    /// Close every connection at once (the table is unreachable).
+    Down,
+    /// Forward every request, then close the connection without its response.
+    LoseResponses,
+}
+
+/// A running proxy; stopped when its runtime ends.
+pub struct FaultProxy {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    fault: Arc<Mutex<Fault>>,
+    forwarded: Arc<AtomicU64>,
+}
+
+impl FaultProxy {
+    /// A proxy to `upstream` (`http://host:port`) on a free port, forwarding.
+    pub async fn start(upstream: &str) -> FaultProxy {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let fault = Arc::new(Mutex::new(Fault::None));
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let (f, n) = (fault.clone(), forwarded.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (upstream, f, n) = (upstream.clone(), f.clone(), n.clone());
+                tokio::spawn(async move {
+                    let _ = serve(client, &upstream, &f, &n).await;
+                });
+            }
+        });
+        FaultProxy {
+            url,
+            fault,
+            forwarded,
+        }
+    }
+
+    /// From now on, do `fault`.
+    pub fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+
+    /// Requests that reached the emulator so far.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(Ordering::SeqCst)
+    }
+
+    /// A DynamoDB client of `conf` that goes through the proxy, with short
+    /// timeouts and the SDK's standard retries.
+    pub fn dynamodb_client(&self, conf: &aws_types::SdkConfig) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::config::Builder::from(conf)
+            .endpoint_url(&self.url)
+            .timeout_config(
+                aws_smithy_types::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_secs(2))
+                    .connect_timeout(Duration::from_secs(1))
+                    .build(),
+            )
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+}
+
+/// One request from `client`, with its headers and body.
+async fn read_request(client: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = client.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < header_end + length {
+        let n = client.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    // One request per upstream connection: ask it to close after answering.
+    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+    let mut rewritten: String = head
+        .split("\r\n")
+        .filter(|l| !l.is_empty() && !l.to_ascii_lowercase().starts_with("connection:"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    rewritten.push_str("Connection: close\r\n\r\n");
+    let mut request = rewritten.into_bytes();
+    request.extend_from_slice(&buf[header_end..header_end + length]);
+    Ok(Some(request))
+}
+
+async fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    fault: &Mutex<Fault>,
+    forwarded: &AtomicU64,
+) -> std::io::Result<()> {
+    loop {
+        if *fault.lock().unwrap() == Fault::Down {
+            return Ok(()); // dropped: connection closed
+        }
+        let Some(request) = read_request(&mut client).await? else {
+            return Ok(());
+        };
+        let now = *fault.lock().unwrap();
+        match now {
+            Fault::Down => return Ok(()),
+            Fault::Throttle => {
+                let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded (fault proxy)"}"#;
+                let response = format!(
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\n\
+                     Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                client.write_all(response.as_bytes()).await?;
+                continue;
+            }
+            Fault::Slow(delay) => tokio::time::sleep(delay).await,
+            Fault::None | Fault::LoseResponses => {}
+        }
+        let mut up = TcpStream::connect(upstream).await?;
+        up.write_all(&request).await?;
+        let mut response = Vec::new();
+        up.read_to_end(&mut response).await?;
+        forwarded.fetch_add(1, Ordering::SeqCst);
+        if now == Fault::LoseResponses {
+            return Ok(()); // applied upstream; the client never hears of it
+        }
+        client.write_all(&response).await?;
+        // The upstream answered `Connection: close`: so does this connection.
+        return Ok(());
+    }
+}
