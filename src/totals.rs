@@ -165,13 +165,23 @@ const FS_PER_MICROSECOND: u128 = 1_000_000_000;
 /// rounded down at every step. A call's share is its advance between the call's
 /// start and its end: O(1) per call, and the shares of all calls together never
 /// exceed `k` × the time some call was in flight.
+///
+/// With a fleet, the other processes' calls in flight count too: each process
+/// publishes its average over each flush interval, and `others_milli` is their sum
+/// as last read, so `n` is this process's calls plus the fleet's others.
 #[derive(Debug, Default)]
 struct SharingClock {
     /// Instances serving the endpoint; 0 until its profile is known, counted as
     /// one meanwhile (under- rather than over-allocating).
     instances: u32,
     in_flight: u32,
+    /// Other processes' calls in flight on the endpoint, in thousandths (fleet).
+    others_milli: u64,
     allocated_fs: u128,
+    /// This process's calls in flight integrated over time since `load_since`,
+    /// in call-femtoseconds: what it publishes to the fleet.
+    load_fs: u128,
+    load_since: Option<SystemTime>,
     last_event: Option<SystemTime>,
 }
 
@@ -179,6 +189,7 @@ impl SharingClock {
     /// Moves the clock to `now` at the share in force since the last event.
     fn advance(&mut self, now: SystemTime, per_instance: u32) {
         let last = *self.last_event.get_or_insert(now);
+        self.load_since.get_or_insert(last);
         if now <= last {
             return; // a clock read before the last event was taken: nothing elapsed
         }
@@ -186,13 +197,15 @@ impl SharingClock {
             let elapsed_fs =
                 now.duration_since(last).unwrap_or_default().as_micros() * FS_PER_MICROSECOND;
             let k = u128::from(self.instances.max(1));
-            let n = u128::from(self.in_flight);
             let m = u128::from(per_instance.max(1));
-            // min(1/m, k/n): 1/m while n ≤ k·m.
-            self.allocated_fs += if n <= k * m {
+            self.load_fs += elapsed_fs * u128::from(self.in_flight);
+            // min(1/m, k/n): 1/m while n ≤ k·m; n in thousandths of a call (the
+            // fleet's others are an average), which is exact for whole calls.
+            let n_milli = u128::from(self.in_flight) * 1000 + u128::from(self.others_milli);
+            self.allocated_fs += if n_milli <= k * m * 1000 {
                 elapsed_fs / m
             } else {
-                elapsed_fs * k / n
+                elapsed_fs * k * 1000 / n_milli
             };
         }
         self.last_event = Some(now);
@@ -342,6 +355,57 @@ impl Totals {
         if clock.instances != instances {
             clock.advance(now, per_instance);
             clock.instances = instances;
+        }
+    }
+
+    /// Another handle on the same totals (for the fleet, which publishes and reads
+    /// the endpoints' loads).
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn handle(&self) -> Totals {
+        Totals {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// This process's average number of calls in flight on each endpoint since
+    /// the previous time it was asked, in thousandths.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn take_loads(&self, now: SystemTime) -> Vec<(String, u64)> {
+        let mut inner = self.lock();
+        let per_instance = inner.per_instance;
+        inner
+            .endpoints
+            .iter_mut()
+            .map(|endpoint| {
+                let clock = &mut endpoint.sharing;
+                clock.advance(now, per_instance);
+                let since = clock.load_since.replace(now);
+                let load = std::mem::take(&mut clock.load_fs);
+                let span_fs = since
+                    .and_then(|since| now.duration_since(since).ok())
+                    .map_or(0, |d| d.as_micros() * FS_PER_MICROSECOND);
+                let milli = match span_fs {
+                    0 => 0,
+                    span => u64::try_from(load * 1000 / span).unwrap_or(u64::MAX),
+                };
+                (endpoint.name.clone(), milli)
+            })
+            .collect()
+    }
+
+    /// The other processes of the fleet have `others_milli` thousandths of calls
+    /// in flight on `endpoint`, from `now` on.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn set_others_load(&self, endpoint: &str, others_milli: u64, now: SystemTime) {
+        let mut inner = self.lock();
+        let per_instance = inner.per_instance;
+        let Some(&index) = inner.slots.get(endpoint) else {
+            return;
+        };
+        let clock = &mut inner.endpoints[index].sharing;
+        if clock.others_milli != others_milli {
+            clock.advance(now, per_instance);
+            clock.others_milli = others_milli;
         }
     }
 

@@ -193,6 +193,11 @@ impl Call {
         let started_at = meter.now();
         let started = Instant::now();
         let share = meter.inner.totals.call_started(&endpoint, started_at);
+        // The fleet publishes this process's calls in flight from the first call on.
+        #[cfg(feature = "fleet")]
+        if let Some(fleet) = &meter.inner.fleet {
+            fleet.start_flushing();
+        }
         Ok(Call {
             span,
             in_flight: CallInFlight(Some(CallParts {

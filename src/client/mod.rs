@@ -629,9 +629,16 @@ impl ClientBuilder {
         let budgets = Arc::new(Budgets::new(self.budgets, self.fleet.is_some()));
         #[cfg(not(feature = "fleet"))]
         let budgets = Arc::new(Budgets::new(self.budgets, false));
+        let totals = Totals::with_max_concurrency_per_instance(self.max_concurrency_per_instance);
         #[cfg(feature = "fleet")]
         let fleet = self.fleet.map(|config| {
-            crate::fleet::Fleet::new(config, &self.sdk_config, budgets.clone(), time.clone())
+            crate::fleet::Fleet::new(
+                config,
+                &self.sdk_config,
+                budgets.clone(),
+                totals.handle(),
+                time.clone(),
+            )
         });
         let runtime = self
             .runtime
@@ -662,9 +669,7 @@ impl ClientBuilder {
                 charges,
                 token_counter: self.token_counter,
                 default_tags: self.default_tags,
-                totals: Totals::with_max_concurrency_per_instance(
-                    self.max_concurrency_per_instance,
-                ),
+                totals,
                 budgets,
                 #[cfg(feature = "fleet")]
                 fleet,

@@ -2,12 +2,13 @@
 //! writes them, the leases that fleet budgets spend from.
 
 use super::keys::{self, from_pico, to_pico};
-use super::table::{self, Added, Delta, Failure, LeaseHeld, Leased, Table, TableError};
+use super::table::{self, Added, Delta, Failure, LeaseHeld, Leased, Load, Table, TableError};
 use super::{FleetConfig, FleetStats, WhenUnavailable};
 use crate::FastMap;
 use crate::budget::{
     ALERT_THRESHOLDS, Budget, BudgetAlert, BudgetPeriod, BudgetScope, Budgets, LeaseWant,
 };
+use crate::totals::Totals;
 use crate::{Error, Result};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
@@ -41,6 +42,9 @@ struct Shared {
     process: String,
     config: FleetConfig,
     budgets: Arc<Budgets>,
+    /// The client's running totals: the endpoints' sharing clocks publish their
+    /// load to the fleet and take the other processes' from it.
+    totals: Totals,
     /// The client's budgets and their partition keys, in the client's order.
     specs: Vec<(Budget, String)>,
     time: SharedTimeSource,
@@ -68,6 +72,8 @@ struct State {
     period_sks: Vec<(BudgetPeriod, DateTime<Utc>, String)>,
     /// Alert thresholds passed, per (budget, period start): bit i for the i-th.
     alerted: FastMap<(usize, DateTime<Utc>), u32>,
+    /// The load last published per endpoint (thousandths of a call in flight).
+    published: FastMap<String, u64>,
 }
 
 impl State {
@@ -85,6 +91,16 @@ impl State {
         let sk = keys::period_sk(period, start);
         self.period_sks.push((period, start, sk.clone()));
         sk
+    }
+
+    /// The partition key of `endpoint`'s items, made once per endpoint.
+    fn endpoint_pk(&mut self, endpoint: &str) -> String {
+        if let Some(pk) = self.endpoint_pks.get(endpoint) {
+            return pk.clone();
+        }
+        let pk = keys::scope_pk(&BudgetScope::endpoint(endpoint));
+        self.endpoint_pks.insert(endpoint.to_owned(), pk.clone());
+        pk
     }
 
     fn item(&mut self, pk: &str, sk: &str, make: impl FnOnce() -> Item) -> &mut Item {
@@ -147,6 +163,8 @@ struct Write {
     expires_at: i64,
     /// The lease's new end, when the item holds this process's lease.
     until_ms: Option<i64>,
+    /// The endpoint whose load the write publishes, and the load.
+    load: Option<(String, Load)>,
 }
 
 fn epoch_ms(at: SystemTime) -> i64 {
@@ -176,6 +194,7 @@ impl Fleet {
         config: FleetConfig,
         sdk_config: &aws_types::SdkConfig,
         budgets: Arc<Budgets>,
+        totals: Totals,
         time: SharedTimeSource,
     ) -> Fleet {
         let client = config.client.clone().unwrap_or_else(|| {
@@ -207,6 +226,7 @@ impl Fleet {
                 process: process_name(),
                 config,
                 budgets,
+                totals,
                 specs,
                 time,
                 state: Mutex::new(State::default()),
@@ -247,14 +267,7 @@ impl Fleet {
         fleet.pending.calls += 1;
         let running = fleet.running();
         // The endpoint today, and its variant's share.
-        let endpoint_pk = match state.endpoint_pks.get(endpoint) {
-            Some(pk) => pk.clone(),
-            None => {
-                let pk = keys::scope_pk(&BudgetScope::endpoint(endpoint));
-                state.endpoint_pks.insert(endpoint.to_owned(), pk.clone());
-                pk
-            }
-        };
+        let endpoint_pk = state.endpoint_pk(endpoint);
         let item = state.item(&endpoint_pk, &day_sk, || Item::spend(day_end));
         item.pending.spent += pico;
         item.pending.calls += 1;
@@ -286,8 +299,8 @@ impl Fleet {
         Some(from_pico(running))
     }
 
-    /// Starts the flush loop on the current runtime, once.
-    fn start_flushing(&self) {
+    /// Starts the flush loop on the current runtime, once (at the first call).
+    pub(crate) fn start_flushing(&self) {
         if self.shared.started.load(Ordering::Relaxed)
             || self.shared.started.swap(true, Ordering::SeqCst)
         {
@@ -345,8 +358,18 @@ impl Fleet {
         let now = shared.time.now();
         let now_ms = epoch_ms(now);
         let ttl_ms = i64::try_from(shared.config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
+        let loads = self.loads(now, now_ms);
         let writes = {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut loads = loads;
+            let today = DateTime::<Utc>::from(now);
+            let day = BudgetPeriod::Day.start_of(today);
+            let day_sk = state.period_sk(BudgetPeriod::Day, day);
+            for (pk, _) in loads.iter() {
+                // An endpoint with calls in flight and none finished yet today.
+                let end = keys::period_end(BudgetPeriod::Day, day);
+                state.item(pk, &day_sk, || Item::spend(end));
+            }
             let mut seq = state.seq;
             let mut writes = Vec::new();
             for (pk, items) in state.items.iter_mut() {
@@ -355,7 +378,14 @@ impl Fleet {
                         .lease
                         .as_ref()
                         .is_some_and(|l| l.until_ms - now_ms < ttl_ms / 2);
-                    if item.unacked.is_none() && (!item.pending.is_empty() || renew) {
+                    let load = if *sk == day_sk {
+                        loads.remove(pk.as_str())
+                    } else {
+                        None
+                    };
+                    if item.unacked.is_none()
+                        && (!item.pending.is_empty() || renew || load.is_some())
+                    {
                         seq += 1;
                         item.unacked = Some((seq, std::mem::take(&mut item.pending)));
                     }
@@ -367,6 +397,7 @@ impl Fleet {
                             delta: delta.clone(),
                             expires_at: expires_at(item.period_end),
                             until_ms: item.lease.as_ref().map(|_| now_ms.saturating_add(ttl_ms)),
+                            load,
                         });
                     }
                 }
@@ -381,6 +412,7 @@ impl Fleet {
         shared.flushes.fetch_add(1, Ordering::Relaxed);
         let mut all = true;
         let mut passed = Vec::new();
+        let mut loaded = Vec::new();
         for write in writes {
             let result = self.counted(
                 shared
@@ -393,6 +425,7 @@ impl Fleet {
                         &write.delta,
                         write.expires_at,
                         write.until_ms,
+                        write.load.as_ref().map(|(_, load)| *load),
                     )
                     .await,
             );
@@ -418,9 +451,16 @@ impl Fleet {
                 };
                 item.unacked = None;
                 let held = match added {
-                    Added::Applied { spent, lease_held } => {
+                    Added::Applied {
+                        spent,
+                        lease_held,
+                        others_load,
+                    } => {
                         item.known = spent;
                         passed.push((write.pk.clone(), write.sk.clone(), spent));
+                        if let (Some((endpoint, load)), Some(others)) = (&write.load, others_load) {
+                            loaded.push((endpoint.clone(), load.milli, others));
+                        }
                         lease_held
                     }
                     Added::AlreadyApplied => {
@@ -461,11 +501,45 @@ impl Fleet {
                 }
             }
         }
+        // The fleet's other processes' calls in flight share the instances from now.
+        for (endpoint, published, others) in loaded {
+            shared.totals.set_others_load(&endpoint, others, now);
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.published.insert(endpoint, published);
+        }
         for (pk, sk, spent) in passed {
             self.raise_alerts(&pk, &sk, spent).await;
         }
         self.forget_past(now);
         all
+    }
+
+    /// This process's load per endpoint (by partition key) to publish now: every
+    /// endpoint with calls in flight since the last flush, and those whose last
+    /// published load was not zero (to say they went idle).
+    fn loads(&self, now: SystemTime, now_ms: i64) -> FastMap<String, (String, Load)> {
+        let shared = &self.shared;
+        let taken = shared.totals.take_loads(now);
+        // Loads older than three flush intervals (at least a second) are of
+        // processes that are gone or idle.
+        let stale_ms = i64::try_from((shared.config.flush_every * 3).as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1000);
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut loads = FastMap::default();
+        for (endpoint, milli) in taken {
+            if milli == 0 && state.published.get(&endpoint).is_none_or(|p| *p == 0) {
+                continue;
+            }
+            let pk = state.endpoint_pk(&endpoint);
+            let load = Load {
+                milli,
+                now_ms,
+                fresh_after_ms: now_ms - stale_ms,
+            };
+            loads.insert(pk, (endpoint, load));
+        }
+        loads
     }
 
     /// The local end of a lease written to hold until `until_ms`: a flush

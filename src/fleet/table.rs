@@ -41,6 +41,11 @@ pub(crate) const GRANTED_PREFIX: &str = "lease_granted:";
 pub(crate) const USED_PREFIX: &str = "lease_used:";
 /// Until when the lease holds, epoch ms, `lease_until:<process>`.
 pub(crate) const UNTIL_PREFIX: &str = "lease_until:";
+/// A process's average calls in flight on the endpoint over its last flush
+/// interval, in thousandths, `inflight:<process>` (endpoint items).
+pub(crate) const LOAD_PREFIX: &str = "inflight:";
+/// When that was written, epoch ms, `inflight_at:<process>`.
+pub(crate) const LOAD_AT_PREFIX: &str = "inflight_at:";
 /// The last sequence number of a process's flushes applied to an item.
 pub(crate) const SEQ_PREFIX: &str = "seq:";
 
@@ -146,12 +151,28 @@ impl Delta {
     }
 }
 
+/// This process's load on an endpoint, published with a write of its item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Load {
+    /// Average calls in flight over the last interval, in thousandths.
+    pub milli: u64,
+    /// Now, epoch ms.
+    pub now_ms: i64,
+    /// Loads written before this (epoch ms) are stale: their process is gone or idle.
+    pub fresh_after_ms: i64,
+}
+
 /// How an idempotent add ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Added {
-    /// Applied now: the item's spend after it, and whether this process still
-    /// holds its lease of the item's budget (when the write carried lease use).
-    Applied { spent: i128, lease_held: bool },
+    /// Applied now: the item's spend after it, whether this process still holds
+    /// its lease of the item's budget (when the write carried lease use), and the
+    /// other processes' fresh loads summed (when it carried a load).
+    Applied {
+        spent: i128,
+        lease_held: bool,
+        others_load: Option<u64>,
+    },
     /// This sequence number was applied before (a retry): nothing changed now.
     AlreadyApplied,
 }
@@ -163,6 +184,21 @@ pub(crate) struct LeaseHeld {
     pub granted: i128,
     pub used: i128,
     pub until_ms: i64,
+}
+
+/// The loads other processes wrote to an endpoint item since `fresh_after_ms`,
+/// summed, in thousandths of a call.
+fn others_load(item: &HashMap<String, AttributeValue>, process: &str, fresh_after_ms: i64) -> u64 {
+    item.keys()
+        .filter_map(|name| name.strip_prefix(LOAD_PREFIX))
+        .filter(|p| *p != process)
+        .filter(|p| {
+            int(item, &format!("{LOAD_AT_PREFIX}{p}"))
+                .is_some_and(|at| at >= i128::from(fresh_after_ms))
+        })
+        .filter_map(|p| int(item, &format!("{LOAD_PREFIX}{p}")))
+        .map(|milli| u64::try_from(milli).unwrap_or(0))
+        .fold(0u64, u64::saturating_add)
 }
 
 /// Every lease a spend item holds.
@@ -206,6 +242,7 @@ impl Table {
         delta: &Delta,
         expires_at: i64,
         lease_until_ms: Option<i64>,
+        load: Option<Load>,
     ) -> Result<Added, TableError> {
         let mut adds = vec![format!("{SPENT} :spent"), format!("{CALLS} :calls")];
         let mut sets = vec![
@@ -233,13 +270,22 @@ impl Table {
                 .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
                 .expression_attribute_values(":until", n(i128::from(until)));
         }
+        if let Some(load) = load {
+            sets.push("#load = :load".to_owned());
+            sets.push("#load_at = :load_at".to_owned());
+            request = request
+                .expression_attribute_names("#load", format!("{LOAD_PREFIX}{process}"))
+                .expression_attribute_names("#load_at", format!("{LOAD_AT_PREFIX}{process}"))
+                .expression_attribute_values(":load", n(i128::from(load.milli)))
+                .expression_attribute_values(":load_at", n(i128::from(load.now_ms)));
+        }
         let request = request
             .update_expression(format!("ADD {} SET {}", adds.join(", "), sets.join(", ")))
             .condition_expression("attribute_not_exists(#seq) OR #seq < :seq")
             .expression_attribute_names("#seq", format!("{SEQ_PREFIX}{process}"))
             .expression_attribute_values(":seq", n(i128::from(seq)))
             .expression_attribute_values(":exp", n(i128::from(expires_at)))
-            .return_values(if lease_until_ms.is_some() {
+            .return_values(if lease_until_ms.is_some() || load.is_some() {
                 ReturnValue::AllNew
             } else {
                 ReturnValue::UpdatedNew
@@ -251,6 +297,9 @@ impl Table {
                     spent: item.and_then(|a| int(a, SPENT)).unwrap_or(0),
                     lease_held: item
                         .is_some_and(|a| a.contains_key(&format!("{GRANTED_PREFIX}{process}"))),
+                    others_load: load.map(|load| {
+                        item.map_or(0, |a| others_load(a, process, load.fresh_after_ms))
+                    }),
                 })
             }
             Err(err)

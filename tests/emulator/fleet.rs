@@ -411,3 +411,112 @@ async fn the_table_going_away_and_coming_back_loses_and_doubles_nothing() {
         assert_eq!((s.spent_usd, s.calls), (dec("0.09"), 9), "{scope_}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_on_one_3_instance_variant_are_allocated_its_instances_once() {
+    use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+    use sagemeter::billing::LineItem;
+    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+    use sagemeter::pricing::PriceKey;
+
+    // SageMaker is the in-process fake (its calls are held as long as the test
+    // likes); the fleet table is on the emulator.
+    let emu = Emulator::shared();
+    let table = table_name("sharing");
+    create_table(&emu.sdk_config().await, &table).await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&emu.sdk_config().await);
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "three",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 3)],
+    );
+    let flush = Duration::from_millis(100);
+    let rate = dec("0.23"); // ml.m5.xlarge, us-east-1, USD per instance-hour
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(
+            Client::builder(&fake.sdk_config().await)
+                .without_discovery()
+                .without_metrics()
+                .endpoint_profile(EndpointProfile::new(
+                    "three",
+                    vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 3)],
+                ))
+                .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), rate)
+                .price_override(
+                    PriceKey::DataIn {
+                        region: "us-east-1".into(),
+                    },
+                    dec("0.016"),
+                )
+                .price_override(
+                    PriceKey::DataOut {
+                        region: "us-east-1".into(),
+                    },
+                    dec("0.016"),
+                )
+                .fleet(
+                    FleetConfig::dynamodb(&table)
+                        .dynamodb_client(ddb.clone())
+                        .flush_every(flush),
+                )
+                .build()
+                .unwrap(),
+        );
+    }
+    // Each process keeps 3 calls in flight for 3 s: 12 calls on 3 instances.
+    fake.hold();
+    let started = std::time::Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    for client in &clients {
+        for _ in 0..3 {
+            let client = client.clone();
+            calls.spawn(async move {
+                client
+                    .invoke_endpoint()
+                    .endpoint_name("three")
+                    .body(Blob::new("{}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .cost()
+                    .clone()
+            });
+        }
+    }
+    fake.wait_for_invocations(12).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    fake.release();
+    let mut allocated = Decimal::ZERO;
+    while let Some(cost) = calls.join_next().await {
+        let cost = cost.unwrap();
+        let compute = cost
+            .lines
+            .iter()
+            .find(|l| l.item == LineItem::Compute)
+            .unwrap();
+        allocated += compute.cost_usd().unwrap();
+    }
+    let run = started.elapsed();
+    for client in &clients {
+        client.meter().shutdown().await.unwrap();
+    }
+    // What the 3 instances cost over the run, by the hour's rate.
+    let hours = |d: Duration| Decimal::from(d.as_micros() as u64) / Decimal::from(3_600_000_000u64);
+    let instances_cost = Decimal::from(3) * rate * hours(run);
+    // Until a process has read the others' load (they publish it with a flush,
+    // it reads it with its next one: two flush intervals), it allocates its own
+    // 3 calls as if alone, up to the 3 instances: the other three processes can
+    // be over by 3 instances each for that long.
+    let lag = Decimal::from(3 * 3) * rate * hours(flush * 2);
+    assert!(
+        allocated <= instances_cost + lag,
+        "allocated ${allocated} of ${instances_cost} (+${lag} for the first flushes)"
+    );
+    // And the instances were busy all along: nearly all of it is allocated (per
+    // process alone it would be four times as much).
+    assert!(
+        allocated >= instances_cost * dec("0.8"),
+        "allocated ${allocated} of ${instances_cost}"
+    );
+}
