@@ -19,6 +19,12 @@
 //! runs only that caller (200,000 calls × scale at concurrency 64, or
 //! `SAGEMETER_BENCH_CONCURRENCY`) and exits, for a profiler (`perf record`) to
 //! compare one side with the other.
+//!
+//! With `--features fleet` (or `--all-features`) it also runs a client with the
+//! fleet on (its table an in-process fake DynamoDB that counts requests) against
+//! the same client with the fleet off, round by round at concurrency 1 and 64,
+//! and prints the DynamoDB requests per 1,000 calls and the time the fleet adds
+//! per call. `SAGEMETER_BENCH_FLEET=1` runs only that part.
 
 // Shared with the tests; `pub` because this bench uses only part of it (public
 // items are not reported as dead code).
@@ -337,6 +343,35 @@ struct Figures {
     client_bytes_before: i64,
     client_bytes_after_1m_calls: i64,
     calls_for_memory: usize,
+    /// Fleet on against fleet off (feature `fleet`; zero without it).
+    fleet: FleetFigures,
+}
+
+/// The fleet's cost: its table's requests, and the time it adds to a call.
+#[derive(Serialize, Default)]
+struct FleetFigures {
+    /// Calls per second, fleet off and on, concurrency 1 and 64.
+    off_cps_c1: f64,
+    on_cps_c1: f64,
+    ratio_c1: f64,
+    ratio_c1_q1: f64,
+    ratio_c1_q3: f64,
+    off_cps_c64: f64,
+    on_cps_c64: f64,
+    ratio_c64: f64,
+    ratio_c64_q1: f64,
+    ratio_c64_q3: f64,
+    /// Wall time added per call (µs): 1/on − 1/off, at the median throughputs.
+    added_us_per_call_c1: f64,
+    added_us_per_call_c64: f64,
+    /// CPU added per call (µs), median of the per-round differences.
+    added_cpu_us_per_call_c1: f64,
+    added_cpu_us_per_call_c64: f64,
+    /// DynamoDB requests per 1,000 calls over the measured rounds, and their parts.
+    requests_per_1000_calls: f64,
+    requests: u64,
+    calls: u64,
+    flush_every_ms: u64,
 }
 
 /// Alternating rounds: many short ones, so that the host's slow drifts and bursts
@@ -427,6 +462,11 @@ async fn main() {
         control(&config, &raw, &metered).await;
         return;
     }
+    if std::env::var_os("SAGEMETER_BENCH_FLEET").is_some() {
+        f.fleet = fleet_figures(&config, &metered).await;
+        print_fleet(&f.fleet);
+        return;
+    }
     f.rounds_c1 = ROUNDS_C1;
     let c1 = compare(
         &[&raw, &metered, &without_metrics],
@@ -502,6 +542,8 @@ async fn main() {
     let (records_per_s, writer_bytes) = ledger_throughput(&config, scale(200_000)).await;
     f.ledger_records_per_s = records_per_s;
     f.ledger_writer_bytes = writer_bytes;
+
+    f.fleet = fleet_figures(&config, &metered).await;
 
     // Heap allocations per call (the loopback server's included, alike on both sides).
     f.raw_allocations_per_call = allocations_per_call(&raw, scale(20_000)).await;
@@ -602,6 +644,141 @@ async fn ledger_throughput(config: &aws_types::SdkConfig, records: usize) -> (f6
     (per_s, peak)
 }
 
+/// A fake DynamoDB answering every UpdateItem as DynamoDB would the fleet's
+/// first write of an item, counting the requests.
+#[cfg(feature = "fleet")]
+async fn start_dynamodb_fake() -> (String, Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::AtomicU64;
+    let requests = Arc::new(AtomicU64::new(0));
+    let counted = requests.clone();
+    let app = Router::new().route(
+        "/",
+        post(move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::Relaxed);
+                let mut r = (
+                    StatusCode::OK,
+                    r#"{"Attributes":{"spent_pico":{"N":"0"},"calls":{"N":"0"}}}"#,
+                )
+                    .into_response();
+                r.headers_mut().insert(
+                    "content-type",
+                    HeaderValue::from_static("application/x-amz-json-1.0"),
+                );
+                r
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, requests)
+}
+
+/// Fleet on against fleet off, alternating rounds, and the table's requests.
+#[cfg(feature = "fleet")]
+async fn fleet_figures(config: &aws_types::SdkConfig, off: &Caller) -> FleetFigures {
+    let (url, requests) = start_dynamodb_fake().await;
+    let flush_every = Duration::from_millis(250);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(&url).await);
+    let on = Caller::Metered(
+        metered_client(config)
+            .fleet(
+                sagemeter::fleet::FleetConfig::dynamodb("bench")
+                    .dynamodb_client(ddb)
+                    .flush_every(flush_every),
+            )
+            .build()
+            .unwrap(),
+    );
+    let mut g = FleetFigures {
+        flush_every_ms: flush_every.as_millis() as u64,
+        ..FleetFigures::default()
+    };
+    let before = requests.load(Ordering::Relaxed);
+    let calls_c1 = scale(500);
+    let c1 = compare(&[off, &on], calls_c1, 1, ROUNDS_C1).await;
+    let calls_c64 = scale(3_200);
+    let c64 = compare(&[off, &on], calls_c64, 64, ROUNDS_C64).await;
+    if let Caller::Metered(client) = &on {
+        // Every call of the fleet-on client, warm-ups included, and its last flush.
+        g.calls = client.meter().totals().calls;
+        client.meter().shutdown().await.unwrap();
+    }
+    g.requests = requests.load(Ordering::Relaxed) - before;
+    g.requests_per_1000_calls = g.requests as f64 * 1000.0 / g.calls as f64;
+    g.off_cps_c1 = c1.cps(0);
+    g.on_cps_c1 = c1.cps(1);
+    g.ratio_c1 = c1.ratio(1, 0);
+    (g.ratio_c1_q1, g.ratio_c1_q3) = c1.ratio_quartiles(1, 0);
+    g.added_cpu_us_per_call_c1 = c1.added_cpu_us(1, 0);
+    g.off_cps_c64 = c64.cps(0);
+    g.on_cps_c64 = c64.cps(1);
+    g.ratio_c64 = c64.ratio(1, 0);
+    (g.ratio_c64_q1, g.ratio_c64_q3) = c64.ratio_quartiles(1, 0);
+    g.added_cpu_us_per_call_c64 = c64.added_cpu_us(1, 0);
+    g.added_us_per_call_c1 = 1e6 / g.on_cps_c1 - 1e6 / g.off_cps_c1;
+    g.added_us_per_call_c64 = 1e6 / g.on_cps_c64 - 1e6 / g.off_cps_c64;
+    g
+}
+
+#[cfg(not(feature = "fleet"))]
+async fn fleet_figures(_: &aws_types::SdkConfig, _: &Caller) -> FleetFigures {
+    FleetFigures::default()
+}
+
+fn print_fleet(g: &FleetFigures) {
+    if g.calls == 0 {
+        println!(
+            "
+fleet: not measured (build with --features fleet)"
+        );
+        return;
+    }
+    println!();
+    println!(
+        "{:<40} {:>14} {:>14} {:>8}  middle half of the rounds",
+        "", "fleet off", "fleet on", "ratio"
+    );
+    for (name, off, on, ratio, (q1, q3)) in [
+        (
+            "calls/s, concurrency 1",
+            g.off_cps_c1,
+            g.on_cps_c1,
+            g.ratio_c1,
+            (g.ratio_c1_q1, g.ratio_c1_q3),
+        ),
+        (
+            "calls/s, concurrency 64",
+            g.off_cps_c64,
+            g.on_cps_c64,
+            g.ratio_c64,
+            (g.ratio_c64_q1, g.ratio_c64_q3),
+        ),
+    ] {
+        println!("{name:<40} {off:>14.0} {on:>14.0} {ratio:>8.3}  {q1:.3}–{q3:.3}");
+    }
+    println!(
+        "{:<40} {:>14.2} {:>14.2}",
+        "added time per call (µs), c1 / c64", g.added_us_per_call_c1, g.added_us_per_call_c64
+    );
+    println!(
+        "{:<40} {:>14.2} {:>14.2}",
+        "added CPU per call (µs), c1 / c64",
+        g.added_cpu_us_per_call_c1,
+        g.added_cpu_us_per_call_c64
+    );
+    println!(
+        "{:<40} {:>14.3}   ({} requests, {} calls, flush every {} ms)",
+        "DynamoDB requests per 1,000 calls",
+        g.requests_per_1000_calls,
+        g.requests,
+        g.calls,
+        g.flush_every_ms
+    );
+}
+
 fn print_table(f: &Figures) {
     println!();
     println!(
@@ -684,4 +861,5 @@ fn print_table(f: &Figures) {
         f.client_bytes_after_1m_calls,
         f.calls_for_memory
     );
+    print_fleet(&f.fleet);
 }

@@ -145,6 +145,9 @@ impl Default for TotalsInner {
 #[derive(Default)]
 struct EndpointTotals {
     name: String,
+    /// This process's calls and the fleet's, smoothed over the fleet's last flush
+    /// intervals (`None` without a fleet): amortised gaps are this process's share.
+    fleet_share: Option<(u64, u64)>,
     /// The endpoint's processor-sharing clock.
     sharing: SharingClock,
     /// `None` until a call to the endpoint is recorded.
@@ -443,12 +446,43 @@ impl Totals {
         now: SystemTime,
     ) -> Option<Duration> {
         let mut inner = self.lock();
-        let state = &mut inner.endpoints[variant.endpoint].variants[variant.variant];
+        let endpoint = &mut inner.endpoints[variant.endpoint];
+        let share = endpoint.fleet_share;
+        let state = &mut endpoint.variants[variant.variant];
         let gap = state
             .last_call_at
             .map(|prev| now.duration_since(prev).unwrap_or_default());
         state.last_call_at = Some(state.last_call_at.map_or(now, |prev| prev.max(now)));
-        gap
+        // With a fleet, every process charges its own gaps: each charges its share
+        // of the fleet's calls, so that together they charge the gap once.
+        match (gap, share) {
+            (Some(gap), Some((local, fleet))) if fleet > 0 && local <= fleet => {
+                let nanos = gap.as_nanos() * u128::from(local) / u128::from(fleet);
+                Some(Duration::from_nanos(
+                    u64::try_from(nanos).unwrap_or(u64::MAX),
+                ))
+            }
+            _ => gap,
+        }
+    }
+
+    /// This process made `local` of the fleet's last `fleet` calls to `endpoint`.
+    ///
+    /// The share is of the counts smoothed over the last several flushes (each
+    /// older one weighing 3/4 of the next): one interval's counts swing with
+    /// whether another process's write fell in it, and the ratio of swinging
+    /// counts leans high (the mean of `local / fleet` exceeds `local / mean fleet`).
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn set_fleet_share(&self, endpoint: &str, local: u64, fleet: u64) {
+        let mut inner = self.lock();
+        if let Some(&index) = inner.slots.get(endpoint) {
+            let (local_acc, fleet_acc) = inner.endpoints[index].fleet_share.unwrap_or_default();
+            let smooth = |acc: u64, x: u64| acc - acc / 4 + x.saturating_mul(1024);
+            inner.endpoints[index].fleet_share = Some((
+                smooth(local_acc, local.min(fleet)),
+                smooth(fleet_acc, fleet),
+            ));
+        }
     }
 
     /// Adds one receipt's total, and accrues the variant's instance cost up to the

@@ -13,7 +13,13 @@
 //!   the limit), gives back what it did not use at shutdown, and a crashed
 //!   process's lease is reclaimed by the others once it lapses;
 //! * **alerts**, raised once per threshold and period for the whole fleet (the
-//!   process whose conditional write marks the threshold raises it).
+//!   process whose conditional write marks the threshold raises it);
+//! * **instance time**, allocated once across the fleet: processor sharing counts
+//!   every process's calls in flight (each publishes its average per flush
+//!   interval), and amortized allocation charges each process its share of the
+//!   fleet's calls. The accrual on a receipt is still its process's view.
+//!
+//! The reference, with how fresh each figure is: `docs/fleet.md`.
 //!
 //! ```no_run
 //! # async fn run() -> sagemeter::Result<()> {

@@ -74,6 +74,10 @@ struct State {
     alerted: FastMap<(usize, DateTime<Utc>), u32>,
     /// The load last published per endpoint (thousandths of a call in flight).
     published: FastMap<String, u64>,
+    /// Per endpoint, its item's calls as the last write returned them (with the
+    /// item's sort key): the fleet's calls between two writes give this process's
+    /// share of them, for amortised allocation.
+    fleet_calls: FastMap<String, (String, u64)>,
 }
 
 impl State {
@@ -165,6 +169,8 @@ struct Write {
     until_ms: Option<i64>,
     /// The endpoint whose load the write publishes, and the load.
     load: Option<(String, Load)>,
+    /// The endpoint, when the item is an endpoint's item of the day.
+    endpoint: Option<String>,
 }
 
 fn epoch_ms(at: SystemTime) -> i64 {
@@ -313,13 +319,17 @@ impl Fleet {
         let weak: Weak<Shared> = Arc::downgrade(&self.shared);
         let every = self.shared.config.flush_every;
         handle.spawn(async move {
+            // A flush starts every `every`, however long the last one took (one
+            // that overran delays the next, never doubles it).
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let stop = match weak.upgrade() {
                     Some(shared) if !shared.closed.load(Ordering::SeqCst) => shared,
                     _ => return,
                 };
                 tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
+                    _ = ticks.tick() => {}
                     _ = stop.stop.notified() => return,
                 }
                 if stop.closed.load(Ordering::SeqCst) {
@@ -370,6 +380,11 @@ impl Fleet {
                 let end = keys::period_end(BudgetPeriod::Day, day);
                 state.item(pk, &day_sk, || Item::spend(end));
             }
+            let endpoints: FastMap<String, String> = state
+                .endpoint_pks
+                .iter()
+                .map(|(endpoint, pk)| (pk.clone(), endpoint.clone()))
+                .collect();
             let mut seq = state.seq;
             let mut writes = Vec::new();
             for (pk, items) in state.items.iter_mut() {
@@ -398,6 +413,11 @@ impl Fleet {
                             expires_at: expires_at(item.period_end),
                             until_ms: item.lease.as_ref().map(|_| now_ms.saturating_add(ttl_ms)),
                             load,
+                            endpoint: if *sk == day_sk {
+                                endpoints.get(pk.as_str()).cloned()
+                            } else {
+                                None
+                            },
                         });
                     }
                 }
@@ -413,6 +433,7 @@ impl Fleet {
         let mut all = true;
         let mut passed = Vec::new();
         let mut loaded = Vec::new();
+        let mut shares = Vec::new();
         for write in writes {
             let result = self.counted(
                 shared
@@ -453,9 +474,18 @@ impl Fleet {
                 let held = match added {
                     Added::Applied {
                         spent,
+                        calls,
                         lease_held,
                         others_load,
                     } => {
+                        if let Some(endpoint) = &write.endpoint {
+                            shares.push((
+                                endpoint.clone(),
+                                write.sk.clone(),
+                                calls,
+                                write.delta.calls,
+                            ));
+                        }
                         item.known = spent;
                         passed.push((write.pk.clone(), write.sk.clone(), spent));
                         if let (Some((endpoint, load)), Some(others)) = (&write.load, others_load) {
@@ -499,6 +529,23 @@ impl Fleet {
                 ) {
                     self.warn(&err, "cleaning up a reclaimed lease");
                 }
+            }
+        }
+        // This process's share of the fleet's calls since its previous write.
+        for (endpoint, sk, fleet_calls, local_calls) in shares {
+            let previous = {
+                let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                state
+                    .fleet_calls
+                    .insert(endpoint.clone(), (sk.clone(), fleet_calls))
+            };
+            if let Some((previous_sk, previous)) = previous
+                && previous_sk == sk
+                && fleet_calls > previous
+            {
+                shared
+                    .totals
+                    .set_fleet_share(&endpoint, local_calls, fleet_calls - previous);
             }
         }
         // The fleet's other processes' calls in flight share the instances from now.

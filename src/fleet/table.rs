@@ -170,6 +170,8 @@ pub(crate) enum Added {
     /// other processes' fresh loads summed (when it carried a load).
     Applied {
         spent: i128,
+        /// The item's calls after it.
+        calls: u64,
         lease_held: bool,
         others_load: Option<u64>,
     },
@@ -295,6 +297,10 @@ impl Table {
                 let item = out.attributes();
                 Ok(Added::Applied {
                     spent: item.and_then(|a| int(a, SPENT)).unwrap_or(0),
+                    calls: item
+                        .and_then(|a| int(a, CALLS))
+                        .and_then(|c| u64::try_from(c).ok())
+                        .unwrap_or(0),
                     lease_held: item
                         .is_some_and(|a| a.contains_key(&format!("{GRANTED_PREFIX}{process}"))),
                     others_load: load.map(|load| {

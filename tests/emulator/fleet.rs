@@ -520,3 +520,109 @@ async fn four_processes_on_one_3_instance_variant_are_allocated_its_instances_on
         "allocated ${allocated} of ${instances_cost}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amortized_allocation_charges_the_instances_once_across_the_fleet() {
+    use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+    use sagemeter::billing::{Allocation, LineItem};
+    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+    use sagemeter::pricing::PriceKey;
+
+    let emu = Emulator::shared();
+    let table = table_name("amortized");
+    create_table(&emu.sdk_config().await, &table).await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&emu.sdk_config().await);
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "two",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    let rate = dec("0.23");
+    let flush = Duration::from_millis(100);
+    let client = || async {
+        Client::builder(&fake.sdk_config().await)
+            .without_discovery()
+            .without_metrics()
+            .allocation(Allocation::Amortized)
+            .endpoint_profile(EndpointProfile::new(
+                "two",
+                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+            ))
+            .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), rate)
+            .price_override(
+                PriceKey::DataIn {
+                    region: "us-east-1".into(),
+                },
+                dec("0.016"),
+            )
+            .price_override(
+                PriceKey::DataOut {
+                    region: "us-east-1".into(),
+                },
+                dec("0.016"),
+            )
+            .fleet(
+                FleetConfig::dynamodb(&table)
+                    .dynamodb_client(ddb.clone())
+                    .flush_every(flush),
+            )
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (client().await, client().await);
+    // Each process calls every 20 ms for 2 s: each alone would charge the two
+    // instances' whole cost over the run, together twice that without the fleet.
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in [a.clone(), b.clone()] {
+        tasks.spawn(async move {
+            let mut charged = Decimal::ZERO;
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            while started.elapsed() < Duration::from_secs(2) {
+                tick.tick().await;
+                let cost = call_endpoint(&c, "two").await;
+                charged += cost
+                    .lines
+                    .iter()
+                    .find(|l| l.item == LineItem::Compute)
+                    .and_then(|l| l.cost_usd())
+                    .unwrap_or_default();
+            }
+            charged
+        });
+    }
+    let mut charged = Decimal::ZERO;
+    while let Some(part) = tasks.join_next().await {
+        charged += part.unwrap();
+    }
+    let run = started.elapsed();
+    a.meter().shutdown().await.unwrap();
+    b.meter().shutdown().await.unwrap();
+    let hours = |d: Duration| Decimal::from(d.as_micros() as u64) / Decimal::from(3_600_000_000u64);
+    let instances_cost = Decimal::from(2) * rate * hours(run);
+    // A process's share of the fleet's calls is known from the answer to its
+    // second write (a flush interval apart, each after up to an interval of
+    // calls): until then, up to three intervals, both charge their gaps whole,
+    // one process's instances too many.
+    let lag = Decimal::from(2) * rate * hours(flush * 3);
+    assert!(
+        charged <= instances_cost + lag,
+        "charged ${charged} for ${instances_cost} of instance time (+${lag})"
+    );
+    assert!(
+        charged >= instances_cost * dec("0.8"),
+        "charged ${charged} for ${instances_cost} of instance time"
+    );
+}
+
+async fn call_endpoint(client: &Client, endpoint: &str) -> Cost {
+    client
+        .invoke_endpoint()
+        .endpoint_name(endpoint)
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap()
+        .cost()
+        .clone()
+}
