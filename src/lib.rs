@@ -94,3 +94,8 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/library.md")]
 pub struct LibraryGuideDoctests;
+
+/// The fleet reference's Rust examples, compiled as doctests.
+#[cfg(all(doctest, feature = "fleet"))]
+#[doc = include_str!("../docs/fleet.md")]
+pub struct FleetGuideDoctests;
