@@ -367,6 +367,51 @@ fn an_unknown_endpoint_exits_1_naming_it_before_sending_anything() {
 }
 
 #[test]
+fn a_process_budget_refuses_the_call_that_would_not_fit_before_sending_it() {
+    // $0.000002 a day for the endpoint, each call reserved at all of it before it
+    // is sent: the first fits, the second (what the first cost + 0.000002) cannot.
+    let output = sagemeter()
+        .args([
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "{}",
+            "-n",
+            "5",
+            "--json",
+            "--budget",
+            "endpoint=0.000002/day",
+            "--estimate",
+            "0.000002",
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["type"], "receipt");
+    assert!(dec(&lines[0]["cost_usd"]) > Decimal::ZERO);
+    assert!(
+        lines[0].get("running_fleet_usd").is_none(),
+        "no fleet: {}",
+        lines[0]
+    );
+    assert_eq!(lines[1]["type"], "error");
+    let error = lines[1]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("budget exceeded for endpoint demo-realtime: limit $0.000002")
+            && error.contains("the request was not sent"),
+        "{error}"
+    );
+    // The run stops at the refusal: two calls, one billed.
+    assert_eq!(lines.last().unwrap()["type"], "summary");
+    assert_eq!(lines.last().unwrap()["calls"], 2);
+}
+
+#[test]
 fn invalid_arguments_exit_2_and_send_nothing() {
     // Nothing listens at this endpoint URL: had anything been sent, the exit would be 1.
     let nowhere = refused_url();
@@ -402,6 +447,40 @@ fn invalid_arguments_exit_2_and_send_nothing() {
             "{}",
             "--region",
             "Not A Region",
+        ],
+        // Budgets that cannot work: no period, an unknown scope, $0, no budget
+        // for --estimate to apply to.
+        vec![
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "{}",
+            "--budget",
+            "endpoint=25",
+        ],
+        vec![
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "{}",
+            "--budget",
+            "team=25/day",
+        ],
+        vec![
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "{}",
+            "--budget",
+            "client=0/day",
+        ],
+        vec![
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "{}",
+            "--estimate",
+            "0.01",
         ],
         vec!["no-such-command"],
         vec![],

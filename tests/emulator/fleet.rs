@@ -134,8 +134,16 @@ async fn an_endpoint_budget_holds_across_processes_and_leases_come_back() {
     };
     // Leases of 20 % ($0.02, two calls) at a time.
     let fleet = || FleetConfig::dynamodb(&table).lease_percent(20);
+    // Every process's budget has the same callback: the fleet raises each
+    // threshold once, in one of them.
+    let alerts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let clients: Vec<Client> = (0..3)
-        .map(|_| per_call_client(&conf, fleet(), Some(budget())))
+        .map(|_| {
+            let alerts = alerts.clone();
+            let budget =
+                budget().on_alert(move |a| alerts.lock().unwrap().push(a.threshold_percent));
+            per_call_client(&conf, fleet(), Some(budget))
+        })
         .collect();
     let (mut spent, mut refused) = (Decimal::ZERO, 0);
     for round in 0..6 {
@@ -163,6 +171,9 @@ async fn an_endpoint_budget_holds_across_processes_and_leases_come_back() {
     assert_eq!(endpoint.committed_usd, Some(spent));
     assert_eq!(endpoint.leases, 0);
     assert_eq!(endpoint.alerts_passed, [50, 80, 100]);
+    let mut raised = alerts.lock().unwrap().clone();
+    raised.sort_unstable();
+    assert_eq!(raised, [50, 80, 100], "each threshold once for the fleet");
 }
 
 #[tokio::test]
@@ -625,4 +636,44 @@ async fn call_endpoint(client: &Client, endpoint: &str) -> Cost {
         .unwrap()
         .cost()
         .clone()
+}
+
+#[tokio::test]
+async fn the_emulator_stopped_and_a_new_one_started_gets_every_kept_increment_once() {
+    // A private emulator behind the proxy. moto keeps its tables in memory, so the
+    // one started after the stop is empty: what must arrive there, each once, is
+    // every increment the process kept while no emulator answered.
+    // SageMaker stays on the shared emulator.
+    let sagemaker = Emulator::shared().sdk_config().await;
+    let first = Emulator::start_unseeded();
+    let conf = first.sdk_config().await;
+    let table = table_name("restart");
+    create_table(&conf, &table).await.unwrap();
+    let proxy = FaultProxy::start(&first.endpoint_url).await;
+    let client = per_call_client(&sagemaker, proxied(&table, &proxy, &conf), None);
+    for _ in 0..2 {
+        call(&client).await.unwrap();
+    }
+    assert!(client.meter().flush_fleet().await);
+    drop(first); // stopped: its port refuses connections
+    for _ in 0..3 {
+        call(&client)
+            .await
+            .expect("calls go on while the table is down");
+    }
+    assert!(!client.meter().flush_fleet().await);
+    let second = Emulator::start_unseeded();
+    let conf = second.sdk_config().await;
+    create_table(&conf, &table).await.unwrap();
+    proxy.set_upstream(&second.endpoint_url);
+    call(&client).await.unwrap();
+    client.meter().shutdown().await.unwrap();
+    let status = fleet_status(&conf, &table).await.unwrap();
+    for scope_ in [
+        BudgetScope::Client,
+        BudgetScope::endpoint(REALTIME_ENDPOINT),
+    ] {
+        let s = scope(&status, &scope_);
+        assert_eq!((s.spent_usd, s.calls), (dec("0.04"), 4), "{scope_}");
+    }
 }

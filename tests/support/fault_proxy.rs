@@ -29,6 +29,7 @@ pub enum Fault {
 pub struct FaultProxy {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
+    upstream: Arc<Mutex<String>>,
     fault: Arc<Mutex<Fault>>,
     forwarded: Arc<AtomicU64>,
 }
@@ -36,28 +37,31 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// A proxy to `upstream` (`http://host:port`) on a free port, forwarding.
     pub async fn start(upstream: &str) -> FaultProxy {
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
+        let upstream = Arc::new(Mutex::new(host_port(upstream)));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let fault = Arc::new(Mutex::new(Fault::None));
         let forwarded = Arc::new(AtomicU64::new(0));
-        let (f, n) = (fault.clone(), forwarded.clone());
+        let (u, f, n) = (upstream.clone(), fault.clone(), forwarded.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (upstream, f, n) = (upstream.clone(), f.clone(), n.clone());
+                let (u, f, n) = (u.clone(), f.clone(), n.clone());
                 tokio::spawn(async move {
-                    let _ = serve(client, &upstream, &f, &n).await;
+                    let _ = serve(client, &u, &f, &n).await;
                 });
             }
         });
         FaultProxy {
             url,
+            upstream,
             fault,
             forwarded,
         }
+    }
+
+    /// From now on, forward to `upstream` (`http://host:port`).
+    pub fn set_upstream(&self, upstream: &str) {
+        *self.upstream.lock().unwrap() = host_port(upstream);
     }
 
     /// From now on, do `fault`.
@@ -84,6 +88,12 @@ impl FaultProxy {
             .build();
         aws_sdk_dynamodb::Client::from_conf(config)
     }
+}
+
+fn host_port(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// One request from `client`, with its headers and body.
@@ -128,7 +138,7 @@ async fn read_request(client: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>
 
 async fn serve(
     mut client: TcpStream,
-    upstream: &str,
+    upstream: &Mutex<String>,
     fault: &Mutex<Fault>,
     forwarded: &AtomicU64,
 ) -> std::io::Result<()> {
@@ -155,7 +165,8 @@ async fn serve(
             Fault::Slow(delay) => tokio::time::sleep(delay).await,
             Fault::None | Fault::LoseResponses => {}
         }
-        let mut up = TcpStream::connect(upstream).await?;
+        let to = upstream.lock().unwrap().clone();
+        let mut up = TcpStream::connect(to).await?;
         up.write_all(&request).await?;
         let mut response = Vec::new();
         up.read_to_end(&mut response).await?;
