@@ -372,6 +372,9 @@ struct FleetFigures {
     requests: u64,
     calls: u64,
     flush_every_ms: u64,
+    /// Heap allocations per call, fleet off and on (flushes included).
+    off_allocations_per_call: f64,
+    on_allocations_per_call: f64,
 }
 
 /// Alternating rounds: many short ones, so that the host's slow drifts and bursts
@@ -701,6 +704,8 @@ async fn fleet_figures(config: &aws_types::SdkConfig, off: &Caller) -> FleetFigu
     let c1 = compare(&[off, &on], calls_c1, 1, ROUNDS_C1).await;
     let calls_c64 = scale(3_200);
     let c64 = compare(&[off, &on], calls_c64, 64, ROUNDS_C64).await;
+    g.off_allocations_per_call = allocations_per_call(off, scale(20_000)).await;
+    g.on_allocations_per_call = allocations_per_call(&on, scale(20_000)).await;
     if let Caller::Metered(client) = &on {
         // Every call of the fleet-on client, warm-ups included, and its last flush.
         g.calls = client.meter().totals().calls;
@@ -768,6 +773,10 @@ fleet: not measured (build with --features fleet)"
         "added CPU per call (µs), c1 / c64",
         g.added_cpu_us_per_call_c1,
         g.added_cpu_us_per_call_c64
+    );
+    println!(
+        "{:<40} {:>14.1} {:>14.1}",
+        "heap allocations per call", g.off_allocations_per_call, g.on_allocations_per_call
     );
     println!(
         "{:<40} {:>14.3}   ({} requests, {} calls, flush every {} ms)",

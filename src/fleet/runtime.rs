@@ -61,8 +61,65 @@ struct Shared {
     warned: Mutex<HashSet<Failure>>,
 }
 
+/// The partition key of the whole fleet's items.
+const FLEET_PK: &str = "scope#fleet";
+
+/// The current period of some kind, and its sort key (made when it begins).
+#[derive(Default)]
+struct PeriodKey {
+    start: Option<DateTime<Utc>>,
+    end: DateTime<Utc>,
+    sk: String,
+}
+
+impl PeriodKey {
+    /// Moves to the `period` containing `now`, if it is not that one already.
+    fn roll(&mut self, period: BudgetPeriod, now: DateTime<Utc>) {
+        let start = period.start_of(now);
+        if self.start != Some(start) {
+            *self = PeriodKey {
+                start: Some(start),
+                end: keys::period_end(period, start),
+                sk: keys::period_sk(period, start),
+            };
+        }
+    }
+}
+
+/// Adds a call's `pico` (and its `variant`'s share) to the item (`pk`, `sk`),
+/// made if it is new.
+fn add<'a>(
+    items: &'a mut FastMap<String, FastMap<String, Item>>,
+    pk: &str,
+    sk: &str,
+    end: DateTime<Utc>,
+    pico: i128,
+    variant: Option<&str>,
+) -> &'a mut Item {
+    let item = items
+        .entry_ref(pk)
+        .or_default()
+        .entry_ref(sk)
+        .or_insert_with(|| Item::spend(end));
+    item.pending.spent += pico;
+    item.pending.calls += 1;
+    if let Some(variant) = variant {
+        match item.pending.variants.get_mut(variant) {
+            Some(share) => *share += pico,
+            None => {
+                item.pending.variants.insert(variant.to_owned(), pico);
+            }
+        }
+    }
+    item
+}
+
 #[derive(Default)]
 struct State {
+    /// Today (UTC), for the fleet's and the endpoints' items.
+    today: PeriodKey,
+    /// The current period of each budget, in the client's order.
+    budget_periods: Vec<PeriodKey>,
     seq: u64,
     /// Items by partition key, then sort key.
     items: FastMap<String, FastMap<String, Item>>,
@@ -263,44 +320,47 @@ impl Fleet {
         let pico = to_pico(cost_usd)?;
         let now: DateTime<Utc> = now.into();
         let shared = &self.shared;
-        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        let day = BudgetPeriod::Day.start_of(now);
-        let day_end = keys::period_end(BudgetPeriod::Day, day);
-        let day_sk = state.period_sk(BudgetPeriod::Day, day);
-        // The whole fleet today.
-        let fleet = state.item("scope#fleet", &day_sk, || Item::spend(day_end));
-        fleet.pending.spent += pico;
-        fleet.pending.calls += 1;
-        let running = fleet.running();
-        // The endpoint today, and its variant's share.
-        let endpoint_pk = state.endpoint_pk(endpoint);
-        let item = state.item(&endpoint_pk, &day_sk, || Item::spend(day_end));
-        item.pending.spent += pico;
-        item.pending.calls += 1;
-        if let Some(variant) = variant {
-            *item.pending.variants.entry(variant.to_owned()).or_default() += pico;
+        let mut guard = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = &mut *guard;
+        // Every key is made once (per endpoint, per period) and borrowed after:
+        // a call allocates nothing here.
+        state.today.roll(BudgetPeriod::Day, now);
+        if !state.endpoint_pks.contains_key(endpoint) {
+            state.endpoint_pk(endpoint);
         }
-        // Each budget's scope in its period (the two above when they are the same);
-        // a fleet budget's item holds this process's lease, and its spend is the
-        // lease's use.
-        let mut counted: Vec<(&str, String)> = vec![
-            ("scope#fleet", day_sk.clone()),
-            (endpoint_pk.as_str(), day_sk),
-        ];
-        for (budget, pk) in &shared.specs {
-            if !budget.scope().covers(endpoint, tags) {
-                continue;
+        state
+            .budget_periods
+            .resize_with(shared.specs.len(), PeriodKey::default);
+        for ((budget, _), key) in shared.specs.iter().zip(&mut state.budget_periods) {
+            key.roll(budget.period(), now);
+        }
+        let State {
+            items,
+            endpoint_pks,
+            today,
+            budget_periods,
+            ..
+        } = state;
+        let endpoint_pk = endpoint_pks.get(endpoint)?.as_str();
+        // The whole fleet today, and the endpoint with its variant's share.
+        let running = add(items, FLEET_PK, &today.sk, today.end, pico, None).running();
+        add(items, endpoint_pk, &today.sk, today.end, pico, variant);
+        // Each budget's scope in its period (once, if it is one of the above or of
+        // an earlier budget); a fleet budget's item holds this process's lease,
+        // and its spend is the lease's use.
+        let counted = |pk: &str, sk: &str, before: usize| {
+            ((pk == FLEET_PK || pk == endpoint_pk) && sk == today.sk)
+                || shared.specs[..before]
+                    .iter()
+                    .zip(budget_periods.iter())
+                    .any(|((b, p), key)| {
+                        p == pk && key.sk == sk && b.scope().covers(endpoint, tags)
+                    })
+        };
+        for (i, ((budget, pk), key)) in shared.specs.iter().zip(budget_periods.iter()).enumerate() {
+            if budget.scope().covers(endpoint, tags) && !counted(pk, &key.sk, i) {
+                add(items, pk, &key.sk, key.end, pico, None);
             }
-            let start = budget.period().start_of(now);
-            let sk = state.period_sk(budget.period(), start);
-            if counted.iter().any(|(p, s)| *p == pk && *s == sk) {
-                continue;
-            }
-            let end = keys::period_end(budget.period(), start);
-            let item = state.item(pk, &sk, || Item::spend(end));
-            item.pending.spent += pico;
-            item.pending.calls += 1;
-            counted.push((pk.as_str(), sk));
         }
         Some(from_pico(running))
     }
