@@ -365,7 +365,7 @@ impl Meter {
     ) -> crate::Result<()> {
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
-            return fleet.lease(wants, refusal).await;
+            return fleet.lease(wants).await;
         }
         let _ = wants;
         Err(refusal)

@@ -617,6 +617,10 @@ impl Fleet {
         for (pk, sk, spent) in passed {
             self.raise_alerts(&pk, &sk, spent).await;
         }
+        // Leases of periods that have ended are of no more use: their unused part
+        // goes back (a failure is retried at the next flush).
+        let deadline = tokio::time::Instant::now() + shared.config.lease_wait;
+        let _ = self.give_back(Some(now.into()), deadline).await;
         self.forget_past(now);
         all
     }
@@ -721,7 +725,7 @@ impl Fleet {
 
     /// Leases what `wants` asks for, each from the fleet's budget. An error is
     /// the call's refusal.
-    pub(crate) async fn lease(&self, wants: Vec<LeaseWant>, refusal: Error) -> Result<()> {
+    pub(crate) async fn lease(&self, wants: Vec<LeaseWant>) -> Result<()> {
         let shared = &self.shared;
         let _one = shared.leasing.lock().await;
         for want in wants {
@@ -742,7 +746,6 @@ impl Fleet {
             match outcome {
                 Ok(()) => {}
                 Err(LeaseFailure::NoRoom { spent, committed }) => {
-                    let _ = refusal;
                     return Err(Error::BudgetExceeded {
                         scope: format!("{} (fleet-wide)", budget.scope()),
                         limit: budget.limit_usd(),
@@ -799,7 +802,10 @@ impl Fleet {
         let end = keys::period_end(budget.period(), period_start);
         let mut amount = chunk;
         let mut reclaimed = false;
-        loop {
+        let mut seen = (0, 0);
+        // Each round is one request; other processes taking the room left between
+        // two of them could make this go on, so it gives up after a few.
+        for _ in 0..4 {
             let now_ms = epoch_ms(shared.time.now());
             let until_ms =
                 now_ms + i64::try_from(shared.config.lease_ttl.as_millis()).unwrap_or(i64::MAX / 2);
@@ -830,6 +836,7 @@ impl Fleet {
             // else end the lapsed leases of processes that are gone, once.
             let committed = table::int(&item, table::COMMITTED).unwrap_or(0);
             let spent = table::int(&item, table::SPENT).unwrap_or(0);
+            seen = (spent, committed);
             let room = limit - committed;
             if room >= needed && room < amount {
                 amount = room;
@@ -859,6 +866,10 @@ impl Fleet {
             }
             amount = chunk;
         }
+        Err(LeaseFailure::NoRoom {
+            spent: seen.0,
+            committed: seen.1,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -922,6 +933,19 @@ impl Fleet {
             ));
             return problems;
         }
+        problems.extend(self.give_back(None, deadline).await);
+        problems
+    }
+
+    /// Gives back what leases did not use: every lease (`ended_by: None`, at
+    /// shutdown) or those of periods ended by then (after a flush), once fully
+    /// written. A lease that is gone or changed (reclaimed) is dropped too.
+    async fn give_back(
+        &self,
+        ended_by: Option<DateTime<Utc>>,
+        deadline: tokio::time::Instant,
+    ) -> Vec<String> {
+        let shared = &self.shared;
         let leases: Vec<(String, String, LeaseHeld)> = {
             let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             state
@@ -930,20 +954,31 @@ impl Fleet {
                 .flat_map(|(pk, items)| {
                     items.iter().filter_map(move |(sk, item)| {
                         let lease = item.lease.as_ref()?;
-                        Some((
-                            pk.clone(),
-                            sk.clone(),
-                            LeaseHeld {
-                                process: shared.process.clone(),
-                                granted: lease.granted,
-                                used: lease.used_written,
-                                until_ms: lease.until_ms,
-                            },
-                        ))
+                        let due = match ended_by {
+                            None => true,
+                            Some(now) => {
+                                item.period_end <= now
+                                    && item.unacked.is_none()
+                                    && item.pending.is_empty()
+                            }
+                        };
+                        due.then(|| {
+                            (
+                                pk.clone(),
+                                sk.clone(),
+                                LeaseHeld {
+                                    process: shared.process.clone(),
+                                    granted: lease.granted,
+                                    used: lease.used_written,
+                                    until_ms: lease.until_ms,
+                                },
+                            )
+                        })
                     })
                 })
                 .collect()
         };
+        let mut problems = Vec::new();
         for (pk, sk, lease) in leases {
             let ended =
                 tokio::time::timeout_at(deadline, shared.table.end_lease(&pk, &sk, &lease)).await;
@@ -961,7 +996,10 @@ impl Fleet {
                         item.lease = None;
                     }
                 }
-                Ok(Err(err)) => problems.push(format!("a fleet lease was not given back: {err}")),
+                Ok(Err(err)) => {
+                    self.warn(&err, "giving back a lease");
+                    problems.push(format!("a fleet lease was not given back: {err}"));
+                }
                 Err(_) => problems.push("a fleet lease was not given back in time".to_owned()),
             }
         }

@@ -375,8 +375,9 @@ impl Table {
     }
 
     /// Ends `lease` (if it still stands as read): removes it from the budget's item
-    /// and takes what it did not use off the committed sum. `Ok(false)`: the lease
-    /// had changed or was gone.
+    /// and takes what it did not use off the committed sum (or adds what it used
+    /// beyond its grant), so that the committed sum ends equal to what was spent.
+    /// `Ok(false)`: the lease had changed or was gone.
     pub(crate) async fn end_lease(
         &self,
         pk: &str,
@@ -398,7 +399,9 @@ impl Table {
             .expression_attribute_values(":granted", n(lease.granted))
             .expression_attribute_values(":used", n(lease.used))
             .expression_attribute_values(":until", n(i128::from(lease.until_ms)))
-            .expression_attribute_values(":back", n(-(lease.granted - lease.used).max(0)))
+            // Signed: a lease spent past its grant (calls that cost more than
+            // their estimate) adds the excess to what the fleet has committed.
+            .expression_attribute_values(":back", n(lease.used - lease.granted))
             .send()
             .await;
         match result {

@@ -677,3 +677,58 @@ async fn the_emulator_stopped_and_a_new_one_started_gets_every_kept_increment_on
         assert_eq!((s.spent_usd, s.calls), (dec("0.04"), 4), "{scope_}");
     }
 }
+
+#[tokio::test]
+async fn a_lease_of_a_period_that_ended_is_given_back_at_the_next_flush() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_async::time::SharedTimeSource;
+    use std::time::UNIX_EPOCH;
+
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("hourly");
+    create_table(&conf, &table).await.unwrap();
+    // 2027-01-15 10:59:50 UTC, ten seconds before the hour ends.
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_010_790));
+    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Hour, dec("1"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.01") })
+        .unwrap();
+    let client = Client::builder(&conf)
+        .without_discovery()
+        .without_metrics()
+        .time_source(SharedTimeSource::new(time.clone()))
+        .usage_charges(
+            REALTIME_ENDPOINT,
+            UsageCharges::default().per_1000_calls(dec("10")).alone(),
+        )
+        .fleet(FleetConfig::dynamodb(&table).lease_percent(10))
+        .budget(budget)
+        .build()
+        .unwrap();
+    call(&client).await.unwrap(); // leases $0.10 of hour 10
+    assert!(client.meter().flush_fleet().await);
+    let hour = |status: &[FleetScopeStatus]| {
+        status
+            .iter()
+            .find(|s| s.scope == BudgetScope::Client && s.period == BudgetPeriod::Hour)
+            .cloned()
+            .unwrap()
+    };
+    let before = hour(&fleet_status(&conf, &table).await.unwrap());
+    assert_eq!(
+        (before.leases, before.committed_usd),
+        (1, Some(dec("0.1"))),
+        "{before:?}"
+    );
+    time.advance(Duration::from_secs(20)); // 11:00:10: hour 10 has ended
+    assert!(client.meter().flush_fleet().await);
+    let after = hour(&fleet_status(&conf, &table).await.unwrap());
+    assert_eq!(after.period_start, before.period_start);
+    assert_eq!(
+        (after.leases, after.committed_usd, after.spent_usd),
+        (0, Some(dec("0.01")), dec("0.01")),
+        "the unused $0.09 went back: {after:?}"
+    );
+    client.meter().shutdown().await.unwrap();
+}
