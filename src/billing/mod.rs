@@ -71,7 +71,8 @@ pub enum Allocation {
     /// default 1). Model servers (TGI, vLLM, any multi-worker container) serve many
     /// calls at once; the calls in flight together are allocated at most `k`
     /// instances, so an endpoint's receipts never add up to more than its
-    /// instances' accrued cost in this process (utilisation ≤ 1 by construction).
+    /// instances' accrued cost in this process (utilisation ≤ 1 by construction);
+    /// with the fleet on, `n` counts every process's calls (see `sagemeter::fleet`).
     /// Each step is rounded down. Kept in O(1) per call: a per-endpoint virtual
     /// clock advances at the share, and a call's allocation is the clock's advance
     /// between its start and its end.
