@@ -387,8 +387,10 @@ impl Totals {
                 let span_fs = since
                     .and_then(|since| now.duration_since(since).ok())
                     .map_or(0, |d| d.as_micros() * FS_PER_MICROSECOND);
+                // No time yet to average over (the first flush, at the first
+                // call): the calls in flight now.
                 let milli = match span_fs {
-                    0 => 0,
+                    0 => u64::from(clock.in_flight) * 1000,
                     span => u64::try_from(load * 1000 / span).unwrap_or(u64::MAX),
                 };
                 (endpoint.name.clone(), milli)

@@ -12,6 +12,4 @@ mod emulator {
     mod async_invoke;
     mod emulator_client;
     mod emulator_seed;
-    #[cfg(feature = "fleet")]
-    mod fleet;
 }

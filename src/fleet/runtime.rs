@@ -380,8 +380,10 @@ impl Fleet {
         let every = self.shared.config.flush_every;
         handle.spawn(async move {
             // A flush starts every `every`, however long the last one took (one
-            // that overran delays the next, never doubles it).
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            // that overran delays the next, never doubles it). The first starts at
+            // once, at the first call: the other processes learn of its load (and
+            // it of theirs) without waiting an interval.
+            let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let stop = match weak.upgrade() {

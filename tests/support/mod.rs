@@ -1,5 +1,5 @@
 //! Test support shared by every integration-test binary (`tests/accounting.rs`,
-//! `tests/cli.rs`, `tests/emulator.rs`, `tests/metering.rs`), each of which declares
+//! `tests/cli.rs`, `tests/emulator.rs`, `tests/fleet.rs`, `tests/metering.rs`), each of which declares
 //! `pub mod support;` once.
 //!
 //! The module is `pub` in each binary, and so are the helpers below: a binary uses
