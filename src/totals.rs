@@ -58,7 +58,7 @@ const MICROS_PER_HOUR: u64 = 3_600_000_000;
 
 /// `usd_per_hour` × `micros` µs, rounded half to even at 20 decimal places, in
 /// integers (the accrual runs on every call); `None` when it does not fit.
-fn hourly_stretch(usd_per_hour: Decimal, micros: u64) -> Option<Decimal> {
+pub(crate) fn hourly_stretch(usd_per_hour: Decimal, micros: u64) -> Option<Decimal> {
     const SCALE: u32 = 20;
     if usd_per_hour.is_sign_negative() || usd_per_hour.scale() > SCALE {
         return None;

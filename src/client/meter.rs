@@ -324,8 +324,8 @@ impl Meter {
     }
 
     /// Writes this process's fleet increments now (the flush loop does every
-    /// [`flush_every`](crate::fleet::FleetConfig::flush_every)); true when the
-    /// table acknowledged all of them. True without a fleet.
+    /// [`flush_every`](crate::fleet::FleetConfig::flush_every)); true when
+    /// nothing is left unwritten. True without a fleet.
     #[cfg(feature = "fleet")]
     pub async fn flush_fleet(&self) -> bool {
         match &self.inner.fleet {
@@ -672,6 +672,13 @@ impl Meter {
             .iter()
             .find(|l| l.item == LineItem::Compute)
             .and_then(CostLine::cost_usd);
+        // The fleet keeps each variant's accrual across its processes.
+        #[cfg(feature = "fleet")]
+        let fleet_accrual = clock.as_ref().map(|c| crate::fleet::AccrualInput {
+            usd_per_hour: c.usd_per_hour_all_instances,
+            started_at: c.started_at,
+            allocated_usd: compute_usd,
+        });
         let recorded =
             self.inner
                 .totals
@@ -679,11 +686,32 @@ impl Meter {
 
         let all_tags = self.tags_into(tags);
         #[cfg(feature = "fleet")]
-        let running_fleet_usd = self.inner.fleet.as_ref().and_then(|fleet| {
-            fleet.record(&endpoint, variant.as_deref(), &all_tags, cost_usd, ended_at)
-        });
+        let (running_fleet_usd, accrual) = match &self.inner.fleet {
+            Some(fleet) => {
+                let shared = fleet.record(
+                    &endpoint,
+                    variant.as_deref(),
+                    &all_tags,
+                    cost_usd,
+                    ended_at,
+                    fleet_accrual,
+                );
+                // The fleet's figures, with this process's view of the storage.
+                let accrual = match shared.accrual {
+                    Some(f) => Some(crate::billing::Accrual {
+                        accrued_usd: f.accrued_usd,
+                        allocated_usd: f.allocated_usd,
+                        utilisation: f.utilisation,
+                        storage_usd: recorded.accrual.and_then(|a| a.storage_usd),
+                    }),
+                    None => recorded.accrual,
+                };
+                (shared.running_usd, accrual)
+            }
+            None => (None, recorded.accrual),
+        };
         #[cfg(not(feature = "fleet"))]
-        let running_fleet_usd = None;
+        let (running_fleet_usd, accrual) = (None, recorded.accrual);
         let cost = Cost {
             call_id: request_id.unwrap_or_else(|| {
                 format!("local-{}", self.inner.seq.fetch_add(1, Ordering::Relaxed))
@@ -700,7 +728,7 @@ impl Meter {
             running_client_usd: recorded.running_client_usd,
             running_endpoint_usd: recorded.running_endpoint_usd,
             running_fleet_usd,
-            accrual: recorded.accrual,
+            accrual,
             tags: all_tags,
             notes,
         };

@@ -17,7 +17,9 @@
 //! * **instance time**, allocated once across the fleet: processor sharing counts
 //!   every process's calls in flight (each publishes its average per flush
 //!   interval), and amortized allocation charges each process its share of the
-//!   fleet's calls. The accrual on a receipt is still its process's view.
+//!   fleet's calls; a receipt's accrual is the fleet's for the UTC day (the
+//!   variant's instances since the fleet's first call, against every process's
+//!   allocation).
 //!
 //! The reference, with how fresh each figure is: `docs/fleet.md`.
 //!
@@ -75,7 +77,7 @@
 //!
 //! | `pk` | `sk` | attributes |
 //! |---|---|---|
-//! | `scope#fleet`, `scope#endpoint:<name>`, `scope#tag:<key>=<value>` | `hour#2026-12-01T20`, `day#2026-12-01`, `month#2026-12` | `spent_pico`, `calls`, `variant:<name>` (endpoint items), `seq:<process>`, `expires_at`; for budgets also `limit_pico`, `committed_pico`, `alerted` and, per process holding a lease, `lease_granted:<process>`, `lease_used:<process>`, `lease_until:<process>` |
+//! | `scope#fleet`, `scope#endpoint:<name>`, `scope#tag:<key>=<value>` | `hour#2026-12-01T20`, `day#2026-12-01`, `month#2026-12` | `spent_pico`, `calls`, `variant:<name>`, `allocated:<variant>`, `accrual_from:<variant>`, `inflight:<process>`, `inflight_at:<process>` (endpoint items), `seq:<process>`, `expires_at`; for budgets also `limit_pico`, `committed_pico`, `alerted` and, per process holding a lease, `lease_granted:<process>`, `lease_used:<process>`, `lease_until:<process>` |
 //!
 //! A budget's leases live in its own item, so leasing, spending, renewing and
 //! giving back are each one conditional `UpdateItem` of one item (atomic, no
@@ -98,7 +100,7 @@ mod runtime;
 mod status;
 mod table;
 
-pub(crate) use runtime::Fleet;
+pub(crate) use runtime::{AccrualInput, Fleet};
 pub use status::{FleetScopeStatus, fleet_status};
 pub use table::{EXPIRES_AT, PK, SK};
 

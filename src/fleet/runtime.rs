@@ -2,13 +2,16 @@
 //! writes them, the leases that fleet budgets spend from.
 
 use super::keys::{self, from_pico, to_pico};
-use super::table::{self, Added, Delta, Failure, LeaseHeld, Leased, Load, Table, TableError};
+use super::table::{
+    self, Added, Delta, Failure, FleetAccrual, LeaseHeld, Leased, Load, Table, TableError,
+};
 use super::{FleetConfig, FleetStats, WhenUnavailable};
 use crate::FastMap;
+use crate::billing::{div_round_dp, round_cost};
 use crate::budget::{
     ALERT_THRESHOLDS, Budget, BudgetAlert, BudgetPeriod, BudgetScope, Budgets, LeaseWant,
 };
-use crate::totals::Totals;
+use crate::totals::{Totals, hourly_stretch};
 use crate::{Error, Result};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
@@ -59,6 +62,35 @@ struct Shared {
     requests: AtomicU64,
     flushes: AtomicU64,
     warned: Mutex<HashSet<Failure>>,
+}
+
+/// What a receipt's call adds to its variant's fleet accrual.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AccrualInput {
+    /// What the variant's standing capacity costs per hour now.
+    pub usd_per_hour: Decimal,
+    /// When the call started.
+    pub started_at: SystemTime,
+    /// The compute the receipt allocated to the call.
+    pub allocated_usd: Option<Decimal>,
+}
+
+/// The fleet's accrual of a variant, for a receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FleetAccrualFigures {
+    pub accrued_usd: Decimal,
+    pub allocated_usd: Decimal,
+    pub utilisation: Option<Decimal>,
+}
+
+/// What [`Fleet::record`] hands back for the receipt.
+#[derive(Debug, Default)]
+pub(crate) struct FleetRecorded {
+    /// The fleet's spend today as far as this process knows, this call included
+    /// (`None`: the cost does not fit in pico-USD integers).
+    pub running_usd: Option<Decimal>,
+    /// The variant's fleet accrual today (instance variants with a known rate).
+    pub accrual: Option<FleetAccrualFigures>,
 }
 
 /// The partition key of the whole fleet's items.
@@ -195,6 +227,10 @@ struct Item {
     unacked: Option<(u64, Delta)>,
     /// This process's lease, when the item is a fleet budget's and one is held.
     lease: Option<Lease>,
+    /// Per variant, the fleet's accrual as the table last returned it (endpoint items).
+    accrual: BTreeMap<String, FleetAccrual>,
+    /// Per variant, this process's earliest call in the item's period (epoch ms).
+    first_call_ms: BTreeMap<String, i64>,
 }
 
 impl Item {
@@ -205,7 +241,67 @@ impl Item {
             pending: Delta::default(),
             unacked: None,
             lease: None,
+            accrual: BTreeMap::new(),
+            first_call_ms: BTreeMap::new(),
         }
+    }
+
+    /// Adds a call's allocated compute to `variant`'s fleet accrual, and returns
+    /// that accrual: the instances' cost since the fleet's first call to the
+    /// variant in the item's period, against every process's allocated compute.
+    fn accrue(
+        &mut self,
+        variant: &str,
+        input: AccrualInput,
+        now: DateTime<Utc>,
+        period_start: Option<DateTime<Utc>>,
+    ) -> Option<FleetAccrualFigures> {
+        let allocated = input.allocated_usd.and_then(to_pico).unwrap_or(0);
+        let started_ms = epoch_ms(input.started_at);
+        match self.pending.allocated.get_mut(variant) {
+            Some(sum) => *sum += allocated,
+            None => {
+                self.pending.allocated.insert(variant.to_owned(), allocated);
+            }
+        }
+        for firsts in [&mut self.pending.first_call_ms, &mut self.first_call_ms] {
+            match firsts.get_mut(variant) {
+                Some(first) => *first = (*first).min(started_ms),
+                None => {
+                    firsts.insert(variant.to_owned(), started_ms);
+                }
+            }
+        }
+        let known = self.accrual.get(variant).copied().unwrap_or_default();
+        let local_first = self
+            .first_call_ms
+            .get(variant)
+            .copied()
+            .unwrap_or(started_ms);
+        let period_ms = period_start.map_or(i64::MIN, |s| s.timestamp_millis());
+        let from_ms = known
+            .from_ms
+            .unwrap_or(i64::MAX)
+            .min(local_first)
+            .max(period_ms);
+        let allocated = known.allocated
+            + self
+                .unacked
+                .as_ref()
+                .and_then(|(_, d)| d.allocated.get(variant))
+                .copied()
+                .unwrap_or(0)
+            + self.pending.allocated.get(variant).copied().unwrap_or(0);
+        let micros = u64::try_from((now.timestamp_millis() - from_ms).max(0))
+            .unwrap_or(0)
+            .saturating_mul(1000);
+        let accrued = round_cost(hourly_stretch(input.usd_per_hour, micros)?);
+        let allocated = from_pico(allocated);
+        Some(FleetAccrualFigures {
+            accrued_usd: accrued,
+            allocated_usd: allocated,
+            utilisation: (!accrued.is_zero()).then(|| div_round_dp(allocated, accrued, 6)),
+        })
     }
 
     /// Spend of the scope as far as this process knows: the table's last answer
@@ -315,9 +411,12 @@ impl Fleet {
         tags: &BTreeMap<String, String>,
         cost_usd: Decimal,
         now: SystemTime,
-    ) -> Option<Decimal> {
+        accrual: Option<AccrualInput>,
+    ) -> FleetRecorded {
         self.start_flushing();
-        let pico = to_pico(cost_usd)?;
+        let Some(pico) = to_pico(cost_usd) else {
+            return FleetRecorded::default();
+        };
         let now: DateTime<Utc> = now.into();
         let shared = &self.shared;
         let mut guard = shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -341,10 +440,16 @@ impl Fleet {
             budget_periods,
             ..
         } = state;
-        let endpoint_pk = endpoint_pks.get(endpoint)?.as_str();
+        let Some(endpoint_pk) = endpoint_pks.get(endpoint).map(String::as_str) else {
+            return FleetRecorded::default();
+        };
         // The whole fleet today, and the endpoint with its variant's share.
         let running = add(items, FLEET_PK, &today.sk, today.end, pico, None).running();
-        add(items, endpoint_pk, &today.sk, today.end, pico, variant);
+        let item = add(items, endpoint_pk, &today.sk, today.end, pico, variant);
+        let fleet_accrual = match (variant, accrual) {
+            (Some(variant), Some(input)) => item.accrue(variant, input, now, today.start),
+            _ => None,
+        };
         // Each budget's scope in its period (once, if it is one of the above or of
         // an earlier budget); a fleet budget's item holds this process's lease,
         // and its spend is the lease's use.
@@ -362,7 +467,10 @@ impl Fleet {
                 add(items, pk, &key.sk, key.end, pico, None);
             }
         }
-        Some(from_pico(running))
+        FleetRecorded {
+            running_usd: Some(from_pico(running)),
+            accrual: fleet_accrual,
+        }
     }
 
     /// Starts the flush loop on the current runtime, once (at the first call).
@@ -423,7 +531,8 @@ impl Fleet {
 
     /// Writes what is pending, retries what was not acknowledged, renews leases
     /// about to lapse, raises the alerts the new figures pass. Returns whether
-    /// everything written was acknowledged.
+    /// nothing is left unwritten (an item whose earlier write is retried sends
+    /// its newer increments at the next flush).
     pub(crate) async fn flush(&self) -> bool {
         let shared = &self.shared;
         let _one = shared.flushing.lock().await;
@@ -537,9 +646,15 @@ impl Fleet {
                     Added::Applied {
                         spent,
                         calls,
+                        accruals,
                         lease_held,
                         others_load,
                     } => {
+                        for (variant, fleet) in accruals {
+                            let known = item.accrual.entry(variant).or_default();
+                            known.allocated = fleet.allocated;
+                            known.from_ms = fleet.from_ms.or(known.from_ms);
+                        }
                         if let Some(endpoint) = &write.endpoint {
                             shares.push((
                                 endpoint.clone(),
@@ -557,6 +672,9 @@ impl Fleet {
                     }
                     Added::AlreadyApplied => {
                         item.known += write.delta.spent;
+                        for (variant, allocated) in &write.delta.allocated {
+                            item.accrual.entry(variant.clone()).or_default().allocated += allocated;
+                        }
                         true
                     }
                 };
@@ -624,7 +742,9 @@ impl Fleet {
         let deadline = tokio::time::Instant::now() + shared.config.lease_wait;
         let _ = self.give_back(Some(now.into()), deadline).await;
         self.forget_past(now);
-        all
+        // An item whose earlier write was retried this time still holds what its
+        // calls added since: not everything is written until the next flush.
+        all && self.stats().unwritten_items == 0
     }
 
     /// This process's load per endpoint (by partition key) to publish now: every

@@ -46,6 +46,12 @@ pub(crate) const UNTIL_PREFIX: &str = "lease_until:";
 pub(crate) const LOAD_PREFIX: &str = "inflight:";
 /// When that was written, epoch ms, `inflight_at:<process>`.
 pub(crate) const LOAD_AT_PREFIX: &str = "inflight_at:";
+/// Compute allocated to a variant's calls by every process, `allocated:<variant>`,
+/// pico-USD (endpoint items).
+pub(crate) const ALLOCATED_PREFIX: &str = "allocated:";
+/// The fleet's first metered call to a variant in the period, epoch ms,
+/// `accrual_from:<variant>` (endpoint items).
+pub(crate) const ACCRUAL_FROM_PREFIX: &str = "accrual_from:";
 /// The last sequence number of a process's flushes applied to an item.
 pub(crate) const SEQ_PREFIX: &str = "seq:";
 
@@ -143,12 +149,43 @@ pub(crate) struct Delta {
     pub calls: u64,
     /// Per variant (endpoint items).
     pub variants: BTreeMap<String, i128>,
+    /// Compute allocated per variant (endpoint items), for the fleet's accrual.
+    pub allocated: BTreeMap<String, i128>,
+    /// Per variant, the earliest start (epoch ms) of this process's calls in the
+    /// delta: the fleet keeps the first one written as its accrual's start.
+    pub first_call_ms: BTreeMap<String, i64>,
 }
 
 impl Delta {
     pub(crate) fn is_empty(&self) -> bool {
-        self.spent == 0 && self.calls == 0 && self.variants.values().all(|v| *v == 0)
+        self.spent == 0
+            && self.calls == 0
+            && self.variants.values().all(|v| *v == 0)
+            && self.allocated.values().all(|v| *v == 0)
     }
+}
+
+/// A variant's accrual across the fleet, as an endpoint item holds it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FleetAccrual {
+    /// Compute allocated by every process's receipts in the period, pico-USD.
+    pub allocated: i128,
+    /// The fleet's first metered call to the variant in the period, epoch ms.
+    pub from_ms: Option<i64>,
+}
+
+/// The variants' fleet accruals an item's returned attributes hold.
+fn accruals_in(item: &HashMap<String, AttributeValue>) -> BTreeMap<String, FleetAccrual> {
+    let mut found: BTreeMap<String, FleetAccrual> = BTreeMap::new();
+    for name in item.keys() {
+        if let Some(variant) = name.strip_prefix(ALLOCATED_PREFIX) {
+            found.entry(variant.to_owned()).or_default().allocated = int(item, name).unwrap_or(0);
+        } else if let Some(variant) = name.strip_prefix(ACCRUAL_FROM_PREFIX) {
+            found.entry(variant.to_owned()).or_default().from_ms =
+                int(item, name).and_then(|v| i64::try_from(v).ok());
+        }
+    }
+    found
 }
 
 /// This process's load on an endpoint, published with a write of its item.
@@ -163,7 +200,7 @@ pub(crate) struct Load {
 }
 
 /// How an idempotent add ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Added {
     /// Applied now: the item's spend after it, whether this process still holds
     /// its lease of the item's budget (when the write carried lease use), and the
@@ -172,6 +209,8 @@ pub(crate) enum Added {
         spent: i128,
         /// The item's calls after it.
         calls: u64,
+        /// The variants' fleet accruals after it (those the write touched).
+        accruals: BTreeMap<String, FleetAccrual>,
         lease_held: bool,
         others_load: Option<u64>,
     },
@@ -264,6 +303,24 @@ impl Table {
                 .expression_attribute_names(format!("#v{i}"), format!("{VARIANT_PREFIX}{variant}"))
                 .expression_attribute_values(format!(":v{i}"), n(*pico));
         }
+        for (i, (variant, pico)) in delta.allocated.iter().enumerate() {
+            adds.push(format!("#a{i} :a{i}"));
+            request = request
+                .expression_attribute_names(
+                    format!("#a{i}"),
+                    format!("{ALLOCATED_PREFIX}{variant}"),
+                )
+                .expression_attribute_values(format!(":a{i}"), n(*pico));
+        }
+        for (i, (variant, ms)) in delta.first_call_ms.iter().enumerate() {
+            sets.push(format!("#f{i} = if_not_exists(#f{i}, :f{i})"));
+            request = request
+                .expression_attribute_names(
+                    format!("#f{i}"),
+                    format!("{ACCRUAL_FROM_PREFIX}{variant}"),
+                )
+                .expression_attribute_values(format!(":f{i}"), n(i128::from(*ms)));
+        }
         if let Some(until) = lease_until_ms {
             adds.push("#used :spent".to_owned());
             sets.push("#until = :until".to_owned());
@@ -301,6 +358,7 @@ impl Table {
                         .and_then(|a| int(a, CALLS))
                         .and_then(|c| u64::try_from(c).ok())
                         .unwrap_or(0),
+                    accruals: item.map(accruals_in).unwrap_or_default(),
                     lease_held: item
                         .is_some_and(|a| a.contains_key(&format!("{GRANTED_PREFIX}{process}"))),
                     others_load: load.map(|load| {

@@ -253,10 +253,12 @@ async fn a_table_that_does_not_exist_stops_no_call_but_fleet_budgets_fail_closed
     );
     call(&open).await.expect("fail open lets the call go");
 
-    // The table appears: what was kept is written, once.
+    // The table appears: what was kept is written, once (a flush retries the
+    // writes that failed; what calls added since goes with the next).
     create_table(&conf, &missing).await.unwrap();
+    plain.meter().flush_fleet().await;
     assert!(plain.meter().flush_fleet().await);
-    assert!(plain.meter().flush_fleet().await);
+    assert_eq!(plain.meter().fleet_stats().unwrap().unwritten_items, 0);
     plain.meter().shutdown().await.unwrap();
     open.meter().shutdown().await.unwrap();
     let status = fleet_status(&conf, &missing).await.unwrap();
@@ -732,4 +734,95 @@ async fn a_lease_of_a_period_that_ended_is_given_back_at_the_next_flush() {
         "the unused $0.09 went back: {after:?}"
     );
     client.meter().shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipts_accrual_is_the_fleets_instances_against_every_processs_allocation() {
+    use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+    use sagemeter::billing::LineItem;
+    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+    use sagemeter::pricing::PriceKey;
+
+    let emu = Emulator::shared();
+    let table = table_name("accrual");
+    create_table(&emu.sdk_config().await, &table).await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&emu.sdk_config().await);
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "pair",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    let rate = dec("0.23");
+    let client = || async {
+        Client::builder(&fake.sdk_config().await)
+            .without_discovery()
+            .without_metrics()
+            .endpoint_profile(EndpointProfile::new(
+                "pair",
+                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+            ))
+            .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), rate)
+            .price_override(
+                PriceKey::DataIn {
+                    region: "us-east-1".into(),
+                },
+                dec("0.016"),
+            )
+            .price_override(
+                PriceKey::DataOut {
+                    region: "us-east-1".into(),
+                },
+                dec("0.016"),
+            )
+            .fleet(FleetConfig::dynamodb(&table).dynamodb_client(ddb.clone()))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (client().await, client().await);
+    let compute = |cost: &Cost| {
+        cost.lines
+            .iter()
+            .find(|l| l.item == LineItem::Compute)
+            .and_then(|l| l.cost_usd())
+            .unwrap()
+    };
+    let mut receipts = Vec::new();
+    for _ in 0..5 {
+        receipts.push(call_endpoint(&a, "pair").await);
+        receipts.push(call_endpoint(&b, "pair").await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // b writes all it has; then a call of a's is written (by this flush or by a's
+    // flush loop, whichever comes first), and that write reads b's figures back.
+    assert!(b.meter().flush_fleet().await);
+    receipts.push(call_endpoint(&a, "pair").await);
+    assert!(a.meter().flush_fleet().await);
+    let last = call_endpoint(&a, "pair").await;
+    let after = std::time::SystemTime::now();
+    receipts.push(last.clone());
+    let accrual = last.accrual.clone().expect("an instance variant accrues");
+    // Allocated: every receipt of both processes, to the pico-dollar.
+    let allocated: Decimal = receipts.iter().map(compute).sum();
+    assert_eq!(accrual.allocated_usd, allocated);
+    // Accrued: 2 instances × $0.23/h since the fleet's first call (the earliest
+    // receipt's start, to the millisecond) until this receipt was made.
+    let first = receipts.iter().map(|c| c.at).min().unwrap();
+    let per_ms = Decimal::from(2) * rate / Decimal::from(3_600_000);
+    let ms = |d: chrono::TimeDelta| Decimal::from(d.num_milliseconds());
+    let at_least = (ms(last.at - first) + Decimal::from(last.usage.latency.as_millis() as u64)
+        - Decimal::ONE)
+        * per_ms;
+    let at_most =
+        (ms(chrono::DateTime::<chrono::Utc>::from(after) - first) + Decimal::ONE) * per_ms;
+    assert!(
+        accrual.accrued_usd >= at_least.round_dp(12) && accrual.accrued_usd <= at_most.round_dp(12),
+        "accrued {} not within {at_least}..{at_most}",
+        accrual.accrued_usd
+    );
+    assert_eq!(
+        accrual.utilisation,
+        Some((accrual.allocated_usd / accrual.accrued_usd).round_dp(6))
+    );
+    a.meter().shutdown().await.unwrap();
+    b.meter().shutdown().await.unwrap();
 }
