@@ -349,8 +349,8 @@ impl Table {
             } else {
                 ReturnValue::UpdatedNew
             });
-        match request.send().await {
-            Ok(out) => {
+        match conditional(request.send().await)? {
+            Some(out) => {
                 let item = out.attributes();
                 Ok(Added::Applied {
                     spent: item.and_then(|a| int(a, SPENT)).unwrap_or(0),
@@ -366,14 +366,7 @@ impl Table {
                     }),
                 })
             }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Added::AlreadyApplied)
-            }
-            Err(err) => Err(err.into()),
+            None => Ok(Added::AlreadyApplied),
         }
     }
 
@@ -462,17 +455,7 @@ impl Table {
             .expression_attribute_values(":back", n(lease.used - lease.granted))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(err.into()),
-        }
+        Ok(conditional(result)?.is_some())
     }
 
     /// Removes what this process's writes left of a lease that was reclaimed
@@ -495,16 +478,7 @@ impl Table {
             .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
             .send()
             .await;
-        match result {
-            Err(err)
-                if !err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(err.into())
-            }
-            _ => Ok(()),
-        }
+        conditional(result).map(|_| ())
     }
 
     /// Marks `percent` as passed on the spend item; true for the one process whose
@@ -528,17 +502,7 @@ impl Table {
             .expression_attribute_values(":percent", AttributeValue::N(percent.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(err.into()),
-        }
+        Ok(conditional(result)?.is_some())
     }
 
     /// Every item of the table (for `fleet status`).
@@ -651,6 +615,27 @@ impl Table {
                 .await?;
         }
         Ok(created)
+    }
+}
+
+/// An `UpdateItem`'s answer, `None` when its condition did not hold (which each
+/// caller reads in its own way: already applied, changed, already marked).
+fn conditional<T, R>(
+    result: Result<T, SdkError<UpdateItemError, R>>,
+) -> Result<Option<T>, TableError>
+where
+    R: fmt::Debug,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
     }
 }
 
