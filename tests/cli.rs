@@ -8,6 +8,7 @@ pub mod support;
 
 /// One module per file in `tests/cli/` (`cargo test --features cli --test cli cli_invoke::`).
 mod cli {
+    mod clean_env;
     mod cli_compare;
     mod cli_crash;
     #[cfg(feature = "fleet")]

@@ -9,7 +9,8 @@
 //!
 //! Run: `cargo test --all-features --test cli cli_fleet::`.
 
-use crate::support::emulator::{self, Emulator, REALTIME_ENDPOINT, REGION};
+use super::clean_env::{self, refused_url};
+use crate::support::emulator::{Emulator, REALTIME_ENDPOINT};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -17,30 +18,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// A URL where nothing listens: connections are refused at once.
-fn refused_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    drop(listener);
-    format!("http://{addr}")
-}
-
 /// `sagemeter ARGS` with a clean AWS environment pointing at the shared emulator.
 fn sagemeter(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sagemeter"));
-    let no_file = std::env::temp_dir().join("sagemeter-cli-test-no-such-aws-file");
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", &Emulator::shared().endpoint_url)
-        .env("AWS_ENDPOINT_URL_PRICING", refused_url())
-        .env("AWS_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", emulator::ACCESS_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", emulator::SECRET_ACCESS_KEY)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", &no_file)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &no_file)
-        .args(args)
-        .stdin(Stdio::null());
+    let mut cmd = clean_env::sagemeter(&Emulator::shared().endpoint_url, &refused_url());
+    cmd.args(args).stdin(Stdio::null());
     cmd
 }
 

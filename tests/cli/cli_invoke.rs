@@ -9,7 +9,8 @@
 //!
 //! Run: `cargo test --features cli --test cli cli_invoke::`.
 
-use crate::support::emulator::{self, Emulator, REALTIME_ENDPOINT, REGION, SERVERLESS_ENDPOINT};
+use super::clean_env::{self, refused_url};
+use crate::support::emulator::{Emulator, REALTIME_ENDPOINT, SERVERLESS_ENDPOINT};
 use assert_cmd::Command;
 use predicates::prelude::*;
 use rust_decimal::Decimal;
@@ -17,30 +18,11 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-/// A URL where nothing listens: connections are refused at once.
-fn refused_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    drop(listener);
-    format!("http://{addr}")
-}
-
 /// `sagemeter` with a clean AWS environment pointing at `endpoint_url`: static test
 /// credentials, us-east-1, no profile files, pricing unreachable.
 fn sagemeter_at(endpoint_url: &str) -> Command {
-    let mut cmd = Command::cargo_bin("sagemeter").expect("the sagemeter binary (feature `cli`)");
-    let no_file = std::env::temp_dir().join("sagemeter-cli-test-no-such-aws-file");
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", endpoint_url)
-        .env("AWS_ENDPOINT_URL_PRICING", refused_url())
-        .env("AWS_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", emulator::ACCESS_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", emulator::SECRET_ACCESS_KEY)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", &no_file)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &no_file)
-        .timeout(Duration::from_secs(120));
+    let mut cmd = Command::from_std(clean_env::sagemeter(endpoint_url, &refused_url()));
+    cmd.timeout(Duration::from_secs(120));
     cmd
 }
 

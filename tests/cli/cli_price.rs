@@ -5,6 +5,7 @@
 //!
 //! Run: `cargo test --features cli --test cli cli_price::`.
 
+use super::clean_env::{self, refused_url};
 use assert_cmd::Command;
 use axum::Router;
 use axum::body::Bytes;
@@ -249,29 +250,11 @@ fn documents() -> Vec<Value> {
     ]
 }
 
-fn refused_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}")
-}
-
 /// `sagemeter` with a clean AWS environment: static test credentials, us-east-1,
 /// no profile files, the Price List at `pricing_url`, everything else unreachable.
 fn sagemeter(pricing_url: &str) -> Command {
-    let mut cmd = Command::cargo_bin("sagemeter").expect("the sagemeter binary (feature `cli`)");
-    let no_file = std::env::temp_dir().join("sagemeter-cli-test-no-such-aws-file");
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", refused_url())
-        .env("AWS_ENDPOINT_URL_PRICING", pricing_url)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", &no_file)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &no_file)
-        .timeout(Duration::from_secs(60));
+    let mut cmd = Command::from_std(clean_env::sagemeter(&refused_url(), pricing_url));
+    cmd.timeout(Duration::from_secs(60));
     cmd
 }
 

@@ -5,6 +5,7 @@
 
 use crate::support::emulator::{Emulator, REALTIME_ENDPOINT};
 use crate::support::fault_proxy::{Fault, FaultProxy};
+use crate::support::m5_priced_by_overrides;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use rust_decimal::Decimal;
 use sagemeter::billing::UsageCharges;
@@ -429,8 +430,6 @@ async fn the_table_going_away_and_coming_back_loses_and_doubles_nothing() {
 async fn four_processes_on_one_3_instance_variant_are_allocated_its_instances_once() {
     use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
     use sagemeter::billing::LineItem;
-    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
-    use sagemeter::pricing::PriceKey;
 
     // SageMaker is the in-process fake (its calls are held as long as the test
     // likes); the fleet table is on the emulator.
@@ -448,26 +447,9 @@ async fn four_processes_on_one_3_instance_variant_are_allocated_its_instances_on
     let mut clients = Vec::new();
     for _ in 0..4 {
         clients.push(
-            Client::builder(&fake.sdk_config().await)
-                .without_discovery()
+            m5_priced_by_overrides(&fake, "three", 3)
+                .await
                 .without_metrics()
-                .endpoint_profile(EndpointProfile::new(
-                    "three",
-                    vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 3)],
-                ))
-                .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), rate)
-                .price_override(
-                    PriceKey::DataIn {
-                        region: "us-east-1".into(),
-                    },
-                    dec("0.016"),
-                )
-                .price_override(
-                    PriceKey::DataOut {
-                        region: "us-east-1".into(),
-                    },
-                    dec("0.016"),
-                )
                 .fleet(
                     FleetConfig::dynamodb(&table)
                         .dynamodb_client(ddb.clone())
@@ -539,8 +521,6 @@ async fn four_processes_on_one_3_instance_variant_are_allocated_its_instances_on
 async fn amortized_allocation_charges_the_instances_once_across_the_fleet() {
     use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
     use sagemeter::billing::{Allocation, LineItem};
-    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
-    use sagemeter::pricing::PriceKey;
 
     let emu = Emulator::shared();
     let table = table_name("amortized");
@@ -554,27 +534,10 @@ async fn amortized_allocation_charges_the_instances_once_across_the_fleet() {
     let rate = dec("0.23");
     let flush = Duration::from_millis(100);
     let client = || async {
-        Client::builder(&fake.sdk_config().await)
-            .without_discovery()
+        m5_priced_by_overrides(&fake, "two", 2)
+            .await
             .without_metrics()
             .allocation(Allocation::Amortized)
-            .endpoint_profile(EndpointProfile::new(
-                "two",
-                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
-            ))
-            .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), rate)
-            .price_override(
-                PriceKey::DataIn {
-                    region: "us-east-1".into(),
-                },
-                dec("0.016"),
-            )
-            .price_override(
-                PriceKey::DataOut {
-                    region: "us-east-1".into(),
-                },
-                dec("0.016"),
-            )
             .fleet(
                 FleetConfig::dynamodb(&table)
                     .dynamodb_client(ddb.clone())
@@ -740,8 +703,6 @@ async fn a_lease_of_a_period_that_ended_is_given_back_at_the_next_flush() {
 async fn a_receipts_accrual_is_the_fleets_instances_against_every_processs_allocation() {
     use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
     use sagemeter::billing::LineItem;
-    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
-    use sagemeter::pricing::PriceKey;
 
     let emu = Emulator::shared();
     let table = table_name("accrual");
@@ -754,26 +715,9 @@ async fn a_receipts_accrual_is_the_fleets_instances_against_every_processs_alloc
     );
     let rate = dec("0.23");
     let client = || async {
-        Client::builder(&fake.sdk_config().await)
-            .without_discovery()
+        m5_priced_by_overrides(&fake, "pair", 2)
+            .await
             .without_metrics()
-            .endpoint_profile(EndpointProfile::new(
-                "pair",
-                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
-            ))
-            .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), rate)
-            .price_override(
-                PriceKey::DataIn {
-                    region: "us-east-1".into(),
-                },
-                dec("0.016"),
-            )
-            .price_override(
-                PriceKey::DataOut {
-                    region: "us-east-1".into(),
-                },
-                dec("0.016"),
-            )
             .fleet(FleetConfig::dynamodb(&table).dynamodb_client(ddb.clone()))
             .build()
             .unwrap()

@@ -24,6 +24,16 @@ pub mod receipts;
 pub async fn rt_priced_by_overrides(
     fake: &fake_sagemaker::FakeSageMaker,
 ) -> sagemeter::ClientBuilder {
+    m5_priced_by_overrides(fake, "rt", 2).await
+}
+
+/// A client of the fake's `endpoint`, one variant `AllTraffic` of `instances` ×
+/// ml.m5.xlarge, priced as [`rt_priced_by_overrides`] is.
+pub async fn m5_priced_by_overrides(
+    fake: &fake_sagemaker::FakeSageMaker,
+    endpoint: &str,
+    instances: u32,
+) -> sagemeter::ClientBuilder {
     use sagemeter::endpoint::{EndpointProfile, VariantProfile};
     use sagemeter::pricing::PriceKey;
     let r = "us-east-1";
@@ -31,8 +41,12 @@ pub async fn rt_priced_by_overrides(
     sagemeter::Client::builder(&fake.sdk_config().await)
         .without_discovery()
         .endpoint_profile(EndpointProfile::new(
-            "rt",
-            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+            endpoint,
+            vec![VariantProfile::instance(
+                "AllTraffic",
+                "ml.m5.xlarge",
+                instances,
+            )],
         ))
         .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), usd("0.23"))
         .price_override(PriceKey::DataIn { region: r.into() }, usd("0.016"))

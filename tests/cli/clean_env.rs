@@ -1,0 +1,31 @@
+//! The `sagemeter` binary with a clean AWS environment, for every CLI test.
+
+use crate::support::emulator;
+use std::process::Command;
+
+/// A URL where nothing listens: connections are refused at once.
+pub(crate) fn refused_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// `sagemeter` with nothing of the caller's environment but `PATH`: static test
+/// credentials, us-east-1, no profile files, no instance metadata, every service
+/// at `endpoint_url` and the Price List at `pricing_url`.
+pub(crate) fn sagemeter(endpoint_url: &str, pricing_url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sagemeter"));
+    let no_file = std::env::temp_dir().join("sagemeter-cli-test-no-such-aws-file");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", endpoint_url)
+        .env("AWS_ENDPOINT_URL_PRICING", pricing_url)
+        .env("AWS_REGION", emulator::REGION)
+        .env("AWS_ACCESS_KEY_ID", emulator::ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", emulator::SECRET_ACCESS_KEY)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", &no_file)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &no_file);
+    cmd
+}
