@@ -48,7 +48,7 @@ pub struct Meter {
 }
 
 pub(crate) struct MeterInner {
-    pub region: String,
+    pub region: Arc<str>,
     pub discovery: Discovery,
     pub prices: Arc<dyn PriceSource>,
     pub price_overrides: crate::FastMap<PriceKey, Rate>,
@@ -725,6 +725,7 @@ impl Meter {
             lines,
             cost_usd,
             currency: "USD".into(),
+            region: Some(self.inner.region.clone()),
             running_client_usd: recorded.running_client_usd,
             running_endpoint_usd: recorded.running_endpoint_usd,
             running_fleet_usd,

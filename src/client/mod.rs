@@ -652,7 +652,7 @@ impl ClientBuilder {
         };
         let meter = Meter {
             inner: Arc::new(MeterInner {
-                region,
+                region: region.into(),
                 discovery: Discovery::new(
                     sagemaker,
                     profiles,

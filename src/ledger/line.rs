@@ -31,6 +31,7 @@ pub(crate) fn write_line(cost: &Cost, out: &mut Vec<u8>) {
         lines,
         cost_usd,
         currency,
+        region,
         running_client_usd,
         running_endpoint_usd,
         running_fleet_usd,
@@ -65,6 +66,10 @@ pub(crate) fn write_line(cost: &Cost, out: &mut Vec<u8>) {
     decimal(out, cost_usd);
     out.extend_from_slice(b",\"currency\":");
     string(out, currency);
+    if let Some(region) = region {
+        out.extend_from_slice(b",\"region\":");
+        string(out, region);
+    }
     out.extend_from_slice(b",\"running_client_usd\":");
     decimal(out, running_client_usd);
     out.extend_from_slice(b",\"running_endpoint_usd\":");
@@ -421,7 +426,7 @@ mod tests {
                 {"item": "data_in", "quantity": "0", "unit": "instance_hours",
                  "price": {"status": "unpriced", "reason": ""}}
             ],
-            "cost_usd": "0.000000310796", "currency": "USD",
+            "cost_usd": "0.000000310796", "currency": "USD", "region": "eu-west-1",
             "running_client_usd": "1.000000310796", "running_endpoint_usd": "0.000000310796",
             "accrual": {"accrued_usd": "0.000000313503", "allocated_usd": "0.000000308903",
                         "utilisation": "0.985327"},
