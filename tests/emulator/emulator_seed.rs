@@ -146,8 +146,15 @@ async fn seeding_twice_is_idempotent() {
     let emu = Emulator::start();
     let sm = aws_sdk_sagemaker::Client::new(&emu.sdk_config().await);
     let before = names(&sm).await;
-    assert_eq!(before.0, ["demo-realtime", "demo-serverless"]);
-    assert_eq!(before.1, ["demo-realtime-config", "demo-serverless-config"]);
+    assert_eq!(before.0, ["demo-idle", "demo-realtime", "demo-serverless"]);
+    assert_eq!(
+        before.1,
+        [
+            "demo-idle-config",
+            "demo-realtime-config",
+            "demo-serverless-config"
+        ]
+    );
     assert_eq!(before.2, ["sagemeter-demo-model"]);
 
     let summary = emu.seed();
