@@ -40,10 +40,13 @@
 //! [`Cost`]) → [`totals`] (running sums, accrual) and [`sink`] (the cost log line,
 //! metrics, EMF, the [`ledger`] file) → [`client`] (ties it together).
 //! [`budget`] limits spending; [`report`] summarises a ledger: where the money
-//! went; [`compare`] prices the same work under other billing plans.
+//! went; [`compare`] prices the same work under other billing plans. With feature
+//! `account`, `account` sees every endpoint's burn and reconciles ledgers with the bill.
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+#[cfg(feature = "account")]
+pub mod account;
 pub mod billing;
 pub mod budget;
 pub mod client;
@@ -94,6 +97,11 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/library.md")]
 pub struct LibraryGuideDoctests;
+
+/// The account view's Rust examples, compiled as doctests.
+#[cfg(all(doctest, feature = "account"))]
+#[doc = include_str!("../docs/account.md")]
+pub struct AccountGuideDoctests;
 
 /// The fleet reference's Rust examples, compiled as doctests.
 #[cfg(all(doctest, feature = "fleet"))]

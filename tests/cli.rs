@@ -9,6 +9,8 @@ pub mod support;
 /// One module per file in `tests/cli/` (`cargo test --features cli --test cli cli_invoke::`).
 mod cli {
     mod clean_env;
+    #[cfg(feature = "account")]
+    mod cli_account;
     mod cli_compare;
     mod cli_crash;
     #[cfg(feature = "fleet")]

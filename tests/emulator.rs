@@ -9,6 +9,8 @@ pub mod support;
 
 /// One module per file in `tests/emulator/`.
 mod emulator {
+    #[cfg(feature = "account")]
+    mod account;
     mod async_invoke;
     mod emulator_client;
     mod emulator_seed;

@@ -454,6 +454,22 @@ async fn describe(
     client: &aws_sdk_sagemaker::Client,
     endpoint: &str,
 ) -> Result<EndpointProfile, DiscoveryError> {
+    describe_with_status(client, endpoint)
+        .await
+        .map(|(profile, _)| profile)
+}
+
+/// [`describe`], with the endpoint's own description (status, creation time, ARN).
+pub(crate) async fn describe_with_status(
+    client: &aws_sdk_sagemaker::Client,
+    endpoint: &str,
+) -> Result<
+    (
+        EndpointProfile,
+        aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput,
+    ),
+    DiscoveryError,
+> {
     let described = client
         .describe_endpoint()
         .endpoint_name(endpoint)
@@ -472,7 +488,8 @@ async fn describe(
         .send()
         .await
         .map_err(|e| classify(endpoint, e))?;
-    profile_from_descriptions(endpoint, &described, &config)
+    let profile = profile_from_descriptions(endpoint, &described, &config)?;
+    Ok((profile, described))
 }
 
 /// Merges the two descriptions. Counts and serverless settings come from the
@@ -554,7 +571,10 @@ pub(crate) fn profile_from_descriptions(
     })
 }
 
-fn classify<E, R>(endpoint: &str, err: aws_sdk_sagemaker::error::SdkError<E, R>) -> DiscoveryError
+pub(crate) fn classify<E, R>(
+    endpoint: &str,
+    err: aws_sdk_sagemaker::error::SdkError<E, R>,
+) -> DiscoveryError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: fmt::Debug,

@@ -321,13 +321,13 @@ fn parse_amount(text: &str) -> Option<Decimal> {
 /// `usagetype` split into its parts: `USE1-Host:ml.m5.xlarge` → prefix `USE1`, kind
 /// `Host`, detail `ml.m5.xlarge`. The region prefix is optional (`Host:ml.g4dn.xlarge`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct UsageType<'a> {
-    kind: &'a str,
-    detail: &'a str,
+pub(crate) struct UsageType<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) detail: &'a str,
 }
 
 impl<'a> UsageType<'a> {
-    fn parse(text: &'a str) -> Self {
+    pub(crate) fn parse(text: &'a str) -> Self {
         let (head, detail) = text.split_once(':').unwrap_or((text, ""));
         let kind = match head.split_once('-') {
             Some((prefix, rest))

@@ -19,6 +19,8 @@ mod live;
 mod snapshot;
 
 pub use cache::{CachedPrices, CachedPricesBuilder, DEFAULT_FAILURE_BACKOFF, DEFAULT_TTL};
+#[cfg(feature = "account")]
+pub(crate) use document::UsageType;
 pub use live::{
     DEFAULT_TIMEOUT as DEFAULT_LIVE_TIMEOUT, LivePrices, LivePricesBuilder, PricingRegion,
 };

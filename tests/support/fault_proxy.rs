@@ -1,8 +1,9 @@
-//! An HTTP proxy in front of the emulator that breaks DynamoDB on demand:
-//! throttles, answers slowly, refuses connections, or applies a request and loses
-//! its response (as a timeout after the write does). Requests are forwarded one
-//! per upstream connection (`Connection: close`), each in full: the DynamoDB JSON
-//! protocol is small POSTs with a `Content-Length`.
+//! An HTTP proxy in front of the emulator that breaks it on demand: throttles
+//! DynamoDB, answers slowly, refuses connections, applies a request and loses its
+//! response (as a timeout after the write does), or refuses one operation as IAM
+//! does when an action is not granted. Requests are forwarded one per upstream
+//! connection (`Connection: close`), each in full: the JSON and CBOR protocols are
+//! small POSTs with a `Content-Length`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,10 @@ pub enum Fault {
     Down,
     /// Forward every request, then close the connection without its response.
     LoseResponses,
+    /// Answer requests for this operation (its name in `X-Amz-Target` or in an RPC
+    /// v2 path) with `AccessDenied`, in the request's protocol (JSON or CBOR), as
+    /// AWS does for an IAM action not granted; forward the others.
+    Deny(&'static str),
 }
 
 /// A running proxy; stopped when its runtime ends.
@@ -76,6 +81,7 @@ impl FaultProxy {
 
     /// A DynamoDB client of `conf` that goes through the proxy, with short
     /// timeouts and the SDK's standard retries.
+    #[cfg(feature = "fleet")]
     pub fn dynamodb_client(&self, conf: &aws_types::SdkConfig) -> aws_sdk_dynamodb::Client {
         let config = aws_sdk_dynamodb::config::Builder::from(conf)
             .endpoint_url(&self.url)
@@ -162,8 +168,14 @@ async fn serve(
                 client.write_all(response.as_bytes()).await?;
                 continue;
             }
+            Fault::Deny(operation) if names_operation(&request, operation) => {
+                client
+                    .write_all(&access_denied(&request, operation))
+                    .await?;
+                return Ok(());
+            }
             Fault::Slow(delay) => tokio::time::sleep(delay).await,
-            Fault::None | Fault::LoseResponses => {}
+            Fault::None | Fault::LoseResponses | Fault::Deny(_) => {}
         }
         let to = upstream.lock().unwrap().clone();
         let mut up = TcpStream::connect(to).await?;
@@ -178,4 +190,76 @@ async fn serve(
         // The upstream answered `Connection: close`: so does this connection.
         return Ok(());
     }
+}
+
+/// The request's head (request line and headers).
+fn head(request: &[u8]) -> String {
+    let end = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(request.len());
+    String::from_utf8_lossy(&request[..end]).into_owned()
+}
+
+/// Whether the request calls `operation`: `X-Amz-Target: <Service>.<operation>`
+/// (JSON protocols) or `POST /service/<Service>/operation/<operation>` (RPC v2 CBOR).
+fn names_operation(request: &[u8], operation: &str) -> bool {
+    let head = head(request);
+    let request_line = head.lines().next().unwrap_or_default();
+    request_line.contains(&format!("/operation/{operation} "))
+        || head.lines().any(|l| {
+            l.to_ascii_lowercase().starts_with("x-amz-target:")
+                && l.trim_end().ends_with(&format!(".{operation}"))
+        })
+}
+
+/// AWS's answer to an action not granted, in the request's protocol.
+fn access_denied(request: &[u8], operation: &str) -> Vec<u8> {
+    let message = format!(
+        "User: arn:aws:iam::123456789012:user/sagemeter-test is not authorized to perform: \
+         {operation} because no identity-based policy allows the action (fault proxy)"
+    );
+    let cbor = head(request)
+        .to_ascii_lowercase()
+        .contains("application/cbor");
+    let (content_type, body, extra) = if cbor {
+        let mut body = vec![0xa2]; // a map of two text pairs
+        for text in ["__type", "AccessDenied", "message", message.as_str()] {
+            cbor_text(&mut body, text);
+        }
+        (
+            "application/cbor",
+            body,
+            "smithy-protocol: rpc-v2-cbor\r\nx-amzn-query-error: AccessDenied;Sender\r\n",
+        )
+    } else {
+        let body = serde_json::json!({"__type": "AccessDeniedException", "message": message});
+        (
+            "application/x-amz-json-1.1",
+            body.to_string().into_bytes(),
+            "x-amzn-ErrorType: AccessDeniedException\r\n",
+        )
+    };
+    let mut response = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: {content_type}\r\n{extra}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(&body);
+    response
+}
+
+/// A CBOR text string (major type 3) of up to 65,535 bytes.
+fn cbor_text(out: &mut Vec<u8>, text: &str) {
+    let len = text.len();
+    match len {
+        0..=23 => out.push(0x60 | len as u8),
+        24..=255 => out.extend_from_slice(&[0x78, len as u8]),
+        _ => {
+            out.push(0x79);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(text.as_bytes());
 }

@@ -13,7 +13,7 @@ pub mod emulator;
 pub mod fake_pricelist;
 pub mod fake_sagemaker;
 pub mod fake_stream;
-#[cfg(feature = "fleet")]
+#[cfg(any(feature = "fleet", feature = "account"))]
 pub mod fault_proxy;
 pub mod logs;
 pub mod receipts;

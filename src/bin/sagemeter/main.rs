@@ -4,6 +4,8 @@
 //! sagemeter invoke <ENDPOINT> --body <JSON|@FILE|-> [-n N] [--concurrency C] [--json]
 //! sagemeter price <INSTANCE_TYPE|serverless:MEMORY_MB> [--json]
 //! sagemeter fleet init --table NAME | fleet status --table NAME [--json]   (feature `fleet`)
+//! sagemeter endpoints [--window 24h|7d|30d] [--json]                      (feature `account`)
+//! sagemeter reconcile <LEDGER>... [--since DATE] [--until DATE] [--group-by usage-type|tag:KEY] [--json]
 //! ```
 //!
 //! Both use the standard AWS configuration chain (environment, shared config and
@@ -21,11 +23,15 @@
 
 mod aws;
 mod compare;
+#[cfg(feature = "account")]
+mod endpoints;
 #[cfg(feature = "fleet")]
 mod fleet;
 mod invoke;
 mod output;
 mod price;
+#[cfg(feature = "account")]
+mod reconcile;
 mod report;
 mod stream;
 
@@ -78,6 +84,13 @@ enum Command {
     #[cfg(feature = "fleet")]
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
+    /// Every endpoint of the account: what it burns per hour, its invocations
+    /// (CloudWatch), idle and underused ones.
+    #[cfg(feature = "account")]
+    Endpoints(endpoints::EndpointsArgs),
+    /// Ledgers against the bill (Cost Explorer), day by day, the difference explained.
+    #[cfg(feature = "account")]
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 /// Why a command failed, and so which exit code it gets.
@@ -172,6 +185,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Report(args) => report::run(args, &mut out).map_err(CliError::from),
         #[cfg(feature = "fleet")]
         Command::Fleet(command) => fleet::run(command, &cli.global, &mut out).await,
+        #[cfg(feature = "account")]
+        Command::Endpoints(args) => endpoints::run(args, &cli.global, &mut out).await,
+        #[cfg(feature = "account")]
+        Command::Reconcile(args) => reconcile::run(args, &cli.global, &mut out).await,
         Command::Compare(args) => {
             let sdk_config = aws::load_with_fallback_region(&cli.global).await;
             let prices = sagemeter::pricing::default_price_source(&sdk_config);

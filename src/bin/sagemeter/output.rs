@@ -32,6 +32,64 @@ pub fn json_line(out: &mut dyn Write, value: &impl Serialize) -> std::io::Result
     writeln!(out)
 }
 
+#[cfg(feature = "account")]
+/// Writes `rows` under `header` in columns two spaces apart, text left-aligned
+/// and the rest (figures) right-aligned.
+pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let numeric = |i: usize| {
+        rows.iter().all(|r| {
+            r.get(i).is_none_or(|c| {
+                c == "-"
+                    || c.trim_start_matches(['$', '-'])
+                        .starts_with(|ch: char| ch.is_ascii_digit())
+            })
+        })
+    };
+    let right: Vec<bool> = (0..header.len())
+        .map(|i| !rows.is_empty() && numeric(i))
+        .collect();
+    let line = |out: &mut dyn Write, cells: Vec<&str>| -> std::io::Result<()> {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                text.push_str("  ");
+            }
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            if right[i] {
+                text.extend(std::iter::repeat_n(' ', pad));
+                text.push_str(cell);
+            } else {
+                text.push_str(cell);
+                text.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        writeln!(out, "{}", text.trim_end())
+    };
+    line(out, header.to_vec())?;
+    for row in rows {
+        line(out, row.iter().map(String::as_str).collect())?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "account")]
+/// Money for a table: to 1/100 of a cent (`$1.2346`), or to four significant
+/// digits below a cent (`$0.000004127`), so that a call's cost is never shown as
+/// `$0`. JSON keeps amounts exact.
+pub fn usd4(amount: Decimal) -> String {
+    if !amount.is_zero() && amount.abs() < Decimal::new(1, 2) {
+        usd(amount.round_sf(4).unwrap_or(amount))
+    } else {
+        usd(amount.round_dp(4))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +113,14 @@ mod tests {
     fn money_is_printed_exactly_without_trailing_zeros() {
         assert_eq!(usd("0.000015972222000".parse().unwrap()), "$0.000015972222");
         assert_eq!(usd(Decimal::ZERO), "$0");
+    }
+
+    #[cfg(feature = "account")]
+    #[test]
+    fn table_money_keeps_four_significant_digits_below_a_cent() {
+        assert_eq!(usd4("11.00321234".parse().unwrap()), "$11.0032");
+        assert_eq!(usd4("0.000004126901".parse().unwrap()), "$0.000004127");
+        assert_eq!(usd4("-0.0123456".parse().unwrap()), "$-0.0123");
     }
 
     #[test]

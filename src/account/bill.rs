@@ -1,0 +1,181 @@
+//! What Cost Explorer billed: `GetCostAndUsage`, daily, Amazon SageMaker in one region.
+
+use super::error::{AccountError, from_sdk};
+use super::usage_class::UsageClass;
+use aws_sdk_costexplorer::types::{
+    DateInterval, Dimension, DimensionValues, Expression, Granularity, GroupDefinition,
+    GroupDefinitionType,
+};
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+/// The `SERVICE` dimension value of SageMaker in Cost Explorer.
+pub(crate) const SERVICE: &str = "Amazon SageMaker";
+
+/// One usage type of one day (and tag value) as Cost Explorer billed it.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BilledUsage {
+    /// The UTC day.
+    pub day: NaiveDate,
+    /// The tag value when grouped by a tag (`""` for resources without it), else `None`.
+    pub tag: Option<String>,
+    /// The usage type as billed, e.g. `USE1-Host:ml.m5.xlarge`.
+    pub usage_type: String,
+    /// What kind of charge it is.
+    pub class: UsageClass,
+    /// `UnblendedCost`, USD.
+    pub cost_usd: Decimal,
+    /// `UsageQuantity`, in `unit`.
+    pub quantity: Decimal,
+    /// The quantity's unit as billed (`Hrs`, `Second`, `GB`, `GB-Mo`, ...).
+    pub unit: String,
+}
+
+/// What Cost Explorer answered for a date range.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Bill {
+    pub usage: Vec<BilledUsage>,
+    /// Days Cost Explorer marked `Estimated` (not settled yet).
+    pub estimated: BTreeSet<NaiveDate>,
+}
+
+/// `GetCostAndUsage` from `since` to `until` (exclusive), every page.
+pub(crate) async fn fetch(
+    client: &aws_sdk_costexplorer::Client,
+    region: &str,
+    since: NaiveDate,
+    until: NaiveDate,
+    tag: Option<&str>,
+) -> Result<Bill, AccountError> {
+    let dimension = |key: Dimension, value: &str| {
+        Expression::builder()
+            .dimensions(DimensionValues::builder().key(key).values(value).build())
+            .build()
+    };
+    let filter = Expression::builder()
+        .and(dimension(Dimension::Service, SERVICE))
+        .and(dimension(Dimension::Region, region))
+        .build();
+    let period = DateInterval::builder()
+        .start(since.to_string())
+        .end(until.to_string())
+        .build()
+        .map_err(|e| AccountError::Invalid(e.to_string()))?;
+    let group = |kind: GroupDefinitionType, key: &str| {
+        GroupDefinition::builder().r#type(kind).key(key).build()
+    };
+    let mut groups = Vec::new();
+    if let Some(tag) = tag {
+        groups.push(group(GroupDefinitionType::Tag, tag));
+    }
+    groups.push(group(GroupDefinitionType::Dimension, "USAGE_TYPE"));
+
+    let mut bill = Bill::default();
+    let mut token: Option<String> = None;
+    loop {
+        let answer = client
+            .get_cost_and_usage()
+            .time_period(period.clone())
+            .granularity(Granularity::Daily)
+            .metrics("UnblendedCost")
+            .metrics("UsageQuantity")
+            .filter(filter.clone())
+            .set_group_by(Some(groups.clone()))
+            .set_next_page_token(token.take())
+            .send()
+            .await
+            .map_err(|e| from_sdk("GetCostAndUsage", "ce:GetCostAndUsage", e))?;
+        for result in answer.results_by_time() {
+            let Some(day) = result
+                .time_period()
+                .and_then(|p| NaiveDate::from_str(p.start()).ok())
+            else {
+                continue;
+            };
+            // Cost Explorer answers for the days asked; anything else is not ours.
+            if day < since || day >= until {
+                continue;
+            }
+            if result.estimated() {
+                bill.estimated.insert(day);
+            }
+            for g in result.groups() {
+                let keys = g.keys();
+                let (tag_value, usage_type) = match (tag, keys) {
+                    (Some(_), [tag_key, usage_type, ..]) => {
+                        (Some(tag_value(tag_key)), usage_type.as_str())
+                    }
+                    (None, [usage_type, ..]) => (None, usage_type.as_str()),
+                    _ => continue,
+                };
+                let metric = |name: &str| g.metrics().and_then(|m| m.get(name));
+                let cost = metric("UnblendedCost");
+                if let Some(unit) = cost.and_then(|c| c.unit())
+                    && !unit.eq_ignore_ascii_case("USD")
+                {
+                    return Err(AccountError::Invalid(format!(
+                        "Cost Explorer answered in {unit}, not USD: sagemeter reconciles USD amounts"
+                    )));
+                }
+                let amount = |m: Option<&aws_sdk_costexplorer::types::MetricValue>| {
+                    m.and_then(|m| m.amount())
+                        .map_or(Ok(Decimal::ZERO), parse_amount)
+                };
+                let quantity = metric("UsageQuantity");
+                bill.usage.push(BilledUsage {
+                    day,
+                    tag: tag_value,
+                    usage_type: usage_type.to_owned(),
+                    class: UsageClass::from_usage_type(usage_type),
+                    cost_usd: amount(cost)?,
+                    quantity: amount(quantity)?,
+                    unit: quantity
+                        .and_then(|q| q.unit())
+                        .unwrap_or_default()
+                        .to_owned(),
+                });
+            }
+        }
+        match answer.next_page_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+            _ => break,
+        }
+    }
+    Ok(bill)
+}
+
+/// A tag group key as Cost Explorer writes it, `KEY$VALUE` (`KEY$` when untagged).
+fn tag_value(key: &str) -> String {
+    key.split_once('$')
+        .map_or(key, |(_, value)| value)
+        .to_owned()
+}
+
+/// Cost Explorer's amounts are decimal strings, sometimes in scientific notation.
+fn parse_amount(text: &str) -> Result<Decimal, AccountError> {
+    Decimal::from_str(text)
+        .or_else(|_| Decimal::from_scientific(text))
+        .map_err(|_| AccountError::Service {
+            operation: "GetCostAndUsage",
+            code: None,
+            message: format!("`{text}` is not an amount"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_and_tag_keys_are_read_as_cost_explorer_writes_them() {
+        assert_eq!(parse_amount("11.04").unwrap(), Decimal::new(1104, 2));
+        assert_eq!(parse_amount("1.5E-7").unwrap(), Decimal::new(15, 8));
+        assert!(parse_amount("lots").is_err());
+        assert_eq!(tag_value("team$growth"), "growth");
+        assert_eq!(tag_value("team$"), "");
+    }
+}

@@ -1,0 +1,787 @@
+//! Every endpoint's burn, invocations and flags.
+
+use super::Account;
+use super::error::{AccountError, from_sdk};
+use super::metrics::{self, Target, VariantUsage};
+use crate::billing::{compute_key, round_cost};
+use crate::endpoint::{
+    DiscoveryError, EndpointKind, EndpointProfile, VariantBilling, VariantProfile,
+};
+use crate::pricing::{PriceKey, PriceOrigin, PriceSource};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+/// Hours in a month, as AWS's calculators count them (and as `compare` does).
+const HOURS_PER_MONTH: u32 = 730;
+/// Endpoints described at once.
+const DESCRIBE_CONCURRENCY: usize = 8;
+
+/// How far back invocations are counted: `24h`, `7d`, `30d`, from one hour to 90 days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Window {
+    hours: u32,
+}
+
+impl Window {
+    /// The longest window: CloudWatch keeps hourly datapoints far longer, but a
+    /// burn figure is about today's deployment.
+    pub const MAX_HOURS: u32 = 90 * 24;
+
+    /// A window of `n` hours (clamped to 1 ..= [`Window::MAX_HOURS`]).
+    pub fn hours(n: u32) -> Window {
+        Window {
+            hours: n.clamp(1, Self::MAX_HOURS),
+        }
+    }
+
+    /// A window of `n` days.
+    pub fn days(n: u32) -> Window {
+        Window::hours(n.saturating_mul(24))
+    }
+
+    /// Its length.
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(u64::from(self.hours) * 3600)
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.hours.is_multiple_of(24) && self.hours > 24 {
+            write!(f, "{}d", self.hours / 24)
+        } else {
+            write!(f, "{}h", self.hours)
+        }
+    }
+}
+
+impl FromStr for Window {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Window, String> {
+        let bad = || {
+            format!(
+                "`{text}` is not a window: a number of hours or days, e.g. 24h, 7d, 30d (1h to {}d)",
+                Self::MAX_HOURS / 24
+            )
+        };
+        let (number, per) = match text.as_bytes().last() {
+            Some(b'h') => (&text[..text.len() - 1], 1),
+            Some(b'd') => (&text[..text.len() - 1], 24),
+            _ => return Err(bad()),
+        };
+        let n: u32 = number.parse().map_err(|_| bad())?;
+        let hours = n.checked_mul(per).ok_or_else(bad)?;
+        if hours == 0 || hours > Self::MAX_HOURS {
+            return Err(bad());
+        }
+        Ok(Window { hours })
+    }
+}
+
+impl Serialize for Window {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Window {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Window, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What [`Account::endpoints`] looks at.
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub struct EndpointsOptions {
+    /// How far back invocations are counted.
+    pub window: Window,
+    /// Instance variants whose utilisation (model time ÷ instance time) is below
+    /// this share are flagged [`Flag::Underused`] (default 0.10).
+    pub underused_below: Decimal,
+}
+
+impl EndpointsOptions {
+    /// Options for `window`, with the default underuse threshold (10 %).
+    pub fn new(window: Window) -> Self {
+        EndpointsOptions {
+            window,
+            underused_below: Decimal::new(10, 2),
+        }
+    }
+
+    /// Sets the underuse threshold, a share from 0 to 1.
+    pub fn underused_below(mut self, share: Decimal) -> Self {
+        self.underused_below = share;
+        self
+    }
+}
+
+/// What is wrong (or worth knowing) about a variant.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// Burning money, and no invocation in the window.
+    Idle,
+    /// Called, but its instances' time is mostly unused (utilisation below the threshold).
+    Underused,
+    /// Its burn could not be priced (see [`EndpointRow::unpriced_reason`]).
+    Unpriced,
+}
+
+impl Flag {
+    /// Lower-case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Flag::Idle => "idle",
+            Flag::Underused => "underused",
+            Flag::Unpriced => "unpriced",
+        }
+    }
+}
+
+/// How a variant is billed.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VariantKind {
+    /// Real-time instances, per instance-hour.
+    Instance,
+    /// Asynchronous inference instances, per instance-hour.
+    AsyncInstance,
+    /// Serverless: per second of compute, plus provisioned concurrency's standing charge.
+    Serverless,
+    /// Not known: the endpoint could not be described.
+    Unknown,
+}
+
+impl VariantKind {
+    /// Lower-case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            VariantKind::Instance => "instance",
+            VariantKind::AsyncInstance => "async_instance",
+            VariantKind::Serverless => "serverless",
+            VariantKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// One production variant of one endpoint.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointRow {
+    /// Endpoint name.
+    pub endpoint: String,
+    /// Variant name (`None` when the endpoint could not be described).
+    pub variant: Option<String>,
+    /// The endpoint's status: `InService`, `Creating`, `Updating`, `Failed`, ...
+    pub status: String,
+    /// How the variant is billed.
+    pub kind: VariantKind,
+    /// Instance type, for instance variants.
+    pub instance_type: Option<String>,
+    /// Instances running now, for instance variants.
+    pub instance_count: Option<u32>,
+    /// Memory, for serverless variants.
+    pub memory_mb: Option<u32>,
+    /// Provisioned concurrency, for serverless variants that have some.
+    pub provisioned_concurrency: Option<u32>,
+    /// What the variant costs per hour whether called or not: instances × rate,
+    /// provisioned concurrency × its per-second rate × 3600, ML storage (GB ×
+    /// instances × the GB-month rate ÷ 730). `0` for serverless without provisioned
+    /// concurrency and for endpoints not billed in their status; `None` when unpriced.
+    pub usd_per_hour: Option<Decimal>,
+    /// The least fresh source among the rates used (live, cache, snapshot).
+    pub price_source: Option<PriceOrigin>,
+    /// Invocations in the window (CloudWatch); `None` when CloudWatch did not answer.
+    pub invocations: Option<u64>,
+    /// Hours of the window the endpoint existed (the window, or less for a newer endpoint).
+    pub window_hours: Decimal,
+    /// The burn over those hours, plus serverless compute estimated from
+    /// `ModelLatency` × the serverless rate; `None` when unpriced.
+    pub window_cost_usd: Option<Decimal>,
+    /// window cost ÷ invocations × 1,000, when there were invocations.
+    pub usd_per_1000_invocations: Option<Decimal>,
+    /// Model time (CloudWatch `ModelLatency`, summed) ÷ instance time (instances ×
+    /// window hours), for instance variants with invocations: above 1 when calls
+    /// overlap.
+    pub utilisation: Option<Decimal>,
+    /// Idle, underused, unpriced.
+    pub flags: Vec<Flag>,
+    /// Why the burn is unknown, when [`Flag::Unpriced`].
+    pub unpriced_reason: Option<String>,
+    /// Things worth knowing (estimates, statuses not billed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// The account's endpoints, with totals.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointsView {
+    /// The region looked at.
+    pub region: String,
+    /// The window invocations were counted over.
+    pub window: Window,
+    /// When the view was made (the window ends there).
+    pub at: DateTime<Utc>,
+    /// One row per variant, by burn (highest first); unpriced rows last.
+    pub rows: Vec<EndpointRow>,
+    /// What they add up to.
+    pub totals: ViewTotals,
+    /// What could not be seen (e.g. CloudWatch not allowed), one sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// What the account's endpoints cost.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewTotals {
+    /// Endpoints listed.
+    pub endpoints: usize,
+    /// Burn of every priced variant, USD per hour.
+    pub usd_per_hour: Decimal,
+    /// The same per month of 730 hours.
+    pub usd_per_month: Decimal,
+    /// Burn of the idle variants, USD per hour.
+    pub idle_usd_per_hour: Decimal,
+    /// The same per month of 730 hours.
+    pub idle_usd_per_month: Decimal,
+    /// Window cost of every priced variant.
+    pub window_cost_usd: Decimal,
+    /// Variants whose burn is unknown (not in the sums).
+    pub unpriced: usize,
+}
+
+/// One listed endpoint.
+struct Listed {
+    name: String,
+    status: String,
+    created: Option<SystemTime>,
+}
+
+/// A row being made, with what its figures still need.
+struct Draft {
+    row: EndpointRow,
+    created: Option<SystemTime>,
+    /// Serverless: USD per second of compute, to price `ModelLatency`.
+    per_use_usd_per_second: Option<Decimal>,
+}
+
+impl Account {
+    /// Every endpoint of the account and region, each variant's burn, invocations
+    /// and flags.
+    ///
+    /// Errors only when the endpoints cannot be listed (`sagemaker:ListEndpoints`).
+    /// An endpoint that cannot be described, a rate that cannot be found or
+    /// CloudWatch refusing is a row flagged `unpriced` or a warning instead.
+    pub async fn endpoints(
+        &self,
+        options: &EndpointsOptions,
+    ) -> Result<EndpointsView, AccountError> {
+        let now = self.time.now();
+        let listed = self.list_endpoints().await?;
+        let described = self.describe_all(&listed).await;
+        let mut drafts = Vec::new();
+        for (listed, described) in listed.iter().zip(described) {
+            match described {
+                Ok(profile) => {
+                    for variant in &profile.variants {
+                        drafts.push(self.draft(listed, &profile, variant).await);
+                    }
+                }
+                Err(err) => drafts.push(undescribed(listed, &err)),
+            }
+        }
+
+        let start = now
+            .checked_sub(options.window.duration())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let targets: Vec<Target> = drafts
+            .iter()
+            .filter_map(|d| {
+                Some(Target {
+                    endpoint: d.row.endpoint.clone(),
+                    variant: d.row.variant.clone()?,
+                })
+            })
+            .collect();
+        let mut warnings = Vec::new();
+        let usage = match metrics::fetch(&self.cloudwatch, &targets, start, now).await {
+            Ok(usage) => Some(usage),
+            Err(err) => {
+                tracing::warn!(target: "sagemeter::account", error = %err,
+                    "no invocations from CloudWatch");
+                warnings.push(format!("invocations unknown: {err}"));
+                None
+            }
+        };
+        let mut usage = usage.map(Vec::into_iter);
+        for draft in &mut drafts {
+            let used = if draft.row.variant.is_some() {
+                usage.as_mut().and_then(Iterator::next)
+            } else {
+                None
+            };
+            finish(draft, used, now, start, options);
+        }
+
+        let mut rows: Vec<EndpointRow> = drafts.into_iter().map(|d| d.row).collect();
+        rows.sort_by(|a, b| {
+            let burn = |r: &EndpointRow| r.usd_per_hour.map_or(Decimal::MIN, |u| u);
+            burn(b)
+                .cmp(&burn(a))
+                .then_with(|| a.endpoint.cmp(&b.endpoint))
+                .then_with(|| a.variant.cmp(&b.variant))
+        });
+        let totals = totals(&rows, listed.len());
+        Ok(EndpointsView {
+            region: self.region.clone(),
+            window: options.window,
+            at: now.into(),
+            rows,
+            totals,
+            warnings,
+        })
+    }
+
+    /// `ListEndpoints`, every page.
+    async fn list_endpoints(&self) -> Result<Vec<Listed>, AccountError> {
+        let mut pages = self.sagemaker.list_endpoints().into_paginator().send();
+        let mut listed = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| from_sdk("ListEndpoints", "sagemaker:ListEndpoints", e))?;
+            for summary in page.endpoints() {
+                listed.push(Listed {
+                    name: summary.endpoint_name().unwrap_or_default().to_owned(),
+                    status: summary
+                        .endpoint_status()
+                        .map_or_else(|| "Unknown".to_owned(), |s| s.as_str().to_owned()),
+                    created: summary
+                        .creation_time()
+                        .and_then(|t| SystemTime::try_from(*t).ok()),
+                });
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Each endpoint's profile, [`DESCRIBE_CONCURRENCY`] at a time, in order.
+    async fn describe_all(
+        &self,
+        listed: &[Listed],
+    ) -> Vec<Result<EndpointProfile, DiscoveryError>> {
+        let mut out = Vec::with_capacity(listed.len());
+        for chunk in listed.chunks(DESCRIBE_CONCURRENCY) {
+            let mut tasks = tokio::task::JoinSet::new();
+            for (i, endpoint) in chunk.iter().enumerate() {
+                let client = self.sagemaker.clone();
+                let name = endpoint.name.clone();
+                tasks.spawn(async move {
+                    let answer = crate::endpoint::describe_with_status(&client, &name).await;
+                    (i, answer.map(|(profile, _)| profile))
+                });
+            }
+            let mut answers: Vec<Option<Result<EndpointProfile, DiscoveryError>>> =
+                (0..chunk.len()).map(|_| None).collect();
+            while let Some(joined) = tasks.join_next().await {
+                if let Ok((i, answer)) = joined {
+                    answers[i] = Some(answer);
+                }
+            }
+            for (answer, endpoint) in answers.into_iter().zip(chunk) {
+                out.push(answer.unwrap_or_else(|| {
+                    Err(DiscoveryError::Failed {
+                        endpoint: endpoint.name.clone(),
+                        message: "the description task failed".into(),
+                    })
+                }));
+            }
+        }
+        out
+    }
+
+    /// A variant's row, priced; invocations come later.
+    async fn draft(
+        &self,
+        listed: &Listed,
+        profile: &EndpointProfile,
+        variant: &VariantProfile,
+    ) -> Draft {
+        let mut row = EndpointRow::listed(listed, Some(variant.name.clone()));
+        let mut per_use_usd_per_second = None;
+        let burn = match &variant.billing {
+            VariantBilling::Instance {
+                instance_type,
+                instance_count,
+            } => {
+                row.kind = match profile.kind {
+                    EndpointKind::Async => VariantKind::AsyncInstance,
+                    _ => VariantKind::Instance,
+                };
+                row.instance_type = Some(instance_type.clone());
+                row.instance_count = Some(*instance_count);
+                self.instance_burn(profile.kind, variant, *instance_count, &mut row)
+                    .await
+            }
+            VariantBilling::Serverless {
+                memory_mb,
+                provisioned_concurrency,
+            } => {
+                row.kind = VariantKind::Serverless;
+                row.memory_mb = Some(*memory_mb);
+                row.provisioned_concurrency = *provisioned_concurrency;
+                match compute_key(&self.region, profile.kind, &variant.billing) {
+                    Ok(key) => match self.rate(&key, &mut row).await {
+                        Ok(rate) => per_use_usd_per_second = Some(rate),
+                        Err(reason) => row.notes.push(reason),
+                    },
+                    Err(err) => row.notes.push(err.to_string()),
+                }
+                self.serverless_burn(*memory_mb, *provisioned_concurrency, &mut row)
+                    .await
+            }
+        };
+        if billed_in(&row.status) {
+            match burn {
+                Ok(usd) => row.usd_per_hour = Some(usd),
+                Err(reason) => {
+                    row.flags.push(Flag::Unpriced);
+                    row.unpriced_reason = Some(reason);
+                }
+            }
+        } else {
+            row.usd_per_hour = Some(Decimal::ZERO);
+            row.notes.push(format!("not billed while {}", row.status));
+        }
+        Draft {
+            row,
+            created: listed.created,
+            per_use_usd_per_second,
+        }
+    }
+
+    /// Instances × the hourly rate, plus their ML storage when its size is known.
+    async fn instance_burn(
+        &self,
+        kind: EndpointKind,
+        variant: &VariantProfile,
+        count: u32,
+        row: &mut EndpointRow,
+    ) -> Result<Decimal, String> {
+        let key = compute_key(&self.region, kind, &variant.billing).map_err(|e| e.to_string())?;
+        let hourly = self.rate(&key, row).await?;
+        let mut burn = hourly * Decimal::from(count);
+        if let Some(gb) = variant.volume_size_gb {
+            let per_gb_month = self
+                .rate(&PriceKey::storage(self.region.as_str()), row)
+                .await?;
+            burn += per_gb_month * Decimal::from(gb) * Decimal::from(count)
+                / Decimal::from(HOURS_PER_MONTH);
+        }
+        Ok(round_cost(burn))
+    }
+
+    /// Provisioned concurrency's standing charge, per hour; `0` without it.
+    async fn serverless_burn(
+        &self,
+        memory_mb: u32,
+        provisioned: Option<u32>,
+        row: &mut EndpointRow,
+    ) -> Result<Decimal, String> {
+        let Some(n) = provisioned else {
+            return Ok(Decimal::ZERO);
+        };
+        if memory_mb == 0 || !memory_mb.is_multiple_of(1024) {
+            return Err(format!(
+                "serverless memory size {memory_mb} MB is not a whole number of GB"
+            ));
+        }
+        let key = PriceKey::ProvisionedConcurrency {
+            region: self.region.clone(),
+            memory_gb: memory_mb / 1024,
+        };
+        let per_second = self.rate(&key, row).await?;
+        Ok(round_cost(
+            per_second * Decimal::from(n) * Decimal::from(3600),
+        ))
+    }
+
+    /// The rate of `key`, noting its source on the row (the least fresh wins).
+    async fn rate(&self, key: &PriceKey, row: &mut EndpointRow) -> Result<Decimal, String> {
+        let rate = self.prices.price(key).await.map_err(|e| e.to_string())?;
+        let source = rate.provenance.source;
+        row.price_source = Some(row.price_source.map_or(source, |s| s.max(source)));
+        Ok(rate.usd_per_unit)
+    }
+}
+
+impl EndpointRow {
+    /// A listed endpoint's row, before anything is known of its variant.
+    fn listed(listed: &Listed, variant: Option<String>) -> EndpointRow {
+        EndpointRow {
+            endpoint: listed.name.clone(),
+            variant,
+            status: listed.status.clone(),
+            kind: VariantKind::Unknown,
+            instance_type: None,
+            instance_count: None,
+            memory_mb: None,
+            provisioned_concurrency: None,
+            usd_per_hour: None,
+            price_source: None,
+            invocations: None,
+            window_hours: Decimal::ZERO,
+            window_cost_usd: None,
+            usd_per_1000_invocations: None,
+            utilisation: None,
+            flags: Vec::new(),
+            unpriced_reason: None,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Statuses in which an endpoint's instances are billed.
+fn billed_in(status: &str) -> bool {
+    matches!(
+        status,
+        "InService" | "Updating" | "SystemUpdating" | "RollingBack" | "UpdateRollbackFailed"
+    )
+}
+
+/// The row of an endpoint that could not be described.
+fn undescribed(listed: &Listed, err: &DiscoveryError) -> Draft {
+    let reason = match err {
+        DiscoveryError::AccessDenied { message, .. } => format!(
+            "not allowed to describe the endpoint: grant the IAM actions sagemaker:DescribeEndpoint \
+             and sagemaker:DescribeEndpointConfig ({message})"
+        ),
+        other => other.to_string(),
+    };
+    let mut row = EndpointRow::listed(listed, None);
+    if billed_in(&listed.status) {
+        row.flags.push(Flag::Unpriced);
+        row.unpriced_reason = Some(reason);
+    } else {
+        row.usd_per_hour = Some(Decimal::ZERO);
+    }
+    Draft {
+        row,
+        created: listed.created,
+        per_use_usd_per_second: None,
+    }
+}
+
+/// Adds the window's figures and the flags.
+fn finish(
+    draft: &mut Draft,
+    used: Option<VariantUsage>,
+    now: SystemTime,
+    window_start: SystemTime,
+    options: &EndpointsOptions,
+) {
+    let row = &mut draft.row;
+    let from = draft.created.map_or(window_start, |c| c.max(window_start));
+    let seconds = now.duration_since(from).unwrap_or_default().as_secs();
+    row.window_hours = (Decimal::from(seconds) / Decimal::from(3600))
+        .round_dp(6)
+        .normalize();
+    let model_seconds = used
+        .and_then(|u| u.model_latency_us)
+        .and_then(|us| Decimal::try_from(us).ok())
+        .map(|us| us / Decimal::from(1_000_000));
+
+    if let Some(burn) = row.usd_per_hour {
+        let mut cost = burn * Decimal::from(seconds) / Decimal::from(3600);
+        if row.kind == VariantKind::Serverless {
+            match (model_seconds, draft.per_use_usd_per_second) {
+                (Some(s), Some(rate)) => {
+                    cost += s * rate;
+                    row.notes.push(
+                        "serverless compute estimated from CloudWatch ModelLatency × the \
+                         serverless rate"
+                            .into(),
+                    );
+                }
+                (None, _) if used.is_some_and(|u| u.invocations > 0) => row
+                    .notes
+                    .push("no ModelLatency in CloudWatch: serverless compute not counted".into()),
+                _ => {}
+            }
+        }
+        row.window_cost_usd = Some(round_cost(cost).normalize());
+    }
+    let Some(used) = used else { return };
+    row.invocations = Some(used.invocations);
+    if used.invocations > 0 {
+        if let Some(cost) = row.window_cost_usd {
+            row.usd_per_1000_invocations = Some(
+                round_cost(cost * Decimal::from(1000) / Decimal::from(used.invocations))
+                    .normalize(),
+            );
+        }
+        let instances = row.instance_count.unwrap_or(0);
+        if matches!(row.kind, VariantKind::Instance | VariantKind::AsyncInstance)
+            && instances > 0
+            && seconds > 0
+            && let Some(model) = model_seconds
+        {
+            let utilisation = (model / (Decimal::from(instances) * Decimal::from(seconds)))
+                .round_dp(4)
+                .normalize();
+            row.utilisation = Some(utilisation);
+            if utilisation < options.underused_below {
+                row.flags.push(Flag::Underused);
+            }
+        }
+    } else if row.usd_per_hour.is_some_and(|b| b > Decimal::ZERO) {
+        row.flags.push(Flag::Idle);
+    }
+}
+
+fn totals(rows: &[EndpointRow], endpoints: usize) -> ViewTotals {
+    let mut t = ViewTotals {
+        endpoints,
+        usd_per_hour: Decimal::ZERO,
+        usd_per_month: Decimal::ZERO,
+        idle_usd_per_hour: Decimal::ZERO,
+        idle_usd_per_month: Decimal::ZERO,
+        window_cost_usd: Decimal::ZERO,
+        unpriced: 0,
+    };
+    for row in rows {
+        match row.usd_per_hour {
+            Some(burn) => {
+                t.usd_per_hour += burn;
+                if row.flags.contains(&Flag::Idle) {
+                    t.idle_usd_per_hour += burn;
+                }
+            }
+            None => t.unpriced += 1,
+        }
+        t.window_cost_usd += row.window_cost_usd.unwrap_or_default();
+    }
+    let month = Decimal::from(HOURS_PER_MONTH);
+    t.usd_per_month = (t.usd_per_hour * month).normalize();
+    t.idle_usd_per_month = (t.idle_usd_per_hour * month).normalize();
+    t.usd_per_hour = t.usd_per_hour.normalize();
+    t.idle_usd_per_hour = t.idle_usd_per_hour.normalize();
+    t.window_cost_usd = t.window_cost_usd.normalize();
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_read_hours_and_days_and_print_back() {
+        assert_eq!("24h".parse::<Window>().unwrap(), Window::hours(24));
+        assert_eq!("7d".parse::<Window>().unwrap(), Window::days(7));
+        assert_eq!(Window::days(30).to_string(), "30d");
+        assert_eq!(Window::hours(24).to_string(), "24h");
+        assert_eq!(Window::days(7).duration(), Duration::from_secs(7 * 86_400));
+        for bad in ["", "24", "0h", "91d", "-1d", "1w", "h"] {
+            assert!(bad.parse::<Window>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoints_in_a_status_not_billed_burn_nothing_and_are_not_unpriced() {
+        assert!(billed_in("InService") && billed_in("Updating") && billed_in("RollingBack"));
+        assert!(!billed_in("Creating") && !billed_in("Failed") && !billed_in("OutOfService"));
+        let failed = Listed {
+            name: "broken".into(),
+            status: "Failed".into(),
+            created: None,
+        };
+        let gone = DiscoveryError::NotFound {
+            endpoint: "broken".into(),
+            message: "gone".into(),
+        };
+        let draft = undescribed(&failed, &gone);
+        assert_eq!(draft.row.status, "Failed");
+        assert_eq!(draft.row.usd_per_hour, Some(Decimal::ZERO));
+        assert!(draft.row.flags.is_empty());
+        // The same endpoint in service, undescribable: unpriced, with the reason.
+        let listed = Listed {
+            status: "InService".into(),
+            ..failed
+        };
+        let draft = undescribed(&listed, &gone);
+        assert_eq!(draft.row.usd_per_hour, None);
+        assert_eq!(draft.row.flags, [Flag::Unpriced]);
+        assert!(draft.row.unpriced_reason.unwrap().contains("gone"));
+    }
+
+    fn row(kind: VariantKind, count: Option<u32>, burn: &str) -> Draft {
+        let listed = Listed {
+            name: "e".into(),
+            status: "InService".into(),
+            created: None,
+        };
+        let mut draft = undescribed(
+            &listed,
+            &DiscoveryError::Failed {
+                endpoint: "e".into(),
+                message: String::new(),
+            },
+        );
+        draft.row.variant = Some("AllTraffic".into());
+        draft.row.kind = kind;
+        draft.row.instance_count = count;
+        draft.row.flags.clear();
+        draft.row.unpriced_reason = None;
+        draft.row.usd_per_hour = Some(burn.parse().unwrap());
+        draft
+    }
+
+    #[test]
+    fn an_instance_variant_without_invocations_is_idle_and_one_with_few_is_underused() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let start = now - Duration::from_secs(86_400);
+        let options = EndpointsOptions::new(Window::hours(24));
+        let mut idle = row(VariantKind::Instance, Some(1), "0.23");
+        finish(
+            &mut idle,
+            Some(VariantUsage::default()),
+            now,
+            start,
+            &options,
+        );
+        assert_eq!(idle.row.flags, [Flag::Idle]);
+        // 24 h × $0.23 = $5.52
+        assert_eq!(idle.row.window_cost_usd, Some("5.52".parse().unwrap()));
+
+        // 100 calls of 0.5 s on 2 instances over 24 h: 50 s ÷ 172,800 s = 0.0003.
+        let mut few = row(VariantKind::Instance, Some(2), "0.46");
+        let used = VariantUsage {
+            invocations: 100,
+            model_latency_us: Some(50_000_000.0),
+        };
+        finish(&mut few, Some(used), now, start, &options);
+        assert_eq!(few.row.utilisation, Some("0.0003".parse().unwrap()));
+        assert_eq!(few.row.flags, [Flag::Underused]);
+        // 24 × 0.46 = 11.04 over 100 calls = 110.4 per 1,000
+        assert_eq!(
+            few.row.usd_per_1000_invocations,
+            Some("110.4".parse().unwrap())
+        );
+
+        // Without CloudWatch, no flag is guessed.
+        let mut unknown = row(VariantKind::Instance, Some(1), "0.23");
+        finish(&mut unknown, None, now, start, &options);
+        assert!(unknown.row.flags.is_empty());
+        assert_eq!(unknown.row.invocations, None);
+    }
+}

@@ -1,0 +1,111 @@
+//! Invocations and model time per variant, from CloudWatch (`GetMetricData`).
+
+use super::error::{AccountError, from_sdk};
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+use std::time::SystemTime;
+
+/// One variant whose metrics are asked for.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub endpoint: String,
+    pub variant: String,
+}
+
+/// What CloudWatch says a variant did over the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct VariantUsage {
+    /// `Invocations`, summed (0 when CloudWatch has no datapoint: SageMaker
+    /// publishes it only for minutes with calls).
+    pub invocations: u64,
+    /// `ModelLatency` summed, in microseconds: the model's time on the calls;
+    /// `None` when CloudWatch has no datapoint.
+    pub model_latency_us: Option<f64>,
+}
+
+/// Queries per request: two per variant, well under the API's 500.
+const QUERIES_PER_REQUEST: usize = 100;
+/// Hourly datapoints: 24 for a day, 720 for 30 days (under the 100,800 a request may return).
+const PERIOD_SECONDS: i32 = 3600;
+
+/// `Invocations` and `ModelLatency` (statistic `Sum`, hourly) of each target from
+/// `start` to `end`, in the targets' order.
+pub(crate) async fn fetch(
+    client: &aws_sdk_cloudwatch::Client,
+    targets: &[Target],
+    start: SystemTime,
+    end: SystemTime,
+) -> Result<Vec<VariantUsage>, AccountError> {
+    let mut usage = vec![VariantUsage::default(); targets.len()];
+    let per_request = QUERIES_PER_REQUEST / 2;
+    for (chunk_index, chunk) in targets.chunks(per_request).enumerate() {
+        let offset = chunk_index * per_request;
+        let mut queries = Vec::with_capacity(chunk.len() * 2);
+        for (i, target) in chunk.iter().enumerate() {
+            queries.push(query(&format!("i{}", offset + i), "Invocations", target));
+            queries.push(query(&format!("l{}", offset + i), "ModelLatency", target));
+        }
+        let mut next_token: Option<String> = None;
+        loop {
+            let answer = client
+                .get_metric_data()
+                .set_metric_data_queries(Some(queries.clone()))
+                .start_time(start.into())
+                .end_time(end.into())
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("GetMetricData", "cloudwatch:GetMetricData", e))?;
+            for result in answer.metric_data_results() {
+                let Some(id) = result.id() else { continue };
+                let (kind, index) = id.split_at(1);
+                let Some(slot) = index.parse::<usize>().ok().and_then(|i| usage.get_mut(i)) else {
+                    continue;
+                };
+                let values = result.values();
+                match kind {
+                    "i" => {
+                        let sum: f64 = values.iter().sum();
+                        // Counts are whole numbers; a negative or NaN sum is not one.
+                        slot.invocations += if sum.is_finite() && sum > 0.0 {
+                            sum.round() as u64
+                        } else {
+                            0
+                        };
+                    }
+                    _ if !values.is_empty() => {
+                        let sum: f64 = values.iter().sum();
+                        *slot.model_latency_us.get_or_insert(0.0) += sum;
+                    }
+                    _ => {}
+                }
+            }
+            match answer.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => break,
+            }
+        }
+    }
+    Ok(usage)
+}
+
+fn query(id: &str, metric: &str, target: &Target) -> MetricDataQuery {
+    let dimension = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
+    MetricDataQuery::builder()
+        .id(id)
+        .metric_stat(
+            MetricStat::builder()
+                .metric(
+                    Metric::builder()
+                        .namespace("AWS/SageMaker")
+                        .metric_name(metric)
+                        .dimensions(dimension("EndpointName", &target.endpoint))
+                        .dimensions(dimension("VariantName", &target.variant))
+                        .build(),
+                )
+                .period(PERIOD_SECONDS)
+                .stat("Sum")
+                .build(),
+        )
+        .return_data(true)
+        .build()
+}

@@ -1,0 +1,893 @@
+//! What ledgers metered against what Cost Explorer billed, the difference
+//! explained in named parts.
+//!
+//! For each day, group (usage type or tag value) and kind of charge
+//! ([`UsageClass`]), with `B` billed, `Q` the billed quantity, `M` metered (the
+//! receipts' lines), `r` the on-demand rate (the receipts' own, else the price
+//! source's):
+//!
+//! - **idle instance time** `I`: what the receipts' accrual counted while
+//!   instances waited between calls (accrued − allocated; instance classes only);
+//! - **calls outside sagemeter** `O = Q × r − (M + I)`: usage in the bill beyond
+//!   what the meter saw (other clients, instance hours before the first or after
+//!   the last metered call);
+//! - **discounts** `D = B − Q × r`: the bill below on-demand prices (savings
+//!   plans, credits); the effective rate ratio is `B ÷ (Q × r)`;
+//! - **standing charges** `S`: storage and provisioned concurrency beyond the
+//!   receipts' share of it;
+//! - **other SageMaker charges**: usage types that are not an endpoint's
+//!   (training, notebooks, ...);
+//! - **unexplained** `U`: what the meter counted beyond the bill (`O` or `S`
+//!   below zero), and what an unknown rate leaves.
+//!
+//! `M + I + O + D + S + other + U = B`, to the last digit. A day **agrees** when
+//! `|B − M|` is within the tolerance, is **explained** when `|U|` is, **differs**
+//! otherwise, and is **not settled** while Cost Explorer marks it `Estimated`.
+
+use super::Account;
+use super::bill::{self, Bill};
+use super::error::{AccountError, from_sdk};
+use super::usage_class::UsageClass;
+use crate::billing::{Cost, LinePrice, round_cost};
+use crate::ledger::LedgerReader;
+use crate::report::UNTAGGED;
+use chrono::{Months, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+/// How far back Cost Explorer keeps daily costs.
+const KEPT_MONTHS: u32 = 13;
+
+/// How rows are grouped within a day.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum GroupBy {
+    /// By usage type (`Host:ml.m5.xlarge`, `ServerlessInf:Mem-3GB`, data in/out, ...).
+    UsageType,
+    /// By the value of an endpoint's cost allocation tag (`sagemaker:ListTags`).
+    Tag(String),
+}
+
+impl FromStr for GroupBy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<GroupBy, String> {
+        match text {
+            "usage-type" => Ok(GroupBy::UsageType),
+            _ => match text.strip_prefix("tag:") {
+                Some(key) if !key.is_empty() && !key.contains('$') => {
+                    Ok(GroupBy::Tag(key.to_owned()))
+                }
+                _ => Err(format!(
+                    "`{text}` is not a grouping: usage-type, or tag:KEY (a cost allocation tag of the endpoints)"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for GroupBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupBy::UsageType => f.write_str("usage-type"),
+            GroupBy::Tag(key) => write!(f, "tag:{key}"),
+        }
+    }
+}
+
+/// What [`Account::reconcile`] compares.
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub struct ReconcileOptions {
+    /// First UTC day.
+    pub since: NaiveDate,
+    /// The UTC day after the last (exclusive, as Cost Explorer's `End`).
+    pub until: NaiveDate,
+    /// How rows are grouped.
+    pub group_by: GroupBy,
+    /// A day agrees, or is explained, within this many USD (default 0.01).
+    pub tolerance_usd: Decimal,
+}
+
+impl ReconcileOptions {
+    /// The days from `since` to `until` (exclusive), by usage type, within a cent.
+    pub fn new(since: NaiveDate, until: NaiveDate) -> Self {
+        ReconcileOptions {
+            since,
+            until,
+            group_by: GroupBy::UsageType,
+            tolerance_usd: Decimal::new(1, 2),
+        }
+    }
+
+    /// Groups by `by`.
+    pub fn group_by(mut self, by: GroupBy) -> Self {
+        self.group_by = by;
+        self
+    }
+
+    /// Sets the tolerance, USD.
+    pub fn tolerance_usd(mut self, usd: Decimal) -> Self {
+        self.tolerance_usd = usd;
+        self
+    }
+}
+
+/// What one kind of charge metered on one day, for one endpoint.
+#[derive(Debug, Clone, Default)]
+struct MeteredCell {
+    cost_usd: Decimal,
+    quantity: Decimal,
+    /// Instance time accrued (whether calls came or not), from the receipts' accrual.
+    accrued_usd: Decimal,
+    /// Of it, allocated to calls.
+    allocated_usd: Decimal,
+    /// The on-demand rate the receipts used.
+    usd_per_unit: Option<Decimal>,
+}
+
+/// Receipts gathered from ledgers (of one region, in USD), ready to reconcile.
+///
+/// Ledgers of many processes are read together. A receipt's accrual is its
+/// process's running figure: it is turned into per-day increments per ledger,
+/// endpoint and variant, and a figure that falls to less than half of the highest
+/// seen is a new process starting over (one process writes a ledger at a time).
+#[derive(Debug, Clone)]
+pub struct Metered {
+    region: String,
+    cells: BTreeMap<(NaiveDate, String, UsageClass), MeteredCell>,
+    /// Highest accrued and allocated figure seen per ledger, endpoint and variant.
+    runs: HashMap<(String, String, Option<String>), (Decimal, Decimal)>,
+    receipts: u64,
+    without_region: u64,
+    unpriced_lines: u64,
+    /// Per-call and per-token fees (not SageMaker usage types).
+    fees_usd: Decimal,
+    /// The receipts' own tags, per endpoint and key (the last seen).
+    call_tags: HashMap<(String, String), String>,
+}
+
+impl Metered {
+    /// Nothing metered yet, for receipts of `region`.
+    pub fn new(region: impl Into<String>) -> Self {
+        Metered {
+            region: region.into(),
+            cells: BTreeMap::new(),
+            runs: HashMap::new(),
+            receipts: 0,
+            without_region: 0,
+            unpriced_lines: 0,
+            fees_usd: Decimal::ZERO,
+            call_tags: HashMap::new(),
+        }
+    }
+
+    /// Reads a ledger file, receipt by receipt (a torn last line is skipped).
+    pub fn read_ledger(&mut self, path: impl AsRef<Path>) -> Result<(), AccountError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        for cost in LedgerReader::open(path)? {
+            self.add(&name, &cost?)?;
+        }
+        Ok(())
+    }
+
+    /// Adds one receipt; `ledger` names where it was read (runs are told apart per ledger).
+    ///
+    /// A receipt of another region or currency is an error: its ledger is not
+    /// this bill's.
+    pub fn add(&mut self, ledger: &str, cost: &Cost) -> Result<(), AccountError> {
+        if cost.currency != "USD" {
+            return Err(AccountError::Ledger {
+                file: ledger.to_owned(),
+                reason: format!(
+                    "receipt {} is in {}; Cost Explorer's amounts are USD",
+                    cost.call_id, cost.currency
+                ),
+            });
+        }
+        match cost.region.as_deref() {
+            Some(region) if region != self.region => {
+                return Err(AccountError::Ledger {
+                    file: ledger.to_owned(),
+                    reason: format!(
+                        "receipt {} was made in {region}, and this reconciliation is of {} \
+                         (use --region {region})",
+                        cost.call_id, self.region
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => self.without_region += 1,
+        }
+        self.receipts += 1;
+        let day = cost.at.date_naive();
+        for (key, value) in &cost.tags {
+            self.call_tags
+                .insert((cost.endpoint.clone(), key.clone()), value.clone());
+        }
+        let mut compute_class = None;
+        for line in &cost.lines {
+            let LinePrice::Priced {
+                usd_per_unit,
+                cost_usd,
+                ..
+            } = &line.price
+            else {
+                self.unpriced_lines += 1;
+                continue;
+            };
+            let Some(class) = UsageClass::of_line(cost, line) else {
+                self.fees_usd += cost_usd;
+                continue;
+            };
+            if class.is_instance_time() {
+                compute_class = Some(class.clone());
+            }
+            let cell = self
+                .cells
+                .entry((day, cost.endpoint.clone(), class))
+                .or_default();
+            cell.cost_usd += cost_usd;
+            cell.quantity += line.quantity;
+            cell.usd_per_unit.get_or_insert(*usd_per_unit);
+        }
+        if let (Some(accrual), Some(class)) = (&cost.accrual, compute_class) {
+            let run = (
+                ledger.to_owned(),
+                cost.endpoint.clone(),
+                cost.variant.clone(),
+            );
+            let highest = self.runs.entry(run).or_default();
+            if accrual.accrued_usd < highest.0 / Decimal::TWO {
+                *highest = (Decimal::ZERO, Decimal::ZERO);
+            }
+            let accrued = (accrual.accrued_usd - highest.0).max(Decimal::ZERO);
+            let allocated = (accrual.allocated_usd - highest.1).max(Decimal::ZERO);
+            highest.0 = highest.0.max(accrual.accrued_usd);
+            highest.1 = highest.1.max(accrual.allocated_usd);
+            let cell = self
+                .cells
+                .entry((day, cost.endpoint.clone(), class))
+                .or_default();
+            cell.accrued_usd += accrued;
+            cell.allocated_usd += allocated;
+        }
+        Ok(())
+    }
+
+    /// Receipts read.
+    pub fn receipts(&self) -> u64 {
+        self.receipts
+    }
+
+    /// The first and last UTC day with a receipt.
+    pub fn days(&self) -> Option<(NaiveDate, NaiveDate)> {
+        let first = self.cells.keys().next()?.0;
+        let last = self.cells.keys().next_back()?.0;
+        Some((first, last))
+    }
+
+    fn endpoints(&self) -> BTreeSet<&str> {
+        self.cells.keys().map(|(_, e, _)| e.as_str()).collect()
+    }
+}
+
+/// A day's difference, in named parts: idle instance time, usage outside sagemeter,
+/// standing charges, discounts, other charges and what none of them explains.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parts {
+    /// Instance time accrued between metered calls and allocated to none.
+    pub idle_instance_usd: Decimal,
+    /// Usage in the bill beyond what the meter saw, at on-demand prices.
+    pub outside_usd: Decimal,
+    /// Storage and provisioned concurrency beyond the receipts' share.
+    pub standing_usd: Decimal,
+    /// The bill below (negative) or above on-demand prices.
+    pub discount_usd: Decimal,
+    /// SageMaker charges that are not an endpoint's (training, notebooks, ...).
+    pub other_usd: Decimal,
+    /// What none of the above explains: the meter counting beyond the bill, or an
+    /// unknown rate.
+    pub unexplained_usd: Decimal,
+}
+
+impl Parts {
+    fn add(&mut self, other: &Parts) {
+        self.idle_instance_usd += other.idle_instance_usd;
+        self.outside_usd += other.outside_usd;
+        self.standing_usd += other.standing_usd;
+        self.discount_usd += other.discount_usd;
+        self.other_usd += other.other_usd;
+        self.unexplained_usd += other.unexplained_usd;
+    }
+
+    fn normalized(mut self) -> Parts {
+        for v in [
+            &mut self.idle_instance_usd,
+            &mut self.outside_usd,
+            &mut self.standing_usd,
+            &mut self.discount_usd,
+            &mut self.other_usd,
+            &mut self.unexplained_usd,
+        ] {
+            *v = round_cost(*v).normalize();
+        }
+        self
+    }
+}
+
+/// One group of one day.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileRow {
+    /// The UTC day.
+    pub day: NaiveDate,
+    /// The usage type (without region prefix) or the tag value (`(untagged)`).
+    pub group: String,
+    /// Cost Explorer's `UnblendedCost`.
+    pub billed_usd: Decimal,
+    /// The receipts' SageMaker lines.
+    pub metered_usd: Decimal,
+    /// billed − metered.
+    pub difference_usd: Decimal,
+    /// The difference, explained.
+    pub parts: Parts,
+    /// Billed ÷ on-demand value of the billed quantity, when known (1 = on-demand;
+    /// 0.7 = 30 % off).
+    pub effective_rate_ratio: Option<Decimal>,
+    /// Billed quantity (by usage type only), in `unit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_quantity: Option<Decimal>,
+    /// Metered quantity (by usage type only), in `unit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metered_quantity: Option<Decimal>,
+    /// The quantities' unit as billed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Cost Explorer marks the day `Estimated`.
+    pub estimated: bool,
+}
+
+/// How a day's bill and meter compare.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Billed and metered are within the tolerance.
+    Agrees,
+    /// They differ, and the named parts explain it within the tolerance.
+    Explained,
+    /// They differ beyond what the parts explain.
+    Differs,
+    /// Cost Explorer has not settled the day (`Estimated`).
+    NotSettled,
+}
+
+impl Verdict {
+    /// Words for a table.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Agrees => "agrees",
+            Verdict::Explained => "explained",
+            Verdict::Differs => "differs",
+            Verdict::NotSettled => "not settled",
+        }
+    }
+}
+
+/// One day, all groups.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayVerdict {
+    /// The UTC day.
+    pub day: NaiveDate,
+    /// Billed.
+    pub billed_usd: Decimal,
+    /// Metered.
+    pub metered_usd: Decimal,
+    /// billed − metered.
+    pub difference_usd: Decimal,
+    /// The difference, explained.
+    pub parts: Parts,
+    /// Estimated by Cost Explorer.
+    pub estimated: bool,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// The ledgers against the bill.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconciliation {
+    /// The region.
+    pub region: String,
+    /// First day.
+    pub since: NaiveDate,
+    /// The day after the last.
+    pub until: NaiveDate,
+    /// `usage-type` or `tag:KEY`.
+    pub group_by: String,
+    /// The tolerance of the verdicts, USD.
+    pub tolerance_usd: Decimal,
+    /// One row per day and group, by day then group.
+    pub rows: Vec<ReconcileRow>,
+    /// One verdict per day.
+    pub days: Vec<DayVerdict>,
+    /// What the reader should know (fees left out, receipts without a region, ...).
+    pub notes: Vec<String>,
+}
+
+/// A day, group and kind of charge, both sides.
+#[derive(Debug, Default)]
+struct Cell {
+    billed: Decimal,
+    billed_quantity: Decimal,
+    unit: Option<String>,
+    metered: MeteredCell,
+}
+
+impl Account {
+    /// Compares what `metered` holds with what Cost Explorer billed over the
+    /// options' days. Receipts outside the days are left out.
+    pub async fn reconcile(
+        &self,
+        metered: &Metered,
+        options: &ReconcileOptions,
+    ) -> Result<Reconciliation, AccountError> {
+        let today = chrono::DateTime::<Utc>::from(self.time.now()).date_naive();
+        check_dates(options.since, options.until, today)?;
+        if metered.region != self.region {
+            return Err(AccountError::Invalid(format!(
+                "the receipts were gathered for {}, and this account view is of {}",
+                metered.region, self.region
+            )));
+        }
+        let tag_key = match &options.group_by {
+            GroupBy::Tag(key) => Some(key.as_str()),
+            GroupBy::UsageType => None,
+        };
+        let bill = bill::fetch(
+            &self.cost_explorer,
+            &self.region,
+            options.since,
+            options.until,
+            tag_key,
+        )
+        .await?;
+        let mut notes = Vec::new();
+        let groups = match tag_key {
+            Some(key) => self.endpoint_tags(metered, key, &mut notes).await?,
+            None => HashMap::new(),
+        };
+        let cells = self.cells(metered, &bill, options, &groups);
+        let rates = self.rates(&cells).await;
+
+        let mut rows: BTreeMap<(NaiveDate, String), ReconcileRow> = BTreeMap::new();
+        for ((day, group, class), cell) in &cells {
+            let parts = explain(class, cell, rates.get(class).copied().flatten());
+            let by_type = tag_key.is_none();
+            let row = rows
+                .entry((*day, group.clone()))
+                .or_insert_with(|| ReconcileRow {
+                    day: *day,
+                    group: group.clone(),
+                    billed_usd: Decimal::ZERO,
+                    metered_usd: Decimal::ZERO,
+                    difference_usd: Decimal::ZERO,
+                    parts: Parts::default(),
+                    effective_rate_ratio: None,
+                    billed_quantity: by_type.then_some(Decimal::ZERO),
+                    metered_quantity: by_type.then_some(Decimal::ZERO),
+                    unit: None,
+                    estimated: bill.estimated.contains(day),
+                });
+            row.billed_usd += cell.billed;
+            row.metered_usd += cell.metered.cost_usd;
+            row.parts.add(&parts);
+            if by_type {
+                *row.billed_quantity.get_or_insert_default() += cell.billed_quantity;
+                *row.metered_quantity.get_or_insert_default() += cell.metered.quantity;
+                row.unit = cell.unit.clone().or_else(|| row.unit.take());
+                let on_demand = rates
+                    .get(class)
+                    .copied()
+                    .flatten()
+                    .map(|r| cell.billed_quantity * r);
+                row.effective_rate_ratio = on_demand
+                    .filter(|v| !v.is_zero())
+                    .map(|v| (cell.billed / v).round_dp(4).normalize());
+            }
+        }
+        let mut days: BTreeMap<NaiveDate, DayVerdict> = BTreeMap::new();
+        let mut day = options.since;
+        while day < options.until {
+            days.insert(day, empty_day(day, bill.estimated.contains(&day)));
+            day = day.succ_opt().unwrap_or(options.until);
+        }
+        let rows: Vec<ReconcileRow> = rows
+            .into_values()
+            .map(|mut row| {
+                row.difference_usd = (row.billed_usd - row.metered_usd).normalize();
+                row.billed_usd = row.billed_usd.normalize();
+                row.metered_usd = round_cost(row.metered_usd).normalize();
+                row.parts = row.parts.normalized();
+                if let Some(d) = days.get_mut(&row.day) {
+                    d.billed_usd += row.billed_usd;
+                    d.metered_usd += row.metered_usd;
+                    d.parts.add(&row.parts);
+                }
+                row
+            })
+            .collect();
+        let tolerance = options.tolerance_usd;
+        let days = days
+            .into_values()
+            .map(|mut d| {
+                d.difference_usd = (d.billed_usd - d.metered_usd).normalize();
+                d.billed_usd = d.billed_usd.normalize();
+                d.metered_usd = d.metered_usd.normalize();
+                d.parts = d.parts.normalized();
+                d.verdict = if d.estimated {
+                    Verdict::NotSettled
+                } else if d.difference_usd.abs() <= tolerance {
+                    Verdict::Agrees
+                } else if d.parts.unexplained_usd.abs() <= tolerance {
+                    Verdict::Explained
+                } else {
+                    Verdict::Differs
+                };
+                d
+            })
+            .collect();
+        self.notes(metered, options, &mut notes);
+        Ok(Reconciliation {
+            region: self.region.clone(),
+            since: options.since,
+            until: options.until,
+            group_by: options.group_by.to_string(),
+            tolerance_usd: tolerance,
+            rows,
+            days,
+            notes,
+        })
+    }
+
+    /// Both sides, per day, group and kind of charge.
+    fn cells(
+        &self,
+        metered: &Metered,
+        bill: &Bill,
+        options: &ReconcileOptions,
+        groups: &HashMap<String, String>,
+    ) -> BTreeMap<(NaiveDate, String, UsageClass), Cell> {
+        let mut cells: BTreeMap<(NaiveDate, String, UsageClass), Cell> = BTreeMap::new();
+        let name = |tag: &str| {
+            if tag.is_empty() {
+                UNTAGGED.to_owned()
+            } else {
+                tag.to_owned()
+            }
+        };
+        for usage in &bill.usage {
+            let group = match &usage.tag {
+                Some(tag) => name(tag),
+                None => usage.class.to_string(),
+            };
+            let cell = cells
+                .entry((usage.day, group, usage.class.clone()))
+                .or_default();
+            cell.billed += usage.cost_usd;
+            cell.billed_quantity += usage.quantity;
+            cell.unit = Some(usage.unit.clone());
+        }
+        for ((day, endpoint, class), m) in &metered.cells {
+            if *day < options.since || *day >= options.until {
+                continue;
+            }
+            let group = match &options.group_by {
+                GroupBy::Tag(_) => name(groups.get(endpoint).map_or("", String::as_str)),
+                GroupBy::UsageType => class.to_string(),
+            };
+            let cell = cells.entry((*day, group, class.clone())).or_default();
+            let c = &mut cell.metered;
+            c.cost_usd += m.cost_usd;
+            c.quantity += m.quantity;
+            c.accrued_usd += m.accrued_usd;
+            c.allocated_usd += m.allocated_usd;
+            if c.usd_per_unit.is_none() {
+                c.usd_per_unit = m.usd_per_unit;
+            }
+        }
+        cells
+    }
+
+    /// The on-demand rate of each kind of charge: the receipts' own, else the
+    /// price source's; `None` when neither has one.
+    async fn rates(
+        &self,
+        cells: &BTreeMap<(NaiveDate, String, UsageClass), Cell>,
+    ) -> HashMap<UsageClass, Option<Decimal>> {
+        let mut rates: HashMap<UsageClass, Option<Decimal>> = HashMap::new();
+        for ((_, _, class), cell) in cells {
+            if let Some(rate) = cell.metered.usd_per_unit {
+                rates.insert(class.clone(), Some(rate));
+            }
+        }
+        for (_, _, class) in cells.keys() {
+            if rates.contains_key(class) {
+                continue;
+            }
+            let rate = match class.price_key(&self.region) {
+                Some(key) => self.prices.price(&key).await.ok().map(|r| r.usd_per_unit),
+                None => None,
+            };
+            rates.insert(class.clone(), rate);
+        }
+        rates
+    }
+
+    /// Each metered endpoint's value of the tag `key` (`sagemaker:ListTags`); a
+    /// receipt's own tag of that key when the endpoint is gone.
+    async fn endpoint_tags(
+        &self,
+        metered: &Metered,
+        key: &str,
+        notes: &mut Vec<String>,
+    ) -> Result<HashMap<String, String>, AccountError> {
+        let mut tags = HashMap::new();
+        for endpoint in metered.endpoints() {
+            let described = match self
+                .sagemaker
+                .describe_endpoint()
+                .endpoint_name(endpoint)
+                .send()
+                .await
+            {
+                Ok(d) => d,
+                Err(err) => {
+                    let err = from_sdk("DescribeEndpoint", "sagemaker:DescribeEndpoint", err);
+                    if matches!(err, AccountError::MissingPermission { .. }) {
+                        return Err(err);
+                    }
+                    let fallback = metered
+                        .call_tags
+                        .get(&(endpoint.to_owned(), key.to_owned()))
+                        .cloned();
+                    notes.push(format!(
+                        "endpoint {endpoint} could not be described ({err}): its receipts are \
+                         grouped by their own `{key}` tag ({})",
+                        fallback.as_deref().unwrap_or(UNTAGGED)
+                    ));
+                    if let Some(value) = fallback {
+                        tags.insert(endpoint.to_owned(), value);
+                    }
+                    continue;
+                }
+            };
+            let Some(arn) = described.endpoint_arn() else {
+                continue;
+            };
+            let mut pages = self
+                .sagemaker
+                .list_tags()
+                .resource_arn(arn)
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(tag) = pages.next().await {
+                let tag = tag.map_err(|e| from_sdk("ListTags", "sagemaker:ListTags", e))?;
+                if tag.key() == Some(key) {
+                    tags.insert(
+                        endpoint.to_owned(),
+                        tag.value().unwrap_or_default().to_owned(),
+                    );
+                }
+            }
+        }
+        Ok(tags)
+    }
+
+    fn notes(&self, metered: &Metered, options: &ReconcileOptions, notes: &mut Vec<String>) {
+        if metered.receipts == 0 {
+            notes.push("no receipts: everything billed is outside sagemeter".into());
+        }
+        if let Some((first, last)) = metered.days()
+            && (first < options.since || last >= options.until)
+        {
+            notes.push(format!(
+                "receipts from {first} to {last}; only those from {} to the day before {} are compared",
+                options.since, options.until
+            ));
+        }
+        if metered.without_region > 0 {
+            notes.push(format!(
+                "{} receipts carry no region (written before receipts did): taken as {}",
+                metered.without_region, self.region
+            ));
+        }
+        if metered.unpriced_lines > 0 {
+            notes.push(format!(
+                "{} receipt lines are unpriced and count as $0 metered",
+                metered.unpriced_lines
+            ));
+        }
+        if !metered.fees_usd.is_zero() {
+            notes.push(format!(
+                "${} of per-call and per-token fees on the receipts are not Amazon SageMaker \
+                 usage and are left out",
+                metered.fees_usd.normalize()
+            ));
+        }
+    }
+}
+
+/// Refuses what Cost Explorer cannot answer.
+fn check_dates(since: NaiveDate, until: NaiveDate, today: NaiveDate) -> Result<(), AccountError> {
+    if since >= until {
+        return Err(AccountError::DateRange(format!(
+            "--since {since} is not before --until {until} (--until is the day after the last, as \
+             in Cost Explorer)"
+        )));
+    }
+    let tomorrow = today.succ_opt().unwrap_or(today);
+    if until > tomorrow {
+        return Err(AccountError::DateRange(format!(
+            "--until {until} is in the future: Cost Explorer has costs up to today ({today}), so \
+             --until can be at most {tomorrow}"
+        )));
+    }
+    let earliest = today
+        .checked_sub_months(Months::new(KEPT_MONTHS))
+        .unwrap_or(NaiveDate::MIN);
+    if since < earliest {
+        return Err(AccountError::DateRange(format!(
+            "--since {since} is beyond what Cost Explorer keeps: daily costs go back \
+             {KEPT_MONTHS} months, to {earliest}"
+        )));
+    }
+    Ok(())
+}
+
+/// The parts of one kind of charge's difference.
+fn explain(class: &UsageClass, cell: &Cell, rate: Option<Decimal>) -> Parts {
+    let billed = cell.billed;
+    let m = &cell.metered;
+    let mut parts = Parts::default();
+    if let UsageClass::Other { .. } = class {
+        parts.other_usd = billed - m.cost_usd;
+        return parts;
+    }
+    if class.is_standing() {
+        let standing = billed - m.cost_usd;
+        if standing < Decimal::ZERO {
+            parts.unexplained_usd = standing;
+        } else {
+            parts.standing_usd = standing;
+        }
+        return parts;
+    }
+    if class.is_instance_time() {
+        parts.idle_instance_usd = (m.accrued_usd - m.allocated_usd).max(Decimal::ZERO);
+    }
+    let seen = m.cost_usd + parts.idle_instance_usd;
+    let outside = match rate {
+        Some(rate) => {
+            let on_demand = cell.billed_quantity * rate;
+            parts.discount_usd = billed - on_demand;
+            on_demand - seen
+        }
+        None => billed - seen,
+    };
+    if outside < Decimal::ZERO {
+        parts.unexplained_usd = outside;
+    } else {
+        parts.outside_usd = outside;
+    }
+    parts
+}
+
+fn empty_day(day: NaiveDate, estimated: bool) -> DayVerdict {
+    DayVerdict {
+        day,
+        billed_usd: Decimal::ZERO,
+        metered_usd: Decimal::ZERO,
+        difference_usd: Decimal::ZERO,
+        parts: Parts::default(),
+        estimated,
+        verdict: Verdict::Agrees,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(text: &str) -> Decimal {
+        text.parse().unwrap()
+    }
+
+    fn day(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn dates_beyond_cost_explorer_are_refused_with_the_limit() {
+        let today = day("2026-12-01");
+        assert!(check_dates(day("2026-11-01"), day("2026-12-02"), today).is_ok());
+        let err = check_dates(day("2025-10-31"), day("2025-11-02"), today).unwrap_err();
+        assert!(err.to_string().contains("to 2025-11-01"), "{err}");
+        let err = check_dates(day("2026-11-01"), day("2026-12-03"), today).unwrap_err();
+        assert!(err.to_string().contains("at most 2026-12-02"), "{err}");
+        assert!(check_dates(day("2026-11-02"), day("2026-11-02"), today).is_err());
+    }
+
+    #[test]
+    fn the_parts_add_up_to_the_bill() {
+        // 2 instances × 24 h × $0.23 billed at a 28 % savings-plan discount; the meter
+        // allocated $0.50 to calls and accrued $2.00 while calling.
+        let cell = Cell {
+            billed: d("7.9488"),
+            billed_quantity: d("48"),
+            unit: Some("Hrs".into()),
+            metered: MeteredCell {
+                cost_usd: d("0.5"),
+                quantity: d("2.17"),
+                accrued_usd: d("2"),
+                allocated_usd: d("0.5"),
+                usd_per_unit: Some(d("0.23")),
+            },
+        };
+        let class = UsageClass::Hosting {
+            instance_type: "ml.m5.xlarge".into(),
+        };
+        let parts = explain(&class, &cell, Some(d("0.23")));
+        // on demand 48 × 0.23 = 11.04; discount 7.9488 − 11.04 = −3.0912;
+        // idle 2 − 0.5 = 1.5; outside 11.04 − (0.5 + 1.5) = 9.04.
+        assert_eq!(parts.idle_instance_usd, d("1.5"));
+        assert_eq!(parts.discount_usd, d("-3.0912"));
+        assert_eq!(parts.outside_usd, d("9.04"));
+        assert_eq!(parts.unexplained_usd, Decimal::ZERO);
+        let sum = cell.metered.cost_usd
+            + parts.idle_instance_usd
+            + parts.outside_usd
+            + parts.discount_usd
+            + parts.standing_usd
+            + parts.other_usd
+            + parts.unexplained_usd;
+        assert_eq!(sum, cell.billed);
+
+        // The meter counting more data than the bill has is unexplained.
+        let data = Cell {
+            billed: d("0.016"),
+            billed_quantity: d("1"),
+            unit: Some("GB".into()),
+            metered: MeteredCell {
+                cost_usd: d("0.032"),
+                quantity: d("2"),
+                usd_per_unit: Some(d("0.016")),
+                ..MeteredCell::default()
+            },
+        };
+        let parts = explain(&UsageClass::DataIn, &data, Some(d("0.016")));
+        assert_eq!(parts.unexplained_usd, d("-0.016"));
+        assert_eq!(parts.outside_usd, Decimal::ZERO);
+    }
+
+    #[test]
+    fn groupings_read_as_the_cli_writes_them() {
+        assert_eq!("usage-type".parse::<GroupBy>().unwrap(), GroupBy::UsageType);
+        assert_eq!(
+            "tag:team".parse::<GroupBy>().unwrap(),
+            GroupBy::Tag("team".into())
+        );
+        for bad in ["tag:", "endpoint", "tag:a$b"] {
+            assert!(bad.parse::<GroupBy>().is_err(), "{bad}");
+        }
+    }
+}

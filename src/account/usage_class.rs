@@ -1,0 +1,249 @@
+//! The kinds of SageMaker charge a bill names, and which receipt lines are which.
+
+use crate::billing::{Cost, CostLine, LineItem};
+use crate::endpoint::VariantBilling;
+use crate::pricing::{PriceKey, UsageType};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A kind of Amazon SageMaker charge, as a bill's usage type names it (without
+/// its region prefix: `USE1-Host:ml.m5.xlarge` is `Host:ml.m5.xlarge`).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UsageClass {
+    /// Real-time hosting instance-hours (`Host:<instance type>`).
+    Hosting {
+        /// Instance type, e.g. `ml.m5.xlarge`.
+        instance_type: String,
+    },
+    /// Asynchronous inference instance-hours (`AsyncInf:<instance type>`).
+    AsyncInference {
+        /// Instance type.
+        instance_type: String,
+    },
+    /// Serverless compute seconds (`ServerlessInf:Mem-<N>GB`).
+    Serverless {
+        /// Memory size in GB.
+        memory_gb: u32,
+    },
+    /// Serverless provisioned concurrency (`ProvisionedConcurrency:Mem-<N>GB` and
+    /// `…:Usage-<N>GB`, taken together: public sources disagree on which is the
+    /// standing charge).
+    ProvisionedConcurrency {
+        /// Memory size in GB.
+        memory_gb: u32,
+    },
+    /// Data processed in (`Hst:Data-Bytes-In`).
+    DataIn,
+    /// Data processed out (`Hst:Data-Bytes-Out`).
+    DataOut,
+    /// ML storage volumes of hosting instances (`Host:VolumeUsage.*`).
+    Storage,
+    /// Any other SageMaker charge (training, notebooks, batch transform, ...):
+    /// not an endpoint's.
+    Other {
+        /// The usage type as billed.
+        usage_type: String,
+    },
+}
+
+impl UsageClass {
+    /// The class of a billed usage type.
+    pub fn from_usage_type(text: &str) -> UsageClass {
+        let parsed = UsageType::parse(text);
+        let memory_gb = |detail: &str| -> Option<u32> {
+            let size = detail
+                .strip_prefix("Mem-")
+                .or_else(|| detail.strip_prefix("Usage-"))?;
+            size.strip_suffix("GB")?.parse().ok()
+        };
+        let kind = parsed.kind;
+        let detail = parsed.detail;
+        let other = || UsageClass::Other {
+            usage_type: text.to_owned(),
+        };
+        if kind.eq_ignore_ascii_case("Host") {
+            if detail.starts_with("ml.") {
+                return UsageClass::Hosting {
+                    instance_type: detail.to_owned(),
+                };
+            }
+            if detail.starts_with("VolumeUsage") {
+                return UsageClass::Storage;
+            }
+        } else if kind.eq_ignore_ascii_case("AsyncInf") && detail.starts_with("ml.") {
+            return UsageClass::AsyncInference {
+                instance_type: detail.to_owned(),
+            };
+        } else if kind.eq_ignore_ascii_case("ServerlessInf") {
+            return memory_gb(detail)
+                .map_or_else(other, |memory_gb| UsageClass::Serverless { memory_gb });
+        } else if kind.eq_ignore_ascii_case("ProvisionedConcurrency") {
+            return memory_gb(detail).map_or_else(other, |memory_gb| {
+                UsageClass::ProvisionedConcurrency { memory_gb }
+            });
+        } else if kind.eq_ignore_ascii_case("Hst") {
+            if detail.eq_ignore_ascii_case("Data-Bytes-In") {
+                return UsageClass::DataIn;
+            }
+            if detail.eq_ignore_ascii_case("Data-Bytes-Out") {
+                return UsageClass::DataOut;
+            }
+        }
+        other()
+    }
+
+    /// The class a receipt line is billed under; `None` for charges that are not
+    /// Amazon SageMaker usage (per-inference and per-token fees set by the user).
+    pub(crate) fn of_line(cost: &Cost, line: &CostLine) -> Option<UsageClass> {
+        match line.item {
+            LineItem::DataIn => Some(UsageClass::DataIn),
+            LineItem::DataOut => Some(UsageClass::DataOut),
+            LineItem::Compute => match cost.billing.as_ref()? {
+                VariantBilling::Instance { instance_type, .. } => {
+                    let instance_type = instance_type.clone();
+                    Some(
+                        if cost.usage.operation == crate::usage::Operation::InvokeEndpointAsync {
+                            UsageClass::AsyncInference { instance_type }
+                        } else {
+                            UsageClass::Hosting { instance_type }
+                        },
+                    )
+                }
+                VariantBilling::Serverless {
+                    memory_mb,
+                    provisioned_concurrency,
+                } => {
+                    let memory_gb = memory_mb / 1024;
+                    Some(if provisioned_concurrency.is_some() {
+                        UsageClass::ProvisionedConcurrency { memory_gb }
+                    } else {
+                        UsageClass::Serverless { memory_gb }
+                    })
+                }
+            },
+            _ => None,
+        }
+    }
+
+    /// The on-demand price key of the class in `region`, when it has one rate.
+    pub(crate) fn price_key(&self, region: &str) -> Option<PriceKey> {
+        let region = region.to_owned();
+        Some(match self {
+            UsageClass::Hosting { instance_type } => PriceKey::Hosting {
+                region,
+                instance_type: instance_type.clone(),
+            },
+            UsageClass::AsyncInference { instance_type } => PriceKey::AsyncInference {
+                region,
+                instance_type: instance_type.clone(),
+            },
+            UsageClass::Serverless { memory_gb } => PriceKey::Serverless {
+                region,
+                memory_gb: *memory_gb,
+            },
+            UsageClass::DataIn => PriceKey::DataIn { region },
+            UsageClass::DataOut => PriceKey::DataOut { region },
+            UsageClass::Storage => PriceKey::Storage { region },
+            UsageClass::ProvisionedConcurrency { .. } | UsageClass::Other { .. } => return None,
+        })
+    }
+
+    /// Instance time: billed by the hour whether calls come or not.
+    pub(crate) fn is_instance_time(&self) -> bool {
+        matches!(
+            self,
+            UsageClass::Hosting { .. } | UsageClass::AsyncInference { .. }
+        )
+    }
+
+    /// Charged for standing capacity rather than per call: storage, and provisioned
+    /// concurrency (its standing charge and its calls' duration share usage types).
+    pub(crate) fn is_standing(&self) -> bool {
+        matches!(
+            self,
+            UsageClass::Storage | UsageClass::ProvisionedConcurrency { .. }
+        )
+    }
+}
+
+impl fmt::Display for UsageClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageClass::Hosting { instance_type } => write!(f, "Host:{instance_type}"),
+            UsageClass::AsyncInference { instance_type } => write!(f, "AsyncInf:{instance_type}"),
+            UsageClass::Serverless { memory_gb } => write!(f, "ServerlessInf:Mem-{memory_gb}GB"),
+            UsageClass::ProvisionedConcurrency { memory_gb } => {
+                write!(f, "ProvisionedConcurrency:{memory_gb}GB")
+            }
+            UsageClass::DataIn => f.write_str("Hst:Data-Bytes-In"),
+            UsageClass::DataOut => f.write_str("Hst:Data-Bytes-Out"),
+            UsageClass::Storage => f.write_str("Host:VolumeUsage"),
+            UsageClass::Other { usage_type } => f.write_str(usage_type),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn billed_usage_types_are_read_with_or_without_a_region_prefix() {
+        let cases = [
+            (
+                "USE1-Host:ml.m5.xlarge",
+                UsageClass::Hosting {
+                    instance_type: "ml.m5.xlarge".into(),
+                },
+            ),
+            (
+                "Host:ml.g4dn.xlarge",
+                UsageClass::Hosting {
+                    instance_type: "ml.g4dn.xlarge".into(),
+                },
+            ),
+            (
+                "APN1-AsyncInf:ml.g6.xlarge",
+                UsageClass::AsyncInference {
+                    instance_type: "ml.g6.xlarge".into(),
+                },
+            ),
+            (
+                "USE1-ServerlessInf:Mem-3GB",
+                UsageClass::Serverless { memory_gb: 3 },
+            ),
+            (
+                "EU-ProvisionedConcurrency:Usage-4GB",
+                UsageClass::ProvisionedConcurrency { memory_gb: 4 },
+            ),
+            (
+                "USE2-ProvisionedConcurrency:Mem-2GB",
+                UsageClass::ProvisionedConcurrency { memory_gb: 2 },
+            ),
+            ("USE1-Hst:Data-Bytes-In", UsageClass::DataIn),
+            ("USW2-Hst:Data-Bytes-Out", UsageClass::DataOut),
+            ("USE1-Host:VolumeUsage.gp2", UsageClass::Storage),
+            (
+                "USE1-Train:ml.p3.2xlarge",
+                UsageClass::Other {
+                    usage_type: "USE1-Train:ml.p3.2xlarge".into(),
+                },
+            ),
+            (
+                "USE1-ServerlessInf:Mem-xGB",
+                UsageClass::Other {
+                    usage_type: "USE1-ServerlessInf:Mem-xGB".into(),
+                },
+            ),
+        ];
+        for (text, class) in cases {
+            assert_eq!(UsageClass::from_usage_type(text), class, "{text}");
+        }
+        assert_eq!(
+            UsageClass::from_usage_type("USE1-Host:ml.m5.xlarge").to_string(),
+            "Host:ml.m5.xlarge"
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! `sagemeter reconcile`: what ledgers metered against what Cost Explorer billed,
+//! day by day, the difference explained. The figures are `sagemeter::account`'s.
+
+use crate::output::{table, usd4};
+use crate::{CliError, GlobalArgs, aws};
+use chrono::{NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sagemeter::account::{Account, GroupBy, Metered, ReconcileOptions, Reconciliation};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Compare ledgers with the bill (Cost Explorer), day by day.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Days are UTC; --until is the day after the last, as in Cost Explorer. Without --since and \
+--until, the ledgers' first and last days.
+The difference is explained in parts: idle instance time, calls outside sagemeter, storage \
+and standing charges, discounts, other SageMaker charges; what is left is unexplained.
+IAM: ce:GetCostAndUsage (and sagemaker:DescribeEndpoint, sagemaker:ListTags with --group-by tag:KEY).")]
+pub struct ReconcileArgs {
+    /// Ledger files (JSON Lines), or directories of them (*.jsonl), from any
+    /// number of processes.
+    #[arg(required = true, value_name = "LEDGER")]
+    pub ledgers: Vec<PathBuf>,
+    /// First UTC day, YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<NaiveDate>,
+    /// The day after the last, YYYY-MM-DD (excluded).
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<NaiveDate>,
+    /// Rows per usage type, or per value of an endpoint cost allocation tag.
+    #[arg(long, default_value = "usage-type", value_name = "usage-type|tag:KEY", value_parser = parse_group_by)]
+    pub group_by: GroupBy,
+    /// A day agrees (or is explained) within this many USD.
+    #[arg(long, default_value = "0.01", value_name = "USD")]
+    pub tolerance: Decimal,
+    /// One JSON document, money as exact decimal strings.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_group_by(text: &str) -> Result<GroupBy, String> {
+    text.parse()
+}
+
+/// Runs `sagemeter reconcile`.
+pub async fn run(
+    args: ReconcileArgs,
+    global: &GlobalArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    if args.tolerance < Decimal::ZERO {
+        return Err(CliError::Usage(format!(
+            "--tolerance {} is negative",
+            args.tolerance
+        )));
+    }
+    let sdk_config = aws::load_with_fallback_region(global).await;
+    let account = Account::new(&sdk_config);
+    let mut metered = Metered::new(account.region());
+    let files = ledger_files(&args.ledgers)?;
+    for file in &files {
+        metered
+            .read_ledger(file)
+            .map_err(|e| CliError::Failed(Box::new(e)))?;
+    }
+    let today = Utc::now().date_naive();
+    let (first, last) = metered.days().unwrap_or((today, today));
+    let since = args.since.unwrap_or(first);
+    let until = args
+        .until
+        .unwrap_or_else(|| last.succ_opt().unwrap_or(last));
+    let options = ReconcileOptions::new(since, until)
+        .group_by(args.group_by)
+        .tolerance_usd(args.tolerance);
+    let reconciliation = account
+        .reconcile(&metered, &options)
+        .await
+        .map_err(|e| CliError::Failed(Box::new(e)))?;
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &reconciliation).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    render(&reconciliation, files.len(), metered.receipts(), out)?;
+    Ok(())
+}
+
+/// The files named, and the `*.jsonl` files of the directories named, sorted.
+fn ledger_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "jsonl"))
+                .collect();
+            if found.is_empty() {
+                return Err(CliError::failed(format!(
+                    "{} holds no ledger (*.jsonl)",
+                    path.display()
+                )));
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn render(
+    r: &Reconciliation,
+    ledgers: usize,
+    receipts: u64,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{receipts} receipts from {ledgers} ledger(s) against Cost Explorer, Amazon SageMaker in {}, \
+         {} to {} (UTC days, the last excluded), by {}",
+        r.region, r.since, r.until, r.group_by
+    )?;
+    let rows: Vec<Vec<String>> = r
+        .rows
+        .iter()
+        .map(|row| {
+            let p = &row.parts;
+            vec![
+                row.day.to_string(),
+                row.group.clone(),
+                usd4(row.billed_usd),
+                usd4(row.metered_usd),
+                usd4(row.difference_usd),
+                usd4(p.idle_instance_usd),
+                usd4(p.outside_usd),
+                usd4(p.standing_usd),
+                usd4(p.discount_usd),
+                usd4(p.other_usd),
+                usd4(p.unexplained_usd),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "DAY",
+            "GROUP",
+            "BILLED",
+            "METERED",
+            "DIFFERENCE",
+            "IDLE",
+            "OUTSIDE",
+            "STANDING",
+            "DISCOUNT",
+            "OTHER",
+            "UNEXPLAINED",
+        ],
+        &rows,
+    )?;
+    writeln!(out)?;
+    let days: Vec<Vec<String>> = r
+        .days
+        .iter()
+        .map(|d| {
+            vec![
+                d.day.to_string(),
+                usd4(d.billed_usd),
+                usd4(d.metered_usd),
+                usd4(d.difference_usd),
+                usd4(d.parts.unexplained_usd),
+                d.verdict.as_str().to_owned(),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "DAY",
+            "BILLED",
+            "METERED",
+            "DIFFERENCE",
+            "UNEXPLAINED",
+            "VERDICT",
+        ],
+        &days,
+    )?;
+    writeln!(out, "tolerance {} a day", usd4(r.tolerance_usd))?;
+    for note in &r.notes {
+        writeln!(out, "note: {note}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! `sagemeter endpoints` and `sagemeter reconcile` on the demo data: a private
+//! emulator seeded by `localstack/seed.py` (three endpoints, one idle; a week of
+//! hourly CloudWatch data; one Cost Explorer answer for yesterday and today).
+//!
+//! Prices come from the bundled snapshot (pricing is unreachable here): us-east-1
+//! ml.m5.xlarge $0.23/h, ml.m5.large $0.115/h, ML storage $0.14/GB-month (÷ 730 h
+//! for an hour), serverless 3 GB $0.00006/s.
+//!
+//! Run: `cargo test --all-features --test cli cli_account::`.
+
+use super::clean_env::{self, refused_url};
+use crate::support::emulator::{Emulator, REALTIME_ENDPOINT};
+use chrono::{Duration as Days, Utc};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// A seeded server of this module's own: the seed's one Cost Explorer answer is
+/// taken by the first request for it, and no other test may take it.
+fn emulator() -> &'static Emulator {
+    static OWN: OnceLock<Emulator> = OnceLock::new();
+    OWN.get_or_init(Emulator::start)
+}
+
+fn sagemeter(args: &[&str]) -> Command {
+    let mut cmd = clean_env::sagemeter(&emulator().endpoint_url, &refused_url());
+    cmd.args(args).stdin(Stdio::null());
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    sagemeter(args).output().expect("run sagemeter")
+}
+
+fn ok_json(args: &[&str]) -> Value {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "sagemeter {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
+fn dec(v: &Value) -> Decimal {
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a decimal string, got {v}"))
+        .parse()
+        .unwrap()
+}
+
+fn row<'a>(view: &'a Value, endpoint: &str) -> &'a Value {
+    view["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["endpoint"] == endpoint)
+        .unwrap_or_else(|| panic!("no row for {endpoint}: {view:#}"))
+}
+
+#[test]
+fn endpoints_prices_the_demo_account_and_flags_the_idle_and_underused_ones() {
+    let view = ok_json(&["endpoints", "--window", "24h", "--json"]);
+    assert_eq!(view["window"], "24h");
+
+    // demo-idle: 1 × $0.115 + 30 GB × $0.14 ÷ 730 = $0.120753424658/h; the
+    // endpoint is a week old, so the window is the whole 24 h: $2.898082191792.
+    let idle = row(&view, "demo-idle");
+    assert_eq!(
+        dec(&idle["usd_per_hour"]),
+        "0.120753424658".parse::<Decimal>().unwrap()
+    );
+    assert_eq!(
+        dec(&idle["window_cost_usd"]),
+        "2.898082191792".parse::<Decimal>().unwrap()
+    );
+    assert_eq!(idle["invocations"], 0);
+    assert_eq!(idle["flags"], serde_json::json!(["idle"]));
+    assert_eq!(idle["kind"], "instance");
+
+    // demo-realtime: 2 × $0.23 = $0.46/h, × 24 h = $11.04 over 24 × 120 = 2,880
+    // calls: $3.833333333333 per 1,000. Model time 24 × 120 × 0.25 s = 720 s of
+    // 2 × 86,400 s: 0.0042, underused.
+    let rt = row(&view, REALTIME_ENDPOINT);
+    assert_eq!(dec(&rt["usd_per_hour"]), "0.46".parse::<Decimal>().unwrap());
+    assert_eq!(rt["invocations"], 2880);
+    assert_eq!(
+        dec(&rt["window_cost_usd"]),
+        "11.04".parse::<Decimal>().unwrap()
+    );
+    assert_eq!(
+        dec(&rt["usd_per_1000_invocations"]),
+        "3.833333333333".parse::<Decimal>().unwrap()
+    );
+    assert_eq!(
+        dec(&rt["utilisation"]),
+        "0.0042".parse::<Decimal>().unwrap()
+    );
+    assert_eq!(rt["flags"], serde_json::json!(["underused"]));
+
+    // demo-serverless burns nothing standing; its 720 calls × 0.4 s = 288 s of
+    // compute at $0.00006/s = $0.01728 ($0.024 per 1,000), estimated from ModelLatency.
+    let sl = row(&view, "demo-serverless");
+    assert_eq!(dec(&sl["usd_per_hour"]), Decimal::ZERO);
+    assert_eq!(
+        dec(&sl["window_cost_usd"]),
+        "0.01728".parse::<Decimal>().unwrap()
+    );
+    assert_eq!(
+        dec(&sl["usd_per_1000_invocations"]),
+        "0.024".parse::<Decimal>().unwrap()
+    );
+    assert_eq!(sl["flags"], serde_json::json!([]));
+
+    // Totals: $0.580753424658/h, × 730 h a month; idle: demo-idle's burn.
+    assert_eq!(
+        dec(&view["totals"]["usd_per_hour"]),
+        "0.580753424658".parse::<Decimal>().unwrap()
+    );
+    assert_eq!(
+        dec(&view["totals"]["usd_per_month"]),
+        "423.95000000034".parse::<Decimal>().unwrap()
+    );
+    assert_eq!(
+        dec(&view["totals"]["idle_usd_per_hour"]),
+        "0.120753424658".parse::<Decimal>().unwrap()
+    );
+
+    // The table says the same, by burn.
+    let out = run(&["endpoints"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[1].starts_with("ENDPOINT"), "{table}");
+    assert!(
+        lines[2].starts_with(REALTIME_ENDPOINT) && lines[2].ends_with("underused"),
+        "{table}"
+    );
+    assert!(
+        lines[3].starts_with("demo-idle") && lines[3].ends_with("idle"),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "total: $0.5808/hour, $423.95/month (730 h); idle: $0.1208/hour, $88.15/month"
+        ),
+        "{table}"
+    );
+}
+
+#[test]
+fn reconcile_compares_a_ledger_with_the_seeded_bill_and_refuses_what_it_cannot_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("calls.jsonl");
+    let ledger_arg = ledger.to_str().unwrap();
+    let out = run(&[
+        "invoke",
+        REALTIME_ENDPOINT,
+        "--body",
+        r#"{"inputs":"hi"}"#,
+        "-n",
+        "3",
+        "--ledger",
+        ledger_arg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let today = Utc::now().date_naive();
+    let yesterday = (today - Days::days(1)).to_string();
+    let tomorrow = (today + Days::days(1)).to_string();
+    let r = ok_json(&[
+        "reconcile",
+        ledger_arg,
+        "--since",
+        &yesterday,
+        "--until",
+        &tomorrow,
+        "--json",
+    ]);
+    // Yesterday: the seeded bill, $13.9872 (48 h × $0.23 + 24 h × $0.115 + 720 s ×
+    // $0.00006 + 0.05 GB × $0.016 + 0.2 GB × $0.016 + 1 GB-month × $0.14), all of
+    // it outside sagemeter or standing (nothing was metered); today is estimated.
+    let days = r["days"].as_array().unwrap();
+    assert_eq!(days.len(), 2);
+    assert_eq!(days[0]["day"], yesterday);
+    assert_eq!(
+        dec(&days[0]["billed_usd"]),
+        "13.9872".parse::<Decimal>().unwrap()
+    );
+    assert_eq!(dec(&days[0]["metered_usd"]), Decimal::ZERO);
+    assert_eq!(
+        dec(&days[0]["parts"]["standing_usd"]),
+        "0.14".parse::<Decimal>().unwrap()
+    );
+    assert_eq!(
+        dec(&days[0]["parts"]["outside_usd"]),
+        "13.8472".parse::<Decimal>().unwrap()
+    );
+    assert_eq!(days[0]["verdict"], "explained");
+    assert_eq!(days[1]["verdict"], "not_settled");
+    // Today's three calls are metered on the hosting row.
+    let host_today = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["day"] == today.to_string() && row["group"] == "Host:ml.m5.xlarge")
+        .expect("today's hosting row");
+    assert!(
+        dec(&host_today["metered_usd"]) > Decimal::ZERO,
+        "{host_today:#}"
+    );
+
+    // Beyond what Cost Explorer keeps: an error, exit 1, nothing asked.
+    let out = run(&[
+        "reconcile",
+        ledger_arg,
+        "--since",
+        "2020-01-01",
+        "--until",
+        "2020-01-02",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("beyond what Cost Explorer keeps"), "{err}");
+
+    // A ledger of another region.
+    let out = run(&["--region", "eu-west-1", "reconcile", ledger_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("made in us-east-1") && err.contains("--region us-east-1"),
+        "{err}"
+    );
+
+    // A grouping that is not one: a usage error, exit 2.
+    let out = run(&["reconcile", ledger_arg, "--group-by", "endpoint"]);
+    assert_eq!(out.status.code(), Some(2));
+}
