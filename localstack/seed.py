@@ -135,8 +135,9 @@ CW_DATA = {
     # demo-idle: no traffic, no metrics.
 }
 
-# us-east-1 on-demand USD rates, copied from the sagemeter pricing snapshot
-# /work/shared/pricing/sagemaker-on-demand-usd.tsv (not in the repo; rows quoted):
+# us-east-1 on-demand USD rates, copied from the price snapshot bundled in sagemeter
+# (data/sagemaker-on-demand-usd.tsv; rows quoted), so that the demo bill is at the
+# prices the demo's receipts use:
 #   us-east-1 hosting    ml.m5.xlarge Hrs    0.23     flexera-public/policy_templates ... @c4087590 2026-05-20
 #   us-east-1 hosting    ml.m5.large  Hrs    0.115    flexera-public/policy_templates ... @c4087590 2026-05-20
 #   us-east-1 serverless Mem-3GB      second 0.00006  saintiago/magic-collection-keeper ... 2026-09-09
