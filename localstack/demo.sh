@@ -58,7 +58,14 @@ cd "$root"
 if [ "${1:-}" = "--account" ]; then
   ledger_dir="$(mktemp -d)"
   trap 'rm -rf "$ledger_dir"; stop' EXIT
+  # SAGEMETER_DEMO_BIN: a sagemeter binary built already (CI passes the one its test
+  # build made; `cargo run --bin` would build the AWS SDK crates again, since a binary
+  # alone does not unify the dev-dependencies' features as the test build does).
   sagemeter() {
+    if [ -n "${SAGEMETER_DEMO_BIN:-}" ]; then
+      "$SAGEMETER_DEMO_BIN" "$@"
+      return
+    fi
     # shellcheck disable=SC2086
     cargo run --quiet ${SAGEMETER_DEMO_CARGO_ARGS:-} --features cli,account --bin sagemeter -- "$@"
   }
