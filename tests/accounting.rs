@@ -10,6 +10,7 @@ pub mod support;
 mod accounting {
     mod compare_plans;
     mod ledger;
+    mod ledger_rolling;
     mod pricing_live;
     mod report;
 }

@@ -1,8 +1,10 @@
 //! [`JsonlLedger`]: an append-only JSON Lines file, one line per metered call.
 
 use super::LedgerError;
+use super::rolling::{RollEvery, Rolling, RollingTarget};
 use super::writer::{BackgroundWriter, Encode, Options, Refused, SinkStats, Target};
 use crate::billing::Cost;
+use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -91,6 +93,17 @@ pub struct JsonlLedgerBuilder {
     path: PathBuf,
     capacity: usize,
     sync_every: Option<Duration>,
+    /// Set for a rolling ledger (`path` is then its directory).
+    roll: Option<RollOptions>,
+}
+
+/// How a rolling ledger rolls.
+#[derive(Debug, Clone)]
+struct RollOptions {
+    every: RollEvery,
+    max_bytes: Option<u64>,
+    keep_files: Option<usize>,
+    time: Option<SharedTimeSource>,
 }
 
 impl JsonlLedgerBuilder {
@@ -108,31 +121,83 @@ impl JsonlLedgerBuilder {
         self
     }
 
-    /// Opens (or creates) the file and starts the writer.
+    /// A rolling ledger only: a new file every UTC hour (the default) or day.
+    pub fn roll_every(mut self, every: RollEvery) -> Self {
+        self.rolling().every = every;
+        self
+    }
+
+    /// A rolling ledger only: also a new file when the current one would grow
+    /// beyond `bytes` (a receipt longer than that gets a file of its own).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.rolling().max_bytes = Some(bytes);
+        self
+    }
+
+    /// A rolling ledger only: keeps the `files` newest files and removes older
+    /// ones when a new file starts (default: keeps everything).
+    pub fn keep_files(mut self, files: usize) -> Self {
+        self.rolling().keep_files = Some(files);
+        self
+    }
+
+    /// A rolling ledger only: the clock that decides the hour or day (default:
+    /// the system's).
+    pub fn time_source(mut self, time: SharedTimeSource) -> Self {
+        self.rolling().time = Some(time);
+        self
+    }
+
+    /// The rolling options; setting any of them makes the ledger a rolling one.
+    fn rolling(&mut self) -> &mut RollOptions {
+        self.roll.get_or_insert_with(|| RollOptions {
+            every: RollEvery::Hour,
+            max_bytes: None,
+            keep_files: None,
+            time: None,
+        })
+    }
+
+    /// Opens (or creates) the file, or for a rolling ledger the directory (mode
+    /// 0700) and its current file, and starts the writer.
     pub fn open(self) -> Result<JsonlLedger, LedgerError> {
         let path = self.path;
-        // Checked before the file is touched (the writer checks them again).
-        if self.capacity == 0 || self.sync_every.is_some_and(|d| d.is_zero()) {
+        // Checked before anything is touched (the writer checks the first two again).
+        let bad_roll = self
+            .roll
+            .as_ref()
+            .is_some_and(|r| r.max_bytes == Some(0) || r.keep_files == Some(0));
+        if self.capacity == 0 || self.sync_every.is_some_and(|d| d.is_zero()) || bad_roll {
             return Err(LedgerError::InvalidOption(format!(
-                "ledger {}: the queue capacity must be at least 1 and sync_every longer \
-                 than zero",
+                "ledger {}: the queue capacity, max_bytes and keep_files must be at least 1 \
+                 and sync_every longer than zero",
                 path.display()
             )));
         }
-        let (file, len) = open_ledger_file(&path)?;
-        let writer = BackgroundWriter::start(
-            Options {
-                kind: "ledger",
-                name: path.clone(),
-                capacity: self.capacity,
-                sync_every: self.sync_every,
-            },
-            encode_record(),
-            FileTarget {
-                file,
-                good_len: len,
-            },
-        )?;
+        let options = Options {
+            kind: "ledger",
+            name: path.clone(),
+            capacity: self.capacity,
+            sync_every: self.sync_every,
+        };
+        let writer = match self.roll {
+            None => {
+                let (file, len) = open_ledger_file(&path)?;
+                BackgroundWriter::start(options, encode_record(), FileTarget::new(file, len))?
+            }
+            Some(roll) => {
+                let target = RollingTarget::open(Rolling {
+                    dir: path.clone(),
+                    every: roll.every,
+                    max_bytes: roll.max_bytes,
+                    keep_files: roll.keep_files,
+                    time: roll
+                        .time
+                        .unwrap_or_else(|| SharedTimeSource::new(SystemTimeSource::new())),
+                })?;
+                BackgroundWriter::start(options, encode_record(), target)?
+            }
+        };
         Ok(JsonlLedger {
             writer: Arc::new(writer),
             path: path.into(),
@@ -152,16 +217,36 @@ impl JsonlLedger {
         Self::builder(path).open()
     }
 
-    /// Options: queue capacity, periodic `fsync`.
+    /// A ledger that rolls: files `sagemeter-YYYY-MM-DDTHH.jsonl` in `dir` (made
+    /// 0700 if missing), a new one every UTC hour (or day, or at a size limit),
+    /// each file created 0600 and readable on its own, the oldest removed beyond a
+    /// retention count. Read them back in order with
+    /// [`ledger_files`](super::ledger_files).
+    ///
+    /// ```no_run
+    /// use sagemeter::ledger::{JsonlLedger, RollEvery};
+    /// let ledger = JsonlLedger::rolling("/var/lib/myservice/receipts")
+    ///     .roll_every(RollEvery::Hour)
+    ///     .max_bytes(256 << 20)
+    ///     .keep_files(24 * 31)
+    ///     .open()?;
+    /// # Ok::<(), sagemeter::ledger::LedgerError>(())
+    /// ```
+    pub fn rolling(dir: impl AsRef<Path>) -> JsonlLedgerBuilder {
+        Self::builder(dir).roll_every(RollEvery::Hour)
+    }
+
+    /// Options: queue capacity, periodic `fsync`, and rolling.
     pub fn builder(path: impl AsRef<Path>) -> JsonlLedgerBuilder {
         JsonlLedgerBuilder {
             path: path.as_ref().to_owned(),
             capacity: DEFAULT_CAPACITY,
             sync_every: None,
+            roll: None,
         }
     }
 
-    /// The file.
+    /// The file (the directory of a rolling ledger).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -213,10 +298,25 @@ fn encode_record() -> Encode {
 
 /// Appends whole lines; undoes a partial write by truncating back to the last
 /// complete one.
-struct FileTarget {
+pub(super) struct FileTarget {
     file: File,
     /// File length after the last successful write (only whole lines).
     good_len: u64,
+}
+
+impl FileTarget {
+    /// `file`, opened for appending, `len` bytes long (whole lines).
+    pub(super) fn new(file: File, len: u64) -> Self {
+        FileTarget {
+            file,
+            good_len: len,
+        }
+    }
+
+    /// Bytes in the file (whole lines).
+    pub(super) fn len(&self) -> u64 {
+        self.good_len
+    }
 }
 
 impl Target for FileTarget {
@@ -241,7 +341,7 @@ impl Target for FileTarget {
 }
 
 /// Opens or creates the file as the type's docs say; returns it and its length.
-fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> {
+pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> {
     let open_err = |source| LedgerError::Open {
         path: path.to_owned(),
         source,

@@ -11,11 +11,13 @@ mod error;
 mod file;
 mod line;
 mod reader;
+mod rolling;
 mod writer;
 
 pub use error::LedgerError;
 pub use file::{DEFAULT_CAPACITY, JsonlLedger, JsonlLedgerBuilder};
-pub use reader::{LedgerRead, LedgerReader, TornTail, read_all};
+pub use reader::{LedgerRead, LedgerReader, TornTail, ledger_files, read_all};
+pub use rolling::RollEvery;
 pub use writer::{Refused, SinkStats};
 
 pub(crate) use writer::{BackgroundWriter, Encode, Options, StreamTarget};

@@ -47,6 +47,47 @@ pub fn read_all(path: impl AsRef<Path>) -> Result<LedgerRead, LedgerError> {
     })
 }
 
+/// The ledger files at `path`, in the order to read them: a file is itself; a
+/// directory gives a rolling ledger's files oldest first
+/// ([`JsonlLedger::rolling`](super::JsonlLedger::rolling)), then its other `*.jsonl`
+/// files by name. A directory without any is an error, so that a typo is not an
+/// empty report.
+pub fn ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError> {
+    let path = path.as_ref();
+    let open_err = |source| LedgerError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(open_err)?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files: Vec<PathBuf> = super::rolling::rolled_files(path)
+        .map_err(open_err)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let mut others: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(open_err)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file() && p.extension().is_some_and(|x| x == "jsonl") && !files.contains(p)
+        })
+        .collect();
+    others.sort();
+    files.extend(others);
+    if files.is_empty() {
+        return Err(LedgerError::Open {
+            path: path.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the directory holds no ledger file (*.jsonl)",
+            ),
+        });
+    }
+    Ok(files)
+}
+
 /// A streaming reader: an iterator of receipts, one line at a time.
 ///
 /// - Blank lines are skipped.

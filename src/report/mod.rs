@@ -322,8 +322,11 @@ pub struct Report {
     pub total: GroupSummary,
     /// Records outside `[since, until)`, not counted.
     pub outside_range: u64,
-    /// A torn last line of the ledger, skipped.
+    /// A torn last line of the ledger, skipped (the first, of many files).
     pub torn_tail: Option<TornTail>,
+    /// Files whose torn last line was skipped.
+    #[serde(default)]
+    pub torn_tails: u64,
     /// Cost over time per group.
     pub over_time: OverTime,
 }
@@ -461,6 +464,7 @@ pub struct ReportBuilder {
     groups: HashMap<String, Acc>,
     outside_range: u64,
     torn_tail: Option<TornTail>,
+    torn_tails: u64,
 }
 
 impl ReportBuilder {
@@ -472,6 +476,7 @@ impl ReportBuilder {
             groups: HashMap::new(),
             outside_range: 0,
             torn_tail: None,
+            torn_tails: 0,
         })
     }
 
@@ -485,9 +490,12 @@ impl ReportBuilder {
         self.groups.entry(key).or_default().add(cost);
     }
 
-    /// Notes that the ledger's torn last line was skipped.
+    /// Notes that a ledger file's torn last line was skipped (once per file).
     pub fn torn_tail(&mut self, torn: Option<TornTail>) {
-        self.torn_tail = torn;
+        if let Some(torn) = torn {
+            self.torn_tails += 1;
+            self.torn_tail.get_or_insert(torn);
+        }
     }
 
     /// The report.
@@ -535,6 +543,7 @@ impl ReportBuilder {
             total,
             outside_range: self.outside_range,
             torn_tail: self.torn_tail,
+            torn_tails: self.torn_tails,
             over_time: OverTime { bucket, series },
         }
     }
@@ -579,12 +588,26 @@ pub fn summarize<'a>(
 /// A report of a ledger file, streamed. A torn last line is skipped and noted in
 /// [`Report::torn_tail`]; other damage is an error naming the line.
 pub fn report_file(path: impl AsRef<Path>, options: &ReportOptions) -> Result<Report, ReportError> {
+    report_files([path.as_ref()], options)
+}
+
+/// A report of many ledgers (files, or directories of them: see
+/// [`ledger_files`](crate::ledger::ledger_files)), read one after the other, one
+/// receipt at a time: memory holds the groups, not the receipts.
+pub fn report_files<P: AsRef<Path>>(
+    paths: impl IntoIterator<Item = P>,
+    options: &ReportOptions,
+) -> Result<Report, ReportError> {
     let mut builder = ReportBuilder::new(options.clone())?;
-    let mut reader = LedgerReader::open(path)?;
-    for cost in reader.by_ref() {
-        builder.add(&cost?);
+    for path in paths {
+        for file in crate::ledger::ledger_files(path)? {
+            let mut reader = LedgerReader::open(file)?;
+            for cost in reader.by_ref() {
+                builder.add(&cost?);
+            }
+            builder.torn_tail(reader.torn_tail().cloned());
+        }
     }
-    builder.torn_tail(reader.torn_tail().cloned());
     Ok(builder.finish())
 }
 
@@ -700,6 +723,12 @@ pub fn render_table(report: &Report) -> String {
             "note: skipped a torn last line ({} bytes at line {}) left by an interrupted write\n",
             torn.bytes, torn.line
         ));
+        if report.torn_tails > 1 {
+            out.push_str(&format!(
+                "note: {} ledger files in all ended in a torn line, each skipped\n",
+                report.torn_tails
+            ));
+        }
     }
     out
 }

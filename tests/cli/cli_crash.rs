@@ -1,23 +1,26 @@
 //! Crash safety: `sagemeter invoke --ledger` is killed with SIGKILL while it is
-//! appending receipts. The file stays readable, every record before the last
-//! newline is intact, and a torn tail (when the kill landed mid-line) is reported.
+//! appending receipts, to one file or to a rolling directory. Every file stays
+//! readable, every record before its last newline is intact, a torn tail (when the
+//! kill landed mid-line) is reported, and nothing is written twice.
 
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
-use sagemeter::ledger::read_all;
+use sagemeter::Cost;
+use sagemeter::ledger::{ledger_files, read_all};
 use std::collections::HashSet;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ledger_survives_sigkill_of_its_writer() {
+/// Runs `sagemeter invoke` on a fake endpoint with `ledger_args`, and kills it
+/// with SIGKILL once `written()` bytes reach 300,000.
+async fn invoke_then_kill(ledger_args: &[&std::ffi::OsStr], written: impl Fn() -> u64) {
     let fake = FakeSageMaker::start().await;
     fake.add_endpoint(
         "rt",
         vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
     );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("crash.jsonl");
-    let no_file = dir.path().join("no-such-aws-file");
+    let scratch = tempfile::tempdir().unwrap();
+    let no_file = scratch.path().join("no-such-aws-file");
     let refused = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
@@ -35,8 +38,7 @@ async fn a_ledger_survives_sigkill_of_its_writer() {
         .args([
             "invoke", "rt", "--body", "{}", "-n", "1000000", "-c", "8", "--json",
         ])
-        .arg("--ledger")
-        .arg(&path)
+        .args(ledger_args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -44,44 +46,104 @@ async fn a_ledger_survives_sigkill_of_its_writer() {
 
     // Let it write for a while, then kill it without warning.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::metadata(&path).map_or(0, |m| m.len()) < 300_000 {
+    while written() < 300_000 {
         assert!(Instant::now() < deadline, "the CLI never wrote its ledger");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+}
 
-    let bytes = std::fs::read(&path).unwrap();
+/// Every complete line of `path` is a record and a partial last line is its torn
+/// tail; returns the records.
+fn complete_records(path: &Path, last: bool) -> Vec<Cost> {
+    let bytes = std::fs::read(path).unwrap();
     let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     let complete_lines = bytes[..complete].iter().filter(|b| **b == b'\n').count();
-    let read = read_all(&path).expect("a killed writer leaves a readable ledger");
-    assert!(complete_lines > 100, "{complete_lines} lines");
+    let read = read_all(path).expect("a killed writer leaves a readable ledger");
     assert_eq!(
         read.records.len(),
         complete_lines,
-        "every complete line is a record"
+        "every complete line of {} is a record",
+        path.display()
     );
     assert_eq!(
         read.torn_tail.is_some(),
         complete < bytes.len(),
         "a partial last line is reported as a torn tail, nothing else is lost"
     );
-    let ids: HashSet<_> = read.records.iter().map(|r| r.call_id.as_str()).collect();
+    assert!(
+        last || read.torn_tail.is_none(),
+        "only the last file can end mid-line: {}",
+        path.display()
+    );
+    read.records
+}
+
+fn assert_each_once_and_priced(records: &[Cost]) {
+    assert!(records.len() > 100, "{} records", records.len());
     let mut seen = HashSet::new();
-    let dups: Vec<_> = read
-        .records
+    let dups: Vec<_> = records
         .iter()
         .filter(|r| !seen.insert(r.call_id.clone()))
         .map(|r| (r.call_id.clone(), r.at, r.cost_usd))
         .collect();
-    assert_eq!(
-        ids.len(),
-        read.records.len(),
-        "no record written twice: {dups:?}"
-    );
+    assert!(dups.is_empty(), "no record written twice: {dups:?}");
     assert!(
-        read.records
+        records
             .iter()
             .all(|r| r.endpoint == "rt" && r.is_fully_priced())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_survives_sigkill_of_its_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crash.jsonl");
+    invoke_then_kill(&["--ledger".as_ref(), path.as_os_str()], || {
+        std::fs::metadata(&path).map_or(0, |m| m.len())
+    })
+    .await;
+    assert_each_once_and_priced(&complete_records(&path, true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_ledger_survives_sigkill_with_every_file_readable() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("receipts");
+    let dir_arg = format!("{}/", dir.display());
+    let total = || {
+        std::fs::read_dir(&dir).map_or(0, |entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+    };
+    invoke_then_kill(
+        &[
+            "--ledger".as_ref(),
+            dir_arg.as_ref(),
+            "--ledger-roll-bytes".as_ref(),
+            "65536".as_ref(),
+        ],
+        total,
+    )
+    .await;
+    let files = ledger_files(&dir).unwrap();
+    assert!(
+        files.len() >= 4,
+        "{} files for 300 kB at 64 KiB a file",
+        files.len()
+    );
+    let mut records = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        assert!(
+            std::fs::metadata(file).unwrap().len() <= 65_536,
+            "{}",
+            file.display()
+        );
+        records.extend(complete_records(file, i + 1 == files.len()));
+    }
+    assert_each_once_and_priced(&records);
 }

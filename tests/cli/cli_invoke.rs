@@ -52,6 +52,18 @@ fn parse_json_lines(stdout: &[u8]) -> (Vec<Value>, Value) {
     (lines, summary)
 }
 
+/// `sagemeter report ARGS --json`, which must succeed, as JSON.
+fn report_json(args: &[&str]) -> Value {
+    let mut report = sagemeter_at(&refused_url());
+    let done = report
+        .arg("report")
+        .args(args)
+        .arg("--json")
+        .assert()
+        .success();
+    serde_json::from_slice(&done.get_output().stdout).unwrap()
+}
+
 /// Sources of every priced line of a receipt.
 fn sources(receipt: &Value) -> BTreeSet<String> {
     receipt["lines"]
@@ -655,16 +667,7 @@ fn ledger_and_tags_record_every_call_and_report_reads_them_back() {
     }
 
     // `report --by tag:team --json` adds the same money up.
-    let report = sagemeter_at(&refused_url())
-        .args(["report", ledger_arg, "--by", "tag:team", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        report.status.success(),
-        "{}",
-        String::from_utf8_lossy(&report.stderr)
-    );
-    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    let report = report_json(&[ledger_arg, "--by", "tag:team"]);
     let total: Decimal = read.records.iter().map(|c| c.cost_usd).sum();
     assert_eq!(report["groups"][0]["key"], "search", "{report}");
     assert_eq!(report["groups"][0]["calls"], 4);
@@ -690,6 +693,63 @@ fn ledger_and_tags_record_every_call_and_report_reads_them_back() {
         dec(&profile["calls_per_period"]) > Decimal::ZERO,
         "{profile}"
     );
+}
+
+#[test]
+fn a_directory_ledger_rolls_and_report_reads_directories_and_files_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let rolling = format!("{}/receipts/", dir.path().display());
+    let single = dir.path().join("single.jsonl");
+    let invoke = |n: &str, ledger: &str| {
+        let mut invoke = sagemeter();
+        invoke.args(["invoke", REALTIME_ENDPOINT, "--body", "{}", "-n", n]);
+        let done = invoke
+            .args(["--ledger", ledger, "--json"])
+            .assert()
+            .success();
+        parse_json_lines(&done.get_output().stdout).1
+    };
+    let first = invoke("3", &rolling);
+    let second = invoke("2", single.to_str().unwrap());
+
+    // One file per UTC hour, owner-only, in an owner-only directory.
+    use std::os::unix::fs::PermissionsExt;
+    let files = sagemeter::ledger::ledger_files(&rolling).unwrap();
+    assert!(!files.is_empty() && files.len() <= 2, "{files:?}");
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy();
+        assert!(
+            name.starts_with("sagemeter-") && name.ends_with(".jsonl"),
+            "{name}"
+        );
+        assert_eq!(
+            std::fs::metadata(file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let receipts_dir = dir.path().join("receipts");
+    assert_eq!(
+        std::fs::metadata(&receipts_dir)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+
+    // The report of the directory and the file together holds all five calls.
+    let report = report_json(&[&rolling, single.to_str().unwrap()]);
+    assert_eq!(report["total"]["calls"], 5, "{report}");
+    let total = dec(&first["total_cost_usd"]) + dec(&second["total_cost_usd"]);
+    assert_eq!(dec(&report["total"]["cost_usd"]), total);
+
+    // A size limit needs a directory.
+    sagemeter_at(&refused_url())
+        .args(["invoke", REALTIME_ENDPOINT, "--body", "{}", "--ledger"])
+        .arg(&single)
+        .args(["--ledger-roll-bytes", "1000"])
+        .assert()
+        .code(2);
 }
 
 #[test]

@@ -113,9 +113,15 @@ pub struct InvokeArgs {
     #[arg(long, value_name = "BYTES", requires = "input_location")]
     pub input_bytes: Option<u64>,
 
-    /// Append each call's receipt to this JSON Lines ledger (created 0600).
-    #[arg(long, value_name = "FILE")]
+    /// Append each call's receipt to this JSON Lines ledger (created 0600); a
+    /// directory (or a path ending in `/`) gets a rolling ledger, one file per UTC hour.
+    #[arg(long, value_name = "FILE|DIR/")]
     pub ledger: Option<PathBuf>,
+
+    /// With a directory --ledger: also start a new file when the current one
+    /// would grow beyond this many bytes.
+    #[arg(long, value_name = "BYTES", requires = "ledger", value_parser = clap::value_parser!(u64).range(1..))]
+    pub ledger_roll_bytes: Option<u64>,
 
     /// Attribute every call to KEY=VALUE (repeatable): on receipts, logs and the ledger.
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
@@ -413,8 +419,22 @@ pub async fn run(
         );
     }
     if let Some(path) = &args.ledger {
-        let ledger = sagemeter::ledger::JsonlLedger::open(path)
-            .map_err(|e| CliError::Failed(Box::new(e)))?;
+        // A directory (or a path ending in `/`) is a rolling ledger: hourly files.
+        let ledger = if path.is_dir() || path.as_os_str().to_string_lossy().ends_with('/') {
+            let mut rolling = sagemeter::ledger::JsonlLedger::rolling(path);
+            if let Some(bytes) = args.ledger_roll_bytes {
+                rolling = rolling.max_bytes(bytes);
+            }
+            rolling.open()
+        } else if args.ledger_roll_bytes.is_some() {
+            return Err(CliError::Usage(format!(
+                "--ledger-roll-bytes needs a directory --ledger (a path ending in /), not {}",
+                path.display()
+            )));
+        } else {
+            sagemeter::ledger::JsonlLedger::open(path)
+        }
+        .map_err(|e| CliError::Failed(Box::new(e)))?;
         builder = builder.sink(ledger);
     }
     let client = builder.build().map_err(|e| CliError::Failed(Box::new(e)))?;

@@ -86,26 +86,13 @@ pub async fn run(
     Ok(())
 }
 
-/// The files named, and the `*.jsonl` files of the directories named, sorted.
+/// The files named, and the ledger files of the directories named.
 fn ledger_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     let mut files = Vec::new();
     for path in paths {
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "jsonl"))
-                .collect();
-            if found.is_empty() {
-                return Err(CliError::failed(format!(
-                    "{} holds no ledger (*.jsonl)",
-                    path.display()
-                )));
-            }
-            found.sort();
-            files.extend(found);
-        } else {
-            files.push(path.clone());
-        }
+        files.extend(
+            sagemeter::ledger::ledger_files(path).map_err(|e| CliError::Failed(Box::new(e)))?,
+        );
     }
     Ok(files)
 }

@@ -2,16 +2,18 @@
 //! figures, their definitions and the table are `sagemeter::report`'s.
 
 use chrono::{DateTime, Utc};
-use sagemeter::report::{GroupBy, ReportOptions, parse_time_bound, render_table, report_file};
+use sagemeter::report::{GroupBy, ReportOptions, parse_time_bound, render_table, report_files};
 use std::io::Write;
 use std::path::PathBuf;
 
-/// Summarise a ledger: calls, cost, cost per 1,000 calls, p50/p95 cost and
+/// Summarise ledgers: calls, cost, cost per 1,000 calls, p50/p95 cost and
 /// latency, tokens, unpriced share, errors, per group.
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
-    /// The JSON Lines ledger (written by `--ledger` or `sagemeter::ledger::JsonlLedger`).
-    pub ledger: PathBuf,
+    /// JSON Lines ledgers (written by `--ledger` or `sagemeter::ledger::JsonlLedger`),
+    /// or directories of them (a rolling ledger's, read oldest first).
+    #[arg(required = true, value_name = "LEDGER")]
+    pub ledgers: Vec<PathBuf>,
     /// Group by `endpoint`, `variant`, `tag:<key>`, `day` or `hour` (UTC).
     #[arg(long, default_value = "endpoint", value_parser = parse_group_by)]
     pub by: GroupBy,
@@ -45,7 +47,7 @@ pub fn run(
     let mut options = ReportOptions::new(args.by);
     options.since = args.since;
     options.until = args.until;
-    let report = report_file(&args.ledger, &options)?;
+    let report = report_files(&args.ledgers, &options)?;
     if let Some(path) = &args.chart {
         draw_chart(&report, path)?;
     }

@@ -1,0 +1,326 @@
+//! A ledger that rolls: one file per UTC hour or day (and per size), in a directory.
+//!
+//! Files are named `sagemeter-YYYY-MM-DDTHH.jsonl` (`HH` is `00` for daily files);
+//! a file that reaches the size limit is followed by `sagemeter-YYYY-MM-DDTHH.1.jsonl`,
+//! `.2`, and so on. Which file a line goes to is decided when the writer writes it
+//! (by the ledger's clock), so a call that starts at 10:59:59.9 and ends after
+//! 11:00 may be in the 11:00 file; its `at` is when it started, as always.
+//! Every line is a whole receipt: each file reads on its own.
+
+use super::LedgerError;
+use super::file::{FileTarget, open_ledger_file};
+use super::writer::Target;
+use aws_smithy_async::time::SharedTimeSource;
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// How often a rolling ledger starts a new file (besides its size limit).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollEvery {
+    /// One file per UTC hour (the default).
+    Hour,
+    /// One file per UTC day.
+    Day,
+}
+
+/// The hour or day a file covers, and its place among that period's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct FileName {
+    day: NaiveDate,
+    hour: u32,
+    /// 0 for the period's first file, then 1, 2, ... after size limits.
+    seq: u32,
+}
+
+impl FileName {
+    fn of(at: DateTime<Utc>, every: RollEvery) -> FileName {
+        FileName {
+            day: at.date_naive(),
+            hour: match every {
+                RollEvery::Hour => at.hour(),
+                RollEvery::Day => 0,
+            },
+            seq: 0,
+        }
+    }
+
+    fn same_period(&self, other: &FileName) -> bool {
+        self.day == other.day && self.hour == other.hour
+    }
+
+    fn file_name(&self) -> String {
+        let (y, m, d) = (self.day.year(), self.day.month(), self.day.day());
+        match self.seq {
+            0 => format!("sagemeter-{y:04}-{m:02}-{d:02}T{:02}.jsonl", self.hour),
+            n => format!("sagemeter-{y:04}-{m:02}-{d:02}T{:02}.{n}.jsonl", self.hour),
+        }
+    }
+
+    /// Reads a name this module writes; `None` for any other file.
+    pub(crate) fn parse(name: &str) -> Option<FileName> {
+        let stem = name.strip_prefix("sagemeter-")?.strip_suffix(".jsonl")?;
+        let (stamp, seq) = match stem.split_once('.') {
+            Some((stamp, seq)) => (stamp, seq.parse().ok().filter(|n: &u32| *n > 0)?),
+            None => (stem, 0),
+        };
+        let (date, hour) = stamp.split_once('T')?;
+        let hour: u32 = hour.parse().ok().filter(|h| *h < 24 && hour.len() == 2)?;
+        let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+        Some(FileName { day, hour, seq })
+    }
+}
+
+/// The files of a rolling ledger in `dir`, oldest first.
+pub(crate) fn rolled_files(dir: &Path) -> io::Result<Vec<(FileName, PathBuf)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().and_then(FileName::parse) else {
+            continue;
+        };
+        if entry.file_type()?.is_file() {
+            files.push((name, entry.path()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// What a rolling ledger needs to pick and open its files.
+pub(crate) struct Rolling {
+    pub(crate) dir: PathBuf,
+    pub(crate) every: RollEvery,
+    pub(crate) max_bytes: Option<u64>,
+    pub(crate) keep_files: Option<usize>,
+    pub(crate) time: SharedTimeSource,
+}
+
+/// Lines go to the file of the current period; a new period or the size limit
+/// opens the next file, and the oldest beyond the retention count are removed.
+pub(crate) struct RollingTarget {
+    rolling: Rolling,
+    current: Option<(FileName, FileTarget)>,
+}
+
+impl RollingTarget {
+    /// Makes the directory (0700) if needed and opens the current period's file
+    /// (repairing a torn tail left by a crash), so that a bad directory fails now.
+    pub(crate) fn open(rolling: Rolling) -> Result<RollingTarget, LedgerError> {
+        make_dir(&rolling.dir)?;
+        let mut target = RollingTarget {
+            rolling,
+            current: None,
+        };
+        let now = target.now();
+        target.roll(now, 0).map_err(|source| LedgerError::Open {
+            path: target.rolling.dir.clone(),
+            source,
+        })?;
+        Ok(target)
+    }
+
+    fn now(&self) -> FileName {
+        FileName::of(self.rolling.time.now().into(), self.rolling.every)
+    }
+
+    /// Opens the file for `period`: the last existing one of that period if it has
+    /// room for `need` more bytes, else the next.
+    fn roll(&mut self, period: FileName, need: u64) -> io::Result<()> {
+        let existing = rolled_files(&self.rolling.dir)?;
+        let last = existing
+            .iter()
+            .rev()
+            .find(|(name, _)| name.same_period(&period));
+        let mut name = last.map_or(period, |(n, _)| *n);
+        if let Some((_, path)) = last {
+            let len = std::fs::metadata(path)?.len();
+            if self.full(len, need) {
+                name.seq += 1;
+            }
+        }
+        let path = self.rolling.dir.join(name.file_name());
+        let (file, len) = open_ledger_file(&path).map_err(|e| match e {
+            LedgerError::Open { source, .. } => source,
+            other => io::Error::other(other.to_string()),
+        })?;
+        self.current = Some((name, FileTarget::new(file, len)));
+        self.remove_old(&name);
+        Ok(())
+    }
+
+    /// Whether a file of `len` bytes has no room for `need` more (a file always
+    /// takes at least one line).
+    fn full(&self, len: u64, need: u64) -> bool {
+        self.rolling
+            .max_bytes
+            .is_some_and(|max| len > 0 && len.saturating_add(need) > max)
+    }
+
+    /// Removes the oldest files beyond the retention count, never `current`.
+    fn remove_old(&self, current: &FileName) {
+        let Some(keep) = self.rolling.keep_files else {
+            return;
+        };
+        let Ok(files) = rolled_files(&self.rolling.dir) else {
+            return;
+        };
+        let excess = files.len().saturating_sub(keep);
+        for (name, path) in files.into_iter().take(excess) {
+            if name == *current {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::debug!(target: "sagemeter", path = %path.display(),
+                    "rolling ledger: removed a file beyond the retention count"),
+                Err(e) => tracing::warn!(target: "sagemeter", path = %path.display(), error = %e,
+                    "rolling ledger: could not remove a file beyond the retention count"),
+            }
+        }
+    }
+}
+
+impl Target for RollingTarget {
+    fn write_lines(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let period = self.now();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let stale = match &self.current {
+                Some((name, _)) => !name.same_period(&period),
+                None => true,
+            };
+            if stale {
+                self.roll(period, 0)?;
+            }
+            let Some((_, file)) = &mut self.current else {
+                return Err(io::Error::other("no ledger file open"));
+            };
+            // As many whole lines as fit under the size limit (at least one).
+            let take = match self.rolling.max_bytes {
+                None => rest.len(),
+                Some(max) => {
+                    let room = max.saturating_sub(file.len());
+                    fitting_lines(rest, room, file.len() == 0)
+                }
+            };
+            if take == 0 {
+                let name = self.current.as_ref().map_or(period, |(n, _)| *n);
+                self.roll(name, line_len(rest))?;
+                continue;
+            }
+            let (now, later) = rest.split_at(take);
+            if let Some((_, file)) = &mut self.current {
+                file.write_lines(now)?;
+            }
+            rest = later;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        match &mut self.current {
+            Some((_, file)) => file.sync(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The length of the first line of `bytes`, its newline included.
+fn line_len(bytes: &[u8]) -> u64 {
+    memchr::memchr(b'\n', bytes).map_or(bytes.len(), |i| i + 1) as u64
+}
+
+/// How many bytes of whole lines from the start of `bytes` fit in `room`; at least
+/// one line when `empty` (a line longer than the limit gets a file of its own).
+fn fitting_lines(bytes: &[u8], room: u64, empty: bool) -> usize {
+    let mut end = 0usize;
+    for i in memchr::memchr_iter(b'\n', bytes) {
+        if (i + 1) as u64 > room {
+            break;
+        }
+        end = i + 1;
+    }
+    if end == 0 && empty {
+        end = line_len(bytes) as usize;
+    }
+    end
+}
+
+/// Creates the directory 0700 if it does not exist; refuses one that others can
+/// read or enter (as for ledger files, its mode is not changed for you).
+fn make_dir(dir: &Path) -> Result<(), LedgerError> {
+    let open_err = |source| LedgerError::Open {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    let existed = dir.is_dir();
+    builder.create(dir).map_err(open_err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(dir).map_err(open_err)?;
+        let mode = meta.permissions().mode() & 0o777;
+        if !existed && mode != 0o700 {
+            // The umask may have taken bits away; make it exactly 0700.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(open_err)?;
+        } else if existed && mode & 0o077 != 0 {
+            return Err(LedgerError::Permissions {
+                path: dir.to_owned(),
+                mode,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = existed;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_read_back_and_sort_by_period_then_sequence() {
+        let at: DateTime<Utc> = "2026-12-02T07:30:00Z".parse().unwrap();
+        let hour = FileName::of(at, RollEvery::Hour);
+        assert_eq!(hour.file_name(), "sagemeter-2026-12-02T07.jsonl");
+        let second = FileName { seq: 2, ..hour };
+        assert_eq!(second.file_name(), "sagemeter-2026-12-02T07.2.jsonl");
+        assert_eq!(
+            FileName::of(at, RollEvery::Day).file_name(),
+            "sagemeter-2026-12-02T00.jsonl"
+        );
+        for name in [hour, second] {
+            assert_eq!(FileName::parse(&name.file_name()), Some(name));
+        }
+        let next_hour = FileName::of("2026-12-02T08:00:00Z".parse().unwrap(), RollEvery::Hour);
+        let mut names = vec![next_hour, second, hour];
+        names.sort();
+        assert_eq!(names, [hour, second, next_hour]);
+        for other in [
+            "calls.jsonl",
+            "sagemeter-2026-12-02T24.jsonl",
+            "sagemeter-2026-12-02T7.jsonl",
+            "sagemeter-2026-12-02T07.0.jsonl",
+            "sagemeter-2026-12-02T07.jsonl.tmp",
+        ] {
+            assert_eq!(FileName::parse(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn whole_lines_fit_under_the_limit_and_a_long_line_gets_an_empty_file() {
+        let lines = b"aaaa\nbbbb\ncccc\n";
+        assert_eq!(fitting_lines(lines, 10, false), 10);
+        assert_eq!(fitting_lines(lines, 9, false), 5);
+        assert_eq!(fitting_lines(lines, 4, false), 0);
+        assert_eq!(fitting_lines(lines, 4, true), 5);
+        assert_eq!(fitting_lines(lines, 100, false), 15);
+    }
+}
