@@ -41,6 +41,8 @@ mod endpoints;
 mod error;
 mod metrics;
 mod reconcile;
+#[cfg(test)]
+mod tests;
 mod usage_class;
 
 pub use bill::BilledUsage;
