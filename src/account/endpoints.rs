@@ -386,10 +386,7 @@ impl Account {
             for (i, endpoint) in chunk.iter().enumerate() {
                 let client = self.sagemaker.clone();
                 let name = endpoint.name.clone();
-                tasks.spawn(async move {
-                    let answer = crate::endpoint::describe_with_status(&client, &name).await;
-                    (i, answer.map(|(profile, _)| profile))
-                });
+                tasks.spawn(async move { (i, crate::endpoint::describe(&client, &name).await) });
             }
             let mut answers: Vec<Option<Result<EndpointProfile, DiscoveryError>>> =
                 (0..chunk.len()).map(|_| None).collect();

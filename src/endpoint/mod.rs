@@ -450,26 +450,10 @@ impl DiscoveryInner {
 }
 
 /// `DescribeEndpoint` then `DescribeEndpointConfig`, merged into a profile.
-async fn describe(
+pub(crate) async fn describe(
     client: &aws_sdk_sagemaker::Client,
     endpoint: &str,
 ) -> Result<EndpointProfile, DiscoveryError> {
-    describe_with_status(client, endpoint)
-        .await
-        .map(|(profile, _)| profile)
-}
-
-/// [`describe`], with the endpoint's own description (status, creation time, ARN).
-pub(crate) async fn describe_with_status(
-    client: &aws_sdk_sagemaker::Client,
-    endpoint: &str,
-) -> Result<
-    (
-        EndpointProfile,
-        aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput,
-    ),
-    DiscoveryError,
-> {
     let described = client
         .describe_endpoint()
         .endpoint_name(endpoint)
@@ -488,8 +472,7 @@ pub(crate) async fn describe_with_status(
         .send()
         .await
         .map_err(|e| classify(endpoint, e))?;
-    let profile = profile_from_descriptions(endpoint, &described, &config)?;
-    Ok((profile, described))
+    profile_from_descriptions(endpoint, &described, &config)
 }
 
 /// Merges the two descriptions. Counts and serverless settings come from the
@@ -571,10 +554,7 @@ pub(crate) fn profile_from_descriptions(
     })
 }
 
-pub(crate) fn classify<E, R>(
-    endpoint: &str,
-    err: aws_sdk_sagemaker::error::SdkError<E, R>,
-) -> DiscoveryError
+fn classify<E, R>(endpoint: &str, err: aws_sdk_sagemaker::error::SdkError<E, R>) -> DiscoveryError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: fmt::Debug,
