@@ -4,11 +4,12 @@
 //! sequence numbers and leases); `tests/cli/cli_fleet.rs` runs real processes.
 
 use crate::support::emulator::{Emulator, REALTIME_ENDPOINT};
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::fault_proxy::{Fault, FaultProxy};
 use crate::support::m5_priced_by_overrides;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use rust_decimal::Decimal;
-use sagemeter::billing::UsageCharges;
+use sagemeter::billing::{LineItem, UsageCharges};
 use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
 use sagemeter::fleet::{
     FleetConfig, FleetScopeStatus, WhenUnavailable, create_table, fleet_status,
@@ -61,6 +62,68 @@ async fn call(client: &Client) -> Result<Cost, Error> {
         .send()
         .await
         .map(|r| r.cost().clone())
+}
+
+/// A fleet table on the emulator, and the in-process fake SageMaker serving one
+/// endpoint of `ml.m5.xlarge` instances: its calls are held as long as a test
+/// likes, while the processes share the table.
+struct FakeFleet {
+    table: String,
+    ddb: aws_sdk_dynamodb::Client,
+    fake: FakeSageMaker,
+    endpoint: &'static str,
+    instances: u32,
+}
+
+impl FakeFleet {
+    async fn start(what: &str, endpoint: &'static str, instances: u32) -> FakeFleet {
+        let conf = Emulator::shared().sdk_config().await;
+        let table = table_name(what);
+        create_table(&conf, &table).await.unwrap();
+        let fake = FakeSageMaker::start().await;
+        fake.add_endpoint(
+            endpoint,
+            vec![FakeVariant::instance(
+                "AllTraffic",
+                "ml.m5.xlarge",
+                instances,
+            )],
+        );
+        FakeFleet {
+            table,
+            ddb: aws_sdk_dynamodb::Client::new(&conf),
+            fake,
+            endpoint,
+            instances,
+        }
+    }
+
+    /// One process of the fleet, priced from overrides, without metrics; its
+    /// fleet flushes every `flush` (the default when `None`).
+    async fn process(&self, flush: Option<Duration>) -> sagemeter::ClientBuilder {
+        let mut fleet = FleetConfig::dynamodb(&self.table).dynamodb_client(self.ddb.clone());
+        if let Some(flush) = flush {
+            fleet = fleet.flush_every(flush);
+        }
+        m5_priced_by_overrides(&self.fake, self.endpoint, self.instances)
+            .await
+            .without_metrics()
+            .fleet(fleet)
+    }
+}
+
+/// The cost of a receipt's compute line.
+fn compute_usd(cost: &Cost) -> Decimal {
+    cost.lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .and_then(|l| l.cost_usd())
+        .expect("a priced compute line")
+}
+
+/// `d` in hours, exactly (to the microsecond).
+fn hours(d: Duration) -> Decimal {
+    Decimal::from(d.as_micros() as u64) / Decimal::from(3_600_000_000u64)
 }
 
 fn scope<'a>(status: &'a [FleetScopeStatus], scope: &BudgetScope) -> &'a FleetScopeStatus {
@@ -428,36 +491,15 @@ async fn the_table_going_away_and_coming_back_loses_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_processes_on_one_3_instance_variant_are_allocated_its_instances_once() {
-    use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
-    use sagemeter::billing::LineItem;
-
     // SageMaker is the in-process fake (its calls are held as long as the test
     // likes); the fleet table is on the emulator.
-    let emu = Emulator::shared();
-    let table = table_name("sharing");
-    create_table(&emu.sdk_config().await, &table).await.unwrap();
-    let ddb = aws_sdk_dynamodb::Client::new(&emu.sdk_config().await);
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "three",
-        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 3)],
-    );
+    let fleet = FakeFleet::start("sharing", "three", 3).await;
+    let fake = &fleet.fake;
     let flush = Duration::from_millis(100);
     let rate = dec("0.23"); // ml.m5.xlarge, us-east-1, USD per instance-hour
     let mut clients = Vec::new();
     for _ in 0..4 {
-        clients.push(
-            m5_priced_by_overrides(&fake, "three", 3)
-                .await
-                .without_metrics()
-                .fleet(
-                    FleetConfig::dynamodb(&table)
-                        .dynamodb_client(ddb.clone())
-                        .flush_every(flush),
-                )
-                .build()
-                .unwrap(),
-        );
+        clients.push(fleet.process(Some(flush)).await.build().unwrap());
     }
     // Each process keeps 3 calls in flight for 3 s: 12 calls on 3 instances.
     fake.hold();
@@ -466,17 +508,7 @@ async fn four_processes_on_one_3_instance_variant_are_allocated_its_instances_on
     for client in &clients {
         for _ in 0..3 {
             let client = client.clone();
-            calls.spawn(async move {
-                client
-                    .invoke_endpoint()
-                    .endpoint_name("three")
-                    .body(Blob::new("{}"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .cost()
-                    .clone()
-            });
+            calls.spawn(async move { call_endpoint(&client, "three").await });
         }
     }
     fake.wait_for_invocations(12).await;
@@ -484,20 +516,13 @@ async fn four_processes_on_one_3_instance_variant_are_allocated_its_instances_on
     fake.release();
     let mut allocated = Decimal::ZERO;
     while let Some(cost) = calls.join_next().await {
-        let cost = cost.unwrap();
-        let compute = cost
-            .lines
-            .iter()
-            .find(|l| l.item == LineItem::Compute)
-            .unwrap();
-        allocated += compute.cost_usd().unwrap();
+        allocated += compute_usd(&cost.unwrap());
     }
     let run = started.elapsed();
     for client in &clients {
         client.meter().shutdown().await.unwrap();
     }
     // What the 3 instances cost over the run, by the hour's rate.
-    let hours = |d: Duration| Decimal::from(d.as_micros() as u64) / Decimal::from(3_600_000_000u64);
     let instances_cost = Decimal::from(3) * rate * hours(run);
     // Each process publishes its load at its first call and reads the others'
     // with each flush: until it has read them (at most one flush interval) it
@@ -519,30 +544,16 @@ async fn four_processes_on_one_3_instance_variant_are_allocated_its_instances_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amortized_allocation_charges_the_instances_once_across_the_fleet() {
-    use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
-    use sagemeter::billing::{Allocation, LineItem};
+    use sagemeter::billing::Allocation;
 
-    let emu = Emulator::shared();
-    let table = table_name("amortized");
-    create_table(&emu.sdk_config().await, &table).await.unwrap();
-    let ddb = aws_sdk_dynamodb::Client::new(&emu.sdk_config().await);
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "two",
-        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
-    );
+    let fleet = FakeFleet::start("amortized", "two", 2).await;
     let rate = dec("0.23");
     let flush = Duration::from_millis(100);
     let client = || async {
-        m5_priced_by_overrides(&fake, "two", 2)
+        fleet
+            .process(Some(flush))
             .await
-            .without_metrics()
             .allocation(Allocation::Amortized)
-            .fleet(
-                FleetConfig::dynamodb(&table)
-                    .dynamodb_client(ddb.clone())
-                    .flush_every(flush),
-            )
             .build()
             .unwrap()
     };
@@ -557,13 +568,7 @@ async fn amortized_allocation_charges_the_instances_once_across_the_fleet() {
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             while started.elapsed() < Duration::from_secs(2) {
                 tick.tick().await;
-                let cost = call_endpoint(&c, "two").await;
-                charged += cost
-                    .lines
-                    .iter()
-                    .find(|l| l.item == LineItem::Compute)
-                    .and_then(|l| l.cost_usd())
-                    .unwrap_or_default();
+                charged += compute_usd(&call_endpoint(&c, "two").await);
             }
             charged
         });
@@ -575,7 +580,6 @@ async fn amortized_allocation_charges_the_instances_once_across_the_fleet() {
     let run = started.elapsed();
     a.meter().shutdown().await.unwrap();
     b.meter().shutdown().await.unwrap();
-    let hours = |d: Duration| Decimal::from(d.as_micros() as u64) / Decimal::from(3_600_000_000u64);
     let instances_cost = Decimal::from(2) * rate * hours(run);
     // A process's share of the fleet's calls is known from the answer to its
     // second write (a flush interval apart, each after up to an interval of
@@ -701,35 +705,10 @@ async fn a_lease_of_a_period_that_ended_is_given_back_at_the_next_flush() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receipts_accrual_is_the_fleets_instances_against_every_processs_allocation() {
-    use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
-    use sagemeter::billing::LineItem;
-
-    let emu = Emulator::shared();
-    let table = table_name("accrual");
-    create_table(&emu.sdk_config().await, &table).await.unwrap();
-    let ddb = aws_sdk_dynamodb::Client::new(&emu.sdk_config().await);
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "pair",
-        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
-    );
+    let fleet = FakeFleet::start("accrual", "pair", 2).await;
     let rate = dec("0.23");
-    let client = || async {
-        m5_priced_by_overrides(&fake, "pair", 2)
-            .await
-            .without_metrics()
-            .fleet(FleetConfig::dynamodb(&table).dynamodb_client(ddb.clone()))
-            .build()
-            .unwrap()
-    };
+    let client = || async { fleet.process(None).await.build().unwrap() };
     let (a, b) = (client().await, client().await);
-    let compute = |cost: &Cost| {
-        cost.lines
-            .iter()
-            .find(|l| l.item == LineItem::Compute)
-            .and_then(|l| l.cost_usd())
-            .unwrap()
-    };
     let mut receipts = Vec::new();
     for _ in 0..5 {
         receipts.push(call_endpoint(&a, "pair").await);
@@ -746,7 +725,7 @@ async fn a_receipts_accrual_is_the_fleets_instances_against_every_processs_alloc
     receipts.push(last.clone());
     let accrual = last.accrual.clone().expect("an instance variant accrues");
     // Allocated: every receipt of both processes, to the pico-dollar.
-    let allocated: Decimal = receipts.iter().map(compute).sum();
+    let allocated: Decimal = receipts.iter().map(compute_usd).sum();
     assert_eq!(accrual.allocated_usd, allocated);
     // Accrued: 2 instances × $0.23/h since the fleet's first call (the earliest
     // receipt's start, to the millisecond) until this receipt was made.
