@@ -1,8 +1,9 @@
 //! [`JsonlLedger`]: an append-only JSON Lines file, one line per metered call.
 
 use super::LedgerError;
+use super::compact::{Defined, Dictionary};
 use super::rolling::{RollEvery, Rolling, RollingTarget};
-use super::writer::{BackgroundWriter, Encode, Options, Refused, SinkStats, Target};
+use super::writer::{BackgroundWriter, Encode, LineMeta, Options, Refused, SinkStats, Target};
 use crate::billing::Cost;
 use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
 use std::fs::{File, OpenOptions};
@@ -29,13 +30,19 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 /// ```
 ///
 /// # File format
-/// UTF-8 JSON Lines. Each line is one [`Cost`] receipt as serde serialises it, with
-/// one extra member first: `"v"`, the format version ([`LEDGER_FORMAT_VERSION`](super::LEDGER_FORMAT_VERSION)):
-/// `{"v":1,"call_id":"…","at":"2026-11-02T10:00:00Z","endpoint":"…",…}`.
-/// Money is a decimal string (`"cost_usd":"0.000015972222"`), durations are whole
-/// microseconds (`latency_us`). Request and response bodies are never in it: a
-/// receipt has no field that could hold one. Read it back with
-/// [`read_all`](super::read_all) or [`LedgerReader`](super::LedgerReader).
+/// UTF-8 JSON Lines, format 2 ([`LEDGER_FORMAT_VERSION`](super::LEDGER_FORMAT_VERSION),
+/// `"v":2` on every line; `docs/ledger.md` in the repository describes every
+/// member). What repeats from call to call (the endpoint's context, each price
+/// with its source, SKU, dates and note) is a *definition* line written once per
+/// file, before the first receipt that refers to it; each receipt is one short
+/// line (about 370 bytes) referring to them:
+/// `{"v":2,"c":0,"id":"…","at":1764633334014650925,"lat":47635,…,"l":[[1,"0.0000132686"],[2],[3]],"cost":"0.000018714",…}`.
+/// Nothing is rounded or dropped: [`read_all`](super::read_all) and
+/// [`LedgerReader`](super::LedgerReader) give back the very receipts written, and
+/// read format 1 (each receipt whole, as serde serialises [`Cost`]) as well, even
+/// mixed in one file. Money is a decimal string, durations whole microseconds.
+/// Request and response bodies are never in it: a receipt has no field that
+/// could hold one.
 ///
 /// # Permissions
 /// A new file is created with mode 0600 (owner read/write) whatever the umask. An
@@ -180,22 +187,27 @@ impl JsonlLedgerBuilder {
             capacity: self.capacity,
             sync_every: self.sync_every,
         };
+        let dict = Arc::new(Dictionary::default());
+        let encode = encode_record(dict.clone());
         let writer = match self.roll {
             None => {
                 let (file, len) = open_ledger_file(&path)?;
-                BackgroundWriter::start(options, encode_record(), FileTarget::new(file, len))?
+                BackgroundWriter::start(options, encode, FileTarget::new(file, len, dict))?
             }
             Some(roll) => {
-                let target = RollingTarget::open(Rolling {
-                    dir: path.clone(),
-                    every: roll.every,
-                    max_bytes: roll.max_bytes,
-                    keep_files: roll.keep_files,
-                    time: roll
-                        .time
-                        .unwrap_or_else(|| SharedTimeSource::new(SystemTimeSource::new())),
-                })?;
-                BackgroundWriter::start(options, encode_record(), target)?
+                let target = RollingTarget::open(
+                    Rolling {
+                        dir: path.clone(),
+                        every: roll.every,
+                        max_bytes: roll.max_bytes,
+                        keep_files: roll.keep_files,
+                        time: roll
+                            .time
+                            .unwrap_or_else(|| SharedTimeSource::new(SystemTimeSource::new())),
+                    },
+                    dict,
+                )?;
+                BackgroundWriter::start(options, encode, target)?
             }
         };
         Ok(JsonlLedger {
@@ -287,40 +299,78 @@ impl JsonlLedger {
     }
 }
 
-/// One ledger line: `{"v":1,` followed by the receipt's own members, then `\n`
-/// (see `line.rs`).
-fn encode_record() -> Encode {
-    Box::new(|cost: &Cost, out: &mut Vec<u8>| {
-        super::line::write_line(cost, out);
-        Ok(())
-    })
+/// One receipt's ledger line in format 2, referring to the ledger's definitions
+/// (see `compact.rs`).
+fn encode_record(dict: Arc<Dictionary>) -> Encode {
+    Box::new(
+        move |cost: &Cost, out: &mut Vec<u8>, refs: &mut super::Refs| {
+            super::compact::write_record(cost, &dict, out, refs);
+            Ok(())
+        },
+    )
 }
 
-/// Appends whole lines; undoes a partial write by truncating back to the last
-/// complete one.
+/// Appends whole lines, each after the definitions it refers to that the file
+/// does not hold yet; undoes a partial write by truncating back to the last
+/// complete line.
 pub(super) struct FileTarget {
     file: File,
     /// File length after the last successful write (only whole lines).
     good_len: u64,
+    /// Of which the definitions this process wrote (not counted by [`len`](Self::len)).
+    definition_bytes: u64,
+    /// The ledger's definitions.
+    dict: Arc<Dictionary>,
+    /// Those written to this file by this process.
+    defined: Defined,
 }
 
 impl FileTarget {
     /// `file`, opened for appending, `len` bytes long (whole lines).
-    pub(super) fn new(file: File, len: u64) -> Self {
+    pub(super) fn new(file: File, len: u64, dict: Arc<Dictionary>) -> Self {
         FileTarget {
             file,
             good_len: len,
+            definition_bytes: 0,
+            dict,
+            defined: Defined::default(),
         }
     }
 
-    /// Bytes in the file (whole lines).
+    /// Bytes of receipts in the file (all of it, for a file this process did not
+    /// start), what a size limit counts: a file is larger by the definitions
+    /// its receipts need (a few hundred bytes each).
     pub(super) fn len(&self) -> u64 {
-        self.good_len
+        self.good_len - self.definition_bytes
     }
-}
 
-impl Target for FileTarget {
-    fn write_lines(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// `bytes` (`lines`) with the definitions they need first, the ids added and
+    /// the bytes they take.
+    fn with_definitions(&mut self, bytes: &[u8], lines: &[LineMeta]) -> (Vec<u8>, Vec<u32>, u64) {
+        let mut out = Vec::with_capacity(bytes.len() + 4096);
+        let mut added = Vec::new();
+        let mut added_bytes = 0;
+        let mut at = 0;
+        for line in lines {
+            for &id in line.refs.ids() {
+                if self.defined.contains(id) {
+                    continue;
+                }
+                if let Some(definition) = self.dict.line(id) {
+                    out.extend_from_slice(&definition);
+                    added_bytes += definition.len() as u64;
+                    self.defined.insert(id);
+                    added.push(id);
+                }
+            }
+            out.extend_from_slice(&bytes[at..at + line.len]);
+            at += line.len;
+        }
+        out.extend_from_slice(&bytes[at..]);
+        (out, added, added_bytes)
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self.file.write_all(bytes) {
             Ok(()) => {
                 self.good_len += bytes.len() as u64;
@@ -333,6 +383,30 @@ impl Target for FileTarget {
                 Err(e)
             }
         }
+    }
+}
+
+impl Target for FileTarget {
+    fn write_lines(&mut self, bytes: &[u8], lines: &[LineMeta]) -> io::Result<()> {
+        let defined = &self.defined;
+        let all_defined = lines
+            .iter()
+            .all(|line| line.refs.ids().iter().all(|id| defined.contains(*id)));
+        if all_defined {
+            return self.append(bytes);
+        }
+        // Rare: a definition this file does not hold yet (a new price, a new file).
+        let (with_definitions, added, added_bytes) = self.with_definitions(bytes, lines);
+        let written = self.append(&with_definitions);
+        match written {
+            Ok(()) => self.definition_bytes += added_bytes,
+            Err(_) => {
+                for id in added {
+                    self.defined.remove(id);
+                }
+            }
+        }
+        written
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -421,7 +495,7 @@ fn repair_torn_tail(file: &mut File, len: u64, path: &Path) -> io::Result<u64> {
             break pos + from as u64;
         }
     };
-    if serde_json::from_slice::<Cost>(&tail).is_ok() {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&tail).is_ok() {
         // Complete record, only its newline is missing.
         file.write_all(b"\n")?;
         tracing::warn!(target: "sagemeter", path = %path.display(),

@@ -1,8 +1,9 @@
-//! One ledger line, written by hand: `{"v":1,` then the receipt's members exactly
-//! as `serde_json` writes them from the receipt's derives (which define the
-//! format and read it back; a test holds the two to the same bytes).
+//! A ledger line of format 1, written by hand: `{"v":1,` then the receipt's
+//! members exactly as `serde_json` writes them from the receipt's derives (which
+//! define the format and read it back; a test holds the two to the same bytes).
+//! Format 2 (`compact.rs`) uses these pieces and falls back to this whole line.
 //!
-//! The writer thread encodes every receipt, next to the callers on the same
+//! The recording threads encode every receipt, next to the callers on the same
 //! cores. Through serde, a receipt took about 36,000 instructions, most of them
 //! a call and a byte-by-byte escape check per key and per amount; here the keys
 //! are literals and only free text is checked, eight bytes at a time.
@@ -10,7 +11,6 @@
 //! Every type is taken apart without `..`: a field added to a receipt type does
 //! not compile until it is written here too.
 
-use super::LEDGER_FORMAT_VERSION;
 use crate::billing::{Accrual, Cost, CostLine, LinePrice, QuantityUnit, amount};
 use crate::endpoint::VariantBilling;
 use crate::pricing::Provenance;
@@ -39,9 +39,7 @@ pub(crate) fn write_line(cost: &Cost, out: &mut Vec<u8>) {
         tags,
         notes,
     } = cost;
-    out.extend_from_slice(b"{\"v\":");
-    number(out, LEDGER_FORMAT_VERSION);
-    out.extend_from_slice(b",\"call_id\":");
+    out.extend_from_slice(b"{\"v\":1,\"call_id\":");
     string(out, call_id);
     out.extend_from_slice(b",\"at\":");
     timestamp(out, at);
@@ -105,7 +103,7 @@ pub(crate) fn write_line(cost: &Cost, out: &mut Vec<u8>) {
     out.extend_from_slice(b"}\n");
 }
 
-fn write_usage(out: &mut Vec<u8>, usage: &Usage) {
+pub(super) fn write_usage(out: &mut Vec<u8>, usage: &Usage) {
     let Usage {
         operation,
         latency,
@@ -154,7 +152,7 @@ fn write_usage(out: &mut Vec<u8>, usage: &Usage) {
     out.push(b'}');
 }
 
-fn cost_line(out: &mut Vec<u8>, line: &CostLine) {
+pub(super) fn cost_line(out: &mut Vec<u8>, line: &CostLine) {
     let CostLine {
         item,
         quantity,
@@ -189,7 +187,7 @@ fn cost_line(out: &mut Vec<u8>, line: &CostLine) {
     out.extend_from_slice(b"}}");
 }
 
-fn write_provenance(out: &mut Vec<u8>, provenance: &Provenance) {
+pub(super) fn write_provenance(out: &mut Vec<u8>, provenance: &Provenance) {
     let Provenance {
         source,
         sku,
@@ -210,7 +208,7 @@ fn write_provenance(out: &mut Vec<u8>, provenance: &Provenance) {
     out.push(b'}');
 }
 
-fn variant_billing(out: &mut Vec<u8>, billing: &VariantBilling) {
+pub(super) fn variant_billing(out: &mut Vec<u8>, billing: &VariantBilling) {
     match billing {
         VariantBilling::Instance {
             instance_type,
@@ -236,7 +234,7 @@ fn variant_billing(out: &mut Vec<u8>, billing: &VariantBilling) {
     out.push(b'}');
 }
 
-fn write_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
+pub(super) fn write_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
     let Accrual {
         accrued_usd,
         allocated_usd,
@@ -259,7 +257,7 @@ fn write_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
 // The names serde gives these enums' variants (`rename_all = "snake_case"`); the
 // other enums' `as_str` gives theirs.
 
-fn unit_name(unit: QuantityUnit) -> &'static str {
+pub(super) fn unit_name(unit: QuantityUnit) -> &'static str {
     match unit {
         QuantityUnit::InstanceHours => "instance_hours",
         QuantityUnit::Seconds => "seconds",
@@ -270,41 +268,45 @@ fn unit_name(unit: QuantityUnit) -> &'static str {
 }
 
 /// Text known to need no escaping (variant names, amounts, timestamps), quoted.
-fn quoted(out: &mut Vec<u8>, text: impl AsRef<[u8]>) {
+pub(super) fn quoted(out: &mut Vec<u8>, text: impl AsRef<[u8]>) {
     out.push(b'"');
     out.extend_from_slice(text.as_ref());
     out.push(b'"');
 }
 
-fn optional<T: ?Sized>(out: &mut Vec<u8>, value: Option<&T>, write: impl Fn(&mut Vec<u8>, &T)) {
+pub(super) fn optional<T: ?Sized>(
+    out: &mut Vec<u8>,
+    value: Option<&T>,
+    write: impl Fn(&mut Vec<u8>, &T),
+) {
     match value {
         Some(value) => write(out, value),
         None => out.extend_from_slice(b"null"),
     }
 }
 
-fn number(out: &mut Vec<u8>, n: impl itoa::Integer) {
+pub(super) fn number(out: &mut Vec<u8>, n: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-fn micros(out: &mut Vec<u8>, d: &std::time::Duration) {
+pub(super) fn micros(out: &mut Vec<u8>, d: &std::time::Duration) {
     number(out, u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
 }
 
 /// An amount, as a string (see `billing::receipt`).
-fn decimal(out: &mut Vec<u8>, d: &Decimal) {
+pub(super) fn decimal(out: &mut Vec<u8>, d: &Decimal) {
     let mut buf = [0; amount::MAX_LEN];
     quoted(out, amount::ascii(d, &mut buf));
 }
 
 /// As chrono's `Serialize`: RFC 3339, `Z`, as many fractional digits as needed.
-fn timestamp(out: &mut Vec<u8>, at: &DateTime<Utc>) {
+pub(super) fn timestamp(out: &mut Vec<u8>, at: &DateTime<Utc>) {
     quoted(out, at.to_rfc3339_opts(SecondsFormat::AutoSi, true));
 }
 
 /// A JSON string, escaped as `serde_json` escapes it: `"` and `\`, and control
 /// characters as `\b \t \n \f \r` or `\u00XX`.
-fn string(out: &mut Vec<u8>, s: &str) {
+pub(super) fn string(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
@@ -378,7 +380,7 @@ mod tests {
     /// The line serde_json writes for `cost`.
     fn through_serde(cost: &Cost) -> String {
         let json = serde_json::to_string(cost).unwrap();
-        format!("{{\"v\":{LEDGER_FORMAT_VERSION},{}\n", &json[1..])
+        format!("{{\"v\":1,{}\n", &json[1..])
     }
 
     fn by_hand(cost: &Cost) -> String {

@@ -7,6 +7,7 @@
 //! (a bounded queue and one writer thread) is shared with the CloudWatch EMF sink
 //! ([`crate::sink::EmfSink`]), whence [`Refused`] and [`SinkStats`].
 
+mod compact;
 mod error;
 mod file;
 mod line;
@@ -20,7 +21,9 @@ pub use reader::{LedgerRead, LedgerReader, TornTail, ledger_files, read_all};
 pub use rolling::RollEvery;
 pub use writer::{Refused, SinkStats};
 
+pub(crate) use compact::Refs;
 pub(crate) use writer::{BackgroundWriter, Encode, Options, StreamTarget};
 
-/// The version of the ledger line format, written as `"v"` on every line.
-pub const LEDGER_FORMAT_VERSION: u32 = 1;
+/// The version of the ledger line format [`JsonlLedger`] writes, `"v"` on every
+/// line. Readers read it and every older one (format 1: each receipt whole).
+pub const LEDGER_FORMAT_VERSION: u32 = 2;

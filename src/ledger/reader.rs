@@ -1,5 +1,6 @@
 //! Reading a JSON Lines ledger back into receipts.
 
+use super::compact::{self, Definitions};
 use super::{LEDGER_FORMAT_VERSION, LedgerError};
 use crate::billing::Cost;
 use std::fs::File;
@@ -106,6 +107,8 @@ pub struct LedgerReader<R = BufReader<File>> {
     line: u64,
     offset: u64,
     buf: Vec<u8>,
+    /// Format 2's definitions read so far in this file.
+    defs: Definitions,
     torn_tail: Option<TornTail>,
     done: bool,
 }
@@ -136,6 +139,7 @@ impl<R: BufRead> LedgerReader<R> {
             line: 0,
             offset: 0,
             buf: Vec::with_capacity(4096),
+            defs: Definitions::default(),
             torn_tail: None,
             done: false,
         }
@@ -174,15 +178,20 @@ impl<R: BufRead> LedgerReader<R> {
                     line: self.line,
                     version,
                 })
-                .and_then(|()| {
-                    serde_json::from_slice::<Cost>(text).map_err(|source| LedgerError::Corrupt {
+                .and_then(|version| {
+                    let record = match version {
+                        compact::VERSION => compact::read_line(text, &mut self.defs),
+                        _ => serde_json::from_slice::<Cost>(text).map(Some),
+                    };
+                    record.map_err(|source| LedgerError::Corrupt {
                         path: self.path.clone(),
                         line: self.line,
                         source,
                     })
                 });
             return match parsed {
-                Ok(cost) => Some(Ok(cost)),
+                Ok(Some(cost)) => Some(Ok(cost)),
+                Ok(None) => continue, // a definition
                 Err(LedgerError::Corrupt { .. }) if !complete => {
                     // No newline: this was the last line, and its write was cut short.
                     let torn = TornTail {
@@ -220,9 +229,10 @@ impl<R: BufRead> Iterator for LedgerReader<R> {
 
 impl<R: BufRead> std::iter::FusedIterator for LedgerReader<R> {}
 
-/// `Err(version)` when the line is of a newer format. Fast path: lines written by
+/// The line's format version (1 when it has none), or `Err(version)` when it is
+/// newer than this reader. Fast path: lines written by
 /// [`JsonlLedger`](super::JsonlLedger) start with `{"v":N,`.
-fn check_version(line: &[u8]) -> Result<(), u64> {
+pub(super) fn check_version(line: &[u8]) -> Result<u32, u64> {
     let version = match line.strip_prefix(b"{\"v\":") {
         Some(rest) => {
             let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
@@ -247,7 +257,8 @@ fn check_version(line: &[u8]) -> Result<(), u64> {
     };
     match version {
         Some(v) if v > u64::from(LEDGER_FORMAT_VERSION) => Err(v),
-        _ => Ok(()),
+        Some(v) => Ok(u32::try_from(v).unwrap_or(1).max(1)),
+        None => Ok(1),
     }
 }
 
@@ -275,15 +286,15 @@ mod tests {
 
     #[test]
     fn a_newer_version_is_an_error_naming_line_and_version_even_when_v_is_not_first() {
-        let v2 = RECORD.replacen(r#""v":1"#, r#""v":2"#, 1);
-        let (items, _) = read(&format!("{RECORD}\n{v2}\n"));
+        let v3 = RECORD.replacen(r#""v":1"#, r#""v":3"#, 1);
+        let (items, _) = read(&format!("{RECORD}\n{v3}\n"));
         let err = items[1].as_ref().unwrap_err();
         assert!(
             matches!(
                 err,
                 LedgerError::UnsupportedVersion {
                     line: 2,
-                    version: 2,
+                    version: 3,
                     ..
                 }
             ),

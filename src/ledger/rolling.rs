@@ -5,15 +5,18 @@
 //! `.2`, and so on. Which file a line goes to is decided when the writer writes it
 //! (by the ledger's clock), so a call that starts at 10:59:59.9 and ends after
 //! 11:00 may be in the 11:00 file; its `at` is when it started, as always.
-//! Every line is a whole receipt: each file reads on its own.
+//! Each file gets the definitions its receipts refer to (ledger format 2): each
+//! file reads on its own.
 
 use super::LedgerError;
+use super::compact::Dictionary;
 use super::file::{FileTarget, open_ledger_file};
-use super::writer::Target;
+use super::writer::{LineMeta, Target};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// How often a rolling ledger starts a new file (besides its size limit).
 #[non_exhaustive]
@@ -101,16 +104,21 @@ pub(crate) struct Rolling {
 /// opens the next file, and the oldest beyond the retention count are removed.
 pub(crate) struct RollingTarget {
     rolling: Rolling,
+    dict: Arc<Dictionary>,
     current: Option<(FileName, FileTarget)>,
 }
 
 impl RollingTarget {
     /// Makes the directory (0700) if needed and opens the current period's file
     /// (repairing a torn tail left by a crash), so that a bad directory fails now.
-    pub(crate) fn open(rolling: Rolling) -> Result<RollingTarget, LedgerError> {
+    pub(crate) fn open(
+        rolling: Rolling,
+        dict: Arc<Dictionary>,
+    ) -> Result<RollingTarget, LedgerError> {
         make_dir(&rolling.dir)?;
         let mut target = RollingTarget {
             rolling,
+            dict,
             current: None,
         };
         let now = target.now();
@@ -145,7 +153,7 @@ impl RollingTarget {
             LedgerError::Open { source, .. } => source,
             other => io::Error::other(other.to_string()),
         })?;
-        self.current = Some((name, FileTarget::new(file, len)));
+        self.current = Some((name, FileTarget::new(file, len, self.dict.clone())));
         self.remove_old(&name);
         Ok(())
     }
@@ -182,10 +190,10 @@ impl RollingTarget {
 }
 
 impl Target for RollingTarget {
-    fn write_lines(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn write_lines(&mut self, bytes: &[u8], lines: &[LineMeta]) -> io::Result<()> {
         let period = self.now();
-        let mut rest = bytes;
-        while !rest.is_empty() {
+        let (mut rest, mut rest_lines) = (bytes, lines);
+        while !rest_lines.is_empty() {
             let stale = match &self.current {
                 Some((name, _)) => !name.same_period(&period),
                 None => true,
@@ -198,22 +206,23 @@ impl Target for RollingTarget {
             };
             // As many whole lines as fit under the size limit (at least one).
             let take = match self.rolling.max_bytes {
-                None => rest.len(),
+                None => rest_lines.len(),
                 Some(max) => {
                     let room = max.saturating_sub(file.len());
-                    fitting_lines(rest, room, file.len() == 0)
+                    fitting_lines(rest_lines, room, file.len() == 0)
                 }
             };
             if take == 0 {
                 let name = self.current.as_ref().map_or(period, |(n, _)| *n);
-                self.roll(name, line_len(rest))?;
+                self.roll(name, rest_lines[0].len as u64)?;
                 continue;
             }
-            let (now, later) = rest.split_at(take);
+            let (now_lines, later_lines) = rest_lines.split_at(take);
+            let (now, later) = rest.split_at(now_lines.iter().map(|l| l.len).sum());
             if let Some((_, file)) = &mut self.current {
-                file.write_lines(now)?;
+                file.write_lines(now, now_lines)?;
             }
-            rest = later;
+            (rest, rest_lines) = (later, later_lines);
         }
         Ok(())
     }
@@ -226,25 +235,22 @@ impl Target for RollingTarget {
     }
 }
 
-/// The length of the first line of `bytes`, its newline included.
-fn line_len(bytes: &[u8]) -> u64 {
-    memchr::memchr(b'\n', bytes).map_or(bytes.len(), |i| i + 1) as u64
-}
-
-/// How many bytes of whole lines from the start of `bytes` fit in `room`; at least
-/// one line when `empty` (a line longer than the limit gets a file of its own).
-fn fitting_lines(bytes: &[u8], room: u64, empty: bool) -> usize {
-    let mut end = 0usize;
-    for i in memchr::memchr_iter(b'\n', bytes) {
-        if (i + 1) as u64 > room {
+/// How many whole lines from the start of `lines` fit in `room` bytes; at least
+/// one when `empty` (a line longer than the limit gets a file of its own).
+fn fitting_lines(lines: &[LineMeta], room: u64, empty: bool) -> usize {
+    let mut used = 0u64;
+    let mut n = 0;
+    for line in lines {
+        used += line.len as u64;
+        if used > room {
             break;
         }
-        end = i + 1;
+        n += 1;
     }
-    if end == 0 && empty {
-        end = line_len(bytes) as usize;
+    if n == 0 && empty && !lines.is_empty() {
+        n = 1;
     }
-    end
+    n
 }
 
 /// Creates the directory 0700 if it does not exist; refuses one that others can
@@ -316,11 +322,15 @@ mod tests {
 
     #[test]
     fn whole_lines_fit_under_the_limit_and_a_long_line_gets_an_empty_file() {
-        let lines = b"aaaa\nbbbb\ncccc\n";
-        assert_eq!(fitting_lines(lines, 10, false), 10);
-        assert_eq!(fitting_lines(lines, 9, false), 5);
-        assert_eq!(fitting_lines(lines, 4, false), 0);
-        assert_eq!(fitting_lines(lines, 4, true), 5);
-        assert_eq!(fitting_lines(lines, 100, false), 15);
+        let line = LineMeta {
+            len: 5,
+            refs: Default::default(),
+        };
+        let lines = [line; 3];
+        assert_eq!(fitting_lines(&lines, 10, false), 2);
+        assert_eq!(fitting_lines(&lines, 9, false), 1);
+        assert_eq!(fitting_lines(&lines, 4, false), 0);
+        assert_eq!(fitting_lines(&lines, 4, true), 1);
+        assert_eq!(fitting_lines(&lines, 100, false), 3);
     }
 }

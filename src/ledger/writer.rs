@@ -27,6 +27,7 @@
 //!   holds the receipt: nothing is dropped, so nothing is counted.
 
 use super::LedgerError;
+use super::compact::Refs;
 use crate::billing::Cost;
 use std::io;
 use std::path::PathBuf;
@@ -141,21 +142,31 @@ impl LinePool {
     }
 }
 
-/// Turns one receipt into one line (including its `\n`), appended to `out`.
-/// Runs on the threads that record receipts.
-pub(crate) type Encode = Box<dyn Fn(&Cost, &mut Vec<u8>) -> serde_json::Result<()> + Send + Sync>;
+/// Turns one receipt into one line (including its `\n`), appended to `out`, and
+/// names the definitions the line refers to in `refs` (ledger format 2; left
+/// empty by encoders without any). Runs on the threads that record receipts.
+pub(crate) type Encode =
+    Box<dyn Fn(&Cost, &mut Vec<u8>, &mut Refs) -> serde_json::Result<()> + Send + Sync>;
+
+/// One line of a batch: its length, and the definitions it refers to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LineMeta {
+    pub(crate) len: usize,
+    pub(crate) refs: Refs,
+}
 
 /// Where the lines go.
 pub(crate) trait Target: Send + 'static {
-    /// Writes whole lines. On error, the target should undo a partial write if it can.
-    fn write_lines(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Writes whole lines: `bytes` is `lines` one after the other. On error, the
+    /// target should undo a partial write if it can.
+    fn write_lines(&mut self, bytes: &[u8], lines: &[LineMeta]) -> io::Result<()>;
     /// Makes everything written durable (fsync for files).
     fn sync(&mut self) -> io::Result<()>;
 }
 
 enum Msg {
-    /// One receipt's line, in a buffer from the [`LinePool`].
-    Line(Vec<u8>),
+    /// One receipt's line, in a buffer from the [`LinePool`], and what it refers to.
+    Line(Vec<u8>, Refs),
     /// A receipt that could not be encoded (counted as lost, reported by the next
     /// flush).
     Unencodable(serde_json::Error),
@@ -229,7 +240,7 @@ impl BackgroundWriter {
             rx,
             target,
             buf: Vec::with_capacity(BUFFER_BYTES + 4096),
-            buffered: 0,
+            lines: Vec::with_capacity(BATCH),
             unsynced: false,
             error: None,
             counters: counters.clone(),
@@ -334,8 +345,9 @@ impl BackgroundWriter {
         }
         SCRATCH.with_borrow_mut(|scratch| {
             scratch.clear();
-            let msg = match (self.encode)(cost, scratch) {
-                Ok(()) => Msg::Line(self.pool.copy_of(scratch)),
+            let mut refs = Refs::default();
+            let msg = match (self.encode)(cost, scratch, &mut refs) {
+                Ok(()) => Msg::Line(self.pool.copy_of(scratch), refs),
                 Err(e) => Msg::Unencodable(e),
             };
             // A receipt with very many tags does not keep its room forever.
@@ -434,8 +446,8 @@ struct Worker<T> {
     target: T,
     /// Encoded lines not yet handed to the target.
     buf: Vec<u8>,
-    /// Receipts in `buf`.
-    buffered: u64,
+    /// The receipts' lines in `buf`.
+    lines: Vec<LineMeta>,
     /// Written since the last sync.
     unsynced: bool,
     /// The first write error since the last flush reply.
@@ -453,8 +465,8 @@ impl<T: Target> Worker<T> {
         while self.rx.blocking_recv_many(&mut batch, BATCH) > 0 {
             for msg in batch.drain(..) {
                 match msg {
-                    Msg::Line(line) => {
-                        self.push(&line);
+                    Msg::Line(line, refs) => {
+                        self.push(&line, refs);
                         self.pool.put(line);
                     }
                     Msg::Unencodable(e) => {
@@ -510,9 +522,12 @@ impl<T: Target> Worker<T> {
         }
     }
 
-    fn push(&mut self, line: &[u8]) {
+    fn push(&mut self, line: &[u8], refs: Refs) {
         self.buf.extend_from_slice(line);
-        self.buffered += 1;
+        self.lines.push(LineMeta {
+            len: line.len(),
+            refs,
+        });
         if self.buf.len() >= BUFFER_BYTES {
             self.write_out();
         }
@@ -524,27 +539,26 @@ impl<T: Target> Worker<T> {
         if self.buf.is_empty() {
             return;
         }
-        match self.target.write_lines(&self.buf) {
+        let buffered = self.lines.len() as u64;
+        match self.target.write_lines(&self.buf, &self.lines) {
             Ok(()) => {
-                self.counters
-                    .written
-                    .fetch_add(self.buffered, Ordering::Relaxed);
+                self.counters.written.fetch_add(buffered, Ordering::Relaxed);
                 self.unsynced = true;
             }
             Err(e) => {
                 self.counters
                     .lost_on_error
-                    .fetch_add(self.buffered, Ordering::Relaxed);
+                    .fetch_add(buffered, Ordering::Relaxed);
                 metrics::counter!("sagemeter_sink_dropped_total", "sink" => self.kind, "reason" => "io")
-                    .increment(self.buffered);
+                    .increment(buffered);
                 tracing::error!(target: "sagemeter", sink = self.kind,
-                    name = %self.name.display(), lost = self.buffered, error = %e,
+                    name = %self.name.display(), lost = buffered, error = %e,
                     "write failed: receipts lost");
                 self.error.get_or_insert(e);
             }
         }
         self.buf.clear();
-        self.buffered = 0;
+        self.lines.clear();
     }
 
     fn flush(&mut self, sync: bool) -> io::Result<()> {
@@ -596,7 +610,7 @@ impl WarnLimiter {
 pub(crate) struct StreamTarget(pub(crate) Box<dyn io::Write + Send>);
 
 impl Target for StreamTarget {
-    fn write_lines(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn write_lines(&mut self, bytes: &[u8], _: &[LineMeta]) -> io::Result<()> {
         self.0.write_all(bytes)?;
         self.0.flush()
     }
@@ -621,7 +635,7 @@ mod tests {
     }
 
     impl Target for Gated {
-        fn write_lines(&mut self, bytes: &[u8]) -> io::Result<()> {
+        fn write_lines(&mut self, bytes: &[u8], _: &[LineMeta]) -> io::Result<()> {
             let _ = self.entered.send(());
             let _ = self.gate.recv();
             if self.fail.load(Ordering::SeqCst) {
@@ -638,7 +652,7 @@ mod tests {
     /// Writes the call id as the line; a receipt whose call id is `unencodable`
     /// fails as a failing `Serialize` impl would.
     fn encode_call_id() -> Encode {
-        Box::new(|cost: &Cost, out: &mut Vec<u8>| {
+        Box::new(|cost: &Cost, out: &mut Vec<u8>, _: &mut Refs| {
             if cost.call_id == "unencodable" {
                 return Err(serde_json::from_str::<u8>("not a number").unwrap_err());
             }

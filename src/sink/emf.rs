@@ -234,54 +234,56 @@ struct EmfLine<'a> {
 }
 
 fn encode_emf(namespace: String) -> Encode {
-    Box::new(move |cost: &Cost, out: &mut Vec<u8>| {
-        let line = EmfLine {
-            aws: Metadata {
-                timestamp: cost.at.timestamp_millis(),
-                cloud_watch_metrics: [MetricDirective {
-                    namespace: &namespace,
-                    dimensions: [["Endpoint", "Variant"]],
-                    metrics: [
-                        MetricDefinition {
-                            name: "CostUSD",
-                            unit: "None",
-                        },
-                        MetricDefinition {
-                            name: "LatencyMs",
-                            unit: "Milliseconds",
-                        },
-                        MetricDefinition {
-                            name: "Invocations",
-                            unit: "Count",
-                        },
-                        MetricDefinition {
-                            name: "Errors",
-                            unit: "Count",
-                        },
-                    ],
-                }],
-            },
-            endpoint: &cost.endpoint,
-            variant: cost
-                .variant
-                .as_deref()
-                .filter(|v| !v.is_empty())
-                .unwrap_or("unknown"),
-            cost_usd: cost.cost_usd.to_f64().unwrap_or(0.0),
-            latency_ms: super::log::millis(cost.usage.latency),
-            invocations: 1,
-            errors: u8::from(cost.usage.outcome != Outcome::Ok),
-            call_id: &cost.call_id,
-            operation: cost.usage.operation.as_str(),
-            outcome: cost.usage.outcome.as_str(),
-            price_source: cost.price_source().map_or("unpriced", |s| s.as_str()),
-            fully_priced: cost.is_fully_priced(),
-            cost_usd_exact: cost.cost_usd.to_string(),
-        };
-        serde_json::to_writer(&mut *out, &line)?;
-        out.push(b'\n');
-        Ok(())
-    })
+    Box::new(
+        move |cost: &Cost, out: &mut Vec<u8>, _: &mut crate::ledger::Refs| {
+            let line = EmfLine {
+                aws: Metadata {
+                    timestamp: cost.at.timestamp_millis(),
+                    cloud_watch_metrics: [MetricDirective {
+                        namespace: &namespace,
+                        dimensions: [["Endpoint", "Variant"]],
+                        metrics: [
+                            MetricDefinition {
+                                name: "CostUSD",
+                                unit: "None",
+                            },
+                            MetricDefinition {
+                                name: "LatencyMs",
+                                unit: "Milliseconds",
+                            },
+                            MetricDefinition {
+                                name: "Invocations",
+                                unit: "Count",
+                            },
+                            MetricDefinition {
+                                name: "Errors",
+                                unit: "Count",
+                            },
+                        ],
+                    }],
+                },
+                endpoint: &cost.endpoint,
+                variant: cost
+                    .variant
+                    .as_deref()
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or("unknown"),
+                cost_usd: cost.cost_usd.to_f64().unwrap_or(0.0),
+                latency_ms: super::log::millis(cost.usage.latency),
+                invocations: 1,
+                errors: u8::from(cost.usage.outcome != Outcome::Ok),
+                call_id: &cost.call_id,
+                operation: cost.usage.operation.as_str(),
+                outcome: cost.usage.outcome.as_str(),
+                price_source: cost.price_source().map_or("unpriced", |s| s.as_str()),
+                fully_priced: cost.is_fully_priced(),
+                cost_usd_exact: cost.cost_usd.to_string(),
+            };
+            serde_json::to_writer(&mut *out, &line)?;
+            out.push(b'\n');
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]

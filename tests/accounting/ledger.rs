@@ -96,13 +96,17 @@ async fn the_ledger_holds_exactly_the_receipts_of_the_calls_with_their_tags() {
     let read = read_all(&path).unwrap();
     assert!(read.torn_tail.is_none());
     assert_eq!(read.records, receipts);
-    // Byte for byte: each line, without its `"v"` envelope, is the receipt's serde JSON.
+    // Format 2: what repeats (the context, the three prices) is defined once, first;
+    // then one short line per receipt.
     let text = fs::read_to_string(&path).unwrap();
-    for (line, receipt) in text.lines().zip(&receipts) {
-        let expected = serde_json::to_string(receipt).unwrap();
-        assert_eq!(line, format!("{{\"v\":1,{}", &expected[1..]));
+    let (receipt_lines, definitions): (Vec<&str>, Vec<&str>) =
+        text.lines().partition(|l| l.starts_with(r#"{"v":2,"c":"#));
+    assert_eq!(receipt_lines.len(), 20);
+    assert_eq!(definitions.len(), 4, "{definitions:#?}");
+    assert!(text.lines().take(4).eq(definitions.iter().copied()));
+    for line in &receipt_lines {
+        assert!(line.len() < 400, "{line}");
     }
-    assert_eq!(text.lines().count(), 20);
     // Tags: the client's default on every line, the per-call one where it was set.
     assert!(read.records.iter().all(|c| c.tags["team"] == "search"));
     let acme = read
@@ -275,7 +279,9 @@ async fn a_torn_last_line_is_skipped_with_a_warning_and_everything_before_it_is_
     let read = read_all(&path).unwrap();
     assert_eq!(read.records, receipts[..4]);
     let torn = read.torn_tail.expect("the torn line is reported");
-    assert_eq!(torn.line, 5);
+    // The last line (after the definitions and four receipts).
+    let lines = fs::read(&path).unwrap().split(|&b| b == b'\n').count() as u64;
+    assert_eq!(torn.line, lines);
     // It started right after the fourth line's newline, and ran to the cut.
     assert_eq!(torn.offset, len - last_line - 1);
     assert_eq!(torn.bytes, cut - torn.offset);
@@ -425,4 +431,44 @@ async fn a_call_tag_overrides_the_client_default_of_the_same_key() {
     let tagged = call(&plain, "{}", Some(("tenant", "acme"))).await;
     assert_eq!(tagged.tags.len(), 1);
     assert_eq!(tagged.tags["tenant"], "acme");
+}
+
+/// A ledger the previous version wrote (format 1: every receipt whole, six calls
+/// of the demo) still reads, and a new writer appends format 2 after it.
+#[tokio::test]
+async fn a_ledger_of_format_1_still_reads_and_takes_format_2_receipts_after_it() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ledger-format-1.jsonl");
+    let old = read_all(&fixture).unwrap();
+    assert_eq!(old.records.len(), 6);
+    assert!(old.torn_tail.is_none());
+    // The six `cost_usd` members of the file, added by hand.
+    let total: Decimal = old.records.iter().map(|c| c.cost_usd).sum();
+    assert_eq!(total, "0.000006085793".parse().unwrap());
+    assert_eq!(
+        old.records[2].running_client_usd,
+        "0.000004146347".parse().unwrap()
+    );
+    assert!(
+        old.records
+            .iter()
+            .all(|c| c.is_fully_priced() && c.lines.len() == 3)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    fs::write(&path, fs::read(&fixture).unwrap()).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    let ledger = JsonlLedger::open(&path).unwrap();
+    let mut new = old.records[0].clone();
+    new.call_id = "after-the-upgrade".into();
+    ledger.try_record(&new).unwrap();
+    ledger.shutdown().await.unwrap();
+
+    let read = read_all(&path).unwrap();
+    assert_eq!(read.records[..6], old.records[..]);
+    assert_eq!(read.records[6..], [new]);
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.lines().take(6).all(|l| l.starts_with(r#"{"v":1,"#)));
+    assert!(text.lines().skip(6).all(|l| l.starts_with(r#"{"v":2,"#)));
 }

@@ -55,23 +55,26 @@ fn read_dir_records(dir: &Path) -> Vec<Cost> {
     records
 }
 
-/// The bytes one receipt takes in a ledger (every test receipt takes the same).
-async fn line_len() -> u64 {
+/// The bytes the definitions of a file take (they are the same for every test
+/// receipt) and the bytes one receipt takes.
+async fn line_len() -> (u64, u64) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("one.jsonl");
     let ledger = JsonlLedger::open(&path).unwrap();
     ledger.try_record(&receipt(1)).unwrap();
     ledger.shutdown().await.unwrap();
-    fs::metadata(&path).unwrap().len()
+    let text = fs::read_to_string(&path).unwrap();
+    let line = text.lines().last().unwrap().len() as u64 + 1;
+    (text.len() as u64 - line, line)
 }
 
 #[tokio::test]
 async fn files_roll_by_hour_and_size_and_read_back_in_order_exactly() {
-    let line = line_len().await;
+    let (defs, line) = line_len().await;
     let (time, shared) = clock();
     let parent = tempfile::tempdir().unwrap();
     let dir: PathBuf = parent.path().join("receipts");
-    // Room for three receipts a file.
+    // Room for three receipts a file (the limit counts receipts, not definitions).
     let ledger = JsonlLedger::rolling(&dir)
         .max_bytes(3 * line + 1)
         .time_source(shared)
@@ -112,7 +115,22 @@ async fn files_roll_by_hour_and_size_and_read_back_in_order_exactly() {
             fs::metadata(p).unwrap().len()
         })
         .collect();
-    assert_eq!(sizes, [3 * line, 3 * line, line, 2 * line]);
+    assert_eq!(
+        sizes,
+        [
+            defs + 3 * line,
+            defs + 3 * line,
+            defs + line,
+            defs + 2 * line
+        ]
+    );
+    // Each file reads on its own: it holds the definitions its receipts refer to.
+    let per_file: Vec<usize> = ledger_files(&dir)
+        .unwrap()
+        .iter()
+        .map(|p| read_all(p).unwrap().records.len())
+        .collect();
+    assert_eq!(per_file, [3, 3, 1, 2]);
 
     // Every receipt once, in order; the report of the directory sums them.
     let read = read_dir_records(&dir);

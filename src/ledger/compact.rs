@@ -1,0 +1,737 @@
+//! Ledger format 2: what repeats is written once per file.
+//!
+//! A receipt's price provenance (rate, source, SKU, dates, the fallback note) and
+//! its context (endpoint, variant, billing, allocation, currency, region,
+//! operation) are the same for thousands of calls. Format 2 writes each distinct
+//! one once per file as a *definition* line with an id, and receipts refer to it:
+//!
+//! ```text
+//! {"v":2,"context":0,"endpoint":"llm","variant":"AllTraffic","billing":{…},"allocation":"processor_sharing","currency":"USD","region":"us-east-1","operation":"InvokeEndpoint","usage_variant":"AllTraffic"}
+//! {"v":2,"price":1,"item":"compute","unit":"instance_hours","usd_per_unit":"1.408","source":"live","sku":"…","effective_date":"2026-11-01","fetched_at":"…","note":null}
+//! {"v":2,"c":0,"id":"…","at":1764633334014650925,"lat":47635,"in":15,"out":420,"tin":12,"tout":24,"l":[[1,"0.000013268611111111"],[2],[3]],"cost":"0.000018714",…}
+//! ```
+//!
+//! The member names of receipts are short; `docs/ledger.md` lists them. Values a
+//! reader can work out exactly are left out, and only when working them out gives
+//! the very same decimal (value and scale) as the receipt holds:
+//! - a line's quantity of data (`gigabytes(bytes_in)` / `gigabytes(bytes_out)`);
+//! - a line's cost (`quantity × rate`, rounded to 10⁻¹² as billing rounds it).
+//!
+//! Ids are given by the ledger (one table per process, shared by its files); each
+//! file gets a definition before the first receipt that uses it, so every file
+//! reads on its own. A definition holds for the lines after it; a file appended
+//! to by a later process defines its ids again. Lines of format 1 may follow
+//! lines of format 2 (the table full, or a ledger written by an older version):
+//! the version is per line.
+
+use super::line;
+use crate::billing::{
+    Accrual, Allocation, Cost, CostLine, LineItem, LinePrice, QuantityUnit, gigabytes, mul_round_dp,
+};
+use crate::endpoint::VariantBilling;
+use crate::pricing::{PriceOrigin, Provenance};
+use crate::usage::{Operation, Outcome, Usage};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// The format version of the lines this module writes.
+pub(crate) const VERSION: u32 = 2;
+
+/// Definitions one receipt can refer to: its context and up to seven prices (a
+/// receipt has at most six lines today; more are written out in full).
+pub(crate) const MAX_REFS: usize = 8;
+
+/// Distinct definitions one ledger gives ids to. Beyond it (a process that
+/// changes prices or endpoints without end), receipts are written in format 1,
+/// whole: nothing is lost, only space.
+const MAX_DEFINITIONS: usize = 1 << 16;
+
+/// The definitions a receipt's line refers to, so that the file it lands in
+/// gets them first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Refs {
+    ids: [u32; MAX_REFS],
+    len: u8,
+}
+
+impl Refs {
+    fn push(&mut self, id: u32) -> bool {
+        let len = usize::from(self.len);
+        if len == MAX_REFS {
+            return false;
+        }
+        self.ids[len] = id;
+        self.len += 1;
+        true
+    }
+
+    pub(crate) fn ids(&self) -> &[u32] {
+        &self.ids[..usize::from(self.len)]
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// The ledger's table of definitions: content → id, and each id's line.
+#[derive(Debug)]
+pub(crate) struct Dictionary {
+    inner: RwLock<DictionaryInner>,
+    /// At most this many ids ([`MAX_DEFINITIONS`]).
+    limit: usize,
+}
+
+impl Default for Dictionary {
+    fn default() -> Self {
+        Dictionary::with_limit(MAX_DEFINITIONS)
+    }
+}
+
+#[derive(Debug, Default)]
+struct DictionaryInner {
+    /// A kind byte (`c`, `p`) then the definition's members.
+    ids: HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>,
+    /// Each id's whole line, `\n` included.
+    lines: Vec<Arc<[u8]>>,
+}
+
+impl Dictionary {
+    fn with_limit(limit: usize) -> Self {
+        Dictionary {
+            inner: RwLock::default(),
+            limit,
+        }
+    }
+
+    /// The id of the definition `key` (`kind` byte then members), given one and
+    /// its line made by `line` the first time; `None` when the table is full.
+    fn id(&self, key: &[u8], line: impl FnOnce(u32) -> Vec<u8>) -> Option<u32> {
+        if let Some(id) = self.read().ids.get(key) {
+            return Some(*id);
+        }
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = inner.ids.get(key) {
+            return Some(*id);
+        }
+        if inner.lines.len() >= self.limit {
+            return None;
+        }
+        let id = u32::try_from(inner.lines.len()).ok()?;
+        inner.lines.push(line(id).into());
+        inner.ids.insert(key.into(), id);
+        Some(id)
+    }
+
+    /// The line defining `id`.
+    pub(crate) fn line(&self, id: u32) -> Option<Arc<[u8]>> {
+        self.read().lines.get(id as usize).cloned()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, DictionaryInner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Which ids a file already holds the definition of.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Defined(Vec<u64>);
+
+impl Defined {
+    pub(crate) fn contains(&self, id: u32) -> bool {
+        let (word, bit) = (id as usize / 64, id % 64);
+        self.0.get(word).is_some_and(|w| w & (1 << bit) != 0)
+    }
+
+    pub(crate) fn insert(&mut self, id: u32) {
+        let (word, bit) = (id as usize / 64, id % 64);
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= 1 << bit;
+    }
+
+    pub(crate) fn remove(&mut self, id: u32) {
+        if let Some(w) = self.0.get_mut(id as usize / 64) {
+            *w &= !(1 << (id % 64));
+        }
+    }
+}
+
+/// Appends `cost`'s line in format 2 (format 1 when the table is full), `\n`
+/// included, and sets `refs` to the definitions it refers to.
+pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, refs: &mut Refs) {
+    thread_local! {
+        static KEY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    refs.clear();
+    KEY.with_borrow_mut(|key| {
+        context_key(cost, key);
+        let Some(context) = dict.id(key, |id| definition_line(b"context", id, &key[1..])) else {
+            line::write_line(cost, out);
+            return;
+        };
+        refs.push(context);
+        let Cost {
+            call_id,
+            at,
+            endpoint: _,
+            variant: _,
+            billing: _,
+            allocation: _,
+            usage,
+            lines,
+            cost_usd,
+            currency: _,
+            region: _,
+            running_client_usd,
+            running_endpoint_usd,
+            running_fleet_usd,
+            accrual,
+            tags,
+            notes,
+        } = cost;
+        let Usage {
+            operation: _,
+            latency,
+            time_to_first_byte,
+            bytes_in,
+            bytes_out,
+            parts,
+            variant: _,
+            input_tokens,
+            output_tokens,
+            outcome,
+            attempts,
+        } = usage;
+        out.extend_from_slice(b"{\"v\":2,\"c\":");
+        line::number(out, context);
+        out.extend_from_slice(b",\"id\":");
+        line::string(out, call_id);
+        out.extend_from_slice(b",\"at\":");
+        match at.timestamp_nanos_opt() {
+            Some(nanos) => line::number(out, nanos),
+            None => line::timestamp(out, at),
+        }
+        out.extend_from_slice(b",\"lat\":");
+        line::micros(out, latency);
+        if let Some(ttfb) = time_to_first_byte {
+            out.extend_from_slice(b",\"ttfb\":");
+            line::micros(out, ttfb);
+        }
+        for (name, n) in [(&b",\"in\":"[..], *bytes_in), (b",\"out\":", *bytes_out)] {
+            if n != 0 {
+                out.extend_from_slice(name);
+                line::number(out, n);
+            }
+        }
+        for (name, n) in [
+            (&b",\"parts\":"[..], parts),
+            (b",\"tin\":", input_tokens),
+            (b",\"tout\":", output_tokens),
+        ] {
+            if let Some(n) = n {
+                out.extend_from_slice(name);
+                line::number(out, *n);
+            }
+        }
+        if *outcome != Outcome::Ok {
+            out.extend_from_slice(b",\"outcome\":");
+            line::quoted(out, outcome.as_str());
+        }
+        if *attempts != 1 {
+            out.extend_from_slice(b",\"tries\":");
+            line::number(out, *attempts);
+        }
+        out.extend_from_slice(b",\"l\":[");
+        for (i, cost_line) in lines.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let price = match &cost_line.price {
+                LinePrice::Priced {
+                    usd_per_unit,
+                    provenance,
+                    ..
+                } => {
+                    price_key(cost_line, *usd_per_unit, provenance, key);
+                    dict.id(key, |id| definition_line(b"price", id, &key[1..]))
+                        .filter(|id| refs.push(*id))
+                }
+                LinePrice::Unpriced { .. } => None,
+            };
+            match price {
+                Some(id) => reference(out, id, cost_line, usage),
+                None => line::cost_line(out, cost_line),
+            }
+        }
+        out.extend_from_slice(b"],\"cost\":");
+        line::decimal(out, cost_usd);
+        out.extend_from_slice(b",\"rc\":");
+        line::decimal(out, running_client_usd);
+        out.extend_from_slice(b",\"re\":");
+        line::decimal(out, running_endpoint_usd);
+        if let Some(fleet) = running_fleet_usd {
+            out.extend_from_slice(b",\"rf\":");
+            line::decimal(out, fleet);
+        }
+        if let Some(accrual) = accrual {
+            let Accrual {
+                accrued_usd,
+                allocated_usd,
+                utilisation,
+                storage_usd,
+            } = accrual;
+            out.extend_from_slice(b",\"ac\":{\"a\":");
+            line::decimal(out, accrued_usd);
+            out.extend_from_slice(b",\"l\":");
+            line::decimal(out, allocated_usd);
+            if let Some(u) = utilisation {
+                out.extend_from_slice(b",\"u\":");
+                line::decimal(out, u);
+            }
+            if let Some(s) = storage_usd {
+                out.extend_from_slice(b",\"s\":");
+                line::decimal(out, s);
+            }
+            out.push(b'}');
+        }
+        if !tags.is_empty() {
+            out.extend_from_slice(b",\"tags\":{");
+            for (i, (k, v)) in tags.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                line::string(out, k);
+                out.push(b':');
+                line::string(out, v);
+            }
+            out.push(b'}');
+        }
+        if !notes.is_empty() {
+            out.extend_from_slice(b",\"notes\":[");
+            for (i, note) in notes.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                line::string(out, note);
+            }
+            out.push(b']');
+        }
+        out.extend_from_slice(b"}\n");
+        // A receipt with very many tags does not keep its room forever.
+        if key.capacity() > 64 * 1024 {
+            *key = Vec::new();
+        }
+    });
+}
+
+/// `{"v":2,"<kind>":<id>,<members>}\n`
+fn definition_line(kind: &[u8], id: u32, members: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(members.len() + 32);
+    out.extend_from_slice(b"{\"v\":2,\"");
+    out.extend_from_slice(kind);
+    out.extend_from_slice(b"\":");
+    line::number(&mut out, id);
+    out.push(b',');
+    out.extend_from_slice(members);
+    out.extend_from_slice(b"}\n");
+    out
+}
+
+/// `c` then the context's members.
+fn context_key(cost: &Cost, key: &mut Vec<u8>) {
+    key.clear();
+    key.extend_from_slice(b"c\"endpoint\":");
+    line::string(key, &cost.endpoint);
+    key.extend_from_slice(b",\"variant\":");
+    line::optional(key, cost.variant.as_deref(), line::string);
+    key.extend_from_slice(b",\"billing\":");
+    line::optional(key, cost.billing.as_ref(), line::variant_billing);
+    key.extend_from_slice(b",\"allocation\":");
+    line::quoted(key, cost.allocation.as_str());
+    key.extend_from_slice(b",\"currency\":");
+    line::string(key, &cost.currency);
+    key.extend_from_slice(b",\"region\":");
+    line::optional(key, cost.region.as_deref(), line::string);
+    key.extend_from_slice(b",\"operation\":");
+    line::quoted(key, cost.usage.operation.as_str());
+    key.extend_from_slice(b",\"usage_variant\":");
+    line::optional(key, cost.usage.variant.as_deref(), line::string);
+}
+
+/// `p` then the price's members.
+fn price_key(cost_line: &CostLine, rate: Decimal, provenance: &Provenance, key: &mut Vec<u8>) {
+    let Provenance {
+        source,
+        sku,
+        effective_date,
+        fetched_at,
+        note,
+    } = provenance;
+    key.clear();
+    key.extend_from_slice(b"p\"item\":");
+    line::quoted(key, cost_line.item.as_str());
+    key.extend_from_slice(b",\"unit\":");
+    line::quoted(key, line::unit_name(cost_line.unit));
+    key.extend_from_slice(b",\"usd_per_unit\":");
+    line::decimal(key, &rate);
+    key.extend_from_slice(b",\"source\":");
+    line::quoted(key, source.as_str());
+    key.extend_from_slice(b",\"sku\":");
+    line::optional(key, sku.as_deref(), line::string);
+    key.extend_from_slice(b",\"effective_date\":");
+    line::optional(key, effective_date.as_deref(), line::string);
+    key.extend_from_slice(b",\"fetched_at\":");
+    line::optional(key, fetched_at.as_ref(), line::timestamp);
+    key.extend_from_slice(b",\"note\":");
+    line::optional(key, note.as_deref(), line::string);
+}
+
+/// `[id]`, `[id,"quantity"]`, `[id,null,"cost"]` or `[id,"quantity","cost"]`:
+/// the quantity and the cost only when they cannot be worked out exactly.
+fn reference(out: &mut Vec<u8>, id: u32, cost_line: &CostLine, usage: &Usage) {
+    let LinePrice::Priced {
+        usd_per_unit,
+        cost_usd,
+        ..
+    } = &cost_line.price
+    else {
+        return;
+    };
+    let derived_quantity = derived_quantity(cost_line.item, usage);
+    let quantity = match derived_quantity {
+        Some(q) if identical(&q, &cost_line.quantity) => None,
+        _ => Some(&cost_line.quantity),
+    };
+    let cost =
+        (!identical(&line_cost(*usd_per_unit, cost_line.quantity), cost_usd)).then_some(cost_usd);
+    out.push(b'[');
+    line::number(out, id);
+    match (quantity, cost) {
+        (None, None) => {}
+        (Some(q), None) => {
+            out.push(b',');
+            line::decimal(out, q);
+        }
+        (q, Some(c)) => {
+            out.push(b',');
+            line::optional(out, q, line::decimal);
+            out.push(b',');
+            line::decimal(out, c);
+        }
+    }
+    out.push(b']');
+}
+
+/// The quantity a line of data has by the receipt's byte counts.
+fn derived_quantity(item: LineItem, usage: &Usage) -> Option<Decimal> {
+    match item {
+        LineItem::DataIn => Some(gigabytes(usage.bytes_in).normalize()),
+        LineItem::DataOut => Some(gigabytes(usage.bytes_out).normalize()),
+        _ => None,
+    }
+}
+
+/// A priced line's cost as billing works it out.
+fn line_cost(rate: Decimal, quantity: Decimal) -> Decimal {
+    mul_round_dp(rate, quantity, crate::billing::COST_SCALE)
+}
+
+/// Same value and same scale: written out, they are the same text.
+fn identical(a: &Decimal, b: &Decimal) -> bool {
+    a.serialize() == b.serialize()
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+/// A price definition, as read.
+#[derive(Debug, Clone)]
+struct PriceDef {
+    item: LineItem,
+    unit: QuantityUnit,
+    usd_per_unit: Decimal,
+    provenance: Provenance,
+}
+
+/// A context definition, as read.
+#[derive(Debug, Clone)]
+struct ContextDef {
+    endpoint: Arc<str>,
+    variant: Option<Arc<str>>,
+    billing: Option<VariantBilling>,
+    allocation: Allocation,
+    currency: Arc<str>,
+    region: Option<Arc<str>>,
+    operation: Operation,
+    usage_variant: Option<Arc<str>>,
+}
+
+/// The definitions read so far in one file.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Definitions {
+    prices: HashMap<u32, PriceDef>,
+    contexts: HashMap<u32, ContextDef>,
+}
+
+/// One format-2 line: a definition (taken into `defs`, `None` returned) or a
+/// receipt.
+pub(crate) fn read_line(text: &[u8], defs: &mut Definitions) -> serde_json::Result<Option<Cost>> {
+    let line: Line<'_> = serde_json::from_slice(text)?;
+    if let Some(id) = line.price {
+        let missing = |name| de::Error::custom(format_args!("price {id} has no `{name}`"));
+        let def = PriceDef {
+            item: line.item.ok_or_else(|| missing("item"))?,
+            unit: line.unit.ok_or_else(|| missing("unit"))?,
+            usd_per_unit: line.usd_per_unit.ok_or_else(|| missing("usd_per_unit"))?,
+            provenance: Provenance {
+                source: line.source.ok_or_else(|| missing("source"))?,
+                sku: line.sku.map(|s| s.into()),
+                effective_date: line.effective_date.map(|s| s.into()),
+                fetched_at: line.fetched_at,
+                note: line.note.map(|s| s.into()),
+            },
+        };
+        defs.prices.insert(id, def);
+        return Ok(None);
+    }
+    if let Some(id) = line.context {
+        let missing = |name| de::Error::custom(format_args!("context {id} has no `{name}`"));
+        let def = ContextDef {
+            endpoint: line.endpoint.ok_or_else(|| missing("endpoint"))?.into(),
+            variant: line.variant.map(|s| s.into()),
+            billing: line.billing,
+            allocation: line.allocation.ok_or_else(|| missing("allocation"))?,
+            currency: line.currency.ok_or_else(|| missing("currency"))?.into(),
+            region: line.region.map(|s| s.into()),
+            operation: line.operation.ok_or_else(|| missing("operation"))?,
+            usage_variant: line.usage_variant.map(|s| s.into()),
+        };
+        defs.contexts.insert(id, def);
+        return Ok(None);
+    }
+    receipt(line, defs).map(Some)
+}
+
+fn receipt(line: Line<'_>, defs: &Definitions) -> serde_json::Result<Cost> {
+    let missing = |name| de::Error::custom(format_args!("the receipt has no `{name}`"));
+    let c = line.c.ok_or_else(|| missing("c"))?;
+    let context = defs
+        .contexts
+        .get(&c)
+        .ok_or_else(|| de::Error::custom(format_args!("context {c} is not defined before it")))?;
+    let usage = Usage {
+        operation: context.operation,
+        latency: Duration::from_micros(line.lat.ok_or_else(|| missing("lat"))?),
+        time_to_first_byte: line.ttfb.map(Duration::from_micros),
+        bytes_in: line.bytes_in.unwrap_or(0),
+        bytes_out: line.bytes_out.unwrap_or(0),
+        parts: line.parts,
+        variant: context.usage_variant.as_deref().map(str::to_owned),
+        input_tokens: line.tin,
+        output_tokens: line.tout,
+        outcome: line.outcome.unwrap_or(Outcome::Ok),
+        attempts: line.tries.unwrap_or(1),
+    };
+    let mut lines = Vec::with_capacity(line.l.len());
+    for entry in line.l {
+        lines.push(match entry {
+            LineEntry::Whole(cost_line) => cost_line,
+            LineEntry::Ref { id, quantity, cost } => {
+                let price = defs.prices.get(&id).ok_or_else(|| {
+                    de::Error::custom(format_args!("price {id} is not defined before it"))
+                })?;
+                let quantity = match quantity.or_else(|| derived_quantity(price.item, &usage)) {
+                    Some(q) => q,
+                    None => {
+                        return Err(de::Error::custom(format_args!(
+                            "a `{}` line has no quantity",
+                            price.item.as_str()
+                        )));
+                    }
+                };
+                CostLine {
+                    item: price.item,
+                    quantity,
+                    unit: price.unit,
+                    price: LinePrice::Priced {
+                        usd_per_unit: price.usd_per_unit,
+                        cost_usd: cost.unwrap_or_else(|| line_cost(price.usd_per_unit, quantity)),
+                        provenance: price.provenance.clone(),
+                    },
+                }
+            }
+        });
+    }
+    let accrual = line.ac.map(|ac| Accrual {
+        accrued_usd: ac.a,
+        allocated_usd: ac.l,
+        utilisation: ac.u,
+        storage_usd: ac.s,
+    });
+    Ok(Cost {
+        call_id: line.id.ok_or_else(|| missing("id"))?.into_owned(),
+        at: line.at.ok_or_else(|| missing("at"))?.0,
+        endpoint: context.endpoint.to_string(),
+        variant: context.variant.as_deref().map(str::to_owned),
+        billing: context.billing.clone(),
+        allocation: context.allocation,
+        usage,
+        lines,
+        cost_usd: line.cost.ok_or_else(|| missing("cost"))?,
+        currency: match &*context.currency {
+            "USD" => Cow::Borrowed("USD"),
+            other => Cow::Owned(other.to_owned()),
+        },
+        region: context.region.clone(),
+        running_client_usd: line.rc.ok_or_else(|| missing("rc"))?,
+        running_endpoint_usd: line.re.ok_or_else(|| missing("re"))?,
+        running_fleet_usd: line.rf,
+        accrual,
+        tags: line.tags.unwrap_or_default(),
+        notes: line.notes.unwrap_or_default(),
+    })
+}
+
+/// Every member a format-2 line can have (definitions' and receipts').
+#[derive(Deserialize)]
+struct Line<'a> {
+    // Definitions.
+    price: Option<u32>,
+    context: Option<u32>,
+    item: Option<LineItem>,
+    unit: Option<QuantityUnit>,
+    usd_per_unit: Option<Decimal>,
+    source: Option<PriceOrigin>,
+    #[serde(borrow)]
+    sku: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    effective_date: Option<Cow<'a, str>>,
+    fetched_at: Option<DateTime<Utc>>,
+    #[serde(borrow)]
+    note: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    endpoint: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    variant: Option<Cow<'a, str>>,
+    billing: Option<VariantBilling>,
+    allocation: Option<Allocation>,
+    #[serde(borrow)]
+    currency: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    region: Option<Cow<'a, str>>,
+    operation: Option<Operation>,
+    #[serde(borrow)]
+    usage_variant: Option<Cow<'a, str>>,
+    // Receipts.
+    c: Option<u32>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    at: Option<At>,
+    lat: Option<u64>,
+    ttfb: Option<u64>,
+    #[serde(rename = "in")]
+    bytes_in: Option<u64>,
+    #[serde(rename = "out")]
+    bytes_out: Option<u64>,
+    parts: Option<u64>,
+    tin: Option<u64>,
+    tout: Option<u64>,
+    outcome: Option<Outcome>,
+    tries: Option<u32>,
+    #[serde(default)]
+    l: Vec<LineEntry>,
+    cost: Option<Decimal>,
+    rc: Option<Decimal>,
+    re: Option<Decimal>,
+    rf: Option<Decimal>,
+    ac: Option<AccrualV2>,
+    tags: Option<BTreeMap<String, String>>,
+    notes: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct AccrualV2 {
+    a: Decimal,
+    l: Decimal,
+    u: Option<Decimal>,
+    s: Option<Decimal>,
+}
+
+/// A time: nanoseconds since the epoch, or RFC 3339 text (beyond 2262).
+pub(crate) struct At(pub(crate) DateTime<Utc>);
+
+impl<'de> Deserialize<'de> for At {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AtVisitor;
+        impl Visitor<'_> for AtVisitor {
+            type Value = At;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("nanoseconds since the epoch or an RFC 3339 time")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<At, E> {
+                Ok(At(DateTime::from_timestamp_nanos(n)))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<At, E> {
+                let n = i64::try_from(n).map_err(|_| E::custom("time out of range"))?;
+                self.visit_i64(n)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<At, E> {
+                DateTime::parse_from_rfc3339(s)
+                    .map(|t| At(t.with_timezone(&Utc)))
+                    .map_err(E::custom)
+            }
+        }
+        d.deserialize_any(AtVisitor)
+    }
+}
+
+/// A cost line: a reference to a price, or the whole line (format 1's shape).
+enum LineEntry {
+    Ref {
+        id: u32,
+        quantity: Option<Decimal>,
+        cost: Option<Decimal>,
+    },
+    Whole(CostLine),
+}
+
+impl<'de> Deserialize<'de> for LineEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = LineEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("[price id, quantity?, cost?] or a whole cost line")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LineEntry, A::Error> {
+                let id = seq
+                    .next_element::<u32>()?
+                    .ok_or_else(|| de::Error::custom("a line reference has no price id"))?;
+                let quantity = seq.next_element::<Option<Decimal>>()?.flatten();
+                let cost = seq.next_element::<Option<Decimal>>()?.flatten();
+                if seq.next_element::<IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom(
+                        "a line reference has more than 3 members",
+                    ));
+                }
+                Ok(LineEntry::Ref { id, quantity, cost })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<LineEntry, A::Error> {
+                CostLine::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(LineEntry::Whole)
+            }
+        }
+        d.deserialize_any(EntryVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests;

