@@ -30,6 +30,7 @@ use crate::billing::{
 };
 use crate::endpoint::VariantBilling;
 use crate::pricing::{PriceOrigin, Provenance};
+use crate::report::{GroupBy, ReportRow};
 use crate::usage::{Operation, Outcome, Usage};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -598,6 +599,121 @@ fn receipt(line: Line<'_>, defs: &Definitions) -> serde_json::Result<Cost> {
         tags: line.tags.unwrap_or_default(),
         notes: line.notes.unwrap_or_default(),
     })
+}
+
+/// The start of every receipt line the writer writes: [`report_row`] reads those.
+pub(crate) const RECEIPT_PREFIX: &[u8] = b"{\"v\":2,\"c\":";
+
+/// The starts of the definition lines the writer writes.
+pub(crate) const DEFINITION_PREFIXES: [&[u8]; 2] =
+    [b"{\"v\":2,\"context\":", b"{\"v\":2,\"price\":"];
+
+/// What a report needs of a receipt line starting with [`RECEIPT_PREFIX`], read
+/// without building the receipt: `defs` gives the endpoint and variant, and for a
+/// `tag:<key>` report only the tags are parsed.
+pub(crate) fn report_row<'a>(
+    text: &'a [u8],
+    defs: &'a Definitions,
+    by: &GroupBy,
+) -> serde_json::Result<ReportRow<'a>> {
+    let row: ReceiptRow<'a> = serde_json::from_slice(text)?;
+    let context = defs.contexts.get(&row.c).ok_or_else(|| {
+        de::Error::custom(format_args!("context {} is not defined before it", row.c))
+    })?;
+    let tag = match (by, row.tags) {
+        (GroupBy::Tag(key), Some(raw)) => {
+            let tags: Vec<(Cow<'a, str>, Cow<'a, str>)> =
+                serde_json::from_str::<BTreeMap<Cow<'a, str>, Cow<'a, str>>>(raw.get())?
+                    .into_iter()
+                    .collect();
+            tags.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        }
+        _ => None,
+    };
+    let mut report_row = ReportRow::new(row.at.0, &context.endpoint, row.cost);
+    report_row.variant = context.variant.as_deref();
+    report_row.tag = tag;
+    report_row.latency_us = row.lat;
+    report_row.input_tokens = row.tin;
+    report_row.output_tokens = row.tout;
+    report_row.fully_priced = row.l.0;
+    report_row.outcome = row.outcome.unwrap_or(Outcome::Ok);
+    Ok(report_row)
+}
+
+/// The members of a receipt line a report reads (the others are skipped).
+#[derive(Deserialize)]
+struct ReceiptRow<'a> {
+    c: u32,
+    at: At,
+    lat: u64,
+    tin: Option<u64>,
+    tout: Option<u64>,
+    outcome: Option<Outcome>,
+    l: AllPriced,
+    cost: Decimal,
+    #[serde(borrow)]
+    tags: Option<&'a serde_json::value::RawValue>,
+}
+
+/// Whether every entry of a receipt's `l` is priced (a reference to a price, or a
+/// whole line whose price has `"status":"priced"`).
+struct AllPriced(bool);
+
+impl<'de> Deserialize<'de> for AllPriced {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Lines;
+        impl<'de> Visitor<'de> for Lines {
+            type Value = AllPriced;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of cost lines")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AllPriced, A::Error> {
+                let mut all = true;
+                while let Some(entry) = seq.next_element::<Priced>()? {
+                    all &= entry.0;
+                }
+                Ok(AllPriced(all))
+            }
+        }
+        d.deserialize_seq(Lines)
+    }
+}
+
+/// One entry of `l`: priced or not.
+struct Priced(bool);
+
+impl<'de> Deserialize<'de> for Priced {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Status<'a> {
+            #[serde(borrow)]
+            status: Cow<'a, str>,
+        }
+        #[derive(Deserialize)]
+        struct Whole<'a> {
+            #[serde(borrow)]
+            price: Status<'a>,
+        }
+        struct Entry;
+        impl<'de> Visitor<'de> for Entry {
+            type Value = Priced;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("[price id, quantity?, cost?] or a whole cost line")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Priced, A::Error> {
+                seq.next_element::<u32>()?
+                    .ok_or_else(|| de::Error::custom("a line reference has no price id"))?;
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Priced(true))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Priced, A::Error> {
+                let whole = Whole::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Priced(whole.price.status == "priced"))
+            }
+        }
+        d.deserialize_any(Entry)
+    }
 }
 
 /// Every member a format-2 line can have (definitions' and receipts').

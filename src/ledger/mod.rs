@@ -21,7 +21,8 @@ pub use reader::{LedgerRead, LedgerReader, TornTail, ledger_files, read_all};
 pub use rolling::RollEvery;
 pub use writer::{Refused, SinkStats};
 
-pub(crate) use compact::Refs;
+pub(crate) use compact::{DEFINITION_PREFIXES, Definitions, RECEIPT_PREFIX, Refs, report_row};
+pub(crate) use reader::{LineError, read_record};
 pub(crate) use writer::{BackgroundWriter, Encode, Options, StreamTarget};
 
 /// The version of the ledger line format [`JsonlLedger`] writes, `"v"` on every

@@ -19,6 +19,16 @@ pub struct TornTail {
     pub bytes: u64,
 }
 
+impl TornTail {
+    pub(crate) fn new(line: u64, offset: u64, bytes: u64) -> Self {
+        TornTail {
+            line,
+            offset,
+            bytes,
+        }
+    }
+}
+
 /// Everything [`read_all`] found.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
@@ -179,14 +189,12 @@ impl<R: BufRead> LedgerReader<R> {
                     version,
                 })
                 .and_then(|version| {
-                    let record = match version {
-                        compact::VERSION => compact::read_line(text, &mut self.defs),
-                        _ => serde_json::from_slice::<Cost>(text).map(Some),
-                    };
-                    record.map_err(|source| LedgerError::Corrupt {
-                        path: self.path.clone(),
-                        line: self.line,
-                        source,
+                    read_versioned(version, text, &mut self.defs).map_err(|source| {
+                        LedgerError::Corrupt {
+                            path: self.path.clone(),
+                            line: self.line,
+                            source,
+                        }
                     })
                 });
             return match parsed {
@@ -229,10 +237,37 @@ impl<R: BufRead> Iterator for LedgerReader<R> {
 
 impl<R: BufRead> std::iter::FusedIterator for LedgerReader<R> {}
 
+/// Why a line did not read.
+#[derive(Debug)]
+pub(crate) enum LineError {
+    /// Of a format newer than this reader.
+    Version(u64),
+    /// Not a record.
+    Corrupt(serde_json::Error),
+}
+
+/// One line of any version: a receipt, or `None` for a definition (taken into
+/// `defs`, the definitions read so far in the file).
+pub(crate) fn read_record(text: &[u8], defs: &mut Definitions) -> Result<Option<Cost>, LineError> {
+    let version = check_version(text).map_err(LineError::Version)?;
+    read_versioned(version, text, defs).map_err(LineError::Corrupt)
+}
+
+fn read_versioned(
+    version: u32,
+    text: &[u8],
+    defs: &mut Definitions,
+) -> serde_json::Result<Option<Cost>> {
+    match version {
+        compact::VERSION => compact::read_line(text, defs),
+        _ => serde_json::from_slice::<Cost>(text).map(Some),
+    }
+}
+
 /// The line's format version (1 when it has none), or `Err(version)` when it is
 /// newer than this reader. Fast path: lines written by
 /// [`JsonlLedger`](super::JsonlLedger) start with `{"v":N,`.
-pub(super) fn check_version(line: &[u8]) -> Result<u32, u64> {
+fn check_version(line: &[u8]) -> Result<u32, u64> {
     let version = match line.strip_prefix(b"{\"v\":") {
         Some(rest) => {
             let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();

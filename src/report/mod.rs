@@ -23,6 +23,10 @@
 //! - **Percentiles** (cost per call, latency): nearest rank. For p in (0, 100]
 //!   and n values sorted ascending, the value at rank ⌈p × n / 100⌉ (1-based). It
 //!   is always an observed value, never interpolated: p50 of 1, 2, 3, 4 is 2.
+//!   Exact up to 4,096 calls in a group; beyond, so that memory does not grow
+//!   with the calls, the smallest observed value of the 0.1%-wide bucket that
+//!   holds the rank: at most 0.1% below the exact one
+//!   ([`Report::approximate_percentiles`] says so).
 //! - **Latency**: the client-side wall time on the receipt (`latency_us`), in ms.
 //! - **Tokens**: sums of the input and output tokens the responses reported;
 //!   `calls_with_tokens` counts calls that reported any. **usd_per_1000_tokens** =
@@ -40,13 +44,17 @@
 
 #[cfg(feature = "charts")]
 pub mod chart;
+mod quantiles;
+mod scan;
 
 use crate::billing::{Cost, round_cost};
-use crate::ledger::{LedgerError, LedgerReader, TornTail};
+use crate::ledger::{LedgerError, TornTail};
 use crate::usage::Outcome;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use quantiles::Quantiles;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
@@ -112,20 +120,103 @@ impl GroupBy {
 
     /// The group a call belongs to.
     pub fn key(&self, cost: &Cost) -> String {
+        let mut key = String::new();
+        self.write_key(&ReportRow::of(cost, self), &mut key);
+        key
+    }
+
+    /// Writes the group of `row` into `key` (cleared first).
+    fn write_key(&self, row: &ReportRow<'_>, key: &mut String) {
+        use std::fmt::Write;
+        key.clear();
         match self {
-            GroupBy::Endpoint => cost.endpoint.clone(),
-            GroupBy::Variant => format!(
-                "{}/{}",
-                cost.endpoint,
-                cost.variant.as_deref().unwrap_or("-")
-            ),
-            GroupBy::Tag(key) => cost
-                .tags
-                .get(key)
-                .cloned()
-                .unwrap_or_else(|| UNTAGGED.to_owned()),
-            GroupBy::Day => cost.at.format("%Y-%m-%d").to_string(),
-            GroupBy::Hour => cost.at.format("%Y-%m-%dT%H:00Z").to_string(),
+            GroupBy::Endpoint => key.push_str(row.endpoint),
+            GroupBy::Variant => {
+                key.push_str(row.endpoint);
+                key.push('/');
+                key.push_str(row.variant.unwrap_or("-"));
+            }
+            GroupBy::Tag(_) => key.push_str(row.tag.as_deref().unwrap_or(UNTAGGED)),
+            GroupBy::Day => {
+                let _ = write!(key, "{}", row.at.format("%Y-%m-%d"));
+            }
+            GroupBy::Hour => {
+                let _ = write!(key, "{}", row.at.format("%Y-%m-%dT%H:00Z"));
+            }
+        }
+    }
+
+    /// The time bucket that decides the key of a time grouping (seconds).
+    fn time_bucket(&self, at: DateTime<Utc>) -> Option<i64> {
+        match self {
+            GroupBy::Day => Some(at.timestamp().div_euclid(86_400)),
+            GroupBy::Hour => Some(at.timestamp().div_euclid(3_600)),
+            _ => None,
+        }
+    }
+}
+
+/// What a report reads of one receipt. Readers that can read less than a whole
+/// [`Cost`] (a format-2 ledger, Parquet columns) make these directly.
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub struct ReportRow<'a> {
+    /// When the call started.
+    pub at: DateTime<Utc>,
+    /// Endpoint name.
+    pub endpoint: &'a str,
+    /// The variant billed, when known.
+    pub variant: Option<&'a str>,
+    /// For a `tag:<key>` report, the call's value of that tag.
+    pub tag: Option<Cow<'a, str>>,
+    /// The receipt's total.
+    pub cost_usd: Decimal,
+    /// Client-side latency, microseconds.
+    pub latency_us: u64,
+    /// Input tokens reported.
+    pub input_tokens: Option<u64>,
+    /// Output tokens reported.
+    pub output_tokens: Option<u64>,
+    /// Every line priced.
+    pub fully_priced: bool,
+    /// How the call ended.
+    pub outcome: Outcome,
+}
+
+impl<'a> ReportRow<'a> {
+    /// A row of a call of `endpoint` at `at` that cost `cost_usd`: every line
+    /// priced, outcome `ok`, no tokens, latency 0, until set.
+    pub fn new(at: DateTime<Utc>, endpoint: &'a str, cost_usd: Decimal) -> Self {
+        ReportRow {
+            at,
+            endpoint,
+            variant: None,
+            tag: None,
+            cost_usd,
+            latency_us: 0,
+            input_tokens: None,
+            output_tokens: None,
+            fully_priced: true,
+            outcome: Outcome::Ok,
+        }
+    }
+
+    /// The row of a receipt, for a report grouped `by`.
+    pub fn of(cost: &'a Cost, by: &GroupBy) -> Self {
+        ReportRow {
+            at: cost.at,
+            endpoint: &cost.endpoint,
+            variant: cost.variant.as_deref(),
+            tag: match by {
+                GroupBy::Tag(key) => cost.tags.get(key).map(|v| Cow::Borrowed(v.as_str())),
+                _ => None,
+            },
+            cost_usd: cost.cost_usd,
+            latency_us: u64::try_from(cost.usage.latency.as_micros()).unwrap_or(u64::MAX),
+            input_tokens: cost.usage.input_tokens,
+            output_tokens: cost.usage.output_tokens,
+            fully_priced: cost.is_fully_priced(),
+            outcome: cost.usage.outcome,
         }
     }
 }
@@ -327,6 +418,10 @@ pub struct Report {
     /// Files whose torn last line was skipped.
     #[serde(default)]
     pub torn_tails: u64,
+    /// Some group had more than 4,096 calls: its percentiles are within 0.1% below
+    /// the exact nearest rank (see the module docs).
+    #[serde(default)]
+    pub approximate_percentiles: bool,
     /// Cost over time per group.
     pub over_time: OverTime,
 }
@@ -339,8 +434,8 @@ type Hourly = BTreeMap<i64, (u64, Decimal)>;
 struct Acc {
     calls: u64,
     cost_usd: Decimal,
-    costs: Vec<Decimal>,
-    latencies_us: Vec<u64>,
+    costs: Quantiles<Decimal>,
+    latencies_us: Quantiles<u64>,
     input_tokens: u64,
     output_tokens: u64,
     calls_with_tokens: u64,
@@ -354,40 +449,39 @@ struct Acc {
 }
 
 impl Acc {
-    fn add(&mut self, cost: &Cost) {
+    fn add(&mut self, row: &ReportRow<'_>) {
         self.calls += 1;
-        self.cost_usd += cost.cost_usd;
-        self.costs.push(cost.cost_usd);
-        self.latencies_us
-            .push(u64::try_from(cost.usage.latency.as_micros()).unwrap_or(u64::MAX));
-        let (input, output) = (cost.usage.input_tokens, cost.usage.output_tokens);
+        self.cost_usd += row.cost_usd;
+        self.costs.push(row.cost_usd);
+        self.latencies_us.push(row.latency_us);
+        let (input, output) = (row.input_tokens, row.output_tokens);
         if input.is_some() || output.is_some() {
             self.calls_with_tokens += 1;
-            self.cost_with_tokens += cost.cost_usd;
+            self.cost_with_tokens += row.cost_usd;
             self.input_tokens += input.unwrap_or(0);
             self.output_tokens += output.unwrap_or(0);
         }
-        if !cost.is_fully_priced() {
+        if !row.fully_priced {
             self.unpriced_calls += 1;
         }
-        match cost.usage.outcome {
+        match row.outcome {
             Outcome::Error => self.errors += 1,
             Outcome::Cancelled => self.cancelled += 1,
             _ => {}
         }
-        self.first_at = Some(self.first_at.map_or(cost.at, |t| t.min(cost.at)));
-        self.last_at = Some(self.last_at.map_or(cost.at, |t| t.max(cost.at)));
-        let hour = cost.at.timestamp().div_euclid(3600) * 3600;
+        self.first_at = Some(self.first_at.map_or(row.at, |t| t.min(row.at)));
+        self.last_at = Some(self.last_at.map_or(row.at, |t| t.max(row.at)));
+        let hour = row.at.timestamp().div_euclid(3600) * 3600;
         let slot = self.hourly.entry(hour).or_default();
         slot.0 += 1;
-        slot.1 += cost.cost_usd;
+        slot.1 += row.cost_usd;
     }
 
     fn merge(&mut self, other: &Acc) {
         self.calls += other.calls;
         self.cost_usd += other.cost_usd;
-        self.costs.extend_from_slice(&other.costs);
-        self.latencies_us.extend_from_slice(&other.latencies_us);
+        self.costs.merge(&other.costs);
+        self.latencies_us.merge(&other.latencies_us);
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
         self.calls_with_tokens += other.calls_with_tokens;
@@ -407,8 +501,8 @@ impl Acc {
     }
 
     fn summary(mut self, key: String) -> (GroupSummary, Hourly) {
-        self.costs.sort_unstable();
-        self.latencies_us.sort_unstable();
+        let [cost_p50, cost_p95] = self.costs.nearest_ranks([50, 95]);
+        let [latency_p50, latency_p95] = self.latencies_us.nearest_ranks([50, 95]);
         let per_1000 = |usd: Decimal, n: u64| {
             (n > 0).then(|| round_cost(usd * Decimal::from(1000) / Decimal::from(n)))
         };
@@ -419,10 +513,10 @@ impl Acc {
             calls: self.calls,
             cost_usd: self.cost_usd,
             usd_per_1000_calls: per_1000(self.cost_usd, self.calls),
-            cost_per_call_p50_usd: nearest_rank(&self.costs, 50).copied(),
-            cost_per_call_p95_usd: nearest_rank(&self.costs, 95).copied(),
-            latency_p50_ms: nearest_rank(&self.latencies_us, 50).map(|&us| ms(us)),
-            latency_p95_ms: nearest_rank(&self.latencies_us, 95).map(|&us| ms(us)),
+            cost_per_call_p50_usd: cost_p50,
+            cost_per_call_p95_usd: cost_p95,
+            latency_p50_ms: latency_p50.map(ms),
+            latency_p95_ms: latency_p95.map(ms),
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
             calls_with_tokens: self.calls_with_tokens,
@@ -456,15 +550,19 @@ pub fn nearest_rank<T>(sorted: &[T], percentile: u32) -> Option<&T> {
     sorted.get(rank - 1)
 }
 
-/// Builds a [`Report`] one receipt at a time (for ledgers larger than memory
-/// would like as `Vec<Cost>`: only the per-call cost and latency are kept).
+/// Builds a [`Report`] one receipt at a time, in memory that grows with the
+/// groups, not with the receipts.
 #[derive(Debug)]
 pub struct ReportBuilder {
     options: ReportOptions,
-    groups: HashMap<String, Acc>,
+    groups: HashMap<String, Acc, foldhash::fast::RandomState>,
     outside_range: u64,
     torn_tail: Option<TornTail>,
     torn_tails: u64,
+    /// The key being looked up (no allocation for a group seen before).
+    key: String,
+    /// The last time bucket of a time grouping, whose key is in `key`.
+    last_bucket: Option<i64>,
 }
 
 impl ReportBuilder {
@@ -473,21 +571,65 @@ impl ReportBuilder {
         options.validate()?;
         Ok(ReportBuilder {
             options,
-            groups: HashMap::new(),
+            groups: HashMap::default(),
             outside_range: 0,
             torn_tail: None,
             torn_tails: 0,
+            key: String::new(),
+            last_bucket: None,
         })
     }
 
     /// Counts one receipt (or skips it when outside the range).
     pub fn add(&mut self, cost: &Cost) {
-        if !self.options.includes(cost.at) {
+        let row = ReportRow::of(cost, &self.options.by);
+        self.add_row(&row);
+    }
+
+    /// Counts one receipt read as a [`ReportRow`] (or skips it when outside the
+    /// range). For `tag:<key>` reports, `row.tag` must be that tag's value.
+    pub fn add_row(&mut self, row: &ReportRow<'_>) {
+        if !self.options.includes(row.at) {
             self.outside_range += 1;
             return;
         }
-        let key = self.options.by.key(cost);
-        self.groups.entry(key).or_default().add(cost);
+        match self.options.by.time_bucket(row.at) {
+            Some(bucket) if self.last_bucket == Some(bucket) => {}
+            bucket => {
+                self.options.by.write_key(row, &mut self.key);
+                self.last_bucket = bucket;
+            }
+        }
+        match self.groups.get_mut(self.key.as_str()) {
+            Some(acc) => acc.add(row),
+            None => {
+                let mut acc = Acc::default();
+                acc.add(row);
+                self.groups.insert(self.key.clone(), acc);
+            }
+        }
+    }
+
+    /// The options this builder reports on.
+    pub(crate) fn options(&self) -> &ReportOptions {
+        &self.options
+    }
+
+    /// Adds what `other` (of the same options) counted.
+    pub(crate) fn merge(&mut self, other: ReportBuilder) {
+        for (key, acc) in other.groups {
+            match self.groups.get_mut(&key) {
+                Some(ours) => ours.merge(&acc),
+                None => {
+                    self.groups.insert(key, acc);
+                }
+            }
+        }
+        self.outside_range += other.outside_range;
+        self.torn_tails += other.torn_tails;
+        if self.torn_tail.is_none() {
+            self.torn_tail = other.torn_tail;
+        }
     }
 
     /// Notes that a ledger file's torn last line was skipped (once per file).
@@ -504,6 +646,10 @@ impl ReportBuilder {
         for acc in self.groups.values() {
             all.merge(acc);
         }
+        let approximate_percentiles = self
+            .groups
+            .values()
+            .any(|acc| !acc.costs.is_exact() || !acc.latencies_us.is_exact());
         let span_hours = match (all.first_at, all.last_at) {
             (Some(first), Some(last)) => (last - first).num_hours(),
             _ => 0,
@@ -544,6 +690,7 @@ impl ReportBuilder {
             outside_range: self.outside_range,
             torn_tail: self.torn_tail,
             torn_tails: self.torn_tails,
+            approximate_percentiles,
             over_time: OverTime { bucket, series },
         }
     }
@@ -592,23 +739,19 @@ pub fn report_file(path: impl AsRef<Path>, options: &ReportOptions) -> Result<Re
 }
 
 /// A report of many ledgers (files, or directories of them: see
-/// [`ledger_files`](crate::ledger::ledger_files)), read one after the other, one
-/// receipt at a time: memory holds the groups, not the receipts.
+/// [`ledger_files`](crate::ledger::ledger_files)), streamed: memory holds the
+/// groups and a few blocks of each file, not the receipts. The files are read on
+/// every core (blocks of whole lines, merged); the first bad line (by file, then
+/// line) is the error.
 pub fn report_files<P: AsRef<Path>>(
     paths: impl IntoIterator<Item = P>,
     options: &ReportOptions,
 ) -> Result<Report, ReportError> {
-    let mut builder = ReportBuilder::new(options.clone())?;
+    let mut files = Vec::new();
     for path in paths {
-        for file in crate::ledger::ledger_files(path)? {
-            let mut reader = LedgerReader::open(file)?;
-            for cost in reader.by_ref() {
-                builder.add(&cost?);
-            }
-            builder.torn_tail(reader.torn_tail().cloned());
-        }
+        files.extend(crate::ledger::ledger_files(path)?);
     }
-    Ok(builder.finish())
+    Ok(scan::scan(&files, options)?.finish())
 }
 
 /// Renders the report as a plain-text table (groups, then the total), followed by
@@ -717,6 +860,12 @@ pub fn render_table(report: &Report) -> String {
             "note: {} of {} calls had unpriced lines: cost figures are lower bounds\n",
             report.total.unpriced_calls, report.total.calls
         ));
+    }
+    if report.approximate_percentiles {
+        out.push_str(
+            "note: groups of more than 4,096 calls: their p50/p95 are observed values at most \
+             0.1% below the exact nearest rank\n",
+        );
     }
     if let Some(torn) = &report.torn_tail {
         out.push_str(&format!(

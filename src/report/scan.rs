@@ -1,0 +1,456 @@
+//! Reading ledgers for a report on every core, in memory that does not grow with
+//! the files.
+//!
+//! The calling thread reads each file in blocks of whole lines (4 MiB), counts
+//! their lines and takes the definitions out of them (format 2: a receipt refers
+//! to a context defined earlier in the file); one worker thread per core reads
+//! the blocks' receipts into a report of its own, and the reports are merged.
+//! At most two blocks a worker wait in the queue: memory is a few blocks per
+//! core, whatever the size of the files.
+//!
+//! Receipt lines as the writer writes them (`{"v":2,"c":…`) are read without
+//! building the receipt ([`report_row`]); any other line (format 1, definitions)
+//! is read whole.
+
+use super::{ReportBuilder, ReportError, ReportOptions};
+use crate::ledger::{
+    DEFINITION_PREFIXES, Definitions, LedgerError, LineError, RECEIPT_PREFIX, TornTail,
+    read_record, report_row,
+};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+
+/// Bytes read at a time (a block ends at the last whole line in it).
+const BLOCK: usize = 4 << 20;
+
+/// Whole lines of one file, and what a worker needs to read them.
+struct Block {
+    file: usize,
+    /// Lines before the block in its file.
+    first_line: u64,
+    /// Byte offset of the block in its file.
+    offset: u64,
+    bytes: Vec<u8>,
+    /// The definitions made before the block.
+    defs: Arc<Definitions>,
+}
+
+/// The first error, by file then line.
+type FirstError = Mutex<Option<(usize, u64, LedgerError)>>;
+
+/// A report builder fed by every receipt of `files`, read on every core.
+pub(crate) fn scan(
+    files: &[PathBuf],
+    options: &ReportOptions,
+) -> Result<ReportBuilder, ReportError> {
+    scan_in_blocks(files, options, BLOCK)
+}
+
+/// [`scan`] with blocks of about `block` bytes.
+fn scan_in_blocks(
+    files: &[PathBuf],
+    options: &ReportOptions,
+    block: usize,
+) -> Result<ReportBuilder, ReportError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let (tx, rx) = sync_channel::<Block>(2 * workers);
+    let rx = Mutex::new(rx);
+    let failed: FirstError = Mutex::new(None);
+    let torn: Mutex<Vec<(usize, TornTail)>> = Mutex::new(Vec::new());
+    let stop = AtomicBool::new(false);
+    let mut builder = ReportBuilder::new(options.clone())?;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut builder = ReportBuilder::new(options.clone())?;
+                    work(&rx, &mut builder, files, &failed, &torn, &stop);
+                    Ok::<_, ReportError>(builder)
+                })
+            })
+            .collect();
+        read_files(files, tx, block, &failed, &stop);
+        for handle in handles {
+            match handle.join() {
+                Ok(Ok(part)) => builder.merge(part),
+                Ok(Err(e)) => return Err(e),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok(())
+    })?;
+    if let Some((_, _, e)) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e.into());
+    }
+    let mut torn = torn.into_inner().unwrap_or_else(|e| e.into_inner());
+    torn.sort_by_key(|(file, _)| *file);
+    for (_, tail) in torn {
+        builder.torn_tail(Some(tail));
+    }
+    Ok(builder)
+}
+
+/// Keeps `e` if it comes before the error already kept.
+fn fail(failed: &FirstError, stop: &AtomicBool, file: usize, line: u64, e: LedgerError) {
+    stop.store(true, Ordering::Relaxed);
+    let mut first = failed.lock().unwrap_or_else(|e| e.into_inner());
+    if first
+        .as_ref()
+        .is_none_or(|(f, l, _)| (file, line) < (*f, *l))
+    {
+        *first = Some((file, line, e));
+    }
+}
+
+/// The calling thread: every file, block by block, into the queue.
+fn read_files(
+    files: &[PathBuf],
+    tx: SyncSender<Block>,
+    block: usize,
+    failed: &FirstError,
+    stop: &AtomicBool,
+) {
+    for (i, path) in files.iter().enumerate() {
+        if let Err(e) = read_file(i, path, &tx, block, stop) {
+            fail(failed, stop, i, 0, e);
+        }
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+    }
+}
+
+fn read_file(
+    index: usize,
+    path: &PathBuf,
+    tx: &SyncSender<Block>,
+    block: usize,
+    stop: &AtomicBool,
+) -> Result<(), LedgerError> {
+    let open_err = |source| LedgerError::Open {
+        path: path.clone(),
+        source,
+    };
+    let mut file = File::open(path).map_err(open_err)?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(LedgerError::NotAFile { path: path.clone() });
+    }
+    let mut defs = Arc::new(Definitions::default());
+    let (mut line, mut offset) = (0u64, 0u64);
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(block + carry.len());
+        bytes.append(&mut carry);
+        let eof = fill(&mut file, &mut bytes, block).map_err(|source| LedgerError::Read {
+            path: path.clone(),
+            line: line + 1,
+            source,
+        })?;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if !eof {
+            // Whole lines only; the rest starts the next block.
+            let cut = memchr::memrchr(b'\n', &bytes).map_or(0, |i| i + 1);
+            carry.extend_from_slice(&bytes[cut..]);
+            bytes.truncate(cut);
+        }
+        let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+        let len = bytes.len() as u64;
+        let before = defs.clone();
+        take_definitions(&bytes, &mut defs);
+        let block = Block {
+            file: index,
+            first_line: line,
+            offset,
+            bytes,
+            defs: before,
+        };
+        if tx.send(block).is_err() {
+            return Ok(()); // the workers stopped
+        }
+        (line, offset) = (line + lines, offset + len);
+        if eof {
+            return Ok(());
+        }
+    }
+}
+
+/// Reads into `bytes` until it holds a block and a newline, or the file ends
+/// (then returns true).
+fn fill(file: &mut File, bytes: &mut Vec<u8>, block: usize) -> std::io::Result<bool> {
+    let mut want = block;
+    loop {
+        if bytes.len() >= want {
+            if memchr::memchr(b'\n', bytes).is_some() {
+                return Ok(false);
+            }
+            want += block; // a line longer than a block
+        }
+        let start = bytes.len();
+        bytes.resize(want, 0);
+        let n = match file.read(&mut bytes[start..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+            Err(e) => {
+                bytes.truncate(start);
+                return Err(e);
+            }
+        };
+        bytes.truncate(start + n);
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Adds the definitions written in `bytes` (as the writer writes them) to `defs`.
+/// A definition that does not read is left to the worker to report.
+fn take_definitions(bytes: &[u8], defs: &mut Arc<Definitions>) {
+    for prefix in DEFINITION_PREFIXES {
+        for at in memchr::memmem::find_iter(bytes, prefix) {
+            if at > 0 && bytes[at - 1] != b'\n' {
+                continue;
+            }
+            let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i);
+            let _ = read_record(&bytes[at..end], Arc::make_mut(defs));
+        }
+    }
+}
+
+/// A worker: blocks from the queue into `builder`, until the queue closes.
+fn work(
+    rx: &Mutex<Receiver<Block>>,
+    builder: &mut ReportBuilder,
+    files: &[PathBuf],
+    failed: &FirstError,
+    torn: &Mutex<Vec<(usize, TornTail)>>,
+    stop: &AtomicBool,
+) {
+    loop {
+        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok(block) = next else { return };
+        if stop.load(Ordering::Relaxed) {
+            continue; // drain, so that the reader never waits on a full queue
+        }
+        let Block {
+            file,
+            first_line,
+            offset,
+            bytes,
+            defs,
+        } = block;
+        let header = Header {
+            first_line,
+            offset,
+            defs,
+        };
+        match read_block(header, &bytes, builder, &files[file]) {
+            Ok(None) => {}
+            Ok(Some(tail)) => torn
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((file, tail)),
+            Err((line, e)) => fail(failed, stop, file, line, e),
+        }
+    }
+}
+
+/// What `read_block` needs of a block besides its bytes.
+struct Header {
+    first_line: u64,
+    offset: u64,
+    defs: Arc<Definitions>,
+}
+
+/// The receipts of one block into `builder`; a torn last line (only the file's
+/// last block can end without a newline) is returned, any other bad line is an
+/// error with its line number.
+fn read_block(
+    mut header: Header,
+    bytes: &[u8],
+    builder: &mut ReportBuilder,
+    path: &Path,
+) -> Result<Option<TornTail>, (u64, LedgerError)> {
+    let by = builder.options().by.clone();
+    let (mut line, mut offset) = (header.first_line, header.offset);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (text, complete) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (&rest[..=i], true),
+            None => (rest, false),
+        };
+        rest = &rest[text.len()..];
+        line += 1;
+        let line_offset = offset;
+        offset += text.len() as u64;
+        let trimmed = text.trim_ascii();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let read = if trimmed.starts_with(RECEIPT_PREFIX) {
+            report_row(trimmed, &header.defs, &by)
+                .map(|row| builder.add_row(&row))
+                .map_err(LineError::Corrupt)
+        } else {
+            read_record(trimmed, Arc::make_mut(&mut header.defs)).map(|cost| {
+                if let Some(cost) = cost {
+                    builder.add(&cost);
+                }
+            })
+        };
+        match read {
+            Ok(()) => {}
+            Err(LineError::Corrupt(_)) if !complete => {
+                let tail = TornTail::new(line, line_offset, text.len() as u64);
+                tracing::warn!(target: "sagemeter", path = %path.display(),
+                    line = tail.line, bytes = tail.bytes,
+                    "skipped a torn last line of the ledger (an interrupted write); \
+                     every record before it was read");
+                return Ok(Some(tail));
+            }
+            Err(LineError::Corrupt(source)) => {
+                let e = LedgerError::Corrupt {
+                    path: path.to_owned(),
+                    line,
+                    source,
+                };
+                return Err((line, e));
+            }
+            Err(LineError::Version(version)) => {
+                let e = LedgerError::UnsupportedVersion {
+                    path: path.to_owned(),
+                    line,
+                    version,
+                };
+                return Err((line, e));
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Cost;
+    use crate::ledger::{JsonlLedger, read_all};
+    use crate::report::{GroupBy, Report, summarize};
+    use serde_json::json;
+
+    fn receipt(i: u64, endpoint: &str) -> Cost {
+        let cost = format!("0.{:012}", 1_000 + i * 7);
+        let team = ["a", "b\"c", "d"][i as usize % 3];
+        serde_json::from_value(json!({
+            "call_id": format!("call-{i}"), "at": format!("2026-12-0{}T{:02}:{:02}:00Z", 1 + i % 3, i % 24, i % 60),
+            "endpoint": endpoint, "variant": "AllTraffic",
+            "billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
+            "allocation": "processor_sharing",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": 1_000 + i % 997, "bytes_in": 100,
+                      "bytes_out": 200 + i, "variant": "AllTraffic", "input_tokens": i % 50,
+                      "outcome": if i.is_multiple_of(11) { "error" } else { "ok" }},
+            "lines": [{"item": "compute", "quantity": "1", "unit": "calls",
+                       "price": if i.is_multiple_of(13) {
+                           json!({"status": "unpriced", "reason": "no rate"})
+                       } else {
+                           json!({"status": "priced", "usd_per_unit": cost, "cost_usd": cost,
+                                  "provenance": {"source": "live", "sku": "S", "effective_date": "2026-11-01",
+                                                 "fetched_at": null, "note": null}})
+                       }}],
+            "cost_usd": if i.is_multiple_of(13) { "0".to_owned() } else { cost.clone() }, "currency": "USD",
+            "running_client_usd": "1", "running_endpoint_usd": "1", "accrual": null,
+            "tags": {"team": team}
+        }))
+        .unwrap()
+    }
+
+    /// A ledger of `n` receipts from two processes (the second one's ids mean
+    /// other things), and the receipts.
+    fn ledger(path: &Path, n: u64) -> Vec<Cost> {
+        let mut written = Vec::new();
+        for (from, to, endpoint) in [(0, n / 2, "first"), (n / 2, n, "second")] {
+            let ledger = JsonlLedger::open(path).unwrap();
+            for i in from..to {
+                let r = receipt(i, endpoint);
+                ledger.try_record(&r).unwrap();
+                written.push(r);
+            }
+            drop(ledger); // writes everything, without a runtime
+        }
+        written
+    }
+
+    fn report(path: &Path, by: GroupBy, block: usize) -> Result<Report, ReportError> {
+        let options = ReportOptions::new(by);
+        scan_in_blocks(&[path.to_owned()], &options, block).map(ReportBuilder::finish)
+    }
+
+    #[test]
+    fn blocks_of_any_size_give_the_report_of_the_receipts_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.jsonl");
+        let written = ledger(&path, 600);
+        assert_eq!(read_all(&path).unwrap().records, written);
+        for by in [
+            GroupBy::Endpoint,
+            GroupBy::Tag("team".into()),
+            GroupBy::Hour,
+            GroupBy::Variant,
+        ] {
+            let expected = summarize(&written, &ReportOptions::new(by.clone())).unwrap();
+            assert_eq!(expected.total.calls, 600);
+            // A block shorter than a line, a few lines, a few hundred, all of it.
+            for block in [10, 1_000, 100_000, 10 << 20] {
+                assert_eq!(
+                    report(&path, by.clone(), block).unwrap(),
+                    expected,
+                    "{by} in blocks of {block}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_line_in_a_later_block_is_the_error_with_its_line_and_a_torn_end_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.jsonl");
+        ledger(&path, 300);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // Line 250 damaged: every block size names it.
+        let mut damaged = lines.clone();
+        damaged[249] = "{\"v\":2,\"c\":0,\"oops\"";
+        let bad = dir.path().join("bad.jsonl");
+        std::fs::write(&bad, damaged.join("\n") + "\n").unwrap();
+        for block in [10, 5_000, 10 << 20] {
+            match report(&bad, GroupBy::Endpoint, block) {
+                Err(ReportError::Ledger(LedgerError::Corrupt { line: 250, .. })) => {}
+                other => panic!("{block}: {other:?}"),
+            }
+        }
+        // The last line cut short: skipped and reported, with its place.
+        let cut = text.len() - 20;
+        let torn = dir.path().join("torn.jsonl");
+        std::fs::write(&torn, &text[..cut]).unwrap();
+        let last_start = text[..text.len() - 1].rfind('\n').unwrap() + 1;
+        for block in [10, 5_000, 10 << 20] {
+            let report = report(&torn, GroupBy::Endpoint, block).unwrap();
+            assert_eq!(report.total.calls, 299);
+            assert_eq!(
+                report.torn_tail,
+                Some(TornTail::new(
+                    lines.len() as u64,
+                    last_start as u64,
+                    (cut - last_start) as u64
+                ))
+            );
+        }
+    }
+}
