@@ -10,6 +10,8 @@
 mod error;
 mod file;
 mod line;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 mod reader;
 mod rolling;
 mod writer;
