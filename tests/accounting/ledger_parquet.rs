@@ -7,7 +7,7 @@ use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
 use sagemeter::Cost;
 use sagemeter::ledger::parquet::{
-    ParquetFileWriter, ParquetLedger, ParquetReader, convert, parquet_files, read_all,
+    ParquetFileWriter, ParquetLedger, ParquetReader, convert, in_progress, parquet_files, read_all,
 };
 use sagemeter::ledger::{JsonlLedger, LedgerError, Refused, RollEvery};
 use sagemeter::sink::CostSink;
@@ -261,7 +261,11 @@ fn the_columns_have_the_types_a_query_engine_reads() {
     for c in every_field() {
         writer.write(&c).unwrap();
     }
+    // Until its footer is written the file is hidden under another name.
+    assert_eq!(in_progress(&path), dir.path().join(".c.parquet.tmp"));
+    assert_eq!(names(dir.path()), [".c.parquet.tmp"]);
     writer.finish().unwrap();
+    assert_eq!(names(dir.path()), ["c.parquet"]);
 
     // Read with the parquet crate alone, as any reader would.
     let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&path).unwrap())
@@ -542,7 +546,7 @@ async fn a_file_left_unfinished_by_a_crash_is_skipped_and_never_reused() {
     let dir = tempfile::tempdir().unwrap();
     let (_time, clock) = clock();
     // What a crash leaves: rows without a footer, under the in-progress name.
-    let leftover = dir.path().join("sagemeter-2026-12-02T10.parquet.tmp");
+    let leftover = dir.path().join(".sagemeter-2026-12-02T10.parquet.tmp");
     fs::write(&leftover, b"PAR1 rows without a footer").unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
 
@@ -556,8 +560,8 @@ async fn a_file_left_unfinished_by_a_crash_is_skipped_and_never_reused() {
     assert_eq!(
         names(dir.path()),
         [
+            ".sagemeter-2026-12-02T10.parquet.tmp",
             "sagemeter-2026-12-02T10.1.parquet",
-            "sagemeter-2026-12-02T10.parquet.tmp"
         ]
     );
     assert_eq!(

@@ -17,9 +17,8 @@ use std::path::{Path, PathBuf};
 /// under `sagemeter.ledger.format`.
 pub const PARQUET_FORMAT_VERSION: u32 = 1;
 
-/// Suffix of a file being written: `sagemeter-…parquet.tmp`. Globs for
-/// `*.parquet` never match it, and [`parquet_files`](super::parquet_files) skips it.
-pub const IN_PROGRESS_SUFFIX: &str = ".tmp";
+/// Suffix of a file being written (see [`in_progress`]).
+pub(crate) const IN_PROGRESS_SUFFIX: &str = ".tmp";
 
 /// Rows per record batch handed to the Parquet writer.
 pub(crate) const BATCH_ROWS: usize = 4096;
@@ -39,8 +38,9 @@ pub struct ParquetFileSummary {
 }
 
 /// Writes receipts to one Parquet file, all or nothing: the rows go to
-/// `PATH.tmp` (created 0600), and only [`finish`](Self::finish) writes the footer,
-/// fsyncs and renames it to `PATH`. Dropped unfinished, it removes `PATH.tmp`.
+/// `DIR/.NAME.tmp` ([`in_progress`], created 0600), and only
+/// [`finish`](Self::finish) writes the footer, fsyncs and renames it to
+/// `DIR/NAME`. Dropped unfinished, it removes `DIR/.NAME.tmp`.
 ///
 /// ```no_run
 /// use sagemeter::ledger::parquet::ParquetFileWriter;
@@ -82,11 +82,14 @@ pub(crate) enum PushError {
     Failed(io::Error),
 }
 
-/// The in-progress name of `path`.
-pub(crate) fn in_progress(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
+/// The name `DIR/NAME` has while it is written: `DIR/.NAME.tmp`. Hidden, so that
+/// neither a `*.parquet` glob nor Hive-style readers (Athena, Spark, which skip
+/// names starting with `.` or `_`) ever take a file without its footer.
+pub fn in_progress(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
     name.push(IN_PROGRESS_SUFFIX);
-    PathBuf::from(name)
+    path.with_file_name(name)
 }
 
 fn properties() -> WriterProperties {
@@ -111,8 +114,8 @@ fn to_io(e: parquet::errors::ParquetError) -> io::Error {
 }
 
 impl ParquetFileWriter {
-    /// Starts `path`: creates `path.tmp` with mode 0600. Refuses when `path`
-    /// exists (a finished file is never overwritten) or `path.tmp` does (another
+    /// Starts `path`: creates its [`in_progress`] name with mode 0600. Refuses when
+    /// `path` exists (a finished file is never overwritten) or `.NAME.tmp` does (another
     /// writer, or one that crashed: see the module's docs).
     pub fn create(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
         let path = path.as_ref().to_owned();

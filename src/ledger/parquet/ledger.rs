@@ -50,7 +50,8 @@ const KIND: &str = "parquet_ledger";
 /// `DIR/sagemeter-YYYY-MM-DDTHH.parquet` (the directory created 0700; an
 /// existing one with any group/other permission bit is refused), then
 /// `…THH.1.parquet`, `.2`, … for more files of the same UTC hour (or day, `HH` =
-/// `00`). Each file is created 0600 and written as `….parquet.tmp`; it gets its
+/// `00`). Each file is created 0600 and written as `.sagemeter-….parquet.tmp`
+/// (hidden, see [`in_progress`](super::in_progress)); it gets its
 /// final name only once closed with its footer and fsynced, so a reader (or a
 /// `*.parquet` glob) never sees a half-written file. A file is closed when its
 /// hour or day ends (the ledger's clock is looked at every second), when it
@@ -62,7 +63,7 @@ const KIND: &str = "parquet_ledger";
 ///
 /// # What a crash loses
 /// Everything in the file being written: a Parquet file without its footer
-/// cannot be read, and the `….parquet.tmp` a crash leaves behind is never
+/// cannot be read, and the `.….parquet.tmp` a crash leaves behind is never
 /// renamed (a WARN names it when the ledger opens again; remove it). With hourly
 /// files that is up to an hour of receipts, less with a smaller `max_rows` or a
 /// periodic [`flush`](Self::flush) (each flush closes the file: many flushes make

@@ -53,7 +53,7 @@ mod naming;
 mod reader;
 mod schema;
 
-pub use file::{IN_PROGRESS_SUFFIX, PARQUET_FORMAT_VERSION, ParquetFileSummary, ParquetFileWriter};
+pub use file::{PARQUET_FORMAT_VERSION, ParquetFileSummary, ParquetFileWriter, in_progress};
 pub use ledger::{ParquetLedger, ParquetLedgerBuilder};
 pub use reader::{ParquetReader, parquet_files, read_all};
 
@@ -80,7 +80,7 @@ pub struct Converted {
 }
 
 /// Writes every receipt of the JSONL ledger file `jsonl` to the Parquet file
-/// `parquet` (created 0600, never overwritten; written as `….tmp` and renamed
+/// `parquet` (created 0600, never overwritten; written as [`in_progress`] and renamed
 /// when complete). A torn last line is skipped and reported; any other bad line,
 /// or a receipt that cannot be stored exactly, is an error and no file is left.
 pub fn convert(

@@ -1,6 +1,6 @@
 //! File names of a rolling Parquet ledger: `sagemeter-YYYY-MM-DDTHH[.N].parquet`,
 //! as the JSONL rolling ledger names its files (`HH` is `00` for daily files), and
-//! `….parquet.tmp` while a file is being written.
+//! `.sagemeter-….parquet.tmp` while a file is being written.
 
 use super::file::IN_PROGRESS_SUFFIX;
 use crate::ledger::RollEvery;
@@ -47,7 +47,10 @@ impl ParquetName {
     /// Reads a name this module writes, and whether it is an in-progress one;
     /// `None` for any other file.
     pub(crate) fn parse(name: &str) -> Option<(ParquetName, bool)> {
-        let (name, in_progress) = match name.strip_suffix(IN_PROGRESS_SUFFIX) {
+        let hidden = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(IN_PROGRESS_SUFFIX));
+        let (name, in_progress) = match hidden {
             Some(name) => (name, true),
             None => (name, false),
         };
@@ -80,7 +83,7 @@ mod tests {
         );
         assert_eq!(ParquetName::parse(&third.file_name()), Some((third, false)));
         assert_eq!(
-            ParquetName::parse("sagemeter-2026-12-02T07.2.parquet.tmp"),
+            ParquetName::parse(".sagemeter-2026-12-02T07.2.parquet.tmp"),
             Some((third, true))
         );
         let next = ParquetName::of("2026-12-02T08:00:00Z".parse().unwrap(), RollEvery::Hour);
@@ -92,6 +95,8 @@ mod tests {
             "sagemeter-2026-12-02T07.jsonl",
             "sagemeter-2026-12-02T24.parquet",
             "sagemeter-2026-12-02T07.0.parquet",
+            "sagemeter-2026-12-02T07.parquet.tmp",
+            ".sagemeter-2026-12-02T07.parquet",
         ] {
             assert_eq!(ParquetName::parse(other), None, "{other}");
         }

@@ -2,7 +2,7 @@
 //! [`read_all`]) or only some columns ([`record_batches`]).
 
 use super::decode::decode;
-use super::file::{IN_PROGRESS_SUFFIX, PARQUET_FORMAT_VERSION};
+use super::file::PARQUET_FORMAT_VERSION;
 use super::naming::ParquetName;
 use super::schema::FORMAT_KEY;
 use crate::billing::Cost;
@@ -207,7 +207,7 @@ pub fn read_all(path: impl AsRef<Path>) -> Result<Vec<Cost>, LedgerError> {
 /// The Parquet ledger files at `path`, in the order to read them: a file is
 /// itself; a directory gives a [`ParquetLedger`](super::ParquetLedger)'s files
 /// oldest first, then its other `*.parquet` files by name. Files still being
-/// written (`*.parquet.tmp`) are not listed. A directory without any is an error.
+/// written (`.sagemeter-….parquet.tmp`) and other hidden files are not listed. A directory without any is an error.
 pub fn parquet_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError> {
     let path = path.as_ref();
     let open_err = |source| LedgerError::Open {
@@ -229,7 +229,7 @@ pub fn parquet_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        if name.ends_with(IN_PROGRESS_SUFFIX) {
+        if name.starts_with('.') {
             continue;
         }
         match ParquetName::parse(&name) {
