@@ -107,3 +107,8 @@ pub struct AccountGuideDoctests;
 #[cfg(all(doctest, feature = "fleet"))]
 #[doc = include_str!("../docs/fleet.md")]
 pub struct FleetGuideDoctests;
+
+/// The Parquet ledger guide's Rust examples, compiled as doctests.
+#[cfg(all(doctest, feature = "parquet"))]
+#[doc = include_str!("../docs/ledger-parquet.md")]
+pub struct ParquetLedgerGuideDoctests;

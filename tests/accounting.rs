@@ -10,6 +10,8 @@ pub mod support;
 mod accounting {
     mod compare_plans;
     mod ledger;
+    #[cfg(feature = "parquet")]
+    mod ledger_parquet;
     mod ledger_rolling;
     mod pricing_live;
     mod report;

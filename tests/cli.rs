@@ -16,6 +16,8 @@ mod cli {
     #[cfg(feature = "fleet")]
     mod cli_fleet;
     mod cli_invoke;
+    #[cfg(feature = "parquet")]
+    mod cli_ledger;
     mod cli_price;
     mod cli_stream;
 }

@@ -102,6 +102,26 @@ pub enum LedgerError {
         /// The version it carries.
         version: u64,
     },
+    /// A Parquet ledger file cannot be read as one (not Parquet, no footer because
+    /// its writer never closed it, a column of another type, a newer format), or a
+    /// receipt cannot be stored in one exactly (feature `parquet`).
+    #[cfg(feature = "parquet")]
+    #[error(
+        "Parquet ledger {}{}: {message}",
+        path.display(),
+        row.map(|r| format!(", row {r}")).unwrap_or_default()
+    )]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based row it is about, when it is about one.
+        row: Option<u64>,
+        /// What is wrong.
+        message: String,
+        /// The Parquet or Arrow error behind it, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl From<LedgerError> for io::Error {

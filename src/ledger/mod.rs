@@ -11,6 +11,8 @@ mod compact;
 mod error;
 mod file;
 mod line;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 mod reader;
 mod rolling;
 mod writer;

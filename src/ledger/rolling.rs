@@ -255,7 +255,7 @@ fn fitting_lines(lines: &[LineMeta], room: u64, empty: bool) -> usize {
 
 /// Creates the directory 0700 if it does not exist; refuses one that others can
 /// read or enter (as for ledger files, its mode is not changed for you).
-fn make_dir(dir: &Path) -> Result<(), LedgerError> {
+pub(crate) fn make_dir(dir: &Path) -> Result<(), LedgerError> {
     let open_err = |source| LedgerError::Open {
         path: dir.to_owned(),
         source,

@@ -6,6 +6,7 @@
 //! sagemeter fleet init --table NAME | fleet status --table NAME [--json]   (feature `fleet`)
 //! sagemeter endpoints [--window 24h|7d|30d] [--json]                      (feature `account`)
 //! sagemeter reconcile <LEDGER>... [--since DATE] [--until DATE] [--group-by usage-type|tag:KEY] [--json]
+//! sagemeter ledger convert <LEDGER>... --to parquet <DIR>                (feature `parquet`)
 //! ```
 //!
 //! Both use the standard AWS configuration chain (environment, shared config and
@@ -28,6 +29,8 @@ mod endpoints;
 #[cfg(feature = "fleet")]
 mod fleet;
 mod invoke;
+#[cfg(feature = "parquet")]
+mod ledger;
 mod output;
 mod price;
 #[cfg(feature = "account")]
@@ -91,6 +94,10 @@ enum Command {
     /// Ledgers against the bill (Cost Explorer), day by day, the difference explained.
     #[cfg(feature = "account")]
     Reconcile(reconcile::ReconcileArgs),
+    /// Ledger files: convert JSON Lines ledgers to Parquet.
+    #[cfg(feature = "parquet")]
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
 }
 
 /// Why a command failed, and so which exit code it gets.
@@ -189,6 +196,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Endpoints(args) => endpoints::run(args, &cli.global, &mut out).await,
         #[cfg(feature = "account")]
         Command::Reconcile(args) => reconcile::run(args, &cli.global, &mut out).await,
+        #[cfg(feature = "parquet")]
+        Command::Ledger(command) => ledger::run(command, &mut out),
         Command::Compare(args) => {
             let sdk_config = aws::load_with_fallback_region(&cli.global).await;
             let prices = sagemeter::pricing::default_price_source(&sdk_config);

@@ -1,0 +1,591 @@
+//! Receipts into columns: one [`Columns`] collects rows, then becomes a
+//! `RecordBatch` of the [schema](super::schema).
+//!
+//! [`Columns::push`] converts everything that can fail first (amounts to
+//! `DECIMAL(38,12)`, times to nanoseconds, counts to `int64`) and only then
+//! appends: a receipt that cannot be stored exactly leaves no partial row.
+//!
+//! Every type is taken apart without `..`, as in the JSONL line writer: a field
+//! added to a receipt type does not compile until it has a column.
+
+use super::decimal::{Scales, to_money};
+use super::schema::{self, MONEY_PRECISION, MONEY_SCALE, TIMEZONE};
+use crate::billing::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};
+use crate::endpoint::VariantBilling;
+use crate::pricing::Provenance;
+use crate::usage::Usage;
+use arrow_array::builder::{
+    ArrayBuilder, Date32Builder, Decimal128Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampNanosecondBuilder,
+};
+use arrow_array::{ArrayRef, ListArray, MapArray, RecordBatch, StructArray};
+use arrow_buffer::OffsetBuffer;
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a receipt cannot be stored as it is (nothing of it was written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unencodable(pub(crate) String);
+
+impl std::fmt::Display for Unencodable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unencodable {}
+
+/// The name serde gives a quantity unit (`rename_all = "snake_case"`).
+pub(crate) fn unit_name(unit: QuantityUnit) -> &'static str {
+    match unit {
+        QuantityUnit::InstanceHours => "instance_hours",
+        QuantityUnit::Seconds => "seconds",
+        QuantityUnit::Gigabytes => "gigabytes",
+        QuantityUnit::Calls => "calls",
+        QuantityUnit::Tokens => "tokens",
+    }
+}
+
+fn item_name(item: LineItem) -> &'static str {
+    item.as_str()
+}
+
+/// An amount as its `DECIMAL(38,12)` value and own scale.
+fn money(d: &Decimal, what: &str) -> Result<(i128, u32), Unencodable> {
+    to_money(d).ok_or_else(|| {
+        Unencodable(format!(
+            "{what} {d} cannot be stored exactly as DECIMAL({MONEY_PRECISION},{MONEY_SCALE}) \
+             (more than {MONEY_SCALE} decimal places, or too large); the receipt was not written"
+        ))
+    })
+}
+
+fn nanos(at: &DateTime<Utc>, what: &str) -> Result<i64, Unencodable> {
+    at.timestamp_nanos_opt().ok_or_else(|| {
+        Unencodable(format!(
+            "{what} {at} is outside the years 1677 to 2262 that a nanosecond timestamp holds"
+        ))
+    })
+}
+
+fn micros(d: &Duration, what: &str) -> Result<i64, Unencodable> {
+    i64::try_from(d.as_micros())
+        .map_err(|_| Unencodable(format!("{what} of {d:?} does not fit int64 microseconds")))
+}
+
+fn int(n: u64, what: &str) -> Result<i64, Unencodable> {
+    i64::try_from(n).map_err(|_| Unencodable(format!("{what} {n} does not fit int64")))
+}
+
+/// Days since 1970-01-01 of `at`'s UTC date.
+fn day(at: &DateTime<Utc>) -> i32 {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
+    // Nanosecond timestamps span ±106,000 days: always an i32.
+    (at.date_naive() - epoch).num_days() as i32
+}
+
+fn offset(len: usize, what: &str) -> Result<i32, Unencodable> {
+    i32::try_from(len).map_err(|_| Unencodable(format!("too many {what} in one batch")))
+}
+
+/// What a line needs that could fail, converted before anything is appended.
+struct LineValues {
+    cost_usd: Option<(i128, u32)>,
+    fetched_at: Option<i64>,
+}
+
+/// Rows being collected into one record batch.
+pub(crate) struct Columns {
+    rows: usize,
+    call_id: StringBuilder,
+    at: TimestampNanosecondBuilder,
+    day: Date32Builder,
+    endpoint: StringBuilder,
+    variant: StringBuilder,
+    billing_kind: StringBuilder,
+    instance_type: StringBuilder,
+    instance_count: Int64Builder,
+    memory_mb: Int64Builder,
+    provisioned_concurrency: Int64Builder,
+    allocation: StringBuilder,
+    operation: StringBuilder,
+    latency_us: Int64Builder,
+    ttfb_us: Int64Builder,
+    bytes_in: Int64Builder,
+    bytes_out: Int64Builder,
+    parts: Int64Builder,
+    usage_variant: StringBuilder,
+    input_tokens: Int64Builder,
+    output_tokens: Int64Builder,
+    outcome: StringBuilder,
+    attempts: Int64Builder,
+    lines: LineColumns,
+    cost_usd: Decimal128Builder,
+    currency: StringBuilder,
+    region: StringBuilder,
+    running_client_usd: Decimal128Builder,
+    running_endpoint_usd: Decimal128Builder,
+    running_fleet_usd: Decimal128Builder,
+    accrued_usd: Decimal128Builder,
+    allocated_usd: Decimal128Builder,
+    utilisation: Decimal128Builder,
+    storage_usd: Decimal128Builder,
+    tag_offsets: Vec<i32>,
+    tag_keys: StringBuilder,
+    tag_values: StringBuilder,
+    note_offsets: Vec<i32>,
+    notes: StringBuilder,
+    amount_scales: Int64Builder,
+    /// Reused per receipt.
+    scratch: Vec<LineValues>,
+}
+
+/// The fields of the rows' cost lines, one entry per line.
+struct LineColumns {
+    offsets: Vec<i32>,
+    item: StringBuilder,
+    quantity: StringBuilder,
+    unit: StringBuilder,
+    status: StringBuilder,
+    usd_per_unit: StringBuilder,
+    cost_usd: Decimal128Builder,
+    cost_usd_scale: Int32Builder,
+    source: StringBuilder,
+    sku: StringBuilder,
+    effective_date: StringBuilder,
+    fetched_at: TimestampNanosecondBuilder,
+    note: StringBuilder,
+    reason: StringBuilder,
+}
+
+fn money_builder() -> Decimal128Builder {
+    Decimal128Builder::new()
+        .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE as i8)
+        .expect("38,12 is a valid decimal type")
+}
+
+fn timestamp_builder() -> TimestampNanosecondBuilder {
+    TimestampNanosecondBuilder::new().with_timezone(TIMEZONE)
+}
+
+fn finish(builder: &mut impl ArrayBuilder) -> ArrayRef {
+    builder.finish()
+}
+
+impl Default for Columns {
+    fn default() -> Self {
+        Columns {
+            rows: 0,
+            call_id: StringBuilder::new(),
+            at: timestamp_builder(),
+            day: Date32Builder::new(),
+            endpoint: StringBuilder::new(),
+            variant: StringBuilder::new(),
+            billing_kind: StringBuilder::new(),
+            instance_type: StringBuilder::new(),
+            instance_count: Int64Builder::new(),
+            memory_mb: Int64Builder::new(),
+            provisioned_concurrency: Int64Builder::new(),
+            allocation: StringBuilder::new(),
+            operation: StringBuilder::new(),
+            latency_us: Int64Builder::new(),
+            ttfb_us: Int64Builder::new(),
+            bytes_in: Int64Builder::new(),
+            bytes_out: Int64Builder::new(),
+            parts: Int64Builder::new(),
+            usage_variant: StringBuilder::new(),
+            input_tokens: Int64Builder::new(),
+            output_tokens: Int64Builder::new(),
+            outcome: StringBuilder::new(),
+            attempts: Int64Builder::new(),
+            lines: LineColumns {
+                offsets: vec![0],
+                item: StringBuilder::new(),
+                quantity: StringBuilder::new(),
+                unit: StringBuilder::new(),
+                status: StringBuilder::new(),
+                usd_per_unit: StringBuilder::new(),
+                cost_usd: money_builder(),
+                cost_usd_scale: Int32Builder::new(),
+                source: StringBuilder::new(),
+                sku: StringBuilder::new(),
+                effective_date: StringBuilder::new(),
+                fetched_at: timestamp_builder(),
+                note: StringBuilder::new(),
+                reason: StringBuilder::new(),
+            },
+            cost_usd: money_builder(),
+            currency: StringBuilder::new(),
+            region: StringBuilder::new(),
+            running_client_usd: money_builder(),
+            running_endpoint_usd: money_builder(),
+            running_fleet_usd: money_builder(),
+            accrued_usd: money_builder(),
+            allocated_usd: money_builder(),
+            utilisation: money_builder(),
+            storage_usd: money_builder(),
+            tag_offsets: vec![0],
+            tag_keys: StringBuilder::new(),
+            tag_values: StringBuilder::new(),
+            note_offsets: vec![0],
+            notes: StringBuilder::new(),
+            amount_scales: Int64Builder::new(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl Columns {
+    /// Rows collected since the last [`take_batch`](Self::take_batch).
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Appends one receipt as a row, or leaves every column as it was and says why
+    /// it cannot be stored exactly.
+    pub(crate) fn push(&mut self, cost: &Cost) -> Result<(), Unencodable> {
+        let Cost {
+            call_id,
+            at,
+            endpoint,
+            variant,
+            billing,
+            allocation,
+            usage,
+            lines,
+            cost_usd,
+            currency,
+            region,
+            running_client_usd,
+            running_endpoint_usd,
+            running_fleet_usd,
+            accrual,
+            tags,
+            notes,
+        } = cost;
+        let Usage {
+            operation,
+            latency,
+            time_to_first_byte,
+            bytes_in,
+            bytes_out,
+            parts,
+            variant: usage_variant,
+            input_tokens,
+            output_tokens,
+            outcome,
+            attempts,
+        } = usage;
+
+        // Everything that can fail, before anything is appended.
+        let at_ns = nanos(at, "at")?;
+        let latency_us = micros(latency, "latency")?;
+        let ttfb_us = time_to_first_byte
+            .as_ref()
+            .map(|d| micros(d, "time_to_first_byte"))
+            .transpose()?;
+        let counts = [int(*bytes_in, "bytes_in")?, int(*bytes_out, "bytes_out")?];
+        let parts = parts.map(|n| int(n, "parts")).transpose()?;
+        let input_tokens = input_tokens.map(|n| int(n, "input_tokens")).transpose()?;
+        let output_tokens = output_tokens.map(|n| int(n, "output_tokens")).transpose()?;
+        let (accrued, allocated, utilisation, storage) = match accrual {
+            Some(Accrual {
+                accrued_usd,
+                allocated_usd,
+                utilisation,
+                storage_usd,
+            }) => (
+                Some(money(accrued_usd, "accrued_usd")?),
+                Some(money(allocated_usd, "allocated_usd")?),
+                utilisation
+                    .as_ref()
+                    .map(|u| money(u, "utilisation"))
+                    .transpose()?,
+                storage_usd
+                    .as_ref()
+                    .map(|s| money(s, "storage_usd"))
+                    .transpose()?,
+            ),
+            None => (None, None, None, None),
+        };
+        let amounts = [
+            Some(money(cost_usd, "cost_usd")?),
+            Some(money(running_client_usd, "running_client_usd")?),
+            Some(money(running_endpoint_usd, "running_endpoint_usd")?),
+            running_fleet_usd
+                .as_ref()
+                .map(|f| money(f, "running_fleet_usd"))
+                .transpose()?,
+            accrued,
+            allocated,
+            utilisation,
+            storage,
+        ];
+        self.scratch.clear();
+        for line in lines {
+            let values = match &line.price {
+                LinePrice::Priced {
+                    cost_usd,
+                    provenance,
+                    ..
+                } => LineValues {
+                    cost_usd: Some(money(cost_usd, "a line's cost_usd")?),
+                    fetched_at: provenance
+                        .fetched_at
+                        .as_ref()
+                        .map(|t| nanos(t, "a price's fetched_at"))
+                        .transpose()?,
+                },
+                LinePrice::Unpriced { .. } => LineValues {
+                    cost_usd: None,
+                    fetched_at: None,
+                },
+            };
+            self.scratch.push(values);
+        }
+        let line_end = offset(self.lines.item.len() + lines.len(), "cost lines")?;
+        let tag_end = offset(self.tag_keys.len() + tags.len(), "tags")?;
+        let note_end = offset(self.notes.len() + notes.len(), "notes")?;
+
+        // Nothing below fails.
+        self.call_id.append_value(call_id);
+        self.at.append_value(at_ns);
+        self.day.append_value(day(at));
+        self.endpoint.append_value(endpoint);
+        self.variant.append_option(variant.as_deref());
+        self.append_billing(billing.as_ref());
+        self.allocation.append_value(allocation.as_str());
+        self.operation.append_value(operation.as_str());
+        self.latency_us.append_value(latency_us);
+        self.ttfb_us.append_option(ttfb_us);
+        self.bytes_in.append_value(counts[0]);
+        self.bytes_out.append_value(counts[1]);
+        self.parts.append_option(parts);
+        self.usage_variant.append_option(usage_variant.as_deref());
+        self.input_tokens.append_option(input_tokens);
+        self.output_tokens.append_option(output_tokens);
+        self.outcome.append_value(outcome.as_str());
+        self.attempts.append_value(i64::from(*attempts));
+
+        for (line, values) in lines.iter().zip(&self.scratch) {
+            self.lines.push(line, values);
+        }
+        self.lines.offsets.push(line_end);
+
+        let mut scales = Scales::default();
+        let builders = [
+            &mut self.cost_usd,
+            &mut self.running_client_usd,
+            &mut self.running_endpoint_usd,
+            &mut self.running_fleet_usd,
+            &mut self.accrued_usd,
+            &mut self.allocated_usd,
+            &mut self.utilisation,
+            &mut self.storage_usd,
+        ];
+        for (i, (builder, amount)) in builders.into_iter().zip(amounts).enumerate() {
+            builder.append_option(amount.map(|(v, _)| v));
+            if let Some((_, scale)) = amount {
+                scales.set(i, scale);
+            }
+        }
+        self.amount_scales.append_value(scales.0);
+        self.currency.append_value(currency);
+        self.region.append_option(region.as_deref());
+
+        for (key, value) in tags {
+            self.tag_keys.append_value(key);
+            self.tag_values.append_value(value);
+        }
+        self.tag_offsets.push(tag_end);
+        for note in notes {
+            self.notes.append_value(note);
+        }
+        self.note_offsets.push(note_end);
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn append_billing(&mut self, billing: Option<&VariantBilling>) {
+        let (kind, instance_type, instance_count, memory_mb, pc) = match billing {
+            Some(VariantBilling::Instance {
+                instance_type,
+                instance_count,
+            }) => (
+                Some("instance"),
+                Some(instance_type.as_str()),
+                Some(i64::from(*instance_count)),
+                None,
+                None,
+            ),
+            Some(VariantBilling::Serverless {
+                memory_mb,
+                provisioned_concurrency,
+            }) => (
+                Some("serverless"),
+                None,
+                None,
+                Some(i64::from(*memory_mb)),
+                provisioned_concurrency.map(i64::from),
+            ),
+            None => (None, None, None, None, None),
+        };
+        self.billing_kind.append_option(kind);
+        self.instance_type.append_option(instance_type);
+        self.instance_count.append_option(instance_count);
+        self.memory_mb.append_option(memory_mb);
+        self.provisioned_concurrency.append_option(pc);
+    }
+
+    /// The rows collected so far as a record batch; the columns start empty again.
+    pub(crate) fn take_batch(&mut self) -> RecordBatch {
+        let lines = self.lines.take();
+        let tag_entries = StructArray::new(
+            match schema::tag_entries().data_type() {
+                arrow_schema::DataType::Struct(fields) => fields.clone(),
+                _ => unreachable!("tag entries are a struct"),
+            },
+            vec![finish(&mut self.tag_keys), finish(&mut self.tag_values)],
+            None,
+        );
+        let tags = MapArray::new(
+            schema::tag_entries(),
+            OffsetBuffer::new(std::mem::replace(&mut self.tag_offsets, vec![0]).into()),
+            tag_entries,
+            None,
+            false,
+        );
+        let notes = ListArray::new(
+            schema::note_element(),
+            OffsetBuffer::new(std::mem::replace(&mut self.note_offsets, vec![0]).into()),
+            finish(&mut self.notes),
+            None,
+        );
+        let columns: Vec<ArrayRef> = vec![
+            finish(&mut self.call_id),
+            finish(&mut self.at),
+            finish(&mut self.day),
+            finish(&mut self.endpoint),
+            finish(&mut self.variant),
+            finish(&mut self.billing_kind),
+            finish(&mut self.instance_type),
+            finish(&mut self.instance_count),
+            finish(&mut self.memory_mb),
+            finish(&mut self.provisioned_concurrency),
+            finish(&mut self.allocation),
+            finish(&mut self.operation),
+            finish(&mut self.latency_us),
+            finish(&mut self.ttfb_us),
+            finish(&mut self.bytes_in),
+            finish(&mut self.bytes_out),
+            finish(&mut self.parts),
+            finish(&mut self.usage_variant),
+            finish(&mut self.input_tokens),
+            finish(&mut self.output_tokens),
+            finish(&mut self.outcome),
+            finish(&mut self.attempts),
+            Arc::new(lines),
+            finish(&mut self.cost_usd),
+            finish(&mut self.currency),
+            finish(&mut self.region),
+            finish(&mut self.running_client_usd),
+            finish(&mut self.running_endpoint_usd),
+            finish(&mut self.running_fleet_usd),
+            finish(&mut self.accrued_usd),
+            finish(&mut self.allocated_usd),
+            finish(&mut self.utilisation),
+            finish(&mut self.storage_usd),
+            Arc::new(tags),
+            Arc::new(notes),
+            finish(&mut self.amount_scales),
+        ];
+        self.rows = 0;
+        RecordBatch::try_new(schema::schema(), columns)
+            .expect("the columns are built to the schema's types and lengths")
+    }
+}
+
+impl LineColumns {
+    fn push(&mut self, line: &CostLine, values: &LineValues) {
+        let CostLine {
+            item,
+            quantity,
+            unit,
+            price,
+        } = line;
+        let mut text = [0u8; crate::billing::amount::MAX_LEN];
+        self.item.append_value(item_name(*item));
+        self.quantity
+            .append_value(crate::billing::amount::text(quantity, &mut text));
+        self.unit.append_value(unit_name(*unit));
+        match price {
+            LinePrice::Priced {
+                usd_per_unit,
+                cost_usd: _,
+                provenance,
+            } => {
+                let Provenance {
+                    source,
+                    sku,
+                    effective_date,
+                    fetched_at: _,
+                    note,
+                } = provenance;
+                self.status.append_value("priced");
+                self.usd_per_unit
+                    .append_value(crate::billing::amount::text(usd_per_unit, &mut text));
+                self.cost_usd.append_option(values.cost_usd.map(|(v, _)| v));
+                self.cost_usd_scale
+                    .append_option(values.cost_usd.map(|(_, s)| s as i32));
+                self.source.append_value(source.as_str());
+                self.sku.append_option(sku.as_deref());
+                self.effective_date.append_option(effective_date.as_deref());
+                self.fetched_at.append_option(values.fetched_at);
+                self.note.append_option(note.as_deref());
+                self.reason.append_null();
+            }
+            LinePrice::Unpriced { reason } => {
+                self.status.append_value("unpriced");
+                self.usd_per_unit.append_null();
+                self.cost_usd.append_null();
+                self.cost_usd_scale.append_null();
+                self.source.append_null();
+                self.sku.append_null();
+                self.effective_date.append_null();
+                self.fetched_at.append_null();
+                self.note.append_null();
+                self.reason.append_value(reason);
+            }
+        }
+    }
+
+    fn take(&mut self) -> ListArray {
+        let values = StructArray::new(
+            schema::line_fields(),
+            vec![
+                finish(&mut self.item),
+                finish(&mut self.quantity),
+                finish(&mut self.unit),
+                finish(&mut self.status),
+                finish(&mut self.usd_per_unit),
+                finish(&mut self.cost_usd),
+                finish(&mut self.cost_usd_scale),
+                finish(&mut self.source),
+                finish(&mut self.sku),
+                finish(&mut self.effective_date),
+                finish(&mut self.fetched_at),
+                finish(&mut self.note),
+                finish(&mut self.reason),
+            ],
+            None,
+        );
+        ListArray::new(
+            schema::line_element(),
+            OffsetBuffer::new(std::mem::replace(&mut self.offsets, vec![0]).into()),
+            Arc::new(values),
+            None,
+        )
+    }
+}

@@ -1,0 +1,303 @@
+//! One Parquet ledger file: written under an in-progress name, renamed to its
+//! final name once its footer is written and fsynced.
+
+use super::encode::{Columns, Unencodable};
+use super::schema::{self, FORMAT_KEY, WRITER_KEY};
+use crate::billing::Cost;
+use crate::ledger::LedgerError;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The version of the Parquet ledger format, in every file's key-value metadata
+/// under `sagemeter.ledger.format`.
+pub const PARQUET_FORMAT_VERSION: u32 = 1;
+
+/// Suffix of a file being written (see [`in_progress`]).
+pub(crate) const IN_PROGRESS_SUFFIX: &str = ".tmp";
+
+/// Rows per record batch handed to the Parquet writer.
+pub(crate) const BATCH_ROWS: usize = 4096;
+/// Rows per row group (the unit a reader skips or reads; held in memory until full).
+pub(crate) const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// What was written to one file.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParquetFileSummary {
+    /// The file, under its final name.
+    pub path: PathBuf,
+    /// Receipts (rows) in it.
+    pub rows: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// Writes receipts to one Parquet file, all or nothing: the rows go to
+/// `DIR/.NAME.tmp` ([`in_progress`], created 0600), and only
+/// [`finish`](Self::finish) writes the footer, fsyncs and renames it to
+/// `DIR/NAME`. Dropped unfinished, it removes `DIR/.NAME.tmp`.
+///
+/// ```no_run
+/// use sagemeter::ledger::parquet::ParquetFileWriter;
+/// let mut out = ParquetFileWriter::create("calls.parquet")?;
+/// for cost in sagemeter::ledger::read_all("calls.jsonl")?.records {
+///     out.write(&cost)?;
+/// }
+/// let written = out.finish()?;
+/// println!("{} receipts, {} bytes", written.rows, written.bytes);
+/// # Ok::<(), sagemeter::ledger::LedgerError>(())
+/// ```
+///
+/// [`ParquetLedger`](super::ParquetLedger) writes its files with it, and
+/// `sagemeter ledger convert` too.
+pub struct ParquetFileWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    /// `None` once finished or failed.
+    writer: Option<ArrowWriter<File>>,
+    columns: Columns,
+    rows: u64,
+}
+
+impl std::fmt::Debug for ParquetFileWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetFileWriter")
+            .field("path", &self.path)
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+/// Why a receipt was not added to a file.
+pub(crate) enum PushError {
+    /// The receipt cannot be stored exactly; nothing of it was written, and the
+    /// file goes on.
+    Unencodable(Unencodable),
+    /// Writing failed: the file is lost (its in-progress name removed).
+    Failed(io::Error),
+}
+
+/// The name `DIR/NAME` has while it is written: `DIR/.NAME.tmp`. Hidden, so that
+/// neither a `*.parquet` glob nor Hive-style readers (Athena, Spark, which skip
+/// names starting with `.` or `_`) ever take a file without its footer.
+pub fn in_progress(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(IN_PROGRESS_SUFFIX);
+    path.with_file_name(name)
+}
+
+fn properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new(FORMAT_KEY.into(), PARQUET_FORMAT_VERSION.to_string()),
+            KeyValue::new(WRITER_KEY.into(), env!("CARGO_PKG_VERSION").to_owned()),
+        ]))
+        .build()
+}
+
+fn to_io(e: parquet::errors::ParquetError) -> io::Error {
+    match e {
+        parquet::errors::ParquetError::External(e) => match e.downcast::<io::Error>() {
+            Ok(io) => *io,
+            Err(other) => io::Error::other(other),
+        },
+        other => io::Error::other(other),
+    }
+}
+
+impl ParquetFileWriter {
+    /// Starts `path`: creates its [`in_progress`] name with mode 0600. Refuses when
+    /// `path` exists (a finished file is never overwritten) or `.NAME.tmp` does (another
+    /// writer, or one that crashed: see the module's docs).
+    pub fn create(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
+        let path = path.as_ref().to_owned();
+        let tmp = in_progress(&path);
+        let open_err = |source| LedgerError::Open {
+            path: path.clone(),
+            source,
+        };
+        if path.exists() {
+            return Err(open_err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the file exists: remove it or write elsewhere",
+            )));
+        }
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&tmp).map_err(|source| LedgerError::Open {
+            path: tmp.clone(),
+            source,
+        })?;
+        // The umask may have taken bits away; make it exactly 0600.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(open_err)?;
+        }
+        let writer = ArrowWriter::try_new(file, schema::schema(), Some(properties()))
+            .map_err(|e| open_err(to_io(e)));
+        let writer = match writer {
+            Ok(writer) => writer,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        Ok(ParquetFileWriter {
+            path,
+            tmp,
+            writer: Some(writer),
+            columns: Columns::default(),
+            rows: 0,
+        })
+    }
+
+    /// The final name of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Receipts written so far (buffered ones included).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Adds one receipt. A receipt that cannot be stored exactly (an amount with
+    /// more than 12 decimal places, a time outside 1677–2262, a count beyond
+    /// `i64`) is refused with [`LedgerError::Parquet`] and nothing of it is
+    /// written; the file goes on. Any other error loses the file
+    /// ([`LedgerError::Write`]).
+    pub fn write(&mut self, cost: &Cost) -> Result<(), LedgerError> {
+        match self.push(cost) {
+            Ok(()) => Ok(()),
+            Err(PushError::Unencodable(e)) => Err(LedgerError::Parquet {
+                path: self.path.clone(),
+                row: Some(self.rows + 1),
+                message: format!("receipt {}: {e}", cost.call_id),
+                source: None,
+            }),
+            Err(PushError::Failed(source)) => Err(LedgerError::Write {
+                path: self.path.clone(),
+                lost: self.rows,
+                source,
+            }),
+        }
+    }
+
+    pub(crate) fn push(&mut self, cost: &Cost) -> Result<(), PushError> {
+        if self.writer.is_none() {
+            return Err(PushError::Failed(io::Error::other(
+                "the file was already finished or lost",
+            )));
+        }
+        self.columns.push(cost).map_err(PushError::Unencodable)?;
+        self.rows += 1;
+        if self.columns.rows() >= BATCH_ROWS {
+            self.write_batch().map_err(PushError::Failed)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the collected rows to the Parquet writer; on failure the file is lost.
+    fn write_batch(&mut self) -> io::Result<()> {
+        if self.columns.rows() == 0 {
+            return Ok(());
+        }
+        let batch = self.columns.take_batch();
+        let result = match &mut self.writer {
+            Some(writer) => writer.write(&batch).map_err(to_io),
+            None => Err(io::Error::other("the file was already finished or lost")),
+        };
+        if result.is_err() {
+            self.abandon();
+        }
+        result
+    }
+
+    /// Writes the footer, fsyncs, and gives the file its final name.
+    pub fn finish(mut self) -> Result<ParquetFileSummary, LedgerError> {
+        let lost = self.rows;
+        self.close().map_err(|source| LedgerError::Write {
+            path: self.path.clone(),
+            lost,
+            source,
+        })
+    }
+
+    pub(crate) fn close(&mut self) -> io::Result<ParquetFileSummary> {
+        self.write_batch()?;
+        let Some(mut writer) = self.writer.take() else {
+            return Err(io::Error::other("the file was already finished or lost"));
+        };
+        let done = writer
+            .finish()
+            .map_err(to_io)
+            .and_then(|_| writer.inner_mut().sync_data());
+        let result = done
+            .and_then(|()| {
+                if self.path.exists() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!("{} appeared while it was written", self.path.display()),
+                    ));
+                }
+                std::fs::rename(&self.tmp, &self.path)
+            })
+            .and_then(|()| std::fs::metadata(&self.path));
+        match result {
+            Ok(meta) => {
+                sync_dir(&self.path);
+                Ok(ParquetFileSummary {
+                    path: self.path.clone(),
+                    rows: self.rows,
+                    bytes: meta.len(),
+                })
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&self.tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives up the file: its in-progress name is removed.
+    fn abandon(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl Drop for ParquetFileWriter {
+    /// An unfinished file is removed: without its footer no reader could use it.
+    fn drop(&mut self) {
+        self.abandon();
+    }
+}
+
+/// Makes a renamed file's directory entry durable, best effort.
+fn sync_dir(path: &Path) {
+    #[cfg(unix)]
+    {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if let Ok(dir) = File::open(parent) {
+            let _ = dir.sync_all();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}

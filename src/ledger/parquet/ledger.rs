@@ -1,0 +1,635 @@
+//! [`ParquetLedger`]: receipts queued without blocking, written by one thread to
+//! rolling Parquet files.
+
+use super::file::{ParquetFileWriter, PushError};
+use super::naming::ParquetName;
+use crate::billing::Cost;
+use crate::ledger::writer::WarnLimiter;
+use crate::ledger::{DEFAULT_CAPACITY, LedgerError, Refused, RollEvery, SinkStats};
+use crate::sink::CostSink;
+use crate::util::BoxFuture;
+use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Messages taken from the queue per wake-up.
+const BATCH: usize = 256;
+/// How often the writer looks at the clock when no receipt comes, to close the
+/// file of a period that has ended.
+const TICK: Duration = Duration::from_secs(1);
+/// The `sink` label of the drop metric.
+const KIND: &str = "parquet_ledger";
+
+/// A ledger of Parquet files: one row per receipt, typed columns (money as
+/// `DECIMAL(38,12)`, times as UTC timestamps), ready for DuckDB, Athena, Spark or
+/// pandas. The schema and example queries are in `docs/ledger-parquet.md`.
+///
+/// ```no_run
+/// # async fn run(sdk_config: aws_types::SdkConfig) -> Result<(), Box<dyn std::error::Error>> {
+/// use sagemeter::ledger::RollEvery;
+/// use sagemeter::ledger::parquet::ParquetLedger;
+/// let ledger = ParquetLedger::rolling("/var/lib/myservice/receipts")
+///     .roll_every(RollEvery::Hour)
+///     .max_rows(1_000_000)
+///     .keep_files(24 * 31)
+///     .open()?;
+/// let client = sagemeter::Client::builder(&sdk_config)
+///     .sink(ledger.clone()) // a cheap handle: keep one to flush and shut down
+///     .build()?;
+/// // ... calls ...
+/// ledger.shutdown().await?; // the open file gets its footer and its final name
+/// # Ok(()) }
+/// ```
+///
+/// # Files
+/// `DIR/sagemeter-YYYY-MM-DDTHH.parquet` (the directory created 0700; an
+/// existing one with any group/other permission bit is refused), then
+/// `…THH.1.parquet`, `.2`, … for more files of the same UTC hour (or day, `HH` =
+/// `00`). Each file is created 0600 and written as `.sagemeter-….parquet.tmp`
+/// (hidden, see [`in_progress`](super::in_progress)); it gets its
+/// final name only once closed with its footer and fsynced, so a reader (or a
+/// `*.parquet` glob) never sees a half-written file. A file is closed when its
+/// hour or day ends (the ledger's clock is looked at every second), when it
+/// reaches [`max_rows`](ParquetLedgerBuilder::max_rows), on
+/// [`flush`](Self::flush) and on [`shutdown`](Self::shutdown); an existing file
+/// is never appended to: a new process or a flush starts the next sequence number.
+/// Which file a receipt goes to is decided when the writer takes it, by the
+/// ledger's clock, as in the rolling JSONL ledger.
+///
+/// # What a crash loses
+/// Everything in the file being written: a Parquet file without its footer
+/// cannot be read, and the `.….parquet.tmp` a crash leaves behind is never
+/// renamed (a WARN names it when the ledger opens again; remove it). With hourly
+/// files that is up to an hour of receipts, less with a smaller `max_rows` or a
+/// periodic [`flush`](Self::flush) (each flush closes the file: many flushes make
+/// many small files). Where every receipt must survive a crash, write the JSONL
+/// ledger ([`JsonlLedger`](crate::ledger::JsonlLedger), which loses at most a torn
+/// last line) and convert closed files to Parquet later
+/// (`sagemeter ledger convert`, or [`convert`](super::convert)).
+///
+/// # Writing never blocks a call
+/// `record` (on the call path) clones the receipt into a bounded queue
+/// ([`DEFAULT_CAPACITY`], see [`capacity`](ParquetLedgerBuilder::capacity)); one
+/// writer thread turns receipts into record batches of 4,096 rows and row groups
+/// of 65,536 rows (Snappy-compressed). When the queue is full the receipt is
+/// dropped, counted in [`SinkStats::dropped_full`] and in the metric
+/// `sagemeter_sink_dropped_total{sink="parquet_ledger",reason="full"}`, and a WARN
+/// is logged at most once every 10 s; [`try_record`](Self::try_record) hands a
+/// refused receipt back instead.
+///
+/// # Exactness
+/// Amounts are stored exactly or not at all: a receipt with an amount that has
+/// more than 12 decimal places (receipts round to 10⁻¹² USD, so only a receipt
+/// made by hand can), or a time outside 1677–2262, is not written. It is counted
+/// in [`SinkStats::lost_on_error`], logged as an ERROR, and reported by the next
+/// `flush` or `shutdown` ([`LedgerError::Write`]); the other receipts are written.
+///
+/// # Counters
+/// [`SinkStats::written`] counts receipts in closed files (readable ones): after
+/// a successful `flush` or `shutdown`, `accepted = written + lost_on_error`.
+#[derive(Clone, Debug)]
+pub struct ParquetLedger {
+    shared: Arc<Shared>,
+}
+
+/// Options of a [`ParquetLedger`]; [`open`](Self::open) checks them.
+#[derive(Debug, Clone)]
+pub struct ParquetLedgerBuilder {
+    dir: PathBuf,
+    every: RollEvery,
+    max_rows: Option<u64>,
+    keep_files: Option<usize>,
+    time: Option<SharedTimeSource>,
+    capacity: usize,
+}
+
+impl ParquetLedgerBuilder {
+    /// A new file every UTC hour (the default) or day.
+    pub fn roll_every(mut self, every: RollEvery) -> Self {
+        self.every = every;
+        self
+    }
+
+    /// Also a new file once the current one holds `rows` receipts.
+    pub fn max_rows(mut self, rows: u64) -> Self {
+        self.max_rows = Some(rows);
+        self
+    }
+
+    /// Keeps the `files` newest files and removes older ones whenever a file is
+    /// closed (default: keeps everything).
+    pub fn keep_files(mut self, files: usize) -> Self {
+        self.keep_files = Some(files);
+        self
+    }
+
+    /// The clock that decides the hour or day (default: the system's).
+    pub fn time_source(mut self, time: SharedTimeSource) -> Self {
+        self.time = Some(time);
+        self
+    }
+
+    /// How many receipts may wait for the writer (default [`DEFAULT_CAPACITY`]).
+    pub fn capacity(mut self, receipts: usize) -> Self {
+        self.capacity = receipts;
+        self
+    }
+
+    /// Makes the directory (0700) if needed and starts the writer. The first file
+    /// is created when the first receipt comes.
+    pub fn open(self) -> Result<ParquetLedger, LedgerError> {
+        if self.capacity == 0 || self.max_rows == Some(0) || self.keep_files == Some(0) {
+            return Err(LedgerError::InvalidOption(format!(
+                "Parquet ledger {}: the queue capacity, max_rows and keep_files must be at least 1",
+                self.dir.display()
+            )));
+        }
+        crate::ledger::rolling::make_dir(&self.dir)?;
+        warn_about_leftovers(&self.dir);
+        let (tx, rx) = mpsc::channel(self.capacity);
+        let counters = Arc::new(Counters::default());
+        let worker = Worker {
+            dir: self.dir.clone(),
+            every: self.every,
+            max_rows: self.max_rows,
+            keep_files: self.keep_files,
+            time: self
+                .time
+                .unwrap_or_else(|| SharedTimeSource::new(SystemTimeSource::new())),
+            rx,
+            counters: counters.clone(),
+            current: None,
+            error: None,
+        };
+        let open_err = |source| LedgerError::Open {
+            path: self.dir.clone(),
+            source,
+        };
+        let thread = std::thread::Builder::new()
+            .name("sagemeter-parquet".into())
+            .spawn(move || worker.run())
+            .map_err(open_err)?;
+        let weak = tx.downgrade();
+        // The ticker holds only a weak sender: it never keeps the queue open.
+        std::thread::Builder::new()
+            .name("sagemeter-parquet-tick".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(TICK);
+                    let Some(tx) = weak.upgrade() else { break };
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Msg::Tick) {
+                        break;
+                    }
+                }
+            })
+            .map_err(open_err)?;
+        Ok(ParquetLedger {
+            shared: Arc::new(Shared {
+                dir: self.dir,
+                capacity: self.capacity,
+                tx: Some(tx),
+                closed: AtomicBool::new(false),
+                counters,
+                warn: WarnLimiter::new(),
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+}
+
+/// Logs the in-progress files a crashed writer left: their rows cannot be read.
+fn warn_about_leftovers(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if matches!(ParquetName::parse(name), Some((_, true))) {
+            tracing::warn!(target: "sagemeter", path = %entry.path().display(),
+                "a Parquet ledger file was left unfinished (its writer stopped without \
+                 closing it, e.g. a crash): it has no footer and its receipts cannot be \
+                 read; remove it");
+        }
+    }
+}
+
+impl ParquetLedger {
+    /// A ledger of Parquet files in `dir`, a new one every UTC hour by default;
+    /// see the type's docs.
+    pub fn rolling(dir: impl AsRef<Path>) -> ParquetLedgerBuilder {
+        ParquetLedgerBuilder {
+            dir: dir.as_ref().to_owned(),
+            every: RollEvery::Hour,
+            max_rows: None,
+            keep_files: None,
+            time: None,
+            capacity: DEFAULT_CAPACITY,
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Queues one receipt without blocking; `Ok` means accepted. A refusal is
+    /// yours to handle: unlike [`CostSink::record`], this counts and logs nothing.
+    pub fn try_record(&self, cost: &Cost) -> Result<(), Refused> {
+        self.shared.try_record(cost)
+    }
+
+    /// Waits until every receipt accepted before this call is in a closed,
+    /// readable, fsynced file: the file being written is closed (the next receipt
+    /// starts a new one). Returns the first error since the last flush, with the
+    /// count of receipts lost so far.
+    pub async fn flush(&self) -> Result<(), LedgerError> {
+        let (ack, done) = oneshot::channel();
+        if self.shared.tx().send(Msg::Flush { ack }).await.is_err() {
+            return self.shared.after_close();
+        }
+        match done.await {
+            Ok(result) => result.map_err(|source| self.shared.write_error(source)),
+            Err(_) => self.shared.after_close(),
+        }
+    }
+
+    /// Refuses new receipts, writes everything accepted, closes the file and stops
+    /// the writer. Calling it again does nothing. Dropping the last handle does the
+    /// same, blocking until done.
+    pub async fn shutdown(&self) -> Result<(), LedgerError> {
+        self.shared.closed.store(true, Ordering::Release);
+        let (ack, done) = oneshot::channel();
+        if self.shared.tx().send(Msg::Shutdown { ack }).await.is_err() {
+            return Ok(()); // already shut down
+        }
+        match done.await {
+            Ok(result) => result.map_err(|source| self.shared.write_error(source)),
+            Err(_) => self.shared.after_close(),
+        }
+    }
+
+    /// Counters since the ledger was opened.
+    pub fn stats(&self) -> SinkStats {
+        self.shared.counters.stats()
+    }
+}
+
+impl CostSink for ParquetLedger {
+    fn record(&self, cost: &Cost) {
+        if let Err(refused) = self.shared.try_record(cost) {
+            self.shared.dropped(refused);
+        }
+    }
+
+    fn flush(&self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(async move { Ok(ParquetLedger::flush(self).await?) })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(async move { Ok(ParquetLedger::shutdown(self).await?) })
+    }
+}
+
+// Receipts are held inline in the queue's blocks: boxing them would add an
+// allocation per receipt on the call path to shrink the rare other messages.
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Receipt(Cost),
+    Flush {
+        ack: oneshot::Sender<io::Result<()>>,
+    },
+    Shutdown {
+        ack: oneshot::Sender<io::Result<()>>,
+    },
+    Tick,
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    written: AtomicU64,
+    dropped_full: AtomicU64,
+    refused_closed: AtomicU64,
+    lost_on_error: AtomicU64,
+}
+
+impl Counters {
+    fn stats(&self) -> SinkStats {
+        SinkStats {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            written: self.written.load(Ordering::Relaxed),
+            dropped_full: self.dropped_full.load(Ordering::Relaxed),
+            refused_closed: self.refused_closed.load(Ordering::Relaxed),
+            lost_on_error: self.lost_on_error.load(Ordering::Relaxed),
+        }
+    }
+
+    fn lost(&self, n: u64) {
+        self.lost_on_error.fetch_add(n, Ordering::Relaxed);
+        metrics::counter!("sagemeter_sink_dropped_total", "sink" => KIND, "reason" => "io")
+            .increment(n);
+    }
+}
+
+/// The handles' side: the queue, the counters, the writer thread.
+struct Shared {
+    dir: PathBuf,
+    capacity: usize,
+    tx: Option<mpsc::Sender<Msg>>,
+    closed: AtomicBool,
+    counters: Arc<Counters>,
+    warn: WarnLimiter,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetLedger")
+            .field("dir", &self.dir)
+            .field("capacity", &self.capacity)
+            .field("stats", &self.counters.stats())
+            .finish()
+    }
+}
+
+impl Shared {
+    fn tx(&self) -> &mpsc::Sender<Msg> {
+        self.tx.as_ref().expect("the sender lives until drop")
+    }
+
+    fn try_record(&self, cost: &Cost) -> Result<(), Refused> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Refused::Closed);
+        }
+        match self.tx().try_reserve() {
+            Ok(permit) => {
+                // Reserve first, clone after: a refused receipt costs nothing.
+                permit.send(Msg::Receipt(cost.clone()));
+                self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(())) => Err(Refused::Full),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(Refused::Closed),
+        }
+    }
+
+    /// Counts, measures and (at most once per 10 s) logs a dropped receipt.
+    #[cold]
+    fn dropped(&self, refused: Refused) {
+        let (counter, reason) = match refused {
+            Refused::Full => (&self.counters.dropped_full, "full"),
+            Refused::Closed => (&self.counters.refused_closed, "closed"),
+        };
+        let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::counter!("sagemeter_sink_dropped_total", "sink" => KIND, "reason" => reason)
+            .increment(1);
+        if self.warn.should_warn() {
+            match refused {
+                Refused::Full => tracing::warn!(target: "sagemeter", sink = KIND,
+                    name = %self.dir.display(), dropped = n, capacity = self.capacity,
+                    "receipt dropped: the sink's queue is full (the writer cannot keep up); \
+                     the receipt is still returned to the caller and counted in the totals"),
+                Refused::Closed => tracing::warn!(target: "sagemeter", sink = KIND,
+                    name = %self.dir.display(), refused = n,
+                    "receipt refused: the sink was shut down"),
+            }
+        }
+    }
+
+    fn after_close(&self) -> Result<(), LedgerError> {
+        if self.closed.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(LedgerError::WriterStopped {
+                path: self.dir.clone(),
+            })
+        }
+    }
+
+    fn write_error(&self, source: io::Error) -> LedgerError {
+        LedgerError::Write {
+            path: self.dir.clone(),
+            lost: self.counters.lost_on_error.load(Ordering::Relaxed),
+            source,
+        }
+    }
+}
+
+impl Drop for Shared {
+    /// Dropping the last handle closes the queue; the writer drains it, closes
+    /// its file and stops, and this waits for it.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        let thread = self
+            .thread
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            tracing::error!(target: "sagemeter", sink = KIND, name = %self.dir.display(),
+                "the Parquet ledger's writer thread panicked");
+        }
+    }
+}
+
+/// The writer thread's state.
+struct Worker {
+    dir: PathBuf,
+    every: RollEvery,
+    max_rows: Option<u64>,
+    keep_files: Option<usize>,
+    time: SharedTimeSource,
+    rx: mpsc::Receiver<Msg>,
+    counters: Arc<Counters>,
+    /// The file being written and its name.
+    current: Option<(ParquetName, ParquetFileWriter)>,
+    /// The first error since the last flush reply.
+    error: Option<io::Error>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut shutdown_acks = Vec::new();
+        // Ends when the queue is closed (shutdown, or every handle dropped) and empty.
+        while self.rx.blocking_recv_many(&mut batch, BATCH) > 0 {
+            let period = self.period();
+            for msg in batch.drain(..) {
+                match msg {
+                    Msg::Receipt(cost) => self.write(&cost, period),
+                    Msg::Flush { ack } => {
+                        let _ = ack.send(self.flush());
+                    }
+                    Msg::Shutdown { ack } => {
+                        // No new messages; the ones queued are still drained.
+                        self.rx.close();
+                        shutdown_acks.push(ack);
+                    }
+                    Msg::Tick => {
+                        if self
+                            .current
+                            .as_ref()
+                            .is_some_and(|(name, _)| !name.same_period(&period))
+                        {
+                            self.close();
+                        }
+                    }
+                }
+            }
+        }
+        let mut result = Some(self.flush());
+        for ack in shutdown_acks {
+            let _ = ack.send(result.take().unwrap_or(Ok(())));
+        }
+        if let Some(Err(e)) = result {
+            tracing::error!(target: "sagemeter", sink = KIND, name = %self.dir.display(),
+                error = %e, "final write of the Parquet ledger failed");
+        }
+    }
+
+    /// The first file name of the current period.
+    fn period(&self) -> ParquetName {
+        ParquetName::of(self.time.now().into(), self.every)
+    }
+
+    fn write(&mut self, cost: &Cost, period: ParquetName) {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|(name, _)| !name.same_period(&period))
+        {
+            self.close();
+        }
+        if self.current.is_none() {
+            match self.create(period) {
+                Ok(file) => self.current = Some(file),
+                Err(e) => {
+                    self.counters.lost(1);
+                    tracing::error!(target: "sagemeter", sink = KIND,
+                        name = %self.dir.display(), error = %e,
+                        "cannot create a Parquet ledger file: receipt lost");
+                    self.error.get_or_insert(e);
+                    return;
+                }
+            }
+        }
+        let Some((_, file)) = &mut self.current else {
+            return;
+        };
+        match file.push(cost) {
+            Ok(()) => {
+                if self.max_rows.is_some_and(|max| file.rows() >= max) {
+                    self.close();
+                }
+            }
+            Err(PushError::Unencodable(e)) => {
+                self.counters.lost(1);
+                tracing::error!(target: "sagemeter", sink = KIND, call_id = %cost.call_id,
+                    error = %e, "receipt not written to the Parquet ledger");
+                self.error
+                    .get_or_insert_with(|| io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            Err(PushError::Failed(e)) => {
+                // The file is gone, and with it every receipt in it.
+                let lost = file.rows();
+                self.current = None;
+                self.file_lost(lost, e);
+            }
+        }
+    }
+
+    fn file_lost(&mut self, lost: u64, e: io::Error) {
+        self.counters.lost(lost);
+        tracing::error!(target: "sagemeter", sink = KIND, name = %self.dir.display(),
+            lost, error = %e, "writing a Parquet ledger file failed: its receipts are lost");
+        self.error.get_or_insert(e);
+    }
+
+    /// A new file for `period`: the sequence number after every file of that
+    /// period already in the directory, finished or not.
+    fn create(&self, period: ParquetName) -> io::Result<(ParquetName, ParquetFileWriter)> {
+        let mut name = period;
+        let mut taken = false;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let Some((existing, _)) = entry.file_name().to_str().and_then(ParquetName::parse)
+            else {
+                continue;
+            };
+            if existing.same_period(&period) {
+                name.seq = name.seq.max(existing.seq);
+                taken = true;
+            }
+        }
+        if taken {
+            name.seq += 1;
+        }
+        let file =
+            ParquetFileWriter::create(self.dir.join(name.file_name())).map_err(|e| match e {
+                LedgerError::Open { source, .. } => source,
+                other => io::Error::other(other.to_string()),
+            })?;
+        Ok((name, file))
+    }
+
+    /// Closes the current file, if any: footer, fsync, final name.
+    fn close(&mut self) {
+        let Some((_, mut file)) = self.current.take() else {
+            return;
+        };
+        let rows = file.rows();
+        match file.close() {
+            Ok(_) => {
+                self.counters.written.fetch_add(rows, Ordering::Relaxed);
+                self.remove_old();
+            }
+            Err(e) => self.file_lost(rows, e),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.close();
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes the oldest finished files beyond the retention count.
+    fn remove_old(&self) {
+        let Some(keep) = self.keep_files else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut files: Vec<(ParquetName, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                match ParquetName::parse(name.to_str()?) {
+                    Some((name, false)) => Some((name, e.path())),
+                    _ => None,
+                }
+            })
+            .collect();
+        files.sort();
+        let excess = files.len().saturating_sub(keep);
+        for (_, path) in files.into_iter().take(excess) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::debug!(target: "sagemeter", path = %path.display(),
+                    "Parquet ledger: removed a file beyond the retention count"),
+                Err(e) => tracing::warn!(target: "sagemeter", path = %path.display(), error = %e,
+                    "Parquet ledger: could not remove a file beyond the retention count"),
+            }
+        }
+    }
+}

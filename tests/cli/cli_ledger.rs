@@ -1,0 +1,184 @@
+//! `sagemeter ledger convert … --to parquet DIR` (feature `parquet`): JSON Lines
+//! ledgers become Parquet files that read back as the same receipts.
+
+use assert_cmd::Command;
+use assert_cmd::cargo::cargo_bin_cmd;
+use aws_smithy_async::test_util::ManualTimeSource;
+use aws_smithy_async::time::SharedTimeSource;
+use predicates::prelude::*;
+use sagemeter::Cost;
+use sagemeter::ledger::JsonlLedger;
+use std::io::Write;
+use std::path::Path;
+
+fn sagemeter() -> Command {
+    cargo_bin_cmd!("sagemeter")
+}
+
+fn receipt(id: u32, at: &str) -> Cost {
+    serde_json::from_value(serde_json::json!({
+        "call_id": format!("c{id}"), "at": at, "endpoint": "rt", "variant": "AllTraffic",
+        "billing": {"kind": "instance", "instance_type": "ml.m5.xlarge", "instance_count": 1},
+        "allocation": "processor_sharing",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 1000 + id, "bytes_in": 10,
+                  "bytes_out": 20, "variant": "AllTraffic", "outcome": "ok"},
+        "lines": [{"item": "compute", "quantity": "0.0000002777777777777777777778",
+                   "unit": "instance_hours", "price": {"status": "priced", "usd_per_unit": "0.23",
+                   "cost_usd": "0.000000063889", "provenance": {"source": "snapshot",
+                   "sku": null, "effective_date": "2026-11-01", "fetched_at": null, "note": null}}}],
+        "cost_usd": "0.000000063889", "currency": "USD",
+        "running_client_usd": format!("0.{id:012}"), "running_endpoint_usd": "0.5",
+        "accrual": null, "tags": {"team": "search"}
+    }))
+    .unwrap()
+}
+
+async fn write_jsonl(path: &Path, costs: &[Cost]) {
+    let ledger = JsonlLedger::open(path).unwrap();
+    for c in costs {
+        ledger.try_record(c).unwrap();
+    }
+    ledger.shutdown().await.unwrap();
+}
+
+fn as_json(costs: &[Cost]) -> Vec<serde_json::Value> {
+    costs
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn convert_writes_one_parquet_file_per_ledger_file_and_reports_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let single = dir.path().join("calls.jsonl");
+    let costs: Vec<Cost> = (1..=3)
+        .map(|i| receipt(i, "2026-12-02T10:00:00.5Z"))
+        .collect();
+    write_jsonl(&single, &costs).await;
+    // What a crash in the middle of a write leaves.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&single)
+        .unwrap();
+    file.write_all(br#"{"v":1,"call_id":"c4","at":"2026-12"#)
+        .unwrap();
+    drop(file);
+    // And a rolling ledger's directory of two files.
+    let rolling = dir.path().join("rolling");
+    let at: chrono::DateTime<chrono::Utc> = "2026-12-02T11:00:00Z".parse().unwrap();
+    let clock = ManualTimeSource::new(std::time::SystemTime::from(at));
+    let ledger = JsonlLedger::rolling(&rolling)
+        .max_bytes(1) // a file per receipt
+        .time_source(SharedTimeSource::new(clock))
+        .open()
+        .unwrap();
+    ledger
+        .try_record(&receipt(5, "2026-12-02T11:00:00Z"))
+        .unwrap();
+    ledger
+        .try_record(&receipt(6, "2026-12-02T11:00:01Z"))
+        .unwrap();
+    ledger.shutdown().await.unwrap();
+    let rolled = sagemeter::ledger::ledger_files(&rolling).unwrap();
+    assert_eq!(rolled.len(), 2);
+    let out = dir.path().join("out");
+
+    let assert = sagemeter()
+        .arg("ledger")
+        .arg("convert")
+        .arg(&single)
+        .arg(&rolling)
+        .args(["--to", "parquet"])
+        .arg(&out)
+        .assert()
+        .success();
+
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    assert!(lines[0].contains("calls.parquet: 3 records, "), "{stdout}");
+    assert!(
+        lines[1].contains("skipped a torn last line") && lines[1].contains("(line 4, 35 bytes"),
+        "{stdout}"
+    );
+    assert!(lines[2].contains(": 1 records, "), "{stdout}");
+    assert!(lines[3].contains(": 1 records, "), "{stdout}");
+    assert!(
+        lines[4].starts_with("converted 3 files: 5 records, "),
+        "{stdout}"
+    );
+
+    let converted = sagemeter::ledger::parquet::read_all(out.join("calls.parquet")).unwrap();
+    assert_eq!(as_json(&converted), as_json(&costs));
+    assert_eq!(converted, costs);
+    // The rolling ledger's files keep their names, and read back in order.
+    let files = sagemeter::ledger::parquet::parquet_files(&out).unwrap();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    // Oldest first: the hour's first file, then .1, then the other names.
+    assert_eq!(
+        names,
+        [
+            "sagemeter-2026-12-02T11.parquet",
+            "sagemeter-2026-12-02T11.1.parquet",
+            "calls.parquet"
+        ]
+    );
+    let rolled_back: Vec<Cost> = files[..2]
+        .iter()
+        .flat_map(|f| sagemeter::ledger::parquet::read_all(f).unwrap())
+        .collect();
+    assert_eq!(
+        rolled_back,
+        [
+            receipt(5, "2026-12-02T11:00:00Z"),
+            receipt(6, "2026-12-02T11:00:01Z")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn convert_refuses_to_overwrite_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.jsonl");
+    let b = dir.path().join("b.jsonl");
+    write_jsonl(&a, &[receipt(1, "2026-12-02T10:00:00Z")]).await;
+    write_jsonl(&b, &[receipt(2, "2026-12-02T10:00:00Z")]).await;
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("b.parquet"), b"someone else's").unwrap();
+
+    sagemeter()
+        .arg("ledger")
+        .arg("convert")
+        .arg(&a)
+        .arg(&b)
+        .args(["--to", "parquet"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("b.parquet exists"));
+
+    assert!(!out.join("a.parquet").exists(), "nothing is written");
+    assert_eq!(
+        std::fs::read(out.join("b.parquet")).unwrap(),
+        b"someone else's"
+    );
+}
+
+#[test]
+fn convert_needs_parquet_and_a_directory() {
+    sagemeter()
+        .args(["ledger", "convert", "calls.jsonl", "out"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--to <FORMAT> <DIR>"));
+    sagemeter()
+        .args(["ledger", "convert", "calls.jsonl", "--to", "csv", "out"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("the only format is `parquet`"));
+}
