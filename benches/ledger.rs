@@ -85,7 +85,32 @@ fn main() {
         "report_jsonl_tenth_peak_rss_kb": small_kb,
     });
 
-    let _ = &mut figures;
+    #[cfg(feature = "parquet")]
+    {
+        let parquet = dir.join("calls.parquet");
+        let started = Instant::now();
+        let converted =
+            sagemeter::ledger::parquet::convert(&jsonl, &parquet).expect("convert to Parquet");
+        let convert_secs = started.elapsed().as_secs_f64();
+        assert_eq!(converted.rows, records);
+        let per_record = converted.bytes as f64 / records as f64;
+        let (rate, kb) = report_in_child(&parquet);
+        println!(
+            "Parquet                 {per_record:>7.0} bytes per receipt, converted at {:.0} receipts/s",
+            records as f64 / convert_secs
+        );
+        println!(
+            "report, Parquet         {rate:>10.0} receipts/s, peak RSS {:.1} MB",
+            kb as f64 / 1024.0
+        );
+        figures["bytes_per_record_parquet"] = per_record.round().into();
+        figures["convert_records_per_s"] = (records as f64 / convert_secs).round().into();
+        figures["report_parquet_records_per_s"] = rate.round().into();
+        figures["report_parquet_peak_rss_kb"] = kb.into();
+    }
+    #[cfg(not(feature = "parquet"))]
+    println!("report, Parquet         (build with --features parquet)");
+
     let out = dir.join("../sagemeter-ledger-bench.json");
     std::fs::write(&out, serde_json::to_string_pretty(&figures).unwrap()).unwrap();
     println!("figures: {}", out.display());
@@ -144,7 +169,10 @@ fn report_in_child(path: &Path) -> (f64, u64) {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `pid` is our child, not yet waited for; the pointers are valid.
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert!(waited == pid && status == 0, "the report child failed: {out}");
+    assert!(
+        waited == pid && status == 0,
+        "the report child failed: {out}"
+    );
     let rate: f64 = out.trim().parse().expect("receipts/s from the child");
     (rate, usage.ru_maxrss as u64)
 }
@@ -161,7 +189,11 @@ fn report_child(path: &Path) {
         path.file_name().unwrap().to_string_lossy(),
         report.total.calls,
         report.total.cost_usd.normalize(),
-        report.total.cost_per_call_p50_usd.unwrap_or_default().normalize(),
+        report
+            .total
+            .cost_per_call_p50_usd
+            .unwrap_or_default()
+            .normalize(),
         report.total.latency_p95_ms.unwrap_or_default().normalize(),
     );
     println!("{}", calls / secs);
@@ -182,7 +214,14 @@ fn receipt(i: u64) -> Cost {
     let which = (i % 7 % 3) as usize;
     let mut cost = templates[which].clone();
     let mix = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    cost.call_id = format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", mix >> 32, (mix >> 16) & 0xffff, mix & 0xfff, i & 0xfff, i);
+    cost.call_id = format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        mix >> 32,
+        (mix >> 16) & 0xffff,
+        mix & 0xfff,
+        i & 0xfff,
+        i
+    );
     cost.at += chrono::Duration::milliseconds((i / 100 * 1_000) as i64 + (i % 100) as i64 * 10);
     let latency_ms = 20 + (mix >> 40) % 1_980;
     cost.usage.latency = Duration::from_millis(latency_ms);
@@ -211,11 +250,20 @@ fn receipt(i: u64) -> Cost {
         let (qty, usd_per_unit) = match n {
             0 => (quantity.normalize(), rate),
             1 => (gigabytes(1_534), line.price_rate().unwrap_or_default()),
-            _ => (gigabytes(cost.usage.bytes_out), line.price_rate().unwrap_or_default()),
+            _ => (
+                gigabytes(cost.usage.bytes_out),
+                line.price_rate().unwrap_or_default(),
+            ),
         };
         let line_cost = (qty * usd_per_unit).round_dp(12);
         total += line_cost;
-        set_line(line, qty, usd_per_unit, line_cost, price_changed(i) && n == 0);
+        set_line(
+            line,
+            qty,
+            usd_per_unit,
+            line_cost,
+            price_changed(i) && n == 0,
+        );
     }
     cost.cost_usd = total;
     cost.running_client_usd = total * Decimal::from(i + 1);

@@ -57,7 +57,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// The group key of calls without the tag in a `tag:<key>` report.
@@ -747,11 +747,49 @@ pub fn report_files<P: AsRef<Path>>(
     paths: impl IntoIterator<Item = P>,
     options: &ReportOptions,
 ) -> Result<Report, ReportError> {
-    let mut files = Vec::new();
+    let (mut jsonl, mut parquet) = (Vec::new(), Vec::new());
     for path in paths {
-        files.extend(crate::ledger::ledger_files(path)?);
+        inputs(path.as_ref(), &mut jsonl, &mut parquet)?;
     }
-    Ok(scan::scan(&files, options)?.finish())
+    let mut builder = scan::scan(&jsonl, options)?;
+    #[cfg(feature = "parquet")]
+    if !parquet.is_empty() {
+        builder.merge(crate::ledger::parquet::report(&parquet, options)?);
+    }
+    let _ = &mut parquet;
+    Ok(builder.finish())
+}
+
+/// The ledger files at `path`: JSON Lines (see
+/// [`ledger_files`](crate::ledger::ledger_files)) and, with the `parquet`
+/// feature, `*.parquet` files (and a directory's, see
+/// [`parquet_files`](crate::ledger::parquet::parquet_files)).
+#[cfg_attr(not(feature = "parquet"), allow(clippy::ptr_arg))]
+fn inputs(
+    path: &Path,
+    jsonl: &mut Vec<PathBuf>,
+    parquet: &mut Vec<PathBuf>,
+) -> Result<(), ReportError> {
+    #[cfg(feature = "parquet")]
+    {
+        if path.extension().is_some_and(|x| x == "parquet") {
+            parquet.push(path.to_owned());
+            return Ok(());
+        }
+        if path.is_dir() {
+            let found = crate::ledger::parquet::parquet_files(path).unwrap_or_default();
+            match crate::ledger::ledger_files(path) {
+                Ok(files) => jsonl.extend(files),
+                Err(_) if !found.is_empty() => {}
+                Err(e) => return Err(e.into()),
+            }
+            parquet.extend(found);
+            return Ok(());
+        }
+    }
+    let _ = &parquet;
+    jsonl.extend(crate::ledger::ledger_files(path)?);
+    Ok(())
 }
 
 /// Renders the report as a plain-text table (groups, then the total), followed by

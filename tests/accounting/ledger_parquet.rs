@@ -626,3 +626,61 @@ async fn many_typical_receipts_stream_back_and_take_a_fraction_of_the_jsonl_byte
         converted.bytes
     );
 }
+
+/// `sagemeter report` over Parquet files (only the columns it needs, row groups
+/// on every core) gives the report of the same receipts read from JSONL.
+#[tokio::test]
+async fn a_report_of_parquet_files_equals_the_report_of_the_jsonl_ledger() {
+    use sagemeter::report::{GroupBy, ReportOptions, report_files, summarize};
+    let dir = tempfile::tempdir().unwrap();
+    let mut costs = every_field();
+    costs.extend((0..300).map(typical));
+    let (jsonl_path, jsonl) = through_jsonl(dir.path(), &costs).await;
+    // Several files of several receipts: several units of work.
+    let parquet_dir = Receipts(dir.path().join("parquet"));
+    let ledger = ParquetLedger::rolling(parquet_dir.path())
+        .max_rows(37)
+        .open()
+        .unwrap();
+    for c in &jsonl {
+        ledger.try_record(c).unwrap();
+    }
+    ledger.shutdown().await.unwrap();
+    assert!(parquet_files(parquet_dir.path()).unwrap().len() >= 8);
+    for by in [
+        GroupBy::Endpoint,
+        GroupBy::Variant,
+        GroupBy::Tag("team".into()),
+        GroupBy::Hour,
+    ] {
+        let options = ReportOptions::new(by.clone());
+        let expected = summarize(&jsonl, &options).unwrap();
+        assert_eq!(expected.total.calls, 304);
+        assert_eq!(
+            report_files([&jsonl_path], &options).unwrap(),
+            expected,
+            "{by}"
+        );
+        assert_eq!(
+            report_files([parquet_dir.path()], &options).unwrap(),
+            expected,
+            "{by}"
+        );
+    }
+    // A directory with both formats reads both; so does a list of files.
+    convert(&jsonl_path, dir.path().join("calls.parquet")).unwrap();
+    let options = ReportOptions::new(GroupBy::Endpoint);
+    let both = report_files([dir.path()], &options).unwrap();
+    assert_eq!(both.total.calls, 608);
+    assert_eq!(
+        both.total.cost_usd,
+        expected_total(&jsonl) * rust_decimal::Decimal::from(2)
+    );
+    let mut listed: Vec<PathBuf> = vec![jsonl_path.clone()];
+    listed.extend(parquet_files(parquet_dir.path()).unwrap());
+    assert_eq!(report_files(&listed, &options).unwrap(), both);
+}
+
+fn expected_total(costs: &[Cost]) -> rust_decimal::Decimal {
+    costs.iter().map(|c| c.cost_usd).sum()
+}

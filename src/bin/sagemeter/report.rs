@@ -11,7 +11,8 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
     /// JSON Lines ledgers (written by `--ledger` or `sagemeter::ledger::JsonlLedger`),
-    /// or directories of them (a rolling ledger's, read oldest first).
+    /// Parquet ledgers (`*.parquet`, with the `parquet` feature), or directories of
+    /// them (a rolling ledger's, read oldest first). Read on every core.
     #[arg(required = true, value_name = "LEDGER")]
     pub ledgers: Vec<PathBuf>,
     /// Group by `endpoint`, `variant`, `tag:<key>`, `day` or `hour` (UTC).

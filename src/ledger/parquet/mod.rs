@@ -51,14 +51,14 @@ mod file;
 mod ledger;
 mod naming;
 mod reader;
+mod report;
 mod schema;
 
 pub use file::{PARQUET_FORMAT_VERSION, ParquetFileSummary, ParquetFileWriter, in_progress};
 pub use ledger::{ParquetLedger, ParquetLedgerBuilder};
 pub use reader::{ParquetReader, parquet_files, read_all};
 
-#[allow(unused_imports)] // for the report's projections over a few columns
-pub(crate) use reader::record_batches;
+pub(crate) use report::report;
 
 use crate::ledger::{LedgerError, LedgerReader, TornTail};
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// Rows decoded at a time.
 const READ_BATCH_ROWS: usize = 8192;
 
-fn parquet_error(
+pub(super) fn parquet_error(
     path: &Path,
     message: impl Into<String>,
     source: impl std::error::Error + Send + Sync + 'static,
@@ -29,7 +29,7 @@ fn parquet_error(
 }
 
 /// Opens `path` and reads its footer; checks the format version.
-fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, LedgerError> {
+pub(super) fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, LedgerError> {
     let file = File::open(path).map_err(|source| LedgerError::Open {
         path: path.to_owned(),
         source,

@@ -1,0 +1,183 @@
+//! A report over Parquet ledger files: only the columns a report reads (and of
+//! the cost lines only their `status`), row groups spread over every core.
+
+use super::reader::{builder, parquet_error};
+use super::schema::{col, line};
+use crate::ledger::LedgerError;
+use crate::report::{GroupBy, ReportBuilder, ReportError, ReportOptions, ReportRow};
+use crate::usage::Outcome;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, TimestampNanosecondType};
+use arrow_array::{Array, RecordBatch};
+use chrono::DateTime;
+use parquet::arrow::ProjectionMask;
+use rust_decimal::Decimal;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The top-level columns a report reads.
+const COLUMNS: [&str; 8] = [
+    col::AT,
+    col::ENDPOINT,
+    col::VARIANT,
+    col::COST_USD,
+    col::LATENCY_US,
+    col::INPUT_TOKENS,
+    col::OUTPUT_TOKENS,
+    col::OUTCOME,
+];
+
+/// A report builder fed by every row of `files`, read on every core.
+pub(crate) fn report(
+    files: &[PathBuf],
+    options: &ReportOptions,
+) -> Result<ReportBuilder, ReportError> {
+    // The units of work: every row group of every file.
+    let mut units = Vec::new();
+    for (i, path) in files.iter().enumerate() {
+        let groups = builder(path)?.metadata().num_row_groups();
+        units.extend((0..groups).map(|g| (i, g)));
+    }
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let next = AtomicUsize::new(0);
+    let failed: Mutex<Option<((usize, usize), LedgerError)>> = Mutex::new(None);
+    let mut total = ReportBuilder::new(options.clone())?;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers.min(units.len().max(1)))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut part = ReportBuilder::new(options.clone())?;
+                    while let Some(&(file, group)) = units.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        if let Err(e) = row_group(&files[file], group, &mut part) {
+                            let mut first = failed.lock().unwrap_or_else(|e| e.into_inner());
+                            if first.as_ref().is_none_or(|(at, _)| (file, group) < *at) {
+                                *first = Some(((file, group), e));
+                            }
+                            next.store(units.len(), Ordering::Relaxed);
+                        }
+                    }
+                    Ok::<_, ReportError>(part)
+                })
+            })
+            .collect();
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => total.merge(part?),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok::<_, ReportError>(())
+    })?;
+    match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some((_, e)) => Err(e.into()),
+        None => Ok(total),
+    }
+}
+
+/// The rows of one row group into `part`.
+fn row_group(path: &Path, group: usize, part: &mut ReportBuilder) -> Result<(), LedgerError> {
+    let by = part.options().by.clone();
+    let builder = builder(path)?;
+    // Leaves: the report's columns, the lines' status, and the tags when grouping by one.
+    let leaves: Vec<usize> = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            let parts = c.path().parts();
+            let root = parts[0].as_str();
+            COLUMNS.contains(&root)
+                || (root == col::LINES && parts.last().is_some_and(|p| p == line::STATUS))
+                || (root == col::TAGS && matches!(by, GroupBy::Tag(_)))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
+    let reader = builder
+        .with_projection(mask)
+        .with_row_groups(vec![group])
+        .with_batch_size(16 * 1024)
+        .build()
+        .map_err(|e| parquet_error(path, "cannot read the file", e))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| parquet_error(path, "cannot read a row group", e))?;
+        rows(&batch, &by, part).map_err(|message| LedgerError::Parquet {
+            path: path.to_owned(),
+            row: None,
+            message,
+            source: None,
+        })?;
+    }
+    Ok(())
+}
+
+/// The rows of one batch into `part`.
+fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(), String> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| format!("no column `{name}`"))
+    };
+    let at = column(col::AT)?.as_primitive::<TimestampNanosecondType>();
+    let endpoint = column(col::ENDPOINT)?.as_string::<i32>();
+    let variant = column(col::VARIANT)?.as_string::<i32>();
+    let cost = column(col::COST_USD)?.as_primitive::<arrow_array::types::Decimal128Type>();
+    let latency = column(col::LATENCY_US)?.as_primitive::<Int64Type>();
+    let input = column(col::INPUT_TOKENS)?.as_primitive::<Int64Type>();
+    let output = column(col::OUTPUT_TOKENS)?.as_primitive::<Int64Type>();
+    let outcome = column(col::OUTCOME)?.as_string::<i32>();
+    let lines = column(col::LINES)?.as_list::<i32>();
+    let status = lines
+        .values()
+        .as_struct()
+        .column_by_name(line::STATUS)
+        .ok_or("no column `lines.status`")?
+        .as_string::<i32>();
+    let tags = match by {
+        GroupBy::Tag(_) => Some(column(col::TAGS)?.as_map()),
+        _ => None,
+    };
+    let offsets = lines.value_offsets();
+    let count = |array: &arrow_array::PrimitiveArray<Int64Type>, i: usize| {
+        array
+            .is_valid(i)
+            .then(|| u64::try_from(array.value(i)).unwrap_or(0))
+    };
+    for i in 0..batch.num_rows() {
+        let cost_usd = Decimal::try_from_i128_with_scale(cost.value(i), 12)
+            .map_err(|e| format!("row {i}: cost_usd: {e}"))?;
+        let mut row = ReportRow::new(
+            DateTime::from_timestamp_nanos(at.value(i)),
+            endpoint.value(i),
+            cost_usd,
+        );
+        row.variant = variant.is_valid(i).then(|| variant.value(i));
+        row.latency_us = u64::try_from(latency.value(i)).unwrap_or(0);
+        row.input_tokens = count(input, i);
+        row.output_tokens = count(output, i);
+        row.outcome = match outcome.value(i) {
+            "ok" => Outcome::Ok,
+            "error" => Outcome::Error,
+            "cancelled" => Outcome::Cancelled,
+            other => return Err(format!("row {i}: unknown outcome `{other}`")),
+        };
+        let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
+        row.fully_priced = (from..to).all(|l| status.value(l) == "priced");
+        if let (Some(tags), GroupBy::Tag(key)) = (tags, by) {
+            let (keys, values) = (
+                tags.keys().as_string::<i32>(),
+                tags.values().as_string::<i32>(),
+            );
+            let offsets = tags.value_offsets();
+            row.tag = (offsets[i] as usize..offsets[i + 1] as usize)
+                .find(|&t| keys.value(t) == key)
+                .map(|t| Cow::Borrowed(values.value(t)));
+        }
+        part.add_row(&row);
+    }
+    Ok(())
+}
