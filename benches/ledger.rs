@@ -9,8 +9,8 @@
 //!
 //! It writes the receipts with [`JsonlLedger`] (and, with the `parquet` feature,
 //! converts them to Parquet), then reports on the files in a child process of
-//! its own, whose peak resident memory the kernel reports when it ends. The
-//! files stay in `target/ledger-bench/` for the DuckDB script.
+//! its own, which prints its peak resident memory (Linux `VmHWM`). The files
+//! stay in `target/ledger-bench/` for the DuckDB script.
 
 use rust_decimal::Decimal;
 use sagemeter::Cost;
@@ -153,31 +153,22 @@ fn write_ledger(path: &Path, records: u64) -> (f64, u64) {
 
 /// Runs `report` on `path` in a child process; its receipts/s and peak RSS (KB).
 fn report_in_child(path: &Path) -> (f64, u64) {
-    // Waited for with wait4 below, which also gives its resource usage.
-    #[allow(clippy::zombie_processes)]
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let out = Command::new(std::env::current_exe().unwrap())
         .args(["--report-child", path.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
+        .stderr(std::process::Stdio::inherit())
+        .output()
         .expect("the bench binary");
-    let pid = child.id() as libc::pid_t;
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for our child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our child, not yet waited for; the pointers are valid.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert!(
-        waited == pid && status == 0,
-        "the report child failed: {out}"
-    );
-    let rate: f64 = out.trim().parse().expect("receipts/s from the child");
-    (rate, usage.ru_maxrss as u64)
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the report child failed: {text}");
+    let mut figures = text.split_whitespace().map(|s| s.parse::<f64>());
+    match (figures.next(), figures.next()) {
+        (Some(Ok(rate)), Some(Ok(kb))) => (rate, kb as u64),
+        _ => panic!("the report child printed {text:?}"),
+    }
 }
 
-/// The child: the report of `path`, timed; prints receipts/s.
+/// The child: the report of `path`, timed; prints receipts/s and its peak
+/// resident memory (the kernel's `VmHWM`, counted from the child's own start).
 fn report_child(path: &Path) {
     let options = ReportOptions::new(GroupBy::Endpoint);
     let started = Instant::now();
@@ -196,7 +187,13 @@ fn report_child(path: &Path) {
             .normalize(),
         report.total.latency_p95_ms.unwrap_or_default().normalize(),
     );
-    println!("{}", calls / secs);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    println!("{} {hwm_kb}", calls / secs);
 }
 
 /// Receipt `i`: three endpoints (two on instances, one serverless), three lines,

@@ -508,8 +508,8 @@ fn repair_torn_tail(file: &mut File, len: u64, path: &Path) -> io::Result<u64> {
     Ok(line_start)
 }
 
-/// Makes a new file's directory entry durable, best effort.
-fn sync_parent_dir(path: &Path) {
+/// Makes a new (or renamed) file's directory entry durable, best effort.
+pub(crate) fn sync_parent_dir(path: &Path) {
     #[cfg(unix)]
     {
         let parent = match path.parent() {

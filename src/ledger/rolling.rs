@@ -34,11 +34,12 @@ pub(crate) struct FileName {
     day: NaiveDate,
     hour: u32,
     /// 0 for the period's first file, then 1, 2, ... after size limits.
-    seq: u32,
+    pub(crate) seq: u32,
 }
 
 impl FileName {
-    fn of(at: DateTime<Utc>, every: RollEvery) -> FileName {
+    /// The first name of the period of `at`.
+    pub(crate) fn of(at: DateTime<Utc>, every: RollEvery) -> FileName {
         FileName {
             day: at.date_naive(),
             hour: match every {
@@ -49,21 +50,40 @@ impl FileName {
         }
     }
 
-    fn same_period(&self, other: &FileName) -> bool {
+    pub(crate) fn same_period(&self, other: &FileName) -> bool {
         self.day == other.day && self.hour == other.hour
     }
 
     fn file_name(&self) -> String {
+        self.with_extension("jsonl")
+    }
+
+    /// `sagemeter-YYYY-MM-DDTHH[.N].<extension>` (the Parquet ledger's files too).
+    pub(crate) fn with_extension(&self, extension: &str) -> String {
         let (y, m, d) = (self.day.year(), self.day.month(), self.day.day());
         match self.seq {
-            0 => format!("sagemeter-{y:04}-{m:02}-{d:02}T{:02}.jsonl", self.hour),
-            n => format!("sagemeter-{y:04}-{m:02}-{d:02}T{:02}.{n}.jsonl", self.hour),
+            0 => format!(
+                "sagemeter-{y:04}-{m:02}-{d:02}T{:02}.{extension}",
+                self.hour
+            ),
+            n => format!(
+                "sagemeter-{y:04}-{m:02}-{d:02}T{:02}.{n}.{extension}",
+                self.hour
+            ),
         }
     }
 
     /// Reads a name this module writes; `None` for any other file.
     pub(crate) fn parse(name: &str) -> Option<FileName> {
-        let stem = name.strip_prefix("sagemeter-")?.strip_suffix(".jsonl")?;
+        Self::parse_with_extension(name, "jsonl")
+    }
+
+    /// Reads a name [`with_extension`](Self::with_extension) writes.
+    pub(crate) fn parse_with_extension(name: &str, extension: &str) -> Option<FileName> {
+        let stem = name
+            .strip_prefix("sagemeter-")?
+            .strip_suffix(extension)?
+            .strip_suffix('.')?;
         let (stamp, seq) = match stem.split_once('.') {
             Some((stamp, seq)) => (stamp, seq.parse().ok().filter(|n: &u32| *n > 0)?),
             None => (stem, 0),

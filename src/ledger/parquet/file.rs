@@ -257,7 +257,7 @@ impl ParquetFileWriter {
             .and_then(|()| std::fs::metadata(&self.path));
         match result {
             Ok(meta) => {
-                sync_dir(&self.path);
+                crate::ledger::file::sync_parent_dir(&self.path);
                 Ok(ParquetFileSummary {
                     path: self.path.clone(),
                     rows: self.rows,
@@ -284,20 +284,4 @@ impl Drop for ParquetFileWriter {
     fn drop(&mut self) {
         self.abandon();
     }
-}
-
-/// Makes a renamed file's directory entry durable, best effort.
-fn sync_dir(path: &Path) {
-    #[cfg(unix)]
-    {
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        if let Ok(dir) = File::open(parent) {
-            let _ = dir.sync_all();
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
 }

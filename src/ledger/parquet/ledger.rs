@@ -2,7 +2,7 @@
 //! rolling Parquet files.
 
 use super::file::{ParquetFileWriter, PushError};
-use super::naming::ParquetName;
+use super::naming::{self, ParquetName};
 use crate::billing::Cost;
 use crate::ledger::writer::WarnLimiter;
 use crate::ledger::{DEFAULT_CAPACITY, LedgerError, Refused, RollEvery, SinkStats};
@@ -210,7 +210,7 @@ fn warn_about_leftovers(dir: &Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if matches!(ParquetName::parse(name), Some((_, true))) {
+        if matches!(naming::parse(name), Some((_, true))) {
             tracing::warn!(target: "sagemeter", path = %entry.path().display(),
                 "a Parquet ledger file was left unfinished (its writer stopped without \
                  closing it, e.g. a crash): it has no footer and its receipts cannot be \
@@ -560,8 +560,7 @@ impl Worker {
         let mut taken = false;
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
-            let Some((existing, _)) = entry.file_name().to_str().and_then(ParquetName::parse)
-            else {
+            let Some((existing, _)) = entry.file_name().to_str().and_then(naming::parse) else {
                 continue;
             };
             if existing.same_period(&period) {
@@ -572,11 +571,12 @@ impl Worker {
         if taken {
             name.seq += 1;
         }
-        let file =
-            ParquetFileWriter::create(self.dir.join(name.file_name())).map_err(|e| match e {
+        let file = ParquetFileWriter::create(self.dir.join(naming::file_name(&name))).map_err(
+            |e| match e {
                 LedgerError::Open { source, .. } => source,
                 other => io::Error::other(other.to_string()),
-            })?;
+            },
+        )?;
         Ok((name, file))
     }
 
@@ -615,7 +615,7 @@ impl Worker {
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name();
-                match ParquetName::parse(name.to_str()?) {
+                match naming::parse(name.to_str()?) {
                     Some((name, false)) => Some((name, e.path())),
                     _ => None,
                 }

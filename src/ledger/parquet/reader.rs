@@ -3,7 +3,7 @@
 
 use super::decode::decode;
 use super::file::PARQUET_FORMAT_VERSION;
-use super::naming::ParquetName;
+use super::naming;
 use super::schema::FORMAT_KEY;
 use crate::billing::Cost;
 use crate::ledger::LedgerError;
@@ -232,7 +232,7 @@ pub fn parquet_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError
         if name.starts_with('.') {
             continue;
         }
-        match ParquetName::parse(&name) {
+        match naming::parse(&name) {
             Some((parsed, false)) => rolled.push((parsed, file)),
             _ if name.ends_with(".parquet") => others.push(file),
             _ => {}
