@@ -74,6 +74,7 @@ fn main() {
         kb as f64 / 1024.0,
         small_kb as f64 / 1024.0
     );
+    #[cfg_attr(not(feature = "parquet"), allow(unused_mut))]
     let mut figures = serde_json::json!({
         "records": records,
         "cores": cores(),

@@ -752,12 +752,24 @@ pub fn report_files<P: AsRef<Path>>(
         inputs(path.as_ref(), &mut jsonl, &mut parquet)?;
     }
     let mut builder = scan::scan(&jsonl, options)?;
-    #[cfg(feature = "parquet")]
     if !parquet.is_empty() {
-        builder.merge(crate::ledger::parquet::report(&parquet, options)?);
+        builder.merge(parquet_report(&parquet, options)?);
     }
-    let _ = &mut parquet;
     Ok(builder.finish())
+}
+
+#[cfg(feature = "parquet")]
+fn parquet_report(
+    files: &[PathBuf],
+    options: &ReportOptions,
+) -> Result<ReportBuilder, ReportError> {
+    crate::ledger::parquet::report(files, options)
+}
+
+/// Without the feature no Parquet file is taken (`inputs`): nothing to add.
+#[cfg(not(feature = "parquet"))]
+fn parquet_report(_: &[PathBuf], options: &ReportOptions) -> Result<ReportBuilder, ReportError> {
+    ReportBuilder::new(options.clone())
 }
 
 /// The ledger files at `path`: JSON Lines (see
@@ -787,7 +799,8 @@ fn inputs(
             return Ok(());
         }
     }
-    let _ = &parquet;
+    #[cfg(not(feature = "parquet"))]
+    let _ = parquet;
     jsonl.extend(crate::ledger::ledger_files(path)?);
     Ok(())
 }
