@@ -609,6 +609,8 @@ impl ClientBuilder {
             Some(prices) => prices,
             None => {
                 let pricing_config = self.pricing_config.as_ref().unwrap_or(&self.sdk_config);
+                // A price change goes to every sink (a ledger writes a record of it).
+                let told = sinks.clone();
                 Arc::new(
                     CachedPrices::builder(
                         LivePrices::builder(pricing_config)
@@ -617,6 +619,11 @@ impl ClientBuilder {
                     )
                     .fallback(Snapshot::bundled())
                     .time_source(time.clone())
+                    .on_change(move |change| {
+                        for sink in &told {
+                            sink.record_price_change(change);
+                        }
+                    })
                     .build(),
                 )
             }

@@ -482,10 +482,13 @@ pub(crate) struct Definitions {
     contexts: HashMap<u32, ContextDef>,
 }
 
-/// One format-2 line: a definition (taken into `defs`, `None` returned) or a
-/// receipt.
+/// One format-2 line: a definition (taken into `defs`, `None` returned), a price
+/// change record (`None`), or a receipt.
 pub(crate) fn read_line(text: &[u8], defs: &mut Definitions) -> serde_json::Result<Option<Cost>> {
     let line: Line<'_> = serde_json::from_slice(text)?;
+    if line.price_change.is_some() {
+        return Ok(None); // a record for auditors, not a receipt
+    }
     if let Some(id) = line.price {
         let missing = |name| de::Error::custom(format_args!("price {id} has no `{name}`"));
         let def = PriceDef {
@@ -719,6 +722,8 @@ impl<'de> Deserialize<'de> for Priced {
 /// Every member a format-2 line can have (definitions' and receipts').
 #[derive(Deserialize)]
 struct Line<'a> {
+    /// A price change record (`JsonlLedger::record_price_change`).
+    price_change: Option<IgnoredAny>,
     // Definitions.
     price: Option<u32>,
     context: Option<u32>,

@@ -292,6 +292,18 @@ impl JsonlLedger {
         self.writer.stats()
     }
 
+    /// Writes a `price_change` record (format 2, see `docs/ledger.md`) in its turn
+    /// among the receipts: readers skip it, and it tells an auditor when the rate
+    /// behind the receipts after it changed. Best effort: dropped with a WARN when
+    /// the queue is full or the ledger shut down.
+    pub fn record_price_change(&self, change: &crate::pricing::PriceChange) {
+        let mut line = b"{\"v\":2,\"price_change\":".to_vec();
+        if serde_json::to_writer(&mut line, change).is_ok() {
+            line.extend_from_slice(b"}\n");
+            self.writer.record_line(line);
+        }
+    }
+
     /// Queues one receipt; a refusal is counted and logged by the writer (what
     /// [`CostSink::record`](crate::sink::CostSink::record) does for a ledger).
     pub(crate) fn enqueue(&self, cost: &Cost) {

@@ -345,6 +345,7 @@ mod tests {
         let line = LineMeta {
             len: 5,
             refs: Default::default(),
+            receipt: true,
         };
         let lines = [line; 3];
         assert_eq!(fitting_lines(&lines, 10, false), 2);

@@ -148,11 +148,13 @@ impl LinePool {
 pub(crate) type Encode =
     Box<dyn Fn(&Cost, &mut Vec<u8>, &mut Refs) -> serde_json::Result<()> + Send + Sync>;
 
-/// One line of a batch: its length, and the definitions it refers to.
+/// One line of a batch: its length, the definitions it refers to, and whether it
+/// is a receipt (counted in [`SinkStats`]) or another record (a price change).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LineMeta {
     pub(crate) len: usize,
     pub(crate) refs: Refs,
+    pub(crate) receipt: bool,
 }
 
 /// Where the lines go.
@@ -167,6 +169,8 @@ pub(crate) trait Target: Send + 'static {
 enum Msg {
     /// One receipt's line, in a buffer from the [`LinePool`], and what it refers to.
     Line(Vec<u8>, Refs),
+    /// A line that is not a receipt (a price change), written in its turn.
+    Record(Vec<u8>),
     /// A receipt that could not be encoded (counted as lost, reported by the next
     /// flush).
     Unencodable(serde_json::Error),
@@ -358,6 +362,18 @@ impl BackgroundWriter {
         })
     }
 
+    /// Queues a line that is not a receipt (a price change record), best effort:
+    /// when the queue is full or closed it is dropped with a WARN (rate-limited).
+    pub(crate) fn record_line(&self, line: Vec<u8>) {
+        let dropped =
+            self.closed.load(Ordering::Acquire) || self.tx().try_send(Msg::Record(line)).is_err();
+        if dropped && self.warn.should_warn() {
+            tracing::warn!(target: "sagemeter", sink = self.kind, name = %self.name.display(),
+                "a record other than a receipt (a price change) was dropped: the sink's \
+                 queue is full or closed");
+        }
+    }
+
     /// Waits until everything accepted before this call has been written
     /// (and fsynced when `sync`).
     pub(crate) async fn flush(&self, sync: bool) -> Result<(), LedgerError> {
@@ -466,9 +482,10 @@ impl<T: Target> Worker<T> {
             for msg in batch.drain(..) {
                 match msg {
                     Msg::Line(line, refs) => {
-                        self.push(&line, refs);
+                        self.push(&line, refs, true);
                         self.pool.put(line);
                     }
+                    Msg::Record(line) => self.push(&line, Refs::default(), false),
                     Msg::Unencodable(e) => {
                         // Cannot happen with the receipt types (no maps with
                         // non-string keys, no failing Serialize impls); counted
@@ -522,11 +539,12 @@ impl<T: Target> Worker<T> {
         }
     }
 
-    fn push(&mut self, line: &[u8], refs: Refs) {
+    fn push(&mut self, line: &[u8], refs: Refs, receipt: bool) {
         self.buf.extend_from_slice(line);
         self.lines.push(LineMeta {
             len: line.len(),
             refs,
+            receipt,
         });
         if self.buf.len() >= BUFFER_BYTES {
             self.write_out();
@@ -539,7 +557,7 @@ impl<T: Target> Worker<T> {
         if self.buf.is_empty() {
             return;
         }
-        let buffered = self.lines.len() as u64;
+        let buffered = self.lines.iter().filter(|l| l.receipt).count() as u64;
         match self.target.write_lines(&self.buf, &self.lines) {
             Ok(()) => {
                 self.counters.written.fetch_add(buffered, Ordering::Relaxed);

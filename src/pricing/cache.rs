@@ -1,6 +1,8 @@
 //! A cache in front of a primary price source: TTL, single flight, last good price, backoff.
 
-use super::{BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Rate};
+use super::{
+    BoxFuture, OnPriceChange, PriceChange, PriceError, PriceKey, PriceOrigin, PriceSource, Rate,
+};
 use aws_smithy_async::time::SharedTimeSource;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -51,7 +53,11 @@ pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 /// | failed, nothing good known | the fallback's rate, note names the primary's failure | not until the backoff passes |
 ///
 /// Each distinct failure of a key is logged once at WARN (target `sagemeter::pricing`),
-/// not once per call. All time comes from the injected [`SharedTimeSource`].
+/// not once per call. A refresh that finds another rate than the last good one is a
+/// [`PriceChange`]: logged once at INFO, counted, told to the
+/// [`on_change`](CachedPricesBuilder::on_change) observers, and noted on the
+/// receipt of the call that fetched it. All time comes from the injected
+/// [`SharedTimeSource`].
 pub struct CachedPrices {
     primary: Arc<dyn PriceSource>,
     fallback: Option<Arc<dyn PriceSource>>,
@@ -59,16 +65,29 @@ pub struct CachedPrices {
     backoff: Duration,
     time: SharedTimeSource,
     slots: RwLock<crate::FastMap<PriceKey, Arc<Slot>>>,
+    on_change: Vec<OnPriceChange>,
 }
 
 /// Builder for [`CachedPrices`]; start with [`CachedPrices::builder`].
-#[derive(Debug)]
 pub struct CachedPricesBuilder {
     primary: Arc<dyn PriceSource>,
     fallback: Option<Arc<dyn PriceSource>>,
     ttl: Duration,
     backoff: Duration,
     time: Option<SharedTimeSource>,
+    on_change: Vec<OnPriceChange>,
+}
+
+impl fmt::Debug for CachedPricesBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedPricesBuilder")
+            .field("primary", &self.primary)
+            .field("fallback", &self.fallback)
+            .field("ttl", &self.ttl)
+            .field("backoff", &self.backoff)
+            .field("on_change", &self.on_change.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything known about one key.
@@ -111,6 +130,7 @@ impl CachedPrices {
             ttl: DEFAULT_TTL,
             backoff: DEFAULT_FAILURE_BACKOFF,
             time: None,
+            on_change: Vec::new(),
         }
     }
 
@@ -188,7 +208,14 @@ impl CachedPrices {
         let result = self.primary.price(key).await;
         let now = self.time.now();
         match result {
-            Ok(rate) => {
+            Ok(mut rate) => {
+                let change = {
+                    let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
+                    state
+                        .good
+                        .as_ref()
+                        .and_then(|old| PriceChange::between(&old.rate, &rate, now.into()))
+                };
                 let good = Good {
                     rate: cached(&rate),
                     stale: with_note_before(
@@ -203,6 +230,11 @@ impl CachedPrices {
                 }
                 state.good = Some(good);
                 state.warned = None;
+                drop(state);
+                if let Some(change) = change {
+                    self.changed(&change);
+                    rate = with_note_before(rate, &change.note());
+                }
                 Ok(rate)
             }
             Err(error) => {
@@ -247,6 +279,23 @@ impl CachedPrices {
                 });
                 answer
             }
+        }
+    }
+
+    /// Logs, counts and tells the observers of one change.
+    fn changed(&self, change: &PriceChange) {
+        tracing::info!(
+            target: "sagemeter::pricing",
+            key = %change.key,
+            old_usd_per_unit = %change.old_usd_per_unit,
+            new_usd_per_unit = %change.new_usd_per_unit,
+            old_effective_date = change.old_effective_date.as_deref().unwrap_or("unknown"),
+            new_effective_date = change.new_effective_date.as_deref().unwrap_or("unknown"),
+            "price changed"
+        );
+        metrics::counter!("sagemeter_price_changes_total").increment(1);
+        for observer in &self.on_change {
+            observer(change);
         }
     }
 
@@ -320,6 +369,17 @@ impl CachedPricesBuilder {
         self
     }
 
+    /// Also tells `observer` of every [`PriceChange`] (after the INFO event and the
+    /// counter), on the task that refreshed the price: keep it quick.
+    /// [`ClientBuilder`](crate::ClientBuilder)'s default source tells the client's
+    /// sinks; give a [`JsonlLedger`](crate::ledger::JsonlLedger)'s
+    /// [`record_price_change`](crate::ledger::JsonlLedger::record_price_change)
+    /// here when you build the source yourself.
+    pub fn on_change(mut self, observer: impl Fn(&PriceChange) + Send + Sync + 'static) -> Self {
+        self.on_change.push(Arc::new(observer));
+        self
+    }
+
     /// Where "now" comes from for TTL and backoff (default: the system clock).
     pub fn time_source(mut self, time: SharedTimeSource) -> Self {
         self.time = Some(time);
@@ -335,6 +395,7 @@ impl CachedPricesBuilder {
             backoff: self.backoff,
             time: self.time.unwrap_or_default(),
             slots: RwLock::default(),
+            on_change: self.on_change,
         }
     }
 }
@@ -713,6 +774,109 @@ mod tests {
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
         }
+    }
+
+    /// Counts INFO events `price changed` of target `sagemeter::pricing`.
+    #[derive(Clone, Default)]
+    struct ChangeCounter(Arc<AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ChangeCounter {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let meta = event.metadata();
+            if *meta.level() == tracing::Level::INFO
+                && meta.target() == "sagemeter::pricing"
+                && format!("{event:?}").contains("price changed")
+            {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_changed_rate_is_logged_counted_told_and_noted_once_and_an_unchanged_one_is_not() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        use tracing_subscriber::layer::SubscriberExt;
+        let infos = ChangeCounter::default();
+        let _log =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(infos.clone()));
+        let recorder = DebuggingRecorder::new();
+        let _metrics = metrics::set_default_local_recorder(&recorder);
+        let told: Arc<Mutex<Vec<PriceChange>>> = Arc::default();
+
+        let time = clock();
+        // Fetched, refreshed unchanged, refreshed at a new rate, then a failed refresh.
+        let primary = Scripted::answering([
+            Ok(usd("0.23")),
+            Ok(usd("0.23")),
+            Ok(usd("0.25")),
+            Err(throttled()),
+        ]);
+        let observer = told.clone();
+        let prices = CachedPrices::builder(primary.clone())
+            .ttl(Duration::from_secs(3600))
+            .time_source(SharedTimeSource::new(time.clone()))
+            .on_change(move |change| observer.lock().unwrap().push(change.clone()))
+            .build();
+
+        let first = prices.price(&key()).await.unwrap();
+        time.advance(Duration::from_secs(3600));
+        let unchanged = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (first.provenance.note, unchanged.provenance.note),
+            (None, None)
+        );
+        assert!(told.lock().unwrap().is_empty(), "no change, nothing told");
+
+        time.advance(Duration::from_secs(3600));
+        let changed = prices.price(&key()).await.unwrap();
+        assert_eq!(changed.usd_per_unit, usd("0.25"));
+        // (0.25 − 0.23) ÷ 0.23 = 8.6956…% → +8.7%
+        assert_eq!(
+            changed.provenance.note.as_deref(),
+            Some(
+                "price changed: 0.25 per hour (effective 2026-05-01T00:00:00Z), was 0.23 \
+                 (effective 2026-05-01T00:00:00Z) (+8.7%)"
+            )
+        );
+        // The receipts after it: the new rate, no note.
+        let after = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (after.usd_per_unit, after.provenance.note),
+            (usd("0.25"), None)
+        );
+        // A failed refresh keeps the rate: no change.
+        time.advance(Duration::from_secs(3600));
+        let kept = prices.price(&key()).await.unwrap();
+        assert_eq!(kept.usd_per_unit, usd("0.25"));
+
+        let told = told.lock().unwrap();
+        assert_eq!(told.len(), 1);
+        assert_eq!(
+            (
+                told[0].old_usd_per_unit,
+                told[0].new_usd_per_unit,
+                &told[0].key
+            ),
+            (usd("0.23"), usd("0.25"), &key())
+        );
+        assert_eq!(told[0].change_percent(), Some(usd("8.70")));
+        assert_eq!(infos.0.load(Ordering::SeqCst), 1);
+        let counted: u64 = recorder
+            .snapshotter()
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(k, ..)| k.key().name() == "sagemeter_price_changes_total")
+            .map(|(.., v)| match v {
+                DebugValue::Counter(n) => n,
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(counted, 1);
     }
 
     #[tokio::test(flavor = "current_thread")]

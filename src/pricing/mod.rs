@@ -14,11 +14,13 @@
 //! never into a silent $0.
 
 mod cache;
+mod change;
 mod document;
 mod live;
 mod snapshot;
 
 pub use cache::{CachedPrices, CachedPricesBuilder, DEFAULT_FAILURE_BACKOFF, DEFAULT_TTL};
+pub use change::{OnPriceChange, PriceChange};
 #[cfg(feature = "account")]
 pub(crate) use document::UsageType;
 pub use live::{

@@ -50,6 +50,7 @@ pub use crate::util::BoxFuture;
 
 use crate::billing::Cost;
 use crate::ledger::JsonlLedger;
+use crate::pricing::PriceChange;
 use std::fmt;
 use std::sync::Arc;
 
@@ -63,6 +64,13 @@ use std::sync::Arc;
 pub trait CostSink: fmt::Debug + Send + Sync {
     /// Takes one receipt.
     fn record(&self, cost: &Cost);
+
+    /// Takes note that a price changed (see [`PriceChange`]): the client's default
+    /// price source tells its sinks. Default: nothing; [`JsonlLedger`] writes a
+    /// `price_change` record.
+    fn record_price_change(&self, change: &PriceChange) {
+        let _ = change;
+    }
 
     /// Resolves when every receipt recorded before the call has been written out.
     fn flush(&self) -> BoxFuture<'_, std::io::Result<()>> {
@@ -80,6 +88,10 @@ impl<T: CostSink + ?Sized> CostSink for Arc<T> {
         (**self).record(cost)
     }
 
+    fn record_price_change(&self, change: &PriceChange) {
+        (**self).record_price_change(change)
+    }
+
     fn flush(&self) -> BoxFuture<'_, std::io::Result<()>> {
         (**self).flush()
     }
@@ -93,6 +105,10 @@ impl CostSink for JsonlLedger {
     fn record(&self, cost: &Cost) {
         // Refusals are counted and logged by the writer.
         self.enqueue(cost);
+    }
+
+    fn record_price_change(&self, change: &PriceChange) {
+        JsonlLedger::record_price_change(self, change);
     }
 
     fn flush(&self) -> BoxFuture<'_, std::io::Result<()>> {

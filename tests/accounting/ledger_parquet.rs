@@ -684,3 +684,44 @@ async fn a_report_of_parquet_files_equals_the_report_of_the_jsonl_ledger() {
 fn expected_total(costs: &[Cost]) -> rust_decimal::Decimal {
     costs.iter().map(|c| c.cost_usd).sum()
 }
+
+/// A Parquet file that is not a ledger's (a column of another type, a column
+/// missing) is an error naming the column, never a panic.
+#[test]
+fn a_report_of_a_parquet_file_of_another_shape_is_an_error_naming_the_column() {
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+    use sagemeter::report::{GroupBy, ReportError, ReportOptions, report_files};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, columns) in [
+        (
+            "mistyped.parquet",
+            vec![("at", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)],
+        ),
+        (
+            "missing.parquet",
+            vec![(
+                "latency_us",
+                Arc::new(Int64Array::from(vec![1])) as ArrayRef,
+            )],
+        ),
+    ] {
+        let path = dir.path().join(name);
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(
+            fs::File::create(&path).unwrap(),
+            batch.schema(),
+            None,
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let err = report_files([&path], &ReportOptions::new(GroupBy::Endpoint)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, ReportError::Ledger(LedgerError::Parquet { .. })),
+            "{err:?}"
+        );
+        assert!(text.contains("`at`"), "{name}: {text}");
+    }
+}

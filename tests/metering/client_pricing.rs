@@ -240,3 +240,98 @@ async fn a_document_in_an_unexpected_unit_is_not_used() {
         "{data_in:?}"
     );
 }
+
+/// When AWS changes a price, the refresh after the cache's TTL finds it: the
+/// first receipt at the new rate says so, the ones after it do not, and the
+/// ledger holds a `price_change` record between the receipts (readers and
+/// reports skip it).
+#[tokio::test]
+async fn a_price_change_is_noted_on_the_first_receipt_at_the_new_rate_and_recorded_in_the_ledger() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_async::time::SharedTimeSource;
+    use sagemeter::ledger::{JsonlLedger, read_all};
+    use sagemeter::report::{GroupBy, ReportOptions, report_files};
+    let sagemaker = FakeSageMaker::start().await;
+    sagemaker.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    let pricelist = FakePriceList::start().await;
+    let data = [
+        docs::data_in("us-east-1", "0.0160000000"),
+        docs::data_out("us-east-1", "0.0160000000"),
+    ];
+    pricelist.add_documents([hosting_doc()].into_iter().chain(data.clone()));
+    let time = ManualTimeSource::new(std::time::SystemTime::now());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    let client = Client::builder(&sagemaker.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .time_source(SharedTimeSource::new(time.clone()))
+        .sink(ledger.clone())
+        .build()
+        .unwrap();
+
+    let before = call(&client).await;
+    assert_eq!(rate_of(&before), dec("0.24"));
+    // AWS lowers the instance's price; the cache refreshes after its TTL (6 hours).
+    pricelist.set_documents(
+        [docs::hosting("us-east-1", "ml.m5.xlarge", "0.2200000000")]
+            .into_iter()
+            .chain(data),
+    );
+    time.advance(Duration::from_secs(6 * 3600 + 1));
+    let first_new = call(&client).await;
+    let next = call(&client).await;
+    client.shutdown().await.unwrap();
+
+    assert_eq!(
+        (rate_of(&first_new), rate_of(&next)),
+        (dec("0.22"), dec("0.22"))
+    );
+    let note = first_new
+        .compute_provenance()
+        .unwrap()
+        .note
+        .as_deref()
+        .unwrap_or_default();
+    // (0.22 − 0.24) ÷ 0.24 = −8.333…% → −8.33%
+    assert_eq!(
+        note,
+        format!(
+            "price changed: 0.22 per hour (effective {d}), was 0.24 (effective {d}) (-8.33%)",
+            d = docs::EFFECTIVE_DATE
+        )
+    );
+    assert_eq!(next.compute_provenance().unwrap().note, None);
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let changes: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with(r#"{"v":2,"price_change":"#))
+        .collect();
+    assert_eq!(changes.len(), 1, "{text}");
+    let change: serde_json::Value = serde_json::from_str(changes[0].1).unwrap();
+    assert_eq!(change["price_change"]["old_usd_per_unit"], "0.24");
+    assert_eq!(change["price_change"]["new_usd_per_unit"], "0.22");
+    let receipt_lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with(r#"{"v":2,"c":"#))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(receipt_lines[0] < changes[0].0 && changes[0].0 < receipt_lines[1]);
+    assert_eq!(read_all(&path).unwrap().records, [before, first_new, next]);
+    let report = report_files([&path], &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+    assert_eq!(report.total.calls, 3);
+    assert_eq!(ledger.stats().written, 3);
+}
+
+fn rate_of(cost: &Cost) -> Decimal {
+    match &compute(cost).price {
+        sagemeter::billing::LinePrice::Priced { usd_per_unit, .. } => *usd_per_unit,
+        other => panic!("{other:?}"),
+    }
+}

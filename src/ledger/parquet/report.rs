@@ -1,5 +1,5 @@
 //! A report over Parquet ledger files: only the columns a report reads (and of
-//! the cost lines only their `status`), row groups spread over every core.
+//! the cost lines only their `reason`, set on unpriced lines), row groups spread over every core.
 
 use super::reader::{builder, parquet_error};
 use super::schema::{col, line};
@@ -7,7 +7,7 @@ use crate::ledger::LedgerError;
 use crate::report::{GroupBy, ReportBuilder, ReportError, ReportOptions, ReportRow};
 use crate::usage::Outcome;
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int64Type, TimestampNanosecondType};
+use arrow_array::types::{Decimal128Type, Int64Type, TimestampNanosecondType};
 use arrow_array::{Array, RecordBatch};
 use chrono::DateTime;
 use parquet::arrow::ProjectionMask;
@@ -91,7 +91,7 @@ fn row_group(path: &Path, group: usize, part: &mut ReportBuilder) -> Result<(), 
             let parts = c.path().parts();
             let root = parts[0].as_str();
             COLUMNS.contains(&root)
-                || (root == col::LINES && parts.last().is_some_and(|p| p == line::STATUS))
+                || (root == col::LINES && parts.last().is_some_and(|p| p == line::REASON))
                 || (root == col::TAGS && matches!(by, GroupBy::Tag(_)))
         })
         .map(|(i, _)| i)
@@ -122,24 +122,62 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
             .column_by_name(name)
             .ok_or_else(|| format!("no column `{name}`"))
     };
-    let at = column(col::AT)?.as_primitive::<TimestampNanosecondType>();
-    let endpoint = column(col::ENDPOINT)?.as_string::<i32>();
-    let variant = column(col::VARIANT)?.as_string::<i32>();
-    let cost = column(col::COST_USD)?.as_primitive::<arrow_array::types::Decimal128Type>();
-    let latency = column(col::LATENCY_US)?.as_primitive::<Int64Type>();
-    let input = column(col::INPUT_TOKENS)?.as_primitive::<Int64Type>();
-    let output = column(col::OUTPUT_TOKENS)?.as_primitive::<Int64Type>();
-    let outcome = column(col::OUTCOME)?.as_string::<i32>();
-    let lines = column(col::LINES)?.as_list::<i32>();
-    let status = lines
+    let mistyped = |name: &str| format!("column `{name}` is not of the ledger's type");
+    let at = column(col::AT)?
+        .as_primitive_opt::<TimestampNanosecondType>()
+        .ok_or_else(|| mistyped(col::AT))?;
+    let strings = |name: &str| {
+        column(name)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| mistyped(name))
+    };
+    let counts = |name: &str| {
+        column(name)?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| mistyped(name))
+    };
+    let (endpoint, variant, outcome) = (
+        strings(col::ENDPOINT)?,
+        strings(col::VARIANT)?,
+        strings(col::OUTCOME)?,
+    );
+    let cost = column(col::COST_USD)?
+        .as_primitive_opt::<Decimal128Type>()
+        .ok_or_else(|| mistyped(col::COST_USD))?;
+    let (latency, input, output) = (
+        counts(col::LATENCY_US)?,
+        counts(col::INPUT_TOKENS)?,
+        counts(col::OUTPUT_TOKENS)?,
+    );
+    let lines = column(col::LINES)?
+        .as_list_opt::<i32>()
+        .ok_or_else(|| mistyped(col::LINES))?;
+    // A line is unpriced when it has a reason (and priced lines have none): its
+    // validity alone says so, without decoding a string per line.
+    let reason = lines
         .values()
-        .as_struct()
-        .column_by_name(line::STATUS)
-        .ok_or("no column `lines.status`")?
-        .as_string::<i32>();
+        .as_struct_opt()
+        .and_then(|lines| lines.column_by_name(line::REASON))
+        .ok_or_else(|| mistyped("lines.reason"))?;
     let tags = match by {
-        GroupBy::Tag(_) => Some(column(col::TAGS)?.as_map()),
+        GroupBy::Tag(_) => Some(
+            column(col::TAGS)?
+                .as_map_opt()
+                .ok_or_else(|| mistyped(col::TAGS))?,
+        ),
         _ => None,
+    };
+    let tag_entries = match tags {
+        Some(tags) => Some((
+            tags.keys()
+                .as_string_opt::<i32>()
+                .ok_or_else(|| mistyped("tags.key"))?,
+            tags.values()
+                .as_string_opt::<i32>()
+                .ok_or_else(|| mistyped("tags.value"))?,
+            tags.value_offsets(),
+        )),
+        None => None,
     };
     let offsets = lines.value_offsets();
     let count = |array: &arrow_array::PrimitiveArray<Int64Type>, i: usize| {
@@ -166,13 +204,8 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
             other => return Err(format!("row {i}: unknown outcome `{other}`")),
         };
         let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
-        row.fully_priced = (from..to).all(|l| status.value(l) == "priced");
-        if let (Some(tags), GroupBy::Tag(key)) = (tags, by) {
-            let (keys, values) = (
-                tags.keys().as_string::<i32>(),
-                tags.values().as_string::<i32>(),
-            );
-            let offsets = tags.value_offsets();
+        row.fully_priced = (from..to).all(|l| reason.is_null(l));
+        if let (Some((keys, values, offsets)), GroupBy::Tag(key)) = (&tag_entries, by) {
             row.tag = (offsets[i] as usize..offsets[i + 1] as usize)
                 .find(|&t| keys.value(t) == key)
                 .map(|t| Cow::Borrowed(values.value(t)));
