@@ -759,39 +759,41 @@ mod tests {
         assert_eq!(prices.price_now(&key()).and_then(Result::ok), None);
     }
 
-    /// Counts WARN events of target `sagemeter::pricing`.
-    #[derive(Clone, Default)]
-    struct WarnCounter(Arc<AtomicUsize>);
+    /// Counts the events of target `sagemeter::pricing` at `level` whose text
+    /// contains `text`.
+    #[derive(Clone)]
+    struct EventCounter {
+        level: tracing::Level,
+        text: &'static str,
+        seen: Arc<AtomicUsize>,
+    }
 
-    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WarnCounter {
-        fn on_event(
-            &self,
-            event: &tracing::Event<'_>,
-            _: tracing_subscriber::layer::Context<'_, S>,
-        ) {
-            let meta = event.metadata();
-            if *meta.level() == tracing::Level::WARN && meta.target() == "sagemeter::pricing" {
-                self.0.fetch_add(1, Ordering::SeqCst);
+    impl EventCounter {
+        fn new(level: tracing::Level, text: &'static str) -> Self {
+            EventCounter {
+                level,
+                text,
+                seen: Arc::default(),
             }
+        }
+
+        fn count(&self) -> usize {
+            self.seen.load(Ordering::SeqCst)
         }
     }
 
-    /// Counts INFO events `price changed` of target `sagemeter::pricing`.
-    #[derive(Clone, Default)]
-    struct ChangeCounter(Arc<AtomicUsize>);
-
-    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ChangeCounter {
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EventCounter {
         fn on_event(
             &self,
             event: &tracing::Event<'_>,
             _: tracing_subscriber::layer::Context<'_, S>,
         ) {
             let meta = event.metadata();
-            if *meta.level() == tracing::Level::INFO
+            if *meta.level() == self.level
                 && meta.target() == "sagemeter::pricing"
-                && format!("{event:?}").contains("price changed")
+                && format!("{event:?}").contains(self.text)
             {
-                self.0.fetch_add(1, Ordering::SeqCst);
+                self.seen.fetch_add(1, Ordering::SeqCst);
             }
         }
     }
@@ -800,7 +802,7 @@ mod tests {
     async fn a_changed_rate_is_logged_counted_told_and_noted_once_and_an_unchanged_one_is_not() {
         use metrics_util::debugging::{DebugValue, DebuggingRecorder};
         use tracing_subscriber::layer::SubscriberExt;
-        let infos = ChangeCounter::default();
+        let infos = EventCounter::new(tracing::Level::INFO, "price changed");
         let _log =
             tracing::subscriber::set_default(tracing_subscriber::registry().with(infos.clone()));
         let recorder = DebuggingRecorder::new();
@@ -864,7 +866,7 @@ mod tests {
             (usd("0.23"), usd("0.25"), &key())
         );
         assert_eq!(told[0].change_percent(), Some(usd("8.70")));
-        assert_eq!(infos.0.load(Ordering::SeqCst), 1);
+        assert_eq!(infos.count(), 1);
         let counted: u64 = recorder
             .snapshotter()
             .snapshot()
@@ -882,7 +884,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn each_distinct_failure_is_warned_once_per_key() {
         use tracing_subscriber::layer::SubscriberExt;
-        let warns = WarnCounter::default();
+        let warns = EventCounter::new(tracing::Level::WARN, "");
         let _guard =
             tracing::subscriber::set_default(tracing_subscriber::registry().with(warns.clone()));
 
@@ -905,7 +907,7 @@ mod tests {
             time.advance(Duration::from_secs(60));
         }
         assert_eq!(
-            (primary.calls(), warns.0.load(Ordering::SeqCst)),
+            (primary.calls(), warns.count()),
             (3, 1),
             "throttled three times, warned once"
         );
@@ -913,7 +915,7 @@ mod tests {
         time.advance(Duration::from_secs(60));
         prices.price(&key()).await.unwrap();
         assert_eq!(
-            (primary.calls(), warns.0.load(Ordering::SeqCst)),
+            (primary.calls(), warns.count()),
             (5, 2),
             "a new failure is warned once"
         );
@@ -921,10 +923,6 @@ mod tests {
             .price(&PriceKey::serverless("us-east-1", 3))
             .await
             .unwrap();
-        assert_eq!(
-            warns.0.load(Ordering::SeqCst),
-            3,
-            "another key warns on its own"
-        );
+        assert_eq!(warns.count(), 3, "another key warns on its own");
     }
 }
