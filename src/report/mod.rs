@@ -446,6 +446,9 @@ struct Acc {
     first_at: Option<DateTime<Utc>>,
     last_at: Option<DateTime<Utc>>,
     hourly: Hourly,
+    /// The hour being added to (receipts come mostly in time order), not yet in
+    /// `hourly`: its start, calls and cost.
+    open_hour: Option<(i64, u64, Decimal)>,
 }
 
 impl Acc {
@@ -472,9 +475,25 @@ impl Acc {
         self.first_at = Some(self.first_at.map_or(row.at, |t| t.min(row.at)));
         self.last_at = Some(self.last_at.map_or(row.at, |t| t.max(row.at)));
         let hour = row.at.timestamp().div_euclid(3600) * 3600;
-        let slot = self.hourly.entry(hour).or_default();
-        slot.0 += 1;
-        slot.1 += row.cost_usd;
+        match &mut self.open_hour {
+            Some((open, calls, usd)) if *open == hour => {
+                *calls += 1;
+                *usd += row.cost_usd;
+            }
+            _ => {
+                self.settle();
+                self.open_hour = Some((hour, 1, row.cost_usd));
+            }
+        }
+    }
+
+    /// Moves the open hour into `hourly`.
+    fn settle(&mut self) {
+        if let Some((hour, calls, usd)) = self.open_hour.take() {
+            let slot = self.hourly.entry(hour).or_default();
+            slot.0 += calls;
+            slot.1 += usd;
+        }
     }
 
     fn merge(&mut self, other: &Acc) {
@@ -493,7 +512,14 @@ impl Acc {
             self.first_at = Some(self.first_at.map_or(t, |f| f.min(t)));
             self.last_at = Some(self.last_at.map_or(t, |l| l.max(t)));
         }
-        for (hour, (calls, usd)) in &other.hourly {
+        self.settle();
+        let open = other.open_hour.iter().map(|(h, c, u)| (h, (c, u)));
+        for (hour, (calls, usd)) in other
+            .hourly
+            .iter()
+            .map(|(h, (c, u))| (h, (c, u)))
+            .chain(open)
+        {
             let slot = self.hourly.entry(*hour).or_default();
             slot.0 += calls;
             slot.1 += usd;
@@ -501,6 +527,7 @@ impl Acc {
     }
 
     fn summary(mut self, key: String) -> (GroupSummary, Hourly) {
+        self.settle();
         let [cost_p50, cost_p95] = self.costs.nearest_ranks([50, 95]);
         let [latency_p50, latency_p95] = self.latencies_us.nearest_ranks([50, 95]);
         let per_1000 = |usd: Decimal, n: u64| {
