@@ -525,11 +525,13 @@ async fn four_processes_on_one_3_instance_variant_are_allocated_its_instances_on
     // What the 3 instances cost over the run, by the hour's rate.
     let instances_cost = Decimal::from(3) * rate * hours(run);
     // Each process publishes its load at its first call and reads the others'
-    // with each flush: until it has read them (at most one flush interval) it
-    // allocates its own 3 calls as if alone, up to the 3 instances, so the other
-    // three processes can be over by 3 instances each for one interval. Measured:
-    // half an interval's worth to two thirds.
-    let lag = Decimal::from(3 * 3) * rate * hours(flush);
+    // with each flush: until it has read them it allocates its own 3 calls as if
+    // alone, up to the 3 instances, so the other three processes can be over by 3
+    // instances each until then. That is one flush interval when the table answers
+    // at once (measured: half an interval's worth to two thirds); on a loaded
+    // 2-core CI machine the emulator's answer to the first flush can come after
+    // the second tick (measured once: 1.04 intervals), so the bound is two.
+    let lag = Decimal::from(3 * 3) * rate * hours(flush * 2);
     assert!(
         allocated <= instances_cost + lag,
         "allocated ${allocated} of ${instances_cost} (+${lag} for the first flushes)"
