@@ -303,28 +303,7 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
             }
             out.push(b'}');
         }
-        if !tags.is_empty() {
-            out.extend_from_slice(b",\"tags\":{");
-            for (i, (k, v)) in tags.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                line::string(out, k);
-                out.push(b':');
-                line::string(out, v);
-            }
-            out.push(b'}');
-        }
-        if !notes.is_empty() {
-            out.extend_from_slice(b",\"notes\":[");
-            for (i, note) in notes.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                line::string(out, note);
-            }
-            out.push(b']');
-        }
+        line::tags_and_notes(out, tags, notes);
         out.extend_from_slice(b"}\n");
         // A receipt with very many tags does not keep its room forever.
         if key.capacity() > 64 * 1024 {

@@ -78,6 +78,17 @@ pub(crate) fn write_line(cost: &Cost, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(b",\"accrual\":");
     optional(out, accrual.as_ref(), write_accrual);
+    tags_and_notes(out, tags, notes);
+    out.extend_from_slice(b"}\n");
+}
+
+/// `,"tags":{…}` and `,"notes":[…]`, each left out when empty (as serde skips
+/// them); the last members of a receipt in both formats.
+pub(super) fn tags_and_notes(
+    out: &mut Vec<u8>,
+    tags: &std::collections::BTreeMap<String, String>,
+    notes: &[String],
+) {
     if !tags.is_empty() {
         out.extend_from_slice(b",\"tags\":{");
         for (i, (key, value)) in tags.iter().enumerate() {
@@ -100,7 +111,6 @@ pub(crate) fn write_line(cost: &Cost, out: &mut Vec<u8>) {
         }
         out.push(b']');
     }
-    out.extend_from_slice(b"}\n");
 }
 
 pub(super) fn write_usage(out: &mut Vec<u8>, usage: &Usage) {
