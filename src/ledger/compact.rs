@@ -604,11 +604,8 @@ pub(crate) fn report_row<'a>(
     })?;
     let tag = match (by, row.tags) {
         (GroupBy::Tag(key), Some(raw)) => {
-            let tags: Vec<(Cow<'a, str>, Cow<'a, str>)> =
-                serde_json::from_str::<BTreeMap<Cow<'a, str>, Cow<'a, str>>>(raw.get())?
-                    .into_iter()
-                    .collect();
-            tags.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+            let mut tags: BTreeMap<Cow<'a, str>, Cow<'a, str>> = serde_json::from_str(raw.get())?;
+            tags.remove(key.as_str())
         }
         _ => None,
     };
