@@ -13,6 +13,7 @@ mod accounting {
     #[cfg(feature = "parquet")]
     mod ledger_parquet;
     mod ledger_rolling;
+    mod price_history;
     mod pricing_live;
     mod report;
 }

@@ -19,5 +19,6 @@ mod cli {
     #[cfg(feature = "parquet")]
     mod cli_ledger;
     mod cli_price;
+    mod cli_price_history;
     mod cli_stream;
 }

@@ -58,14 +58,7 @@ impl PriceChange {
 
     /// (new − old) ÷ old × 100, rounded to 2 places; `None` when the old rate was 0.
     pub fn change_percent(&self) -> Option<Decimal> {
-        if self.old_usd_per_unit.is_zero() {
-            return None;
-        }
-        let ratio =
-            (self.new_usd_per_unit - self.old_usd_per_unit).checked_div(self.old_usd_per_unit)?;
-        ratio
-            .checked_mul(Decimal::ONE_HUNDRED)
-            .map(|p| p.round_dp(2))
+        percent_change(self.old_usd_per_unit, self.new_usd_per_unit)
     }
 
     /// The note on the first receipt priced at the new rate.
@@ -90,6 +83,17 @@ impl PriceChange {
             date(&self.old_effective_date),
         )
     }
+}
+
+/// (new − old) ÷ old × 100, rounded to 2 places; `None` when `old` is 0.
+pub(crate) fn percent_change(old: Decimal, new: Decimal) -> Option<Decimal> {
+    if old.is_zero() {
+        return None;
+    }
+    let ratio = new.checked_sub(old)?.checked_div(old)?;
+    ratio
+        .checked_mul(Decimal::ONE_HUNDRED)
+        .map(|p| p.round_dp(2))
 }
 
 /// Told of every [`PriceChange`]; see [`CachedPricesBuilder::on_change`](super::CachedPricesBuilder::on_change).

@@ -336,7 +336,26 @@ impl PriceSource for LivePrices {
 /// ...) that is not derivable from the region code, so it is matched after the fact, not
 /// filtered.
 pub(crate) fn filters_for(key: &PriceKey) -> Result<Vec<Filter>, PriceError> {
-    let mut pairs: Vec<(&str, String)> = vec![("regionCode", key.region().to_owned())];
+    filter_pairs(key)
+        .into_iter()
+        .map(|(field, value)| {
+            Filter::builder()
+                .r#type(FilterType::TermMatch)
+                .field(field)
+                .value(value)
+                .build()
+                .map_err(|e| PriceError::Unavailable {
+                    reason: format!("could not build the GetProducts filter {field}: {e}"),
+                })
+        })
+        .collect()
+}
+
+/// The `(field, value)` pairs of [`filters_for`]: `productFamily` is the product's own
+/// field, every other field a product attribute. Price history reads offer files with
+/// the same pairs, so both ways of reading the Price List consider the same products.
+pub(crate) fn filter_pairs(key: &PriceKey) -> Vec<(&'static str, String)> {
+    let mut pairs: Vec<(&'static str, String)> = vec![("regionCode", key.region().to_owned())];
     match key {
         PriceKey::Hosting { instance_type, .. }
         | PriceKey::AsyncInference { instance_type, .. } => {
@@ -355,18 +374,6 @@ pub(crate) fn filters_for(key: &PriceKey) -> Result<Vec<Filter>, PriceError> {
         }
     }
     pairs
-        .into_iter()
-        .map(|(field, value)| {
-            Filter::builder()
-                .r#type(FilterType::TermMatch)
-                .field(field)
-                .value(value)
-                .build()
-                .map_err(|e| PriceError::Unavailable {
-                    reason: format!("could not build the GetProducts filter {field}: {e}"),
-                })
-        })
-        .collect()
 }
 
 /// What went wrong, in words that never include credentials or request signatures:
@@ -468,7 +475,7 @@ fn error_code(err: &GetProductsError) -> Option<&str> {
 
 /// An error and its sources, by their `Display` only (`Debug` output can carry request
 /// details), joined with `: `.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(e) = source {

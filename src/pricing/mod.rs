@@ -9,6 +9,9 @@
 //!    [`CachedPrices`] (TTL, single-flight, last-known-good on failure);
 //! 3. [`Snapshot`]: public prices bundled in the crate, the last fallback.
 //!
+//! [`history`] reads what rates were in earlier versions of the Price List, and how
+//! fast they moved.
+//!
 //! Pricing never breaks inference: every failure turns into a fallback that the
 //! receipt names, or into an explicit unpriced line, never into a failed call and
 //! never into a silent $0.
@@ -16,6 +19,7 @@
 mod cache;
 mod change;
 mod document;
+pub mod history;
 mod live;
 mod snapshot;
 

@@ -27,7 +27,20 @@
 //! [`Fault`]s: `Throttle` (HTTP 400 `ThrottlingException`), `ServerError` (HTTP 500
 //! `InternalErrorException`), `Slow(d)` (answer normally after `d`), `GarbageBody` (HTTP
 //! 200, not JSON), `TruncatedJson` (HTTP 200, a response cut in half), `EmptyPriceList`,
-//! `GarbageDocuments` (HTTP 200, `PriceList` entries that are not documents).
+//! `GarbageDocuments` (HTTP 200, `PriceList` entries that are not documents),
+//! `AccessDenied` (HTTP 400 `AccessDeniedException`, every operation).
+//!
+//! It also serves price list versions, as the bulk API does: `ListPriceLists` (the
+//! version in effect on the `EffectiveDate` asked for, per region),
+//! `GetPriceListFileUrl` (a URL on this server with a fake signature in its query),
+//! and the files themselves (`GET /offers/<version>/<region>.json`):
+//!
+//! ```ignore
+//! server.add_version("us-east-1", "20250301000000", date(2025, 3, 1),
+//!     offer_file("20250301000000", &[docs::hosting("us-east-1", "ml.c5.2xlarge", "0.4080000000")]));
+//! server.set_file_delay(Some(Duration::from_secs(5)));   // files answer late
+//! assert_eq!(server.file_downloads(), 1);
+//! ```
 //!
 //! [`docs`] builds realistic SageMaker product documents (shape as in
 //! `price-document-shape.md`): hosting, training, notebook, upfront fee, serverless
@@ -37,10 +50,12 @@
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Path;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
+use chrono::NaiveDate;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -63,6 +78,8 @@ pub enum Fault {
     EmptyPriceList,
     /// HTTP 200 with `PriceList` strings that are not product documents.
     GarbageDocuments,
+    /// HTTP 400 `{"__type":"AccessDeniedException"}`, for every operation.
+    AccessDenied,
 }
 
 /// One request as the fake received it.
@@ -101,6 +118,20 @@ struct Inner {
     page_size: Option<usize>,
     fault: Option<Fault>,
     requests: Vec<Recorded>,
+    versions: Vec<Version>,
+    file_delay: Option<Duration>,
+    file_downloads: usize,
+    /// `EffectiveDate`s asked of `ListPriceLists`, in order.
+    list_dates: Vec<NaiveDate>,
+}
+
+/// One published price list version of one region.
+#[derive(Debug, Clone)]
+struct Version {
+    region: String,
+    version: String,
+    effective: NaiveDate,
+    file: Arc<Vec<u8>>,
 }
 
 /// The running fake server. Stops when dropped.
@@ -123,6 +154,7 @@ impl FakePriceList {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new()
             .route("/", post(handle))
+            .route("/offers/{version}/{file}", get(offer_file_body))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -165,6 +197,38 @@ impl FakePriceList {
     /// The fault for every request from now on (`None`: answer normally).
     pub fn set_fault(&self, fault: Option<Fault>) {
         self.lock().fault = fault;
+    }
+
+    /// Publishes a version of `region`'s price list, in effect from `effective`, whose
+    /// file is `file` (see [`offer_file`]; any bytes, e.g. a file cut short).
+    pub fn add_version(
+        &self,
+        region: &str,
+        version: &str,
+        effective: NaiveDate,
+        file: impl Into<Vec<u8>>,
+    ) {
+        self.lock().versions.push(Version {
+            region: region.to_owned(),
+            version: version.to_owned(),
+            effective,
+            file: Arc::new(file.into()),
+        });
+    }
+
+    /// Files are sent after this delay (`None`: at once).
+    pub fn set_file_delay(&self, delay: Option<Duration>) {
+        self.lock().file_delay = delay;
+    }
+
+    /// How many files were sent (whole or not).
+    pub fn file_downloads(&self) -> usize {
+        self.lock().file_downloads
+    }
+
+    /// The `EffectiveDate`s `ListPriceLists` was asked for, in order.
+    pub fn list_dates(&self) -> Vec<NaiveDate> {
+        self.lock().list_dates.clone()
     }
 
     /// How many requests arrived.
@@ -273,12 +337,28 @@ async fn handle(
         )
     };
 
-    if recorded.target.as_deref() != Some("AWSPriceListService.GetProducts") {
+    if fault == Some(Fault::AccessDenied) {
         return aws_error(
             StatusCode::BAD_REQUEST,
-            "UnknownOperationException",
-            "unknown operation",
+            "AccessDeniedException",
+            "User is not authorized to perform this action",
         );
+    }
+    match recorded.target.as_deref() {
+        Some("AWSPriceListService.GetProducts") => {}
+        Some("AWSPriceListService.ListPriceLists") => {
+            return list_price_lists(&inner, &request, &headers);
+        }
+        Some("AWSPriceListService.GetPriceListFileUrl") => {
+            return price_list_file_url(&inner, &request, &headers);
+        }
+        _ => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "UnknownOperationException",
+                "unknown operation",
+            );
+        }
     }
     match fault {
         Some(Fault::Throttle) => {
@@ -315,7 +395,7 @@ async fn handle(
             );
         }
         Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
-        Some(Fault::TruncatedJson) | None => {}
+        Some(Fault::TruncatedJson) | Some(Fault::AccessDenied) | None => {}
     }
 
     if let Some(bad) = recorded.filters.iter().find(|(t, _, _)| t != "TERM_MATCH") {
@@ -371,6 +451,163 @@ async fn handle(
     aws_json(StatusCode::OK, body)
 }
 
+/// `arn:aws:pricing:::price-list/aws/AmazonSageMaker/USD/<version>/<region>`.
+pub fn version_arn(version: &str, region: &str) -> String {
+    format!("arn:aws:pricing:::price-list/aws/AmazonSageMaker/USD/{version}/{region}")
+}
+
+/// `ListPriceLists`: per region asked (or every region), the version in effect on
+/// `EffectiveDate` (epoch seconds): the latest whose effective date is not after it.
+fn list_price_lists(inner: &Arc<Mutex<Inner>>, request: &Value, headers: &HeaderMap) -> Response {
+    let _ = headers;
+    if request["ServiceCode"].as_str() != Some("AmazonSageMaker")
+        || request["CurrencyCode"].as_str() != Some("USD")
+    {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterException",
+            "ServiceCode AmazonSageMaker and CurrencyCode USD are served here",
+        );
+    }
+    let Some(date) = request["EffectiveDate"]
+        .as_f64()
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs as i64, 0))
+        .map(|t| t.date_naive())
+    else {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterException",
+            "EffectiveDate is required",
+        );
+    };
+    let region = request["RegionCode"].as_str();
+    let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+    inner.list_dates.push(date);
+    let mut in_effect: Vec<&Version> = Vec::new();
+    for v in &inner.versions {
+        if v.effective > date || region.is_some_and(|r| r != v.region) {
+            continue;
+        }
+        match in_effect.iter_mut().find(|e| e.region == v.region) {
+            Some(e) if e.effective < v.effective => *e = v,
+            Some(_) => {}
+            None => in_effect.push(v),
+        }
+    }
+    let lists: Vec<Value> = in_effect
+        .iter()
+        .map(|v| {
+            json!({
+                "PriceListArn": version_arn(&v.version, &v.region),
+                "RegionCode": v.region,
+                "CurrencyCode": "USD",
+                "FileFormats": ["json", "csv"],
+            })
+        })
+        .collect();
+    aws_json(StatusCode::OK, json!({ "PriceLists": lists }).to_string())
+}
+
+/// `GetPriceListFileUrl`: a URL on this server, with a query that looks like a
+/// presigned URL's (it must never be shown).
+fn price_list_file_url(
+    inner: &Arc<Mutex<Inner>>,
+    request: &Value,
+    headers: &HeaderMap,
+) -> Response {
+    let arn = request["PriceListArn"].as_str().unwrap_or_default();
+    if request["FileFormat"].as_str() != Some("json")
+        && request["FileFormat"].as_str() != Some("csv")
+    {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterException",
+            "FileFormat must be json or csv",
+        );
+    }
+    let inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(v) = inner
+        .versions
+        .iter()
+        .find(|v| version_arn(&v.version, &v.region) == arn)
+    else {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "ResourceNotFoundException",
+            "no such price list",
+        );
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let url = format!(
+        "http://{host}/offers/{}/{}.json?X-Amz-Signature=fake-signature-never-shown",
+        v.version, v.region
+    );
+    aws_json(StatusCode::OK, json!({ "Url": url }).to_string())
+}
+
+/// `GET /offers/<version>/<region>.json`: the version's file.
+async fn offer_file_body(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((version, file)): Path<(String, String)>,
+) -> Response {
+    let (found, delay) = {
+        let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+        let found = inner
+            .versions
+            .iter()
+            .find(|v| v.version == version && format!("{}.json", v.region) == file)
+            .map(|v| v.file.clone());
+        if found.is_some() {
+            inner.file_downloads += 1;
+        }
+        (found, inner.file_delay)
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    match found {
+        Some(body) => (StatusCode::OK, body.as_ref().clone()).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such file").into_response(),
+    }
+}
+
+/// An offer file as AWS writes one (pretty-printed, products before terms), holding
+/// `docs` (built with [`docs`]): each document's product under `products`, its
+/// on-demand terms under `terms.OnDemand.<SKU>`, and one reserved term to skip.
+pub fn offer_file(version: &str, docs: &[Value]) -> String {
+    let mut products = serde_json::Map::new();
+    let mut on_demand = serde_json::Map::new();
+    for doc in docs {
+        let sku = docs::sku_of(doc);
+        products.insert(sku.clone(), doc["product"].clone());
+        on_demand.insert(sku, doc["terms"]["OnDemand"].clone());
+    }
+    let reserved = json!({ "NOTASKU0000000000": { "NOTASKU0000000000.4NA7Y494T4": {
+        "offerTermCode": "4NA7Y494T4", "priceDimensions": {} } } });
+    let published = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &version[0..4],
+        &version[4..6],
+        &version[6..8],
+        &version[8..10],
+        &version[10..12],
+        &version[12..14]
+    );
+    serde_json::to_string_pretty(&json!({
+        "formatVersion": "v1.0",
+        "disclaimer": "This pricing list is for informational purposes only.",
+        "offerCode": "AmazonSageMaker",
+        "version": version,
+        "publicationDate": published,
+        "products": products,
+        "terms": { "OnDemand": on_demand, "Reserved": reserved },
+    }))
+    .expect("serialisable")
+}
+
 /// `Credential=test/20260101/us-east-1/pricing/aws4_request` → `us-east-1`.
 fn signing_region(authorization: &str) -> Option<String> {
     let scope = authorization.split("Credential=").nth(1)?;
@@ -386,6 +623,137 @@ fn field_value<'a>(doc: &'a Value, field: &str) -> Option<&'a str> {
         "productFamily" => product["productFamily"].as_str(),
         "sku" => product["sku"].as_str(),
         _ => product["attributes"][field].as_str(),
+    }
+}
+
+/// The price list versions the history tests publish (us-east-1, and one eu-west-1
+/// version that must never be read for us-east-1):
+///
+/// | version        | in effect  | what changes                                            |
+/// |----------------|------------|---------------------------------------------------------|
+/// | 20240101000000 | 2024-01-01 | first: c5.xlarge 0.204, c5.2xlarge 0.408 (and its training product), g5.xlarge 1.408, g5.12xlarge 7.09, serverless 3 GB 0.00006 after 150,000 free s |
+/// | 20240615000000 | 2024-06-15 | nothing (a new version with the same rates)             |
+/// | 20250301000000 | 2025-03-01 | c5.2xlarge 0.3672 (−10 %), g5.xlarge 1.1264 (−20 %), c5.4xlarge added at 0.816 |
+/// | 20251001000000 | 2025-10-01 | serverless 3 GB 0.000054 (−10 %), c5.xlarge delisted    |
+///
+/// The tests ask from [`since`] (2024-01-01) to [`until`] (2026-01-01).
+pub mod published {
+    use super::{FakePriceList, docs, offer_file};
+    use chrono::NaiveDate;
+    use serde_json::Value;
+
+    /// The region of the versions.
+    pub const REGION: &str = "us-east-1";
+    /// Effective dates of the terms.
+    pub const JAN_2024: &str = "2024-01-01T00:00:00Z";
+    /// See [`JAN_2024`].
+    pub const MAR_2025: &str = "2025-03-01T00:00:00Z";
+    /// See [`JAN_2024`].
+    pub const OCT_2025: &str = "2025-10-01T00:00:00Z";
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("a date")
+    }
+
+    /// 2024-01-01.
+    pub fn since() -> NaiveDate {
+        date(2024, 1, 1)
+    }
+
+    /// 2026-01-01.
+    pub fn until() -> NaiveDate {
+        date(2026, 1, 1)
+    }
+
+    /// A c5 hosting product with its vCPUs, effective on `effective`.
+    pub fn c5(size: &str, vcpu: &str, usd: &str, effective: &str) -> Value {
+        docs::effective(
+            docs::with_attributes(
+                docs::hosting(REGION, &format!("ml.c5.{size}"), usd),
+                &[("vCpu", vcpu), ("gpu", "0")],
+            ),
+            effective,
+        )
+    }
+
+    /// A g5 hosting product with its vCPUs and GPUs.
+    pub fn g5(size: &str, vcpu: &str, gpu: &str, usd: &str, effective: &str) -> Value {
+        docs::effective(
+            docs::with_attributes(
+                docs::hosting(REGION, &format!("ml.g5.{size}"), usd),
+                &[("vCpu", vcpu), ("gpu", gpu)],
+            ),
+            effective,
+        )
+    }
+
+    /// Serverless 3 GB with its 150,000 free seconds a month.
+    pub fn serverless_3gb(usd: &str, effective: &str) -> Value {
+        docs::effective(
+            docs::serverless_with_free_tier(REGION, 3, "150000", usd),
+            effective,
+        )
+    }
+
+    /// The documents of each us-east-1 version, oldest first.
+    pub fn versions() -> Vec<(&'static str, NaiveDate, Vec<Value>)> {
+        let training = docs::effective(
+            docs::training(REGION, "ml.c5.2xlarge", "0.4080000000"),
+            JAN_2024,
+        );
+        let first = vec![
+            c5("xlarge", "4", "0.2040000000", JAN_2024),
+            c5("2xlarge", "8", "0.4080000000", JAN_2024),
+            training.clone(),
+            g5("xlarge", "4", "1", "1.4080000000", JAN_2024),
+            g5("12xlarge", "48", "4", "7.0900000000", JAN_2024),
+            serverless_3gb("0.0000600000", JAN_2024),
+        ];
+        let third = vec![
+            c5("xlarge", "4", "0.2040000000", JAN_2024),
+            c5("2xlarge", "8", "0.3672000000", MAR_2025),
+            c5("4xlarge", "16", "0.8160000000", MAR_2025),
+            training.clone(),
+            g5("xlarge", "4", "1", "1.1264000000", MAR_2025),
+            g5("12xlarge", "48", "4", "7.0900000000", JAN_2024),
+            serverless_3gb("0.0000600000", JAN_2024),
+        ];
+        let fourth = vec![
+            c5("2xlarge", "8", "0.3672000000", MAR_2025),
+            c5("4xlarge", "16", "0.8160000000", MAR_2025),
+            training,
+            g5("xlarge", "4", "1", "1.1264000000", MAR_2025),
+            g5("12xlarge", "48", "4", "7.0900000000", JAN_2024),
+            serverless_3gb("0.0000540000", OCT_2025),
+        ];
+        vec![
+            ("20240101000000", date(2024, 1, 1), first.clone()),
+            ("20240615000000", date(2024, 6, 15), first),
+            ("20250301000000", date(2025, 3, 1), third),
+            ("20251001000000", date(2025, 10, 1), fourth),
+        ]
+    }
+
+    /// A fake publishing [`versions`], with `cut` (a version) served cut short.
+    pub async fn publish(cut: Option<&str>) -> FakePriceList {
+        let server = FakePriceList::start().await;
+        for (version, effective, documents) in versions() {
+            let mut file = offer_file(version, &documents);
+            if cut == Some(version) {
+                file.truncate(file.len() / 2);
+            }
+            server.add_version(REGION, version, effective, file);
+        }
+        server.add_version(
+            "eu-west-1",
+            "20240101000000",
+            date(2024, 1, 1),
+            offer_file(
+                "20240101000000",
+                &[docs::hosting("eu-west-1", "ml.c5.2xlarge", "0.4580000000")],
+            ),
+        );
+        server
     }
 }
 
@@ -440,6 +808,25 @@ pub mod docs {
         (0..16)
             .map(|i| ALPHABET[((hash >> (i * 5)) & 31) as usize] as char)
             .collect()
+    }
+
+    /// `doc` with every on-demand term's `effectiveDate` set to `date`
+    /// (e.g. `2025-03-01T00:00:00Z`), as when AWS publishes a new rate.
+    pub fn effective(mut doc: Value, date: &str) -> Value {
+        if let Some(terms) = doc["terms"]["OnDemand"].as_object_mut() {
+            for term in terms.values_mut() {
+                term["effectiveDate"] = json!(date);
+            }
+        }
+        doc
+    }
+
+    /// `doc` with attributes set (e.g. `vCpu`, `gpu` of an instance product).
+    pub fn with_attributes(mut doc: Value, attributes: &[(&str, &str)]) -> Value {
+        for (name, value) in attributes {
+            doc["product"]["attributes"][*name] = json!(value);
+        }
+        doc
     }
 
     /// The SKU of a document built here (or any `aws_v1` document).

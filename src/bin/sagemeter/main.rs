@@ -3,6 +3,7 @@
 //! ```text
 //! sagemeter invoke <ENDPOINT> --body <JSON|@FILE|-> [-n N] [--concurrency C] [--json]
 //! sagemeter price <INSTANCE_TYPE|serverless:MEMORY_MB> [--json]
+//! sagemeter price <INSTANCE_TYPE|serverless:MEMORY_MB> --history | --trend <FAMILY> [--since DATE] [--chart F]
 //! sagemeter fleet init --table NAME | fleet status --table NAME [--json]   (feature `fleet`)
 //! sagemeter endpoints [--window 24h|7d|30d] [--json]                      (feature `account`)
 //! sagemeter reconcile <LEDGER>... [--since DATE] [--until DATE] [--group-by usage-type|tag:KEY] [--json]
@@ -33,6 +34,7 @@ mod invoke;
 mod ledger;
 mod output;
 mod price;
+mod price_history;
 #[cfg(feature = "account")]
 mod reconcile;
 mod report;

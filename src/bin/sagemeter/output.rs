@@ -32,7 +32,6 @@ pub fn json_line(out: &mut dyn Write, value: &impl Serialize) -> std::io::Result
     writeln!(out)
 }
 
-#[cfg(feature = "account")]
 /// Writes `rows` under `header` in columns two spaces apart, text left-aligned
 /// and the rest (figures) right-aligned.
 pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {

@@ -8,27 +8,79 @@
 
 use crate::output::json_line;
 use crate::{CliError, GlobalArgs, aws};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sagemeter::pricing::{
     PriceError, PriceKey, PriceOrigin, PriceSource, PriceUnit, Rate, default_price_source,
 };
 use serde::Serialize;
 use std::io::Write;
+use std::path::PathBuf;
 
-/// Look up an on-demand price.
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("`{text}` is not a date: use YYYY-MM-DD, e.g. 2024-01-01"))
+}
+
+/// Look up an on-demand price, its history, or a family's trend.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:
   sagemeter price ml.g5.xlarge --region eu-west-1
   sagemeter price serverless:3072 --json
+  sagemeter price ml.c5.2xlarge --history --since 2024-01-01 --chart c5.svg
+  sagemeter price --trend ml.g5
 
-The region is --region, else the AWS configuration's, else us-east-1.")]
+The region is --region, else the AWS configuration's, else us-east-1.
+--history and --trend read the published versions of the AWS Price List
+(pricing:ListPriceLists, pricing:GetPriceListFileUrl) and keep each downloaded
+version in the cache directory ($SAGEMETER_CACHE_DIR, else the user's cache
+directory + /sagemeter).")]
 pub struct PriceArgs {
     /// What to price: a real-time hosting instance type (ml.m5.xlarge) or a serverless
     /// memory size in MB (serverless:3072; 1024 to 6144 in steps of 1024).
-    #[arg(value_name = "INSTANCE_TYPE|serverless:MEMORY_MB", value_parser = Target::parse)]
-    pub target: Target,
+    #[arg(
+        value_name = "INSTANCE_TYPE|serverless:MEMORY_MB",
+        value_parser = Target::parse,
+        required_unless_present = "trend"
+    )]
+    pub target: Option<Target>,
+
+    /// The rate in each published Price List version where it changed: date, rate,
+    /// change from the previous one, SKU.
+    #[arg(long, conflicts_with = "trend", help_heading = "History")]
+    pub history: bool,
+
+    /// Per instance size of a family (ml.g5): first and latest rate, yearly rate of
+    /// change, per vCPU and per GPU.
+    #[arg(
+        long,
+        value_name = "FAMILY",
+        conflicts_with = "target",
+        help_heading = "History"
+    )]
+    pub trend: Option<String>,
+
+    /// The first date of the history (default: three years before --until).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date, help_heading = "History")]
+    pub since: Option<NaiveDate>,
+
+    /// The last date of the history (default: today, UTC).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date, help_heading = "History")]
+    pub until: Option<NaiveDate>,
+
+    /// Draw the rate over time to FILE (.svg or .png; needs the `charts` feature).
+    #[arg(long, value_name = "FILE", help_heading = "History")]
+    pub chart: Option<PathBuf>,
+
+    /// Give up on versions not read within this many seconds (listing included).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 300,
+        help_heading = "History"
+    )]
+    pub time_limit: u64,
 
     /// Machine-readable output: one JSON object.
     #[arg(long)]
@@ -78,7 +130,7 @@ impl Target {
         }
     }
 
-    fn key(&self, region: &str) -> PriceKey {
+    pub(crate) fn key(&self, region: &str) -> PriceKey {
         match self {
             Target::Instance(instance_type) => PriceKey::hosting(region, instance_type.clone()),
             Target::Serverless { memory_gb } => PriceKey::serverless(region, *memory_gb),
@@ -112,7 +164,21 @@ pub async fn run(
 ) -> Result<(), CliError> {
     let sdk_config = aws::load_with_fallback_region(global).await;
     let region = aws::region(&sdk_config);
-    let key = args.target.key(&region);
+    let history_asked = args.history || args.trend.is_some();
+    if !history_asked && (args.since.is_some() || args.until.is_some() || args.chart.is_some()) {
+        return Err(CliError::Usage(
+            "--since, --until and --chart go with --history or --trend".into(),
+        ));
+    }
+    if history_asked {
+        return crate::price_history::run(&args, &sdk_config, &region, out).await;
+    }
+    let Some(target) = &args.target else {
+        return Err(CliError::Usage(
+            "name an instance type or serverless:MB".into(),
+        ));
+    };
+    let key = target.key(&region);
     let prices = default_price_source(&sdk_config);
     let rate = prices.price(&key).await.map_err(|e| no_price(&key, &e))?;
 

@@ -1,0 +1,697 @@
+//! Price history: what a rate was in each published version of the AWS Price List.
+//!
+//! AWS publishes the SageMaker price list as versions, one file per region per
+//! version. [`PriceListHistory`] finds the versions in effect over a span of dates
+//! (`ListPriceLists`, one call per sampled date: the API answers "which version was in
+//! effect on this date"), downloads each version's file once (`GetPriceListFileUrl`,
+//! then the file itself, a few MB) into a disk cache, reads it as a stream, and picks
+//! the rate of a [`PriceKey`] in it with the same rules as live prices. The result, a
+//! [`PriceHistory`], lists the rate where it changed: first listed, each change with
+//! its percentage, and no longer listed.
+//!
+//! ```no_run
+//! use sagemeter::pricing::PriceKey;
+//! use sagemeter::pricing::history::PriceListHistory;
+//! use chrono::NaiveDate;
+//!
+//! # async fn run() -> Result<(), sagemeter::pricing::history::HistoryError> {
+//! let sdk_config = aws_config::load_from_env().await;
+//! let history = PriceListHistory::builder(&sdk_config).build();
+//! let since = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+//! let found = history
+//!     .history(&PriceKey::hosting("us-east-1", "ml.c5.2xlarge"), since)
+//!     .await?;
+//! for point in &found.series[0].points {
+//!     println!("{:?} {:?} {:?}", point.effective_date, point.usd_per_unit, point.change_percent);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! What it needs: the IAM actions `pricing:ListPriceLists` and
+//! `pricing:GetPriceListFileUrl`, and HTTPS access to the file URLs they return.
+//! Versions are immutable, so a downloaded version is kept in the cache
+//! ([`default_cache_dir`]`/price-lists/…`) and never fetched again.
+//!
+//! The whole read is bounded in time ([`PriceListHistoryBuilder::time_limit`]); when a
+//! version cannot be read (cut short, refused, out of time) the answer is
+//! [`HistoryError::Incomplete`], which names each missing version and carries what was
+//! read.
+
+mod download;
+mod offer;
+mod trend;
+mod versions;
+
+#[cfg(feature = "charts")]
+pub mod chart;
+
+pub use download::default_cache_dir;
+pub use trend::{SizeTrend, Trend, years_between};
+pub use versions::PriceListVersion;
+
+use super::document::{PriceDocument, select_rate};
+use super::{PriceError, PriceKey, PriceUnit};
+use aws_sdk_pricing::config::{BehaviorVersion, Region};
+use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpConnector};
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use chrono::{NaiveDate, Utc};
+use offer::{Offer, OfferFilter};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How long reading a history may take by default, listing and downloads together.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(300);
+
+/// One price where it changed: first listed, changed, or no longer listed.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricePoint {
+    /// The price list version it was first seen in (e.g. `20250301000000`).
+    pub version: String,
+    /// The first sampled date that version was in effect on.
+    pub seen_on: NaiveDate,
+    /// USD per unit; `None` when the version no longer lists the product.
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub usd_per_unit: Option<Decimal>,
+    /// (new − old) ÷ old × 100, rounded to 2 places, from the previous listed rate;
+    /// `None` for the first listing and for "no longer listed".
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub change_percent: Option<Decimal>,
+    /// The on-demand term's `effectiveDate`, as AWS wrote it.
+    pub effective_date: Option<String>,
+    /// The product's SKU.
+    pub sku: Option<String>,
+    /// Why this product was chosen, when it was a choice (e.g. a free tier not applied).
+    pub note: Option<String>,
+}
+
+/// The history of one key.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyHistory {
+    /// What is priced.
+    pub key: PriceKey,
+    /// The unit of every rate.
+    pub unit: PriceUnit,
+    /// First listing, each change, and "no longer listed", oldest first.
+    pub points: Vec<PricePoint>,
+    /// The `seen_on` of the last version read that lists it, `None` if none does.
+    pub last_listed_on: Option<NaiveDate>,
+    /// vCPUs per instance (`vCpu` attribute of the latest listing), for instance keys.
+    pub vcpu: Option<u32>,
+    /// GPUs per instance (`gpu` attribute of the latest listing), for instance keys.
+    pub gpu: Option<u32>,
+}
+
+impl KeyHistory {
+    /// The first listed rate, with its point.
+    pub fn first(&self) -> Option<&PricePoint> {
+        self.points.iter().find(|p| p.usd_per_unit.is_some())
+    }
+
+    /// The latest listed rate (the product may have been delisted since: see
+    /// [`points`](Self::points)).
+    pub fn latest(&self) -> Option<&PricePoint> {
+        self.points.iter().rev().find(|p| p.usd_per_unit.is_some())
+    }
+
+    /// Changes of the rate (points that have a `change_percent`).
+    pub fn changes(&self) -> impl Iterator<Item = &PricePoint> {
+        self.points.iter().filter(|p| p.change_percent.is_some())
+    }
+}
+
+/// What was read: the versions, and a history per key found in them.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceHistory {
+    /// The region the versions are for.
+    pub region: String,
+    /// The first and last dates sampled.
+    pub since: NaiveDate,
+    /// See [`since`](Self::since).
+    pub until: NaiveDate,
+    /// Every version read, oldest first.
+    pub versions: Vec<PriceListVersion>,
+    /// One history per key, in key order.
+    pub series: Vec<KeyHistory>,
+}
+
+/// A version that could not be read.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingVersion {
+    /// The version (e.g. `20250301000000`).
+    pub version: String,
+    /// The first sampled date it was in effect on.
+    pub seen_on: NaiveDate,
+    /// Why (never a URL's signature or a credential).
+    pub reason: String,
+}
+
+/// Why a history could not be read, or not whole.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryError {
+    /// The versions could not be listed (`ListPriceLists`), so nothing was read.
+    #[error("listing the price list versions failed: {reason}")]
+    List {
+        /// What went wrong.
+        reason: String,
+    },
+    /// The request cannot be answered as asked.
+    #[error("{reason}")]
+    Invalid {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A chart could not be drawn or written.
+    #[error("cannot draw the chart {path}: {reason}")]
+    Chart {
+        /// The file asked for.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Some versions could not be read; `partial` is what the others say (a change
+    /// may hide in a missing version).
+    #[error("the price history is incomplete: {}", describe_missing(missing))]
+    Incomplete {
+        /// What the versions that were read say.
+        partial: Box<PriceHistory>,
+        /// The versions not read, and why.
+        missing: Vec<MissingVersion>,
+    },
+}
+
+fn describe_missing(missing: &[MissingVersion]) -> String {
+    missing
+        .iter()
+        .map(|m| {
+            format!(
+                "version {} (in effect {}): {}",
+                m.version, m.seen_on, m.reason
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Reads price history from the AWS Price List; see the [module](self) docs.
+#[derive(Clone)]
+pub struct PriceListHistory {
+    client: aws_sdk_pricing::Client,
+    connector: SharedHttpConnector,
+    cache_dir: Option<PathBuf>,
+    time_limit: Duration,
+    until: Option<NaiveDate>,
+}
+
+// Hand-written: the SDK client's Debug prints its configuration.
+impl std::fmt::Debug for PriceListHistory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PriceListHistory")
+            .field("cache_dir", &self.cache_dir)
+            .field("time_limit", &self.time_limit)
+            .field("until", &self.until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder for [`PriceListHistory`]; start with [`PriceListHistory::builder`].
+pub struct PriceListHistoryBuilder {
+    config: aws_sdk_pricing::config::Builder,
+    connector: Option<SharedHttpConnector>,
+    cache_dir: Option<PathBuf>,
+    time_limit: Duration,
+    until: Option<NaiveDate>,
+}
+
+impl PriceListHistory {
+    /// Starts from the application's SDK configuration (credentials, endpoint
+    /// settings such as `AWS_ENDPOINT_URL_PRICING`); the Price List API is called in
+    /// us-east-1, with the SDK's standard retries.
+    pub fn builder(sdk_config: &aws_types::SdkConfig) -> PriceListHistoryBuilder {
+        let mut config = aws_sdk_pricing::config::Builder::from(sdk_config);
+        if sdk_config.behavior_version().is_none() {
+            config.set_behavior_version(Some(BehaviorVersion::latest()));
+        }
+        config.set_region(Some(Region::from_static("us-east-1")));
+        config.set_retry_config(Some(RetryConfig::standard()));
+        config.set_timeout_config(Some(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(20))
+                .connect_timeout(Duration::from_secs(5))
+                .build(),
+        ));
+        PriceListHistoryBuilder {
+            config,
+            connector: None,
+            cache_dir: default_cache_dir(),
+            time_limit: DEFAULT_TIME_LIMIT,
+            until: None,
+        }
+    }
+
+    /// The directory versions are cached in (`None`: not cached).
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache_dir.as_deref()
+    }
+
+    /// The versions of `region`'s price list in effect from `since` to the last
+    /// sampled date (today unless [`PriceListHistoryBuilder::until`] says otherwise),
+    /// oldest first. See [`PriceListVersion`] for how dates are sampled.
+    pub async fn versions(
+        &self,
+        region: &str,
+        since: NaiveDate,
+    ) -> Result<Vec<PriceListVersion>, HistoryError> {
+        let until = self.until_date(since)?;
+        versions::list(&self.client, region, since, until).await
+    }
+
+    /// The history of one key's rate.
+    pub async fn history(
+        &self,
+        key: &PriceKey,
+        since: NaiveDate,
+    ) -> Result<PriceHistory, HistoryError> {
+        let wanted = key.clone();
+        self.read(key.region(), since, OfferFilter::for_key(key), move |_| {
+            vec![wanted.clone()]
+        })
+        .await
+    }
+
+    /// The history of every real-time hosting instance type of a family
+    /// (`ml.g5` → `ml.g5.xlarge`, `ml.g5.2xlarge`, …) in a region.
+    pub async fn family(
+        &self,
+        region: &str,
+        family: &str,
+        since: NaiveDate,
+    ) -> Result<PriceHistory, HistoryError> {
+        let family = family.trim_end_matches('.');
+        let well_formed = family.starts_with("ml.")
+            && family.len() > 3
+            && family[3..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !well_formed {
+            return Err(HistoryError::Invalid {
+                reason: format!(
+                    "`{family}` is not an instance family: use ml.<family>, e.g. ml.g5"
+                ),
+            });
+        }
+        let region_owned = region.to_owned();
+        self.read(
+            region,
+            since,
+            OfferFilter::for_family(region, family),
+            move |docs| {
+                let mut names: Vec<&str> = docs
+                    .iter()
+                    .filter_map(|d| d.attribute("instanceName"))
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                names
+                    .into_iter()
+                    .map(|name| PriceKey::hosting(region_owned.clone(), name))
+                    .collect()
+            },
+        )
+        .await
+    }
+
+    fn until_date(&self, since: NaiveDate) -> Result<NaiveDate, HistoryError> {
+        let until = self.until.unwrap_or_else(|| Utc::now().date_naive());
+        if since > until {
+            return Err(HistoryError::Invalid {
+                reason: format!("--since {since} is after the last date asked for ({until})"),
+            });
+        }
+        Ok(until)
+    }
+
+    /// Lists the versions, reads each (from the cache, else downloaded) within the
+    /// time limit, and builds one history per key that `keys_in` finds.
+    async fn read(
+        &self,
+        region: &str,
+        since: NaiveDate,
+        filter: OfferFilter,
+        keys_in: impl Fn(&[PriceDocument]) -> Vec<PriceKey>,
+    ) -> Result<PriceHistory, HistoryError> {
+        let until = self.until_date(since)?;
+        let deadline = tokio::time::Instant::now() + self.time_limit;
+        let limit = self.time_limit;
+        let listed =
+            tokio::time::timeout_at(deadline, versions::list(&self.client, region, since, until))
+                .await
+                .map_err(|_| HistoryError::List {
+                    reason: format!(
+                        "listing did not finish within the time limit of {} s",
+                        limit.as_secs()
+                    ),
+                })??;
+
+        let mut read = Vec::new();
+        let mut missing = Vec::new();
+        for version in listed {
+            let outcome = if tokio::time::Instant::now() >= deadline {
+                Err(format!(
+                    "not read: the time limit of {} s was reached",
+                    limit.as_secs()
+                ))
+            } else {
+                match tokio::time::timeout_at(deadline, self.offer(&version, &filter)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(format!(
+                        "not read whole within the time limit of {} s",
+                        limit.as_secs()
+                    )),
+                }
+            };
+            match outcome {
+                Ok(offer) => {
+                    tracing::debug!(
+                        target: "sagemeter::pricing",
+                        version = %version.version,
+                        file_version = offer.version.as_deref().unwrap_or("-"),
+                        products = offer.products_read,
+                        candidates = offer.documents.len(),
+                        "read a price list version"
+                    );
+                    let mut version = version;
+                    version.published = offer.publication_date.clone();
+                    if !offer.unreadable.is_empty() {
+                        tracing::warn!(
+                            target: "sagemeter::pricing",
+                            version = %version.version,
+                            skipped = offer.unreadable.len(),
+                            first = %offer.unreadable[0],
+                            "skipped unreadable products in a price list version"
+                        );
+                    }
+                    read.push((version, offer));
+                }
+                Err(reason) => missing.push(MissingVersion {
+                    version: version.version.clone(),
+                    seen_on: version.seen_on,
+                    reason,
+                }),
+            }
+        }
+
+        let history = build_history(region, since, until, read, &keys_in);
+        if missing.is_empty() {
+            Ok(history)
+        } else {
+            Err(HistoryError::Incomplete {
+                partial: Box::new(history),
+                missing,
+            })
+        }
+    }
+
+    /// One version's candidates: from the cache when it has the file, else downloaded
+    /// (to a `.part` file, moved into the cache only once read whole).
+    async fn offer(
+        &self,
+        version: &PriceListVersion,
+        filter: &OfferFilter,
+    ) -> Result<Offer, String> {
+        let cached = self.cache_dir.as_ref().map(|dir| {
+            dir.join("price-lists")
+                .join("AmazonSageMaker")
+                .join("USD")
+                .join(&version.version)
+                .join(format!("{}.json", version.region))
+        });
+        if let Some(path) = cached.as_ref().filter(|p| p.is_file()) {
+            match parse_file(path.clone(), filter.clone()).await {
+                Ok(offer) => return Ok(offer),
+                Err(why) => {
+                    // Only whole, readable files are moved into the cache: this one was
+                    // damaged since. Fetch it again.
+                    tracing::warn!(
+                        target: "sagemeter::pricing",
+                        version = %version.version,
+                        file = %path.display(),
+                        "cached price list unreadable ({why}); downloading it again"
+                    );
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+
+        let url = versions::file_url(&self.client, version).await?;
+        let part = match &cached {
+            Some(path) => {
+                let dir = path.parent().unwrap_or(path);
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    format!("cannot create the cache directory {}: {e}", dir.display())
+                })?;
+                part_path(path)
+            }
+            None => std::env::temp_dir().join(format!(
+                "sagemeter-price-list-{}-{}.part",
+                std::process::id(),
+                PART_COUNTER.fetch_add(1, Ordering::Relaxed)
+            )),
+        };
+        let result = async {
+            download::download(&self.connector, &url, &part).await?;
+            parse_file(part.clone(), filter.clone()).await
+        }
+        .await;
+        match (&result, &cached) {
+            (Ok(_), Some(path)) => {
+                if let Err(e) = std::fs::rename(&part, path) {
+                    tracing::warn!(
+                        target: "sagemeter::pricing",
+                        file = %path.display(),
+                        "could not keep the price list in the cache: {e}"
+                    );
+                    let _ = std::fs::remove_file(&part);
+                }
+            }
+            _ => {
+                let _ = std::fs::remove_file(&part);
+            }
+        }
+        result
+    }
+}
+
+static PART_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// `<name>.<pid>.part` beside `path`: two processes filling the cache at once each
+/// write their own file, and the rename makes one of them win whole.
+fn part_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(
+        ".{}-{}.part",
+        std::process::id(),
+        PART_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    path.with_file_name(name)
+}
+
+/// Reads a file on a blocking thread: parsing a few MB takes tens of milliseconds.
+async fn parse_file(path: PathBuf, filter: OfferFilter) -> Result<Offer, String> {
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        offer::read_offer(std::io::BufReader::with_capacity(256 * 1024, file), &filter)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("reading the price list stopped: {e}"))?
+}
+
+impl PriceListHistoryBuilder {
+    /// Where versions are cached; `None` downloads every time and keeps nothing.
+    /// Default: [`default_cache_dir`].
+    pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
+    /// The longest a whole read may take, listing and downloads together (default
+    /// [`DEFAULT_TIME_LIMIT`], 5 minutes). Versions not read by then are reported in
+    /// [`HistoryError::Incomplete`] with what was read.
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = limit;
+        self
+    }
+
+    /// The last date sampled (default: today, UTC).
+    pub fn until(mut self, date: NaiveDate) -> Self {
+        self.until = Some(date);
+        self
+    }
+
+    /// The HTTP connector for file downloads (default: the same rustls connector the
+    /// SDK uses, 5 s to connect, 30 s without data at most).
+    pub fn http_connector(mut self, connector: SharedHttpConnector) -> Self {
+        self.connector = Some(connector);
+        self
+    }
+
+    /// Builds it.
+    pub fn build(self) -> PriceListHistory {
+        let connector = self.connector.unwrap_or_else(|| {
+            let settings = HttpConnectorSettings::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .read_timeout(Duration::from_secs(30))
+                .build();
+            aws_smithy_http_client::default_connector(
+                &settings,
+                aws_smithy_async::rt::sleep::default_async_sleep(),
+            )
+            .expect("the rustls-aws-lc feature of aws-smithy-http-client is enabled")
+        });
+        PriceListHistory {
+            client: aws_sdk_pricing::Client::from_conf(self.config.build()),
+            connector,
+            cache_dir: self.cache_dir,
+            time_limit: self.time_limit,
+            until: self.until,
+        }
+    }
+}
+
+impl std::fmt::Debug for PriceListHistoryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PriceListHistoryBuilder")
+            .field("cache_dir", &self.cache_dir)
+            .field("time_limit", &self.time_limit)
+            .field("until", &self.until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one key is in one version.
+struct Listing {
+    usd_per_unit: Decimal,
+    sku: String,
+    effective_date: Option<String>,
+    note: Option<String>,
+    vcpu: Option<u32>,
+    gpu: Option<u32>,
+}
+
+fn listing(key: &PriceKey, docs: &[PriceDocument]) -> Result<Listing, PriceError> {
+    let selection = select_rate(key, docs)?;
+    let chosen = docs.iter().find(|d| d.sku == selection.sku);
+    let count = |name: &str| {
+        chosen
+            .and_then(|d| d.attribute(name))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+    };
+    Ok(Listing {
+        usd_per_unit: selection.usd_per_unit,
+        vcpu: count("vCpu"),
+        gpu: count("gpu"),
+        sku: selection.sku,
+        effective_date: selection.effective_date,
+        note: selection.reason,
+    })
+}
+
+/// Turns the versions read (oldest first) into one history per key: a point where a
+/// key is first listed, where its rate changes, and where it is no longer listed.
+fn build_history(
+    region: &str,
+    since: NaiveDate,
+    until: NaiveDate,
+    read: Vec<(PriceListVersion, Offer)>,
+    keys_in: &dyn Fn(&[PriceDocument]) -> Vec<PriceKey>,
+) -> PriceHistory {
+    let mut series: BTreeMap<PriceKey, KeyHistory> = BTreeMap::new();
+    let mut versions = Vec::with_capacity(read.len());
+    for (version, offer) in read {
+        let keys = keys_in(&offer.documents);
+        let mut listed_now = Vec::new();
+        for key in keys {
+            let entry = series.entry(key.clone()).or_insert_with(|| KeyHistory {
+                unit: key.unit(),
+                key: key.clone(),
+                points: Vec::new(),
+                last_listed_on: None,
+                vcpu: None,
+                gpu: None,
+            });
+            match listing(&key, &offer.documents) {
+                Ok(now) => {
+                    let before = entry.points.last().and_then(|p| p.usd_per_unit);
+                    if before != Some(now.usd_per_unit) {
+                        entry.points.push(PricePoint {
+                            version: version.version.clone(),
+                            seen_on: version.seen_on,
+                            usd_per_unit: Some(now.usd_per_unit),
+                            change_percent: before
+                                .and_then(|old| {
+                                    super::change::percent_change(old, now.usd_per_unit)
+                                })
+                                .map(|mut percent| {
+                                    percent.rescale(2);
+                                    percent
+                                }),
+                            effective_date: now.effective_date,
+                            sku: Some(now.sku),
+                            note: now.note,
+                        });
+                    }
+                    entry.last_listed_on = Some(version.seen_on);
+                    entry.vcpu = now.vcpu.or(entry.vcpu);
+                    entry.gpu = now.gpu.or(entry.gpu);
+                    listed_now.push(key);
+                }
+                Err(error) => tracing::debug!(
+                    target: "sagemeter::pricing",
+                    version = %version.version,
+                    key = %key,
+                    "no rate in this version: {error}"
+                ),
+            }
+        }
+        // Keys listed before and not in this version: no longer listed.
+        for (key, entry) in series.iter_mut() {
+            let was_listed = entry
+                .points
+                .last()
+                .is_some_and(|p| p.usd_per_unit.is_some());
+            if was_listed && !listed_now.contains(key) {
+                entry.points.push(PricePoint {
+                    version: version.version.clone(),
+                    seen_on: version.seen_on,
+                    usd_per_unit: None,
+                    change_percent: None,
+                    effective_date: None,
+                    sku: None,
+                    note: Some("no longer listed".into()),
+                });
+            }
+        }
+        versions.push(version);
+    }
+    PriceHistory {
+        region: region.to_owned(),
+        since,
+        until,
+        versions,
+        series: series
+            .into_values()
+            .filter(|s| !s.points.is_empty())
+            .collect(),
+    }
+}

@@ -1,0 +1,212 @@
+//! Which price list versions were in effect, and where their files are.
+//!
+//! `ListPriceLists` answers for one date at a time: given a service, a currency, a
+//! region and an `EffectiveDate`, the price list (ARN) in effect on that date. The
+//! versions over a span are found by asking for a sample of dates: the first date,
+//! the first of every month after it, and the last date. A version in effect for
+//! less than a month between two samples can be missed; its successor is still
+//! found, and the term's `effectiveDate` says when a new rate took effect.
+
+use super::HistoryError;
+use aws_sdk_pricing::error::{ProvideErrorMetadata, SdkError};
+use chrono::{Datelike, Months, NaiveDate, NaiveTime};
+use serde::{Deserialize, Serialize};
+
+/// Pages of `ListPriceLists` followed per date at most (one region answers with one).
+const MAX_PAGES: usize = 10;
+
+/// One published version of a region's SageMaker price list.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceListVersion {
+    /// The version, from the ARN (e.g. `20250301000000`: its publication time, UTC).
+    pub version: String,
+    /// `arn:aws:pricing:::price-list/aws/AmazonSageMaker/USD/<version>/<region>`.
+    pub arn: String,
+    /// The region it prices.
+    pub region: String,
+    /// The first sampled date it was in effect on.
+    pub seen_on: NaiveDate,
+    /// The file's `publicationDate`, once read (e.g. `2025-03-01T00:00:00Z`).
+    pub published: Option<String>,
+}
+
+/// The dates asked for: `since`, the first of each month after it, and `until`.
+pub(crate) fn sample_dates(since: NaiveDate, until: NaiveDate) -> Vec<NaiveDate> {
+    let mut dates = vec![since];
+    let mut next = since
+        .with_day(1)
+        .and_then(|d| d.checked_add_months(Months::new(1)));
+    while let Some(date) = next.filter(|d| *d < until) {
+        dates.push(date);
+        next = date.checked_add_months(Months::new(1));
+    }
+    if until > since {
+        dates.push(until);
+    }
+    dates
+}
+
+/// The version segment of a price list ARN (the part before the region).
+fn version_of(arn: &str) -> Option<&str> {
+    let mut parts = arn.rsplit('/');
+    let _region = parts.next()?;
+    parts.next().filter(|v| !v.is_empty())
+}
+
+/// The versions in effect from `since` to `until`, oldest first, each once.
+pub(crate) async fn list(
+    client: &aws_sdk_pricing::Client,
+    region: &str,
+    since: NaiveDate,
+    until: NaiveDate,
+) -> Result<Vec<PriceListVersion>, HistoryError> {
+    if since > until {
+        return Err(HistoryError::Invalid {
+            reason: format!("--since {since} is after the last date asked for ({until})"),
+        });
+    }
+    let mut found: Vec<PriceListVersion> = Vec::new();
+    for date in sample_dates(since, until) {
+        let at = date.and_time(NaiveTime::MIN).and_utc().timestamp();
+        let mut next_token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = client
+                .list_price_lists()
+                .service_code("AmazonSageMaker")
+                .currency_code("USD")
+                .region_code(region)
+                .effective_date(aws_smithy_types::DateTime::from_secs(at))
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|e| HistoryError::List {
+                    reason: describe(e, "ListPriceLists", date),
+                })?;
+            for list in page.price_lists() {
+                let Some(arn) = list.price_list_arn() else {
+                    continue;
+                };
+                if list.region_code().is_some_and(|r| r != region)
+                    || found.iter().any(|v| v.arn == arn)
+                {
+                    continue;
+                }
+                let Some(version) = version_of(arn) else {
+                    return Err(HistoryError::List {
+                        reason: format!("ListPriceLists answered an ARN without a version: {arn}"),
+                    });
+                };
+                let offers_json = list.file_formats().iter().any(|f| f == "json");
+                if !offers_json && !list.file_formats().is_empty() {
+                    tracing::warn!(
+                        target: "sagemeter::pricing",
+                        version,
+                        "price list version has no json file; skipped"
+                    );
+                    continue;
+                }
+                found.push(PriceListVersion {
+                    version: version.to_owned(),
+                    arn: arn.to_owned(),
+                    region: region.to_owned(),
+                    seen_on: date,
+                    published: None,
+                });
+            }
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => break,
+            }
+        }
+    }
+    found.sort_by(|a, b| a.version.cmp(&b.version));
+    Ok(found)
+}
+
+/// The URL of a version's `json` file (presigned: never shown whole).
+pub(crate) async fn file_url(
+    client: &aws_sdk_pricing::Client,
+    version: &super::PriceListVersion,
+) -> Result<String, String> {
+    let answer = client
+        .get_price_list_file_url()
+        .price_list_arn(&version.arn)
+        .file_format("json")
+        .send()
+        .await
+        .map_err(|e| describe(e, "GetPriceListFileUrl", version.seen_on))?;
+    answer
+        .url()
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| "GetPriceListFileUrl answered without a URL".to_owned())
+}
+
+/// An SDK error in words: its code and HTTP status, the IAM action when refused, the
+/// transport's error chain otherwise. Never a request's headers or signature.
+fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    err: SdkError<E, aws_smithy_runtime_api::http::Response>,
+    operation: &str,
+    date: NaiveDate,
+) -> String {
+    match &err {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or("an unnamed error");
+            let hint = if status == 403 || code == "AccessDeniedException" {
+                format!("; the credentials need pricing:{operation}")
+            } else {
+                String::new()
+            };
+            format!("{operation} for {date} was refused ({code}, HTTP {status}){hint}")
+        }
+        SdkError::TimeoutError(_) => format!("{operation} for {date} timed out"),
+        _ => format!(
+            "{operation} for {date} failed: {}",
+            super::super::live::error_chain(&err)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn samples_the_first_date_each_month_and_the_last() {
+        assert_eq!(
+            sample_dates(date(2025, 1, 15), date(2025, 4, 2)),
+            [
+                date(2025, 1, 15),
+                date(2025, 2, 1),
+                date(2025, 3, 1),
+                date(2025, 4, 1),
+                date(2025, 4, 2)
+            ]
+        );
+        assert_eq!(
+            sample_dates(date(2025, 1, 1), date(2025, 2, 1)),
+            [date(2025, 1, 1), date(2025, 2, 1)]
+        );
+        assert_eq!(
+            sample_dates(date(2025, 1, 1), date(2025, 1, 1)),
+            [date(2025, 1, 1)]
+        );
+    }
+
+    #[test]
+    fn the_version_is_the_arn_segment_before_the_region() {
+        assert_eq!(
+            version_of(
+                "arn:aws:pricing:::price-list/aws/AmazonSageMaker/USD/20250301000000/us-east-1"
+            ),
+            Some("20250301000000")
+        );
+        assert_eq!(version_of("nonsense"), None);
+    }
+}

@@ -1,0 +1,359 @@
+//! Price history from the Price List's published versions, against an in-process fake
+//! of `ListPriceLists`, `GetPriceListFileUrl` and the offer files.
+//!
+//! The fake publishes four versions of us-east-1's price list (and one of eu-west-1's,
+//! which must never be read for us-east-1):
+//!
+//! | version        | in effect  | what changes                                            |
+//! |----------------|------------|---------------------------------------------------------|
+//! | 20240101000000 | 2024-01-01 | first: c5.xlarge 0.204, c5.2xlarge 0.408, g5.xlarge 1.408, g5.12xlarge 7.09, serverless 3 GB 0.00006 after 150,000 free s |
+//! | 20240615000000 | 2024-06-15 | nothing (a new version with the same rates)             |
+//! | 20250301000000 | 2025-03-01 | c5.2xlarge 0.3672 (−10 %), g5.xlarge 1.1264 (−20 %), c5.4xlarge added at 0.816 |
+//! | 20251001000000 | 2025-10-01 | serverless 3 GB 0.000054 (−10 %), c5.xlarge delisted    |
+//!
+//! History is asked from 2024-01-01 to 2026-01-01: 25 sampled dates.
+
+use crate::support::fake_pricelist::published::{
+    JAN_2024, MAR_2025, OCT_2025, REGION, c5, publish, since, until,
+};
+use crate::support::fake_pricelist::{FakePriceList, Fault, docs};
+use chrono::NaiveDate;
+use sagemeter::Decimal;
+use sagemeter::pricing::PriceKey;
+use sagemeter::pricing::history::{HistoryError, PriceHistory, PriceListHistory};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn usd(s: &str) -> Decimal {
+    Decimal::from_str_exact(s).unwrap()
+}
+
+fn reader(server: &FakePriceList, cache: Option<&std::path::Path>) -> PriceListHistory {
+    PriceListHistory::builder(&server.sdk_config("eu-west-1"))
+        .cache_dir(cache.map(|c| c.to_path_buf()))
+        .until(until())
+        .build()
+}
+
+fn sku(document: &Value) -> Option<String> {
+    Some(docs::sku_of(document))
+}
+
+#[tokio::test]
+async fn the_history_lists_exactly_the_changes_with_their_versions_and_skus() {
+    let server = publish(None).await;
+    let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
+    let history = reader(&server, None).history(&key, since()).await.unwrap();
+
+    // 2024-01-01, the first of each month to 2025-12-01, and 2026-01-01.
+    let asked = server.list_dates();
+    assert_eq!(asked.len(), 25);
+    assert_eq!((asked[0], asked[24]), (since(), until()));
+    let read: Vec<&str> = history
+        .versions
+        .iter()
+        .map(|v| v.version.as_str())
+        .collect();
+    assert_eq!(
+        read,
+        [
+            "20240101000000",
+            "20240615000000",
+            "20250301000000",
+            "20251001000000"
+        ]
+    );
+    assert_eq!(history.versions[1].seen_on, date(2024, 7, 1));
+    assert_eq!(
+        history.versions[2].published.as_deref(),
+        Some("2025-03-01T00:00:00Z")
+    );
+
+    assert_eq!(history.series.len(), 1);
+    let series = &history.series[0];
+    assert_eq!(series.key, key);
+    let points: Vec<_> = series
+        .points
+        .iter()
+        .map(|p| {
+            (
+                p.version.as_str(),
+                p.usd_per_unit,
+                p.change_percent,
+                p.effective_date.as_deref(),
+            )
+        })
+        .collect();
+    // The hosting product, not the training one at the same price; the unchanged
+    // version of June 2024 adds nothing. 0.3672 is 0.408 less 10 %.
+    assert_eq!(
+        points,
+        [
+            ("20240101000000", Some(usd("0.408")), None, Some(JAN_2024)),
+            (
+                "20250301000000",
+                Some(usd("0.3672")),
+                Some(usd("-10.00")),
+                Some(MAR_2025)
+            ),
+        ]
+    );
+    let hosting = c5("2xlarge", "8", "0.3672000000", MAR_2025);
+    assert_eq!(series.points[1].sku, sku(&hosting));
+    assert_eq!(series.vcpu, Some(8));
+}
+
+#[tokio::test]
+async fn an_instance_type_added_later_starts_at_its_first_version() {
+    let server = publish(None).await;
+    let key = PriceKey::hosting(REGION, "ml.c5.4xlarge");
+    let history = reader(&server, None).history(&key, since()).await.unwrap();
+    let points = &history.series[0].points;
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].version, "20250301000000");
+    assert_eq!(points[0].seen_on, date(2025, 3, 1));
+    assert_eq!(points[0].usd_per_unit, Some(usd("0.816")));
+    assert_eq!(points[0].change_percent, None);
+}
+
+#[tokio::test]
+async fn a_free_tier_is_not_taken_for_the_rate() {
+    let server = publish(None).await;
+    let key = PriceKey::serverless(REGION, 3);
+    let history = reader(&server, None).history(&key, since()).await.unwrap();
+    let points = &history.series[0].points;
+    // The $0 first tier (150,000 s a month) is never the rate: 0.00006, then −10 %.
+    let rates: Vec<_> = points
+        .iter()
+        .map(|p| (p.usd_per_unit, p.change_percent))
+        .collect();
+    assert_eq!(
+        rates,
+        [
+            (Some(usd("0.00006")), None),
+            (Some(usd("0.000054")), Some(usd("-10.00")))
+        ]
+    );
+    let note = points[0].note.as_deref().unwrap_or_default();
+    assert!(note.contains("free tier"), "{note}");
+    assert_eq!(points[1].effective_date.as_deref(), Some(OCT_2025));
+}
+
+#[tokio::test]
+async fn a_file_cut_short_is_an_error_naming_its_version_with_the_rest_read() {
+    let server = publish(Some("20250301000000")).await;
+    let cache = tempfile::tempdir().unwrap();
+    let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
+    let err = reader(&server, Some(cache.path()))
+        .history(&key, since())
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "the price history is incomplete: version 20250301000000 (in effect 2025-03-01): \
+             the file is cut short (EOF while parsing"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("fake-signature"), "{message}");
+    let HistoryError::Incomplete { partial, missing } = err else {
+        panic!("expected Incomplete");
+    };
+    assert_eq!(missing.len(), 1);
+    let read: Vec<&str> = partial
+        .versions
+        .iter()
+        .map(|v| v.version.as_str())
+        .collect();
+    assert_eq!(read, ["20240101000000", "20240615000000", "20251001000000"]);
+    // The change is still found, in the next version read.
+    let points = &partial.series[0].points;
+    assert_eq!(points[1].version, "20251001000000");
+    assert_eq!(points[1].usd_per_unit, Some(usd("0.3672")));
+
+    // The cut file was not kept: only whole versions are cached.
+    let cached = |version: &str| {
+        cache.path().join(format!(
+            "price-lists/AmazonSageMaker/USD/{version}/{REGION}.json"
+        ))
+    };
+    assert!(cached("20240101000000").is_file());
+    assert!(!cached("20250301000000").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(cached("20250301000000").parent().unwrap())
+        .unwrap()
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test]
+async fn versions_are_downloaded_once_then_read_from_the_cache() {
+    let server = publish(None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
+    let first = reader(&server, Some(cache.path()))
+        .history(&key, since())
+        .await
+        .unwrap();
+    assert_eq!(server.file_downloads(), 4);
+    let again = reader(&server, Some(cache.path()))
+        .history(&key, since())
+        .await
+        .unwrap();
+    assert_eq!(
+        server.file_downloads(),
+        4,
+        "the second read downloads nothing"
+    );
+    assert_eq!(again, first);
+    // Another key of the same versions needs no download either.
+    reader(&server, Some(cache.path()))
+        .history(&PriceKey::serverless(REGION, 3), since())
+        .await
+        .unwrap();
+    assert_eq!(server.file_downloads(), 4);
+}
+
+#[tokio::test]
+async fn the_time_limit_ends_the_read_with_what_was_read_so_far() {
+    let server = publish(None).await;
+    server.set_file_delay(Some(Duration::from_secs(30)));
+    let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
+    let started = Instant::now();
+    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
+        .cache_dir(None)
+        .until(until())
+        .time_limit(Duration::from_secs(2))
+        .build()
+        .history(&key, since())
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let HistoryError::Incomplete { partial, missing } = &err else {
+        panic!("expected Incomplete, got {err}");
+    };
+    assert!(partial.versions.is_empty());
+    assert_eq!(missing.len(), 4);
+    assert_eq!(
+        missing[0].reason,
+        "not read whole within the time limit of 2 s"
+    );
+    assert_eq!(
+        missing[3].reason,
+        "not read: the time limit of 2 s was reached"
+    );
+}
+
+fn trend_row(history: &PriceHistory, instance: &str) -> sagemeter::pricing::history::SizeTrend {
+    let trend = history.trend();
+    trend
+        .sizes
+        .into_iter()
+        .find(|s| s.key == PriceKey::hosting(REGION, instance))
+        .unwrap_or_else(|| panic!("no trend for {instance}"))
+}
+
+#[tokio::test]
+async fn a_family_trend_gives_each_size_its_yearly_change_per_vcpu_and_per_gpu() {
+    let server = publish(None).await;
+    let reader = reader(&server, None);
+
+    let c5 = reader.family(REGION, "ml.c5", since()).await.unwrap();
+    let names: Vec<String> = c5.series.iter().map(|s| s.key.to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "hosting ml.c5.2xlarge in us-east-1",
+            "hosting ml.c5.4xlarge in us-east-1",
+            "hosting ml.c5.xlarge in us-east-1"
+        ]
+    );
+    // ml.c5.2xlarge: 0.408 on 2024-01-01, 0.3672 still on 2026-01-01: 0.9 over two
+    // years, 0.9^(1/2) = 0.948683…, so −5.13 % a year. 8 vCPUs: 0.051 then 0.0459.
+    let row = trend_row(&c5, "ml.c5.2xlarge");
+    assert_eq!((row.first_usd, row.first_on), (usd("0.408"), since()));
+    assert_eq!((row.latest_usd, row.latest_on), (usd("0.3672"), until()));
+    assert_eq!(row.yearly_change_percent, Some(usd("-5.13")));
+    assert_eq!(row.vcpu, Some(8));
+    assert_eq!(row.gpu, None);
+    assert_eq!(row.first_usd_per_vcpu, Some(usd("0.051")));
+    assert_eq!(row.latest_usd_per_vcpu, Some(usd("0.0459")));
+    assert_eq!(row.latest_usd_per_gpu, None);
+    // Added in March 2025 and unchanged since: 0 %.
+    let row = trend_row(&c5, "ml.c5.4xlarge");
+    assert_eq!(row.first_on, date(2025, 3, 1));
+    assert_eq!(row.yearly_change_percent, Some(Decimal::ZERO));
+    // ml.c5.xlarge is no longer listed from October 2025: its last listing was the
+    // version seen on 2025-03-01, at the same rate.
+    let xlarge = c5
+        .series
+        .iter()
+        .find(|s| s.key == PriceKey::hosting(REGION, "ml.c5.xlarge"))
+        .unwrap();
+    let last = xlarge.points.last().unwrap();
+    assert_eq!(
+        (last.version.as_str(), last.usd_per_unit),
+        ("20251001000000", None)
+    );
+    assert_eq!(last.note.as_deref(), Some("no longer listed"));
+    assert_eq!(trend_row(&c5, "ml.c5.xlarge").latest_on, date(2025, 3, 1));
+
+    // ml.g5.xlarge: 1.408 → 1.1264 is 0.8 over two years: 0.8^(1/2) = 0.894427…,
+    // −10.56 % a year; 1 GPU, so per GPU the same as per instance.
+    let g5 = reader.family(REGION, "ml.g5", since()).await.unwrap();
+    let row = trend_row(&g5, "ml.g5.xlarge");
+    assert_eq!(row.yearly_change_percent, Some(usd("-10.56")));
+    assert_eq!(row.gpu, Some(1));
+    assert_eq!(row.first_usd_per_gpu, Some(usd("1.408")));
+    assert_eq!(row.latest_usd_per_gpu, Some(usd("1.1264")));
+    assert_eq!(row.latest_usd_per_vcpu, Some(usd("0.2816")));
+    // ml.g5.12xlarge: 7.09 ÷ 4 GPUs = 1.7725; ÷ 48 vCPUs = 0.147708333… (10 places).
+    let row = trend_row(&g5, "ml.g5.12xlarge");
+    assert_eq!(row.latest_usd_per_gpu, Some(usd("1.7725")));
+    assert_eq!(row.latest_usd_per_vcpu, Some(usd("0.1477083333")));
+    assert_eq!(row.yearly_change_percent, Some(Decimal::ZERO));
+
+    let bad = reader.family(REGION, "g5; rm", since()).await.unwrap_err();
+    assert_eq!(
+        bad.to_string(),
+        "`g5; rm` is not an instance family: use ml.<family>, e.g. ml.g5"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_listing_names_the_missing_permission() {
+    let server = publish(None).await;
+    server.set_fault(Some(Fault::AccessDenied));
+    let err = reader(&server, None)
+        .history(&PriceKey::hosting(REGION, "ml.c5.2xlarge"), since())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "listing the price list versions failed: ListPriceLists for 2024-01-01 was refused \
+         (AccessDeniedException, HTTP 400); the credentials need pricing:ListPriceLists"
+    );
+}
+
+#[tokio::test]
+async fn a_region_without_versions_has_an_empty_history() {
+    let server = publish(None).await;
+    let history = reader(&server, None)
+        .history(
+            &PriceKey::hosting("ap-south-2", "ml.c5.2xlarge"),
+            date(2025, 12, 1),
+        )
+        .await
+        .unwrap();
+    assert!(history.versions.is_empty());
+    assert!(history.series.is_empty());
+    assert_eq!(server.file_downloads(), 0);
+}

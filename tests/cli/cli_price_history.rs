@@ -1,0 +1,219 @@
+//! `sagemeter price … --history` and `sagemeter price --trend`, run as a process
+//! against the in-process fake of the Price List's versions
+//! ([`published`](crate::support::fake_pricelist::published): four versions of
+//! us-east-1's price list from 2024-01-01 to 2026-01-01).
+//!
+//! Run: `cargo test --features cli --test cli cli_price_history::`.
+
+use super::clean_env::{refused_url, sagemeter};
+use crate::support::fake_pricelist::FakePriceList;
+use crate::support::fake_pricelist::published::publish;
+use serde_json::Value;
+use std::path::Path;
+
+fn price(server: &FakePriceList, cache: &Path, args: &[&str]) -> std::process::Output {
+    sagemeter(&refused_url(), &server.url())
+        .env("SAGEMETER_CACHE_DIR", cache)
+        .arg("price")
+        .args(args)
+        .args(["--since", "2024-01-01", "--until", "2026-01-01"])
+        .output()
+        .expect("run sagemeter")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_prints_each_change_with_its_date_percentage_version_and_sku() {
+    let server = publish(None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let out = price(&server, cache.path(), &["ml.c5.2xlarge", "--history"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "hosting ml.c5.2xlarge in us-east-1: on-demand USD per instance-hour"
+    );
+    assert_eq!(
+        lines[1],
+        "4 Price List version(s) in effect from 2024-01-01 to 2026-01-01, read; 1 change(s)"
+    );
+    // 0.408, then 0.3672 from 2025-03-01: (0.3672 − 0.408) ÷ 0.408 = −10 %.
+    let cells = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        cells(lines[3]),
+        ["effective", "rate", "change", "version", "SKU"]
+    );
+    let sku = crate::support::fake_pricelist::docs::sku_of(
+        &crate::support::fake_pricelist::published::c5("2xlarge", "8", "0.408", "-"),
+    );
+    assert_eq!(
+        cells(lines[4]),
+        ["2024-01-01", "$0.408", "20240101000000", &sku]
+    );
+    assert_eq!(
+        cells(lines[5]),
+        ["2025-03-01", "$0.3672", "-10.00%", "20250301000000", &sku]
+    );
+    assert_eq!(lines.len(), 8, "{stdout}");
+    let cached = cache.path().join("price-lists");
+    assert!(
+        stdout.contains(&format!(
+            "Price List files are cached in {}",
+            cached.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        cached
+            .join("AmazonSageMaker/USD/20250301000000/us-east-1.json")
+            .is_file()
+    );
+
+    let out = price(
+        &server,
+        cache.path(),
+        &["ml.c5.2xlarge", "--history", "--json"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["kind"], "history");
+    assert_eq!(json["region"], "us-east-1");
+    assert_eq!(json["versions"].as_array().unwrap().len(), 4);
+    let points = json["series"][0]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    assert_eq!(points[1]["usd_per_unit"], "0.3672");
+    assert_eq!(points[1]["change_percent"], "-10.00");
+    assert_eq!(points[1]["effective_date"], "2025-03-01T00:00:00Z");
+    assert_eq!(json["missing"], serde_json::json!([]));
+    assert_eq!(server.file_downloads(), 4, "the second run read the cache");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chart_of_a_history_is_drawn() {
+    let server = publish(None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let chart = cache.path().join("c5.svg");
+    let out = price(
+        &server,
+        cache.path(),
+        &[
+            "ml.c5.2xlarge",
+            "--history",
+            "--chart",
+            chart.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
+    assert!(svg.contains("hosting ml.c5.2xlarge in us-east-1"));
+    assert!(text(&out.stdout).contains("chart written to"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_family_trend_has_a_row_per_size() {
+    let server = publish(None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let out = price(&server, cache.path(), &["--trend", "ml.g5"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    // ml.g5.xlarge: 1.408 → 1.1264 over 2 years, 0.8^(1/2) − 1 = −10.56 % a year;
+    // 4 vCPUs and 1 GPU: $0.2816 per vCPU-hour, $1.1264 per GPU-hour.
+    let xlarge = stdout
+        .lines()
+        .find(|l| l.starts_with("ml.g5.xlarge "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let cells: Vec<&str> = xlarge.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        [
+            "ml.g5.xlarge",
+            "4",
+            "1",
+            "$1.408",
+            "2024-01-01",
+            "$1.1264",
+            "2026-01-01",
+            "-10.56%",
+            "$0.2816",
+            "$1.1264"
+        ]
+    );
+    let big = stdout
+        .lines()
+        .find(|l| l.starts_with("ml.g5.12xlarge"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    // 7.09 ÷ 48 = 0.1477 per vCPU-hour; ÷ 4 = 1.7725 per GPU-hour; unchanged.
+    assert!(
+        big.contains("+0.00%") && big.contains("$0.1477") && big.contains("$1.7725"),
+        "{big}"
+    );
+
+    let out = price(&server, cache.path(), &["--trend", "ml.g5", "--json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["kind"], "trend");
+    assert_eq!(json["family"], "ml.g5");
+    let sizes = json["sizes"].as_array().unwrap();
+    assert_eq!(sizes.len(), 2);
+    let xlarge = sizes
+        .iter()
+        .find(|s| s["key"]["instance_type"] == "ml.g5.xlarge")
+        .unwrap();
+    assert_eq!(xlarge["yearly_change_percent"], "-10.56");
+    assert_eq!(xlarge["latest_usd_per_gpu"], "1.1264");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_cut_short_prints_what_was_read_then_fails_naming_it() {
+    let server = publish(Some("20250301000000")).await;
+    let cache = tempfile::tempdir().unwrap();
+    let out = price(&server, cache.path(), &["ml.c5.2xlarge", "--history"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    // The change is still seen, a version later.
+    assert!(stdout.contains("20251001000000"), "{stdout}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "error: the price history is incomplete: version 20250301000000 (in effect \
+             2025-03-01): the file is cut short"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("fake-signature"), "{stderr}");
+}
+
+#[test]
+fn history_flags_are_checked_before_anything_is_sent() {
+    let nothing = refused_url();
+    let run = |args: &[&str]| {
+        sagemeter(&nothing, &nothing)
+            .arg("price")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["ml.c5.2xlarge", "--since", "2024-01-01"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--since, --until and --chart go with --history or --trend")
+    );
+    let out = run(&["ml.c5.2xlarge", "--history", "--since", "01/01/2024"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is not a date: use YYYY-MM-DD"));
+    let out = run(&["ml.c5.2xlarge", "--history", "--chart", "c5.gif"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("name the file .svg or .png"));
+    let out = run(&["ml.c5.2xlarge", "--trend", "ml.c5"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["--history"]);
+    assert_eq!(out.status.code(), Some(2));
+}
