@@ -108,6 +108,11 @@ pub struct AccountGuideDoctests;
 #[doc = include_str!("../docs/fleet.md")]
 pub struct FleetGuideDoctests;
 
+/// The price history guide's Rust examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/price-history.md")]
+pub struct PriceHistoryGuideDoctests;
+
 /// The Parquet ledger guide's Rust examples, compiled as doctests.
 #[cfg(all(doctest, feature = "parquet"))]
 #[doc = include_str!("../docs/ledger-parquet.md")]

@@ -33,7 +33,7 @@ pub struct SizeTrend {
     pub latest_usd: Decimal,
     /// The last sampled date it was listed on.
     pub latest_on: NaiveDate,
-    /// The yearly rate of change in percent, rounded to 2 places (−20 for −20 % a
+    /// The yearly rate of change in percent, to 2 places (`-20.00` for −20 % a
     /// year); `None` when the span is shorter than a day.
     #[serde(with = "rust_decimal::serde::str_option")]
     pub yearly_change_percent: Option<Decimal>,
@@ -171,7 +171,11 @@ fn yearly_change_fraction(first: Decimal, latest: Decimal, years: Decimal) -> Op
 fn yearly_change(first: Decimal, latest: Decimal, years: Decimal) -> Option<Decimal> {
     yearly_change_fraction(first, latest, years)
         .and_then(|f| f.checked_mul(Decimal::ONE_HUNDRED))
-        .map(|p| p.round_dp(2).normalize())
+        .map(|p| {
+            let mut p = p.round_dp(2);
+            p.rescale(2);
+            p
+        })
 }
 
 #[cfg(test)]
