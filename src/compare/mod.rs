@@ -56,6 +56,7 @@ mod plan;
 mod profile;
 mod rates;
 mod table;
+mod trend;
 
 pub use break_even::{BreakEven, BreakEvenPoint, MAX_BREAK_EVEN_CALLS, Region};
 pub use engine::{BYTES_PER_GB, Comparison, CostCurve, PlanCost};
@@ -67,6 +68,7 @@ pub use plan::{
 };
 pub use profile::{UsageProfile, UsageProfileBuilder, UsageTotals};
 pub use rates::RateTable;
+pub use trend::{FACTOR_DP, KeyTrend, MAX_YEARLY_CHANGE_PERCENT, PriceTrend, TrendPer, TrendRate};
 
 /// Input checks shared by plans and profiles. The bounds keep inputs plausible; some
 /// products of in-range inputs still exceed `Decimal`'s range (10^9 USD per token ×
