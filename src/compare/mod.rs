@@ -54,6 +54,7 @@ pub mod format;
 mod period;
 mod plan;
 mod profile;
+mod projection;
 mod rates;
 mod table;
 mod trend;
@@ -67,6 +68,9 @@ pub use plan::{
     SavingsPlanTerm, ServerlessPlan, SubscriptionPlan, SubscriptionPlanBuilder,
 };
 pub use profile::{UsageProfile, UsageProfileBuilder, UsageTotals};
+pub use projection::{
+    CommitmentOutlook, MAX_HORIZON_MONTHS, PlanProjection, PriceBasis, Projection, TrendFactors,
+};
 pub use rates::RateTable;
 pub use trend::{FACTOR_DP, KeyTrend, MAX_YEARLY_CHANGE_PERCENT, PriceTrend, TrendPer, TrendRate};
 
