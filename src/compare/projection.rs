@@ -124,10 +124,10 @@ impl PriceBasis {
             (PriceBasis::Trend, _) => "follows the trend (AWS on-demand rates)".into(),
             (PriceBasis::Held, _) => "held at today's price (not an AWS price)".into(),
             (PriceBasis::Commitment, None) => {
-                "commitment: today's fee for the whole horizon (not an AWS price)".into()
+                "a commitment at today's fee for the whole horizon (not an AWS price)".into()
             }
             (PriceBasis::Commitment, Some(months)) => format!(
-                "commitment locked at today's price, renewed every {months} months at that \
+                "a commitment locked at today's price, renewed every {months} months at that \
                  month's; usage beyond it and data follow the trend"
             ),
         }

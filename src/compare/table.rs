@@ -143,7 +143,7 @@ impl fmt::Display for Comparison {
 ///
 /// How prices move:
 /// - ml.m5.xlarge x1: follows the trend (AWS on-demand rates)
-/// - subscription: commitment: today's fee for the whole horizon (not an AWS price)
+/// - subscription: a commitment at today's fee for the whole horizon (not an AWS price)
 ///
 /// Commitments against paying per use:
 /// - subscription stops being cheaper than ml.m5.xlarge x1 in month 6 at -1%/month; over 6 months it still saves 22.55 USD
