@@ -86,10 +86,11 @@ pub struct TrendRate {
 }
 
 impl TrendRate {
-    /// A change per year, as a fraction (−0.2 for −20 %/year).
+    /// A change per year, as a fraction (−0.2 for −20 %/year), normalised (−0.20
+    /// becomes −0.2).
     pub fn per_year(change: Decimal) -> Result<Self, CompareError> {
         let rate = TrendRate {
-            change,
+            change: change.normalize(),
             per: TrendPer::Year,
         };
         rate.validate()?;
@@ -99,7 +100,7 @@ impl TrendRate {
     /// A change per month, as a fraction (−0.015 for −1.5 %/month).
     pub fn per_month(change: Decimal) -> Result<Self, CompareError> {
         let rate = TrendRate {
-            change,
+            change: change.normalize(),
             per: TrendPer::Month,
         };
         rate.validate()?;
@@ -226,7 +227,10 @@ impl FromStr for TrendRate {
         }
         let percent = Decimal::from_str(digits).map_err(|_| unparsable())?;
         let change = div(percent, Decimal::ONE_HUNDRED).map_err(|_| unparsable())?;
-        let rate = TrendRate { change, per };
+        let rate = TrendRate {
+            change: change.normalize(),
+            per,
+        };
         rate.validate()?;
         Ok(rate)
     }
