@@ -386,7 +386,10 @@ fn a_horizon_of_one_month_is_todays_comparison() {
         assert_eq!(plan.monthly_usd, [row.cost_usd]);
         assert_eq!(plan.total_usd, row.cost_usd);
     }
-    assert_eq!(projection.cheapest_by_month, [comparison.cheapest.clone()]);
+    assert_eq!(
+        projection.cheapest_by_month,
+        std::slice::from_ref(&comparison.cheapest)
+    );
     assert_eq!(
         projection.commitments[0].summary,
         "subscription stays cheaper than ml.m5.xlarge x1 through month 1 at -50%/month; over \
