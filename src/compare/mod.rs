@@ -14,6 +14,24 @@
 //! rates came from. With the `charts` feature, [`chart`] draws cost against calls for
 //! each plan with the break-even points marked.
 //!
+//! Prices move: inference prices fall as new instance generations arrive, and a
+//! commitment bought today locks in today's price. A [`Projection`] takes a
+//! comparison month by month over a horizon (1 to 120 months) while AWS on-demand
+//! rates follow a [`PriceTrend`] (`-20%/year`, `-1.5%/month`: a [`TrendRate`] for
+//! every price, or one per [`PriceKey`](crate::pricing::PriceKey)), and says for each
+//! commitment against each plan paid as used the month it stops being cheaper and
+//! what it saves over the horizon:
+//!
+//! - on-demand instances, serverless and data processed follow the trend;
+//! - a subscription and prices per call or per token are held at today's price (a
+//!   third party's prices, not AWS's);
+//! - a savings plan's commitment and the discounted rate it buys are locked for its
+//!   term, then renewed at that month's prices; usage beyond it follows the trend.
+//!
+//! Month 1 is today's prices; month `k` is at `factor^(k − 1)`, the monthly factor of a
+//! yearly rate being `(1 + y)^(1/12)`, exact decimals rounded to [`FACTOR_DP`] (12)
+//! places. [`chart::render_trend`] draws the months.
+//!
 //! ```
 //! use sagemeter::compare::{
 //!     Comparison, InstancePlan, PerInferencePlan, Plan, RateTable, ServerlessPlan,
