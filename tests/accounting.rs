@@ -9,6 +9,7 @@ pub mod support;
 /// One module per file in `tests/accounting/`.
 mod accounting {
     mod compare_plans;
+    mod compare_trend;
     mod ledger;
     #[cfg(feature = "parquet")]
     mod ledger_parquet;

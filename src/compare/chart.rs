@@ -1,5 +1,7 @@
 //! Cost against calls per period for each plan, break-even points marked: the
-//! comparison as a picture (feature `charts`).
+//! comparison as a picture (feature `charts`). And with a price trend, each plan's
+//! cost month by month with the month a commitment stops being cheaper marked
+//! ([`render_trend`]).
 //!
 //! Text is laid out with a font embedded in the binary (DejaVu Sans), so drawing needs
 //! no system font library. Decimals become `f64` only here, at the drawing edge.
@@ -8,6 +10,10 @@
 //! # use sagemeter::compare::{Comparison, chart};
 //! # fn show(comparison: &Comparison) -> Result<(), sagemeter::compare::CompareError> {
 //! chart::render(comparison, "plans.svg")?; // or plans.png
+//! # Ok(()) }
+//! # use sagemeter::compare::Projection;
+//! # fn trend(projection: &Projection) -> Result<(), sagemeter::compare::CompareError> {
+//! chart::render_trend(projection, "plans-trend.svg")?;
 //! # Ok(()) }
 //! ```
 
@@ -18,7 +24,7 @@ use rust_decimal::prelude::ToPrimitive;
 use std::path::Path;
 
 use super::format::calls as fmt_calls;
-use super::{CompareError, Comparison, CostCurve};
+use super::{CompareError, Comparison, CostCurve, Projection};
 
 /// Pixel size of a chart.
 pub const SIZE: (u32, u32) = (1100, 650);
@@ -335,9 +341,261 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Draws `projection` (each plan's cost per month over the horizon, crossovers
+/// marked) to `path`, as SVG or PNG according to its extension.
+pub fn render_trend(projection: &Projection, path: impl AsRef<Path>) -> Result<(), CompareError> {
+    let path = path.as_ref();
+    let fail = |reason: String| CompareError::Chart {
+        path: path.display().to_string(),
+        reason,
+    };
+    match ChartFormat::from_path(path)? {
+        ChartFormat::Svg => {
+            let svg = render_trend_svg(projection)?;
+            std::fs::write(path, svg).map_err(|e| fail(e.to_string()))
+        }
+        ChartFormat::Png => {
+            let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+            draw_trend(projection, &root).map_err(fail)?;
+            root.present().map_err(|e| fail(e.to_string()))
+        }
+    }
+}
+
+/// The month-by-month chart of `projection` as an SVG document.
+pub fn render_trend_svg(projection: &Projection) -> Result<String, CompareError> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        let fail = |reason: String| CompareError::Chart {
+            path: "(svg string)".into(),
+            reason,
+        };
+        draw_trend(projection, &root).map_err(fail)?;
+        root.present().map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+/// Where a commitment's cheaper side changes: the month, the commitment's cost in
+/// it, and whether it stops (true) or starts being cheaper.
+fn crossovers(projection: &Projection) -> Vec<(u32, f64, bool)> {
+    let mut marks: Vec<(u32, f64, bool)> = projection
+        .commitments
+        .iter()
+        .filter_map(|o| {
+            let (month, stops) = match (o.stops_being_cheaper_in_month, o.becomes_cheaper_in_month)
+            {
+                (Some(m), _) => (m, true),
+                (None, Some(m)) => (m, false),
+                (None, None) => return None,
+            };
+            let cost = projection
+                .plan(&o.commitment)?
+                .monthly_usd
+                .get(month as usize - 1)?;
+            Some((month, f(*cost), stops))
+        })
+        .collect();
+    marks.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    marks.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    marks
+}
+
+fn draw_trend<DB: DrawingBackend>(
+    projection: &Projection,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<(), String> {
+    crate::chart::register_fonts();
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+
+    let horizon = projection.horizon_months;
+    let lines: Vec<(&str, Vec<(f64, f64)>)> = projection
+        .plans
+        .iter()
+        .map(|p| {
+            let points = p
+                .monthly_usd
+                .iter()
+                .enumerate()
+                .map(|(i, cost)| ((i + 1) as f64, f(*cost)))
+                .collect();
+            (p.name.as_str(), points)
+        })
+        .collect();
+    let y_top = lines
+        .iter()
+        .flat_map(|(_, pts)| pts.iter().map(|p| p.1))
+        .fold(0.0_f64, f64::max);
+    let y_max = if y_top > 0.0 { y_top * 1.15 } else { 1.0 };
+    let x_range = 0.5..(horizon as f64 + 0.5);
+
+    let caption = format!(
+        "Cost per month by billing plan at {} over {} month{}",
+        projection.trend,
+        horizon,
+        if horizon == 1 { "" } else { "s" }
+    );
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 24).into_font())
+        .margin(24)
+        .x_label_area_size(56)
+        .y_label_area_size(84)
+        .build_cartesian_2d(x_range, 0f64..y_max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("month (1 = today's prices)")
+        .y_desc("cost per month (USD)")
+        .x_labels(horizon.min(13) as usize)
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-9 && *x >= 1.0 {
+                format!("{}", x.round() as i64)
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| format!("${}", compact(*y)))
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .light_line_style(RGBColor(235, 235, 235))
+        .bold_line_style(RGBColor(210, 210, 210))
+        .draw()
+        .map_err(err)?;
+
+    for (i, (name, points)) in lines.into_iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        chart
+            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))
+            .map_err(err)?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3))
+            });
+        if horizon <= 36 {
+            chart
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 3, colour.filled())),
+                )
+                .map_err(err)?;
+        }
+    }
+
+    // Crossovers: a ring on the commitment's cost, a dotted drop line to the month
+    // axis, and "month N" just above it (stacked when close).
+    let marks = crossovers(projection);
+    if !marks.is_empty() {
+        let grey = RGBColor(120, 120, 120);
+        for &(month, y, _) in &marks {
+            let x = month as f64;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(x, 0.0), (x, y)],
+                    3,
+                    4,
+                    grey.stroke_width(1),
+                ))
+                .map_err(err)?;
+        }
+        let label_style = ("sans-serif", 14).into_font().color(&BLACK);
+        let mut row_ends: Vec<i32> = Vec::new();
+        let mut labels = Vec::new();
+        for &(month, _, stops) in &marks {
+            let x = month as f64;
+            let text = if stops {
+                format!("month {month}: commitment no longer cheaper")
+            } else {
+                format!("month {month}: commitment cheaper")
+            };
+            let left = chart.backend_coord(&(x, 0.0)).0 + 4;
+            let width = 8 * text.chars().count() as i32;
+            let row = match row_ends.iter().position(|end| *end + 6 < left) {
+                Some(row) => row,
+                None => {
+                    row_ends.push(i32::MIN);
+                    row_ends.len() - 1
+                }
+            };
+            row_ends[row] = left + width;
+            labels.push((x, row as i32, text));
+        }
+        chart
+            .draw_series(labels.into_iter().map(|(x, row, text)| {
+                EmptyElement::at((x, 0.0))
+                    + Text::new(text, (4, -20 - 18 * row), label_style.clone())
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(marks.into_iter().map(|(month, y, _)| {
+                EmptyElement::at((month as f64, y))
+                    + Circle::new((0, 0), 6, BLACK.filled())
+                    + Circle::new((0, 0), 9, BLACK.stroke_width(2))
+            }))
+            .map_err(err)?
+            .label("commitment crosses paying per use")
+            .legend(|(x, y)| Circle::new((x + 12, y), 6, BLACK.filled()));
+    }
+
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(160, 160, 160))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trend_chart_names_every_plan_and_marks_the_crossover_month() {
+        use crate::compare::{InstancePlan, Plan, RateTable, SubscriptionPlan, UsageProfile};
+        use crate::pricing::PriceKey;
+
+        let profile = UsageProfile::builder()
+            .calls_per_period(1000)
+            .build()
+            .unwrap();
+        let plans = [
+            Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap()),
+            Plan::from(
+                SubscriptionPlan::builder()
+                    .fee_usd(Decimal::from(160))
+                    .build()
+                    .unwrap(),
+            ),
+        ];
+        let rates = RateTable::new("us-east-1")
+            .with_rate(
+                PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
+                Decimal::new(23, 2),
+            )
+            .unwrap();
+        let comparison = Comparison::compute(&profile, &plans, &rates).unwrap();
+        let trend = "-1%/month"
+            .parse::<super::super::TrendRate>()
+            .unwrap()
+            .into();
+        // 167.90 × 0.99^5 = 159.67 < 160: month 6
+        let projection = Projection::compute(&comparison, &trend, 12).unwrap();
+        let svg = render_trend_svg(&projection).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        for text in [
+            "ml.m5.xlarge x1",
+            "subscription",
+            "month 6: commitment no longer cheaper",
+            "at -1%/month over 12 months",
+        ] {
+            assert!(svg.contains(text), "{text} missing");
+        }
+    }
 
     #[test]
     fn axis_numbers_are_compact() {

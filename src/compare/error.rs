@@ -58,6 +58,16 @@ pub enum CompareError {
         /// What to do.
         hint: String,
     },
+    /// A value written in a form that is not understood (e.g. a price trend).
+    #[error("`{value}` is not {what}: {hint}")]
+    Unparsable {
+        /// What the value should have been, with its article (`a price trend`).
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// The forms accepted.
+        hint: String,
+    },
     /// A period name that is not `day`, `month` or `year`.
     #[error("unknown period `{0}`: use day, month or year")]
     UnknownPeriod(String),

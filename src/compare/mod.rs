@@ -14,6 +14,24 @@
 //! rates came from. With the `charts` feature, [`chart`] draws cost against calls for
 //! each plan with the break-even points marked.
 //!
+//! Prices move: inference prices fall as new instance generations arrive, and a
+//! commitment bought today locks in today's price. A [`Projection`] takes a
+//! comparison month by month over a horizon (1 to 120 months) while AWS on-demand
+//! rates follow a [`PriceTrend`] (`-20%/year`, `-1.5%/month`: a [`TrendRate`] for
+//! every price, or one per [`PriceKey`](crate::pricing::PriceKey)), and says for each
+//! commitment against each plan paid as used the month it stops being cheaper and
+//! what it saves over the horizon:
+//!
+//! - on-demand instances, serverless and data processed follow the trend;
+//! - a subscription and prices per call or per token are held at today's price (a
+//!   third party's prices, not AWS's);
+//! - a savings plan's commitment and the discounted rate it buys are locked for its
+//!   term, then renewed at that month's prices; usage beyond it follows the trend.
+//!
+//! Month 1 is today's prices; month `k` is at `factor^(k − 1)`, the monthly factor of a
+//! yearly rate being `(1 + y)^(1/12)`, exact decimals rounded to [`FACTOR_DP`] (12)
+//! places. [`chart::render_trend`] draws the months.
+//!
 //! ```
 //! use sagemeter::compare::{
 //!     Comparison, InstancePlan, PerInferencePlan, Plan, RateTable, ServerlessPlan,
@@ -54,8 +72,10 @@ pub mod format;
 mod period;
 mod plan;
 mod profile;
+mod projection;
 mod rates;
 mod table;
+mod trend;
 
 pub use break_even::{BreakEven, BreakEvenPoint, MAX_BREAK_EVEN_CALLS, Region};
 pub use engine::{BYTES_PER_GB, Comparison, CostCurve, PlanCost};
@@ -66,7 +86,11 @@ pub use plan::{
     SavingsPlanTerm, ServerlessPlan, SubscriptionPlan, SubscriptionPlanBuilder,
 };
 pub use profile::{UsageProfile, UsageProfileBuilder, UsageTotals};
+pub use projection::{
+    CommitmentOutlook, MAX_HORIZON_MONTHS, PlanProjection, PriceBasis, Projection, TrendFactors,
+};
 pub use rates::RateTable;
+pub use trend::{FACTOR_DP, KeyTrend, MAX_YEARLY_CHANGE_PERCENT, PriceTrend, TrendPer, TrendRate};
 
 /// Input checks shared by plans and profiles. The bounds keep inputs plausible; some
 /// products of in-range inputs still exceed `Decimal`'s range (10^9 USD per token ×

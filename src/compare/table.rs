@@ -3,8 +3,8 @@
 use rust_decimal::Decimal;
 use std::fmt;
 
-use super::Comparison;
 use super::format::{bytes, calls, usd};
+use super::{Comparison, PriceBasis, PriceTrend, Projection};
 
 /// The table the CLI prints: one row per plan, cheapest first, then the break-even
 /// points in words and the notes.
@@ -122,6 +122,146 @@ impl fmt::Display for Comparison {
             writeln!(f, "Notes:")?;
             for note in notes {
                 writeln!(f, "{note}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The month-by-month table the CLI prints after the comparison: each plan's cost in
+/// each month, the cheapest that month, the totals over the horizon, how each plan's
+/// price moves, and each commitment's outlook in a sentence.
+///
+/// ```text
+/// Price trend: AWS on-demand rates -1%/month (monthly factor 0.99) over 6 months; month 1 is at today's prices
+///
+/// month  ml.m5.xlarge x1  subscription  cheapest
+///     1           167.90        160.00  subscription
+///   ...
+///     6           159.67        160.00  ml.m5.xlarge x1
+/// total           982.55        960.00  subscription
+///
+/// How prices move:
+/// - ml.m5.xlarge x1: follows the trend (AWS on-demand rates)
+/// - subscription: a commitment at today's fee for the whole horizon (not an AWS price)
+///
+/// Commitments against paying per use:
+/// - subscription stops being cheaper than ml.m5.xlarge x1 in month 6 at -1%/month; over 6 months it still saves 22.55 USD
+/// ```
+impl fmt::Display for Projection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let months = match self.horizon_months {
+            1 => "1 month".to_string(),
+            h => format!("{h} months"),
+        };
+        match &self.trend {
+            PriceTrend::Uniform { rate } => {
+                let factor = self
+                    .factors
+                    .iter()
+                    .find(|x| x.rate == *rate)
+                    .map(|x| format!(" (monthly factor {})", x.monthly_factor.normalize()))
+                    .unwrap_or_default();
+                writeln!(
+                    f,
+                    "Price trend: AWS on-demand rates {rate}{factor} over {months}; month 1 \
+                     is at today's prices"
+                )?;
+            }
+            PriceTrend::PerKey { rates, otherwise } => {
+                writeln!(
+                    f,
+                    "Price trend: AWS on-demand rates per price over {months}; month 1 is at \
+                     today's prices"
+                )?;
+                for k in rates {
+                    writeln!(f, "- {}: {}", k.key, k.rate)?;
+                }
+                writeln!(f, "- other prices: {otherwise}")?;
+            }
+        }
+        writeln!(f)?;
+
+        let mut header = vec!["month".to_string()];
+        header.extend(self.plans.iter().map(|p| p.name.clone()));
+        header.push("cheapest".into());
+        let mut rows: Vec<Vec<String>> = (0..self.horizon_months as usize)
+            .map(|i| {
+                let mut row = vec![(i + 1).to_string()];
+                row.extend(self.plans.iter().map(|p| usd(p.monthly_usd[i], 2)));
+                row.push(self.cheapest_by_month[i].clone());
+                row
+            })
+            .collect();
+        let mut total = vec!["total".to_string()];
+        total.extend(self.plans.iter().map(|p| usd(p.total_usd, 2)));
+        let cheapest_total = self
+            .plans
+            .iter()
+            .reduce(|best, p| {
+                if p.total_usd < best.total_usd {
+                    p
+                } else {
+                    best
+                }
+            })
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        total.push(cheapest_total);
+        rows.push(total);
+
+        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let last = header.len() - 1;
+        for row in std::iter::once(&header).chain(&rows) {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i == 0 {
+                    // "month" left, the month numbers (and "total") right under it
+                    if cell == "month" || cell == "total" {
+                        line.push_str(&format!("{cell:<w$}", w = widths[0]));
+                    } else {
+                        line.push_str(&format!("{cell:>w$}", w = widths[0]));
+                    }
+                } else if i == last {
+                    line.push_str(&format!("  {cell}"));
+                } else {
+                    line.push_str(&format!("  {cell:>w$}", w = widths[i]));
+                }
+            }
+            writeln!(f, "{}", line.trim_end())?;
+        }
+
+        writeln!(f)?;
+        writeln!(f, "How prices move:")?;
+        for p in &self.plans {
+            writeln!(
+                f,
+                "- {}: {}",
+                p.name,
+                p.basis.describe(p.renews_every_months)
+            )?;
+        }
+        writeln!(f)?;
+        if self.commitments.is_empty() {
+            let any_commitment = self.plans.iter().any(|p| p.basis == PriceBasis::Commitment);
+            if any_commitment {
+                writeln!(f, "No plan paid as used to weigh the commitments against.")?;
+            } else {
+                writeln!(
+                    f,
+                    "No commitment (subscription or savings plan) among the plans: nothing is \
+                     locked at today's price."
+                )?;
+            }
+        } else {
+            writeln!(f, "Commitments against paying per use:")?;
+            for o in &self.commitments {
+                writeln!(f, "- {}", o.summary)?;
             }
         }
         Ok(())

@@ -435,3 +435,219 @@ fn json_with_a_chart_keeps_stdout_pure_json() {
     serde_json::from_slice::<serde_json::Value>(&output).expect("stdout is JSON only");
     assert!(path.exists());
 }
+
+// ------------------------------------------------------------ price trends
+
+/// An instance (730 h × 0.23 = 167.90 a month) against a 160 USD subscription.
+fn instance_and_subscription() -> Vec<&'static str> {
+    vec![
+        "compare",
+        "--calls",
+        "100000",
+        "--instance",
+        "ml.m5.xlarge",
+        "--instance-usd-per-hour",
+        "0.23",
+        "--subscription",
+        "160",
+    ]
+}
+
+#[test]
+fn a_price_trend_adds_the_months_and_where_a_commitment_stops_being_cheaper() {
+    // 167.90 × 0.99^(k − 1): 166.221, 164.55879, 162.9132021, 161.284070079,
+    // 159.67122937821 < 160 in month 6; total 982.54829155721 − 960 = 22.55 saved
+    sagemeter()
+        .args(instance_and_subscription())
+        .args(["--price-trend", "-1%/month", "--horizon", "6m"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "\n\
+Price trend: AWS on-demand rates -1%/month (monthly factor 0.99) over 6 months; month 1 is at today's prices
+
+month  subscription  ml.m5.xlarge x1  cheapest
+    1        160.00           167.90  subscription
+    2        160.00           166.22  subscription
+    3        160.00           164.56  subscription
+    4        160.00           162.91  subscription
+    5        160.00           161.28  subscription
+    6        160.00           159.67  ml.m5.xlarge x1
+total        960.00           982.55  subscription
+
+How prices move:
+- subscription: a commitment at today's fee for the whole horizon (not an AWS price)
+- ml.m5.xlarge x1: follows the trend (AWS on-demand rates)
+
+Commitments against paying per use:
+- subscription stops being cheaper than ml.m5.xlarge x1 in month 6 at -1%/month; over 6 months it still saves 22.55 USD
+",
+        ))
+        // the comparison at today's prices comes first, as without a trend
+        .stdout(predicate::str::starts_with(
+            "100,000 calls per month (730 h) in us-east-1\n",
+        ));
+}
+
+#[test]
+fn the_trend_in_json_is_the_serialised_projection() {
+    let output = sagemeter()
+        .args(instance_and_subscription())
+        .args(["--price-trend=-1%/month", "--horizon", "6m", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&output).expect("stdout is JSON");
+    // the comparison's fields are still there
+    assert_eq!(json["cheapest"], "subscription");
+    let trend = &json["trend"];
+    assert_eq!(
+        trend["trend"],
+        serde_json::json!({"kind": "uniform", "rate": {"change": "-0.01", "per": "month"}})
+    );
+    assert_eq!(trend["horizon_months"], 6);
+    assert_eq!(trend["factors"][0]["monthly_factor"], "0.99");
+    assert_eq!(trend["factors"][0]["by_month"][2], "0.9801");
+    let instance = &trend["plans"][1];
+    assert_eq!(instance["name"], "ml.m5.xlarge x1");
+    assert_eq!(instance["basis"], "trend");
+    assert_eq!(instance["monthly_usd"][5], "159.67122937821");
+    assert_eq!(instance["cumulative_usd"][1], "334.121");
+    assert_eq!(instance["total_usd"], "982.54829155721");
+    assert_eq!(trend["plans"][0]["basis"], "commitment");
+    assert_eq!(
+        trend["plans"][0]["renews_every_months"],
+        serde_json::Value::Null
+    );
+    assert_eq!(trend["cheapest_by_month"][5], "ml.m5.xlarge x1");
+    let outlook = &trend["commitments"][0];
+    assert_eq!(outlook["commitment"], "subscription");
+    assert_eq!(outlook["pay_per_use"], "ml.m5.xlarge x1");
+    assert_eq!(outlook["cheaper_in_month_1"], true);
+    assert_eq!(outlook["stops_being_cheaper_in_month"], 6);
+    assert_eq!(outlook["becomes_cheaper_in_month"], serde_json::Value::Null);
+    assert_eq!(outlook["saving_over_horizon_usd"], "22.54829155721");
+    assert_eq!(outlook["cheaper_over_horizon"], true);
+
+    // Without --price-trend there is no `trend` key.
+    let output = sagemeter()
+        .args(instance_and_subscription())
+        .arg("--json")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&output).unwrap();
+    assert!(json.get("trend").is_none());
+}
+
+#[test]
+fn a_yearly_trend_defaults_to_twelve_months_and_a_horizon_may_be_in_years() {
+    let months = |extra: &[&str]| {
+        let output = sagemeter()
+            .args(instance_and_subscription())
+            .args(["--price-trend", "-20%/year", "--json"])
+            .args(extra)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let json: serde_json::Value = serde_json::from_slice(&output).unwrap();
+        // 0.8^(1/12) = 0.98157652987375…
+        assert_eq!(
+            json["trend"]["factors"][0]["monthly_factor"],
+            "0.981576529874"
+        );
+        json["trend"]["horizon_months"].as_u64().unwrap()
+    };
+    assert_eq!(months(&[]), 12);
+    assert_eq!(months(&["--horizon", "2y"]), 24);
+    assert_eq!(months(&["--horizon", "18 months"]), 18);
+}
+
+#[test]
+fn a_price_trend_in_another_form_is_refused_with_the_forms_accepted() {
+    for bad in ["-20%", "history", "-0.2", "-20%/week"] {
+        sagemeter()
+            .args(instance_and_subscription())
+            .args(["--price-trend", bad])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(format!(
+                "invalid value '{bad}' for '--price-trend <RATE>': `{bad}` is not a price \
+                 trend: write the change of AWS on-demand prices as a percentage per year or \
+                 per month, with its sign: -20%/year, -1.5%/month or +5%/year"
+            )));
+    }
+    sagemeter()
+        .args(instance_and_subscription())
+        .args(["--price-trend", "-100%/year"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "price trend is out of range (got -100%/year): prices cannot fall by 100% or more",
+        ));
+    sagemeter()
+        .args(instance_and_subscription())
+        .args(["--price-trend", "+30%/month"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "at most +1000%/year (about +22.1%/month) is modelled",
+        ));
+    for bad in ["0m", "11y", "12w", "12"] {
+        sagemeter()
+            .args(instance_and_subscription())
+            .args(["--price-trend", "-1%/month", "--horizon", bad])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "`{bad}` is not a horizon: write months or years, e.g. 12m, 18m or 2y (1 month \
+                 to 10 years)"
+            )));
+    }
+    // A horizon alone projects nothing: it needs a trend.
+    sagemeter()
+        .args(instance_and_subscription())
+        .args(["--horizon", "12m"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "the following required arguments were not provided:\n  --price-trend <RATE>",
+        ));
+}
+
+#[cfg(feature = "charts")]
+#[test]
+fn a_chart_with_a_price_trend_adds_the_monthly_chart_next_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plans.svg");
+    let trend_path = dir.path().join("plans-trend.svg");
+    sagemeter()
+        .args(instance_and_subscription())
+        .args(["--price-trend", "-1%/month", "--chart"])
+        .arg(&path)
+        .assert()
+        .success()
+        .stdout(predicate::str::ends_with(format!(
+            "\nChart: {}\nTrend chart: {}\n",
+            path.display(),
+            trend_path.display()
+        )));
+    assert!(path.exists());
+    let svg = std::fs::read_to_string(&trend_path).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    // both plans, and the subscription stops being cheaper in month 6
+    for text in [
+        "subscription",
+        "ml.m5.xlarge x1",
+        "month 6: commitment no longer cheaper",
+    ] {
+        assert!(svg.contains(text), "{text} missing from the trend chart");
+    }
+}

@@ -4,15 +4,20 @@
 //! library's `compare` module does the pricing. Instance and serverless rates come
 //! from the price source the CLI was given, unless stated with the `--*-usd-per-*`
 //! overrides.
+//!
+//! With `--price-trend` the comparison is followed by a projection month by month
+//! over `--horizon` (`sagemeter::compare::Projection`).
 
 use rust_decimal::Decimal;
 use sagemeter::compare::{
-    CompareError, Comparison, InstancePlan, PerInferencePlan, PerTokenPlan, Period, Plan,
-    RateTable, SavingsPlan, SavingsPlanTerm, ServerlessPlan, SubscriptionPlan, UsageProfile,
+    CompareError, Comparison, InstancePlan, MAX_HORIZON_MONTHS, PerInferencePlan, PerTokenPlan,
+    Period, Plan, PriceTrend, Projection, RateTable, SavingsPlan, SavingsPlanTerm, ServerlessPlan,
+    SubscriptionPlan, TrendRate, UsageProfile,
 };
 use sagemeter::pricing::{PriceKey, PriceSource};
+use serde::Serialize;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -27,10 +32,17 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 Periods: a month is 730 hours, a year 8,760 hours (as in AWS calculators);
 --calls-per-day N is converted with N x hours(period) / 24.
 
+Price trends: --price-trend moves AWS on-demand rates (instance-hours, serverless
+seconds, data processed) month by month; subscriptions and prices per call or per
+token stay at today's; a savings plan's commitment is locked for its term, then
+renewed at that month's prices. Month 1 is today's prices.
+
 Examples:
   sagemeter compare --calls 100000 --per-call 0.0125 --subscription 500
   sagemeter compare --calls 60000 --per-1000 12.5 --subscription 400 --included 40000 --overage 0.02
-  sagemeter compare --calls 1000000 --latency-ms 800 --instance ml.m5.xlarge --serverless 3072 --chart plans.svg")]
+  sagemeter compare --calls 1000000 --latency-ms 800 --instance ml.m5.xlarge --serverless 3072 --chart plans.svg
+  sagemeter compare --calls 100000 --instance ml.m5.xlarge --subscription 160 --price-trend -1.5%/month
+  sagemeter compare --calls 100000 --instance ml.m5.xlarge --count 2 --savings-plan 0.1 --discount 50% --price-trend -20%/year --horizon 2y")]
 pub struct CompareArgs {
     // --- the work ---
     /// Calls per period (the work to price).
@@ -155,13 +167,65 @@ pub struct CompareArgs {
     #[arg(long, value_name = "USD", value_parser = parse_decimal, help_heading = "Rate overrides")]
     pub data_usd_per_gb: Option<Decimal>,
 
+    // --- price trend ---
+    /// How AWS on-demand prices change: -20%/year, -1.5%/month, +5%/year. Adds each
+    /// plan's cost month by month over --horizon and where each commitment
+    /// (subscription, savings plan) stops being cheaper than paying per use.
+    #[arg(
+        long,
+        value_name = "RATE",
+        allow_hyphen_values = true,
+        value_parser = parse_price_trend,
+        help_heading = "Price trend"
+    )]
+    pub price_trend: Option<TrendFlag>,
+    /// Months to project with --price-trend: 12m, 18m, 2y (1 month to 10 years;
+    /// default 12m).
+    #[arg(
+        long,
+        value_name = "Nm|Ny",
+        value_parser = parse_horizon,
+        requires = "price_trend",
+        help_heading = "Price trend"
+    )]
+    pub horizon: Option<u32>,
+
     // --- output ---
     /// Print the comparison as JSON instead of a table.
     #[arg(long, help_heading = "Output")]
     pub json: bool,
-    /// Draw cost against calls per period for each plan to this .svg or .png file.
+    /// Draw cost against calls per period for each plan to this .svg or .png file
+    /// (with --price-trend, also the cost per month to FILE-trend.svg or .png).
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub chart: Option<PathBuf>,
+}
+
+/// What `--price-trend` says: for now a stated rate of change.
+#[derive(Debug, Clone)]
+pub enum TrendFlag {
+    /// One rate for every AWS on-demand price (`-20%/year`).
+    Rate(TrendRate),
+}
+
+impl TrendFlag {
+    /// The trend to project with.
+    fn trend(&self) -> PriceTrend {
+        match self {
+            TrendFlag::Rate(rate) => PriceTrend::uniform(*rate),
+        }
+    }
+}
+
+/// The months projected when `--price-trend` is given without `--horizon`.
+const DEFAULT_HORIZON_MONTHS: u32 = 12;
+
+/// `--json`: the comparison's fields, and `trend` with `--price-trend`.
+#[derive(Serialize)]
+struct JsonOutput<'a> {
+    #[serde(flatten)]
+    comparison: &'a Comparison,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trend: Option<&'a Projection>,
 }
 
 /// Runs `sagemeter compare`: builds the profile and plans from `args`, prices them
@@ -193,21 +257,59 @@ pub async fn run(
         .await
         .map_err(with_flag_hint)?;
     let comparison = Comparison::compute(&profile, &plans, &rates)?;
+    let projection = match &args.price_trend {
+        Some(flag) => Some(Projection::compute(
+            &comparison,
+            &flag.trend(),
+            args.horizon.unwrap_or(DEFAULT_HORIZON_MONTHS),
+        )?),
+        None => None,
+    };
 
+    let mut charts = Vec::new();
     if let Some(path) = &args.chart {
         draw_chart(&comparison, path)?;
+        charts.push(("Chart", path.clone()));
+        if let Some(projection) = &projection {
+            let path = trend_chart_path(path);
+            draw_trend_chart(projection, &path)?;
+            charts.push(("Trend chart", path));
+        }
     }
     if args.json {
-        serde_json::to_writer_pretty(&mut *out, &comparison)?;
+        let output = JsonOutput {
+            comparison: &comparison,
+            trend: projection.as_ref(),
+        };
+        serde_json::to_writer_pretty(&mut *out, &output)?;
         writeln!(out)?;
     } else {
         write!(out, "{comparison}")?;
-        if let Some(path) = &args.chart {
+        if let Some(projection) = &projection {
             writeln!(out)?;
-            writeln!(out, "Chart: {}", path.display())?;
+            write!(out, "{projection}")?;
+        }
+        if !charts.is_empty() {
+            writeln!(out)?;
+        }
+        for (what, path) in charts {
+            writeln!(out, "{what}: {}", path.display())?;
         }
     }
     Ok(())
+}
+
+/// `plans.svg` → `plans-trend.svg`: the month-by-month chart next to the other.
+fn trend_chart_path(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-trend.{}", ext.to_string_lossy()),
+        None => format!("{stem}-trend"),
+    };
+    path.with_file_name(name)
 }
 
 fn profile(args: &CompareArgs) -> Result<UsageProfile, CompareError> {
@@ -345,12 +447,27 @@ fn with_flag_hint(e: CompareError) -> BoxError {
 }
 
 #[cfg(feature = "charts")]
-fn draw_chart(comparison: &Comparison, path: &std::path::Path) -> Result<(), CompareError> {
+fn draw_chart(comparison: &Comparison, path: &Path) -> Result<(), CompareError> {
     sagemeter::compare::chart::render(comparison, path)
 }
 
+#[cfg(feature = "charts")]
+fn draw_trend_chart(projection: &Projection, path: &Path) -> Result<(), CompareError> {
+    sagemeter::compare::chart::render_trend(projection, path)
+}
+
 #[cfg(not(feature = "charts"))]
-fn draw_chart(_comparison: &Comparison, path: &std::path::Path) -> Result<(), CompareError> {
+fn draw_trend_chart(_projection: &Projection, path: &Path) -> Result<(), CompareError> {
+    draw_chart_unavailable(path)
+}
+
+#[cfg(not(feature = "charts"))]
+fn draw_chart(_comparison: &Comparison, path: &Path) -> Result<(), CompareError> {
+    draw_chart_unavailable(path)
+}
+
+#[cfg(not(feature = "charts"))]
+fn draw_chart_unavailable(path: &Path) -> Result<(), CompareError> {
     Err(CompareError::Chart {
         path: path.display().to_string(),
         reason: "this sagemeter was built without charts: rebuild with --features charts".into(),
@@ -386,4 +503,36 @@ fn parse_period(s: &str) -> Result<Period, String> {
 
 fn parse_term(s: &str) -> Result<SavingsPlanTerm, String> {
     s.parse().map_err(|e: CompareError| e.to_string())
+}
+
+/// `--price-trend`: a rate of change, `-20%/year`, `-1.5%/month`, `+5%/year`.
+fn parse_price_trend(s: &str) -> Result<TrendFlag, String> {
+    s.parse::<TrendRate>()
+        .map(TrendFlag::Rate)
+        .map_err(|e| e.to_string())
+}
+
+/// `--horizon`: `12m` (months) or `2y` (years), also `18mo`, `18 months`, `1 year`;
+/// from 1 month to 10 years.
+fn parse_horizon(s: &str) -> Result<u32, String> {
+    let bad = || {
+        format!(
+            "`{s}` is not a horizon: write months or years, e.g. 12m, 18m or 2y (1 month to \
+             {} years)",
+            MAX_HORIZON_MONTHS / 12
+        )
+    };
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = t.split_at(split);
+    let n: u32 = number.parse().map_err(|_| bad())?;
+    let months = match unit.trim() {
+        "m" | "mo" | "month" | "months" => Some(n),
+        "y" | "yr" | "year" | "years" => n.checked_mul(12),
+        _ => return Err(bad()),
+    };
+    match months {
+        Some(m) if (1..=MAX_HORIZON_MONTHS).contains(&m) => Ok(m),
+        _ => Err(bad()),
+    }
 }

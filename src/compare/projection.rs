@@ -1,0 +1,556 @@
+//! Plan costs month by month while AWS prices move, and where a commitment bought
+//! today stops paying off.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::arith::{HINT_INPUTS, Overflow, add, div, mul, sub};
+use super::engine::PlanCost;
+use super::format::usd;
+use super::trend::round_factor;
+use super::{BYTES_PER_GB, CompareError, Comparison, Period, PlanModel, PriceTrend, TrendRate};
+use crate::pricing::PriceKey;
+
+/// The longest projection: ten years of months.
+pub const MAX_HORIZON_MONTHS: u32 = 120;
+
+/// Each plan's cost month by month over a horizon while AWS on-demand prices follow
+/// a [`PriceTrend`], and for each commitment against each way of paying per use, the
+/// month it stops (or starts) being cheaper and what it saves over the horizon.
+///
+/// Month 1 is the [`Comparison`]'s figures at today's prices, over a month (730 h;
+/// a comparison over a day or a year is scaled by hours). In month `k` a price that
+/// follows the trend is at `factor^(k − 1)` of today's (see [`TrendRate`]). What
+/// follows the trend and what is held at today's price:
+///
+/// | plan | over the horizon |
+/// | --- | --- |
+/// | on-demand instances, serverless | follow the trend: instance-hours, serverless seconds and data processed are AWS on-demand rates |
+/// | savings plan | the hourly commitment, and the discounted rate it buys, are locked at today's price for the plan's term (12 or 36 months), then renewed at that month's prices (same discount, same instance-hours covered); usage beyond the commitment is charged on demand and data processed follow the trend |
+/// | subscription | held at today's fee (and overage) for the whole horizon: a third party's price, not AWS's |
+/// | per call, per token | held at today's price for the whole horizon: a third party's price, not AWS's |
+///
+/// Subscriptions and savings plans are the commitments; each is set against every
+/// plan paid as used (instances, serverless, per call, per token) in a
+/// [`CommitmentOutlook`].
+///
+/// Costs are exact decimals: a month's cost is today's cost of each part times that
+/// month's factor (12 places), summed; nothing is rounded to cents but the text.
+///
+/// ```
+/// use sagemeter::compare::{
+///     Comparison, InstancePlan, Plan, Projection, RateTable, SubscriptionPlan, TrendRate,
+///     UsageProfile,
+/// };
+/// use sagemeter::pricing::PriceKey;
+/// use sagemeter::Decimal;
+///
+/// let profile = UsageProfile::builder().calls_per_period(100_000).build()?;
+/// let plans = [
+///     Plan::from(InstancePlan::new("ml.m5.xlarge", 1)?),
+///     Plan::from(SubscriptionPlan::builder().fee_usd(Decimal::from(160)).build()?),
+/// ];
+/// let rates = RateTable::new("us-east-1")
+///     .with_rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), Decimal::new(23, 2))?;
+/// let comparison = Comparison::compute(&profile, &plans, &rates)?;
+///
+/// let trend = TrendRate::per_month(Decimal::new(-1, 2))?.into(); // −1 % a month
+/// let projection = Projection::compute(&comparison, &trend, 6)?;
+/// let instance = projection.plan("ml.m5.xlarge x1").unwrap();
+/// // 730 h × 0.23 = 167.90; × 0.99 = 166.221; × 0.99² = 164.55879
+/// assert_eq!(instance.monthly_usd[..3], [Decimal::new(16790, 2), Decimal::new(166221, 3),
+///     Decimal::new(16455879, 5)]);
+/// // 167.90 × 0.99^5 = 159.67122937821 < 160: the subscription stops being cheaper in month 6
+/// let outlook = &projection.commitments[0];
+/// assert_eq!(outlook.stops_being_cheaper_in_month, Some(6));
+/// assert_eq!(
+///     outlook.summary,
+///     "subscription stops being cheaper than ml.m5.xlarge x1 in month 6 at -1%/month; \
+///      over 6 months it still saves 22.55 USD"
+/// );
+/// # Ok::<(), sagemeter::compare::CompareError>(())
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Projection {
+    /// The trend AWS on-demand prices follow.
+    pub trend: PriceTrend,
+    /// Months projected; month 1 is at today's prices.
+    pub horizon_months: u32,
+    /// The factors of each rate of the trend, month by month.
+    pub factors: Vec<TrendFactors>,
+    /// Each plan's costs, in the comparison's order (cheapest today first).
+    pub plans: Vec<PlanProjection>,
+    /// The name of the cheapest plan in each month (the first in the comparison's
+    /// order, on a tie).
+    pub cheapest_by_month: Vec<String>,
+    /// Every commitment against every plan paid as used, in the comparison's order.
+    pub commitments: Vec<CommitmentOutlook>,
+}
+
+/// One rate's factor for each month of the horizon.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrendFactors {
+    /// The rate.
+    pub rate: TrendRate,
+    /// Its factor from one month to the next ([`TrendRate::monthly_factor`]).
+    pub monthly_factor: Decimal,
+    /// The factor of month `k` at index `k − 1`: `monthly_factor^(k − 1)`, rounded to
+    /// [`FACTOR_DP`](super::FACTOR_DP) places (1 in month 1).
+    pub by_month: Vec<Decimal>,
+}
+
+/// How a plan's price moves over the horizon.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceBasis {
+    /// Every month at that month's AWS on-demand prices (instances, serverless).
+    Trend,
+    /// Today's price for the whole horizon: a third party's price per call or per
+    /// token.
+    Held,
+    /// Bought today at today's price: a subscription (for the whole horizon) or a
+    /// savings plan (for its term, then renewed; usage beyond the commitment and data
+    /// follow the trend).
+    Commitment,
+}
+
+impl PriceBasis {
+    /// How the plan's price moves, in words.
+    pub fn describe(self, renews_every_months: Option<u32>) -> String {
+        match (self, renews_every_months) {
+            (PriceBasis::Trend, _) => "follows the trend (AWS on-demand rates)".into(),
+            (PriceBasis::Held, _) => "held at today's price (not an AWS price)".into(),
+            (PriceBasis::Commitment, None) => {
+                "a commitment at today's fee for the whole horizon (not an AWS price)".into()
+            }
+            (PriceBasis::Commitment, Some(months)) => format!(
+                "a commitment locked at today's price, renewed every {months} months at that \
+                 month's; usage beyond it and data follow the trend"
+            ),
+        }
+    }
+}
+
+/// One plan's cost in each month of the horizon.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanProjection {
+    /// The plan's name.
+    pub name: String,
+    /// How its price moves.
+    pub basis: PriceBasis,
+    /// For a savings plan: the months of its term, after which the commitment is
+    /// renewed at that month's prices.
+    pub renews_every_months: Option<u32>,
+    /// The cost of month `k` at index `k − 1`.
+    pub monthly_usd: Vec<Decimal>,
+    /// The cost of months 1 to `k` at index `k − 1`.
+    pub cumulative_usd: Vec<Decimal>,
+    /// The cost of the whole horizon (the last cumulative cost).
+    pub total_usd: Decimal,
+}
+
+/// A commitment (subscription, savings plan) against a plan paid as used, month by
+/// month.
+///
+/// "Cheaper" is strictly cheaper in that month's cost; a month in which both cost the
+/// same counts as not cheaper. Only the first change is reported: a savings plan
+/// renewed at lower prices can become cheaper again later, which
+/// [`PlanProjection::monthly_usd`] shows.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitmentOutlook {
+    /// The commitment's plan name.
+    pub commitment: String,
+    /// The plan paid as used.
+    pub pay_per_use: String,
+    /// Whether the commitment is cheaper in month 1, at today's prices.
+    pub cheaper_in_month_1: bool,
+    /// The first month in which the commitment, cheaper until then, is not cheaper;
+    /// `None` when it stays cheaper, or was not cheaper in month 1.
+    pub stops_being_cheaper_in_month: Option<u32>,
+    /// The first month in which the commitment, not cheaper until then, is cheaper
+    /// (prices rising); `None` when there is no such month.
+    pub becomes_cheaper_in_month: Option<u32>,
+    /// What paying per use costs over the horizon minus what the commitment costs;
+    /// negative when the commitment costs more.
+    pub saving_over_horizon_usd: Decimal,
+    /// Whether the commitment costs less over the whole horizon.
+    pub cheaper_over_horizon: bool,
+    /// The outlook in one sentence, e.g. "savings plan ml.m5.xlarge x1 (1 yr) stops
+    /// being cheaper than ml.m5.xlarge x1 in month 8 at -20%/year; over 12 months it
+    /// still saves 41.20 USD".
+    pub summary: String,
+}
+
+impl Projection {
+    /// Projects `comparison` over `horizon_months` (1 to [`MAX_HORIZON_MONTHS`]) with
+    /// AWS on-demand prices following `trend`. Pure: no I/O, no clock.
+    pub fn compute(
+        comparison: &Comparison,
+        trend: &PriceTrend,
+        horizon_months: u32,
+    ) -> Result<Projection, CompareError> {
+        check_horizon(horizon_months)?;
+        trend.validate()?;
+        let factors: Vec<TrendFactors> = trend
+            .rates()
+            .into_iter()
+            .map(|rate| TrendFactors::compute(rate, horizon_months))
+            .collect::<Result<_, _>>()?;
+        let factor = |key: &PriceKey, month_index: u32| -> Decimal {
+            let rate = trend.rate_for(key);
+            factors
+                .iter()
+                .find(|f| f.rate == rate)
+                .map_or(Decimal::ONE, |f| f.by_month[month_index as usize])
+        };
+
+        let mut plans = Vec::with_capacity(comparison.plans.len());
+        for row in &comparison.plans {
+            let name = row.plan.name.as_str();
+            let overflow = |o: Overflow| {
+                o.of(
+                    format!("the projected cost of plan `{name}` at {trend}"),
+                    HINT_INPUTS,
+                )
+            };
+            let (basis, renews_every_months, parts) = parts(row, comparison)?;
+            let mut monthly_usd = Vec::with_capacity(horizon_months as usize);
+            let mut cumulative_usd = Vec::with_capacity(horizon_months as usize);
+            let mut running = Decimal::ZERO;
+            for index in 0..horizon_months {
+                let mut month = Decimal::ZERO;
+                for part in &parts {
+                    let f = match &part.follows {
+                        Follows::Held => Decimal::ONE,
+                        Follows::Trend(key) => factor(key, index),
+                        Follows::Commitment { key, term_months } => {
+                            factor(key, index / term_months * term_months)
+                        }
+                    };
+                    month = mul(part.usd, f)
+                        .and_then(|x| add(month, x))
+                        .map_err(overflow)?;
+                }
+                running = add(running, month).map_err(overflow)?;
+                monthly_usd.push(month.normalize());
+                cumulative_usd.push(running.normalize());
+            }
+            plans.push(PlanProjection {
+                name: name.to_string(),
+                basis,
+                renews_every_months,
+                monthly_usd,
+                total_usd: running.normalize(),
+                cumulative_usd,
+            });
+        }
+
+        let cheapest_by_month = (0..horizon_months as usize)
+            .map(|i| {
+                let mut best = &plans[0];
+                for plan in &plans[1..] {
+                    if plan.monthly_usd[i] < best.monthly_usd[i] {
+                        best = plan;
+                    }
+                }
+                best.name.clone()
+            })
+            .collect();
+
+        let mut commitments = Vec::new();
+        for commitment in plans.iter().filter(|p| p.basis == PriceBasis::Commitment) {
+            for pay_per_use in plans.iter().filter(|p| p.basis != PriceBasis::Commitment) {
+                commitments.push(outlook(commitment, pay_per_use, trend, horizon_months)?);
+            }
+        }
+
+        Ok(Projection {
+            trend: trend.clone(),
+            horizon_months,
+            factors,
+            plans,
+            cheapest_by_month,
+            commitments,
+        })
+    }
+
+    /// The projection of the plan called `name`.
+    pub fn plan(&self, name: &str) -> Option<&PlanProjection> {
+        self.plans.iter().find(|p| p.name == name)
+    }
+
+    /// The outlook of `commitment` against `pay_per_use`.
+    pub fn outlook(&self, commitment: &str, pay_per_use: &str) -> Option<&CommitmentOutlook> {
+        self.commitments
+            .iter()
+            .find(|o| o.commitment == commitment && o.pay_per_use == pay_per_use)
+    }
+}
+
+impl TrendFactors {
+    /// `rate`'s factors for months 1 to `horizon_months`.
+    pub fn compute(rate: TrendRate, horizon_months: u32) -> Result<Self, CompareError> {
+        check_horizon(horizon_months)?;
+        let monthly_factor = rate.monthly_factor()?;
+        let mut by_month = Vec::with_capacity(horizon_months as usize);
+        // The power at a decimal's full precision; each month's factor rounded from it,
+        // so rounding does not compound.
+        let mut exact = Decimal::ONE;
+        by_month.push(Decimal::ONE);
+        for _ in 1..horizon_months {
+            exact = mul(exact, monthly_factor).map_err(|o| {
+                o.of(
+                    format!("the factor of a month at {rate}"),
+                    "give a gentler trend or a shorter horizon",
+                )
+            })?;
+            by_month.push(round_factor(exact));
+        }
+        Ok(TrendFactors {
+            rate,
+            monthly_factor,
+            by_month,
+        })
+    }
+}
+
+fn check_horizon(months: u32) -> Result<(), CompareError> {
+    if months == 0 || months > MAX_HORIZON_MONTHS {
+        return Err(CompareError::OutOfRange {
+            what: "horizon (months)",
+            value: months.to_string(),
+            hint: "project from 1 to 120 months (10 years)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// What a part of a plan's cost follows over the horizon.
+enum Follows {
+    /// Today's price throughout.
+    Held,
+    /// The trend of this AWS price.
+    Trend(PriceKey),
+    /// A savings-plan commitment on this AWS price: today's price for `term_months`,
+    /// then the price of the month it is renewed in.
+    Commitment { key: PriceKey, term_months: u32 },
+}
+
+/// A part of a plan's cost in month 1 (today's prices, over a month).
+struct Part {
+    usd: Decimal,
+    follows: Follows,
+}
+
+/// A plan's month-1 cost split by what each part follows. The parts add up to the
+/// comparison's cost (scaled to a month): the part on the plan's main rate is what
+/// is left after the others.
+fn parts(
+    row: &PlanCost,
+    comparison: &Comparison,
+) -> Result<(PriceBasis, Option<u32>, Vec<Part>), CompareError> {
+    let name = row.plan.name.as_str();
+    let profile = &comparison.profile;
+    let region = comparison.region.as_str();
+    let period = profile.period;
+    let overflow = |figure: &str| {
+        let what = format!("{figure} of plan `{name}` over a month");
+        move |o: Overflow| o.of(what.clone(), HINT_INPUTS)
+    };
+    // Over a month: × 730 h / hours(period), multiplied first to stay exact.
+    let month = |usd: Decimal| -> Result<Decimal, CompareError> {
+        if period == Period::Month {
+            return Ok(usd);
+        }
+        mul(usd, Period::Month.hours())
+            .and_then(|x| div(x, period.hours()))
+            .map_err(overflow("the cost"))
+    };
+    let rate_of = |key: &PriceKey| -> Result<Decimal, CompareError> {
+        row.rates
+            .iter()
+            .find(|r| &r.key == key)
+            .map(|r| r.usd_per_unit)
+            .ok_or_else(|| CompareError::Inconsistent {
+                problem: format!("the comparison's row of plan `{name}` has no rate for {key}"),
+                hint: "project a comparison made by Comparison::compute".into(),
+            })
+    };
+    // Data processed, in and out: bytes × rate / 2^30 per call, × calls.
+    let data = |parts: &mut Vec<Part>| -> Result<Decimal, CompareError> {
+        let mut total = Decimal::ZERO;
+        for (bytes, key) in [
+            (
+                profile.bytes_in_per_call,
+                PriceKey::DataIn {
+                    region: region.into(),
+                },
+            ),
+            (
+                profile.bytes_out_per_call,
+                PriceKey::DataOut {
+                    region: region.into(),
+                },
+            ),
+        ] {
+            if bytes == 0 {
+                continue;
+            }
+            let usd = mul(Decimal::from(bytes), rate_of(&key)?)
+                .and_then(|x| div(x, Decimal::from(BYTES_PER_GB)))
+                .and_then(|x| mul(x, profile.calls_per_period))
+                .map_err(overflow("the data processed"))?;
+            total = add(total, usd).map_err(overflow("the data processed"))?;
+            parts.push(Part {
+                usd: month(usd)?,
+                follows: Follows::Trend(key),
+            });
+        }
+        Ok(total)
+    };
+    let rest = |of: &[Decimal]| -> Result<Decimal, CompareError> {
+        of.iter()
+            .try_fold(row.cost_usd, |left, x| sub(left, *x))
+            .map_err(overflow("the cost"))
+    };
+
+    Ok(match &row.plan.model {
+        PlanModel::Instance(p) => {
+            let mut parts = Vec::new();
+            let data = data(&mut parts)?;
+            parts.push(Part {
+                usd: month(rest(&[data])?)?,
+                follows: Follows::Trend(PriceKey::hosting(region, &p.instance_type)),
+            });
+            (PriceBasis::Trend, None, parts)
+        }
+        PlanModel::Serverless(p) => {
+            let mut parts = Vec::new();
+            let data = data(&mut parts)?;
+            parts.push(Part {
+                usd: month(rest(&[data])?)?,
+                follows: Follows::Trend(PriceKey::serverless(region, p.memory_gb())),
+            });
+            (PriceBasis::Trend, None, parts)
+        }
+        PlanModel::SavingsPlan(p) => {
+            let key = PriceKey::hosting(region, &p.instance_type);
+            // 12 months of 730 h a year: the term in months.
+            let term_months = p.term.years() * 12;
+            let committed = mul(p.commitment_usd_per_hour, period.hours())
+                .map_err(overflow("the commitment"))?;
+            let mut parts = Vec::new();
+            let data = data(&mut parts)?;
+            // Usage beyond the commitment, charged on demand (zero when it covers all).
+            parts.push(Part {
+                usd: month(rest(&[data, committed])?)?,
+                follows: Follows::Trend(key.clone()),
+            });
+            parts.push(Part {
+                usd: month(committed)?,
+                follows: Follows::Commitment { key, term_months },
+            });
+            (PriceBasis::Commitment, Some(term_months), parts)
+        }
+        PlanModel::Subscription(_) => (
+            PriceBasis::Commitment,
+            None,
+            vec![Part {
+                usd: month(row.cost_usd)?,
+                follows: Follows::Held,
+            }],
+        ),
+        PlanModel::PerInference(_) | PlanModel::PerToken(_) => (
+            PriceBasis::Held,
+            None,
+            vec![Part {
+                usd: month(row.cost_usd)?,
+                follows: Follows::Held,
+            }],
+        ),
+    })
+}
+
+fn outlook(
+    commitment: &PlanProjection,
+    pay_per_use: &PlanProjection,
+    trend: &PriceTrend,
+    horizon_months: u32,
+) -> Result<CommitmentOutlook, CompareError> {
+    let cheaper: Vec<bool> = commitment
+        .monthly_usd
+        .iter()
+        .zip(&pay_per_use.monthly_usd)
+        .map(|(c, p)| c < p)
+        .collect();
+    let cheaper_in_month_1 = cheaper[0];
+    let change = cheaper
+        .windows(2)
+        .position(|w| w[0] != w[1])
+        .map(|i| i as u32 + 2);
+    let (stops, becomes) = if cheaper_in_month_1 {
+        (change, None)
+    } else {
+        (None, change)
+    };
+    let saving = sub(pay_per_use.total_usd, commitment.total_usd)
+        .map_err(|o| {
+            o.of(
+                format!(
+                    "the difference over the horizon between plans `{}` and `{}`",
+                    commitment.name, pay_per_use.name
+                ),
+                HINT_INPUTS,
+            )
+        })?
+        .normalize();
+
+    let (c, p, h) = (&commitment.name, &pay_per_use.name, horizon_months);
+    let months = if h == 1 {
+        "1 month".to_string()
+    } else {
+        format!("{h} months")
+    };
+    let over = |still: &str| {
+        if saving > Decimal::ZERO {
+            format!("over {months} it {still}saves {} USD", usd(saving, 2))
+        } else if saving < Decimal::ZERO {
+            format!("over {months} it costs {} USD more", usd(-saving, 2))
+        } else {
+            format!("over {months} both cost the same")
+        }
+    };
+    let summary = match (cheaper_in_month_1, change) {
+        (true, Some(m)) => format!(
+            "{c} stops being cheaper than {p} in month {m} at {trend}; {}",
+            over("still ")
+        ),
+        (true, None) => format!(
+            "{c} stays cheaper than {p} through month {h} at {trend}; {}",
+            over("")
+        ),
+        (false, Some(m)) => format!(
+            "{c} becomes cheaper than {p} in month {m} at {trend}; {}",
+            over("")
+        ),
+        (false, None) => format!(
+            "{c} is not cheaper than {p} in any month through month {h} at {trend}; {}",
+            over("")
+        ),
+    };
+    Ok(CommitmentOutlook {
+        commitment: c.clone(),
+        pay_per_use: p.clone(),
+        cheaper_in_month_1,
+        stops_being_cheaper_in_month: stops,
+        becomes_cheaper_in_month: becomes,
+        saving_over_horizon_usd: saving,
+        cheaper_over_horizon: saving > Decimal::ZERO,
+        summary,
+    })
+}
