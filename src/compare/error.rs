@@ -93,6 +93,9 @@ pub enum CompareError {
         /// Why the price source had none.
         reason: String,
     },
+    /// The price history a measured trend needs could not be read (whole).
+    #[error("the price trend could not be measured: {0}")]
+    History(#[from] crate::pricing::history::HistoryError),
     /// A figure of the comparison is too large for an exact decimal (magnitude above
     /// about 7.9 × 10^28 USD or calls): the inputs multiply beyond it. Never a
     /// wrapped, rounded or clamped figure, never a panic.

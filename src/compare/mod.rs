@@ -90,7 +90,9 @@ pub use projection::{
     CommitmentOutlook, MAX_HORIZON_MONTHS, PlanProjection, PriceBasis, Projection, TrendFactors,
 };
 pub use rates::RateTable;
-pub use trend::{FACTOR_DP, KeyTrend, MAX_YEARLY_CHANGE_PERCENT, PriceTrend, TrendPer, TrendRate};
+pub use trend::{
+    FACTOR_DP, KeyTrend, MAX_YEARLY_CHANGE_PERCENT, MeasuredTrend, PriceTrend, TrendPer, TrendRate,
+};
 
 /// Input checks shared by plans and profiles. The bounds keep inputs plausible; some
 /// products of in-range inputs still exceed `Decimal`'s range (10^9 USD per token ×

@@ -425,6 +425,75 @@ fn newton_twelfth_root(a: Decimal) -> Result<Decimal, Overflow> {
     Ok(g)
 }
 
+/// A trend measured from the AWS Price List's history, with what it could not
+/// measure.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeasuredTrend {
+    /// Each instance-hour and serverless rate at its measured yearly change; every
+    /// other price flat.
+    pub trend: PriceTrend,
+    /// One line per rate: its measured change, or why it stays flat.
+    pub notes: Vec<String>,
+}
+
+impl MeasuredTrend {
+    /// Measures the trend of each instance-hour and serverless rate `comparison`
+    /// uses: its yearly change in the published price list versions from `since`
+    /// ([`KeyHistory::yearly_change`](crate::pricing::history::KeyHistory::yearly_change):
+    /// first to latest listed rate, compounded yearly). Data-processed rates stay flat
+    /// (AWS has not published a change to them), as does a rate the versions never list;
+    /// the notes say which. A history that cannot be read whole is an error: a change
+    /// could hide in a missing version.
+    pub async fn from_history(
+        comparison: &super::Comparison,
+        history: &crate::pricing::history::PriceListHistory,
+        since: chrono::NaiveDate,
+    ) -> Result<MeasuredTrend, CompareError> {
+        let mut keys: Vec<PriceKey> = Vec::new();
+        for row in &comparison.plans {
+            for rate in &row.rates {
+                let measured = matches!(
+                    rate.key,
+                    PriceKey::Hosting { .. } | PriceKey::Serverless { .. }
+                );
+                if measured && !keys.contains(&rate.key) {
+                    keys.push(rate.key.clone());
+                }
+            }
+        }
+        keys.sort();
+        let mut rates = Vec::new();
+        let mut notes = Vec::new();
+        for key in keys {
+            let found = history.history(&key, since).await?;
+            let change = found
+                .series
+                .iter()
+                .find(|s| s.key == key)
+                .and_then(|s| s.yearly_change(found.until));
+            match change {
+                Some(change) => {
+                    // Rounded to 4 places (0.01 %): the measurement is no finer.
+                    let rate = TrendRate::per_year(change.round_dp(4))?;
+                    notes.push(format!(
+                        "{key}: {rate} measured from {} Price List version(s) since {since}",
+                        found.versions.len()
+                    ));
+                    rates.push((key, rate));
+                }
+                None => notes.push(format!(
+                    "{key}: not listed long enough since {since} to measure; held flat"
+                )),
+            }
+        }
+        Ok(MeasuredTrend {
+            trend: PriceTrend::per_key(rates, TrendRate::flat())?,
+            notes,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -357,3 +357,88 @@ async fn a_region_without_versions_has_an_empty_history() {
     assert!(history.series.is_empty());
     assert_eq!(server.file_downloads(), 0);
 }
+
+#[tokio::test]
+async fn a_comparison_projects_each_rate_at_its_measured_trend() {
+    use sagemeter::compare::{
+        Comparison, InstancePlan, MeasuredTrend, Plan, Projection, RateTable, ServerlessPlan,
+        SubscriptionPlan, TrendRate, UsageProfile,
+    };
+    let server = publish(None).await;
+    let profile = UsageProfile::builder()
+        .calls_per_period(100_000)
+        .mean_latency(Duration::from_millis(800))
+        .build()
+        .unwrap();
+    let plans = [
+        Plan::from(InstancePlan::new("ml.c5.2xlarge", 1).unwrap()),
+        Plan::from(ServerlessPlan::new(3072).unwrap()),
+        Plan::from(
+            SubscriptionPlan::builder()
+                .fee_usd(usd("250"))
+                .build()
+                .unwrap(),
+        ),
+    ];
+    let rates = RateTable::new(REGION)
+        .with_rate(PriceKey::hosting(REGION, "ml.c5.2xlarge"), usd("0.3672"))
+        .unwrap()
+        .with_rate(PriceKey::serverless(REGION, 3), usd("0.000054"))
+        .unwrap();
+    let comparison = Comparison::compute(&profile, &plans, &rates).unwrap();
+    let measured = MeasuredTrend::from_history(&comparison, &reader(&server, None), since())
+        .await
+        .unwrap();
+    // Both rates fell 10 % over the two years 2024-01-01 … 2026-01-01:
+    // 0.9^(1/2) − 1 = −0.05131670…, −5.13 % a year (to 0.01 %).
+    let expected = TrendRate::per_year(usd("-0.0513")).unwrap();
+    assert_eq!(
+        measured
+            .trend
+            .rate_for(&PriceKey::hosting(REGION, "ml.c5.2xlarge")),
+        expected
+    );
+    assert_eq!(
+        measured.trend.rate_for(&PriceKey::serverless(REGION, 3)),
+        expected
+    );
+    // Data processed is not measured: flat.
+    assert!(
+        measured
+            .trend
+            .rate_for(&PriceKey::DataIn {
+                region: REGION.into()
+            })
+            .is_flat()
+    );
+    assert_eq!(
+        measured.notes[0],
+        "hosting ml.c5.2xlarge in us-east-1: -5.13%/year measured from 4 Price List \
+         version(s) since 2024-01-01"
+    );
+    // Month 1 is today's comparison: 730 h × 0.3672 = 268.056 USD.
+    let projection = Projection::compute(&comparison, &measured.trend, 12).unwrap();
+    let instance = projection.plan("ml.c5.2xlarge x1").unwrap();
+    assert_eq!(instance.monthly_usd[0], usd("268.056"));
+    assert!(instance.monthly_usd[11] < instance.monthly_usd[0]);
+    // The subscription's fee is held: 250 every month.
+    let subscription = &projection
+        .plans
+        .iter()
+        .find(|p| p.name.starts_with("subscription"))
+        .unwrap();
+    assert!(subscription.monthly_usd.iter().all(|m| *m == usd("250")));
+
+    // A history that cannot be read whole is not measured from.
+    let cut = publish(Some("20250301000000")).await;
+    let err = MeasuredTrend::from_history(&comparison, &reader(&cut, None), since())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "the price trend could not be measured: the price history is incomplete: version \
+             20250301000000"
+        ),
+        "{err}"
+    );
+}

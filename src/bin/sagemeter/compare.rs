@@ -10,10 +10,11 @@
 
 use rust_decimal::Decimal;
 use sagemeter::compare::{
-    CompareError, Comparison, InstancePlan, MAX_HORIZON_MONTHS, PerInferencePlan, PerTokenPlan,
-    Period, Plan, PriceTrend, Projection, RateTable, SavingsPlan, SavingsPlanTerm, ServerlessPlan,
-    SubscriptionPlan, TrendRate, UsageProfile,
+    CompareError, Comparison, InstancePlan, MAX_HORIZON_MONTHS, MeasuredTrend, PerInferencePlan,
+    PerTokenPlan, Period, Plan, PriceTrend, Projection, RateTable, SavingsPlan, SavingsPlanTerm,
+    ServerlessPlan, SubscriptionPlan, TrendRate, UsageProfile,
 };
+use sagemeter::pricing::history::PriceListHistory;
 use sagemeter::pricing::{PriceKey, PriceSource};
 use serde::Serialize;
 use std::io::Write;
@@ -168,9 +169,11 @@ pub struct CompareArgs {
     pub data_usd_per_gb: Option<Decimal>,
 
     // --- price trend ---
-    /// How AWS on-demand prices change: -20%/year, -1.5%/month, +5%/year. Adds each
-    /// plan's cost month by month over --horizon and where each commitment
-    /// (subscription, savings plan) stops being cheaper than paying per use.
+    /// How AWS on-demand prices change: -20%/year, -1.5%/month, +5%/year, or
+    /// `history` (each instance and serverless rate at its yearly change over the last
+    /// three years of published Price List versions). Adds each plan's cost month by
+    /// month over --horizon and where each commitment (subscription, savings plan)
+    /// stops being cheaper than paying per use.
     #[arg(
         long,
         value_name = "RATE",
@@ -200,18 +203,37 @@ pub struct CompareArgs {
     pub chart: Option<PathBuf>,
 }
 
-/// What `--price-trend` says: for now a stated rate of change.
+/// What `--price-trend` says: a stated rate of change, or `history`.
 #[derive(Debug, Clone)]
 pub enum TrendFlag {
     /// One rate for every AWS on-demand price (`-20%/year`).
     Rate(TrendRate),
+    /// Each instance and serverless rate at its own yearly change over the last
+    /// [`HISTORY_YEARS`] years of published Price List versions.
+    History,
 }
 
+/// How far back `--price-trend history` measures.
+const HISTORY_YEARS: u32 = 3;
+
 impl TrendFlag {
-    /// The trend to project with.
-    fn trend(&self) -> PriceTrend {
+    /// The trend to project with, and what was measured (for `history`).
+    async fn trend(
+        &self,
+        comparison: &Comparison,
+        sdk_config: &aws_types::SdkConfig,
+    ) -> Result<(PriceTrend, Vec<String>), CompareError> {
         match self {
-            TrendFlag::Rate(rate) => PriceTrend::uniform(*rate),
+            TrendFlag::Rate(rate) => Ok((PriceTrend::uniform(*rate), Vec::new())),
+            TrendFlag::History => {
+                let today = chrono::Utc::now().date_naive();
+                let since = today
+                    .checked_sub_months(chrono::Months::new(12 * HISTORY_YEARS))
+                    .unwrap_or(today);
+                let history = PriceListHistory::builder(sdk_config).build();
+                let measured = MeasuredTrend::from_history(comparison, &history, since).await?;
+                Ok((measured.trend, measured.notes))
+            }
         }
     }
 }
@@ -226,6 +248,9 @@ struct JsonOutput<'a> {
     comparison: &'a Comparison,
     #[serde(skip_serializing_if = "Option::is_none")]
     trend: Option<&'a Projection>,
+    /// With `--price-trend history`: each rate's measured change, or why it is flat.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    measured_trend: &'a [String],
 }
 
 /// Runs `sagemeter compare`: builds the profile and plans from `args`, prices them
@@ -233,6 +258,7 @@ struct JsonOutput<'a> {
 pub async fn run(
     args: CompareArgs,
     prices: &dyn PriceSource,
+    sdk_config: &aws_types::SdkConfig,
     region: &str,
     out: &mut dyn Write,
 ) -> Result<(), BoxError> {
@@ -257,12 +283,17 @@ pub async fn run(
         .await
         .map_err(with_flag_hint)?;
     let comparison = Comparison::compute(&profile, &plans, &rates)?;
+    let mut measured = Vec::new();
     let projection = match &args.price_trend {
-        Some(flag) => Some(Projection::compute(
-            &comparison,
-            &flag.trend(),
-            args.horizon.unwrap_or(DEFAULT_HORIZON_MONTHS),
-        )?),
+        Some(flag) => {
+            let (trend, notes) = flag.trend(&comparison, sdk_config).await?;
+            measured = notes;
+            Some(Projection::compute(
+                &comparison,
+                &trend,
+                args.horizon.unwrap_or(DEFAULT_HORIZON_MONTHS),
+            )?)
+        }
         None => None,
     };
 
@@ -280,6 +311,7 @@ pub async fn run(
         let output = JsonOutput {
             comparison: &comparison,
             trend: projection.as_ref(),
+            measured_trend: &measured,
         };
         serde_json::to_writer_pretty(&mut *out, &output)?;
         writeln!(out)?;
@@ -287,6 +319,16 @@ pub async fn run(
         write!(out, "{comparison}")?;
         if let Some(projection) = &projection {
             writeln!(out)?;
+            if !measured.is_empty() {
+                writeln!(
+                    out,
+                    "Measured from the AWS Price List's published versions:"
+                )?;
+                for note in &measured {
+                    writeln!(out, "  {note}")?;
+                }
+                writeln!(out)?;
+            }
             write!(out, "{projection}")?;
         }
         if !charts.is_empty() {
@@ -505,11 +547,15 @@ fn parse_term(s: &str) -> Result<SavingsPlanTerm, String> {
     s.parse().map_err(|e: CompareError| e.to_string())
 }
 
-/// `--price-trend`: a rate of change, `-20%/year`, `-1.5%/month`, `+5%/year`.
+/// `--price-trend`: a rate of change, `-20%/year`, `-1.5%/month`, `+5%/year`, or
+/// `history`.
 fn parse_price_trend(s: &str) -> Result<TrendFlag, String> {
+    if s.trim().eq_ignore_ascii_case("history") {
+        return Ok(TrendFlag::History);
+    }
     s.parse::<TrendRate>()
         .map(TrendFlag::Rate)
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("{e}; or `history` for the trend measured from the Price List"))
 }
 
 /// `--horizon`: `12m` (months) or `2y` (years), also `18mo`, `18 months`, `1 year`;
