@@ -571,7 +571,7 @@ fn a_yearly_trend_defaults_to_twelve_months_and_a_horizon_may_be_in_years() {
 
 #[test]
 fn a_price_trend_in_another_form_is_refused_with_the_forms_accepted() {
-    for bad in ["-20%", "history", "-0.2", "-20%/week"] {
+    for bad in ["-20%", "histories", "-0.2", "-20%/week"] {
         sagemeter()
             .args(instance_and_subscription())
             .args(["--price-trend", bad])
@@ -581,7 +581,8 @@ fn a_price_trend_in_another_form_is_refused_with_the_forms_accepted() {
             .stderr(predicate::str::contains(format!(
                 "invalid value '{bad}' for '--price-trend <RATE>': `{bad}` is not a price \
                  trend: write the change of AWS on-demand prices as a percentage per year or \
-                 per month, with its sign: -20%/year, -1.5%/month or +5%/year"
+                 per month, with its sign: -20%/year, -1.5%/month or +5%/year; or `history` \
+                 for the trend measured from the Price List"
             )));
     }
     sagemeter()
