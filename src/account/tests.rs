@@ -94,6 +94,7 @@ fn described(name: &'static str, status: EndpointStatus, count: i32) -> [Rule; 2
                 .production_variants(
                     ProductionVariant::builder()
                         .variant_name("AllTraffic")
+                        .model_name(format!("{name}-model"))
                         .instance_type(ProductionVariantInstanceType::MlM5Xlarge)
                         .initial_instance_count(count)
                         .build(),

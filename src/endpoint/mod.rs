@@ -7,6 +7,13 @@
 //! profile is used at once while one refresh runs. A manual profile set with
 //! [`ClientBuilder::endpoint_profile`](crate::ClientBuilder::endpoint_profile)
 //! always wins, for users without `sagemaker:Describe*` permissions.
+//!
+//! Endpoints that host [inference components](components) also list and describe
+//! their components, with the copies each runs and what each copy reserves.
+
+mod components;
+
+pub use components::{ComponentProfile, CopyReservation};
 
 use aws_sdk_sagemaker::error::ProvideErrorMetadata;
 use aws_smithy_async::time::SharedTimeSource;
@@ -132,6 +139,10 @@ pub struct EndpointProfile {
     pub kind: EndpointKind,
     /// Production variants.
     pub variants: Vec<VariantProfile>,
+    /// Inference components hosted on the variants' instances (empty for an endpoint
+    /// whose variants carry their model), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ComponentProfile>,
     /// Discovered or overridden.
     pub source: ProfileSource,
 }
@@ -143,8 +154,20 @@ impl EndpointProfile {
             endpoint: endpoint.into(),
             kind: EndpointKind::RealTime,
             variants,
+            components: Vec::new(),
             source: ProfileSource::Override,
         }
+    }
+
+    /// Adds an inference component (for overrides and tests).
+    pub fn with_component(mut self, component: ComponentProfile) -> Self {
+        self.components.push(component);
+        self
+    }
+
+    /// The inference component named `name`, if the endpoint hosts it.
+    pub fn component(&self, name: &str) -> Option<&ComponentProfile> {
+        self.components.iter().find(|c| c.name == name)
     }
 
     /// The instances behind the endpoint's instance-backed variants, all together:
@@ -472,7 +495,16 @@ pub(crate) async fn describe(
         .send()
         .await
         .map_err(|e| classify(endpoint, e))?;
-    profile_from_descriptions(endpoint, &described, &config)
+    let mut profile = profile_from_descriptions(endpoint, &described, &config)?;
+    // Variants without a model host inference components: the models come with them.
+    let hosts_components = config
+        .production_variants()
+        .iter()
+        .any(|v| v.model_name().is_none() && v.instance_type().is_some());
+    if hosts_components {
+        profile.components = components::describe_components(client, endpoint).await?;
+    }
+    Ok(profile)
 }
 
 /// Merges the two descriptions. Counts and serverless settings come from the
@@ -550,6 +582,7 @@ pub(crate) fn profile_from_descriptions(
             EndpointKind::RealTime
         },
         variants,
+        components: Vec::new(),
         source: ProfileSource::Discovered,
     })
 }

@@ -1,7 +1,9 @@
 //! Live prices from the AWS Price List Query API (`GetProducts`).
 
 use super::document::{parse_price_document, select_rate};
-use super::{BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
+use super::{
+    BoxFuture, InstanceResources, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
+};
 use aws_sdk_pricing::config::{BehaviorVersion, Region};
 use aws_sdk_pricing::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_pricing::operation::get_products::GetProductsError;
@@ -189,7 +191,7 @@ impl LivePrices {
             (Err(e), _) => return Err(e),
         };
         let mut provenance = Provenance::new(PriceOrigin::Live)
-            .with_sku(selection.sku)
+            .with_sku(selection.sku.clone())
             .with_fetched_at(fetched_at);
         if let Some(date) = selection.effective_date {
             provenance = provenance.with_effective_date(date);
@@ -204,7 +206,20 @@ impl LivePrices {
         if !note.is_empty() {
             provenance = provenance.with_note(note);
         }
-        Ok(Rate::new(key.clone(), selection.usd_per_unit, provenance))
+        let mut rate = Rate::new(key.clone(), selection.usd_per_unit, provenance);
+        if matches!(
+            key,
+            PriceKey::Hosting { .. } | PriceKey::AsyncInference { .. }
+        ) && let Some(resources) = parsed
+            .iter()
+            .find(|d| d.sku == selection.sku)
+            .and_then(|d| {
+                InstanceResources::from_attributes(|name| d.attribute(name).map(str::to_owned))
+            })
+        {
+            rate = rate.with_instance(resources);
+        }
+        Ok(rate)
     }
 
     /// All `PriceList` strings for the key's filters, following `NextToken`.

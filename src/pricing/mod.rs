@@ -344,6 +344,53 @@ impl Provenance {
     }
 }
 
+/// What one instance of a type has, as the Price List's product attributes say
+/// (`vCpu`, `memory`, `gpu`): what an inference component's reservation is a share of.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceResources {
+    /// vCPUs (`vCpu`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpu: Option<u32>,
+    /// Memory in GiB (`memory`, e.g. `16 GiB`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_gib: Option<Decimal>,
+    /// Accelerator devices (`gpu`); 0 for instance types without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerators: Option<u32>,
+}
+
+impl InstanceResources {
+    /// Resources stated by hand (e.g. `InstanceResources::new(48, 192, 4)` for an
+    /// ml.g5.12xlarge: 48 vCPUs, 192 GiB, 4 GPUs).
+    pub fn new(vcpu: u32, memory_gib: u32, accelerators: u32) -> Self {
+        InstanceResources {
+            vcpu: Some(vcpu),
+            memory_gib: Some(Decimal::from(memory_gib)),
+            accelerators: Some(accelerators),
+        }
+    }
+
+    /// From a product's attributes; `None` when it names none of them.
+    pub(crate) fn from_attributes(attribute: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        let count = |name: &str| {
+            attribute(name).and_then(|v| v.trim().replace(',', "").parse::<u32>().ok())
+        };
+        let memory_gib = attribute("memory").and_then(|v| {
+            let v = v.trim().replace(',', "");
+            v.strip_suffix("GiB")
+                .or_else(|| v.strip_suffix("GB"))
+                .and_then(|n| n.trim().parse::<Decimal>().ok())
+        });
+        let resources = InstanceResources {
+            vcpu: count("vCpu"),
+            memory_gib,
+            accelerators: count("gpu"),
+        };
+        (resources != InstanceResources::default()).then_some(resources)
+    }
+}
+
 /// A price for one unit of one [`PriceKey`], with its provenance.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -356,6 +403,9 @@ pub struct Rate {
     pub unit: PriceUnit,
     /// Where the figure came from.
     pub provenance: Provenance,
+    /// For an instance-hour rate from the Price List: what the instance has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstanceResources>,
 }
 
 impl Rate {
@@ -367,7 +417,14 @@ impl Rate {
             usd_per_unit,
             unit,
             provenance,
+            instance: None,
         }
+    }
+
+    /// Sets what the instance has (see [`InstanceResources`]).
+    pub fn with_instance(mut self, resources: InstanceResources) -> Self {
+        self.instance = Some(resources);
+        self
     }
 }
 

@@ -1,5 +1,6 @@
 //! An in-process fake of the SageMaker control plane (awsJson1.1 `DescribeEndpoint`,
-//! `DescribeEndpointConfig`) and runtime (`POST /endpoints/{name}/invocations`) on one
+//! `DescribeEndpointConfig`, `ListInferenceComponents`, `DescribeInferenceComponent`)
+//! and runtime (`POST /endpoints/{name}/invocations`) on one
 //! loopback port, so that tests drive the real SDK stack with full control over
 //! what the service says.
 //!
@@ -9,6 +10,11 @@
 //! let fake = FakeSageMaker::start().await;
 //! fake.add_endpoint("rt", vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)]);
 //! let config = fake.sdk_config().await;      // endpoint_url = the fake, us-east-1, test creds
+//!
+//! // An endpoint for inference components: its variants carry no model.
+//! fake.add_endpoint("shared", vec![FakeVariant::instance("AllTraffic", "ml.g5.12xlarge", 2).without_model()]);
+//! fake.add_component("shared", FakeComponent::gpus("llama", "AllTraffic", 1, 1.0));
+//! fake.set_copies("llama", 3);
 //! ```
 
 use axum::Router;
@@ -31,9 +37,57 @@ pub struct FakeVariant {
     pub instance_count: u32,
     pub serverless_memory_mb: Option<u32>,
     pub provisioned_concurrency: Option<u32>,
+    /// `false`: the variant hosts inference components (no `ModelName`).
+    pub has_model: bool,
+}
+
+/// One inference component of a fake endpoint.
+#[derive(Debug, Clone)]
+pub struct FakeComponent {
+    pub name: String,
+    pub endpoint: String,
+    pub variant: String,
+    pub copies: u32,
+    pub accelerators: Option<f32>,
+    pub cpu_cores: Option<f32>,
+    pub memory_mb: Option<u32>,
+}
+
+impl FakeComponent {
+    /// A component whose copies each reserve `accelerators` GPUs (and 2 vCPUs, 8 GB).
+    pub fn gpus(name: &str, variant: &str, copies: u32, accelerators: f32) -> Self {
+        FakeComponent {
+            name: name.into(),
+            endpoint: String::new(),
+            variant: variant.into(),
+            copies,
+            accelerators: Some(accelerators),
+            cpu_cores: Some(2.0),
+            memory_mb: Some(8192),
+        }
+    }
+
+    /// A component whose copies each reserve CPU cores and memory only.
+    pub fn cpus(name: &str, variant: &str, copies: u32, cpu_cores: f32, memory_mb: u32) -> Self {
+        FakeComponent {
+            name: name.into(),
+            endpoint: String::new(),
+            variant: variant.into(),
+            copies,
+            accelerators: None,
+            cpu_cores: Some(cpu_cores),
+            memory_mb: Some(memory_mb),
+        }
+    }
 }
 
 impl FakeVariant {
+    /// The variant hosts inference components: its config names no model.
+    pub fn without_model(mut self) -> Self {
+        self.has_model = false;
+        self
+    }
+
     pub fn instance(name: &str, instance_type: &str, count: u32) -> Self {
         FakeVariant {
             name: name.into(),
@@ -41,6 +95,7 @@ impl FakeVariant {
             instance_count: count,
             serverless_memory_mb: None,
             provisioned_concurrency: None,
+            has_model: true,
         }
     }
 
@@ -51,6 +106,7 @@ impl FakeVariant {
             instance_count: 0,
             serverless_memory_mb: Some(memory_mb),
             provisioned_concurrency: None,
+            has_model: true,
         }
     }
 }
@@ -59,6 +115,12 @@ impl FakeVariant {
 #[derive(Default)]
 pub struct FakeState {
     pub endpoints: Mutex<HashMap<String, Vec<FakeVariant>>>,
+    /// Inference components, in the order added.
+    pub components: Mutex<Vec<FakeComponent>>,
+    /// Calls to `ListInferenceComponents` and `DescribeInferenceComponent`.
+    pub component_calls: AtomicU64,
+    /// `InferenceComponentName` and `TargetModel` of each invocation, in order.
+    pub invoked: Mutex<Vec<(Option<String>, Option<String>)>>,
     /// Response body of every invocation.
     pub response_body: Mutex<Vec<u8>>,
     /// Added before every invocation answers.
@@ -123,6 +185,26 @@ impl FakeSageMaker {
                 v.instance_count = count;
             }
         }
+    }
+
+    /// Adds an inference component to `endpoint`.
+    pub fn add_component(&self, endpoint: &str, mut component: FakeComponent) {
+        component.endpoint = endpoint.into();
+        self.state.components.lock().unwrap().push(component);
+    }
+
+    /// Sets the copies a component runs (as its autoscaling would).
+    pub fn set_copies(&self, component: &str, copies: u32) {
+        for c in self.state.components.lock().unwrap().iter_mut() {
+            if c.name == component {
+                c.copies = copies;
+            }
+        }
+    }
+
+    /// Calls to the inference-component APIs so far.
+    pub fn component_calls(&self) -> u64 {
+        self.state.component_calls.load(Ordering::SeqCst)
     }
 
     pub fn set_response_body(&self, body: &[u8]) {
@@ -250,6 +332,9 @@ async fn control_plane(
                 .map(|v| match (&v.instance_type, v.serverless_memory_mb) {
                     (_, Some(mb)) => json!({"VariantName": v.name, "ModelName": "m",
                         "ServerlessConfig": {"MemorySizeInMB": mb, "MaxConcurrency": 5}}),
+                    (Some(t), None) if !v.has_model => json!({"VariantName": v.name,
+                        "InstanceType": t, "InitialInstanceCount": 1,
+                        "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}}),
                     (Some(t), None) => json!({"VariantName": v.name, "ModelName": "m",
                         "InstanceType": t, "InitialInstanceCount": 1}),
                     (None, None) => json!({"VariantName": v.name, "ModelName": "m"}),
@@ -260,6 +345,78 @@ async fn control_plane(
                 "EndpointConfigArn": format!("arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{config}"),
                 "CreationTime": 1.7e9,
                 "ProductionVariants": configured
+            }))
+        }
+        "SageMaker.ListInferenceComponents" => {
+            state.component_calls.fetch_add(1, Ordering::SeqCst);
+            let endpoint = request["EndpointNameEquals"].as_str();
+            let components = state.components.lock().unwrap();
+            let matching: Vec<&FakeComponent> = components
+                .iter()
+                .filter(|c| endpoint.is_none_or(|e| e == c.endpoint))
+                .collect();
+            // One component a page, to exercise NextToken.
+            let start: usize = request["NextToken"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            let page: Vec<_> = matching
+                .iter()
+                .skip(start)
+                .take(1)
+                .map(|c| json!({
+                    "InferenceComponentName": c.name,
+                    "InferenceComponentArn": format!("arn:aws:sagemaker:us-east-1:123456789012:inference-component/{}", c.name),
+                    "EndpointName": c.endpoint,
+                    "EndpointArn": format!("arn:aws:sagemaker:us-east-1:123456789012:endpoint/{}", c.endpoint),
+                    "VariantName": c.variant,
+                    "InferenceComponentStatus": "InService",
+                    "CreationTime": 1.7e9,
+                    "LastModifiedTime": 1.7e9
+                }))
+                .collect();
+            let mut answer = json!({ "InferenceComponents": page });
+            if start + 1 < matching.len() {
+                answer["NextToken"] = json!((start + 1).to_string());
+            }
+            aws_json(answer)
+        }
+        "SageMaker.DescribeInferenceComponent" => {
+            state.component_calls.fetch_add(1, Ordering::SeqCst);
+            let name = request["InferenceComponentName"]
+                .as_str()
+                .unwrap_or_default();
+            let components = state.components.lock().unwrap();
+            let Some(c) = components.iter().find(|c| c.name == name) else {
+                return aws_json_error(
+                    "ValidationException",
+                    &format!("Could not find inference component \"{name}\"."),
+                );
+            };
+            let mut requirements = json!({});
+            if let Some(n) = c.accelerators {
+                requirements["NumberOfAcceleratorDevicesRequired"] = json!(n);
+            }
+            if let Some(n) = c.cpu_cores {
+                requirements["NumberOfCpuCoresRequired"] = json!(n);
+            }
+            if let Some(n) = c.memory_mb {
+                requirements["MinMemoryRequiredInMb"] = json!(n);
+            }
+            aws_json(json!({
+                "InferenceComponentName": c.name,
+                "InferenceComponentArn": format!("arn:aws:sagemaker:us-east-1:123456789012:inference-component/{}", c.name),
+                "EndpointName": c.endpoint,
+                "EndpointArn": format!("arn:aws:sagemaker:us-east-1:123456789012:endpoint/{}", c.endpoint),
+                "VariantName": c.variant,
+                "Specification": {
+                    "ModelName": format!("{}-model", c.name),
+                    "ComputeResourceRequirements": requirements
+                },
+                "RuntimeConfig": { "DesiredCopyCount": c.copies, "CurrentCopyCount": c.copies },
+                "InferenceComponentStatus": "InService",
+                "CreationTime": 1.7e9,
+                "LastModifiedTime": 1.7e9
             }))
         }
         other => aws_json_error(
@@ -276,6 +433,16 @@ async fn invoke(
     body: Bytes,
 ) -> Response {
     let number = state.invocations.fetch_add(1, Ordering::SeqCst) + 1;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    state.invoked.lock().unwrap().push((
+        header("x-amzn-sagemaker-inference-component"),
+        header("x-amzn-sagemaker-target-model"),
+    ));
     state.received_bodies.lock().unwrap().push(body.to_vec());
     let throttled = state
         .throttle_next

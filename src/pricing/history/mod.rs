@@ -50,7 +50,7 @@ pub use trend::{SizeTrend, Trend, years_between};
 pub use versions::PriceListVersion;
 
 use super::document::{PriceDocument, select_rate};
-use super::{PriceError, PriceKey, PriceUnit};
+use super::{InstanceResources, PriceError, PriceKey, PriceUnit};
 use aws_sdk_pricing::config::{BehaviorVersion, Region};
 use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpConnector};
 use aws_smithy_types::retry::RetryConfig;
@@ -591,16 +591,13 @@ struct Listing {
 
 fn listing(key: &PriceKey, docs: &[PriceDocument]) -> Result<Listing, PriceError> {
     let selection = select_rate(key, docs)?;
-    let chosen = docs.iter().find(|d| d.sku == selection.sku);
-    let count = |name: &str| {
-        chosen
-            .and_then(|d| d.attribute(name))
-            .and_then(|v| v.trim().parse::<u32>().ok())
-    };
+    let resources = docs.iter().find(|d| d.sku == selection.sku).and_then(|d| {
+        InstanceResources::from_attributes(|name| d.attribute(name).map(str::to_owned))
+    });
     Ok(Listing {
         usd_per_unit: selection.usd_per_unit,
-        vcpu: count("vCpu"),
-        gpu: count("gpu"),
+        vcpu: resources.as_ref().and_then(|r| r.vcpu),
+        gpu: resources.as_ref().and_then(|r| r.accelerators),
         sku: selection.sku,
         effective_date: selection.effective_date,
         note: selection.reason,
