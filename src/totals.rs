@@ -47,6 +47,9 @@ struct VariantState {
     accrued_usd: Decimal,
     /// ML storage so far, at 20 places (`None` while its rate is unknown).
     storage_fine_usd: Option<Decimal>,
+    /// The part of `accrued_fine_usd` no inference component reserved, at 20 places
+    /// (`None` unless the variant hosts components with known shares).
+    unreserved_fine_usd: Option<Decimal>,
     /// The earliest start of a metered call: where accrual begins.
     accrual_started_at: Option<SystemTime>,
     last_accrual_at: Option<SystemTime>,
@@ -96,6 +99,10 @@ impl VariantState {
                 .round_dp(20)
         });
         self.accrued_fine_usd = (self.accrued_fine_usd + stretch).round_dp(20);
+        if let Some(fraction) = clock.unreserved_fraction {
+            let free = (stretch * fraction).round_dp(20);
+            self.unreserved_fine_usd = Some(self.unreserved_fine_usd.unwrap_or_default() + free);
+        }
         self.accrued_usd = round_cost(self.accrued_fine_usd);
         if let Some(per_month) = clock.storage_usd_per_month {
             let stretch = storage_stretch(per_month, from, to);
@@ -318,6 +325,9 @@ pub(crate) struct InstanceClock {
     pub(crate) usd_per_hour_all_instances: Decimal,
     /// ML storage of all instances, USD per month (`None` when unknown).
     pub(crate) storage_usd_per_month: Option<Decimal>,
+    /// The share of the instances no inference component reserves (`None`: the
+    /// variant hosts none, or a share is unknown).
+    pub(crate) unreserved_fraction: Option<Decimal>,
     /// When the call started.
     pub(crate) started_at: SystemTime,
     /// When the call ended.
@@ -536,6 +546,7 @@ impl Totals {
                     utilisation: (!state.accrued_usd.is_zero())
                         .then(|| div_round_dp(state.allocated_compute_usd, state.accrued_usd, 6)),
                     storage_usd: state.storage_fine_usd.map(round_cost),
+                    unreserved_usd: state.unreserved_fine_usd.map(round_cost),
                 });
             }
         }

@@ -11,6 +11,7 @@ mod metering {
     mod budget;
     mod client;
     mod client_pricing;
+    mod components;
     mod guarantees;
     mod metrics;
     mod streaming;

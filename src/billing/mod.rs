@@ -9,9 +9,12 @@
 //! totals, in any order.
 
 mod arith;
+mod component;
 mod receipt;
 
 pub(crate) use arith::{div_round_dp, mul_round_dp, pico_usd};
+pub use component::ReservedBy;
+pub(crate) use component::{CopyShare, component_compute_line, copy_share, unreserved_fraction};
 
 pub(crate) use receipt::amount;
 pub use receipt::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};

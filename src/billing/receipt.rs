@@ -138,6 +138,15 @@ pub struct Accrual {
         skip_serializing_if = "Option::is_none"
     )]
     pub storage_usd: Option<Decimal>,
+    /// For a variant hosting inference components: the part of `accrued_usd` no
+    /// component reserved (instance capacity left free), which no call is
+    /// allocated. Shown here, never spread over the components' calls.
+    #[serde(
+        default,
+        serialize_with = "amount::serialize_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unreserved_usd: Option<Decimal>,
 }
 
 /// The cost receipt of one call.
@@ -163,6 +172,13 @@ pub struct Cost {
     pub endpoint: String,
     /// The variant the call was billed to.
     pub variant: Option<String>,
+    /// The inference component the call named (`InferenceComponentName`): its
+    /// compute is that component's share of the variant's instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference_component: Option<String>,
+    /// The model of a multi-model endpoint the call named (`TargetModel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_model: Option<String>,
     /// How that variant is billed, when known.
     pub billing: Option<VariantBilling>,
     /// How instance time was allocated to this call.
@@ -254,6 +270,12 @@ impl fmt::Display for Cost {
         )?;
         if let Some(v) = &self.variant {
             write!(f, "/{v}")?;
+        }
+        if let Some(component) = &self.inference_component {
+            write!(f, " component {component}")?;
+        }
+        if let Some(model) = &self.target_model {
+            write!(f, " model {model}")?;
         }
         write!(f, " ({} ms", self.usage.latency.as_millis())?;
         if let (Some(i), Some(o)) = (self.usage.input_tokens, self.usage.output_tokens) {

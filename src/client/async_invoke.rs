@@ -413,7 +413,7 @@ pub(crate) async fn settle(
         endpoint,
         request_id: Some(call_id),
         started_at: submitted,
-        target_variant: None,
+        targets: Default::default(),
         usage,
         tags,
         notes,

@@ -21,7 +21,7 @@
 //! `cancelled`, billed as if the model ran until the drop: the instance was busy (and
 //! serverless compute and data in are billed) whether or not anyone read the answer.
 
-use super::meter::{FinishedCall, Meter, Phase, Prepared};
+use super::meter::{FinishedCall, Meter, Phase, Prepared, Targets};
 use crate::billing::Cost;
 use crate::budget::{LeaseWant, Refusal, Reservation};
 use crate::endpoint::DiscoveryError;
@@ -99,7 +99,7 @@ pub(crate) struct CallRequest {
     inline_bytes: Option<usize>,
     /// The input's size when it is not inline (async input in S3).
     bytes_in: Option<u64>,
-    target_variant: Option<String>,
+    targets: Targets,
     tags: BTreeMap<String, String>,
 }
 
@@ -114,14 +114,14 @@ impl CallRequest {
             endpoint: endpoint.clone(),
             inline_bytes: body.map(|b| b.as_ref().len()),
             bytes_in: None,
-            target_variant: None,
+            targets: Targets::default(),
             tags,
         }
     }
 
-    /// The production variant the request targets.
-    pub(crate) fn target_variant(mut self, variant: &Option<String>) -> Self {
-        self.target_variant = variant.clone();
+    /// What the request targets: variant, inference component, model.
+    pub(crate) fn targets(mut self, targets: Targets) -> Self {
+        self.targets = targets;
         self
     }
 
@@ -184,7 +184,7 @@ impl Call {
         };
         let CallRequest {
             bytes_in,
-            target_variant,
+            targets,
             tags,
             ..
         } = request;
@@ -192,7 +192,10 @@ impl Call {
         let span = call_span(&endpoint, O::OPERATION);
         let started_at = meter.now();
         let started = Instant::now();
-        let share = meter.inner.totals.call_started(&endpoint, started_at);
+        let share = meter
+            .inner
+            .totals
+            .call_started(&targets.clock_key(&endpoint), started_at);
         // The fleet publishes this process's calls in flight from the first call on.
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &meter.inner.fleet {
@@ -205,7 +208,7 @@ impl Call {
                 endpoint,
                 operation: O::OPERATION,
                 bytes_in,
-                target_variant,
+                targets,
                 tags,
                 reservation,
                 started_at,
@@ -387,7 +390,7 @@ impl Receipt {
         let CallParts {
             meter,
             endpoint,
-            target_variant,
+            targets,
             tags,
             reservation,
             started_at,
@@ -409,7 +412,7 @@ impl Receipt {
             endpoint,
             request_id,
             started_at,
-            target_variant,
+            targets,
             usage,
             tags,
             notes,
@@ -577,7 +580,7 @@ struct CallParts {
     endpoint: String,
     operation: Operation,
     bytes_in: Option<u64>,
-    target_variant: Option<String>,
+    targets: Targets,
     tags: BTreeMap<String, String>,
     reservation: Option<Reservation>,
     /// When the call started (the meter's clock, for receipts and accrual).
@@ -633,7 +636,7 @@ impl Drop for CallInFlight {
         let CallParts {
             meter,
             endpoint,
-            target_variant,
+            targets,
             tags,
             reservation,
             started_at,
@@ -648,7 +651,7 @@ impl Drop for CallInFlight {
             endpoint,
             request_id: None,
             started_at,
-            target_variant,
+            targets,
             usage,
             tags,
             notes: vec![

@@ -1,7 +1,7 @@
 //! Metering for a plain SDK client, with no change at the call sites.
 
 use super::call::{AttemptProbe, bill_attempts, is_model_error_code};
-use super::meter::{FinishedCall, Meter};
+use super::meter::{FinishedCall, Meter, Targets};
 use crate::totals::CallShare;
 use crate::usage::{Operation, Outcome, Usage};
 use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata;
@@ -55,7 +55,7 @@ impl MeteringInterceptor {
 struct CallStart {
     endpoint: String,
     bytes_in: u64,
-    target_variant: Option<String>,
+    targets: Targets,
     started: Instant,
     started_at: SystemTime,
     /// Taken by the first `read_after_execution`; shared only to be `Clone`.
@@ -80,12 +80,21 @@ impl Intercept for MeteringInterceptor {
         if let Some(input) = context.input().downcast_ref::<InvokeEndpointInput>() {
             let endpoint = input.endpoint_name().unwrap_or_default();
             let started_at = self.meter.now();
-            let share = self.meter.inner.totals.call_started(endpoint, started_at);
+            let targets = Targets {
+                variant: input.target_variant().map(str::to_owned),
+                component: input.inference_component_name().map(str::to_owned),
+                model: input.target_model().map(str::to_owned),
+            };
+            let share = self
+                .meter
+                .inner
+                .totals
+                .call_started(&targets.clock_key(endpoint), started_at);
             let started = Instant::now();
             cfg.interceptor_state().store_put(CallStart {
                 endpoint: endpoint.to_owned(),
                 bytes_in: input.body().map_or(0, |b| b.as_ref().len() as u64),
-                target_variant: input.target_variant().map(str::to_owned),
+                targets,
                 started,
                 started_at,
                 share: Arc::new(Mutex::new(Some(share))),
@@ -165,7 +174,7 @@ impl Intercept for MeteringInterceptor {
             endpoint: start.endpoint.clone(),
             request_id,
             started_at: start.started_at,
-            target_variant: start.target_variant,
+            targets: start.targets,
             usage,
             tags: BTreeMap::new(),
             notes,

@@ -2,7 +2,7 @@
 
 use super::Metered;
 use super::call::{AttemptWatch, Call, CallRequest, MeteredOperation};
-use super::meter::{Meter, Phase};
+use super::meter::{Meter, Phase, Targets};
 use crate::usage::{Operation, Outcome};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::SdkError;
@@ -123,7 +123,11 @@ fn call_request(
         request.get_body().as_ref(),
         tags,
     )
-    .target_variant(request.get_target_variant())
+    .targets(Targets {
+        variant: request.get_target_variant().clone(),
+        component: request.get_inference_component_name().clone(),
+        model: request.get_target_model().clone(),
+    })
 }
 
 /// The SDK's error for `InvokeEndpoint`.

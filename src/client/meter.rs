@@ -1,14 +1,16 @@
 //! The [`Meter`]: discovery, pricing, billing and recording for any call.
 
 use crate::billing::{
-    Allocation, Cost, CostLine, LineItem, QuantityUnit, RateResult, UsageCharges, compute_key,
-    compute_line, data_lines, unpriced, usage_charge_lines,
+    Allocation, CopyShare, Cost, CostLine, LineItem, QuantityUnit, RateResult, UsageCharges,
+    component_compute_line, compute_key, compute_line, copy_share, data_lines, unpriced,
+    unreserved_fraction, usage_charge_lines,
 };
 use crate::budget::{BudgetStatus, Budgets, LeaseWant, Refusal, Reservation};
 use crate::endpoint::{
-    Discovery, DiscoveryError, EndpointProfile, VariantBilling, VariantProfile, owned,
+    ComponentProfile, Discovery, DiscoveryError, EndpointProfile, VariantBilling, VariantProfile,
+    owned,
 };
-use crate::pricing::{PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
+use crate::pricing::{InstanceResources, PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
 use crate::sink::CostSink;
 use crate::totals::{EndpointSlot, InstanceClock, Totals, TotalsSnapshot, VariantSlot};
 use crate::usage::{TokenCounter, TokenUsage, Usage, detect_tokens};
@@ -52,6 +54,8 @@ pub(crate) struct MeterInner {
     pub discovery: Discovery,
     pub prices: Arc<dyn PriceSource>,
     pub price_overrides: crate::FastMap<PriceKey, Rate>,
+    /// Instance resources stated on the builder, by instance type.
+    pub instance_resources: crate::FastMap<String, InstanceResources>,
     /// The data-processing keys of `region`, made once.
     pub data_in_key: PriceKey,
     pub data_out_key: PriceKey,
@@ -134,6 +138,12 @@ pub(crate) struct VariantRates {
     /// What the variant's ML storage volumes cost per month (all instances), when
     /// the volume size and the storage rate are known.
     pub storage_usd_per_month: Option<Decimal>,
+    /// The share of an instance one copy of each of the variant's inference
+    /// components reserves (or why it is unknown), by component name.
+    pub components: Vec<(String, Result<CopyShare, String>)>,
+    /// The share of the variant's instances no component reserves, when it hosts
+    /// components and every share is known.
+    pub unreserved_fraction: Option<Decimal>,
     pub totals: VariantSlot,
 }
 
@@ -152,6 +162,7 @@ impl VariantRates {
         variant: &VariantProfile,
         [compute, data_in, data_out]: [RateResult; 3],
         standing: StandingRates,
+        hosted: Hosted<'_>,
         totals: VariantSlot,
     ) -> Self {
         let standing_usd_per_hour = match (&variant.billing, &compute, &standing.provisioned) {
@@ -175,15 +186,66 @@ impl VariantRates {
                 }
                 _ => None,
             };
+        let mut components = Vec::new();
+        let mut unreserved = None;
+        if let VariantBilling::Instance {
+            instance_type,
+            instance_count,
+        } = &variant.billing
+        {
+            let resources = hosted
+                .stated
+                .get(instance_type.as_str())
+                .or_else(|| compute.as_ref().ok().and_then(|r| r.instance.as_ref()));
+            let on_variant: Vec<&ComponentProfile> = hosted
+                .components
+                .iter()
+                .filter(|c| c.variant == variant.name)
+                .collect();
+            for component in &on_variant {
+                components.push((
+                    component.name.clone(),
+                    copy_share(&component.per_copy, instance_type, resources),
+                ));
+            }
+            if !on_variant.is_empty() {
+                unreserved = unreserved_fraction(
+                    *instance_count,
+                    on_variant
+                        .iter()
+                        .copied()
+                        .zip(components.iter().map(|(_, s)| s)),
+                );
+            }
+        }
         VariantRates {
             compute,
             data_in,
             data_out,
             standing_usd_per_hour,
             storage_usd_per_month,
+            components,
+            unreserved_fraction: unreserved,
             totals,
         }
     }
+
+    /// The copy share of the variant's component `name`: `None` when the variant
+    /// hosts no such component.
+    fn component(&self, name: &str) -> Option<&Result<CopyShare, String>> {
+        self.components
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, share)| share)
+    }
+}
+
+/// What a variant's instances host beyond the variant's own model: the endpoint's
+/// inference components, and the instance resources stated on the builder.
+#[derive(Clone, Copy)]
+pub(crate) struct Hosted<'a> {
+    pub components: &'a [ComponentProfile],
+    pub stated: &'a crate::FastMap<String, InstanceResources>,
 }
 
 /// What is known about an endpoint before its response arrives.
@@ -212,13 +274,40 @@ impl Prepared {
     }
 }
 
+/// What a request targets beyond its endpoint: the production variant
+/// (`TargetVariant`), the inference component (`InferenceComponentName`) and the
+/// model of a multi-model endpoint (`TargetModel`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Targets {
+    pub variant: Option<String>,
+    pub component: Option<String>,
+    pub model: Option<String>,
+}
+
+impl Targets {
+    /// The processor-sharing clock the call joins: the endpoint's own, or its
+    /// inference component's (whose copies are what its calls share).
+    pub(crate) fn clock_key<'a>(&self, endpoint: &'a str) -> std::borrow::Cow<'a, str> {
+        match &self.component {
+            Some(component) => component_clock(endpoint, component).into(),
+            None => endpoint.into(),
+        }
+    }
+}
+
+/// The name of an inference component's sharing clock in the totals: never an
+/// endpoint's name (endpoint names cannot hold U+001F).
+pub(crate) fn component_clock(endpoint: &str, component: &str) -> String {
+    format!("{endpoint}\u{1f}{component}")
+}
+
 /// One finished call, as the client measured it.
 #[derive(Debug)]
 pub(crate) struct FinishedCall {
     pub endpoint: String,
     pub request_id: Option<String>,
     pub started_at: SystemTime,
-    pub target_variant: Option<String>,
+    pub targets: Targets,
     pub usage: Usage,
     pub tags: BTreeMap<String, String>,
     pub notes: Vec<String>,
@@ -475,15 +564,14 @@ impl Meter {
                     variant,
                     [compute, data_in, data_out],
                     standing,
+                    self.hosted(profile),
                     self.inner.totals.variant_slot(totals, &variant.name),
                 ));
             }
         }
         let found = profile.is_ok();
         if let Ok(profile) = &profile {
-            self.inner
-                .totals
-                .set_instances(totals, profile.instance_count(), now);
+            self.set_capacity(totals, profile, now);
         }
         let prepared = Arc::new(Prepared {
             profile,
@@ -494,6 +582,24 @@ impl Meter {
             self.inner.prepared.put(endpoint, prepared.clone(), now);
         }
         Some(prepared)
+    }
+
+    fn hosted<'a>(&'a self, profile: &'a EndpointProfile) -> Hosted<'a> {
+        Hosted {
+            components: &profile.components,
+            stated: &self.inner.instance_resources,
+        }
+    }
+
+    /// What the sharing clocks share from `now` on: the endpoint's instances, and
+    /// each inference component's copies.
+    fn set_capacity(&self, totals: EndpointSlot, profile: &EndpointProfile, now: SystemTime) {
+        let clocks = &self.inner.totals;
+        clocks.set_instances(totals, profile.instance_count(), now);
+        for component in &profile.components {
+            let slot = clocks.endpoint_slot(&component_clock(&profile.endpoint, &component.name));
+            clocks.set_instances(slot, component.copies, now);
+        }
     }
 
     /// Profile and rates of `endpoint`: at hand, else discovered and priced.
@@ -546,14 +652,13 @@ impl Meter {
                         provisioned,
                         storage,
                     },
+                    self.hosted(profile),
                     self.inner.totals.variant_slot(totals, &variant.name),
                 ));
             }
         }
         if let Ok(profile) = &profile {
-            self.inner
-                .totals
-                .set_instances(totals, profile.instance_count(), self.now());
+            self.set_capacity(totals, profile, self.now());
         }
         Arc::new(Prepared {
             profile,
@@ -580,7 +685,7 @@ impl Meter {
             endpoint,
             request_id,
             started_at,
-            target_variant,
+            targets,
             mut usage,
             tags,
             mut notes,
@@ -611,9 +716,16 @@ impl Meter {
         let mut gap = None;
         let mut clock = None;
         let mut variant_slot = None;
+        let component = targets.component.as_deref();
         match &prepared.profile {
             Ok(profile) => {
-                match profile.variant_for(usage.variant.as_deref(), target_variant.as_deref()) {
+                // A call to an inference component is served by its variant.
+                let targeted = targets.variant.as_deref().or_else(|| {
+                    component
+                        .and_then(|name| profile.component(name))
+                        .map(|c| c.variant.as_str())
+                });
+                match profile.variant_for(usage.variant.as_deref(), targeted) {
                     Some((v, note)) => {
                         notes.extend(note.map(str::to_owned));
                         let rates = prepared.rates_of(v);
@@ -623,14 +735,25 @@ impl Meter {
                                 .totals
                                 .gap_since_previous_call(rates.totals, ended_at);
                         }
-                        lines.push(compute_line(
-                            &v.billing,
-                            &usage,
-                            self.inner.allocation,
-                            gap,
-                            shared_hours,
-                            &rates.compute,
-                        ));
+                        lines.push(match component {
+                            None => compute_line(
+                                &v.billing,
+                                &usage,
+                                self.inner.allocation,
+                                gap,
+                                shared_hours,
+                                &rates.compute,
+                            ),
+                            Some(name) => component_compute_line(
+                                name,
+                                rates.component(name),
+                                &v.billing,
+                                &usage,
+                                self.inner.allocation,
+                                shared_hours,
+                                &rates.compute,
+                            ),
+                        });
                         lines.extend(data_lines(&usage, &rates.data_in, &rates.data_out));
                         if let Some(usd_per_hour) = rates.standing_usd_per_hour
                             && bill_compute
@@ -638,6 +761,7 @@ impl Meter {
                             clock = Some(InstanceClock {
                                 usd_per_hour_all_instances: usd_per_hour,
                                 storage_usd_per_month: rates.storage_usd_per_month,
+                                unreserved_fraction: rates.unreserved_fraction,
                                 started_at,
                                 ended_at,
                             });
@@ -702,7 +826,8 @@ impl Meter {
                         accrued_usd: f.accrued_usd,
                         allocated_usd: f.allocated_usd,
                         utilisation: f.utilisation,
-                        storage_usd: recorded.accrual.and_then(|a| a.storage_usd),
+                        storage_usd: recorded.accrual.as_ref().and_then(|a| a.storage_usd),
+                        unreserved_usd: recorded.accrual.as_ref().and_then(|a| a.unreserved_usd),
                     }),
                     None => recorded.accrual,
                 };
@@ -719,6 +844,8 @@ impl Meter {
             at: DateTime::<Utc>::from(started_at),
             endpoint,
             variant,
+            inference_component: targets.component,
+            target_model: targets.model,
             billing,
             allocation: self.inner.allocation,
             usage,

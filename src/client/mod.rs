@@ -32,7 +32,9 @@ use crate::billing::{Allocation, BadPrice, UsageCharges, check_usd_per_unit};
 use crate::budget::{Budget, Budgets};
 use crate::config_error::ConfigError;
 use crate::endpoint::{Discovery, EndpointProfile};
-use crate::pricing::{CachedPrices, LivePrices, PriceKey, PriceSource, Snapshot};
+use crate::pricing::{
+    CachedPrices, InstanceResources, LivePrices, PriceKey, PriceSource, Snapshot,
+};
 use crate::sink::{CostLogSink, CostMetrics, CostSink};
 use crate::totals::Totals;
 use crate::usage::TokenCounter;
@@ -259,6 +261,7 @@ pub struct ClientBuilder {
     /// Key, USD per unit, and whether $0 was meant (`free_of_charge`).
     price_overrides: Vec<(PriceKey, Decimal, bool)>,
     profiles: Vec<EndpointProfile>,
+    instance_resources: Vec<(String, InstanceResources)>,
     charges: Vec<(String, UsageCharges)>,
     allocation: Allocation,
     max_concurrency_per_instance: u32,
@@ -296,6 +299,7 @@ impl ClientBuilder {
             pricing_config: None,
             price_overrides: Vec::new(),
             profiles: Vec::new(),
+            instance_resources: Vec::new(),
             charges: Vec::new(),
             allocation: Allocation::default(),
             max_concurrency_per_instance: 1,
@@ -365,6 +369,20 @@ impl ClientBuilder {
     /// How an endpoint is deployed, instead of discovering it.
     pub fn endpoint_profile(mut self, profile: EndpointProfile) -> Self {
         self.profiles.push(profile);
+        self
+    }
+
+    /// What one instance of `instance_type` has (vCPUs, memory, accelerators), for
+    /// inference components' shares when the price source does not say (the bundled
+    /// snapshot and price overrides carry no attributes; live Price List rates do).
+    /// Wins over the price source.
+    pub fn instance_resources(
+        mut self,
+        instance_type: impl Into<String>,
+        resources: InstanceResources,
+    ) -> Self {
+        self.instance_resources
+            .push((instance_type.into(), resources));
         self
     }
 
@@ -670,6 +688,7 @@ impl ClientBuilder {
                 background,
                 prices,
                 price_overrides,
+                instance_resources: self.instance_resources.into_iter().collect(),
                 data_in_key,
                 data_out_key,
                 allocation: self.allocation,

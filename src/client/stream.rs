@@ -8,7 +8,7 @@
 
 use super::call::{Call, CallRequest, MeteredOperation, Receipt};
 use super::invoke::delegate_setters;
-use super::meter::{Meter, Phase};
+use super::meter::{Meter, Phase, Targets};
 use crate::usage::{Operation, Outcome, StreamTokens, Usage};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
@@ -122,7 +122,11 @@ async fn invoke_endpoint_with_response_stream(
         request.get_body().as_ref(),
         tags,
     )
-    .target_variant(request.get_target_variant());
+    .targets(Targets {
+        variant: request.get_target_variant().clone(),
+        component: request.get_inference_component_name().clone(),
+        model: None,
+    });
     // Sent as it is: a Client's runtime client carries the AttemptWatch.
     let answered =
         Call::run::<ResponseStreamOperation, _, _>(&meter, call, std::pin::pin!(request.send()))

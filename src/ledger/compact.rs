@@ -184,6 +184,8 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
             at,
             endpoint: _,
             variant: _,
+            inference_component: _,
+            target_model: _,
             billing: _,
             allocation: _,
             usage,
@@ -288,6 +290,7 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
                 allocated_usd,
                 utilisation,
                 storage_usd,
+                unreserved_usd,
             } = accrual;
             out.extend_from_slice(b",\"ac\":{\"a\":");
             line::decimal(out, accrued_usd);
@@ -300,6 +303,10 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
             if let Some(s) = storage_usd {
                 out.extend_from_slice(b",\"s\":");
                 line::decimal(out, s);
+            }
+            if let Some(r) = unreserved_usd {
+                out.extend_from_slice(b",\"r\":");
+                line::decimal(out, r);
             }
             out.push(b'}');
         }
@@ -332,6 +339,11 @@ fn context_key(cost: &Cost, key: &mut Vec<u8>) {
     line::string(key, &cost.endpoint);
     key.extend_from_slice(b",\"variant\":");
     line::optional(key, cost.variant.as_deref(), line::string);
+    line::targets(
+        key,
+        cost.inference_component.as_deref(),
+        cost.target_model.as_deref(),
+    );
     key.extend_from_slice(b",\"billing\":");
     line::optional(key, cost.billing.as_ref(), line::variant_billing);
     key.extend_from_slice(b",\"allocation\":");
@@ -446,6 +458,8 @@ struct PriceDef {
 struct ContextDef {
     endpoint: Arc<str>,
     variant: Option<Arc<str>>,
+    inference_component: Option<Arc<str>>,
+    target_model: Option<Arc<str>>,
     billing: Option<VariantBilling>,
     allocation: Allocation,
     currency: Arc<str>,
@@ -490,6 +504,8 @@ pub(crate) fn read_line(text: &[u8], defs: &mut Definitions) -> serde_json::Resu
         let def = ContextDef {
             endpoint: line.endpoint.ok_or_else(|| missing("endpoint"))?.into(),
             variant: line.variant.map(|s| s.into()),
+            inference_component: line.inference_component.map(|s| s.into()),
+            target_model: line.target_model.map(|s| s.into()),
             billing: line.billing,
             allocation: line.allocation.ok_or_else(|| missing("allocation"))?,
             currency: line.currency.ok_or_else(|| missing("currency"))?.into(),
@@ -558,12 +574,15 @@ fn receipt(line: Line<'_>, defs: &Definitions) -> serde_json::Result<Cost> {
         allocated_usd: ac.l,
         utilisation: ac.u,
         storage_usd: ac.s,
+        unreserved_usd: ac.r,
     });
     Ok(Cost {
         call_id: line.id.ok_or_else(|| missing("id"))?.into_owned(),
         at: line.at.ok_or_else(|| missing("at"))?.0,
         endpoint: context.endpoint.to_string(),
         variant: context.variant.as_deref().map(str::to_owned),
+        inference_component: context.inference_component.as_deref().map(str::to_owned),
+        target_model: context.target_model.as_deref().map(str::to_owned),
         billing: context.billing.clone(),
         allocation: context.allocation,
         usage,
@@ -611,6 +630,8 @@ pub(crate) fn report_row<'a>(
     };
     let mut report_row = ReportRow::new(row.at.0, &context.endpoint, row.cost);
     report_row.variant = context.variant.as_deref();
+    report_row.inference_component = context.inference_component.as_deref();
+    report_row.target_model = context.target_model.as_deref();
     report_row.tag = tag;
     report_row.latency_us = row.lat;
     report_row.input_tokens = row.tin;
@@ -718,6 +739,10 @@ struct Line<'a> {
     endpoint: Option<Cow<'a, str>>,
     #[serde(borrow)]
     variant: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    inference_component: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    target_model: Option<Cow<'a, str>>,
     billing: Option<VariantBilling>,
     allocation: Option<Allocation>,
     #[serde(borrow)]
@@ -760,6 +785,8 @@ struct AccrualV2 {
     l: Decimal,
     u: Option<Decimal>,
     s: Option<Decimal>,
+    /// `unreserved_usd` (variants hosting inference components).
+    r: Option<Decimal>,
 }
 
 /// A time: nanoseconds since the epoch, or RFC 3339 text (beyond 2262).

@@ -25,6 +25,8 @@ pub(crate) fn write_line(cost: &Cost, out: &mut Vec<u8>) {
         at,
         endpoint,
         variant,
+        inference_component,
+        target_model,
         billing,
         allocation,
         usage,
@@ -47,6 +49,7 @@ pub(crate) fn write_line(cost: &Cost, out: &mut Vec<u8>) {
     string(out, endpoint);
     out.extend_from_slice(b",\"variant\":");
     optional(out, variant.as_deref(), string);
+    targets(out, inference_component.as_deref(), target_model.as_deref());
     out.extend_from_slice(b",\"billing\":");
     optional(out, billing.as_ref(), variant_billing);
     out.extend_from_slice(b",\"allocation\":");
@@ -80,6 +83,19 @@ pub(crate) fn write_line(cost: &Cost, out: &mut Vec<u8>) {
     optional(out, accrual.as_ref(), write_accrual);
     tags_and_notes(out, tags, notes);
     out.extend_from_slice(b"}\n");
+}
+
+/// `,"inference_component":…` and `,"target_model":…`, each left out when the call
+/// named none (as serde skips them).
+pub(super) fn targets(out: &mut Vec<u8>, component: Option<&str>, model: Option<&str>) {
+    if let Some(component) = component {
+        out.extend_from_slice(b",\"inference_component\":");
+        string(out, component);
+    }
+    if let Some(model) = model {
+        out.extend_from_slice(b",\"target_model\":");
+        string(out, model);
+    }
 }
 
 /// `,"tags":{…}` and `,"notes":[…]`, each left out when empty (as serde skips
@@ -250,6 +266,7 @@ pub(super) fn write_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
         allocated_usd,
         utilisation,
         storage_usd,
+        unreserved_usd,
     } = accrual;
     out.extend_from_slice(b"{\"accrued_usd\":");
     decimal(out, accrued_usd);
@@ -260,6 +277,10 @@ pub(super) fn write_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
     if let Some(storage_usd) = storage_usd {
         out.extend_from_slice(b",\"storage_usd\":");
         decimal(out, storage_usd);
+    }
+    if let Some(unreserved_usd) = unreserved_usd {
+        out.extend_from_slice(b",\"unreserved_usd\":");
+        decimal(out, unreserved_usd);
     }
     out.push(b'}');
 }
@@ -413,6 +434,7 @@ mod tests {
         let full = json!({
             "call_id": "req-\"1\"\\", "at": "2026-11-29T09:22:12.758756612Z",
             "endpoint": "bench", "variant": "AllTraffic",
+            "inference_component": "llama-\"8b\"", "target_model": "m/1.tar.gz",
             "billing": {"kind": "serverless", "memory_mb": 2048, "provisioned_concurrency": 3},
             "allocation": "amortized",
             "usage": {"operation": "InvokeEndpointWithResponseStream", "latency_us": 4835,
@@ -441,7 +463,7 @@ mod tests {
             "cost_usd": "0.000000310796", "currency": "USD", "region": "eu-west-1",
             "running_client_usd": "1.000000310796", "running_endpoint_usd": "0.000000310796",
             "accrual": {"accrued_usd": "0.000000313503", "allocated_usd": "0.000000308903",
-                        "utilisation": "0.985327"},
+                        "utilisation": "0.985327", "unreserved_usd": "0.00000015"},
             "tags": {"team": "search\\ranking", "\u{1f}odd key": "🙂", "": ""},
             "notes": ["a note with a \"quote\"", ""]
         });

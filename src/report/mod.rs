@@ -74,7 +74,10 @@ pub enum ReportError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     /// `--by` is not one of the groupings.
-    #[error("cannot group by `{0}`: use endpoint, variant, day, hour or tag:<key> (e.g. tag:team)")]
+    #[error(
+        "cannot group by `{0}`: use endpoint, variant, component, model, day, hour or tag:<key> \
+         (e.g. tag:team)"
+    )]
     BadGroupBy(String),
     /// A time bound did not parse.
     #[error(
@@ -104,6 +107,11 @@ pub enum GroupBy {
     Endpoint,
     /// Per `endpoint/variant`.
     Variant,
+    /// Per `endpoint/inference component` (`endpoint/-` for calls that named none).
+    Component,
+    /// Per `endpoint/target model` of a multi-model endpoint (`endpoint/-` for calls
+    /// that named none).
+    Model,
     /// Per value of a tag.
     Tag(String),
     /// Per UTC day.
@@ -136,6 +144,16 @@ impl GroupBy {
                 key.push('/');
                 key.push_str(row.variant.unwrap_or("-"));
             }
+            GroupBy::Component => {
+                key.push_str(row.endpoint);
+                key.push('/');
+                key.push_str(row.inference_component.unwrap_or("-"));
+            }
+            GroupBy::Model => {
+                key.push_str(row.endpoint);
+                key.push('/');
+                key.push_str(row.target_model.unwrap_or("-"));
+            }
             GroupBy::Tag(_) => key.push_str(row.tag.as_deref().unwrap_or(UNTAGGED)),
             GroupBy::Day => {
                 let _ = write!(key, "{}", row.at.format("%Y-%m-%d"));
@@ -167,6 +185,10 @@ pub struct ReportRow<'a> {
     pub endpoint: &'a str,
     /// The variant billed, when known.
     pub variant: Option<&'a str>,
+    /// The inference component the call named.
+    pub inference_component: Option<&'a str>,
+    /// The target model the call named (multi-model endpoints).
+    pub target_model: Option<&'a str>,
     /// For a `tag:<key>` report, the call's value of that tag.
     pub tag: Option<Cow<'a, str>>,
     /// The receipt's total.
@@ -191,6 +213,8 @@ impl<'a> ReportRow<'a> {
             at,
             endpoint,
             variant: None,
+            inference_component: None,
+            target_model: None,
             tag: None,
             cost_usd,
             latency_us: 0,
@@ -207,6 +231,8 @@ impl<'a> ReportRow<'a> {
             at: cost.at,
             endpoint: &cost.endpoint,
             variant: cost.variant.as_deref(),
+            inference_component: cost.inference_component.as_deref(),
+            target_model: cost.target_model.as_deref(),
             tag: match by {
                 GroupBy::Tag(key) => cost.tags.get(key).map(|v| Cow::Borrowed(v.as_str())),
                 _ => None,
@@ -228,6 +254,8 @@ impl FromStr for GroupBy {
         match s {
             "endpoint" => Ok(GroupBy::Endpoint),
             "variant" => Ok(GroupBy::Variant),
+            "component" => Ok(GroupBy::Component),
+            "model" => Ok(GroupBy::Model),
             "day" => Ok(GroupBy::Day),
             "hour" => Ok(GroupBy::Hour),
             _ => match s.strip_prefix("tag:") {
@@ -243,6 +271,8 @@ impl fmt::Display for GroupBy {
         match self {
             GroupBy::Endpoint => f.write_str("endpoint"),
             GroupBy::Variant => f.write_str("variant"),
+            GroupBy::Component => f.write_str("component"),
+            GroupBy::Model => f.write_str("model"),
             GroupBy::Tag(key) => write!(f, "tag:{key}"),
             GroupBy::Day => f.write_str("day"),
             GroupBy::Hour => f.write_str("hour"),

@@ -7,7 +7,8 @@ use crate::billing::Cost;
 ///
 /// The builder installs it first in every client's sinks; it needs no setup
 /// beyond a `tracing` subscriber in the application (without one, the event is
-/// not even built). Fields: `endpoint`, `variant`, `operation`, `outcome`,
+/// not even built). Fields: `endpoint`, `variant`, `inference_component` and
+/// `target_model` (when the call named one), `operation`, `outcome`,
 /// `latency_ms`, `bytes_in`, `bytes_out`, `input_tokens`/`output_tokens` (when
 /// known; also as `gen_ai.usage.input_tokens`/`gen_ai.usage.output_tokens`),
 /// `cost_usd`, `running_usd`, `price_source` (`unpriced` when nothing could be
@@ -29,6 +30,8 @@ impl CostSink for CostLogSink {
             target: "sagemeter",
             endpoint = %cost.endpoint,
             variant = cost.variant.as_deref().unwrap_or(""),
+            inference_component = cost.inference_component.as_deref(),
+            target_model = cost.target_model.as_deref(),
             operation = u.operation.as_str(),
             outcome = u.outcome.as_str(),
             latency_ms = millis(u.latency),

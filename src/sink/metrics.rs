@@ -18,9 +18,10 @@ pub const MAX_TAG_LABEL_VALUES: usize = 100;
 pub const OTHER_TAG_VALUE: &str = "_other";
 
 /// Labels every sagemeter metric may carry already; tag keys cannot reuse them.
-pub const RESERVED_LABELS: [&str; 6] = [
+pub const RESERVED_LABELS: [&str; 7] = [
     "endpoint",
     "variant",
+    "inference_component",
     "price_source",
     "outcome",
     "direction",
@@ -90,9 +91,13 @@ pub fn describe_metrics() {
 /// | `sagemeter_cost_usd` | histogram | base |
 /// | `sagemeter_latency_seconds` | histogram | base |
 ///
-/// Base labels: `endpoint`, `variant` (empty when unknown), `price_source` (the
-/// least fresh source on the receipt, `unpriced` when nothing was priced), then one
-/// label per configured tag key ([`with_tag_labels`](Self::with_tag_labels)).
+/// Base labels: `endpoint`, `variant` (empty when unknown), `inference_component`
+/// (only on calls that named one: components are declared on the endpoint, so
+/// their number is bounded), `price_source` (the least fresh source on the
+/// receipt, `unpriced` when nothing was priced), then one label per configured tag
+/// key ([`with_tag_labels`](Self::with_tag_labels)). A multi-model endpoint's
+/// target model is not a label: an endpoint can serve thousands; reports and the
+/// ledger group by it.
 ///
 /// The facade's counters are integers, so cost is counted in micro-dollars. The
 /// sub-micro-dollar remainder of each call is carried to the next call with the
@@ -124,6 +129,7 @@ struct State {
 #[derive(Debug)]
 struct LabelSet {
     variant: String,
+    component: Option<String>,
     price_source: &'static str,
     tag_values: Vec<String>,
     keys: Keys,
@@ -258,6 +264,7 @@ impl CostMetrics {
             &self.tag_keys,
             &cost.endpoint,
             variant,
+            cost.inference_component.as_deref(),
             price_source,
             &tag_values,
         );
@@ -433,12 +440,14 @@ impl State {
         tag_keys: &[String],
         endpoint: &str,
         variant: &str,
+        component: Option<&str>,
         price_source: &'static str,
         tag_values: &[&str],
     ) -> &mut LabelSet {
         let sets = crate::util::entry_by_str(&mut self.label_sets, endpoint);
         let found = sets.iter().position(|set| {
             set.variant == variant
+                && set.component.as_deref() == component
                 && set.price_source == price_source
                 && set
                     .tag_values
@@ -453,6 +462,7 @@ impl State {
                     tag_keys,
                     endpoint,
                     variant,
+                    component,
                     price_source,
                     tag_values,
                 ));
@@ -471,19 +481,24 @@ impl LabelSet {
         tag_keys: &[String],
         endpoint: &str,
         variant: &str,
+        component: Option<&str>,
         price_source: &'static str,
         tag_values: &[&str],
     ) -> LabelSet {
         let mut labels = vec![
             Label::new("endpoint", endpoint.to_owned()),
             Label::new("variant", variant.to_owned()),
-            Label::from_static_parts("price_source", price_source),
         ];
+        if let Some(component) = component {
+            labels.push(Label::new("inference_component", component.to_owned()));
+        }
+        labels.push(Label::from_static_parts("price_source", price_source));
         for (key, value) in tag_keys.iter().zip(tag_values) {
             labels.push(Label::new(key.clone(), (*value).to_owned()));
         }
         LabelSet {
             variant: variant.to_owned(),
+            component: component.map(str::to_owned),
             price_source,
             tag_values: tag_values.iter().map(|v| (*v).to_owned()).collect(),
             keys: Keys::new(labels),
@@ -527,7 +542,7 @@ mod tests {
     #[test]
     fn micro_dollar_remainders_carry_so_the_counter_never_drifts() {
         let mut state = State::default();
-        let set = state.label_set(&[], "rt", "", "snapshot", &[]);
+        let set = state.label_set(&[], "rt", "", None, "snapshot", &[]);
         // 0.0000004 USD = 0.4 µUSD a call: rounding each call would count 0 forever.
         let per_call: Decimal = "0.0000004".parse().unwrap();
         let counted: u64 = (0..10).map(|_| set.micro_usd(per_call)).sum();
@@ -556,11 +571,11 @@ mod tests {
     fn a_label_set_is_made_once_and_found_again() {
         let mut state = State::default();
         let keys = ["team".to_owned()];
-        state.label_set(&keys, "rt", "a", "live", &["search"]);
-        state.label_set(&keys, "rt", "a", "live", &["search"]);
-        state.label_set(&keys, "rt", "a", "cache", &["search"]);
-        state.label_set(&keys, "rt", "a", "live", &["ads"]);
-        state.label_set(&keys, "other", "a", "live", &["search"]);
+        state.label_set(&keys, "rt", "a", None, "live", &["search"]);
+        state.label_set(&keys, "rt", "a", None, "live", &["search"]);
+        state.label_set(&keys, "rt", "a", None, "cache", &["search"]);
+        state.label_set(&keys, "rt", "a", None, "live", &["ads"]);
+        state.label_set(&keys, "other", "a", None, "live", &["search"]);
         assert_eq!(state.label_sets["rt"].len(), 3);
         assert_eq!(state.label_sets["other"].len(), 1);
     }

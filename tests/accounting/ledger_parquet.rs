@@ -36,6 +36,7 @@ fn every_field() -> Vec<Cost> {
         cost(json!({
             "call_id": "req-\"1\"\\", "at": "2026-12-02T10:22:12.758756612Z",
             "endpoint": "llm", "variant": "AllTraffic",
+            "inference_component": "llama-\"8b\"", "target_model": "m/1.tar.gz",
             "billing": {"kind": "serverless", "memory_mb": 2048, "provisioned_concurrency": 3},
             "allocation": "amortized",
             "usage": {"operation": "InvokeEndpointWithResponseStream", "latency_us": 4835,
@@ -65,7 +66,8 @@ fn every_field() -> Vec<Cost> {
             "running_client_usd": "1234567.5", "running_endpoint_usd": "120.000100308903",
             "running_fleet_usd": "99999999999999.000000000001",
             "accrual": {"accrued_usd": "0.000000313503", "allocated_usd": "0.000000308903",
-                        "utilisation": "0.985327", "storage_usd": "0.000001"},
+                        "utilisation": "0.985327", "storage_usd": "0.000001",
+                        "unreserved_usd": "0.0000001"},
             "tags": {"team": "search\\ranking", "\u{1f}odd key": "🙂", "": ""},
             "notes": ["a note with a \"quote\"", ""]
         })),

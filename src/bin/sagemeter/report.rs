@@ -15,7 +15,9 @@ pub struct ReportArgs {
     /// them (a rolling ledger's, read oldest first). Read on every core.
     #[arg(required = true, value_name = "LEDGER")]
     pub ledgers: Vec<PathBuf>,
-    /// Group by `endpoint`, `variant`, `tag:<key>`, `day` or `hour` (UTC).
+    /// Group by `endpoint`, `variant`, `component` (inference component),
+    /// `model` (target model of a multi-model endpoint), `tag:<key>`, `day` or
+    /// `hour` (UTC).
     #[arg(long, default_value = "endpoint", value_parser = parse_group_by)]
     pub by: GroupBy,
     /// Only calls starting at or after this: RFC 3339, or YYYY-MM-DD (midnight UTC).

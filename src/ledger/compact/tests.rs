@@ -98,6 +98,7 @@ fn every_field() -> Vec<Cost> {
     let full = cost(json!({
         "call_id": "req-\"1\"\\", "at": "2026-11-29T09:22:12.758756612Z",
         "endpoint": "bench", "variant": "AllTraffic",
+        "inference_component": "llama-\"8b\"", "target_model": "m/1.tar.gz",
         "billing": {"kind": "serverless", "memory_mb": 2048, "provisioned_concurrency": 3},
         "allocation": "amortized",
         "usage": {"operation": "InvokeEndpointWithResponseStream", "latency_us": 4835,
@@ -128,7 +129,8 @@ fn every_field() -> Vec<Cost> {
         "running_client_usd": "1.000000310796", "running_endpoint_usd": "0.000000310796",
         "running_fleet_usd": "7.25",
         "accrual": {"accrued_usd": "0.000000313503", "allocated_usd": "0.000000308903",
-                    "utilisation": "0.985327", "storage_usd": "0.0001"},
+                    "utilisation": "0.985327", "storage_usd": "0.0001",
+                    "unreserved_usd": "0.00000015"},
         "tags": {"team": "search\\ranking", "\u{1f}odd key": "🙂", "": ""},
         "notes": ["a note with a \"quote\"", ""]
     }));

@@ -66,6 +66,17 @@ fn money_column<'a>(
     Ok(array)
 }
 
+/// A money column that files written by older versions lack (`None` then).
+fn optional_money_column<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<Option<&'a Decimal128Array>, DecodeError> {
+    if batch.schema().column_with_name(name).is_none() {
+        return Ok(None);
+    }
+    money_column(batch, name).map(Some)
+}
+
 fn check_scale(array: &Decimal128Array, name: &str) -> Result<(), DecodeError> {
     if array.scale() as u32 != MONEY_SCALE {
         return Err(batch_error(format!(
@@ -145,6 +156,9 @@ struct Receipts<'a> {
     at: &'a TimestampNanosecondArray,
     endpoint: &'a StringArray,
     variant: &'a StringArray,
+    /// Absent in files written before inference components were carried.
+    inference_component: Option<&'a StringArray>,
+    target_model: Option<&'a StringArray>,
     billing_kind: &'a StringArray,
     instance_type: &'a StringArray,
     instance_count: &'a Int64Array,
@@ -164,8 +178,9 @@ struct Receipts<'a> {
     attempts: &'a Int64Array,
     lines: &'a ListArray,
     lines_of: Lines<'a>,
-    /// In the order of [`SCALED_AMOUNTS`].
-    amounts: [&'a Decimal128Array; 8],
+    /// In the order of [`SCALED_AMOUNTS`]; `unreserved_usd` (the last) is absent in
+    /// files written before it was carried.
+    amounts: [Option<&'a Decimal128Array>; 9],
     currency: &'a StringArray,
     region: &'a StringArray,
     tags: &'a MapArray,
@@ -228,20 +243,23 @@ impl<'a> Receipts<'a> {
         let line_cost: &Decimal128Array = field(line_values, line::COST_USD)?;
         check_scale(line_cost, "lines.cost_usd")?;
         let amounts = [
-            money_column(batch, SCALED_AMOUNTS[0])?,
-            money_column(batch, SCALED_AMOUNTS[1])?,
-            money_column(batch, SCALED_AMOUNTS[2])?,
-            money_column(batch, SCALED_AMOUNTS[3])?,
-            money_column(batch, SCALED_AMOUNTS[4])?,
-            money_column(batch, SCALED_AMOUNTS[5])?,
-            money_column(batch, SCALED_AMOUNTS[6])?,
-            money_column(batch, SCALED_AMOUNTS[7])?,
+            Some(money_column(batch, SCALED_AMOUNTS[0])?),
+            Some(money_column(batch, SCALED_AMOUNTS[1])?),
+            Some(money_column(batch, SCALED_AMOUNTS[2])?),
+            Some(money_column(batch, SCALED_AMOUNTS[3])?),
+            Some(money_column(batch, SCALED_AMOUNTS[4])?),
+            Some(money_column(batch, SCALED_AMOUNTS[5])?),
+            Some(money_column(batch, SCALED_AMOUNTS[6])?),
+            Some(money_column(batch, SCALED_AMOUNTS[7])?),
+            optional_money_column(batch, SCALED_AMOUNTS[8])?,
         ];
         Ok(Receipts {
             call_id: top(batch, col::CALL_ID)?,
             at: top(batch, col::AT)?,
             endpoint: top(batch, col::ENDPOINT)?,
             variant: top(batch, col::VARIANT)?,
+            inference_component: top(batch, col::INFERENCE_COMPONENT).ok(),
+            target_model: top(batch, col::TARGET_MODEL).ok(),
             billing_kind: top(batch, col::BILLING_KIND)?,
             instance_type: top(batch, col::INSTANCE_TYPE)?,
             instance_count: top(batch, col::INSTANCE_COUNT)?,
@@ -296,7 +314,10 @@ impl<'a> Receipts<'a> {
                 all
             }
         };
-        let amount_at = |k: usize| opt_amount(self.amounts[k], i, scales.get(k), SCALED_AMOUNTS[k]);
+        let amount_at = |k: usize| match self.amounts[k] {
+            Some(column) => opt_amount(column, i, scales.get(k), SCALED_AMOUNTS[k]),
+            None => Ok(None),
+        };
         let required =
             |k: usize| amount_at(k)?.ok_or_else(|| format!("`{}` is null", SCALED_AMOUNTS[k]));
         let at = time(
@@ -311,6 +332,7 @@ impl<'a> Receipts<'a> {
                 allocated_usd: required(5)?,
                 utilisation: amount_at(6)?,
                 storage_usd: amount_at(7)?,
+                unreserved_usd: amount_at(8)?,
             }),
             None => None,
         };
@@ -319,6 +341,14 @@ impl<'a> Receipts<'a> {
             at,
             endpoint: text(self.endpoint, i, col::ENDPOINT)?.to_owned(),
             variant: opt_text(self.variant, i).map(str::to_owned),
+            inference_component: self
+                .inference_component
+                .and_then(|c| opt_text(c, i))
+                .map(str::to_owned),
+            target_model: self
+                .target_model
+                .and_then(|c| opt_text(c, i))
+                .map(str::to_owned),
             billing: self.billing(i)?,
             allocation: named(text(self.allocation, i, col::ALLOCATION)?, col::ALLOCATION)?,
             usage: self.usage(i)?,

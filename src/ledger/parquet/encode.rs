@@ -104,6 +104,8 @@ pub(crate) struct Columns {
     day: Date32Builder,
     endpoint: StringBuilder,
     variant: StringBuilder,
+    inference_component: StringBuilder,
+    target_model: StringBuilder,
     billing_kind: StringBuilder,
     instance_type: StringBuilder,
     instance_count: Int64Builder,
@@ -132,6 +134,7 @@ pub(crate) struct Columns {
     allocated_usd: Decimal128Builder,
     utilisation: Decimal128Builder,
     storage_usd: Decimal128Builder,
+    unreserved_usd: Decimal128Builder,
     tag_offsets: Vec<i32>,
     tag_keys: StringBuilder,
     tag_values: StringBuilder,
@@ -183,6 +186,8 @@ impl Default for Columns {
             day: Date32Builder::new(),
             endpoint: StringBuilder::new(),
             variant: StringBuilder::new(),
+            inference_component: StringBuilder::new(),
+            target_model: StringBuilder::new(),
             billing_kind: StringBuilder::new(),
             instance_type: StringBuilder::new(),
             instance_count: Int64Builder::new(),
@@ -226,6 +231,7 @@ impl Default for Columns {
             allocated_usd: money_builder(),
             utilisation: money_builder(),
             storage_usd: money_builder(),
+            unreserved_usd: money_builder(),
             tag_offsets: vec![0],
             tag_keys: StringBuilder::new(),
             tag_values: StringBuilder::new(),
@@ -251,6 +257,8 @@ impl Columns {
             at,
             endpoint,
             variant,
+            inference_component,
+            target_model,
             billing,
             allocation,
             usage,
@@ -290,12 +298,13 @@ impl Columns {
         let parts = parts.map(|n| int(n, "parts")).transpose()?;
         let input_tokens = input_tokens.map(|n| int(n, "input_tokens")).transpose()?;
         let output_tokens = output_tokens.map(|n| int(n, "output_tokens")).transpose()?;
-        let (accrued, allocated, utilisation, storage) = match accrual {
+        let (accrued, allocated, utilisation, storage, unreserved) = match accrual {
             Some(Accrual {
                 accrued_usd,
                 allocated_usd,
                 utilisation,
                 storage_usd,
+                unreserved_usd,
             }) => (
                 Some(money(accrued_usd, "accrued_usd")?),
                 Some(money(allocated_usd, "allocated_usd")?),
@@ -307,8 +316,12 @@ impl Columns {
                     .as_ref()
                     .map(|s| money(s, "storage_usd"))
                     .transpose()?,
+                unreserved_usd
+                    .as_ref()
+                    .map(|s| money(s, "unreserved_usd"))
+                    .transpose()?,
             ),
-            None => (None, None, None, None),
+            None => (None, None, None, None, None),
         };
         let amounts = [
             Some(money(cost_usd, "cost_usd")?),
@@ -322,6 +335,7 @@ impl Columns {
             allocated,
             utilisation,
             storage,
+            unreserved,
         ];
         self.scratch.clear();
         for line in lines {
@@ -355,6 +369,9 @@ impl Columns {
         self.day.append_value(day(at));
         self.endpoint.append_value(endpoint);
         self.variant.append_option(variant.as_deref());
+        self.inference_component
+            .append_option(inference_component.as_deref());
+        self.target_model.append_option(target_model.as_deref());
         self.append_billing(billing.as_ref());
         self.allocation.append_value(allocation.as_str());
         self.operation.append_value(operation.as_str());
@@ -384,6 +401,7 @@ impl Columns {
             &mut self.allocated_usd,
             &mut self.utilisation,
             &mut self.storage_usd,
+            &mut self.unreserved_usd,
         ];
         for (i, (builder, amount)) in builders.into_iter().zip(amounts).enumerate() {
             builder.append_option(amount.map(|(v, _)| v));
@@ -469,6 +487,8 @@ impl Columns {
             finish(&mut self.day),
             finish(&mut self.endpoint),
             finish(&mut self.variant),
+            finish(&mut self.inference_component),
+            finish(&mut self.target_model),
             finish(&mut self.billing_kind),
             finish(&mut self.instance_type),
             finish(&mut self.instance_count),
@@ -497,6 +517,7 @@ impl Columns {
             finish(&mut self.allocated_usd),
             finish(&mut self.utilisation),
             finish(&mut self.storage_usd),
+            finish(&mut self.unreserved_usd),
             Arc::new(tags),
             Arc::new(notes),
             finish(&mut self.amount_scales),

@@ -93,6 +93,8 @@ fn row_group(path: &Path, group: usize, part: &mut ReportBuilder) -> Result<(), 
             COLUMNS.contains(&root)
                 || (root == col::LINES && parts.last().is_some_and(|p| p == line::REASON))
                 || (root == col::TAGS && matches!(by, GroupBy::Tag(_)))
+                || (root == col::INFERENCE_COMPONENT && by == GroupBy::Component)
+                || (root == col::TARGET_MODEL && by == GroupBy::Model)
         })
         .map(|(i, _)| i)
         .collect();
@@ -141,6 +143,16 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         strings(col::VARIANT)?,
         strings(col::OUTCOME)?,
     );
+    // Absent from files written before they were carried: no call named one.
+    let named = |name: &str, wanted: bool| match wanted {
+        true => batch
+            .column_by_name(name)
+            .map(|c| c.as_string_opt::<i32>().ok_or_else(|| mistyped(name)))
+            .transpose(),
+        false => Ok(None),
+    };
+    let component = named(col::INFERENCE_COMPONENT, *by == GroupBy::Component)?;
+    let model = named(col::TARGET_MODEL, *by == GroupBy::Model)?;
     let cost = column(col::COST_USD)?
         .as_primitive_opt::<Decimal128Type>()
         .ok_or_else(|| mistyped(col::COST_USD))?;
@@ -194,6 +206,8 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
             cost_usd,
         );
         row.variant = variant.is_valid(i).then(|| variant.value(i));
+        row.inference_component = component.and_then(|c| c.is_valid(i).then(|| c.value(i)));
+        row.target_model = model.and_then(|m| m.is_valid(i).then(|| m.value(i)));
         row.latency_us = u64::try_from(latency.value(i)).unwrap_or(0);
         row.input_tokens = count(input, i);
         row.output_tokens = count(output, i);

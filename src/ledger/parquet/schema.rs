@@ -28,6 +28,8 @@ pub(crate) mod col {
     pub(crate) const DAY: &str = "day";
     pub(crate) const ENDPOINT: &str = "endpoint";
     pub(crate) const VARIANT: &str = "variant";
+    pub(crate) const INFERENCE_COMPONENT: &str = "inference_component";
+    pub(crate) const TARGET_MODEL: &str = "target_model";
     pub(crate) const BILLING_KIND: &str = "billing_kind";
     pub(crate) const INSTANCE_TYPE: &str = "instance_type";
     pub(crate) const INSTANCE_COUNT: &str = "instance_count";
@@ -56,6 +58,7 @@ pub(crate) mod col {
     pub(crate) const ALLOCATED_USD: &str = "allocated_usd";
     pub(crate) const UTILISATION: &str = "utilisation";
     pub(crate) const STORAGE_USD: &str = "storage_usd";
+    pub(crate) const UNRESERVED_USD: &str = "unreserved_usd";
     pub(crate) const TAGS: &str = "tags";
     pub(crate) const NOTES: &str = "notes";
     pub(crate) const AMOUNT_SCALES: &str = "amount_scales";
@@ -80,7 +83,7 @@ pub(crate) mod line {
 
 /// The row-level amounts, in the order of their scales in `amount_scales`
 /// (amount `i` in bits `5i..5i+5`).
-pub(crate) const SCALED_AMOUNTS: [&str; 8] = [
+pub(crate) const SCALED_AMOUNTS: [&str; 9] = [
     col::COST_USD,
     col::RUNNING_CLIENT_USD,
     col::RUNNING_ENDPOINT_USD,
@@ -89,6 +92,7 @@ pub(crate) const SCALED_AMOUNTS: [&str; 8] = [
     col::ALLOCATED_USD,
     col::UTILISATION,
     col::STORAGE_USD,
+    col::UNRESERVED_USD,
 ];
 
 /// `DECIMAL(38,12)`.
@@ -162,6 +166,8 @@ pub(crate) fn schema() -> SchemaRef {
                 Field::new(col::DAY, Date32, false),
                 Field::new(col::ENDPOINT, Utf8, false),
                 Field::new(col::VARIANT, Utf8, true),
+                Field::new(col::INFERENCE_COMPONENT, Utf8, true),
+                Field::new(col::TARGET_MODEL, Utf8, true),
                 Field::new(col::BILLING_KIND, Utf8, true),
                 Field::new(col::INSTANCE_TYPE, Utf8, true),
                 Field::new(col::INSTANCE_COUNT, Int64, true),
@@ -190,6 +196,7 @@ pub(crate) fn schema() -> SchemaRef {
                 Field::new(col::ALLOCATED_USD, money(), true),
                 Field::new(col::UTILISATION, money(), true),
                 Field::new(col::STORAGE_USD, money(), true),
+                Field::new(col::UNRESERVED_USD, money(), true),
                 Field::new(col::TAGS, DataType::Map(tag_entries(), false), false),
                 Field::new(col::NOTES, DataType::List(note_element()), false),
                 Field::new(col::AMOUNT_SCALES, Int64, false),

@@ -1,0 +1,289 @@
+//! Inference components: the share of an instance one copy reserves, and the share
+//! of a variant's instances nobody reserved.
+//!
+//! A component's copy reserves accelerators, CPU cores and memory on an instance
+//! ([`CopyReservation`]). Its share of the instance is decided by one resource:
+//!
+//! - **accelerators**, when the copy reserves some: `accelerators ÷ the instance's
+//!   accelerators` (1 of an ml.g5.12xlarge's 4 GPUs is 0.25 of the instance);
+//! - otherwise the **dominant** of CPU and memory: the larger of `cores ÷ vCPUs` and
+//!   `memory ÷ the instance's memory` (a copy that takes 2 of 4 vCPUs and 4 of 16 GiB
+//!   reserves half the instance: nothing else fits in the cores it leaves).
+//!
+//! The instance's resources come from the Price List's product attributes (`gpu`,
+//! `vCpu`, `memory`) carried by the instance-hour rate, or from
+//! [`ClientBuilder::instance_resources`](crate::ClientBuilder::instance_resources).
+//! When they are unknown, the share is unknown and the call's compute line says so
+//! (never a guess, never $0).
+
+use super::{
+    Allocation, CostLine, LineItem, QuantityUnit, RateResult, compute_line, hours, unpriced,
+};
+use crate::endpoint::{ComponentProfile, CopyReservation, VariantBilling};
+use crate::pricing::InstanceResources;
+use crate::usage::Usage;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Which resource decides a copy's share of an instance.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservedBy {
+    /// Accelerator devices (GPUs, Inferentia or Trainium devices).
+    Accelerators,
+    /// vCPUs (the larger share, for a copy without accelerators).
+    Cpu,
+    /// Memory (the larger share, for a copy without accelerators).
+    Memory,
+}
+
+impl ReservedBy {
+    /// `accelerators`, `cpu` or `memory`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservedBy::Accelerators => "accelerators",
+            ReservedBy::Cpu => "cpu",
+            ReservedBy::Memory => "memory",
+        }
+    }
+}
+
+/// The share of one instance a copy of a component reserves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CopyShare {
+    /// Between 0 (exclusive) and 1.
+    pub(crate) of_instance: Decimal,
+    pub(crate) by: ReservedBy,
+}
+
+/// The share of an `instance_type` instance that one copy reserving `per_copy`
+/// takes, or why it cannot be known.
+pub(crate) fn copy_share(
+    per_copy: &CopyReservation,
+    instance_type: &str,
+    resources: Option<&InstanceResources>,
+) -> Result<CopyShare, String> {
+    let state = "state them with ClientBuilder::instance_resources";
+    if let Some(wanted) = per_copy.accelerators.filter(|a| *a > Decimal::ZERO) {
+        let Some(have) = resources.and_then(|r| r.accelerators) else {
+            return Err(format!(
+                "the accelerators of an {instance_type} are unknown (the Price List did not \
+                 say); {state}"
+            ));
+        };
+        if have == 0 {
+            return Err(format!(
+                "a copy reserves {wanted} accelerator(s) but an {instance_type} has none"
+            ));
+        }
+        return within_one(
+            wanted / Decimal::from(have),
+            ReservedBy::Accelerators,
+            instance_type,
+        );
+    }
+    let cpu = per_copy
+        .cpu_cores
+        .filter(|c| *c > Decimal::ZERO)
+        .and_then(|cores| {
+            let vcpu = resources.and_then(|r| r.vcpu).filter(|v| *v > 0)?;
+            Some(cores / Decimal::from(vcpu))
+        });
+    let memory = per_copy.memory_mb.filter(|m| *m > 0).and_then(|mb| {
+        let gib = resources
+            .and_then(|r| r.memory_gib)
+            .filter(|g| *g > Decimal::ZERO)?;
+        (Decimal::from(mb) / Decimal::from(1024)).checked_div(gib)
+    });
+    match (cpu, memory) {
+        (Some(c), Some(m)) if m > c => within_one(m, ReservedBy::Memory, instance_type),
+        (Some(c), _) => within_one(c, ReservedBy::Cpu, instance_type),
+        (None, Some(m)) => within_one(m, ReservedBy::Memory, instance_type),
+        (None, None) if per_copy.cpu_cores.is_none() && per_copy.memory_mb.is_none() => {
+            Err("the component reserves no accelerators, CPU cores or memory per copy".to_owned())
+        }
+        (None, None) => Err(format!(
+            "the vCPUs and memory of an {instance_type} are unknown (the Price List did not \
+             say); {state}"
+        )),
+    }
+}
+
+fn within_one(share: Decimal, by: ReservedBy, instance_type: &str) -> Result<CopyShare, String> {
+    if share > Decimal::ONE {
+        return Err(format!(
+            "a copy reserves more {} than an {instance_type} has ({} of an instance)",
+            by.as_str(),
+            share.round_dp(4).normalize()
+        ));
+    }
+    Ok(CopyShare {
+        of_instance: share,
+        by,
+    })
+}
+
+/// The compute line of a call to inference component `name`: the copy-hours the
+/// call was allocated (by the component's sharing clock, over its copies; or its
+/// busy time under other allocations) × the share of an instance one copy
+/// reserves, as instance-hours, rounded down like every processor-sharing share.
+/// Unpriced, with why, when the variant does not host the component or its share
+/// is unknown.
+pub(crate) fn component_compute_line(
+    name: &str,
+    share: Option<&Result<CopyShare, String>>,
+    billing: &VariantBilling,
+    usage: &Usage,
+    allocation: Allocation,
+    shared_copy_hours: Option<Decimal>,
+    rate: &RateResult,
+) -> CostLine {
+    let share = match share {
+        Some(Ok(share)) => share,
+        Some(Err(why)) => {
+            return unpriced(
+                LineItem::Compute,
+                Decimal::ZERO,
+                QuantityUnit::InstanceHours,
+                format!("inference component `{name}`: {why}"),
+            );
+        }
+        None => {
+            return unpriced(
+                LineItem::Compute,
+                Decimal::ZERO,
+                QuantityUnit::InstanceHours,
+                format!(
+                    "inference component `{name}` is not among the variant's components as \
+                     discovered: its share of the instances is unknown"
+                ),
+            );
+        }
+    };
+    let copy_hours = match (allocation, shared_copy_hours) {
+        (Allocation::ProcessorSharing, Some(shared)) => shared,
+        _ => hours(usage.latency),
+    };
+    let instance_hours = (copy_hours * share.of_instance)
+        .round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero);
+    compute_line(
+        billing,
+        usage,
+        Allocation::ProcessorSharing,
+        None,
+        Some(instance_hours),
+        rate,
+    )
+}
+
+/// The share of a variant's `instances` that no component reserves: 1 − Σ copies ×
+/// copy share ÷ instances, at least 0; `None` when a component's share is unknown.
+pub(crate) fn unreserved_fraction<'a>(
+    instances: u32,
+    components: impl IntoIterator<Item = (&'a ComponentProfile, &'a Result<CopyShare, String>)>,
+) -> Option<Decimal> {
+    if instances == 0 {
+        return None;
+    }
+    let mut reserved = Decimal::ZERO;
+    for (component, share) in components {
+        let share = share.as_ref().ok()?;
+        reserved += share.of_instance * Decimal::from(component.copies);
+    }
+    let fraction = Decimal::ONE - reserved / Decimal::from(instances);
+    Some(fraction.max(Decimal::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn g5_12xlarge() -> InstanceResources {
+        InstanceResources::new(48, 192, 4)
+    }
+
+    #[test]
+    fn accelerators_decide_when_a_copy_reserves_some() {
+        let one_gpu = CopyReservation::accelerators(Decimal::ONE);
+        let share = copy_share(&one_gpu, "ml.g5.12xlarge", Some(&g5_12xlarge())).unwrap();
+        assert_eq!(share.of_instance, dec("0.25"));
+        assert_eq!(share.by, ReservedBy::Accelerators);
+        let three = CopyReservation::accelerators(Decimal::from(3));
+        let share = copy_share(&three, "ml.g5.12xlarge", Some(&g5_12xlarge())).unwrap();
+        assert_eq!(share.of_instance, dec("0.75"));
+    }
+
+    #[test]
+    fn without_accelerators_the_dominant_of_cpu_and_memory_decides() {
+        // ml.m5.xlarge: 4 vCPUs, 16 GiB.
+        let m5 = InstanceResources::new(4, 16, 0);
+        // 1 of 4 vCPUs (0.25) and 8 of 16 GiB (0.5): memory decides, half an instance.
+        let copy = CopyReservation::cpu_and_memory(Decimal::ONE, 8192);
+        let share = copy_share(&copy, "ml.m5.xlarge", Some(&m5)).unwrap();
+        assert_eq!(
+            (share.of_instance, share.by),
+            (dec("0.5"), ReservedBy::Memory)
+        );
+        // 2 of 4 vCPUs (0.5) and 2 of 16 GiB (0.125): CPU decides.
+        let copy = CopyReservation::cpu_and_memory(Decimal::TWO, 2048);
+        let share = copy_share(&copy, "ml.m5.xlarge", Some(&m5)).unwrap();
+        assert_eq!((share.of_instance, share.by), (dec("0.5"), ReservedBy::Cpu));
+    }
+
+    #[test]
+    fn an_unknown_or_impossible_share_says_why() {
+        let one_gpu = CopyReservation::accelerators(Decimal::ONE);
+        let err = copy_share(&one_gpu, "ml.g5.12xlarge", None).unwrap_err();
+        assert!(
+            err.contains("accelerators of an ml.g5.12xlarge are unknown"),
+            "{err}"
+        );
+        assert!(err.contains("ClientBuilder::instance_resources"), "{err}");
+        let m5 = InstanceResources::new(4, 16, 0);
+        let err = copy_share(&one_gpu, "ml.m5.xlarge", Some(&m5)).unwrap_err();
+        assert_eq!(
+            err,
+            "a copy reserves 1 accelerator(s) but an ml.m5.xlarge has none"
+        );
+        let five = CopyReservation::accelerators(Decimal::from(5));
+        let err = copy_share(&five, "ml.g5.12xlarge", Some(&g5_12xlarge())).unwrap_err();
+        assert!(
+            err.starts_with("a copy reserves more accelerators than"),
+            "{err}"
+        );
+        let nothing = CopyReservation::default();
+        assert!(copy_share(&nothing, "ml.m5.xlarge", Some(&m5)).is_err());
+    }
+
+    #[test]
+    fn the_unreserved_fraction_is_what_no_copy_holds() {
+        // 2 × ml.g5.12xlarge (8 GPUs): 1 copy of 1 GPU and 1 copy of 3 GPUs hold 4.
+        let a = ComponentProfile::new(
+            "a",
+            "AllTraffic",
+            1,
+            CopyReservation::accelerators(Decimal::ONE),
+        );
+        let b = ComponentProfile::new(
+            "b",
+            "AllTraffic",
+            1,
+            CopyReservation::accelerators(Decimal::from(3)),
+        );
+        let shares = [
+            copy_share(&a.per_copy, "ml.g5.12xlarge", Some(&g5_12xlarge())),
+            copy_share(&b.per_copy, "ml.g5.12xlarge", Some(&g5_12xlarge())),
+        ];
+        let pairs = [(&a, &shares[0]), (&b, &shares[1])];
+        assert_eq!(unreserved_fraction(2, pairs), Some(dec("0.5")));
+        // Overcommitted: never below 0.
+        assert_eq!(unreserved_fraction(1, pairs), Some(Decimal::ZERO));
+        let unknown = Err("unknown".to_owned());
+        assert_eq!(unreserved_fraction(2, [(&a, &unknown)]), None);
+    }
+}

@@ -1,0 +1,419 @@
+//! Inference components and multi-model endpoints: the cost of each model on a
+//! shared endpoint, against the in-process SageMaker fake (which serves
+//! `ListInferenceComponents` and `DescribeInferenceComponent`) and the Price List
+//! fake (whose ml.g5.12xlarge product carries `vCpu` 48, `memory` 192 GiB, `gpu` 4).
+//!
+//! Every expected figure is worked by hand from the rates stated here: ml.g5.12xlarge
+//! $7.09 per instance-hour, ml.m5.xlarge $0.23. Calls are held at the fake while a
+//! manual clock moves 36 s (= 0.01 h), so each call's share is exact.
+
+use crate::support::fake_pricelist::{FakePriceList, docs};
+use crate::support::fake_sagemaker::{FakeComponent, FakeSageMaker, FakeVariant};
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use aws_smithy_async::test_util::ManualTimeSource;
+use aws_smithy_async::time::SharedTimeSource;
+use rust_decimal::Decimal;
+use sagemeter::billing::{LineItem, LinePrice};
+use sagemeter::ledger::JsonlLedger;
+use sagemeter::pricing::{InstanceResources, PriceKey};
+use sagemeter::report::{GroupBy, ReportOptions, report_file};
+use sagemeter::{Client, Cost};
+use std::time::{Duration, UNIX_EPOCH};
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+fn manual_clock() -> (ManualTimeSource, SharedTimeSource) {
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let shared = SharedTimeSource::new(time.clone());
+    (time, shared)
+}
+
+/// `shared`: 2 × ml.g5.12xlarge (4 GPUs each) hosting `small` (1 copy of 1 GPU)
+/// and `large` (1 copy of 3 GPUs): half the 8 GPUs reserved, half free.
+async fn shared_endpoint() -> FakeSageMaker {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "shared",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.12xlarge", 2).without_model()],
+    );
+    fake.add_component("shared", FakeComponent::gpus("small", "AllTraffic", 1, 1.0));
+    fake.add_component("shared", FakeComponent::gpus("large", "AllTraffic", 1, 3.0));
+    fake
+}
+
+async fn price_list() -> FakePriceList {
+    let pricelist = FakePriceList::start().await;
+    pricelist.add_documents([
+        docs::with_attributes(
+            docs::hosting("us-east-1", "ml.g5.12xlarge", "7.0900000000"),
+            &[("vCpu", "48"), ("memory", "192 GiB"), ("gpu", "4")],
+        ),
+        docs::hosting("us-east-1", "ml.m5.xlarge", "0.2300000000"),
+        docs::data_in("us-east-1", "0.0160000000"),
+        docs::data_out("us-east-1", "0.0160000000"),
+    ]);
+    pricelist
+}
+
+async fn call(client: &Client, component: Option<&str>, model: Option<&str>) -> Cost {
+    let endpoint = if model.is_some() { "mme" } else { "shared" };
+    let mut request = client
+        .invoke_endpoint()
+        .endpoint_name(endpoint)
+        .body(Blob::new("{}"));
+    if let Some(component) = component {
+        request = request.inference_component_name(component);
+    }
+    if let Some(model) = model {
+        request = request.target_model(model);
+    }
+    request
+        .send()
+        .await
+        .expect("the call succeeds")
+        .into_parts()
+        .1
+}
+
+fn compute(cost: &Cost) -> &sagemeter::billing::CostLine {
+    cost.lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .expect("a compute line")
+}
+
+/// Holds the fake, starts one call per entry at once, moves the clock 36 s, then
+/// lets them all answer.
+async fn held_for_36_seconds(
+    fake: &FakeSageMaker,
+    client: &Client,
+    time: &ManualTimeSource,
+    calls: &[(Option<&'static str>, Option<&'static str>)],
+) -> Vec<Cost> {
+    let before = fake.invocations();
+    fake.hold();
+    let running: Vec<_> = calls
+        .iter()
+        .map(|&(component, model)| {
+            let client = client.clone();
+            tokio::spawn(async move { call(&client, component, model).await })
+        })
+        .collect();
+    fake.wait_for_invocations(before + calls.len() as u64).await;
+    time.advance(Duration::from_secs(36));
+    fake.release();
+    let mut costs = Vec::new();
+    for running in running {
+        costs.push(running.await.unwrap());
+    }
+    costs
+}
+
+#[tokio::test]
+async fn two_components_pay_for_the_gpus_they_reserve_and_the_rest_is_unreserved() {
+    let fake = shared_endpoint().await;
+    let pricelist = price_list().await;
+    let (time, shared) = manual_clock();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("calls.jsonl");
+    let client = Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .time_source(shared)
+        .sink(JsonlLedger::open(&ledger).unwrap())
+        .build()
+        .unwrap();
+
+    let profile = client.meter().endpoint_profile("shared").await.unwrap();
+    let names: Vec<(&str, u32)> = profile
+        .components
+        .iter()
+        .map(|c| (c.name.as_str(), c.copies))
+        .collect();
+    assert_eq!(names, [("large", 1), ("small", 1)]);
+
+    let costs = held_for_36_seconds(
+        &fake,
+        &client,
+        &time,
+        &[(Some("small"), None), (Some("large"), None)],
+    )
+    .await;
+    let small = costs
+        .iter()
+        .find(|c| c.inference_component.as_deref() == Some("small"))
+        .unwrap();
+    let large = costs
+        .iter()
+        .find(|c| c.inference_component.as_deref() == Some("large"))
+        .unwrap();
+    // small: alone on its one copy for 0.01 h; a copy is 1 of 4 GPUs = 0.25 of an
+    // instance: 0.0025 instance-hours × 7.09 = 0.017725 USD.
+    assert_eq!(compute(small).quantity, dec("0.0025"));
+    assert_eq!(compute(small).cost_usd(), Some(dec("0.017725")));
+    // large: 3 of 4 GPUs = 0.75: 0.0075 instance-hours × 7.09 = 0.053175 USD.
+    assert_eq!(compute(large).quantity, dec("0.0075"));
+    assert_eq!(compute(large).cost_usd(), Some(dec("0.053175")));
+    assert_eq!(small.variant.as_deref(), Some("AllTraffic"));
+
+    // The two instances cost 2 × 7.09 × 0.01 = 0.1418 USD over those 36 s. The calls
+    // were allocated 0.0709; the other half of the GPUs was reserved by nobody:
+    // 0.1418 × 0.5 = 0.0709 unreserved. Allocated + unreserved = accrued.
+    let last = costs.iter().max_by_key(|c| c.running_client_usd).unwrap();
+    let accrual = last.accrual.clone().unwrap();
+    assert_eq!(accrual.accrued_usd, dec("0.1418"));
+    assert_eq!(accrual.allocated_usd, dec("0.0709"));
+    assert_eq!(accrual.unreserved_usd, Some(dec("0.0709")));
+
+    // The ledger keeps the component; a report groups by it.
+    client.meter().flush().await.unwrap();
+    let report = report_file(&ledger, &ReportOptions::new(GroupBy::Component)).unwrap();
+    let groups: Vec<(&str, Decimal)> = report
+        .groups
+        .iter()
+        .map(|g| (g.key.as_str(), g.cost_usd))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("shared/large", large.cost_usd),
+            ("shared/small", small.cost_usd)
+        ]
+    );
+    let read = sagemeter::ledger::read_all(&ledger).unwrap();
+    assert_eq!(read.records.len(), 2);
+    assert!(read.records.iter().all(|c| c.inference_component.is_some()));
+}
+
+#[tokio::test]
+async fn a_component_that_scales_its_copies_is_priced_on_them_after_the_refresh() {
+    let fake = shared_endpoint().await;
+    let pricelist = price_list().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .discovery_refresh(Duration::from_secs(60))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    client.meter().endpoint_profile("shared").await.unwrap();
+
+    // Two calls share small's one copy: half a copy each for 0.01 h = 0.005
+    // copy-hours × 0.25 = 0.00125 instance-hours × 7.09 = 0.0088625 USD each.
+    let costs = held_for_36_seconds(
+        &fake,
+        &client,
+        &time,
+        &[(Some("small"), None), (Some("small"), None)],
+    )
+    .await;
+    for cost in &costs {
+        assert_eq!(compute(cost).cost_usd(), Some(dec("0.0088625")));
+    }
+
+    // small scales to 2 copies; the profile is refreshed after 60 s.
+    fake.set_copies("small", 2);
+    time.advance(Duration::from_secs(61));
+    call(&client, Some("small"), None).await; // the stale profile; a refresh starts
+    let mut refreshed = false;
+    for _ in 0..200 {
+        let profile = client.meter().endpoint_profile("shared").await.unwrap();
+        refreshed = profile.component("small").is_some_and(|c| c.copies == 2);
+        if refreshed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refreshed, "the copy count never refreshed to 2");
+    // Now each call has a copy to itself: 0.01 copy-hours × 0.25 × 7.09 = 0.017725.
+    let costs = held_for_36_seconds(
+        &fake,
+        &client,
+        &time,
+        &[(Some("small"), None), (Some("small"), None)],
+    )
+    .await;
+    for cost in &costs {
+        assert_eq!(compute(cost).cost_usd(), Some(dec("0.017725")));
+    }
+}
+
+#[tokio::test]
+async fn without_the_instance_s_resources_a_component_call_is_unpriced_with_why() {
+    let fake = shared_endpoint().await;
+    let (time, shared) = manual_clock();
+    // A stated rate carries no product attributes: the GPUs per instance are unknown.
+    let unknown = Client::builder(&fake.sdk_config().await)
+        .price_override(
+            PriceKey::hosting("us-east-1", "ml.g5.12xlarge"),
+            dec("7.09"),
+        )
+        .time_source(shared.clone())
+        .build()
+        .unwrap();
+    let cost = call(&unknown, Some("small"), None).await;
+    let LinePrice::Unpriced { reason } = &compute(&cost).price else {
+        panic!("expected an unpriced compute line: {cost:#?}");
+    };
+    assert!(
+        reason.starts_with(
+            "inference component `small`: the accelerators of an ml.g5.12xlarge are unknown"
+        ),
+        "{reason}"
+    );
+    // A component the endpoint does not host: unpriced too, never the whole variant.
+    let cost = call(&unknown, Some("nope"), None).await;
+    let LinePrice::Unpriced { reason } = &compute(&cost).price else {
+        panic!("expected an unpriced compute line");
+    };
+    assert!(
+        reason.contains("`nope` is not among the variant's components"),
+        "{reason}"
+    );
+
+    // Stated on the builder, the resources price it: 1 of 4 GPUs for 0.01 h.
+    let stated = Client::builder(&fake.sdk_config().await)
+        .price_override(
+            PriceKey::hosting("us-east-1", "ml.g5.12xlarge"),
+            dec("7.09"),
+        )
+        .instance_resources("ml.g5.12xlarge", InstanceResources::new(48, 192, 4))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    stated.meter().endpoint_profile("shared").await.unwrap();
+    let costs = held_for_36_seconds(&fake, &stated, &time, &[(Some("small"), None)]).await;
+    assert_eq!(compute(&costs[0]).cost_usd(), Some(dec("0.017725")));
+}
+
+#[tokio::test]
+async fn a_multi_model_endpoint_shares_its_instance_among_the_target_models() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "mme",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let pricelist = price_list().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    client.meter().endpoint_profile("mme").await.unwrap();
+
+    let costs = held_for_36_seconds(
+        &fake,
+        &client,
+        &time,
+        &[
+            (None, Some("model-a.tar.gz")),
+            (None, Some("model-b.tar.gz")),
+            (None, Some("model-c.tar.gz")),
+        ],
+    )
+    .await;
+    // Three calls on one instance for 0.01 h: a third each, 0.003333333333333333
+    // instance-hours (18 places, rounded down) × 0.23 = 0.000766666666 (rounded down).
+    let mut models: Vec<&str> = costs
+        .iter()
+        .map(|c| c.target_model.as_deref().unwrap())
+        .collect();
+    models.sort_unstable();
+    assert_eq!(
+        models,
+        ["model-a.tar.gz", "model-b.tar.gz", "model-c.tar.gz"]
+    );
+    for cost in &costs {
+        assert_eq!(compute(cost).quantity, dec("0.003333333333333333"));
+        assert_eq!(compute(cost).cost_usd(), Some(dec("0.000766666666")));
+        assert_eq!(cost.inference_component, None);
+    }
+    // Together they never exceed what the instance cost: 0.23 × 0.01 = 0.0023.
+    let last = costs.iter().max_by_key(|c| c.running_client_usd).unwrap();
+    assert_eq!(last.accrual.clone().unwrap().accrued_usd, dec("0.0023"));
+    assert_eq!(last.accrual.clone().unwrap().unreserved_usd, None);
+    // The fake saw each TargetModel header.
+    let sent: Vec<Option<String>> = fake
+        .state
+        .invoked
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, model)| model.clone())
+        .collect();
+    assert_eq!(sent.iter().flatten().count(), 3);
+}
+
+#[tokio::test]
+async fn metrics_label_a_call_with_its_component_and_never_with_its_target_model() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let fake = shared_endpoint().await;
+    fake.add_endpoint(
+        "mme",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let pricelist = price_list().await;
+    let client = Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .build()
+        .unwrap();
+    call(&client, Some("small"), None).await;
+    call(&client, Some("small"), None).await;
+    call(&client, None, Some("model-a.tar.gz")).await;
+
+    let invocations: Vec<(Vec<(String, String)>, u64)> = recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "sagemeter_invocations_total")
+        .map(|(key, _, _, value)| {
+            let labels = key
+                .key()
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            let DebugValue::Counter(n) = value else {
+                panic!("a counter")
+            };
+            (labels, n)
+        })
+        .collect();
+    // Calls per label set, the price source (live, then cache) left out.
+    let count = |wanted: &[(&str, &str)]| -> u64 {
+        invocations
+            .iter()
+            .filter(|(labels, _)| {
+                let mut without_source: Vec<(&str, &str)> = labels
+                    .iter()
+                    .filter(|(k, _)| k != "price_source")
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                without_source.sort_unstable();
+                let mut wanted = wanted.to_vec();
+                wanted.sort_unstable();
+                without_source == wanted
+            })
+            .map(|(_, n)| n)
+            .sum()
+    };
+    assert_eq!(
+        count(&[
+            ("endpoint", "shared"),
+            ("variant", "AllTraffic"),
+            ("inference_component", "small"),
+        ]),
+        2,
+        "{invocations:#?}"
+    );
+    // The target model is no label.
+    assert_eq!(
+        count(&[("endpoint", "mme"), ("variant", "AllTraffic")]),
+        1,
+        "{invocations:#?}"
+    );
+}
