@@ -8,7 +8,7 @@
 //! [`ClientBuilder::endpoint_profile`](crate::ClientBuilder::endpoint_profile)
 //! always wins, for users without `sagemaker:Describe*` permissions.
 //!
-//! Endpoints that host [inference components](components) also list and describe
+//! Endpoints that host inference components ([`ComponentProfile`]) also list and describe
 //! their components, with the copies each runs and what each copy reserves.
 
 mod components;
