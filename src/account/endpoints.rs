@@ -3,7 +3,7 @@
 use super::Account;
 use super::error::{AccountError, from_sdk};
 use super::metrics::{self, Target, VariantUsage};
-use crate::billing::{compute_key, round_cost};
+use crate::billing::{compute_key, copy_share, round_cost, unreserved_fraction};
 use crate::endpoint::{
     DiscoveryError, EndpointKind, EndpointProfile, VariantBilling, VariantProfile,
 };
@@ -174,7 +174,9 @@ impl VariantKind {
     }
 }
 
-/// One production variant of one endpoint.
+/// One production variant of one endpoint, or one inference component hosted on a
+/// variant (then the row after its variant's, and not in the totals: its burn is
+/// part of the variant's).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointRow {
@@ -182,6 +184,20 @@ pub struct EndpointRow {
     pub endpoint: String,
     /// Variant name (`None` when the endpoint could not be described).
     pub variant: Option<String>,
+    /// The inference component this row is about (`None`: the whole variant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference_component: Option<String>,
+    /// A component's copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies: Option<u32>,
+    /// The share of the variant's instances the component's copies reserve (see
+    /// `docs/cost-model.md`); `None` on variant rows, or when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_share: Option<Decimal>,
+    /// On the row of a variant hosting components: the share of its instances no
+    /// component reserves (its burn × this is paid for nothing any model holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreserved_share: Option<Decimal>,
     /// The endpoint's status: `InService`, `Creating`, `Updating`, `Failed`, ...
     pub status: String,
     /// How the variant is billed.
@@ -296,7 +312,10 @@ impl Account {
             match described {
                 Ok(profile) => {
                     for variant in &profile.variants {
-                        drafts.push(self.draft(listed, &profile, variant).await);
+                        let mut draft = self.draft(listed, &profile, variant).await;
+                        let components = self.component_drafts(&profile, variant, &mut draft).await;
+                        drafts.push(draft);
+                        drafts.extend(components);
                     }
                 }
                 Err(err) => drafts.push(undescribed(listed, &err)),
@@ -312,6 +331,7 @@ impl Account {
                 Some(Target {
                     endpoint: d.row.endpoint.clone(),
                     variant: d.row.variant.clone()?,
+                    component: d.row.inference_component.clone(),
                 })
             })
             .collect();
@@ -335,14 +355,33 @@ impl Account {
             finish(draft, used, now, start, options);
         }
 
-        let mut rows: Vec<EndpointRow> = drafts.into_iter().map(|d| d.row).collect();
-        rows.sort_by(|a, b| {
-            let burn = |r: &EndpointRow| r.usd_per_hour.map_or(Decimal::MIN, |u| u);
+        let burn = |r: &EndpointRow| r.usd_per_hour.map_or(Decimal::MIN, |u| u);
+        let (components, mut variants): (Vec<EndpointRow>, Vec<EndpointRow>) = drafts
+            .into_iter()
+            .map(|d| d.row)
+            .partition(|r| r.inference_component.is_some());
+        variants.sort_by(|a, b| {
             burn(b)
                 .cmp(&burn(a))
                 .then_with(|| a.endpoint.cmp(&b.endpoint))
                 .then_with(|| a.variant.cmp(&b.variant))
         });
+        // Each variant's components right after it, by burn.
+        let mut rows = Vec::with_capacity(variants.len() + components.len());
+        for variant in variants {
+            let mut hosted: Vec<&EndpointRow> = components
+                .iter()
+                .filter(|c| c.endpoint == variant.endpoint && c.variant == variant.variant)
+                .collect();
+            hosted.sort_by(|a, b| {
+                burn(b)
+                    .cmp(&burn(a))
+                    .then_with(|| a.inference_component.cmp(&b.inference_component))
+            });
+            let hosted: Vec<EndpointRow> = hosted.into_iter().cloned().collect();
+            rows.push(variant);
+            rows.extend(hosted);
+        }
         let totals = totals(&rows, listed.len());
         Ok(EndpointsView {
             region: self.region.clone(),
@@ -467,6 +506,92 @@ impl Account {
         }
     }
 
+    /// One row per inference component of `variant`: its reserved share of the
+    /// variant's instances and that share of the variant's burn; and on the
+    /// variant's own row, the share no component reserves.
+    async fn component_drafts(
+        &self,
+        profile: &EndpointProfile,
+        variant: &VariantProfile,
+        variant_draft: &mut Draft,
+    ) -> Vec<Draft> {
+        let hosted: Vec<_> = profile
+            .components
+            .iter()
+            .filter(|c| c.variant == variant.name)
+            .collect();
+        let VariantBilling::Instance {
+            instance_type,
+            instance_count,
+        } = &variant.billing
+        else {
+            return Vec::new();
+        };
+        if hosted.is_empty() || *instance_count == 0 {
+            return Vec::new();
+        }
+        let resources = match compute_key(&self.region, profile.kind, &variant.billing) {
+            Ok(key) => self.prices.price(&key).await.ok().and_then(|r| r.instance),
+            Err(_) => None,
+        };
+        let mut drafts = Vec::with_capacity(hosted.len());
+        let mut shares = Vec::with_capacity(hosted.len());
+        for component in &hosted {
+            let mut row = variant_draft.row.clone();
+            row.inference_component = Some(component.name.clone());
+            row.copies = Some(component.copies);
+            row.notes.clear();
+            row.flags.retain(|f| *f == Flag::Unpriced);
+            let share = copy_share(&component.per_copy, instance_type, resources.as_ref());
+            shares.push(share.clone());
+            match share {
+                Ok(share) => {
+                    let reserved = share.of_instance * Decimal::from(component.copies)
+                        / Decimal::from(*instance_count);
+                    row.reserved_share = Some(reserved.round_dp(6).normalize());
+                    row.usd_per_hour = variant_draft
+                        .row
+                        .usd_per_hour
+                        .map(|burn| round_cost(burn * reserved).normalize());
+                    row.notes.push(format!(
+                        "a copy reserves {} of an instance (by {})",
+                        share.of_instance.round_dp(6).normalize(),
+                        share.by.as_str()
+                    ));
+                }
+                Err(reason) => {
+                    row.usd_per_hour = None;
+                    if !row.flags.contains(&Flag::Unpriced) {
+                        row.flags.push(Flag::Unpriced);
+                    }
+                    row.unpriced_reason = Some(reason);
+                }
+            }
+            drafts.push(Draft {
+                row,
+                created: variant_draft.created,
+                per_use_usd_per_second: None,
+            });
+        }
+        let unreserved =
+            unreserved_fraction(*instance_count, hosted.iter().copied().zip(shares.iter()));
+        if let Some(fraction) = unreserved {
+            let row = &mut variant_draft.row;
+            row.unreserved_share = Some(fraction.round_dp(6).normalize());
+            if let Some(burn) = row.usd_per_hour {
+                row.notes.push(format!(
+                    "inference components reserve {}% of the instances; {} USD/hour is \
+                     reserved by none",
+                    ((Decimal::ONE - fraction) * Decimal::ONE_HUNDRED)
+                        .round_dp(2)
+                        .normalize(),
+                    round_cost(burn * fraction).normalize()
+                ));
+            }
+        }
+        drafts
+    }
+
     /// Instances × the hourly rate, plus their ML storage when its size is known.
     async fn instance_burn(
         &self,
@@ -528,6 +653,10 @@ impl EndpointRow {
         EndpointRow {
             endpoint: listed.name.clone(),
             variant,
+            inference_component: None,
+            copies: None,
+            reserved_share: None,
+            unreserved_share: None,
             status: listed.status.clone(),
             kind: VariantKind::Unknown,
             instance_type: None,
@@ -627,7 +756,8 @@ fn finish(
                     .normalize(),
             );
         }
-        let instances = row.instance_count.unwrap_or(0);
+        // A component's calls are served by its copies; a variant's by its instances.
+        let instances = row.copies.or(row.instance_count).unwrap_or(0);
         if matches!(row.kind, VariantKind::Instance | VariantKind::AsyncInstance)
             && instances > 0
             && seconds > 0
@@ -656,7 +786,8 @@ fn totals(rows: &[EndpointRow], endpoints: usize) -> ViewTotals {
         window_cost_usd: Decimal::ZERO,
         unpriced: 0,
     };
-    for row in rows {
+    // A component's burn is part of its variant's.
+    for row in rows.iter().filter(|r| r.inference_component.is_none()) {
         match row.usd_per_hour {
             Some(burn) => {
                 t.usd_per_hour += burn;

@@ -9,6 +9,9 @@ use std::time::SystemTime;
 pub(crate) struct Target {
     pub endpoint: String,
     pub variant: String,
+    /// An inference component: its metrics carry the `InferenceComponentName`
+    /// dimension alone.
+    pub component: Option<String>,
 }
 
 /// What CloudWatch says a variant did over the window.
@@ -90,18 +93,20 @@ pub(crate) async fn fetch(
 
 fn query(id: &str, metric: &str, target: &Target) -> MetricDataQuery {
     let dimension = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
+    let mut of = Metric::builder()
+        .namespace("AWS/SageMaker")
+        .metric_name(metric);
+    of = match &target.component {
+        Some(component) => of.dimensions(dimension("InferenceComponentName", component)),
+        None => of
+            .dimensions(dimension("EndpointName", &target.endpoint))
+            .dimensions(dimension("VariantName", &target.variant)),
+    };
     MetricDataQuery::builder()
         .id(id)
         .metric_stat(
             MetricStat::builder()
-                .metric(
-                    Metric::builder()
-                        .namespace("AWS/SageMaker")
-                        .metric_name(metric)
-                        .dimensions(dimension("EndpointName", &target.endpoint))
-                        .dimensions(dimension("VariantName", &target.variant))
-                        .build(),
-                )
+                .metric(of.build())
                 .period(PERIOD_SECONDS)
                 .stat("Sum")
                 .build(),

@@ -2,7 +2,7 @@
 //! (endpoints in every status, several pages of each API).
 
 use super::*;
-use crate::pricing::Snapshot;
+use crate::pricing::{PriceKey, PriceSource, Snapshot};
 use aws_config::BehaviorVersion;
 use aws_sdk_sagemaker::types::{
     EndpointStatus, EndpointSummary, ProductionVariant, ProductionVariantInstanceType,
@@ -247,4 +247,193 @@ async fn every_page_of_the_bill_is_read_and_estimated_days_are_not_settled() {
     assert_eq!(r.days[1].parts.discount_usd, Decimal::new(-30912, 4));
     assert_eq!(r.rows[1].effective_rate_ratio, Some(Decimal::new(72, 2)));
     assert_eq!(r.days[1].verdict, Verdict::NotSettled);
+}
+
+/// Prices ml.g5.12xlarge at $7.09/h with the Price List's resources (48 vCPUs,
+/// 192 GiB, 4 GPUs), as a live rate carries them.
+#[derive(Debug)]
+struct G5Prices;
+
+impl PriceSource for G5Prices {
+    fn price<'a>(
+        &'a self,
+        key: &'a PriceKey,
+    ) -> crate::pricing::BoxFuture<'a, Result<crate::pricing::Rate, crate::pricing::PriceError>>
+    {
+        Box::pin(async move {
+            match key {
+                PriceKey::Hosting { instance_type, .. } if instance_type == "ml.g5.12xlarge" => {
+                    Ok(crate::pricing::Rate::new(
+                        key.clone(),
+                        Decimal::new(709, 2),
+                        crate::pricing::Provenance::new(crate::pricing::PriceOrigin::Live),
+                    )
+                    .with_instance(crate::pricing::InstanceResources::new(48, 192, 4)))
+                }
+                _ => Err(crate::pricing::PriceError::NotFound { key: key.clone() }),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn each_inference_component_has_its_reserved_share_of_the_variant_burn() {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
+    use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
+    use aws_sdk_sagemaker::operation::describe_inference_component::DescribeInferenceComponentOutput;
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    use aws_sdk_sagemaker::operation::list_inference_components::ListInferenceComponentsOutput;
+    use aws_sdk_sagemaker::types::{
+        InferenceComponentComputeResourceRequirements, InferenceComponentRuntimeConfigSummary,
+        InferenceComponentSpecificationSummary, InferenceComponentSummary,
+    };
+
+    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
+        ListEndpointsOutput::builder()
+            .endpoints(summary("shared", EndpointStatus::InService))
+            .build()
+    });
+    let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output(|| {
+        DescribeEndpointOutput::builder()
+            .endpoint_name("shared")
+            .endpoint_config_name("shared-config")
+            .endpoint_status(EndpointStatus::InService)
+            .production_variants(
+                ProductionVariantSummary::builder()
+                    .variant_name("AllTraffic")
+                    .current_instance_count(2)
+                    .build(),
+            )
+            .build()
+    });
+    // No ModelName: the variant hosts inference components.
+    let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_output(|| {
+        DescribeEndpointConfigOutput::builder()
+            .endpoint_config_name("shared-config")
+            .production_variants(
+                ProductionVariant::builder()
+                    .variant_name("AllTraffic")
+                    .instance_type(ProductionVariantInstanceType::MlG512Xlarge)
+                    .initial_instance_count(2)
+                    .build(),
+            )
+            .build()
+    });
+    let components = mock!(aws_sdk_sagemaker::Client::list_inference_components)
+        .match_requests(|r| r.endpoint_name_equals() == Some("shared"))
+        .then_output(|| {
+            let summary = |name: &str| {
+                InferenceComponentSummary::builder()
+                    .inference_component_name(name)
+                    .inference_component_arn(format!("arn:ic/{name}"))
+                    .endpoint_name("shared")
+                    .endpoint_arn("arn:endpoint/shared")
+                    .variant_name("AllTraffic")
+                    .creation_time(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+                    .last_modified_time(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+                    .build()
+            };
+            ListInferenceComponentsOutput::builder()
+                .inference_components(summary("small"))
+                .inference_components(summary("large"))
+                .build()
+        });
+    let describe = |name: &'static str, gpus: f32| {
+        mock!(aws_sdk_sagemaker::Client::describe_inference_component)
+            .match_requests(move |r| r.inference_component_name() == Some(name))
+            .then_output(move || {
+                DescribeInferenceComponentOutput::builder()
+                    .inference_component_name(name)
+                    .inference_component_arn(format!("arn:ic/{name}"))
+                    .endpoint_name("shared")
+                    .endpoint_arn("arn:endpoint/shared")
+                    .variant_name("AllTraffic")
+                    .specification(
+                        InferenceComponentSpecificationSummary::builder()
+                            .compute_resource_requirements(
+                                InferenceComponentComputeResourceRequirements::builder()
+                                    .number_of_accelerator_devices_required(gpus)
+                                    .min_memory_required_in_mb(8192)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .runtime_config(
+                        InferenceComponentRuntimeConfigSummary::builder()
+                            .current_copy_count(1)
+                            .desired_copy_count(1)
+                            .build(),
+                    )
+                    .creation_time(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+                    .last_modified_time(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+                    .build()
+            })
+    };
+    let small = describe("small", 1.0);
+    let large = describe("large", 3.0);
+    // Queries in row order: the variant (0), then its components by name: large (1),
+    // small (2). A component's metrics carry only its InferenceComponentName.
+    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data)
+        .match_requests(|r| {
+            r.metric_data_queries().iter().any(|q| {
+                q.id() == Some("i1")
+                    && q.metric_stat().and_then(|s| s.metric()).is_some_and(|m| {
+                        m.dimensions().len() == 1
+                            && m.dimensions()[0].name() == Some("InferenceComponentName")
+                            && m.dimensions()[0].value() == Some("large")
+                    })
+            })
+        })
+        .then_output(|| {
+            GetMetricDataOutput::builder()
+                .metric_data_results(MetricDataResult::builder().id("i0").values(100.0).build())
+                .metric_data_results(MetricDataResult::builder().id("i1").values(100.0).build())
+                .build()
+        });
+    let mut account = account(
+        &[&list, &endpoint, &config, &components, &small, &large],
+        &[&metrics],
+        &[],
+    );
+    account.prices = std::sync::Arc::new(G5Prices);
+    let view = account
+        .endpoints(&EndpointsOptions::new(Window::hours(24)))
+        .await
+        .unwrap();
+    assert_eq!(metrics.num_calls(), 1);
+
+    let names: Vec<Option<&str>> = view
+        .rows
+        .iter()
+        .map(|r| r.inference_component.as_deref())
+        .collect();
+    assert_eq!(names, [None, Some("large"), Some("small")]);
+    // The variant: 2 × $7.09 = $14.18/h; 1 + 3 of its 8 GPUs are reserved, half free.
+    let variant = &view.rows[0];
+    assert_eq!(variant.usd_per_hour, Some(Decimal::new(1418, 2)));
+    assert_eq!(variant.unreserved_share, Some(Decimal::new(5, 1)));
+    assert!(
+        variant.notes.contains(
+            &"inference components reserve 50% of the instances; 7.09 USD/hour is reserved by none"
+                .to_owned()
+        ),
+        "{:?}",
+        variant.notes
+    );
+    // large: 3 of 4 GPUs per copy, 1 copy on 2 instances = 0.375 → $5.3175/h.
+    let large_row = &view.rows[1];
+    assert_eq!(large_row.reserved_share, Some(Decimal::new(375, 3)));
+    assert_eq!(large_row.usd_per_hour, Some(Decimal::new(53175, 4)));
+    assert_eq!(large_row.invocations, Some(100));
+    assert!(large_row.flags.is_empty(), "{:?}", large_row.flags);
+    // small: 0.125 → $1.7725/h, no invocations: idle.
+    let small_row = &view.rows[2];
+    assert_eq!(small_row.reserved_share, Some(Decimal::new(125, 3)));
+    assert_eq!(small_row.usd_per_hour, Some(Decimal::new(17725, 4)));
+    assert_eq!(small_row.flags, [Flag::Idle]);
+    // The totals count the variant once.
+    assert_eq!(view.totals.usd_per_hour, Decimal::new(1418, 2));
+    assert_eq!(view.totals.idle_usd_per_hour, Decimal::ZERO);
 }

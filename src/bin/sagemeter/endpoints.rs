@@ -12,8 +12,11 @@ use std::io::Write;
 #[command(after_help = "\
 Flags: idle (burning, no invocation in the window), underused (utilisation = model \
 time ÷ instance time below --underused-below), unpriced (the reason is shown).
+Endpoints hosting inference components get a row per component (its copies' reserved \
+share of the variant's burn; not added to the totals).
 IAM: sagemaker:ListEndpoints, sagemaker:DescribeEndpoint, sagemaker:DescribeEndpointConfig, \
-cloudwatch:GetMetricData, pricing:GetProducts.")]
+cloudwatch:GetMetricData, pricing:GetProducts (and sagemaker:ListInferenceComponents, \
+sagemaker:DescribeInferenceComponent for endpoints hosting components).")]
 pub struct EndpointsArgs {
     /// How far back invocations are counted: 24h, 7d, 30d (1h to 90d).
     #[arg(long, default_value = "24h", value_parser = parse_window)]
@@ -71,13 +74,17 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
         view.totals.endpoints, view.region, view.window
     )?;
     let dash = || "-".to_owned();
+    // A COMPONENT column only when some endpoint hosts inference components.
+    let components = view.rows.iter().any(|r| r.inference_component.is_some());
     let rows: Vec<Vec<String>> = view
         .rows
         .iter()
         .map(|r| {
-            vec![
-                r.endpoint.clone(),
-                r.variant.clone().unwrap_or_else(dash),
+            let mut cells = vec![r.endpoint.clone(), r.variant.clone().unwrap_or_else(dash)];
+            if components {
+                cells.push(r.inference_component.clone().unwrap_or_else(dash));
+            }
+            cells.extend([
                 r.status.clone(),
                 deployment(r),
                 r.usd_per_hour.map_or_else(dash, usd4),
@@ -89,26 +96,26 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
                 }),
                 r.price_source.map_or_else(dash, |s| s.to_string()),
                 flags(r),
-            ]
+            ]);
+            cells
         })
         .collect();
-    table(
-        out,
-        &[
-            "ENDPOINT",
-            "VARIANT",
-            "STATUS",
-            "DEPLOYMENT",
-            "$/HOUR",
-            "INVOCATIONS",
-            "WINDOW COST",
-            "$/1K CALLS",
-            "UTILISATION",
-            "PRICES",
-            "FLAGS",
-        ],
-        &rows,
-    )?;
+    let mut header = vec!["ENDPOINT", "VARIANT"];
+    if components {
+        header.push("COMPONENT");
+    }
+    header.extend([
+        "STATUS",
+        "DEPLOYMENT",
+        "$/HOUR",
+        "INVOCATIONS",
+        "WINDOW COST",
+        "$/1K CALLS",
+        "UTILISATION",
+        "PRICES",
+        "FLAGS",
+    ]);
+    table(out, &header, &rows)?;
     let t = &view.totals;
     writeln!(
         out,
@@ -122,15 +129,43 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
     if t.unpriced > 0 {
         writeln!(out, "{} variants unpriced, not in the totals", t.unpriced)?;
     }
+    if components {
+        writeln!(
+            out,
+            "a component's $/hour is its copies' reserved share of its variant's (in the \
+             variant's, not added to the totals)"
+        )?;
+        for r in view.rows.iter().filter(|r| r.unreserved_share.is_some()) {
+            for note in &r.notes {
+                writeln!(
+                    out,
+                    "{}/{}: {note}",
+                    r.endpoint,
+                    r.variant.as_deref().unwrap_or("-")
+                )?;
+            }
+        }
+    }
     for r in &view.rows {
         if let Some(reason) = &r.unpriced_reason {
-            writeln!(out, "unpriced {}: {reason}", r.endpoint)?;
+            match &r.inference_component {
+                Some(component) => writeln!(out, "unpriced {}/{component}: {reason}", r.endpoint)?,
+                None => writeln!(out, "unpriced {}: {reason}", r.endpoint)?,
+            }
         }
     }
     Ok(())
 }
 
 fn deployment(r: &EndpointRow) -> String {
+    if let (Some(copies), Some(t), Some(n)) = (r.copies, &r.instance_type, r.instance_count) {
+        let share = r.reserved_share.map_or_else(
+            || "share unknown".to_owned(),
+            |s| format!("{}%", (s * Decimal::ONE_HUNDRED).round_dp(2).normalize()),
+        );
+        let plural = if copies == 1 { "copy" } else { "copies" };
+        return format!("{copies} {plural}, {share} of {n} × {t}");
+    }
     match (&r.instance_type, r.instance_count, r.memory_mb) {
         (Some(t), Some(n), _) => format!("{n} × {t}"),
         (_, _, Some(mb)) => match r.provisioned_concurrency {
@@ -144,4 +179,71 @@ fn deployment(r: &EndpointRow) -> String {
 fn flags(r: &EndpointRow) -> String {
     let words: Vec<&str> = r.flags.iter().map(|f| f.as_str()).collect();
     words.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(component: Option<&str>, usd_per_hour: &str) -> serde_json::Value {
+        let mut row = serde_json::json!({
+            "endpoint": "shared", "variant": "AllTraffic", "status": "InService",
+            "kind": "instance", "instance_type": "ml.g5.12xlarge", "instance_count": 2,
+            "memory_mb": null, "provisioned_concurrency": null,
+            "usd_per_hour": usd_per_hour, "price_source": "live", "invocations": 100,
+            "window_hours": "24", "window_cost_usd": null, "usd_per_1000_invocations": null,
+            "utilisation": null, "flags": [], "unpriced_reason": null
+        });
+        match component {
+            Some(name) => {
+                row["inference_component"] = name.into();
+                row["copies"] = 1.into();
+                row["reserved_share"] = "0.375".into();
+            }
+            None => {
+                row["unreserved_share"] = "0.5".into();
+                row["notes"] = serde_json::json!([
+                    "inference components reserve 50% of the instances; 7.09 USD/hour is reserved by none"
+                ]);
+            }
+        }
+        row
+    }
+
+    #[test]
+    fn components_get_a_column_their_share_and_the_unreserved_note() {
+        let view: EndpointsView = serde_json::from_value(serde_json::json!({
+            "region": "us-east-1", "window": "24h", "at": "2026-12-02T12:00:00Z",
+            "rows": [row(None, "14.18"), row(Some("large"), "5.3175")],
+            "totals": {"endpoints": 1, "usd_per_hour": "14.18", "usd_per_month": "10351.4",
+                       "idle_usd_per_hour": "0", "idle_usd_per_month": "0",
+                       "window_cost_usd": "0", "unpriced": 0}
+        }))
+        .unwrap();
+        let mut out = Vec::new();
+        render(&view, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].starts_with("ENDPOINT  VARIANT     COMPONENT"),
+            "{text}"
+        );
+        fn cells(line: &str) -> Vec<&str> {
+            line.split("  ")
+                .filter(|c| !c.is_empty())
+                .map(str::trim)
+                .collect()
+        }
+        assert_eq!(cells(lines[2])[2], "-");
+        assert_eq!(cells(lines[3])[2], "large");
+        assert_eq!(cells(lines[3])[4], "1 copy, 37.5% of 2 × ml.g5.12xlarge");
+        assert_eq!(cells(lines[3])[5], "$5.3175");
+        assert!(
+            text.contains(
+                "shared/AllTraffic: inference components reserve 50% of the instances; 7.09 \
+             USD/hour is reserved by none"
+            ),
+            "{text}"
+        );
+    }
 }
