@@ -32,6 +32,9 @@ pub struct TotalsSnapshot {
     pub by_endpoint: HashMap<String, Decimal>,
     /// Per `endpoint/variant`, in USD.
     pub by_variant: HashMap<String, Decimal>,
+    /// Per `endpoint/inference component`, in USD (calls that named one).
+    #[serde(default)]
+    pub by_component: HashMap<String, Decimal>,
 }
 
 #[derive(Default)]
@@ -162,6 +165,10 @@ struct EndpointTotals {
     /// Variants in the order their slot was first asked for (a handful at most).
     variants: Vec<VariantState>,
 }
+
+/// Between an endpoint's and a component's name in the name of an inference
+/// component's slot (never in an endpoint's name).
+pub(crate) const COMPONENT_SEPARATOR: char = '\u{1f}';
 
 /// Femtoseconds (10⁻¹⁵ s) in a microsecond: the sharing clock's unit.
 const FS_PER_MICROSECOND: u128 = 1_000_000_000;
@@ -506,10 +513,16 @@ impl Totals {
         cost_usd: Decimal,
         compute_usd: Option<Decimal>,
         clock: Option<InstanceClock>,
+        component: Option<EndpointSlot>,
     ) -> Recorded {
         let mut inner = self.lock();
         inner.calls += 1;
         inner.client_usd += cost_usd;
+        // An inference component's totals are kept on its sharing clock's slot.
+        if let Some(slot) = component {
+            let totals = &mut inner.endpoints[slot.0];
+            totals.usd = Some(totals.usd.unwrap_or_default() + cost_usd);
+        }
         let running_client_usd = inner.client_usd;
         let totals = &mut inner.endpoints[endpoint.0];
         let running_endpoint_usd = totals.usd.unwrap_or_default() + cost_usd;
@@ -566,7 +579,16 @@ impl Totals {
             by_endpoint: inner
                 .endpoints
                 .iter()
+                .filter(|e| !e.name.contains(COMPONENT_SEPARATOR))
                 .filter_map(|e| Some((e.name.clone(), e.usd?)))
+                .collect(),
+            by_component: inner
+                .endpoints
+                .iter()
+                .filter_map(|e| {
+                    let (endpoint, component) = e.name.split_once(COMPONENT_SEPARATOR)?;
+                    Some((format!("{endpoint}/{component}"), e.usd?))
+                })
                 .collect(),
             by_variant: inner
                 .endpoints
@@ -695,8 +717,8 @@ mod tests {
         );
 
         let cost = Decimal::new(25, 6);
-        totals.record(busy, Some(blue), cost, None, None);
-        let recorded = totals.record(busy, Some(blue), cost, None, None);
+        totals.record(busy, Some(blue), cost, None, None, None);
+        let recorded = totals.record(busy, Some(blue), cost, None, None, None);
         assert_eq!(recorded.running_endpoint_usd, Decimal::new(50, 6));
 
         let snapshot = totals.snapshot();

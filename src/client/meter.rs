@@ -298,7 +298,10 @@ impl Targets {
 /// The name of an inference component's sharing clock in the totals: never an
 /// endpoint's name (endpoint names cannot hold U+001F).
 pub(crate) fn component_clock(endpoint: &str, component: &str) -> String {
-    format!("{endpoint}\u{1f}{component}")
+    format!(
+        "{endpoint}{}{component}",
+        crate::totals::COMPONENT_SEPARATOR
+    )
 }
 
 /// One finished call, as the client measured it.
@@ -803,10 +806,18 @@ impl Meter {
             started_at: c.started_at,
             allocated_usd: compute_usd,
         });
-        let recorded =
-            self.inner
-                .totals
-                .record(prepared.totals, variant_slot, cost_usd, compute_usd, clock);
+        let recorded = self.inner.totals.record(
+            prepared.totals,
+            variant_slot,
+            cost_usd,
+            compute_usd,
+            clock,
+            component.map(|c| {
+                self.inner
+                    .totals
+                    .endpoint_slot(&component_clock(&endpoint, c))
+            }),
+        );
 
         let all_tags = self.tags_into(tags);
         #[cfg(feature = "fleet")]

@@ -166,6 +166,16 @@ async fn two_components_pay_for_the_gpus_they_reserve_and_the_rest_is_unreserved
     assert_eq!(accrual.allocated_usd, dec("0.0709"));
     assert_eq!(accrual.unreserved_usd, Some(dec("0.0709")));
 
+    // The running totals keep each component apart, inside its endpoint's.
+    let totals = client.meter().totals();
+    assert_eq!(totals.by_component["shared/small"], small.cost_usd);
+    assert_eq!(totals.by_component["shared/large"], large.cost_usd);
+    assert_eq!(totals.by_endpoint.len(), 1);
+    assert_eq!(
+        totals.by_endpoint["shared"],
+        small.cost_usd + large.cost_usd
+    );
+
     // The ledger keeps the component; a report groups by it.
     client.meter().flush().await.unwrap();
     let report = report_file(&ledger, &ReportOptions::new(GroupBy::Component)).unwrap();
