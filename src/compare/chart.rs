@@ -60,38 +60,42 @@ impl ChartFormat {
 /// Draws `comparison` to `path`, as SVG or PNG according to its extension.
 pub fn render(comparison: &Comparison, path: impl AsRef<Path>) -> Result<(), CompareError> {
     let path = path.as_ref();
-    let fail = |reason: String| CompareError::Chart {
+    ChartFormat::from_path(path)?;
+    crate::chart::write(&Plans(comparison), path, SIZE).map_err(|reason| CompareError::Chart {
         path: path.display().to_string(),
         reason,
-    };
-    match ChartFormat::from_path(path)? {
-        ChartFormat::Svg => {
-            let svg = render_svg(comparison)?;
-            std::fs::write(path, svg).map_err(|e| fail(e.to_string()))
-        }
-        ChartFormat::Png => {
-            let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-            draw(comparison, &root).map_err(fail)?;
-            root.present().map_err(|e| fail(e.to_string()))
-        }
-    }
+    })
 }
 
 /// The chart as an SVG document.
 pub fn render_svg(comparison: &Comparison) -> Result<String, CompareError> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        draw(comparison, &root).map_err(|reason| CompareError::Chart {
-            path: "(svg string)".into(),
-            reason,
-        })?;
-        root.present().map_err(|e| CompareError::Chart {
-            path: "(svg string)".into(),
-            reason: e.to_string(),
-        })?;
+    crate::chart::svg(&Plans(comparison), SIZE).map_err(in_svg)
+}
+
+/// A chart error while making an SVG string (no file involved).
+fn in_svg(reason: String) -> CompareError {
+    CompareError::Chart {
+        path: "(svg string)".into(),
+        reason,
     }
-    Ok(svg)
+}
+
+/// Cost against calls per period, per plan.
+struct Plans<'a>(&'a Comparison);
+
+impl crate::chart::Drawing for Plans<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw(self.0, root)
+    }
+}
+
+/// Each plan's cost per month under a price trend.
+struct Months<'a>(&'a Projection);
+
+impl crate::chart::Drawing for Months<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw_trend(self.0, root)
+    }
 }
 
 /// One line per plan, in data units: the points where its slope changes, from 0 to
@@ -345,36 +349,16 @@ fn draw<DB: DrawingBackend>(
 /// marked) to `path`, as SVG or PNG according to its extension.
 pub fn render_trend(projection: &Projection, path: impl AsRef<Path>) -> Result<(), CompareError> {
     let path = path.as_ref();
-    let fail = |reason: String| CompareError::Chart {
+    ChartFormat::from_path(path)?;
+    crate::chart::write(&Months(projection), path, SIZE).map_err(|reason| CompareError::Chart {
         path: path.display().to_string(),
         reason,
-    };
-    match ChartFormat::from_path(path)? {
-        ChartFormat::Svg => {
-            let svg = render_trend_svg(projection)?;
-            std::fs::write(path, svg).map_err(|e| fail(e.to_string()))
-        }
-        ChartFormat::Png => {
-            let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-            draw_trend(projection, &root).map_err(fail)?;
-            root.present().map_err(|e| fail(e.to_string()))
-        }
-    }
+    })
 }
 
 /// The month-by-month chart of `projection` as an SVG document.
 pub fn render_trend_svg(projection: &Projection) -> Result<String, CompareError> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        let fail = |reason: String| CompareError::Chart {
-            path: "(svg string)".into(),
-            reason,
-        };
-        draw_trend(projection, &root).map_err(fail)?;
-        root.present().map_err(|e| fail(e.to_string()))?;
-    }
-    Ok(svg)
+    crate::chart::svg(&Months(projection), SIZE).map_err(in_svg)
 }
 
 /// Where a commitment's cheaper side changes: the month, the commitment's cost in

@@ -33,39 +33,24 @@ const COLOURS: [RGBColor; 6] = [
 /// Draws `history` to `path`: SVG or PNG by its extension.
 pub fn render(history: &PriceHistory, path: impl AsRef<Path>) -> Result<(), HistoryError> {
     let path = path.as_ref();
-    let fail = |reason: String| HistoryError::Chart {
+    crate::chart::write(&Rates(history), path, SIZE).map_err(|reason| HistoryError::Chart {
         path: path.display().to_string(),
         reason,
-    };
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("svg") => {
-            let svg = render_svg(history).map_err(fail)?;
-            std::fs::write(path, svg).map_err(|e| fail(e.to_string()))
-        }
-        Some("png") => {
-            let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-            draw(history, &root).map_err(fail)?;
-            root.present().map_err(|e| fail(e.to_string()))
-        }
-        _ => Err(fail(
-            "unknown picture format: name the file .svg or .png".into(),
-        )),
-    }
+    })
 }
 
 /// The chart as an SVG document.
 pub fn render_svg(history: &PriceHistory) -> Result<String, String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        draw(history, &root)?;
-        root.present().map_err(|e| e.to_string())?;
+    crate::chart::svg(&Rates(history), SIZE)
+}
+
+/// Each key's rate over time.
+struct Rates<'a>(&'a PriceHistory);
+
+impl crate::chart::Drawing for Rates<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw(self.0, root)
     }
-    Ok(svg)
 }
 
 /// Runs of step points of one key: a gap where it was not listed splits the line.
