@@ -179,6 +179,31 @@ fn f(d: Decimal) -> f64 {
     d.to_f64().unwrap_or(f64::MAX)
 }
 
+/// Labels written just above the x axis at their x, stacked in rows so that none
+/// overlaps the one before it in its row (a label is about 8 px a character):
+/// `(x, row, text)`. `pixel_x` maps an x to the backend's pixels.
+fn stacked(
+    labels: impl IntoIterator<Item = (f64, String)>,
+    pixel_x: impl Fn(f64) -> i32,
+) -> Vec<(f64, i32, String)> {
+    let mut row_ends: Vec<i32> = Vec::new();
+    let mut out = Vec::new();
+    for (x, text) in labels {
+        let left = pixel_x(x) + 4;
+        let width = 8 * text.chars().count() as i32;
+        let row = match row_ends.iter().position(|end| *end + 6 < left) {
+            Some(row) => row,
+            None => {
+                row_ends.push(i32::MIN);
+                row_ends.len() - 1
+            }
+        };
+        row_ends[row] = left + width;
+        out.push((x, row as i32, text));
+    }
+    out
+}
+
 /// `40000` → `40k`, `1250000` → `1.25M`.
 fn compact(v: f64) -> String {
     let (scaled, suffix) = if v.abs() >= 1e9 {
@@ -301,22 +326,12 @@ fn draw<DB: DrawingBackend>(
                 .map_err(err)?;
         }
         let label_style = ("sans-serif", 14).into_font().color(&BLACK);
-        let mut row_ends: Vec<i32> = Vec::new();
-        let mut labels = Vec::new();
-        for &(x, _) in &marks {
-            let text = format!("{} calls", compact(x));
-            let left = chart.backend_coord(&(x, 0.0)).0 + 4;
-            let width = 8 * text.chars().count() as i32;
-            let row = match row_ends.iter().position(|end| *end + 6 < left) {
-                Some(row) => row,
-                None => {
-                    row_ends.push(i32::MIN);
-                    row_ends.len() - 1
-                }
-            };
-            row_ends[row] = left + width;
-            labels.push((x, row as i32, text));
-        }
+        let labels = stacked(
+            marks
+                .iter()
+                .map(|&(x, _)| (x, format!("{} calls", compact(x)))),
+            |x| chart.backend_coord(&(x, 0.0)).0,
+        );
         chart
             .draw_series(labels.into_iter().map(|(x, row, text)| {
                 EmptyElement::at((x, 0.0))
@@ -485,27 +500,17 @@ fn draw_trend<DB: DrawingBackend>(
                 .map_err(err)?;
         }
         let label_style = ("sans-serif", 14).into_font().color(&BLACK);
-        let mut row_ends: Vec<i32> = Vec::new();
-        let mut labels = Vec::new();
-        for &(month, _, stops) in &marks {
-            let x = month as f64;
-            let text = if stops {
-                format!("month {month}: commitment no longer cheaper")
-            } else {
-                format!("month {month}: commitment cheaper")
-            };
-            let left = chart.backend_coord(&(x, 0.0)).0 + 4;
-            let width = 8 * text.chars().count() as i32;
-            let row = match row_ends.iter().position(|end| *end + 6 < left) {
-                Some(row) => row,
-                None => {
-                    row_ends.push(i32::MIN);
-                    row_ends.len() - 1
-                }
-            };
-            row_ends[row] = left + width;
-            labels.push((x, row as i32, text));
-        }
+        let labels = stacked(
+            marks.iter().map(|&(month, _, stops)| {
+                let text = if stops {
+                    format!("month {month}: commitment no longer cheaper")
+                } else {
+                    format!("month {month}: commitment cheaper")
+                };
+                (month as f64, text)
+            }),
+            |x| chart.backend_coord(&(x, 0.0)).0,
+        );
         chart
             .draw_series(labels.into_iter().map(|(x, row, text)| {
                 EmptyElement::at((x, 0.0))
