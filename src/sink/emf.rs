@@ -40,6 +40,8 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 ///  "Invocations":1,"Errors":0,"CallId":"…","Operation":"InvokeEndpoint","Outcome":"ok",
 ///  "PriceSource":"live","FullyPriced":true,"CostUSDExact":"0.000015972222"}
 /// ```
+/// A call that named an inference component also has `"InferenceComponent"` and a
+/// second dimension set `["Endpoint","InferenceComponent"]`.
 /// `Timestamp` is the call's start (ms since the epoch). `Variant` is `unknown`
 /// when the variant could not be told (CloudWatch dimension values cannot be
 /// empty). `CostUSD` is a double, as every CloudWatch metric value; the exact
@@ -201,9 +203,16 @@ struct MetricDefinition {
 #[serde(rename_all = "PascalCase")]
 struct MetricDirective<'a> {
     namespace: &'a str,
-    dimensions: [[&'static str; 2]; 1],
+    dimensions: &'static [[&'static str; 2]],
     metrics: [MetricDefinition; 4],
 }
+
+/// The metrics by endpoint and variant.
+const BY_VARIANT: &[[&str; 2]] = &[["Endpoint", "Variant"]];
+/// And, for a call that named an inference component, by endpoint and component
+/// too (components are declared on the endpoint: a bounded set).
+const BY_VARIANT_AND_COMPONENT: &[[&str; 2]] =
+    &[["Endpoint", "Variant"], ["Endpoint", "InferenceComponent"]];
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -219,6 +228,8 @@ struct EmfLine<'a> {
     aws: Metadata<'a>,
     endpoint: &'a str,
     variant: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inference_component: Option<&'a str>,
     #[serde(rename = "CostUSD")]
     cost_usd: f64,
     latency_ms: f64,
@@ -241,7 +252,10 @@ fn encode_emf(namespace: String) -> Encode {
                     timestamp: cost.at.timestamp_millis(),
                     cloud_watch_metrics: [MetricDirective {
                         namespace: &namespace,
-                        dimensions: [["Endpoint", "Variant"]],
+                        dimensions: match cost.inference_component {
+                            Some(_) => BY_VARIANT_AND_COMPONENT,
+                            None => BY_VARIANT,
+                        },
                         metrics: [
                             MetricDefinition {
                                 name: "CostUSD",
@@ -268,6 +282,10 @@ fn encode_emf(namespace: String) -> Encode {
                     .as_deref()
                     .filter(|v| !v.is_empty())
                     .unwrap_or("unknown"),
+                inference_component: cost
+                    .inference_component
+                    .as_deref()
+                    .filter(|c| !c.is_empty()),
                 cost_usd: cost.cost_usd.to_f64().unwrap_or(0.0),
                 latency_ms: super::log::millis(cost.usage.latency),
                 invocations: 1,
@@ -361,6 +379,26 @@ mod tests {
         );
         assert_eq!(lines[1]["Variant"], "unknown");
         assert_eq!(lines[1]["Errors"], 1);
+    }
+
+    #[tokio::test]
+    async fn a_call_to_an_inference_component_is_also_a_metric_by_component() {
+        let buffer = Buffer::default();
+        let sink = EmfSink::builder()
+            .writer("buffer", buffer.clone())
+            .build()
+            .unwrap();
+        let mut call = cost(Some("AllTraffic"), "ok");
+        call.inference_component = Some("llama-8b".into());
+        sink.record(&call);
+        sink.flush().await.unwrap();
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Endpoint", "Variant"], ["Endpoint", "InferenceComponent"]])
+        );
+        assert_eq!(line["InferenceComponent"], "llama-8b");
     }
 
     #[test]
