@@ -256,9 +256,20 @@ pub(crate) struct Prepared {
     pub rates: Vec<VariantRates>,
     /// Where the endpoint's running totals are kept.
     pub totals: EndpointSlot,
+    /// Where each of its inference components' clocks and totals are kept.
+    pub component_slots: Vec<(String, EndpointSlot)>,
 }
 
 impl Prepared {
+    /// The slot of inference component `name`; `None` when the profile has no such
+    /// component.
+    fn component_slot(&self, name: &str) -> Option<EndpointSlot> {
+        self.component_slots
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, slot)| *slot)
+    }
+
     /// The rates of `variant`, one of the profile's variants.
     fn rates_of(&self, variant: &VariantProfile) -> &VariantRates {
         let index = self.profile.as_ref().ok().and_then(|profile| {
@@ -573,13 +584,15 @@ impl Meter {
             }
         }
         let found = profile.is_ok();
-        if let Ok(profile) = &profile {
-            self.set_capacity(totals, profile, now);
-        }
+        let component_slots = match &profile {
+            Ok(profile) => self.set_capacity(totals, profile, now),
+            Err(_) => Vec::new(),
+        };
         let prepared = Arc::new(Prepared {
             profile,
             rates,
             totals,
+            component_slots,
         });
         if found {
             self.inner.prepared.put(endpoint, prepared.clone(), now);
@@ -595,14 +608,26 @@ impl Meter {
     }
 
     /// What the sharing clocks share from `now` on: the endpoint's instances, and
-    /// each inference component's copies.
-    fn set_capacity(&self, totals: EndpointSlot, profile: &EndpointProfile, now: SystemTime) {
+    /// each inference component's copies. Returns each component's slot (its clock
+    /// and running total), so that calls find it without a look-up.
+    fn set_capacity(
+        &self,
+        totals: EndpointSlot,
+        profile: &EndpointProfile,
+        now: SystemTime,
+    ) -> Vec<(String, EndpointSlot)> {
         let clocks = &self.inner.totals;
         clocks.set_instances(totals, profile.instance_count(), now);
-        for component in &profile.components {
-            let slot = clocks.endpoint_slot(&component_clock(&profile.endpoint, &component.name));
-            clocks.set_instances(slot, component.copies, now);
-        }
+        profile
+            .components
+            .iter()
+            .map(|component| {
+                let slot =
+                    clocks.endpoint_slot(&component_clock(&profile.endpoint, &component.name));
+                clocks.set_instances(slot, component.copies, now);
+                (component.name.clone(), slot)
+            })
+            .collect()
     }
 
     /// Profile and rates of `endpoint`: at hand, else discovered and priced.
@@ -660,13 +685,15 @@ impl Meter {
                 ));
             }
         }
-        if let Ok(profile) = &profile {
-            self.set_capacity(totals, profile, self.now());
-        }
+        let component_slots = match &profile {
+            Ok(profile) => self.set_capacity(totals, profile, self.now()),
+            Err(_) => Vec::new(),
+        };
         Arc::new(Prepared {
             profile,
             rates,
             totals,
+            component_slots,
         })
     }
 
@@ -812,10 +839,14 @@ impl Meter {
             cost_usd,
             compute_usd,
             clock,
+            // A component the profile does not know (its call is unpriced) still
+            // gets its own running total, as its calls join its own clock.
             component.map(|c| {
-                self.inner
-                    .totals
-                    .endpoint_slot(&component_clock(&endpoint, c))
+                prepared.component_slot(c).unwrap_or_else(|| {
+                    self.inner
+                        .totals
+                        .endpoint_slot(&component_clock(&endpoint, c))
+                })
             }),
         );
 
