@@ -213,9 +213,7 @@ impl LivePrices {
         ) && let Some(resources) = parsed
             .iter()
             .find(|d| d.sku == selection.sku)
-            .and_then(|d| {
-                InstanceResources::from_attributes(|name| d.attribute(name).map(str::to_owned))
-            })
+            .and_then(InstanceResources::of_product)
         {
             rate = rate.with_instance(resources);
         }

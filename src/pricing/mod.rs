@@ -371,12 +371,13 @@ impl InstanceResources {
         }
     }
 
-    /// From a product's attributes; `None` when it names none of them.
-    pub(crate) fn from_attributes(attribute: impl Fn(&str) -> Option<String>) -> Option<Self> {
+    /// From a Price List product's attributes; `None` when it names none of them.
+    pub(crate) fn of_product(doc: &document::PriceDocument) -> Option<Self> {
         let count = |name: &str| {
-            attribute(name).and_then(|v| v.trim().replace(',', "").parse::<u32>().ok())
+            doc.attribute(name)
+                .and_then(|v| v.trim().replace(',', "").parse::<u32>().ok())
         };
-        let memory_gib = attribute("memory").and_then(|v| {
+        let memory_gib = doc.attribute("memory").and_then(|v| {
             let v = v.trim().replace(',', "");
             v.strip_suffix("GiB")
                 .or_else(|| v.strip_suffix("GB"))

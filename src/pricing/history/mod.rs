@@ -591,9 +591,10 @@ struct Listing {
 
 fn listing(key: &PriceKey, docs: &[PriceDocument]) -> Result<Listing, PriceError> {
     let selection = select_rate(key, docs)?;
-    let resources = docs.iter().find(|d| d.sku == selection.sku).and_then(|d| {
-        InstanceResources::from_attributes(|name| d.attribute(name).map(str::to_owned))
-    });
+    let resources = docs
+        .iter()
+        .find(|d| d.sku == selection.sku)
+        .and_then(InstanceResources::of_product);
     Ok(Listing {
         usd_per_unit: selection.usd_per_unit,
         vcpu: resources.as_ref().and_then(|r| r.vcpu),
