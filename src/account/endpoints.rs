@@ -7,7 +7,7 @@ use crate::billing::{compute_key, copy_share, round_cost, unreserved_fraction};
 use crate::endpoint::{
     DiscoveryError, EndpointKind, EndpointProfile, VariantBilling, VariantProfile,
 };
-use crate::pricing::{PriceKey, PriceOrigin, PriceSource};
+use crate::pricing::{InstanceResources, PriceKey, PriceOrigin, PriceSource, Rate};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -291,6 +291,9 @@ struct Draft {
     created: Option<SystemTime>,
     /// Serverless: USD per second of compute, to price `ModelLatency`.
     per_use_usd_per_second: Option<Decimal>,
+    /// Instance variants: what an instance has, as its rate said (for the shares
+    /// of inference components).
+    instance: Option<InstanceResources>,
 }
 
 impl Account {
@@ -455,6 +458,7 @@ impl Account {
     ) -> Draft {
         let mut row = EndpointRow::listed(listed, Some(variant.name.clone()));
         let mut per_use_usd_per_second = None;
+        let mut instance = None;
         let burn = match &variant.billing {
             VariantBilling::Instance {
                 instance_type,
@@ -468,6 +472,10 @@ impl Account {
                 row.instance_count = Some(*instance_count);
                 self.instance_burn(profile.kind, variant, *instance_count, &mut row)
                     .await
+                    .map(|(burn, resources)| {
+                        instance = resources;
+                        burn
+                    })
             }
             VariantBilling::Serverless {
                 memory_mb,
@@ -478,7 +486,7 @@ impl Account {
                 row.provisioned_concurrency = *provisioned_concurrency;
                 match compute_key(&self.region, profile.kind, &variant.billing) {
                     Ok(key) => match self.rate(&key, &mut row).await {
-                        Ok(rate) => per_use_usd_per_second = Some(rate),
+                        Ok(rate) => per_use_usd_per_second = Some(rate.usd_per_unit),
                         Err(reason) => row.notes.push(reason),
                     },
                     Err(err) => row.notes.push(err.to_string()),
@@ -503,6 +511,7 @@ impl Account {
             row,
             created: listed.created,
             per_use_usd_per_second,
+            instance,
         }
     }
 
@@ -530,10 +539,7 @@ impl Account {
         if hosted.is_empty() || *instance_count == 0 {
             return Vec::new();
         }
-        let resources = match compute_key(&self.region, profile.kind, &variant.billing) {
-            Ok(key) => self.prices.price(&key).await.ok().and_then(|r| r.instance),
-            Err(_) => None,
-        };
+        let resources = variant_draft.instance.clone();
         let mut drafts = Vec::with_capacity(hosted.len());
         let mut shares = Vec::with_capacity(hosted.len());
         for component in &hosted {
@@ -571,6 +577,7 @@ impl Account {
                 row,
                 created: variant_draft.created,
                 per_use_usd_per_second: None,
+                instance: None,
             });
         }
         let unreserved =
@@ -592,25 +599,27 @@ impl Account {
         drafts
     }
 
-    /// Instances × the hourly rate, plus their ML storage when its size is known.
+    /// Instances × the hourly rate, plus their ML storage when its size is known;
+    /// and what an instance has, when the rate says.
     async fn instance_burn(
         &self,
         kind: EndpointKind,
         variant: &VariantProfile,
         count: u32,
         row: &mut EndpointRow,
-    ) -> Result<Decimal, String> {
+    ) -> Result<(Decimal, Option<InstanceResources>), String> {
         let key = compute_key(&self.region, kind, &variant.billing).map_err(|e| e.to_string())?;
         let hourly = self.rate(&key, row).await?;
-        let mut burn = hourly * Decimal::from(count);
+        let mut burn = hourly.usd_per_unit * Decimal::from(count);
         if let Some(gb) = variant.volume_size_gb {
             let per_gb_month = self
                 .rate(&PriceKey::storage(self.region.as_str()), row)
-                .await?;
+                .await?
+                .usd_per_unit;
             burn += per_gb_month * Decimal::from(gb) * Decimal::from(count)
                 / Decimal::from(HOURS_PER_MONTH);
         }
-        Ok(round_cost(burn))
+        Ok((round_cost(burn), hourly.instance))
     }
 
     /// Provisioned concurrency's standing charge, per hour; `0` without it.
@@ -632,18 +641,18 @@ impl Account {
             region: self.region.clone(),
             memory_gb: memory_mb / 1024,
         };
-        let per_second = self.rate(&key, row).await?;
+        let per_second = self.rate(&key, row).await?.usd_per_unit;
         Ok(round_cost(
             per_second * Decimal::from(n) * Decimal::from(3600),
         ))
     }
 
     /// The rate of `key`, noting its source on the row (the least fresh wins).
-    async fn rate(&self, key: &PriceKey, row: &mut EndpointRow) -> Result<Decimal, String> {
+    async fn rate(&self, key: &PriceKey, row: &mut EndpointRow) -> Result<Rate, String> {
         let rate = self.prices.price(key).await.map_err(|e| e.to_string())?;
         let source = rate.provenance.source;
         row.price_source = Some(row.price_source.map_or(source, |s| s.max(source)));
-        Ok(rate.usd_per_unit)
+        Ok(rate)
     }
 }
 
@@ -705,6 +714,7 @@ fn undescribed(listed: &Listed, err: &DiscoveryError) -> Draft {
         row,
         created: listed.created,
         per_use_usd_per_second: None,
+        instance: None,
     }
 }
 
