@@ -18,6 +18,7 @@
 //! ```
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -313,51 +314,71 @@ fn draw<DB: DrawingBackend>(
         .collect();
     marks.sort_by(|a, b| a.0.total_cmp(&b.0));
     marks.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
-    if !marks.is_empty() {
-        let grey = RGBColor(120, 120, 120);
-        for &(x, y) in &marks {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(x, 0.0), (x, y)],
-                    3,
-                    4,
-                    grey.stroke_width(1),
-                ))
-                .map_err(err)?;
-        }
-        let label_style = ("sans-serif", 14).into_font().color(&BLACK);
-        let labels = stacked(
-            marks
-                .iter()
-                .map(|&(x, _)| (x, format!("{} calls", compact(x)))),
-            |x| chart.backend_coord(&(x, 0.0)).0,
-        );
-        chart
-            .draw_series(labels.into_iter().map(|(x, row, text)| {
-                EmptyElement::at((x, 0.0))
-                    + Text::new(text, (4, -20 - 18 * row), label_style.clone())
-            }))
-            .map_err(err)?;
-        chart
-            .draw_series(marks.into_iter().map(|(x, y)| {
-                EmptyElement::at((x, y))
-                    + Circle::new((0, 0), 6, BLACK.filled())
-                    + Circle::new((0, 0), 9, BLACK.stroke_width(2))
-            }))
-            .map_err(err)?
-            .label("break-even point")
-            .legend(|(x, y)| Circle::new((x + 12, y), 6, BLACK.filled()));
-    }
+    let marks: Vec<(f64, f64, String)> = marks
+        .into_iter()
+        .map(|(x, y)| (x, y, format!("{} calls", compact(x))))
+        .collect();
+    draw_marks(&mut chart, &marks, "break-even point")?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
 
+/// Marks the points where plans cross, each labelled: a dotted drop line to the x
+/// axis, its label just above the axis (stacked when close), and a ring on the
+/// point, with `legend` naming the rings.
+fn draw_marks<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    marks: &[(f64, f64, String)],
+    legend: &str,
+) -> Result<(), String> {
+    if marks.is_empty() {
+        return Ok(());
+    }
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let grey = RGBColor(120, 120, 120);
+    for &(x, y, _) in marks {
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(x, 0.0), (x, y)],
+                3,
+                4,
+                grey.stroke_width(1),
+            ))
+            .map_err(err)?;
+    }
+    let label_style = ("sans-serif", 14).into_font().color(&BLACK);
+    let labels = stacked(marks.iter().map(|(x, _, text)| (*x, text.clone())), |x| {
+        chart.backend_coord(&(x, 0.0)).0
+    });
+    chart
+        .draw_series(labels.into_iter().map(|(x, row, text)| {
+            EmptyElement::at((x, 0.0)) + Text::new(text, (4, -20 - 18 * row), label_style.clone())
+        }))
+        .map_err(err)?;
+    chart
+        .draw_series(marks.iter().map(|&(x, y, _)| {
+            EmptyElement::at((x, y))
+                + Circle::new((0, 0), 6, BLACK.filled())
+                + Circle::new((0, 0), 9, BLACK.stroke_width(2))
+        }))
+        .map_err(err)?
+        .label(legend)
+        .legend(|(x, y)| Circle::new((x + 12, y), 6, BLACK.filled()));
+    Ok(())
+}
+
+/// The legend of a comparison's chart, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .label_font(("sans-serif", 15))
         .background_style(WHITE.mix(0.9))
         .border_style(RGBColor(160, 160, 160))
         .draw()
-        .map_err(err)?;
-    Ok(())
+        .map_err(|e| e.to_string())
 }
 
 /// Draws `projection` (each plan's cost per month over the horizon, crossovers
@@ -485,58 +506,19 @@ fn draw_trend<DB: DrawingBackend>(
 
     // Crossovers: a ring on the commitment's cost, a dotted drop line to the month
     // axis, and "month N" just above it (stacked when close).
-    let marks = crossovers(projection);
-    if !marks.is_empty() {
-        let grey = RGBColor(120, 120, 120);
-        for &(month, y, _) in &marks {
-            let x = month as f64;
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(x, 0.0), (x, y)],
-                    3,
-                    4,
-                    grey.stroke_width(1),
-                ))
-                .map_err(err)?;
-        }
-        let label_style = ("sans-serif", 14).into_font().color(&BLACK);
-        let labels = stacked(
-            marks.iter().map(|&(month, _, stops)| {
-                let text = if stops {
-                    format!("month {month}: commitment no longer cheaper")
-                } else {
-                    format!("month {month}: commitment cheaper")
-                };
-                (month as f64, text)
-            }),
-            |x| chart.backend_coord(&(x, 0.0)).0,
-        );
-        chart
-            .draw_series(labels.into_iter().map(|(x, row, text)| {
-                EmptyElement::at((x, 0.0))
-                    + Text::new(text, (4, -20 - 18 * row), label_style.clone())
-            }))
-            .map_err(err)?;
-        chart
-            .draw_series(marks.into_iter().map(|(month, y, _)| {
-                EmptyElement::at((month as f64, y))
-                    + Circle::new((0, 0), 6, BLACK.filled())
-                    + Circle::new((0, 0), 9, BLACK.stroke_width(2))
-            }))
-            .map_err(err)?
-            .label("commitment crosses paying per use")
-            .legend(|(x, y)| Circle::new((x + 12, y), 6, BLACK.filled()));
-    }
-
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font(("sans-serif", 15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(RGBColor(160, 160, 160))
-        .draw()
-        .map_err(err)?;
-    Ok(())
+    let marks: Vec<(f64, f64, String)> = crossovers(projection)
+        .into_iter()
+        .map(|(month, y, stops)| {
+            let text = if stops {
+                format!("month {month}: commitment no longer cheaper")
+            } else {
+                format!("month {month}: commitment cheaper")
+            };
+            (month as f64, y, text)
+        })
+        .collect();
+    draw_marks(&mut chart, &marks, "commitment crosses paying per use")?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 #[cfg(test)]
