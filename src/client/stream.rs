@@ -102,6 +102,7 @@ impl InvokeEndpointWithResponseStream {
 
     /// Sends the request. The stream is metered from here until it ends, fails or
     /// is dropped.
+    #[inline] // built where it is awaited, not copied there (see `invoke.rs`)
     pub fn send(self) -> impl Future<Output = Result<MeteredResponseStream>> + Send {
         // Not an `async fn`: its future would hold this builder a second time.
         invoke_endpoint_with_response_stream(self.meter, self.request, self.tags)
@@ -112,6 +113,7 @@ impl InvokeEndpointWithResponseStream {
 /// hand the stream over; the rest of the flow runs when the stream ends.
 /// `InvokeEndpointWithResponseStream` through the call pipeline ([`Call`]): what it
 /// adds is a receipt made when the stream ends, fails or is dropped.
+#[inline]
 async fn invoke_endpoint_with_response_stream(
     meter: Meter,
     request: InvokeEndpointWithResponseStreamFluentBuilder,
