@@ -13,8 +13,8 @@ use super::clean_env::{self, refused_url};
 use crate::support::emulator::{Emulator, REALTIME_ENDPOINT};
 use rust_decimal::Decimal;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -90,35 +90,44 @@ fn four_processes_share_one_endpoint_budget_and_status_is_the_sum_of_their_recei
     // each call is reserved at $20 per million (313 ms at $0.23/h) before it is sent.
     let (limit, estimate) = ("0.0001", "0.00002");
     let budget = format!("endpoint={limit}/day");
-    let children: Vec<Child> = (0..4)
-        .map(|_| {
-            sagemeter(&[
-                "invoke",
-                REALTIME_ENDPOINT,
-                "--body",
-                r#"{"inputs":"fleet"}"#,
-                "-n",
-                "60",
-                "--json",
-                "--fleet-table",
-                &table,
-                "--budget",
-                &budget,
-                "--estimate",
-                estimate,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sagemeter")
-        })
-        .collect();
+    // Started one after another, each once its first call has answered. Started
+    // together, four processes' first calls queue behind each other's discovery at
+    // the one-request-at-a-time emulator on two busy cores: 0.5-0.9 s each, which is
+    // what those calls are billed, and on a slow host those four alone spend the
+    // whole budget. The processes still run side by side after their first call.
+    let mut children = Vec::new();
+    for _ in 0..4 {
+        let mut child = sagemeter(&[
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            r#"{"inputs":"fleet"}"#,
+            "-n",
+            "60",
+            "--json",
+            "--fleet-table",
+            &table,
+            "--budget",
+            &budget,
+            "--estimate",
+            estimate,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sagemeter");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        children.push((child, stdout, first));
+    }
     let (limit, estimate): (Decimal, Decimal) = (limit.parse().unwrap(), estimate.parse().unwrap());
     let (mut spent, mut overrun, mut refused, mut receipts) = (Decimal::ZERO, Decimal::ZERO, 0, 0);
-    for child in children {
+    for (child, mut stdout, mut printed) in children {
+        stdout.read_to_string(&mut printed).unwrap();
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        for line in lines(&out.stdout) {
+        for line in lines(printed.as_bytes()) {
             match line["type"].as_str() {
                 Some("receipt") => {
                     let cost = dec(&line["cost_usd"]);
