@@ -91,9 +91,9 @@ fn four_processes_share_one_endpoint_budget_and_status_is_the_sum_of_their_recei
     let (limit, estimate) = ("0.0001", "0.00002");
     let budget = format!("endpoint={limit}/day");
     // Started one after another, each once its first call has answered. Started
-    // together, four processes' first calls queue behind each other's discovery at
-    // the one-request-at-a-time emulator on two busy cores: 0.5-0.9 s each, which is
-    // what those calls are billed, and on a slow host those four alone spend the
+    // together on two busy cores, the four first calls took 0.5-0.9 s each (most
+    // likely queued behind each other's discovery at the one-request-at-a-time
+    // emulator) and are billed that long: on a slow host those four alone spent the
     // whole budget. The processes still run side by side after their first call.
     let mut children = Vec::new();
     for _ in 0..4 {
