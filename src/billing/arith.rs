@@ -106,6 +106,39 @@ fn mul_round_dp_fast(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
     Some(decimal(if r > half { q + 1 } else { q }, dp))
 }
 
+/// `(a * b).round_dp_with_strategy(dp, RoundingStrategy::ToZero)`: a share that
+/// must never add up to more than the whole it is cut from.
+///
+/// As in [`mul_round_dp`], a product `rust_decimal` rounds first is left to it
+/// when that first rounding could carry it up onto the next multiple of 10^-dp.
+pub(crate) fn mul_round_dp_down(a: Decimal, b: Decimal, dp: u32) -> Decimal {
+    mul_round_dp_down_fast(a, b, dp)
+        .unwrap_or_else(|| (a * b).round_dp_with_strategy(dp, RoundingStrategy::ToZero))
+}
+
+fn mul_round_dp_down_fast(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
+    let p = positive(&a)?.checked_mul(positive(&b)?)?;
+    let scale = a.scale() + b.scale();
+    let mut dropped = scale.saturating_sub(Decimal::MAX_SCALE);
+    let high = p >> 96;
+    while high >= POW10[dropped as usize] {
+        dropped += 1;
+    }
+    if scale <= dp {
+        return (dropped == 0).then(|| decimal(p, scale));
+    }
+    if dropped > 0 && (scale < dp + dropped + 2 || scale - dp > 38) {
+        return None;
+    }
+    let unit = POW10[(scale - dp) as usize];
+    let q = p / unit;
+    let r = p - q * unit;
+    if dropped > 0 && unit - r <= POW10[dropped as usize + 1] {
+        return None;
+    }
+    Some(decimal(q, dp))
+}
+
 /// `Decimal::from(n) / Decimal::from(d)`: hours in microseconds, GB in bytes.
 ///
 /// For `0 < n < d < 2³²` (quotients below one) this follows `rust_decimal`'s
@@ -245,6 +278,35 @@ mod tests {
         }
 
         #[test]
+        fn mul_round_dp_down_is_rust_decimals(a in amount(64), b in amount(96), dp in 0u32..=16) {
+            if let Some(product) = a.checked_mul(b) {
+                let reference = product.round_dp_with_strategy(dp, RoundingStrategy::ToZero);
+                prop_assert!(same(mul_round_dp_down(a, b, dp), reference), "{a} × {b} to {dp}");
+            }
+        }
+
+        #[test]
+        fn shares_a_hair_below_a_grid_point_are_rust_decimals(
+            ma in 1u128..10_000_000_000,
+            sa in 0u32..=12,
+            t in 1u128..1_000_000,
+            dp in 6u32..=14,
+            hair in -3i128..=3,
+        ) {
+            // b such that a × b is within a few units of b's last place of t at dp
+            // places, where rust_decimal's first rounding may carry it onto t.
+            let bm = t
+                .checked_mul(POW10[(sa + 28 - dp) as usize])
+                .and_then(|x| (x / ma).checked_add_signed(hair))
+                .filter(|&m| m > 0 && m < MANTISSA_LIMIT);
+            if let Some(bm) = bm {
+                let (a, b) = (dec(ma, sa), dec(bm, 28));
+                let reference = (a * b).round_dp_with_strategy(dp, RoundingStrategy::ToZero);
+                prop_assert!(same(mul_round_dp_down(a, b, dp), reference), "{a} × {b} to {dp}");
+            }
+        }
+
+        #[test]
         fn hourly_rates_times_hours_are_rust_decimals(
             rate in amount(40),
             micros in 0u64..20_000_000_000,
@@ -339,6 +401,10 @@ mod tests {
         for bytes in [1u64, 15, 95, 25_000_000] {
             let gb = quotient_fast(bytes, 1 << 30).expect("GB below one");
             assert!(mul_round_dp_fast("0.016".parse().unwrap(), gb, 12).is_some());
+        }
+        // Processor-sharing shares: atto-hours (18 places) at an hourly rate.
+        for atto_hours in [1u128, 13_392_857_142_857, 277_777_777_777_777_777] {
+            assert!(mul_round_dp_down_fast(rate, dec(atto_hours, 18), 12).is_some());
         }
         let (allocated, accrued) = (dec(15_972_222, 12), dec(63_888_888_889, 12));
         assert!(div_round_dp_fast(allocated, accrued, 6).is_some());

@@ -12,6 +12,7 @@ mod arith;
 mod component;
 mod receipt;
 
+use arith::mul_round_dp_down;
 pub(crate) use arith::{div_round_dp, mul_round_dp, pico_usd};
 pub use component::ReservedBy;
 pub(crate) use component::{CopyShare, component_compute_line, copy_share, unreserved_fraction};
@@ -356,24 +357,18 @@ pub(crate) fn compute_line(
         VariantBilling::Instance { instance_count, .. } => {
             match (allocation, gap_since_previous_call, shared_hours) {
                 (Allocation::ProcessorSharing, _, Some(shared)) => match rate {
-                    Ok(rate) => {
-                        let mut line = priced(
-                            LineItem::Compute,
-                            shared,
-                            QuantityUnit::InstanceHours,
-                            rate.usd_per_unit,
-                            &rate.provenance,
-                        );
-                        if let LinePrice::Priced { cost_usd, .. } = &mut line.price {
+                    Ok(rate) => CostLine {
+                        item: LineItem::Compute,
+                        quantity: shared.normalize(),
+                        unit: QuantityUnit::InstanceHours,
+                        price: LinePrice::Priced {
+                            usd_per_unit: rate.usd_per_unit,
                             // Rounded down, so that shares never add up to more
                             // than the instances' accrued cost.
-                            *cost_usd = (rate.usd_per_unit * shared).round_dp_with_strategy(
-                                COST_SCALE,
-                                rust_decimal::RoundingStrategy::ToZero,
-                            );
-                        }
-                        line
-                    }
+                            cost_usd: mul_round_dp_down(rate.usd_per_unit, shared, COST_SCALE),
+                            provenance: rate.provenance.clone(),
+                        },
+                    },
                     Err(err) => unpriced(
                         LineItem::Compute,
                         shared,
