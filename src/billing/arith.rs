@@ -78,15 +78,23 @@ pub(crate) fn mul_round_dp(a: Decimal, b: Decimal, dp: u32) -> Decimal {
     mul_round_dp_fast(a, b, dp).unwrap_or_else(|| round_dp(a * b, dp))
 }
 
-fn mul_round_dp_fast(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
-    let p = positive(&a)?.checked_mul(positive(&b)?)?;
+/// The exact product of two positive decimals: its mantissa, its scale, and how
+/// many digits `rust_decimal` drops to bring it within 28 places and 96 bits
+/// (0: it keeps the exact product). `None` for zero, negatives and products past
+/// 128 bits.
+fn exact_product(a: &Decimal, b: &Decimal) -> Option<(u128, u32, u32)> {
+    let p = positive(a)?.checked_mul(positive(b)?)?;
     let scale = a.scale() + b.scale();
-    // Digits `rust_decimal` drops to bring the product within 28 places and 96 bits.
     let mut dropped = scale.saturating_sub(Decimal::MAX_SCALE);
     let high = p >> 96;
     while high >= POW10[dropped as usize] {
         dropped += 1;
     }
+    Some((p, scale, dropped))
+}
+
+fn mul_round_dp_fast(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
+    let (p, scale, dropped) = exact_product(&a, &b)?;
     if dropped == 0 {
         // It keeps the exact product.
         return round_dp_fast(decimal(p, scale), dp);
@@ -117,13 +125,7 @@ pub(crate) fn mul_round_dp_down(a: Decimal, b: Decimal, dp: u32) -> Decimal {
 }
 
 fn mul_round_dp_down_fast(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
-    let p = positive(&a)?.checked_mul(positive(&b)?)?;
-    let scale = a.scale() + b.scale();
-    let mut dropped = scale.saturating_sub(Decimal::MAX_SCALE);
-    let high = p >> 96;
-    while high >= POW10[dropped as usize] {
-        dropped += 1;
-    }
+    let (p, scale, dropped) = exact_product(&a, &b)?;
     if scale <= dp {
         return (dropped == 0).then(|| decimal(p, scale));
     }
@@ -286,27 +288,6 @@ mod tests {
         }
 
         #[test]
-        fn shares_a_hair_below_a_grid_point_are_rust_decimals(
-            ma in 1u128..10_000_000_000,
-            sa in 0u32..=12,
-            t in 1u128..1_000_000,
-            dp in 6u32..=14,
-            hair in -3i128..=3,
-        ) {
-            // b such that a × b is within a few units of b's last place of t at dp
-            // places, where rust_decimal's first rounding may carry it onto t.
-            let bm = t
-                .checked_mul(POW10[(sa + 28 - dp) as usize])
-                .and_then(|x| (x / ma).checked_add_signed(hair))
-                .filter(|&m| m > 0 && m < MANTISSA_LIMIT);
-            if let Some(bm) = bm {
-                let (a, b) = (dec(ma, sa), dec(bm, 28));
-                let reference = (a * b).round_dp_with_strategy(dp, RoundingStrategy::ToZero);
-                prop_assert!(same(mul_round_dp_down(a, b, dp), reference), "{a} × {b} to {dp}");
-            }
-        }
-
-        #[test]
         fn hourly_rates_times_hours_are_rust_decimals(
             rate in amount(40),
             micros in 0u64..20_000_000_000,
@@ -317,22 +298,31 @@ mod tests {
         }
 
         #[test]
-        fn products_a_hair_from_a_tie_are_rust_decimals(
+        fn products_a_hair_from_a_tie_or_a_grid_point_are_rust_decimals(
             ma in 1u128..10_000_000_000,
             sa in 0u32..=12,
             t in 0u128..1_000_000,
             dp in 6u32..=14,
             hair in -3i128..=3,
         ) {
-            // b such that a × b is within a few units of b's last place of t + ½ at dp places.
-            let bm = (2 * t + 1)
-                .checked_mul(POW10[(sa + 28 - dp) as usize])
-                .and_then(|x| (x / (2 * ma)).checked_add_signed(hair))
-                .filter(|&m| m > 0 && m < MANTISSA_LIMIT);
-            if let Some(bm) = bm {
+            // b such that a × b is within a few units of b's last place of t + ½ at
+            // dp places (a tie, for rounding half to even), or of t (a grid point,
+            // onto which rust_decimal's first rounding may carry a share rounded down).
+            let near = |twice: u128| {
+                twice
+                    .checked_mul(POW10[(sa + 28 - dp) as usize])
+                    .and_then(|x| (x / (2 * ma)).checked_add_signed(hair))
+                    .filter(|&m| m > 0 && m < MANTISSA_LIMIT)
+            };
+            if let Some(bm) = near(2 * t + 1) {
                 let (a, b) = (dec(ma, sa), dec(bm, 28));
                 let reference = (a * b).round_dp_with_strategy(dp, RoundingStrategy::MidpointNearestEven);
                 prop_assert!(same(mul_round_dp(a, b, dp), reference), "{a} × {b} to {dp}");
+            }
+            if let Some(bm) = near(2 * t) {
+                let (a, b) = (dec(ma, sa), dec(bm, 28));
+                let reference = (a * b).round_dp_with_strategy(dp, RoundingStrategy::ToZero);
+                prop_assert!(same(mul_round_dp_down(a, b, dp), reference), "{a} × {b} to {dp}");
             }
         }
 
