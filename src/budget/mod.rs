@@ -216,6 +216,11 @@ impl fmt::Debug for Budget {
 /// The alert thresholds, in percent.
 pub const ALERT_THRESHOLDS: [u32; 3] = [50, 80, 100];
 
+/// The largest budget limit or estimate accepted (10¹² USD): far above any
+/// SageMaker bill, and far enough below `Decimal`'s range that a budget's sums
+/// never overflow.
+pub const MAX_BUDGET_USD: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
+
 impl Budget {
     /// An enforced limit: calls that would not fit are rejected before they are sent.
     pub fn enforce(scope: BudgetScope, period: BudgetPeriod, limit_usd: Decimal) -> Result<Self> {
@@ -244,6 +249,14 @@ impl Budget {
             )
             .into());
         }
+        if limit_usd > MAX_BUDGET_USD {
+            return Err(ConfigError::new(
+                option,
+                format!("a budget limit above {MAX_BUDGET_USD} USD is not a limit (got {limit_usd} USD for {scope})"),
+            )
+            .hint("for no limit, configure no budget")
+            .into());
+        }
         match &scope {
             BudgetScope::Endpoint { name } if name.trim().is_empty() => {
                 return Err(ConfigError::new(option, "a budget's endpoint name is empty").into());
@@ -267,16 +280,16 @@ impl Budget {
     pub fn estimate(mut self, estimate: Estimate) -> Result<Self> {
         let bad = match estimate {
             Estimate::RecentMax { calls, initial_usd } => {
-                calls == 0 || initial_usd.is_sign_negative()
+                calls == 0 || initial_usd.is_sign_negative() || initial_usd > MAX_BUDGET_USD
             }
-            Estimate::Fixed { usd } => usd.is_sign_negative(),
+            Estimate::Fixed { usd } => usd.is_sign_negative() || usd > MAX_BUDGET_USD,
         };
         if bad {
             return Err(ConfigError::new(
                 "Budget::estimate",
                 format!("invalid budget estimate {estimate:?}"),
             )
-            .hint("needs at least one call and no negative amount")
+            .hint("needs at least one call, and amounts from 0 to 1,000,000,000,000 USD")
             .into());
         }
         self.estimate = estimate;

@@ -300,3 +300,34 @@ async fn unpriced_calls_count_at_their_estimate_so_an_enforced_budget_still_stop
     assert!(matches!(err, Error::BudgetExceeded { .. }), "{err:?}");
     assert_eq!(fake.invocations(), 2, "the refused call was never sent");
 }
+
+#[tokio::test]
+async fn a_budget_beyond_any_bill_is_refused_when_configured_and_the_largest_one_works() {
+    let most = sagemeter::budget::MAX_BUDGET_USD;
+    assert_eq!(most, dec("1000000000000"));
+    let too_much = most + dec("0.01");
+    for err in [
+        Budget::alert(BudgetScope::Client, BudgetPeriod::Day, Decimal::MAX).unwrap_err(),
+        Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, too_much).unwrap_err(),
+        Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, most)
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: too_much })
+            .unwrap_err(),
+    ] {
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+    }
+    // The largest limit, with the largest estimate: 50 % of it is 5·10¹¹ USD and
+    // a call reserves 10¹² USD, all inside Decimal's range; the call goes through.
+    let fake = fake().await;
+    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, most)
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: most })
+        .unwrap();
+    let client = with_budget(&fake, budget).await;
+    assert_eq!(call(&client).await.unwrap(), dec("0.001"));
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.001"), Decimal::ZERO)
+    );
+}
