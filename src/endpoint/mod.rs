@@ -262,6 +262,9 @@ struct Slot {
     profile: Option<(Arc<EndpointProfile>, SystemTime)>,
     error: Option<(DiscoveryError, SystemTime)>,
     refreshing: bool,
+    /// When refreshing the profile last failed (the profile is kept meanwhile):
+    /// the next refresh waits `retry_failed_after`, not one per call.
+    refresh_failed: Option<SystemTime>,
 }
 
 /// Discovers and caches [`EndpointProfile`]s.
@@ -368,7 +371,12 @@ impl Discovery {
                     Some(f(Err(err)))
                 }
                 (Some((profile, at)), _) => {
-                    if age(*at) >= self.inner.refresh_after && !slot.refreshing {
+                    if age(*at) >= self.inner.refresh_after
+                        && !slot.refreshing
+                        && slot
+                            .refresh_failed
+                            .is_none_or(|failed| age(failed) >= self.inner.retry_failed_after)
+                    {
                         spawn_refresh = true;
                     }
                     Some(f(Ok(profile)))
@@ -445,8 +453,10 @@ impl DiscoveryInner {
             profile: None,
             error: None,
             refreshing: false,
+            refresh_failed: None,
         });
         slot.refreshing = false;
+        slot.refresh_failed = None;
         match &result {
             Ok(profile) => {
                 slot.profile = Some((profile.clone(), now));
@@ -464,6 +474,7 @@ impl DiscoveryInner {
                 if slot.profile.is_none() {
                     slot.error = Some((err.clone(), now));
                 } else if let Some((p, _)) = &slot.profile {
+                    slot.refresh_failed = Some(now);
                     return Ok(p.clone());
                 }
             }

@@ -1236,3 +1236,53 @@ async fn ml_storage_accrues_per_gb_month_prorated_over_the_calendar_month() {
     // The instances: 2 × 0.23 USD/h × 1 h = 0.46.
     assert_eq!(accrual.accrued_usd, dec("0.46"));
 }
+
+#[tokio::test]
+async fn a_failing_profile_refresh_is_retried_after_a_pause_not_on_every_call() {
+    let fake = fake_with_demo_endpoints().await;
+    let conf = fake.sdk_config().await;
+    let (time, shared) = manual_clock();
+    let sagemaker = aws_sdk_sagemaker::Client::from_conf(
+        aws_sdk_sagemaker::config::Builder::from(&conf)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let client = Client::builder(&conf)
+        .sagemaker_client(sagemaker)
+        .price_source(FixedPrices::us_east_1())
+        .discovery_refresh(Duration::from_secs(60))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let settle = async || {
+        while client.meter().background_tasks() > 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    invoke(&client, "rt").await.unwrap();
+    let described = fake.describe_calls();
+    *fake.state.describe_error.lock().unwrap() = Some("ThrottlingException".into());
+    time.advance(Duration::from_secs(61)); // the profile is due for a refresh
+    for _ in 0..20 {
+        let response = invoke(&client, "rt").await.unwrap();
+        assert!(
+            response.cost().is_fully_priced(),
+            "the last good profile is kept"
+        );
+        settle().await;
+    }
+    assert_eq!(
+        fake.describe_calls() - described,
+        1,
+        "one failed refresh, then a pause"
+    );
+    // After the pause (30 s, the refresh interval's cap), one more try, which works.
+    *fake.state.describe_error.lock().unwrap() = None;
+    time.advance(Duration::from_secs(30));
+    invoke(&client, "rt").await.unwrap();
+    settle().await;
+    assert_eq!(fake.describe_calls() - described, 2);
+    invoke(&client, "rt").await.unwrap();
+    settle().await;
+    assert_eq!(fake.describe_calls() - described, 2, "fresh again");
+}
