@@ -378,6 +378,41 @@ impl Totals {
         }
     }
 
+    /// How many instances serve the variant whose sharing clock is named `clock`,
+    /// from `now` on; `None`: the variant is the only one of the endpoint in
+    /// `endpoint`, and calls that target it share the endpoint's own clock.
+    pub(crate) fn set_variant_instances(
+        &self,
+        endpoint: EndpointSlot,
+        clock: &str,
+        instances: Option<u32>,
+        now: SystemTime,
+    ) {
+        let mut inner = self.lock();
+        let current = inner.slots.get(clock).copied();
+        let Some(instances) = instances else {
+            if current != Some(endpoint.0) {
+                inner.slots.insert(clock.to_owned(), endpoint.0);
+            }
+            return;
+        };
+        let slot = match current {
+            Some(index) if index != endpoint.0 => EndpointSlot(index),
+            // New, or the endpoint's own until now (it had one variant).
+            _ => {
+                let index = inner.endpoints.len();
+                inner.endpoints.push(EndpointTotals {
+                    name: clock.to_owned(),
+                    ..EndpointTotals::default()
+                });
+                inner.slots.insert(clock.to_owned(), index);
+                EndpointSlot(index)
+            }
+        };
+        drop(inner);
+        self.set_instances(slot, instances, now);
+    }
+
     /// Another handle on the same totals (for the fleet, which publishes and reads
     /// the endpoints' loads).
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]

@@ -296,14 +296,25 @@ pub(crate) struct Targets {
 }
 
 impl Targets {
-    /// The processor-sharing clock the call joins: the endpoint's own, or its
-    /// inference component's (whose copies are what its calls share).
+    /// The processor-sharing clock the call joins: its inference component's
+    /// (whose copies are what its calls share), else its target variant's (whose
+    /// instances are; the endpoint's own clock when the variant is its only one),
+    /// else the endpoint's (all its instances, among which SageMaker routes it).
     pub(crate) fn clock_key<'a>(&self, endpoint: &'a str) -> std::borrow::Cow<'a, str> {
-        match &self.component {
-            Some(component) => component_clock(endpoint, component).into(),
-            None => endpoint.into(),
+        match (&self.component, &self.variant) {
+            (Some(component), _) => component_clock(endpoint, component).into(),
+            (None, Some(variant)) => variant_clock(endpoint, variant).into(),
+            (None, None) => endpoint.into(),
         }
     }
+}
+
+/// The name of a production variant's sharing clock in the totals: two separators,
+/// so never an inference component's (whose names are not empty) nor an
+/// endpoint's.
+pub(crate) fn variant_clock(endpoint: &str, variant: &str) -> String {
+    let separator = crate::totals::COMPONENT_SEPARATOR;
+    format!("{endpoint}{separator}{separator}{variant}")
 }
 
 /// The name of an inference component's sharing clock in the totals: never an
@@ -607,9 +618,10 @@ impl Meter {
         }
     }
 
-    /// What the sharing clocks share from `now` on: the endpoint's instances, and
-    /// each inference component's copies. Returns each component's slot (its clock
-    /// and running total), so that calls find it without a look-up.
+    /// What the sharing clocks share from `now` on: the endpoint's instances, each
+    /// variant's (for calls that target it), and each inference component's
+    /// copies. Returns each component's slot (its clock and running total), so that
+    /// calls find it without a look-up.
     fn set_capacity(
         &self,
         totals: EndpointSlot,
@@ -618,6 +630,16 @@ impl Meter {
     ) -> Vec<(String, EndpointSlot)> {
         let clocks = &self.inner.totals;
         clocks.set_instances(totals, profile.instance_count(), now);
+        let only_variant = profile.variants.len() == 1;
+        for variant in &profile.variants {
+            let instances = match variant.billing {
+                _ if only_variant => None,
+                VariantBilling::Instance { instance_count, .. } => Some(instance_count),
+                VariantBilling::Serverless { .. } => continue, // billed by duration
+            };
+            let clock = variant_clock(&profile.endpoint, &variant.name);
+            clocks.set_variant_instances(totals, &clock, instances, now);
+        }
         profile
             .components
             .iter()

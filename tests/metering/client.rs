@@ -1238,6 +1238,97 @@ async fn ml_storage_accrues_per_gb_month_prorated_over_the_calendar_month() {
 }
 
 #[tokio::test]
+async fn calls_that_target_one_of_two_variants_share_that_variants_instances() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![
+                VariantProfile::instance("a", "ml.m5.xlarge", 1),
+                VariantProfile::instance("b", "ml.m5.xlarge", 1),
+            ],
+        ))
+        .price_source(FixedPrices::us_east_1())
+        .time_source(shared)
+        .build()
+        .unwrap();
+    // Warm: the profile is known, so each variant's clock knows its instances.
+    client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .target_variant("a")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    fake.hold();
+    let calls: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn(
+                client
+                    .invoke_endpoint()
+                    .endpoint_name("rt")
+                    .target_variant("a")
+                    .body(Blob::new("{}"))
+                    .send(),
+            )
+        })
+        .collect();
+    fake.wait_for_invocations(3).await;
+    time.advance(Duration::from_secs(36));
+    fake.release();
+    for call in calls {
+        let cost = call.await.unwrap().unwrap().into_parts().1;
+        // Two calls on variant a's one instance for 36 s: half an instance each,
+        // 18 s = 0.005 h × 0.23 USD/h = 0.00115 USD (not the whole instance that
+        // counting variant b's instance too would give).
+        let compute = cost
+            .lines
+            .iter()
+            .find(|l| l.item == LineItem::Compute)
+            .unwrap();
+        assert_eq!(compute.quantity, dec("0.005"));
+        assert_eq!(compute.cost_usd(), Some(dec("0.00115")));
+        // Variant a accrued 1 × 0.23 USD/h × 0.01 h = 0.0023 USD over the 36 s.
+        let accrual = cost.accrual.unwrap();
+        assert_eq!(accrual.accrued_usd, dec("0.0023"));
+        assert!(
+            accrual.utilisation.is_none_or(|u| u <= Decimal::ONE),
+            "{accrual:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn calls_that_name_the_only_variant_share_the_endpoints_clock() {
+    let fake = fake_with_demo_endpoints().await;
+    let (client, time, _) = shared_instances_client(&fake, 1).await;
+    invoke(&client, "rt").await.unwrap(); // the profile is known
+    fake.hold();
+    let named = tokio::spawn(
+        client
+            .invoke_endpoint()
+            .endpoint_name("rt")
+            .target_variant("AllTraffic")
+            .body(Blob::new("{}"))
+            .send(),
+    );
+    let unnamed = tokio::spawn(invoke(&client, "rt"));
+    fake.wait_for_invocations(3).await;
+    time.advance(Duration::from_secs(36));
+    fake.release();
+    // One instance, two calls for 36 s, one naming the variant: 18 s each,
+    // 0.005 h × 0.23 USD/h = 0.00115 USD.
+    let named = named.await.unwrap().unwrap().into_parts().1;
+    let unnamed = unnamed.await.unwrap().unwrap().into_parts().1;
+    for cost in [named, unnamed] {
+        assert_eq!(line_cost(&cost, LineItem::Compute), dec("0.00115"));
+    }
+}
+
+#[tokio::test]
 async fn a_failing_profile_refresh_is_retried_after_a_pause_not_on_every_call() {
     let fake = fake_with_demo_endpoints().await;
     let conf = fake.sdk_config().await;
