@@ -62,6 +62,10 @@ pub(crate) trait MeteredOperation {
     /// Whether a call dropped after sending gets a `cancelled` receipt (not for an
     /// async submission: whether SageMaker queued it is unknown).
     const RECEIPT_WHEN_DROPPED: bool = true;
+    /// Whether a failure can have reached the model ([`reached_model`]); not for
+    /// an async submission, which only queues the request, whatever a proxy or an
+    /// emulator answers.
+    const FAILURE_CAN_REACH_MODEL: bool = true;
     /// The error of a failed call, with its receipt when the model ran.
     fn error(
         endpoint: String,
@@ -287,7 +291,9 @@ impl<T, E: ProvideErrorMetadata> Answered<T, E> {
         E: std::error::Error + Send + Sync + 'static,
     {
         match self.result {
-            Err(err) if !reached_model(&err) => Err(self.receipt.error::<O>(err, None)),
+            Err(err) if !O::FAILURE_CAN_REACH_MODEL || !reached_model(&err) => {
+                Err(self.receipt.error::<O>(err, None))
+            }
             _ => Ok(self),
         }
     }

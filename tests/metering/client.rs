@@ -1377,3 +1377,64 @@ async fn a_failing_profile_refresh_is_retried_after_a_pause_not_on_every_call() 
     settle().await;
     assert_eq!(fake.describe_calls() - described, 2, "fresh again");
 }
+
+#[tokio::test]
+async fn an_async_submission_answered_with_a_model_error_code_is_an_error_without_a_receipt() {
+    use aws_smithy_mocks::{MockResponseInterceptor, create_mock_http_client, mock};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    // SageMaker never answers a submission this way, but a proxy or an emulator may.
+    let rule =
+        mock!(aws_sdk_sagemakerruntime::Client::invoke_endpoint_async).then_http_response(|| {
+            let mut response = Response::new(
+                StatusCode::try_from(424).unwrap(),
+                SdkBody::from(r#"{"Message":"from a proxy"}"#),
+            );
+            response
+                .headers_mut()
+                .insert("x-amzn-ErrorType", "ModelError");
+            response
+        });
+    let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sagemakerruntime::config::Credentials::new(
+                "test", "test", None, None, "static",
+            ))
+            .http_client(create_mock_http_client())
+            .interceptor(MockResponseInterceptor::new().with_rule(&rule))
+            .build(),
+    );
+    let receipts = Receipts::default();
+    let sdk_config = aws_types::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .build();
+    let meter = sagemeter::Meter::builder(&sdk_config)
+        .without_discovery()
+        .endpoint_profile(
+            EndpointProfile::new(
+                "q",
+                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
+            )
+            .asynchronous(),
+        )
+        .price_source(FixedPrices::us_east_1())
+        .sink(receipts.clone())
+        .build_meter()
+        .unwrap();
+    let client = Client::from_parts(runtime, meter);
+    let err = client
+        .invoke_endpoint_async()
+        .endpoint_name("q")
+        .input_location("s3://bucket/key")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvokeAsync { .. }), "{err:?}");
+    assert!(
+        receipts.all().is_empty(),
+        "nothing was queued, nothing billed"
+    );
+}
