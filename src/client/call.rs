@@ -406,14 +406,11 @@ impl Receipt {
         } = parts;
         let wall = usage.latency;
         bill_attempts(&mut usage, &attempts, &mut notes);
-        let mut shared_hours = share.end(in_flight_until.unwrap_or_else(|| meter.now()));
-        if usage.latency < wall && !wall.is_zero() {
-            // Retried: the share of the whole call, scaled to the attempts that
-            // reached the model (rounded down, as every share is).
-            shared_hours = (shared_hours * Decimal::from(usage.latency.as_micros() as u64)
-                / Decimal::from(wall.as_micros() as u64))
-            .round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero);
-        }
+        let shared_hours = billed_share(
+            share.end(in_flight_until.unwrap_or_else(|| meter.now())),
+            usage.latency,
+            wall,
+        );
         let call = FinishedCall {
             endpoint,
             request_id,
@@ -456,15 +453,30 @@ pub(crate) fn bill_attempts(usage: &mut Usage, attempts: &AttemptProbe, notes: &
     let count = attempts.count();
     usage.attempts = count.max(1);
     if count > 1 {
-        let (billed, billed_time) = attempts.billed();
+        let (billed, billed_time) = attempts.model_time(usage.latency);
         if billed > 0 {
-            usage.latency = billed_time;
+            usage.latency = billed_time.min(usage.latency);
         }
         notes.push(format!(
             "{count} attempts: {billed} reached the model and are billed, {} were not",
             count - billed
         ));
     }
+}
+
+/// A call's share of its instances (`shared_hours`, over its `wall` time),
+/// scaled to the `billed` part of that time when retries left only part of it
+/// billed; rounded down, as every share is.
+pub(crate) fn billed_share(shared_hours: Decimal, billed: Duration, wall: Duration) -> Decimal {
+    if billed >= wall || wall.is_zero() {
+        return shared_hours;
+    }
+    shared_hours
+        .checked_mul(Decimal::from(micros(billed)))
+        .and_then(|scaled| scaled.checked_div(Decimal::from(micros(wall))))
+        .map_or(shared_hours, |scaled| {
+            scaled.round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero)
+        })
 }
 
 /// The endpoint name of a request, which every metered operation requires.
@@ -638,7 +650,18 @@ impl Drop for CallInFlight {
         if !parts.receipt_when_dropped || !parts.attempts.transmitted() {
             return; // nothing reached SageMaker (or nothing to bill): no receipt
         }
-        let mut usage = parts.usage(parts.started.elapsed());
+        let wall = parts.started.elapsed();
+        if parts.attempts.model_time(wall).0 == 0 {
+            // Every attempt so far was throttled or refused, and the SDK was
+            // backing off: the model never ran. The reservation is released.
+            return;
+        }
+        let mut usage = parts.usage(wall);
+        let mut notes = vec![
+            "the caller dropped the call after its request was sent: billed as if the \
+             model ran until then"
+                .to_owned(),
+        ];
         let CallParts {
             meter,
             endpoint,
@@ -651,8 +674,9 @@ impl Drop for CallInFlight {
             ..
         } = parts;
         usage.outcome = Outcome::Cancelled;
-        usage.attempts = attempts.count().max(1);
+        bill_attempts(&mut usage, &attempts, &mut notes);
         let now = meter.now();
+        let shared_hours = billed_share(share.end(now), usage.latency, wall);
         let call = FinishedCall {
             endpoint,
             request_id: None,
@@ -660,12 +684,8 @@ impl Drop for CallInFlight {
             targets,
             usage,
             tags,
-            notes: vec![
-                "the caller dropped the call after its request was sent: billed as if the \
-                 model ran until then"
-                    .to_owned(),
-            ],
-            shared_hours: Some(share.end(now)),
+            notes,
+            shared_hours: Some(shared_hours),
         };
         if let Some(prepared) = meter.prepare_now(&call.endpoint, now) {
             let cost = meter.finish(call, &prepared);
@@ -718,6 +738,11 @@ struct AttemptLog {
     billed_us: AtomicU64,
     /// Attempts that reached the model.
     billed: AtomicU32,
+    /// The number of the latest attempt that reached the model (0: none).
+    last_billed: AtomicU32,
+    /// How long that attempt took, up to the end the SDK saw (for a stream, its
+    /// headers).
+    last_billed_us: AtomicU64,
 }
 
 impl AttemptProbe {
@@ -730,6 +755,8 @@ impl AttemptProbe {
             attempt_started_us: AtomicU64::new(0),
             billed_us: AtomicU64::new(0),
             billed: AtomicU32::new(0),
+            last_billed: AtomicU32::new(0),
+            last_billed_us: AtomicU64::new(0),
         }))
     }
 
@@ -744,12 +771,32 @@ impl AttemptProbe {
         self.count() > 0
     }
 
-    /// Attempts that reached the model, and how long they took together.
-    pub(crate) fn billed(&self) -> (u32, Duration) {
-        (
-            self.0.billed.load(Ordering::Relaxed),
-            Duration::from_micros(self.0.billed_us.load(Ordering::Relaxed)),
-        )
+    /// The attempts of a call that ended `end` after it started which used the
+    /// model, and for how long together: those SageMaker answered after the model
+    /// ran; the latest one running on to `end` when it reached the model (a
+    /// stream's attempt ends at its headers, its answer after); and one still in
+    /// flight at `end` (a dropped call), as if the model ran until then. A
+    /// throttled or refused attempt, and the back-off between attempts, used none.
+    pub(crate) fn model_time(&self, end: Duration) -> (u32, Duration) {
+        let log = &self.0;
+        let sent = log.transmitted.load(Ordering::Relaxed);
+        let finished = log.finished.load(Ordering::Relaxed);
+        let mut billed = log.billed.load(Ordering::Relaxed);
+        let mut billed_us = log.billed_us.load(Ordering::Relaxed);
+        if sent == 0 {
+            return (0, Duration::ZERO);
+        }
+        let latest_ran = micros(end).saturating_sub(log.attempt_started_us.load(Ordering::Relaxed));
+        if finished < sent {
+            billed += 1;
+            billed_us = billed_us.saturating_add(latest_ran);
+        } else if log.last_billed.load(Ordering::Relaxed) == sent {
+            let took = log.last_billed_us.load(Ordering::Relaxed);
+            billed_us = billed_us
+                .saturating_sub(took)
+                .saturating_add(latest_ran.max(took));
+        }
+        (billed, Duration::from_micros(billed_us))
     }
 
     /// An attempt's request is about to go out.
@@ -784,6 +831,8 @@ impl AttemptProbe {
             let took = micros(log.origin.elapsed()).saturating_sub(started);
             log.billed_us.fetch_add(took, Ordering::Relaxed);
             log.billed.fetch_add(1, Ordering::Relaxed);
+            log.last_billed_us.store(took, Ordering::Relaxed);
+            log.last_billed.store(attempt, Ordering::Relaxed);
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Metering for a plain SDK client, with no change at the call sites.
 
-use super::call::{AttemptProbe, bill_attempts, is_model_error_code};
+use super::call::{AttemptProbe, bill_attempts, billed_share, is_model_error_code};
 use super::meter::{FinishedCall, Meter, Targets};
+use crate::budget::{Refusal, Reservation};
 use crate::totals::CallShare;
 use crate::usage::{Operation, Outcome, Usage};
 use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata;
@@ -27,6 +28,13 @@ use std::time::{Instant, SystemTime};
 /// The SDK's output type cannot carry a receipt, so the cost goes to the cost log
 /// line, the running totals and the sinks. Pricing runs on a spawned task, off the
 /// call path (it needs a Tokio runtime, which the SDK needs anyway).
+///
+/// The meter's budgets see every call: an enforced budget with no room refuses the
+/// call before anything is sent (the SDK's error then has
+/// [`Error::BudgetExceeded`](crate::Error::BudgetExceeded) as its source), and each
+/// receipt is settled against them, alerts included. A fleet budget whose lease is
+/// too small cannot be topped up from an SDK hook, so such a call goes ahead
+/// unreserved and its cost still counts.
 ///
 /// ```no_run
 /// # async fn run() -> sagemeter::Result<()> {
@@ -60,6 +68,9 @@ struct CallStart {
     started_at: SystemTime,
     /// Taken by the first `read_after_execution`; shared only to be `Clone`.
     share: Arc<Mutex<Option<CallShare>>>,
+    /// The call's budget reservation, taken with `share` (dropped unsettled, it is
+    /// released).
+    reservation: Arc<Mutex<Option<Reservation>>>,
     attempts: AttemptProbe,
 }
 
@@ -79,6 +90,14 @@ impl Intercept for MeteringInterceptor {
     ) -> Result<(), BoxError> {
         if let Some(input) = context.input().downcast_ref::<InvokeEndpointInput>() {
             let endpoint = input.endpoint_name().unwrap_or_default();
+            let reservation = match self.meter.reserve(endpoint, &BTreeMap::new()) {
+                Ok(reservation) => reservation,
+                // Refused before anything is sent: the SDK returns this error.
+                Err(Refusal::Exceeded(err)) => return Err(Box::new(err)),
+                // Leasing more of a fleet budget is a round trip that an SDK hook
+                // cannot wait for: the call goes ahead, and its cost still counts.
+                Err(Refusal::Short(..)) => self.meter.reserve_nothing(endpoint),
+            };
             let started_at = self.meter.now();
             let targets = Targets {
                 variant: input.target_variant().map(str::to_owned),
@@ -98,6 +117,7 @@ impl Intercept for MeteringInterceptor {
                 started,
                 started_at,
                 share: Arc::new(Mutex::new(Some(share))),
+                reservation: Arc::new(Mutex::new(reservation)),
                 attempts: AttemptProbe::new(started),
             });
         }
@@ -139,10 +159,17 @@ impl Intercept for MeteringInterceptor {
         };
         // A call that fails before reaching the model just leaves the clock here.
         let share = start.share.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let mut usage = Usage::new(Operation::InvokeEndpoint, start.started.elapsed());
+        let reservation = start
+            .reservation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let wall = start.started.elapsed();
+        let mut usage = Usage::new(Operation::InvokeEndpoint, wall);
         usage.bytes_in = start.bytes_in;
         let mut notes = vec!["metered by the SDK interceptor".to_owned()];
         bill_attempts(&mut usage, &start.attempts, &mut notes);
+        let billed = usage.latency;
         let request_id = match context.output_or_error() {
             Some(Ok(output)) => {
                 let Some(output) = output.downcast_ref::<InvokeEndpointOutput>() else {
@@ -178,12 +205,13 @@ impl Intercept for MeteringInterceptor {
             usage,
             tags: BTreeMap::new(),
             notes,
-            shared_hours: share.map(|s| s.end(self.meter.now())),
+            shared_hours: share.map(|s| billed_share(s.end(self.meter.now()), billed, wall)),
         };
         let meter = self.meter.clone();
         let spawned = self.meter.inner.background.spawn(async move {
             let prepared = meter.prepare(&call.endpoint).await;
-            meter.finish(call, &prepared);
+            let cost = meter.finish(call, &prepared);
+            meter.settle(reservation, &cost);
         });
         if !spawned {
             tracing::warn!(target: "sagemeter", endpoint = %start.endpoint,

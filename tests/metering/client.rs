@@ -1237,6 +1237,121 @@ async fn ml_storage_accrues_per_gb_month_prorated_over_the_calendar_month() {
     assert_eq!(accrual.accrued_usd, dec("0.46"));
 }
 
+/// A client whose runtime client retries throttled calls up to `attempts` times,
+/// `backoff` apart (before jitter).
+async fn retrying_client(
+    fake: &FakeSageMaker,
+    attempts: u32,
+    backoff: Duration,
+    configure: impl FnOnce(sagemeter::ClientBuilder) -> sagemeter::ClientBuilder,
+) -> Client {
+    let sdk_config = fake.sdk_config().await;
+    let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(&sdk_config)
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(attempts)
+                    .with_initial_backoff(backoff),
+            )
+            .build(),
+    );
+    configure(
+        Client::builder(&sdk_config)
+            .runtime_client(runtime)
+            .price_source(FixedPrices::us_east_1()),
+    )
+    .build()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_invoke_dropped_while_backing_off_from_throttling_makes_no_receipt() {
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    let budget = sagemeter::budget::Budget::enforce(
+        sagemeter::budget::BudgetScope::Client,
+        sagemeter::budget::BudgetPeriod::Day,
+        dec("10"),
+    )
+    .unwrap();
+    let client = retrying_client(&fake, 10, Duration::from_secs(5), |b| {
+        b.sink(receipts.clone()).budget(budget)
+    })
+    .await;
+    invoke(&client, "rt").await.unwrap(); // profile and rates at hand
+    let before = receipts.all().len();
+    let spent = client.meter().totals().client_usd;
+
+    fake.throttle_next(1_000);
+    let call = tokio::spawn(invoke(&client, "rt"));
+    fake.wait_for_invocations(2).await; // the first attempt was throttled
+    tokio::time::sleep(Duration::from_millis(100)).await; // the SDK backs off (≥ 2.5 s)
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    assert_eq!(fake.invocations(), 2, "no second attempt went out");
+
+    // The only attempt was throttled: the model never ran, so nothing is billed
+    // and the call's reservation is released.
+    assert_eq!(receipts.all().len(), before, "{:#?}", receipts.all().last());
+    assert_eq!(client.meter().totals().client_usd, spent);
+    assert_eq!(
+        client.meter().budget_status()[0].reserved_usd,
+        Decimal::ZERO
+    );
+}
+
+#[tokio::test]
+async fn an_invoke_dropped_during_its_retry_is_billed_for_that_attempt_only() {
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    let client = retrying_client(&fake, 3, Duration::from_millis(300), |b| {
+        b.sink(receipts.clone()).allocation(Allocation::BusyTime)
+    })
+    .await;
+    invoke(&client, "rt").await.unwrap(); // profile and rates at hand
+    fake.throttle_next(1);
+    fake.hold();
+    let started = std::time::Instant::now();
+    let call = tokio::spawn(invoke(&client, "rt"));
+    fake.wait_for_invocations(3).await; // throttled, then the retry is held
+    let retried = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    let wall = started.elapsed();
+    fake.release();
+
+    let all = receipts.all();
+    assert_eq!(all.len(), 2, "{all:#?}");
+    let cost = &all[1];
+    assert_eq!(cost.usage.outcome, Outcome::Cancelled);
+    assert_eq!(cost.usage.attempts, 2);
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n == "2 attempts: 1 reached the model and are billed, 1 were not"),
+        "{:?}",
+        cost.notes
+    );
+    // Billed: the retry, from when it went out (after the throttled attempt and a
+    // back-off of up to 300 ms) to the drop; not the call's whole wall time.
+    assert!(
+        cost.usage.latency <= wall - retried + Duration::from_millis(5),
+        "{:?} billed of {wall:?}, the retry went out after {retried:?}",
+        cost.usage.latency
+    );
+    assert!(cost.usage.latency >= Duration::from_millis(50));
+    let compute = cost
+        .lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .unwrap();
+    assert_eq!(
+        compute.quantity,
+        sagemeter::billing::hours(cost.usage.latency)
+    );
+}
+
 #[tokio::test]
 async fn calls_that_target_one_of_two_variants_share_that_variants_instances() {
     let fake = fake_with_demo_endpoints().await;
@@ -1437,4 +1552,68 @@ async fn an_async_submission_answered_with_a_model_error_code_is_an_error_withou
         receipts.all().is_empty(),
         "nothing was queued, nothing billed"
     );
+}
+
+#[tokio::test]
+async fn the_interceptor_settles_budgets_and_an_enforced_one_refuses_before_sending() {
+    let fake = fake_with_demo_endpoints().await;
+    let config = fake.sdk_config().await;
+    let plain_sdk = |meter: &sagemeter::Meter| {
+        aws_sdk_sagemakerruntime::Client::from_conf(
+            aws_sdk_sagemakerruntime::config::Builder::from(&config)
+                .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+                .build(),
+        )
+    };
+    use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope};
+
+    // Alerting: every call's cost counts.
+    let meter = sagemeter::Meter::builder(&config)
+        .price_source(FixedPrices::us_east_1())
+        .budget(Budget::alert(BudgetScope::Client, BudgetPeriod::Day, dec("1")).unwrap())
+        .build_meter()
+        .unwrap();
+    let sdk = plain_sdk(&meter);
+    for _ in 0..3 {
+        sdk.invoke_endpoint()
+            .endpoint_name("rt")
+            .body(Blob::new("{}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    while meter.totals().calls < 3 || meter.background_tasks() > 0 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let spent = meter.totals().client_usd;
+    assert!(spent > Decimal::ZERO);
+    assert_eq!(meter.budget_status()[0].spent_usd, spent);
+    assert_eq!(meter.budget_status()[0].reserved_usd, Decimal::ZERO);
+
+    // Enforced, with less room than a call's estimate (0.01 USD before any call):
+    // refused before anything is sent.
+    let meter = sagemeter::Meter::builder(&config)
+        .price_source(FixedPrices::us_east_1())
+        .budget(Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.005")).unwrap())
+        .build_meter()
+        .unwrap();
+    let before = fake.invocations();
+    let err = plain_sdk(&meter)
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(fake.invocations(), before, "nothing was sent");
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    let mut refused = false;
+    while let Some(e) = source {
+        refused |= matches!(
+            e.downcast_ref::<Error>(),
+            Some(Error::BudgetExceeded { .. })
+        );
+        source = e.source();
+    }
+    assert!(refused, "{err:?}");
 }

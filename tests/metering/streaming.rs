@@ -374,6 +374,66 @@ async fn serverless_compute_is_billed_on_the_whole_stream_duration() {
     );
 }
 
+#[tokio::test]
+async fn a_stream_opened_on_a_retry_is_billed_for_the_whole_stream_not_up_to_its_headers() {
+    let refused = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let fake = FakeStream::start(move |_| {
+        if refused.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            Script::new().service_unavailable()
+        } else {
+            Script::new()
+                .part("data: a\n\n")
+                .pause(Duration::from_millis(300))
+                .part("data: b\n\n")
+        }
+    })
+    .await;
+    let conf = fake.sdk_config().await;
+    let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(&conf)
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(2)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+            .build(),
+    );
+    let client = builder(&conf).runtime_client(runtime).build().unwrap();
+    let started = std::time::Instant::now();
+    let mut response = open(&client, LLM).await;
+    read_all(&mut response).await;
+    let wall = started.elapsed();
+    let cost = response.cost().unwrap();
+
+    assert_eq!(fake.received().len(), 2, "refused once, then streamed");
+    assert_eq!(cost.usage.attempts, 2);
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n == "2 attempts: 1 reached the model and are billed, 1 were not"),
+        "{:?}",
+        cost.notes
+    );
+    // The answered attempt is billed from when it went out to the stream's end,
+    // the 300 ms pause between the parts included; the refused attempt is not.
+    assert!(
+        cost.usage.latency >= Duration::from_millis(300) && cost.usage.latency <= wall,
+        "{:?} billed of {wall:?}",
+        cost.usage.latency
+    );
+    let compute = line(cost, LineItem::Compute);
+    assert_eq!(
+        compute.quantity,
+        sagemeter::billing::hours(cost.usage.latency)
+    );
+    assert_eq!(
+        compute.cost_usd(),
+        Some(round_cost(
+            sagemeter::billing::hours(cost.usage.latency) * dec(G5_USD_PER_HOUR)
+        ))
+    );
+}
+
 // ---------------------------------------------------------------------------------
 // Errors.
 

@@ -114,6 +114,16 @@ impl Script {
         self
     }
 
+    /// Answers 503 `ServiceUnavailable` (before the model) instead of a stream.
+    pub fn service_unavailable(mut self) -> Self {
+        self.initial_error = Some(InitialError {
+            status: 503,
+            error_type: "ServiceUnavailable",
+            json: r#"{"Message":"the service is unavailable, try again"}"#.to_owned(),
+        });
+        self
+    }
+
     /// Answers with a `ModelError` (HTTP 424) instead of a stream.
     pub fn model_error(mut self) -> Self {
         self.initial_error = Some(InitialError {
