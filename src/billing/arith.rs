@@ -5,7 +5,8 @@
 //! on arbitrary inputs and on constructed near-ties. The integer path covers what
 //! calls produce: non-negative amounts whose mantissas multiply within 128 bits,
 //! quotients below one, results not within a hair of a rounding tie. Anything
-//! else goes to `rust_decimal` itself.
+//! else goes to `rust_decimal` itself, its checked arithmetic where a product can
+//! be more than a decimal holds (a garbage rate must not panic a call).
 //!
 //! Why: `rust_decimal`'s general division and rounding loops were most of the
 //! instructions metering added to a call (five divisions and four roundings per
@@ -69,13 +70,24 @@ fn round_dp_fast(d: Decimal, dp: u32) -> Option<Decimal> {
     Some(decimal(div_pow10_half_even(m, scale - dp), dp))
 }
 
-/// `round_dp(a * b, dp)`: a rate times a quantity, rounded once.
+/// `round_dp(a * b, dp)`: a rate times a quantity, rounded once; `None` when the
+/// product is more than a decimal holds (about 7.9 × 10²⁸), where `a * b` panics.
 ///
 /// `rust_decimal` rounds a product that does not fit its 96 bits or 28 places
 /// first, then to `dp`; the exact product rounds the same way unless it lies
 /// within that first rounding of a tie, which is left to `rust_decimal`.
+pub(crate) fn checked_mul_round_dp(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
+    mul_round_dp_fast(a, b, dp).or_else(|| a.checked_mul(b).map(|p| round_dp(p, dp)))
+}
+
+/// [`checked_mul_round_dp`] where the product fits by construction.
+///
+/// # Panics
+///
+/// When the product is more than a decimal holds, as `a * b` does: never use it
+/// on a rate or a quantity that comes from outside (use [`checked_mul_round_dp`]).
 pub(crate) fn mul_round_dp(a: Decimal, b: Decimal, dp: u32) -> Decimal {
-    mul_round_dp_fast(a, b, dp).unwrap_or_else(|| round_dp(a * b, dp))
+    checked_mul_round_dp(a, b, dp).expect("Multiplication overflowed")
 }
 
 /// The exact product of two positive decimals: its mantissa, its scale, and how
@@ -115,13 +127,16 @@ fn mul_round_dp_fast(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
 }
 
 /// `(a * b).round_dp_with_strategy(dp, RoundingStrategy::ToZero)`: a share that
-/// must never add up to more than the whole it is cut from.
+/// must never add up to more than the whole it is cut from; `None` when the
+/// product is more than a decimal holds, where `a * b` panics.
 ///
-/// As in [`mul_round_dp`], a product `rust_decimal` rounds first is left to it
-/// when that first rounding could carry it up onto the next multiple of 10^-dp.
-pub(crate) fn mul_round_dp_down(a: Decimal, b: Decimal, dp: u32) -> Decimal {
-    mul_round_dp_down_fast(a, b, dp)
-        .unwrap_or_else(|| (a * b).round_dp_with_strategy(dp, RoundingStrategy::ToZero))
+/// As in [`checked_mul_round_dp`], a product `rust_decimal` rounds first is left
+/// to it when that first rounding could carry it up onto the next multiple of 10^-dp.
+pub(crate) fn checked_mul_round_dp_down(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
+    mul_round_dp_down_fast(a, b, dp).or_else(|| {
+        a.checked_mul(b)
+            .map(|p| p.round_dp_with_strategy(dp, RoundingStrategy::ToZero))
+    })
 }
 
 fn mul_round_dp_down_fast(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
@@ -276,14 +291,19 @@ mod tests {
             if let Some(product) = a.checked_mul(b) {
                 let reference = product.round_dp_with_strategy(dp, RoundingStrategy::MidpointNearestEven);
                 prop_assert!(same(mul_round_dp(a, b, dp), reference), "{a} × {b} to {dp}");
+            } else {
+                prop_assert_eq!(checked_mul_round_dp(a, b, dp), None, "{} × {} to {}", a, b, dp);
             }
         }
 
         #[test]
         fn mul_round_dp_down_is_rust_decimals(a in amount(64), b in amount(96), dp in 0u32..=16) {
+            let down = checked_mul_round_dp_down(a, b, dp);
             if let Some(product) = a.checked_mul(b) {
                 let reference = product.round_dp_with_strategy(dp, RoundingStrategy::ToZero);
-                prop_assert!(same(mul_round_dp_down(a, b, dp), reference), "{a} × {b} to {dp}");
+                prop_assert!(down.is_some_and(|d| same(d, reference)), "{a} × {b} to {dp}");
+            } else {
+                prop_assert_eq!(down, None, "{} × {} to {}", a, b, dp);
             }
         }
 
@@ -322,7 +342,8 @@ mod tests {
             if let Some(bm) = near(2 * t) {
                 let (a, b) = (dec(ma, sa), dec(bm, 28));
                 let reference = (a * b).round_dp_with_strategy(dp, RoundingStrategy::ToZero);
-                prop_assert!(same(mul_round_dp_down(a, b, dp), reference), "{a} × {b} to {dp}");
+                let down = checked_mul_round_dp_down(a, b, dp);
+                prop_assert!(down.is_some_and(|d| same(d, reference)), "{a} × {b} to {dp}");
             }
         }
 
@@ -369,6 +390,28 @@ mod tests {
             let (a, b) = (dec(allocated.into(), 12), dec(accrued.into(), 12));
             prop_assert!(same(div_round_dp(a, b, 6), (a / b).round_dp(6)), "{a} / {b}");
         }
+    }
+
+    #[test]
+    fn a_product_no_decimal_holds_is_none_not_a_panic() {
+        // Decimal::MAX = 2⁹⁶ − 1 ≈ 7.92 × 10²⁸.
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        let (rate, max) = (d("50000000000000000000000000000"), Decimal::MAX);
+        // 5 × 10²⁸ × 2.5 = 1.25 × 10²⁹; × 2 = 10²⁹.
+        assert_eq!(checked_mul_round_dp(rate, d("2.5"), 12), None);
+        assert_eq!(checked_mul_round_dp_down(rate, Decimal::TWO, 12), None);
+        // Just past the largest decimal, by its last unit, both ways.
+        assert_eq!(
+            checked_mul_round_dp(max, d("1.0000000000000000000000000001"), 0),
+            None
+        );
+        assert_eq!(checked_mul_round_dp_down(d("2"), max, 0), None);
+        // The largest decimal itself, and 5 × 10²⁸ × 1.5 = 7.5 × 10²⁸, fit.
+        assert_eq!(checked_mul_round_dp(max, Decimal::ONE, 12), Some(max));
+        assert_eq!(
+            checked_mul_round_dp_down(rate, d("1.5"), 12),
+            Some(d("75000000000000000000000000000"))
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ mod arith;
 mod component;
 mod receipt;
 
-use arith::mul_round_dp_down;
-pub(crate) use arith::{div_round_dp, mul_round_dp, pico_usd};
+use arith::checked_mul_round_dp_down;
+pub(crate) use arith::{checked_mul_round_dp, div_round_dp, mul_round_dp, pico_usd};
 pub use component::ReservedBy;
 pub(crate) use component::{CopyShare, component_compute_line, copy_share, unreserved_fraction};
 
@@ -34,9 +34,7 @@ pub const COST_SCALE: u32 = 12;
 /// Bytes in one GB of data processed: AWS bills data in gibibytes (2³⁰ bytes).
 pub const BYTES_PER_GB: u64 = 1 << 30;
 
-/// The largest rate sagemeter accepts from configuration, in USD per unit: far above
-/// any SageMaker price, so that a misplaced decimal point is caught at build time.
-pub const MAX_SANE_USD_PER_UNIT: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+pub use crate::pricing::MAX_SANE_USD_PER_UNIT;
 
 /// What is wrong with a configured price (a price override, a usage charge).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +245,8 @@ pub(crate) fn line(
     }
 }
 
-/// A line priced at `usd_per_unit` for `quantity`.
+/// A line priced at `usd_per_unit` for `quantity`; unpriced, saying why, when
+/// the cost is more than a decimal holds (a garbage rate from a price source).
 pub(crate) fn priced(
     item: LineItem,
     quantity: Decimal,
@@ -255,16 +254,35 @@ pub(crate) fn priced(
     usd_per_unit: Decimal,
     provenance: &Provenance,
 ) -> CostLine {
+    let Some(cost_usd) = checked_mul_round_dp(usd_per_unit, quantity, COST_SCALE) else {
+        return implausible(item, quantity, unit, usd_per_unit);
+    };
     CostLine {
         item,
         quantity: quantity.normalize(),
         unit,
         price: LinePrice::Priced {
             usd_per_unit,
-            cost_usd: mul_round_dp(usd_per_unit, quantity, COST_SCALE),
+            cost_usd,
             provenance: provenance.clone(),
         },
     }
+}
+
+/// The unpriced line of a rate whose cost for `quantity` no decimal holds: no
+/// SageMaker price comes near such a rate, so it is not a price (and never a panic).
+fn implausible(
+    item: LineItem,
+    quantity: Decimal,
+    unit: QuantityUnit,
+    usd_per_unit: Decimal,
+) -> CostLine {
+    let reason = format!(
+        "the rate {usd_per_unit} USD per unit × {} is more than a decimal holds: not a \
+         plausible price (no SageMaker price is above {MAX_SANE_USD_PER_UNIT} USD per unit)",
+        quantity.normalize()
+    );
+    unpriced(item, quantity, unit, reason)
 }
 
 /// A line that could not be priced at all (no profile, unsupported memory size, ...).
@@ -357,18 +375,28 @@ pub(crate) fn compute_line(
         VariantBilling::Instance { instance_count, .. } => {
             match (allocation, gap_since_previous_call, shared_hours) {
                 (Allocation::ProcessorSharing, _, Some(shared)) => match rate {
-                    Ok(rate) => CostLine {
-                        item: LineItem::Compute,
-                        quantity: shared.normalize(),
-                        unit: QuantityUnit::InstanceHours,
-                        price: LinePrice::Priced {
-                            usd_per_unit: rate.usd_per_unit,
-                            // Rounded down, so that shares never add up to more
-                            // than the instances' accrued cost.
-                            cost_usd: mul_round_dp_down(rate.usd_per_unit, shared, COST_SCALE),
-                            provenance: rate.provenance.clone(),
-                        },
-                    },
+                    // Rounded down, so that shares never add up to more than the
+                    // instances' accrued cost.
+                    Ok(rate) => {
+                        match checked_mul_round_dp_down(rate.usd_per_unit, shared, COST_SCALE) {
+                            Some(cost_usd) => CostLine {
+                                item: LineItem::Compute,
+                                quantity: shared.normalize(),
+                                unit: QuantityUnit::InstanceHours,
+                                price: LinePrice::Priced {
+                                    usd_per_unit: rate.usd_per_unit,
+                                    cost_usd,
+                                    provenance: rate.provenance.clone(),
+                                },
+                            },
+                            None => implausible(
+                                LineItem::Compute,
+                                shared,
+                                QuantityUnit::InstanceHours,
+                                rate.usd_per_unit,
+                            ),
+                        }
+                    }
                     Err(err) => unpriced(
                         LineItem::Compute,
                         shared,

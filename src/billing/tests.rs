@@ -210,3 +210,73 @@ fn usage_charges_alone_need_a_price() {
     let per_call = UsageCharges::default().per_1000_calls(dec("0.70")).alone();
     assert_eq!(per_call.validate(), Ok(()));
 }
+
+#[test]
+fn a_rate_whose_cost_no_decimal_holds_makes_an_unpriced_line_not_a_panic() {
+    // Decimal::MAX is 2⁹⁶ − 1 ≈ 7.92 × 10²⁸. A garbage 5 × 10²⁸ USD/s for 2.5 s of
+    // serverless is 1.25 × 10²⁹ USD; 2 shared instance-hours at 5 × 10²⁸ USD/h are
+    // 10²⁹; 3 GB at 4 × 10²⁸ USD/GB are 1.2 × 10²⁹: none can be written down.
+    let serverless = VariantBilling::Serverless {
+        memory_mb: 2048,
+        provisioned_concurrency: None,
+    };
+    let huge_per_second = rate(
+        PriceKey::serverless("us-east-1", 2),
+        "50000000000000000000000000000",
+    );
+    let huge_per_hour = rate(
+        PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
+        "50000000000000000000000000000",
+    );
+    let huge_per_gb = rate(
+        PriceKey::DataIn {
+            region: "us-east-1".into(),
+        },
+        "40000000000000000000000000000",
+    );
+    let lines = std::panic::catch_unwind(|| {
+        let [data_in, _] = data_lines(&call(10).with_bytes(3 << 30, 0), &huge_per_gb, &huge_per_gb);
+        [
+            compute_line(
+                &serverless,
+                &call(2500),
+                Allocation::BusyTime,
+                None,
+                None,
+                &huge_per_second,
+            ),
+            compute_line(
+                &m5_xlarge(2),
+                &call(1000),
+                Allocation::ProcessorSharing,
+                None,
+                Some(Decimal::TWO),
+                &huge_per_hour,
+            ),
+            data_in,
+        ]
+    })
+    .expect("pricing must not panic on a garbage rate");
+    for (line, quantity) in lines.iter().zip(["2.5", "2", "3"]) {
+        assert_eq!(line.quantity, dec(quantity));
+        match &line.price {
+            LinePrice::Unpriced { reason } => {
+                assert!(reason.contains("not a plausible price"), "{reason}")
+            }
+            other => panic!("expected unpriced, got {other:?}"),
+        }
+    }
+    // Just within: 3 × 10²⁸ USD/s × 2.5 s = 7.5 × 10²⁸ USD, priced exactly.
+    let line = compute_line(
+        &serverless,
+        &call(2500),
+        Allocation::BusyTime,
+        None,
+        None,
+        &rate(
+            PriceKey::serverless("us-east-1", 2),
+            "30000000000000000000000000000",
+        ),
+    );
+    assert_eq!(line.cost_usd(), Some(dec("75000000000000000000000000000")));
+}

@@ -26,7 +26,8 @@
 
 use super::line;
 use crate::billing::{
-    Accrual, Allocation, Cost, CostLine, LineItem, LinePrice, QuantityUnit, gigabytes, mul_round_dp,
+    Accrual, Allocation, Cost, CostLine, LineItem, LinePrice, QuantityUnit, checked_mul_round_dp,
+    gigabytes,
 };
 use crate::endpoint::VariantBilling;
 use crate::pricing::{PriceOrigin, Provenance};
@@ -402,8 +403,9 @@ fn reference(out: &mut Vec<u8>, id: u32, cost_line: &CostLine, usage: &Usage) {
         Some(q) if identical(&q, &cost_line.quantity) => None,
         _ => Some(&cost_line.quantity),
     };
-    let cost =
-        (!identical(&line_cost(*usd_per_unit, cost_line.quantity), cost_usd)).then_some(cost_usd);
+    let cost = (!line_cost(*usd_per_unit, cost_line.quantity)
+        .is_some_and(|c| identical(&c, cost_usd)))
+    .then_some(cost_usd);
     out.push(b'[');
     line::number(out, id);
     match (quantity, cost) {
@@ -431,9 +433,10 @@ fn derived_quantity(item: LineItem, usage: &Usage) -> Option<Decimal> {
     }
 }
 
-/// A priced line's cost as billing works it out.
-fn line_cost(rate: Decimal, quantity: Decimal) -> Decimal {
-    mul_round_dp(rate, quantity, crate::billing::COST_SCALE)
+/// A priced line's cost as billing works it out; `None` when it is more than a
+/// decimal holds (billing never prices such a line, so its cost is always written).
+fn line_cost(rate: Decimal, quantity: Decimal) -> Option<Decimal> {
+    checked_mul_round_dp(rate, quantity, crate::billing::COST_SCALE)
 }
 
 /// Same value and same scale: written out, they are the same text.
@@ -556,13 +559,24 @@ fn receipt(line: Line<'_>, defs: &Definitions) -> serde_json::Result<Cost> {
                         )));
                     }
                 };
+                let cost_usd = match cost {
+                    Some(cost) => cost,
+                    None => line_cost(price.usd_per_unit, quantity).ok_or_else(|| {
+                        de::Error::custom(format_args!(
+                            "a `{}` line at price {id} ({} USD per unit) × {quantity} has no \
+                             cost, and that cost is more than a decimal holds",
+                            price.item.as_str(),
+                            price.usd_per_unit
+                        ))
+                    })?,
+                };
                 CostLine {
                     item: price.item,
                     quantity,
                     unit: price.unit,
                     price: LinePrice::Priced {
                         usd_per_unit: price.usd_per_unit,
-                        cost_usd: cost.unwrap_or_else(|| line_cost(price.usd_per_unit, quantity)),
+                        cost_usd,
                         provenance: price.provenance.clone(),
                     },
                 }

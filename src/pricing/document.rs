@@ -1,6 +1,6 @@
 //! Price List documents: parse one `GetProducts` element, then pick the rate for a key.
 
-use super::{PriceError, PriceKey, PriceUnit};
+use super::{MAX_SANE_USD_PER_UNIT, PriceError, PriceKey, PriceUnit};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -271,6 +271,13 @@ fn parse_dimension(sku: &str, rate_key: &str, dim: &Value) -> Result<PriceDimens
                 if usd.is_sign_negative() && !usd.is_zero() {
                     return Err(malformed(format!(
                         "{} has a negative USD price {s:?}",
+                        where_()
+                    )));
+                }
+                if usd > MAX_SANE_USD_PER_UNIT {
+                    return Err(malformed(format!(
+                        "{} has USD price {s:?}, above {MAX_SANE_USD_PER_UNIT} USD per unit, \
+                         which no SageMaker price comes near",
                         where_()
                     )));
                 }
@@ -2179,6 +2186,37 @@ mod tests {
         assert_eq!(parse_amount("0.0000600000"), Some(dec("0.00006")));
         assert_eq!(parse_amount("1e999999"), None);
         assert_eq!(parse_amount("NaN"), None);
+    }
+
+    #[test]
+    fn an_implausible_usd_price_makes_the_document_malformed() {
+        let key = PriceKey::serverless("us-east-1", 2);
+        let pick = |usd: &str| {
+            parse_price_document(&doc_json(
+                "SRV2GB",
+                "ML Serverless",
+                json!({"regionCode": "us-east-1", "usagetype": "USE1-ServerlessInf:Mem-2GB"}),
+                &[("second", "0", "Inf", Some(usd))],
+            ))
+            .and_then(|doc| select_rate(&key, &[doc]))
+        };
+        // Fits a decimal, but no SageMaker price comes near it (it would overflow
+        // the cost of a 2.5 s call): the document is refused, so the chain falls back.
+        for usd in [
+            "5E28",
+            "50000000000000000000000000000",
+            "1000000.0000000001",
+        ] {
+            match pick(usd) {
+                Err(PriceError::Malformed { reason }) => {
+                    assert!(reason.contains("above 1000000 USD"), "{reason}")
+                }
+                other => panic!("{usd}: expected malformed, got {other:?}"),
+            }
+        }
+        // The bound itself, and an ordinary rate, are prices.
+        assert_eq!(pick("1000000").unwrap().usd_per_unit, dec("1000000"));
+        assert_eq!(pick("0.0000400000").unwrap().usd_per_unit, dec("0.00004"));
     }
 
     /// Keys the parser looks at, so that random JSON reaches deep into the structure.

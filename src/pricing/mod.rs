@@ -392,6 +392,15 @@ impl InstanceResources {
     }
 }
 
+/// The largest rate sagemeter accepts, in USD per unit: far above any SageMaker
+/// price. A configured price above it (a price override, a usage charge) is refused
+/// when the client is built; one read from the Price List or a price snapshot makes
+/// that document or snapshot [`PriceError::Malformed`], so the call is priced by the
+/// next source in the chain (its receipt says so) instead. Most likely a misplaced
+/// decimal point, the wrong unit or a garbled document; left in, a rate that large
+/// could make a call's cost more than a decimal holds.
+pub const MAX_SANE_USD_PER_UNIT: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
 /// A price for one unit of one [`PriceKey`], with its provenance.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,9 @@
 //! The public price snapshot bundled in the crate: the last fallback.
 
-use super::{BoxFuture, PriceError, PriceKey, PriceSource, PriceUnit, Provenance, Rate};
+use super::{
+    BoxFuture, MAX_SANE_USD_PER_UNIT, PriceError, PriceKey, PriceSource, PriceUnit, Provenance,
+    Rate,
+};
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -358,6 +361,13 @@ fn parse_usd(line: usize, usd: &str) -> Result<Decimal, PriceError> {
         Ok(d) if d.is_sign_negative() && !d.is_zero() => {
             Err(bad_line(line, format_args!("negative price {usd:?}")))
         }
+        Ok(d) if d > MAX_SANE_USD_PER_UNIT => Err(bad_line(
+            line,
+            format_args!(
+                "price {usd:?} is above {MAX_SANE_USD_PER_UNIT} USD per unit, which no \
+                 SageMaker price comes near"
+            ),
+        )),
         Ok(d) => Ok(d.normalize()),
         Err(_) => Err(bad_line(
             line,
@@ -634,6 +644,27 @@ mod tests {
                 "{row:?}: {reason:?} should contain {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_implausible_price_is_refused_naming_its_line() {
+        // 5 × 10²⁸ USD an hour fits a decimal, but a 2.5 h call would overflow one.
+        let row = "us-east-1\thosting\tml.m5.xlarge\tHrs\t50000000000000000000000000000\tsrc\t2026-05-20\n";
+        let err = Snapshot::from_tsv(&format!("{HEADER}{row}")).unwrap_err();
+        let PriceError::Malformed { reason } = &err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            reason.contains("line 3: price \"50000000000000000000000000000\" is above 1000000 USD"),
+            "{reason}"
+        );
+        // The bound itself is a price.
+        let row = "us-east-1\thosting\tml.m5.xlarge\tHrs\t1000000\tsrc\t2026-05-20\n";
+        let snapshot = Snapshot::from_tsv(&format!("{HEADER}{row}")).unwrap();
+        let rate = snapshot
+            .get(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"))
+            .unwrap();
+        assert_eq!(rate.usd_per_unit, dec("1000000"));
     }
 
     #[test]

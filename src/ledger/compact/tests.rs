@@ -1,4 +1,5 @@
 use super::*;
+use crate::billing::mul_round_dp;
 use crate::ledger::{LedgerError, LedgerReader};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -302,6 +303,44 @@ fn a_reference_to_an_undefined_price_or_context_is_corruption_naming_it() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn a_line_cost_no_decimal_holds_is_written_out_and_never_worked_out_on_reading() {
+    // A priced line at 5 × 10²⁸ USD per instance-hour for 2.5 h (a receipt made by
+    // hand, or a ledger line edited by someone): rate × quantity = 1.25 × 10²⁹, more
+    // than a decimal holds (2⁹⁶ − 1 ≈ 7.92 × 10²⁸).
+    let mut cost = typical(1, 2_048);
+    cost.lines[0].quantity = Decimal::new(25, 1);
+    if let LinePrice::Priced {
+        usd_per_unit,
+        cost_usd,
+        ..
+    } = &mut cost.lines[0].price
+    {
+        *usd_per_unit = "50000000000000000000000000000".parse().unwrap();
+        *cost_usd = Decimal::ONE;
+    }
+    let file = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        file_of(std::slice::from_ref(&cost), &Dictionary::default())
+    }))
+    .expect("writing must not panic");
+    let text = String::from_utf8(file).unwrap();
+    // The cost cannot be worked out from the rate, so it is written.
+    assert!(text.contains(r#""l":[[1,"2.5","1"],"#), "{text}");
+    assert_same(&read_back(text.as_bytes()), std::slice::from_ref(&cost));
+    // Without it, the reader would have to work it out: the line is unreadable.
+    let hostile = text.replace(r#"[1,"2.5","1"]"#, r#"[1,"2.5"]"#);
+    assert_ne!(hostile, text);
+    let err = LedgerReader::new(hostile.as_bytes(), "mem.jsonl")
+        .find_map(Result::err)
+        .expect("an error, not a panic");
+    assert!(
+        matches!(&err, LedgerError::Corrupt { line: 5, .. })
+            && err.to_string().contains("price 1")
+            && err.to_string().contains("more than a decimal holds"),
+        "{err}"
+    );
 }
 
 #[test]
