@@ -316,13 +316,37 @@ fn parse_amount(text: &str) -> Option<Decimal> {
     if text.is_empty() {
         return None;
     }
-    Decimal::from_str_exact(text).ok().or_else(|| {
-        if text.contains(['e', 'E']) {
-            Decimal::from_scientific(text).ok()
-        } else {
-            None
+    Decimal::from_str_exact(text)
+        .ok()
+        .or_else(|| parse_scientific_exactly(text))
+}
+
+/// `<base>E<exponent>` (or `e`), read exactly: `None` when the value needs more than
+/// 28 decimal places or 96 bits (never rounded, unlike `Decimal::from_scientific`).
+fn parse_scientific_exactly(text: &str) -> Option<Decimal> {
+    let (base, exponent) = text.split_once(['e', 'E'])?;
+    let exponent: i64 = exponent.parse().ok()?;
+    // Zeros at the end of the base's fraction change nothing: drop them so that a
+    // long but exact base still fits in 28 places.
+    let base = match base.split_once('.') {
+        Some((_, fraction))
+            if !fraction.is_empty() && fraction.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            let trimmed = base.trim_end_matches('0');
+            trimmed.strip_suffix('.').unwrap_or(trimmed)
         }
-    })
+        _ => base,
+    };
+    let base = Decimal::from_str_exact(base).ok()?.normalize();
+    // base = m × 10^-s, so base × 10^e = m × 10^-(s - e).
+    let scale = i64::from(base.scale()).checked_sub(exponent)?;
+    let mantissa = base.mantissa();
+    if scale >= 0 {
+        Decimal::try_from_i128_with_scale(mantissa, u32::try_from(scale).ok()?).ok()
+    } else {
+        let factor = 10i128.checked_pow(u32::try_from(-scale).ok()?)?;
+        Decimal::try_from_i128_with_scale(mantissa.checked_mul(factor)?, 0).ok()
+    }
 }
 
 /// `usagetype` split into its parts: `USE1-Host:ml.m5.xlarge` → prefix `USE1`, kind
@@ -2186,6 +2210,34 @@ mod tests {
         assert_eq!(parse_amount("0.0000600000"), Some(dec("0.00006")));
         assert_eq!(parse_amount("1e999999"), None);
         assert_eq!(parse_amount("NaN"), None);
+    }
+
+    #[test]
+    fn a_scientific_amount_that_is_not_exact_in_a_decimal_is_refused() {
+        // 32 significant digits: a decimal keeps 28 places at most, so it cannot be
+        // read exactly (rounding it would price with a number AWS did not write).
+        assert_eq!(parse_amount("0.12345678901234567890123456789123E0"), None);
+        // 2.5 × 10⁻²⁸ needs 29 places.
+        assert_eq!(parse_amount("2.5E-28"), None);
+        // 10²⁹ is above 2⁹⁶ − 1.
+        assert_eq!(parse_amount("1E29"), None);
+        // Exact ones are read as written, whatever the base's length or zeros.
+        assert_eq!(
+            parse_amount("12345678901234567890123456789E-28"),
+            Some(dec("1.2345678901234567890123456789"))
+        );
+        assert_eq!(
+            parse_amount("1.000000000000000000000000000000000E0"),
+            Some(Decimal::ONE)
+        );
+        assert_eq!(parse_amount("4.2E+3"), Some(dec("4200")));
+        assert_eq!(
+            parse_amount("5E28"),
+            Some(dec("50000000000000000000000000000"))
+        );
+        assert_eq!(parse_amount("-2.5e-2"), Some(dec("-0.025")));
+        assert_eq!(parse_amount("E5"), None);
+        assert_eq!(parse_amount("1E"), None);
     }
 
     #[test]
