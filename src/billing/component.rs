@@ -83,30 +83,40 @@ pub(crate) fn copy_share(
             instance_type,
         );
     }
+    // Each resource the copy reserves: its share of the instance, or `None` when the
+    // instance's amount of it is unknown (then so is the dominant share).
     let cpu = per_copy
         .cpu_cores
         .filter(|c| *c > Decimal::ZERO)
-        .and_then(|cores| {
+        .map(|cores| {
             let vcpu = resources.and_then(|r| r.vcpu).filter(|v| *v > 0)?;
             Some(cores / Decimal::from(vcpu))
         });
-    let memory = per_copy.memory_mb.filter(|m| *m > 0).and_then(|mb| {
+    let memory = per_copy.memory_mb.filter(|m| *m > 0).map(|mb| {
         let gib = resources
             .and_then(|r| r.memory_gib)
             .filter(|g| *g > Decimal::ZERO)?;
         (Decimal::from(mb) / Decimal::from(1024)).checked_div(gib)
     });
-    match (cpu, memory) {
+    let unknown = match (cpu, memory) {
+        (Some(None), Some(None)) => Some(format!("the vCPUs and memory of an {instance_type} are")),
+        (Some(None), _) => Some(format!("the vCPUs of an {instance_type} are")),
+        (_, Some(None)) => Some(format!("the memory of an {instance_type} is")),
+        _ => None,
+    };
+    if let Some(unknown) = unknown {
+        return Err(format!(
+            "{unknown} unknown (the Price List did not say) while a copy reserves some, so \
+             its share of the instance is unknown; {state}"
+        ));
+    }
+    match (cpu.flatten(), memory.flatten()) {
         (Some(c), Some(m)) if m > c => within_one(m, ReservedBy::Memory, instance_type),
         (Some(c), _) => within_one(c, ReservedBy::Cpu, instance_type),
         (None, Some(m)) => within_one(m, ReservedBy::Memory, instance_type),
-        (None, None) if per_copy.cpu_cores.is_none() && per_copy.memory_mb.is_none() => {
+        (None, None) => {
             Err("the component reserves no accelerators, CPU cores or memory per copy".to_owned())
         }
-        (None, None) => Err(format!(
-            "the vCPUs and memory of an {instance_type} are unknown (the Price List did not \
-             say); {state}"
-        )),
     }
 }
 
@@ -258,6 +268,61 @@ mod tests {
         );
         let nothing = CopyReservation::default();
         assert!(copy_share(&nothing, "ml.m5.xlarge", Some(&m5)).is_err());
+    }
+
+    #[test]
+    fn a_reserved_resource_the_instance_does_not_state_leaves_the_share_unknown() {
+        // An ml.m5.xlarge whose vCPUs (4) are known and memory is not. A copy of 1
+        // core and 12 GiB takes 1/4 of the cores and an unknown share of the memory
+        // (on the real 16 GiB it would be 3/4, the dominant share): no guess.
+        let cpu_known = InstanceResources {
+            vcpu: Some(4),
+            ..InstanceResources::default()
+        };
+        let copy = CopyReservation::cpu_and_memory(Decimal::ONE, 12 * 1024);
+        let err = copy_share(&copy, "ml.m5.xlarge", Some(&cpu_known)).unwrap_err();
+        assert!(
+            err.contains("the memory of an ml.m5.xlarge is unknown"),
+            "{err}"
+        );
+        assert!(err.contains("ClientBuilder::instance_resources"), "{err}");
+        // Memory known (16 GiB), vCPUs not: a copy of 2 cores and 4 GiB.
+        let memory_known = InstanceResources {
+            memory_gib: Some(Decimal::from(16)),
+            ..InstanceResources::default()
+        };
+        let copy = CopyReservation::cpu_and_memory(Decimal::TWO, 4096);
+        let err = copy_share(&copy, "ml.m5.xlarge", Some(&memory_known)).unwrap_err();
+        assert!(
+            err.contains("the vCPUs of an ml.m5.xlarge are unknown"),
+            "{err}"
+        );
+        // Neither known: both named.
+        let err = copy_share(&copy, "ml.m5.xlarge", None).unwrap_err();
+        assert!(
+            err.contains("the vCPUs and memory of an ml.m5.xlarge are unknown"),
+            "{err}"
+        );
+        // What the copy does not reserve may be unknown: 1 of 4 vCPUs is 1/4 of
+        // the instance; 4 of 16 GiB is 1/4 too.
+        let cores = CopyReservation {
+            cpu_cores: Some(Decimal::ONE),
+            ..CopyReservation::default()
+        };
+        let share = copy_share(&cores, "ml.m5.xlarge", Some(&cpu_known)).unwrap();
+        assert_eq!(
+            (share.of_instance, share.by),
+            (dec("0.25"), ReservedBy::Cpu)
+        );
+        let memory = CopyReservation {
+            memory_mb: Some(4096),
+            ..CopyReservation::default()
+        };
+        let share = copy_share(&memory, "ml.m5.xlarge", Some(&memory_known)).unwrap();
+        assert_eq!(
+            (share.of_instance, share.by),
+            (dec("0.25"), ReservedBy::Memory)
+        );
     }
 
     #[test]
