@@ -78,8 +78,10 @@ pub struct PricePoint {
     /// USD per unit; `None` when the version no longer lists the product.
     #[serde(with = "rust_decimal::serde::str_option")]
     pub usd_per_unit: Option<Decimal>,
-    /// (new − old) ÷ old × 100, rounded to 2 places, from the previous listed rate;
-    /// `None` for the first listing and for "no longer listed".
+    /// (new − old) ÷ old × 100, rounded to 2 places, from the previous listed rate
+    /// (across "no longer listed" points: a key listed again at 0.25 after 0.20 is
+    /// +25.00); `None` for the first listing, for "no longer listed", and for a key
+    /// listed again at the rate it was last listed at.
     #[serde(with = "rust_decimal::serde::str_option")]
     pub change_percent: Option<Decimal>,
     /// The on-demand term's `effectiveDate`, as AWS wrote it.
@@ -631,12 +633,16 @@ fn build_history(
             match listing(&key, &offer.documents) {
                 Ok(now) => {
                     let before = entry.points.last().and_then(|p| p.usd_per_unit);
+                    // A key listed again after "no longer listed" changes from the
+                    // rate it was last listed at (the same rate is no change).
+                    let last_listed = entry.points.iter().rev().find_map(|p| p.usd_per_unit);
                     if before != Some(now.usd_per_unit) {
                         entry.points.push(PricePoint {
                             version: version.version.clone(),
                             seen_on: version.seen_on,
                             usd_per_unit: Some(now.usd_per_unit),
-                            change_percent: before
+                            change_percent: last_listed
+                                .filter(|old| *old != now.usd_per_unit)
                                 .and_then(|old| {
                                     super::change::percent_change(old, now.usd_per_unit)
                                 })
@@ -691,5 +697,78 @@ fn build_history(
             .into_values()
             .filter(|s| !s.points.is_empty())
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pricing::document::parse_price_document;
+
+    /// The ml.m5.xlarge hosting product at `usd` an hour.
+    fn hosting(usd: &str) -> PriceDocument {
+        parse_price_document(&format!(
+            r#"{{"product":{{"sku":"S","productFamily":"ML Instance","attributes":{{
+              "regionCode":"us-east-1","instanceName":"ml.m5.xlarge","component":"Hosting",
+              "usagetype":"USE1-Host:ml.m5.xlarge"}}}},
+              "terms":{{"OnDemand":{{"S.JRTCKXETXF":{{"priceDimensions":{{"S.JRTCKXETXF.R":{{
+              "unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{{"USD":"{usd}"}}}}}}}}}}}}}}"#
+        ))
+        .unwrap()
+    }
+
+    fn on(month: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, month, 1).unwrap()
+    }
+
+    /// Version `2025<month>01000000`, listing ml.m5.xlarge at `usd` (`None`: not at all).
+    fn version(month: u32, usd: Option<&str>) -> (PriceListVersion, Offer) {
+        let v = format!("2025{month:02}01000000");
+        let version = PriceListVersion {
+            arn: format!("arn:aws:pricing:::price-list/aws/AmazonSageMaker/USD/{v}/us-east-1"),
+            version: v,
+            region: "us-east-1".into(),
+            seen_on: on(month),
+            published: None,
+        };
+        let offer = Offer {
+            documents: usd.map(hosting).into_iter().collect(),
+            ..Offer::default()
+        };
+        (version, offer)
+    }
+
+    #[test]
+    fn a_relisted_rate_changes_from_the_previous_listed_rate() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let read = vec![
+            version(1, Some("0.20")),
+            version(2, None),
+            version(3, Some("0.25")),
+            version(4, None),
+            version(5, Some("0.25")),
+        ];
+        let k = key.clone();
+        let history = build_history("us-east-1", on(1), on(5), read, &move |_| vec![k.clone()]);
+        let points: Vec<_> = history.series[0]
+            .points
+            .iter()
+            .map(|p| (p.seen_on, p.usd_per_unit, p.change_percent))
+            .collect();
+        let usd = |s: &str| Some(s.parse::<Decimal>().unwrap());
+        assert_eq!(
+            points,
+            [
+                (on(1), usd("0.20"), None),
+                (on(2), None, None),
+                // Listed again at 0.25, the last listed rate being 0.20:
+                // (0.25 − 0.20) ÷ 0.20 × 100 = +25.00 %.
+                (on(3), usd("0.25"), usd("25.00")),
+                (on(4), None, None),
+                // Listed again at the rate it had: a point, but not a change.
+                (on(5), usd("0.25"), None),
+            ]
+        );
+        assert_eq!(history.series[0].changes().count(), 1);
     }
 }
