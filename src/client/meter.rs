@@ -1,16 +1,18 @@
 //! The [`Meter`]: discovery, pricing, billing and recording for any call.
 
 use crate::billing::{
-    Allocation, CopyShare, Cost, CostLine, LineItem, QuantityUnit, RateResult, UsageCharges,
-    component_compute_line, compute_key, compute_line, copy_share, data_lines, unpriced,
-    unreserved_fraction, usage_charge_lines,
+    Allocation, CopyShare, Cost, CostLine, LineItem, MAX_SANE_USD_PER_UNIT, QuantityUnit,
+    RateResult, UsageCharges, check_usd_per_unit, component_compute_line, compute_key,
+    compute_line, copy_share, data_lines, unpriced, unreserved_fraction, usage_charge_lines,
 };
 use crate::budget::{BudgetStatus, Budgets, LeaseWant, Refusal, Reservation};
 use crate::endpoint::{
     ComponentProfile, Discovery, DiscoveryError, EndpointProfile, VariantBilling, VariantProfile,
     owned,
 };
-use crate::pricing::{InstanceResources, PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
+use crate::pricing::{
+    InstanceResources, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
+};
 use crate::sink::CostSink;
 use crate::totals::{EndpointSlot, InstanceClock, Totals, TotalsSnapshot, VariantSlot};
 use crate::usage::{TokenCounter, TokenUsage, Usage, detect_tokens};
@@ -285,6 +287,23 @@ impl Prepared {
     }
 }
 
+/// A price source's rate, unless no SageMaker price comes near it: the built-in
+/// sources refuse such prices where they read them, but a custom [`PriceSource`]
+/// could still hand one over, and the variant's standing costs (rate × instances ×
+/// 3,600) must not overflow. Overrides are checked when they are configured.
+fn plausible(rate: RateResult) -> RateResult {
+    match rate {
+        Ok(rate) if check_usd_per_unit(rate.usd_per_unit).is_err() => Err(PriceError::Malformed {
+            reason: format!(
+                "the price source gave {} USD per unit for {}: not a price (SageMaker \
+                 prices are from 0 to {MAX_SANE_USD_PER_UNIT} USD per unit)",
+                rate.usd_per_unit, rate.key
+            ),
+        }),
+        rate => rate,
+    }
+}
+
 /// What a request targets beyond its endpoint: the production variant
 /// (`TargetVariant`), the inference component (`InferenceComponentName`) and the
 /// model of a multi-model endpoint (`TargetModel`).
@@ -531,7 +550,7 @@ impl Meter {
         if let Some(rate) = self.rate_now(key) {
             return rate;
         }
-        self.inner.prices.price(key).await
+        plausible(self.inner.prices.price(key).await)
     }
 
     /// The rate [`rate`](Self::rate) gives without waiting, if there is one.
@@ -539,7 +558,7 @@ impl Meter {
         if let Some(rate) = self.inner.price_overrides.get(key) {
             return Some(Ok(rate.clone()));
         }
-        self.inner.prices.price_now(key)
+        self.inner.prices.price_now(key).map(plausible)
     }
 
     /// Profile and rates of `endpoint` when all of them are at hand (cached) at

@@ -1617,3 +1617,38 @@ async fn the_interceptor_settles_budgets_and_an_enforced_one_refuses_before_send
     }
     assert!(refused, "{err:?}");
 }
+
+#[tokio::test]
+async fn an_absurd_rate_from_a_custom_price_source_is_unpriced_not_a_panic() {
+    let fake = fake_with_demo_endpoints().await;
+    let mut prices = FixedPrices::us_east_1();
+    // 10²⁸ USD an hour: × 8 instances is more than a decimal holds.
+    prices.0.insert(
+        PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
+        dec("10000000000000000000000000000"),
+    );
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 8)],
+        ))
+        .price_source(prices)
+        .build()
+        .unwrap();
+    let response = invoke(&client, "rt").await.unwrap();
+    let compute = response
+        .cost()
+        .lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .unwrap();
+    assert!(compute.cost_usd().is_none(), "{compute:?}");
+    let reason = format!("{:?}", compute.price);
+    assert!(reason.contains("not a price"), "{reason}");
+    // The data lines keep their plausible rates: 2 bytes in at 0.016 USD/GB.
+    assert_eq!(
+        line_cost(response.cost(), LineItem::DataIn),
+        dec("0.00000000003")
+    );
+}
