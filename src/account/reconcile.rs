@@ -29,7 +29,7 @@ use super::bill::{self, Bill};
 use super::error::{AccountError, from_sdk};
 use super::usage_class::UsageClass;
 use crate::billing::{Cost, LinePrice, round_cost};
-use crate::ledger::LedgerReader;
+use crate::ledger::{LedgerReader, rolling_dir_of};
 use crate::report::UNTAGGED;
 use chrono::{Months, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -136,6 +136,13 @@ struct MeteredCell {
 /// process's running figure: it is turned into per-day increments per ledger,
 /// endpoint and variant, and a figure that falls to less than half of the highest
 /// seen is a new process starting over (one process writes a ledger at a time).
+/// The files of a rolling ledger (one directory, `sagemeter-YYYY-MM-DDTHH[.N].jsonl`)
+/// are one ledger: a process's running figure goes on from one file to the next.
+///
+/// A receipt figure (a line's cost, quantity or rate, an accrual) beyond ±10¹²
+/// (a trillion USD, or units) is no receipt a meter wrote, and sums that would
+/// overflow are refused too: both are [`AccountError::Ledger`], and the receipt
+/// adds nothing.
 #[derive(Debug, Clone)]
 pub struct Metered {
     region: String,
@@ -150,6 +157,12 @@ pub struct Metered {
     /// The receipts' own tags, per endpoint and key (the last seen).
     call_tags: HashMap<(String, String), String>,
 }
+
+/// The largest figure (USD, or units of a line's quantity) a receipt read by
+/// [`Metered`] may carry: 10¹² = 0xE8_D4A5_1000 (a trillion). Anything beyond is a
+/// corrupt or hostile ledger, and refusing it keeps every sum and product of a
+/// reconciliation far from `Decimal`'s limits.
+const MAX_RECEIPT_FIGURE: Decimal = Decimal::from_parts(0xD4A5_1000, 0xE8, 0, false, 0);
 
 impl Metered {
     /// Nothing metered yet, for receipts of `region`.
@@ -167,49 +180,86 @@ impl Metered {
     }
 
     /// Reads a ledger file, receipt by receipt (a torn last line is skipped).
+    ///
+    /// A file of a rolling ledger (named `sagemeter-YYYY-MM-DDTHH[.N].jsonl`) is
+    /// read as part of its directory's ledger: read a rolling ledger's files oldest
+    /// first (as [`ledger_files`](crate::ledger::ledger_files) lists them). Errors
+    /// name the file.
     pub fn read_ledger(&mut self, path: impl AsRef<Path>) -> Result<(), AccountError> {
         let path = path.as_ref();
         let name = path.display().to_string();
+        let run = match rolling_dir_of(path) {
+            Some(dir) => dir.display().to_string(),
+            None => name.clone(),
+        };
         for cost in LedgerReader::open(path)? {
-            self.add(&name, &cost?)?;
+            self.add_to(&name, &run, &cost?)?;
         }
         Ok(())
     }
 
-    /// Adds one receipt; `ledger` names where it was read (runs are told apart per ledger).
+    /// Adds one receipt; `ledger` names where it was read, and runs are told apart
+    /// per ledger. For a rolling ledger's files, `ledger` is the directory (all its
+    /// files are one ledger, their receipts given oldest first), not each file: a
+    /// process's accrual runs on across files, and a new name per file would count
+    /// it again from zero. [`read_ledger`](Self::read_ledger) does this itself.
     ///
     /// A receipt of another region or currency is an error: its ledger is not
-    /// this bill's.
+    /// this bill's. So is a figure beyond ±10¹², or one that would make a sum
+    /// overflow; after an error the receipt has added nothing.
     pub fn add(&mut self, ledger: &str, cost: &Cost) -> Result<(), AccountError> {
+        self.add_to(ledger, ledger, cost)
+    }
+
+    /// [`add`](Self::add), errors naming `file`, the accrual's run told apart by `run`.
+    fn add_to(&mut self, file: &str, run: &str, cost: &Cost) -> Result<(), AccountError> {
+        let refuse = |reason: String| AccountError::Ledger {
+            file: file.to_owned(),
+            reason,
+        };
         if cost.currency != "USD" {
-            return Err(AccountError::Ledger {
-                file: ledger.to_owned(),
-                reason: format!(
-                    "receipt {} is in {}; Cost Explorer's amounts are USD",
-                    cost.call_id, cost.currency
-                ),
-            });
+            return Err(refuse(format!(
+                "receipt {} is in {}; Cost Explorer's amounts are USD",
+                cost.call_id, cost.currency
+            )));
         }
-        match cost.region.as_deref() {
+        let without_region = match cost.region.as_deref() {
             Some(region) if region != self.region => {
-                return Err(AccountError::Ledger {
-                    file: ledger.to_owned(),
-                    reason: format!(
-                        "receipt {} was made in {region}, and this reconciliation is of {} \
-                         (use --region {region})",
-                        cost.call_id, self.region
-                    ),
-                });
+                return Err(refuse(format!(
+                    "receipt {} was made in {region}, and this reconciliation is of {} \
+                     (use --region {region})",
+                    cost.call_id, self.region
+                )));
             }
-            Some(_) => {}
-            None => self.without_region += 1,
-        }
-        self.receipts += 1;
+            Some(_) => false,
+            None => true,
+        };
+        let figure = |what: &str, value: Decimal| {
+            if value.abs() <= MAX_RECEIPT_FIGURE {
+                Ok(value)
+            } else {
+                Err(refuse(format!(
+                    "receipt {} has {what} {value}, beyond the {MAX_RECEIPT_FIGURE} a receipt \
+                     can carry",
+                    cost.call_id
+                )))
+            }
+        };
+        let overflow = |what: &str| {
+            refuse(format!(
+                "receipt {}: the {what} of {} overflows",
+                cost.call_id, cost.endpoint
+            ))
+        };
+        let sum =
+            |a: Decimal, b: Decimal, what: &str| a.checked_add(b).ok_or_else(|| overflow(what));
+
+        // Work out everything the receipt changes first, then change it: an error
+        // leaves `self` as it was.
         let day = cost.at.date_naive();
-        for (key, value) in &cost.tags {
-            self.call_tags
-                .insert((cost.endpoint.clone(), key.clone()), value.clone());
-        }
+        let mut cells: BTreeMap<UsageClass, MeteredCell> = BTreeMap::new();
+        let mut fees = self.fees_usd;
+        let mut unpriced = 0u64;
         let mut compute_class = None;
         for line in &cost.lines {
             let LinePrice::Priced {
@@ -218,44 +268,68 @@ impl Metered {
                 ..
             } = &line.price
             else {
-                self.unpriced_lines += 1;
+                unpriced += 1;
                 continue;
             };
+            let cost_usd = figure("a line cost", *cost_usd)?;
+            let quantity = figure("a line quantity", line.quantity)?;
+            let usd_per_unit = figure("a rate", *usd_per_unit)?;
             let Some(class) = UsageClass::of_line(cost, line) else {
-                self.fees_usd += cost_usd;
+                fees = sum(fees, cost_usd, "per-call and per-token fees")?;
                 continue;
             };
             if class.is_instance_time() {
                 compute_class = Some(class.clone());
             }
-            let cell = self
-                .cells
-                .entry((day, cost.endpoint.clone(), class))
-                .or_default();
-            cell.cost_usd += cost_usd;
-            cell.quantity += line.quantity;
-            cell.usd_per_unit.get_or_insert(*usd_per_unit);
+            let cell = match cells.entry(class) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let now = self
+                        .cells
+                        .get(&(day, cost.endpoint.clone(), e.key().clone()))
+                        .cloned()
+                        .unwrap_or_default();
+                    e.insert(now)
+                }
+            };
+            cell.cost_usd = sum(cell.cost_usd, cost_usd, "metered cost")?;
+            cell.quantity = sum(cell.quantity, quantity, "metered quantity")?;
+            cell.usd_per_unit.get_or_insert(usd_per_unit);
         }
+        let mut run_update = None;
         if let (Some(accrual), Some(class)) = (&cost.accrual, compute_class) {
-            let run = (
-                ledger.to_owned(),
-                cost.endpoint.clone(),
-                cost.variant.clone(),
-            );
-            let highest = self.runs.entry(run).or_default();
-            if accrual.accrued_usd < highest.0 / Decimal::TWO {
-                *highest = (Decimal::ZERO, Decimal::ZERO);
+            let accrued_now = figure("an accrual", accrual.accrued_usd)?;
+            let allocated_now = figure("an allocation", accrual.allocated_usd)?;
+            let key = (run.to_owned(), cost.endpoint.clone(), cost.variant.clone());
+            let mut highest = self.runs.get(&key).copied().unwrap_or_default();
+            if accrued_now < highest.0 / Decimal::TWO {
+                highest = (Decimal::ZERO, Decimal::ZERO);
             }
-            let accrued = (accrual.accrued_usd - highest.0).max(Decimal::ZERO);
-            let allocated = (accrual.allocated_usd - highest.1).max(Decimal::ZERO);
-            highest.0 = highest.0.max(accrual.accrued_usd);
-            highest.1 = highest.1.max(accrual.allocated_usd);
-            let cell = self
-                .cells
-                .entry((day, cost.endpoint.clone(), class))
-                .or_default();
-            cell.accrued_usd += accrued;
-            cell.allocated_usd += allocated;
+            // Both figures are within ±MAX_RECEIPT_FIGURE and `highest` is one of
+            // them or zero: the differences cannot overflow.
+            let accrued = (accrued_now - highest.0).max(Decimal::ZERO);
+            let allocated = (allocated_now - highest.1).max(Decimal::ZERO);
+            highest.0 = highest.0.max(accrued_now);
+            highest.1 = highest.1.max(allocated_now);
+            let cell = cells.get_mut(&class).ok_or_else(|| overflow("accrual"))?;
+            cell.accrued_usd = sum(cell.accrued_usd, accrued, "accrued instance time")?;
+            cell.allocated_usd = sum(cell.allocated_usd, allocated, "allocated instance time")?;
+            run_update = Some((key, highest));
+        }
+
+        self.receipts += 1;
+        self.without_region += u64::from(without_region);
+        self.unpriced_lines += unpriced;
+        self.fees_usd = fees;
+        for (key, value) in &cost.tags {
+            self.call_tags
+                .insert((cost.endpoint.clone(), key.clone()), value.clone());
+        }
+        for (class, cell) in cells {
+            self.cells.insert((day, cost.endpoint.clone(), class), cell);
+        }
+        if let Some((key, highest)) = run_update {
+            self.runs.insert(key, highest);
         }
         Ok(())
     }
@@ -877,6 +951,162 @@ mod tests {
         let parts = explain(&UsageClass::DataIn, &data, Some(d("0.016")));
         assert_eq!(parts.unexplained_usd, d("-0.016"));
         assert_eq!(parts.outside_usd, Decimal::ZERO);
+    }
+
+    /// A receipt of one call on endpoint `rt` (one ml.m5.xlarge at 0.23 $/h) whose
+    /// compute line costs `cost`, with its process's running accrual.
+    fn receipt(id: &str, at: &str, cost: &str, accrued: &str, allocated: &str) -> Cost {
+        serde_json::from_value(serde_json::json!({
+            "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
+            "billing": {"kind": "instance", "instance_type": "ml.m5.xlarge", "instance_count": 1},
+            "allocation": "processor_sharing",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": 1000, "bytes_in": 0,
+                      "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+            "lines": [{"item": "compute", "quantity": "0.001", "unit": "instance_hours",
+                       "price": {"status": "priced", "usd_per_unit": "0.23", "cost_usd": cost,
+                                 "provenance": {"source": "live", "sku": null,
+                                                "effective_date": null, "fetched_at": null,
+                                                "note": null}}}],
+            "cost_usd": cost, "currency": "USD", "region": "us-east-1",
+            "running_client_usd": "1", "running_endpoint_usd": "1",
+            "accrual": {"accrued_usd": accrued, "allocated_usd": allocated, "utilisation": null}
+        }))
+        .unwrap()
+    }
+
+    /// Writes `receipts` as a JSON Lines ledger at `path` (its directory made).
+    fn write_ledger(path: &Path, receipts: &[Cost]) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut text = String::new();
+        for cost in receipts {
+            text.push_str(&serde_json::to_string(cost).unwrap());
+            text.push('\n');
+        }
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// The accrued and allocated instance time of every cell.
+    fn accrual(m: &Metered) -> (Decimal, Decimal) {
+        let accrued = m.cells.values().map(|c| c.accrued_usd).sum();
+        let allocated = m.cells.values().map(|c| c.allocated_usd).sum();
+        (accrued, allocated)
+    }
+
+    #[test]
+    fn a_run_split_over_rolled_files_is_accrued_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // One process, one instance at 0.23 $/h, metering from 10:00: its receipt at
+        // 10:59 (hourly file T10) has accrued ~1 h = 0.23, 0.01 of it allocated to
+        // calls; its receipt at 11:59 (file T11) has accrued 2 h = 0.46, 0.02
+        // allocated. Running figures: the two hours are 0.23 + (0.46 − 0.23) = 0.46
+        // accrued and 0.01 + (0.02 − 0.01) = 0.02 allocated, not 0.23 + 0.46.
+        let rolled = dir.path().join("receipts");
+        write_ledger(
+            &rolled.join("sagemeter-2026-12-01T10.jsonl"),
+            &[receipt(
+                "a",
+                "2026-12-01T10:59:00Z",
+                "0.00023",
+                "0.23",
+                "0.01",
+            )],
+        );
+        write_ledger(
+            &rolled.join("sagemeter-2026-12-01T11.jsonl"),
+            &[receipt(
+                "b",
+                "2026-12-01T11:59:00Z",
+                "0.00023",
+                "0.46",
+                "0.02",
+            )],
+        );
+        let mut m = Metered::new("us-east-1");
+        for file in crate::ledger::ledger_files(&rolled).unwrap() {
+            m.read_ledger(file).unwrap();
+        }
+        assert_eq!(m.receipts(), 2);
+        assert_eq!(accrual(&m), (d("0.46"), d("0.02")));
+
+        // Two processes, each with its own ledger (two plain files, or two rolling
+        // directories), are two runs: 0.23 + 0.46 = 0.69 accrued, 0.01 + 0.02 = 0.03
+        // allocated.
+        for (first, second) in [
+            ("a.jsonl", "b.jsonl"),
+            (
+                "one/sagemeter-2026-12-01T10.jsonl",
+                "two/sagemeter-2026-12-01T11.jsonl",
+            ),
+        ] {
+            let (first, second) = (dir.path().join(first), dir.path().join(second));
+            write_ledger(
+                &first,
+                &[receipt(
+                    "a",
+                    "2026-12-01T10:59:00Z",
+                    "0.00023",
+                    "0.23",
+                    "0.01",
+                )],
+            );
+            write_ledger(
+                &second,
+                &[receipt(
+                    "b",
+                    "2026-12-01T11:59:00Z",
+                    "0.00023",
+                    "0.46",
+                    "0.02",
+                )],
+            );
+            let mut m = Metered::new("us-east-1");
+            m.read_ledger(&first).unwrap();
+            m.read_ledger(&second).unwrap();
+            assert_eq!(accrual(&m), (d("0.69"), d("0.03")), "{}", second.display());
+        }
+    }
+
+    #[test]
+    fn outlandish_receipts_are_a_ledger_error_and_add_nothing() {
+        assert_eq!(MAX_RECEIPT_FIGURE, Decimal::from(1_000_000_000_000u64));
+        let max = Decimal::MAX.to_string(); // 79228162514264337593543950335
+        let good = receipt("a", "2026-12-01T10:59:00Z", "0.00023", "0.23", "0.01");
+        let hostile = [
+            // Two of these made `cell.cost_usd += cost` overflow (a panic).
+            receipt("b", "2026-12-01T11:00:00Z", &max, "0.23", "0.01"),
+            // Running figures no meter writes, counted as they were.
+            receipt(
+                "c",
+                "2026-12-01T11:00:00Z",
+                "0.00023",
+                &format!("-{max}"),
+                "0",
+            ),
+            receipt("d", "2026-12-01T11:00:00Z", "0.00023", "0.23", &max),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        for bad in hostile {
+            let path = dir.path().join(format!("{}.jsonl", bad.call_id));
+            write_ledger(&path, &[good.clone(), bad.clone(), bad.clone()]);
+            let mut m = Metered::new("us-east-1");
+            let err = m.read_ledger(&path).unwrap_err();
+            match &err {
+                AccountError::Ledger { file, reason } => {
+                    assert_eq!(*file, path.display().to_string());
+                    assert!(
+                        reason.contains(&format!("receipt {}", bad.call_id)),
+                        "{err}"
+                    );
+                    assert!(reason.contains("beyond"), "{err}");
+                }
+                other => panic!("not a ledger error: {other:?}"),
+            }
+            // Only the good receipt counts: its 0.00023 and its accrual of 0.23.
+            assert_eq!(m.receipts(), 1);
+            let cost: Decimal = m.cells.values().map(|c| c.cost_usd).sum();
+            assert_eq!(cost, d("0.00023"));
+            assert_eq!(accrual(&m), (d("0.23"), d("0.01")));
+        }
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub use writer::{Refused, SinkStats};
 
 pub(crate) use compact::{DEFINITION_PREFIXES, Definitions, RECEIPT_PREFIX, Refs, report_row};
 pub(crate) use reader::{LineError, read_record};
+#[cfg(feature = "account")]
+pub(crate) use rolling::rolling_dir_of;
 pub(crate) use writer::{BackgroundWriter, Encode, Options, StreamTarget};
 
 /// The version of the ledger line format [`JsonlLedger`] writes, `"v"` on every

@@ -95,6 +95,18 @@ impl FileName {
     }
 }
 
+/// The rolling ledger (its directory) that `path` is a file of, when the file's
+/// name is one a rolling ledger writes (`sagemeter-YYYY-MM-DDTHH[.N].jsonl`);
+/// `None` for any other file. A bare file name is of the current directory, `.`.
+#[cfg(feature = "account")]
+pub(crate) fn rolling_dir_of(path: &Path) -> Option<&Path> {
+    FileName::parse(path.file_name()?.to_str()?)?;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => Some(dir),
+        _ => Some(Path::new(".")),
+    }
+}
+
 /// The files of a rolling ledger in `dir`, oldest first.
 pub(crate) fn rolled_files(dir: &Path) -> io::Result<Vec<(FileName, PathBuf)>> {
     let mut files = Vec::new();
