@@ -39,6 +39,10 @@
 //!   (they are included in every other figure: a failed call still cost money).
 //! - Derived money (per 1,000 calls or tokens) is rounded to 10⁻¹² USD like the
 //!   receipts; shares to 6 decimal places; sums and percentiles are exact.
+//! - **Overflow**: a sum (cost, input or output tokens) or a cost per 1,000 calls
+//!   or tokens that does not fit (`Decimal`, `u64`) is [`ReportError::Overflow`],
+//!   naming the ledger (and the line, when one receipt tipped it over): such
+//!   amounts are no meter's, and a capped or wrapped figure would be wrong.
 //! - **Over time** ([`OverTime`]): the cost per group and time bucket (hours when
 //!   the calls span at most 72 hours, else days), what `--chart` draws.
 
@@ -96,6 +100,90 @@ pub enum ReportError {
     /// The chart could not be drawn or written.
     #[error("cannot draw the chart: {0}")]
     Chart(String),
+    /// A sum (cost, tokens) or a figure derived from one (per 1,000 calls or
+    /// tokens) does not fit: the receipts carry amounts or token counts no meter
+    /// wrote. Nothing is rounded, wrapped or capped instead.
+    #[error(
+        "{}{what} overflows: the receipts carry amounts or token counts beyond what a report \
+         can add up (a corrupt or hand-edited ledger?)",
+        overflow_where(.ledgers, *.line)
+    )]
+    Overflow {
+        /// The ledger files being reported on: the one whose receipt overflowed a
+        /// sum, or every file when partial sums overflowed as they were added up
+        /// (empty for receipts given in memory).
+        ledgers: Vec<PathBuf>,
+        /// The line of the receipt that overflowed a sum, when it is known.
+        line: Option<u64>,
+        /// What overflowed, e.g. "the cost of group `e`".
+        what: String,
+    },
+}
+
+impl ReportError {
+    /// An overflow of `what`, in no ledger yet.
+    fn overflow(what: String) -> Self {
+        ReportError::Overflow {
+            ledgers: Vec::new(),
+            line: None,
+            what,
+        }
+    }
+
+    /// Says which ledgers (and line) an overflow is of, when it does not yet.
+    pub(crate) fn in_ledgers(mut self, files: &[PathBuf], at: Option<u64>) -> Self {
+        if let ReportError::Overflow { ledgers, line, .. } = &mut self
+            && ledgers.is_empty()
+        {
+            ledgers.extend_from_slice(files);
+            *line = line.or(at);
+        }
+        self
+    }
+}
+
+/// "ledger a.jsonl, line 3: ", "ledgers a, b, c and 2 more: " or "".
+fn overflow_where(ledgers: &[PathBuf], line: Option<u64>) -> String {
+    let mut text = match ledgers {
+        [] => return String::new(),
+        [one] => format!("ledger {}", one.display()),
+        many => {
+            let named: Vec<String> = many
+                .iter()
+                .take(3)
+                .map(|p| p.display().to_string())
+                .collect();
+            let mut text = format!("ledgers {}", named.join(", "));
+            if many.len() > 3 {
+                text.push_str(&format!(" and {} more", many.len() - 3));
+            }
+            text
+        }
+    };
+    if let Some(line) = line {
+        text.push_str(&format!(", line {line}"));
+    }
+    text.push_str(": ");
+    text
+}
+
+/// What overflowed in a group's sums.
+#[derive(Debug)]
+struct Overflow(&'static str);
+
+/// The error of an overflow of `of`'s sums ("all calls", "group `e`").
+fn overflow(of: &str) -> impl Fn(Overflow) -> ReportError + '_ {
+    move |Overflow(what)| ReportError::overflow(format!("the {what} of {of}"))
+}
+
+/// `a + b`, or which sum overflowed.
+fn sum(a: Decimal, b: Decimal, what: &'static str) -> Result<Decimal, Overflow> {
+    a.checked_add(b).ok_or(Overflow(what))
+}
+
+/// `a + b` of counts, or which sum overflowed.
+fn count(a: u64, b: u64, what: &'static str) -> Result<u64, Overflow> {
+    a.checked_add(b).ok_or(Overflow(what))
 }
 
 /// How calls are grouped.
@@ -459,6 +547,9 @@ pub struct Report {
 /// Calls and cost per hour (keyed by the hour's start, seconds since the epoch).
 type Hourly = BTreeMap<i64, (u64, Decimal)>;
 
+/// One hour of [`Hourly`]: its start, then its calls and cost.
+type HourSlot = (i64, (u64, Decimal));
+
 /// Running sums of one group.
 #[derive(Debug, Default)]
 struct Acc {
@@ -482,17 +573,41 @@ struct Acc {
 }
 
 impl Acc {
-    fn add(&mut self, row: &ReportRow<'_>) {
+    /// Counts `row`; when a sum would overflow, says which and counts nothing.
+    fn add(&mut self, row: &ReportRow<'_>) -> Result<(), Overflow> {
+        // Every sum first, then the changes: an overflow leaves the group as it was.
+        let cost_usd = sum(self.cost_usd, row.cost_usd, "cost")?;
+        let (input, output) = (row.input_tokens, row.output_tokens);
+        let tokens = match input.is_some() || output.is_some() {
+            true => Some((
+                sum(
+                    self.cost_with_tokens,
+                    row.cost_usd,
+                    "cost of the calls with tokens",
+                )?,
+                count(self.input_tokens, input.unwrap_or(0), "input tokens")?,
+                count(self.output_tokens, output.unwrap_or(0), "output tokens")?,
+            )),
+            false => None,
+        };
+        let hour = row.at.timestamp().div_euclid(3600) * 3600;
+        let (open_hour, settled) = match self.open_hour {
+            Some((open, calls, usd)) if open == hour => (
+                (open, calls + 1, sum(usd, row.cost_usd, "cost per hour")?),
+                None,
+            ),
+            _ => ((hour, 1, row.cost_usd), self.settled()?),
+        };
+
         self.calls += 1;
-        self.cost_usd += row.cost_usd;
+        self.cost_usd = cost_usd;
         self.costs.push(row.cost_usd);
         self.latencies_us.push(row.latency_us);
-        let (input, output) = (row.input_tokens, row.output_tokens);
-        if input.is_some() || output.is_some() {
+        if let Some((cost, input, output)) = tokens {
             self.calls_with_tokens += 1;
-            self.cost_with_tokens += row.cost_usd;
-            self.input_tokens += input.unwrap_or(0);
-            self.output_tokens += output.unwrap_or(0);
+            self.cost_with_tokens = cost;
+            self.input_tokens = input;
+            self.output_tokens = output;
         }
         if !row.fully_priced {
             self.unpriced_calls += 1;
@@ -504,37 +619,44 @@ impl Acc {
         }
         self.first_at = Some(self.first_at.map_or(row.at, |t| t.min(row.at)));
         self.last_at = Some(self.last_at.map_or(row.at, |t| t.max(row.at)));
-        let hour = row.at.timestamp().div_euclid(3600) * 3600;
-        match &mut self.open_hour {
-            Some((open, calls, usd)) if *open == hour => {
-                *calls += 1;
-                *usd += row.cost_usd;
-            }
-            _ => {
-                self.settle();
-                self.open_hour = Some((hour, 1, row.cost_usd));
-            }
+        if let Some((hour, slot)) = settled {
+            self.hourly.insert(hour, slot);
         }
+        self.open_hour = Some(open_hour);
+        Ok(())
+    }
+
+    /// The hour and `hourly` slot the open hour makes when settled.
+    fn settled(&self) -> Result<Option<HourSlot>, Overflow> {
+        let Some((hour, calls, usd)) = self.open_hour else {
+            return Ok(None);
+        };
+        let (c, u) = self.hourly.get(&hour).copied().unwrap_or_default();
+        Ok(Some((hour, (c + calls, sum(u, usd, "cost per hour")?))))
     }
 
     /// Moves the open hour into `hourly`.
-    fn settle(&mut self) {
-        if let Some((hour, calls, usd)) = self.open_hour.take() {
-            let slot = self.hourly.entry(hour).or_default();
-            slot.0 += calls;
-            slot.1 += usd;
+    fn settle(&mut self) -> Result<(), Overflow> {
+        if let Some((hour, slot)) = self.settled()? {
+            self.hourly.insert(hour, slot);
         }
+        self.open_hour = None;
+        Ok(())
     }
 
-    fn merge(&mut self, other: &Acc) {
+    fn merge(&mut self, other: &Acc) -> Result<(), Overflow> {
         self.calls += other.calls;
-        self.cost_usd += other.cost_usd;
+        self.cost_usd = sum(self.cost_usd, other.cost_usd, "cost")?;
         self.costs.merge(&other.costs);
         self.latencies_us.merge(&other.latencies_us);
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
+        self.input_tokens = count(self.input_tokens, other.input_tokens, "input tokens")?;
+        self.output_tokens = count(self.output_tokens, other.output_tokens, "output tokens")?;
         self.calls_with_tokens += other.calls_with_tokens;
-        self.cost_with_tokens += other.cost_with_tokens;
+        self.cost_with_tokens = sum(
+            self.cost_with_tokens,
+            other.cost_with_tokens,
+            "cost of the calls with tokens",
+        )?;
         self.unpriced_calls += other.unpriced_calls;
         self.errors += other.errors;
         self.cancelled += other.cancelled;
@@ -542,7 +664,7 @@ impl Acc {
             self.first_at = Some(self.first_at.map_or(t, |f| f.min(t)));
             self.last_at = Some(self.last_at.map_or(t, |l| l.max(t)));
         }
-        self.settle();
+        self.settle()?;
         let open = other.open_hour.iter().map(|(h, c, u)| (h, (c, u)));
         for (hour, (calls, usd)) in other
             .hourly
@@ -552,24 +674,35 @@ impl Acc {
         {
             let slot = self.hourly.entry(*hour).or_default();
             slot.0 += calls;
-            slot.1 += usd;
+            slot.1 = sum(slot.1, *usd, "cost per hour")?;
         }
+        Ok(())
     }
 
-    fn summary(mut self, key: String) -> (GroupSummary, Hourly) {
-        self.settle();
+    fn summary(mut self, key: String) -> Result<(GroupSummary, Hourly), Overflow> {
+        self.settle()?;
         let [cost_p50, cost_p95] = self.costs.nearest_ranks([50, 95]);
         let [latency_p50, latency_p95] = self.latencies_us.nearest_ranks([50, 95]);
-        let per_1000 = |usd: Decimal, n: u64| {
-            (n > 0).then(|| round_cost(usd * Decimal::from(1000) / Decimal::from(n)))
+        // n > 0 is a count of calls or tokens, at most 2 × u64::MAX: exact as a Decimal.
+        let per_1000 = |usd: Decimal, n: Decimal, what| match n.is_zero() {
+            true => Ok(None),
+            false => match usd.checked_mul(Decimal::ONE_THOUSAND) {
+                Some(thousand) => Ok(Some(round_cost(thousand / n))),
+                None => Err(Overflow(what)),
+            },
         };
-        let tokens = self.input_tokens + self.output_tokens;
+        // Each sum fits a u64; both together are summed as Decimals, which cannot overflow.
+        let tokens = Decimal::from(self.input_tokens) + Decimal::from(self.output_tokens);
         let ms = |us: u64| Decimal::new(i64::try_from(us).unwrap_or(i64::MAX), 3);
         let summary = GroupSummary {
             key,
             calls: self.calls,
             cost_usd: self.cost_usd,
-            usd_per_1000_calls: per_1000(self.cost_usd, self.calls),
+            usd_per_1000_calls: per_1000(
+                self.cost_usd,
+                Decimal::from(self.calls),
+                "cost per 1,000 calls",
+            )?,
             cost_per_call_p50_usd: cost_p50,
             cost_per_call_p95_usd: cost_p95,
             latency_p50_ms: latency_p50.map(ms),
@@ -577,7 +710,7 @@ impl Acc {
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
             calls_with_tokens: self.calls_with_tokens,
-            usd_per_1000_tokens: per_1000(self.cost_with_tokens, tokens),
+            usd_per_1000_tokens: per_1000(self.cost_with_tokens, tokens, "cost per 1,000 tokens")?,
             unpriced_calls: self.unpriced_calls,
             unpriced_share: if self.calls == 0 {
                 Decimal::ZERO
@@ -589,7 +722,7 @@ impl Acc {
             first_at: self.first_at,
             last_at: self.last_at,
         };
-        (summary, self.hourly)
+        Ok((summary, self.hourly))
     }
 }
 
@@ -638,17 +771,23 @@ impl ReportBuilder {
     }
 
     /// Counts one receipt (or skips it when outside the range).
-    pub fn add(&mut self, cost: &Cost) {
+    ///
+    /// A sum it would make overflow (cost, input or output tokens of its group)
+    /// is [`ReportError::Overflow`], and the receipt is not counted. Token sums
+    /// are refused rather than capped at `u64::MAX`: a capped sum would be wrong
+    /// and make the cost per 1,000 tokens wrong with it.
+    pub fn add(&mut self, cost: &Cost) -> Result<(), ReportError> {
         let row = ReportRow::of(cost, &self.options.by);
-        self.add_row(&row);
+        self.add_row(&row)
     }
 
     /// Counts one receipt read as a [`ReportRow`] (or skips it when outside the
     /// range). For `tag:<key>` reports, `row.tag` must be that tag's value.
-    pub fn add_row(&mut self, row: &ReportRow<'_>) {
+    /// Overflows as [`add`](Self::add).
+    pub fn add_row(&mut self, row: &ReportRow<'_>) -> Result<(), ReportError> {
         if !self.options.includes(row.at) {
             self.outside_range += 1;
-            return;
+            return Ok(());
         }
         match self.options.by.time_bucket(row.at) {
             Some(bucket) if self.last_bucket == Some(bucket) => {}
@@ -657,14 +796,19 @@ impl ReportBuilder {
                 self.last_bucket = bucket;
             }
         }
-        match self.groups.get_mut(self.key.as_str()) {
+        let added = match self.groups.get_mut(self.key.as_str()) {
             Some(acc) => acc.add(row),
             None => {
                 let mut acc = Acc::default();
-                acc.add(row);
-                self.groups.insert(self.key.clone(), acc);
+                let added = acc.add(row);
+                if added.is_ok() {
+                    self.groups.insert(self.key.clone(), acc);
+                }
+                added
             }
-        }
+        };
+        // The key is formatted only on an overflow: this is the per-receipt path.
+        added.map_err(|e| overflow(&format!("group `{}`", self.key))(e))
     }
 
     /// The options this builder reports on.
@@ -672,11 +816,14 @@ impl ReportBuilder {
         &self.options
     }
 
-    /// Adds what `other` (of the same options) counted.
-    pub(crate) fn merge(&mut self, other: ReportBuilder) {
+    /// Adds what `other` (of the same options) counted; an overflow fails the
+    /// report (and leaves `self` part merged).
+    pub(crate) fn merge(&mut self, other: ReportBuilder) -> Result<(), ReportError> {
         for (key, acc) in other.groups {
             match self.groups.get_mut(&key) {
-                Some(ours) => ours.merge(&acc),
+                Some(ours) => ours
+                    .merge(&acc)
+                    .map_err(|e| overflow(&format!("group `{key}`"))(e))?,
                 None => {
                     self.groups.insert(key, acc);
                 }
@@ -687,6 +834,7 @@ impl ReportBuilder {
         if self.torn_tail.is_none() {
             self.torn_tail = other.torn_tail;
         }
+        Ok(())
     }
 
     /// Notes that a ledger file's torn last line was skipped (once per file).
@@ -697,11 +845,13 @@ impl ReportBuilder {
         }
     }
 
-    /// The report.
-    pub fn finish(self) -> Report {
+    /// The report; [`ReportError::Overflow`] when the groups' sums overflow as
+    /// they are added up into the total, or a cost per 1,000 calls or tokens
+    /// does not fit.
+    pub fn finish(self) -> Result<Report, ReportError> {
         let mut all = Acc::default();
         for acc in self.groups.values() {
-            all.merge(acc);
+            all.merge(acc).map_err(overflow("all calls"))?;
         }
         let approximate_percentiles = self
             .groups
@@ -718,27 +868,31 @@ impl ReportBuilder {
         } else {
             Bucket::Day
         };
-        let (total, total_hourly) = all.summary("total".to_owned());
+        let (total, total_hourly) = all
+            .summary("total".to_owned())
+            .map_err(overflow("all calls"))?;
 
-        let mut groups: Vec<(GroupSummary, Hourly)> = self
-            .groups
-            .into_iter()
-            .map(|(key, acc)| acc.summary(key))
-            .collect();
+        let mut groups: Vec<(GroupSummary, Hourly)> = Vec::with_capacity(self.groups.len());
+        for (key, acc) in self.groups {
+            let group = format!("group `{key}`");
+            groups.push(acc.summary(key).map_err(overflow(&group))?);
+        }
         if self.options.by.is_time() {
             groups.sort_by(|a, b| a.0.key.cmp(&b.0.key));
         } else {
             groups.sort_by(|a, b| b.0.cost_usd.cmp(&a.0.cost_usd).then(a.0.key.cmp(&b.0.key)));
         }
         let series = if self.options.by.is_time() {
-            vec![series("total".to_owned(), &total_hourly, bucket)]
+            vec![series("total".to_owned(), &total_hourly, bucket).map_err(overflow("all calls"))?]
         } else {
-            groups
-                .iter()
-                .map(|(g, hourly)| series(g.key.clone(), hourly, bucket))
-                .collect()
+            let mut all = Vec::with_capacity(groups.len());
+            for (g, hourly) in &groups {
+                let group = format!("group `{}`", g.key);
+                all.push(series(g.key.clone(), hourly, bucket).map_err(overflow(&group))?);
+            }
+            all
         };
-        Report {
+        Ok(Report {
             by: self.options.by.to_string(),
             since: self.options.since,
             until: self.options.until,
@@ -749,11 +903,11 @@ impl ReportBuilder {
             torn_tails: self.torn_tails,
             approximate_percentiles,
             over_time: OverTime { bucket, series },
-        }
+        })
     }
 }
 
-fn series(key: String, hourly: &Hourly, bucket: Bucket) -> Series {
+fn series(key: String, hourly: &Hourly, bucket: Bucket) -> Result<Series, Overflow> {
     let mut buckets: Hourly = BTreeMap::new();
     for (hour, (calls, usd)) in hourly {
         let start = match bucket {
@@ -762,9 +916,9 @@ fn series(key: String, hourly: &Hourly, bucket: Bucket) -> Series {
         };
         let slot = buckets.entry(start).or_default();
         slot.0 += calls;
-        slot.1 += usd;
+        slot.1 = sum(slot.1, *usd, "cost per day")?;
     }
-    Series {
+    Ok(Series {
         key,
         points: buckets
             .into_iter()
@@ -774,7 +928,7 @@ fn series(key: String, hourly: &Hourly, bucket: Bucket) -> Series {
                 cost_usd,
             })
             .collect(),
-    }
+    })
 }
 
 /// A report of receipts already in memory.
@@ -784,13 +938,14 @@ pub fn summarize<'a>(
 ) -> Result<Report, ReportError> {
     let mut builder = ReportBuilder::new(options.clone())?;
     for cost in records {
-        builder.add(cost);
+        builder.add(cost)?;
     }
-    Ok(builder.finish())
+    builder.finish()
 }
 
 /// A report of a ledger file, streamed. A torn last line is skipped and noted in
-/// [`Report::torn_tail`]; other damage is an error naming the line.
+/// [`Report::torn_tail`]; other damage is an error naming the line, and so are
+/// amounts or token counts whose sums overflow ([`ReportError::Overflow`]).
 pub fn report_file(path: impl AsRef<Path>, options: &ReportOptions) -> Result<Report, ReportError> {
     report_files([path.as_ref()], options)
 }
@@ -809,10 +964,13 @@ pub fn report_files<P: AsRef<Path>>(
         inputs(path.as_ref(), &mut jsonl, &mut parquet)?;
     }
     let mut builder = scan::scan(&jsonl, options)?;
+    let all = || jsonl.iter().chain(&parquet).cloned().collect::<Vec<_>>();
     if !parquet.is_empty() {
-        builder.merge(parquet_report(&parquet, options)?);
+        builder
+            .merge(parquet_report(&parquet, options)?)
+            .map_err(|e| e.in_ledgers(&all(), None))?;
     }
-    Ok(builder.finish())
+    builder.finish().map_err(|e| e.in_ledgers(&all(), None))
 }
 
 #[cfg(feature = "parquet")]
@@ -1031,6 +1189,117 @@ mod tests {
             Err(ReportError::BadTime(_))
         ));
         assert!(parse_time_bound("2026-13-01").is_err());
+    }
+
+    /// A format-2 ledger: a context for endpoint `e` (0) and one for `f` (1), then
+    /// `receipts` (each `(context, cost, input tokens, output tokens)`), one a
+    /// line from line 3 on.
+    fn ledger(dir: &Path, receipts: &[(u8, &str, Option<u64>, Option<u64>)]) -> PathBuf {
+        let context = |c: u8, endpoint: &str| {
+            format!(
+                r#"{{"v":2,"context":{c},"endpoint":"{endpoint}","variant":"AllTraffic","billing":null,"allocation":"processor_sharing","currency":"USD","region":"us-east-1","operation":"InvokeEndpoint","usage_variant":"AllTraffic"}}"#
+            )
+        };
+        let mut text = format!("{}\n{}\n", context(0, "e"), context(1, "f"));
+        for (i, (c, cost, tin, tout)) in receipts.iter().enumerate() {
+            let tokens: String = [("tin", tin), ("tout", tout)]
+                .iter()
+                .filter_map(|(k, v)| v.map(|v| format!(r#""{k}":{v},"#)))
+                .collect();
+            text.push_str(&format!(
+                r#"{{"v":2,"c":{c},"id":"r{i}","at":{at},"lat":1,{tokens}"l":[],"cost":"{cost}","rc":"1","re":"1"}}"#,
+                at = i as u64 * 1_000_000_000,
+            ));
+            text.push('\n');
+        }
+        let path = dir.join("calls.jsonl");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The overflow of `report`, with its ledgers, line and what overflowed.
+    fn overflow(report: Result<Report, ReportError>) -> (Vec<PathBuf>, Option<u64>, String) {
+        match report {
+            Err(ReportError::Overflow {
+                ledgers,
+                line,
+                what,
+            }) => (ledgers, line, what),
+            other => panic!("not an overflow: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sums_that_overflow_are_an_error_naming_the_ledger_never_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let by_endpoint = ReportOptions::new(GroupBy::Endpoint);
+        let max = Decimal::MAX.to_string(); // 79228162514264337593543950335 = 2⁹⁶ − 1
+
+        // MAX + MAX in endpoint e's cost: the receipt on line 4 overflows.
+        let path = ledger(dir.path(), &[(0, &max, None, None), (0, &max, None, None)]);
+        let err = report_file(&path, &by_endpoint);
+        let (ledgers, line, what) = overflow(err);
+        assert_eq!((ledgers, line), (vec![path.clone()], Some(4)));
+        assert_eq!(what, "the cost of group `e`");
+        let message = report_file(&path, &by_endpoint).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!("ledger {}, line 4: the cost", path.display())),
+            "{message}"
+        );
+
+        // MAX in e, MAX in f: each group's sum fits, their total does not.
+        let path = ledger(dir.path(), &[(0, &max, None, None), (1, &max, None, None)]);
+        let (ledgers, line, what) = overflow(report_file(&path, &by_endpoint));
+        assert_eq!((ledgers, line), (vec![path.clone()], None));
+        assert_eq!(what, "the cost of all calls");
+
+        // One call of 10²⁶ USD: its sum fits, but per 1,000 calls it is
+        // 10²⁶ × 1000 = 10²⁹ > 7.9 × 10²⁸ (the total's, worked out first).
+        let path = ledger(
+            dir.path(),
+            &[(0, "100000000000000000000000000", None, None)],
+        );
+        let (ledgers, _, what) = overflow(report_file(&path, &by_endpoint));
+        assert_eq!(ledgers, vec![path.clone()]);
+        assert_eq!(what, "the cost per 1,000 calls of all calls");
+
+        // Input tokens u64::MAX twice: refused, not capped or wrapped.
+        let path = ledger(
+            dir.path(),
+            &[
+                (0, "1", Some(u64::MAX), None),
+                (0, "1", Some(u64::MAX), None),
+            ],
+        );
+        let (_, line, what) = overflow(report_file(&path, &by_endpoint));
+        assert_eq!(
+            (line, what.as_str()),
+            (Some(4), "the input tokens of group `e`")
+        );
+
+        // u64::MAX in and 1 out on one call fit each sum, and their total
+        // 2⁶⁴ = 18446744073709551616 tokens is exact: a cost of
+        // 18446744073709551.616 USD is 18446744073709551.616 × 1000 ÷ 2⁶⁴ = 1 USD
+        // per 1,000 tokens.
+        let path = ledger(
+            dir.path(),
+            &[(0, "18446744073709551.616", Some(u64::MAX), Some(1))],
+        );
+        let report = report_file(&path, &by_endpoint).unwrap();
+        assert_eq!(report.total.input_tokens, u64::MAX);
+        assert_eq!(report.total.output_tokens, 1);
+        assert_eq!(report.total.usd_per_1000_tokens, Some(Decimal::ONE));
+
+        // Receipts in memory name no ledger.
+        let cost = |endpoint: &str| -> Cost {
+            let mut cost: Cost = crate::ledger::read_all(&path).unwrap().records.remove(0);
+            cost.endpoint = endpoint.to_owned();
+            cost.cost_usd = Decimal::MAX;
+            cost
+        };
+        let (ledgers, line, what) = overflow(summarize(&[cost("e"), cost("e")], &by_endpoint));
+        assert_eq!((ledgers, line), (vec![], None));
+        assert_eq!(what, "the cost of group `e`");
     }
 
     #[test]

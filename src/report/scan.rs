@@ -40,7 +40,7 @@ struct Block {
 }
 
 /// The first error, by file then line.
-type FirstError = Mutex<Option<(usize, u64, LedgerError)>>;
+type FirstError = Mutex<Option<(usize, u64, ReportError)>>;
 
 /// A report builder fed by every receipt of `files`, read on every core.
 pub(crate) fn scan(
@@ -76,7 +76,7 @@ fn scan_in_blocks(
         read_files(files, tx, block, &failed, &stop);
         for handle in handles {
             match handle.join() {
-                Ok(Ok(part)) => builder.merge(part),
+                Ok(Ok(part)) => builder.merge(part).map_err(|e| e.in_ledgers(files, None))?,
                 Ok(Err(e)) => return Err(e),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
@@ -84,7 +84,7 @@ fn scan_in_blocks(
         Ok(())
     })?;
     if let Some((_, _, e)) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e.into());
+        return Err(e);
     }
     let mut torn = torn.into_inner().unwrap_or_else(|e| e.into_inner());
     torn.sort_by_key(|(file, _)| *file);
@@ -95,7 +95,7 @@ fn scan_in_blocks(
 }
 
 /// Keeps `e` if it comes before the error already kept.
-fn fail(failed: &FirstError, stop: &AtomicBool, file: usize, line: u64, e: LedgerError) {
+fn fail(failed: &FirstError, stop: &AtomicBool, file: usize, line: u64, e: ReportError) {
     stop.store(true, Ordering::Relaxed);
     let mut first = failed.lock().unwrap_or_else(|e| e.into_inner());
     if first
@@ -116,7 +116,7 @@ fn read_files(
 ) {
     for (i, path) in files.iter().enumerate() {
         if let Err(e) = read_file(i, path, &tx, block, stop) {
-            fail(failed, stop, i, 0, e);
+            fail(failed, stop, i, 0, e.into());
         }
         if stop.load(Ordering::Relaxed) {
             return;
@@ -271,14 +271,14 @@ struct Header {
 }
 
 /// The receipts of one block into `builder`; a torn last line (only the file's
-/// last block can end without a newline) is returned, any other bad line is an
-/// error with its line number.
+/// last block can end without a newline) is returned, any other bad line (or
+/// one whose receipt overflows a sum) is an error with its line number.
 fn read_block(
     mut header: Header,
     bytes: &[u8],
     builder: &mut ReportBuilder,
     path: &Path,
-) -> Result<Option<TornTail>, (u64, LedgerError)> {
+) -> Result<Option<TornTail>, (u64, ReportError)> {
     let by = builder.options().by.clone();
     let (mut line, mut offset) = (header.first_line, header.offset);
     let mut rest = bytes;
@@ -300,14 +300,12 @@ fn read_block(
                 .map(|row| builder.add_row(&row))
                 .map_err(LineError::Corrupt)
         } else {
-            read_record(trimmed, Arc::make_mut(&mut header.defs)).map(|cost| {
-                if let Some(cost) = cost {
-                    builder.add(&cost);
-                }
-            })
+            read_record(trimmed, Arc::make_mut(&mut header.defs))
+                .map(|cost| cost.map_or(Ok(()), |cost| builder.add(&cost)))
         };
         match read {
-            Ok(()) => {}
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err((line, e.in_ledgers(&[path.to_owned()], Some(line)))),
             Err(LineError::Corrupt(_)) if !complete => {
                 let tail = TornTail::new(line, line_offset, text.len() as u64);
                 tracing::warn!(target: "sagemeter", path = %path.display(),
@@ -322,7 +320,7 @@ fn read_block(
                     line,
                     source,
                 };
-                return Err((line, e));
+                return Err((line, e.into()));
             }
             Err(LineError::Version(version)) => {
                 let e = LedgerError::UnsupportedVersion {
@@ -330,7 +328,7 @@ fn read_block(
                     line,
                     version,
                 };
-                return Err((line, e));
+                return Err((line, e.into()));
             }
         }
     }
@@ -389,7 +387,7 @@ mod tests {
 
     fn report(path: &Path, by: GroupBy, block: usize) -> Result<Report, ReportError> {
         let options = ReportOptions::new(by);
-        scan_in_blocks(&[path.to_owned()], &options, block).map(ReportBuilder::finish)
+        scan_in_blocks(&[path.to_owned()], &options, block).and_then(ReportBuilder::finish)
     }
 
     #[test]

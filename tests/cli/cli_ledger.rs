@@ -185,3 +185,29 @@ fn convert_needs_parquet_and_a_directory() {
         .code(2)
         .stderr(predicate::str::contains("the only format is `parquet`"));
 }
+
+/// A ledger whose amounts overflow a sum (hand-edited or corrupt) fails `report`
+/// with an error naming the file and line (exit 1), never a panic (exit 101).
+#[test]
+fn report_of_amounts_that_overflow_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edited.jsonl");
+    let mut text = String::new();
+    for id in [1, 2] {
+        let mut cost = receipt(id, "2026-12-02T10:00:00Z");
+        // Decimal::MAX = 79228162514264337593543950335: twice does not fit.
+        cost.cost_usd = rust_decimal::Decimal::MAX;
+        text.push_str(&serde_json::to_string(&cost).unwrap());
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    sagemeter()
+        .arg("report")
+        .arg(&path)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "ledger {}, line 2: the cost of group `rt` overflows",
+            path.display()
+        )));
+}

@@ -42,7 +42,7 @@ pub(crate) fn report(
     }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let next = AtomicUsize::new(0);
-    let failed: Mutex<Option<((usize, usize), LedgerError)>> = Mutex::new(None);
+    let failed: Mutex<Option<((usize, usize), ReportError)>> = Mutex::new(None);
     let mut total = ReportBuilder::new(options.clone())?;
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers.min(units.len().max(1)))
@@ -65,20 +65,20 @@ pub(crate) fn report(
             .collect();
         for handle in handles {
             match handle.join() {
-                Ok(part) => total.merge(part?),
+                Ok(part) => total.merge(part?).map_err(|e| e.in_ledgers(files, None))?,
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
         Ok::<_, ReportError>(())
     })?;
     match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        Some((_, e)) => Err(e.into()),
+        Some((_, e)) => Err(e),
         None => Ok(total),
     }
 }
 
 /// The rows of one row group into `part`.
-fn row_group(path: &Path, group: usize, part: &mut ReportBuilder) -> Result<(), LedgerError> {
+fn row_group(path: &Path, group: usize, part: &mut ReportBuilder) -> Result<(), ReportError> {
     let by = part.options().by.clone();
     let builder = builder(path)?;
     // Leaves: the report's columns, the lines' status, and the tags when grouping by one.
@@ -107,18 +107,35 @@ fn row_group(path: &Path, group: usize, part: &mut ReportBuilder) -> Result<(), 
         .map_err(|e| parquet_error(path, "cannot read the file", e))?;
     for batch in reader {
         let batch = batch.map_err(|e| parquet_error(path, "cannot read a row group", e))?;
-        rows(&batch, &by, part).map_err(|message| LedgerError::Parquet {
-            path: path.to_owned(),
-            row: None,
-            message,
-            source: None,
+        rows(&batch, &by, part).map_err(|e| match e {
+            RowsError::Data(message) => ReportError::Ledger(LedgerError::Parquet {
+                path: path.to_owned(),
+                row: None,
+                message,
+                source: None,
+            }),
+            RowsError::Report(e) => e.in_ledgers(&[path.to_owned()], None),
         })?;
     }
     Ok(())
 }
 
+/// Why a batch's rows could not be reported.
+enum RowsError {
+    /// A column is missing or of another type, or a value does not read.
+    Data(String),
+    /// A sum overflowed.
+    Report(ReportError),
+}
+
+impl From<String> for RowsError {
+    fn from(message: String) -> Self {
+        RowsError::Data(message)
+    }
+}
+
 /// The rows of one batch into `part`.
-fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(), String> {
+fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(), RowsError> {
     let column = |name: &str| {
         batch
             .column_by_name(name)
@@ -215,7 +232,7 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
             "ok" => Outcome::Ok,
             "error" => Outcome::Error,
             "cancelled" => Outcome::Cancelled,
-            other => return Err(format!("row {i}: unknown outcome `{other}`")),
+            other => return Err(format!("row {i}: unknown outcome `{other}`").into()),
         };
         let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
         row.fully_priced = (from..to).all(|l| reason.is_null(l));
@@ -224,7 +241,63 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
                 .find(|&t| keys.value(t) == key)
                 .map(|t| Cow::Borrowed(values.value(t)));
         }
-        part.add_row(&row);
+        part.add_row(&row).map_err(RowsError::Report)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::report_files;
+
+    /// A call on endpoint `e` with `input_tokens` that cost `cost` (no lines).
+    fn receipt(i: u64, cost: &str, input_tokens: u64) -> crate::Cost {
+        serde_json::from_value(serde_json::json!({
+            "call_id": format!("r{i}"), "at": format!("2026-12-02T10:00:{:02}Z", i % 60),
+            "endpoint": "e", "variant": "AllTraffic", "billing": null,
+            "allocation": "processor_sharing",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": 1000, "bytes_in": 0,
+                      "bytes_out": 0, "variant": "AllTraffic", "input_tokens": input_tokens,
+                      "outcome": "ok"},
+            "lines": [], "cost_usd": cost, "currency": "USD", "region": "us-east-1",
+            "running_client_usd": "1", "running_endpoint_usd": "1", "accrual": null
+        }))
+        .unwrap()
+    }
+
+    fn write(path: &Path, receipts: &[crate::Cost]) {
+        let mut out = super::super::ParquetFileWriter::create(path).unwrap();
+        for cost in receipts {
+            out.write(cost).unwrap();
+        }
+        out.finish().unwrap();
+    }
+
+    #[test]
+    fn sums_of_parquet_rows_that_overflow_are_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ReportOptions::new(GroupBy::Endpoint);
+        // The token columns are Int64: i64::MAX = 9223372036854775807 thrice is
+        // 27670116110564327421 > u64::MAX = 18446744073709551615.
+        let max = i64::MAX as u64;
+        let tokens = dir.path().join("tokens.parquet");
+        write(
+            &tokens,
+            &[
+                receipt(0, "1", max),
+                receipt(1, "1", max),
+                receipt(2, "1", max),
+            ],
+        );
+        match report_files([&tokens], &options) {
+            Err(ReportError::Overflow { ledgers, what, .. }) => {
+                assert_eq!(ledgers, vec![tokens.clone()]);
+                assert_eq!(what, "the input tokens of group `e`");
+            }
+            other => panic!("not an overflow: {other:?}"),
+        }
+        // (A row's cost_usd, read at 12 places into a Decimal's 96-bit mantissa,
+        // is below 7.9 × 10¹⁶ USD: its sums cannot overflow before ~10¹² rows.)
+    }
 }
