@@ -669,18 +669,86 @@ async fn a_report_of_parquet_files_equals_the_report_of_the_jsonl_ledger() {
             "{by}"
         );
     }
-    // A directory with both formats reads both; so does a list of files.
-    convert(&jsonl_path, dir.path().join("calls.parquet")).unwrap();
+    // Other receipts in JSONL and the Parquet files are read together, as one
+    // report: 10 + 304 calls, both totals.
+    let other_dir = Receipts(dir.path().join("other"));
+    fs::create_dir(other_dir.path()).unwrap();
+    let others: Vec<Cost> = (1000..1010).map(typical).collect();
+    let (others_path, others) = through_jsonl(other_dir.path(), &others).await;
     let options = ReportOptions::new(GroupBy::Endpoint);
-    let both = report_files([dir.path()], &options).unwrap();
-    assert_eq!(both.total.calls, 608);
+    let mixed = report_files([other_dir.path(), parquet_dir.path()], &options).unwrap();
+    assert_eq!(mixed.total.calls, 314);
     assert_eq!(
-        both.total.cost_usd,
-        expected_total(&jsonl) * rust_decimal::Decimal::from(2)
+        mixed.total.cost_usd,
+        expected_total(&others) + expected_total(&jsonl)
     );
-    let mut listed: Vec<PathBuf> = vec![jsonl_path.clone()];
+    let mut listed: Vec<PathBuf> = vec![others_path];
     listed.extend(parquet_files(parquet_dir.path()).unwrap());
-    assert_eq!(report_files(&listed, &options).unwrap(), both);
+    assert_eq!(report_files(&listed, &options).unwrap(), mixed);
+}
+
+/// A ledger reported together with its own Parquet conversion (or with a
+/// Parquet ledger of the same receipts) would count every receipt twice: it is
+/// refused, naming both files, and the report of either alone counts each once.
+#[tokio::test]
+async fn the_same_receipts_in_both_formats_are_refused_not_counted_twice() {
+    use sagemeter::report::{GroupBy, ReportError, ReportOptions, report_files};
+    let dir = tempfile::tempdir().unwrap();
+    let costs: Vec<Cost> = (0..5).map(typical).collect();
+    let (jsonl_path, jsonl) = through_jsonl(dir.path(), &costs).await;
+    let converted = dir.path().join("calls.parquet");
+    convert(&jsonl_path, &converted).unwrap();
+    let options = ReportOptions::new(GroupBy::Endpoint);
+    let refused = |result: Result<sagemeter::report::Report, ReportError>, parquet: &Path| {
+        match result {
+            Err(e @ ReportError::SameReceipts { .. }) => {
+                let message = e.to_string();
+                let ReportError::SameReceipts {
+                    jsonl: j,
+                    parquet: p,
+                    call_id,
+                } = e
+                else {
+                    unreachable!()
+                };
+                assert_eq!((j.as_path(), p.as_path()), (jsonl_path.as_path(), parquet));
+                // The first receipt written, typical(0).
+                assert_eq!(call_id, jsonl[0].call_id);
+                assert!(
+                    message.contains("report one format or the other"),
+                    "{message}"
+                );
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+    };
+    // The directory holding both, and the two files named.
+    refused(report_files([dir.path()], &options), &converted);
+    refused(
+        report_files([&jsonl_path, &converted], &options),
+        &converted,
+    );
+    // Either alone: 5 calls, the receipts' total once.
+    for alone in [&jsonl_path, &converted] {
+        let report = report_files([alone], &options).unwrap();
+        assert_eq!(report.total.calls, 5);
+        assert_eq!(report.total.cost_usd, expected_total(&jsonl));
+    }
+
+    // A Parquet ledger written from the same receipts (another name, in its own
+    // directory) is refused as well.
+    let parquet_dir = Receipts(dir.path().join("parquet"));
+    let ledger = ParquetLedger::rolling(parquet_dir.path()).open().unwrap();
+    for c in &jsonl {
+        ledger.try_record(c).unwrap();
+    }
+    ledger.shutdown().await.unwrap();
+    let files = parquet_files(parquet_dir.path()).unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    refused(
+        report_files([&jsonl_path, parquet_dir.path()], &options),
+        &files[0],
+    );
 }
 
 fn expected_total(costs: &[Cost]) -> rust_decimal::Decimal {

@@ -211,3 +211,46 @@ fn report_of_amounts_that_overflow_is_an_error_naming_the_file() {
             path.display()
         )));
 }
+
+/// `report` of a ledger together with its own Parquet conversion is refused (it
+/// would count every receipt twice); either one alone counts each receipt once.
+#[tokio::test]
+async fn report_of_a_ledger_and_its_conversion_is_refused_not_counted_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("calls.jsonl");
+    let costs: Vec<Cost> = (1..=3)
+        .map(|i| receipt(i, "2026-12-02T10:00:00Z"))
+        .collect();
+    write_jsonl(&jsonl, &costs).await;
+    sagemeter()
+        .args(["ledger", "convert"])
+        .arg(&jsonl)
+        .args(["--to", "parquet"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    let parquet = dir.path().join("calls.parquet");
+    assert!(parquet.exists());
+
+    let refusal = format!(
+        "{} and {} begin with the same receipt (c1)",
+        jsonl.display(),
+        parquet.display()
+    );
+    for args in [vec![dir.path()], vec![jsonl.as_path(), parquet.as_path()]] {
+        sagemeter()
+            .arg("report")
+            .args(&args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(&refusal))
+            .stderr(predicate::str::contains("report one format or the other"));
+    }
+    // Alone, 3 calls: the total line starts `total  3  `.
+    for alone in [&jsonl, &parquet] {
+        let out = sagemeter().arg("report").arg(alone).assert().success();
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        let total = stdout.lines().find(|l| l.starts_with("total")).unwrap();
+        assert_eq!(total.split_whitespace().nth(1), Some("3"), "{stdout}");
+    }
+}

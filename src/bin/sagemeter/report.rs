@@ -12,7 +12,8 @@ use std::path::PathBuf;
 pub struct ReportArgs {
     /// JSON Lines ledgers (written by `--ledger` or `sagemeter::ledger::JsonlLedger`),
     /// Parquet ledgers (`*.parquet`, with the `parquet` feature), or directories of
-    /// them (a rolling ledger's, read oldest first). Read on every core.
+    /// them (a rolling ledger's, read oldest first). Read on every core. The same
+    /// receipts in both formats (a ledger and its conversion) are refused.
     #[arg(required = true, value_name = "LEDGER")]
     pub ledgers: Vec<PathBuf>,
     /// Group by `endpoint`, `variant`, `component` (inference component),
