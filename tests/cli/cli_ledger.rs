@@ -254,3 +254,37 @@ async fn report_of_a_ledger_and_its_conversion_is_refused_not_counted_twice() {
         assert_eq!(total.split_whitespace().nth(1), Some("3"), "{stdout}");
     }
 }
+
+/// `report --chart` over a range with no calls prints the report, then fails on
+/// the chart it cannot draw (exit 1), instead of printing nothing.
+#[tokio::test]
+async fn a_chart_that_cannot_be_drawn_still_leaves_the_report_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("calls.jsonl");
+    write_jsonl(&ledger, &[receipt(1, "2026-12-02T10:00:00Z")]).await;
+    let chart = dir.path().join("cost.svg");
+    let output = sagemeter()
+        .arg("report")
+        .arg(&ledger)
+        .args(["--since", "2027-01-01", "--chart"])
+        .arg(&chart)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let table = {
+        let mut all = sagemeter();
+        let out = all
+            .arg("report")
+            .arg(&ledger)
+            .args(["--since", "2027-01-01"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(stdout, table, "the same report as without --chart");
+    assert!(stderr.contains("nothing to chart"), "{stderr}");
+    assert!(!chart.exists());
+}

@@ -52,15 +52,17 @@ pub fn run(
     options.since = args.since;
     options.until = args.until;
     let report = report_files(&args.ledgers, &options)?;
-    if let Some(path) = &args.chart {
-        draw_chart(&report, path)?;
-    }
+    // The report first: a chart that cannot be drawn (no calls in the range)
+    // does not take the figures with it.
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &report)?;
         writeln!(out)?;
     } else {
         out.write_all(render_table(&report).as_bytes())?;
-        if let Some(path) = &args.chart {
+    }
+    if let Some(path) = &args.chart {
+        draw_chart(&report, path)?;
+        if !args.json {
             writeln!(out, "chart: {}", path.display())?;
         }
     }
