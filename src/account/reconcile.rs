@@ -29,7 +29,7 @@ use super::bill::{self, Bill};
 use super::error::{AccountError, from_sdk};
 use super::usage_class::UsageClass;
 use crate::billing::{Cost, LinePrice, round_cost};
-use crate::ledger::{LedgerReader, rolling_dir_of};
+use crate::ledger::{LedgerReader, TornTail, rolling_dir_of};
 use crate::report::UNTAGGED;
 use chrono::{Months, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -156,6 +156,8 @@ pub struct Metered {
     fees_usd: Decimal,
     /// The receipts' own tags, per endpoint and key (the last seen).
     call_tags: HashMap<(String, String), String>,
+    /// Files whose torn last line (an interrupted write) was skipped.
+    torn_tails: Vec<(String, TornTail)>,
 }
 
 /// The largest figure (USD, or units of a line's quantity) a receipt read by
@@ -176,6 +178,7 @@ impl Metered {
             unpriced_lines: 0,
             fees_usd: Decimal::ZERO,
             call_tags: HashMap::new(),
+            torn_tails: Vec::new(),
         }
     }
 
@@ -192,8 +195,12 @@ impl Metered {
             Some(dir) => dir.display().to_string(),
             None => name.clone(),
         };
-        for cost in LedgerReader::open(path)? {
+        let mut reader = LedgerReader::open(path)?;
+        for cost in reader.by_ref() {
             self.add_to(&name, &run, &cost?)?;
+        }
+        if let Some(torn) = reader.torn_tail() {
+            self.torn_tails.push((name, torn.clone()));
         }
         Ok(())
     }
@@ -783,6 +790,13 @@ impl Account {
             notes.push(format!(
                 "{} receipts carry no region (written before receipts did): taken as {}",
                 metered.without_region, self.region
+            ));
+        }
+        for (file, torn) in &metered.torn_tails {
+            notes.push(format!(
+                "skipped a torn last line of {file} (line {}, {} bytes: an interrupted \
+                 write); a receipt it held is not compared",
+                torn.line, torn.bytes
             ));
         }
         if metered.unpriced_lines > 0 {

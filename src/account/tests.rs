@@ -437,3 +437,39 @@ async fn each_inference_component_has_its_reserved_share_of_the_variant_burn() {
     assert_eq!(view.totals.usd_per_hour, Decimal::new(1418, 2));
     assert_eq!(view.totals.idle_usd_per_hour, Decimal::ZERO);
 }
+
+#[tokio::test]
+async fn a_torn_last_line_of_a_ledger_is_named_in_the_reconciliations_notes() {
+    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let receipt = serde_json::json!({
+        "call_id": "a", "at": "2026-11-29T10:00:00Z", "endpoint": "rt",
+        "variant": "AllTraffic",
+        "billing": {"kind": "instance", "instance_type": "ml.m5.xlarge", "instance_count": 1},
+        "allocation": "processor_sharing",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 1000, "bytes_in": 0,
+                  "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+        "lines": [], "cost_usd": "0", "currency": "USD", "region": "us-east-1",
+        "running_client_usd": "0", "running_endpoint_usd": "0"
+    });
+    // One whole receipt, then the 16 bytes `{"call_id":"b","` of one a killed
+    // writer left unfinished.
+    std::fs::write(&path, format!("{receipt}\n{{\"call_id\":\"b\",\"")).unwrap();
+    let mut metered = Metered::new("us-east-1");
+    metered.read_ledger(&path).unwrap();
+    assert_eq!(metered.receipts(), 1);
+
+    let bill = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage)
+        .then_output(|| GetCostAndUsageOutput::builder().build());
+    let account = account(&[], &[], &[&bill]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    let r = account.reconcile(&metered, &options).await.unwrap();
+    let expected = format!(
+        "skipped a torn last line of {} (line 2, 16 bytes: an interrupted write); a receipt \
+         it held is not compared",
+        path.display()
+    );
+    assert!(r.notes.contains(&expected), "{:#?}", r.notes);
+}
