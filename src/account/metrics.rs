@@ -59,8 +59,11 @@ pub(crate) async fn fetch(
                 .await
                 .map_err(|e| from_sdk("GetMetricData", "cloudwatch:GetMetricData", e))?;
             for result in answer.metric_data_results() {
-                let Some(id) = result.id() else { continue };
-                let (kind, index) = id.split_at(1);
+                // Ids are ours ("i3", "l3"); anything else is skipped, never split
+                // mid-character.
+                let Some((kind, index)) = result.id().and_then(|id| id.split_at_checked(1)) else {
+                    continue;
+                };
                 let Some(slot) = index.parse::<usize>().ok().and_then(|i| usage.get_mut(i)) else {
                     continue;
                 };

@@ -149,6 +149,10 @@ async fn every_page_and_every_status_is_listed_and_only_billed_statuses_burn() {
         .then_output(|| {
             GetMetricDataOutput::builder()
                 .metric_data_results(MetricDataResult::builder().id("i0").values(5.0).build())
+                // Ids sagemeter never asked for (an emulator's, a proxy's) are
+                // skipped, the empty one and one split mid-character included.
+                .metric_data_results(MetricDataResult::builder().id("").values(99.0).build())
+                .metric_data_results(MetricDataResult::builder().id("é0").values(99.0).build())
                 .build()
         });
     let account = account(
