@@ -247,12 +247,17 @@ struct EmfLine<'a> {
 fn encode_emf(namespace: String) -> Encode {
     Box::new(
         move |cost: &Cost, out: &mut Vec<u8>, _: &mut crate::ledger::Refs| {
+            let inference_component = cost
+                .inference_component
+                .as_deref()
+                .filter(|c| !c.is_empty());
             let line = EmfLine {
                 aws: Metadata {
                     timestamp: cost.at.timestamp_millis(),
                     cloud_watch_metrics: [MetricDirective {
                         namespace: &namespace,
-                        dimensions: match cost.inference_component {
+                        // The dimensions named are exactly the members written.
+                        dimensions: match inference_component {
                             Some(_) => BY_VARIANT_AND_COMPONENT,
                             None => BY_VARIANT,
                         },
@@ -282,10 +287,7 @@ fn encode_emf(namespace: String) -> Encode {
                     .as_deref()
                     .filter(|v| !v.is_empty())
                     .unwrap_or("unknown"),
-                inference_component: cost
-                    .inference_component
-                    .as_deref()
-                    .filter(|c| !c.is_empty()),
+                inference_component,
                 cost_usd: cost.cost_usd.to_f64().unwrap_or(0.0),
                 latency_ms: super::log::millis(cost.usage.latency),
                 invocations: 1,
@@ -333,6 +335,44 @@ mod tests {
             "running_client_usd": "0", "running_endpoint_usd": "0"
         }))
         .unwrap()
+    }
+
+    /// The spec: every dimension named must be a member of the document, or
+    /// CloudWatch extracts none of its metrics.
+    #[tokio::test]
+    async fn every_dimension_named_is_a_member_even_for_an_empty_component_name() {
+        let buffer = Buffer::default();
+        let sink = EmfSink::builder()
+            .writer("buffer", buffer.clone())
+            .build()
+            .unwrap();
+        for component in ["", "llama"] {
+            let mut cost = cost(Some("AllTraffic"), "ok");
+            cost.inference_component = Some(component.to_owned());
+            sink.record(&cost);
+        }
+        sink.flush().await.unwrap();
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        for (line, named) in lines.iter().zip([
+            json!([["Endpoint", "Variant"]]),
+            json!([["Endpoint", "Variant"], ["Endpoint", "InferenceComponent"]]),
+        ]) {
+            let dimensions = &line["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+            assert_eq!(dimensions, &named, "{line}");
+            for set in dimensions.as_array().unwrap() {
+                for name in set.as_array().unwrap() {
+                    assert!(
+                        line.get(name.as_str().unwrap()).is_some(),
+                        "{name} in {line}"
+                    );
+                }
+            }
+        }
     }
 
     #[tokio::test]
