@@ -21,13 +21,18 @@ impl Background {
         self: &std::sync::Arc<Self>,
         task: impl Future<Output = ()> + Send + 'static,
     ) -> bool {
-        if self.closed.load(Ordering::SeqCst) {
-            return false;
-        }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return false;
         };
+        // Counted before `closed` is read: a `close` that begins in between then
+        // waits for this task, or this task sees it closed and is not spawned.
         self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) {
+            if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                self.idle.notify_waiters();
+            }
+            return false;
+        }
         let this = self.clone();
         handle.spawn(async move {
             task.await;
