@@ -854,6 +854,13 @@ impl Fleet {
             let Some((budget, pk)) = shared.specs.get(want.budget) else {
                 continue;
             };
+            if shared.closed.load(Ordering::SeqCst) {
+                // Shut down: no flush would write the spend or give a new lease back.
+                return Err(Error::BudgetUnavailable {
+                    scope: budget.scope().to_string(),
+                    reason: "the meter is shut down: its fleet leases were given back".into(),
+                });
+            }
             let outcome = tokio::time::timeout(
                 shared.config.lease_wait,
                 self.lease_one(want.budget, budget, pk, want.period_start, want.needed),
@@ -1109,13 +1116,18 @@ impl Fleet {
                 used = lease.used, ?ended, "lease given back");
             match ended {
                 Ok(Ok(_)) => {
-                    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(item) = state
-                        .items
-                        .get_mut(pk.as_str())
-                        .and_then(|m| m.get_mut(sk.as_str()))
-                    {
-                        item.lease = None;
+                    let given_back = {
+                        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                        state
+                            .items
+                            .get_mut(pk.as_str())
+                            .and_then(|m| m.get_mut(sk.as_str()))
+                            .and_then(|item| item.lease.take())
+                    };
+                    // The fleet may lease it to others now: this process's budget
+                    // no longer counts on it either.
+                    if let Some(lease) = given_back {
+                        shared.budgets.renew(lease.budget, lease.period_start, None);
                     }
                 }
                 Ok(Err(err)) => {

@@ -760,3 +760,35 @@ async fn a_receipts_accrual_is_the_fleets_instances_against_every_processs_alloc
     a.meter().shutdown().await.unwrap();
     b.meter().shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn after_shutdown_a_fleet_budget_refuses_calls_instead_of_spending_a_lease_given_back() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("after-shutdown");
+    create_table(&conf, &table).await.unwrap();
+    // $0.10 a day at $0.01 a call, leased 50 % ($0.05, five calls) at a time.
+    let budget = Budget::enforce(
+        BudgetScope::endpoint(REALTIME_ENDPOINT),
+        BudgetPeriod::Day,
+        dec("0.10"),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed { usd: dec("0.01") })
+    .unwrap();
+    let fleet = FleetConfig::dynamodb(&table).lease_percent(50);
+    let client = per_call_client(&conf, fleet, Some(budget));
+    // One call: $0.01 of the $0.05 lease used, $0.04 left in it.
+    call(&client).await.unwrap();
+    client.meter().shutdown().await.unwrap();
+
+    // The lease was given back: what was left of it is not spent, and no new
+    // lease is taken that no flush would give back.
+    let err = call(&client).await.unwrap_err();
+    assert!(matches!(err, Error::BudgetUnavailable { .. }), "{err:?}");
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let endpoint = scope(&status, &BudgetScope::endpoint(REALTIME_ENDPOINT));
+    assert_eq!(endpoint.spent_usd, dec("0.01"));
+    assert_eq!(endpoint.committed_usd, Some(dec("0.01")));
+    assert_eq!(endpoint.leases, 0);
+}
