@@ -792,3 +792,21 @@ async fn after_shutdown_a_fleet_budget_refuses_calls_instead_of_spending_a_lease
     assert_eq!(endpoint.committed_usd, Some(dec("0.01")));
     assert_eq!(endpoint.leases, 0);
 }
+
+#[tokio::test]
+async fn a_fleet_budget_on_a_tag_key_holding_an_equals_sign_is_refused_when_built() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    // `a=b` = `c` and `a` = `b=c` would both be the table's `tag:a=b=c`.
+    let budget =
+        Budget::enforce(BudgetScope::tag("a=b", "c"), BudgetPeriod::Day, dec("1")).unwrap();
+    let err = Client::builder(&conf)
+        .fleet(FleetConfig::dynamodb("never-created"))
+        .budget(budget.clone())
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("`a=b`"), "{err}");
+    // Without a fleet, the same budget is fine: nothing keys it by that text.
+    Client::builder(&conf).budget(budget).build().unwrap();
+}
