@@ -404,13 +404,8 @@ impl Receipt {
             attempts,
             ..
         } = parts;
-        let wall = usage.latency;
-        bill_attempts(&mut usage, &attempts, &mut notes);
-        let shared_hours = billed_share(
-            share.end(in_flight_until.unwrap_or_else(|| meter.now())),
-            usage.latency,
-            wall,
-        );
+        let billed = bill_attempts(&mut usage, &attempts, &mut notes);
+        let shared_hours = billed.share(share.end(in_flight_until.unwrap_or_else(|| meter.now())));
         let call = FinishedCall {
             endpoint,
             request_id,
@@ -448,35 +443,54 @@ fn failed<O: MeteredOperation>(
 /// Puts the SDK's attempts on a call's usage: how many there were, and, when
 /// there were retries, the time of the attempts that reached the model as the
 /// billed latency (throttled and refused attempts, and the back-off between
-/// attempts, are not billed).
-pub(crate) fn bill_attempts(usage: &mut Usage, attempts: &AttemptProbe, notes: &mut Vec<String>) {
+/// attempts, are not billed). Returns that part of the call's time, to scale its
+/// processor share by.
+pub(crate) fn bill_attempts(
+    usage: &mut Usage,
+    attempts: &AttemptProbe,
+    notes: &mut Vec<String>,
+) -> BilledTime {
+    let wall = usage.latency;
     let count = attempts.count();
     usage.attempts = count.max(1);
     if count > 1 {
-        let (billed, billed_time) = attempts.model_time(usage.latency);
+        let (billed, billed_time) = attempts.model_time(wall);
         if billed > 0 {
-            usage.latency = billed_time.min(usage.latency);
+            usage.latency = billed_time.min(wall);
         }
         notes.push(format!(
             "{count} attempts: {billed} reached the model and are billed, {} were not",
             count - billed
         ));
     }
+    BilledTime {
+        billed: usage.latency,
+        wall,
+    }
 }
 
-/// A call's share of its instances (`shared_hours`, over its `wall` time),
-/// scaled to the `billed` part of that time when retries left only part of it
-/// billed; rounded down, as every share is.
-pub(crate) fn billed_share(shared_hours: Decimal, billed: Duration, wall: Duration) -> Decimal {
-    if billed >= wall || wall.is_zero() {
-        return shared_hours;
+/// The part of a call's `wall` time that is billed (all of it without retries).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BilledTime {
+    billed: Duration,
+    wall: Duration,
+}
+
+impl BilledTime {
+    /// The call's share of its instances (`shared_hours`, over its whole time),
+    /// scaled to the billed part; rounded down, as every share is.
+    pub(crate) fn share(self, shared_hours: Decimal) -> Decimal {
+        let BilledTime { billed, wall } = self;
+        if billed >= wall || wall.is_zero() {
+            return shared_hours;
+        }
+        shared_hours
+            .checked_mul(Decimal::from(micros(billed)))
+            .and_then(|scaled| scaled.checked_div(Decimal::from(micros(wall))))
+            .map_or(shared_hours, |scaled| {
+                scaled.round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero)
+            })
     }
-    shared_hours
-        .checked_mul(Decimal::from(micros(billed)))
-        .and_then(|scaled| scaled.checked_div(Decimal::from(micros(wall))))
-        .map_or(shared_hours, |scaled| {
-            scaled.round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero)
-        })
 }
 
 /// The endpoint name of a request, which every metered operation requires.
@@ -674,9 +688,9 @@ impl Drop for CallInFlight {
             ..
         } = parts;
         usage.outcome = Outcome::Cancelled;
-        bill_attempts(&mut usage, &attempts, &mut notes);
+        let billed = bill_attempts(&mut usage, &attempts, &mut notes);
         let now = meter.now();
-        let shared_hours = billed_share(share.end(now), usage.latency, wall);
+        let shared_hours = billed.share(share.end(now));
         let call = FinishedCall {
             endpoint,
             request_id: None,

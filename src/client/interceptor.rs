@@ -1,6 +1,6 @@
 //! Metering for a plain SDK client, with no change at the call sites.
 
-use super::call::{AttemptProbe, bill_attempts, billed_share, is_model_error_code};
+use super::call::{AttemptProbe, bill_attempts, is_model_error_code};
 use super::meter::{FinishedCall, Meter, Targets};
 use crate::budget::{Refusal, Reservation};
 use crate::totals::CallShare;
@@ -164,12 +164,10 @@ impl Intercept for MeteringInterceptor {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let wall = start.started.elapsed();
-        let mut usage = Usage::new(Operation::InvokeEndpoint, wall);
+        let mut usage = Usage::new(Operation::InvokeEndpoint, start.started.elapsed());
         usage.bytes_in = start.bytes_in;
         let mut notes = vec!["metered by the SDK interceptor".to_owned()];
-        bill_attempts(&mut usage, &start.attempts, &mut notes);
-        let billed = usage.latency;
+        let billed = bill_attempts(&mut usage, &start.attempts, &mut notes);
         let request_id = match context.output_or_error() {
             Some(Ok(output)) => {
                 let Some(output) = output.downcast_ref::<InvokeEndpointOutput>() else {
@@ -205,7 +203,7 @@ impl Intercept for MeteringInterceptor {
             usage,
             tags: BTreeMap::new(),
             notes,
-            shared_hours: share.map(|s| billed_share(s.end(self.meter.now()), billed, wall)),
+            shared_hours: share.map(|s| billed.share(s.end(self.meter.now()))),
         };
         let meter = self.meter.clone();
         let spawned = self.meter.inner.background.spawn(async move {
