@@ -648,21 +648,7 @@ impl ClientBuilder {
         };
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.fleet {
-            fleet.validate()?;
-            for budget in &self.budgets {
-                // The table keys a tag scope as `tag:<key>=<value>`: a key with `=`
-                // would share an item with another scope.
-                if let crate::budget::BudgetScope::Tag { key, .. } = budget.scope()
-                    && key.contains('=')
-                {
-                    return Err(ConfigError::new(
-                        "ClientBuilder::fleet",
-                        format!("a fleet budget's tag key cannot hold `=` (got `{key}`)"),
-                    )
-                    .hint("its table item would be shared with another tag's")
-                    .into());
-                }
-            }
+            fleet.validate(&self.budgets)?;
         }
         #[cfg(feature = "fleet")]
         let budgets = Arc::new(Budgets::new(self.budgets, self.fleet.is_some()));

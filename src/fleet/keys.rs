@@ -23,6 +23,17 @@ pub(crate) fn scope_pk(scope: &BudgetScope) -> String {
     }
 }
 
+/// Whether [`scope_pk`] names `scope` alone: not a tag key holding `=`, whose
+/// `tag:<key>=<value>` would also be another tag's (`a=b`=`c` and `a`=`b=c`).
+pub(crate) fn check_scope(scope: &BudgetScope) -> Result<(), String> {
+    match scope {
+        BudgetScope::Tag { key, .. } if key.contains('=') => Err(format!(
+            "a fleet budget's tag key cannot hold `=` (got `{key}`)"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The scope a partition key names (the inverse of [`scope_pk`]).
 pub(crate) fn scope_of_pk(pk: &str) -> Option<BudgetScope> {
     let scope = pk.strip_prefix("scope#")?;

@@ -204,8 +204,15 @@ impl FleetConfig {
         &self.table
     }
 
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks the configuration, and that the table can key each of `budgets`.
+    pub(crate) fn validate(&self, budgets: &[crate::budget::Budget]) -> Result<(), ConfigError> {
         const OPTION: &str = "ClientBuilder::fleet";
+        for budget in budgets {
+            keys::check_scope(budget.scope()).map_err(|reason| {
+                ConfigError::new(OPTION, reason)
+                    .hint("its table item would be shared with another tag's")
+            })?;
+        }
         if self.table.trim().is_empty() {
             return Err(ConfigError::new(OPTION, "the fleet table name is empty"));
         }
