@@ -1014,26 +1014,17 @@ mod tests {
         // calls; its receipt at 11:59 (file T11) has accrued 2 h = 0.46, 0.02
         // allocated. Running figures: the two hours are 0.23 + (0.46 − 0.23) = 0.46
         // accrued and 0.01 + (0.02 − 0.01) = 0.02 allocated, not 0.23 + 0.46.
+        // The two receipts, each written to its own file.
+        let write_both = |first: &Path, second: &Path| {
+            let at_10 = receipt("a", "2026-12-01T10:59:00Z", "0.00023", "0.23", "0.01");
+            let at_11 = receipt("b", "2026-12-01T11:59:00Z", "0.00023", "0.46", "0.02");
+            write_ledger(first, &[at_10]);
+            write_ledger(second, &[at_11]);
+        };
         let rolled = dir.path().join("receipts");
-        write_ledger(
+        write_both(
             &rolled.join("sagemeter-2026-12-01T10.jsonl"),
-            &[receipt(
-                "a",
-                "2026-12-01T10:59:00Z",
-                "0.00023",
-                "0.23",
-                "0.01",
-            )],
-        );
-        write_ledger(
             &rolled.join("sagemeter-2026-12-01T11.jsonl"),
-            &[receipt(
-                "b",
-                "2026-12-01T11:59:00Z",
-                "0.00023",
-                "0.46",
-                "0.02",
-            )],
         );
         let mut m = Metered::new("us-east-1");
         for file in crate::ledger::ledger_files(&rolled).unwrap() {
@@ -1053,26 +1044,7 @@ mod tests {
             ),
         ] {
             let (first, second) = (dir.path().join(first), dir.path().join(second));
-            write_ledger(
-                &first,
-                &[receipt(
-                    "a",
-                    "2026-12-01T10:59:00Z",
-                    "0.00023",
-                    "0.23",
-                    "0.01",
-                )],
-            );
-            write_ledger(
-                &second,
-                &[receipt(
-                    "b",
-                    "2026-12-01T11:59:00Z",
-                    "0.00023",
-                    "0.46",
-                    "0.02",
-                )],
-            );
+            write_both(&first, &second);
             let mut m = Metered::new("us-east-1");
             m.read_ledger(&first).unwrap();
             m.read_ledger(&second).unwrap();

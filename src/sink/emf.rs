@@ -337,42 +337,12 @@ mod tests {
         .unwrap()
     }
 
-    /// The spec: every dimension named must be a member of the document, or
-    /// CloudWatch extracts none of its metrics.
-    #[tokio::test]
-    async fn every_dimension_named_is_a_member_even_for_an_empty_component_name() {
-        let buffer = Buffer::default();
-        let sink = EmfSink::builder()
-            .writer("buffer", buffer.clone())
-            .build()
-            .unwrap();
-        for component in ["", "llama"] {
-            let mut cost = cost(Some("AllTraffic"), "ok");
-            cost.inference_component = Some(component.to_owned());
-            sink.record(&cost);
-        }
-        sink.flush().await.unwrap();
+    /// The JSON documents written to `buffer`, one per line.
+    fn documents(buffer: &Buffer) -> Vec<serde_json::Value> {
         let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
+        text.lines()
             .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(lines.len(), 2);
-        for (line, named) in lines.iter().zip([
-            json!([["Endpoint", "Variant"]]),
-            json!([["Endpoint", "Variant"], ["Endpoint", "InferenceComponent"]]),
-        ]) {
-            let dimensions = &line["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
-            assert_eq!(dimensions, &named, "{line}");
-            for set in dimensions.as_array().unwrap() {
-                for name in set.as_array().unwrap() {
-                    assert!(
-                        line.get(name.as_str().unwrap()).is_some(),
-                        "{name} in {line}"
-                    );
-                }
-            }
-        }
+            .collect()
     }
 
     #[tokio::test]
@@ -386,11 +356,7 @@ mod tests {
         sink.record(&cost(Some("AllTraffic"), "ok"));
         sink.record(&cost(None, "error"));
         sink.flush().await.unwrap();
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines = documents(&buffer);
         assert_eq!(lines.len(), 2);
         assert_eq!(
             lines[0],
@@ -428,17 +394,40 @@ mod tests {
             .writer("buffer", buffer.clone())
             .build()
             .unwrap();
-        let mut call = cost(Some("AllTraffic"), "ok");
-        call.inference_component = Some("llama-8b".into());
-        sink.record(&call);
+        // An empty component name (the client accepts it) is no component.
+        for component in ["llama-8b", ""] {
+            let mut call = cost(Some("AllTraffic"), "ok");
+            call.inference_component = Some(component.into());
+            sink.record(&call);
+        }
         sink.flush().await.unwrap();
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        let lines = documents(&buffer);
+        assert_eq!(lines.len(), 2);
         assert_eq!(
-            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            lines[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             json!([["Endpoint", "Variant"], ["Endpoint", "InferenceComponent"]])
         );
-        assert_eq!(line["InferenceComponent"], "llama-8b");
+        assert_eq!(lines[0]["InferenceComponent"], "llama-8b");
+        assert_eq!(
+            lines[1]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Endpoint", "Variant"]])
+        );
+        // The spec: every dimension named is a member of the document, or
+        // CloudWatch extracts none of its metrics.
+        for line in &lines {
+            let dimensions = &line["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+            for name in dimensions
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|set| set.as_array().unwrap())
+            {
+                assert!(
+                    line.get(name.as_str().unwrap()).is_some(),
+                    "{name} in {line}"
+                );
+            }
+        }
     }
 
     #[test]

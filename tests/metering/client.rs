@@ -4,7 +4,7 @@
 
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::logs;
-use crate::support::receipts::Receipts;
+use crate::support::receipts::{Receipts, line};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
@@ -225,11 +225,7 @@ async fn an_instance_type_without_a_price_is_unpriced_not_zero_and_the_call_succ
     let response = invoke(&client, "exotic").await.unwrap();
     let cost = response.cost();
     assert!(!cost.is_fully_priced());
-    let compute = cost
-        .lines
-        .iter()
-        .find(|l| l.item == LineItem::Compute)
-        .unwrap();
+    let compute = line(cost, LineItem::Compute);
     assert_eq!(compute.cost_usd(), None);
     let reasons: Vec<_> = cost.unpriced_reasons().collect();
     assert!(reasons[0].contains("ml.nope.xlarge"), "{reasons:?}");
@@ -769,13 +765,7 @@ impl PriceSource for AdjustablePrices {
 }
 
 fn compute_rate(cost: &Cost) -> Decimal {
-    match &cost
-        .lines
-        .iter()
-        .find(|l| l.item == LineItem::Compute)
-        .unwrap()
-        .price
-    {
+    match &line(cost, LineItem::Compute).price {
         sagemeter::billing::LinePrice::Priced { usd_per_unit, .. } => *usd_per_unit,
         other => panic!("compute is not priced: {other:?}"),
     }
@@ -863,11 +853,7 @@ async fn sixteen_calls_in_flight_together_on_three_instances_each_pay_three_sixt
     // × 0.23 USD/h = 0.00001197916666666659… → 0.000011979166 (rounded down).
     for cost in &costs {
         assert_eq!(cost.allocation, Allocation::ProcessorSharing);
-        let compute = cost
-            .lines
-            .iter()
-            .find(|l| l.item == LineItem::Compute)
-            .unwrap();
+        let compute = line(cost, LineItem::Compute);
         assert_eq!(compute.quantity, dec("0.000052083333333333"));
         assert_eq!(compute.cost_usd(), Some(dec("0.000011979166")));
     }
@@ -974,22 +960,10 @@ async fn an_invoke_dropped_before_anything_was_sent_makes_no_receipt() {
 #[tokio::test]
 async fn throttled_attempts_are_counted_and_not_billed() {
     let fake = fake_with_demo_endpoints().await;
-    let sdk_config = fake.sdk_config().await;
-    let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
-        aws_sdk_sagemakerruntime::config::Builder::from(&sdk_config)
-            .retry_config(
-                aws_config::retry::RetryConfig::standard()
-                    .with_max_attempts(3)
-                    .with_initial_backoff(Duration::from_millis(50)),
-            )
-            .build(),
-    );
-    let client = Client::builder(&sdk_config)
-        .runtime_client(runtime)
-        .price_source(FixedPrices::us_east_1())
-        .allocation(Allocation::BusyTime)
-        .build()
-        .unwrap();
+    let client = retrying_client(&fake, 3, Duration::from_millis(50), |b| {
+        b.allocation(Allocation::BusyTime)
+    })
+    .await;
     fake.throttle_next(2);
     let started = std::time::Instant::now();
     let response = invoke(&client, "rt").await.unwrap();
@@ -1016,11 +990,7 @@ async fn throttled_attempts_are_counted_and_not_billed() {
         "{:?} of {wall:?}",
         cost.usage.latency
     );
-    let compute = cost
-        .lines
-        .iter()
-        .find(|l| l.item == LineItem::Compute)
-        .unwrap();
+    let compute = line(cost, LineItem::Compute);
     assert_eq!(
         compute.quantity,
         sagemeter::billing::hours(cost.usage.latency)
@@ -1341,11 +1311,7 @@ async fn an_invoke_dropped_during_its_retry_is_billed_for_that_attempt_only() {
         cost.usage.latency
     );
     assert!(cost.usage.latency >= Duration::from_millis(50));
-    let compute = cost
-        .lines
-        .iter()
-        .find(|l| l.item == LineItem::Compute)
-        .unwrap();
+    let compute = line(cost, LineItem::Compute);
     assert_eq!(
         compute.quantity,
         sagemeter::billing::hours(cost.usage.latency)
@@ -1399,11 +1365,7 @@ async fn calls_that_target_one_of_two_variants_share_that_variants_instances() {
         // Two calls on variant a's one instance for 36 s: half an instance each,
         // 18 s = 0.005 h × 0.23 USD/h = 0.00115 USD (not the whole instance that
         // counting variant b's instance too would give).
-        let compute = cost
-            .lines
-            .iter()
-            .find(|l| l.item == LineItem::Compute)
-            .unwrap();
+        let compute = line(&cost, LineItem::Compute);
         assert_eq!(compute.quantity, dec("0.005"));
         assert_eq!(compute.cost_usd(), Some(dec("0.00115")));
         // Variant a accrued 1 × 0.23 USD/h × 0.01 h = 0.0023 USD over the 36 s.
@@ -1637,12 +1599,7 @@ async fn an_absurd_rate_from_a_custom_price_source_is_unpriced_not_a_panic() {
         .build()
         .unwrap();
     let response = invoke(&client, "rt").await.unwrap();
-    let compute = response
-        .cost()
-        .lines
-        .iter()
-        .find(|l| l.item == LineItem::Compute)
-        .unwrap();
+    let compute = line(response.cost(), LineItem::Compute);
     assert!(compute.cost_usd().is_none(), "{compute:?}");
     let reason = format!("{:?}", compute.price);
     assert!(reason.contains("not a price"), "{reason}");

@@ -7,7 +7,7 @@
 //! whole stream; per-token and per-inference charges on top of compute or alone.
 
 use crate::support::fake_stream::{FakeStream, REGION, Script, VARIANT};
-use crate::support::receipts::{NoPriceList, Receipts};
+use crate::support::receipts::{NoPriceList, Receipts, line};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_sdk_sagemakerruntime::types::ResponseStream;
 use aws_sdk_sagemakerruntime::types::error::ResponseStreamError;
@@ -145,13 +145,6 @@ fn openai_parts() -> Vec<&'static str> {
         "tion_tokens\":3,\"total_tokens\":24,\"prompt_tokens_details\":{\"cached_tokens\":16}}}\n\n",
         "data: [DONE]\n\n",
     ]
-}
-
-fn line(cost: &Cost, item: LineItem) -> &sagemeter::billing::CostLine {
-    cost.lines
-        .iter()
-        .find(|l| l.item == item)
-        .unwrap_or_else(|| panic!("no {item:?} line on {cost:#?}"))
 }
 
 fn cost_lines(cost: &Cost) -> Decimal {

@@ -1,6 +1,7 @@
 //! A sink that keeps every receipt, and a price source that knows no price.
 
 use sagemeter::Cost;
+use sagemeter::billing::{CostLine, LineItem};
 use sagemeter::pricing::{PriceError, PriceKey, PriceSource, Rate};
 use sagemeter::sink::{BoxFuture, CostSink};
 use std::sync::{Arc, Mutex};
@@ -32,4 +33,12 @@ impl PriceSource for NoPriceList {
     fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
         Box::pin(async move { Err(PriceError::NotFound { key: key.clone() }) })
     }
+}
+
+/// The receipt's `item` line (there is one of each at most).
+pub fn line(cost: &Cost, item: LineItem) -> &CostLine {
+    cost.lines
+        .iter()
+        .find(|l| l.item == item)
+        .unwrap_or_else(|| panic!("no {item:?} line on {cost:#?}"))
 }
