@@ -13,13 +13,17 @@
 //! An operation (`InvokeEndpoint`, the response stream, `InvokeEndpointAsync`)
 //! supplies only what differs, through [`MeteredOperation`]: its name, how its
 //! failures are wrapped, and what it reads from its output. "Did the model run?" has
-//! one answer for all of them ([`reached_model`]): a failure reached the model only
-//! when SageMaker says the model answered with an error.
+//! one answer for all of them ([`reached_model`]): a failure reached the model when
+//! SageMaker says the model answered with an error, or when an attempt timed out
+//! after its request went out ([`timed_out_after_sending`]).
 //!
 //! If the caller drops the future after the request went out (it gave up, a
 //! `tokio::time::timeout` fired), the call still makes one receipt, outcome
 //! `cancelled`, billed as if the model ran until the drop: the instance was busy (and
 //! serverless compute and data in are billed) whether or not anyone read the answer.
+//! A call the SDK itself times out (its operation or attempt timeout, or the HTTP
+//! client's read timeout) after sending is the same: one `cancelled` receipt, returned
+//! with the error.
 
 use super::meter::{FinishedCall, Meter, Phase, Prepared, Targets};
 use crate::billing::Cost;
@@ -35,6 +39,8 @@ use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
+use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
@@ -86,6 +92,52 @@ pub(crate) fn reached_model<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) ->
 /// [`reached_model`] for an error code.
 pub(crate) fn is_model_error_code(code: Option<&str>) -> bool {
     matches!(code, Some("ModelError" | "ModelStreamError"))
+}
+
+/// Whether a call failed because the SDK timed it out after a request went out:
+/// its operation or attempt timeout fired, or the HTTP client's read timeout did
+/// (see [`timed_out_after_sending`]).
+pub(crate) fn sdk_timed_out<E, R>(err: &SdkError<E, R>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) => true,
+        SdkError::DispatchFailure(failure) => failure
+            .as_connector_error()
+            .is_some_and(connector_timed_out_after_connecting),
+        _ => false,
+    }
+}
+
+/// Whether an attempt that ended with `err` and no response timed out after its
+/// request went out, and so is billed as if the model ran until the timeout (as a
+/// call the caller drops is): SageMaker runs, and bills, a request it received
+/// whether or not the answer arrives. The SDK cannot say whether a request cut off
+/// by its operation or attempt timeout had reached SageMaker, so it is counted as
+/// having reached it; a connection the HTTP client reports as never made (a connect
+/// timeout) did not.
+pub(crate) fn timed_out_after_sending<E>(err: &OrchestratorError<E>) -> bool {
+    err.is_timeout_error()
+        || err
+            .as_connector_error()
+            .is_some_and(connector_timed_out_after_connecting)
+}
+
+/// A connector timeout that is not the connection's: the default HTTP client
+/// (hyper) marks a failure to connect as such, whatever ended it.
+fn connector_timed_out_after_connecting(err: &ConnectorError) -> bool {
+    if !err.is_timeout() {
+        return false;
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = next {
+        if cause
+            .downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+        {
+            return false;
+        }
+        next = cause.source();
+    }
+    true
 }
 
 /// A call that has begun: checked, reserved, on the sharing clock, in its span.
@@ -283,15 +335,20 @@ pub(crate) struct Answered<T, E> {
 }
 
 impl<T, E: ProvideErrorMetadata> Answered<T, E> {
-    /// A failure that did not reach the model has no receipt: it is returned as
-    /// `O`'s error (or [`Error::UnknownEndpoint`]) here, and its reservation is
-    /// released. Anything else goes on to make its receipt.
+    /// A failure none of whose attempts reached the model has no receipt: it is
+    /// returned as `O`'s error (or [`Error::UnknownEndpoint`]) here, and its
+    /// reservation is released. Anything else goes on to make its receipt: a
+    /// success, a model error, or a failure after an attempt that reached the model
+    /// (one the SDK timed out after sending, then retried or gave up on).
     pub(crate) fn billable<O: MeteredOperation<Error = E>>(self) -> Result<Self>
     where
         E: std::error::Error + Send + Sync + 'static,
     {
         match self.result {
-            Err(err) if !O::FAILURE_CAN_REACH_MODEL || !reached_model(&err) => {
+            Err(err)
+                if !O::FAILURE_CAN_REACH_MODEL
+                    || !(reached_model(&err) || self.receipt.parts.attempts.any_ran()) =>
+            {
                 Err(self.receipt.error::<O>(err, None))
             }
             _ => Ok(self),
@@ -365,14 +422,26 @@ impl Receipt {
     }
 
     /// Makes the receipt of a call that failed after reaching the model, and
-    /// returns the call's error carrying it (see [`failed`]).
+    /// returns the call's error carrying it (see [`failed`]). Its outcome is
+    /// `cancelled` when the SDK timed it out (billed as if the model ran until
+    /// then, as a dropped call is), else `error`.
     pub(crate) fn fail<O: MeteredOperation>(
         self,
-        usage: Usage,
+        mut usage: Usage,
         request_id: Option<String>,
-        notes: Vec<String>,
+        mut notes: Vec<String>,
         source: SdkError<O::Error, HttpResponse>,
     ) -> Error {
+        if sdk_timed_out(&source) {
+            usage.outcome = Outcome::Cancelled;
+            notes.push(
+                "the SDK timed out the call after its request was sent: billed as if the \
+                 model ran until then"
+                    .to_owned(),
+            );
+        } else {
+            usage.outcome = Outcome::Error;
+        }
         let prepared = self.prepared.clone();
         let endpoint = self.parts.endpoint.clone();
         let cost = self.make(usage, request_id, notes, Phase::Whole);
@@ -462,6 +531,13 @@ pub(crate) fn bill_attempts(
             "{count} attempts: {billed} reached the model and are billed, {} were not",
             count - billed
         ));
+        let timed_out = attempts.timed_out();
+        if timed_out > 0 {
+            notes.push(format!(
+                "{timed_out} of the attempts timed out after the request was sent: billed \
+                 as if the model ran until the timeout"
+            ));
+        }
     }
     BilledTime {
         billed: usage.latency,
@@ -731,8 +807,9 @@ tokio::task_local! {
 /// [`AttemptWatch`] (or by [`MeteringInterceptor`](super::MeteringInterceptor)).
 ///
 /// An attempt reached the model when SageMaker answered it with a success or a
-/// model error; a throttled, refused or failed-in-transit attempt did not, and is
-/// not billed. Each attempt is counted once by its number (the orchestrator's
+/// model error, or when it timed out after its request went out
+/// ([`timed_out_after_sending`]); a throttled, refused or failed-in-transit attempt
+/// did not, and is not billed. Each attempt is counted once by its number (the orchestrator's
 /// `RequestAttempts`), so a watch registered twice on one request (on the client
 /// and again on the call) counts nothing twice.
 #[derive(Debug, Clone)]
@@ -757,6 +834,9 @@ struct AttemptLog {
     /// How long that attempt took, up to the end the SDK saw (for a stream, its
     /// headers).
     last_billed_us: AtomicU64,
+    /// Attempts that timed out after their request went out (billed, see
+    /// [`timed_out_after_sending`]).
+    timed_out: AtomicU32,
 }
 
 impl AttemptProbe {
@@ -771,6 +851,7 @@ impl AttemptProbe {
             billed: AtomicU32::new(0),
             last_billed: AtomicU32::new(0),
             last_billed_us: AtomicU64::new(0),
+            timed_out: AtomicU32::new(0),
         }))
     }
 
@@ -783,6 +864,17 @@ impl AttemptProbe {
     /// credentials or its endpoint reached nothing and is not billed.
     pub(crate) fn transmitted(&self) -> bool {
         self.count() > 0
+    }
+
+    /// Whether an attempt that ended reached the model (answered after the model
+    /// ran, or timed out after its request went out).
+    pub(crate) fn any_ran(&self) -> bool {
+        self.0.billed.load(Ordering::Relaxed) > 0
+    }
+
+    /// Attempts that timed out after their request went out.
+    pub(crate) fn timed_out(&self) -> u32 {
+        self.0.timed_out.load(Ordering::Relaxed)
     }
 
     /// The attempts of a call that ended `end` after it started which used the
@@ -839,8 +931,18 @@ impl AttemptProbe {
         {
             return; // never sent, or already counted
         }
-        let status = context.response().map(|r| r.status().as_u16());
-        if status.is_some_and(status_reached_model) {
+        let ran = match context.response() {
+            Some(response) => status_reached_model(response.status().as_u16()),
+            None => {
+                let timed_out = matches!(context.output_or_error(),
+                    Some(Err(err)) if timed_out_after_sending(err));
+                if timed_out {
+                    log.timed_out.fetch_add(1, Ordering::Relaxed);
+                }
+                timed_out
+            }
+        };
+        if ran {
             let started = log.attempt_started_us.load(Ordering::Relaxed);
             let took = micros(log.origin.elapsed()).saturating_sub(started);
             log.billed_us.fetch_add(took, Ordering::Relaxed);

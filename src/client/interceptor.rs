@@ -1,6 +1,6 @@
 //! Metering for a plain SDK client, with no change at the call sites.
 
-use super::call::{AttemptProbe, bill_attempts, is_model_error_code};
+use super::call::{AttemptProbe, bill_attempts, is_model_error_code, timed_out_after_sending};
 use super::meter::{FinishedCall, Meter, Targets};
 use crate::budget::{Refusal, Reservation};
 use crate::totals::CallShare;
@@ -182,16 +182,31 @@ impl Intercept for MeteringInterceptor {
                 output.request_id().map(str::to_owned)
             }
             Some(Err(err)) => {
-                // Only a model error means the model ran (and the time is billed).
+                // The model ran (and the time is billed) when it answered with an
+                // error, or when an attempt timed out after sending (as for a
+                // `Client`'s calls).
                 let model_error = err
                     .as_operation_error()
                     .and_then(|e| e.downcast_ref::<InvokeEndpointError>())
                     .filter(|e| is_model_error_code(e.code()));
-                let Some(model_error) = model_error else {
+                if let Some(model_error) = model_error {
+                    usage.outcome = Outcome::Error;
+                    model_error.meta().request_id().map(str::to_owned)
+                } else if start.attempts.any_ran() {
+                    usage.outcome = if timed_out_after_sending(err) {
+                        notes.push(
+                            "the SDK timed out the call after its request was sent: \
+                             billed as if the model ran until then"
+                                .to_owned(),
+                        );
+                        Outcome::Cancelled
+                    } else {
+                        Outcome::Error
+                    };
+                    None
+                } else {
                     return Ok(());
-                };
-                usage.outcome = Outcome::Error;
-                model_error.meta().request_id().map(str::to_owned)
+                }
             }
             None => return Ok(()),
         };

@@ -3,7 +3,7 @@
 use super::Metered;
 use super::call::{AttemptWatch, Call, CallRequest, MeteredOperation};
 use super::meter::{Meter, Phase, Targets};
-use crate::usage::{Operation, Outcome};
+use crate::usage::Operation;
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::SdkError;
 use aws_sdk_sagemakerruntime::operation::RequestId;
@@ -101,12 +101,10 @@ where
                 }
                 output.request_id().map(str::to_owned)
             }
-            Err(err) => {
-                usage.outcome = Outcome::Error;
-                err.as_service_error()
-                    .and_then(|e| e.meta().request_id())
-                    .map(str::to_owned)
-            }
+            Err(err) => err
+                .as_service_error()
+                .and_then(|e| e.meta().request_id())
+                .map(str::to_owned),
         };
         match answered.result {
             Ok(output) => {

@@ -151,9 +151,9 @@ async fn invoke_endpoint_with_response_stream(
             };
             Ok(MeteredResponseStream::new(output, call))
         }
-        // The model ran and answered with an error: its time was used.
+        // The model ran (answered with an error, or the SDK timed the call out
+        // after sending it): its time was used.
         Err(source) => {
-            usage.outcome = Outcome::Error;
             let request_id = source
                 .as_service_error()
                 .and_then(|e| e.meta().request_id())

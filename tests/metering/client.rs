@@ -8,6 +8,7 @@ use crate::support::receipts::{Receipts, line};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
+use aws_smithy_types::timeout::TimeoutConfig;
 use rust_decimal::Decimal;
 use sagemeter::billing::{Allocation, LineItem, UsageCharges};
 use sagemeter::endpoint::{EndpointProfile, VariantBilling, VariantProfile};
@@ -1215,6 +1216,24 @@ async fn retrying_client(
     backoff: Duration,
     configure: impl FnOnce(sagemeter::ClientBuilder) -> sagemeter::ClientBuilder,
 ) -> Client {
+    timing_out_client(
+        fake,
+        attempts,
+        backoff,
+        TimeoutConfig::disabled(),
+        configure,
+    )
+    .await
+}
+
+/// [`retrying_client`] whose SDK client also has `timeouts`.
+async fn timing_out_client(
+    fake: &FakeSageMaker,
+    attempts: u32,
+    backoff: Duration,
+    timeouts: TimeoutConfig,
+    configure: impl FnOnce(sagemeter::ClientBuilder) -> sagemeter::ClientBuilder,
+) -> Client {
     let sdk_config = fake.sdk_config().await;
     let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
         aws_sdk_sagemakerruntime::config::Builder::from(&sdk_config)
@@ -1223,6 +1242,7 @@ async fn retrying_client(
                     .with_max_attempts(attempts)
                     .with_initial_backoff(backoff),
             )
+            .timeout_config(timeouts)
             .build(),
     );
     configure(
@@ -1316,6 +1336,262 @@ async fn an_invoke_dropped_during_its_retry_is_billed_for_that_attempt_only() {
         compute.quantity,
         sagemeter::billing::hours(cost.usage.latency)
     );
+}
+
+/// The SDK error inside a failed `InvokeEndpoint`, and the receipt it carries.
+fn invoke_failure(
+    err: Error,
+) -> (
+    aws_sdk_sagemakerruntime::error::SdkError<
+        aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError,
+        aws_smithy_runtime_api::http::Response,
+    >,
+    Option<Cost>,
+) {
+    match err {
+        Error::Invoke { source, cost, .. } => (*source, cost.map(|c| *c)),
+        other => panic!("not an invoke error: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_invoke_the_sdk_times_out_after_sending_makes_one_cancelled_receipt() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let receipts = Receipts::default();
+    let timeouts = TimeoutConfig::builder()
+        .operation_timeout(Duration::from_secs(1))
+        .build();
+    let client = timing_out_client(&fake, 1, Duration::ZERO, timeouts, |b| {
+        b.without_discovery()
+            .endpoint_profile(EndpointProfile::new(
+                "rt",
+                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
+            ))
+            .time_source(shared)
+            .sink(receipts.clone())
+    })
+    .await;
+    fake.hold();
+    let call = tokio::spawn(invoke(&client, "rt"));
+    fake.wait_for_invocations(1).await;
+    time.advance(Duration::from_secs(2));
+    let (source, cost) = invoke_failure(call.await.unwrap().unwrap_err());
+    fake.release();
+
+    assert!(
+        matches!(
+            source,
+            aws_sdk_sagemakerruntime::error::SdkError::TimeoutError(_)
+        ),
+        "{source:?}"
+    );
+    let cost = cost.expect("the timed-out call's receipt comes with its error");
+    assert_eq!(receipts.all(), vec![cost.clone()]);
+    assert_eq!(cost.usage.outcome, Outcome::Cancelled);
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n.contains("the SDK timed out the call")),
+        "{:?}",
+        cost.notes
+    );
+    // As for a dropped call: alone on its one instance for the 2 s until the
+    // timeout, 2/3600 h = 0.000555555555555555 (18 places, rounded down)
+    // × 0.23 USD/h = 0.00012777777777777765 → 0.000127777777 (rounded down).
+    assert_eq!(line_cost(&cost, LineItem::Compute), dec("0.000127777777"));
+    // The 2-byte body went in: 2 / 2³⁰ GB × 0.016 USD/GB = 2.98e-11 → 0.00000000003.
+    assert_eq!(line_cost(&cost, LineItem::DataIn), dec("0.00000000003"));
+    assert_eq!(client.meter().totals().calls, 1);
+    assert_eq!(client.meter().totals().client_usd, cost.cost_usd);
+}
+
+#[tokio::test]
+async fn attempts_the_sdk_times_out_and_retries_are_each_billed_until_their_timeout() {
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_millis(300))
+        .build();
+    let client = timing_out_client(&fake, 2, Duration::from_millis(200), timeouts, |b| {
+        b.sink(receipts.clone()).allocation(Allocation::BusyTime)
+    })
+    .await;
+    invoke(&client, "rt").await.unwrap(); // profile and rates at hand
+    fake.hold();
+    let started = std::time::Instant::now();
+    let (source, cost) = invoke_failure(invoke(&client, "rt").await.unwrap_err());
+    let wall = started.elapsed();
+    fake.release();
+
+    assert!(
+        matches!(
+            source,
+            aws_sdk_sagemakerruntime::error::SdkError::TimeoutError(_)
+        ),
+        "{source:?}"
+    );
+    assert_eq!(fake.invocations(), 3, "the warm-up call, then two attempts");
+    let cost = cost.expect("the timed-out call's receipt comes with its error");
+    assert_eq!(receipts.all().len(), 2);
+    assert_eq!(cost.usage.outcome, Outcome::Cancelled);
+    assert_eq!(cost.usage.attempts, 2);
+    for note in [
+        "2 attempts: 2 reached the model and are billed, 0 were not",
+        "2 of the attempts timed out after the request was sent: billed as if the model \
+         ran until the timeout",
+    ] {
+        assert!(cost.notes.iter().any(|n| n == note), "{:?}", cost.notes);
+    }
+    // Billed: the two attempts of 300 ms each until their timeout, not the back-off
+    // between them (200 ms, jittered: up to 200 ms).
+    assert!(
+        cost.usage.latency >= Duration::from_millis(600),
+        "{:?}",
+        cost.usage.latency
+    );
+    assert!(
+        cost.usage.latency + Duration::from_millis(5) <= wall || wall < Duration::from_millis(605),
+        "{:?} billed of {wall:?}",
+        cost.usage.latency
+    );
+    let compute = line(&cost, LineItem::Compute);
+    assert_eq!(
+        compute.quantity,
+        sagemeter::billing::hours(cost.usage.latency)
+    );
+}
+
+#[tokio::test]
+async fn an_invoke_past_the_http_read_timeout_makes_one_cancelled_receipt() {
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    let timeouts = TimeoutConfig::builder()
+        .read_timeout(Duration::from_millis(300))
+        .build();
+    let client = timing_out_client(&fake, 1, Duration::ZERO, timeouts, |b| {
+        b.sink(receipts.clone()).allocation(Allocation::BusyTime)
+    })
+    .await;
+    invoke(&client, "rt").await.unwrap(); // profile and rates at hand
+    fake.hold();
+    let (source, cost) = invoke_failure(invoke(&client, "rt").await.unwrap_err());
+    fake.release();
+
+    assert!(
+        matches!(&source, aws_sdk_sagemakerruntime::error::SdkError::DispatchFailure(f) if f.is_timeout()),
+        "{source:?}"
+    );
+    let cost = cost.expect("the timed-out call's receipt comes with its error");
+    assert_eq!(receipts.all().len(), 2);
+    assert_eq!(cost.usage.outcome, Outcome::Cancelled);
+    assert!(cost.usage.latency >= Duration::from_millis(300));
+    // Busy time: the call's own latency, at 0.23 USD/h (ml.m5.xlarge, us-east-1).
+    let compute = line(&cost, LineItem::Compute);
+    assert_eq!(
+        compute.quantity,
+        sagemeter::billing::hours(cost.usage.latency)
+    );
+    assert!(
+        matches!(compute.price, sagemeter::billing::LinePrice::Priced { usd_per_unit, .. } if usd_per_unit == dec("0.23")),
+        "{compute:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_interceptor_meters_a_call_the_sdk_times_out_after_sending() {
+    let fake = fake_with_demo_endpoints().await;
+    let config = fake.sdk_config().await;
+    let receipts = Receipts::default();
+    let meter = sagemeter::Meter::builder(&config)
+        .price_source(FixedPrices::us_east_1())
+        .allocation(Allocation::BusyTime)
+        .sink(receipts.clone())
+        .build_meter()
+        .unwrap();
+    let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(&config)
+            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(Duration::from_millis(300))
+                    .build(),
+            )
+            .build(),
+    );
+    fake.hold();
+    let err = sdk
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap_err();
+    fake.release();
+    assert!(
+        matches!(
+            err,
+            aws_sdk_sagemakerruntime::error::SdkError::TimeoutError(_)
+        ),
+        "{err:?}"
+    );
+    meter.shutdown().await.unwrap(); // the receipt is made in the background
+    let all = receipts.all();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0].usage.outcome, Outcome::Cancelled);
+    assert!(all[0].usage.latency >= Duration::from_millis(300));
+    // Busy time at 0.23 USD/h (ml.m5.xlarge, us-east-1) for the call's latency.
+    let compute = line(&all[0], LineItem::Compute);
+    assert_eq!(
+        compute.quantity,
+        sagemeter::billing::hours(all[0].usage.latency)
+    );
+    assert_eq!(meter.totals().calls, 1);
+}
+
+#[tokio::test]
+async fn an_invoke_whose_connection_times_out_makes_no_receipt() {
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    // A listener that never accepts, its queue of one connection full: the kernel
+    // drops further connection requests, so connecting times out.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _queued: Vec<_> = (0..4)
+        .filter_map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(50)).ok())
+        .collect();
+    let url = format!("http://{addr}");
+    let sdk_config = fake.sdk_config().await;
+    let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(&sdk_config)
+            .endpoint_url(url)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_millis(300))
+                    .read_timeout(Duration::from_millis(300))
+                    .build(),
+            )
+            .build(),
+    );
+    let client = Client::builder(&sdk_config)
+        .runtime_client(runtime)
+        .price_source(FixedPrices::us_east_1())
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    let (source, cost) = invoke_failure(invoke(&client, "rt").await.unwrap_err());
+    assert!(
+        matches!(&source, aws_sdk_sagemakerruntime::error::SdkError::DispatchFailure(f) if f.is_timeout()),
+        "{source:?}"
+    );
+    assert!(cost.is_none(), "{cost:?}");
+    drop(listener);
+    assert!(receipts.all().is_empty());
+    assert_eq!(client.meter().totals().calls, 0);
 }
 
 #[tokio::test]
