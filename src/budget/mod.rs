@@ -604,7 +604,8 @@ impl Budgets {
         }
     }
 
-    /// Adds a call's real cost to every budget covering it; returns the alerts to raise.
+    /// Adds a call's real cost to every budget covering it; returns the alerts to
+    /// raise, and what fleet budgets were charged beyond the receipt's cost.
     fn settle(
         &self,
         reservation: &mut Reservation,
@@ -612,7 +613,7 @@ impl Budgets {
         cost_usd: Decimal,
         fully_priced: bool,
         now: DateTime<Utc>,
-    ) -> Vec<(BudgetAlert, Option<Arc<AlertFn>>)> {
+    ) -> (Vec<AlertToRaise>, Vec<BeyondReceipt>) {
         let mut inner = self.lock();
         let BudgetsInner { tracked, recent } = &mut *inner;
         let held: Vec<(usize, Decimal)> = reservation.indexes.drain(..).collect();
@@ -642,12 +643,20 @@ impl Budgets {
             history.pop_front();
         }
         let mut alerts = Vec::new();
+        let mut beyond = Vec::new();
         for (i, t) in tracked.iter_mut().enumerate() {
             if !t.budget.scope.covers(&reservation.endpoint, tags) {
                 continue;
             }
             t.roll(now);
-            t.state.spent += charged(i);
+            let charged = charged(i);
+            t.state.spent += charged;
+            if t.fleet && charged > cost_usd {
+                beyond.push(BeyondReceipt {
+                    budget: i,
+                    usd: charged - cost_usd,
+                });
+            }
             if self.fleet {
                 continue; // the fleet raises alerts, once for all processes
             }
@@ -669,7 +678,7 @@ impl Budgets {
                 }
             }
         }
-        alerts
+        (alerts, beyond)
     }
 
     /// Spent and reserved per budget, for inspection.
@@ -711,19 +720,36 @@ pub struct BudgetStatus {
     pub reserved_usd: Decimal,
 }
 
+/// An alert, and the budget's callback for it.
+type AlertToRaise = (BudgetAlert, Option<Arc<AlertFn>>);
+
+/// What a fleet budget was charged for a call beyond its receipt's cost: the
+/// estimate reserved for a call that could not be fully priced (an unknown price
+/// never makes a budget spend-free). The fleet adds it to the budget's item, so
+/// that every process, and the lease's use, counts it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BeyondReceipt {
+    /// The budget, by its index in the client's order.
+    pub budget: usize,
+    /// The charge beyond the receipt, USD (> 0).
+    pub usd: Decimal,
+}
+
 impl Reservation {
     /// Settles to the real cost and raises alerts. Consumes the reservation.
+    /// Returns what fleet budgets were charged beyond the receipt (see
+    /// [`BeyondReceipt`]; empty without a fleet, and for a fully priced call).
     pub(crate) fn settle(
         mut self,
         tags: &BTreeMap<String, String>,
         cost_usd: Decimal,
         fully_priced: bool,
         now: DateTime<Utc>,
-    ) {
+    ) -> Vec<BeyondReceipt> {
         let Some(budgets) = self.budgets.take() else {
-            return;
+            return Vec::new();
         };
-        let alerts = budgets.settle(&mut self, tags, cost_usd, fully_priced, now);
+        let (alerts, beyond) = budgets.settle(&mut self, tags, cost_usd, fully_priced, now);
         for (alert, callback) in alerts {
             tracing::warn!(target: "sagemeter::budget", scope = %alert.scope,
                 threshold_percent = alert.threshold_percent, spent_usd = %alert.spent_usd,
@@ -732,6 +758,7 @@ impl Reservation {
                 callback(&alert);
             }
         }
+        beyond
     }
 }
 

@@ -512,14 +512,25 @@ impl Meter {
 
     /// Settles a reservation to the receipt's cost.
     pub(crate) fn settle(&self, reservation: Option<Reservation>, cost: &Cost) {
-        if let Some(r) = reservation {
-            r.settle(
-                &cost.tags,
-                cost.cost_usd,
-                cost.is_fully_priced(),
-                self.now().into(),
-            );
+        let Some(r) = reservation else {
+            return;
+        };
+        let now = self.now();
+        let beyond = r.settle(
+            &cost.tags,
+            cost.cost_usd,
+            cost.is_fully_priced(),
+            now.into(),
+        );
+        // A fleet budget's charge for a call not fully priced counts in the table too.
+        #[cfg(feature = "fleet")]
+        if !beyond.is_empty()
+            && let Some(fleet) = &self.inner.fleet
+        {
+            fleet.charge_beyond_receipts(&beyond, now);
         }
+        #[cfg(not(feature = "fleet"))]
+        let _ = beyond;
     }
 
     /// Client default tags overlaid with the call's own. Without default tags (the

@@ -9,7 +9,8 @@ use super::{FleetConfig, FleetStats, WhenUnavailable};
 use crate::FastMap;
 use crate::billing::{div_round_dp, round_cost};
 use crate::budget::{
-    ALERT_THRESHOLDS, Budget, BudgetAlert, BudgetPeriod, BudgetScope, Budgets, LeaseWant,
+    ALERT_THRESHOLDS, BeyondReceipt, Budget, BudgetAlert, BudgetPeriod, BudgetScope, Budgets,
+    LeaseWant,
 };
 use crate::totals::{Totals, hourly_stretch};
 use crate::{Error, Result};
@@ -473,6 +474,27 @@ impl Fleet {
         }
     }
 
+    /// Adds what fleet budgets were charged beyond a receipt (a call that could not
+    /// be fully priced counts at its reserved estimate, never $0) to each budget's
+    /// item, written at the next flush: the lease's use, what the fleet has
+    /// committed once the lease ends, and the fleet's alerts count it.
+    pub(crate) fn charge_beyond_receipts(&self, charges: &[BeyondReceipt], now: SystemTime) {
+        let now: DateTime<Utc> = now.into();
+        let shared = &self.shared;
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        for charge in charges {
+            let (Some((budget, pk)), Some(pico)) =
+                (shared.specs.get(charge.budget), to_pico(charge.usd))
+            else {
+                continue;
+            };
+            let start = budget.period().start_of(now);
+            let sk = state.period_sk(budget.period(), start);
+            let end = keys::period_end(budget.period(), start);
+            state.item(pk, &sk, || Item::spend(end)).pending.unpriced += pico;
+        }
+    }
+
     /// Starts the flush loop on the current runtime, once (at the first call).
     pub(crate) fn start_flushing(&self) {
         if self.shared.started.load(Ordering::Relaxed)
@@ -645,6 +667,7 @@ impl Fleet {
                 let held = match added {
                     Added::Applied {
                         spent,
+                        unpriced,
                         calls,
                         accruals,
                         lease_held,
@@ -664,7 +687,9 @@ impl Fleet {
                             ));
                         }
                         item.known = spent;
-                        passed.push((write.pk.clone(), write.sk.clone(), spent));
+                        // A budget counts what it was charged for calls not fully
+                        // priced, as each process's own budget does.
+                        passed.push((write.pk.clone(), write.sk.clone(), spent + unpriced));
                         if let (Some((endpoint, load)), Some(others)) = (&write.load, others_load) {
                             loaded.push((endpoint.clone(), load.milli, others));
                         }
@@ -680,7 +705,7 @@ impl Fleet {
                 };
                 match (&mut item.lease, write.until_ms) {
                     (Some(lease), Some(until)) if held => {
-                        lease.used_written += write.delta.spent;
+                        lease.used_written += write.delta.spent + write.delta.unpriced;
                         lease.until_ms = until;
                         (Some((lease.budget, lease.period_start, until)), None)
                     }

@@ -21,8 +21,14 @@ pub struct FleetScopeStatus {
     pub period: BudgetPeriod,
     /// When the period started (UTC).
     pub period_start: DateTime<Utc>,
-    /// Spent in the period by every process, as written so far.
+    /// Spent in the period by every process, as written so far: the sum of the
+    /// receipts.
     pub spent_usd: Decimal,
+    /// Charged to the scope's enforced budgets beyond `spent_usd`, for calls that
+    /// could not be fully priced: each counts at no less than its reserved
+    /// estimate, never $0. The budget's spend is `spent_usd` plus this.
+    #[serde(skip_serializing_if = "Decimal::is_zero")]
+    pub unpriced_charge_usd: Decimal,
     /// Calls counted.
     pub calls: u64,
     /// Per variant (endpoint scopes).
@@ -104,6 +110,7 @@ fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec
                 period,
                 period_start: start,
                 spent_usd: from_pico(spent),
+                unpriced_charge_usd: from_pico(table::int(item, table::UNPRICED).unwrap_or(0)),
                 calls: table::int(item, table::CALLS)
                     .and_then(|c| u64::try_from(c).ok())
                     .unwrap_or(0),

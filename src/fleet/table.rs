@@ -26,6 +26,10 @@ pub const EXPIRES_AT: &str = "expires_at";
 pub(crate) const SPENT: &str = "spent_pico";
 /// Calls in the period (spend items).
 pub(crate) const CALLS: &str = "calls";
+/// Charged to the scope's enforced budgets beyond its receipts, for calls that
+/// could not be fully priced (their reserved estimate, never $0), pico-USD
+/// (spend items). A budget counts `spent_pico` plus this.
+pub(crate) const UNPRICED: &str = "unpriced_charge_pico";
 /// Leases granted minus unused parts returned, pico-USD (spend items of budgets).
 pub(crate) const COMMITTED: &str = "committed_pico";
 /// The limit the last process to lease wrote, pico-USD (spend items of budgets).
@@ -147,6 +151,8 @@ pub(crate) fn int(item: &HashMap<String, AttributeValue>, name: &str) -> Option<
 pub(crate) struct Delta {
     pub spent: i128,
     pub calls: u64,
+    /// Charged to the item's budgets beyond the receipts (see [`UNPRICED`]).
+    pub unpriced: i128,
     /// Per variant (endpoint items).
     pub variants: BTreeMap<String, i128>,
     /// Compute allocated per variant (endpoint items), for the fleet's accrual.
@@ -160,6 +166,7 @@ impl Delta {
     pub(crate) fn is_empty(&self) -> bool {
         self.spent == 0
             && self.calls == 0
+            && self.unpriced == 0
             && self.variants.values().all(|v| *v == 0)
             && self.allocated.values().all(|v| *v == 0)
     }
@@ -207,6 +214,8 @@ pub(crate) enum Added {
     /// other processes' fresh loads summed (when it carried a load).
     Applied {
         spent: i128,
+        /// What its budgets were charged beyond the receipts, after it.
+        unpriced: i128,
         /// The item's calls after it.
         calls: u64,
         /// The variants' fleet accruals after it (those the write touched).
@@ -272,7 +281,8 @@ impl Table {
 
     /// Adds `delta` to a spend item, once per (`process`, `seq`). With
     /// `lease_until_ms`, this process holds a lease of the item's budget: the spend
-    /// counts as used from it, and the lease is renewed until then.
+    /// (with what was charged beyond the receipts) counts as used from it, and the
+    /// lease is renewed until then.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn add_spend(
         &self,
@@ -285,7 +295,11 @@ impl Table {
         lease_until_ms: Option<i64>,
         load: Option<Load>,
     ) -> Result<Added, TableError> {
-        let mut adds = vec![format!("{SPENT} :spent"), format!("{CALLS} :calls")];
+        let mut adds = vec![
+            format!("{SPENT} :spent"),
+            format!("{CALLS} :calls"),
+            format!("{UNPRICED} :unpriced"),
+        ];
         let mut sets = vec![
             "#seq = :seq".to_owned(),
             format!("{EXPIRES_AT} = if_not_exists({EXPIRES_AT}, :exp)"),
@@ -296,7 +310,8 @@ impl Table {
             .table_name(&self.name)
             .set_key(Some(self.key(pk, sk)))
             .expression_attribute_values(":spent", n(delta.spent))
-            .expression_attribute_values(":calls", n(i128::from(delta.calls)));
+            .expression_attribute_values(":calls", n(i128::from(delta.calls)))
+            .expression_attribute_values(":unpriced", n(delta.unpriced));
         for (i, (variant, pico)) in delta.variants.iter().enumerate() {
             adds.push(format!("#v{i} :v{i}"));
             request = request
@@ -322,9 +337,10 @@ impl Table {
                 .expression_attribute_values(format!(":f{i}"), n(i128::from(*ms)));
         }
         if let Some(until) = lease_until_ms {
-            adds.push("#used :spent".to_owned());
+            adds.push("#used :used".to_owned());
             sets.push("#until = :until".to_owned());
             request = request
+                .expression_attribute_values(":used", n(delta.spent + delta.unpriced))
                 .expression_attribute_names("#used", format!("{USED_PREFIX}{process}"))
                 .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
                 .expression_attribute_values(":until", n(i128::from(until)));
@@ -354,6 +370,7 @@ impl Table {
                 let item = out.attributes();
                 Ok(Added::Applied {
                     spent: item.and_then(|a| int(a, SPENT)).unwrap_or(0),
+                    unpriced: item.and_then(|a| int(a, UNPRICED)).unwrap_or(0),
                     calls: item
                         .and_then(|a| int(a, CALLS))
                         .and_then(|c| u64::try_from(c).ok())

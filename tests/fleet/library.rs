@@ -793,6 +793,68 @@ async fn after_shutdown_a_fleet_budget_refuses_calls_instead_of_spending_a_lease
     assert_eq!(endpoint.leases, 0);
 }
 
+/// A price source with no price for anything: every line of every receipt is
+/// unpriced.
+#[derive(Debug)]
+struct NoPrices;
+
+impl sagemeter::pricing::PriceSource for NoPrices {
+    fn price<'a>(
+        &'a self,
+        key: &'a sagemeter::pricing::PriceKey,
+    ) -> sagemeter::pricing::BoxFuture<
+        'a,
+        Result<sagemeter::pricing::Rate, sagemeter::pricing::PriceError>,
+    > {
+        Box::pin(async move { Err(sagemeter::pricing::PriceError::NotFound { key: key.clone() }) })
+    }
+}
+
+#[tokio::test]
+async fn unpriced_calls_count_against_a_fleet_budget_at_their_estimate_not_at_zero() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("unpriced");
+    create_table(&conf, &table).await.unwrap();
+    // $1 a day, each call estimated at $0.05; leased 10 % ($0.10) at a time.
+    let budget = Budget::enforce(
+        BudgetScope::endpoint(REALTIME_ENDPOINT),
+        BudgetPeriod::Day,
+        dec("1"),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed { usd: dec("0.05") })
+    .unwrap();
+    let client = Client::builder(&conf)
+        .without_discovery()
+        .without_metrics()
+        .price_source(NoPrices)
+        .fleet(FleetConfig::dynamodb(&table).lease_percent(10))
+        .budget(budget)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let cost = call(&client).await.unwrap();
+        assert!(!cost.is_fully_priced());
+        assert_eq!(cost.cost_usd, Decimal::ZERO, "nothing is priced");
+    }
+    // Each call counts at its $0.05 estimate, as the process's own budget counts
+    // it: $0.15, not $0.
+    assert_eq!(client.meter().budget_status()[0].spent_usd, dec("0.15"));
+    client.meter().shutdown().await.unwrap();
+
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let endpoint = scope(&status, &BudgetScope::endpoint(REALTIME_ENDPOINT));
+    // The receipts' spend is $0; the budget was charged 3 × $0.05 beyond them,
+    // and once the leases are given back the fleet has committed exactly that.
+    assert_eq!(endpoint.spent_usd, Decimal::ZERO);
+    assert_eq!(endpoint.calls, 3);
+    assert_eq!(endpoint.unpriced_charge_usd, dec("0.15"));
+    assert_eq!(endpoint.leases, 0);
+    assert_eq!(endpoint.committed_usd, Some(dec("0.15")));
+    assert_eq!(endpoint.remaining_usd, Some(dec("0.85")));
+}
+
 #[tokio::test]
 async fn a_fleet_budget_on_a_tag_key_holding_an_equals_sign_is_refused_when_built() {
     let emu = Emulator::shared();

@@ -103,6 +103,13 @@ fn write_status(out: &mut dyn Write, s: &FleetScopeStatus) -> std::io::Result<()
         usd(s.spent_usd),
         s.calls
     )?;
+    if !s.unpriced_charge_usd.is_zero() {
+        write!(
+            out,
+            " (+{} charged to budgets for unpriced calls)",
+            usd(s.unpriced_charge_usd)
+        )?;
+    }
     if let (Some(limit), Some(committed), Some(remaining)) =
         (s.limit_usd, s.committed_usd, s.remaining_usd)
     {
