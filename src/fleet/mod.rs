@@ -77,7 +77,7 @@
 //!
 //! | `pk` | `sk` | attributes |
 //! |---|---|---|
-//! | `scope#fleet`, `scope#endpoint:<name>`, `scope#tag:<key>=<value>` | `hour#2026-12-01T20`, `day#2026-12-01`, `month#2026-12` | `spent_pico`, `calls`, `unpriced_charge_pico`, `variant:<name>`, `allocated:<variant>`, `accrual_from:<variant>`, `inflight:<process>`, `inflight_at:<process>` (endpoint items), `seq:<process>`, `expires_at`; for budgets also `limit_pico`, `committed_pico`, `alerted` and, per process holding a lease, `lease_granted:<process>`, `lease_used:<process>`, `lease_until:<process>` |
+//! | `scope#fleet`, `scope#endpoint:<name>`, `scope#tag:<key>=<value>` | `hour#2026-12-01T20`, `day#2026-12-01`, `month#2026-12` | `spent_pico`, `calls`, `unpriced_charge_pico`, `variant:<name>`, `allocated:<variant>`, `accrual_from:<variant>`, `inflight:<process>`, `inflight_at:<process>` (endpoint items), `seq:<process>`, `expires_at`; for budgets also `limit_pico`, `committed_pico`, `alerted` and, per process holding a lease, `lease_granted:<process>`, `lease_used:<process>`, `lease_until:<process>`, `lease_seq:<process>` |
 //!
 //! A budget's leases live in its own item, so leasing, spending, renewing and
 //! giving back are each one conditional `UpdateItem` of one item (atomic, no

@@ -3,7 +3,7 @@
 
 use super::keys::{self, from_pico, to_pico};
 use super::table::{
-    self, Added, Delta, Failure, FleetAccrual, LeaseHeld, Leased, Load, Table, TableError,
+    self, Added, Delta, Failure, FleetAccrual, LeaseEnd, LeaseHeld, Leased, Load, Table, TableError,
 };
 use super::{FleetConfig, FleetStats, WhenUnavailable};
 use crate::FastMap;
@@ -228,6 +228,10 @@ struct Item {
     unacked: Option<(u64, Delta)>,
     /// This process's lease, when the item is a fleet budget's and one is held.
     lease: Option<Lease>,
+    /// A lease request for the item went out and its answer never came: the table
+    /// may hold a lease of this process that this process does not know of. The
+    /// next lease granted finds it; else it is given back with the others.
+    lease_unanswered: bool,
     /// Per variant, the fleet's accrual as the table last returned it (endpoint items).
     accrual: BTreeMap<String, FleetAccrual>,
     /// Per variant, this process's earliest call in the item's period (epoch ms).
@@ -242,6 +246,7 @@ impl Item {
             pending: Delta::default(),
             unacked: None,
             lease: None,
+            lease_unanswered: false,
             accrual: BTreeMap::new(),
             first_call_ms: BTreeMap::new(),
         }
@@ -862,6 +867,7 @@ impl Fleet {
                     || item.unacked.is_some()
                     || !item.pending.is_empty()
                     || item.lease.is_some()
+                    || item.lease_unanswered
             });
         }
         state.items.retain(|_, items| !items.is_empty());
@@ -909,6 +915,13 @@ impl Fleet {
                 }
                 Err(LeaseFailure::Table(err)) => {
                     self.warn(&err, "leasing budget");
+                    // The request may have been applied with its answer lost.
+                    {
+                        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                        let sk = state.period_sk(budget.period(), want.period_start);
+                        let end = keys::period_end(budget.period(), want.period_start);
+                        state.item(pk, &sk, || Item::spend(end)).lease_unanswered = true;
+                    }
                     match shared.config.when_unavailable {
                         WhenUnavailable::Allow => {
                             // Spend the fleet does not know of yet: written when it answers.
@@ -963,6 +976,11 @@ impl Fleet {
             let now_ms = epoch_ms(shared.time.now());
             let until_ms =
                 now_ms + i64::try_from(shared.config.lease_ttl.as_millis()).unwrap_or(i64::MAX / 2);
+            let seq = {
+                let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.seq += 1;
+                state.seq
+            };
             let answer = self
                 .counted(
                     shared
@@ -971,6 +989,7 @@ impl Fleet {
                             pk,
                             &sk,
                             &shared.process,
+                            seq,
                             amount,
                             limit,
                             until_ms,
@@ -980,8 +999,8 @@ impl Fleet {
                 )
                 .map_err(LeaseFailure::Table)?;
             let item = match answer {
-                Leased::Granted => {
-                    self.granted(index, pk, &sk, period_start, end, amount, until_ms);
+                Leased::Granted { granted } => {
+                    self.granted(index, pk, &sk, period_start, end, amount, granted, until_ms);
                     return Ok(());
                 }
                 Leased::NoRoom(item) => item,
@@ -1008,7 +1027,7 @@ impl Fleet {
                 let ended = self
                     .counted(shared.table.end_lease(pk, &sk, &lease).await)
                     .map_err(LeaseFailure::Table)?;
-                if ended {
+                if ended == LeaseEnd::Ended {
                     tracing::info!(target: "sagemeter::fleet", scope = %budget.scope(),
                         unused_usd = %from_pico(lease.granted - lease.used),
                         "ended the lapsed lease of a process that is gone");
@@ -1026,6 +1045,10 @@ impl Fleet {
         })
     }
 
+    /// `amount` was leased, and the item now holds `granted` in all for this
+    /// process: more than this process had counted when an earlier request was
+    /// applied but its answer came too late (after `lease_wait`), and that part is
+    /// this process's to spend (and to give back) too.
     #[allow(clippy::too_many_arguments)]
     fn granted(
         &self,
@@ -1035,10 +1058,11 @@ impl Fleet {
         period_start: DateTime<Utc>,
         end: DateTime<Utc>,
         amount: i128,
+        granted: i128,
         until_ms: i64,
     ) {
         let shared = &self.shared;
-        {
+        let added = {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             let item = state.item(pk, sk, || Item::spend(end));
             let lease = item.lease.get_or_insert(Lease {
@@ -1048,14 +1072,22 @@ impl Fleet {
                 used_written: 0,
                 until_ms,
             });
-            lease.granted += amount;
+            let added = (granted - lease.granted).max(amount);
+            lease.granted += added;
             lease.until_ms = until_ms;
+            item.lease_unanswered = false;
+            added
+        };
+        if added > amount {
+            tracing::info!(target: "sagemeter::fleet", item = %sk,
+                found_usd = %from_pico(added - amount),
+                "found a lease granted earlier whose answer came too late; it is used now");
         }
         tracing::debug!(target: "sagemeter::fleet", item = %sk, amount, "lease granted");
         shared.budgets.grant(
             index,
             period_start,
-            from_pico(amount),
+            from_pico(added),
             self.local_until(until_ms),
         );
     }
@@ -1107,7 +1139,13 @@ impl Fleet {
                 .iter()
                 .flat_map(|(pk, items)| {
                     items.iter().filter_map(move |(sk, item)| {
-                        let lease = item.lease.as_ref()?;
+                        let (granted, used, until_ms) = match &item.lease {
+                            Some(l) => (l.granted, l.used_written, l.until_ms),
+                            // A lease whose grant was never answered: ended as
+                            // the item holds it (no lease has these figures).
+                            None if item.lease_unanswered => (-1, -1, -1),
+                            None => return None,
+                        };
                         let due = match ended_by {
                             None => true,
                             Some(now) => {
@@ -1122,9 +1160,9 @@ impl Fleet {
                                 sk.clone(),
                                 LeaseHeld {
                                     process: shared.process.clone(),
-                                    granted: lease.granted,
-                                    used: lease.used_written,
-                                    until_ms: lease.until_ms,
+                                    granted,
+                                    used,
+                                    until_ms,
                                 },
                             )
                         })
@@ -1135,19 +1173,21 @@ impl Fleet {
         let mut problems = Vec::new();
         for (pk, sk, lease) in leases {
             let ended =
-                tokio::time::timeout_at(deadline, shared.table.end_lease(&pk, &sk, &lease)).await;
-            shared.requests.fetch_add(1, Ordering::Relaxed);
+                tokio::time::timeout_at(deadline, self.end_own_lease(&pk, &sk, &lease)).await;
             tracing::debug!(target: "sagemeter::fleet", item = %sk, granted = lease.granted,
                 used = lease.used, ?ended, "lease given back");
             match ended {
-                Ok(Ok(_)) => {
+                Ok(Ok(())) => {
                     let given_back = {
                         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                         state
                             .items
                             .get_mut(pk.as_str())
                             .and_then(|m| m.get_mut(sk.as_str()))
-                            .and_then(|item| item.lease.take())
+                            .and_then(|item| {
+                                item.lease_unanswered = false;
+                                item.lease.take()
+                            })
                     };
                     // The fleet may lease it to others now: this process's budget
                     // no longer counts on it either.
@@ -1163,6 +1203,33 @@ impl Fleet {
             }
         }
         problems
+    }
+
+    /// Ends this process's `lease` of (`pk`, `sk`). When the item holds it
+    /// otherwise than this process counted (a lease request applied after
+    /// `lease_wait` gave up on it, or a write of its use whose answer was lost),
+    /// the lease is ended as the item holds it: what the fleet has committed then
+    /// ends equal to what was spent, whatever this process missed. `Ok` too when
+    /// the lease is gone (reclaimed by another process after it lapsed).
+    async fn end_own_lease(
+        &self,
+        pk: &str,
+        sk: &str,
+        lease: &LeaseHeld,
+    ) -> std::result::Result<(), TableError> {
+        let table = &self.shared.table;
+        let mut held = lease.clone();
+        // Once as counted here, then once as the item holds it.
+        for _ in 0..2 {
+            match self.counted(table.end_lease(pk, sk, &held).await)? {
+                LeaseEnd::Ended | LeaseEnd::Changed(None) => return Ok(()),
+                LeaseEnd::Changed(Some(now)) => held = now,
+            }
+        }
+        Err(TableError {
+            kind: Failure::Other,
+            message: "the lease kept changing while it was given back".to_owned(),
+        })
     }
 
     pub(crate) fn stats(&self) -> FleetStats {

@@ -58,6 +58,10 @@ pub(crate) const ALLOCATED_PREFIX: &str = "allocated:";
 pub(crate) const ACCRUAL_FROM_PREFIX: &str = "accrual_from:";
 /// The last sequence number of a process's flushes applied to an item.
 pub(crate) const SEQ_PREFIX: &str = "seq:";
+/// The sequence number of a process's last lease request applied to a budget's
+/// item, `lease_seq:<process>`: a request retried after its answer was lost is
+/// applied once.
+pub(crate) const LEASE_SEQ_PREFIX: &str = "lease_seq:";
 
 /// Why a request to the table failed, as far as the fleet acts on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -266,10 +270,22 @@ pub(crate) fn leases_in(item: &HashMap<String, AttributeValue>) -> Vec<LeaseHeld
         .collect()
 }
 
+/// How ending a lease went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LeaseEnd {
+    /// Ended: its unused part went back to the fleet.
+    Ended,
+    /// Not as read: the lease as the item now holds it (`None`: gone, ended or
+    /// reclaimed by another process).
+    Changed(Option<LeaseHeld>),
+}
+
 /// How a lease request ended.
 #[derive(Debug)]
 pub(crate) enum Leased {
-    Granted,
+    /// Granted: what the item now holds granted to this process in all (more
+    /// than this process counted when an earlier request's answer was lost).
+    Granted { granted: i128 },
     /// No room: the budget's item as it was (spent, committed, the leases held).
     NoRoom(HashMap<String, AttributeValue>),
 }
@@ -389,18 +405,23 @@ impl Table {
 
     /// Leases `amount` of the budget kept in (`pk`, `sk`) to `process`, if the
     /// fleet's committed sum stays within `limit`: one conditional update of the
-    /// budget's item, which holds every process's lease.
+    /// budget's item, which holds every process's lease. Applied once per
+    /// (`process`, `seq`): the SDK's retry of a request whose answer was lost finds
+    /// it applied, and answers as it would have.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn lease(
         &self,
         pk: &str,
         sk: &str,
         process: &str,
+        seq: u64,
         amount: i128,
         limit: i128,
         until_ms: i64,
         expires_at: i64,
     ) -> Result<Leased, TableError> {
+        let granted_name = format!("{GRANTED_PREFIX}{process}");
+        let seq_name = format!("{LEASE_SEQ_PREFIX}{process}");
         let result = self
             .client
             .update_item()
@@ -409,13 +430,16 @@ impl Table {
             .update_expression(format!(
                 "SET {COMMITTED} = if_not_exists({COMMITTED}, :zero) + :amount, {LIMIT} = :limit, \
                  #granted = if_not_exists(#granted, :zero) + :amount, \
-                 #used = if_not_exists(#used, :zero), #until = :until, \
+                 #used = if_not_exists(#used, :zero), #until = :until, #lseq = :seq, \
                  {EXPIRES_AT} = if_not_exists({EXPIRES_AT}, :exp)"
             ))
             .condition_expression(format!(
-                "attribute_not_exists({COMMITTED}) OR {COMMITTED} <= :max"
+                "(attribute_not_exists(#lseq) OR #lseq < :seq) AND \
+                 (attribute_not_exists({COMMITTED}) OR {COMMITTED} <= :max)"
             ))
-            .expression_attribute_names("#granted", format!("{GRANTED_PREFIX}{process}"))
+            .expression_attribute_names("#granted", &granted_name)
+            .expression_attribute_names("#lseq", &seq_name)
+            .expression_attribute_values(":seq", n(i128::from(seq)))
             .expression_attribute_names("#used", format!("{USED_PREFIX}{process}"))
             .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
             .expression_attribute_values(":zero", n(0))
@@ -424,11 +448,17 @@ impl Table {
             .expression_attribute_values(":max", n(limit - amount))
             .expression_attribute_values(":until", n(i128::from(until_ms)))
             .expression_attribute_values(":exp", n(i128::from(expires_at)))
+            .return_values(ReturnValue::UpdatedNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Leased::Granted),
+            Ok(out) => Ok(Leased::Granted {
+                granted: out
+                    .attributes()
+                    .and_then(|a| int(a, &granted_name))
+                    .unwrap_or(amount),
+            }),
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
                 let item = match e.err() {
                     UpdateItemError::ConditionalCheckFailedException(c) => {
@@ -436,6 +466,13 @@ impl Table {
                     }
                     _ => HashMap::new(),
                 };
+                // Applied already: this is the SDK's retry of a request whose
+                // answer was lost.
+                if int(&item, &seq_name).is_some_and(|applied| applied >= i128::from(seq)) {
+                    return Ok(Leased::Granted {
+                        granted: int(&item, &granted_name).unwrap_or(amount),
+                    });
+                }
                 Ok(Leased::NoRoom(item))
             }
             Err(err) => Err(err.into()),
@@ -445,13 +482,12 @@ impl Table {
     /// Ends `lease` (if it still stands as read): removes it from the budget's item
     /// and takes what it did not use off the committed sum (or adds what it used
     /// beyond its grant), so that the committed sum ends equal to what was spent.
-    /// `Ok(false)`: the lease had changed or was gone.
     pub(crate) async fn end_lease(
         &self,
         pk: &str,
         sk: &str,
         lease: &LeaseHeld,
-    ) -> Result<bool, TableError> {
+    ) -> Result<LeaseEnd, TableError> {
         let result = self
             .client
             .update_item()
@@ -470,9 +506,26 @@ impl Table {
             // Signed: a lease spent past its grant (calls that cost more than
             // their estimate) adds the excess to what the fleet has committed.
             .expression_attribute_values(":back", n(lease.used - lease.granted))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        Ok(conditional(result)?.is_some())
+        match result {
+            Ok(_) => Ok(LeaseEnd::Ended),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let now = match e.err() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => {
+                        c.item().and_then(|item| {
+                            leases_in(item)
+                                .into_iter()
+                                .find(|held| held.process == lease.process)
+                        })
+                    }
+                    _ => None,
+                };
+                Ok(LeaseEnd::Changed(now))
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// Removes what this process's writes left of a lease that was reclaimed

@@ -415,6 +415,87 @@ async fn a_throttled_table_stops_no_call_and_loses_no_increment() {
 }
 
 #[tokio::test]
+async fn a_lease_whose_answers_were_lost_is_applied_once_then_found_spent_and_given_back() {
+    let (conf, table, proxy) = behind_proxy("lost-lease").await;
+    // $0.10 a day at $0.01 a call, leased 50 % ($0.05, five calls) at a time.
+    let budget = Budget::enforce(
+        BudgetScope::endpoint(REALTIME_ENDPOINT),
+        BudgetPeriod::Day,
+        dec("0.10"),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed { usd: dec("0.01") })
+    .unwrap();
+    let client = per_call_client(
+        &conf,
+        proxied(&table, &proxy, &conf).lease_percent(50),
+        Some(budget),
+    );
+    // The table applies the lease request, and the SDK's retries of it, but every
+    // answer is lost: the call gets no lease and is refused.
+    proxy.set(Fault::LoseResponses);
+    let err = call(&client).await.unwrap_err();
+    assert!(matches!(err, Error::BudgetUnavailable { .. }), "{err:?}");
+    proxy.set(Fault::None);
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let endpoint = scope(&status, &BudgetScope::endpoint(REALTIME_ENDPOINT));
+    assert_eq!(
+        endpoint.committed_usd,
+        Some(dec("0.05")),
+        "one lease of $0.05, however often the request was sent"
+    );
+
+    // The next lease finds the one whose answer was lost: the process spends
+    // both, the whole $0.10 (ten calls), and the eleventh is refused.
+    for i in 0..10 {
+        call(&client)
+            .await
+            .unwrap_or_else(|e| panic!("call {i}: {e}"));
+    }
+    let err = call(&client).await.unwrap_err();
+    assert!(matches!(err, Error::BudgetExceeded { .. }), "{err:?}");
+    client.meter().shutdown().await.unwrap();
+
+    // Given back as the table holds it: committed ends equal to what was spent.
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let endpoint = scope(&status, &BudgetScope::endpoint(REALTIME_ENDPOINT));
+    assert_eq!((endpoint.spent_usd, endpoint.calls), (dec("0.10"), 10));
+    assert_eq!(endpoint.committed_usd, Some(dec("0.10")));
+    assert_eq!(endpoint.leases, 0);
+}
+
+#[tokio::test]
+async fn a_lease_whose_answer_was_lost_is_given_back_at_shutdown() {
+    let (conf, table, proxy) = behind_proxy("lost-lease-back").await;
+    let budget = Budget::enforce(
+        BudgetScope::endpoint(REALTIME_ENDPOINT),
+        BudgetPeriod::Day,
+        dec("0.10"),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed { usd: dec("0.01") })
+    .unwrap();
+    let client = per_call_client(
+        &conf,
+        proxied(&table, &proxy, &conf).lease_percent(50),
+        Some(budget),
+    );
+    proxy.set(Fault::LoseResponses);
+    let err = call(&client).await.unwrap_err();
+    assert!(matches!(err, Error::BudgetUnavailable { .. }), "{err:?}");
+    proxy.set(Fault::None);
+    client.meter().shutdown().await.unwrap();
+
+    // The $0.05 lease the process never heard of went back with the others:
+    // nothing spent, nothing committed, no lease left to lapse.
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let endpoint = scope(&status, &BudgetScope::endpoint(REALTIME_ENDPOINT));
+    assert_eq!(endpoint.spent_usd, Decimal::ZERO);
+    assert_eq!(endpoint.committed_usd, Some(Decimal::ZERO));
+    assert_eq!(endpoint.leases, 0);
+}
+
+#[tokio::test]
 async fn a_slow_table_costs_a_call_no_time_and_a_lease_no_more_than_lease_wait() {
     let (conf, table, proxy) = behind_proxy("slow").await;
     proxy.set(Fault::Slow(Duration::from_secs(3)));
