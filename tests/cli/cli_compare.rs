@@ -351,6 +351,78 @@ fn compare_from_a_ledger_counts_each_async_invocation_once() {
 }
 
 #[test]
+fn compare_from_a_rolling_ledger_reads_its_files_as_one_and_names_a_torn_line() {
+    // The four invocations above, in a rolling ledger's two hourly files; the
+    // second file ends with a line torn by a crash.
+    let first = [
+        async_receipt("a-1", "2026-05-20T10:00:00Z", None),
+        async_receipt("a-2", "2026-05-20T10:15:00Z", None),
+        async_receipt("a-1", "2026-05-20T10:00:00Z", Some((20, 1000, 300, 100))),
+        async_receipt("a-2", "2026-05-20T10:15:00Z", Some((40, 3000, 500, 300))),
+        async_receipt("a-3", "2026-05-20T10:30:00Z", None),
+        async_receipt("a-3", "2026-05-20T10:30:00Z", Some((60, 2000, 400, 200))),
+        async_receipt("a-4", "2026-05-20T10:59:00Z", None),
+    ];
+    let second = [async_receipt(
+        "a-4",
+        "2026-05-20T10:59:00Z",
+        Some((60, 2000, 400, 200)),
+    )];
+    let dir = tempfile::tempdir().unwrap();
+    let rolled = dir.path().join("receipts");
+    std::fs::create_dir(&rolled).unwrap();
+    std::fs::write(
+        rolled.join("sagemeter-2026-05-20T10.jsonl"),
+        first.join("\n") + "\n",
+    )
+    .unwrap();
+    let torn = r#"{"call_id":"a-5","at":"2026-05-20T11:0"#;
+    std::fs::write(
+        rolled.join("sagemeter-2026-05-20T11.jsonl"),
+        second.join("\n") + "\n" + torn,
+    )
+    .unwrap();
+
+    let output = sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&rolled)
+        .args(["--period", "day", "--per-call", "0.01", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&output).expect("stdout is JSON");
+    // As from one file: 4 calls in 10:00:00 to 11:00:00, 96 a day, 45 s each.
+    assert_eq!(json["profile"]["calls_per_period"], "96");
+    assert_eq!(json["profile"]["mean_latency_ms"], "45000");
+    assert_eq!(json["plans"][0]["cost_usd"], "0.96");
+    let skipped = &json["skipped_torn_lines"];
+    assert_eq!(skipped.as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(skipped[0]["line"], 2);
+    assert_eq!(skipped[0]["bytes"], torn.len());
+    assert!(
+        skipped[0]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("sagemeter-2026-05-20T11.jsonl")),
+        "{skipped}"
+    );
+
+    // The table says so too.
+    sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&rolled)
+        .args(["--period", "day", "--per-call", "0.01"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "Ledger: skipped a torn last line of {} (line 2, {} bytes: an interrupted write)",
+            rolled.join("sagemeter-2026-05-20T11.jsonl").display(),
+            torn.len()
+        )));
+}
+
+#[test]
 fn nothing_to_compare_says_which_flags_make_a_plan() {
     sagemeter()
         .args(["compare", "--calls", "100"])

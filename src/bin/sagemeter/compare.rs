@@ -60,9 +60,10 @@ pub struct CompareArgs {
     pub calls_per_day: Option<Decimal>,
     /// Take the work from a ledger written by `sagemeter invoke --ledger` (or the
     /// library's JsonlLedger): its calls, mean latency, bytes and tokens, scaled from
-    /// the time the ledger covers to the period. An async invocation's two receipts
-    /// (submission and settlement) are one call.
-    #[arg(long, value_name = "LEDGER", conflicts_with_all = ["calls", "calls_per_day"], help_heading = "Usage profile")]
+    /// the time the ledger covers to the period. A directory (a rolling ledger's) is
+    /// read as one ledger. An async invocation's two receipts (submission and
+    /// settlement) are one call.
+    #[arg(long, value_name = "LEDGER|DIR", conflicts_with_all = ["calls", "calls_per_day"], help_heading = "Usage profile")]
     pub from_ledger: Option<PathBuf>,
     /// The period costs are compared over (and a subscription fee is charged for).
     #[arg(long, value_name = "day|month|year", default_value = "month", value_parser = parse_period, help_heading = "Usage profile")]
@@ -251,6 +252,48 @@ struct JsonOutput<'a> {
     /// With `--price-trend history`: each rate's measured change, or why it is flat.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     measured_trend: &'a [String],
+    /// With `--from-ledger`: torn last lines (interrupted writes) that were skipped.
+    #[serde(skip_serializing_if = "<[SkippedLine]>::is_empty")]
+    skipped_torn_lines: &'a [SkippedLine],
+}
+
+/// A ledger file's torn last line, skipped.
+#[derive(Serialize)]
+struct SkippedLine {
+    file: PathBuf,
+    line: u64,
+    bytes: u64,
+}
+
+impl std::fmt::Display for SkippedLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "skipped a torn last line of {} (line {}, {} bytes: an interrupted write)",
+            self.file.display(),
+            self.line,
+            self.bytes
+        )
+    }
+}
+
+/// The receipts of the ledger at `path` (a file, or a directory of them read as
+/// one), and its files' torn last lines.
+fn read_ledger(path: &Path) -> Result<(Vec<sagemeter::Cost>, Vec<SkippedLine>), BoxError> {
+    let mut records = Vec::new();
+    let mut skipped = Vec::new();
+    for file in sagemeter::ledger::ledger_files(path)? {
+        let read = sagemeter::ledger::read_all(&file)?;
+        records.extend(read.records);
+        if let Some(torn) = read.torn_tail {
+            skipped.push(SkippedLine {
+                file,
+                line: torn.line,
+                bytes: torn.bytes,
+            });
+        }
+    }
+    Ok((records, skipped))
 }
 
 /// Runs `sagemeter compare`: builds the profile and plans from `args`, prices them
@@ -262,15 +305,17 @@ pub async fn run(
     region: &str,
     out: &mut dyn Write,
 ) -> Result<(), BoxError> {
+    let mut skipped = Vec::new();
     let profile = match &args.from_ledger {
         Some(path) => {
-            let read = sagemeter::ledger::read_all(path)?;
-            if read.records.is_empty() {
+            let records;
+            (records, skipped) = read_ledger(path)?;
+            if records.is_empty() {
                 return Err(
                     format!("the ledger {} has no calls to compare", path.display()).into(),
                 );
             }
-            let totals = sagemeter::compare::UsageTotals::from_receipts(&read.records);
+            let totals = sagemeter::compare::UsageTotals::from_receipts(&records);
             UsageProfile::from_totals(&totals, args.period)?
         }
         None => profile(&args)?,
@@ -312,6 +357,7 @@ pub async fn run(
             comparison: &comparison,
             trend: projection.as_ref(),
             measured_trend: &measured,
+            skipped_torn_lines: &skipped,
         };
         serde_json::to_writer_pretty(&mut *out, &output)?;
         writeln!(out)?;
@@ -331,8 +377,11 @@ pub async fn run(
             }
             write!(out, "{projection}")?;
         }
-        if !charts.is_empty() {
+        if !charts.is_empty() || !skipped.is_empty() {
             writeln!(out)?;
+        }
+        for line in &skipped {
+            writeln!(out, "Ledger: {line}")?;
         }
         for (what, path) in charts {
             writeln!(out, "{what}: {}", path.display())?;
