@@ -94,6 +94,10 @@ pub(crate) fn is_model_error_code(code: Option<&str>) -> bool {
     matches!(code, Some("ModelError" | "ModelStreamError"))
 }
 
+/// The note on the receipt of a call the SDK timed out after sending it.
+pub(crate) const SDK_TIMEOUT_NOTE: &str =
+    "the SDK timed out the call after its request was sent: billed as if the model ran until then";
+
 /// Whether a call failed because the SDK timed it out after a request went out:
 /// its operation or attempt timeout fired, or the HTTP client's read timeout did
 /// (see [`timed_out_after_sending`]).
@@ -434,11 +438,7 @@ impl Receipt {
     ) -> Error {
         if sdk_timed_out(&source) {
             usage.outcome = Outcome::Cancelled;
-            notes.push(
-                "the SDK timed out the call after its request was sent: billed as if the \
-                 model ran until then"
-                    .to_owned(),
-            );
+            notes.push(SDK_TIMEOUT_NOTE.to_owned());
         } else {
             usage.outcome = Outcome::Error;
         }

@@ -1,6 +1,8 @@
 //! Metering for a plain SDK client, with no change at the call sites.
 
-use super::call::{AttemptProbe, bill_attempts, is_model_error_code, timed_out_after_sending};
+use super::call::{
+    AttemptProbe, SDK_TIMEOUT_NOTE, bill_attempts, is_model_error_code, timed_out_after_sending,
+};
 use super::meter::{FinishedCall, Meter, Targets};
 use crate::budget::{Refusal, Reservation};
 use crate::totals::CallShare;
@@ -194,11 +196,7 @@ impl Intercept for MeteringInterceptor {
                     model_error.meta().request_id().map(str::to_owned)
                 } else if start.attempts.any_ran() {
                     usage.outcome = if timed_out_after_sending(err) {
-                        notes.push(
-                            "the SDK timed out the call after its request was sent: \
-                             billed as if the model ran until then"
-                                .to_owned(),
-                        );
+                        notes.push(SDK_TIMEOUT_NOTE.to_owned());
                         Outcome::Cancelled
                     } else {
                         Outcome::Error
