@@ -915,8 +915,9 @@ impl Fleet {
                 }
                 Err(LeaseFailure::Table(err)) => {
                     self.warn(&err, "leasing budget");
-                    // The request may have been applied with its answer lost.
-                    {
+                    // The request may have been applied with its answer lost (a
+                    // missing table or a refusal applies nothing).
+                    if matches!(err.kind, Failure::Unreachable | Failure::Throttled) {
                         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                         let sk = state.period_sk(budget.period(), want.period_start);
                         let end = keys::period_end(budget.period(), want.period_start);
