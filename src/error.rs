@@ -21,7 +21,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `InvokeEndpoint` failed. The call may still have cost money (the model ran
-    /// and returned an error): `cost` holds the receipt when one could be made.
+    /// and returned an error, or the SDK timed the call out after sending it, a
+    /// `cancelled` receipt): `cost` holds the receipt when one could be made.
     #[error("InvokeEndpoint on endpoint `{endpoint}` failed")]
     Invoke {
         /// The endpoint that was called.
@@ -29,11 +30,12 @@ pub enum Error {
         /// The SDK's error, untouched (boxed: it is large).
         #[source]
         source: Box<SdkError<InvokeEndpointError, HttpResponse>>,
-        /// The receipt of the failed call, when the endpoint's pricing is known.
+        /// The receipt of the failed call, when the model ran.
         cost: Option<Box<Cost>>,
     },
     /// `InvokeEndpointWithResponseStream` failed before its stream began. As with
-    /// [`Error::Invoke`], `cost` holds the receipt when the model ran (a model error).
+    /// [`Error::Invoke`], `cost` holds the receipt when the model ran (a model error,
+    /// or a timeout after sending).
     /// Errors in the middle of a stream come from the stream's `recv()`, as in the SDK.
     #[error("InvokeEndpointWithResponseStream on endpoint `{endpoint}` failed")]
     InvokeWithResponseStream {
