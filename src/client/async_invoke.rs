@@ -377,13 +377,24 @@ pub(crate) async fn settle(
         "settlement of the async invocation submitted at {}",
         submitted_at.to_rfc3339()
     )];
+    let mut compute_unknown = None;
     let duration = match completion.duration {
         BilledDuration::Processing(d) => d,
         BilledDuration::CompletedAt(at) => {
             notes.push(
                 "billed time runs from submission to completion (queue time included)".to_owned(),
             );
-            at.duration_since(submitted).unwrap_or_default()
+            at.duration_since(submitted).unwrap_or_else(|_| {
+                // Another host's clock (or the notification's) is behind the
+                // submitting host's: how long the model worked is not known.
+                compute_unknown = Some(format!(
+                    "the completion time {} is before the submission {}: the clocks \
+                     disagree, and the model's time is not known",
+                    DateTime::<Utc>::from(at).to_rfc3339(),
+                    submitted_at.to_rfc3339()
+                ));
+                Duration::ZERO
+            })
         }
     };
     if let Ok(profile) = &prepared.profile
@@ -419,6 +430,7 @@ pub(crate) async fn settle(
         tags,
         notes,
         shared_hours: None,
+        compute_unknown,
     };
     let cost = in_span(&span, || {
         meter.finish_phase(call, &prepared, Phase::Settled)

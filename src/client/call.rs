@@ -484,6 +484,7 @@ impl Receipt {
             tags,
             notes,
             shared_hours: Some(shared_hours),
+            compute_unknown: None,
         };
         let cost = in_span(&span, || meter.finish_phase(call, &prepared, phase));
         record_on_span(&span, &cost);
@@ -776,6 +777,7 @@ impl Drop for CallInFlight {
             tags,
             notes,
             shared_hours: Some(shared_hours),
+            compute_unknown: None,
         };
         if let Some(prepared) = meter.prepare_now(&call.endpoint, now) {
             let cost = meter.finish(call, &prepared);

@@ -217,6 +217,7 @@ impl Intercept for MeteringInterceptor {
             tags: BTreeMap::new(),
             notes,
             shared_hours: share.map(|s| billed.share(s.end(self.meter.now()))),
+            compute_unknown: None,
         };
         let meter = self.meter.clone();
         let spawned = self.meter.inner.background.spawn(async move {

@@ -1,9 +1,10 @@
 //! The [`Meter`]: discovery, pricing, billing and recording for any call.
 
 use crate::billing::{
-    Allocation, CopyShare, Cost, CostLine, LineItem, MAX_SANE_USD_PER_UNIT, QuantityUnit,
-    RateResult, UsageCharges, check_usd_per_unit, component_compute_line, compute_key,
-    compute_line, copy_share, data_lines, unpriced, unreserved_fraction, usage_charge_lines,
+    Allocation, CopyShare, Cost, CostLine, LineItem, LinePrice, MAX_SANE_USD_PER_UNIT,
+    QuantityUnit, RateResult, UsageCharges, check_usd_per_unit, component_compute_line,
+    compute_key, compute_line, copy_share, data_lines, unpriced, unreserved_fraction,
+    usage_charge_lines,
 };
 use crate::budget::{BudgetStatus, Budgets, LeaseWant, Refusal, Reservation};
 use crate::endpoint::{
@@ -256,6 +257,9 @@ pub(crate) struct Prepared {
     pub profile: Result<Arc<EndpointProfile>, DiscoveryError>,
     /// The rates of each of the profile's variants, in the profile's order.
     pub rates: Vec<VariantRates>,
+    /// The region's data-processing rates (in, out): they need no profile, so a
+    /// call whose endpoint could not be described still has its data lines.
+    pub data: [RateResult; 2],
     /// Where the endpoint's running totals are kept.
     pub totals: EndpointSlot,
     /// Where each of its inference components' clocks and totals are kept.
@@ -290,9 +294,15 @@ impl Prepared {
 /// A price source's rate, unless no SageMaker price comes near it: the built-in
 /// sources refuse such prices where they read them, but a custom [`PriceSource`]
 /// could still hand one over, and the variant's standing costs (rate × instances ×
-/// 3,600) must not overflow. Overrides are checked when they are configured.
+/// 3,600) must not overflow. A $0 rate is refused too (never a silent $0: a price
+/// that is free on purpose is an override marked so). Overrides are checked when
+/// they are configured.
 fn plausible(rate: RateResult) -> RateResult {
     match rate {
+        Ok(rate) if rate.usd_per_unit.is_zero() => Err(PriceError::ZeroOnly {
+            reason: format!("the price source gave 0 USD per unit for {}", rate.key),
+            key: rate.key,
+        }),
         Ok(rate) if check_usd_per_unit(rate.usd_per_unit).is_err() => Err(PriceError::Malformed {
             reason: format!(
                 "the price source gave {} USD per unit for {}: not a price (SageMaker \
@@ -358,6 +368,9 @@ pub(crate) struct FinishedCall {
     /// The instance-hours the endpoint's processor-sharing clock allocated to the
     /// call (see `CallShare::end`), when the call was on the clock.
     pub shared_hours: Option<Decimal>,
+    /// Why the call's compute time is not known, when it is not: its compute line
+    /// is then unpriced with this reason, never a $0 from a made-up duration.
+    pub compute_unknown: Option<String>,
 }
 
 impl Meter {
@@ -593,6 +606,8 @@ impl Meter {
             Err(profile) => profile,
         };
         let totals = self.inner.totals.endpoint_slot(endpoint);
+        let data_in = self.rate_now(&self.inner.data_in_key)?;
+        let data_out = self.rate_now(&self.inner.data_out_key)?;
         let mut rates = Vec::new();
         if let Ok(profile) = &profile {
             rates.reserve_exact(profile.variants.len());
@@ -602,8 +617,6 @@ impl Meter {
                     Ok(key) => self.rate_now(&key)?,
                     Err(err) => Err(err),
                 };
-                let data_in = self.rate_now(&self.inner.data_in_key)?;
-                let data_out = self.rate_now(&self.inner.data_out_key)?;
                 let keys = standing_keys(&self.inner.region, variant);
                 let standing = StandingRates {
                     provisioned: match &keys.provisioned {
@@ -617,7 +630,7 @@ impl Meter {
                 };
                 rates.push(VariantRates::new(
                     variant,
-                    [compute, data_in, data_out],
+                    [compute, data_in.clone(), data_out.clone()],
                     standing,
                     self.hosted(profile),
                     self.inner.totals.variant_slot(totals, &variant.name),
@@ -632,6 +645,7 @@ impl Meter {
         let prepared = Arc::new(Prepared {
             profile,
             rates,
+            data: [data_in, data_out],
             totals,
             component_slots,
         });
@@ -693,23 +707,22 @@ impl Meter {
     /// Profile and rates of `endpoint` through the discovery and price sources'
     /// waiting paths, for when [`prepare_now`](Self::prepare_now) had not all of them.
     pub(crate) async fn prepare_waiting(&self, endpoint: &str) -> Arc<Prepared> {
-        let profile = self.inner.discovery.profile(endpoint).await;
+        // The data rates alongside the profile: a cold or failing source costs one
+        // wait, not several.
+        let (profile, data_in, data_out) = tokio::join!(
+            self.inner.discovery.profile(endpoint),
+            self.rate(&self.inner.data_in_key),
+            self.rate(&self.inner.data_out_key),
+        );
         let totals = self.inner.totals.endpoint_slot(endpoint);
         let mut rates = Vec::new();
         if let Ok(profile) = &profile {
             for variant in &profile.variants {
-                let compute_key = compute_key(&self.inner.region, profile.kind, &variant.billing);
-                // Three look-ups at once: a cold or failing source costs one wait, not three.
-                let (compute, data_in, data_out) = tokio::join!(
-                    async {
-                        match compute_key {
-                            Ok(key) => self.rate(&key).await,
-                            Err(err) => Err(err),
-                        }
-                    },
-                    self.rate(&self.inner.data_in_key),
-                    self.rate(&self.inner.data_out_key),
-                );
+                let compute = match compute_key(&self.inner.region, profile.kind, &variant.billing)
+                {
+                    Ok(key) => self.rate(&key).await,
+                    Err(err) => Err(err),
+                };
                 let keys = standing_keys(&self.inner.region, variant);
                 let (provisioned, storage) = tokio::join!(
                     async {
@@ -727,7 +740,7 @@ impl Meter {
                 );
                 rates.push(VariantRates::new(
                     variant,
-                    [compute, data_in, data_out],
+                    [compute, data_in.clone(), data_out.clone()],
                     StandingRates {
                         provisioned,
                         storage,
@@ -744,6 +757,7 @@ impl Meter {
         Arc::new(Prepared {
             profile,
             rates,
+            data: [data_in, data_out],
             totals,
             component_slots,
         })
@@ -772,6 +786,7 @@ impl Meter {
             tags,
             mut notes,
             shared_hours,
+            compute_unknown,
         } = call;
         let ended_at = self.now();
         let charges = self.inner.charges.get(&endpoint);
@@ -853,25 +868,44 @@ impl Meter {
                         variant = Some(v.name.clone());
                         billing = Some(v.billing.clone());
                     }
-                    None => lines.push(unpriced(
-                        LineItem::Compute,
-                        Decimal::ZERO,
-                        QuantityUnit::InstanceHours,
-                        format!("endpoint `{endpoint}` has no production variants"),
-                    )),
+                    None => {
+                        lines.push(unpriced(
+                            LineItem::Compute,
+                            Decimal::ZERO,
+                            QuantityUnit::InstanceHours,
+                            format!("endpoint `{endpoint}` has no production variants"),
+                        ));
+                        let [data_in, data_out] = &prepared.data;
+                        lines.extend(data_lines(&usage, data_in, data_out));
+                    }
                 }
             }
-            Err(err) => lines.push(unpriced(
-                LineItem::Compute,
-                Decimal::ZERO,
-                QuantityUnit::InstanceHours,
-                err.to_string(),
-            )),
+            Err(err) => {
+                lines.push(unpriced(
+                    LineItem::Compute,
+                    Decimal::ZERO,
+                    QuantityUnit::InstanceHours,
+                    err.to_string(),
+                ));
+                // Data processed is billed by the region's rate, whatever the
+                // endpoint: an async submission (which bills no compute) is then
+                // not a receipt of no lines at $0.
+                let [data_in, data_out] = &prepared.data;
+                lines.extend(data_lines(&usage, data_in, data_out));
+            }
         }
         if let Some(charges) = charges {
             lines.extend(usage_charge_lines(&usage, charges));
         }
         lines.retain(|l| billed(l.item));
+        if let Some(reason) = compute_unknown {
+            for line in lines.iter_mut().filter(|l| l.item == LineItem::Compute) {
+                line.quantity = Decimal::ZERO;
+                line.price = LinePrice::Unpriced {
+                    reason: reason.clone(),
+                };
+            }
+        }
 
         let cost_usd: Decimal = lines.iter().filter_map(CostLine::cost_usd).sum();
         let compute_usd = lines

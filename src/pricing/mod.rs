@@ -476,6 +476,9 @@ pub enum PriceError {
 ///
 /// Implementations must be cheap to call repeatedly: a warm look-up is on every
 /// call's path. Object-safe, so a chain can be built from `Arc<dyn PriceSource>`.
+/// A meter refuses a rate of $0 (or one beyond any SageMaker price) from a source:
+/// the line is unpriced with the reason. A price that is free on purpose is a price
+/// override marked `free_of_charge`.
 pub trait PriceSource: fmt::Debug + Send + Sync {
     /// The rate for `key`, or why there is none.
     fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>>;

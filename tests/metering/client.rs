@@ -388,6 +388,110 @@ async fn access_denied_on_describe_is_unpriced_with_the_reason_and_an_override_f
 }
 
 #[tokio::test]
+async fn a_call_whose_endpoint_cannot_be_described_still_bills_its_data_never_a_silent_zero() {
+    let fake = fake_with_demo_endpoints().await;
+    *fake.state.describe_error.lock().unwrap() = Some("AccessDeniedException".into());
+    let client = client_for(&fake).await;
+    // An async submission bills data in (and a per-inference fee), no compute:
+    // 1 GiB in S3 × 0.016 USD/GB = 0.016 USD, whatever the endpoint's profile.
+    let submitted = client
+        .invoke_endpoint_async()
+        .endpoint_name("rt")
+        .input_location("s3://fake-bucket/input/1.json")
+        .input_bytes(GIB)
+        .send()
+        .await
+        .expect("pricing problems never fail the call");
+    let cost = submitted.cost();
+    assert_eq!(line_cost(cost, LineItem::DataIn), dec("0.016"));
+    assert_eq!(cost.cost_usd, dec("0.016"));
+
+    // A call: its compute is unpriced with the reason, its data lines are billed
+    // (2 B in: 2 / 2³⁰ GB × 0.016 USD/GB = 2.98e-11 → 0.00000000003).
+    let response = invoke(&client, "rt").await.unwrap();
+    let cost = response.cost();
+    assert!(!cost.is_fully_priced());
+    assert!(
+        cost.unpriced_reasons()
+            .any(|r| r.contains("sagemaker:DescribeEndpoint"))
+    );
+    assert_eq!(line_cost(cost, LineItem::DataIn), dec("0.00000000003"));
+    assert!(cost.lines.iter().any(|l| l.item == LineItem::DataOut));
+}
+
+#[tokio::test]
+async fn a_completion_before_its_submission_leaves_compute_unpriced_not_zero() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
+        ))
+        .price_source(FixedPrices::us_east_1())
+        .build()
+        .unwrap();
+    let submitted = client
+        .invoke_endpoint_async()
+        .endpoint_name("rt")
+        .input_location("s3://fake-bucket/input/1.json")
+        .input_bytes(1024)
+        .send()
+        .await
+        .unwrap();
+    // The notification's clock is 5 s behind the submitting host's.
+    let landed =
+        std::time::SystemTime::from(submitted.pending().submitted_at()) - Duration::from_secs(5);
+    let cost = submitted
+        .settle(sagemeter::client::AsyncCompletion::completed_at(landed).output_bytes(2048))
+        .await;
+    let compute = line(&cost, LineItem::Compute);
+    assert!(
+        matches!(&compute.price, sagemeter::billing::LinePrice::Unpriced { reason }
+            if reason.contains("before the submission")),
+        "{compute:?}"
+    );
+    assert!(!cost.is_fully_priced());
+    // Data out is still billed: 2,048 / 2³⁰ GB × 0.016 USD/GB = 3.0517578125e-8
+    // → 0.000000030518.
+    assert_eq!(line_cost(&cost, LineItem::DataOut), dec("0.000000030518"));
+}
+
+#[tokio::test]
+async fn a_zero_rate_from_a_custom_price_source_is_unpriced_not_zero() {
+    #[derive(Debug)]
+    struct FreeHosting(FixedPrices);
+    impl PriceSource for FreeHosting {
+        fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+            Box::pin(async move {
+                match key {
+                    PriceKey::Hosting { .. } => Ok(Rate::new(
+                        key.clone(),
+                        Decimal::ZERO,
+                        Provenance::new(PriceOrigin::Live),
+                    )),
+                    _ => self.0.rate(key),
+                }
+            })
+        }
+    }
+    let fake = fake_with_demo_endpoints().await;
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FreeHosting(FixedPrices::us_east_1()))
+        .build()
+        .unwrap();
+    let response = invoke(&client, "rt").await.unwrap();
+    let cost = response.cost();
+    let compute = line(cost, LineItem::Compute);
+    assert!(
+        matches!(&compute.price, sagemeter::billing::LinePrice::Unpriced { reason }
+            if reason.contains("0 USD per unit")),
+        "{compute:?}"
+    );
+    assert!(!cost.is_fully_priced());
+}
+
+#[tokio::test]
 async fn a_price_override_wins_and_is_marked_override() {
     let fake = fake_with_demo_endpoints().await;
     let client = Client::builder(&fake.sdk_config().await)
@@ -1238,9 +1342,12 @@ async fn timing_out_client(
     let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
         aws_sdk_sagemakerruntime::config::Builder::from(&sdk_config)
             .retry_config(
+                // Without jitter: each back-off is exactly `backoff` × 2^retry, so
+                // a test knows when the SDK is backing off.
                 aws_config::retry::RetryConfig::standard()
                     .with_max_attempts(attempts)
-                    .with_initial_backoff(backoff),
+                    .with_initial_backoff(backoff)
+                    .with_use_static_exponential_base(true),
             )
             .timeout_config(timeouts)
             .build(),
@@ -1275,7 +1382,7 @@ async fn an_invoke_dropped_while_backing_off_from_throttling_makes_no_receipt() 
     fake.throttle_next(1_000);
     let call = tokio::spawn(invoke(&client, "rt"));
     fake.wait_for_invocations(2).await; // the first attempt was throttled
-    tokio::time::sleep(Duration::from_millis(100)).await; // the SDK backs off (≥ 2.5 s)
+    tokio::time::sleep(Duration::from_millis(100)).await; // the SDK backs off for 5 s
     call.abort();
     assert!(call.await.unwrap_err().is_cancelled());
     assert_eq!(fake.invocations(), 2, "no second attempt went out");
@@ -1324,7 +1431,7 @@ async fn an_invoke_dropped_during_its_retry_is_billed_for_that_attempt_only() {
         cost.notes
     );
     // Billed: the retry, from when it went out (after the throttled attempt and a
-    // back-off of up to 300 ms) to the drop; not the call's whole wall time.
+    // back-off of 300 ms) to the drop; not the call's whole wall time.
     assert!(
         cost.usage.latency <= wall - retried + Duration::from_millis(5),
         "{:?} billed of {wall:?}, the retry went out after {retried:?}",
@@ -1443,10 +1550,11 @@ async fn attempts_the_sdk_times_out_and_retries_are_each_billed_until_their_time
     ] {
         assert!(cost.notes.iter().any(|n| n == note), "{:?}", cost.notes);
     }
-    // Billed: the two attempts of 300 ms each until their timeout, not the back-off
-    // between them (200 ms, jittered: up to 200 ms).
+    // Billed: the two attempts of 300 ms each until their timeout (each from when
+    // its request went out, a little after its timer started), not the 200 ms
+    // back-off between them.
     assert!(
-        cost.usage.latency >= Duration::from_millis(600),
+        cost.usage.latency >= Duration::from_millis(550),
         "{:?}",
         cost.usage.latency
     );

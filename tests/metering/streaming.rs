@@ -763,16 +763,22 @@ async fn usage_charges_alone_price_a_stream_without_any_endpoint_profile() {
     assert!(cost.is_fully_priced());
     assert_eq!(cost.billing, None);
 
-    // Not alone and no profile: the compute stays an explicit unpriced line.
+    // Not alone and no profile: the compute stays an explicit unpriced line; the
+    // data processed is billed at the region's rate, which needs no profile:
+    // bytes / 2^30 × 0.016 each way, on top of the tokens' 0.000015.
     let mut unprofiled = open(&h.client, "no-profile").await;
-    read_all(&mut unprofiled).await;
+    let out = read_all(&mut unprofiled).await;
     let cost = unprofiled.cost().unwrap();
     assert!(matches!(
         line(cost, LineItem::Compute).price,
         LinePrice::Unpriced { .. }
     ));
     assert!(!cost.is_fully_priced());
-    assert_eq!(cost.cost_usd, dec("0.000015"));
+    let data_in = round_cost(gigabytes(PROMPT.len() as u64) * dec(DATA_USD_PER_GB));
+    let data_out = round_cost(gigabytes(out.len() as u64) * dec(DATA_USD_PER_GB));
+    assert_eq!(line(cost, LineItem::DataIn).cost_usd(), Some(data_in));
+    assert_eq!(line(cost, LineItem::DataOut).cost_usd(), Some(data_out));
+    assert_eq!(cost.cost_usd, dec("0.000015") + data_in + data_out);
 }
 
 #[tokio::test]

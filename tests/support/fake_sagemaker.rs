@@ -153,6 +153,7 @@ impl FakeSageMaker {
         let app = Router::new()
             .route("/", post(control_plane))
             .route("/endpoints/{name}/invocations", post(invoke))
+            .route("/endpoints/{name}/async-invocations", post(invoke_async))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -424,6 +425,20 @@ async fn control_plane(
             &format!("unknown target {other}"),
         ),
     }
+}
+
+/// `InvokeEndpointAsync`: queued (202), with where the output will land.
+async fn invoke_async(Path(name): Path<String>) -> Response {
+    let mut response = (
+        StatusCode::ACCEPTED,
+        json!({"InferenceId": format!("{name}-inference-1")}).to_string(),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        "x-amzn-sagemaker-outputlocation",
+        HeaderValue::from_static("s3://fake-bucket/output/1.out"),
+    );
+    response
 }
 
 async fn invoke(
