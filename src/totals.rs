@@ -126,6 +126,26 @@ struct TotalsInner {
 }
 
 impl TotalsInner {
+    /// The wall clock stepped back to `now` (NTP, a VM resumed): the accruals go on
+    /// from the new time, as the sharing clocks do, rather than stand still until
+    /// it caught up (while the receipts' allocations go on).
+    fn clock_stepped_back(&mut self, now: SystemTime) {
+        for variant in self
+            .endpoints
+            .iter_mut()
+            .flat_map(|e| e.variants.iter_mut())
+        {
+            for at in [
+                &mut variant.accrual_started_at,
+                &mut variant.last_accrual_at,
+            ] {
+                if at.is_some_and(|at| at > now) {
+                    *at = Some(now);
+                }
+            }
+        }
+    }
+
     /// The slot of `endpoint`, made on first use.
     fn endpoint_slot(&mut self, endpoint: &str) -> EndpointSlot {
         let next = self.endpoints.len();
@@ -204,11 +224,25 @@ struct SharingClock {
 
 impl SharingClock {
     /// Moves the clock to `now` at the share in force since the last event.
-    fn advance(&mut self, now: SystemTime, per_instance: u32) {
+    /// Returns whether the wall clock stepped back (see [`CLOCK_STEPPED_BACK`]).
+    fn advance(&mut self, now: SystemTime, per_instance: u32) -> bool {
         let last = *self.last_event.get_or_insert(now);
         self.load_since.get_or_insert(last);
         if now <= last {
-            return; // a clock read before the last event was taken: nothing elapsed
+            // A reading taken before the last event (its call waited for the lock):
+            // nothing elapsed. The wall clock stepped back (NTP, a VM resumed)
+            // further than any such wait: the clock goes on from the new time, or
+            // every call until it caught up would be allocated nothing, a $0
+            // compute line.
+            if last
+                .duration_since(now)
+                .is_ok_and(|back| back > CLOCK_STEPPED_BACK)
+            {
+                self.last_event = Some(now);
+                self.load_since = Some(now);
+                return true;
+            }
+            return false;
         }
         if self.in_flight > 0 {
             let elapsed_fs =
@@ -226,8 +260,13 @@ impl SharingClock {
             };
         }
         self.last_event = Some(now);
+        false
     }
 }
+
+/// How far back a clock reading must be, before the last one, to be taken for the
+/// wall clock stepping back rather than a reading that waited for the lock.
+const CLOCK_STEPPED_BACK: Duration = Duration::from_secs(1);
 
 /// A call in flight on an endpoint's sharing clock, from [`Totals::call_started`].
 /// [`end`](Self::end) gives its share; dropped without it (a call that failed
@@ -269,11 +308,13 @@ impl CallShare {
         let mut inner = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         let per_instance = inner.per_instance;
         let clock = &mut inner.endpoints[self.endpoint].sharing;
-        if let Some(now) = now {
-            clock.advance(now, per_instance);
-        }
+        let stepped_back = now.is_some_and(|now| clock.advance(now, per_instance));
         clock.in_flight = clock.in_flight.saturating_sub(1);
-        clock.allocated_fs.saturating_sub(self.started_fs)
+        let share = clock.allocated_fs.saturating_sub(self.started_fs);
+        if let (true, Some(now)) = (stepped_back, now) {
+            inner.clock_stepped_back(now);
+        }
+        share
     }
 }
 
@@ -356,12 +397,16 @@ impl Totals {
         let slot = inner.endpoint_slot(endpoint);
         let per_instance = inner.per_instance;
         let clock = &mut inner.endpoints[slot.0].sharing;
-        clock.advance(now, per_instance);
+        let stepped_back = clock.advance(now, per_instance);
         clock.in_flight += 1;
+        let started_fs = clock.allocated_fs;
+        if stepped_back {
+            inner.clock_stepped_back(now);
+        }
         CallShare {
             totals: self.inner.clone(),
             endpoint: slot.0,
-            started_fs: clock.allocated_fs,
+            started_fs,
             ended: false,
         }
     }
@@ -734,6 +779,30 @@ mod tests {
                 None => prop_assert!(expected.scale() < 20, "{rate} × {micros} µs"),
             }
         }
+    }
+
+    #[test]
+    fn calls_after_the_wall_clock_steps_back_are_allocated_their_time_not_nothing() {
+        let totals = Totals::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        totals
+            .call_started("e", t0)
+            .end(t0 + Duration::from_secs(10));
+        // The clock steps back 5 s; a call then runs 1 s alone on one instance:
+        // 1/3600 h = 0.000277… rounded down at 18 places, as before the step.
+        let back = t0 + Duration::from_secs(5);
+        let share = totals.call_started("e", back);
+        assert_eq!(
+            share.end(back + Duration::from_secs(1)),
+            "0.000277777777777777".parse::<Decimal>().unwrap()
+        );
+        // A reading a little behind the last event (a call that waited for the
+        // lock) adds nothing and takes nothing away.
+        let late = totals.call_started("e", back + Duration::from_millis(900));
+        assert_eq!(late.end(back + Duration::from_secs(2)), {
+            // Alone from the last event (6 s) to 7 s: 1 s.
+            "0.000277777777777777".parse::<Decimal>().unwrap()
+        });
     }
 
     #[test]

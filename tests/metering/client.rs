@@ -937,6 +937,62 @@ async fn shared_instances_client(
     (client, time, receipts)
 }
 
+/// A wall clock a test can set, backwards too (as NTP or a resumed VM steps it).
+#[derive(Debug, Clone)]
+struct SettableClock(Arc<std::sync::Mutex<std::time::SystemTime>>);
+
+impl aws_smithy_async::time::TimeSource for SettableClock {
+    fn now(&self) -> std::time::SystemTime {
+        *self.0.lock().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_call_after_the_wall_clock_steps_back_is_billed_its_whole_time() {
+    let fake = fake_with_demo_endpoints().await;
+    let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let clock = SettableClock(Arc::new(std::sync::Mutex::new(t0)));
+    let set = |at: std::time::SystemTime| *clock.0.lock().unwrap() = at;
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
+        ))
+        .price_source(FixedPrices::us_east_1())
+        .time_source(SharedTimeSource::new(clock.clone()))
+        .build()
+        .unwrap();
+    let held_call = |start: std::time::SystemTime| {
+        set(start);
+        fake.hold();
+        let call = tokio::spawn(invoke(&client, "rt"));
+        (call, start)
+    };
+    // Two calls alone on the one instance, 36 s each: 0.01 h × 0.23 USD/h =
+    // 0.0023 USD. Between them the wall clock steps back 10 s.
+    let mut accrued = Vec::new();
+    for (i, start) in [t0, t0 + Duration::from_secs(26)].into_iter().enumerate() {
+        let (call, start) = held_call(start);
+        fake.wait_for_invocations(i as u64 + 1).await;
+        set(start + Duration::from_secs(36));
+        fake.release();
+        let cost = call.await.unwrap().unwrap().into_parts().1;
+        assert_eq!(
+            line_cost(&cost, LineItem::Compute),
+            dec("0.0023"),
+            "call {i}"
+        );
+        accrued.push(cost.accrual.unwrap());
+    }
+    // The instance accrued 36 s for each call (0.0023 USD each): allocated
+    // equals accrued, utilisation 1, nothing lost to the step.
+    let last = accrued.pop().unwrap();
+    assert_eq!(last.accrued_usd, dec("0.0046"));
+    assert_eq!(last.allocated_usd, dec("0.0046"));
+    assert_eq!(last.utilisation, Some(Decimal::ONE));
+}
+
 #[tokio::test]
 async fn sixteen_calls_in_flight_together_on_three_instances_each_pay_three_sixteenths() {
     let fake = fake_with_demo_endpoints().await;
