@@ -53,6 +53,10 @@ struct VariantState {
     /// The part of `accrued_fine_usd` no inference component reserved, at 20 places
     /// (`None` unless the variant hosts components with known shares).
     unreserved_fine_usd: Option<Decimal>,
+    /// What the variant's standing capacity costs, as of its latest profile
+    /// (`None` until one is applied): the accrual runs at it, whichever call's
+    /// receipt records it (a call that began before a refresh carries the old one).
+    standing: Option<StandingRate>,
     /// The earliest start of a metered call: where accrual begins.
     accrual_started_at: Option<SystemTime>,
     last_accrual_at: Option<SystemTime>,
@@ -88,7 +92,7 @@ pub(crate) fn hourly_stretch(usd_per_hour: Decimal, micros: u64) -> Option<Decim
 
 impl VariantState {
     /// Adds what the standing capacity (and storage) cost from `from` to `to`.
-    fn accrue(&mut self, clock: &InstanceClock, from: SystemTime, to: SystemTime) {
+    fn accrue(&mut self, clock: &StandingRate, from: SystemTime, to: SystemTime) {
         let elapsed = to.duration_since(from).unwrap_or_default();
         // Kept at 20 places, shown at 12: rounding each stretch to the pico-dollar
         // would drift below what the instances cost.
@@ -367,6 +371,18 @@ pub(crate) struct Recorded {
     pub(crate) accrual: Option<Accrual>,
 }
 
+/// What a variant's standing capacity costs over time, as one profile says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StandingRate {
+    /// Instances × USD per hour (or provisioned concurrency × USD per second × 3600).
+    pub(crate) usd_per_hour_all_instances: Decimal,
+    /// ML storage of all instances, USD per month (`None` when unknown).
+    pub(crate) storage_usd_per_month: Option<Decimal>,
+    /// The share of the instances no inference component reserves (`None`: the
+    /// variant hosts none, or a share is unknown).
+    pub(crate) unreserved_fraction: Option<Decimal>,
+}
+
 /// The wall-clock cost of a variant's standing capacity, for accrual.
 pub(crate) struct InstanceClock {
     /// Instances × USD per hour (or provisioned concurrency × USD per second × 3600).
@@ -380,6 +396,17 @@ pub(crate) struct InstanceClock {
     pub(crate) started_at: SystemTime,
     /// When the call ended.
     pub(crate) ended_at: SystemTime,
+}
+
+impl InstanceClock {
+    /// The standing rate the call's profile gave.
+    fn standing(&self) -> StandingRate {
+        StandingRate {
+            usd_per_hour_all_instances: self.usd_per_hour_all_instances,
+            storage_usd_per_month: self.storage_usd_per_month,
+            unreserved_fraction: self.unreserved_fraction,
+        }
+    }
 }
 
 impl Totals {
@@ -409,6 +436,23 @@ impl Totals {
             started_fs,
             ended: false,
         }
+    }
+
+    /// What `variant`'s standing capacity costs from `now` on (its profile was
+    /// found or refreshed): what accrued until now is at the rate in force before.
+    pub(crate) fn set_standing(&self, variant: VariantSlot, rate: StandingRate, now: SystemTime) {
+        let mut inner = self.lock();
+        let state = &mut inner.endpoints[variant.endpoint().0].variants[variant.variant];
+        if state.standing == Some(rate) {
+            return;
+        }
+        if let (Some(old), Some(from)) = (state.standing, state.last_accrual_at)
+            && now > from
+        {
+            state.accrue(&old, from, now);
+            state.last_accrual_at = Some(now);
+        }
+        state.standing = Some(rate);
     }
 
     /// How many instances serve `endpoint` from `now` on (its profile was found or
@@ -617,20 +661,24 @@ impl Totals {
                 state.allocated_compute_usd += compute_usd.unwrap_or_default();
                 // Accrual covers every metered call from the earliest start: a
                 // call recorded later may have started before the first recorded.
+                // At the rate of the latest profile applied, not of the one this
+                // call began with: instances added by a refresh since count from
+                // when it was applied ([`Totals::set_standing`]).
+                let rate = *state.standing.get_or_insert(clock.standing());
                 match state.accrual_started_at {
                     None => {
                         state.accrual_started_at = Some(clock.started_at);
                         state.last_accrual_at = Some(clock.started_at);
                     }
                     Some(first) if clock.started_at < first => {
-                        state.accrue(&clock, clock.started_at, first);
+                        state.accrue(&rate, clock.started_at, first);
                         state.accrual_started_at = Some(clock.started_at);
                     }
                     Some(_) => {}
                 }
                 let from = state.last_accrual_at.unwrap_or(clock.started_at);
                 if clock.ended_at > from {
-                    state.accrue(&clock, from, clock.ended_at);
+                    state.accrue(&rate, from, clock.ended_at);
                     state.last_accrual_at = Some(clock.ended_at);
                 }
                 accrual = Some(Accrual {

@@ -15,7 +15,9 @@ use crate::pricing::{
     InstanceResources, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
 };
 use crate::sink::CostSink;
-use crate::totals::{EndpointSlot, InstanceClock, Totals, TotalsSnapshot, VariantSlot};
+use crate::totals::{
+    EndpointSlot, InstanceClock, StandingRate, Totals, TotalsSnapshot, VariantSlot,
+};
 use crate::usage::{TokenCounter, TokenUsage, Usage, detect_tokens};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
@@ -161,6 +163,16 @@ pub(crate) struct StandingRates {
 }
 
 impl VariantRates {
+    /// What the variant's standing capacity costs, for the accrual (`None` while
+    /// its rate is unknown).
+    fn standing(&self) -> Option<StandingRate> {
+        Some(StandingRate {
+            usd_per_hour_all_instances: self.standing_usd_per_hour?,
+            storage_usd_per_month: self.storage_usd_per_month,
+            unreserved_fraction: self.unreserved_fraction,
+        })
+    }
+
     fn new(
         variant: &VariantProfile,
         [compute, data_in, data_out]: [RateResult; 3],
@@ -639,7 +651,7 @@ impl Meter {
         }
         let found = profile.is_ok();
         let component_slots = match &profile {
-            Ok(profile) => self.set_capacity(totals, profile, now),
+            Ok(profile) => self.set_capacity(totals, profile, &rates, now),
             Err(_) => Vec::new(),
         };
         let prepared = Arc::new(Prepared {
@@ -664,15 +676,22 @@ impl Meter {
 
     /// What the sharing clocks share from `now` on: the endpoint's instances, each
     /// variant's (for calls that target it), and each inference component's
-    /// copies. Returns each component's slot (its clock and running total), so that
-    /// calls find it without a look-up.
+    /// copies; and what each variant's standing capacity accrues at from then.
+    /// Returns each component's slot (its clock and running total), so that calls
+    /// find it without a look-up.
     fn set_capacity(
         &self,
         totals: EndpointSlot,
         profile: &EndpointProfile,
+        rates: &[VariantRates],
         now: SystemTime,
     ) -> Vec<(String, EndpointSlot)> {
         let clocks = &self.inner.totals;
+        for variant in rates {
+            if let Some(standing) = variant.standing() {
+                clocks.set_standing(variant.totals, standing, now);
+            }
+        }
         clocks.set_instances(totals, profile.instance_count(), now);
         let only_variant = profile.variants.len() == 1;
         for variant in &profile.variants {
@@ -751,7 +770,7 @@ impl Meter {
             }
         }
         let component_slots = match &profile {
-            Ok(profile) => self.set_capacity(totals, profile, self.now()),
+            Ok(profile) => self.set_capacity(totals, profile, &rates, self.now()),
             Err(_) => Vec::new(),
         };
         Arc::new(Prepared {

@@ -584,6 +584,57 @@ async fn accrual_counts_idle_instances_and_follows_autoscaling_after_refresh() {
 }
 
 #[tokio::test]
+async fn a_call_that_began_before_a_scale_out_accrues_the_new_instances_from_when_they_were_seen() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .allocation(Allocation::BusyTime)
+        .discovery_refresh(Duration::from_secs(60))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    invoke(&client, "rt").await.unwrap(); // t = 0: 2 instances, the accrual begins
+    fake.set_instance_count("rt", "AllTraffic", 4);
+    time.advance(Duration::from_secs(61));
+    // t = 61: a long call (3 s on the real clock, while the test moves the
+    // meter's) with the profile it has, of 2 instances; it starts the profile's
+    // refresh.
+    *fake.state.latency.lock().unwrap() = Duration::from_secs(3);
+    let long = tokio::spawn(invoke(&client, "rt"));
+    fake.wait_for_invocations(2).await;
+    let mut refreshed = false;
+    for _ in 0..200 {
+        let profile = client.meter().endpoint_profile("rt").await.unwrap();
+        if matches!(
+            profile.variants[0].billing,
+            VariantBilling::Instance {
+                instance_count: 4,
+                ..
+            }
+        ) {
+            refreshed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(refreshed, "the instance count never refreshed to 4");
+    // t = 111: the next call applies the refreshed profile: 4 instances from now.
+    time.advance(Duration::from_secs(50));
+    let next = tokio::spawn(invoke(&client, "rt"));
+    fake.wait_for_invocations(3).await;
+    // t = 161: both calls end (in either order; the accrual is the same).
+    time.advance(Duration::from_secs(50));
+    let long = long.await.unwrap().unwrap();
+    next.await.unwrap().unwrap();
+    // 2 instances × 0.23 USD/h for 111 s, then 4 × 0.23 for 50 s:
+    // (0.46 × 111 + 0.92 × 50) / 3600 = 97.06 / 3600 = 0.026961111111…
+    // (not 0.46 × 161 / 3600 = 0.020572…, all at the long call's 2 instances).
+    let accrual = long.cost().accrual.clone().unwrap();
+    assert_eq!(accrual.accrued_usd, dec("0.026961111111"));
+}
+
+#[tokio::test]
 async fn discovery_makes_one_describe_call_for_many_concurrent_first_calls() {
     let fake = fake_with_demo_endpoints().await;
     let client = client_for(&fake).await;
