@@ -9,7 +9,9 @@
 //! Reservations of failed calls that were not billed are released. A call whose
 //! receipt could not be fully priced (an unknown price: its receipt says
 //! `Unpriced`) counts against enforced budgets at no less than the estimate
-//! reserved for it, never at $0, and that figure, not $0, feeds later estimates.
+//! reserved for it (or, when nothing was reserved, as for an async invocation's
+//! settlement, at no less than what would have been), never at $0, and that
+//! figure, not $0, feeds later estimates.
 //!
 //! An **alerting** budget never rejects; it calls back (and logs a WARN) the first
 //! time spend crosses 50 %, 80 % and 100 % of the limit in each period.
@@ -355,6 +357,24 @@ struct Tracked {
 }
 
 impl Tracked {
+    /// What a call to an endpoint whose recent receipts were `history` is
+    /// estimated to cost, before it is sent.
+    fn estimate(&self, history: Option<&VecDeque<Decimal>>) -> Decimal {
+        match self.budget.estimate {
+            Estimate::Fixed { usd } => usd,
+            Estimate::RecentMax { calls, initial_usd } => history
+                .map(|h| {
+                    h.iter()
+                        .rev()
+                        .take(calls)
+                        .copied()
+                        .max()
+                        .unwrap_or(initial_usd)
+                })
+                .unwrap_or(initial_usd),
+        }
+    }
+
     /// What this process may spend in the period: the limit, or for a fleet
     /// budget what it holds a valid lease of (a lapsed lease is given up, past
     /// what is already spent or reserved: the fleet may have reclaimed it).
@@ -486,19 +506,7 @@ impl Budgets {
                 continue;
             }
             t.roll(now);
-            let estimate = match t.budget.estimate {
-                Estimate::Fixed { usd } => usd,
-                Estimate::RecentMax { calls, initial_usd } => history
-                    .map(|h| {
-                        h.iter()
-                            .rev()
-                            .take(calls)
-                            .copied()
-                            .max()
-                            .unwrap_or(initial_usd)
-                    })
-                    .unwrap_or(initial_usd),
-            };
+            let estimate = t.estimate(history);
             let wanted = t.state.spent + t.state.reserved + estimate;
             let room = t.room(now);
             if wanted > room {
@@ -623,20 +631,30 @@ impl Budgets {
         }
         // A call that could not be fully priced counts at no less than what was
         // reserved for it: an unknown price must not make an enforced budget
-        // spend-free (its $0 would also pull later estimates down to $0).
-        let charged = |i: usize| -> Decimal {
-            match held.iter().find(|(j, _)| *j == i) {
-                Some(&(_, estimate)) if !fully_priced => cost_usd.max(estimate),
-                _ => cost_usd,
-            }
-        };
-        let remembered = if fully_priced {
-            cost_usd
+        // spend-free (its $0 would also pull later estimates down to $0). One
+        // that nothing was reserved for (an async settlement, a call let through
+        // unreserved) counts at no less than what would have been reserved.
+        // (Nothing to work out, nor allocated, for a fully priced call.)
+        let floors: Vec<Decimal> = if fully_priced {
+            Vec::new()
         } else {
-            held.iter()
-                .map(|&(_, estimate)| estimate)
-                .fold(cost_usd, Decimal::max)
+            tracked
+                .iter()
+                .enumerate()
+                .map(|(i, t)| match held.iter().find(|(j, _)| *j == i) {
+                    Some(&(_, estimate)) => estimate,
+                    None if t.budget.mode == BudgetMode::Enforce
+                        && t.budget.scope.covers(&reservation.endpoint, tags) =>
+                    {
+                        t.estimate(recent.get(&reservation.endpoint))
+                    }
+                    None => Decimal::ZERO,
+                })
+                .collect()
         };
+        let charged =
+            |i: usize| -> Decimal { floors.get(i).map_or(cost_usd, |f| cost_usd.max(*f)) };
+        let remembered = floors.iter().copied().fold(cost_usd, Decimal::max);
         let history = recent.entry(reservation.endpoint.clone()).or_default();
         history.push_back(remembered);
         if history.len() > 64 {

@@ -331,3 +331,61 @@ async fn a_budget_beyond_any_bill_is_refused_when_configured_and_the_largest_one
         (dec("0.001"), Decimal::ZERO)
     );
 }
+
+/// A price source with no price for anything (every rate not overridden is unknown).
+#[derive(Debug)]
+struct NoPrices;
+
+impl sagemeter::pricing::PriceSource for NoPrices {
+    fn price<'a>(
+        &'a self,
+        key: &'a PriceKey,
+    ) -> sagemeter::pricing::BoxFuture<
+        'a,
+        Result<sagemeter::pricing::Rate, sagemeter::pricing::PriceError>,
+    > {
+        Box::pin(async move { Err(sagemeter::pricing::PriceError::NotFound { key: key.clone() }) })
+    }
+}
+
+#[tokio::test]
+async fn an_unpriced_async_settlement_counts_at_the_estimate_though_nothing_was_reserved() {
+    let fake = fake().await;
+    let budget = Budget::enforce(BudgetScope::endpoint("rt"), BudgetPeriod::Day, dec("1"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.05") })
+        .unwrap();
+    // Data is free, the per-inference fee 0.001 USD; the instance's price is unknown.
+    let r = "us-east-1".to_owned();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(NoPrices)
+        .free_of_charge(PriceKey::DataIn { region: r.clone() })
+        .free_of_charge(PriceKey::DataOut { region: r })
+        .usage_charges("rt", UsageCharges::default().per_1000_calls(Decimal::ONE))
+        .budget(budget)
+        .build()
+        .unwrap();
+    let submitted = client
+        .invoke_endpoint_async()
+        .endpoint_name("rt")
+        .input_location("s3://fake-bucket/input/1.json")
+        .input_bytes(1024)
+        .send()
+        .await
+        .unwrap();
+    // The submission is fully priced (the fee): it counts 0.001 USD.
+    assert!(submitted.cost().is_fully_priced());
+    assert_eq!(client.meter().budget_status()[0].spent_usd, dec("0.001"));
+    let settled = submitted
+        .settle(sagemeter::client::AsyncCompletion::processed_for(
+            Duration::from_secs(90),
+        ))
+        .await;
+    // The settlement's compute is unpriced: it counts at the 0.05 USD a call is
+    // estimated at, not at its 0 USD of priced lines.
+    assert!(!settled.is_fully_priced());
+    assert_eq!(settled.cost_usd, Decimal::ZERO);
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(status.spent_usd, dec("0.051"));
+    assert_eq!(status.reserved_usd, Decimal::ZERO);
+}
