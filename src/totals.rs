@@ -272,7 +272,7 @@ impl SharingClock {
 /// wall clock stepping back rather than a reading that waited for the lock.
 const CLOCK_STEPPED_BACK: Duration = Duration::from_secs(1);
 
-/// A call in flight on an endpoint's sharing clock, from [`Totals::call_started`].
+/// A call in flight on an endpoint's sharing clock, from [`Totals::call_started_on`].
 /// [`end`](Self::end) gives its share; dropped without it (a call that failed
 /// before reaching the model), it just leaves the clock.
 pub(crate) struct CallShare {
@@ -418,10 +418,25 @@ impl Totals {
         totals
     }
 
-    /// A call to `endpoint` starts at `now`: it joins the endpoint's sharing clock.
-    pub(crate) fn call_started(&self, endpoint: &str, now: SystemTime) -> CallShare {
+    /// A call starts at `now`: it joins the sharing clock named `clock` (an
+    /// endpoint's, a variant's or a component's), or, when there is no such clock
+    /// yet and `or_else` is given, that one's: a target
+    /// variant's clock is made when the endpoint's profile is applied, and until
+    /// then its call shares the endpoint's (a clock of its own would count one
+    /// more instance, and one that is later found to be the endpoint's only
+    /// variant's would stay apart from the endpoint's calls).
+    pub(crate) fn call_started_on(
+        &self,
+        clock: &str,
+        or_else: Option<&str>,
+        now: SystemTime,
+    ) -> CallShare {
         let mut inner = self.lock();
-        let slot = inner.endpoint_slot(endpoint);
+        let slot = match (inner.slots.get(clock), or_else) {
+            (Some(&index), _) => EndpointSlot(index),
+            (None, Some(endpoint)) => inner.endpoint_slot(endpoint),
+            (None, None) => inner.endpoint_slot(clock),
+        };
         let per_instance = inner.per_instance;
         let clock = &mut inner.endpoints[slot.0].sharing;
         let stepped_back = clock.advance(now, per_instance);
@@ -806,7 +821,7 @@ mod tests {
     fn a_lone_call_is_allocated_its_whole_wall_time_in_atto_hours() {
         let totals = Totals::default();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let share = totals.call_started("e", t0);
+        let share = totals.call_started_on("e", None, t0);
         // 1 s alone on one instance: 1/3600 h = 0.000277… rounded down at 18 places.
         assert_eq!(
             share.end(t0 + Duration::from_secs(1)),
@@ -834,19 +849,19 @@ mod tests {
         let totals = Totals::default();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         totals
-            .call_started("e", t0)
+            .call_started_on("e", None, t0)
             .end(t0 + Duration::from_secs(10));
         // The clock steps back 5 s; a call then runs 1 s alone on one instance:
         // 1/3600 h = 0.000277… rounded down at 18 places, as before the step.
         let back = t0 + Duration::from_secs(5);
-        let share = totals.call_started("e", back);
+        let share = totals.call_started_on("e", None, back);
         assert_eq!(
             share.end(back + Duration::from_secs(1)),
             "0.000277777777777777".parse::<Decimal>().unwrap()
         );
         // A reading a little behind the last event (a call that waited for the
         // lock) adds nothing and takes nothing away.
-        let late = totals.call_started("e", back + Duration::from_millis(900));
+        let late = totals.call_started_on("e", None, back + Duration::from_millis(900));
         assert_eq!(late.end(back + Duration::from_secs(2)), {
             // Alone from the last event (6 s) to 7 s: 1 s.
             "0.000277777777777777".parse::<Decimal>().unwrap()

@@ -252,10 +252,7 @@ impl Call {
         let span = call_span(&endpoint, O::OPERATION);
         let started_at = meter.now();
         let started = Instant::now();
-        let share = meter
-            .inner
-            .totals
-            .call_started(&targets.clock_key(&endpoint), started_at);
+        let share = targets.join_clock(&meter.inner.totals, &endpoint, started_at);
         // The fleet publishes this process's calls in flight from the first call on.
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &meter.inner.fleet {

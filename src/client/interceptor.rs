@@ -106,11 +106,7 @@ impl Intercept for MeteringInterceptor {
                 component: input.inference_component_name().map(str::to_owned),
                 model: input.target_model().map(str::to_owned),
             };
-            let share = self
-                .meter
-                .inner
-                .totals
-                .call_started(&targets.clock_key(endpoint), started_at);
+            let share = targets.join_clock(&self.meter.inner.totals, endpoint, started_at);
             let started = Instant::now();
             cfg.interceptor_state().store_put(CallStart {
                 endpoint: endpoint.to_owned(),

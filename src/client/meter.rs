@@ -16,7 +16,7 @@ use crate::pricing::{
 };
 use crate::sink::CostSink;
 use crate::totals::{
-    EndpointSlot, InstanceClock, StandingRate, Totals, TotalsSnapshot, VariantSlot,
+    CallShare, EndpointSlot, InstanceClock, StandingRate, Totals, TotalsSnapshot, VariantSlot,
 };
 use crate::usage::{TokenCounter, TokenUsage, Usage, detect_tokens};
 use aws_smithy_async::time::SharedTimeSource;
@@ -347,6 +347,15 @@ impl Targets {
             (None, Some(variant)) => variant_clock(endpoint, variant).into(),
             (None, None) => endpoint.into(),
         }
+    }
+
+    /// Joins the call to `endpoint` on its processor-sharing clock
+    /// ([`clock_key`](Self::clock_key); a target variant's before the endpoint's
+    /// profile made it: the endpoint's).
+    pub(crate) fn join_clock(&self, totals: &Totals, endpoint: &str, now: SystemTime) -> CallShare {
+        let clock = self.clock_key(endpoint);
+        let or_else = (self.component.is_none() && self.variant.is_some()).then_some(endpoint);
+        totals.call_started_on(&clock, or_else, now)
     }
 }
 

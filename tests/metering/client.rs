@@ -1870,6 +1870,39 @@ async fn calls_that_target_one_of_two_variants_share_that_variants_instances() {
 }
 
 #[tokio::test]
+async fn first_calls_that_name_the_only_variant_share_the_endpoints_clock_too() {
+    let fake = fake_with_demo_endpoints().await;
+    let (client, time, _) = shared_instances_client(&fake, 1).await;
+    // The very first calls, before the endpoint's profile is applied: one names
+    // the variant, one does not.
+    fake.hold();
+    let named = tokio::spawn(
+        client
+            .invoke_endpoint()
+            .endpoint_name("rt")
+            .target_variant("AllTraffic")
+            .body(Blob::new("{}"))
+            .send(),
+    );
+    let unnamed = tokio::spawn(invoke(&client, "rt"));
+    fake.wait_for_invocations(2).await;
+    time.advance(Duration::from_secs(10));
+    fake.release();
+    // One instance, two calls for 10 s: 5 s each, 1/720 h = 0.001388…
+    // (rounded down at 18 places) × 0.23 USD/h = 0.000319444444 (rounded down),
+    // within the instance's 10 s (0.000638888889 USD), not 10 s each.
+    for call in [named, unnamed] {
+        let cost = call.await.unwrap().unwrap().into_parts().1;
+        assert_eq!(line_cost(&cost, LineItem::Compute), dec("0.000319444444"));
+        let utilisation = cost.accrual.unwrap().utilisation;
+        assert!(
+            utilisation.is_none_or(|u| u <= Decimal::ONE),
+            "{utilisation:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn calls_that_name_the_only_variant_share_the_endpoints_clock() {
     let fake = fake_with_demo_endpoints().await;
     let (client, time, _) = shared_instances_client(&fake, 1).await;
