@@ -621,6 +621,7 @@ fn build_history(
     for (version, offer) in read {
         let keys = keys_in(&offer.documents);
         let mut listed_now = Vec::new();
+        let mut unknown_now = Vec::new();
         for key in keys {
             let entry = series.entry(key.clone()).or_insert_with(|| KeyHistory {
                 unit: key.unit(),
@@ -660,21 +661,31 @@ fn build_history(
                     entry.gpu = now.gpu.or(entry.gpu);
                     listed_now.push(key);
                 }
-                Err(error) => tracing::debug!(
-                    target: "sagemeter::pricing",
-                    version = %version.version,
-                    key = %key,
-                    "no rate in this version: {error}"
-                ),
+                Err(error) => {
+                    tracing::debug!(
+                        target: "sagemeter::pricing",
+                        version = %version.version,
+                        key = %key,
+                        "no rate in this version: {error}"
+                    );
+                    // Listed, but with no usable rate (only $0, products that
+                    // contradict each other): not "no longer listed" either.
+                    if !matches!(error, PriceError::NotFound { .. }) {
+                        unknown_now.push(key);
+                    }
+                }
             }
         }
-        // Keys listed before and not in this version: no longer listed.
+        // Keys listed before and not in this version: no longer listed. Unless the
+        // version had products that could not be read (one may be the key's): the
+        // key's rate in it is unknown, which is no point of its history.
+        let unread = !offer.unreadable.is_empty();
         for (key, entry) in series.iter_mut() {
             let was_listed = entry
                 .points
                 .last()
                 .is_some_and(|p| p.usd_per_unit.is_some());
-            if was_listed && !listed_now.contains(key) {
+            if was_listed && !unread && !listed_now.contains(key) && !unknown_now.contains(key) {
                 entry.points.push(PricePoint {
                     version: version.version.clone(),
                     seen_on: version.seen_on,
@@ -770,5 +781,26 @@ mod tests {
             ]
         );
         assert_eq!(history.series[0].changes().count(), 1);
+    }
+
+    #[test]
+    fn a_version_whose_products_could_not_all_be_read_delists_nothing() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let (v2, mut unread) = version(2, None);
+        unread.unreadable = vec!["S: price `0.23x` is not a number".into()];
+        let read = vec![
+            version(1, Some("0.20")),
+            (v2, unread),
+            version(3, Some("0.20")),
+        ];
+        let k = key.clone();
+        let history = build_history("us-east-1", on(1), on(3), read, &move |_| vec![k.clone()]);
+        let points: Vec<_> = history.series[0]
+            .points
+            .iter()
+            .map(|p| (p.seen_on, p.usd_per_unit))
+            .collect();
+        // Listed at 0.20 from January on: February's rate is unknown, not gone.
+        assert_eq!(points, [(on(1), Some("0.20".parse::<Decimal>().unwrap()))]);
     }
 }
