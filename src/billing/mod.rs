@@ -17,8 +17,8 @@ pub(crate) use arith::{checked_mul_round_dp, div_round_dp, mul_round_dp, pico_us
 pub use component::ReservedBy;
 pub(crate) use component::{CopyShare, component_compute_line, copy_share, unreserved_fraction};
 
-pub(crate) use receipt::amount;
 pub use receipt::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};
+pub(crate) use receipt::{SETTLEMENT_NOTE, amount};
 
 use crate::config_error::ConfigError;
 use crate::endpoint::{EndpointKind, VariantBilling};

@@ -222,7 +222,32 @@ pub struct Cost {
     pub notes: Vec<String>,
 }
 
+/// The note the client writes on the second receipt of an async invocation
+/// (`client::async_invoke`): "settlement of the async invocation submitted at …".
+pub(crate) const SETTLEMENT_NOTE: &str = "settlement of the async invocation";
+
 impl Cost {
+    /// Whether this is the second receipt of an asynchronous invocation
+    /// (`InvokeEndpointAsync`), its **settlement** (compute, data out, tokens),
+    /// rather than its submission (data in, the per-inference fee): one call, two
+    /// receipts. Told by a line or a figure only a settlement has, or the note the
+    /// client writes on it.
+    pub fn is_async_settlement(&self) -> bool {
+        if self.usage.operation != crate::usage::Operation::InvokeEndpointAsync {
+            return false;
+        }
+        let settlement_line = self
+            .lines
+            .iter()
+            .any(|l| !matches!(l.item, LineItem::DataIn | LineItem::Inference));
+        let u = &self.usage;
+        settlement_line
+            || u.bytes_out > 0
+            || u.input_tokens.is_some()
+            || u.output_tokens.is_some()
+            || self.notes.iter().any(|n| n.starts_with(SETTLEMENT_NOTE))
+    }
+
     /// True when every line has a price.
     pub fn is_fully_priced(&self) -> bool {
         self.lines

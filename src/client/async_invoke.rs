@@ -22,6 +22,7 @@
 use super::call::{Call, CallRequest, MeteredOperation, call_span, in_span, record_on_span};
 use super::invoke::delegate_setters;
 use super::meter::{FinishedCall, Meter, Phase};
+use crate::billing::SETTLEMENT_NOTE;
 use crate::endpoint::EndpointKind;
 use crate::usage::{Operation, Outcome, TokenUsage, Usage};
 use crate::{Cost, Error, Result};
@@ -374,7 +375,7 @@ pub(crate) async fn settle(
 
     let submitted = SystemTime::from(submitted_at);
     let mut notes = vec![format!(
-        "settlement of the async invocation submitted at {}",
+        "{SETTLEMENT_NOTE} submitted at {}",
         submitted_at.to_rfc3339()
     )];
     let mut compute_unknown = None;

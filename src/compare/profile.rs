@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use super::arith::{HINT_INPUTS, div, mul};
 use super::{CompareError, Period, check};
-use crate::billing::LineItem;
 use crate::usage::Operation;
 
 /// The same work, described once, so every plan can price it.
@@ -413,7 +412,7 @@ impl UsageTotals {
                 let halves = invocations
                     .entry((cost.endpoint.as_str(), cost.call_id.as_str()))
                     .or_default();
-                if is_settlement(cost) {
+                if cost.is_async_settlement() {
                     halves.settlements += 1;
                     totals.busy_time = totals.busy_time.saturating_add(u.latency);
                 } else {
@@ -489,25 +488,6 @@ impl UsageTotals {
         self.unsettled_async_calls = calls;
         self
     }
-}
-
-/// The settlement note the client writes on the second receipt of an async invocation
-/// (`client::async_invoke`): "settlement of the async invocation submitted at …".
-const SETTLEMENT_NOTE: &str = "settlement of the async invocation";
-
-/// Whether a receipt of an `InvokeEndpointAsync` call is its settlement (see
-/// [`UsageTotals::from_receipts`]).
-fn is_settlement(cost: &crate::Cost) -> bool {
-    let settlement_line = cost
-        .lines
-        .iter()
-        .any(|l| !matches!(l.item, LineItem::DataIn | LineItem::Inference));
-    let u = &cost.usage;
-    settlement_line
-        || u.bytes_out > 0
-        || u.input_tokens.is_some()
-        || u.output_tokens.is_some()
-        || cost.notes.iter().any(|n| n.starts_with(SETTLEMENT_NOTE))
 }
 
 /// `Duration` as a decimal number of milliseconds, e.g. `"800"` or `"12.5"`.

@@ -273,10 +273,13 @@ impl CostMetrics {
         let handles = &mut set.handles;
         metrics::with_recorder(|recorder| {
             handles.register_with(recorder);
-            handles
-                .invocations
-                .get(recorder, &keys.invocations)
-                .increment(1);
+            // An async invocation is one invocation with two receipts.
+            if !cost.is_async_settlement() {
+                handles
+                    .invocations
+                    .get(recorder, &keys.invocations)
+                    .increment(1);
+            }
             match usage.outcome {
                 Outcome::Ok => {}
                 Outcome::Error => handles.errors.get(recorder, &keys.errors).increment(1),

@@ -284,3 +284,38 @@ async fn a_client_built_without_metrics_emits_none_and_still_prices_its_calls() 
         "{invocations:?}"
     );
 }
+
+#[tokio::test]
+async fn an_async_invocation_counts_once_though_it_has_two_receipts() {
+    let recorder = DebuggingRecorder::new();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let fake = fake().await;
+    let client = client(&fake).await;
+    let submitted = client
+        .invoke_endpoint_async()
+        .endpoint_name("rt")
+        .input_location("s3://fake-bucket/input/1.json")
+        .input_bytes(1024)
+        .send()
+        .await
+        .unwrap();
+    let submission = submitted.cost().clone();
+    let settlement = submitted
+        .settle(sagemeter::client::AsyncCompletion::processed_for(
+            std::time::Duration::from_secs(90),
+        ))
+        .await;
+    assert!(!submission.is_async_settlement());
+    assert!(settlement.is_async_settlement());
+
+    let metrics = by_name_and_labels(&recorder);
+    let invocations: u64 = metrics
+        .iter()
+        .filter(|((name, _), _)| name == "sagemeter_invocations_total")
+        .map(|(_, value)| match value {
+            DebugValue::Counter(n) => *n,
+            other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(invocations, 1, "one invocation, two receipts");
+}
