@@ -187,6 +187,39 @@ pub(crate) fn component_compute_line(
     )
 }
 
+/// The copy shares of the components on a variant's `instances` (in
+/// `components`' order, each with its share), scaled down when the copies reserve
+/// more than the instances in all, each counted by its own dominant resource (a
+/// CPU-heavy and a memory-heavy component side by side on one instance can each
+/// hold most of it): each known share × instances ÷ Σ copies × share, rounded
+/// down, so that the components' receipts never add up to more than the
+/// instances cost. Returns whether they were scaled.
+pub(crate) fn fit_to_instances(
+    instances: u32,
+    components: &[&ComponentProfile],
+    shares: &mut [(String, Result<CopyShare, String>)],
+) -> bool {
+    let reserved: Decimal = components
+        .iter()
+        .zip(shares.iter())
+        .filter_map(|(c, (_, share))| {
+            let share = share.as_ref().ok()?;
+            share.of_instance.checked_mul(Decimal::from(c.copies))
+        })
+        .fold(Decimal::ZERO, |sum, s| sum.saturating_add(s));
+    let instances = Decimal::from(instances);
+    if instances.is_zero() || reserved <= instances {
+        return false;
+    }
+    for (_, share) in shares.iter_mut() {
+        if let Ok(share) = share {
+            share.of_instance = (share.of_instance * instances / reserved)
+                .round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero);
+        }
+    }
+    true
+}
+
 /// The share of a variant's `instances` that no component reserves: 1 − Σ copies ×
 /// copy share ÷ instances, at least 0; `None` when a component's share is unknown.
 pub(crate) fn unreserved_fraction<'a>(
@@ -350,5 +383,56 @@ mod tests {
         assert_eq!(unreserved_fraction(1, pairs), Some(Decimal::ZERO));
         let unknown = Err("unknown".to_owned());
         assert_eq!(unreserved_fraction(2, [(&a, &unknown)]), None);
+    }
+
+    #[test]
+    fn shares_that_reserve_more_than_the_instances_are_scaled_to_fit() {
+        // One ml.m5.4xlarge (16 vCPUs, 64 GiB): a copy of 10 cores and 8 GiB holds
+        // 10/16 = 0.625 of it by CPU, a copy of 4 cores and 40 GiB 40/64 = 0.625 by
+        // memory; together 1.25 instances of 1. Scaled by 1 ÷ 1.25: 0.5 each.
+        let m5_4xlarge = InstanceResources::new(16, 64, 0);
+        let a = ComponentProfile::new(
+            "a",
+            "AllTraffic",
+            1,
+            CopyReservation::cpu_and_memory(Decimal::from(10), 8 * 1024),
+        );
+        let b = ComponentProfile::new(
+            "b",
+            "AllTraffic",
+            1,
+            CopyReservation::cpu_and_memory(Decimal::from(4), 40 * 1024),
+        );
+        let mut shares = vec![
+            (
+                "a".to_owned(),
+                copy_share(&a.per_copy, "ml.m5.4xlarge", Some(&m5_4xlarge)),
+            ),
+            (
+                "b".to_owned(),
+                copy_share(&b.per_copy, "ml.m5.4xlarge", Some(&m5_4xlarge)),
+            ),
+        ];
+        assert_eq!(shares[0].1.as_ref().unwrap().of_instance, dec("0.625"));
+        assert_eq!(shares[1].1.as_ref().unwrap().of_instance, dec("0.625"));
+        assert!(fit_to_instances(1, &[&a, &b], &mut shares));
+        for (name, share) in &shares {
+            assert_eq!(share.as_ref().unwrap().of_instance, dec("0.5"), "{name}");
+        }
+        let pairs = [(&a, &shares[0].1), (&b, &shares[1].1)];
+        assert_eq!(unreserved_fraction(1, pairs), Some(Decimal::ZERO));
+        // On two instances they fit as they are.
+        let mut fits = vec![
+            (
+                "a".to_owned(),
+                copy_share(&a.per_copy, "ml.m5.4xlarge", Some(&m5_4xlarge)),
+            ),
+            (
+                "b".to_owned(),
+                copy_share(&b.per_copy, "ml.m5.4xlarge", Some(&m5_4xlarge)),
+            ),
+        ];
+        assert!(!fit_to_instances(2, &[&a, &b], &mut fits));
+        assert_eq!(fits[0].1.as_ref().unwrap().of_instance, dec("0.625"));
     }
 }

@@ -15,7 +15,9 @@ mod receipt;
 use arith::checked_mul_round_dp_down;
 pub(crate) use arith::{checked_mul_round_dp, div_round_dp, mul_round_dp, pico_usd};
 pub use component::ReservedBy;
-pub(crate) use component::{CopyShare, component_compute_line, copy_share, unreserved_fraction};
+pub(crate) use component::{
+    CopyShare, component_compute_line, copy_share, fit_to_instances, unreserved_fraction,
+};
 
 pub use receipt::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};
 pub(crate) use receipt::{SETTLEMENT_NOTE, amount};

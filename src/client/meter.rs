@@ -3,8 +3,8 @@
 use crate::billing::{
     Allocation, CopyShare, Cost, CostLine, LineItem, LinePrice, MAX_SANE_USD_PER_UNIT,
     QuantityUnit, RateResult, UsageCharges, check_usd_per_unit, component_compute_line,
-    compute_key, compute_line, copy_share, data_lines, unpriced, unreserved_fraction,
-    usage_charge_lines,
+    compute_key, compute_line, copy_share, data_lines, fit_to_instances, unpriced,
+    unreserved_fraction, usage_charge_lines,
 };
 use crate::budget::{BudgetStatus, Budgets, LeaseWant, Refusal, Reservation};
 use crate::endpoint::{
@@ -224,6 +224,7 @@ impl VariantRates {
                 ));
             }
             if !on_variant.is_empty() {
+                fit_to_instances(*instance_count, &on_variant, &mut components);
                 unreserved = unreserved_fraction(
                     *instance_count,
                     on_variant

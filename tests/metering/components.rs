@@ -197,6 +197,59 @@ async fn two_components_pay_for_the_gpus_they_reserve_and_the_rest_is_unreserved
 }
 
 #[tokio::test]
+async fn components_that_reserve_more_than_the_instance_by_their_own_resources_share_it() {
+    // One ml.m5.4xlarge (16 vCPUs, 64 GiB, 0.922 USD/h) hosting `cpu` (a copy of 10
+    // cores and 8 GiB: 0.625 of it by CPU) and `mem` (4 cores and 40 GiB: 0.625 by
+    // memory): 1.25 instances' worth on one, so each share is scaled to 0.5.
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "shared",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.4xlarge", 1).without_model()],
+    );
+    fake.add_component(
+        "shared",
+        FakeComponent::cpus("cpu", "AllTraffic", 1, 10.0, 8 * 1024),
+    );
+    fake.add_component(
+        "shared",
+        FakeComponent::cpus("mem", "AllTraffic", 1, 4.0, 40 * 1024),
+    );
+    let pricelist = FakePriceList::start().await;
+    pricelist.add_documents([
+        docs::hosting("us-east-1", "ml.m5.4xlarge", "0.9220000000"),
+        docs::data_in("us-east-1", "0.0160000000"),
+        docs::data_out("us-east-1", "0.0160000000"),
+    ]);
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .instance_resources("ml.m5.4xlarge", InstanceResources::new(16, 64, 0))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    client.meter().endpoint_profile("shared").await.unwrap();
+    let costs = held_for_36_seconds(
+        &fake,
+        &client,
+        &time,
+        &[(Some("cpu"), None), (Some("mem"), None)],
+    )
+    .await;
+    // Each alone on its copy for 0.01 h × 0.5 of the instance = 0.005
+    // instance-hours × 0.922 USD/h = 0.00461 USD: together the instance's
+    // 1 × 0.922 × 0.01 = 0.00922 USD, not 1.25 times it.
+    for cost in &costs {
+        assert_eq!(compute(cost).quantity, dec("0.005"));
+        assert_eq!(compute(cost).cost_usd(), Some(dec("0.00461")));
+    }
+    let last = costs.iter().max_by_key(|c| c.running_client_usd).unwrap();
+    let accrual = last.accrual.clone().unwrap();
+    assert_eq!(accrual.accrued_usd, dec("0.00922"));
+    assert_eq!(accrual.allocated_usd, dec("0.00922"));
+    assert_eq!(accrual.utilisation, Some(Decimal::ONE));
+}
+
+#[tokio::test]
 async fn a_component_that_scales_its_copies_is_priced_on_them_after_the_refresh() {
     let fake = shared_endpoint().await;
     let pricelist = price_list().await;
