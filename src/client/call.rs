@@ -59,6 +59,10 @@ use tracing::field::{Empty, display};
 /// endpoints accept 4 MB, which the service itself enforces).
 pub const MAX_REQUEST_BYTES: usize = 25_000_000;
 
+/// Largest inline input (`body`) `InvokeEndpointAsync` accepts (128,000 bytes;
+/// larger input goes to S3, named by `input_location`).
+pub const MAX_ASYNC_INLINE_BYTES: usize = 128_000;
+
 /// What differs between the metered operations; everything else is [`Call`]'s.
 pub(crate) trait MeteredOperation {
     /// The SDK operation's error.
@@ -577,12 +581,19 @@ fn required_endpoint(name: &Option<String>) -> Result<String> {
 /// The size of an inline request body, refused before sending when it is over
 /// SageMaker's limit.
 fn checked_body_len(inline_bytes: Option<usize>, operation: Operation) -> Result<Option<usize>> {
+    let (limit, instead) = match operation {
+        Operation::InvokeEndpointAsync => (MAX_ASYNC_INLINE_BYTES, "put it in S3 (input_location)"),
+        _ => (
+            MAX_REQUEST_BYTES,
+            "use InvokeEndpointAsync for larger payloads",
+        ),
+    };
     if let Some(bytes) = inline_bytes
-        && bytes > MAX_REQUEST_BYTES
+        && bytes > limit
     {
         return Err(Error::InvalidRequest(format!(
-            "request body is {bytes} bytes; SageMaker accepts at most {MAX_REQUEST_BYTES} \
-             bytes for {operation} (use InvokeEndpointAsync for larger payloads)"
+            "request body is {bytes} bytes; SageMaker accepts at most {limit} bytes inline \
+             for {operation} ({instead})"
         )));
     }
     Ok(inline_bytes)

@@ -831,6 +831,31 @@ async fn a_body_over_the_payload_limit_is_rejected_before_anything_is_sent() {
     assert_eq!(fake.invocations(), 0);
 }
 
+#[tokio::test]
+async fn an_async_inline_body_over_128_000_bytes_is_rejected_before_anything_is_sent() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = client_for(&fake).await;
+    let submit = |bytes: usize| {
+        client
+            .invoke_endpoint_async()
+            .endpoint_name("rt")
+            .body(Blob::new(vec![b' '; bytes]))
+            .send()
+    };
+    // At the limit it goes (the fake queues it); one byte more does not.
+    submit(sagemeter::client::MAX_ASYNC_INLINE_BYTES)
+        .await
+        .expect("128,000 bytes inline are accepted");
+    let err = submit(128_001).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("at most 128000 bytes inline for InvokeEndpointAsync")
+            && message.contains("input_location"),
+        "{message}"
+    );
+}
+
 /// Prices like `FixedPrices`, slowly: background pricing is still running when asked.
 #[derive(Debug)]
 struct SlowPrices(FixedPrices);
