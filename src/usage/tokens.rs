@@ -36,6 +36,13 @@ impl TokenUsage {
 }
 
 /// A strategy for reading token counts from a complete response body.
+///
+/// On a response stream the counter is given each event's data (an SSE `data:`
+/// line's, or a bare JSON line; other lines are SSE fields and are skipped), and
+/// each count it reports replaces the one before, field by field: the call's
+/// tokens are the last reported, as servers that report running or final totals
+/// (OpenAI-compatible ones, TGI) say them. A counter cannot add up per-event
+/// counts, and a plain-text stream (no SSE, no JSON lines) reports none.
 pub trait TokenCounter: fmt::Debug + Send + Sync {
     /// The tokens the body reports, or `None` when it does not say.
     /// Must not panic on any input.
