@@ -383,30 +383,14 @@ pub(crate) struct StandingRate {
     pub(crate) unreserved_fraction: Option<Decimal>,
 }
 
-/// The wall-clock cost of a variant's standing capacity, for accrual.
+/// The wall-clock cost of a variant's standing capacity over one call, for accrual.
 pub(crate) struct InstanceClock {
-    /// Instances × USD per hour (or provisioned concurrency × USD per second × 3600).
-    pub(crate) usd_per_hour_all_instances: Decimal,
-    /// ML storage of all instances, USD per month (`None` when unknown).
-    pub(crate) storage_usd_per_month: Option<Decimal>,
-    /// The share of the instances no inference component reserves (`None`: the
-    /// variant hosts none, or a share is unknown).
-    pub(crate) unreserved_fraction: Option<Decimal>,
+    /// The standing rate the call's profile gave.
+    pub(crate) standing: StandingRate,
     /// When the call started.
     pub(crate) started_at: SystemTime,
     /// When the call ended.
     pub(crate) ended_at: SystemTime,
-}
-
-impl InstanceClock {
-    /// The standing rate the call's profile gave.
-    fn standing(&self) -> StandingRate {
-        StandingRate {
-            usd_per_hour_all_instances: self.usd_per_hour_all_instances,
-            storage_usd_per_month: self.storage_usd_per_month,
-            unreserved_fraction: self.unreserved_fraction,
-        }
-    }
 }
 
 impl Totals {
@@ -679,7 +663,7 @@ impl Totals {
                 // At the rate of the latest profile applied, not of the one this
                 // call began with: instances added by a refresh since count from
                 // when it was applied ([`Totals::set_standing`]).
-                let rate = *state.standing.get_or_insert(clock.standing());
+                let rate = *state.standing.get_or_insert(clock.standing);
                 match state.accrual_started_at {
                     None => {
                         state.accrual_started_at = Some(clock.started_at);

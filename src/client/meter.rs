@@ -134,8 +134,6 @@ impl fmt::Debug for Meter {
 #[derive(Debug, Clone)]
 pub(crate) struct VariantRates {
     pub compute: RateResult,
-    pub data_in: RateResult,
-    pub data_out: RateResult,
     /// What the variant's standing capacity costs per hour, when its rate is
     /// known: instances × the compute rate, or provisioned concurrency × the
     /// provisioned-concurrency rate × 3600. Accrual needs it on every call.
@@ -175,7 +173,7 @@ impl VariantRates {
 
     fn new(
         variant: &VariantProfile,
-        [compute, data_in, data_out]: [RateResult; 3],
+        compute: RateResult,
         standing: StandingRates,
         hosted: Hosted<'_>,
         totals: VariantSlot,
@@ -236,8 +234,6 @@ impl VariantRates {
         }
         VariantRates {
             compute,
-            data_in,
-            data_out,
             standing_usd_per_hour,
             storage_usd_per_month,
             components,
@@ -652,7 +648,7 @@ impl Meter {
                 };
                 rates.push(VariantRates::new(
                     variant,
-                    [compute, data_in.clone(), data_out.clone()],
+                    compute,
                     standing,
                     self.hosted(profile),
                     self.inner.totals.variant_slot(totals, &variant.name),
@@ -769,7 +765,7 @@ impl Meter {
                 );
                 rates.push(VariantRates::new(
                     variant,
-                    [compute, data_in.clone(), data_out.clone()],
+                    compute,
                     StandingRates {
                         provisioned,
                         storage,
@@ -880,14 +876,11 @@ impl Meter {
                                 &rates.compute,
                             ),
                         });
-                        lines.extend(data_lines(&usage, &rates.data_in, &rates.data_out));
-                        if let Some(usd_per_hour) = rates.standing_usd_per_hour
+                        if let Some(standing) = rates.standing()
                             && bill_compute
                         {
                             clock = Some(InstanceClock {
-                                usd_per_hour_all_instances: usd_per_hour,
-                                storage_usd_per_month: rates.storage_usd_per_month,
-                                unreserved_fraction: rates.unreserved_fraction,
+                                standing,
                                 started_at,
                                 ended_at,
                             });
@@ -897,32 +890,26 @@ impl Meter {
                         variant = Some(v.name.clone());
                         billing = Some(v.billing.clone());
                     }
-                    None => {
-                        lines.push(unpriced(
-                            LineItem::Compute,
-                            Decimal::ZERO,
-                            QuantityUnit::InstanceHours,
-                            format!("endpoint `{endpoint}` has no production variants"),
-                        ));
-                        let [data_in, data_out] = &prepared.data;
-                        lines.extend(data_lines(&usage, data_in, data_out));
-                    }
+                    None => lines.push(unpriced(
+                        LineItem::Compute,
+                        Decimal::ZERO,
+                        QuantityUnit::InstanceHours,
+                        format!("endpoint `{endpoint}` has no production variants"),
+                    )),
                 }
             }
-            Err(err) => {
-                lines.push(unpriced(
-                    LineItem::Compute,
-                    Decimal::ZERO,
-                    QuantityUnit::InstanceHours,
-                    err.to_string(),
-                ));
-                // Data processed is billed by the region's rate, whatever the
-                // endpoint: an async submission (which bills no compute) is then
-                // not a receipt of no lines at $0.
-                let [data_in, data_out] = &prepared.data;
-                lines.extend(data_lines(&usage, data_in, data_out));
-            }
+            Err(err) => lines.push(unpriced(
+                LineItem::Compute,
+                Decimal::ZERO,
+                QuantityUnit::InstanceHours,
+                err.to_string(),
+            )),
         }
+        // Data processed is billed at the region's rate, whatever the endpoint's
+        // profile says or whether it could be found: an async submission (which
+        // bills no compute) is then not a receipt of no lines at $0.
+        let [data_in, data_out] = &prepared.data;
+        lines.extend(data_lines(&usage, data_in, data_out));
         if let Some(charges) = charges {
             lines.extend(usage_charge_lines(&usage, charges));
         }
@@ -944,7 +931,7 @@ impl Meter {
         // The fleet keeps each variant's accrual across its processes.
         #[cfg(feature = "fleet")]
         let fleet_accrual = clock.as_ref().map(|c| crate::fleet::AccrualInput {
-            usd_per_hour: c.usd_per_hour_all_instances,
+            usd_per_hour: c.standing.usd_per_hour_all_instances,
             started_at: c.started_at,
             allocated_usd: compute_usd,
         });
