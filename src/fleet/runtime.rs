@@ -204,6 +204,14 @@ impl State {
             .entry_ref(sk)
             .or_insert_with(make)
     }
+
+    /// The item of `budget` (kept under `pk`) in its period starting at `start`,
+    /// made if it is new.
+    fn budget_item(&mut self, budget: &Budget, pk: &str, start: DateTime<Utc>) -> &mut Item {
+        let sk = self.period_sk(budget.period(), start);
+        let end = keys::period_end(budget.period(), start);
+        self.item(pk, &sk, || Item::spend(end))
+    }
 }
 
 /// This process's lease of the budget kept in a spend item.
@@ -494,9 +502,7 @@ impl Fleet {
                 continue;
             };
             let start = budget.period().start_of(now);
-            let sk = state.period_sk(budget.period(), start);
-            let end = keys::period_end(budget.period(), start);
-            state.item(pk, &sk, || Item::spend(end)).pending.unpriced += pico;
+            state.budget_item(budget, pk, start).pending.unpriced += pico;
         }
     }
 
@@ -919,9 +925,9 @@ impl Fleet {
                     // missing table or a refusal applies nothing).
                     if matches!(err.kind, Failure::Unreachable | Failure::Throttled) {
                         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                        let sk = state.period_sk(budget.period(), want.period_start);
-                        let end = keys::period_end(budget.period(), want.period_start);
-                        state.item(pk, &sk, || Item::spend(end)).lease_unanswered = true;
+                        state
+                            .budget_item(budget, pk, want.period_start)
+                            .lease_unanswered = true;
                     }
                     match shared.config.when_unavailable {
                         WhenUnavailable::Allow => {
