@@ -1810,9 +1810,13 @@ async fn an_invoke_whose_connection_times_out_makes_no_receipt() {
             .endpoint_url(url)
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .timeout_config(
+                // The read timeout runs from the start of the request, connecting
+                // included: longer than the connect timeout, so that the connect
+                // timeout is the one that fires (a read timeout while connecting
+                // cannot be told from one after).
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_millis(300))
-                    .read_timeout(Duration::from_millis(300))
+                    .read_timeout(Duration::from_secs(5))
                     .build(),
             )
             .build(),
