@@ -6,7 +6,7 @@
 use crate::support::emulator::{Emulator, REALTIME_ENDPOINT};
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::fault_proxy::{Fault, FaultProxy};
-use crate::support::m5_priced_by_overrides;
+use crate::support::{NoPrices, m5_priced_by_overrides};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use rust_decimal::Decimal;
 use sagemeter::billing::{LineItem, UsageCharges};
@@ -872,23 +872,6 @@ async fn after_shutdown_a_fleet_budget_refuses_calls_instead_of_spending_a_lease
     assert_eq!(endpoint.spent_usd, dec("0.01"));
     assert_eq!(endpoint.committed_usd, Some(dec("0.01")));
     assert_eq!(endpoint.leases, 0);
-}
-
-/// A price source with no price for anything: every line of every receipt is
-/// unpriced.
-#[derive(Debug)]
-struct NoPrices;
-
-impl sagemeter::pricing::PriceSource for NoPrices {
-    fn price<'a>(
-        &'a self,
-        key: &'a sagemeter::pricing::PriceKey,
-    ) -> sagemeter::pricing::BoxFuture<
-        'a,
-        Result<sagemeter::pricing::Rate, sagemeter::pricing::PriceError>,
-    > {
-        Box::pin(async move { Err(sagemeter::pricing::PriceError::NotFound { key: key.clone() }) })
-    }
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! alerts once per threshold, periods, released reservations.
 
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use crate::support::{NoPrices, submit_async};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
@@ -332,22 +333,6 @@ async fn a_budget_beyond_any_bill_is_refused_when_configured_and_the_largest_one
     );
 }
 
-/// A price source with no price for anything (every rate not overridden is unknown).
-#[derive(Debug)]
-struct NoPrices;
-
-impl sagemeter::pricing::PriceSource for NoPrices {
-    fn price<'a>(
-        &'a self,
-        key: &'a PriceKey,
-    ) -> sagemeter::pricing::BoxFuture<
-        'a,
-        Result<sagemeter::pricing::Rate, sagemeter::pricing::PriceError>,
-    > {
-        Box::pin(async move { Err(sagemeter::pricing::PriceError::NotFound { key: key.clone() }) })
-    }
-}
-
 #[tokio::test]
 async fn an_unpriced_async_settlement_counts_at_the_estimate_though_nothing_was_reserved() {
     let fake = fake().await;
@@ -365,14 +350,7 @@ async fn an_unpriced_async_settlement_counts_at_the_estimate_though_nothing_was_
         .budget(budget)
         .build()
         .unwrap();
-    let submitted = client
-        .invoke_endpoint_async()
-        .endpoint_name("rt")
-        .input_location("s3://fake-bucket/input/1.json")
-        .input_bytes(1024)
-        .send()
-        .await
-        .unwrap();
+    let submitted = submit_async(&client, "rt", 1024).await;
     // The submission is fully priced (the fee): it counts 0.001 USD.
     assert!(submitted.cost().is_fully_priced());
     assert_eq!(client.meter().budget_status()[0].spent_usd, dec("0.001"));

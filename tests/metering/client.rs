@@ -5,6 +5,7 @@
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::logs;
 use crate::support::receipts::{Receipts, line};
+use crate::support::submit_async;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
@@ -99,11 +100,15 @@ fn invoke(
         >,
     >,
 > + use<> {
+    request(client, endpoint).send()
+}
+
+/// An `InvokeEndpoint` request of `endpoint` with an empty JSON body, to add to.
+fn request(client: &Client, endpoint: &str) -> sagemeter::client::InvokeEndpoint {
     client
         .invoke_endpoint()
         .endpoint_name(endpoint)
         .body(Blob::new("{}"))
-        .send()
 }
 
 fn line_cost(cost: &Cost, item: LineItem) -> Decimal {
@@ -394,14 +399,7 @@ async fn a_call_whose_endpoint_cannot_be_described_still_bills_its_data_never_a_
     let client = client_for(&fake).await;
     // An async submission bills data in (and a per-inference fee), no compute:
     // 1 GiB in S3 × 0.016 USD/GB = 0.016 USD, whatever the endpoint's profile.
-    let submitted = client
-        .invoke_endpoint_async()
-        .endpoint_name("rt")
-        .input_location("s3://fake-bucket/input/1.json")
-        .input_bytes(GIB)
-        .send()
-        .await
-        .expect("pricing problems never fail the call");
+    let submitted = submit_async(&client, "rt", GIB).await;
     let cost = submitted.cost();
     assert_eq!(line_cost(cost, LineItem::DataIn), dec("0.016"));
     assert_eq!(cost.cost_usd, dec("0.016"));
@@ -431,14 +429,7 @@ async fn a_completion_before_its_submission_leaves_compute_unpriced_not_zero() {
         .price_source(FixedPrices::us_east_1())
         .build()
         .unwrap();
-    let submitted = client
-        .invoke_endpoint_async()
-        .endpoint_name("rt")
-        .input_location("s3://fake-bucket/input/1.json")
-        .input_bytes(1024)
-        .send()
-        .await
-        .unwrap();
+    let submitted = submit_async(&client, "rt", 1024).await;
     // The notification's clock is 5 s behind the submitting host's.
     let landed =
         std::time::SystemTime::from(submitted.pending().submitted_at()) - Duration::from_secs(5);
@@ -1856,26 +1847,14 @@ async fn calls_that_target_one_of_two_variants_share_that_variants_instances() {
         .build()
         .unwrap();
     // Warm: the profile is known, so each variant's clock knows its instances.
-    client
-        .invoke_endpoint()
-        .endpoint_name("rt")
+    request(&client, "rt")
         .target_variant("a")
-        .body(Blob::new("{}"))
         .send()
         .await
         .unwrap();
     fake.hold();
     let calls: Vec<_> = (0..2)
-        .map(|_| {
-            tokio::spawn(
-                client
-                    .invoke_endpoint()
-                    .endpoint_name("rt")
-                    .target_variant("a")
-                    .body(Blob::new("{}"))
-                    .send(),
-            )
-        })
+        .map(|_| tokio::spawn(request(&client, "rt").target_variant("a").send()))
         .collect();
     fake.wait_for_invocations(3).await;
     time.advance(Duration::from_secs(36));
@@ -1905,14 +1884,7 @@ async fn first_calls_that_name_the_only_variant_share_the_endpoints_clock_too() 
     // The very first calls, before the endpoint's profile is applied: one names
     // the variant, one does not.
     fake.hold();
-    let named = tokio::spawn(
-        client
-            .invoke_endpoint()
-            .endpoint_name("rt")
-            .target_variant("AllTraffic")
-            .body(Blob::new("{}"))
-            .send(),
-    );
+    let named = tokio::spawn(request(&client, "rt").target_variant("AllTraffic").send());
     let unnamed = tokio::spawn(invoke(&client, "rt"));
     fake.wait_for_invocations(2).await;
     time.advance(Duration::from_secs(10));
@@ -1937,14 +1909,7 @@ async fn calls_that_name_the_only_variant_share_the_endpoints_clock() {
     let (client, time, _) = shared_instances_client(&fake, 1).await;
     invoke(&client, "rt").await.unwrap(); // the profile is known
     fake.hold();
-    let named = tokio::spawn(
-        client
-            .invoke_endpoint()
-            .endpoint_name("rt")
-            .target_variant("AllTraffic")
-            .body(Blob::new("{}"))
-            .send(),
-    );
+    let named = tokio::spawn(request(&client, "rt").target_variant("AllTraffic").send());
     let unnamed = tokio::spawn(invoke(&client, "rt"));
     fake.wait_for_invocations(3).await;
     time.advance(Duration::from_secs(36));

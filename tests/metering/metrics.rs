@@ -3,7 +3,7 @@
 //! current-thread runtime, so the calls' metrics land on it).
 
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
-use crate::support::rt_priced_by_overrides;
+use crate::support::{rt_priced_by_overrides, submit_async};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use rust_decimal::Decimal;
@@ -291,14 +291,7 @@ async fn an_async_invocation_counts_once_though_it_has_two_receipts() {
     let _guard = metrics::set_default_local_recorder(&recorder);
     let fake = fake().await;
     let client = client(&fake).await;
-    let submitted = client
-        .invoke_endpoint_async()
-        .endpoint_name("rt")
-        .input_location("s3://fake-bucket/input/1.json")
-        .input_bytes(1024)
-        .send()
-        .await
-        .unwrap();
+    let submitted = submit_async(&client, "rt", 1024).await;
     let submission = submitted.cost().clone();
     let settlement = submitted
         .settle(sagemeter::client::AsyncCompletion::processed_for(

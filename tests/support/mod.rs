@@ -52,3 +52,37 @@ pub async fn m5_priced_by_overrides(
         .price_override(PriceKey::DataIn { region: r.into() }, usd("0.016"))
         .price_override(PriceKey::DataOut { region: r.into() }, usd("0.016"))
 }
+
+/// A price source with no price for anything: every line not priced by an
+/// override is unpriced.
+#[derive(Debug)]
+pub struct NoPrices;
+
+impl sagemeter::pricing::PriceSource for NoPrices {
+    fn price<'a>(
+        &'a self,
+        key: &'a sagemeter::pricing::PriceKey,
+    ) -> sagemeter::pricing::BoxFuture<
+        'a,
+        Result<sagemeter::pricing::Rate, sagemeter::pricing::PriceError>,
+    > {
+        Box::pin(async move { Err(sagemeter::pricing::PriceError::NotFound { key: key.clone() }) })
+    }
+}
+
+/// Submits an `InvokeEndpointAsync` of `endpoint` whose input, `input_bytes`
+/// long, is in the fake's S3 bucket; the submission must be accepted.
+pub async fn submit_async(
+    client: &sagemeter::Client,
+    endpoint: &str,
+    input_bytes: u64,
+) -> sagemeter::client::AsyncInvocation {
+    client
+        .invoke_endpoint_async()
+        .endpoint_name(endpoint)
+        .input_location("s3://fake-bucket/input/1.json")
+        .input_bytes(input_bytes)
+        .send()
+        .await
+        .expect("the fake queues the submission")
+}
