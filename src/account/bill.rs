@@ -155,15 +155,25 @@ fn tag_value(key: &str) -> String {
         .to_owned()
 }
 
+/// The largest amount (USD, or units of usage) of one day's group read from Cost
+/// Explorer: 10¹². Beyond is no bill of one day, and refusing it keeps the
+/// reconciliation's sums and products far from `Decimal`'s limits.
+const MAX_AMOUNT: Decimal = Decimal::from_parts(0xD4A5_1000, 0xE8, 0, false, 0);
+
 /// Cost Explorer's amounts are decimal strings, sometimes in scientific notation.
 fn parse_amount(text: &str) -> Result<Decimal, AccountError> {
-    Decimal::from_str(text)
+    let refuse = |why: &str| AccountError::Service {
+        operation: "GetCostAndUsage",
+        code: None,
+        message: format!("`{text}` {why}"),
+    };
+    let amount = Decimal::from_str(text)
         .or_else(|_| Decimal::from_scientific(text))
-        .map_err(|_| AccountError::Service {
-            operation: "GetCostAndUsage",
-            code: None,
-            message: format!("`{text}` is not an amount"),
-        })
+        .map_err(|_| refuse("is not an amount"))?;
+    if amount.abs() > MAX_AMOUNT {
+        return Err(refuse("is beyond the 10^12 a day's bill can carry"));
+    }
+    Ok(amount)
 }
 
 #[cfg(test)]
@@ -175,6 +185,13 @@ mod tests {
         assert_eq!(parse_amount("11.04").unwrap(), Decimal::new(1104, 2));
         assert_eq!(parse_amount("1.5E-7").unwrap(), Decimal::new(15, 8));
         assert!(parse_amount("lots").is_err());
+        // Beyond a trillion: no day's bill (two made `quantity × rate` panic).
+        assert_eq!(MAX_AMOUNT, Decimal::from(1_000_000_000_000u64));
+        assert!(parse_amount("1000000000000").is_ok());
+        for huge in ["1000000000000.01", "50000000000000000000000000000", "-1E13"] {
+            let err = parse_amount(huge).unwrap_err();
+            assert!(err.to_string().contains("beyond"), "{err}");
+        }
         assert_eq!(tag_value("team$growth"), "growth");
         assert_eq!(tag_value("team$"), "");
     }

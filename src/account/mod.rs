@@ -36,6 +36,7 @@
 //! the error ([`AccountError::MissingPermission`]); `endpoints` still lists what
 //! it can without CloudWatch.
 
+mod accrual;
 mod bill;
 mod endpoints;
 mod error;

@@ -25,6 +25,7 @@
 //! otherwise, and is **not settled** while Cost Explorer marks it `Estimated`.
 
 use super::Account;
+use super::accrual::Accruals;
 use super::bill::{self, Bill};
 use super::error::{AccountError, from_sdk};
 use super::usage_class::UsageClass;
@@ -133,11 +134,16 @@ struct MeteredCell {
 /// Receipts gathered from ledgers (of one region, in USD), ready to reconcile.
 ///
 /// Ledgers of many processes are read together. A receipt's accrual is its
-/// process's running figure: it is turned into per-day increments per ledger,
-/// endpoint and variant, and a figure that falls to less than half of the highest
+/// process's running figure: it is turned into increments per ledger, endpoint
+/// and variant, each over the time since the ledger's previous receipt of the
+/// variant and split at UTC midnight in proportion to time. A ledger's first
+/// receipt of a variant is where counting starts (the ledger may begin long after
+/// its process did), and a figure that falls to less than half of the highest
 /// seen is a new process starting over (one process writes a ledger at a time).
-/// The files of a rolling ledger (one directory, `sagemeter-YYYY-MM-DDTHH[.N].jsonl`)
-/// are one ledger: a process's running figure goes on from one file to the next.
+/// Time that several ledgers' accruals cover for the same variant (replicas, each
+/// with its own ledger) is counted once, at the highest of their rates. The files
+/// of a rolling ledger (one directory, `sagemeter-YYYY-MM-DDTHH[.N].jsonl`) are one
+/// ledger: a process's running figure goes on from one file to the next.
 ///
 /// A receipt figure (a line's cost, quantity or rate, an accrual) beyond ±10¹²
 /// (a trillion USD, or units) is no receipt a meter wrote, and sums that would
@@ -147,8 +153,8 @@ struct MeteredCell {
 pub struct Metered {
     region: String,
     cells: BTreeMap<(NaiveDate, String, UsageClass), MeteredCell>,
-    /// Highest accrued and allocated figure seen per ledger, endpoint and variant.
-    runs: HashMap<(String, String, Option<String>), (Decimal, Decimal)>,
+    /// The receipts' accruals, as instance time per day.
+    accruals: Accruals,
     receipts: u64,
     without_region: u64,
     unpriced_lines: u64,
@@ -172,7 +178,7 @@ impl Metered {
         Metered {
             region: region.into(),
             cells: BTreeMap::new(),
-            runs: HashMap::new(),
+            accruals: Accruals::default(),
             receipts: 0,
             without_region: 0,
             unpriced_lines: 0,
@@ -303,25 +309,18 @@ impl Metered {
             cell.quantity = sum(cell.quantity, quantity, "metered quantity")?;
             cell.usd_per_unit.get_or_insert(usd_per_unit);
         }
-        let mut run_update = None;
+        let mut accrual_update = None;
         if let (Some(accrual), Some(class)) = (&cost.accrual, compute_class) {
-            let accrued_now = figure("an accrual", accrual.accrued_usd)?;
-            let allocated_now = figure("an allocation", accrual.allocated_usd)?;
-            let key = (run.to_owned(), cost.endpoint.clone(), cost.variant.clone());
-            let mut highest = self.runs.get(&key).copied().unwrap_or_default();
-            if accrued_now < highest.0 / Decimal::TWO {
-                highest = (Decimal::ZERO, Decimal::ZERO);
-            }
-            // Both figures are within ±MAX_RECEIPT_FIGURE and `highest` is one of
-            // them or zero: the differences cannot overflow.
-            let accrued = (accrued_now - highest.0).max(Decimal::ZERO);
-            let allocated = (allocated_now - highest.1).max(Decimal::ZERO);
-            highest.0 = highest.0.max(accrued_now);
-            highest.1 = highest.1.max(allocated_now);
+            let accrued = figure("an accrual", accrual.accrued_usd)?;
+            let allocated = figure("an allocation", accrual.allocated_usd)?;
+            let update = self.accruals.update(run, cost, &class, accrued, allocated);
             let cell = cells.get_mut(&class).ok_or_else(|| overflow("accrual"))?;
-            cell.accrued_usd = sum(cell.accrued_usd, accrued, "accrued instance time")?;
-            cell.allocated_usd = sum(cell.allocated_usd, allocated, "allocated instance time")?;
-            run_update = Some((key, highest));
+            cell.allocated_usd = sum(
+                cell.allocated_usd,
+                update.allocated_usd,
+                "allocated instance time",
+            )?;
+            accrual_update = Some(update);
         }
 
         self.receipts += 1;
@@ -335,8 +334,8 @@ impl Metered {
         for (class, cell) in cells {
             self.cells.insert((day, cost.endpoint.clone(), class), cell);
         }
-        if let Some((key, highest)) = run_update {
-            self.runs.insert(key, highest);
+        if let Some(update) = accrual_update {
+            self.accruals.apply(update);
         }
         Ok(())
     }
@@ -547,7 +546,7 @@ impl Account {
             None => HashMap::new(),
         };
         let cells = self.cells(metered, &bill, options, &groups);
-        let rates = self.rates(&cells).await;
+        let rates = self.rates(&cells, &mut notes).await;
 
         let mut rows: BTreeMap<(NaiveDate, String), ReconcileRow> = BTreeMap::new();
         for ((day, group, class), cell) in &cells {
@@ -579,10 +578,10 @@ impl Account {
                     .get(class)
                     .copied()
                     .flatten()
-                    .map(|r| cell.billed_quantity * r);
+                    .and_then(|r| cell.billed_quantity.checked_mul(r));
                 row.effective_rate_ratio = on_demand
-                    .filter(|v| !v.is_zero())
-                    .map(|v| (cell.billed / v).round_dp(4).normalize());
+                    .and_then(|v| cell.billed.checked_div(v))
+                    .map(|ratio| ratio.round_dp(4).normalize());
             }
         }
         let mut days: BTreeMap<NaiveDate, DayVerdict> = BTreeMap::new();
@@ -679,11 +678,22 @@ impl Account {
             let c = &mut cell.metered;
             c.cost_usd += m.cost_usd;
             c.quantity += m.quantity;
-            c.accrued_usd += m.accrued_usd;
             c.allocated_usd += m.allocated_usd;
             if c.usd_per_unit.is_none() {
                 c.usd_per_unit = m.usd_per_unit;
             }
+        }
+        // Instance time accrues on days without a receipt too (a quiet night).
+        for ((day, endpoint, class), accrued) in metered.accruals.by_day() {
+            if day < options.since || day >= options.until {
+                continue;
+            }
+            let group = match &options.group_by {
+                GroupBy::Tag(_) => name(groups.get(endpoint).map_or("", String::as_str)),
+                GroupBy::UsageType => class.to_string(),
+            };
+            let cell = cells.entry((day, group, class.clone())).or_default();
+            cell.metered.accrued_usd += accrued;
         }
         cells
     }
@@ -693,6 +703,7 @@ impl Account {
     async fn rates(
         &self,
         cells: &BTreeMap<(NaiveDate, String, UsageClass), Cell>,
+        notes: &mut Vec<String>,
     ) -> HashMap<UsageClass, Option<Decimal>> {
         let mut rates: HashMap<UsageClass, Option<Decimal>> = HashMap::new();
         for ((_, _, class), cell) in cells {
@@ -705,7 +716,18 @@ impl Account {
                 continue;
             }
             let rate = match class.price_key(&self.region) {
-                Some(key) => self.prices.price(&key).await.ok().map(|r| r.usd_per_unit),
+                Some(key) => match self.prices.price(&key).await {
+                    Ok(rate) => Some(rate.usd_per_unit),
+                    Err(err) => {
+                        notes.push(format!(
+                            "no on-demand rate for {class} in {}: {err}; what its bill and \
+                             receipts do not explain is unexplained, not outside sagemeter \
+                             or a discount",
+                            self.region
+                        ));
+                        None
+                    }
+                },
                 None => None,
             };
             rates.insert(class.clone(), rate);
@@ -864,14 +886,20 @@ fn explain(class: &UsageClass, cell: &Cell, rate: Option<Decimal>) -> Parts {
         parts.idle_instance_usd = (m.accrued_usd - m.allocated_usd).max(Decimal::ZERO);
     }
     let seen = m.cost_usd + parts.idle_instance_usd;
-    let outside = match rate {
-        Some(rate) => {
-            let on_demand = cell.billed_quantity * rate;
-            parts.discount_usd = billed - on_demand;
-            on_demand - seen
-        }
-        None => billed - seen,
+    let Some(rate) = rate else {
+        // Without an on-demand rate, usage outside the meter and a discount cannot
+        // be told apart: the rest is unexplained (a note names the missing rate).
+        parts.unexplained_usd = billed - seen;
+        return parts;
     };
+    // Quantities and amounts are within 10¹² a row, rates within what a price
+    // source accepts: `checked` only against a hostile mix of both.
+    let Some(on_demand) = cell.billed_quantity.checked_mul(rate) else {
+        parts.unexplained_usd = billed - seen;
+        return parts;
+    };
+    parts.discount_usd = billed - on_demand;
+    let outside = on_demand - seen;
     if outside < Decimal::ZERO {
         parts.unexplained_usd = outside;
     } else {
@@ -895,6 +923,7 @@ fn empty_day(day: NaiveDate, estimated: bool) -> DayVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
 
     fn d(text: &str) -> Decimal {
         text.parse().unwrap()
@@ -999,64 +1028,166 @@ mod tests {
         std::fs::write(path, text).unwrap();
     }
 
-    /// The accrued and allocated instance time of every cell.
+    /// The instance time accrued, and of it allocated, over every day.
     fn accrual(m: &Metered) -> (Decimal, Decimal) {
-        let accrued = m.cells.values().map(|c| c.accrued_usd).sum();
+        let accrued = m.accruals.by_day().values().sum();
         let allocated = m.cells.values().map(|c| c.allocated_usd).sum();
         (accrued, allocated)
+    }
+
+    /// The instance time accrued on `day`.
+    fn accrued_on(m: &Metered, on: &str) -> Decimal {
+        let on = day(on);
+        m.accruals
+            .by_day()
+            .iter()
+            .filter(|((d, _, _), _)| *d == on)
+            .map(|(_, usd)| *usd)
+            .sum()
+    }
+
+    /// Receipts of a process metering `rt` (one ml.m5.xlarge, $0.23/h) whose calls
+    /// end on the hour from `from` (RFC 3339, on the hour) for `hours` hours: its
+    /// accrual runs from `start_usd` up by 0.23 an hour, its allocation up by
+    /// `allocated_per_hour`.
+    fn hourly(from: &str, hours: i64, start_usd: &str, allocated_per_hour: &str) -> Vec<Cost> {
+        let from: DateTime<Utc> = from.parse().unwrap();
+        (0..=hours)
+            .map(|h| {
+                // The call took 1 ms and ended on the hour.
+                let at = from + chrono::Duration::hours(h) - chrono::Duration::milliseconds(1);
+                let accrued = d(start_usd) + d("0.23") * Decimal::from(h);
+                let allocated = d(allocated_per_hour) * Decimal::from(h);
+                receipt(
+                    &format!("{h}"),
+                    &at.to_rfc3339(),
+                    "0.0000000639",
+                    &accrued.to_string(),
+                    &allocated.to_string(),
+                )
+            })
+            .collect()
     }
 
     #[test]
     fn a_run_split_over_rolled_files_is_accrued_once() {
         let dir = tempfile::tempdir().unwrap();
-        // One process, one instance at 0.23 $/h, metering from 10:00: its receipt at
-        // 10:59 (hourly file T10) has accrued ~1 h = 0.23, 0.01 of it allocated to
-        // calls; its receipt at 11:59 (file T11) has accrued 2 h = 0.46, 0.02
-        // allocated. Running figures: the two hours are 0.23 + (0.46 − 0.23) = 0.46
-        // accrued and 0.01 + (0.02 − 0.01) = 0.02 allocated, not 0.23 + 0.46.
-        // The two receipts, each written to its own file.
-        let write_both = |first: &Path, second: &Path| {
-            let at_10 = receipt("a", "2026-12-01T10:59:00Z", "0.00023", "0.23", "0.01");
-            let at_11 = receipt("b", "2026-12-01T11:59:00Z", "0.00023", "0.46", "0.02");
-            write_ledger(first, &[at_10]);
-            write_ledger(second, &[at_11]);
-        };
+        // One process, one instance at 0.23 $/h. Its receipt at 10:00 (hourly file
+        // T10) is where counting starts; at 11:00 (file T11) it has accrued another
+        // hour, 0.23, and allocated 0.01 of it; at 12:00 another 0.23 and 0.01.
+        // Running figures: 0.46 accrued and 0.02 allocated, not the sums of the
+        // figures (0.001 + 0.231 + 0.461).
+        let receipts = hourly("2026-12-01T10:00:00Z", 2, "0.001", "0.01");
         let rolled = dir.path().join("receipts");
-        write_both(
+        write_ledger(
+            &rolled.join("sagemeter-2026-12-01T09.jsonl"),
+            &receipts[..1],
+        );
+        write_ledger(
             &rolled.join("sagemeter-2026-12-01T10.jsonl"),
+            &receipts[1..2],
+        );
+        write_ledger(
             &rolled.join("sagemeter-2026-12-01T11.jsonl"),
+            &receipts[2..],
         );
         let mut m = Metered::new("us-east-1");
         for file in crate::ledger::ledger_files(&rolled).unwrap() {
             m.read_ledger(file).unwrap();
         }
-        assert_eq!(m.receipts(), 2);
+        assert_eq!(m.receipts(), 3);
         assert_eq!(accrual(&m), (d("0.46"), d("0.02")));
 
-        // Two processes, each with its own ledger (two plain files, or two rolling
-        // directories), are two runs: 0.23 + 0.46 = 0.69 accrued, 0.01 + 0.02 = 0.03
-        // allocated.
-        for (first, second) in [
-            ("a.jsonl", "b.jsonl"),
-            (
-                "one/sagemeter-2026-12-01T10.jsonl",
-                "two/sagemeter-2026-12-01T11.jsonl",
-            ),
-        ] {
-            let (first, second) = (dir.path().join(first), dir.path().join(second));
-            write_both(&first, &second);
-            let mut m = Metered::new("us-east-1");
-            m.read_ledger(&first).unwrap();
-            m.read_ledger(&second).unwrap();
-            assert_eq!(accrual(&m), (d("0.69"), d("0.03")), "{}", second.display());
+        // The same receipts as three ledgers (three processes, one call each): each
+        // ledger's one receipt only starts its count.
+        let mut m = Metered::new("us-east-1");
+        for (i, receipt) in receipts.iter().enumerate() {
+            let path = dir.path().join(format!("p{i}.jsonl"));
+            write_ledger(&path, std::slice::from_ref(receipt));
+            m.read_ledger(&path).unwrap();
         }
+        assert_eq!(accrual(&m), (Decimal::ZERO, Decimal::ZERO));
+    }
+
+    #[test]
+    fn a_ledger_that_begins_after_its_process_did_accrues_from_its_first_receipt() {
+        // A process metering since 11-01 (one instance, $0.23/h) writes an hourly
+        // rolling ledger that keeps 7 days: on 12-01 its oldest file starts at
+        // 11-24T00, where the running figure is already 23 days × 24 h × 0.23 =
+        // 126.96. That day's instance time is 24 × 0.23 = 5.52, not 126.96 + 5.52.
+        let receipts = hourly("2026-11-24T00:00:00Z", 24, "126.96", "0.01");
+        let dir = tempfile::tempdir().unwrap();
+        let rolled = dir.path().join("receipts");
+        for receipt in &receipts {
+            // Each in its hour's file.
+            let name = format!("sagemeter-{}.jsonl", receipt.at.format("%Y-%m-%dT%H"));
+            write_ledger(&rolled.join(name), std::slice::from_ref(receipt));
+        }
+        let mut m = Metered::new("us-east-1");
+        for file in crate::ledger::ledger_files(&rolled).unwrap() {
+            m.read_ledger(file).unwrap();
+        }
+        assert_eq!(accrued_on(&m, "2026-11-24"), d("5.52"));
+        // Allocated: 24 hours × 0.01.
+        assert_eq!(accrual(&m).1, d("0.24"));
+    }
+
+    #[test]
+    fn instance_time_is_split_at_utc_midnight() {
+        // One instance at $0.23/h metered from 12-01T00:00; calls until 20:00, none
+        // until 04:00 on 12-02, then calls until 12-03T00:00. The accrual reaches
+        // 20 × 0.23 = 4.60 at 20:00 and 28 × 0.23 = 6.44 at 04:00: the night's
+        // 8 × 0.23 = 1.84 is 4 h on each day. 12-01: 4.60 + 0.92 = 5.52; 12-02:
+        // 0.92 + 20 × 0.23 = 5.52, not 4.60 then 6.44 + 4.60.
+        // The calls ending at 21:00 to 03:00 (hours 21 to 27) are not made.
+        let receipts: Vec<Cost> = hourly("2026-12-01T00:00:00Z", 48, "0", "0")
+            .into_iter()
+            .enumerate()
+            .filter(|(h, _)| !(21..=27).contains(h))
+            .map(|(_, r)| r)
+            .collect();
+        assert_eq!(receipts.len(), 49 - 7);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.jsonl");
+        write_ledger(&path, &receipts);
+        let mut m = Metered::new("us-east-1");
+        m.read_ledger(&path).unwrap();
+        assert_eq!(accrued_on(&m, "2026-12-01"), d("5.52"));
+        assert_eq!(accrued_on(&m, "2026-12-02"), d("5.52"));
+        assert_eq!(accrued_on(&m, "2026-12-03"), Decimal::ZERO);
+    }
+
+    #[test]
+    fn replicas_metering_the_same_instances_count_their_time_once() {
+        // Replica A meters endpoint `rt` (one ml.m5.xlarge, $0.23/h) all of 12-01,
+        // allocating 0.01 an hour; replica B from 12:00 on 12-01 to 12:00 on 12-02,
+        // allocating 0.02 an hour, each with its own ledger. Both accruals count the
+        // one instance: 12-01 ran 24 h = 5.52 (A's 5.52 + B's 2.76 = 8.28 counted it
+        // twice over 12 h); 12-02 has B alone, 12 h = 2.76.
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.jsonl");
+        let b = dir.path().join("b.jsonl");
+        write_ledger(&a, &hourly("2026-12-01T00:00:00Z", 24, "0.001", "0.01"));
+        write_ledger(&b, &hourly("2026-12-01T12:00:00Z", 24, "0.002", "0.02"));
+        let mut m = Metered::new("us-east-1");
+        m.read_ledger(&a).unwrap();
+        m.read_ledger(&b).unwrap();
+        assert_eq!(accrued_on(&m, "2026-12-01"), d("5.52"));
+        assert_eq!(accrued_on(&m, "2026-12-02"), d("2.76"));
+        // What the calls were allocated adds up: 24 × 0.01 + 24 × 0.02 = 0.72.
+        assert_eq!(accrual(&m).1, d("0.72"));
     }
 
     #[test]
     fn outlandish_receipts_are_a_ledger_error_and_add_nothing() {
         assert_eq!(MAX_RECEIPT_FIGURE, Decimal::from(1_000_000_000_000u64));
         let max = Decimal::MAX.to_string(); // 79228162514264337593543950335
-        let good = receipt("a", "2026-12-01T10:59:00Z", "0.00023", "0.23", "0.01");
+        // Two good receipts: the first starts the accrual's count, the second
+        // adds 0.23 accrued and 0.01 allocated.
+        let good = [
+            receipt("a", "2026-12-01T09:59:00Z", "0.00023", "0.23", "0.01"),
+            receipt("a2", "2026-12-01T10:59:00Z", "0.00023", "0.46", "0.02"),
+        ];
         let hostile = [
             // Two of these made `cell.cost_usd += cost` overflow (a panic).
             receipt("b", "2026-12-01T11:00:00Z", &max, "0.23", "0.01"),
@@ -1073,7 +1204,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for bad in hostile {
             let path = dir.path().join(format!("{}.jsonl", bad.call_id));
-            write_ledger(&path, &[good.clone(), bad.clone(), bad.clone()]);
+            let receipts = [good[0].clone(), good[1].clone(), bad.clone(), bad.clone()];
+            write_ledger(&path, &receipts);
             let mut m = Metered::new("us-east-1");
             let err = m.read_ledger(&path).unwrap_err();
             match &err {
@@ -1087,10 +1219,10 @@ mod tests {
                 }
                 other => panic!("not a ledger error: {other:?}"),
             }
-            // Only the good receipt counts: its 0.00023 and its accrual of 0.23.
-            assert_eq!(m.receipts(), 1);
+            // Only the good receipts count: 2 × 0.00023, and 0.23 accrued.
+            assert_eq!(m.receipts(), 2);
             let cost: Decimal = m.cells.values().map(|c| c.cost_usd).sum();
-            assert_eq!(cost, d("0.00023"));
+            assert_eq!(cost, d("0.00046"));
             assert_eq!(accrual(&m), (d("0.23"), d("0.01")));
         }
     }

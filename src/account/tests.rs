@@ -477,3 +477,56 @@ async fn a_torn_last_line_of_a_ledger_is_named_in_the_reconciliations_notes() {
     );
     assert!(r.notes.contains(&expected), "{:#?}", r.notes);
 }
+
+#[tokio::test]
+async fn a_billed_class_without_an_on_demand_rate_is_unexplained_and_named() {
+    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
+    use aws_sdk_costexplorer::types::{DateInterval, Group, MetricValue, ResultByTime};
+    // $500 for 48 h of an instance type no price source knows (the bundled
+    // snapshot has no ml.zz9.large), and no receipts: whether it is usage outside
+    // sagemeter at $10.42/h or a discount is not known, so none of it is named.
+    let metric =
+        |amount: &str, unit: &str| MetricValue::builder().amount(amount).unit(unit).build();
+    let bill = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage).then_output(move || {
+        GetCostAndUsageOutput::builder()
+            .results_by_time(
+                ResultByTime::builder()
+                    .time_period(
+                        DateInterval::builder()
+                            .start("2026-11-29")
+                            .end("2026-11-30")
+                            .build()
+                            .unwrap(),
+                    )
+                    .groups(
+                        Group::builder()
+                            .keys("USE1-Host:ml.zz9.large")
+                            .metrics("UnblendedCost", metric("500", "USD"))
+                            .metrics("UsageQuantity", metric("48", "Hrs"))
+                            .build(),
+                    )
+                    .estimated(false)
+                    .build(),
+            )
+            .build()
+    });
+    let account = account(&[], &[], &[&bill]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    let r = account
+        .reconcile(&Metered::new("us-east-1"), &options)
+        .await
+        .unwrap();
+    let day = &r.days[0];
+    assert_eq!(day.parts.unexplained_usd, Decimal::from(500));
+    assert_eq!(day.parts.outside_usd, Decimal::ZERO);
+    assert_eq!(day.parts.discount_usd, Decimal::ZERO);
+    assert_eq!(day.verdict, Verdict::Differs);
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.starts_with("no on-demand rate for Host:ml.zz9.large in us-east-1")),
+        "{:#?}",
+        r.notes
+    );
+}

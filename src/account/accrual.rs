@@ -1,0 +1,250 @@
+//! Instance time the receipts' accruals counted, per UTC day.
+//!
+//! A receipt's accrual is its process's running figure (the variant's standing
+//! capacity × rate since the process's first metered call). It becomes
+//! increments per run (one process writing one ledger), each over the time since
+//! the run's previous receipt, split at UTC midnight in proportion to time. The
+//! first receipt of a run is where counting starts, not an increment: the ledger
+//! may begin long after its process did (a rolling ledger's oldest files deleted,
+//! or a subset of them read), and its figure says nothing of when that was.
+//! Where several runs metered the same variant at the same time (replicas of a
+//! service, each with its own ledger), they counted the same instances: that
+//! time is counted once, at the highest of their rates.
+
+use super::usage_class::UsageClass;
+use crate::billing::Cost;
+use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use std::collections::{BTreeMap, HashMap};
+
+/// A ledger's run, endpoint and variant.
+type RunKey = (String, String, Option<String>);
+
+/// A day, endpoint, variant and kind of instance time.
+type StretchKey = (NaiveDate, String, Option<String>, UsageClass);
+
+/// How far back an increment is spread: beyond Cost Explorer's 13 months of
+/// daily costs, no day can be reconciled.
+const SPREAD_DAYS: i64 = 400;
+
+/// Where a run's running figures were last seen.
+#[derive(Debug, Clone)]
+struct Run {
+    /// Tells this run's stretches from another's (a restart is a new run).
+    id: u64,
+    accrued: Decimal,
+    allocated: Decimal,
+    /// The end of the last call seen.
+    to: DateTime<Utc>,
+}
+
+/// What one run accrued over a stretch of one day.
+#[derive(Debug, Clone)]
+struct Stretch {
+    run: u64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    usd: Decimal,
+}
+
+/// The runs' accruals so far.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Accruals {
+    runs: HashMap<RunKey, Run>,
+    next_run: u64,
+    stretches: BTreeMap<StretchKey, Vec<Stretch>>,
+}
+
+/// What one receipt's accrual changes, worked out before anything is changed.
+#[derive(Debug)]
+pub(super) struct Update {
+    key: RunKey,
+    run: Run,
+    class: UsageClass,
+    pieces: Vec<(NaiveDate, DateTime<Utc>, DateTime<Utc>, Decimal)>,
+    /// Compute allocated to calls since the run's previous receipt.
+    pub(super) allocated_usd: Decimal,
+}
+
+impl Accruals {
+    /// What the accrual of `cost` (read from run `run`, its instance time of
+    /// `class`) adds: `accrued` and `allocated` are its running figures, each within
+    /// ±10¹². A figure below half the run's highest is a new process starting over.
+    pub(super) fn update(
+        &self,
+        run: &str,
+        cost: &Cost,
+        class: &UsageClass,
+        accrued: Decimal,
+        allocated: Decimal,
+    ) -> Update {
+        let key = (run.to_owned(), cost.endpoint.clone(), cost.variant.clone());
+        let latency = Span::from_std(cost.usage.latency).unwrap_or(Span::zero());
+        let end = cost.at.checked_add_signed(latency).unwrap_or(cost.at);
+        let previous = self
+            .runs
+            .get(&key)
+            .filter(|run| accrued >= run.accrued / Decimal::TWO);
+        let Some(previous) = previous else {
+            let run = Run {
+                id: self.next_run,
+                accrued,
+                allocated,
+                to: end,
+            };
+            return Update {
+                key,
+                run,
+                class: class.clone(),
+                pieces: Vec::new(),
+                allocated_usd: Decimal::ZERO,
+            };
+        };
+        // Both figures are within ±10¹² and so is the previous one: no overflow.
+        let accrued_usd = (accrued - previous.accrued).max(Decimal::ZERO);
+        let allocated_usd = (allocated - previous.allocated).max(Decimal::ZERO);
+        let to = end.max(previous.to);
+        Update {
+            run: Run {
+                id: previous.id,
+                accrued: accrued.max(previous.accrued),
+                allocated: allocated.max(previous.allocated),
+                to,
+            },
+            key,
+            class: class.clone(),
+            pieces: spread(previous.to, to, accrued_usd),
+            allocated_usd,
+        }
+    }
+
+    /// Makes the change `update` worked out.
+    pub(super) fn apply(&mut self, update: Update) {
+        let Update {
+            key,
+            run,
+            class,
+            pieces,
+            ..
+        } = update;
+        if run.id == self.next_run {
+            self.next_run += 1;
+        }
+        let (_, endpoint, variant) = &key;
+        for (day, from, to, usd) in pieces {
+            let stretches = self
+                .stretches
+                .entry((day, endpoint.clone(), variant.clone(), class.clone()))
+                .or_default();
+            match stretches.iter_mut().find(|s| s.run == run.id) {
+                // A run's increments follow one another: one stretch per day. Each
+                // is at most 10¹², and a run's sum is at most its highest figure.
+                Some(s) => {
+                    s.from = s.from.min(from);
+                    s.to = s.to.max(to);
+                    s.usd += usd;
+                }
+                None => stretches.push(Stretch {
+                    run: run.id,
+                    from,
+                    to,
+                    usd,
+                }),
+            }
+        }
+        self.runs.insert(key, run);
+    }
+
+    /// Instance time accrued per day, endpoint and kind of instance time: each
+    /// variant's time counted once however many runs metered it.
+    pub(super) fn by_day(&self) -> BTreeMap<(NaiveDate, &str, &UsageClass), Decimal> {
+        let mut days: BTreeMap<(NaiveDate, &str, &UsageClass), Decimal> = BTreeMap::new();
+        for ((day, endpoint, _, class), stretches) in &self.stretches {
+            *days.entry((*day, endpoint, class)).or_default() += union(stretches);
+        }
+        days
+    }
+}
+
+/// `usd` accrued evenly from `from` to `to`, split at UTC midnight: exact in sum
+/// (the last day takes what rounding leaves). Only the last [`SPREAD_DAYS`] days
+/// are kept.
+fn spread(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    usd: Decimal,
+) -> Vec<(NaiveDate, DateTime<Utc>, DateTime<Utc>, Decimal)> {
+    let whole = Decimal::from(micros(from, to));
+    let earliest = to
+        .date_naive()
+        .checked_sub_days(chrono::Days::new(SPREAD_DAYS as u64))
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map_or(from, |t| t.and_utc());
+    let mut pieces = Vec::new();
+    let (mut start, mut given) = (from, Decimal::ZERO);
+    if start < earliest && earliest < to {
+        // part ≤ whole, so usd × part ÷ whole ≤ usd: no overflow.
+        given = usd * Decimal::from(micros(from, earliest)) / whole;
+        start = earliest;
+    }
+    while start < to {
+        let day = start.date_naive();
+        let midnight = day
+            .succ_opt()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map_or(to, |t| t.and_utc());
+        if midnight < to {
+            let share = usd * Decimal::from(micros(start, midnight)) / whole;
+            pieces.push((day, start, midnight, share));
+            given += share;
+            start = midnight;
+        } else {
+            pieces.push((day, start, to, usd - given));
+            start = to;
+        }
+    }
+    if pieces.is_empty() {
+        // No time between the two receipts (or they came out of order).
+        pieces.push((to.date_naive(), to, to, usd));
+    }
+    pieces
+}
+
+/// Microseconds from `from` to `to` (at least 1, so that it divides).
+fn micros(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+    (to - from).num_microseconds().unwrap_or(i64::MAX).max(1)
+}
+
+/// What `stretches` (of one variant on one day) accrued, counting time several
+/// of them cover once, at the highest of their rates.
+fn union(stretches: &[Stretch]) -> Decimal {
+    let total: Decimal = stretches.iter().map(|s| s.usd).sum();
+    let mut sorted: Vec<&Stretch> = stretches.iter().filter(|s| s.to > s.from).collect();
+    sorted.sort_by_key(|s| s.from);
+    let mut reach: Option<DateTime<Utc>> = None;
+    let mut overlap = false;
+    for s in &sorted {
+        overlap |= reach.is_some_and(|r| s.from < r);
+        reach = Some(reach.map_or(s.to, |r| r.max(s.to)));
+    }
+    if !overlap {
+        return total;
+    }
+    let mut bounds: Vec<DateTime<Utc>> = sorted.iter().flat_map(|s| [s.from, s.to]).collect();
+    bounds.sort();
+    bounds.dedup();
+    let mut counted_twice = Decimal::ZERO;
+    for window in bounds.windows(2) {
+        let (a, b) = (window[0], window[1]);
+        let parts: Vec<Decimal> = sorted
+            .iter()
+            .filter(|s| s.from <= a && s.to >= b)
+            .map(|s| s.usd * Decimal::from(micros(a, b)) / Decimal::from(micros(s.from, s.to)))
+            .collect();
+        if parts.len() > 1 {
+            let highest = parts.iter().copied().max().unwrap_or_default();
+            counted_twice += parts.iter().copied().sum::<Decimal>() - highest;
+        }
+    }
+    total - counted_twice
+}
