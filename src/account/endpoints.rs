@@ -184,6 +184,10 @@ pub struct EndpointRow {
     pub endpoint: String,
     /// Variant name (`None` when the endpoint could not be described).
     pub variant: Option<String>,
+    /// A shadow variant: billed for its instances like a production one, sent
+    /// copies of production traffic.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
     /// The inference component this row is about (`None`: the whole variant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inference_component: Option<String>,
@@ -319,6 +323,16 @@ impl Account {
                         let components = self.component_drafts(&profile, variant, &mut draft).await;
                         drafts.push(draft);
                         drafts.extend(components);
+                    }
+                    for variant in &profile.shadow_variants {
+                        let mut draft = self.draft(listed, &profile, variant).await;
+                        draft.row.shadow = true;
+                        draft.row.notes.push(
+                            "shadow variant: its instances are billed whether or not its \
+                             copies of production traffic come"
+                                .into(),
+                        );
+                        drafts.push(draft);
                     }
                 }
                 Err(err) => drafts.push(undescribed(listed, &err)),
@@ -612,12 +626,20 @@ impl Account {
         let hourly = self.rate(&key, row).await?;
         let mut burn = hourly.usd_per_unit * Decimal::from(count);
         if let Some(gb) = variant.volume_size_gb {
-            let per_gb_month = self
+            // The instances are most of the burn: a storage rate that cannot be
+            // found leaves their burn shown, and says what it leaves out.
+            match self
                 .rate(&PriceKey::storage(self.region.as_str()), row)
-                .await?
-                .usd_per_unit;
-            burn += per_gb_month * Decimal::from(gb) * Decimal::from(count)
-                / Decimal::from(HOURS_PER_MONTH);
+                .await
+            {
+                Ok(rate) => {
+                    burn += rate.usd_per_unit * Decimal::from(gb) * Decimal::from(count)
+                        / Decimal::from(HOURS_PER_MONTH);
+                }
+                Err(reason) => row.notes.push(format!(
+                    "the ML storage ({gb} GB × {count} instances) is not in the burn: {reason}"
+                )),
+            }
         }
         Ok((round_cost(burn), hourly.instance))
     }
@@ -662,6 +684,7 @@ impl EndpointRow {
         EndpointRow {
             endpoint: listed.name.clone(),
             variant,
+            shadow: false,
             inference_component: None,
             copies: None,
             reserved_share: None,

@@ -69,6 +69,18 @@ fn summary(name: &str, status: EndpointStatus) -> EndpointSummary {
 
 /// DescribeEndpoint and DescribeEndpointConfig of `name`: `count` × ml.m5.xlarge.
 fn described(name: &'static str, status: EndpointStatus, count: i32) -> [Rule; 2] {
+    described_with(name, status, count, None, None)
+}
+
+/// [`described`], with a volume of `volume_gb` per instance and a shadow variant
+/// (`Shadow`) of `shadow` instances of ml.g5.xlarge.
+fn described_with(
+    name: &'static str,
+    status: EndpointStatus,
+    count: i32,
+    volume_gb: Option<i32>,
+    shadow: Option<i32>,
+) -> [Rule; 2] {
     use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
     use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
     let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint)
@@ -84,6 +96,14 @@ fn described(name: &'static str, status: EndpointStatus, count: i32) -> [Rule; 2
                         .current_instance_count(count)
                         .build(),
                 )
+                .set_shadow_production_variants(shadow.map(|n| {
+                    vec![
+                        ProductionVariantSummary::builder()
+                            .variant_name("Shadow")
+                            .current_instance_count(n)
+                            .build(),
+                    ]
+                }))
                 .build()
         });
     let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config)
@@ -97,8 +117,19 @@ fn described(name: &'static str, status: EndpointStatus, count: i32) -> [Rule; 2
                         .model_name(format!("{name}-model"))
                         .instance_type(ProductionVariantInstanceType::MlM5Xlarge)
                         .initial_instance_count(count)
+                        .set_volume_size_in_gb(volume_gb)
                         .build(),
                 )
+                .set_shadow_production_variants(shadow.map(|n| {
+                    vec![
+                        ProductionVariant::builder()
+                            .variant_name("Shadow")
+                            .model_name(format!("{name}-challenger"))
+                            .instance_type(ProductionVariantInstanceType::MlG5Xlarge)
+                            .initial_instance_count(n)
+                            .build(),
+                    ]
+                }))
                 .build()
         });
     [endpoint, config]
@@ -529,4 +560,76 @@ async fn a_billed_class_without_an_on_demand_rate_is_unexplained_and_named() {
         "{:#?}",
         r.notes
     );
+}
+
+/// The bundled snapshot without its ML storage rates (as in a region it has none
+/// for, with the Price List out of reach).
+#[derive(Debug)]
+struct NoStorageRates;
+
+impl PriceSource for NoStorageRates {
+    fn price<'a>(
+        &'a self,
+        key: &'a PriceKey,
+    ) -> crate::pricing::BoxFuture<'a, Result<crate::pricing::Rate, crate::pricing::PriceError>>
+    {
+        Box::pin(async move {
+            match key {
+                PriceKey::Storage { .. } => {
+                    Err(crate::pricing::PriceError::NotFound { key: key.clone() })
+                }
+                _ => Snapshot::bundled().price(key).await,
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn shadow_variants_burn_and_a_missing_storage_rate_leaves_the_instances_priced() {
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
+        ListEndpointsOutput::builder()
+            .endpoints(summary("shadowed", EndpointStatus::InService))
+            .build()
+    });
+    // Production: 2 × ml.m5.xlarge ($0.23/h) with 30 GB volumes; shadow: 1 ×
+    // ml.g5.xlarge ($1.408/h), both in the bundled snapshot.
+    let [a, b] = described_with("shadowed", EndpointStatus::InService, 2, Some(30), Some(1));
+    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
+        aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput::builder().build()
+    });
+    let account = Account {
+        prices: std::sync::Arc::new(NoStorageRates),
+        ..account(&[&list, &a, &b], &[&metrics], &[])
+    };
+    let view = account
+        .endpoints(&EndpointsOptions::new(Window::hours(24)))
+        .await
+        .unwrap();
+    let production = view
+        .rows
+        .iter()
+        .find(|r| r.variant.as_deref() == Some("AllTraffic"))
+        .unwrap();
+    // 2 × 0.23 = 0.46 an hour; the volumes' storage, unpriced, is named.
+    assert_eq!(production.usd_per_hour, Some(Decimal::new(46, 2)));
+    assert!(!production.shadow);
+    assert!(
+        production
+            .notes
+            .iter()
+            .any(|n| n.starts_with("the ML storage (30 GB × 2 instances) is not in the burn")),
+        "{:?}",
+        production.notes
+    );
+    let shadow = view
+        .rows
+        .iter()
+        .find(|r| r.variant.as_deref() == Some("Shadow"))
+        .expect("the shadow variant has a row");
+    assert!(shadow.shadow);
+    assert_eq!(shadow.instance_type.as_deref(), Some("ml.g5.xlarge"));
+    assert_eq!(shadow.usd_per_hour, Some(Decimal::new(1408, 3)));
+    // The endpoint burns 0.46 + 1.408 = 1.868 an hour.
+    assert_eq!(view.totals.usd_per_hour, Decimal::new(1868, 3));
 }

@@ -139,6 +139,10 @@ pub struct EndpointProfile {
     pub kind: EndpointKind,
     /// Production variants.
     pub variants: Vec<VariantProfile>,
+    /// Shadow variants: billed for their instances like production ones, sent
+    /// copies of production traffic by SageMaker, never a caller's call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadow_variants: Vec<VariantProfile>,
     /// Inference components hosted on the variants' instances (empty for an endpoint
     /// whose variants carry their model), by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -154,6 +158,7 @@ impl EndpointProfile {
             endpoint: endpoint.into(),
             kind: EndpointKind::RealTime,
             variants,
+            shadow_variants: Vec::new(),
             components: Vec::new(),
             source: ProfileSource::Override,
         }
@@ -529,57 +534,18 @@ pub(crate) fn profile_from_descriptions(
         endpoint: endpoint.to_owned(),
         message,
     };
-    let mut variants = Vec::new();
-    for configured in config.production_variants() {
-        let name = configured.variant_name().unwrap_or_default().to_owned();
-        let current = described
-            .production_variants()
-            .iter()
-            .find(|s| s.variant_name() == Some(name.as_str()));
-        let serverless = current
-            .and_then(|c| c.current_serverless_config())
-            .or(configured.serverless_config());
-        let billing = if let Some(s) = serverless {
-            let memory_mb = s
-                .memory_size_in_mb()
-                .and_then(|m| u32::try_from(m).ok())
-                .ok_or_else(|| failed(format!("variant `{name}` has no serverless memory size")))?;
-            VariantBilling::Serverless {
-                memory_mb,
-                provisioned_concurrency: s
-                    .provisioned_concurrency()
-                    .and_then(|p| u32::try_from(p).ok())
-                    .filter(|p| *p > 0),
-            }
-        } else {
-            let instance_type = configured
-                .instance_type()
-                .map(|t| t.as_str().to_owned())
-                .ok_or_else(|| {
-                    failed(format!(
-                        "variant `{name}` has neither an instance type nor a serverless config"
-                    ))
-                })?;
-            let count = current
-                .and_then(|c| c.current_instance_count())
-                .or(configured.initial_instance_count())
-                .unwrap_or(1);
-            VariantBilling::Instance {
-                instance_type,
-                instance_count: u32::try_from(count).unwrap_or(0),
-            }
-        };
-        variants.push(VariantProfile {
-            name,
-            billing,
-            weight: current
-                .and_then(|c| c.current_weight())
-                .or(configured.initial_variant_weight()),
-            volume_size_gb: configured
-                .volume_size_in_gb()
-                .and_then(|gb| u32::try_from(gb).ok()),
-        });
-    }
+    let variants = config
+        .production_variants()
+        .iter()
+        .map(|configured| variant_profile(configured, described.production_variants(), &failed))
+        .collect::<Result<Vec<_>, _>>()?;
+    let shadow_variants = config
+        .shadow_production_variants()
+        .iter()
+        .map(|configured| {
+            variant_profile(configured, described.shadow_production_variants(), &failed)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if variants.is_empty() {
         return Err(failed(
             "the endpoint config has no production variants".into(),
@@ -593,8 +559,65 @@ pub(crate) fn profile_from_descriptions(
             EndpointKind::RealTime
         },
         variants,
+        shadow_variants,
         components: Vec::new(),
         source: ProfileSource::Discovered,
+    })
+}
+
+/// One configured variant, with its current state (`current`: the endpoint's
+/// description of the variants of its kind) where the endpoint has one.
+fn variant_profile(
+    configured: &aws_sdk_sagemaker::types::ProductionVariant,
+    current: &[aws_sdk_sagemaker::types::ProductionVariantSummary],
+    failed: &dyn Fn(String) -> DiscoveryError,
+) -> Result<VariantProfile, DiscoveryError> {
+    let name = configured.variant_name().unwrap_or_default().to_owned();
+    let current = current
+        .iter()
+        .find(|s| s.variant_name() == Some(name.as_str()));
+    let serverless = current
+        .and_then(|c| c.current_serverless_config())
+        .or(configured.serverless_config());
+    let billing = if let Some(s) = serverless {
+        let memory_mb = s
+            .memory_size_in_mb()
+            .and_then(|m| u32::try_from(m).ok())
+            .ok_or_else(|| failed(format!("variant `{name}` has no serverless memory size")))?;
+        VariantBilling::Serverless {
+            memory_mb,
+            provisioned_concurrency: s
+                .provisioned_concurrency()
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| *p > 0),
+        }
+    } else {
+        let instance_type = configured
+            .instance_type()
+            .map(|t| t.as_str().to_owned())
+            .ok_or_else(|| {
+                failed(format!(
+                    "variant `{name}` has neither an instance type nor a serverless config"
+                ))
+            })?;
+        let count = current
+            .and_then(|c| c.current_instance_count())
+            .or(configured.initial_instance_count())
+            .unwrap_or(1);
+        VariantBilling::Instance {
+            instance_type,
+            instance_count: u32::try_from(count).unwrap_or(0),
+        }
+    };
+    Ok(VariantProfile {
+        name,
+        billing,
+        weight: current
+            .and_then(|c| c.current_weight())
+            .or(configured.initial_variant_weight()),
+        volume_size_gb: configured
+            .volume_size_in_gb()
+            .and_then(|gb| u32::try_from(gb).ok()),
     })
 }
 
