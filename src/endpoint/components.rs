@@ -153,6 +153,17 @@ pub(crate) async fn describe_components(
             _ => break,
         }
     }
+    if next_token.is_some() {
+        // Components missing would give the others their instances' time.
+        return Err(DiscoveryError::Failed {
+            endpoint: endpoint.to_owned(),
+            message: format!(
+                "ListInferenceComponents still had pages after {MAX_PAGES} ({} components): \
+                 stopped rather than leave components out",
+                names.len()
+            ),
+        });
+    }
 
     let mut components = Vec::with_capacity(names.len());
     for name in names {
@@ -213,5 +224,50 @@ mod tests {
         assert_eq!(decimal_of(0.1), Some(Decimal::new(1, 1)));
         assert_eq!(decimal_of(-1.0), None);
         assert_eq!(decimal_of(f32::NAN), None);
+    }
+
+    #[tokio::test]
+    async fn a_list_that_never_ends_is_an_error_not_a_list_cut_short() {
+        use aws_sdk_sagemaker::operation::list_inference_components::ListInferenceComponentsOutput;
+        use aws_sdk_sagemaker::types::InferenceComponentSummary;
+        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+        // Every page names a component and hands a token for the next.
+        let pages = mock!(aws_sdk_sagemaker::Client::list_inference_components).then_output(|| {
+            ListInferenceComponentsOutput::builder()
+                .inference_components(
+                    InferenceComponentSummary::builder()
+                        .inference_component_name("again")
+                        .inference_component_arn("arn:ic/again")
+                        .endpoint_name("shared")
+                        .endpoint_arn("arn:endpoint/shared")
+                        .creation_time(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+                        .last_modified_time(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+                        .build(),
+                )
+                .next_token("more")
+                .build()
+        });
+        let client = aws_sdk_sagemaker::Client::from_conf(
+            aws_sdk_sagemaker::Config::builder()
+                .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
+                .region(aws_sdk_sagemaker::config::Region::from_static("us-east-1"))
+                .credentials_provider(aws_sdk_sagemaker::config::Credentials::new(
+                    "test", "test", None, None, "static",
+                ))
+                .http_client(create_mock_http_client())
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&pages),
+                )
+                .build(),
+        );
+        let err = describe_components(&client, "shared").await.unwrap_err();
+        assert_eq!(pages.num_calls(), MAX_PAGES);
+        assert!(
+            err.to_string()
+                .contains("still had pages after 50 (50 components)"),
+            "{err}"
+        );
     }
 }

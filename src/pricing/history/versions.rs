@@ -119,6 +119,15 @@ pub(crate) async fn list(
                 _ => break,
             }
         }
+        if next_token.is_some() {
+            // Never the last page: a list cut short would read as versions missing.
+            return Err(HistoryError::List {
+                reason: format!(
+                    "ListPriceLists for {date} still had pages after {MAX_PAGES}: stopped \
+                     rather than miss versions"
+                ),
+            });
+        }
     }
     found.sort_by(|a, b| a.version.cmp(&b.version));
     Ok(found)
@@ -208,5 +217,50 @@ mod tests {
             Some("20250301000000")
         );
         assert_eq!(version_of("nonsense"), None);
+    }
+
+    #[tokio::test]
+    async fn a_list_that_never_ends_is_an_error_not_versions_missing() {
+        use aws_sdk_pricing::operation::list_price_lists::ListPriceListsOutput;
+        use aws_sdk_pricing::types::PriceList;
+        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+        // Every page lists the same version and hands a token for the next.
+        let pages = mock!(aws_sdk_pricing::Client::list_price_lists).then_output(|| {
+            ListPriceListsOutput::builder()
+                .price_lists(
+                    PriceList::builder()
+                        .price_list_arn(
+                            "arn:aws:pricing:::price-list/aws/AmazonSageMaker/USD/20261101000000/us-east-1",
+                        )
+                        .region_code("us-east-1")
+                        .file_formats("json")
+                        .build(),
+                )
+                .next_token("more")
+                .build()
+        });
+        let client = aws_sdk_pricing::Client::from_conf(
+            aws_sdk_pricing::Config::builder()
+                .behavior_version(aws_sdk_pricing::config::BehaviorVersion::latest())
+                .region(aws_sdk_pricing::config::Region::from_static("us-east-1"))
+                .credentials_provider(aws_sdk_pricing::config::Credentials::new(
+                    "test", "test", None, None, "static",
+                ))
+                .http_client(create_mock_http_client())
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&pages),
+                )
+                .build(),
+        );
+        let day = date(2026, 11, 15);
+        let err = list(&client, "us-east-1", day, day).await.unwrap_err();
+        assert_eq!(pages.num_calls(), MAX_PAGES);
+        assert!(
+            err.to_string()
+                .contains("for 2026-11-15 still had pages after 10"),
+            "{err}"
+        );
     }
 }
