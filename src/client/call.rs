@@ -35,6 +35,9 @@ use crate::{Error, Result};
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connection::{
+    CaptureSmithyConnection, ConnectionId, ConnectionMetadata,
+};
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
@@ -120,8 +123,9 @@ pub(crate) fn sdk_timed_out<E, R>(err: &SdkError<E, R>) -> bool {
 /// call the caller drops is): SageMaker runs, and bills, a request it received
 /// whether or not the answer arrives. The SDK cannot say whether a request cut off
 /// by its operation or attempt timeout had reached SageMaker, so it is counted as
-/// having reached it; a connection the HTTP client reports as never made (a connect
-/// timeout) did not.
+/// having reached it once its connection was made; a connection the HTTP client
+/// reports as never made (a connect timeout, or a timeout while connecting: see
+/// [`AttemptProbe`]) did not.
 pub(crate) fn timed_out_after_sending<E>(err: &OrchestratorError<E>) -> bool {
     err.is_timeout_error()
         || err
@@ -847,7 +851,14 @@ struct AttemptLog {
     /// Attempts that timed out after their request went out (billed, see
     /// [`timed_out_after_sending`]).
     timed_out: AtomicU32,
+    /// The latest attempt's connection, as the HTTP client reports it.
+    connection: std::sync::Mutex<Option<CaptureSmithyConnection>>,
 }
+
+/// The connection id of the placeholder [`AttemptProbe::before_transmit`] puts in
+/// an attempt's connection capture: still there after the attempt, it means the
+/// HTTP client reports no connections (not that none was made).
+const NO_REPORT: ConnectionId = ConnectionId::new(u64::MAX);
 
 impl AttemptProbe {
     /// A probe for a call that started at `origin`.
@@ -862,6 +873,7 @@ impl AttemptProbe {
             last_billed: AtomicU32::new(0),
             last_billed_us: AtomicU64::new(0),
             timed_out: AtomicU32::new(0),
+            connection: std::sync::Mutex::new(None),
         }))
     }
 
@@ -903,7 +915,7 @@ impl AttemptProbe {
             return (0, Duration::ZERO);
         }
         let latest_ran = micros(end).saturating_sub(log.attempt_started_us.load(Ordering::Relaxed));
-        if finished < sent {
+        if finished < sent && !self.unconnected() {
             billed += 1;
             billed_us = billed_us.saturating_add(latest_ran);
         } else if log.last_billed.load(Ordering::Relaxed) == sent {
@@ -923,7 +935,31 @@ impl AttemptProbe {
         if log.transmitted.fetch_max(attempt, Ordering::Relaxed) < attempt {
             log.attempt_started_us
                 .store(micros(log.origin.elapsed()), Ordering::Relaxed);
+            // The SDK's connection capture for this attempt (put there by its
+            // connection-poisoning interceptor): the default HTTP client replaces
+            // the placeholder with what it knows of the connection when it sends.
+            let capture = cfg.load::<CaptureSmithyConnection>().cloned();
+            if let Some(capture) = &capture {
+                capture.set_connection_retriever(|| {
+                    Some(
+                        ConnectionMetadata::builder()
+                            .proxied(false)
+                            .connection_id(NO_REPORT)
+                            .poison_fn(|| {})
+                            .build(),
+                    )
+                });
+            }
+            *log.connection.lock().unwrap_or_else(|e| e.into_inner()) = capture;
         }
+    }
+
+    /// Whether the latest attempt's request never left: the HTTP client reports
+    /// that its connection was not made (yet). A client that reports nothing, or
+    /// no capture, is not taken as "not connected".
+    fn unconnected(&self) -> bool {
+        let capture = self.0.connection.lock().unwrap_or_else(|e| e.into_inner());
+        capture.as_ref().is_some_and(|c| c.get().is_none())
     }
 
     /// An attempt ended (answered, failed or timed out).
@@ -945,7 +981,8 @@ impl AttemptProbe {
             Some(response) => status_reached_model(response.status().as_u16()),
             None => {
                 let timed_out = matches!(context.output_or_error(),
-                    Some(Err(err)) if timed_out_after_sending(err));
+                    Some(Err(err)) if timed_out_after_sending(err))
+                    && !self.unconnected();
                 if timed_out {
                     log.timed_out.fetch_add(1, Ordering::Relaxed);
                 }

@@ -1781,43 +1781,88 @@ async fn the_interceptor_meters_a_call_the_sdk_times_out_after_sending() {
     assert_eq!(meter.totals().calls, 1);
 }
 
-#[tokio::test]
-async fn an_invoke_whose_connection_times_out_makes_no_receipt() {
-    let fake = fake_with_demo_endpoints().await;
-    let receipts = Receipts::default();
-    // A listener that never accepts, its queue of one connection full: the kernel
-    // drops further connection requests, so connecting times out.
+/// A listener that never accepts, its queue of one connection full: the kernel
+/// drops further connection requests, so connecting to it hangs. Its URL, and what
+/// keeps it so.
+fn unconnectable() -> (String, impl Sized) {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let listener = socket.listen(0).unwrap();
     let addr = listener.local_addr().unwrap();
-    let _queued: Vec<_> = (0..4)
+    let queued: Vec<_> = (0..4)
         .filter_map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(50)).ok())
         .collect();
-    let url = format!("http://{addr}");
+    (format!("http://{addr}"), (listener, queued))
+}
+
+/// A client of `fake`'s endpoints whose SageMaker Runtime calls go to `url`, with
+/// `timeouts` and no retries.
+async fn client_of(
+    fake: &FakeSageMaker,
+    url: String,
+    timeouts: TimeoutConfig,
+    receipts: &Receipts,
+) -> Client {
     let sdk_config = fake.sdk_config().await;
     let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
         aws_sdk_sagemakerruntime::config::Builder::from(&sdk_config)
             .endpoint_url(url)
             .retry_config(aws_config::retry::RetryConfig::disabled())
-            .timeout_config(
-                // The read timeout runs from the start of the request, connecting
-                // included: longer than the connect timeout, so that the connect
-                // timeout is the one that fires (a read timeout while connecting
-                // cannot be told from one after).
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_millis(300))
-                    .read_timeout(Duration::from_secs(5))
-                    .build(),
-            )
+            .timeout_config(timeouts)
             .build(),
     );
-    let client = Client::builder(&sdk_config)
+    Client::builder(&sdk_config)
         .runtime_client(runtime)
         .price_source(FixedPrices::us_east_1())
         .sink(receipts.clone())
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_invoke_the_sdk_times_out_while_connecting_makes_no_receipt() {
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    let (url, _listener) = unconnectable();
+    // The attempt timeout fires while the connection is still being made (the
+    // connect and read timeouts are far longer): the request never went out.
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_secs(20))
+        .read_timeout(Duration::from_secs(20))
+        .build();
+    let client = client_of(&fake, url, timeouts, &receipts).await;
+    let (source, cost) = invoke_failure(invoke(&client, "rt").await.unwrap_err());
+    assert!(
+        matches!(
+            source,
+            aws_sdk_sagemakerruntime::error::SdkError::TimeoutError(_)
+        ),
+        "{source:?}"
+    );
+    assert!(cost.is_none(), "{cost:?}");
+
+    // Dropped by its caller while connecting: nothing reached SageMaker either.
+    let dropped = tokio::time::timeout(Duration::from_millis(100), invoke(&client, "rt")).await;
+    assert!(dropped.is_err(), "the call did not hang: {dropped:?}");
+    client.meter().shutdown().await.unwrap();
+    assert!(receipts.all().is_empty(), "{:#?}", receipts.all());
+    assert_eq!(client.meter().totals().calls, 0);
+}
+
+#[tokio::test]
+async fn an_invoke_whose_connection_times_out_makes_no_receipt() {
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    let (url, listener) = unconnectable();
+    // The read timeout runs from the start of the request, connecting included:
+    // longer than the connect timeout, so that the connect timeout is the one that
+    // fires.
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(300))
+        .read_timeout(Duration::from_secs(5))
+        .build();
+    let client = client_of(&fake, url, timeouts, &receipts).await;
     let (source, cost) = invoke_failure(invoke(&client, "rt").await.unwrap_err());
     assert!(
         matches!(&source, aws_sdk_sagemakerruntime::error::SdkError::DispatchFailure(f) if f.is_timeout()),
