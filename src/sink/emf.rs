@@ -45,8 +45,12 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 /// `Timestamp` is the call's start (ms since the epoch). `Variant` is `unknown`
 /// when the variant could not be told (CloudWatch dimension values cannot be
 /// empty). `CostUSD` is a double, as every CloudWatch metric value; the exact
-/// decimal is kept as the `CostUSDExact` property. `Errors` is 1 for a failed or
-/// cancelled call. The other members are properties, searchable in Logs Insights
+/// decimal is kept as the `CostUSDExact` property. `Invocations` is 1, except on
+/// the settlement of an asynchronous invocation ([`Cost::is_async_settlement`]):
+/// one `InvokeEndpointAsync` call has two receipts, and its settlement's document
+/// carries its cost and latency with `Invocations` 0, so that `Sum(Invocations)`
+/// counts the call once (as `sagemeter_invocations_total` does). `Errors` is 1 for
+/// a failed or cancelled call. The other members are properties, searchable in Logs Insights
 /// but not metrics. No payload, no tags (tags are unbounded; see
 /// [`CostMetrics::with_tag_labels`](super::CostMetrics::with_tag_labels) for
 /// bounded tag dimensions in Prometheus).
@@ -290,7 +294,9 @@ fn encode_emf(namespace: String) -> Encode {
                 inference_component,
                 cost_usd: cost.cost_usd.to_f64().unwrap_or(0.0),
                 latency_ms: super::log::millis(cost.usage.latency),
-                invocations: 1,
+                // An async invocation is one invocation with two receipts: its
+                // settlement carries its cost and latency, not a second invocation.
+                invocations: u8::from(!cost.is_async_settlement()),
                 errors: u8::from(cost.usage.outcome != Outcome::Ok),
                 call_id: &cost.call_id,
                 operation: cost.usage.operation.as_str(),
@@ -428,6 +434,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[tokio::test]
+    async fn an_async_invocation_is_one_invocation_though_it_has_two_documents() {
+        let buffer = Buffer::default();
+        let sink = EmfSink::builder()
+            .writer("buffer", buffer.clone())
+            .build()
+            .unwrap();
+        // The submission (data in), then the settlement (processing time, data
+        // out, the client's note) of the same InvokeEndpointAsync call.
+        let mut submission = cost(Some("AllTraffic"), "ok");
+        submission.usage.operation = crate::usage::Operation::InvokeEndpointAsync;
+        submission.usage.bytes_out = 0;
+        let mut settlement = submission.clone();
+        settlement.usage.bytes_out = 2048;
+        settlement.cost_usd = "0.000042".parse().unwrap();
+        settlement.notes = vec![format!(
+            "{} submitted at 2026-11-02T10:00:00.250+00:00",
+            crate::billing::SETTLEMENT_NOTE
+        )];
+        assert!(!submission.is_async_settlement());
+        assert!(settlement.is_async_settlement());
+        sink.record(&submission);
+        sink.record(&settlement);
+        sink.flush().await.unwrap();
+        let lines = documents(&buffer);
+        assert_eq!(lines.len(), 2);
+        let invocations: u64 = lines
+            .iter()
+            .map(|l| l["Invocations"].as_u64().unwrap())
+            .sum();
+        assert_eq!(invocations, 1, "Sum(Invocations) counts the call once");
+        assert_eq!(lines[0]["Invocations"], 1);
+        // The settlement still carries its cost and latency.
+        assert_eq!(lines[1]["Invocations"], 0);
+        assert_eq!(lines[1]["CostUSDExact"], "0.000042");
+        assert_eq!(lines[1]["LatencyMs"], 250.5);
+        assert_eq!(lines[1]["Operation"], "InvokeEndpointAsync");
     }
 
     #[test]

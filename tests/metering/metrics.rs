@@ -312,3 +312,58 @@ async fn an_async_invocation_counts_once_though_it_has_two_receipts() {
         .sum();
     assert_eq!(invocations, 1, "one invocation, two receipts");
 }
+
+/// The EMF sink counts an async invocation once too: the settlement's document
+/// carries its cost with `Invocations` 0.
+#[tokio::test]
+async fn an_async_invocation_is_one_emf_invocation_though_it_has_two_documents() {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let emf = sagemeter::sink::EmfSink::builder()
+        .writer("buffer", buffer.clone())
+        .build()
+        .unwrap();
+    let fake = fake().await;
+    let client = rt_priced_by_overrides(&fake)
+        .await
+        .sink(emf.clone())
+        .build()
+        .unwrap();
+    let submitted = submit_async(&client, "rt", 1024).await;
+    let settlement = submitted
+        .settle(sagemeter::client::AsyncCompletion::processed_for(
+            std::time::Duration::from_secs(90),
+        ))
+        .await;
+    emf.flush().await.unwrap();
+
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let documents: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(documents.len(), 2, "two receipts, two documents: {text}");
+    let invocations: u64 = documents
+        .iter()
+        .map(|d| d["Invocations"].as_u64().unwrap())
+        .sum();
+    assert_eq!(invocations, 1, "Sum(Invocations) is one invocation");
+    let settled = &documents[1];
+    assert_eq!(settled["Invocations"], 0);
+    assert_eq!(
+        settled["CostUSDExact"].as_str().unwrap(),
+        settlement.cost_usd.to_string(),
+        "the settlement's cost is still on its document"
+    );
+    assert!(settlement.cost_usd > Decimal::ZERO);
+}
