@@ -76,6 +76,9 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 /// - `flush().await`: everything acknowledged before it is written to the OS (it
 ///   survives the process crashing, not the machine losing power).
 /// - `sync().await`: the same, then `fsync` (`sync_data`): it survives power loss.
+///   A rolling ledger fsyncs each file it rolls away from (when it holds lines not
+///   yet fsynced) before closing it, so `sync` vouches for the lines of every
+///   file; a failure of that `fsync` is returned by the next `sync` or `shutdown`.
 /// - `shutdown().await`: flush + `fsync`, then the writer stops; later receipts are
 ///   refused (`record` drops them: [`SinkStats::refused_closed`], WARN;
 ///   `try_record` returns [`Refused::Closed`]). Dropping the last handle does the
@@ -335,6 +338,8 @@ pub(super) struct FileTarget {
     dict: Arc<Dictionary>,
     /// Those written to this file by this process.
     defined: Defined,
+    /// Written since the last [`sync`](Target::sync).
+    unsynced: bool,
 }
 
 impl FileTarget {
@@ -346,7 +351,13 @@ impl FileTarget {
             definition_bytes: 0,
             dict,
             defined: Defined::default(),
+            unsynced: false,
         }
+    }
+
+    /// Whether lines were written since the last [`sync`](Target::sync).
+    pub(super) fn unsynced(&self) -> bool {
+        self.unsynced
     }
 
     /// Bytes of receipts in the file (all of it, for a file this process did not
@@ -386,6 +397,7 @@ impl FileTarget {
         match self.file.write_all(bytes) {
             Ok(()) => {
                 self.good_len += bytes.len() as u64;
+                self.unsynced = true;
                 Ok(())
             }
             Err(e) => {
@@ -422,7 +434,9 @@ impl Target for FileTarget {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
+        self.file.sync_data()?;
+        self.unsynced = false;
+        Ok(())
     }
 }
 

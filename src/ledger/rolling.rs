@@ -134,11 +134,30 @@ pub(crate) struct Rolling {
 
 /// Lines go to the file of the current period; a new period or the size limit
 /// opens the next file, and the oldest beyond the retention count are removed.
+///
+/// The file rolled away from is synced (`sync_data`) when it has lines written
+/// since its last sync, before it is closed: [`sync`](Target::sync) reaches only
+/// the current file, and a ledger's `sync()` vouches for every line written
+/// before it. A failure of that sync is returned by the next `sync`.
 pub(crate) struct RollingTarget {
     rolling: Rolling,
     dict: Arc<Dictionary>,
     current: Option<(FileName, FileTarget)>,
+    /// The first failure to sync a file rolled away from, for the next `sync`.
+    sync_error: Option<io::Error>,
+    hooks: RollHooks,
 }
+
+/// Seams for tests: none in a ledger's own target.
+#[derive(Clone, Default)]
+pub(crate) struct RollHooks {
+    /// Called with a file's path before its data is synced; an error fails the
+    /// sync as one from the OS would.
+    before_sync: Option<FileHook>,
+}
+
+/// A hook of [`RollHooks`]: called with a file's path, it may fail the operation.
+type FileHook = Arc<dyn Fn(&Path) -> io::Result<()> + Send + Sync>;
 
 impl RollingTarget {
     /// Makes the directory (0700) if needed and opens the current period's file
@@ -152,6 +171,8 @@ impl RollingTarget {
             rolling,
             dict,
             current: None,
+            sync_error: None,
+            hooks: RollHooks::default(),
         };
         let now = target.now();
         target.roll(now, 0).map_err(|source| LedgerError::Open {
@@ -185,7 +206,22 @@ impl RollingTarget {
             LedgerError::Open { source, .. } => source,
             other => io::Error::other(other.to_string()),
         })?;
-        self.current = Some((name, FileTarget::new(file, len, self.dict.clone())));
+        let outgoing = self
+            .current
+            .replace((name, FileTarget::new(file, len, self.dict.clone())));
+        if let Some((old, mut file)) = outgoing
+            && file.unsynced()
+        {
+            // Its lines were reported written; once it is closed no `sync`
+            // reaches them, so they are made durable now.
+            let old_path = self.rolling.dir.join(old.file_name());
+            if let Err(e) = sync_file(&self.hooks, &old_path, &mut file) {
+                tracing::warn!(target: "sagemeter", path = %old_path.display(), error = %e,
+                    "rolling ledger: could not sync the file it rolled away from; \
+                     the next sync reports it");
+                self.sync_error.get_or_insert(e);
+            }
+        }
         self.remove_old(&name);
         Ok(())
     }
@@ -260,11 +296,26 @@ impl Target for RollingTarget {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        match &mut self.current {
-            Some((_, file)) => file.sync(),
+        let current = match &mut self.current {
+            Some((name, file)) => {
+                let path = self.rolling.dir.join(name.file_name());
+                sync_file(&self.hooks, &path, file)
+            }
             None => Ok(()),
+        };
+        match self.sync_error.take() {
+            Some(e) => Err(e),
+            None => current,
         }
     }
+}
+
+/// Syncs the data of `file` at `path`.
+fn sync_file(hooks: &RollHooks, path: &Path, file: &mut FileTarget) -> io::Result<()> {
+    if let Some(before_sync) = &hooks.before_sync {
+        before_sync(path)?;
+    }
+    file.sync()
 }
 
 /// How many whole lines from the start of `lines` fit in `room` bytes; at least
@@ -322,6 +373,113 @@ pub(crate) fn make_dir(dir: &Path) -> Result<(), LedgerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use std::sync::Mutex;
+    use std::time::{Duration, SystemTime};
+
+    /// A rolling ledger's target in `dir` (made 0700) at 2026-12-02T07:30Z, files
+    /// of at most `max_bytes`, and its clock.
+    fn target(dir: &Path, max_bytes: u64) -> (RollingTarget, ManualTimeSource) {
+        let at: DateTime<Utc> = "2026-12-02T07:30:00Z".parse().unwrap();
+        let clock = ManualTimeSource::new(SystemTime::from(at));
+        let target = RollingTarget::open(
+            Rolling {
+                dir: dir.to_owned(),
+                every: RollEvery::Hour,
+                max_bytes: Some(max_bytes),
+                keep_files: None,
+                time: SharedTimeSource::new(clock.clone()),
+            },
+            Arc::new(Dictionary::default()),
+        )
+        .unwrap();
+        (target, clock)
+    }
+
+    /// Lines of 3 bytes, `a1\n`, `a2\n`, ...: the bytes and their metadata.
+    fn lines(prefix: char, n: usize) -> (Vec<u8>, Vec<LineMeta>) {
+        let bytes: String = (1..=n).map(|i| format!("{prefix}{i}\n")).collect();
+        let meta = LineMeta {
+            len: 3,
+            refs: Default::default(),
+            receipt: true,
+        };
+        (bytes.into_bytes(), vec![meta; n])
+    }
+
+    /// The names of the files synced, in order, as the hook saw them.
+    fn record_syncs(target: &mut RollingTarget) -> Arc<Mutex<Vec<String>>> {
+        let synced = Arc::new(Mutex::new(Vec::new()));
+        let seen = synced.clone();
+        target.hooks.before_sync = Some(Arc::new(move |path: &Path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            seen.lock().unwrap().push(name);
+            Ok(())
+        }));
+        synced
+    }
+
+    #[test]
+    fn the_file_rolled_away_from_is_synced_when_it_has_unsynced_lines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ledger");
+        let (mut target, clock) = target(&dir, 6);
+        let synced = record_syncs(&mut target);
+        let (a, a_lines) = lines('a', 2);
+        target.write_lines(&a, &a_lines).unwrap();
+        assert!(synced.lock().unwrap().is_empty());
+
+        // The size limit: `b` goes to the next file, and the full one is synced
+        // before it is closed (no `sync` reaches it after).
+        let (b, b_lines) = lines('b', 2);
+        target.write_lines(&b, &b_lines).unwrap();
+        assert_eq!(*synced.lock().unwrap(), ["sagemeter-2026-12-02T07.jsonl"]);
+        target.sync().unwrap();
+        assert_eq!(
+            *synced.lock().unwrap(),
+            [
+                "sagemeter-2026-12-02T07.jsonl",
+                "sagemeter-2026-12-02T07.1.jsonl"
+            ]
+        );
+
+        // A new hour: the file rolled away from has nothing unsynced (the sync
+        // above), so it is not synced again; `c`'s file is, by the next sync.
+        clock.advance(Duration::from_secs(3600));
+        let (c, c_lines) = lines('c', 1);
+        target.write_lines(&c, &c_lines).unwrap();
+        assert_eq!(synced.lock().unwrap().len(), 2);
+        target.sync().unwrap();
+        assert_eq!(
+            synced.lock().unwrap().last().unwrap(),
+            "sagemeter-2026-12-02T08.jsonl"
+        );
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+        assert_eq!(read("sagemeter-2026-12-02T07.jsonl"), "a1\na2\n");
+        assert_eq!(read("sagemeter-2026-12-02T07.1.jsonl"), "b1\nb2\n");
+        assert_eq!(read("sagemeter-2026-12-02T08.jsonl"), "c1\n");
+    }
+
+    #[test]
+    fn a_failed_sync_of_the_file_rolled_away_from_is_reported_by_the_next_sync() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut target, _clock) = target(&tmp.path().join("ledger"), 6);
+        let (a, a_lines) = lines('a', 2);
+        target.write_lines(&a, &a_lines).unwrap();
+        target.hooks.before_sync = Some(Arc::new(|path: &Path| {
+            match path.ends_with("sagemeter-2026-12-02T07.jsonl") {
+                true => Err(io::Error::other("disk on fire")),
+                false => Ok(()),
+            }
+        }));
+        // The roll itself goes on: `b` is written to the next file.
+        let (b, b_lines) = lines('b', 2);
+        target.write_lines(&b, &b_lines).unwrap();
+        let err = target.sync().unwrap_err();
+        assert!(err.to_string().contains("disk on fire"), "{err}");
+        // Reported once; the next sync is of the current file only.
+        target.sync().unwrap();
+    }
 
     #[test]
     fn file_names_read_back_and_sort_by_period_then_sequence() {
