@@ -39,8 +39,11 @@ pub enum LedgerError {
     /// A builder option cannot work.
     #[error("invalid ledger option: {0}")]
     InvalidOption(String),
-    /// Writing failed; the receipts that were being written are lost (counted).
-    /// Later receipts are written again once the target accepts writes.
+    /// Writing failed; the receipts of the failed write that did not reach the
+    /// target are lost (counted). Those written before the failure (such as the
+    /// lines a rolling ledger wrote to a file before it could not open the next)
+    /// are in the ledger, counted written and not lost. Later receipts are
+    /// written again once the target accepts writes.
     #[error(
         "writing {} failed ({lost} receipts lost to write errors so far): {source}",
         path.display()

@@ -3,7 +3,9 @@
 use super::LedgerError;
 use super::compact::{Defined, Dictionary};
 use super::rolling::{RollEvery, Rolling, RollingTarget};
-use super::writer::{BackgroundWriter, Encode, LineMeta, Options, Refused, SinkStats, Target};
+use super::writer::{
+    BackgroundWriter, Encode, LineMeta, Options, Refused, SinkStats, Target, WriteFailure,
+};
 use crate::billing::Cost;
 use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
 use std::fs::{File, OpenOptions};
@@ -73,6 +75,9 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 ///   ledger: it is written before the next [`flush`](Self::flush),
 ///   [`sync`](Self::sync) or [`shutdown`](Self::shutdown) returns `Ok`, or that
 ///   call returns the write error ([`LedgerError::Write`], with the count lost).
+///   A write that fails part-way (a rolling ledger that cannot open its next
+///   file) loses only the receipts it did not write: those before the failure
+///   are in the ledger and counted in [`SinkStats::written`].
 /// - `flush().await`: everything acknowledged before it is written to the OS (it
 ///   survives the process crashing, not the machine losing power).
 /// - `sync().await`: the same, then `fsync` (`sync_data`): it survives power loss.
@@ -411,13 +416,14 @@ impl FileTarget {
 }
 
 impl Target for FileTarget {
-    fn write_lines(&mut self, bytes: &[u8], lines: &[LineMeta]) -> io::Result<()> {
+    /// All or nothing: a failed write is cut back off (no line of it is written).
+    fn write_lines(&mut self, bytes: &[u8], lines: &[LineMeta]) -> Result<(), WriteFailure> {
         let defined = &self.defined;
         let all_defined = lines
             .iter()
             .all(|line| line.refs.ids().iter().all(|id| defined.contains(*id)));
         if all_defined {
-            return self.append(bytes);
+            return Ok(self.append(bytes)?);
         }
         // Rare: a definition this file does not hold yet (a new price, a new file).
         let (with_definitions, added, added_bytes) = self.with_definitions(bytes, lines);
@@ -430,7 +436,7 @@ impl Target for FileTarget {
                 }
             }
         }
-        written
+        Ok(written?)
     }
 
     fn sync(&mut self) -> io::Result<()> {

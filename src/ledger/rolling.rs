@@ -11,7 +11,7 @@
 use super::LedgerError;
 use super::compact::Dictionary;
 use super::file::{FileTarget, open_ledger_file};
-use super::writer::{LineMeta, Target};
+use super::writer::{LineMeta, Target, WriteFailure};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use std::io;
@@ -151,6 +151,9 @@ pub(crate) struct RollingTarget {
 /// Seams for tests: none in a ledger's own target.
 #[derive(Clone, Default)]
 pub(crate) struct RollHooks {
+    /// Called with a file's path before it is opened; an error fails the open
+    /// (and so the roll) as one from the OS would.
+    before_open: Option<FileHook>,
     /// Called with a file's path before its data is synced; an error fails the
     /// sync as one from the OS would.
     before_sync: Option<FileHook>,
@@ -202,6 +205,9 @@ impl RollingTarget {
             }
         }
         let path = self.rolling.dir.join(name.file_name());
+        if let Some(before_open) = &self.hooks.before_open {
+            before_open(&path)?;
+        }
         let (file, len) = open_ledger_file(&path).map_err(|e| match e {
             LedgerError::Open { source, .. } => source,
             other => io::Error::other(other.to_string()),
@@ -258,19 +264,31 @@ impl RollingTarget {
 }
 
 impl Target for RollingTarget {
-    fn write_lines(&mut self, bytes: &[u8], lines: &[LineMeta]) -> io::Result<()> {
+    /// Lines go to the current file until one does not fit, then to the next;
+    /// when a roll or a write fails part-way through, the lines written before
+    /// it (to the files rolled away from, or to the current one) are said to
+    /// be written.
+    fn write_lines(&mut self, bytes: &[u8], lines: &[LineMeta]) -> Result<(), WriteFailure> {
         let period = self.now();
         let (mut rest, mut rest_lines) = (bytes, lines);
+        // Lines of `lines` written whole so far.
+        let mut done = 0;
+        let failed = |done: usize| {
+            move |source: io::Error| WriteFailure {
+                written: done,
+                source,
+            }
+        };
         while !rest_lines.is_empty() {
             let stale = match &self.current {
                 Some((name, _)) => !name.same_period(&period),
                 None => true,
             };
             if stale {
-                self.roll(period, 0)?;
+                self.roll(period, 0).map_err(failed(done))?;
             }
             let Some((_, file)) = &mut self.current else {
-                return Err(io::Error::other("no ledger file open"));
+                return Err(failed(done)(io::Error::other("no ledger file open")));
             };
             // As many whole lines as fit under the size limit (at least one).
             let take = match self.rolling.max_bytes {
@@ -282,14 +300,19 @@ impl Target for RollingTarget {
             };
             if take == 0 {
                 let name = self.current.as_ref().map_or(period, |(n, _)| *n);
-                self.roll(name, rest_lines[0].len as u64)?;
+                self.roll(name, rest_lines[0].len as u64)
+                    .map_err(failed(done))?;
                 continue;
             }
             let (now_lines, later_lines) = rest_lines.split_at(take);
             let (now, later) = rest.split_at(now_lines.iter().map(|l| l.len).sum());
             if let Some((_, file)) = &mut self.current {
-                file.write_lines(now, now_lines)?;
+                file.write_lines(now, now_lines).map_err(|e| WriteFailure {
+                    written: done + e.written,
+                    source: e.source,
+                })?;
             }
+            done += take;
             (rest, rest_lines) = (later, later_lines);
         }
         Ok(())
@@ -375,6 +398,7 @@ mod tests {
     use super::*;
     use aws_smithy_async::test_util::ManualTimeSource;
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, SystemTime};
 
     /// A rolling ledger's target in `dir` (made 0700) at 2026-12-02T07:30Z, files
@@ -523,5 +547,142 @@ mod tests {
         assert_eq!(fitting_lines(&lines, 4, false), 0);
         assert_eq!(fitting_lines(&lines, 4, true), 1);
         assert_eq!(fitting_lines(&lines, 100, false), 3);
+    }
+    /// Fails the opening of the period's second file (`….1.jsonl`) while the
+    /// flag returned is set (it is).
+    fn fail_opening_the_second_file(target: &mut RollingTarget) -> Arc<AtomicBool> {
+        let fail = Arc::new(AtomicBool::new(true));
+        let failing = fail.clone();
+        target.hooks.before_open = Some(Arc::new(move |path: &Path| {
+            let second = path.ends_with("sagemeter-2026-12-02T07.1.jsonl");
+            match second && failing.load(Ordering::SeqCst) {
+                true => Err(io::Error::other("no room for a new file")),
+                false => Ok(()),
+            }
+        }));
+        fail
+    }
+
+    #[test]
+    fn a_failed_roll_part_way_through_says_how_many_lines_were_written_before_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ledger");
+        let (mut target, _clock) = target(&dir, 6);
+        let fail = fail_opening_the_second_file(&mut target);
+        let (a, a_lines) = lines('a', 3);
+        let failure = target.write_lines(&a, &a_lines).unwrap_err();
+        assert_eq!(failure.written, 2, "a1 and a2 fit the first file");
+        assert!(
+            failure.source.to_string().contains("no room"),
+            "{failure:?}"
+        );
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+        assert_eq!(read("sagemeter-2026-12-02T07.jsonl"), "a1\na2\n");
+
+        // Once files open again, the line not written goes to the next file.
+        fail.store(false, Ordering::SeqCst);
+        target.write_lines(&a[6..], &a_lines[2..]).unwrap();
+        assert_eq!(read("sagemeter-2026-12-02T07.jsonl"), "a1\na2\n");
+        assert_eq!(read("sagemeter-2026-12-02T07.1.jsonl"), "a3\n");
+    }
+
+    /// The whole path: a ledger's writer whose batch is cut short by a failed
+    /// roll counts the receipts written before it as written, and only the rest
+    /// as lost, so re-recording the lost ones duplicates none.
+    #[tokio::test]
+    async fn a_batch_cut_short_by_a_failed_roll_loses_only_the_receipts_after_it() {
+        use crate::billing::Cost;
+        use crate::ledger::{BackgroundWriter, Encode, Options, Refs};
+        use std::sync::mpsc;
+
+        /// The rolling target, each write held until the test lets it through.
+        struct Gated {
+            target: RollingTarget,
+            entered: mpsc::Sender<()>,
+            gate: mpsc::Receiver<()>,
+        }
+        impl Target for Gated {
+            fn write_lines(
+                &mut self,
+                bytes: &[u8],
+                lines: &[LineMeta],
+            ) -> Result<(), WriteFailure> {
+                let _ = self.entered.send(());
+                let _ = self.gate.recv();
+                self.target.write_lines(bytes, lines)
+            }
+            fn sync(&mut self) -> io::Result<()> {
+                self.target.sync()
+            }
+        }
+        let call_id: Encode = Box::new(|cost: &Cost, out: &mut Vec<u8>, _: &mut Refs| {
+            out.extend_from_slice(cost.call_id.as_bytes());
+            out.push(b'\n');
+            Ok(())
+        });
+        let receipt = |id: &str| -> Cost {
+            serde_json::from_value(serde_json::json!({
+                "call_id": id, "at": "2026-12-02T07:30:00Z", "endpoint": "rt",
+                "allocation": "busy_time",
+                "usage": {"operation": "invoke_endpoint", "latency_us": 1000,
+                          "bytes_in": 1, "bytes_out": 1, "outcome": "ok"},
+                "lines": [], "cost_usd": "0", "currency": "USD",
+                "running_client_usd": "0", "running_endpoint_usd": "0"
+            }))
+            .unwrap()
+        };
+
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ledger");
+        // Room for three 3-byte lines a file.
+        let (mut target, _clock) = target(&dir, 9);
+        let fail = fail_opening_the_second_file(&mut target);
+        let (open, gate) = mpsc::sync_channel(0);
+        let (entered_tx, entered) = mpsc::channel();
+        let writer = BackgroundWriter::start(
+            Options {
+                kind: "ledger",
+                name: dir.clone(),
+                capacity: 8,
+                sync_every: None,
+            },
+            call_id,
+            Gated {
+                target,
+                entered: entered_tx,
+                gate,
+            },
+        )
+        .unwrap();
+        // `r1` is being written (held at the gate) while r2, r3 and r4 queue:
+        // they are the next batch, of which r2 and r3 fit the first file.
+        writer.try_record(&receipt("r1")).unwrap();
+        entered.recv().unwrap();
+        for id in ["r2", "r3", "r4"] {
+            writer.try_record(&receipt(id)).unwrap();
+        }
+        std::thread::spawn(move || while open.send(()).is_ok() {});
+        let err = writer.flush(false).await.unwrap_err();
+        assert!(matches!(err, LedgerError::Write { lost: 1, .. }), "{err:?}");
+        let stats = writer.stats();
+        assert_eq!(
+            (stats.accepted, stats.written, stats.lost_on_error),
+            (4, 3, 1)
+        );
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+        assert_eq!(read("sagemeter-2026-12-02T07.jsonl"), "r1\nr2\nr3\n");
+
+        // The caller records the one receipt lost again: every receipt is in
+        // the ledger once.
+        fail.store(false, Ordering::SeqCst);
+        writer.try_record(&receipt("r4")).unwrap();
+        writer.flush(false).await.unwrap();
+        assert_eq!(read("sagemeter-2026-12-02T07.jsonl"), "r1\nr2\nr3\n");
+        assert_eq!(read("sagemeter-2026-12-02T07.1.jsonl"), "r4\n");
+        let stats = writer.stats();
+        assert_eq!(
+            (stats.accepted, stats.written, stats.lost_on_error),
+            (5, 4, 1)
+        );
     }
 }

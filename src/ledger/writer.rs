@@ -157,11 +157,28 @@ pub(crate) struct LineMeta {
     pub(crate) receipt: bool,
 }
 
+/// A write of lines that failed after the first `written` of them were written
+/// whole (0 when none was, or when the target cannot tell).
+#[derive(Debug)]
+pub(crate) struct WriteFailure {
+    /// Lines, from the first of the batch, written whole before the failure.
+    pub(crate) written: usize,
+    /// What failed.
+    pub(crate) source: io::Error,
+}
+
+impl From<io::Error> for WriteFailure {
+    fn from(source: io::Error) -> Self {
+        WriteFailure { written: 0, source }
+    }
+}
+
 /// Where the lines go.
 pub(crate) trait Target: Send + 'static {
     /// Writes whole lines: `bytes` is `lines` one after the other. On error, the
-    /// target should undo a partial write if it can.
-    fn write_lines(&mut self, bytes: &[u8], lines: &[LineMeta]) -> io::Result<()>;
+    /// target says how many lines (from the first) it wrote whole, and should undo
+    /// a partial write of the next one if it can.
+    fn write_lines(&mut self, bytes: &[u8], lines: &[LineMeta]) -> Result<(), WriteFailure>;
     /// Makes everything written durable (fsync for files).
     fn sync(&mut self) -> io::Result<()>;
 }
@@ -551,28 +568,37 @@ impl<T: Target> Worker<T> {
         }
     }
 
-    /// Hands the buffer to the target; on failure the buffered receipts are lost
-    /// (counted) and the error is kept for the next flush reply.
+    /// Hands the buffer to the target; on failure the receipts it did not write
+    /// are lost (counted; those written before the failure are counted written)
+    /// and the error is kept for the next flush reply.
     fn write_out(&mut self) {
         if self.buf.is_empty() {
             return;
         }
-        let buffered = self.lines.iter().filter(|l| l.receipt).count() as u64;
-        match self.target.write_lines(&self.buf, &self.lines) {
-            Ok(()) => {
-                self.counters.written.fetch_add(buffered, Ordering::Relaxed);
+        let result = self.target.write_lines(&self.buf, &self.lines);
+        let done = match &result {
+            Ok(()) => self.lines.len(),
+            Err(failure) => failure.written.min(self.lines.len()),
+        };
+        let (written, rest) = self.lines.split_at(done);
+        let receipts = |lines: &[LineMeta]| lines.iter().filter(|l| l.receipt).count() as u64;
+        let (written, lost) = (receipts(written), receipts(rest));
+        self.counters.written.fetch_add(written, Ordering::Relaxed);
+        match result {
+            Ok(()) => self.unsynced = true,
+            Err(WriteFailure { source, .. }) => {
+                // Lines may have been written (and a file rolled): the next
+                // sync goes to the target.
                 self.unsynced = true;
-            }
-            Err(e) => {
                 self.counters
                     .lost_on_error
-                    .fetch_add(buffered, Ordering::Relaxed);
+                    .fetch_add(lost, Ordering::Relaxed);
                 metrics::counter!("sagemeter_sink_dropped_total", "sink" => self.kind, "reason" => "io")
-                    .increment(buffered);
+                    .increment(lost);
                 tracing::error!(target: "sagemeter", sink = self.kind,
-                    name = %self.name.display(), lost = buffered, error = %e,
-                    "write failed: receipts lost");
-                self.error.get_or_insert(e);
+                    name = %self.name.display(), lost, written, error = %source,
+                    "write failed: receipts lost (those written before the failure are kept)");
+                self.error.get_or_insert(source);
             }
         }
         self.buf.clear();
@@ -628,9 +654,10 @@ impl WarnLimiter {
 pub(crate) struct StreamTarget(pub(crate) Box<dyn io::Write + Send>);
 
 impl Target for StreamTarget {
-    fn write_lines(&mut self, bytes: &[u8], _: &[LineMeta]) -> io::Result<()> {
+    fn write_lines(&mut self, bytes: &[u8], _: &[LineMeta]) -> Result<(), WriteFailure> {
         self.0.write_all(bytes)?;
-        self.0.flush()
+        self.0.flush()?;
+        Ok(())
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -653,11 +680,11 @@ mod tests {
     }
 
     impl Target for Gated {
-        fn write_lines(&mut self, bytes: &[u8], _: &[LineMeta]) -> io::Result<()> {
+        fn write_lines(&mut self, bytes: &[u8], _: &[LineMeta]) -> Result<(), WriteFailure> {
             let _ = self.entered.send(());
             let _ = self.gate.recv();
             if self.fail.load(Ordering::SeqCst) {
-                return Err(io::Error::other("disk on fire"));
+                return Err(io::Error::other("disk on fire").into());
             }
             self.out.lock().unwrap().extend_from_slice(bytes);
             Ok(())
