@@ -975,6 +975,9 @@ pub fn report_file(path: impl AsRef<Path>, options: &ReportOptions) -> Result<Re
 /// every core (blocks of whole lines, merged); the first bad line (by file, then
 /// line) is the error.
 ///
+/// A file named more than once (a directory and a file in it, the same file by
+/// two paths: the same once canonicalised) is read once, with a WARN.
+///
 /// JSON Lines and Parquet files can be reported together, but not the same
 /// receipts in both formats: a JSON Lines file and a Parquet file that begin with
 /// the same receipt (same endpoint, call id, start, latency and cost) are
@@ -990,6 +993,8 @@ pub fn report_files<P: AsRef<Path>>(
     for path in paths {
         inputs(path.as_ref(), &mut jsonl, &mut parquet)?;
     }
+    drop_files_named_twice(&mut jsonl);
+    drop_files_named_twice(&mut parquet);
     refuse_same_receipts(&jsonl, &parquet)?;
     let mut builder = scan::scan(&jsonl, options)?;
     let all = || jsonl.iter().chain(&parquet).cloned().collect::<Vec<_>>();
@@ -999,6 +1004,25 @@ pub fn report_files<P: AsRef<Path>>(
             .map_err(|e| e.in_ledgers(&all(), None))?;
     }
     builder.finish().map_err(|e| e.in_ledgers(&all(), None))
+}
+
+/// Keeps the first of the paths in `files` that name the same file once
+/// canonicalised (a directory and a file in it, a file given twice, by a relative
+/// and an absolute path, or through a symbolic link), with a WARN for each
+/// dropped: its receipts are already counted. A path that does not canonicalise
+/// (a missing file) is compared as given and left for the report to refuse.
+fn drop_files_named_twice(files: &mut Vec<PathBuf>) {
+    let mut seen = std::collections::HashSet::with_capacity(files.len());
+    files.retain(|path| {
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        let first = seen.insert(file);
+        if !first {
+            tracing::warn!(target: "sagemeter", path = %path.display(),
+                "report: this ledger file is among the inputs more than once (a directory \
+                 and a file in it, or the same file twice): its receipts are counted once");
+        }
+        first
+    });
 }
 
 /// [`ReportError::SameReceipts`] when a JSON Lines file and a Parquet file begin

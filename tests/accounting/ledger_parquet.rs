@@ -728,11 +728,14 @@ async fn the_same_receipts_in_both_formats_are_refused_not_counted_twice() {
         report_files([&jsonl_path, &converted], &options),
         &converted,
     );
-    // Either alone: 5 calls, the receipts' total once.
+    // Either alone: 5 calls, the receipts' total once, also when the file is
+    // named twice (the same file once canonicalised).
     for alone in [&jsonl_path, &converted] {
         let report = report_files([alone], &options).unwrap();
         assert_eq!(report.total.calls, 5);
         assert_eq!(report.total.cost_usd, expected_total(&jsonl));
+        let again = dir.path().join(".").join(alone.file_name().unwrap());
+        assert_eq!(report_files([alone, &again], &options).unwrap(), report);
     }
 
     // A Parquet ledger written from the same receipts (another name, in its own

@@ -6,7 +6,7 @@ use sagemeter::Cost;
 use sagemeter::ledger::JsonlLedger;
 use sagemeter::report::{
     Bucket, GroupBy, GroupSummary, Report, ReportError, ReportOptions, UNTAGGED, parse_time_bound,
-    render_table, report_file, summarize,
+    render_table, report_file, report_files, summarize,
 };
 use serde_json::json;
 use std::path::Path;
@@ -322,6 +322,40 @@ async fn a_report_of_a_ledger_file_equals_the_in_memory_one_and_notes_a_torn_tai
     let lines = std::fs::read_to_string(&path).unwrap().lines().count() as u64;
     assert_eq!(torn.torn_tail.as_ref().map(|t| t.line), Some(lines));
     assert!(render_table(&torn).contains("skipped a torn last line"));
+}
+
+/// A ledger file named twice (a directory and a file in it, the same file by two
+/// paths) is counted once, with a WARN naming it.
+#[tokio::test]
+async fn a_ledger_file_named_twice_is_counted_once() {
+    let logs = crate::support::logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    fixture_file(&path).await;
+    let options = since_nov_1(GroupBy::Endpoint);
+    let once = report_file(&path, &options).unwrap();
+    assert_eq!(once.total.calls, 7);
+
+    let same_file = dir.path().join(".").join("calls.jsonl");
+    for inputs in [
+        vec![dir.path().to_owned(), path.clone()],
+        vec![path.clone(), path.clone()],
+        vec![path.clone(), same_file.clone(), dir.path().to_owned()],
+    ] {
+        let report = report_files(&inputs, &options).unwrap();
+        assert_eq!(report, once, "{inputs:?}");
+    }
+    let warnings = logs.at_level("WARN");
+    assert!(
+        warnings.iter().any(|w| {
+            w["fields"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("more than once")
+                && w["fields"]["path"] == same_file.display().to_string()
+        }),
+        "{warnings:?}"
+    );
 }
 
 #[test]

@@ -255,6 +255,28 @@ async fn report_of_a_ledger_and_its_conversion_is_refused_not_counted_twice() {
     }
 }
 
+/// `report` of a directory and a file in it (or of one file twice) reads the file
+/// once, and says so on stderr.
+#[tokio::test]
+async fn report_of_a_file_named_twice_counts_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("calls.jsonl");
+    let costs: Vec<Cost> = (1..=3)
+        .map(|i| receipt(i, "2026-12-02T10:00:00Z"))
+        .collect();
+    write_jsonl(&jsonl, &costs).await;
+    let again = dir.path().join(".").join("calls.jsonl");
+    for args in [vec![dir.path(), jsonl.as_path()], vec![&jsonl, &again]] {
+        let out = sagemeter().arg("report").args(&args).assert().success();
+        let output = out.get_output();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let total = stdout.lines().find(|l| l.starts_with("total")).unwrap();
+        assert_eq!(total.split_whitespace().nth(1), Some("3"), "{stdout}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("more than once"), "{stderr}");
+    }
+}
+
 /// `report --chart` over a range with no calls prints the report, then fails on
 /// the chart it cannot draw (exit 1), instead of printing nothing.
 #[tokio::test]

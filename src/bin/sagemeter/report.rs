@@ -13,7 +13,8 @@ pub struct ReportArgs {
     /// JSON Lines ledgers (written by `--ledger` or `sagemeter::ledger::JsonlLedger`),
     /// Parquet ledgers (`*.parquet`, with the `parquet` feature), or directories of
     /// them (a rolling ledger's, read oldest first). Read on every core. The same
-    /// receipts in both formats (a ledger and its conversion) are refused.
+    /// receipts in both formats (a ledger and its conversion) are refused; a file
+    /// named twice (a directory and a file in it) is read once, with a warning.
     #[arg(required = true, value_name = "LEDGER")]
     pub ledgers: Vec<PathBuf>,
     /// Group by `endpoint`, `variant`, `component` (inference component),
