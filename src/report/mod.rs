@@ -23,7 +23,8 @@
 //! - **Percentiles** (cost per call, latency): nearest rank. For p in (0, 100]
 //!   and n values sorted ascending, the value at rank ⌈p × n / 100⌉ (1-based). It
 //!   is always an observed value, never interpolated: p50 of 1, 2, 3, 4 is 2.
-//!   Exact up to 4,096 calls in a group; beyond, so that memory does not grow
+//!   Exact up to 4,096 calls in a group (and in the total, which holds all the
+//!   calls of every group); beyond, so that memory does not grow
 //!   with the calls, the smallest observed value of the 0.1%-wide bucket that
 //!   holds the rank: at most 0.1% below the exact one
 //!   ([`Report::approximate_percentiles`] says so).
@@ -555,8 +556,9 @@ pub struct Report {
     /// Files whose torn last line was skipped.
     #[serde(default)]
     pub torn_tails: u64,
-    /// Some group had more than 4,096 calls: its percentiles are within 0.1% below
-    /// the exact nearest rank (see the module docs).
+    /// Some group, or all calls together (the total), had more than 4,096 calls:
+    /// the percentiles of that group or of the total are within 0.1% below the
+    /// exact nearest rank (see the module docs).
     #[serde(default)]
     pub approximate_percentiles: bool,
     /// Cost over time per group.
@@ -872,9 +874,12 @@ impl ReportBuilder {
         for acc in self.groups.values() {
             all.merge(acc).map_err(overflow("all calls"))?;
         }
+        // The total's percentiles too: it holds every group's values, and
+        // switches to buckets past the limit though no group does.
         let approximate_percentiles = self
             .groups
             .values()
+            .chain([&all])
             .any(|acc| !acc.costs.is_exact() || !acc.latencies_us.is_exact());
         let span_hours = match (all.first_at, all.last_at) {
             (Some(first), Some(last)) => (last - first).num_hours(),
@@ -1224,8 +1229,8 @@ pub fn render_table(report: &Report) -> String {
     }
     if report.approximate_percentiles {
         out.push_str(
-            "note: groups of more than 4,096 calls: their p50/p95 are observed values at most \
-             0.1% below the exact nearest rank\n",
+            "note: more than 4,096 calls in a group or in the total: their p50/p95 are observed \
+             values at most 0.1% below the exact nearest rank\n",
         );
     }
     if let Some(torn) = &report.torn_tail {
@@ -1245,6 +1250,7 @@ pub fn render_table(report: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::quantiles::EXACT_LIMIT;
     use super::*;
 
     #[test]
@@ -1395,6 +1401,54 @@ mod tests {
         let (ledgers, line, what) = overflow(summarize(&[cost("e"), cost("e")], &by_endpoint));
         assert_eq!((ledgers, line), (vec![], None));
         assert_eq!(what, "the cost of group `e`");
+    }
+
+    /// Two groups of 3,000 calls: each group's percentiles are exact, the total's
+    /// (6,000 calls) are not, and the report says so.
+    #[test]
+    fn percentiles_of_a_total_past_the_exact_limit_are_flagged_approximate() {
+        let at = parse_time_bound("2026-11-01").unwrap();
+        let mut builder = ReportBuilder::new(ReportOptions::default()).unwrap();
+        // e costs 2..=3001 USD, f 3002..=6001: the exact p50 of all 6,000 is the
+        // 3,000th, 3001; its bucket [3000, 3002) begins with 3000.
+        for (endpoint, values) in [("e", 2..=3001), ("f", 3002..=6001)] {
+            for v in values {
+                builder
+                    .add_row(&ReportRow::new(at, endpoint, Decimal::from(v)))
+                    .unwrap();
+            }
+        }
+        let report = builder.finish().unwrap();
+        let group = |key: &str| report.groups.iter().find(|g| g.key == key).unwrap();
+        assert_eq!(group("e").cost_per_call_p50_usd, Some(Decimal::from(1501)));
+        assert_eq!(group("f").cost_per_call_p50_usd, Some(Decimal::from(4501)));
+        assert_eq!(report.total.calls, 6_000);
+        let p50 = report.total.cost_per_call_p50_usd.unwrap();
+        assert_eq!(p50, Decimal::from(3000), "bucketed, not the exact 3001");
+        assert!(
+            report.approximate_percentiles,
+            "the total's p50 is approximate"
+        );
+        assert!(
+            render_table(&report).contains("more than 4,096 calls in a group or in the total"),
+            "{}",
+            render_table(&report)
+        );
+
+        // Within the limit in all, nothing is approximate.
+        let mut builder = ReportBuilder::new(ReportOptions::default()).unwrap();
+        for v in 1..=EXACT_LIMIT as i64 {
+            let endpoint = if v % 2 == 0 { "e" } else { "f" };
+            builder
+                .add_row(&ReportRow::new(at, endpoint, Decimal::from(v)))
+                .unwrap();
+        }
+        let report = builder.finish().unwrap();
+        assert!(!report.approximate_percentiles);
+        assert_eq!(
+            report.total.cost_per_call_p50_usd,
+            Some(Decimal::from(2048))
+        );
     }
 
     #[test]
