@@ -36,9 +36,11 @@ pub fn write_svg(
         .map_err(|e| ReportError::Chart(format!("writing {}: {e}", path.as_ref().display())))
 }
 
-/// The SVG document of the chart.
+/// The SVG document of the chart: [`ReportError::Chart`] when there is nothing
+/// to draw, [`ReportError::Overflow`] when the groups summed into the `(other)`
+/// line add up beyond what a sum holds (amounts no meter wrote).
 pub fn render_svg(report: &Report, size: (u32, u32)) -> Result<String, ReportError> {
-    let series = lines(&report.over_time.series);
+    let series = lines(&report.over_time.series)?;
     let points = series.iter().flat_map(|s| &s.points);
     let (Some(first), Some(last)) = (
         points.clone().map(|p| p.start).min(),
@@ -136,18 +138,27 @@ pub fn render_svg(report: &Report, size: (u32, u32)) -> Result<String, ReportErr
     Ok(svg)
 }
 
-/// The series to draw: the first `MAX_LINES - 1` as they are, the rest summed.
-fn lines(series: &[Series]) -> Vec<Series> {
+/// The series to draw: the first `MAX_LINES - 1` as they are, the rest summed
+/// ([`ReportError::Overflow`] when a sum does not fit: amounts no meter wrote).
+fn lines(series: &[Series]) -> Result<Vec<Series>, ReportError> {
     if series.len() <= MAX_LINES {
-        return series.to_vec();
+        return Ok(series.to_vec());
     }
     let mut kept = series[..MAX_LINES - 1].to_vec();
     let mut other: BTreeMap<_, (u64, Decimal)> = BTreeMap::new();
+    let overflow =
+        |what: &str| ReportError::overflow(format!("the {what} of the chart's `(other)` line"));
     for s in &series[MAX_LINES - 1..] {
         for p in &s.points {
             let slot = other.entry(p.start).or_default();
-            slot.0 += p.calls;
-            slot.1 += p.cost_usd;
+            slot.0 = slot
+                .0
+                .checked_add(p.calls)
+                .ok_or_else(|| overflow("calls"))?;
+            slot.1 = slot
+                .1
+                .checked_add(p.cost_usd)
+                .ok_or_else(|| overflow("cost"))?;
         }
     }
     kept.push(Series {
@@ -161,7 +172,7 @@ fn lines(series: &[Series]) -> Vec<Series> {
             })
             .collect(),
     });
-    kept
+    Ok(kept)
 }
 
 fn usd(d: Decimal) -> f64 {
@@ -227,11 +238,43 @@ mod tests {
             .map(|i| cost(&format!("e{i:02}"), "2026-11-01T09:00:00Z", "1"))
             .collect();
         let report = summarize(&costs, &ReportOptions::default()).unwrap();
-        let drawn = lines(&report.over_time.series);
+        let drawn = lines(&report.over_time.series).unwrap();
         assert_eq!(drawn.len(), MAX_LINES);
         let other = drawn.last().unwrap();
         assert_eq!(other.key, "(other)");
         // 12 groups: 9 kept, 3 summed.
         assert_eq!(other.points[0].calls, 3);
+    }
+
+    #[test]
+    fn an_other_line_that_overflows_is_an_error_not_a_panic() {
+        let costs: Vec<_> = (0..12)
+            .map(|i| cost(&format!("e{i:02}"), "2026-11-01T09:00:00Z", "1"))
+            .collect();
+        let mut report = summarize(&costs, &ReportOptions::default()).unwrap();
+        // Amounts no meter wrote (a hand-edited report): the groups summed into
+        // `(other)` add up beyond Decimal::MAX.
+        for series in &mut report.over_time.series[MAX_LINES - 1..] {
+            series.points[0].cost_usd = Decimal::MAX;
+        }
+        let err = render_svg(&report, DEFAULT_SIZE).unwrap_err();
+        match &err {
+            ReportError::Overflow { ledgers, what, .. } => {
+                assert!(ledgers.is_empty());
+                assert_eq!(what, "the cost of the chart's `(other)` line");
+            }
+            other => panic!("not an overflow: {other:?}"),
+        }
+        assert!(err.to_string().contains("overflows"), "{err}");
+
+        for series in &mut report.over_time.series[MAX_LINES - 1..] {
+            series.points[0].cost_usd = Decimal::ONE;
+            series.points[0].calls = u64::MAX;
+        }
+        let err = render_svg(&report, DEFAULT_SIZE).unwrap_err();
+        assert!(
+            matches!(&err, ReportError::Overflow { what, .. } if what.contains("calls")),
+            "{err:?}"
+        );
     }
 }
