@@ -164,6 +164,8 @@ pub struct Metered {
     call_tags: HashMap<(String, String), String>,
     /// Files whose torn last line (an interrupted write) was skipped.
     torn_tails: Vec<(String, TornTail)>,
+    /// The files read (canonicalised), each read once.
+    files_read: BTreeSet<std::path::PathBuf>,
 }
 
 /// The largest figure (USD, or units of a line's quantity) a receipt read by
@@ -185,10 +187,12 @@ impl Metered {
             fees_usd: Decimal::ZERO,
             call_tags: HashMap::new(),
             torn_tails: Vec::new(),
+            files_read: BTreeSet::new(),
         }
     }
 
-    /// Reads a ledger file, receipt by receipt (a torn last line is skipped).
+    /// Reads a ledger file, receipt by receipt (a torn last line is skipped). A
+    /// file read already (by this or another path) is skipped with a WARN.
     ///
     /// A file of a rolling ledger (named `sagemeter-YYYY-MM-DDTHH[.N].jsonl`) is
     /// read as part of its directory's ledger: read a rolling ledger's files oldest
@@ -197,6 +201,14 @@ impl Metered {
     pub fn read_ledger(&mut self, path: impl AsRef<Path>) -> Result<(), AccountError> {
         let path = path.as_ref();
         let name = path.display().to_string();
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        if self.files_read.contains(&file) {
+            // A directory and a file in it, or one file by two paths: its receipts
+            // are already counted.
+            tracing::warn!(target: "sagemeter::account", path = %name,
+                "reconcile: this ledger file was read already; its receipts count once");
+            return Ok(());
+        }
         let run = match rolling_dir_of(path) {
             Some(dir) => dir.display().to_string(),
             None => name.clone(),
@@ -208,6 +220,7 @@ impl Metered {
         if let Some(torn) = reader.torn_tail() {
             self.torn_tails.push((name, torn.clone()));
         }
+        self.files_read.insert(file);
         Ok(())
     }
 
@@ -1107,6 +1120,22 @@ mod tests {
             m.read_ledger(&path).unwrap();
         }
         assert_eq!(accrual(&m), (Decimal::ZERO, Decimal::ZERO));
+    }
+
+    #[test]
+    fn a_ledger_file_read_twice_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.jsonl");
+        write_ledger(&path, &hourly("2026-12-01T10:00:00Z", 2, "0", "0.01"));
+        let mut m = Metered::new("us-east-1");
+        m.read_ledger(&path).unwrap();
+        m.read_ledger(dir.path().join(".").join("calls.jsonl"))
+            .unwrap();
+        assert_eq!(m.receipts(), 3);
+        // Three calls' compute lines of 0.0000000639 each, once.
+        let cost: Decimal = m.cells.values().map(|c| c.cost_usd).sum();
+        assert_eq!(cost, d("0.0000001917"));
+        assert_eq!(accrual(&m), (d("0.46"), d("0.02")));
     }
 
     #[test]
