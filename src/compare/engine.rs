@@ -108,11 +108,13 @@ pub struct PlanCost {
     pub difference_to_cheapest_usd: Decimal,
     /// The plan's cost at any call volume in the period.
     pub curve: CostCurve,
-    /// For instance plans with a known latency: busy time ÷ provisioned time, i.e.
-    /// `calls × mean latency / (count × hours × 3600 s)`, counting one request at a
-    /// time per instance. Above 1 the instances must serve calls concurrently.
+    /// For instance and savings plans with a known latency: busy time ÷ provisioned
+    /// time, i.e. `calls × mean latency / (count × hours × 3600 s)` with the hours the
+    /// instances run, counting one request at a time per instance. Above 1 the
+    /// instances must serve calls concurrently.
     pub utilisation: Option<Decimal>,
-    /// Instance-seconds provisioned per period (instance plans), the denominator of
+    /// Instance-seconds provisioned per period (instance and savings plans:
+    /// `count × running hours × 3600`), the denominator of
     /// [`utilisation`](Self::utilisation).
     pub provisioned_seconds: Option<Decimal>,
     /// The rates looked up or stated for this plan, with their provenance. Empty for
@@ -330,24 +332,24 @@ fn check_profile_fits(plan: &Plan, profile: &UsageProfile) -> Result<(), Compare
                     .into(),
             })
         }
-        PlanModel::Instance(p)
-            if p.hours_per_period
-                .is_some_and(|h| h > profile.period.hours()) =>
-        {
-            Err(CompareError::OutOfRange {
-                what: "instance hours per period",
-                value: p
-                    .hours_per_period
-                    .unwrap_or_default()
-                    .normalize()
-                    .to_string(),
-                hint: format!(
-                    "an instance runs at most {} hours in a {}",
-                    profile.period.hours(),
-                    profile.period
-                ),
-            })
-        }
+        PlanModel::Instance(p) => check_hours_fit(p.hours_per_period, profile),
+        PlanModel::SavingsPlan(p) => check_hours_fit(p.hours_per_period, profile),
+        _ => Ok(()),
+    }
+}
+
+/// Hours instances run per period are at most the period's hours.
+fn check_hours_fit(hours: Option<Decimal>, profile: &UsageProfile) -> Result<(), CompareError> {
+    match hours {
+        Some(h) if h > profile.period.hours() => Err(CompareError::OutOfRange {
+            what: "instance hours per period",
+            value: h.normalize().to_string(),
+            hint: format!(
+                "an instance runs at most {} hours in a {}",
+                profile.period.hours(),
+                profile.period
+            ),
+        }),
         _ => Ok(()),
     }
 }
@@ -416,7 +418,11 @@ fn price_plan(
             let undiscounted = sub(Decimal::ONE, p.discount).map_err(&hourly)?;
             let discounted_per_hour = mul(on_demand_per_hour, undiscounted).map_err(&hourly)?;
             let commitment = p.commitment_usd_per_hour;
-            let hours = period.hours();
+            // The commitment is billed for every hour of the period; usage beyond it only
+            // for the hours the instances run.
+            let period_hours = period.hours();
+            let hours = p.hours_per_period.unwrap_or(period_hours);
+            let committed = mul(commitment, period_hours).map_err(overflow(&per_period))?;
             let fixed = if discounted_per_hour <= commitment {
                 let unused = sub(commitment, discounted_per_hour).map_err(&hourly)?;
                 if !unused.is_zero() {
@@ -428,7 +434,7 @@ fn price_plan(
                         discounted_per_hour.normalize()
                     ));
                 }
-                mul(commitment, hours).map_err(overflow(&per_period))?
+                committed
             } else {
                 let covered_on_demand = div(commitment, undiscounted).map_err(&hourly)?;
                 notes.push(format!(
@@ -440,14 +446,23 @@ fn price_plan(
                         4
                     )
                 ));
-                // (c + D − c / (1 − d)) × hours, as one fraction so that it stays exact:
-                // (D (1 − d) − c d) × hours / (1 − d)
-                mul(commitment, p.discount)
-                    .and_then(|cd| sub(discounted_per_hour, cd))
+                // c × P + (D − c / (1 − d)) × H, the overflow as one fraction so that it
+                // stays exact until the last division: (D (1 − d) − c) × H / (1 − d)
+                sub(discounted_per_hour, commitment)
                     .and_then(|x| mul(x, hours))
                     .and_then(|x| div(x, undiscounted))
+                    .and_then(|x| add(committed, x))
                     .map_err(overflow(&per_period))?
             };
+            if hours < period_hours {
+                notes.push(format!(
+                    "the instances run {} of the {} h per {period}; the commitment is billed for \
+                     all {} h",
+                    hours.normalize(),
+                    period_hours,
+                    period_hours
+                ));
+            }
             notes.push(format!(
                 "commits {} USD/h for {} ({} USD in total), whatever the usage",
                 commitment.normalize(),
@@ -593,4 +608,105 @@ fn price_plan(
         rate_source,
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::{PerInferencePlan, SavingsPlan};
+    use std::time::Duration;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    /// ml.m5.xlarge at 0.23 USD/h, stated.
+    fn m5_rates() -> RateTable {
+        RateTable::new("us-east-1")
+            .with_rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), d("0.23"))
+            .unwrap()
+    }
+
+    fn savings(commitment: &str, hours: Option<&str>) -> Plan {
+        let mut builder = SavingsPlan::builder()
+            .instance_type("ml.m5.xlarge")
+            .commitment_usd_per_hour(d(commitment))
+            .discount(d("0.64"));
+        if let Some(h) = hours {
+            builder = builder.hours_per_period(d(h));
+        }
+        Plan::from(builder.build().unwrap())
+    }
+
+    #[test]
+    fn a_part_time_savings_plan_pays_its_commitment_every_hour_and_the_rest_while_running() {
+        let profile = UsageProfile::builder()
+            .calls_per_period(100_000)
+            .build()
+            .unwrap();
+        let plans = [
+            savings("0.05", Some("400")),
+            Plan::from(PerInferencePlan::per_call(d("0.001")).unwrap()),
+        ];
+        let comparison = Comparison::compute(&profile, &plans, &m5_rates()).unwrap();
+        let row = comparison
+            .plan("savings plan ml.m5.xlarge x1 (1 yr)")
+            .unwrap();
+        // Discounted usage 0.23 × (1 − 0.64) = 0.0828 USD/h > 0.05 committed, so the
+        // commitment covers 0.05 / 0.36 = 0.13888… USD/h of on-demand usage and
+        // 0.23 − 0.13888… = 0.09111… USD/h is charged on demand while running.
+        // 0.05 × 730 h = 36.5 (every hour of the month)
+        // + 0.09111… × 400 h = 0.0328 × 400 / 0.36 = 13.12 / 0.36 = 36.4444…
+        // = 72.9444… (always-on pricing would give 0.0508 × 730 / 0.36 = 103.0111…)
+        assert_eq!(row.cost_usd.round_dp(10), d("72.9444444444"));
+        assert_eq!(row.curve.fixed_usd.round_dp(10), d("72.9444444444"));
+        // instance-seconds provisioned: 1 × 400 h × 3,600 s
+        assert_eq!(row.provisioned_seconds, Some(d("1440000")));
+        // pay per use breaks even at 72.9444… / 0.001 = 72,944.44… calls
+        let be = comparison
+            .break_even("savings plan ml.m5.xlarge x1 (1 yr)", "pay per use")
+            .unwrap();
+        assert_eq!(be.points[0].calls_per_period.round_dp(2), d("72944.44"));
+        assert!(
+            row.notes.iter().any(|n| n
+                == "the instances run 400 of the 730 h per month; the commitment \
+                            is billed for all 730 h"),
+            "{:?}",
+            row.notes
+        );
+    }
+
+    #[test]
+    fn a_commitment_covering_all_usage_costs_the_same_however_long_the_instances_run() {
+        let profile = UsageProfile::builder()
+            .calls_per_period(100_000)
+            .mean_latency(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let plans = [savings("0.1", Some("400"))];
+        let comparison = Comparison::compute(&profile, &plans, &m5_rates()).unwrap();
+        let row = &comparison.plans[0];
+        // 0.23 × 0.36 = 0.0828 ≤ 0.1: the commitment covers every running hour;
+        // 0.1 × 730 h = 73, billed whether the instances run or not
+        assert_eq!(row.cost_usd, d("73"));
+        // busy 100,000 × 0.5 s = 50,000 s of 400 h × 3,600 s = 1,440,000 s: 1/28.8
+        // = 0.034722…
+        assert_eq!(row.utilisation.unwrap().round_dp(6), d("0.034722"));
+    }
+
+    #[test]
+    fn savings_plan_hours_beyond_the_period_are_refused() {
+        let profile = UsageProfile::builder()
+            .period(Period::Day)
+            .calls_per_period(1_000)
+            .build()
+            .unwrap();
+        let err =
+            Comparison::compute(&profile, &[savings("0.1", Some("25"))], &m5_rates()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "instance hours per period is out of range (got 25): an instance runs at most 24 \
+             hours in a day"
+        );
+    }
 }

@@ -157,26 +157,32 @@ impl InstancePlan {
 
     fn validate(&self) -> Result<(), CompareError> {
         check::instance(&self.instance_type, self.count)?;
-        if let Some(hours) = self.hours_per_period {
-            check::positive(
-                "instance hours per period",
-                hours,
-                "an endpoint that never runs costs nothing and serves nothing; leave hours \
-                 unset for an always-on endpoint",
-            )?;
-            check::at_most(
-                "instance hours per period",
-                hours,
-                Period::Year.hours(),
-                "at most 8,760 hours (a year)",
-            )?;
-        }
-        Ok(())
+        check_hours_per_period(self.hours_per_period)
     }
 
     fn default_name(&self) -> String {
         format!("{} x{}", self.instance_type, self.count)
     }
+}
+
+/// Hours instances run per period, when given: positive and at most a year's (the
+/// period's own hours are checked when compared).
+fn check_hours_per_period(hours: Option<Decimal>) -> Result<(), CompareError> {
+    if let Some(hours) = hours {
+        check::positive(
+            "instance hours per period",
+            hours,
+            "an endpoint that never runs costs nothing and serves nothing; leave hours \
+             unset for an always-on endpoint",
+        )?;
+        check::at_most(
+            "instance hours per period",
+            hours,
+            Period::Year.hours(),
+            "at most 8,760 hours (a year)",
+        )?;
+    }
+    Ok(())
 }
 
 /// A serverless endpoint: billed compute seconds × the per-second rate of its memory
@@ -528,23 +534,28 @@ impl FromStr for SavingsPlanTerm {
 ///
 /// You commit to spend `commitment_usd_per_hour` every hour of the term, whatever you
 /// use; usage is charged at the discounted rate `on_demand × (1 − discount)` against
-/// the commitment. Per hour, with `D = count × on-demand usd_per_hour`:
+/// the commitment, and usage beyond it on demand. With `c` the commitment,
+/// `D = count × on-demand usd_per_hour`, `P` the period's hours (730 for a month) and
+/// `H` the hours the instances run in it (`P` unless
+/// [`SavingsPlanBuilder::hours_per_period`] says otherwise), one period costs
 ///
-/// - if `D × (1 − discount) ≤ commitment`: you pay the commitment (any rest of it is
-///   unused and lost);
-/// - otherwise the commitment covers `commitment / (1 − discount)` of on-demand usage
-///   and the rest is charged on demand: `commitment + D − commitment / (1 − discount)`.
+/// `c × P + max(0, D − c / (1 − discount)) × H`:
 ///
-/// The instances run the whole period; data processed in and out is charged as on
-/// demand (not discounted). The commitment binds for the whole term; the comparison
-/// prices one period of it (`hours(period) × hourly cost`) and each row notes the
-/// total commitment.
+/// - the commitment is billed for every hour of the period, running or not;
+/// - in an hour the instances run, if `D × (1 − discount) ≤ c` the commitment covers
+///   all of it (the rest of the commitment is unused and lost); otherwise it covers
+///   `c / (1 − discount)` of on-demand usage and the other
+///   `D − c / (1 − discount)` is charged on demand, for the `H` running hours only.
+///
+/// Data processed in and out is charged as on demand (not discounted). The
+/// commitment binds for the whole term; the comparison prices one period of it and
+/// each row notes the total commitment.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavingsPlan {
     /// SageMaker instance type, with the `ml.` prefix.
     pub instance_type: String,
-    /// Always-on instances.
+    /// Instances the commitment pays for.
     pub count: u32,
     /// Spend committed per hour.
     pub commitment_usd_per_hour: Decimal,
@@ -552,6 +563,10 @@ pub struct SavingsPlan {
     pub discount: Decimal,
     /// Length of the commitment.
     pub term: SavingsPlanTerm,
+    /// Hours the instances run in one period; `None` = always on (the whole period).
+    /// The commitment is billed for every hour of the period either way.
+    #[serde(default)]
+    pub hours_per_period: Option<Decimal>,
 }
 
 impl SavingsPlan {
@@ -562,6 +577,7 @@ impl SavingsPlan {
 
     fn validate(&self) -> Result<(), CompareError> {
         check::instance(&self.instance_type, self.count)?;
+        check_hours_per_period(self.hours_per_period)?;
         check::usd(
             "savings plan commitment (USD per hour)",
             self.commitment_usd_per_hour,
@@ -595,6 +611,7 @@ pub struct SavingsPlanBuilder {
     commitment_usd_per_hour: Option<Decimal>,
     discount: Option<Decimal>,
     term: Option<SavingsPlanTerm>,
+    hours_per_period: Option<Decimal>,
 }
 
 impl SavingsPlanBuilder {
@@ -604,7 +621,7 @@ impl SavingsPlanBuilder {
         self
     }
 
-    /// Always-on instances (default 1).
+    /// Instances the commitment pays for (default 1).
     pub fn count(mut self, count: u32) -> Self {
         self.count = Some(count);
         self
@@ -625,6 +642,14 @@ impl SavingsPlanBuilder {
     /// Term (default one year).
     pub fn term(mut self, term: SavingsPlanTerm) -> Self {
         self.term = Some(term);
+        self
+    }
+
+    /// Hours the instances run per period (default: always on; at most the period's
+    /// hours, checked when compared). The commitment is still billed for every hour of
+    /// the period; only usage beyond it shrinks with the running hours.
+    pub fn hours_per_period(mut self, hours: Decimal) -> Self {
+        self.hours_per_period = Some(hours);
         self
     }
 
@@ -649,6 +674,7 @@ impl SavingsPlanBuilder {
                 .discount
                 .ok_or_else(|| missing("discount", "set discount(..) (CLI --discount)"))?,
             term: self.term.unwrap_or(SavingsPlanTerm::OneYear),
+            hours_per_period: self.hours_per_period,
         };
         plan.validate()?;
         Ok(plan)

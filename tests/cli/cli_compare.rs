@@ -158,6 +158,72 @@ ml.m5.xlarge x1                          167.90           0.1679      +119.90  o
 }
 
 #[test]
+fn hours_apply_to_the_savings_plan_whose_commitment_is_billed_every_hour() {
+    // ml.m5.xlarge at 0.23 USD/h running 400 of the month's 730 h:
+    // on demand 400 × 0.23 = 92.00; pay per use 100,000 × 0.001 = 100.00;
+    // savings plan 0.05 USD/h at 64 % off: usage 0.23 × 0.36 = 0.0828 > 0.05, so the
+    // commitment covers 0.05 / 0.36 = 0.13888… of on-demand usage and the other
+    // 0.23 − 0.13888… = 0.09111… USD/h is on demand while running:
+    // 0.05 × 730 + 0.09111… × 400 = 36.5 + 36.444… = 72.944… (72.94)
+    let args = [
+        "compare",
+        "--calls",
+        "100000",
+        "--per-call",
+        "0.001",
+        "--instance",
+        "ml.m5.xlarge",
+        "--instance-usd-per-hour",
+        "0.23",
+        "--hours",
+        "400",
+        "--savings-plan",
+        "0.05",
+        "--discount",
+        "64%",
+    ];
+    sagemeter()
+        .args(args)
+        .assert()
+        .success()
+        // per 1,000 calls: 72.944… / 100 = 0.7294; 92 / 100 = 0.92; 100 / 100 = 1
+        // vs cheapest: 92 − 72.944… = 19.06; 100 − 72.944… = 27.06
+        .stdout(predicate::str::contains(
+            "\
+plan                                 cost/month  per 1,000 calls  vs cheapest  prices
+savings plan ml.m5.xlarge x1 (1 yr)       72.94           0.7294     cheapest  override
+ml.m5.xlarge x1                           92.00           0.9200       +19.06  override
+pay per use                              100.00           1.0000       +27.06  stated
+",
+        ))
+        // U* = 72.944… / 0.001 = 72,944 calls (always-on pricing: 103,011)
+        .stdout(predicate::str::contains(
+            "- savings plan ml.m5.xlarge x1 (1 yr) is cheaper above 72,944 calls per month; \
+             pay per use below",
+        ))
+        .stdout(predicate::str::contains(
+            "- savings plan ml.m5.xlarge x1 (1 yr): the instances run 400 of the 730 h per \
+             month; the commitment is billed for all 730 h",
+        ));
+
+    let output = sagemeter()
+        .args(args)
+        .arg("--json")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&output).expect("stdout is JSON");
+    let savings = &json["plans"][0];
+    assert_eq!(savings["plan"]["hours_per_period"], "400");
+    let cost = savings["cost_usd"].as_str().unwrap();
+    assert!(cost.starts_with("72.944444444444"), "{cost}");
+    // 1 instance × 400 h × 3,600 s
+    assert_eq!(savings["provisioned_seconds"], "1440000");
+}
+
+#[test]
 fn invalid_plans_fail_with_what_was_wrong_and_what_to_do() {
     sagemeter()
         .args(["compare", "--calls", "100", "--per-call=-0.01"])

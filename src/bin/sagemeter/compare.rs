@@ -140,7 +140,9 @@ pub struct CompareArgs {
     /// Instances behind the endpoint (and under the savings plan).
     #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Plans")]
     pub count: u32,
-    /// Hours the instances run per period (default: always on).
+    /// Hours the instances run per period (default: always on). Under --savings-plan
+    /// the commitment is still billed for every hour of the period; only usage beyond
+    /// it is charged for these hours alone.
     #[arg(long, value_name = "H", value_parser = parse_decimal, requires = "instance", help_heading = "Plans")]
     pub hours: Option<Decimal>,
     /// Savings plan on --instance: committed spend per hour.
@@ -470,14 +472,16 @@ fn plans(args: &CompareArgs) -> Result<Vec<Plan>, CompareError> {
         }
         plans.push(Plan::from(instance));
         if let Some(commitment) = args.savings_plan {
-            let savings = SavingsPlan::builder()
+            let mut savings = SavingsPlan::builder()
                 .instance_type(instance_type)
                 .count(args.count)
                 .commitment_usd_per_hour(commitment)
                 .discount(args.discount.unwrap_or_default())
-                .term(args.term)
-                .build()?;
-            plans.push(Plan::from(savings));
+                .term(args.term);
+            if let Some(hours) = args.hours {
+                savings = savings.hours_per_period(hours);
+            }
+            plans.push(Plan::from(savings.build()?));
         }
     }
     if let Some(mb) = args.serverless {
