@@ -503,10 +503,19 @@ mod duration_ms {
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let ms: Decimal = Deserialize::deserialize(d)?;
-        let nanos = (ms * Decimal::from(1_000_000)).round();
+        let out_of_range = || {
+            serde::de::Error::custom(format!(
+                "mean_latency_ms must be a non-negative number of ms that fits in a duration \
+                 (got {ms})"
+            ))
+        };
+        let nanos = ms
+            .checked_mul(Decimal::from(1_000_000))
+            .ok_or_else(out_of_range)?
+            .round();
         u64::try_from(nanos)
             .map(Duration::from_nanos)
-            .map_err(|_| serde::de::Error::custom("latency must be a non-negative number of ms"))
+            .map_err(|_| out_of_range())
     }
 }
 
@@ -559,5 +568,30 @@ mod tests {
         assert_eq!(json["mean_latency_ms"], "12.5");
         let back: UsageProfile = serde_json::from_value(json).unwrap();
         assert_eq!(back, profile);
+    }
+
+    #[test]
+    fn a_latency_too_large_for_a_duration_is_a_serde_error_never_a_panic() {
+        let profile = |ms: &str| {
+            serde_json::json!({"period": "month", "calls_per_period": "1",
+                "mean_latency_ms": ms, "bytes_in_per_call": 0, "bytes_out_per_call": 0,
+                "tokens_in_per_call": 0, "tokens_out_per_call": 0})
+        };
+        // The largest decimal, 79,228,162,514,264,337,593,543,950,335 ms: × 10^6 ns/ms
+        // is beyond a decimal.
+        let err = serde_json::from_value::<UsageProfile>(profile("79228162514264337593543950335"))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("mean_latency_ms must be a non-negative number of ms"),
+            "{err}"
+        );
+        // 2 × 10^13 ms = 2 × 10^19 ns: a decimal, but more nanoseconds than u64 holds
+        // (about 1.8 × 10^19).
+        assert!(serde_json::from_value::<UsageProfile>(profile("20000000000000")).is_err());
+        assert!(serde_json::from_value::<UsageProfile>(profile("-1")).is_err());
+        // 1.5 ms = 1,500,000 ns
+        let ok: UsageProfile = serde_json::from_value(profile("1.5")).unwrap();
+        assert_eq!(ok.mean_latency, Duration::from_micros(1_500));
     }
 }

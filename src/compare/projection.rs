@@ -196,6 +196,10 @@ impl Projection {
     ) -> Result<Projection, CompareError> {
         check_horizon(horizon_months)?;
         trend.validate()?;
+        if comparison.plans.is_empty() {
+            // Only a comparison not made by Comparison::compute (deserialised) has none.
+            return Err(CompareError::NoPlans);
+        }
         let factors: Vec<TrendFactors> = trend
             .rates()
             .into_iter()
@@ -553,4 +557,29 @@ fn outlook(
         cheaper_over_horizon: saving > Decimal::ZERO,
         summary,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::{PerInferencePlan, Plan, RateTable, UsageProfile};
+
+    #[test]
+    fn a_comparison_without_plans_is_refused_never_a_panic() {
+        let profile = UsageProfile::builder()
+            .calls_per_period(1_000)
+            .build()
+            .unwrap();
+        let plans = [Plan::from(
+            PerInferencePlan::per_call(Decimal::new(1, 2)).unwrap(),
+        )];
+        let mut comparison =
+            Comparison::compute(&profile, &plans, &RateTable::new("us-east-1")).unwrap();
+        // What a deserialised comparison may hold.
+        comparison.plans.clear();
+        comparison.break_evens.clear();
+        let trend = PriceTrend::uniform(TrendRate::per_month(Decimal::new(-1, 2)).unwrap());
+        let err = Projection::compute(&comparison, &trend, 12).unwrap_err();
+        assert!(matches!(err, CompareError::NoPlans), "{err}");
+    }
 }
