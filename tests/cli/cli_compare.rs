@@ -489,6 +489,102 @@ fn compare_from_a_rolling_ledger_reads_its_files_as_one_and_names_a_torn_line() 
 }
 
 #[test]
+fn profile_flags_replace_the_ledgers_figures_such_as_an_unsettled_calls_latency() {
+    // Four async invocations submitted (2,000 B in each, 50 ms to queue), none settled:
+    // the ledger knows no model time, data out or tokens. The last submission ends at
+    // 11:00:00.000, so the ledger covers 10:00:00 to 11:00:00.
+    let lines = [
+        async_receipt("u-1", "2026-05-20T10:00:00Z", None),
+        async_receipt("u-2", "2026-05-20T10:15:00Z", None),
+        async_receipt("u-3", "2026-05-20T10:30:00Z", None),
+        async_receipt("u-4", "2026-05-20T10:59:59.950Z", None),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let args = [
+        "--period",
+        "day",
+        "--latency-ms",
+        "800",
+        "--bytes-in",
+        "1073741824",
+        "--bytes-out",
+        "536870912",
+        "--tokens-in",
+        "1000",
+        "--tokens-out",
+        "500",
+        "--serverless",
+        "3072",
+        "--serverless-usd-per-second",
+        "0.00006",
+        "--data-usd-per-gb",
+        "0.016",
+        "--per-1m-tokens-in",
+        "2",
+        "--per-1m-tokens-out",
+        "6",
+    ];
+
+    let output = sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&ledger)
+        .args(args)
+        .arg("--json")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&output).expect("stdout is JSON");
+    let profile = &json["profile"];
+    // 4 calls in 3,600 s: 4 × 86,400 / 3,600 = 96 a day (the ledger's)
+    assert_eq!(profile["calls_per_period"], "96");
+    // the flags' figures, not the ledger's (0 ms, 2,000 B in, 0 B out, 0 tokens)
+    assert_eq!(profile["mean_latency_ms"], "800");
+    assert_eq!(profile["bytes_in_per_call"], 1_073_741_824u64);
+    assert_eq!(profile["bytes_out_per_call"], 536_870_912u64);
+    assert_eq!(profile["tokens_in_per_call"], 1000);
+    assert_eq!(profile["tokens_out_per_call"], 500);
+    let cost = |name: &str| {
+        json["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["plan"]["name"] == name)
+            .map(|row| row["cost_usd"].clone())
+            .unwrap_or_else(|| panic!("no plan {name} in {json}"))
+    };
+    // per token: (1,000 × 2 + 500 × 6) / 10^6 = 0.005 a call; × 96 = 0.48
+    assert_eq!(cost("per token"), "0.48");
+    // serverless: 0.8 s × 0.00006 = 0.000048; data 1 GiB × 0.016 = 0.016 in and
+    // 0.5 GiB × 0.016 = 0.008 out; 0.024048 a call × 96 = 2.308608
+    assert_eq!(cost("serverless 3072 MB"), "2.308608");
+    assert_eq!(
+        json["ledger_overrides"][0],
+        "mean latency per call 800 ms from --latency-ms, in place of the ledger's 0 ms"
+    );
+
+    // The table says what replaced what.
+    sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&ledger)
+        .args(args)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "\
+Ledger: mean latency per call 800 ms from --latency-ms, in place of the ledger's 0 ms
+Ledger: bytes in per call 1 GiB from --bytes-in, in place of the ledger's 2,000 B
+Ledger: bytes out per call 512 MiB from --bytes-out, in place of the ledger's 0 B
+Ledger: tokens in per call 1000 from --tokens-in, in place of the ledger's 0
+Ledger: tokens out per call 500 from --tokens-out, in place of the ledger's 0
+",
+        ));
+}
+
+#[test]
 fn nothing_to_compare_says_which_flags_make_a_plan() {
     sagemeter()
         .args(["compare", "--calls", "100"])

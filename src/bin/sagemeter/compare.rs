@@ -9,6 +9,7 @@
 //! over `--horizon` (`sagemeter::compare::Projection`).
 
 use rust_decimal::Decimal;
+use sagemeter::compare::format::bytes as fmt_bytes;
 use sagemeter::compare::{
     CompareError, Comparison, InstancePlan, MAX_HORIZON_MONTHS, MeasuredTrend, PerInferencePlan,
     PerTokenPlan, Period, Plan, PriceTrend, Projection, RateTable, SavingsPlan, SavingsPlanTerm,
@@ -62,47 +63,34 @@ pub struct CompareArgs {
     /// library's JsonlLedger): its calls, mean latency, bytes and tokens, scaled from
     /// the time the ledger covers to the period. A directory (a rolling ledger's) is
     /// read as one ledger. An async invocation's two receipts (submission and
-    /// settlement) are one call.
+    /// settlement) are one call. --latency-ms, --bytes-in/-out and --tokens-in/-out,
+    /// when given, replace the ledger's figure (e.g. the latency of async calls not
+    /// settled yet, which the ledger cannot know).
     #[arg(long, value_name = "LEDGER|DIR", conflicts_with_all = ["calls", "calls_per_day"], help_heading = "Usage profile")]
     pub from_ledger: Option<PathBuf>,
     /// The period costs are compared over (and a subscription fee is charged for).
     #[arg(long, value_name = "day|month|year", default_value = "month", value_parser = parse_period, help_heading = "Usage profile")]
     pub period: Period,
-    /// Mean model latency per call, in milliseconds (serverless bills it).
+    /// Mean model latency per call, in milliseconds (serverless bills it; with
+    /// --from-ledger, replaces the ledger's).
     #[arg(long, value_name = "MS", value_parser = parse_decimal, help_heading = "Usage profile")]
     pub latency_ms: Option<Decimal>,
-    /// Mean request payload per call, in bytes (data processed in).
-    #[arg(
-        long,
-        value_name = "BYTES",
-        default_value_t = 0,
-        help_heading = "Usage profile"
-    )]
-    pub bytes_in: u64,
-    /// Mean response payload per call, in bytes (data processed out).
-    #[arg(
-        long,
-        value_name = "BYTES",
-        default_value_t = 0,
-        help_heading = "Usage profile"
-    )]
-    pub bytes_out: u64,
-    /// Mean input tokens per call (for --per-1m-tokens-in).
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 0,
-        help_heading = "Usage profile"
-    )]
-    pub tokens_in: u64,
-    /// Mean output tokens per call (for --per-1m-tokens-out).
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 0,
-        help_heading = "Usage profile"
-    )]
-    pub tokens_out: u64,
+    /// Mean request payload per call, in bytes (data processed in; default 0; with
+    /// --from-ledger, replaces the ledger's).
+    #[arg(long, value_name = "BYTES", help_heading = "Usage profile")]
+    pub bytes_in: Option<u64>,
+    /// Mean response payload per call, in bytes (data processed out; default 0; with
+    /// --from-ledger, replaces the ledger's).
+    #[arg(long, value_name = "BYTES", help_heading = "Usage profile")]
+    pub bytes_out: Option<u64>,
+    /// Mean input tokens per call, for --per-1m-tokens-in (default 0; with
+    /// --from-ledger, replaces the ledger's).
+    #[arg(long, value_name = "N", help_heading = "Usage profile")]
+    pub tokens_in: Option<u64>,
+    /// Mean output tokens per call, for --per-1m-tokens-out (default 0; with
+    /// --from-ledger, replaces the ledger's).
+    #[arg(long, value_name = "N", help_heading = "Usage profile")]
+    pub tokens_out: Option<u64>,
 
     // --- pay per use ---
     /// Pay per use: price of one call.
@@ -257,6 +245,9 @@ struct JsonOutput<'a> {
     /// With `--from-ledger`: torn last lines (interrupted writes) that were skipped.
     #[serde(skip_serializing_if = "<[SkippedLine]>::is_empty")]
     skipped_torn_lines: &'a [SkippedLine],
+    /// With `--from-ledger`: the ledger's figures that profile flags replaced.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    ledger_overrides: &'a [String],
 }
 
 /// A ledger file's torn last line, skipped.
@@ -308,6 +299,7 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> Result<(), BoxError> {
     let mut skipped = Vec::new();
+    let mut overrides = Vec::new();
     let profile = match &args.from_ledger {
         Some(path) => {
             let records;
@@ -318,7 +310,9 @@ pub async fn run(
                 );
             }
             let totals = sagemeter::compare::UsageTotals::from_receipts(&records);
-            UsageProfile::from_totals(&totals, args.period)?
+            let mut profile = UsageProfile::from_totals(&totals, args.period)?;
+            overrides = override_ledger_figures(&mut profile, &args)?;
+            profile
         }
         None => profile(&args)?,
     };
@@ -360,6 +354,7 @@ pub async fn run(
             trend: projection.as_ref(),
             measured_trend: &measured,
             skipped_torn_lines: &skipped,
+            ledger_overrides: &overrides,
         };
         serde_json::to_writer_pretty(&mut *out, &output)?;
         writeln!(out)?;
@@ -379,8 +374,11 @@ pub async fn run(
             }
             write!(out, "{projection}")?;
         }
-        if !charts.is_empty() || !skipped.is_empty() {
+        if !charts.is_empty() || !skipped.is_empty() || !overrides.is_empty() {
             writeln!(out)?;
+        }
+        for line in &overrides {
+            writeln!(out, "Ledger: {line}")?;
         }
         for line in &skipped {
             writeln!(out, "Ledger: {line}")?;
@@ -408,10 +406,10 @@ fn trend_chart_path(path: &Path) -> PathBuf {
 fn profile(args: &CompareArgs) -> Result<UsageProfile, CompareError> {
     let mut builder = UsageProfile::builder()
         .period(args.period)
-        .bytes_in_per_call(args.bytes_in)
-        .bytes_out_per_call(args.bytes_out)
-        .tokens_in_per_call(args.tokens_in)
-        .tokens_out_per_call(args.tokens_out);
+        .bytes_in_per_call(args.bytes_in.unwrap_or(0))
+        .bytes_out_per_call(args.bytes_out.unwrap_or(0))
+        .tokens_in_per_call(args.tokens_in.unwrap_or(0))
+        .tokens_out_per_call(args.tokens_out.unwrap_or(0));
     if let Some(calls) = args.calls {
         builder = builder.calls_per_period(calls);
     }
@@ -422,6 +420,72 @@ fn profile(args: &CompareArgs) -> Result<UsageProfile, CompareError> {
         builder = builder.mean_latency(latency(ms)?);
     }
     builder.build()
+}
+
+/// With `--from-ledger`: each of `--latency-ms`, `--bytes-in/-out` and
+/// `--tokens-in/-out` given replaces the ledger's figure in `profile`. Returns one
+/// line per figure replaced, saying what the ledger had.
+fn override_ledger_figures(
+    profile: &mut UsageProfile,
+    args: &CompareArgs,
+) -> Result<Vec<String>, CompareError> {
+    let mut replaced = Vec::new();
+    if let Some(ms) = args.latency_ms {
+        let stated = latency(ms)?;
+        let ledger_ms =
+            Decimal::from_i128_with_scale(profile.mean_latency.as_nanos() as i128, 6).normalize();
+        replaced.push(format!(
+            "mean latency per call {} ms from --latency-ms, in place of the ledger's {ledger_ms} ms",
+            ms.normalize()
+        ));
+        profile.mean_latency = stated;
+    }
+    for (flag, what, stated, figure) in [
+        (
+            "--bytes-in",
+            "bytes in per call",
+            args.bytes_in,
+            &mut profile.bytes_in_per_call,
+        ),
+        (
+            "--bytes-out",
+            "bytes out per call",
+            args.bytes_out,
+            &mut profile.bytes_out_per_call,
+        ),
+    ] {
+        if let Some(stated) = stated {
+            replaced.push(format!(
+                "{what} {} from {flag}, in place of the ledger's {}",
+                fmt_bytes(stated),
+                fmt_bytes(*figure)
+            ));
+            *figure = stated;
+        }
+    }
+    for (flag, what, stated, figure) in [
+        (
+            "--tokens-in",
+            "tokens in per call",
+            args.tokens_in,
+            &mut profile.tokens_in_per_call,
+        ),
+        (
+            "--tokens-out",
+            "tokens out per call",
+            args.tokens_out,
+            &mut profile.tokens_out_per_call,
+        ),
+    ] {
+        if let Some(stated) = stated {
+            replaced.push(format!(
+                "{what} {stated} from {flag}, in place of the ledger's {figure}"
+            ));
+            *figure = stated;
+        }
+    }
+    profile.validate()?;
+    Ok(replaced)
 }
 
 fn latency(ms: Decimal) -> Result<Duration, CompareError> {
