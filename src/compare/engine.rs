@@ -306,6 +306,48 @@ fn data_per_call(
     Ok(usd)
 }
 
+/// ML storage of `count` instances with a `volume_gb` GB volume each, over `hours`:
+/// `volume_gb × count × usd_per_gb_month × hours / 730` (a GB-month is 730 hours),
+/// multiplied before dividing so that it stays exact.
+pub(crate) fn storage_usd(
+    volume_gb: u32,
+    count: u32,
+    usd_per_gb_month: Decimal,
+    hours: Decimal,
+) -> Result<Decimal, Overflow> {
+    mul(Decimal::from(volume_gb), Decimal::from(count))
+        .and_then(|x| mul(x, usd_per_gb_month))
+        .and_then(|x| mul(x, hours))
+        .and_then(|x| div(x, Period::Month.hours()))
+}
+
+/// The ML storage of an instance or savings plan for one period, zero without a
+/// volume size; adds the rate to `used` and a note.
+fn storage_per_period(
+    plan: &str,
+    volume_gb: Option<u32>,
+    count: u32,
+    hours: Decimal,
+    rates: &RateTable,
+    used: &mut Vec<Rate>,
+    notes: &mut Vec<String>,
+) -> Result<Decimal, CompareError> {
+    let Some(gb) = volume_gb else {
+        return Ok(Decimal::ZERO);
+    };
+    let rate = rates.require(plan, PriceKey::storage(rates.region()))?;
+    let cost = storage_usd(gb, count, rate.usd_per_unit, hours)
+        .map_err(|o| o.of(format!("the ML storage of plan `{plan}`"), HINT_INPUTS))?;
+    notes.push(format!(
+        "ML storage: {count} × {gb} GB at {} USD/GB-month for {} h = {} USD",
+        rate.usd_per_unit.normalize(),
+        hours.normalize(),
+        usd(cost, 2)
+    ));
+    used.push(rate.clone());
+    Ok(cost)
+}
+
 /// The figures a plan needs from the profile: never price a plan at $0 because the
 /// profile left out what it charges for.
 fn check_profile_fits(plan: &Plan, profile: &UsageProfile) -> Result<(), CompareError> {
@@ -397,10 +439,20 @@ fn price_plan(
             let hours = p.hours_per_period.unwrap_or_else(|| period.hours());
             let rate = rates.require(name, PriceKey::hosting(&region, &p.instance_type))?;
             let count = Decimal::from(p.count);
-            let fixed = mul(count, hours)
+            let instances = mul(count, hours)
                 .and_then(|x| mul(x, rate.usd_per_unit))
                 .map_err(overflow(&per_period))?;
             used.push(rate.clone());
+            let storage = storage_per_period(
+                name,
+                p.volume_gb,
+                p.count,
+                hours,
+                rates,
+                &mut used,
+                &mut notes,
+            )?;
+            let fixed = add(instances, storage).map_err(overflow(&per_period))?;
             let data = data_per_call(name, profile, rates, &mut used)?;
             provisioned_seconds = Some(
                 mul(count, hours)
@@ -472,6 +524,16 @@ fn price_plan(
                     2
                 )
             ));
+            let storage = storage_per_period(
+                name,
+                p.volume_gb,
+                p.count,
+                hours,
+                rates,
+                &mut used,
+                &mut notes,
+            )?;
+            let fixed = add(fixed, storage).map_err(overflow(&per_period))?;
             let data = data_per_call(name, profile, rates, &mut used)?;
             provisioned_seconds = Some(
                 mul(count, hours)
@@ -613,7 +675,7 @@ fn price_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::{PerInferencePlan, SavingsPlan};
+    use crate::compare::{InstancePlan, PerInferencePlan, SavingsPlan};
     use std::time::Duration;
 
     fn d(s: &str) -> Decimal {
@@ -692,6 +754,74 @@ mod tests {
         // busy 100,000 × 0.5 s = 50,000 s of 400 h × 3,600 s = 1,440,000 s: 1/28.8
         // = 0.034722…
         assert_eq!(row.utilisation.unwrap().round_dp(6), d("0.034722"));
+    }
+
+    #[test]
+    fn instances_with_a_volume_pay_ml_storage_per_gb_month_for_the_hours_they_run() {
+        let profile = UsageProfile::builder()
+            .calls_per_period(100_000)
+            .build()
+            .unwrap();
+        let instance = InstancePlan::new("ml.m5.xlarge", 2)
+            .and_then(|p| p.with_hours_per_period(d("365")))
+            .and_then(|p| p.with_volume_gb(30))
+            .unwrap();
+        let savings = SavingsPlan::builder()
+            .instance_type("ml.m5.xlarge")
+            .count(2)
+            .commitment_usd_per_hour(d("0.1"))
+            .discount(d("0.64"))
+            .hours_per_period(d("365"))
+            .volume_gb(30)
+            .build()
+            .unwrap();
+        let plans = [Plan::from(instance), Plan::from(savings)];
+        let rates = m5_rates()
+            .with_rate(PriceKey::storage("us-east-1"), d("0.14"))
+            .unwrap();
+        let comparison = Comparison::compute(&profile, &plans, &rates).unwrap();
+        // storage: 2 instances × 30 GB × 0.14 USD/GB-month × 365 h / 730 h = 4.20
+        // instances: 2 × 365 h × 0.23 = 167.90; + 4.20 = 172.10
+        assert_eq!(
+            comparison.plan("ml.m5.xlarge x2").unwrap().cost_usd,
+            d("172.1")
+        );
+        // savings plan: usage 2 × 0.23 × 0.36 = 0.1656 USD/h > 0.1 committed;
+        // 0.1 × 730 = 73 + (0.1656 − 0.1) × 365 / 0.36 = 23.944 / 0.36 = 66.5111…
+        // + storage 4.20 (not covered by the commitment) = 143.7111…
+        let row = comparison
+            .plan("savings plan ml.m5.xlarge x2 (1 yr)")
+            .unwrap();
+        assert_eq!(row.cost_usd.round_dp(10), d("143.7111111111"));
+        assert!(
+            row.rates
+                .iter()
+                .any(|r| r.key == PriceKey::storage("us-east-1")),
+            "{:?}",
+            row.rates
+        );
+
+        // Without the storage rate the plan is not priced (never a silent $0).
+        let err = Comparison::compute(&profile, &plans, &m5_rates()).unwrap_err();
+        assert!(
+            matches!(&err, CompareError::MissingRate { key, .. } if *key == PriceKey::storage("us-east-1")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_volume_outside_what_sagemaker_accepts_is_refused() {
+        for gb in [0, 513] {
+            let err = InstancePlan::new("ml.m5.xlarge", 1)
+                .and_then(|p| p.with_volume_gb(gb))
+                .unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "ML storage volume (GB) is out of range (got {gb})"
+                )),
+                "{err}"
+            );
+        }
     }
 
     #[test]

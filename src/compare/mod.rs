@@ -22,7 +22,7 @@
 //! commitment against each plan paid as used the month it stops being cheaper and
 //! what it saves over the horizon:
 //!
-//! - on-demand instances, serverless and data processed follow the trend;
+//! - on-demand instances, serverless, ML storage and data processed follow the trend;
 //! - a subscription and prices per call or per token are held at today's price (a
 //!   third party's prices, not AWS's);
 //! - a savings plan's commitment and the discounted rate it buys are locked for its

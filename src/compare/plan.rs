@@ -117,13 +117,21 @@ plan_from!(SubscriptionPlan, Subscription);
 plan_from!(SavingsPlan, SavingsPlan);
 
 /// An on-demand real-time endpoint: `count × usd_per_hour × hours`, busy or not,
-/// plus data processed in and out per GB (2^30 bytes).
+/// plus its ML storage when the volume size is given, plus data processed in and out
+/// per GB (2^30 bytes).
 ///
 /// The instance runs the whole period unless
 /// [`with_hours_per_period`](InstancePlan::with_hours_per_period) says otherwise
 /// (e.g. an endpoint deleted at night). The hourly rate comes from a
 /// [`PriceSource`](crate::pricing::PriceSource) (`PriceKey::Hosting`) or is stated in
 /// a [`RateTable`](super::RateTable).
+///
+/// ML storage (the volume attached to each instance, the endpoint configuration's
+/// `VolumeSizeInGB`) is billed per GB-month; with
+/// [`with_volume_gb`](InstancePlan::with_volume_gb) it adds
+/// `volume_gb × count × usd_per_gb_month × hours / 730` (`PriceKey::Storage`, a month
+/// being 730 hours). Without a volume size no storage is charged: AWS bills it for
+/// instances that have a volume, so give the size to compare the whole bill.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstancePlan {
@@ -133,6 +141,9 @@ pub struct InstancePlan {
     pub count: u32,
     /// Hours each instance runs in one period; `None` = always on (the whole period).
     pub hours_per_period: Option<Decimal>,
+    /// ML storage volume per instance, in GB; `None` = no storage charged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_gb: Option<u32>,
 }
 
 impl InstancePlan {
@@ -142,6 +153,7 @@ impl InstancePlan {
             instance_type: instance_type.into(),
             count,
             hours_per_period: None,
+            volume_gb: None,
         };
         plan.validate()?;
         Ok(plan)
@@ -155,9 +167,18 @@ impl InstancePlan {
         Ok(self)
     }
 
+    /// Each instance has an ML storage volume of `gb` GB (1 to 512), billed per
+    /// GB-month for the hours the instances run.
+    pub fn with_volume_gb(mut self, gb: u32) -> Result<Self, CompareError> {
+        self.volume_gb = Some(gb);
+        self.validate()?;
+        Ok(self)
+    }
+
     fn validate(&self) -> Result<(), CompareError> {
         check::instance(&self.instance_type, self.count)?;
-        check_hours_per_period(self.hours_per_period)
+        check_hours_per_period(self.hours_per_period)?;
+        check_volume_gb(self.volume_gb)
     }
 
     fn default_name(&self) -> String {
@@ -184,6 +205,23 @@ fn check_hours_per_period(hours: Option<Decimal>) -> Result<(), CompareError> {
     }
     Ok(())
 }
+
+/// An ML storage volume size, when given: 1 to 512 GB, as SageMaker accepts.
+fn check_volume_gb(gb: Option<u32>) -> Result<(), CompareError> {
+    match gb {
+        Some(gb) if !(1..=MAX_VOLUME_GB).contains(&gb) => Err(CompareError::OutOfRange {
+            what: "ML storage volume (GB)",
+            value: gb.to_string(),
+            hint: "an endpoint's instance volume is 1 to 512 GB (VolumeSizeInGB); leave it \
+                   unset to charge no storage"
+                .into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The largest ML storage volume of a hosting instance SageMaker accepts.
+const MAX_VOLUME_GB: u32 = 512;
 
 /// A serverless endpoint: billed compute seconds × the per-second rate of its memory
 /// size, plus data processed in and out.
@@ -547,9 +585,12 @@ impl FromStr for SavingsPlanTerm {
 ///   `c / (1 − discount)` of on-demand usage and the other
 ///   `D − c / (1 − discount)` is charged on demand, for the `H` running hours only.
 ///
-/// Data processed in and out is charged as on demand (not discounted). The
-/// commitment binds for the whole term; the comparison prices one period of it and
-/// each row notes the total commitment.
+/// Data processed in and out is charged as on demand (not discounted), and so is
+/// ML storage when [`SavingsPlanBuilder::volume_gb`] gives the volume size: a
+/// savings plan covers instance usage, not storage, which costs
+/// `volume_gb × count × usd_per_gb_month × H / 730` as for an [`InstancePlan`].
+/// The commitment binds for the whole term; the comparison prices one period of it
+/// and each row notes the total commitment.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavingsPlan {
@@ -567,6 +608,9 @@ pub struct SavingsPlan {
     /// The commitment is billed for every hour of the period either way.
     #[serde(default)]
     pub hours_per_period: Option<Decimal>,
+    /// ML storage volume per instance, in GB; `None` = no storage charged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_gb: Option<u32>,
 }
 
 impl SavingsPlan {
@@ -578,6 +622,7 @@ impl SavingsPlan {
     fn validate(&self) -> Result<(), CompareError> {
         check::instance(&self.instance_type, self.count)?;
         check_hours_per_period(self.hours_per_period)?;
+        check_volume_gb(self.volume_gb)?;
         check::usd(
             "savings plan commitment (USD per hour)",
             self.commitment_usd_per_hour,
@@ -612,6 +657,7 @@ pub struct SavingsPlanBuilder {
     discount: Option<Decimal>,
     term: Option<SavingsPlanTerm>,
     hours_per_period: Option<Decimal>,
+    volume_gb: Option<u32>,
 }
 
 impl SavingsPlanBuilder {
@@ -653,6 +699,13 @@ impl SavingsPlanBuilder {
         self
     }
 
+    /// Each instance has an ML storage volume of `gb` GB (1 to 512), billed on demand
+    /// per GB-month for the hours the instances run (default: no storage charged).
+    pub fn volume_gb(mut self, gb: u32) -> Self {
+        self.volume_gb = Some(gb);
+        self
+    }
+
     /// The validated plan.
     pub fn build(self) -> Result<SavingsPlan, CompareError> {
         let missing = |what: &str, how: &str| CompareError::Inconsistent {
@@ -675,6 +728,7 @@ impl SavingsPlanBuilder {
                 .ok_or_else(|| missing("discount", "set discount(..) (CLI --discount)"))?,
             term: self.term.unwrap_or(SavingsPlanTerm::OneYear),
             hours_per_period: self.hours_per_period,
+            volume_gb: self.volume_gb,
         };
         plan.validate()?;
         Ok(plan)

@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::arith::{HINT_INPUTS, Overflow, add, div, mul, sub};
-use super::engine::PlanCost;
+use super::engine::{PlanCost, storage_usd};
 use super::format::usd;
 use super::trend::round_factor;
 use super::{BYTES_PER_GB, CompareError, Comparison, Period, PlanModel, PriceTrend, TrendRate};
@@ -25,8 +25,8 @@ pub const MAX_HORIZON_MONTHS: u32 = 120;
 ///
 /// | plan | over the horizon |
 /// | --- | --- |
-/// | on-demand instances, serverless | follow the trend: instance-hours, serverless seconds and data processed are AWS on-demand rates |
-/// | savings plan | the hourly commitment, and the discounted rate it buys, are locked at today's price for the plan's term (12 or 36 months), then renewed at that month's prices (same discount, same instance-hours covered); usage beyond the commitment is charged on demand and data processed follow the trend |
+/// | on-demand instances, serverless | follow the trend: instance-hours, serverless seconds, ML storage and data processed are AWS on-demand rates |
+/// | savings plan | the hourly commitment, and the discounted rate it buys, are locked at today's price for the plan's term (12 or 36 months), then renewed at that month's prices (same discount, same instance-hours covered); usage beyond the commitment is charged on demand, and ML storage and data processed follow the trend |
 /// | subscription | held at today's fee (and overage) for the whole horizon: a third party's price, not AWS's |
 /// | per call, per token | held at today's price for the whole horizon: a third party's price, not AWS's |
 ///
@@ -417,6 +417,24 @@ fn parts(
         }
         Ok(total)
     };
+    // ML storage of the instances for the hours they run, following its own rate.
+    let storage = |parts: &mut Vec<Part>,
+                   volume_gb: Option<u32>,
+                   count: u32,
+                   hours: Option<Decimal>|
+     -> Result<Decimal, CompareError> {
+        let Some(gb) = volume_gb else {
+            return Ok(Decimal::ZERO);
+        };
+        let key = PriceKey::storage(region);
+        let usd = storage_usd(gb, count, rate_of(&key)?, hours.unwrap_or(period.hours()))
+            .map_err(overflow("the ML storage"))?;
+        parts.push(Part {
+            usd: month(usd)?,
+            follows: Follows::Trend(key),
+        });
+        Ok(usd)
+    };
     let rest = |of: &[Decimal]| -> Result<Decimal, CompareError> {
         of.iter()
             .try_fold(row.cost_usd, |left, x| sub(left, *x))
@@ -427,8 +445,9 @@ fn parts(
         PlanModel::Instance(p) => {
             let mut parts = Vec::new();
             let data = data(&mut parts)?;
+            let storage = storage(&mut parts, p.volume_gb, p.count, p.hours_per_period)?;
             parts.push(Part {
-                usd: month(rest(&[data])?)?,
+                usd: month(rest(&[data, storage])?)?,
                 follows: Follows::Trend(PriceKey::hosting(region, &p.instance_type)),
             });
             (PriceBasis::Trend, None, parts)
@@ -450,9 +469,10 @@ fn parts(
                 .map_err(overflow("the commitment"))?;
             let mut parts = Vec::new();
             let data = data(&mut parts)?;
+            let storage = storage(&mut parts, p.volume_gb, p.count, p.hours_per_period)?;
             // Usage beyond the commitment, charged on demand (zero when it covers all).
             parts.push(Part {
-                usd: month(rest(&[data, committed])?)?,
+                usd: month(rest(&[data, storage, committed])?)?,
                 follows: Follows::Trend(key.clone()),
             });
             parts.push(Part {
@@ -581,5 +601,38 @@ mod tests {
         let trend = PriceTrend::uniform(TrendRate::per_month(Decimal::new(-1, 2)).unwrap());
         let err = Projection::compute(&comparison, &trend, 12).unwrap_err();
         assert!(matches!(err, CompareError::NoPlans), "{err}");
+    }
+
+    #[test]
+    fn ml_storage_follows_its_own_rate_not_the_instances() {
+        use crate::compare::InstancePlan;
+        let profile = UsageProfile::builder()
+            .calls_per_period(1_000)
+            .build()
+            .unwrap();
+        let plans = [Plan::from(
+            InstancePlan::new("ml.m5.xlarge", 1)
+                .and_then(|p| p.with_volume_gb(30))
+                .unwrap(),
+        )];
+        let hosting = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let rates = RateTable::new("us-east-1")
+            .with_rate(hosting.clone(), Decimal::new(23, 2))
+            .and_then(|r| r.with_rate(PriceKey::storage("us-east-1"), Decimal::new(14, 2)))
+            .unwrap();
+        let comparison = Comparison::compute(&profile, &plans, &rates).unwrap();
+        // The instance-hour falls 1 % a month; storage stays flat.
+        let trend = PriceTrend::per_key(
+            [(hosting, TrendRate::per_month(Decimal::new(-1, 2)).unwrap())],
+            TrendRate::flat(),
+        )
+        .unwrap();
+        let projection = Projection::compute(&comparison, &trend, 2).unwrap();
+        // month 1: 730 h × 0.23 = 167.90 + 30 GB × 0.14 = 4.20 → 172.10
+        // month 2: 167.90 × 0.99 = 166.221 + 4.20 = 170.421 (not 172.10 × 0.99)
+        assert_eq!(
+            projection.plans[0].monthly_usd,
+            [Decimal::new(17210, 2), Decimal::new(170421, 3)]
+        );
     }
 }

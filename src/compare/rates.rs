@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use super::{CompareError, Plan, PlanModel, UsageProfile};
 use crate::pricing::{PriceKey, PriceOrigin, PriceSource, Provenance, Rate};
 
-/// The instance-hour, serverless-second and data-GB rates of one region, each with
-/// its provenance.
+/// The instance-hour, serverless-second, data-GB and ML storage GB-month rates of
+/// one region, each with its provenance.
 ///
 /// The comparison engine only reads this table, so it stays pure: state rates by hand
 /// (tests, negotiated prices) or fill the table from any
@@ -192,10 +192,16 @@ pub(crate) fn needed_keys<'p>(
         let moves_data = match &plan.model {
             PlanModel::Instance(p) => {
                 keys.push((name, PriceKey::hosting(region, &p.instance_type)));
+                if p.volume_gb.is_some() {
+                    keys.push((name, PriceKey::storage(region)));
+                }
                 true
             }
             PlanModel::SavingsPlan(p) => {
                 keys.push((name, PriceKey::hosting(region, &p.instance_type)));
+                if p.volume_gb.is_some() {
+                    keys.push((name, PriceKey::storage(region)));
+                }
                 true
             }
             PlanModel::Serverless(p) => {

@@ -441,10 +441,10 @@ impl MeasuredTrend {
     /// Measures the trend of each instance-hour and serverless rate `comparison`
     /// uses: its yearly change in the published price list versions from `since`
     /// ([`KeyHistory::yearly_change`](crate::pricing::history::KeyHistory::yearly_change):
-    /// first to latest listed rate, compounded yearly). Data-processed rates stay flat
-    /// (AWS has not published a change to them), as does a rate the versions never list;
-    /// the notes say which. A history that cannot be read whole is an error: a change
-    /// could hide in a missing version.
+    /// first to latest listed rate, compounded yearly). Data-processed and ML storage
+    /// rates stay flat (AWS has not published a change to them), as does a rate the
+    /// versions never list; the notes say which. A history that cannot be read whole
+    /// is an error: a change could hide in a missing version.
     pub async fn from_history(
         comparison: &super::Comparison,
         history: &crate::pricing::history::PriceListHistory,

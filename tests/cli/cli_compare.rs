@@ -224,6 +224,50 @@ pay per use                              100.00           1.0000       +27.06  s
 }
 
 #[test]
+fn a_volume_adds_ml_storage_to_the_instance_and_savings_plans() {
+    // 2 × ml.m5.xlarge at 0.23 USD/h running 365 of 730 h, 30 GB each at
+    // 0.14 USD/GB-month: storage 2 × 30 × 0.14 × 365 / 730 = 4.20;
+    // on demand 2 × 365 × 0.23 = 167.90 + 4.20 = 172.10;
+    // savings plan 0.1 USD/h at 64 % off: 0.1 × 730 = 73 + (0.46 × 0.36 − 0.1) × 365
+    // / 0.36 = 0.0656 × 365 / 0.36 = 66.511 → 139.51 + 4.20 = 143.71
+    sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "100000",
+            "--instance",
+            "ml.m5.xlarge",
+            "--count",
+            "2",
+            "--instance-usd-per-hour",
+            "0.23",
+            "--hours",
+            "365",
+            "--savings-plan",
+            "0.1",
+            "--discount",
+            "64%",
+            "--volume-gb",
+            "30",
+            "--storage-usd-per-gb-month",
+            "0.14",
+        ])
+        .assert()
+        .success()
+        // 172.10 − 143.71 = 28.39
+        .stdout(predicate::str::contains(
+            "\
+plan                                 cost/month  per 1,000 calls  vs cheapest  prices
+savings plan ml.m5.xlarge x2 (1 yr)      143.71           1.4371     cheapest  override
+ml.m5.xlarge x2                          172.10           1.7210       +28.39  override
+",
+        ))
+        .stdout(predicate::str::contains(
+            "- ml.m5.xlarge x2: ML storage: 2 × 30 GB at 0.14 USD/GB-month for 365 h = 4.20 USD",
+        ));
+}
+
+#[test]
 fn invalid_plans_fail_with_what_was_wrong_and_what_to_do() {
     sagemeter()
         .args(["compare", "--calls", "100", "--per-call=-0.01"])

@@ -35,7 +35,7 @@ Periods: a month is 730 hours, a year 8,760 hours (as in AWS calculators);
 --calls-per-day N is converted with N x hours(period) / 24.
 
 Price trends: --price-trend moves AWS on-demand rates (instance-hours, serverless
-seconds, data processed) month by month; subscriptions and prices per call or per
+seconds, ML storage, data processed) month by month; subscriptions and prices per call or per
 token stay at today's; a savings plan's commitment is locked for its term, then
 renewed at that month's prices. Month 1 is today's prices.
 
@@ -133,6 +133,11 @@ pub struct CompareArgs {
     /// it is charged for these hours alone.
     #[arg(long, value_name = "H", value_parser = parse_decimal, requires = "instance", help_heading = "Plans")]
     pub hours: Option<Decimal>,
+    /// ML storage volume per instance, in GB (1 to 512, the endpoint configuration's
+    /// VolumeSizeInGB): adds its GB-month charge, for the hours the instances run, to
+    /// the instance plan and the savings plan (default: no storage charged).
+    #[arg(long, value_name = "GB", requires = "instance", help_heading = "Plans")]
+    pub volume_gb: Option<u32>,
     /// Savings plan on --instance: committed spend per hour.
     #[arg(long, value_name = "USD_PER_HOUR", value_parser = parse_decimal, requires_all = ["instance", "discount"], help_heading = "Plans")]
     pub savings_plan: Option<Decimal>,
@@ -152,6 +157,9 @@ pub struct CompareArgs {
     /// State the instance-hour rate instead of looking it up.
     #[arg(long, value_name = "USD", value_parser = parse_decimal, requires = "instance", help_heading = "Rate overrides")]
     pub instance_usd_per_hour: Option<Decimal>,
+    /// State the ML storage rate per GB-month instead of looking it up.
+    #[arg(long, value_name = "USD", value_parser = parse_decimal, requires = "volume_gb", help_heading = "Rate overrides")]
+    pub storage_usd_per_gb_month: Option<Decimal>,
     /// State the serverless compute rate per second instead of looking it up.
     #[arg(long, value_name = "USD", value_parser = parse_decimal, requires = "serverless", help_heading = "Rate overrides")]
     pub serverless_usd_per_second: Option<Decimal>,
@@ -534,6 +542,9 @@ fn plans(args: &CompareArgs) -> Result<Vec<Plan>, CompareError> {
         if let Some(hours) = args.hours {
             instance = instance.with_hours_per_period(hours)?;
         }
+        if let Some(gb) = args.volume_gb {
+            instance = instance.with_volume_gb(gb)?;
+        }
         plans.push(Plan::from(instance));
         if let Some(commitment) = args.savings_plan {
             let mut savings = SavingsPlan::builder()
@@ -544,6 +555,9 @@ fn plans(args: &CompareArgs) -> Result<Vec<Plan>, CompareError> {
                 .term(args.term);
             if let Some(hours) = args.hours {
                 savings = savings.hours_per_period(hours);
+            }
+            if let Some(gb) = args.volume_gb {
+                savings = savings.volume_gb(gb);
             }
             plans.push(Plan::from(savings.build()?));
         }
@@ -566,6 +580,9 @@ fn stated_rates(args: &CompareArgs, region: &str) -> Result<RateTable, CompareEr
     let mut rates = RateTable::new(region);
     if let (Some(usd), Some(instance_type)) = (args.instance_usd_per_hour, &args.instance) {
         rates = rates.with_rate(PriceKey::hosting(region, instance_type), usd)?;
+    }
+    if let Some(usd) = args.storage_usd_per_gb_month {
+        rates = rates.with_rate(PriceKey::storage(region), usd)?;
     }
     if let (Some(usd), Some(mb)) = (args.serverless_usd_per_second, args.serverless) {
         rates = rates.with_rate(PriceKey::serverless(region, mb / 1024), usd)?;
@@ -595,6 +612,7 @@ fn with_flag_hint(e: CompareError) -> BoxError {
             PriceKey::Hosting { .. } => Some("--instance-usd-per-hour"),
             PriceKey::Serverless { .. } => Some("--serverless-usd-per-second"),
             PriceKey::DataIn { .. } | PriceKey::DataOut { .. } => Some("--data-usd-per-gb"),
+            PriceKey::Storage { .. } => Some("--storage-usd-per-gb-month"),
             _ => None,
         },
         _ => None,
