@@ -422,6 +422,16 @@ pub(crate) enum Refusal {
     Short(Vec<LeaseWant>, Error),
 }
 
+impl Refusal {
+    /// The error to return when no more can be leased.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            Refusal::Exceeded(err) | Refusal::Short(_, err) => err,
+        }
+    }
+}
+
 /// More of a fleet budget that a call needs leased.
 #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
 #[derive(Debug, Clone)]

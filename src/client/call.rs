@@ -219,15 +219,18 @@ impl Call {
         O: MeteredOperation,
         F: Future<Output = std::result::Result<T, SdkError<O::Error, HttpResponse>>>,
     {
-        let call = match Call::begin::<O>(meter, request) {
+        let call = match Call::begin::<O>(meter, request, None) {
             Ok(call) => call,
             Err(Begin::Refused(err)) => return Err(err),
             Err(Begin::Short(short)) => {
                 let (request, wants, refusal) = *short;
-                // Fleet budgets: lease more, then begin again (boxed: the lease's
-                // table requests are large futures, and rare).
-                Box::pin(meter.lease(wants, refusal)).await?;
-                Call::begin::<O>(meter, request).map_err(Begin::into_error)?
+                // Fleet budgets: lease what is still short and reserve, then begin
+                // with that reservation (boxed: the lease's table requests are
+                // large futures, and rare).
+                let endpoint = required_endpoint(&request.endpoint)?;
+                let reservation =
+                    Box::pin(meter.lease(&endpoint, &request.tags, wants, refusal)).await?;
+                Call::begin::<O>(meter, request, Some(reservation)).map_err(Begin::into_error)?
             }
         };
         let probe = call.in_flight.parts().attempts.clone();
@@ -235,15 +238,18 @@ impl Call {
         call.send(sending).await.billable::<O>()
     }
 
-    /// Begins a call of `O`: checked, reserved, on the sharing clock, in its span.
+    /// Begins a call of `O`: checked, reserved (unless `reserved` holds its
+    /// reservation already), on the sharing clock, in its span.
     fn begin<O: MeteredOperation>(
         meter: &Meter,
         request: CallRequest,
+        reserved: Option<Option<Reservation>>,
     ) -> std::result::Result<Call, Begin> {
         let endpoint = required_endpoint(&request.endpoint)?;
         let inline = checked_body_len(request.inline_bytes, O::OPERATION)?;
         // Reserve the estimated cost before anything is sent (enforced budgets).
-        let reservation = match meter.reserve(&endpoint, &request.tags) {
+        let reservation = match reserved.map_or_else(|| meter.reserve(&endpoint, &request.tags), Ok)
+        {
             Ok(reservation) => reservation,
             Err(Refusal::Exceeded(err)) => return Err(Begin::Refused(err)),
             Err(Refusal::Short(wants, err)) => {

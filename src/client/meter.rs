@@ -520,18 +520,23 @@ impl Meter {
             .map(Some)
     }
 
-    /// Leases more of fleet budgets for a call that did not fit in what this
-    /// process holds; the call's refusal when that cannot be done.
+    /// Leases more of fleet budgets for a call to `endpoint` that did not fit in
+    /// what this process holds (`wants`), and reserves it; the call's refusal
+    /// when that cannot be done.
     pub(crate) async fn lease(
         &self,
+        endpoint: &str,
+        call_tags: &BTreeMap<String, String>,
         wants: Vec<LeaseWant>,
         refusal: crate::Error,
-    ) -> crate::Result<()> {
+    ) -> crate::Result<Option<Reservation>> {
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
-            return fleet.lease(wants).await;
+            return fleet
+                .lease(wants, || self.reserve(endpoint, call_tags))
+                .await;
         }
-        let _ = wants;
+        let _ = (endpoint, call_tags, wants);
         Err(refusal)
     }
 

@@ -44,8 +44,11 @@
 //! [`flush_every`](FleetConfig::flush_every) (250 ms by default) and at
 //! [`Meter::shutdown`](crate::Meter::shutdown): one `UpdateItem` per item touched
 //! in that interval, however many calls. A call waits for the table only when its
-//! estimate does not fit in what its process has leased (one transaction leases a
-//! [`lease_percent`](FleetConfig::lease_percent) share of the limit at a time).
+//! estimate does not fit in what its process has leased (one conditional write
+//! leases a [`lease_percent`](FleetConfig::lease_percent) share of the limit at a
+//! time). Calls short at once queue for one lease request at a time, and each
+//! leases only what the leases taken ahead of it left it short of; the whole
+//! wait is at most [`lease_wait`](FleetConfig::lease_wait).
 //!
 //! ## How fresh the figures are
 //!
@@ -187,7 +190,8 @@ impl FleetConfig {
     }
 
     /// How long a call waits for a lease before the table counts as unavailable
-    /// (default 2 s).
+    /// (default 2 s): the whole wait, behind the other calls of the process
+    /// waiting for one too and for the table's answer.
     pub fn lease_wait(mut self, wait: Duration) -> Self {
         self.lease_wait = wait;
         self

@@ -10,7 +10,7 @@ use crate::FastMap;
 use crate::billing::{div_round_dp, round_cost};
 use crate::budget::{
     ALERT_THRESHOLDS, BeyondReceipt, Budget, BudgetAlert, BudgetPeriod, BudgetScope, Budgets,
-    LeaseWant,
+    LeaseWant, Refusal,
 };
 use crate::totals::{Totals, hourly_stretch};
 use crate::{Error, Result};
@@ -24,6 +24,18 @@ use std::time::{Duration, SystemTime};
 
 /// How long items are kept after their period ends (the TTL).
 const KEEP_AFTER_PERIOD: i64 = 35 * 24 * 3600;
+
+/// Leases a call short of room takes at most before it is refused (each after
+/// it tried its reservation again and found others took the room).
+const LEASE_ROUNDS: usize = 3;
+
+/// `wait` after `now`, or as far ahead as the clock goes (a wait too long for
+/// it is no limit).
+fn deadline_after(now: tokio::time::Instant, wait: Duration) -> tokio::time::Instant {
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}
 
 /// A client's fleet: cheap to clone.
 #[derive(Clone)]
@@ -882,11 +894,53 @@ impl Fleet {
         state.alerted.retain(|(_, start), _| *start > month_ago);
     }
 
-    /// Leases what `wants` asks for, each from the fleet's budget. An error is
-    /// the call's refusal.
-    pub(crate) async fn lease(&self, wants: Vec<LeaseWant>) -> Result<()> {
+    /// Leases what a call short of its process's leases needs, and reserves the
+    /// call: `reserve` is the call's reservation, tried again under the lock.
+    /// `wants` is what it was short of before it waited (used only if the wait
+    /// ends before its turn comes). An error is the call's refusal.
+    ///
+    /// Calls short at once queue on one lock; each, in its turn, first tries its
+    /// reservation again, so a lease an earlier one took that covers it too is
+    /// not taken again, and then leases only what it is still short of. The
+    /// whole wait, in the queue and for the table, is at most `lease_wait` from
+    /// when the call began to wait.
+    pub(crate) async fn lease<R>(
+        &self,
+        wants: Vec<LeaseWant>,
+        mut reserve: impl FnMut() -> std::result::Result<R, Refusal>,
+    ) -> Result<R> {
         let shared = &self.shared;
-        let _one = shared.leasing.lock().await;
+        let deadline = deadline_after(tokio::time::Instant::now(), shared.config.lease_wait);
+        let Ok(_one) = tokio::time::timeout_at(deadline, shared.leasing.lock()).await else {
+            // The leases ahead of this call took the whole wait: the table is too
+            // slow. This call sent nothing.
+            self.unavailable(&wants, self.no_answer(), false)?;
+            return reserve().map_err(Refusal::into_error);
+        };
+        // Each round leases what the call is still short of; calls that did not
+        // wait may take the new room before this one reserves it, hence a few.
+        for _ in 0..LEASE_ROUNDS {
+            let wants = match reserve() {
+                Ok(reservation) => return Ok(reservation),
+                Err(Refusal::Exceeded(err)) => return Err(err),
+                Err(Refusal::Short(wants, _)) => wants,
+            };
+            self.lease_wants(&wants, deadline).await?;
+        }
+        reserve().map_err(Refusal::into_error)
+    }
+
+    /// The error of a lease that found no answer within `lease_wait`.
+    fn no_answer(&self) -> TableError {
+        TableError {
+            kind: Failure::Unreachable,
+            message: format!("no answer within {:?}", self.shared.config.lease_wait),
+        }
+    }
+
+    /// Leases `wants`, each from the fleet's budget, answered by `deadline`.
+    async fn lease_wants(&self, wants: &[LeaseWant], deadline: tokio::time::Instant) -> Result<()> {
+        let shared = &self.shared;
         for want in wants {
             let Some((budget, pk)) = shared.specs.get(want.budget) else {
                 continue;
@@ -898,17 +952,12 @@ impl Fleet {
                     reason: "the meter is shut down: its fleet leases were given back".into(),
                 });
             }
-            let outcome = tokio::time::timeout(
-                shared.config.lease_wait,
+            let outcome = tokio::time::timeout_at(
+                deadline,
                 self.lease_one(want.budget, budget, pk, want.period_start, want.needed),
             )
             .await
-            .unwrap_or_else(|_| {
-                Err(LeaseFailure::Table(TableError {
-                    kind: Failure::Unreachable,
-                    message: format!("no answer within {:?}", shared.config.lease_wait),
-                }))
-            });
+            .unwrap_or_else(|_| Err(LeaseFailure::Table(self.no_answer())));
             match outcome {
                 Ok(()) => {}
                 Err(LeaseFailure::NoRoom { spent, committed }) => {
@@ -916,39 +965,54 @@ impl Fleet {
                         scope: format!("{} (fleet-wide)", budget.scope()),
                         limit: budget.limit_usd(),
                         spent: from_pico(spent),
-                        reserved: from_pico((committed - spent).max(0)),
+                        reserved: from_pico(committed.saturating_sub(spent).max(0)),
                     });
                 }
                 Err(LeaseFailure::Table(err)) => {
-                    self.warn(&err, "leasing budget");
-                    // The request may have been applied with its answer lost (a
-                    // missing table or a refusal applies nothing).
-                    if matches!(err.kind, Failure::Unreachable | Failure::Throttled) {
-                        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                        state
-                            .budget_item(budget, pk, want.period_start)
-                            .lease_unanswered = true;
-                    }
-                    match shared.config.when_unavailable {
-                        WhenUnavailable::Allow => {
-                            // Spend the fleet does not know of yet: written when it answers.
-                            let until = DateTime::<Utc>::from(shared.time.now())
-                                + chrono::TimeDelta::from_std(shared.config.lease_ttl)
-                                    .unwrap_or_default();
-                            shared.budgets.grant(
-                                want.budget,
-                                want.period_start,
-                                want.needed,
-                                until,
-                            );
-                        }
-                        WhenUnavailable::Refuse => {
-                            return Err(Error::BudgetUnavailable {
-                                scope: budget.scope().to_string(),
-                                reason: err.to_string(),
-                            });
-                        }
-                    }
+                    self.unavailable(std::slice::from_ref(want), err, true)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The table did not answer a lease for `wants` (`sent`: a request went
+    /// out, and may have been applied with its answer lost): the call's refusal
+    /// ([`WhenUnavailable::Refuse`]), or `Ok` with what it wants granted as if
+    /// leased ([`WhenUnavailable::Allow`]).
+    fn unavailable(&self, wants: &[LeaseWant], err: TableError, sent: bool) -> Result<()> {
+        let shared = &self.shared;
+        self.warn(&err, "leasing budget");
+        for want in wants {
+            let Some((budget, pk)) = shared.specs.get(want.budget) else {
+                continue;
+            };
+            // The request may have been applied with its answer lost (a missing
+            // table or a refusal applies nothing).
+            if sent && matches!(err.kind, Failure::Unreachable | Failure::Throttled) {
+                let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                state
+                    .budget_item(budget, pk, want.period_start)
+                    .lease_unanswered = true;
+            }
+            match shared.config.when_unavailable {
+                WhenUnavailable::Allow => {
+                    // Spend the fleet does not know of yet: written when it answers.
+                    let until = DateTime::<Utc>::from(shared.time.now())
+                        .checked_add_signed(
+                            chrono::TimeDelta::from_std(shared.config.lease_ttl)
+                                .unwrap_or_default(),
+                        )
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                    shared
+                        .budgets
+                        .grant(want.budget, want.period_start, want.needed, until);
+                }
+                WhenUnavailable::Refuse => {
+                    return Err(Error::BudgetUnavailable {
+                        scope: budget.scope().to_string(),
+                        reason: err.to_string(),
+                    });
                 }
             }
         }
@@ -1257,4 +1321,144 @@ impl Fleet {
 enum LeaseFailure {
     NoRoom { spent: i128, committed: i128 },
     Table(TableError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::Estimate;
+    use aws_smithy_runtime_api::client::http::{
+        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+        SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+
+    fn dec(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    /// A table that takes every request and never answers.
+    #[derive(Debug, Clone)]
+    struct Silent;
+
+    impl HttpConnector for Silent {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            HttpConnectorFuture::new(std::future::pending())
+        }
+    }
+
+    impl HttpClient for Silent {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(self.clone())
+        }
+    }
+
+    /// A fleet of `budgets` on a table that never answers.
+    fn silent_fleet(config: FleetConfig, budgets: Vec<Budget>) -> (Fleet, Arc<Budgets>) {
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .http_client(SharedHttpClient::new(Silent))
+            .build();
+        let budgets = Arc::new(Budgets::new(budgets, true));
+        let sdk_config = aws_types::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let fleet = Fleet::new(
+            config.dynamodb_client(aws_sdk_dynamodb::Client::from_conf(conf)),
+            &sdk_config,
+            budgets.clone(),
+            Totals::default(),
+            SharedTimeSource::default(),
+        );
+        (fleet, budgets)
+    }
+
+    /// $1 a day on the whole client, each call estimated at $0.01.
+    fn dollar_a_day() -> Budget {
+        Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.01") })
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_waits_for_a_lease_at_most_lease_wait_in_all_its_wait_in_the_queue_included() {
+        let (fleet, budgets) = silent_fleet(
+            FleetConfig::dynamodb("silent").lease_wait(Duration::from_secs(2)),
+            vec![dollar_a_day()],
+        );
+        let now = Utc::now();
+        let Err(Refusal::Short(wants, _)) = budgets.reserve("chat", &BTreeMap::new(), now) else {
+            panic!("nothing is leased yet: the call is short");
+        };
+        // An earlier call's lease request holds the queue for 1.5 s.
+        let ahead = fleet.shared.leasing.lock().await;
+        let started = tokio::time::Instant::now();
+        let waiting = {
+            let (fleet, budgets) = (fleet.clone(), budgets.clone());
+            tokio::spawn(async move {
+                fleet
+                    .lease(wants, || budgets.reserve("chat", &BTreeMap::new(), now))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        drop(ahead);
+        let leased = waiting.await.unwrap();
+        // Its own request (which the table never answers) had what was left of
+        // the 2 s: 0.5 s, not 2 s more. (The clock is Tokio's paused one: timers
+        // fire at their deadlines exactly.)
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        match leased {
+            Err(Error::BudgetUnavailable { reason, .. }) => {
+                assert!(reason.contains("no answer within 2s"), "{reason}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_whose_turn_never_comes_within_lease_wait_sends_nothing() {
+        let (fleet, budgets) = silent_fleet(
+            FleetConfig::dynamodb("silent").lease_wait(Duration::from_secs(2)),
+            vec![dollar_a_day()],
+        );
+        let now = Utc::now();
+        let Err(Refusal::Short(wants, _)) = budgets.reserve("chat", &BTreeMap::new(), now) else {
+            panic!("nothing is leased yet: the call is short");
+        };
+        let _ahead = fleet.shared.leasing.lock().await;
+        let started = tokio::time::Instant::now();
+        let leased = tokio::time::timeout(
+            Duration::from_secs(10),
+            fleet.lease(wants, || budgets.reserve("chat", &BTreeMap::new(), now)),
+        )
+        .await
+        .expect("it gives up waiting for its turn");
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        assert!(
+            matches!(&leased, Err(Error::BudgetUnavailable { reason, .. }) if reason.contains("no answer within 2s")),
+            "{leased:?}"
+        );
+        assert_eq!(fleet.stats().requests, 0, "its turn never came");
+    }
+
+    #[test]
+    fn a_deadline_beyond_the_clock_is_no_deadline_not_a_panic() {
+        let now = tokio::time::Instant::now();
+        assert!(deadline_after(now, Duration::MAX) > now + Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(2)),
+            now + Duration::from_secs(2)
+        );
+    }
 }

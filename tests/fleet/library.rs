@@ -936,3 +936,56 @@ async fn a_fleet_budget_on_a_tag_key_holding_an_equals_sign_is_refused_when_buil
     // Without a fleet, the same budget is fine: nothing keys it by that text.
     Client::builder(&conf).budget(budget).build().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_short_of_lease_at_once_take_one_lease_between_them() {
+    let (conf, table, proxy) = behind_proxy("one-lease").await;
+    // $1 a day at $0.01 a call, leased 20 % ($0.20, twenty calls) at a time.
+    let budget = Budget::enforce(
+        BudgetScope::endpoint(REALTIME_ENDPOINT),
+        BudgetPeriod::Day,
+        dec("1"),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed { usd: dec("0.01") })
+    .unwrap();
+    let client = per_call_client(
+        &conf,
+        proxied(&table, &proxy, &conf)
+            .lease_percent(20)
+            .lease_wait(Duration::from_secs(5)),
+        Some(budget),
+    );
+    // The table answers after 300 ms: the twelve calls, begun together with no
+    // lease held, are all short of one while the first lease request is out.
+    proxy.set(Fault::Slow(Duration::from_millis(300)));
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let client = client.clone();
+        calls.spawn(async move { call(&client).await });
+    }
+    let mut spent = Decimal::ZERO;
+    while let Some(cost) = calls.join_next().await {
+        spent += cost.unwrap().expect("the lease covers every call").cost_usd;
+    }
+    proxy.set(Fault::None);
+    // 12 calls × $0.01 = $0.12 fit in the first $0.20 lease: the others waited
+    // for it, found it covered them, and leased nothing (twelve leases of $0.20
+    // would have committed the whole $1 after five, and refused the rest).
+    assert_eq!(spent, dec("0.12"));
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let endpoint = scope(&status, &BudgetScope::endpoint(REALTIME_ENDPOINT));
+    assert_eq!(
+        (endpoint.committed_usd, endpoint.leases),
+        (Some(dec("0.2")), 1),
+        "{endpoint:?}"
+    );
+    client.meter().shutdown().await.unwrap();
+    // Given back: committed ends at the $0.12 spent.
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let endpoint = scope(&status, &BudgetScope::endpoint(REALTIME_ENDPOINT));
+    assert_eq!(
+        (endpoint.spent_usd, endpoint.committed_usd, endpoint.leases),
+        (dec("0.12"), Some(dec("0.12")), 0)
+    );
+}
