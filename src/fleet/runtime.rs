@@ -3,14 +3,15 @@
 
 use super::keys::{self, from_pico, to_pico};
 use super::table::{
-    self, Added, Delta, Failure, FleetAccrual, LeaseEnd, LeaseHeld, Leased, Load, Table, TableError,
+    self, Added, Delta, Failure, FleetAccrual, LeaseEnd, LeaseHeld, LeaseUse, Leased, Load, Table,
+    TableError,
 };
 use super::{FleetConfig, FleetStats, WhenUnavailable};
 use crate::FastMap;
 use crate::billing::{div_round_dp, round_cost};
 use crate::budget::{
-    ALERT_THRESHOLDS, BeyondReceipt, Budget, BudgetAlert, BudgetPeriod, BudgetScope, Budgets,
-    LeaseWant, Refusal,
+    ALERT_THRESHOLDS, BeyondReceipt, Budget, BudgetAlert, BudgetMode, BudgetPeriod, BudgetScope,
+    Budgets, LeaseWant, Refusal,
 };
 use crate::totals::{Totals, hourly_stretch};
 use crate::{Error, Result};
@@ -344,8 +345,10 @@ struct Write {
     seq: u64,
     delta: Delta,
     expires_at: i64,
-    /// The lease's new end, when the item holds this process's lease.
-    until_ms: Option<i64>,
+    /// How the write counts against the item's budget: as the use of this
+    /// process's lease (renewed until a new end), or added to what the budget has
+    /// committed (a fleet budget's item without a lease), or not at all.
+    lease: LeaseUse,
     /// The endpoint whose load the write publishes, and the load.
     load: Option<(String, Load)>,
     /// The endpoint, when the item is an endpoint's item of the day.
@@ -601,6 +604,17 @@ impl Fleet {
                 .iter()
                 .map(|(endpoint, pk)| (pk.clone(), endpoint.clone()))
                 .collect();
+            // An enforced fleet budget's item: spend written to it without a
+            // lease of this process's adds to what the budget has committed.
+            let fleet_budget_item = |pk: &str, sk: &str| {
+                shared.specs.iter().any(|(budget, budget_pk)| {
+                    budget.mode() == BudgetMode::Enforce
+                        && budget_pk == pk
+                        && keys::period_of_sk(sk).is_some_and(|(period, _, rest)| {
+                            period == budget.period() && rest.is_empty()
+                        })
+                })
+            };
             let mut seq = state.seq;
             let mut writes = Vec::new();
             for (pk, items) in state.items.iter_mut() {
@@ -627,7 +641,13 @@ impl Fleet {
                             seq: *seq,
                             delta: delta.clone(),
                             expires_at: expires_at(item.period_end),
-                            until_ms: item.lease.as_ref().map(|_| now_ms.saturating_add(ttl_ms)),
+                            lease: match &item.lease {
+                                Some(_) => LeaseUse::Held {
+                                    until_ms: now_ms.saturating_add(ttl_ms),
+                                },
+                                None if fleet_budget_item(pk, sk) => LeaseUse::Unleased,
+                                None => LeaseUse::None,
+                            },
                             load,
                             endpoint: if *sk == day_sk {
                                 endpoints.get(pk.as_str()).cloned()
@@ -661,7 +681,7 @@ impl Fleet {
                         write.seq,
                         &write.delta,
                         write.expires_at,
-                        write.until_ms,
+                        write.lease,
                         write.load.as_ref().map(|(_, load)| *load),
                     )
                     .await,
@@ -726,14 +746,19 @@ impl Fleet {
                         true
                     }
                 };
-                match (&mut item.lease, write.until_ms) {
-                    (Some(lease), Some(until)) if held => {
-                        lease.used_written += write.delta.spent + write.delta.unpriced;
-                        lease.until_ms = until;
-                        (Some((lease.budget, lease.period_start, until)), None)
+                match (&mut item.lease, write.lease) {
+                    (Some(lease), LeaseUse::Held { until_ms }) if held => {
+                        lease.used_written = lease
+                            .used_written
+                            .saturating_add(write.delta.spent)
+                            .saturating_add(write.delta.unpriced);
+                        lease.until_ms = until_ms;
+                        (Some((lease.budget, lease.period_start, until_ms)), None)
                     }
-                    (Some(_), Some(_)) => {
-                        // Reclaimed by the fleet after it lapsed: what is unspent is gone.
+                    (Some(_), LeaseUse::Held { .. }) => {
+                        // Reclaimed by the fleet after it lapsed: what is unspent
+                        // is gone, and the write was sent again without the lease,
+                        // its use added to what the budget has committed.
                         let lease = item.lease.take();
                         (None, lease.map(|l| (l.budget, l.period_start)))
                     }
@@ -746,17 +771,13 @@ impl Fleet {
                     .renew(budget, start, Some(self.local_until(until)));
             }
             if let Some((budget, start)) = lost {
+                // The write was sent twice: with the lease, then without it.
+                shared.requests.fetch_add(1, Ordering::Relaxed);
                 shared.budgets.renew(budget, start, None);
                 tracing::warn!(target: "sagemeter::fleet", table = %shared.table.name,
-                    item = %write.sk, "this process's lease lapsed and was reclaimed by the fleet");
-                if let Err(err) = self.counted(
-                    shared
-                        .table
-                        .forget_lease(&write.pk, &write.sk, &shared.process)
-                        .await,
-                ) {
-                    self.warn(&err, "cleaning up a reclaimed lease");
-                }
+                    item = %write.sk,
+                    "this process's lease lapsed and was reclaimed by the fleet; \
+                     its spend since counts in what the budget has committed");
             }
         }
         // This process's share of the fleet's calls since its previous write.

@@ -210,12 +210,31 @@ pub(crate) struct Load {
     pub fresh_after_ms: i64,
 }
 
+/// How a write to a spend item counts its spend against the item's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LeaseUse {
+    /// Not at all: the item is not one of this process's fleet budgets'.
+    None,
+    /// This process holds a lease of the budget: the spend (with what was
+    /// charged beyond the receipts) is the lease's use, and the lease is renewed
+    /// until `until_ms` (epoch ms). Applied only while the item holds the lease.
+    Held {
+        /// The lease's new end, epoch ms.
+        until_ms: i64,
+    },
+    /// This process holds no lease of the budget (another process reclaimed it
+    /// after it lapsed, or the spend went on while the table did not answer):
+    /// the spend is added to what the budget has committed, which so stays at
+    /// least the spend.
+    Unleased,
+}
+
 /// How an idempotent add ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Added {
     /// Applied now: the item's spend after it, whether this process still holds
-    /// its lease of the item's budget (when the write carried lease use), and the
-    /// other processes' fresh loads summed (when it carried a load).
+    /// its lease of the item's budget (the write was applied as the lease's use),
+    /// and the other processes' fresh loads summed (when it carried a load).
     Applied {
         spent: i128,
         /// What its budgets were charged beyond the receipts, after it.
@@ -295,10 +314,12 @@ impl Table {
         HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
     }
 
-    /// Adds `delta` to a spend item, once per (`process`, `seq`). With
-    /// `lease_until_ms`, this process holds a lease of the item's budget: the spend
-    /// (with what was charged beyond the receipts) counts as used from it, and the
-    /// lease is renewed until then.
+    /// Adds `delta` to a spend item, once per (`process`, `seq`), counting it
+    /// against the item's budget as `lease` says. A write carrying the use of a
+    /// lease the item no longer holds (another process reclaimed it after it
+    /// lapsed) is sent again as [`LeaseUse::Unleased`]: that write adds the use
+    /// the reclaim could not know of to the committed sum, which so stays at
+    /// least the spend.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn add_spend(
         &self,
@@ -308,9 +329,46 @@ impl Table {
         seq: u64,
         delta: &Delta,
         expires_at: i64,
-        lease_until_ms: Option<i64>,
+        lease: LeaseUse,
         load: Option<Load>,
     ) -> Result<Added, TableError> {
+        let first = self
+            .add_spend_once(pk, sk, process, seq, delta, expires_at, lease, load)
+            .await?;
+        match first {
+            Some(added) => Ok(added),
+            None => self
+                .add_spend_once(
+                    pk,
+                    sk,
+                    process,
+                    seq,
+                    delta,
+                    expires_at,
+                    LeaseUse::Unleased,
+                    load,
+                )
+                .await?
+                .ok_or_else(|| other("a write without a lease's condition found one")),
+        }
+    }
+
+    /// One request of [`add_spend`](Self::add_spend); `None` when `lease` was
+    /// [`LeaseUse::Held`] and the item holds no lease of `process` any more.
+    #[allow(clippy::too_many_arguments)]
+    async fn add_spend_once(
+        &self,
+        pk: &str,
+        sk: &str,
+        process: &str,
+        seq: u64,
+        delta: &Delta,
+        expires_at: i64,
+        lease: LeaseUse,
+        load: Option<Load>,
+    ) -> Result<Option<Added>, TableError> {
+        let granted_name = format!("{GRANTED_PREFIX}{process}");
+        let seq_name = format!("{SEQ_PREFIX}{process}");
         let mut adds = vec![
             format!("{SPENT} :spent"),
             format!("{CALLS} :calls"),
@@ -320,6 +378,7 @@ impl Table {
             "#seq = :seq".to_owned(),
             format!("{EXPIRES_AT} = if_not_exists({EXPIRES_AT}, :exp)"),
         ];
+        let mut condition = "(attribute_not_exists(#seq) OR #seq < :seq)".to_owned();
         let mut request = self
             .client
             .update_item()
@@ -352,14 +411,28 @@ impl Table {
                 )
                 .expression_attribute_values(format!(":f{i}"), n(i128::from(*ms)));
         }
-        if let Some(until) = lease_until_ms {
-            adds.push("#used :used".to_owned());
-            sets.push("#until = :until".to_owned());
-            request = request
-                .expression_attribute_values(":used", n(delta.spent + delta.unpriced))
-                .expression_attribute_names("#used", format!("{USED_PREFIX}{process}"))
-                .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
-                .expression_attribute_values(":until", n(i128::from(until)));
+        // What the write counts against the item's budget.
+        let used = delta.spent.saturating_add(delta.unpriced);
+        match lease {
+            LeaseUse::None => {}
+            LeaseUse::Held { until_ms } => {
+                adds.push("#used :used".to_owned());
+                sets.push("#until = :until".to_owned());
+                condition.push_str(" AND attribute_exists(#granted)");
+                request = request
+                    .expression_attribute_values(":used", n(used))
+                    .expression_attribute_names("#used", format!("{USED_PREFIX}{process}"))
+                    .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
+                    .expression_attribute_names("#granted", &granted_name)
+                    .expression_attribute_values(":until", n(i128::from(until_ms)))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    );
+            }
+            LeaseUse::Unleased => {
+                adds.push(format!("{COMMITTED} :used"));
+                request = request.expression_attribute_values(":used", n(used));
+            }
         }
         if let Some(load) = load {
             sets.push("#load = :load".to_owned());
@@ -370,21 +443,22 @@ impl Table {
                 .expression_attribute_values(":load", n(i128::from(load.milli)))
                 .expression_attribute_values(":load_at", n(i128::from(load.now_ms)));
         }
+        let held = matches!(lease, LeaseUse::Held { .. });
         let request = request
             .update_expression(format!("ADD {} SET {}", adds.join(", "), sets.join(", ")))
-            .condition_expression("attribute_not_exists(#seq) OR #seq < :seq")
-            .expression_attribute_names("#seq", format!("{SEQ_PREFIX}{process}"))
+            .condition_expression(condition)
+            .expression_attribute_names("#seq", &seq_name)
             .expression_attribute_values(":seq", n(i128::from(seq)))
             .expression_attribute_values(":exp", n(i128::from(expires_at)))
-            .return_values(if lease_until_ms.is_some() || load.is_some() {
+            .return_values(if held || load.is_some() {
                 ReturnValue::AllNew
             } else {
                 ReturnValue::UpdatedNew
             });
-        match conditional(request.send().await)? {
-            Some(out) => {
+        match request.send().await {
+            Ok(out) => {
                 let item = out.attributes();
-                Ok(Added::Applied {
+                Ok(Some(Added::Applied {
                     spent: item.and_then(|a| int(a, SPENT)).unwrap_or(0),
                     unpriced: item.and_then(|a| int(a, UNPRICED)).unwrap_or(0),
                     calls: item
@@ -392,14 +466,30 @@ impl Table {
                         .and_then(|c| u64::try_from(c).ok())
                         .unwrap_or(0),
                     accruals: item.map(accruals_in).unwrap_or_default(),
-                    lease_held: item
-                        .is_some_and(|a| a.contains_key(&format!("{GRANTED_PREFIX}{process}"))),
+                    lease_held: held,
                     others_load: load.map(|load| {
                         item.map_or(0, |a| others_load(a, process, load.fresh_after_ms))
                     }),
-                })
+                }))
             }
-            None => Ok(Added::AlreadyApplied),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let item = match e.err() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item(),
+                    _ => None,
+                };
+                // A write of a lease's use whose sequence number was not applied
+                // yet failed for the lease: it is gone. Anything else is a retry
+                // of a write applied before.
+                let applied = item
+                    .and_then(|a| int(a, &seq_name))
+                    .is_some_and(|applied| applied >= i128::from(seq));
+                let lease_gone = item.is_none_or(|a| !a.contains_key(&granted_name));
+                if held && !applied && lease_gone {
+                    return Ok(None);
+                }
+                Ok(Some(Added::AlreadyApplied))
+            }
+            Err(err) => Err(err.into()),
         }
     }
 
@@ -526,29 +616,6 @@ impl Table {
             }
             Err(err) => Err(err.into()),
         }
-    }
-
-    /// Removes what this process's writes left of a lease that was reclaimed
-    /// (its use and renewal attributes, without a grant).
-    pub(crate) async fn forget_lease(
-        &self,
-        pk: &str,
-        sk: &str,
-        process: &str,
-    ) -> Result<(), TableError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .set_key(Some(self.key(pk, sk)))
-            .update_expression("REMOVE #used, #until")
-            .condition_expression("attribute_not_exists(#granted)")
-            .expression_attribute_names("#granted", format!("{GRANTED_PREFIX}{process}"))
-            .expression_attribute_names("#used", format!("{USED_PREFIX}{process}"))
-            .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
-            .send()
-            .await;
-        conditional(result).map(|_| ())
     }
 
     /// Marks `percent` as passed on the spend item; true for the one process whose

@@ -328,6 +328,12 @@ async fn a_table_that_does_not_exist_stops_no_call_but_fleet_budgets_fail_closed
     let status = fleet_status(&conf, &missing).await.unwrap();
     assert_eq!(scope(&status, &BudgetScope::Client).spent_usd, dec("0.04"));
     assert_eq!(scope(&status, &BudgetScope::Client).calls, 4);
+    // The call fail open let through spent $0.01 of the budget no lease covered:
+    // the budget has committed it (the three calls without a budget are not its).
+    assert_eq!(
+        scope(&status, &BudgetScope::Client).committed_usd,
+        Some(dec("0.01"))
+    );
 }
 
 #[tokio::test]
@@ -988,4 +994,66 @@ async fn calls_short_of_lease_at_once_take_one_lease_between_them() {
         (endpoint.spent_usd, endpoint.committed_usd, endpoint.leases),
         (dec("0.12"), Some(dec("0.12")), 0)
     );
+}
+
+#[tokio::test]
+async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_what_is_committed()
+{
+    let (conf, table, proxy) = behind_proxy("reclaimed").await;
+    // $0.05 a day at $0.01 a call; the whole limit is leased at a time, and a
+    // lease lapses 2 s after its last renewal.
+    let budget = || {
+        Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.05"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.01") })
+            .unwrap()
+    };
+    let timings = |fleet: FleetConfig| {
+        fleet
+            .lease_percent(100)
+            .lease_ttl(Duration::from_secs(2))
+            .flush_every(Duration::from_millis(100))
+    };
+    let cut_off = per_call_client(
+        &conf,
+        timings(proxied(&table, &proxy, &conf)),
+        Some(budget()),
+    );
+    // It leases the whole $0.05, spends $0.01 and writes it.
+    call(&cut_off).await.unwrap();
+    assert!(cut_off.meter().flush_fleet().await);
+    // Its table is unreachable: one more call within its lease ($0.02 spent,
+    // $0.01 of it not written), then it is silent past its lease's end.
+    proxy.set(Fault::Down);
+    call(&cut_off).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+
+    // Another process finds no room, reclaims the lapsed lease as the table
+    // holds it (granted $0.05, used $0.01: committed $0.05 − $0.04 = $0.01),
+    // leases the $0.04 left and spends it.
+    let other = per_call_client(
+        &conf,
+        timings(FleetConfig::dynamodb(&table)),
+        Some(budget()),
+    );
+    for i in 0..4 {
+        call(&other)
+            .await
+            .unwrap_or_else(|e| panic!("call {i}: {e}"));
+    }
+    other.meter().shutdown().await.unwrap();
+
+    // The table answers again: the cut-off process's late $0.01 is spent; its
+    // write finds the lease gone and adds it to what is committed.
+    proxy.set(Fault::None);
+    assert!(cut_off.meter().flush_fleet().await);
+    cut_off.meter().shutdown().await.unwrap();
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    // Spent: 2 × $0.01 + 4 × $0.01 = $0.06 (over the $0.05 limit by the call the
+    // cut-off process made while the table could not hear of it). Committed: the
+    // reclaim's $0.01, the second lease's $0.04 (all spent), the late $0.01.
+    assert_eq!((fleet.spent_usd, fleet.calls), (dec("0.06"), 6));
+    assert_eq!(fleet.committed_usd, Some(dec("0.06")), "{fleet:?}");
+    assert_eq!(fleet.leases, 0);
 }
