@@ -80,14 +80,18 @@
 //!
 //! | `pk` | `sk` | attributes |
 //! |---|---|---|
-//! | `scope#fleet`, `scope#endpoint:<name>`, `scope#tag:<key>=<value>` | `hour#2026-12-01T20`, `day#2026-12-01`, `month#2026-12` | `spent_pico`, `calls`, `unpriced_charge_pico`, `variant:<name>`, `allocated:<variant>`, `accrual_from:<variant>`, `inflight:<process>`, `inflight_at:<process>` (endpoint items), `seq:<process>`, `expires_at`; for budgets also `limit_pico`, `committed_pico`, `alerted` and, per process holding a lease, `lease_granted:<process>`, `lease_used:<process>`, `lease_until:<process>`, `lease_seq:<process>` |
+//! | `scope#fleet`, `scope#endpoint:<name>`, `scope#tag:<key>=<value>` | `hour#2026-12-01T20`, `day#2026-12-01`, `month#2026-12` | `spent_pico`, `calls`, `unpriced_charge_pico`, `variant:<name>`, `allocated:<variant>`, `accrual_from:<variant>`, `inflight:<process>`, `inflight_at:<process>` (endpoint items), `seq:<process>`, `expires_at`; for budgets also `limit_pico`, `committed_pico`, `alerted`, `lease_seq:<process>` per process that leased and, per process holding a lease, `lease_granted:<process>`, `lease_used:<process>`, `lease_until:<process>` |
 //!
 //! A budget's leases live in its own item, so leasing, spending, renewing and
 //! giving back are each one conditional `UpdateItem` of one item (atomic, no
-//! transactions). An item grows by about 40 bytes per process that wrote it
-//! (its sequence number) and 120 more while the process holds a lease: DynamoDB
-//! bills a write unit per KB of item, so a budget shared by a hundred live
-//! processes costs about a dozen write units per write.
+//! transactions). A process's own attributes on an item (its sequence numbers,
+//! its load on an endpoint's item) take about 30 to 110 bytes, and 130 more
+//! while it holds a lease; [`Meter::shutdown`](crate::Meter::shutdown) removes
+//! them once its last write is acknowledged and its lease given back, so an item
+//! holds those of the processes running in its period (and of those that
+//! crashed), not of every process that ever wrote it. DynamoDB bills a write
+//! unit per KB of item, so a budget shared by a hundred live processes costs
+//! about a dozen write units per write.
 //!
 //! Every item expires (`expires_at`, epoch seconds) 35 days after its period
 //! ends. IAM actions used: `dynamodb:UpdateItem` by every process;

@@ -257,6 +257,9 @@ struct Item {
     accrual: BTreeMap<String, FleetAccrual>,
     /// Per variant, this process's earliest call in the item's period (epoch ms).
     first_call_ms: BTreeMap<String, i64>,
+    /// The table's item may hold attributes of this process (`seq:`,
+    /// `lease_seq:`, `inflight:`, ...): removed at shutdown.
+    marked: bool,
 }
 
 impl Item {
@@ -270,6 +273,7 @@ impl Item {
             lease_unanswered: false,
             accrual: BTreeMap::new(),
             first_call_ms: BTreeMap::new(),
+            marked: false,
         }
     }
 
@@ -707,6 +711,7 @@ impl Fleet {
                     continue;
                 };
                 item.unacked = None;
+                item.marked = true;
                 let held = match added {
                     Added::Applied {
                         spent,
@@ -1012,9 +1017,9 @@ impl Fleet {
             // table or a refusal applies nothing).
             if sent && matches!(err.kind, Failure::Unreachable | Failure::Throttled) {
                 let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                state
-                    .budget_item(budget, pk, want.period_start)
-                    .lease_unanswered = true;
+                let item = state.budget_item(budget, pk, want.period_start);
+                item.lease_unanswered = true;
+                item.marked = true;
             }
             match shared.config.when_unavailable {
                 WhenUnavailable::Allow => {
@@ -1157,6 +1162,7 @@ impl Fleet {
         let added = {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             let item = state.item(pk, sk, || Item::spend(end));
+            item.marked = true;
             let lease = item.lease.get_or_insert(Lease {
                 budget: index,
                 period_start,
@@ -1212,7 +1218,57 @@ impl Fleet {
             return problems;
         }
         problems.extend(self.give_back(None, deadline).await);
+        self.unmark(deadline).await;
         problems
+    }
+
+    /// Removes this process's attributes (`seq:`, `lease_seq:`, `inflight:`,
+    /// `inflight_at:`) from every item it wrote whose writes are all acknowledged
+    /// and that holds no lease of it, once shut down: an item keeps those only of
+    /// the processes still running (or that crashed), not of every process that
+    /// ever wrote it. Nothing is lost if this fails; a WARN says so.
+    async fn unmark(&self, deadline: tokio::time::Instant) {
+        let shared = &self.shared;
+        let done: Vec<(String, String)> = {
+            let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state
+                .items
+                .iter()
+                .flat_map(|(pk, items)| {
+                    items.iter().filter_map(move |(sk, item)| {
+                        let done = item.marked
+                            && item.unacked.is_none()
+                            && item.pending.is_empty()
+                            && item.lease.is_none()
+                            && !item.lease_unanswered;
+                        done.then(|| (pk.clone(), sk.clone()))
+                    })
+                })
+                .collect()
+        };
+        for (pk, sk) in done {
+            let removed = tokio::time::timeout_at(
+                deadline,
+                shared.table.forget_process(&pk, &sk, &shared.process),
+            )
+            .await;
+            match removed {
+                Ok(removed) => match self.counted(removed) {
+                    Ok(_) => {
+                        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(item) = state
+                            .items
+                            .get_mut(pk.as_str())
+                            .and_then(|m| m.get_mut(sk.as_str()))
+                        {
+                            item.marked = false;
+                        }
+                    }
+                    Err(err) => self.warn(&err, "removing this process's attributes"),
+                },
+                Err(_) => return,
+            }
+        }
     }
 
     /// Gives back what leases did not use: every lease (`ended_by: None`, at

@@ -618,6 +618,38 @@ impl Table {
         }
     }
 
+    /// Removes `process`'s own attributes from the item (its sequence numbers,
+    /// its load, what is left of a lease), unless the item holds a lease of it
+    /// (or is gone). True when removed. Only for a process that will not write
+    /// the item again: its writes' sequence numbers no longer guard against a
+    /// retry being applied twice.
+    pub(crate) async fn forget_process(
+        &self,
+        pk: &str,
+        sk: &str,
+        process: &str,
+    ) -> Result<bool, TableError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(self.key(pk, sk)))
+            .update_expression("REMOVE #seq, #lseq, #load, #load_at, #used, #until")
+            .condition_expression(format!(
+                "attribute_exists({PK}) AND attribute_not_exists(#granted)"
+            ))
+            .expression_attribute_names("#seq", format!("{SEQ_PREFIX}{process}"))
+            .expression_attribute_names("#lseq", format!("{LEASE_SEQ_PREFIX}{process}"))
+            .expression_attribute_names("#load", format!("{LOAD_PREFIX}{process}"))
+            .expression_attribute_names("#load_at", format!("{LOAD_AT_PREFIX}{process}"))
+            .expression_attribute_names("#used", format!("{USED_PREFIX}{process}"))
+            .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
+            .expression_attribute_names("#granted", format!("{GRANTED_PREFIX}{process}"))
+            .send()
+            .await;
+        Ok(conditional(result)?.is_some())
+    }
+
     /// Marks `percent` as passed on the spend item; true for the one process whose
     /// write marked it (it raises the alert).
     pub(crate) async fn mark_alert(

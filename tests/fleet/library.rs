@@ -175,8 +175,9 @@ async fn two_processes_totals_are_the_sum_of_their_receipts_to_the_pico_dollar()
     c.meter().shutdown().await.unwrap();
     let stats_requests = c.meter().fleet_stats().unwrap().requests;
     assert!(
-        stats_requests <= 5,
-        "the first call's load, then two flushes of two items: {stats_requests}"
+        stats_requests <= 7,
+        "the first call's load, then two flushes of two items, then at shutdown one \
+         request per item to remove the process's attributes: {stats_requests}"
     );
 }
 
@@ -1056,4 +1057,77 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
     assert_eq!((fleet.spent_usd, fleet.calls), (dec("0.06"), 6));
     assert_eq!(fleet.committed_usd, Some(dec("0.06")), "{fleet:?}");
     assert_eq!(fleet.leases, 0);
+}
+
+/// The names of the attributes of every item of `table` that belong to one
+/// process (its sequence numbers, load and lease), sorted.
+async fn per_process_attributes(conf: &aws_types::SdkConfig, table: &str) -> Vec<String> {
+    const PER_PROCESS: [&str; 7] = [
+        "seq:",
+        "lease_seq:",
+        "inflight:",
+        "inflight_at:",
+        "lease_granted:",
+        "lease_used:",
+        "lease_until:",
+    ];
+    let items = aws_sdk_dynamodb::Client::new(conf)
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let mut names: Vec<String> = items
+        .items()
+        .iter()
+        .flat_map(|item| item.keys())
+        .filter(|name| PER_PROCESS.iter().any(|p| name.starts_with(p)))
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_process_shut_down_leaves_no_attribute_of_its_own_in_the_table() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("unmarked");
+    create_table(&conf, &table).await.unwrap();
+    let budget = || {
+        Budget::enforce(
+            BudgetScope::endpoint(REALTIME_ENDPOINT),
+            BudgetPeriod::Day,
+            dec("1"),
+        )
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.01") })
+        .unwrap()
+    };
+    // Two processes (as cron runs of the CLI are, one after the other), each
+    // leasing from the endpoint's budget, publishing its load and writing its
+    // spend.
+    for run in 0..2 {
+        let client = per_call_client(&conf, FleetConfig::dynamodb(&table), Some(budget()));
+        for _ in 0..3 {
+            call(&client).await.unwrap();
+        }
+        assert!(client.meter().flush_fleet().await);
+        let running = per_process_attributes(&conf, &table).await;
+        for kind in ["seq:", "lease_seq:", "inflight:", "lease_granted:"] {
+            assert!(
+                running.iter().any(|name| name.starts_with(kind)),
+                "run {run}: no {kind} while it runs: {running:?}"
+            );
+        }
+        client.meter().shutdown().await.unwrap();
+        let left = per_process_attributes(&conf, &table).await;
+        assert!(left.is_empty(), "run {run} left {left:?}");
+    }
+    // Its spend stayed: 2 runs × 3 calls × $0.01.
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let endpoint = scope(&status, &BudgetScope::endpoint(REALTIME_ENDPOINT));
+    assert_eq!((endpoint.spent_usd, endpoint.calls), (dec("0.06"), 6));
+    assert_eq!(endpoint.committed_usd, Some(dec("0.06")));
 }
