@@ -12,8 +12,9 @@
 //!   leased from the table (a conditional write keeps the fleet's leases within
 //!   the limit), gives back what it did not use at shutdown, and a crashed
 //!   process's lease is reclaimed by the others once it lapses;
-//! * **alerts**, raised once per threshold and period for the whole fleet (the
-//!   process whose conditional write marks the threshold raises it);
+//! * **alerts**, raised once per budget, threshold and period for the whole
+//!   fleet (the process whose conditional write marks the threshold raises it;
+//!   each budget of a scope marks its own);
 //! * **instance time**, allocated once across the fleet: processor sharing counts
 //!   every process's calls in flight (each publishes its average per flush
 //!   interval), and amortized allocation charges each process its share of the
@@ -80,7 +81,7 @@
 //!
 //! | `pk` | `sk` | attributes |
 //! |---|---|---|
-//! | `scope#fleet`, `scope#endpoint:<name>`, `scope#tag:<key>=<value>` | `hour#2026-12-01T20`, `day#2026-12-01`, `month#2026-12` | `spent_pico`, `calls`, `unpriced_charge_pico`, `variant:<name>`, `allocated:<variant>`, `accrual_from:<variant>`, `inflight:<process>`, `inflight_at:<process>` (endpoint items), `seq:<process>`, `expires_at`; for budgets also `limit_pico`, `committed_pico`, `alerted`, `lease_seq:<process>` per process that leased and, per process holding a lease, `lease_granted:<process>`, `lease_used:<process>`, `lease_until:<process>` |
+//! | `scope#fleet`, `scope#endpoint:<name>`, `scope#tag:<key>=<value>` | `hour#2026-12-01T20`, `day#2026-12-01`, `month#2026-12` | `spent_pico`, `calls`, `unpriced_charge_pico`, `variant:<name>`, `allocated:<variant>`, `accrual_from:<variant>`, `inflight:<process>`, `inflight_at:<process>` (endpoint items), `seq:<process>`, `expires_at`; for budgets also `limit_pico`, `committed_pico`, `alerted:<mode>:<limit>` (per budget), `lease_seq:<process>` per process that leased and, per process holding a lease, `lease_granted:<process>`, `lease_used:<process>`, `lease_until:<process>` |
 //!
 //! A budget's leases live in its own item, so leasing, spending, renewing and
 //! giving back are each one conditional `UpdateItem` of one item (atomic, no
@@ -108,7 +109,7 @@ mod status;
 mod table;
 
 pub(crate) use runtime::{AccrualInput, Fleet};
-pub use status::{FleetScopeStatus, fleet_status};
+pub use status::{FleetBudgetAlerts, FleetScopeStatus, fleet_status};
 pub use table::{EXPIRES_AT, PK, SK};
 
 use crate::config_error::ConfigError;

@@ -871,6 +871,9 @@ impl Fleet {
             let Some(limit) = to_pico(budget.limit_usd()) else {
                 continue;
             };
+            // Marked per budget: another budget of the scope and period (another
+            // limit, or an alerting one beside an enforced one) has its own.
+            let mark = table::alert_mark(budget.mode(), limit);
             for (bit, percent) in ALERT_THRESHOLDS.iter().enumerate() {
                 let done = {
                     let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -879,7 +882,8 @@ impl Fleet {
                 if done || spent * 100 < limit * i128::from(*percent) {
                     continue;
                 }
-                match self.counted(shared.table.mark_alert(pk, sk, *percent).await) {
+                let marked = shared.table.mark_alert(pk, sk, &mark, *percent).await;
+                match self.counted(marked) {
                     Ok(marked) => {
                         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                         *state.alerted.entry((i, start)).or_default() |= 1 << bit;

@@ -3,7 +3,7 @@
 
 use super::keys::{self, from_pico};
 use super::table::{self, Table};
-use crate::budget::{BudgetPeriod, BudgetScope};
+use crate::budget::{BudgetMode, BudgetPeriod, BudgetScope};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -44,8 +44,26 @@ pub struct FleetScopeStatus {
     pub remaining_usd: Option<Decimal>,
     /// Leases held (one per process).
     pub leases: u32,
-    /// Alert thresholds passed, in percent.
+    /// Alert thresholds passed, in percent, by any of the scope's budgets in the
+    /// period (each budget's are in `budget_alerts`).
     pub alerts_passed: Vec<u32>,
+    /// The alert thresholds each budget of the scope and period passed: each
+    /// budget alerts on its own limit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub budget_alerts: Vec<FleetBudgetAlerts>,
+}
+
+/// The alert thresholds one budget of a scope passed in a period, across the
+/// fleet.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FleetBudgetAlerts {
+    /// Whether the budget is enforced or only alerts.
+    pub mode: BudgetMode,
+    /// Its limit, USD.
+    pub limit_usd: Decimal,
+    /// The thresholds it passed, in percent, ascending.
+    pub passed: Vec<u32>,
 }
 
 /// Every scope and period in the fleet table `table`, sorted by scope, then
@@ -88,11 +106,36 @@ fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec
         let committed = table::int(item, table::COMMITTED);
         let limit = table::int(item, table::LIMIT);
         let spent = table::int(item, table::SPENT).unwrap_or(0);
-        let mut alerts_passed: Vec<u32> = match item.get(table::ALERTED) {
-            Some(AttributeValue::Ns(set)) => set.iter().filter_map(|n| n.parse().ok()).collect(),
-            _ => Vec::new(),
+        let percents = |value: Option<&AttributeValue>| -> Vec<u32> {
+            let mut passed: Vec<u32> = match value {
+                Some(AttributeValue::Ns(set)) => {
+                    set.iter().filter_map(|n| n.parse().ok()).collect()
+                }
+                _ => Vec::new(),
+            };
+            passed.sort_unstable();
+            passed
         };
+        let mut budget_alerts: Vec<FleetBudgetAlerts> = item
+            .iter()
+            .filter_map(|(name, value)| {
+                let (mode, limit) = table::alert_mark_of(name)?;
+                Some(FleetBudgetAlerts {
+                    mode,
+                    limit_usd: from_pico(limit),
+                    passed: percents(Some(value)),
+                })
+            })
+            .collect();
+        budget_alerts.sort_by(|a, b| {
+            (a.limit_usd, a.mode == BudgetMode::Enforce)
+                .cmp(&(b.limit_usd, b.mode == BudgetMode::Enforce))
+        });
+        // With the marks of versions that kept one set per scope and period.
+        let mut alerts_passed = percents(item.get(table::ALERTED));
+        alerts_passed.extend(budget_alerts.iter().flat_map(|b| b.passed.iter().copied()));
         alerts_passed.sort_unstable();
+        alerts_passed.dedup();
         let variants = item
             .iter()
             .filter_map(|(name, value)| {
@@ -122,6 +165,7 @@ fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec
                 remaining_usd: limit.zip(committed).map(|(l, c)| from_pico(l - c)),
                 leases: u32::try_from(leases.len()).unwrap_or(u32::MAX),
                 alerts_passed,
+                budget_alerts,
             },
         );
     }

@@ -5,6 +5,7 @@
 //! conditional on a per-process sequence number, so a write retried after a
 //! timeout (it may have been applied) is applied once.
 
+use crate::budget::BudgetMode;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -34,8 +35,34 @@ pub(crate) const UNPRICED: &str = "unpriced_charge_pico";
 pub(crate) const COMMITTED: &str = "committed_pico";
 /// The limit the last process to lease wrote, pico-USD (spend items of budgets).
 pub(crate) const LIMIT: &str = "limit_pico";
-/// Alert thresholds passed, a number set of percents (spend items of budgets).
+/// Alert thresholds passed, a number set of percents, as versions that marked
+/// them per scope and period wrote them (spend items of budgets): read only.
 pub(crate) const ALERTED: &str = "alerted";
+/// Alert thresholds one budget passed, a number set of percents,
+/// `alerted:<mode>:<limit in pico-USD>` (spend items of budgets): each budget of
+/// a scope and period has its own, as each has its own thresholds.
+pub(crate) const ALERTED_PREFIX: &str = "alerted:";
+
+/// The attribute holding the alert thresholds passed by the budget of `mode`
+/// and `limit` pico-USD (see [`ALERTED_PREFIX`]).
+pub(crate) fn alert_mark(mode: BudgetMode, limit: i128) -> String {
+    let mode = match mode {
+        BudgetMode::Enforce => "enforce",
+        _ => "alert",
+    };
+    format!("{ALERTED_PREFIX}{mode}:{limit}")
+}
+
+/// The budget an attribute named by [`alert_mark`] is of: its mode and limit.
+pub(crate) fn alert_mark_of(name: &str) -> Option<(BudgetMode, i128)> {
+    let (mode, limit) = name.strip_prefix(ALERTED_PREFIX)?.split_once(':')?;
+    let mode = match mode {
+        "enforce" => BudgetMode::Enforce,
+        "alert" => BudgetMode::Alert,
+        _ => return None,
+    };
+    Some((mode, limit.parse().ok()?))
+}
 /// Per variant spend, `variant:<name>` (endpoint spend items).
 pub(crate) const VARIANT_PREFIX: &str = "variant:";
 /// A process's lease of the budget, `lease_granted:<process>`: the amount
@@ -650,12 +677,14 @@ impl Table {
         Ok(conditional(result)?.is_some())
     }
 
-    /// Marks `percent` as passed on the spend item; true for the one process whose
-    /// write marked it (it raises the alert).
+    /// Marks `percent` as passed in the spend item's attribute `mark` (one per
+    /// budget, see [`alert_mark`]); true for the one process whose write marked
+    /// it (it raises the alert).
     pub(crate) async fn mark_alert(
         &self,
         pk: &str,
         sk: &str,
+        mark: &str,
         percent: u32,
     ) -> Result<bool, TableError> {
         let result = self
@@ -663,10 +692,9 @@ impl Table {
             .update_item()
             .table_name(&self.name)
             .set_key(Some(self.key(pk, sk)))
-            .update_expression(format!("ADD {ALERTED} :set"))
-            .condition_expression(format!(
-                "attribute_not_exists({ALERTED}) OR NOT contains({ALERTED}, :percent)"
-            ))
+            .update_expression("ADD #mark :set")
+            .condition_expression("attribute_not_exists(#mark) OR NOT contains(#mark, :percent)")
+            .expression_attribute_names("#mark", mark)
             .expression_attribute_values(":set", AttributeValue::Ns(vec![percent.to_string()]))
             .expression_attribute_values(":percent", AttributeValue::N(percent.to_string()))
             .send()
@@ -812,5 +840,25 @@ fn other(err: impl fmt::Display) -> TableError {
     TableError {
         kind: Failure::Other,
         message: err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_budget_of_an_item_has_its_own_alert_mark() {
+        // An alerting $20 and an enforced $25 budget of one scope and period.
+        let watch = alert_mark(BudgetMode::Alert, 20_000_000_000_000);
+        let cap = alert_mark(BudgetMode::Enforce, 25_000_000_000_000);
+        assert_eq!(watch, "alerted:alert:20000000000000");
+        assert_eq!(cap, "alerted:enforce:25000000000000");
+        assert_eq!(
+            alert_mark_of(&cap),
+            Some((BudgetMode::Enforce, 25_000_000_000_000))
+        );
+        assert_eq!(alert_mark_of(ALERTED), None);
+        assert_eq!(alert_mark_of("alerted:other:1"), None);
     }
 }

@@ -1131,3 +1131,92 @@ async fn a_process_shut_down_leaves_no_attribute_of_its_own_in_the_table() {
     assert_eq!((endpoint.spent_usd, endpoint.calls), (dec("0.06"), 6));
     assert_eq!(endpoint.committed_usd, Some(dec("0.06")));
 }
+
+#[tokio::test]
+async fn two_budgets_of_one_scope_and_period_each_raise_their_own_alerts() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("two-budgets");
+    create_table(&conf, &table).await.unwrap();
+    let raised = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = |raised: &std::sync::Arc<std::sync::Mutex<Vec<(Decimal, u32)>>>| {
+        let raised = raised.clone();
+        move |a: &sagemeter::budget::BudgetAlert| {
+            raised
+                .lock()
+                .unwrap()
+                .push((a.limit_usd, a.threshold_percent))
+        }
+    };
+    // On the same endpoint and day: an alerting $0.04 and an enforced $0.05
+    // (leased whole), in each of two processes.
+    let client = || {
+        let watch = Budget::alert(
+            BudgetScope::endpoint(REALTIME_ENDPOINT),
+            BudgetPeriod::Day,
+            dec("0.04"),
+        )
+        .unwrap()
+        .on_alert(record(&raised));
+        let cap = Budget::enforce(
+            BudgetScope::endpoint(REALTIME_ENDPOINT),
+            BudgetPeriod::Day,
+            dec("0.05"),
+        )
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.01") })
+        .unwrap()
+        .on_alert(record(&raised));
+        Client::builder(&conf)
+            .without_discovery()
+            .without_metrics()
+            .usage_charges(
+                REALTIME_ENDPOINT,
+                UsageCharges::default().per_1000_calls(dec("10")).alone(),
+            )
+            .fleet(FleetConfig::dynamodb(&table).lease_percent(20))
+            .budget(watch)
+            .budget(cap)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (client(), client());
+    // Five calls at $0.01 = $0.05: past 50 % ($0.02), 80 % ($0.032) and 100 %
+    // ($0.04) of $0.04, and past 50 % ($0.025), 80 % ($0.04) and 100 % ($0.05) of
+    // $0.05.
+    for client in [&a, &b, &a, &b, &a] {
+        call(client).await.unwrap();
+    }
+    a.meter().shutdown().await.unwrap();
+    b.meter().shutdown().await.unwrap();
+    let mut raised = raised.lock().unwrap().clone();
+    raised.sort();
+    // Each threshold of each budget once, for the two processes.
+    assert_eq!(
+        raised,
+        [
+            (dec("0.04"), 50),
+            (dec("0.04"), 80),
+            (dec("0.04"), 100),
+            (dec("0.05"), 50),
+            (dec("0.05"), 80),
+            (dec("0.05"), 100),
+        ]
+    );
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let endpoint = scope(&status, &BudgetScope::endpoint(REALTIME_ENDPOINT));
+    assert_eq!(endpoint.spent_usd, dec("0.05"));
+    assert_eq!(endpoint.alerts_passed, [50, 80, 100]);
+    let each: Vec<(Decimal, Vec<u32>)> = endpoint
+        .budget_alerts
+        .iter()
+        .map(|b| (b.limit_usd, b.passed.clone()))
+        .collect();
+    assert_eq!(
+        each,
+        [
+            (dec("0.04"), vec![50, 80, 100]),
+            (dec("0.05"), vec![50, 80, 100])
+        ]
+    );
+}

@@ -123,9 +123,27 @@ fn write_status(out: &mut dyn Write, s: &FleetScopeStatus) -> std::io::Result<()
             usd(remaining)
         )?;
     }
-    if !s.alerts_passed.is_empty() {
-        let passed: Vec<String> = s.alerts_passed.iter().map(|p| format!("{p}%")).collect();
-        write!(out, "; alerts passed {}", passed.join(", "))?;
+    let percents = |passed: &[u32]| -> String {
+        let passed: Vec<String> = passed.iter().map(|p| format!("{p}%")).collect();
+        passed.join(", ")
+    };
+    if s.budget_alerts.len() > 1 {
+        // Each budget of the scope alerts on its own limit.
+        let each: Vec<String> = s
+            .budget_alerts
+            .iter()
+            .filter(|b| !b.passed.is_empty())
+            .map(|b| {
+                let mode = match b.mode {
+                    sagemeter::budget::BudgetMode::Enforce => "enforced",
+                    _ => "alerting",
+                };
+                format!("{} of {} ({mode})", percents(&b.passed), usd(b.limit_usd))
+            })
+            .collect();
+        write!(out, "; alerts passed {}", each.join(", "))?;
+    } else if !s.alerts_passed.is_empty() {
+        write!(out, "; alerts passed {}", percents(&s.alerts_passed))?;
     }
     writeln!(out)
 }
