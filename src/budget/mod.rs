@@ -347,6 +347,9 @@ struct PeriodState {
     leased: Decimal,
     /// Until when the lease holds (fleet budgets only; `None`: no lease).
     lease_until: Option<DateTime<Utc>>,
+    /// What was given up of the lease, unspent, when it lapsed here (fleet
+    /// budgets only): this process's again if the table still holds the lease.
+    lapsed: Decimal,
 }
 
 struct Tracked {
@@ -383,10 +386,12 @@ impl Tracked {
             return self.budget.limit_usd;
         }
         if self.state.lease_until.is_some_and(|until| until <= now) {
-            self.state.leased = self
+            let kept = self
                 .state
                 .leased
                 .min(self.state.spent + self.state.reserved);
+            self.state.lapsed += self.state.leased - kept;
+            self.state.leased = kept;
             self.state.lease_until = None;
         }
         self.state.leased
@@ -410,6 +415,25 @@ impl Tracked {
 struct BudgetsInner {
     tracked: Vec<Tracked>,
     recent: HashMap<String, VecDeque<Decimal>>,
+}
+
+/// What the fleet table said of a fleet budget's lease, for [`Budgets::renew`].
+#[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Renewal {
+    /// Renewed until `until` (this process's local end of it). `whole`: the
+    /// table holds at least all this process was granted, so a part it gave up
+    /// when the lease lapsed here (the table unreachable past the local end) is
+    /// its to spend again; otherwise part of it is gone (reclaimed, then leased
+    /// anew) and only the end moves.
+    Held {
+        /// The lease's new local end.
+        until: DateTime<Utc>,
+        /// The table holds all this process was granted.
+        whole: bool,
+    },
+    /// Reclaimed by another process, or given back: what is unspent is gone.
+    Gone,
 }
 
 /// Why [`Budgets::reserve`] did not reserve.
@@ -577,15 +601,10 @@ impl Budgets {
         }
     }
 
-    /// The fleet lease of the budget at `index` (period starting at `period_start`)
-    /// now holds until `until`; `None`: it was reclaimed, give up what is unspent.
+    /// What the fleet table said of the lease of the budget at `index` (period
+    /// starting at `period_start`).
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
-    pub(crate) fn renew(
-        &self,
-        index: usize,
-        period_start: DateTime<Utc>,
-        until: Option<DateTime<Utc>>,
-    ) {
+    pub(crate) fn renew(&self, index: usize, period_start: DateTime<Utc>, renewal: Renewal) {
         let mut inner = self.lock();
         let Some(t) = inner.tracked.get_mut(index) else {
             return;
@@ -593,12 +612,27 @@ impl Budgets {
         if t.state.period_start != Some(period_start) {
             return;
         }
-        match until {
-            Some(until) if t.state.lease_until.is_some() => t.state.lease_until = Some(until),
-            Some(_) => {}
-            None => {
-                t.state.leased = t.state.leased.min(t.state.spent + t.state.reserved);
-                t.state.lease_until = None;
+        let state = &mut t.state;
+        match renewal {
+            Renewal::Held { until, whole: true } => {
+                // Still held, all of it: what was given up when it lapsed here
+                // is spendable again (the fleet could not have leased it to
+                // another process: the table kept it committed to this one).
+                state.leased += std::mem::take(&mut state.lapsed);
+                state.lease_until = Some(until);
+            }
+            Renewal::Held {
+                until,
+                whole: false,
+            } => {
+                if state.lease_until.is_some() {
+                    state.lease_until = Some(until);
+                }
+            }
+            Renewal::Gone => {
+                state.leased = state.leased.min(state.spent + state.reserved);
+                state.lease_until = None;
+                state.lapsed = Decimal::ZERO;
             }
         }
     }
@@ -817,5 +851,93 @@ fn clone_exceeded(error: &Error) -> Error {
             reserved: *reserved,
         },
         other => Error::InvalidRequest(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    fn dec(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    /// A fleet's $1 a day, each call estimated at $0.01.
+    fn fleet_budgets() -> Arc<Budgets> {
+        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.01") })
+            .unwrap();
+        Arc::new(Budgets::new(vec![budget], true))
+    }
+
+    /// One $0.01 call at `at`, if its reservation fits.
+    fn call(budgets: &Arc<Budgets>, at: DateTime<Utc>) -> bool {
+        match budgets.reserve("chat", &BTreeMap::new(), at) {
+            Ok(reservation) => {
+                reservation.settle(&BTreeMap::new(), dec("0.01"), true, at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    #[test]
+    fn a_lease_that_lapsed_here_but_the_table_still_holds_is_spent_again_once_renewed() {
+        let budgets = fleet_budgets();
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let day = BudgetPeriod::Day.start_of(t0);
+        // A $0.05 lease until t0 + 30 s; one $0.01 call spends of it.
+        assert!(!call(&budgets, t0), "nothing leased yet");
+        budgets.grant(0, day, dec("0.05"), t0 + TimeDelta::seconds(30));
+        assert!(call(&budgets, t0));
+        // The table did not answer the renewals: at t0 + 31 s the lease has
+        // lapsed here, and its unspent $0.04 is given up.
+        let lapsed = t0 + TimeDelta::seconds(31);
+        assert!(!call(&budgets, lapsed), "a lapsed lease is not spent");
+        // Then the table answers: it still holds the whole lease (nobody
+        // reclaimed it), renewed until t0 + 60 s. The $0.04 is this process's
+        // again: four more calls, and the fifth needs a new lease.
+        budgets.renew(
+            0,
+            day,
+            Renewal::Held {
+                until: t0 + TimeDelta::seconds(60),
+                whole: true,
+            },
+        );
+        for i in 0..4 {
+            assert!(call(&budgets, lapsed), "call {i} of the lease renewed");
+        }
+        assert!(!call(&budgets, lapsed));
+        assert_eq!(budgets.status(lapsed)[0].spent_usd, dec("0.05"));
+    }
+
+    #[test]
+    fn a_lease_that_lapsed_here_and_was_reclaimed_is_not_spent_again() {
+        let budgets = fleet_budgets();
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let day = BudgetPeriod::Day.start_of(t0);
+        assert!(!call(&budgets, t0), "nothing leased yet");
+        budgets.grant(0, day, dec("0.05"), t0 + TimeDelta::seconds(30));
+        assert!(call(&budgets, t0));
+        let lapsed = t0 + TimeDelta::seconds(31);
+        assert!(!call(&budgets, lapsed));
+        // Renewed, but the table holds less than this process was granted (part
+        // was reclaimed): nothing comes back. Then it is found gone.
+        let until = t0 + TimeDelta::seconds(60);
+        budgets.renew(
+            0,
+            day,
+            Renewal::Held {
+                until,
+                whole: false,
+            },
+        );
+        assert!(!call(&budgets, lapsed));
+        budgets.renew(0, day, Renewal::Gone);
+        budgets.renew(0, day, Renewal::Held { until, whole: true });
+        assert!(!call(&budgets, lapsed), "what was gone stays gone");
     }
 }

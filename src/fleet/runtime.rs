@@ -11,7 +11,7 @@ use crate::FastMap;
 use crate::billing::{div_round_dp, round_cost};
 use crate::budget::{
     ALERT_THRESHOLDS, BeyondReceipt, Budget, BudgetAlert, BudgetMode, BudgetPeriod, BudgetScope,
-    Budgets, LeaseWant, Refusal,
+    Budgets, LeaseWant, Refusal, Renewal,
 };
 use crate::totals::{Totals, hourly_stretch};
 use crate::{Error, Result};
@@ -712,13 +712,15 @@ impl Fleet {
                 };
                 item.unacked = None;
                 item.marked = true;
-                let held = match added {
+                // Whether the write was applied as the lease's use, and what the
+                // item holds granted to this process after it (when known).
+                let (held, granted) = match added {
                     Added::Applied {
                         spent,
                         unpriced,
                         calls,
                         accruals,
-                        lease_held,
+                        lease_granted,
                         others_load,
                     } => {
                         for (variant, fleet) in accruals {
@@ -741,14 +743,16 @@ impl Fleet {
                         if let (Some((endpoint, load)), Some(others)) = (&write.load, others_load) {
                             loaded.push((endpoint.clone(), load.milli, others));
                         }
-                        lease_held
+                        (lease_granted.is_some(), lease_granted)
                     }
                     Added::AlreadyApplied => {
-                        item.known += write.delta.spent;
+                        item.known = item.known.saturating_add(write.delta.spent);
                         for (variant, allocated) in &write.delta.allocated {
-                            item.accrual.entry(variant.clone()).or_default().allocated += allocated;
+                            let known =
+                                &mut item.accrual.entry(variant.clone()).or_default().allocated;
+                            *known = known.saturating_add(*allocated);
                         }
-                        true
+                        (true, None)
                     }
                 };
                 match (&mut item.lease, write.lease) {
@@ -758,7 +762,14 @@ impl Fleet {
                             .saturating_add(write.delta.spent)
                             .saturating_add(write.delta.unpriced);
                         lease.until_ms = until_ms;
-                        (Some((lease.budget, lease.period_start, until_ms)), None)
+                        // The item holds all this process was granted: what its
+                        // budget gave up when the lease lapsed here (its renewal
+                        // did not reach the table in time) is still its own.
+                        let whole = granted.is_some_and(|g| g >= lease.granted);
+                        (
+                            Some((lease.budget, lease.period_start, until_ms, whole)),
+                            None,
+                        )
                     }
                     (Some(_), LeaseUse::Held { .. }) => {
                         // Reclaimed by the fleet after it lapsed: what is unspent
@@ -770,15 +781,16 @@ impl Fleet {
                     _ => (None, None),
                 }
             };
-            if let Some((budget, start, until)) = renewed {
+            if let Some((budget, start, until, whole)) = renewed {
+                let until = self.local_until(until);
                 shared
                     .budgets
-                    .renew(budget, start, Some(self.local_until(until)));
+                    .renew(budget, start, Renewal::Held { until, whole });
             }
             if let Some((budget, start)) = lost {
                 // The write was sent twice: with the lease, then without it.
                 shared.requests.fetch_add(1, Ordering::Relaxed);
-                shared.budgets.renew(budget, start, None);
+                shared.budgets.renew(budget, start, Renewal::Gone);
                 tracing::warn!(target: "sagemeter::fleet", table = %shared.table.name,
                     item = %write.sk,
                     "this process's lease lapsed and was reclaimed by the fleet; \
@@ -1344,7 +1356,9 @@ impl Fleet {
                     // The fleet may lease it to others now: this process's budget
                     // no longer counts on it either.
                     if let Some(lease) = given_back {
-                        shared.budgets.renew(lease.budget, lease.period_start, None);
+                        shared
+                            .budgets
+                            .renew(lease.budget, lease.period_start, Renewal::Gone);
                     }
                 }
                 Ok(Err(err)) => {

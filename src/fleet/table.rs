@@ -259,9 +259,9 @@ pub(crate) enum LeaseUse {
 /// How an idempotent add ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Added {
-    /// Applied now: the item's spend after it, whether this process still holds
-    /// its lease of the item's budget (the write was applied as the lease's use),
-    /// and the other processes' fresh loads summed (when it carried a load).
+    /// Applied now: the item's spend after it, what it holds granted to this
+    /// process (when the write was applied as the lease's use), and the other
+    /// processes' fresh loads summed (when it carried a load).
     Applied {
         spent: i128,
         /// What its budgets were charged beyond the receipts, after it.
@@ -270,7 +270,9 @@ pub(crate) enum Added {
         calls: u64,
         /// The variants' fleet accruals after it (those the write touched).
         accruals: BTreeMap<String, FleetAccrual>,
-        lease_held: bool,
+        /// What the item holds granted to this process after it, when the
+        /// write was applied as the use of its lease (`None`: it was not).
+        lease_granted: Option<i128>,
         others_load: Option<u64>,
     },
     /// This sequence number was applied before (a retry): nothing changed now.
@@ -493,7 +495,11 @@ impl Table {
                         .and_then(|c| u64::try_from(c).ok())
                         .unwrap_or(0),
                     accruals: item.map(accruals_in).unwrap_or_default(),
-                    lease_held: held,
+                    lease_granted: if held {
+                        Some(item.and_then(|a| int(a, &granted_name)).unwrap_or(0))
+                    } else {
+                        None
+                    },
                     others_load: load.map(|load| {
                         item.map_or(0, |a| others_load(a, process, load.fresh_after_ms))
                     }),

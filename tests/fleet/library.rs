@@ -1220,3 +1220,54 @@ async fn two_budgets_of_one_scope_and_period_each_raise_their_own_alerts() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_lease_that_lapsed_here_while_the_table_was_away_is_spent_again_once_it_answers() {
+    let (conf, table, proxy) = behind_proxy("relapsed").await;
+    // $0.10 a day at $0.01 a call, leased 50 % ($0.05) at a time; a lease lapses
+    // 2 s after its last renewal, and this process stops spending it 100 ms
+    // before.
+    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.10"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.01") })
+        .unwrap();
+    let client = per_call_client(
+        &conf,
+        proxied(&table, &proxy, &conf)
+            .lease_percent(50)
+            .lease_ttl(Duration::from_secs(2)),
+        Some(budget),
+    );
+    call(&client).await.unwrap(); // leases $0.05, spends $0.01 of it
+    assert!(client.meter().flush_fleet().await);
+    // The table is unreachable past the lease's end: the process stops spending
+    // it, and a new lease cannot be had.
+    proxy.set(Fault::Down);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let err = call(&client).await.unwrap_err();
+    assert!(matches!(err, Error::BudgetUnavailable { .. }), "{err:?}");
+    // It answers again, and nobody reclaimed the lease: the flush renews it, and
+    // its unspent $0.04 is spent (four calls) with no new lease taken.
+    proxy.set(Fault::None);
+    assert!(client.meter().flush_fleet().await);
+    for i in 0..4 {
+        call(&client)
+            .await
+            .unwrap_or_else(|e| panic!("call {i}: {e}"));
+    }
+    assert!(client.meter().flush_fleet().await);
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!(
+        (fleet.spent_usd, fleet.committed_usd, fleet.leases),
+        (dec("0.05"), Some(dec("0.05")), 1),
+        "one lease of $0.05, all spent: {fleet:?}"
+    );
+    client.meter().shutdown().await.unwrap();
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!(
+        (fleet.spent_usd, fleet.committed_usd, fleet.leases),
+        (dec("0.05"), Some(dec("0.05")), 0)
+    );
+}
