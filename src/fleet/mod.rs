@@ -115,6 +115,15 @@ pub use table::{EXPIRES_AT, PK, SK};
 use crate::config_error::ConfigError;
 use std::time::Duration;
 
+/// The longest [`FleetConfig::flush_every`]: an hour (running totals and leases
+/// are renewed by the flushes).
+pub const MAX_FLUSH_EVERY: Duration = Duration::from_secs(3600);
+/// The longest [`FleetConfig::lease_wait`]: an hour.
+pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(3600);
+/// The longest [`FleetConfig::lease_ttl`]: a day (a crashed process's lease is
+/// stranded that long).
+pub const MAX_LEASE_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// What a call that needs a new lease does when the table does not answer.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -174,14 +183,16 @@ impl FleetConfig {
         self
     }
 
-    /// How often increments are written (default 250 ms).
+    /// How often increments are written (default 250 ms; at most
+    /// [`MAX_FLUSH_EVERY`], checked when the client is built).
     pub fn flush_every(mut self, every: Duration) -> Self {
         self.flush_every = every;
         self
     }
 
-    /// How long a lease holds after its last renewal (default 30 s): a crashed
-    /// process's lease returns to the fleet this long after its last flush.
+    /// How long a lease holds after its last renewal (default 30 s; more than two
+    /// flush intervals, at most [`MAX_LEASE_TTL`]): a crashed process's lease
+    /// returns to the fleet this long after its last flush.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = ttl;
         self
@@ -196,7 +207,8 @@ impl FleetConfig {
 
     /// How long a call waits for a lease before the table counts as unavailable
     /// (default 2 s): the whole wait, behind the other calls of the process
-    /// waiting for one too and for the table's answer.
+    /// waiting for one too and for the table's answer. At most
+    /// [`MAX_LEASE_WAIT`].
     pub fn lease_wait(mut self, wait: Duration) -> Self {
         self.lease_wait = wait;
         self
@@ -231,7 +243,19 @@ impl FleetConfig {
                 "flush_every and lease_wait must be longer than zero",
             ));
         }
-        if self.lease_ttl <= self.flush_every * 2 {
+        for (name, value, most) in [
+            ("flush_every", self.flush_every, MAX_FLUSH_EVERY),
+            ("lease_wait", self.lease_wait, MAX_LEASE_WAIT),
+            ("lease_ttl", self.lease_ttl, MAX_LEASE_TTL),
+        ] {
+            if value > most {
+                return Err(ConfigError::new(
+                    OPTION,
+                    format!("{name} ({value:?}) must be at most {most:?}"),
+                ));
+            }
+        }
+        if self.lease_ttl <= self.flush_every.saturating_mul(2) {
             return Err(ConfigError::new(
                 OPTION,
                 format!(
@@ -281,4 +305,38 @@ pub struct FleetStats {
     pub flushes: u64,
     /// Items with increments not yet written.
     pub unwritten_items: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_too_long_for_the_clock_are_refused_with_a_config_error_not_a_panic() {
+        let config = || FleetConfig::dynamodb("fleet");
+        for (config, option) in [
+            (config().flush_every(Duration::MAX), "flush_every"),
+            (config().lease_wait(Duration::MAX), "lease_wait"),
+            (config().lease_ttl(Duration::MAX), "lease_ttl"),
+            (
+                config().flush_every(MAX_FLUSH_EVERY + Duration::from_nanos(1)),
+                "flush_every",
+            ),
+            (
+                config().lease_ttl(MAX_LEASE_TTL + Duration::from_secs(1)),
+                "lease_ttl",
+            ),
+        ] {
+            let err = config.validate(&[]).unwrap_err();
+            assert_eq!(err.option, "ClientBuilder::fleet");
+            assert!(err.problem.starts_with(option), "{err}");
+        }
+        // The longest of each is fine together.
+        config()
+            .flush_every(MAX_FLUSH_EVERY)
+            .lease_wait(MAX_LEASE_WAIT)
+            .lease_ttl(MAX_LEASE_TTL)
+            .validate(&[])
+            .unwrap();
+    }
 }

@@ -626,7 +626,7 @@ impl Fleet {
                     let renew = item
                         .lease
                         .as_ref()
-                        .is_some_and(|l| l.until_ms - now_ms < ttl_ms / 2);
+                        .is_some_and(|l| l.until_ms.saturating_sub(now_ms) < ttl_ms / 2);
                     let load = if *sk == day_sk {
                         loads.remove(pk.as_str())
                     } else {
@@ -825,7 +825,7 @@ impl Fleet {
         }
         // Leases of periods that have ended are of no more use: their unused part
         // goes back (a failure is retried at the next flush).
-        let deadline = tokio::time::Instant::now() + shared.config.lease_wait;
+        let deadline = deadline_after(tokio::time::Instant::now(), shared.config.lease_wait);
         let _ = self.give_back(Some(now.into()), deadline).await;
         self.forget_past(now);
         // An item whose earlier write was retried this time still holds what its
@@ -841,7 +841,7 @@ impl Fleet {
         let taken = shared.totals.take_loads(now);
         // Loads older than three flush intervals (at least a second) are of
         // processes that are gone or idle.
-        let stale_ms = i64::try_from((shared.config.flush_every * 3).as_millis())
+        let stale_ms = i64::try_from(shared.config.flush_every.saturating_mul(3).as_millis())
             .unwrap_or(i64::MAX)
             .max(1000);
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -866,7 +866,7 @@ impl Fleet {
     /// can reclaim it.
     fn local_until(&self, until_ms: i64) -> DateTime<Utc> {
         let margin = i64::try_from(self.shared.config.flush_every.as_millis()).unwrap_or(0);
-        DateTime::<Utc>::from_timestamp_millis(until_ms - margin).unwrap_or_default()
+        DateTime::<Utc>::from_timestamp_millis(until_ms.saturating_sub(margin)).unwrap_or_default()
     }
 
     /// Alerts of the budgets kept in (`pk`, `sk`) that `spent` passes: each marked
@@ -1087,8 +1087,9 @@ impl Fleet {
         // two of them could make this go on, so it gives up after a few.
         for _ in 0..4 {
             let now_ms = epoch_ms(shared.time.now());
-            let until_ms =
-                now_ms + i64::try_from(shared.config.lease_ttl.as_millis()).unwrap_or(i64::MAX / 2);
+            let until_ms = now_ms.saturating_add(
+                i64::try_from(shared.config.lease_ttl.as_millis()).unwrap_or(i64::MAX),
+            );
             let seq = {
                 let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                 state.seq += 1;
@@ -1212,7 +1213,8 @@ impl Fleet {
         let shared = &self.shared;
         shared.closed.store(true, Ordering::SeqCst);
         shared.stop.notify_waiters();
-        let deadline = tokio::time::Instant::now() + timeout;
+        // However long `timeout` is (`Duration::MAX`: no limit).
+        let deadline = deadline_after(tokio::time::Instant::now(), timeout);
         let mut problems = Vec::new();
         let mut written = false;
         while tokio::time::Instant::now() < deadline {
@@ -1545,6 +1547,13 @@ mod tests {
             "{leased:?}"
         );
         assert_eq!(fleet.stats().requests, 0, "its turn never came");
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_without_a_time_limit_is_no_panic() {
+        let (fleet, _) = silent_fleet(FleetConfig::dynamodb("silent"), vec![dollar_a_day()]);
+        // Nothing to write: done at once, however long it was given.
+        assert_eq!(fleet.shutdown(Duration::MAX).await, Vec::<String>::new());
     }
 
     #[test]

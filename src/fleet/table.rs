@@ -769,7 +769,8 @@ impl Table {
             }
             Err(err) => return Err(err.into()),
         };
-        let deadline = tokio::time::Instant::now() + wait;
+        let now = tokio::time::Instant::now();
+        let deadline = now.checked_add(wait).unwrap_or(now);
         loop {
             let out = self
                 .client
