@@ -107,6 +107,12 @@ pub(crate) struct FleetRecorded {
     pub accrual: Option<FleetAccrualFigures>,
 }
 
+/// Whether `spent` pico-USD is `percent` % of `limit` or more (figures from the
+/// table, bounded on read; the products saturate).
+fn passes(spent: i128, limit: i128, percent: u32) -> bool {
+    spent.saturating_mul(100) >= limit.saturating_mul(i128::from(percent))
+}
+
 /// The partition key of the whole fleet's items.
 const FLEET_PK: &str = "scope#fleet";
 
@@ -147,11 +153,11 @@ fn add<'a>(
         .or_default()
         .entry_ref(sk)
         .or_insert_with(|| Item::spend(end));
-    item.pending.spent += pico;
-    item.pending.calls += 1;
+    item.pending.spent = item.pending.spent.saturating_add(pico);
+    item.pending.calls = item.pending.calls.saturating_add(1);
     if let Some(variant) = variant {
         match item.pending.variants.get_mut(variant) {
-            Some(share) => *share += pico,
+            Some(share) => *share = share.saturating_add(pico),
             None => {
                 item.pending.variants.insert(variant.to_owned(), pico);
             }
@@ -290,7 +296,7 @@ impl Item {
         let allocated = input.allocated_usd.and_then(to_pico).unwrap_or(0);
         let started_ms = epoch_ms(input.started_at);
         match self.pending.allocated.get_mut(variant) {
-            Some(sum) => *sum += allocated,
+            Some(sum) => *sum = sum.saturating_add(allocated),
             None => {
                 self.pending.allocated.insert(variant.to_owned(), allocated);
             }
@@ -315,15 +321,17 @@ impl Item {
             .unwrap_or(i64::MAX)
             .min(local_first)
             .max(period_ms);
-        let allocated = known.allocated
-            + self
-                .unacked
-                .as_ref()
-                .and_then(|(_, d)| d.allocated.get(variant))
-                .copied()
-                .unwrap_or(0)
-            + self.pending.allocated.get(variant).copied().unwrap_or(0);
-        let micros = u64::try_from((now.timestamp_millis() - from_ms).max(0))
+        let allocated = known
+            .allocated
+            .saturating_add(
+                self.unacked
+                    .as_ref()
+                    .and_then(|(_, d)| d.allocated.get(variant))
+                    .copied()
+                    .unwrap_or(0),
+            )
+            .saturating_add(self.pending.allocated.get(variant).copied().unwrap_or(0));
+        let micros = u64::try_from(now.timestamp_millis().saturating_sub(from_ms).max(0))
             .unwrap_or(0)
             .saturating_mul(1000);
         let accrued = round_cost(hourly_stretch(input.usd_per_hour, micros)?);
@@ -338,7 +346,9 @@ impl Item {
     /// Spend of the scope as far as this process knows: the table's last answer
     /// plus what this process has not written yet.
     fn running(&self) -> i128 {
-        self.known + self.unacked.as_ref().map_or(0, |(_, d)| d.spent) + self.pending.spent
+        self.known
+            .saturating_add(self.unacked.as_ref().map_or(0, |(_, d)| d.spent))
+            .saturating_add(self.pending.spent)
     }
 }
 
@@ -521,7 +531,8 @@ impl Fleet {
                 continue;
             };
             let start = budget.period().start_of(now);
-            state.budget_item(budget, pk, start).pending.unpriced += pico;
+            let pending = &mut state.budget_item(budget, pk, start).pending;
+            pending.unpriced = pending.unpriced.saturating_add(pico);
         }
     }
 
@@ -739,7 +750,11 @@ impl Fleet {
                         item.known = spent;
                         // A budget counts what it was charged for calls not fully
                         // priced, as each process's own budget does.
-                        passed.push((write.pk.clone(), write.sk.clone(), spent + unpriced));
+                        passed.push((
+                            write.pk.clone(),
+                            write.sk.clone(),
+                            spent.saturating_add(unpriced),
+                        ));
                         if let (Some((endpoint, load)), Some(others)) = (&write.load, others_load) {
                             loaded.push((endpoint.clone(), load.milli, others));
                         }
@@ -891,7 +906,7 @@ impl Fleet {
                     let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                     state.alerted.get(&(i, start)).copied().unwrap_or(0) & (1 << bit) != 0
                 };
-                if done || spent * 100 < limit * i128::from(*percent) {
+                if done || !passes(spent, limit, *percent) {
                     continue;
                 }
                 let marked = shared.table.mark_alert(pk, sk, &mark, *percent).await;
@@ -1072,7 +1087,7 @@ impl Fleet {
         let shared = &self.shared;
         let limit = to_pico(budget.limit_usd()).unwrap_or(i128::MAX / 4);
         let needed = to_pico(needed).unwrap_or(limit).max(1);
-        let chunk = (limit * i128::from(shared.config.lease_percent) / 100)
+        let chunk = (limit.saturating_mul(i128::from(shared.config.lease_percent)) / 100)
             .max(needed)
             .min(limit);
         let sk = {
@@ -1124,7 +1139,7 @@ impl Fleet {
             let committed = table::int(&item, table::COMMITTED).unwrap_or(0);
             let spent = table::int(&item, table::SPENT).unwrap_or(0);
             seen = (spent, committed);
-            let room = limit - committed;
+            let room = limit.saturating_sub(committed);
             if room >= needed && room < amount {
                 amount = room;
                 continue;
@@ -1143,7 +1158,7 @@ impl Fleet {
                     .map_err(LeaseFailure::Table)?;
                 if ended == LeaseEnd::Ended {
                     tracing::info!(target: "sagemeter::fleet", scope = %budget.scope(),
-                        unused_usd = %from_pico(lease.granted - lease.used),
+                        unused_usd = %from_pico(lease.granted.saturating_sub(lease.used)),
                         "ended the lapsed lease of a process that is gone");
                     returned = true;
                 }
@@ -1187,8 +1202,8 @@ impl Fleet {
                 used_written: 0,
                 until_ms,
             });
-            let added = (granted - lease.granted).max(amount);
-            lease.granted += added;
+            let added = granted.saturating_sub(lease.granted).max(amount);
+            lease.granted = lease.granted.saturating_add(added);
             lease.until_ms = until_ms;
             item.lease_unanswered = false;
             added
@@ -1547,6 +1562,18 @@ mod tests {
             "{leased:?}"
         );
         assert_eq!(fleet.stats().requests, 0, "its turn never came");
+    }
+
+    #[test]
+    fn a_threshold_check_on_a_corrupt_figure_saturates() {
+        // 50 % of $25 is $12.50.
+        let limit = 25_000_000_000_000;
+        assert!(passes(12_500_000_000_000, limit, 50));
+        assert!(!passes(12_499_999_999_999, limit, 50));
+        // Figures whose products overflow an i128 (×100) compare saturated.
+        assert!(passes(i128::MAX, limit, 100));
+        assert!(!passes(i128::MIN, limit, 50));
+        assert!(!passes(limit, i128::MAX, 50));
     }
 
     #[tokio::test]

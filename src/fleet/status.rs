@@ -160,9 +160,14 @@ fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec
                 variants,
                 limit_usd: limit.map(from_pico),
                 committed_usd: committed.map(from_pico),
-                leased_unspent_usd: (!leases.is_empty())
-                    .then(|| from_pico(leases.iter().map(|l| (l.granted - l.used).max(0)).sum())),
-                remaining_usd: limit.zip(committed).map(|(l, c)| from_pico(l - c)),
+                leased_unspent_usd: (!leases.is_empty()).then(|| {
+                    from_pico(leases.iter().fold(0i128, |sum, l| {
+                        sum.saturating_add(l.granted.saturating_sub(l.used).max(0))
+                    }))
+                }),
+                remaining_usd: limit
+                    .zip(committed)
+                    .map(|(l, c)| from_pico(l.saturating_sub(c))),
                 leases: u32::try_from(leases.len()).unwrap_or(u32::MAX),
                 alerts_passed,
                 budget_alerts,
@@ -174,4 +179,50 @@ fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec
         (a.scope.to_string(), a.period_start).cmp(&(b.scope.to_string(), b.period_start))
     });
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_corrupt_item_shows_saturated_figures_instead_of_panicking() {
+        // 38 nines (about 10³⁸ pico-USD, within an i128) and its negative: the
+        // differences and sums of such figures overflow an i128 unless bounded.
+        let huge = "9".repeat(38);
+        let n = |v: &str| AttributeValue::N(v.to_owned());
+        let item: HashMap<String, AttributeValue> = HashMap::from([
+            (
+                table::PK.to_owned(),
+                AttributeValue::S("scope#fleet".into()),
+            ),
+            (
+                table::SK.to_owned(),
+                AttributeValue::S("day#2026-12-01".into()),
+            ),
+            (table::SPENT.to_owned(), n(&huge)),
+            (table::LIMIT.to_owned(), n(&huge)),
+            (table::COMMITTED.to_owned(), n(&format!("-{huge}"))),
+            (format!("{}p1", table::GRANTED_PREFIX), n(&huge)),
+            (format!("{}p1", table::USED_PREFIX), n(&format!("-{huge}"))),
+            (format!("{}p2", table::GRANTED_PREFIX), n(&huge)),
+            (format!("{}p2", table::USED_PREFIX), n("0")),
+        ]);
+        let status = summarise(&[item]);
+        // Each figure read as ±(2⁹⁶ − 1) pico-USD; each result saturated there:
+        // 79,228,162,514,264,337.593543950335 USD.
+        let most = Decimal::from_i128_with_scale((1 << 96) - 1, 12);
+        let s = &status[0];
+        assert_eq!(s.spent_usd, most);
+        assert_eq!(s.limit_usd, Some(most));
+        assert_eq!(s.committed_usd, Some(-most));
+        assert_eq!(s.remaining_usd, Some(most), "limit − committed, saturated");
+        assert_eq!(
+            s.leased_unspent_usd,
+            Some(most),
+            "granted − used, summed, saturated"
+        );
+        assert_eq!(s.leases, 2);
+    }
 }

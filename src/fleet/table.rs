@@ -169,12 +169,37 @@ fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
-/// An integer number attribute (`None`: absent or not an integer).
+/// The largest magnitude an integer attribute is read as: 2⁹⁶ − 1, about
+/// 7.9·10²⁸ (in pico-USD, 7.9·10¹⁶ USD, far beyond any spend; the most a
+/// `Decimal` holds). A larger figure can only be a corrupt item: it is read as
+/// this bound, so that the sums and products made of a few such figures never
+/// overflow.
+pub(crate) const MAX_READ: i128 = (1 << 96) - 1;
+
+/// An integer number attribute, saturated at ±[`MAX_READ`] (`None`: absent, or
+/// not an integer: sagemeter writes integers only).
 pub(crate) fn int(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i128> {
     match item.get(name)? {
-        AttributeValue::N(text) => text.parse().ok(),
+        AttributeValue::N(text) => bounded_int(text),
         _ => None,
     }
+}
+
+/// `text` as an integer saturated at ±[`MAX_READ`], however many digits it has.
+fn bounded_int(text: &str) -> Option<i128> {
+    if let Ok(value) = text.parse::<i128>() {
+        return Some(value.clamp(-MAX_READ, MAX_READ));
+    }
+    // Too many digits for an `i128`: its sign's bound.
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(digits) => (true, digits),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(if negative {
+        -MAX_READ
+    } else {
+        MAX_READ
+    })
 }
 
 /// What one flush adds to an item.
@@ -568,7 +593,7 @@ impl Table {
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":amount", n(amount))
             .expression_attribute_values(":limit", n(limit))
-            .expression_attribute_values(":max", n(limit - amount))
+            .expression_attribute_values(":max", n(limit.saturating_sub(amount)))
             .expression_attribute_values(":until", n(i128::from(until_ms)))
             .expression_attribute_values(":exp", n(i128::from(expires_at)))
             .return_values(ReturnValue::UpdatedNew)
@@ -628,7 +653,7 @@ impl Table {
             .expression_attribute_values(":until", n(i128::from(lease.until_ms)))
             // Signed: a lease spent past its grant (calls that cost more than
             // their estimate) adds the excess to what the fleet has committed.
-            .expression_attribute_values(":back", n(lease.used - lease.granted))
+            .expression_attribute_values(":back", n(lease.used.saturating_sub(lease.granted)))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -867,5 +892,27 @@ mod tests {
         );
         assert_eq!(alert_mark_of(ALERTED), None);
         assert_eq!(alert_mark_of("alerted:other:1"), None);
+    }
+
+    #[test]
+    fn a_figure_too_large_to_be_spend_is_read_as_the_bound() {
+        let item =
+            |value: &str| HashMap::from([(SPENT.to_owned(), AttributeValue::N(value.into()))]);
+        let read = |value: &str| int(&item(value), SPENT);
+        // $25 in pico-USD, as written.
+        assert_eq!(read("25000000000000"), Some(25_000_000_000_000));
+        // 38 nines (DynamoDB's precision; fits an i128, ~10³⁸) and 50 digits (does
+        // not): a corrupt item, read as ±(2⁹⁶ − 1).
+        let nines = "9".repeat(38);
+        assert_eq!(read(&nines), Some(MAX_READ));
+        assert_eq!(read(&format!("-{nines}")), Some(-MAX_READ));
+        assert_eq!(read(&"1".repeat(50)), Some(MAX_READ));
+        assert_eq!(read(&format!("-{}", "1".repeat(50))), Some(-MAX_READ));
+        // Not an integer: not a figure sagemeter writes.
+        for text in ["1.5", "1E+100", "", "-", "12a"] {
+            assert_eq!(read(text), None, "{text:?}");
+        }
+        // Sums and differences of two bounded figures fit an i128.
+        assert!(MAX_READ.checked_mul(200).is_some());
     }
 }
