@@ -7,7 +7,16 @@ use rust_decimal::{Decimal, RoundingStrategy};
 /// `1234567.891` → `"1,234,567.89"` with `dp` decimals (rounded half away from zero).
 pub fn usd(value: Decimal, dp: u32) -> String {
     let rounded = value.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
-    let s = format!("{:.*}", dp as usize, rounded);
+    // Padded by hand: `Decimal`'s own `{:.N}` panics when the padded digits exceed
+    // its buffer (29 whole digits and 4 decimals, say).
+    let mut s = rounded.to_string();
+    let decimals = s.split_once('.').map_or(0, |(_, d)| d.len());
+    if dp as usize > decimals {
+        if decimals == 0 {
+            s.push('.');
+        }
+        s.extend(std::iter::repeat_n('0', dp as usize - decimals));
+    }
     group(&s)
 }
 
@@ -70,6 +79,14 @@ mod tests {
     #[test]
     fn money_is_grouped_and_rounded_half_away_from_zero() {
         assert_eq!(usd(Decimal::new(1_234_567_895, 3), 2), "1,234,567.90");
+        assert_eq!(usd(Decimal::new(15, 1), 2), "1.50");
+        assert_eq!(usd(Decimal::from(7), 2), "7.00");
+        assert_eq!(usd(Decimal::new(-5, 3), 2), "-0.01");
+        // The largest decimal with 4 places padded (it panicked in `{:.4}`).
+        assert_eq!(
+            usd(Decimal::MAX, 4),
+            "79,228,162,514,264,337,593,543,950,335.0000"
+        );
         assert_eq!(usd(Decimal::new(-5, 1), 0), "-1");
         assert_eq!(usd(Decimal::ZERO, 2), "0.00");
     }
