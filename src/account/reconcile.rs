@@ -679,14 +679,16 @@ impl Account {
             cell.billed_quantity += usage.quantity;
             cell.unit = Some(usage.unit.clone());
         }
+        // The row a metered endpoint's kind of charge goes to.
+        let group_of = |endpoint: &str, class: &UsageClass| match &options.group_by {
+            GroupBy::Tag(_) => name(groups.get(endpoint).map_or("", String::as_str)),
+            GroupBy::UsageType => class.to_string(),
+        };
         for ((day, endpoint, class), m) in &metered.cells {
             if *day < options.since || *day >= options.until {
                 continue;
             }
-            let group = match &options.group_by {
-                GroupBy::Tag(_) => name(groups.get(endpoint).map_or("", String::as_str)),
-                GroupBy::UsageType => class.to_string(),
-            };
+            let group = group_of(endpoint, class);
             let cell = cells.entry((*day, group, class.clone())).or_default();
             let c = &mut cell.metered;
             c.cost_usd += m.cost_usd;
@@ -701,10 +703,7 @@ impl Account {
             if day < options.since || day >= options.until {
                 continue;
             }
-            let group = match &options.group_by {
-                GroupBy::Tag(_) => name(groups.get(endpoint).map_or("", String::as_str)),
-                GroupBy::UsageType => class.to_string(),
-            };
+            let group = group_of(endpoint, class);
             let cell = cells.entry((day, group, class.clone())).or_default();
             cell.metered.accrued_usd += accrued;
         }
@@ -899,15 +898,13 @@ fn explain(class: &UsageClass, cell: &Cell, rate: Option<Decimal>) -> Parts {
         parts.idle_instance_usd = (m.accrued_usd - m.allocated_usd).max(Decimal::ZERO);
     }
     let seen = m.cost_usd + parts.idle_instance_usd;
-    let Some(rate) = rate else {
-        // Without an on-demand rate, usage outside the meter and a discount cannot
-        // be told apart: the rest is unexplained (a note names the missing rate).
-        parts.unexplained_usd = billed - seen;
-        return parts;
-    };
     // Quantities and amounts are within 10¹² a row, rates within what a price
     // source accepts: `checked` only against a hostile mix of both.
-    let Some(on_demand) = cell.billed_quantity.checked_mul(rate) else {
+    let on_demand = rate.and_then(|rate| cell.billed_quantity.checked_mul(rate));
+    let Some(on_demand) = on_demand else {
+        // Without an on-demand rate (or value), usage outside the meter and a
+        // discount cannot be told apart: the rest is unexplained (a note names a
+        // missing rate).
         parts.unexplained_usd = billed - seen;
         return parts;
     };
