@@ -164,8 +164,8 @@ pub struct Metered {
     call_tags: HashMap<(String, String), String>,
     /// Files whose torn last line (an interrupted write) was skipped.
     torn_tails: Vec<(String, TornTail)>,
-    /// The files read (canonicalised), each read once.
-    files_read: BTreeSet<std::path::PathBuf>,
+    /// The files read (by device and inode, or canonical path), each read once.
+    files_read: std::collections::HashSet<crate::ledger::FileId>,
 }
 
 /// The largest figure (USD, or units of a line's quantity) a receipt read by
@@ -187,7 +187,7 @@ impl Metered {
             fees_usd: Decimal::ZERO,
             call_tags: HashMap::new(),
             torn_tails: Vec::new(),
-            files_read: BTreeSet::new(),
+            files_read: std::collections::HashSet::new(),
         }
     }
 
@@ -201,9 +201,9 @@ impl Metered {
     pub fn read_ledger(&mut self, path: impl AsRef<Path>) -> Result<(), AccountError> {
         let path = path.as_ref();
         let name = path.display().to_string();
-        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let file = crate::ledger::FileId::of(path);
         if self.files_read.contains(&file) {
-            // A directory and a file in it, or one file by two paths: its receipts
+            // A directory and a file in it, or one file by two paths or links: its receipts
             // are already counted.
             tracing::warn!(target: "sagemeter::account", path = %name,
                 "reconcile: this ledger file was read already; its receipts count once");
@@ -1128,6 +1128,11 @@ mod tests {
         m.read_ledger(&path).unwrap();
         m.read_ledger(dir.path().join(".").join("calls.jsonl"))
             .unwrap();
+        // A hard link has its own canonical path, and is the same file still.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let hard_link = elsewhere.path().join("linked.jsonl");
+        std::fs::hard_link(&path, &hard_link).unwrap();
+        m.read_ledger(&hard_link).unwrap();
         assert_eq!(m.receipts(), 3);
         // Three calls' compute lines of 0.0000000639 each, once.
         let cost: Decimal = m.cells.values().map(|c| c.cost_usd).sum();

@@ -58,6 +58,36 @@ pub fn read_all(path: impl AsRef<Path>) -> Result<LedgerRead, LedgerError> {
     })
 }
 
+/// What tells files apart when a reader is handed several paths: the device and
+/// inode on Unix, so that a hard link or a symbolic link to a file already read is
+/// the same file; elsewhere the canonical path. A path that does not resolve (a
+/// missing file) is compared as given, and left for its reader to refuse.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum FileId {
+    #[cfg(unix)]
+    Inode {
+        dev: u64,
+        ino: u64,
+    },
+    Path(PathBuf),
+}
+
+impl FileId {
+    pub(crate) fn of(path: &Path) -> FileId {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if let Ok(meta) = std::fs::metadata(path) {
+                return FileId::Inode {
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                };
+            }
+        }
+        FileId::Path(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()))
+    }
+}
+
 /// The ledger files at `path`, in the order to read them: a file is itself; a
 /// directory gives a rolling ledger's files oldest first
 /// ([`JsonlLedger::rolling`](super::JsonlLedger::rolling)), then its other `*.jsonl`

@@ -1011,16 +1011,15 @@ pub fn report_files<P: AsRef<Path>>(
     builder.finish().map_err(|e| e.in_ledgers(&all(), None))
 }
 
-/// Keeps the first of the paths in `files` that name the same file once
-/// canonicalised (a directory and a file in it, a file given twice, by a relative
-/// and an absolute path, or through a symbolic link), with a WARN for each
+/// Keeps the first of the paths in `files` that name the same file (a directory
+/// and a file in it, a file given twice, by a relative and an absolute path, or
+/// through a symbolic or hard link: see [`FileId`](crate::ledger::FileId)), with a WARN for each
 /// dropped: its receipts are already counted. A path that does not canonicalise
 /// (a missing file) is compared as given and left for the report to refuse.
 fn drop_files_named_twice(files: &mut Vec<PathBuf>) {
     let mut seen = std::collections::HashSet::with_capacity(files.len());
     files.retain(|path| {
-        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-        let first = seen.insert(file);
+        let first = seen.insert(crate::ledger::FileId::of(path));
         if !first {
             tracing::warn!(target: "sagemeter", path = %path.display(),
                 "report: this ledger file is among the inputs more than once (a directory \

@@ -325,7 +325,7 @@ async fn a_report_of_a_ledger_file_equals_the_in_memory_one_and_notes_a_torn_tai
 }
 
 /// A ledger file named twice (a directory and a file in it, the same file by two
-/// paths) is counted once, with a WARN naming it.
+/// paths or through a hard link) is counted once, with a WARN naming it.
 #[tokio::test]
 async fn a_ledger_file_named_twice_is_counted_once() {
     let logs = crate::support::logs::capture();
@@ -337,7 +337,13 @@ async fn a_ledger_file_named_twice_is_counted_once() {
     assert_eq!(once.total.calls, 7);
 
     let same_file = dir.path().join(".").join("calls.jsonl");
+    // A hard link is the same file under another name (its own canonical path).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let hard_link = elsewhere.path().join("linked.jsonl");
+    std::fs::hard_link(&path, &hard_link).unwrap();
     for inputs in [
+        vec![path.clone(), hard_link.clone()],
+        vec![elsewhere.path().to_owned(), dir.path().to_owned()],
         vec![dir.path().to_owned(), path.clone()],
         vec![path.clone(), path.clone()],
         vec![path.clone(), same_file.clone(), dir.path().to_owned()],
