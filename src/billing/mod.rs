@@ -159,7 +159,7 @@ impl UsageCharges {
     }
 
     /// Checks that no price is negative or implausibly high, and that charges
-    /// marked [`alone`](Self::alone) have a price.
+    /// marked [`alone`](Self::alone) have a price above $0.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (option, name, v) in [
             (
@@ -195,14 +195,21 @@ impl UsageCharges {
                 Some(Ok(())) | None => {}
             }
         }
-        let none_set = self.usd_per_1000_calls.is_none()
-            && self.usd_per_1000_input_tokens.is_none()
-            && self.usd_per_1000_output_tokens.is_none();
-        if self.alone && none_set {
+        // $0 prices next to a priced one (free input tokens, say) are a choice;
+        // charges that are the whole price and all $0 would price every call at
+        // a silent $0.
+        let none_above_zero = [
+            self.usd_per_1000_calls,
+            self.usd_per_1000_input_tokens,
+            self.usd_per_1000_output_tokens,
+        ]
+        .iter()
+        .all(|v| v.is_none_or(|usd| usd.is_zero()));
+        if self.alone && none_above_zero {
             return Err(ConfigError::new(
                 "UsageCharges::alone",
-                "charges marked `alone` need a price per 1,000 calls or per 1,000 \
-                 tokens (otherwise every call would cost a silent $0)",
+                "charges marked `alone` need a price above $0 per 1,000 calls or per \
+                 1,000 tokens (otherwise every call would cost a silent $0)",
             ));
         }
         Ok(())

@@ -209,6 +209,23 @@ fn usage_charges_alone_need_a_price() {
     assert!(err.to_string().contains("silent $0"), "{err}");
     let per_call = UsageCharges::default().per_1000_calls(dec("0.70")).alone();
     assert_eq!(per_call.validate(), Ok(()));
+    // All of the whole price at $0 is every call at a silent $0 too.
+    for all_zero in [
+        UsageCharges::default()
+            .per_1000_calls(Decimal::ZERO)
+            .alone(),
+        UsageCharges::default()
+            .per_1000_tokens(Decimal::ZERO, Decimal::ZERO)
+            .alone(),
+    ] {
+        let err = all_zero.validate().unwrap_err();
+        assert_eq!(err.option, "UsageCharges::alone", "{all_zero:?}");
+    }
+    // Free input tokens next to priced output tokens are a choice.
+    let free_input = UsageCharges::default()
+        .per_1000_tokens(Decimal::ZERO, dec("0.0015"))
+        .alone();
+    assert_eq!(free_input.validate(), Ok(()));
 }
 
 #[test]
