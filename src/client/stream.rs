@@ -142,7 +142,8 @@ async fn invoke_endpoint_with_response_stream(
             let tokens = match &receipt.meter().inner.token_counter {
                 Some(counter) => StreamTokens::with_counter(counter.clone()),
                 None => StreamTokens::new(),
-            };
+            }
+            .content_type(output.content_type());
             let call = StreamCall {
                 request_id: output.request_id().map(str::to_owned),
                 receipt: receipt.in_flight_until_made(),

@@ -50,7 +50,9 @@ pub trait TokenCounter: fmt::Debug + Send + Sync {
 }
 
 /// OpenAI-compatible bodies (vLLM, LMI, TGI's Messages API, ...):
-/// `{"usage": {"prompt_tokens": 12, "completion_tokens": 30}}`.
+/// `{"usage": {"prompt_tokens": 12, "completion_tokens": 30}}`, or the Responses
+/// API's `input_tokens`/`output_tokens`, at the top or (its streamed
+/// `response.completed` event) in `response`.
 ///
 /// `prompt_tokens_details.cached_tokens` are already part of `prompt_tokens`
 /// and are not added again.
@@ -100,8 +102,27 @@ impl TokenCounter for FnTokenCounter {
 impl TokenCounter for OpenAiUsage {
     fn count(&self, body: &[u8]) -> Option<TokenUsage> {
         // Only the `usage` object is read, in place and once: the choices around it
-        // can be most of the body, and the counter runs on every call.
-        openai_usage(top_level_field(body, b"usage")?)
+        // can be most of the body, and the counter runs on every call. The
+        // Responses API's streamed `response.completed` event has it one level
+        // down, in `response`; found in the same walk.
+        let mut usage = None;
+        let mut response = None;
+        for_each_member(body, &mut |key, rest| match key {
+            b"usage" => {
+                usage = Some(rest);
+                Some(ControlFlow::Break(()))
+            }
+            b"response" => {
+                response = Some(rest);
+                value_end(rest, 0).map(ControlFlow::Continue)
+            }
+            _ => value_end(rest, 0).map(ControlFlow::Continue),
+        })?;
+        match (usage, response) {
+            (Some(usage), _) => openai_usage(usage),
+            (None, Some(response)) => openai_usage(top_level_field(response, b"usage")?),
+            (None, None) => None,
+        }
     }
 }
 
@@ -245,6 +266,7 @@ pub struct StreamTokens {
     counter: Option<Arc<dyn TokenCounter>>,
     line: Vec<u8>,
     skipping: bool,
+    plain_text: bool,
     usage: TokenUsage,
 }
 
@@ -271,6 +293,7 @@ impl StreamTokens {
             counter: None,
             line: Vec::new(),
             skipping: false,
+            plain_text: false,
             usage: TokenUsage::default(),
         }
     }
@@ -283,12 +306,27 @@ impl StreamTokens {
         }
     }
 
+    /// Says what the stream's `Content-Type` is. A plain-text stream (`text/plain`)
+    /// reports no tokens: its lines are the model's own text, and a line the model
+    /// writes as `{"usage": …}` is not a count from the server. Events of any
+    /// other type, or of none stated, are read.
+    pub fn content_type(mut self, content_type: Option<&str>) -> Self {
+        self.plain_text = content_type.is_some_and(is_plain_text);
+        self
+    }
+
     /// Reads one payload part.
     pub fn push(&mut self, mut part: &[u8]) {
+        if self.plain_text {
+            return;
+        }
         while let Some(end) = part.iter().position(|b| *b == b'\n') {
             let (head, rest) = (&part[..end], &part[end + 1..]);
             if self.skipping {
                 self.skipping = false;
+            } else if self.line.len() + head.len() > MAX_STREAM_EVENT_BYTES {
+                // Too long: skipped, however the parts split it.
+                self.line.clear();
             } else if self.line.is_empty() {
                 self.event_line(head);
             } else {
@@ -351,6 +389,12 @@ impl StreamTokens {
             }
         }
     }
+}
+
+/// A `text/plain` media type, parameters (`; charset=utf-8`) and case aside.
+fn is_plain_text(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("text/plain")
 }
 
 /// The body from the raw JSON value of `key` in the top-level object of `body` on
@@ -819,5 +863,62 @@ mod tests {
         tokens.push(b"\",\"details\":{\"generated_tokens\":1}}\n\n");
         tokens.push(b"data: {\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":6}}\n\n");
         assert_eq!(tokens.finish(), Some(TokenUsage::new(4, 6)));
+    }
+
+    #[test]
+    fn an_event_too_long_once_its_last_part_arrives_is_skipped_whatever_the_split() {
+        // 100 bytes short of the limit, then 1 MiB more and the newline: the whole
+        // event is over 4 MiB, and is skipped, in two parts as in one.
+        let mut event =
+            b"data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1},\"pad\":\"".to_vec();
+        event.resize(MAX_STREAM_EVENT_BYTES - 100, b'x');
+        let mut tail = vec![b'x'; 1 << 20];
+        tail.extend_from_slice(b"\"}\n");
+        assert_eq!(stream_of(&[&event, &tail]), None);
+        let whole = [event.as_slice(), tail.as_slice()].concat();
+        assert_eq!(stream_of(&[&whole]), None);
+        // Nothing is held once it is skipped, and the next event is read.
+        let mut tokens = StreamTokens::new();
+        tokens.push(&event);
+        tokens.push(&tail);
+        assert!(tokens.line.is_empty());
+        tokens.push(b"data: {\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":6}}\n\n");
+        assert_eq!(tokens.finish(), Some(TokenUsage::new(4, 6)));
+    }
+
+    #[test]
+    fn a_plain_text_stream_reports_no_tokens_even_when_the_model_writes_a_usage_line() {
+        let reply: &[u8] = b"Example reply:\n{\"usage\":{\"prompt_tokens\":0,\"completion_tokens\":999999999}}\nbye";
+        for content_type in ["text/plain", "text/plain; charset=utf-8", "Text/Plain"] {
+            let mut tokens = StreamTokens::new().content_type(Some(content_type));
+            tokens.push(reply);
+            assert_eq!(tokens.finish(), None, "{content_type}");
+        }
+        // The same lines in a JSON lines stream, or one of no stated type, are read.
+        for content_type in [Some("application/jsonlines"), None] {
+            let mut tokens = StreamTokens::new().content_type(content_type);
+            tokens.push(reply);
+            assert_eq!(
+                tokens.finish(),
+                Some(TokenUsage::new(0, 999_999_999)),
+                "{content_type:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_responses_api_usage_is_read_from_its_completed_event() {
+        // OpenAI Responses API streaming: the last event, `response.completed`,
+        // carries the response object with `usage` in it.
+        let tokens = stream_of(&[
+            b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\n\n",
+            b"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\
+              \"output\":[],\"usage\":{\"input_tokens\":11,\"input_tokens_details\":{\"cached_tokens\":0},\
+              \"output_tokens\":3,\"total_tokens\":14}},\"sequence_number\":9}\n\n",
+        ]);
+        assert_eq!(tokens, Some(TokenUsage::new(11, 3)));
+        // A top-level `usage` is the one read when both are there.
+        let body = br#"{"response":{"usage":{"input_tokens":1,"output_tokens":1}},"usage":{"prompt_tokens":5,"completion_tokens":2}}"#;
+        assert_eq!(detect_tokens(body), Some(TokenUsage::new(5, 2)));
     }
 }

@@ -684,6 +684,29 @@ async fn a_custom_token_counter_reads_each_stream_event() {
 }
 
 #[tokio::test]
+async fn a_plain_text_stream_carries_no_tokens_even_when_the_model_writes_a_usage_line() {
+    // A container streaming the model's raw text: a line it generates that looks
+    // like a usage report is the model's text, not the server's count.
+    let reply =
+        "Example reply:\n{\"usage\":{\"prompt_tokens\":0,\"completion_tokens\":999999999}}\nbye";
+    for (content_type, tokens) in [
+        ("text/plain; charset=utf-8", (None, None)),
+        ("application/jsonlines", (Some(0), Some(999_999_999))),
+    ] {
+        let h = harness(
+            move |_| Script::new().content_type(content_type).part(reply),
+            |b| b,
+        )
+        .await;
+        let mut response = open(&h.client, LLM).await;
+        assert_eq!(response.content_type(), Some(content_type));
+        read_all(&mut response).await;
+        let u = &response.cost().unwrap().usage;
+        assert_eq!((u.input_tokens, u.output_tokens), tokens, "{content_type}");
+    }
+}
+
+#[tokio::test]
 async fn per_token_and_per_inference_charges_add_up_on_top_of_compute() {
     let h = harness(
         |_| Script::new().parts(openai_parts()),

@@ -39,6 +39,7 @@ pub const VARIANT: &str = "AllTraffic";
 pub struct Script {
     steps: Vec<Step>,
     initial_error: Option<InitialError>,
+    content_type: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +74,13 @@ impl Script {
         for p in parts {
             self = self.part(p);
         }
+        self
+    }
+
+    /// The stream's `Content-Type` as the model states it (default
+    /// `text/event-stream`).
+    pub fn content_type(mut self, content_type: &str) -> Self {
+        self.content_type = Some(content_type.to_owned());
         self
     }
 
@@ -342,10 +350,14 @@ async fn serve(
         return socket.shutdown().await;
     }
 
+    let content_type = script
+        .content_type
+        .as_deref()
+        .unwrap_or("text/event-stream");
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n\
          X-Amzn-Invoked-Production-Variant: {VARIANT}\r\n\
-         X-Amzn-SageMaker-Content-Type: text/event-stream\r\n\
+         X-Amzn-SageMaker-Content-Type: {content_type}\r\n\
          x-amzn-RequestId: {request_id}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     );
     socket.write_all(head.as_bytes()).await?;
