@@ -51,6 +51,10 @@ pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 /// | stale, no refresh running | refreshes; on success the new rate | yes |
 /// | refresh failed, last good known | the last good rate, `source = Cache`, note says why the refresh failed | not until the backoff passes |
 /// | failed, nothing good known | the fallback's rate, note names the primary's failure | not until the backoff passes |
+/// | failed, backoff over, a retry running | what the failure left (last good or fallback) at once | no |
+///
+/// A retry restarts the backoff when it starts, so a retry whose caller is dropped
+/// still leaves the key alone for a backoff.
 ///
 /// Each distinct failure of a key is logged once at WARN (target `sagemeter::pricing`),
 /// not once per call. A refresh that finds another rate than the last good one is a
@@ -188,21 +192,38 @@ impl CachedPrices {
         if let Some(answer) = self.settled(&slot, self.time.now()) {
             return answer;
         }
-        let stale = {
+        // What to serve while another caller fetches: the stale rate, else the answer
+        // kept from the last failure (its backoff over, a retry due).
+        let meanwhile = {
             let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
-            state.good.as_ref().map(|g| g.stale.clone())
+            match (&state.good, &state.failure) {
+                (Some(good), _) => Some(Ok(good.stale.clone())),
+                (None, Some(failure)) => Some(failure.answer.clone()),
+                (None, None) => None,
+            }
         };
-        let _flight = match stale {
-            // Something to serve meanwhile: never queue behind a running refresh.
-            Some(stale) => match slot.refresh.try_lock() {
+        let _flight = match meanwhile {
+            // Something to serve meanwhile: never queue behind a running fetch.
+            Some(answer) => match slot.refresh.try_lock() {
                 Ok(guard) => guard,
-                Err(_) => return Ok(stale),
+                Err(_) => return answer,
             },
             // Nothing to serve: wait for the fetch in flight, if any, then look again.
             None => slot.refresh.lock().await,
         };
-        if let Some(answer) = self.settled(&slot, self.time.now()) {
+        let now = self.time.now();
+        if let Some(answer) = self.settled(&slot, now) {
             return answer;
+        }
+        // A retry restarts the backoff before it asks: were this caller dropped
+        // mid-request, the next would otherwise retry at once, and wait for it.
+        if let Some(failure) = &mut slot
+            .state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .failure
+        {
+            failure.retry_after = now.checked_add(self.backoff).unwrap_or(now);
         }
 
         let result = self.primary.price(key).await;
@@ -711,6 +732,72 @@ mod tests {
             );
         }
         assert_eq!(primary.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_the_backoff_leaves_everyone_else_on_the_fallback() {
+        let time = clock();
+        let gate = Arc::new(Semaphore::new(1));
+        let primary = Scripted::gated([Err(throttled()), Err(throttled())], gate.clone());
+        let prices = Arc::new(cache(primary.clone(), &time));
+        let first = prices.price(&key()).await.unwrap();
+        assert_eq!(first.provenance.source, PriceOrigin::Snapshot);
+        time.advance(Duration::from_secs(60));
+
+        // The retry blocks at the gate...
+        let retrying = {
+            let prices = prices.clone();
+            tokio::spawn(async move { prices.price(&key()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(primary.calls(), 2);
+        // ...and another caller gets the fallback, with the failure's note, at once.
+        let meanwhile = tokio::time::timeout(Duration::from_millis(100), prices.price(&key()))
+            .await
+            .expect("answered at once")
+            .unwrap();
+        assert_eq!(meanwhile, first);
+
+        gate.add_permits(1);
+        let retried = retrying.await.unwrap().unwrap();
+        assert_eq!(retried.provenance.source, PriceOrigin::Snapshot);
+        assert_eq!(primary.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_retry_leaves_the_key_in_backoff() {
+        let time = clock();
+        let gate = Arc::new(Semaphore::new(1));
+        let primary = Scripted::gated([Err(throttled()), Ok(usd("0.24"))], gate.clone());
+        let prices = Arc::new(cache(primary.clone(), &time));
+        prices.price(&key()).await.unwrap();
+        time.advance(Duration::from_secs(60));
+
+        let retrying = {
+            let prices = prices.clone();
+            tokio::spawn(async move { prices.price(&key()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(primary.calls(), 2);
+        retrying.abort();
+        assert!(retrying.await.unwrap_err().is_cancelled());
+
+        // The next caller neither retries nor waits: the backoff restarted with the retry.
+        let next = tokio::time::timeout(Duration::from_millis(100), prices.price(&key()))
+            .await
+            .expect("answered at once")
+            .unwrap();
+        assert_eq!(next.provenance.source, PriceOrigin::Snapshot);
+        assert_eq!(primary.calls(), 2);
+        // Once it has passed, the key is retried.
+        time.advance(Duration::from_secs(60));
+        gate.add_permits(1);
+        let recovered = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (recovered.provenance.source, recovered.usd_per_unit),
+            (PriceOrigin::Live, usd("0.24"))
+        );
+        assert_eq!(primary.calls(), 3);
     }
 
     #[tokio::test]

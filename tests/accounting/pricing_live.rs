@@ -499,6 +499,37 @@ async fn backoff_bounds_requests_during_an_outage() {
     assert_eq!(server.request_count(), 10);
 }
 
+#[tokio::test]
+async fn a_retry_on_a_hanging_api_holds_no_other_caller() {
+    let server = FakePriceList::start().await;
+    server.add_documents(m5_xlarge_documents());
+    server.set_fault(Some(Fault::Slow(Duration::from_secs(10))));
+    let time = ManualTimeSource::new(start_time());
+    let prices = Arc::new(cached_live(&server, &time));
+    let first = prices.price(&m5_xlarge()).await.unwrap();
+    assert_eq!(first.provenance.source, PriceOrigin::Snapshot);
+
+    // The backoff passes: one caller retries, and hangs for the look-up's second...
+    time.advance(Duration::from_secs(60));
+    let retrying = {
+        let prices = prices.clone();
+        tokio::spawn(async move { prices.price(&m5_xlarge()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(server.request_count(), 2);
+    // ...while the others are priced from the snapshot at once.
+    for _ in 0..10 {
+        let rate = tokio::time::timeout(Duration::from_millis(100), prices.price(&m5_xlarge()))
+            .await
+            .expect("not held behind the retry")
+            .unwrap();
+        assert_eq!(rate, first);
+    }
+    let retried = retrying.await.unwrap().unwrap();
+    assert_eq!(retried.provenance.source, PriceOrigin::Snapshot);
+    assert_eq!(server.request_count(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_cold_callers_make_one_request() {
     let server = FakePriceList::start().await;
