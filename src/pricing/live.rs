@@ -23,7 +23,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 const PAGE_SIZE: i32 = 100;
 
 /// The most pages one look-up follows. The filters narrow a look-up to a few dozen
-/// products; a server that keeps paginating past this is not answering the question.
+/// products; a server that keeps paginating past this is not answering the question,
+/// and the look-up fails as malformed rather than choose from part of the list.
 const MAX_PAGES: usize = 10;
 
 /// Which Price List API endpoint region to use.
@@ -243,14 +244,14 @@ impl LivePrices {
                 _ => return Ok(docs),
             }
         }
-        // Select from what arrived; the bound is documented on MAX_PAGES.
-        tracing::debug!(
-            target: "sagemeter::pricing",
-            key = %key,
-            pages = MAX_PAGES,
-            "stopped following NextToken"
-        );
-        Ok(docs)
+        // A better match may be on a later page: fail, so the chain falls back and says so.
+        Err(PriceError::Malformed {
+            reason: format!(
+                "the Price List API still had more products for {key} after {MAX_PAGES} pages \
+                 ({} so far); not choosing from part of the list",
+                docs.len()
+            ),
+        })
     }
 }
 
@@ -670,7 +671,32 @@ mod tests {
             .then_output(|| GetProductsOutput::builder().next_token("again").build());
         let live = mocked(&[&endless]);
         let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
-        assert_eq!(live.price(&key).await, Err(PriceError::NotFound { key }));
+        let err = live.price(&key).await.unwrap_err();
+        assert!(matches!(err, PriceError::Malformed { .. }), "{err:?}");
+        assert_eq!(endless.num_calls(), MAX_PAGES);
+    }
+
+    #[tokio::test]
+    async fn a_list_cut_off_at_the_page_bound_is_not_a_live_price() {
+        // Every page has a matching product and another page after it.
+        let good = r#"{"product":{"sku":"GOOD","productFamily":"ML Instance","attributes":{"regionCode":"us-east-1","instanceName":"ml.m5.xlarge","component":"Hosting","usagetype":"USE1-Host:ml.m5.xlarge"}},"serviceCode":"AmazonSageMaker","terms":{"OnDemand":{"GOOD.JRTCKXETXF":{"effectiveDate":"2026-05-01T00:00:00Z","priceDimensions":{"GOOD.JRTCKXETXF.6YS6EN2CT7":{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2300000000"}}}}}}}"#;
+        let endless = mock!(Client::get_products).then_output(move || {
+            GetProductsOutput::builder()
+                .price_list(good)
+                .next_token("again")
+                .build()
+        });
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let err = mocked(&[&endless]).price(&key).await.unwrap_err();
+        assert_eq!(
+            err,
+            PriceError::Malformed {
+                reason: "the Price List API still had more products for hosting ml.m5.xlarge \
+                         in us-east-1 after 10 pages (10 so far); not choosing from part of \
+                         the list"
+                    .into()
+            }
+        );
         assert_eq!(endless.num_calls(), MAX_PAGES);
     }
 

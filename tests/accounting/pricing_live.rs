@@ -141,6 +141,40 @@ async fn follows_next_token_across_pages() {
 }
 
 #[tokio::test]
+async fn a_list_longer_than_the_page_bound_falls_back_and_says_so() {
+    let server = FakePriceList::start().await;
+    // The hosting product on the first page, then more ml.m5.xlarge products than
+    // the look-up follows pages for, one per page.
+    let mut documents = vec![docs::hosting("us-east-1", "ml.m5.xlarge", "0.2400000000")];
+    documents.extend((0..12).map(|i| {
+        docs::custom(
+            "us-east-1",
+            "ML Instance",
+            &format!("USE1-Train{i}:ml.m5.xlarge"),
+            serde_json::json!({ "instanceName": "ml.m5.xlarge", "component": "Training" }),
+            &[("Hrs", "0", "Inf", "0.2300000000")],
+        )
+    }));
+    server.add_documents(documents);
+    server.set_page_size(1);
+    let prices = default_price_source(&server.sdk_config("us-east-1"));
+
+    let rate = prices.price(&m5_xlarge()).await.unwrap();
+
+    assert_eq!(server.request_count(), 10);
+    assert_eq!(rate.provenance.source, PriceOrigin::Snapshot);
+    assert_eq!(rate.usd_per_unit, usd("0.23")); // the bundled row, not page 1's 0.24
+    let note = rate.provenance.note.unwrap();
+    assert!(
+        note.starts_with(
+            "primary price source failed (malformed price document: the Price List API still \
+             had more products for hosting ml.m5.xlarge in us-east-1 after 10 pages"
+        ),
+        "{note}"
+    );
+}
+
+#[tokio::test]
 async fn serverless_and_data_keys_are_filtered_and_selected() {
     let server = FakePriceList::start().await;
     server.add_documents((1..=6).map(|gb| {
