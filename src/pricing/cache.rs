@@ -61,7 +61,8 @@ pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 /// [`PriceChange`]: logged once at INFO, counted, told to the
 /// [`on_change`](CachedPricesBuilder::on_change) observers, and noted on the
 /// receipt of the call that fetched it. All time comes from the injected
-/// [`SharedTimeSource`].
+/// [`SharedTimeSource`]; when it steps back, cached prices are stale and backoffs
+/// over (one early request each), rather than stretched by the step.
 pub struct CachedPrices {
     primary: Arc<dyn PriceSource>,
     fallback: Option<Arc<dyn PriceSource>>,
@@ -147,9 +148,19 @@ impl CachedPrices {
     }
 
     fn is_fresh(&self, good: &Good, now: SystemTime) -> bool {
-        // A clock that went backwards makes the entry younger, not older.
+        // Fetched "later than now": the clock stepped back and the age is unknown.
+        // Stale (one refresh), rather than fresh for as long as the step.
         now.duration_since(good.fetched)
-            .map_or(true, |age| age < self.ttl)
+            .is_ok_and(|age| age < self.ttl)
+    }
+
+    fn in_backoff(&self, failure: &Failure, now: SystemTime) -> bool {
+        // A backoff ending more than one backoff from now means the clock stepped
+        // back: it is over, rather than stretched by the step.
+        failure
+            .retry_after
+            .duration_since(now)
+            .is_ok_and(|left| !left.is_zero() && left <= self.backoff)
     }
 
     fn slot(&self, key: &PriceKey) -> Arc<Slot> {
@@ -178,7 +189,7 @@ impl CachedPrices {
             return Some(Ok(good.rate.clone()));
         }
         match &state.failure {
-            Some(failure) if now < failure.retry_after => Some(failure.answer.clone()),
+            Some(failure) if self.in_backoff(failure, now) => Some(failure.answer.clone()),
             _ => None,
         }
     }
@@ -456,6 +467,7 @@ mod tests {
     use super::*;
     use crate::pricing::{Provenance, Snapshot};
     use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_async::time::TimeSource;
     use rust_decimal::Decimal;
     use std::collections::VecDeque;
     use std::sync::Mutex;
@@ -712,6 +724,76 @@ mod tests {
             (PriceOrigin::Live, usd("0.24"))
         );
         assert_eq!(primary.calls(), 3);
+    }
+
+    /// A wall clock that can step back, as `ManualTimeSource` cannot.
+    #[derive(Debug, Clone)]
+    struct SteppingClock(Arc<Mutex<SystemTime>>);
+
+    impl SteppingClock {
+        fn new() -> Self {
+            SteppingClock(Arc::new(Mutex::new(clock().now())))
+        }
+
+        fn step_back(&self, by: Duration) {
+            *self.0.lock().unwrap() -= by;
+        }
+
+        fn advance(&self, by: Duration) {
+            *self.0.lock().unwrap() += by;
+        }
+    }
+
+    impl TimeSource for SteppingClock {
+        fn now(&self) -> SystemTime {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn stepping_cache(primary: Arc<Scripted>, time: &SteppingClock) -> CachedPrices {
+        CachedPrices::builder(primary)
+            .fallback(Snapshot::bundled())
+            .ttl(Duration::from_secs(3600))
+            .failure_backoff(Duration::from_secs(60))
+            .time_source(SharedTimeSource::new(time.clone()))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn a_clock_stepped_back_ends_the_backoff() {
+        let time = SteppingClock::new();
+        let primary = Scripted::answering([Err(throttled()), Ok(usd("0.24"))]);
+        let prices = stepping_cache(primary.clone(), &time);
+        prices.price(&key()).await.unwrap();
+        assert_eq!(primary.calls(), 1);
+
+        time.step_back(Duration::from_secs(24 * 3600));
+        time.advance(Duration::from_secs(61));
+        let retried = prices.price(&key()).await.unwrap();
+        assert_eq!(primary.calls(), 2, "retried, not left alone for a day");
+        assert_eq!(retried.provenance.source, PriceOrigin::Live);
+    }
+
+    #[tokio::test]
+    async fn a_clock_stepped_back_makes_a_cached_price_stale() {
+        let time = SteppingClock::new();
+        let primary = Scripted::answering([Ok(usd("0.23")), Ok(usd("0.23"))]);
+        let prices = stepping_cache(primary.clone(), &time);
+        prices.price(&key()).await.unwrap();
+
+        time.step_back(Duration::from_secs(24 * 3600));
+        assert_eq!(prices.price_now(&key()), None);
+        let refreshed = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            primary.calls(),
+            2,
+            "refreshed, not fresh for a day and the TTL"
+        );
+        assert_eq!(refreshed.provenance.source, PriceOrigin::Live);
+        // From then on the TTL runs from the new time.
+        time.advance(Duration::from_secs(3599));
+        prices.price(&key()).await.unwrap();
+        assert_eq!(primary.calls(), 2);
     }
 
     #[tokio::test]
