@@ -59,8 +59,9 @@ pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 /// Each distinct failure of a key is logged once at WARN (target `sagemeter::pricing`),
 /// not once per call. A refresh that finds another rate than the last good one is a
 /// [`PriceChange`]: logged once at INFO, counted, told to the
-/// [`on_change`](CachedPricesBuilder::on_change) observers, and noted on the
-/// receipt of the call that fetched it. All time comes from the injected
+/// [`on_change`](CachedPricesBuilder::on_change) observers before any caller gets
+/// the new rate, and noted on the rate of the call that fetched it (other calls
+/// priced at the new rate can finish before that one). All time comes from the injected
 /// [`SharedTimeSource`]; when it steps back, cached prices are stale and backoffs
 /// over (one early request each), rather than stretched by the step.
 pub struct CachedPrices {
@@ -256,6 +257,12 @@ impl CachedPrices {
                     ),
                     fetched: now,
                 };
+                // Told before anyone can be priced at the new rate, so that a ledger's
+                // record of the change comes before every receipt at that rate.
+                if let Some(change) = change {
+                    self.changed(&change);
+                    rate = with_note_before(rate, &change.note());
+                }
                 let mut state = slot.state.write().unwrap_or_else(PoisonError::into_inner);
                 if state.failure.take().is_some() {
                     tracing::info!(target: "sagemeter::pricing", key = %key, "price source recovered");
@@ -263,10 +270,6 @@ impl CachedPrices {
                 state.good = Some(good);
                 state.warned = None;
                 drop(state);
-                if let Some(change) = change {
-                    self.changed(&change);
-                    rate = with_note_before(rate, &change.note());
-                }
                 Ok(rate)
             }
             Err(error) => {
@@ -1048,6 +1051,46 @@ mod tests {
             })
             .sum();
         assert_eq!(counted, 1);
+    }
+
+    #[tokio::test]
+    async fn a_change_is_told_before_anyone_is_priced_at_the_new_rate() {
+        // A subscriber here too: registered on a thread without one, the `price changed`
+        // callsite could be cached as of no interest while another test counts it.
+        let _log = tracing::subscriber::set_default(tracing_subscriber::registry());
+        let time = clock();
+        let primary = Scripted::answering([Ok(usd("0.23")), Ok(usd("0.25"))]);
+        let cache_of_observer: Arc<std::sync::OnceLock<std::sync::Weak<CachedPrices>>> =
+            Arc::default();
+        let seen: Arc<Mutex<Vec<Option<Decimal>>>> = Arc::default();
+        let (look, saw) = (cache_of_observer.clone(), seen.clone());
+        let prices = Arc::new(
+            CachedPrices::builder(primary)
+                .ttl(Duration::from_secs(3600))
+                .time_source(SharedTimeSource::new(time.clone()))
+                .on_change(move |change| {
+                    // What a call would be priced at without waiting, as the change is told.
+                    let now = look
+                        .get()
+                        .and_then(std::sync::Weak::upgrade)
+                        .and_then(|prices| prices.price_now(&change.key))
+                        .and_then(Result::ok)
+                        .map(|rate| rate.usd_per_unit);
+                    saw.lock().unwrap().push(now);
+                })
+                .build(),
+        );
+        cache_of_observer.set(Arc::downgrade(&prices)).unwrap();
+        prices.price(&key()).await.unwrap();
+        time.advance(Duration::from_secs(3600));
+
+        let changed = prices.price(&key()).await.unwrap();
+        assert_eq!(changed.usd_per_unit, usd("0.25"));
+        assert_eq!(*seen.lock().unwrap(), [None], "not yet at the new rate");
+        assert_eq!(
+            prices.price_now(&key()).unwrap().unwrap().usd_per_unit,
+            usd("0.25")
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -7,8 +7,9 @@
 //! the observers given to
 //! [`CachedPricesBuilder::on_change`](super::CachedPricesBuilder::on_change) (the
 //! client's default source tells its sinks, so a ledger gets a `price_change`
-//! record), and notes the change on the receipt of the call that fetched it: the
-//! first priced at the new rate. Receipts keep carrying the effective date of the
+//! record) before any caller gets the new rate, and notes the change on the
+//! receipt of the call that fetched it (other calls priced at the new rate can
+//! finish before that one). Receipts keep carrying the effective date of the
 //! rate they used, so history is never repriced.
 
 use super::{PriceKey, PriceUnit, Rate};
