@@ -287,6 +287,7 @@ impl Call {
                 share,
                 attempts: AttemptProbe::new(started),
                 receipt_when_dropped: O::RECEIPT_WHEN_DROPPED,
+                note: None,
             })),
         })
     }
@@ -702,33 +703,37 @@ pub(crate) fn record_on_span(span: &tracing::Span, cost: &Cost) {
 
 /// What a call's receipt needs that is known before it is sent.
 #[derive(Debug)]
-struct CallParts {
-    meter: Meter,
-    endpoint: String,
-    operation: Operation,
-    bytes_in: Option<u64>,
-    targets: Targets,
-    tags: BTreeMap<String, String>,
-    reservation: Option<Reservation>,
+pub(crate) struct CallParts {
+    pub(super) meter: Meter,
+    pub(super) endpoint: String,
+    pub(super) operation: Operation,
+    pub(super) bytes_in: Option<u64>,
+    pub(super) targets: Targets,
+    pub(super) tags: BTreeMap<String, String>,
+    pub(super) reservation: Option<Reservation>,
     /// When the call started (the meter's clock, for receipts and accrual).
-    started_at: SystemTime,
+    pub(super) started_at: SystemTime,
     /// When the call started (monotonic, for durations).
-    started: Instant,
+    pub(super) started: Instant,
     /// The call's place on its endpoint's processor-sharing clock.
-    share: CallShare,
+    pub(super) share: CallShare,
     /// The SDK's attempts at this call, as [`AttemptProbe`] saw them.
-    attempts: AttemptProbe,
-    receipt_when_dropped: bool,
+    pub(super) attempts: AttemptProbe,
+    pub(super) receipt_when_dropped: bool,
+    /// A note every receipt of the call carries (who metered it), if any.
+    pub(super) note: Option<&'static str>,
 }
 
 /// A call whose request is about to go out or is out: dropped before the SDK
 /// answers (after a request went out), it makes the call's cancelled receipt.
+/// The [`MeteringInterceptor`](super::MeteringInterceptor) keeps one per call too,
+/// so that a call whose SDK future is dropped is billed the same way.
 #[derive(Debug)]
-struct CallInFlight(Option<CallParts>);
+pub(crate) struct CallInFlight(Option<CallParts>);
 
 impl CallParts {
     /// A usage record for this call, `latency` long, with its bytes in.
-    fn usage(&self, latency: Duration) -> Usage {
+    pub(super) fn usage(&self, latency: Duration) -> Usage {
         let mut usage = Usage::new(self.operation, latency);
         usage.bytes_in = self.bytes_in.unwrap_or(0);
         usage
@@ -736,6 +741,17 @@ impl CallParts {
 }
 
 impl CallInFlight {
+    /// A call in flight with `parts`, its receipt made on drop unless taken.
+    pub(crate) fn new(parts: CallParts) -> Self {
+        CallInFlight(Some(parts))
+    }
+
+    /// The parts, for the one receipt of the call; `None` once taken (nothing is
+    /// made on drop then).
+    pub(crate) fn take(&mut self) -> Option<CallParts> {
+        self.0.take()
+    }
+
     fn parts(&self) -> &CallParts {
         match &self.0 {
             Some(parts) => parts,
@@ -766,11 +782,12 @@ impl Drop for CallInFlight {
             return;
         }
         let mut usage = parts.usage(wall);
-        let mut notes = vec![
+        let mut notes: Vec<String> = parts.note.iter().map(|n| (*n).to_owned()).collect();
+        notes.push(
             "the caller dropped the call after its request was sent: billed as if the \
              model ran until then"
                 .to_owned(),
-        ];
+        );
         let CallParts {
             meter,
             endpoint,

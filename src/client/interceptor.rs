@@ -1,12 +1,12 @@
 //! Metering for a plain SDK client, with no change at the call sites.
 
 use super::call::{
-    AttemptProbe, SDK_TIMEOUT_NOTE, bill_attempts, is_model_error_code, timed_out_after_sending,
+    AttemptProbe, CallInFlight, CallParts, SDK_TIMEOUT_NOTE, bill_attempts, is_model_error_code,
+    timed_out_after_sending,
 };
 use super::meter::{FinishedCall, Meter, Targets};
-use crate::budget::{Refusal, Reservation};
-use crate::totals::CallShare;
-use crate::usage::{Operation, Outcome, Usage};
+use crate::budget::Refusal;
+use crate::usage::{Operation, Outcome};
 use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata;
 use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{
@@ -22,7 +22,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// An SDK interceptor that meters every `InvokeEndpoint` made through a plain
 /// `aws_sdk_sagemakerruntime::Client`.
@@ -37,6 +37,10 @@ use std::time::{Instant, SystemTime};
 /// receipt is settled against them, alerts included. A fleet budget whose lease is
 /// too small cannot be topped up from an SDK hook, so such a call goes ahead
 /// unreserved and its cost still counts.
+///
+/// A call dropped after its request went out (a `tokio::time::timeout`, a
+/// `select!`, an aborted task) still makes its `cancelled` receipt, as a
+/// [`Client`](crate::Client)'s does.
 ///
 /// ```no_run
 /// # async fn run() -> sagemeter::Result<()> {
@@ -61,20 +65,24 @@ impl MeteringInterceptor {
     }
 }
 
+/// One call's state in the SDK's config bag: its parts, taken by the first
+/// `read_after_execution`; if the SDK's future is dropped first, dropping them
+/// makes the call's cancelled receipt (see [`CallInFlight`]). Shared only to be
+/// `Clone`.
 #[derive(Debug, Clone)]
 struct CallStart {
-    endpoint: String,
-    bytes_in: u64,
-    targets: Targets,
-    started: Instant,
-    started_at: SystemTime,
-    /// Taken by the first `read_after_execution`; shared only to be `Clone`.
-    share: Arc<Mutex<Option<CallShare>>>,
-    /// The call's budget reservation, taken with `share` (dropped unsettled, it is
-    /// released).
-    reservation: Arc<Mutex<Option<Reservation>>>,
+    call: Arc<Mutex<CallInFlight>>,
     attempts: AttemptProbe,
 }
+
+impl CallStart {
+    fn take(&self) -> Option<CallParts> {
+        self.call.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// The note on every receipt the interceptor makes.
+const INTERCEPTOR_NOTE: &str = "metered by the SDK interceptor";
 
 impl Storable for CallStart {
     type Storer = StoreReplace<Self>;
@@ -108,15 +116,25 @@ impl Intercept for MeteringInterceptor {
             };
             let share = targets.join_clock(&self.meter.inner.totals, endpoint, started_at);
             let started = Instant::now();
-            cfg.interceptor_state().store_put(CallStart {
+            let attempts = AttemptProbe::new(started);
+            let parts = CallParts {
+                meter: self.meter.clone(),
                 endpoint: endpoint.to_owned(),
-                bytes_in: input.body().map_or(0, |b| b.as_ref().len() as u64),
+                operation: Operation::InvokeEndpoint,
+                bytes_in: Some(input.body().map_or(0, |b| b.as_ref().len() as u64)),
                 targets,
-                started,
+                tags: BTreeMap::new(),
+                reservation,
                 started_at,
-                share: Arc::new(Mutex::new(Some(share))),
-                reservation: Arc::new(Mutex::new(reservation)),
-                attempts: AttemptProbe::new(started),
+                started,
+                share,
+                attempts: attempts.clone(),
+                receipt_when_dropped: true,
+                note: Some(INTERCEPTOR_NOTE),
+            };
+            cfg.interceptor_state().store_put(CallStart {
+                call: Arc::new(Mutex::new(CallInFlight::new(parts))),
+                attempts,
             });
         }
         Ok(())
@@ -152,19 +170,13 @@ impl Intercept for MeteringInterceptor {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(start) = cfg.load::<CallStart>().cloned() else {
+        // Taken once. A call that fails before reaching the model just leaves the
+        // clock here (and its reservation is released).
+        let Some(start) = cfg.load::<CallStart>().and_then(CallStart::take) else {
             return Ok(());
         };
-        // A call that fails before reaching the model just leaves the clock here.
-        let share = start.share.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let reservation = start
-            .reservation
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let mut usage = Usage::new(Operation::InvokeEndpoint, start.started.elapsed());
-        usage.bytes_in = start.bytes_in;
-        let mut notes = vec!["metered by the SDK interceptor".to_owned()];
+        let mut usage = start.usage(start.started.elapsed());
+        let mut notes = vec![INTERCEPTOR_NOTE.to_owned()];
         let billed = bill_attempts(&mut usage, &start.attempts, &mut notes);
         let request_id = match context.output_or_error() {
             Some(Ok(output)) => {
@@ -204,25 +216,35 @@ impl Intercept for MeteringInterceptor {
             }
             None => return Ok(()),
         };
+        let CallParts {
+            endpoint,
+            targets,
+            tags,
+            reservation,
+            started_at,
+            share,
+            ..
+        } = start;
         let call = FinishedCall {
-            endpoint: start.endpoint.clone(),
+            endpoint,
             request_id,
-            started_at: start.started_at,
-            targets: start.targets,
+            started_at,
+            targets,
             usage,
-            tags: BTreeMap::new(),
+            tags,
             notes,
-            shared_hours: share.map(|s| billed.share(s.end(self.meter.now()))),
+            shared_hours: Some(billed.share(share.end(self.meter.now()))),
             compute_unknown: None,
         };
         let meter = self.meter.clone();
+        let endpoint = call.endpoint.clone();
         let spawned = self.meter.inner.background.spawn(async move {
             let prepared = meter.prepare(&call.endpoint).await;
             let cost = meter.finish(call, &prepared);
             meter.settle(reservation, &cost);
         });
         if !spawned {
-            tracing::warn!(target: "sagemeter", endpoint = %start.endpoint,
+            tracing::warn!(target: "sagemeter", endpoint = %endpoint,
                 "no Tokio runtime, or the meter is shut down: the call was not metered");
         }
         Ok(())

@@ -2172,3 +2172,55 @@ async fn an_absurd_rate_from_a_custom_price_source_is_unpriced_not_a_panic() {
         dec("0.00000000003")
     );
 }
+
+/// An SDK client of `config` with `meter`'s interceptor on its config.
+fn intercepted(
+    config: &aws_types::SdkConfig,
+    meter: &sagemeter::Meter,
+) -> aws_sdk_sagemakerruntime::Client {
+    aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(config)
+            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn the_interceptor_makes_one_cancelled_receipt_for_a_call_dropped_after_sending() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let receipts = Receipts::default();
+    let meter = crate::support::m5_priced_by_overrides(&fake, "rt", 1)
+        .await
+        .time_source(shared)
+        .sink(receipts.clone())
+        .build_meter()
+        .unwrap();
+    let sdk = intercepted(&fake.sdk_config().await, &meter);
+    fake.hold();
+    let call = tokio::spawn(async move {
+        sdk.invoke_endpoint()
+            .endpoint_name("rt")
+            .body(Blob::new("{}"))
+            .send()
+            .await
+    });
+    fake.wait_for_invocations(1).await;
+    time.advance(Duration::from_secs(2));
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    fake.release();
+    meter.shutdown().await.unwrap();
+
+    let all = receipts.all();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let cost = &all[0];
+    assert_eq!(cost.usage.outcome, Outcome::Cancelled);
+    // Alone on its one instance for the 2 s until the drop: 2/3600 h
+    // = 0.000555555555555555 (18 places, rounded down) × 0.23 USD/h
+    // = 0.00012777777777777765 → 0.000127777777 (rounded down).
+    assert_eq!(line_cost(cost, LineItem::Compute), dec("0.000127777777"));
+    // The 2-byte body went in: 2 / 2³⁰ GB × 0.016 USD/GB = 2.98e-11 → 0.00000000003.
+    assert_eq!(line_cost(cost, LineItem::DataIn), dec("0.00000000003"));
+    assert_eq!(meter.totals().calls, 1);
+}
