@@ -1068,6 +1068,13 @@ impl AttemptWatch {
         aws_sdk_sagemakerruntime::Client::from_conf(config.build())
     }
 
+    /// Whether the request being sent belongs to a metered call ([`Client`](super::Client),
+    /// `send_metered`): that call makes its receipt, so the
+    /// [`MeteringInterceptor`](super::MeteringInterceptor) leaves it alone.
+    pub(crate) fn in_metered_call() -> bool {
+        CURRENT_CALL.try_with(|_| ()).is_ok()
+    }
+
     /// `send` (an SDK request future) with its attempts going to `probe`.
     pub(crate) fn scope<F: Future>(
         probe: AttemptProbe,

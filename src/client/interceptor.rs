@@ -1,8 +1,8 @@
 //! Metering for a plain SDK client, with no change at the call sites.
 
 use super::call::{
-    AttemptProbe, CallInFlight, CallParts, SDK_TIMEOUT_NOTE, bill_attempts, is_model_error_code,
-    timed_out_after_sending,
+    AttemptProbe, AttemptWatch, CallInFlight, CallParts, SDK_TIMEOUT_NOTE, bill_attempts,
+    is_model_error_code, timed_out_after_sending,
 };
 use super::meter::{FinishedCall, Meter, Targets};
 use crate::budget::Refusal;
@@ -40,7 +40,10 @@ use std::time::Instant;
 ///
 /// A call dropped after its request went out (a `tokio::time::timeout`, a
 /// `select!`, an aborted task) still makes its `cancelled` receipt, as a
-/// [`Client`](crate::Client)'s does.
+/// [`Client`](crate::Client)'s does. Each call is metered once: a request sent by a
+/// metered call (a [`Client`](crate::Client) over this SDK client, or
+/// `send_metered`) is left to that call, and an interceptor registered twice (on
+/// the client and on the request) meters it once.
 ///
 /// ```no_run
 /// # async fn run() -> sagemeter::Result<()> {
@@ -98,6 +101,11 @@ impl Intercept for MeteringInterceptor {
         context: &BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        // A metered call owns this request and makes its receipt; and an interceptor
+        // registered twice meters the call once, in the first registration.
+        if AttemptWatch::in_metered_call() || cfg.load::<CallStart>().is_some() {
+            return Ok(());
+        }
         if let Some(input) = context.input().downcast_ref::<InvokeEndpointInput>() {
             let endpoint = input.endpoint_name().unwrap_or_default();
             let reservation = match self.meter.reserve(endpoint, &BTreeMap::new()) {
@@ -170,8 +178,9 @@ impl Intercept for MeteringInterceptor {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        // Taken once. A call that fails before reaching the model just leaves the
-        // clock here (and its reservation is released).
+        // Taken once: a second registration of the interceptor finds nothing. A call
+        // that fails before reaching the model just leaves the clock here (and its
+        // reservation is released).
         let Some(start) = cfg.load::<CallStart>().and_then(CallStart::take) else {
             return Ok(());
         };

@@ -2224,3 +2224,65 @@ async fn the_interceptor_makes_one_cancelled_receipt_for_a_call_dropped_after_se
     assert_eq!(line_cost(cost, LineItem::DataIn), dec("0.00000000003"));
     assert_eq!(meter.totals().calls, 1);
 }
+
+#[tokio::test]
+async fn the_interceptor_meters_each_call_once_however_it_is_wrapped_or_registered() {
+    let fake = fake_with_demo_endpoints().await;
+    let config = fake.sdk_config().await;
+    let fake = &fake;
+    let meter = || async move {
+        crate::support::rt_priced_by_overrides(fake)
+            .await
+            .build_meter()
+            .unwrap()
+    };
+
+    // A Client over an SDK client that has the interceptor, on the same meter.
+    let shared = meter().await;
+    let client = Client::from_parts(intercepted(&config, &shared), shared.clone());
+    invoke(&client, "rt").await.unwrap();
+    shared.shutdown().await.unwrap();
+    assert_eq!(shared.totals().calls, 1, "Client::from_parts");
+
+    // A Client built over it: the Client's call owns the request.
+    let theirs = meter().await;
+    let client = crate::support::rt_priced_by_overrides(fake)
+        .await
+        .runtime_client(intercepted(&config, &theirs))
+        .build()
+        .unwrap();
+    invoke(&client, "rt").await.unwrap();
+    theirs.shutdown().await.unwrap();
+    assert_eq!(client.meter().totals().calls, 1, "runtime_client");
+    assert_eq!(
+        theirs.totals().calls,
+        0,
+        "runtime_client: the interceptor's"
+    );
+
+    // send_metered on an SDK client that has the interceptor.
+    let shared = meter().await;
+    intercepted(&config, &shared)
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send_metered(&shared)
+        .await
+        .unwrap();
+    shared.shutdown().await.unwrap();
+    assert_eq!(shared.totals().calls, 1, "send_metered");
+
+    // The interceptor on the client's config and again on the request.
+    let twice = meter().await;
+    intercepted(&config, &twice)
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .customize()
+        .interceptor(sagemeter::client::MeteringInterceptor::new(twice.clone()))
+        .send()
+        .await
+        .unwrap();
+    twice.shutdown().await.unwrap();
+    assert_eq!(twice.totals().calls, 1, "registered twice");
+}
