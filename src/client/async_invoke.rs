@@ -43,12 +43,23 @@ use tracing::Instrument;
 
 /// A metered `InvokeEndpointAsync` request. Same setters as the SDK's fluent builder,
 /// plus [`tag`](Self::tag) and [`input_bytes`](Self::input_bytes).
-#[derive(Debug)]
 pub struct InvokeEndpointAsync {
     request: InvokeEndpointAsyncFluentBuilder,
     meter: Meter,
     tags: BTreeMap<String, String>,
     input_bytes: Option<u64>,
+}
+
+// Hand-written: the SDK builder's Debug prints its client's configuration
+// (credentials' key id included); the body and custom attributes are never shown.
+impl std::fmt::Debug for InvokeEndpointAsync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvokeEndpointAsync")
+            .field("endpoint_name", self.request.get_endpoint_name())
+            .field("input_bytes", &self.input_bytes)
+            .field("tags", &self.tags)
+            .finish_non_exhaustive()
+    }
 }
 
 impl InvokeEndpointAsync {

@@ -160,11 +160,25 @@ impl MeteredOperation for InvokeEndpointOperation {
 
 /// A metered `InvokeEndpoint` request. Same setters as the SDK's fluent builder,
 /// plus [`tag`](Self::tag); [`send`](Self::send) returns [`Metered`] output.
-#[derive(Debug)]
 pub struct InvokeEndpoint {
     request: InvokeEndpointFluentBuilder,
     meter: Meter,
     tags: BTreeMap<String, String>,
+}
+
+// Hand-written: the SDK builder's Debug prints its client's configuration
+// (credentials' key id included); the body and custom attributes are never shown.
+impl std::fmt::Debug for InvokeEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.request;
+        f.debug_struct("InvokeEndpoint")
+            .field("endpoint_name", r.get_endpoint_name())
+            .field("target_variant", r.get_target_variant())
+            .field("inference_component_name", r.get_inference_component_name())
+            .field("target_model", r.get_target_model())
+            .field("tags", &self.tags)
+            .finish_non_exhaustive()
+    }
 }
 
 macro_rules! delegate_setters {

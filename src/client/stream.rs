@@ -41,11 +41,24 @@ const DRAIN_ON_DROP: usize = 64;
 /// A metered `InvokeEndpointWithResponseStream` request. Same setters as the SDK's
 /// fluent builder, plus [`tag`](Self::tag); [`send`](Self::send) returns a
 /// [`MeteredResponseStream`].
-#[derive(Debug)]
 pub struct InvokeEndpointWithResponseStream {
     request: InvokeEndpointWithResponseStreamFluentBuilder,
     meter: Meter,
     tags: BTreeMap<String, String>,
+}
+
+// Hand-written: the SDK builder's Debug prints its client's configuration
+// (credentials' key id included); the body and custom attributes are never shown.
+impl fmt::Debug for InvokeEndpointWithResponseStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.request;
+        f.debug_struct("InvokeEndpointWithResponseStream")
+            .field("endpoint_name", r.get_endpoint_name())
+            .field("target_variant", r.get_target_variant())
+            .field("inference_component_name", r.get_inference_component_name())
+            .field("tags", &self.tags)
+            .finish_non_exhaustive()
+    }
 }
 
 impl InvokeEndpointWithResponseStream {

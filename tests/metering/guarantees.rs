@@ -192,6 +192,37 @@ async fn payloads_and_credentials_never_leak() {
         .await
         .unwrap_err();
     messages.push(err.to_string());
+    // The request builders, body set: their Debug names the endpoint, and neither
+    // the body nor the SDK client's configuration (credentials).
+    let builders = [
+        format!(
+            "{:?}",
+            client
+                .invoke_endpoint()
+                .endpoint_name("rt")
+                .custom_attributes(MARKER)
+                .body(Blob::new(MARKER))
+        ),
+        format!(
+            "{:?}",
+            client
+                .invoke_endpoint_with_response_stream()
+                .endpoint_name("rt")
+                .custom_attributes(MARKER)
+                .body(Blob::new(MARKER))
+        ),
+        format!(
+            "{:?}",
+            client
+                .invoke_endpoint_async()
+                .endpoint_name("rt")
+                .custom_attributes(MARKER)
+                .body(Blob::new(MARKER))
+        ),
+    ];
+    for text in &builders {
+        assert!(text.contains("\"rt\""), "{text}");
+    }
     client.shutdown().await.unwrap();
 
     let ledger = std::fs::read_to_string(&path).unwrap();
@@ -208,6 +239,7 @@ async fn payloads_and_credentials_never_leak() {
         ("metric labels", metric_labels.join("\n")),
         ("receipts and errors", messages.join("\n")),
         ("client debug", format!("{client:?}")),
+        ("request builders' debug", builders.join("\n")),
     ] {
         assert!(!text.is_empty() || what == "logs", "{what} is empty");
         for secret in [MARKER, "AKIALEAKCHECK0000001", "SECRETLEAKCHECK"] {
