@@ -398,10 +398,16 @@ pub(crate) async fn settle(
             );
             at.duration_since(submitted).unwrap_or_else(|_| {
                 // Another host's clock (or the notification's) is behind the
-                // submitting host's: how long the model worked is not known.
-                compute_unknown = Some(format!(
-                    "the completion time {} is before the submission {}: the clocks \
-                     disagree, and the model's time is not known",
+                // submitting host's: how long the model worked is not known. The
+                // reason stays the same text for every such settlement (it is
+                // warned about once per endpoint); the times go in a note.
+                compute_unknown = Some(
+                    "the completion time is before the submission: the clocks disagree, \
+                     and the model's time is not known"
+                        .to_owned(),
+                );
+                notes.push(format!(
+                    "completed at {}, before the submission at {}",
                     DateTime::<Utc>::from(at).to_rfc3339(),
                     submitted_at.to_rfc3339()
                 ));

@@ -1019,23 +1019,36 @@ impl Meter {
         cost
     }
 
-    /// One WARN per endpoint and distinct reason, not one per call.
+    /// One WARN per endpoint and distinct reason, not one per call. The reasons
+    /// seen are kept up to [`MAX_WARNED`]; past that, a reason not seen yet is
+    /// logged at DEBUG (each receipt still says why it is unpriced).
     fn warn_unpriced(&self, cost: &Cost) {
         for reason in cost.unpriced_reasons() {
             let key = format!("{}\u{0}{reason}", cost.endpoint);
-            let first = self
-                .inner
-                .warned
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(key);
-            if first {
+            let (first, kept) = {
+                let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
+                if warned.contains(&key) {
+                    (false, true)
+                } else if warned.len() < MAX_WARNED {
+                    (warned.insert(key), true)
+                } else {
+                    (true, false)
+                }
+            };
+            if first && kept {
                 tracing::warn!(target: "sagemeter", endpoint = %cost.endpoint, reason,
+                    "call could not be fully priced; its receipt says so");
+            } else if first {
+                tracing::debug!(target: "sagemeter", endpoint = %cost.endpoint, reason,
                     "call could not be fully priced; its receipt says so");
             }
         }
     }
 }
+
+/// How many distinct (endpoint, reason) pairs [`Meter`] remembers having warned
+/// about: a reason that varies from call to call must not grow the set forever.
+const MAX_WARNED: usize = 1024;
 
 /// Which lines of a call a receipt carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

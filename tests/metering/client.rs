@@ -2286,3 +2286,35 @@ async fn the_interceptor_meters_each_call_once_however_it_is_wrapped_or_register
     twice.shutdown().await.unwrap();
     assert_eq!(twice.totals().calls, 1, "registered twice");
 }
+
+#[tokio::test]
+async fn settlements_whose_clocks_disagree_warn_once_not_once_each() {
+    let logs = logs::capture();
+    let fake = fake_with_demo_endpoints().await;
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
+        ))
+        .price_source(FixedPrices::us_east_1())
+        .build()
+        .unwrap();
+    let submitted = submit_async(&client, "rt", 1024).await;
+    let at = std::time::SystemTime::from(submitted.pending().submitted_at());
+    let pending = serde_json::to_string(submitted.pending()).unwrap();
+    // A hundred settlements, each completing a different time before it was sent.
+    for behind in 1..=100 {
+        let pending: sagemeter::client::PendingInference = serde_json::from_str(&pending).unwrap();
+        let completion =
+            sagemeter::client::AsyncCompletion::completed_at(at - Duration::from_secs(behind));
+        let cost = client.meter().settle_async(pending, completion).await;
+        assert!(!cost.is_fully_priced());
+    }
+    let warned = logs
+        .at_level("WARN")
+        .into_iter()
+        .filter(|l| l["fields"]["message"] == "call could not be fully priced; its receipt says so")
+        .count();
+    assert_eq!(warned, 1);
+}
