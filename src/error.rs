@@ -56,7 +56,9 @@ pub enum Error {
         #[source]
         source: Box<SdkError<InvokeEndpointAsyncError, HttpResponse>>,
     },
-    /// The endpoint does not exist (in this account and region).
+    /// The endpoint does not exist (in this account and region), and the call has
+    /// no receipt. A failed call that reached the model is [`Error::Invoke`] with
+    /// its receipt, whatever discovery says.
     #[error(
         "unknown endpoint `{endpoint}`: no such SageMaker endpoint in this account and region \
          (check the name, the region and AWS_ENDPOINT_URL)"

@@ -505,20 +505,22 @@ impl Receipt {
     }
 }
 
-/// The error of a failed call: [`Error::UnknownEndpoint`] when discovery found no
-/// such endpoint, else `O`'s own error (with the receipt, when there is one).
+/// The error of a failed call: `O`'s own error, with the receipt when there is
+/// one; [`Error::UnknownEndpoint`] when there is none and discovery found no such
+/// endpoint. A call with a receipt reached the model and was billed, whatever
+/// discovery says: its receipt is never dropped for a clearer error.
 fn failed<O: MeteredOperation>(
     prepared: &Prepared,
     endpoint: String,
     source: SdkError<O::Error, HttpResponse>,
     cost: Option<Cost>,
 ) -> Error {
-    match &prepared.profile {
-        Err(DiscoveryError::NotFound { .. }) => Error::UnknownEndpoint {
+    match (&prepared.profile, cost) {
+        (Err(DiscoveryError::NotFound { .. }), None) => Error::UnknownEndpoint {
             endpoint,
             source: Box::new(source),
         },
-        _ => O::error(endpoint, source, cost),
+        (_, cost) => O::error(endpoint, source, cost),
     }
 }
 

@@ -2318,3 +2318,28 @@ async fn settlements_whose_clocks_disagree_warn_once_not_once_each() {
         .count();
     assert_eq!(warned, 1);
 }
+
+#[tokio::test]
+async fn a_model_error_from_an_endpoint_discovery_cannot_find_keeps_its_receipt() {
+    // The runtime answers (the model ran, and failed); DescribeEndpoint knows no
+    // such endpoint.
+    let fake = FakeSageMaker::start().await;
+    *fake.state.invoke_error.lock().unwrap() = Some((424, "ModelError".into()));
+    let client = client_for(&fake).await;
+    let err = invoke(&client, "gone").await.unwrap_err();
+    let Error::Invoke {
+        cost: Some(cost), ..
+    } = &err
+    else {
+        panic!("expected Invoke with its receipt, got {err:?}");
+    };
+    assert_eq!(cost.usage.outcome, Outcome::Error);
+    // Compute is unpriced with discovery's answer; the 2-byte body is billed:
+    // 2 / 2³⁰ GB × 0.016 USD/GB = 2.98e-11 → 0.00000000003.
+    assert!(
+        cost.unpriced_reasons().any(|r| r.contains("not found")),
+        "{cost:#?}"
+    );
+    assert_eq!(line_cost(cost, LineItem::DataIn), dec("0.00000000003"));
+    assert_eq!(client.meter().totals().calls, 1);
+}
