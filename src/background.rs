@@ -33,12 +33,12 @@ impl Background {
             }
             return false;
         }
-        let this = self.clone();
+        // Counted down by a guard the task owns: a task that panics (a sink, say),
+        // or one the runtime drops unfinished, must not keep shutdown waiting.
+        let done = Done(self.clone());
         handle.spawn(async move {
+            let _done = done;
             task.await;
-            if this.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-                this.idle.notify_waiters();
-            }
         });
         true
     }
@@ -62,5 +62,17 @@ impl Background {
             }
         };
         tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+}
+
+/// One spawned task's place in [`Background::in_flight`], given back when the task
+/// ends however it ends (finished, panicked, or dropped by its runtime).
+struct Done(std::sync::Arc<Background>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
     }
 }

@@ -2343,3 +2343,38 @@ async fn a_model_error_from_an_endpoint_discovery_cannot_find_keeps_its_receipt(
     assert_eq!(line_cost(cost, LineItem::DataIn), dec("0.00000000003"));
     assert_eq!(client.meter().totals().calls, 1);
 }
+
+/// A sink whose first `record` panics.
+#[derive(Debug, Clone, Default)]
+struct PanicsOnce(Arc<std::sync::atomic::AtomicBool>);
+
+impl sagemeter::sink::CostSink for PanicsOnce {
+    fn record(&self, _cost: &Cost) {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("a sink's bug");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_background_task_that_panics_does_not_hold_up_shutdown() {
+    let fake = fake_with_demo_endpoints().await;
+    let meter = crate::support::rt_priced_by_overrides(&fake)
+        .await
+        .sink(PanicsOnce::default())
+        .build_meter()
+        .unwrap();
+    let sdk = intercepted(&fake.sdk_config().await, &meter);
+    // Priced in the background, where the sink panics.
+    sdk.invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    meter
+        .shutdown_within(Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert_eq!(meter.background_tasks(), 0);
+}
