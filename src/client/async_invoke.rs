@@ -10,8 +10,8 @@
 //!    (the inline body, or the size given with
 //!    [`input_bytes`](InvokeEndpointAsync::input_bytes)) and the per-inference fee;
 //! 2. **settlement** ([`AsyncInvocation::settle`] or [`Meter::settle_async`]): the
-//!    compute (busy time × the endpoint's `AsyncInf` rate, or the amortised share),
-//!    data out and tokens.
+//!    compute (the time the caller states × the endpoint's `AsyncInf` rate, at a
+//!    whole instance, whatever the allocation), data out and tokens.
 //!
 //! The caller reports completion: sagemeter does not watch S3 or SNS. Whatever tells
 //! the application that the output is there (the SNS success/error topic, an S3

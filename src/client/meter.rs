@@ -856,7 +856,13 @@ impl Meter {
                     Some((v, note)) => {
                         notes.extend(note.map(str::to_owned));
                         let rates = prepared.rates_of(v);
-                        if bill_compute && self.inner.allocation == Allocation::Amortized {
+                        // An async settlement bills the time the caller states, at
+                        // a whole instance: it is not on the amortised clock, and
+                        // does not move it.
+                        if bill_compute
+                            && phase != Phase::Settled
+                            && self.inner.allocation == Allocation::Amortized
+                        {
                             gap = self
                                 .inner
                                 .totals

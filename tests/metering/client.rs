@@ -2378,3 +2378,42 @@ async fn a_background_task_that_panics_does_not_hold_up_shutdown() {
         .unwrap();
     assert_eq!(meter.background_tasks(), 0);
 }
+
+#[tokio::test]
+async fn an_amortized_async_settlement_bills_its_stated_time_at_one_instance() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(
+            EndpointProfile::new(
+                "rt",
+                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+            )
+            .asynchronous(),
+        )
+        .price_override(
+            PriceKey::AsyncInference {
+                region: "us-east-1".into(),
+                instance_type: "ml.m5.xlarge".into(),
+            },
+            dec("0.23"),
+        )
+        .price_source(FixedPrices::us_east_1())
+        .allocation(Allocation::Amortized)
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let first = submit_async(&client, "rt", 1024).await;
+    let second = submit_async(&client, "rt", 1024).await;
+    let ten_seconds = || sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10));
+    let first = first.settle(ten_seconds()).await;
+    time.advance(Duration::from_secs(100));
+    let second = second.settle(ten_seconds()).await;
+    // Each job: the 10 s stated, at one instance (not the 2 instances × 100 s
+    // between the settlements): 10/3600 h × 0.23 USD/h = 0.00063888… USD
+    // → 0.000638888889 (12 places).
+    for cost in [&first, &second] {
+        assert_eq!(line_cost(cost, LineItem::Compute), dec("0.000638888889"));
+    }
+}
