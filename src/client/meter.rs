@@ -832,9 +832,11 @@ impl Meter {
         let bill_compute = billed(LineItem::Compute);
         // A receipt states durations in whole microseconds (as it is serialised):
         // bill from exactly what it states, so that a receipt read back from a
-        // ledger equals the one returned.
-        usage.latency = whole_micros(usage.latency);
-        usage.time_to_first_byte = usage.time_to_first_byte.map(whole_micros);
+        // ledger equals the one returned. Rounded up, not down: serverless time is
+        // billed rounded up to the millisecond, and a part of a microsecond over a
+        // whole millisecond must still make the next one.
+        usage.latency = micros_up(usage.latency);
+        usage.time_to_first_byte = usage.time_to_first_byte.map(micros_up);
 
         // Which variant served the call, and how it is billed.
         let mut variant = None;
@@ -1077,8 +1079,10 @@ impl Phase {
     }
 }
 
-fn whole_micros(d: std::time::Duration) -> std::time::Duration {
-    std::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+/// `d` rounded up to whole microseconds.
+fn micros_up(d: std::time::Duration) -> std::time::Duration {
+    let micros = d.as_nanos().div_ceil(1000);
+    std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
 }
 
 /// The price keys of a variant's standing charges.

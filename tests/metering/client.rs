@@ -2417,3 +2417,22 @@ async fn an_amortized_async_settlement_bills_its_stated_time_at_one_instance() {
         assert_eq!(line_cost(cost, LineItem::Compute), dec("0.000638888889"));
     }
 }
+
+#[tokio::test]
+async fn serverless_time_a_fraction_of_a_microsecond_past_a_millisecond_bills_the_next_one() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = client_for(&fake).await;
+    let submitted = submit_async(&client, "sls", 0).await;
+    let cost = submitted
+        .settle(sagemeter::client::AsyncCompletion::processed_for(
+            Duration::from_nanos(800_000_500),
+        ))
+        .await;
+    // AWS bills serverless inference by the millisecond, rounded up: 800.0005 ms
+    // is 801 ms = 0.801 s, × 0.00006 USD/s (3 GB) = 0.00004806 USD.
+    let compute = line(&cost, LineItem::Compute);
+    assert_eq!(compute.quantity, dec("0.801"));
+    assert_eq!(line_cost(&cost, LineItem::Compute), dec("0.00004806"));
+    // The receipt states the time in whole microseconds, rounded up too.
+    assert_eq!(cost.usage.latency, Duration::from_micros(800_001));
+}
