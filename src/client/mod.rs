@@ -51,6 +51,10 @@ use std::time::Duration;
 #[doc(no_inline)]
 pub use crate::billing::MAX_SANE_USD_PER_UNIT;
 
+/// How long each discovery request may take by default (see
+/// [`ClientBuilder::discovery_timeout`]).
+const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// An SDK output together with what the call cost.
 ///
 /// Derefs to the output, so existing code keeps working:
@@ -269,6 +273,7 @@ pub struct ClientBuilder {
     default_tags: BTreeMap<String, String>,
     discovery: bool,
     discovery_refresh: Duration,
+    discovery_timeout: Duration,
     sagemaker: Option<aws_sdk_sagemaker::Client>,
     runtime: Option<aws_sdk_sagemakerruntime::Client>,
     sinks: Vec<Arc<dyn CostSink>>,
@@ -307,6 +312,7 @@ impl ClientBuilder {
             default_tags: BTreeMap::new(),
             discovery: true,
             discovery_refresh: Duration::from_secs(60),
+            discovery_timeout: DEFAULT_DISCOVERY_TIMEOUT,
             sagemaker: None,
             runtime: None,
             sinks: Vec::new(),
@@ -435,6 +441,18 @@ impl ClientBuilder {
         self
     }
 
+    /// How long each discovery request (`DescribeEndpoint`, `DescribeEndpointConfig`,
+    /// the inference-component calls) may take, retries included (default 5 s).
+    ///
+    /// A call to an endpoint whose profile is not known yet waits for it after
+    /// SageMaker answered: this bounds that wait when the control plane does not
+    /// answer. Past it, discovery has failed, as for any other reason: the call's
+    /// compute is unpriced with the reason, and discovery is tried again after 30 s.
+    pub fn discovery_timeout(mut self, timeout: Duration) -> Self {
+        self.discovery_timeout = timeout;
+        self
+    }
+
     /// The SageMaker (control plane) client used for discovery (default: from the SDK config).
     pub fn sagemaker_client(mut self, client: aws_sdk_sagemaker::Client) -> Self {
         self.sagemaker = Some(client);
@@ -524,6 +542,13 @@ impl ClientBuilder {
                 "ClientBuilder::max_concurrency_per_instance",
                 "max_concurrency_per_instance must be at least 1 (calls one instance \
                  serves at full speed)",
+            )
+            .into());
+        }
+        if self.discovery_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "ClientBuilder::discovery_timeout",
+                "discovery_timeout must be longer than zero",
             )
             .into());
         }
@@ -682,6 +707,7 @@ impl ClientBuilder {
                     sagemaker,
                     profiles,
                     self.discovery_refresh,
+                    self.discovery_timeout,
                     time.clone(),
                     background.clone(),
                 ),

@@ -131,18 +131,24 @@ where
 pub(crate) async fn describe_components(
     client: &aws_sdk_sagemaker::Client,
     endpoint: &str,
+    limit: Option<std::time::Duration>,
 ) -> Result<Vec<ComponentProfile>, DiscoveryError> {
     let mut names = Vec::new();
     let mut next_token: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        let page = client
-            .list_inference_components()
-            .endpoint_name_equals(endpoint)
-            .max_results(100)
-            .set_next_token(next_token.take())
-            .send()
-            .await
-            .map_err(|e| failed(endpoint, "ListInferenceComponents", e))?;
+        let page = super::within(
+            limit,
+            endpoint,
+            "ListInferenceComponents",
+            client
+                .list_inference_components()
+                .endpoint_name_equals(endpoint)
+                .max_results(100)
+                .set_next_token(next_token.take())
+                .send(),
+        )
+        .await?
+        .map_err(|e| failed(endpoint, "ListInferenceComponents", e))?;
         names.extend(
             page.inference_components()
                 .iter()
@@ -167,12 +173,17 @@ pub(crate) async fn describe_components(
 
     let mut components = Vec::with_capacity(names.len());
     for name in names {
-        let described = client
-            .describe_inference_component()
-            .inference_component_name(&name)
-            .send()
-            .await
-            .map_err(|e| failed(endpoint, "DescribeInferenceComponent", e))?;
+        let described = super::within(
+            limit,
+            endpoint,
+            "DescribeInferenceComponent",
+            client
+                .describe_inference_component()
+                .inference_component_name(&name)
+                .send(),
+        )
+        .await?
+        .map_err(|e| failed(endpoint, "DescribeInferenceComponent", e))?;
         let Some(variant) = described.variant_name() else {
             return Err(DiscoveryError::Failed {
                 endpoint: endpoint.to_owned(),
@@ -262,7 +273,9 @@ mod tests {
                 )
                 .build(),
         );
-        let err = describe_components(&client, "shared").await.unwrap_err();
+        let err = describe_components(&client, "shared", None)
+            .await
+            .unwrap_err();
         assert_eq!(pages.num_calls(), MAX_PAGES);
         assert!(
             err.to_string()

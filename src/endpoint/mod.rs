@@ -285,6 +285,8 @@ struct DiscoveryInner {
     cache: RwLock<crate::FastMap<String, Slot>>,
     refresh_after: Duration,
     retry_failed_after: Duration,
+    /// How long each discovery request may take (see [`describe_within`]).
+    request_timeout: Duration,
     time: SharedTimeSource,
     background: Arc<crate::background::Background>,
 }
@@ -303,11 +305,13 @@ impl fmt::Debug for Discovery {
 
 impl Discovery {
     /// Discovery through `client`; `overrides` win; profiles older than
-    /// `refresh_after` are refreshed in the background.
+    /// `refresh_after` are refreshed in the background; each request fails after
+    /// `request_timeout`.
     pub(crate) fn new(
         client: Option<aws_sdk_sagemaker::Client>,
         overrides: HashMap<String, Arc<EndpointProfile>>,
         refresh_after: Duration,
+        request_timeout: Duration,
         time: SharedTimeSource,
         background: Arc<crate::background::Background>,
     ) -> Self {
@@ -319,6 +323,7 @@ impl Discovery {
                 cache: RwLock::default(),
                 refresh_after,
                 retry_failed_after: refresh_after.min(Duration::from_secs(30)),
+                request_timeout,
                 time,
                 background,
             }),
@@ -446,7 +451,9 @@ impl DiscoveryInner {
         endpoint: &str,
     ) -> Result<Arc<EndpointProfile>, DiscoveryError> {
         let result = match &self.client {
-            Some(client) => describe(client, endpoint).await.map(Arc::new),
+            Some(client) => describe_within(client, endpoint, Some(self.request_timeout))
+                .await
+                .map(Arc::new),
             None => Err(DiscoveryError::Failed {
                 endpoint: endpoint.to_owned(),
                 message: "endpoint discovery is disabled and no profile was set for it".into(),
@@ -493,24 +500,42 @@ pub(crate) async fn describe(
     client: &aws_sdk_sagemaker::Client,
     endpoint: &str,
 ) -> Result<EndpointProfile, DiscoveryError> {
-    let described = client
-        .describe_endpoint()
-        .endpoint_name(endpoint)
-        .send()
-        .await
-        .map_err(|e| classify(endpoint, e))?;
+    describe_within(client, endpoint, None).await
+}
+
+/// [`describe`], each request failing after `limit`: a first call to an endpoint
+/// waits for its profile, and a control plane that does not answer (and an SDK
+/// client without timeouts) must not hold the call's answer for ever.
+pub(crate) async fn describe_within(
+    client: &aws_sdk_sagemaker::Client,
+    endpoint: &str,
+    limit: Option<Duration>,
+) -> Result<EndpointProfile, DiscoveryError> {
+    let described = within(
+        limit,
+        endpoint,
+        "DescribeEndpoint",
+        client.describe_endpoint().endpoint_name(endpoint).send(),
+    )
+    .await?
+    .map_err(|e| classify(endpoint, e))?;
     let config_name = described
         .endpoint_config_name()
         .ok_or_else(|| DiscoveryError::Failed {
             endpoint: endpoint.to_owned(),
             message: "DescribeEndpoint returned no EndpointConfigName".into(),
         })?;
-    let config = client
-        .describe_endpoint_config()
-        .endpoint_config_name(config_name)
-        .send()
-        .await
-        .map_err(|e| classify(endpoint, e))?;
+    let config = within(
+        limit,
+        endpoint,
+        "DescribeEndpointConfig",
+        client
+            .describe_endpoint_config()
+            .endpoint_config_name(config_name)
+            .send(),
+    )
+    .await?
+    .map_err(|e| classify(endpoint, e))?;
     let mut profile = profile_from_descriptions(endpoint, &described, &config)?;
     // Variants without a model host inference components: the models come with them.
     let hosts_components = config
@@ -518,9 +543,28 @@ pub(crate) async fn describe(
         .iter()
         .any(|v| v.model_name().is_none() && v.instance_type().is_some());
     if hosts_components {
-        profile.components = components::describe_components(client, endpoint).await?;
+        profile.components = components::describe_components(client, endpoint, limit).await?;
     }
     Ok(profile)
+}
+
+/// The answer to one discovery request, or a failure when there is none within
+/// `limit` (no limit: `None`).
+pub(crate) async fn within<T>(
+    limit: Option<Duration>,
+    endpoint: &str,
+    operation: &str,
+    request: impl std::future::Future<Output = T>,
+) -> Result<T, DiscoveryError> {
+    let Some(limit) = limit else {
+        return Ok(request.await);
+    };
+    tokio::time::timeout(limit, request)
+        .await
+        .map_err(|_| DiscoveryError::Failed {
+            endpoint: endpoint.to_owned(),
+            message: format!("{operation} did not answer within {limit:?}"),
+        })
 }
 
 /// Merges the two descriptions. Counts and serverless settings come from the

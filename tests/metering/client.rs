@@ -689,6 +689,10 @@ async fn builder_rejects_invalid_options_at_build_time() {
             "longer than zero",
         ),
         (
+            Client::builder(&config).discovery_timeout(Duration::ZERO),
+            "discovery_timeout must be longer than zero",
+        ),
+        (
             // 2,300,000 USD per instance-hour: a misplaced decimal point.
             Client::builder(&config).price_override(
                 PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
@@ -2435,4 +2439,44 @@ async fn serverless_time_a_fraction_of_a_microsecond_past_a_millisecond_bills_th
     assert_eq!(line_cost(&cost, LineItem::Compute), dec("0.00004806"));
     // The receipt states the time in whole microseconds, rounded up too.
     assert_eq!(cost.usage.latency, Duration::from_micros(800_001));
+}
+
+#[tokio::test]
+async fn a_control_plane_that_never_answers_holds_a_first_call_no_longer_than_the_discovery_timeout()
+ {
+    let fake = fake_with_demo_endpoints().await;
+    let conf = fake.sdk_config().await;
+    // A listener whose connections the kernel completes and nobody ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sagemaker = aws_sdk_sagemaker::Client::from_conf(
+        aws_sdk_sagemaker::config::Builder::from(&conf)
+            .endpoint_url(format!("http://{}", silent.local_addr().unwrap()))
+            .build(),
+    );
+    let client = Client::builder(&conf)
+        .sagemaker_client(sagemaker)
+        .price_source(FixedPrices::us_east_1())
+        .discovery_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(10), invoke(&client, "rt"))
+        .await
+        .expect("the call returns once discovery has timed out")
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let cost = response.cost();
+    assert!(
+        cost.unpriced_reasons()
+            .any(|r| r.contains("DescribeEndpoint did not answer within 300ms")),
+        "{cost:#?}"
+    );
+    // Data is billed all the same: 2 / 2³⁰ GB × 0.016 USD/GB = 2.98e-11
+    // → 0.00000000003.
+    assert_eq!(line_cost(cost, LineItem::DataIn), dec("0.00000000003"));
+    drop(silent);
 }
