@@ -242,11 +242,12 @@ async fn a_document_in_an_unexpected_unit_is_not_used() {
 }
 
 /// When AWS changes a price, the refresh after the cache's TTL finds it: the
-/// first receipt at the new rate says so, the ones after it do not, and the
-/// ledger holds a `price_change` record between the receipts (readers and
+/// receipt of the call that fetched it says so (here, calls one at a time, the
+/// first at the new rate), the ones after it do not, and the ledger holds a
+/// `price_change` record between the receipts (readers and
 /// reports skip it).
 #[tokio::test]
-async fn a_price_change_is_noted_on_the_first_receipt_at_the_new_rate_and_recorded_in_the_ledger() {
+async fn a_price_change_is_noted_on_the_receipt_that_fetched_it_and_recorded_in_the_ledger() {
     use aws_smithy_async::test_util::ManualTimeSource;
     use aws_smithy_async::time::SharedTimeSource;
     use sagemeter::ledger::{JsonlLedger, read_all};
