@@ -16,6 +16,7 @@ mod cli {
     #[cfg(feature = "fleet")]
     mod cli_fleet;
     mod cli_invoke;
+    mod cli_invoke_fake;
     #[cfg(feature = "parquet")]
     mod cli_ledger;
     mod cli_price;

@@ -127,6 +127,9 @@ pub struct FakeState {
     pub latency: Mutex<Duration>,
     /// `Some((status, error type))`: invocations fail like this.
     pub invoke_error: Mutex<Option<(u16, String)>>,
+    /// The failing invocations' `message` (default `<type> from the fake`); a
+    /// `ModelError` then also carries it as `OriginalMessage`, as SageMaker does.
+    pub invoke_error_message: Mutex<Option<String>>,
     /// `Some(code)`: DescribeEndpoint fails with this awsJson error code.
     pub describe_error: Mutex<Option<String>>,
     /// Bodies received, to check what was sent.
@@ -206,6 +209,12 @@ impl FakeSageMaker {
     /// Calls to the inference-component APIs so far.
     pub fn component_calls(&self) -> u64 {
         self.state.component_calls.load(Ordering::SeqCst)
+    }
+
+    /// Invocations fail with `status` and error type `kind`, their message `message`.
+    pub fn fail_invocations(&self, status: u16, kind: &str, message: &str) {
+        *self.state.invoke_error.lock().unwrap() = Some((status, kind.into()));
+        *self.state.invoke_error_message.lock().unwrap() = Some(message.into());
     }
 
     pub fn set_response_body(&self, body: &[u8]) {
@@ -487,12 +496,19 @@ async fn invoke(
         tokio::time::sleep(latency).await;
     }
     if let Some((status, kind)) = state.invoke_error.lock().unwrap().clone() {
-        let mut response = (
-            StatusCode::from_u16(status).unwrap(),
-            json!({"message": format!("{kind} from the fake"), "OriginalStatusCode": 500})
-                .to_string(),
-        )
-            .into_response();
+        let message = state.invoke_error_message.lock().unwrap().clone();
+        let mut error = json!({
+            "message": message.clone().unwrap_or_else(|| format!("{kind} from the fake")),
+            "OriginalStatusCode": 500
+        });
+        if let Some(message) = message.filter(|_| kind == "ModelError") {
+            error["OriginalMessage"] = json!(message);
+            error["LogStreamArn"] = json!(
+                "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/fake"
+            );
+        }
+        let mut response =
+            (StatusCode::from_u16(status).unwrap(), error.to_string()).into_response();
         response
             .headers_mut()
             .insert("x-amzn-ErrorType", HeaderValue::from_str(&kind).unwrap());

@@ -132,6 +132,22 @@ impl Script {
         self
     }
 
+    /// Answers with a `ModelError` (HTTP 424) whose message is `message` (as
+    /// SageMaker's quotes the model's body) instead of a stream.
+    pub fn model_error_with_message(mut self, message: &str) -> Self {
+        self.initial_error = Some(InitialError {
+            status: 424,
+            error_type: "ModelError",
+            json: serde_json::json!({
+                "Message": message,
+                "OriginalStatusCode": 400,
+                "OriginalMessage": message
+            })
+            .to_string(),
+        });
+        self
+    }
+
     /// Answers with a `ModelError` (HTTP 424) instead of a stream.
     pub fn model_error(mut self) -> Self {
         self.initial_error = Some(InitialError {

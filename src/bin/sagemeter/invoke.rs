@@ -16,7 +16,7 @@
 //! response payload is ever written in JSON mode.
 
 use crate::output::{json_line, millis, percentile, usd};
-use crate::{CliError, GlobalArgs, aws, error_chain};
+use crate::{CliError, GlobalArgs, aws, failure};
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use rust_decimal::Decimal;
@@ -575,7 +575,7 @@ async fn run_with(
                 if let Some(cost) = receipt {
                     add(&mut summary, &mut latencies, cost);
                 }
-                let message = error_chain(&error);
+                let message = failure::describe(&error);
                 if args.json {
                     json_line(
                         out,
@@ -628,7 +628,7 @@ async fn run_with(
             Err(CliError::Usage(message))
         }
         Some(error) => {
-            let first = error_chain(&error);
+            let first = failure::describe(&error);
             Err(CliError::failed(format!(
                 "{} of {} calls failed{}; first failure: {first}",
                 summary.failed,

@@ -27,6 +27,7 @@ mod aws;
 mod compare;
 #[cfg(feature = "account")]
 mod endpoints;
+mod failure;
 #[cfg(feature = "fleet")]
 mod fleet;
 mod invoke;

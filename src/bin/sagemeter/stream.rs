@@ -143,16 +143,17 @@ fn failed(args: &InvokeArgs, out: &mut dyn Write, e: sagemeter::Error) -> Result
         sagemeter::Error::InvokeWithResponseStream { cost, .. } => cost.as_deref(),
         _ => None,
     };
+    let message = crate::failure::describe(&e);
     if args.json {
         json_line(
             out,
             &ErrorLine {
                 kind: "error",
                 call: 1,
-                error: e.to_string(),
+                error: message.clone(),
                 receipt,
             },
         )?;
     }
-    Err(CliError::Failed(Box::new(e)))
+    Err(CliError::failed(message))
 }

@@ -1,0 +1,89 @@
+//! What a failed call says (stdout's `error` field, stderr): the operation, the
+//! service's error code, HTTP status and request id. A model's own error message
+//! (`ModelError`, `ModelStreamError`) is never shown: SageMaker quotes the model's
+//! response body in it. Only the messages SageMaker writes about the request itself
+//! (validation, throttling, availability, authentication) are shown.
+
+use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sagemakerruntime::operation::RequestId;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::InvokeEndpointWithResponseStreamError;
+use aws_sdk_sagemakerruntime::types::error::ModelError;
+use aws_smithy_runtime_api::http::Response;
+
+/// Error codes whose message SageMaker writes about the request, never quoting the
+/// model's output. Any other code's message (and an unknown error's) is withheld.
+const MESSAGE_SHOWN: &[&str] = &[
+    "ValidationError",
+    "ModelNotReadyException",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalDependencyException",
+    "InternalStreamFailure",
+    "ThrottlingException",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+    "ExpiredTokenException",
+];
+
+/// One line about a failed call or command, safe to print.
+pub fn describe(error: &sagemeter::Error) -> String {
+    match error {
+        sagemeter::Error::Invoke { source, .. } => {
+            let model = match source.as_service_error() {
+                Some(InvokeEndpointError::ModelError(m)) => Some(m),
+                _ => None,
+            };
+            format!("{error}: {}", describe_sdk(source, model))
+        }
+        sagemeter::Error::InvokeWithResponseStream { source, .. } => {
+            let model = match source.as_service_error() {
+                Some(InvokeEndpointWithResponseStreamError::ModelError(m)) => Some(m),
+                _ => None,
+            };
+            format!("{error}: {}", describe_sdk(source, model))
+        }
+        sagemeter::Error::InvokeAsync { source, .. } => {
+            format!("{error}: {}", describe_sdk(source, None))
+        }
+        other => crate::error_chain(other),
+    }
+}
+
+/// An SDK error: the service's code, status and request id (message only when
+/// [`MESSAGE_SHOWN`]); transport errors as their chain (they carry no payload).
+fn describe_sdk<E>(error: &SdkError<E, Response>, model: Option<&ModelError>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let SdkError::ServiceError(context) = error else {
+        return crate::error_chain(error);
+    };
+    let service = context.err();
+    let code = service.code().unwrap_or("an unnamed error");
+    let mut text = format!("{code} (HTTP {}", context.raw().status().as_u16());
+    if let Some(id) = error.request_id() {
+        text.push_str(&format!(", request id {id}"));
+    }
+    text.push(')');
+    if let Some(model) = model {
+        if let Some(status) = model.original_status_code() {
+            text.push_str(&format!(": the model answered HTTP {status}"));
+        }
+        if let Some(arn) = model.log_stream_arn() {
+            text.push_str(&format!("; its log stream: {arn}"));
+        }
+    }
+    match service.message() {
+        Some(message) if MESSAGE_SHOWN.contains(&code) => {
+            text.push_str(": ");
+            text.push_str(message);
+        }
+        Some(_) => text.push_str(" (its message is not shown: it can quote the model's output)"),
+        None => {}
+    }
+    text
+}

@@ -1,0 +1,115 @@
+//! `sagemeter invoke` against the in-process fakes (`FakeSageMaker`, `FakeStream`):
+//! what the emulator cannot do on demand (model errors with a given message, odd
+//! bodies, latency, held calls, signals, profiles).
+//!
+//! Run: `cargo test --features cli --test cli cli_invoke_fake::`.
+
+use super::clean_env::{self, refused_url};
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use crate::support::fake_stream::{FakeStream, Script};
+use serde_json::Value;
+use std::process::Output;
+use std::time::Duration;
+
+/// Stands for the model's output: it must never be printed outside the response body.
+const MARKER: &str = "MODEL-OUTPUT-MARKER-5d1c";
+
+/// A fake SageMaker with endpoint `rt` (2 × ml.m5.xlarge).
+async fn fake_rt() -> FakeSageMaker {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    fake
+}
+
+/// `sagemeter ARGS` with a clean environment at `url`, run to the end (60 s at most).
+async fn run_at(url: &str, args: &[&str]) -> Output {
+    let mut cmd = clean_env::sagemeter(url, &refused_url());
+    cmd.args(args);
+    tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::from_std(cmd)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The JSON lines of `stdout`.
+fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    text(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// SageMaker's `ModelError` message quotes the model's response body.
+fn model_error_message() -> String {
+    format!(
+        "Received client error (400) from primary with message \"{{\"error\":\"{MARKER}\"}}\". \
+         See https://us-east-1.console.aws.amazon.com/cloudwatch/home for more information."
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_error_names_code_status_and_request_id_never_the_models_message() {
+    let fake = fake_rt().await;
+    fake.fail_invocations(424, "ModelError", &model_error_message());
+    for json in [true, false] {
+        let mut args = vec!["invoke", "rt", "--body", "{}", "-n", "2"];
+        if json {
+            args.push("--json");
+        }
+        let output = run_at(&fake.url, &args).await;
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert!(
+            !stdout.contains(MARKER) && !stderr.contains(MARKER),
+            "the model's message leaked:\n{stdout}\n{stderr}"
+        );
+        let named = "ModelError (HTTP 424, request id req-error-1): the model answered HTTP 500";
+        assert!(stderr.contains(named), "{stderr}");
+        if json {
+            let lines = json_lines(&output.stdout);
+            assert_eq!(lines[0]["type"], "error", "{stdout}");
+            let error = lines[0]["error"].as_str().unwrap();
+            assert!(error.contains(named), "{error}");
+            assert!(error.contains("log stream: arn:aws:logs:"), "{error}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streams_model_error_never_shows_the_models_message() {
+    let message = model_error_message();
+    let fake = FakeStream::start(move |_| Script::new().model_error_with_message(&message)).await;
+    for json in [true, false] {
+        let mut args = vec!["invoke", "llm", "--stream", "--body", "{}"];
+        if json {
+            args.push("--json");
+        }
+        let output = run_at(&fake.endpoint_url, &args).await;
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert!(
+            !stdout.contains(MARKER) && !stderr.contains(MARKER),
+            "the model's message leaked:\n{stdout}\n{stderr}"
+        );
+        let named = "ModelError (HTTP 424, request id fake-";
+        assert!(stderr.contains(named), "{stderr}");
+        if json {
+            // The error line gives the reason: the code, status and request id.
+            let lines = json_lines(&output.stdout);
+            let error = lines[0]["error"].as_str().unwrap();
+            assert!(error.contains(named), "{error}");
+            assert!(error.contains("the model answered HTTP 400"), "{error}");
+        }
+    }
+}
