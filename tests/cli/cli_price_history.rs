@@ -204,7 +204,7 @@ fn history_flags_are_checked_before_anything_is_sent() {
     let out = run(&["ml.c5.2xlarge", "--since", "2024-01-01"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("--since, --until and --chart go with --history or --trend")
+        text(&out.stderr).contains("go with --history or --trend")
     );
     let out = run(&["ml.c5.2xlarge", "--history", "--since", "01/01/2024"]);
     assert_eq!(out.status.code(), Some(2));
@@ -216,6 +216,32 @@ fn history_flags_are_checked_before_anything_is_sent() {
     assert_eq!(out.status.code(), Some(2));
     let out = run(&["--history"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn time_limit_is_bounded_and_goes_with_history_or_trend() {
+    let nothing = refused_url();
+    let run = |args: &[&str]| {
+        sagemeter(&nothing, &nothing)
+            .arg("price")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Too long for the clock, none at all, and without --history/--trend.
+    for args in [
+        &["ml.c5.2xlarge", "--history", "--time-limit", "18446744073709551615"][..],
+        &["--trend", "ml.c5", "--time-limit", "86401"],
+        &["ml.c5.2xlarge", "--history", "--time-limit", "0"],
+        &["ml.c5.2xlarge", "--time-limit", "60"],
+    ] {
+        let out = run(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let out = run(&["ml.c5.2xlarge", "--time-limit", "60"]);
+    assert!(text(&out.stderr).contains("--time-limit go with --history or --trend"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -73,14 +73,15 @@ pub struct PriceArgs {
     #[arg(long, value_name = "FILE", help_heading = "History")]
     pub chart: Option<PathBuf>,
 
-    /// Give up on versions not read within this many seconds (listing included).
+    /// Give up on versions not read within this many seconds (listing included;
+    /// 1 to 86400, default 300).
     #[arg(
         long,
         value_name = "SECONDS",
-        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
         help_heading = "History"
     )]
-    pub time_limit: u64,
+    pub time_limit: Option<u64>,
 
     /// Machine-readable output: one JSON object.
     #[arg(long)]
@@ -165,9 +166,13 @@ pub async fn run(
     let sdk_config = aws::load_with_fallback_region(global).await;
     let region = aws::region(&sdk_config);
     let history_asked = args.history || args.trend.is_some();
-    if !history_asked && (args.since.is_some() || args.until.is_some() || args.chart.is_some()) {
+    let history_only = args.since.is_some()
+        || args.until.is_some()
+        || args.chart.is_some()
+        || args.time_limit.is_some();
+    if !history_asked && history_only {
         return Err(CliError::Usage(
-            "--since, --until and --chart go with --history or --trend".into(),
+            "--since, --until, --chart and --time-limit go with --history or --trend".into(),
         ));
     }
     if history_asked {

@@ -14,6 +14,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+/// `--time-limit` when not given.
+const DEFAULT_TIME_LIMIT_SECS: u64 = 300;
+
 /// The `--json` object of `--history`.
 #[derive(Serialize)]
 struct HistoryOutput<'a> {
@@ -60,17 +63,14 @@ pub async fn run(
             "--since {since} is after --until {until}"
         )));
     }
-    if args.time_limit == 0 {
-        return Err(CliError::Usage(
-            "--time-limit must be at least 1 second".into(),
-        ));
-    }
     if let Some(path) = &args.chart {
         check_chart_path(path)?;
     }
     let reader = PriceListHistory::builder(sdk_config)
         .until(until)
-        .time_limit(Duration::from_secs(args.time_limit))
+        .time_limit(Duration::from_secs(
+            args.time_limit.unwrap_or(DEFAULT_TIME_LIMIT_SECS),
+        ))
         .build();
     let cache_dir = reader
         .cache_dir()
