@@ -219,6 +219,18 @@ fn history_flags_are_checked_before_anything_is_sent() {
 }
 
 #[test]
+fn a_trend_of_something_not_a_family_exits_2_sending_nothing() {
+    let nothing = refused_url();
+    let out = sagemeter(&nothing, &nothing)
+        .args(["price", "--trend", "g5"])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`g5` is not an instance family"), "{stderr}");
+}
+
+#[test]
 fn time_limit_is_bounded_and_goes_with_history_or_trend() {
     let nothing = refused_url();
     let run = |args: &[&str]| {

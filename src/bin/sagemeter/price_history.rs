@@ -91,6 +91,8 @@ pub async fn run(
     let (history, missing) = match answer {
         Ok(history) => (history, Vec::new()),
         Err(HistoryError::Incomplete { partial, missing }) => (*partial, missing),
+        // Refused as asked (e.g. not a family): nothing was sent.
+        Err(HistoryError::Invalid { reason }) => return Err(CliError::Usage(reason)),
         Err(other) => return Err(CliError::failed(other.to_string())),
     };
 
