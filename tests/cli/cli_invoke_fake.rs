@@ -113,3 +113,52 @@ async fn a_streams_model_error_never_shows_the_models_message() {
         }
     }
 }
+
+/// A credentials file holding profile `other` with its own key.
+fn credentials_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("credentials");
+    std::fs::write(
+        &path,
+        "[other]\naws_access_key_id = AKIDFROMPROFILE\naws_secret_access_key = profile-secret\n",
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profile_credentials_win_over_the_environments() {
+    let fake = fake_rt().await;
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = credentials_file(dir.path());
+    // The environment has keys too (clean_env sets AWS_ACCESS_KEY_ID).
+    let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
+    cmd.env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .args(["invoke", "rt", "--body", "{}", "--json", "--profile", "other"]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let keys = fake.access_key_ids();
+    assert!(!keys.is_empty());
+    assert!(
+        keys.iter().all(|k| k == "AKIDFROMPROFILE"),
+        "signed with {keys:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_profile_in_neither_file_exits_2_sending_nothing() {
+    let fake = fake_rt().await;
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = credentials_file(dir.path());
+    let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
+    cmd.env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .args(["invoke", "rt", "--body", "{}", "--profile", "missing"]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--profile missing: no such profile"), "{stderr}");
+    assert_eq!(fake.invocations() + fake.describe_calls(), 0);
+}

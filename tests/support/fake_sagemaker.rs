@@ -130,6 +130,8 @@ pub struct FakeState {
     /// The failing invocations' `message` (default `<type> from the fake`); a
     /// `ModelError` then also carries it as `OriginalMessage`, as SageMaker does.
     pub invoke_error_message: Mutex<Option<String>>,
+    /// `Credential=` of each request's `Authorization` header (access key id/scope).
+    pub credentials: Mutex<Vec<String>>,
     /// `Some(code)`: DescribeEndpoint fails with this awsJson error code.
     pub describe_error: Mutex<Option<String>>,
     /// Bodies received, to check what was sent.
@@ -217,6 +219,17 @@ impl FakeSageMaker {
         *self.state.invoke_error_message.lock().unwrap() = Some(message.into());
     }
 
+    /// The access key ids the requests so far were signed with, in order.
+    pub fn access_key_ids(&self) -> Vec<String> {
+        self.state
+            .credentials
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.split('/').next().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     pub fn set_response_body(&self, body: &[u8]) {
         *self.state.response_body.lock().unwrap() = body.to_vec();
     }
@@ -276,6 +289,7 @@ async fn control_plane(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    record_credential(&state, &headers);
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -457,6 +471,7 @@ async fn invoke(
     body: Bytes,
 ) -> Response {
     let number = state.invocations.fetch_add(1, Ordering::SeqCst) + 1;
+    record_credential(&state, &headers);
     let header = |name: &str| {
         headers
             .get(name)
@@ -557,6 +572,18 @@ async fn invoke(
         );
     }
     response
+}
+
+/// Keeps the `Credential=` of the request's SigV4 `Authorization` header.
+fn record_credential(state: &FakeState, headers: &HeaderMap) {
+    let credential = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .map(|rest| rest.split(',').next().unwrap_or_default().to_owned());
+    if let Some(credential) = credential {
+        state.credentials.lock().unwrap().push(credential);
+    }
 }
 
 fn aws_json(body: serde_json::Value) -> Response {

@@ -2,7 +2,8 @@
 //! (environment, shared config and credentials files, SSO, IMDS, ...), with
 //! `--region` and `--profile` on top.
 
-use crate::GlobalArgs;
+use crate::{CliError, GlobalArgs, error_chain};
+use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::{BehaviorVersion, Region};
 use aws_types::SdkConfig;
 
@@ -13,27 +14,52 @@ pub const FALLBACK_REGION: &str = "us-east-1";
 /// Loads the SDK configuration as the AWS CLI would: `AWS_ENDPOINT_URL` and
 /// `AWS_ENDPOINT_URL_<SERVICE>` (e.g. `AWS_ENDPOINT_URL_PRICING`) are honoured by the
 /// clients built from it.
-pub async fn load(global: &GlobalArgs) -> SdkConfig {
+///
+/// `--profile` takes the profile's credentials even when the environment has keys
+/// (as the AWS CLI does); a profile that is in neither file is a usage error.
+pub async fn load(global: &GlobalArgs) -> Result<SdkConfig, CliError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &global.region {
         loader = loader.region(Region::new(region.clone()));
     }
     if let Some(profile) = &global.profile {
-        loader = loader.profile_name(profile);
+        check_profile(profile).await?;
+        loader = loader.profile_name(profile).credentials_provider(
+            ProfileFileCredentialsProvider::builder()
+                .profile_name(profile)
+                .build(),
+        );
     }
-    loader.load().await
+    Ok(loader.load().await)
+}
+
+/// The profile is in the shared config or credentials file.
+async fn check_profile(name: &str) -> Result<(), CliError> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    // The default files: `~/.aws/config` and `credentials`, or as the environment says.
+    let files = Default::default();
+    let profiles = aws_config::profile::load(&Fs::real(), &Env::real(), &files, None)
+        .await
+        .map_err(|e| CliError::Usage(format!("--profile {name}: {}", error_chain(&e))))?;
+    match profiles.get_profile(name) {
+        Some(_) => Ok(()),
+        None => Err(CliError::Usage(format!(
+            "--profile {name}: no such profile in the AWS config or credentials file \
+             (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE)"
+        ))),
+    }
 }
 
 /// Like [`load`], with [`FALLBACK_REGION`] when no region is configured.
-pub async fn load_with_fallback_region(global: &GlobalArgs) -> SdkConfig {
-    let config = load(global).await;
+pub async fn load_with_fallback_region(global: &GlobalArgs) -> Result<SdkConfig, CliError> {
+    let config = load(global).await?;
     if config.region().is_some() {
-        return config;
+        return Ok(config);
     }
-    config
+    Ok(config
         .to_builder()
         .region(Region::from_static(FALLBACK_REGION))
-        .build()
+        .build())
 }
 
 /// The configured region, or [`FALLBACK_REGION`].

@@ -48,7 +48,7 @@ pub async fn run(
     global: &GlobalArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let sdk_config = aws::load_with_fallback_region(global).await;
+    let sdk_config = aws::load_with_fallback_region(global).await?;
     let account = Account::new(&sdk_config);
     let options = EndpointsOptions::new(args.window).underused_below(args.underused_below);
     let view = account

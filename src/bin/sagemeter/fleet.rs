@@ -46,7 +46,7 @@ pub async fn run(
     global: &GlobalArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let sdk_config = aws::load_with_fallback_region(global).await;
+    let sdk_config = aws::load_with_fallback_region(global).await?;
     match command {
         FleetCommand::Init { table } => {
             let created = sagemeter::fleet::create_table(&sdk_config, &table)

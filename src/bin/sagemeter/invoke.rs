@@ -394,7 +394,7 @@ pub async fn run(
         )));
     }
 
-    let sdk_config = aws::load(global).await;
+    let sdk_config = aws::load(global).await?;
     let Some(region) = sdk_config.region().map(ToString::to_string) else {
         return Err(CliError::failed(
             "no AWS region: set AWS_REGION, a region in your AWS profile, or pass --region",

@@ -63,7 +63,8 @@ pub struct GlobalArgs {
     /// AWS region (default: from the AWS configuration, else us-east-1).
     #[arg(long, global = true, value_name = "REGION", value_parser = aws::parse_region)]
     pub region: Option<String>,
-    /// Named profile of the shared AWS config/credentials files (default: AWS_PROFILE).
+    /// Named profile of the shared AWS config/credentials files (default: AWS_PROFILE);
+    /// its credentials win over the environment's.
     #[arg(long, global = true, value_name = "NAME")]
     pub profile: Option<String>,
     /// Show the per-call INFO cost log lines (target `sagemeter`) on stderr.
@@ -202,7 +203,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         #[cfg(feature = "parquet")]
         Command::Ledger(command) => ledger::run(command, &mut out),
         Command::Compare(args) => {
-            let sdk_config = aws::load_with_fallback_region(&cli.global).await;
+            let sdk_config = aws::load_with_fallback_region(&cli.global).await?;
             let prices = sagemeter::pricing::default_price_source(&sdk_config);
             let region = aws::region(&sdk_config);
             compare::run(args, &prices, &sdk_config, &region, &mut out)

@@ -163,7 +163,7 @@ pub async fn run(
     global: &GlobalArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let sdk_config = aws::load_with_fallback_region(global).await;
+    let sdk_config = aws::load_with_fallback_region(global).await?;
     let region = aws::region(&sdk_config);
     let history_asked = args.history || args.trend.is_some();
     let history_only = args.since.is_some()

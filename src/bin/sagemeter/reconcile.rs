@@ -55,7 +55,7 @@ pub async fn run(
             args.tolerance
         )));
     }
-    let sdk_config = aws::load_with_fallback_region(global).await;
+    let sdk_config = aws::load_with_fallback_region(global).await?;
     let account = Account::new(&sdk_config);
     let mut metered = Metered::new(account.region());
     let files = ledger_files(&args.ledgers)?;
