@@ -132,8 +132,15 @@ async fn profile_credentials_win_over_the_environments() {
     let credentials = credentials_file(dir.path());
     // The environment has keys too (clean_env sets AWS_ACCESS_KEY_ID).
     let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
-    cmd.env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
-        .args(["invoke", "rt", "--body", "{}", "--json", "--profile", "other"]);
+    cmd.env("AWS_SHARED_CREDENTIALS_FILE", &credentials).args([
+        "invoke",
+        "rt",
+        "--body",
+        "{}",
+        "--json",
+        "--profile",
+        "other",
+    ]);
     let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();
@@ -152,13 +159,114 @@ async fn a_profile_in_neither_file_exits_2_sending_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let credentials = credentials_file(dir.path());
     let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
-    cmd.env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
-        .args(["invoke", "rt", "--body", "{}", "--profile", "missing"]);
+    cmd.env("AWS_SHARED_CREDENTIALS_FILE", &credentials).args([
+        "invoke",
+        "rt",
+        "--body",
+        "{}",
+        "--profile",
+        "missing",
+    ]);
     let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--profile missing: no such profile"), "{stderr}");
+    assert!(
+        stderr.contains("--profile missing: no such profile"),
+        "{stderr}"
+    );
     assert_eq!(fake.invocations() + fake.describe_calls(), 0);
+}
+
+/// `sagemeter ARGS` running at `url`, its stdout and stderr piped to the test.
+fn spawn_at(url: &str, args: &[&str]) -> std::process::Child {
+    clean_env::sagemeter(url, &refused_url())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the sagemeter binary")
+}
+
+/// Reads one line (up to its `\n`) from `reader`, byte by byte (nothing more).
+fn read_line(reader: &mut impl std::io::Read) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    while reader.read(&mut byte).unwrap() == 1 {
+        line.push(byte[0]);
+        if byte[0] == b'\n' {
+            break;
+        }
+    }
+    text(&line)
+}
+
+/// Waits (60 s at most) for `child` to exit; its stderr.
+async fn wait_for_exit(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("sagemeter did not exit within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+        }
+        (status, stderr)
+    })
+    .await
+    .unwrap()
+}
+
+/// Receipts in the ledger file.
+fn ledger_receipts(path: &std::path::Path) -> Vec<sagemeter::Cost> {
+    sagemeter::ledger::read_all(path).unwrap().records
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_that_leaves_loses_no_receipt_of_the_calls_in_flight() {
+    let fake = fake_rt().await;
+    fake.hold();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let ledger_arg = ledger.to_str().unwrap();
+    let mut child = spawn_at(
+        &fake.url,
+        &[
+            "invoke", "rt", "--body", "{}", "-n", "40", "-c", "4", "--ledger", ledger_arg,
+        ],
+    );
+    // The reader takes the first line (`endpoint rt ...`) and leaves (`| head -1`).
+    let mut stdout = child.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || read_line(&mut stdout))
+        .await
+        .unwrap();
+    assert!(first.starts_with("endpoint rt"), "{first}");
+    // One call answers at once, the other three 2 s later: the CLI's next write
+    // fails while they are in flight.
+    fake.wait_for_invocations(4).await;
+    fake.next_latencies(&[
+        Duration::ZERO,
+        Duration::from_secs(2),
+        Duration::from_secs(2),
+        Duration::from_secs(2),
+    ]);
+    fake.release();
+    let (status, stderr) = wait_for_exit(child).await;
+    assert!(status.success(), "{status}: {stderr}");
+    let receipts = ledger_receipts(&ledger);
+    assert_eq!(
+        receipts.len() as u64,
+        fake.invocations(),
+        "every call sent has its receipt in the ledger: {stderr}"
+    );
+    assert!(receipts.len() < 40, "no new call after the reader left");
 }

@@ -125,6 +125,8 @@ pub struct FakeState {
     pub response_body: Mutex<Vec<u8>>,
     /// Added before every invocation answers.
     pub latency: Mutex<Duration>,
+    /// Latencies of the next invocations to answer, in order, instead of `latency`.
+    pub next_latencies: Mutex<std::collections::VecDeque<Duration>>,
     /// `Some((status, error type))`: invocations fail like this.
     pub invoke_error: Mutex<Option<(u16, String)>>,
     /// The failing invocations' `message` (default `<type> from the fake`); a
@@ -232,6 +234,15 @@ impl FakeSageMaker {
 
     pub fn set_response_body(&self, body: &[u8]) {
         *self.state.response_body.lock().unwrap() = body.to_vec();
+    }
+
+    /// The next invocations to answer take these latencies, in order.
+    pub fn next_latencies(&self, latencies: &[Duration]) {
+        self.state
+            .next_latencies
+            .lock()
+            .unwrap()
+            .extend(latencies.iter().copied());
     }
 
     /// Invocations wait until [`release`](Self::release).
@@ -506,7 +517,8 @@ async fn invoke(
         }
         released.await;
     }
-    let latency = *state.latency.lock().unwrap();
+    let next = state.next_latencies.lock().unwrap().pop_front();
+    let latency = next.unwrap_or_else(|| *state.latency.lock().unwrap());
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

@@ -492,6 +492,7 @@ async fn run_with(
     let next = Arc::new(AtomicU32::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Finished>();
+    let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency.min(args.calls) {
         let (client, body, next, stop, tx) = (
             client.clone(),
@@ -506,7 +507,7 @@ async fn run_with(
             args.accept.clone(),
         );
         let calls = args.calls;
-        tokio::spawn(async move {
+        workers.spawn(async move {
             while !stop.load(Ordering::SeqCst) {
                 let index = next.fetch_add(1, Ordering::SeqCst);
                 if index >= calls {
@@ -542,6 +543,10 @@ async fn run_with(
     let mut latencies = Vec::with_capacity(args.calls as usize);
     let mut first_error: Option<sagemeter::Error> = None;
     let mut response_shown = false;
+    // A write error (the reader left: `| head`) ends the output, not the calls in
+    // flight: no new call starts, and those in flight finish here, so that their
+    // receipts are made before the client shuts down.
+    let mut printer = Printer::new(out);
     while let Some(Finished { index, result }) = rx.recv().await {
         let call = index + 1;
         summary.calls += 1;
@@ -549,21 +554,23 @@ async fn run_with(
             Ok(response) => {
                 if !args.json && !response_shown {
                     response_shown = true;
-                    write_response(out, call, &response)?;
+                    printer.print(|out| write_response(out, call, &response));
                 }
                 let cost = response.cost();
                 add(&mut summary, &mut latencies, cost);
                 if args.json {
-                    json_line(
-                        out,
-                        &ReceiptLine {
-                            kind: "receipt",
-                            call,
-                            cost,
-                        },
-                    )?;
+                    printer.print(|out| {
+                        json_line(
+                            out,
+                            &ReceiptLine {
+                                kind: "receipt",
+                                call,
+                                cost,
+                            },
+                        )
+                    });
                 } else {
-                    writeln!(out, "#{call:<4} {cost}")?;
+                    printer.print(|out| writeln!(out, "#{call:<4} {cost}"));
                 }
             }
             Err(error) => {
@@ -577,26 +584,33 @@ async fn run_with(
                 }
                 let message = failure::describe(&error);
                 if args.json {
-                    json_line(
-                        out,
-                        &ErrorLine {
-                            kind: "error",
-                            call,
-                            error: message,
-                            receipt,
-                        },
-                    )?;
+                    printer.print(|out| {
+                        json_line(
+                            out,
+                            &ErrorLine {
+                                kind: "error",
+                                call,
+                                error: message,
+                                receipt,
+                            },
+                        )
+                    });
                 } else {
-                    match receipt {
-                        Some(cost) => writeln!(out, "#{call:<4} FAILED {cost}")?,
-                        None => writeln!(out, "#{call:<4} FAILED (not billed)")?,
-                    }
-                    eprintln!("call #{call} failed: {message}");
+                    printer.print(|out| match receipt {
+                        Some(cost) => writeln!(out, "#{call:<4} FAILED {cost}"),
+                        None => writeln!(out, "#{call:<4} FAILED (not billed)"),
+                    });
+                    eprint(&format!("call #{call} failed: {message}"));
                 }
                 first_error.get_or_insert(error);
             }
         }
+        if printer.failed.is_some() {
+            stop.store(true, Ordering::SeqCst);
+        }
     }
+    // The channel closed: every worker is done with its calls.
+    while workers.join_next().await.is_some() {}
 
     latencies.sort_unstable();
     summary.latency_ms = Latency {
@@ -615,14 +629,14 @@ async fn run_with(
         "the receipts add up to the client's running total"
     );
     if args.json {
-        json_line(out, &summary)?;
+        printer.print(|out| json_line(out, &summary));
     } else {
-        write_summary(out, &summary)?;
+        printer.print(|out| write_summary(out, &summary));
     }
-    out.flush()?;
+    printer.print(|out| out.flush());
 
     match first_error {
-        None => Ok(()),
+        None => printer.failed.map_or(Ok(()), |e| Err(e.into())),
         // Rejected before sending (e.g. body over SageMaker's limit): an argument problem.
         Some(sagemeter::Error::InvalidRequest(message)) if summary.failed == summary.calls => {
             Err(CliError::Usage(message))
@@ -644,6 +658,31 @@ async fn run_with(
             )))
         }
     }
+}
+
+/// Writes to stdout until a write fails, then nothing more; keeps the error.
+struct Printer<'a> {
+    out: &'a mut dyn Write,
+    failed: Option<std::io::Error>,
+}
+
+impl<'a> Printer<'a> {
+    fn new(out: &'a mut dyn Write) -> Self {
+        Printer { out, failed: None }
+    }
+
+    fn print(&mut self, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) {
+        if self.failed.is_none()
+            && let Err(e) = write(&mut *self.out)
+        {
+            self.failed = Some(e);
+        }
+    }
+}
+
+/// A line on stderr; a stderr that cannot be written to is no reason to stop.
+pub(crate) fn eprint(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Looks up (and so caches) every rate the endpoint's calls need, all at once, before

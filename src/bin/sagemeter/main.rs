@@ -236,7 +236,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            invoke::eprint(&format!("error: {e}"));
             ExitCode::from(e.exit_code())
         }
     }
