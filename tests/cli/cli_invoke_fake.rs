@@ -270,3 +270,189 @@ async fn a_reader_that_leaves_loses_no_receipt_of_the_calls_in_flight() {
     );
     assert!(receipts.len() < 40, "no new call after the reader left");
 }
+
+/// Sends `signal` to `child`.
+#[cfg(unix)]
+fn kill(child: &std::process::Child, signal: i32) {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with a child's pid and a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+}
+
+/// The lines of `text` as JSON.
+fn parse_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupt_stops_new_calls_and_every_call_sent_reaches_the_ledger() {
+    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let fake = fake_rt().await;
+        *fake.state.latency.lock().unwrap() = Duration::from_millis(50);
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = dir.path().join("spend.jsonl");
+        let mut child = spawn_at(
+            &fake.url,
+            &[
+                "invoke",
+                "rt",
+                "--body",
+                "{}",
+                "-n",
+                "100000",
+                "-c",
+                "4",
+                "--json",
+                "--ledger",
+                ledger.to_str().unwrap(),
+            ],
+        );
+        let mut stdout = child.stdout.take().unwrap();
+        // A few receipts, then the interrupt; the rest of stdout after it.
+        let (child, printed) = tokio::task::spawn_blocking(move || {
+            let mut printed = String::new();
+            for _ in 0..5 {
+                printed.push_str(&read_line(&mut stdout));
+            }
+            kill(&child, signal);
+            std::io::Read::read_to_string(&mut stdout, &mut printed).unwrap();
+            (child, printed)
+        })
+        .await
+        .unwrap();
+        let (status, stderr) = wait_for_exit(child).await;
+        assert_eq!(status.code(), Some(code), "{stderr}");
+        let lines = parse_lines(&printed);
+        let summary = lines.last().unwrap();
+        assert_eq!(summary["type"], "summary", "{printed}");
+        let receipts: Vec<&Value> = lines.iter().filter(|l| l["type"] == "receipt").collect();
+        assert_eq!(summary["calls"], receipts.len(), "{summary}");
+        assert!(receipts.len() >= 5 && receipts.len() < 100_000);
+        let in_ledger: std::collections::HashSet<String> = ledger_receipts(&ledger)
+            .into_iter()
+            .map(|c| c.call_id.to_string())
+            .collect();
+        for receipt in &receipts {
+            let id = receipt["call_id"].as_str().unwrap();
+            assert!(in_ledger.contains(id), "{id} not in the ledger");
+        }
+        assert!(
+            in_ledger.len() as u64 >= fake.invocations(),
+            "{} receipts for {} invocations",
+            in_ledger.len(),
+            fake.invocations()
+        );
+        assert!(stderr.contains("interrupted by"), "{stderr}");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_interrupt_cancels_the_calls_in_flight_and_their_receipts_are_kept() {
+    let fake = fake_rt().await;
+    fake.hold();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let mut child = spawn_at(
+        &fake.url,
+        &[
+            "invoke",
+            "rt",
+            "--body",
+            "{}",
+            "-n",
+            "100",
+            "-c",
+            "4",
+            "--json",
+            "--ledger",
+            ledger.to_str().unwrap(),
+        ],
+    );
+    fake.wait_for_invocations(4).await;
+    let mut stderr = child.stderr.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (child, printed) = tokio::task::spawn_blocking(move || {
+        kill(&child, libc::SIGINT);
+        // The first interrupt is taken (it says so) before the second is sent.
+        let mut said = String::new();
+        while !said.contains("interrupt again to cancel") {
+            let line = read_line(&mut stderr);
+            assert!(!line.is_empty(), "stderr ended: {said}");
+            said.push_str(&line);
+        }
+        kill(&child, libc::SIGINT);
+        let mut printed = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut printed).unwrap();
+        (child, printed)
+    })
+    .await
+    .unwrap();
+    let (status, _) = wait_for_exit(child).await;
+    fake.release();
+    assert_eq!(status.code(), Some(130), "{printed}");
+    let lines = parse_lines(&printed);
+    let cancelled = lines
+        .iter()
+        .filter(|l| l["type"] == "error" && l["error"].as_str().unwrap().contains("cancelled"))
+        .count();
+    assert_eq!(cancelled, 4, "{printed}");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["cancelled"], 4, "{summary}");
+    assert_eq!(summary["calls"], 0, "{summary}");
+    // Each call sent has its cancelled receipt in the ledger.
+    let receipts = ledger_receipts(&ledger);
+    assert_eq!(receipts.len(), 4);
+    assert!(
+        receipts
+            .iter()
+            .all(|c| c.usage.outcome == sagemeter::usage::Outcome::Cancelled),
+        "{receipts:?}"
+    );
+    let total: sagemeter::Decimal = receipts.iter().map(|c| c.cost_usd).sum();
+    assert_eq!(
+        summary["cancelled_usd"].as_str().unwrap(),
+        total.to_string(),
+        "{summary}"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupt_ends_a_stream_with_its_receipt_printed_and_in_the_ledger() {
+    let fake =
+        FakeStream::start(|_| Script::new().part("Hello\n").hang_until_client_leaves()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let mut child = spawn_at(
+        &fake.endpoint_url,
+        &[
+            "invoke",
+            "llm",
+            "--stream",
+            "--body",
+            "{}",
+            "--ledger",
+            ledger.to_str().unwrap(),
+        ],
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    let (child, printed) = tokio::task::spawn_blocking(move || {
+        let mut printed = read_line(&mut stdout); // endpoint llm ...
+        printed.push_str(&read_line(&mut stdout)); // the first part
+        assert!(printed.ends_with("Hello\n"), "{printed}");
+        kill(&child, libc::SIGINT);
+        std::io::Read::read_to_string(&mut stdout, &mut printed).unwrap();
+        (child, printed)
+    })
+    .await
+    .unwrap();
+    let (status, stderr) = wait_for_exit(child).await;
+    assert_eq!(status.code(), Some(130), "{printed}\n{stderr}");
+    assert!(printed.contains("#1 "), "the receipt: {printed}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert_eq!(ledger_receipts(&ledger).len(), 1);
+}

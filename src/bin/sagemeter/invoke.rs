@@ -15,6 +15,7 @@
 //! `"type":"summary"` object. Amounts are decimal strings in USD. No request or
 //! response payload is ever written in JSON mode.
 
+use crate::interrupt::{self, Interrupts};
 use crate::output::{json_line, millis, percentile, usd};
 use crate::{CliError, GlobalArgs, aws, failure};
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput;
@@ -308,7 +309,9 @@ fn is_json_content_type(content_type: &str) -> bool {
 struct Finished {
     /// 0-based, in sending order.
     index: u32,
-    result: sagemeter::Result<Metered<InvokeEndpointOutput>>,
+    /// `None`: cancelled by a second interrupt (a call already sent has its
+    /// `cancelled` receipt in the ledger and the totals, not here).
+    result: Option<sagemeter::Result<Metered<InvokeEndpointOutput>>>,
 }
 
 /// What the run adds up to; the `--json` summary object.
@@ -322,6 +325,12 @@ struct Summary {
     calls: u32,
     /// Calls that failed.
     failed: u32,
+    /// Calls cancelled in flight by a second interrupt (not in `calls`).
+    #[serde(skip_serializing_if = "is_zero")]
+    cancelled: u32,
+    /// What the cancelled calls' receipts cost (in the ledger, not in the total).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancelled_usd: Option<Decimal>,
     /// Sum of every receipt (failed calls that the model answered are billed too).
     total_cost_usd: Decimal,
     /// total ÷ calls × 1,000.
@@ -479,8 +488,11 @@ async fn run_with(
     if !args.json {
         write_profile(out, &args.endpoint, region, profile.as_deref())?;
     }
+    // From here an interrupt does not end the process: the calls stop, and
+    // their receipts, the summary and the ledger are all written.
+    let mut interrupts = Interrupts::listen();
     if args.stream {
-        return crate::stream::run_stream(client, args, body, out).await;
+        return crate::stream::run_stream(client, args, body, &mut interrupts, out).await;
     }
     if args.submit_async {
         return crate::stream::run_async(client, args, body, out).await;
@@ -491,15 +503,18 @@ async fn run_with(
     let body = Blob::new(body);
     let next = Arc::new(AtomicU32::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    // Set by a second interrupt: calls in flight are dropped (cancelled receipts).
+    let (cancel, cancelled) = tokio::sync::watch::channel(false);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Finished>();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency.min(args.calls) {
-        let (client, body, next, stop, tx) = (
+        let (client, body, next, stop, tx, mut cancelled) = (
             client.clone(),
             body.clone(),
             next.clone(),
             stop.clone(),
             tx.clone(),
+            cancelled.clone(),
         );
         let (endpoint, content_type, accept) = (
             args.endpoint.clone(),
@@ -521,8 +536,11 @@ async fn run_with(
                 if let Some(accept) = &accept {
                     request = request.accept(accept);
                 }
-                let result = request.send().await;
-                if result.is_err() {
+                let result = tokio::select! {
+                    result = request.send() => Some(result),
+                    Ok(_) = cancelled.wait_for(|cancel| *cancel) => None,
+                };
+                if !matches!(result, Some(Ok(_))) {
                     stop.store(true, Ordering::SeqCst);
                 }
                 if tx.send(Finished { index, result }).is_err() {
@@ -547,8 +565,51 @@ async fn run_with(
     // flight: no new call starts, and those in flight finish here, so that their
     // receipts are made before the client shuts down.
     let mut printer = Printer::new(out);
-    while let Some(Finished { index, result }) = rx.recv().await {
+    let mut interrupted: Option<u8> = None;
+    loop {
+        let Finished { index, result } = tokio::select! {
+            finished = rx.recv() => match finished {
+                Some(finished) => finished,
+                None => break,
+            },
+            code = interrupts.next() => {
+                if interrupted.is_none() {
+                    interrupted = Some(code);
+                    stop.store(true, Ordering::SeqCst);
+                    eprint(&format!(
+                        "{}: no new call starts; waiting for the calls in flight \
+                         (interrupt again to cancel them)",
+                        interrupt::signal_name(code)
+                    ));
+                } else {
+                    eprint("cancelling the calls in flight");
+                    cancel.send_replace(true);
+                }
+                continue;
+            }
+        };
         let call = index + 1;
+        let Some(result) = result else {
+            summary.cancelled += 1;
+            let message = "cancelled by an interrupt; if it was sent, its cancelled receipt \
+                           is in the ledger and the totals";
+            if args.json {
+                printer.print(|out| {
+                    json_line(
+                        out,
+                        &ErrorLine {
+                            kind: "error",
+                            call,
+                            error: message.to_owned(),
+                            receipt: None,
+                        },
+                    )
+                });
+            } else {
+                printer.print(|out| writeln!(out, "#{call:<4} CANCELLED ({message})"));
+            }
+            continue;
+        };
         summary.calls += 1;
         match result {
             Ok(response) => {
@@ -611,6 +672,10 @@ async fn run_with(
     }
     // The channel closed: every worker is done with its calls.
     while workers.join_next().await.is_some() {}
+    if summary.cancelled > 0 {
+        // Cancelled calls were billed when dropped: the totals have them.
+        summary.cancelled_usd = Some(client.meter().totals().client_usd - summary.total_cost_usd);
+    }
 
     latencies.sort_unstable();
     summary.latency_ms = Latency {
@@ -624,7 +689,7 @@ async fn run_with(
         ));
     }
     debug_assert_eq!(
-        summary.total_cost_usd,
+        summary.total_cost_usd + summary.cancelled_usd.unwrap_or_default(),
         client.meter().totals().client_usd,
         "the receipts add up to the client's running total"
     );
@@ -635,6 +700,19 @@ async fn run_with(
     }
     printer.print(|out| out.flush());
 
+    if let Some(code) = interrupted {
+        let not_sent = args.calls.saturating_sub(summary.calls + summary.cancelled);
+        return Err(CliError::Interrupted {
+            code,
+            message: format!(
+                "interrupted by {}: {} call(s) finished, {} cancelled in flight, {not_sent} \
+                 not sent",
+                interrupt::signal_name(code),
+                summary.calls,
+                summary.cancelled
+            ),
+        });
+    }
     match first_error {
         None => printer.failed.map_or(Ok(()), |e| Err(e.into())),
         // Rejected before sending (e.g. body over SageMaker's limit): an argument problem.
@@ -658,6 +736,10 @@ async fn run_with(
             )))
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Writes to stdout until a write fails, then nothing more; keeps the error.
@@ -822,6 +904,15 @@ fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(out, "summary for {} ({})", s.endpoint, s.region)?;
     writeln!(out, "  calls            {} ({} failed)", s.calls, s.failed)?;
+    if s.cancelled > 0 {
+        writeln!(
+            out,
+            "  cancelled        {} in flight by an interrupt: {} USD on their receipts \
+             (in the ledger, not in the total)",
+            s.cancelled,
+            usd(s.cancelled_usd.unwrap_or_default())
+        )?;
+    }
     writeln!(out, "  total cost       {} USD", usd(s.total_cost_usd))?;
     if let Some(per_1000) = s.cost_per_1000_calls_usd {
         writeln!(out, "  per 1,000 calls  {} USD", usd(per_1000))?;

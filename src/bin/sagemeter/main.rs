@@ -15,7 +15,7 @@
 //! ...). `--region` and `--profile` override it for one run.
 //!
 //! Exit codes: 0 success; 1 a command failed (`error: …` on stderr); 2 invalid
-//! arguments (nothing was sent).
+//! arguments (nothing was sent); 130/143 `invoke` interrupted (SIGINT/SIGTERM).
 //!
 //! Layout: one module per subcommand (`invoke`, `price`), each with a
 //! `#[derive(clap::Args)]` struct and an async `run(args, .., out)` writing to any
@@ -30,6 +30,7 @@ mod endpoints;
 mod failure;
 #[cfg(feature = "fleet")]
 mod fleet;
+mod interrupt;
 mod invoke;
 #[cfg(feature = "parquet")]
 mod ledger;
@@ -111,6 +112,13 @@ pub enum CliError {
     Usage(String),
     /// The command ran and failed (exit 1).
     Failed(BoxError),
+    /// Stopped by SIGINT (exit 130) or SIGTERM (143), after its summary and shutdown.
+    Interrupted {
+        /// 130 or 143.
+        code: u8,
+        /// What was left undone.
+        message: String,
+    },
 }
 
 /// Any error, boxed (what subcommands return).
@@ -126,6 +134,7 @@ impl CliError {
         match self {
             CliError::Usage(_) => 2,
             CliError::Failed(_) => 1,
+            CliError::Interrupted { code, .. } => *code,
         }
     }
 }
@@ -136,6 +145,7 @@ impl fmt::Display for CliError {
             CliError::Usage(message) => f.write_str(message),
             // The whole chain: SDK errors keep the useful part in their sources.
             CliError::Failed(error) => f.write_str(&error_chain(error.as_ref())),
+            CliError::Interrupted { message, .. } => f.write_str(message),
         }
     }
 }

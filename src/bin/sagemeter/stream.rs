@@ -2,6 +2,7 @@
 //! arrive (streams), then the receipt.
 
 use crate::CliError;
+use crate::interrupt::{self, Interrupts};
 use crate::invoke::{ErrorLine, InvokeArgs, ReceiptLine};
 use crate::output::{json_line, usd};
 use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata;
@@ -11,11 +12,12 @@ use sagemeter::{Client, Cost};
 use std::io::Write;
 
 /// Streams one response: payload parts to `out` as they arrive (not with --json),
-/// then the receipt.
+/// then the receipt. An interrupt ends the stream (the receipt covers it so far).
 pub async fn run_stream(
     client: &Client,
     args: &InvokeArgs,
     body: Vec<u8>,
+    interrupts: &mut Interrupts,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let mut request = client
@@ -26,14 +28,29 @@ pub async fn run_stream(
     if let Some(accept) = &args.accept {
         request = request.accept(accept);
     }
-    let mut response = match request.send().await {
+    let sent = tokio::select! {
+        sent = request.send() => sent,
+        code = interrupts.next() => {
+            // Dropped: a call already sent gets its cancelled receipt (ledger, totals).
+            return Err(interrupted(code, "the call was cancelled before its stream began"));
+        }
+    };
+    let mut response = match sent {
         Ok(response) => response,
         Err(e) => return failed(args, out, e),
     };
     let receipt = response.receipt();
     let mut stream_error = None;
+    let mut stopped_by = None;
     loop {
-        match response.body.recv().await {
+        let event = tokio::select! {
+            event = response.body.recv() => event,
+            code = interrupts.next() => {
+                stopped_by = Some(code);
+                break;
+            }
+        };
+        match event {
             Ok(Some(ResponseStream::PayloadPart(part))) => {
                 if !args.json
                     && let Some(bytes) = part.bytes()
@@ -57,9 +74,19 @@ pub async fn run_stream(
     drop(response);
     let cost = receipt.wait().await;
     write_receipt(args, out, cost.as_ref())?;
+    if let Some(code) = stopped_by {
+        return Err(interrupted(code, "the stream was cut short"));
+    }
     match stream_error {
         Some(message) => Err(CliError::failed(message)),
         None => Ok(()),
+    }
+}
+
+fn interrupted(code: u8, what: &str) -> CliError {
+    CliError::Interrupted {
+        code,
+        message: format!("interrupted by {}: {what}", interrupt::signal_name(code)),
     }
 }
 
