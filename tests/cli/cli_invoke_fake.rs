@@ -456,3 +456,64 @@ async fn an_interrupt_ends_a_stream_with_its_receipt_printed_and_in_the_ledger()
     assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
     assert_eq!(ledger_receipts(&ledger).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_billed_stream_that_fails_before_it_begins_prints_its_failed_receipt() {
+    let fake = FakeStream::start(|_| Script::new().model_error()).await;
+    let output = run_at(
+        &fake.endpoint_url,
+        &["invoke", "llm", "--stream", "--body", "{}"],
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("#1    FAILED $"), "{stdout}");
+    assert!(
+        stdout.contains("InvokeEndpointWithResponseStream"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_failing_midway_is_an_error_line_carrying_its_receipt() {
+    let fake = FakeStream::start(|_| {
+        Script::new()
+            .part("data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n")
+            .model_stream_error("ModelStreamError")
+    })
+    .await;
+    let output = run_at(
+        &fake.endpoint_url,
+        &["invoke", "llm", "--stream", "--body", "{}", "--json"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let lines = json_lines(&output.stdout);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["type"], "error", "{}", lines[0]);
+    assert_eq!(lines[0]["call"], 1);
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ModelStreamError"),
+        "{}",
+        lines[0]
+    );
+    let receipt = &lines[0]["receipt"];
+    assert_eq!(
+        receipt["usage"]["operation"], "InvokeEndpointWithResponseStream",
+        "{receipt}"
+    );
+    assert!(receipt["cost_usd"].is_string(), "{receipt}");
+
+    // In text: the parts so far, then the receipt marked FAILED.
+    let output = run_at(
+        &fake.endpoint_url,
+        &["invoke", "llm", "--stream", "--body", "{}"],
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("#1    FAILED $"), "{stdout}");
+}

@@ -8,7 +8,8 @@ use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::InvokeEndpointWithResponseStreamError;
-use aws_sdk_sagemakerruntime::types::error::ModelError;
+use aws_sdk_sagemakerruntime::types::error::{ModelError, ResponseStreamError};
+use aws_smithy_types::event_stream::RawMessage;
 use aws_smithy_runtime_api::http::Response;
 
 /// Error codes whose message SageMaker writes about the request, never quoting the
@@ -50,6 +51,23 @@ pub fn describe(error: &sagemeter::Error) -> String {
             format!("{error}: {}", describe_sdk(source, None))
         }
         other => crate::error_chain(other),
+    }
+}
+
+/// An error in the middle of a response stream: its type and code, never its
+/// message (a `ModelStreamError`'s can quote the model's output).
+pub fn describe_stream_error(error: &SdkError<ResponseStreamError, RawMessage>) -> String {
+    match error.as_service_error() {
+        Some(ResponseStreamError::ModelStreamError(e)) => format!(
+            "ModelStreamError, error code {}",
+            e.error_code().unwrap_or("none")
+        ),
+        Some(ResponseStreamError::InternalStreamFailure(_)) => "InternalStreamFailure".into(),
+        Some(other) => other.code().unwrap_or("an unnamed error").into(),
+        None => match error {
+            SdkError::ResponseError(_) => "an event could not be read".into(),
+            other => crate::error_chain(other),
+        },
     }
 }
 

@@ -5,7 +5,6 @@ use crate::CliError;
 use crate::interrupt::{self, Interrupts};
 use crate::invoke::{ErrorLine, InvokeArgs, ReceiptLine};
 use crate::output::{json_line, usd};
-use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_sdk_sagemakerruntime::types::ResponseStream;
 use sagemeter::{Client, Cost};
@@ -62,10 +61,9 @@ pub async fn run_stream(
             Ok(Some(_)) => {}
             Ok(None) => break,
             Err(e) => {
-                // The code only: a stream error's message can quote model output.
                 stream_error = Some(format!(
                     "the response stream failed ({}); the receipt covers it up to the failure",
-                    e.code().unwrap_or("error")
+                    crate::failure::describe_stream_error(&e)
                 ));
                 break;
             }
@@ -73,7 +71,7 @@ pub async fn run_stream(
     }
     drop(response);
     let cost = receipt.wait().await;
-    write_receipt(args, out, cost.as_ref())?;
+    write_receipt(args, out, cost.as_ref(), stream_error.as_deref())?;
     if let Some(code) = stopped_by {
         return Err(interrupted(code, "the stream was cut short"));
     }
@@ -125,29 +123,44 @@ pub async fn run_async(
             submitted.output_location().unwrap_or("-")
         )?;
     }
-    write_receipt(args, out, Some(submitted.cost()))
+    write_receipt(args, out, Some(submitted.cost()), None)
 }
 
+/// The call's receipt: a `receipt` line, or with `failure` an `error` line carrying
+/// it (`#1 FAILED` in text).
 fn write_receipt(
     args: &InvokeArgs,
     out: &mut dyn Write,
     cost: Option<&Cost>,
+    failure: Option<&str>,
 ) -> Result<(), CliError> {
     let Some(cost) = cost else {
         return Err(CliError::failed("the call ended without a receipt"));
     };
     if args.json {
-        json_line(
-            out,
-            &ReceiptLine {
-                kind: "receipt",
-                call: 1,
-                cost,
-            },
-        )?;
+        match failure {
+            Some(error) => json_line(
+                out,
+                &ErrorLine {
+                    kind: "error",
+                    call: 1,
+                    error: error.to_owned(),
+                    receipt: Some(cost),
+                },
+            )?,
+            None => json_line(
+                out,
+                &ReceiptLine {
+                    kind: "receipt",
+                    call: 1,
+                    cost,
+                },
+            )?,
+        }
     } else {
         writeln!(out)?;
-        writeln!(out, "#1    {cost}")?;
+        let failed = if failure.is_some() { "FAILED " } else { "" };
+        writeln!(out, "#1    {failed}{cost}")?;
         for line in &cost.lines {
             let amount = line.cost_usd().map_or_else(|| "unpriced".to_owned(), usd);
             writeln!(
@@ -171,16 +184,19 @@ fn failed(args: &InvokeArgs, out: &mut dyn Write, e: sagemeter::Error) -> Result
         _ => None,
     };
     let message = crate::failure::describe(&e);
-    if args.json {
-        json_line(
+    match receipt {
+        // Billed (the model ran): its receipt, as for a call that did not fail.
+        Some(cost) => write_receipt(args, out, Some(cost), Some(&message))?,
+        None if args.json => json_line(
             out,
             &ErrorLine {
                 kind: "error",
                 call: 1,
                 error: message.clone(),
-                receipt,
+                receipt: None,
             },
-        )?;
+        )?,
+        None => writeln!(out, "\n#1    FAILED (not billed)")?,
     }
     Err(CliError::failed(message))
 }
