@@ -517,3 +517,40 @@ async fn a_stream_failing_midway_is_an_error_line_carrying_its_receipt() {
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("#1    FAILED $"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_totals_beyond_u64_are_summed_exactly() {
+    let fake = fake_rt().await;
+    fake.set_response_body(
+        br#"{"usage":{"prompt_tokens":10000000000000000000,"completion_tokens":10000000000000000000}}"#,
+    );
+    let output = run_at(
+        &fake.url,
+        &["invoke", "rt", "--body", "{}", "-n", "2", "--json"],
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    let summary = stdout.lines().last().unwrap();
+    assert!(
+        summary.contains(
+            r#""input_tokens":20000000000000000000,"output_tokens":20000000000000000000"#
+        ),
+        "{summary}"
+    );
+    let output = run_at(&fake.url, &["invoke", "rt", "--body", "{}", "-n", "2"]).await;
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(
+        stdout.contains("tokens           20000000000000000000 in, 20000000000000000000 out"),
+        "{stdout}"
+    );
+}

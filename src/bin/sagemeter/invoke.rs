@@ -338,10 +338,11 @@ struct Summary {
     latency_ms: Latency,
     /// Receipts per price source (`live`, `cache`, `snapshot`, `override`, `unpriced`).
     by_price_source: BTreeMap<String, u32>,
+    /// Wider than a receipt's u64: a million receipts of large counts add up.
     #[serde(skip_serializing_if = "Option::is_none")]
-    input_tokens: Option<u64>,
+    input_tokens: Option<u128>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    output_tokens: Option<u64>,
+    output_tokens: Option<u128>,
     /// Distinct notes of the prices used (why a fallback priced the calls).
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     price_notes: BTreeSet<String>,
@@ -812,10 +813,12 @@ fn add(summary: &mut Summary, latencies: &mut Vec<Duration>, cost: &Cost) {
         .entry(source.to_owned())
         .or_default() += 1;
     if let Some(n) = cost.usage.input_tokens {
-        *summary.input_tokens.get_or_insert(0) += n;
+        let total = summary.input_tokens.get_or_insert(0);
+        *total = total.saturating_add(u128::from(n));
     }
     if let Some(n) = cost.usage.output_tokens {
-        *summary.output_tokens.get_or_insert(0) += n;
+        let total = summary.output_tokens.get_or_insert(0);
+        *total = total.saturating_add(u128::from(n));
     }
     for line in &cost.lines {
         if let LinePrice::Priced { provenance, .. } = &line.price
