@@ -554,3 +554,20 @@ async fn token_totals_beyond_u64_are_summed_exactly() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_is_not_utf8_is_printed_byte_for_byte() {
+    let fake = fake_rt().await;
+    let body = [0xff, 0x00, 0x89, 0x50];
+    fake.set_response_body(&body);
+    let output = run_at(&fake.url, &["invoke", "rt", "--body", "{}"]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let header = b"response of call #1 (4 bytes, application/json):\n";
+    let at = output
+        .stdout
+        .windows(header.len())
+        .position(|w| w == header)
+        .expect("the response header");
+    let start = at + header.len();
+    assert_eq!(&output.stdout[start..start + 5], b"\xff\x00\x89\x50\n");
+}

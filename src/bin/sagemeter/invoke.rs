@@ -895,9 +895,9 @@ fn write_response(
         body.len(),
         response.content_type().unwrap_or("no content type")
     )?;
-    let text = String::from_utf8_lossy(body);
-    write!(out, "{text}")?;
-    if !text.ends_with('\n') {
+    // The bytes as they came (as --stream writes its parts), whatever the encoding.
+    out.write_all(body)?;
+    if !body.ends_with(b"\n") {
         writeln!(out)?;
     }
     writeln!(out)
