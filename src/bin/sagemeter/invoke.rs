@@ -428,6 +428,7 @@ pub async fn run(
                 .lease_percent(args.lease_percent),
         );
     }
+    let mut ledger_kept = None;
     if let Some(path) = &args.ledger {
         // A directory (or a path ending in `/`) is a rolling ledger: hourly files.
         let ledger = if path.is_dir() || path.as_os_str().to_string_lossy().ends_with('/') {
@@ -445,16 +446,59 @@ pub async fn run(
             sagemeter::ledger::JsonlLedger::open(path)
         }
         .map_err(|e| CliError::Failed(Box::new(e)))?;
+        ledger_kept = Some((path, ledger.clone()));
         builder = builder.sink(ledger);
     }
     let client = builder.build().map_err(|e| CliError::Failed(Box::new(e)))?;
     let result = run_with(&client, &args, body, &region, out).await;
-    // Flushes the ledger: every receipt printed is also on disk.
-    let shutdown = client
-        .shutdown()
-        .await
-        .map_err(|e| CliError::Failed(Box::new(e)));
-    result.and(shutdown)
+    // Flushes the ledger: every receipt printed is also on disk, or this says why not.
+    let mut problems = Vec::new();
+    if let Err(e) = client.shutdown().await {
+        problems.push(crate::error_chain(&e));
+    }
+    if let Some((path, ledger)) = ledger_kept
+        && let Some(lost) = ledger_losses(path, &ledger.stats())
+    {
+        problems.push(lost);
+    }
+    if problems.is_empty() {
+        return result;
+    }
+    let after = CliError::failed(problems.join("; "));
+    match result {
+        Ok(()) => Err(after),
+        // The reader left (exit 0): what the ledger lost is the news.
+        Err(CliError::Failed(e))
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Err(after)
+        }
+        Err(e) => {
+            eprint(&format!("error: {after}"));
+            Err(e)
+        }
+    }
+}
+
+/// What the ledger lost, if anything: receipts dropped (its queue was full),
+/// refused (it was shut down) or lost to write errors, from its counters.
+fn ledger_losses(path: &std::path::Path, stats: &sagemeter::ledger::SinkStats) -> Option<String> {
+    let lost = stats
+        .dropped_full
+        .saturating_add(stats.refused_closed)
+        .saturating_add(stats.lost_on_error);
+    (lost > 0).then(|| {
+        format!(
+            "the ledger {} is missing {lost} receipt(s): {} dropped (its queue was full: the \
+             disk could not keep up), {} refused (it was already shut down), {} lost to \
+             write errors",
+            path.display(),
+            stats.dropped_full,
+            stats.refused_closed,
+            stats.lost_on_error
+        )
+    })
 }
 
 /// Everything after the client exists: resolve, call, print.
@@ -987,6 +1031,22 @@ mod tests {
         );
         assert!(BodyArg::parse("@").is_err());
         assert!(matches!(BodyArg::parse("{}"), Ok(BodyArg::Inline(t)) if t == "{}"));
+    }
+
+    #[test]
+    fn a_ledger_that_lost_receipts_says_how_many_and_why() {
+        let path = std::path::Path::new("spend.jsonl");
+        let mut stats = sagemeter::ledger::SinkStats::default();
+        stats.accepted = 10;
+        stats.written = 10;
+        assert_eq!(ledger_losses(path, &stats), None);
+        stats.dropped_full = 3;
+        stats.refused_closed = 1;
+        let lost = ledger_losses(path, &stats).unwrap();
+        assert!(
+            lost.starts_with("the ledger spend.jsonl is missing 4 receipt(s): 3 dropped"),
+            "{lost}"
+        );
     }
 
     #[test]
