@@ -615,6 +615,16 @@ fn stream_and_async_flags_are_checked_before_anything_is_sent() {
         ],
         vec!["invoke", REALTIME_ENDPOINT, "--input-location", "s3://b/k"],
         vec!["invoke", REALTIME_ENDPOINT],
+        // The input is in S3 or in --body, not both.
+        vec![
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--async",
+            "--input-location",
+            "s3://b/k",
+            "--body",
+            "{}",
+        ],
     ] {
         sagemeter_at(&refused_url()).args(&args).assert().code(2);
     }

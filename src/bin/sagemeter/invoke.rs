@@ -60,7 +60,8 @@ pub struct InvokeArgs {
         short = 'b',
         value_name = "JSON|@FILE|-",
         value_parser = BodyArg::parse,
-        required_unless_present = "input_location"
+        required_unless_present = "input_location",
+        conflicts_with = "input_location"
     )]
     pub body: Option<BodyArg>,
 
