@@ -203,9 +203,7 @@ fn history_flags_are_checked_before_anything_is_sent() {
     };
     let out = run(&["ml.c5.2xlarge", "--since", "2024-01-01"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("go with --history or --trend")
-    );
+    assert!(text(&out.stderr).contains("go with --history or --trend"));
     let out = run(&["ml.c5.2xlarge", "--history", "--since", "01/01/2024"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("is not a date: use YYYY-MM-DD"));
@@ -227,7 +225,10 @@ fn a_trend_of_something_not_a_family_exits_2_sending_nothing() {
         .unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("`g5` is not an instance family"), "{stderr}");
+    assert!(
+        stderr.contains("`g5` is not an instance family"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -242,7 +243,12 @@ fn time_limit_is_bounded_and_goes_with_history_or_trend() {
     };
     // Too long for the clock, none at all, and without --history/--trend.
     for args in [
-        &["ml.c5.2xlarge", "--history", "--time-limit", "18446744073709551615"][..],
+        &[
+            "ml.c5.2xlarge",
+            "--history",
+            "--time-limit",
+            "18446744073709551615",
+        ][..],
         &["--trend", "ml.c5", "--time-limit", "86401"],
         &["ml.c5.2xlarge", "--history", "--time-limit", "0"],
         &["ml.c5.2xlarge", "--time-limit", "60"],

@@ -9,8 +9,8 @@ use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::InvokeEndpointWithResponseStreamError;
 use aws_sdk_sagemakerruntime::types::error::{ModelError, ResponseStreamError};
-use aws_smithy_types::event_stream::RawMessage;
 use aws_smithy_runtime_api::http::Response;
+use aws_smithy_types::event_stream::RawMessage;
 
 /// Error codes whose message SageMaker writes about the request, never quoting the
 /// model's output. Any other code's message (and an unknown error's) is withheld.
