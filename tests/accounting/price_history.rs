@@ -252,6 +252,22 @@ async fn the_time_limit_ends_the_read_with_what_was_read_so_far() {
     );
 }
 
+/// A time limit too long for the clock is no limit, not a panic.
+#[tokio::test]
+async fn a_time_limit_too_long_for_the_clock_is_no_limit() {
+    let server = publish(None).await;
+    let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
+    let history = PriceListHistory::builder(&server.sdk_config("us-east-1"))
+        .cache_dir(None)
+        .until(until())
+        .time_limit(Duration::MAX)
+        .build()
+        .history(&key, since())
+        .await
+        .unwrap();
+    assert_eq!(history.versions.len(), 4);
+}
+
 fn trend_row(history: &PriceHistory, instance: &str) -> sagemeter::pricing::history::SizeTrend {
     let trend = history.trend();
     trend

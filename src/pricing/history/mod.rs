@@ -352,7 +352,11 @@ impl PriceListHistory {
         keys_in: impl Fn(&[PriceDocument]) -> Vec<PriceKey>,
     ) -> Result<PriceHistory, HistoryError> {
         let until = self.until_date(since)?;
-        let deadline = tokio::time::Instant::now() + self.time_limit;
+        let now = tokio::time::Instant::now();
+        // A limit too long for the clock to add is no limit: a year is as good.
+        let deadline = now
+            .checked_add(self.time_limit)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400));
         let limit = self.time_limit;
         let listed =
             tokio::time::timeout_at(deadline, versions::list(&self.client, region, since, until))
@@ -529,7 +533,8 @@ impl PriceListHistoryBuilder {
 
     /// The longest a whole read may take, listing and downloads together (default
     /// [`DEFAULT_TIME_LIMIT`], 5 minutes). Versions not read by then are reported in
-    /// [`HistoryError::Incomplete`] with what was read.
+    /// [`HistoryError::Incomplete`] with what was read. A limit too long for the
+    /// clock (such as `Duration::MAX`) is no limit.
     pub fn time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = limit;
         self
