@@ -419,6 +419,10 @@ impl Meter {
     /// seen by the interceptor) from starting, waits for what is running (at most
     /// `timeout`), then flushes and closes every sink. Calls made afterwards are still
     /// metered on their own path, but nothing new runs in the background.
+    ///
+    /// It does not wait for calls in flight: finish (or drop) them first. A receipt
+    /// made once the sinks are closed still counts in the totals, but no sink writes
+    /// it (a ledger counts it in [`SinkStats::refused_closed`](crate::ledger::SinkStats::refused_closed)).
     pub async fn shutdown_within(&self, timeout: std::time::Duration) -> crate::Result<()> {
         let idle = self.inner.background.close(timeout).await;
         // Sinks last: background pricing above may still have recorded receipts.
