@@ -463,9 +463,9 @@ impl Receipt {
     /// Bill → totals → receipt → sinks → budget → span, for the lines of `phase`.
     pub(crate) fn make(
         self,
-        mut usage: Usage,
+        usage: Usage,
         request_id: Option<String>,
-        mut notes: Vec<String>,
+        notes: Vec<String>,
         phase: Phase,
     ) -> Cost {
         let Receipt {
@@ -474,30 +474,8 @@ impl Receipt {
             parts,
             in_flight_until,
         } = self;
-        let CallParts {
-            meter,
-            endpoint,
-            targets,
-            tags,
-            reservation,
-            started_at,
-            share,
-            attempts,
-            ..
-        } = parts;
-        let billed = bill_attempts(&mut usage, &attempts, &mut notes);
-        let shared_hours = billed.share(share.end(in_flight_until.unwrap_or_else(|| meter.now())));
-        let call = FinishedCall {
-            endpoint,
-            request_id,
-            started_at,
-            targets,
-            usage,
-            tags,
-            notes,
-            shared_hours: Some(shared_hours),
-            compute_unknown: None,
-        };
+        let ended = in_flight_until.unwrap_or_else(|| parts.meter.now());
+        let (meter, call, reservation) = parts.finish(usage, request_id, notes, ended);
         let cost = in_span(&span, || meter.finish_phase(call, &prepared, phase));
         record_on_span(&span, &cost);
         meter.settle(reservation, &cost);
@@ -740,6 +718,65 @@ impl CallParts {
         usage.bytes_in = self.bytes_in.unwrap_or(0);
         usage
     }
+
+    /// The call these parts end as, its share of the sharing clock ended at
+    /// `ended`: the attempts billed on `usage`, the parts' own note before
+    /// `notes`. With the meter that prices it and the reservation to settle.
+    pub(super) fn finish(
+        self,
+        mut usage: Usage,
+        request_id: Option<String>,
+        notes: Vec<String>,
+        ended: SystemTime,
+    ) -> (Meter, FinishedCall, Option<Reservation>) {
+        let CallParts {
+            meter,
+            endpoint,
+            targets,
+            tags,
+            reservation,
+            started_at,
+            share,
+            attempts,
+            note,
+            ..
+        } = self;
+        let mut notes: Vec<String> = note.map(str::to_owned).into_iter().chain(notes).collect();
+        let billed = bill_attempts(&mut usage, &attempts, &mut notes);
+        let call = FinishedCall {
+            endpoint,
+            request_id,
+            started_at,
+            targets,
+            usage,
+            tags,
+            notes,
+            shared_hours: Some(billed.share(share.end(ended))),
+            compute_unknown: None,
+        };
+        (meter, call, reservation)
+    }
+}
+
+/// Prices `call` and settles its reservation in the background, where an SDK hook
+/// or a `Drop` cannot wait for the endpoint's profile and rates (and a sink that
+/// panics cannot reach the caller).
+pub(super) fn finish_in_background(
+    meter: Meter,
+    call: FinishedCall,
+    reservation: Option<Reservation>,
+) {
+    let background = meter.inner.background.clone();
+    let endpoint = call.endpoint.clone();
+    let spawned = background.spawn(async move {
+        let prepared = meter.prepare(&call.endpoint).await;
+        let cost = meter.finish(call, &prepared);
+        meter.settle(reservation, &cost);
+    });
+    if !spawned {
+        tracing::warn!(target: "sagemeter", endpoint = %endpoint,
+            "a call could not be priced: no Tokio runtime, or the meter is shut down");
+    }
 }
 
 impl CallInFlight {
@@ -784,54 +821,19 @@ impl Drop for CallInFlight {
             return;
         }
         let mut usage = parts.usage(wall);
-        let mut notes: Vec<String> = parts.note.iter().map(|n| (*n).to_owned()).collect();
-        notes.push(
+        usage.outcome = Outcome::Cancelled;
+        let notes = vec![
             "the caller dropped the call after its request was sent: billed as if the \
              model ran until then"
                 .to_owned(),
-        );
-        let CallParts {
-            meter,
-            endpoint,
-            targets,
-            tags,
-            reservation,
-            started_at,
-            share,
-            attempts,
-            ..
-        } = parts;
-        usage.outcome = Outcome::Cancelled;
-        let billed = bill_attempts(&mut usage, &attempts, &mut notes);
-        let now = meter.now();
-        let shared_hours = billed.share(share.end(now));
-        let call = FinishedCall {
-            endpoint,
-            request_id: None,
-            started_at,
-            targets,
-            usage,
-            tags,
-            notes,
-            shared_hours: Some(shared_hours),
-            compute_unknown: None,
-        };
+        ];
+        let now = parts.meter.now();
+        let (meter, call, reservation) = parts.finish(usage, None, notes, now);
         if let Some(prepared) = meter.prepare_now(&call.endpoint, now) {
             let cost = meter.finish(call, &prepared);
             meter.settle(reservation, &cost);
-            return;
-        }
-        // The endpoint's profile or rates are not at hand: price it in the background.
-        let background = meter.inner.background.clone();
-        let endpoint = call.endpoint.clone();
-        let spawned = background.spawn(async move {
-            let prepared = meter.prepare(&call.endpoint).await;
-            let cost = meter.finish(call, &prepared);
-            meter.settle(reservation, &cost);
-        });
-        if !spawned {
-            tracing::warn!(target: "sagemeter", endpoint = %endpoint,
-                "a cancelled call could not be priced: no Tokio runtime, or the meter is shut down");
+        } else {
+            finish_in_background(meter, call, reservation);
         }
     }
 }

@@ -1,10 +1,10 @@
 //! Metering for a plain SDK client, with no change at the call sites.
 
 use super::call::{
-    AttemptProbe, AttemptWatch, CallInFlight, CallParts, SDK_TIMEOUT_NOTE, bill_attempts,
+    AttemptProbe, AttemptWatch, CallInFlight, CallParts, SDK_TIMEOUT_NOTE, finish_in_background,
     is_model_error_code, timed_out_after_sending,
 };
-use super::meter::{FinishedCall, Meter, Targets};
+use super::meter::{Meter, Targets};
 use crate::budget::Refusal;
 use crate::usage::{Operation, Outcome};
 use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata;
@@ -185,8 +185,7 @@ impl Intercept for MeteringInterceptor {
             return Ok(());
         };
         let mut usage = start.usage(start.started.elapsed());
-        let mut notes = vec![INTERCEPTOR_NOTE.to_owned()];
-        let billed = bill_attempts(&mut usage, &start.attempts, &mut notes);
+        let mut notes = Vec::new();
         let request_id = match context.output_or_error() {
             Some(Ok(output)) => {
                 let Some(output) = output.downcast_ref::<InvokeEndpointOutput>() else {
@@ -225,37 +224,9 @@ impl Intercept for MeteringInterceptor {
             }
             None => return Ok(()),
         };
-        let CallParts {
-            endpoint,
-            targets,
-            tags,
-            reservation,
-            started_at,
-            share,
-            ..
-        } = start;
-        let call = FinishedCall {
-            endpoint,
-            request_id,
-            started_at,
-            targets,
-            usage,
-            tags,
-            notes,
-            shared_hours: Some(billed.share(share.end(self.meter.now()))),
-            compute_unknown: None,
-        };
-        let meter = self.meter.clone();
-        let endpoint = call.endpoint.clone();
-        let spawned = self.meter.inner.background.spawn(async move {
-            let prepared = meter.prepare(&call.endpoint).await;
-            let cost = meter.finish(call, &prepared);
-            meter.settle(reservation, &cost);
-        });
-        if !spawned {
-            tracing::warn!(target: "sagemeter", endpoint = %endpoint,
-                "no Tokio runtime, or the meter is shut down: the call was not metered");
-        }
+        // The parts' own note (INTERCEPTOR_NOTE) comes first on the receipt.
+        let (meter, call, reservation) = start.finish(usage, request_id, notes, self.meter.now());
+        finish_in_background(meter, call, reservation);
         Ok(())
     }
 }
