@@ -28,6 +28,11 @@ async fn fake_rt() -> FakeSageMaker {
 async fn run_at(url: &str, args: &[&str]) -> Output {
     let mut cmd = clean_env::sagemeter(url, &refused_url());
     cmd.args(args);
+    run(cmd).await
+}
+
+/// `cmd` run to the end (60 s at most).
+async fn run(cmd: std::process::Command) -> Output {
     tokio::task::spawn_blocking(move || {
         assert_cmd::Command::from_std(cmd)
             .timeout(Duration::from_secs(60))
@@ -141,9 +146,7 @@ async fn profile_credentials_win_over_the_environments() {
         "--profile",
         "other",
     ]);
-    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
+    let output = run(cmd).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     let keys = fake.access_key_ids();
     assert!(!keys.is_empty());
@@ -167,9 +170,7 @@ async fn a_profile_in_neither_file_exits_2_sending_nothing() {
         "--profile",
         "missing",
     ]);
-    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
+    let output = run(cmd).await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
@@ -279,13 +280,6 @@ fn kill(child: &std::process::Child, signal: i32) {
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
 }
 
-/// The lines of `text` as JSON.
-fn parse_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
-
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interrupt_stops_new_calls_and_every_call_sent_reaches_the_ledger() {
@@ -325,7 +319,7 @@ async fn an_interrupt_stops_new_calls_and_every_call_sent_reaches_the_ledger() {
         .unwrap();
         let (status, stderr) = wait_for_exit(child).await;
         assert_eq!(status.code(), Some(code), "{stderr}");
-        let lines = parse_lines(&printed);
+        let lines = json_lines(printed.as_bytes());
         let summary = lines.last().unwrap();
         assert_eq!(summary["type"], "summary", "{printed}");
         let receipts: Vec<&Value> = lines.iter().filter(|l| l["type"] == "receipt").collect();
@@ -394,7 +388,7 @@ async fn a_second_interrupt_cancels_the_calls_in_flight_and_their_receipts_are_k
     let (status, _) = wait_for_exit(child).await;
     fake.release();
     assert_eq!(status.code(), Some(130), "{printed}");
-    let lines = parse_lines(&printed);
+    let lines = json_lines(printed.as_bytes());
     let cancelled = lines
         .iter()
         .filter(|l| l["type"] == "error" && l["error"].as_str().unwrap().contains("cancelled"))
