@@ -89,6 +89,18 @@ async fn client_for(fake: &FakeSageMaker) -> Client {
         .unwrap()
 }
 
+/// A client of the fake's `rt` as one ml.m5.xlarge (a fixed profile, no
+/// discovery), priced from [`FixedPrices`].
+async fn rt_on_one_m5(fake: &FakeSageMaker) -> sagemeter::ClientBuilder {
+    Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
+        ))
+        .price_source(FixedPrices::us_east_1())
+}
+
 /// `InvokeEndpoint` with an empty JSON body.
 fn invoke(
     client: &Client,
@@ -420,15 +432,7 @@ async fn a_call_whose_endpoint_cannot_be_described_still_bills_its_data_never_a_
 #[tokio::test]
 async fn a_completion_before_its_submission_leaves_compute_unpriced_not_zero() {
     let fake = fake_with_demo_endpoints().await;
-    let client = Client::builder(&fake.sdk_config().await)
-        .without_discovery()
-        .endpoint_profile(EndpointProfile::new(
-            "rt",
-            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
-        ))
-        .price_source(FixedPrices::us_east_1())
-        .build()
-        .unwrap();
+    let client = rt_on_one_m5(&fake).await.build().unwrap();
     let submitted = submit_async(&client, "rt", 1024).await;
     // The notification's clock is 5 s behind the submitting host's.
     let landed =
@@ -1024,13 +1028,8 @@ async fn a_call_after_the_wall_clock_steps_back_is_billed_its_whole_time() {
     let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let clock = SettableClock(Arc::new(std::sync::Mutex::new(t0)));
     let set = |at: std::time::SystemTime| *clock.0.lock().unwrap() = at;
-    let client = Client::builder(&fake.sdk_config().await)
-        .without_discovery()
-        .endpoint_profile(EndpointProfile::new(
-            "rt",
-            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
-        ))
-        .price_source(FixedPrices::us_east_1())
+    let client = rt_on_one_m5(&fake)
+        .await
         .time_source(SharedTimeSource::new(clock.clone()))
         .build()
         .unwrap();
@@ -1317,13 +1316,8 @@ async fn a_max_concurrency_of_zero_is_refused() {
 async fn calls_an_instance_serves_side_by_side_each_get_a_whole_share_up_to_that_many() {
     let fake = fake_with_demo_endpoints().await;
     let (time, shared) = manual_clock();
-    let client = Client::builder(&fake.sdk_config().await)
-        .without_discovery()
-        .endpoint_profile(EndpointProfile::new(
-            "rt",
-            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
-        ))
-        .price_source(FixedPrices::us_east_1())
+    let client = rt_on_one_m5(&fake)
+        .await
         .max_concurrency_per_instance(4)
         .time_source(shared)
         .build()
@@ -2295,15 +2289,7 @@ async fn the_interceptor_meters_each_call_once_however_it_is_wrapped_or_register
 async fn settlements_whose_clocks_disagree_warn_once_not_once_each() {
     let logs = logs::capture();
     let fake = fake_with_demo_endpoints().await;
-    let client = Client::builder(&fake.sdk_config().await)
-        .without_discovery()
-        .endpoint_profile(EndpointProfile::new(
-            "rt",
-            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
-        ))
-        .price_source(FixedPrices::us_east_1())
-        .build()
-        .unwrap();
+    let client = rt_on_one_m5(&fake).await.build().unwrap();
     let submitted = submit_async(&client, "rt", 1024).await;
     let at = std::time::SystemTime::from(submitted.pending().submitted_at());
     let pending = serde_json::to_string(submitted.pending()).unwrap();
