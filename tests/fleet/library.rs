@@ -112,6 +112,15 @@ impl FakeFleet {
     }
 }
 
+/// An enforced budget of `limit` USD on `scope` per `period`, each call estimated
+/// at `per_call` USD.
+fn enforced(scope: BudgetScope, period: BudgetPeriod, limit: &str, per_call: &str) -> Budget {
+    Budget::enforce(scope, period, dec(limit))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec(per_call) })
+        .unwrap()
+}
+
 /// The cost of a receipt's compute line.
 fn compute_usd(cost: &Cost) -> Decimal {
     cost.lines
@@ -188,14 +197,12 @@ async fn an_endpoint_budget_holds_across_processes_and_leases_come_back() {
     let table = table_name("budget");
     create_table(&conf, &table).await.unwrap();
     let budget = || {
-        Budget::enforce(
+        enforced(
             BudgetScope::endpoint(REALTIME_ENDPOINT),
             BudgetPeriod::Day,
-            dec("0.10"),
+            "0.10",
+            "0.01",
         )
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.01") })
-        .unwrap()
     };
     // Leases of 20 % ($0.02, two calls) at a time.
     let fleet = || FleetConfig::dynamodb(&table).lease_percent(20);
@@ -247,12 +254,7 @@ async fn a_lapsed_lease_of_a_process_that_is_gone_returns_to_the_fleet() {
     let conf = emu.sdk_config().await;
     let table = table_name("lapse");
     create_table(&conf, &table).await.unwrap();
-    let budget = || {
-        Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.05"))
-            .unwrap()
-            .estimate(Estimate::Fixed { usd: dec("0.01") })
-            .unwrap()
-    };
+    let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
     let fleet = || {
         FleetConfig::dynamodb(&table)
             .lease_percent(100)
@@ -289,10 +291,7 @@ async fn a_table_that_does_not_exist_stops_no_call_but_fleet_budgets_fail_closed
     let emu = Emulator::shared();
     let conf = emu.sdk_config().await;
     let missing = table_name("missing");
-    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.01") })
-        .unwrap();
+    let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, "1", "0.01");
 
     let plain = per_call_client(&conf, FleetConfig::dynamodb(&missing), None);
     for _ in 0..3 {
@@ -377,10 +376,7 @@ fn proxied(table: &str, proxy: &FaultProxy, conf: &aws_types::SdkConfig) -> Flee
 #[tokio::test]
 async fn a_throttled_table_stops_no_call_and_loses_no_increment() {
     let (conf, table, proxy) = behind_proxy("throttled").await;
-    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.01") })
-        .unwrap();
+    let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, "1", "0.01");
     // Leases of $0.05: five calls each.
     let client = per_call_client(
         &conf,
@@ -425,14 +421,12 @@ async fn a_throttled_table_stops_no_call_and_loses_no_increment() {
 async fn a_lease_whose_answers_were_lost_is_applied_once_then_found_spent_and_given_back() {
     let (conf, table, proxy) = behind_proxy("lost-lease").await;
     // $0.10 a day at $0.01 a call, leased 50 % ($0.05, five calls) at a time.
-    let budget = Budget::enforce(
+    let budget = enforced(
         BudgetScope::endpoint(REALTIME_ENDPOINT),
         BudgetPeriod::Day,
-        dec("0.10"),
-    )
-    .unwrap()
-    .estimate(Estimate::Fixed { usd: dec("0.01") })
-    .unwrap();
+        "0.10",
+        "0.01",
+    );
     let client = per_call_client(
         &conf,
         proxied(&table, &proxy, &conf).lease_percent(50),
@@ -474,14 +468,12 @@ async fn a_lease_whose_answers_were_lost_is_applied_once_then_found_spent_and_gi
 #[tokio::test]
 async fn a_lease_whose_answer_was_lost_is_given_back_at_shutdown() {
     let (conf, table, proxy) = behind_proxy("lost-lease-back").await;
-    let budget = Budget::enforce(
+    let budget = enforced(
         BudgetScope::endpoint(REALTIME_ENDPOINT),
         BudgetPeriod::Day,
-        dec("0.10"),
-    )
-    .unwrap()
-    .estimate(Estimate::Fixed { usd: dec("0.01") })
-    .unwrap();
+        "0.10",
+        "0.01",
+    );
     let client = per_call_client(
         &conf,
         proxied(&table, &proxy, &conf).lease_percent(50),
@@ -768,10 +760,7 @@ async fn a_lease_of_a_period_that_ended_is_given_back_at_the_next_flush() {
     create_table(&conf, &table).await.unwrap();
     // 2027-01-15 10:59:50 UTC, ten seconds before the hour ends.
     let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_010_790));
-    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Hour, dec("1"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.01") })
-        .unwrap();
+    let budget = enforced(BudgetScope::Client, BudgetPeriod::Hour, "1", "0.01");
     let client = Client::builder(&conf)
         .without_discovery()
         .without_metrics()
@@ -865,14 +854,12 @@ async fn after_shutdown_a_fleet_budget_refuses_calls_instead_of_spending_a_lease
     let table = table_name("after-shutdown");
     create_table(&conf, &table).await.unwrap();
     // $0.10 a day at $0.01 a call, leased 50 % ($0.05, five calls) at a time.
-    let budget = Budget::enforce(
+    let budget = enforced(
         BudgetScope::endpoint(REALTIME_ENDPOINT),
         BudgetPeriod::Day,
-        dec("0.10"),
-    )
-    .unwrap()
-    .estimate(Estimate::Fixed { usd: dec("0.01") })
-    .unwrap();
+        "0.10",
+        "0.01",
+    );
     let fleet = FleetConfig::dynamodb(&table).lease_percent(50);
     let client = per_call_client(&conf, fleet, Some(budget));
     // One call: $0.01 of the $0.05 lease used, $0.04 left in it.
@@ -897,14 +884,12 @@ async fn unpriced_calls_count_against_a_fleet_budget_at_their_estimate_not_at_ze
     let table = table_name("unpriced");
     create_table(&conf, &table).await.unwrap();
     // $1 a day, each call estimated at $0.05; leased 10 % ($0.10) at a time.
-    let budget = Budget::enforce(
+    let budget = enforced(
         BudgetScope::endpoint(REALTIME_ENDPOINT),
         BudgetPeriod::Day,
-        dec("1"),
-    )
-    .unwrap()
-    .estimate(Estimate::Fixed { usd: dec("0.05") })
-    .unwrap();
+        "1",
+        "0.05",
+    );
     let client = Client::builder(&conf)
         .without_discovery()
         .without_metrics()
@@ -957,14 +942,12 @@ async fn a_fleet_budget_on_a_tag_key_holding_an_equals_sign_is_refused_when_buil
 async fn calls_short_of_lease_at_once_take_one_lease_between_them() {
     let (conf, table, proxy) = behind_proxy("one-lease").await;
     // $1 a day at $0.01 a call, leased 20 % ($0.20, twenty calls) at a time.
-    let budget = Budget::enforce(
+    let budget = enforced(
         BudgetScope::endpoint(REALTIME_ENDPOINT),
         BudgetPeriod::Day,
-        dec("1"),
-    )
-    .unwrap()
-    .estimate(Estimate::Fixed { usd: dec("0.01") })
-    .unwrap();
+        "1",
+        "0.01",
+    );
     let client = per_call_client(
         &conf,
         proxied(&table, &proxy, &conf)
@@ -1012,12 +995,7 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
     let (conf, table, proxy) = behind_proxy("reclaimed").await;
     // $0.05 a day at $0.01 a call; the whole limit is leased at a time, and a
     // lease lapses 2 s after its last renewal.
-    let budget = || {
-        Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.05"))
-            .unwrap()
-            .estimate(Estimate::Fixed { usd: dec("0.01") })
-            .unwrap()
-    };
+    let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
     let timings = |fleet: FleetConfig| {
         fleet
             .lease_percent(100)
@@ -1105,14 +1083,12 @@ async fn a_process_shut_down_leaves_no_attribute_of_its_own_in_the_table() {
     let table = table_name("unmarked");
     create_table(&conf, &table).await.unwrap();
     let budget = || {
-        Budget::enforce(
+        enforced(
             BudgetScope::endpoint(REALTIME_ENDPOINT),
             BudgetPeriod::Day,
-            dec("1"),
+            "1",
+            "0.01",
         )
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.01") })
-        .unwrap()
     };
     // Two processes (as cron runs of the CLI are, one after the other), each
     // leasing from the endpoint's budget, publishing its load and writing its
@@ -1167,14 +1143,12 @@ async fn two_budgets_of_one_scope_and_period_each_raise_their_own_alerts() {
         )
         .unwrap()
         .on_alert(record(&raised));
-        let cap = Budget::enforce(
+        let cap = enforced(
             BudgetScope::endpoint(REALTIME_ENDPOINT),
             BudgetPeriod::Day,
-            dec("0.05"),
+            "0.05",
+            "0.01",
         )
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.01") })
-        .unwrap()
         .on_alert(record(&raised));
         Client::builder(&conf)
             .without_discovery()
@@ -1236,10 +1210,7 @@ async fn a_lease_that_lapsed_here_while_the_table_was_away_is_spent_again_once_i
     // $0.10 a day at $0.01 a call, leased 50 % ($0.05) at a time; a lease lapses
     // 2 s after its last renewal, and this process stops spending it 100 ms
     // before.
-    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.10"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.01") })
-        .unwrap();
+    let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, "0.10", "0.01");
     let client = per_call_client(
         &conf,
         proxied(&table, &proxy, &conf)
