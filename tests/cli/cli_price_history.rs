@@ -21,6 +21,17 @@ fn price(server: &FakePriceList, cache: &Path, args: &[&str]) -> std::process::O
         .expect("run sagemeter")
 }
 
+/// `sagemeter price ARGS` with nothing to reach: what is refused before anything
+/// is sent.
+fn price_offline(args: &[&str]) -> std::process::Output {
+    let nothing = refused_url();
+    sagemeter(&nothing, &nothing)
+        .arg("price")
+        .args(args)
+        .output()
+        .expect("run sagemeter")
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -193,36 +204,24 @@ async fn a_version_cut_short_prints_what_was_read_then_fails_naming_it() {
 
 #[test]
 fn history_flags_are_checked_before_anything_is_sent() {
-    let nothing = refused_url();
-    let run = |args: &[&str]| {
-        sagemeter(&nothing, &nothing)
-            .arg("price")
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let out = run(&["ml.c5.2xlarge", "--since", "2024-01-01"]);
+    let out = price_offline(&["ml.c5.2xlarge", "--since", "2024-01-01"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("go with --history or --trend"));
-    let out = run(&["ml.c5.2xlarge", "--history", "--since", "01/01/2024"]);
+    let out = price_offline(&["ml.c5.2xlarge", "--history", "--since", "01/01/2024"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("is not a date: use YYYY-MM-DD"));
-    let out = run(&["ml.c5.2xlarge", "--history", "--chart", "c5.gif"]);
+    let out = price_offline(&["ml.c5.2xlarge", "--history", "--chart", "c5.gif"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("name the file .svg or .png"));
-    let out = run(&["ml.c5.2xlarge", "--trend", "ml.c5"]);
+    let out = price_offline(&["ml.c5.2xlarge", "--trend", "ml.c5"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = run(&["--history"]);
+    let out = price_offline(&["--history"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
 fn a_trend_of_something_not_a_family_exits_2_sending_nothing() {
-    let nothing = refused_url();
-    let out = sagemeter(&nothing, &nothing)
-        .args(["price", "--trend", "g5"])
-        .output()
-        .unwrap();
+    let out = price_offline(&["--trend", "g5"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -233,14 +232,6 @@ fn a_trend_of_something_not_a_family_exits_2_sending_nothing() {
 
 #[test]
 fn time_limit_is_bounded_and_goes_with_history_or_trend() {
-    let nothing = refused_url();
-    let run = |args: &[&str]| {
-        sagemeter(&nothing, &nothing)
-            .arg("price")
-            .args(args)
-            .output()
-            .unwrap()
-    };
     // Too long for the clock, none at all, and without --history/--trend.
     for args in [
         &[
@@ -253,12 +244,12 @@ fn time_limit_is_bounded_and_goes_with_history_or_trend() {
         &["ml.c5.2xlarge", "--history", "--time-limit", "0"],
         &["ml.c5.2xlarge", "--time-limit", "60"],
     ] {
-        let out = run(args);
+        let out = price_offline(args);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
-    let out = run(&["ml.c5.2xlarge", "--time-limit", "60"]);
+    let out = price_offline(&["ml.c5.2xlarge", "--time-limit", "60"]);
     assert!(text(&out.stderr).contains("--time-limit go with --history or --trend"));
 }
 
