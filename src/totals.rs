@@ -127,6 +127,9 @@ struct TotalsInner {
     endpoints: Vec<EndpointTotals>,
     /// Where each endpoint is in `endpoints`, looked up by `&str`.
     slots: FastMap<String, usize>,
+    /// Clocks whose calls run on another clock's capacity (an adapter's on its base
+    /// component's): where their calls go, by `&str`.
+    shared_clocks: FastMap<String, usize>,
 }
 
 impl TotalsInner {
@@ -172,6 +175,7 @@ impl Default for TotalsInner {
             client_usd: Decimal::ZERO,
             endpoints: Vec::new(),
             slots: FastMap::default(),
+            shared_clocks: FastMap::default(),
         }
     }
 }
@@ -416,8 +420,12 @@ impl Totals {
         now: SystemTime,
     ) -> CallShare {
         let mut inner = self.lock();
-        let slot = match (inner.slots.get(clock), or_else) {
-            (Some(&index), _) => EndpointSlot(index),
+        let shared = match inner.shared_clocks.is_empty() {
+            true => None,
+            false => inner.shared_clocks.get(clock).copied(),
+        };
+        let slot = match (shared.or_else(|| inner.slots.get(clock).copied()), or_else) {
+            (Some(index), _) => EndpointSlot(index),
             (None, Some(endpoint)) => inner.endpoint_slot(endpoint),
             (None, None) => inner.endpoint_slot(clock),
         };
@@ -434,6 +442,22 @@ impl Totals {
             endpoint: slot.0,
             started_fs,
             ended: false,
+        }
+    }
+
+    /// Calls that would join `clock` join `runs_on`'s instead (an adapter's calls
+    /// share its base component's copies); `None`: their own again.
+    pub(crate) fn share_clock(&self, clock: &str, runs_on: Option<&str>) {
+        let mut inner = self.lock();
+        match runs_on {
+            Some(other) => {
+                let slot = inner.endpoint_slot(other).0;
+                inner.shared_clocks.insert(clock.to_owned(), slot);
+            }
+            None if !inner.shared_clocks.is_empty() => {
+                inner.shared_clocks.remove(clock);
+            }
+            None => {}
         }
     }
 

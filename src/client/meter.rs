@@ -210,10 +210,12 @@ impl VariantRates {
                 .stated
                 .get(instance_type.as_str())
                 .or_else(|| compute.as_ref().ok().and_then(|r| r.instance.as_ref()));
+            // The components that reserve the instances; adapters run on their
+            // base's copies and reserve nothing of their own.
             let on_variant: Vec<&ComponentProfile> = hosted
                 .components
                 .iter()
-                .filter(|c| c.variant == variant.name)
+                .filter(|c| c.variant == variant.name && !c.is_adapter())
                 .collect();
             for component in &on_variant {
                 components.push((
@@ -231,6 +233,23 @@ impl VariantRates {
                         .zip(components.iter().map(|(_, s)| s)),
                 );
             }
+            let adapters = hosted
+                .components
+                .iter()
+                .filter(|c| c.variant == variant.name)
+                .filter_map(|c| Some((c.name.as_str(), c.base.as_deref()?)));
+            let mut of_base = Vec::new();
+            for (adapter, base) in adapters {
+                let share = match components.iter().find(|(name, _)| name == base) {
+                    Some((_, share)) => share.clone(),
+                    None => Err(format!(
+                        "its base component `{base}` is not among the variant's components \
+                         as discovered: its share of the instances is unknown"
+                    )),
+                };
+                of_base.push((adapter.to_owned(), share));
+            }
+            components.extend(of_base);
         }
         VariantRates {
             compute,
@@ -722,9 +741,18 @@ impl Meter {
             .components
             .iter()
             .map(|component| {
-                let slot =
-                    clocks.endpoint_slot(&component_clock(&profile.endpoint, &component.name));
-                clocks.set_instances(slot, component.copies, now);
+                let clock = component_clock(&profile.endpoint, &component.name);
+                let slot = clocks.endpoint_slot(&clock);
+                // An adapter's calls share its base's copies with the base's own:
+                // they join the base's clock (its running total stays its own).
+                let base = component
+                    .base
+                    .as_deref()
+                    .map(|base| component_clock(&profile.endpoint, base));
+                clocks.share_clock(&clock, base.as_deref());
+                if !component.is_adapter() {
+                    clocks.set_instances(slot, component.copies, now);
+                }
                 (component.name.clone(), slot)
             })
             .collect()

@@ -441,8 +441,9 @@ impl ClientBuilder {
         self
     }
 
-    /// How long each discovery request (`DescribeEndpoint`, `DescribeEndpointConfig`,
-    /// the inference-component calls) may take, retries included (default 5 s).
+    /// How long discovering an endpoint may take, all its requests together
+    /// (`DescribeEndpoint`, `DescribeEndpointConfig`, the inference-component calls,
+    /// a few of those at a time), retries included (default 5 s).
     ///
     /// A call to an endpoint whose profile is not known yet waits for it after
     /// SageMaker answered: this bounds that wait when the control plane does not

@@ -4,11 +4,13 @@
 //! An endpoint built for inference components has production variants without a
 //! `ModelName` (the models come with the components). Its components are listed
 //! with `ListInferenceComponents` (filtered by endpoint, paginated) and each is
-//! described with `DescribeInferenceComponent`: its variant, its copies
-//! (`RuntimeConfig.CurrentCopyCount`) and what one copy reserves
-//! (`Specification.ComputeResourceRequirements`). They are refreshed with the
+//! described with `DescribeInferenceComponent` (a few at a time): its variant, its
+//! copies deployed (`RuntimeConfig.CurrentCopyCount`) and what one copy reserves
+//! (`Specification.ComputeResourceRequirements`). An *adapter* (a LoRA adapter,
+//! `Specification.BaseInferenceComponentName`) reserves nothing of its own: its
+//! calls run on its base component's copies. They are refreshed with the
 //! endpoint's profile, so a component that scales its copies is seen at the next
-//! refresh.
+//! refresh; one deleted between the listing and its description is left out.
 
 use super::DiscoveryError;
 use aws_sdk_sagemaker::error::ProvideErrorMetadata;
@@ -17,6 +19,9 @@ use serde::{Deserialize, Serialize};
 
 /// Pages of `ListInferenceComponents` followed at most (100 components a page).
 const MAX_PAGES: usize = 50;
+
+/// `DescribeInferenceComponent` requests in flight at once.
+const DESCRIBES_AT_ONCE: usize = 8;
 
 /// What one copy of an inference component reserves on an instance
 /// (`ComputeResourceRequirements`).
@@ -61,13 +66,19 @@ pub struct ComponentProfile {
     pub name: String,
     /// The production variant whose instances host it.
     pub variant: String,
-    /// Copies running (`CurrentCopyCount`; the desired count while none is reported).
+    /// Copies deployed (`CurrentCopyCount`; 0 while none is reported: copies
+    /// requested but not yet deployed hold nothing of the instances).
     pub copies: u32,
-    /// What each copy reserves.
+    /// What each copy reserves (nothing for an adapter).
     pub per_copy: CopyReservation,
     /// `InferenceComponentStatus` (`InService`, `Creating`, `Updating`, …), when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// The base component of an adapter (`BaseInferenceComponentName`): the adapter's
+    /// calls run on the base's copies, at the base's share of the instances, and
+    /// the adapter reserves nothing of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
 }
 
 impl ComponentProfile {
@@ -84,7 +95,30 @@ impl ComponentProfile {
             copies,
             per_copy,
             status: None,
+            base: None,
         }
+    }
+
+    /// An adapter of `base` (a component of the same endpoint): its calls run on
+    /// the base's copies and are priced at the base's share of an instance.
+    pub fn adapter(
+        name: impl Into<String>,
+        variant: impl Into<String>,
+        base: impl Into<String>,
+    ) -> Self {
+        ComponentProfile {
+            name: name.into(),
+            variant: variant.into(),
+            copies: 0,
+            per_copy: CopyReservation::default(),
+            status: None,
+            base: Some(base.into()),
+        }
+    }
+
+    /// Whether this is an adapter of another component.
+    pub fn is_adapter(&self) -> bool {
+        self.base.is_some()
     }
 }
 
@@ -127,11 +161,12 @@ where
     }
 }
 
-/// The endpoint's inference components: listed, then each described.
+/// The endpoint's inference components: listed, then each described (a few at a
+/// time), all within the discovery's time `limit`.
 pub(crate) async fn describe_components(
     client: &aws_sdk_sagemaker::Client,
     endpoint: &str,
-    limit: Option<std::time::Duration>,
+    limit: Option<super::Limit>,
 ) -> Result<Vec<ComponentProfile>, DiscoveryError> {
     let mut names = Vec::new();
     let mut next_token: Option<String> = None;
@@ -171,57 +206,149 @@ pub(crate) async fn describe_components(
         });
     }
 
-    let mut components = Vec::with_capacity(names.len());
-    for name in names {
-        let described = super::within(
-            limit,
-            endpoint,
-            "DescribeInferenceComponent",
-            client
-                .describe_inference_component()
-                .inference_component_name(&name)
-                .send(),
-        )
-        .await?
-        .map_err(|e| failed(endpoint, "DescribeInferenceComponent", e))?;
-        let Some(variant) = described.variant_name() else {
+    // A few descriptions at a time: an endpoint with dozens of components is
+    // described in a few round trips, not one after another. Dropping this future
+    // (the caller gave up) aborts those in flight with the set.
+    let mut pending = names.into_iter();
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut described = Vec::new();
+    loop {
+        while in_flight.len() < DESCRIBES_AT_ONCE {
+            let Some(name) = pending.next() else { break };
+            let (client, endpoint) = (client.clone(), endpoint.to_owned());
+            in_flight.spawn(async move { describe_one(&client, &endpoint, name, limit).await });
+        }
+        let Some(joined) = in_flight.join_next().await else {
+            break;
+        };
+        let answer = joined.map_err(|e| DiscoveryError::Failed {
+            endpoint: endpoint.to_owned(),
+            message: format!("describing an inference component failed: {e}"),
+        })??;
+        described.extend(answer);
+    }
+    let mut components = adapters_on_their_base_variant(endpoint, described);
+    components.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(components)
+}
+
+/// One component as `DescribeInferenceComponent` tells it; `None` when it was
+/// deleted since it was listed.
+async fn describe_one(
+    client: &aws_sdk_sagemaker::Client,
+    endpoint: &str,
+    name: String,
+    limit: Option<super::Limit>,
+) -> Result<Option<ComponentProfile>, DiscoveryError> {
+    let answer = super::within(
+        limit,
+        endpoint,
+        "DescribeInferenceComponent",
+        client
+            .describe_inference_component()
+            .inference_component_name(&name)
+            .send(),
+    )
+    .await?;
+    let described = match answer {
+        Ok(described) => described,
+        Err(err) if is_not_found(&err) => {
+            tracing::debug!(target: "sagemeter::endpoint", endpoint, component = %name,
+                "inference component deleted since it was listed: left out");
+            return Ok(None);
+        }
+        Err(err) => return Err(failed(endpoint, "DescribeInferenceComponent", err)),
+    };
+    let specification = described.specification();
+    let base = specification
+        .and_then(|s| s.base_inference_component_name())
+        .filter(|b| !b.is_empty())
+        .map(str::to_owned);
+    let requirements = specification.and_then(|s| s.compute_resource_requirements());
+    let per_copy = CopyReservation {
+        accelerators: requirements
+            .and_then(|r| r.number_of_accelerator_devices_required())
+            .and_then(decimal_of),
+        cpu_cores: requirements
+            .and_then(|r| r.number_of_cpu_cores_required())
+            .and_then(decimal_of),
+        memory_mb: requirements
+            .and_then(|r| r.min_memory_required_in_mb())
+            .and_then(|m| u32::try_from(m).ok()),
+    };
+    // Copies deployed, not those asked for: a component still being created holds
+    // nothing of the instances yet.
+    let copies = described
+        .runtime_config()
+        .and_then(|r| r.current_copy_count())
+        .and_then(|c| u32::try_from(c).ok())
+        .unwrap_or(0);
+    let variant = match (described.variant_name(), &base) {
+        (Some(variant), _) => variant.to_owned(),
+        // An adapter runs where its base does: its variant is found from the base's.
+        (None, Some(_)) => String::new(),
+        (None, None) => {
             return Err(DiscoveryError::Failed {
                 endpoint: endpoint.to_owned(),
                 message: format!("inference component `{name}` names no variant"),
             });
-        };
-        let requirements = described
-            .specification()
-            .and_then(|s| s.compute_resource_requirements());
-        let per_copy = CopyReservation {
-            accelerators: requirements
-                .and_then(|r| r.number_of_accelerator_devices_required())
-                .and_then(decimal_of),
-            cpu_cores: requirements
-                .and_then(|r| r.number_of_cpu_cores_required())
-                .and_then(decimal_of),
-            memory_mb: requirements
-                .and_then(|r| r.min_memory_required_in_mb())
-                .and_then(|m| u32::try_from(m).ok()),
-        };
-        let runtime = described.runtime_config();
-        let copies = runtime
-            .and_then(|r| r.current_copy_count())
-            .or_else(|| runtime.and_then(|r| r.desired_copy_count()))
-            .and_then(|c| u32::try_from(c).ok())
-            .unwrap_or(0);
-        components.push(ComponentProfile {
-            name,
-            variant: variant.to_owned(),
-            copies,
-            per_copy,
-            status: described
-                .inference_component_status()
-                .map(|s| s.as_str().to_owned()),
-        });
+        }
+    };
+    Ok(Some(ComponentProfile {
+        name,
+        variant,
+        copies,
+        per_copy,
+        status: described
+            .inference_component_status()
+            .map(|s| s.as_str().to_owned()),
+        base,
+    }))
+}
+
+/// The answer SageMaker gives for a component that does not exist (any more):
+/// `ValidationException` "Could not find inference component …".
+fn is_not_found<E: ProvideErrorMetadata, R>(
+    err: &aws_sdk_sagemaker::error::SdkError<E, R>,
+) -> bool {
+    matches!(
+        err.code(),
+        Some("ResourceNotFound" | "ResourceNotFoundException")
+    ) || (err.code() == Some("ValidationException")
+        && err
+            .message()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("could not find")))
+}
+
+/// Adapters that named no variant take their base's. One whose base is not among
+/// the components is left out, with a WARN: its calls are then unpriced, saying
+/// the component was not discovered, rather than the whole endpoint unknown.
+fn adapters_on_their_base_variant(
+    endpoint: &str,
+    mut components: Vec<ComponentProfile>,
+) -> Vec<ComponentProfile> {
+    for i in 0..components.len() {
+        if !components[i].variant.is_empty() {
+            continue;
+        }
+        let base = components[i].base.as_deref().unwrap_or_default();
+        if let Some(found) = components
+            .iter()
+            .find(|c| c.name == base && !c.is_adapter())
+        {
+            components[i].variant = found.variant.clone();
+        }
     }
-    components.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(components)
+    components.retain(|c| {
+        let kept = !c.variant.is_empty();
+        if !kept {
+            tracing::warn!(target: "sagemeter::endpoint", endpoint, component = %c.name,
+                base = c.base.as_deref().unwrap_or_default(),
+                "adapter names no variant and its base component was not found: left out");
+        }
+        kept
+    });
+    components
 }
 
 #[cfg(test)]

@@ -503,14 +503,16 @@ pub(crate) async fn describe(
     describe_within(client, endpoint, None).await
 }
 
-/// [`describe`], each request failing after `limit`: a first call to an endpoint
-/// waits for its profile, and a control plane that does not answer (and an SDK
-/// client without timeouts) must not hold the call's answer for ever.
+/// [`describe`], failing once `limit` has passed since it began (all its requests
+/// together, retries included): a first call to an endpoint waits for its
+/// profile, and a control plane that does not answer (and an SDK client without
+/// timeouts) must not hold the call's answer for ever.
 pub(crate) async fn describe_within(
     client: &aws_sdk_sagemaker::Client,
     endpoint: &str,
     limit: Option<Duration>,
 ) -> Result<EndpointProfile, DiscoveryError> {
+    let limit = limit.and_then(Limit::new);
     let described = within(
         limit,
         endpoint,
@@ -548,10 +550,26 @@ pub(crate) async fn describe_within(
     Ok(profile)
 }
 
-/// The answer to one discovery request, or a failure when there is none within
-/// `limit` (no limit: `None`).
+/// The time limit of one discovery: its length, and when it ends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limit {
+    length: Duration,
+    deadline: tokio::time::Instant,
+}
+
+impl Limit {
+    /// A limit of `length` from now; `None` when the clock cannot hold its end (no
+    /// limit, as for a limit too long to reach).
+    fn new(length: Duration) -> Option<Self> {
+        let deadline = tokio::time::Instant::now().checked_add(length)?;
+        Some(Limit { length, deadline })
+    }
+}
+
+/// The answer to one discovery request, or a failure when the discovery's time
+/// limit passes first (no limit: `None`).
 pub(crate) async fn within<T>(
-    limit: Option<Duration>,
+    limit: Option<Limit>,
     endpoint: &str,
     operation: &str,
     request: impl std::future::Future<Output = T>,
@@ -559,11 +577,15 @@ pub(crate) async fn within<T>(
     let Some(limit) = limit else {
         return Ok(request.await);
     };
-    tokio::time::timeout(limit, request)
+    tokio::time::timeout_at(limit.deadline, request)
         .await
         .map_err(|_| DiscoveryError::Failed {
             endpoint: endpoint.to_owned(),
-            message: format!("{operation} did not answer within {limit:?}"),
+            message: format!(
+                "{operation} did not answer within the discovery's time limit ({:?} for all \
+                 its requests)",
+                limit.length
+            ),
         })
 }
 

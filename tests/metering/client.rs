@@ -2457,8 +2457,8 @@ async fn a_control_plane_that_never_answers_holds_a_first_call_no_longer_than_th
     );
     let cost = response.cost();
     assert!(
-        cost.unpriced_reasons()
-            .any(|r| r.contains("DescribeEndpoint did not answer within 300ms")),
+        cost.unpriced_reasons().any(|r| r
+            .contains("DescribeEndpoint did not answer within the discovery's time limit (300ms")),
         "{cost:#?}"
     );
     // Data is billed all the same: 2 / 2³⁰ GB × 0.016 USD/GB = 2.98e-11

@@ -303,6 +303,118 @@ async fn a_component_that_scales_its_copies_is_priced_on_them_after_the_refresh(
 }
 
 #[tokio::test]
+async fn an_adapter_runs_on_its_base_component_s_copies_at_the_base_s_share() {
+    // `small-lora` is a LoRA adapter of `small` (1 copy of 1 of an ml.g5.12xlarge's
+    // 4 GPUs), described as AWS describes adapters: no variant, no compute
+    // requirements, no copies. AWS bills the instances; the adapter's calls run on
+    // the base's copy.
+    let fake = shared_endpoint().await;
+    fake.add_component("shared", FakeComponent::adapter("small-lora", "small"));
+    let pricelist = price_list().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let profile = client.meter().endpoint_profile("shared").await.unwrap();
+    let adapter = profile
+        .component("small-lora")
+        .expect("the adapter is discovered");
+    assert_eq!(adapter.base.as_deref(), Some("small"));
+    assert_eq!(adapter.variant, "AllTraffic", "the base's variant");
+
+    // Alone on small's copy for 0.01 h: 0.01 × 0.25 = 0.0025 instance-hours × 7.09
+    // = 0.017725 USD, as a call to `small` itself.
+    let alone = held_for_36_seconds(&fake, &client, &time, &[(Some("small-lora"), None)]).await;
+    assert_eq!(compute(&alone[0]).quantity, dec("0.0025"));
+    assert_eq!(compute(&alone[0]).cost_usd(), Some(dec("0.017725")));
+    assert_eq!(alone[0].inference_component.as_deref(), Some("small-lora"));
+    // The adapter reserves nothing: half of the 8 GPUs are still nobody's
+    // (small 1 + large 3). Over the 36 s the instances cost 2 × 7.09 × 0.01 =
+    // 0.1418 USD, of which 0.0709 unreserved.
+    let accrual = alone[0].accrual.clone().unwrap();
+    assert_eq!(accrual.unreserved_usd, Some(dec("0.0709")));
+
+    // With a call to the base at the same time, the two share the one copy: half
+    // of it each for 0.01 h = 0.005 copy-hours × 0.25 × 7.09 = 0.0088625 USD.
+    let both = held_for_36_seconds(
+        &fake,
+        &client,
+        &time,
+        &[(Some("small-lora"), None), (Some("small"), None)],
+    )
+    .await;
+    for cost in &both {
+        assert_eq!(
+            compute(cost).cost_usd(),
+            Some(dec("0.0088625")),
+            "{:?}",
+            cost.inference_component
+        );
+    }
+    // Each keeps its own running total: the adapter 0.017725 + 0.0088625.
+    let totals = client.meter().totals();
+    assert_eq!(
+        totals.by_component["shared/small-lora"],
+        dec("0.0265875") + data(&alone[0]) + data(&both[0])
+    );
+}
+
+/// The data lines of a receipt (in and out), to take them apart from compute.
+fn data(cost: &Cost) -> Decimal {
+    cost.lines
+        .iter()
+        .filter(|l| l.item != LineItem::Compute)
+        .filter_map(|l| l.cost_usd())
+        .sum()
+}
+
+#[tokio::test]
+async fn copies_asked_for_but_not_deployed_hold_nothing_and_a_vanished_component_is_left_out() {
+    // `large` is still being created: 4 copies of 3 GPUs asked for, none deployed
+    // (no CurrentCopyCount). `gone` was listed, then deleted before it was
+    // described.
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "shared",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.12xlarge", 2).without_model()],
+    );
+    fake.add_component("shared", FakeComponent::gpus("small", "AllTraffic", 1, 1.0));
+    fake.add_component(
+        "shared",
+        FakeComponent::gpus("large", "AllTraffic", 4, 3.0).creating(),
+    );
+    fake.add_component(
+        "shared",
+        FakeComponent::gpus("gone", "AllTraffic", 1, 1.0).vanishing(),
+    );
+    let pricelist = price_list().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let profile = client.meter().endpoint_profile("shared").await.unwrap();
+    let copies: Vec<(&str, u32)> = profile
+        .components
+        .iter()
+        .map(|c| (c.name.as_str(), c.copies))
+        .collect();
+    assert_eq!(copies, [("large", 0), ("small", 1)]);
+
+    // small alone on its copy: 0.01 h × 0.25 × 7.09 = 0.017725 USD. Counting
+    // large's 4 asked-for copies (4 × 0.75 = 3 instances' worth, 3.25 with small's
+    // on 2 instances) would have scaled small's share down to 0.25 × 2 ÷ 3.25.
+    let costs = held_for_36_seconds(&fake, &client, &time, &[(Some("small"), None)]).await;
+    assert_eq!(compute(&costs[0]).cost_usd(), Some(dec("0.017725")));
+    // Only small's 1 of 8 GPUs is reserved: 0.1418 USD × 7/8 = 0.124075 unreserved.
+    let accrual = costs[0].accrual.clone().unwrap();
+    assert_eq!(accrual.unreserved_usd, Some(dec("0.124075")));
+}
+
+#[tokio::test]
 async fn without_the_instance_s_resources_a_component_call_is_unpriced_with_why() {
     let fake = shared_endpoint().await;
     let (time, shared) = manual_clock();

@@ -51,6 +51,13 @@ pub struct FakeComponent {
     pub accelerators: Option<f32>,
     pub cpu_cores: Option<f32>,
     pub memory_mb: Option<u32>,
+    /// An adapter's base component (`BaseInferenceComponentName`).
+    pub base: Option<String>,
+    /// `false`: no `CurrentCopyCount` yet, status `Creating` (copies asked for,
+    /// none deployed).
+    pub deployed: bool,
+    /// Listed, but deleted before `DescribeInferenceComponent` sees it.
+    pub vanishes: bool,
 }
 
 impl FakeComponent {
@@ -64,7 +71,39 @@ impl FakeComponent {
             accelerators: Some(accelerators),
             cpu_cores: Some(2.0),
             memory_mb: Some(8192),
+            base: None,
+            deployed: true,
+            vanishes: false,
         }
+    }
+
+    /// A LoRA adapter of `base`, described as AWS describes one: no variant, no
+    /// compute requirements, no copies of its own.
+    pub fn adapter(name: &str, base: &str) -> Self {
+        FakeComponent {
+            name: name.into(),
+            endpoint: String::new(),
+            variant: String::new(),
+            copies: 0,
+            accelerators: None,
+            cpu_cores: None,
+            memory_mb: None,
+            base: Some(base.into()),
+            deployed: true,
+            vanishes: false,
+        }
+    }
+
+    /// Still being created: its copies are asked for, none deployed.
+    pub fn creating(mut self) -> Self {
+        self.deployed = false;
+        self
+    }
+
+    /// Deleted between the listing and its description.
+    pub fn vanishing(mut self) -> Self {
+        self.vanishes = true;
+        self
     }
 
     /// A component whose copies each reserve CPU cores and memory only.
@@ -77,6 +116,9 @@ impl FakeComponent {
             accelerators: None,
             cpu_cores: Some(cpu_cores),
             memory_mb: Some(memory_mb),
+            base: None,
+            deployed: true,
+            vanishes: false,
         }
     }
 }
@@ -422,7 +464,7 @@ async fn control_plane(
                 .as_str()
                 .unwrap_or_default();
             let components = state.components.lock().unwrap();
-            let Some(c) = components.iter().find(|c| c.name == name) else {
+            let Some(c) = components.iter().find(|c| c.name == name && !c.vanishes) else {
                 return aws_json_error(
                     "ValidationException",
                     &format!("Could not find inference component \"{name}\"."),
@@ -438,12 +480,11 @@ async fn control_plane(
             if let Some(n) = c.memory_mb {
                 requirements["MinMemoryRequiredInMb"] = json!(n);
             }
-            aws_json(json!({
+            let mut answer = json!({
                 "InferenceComponentName": c.name,
                 "InferenceComponentArn": format!("arn:aws:sagemaker:us-east-1:123456789012:inference-component/{}", c.name),
                 "EndpointName": c.endpoint,
                 "EndpointArn": format!("arn:aws:sagemaker:us-east-1:123456789012:endpoint/{}", c.endpoint),
-                "VariantName": c.variant,
                 "Specification": {
                     "ModelName": format!("{}-model", c.name),
                     "ComputeResourceRequirements": requirements
@@ -452,7 +493,23 @@ async fn control_plane(
                 "InferenceComponentStatus": "InService",
                 "CreationTime": 1.7e9,
                 "LastModifiedTime": 1.7e9
-            }))
+            });
+            if !c.variant.is_empty() {
+                answer["VariantName"] = json!(c.variant);
+            }
+            if let Some(base) = &c.base {
+                // An adapter: the base's model and compute, nothing of its own.
+                answer["Specification"] = json!({
+                    "BaseInferenceComponentName": base,
+                    "Container": { "ArtifactUrl": format!("s3://adapters/{}", c.name) }
+                });
+                answer.as_object_mut().unwrap().remove("RuntimeConfig");
+            }
+            if !c.deployed {
+                answer["RuntimeConfig"] = json!({ "DesiredCopyCount": c.copies });
+                answer["InferenceComponentStatus"] = json!("Creating");
+            }
+            aws_json(answer)
         }
         other => aws_json_error(
             "UnknownOperationException",
