@@ -43,8 +43,8 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 /// A call that named an inference component also has `"InferenceComponent"` and a
 /// second dimension set `["Endpoint","InferenceComponent"]`.
 /// `Timestamp` is the call's start (ms since the epoch). `Variant` is `unknown`
-/// when the variant could not be told (CloudWatch dimension values cannot be
-/// empty). `CostUSD` is a double, as every CloudWatch metric value; the exact
+/// when the variant could not be told, and so is any dimension value CloudWatch
+/// would refuse (empty, blank, not ASCII, over 1,024 characters). `CostUSD` is a double, as every CloudWatch metric value; the exact
 /// decimal is kept as the `CostUSDExact` property. `Invocations` is 1, except on
 /// the settlement of an asynchronous invocation ([`Cost::is_async_settlement`]):
 /// one `InvokeEndpointAsync` call has two receipts, and its settlement's document
@@ -188,6 +188,11 @@ fn validate_namespace(namespace: &str) -> Result<(), LedgerError> {
              `. - _ / # : ` and spaces"
         )));
     }
+    if namespace.starts_with(':') {
+        return Err(LedgerError::InvalidOption(format!(
+            "EMF namespace `{namespace}` starts with `:`, which CloudWatch does not accept"
+        )));
+    }
     if namespace.starts_with("AWS/") {
         return Err(LedgerError::InvalidOption(format!(
             "EMF namespace `{namespace}` starts with `AWS/`, which is reserved for AWS services"
@@ -248,13 +253,27 @@ struct EmfLine<'a> {
     cost_usd_exact: String,
 }
 
+/// A dimension value CloudWatch takes: 1 to 1,024 ASCII characters, not all
+/// whitespace, no control characters. Anything else (an empty endpoint name from
+/// a request that never named one, a variant of spaces) would make CloudWatch
+/// drop the dimensions and file the figures under no endpoint at all; it is
+/// `unknown` instead, as a missing variant is. SageMaker's own names always pass.
+fn dimension_value(value: &str) -> &str {
+    let valid = !value.is_empty()
+        && value.len() <= 1024
+        && value.bytes().all(|b| b.is_ascii() && !b.is_ascii_control())
+        && value.bytes().any(|b| !b.is_ascii_whitespace());
+    if valid { value } else { "unknown" }
+}
+
 fn encode_emf(namespace: String) -> Encode {
     Box::new(
         move |cost: &Cost, out: &mut Vec<u8>, _: &mut crate::ledger::Refs| {
             let inference_component = cost
                 .inference_component
                 .as_deref()
-                .filter(|c| !c.is_empty());
+                .filter(|c| !c.is_empty())
+                .map(dimension_value);
             let line = EmfLine {
                 aws: Metadata {
                     timestamp: cost.at.timestamp_millis(),
@@ -285,12 +304,8 @@ fn encode_emf(namespace: String) -> Encode {
                         ],
                     }],
                 },
-                endpoint: &cost.endpoint,
-                variant: cost
-                    .variant
-                    .as_deref()
-                    .filter(|v| !v.is_empty())
-                    .unwrap_or("unknown"),
+                endpoint: dimension_value(&cost.endpoint),
+                variant: dimension_value(cost.variant.as_deref().unwrap_or_default()),
                 inference_component,
                 cost_usd: cost.cost_usd.to_f64().unwrap_or(0.0),
                 latency_ms: super::log::millis(cost.usage.latency),
@@ -475,9 +490,40 @@ mod tests {
         assert_eq!(lines[1]["Operation"], "InvokeEndpointAsync");
     }
 
+    #[tokio::test]
+    async fn dimension_values_cloudwatch_would_refuse_are_unknown() {
+        // CloudWatch's dimension values are 1 to 1,024 ASCII characters with one
+        // that is not whitespace; an empty or blank value makes it file the
+        // metrics under no dimensions at all.
+        let buffer = Buffer::default();
+        let sink = EmfSink::builder()
+            .writer("buffer", buffer.clone())
+            .build()
+            .unwrap();
+        let mut blank = cost(Some(" "), "error");
+        blank.endpoint = String::new(); // a request that never named its endpoint
+        blank.inference_component = Some("llama\u{e9}\n".into());
+        sink.record(&blank);
+        sink.flush().await.unwrap();
+        let line = &documents(&buffer)[0];
+        assert_eq!(line["Endpoint"], "unknown");
+        assert_eq!(line["Variant"], "unknown");
+        assert_eq!(line["InferenceComponent"], "unknown");
+        for value in ["Endpoint", "Variant", "InferenceComponent"].map(|d| &line[d]) {
+            let value = value.as_str().unwrap();
+            assert!(value.is_ascii() && !value.trim().is_empty(), "{value:?}");
+        }
+    }
+
     #[test]
     fn namespaces_are_checked() {
-        for bad in ["", "AWS/SageMaker", "bad*chars", &"x".repeat(256)] {
+        for bad in [
+            "",
+            "AWS/SageMaker",
+            "bad*chars",
+            ":leading-colon",
+            &"x".repeat(256),
+        ] {
             let err = EmfSink::builder().namespace(bad).build().unwrap_err();
             assert!(matches!(err, LedgerError::InvalidOption(_)), "{err:?}");
         }
