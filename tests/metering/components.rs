@@ -415,6 +415,43 @@ async fn copies_asked_for_but_not_deployed_hold_nothing_and_a_vanished_component
 }
 
 #[tokio::test]
+async fn the_discovery_time_limit_bounds_all_its_requests_together() {
+    // Each control-plane request answers after 150 ms; discovering `shared` takes
+    // DescribeEndpoint, DescribeEndpointConfig, two pages of
+    // ListInferenceComponents and the descriptions: at least 5 × 150 ms = 750 ms,
+    // each request well inside a 400 ms limit, all of them not.
+    let fake = shared_endpoint().await;
+    *fake.state.control_plane_delay.lock().unwrap() = Duration::from_millis(150);
+    let pricelist = price_list().await;
+    let client = |limit| {
+        let (sdk, pricing) = (fake.sdk_config(), pricelist.sdk_config("us-east-1"));
+        async move {
+            Client::builder(&sdk.await)
+                .pricing_config(&pricing)
+                .discovery_timeout(limit)
+                .build()
+                .unwrap()
+        }
+    };
+    let bounded = client(Duration::from_millis(400)).await;
+    let err = bounded
+        .meter()
+        .endpoint_profile("shared")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("within the discovery's time limit (400ms"),
+        "{err}"
+    );
+    // With room for all of them, the two components are described at once: the
+    // discovery ends.
+    let roomy = client(Duration::from_secs(30)).await;
+    let profile = roomy.meter().endpoint_profile("shared").await.unwrap();
+    assert_eq!(profile.components.len(), 2);
+}
+
+#[tokio::test]
 async fn without_the_instance_s_resources_a_component_call_is_unpriced_with_why() {
     let fake = shared_endpoint().await;
     let (time, shared) = manual_clock();

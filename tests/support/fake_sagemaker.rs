@@ -178,6 +178,8 @@ pub struct FakeState {
     pub credentials: Mutex<Vec<String>>,
     /// `Some(code)`: DescribeEndpoint fails with this awsJson error code.
     pub describe_error: Mutex<Option<String>>,
+    /// Added before every control-plane request answers.
+    pub control_plane_delay: Mutex<Duration>,
     /// Bodies received, to check what was sent.
     pub received_bodies: Mutex<Vec<Vec<u8>>>,
     pub invocations: AtomicU64,
@@ -343,6 +345,10 @@ async fn control_plane(
     body: Bytes,
 ) -> Response {
     record_credential(&state, &headers);
+    let delay = *state.control_plane_delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
