@@ -559,13 +559,18 @@ fn group_says(group: &str) -> Option<PcCharge> {
 /// What a price dimension's description says it prices: "duration", "execution" or
 /// "inference" (other than in the product name "Serverless Inference") mean inference
 /// duration; otherwise "provisioned" (as in "per second of provisioned concurrency")
-/// means the standing charge. Words run together (`ProvisionedConcurrency:Mem-2GB`
-/// quoted from a usagetype) say nothing.
+/// means the standing charge, but not in the product's name "Serverless Inference
+/// *with* Provisioned Concurrency", which any of its charges may quote. Words run
+/// together (`ProvisionedConcurrency:Mem-2GB` quoted from a usagetype) say nothing.
 fn description_says(description: &str) -> Option<PcCharge> {
     let words = words(description, false);
     if speaks_of_inference(&words) {
         Some(PcCharge::InferenceDuration)
-    } else if words.iter().any(|w| w == "provisioned") {
+    } else if words
+        .iter()
+        .enumerate()
+        .any(|(i, w)| w == "provisioned" && (i == 0 || words[i - 1] != "with"))
+    {
         Some(PcCharge::Standing)
     } else {
         None
@@ -1701,6 +1706,44 @@ mod tests {
     const INFERENCE_TEXT: &str = "$0.0000233000 per second of inference duration with \
                                   Provisioned Concurrency for Serverless Inference 2GB in US East \
                                   (N. Virginia)";
+
+    #[test]
+    fn pc_a_description_quoting_the_product_s_name_says_nothing_of_which_charge() {
+        // "Serverless Inference with Provisioned Concurrency" is the product's name:
+        // a charge that quotes it is not thereby the standing charge. Read as such,
+        // both products below were the standing charge and the higher rate won
+        // (0.0000233 USD/s for 0.00001); with groups, the Mem product's group and
+        // description contradicted each other and it was refused.
+        let named = "$0.0000233000 per second of Serverless Inference with Provisioned \
+                     Concurrency 2GB in US East (N. Virginia)";
+        for groups in [None, Some(("-Usage", "-Duration"))] {
+            let group = |g: Option<&str>| g.map(|g| format!("ServerlessProvisionedConcurrency{g}"));
+            let docs = [
+                pc_doc(
+                    "PCUSAGE",
+                    "Usage-2GB",
+                    group(groups.map(|g| g.0)).as_deref(),
+                    STANDING_TEXT,
+                    "0.0000100000",
+                ),
+                pc_doc(
+                    "PCMEM",
+                    "Mem-2GB",
+                    group(groups.map(|g| g.1)).as_deref(),
+                    named,
+                    "0.0000233000",
+                ),
+            ];
+            let standing = select_rate(&standing_2gb(), &docs).unwrap();
+            assert_eq!(standing.usd_per_unit, dec("0.00001"), "groups {groups:?}");
+            let inference = select_rate(&inference_2gb(), &docs).unwrap();
+            assert_eq!(
+                inference.usd_per_unit,
+                dec("0.0000233"),
+                "groups {groups:?}"
+            );
+        }
+    }
 
     #[test]
     fn pc_named_usage_for_standing_and_mem_for_inference_is_read_from_group_and_description() {
