@@ -227,7 +227,7 @@ fn parse_term(sku: &str, term_key: &str, term: &Value) -> Result<OnDemandTerm, P
 }
 
 fn parse_dimension(sku: &str, rate_key: &str, dim: &Value) -> Result<PriceDimension, PriceError> {
-    let where_ = || format!("price dimension `{rate_key}` of SKU {sku}");
+    let where_ = || format!("price dimension `{}` of SKU {}", clip(rate_key), clip(sku));
     let dim = dim
         .as_object()
         .ok_or_else(|| malformed(format!("{} is not an object", where_())))?;
@@ -236,16 +236,22 @@ fn parse_dimension(sku: &str, rate_key: &str, dim: &Value) -> Result<PriceDimens
         .ok_or_else(|| malformed(format!("{} has no `unit`", where_())))?;
     let begin_range = match optional_str(dim, "beginRange", sku)? {
         None => Decimal::ZERO,
-        Some(s) => parse_amount(&s)
-            .ok_or_else(|| malformed(format!("{} has beginRange {s:?}, not a number", where_())))?,
+        Some(s) => parse_amount(&s).ok_or_else(|| {
+            malformed(format!(
+                "{} has beginRange {:?}, not a number",
+                where_(),
+                clip(&s)
+            ))
+        })?,
     };
     let end_range = match optional_str(dim, "endRange", sku)? {
         None => None,
         Some(s) if s.trim().eq_ignore_ascii_case("inf") => None,
         Some(s) => Some(parse_amount(&s).ok_or_else(|| {
             malformed(format!(
-                "{} has endRange {s:?}, not a number or \"Inf\"",
-                where_()
+                "{} has endRange {:?}, not a number or \"Inf\"",
+                where_(),
+                clip(&s)
             ))
         })?),
     };
@@ -264,21 +270,24 @@ fn parse_dimension(sku: &str, rate_key: &str, dim: &Value) -> Result<PriceDimens
             Some(Value::String(s)) => {
                 let usd = parse_amount(s).ok_or_else(|| {
                     malformed(format!(
-                        "{} has USD price {s:?}, not a decimal number",
-                        where_()
+                        "{} has USD price {:?}, not a decimal number",
+                        where_(),
+                        clip(s)
                     ))
                 })?;
                 if usd.is_sign_negative() && !usd.is_zero() {
                     return Err(malformed(format!(
-                        "{} has a negative USD price {s:?}",
-                        where_()
+                        "{} has a negative USD price {:?}",
+                        where_(),
+                        clip(s)
                     )));
                 }
                 if usd > MAX_SANE_USD_PER_UNIT {
                     return Err(malformed(format!(
-                        "{} has USD price {s:?}, above {MAX_SANE_USD_PER_UNIT} USD per unit, \
+                        "{} has USD price {:?}, above {MAX_SANE_USD_PER_UNIT} USD per unit, \
                          which no SageMaker price comes near",
-                        where_()
+                        where_(),
+                        clip(s)
                     )));
                 }
                 Some(usd.normalize())
@@ -309,16 +318,46 @@ fn parse_dimension(sku: &str, rate_key: &str, dim: &Value) -> Result<PriceDimens
     })
 }
 
+/// At most the first 200 characters of a document's text, for an error or a note: a
+/// hostile or garbled document must not make every receipt's note megabytes long.
+fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    const KEEP: usize = 200;
+    match text.char_indices().nth(KEEP) {
+        None => text.into(),
+        Some((end, _)) => format!("{}… ({} bytes)", &text[..end], text.len()).into(),
+    }
+}
+
 /// A decimal amount from its text: plain (`"0.2300000000"`) or scientific (`"2.3E-5"`),
-/// exactly or not at all.
+/// exactly or not at all. Only digits, one `.`, an exponent and a leading `-` (a
+/// negative price is refused with its own reason): `rust_decimal` alone would also
+/// read `"0.0_16"` or `"+0.23"`, a garbled price taken as a price.
 fn parse_amount(text: &str) -> Option<Decimal> {
     let text = text.trim();
-    if text.is_empty() {
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e)),
+        None => (text, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let unsigned = mantissa.strip_prefix('-').unwrap_or(mantissa);
+    let mantissa_ok = match unsigned.split_once('.') {
+        Some((whole, fraction)) => digits(whole) && digits(fraction),
+        None => digits(unsigned),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    if !mantissa_ok || !exponent_ok {
         return None;
     }
-    Decimal::from_str_exact(text)
-        .ok()
-        .or_else(|| parse_scientific_exactly(text))
+    if exponent.is_some() {
+        return parse_scientific_exactly(text);
+    }
+    // Zeros at the end of the fraction change nothing: a long but exact price
+    // still fits in 28 places.
+    let plain = match text.split_once('.') {
+        Some(_) => text.trim_end_matches('0').trim_end_matches('.'),
+        None => text,
+    };
+    Decimal::from_str_exact(plain).ok()
 }
 
 /// `<base>E<exponent>` (or `e`), read exactly: `None` when the value needs more than
@@ -663,7 +702,7 @@ fn provisioned_concurrency_fit(
                 .iter()
                 .any(|(what, s)| *s == says && what.starts_with("description"))
         {
-            evidence.push((format!("description {description:?}"), says));
+            evidence.push((format!("description {:?}", clip(description)), says));
         }
     }
 
@@ -898,6 +937,18 @@ fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> Te
 /// with what was wrong (unit, currency, tiers), or when the only candidate products
 /// contradict themselves; [`PriceError::ZeroOnly`] when only $0 is listed.
 pub(crate) fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, PriceError> {
+    select_rate_at(key, docs, None)
+}
+
+/// [`select_rate`] as of `now`: of a product's several dated on-demand terms, the
+/// one in effect then (the latest `effectiveDate` not after `now`); a term
+/// published ahead of its date is used only when none is in effect yet, and the
+/// receipt's note says so. Without `now`, every term counts.
+pub(crate) fn select_rate_at(
+    key: &PriceKey,
+    docs: &[PriceDocument],
+    now: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Selection, PriceError> {
     let want = key.unit();
     let mut products: Vec<(Fit, Option<String>, &PriceDocument)> = Vec::new();
     let mut contradictions: Vec<String> = Vec::new();
@@ -920,14 +971,25 @@ pub(crate) fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Sele
 
     let mut candidates = Vec::new();
     let mut zero_rows: Vec<(&PriceDocument, &PriceDimension)> = Vec::new();
+    // The first few units seen, for the error; how many in all, by a set (a hostile
+    // document may carry thousands).
     let mut units_seen: Vec<&str> = Vec::new();
+    let mut units_distinct: std::collections::HashSet<&str> = Default::default();
     let (mut right_unit, mut with_usd) = (0usize, 0usize);
+    let mut ahead_of_date: Vec<String> = Vec::new();
     for (fit, why, doc) in &products {
-        for term in &doc.on_demand {
+        let (terms, ahead) = terms_in_effect(&doc.on_demand, now);
+        if let Some(date) = ahead {
+            ahead_of_date.push(format!(
+                "SKU {}'s price is not in effect until {date}",
+                doc.sku
+            ));
+        }
+        for term in terms {
             let mut usable = Vec::new();
             for dim in &term.dimensions {
                 if !unit_matches(want, &dim.unit) {
-                    if !units_seen.contains(&dim.unit.as_str()) {
+                    if units_distinct.insert(&dim.unit) && units_seen.len() < 10 {
                         units_seen.push(&dim.unit);
                     }
                     continue;
@@ -985,7 +1047,12 @@ pub(crate) fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Sele
             let seen = if units_seen.is_empty() {
                 "no on-demand price dimensions".to_owned()
             } else {
-                format!("units seen: {}", units_seen.join(", "))
+                let shown: Vec<_> = units_seen.iter().map(|u| clip(u)).collect();
+                let more = units_distinct.len() - units_seen.len();
+                match more {
+                    0 => format!("units seen: {}", shown.join(", ")),
+                    more => format!("units seen: {} and {more} more", shown.join(", ")),
+                }
             };
             format!(
                 "{} product(s) for {key} (SKU {}) but none priced per {unit} ({seen})",
@@ -1060,6 +1127,12 @@ pub(crate) fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Sele
     if !zero_rows.is_empty() {
         parts.push(format!("skipped {} $0 row(s)", zero_rows.len()));
     }
+    if ahead_of_date
+        .iter()
+        .any(|a| a.starts_with(&format!("SKU {}'s", best.doc.sku)))
+    {
+        parts.extend(ahead_of_date);
+    }
     if !contradictions.is_empty() {
         parts.push(format!(
             "skipped {} self-contradicting product(s): {}",
@@ -1076,6 +1149,44 @@ pub(crate) fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Sele
         description: best.dim.description.clone(),
         reason: (!parts.is_empty()).then(|| parts.join("; ")),
     })
+}
+
+/// The on-demand terms of a product in effect at `now`: with several dated terms,
+/// the latest whose `effectiveDate` is not after `now` (a price change published
+/// ahead of its date, or one superseded, is not the price now); when every dated
+/// term is still ahead, the earliest of them, with its date. Undated or unreadable
+/// dates, a single term, or no `now`: every term, as they are.
+fn terms_in_effect(
+    terms: &[OnDemandTerm],
+    now: Option<chrono::DateTime<chrono::Utc>>,
+) -> (Vec<&OnDemandTerm>, Option<String>) {
+    let dated: Option<Vec<(chrono::DateTime<chrono::Utc>, &OnDemandTerm)>> = terms
+        .iter()
+        .map(|t| {
+            let date = chrono::DateTime::parse_from_rfc3339(t.effective_date.as_deref()?).ok()?;
+            Some((date.to_utc(), t))
+        })
+        .collect();
+    let (Some(now), Some(dated)) = (now, dated) else {
+        return (terms.iter().collect(), None);
+    };
+    if dated.len() < 2 {
+        return (terms.iter().collect(), None);
+    }
+    if let Some(&(_, current)) = dated
+        .iter()
+        .filter(|(date, _)| *date <= now)
+        .max_by_key(|(date, _)| *date)
+    {
+        return (vec![current], None);
+    }
+    match dated.iter().min_by_key(|(date, _)| *date) {
+        Some(&(date, earliest)) => (
+            vec![earliest],
+            Some(date.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        ),
+        None => (terms.iter().collect(), None),
+    }
 }
 
 #[cfg(test)]
@@ -1280,6 +1391,85 @@ mod tests {
         );
         assert_eq!(chosen.rate_code, "JDZQJFUVUR8SUWHS.JRTCKXETXF.RATE0");
         assert_eq!(chosen.reason, None, "only one product means hosting");
+    }
+
+    /// The ml.m5.xlarge hosting product with two on-demand terms: `(offer term
+    /// code, effectiveDate, USD per hour)` each.
+    fn hosting_with_terms(terms: [(&str, &str, &str); 2]) -> PriceDocument {
+        let sku = "JDZQJFUVUR8SUWHS";
+        let mut doc: Value = serde_json::from_str(&doc_json(
+            sku,
+            "ML Instance",
+            json!({
+                "servicecode": "AmazonSageMaker", "regionCode": "us-east-1",
+                "location": "US East (N. Virginia)", "locationType": "AWS Region",
+                "instanceName": "ml.m5.xlarge", "usagetype": "USE1-Host:ml.m5.xlarge",
+                "operation": "RunInstance", "component": "Hosting",
+            }),
+            &[],
+        ))
+        .unwrap();
+        let on_demand = doc["terms"]["OnDemand"].as_object_mut().unwrap();
+        on_demand.clear();
+        for (code, date, usd) in terms {
+            let rate_code = format!("{sku}.{code}.6YS6EN2CT7");
+            on_demand.insert(
+                format!("{sku}.{code}"),
+                json!({
+                    "sku": sku, "effectiveDate": date, "offerTermCode": code,
+                    "termAttributes": {},
+                    "priceDimensions": { rate_code.clone(): {
+                        "unit": "Hrs", "beginRange": "0", "endRange": "Inf",
+                        "description": format!("${usd} per Hosting ml.m5.xlarge hour"),
+                        "appliesTo": [], "rateCode": rate_code,
+                        "pricePerUnit": { "USD": usd },
+                    } },
+                }),
+            );
+        }
+        parse_price_value(&doc).unwrap()
+    }
+
+    #[test]
+    fn of_a_product_s_terms_the_one_in_effect_now_prices_it() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let now = "2026-12-01T00:00:00Z".parse().unwrap();
+        // A change published ahead of its date (2099) is not today's price; and a
+        // superseded term (2024) next to the current one (2026) is not either. The
+        // highest rate won both before: $0.30.
+        for terms in [
+            [
+                ("JRTCKXETXF", "2026-05-01T00:00:00Z", "0.2300000000"),
+                ("NEWTERM001", "2099-01-01T00:00:00Z", "0.3000000000"),
+            ],
+            [
+                ("OLDTERM001", "2024-01-01T00:00:00Z", "0.3000000000"),
+                ("JRTCKXETXF", "2026-05-01T00:00:00Z", "0.2300000000"),
+            ],
+        ] {
+            let chosen = select_rate_at(&key, &[hosting_with_terms(terms)], Some(now)).unwrap();
+            assert_eq!(chosen.usd_per_unit, dec("0.23"), "{terms:?}");
+            assert_eq!(
+                chosen.effective_date.as_deref(),
+                Some("2026-05-01T00:00:00Z")
+            );
+            assert_eq!(chosen.reason, None);
+        }
+        // Only terms ahead of their date: the earliest, saying so.
+        let ahead = [
+            ("NEWTERM002", "2100-01-01T00:00:00Z", "0.3100000000"),
+            ("NEWTERM001", "2099-01-01T00:00:00Z", "0.3000000000"),
+        ];
+        let chosen = select_rate_at(&key, &[hosting_with_terms(ahead)], Some(now)).unwrap();
+        assert_eq!(chosen.usd_per_unit, dec("0.30"));
+        assert!(
+            chosen
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("not in effect until 2099-01-01T00:00:00Z")),
+            "{:?}",
+            chosen.reason
+        );
     }
 
     #[test]
@@ -2253,6 +2443,64 @@ mod tests {
         assert_eq!(parse_amount("0.0000600000"), Some(dec("0.00006")));
         assert_eq!(parse_amount("1e999999"), None);
         assert_eq!(parse_amount("NaN"), None);
+    }
+
+    #[test]
+    fn an_amount_is_digits_a_point_and_an_exponent_nothing_else() {
+        // rust_decimal alone reads digit separators and a plus sign: a garbled
+        // price would be taken as a price.
+        for garbled in [
+            "0.0_16", "1_50000", "0.23_", "+0.23", ".5", "5.", "0x10", "1.2.3",
+        ] {
+            assert_eq!(parse_amount(garbled), None, "{garbled}");
+        }
+        // Zeros at the end of a plain fraction change nothing, however many (32
+        // places here, more than a decimal holds): read as the scientific path
+        // reads the same value.
+        assert_eq!(
+            parse_amount("0.23000000000000000000000000000000"),
+            Some(dec("0.23"))
+        );
+        assert_eq!(
+            parse_amount("-0.5"),
+            Some(dec("-0.5")),
+            "refused later, as negative"
+        );
+    }
+
+    #[test]
+    fn a_hostile_document_makes_a_short_reason() {
+        // 50,000 price dimensions, each in a unit of its own, none per second; and a
+        // price of a megabyte of digits.
+        let units: Vec<String> = (0..50_000).map(|i| format!("u{i:05}")).collect();
+        let dims: Vec<(&str, &str, &str, Option<&str>)> = units
+            .iter()
+            .map(|u| (u.as_str(), "0", "Inf", Some("0.1")))
+            .collect();
+        let json = doc_json(
+            "MANY",
+            "ML Serverless",
+            json!({"regionCode": "us-east-1", "usagetype": "USE1-ServerlessInf:Mem-3GB"}),
+            &dims,
+        );
+        let doc = parse_price_document(&json).unwrap();
+        let err = select_rate(&PriceKey::serverless("us-east-1", 3), &[doc]).unwrap_err();
+        let reason = err.to_string();
+        assert!(reason.len() < 1024, "{} bytes", reason.len());
+        assert!(
+            reason.contains("units seen: u00000, u00001") && reason.contains("and 49990 more"),
+            "{reason}"
+        );
+        let huge = "1".repeat(1 << 20);
+        let json = doc_json(
+            "HUGE",
+            "ML Serverless",
+            json!({"regionCode": "us-east-1", "usagetype": "USE1-ServerlessInf:Mem-3GB"}),
+            &[("second", "0", "Inf", Some(&huge))],
+        );
+        let err = parse_price_document(&json).unwrap_err().to_string();
+        assert!(err.len() < 1024, "{} bytes", err.len());
+        assert!(err.contains("1048576 bytes"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Live prices from the AWS Price List Query API (`GetProducts`).
 
-use super::document::{parse_price_document, select_rate};
+use super::document::{parse_price_document, select_rate_at};
 use super::{
     BoxFuture, InstanceResources, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
 };
@@ -178,7 +178,7 @@ impl LivePrices {
                 }
             }
         }
-        let selection = match (select_rate(key, &parsed), first_error) {
+        let selection = match (select_rate_at(key, &parsed, Some(fetched_at)), first_error) {
             (Ok(s), _) => s,
             // A garbled document may have been the one we wanted: say so, not "not found".
             (Err(PriceError::NotFound { .. }), Some(PriceError::Malformed { reason })) => {
@@ -340,7 +340,7 @@ impl PriceSource for LivePrices {
 /// The `TERM_MATCH` filters for a key.
 ///
 /// Instance keys ask for every product of the instance name in the region (one per
-/// component, a dozen or so) and let [`select_rate`] choose: filtering on `component`
+/// component, a dozen or so) and let [`select_rate_at`] choose: filtering on `component`
 /// too would turn a renamed component into "not found" instead of a reasoned choice.
 /// Serverless keys ask for productFamily `ML Serverless` (on-demand and both
 /// provisioned-concurrency charges: which product is which charge is decided from each
