@@ -74,35 +74,56 @@ struct Row {
 }
 
 /// An `as_of` date: `YYYY-MM`, `YYYY-MM-DD`, or an RFC 3339 timestamp. Compared by
-/// (year, month, day, time), a missing day or time sorting first.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// the instant it begins (UTC; a timestamp's offset counts), then by how precise it
+/// is: a month before its first day, a day before a time in it.
+#[derive(Debug, Clone)]
 struct AsOf {
-    year: u16,
-    month: u8,
-    day: u8,
-    time: String,
+    at: chrono::DateTime<chrono::Utc>,
+    /// 0: a month, 1: a day, 2: a timestamp.
+    precision: u8,
     text: String,
+}
+
+impl PartialEq for AsOf {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for AsOf {}
+
+impl PartialOrd for AsOf {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for AsOf {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.precision).cmp(&(other.at, other.precision))
+    }
 }
 
 impl AsOf {
     fn parse(text: &str) -> Option<AsOf> {
-        let (date, time) = text.split_once('T').unwrap_or((text, ""));
-        let mut parts = date.split('-');
-        let year = parts.next().filter(|y| y.len() == 4)?.parse().ok()?;
-        let month: u8 = parts.next().filter(|m| m.len() == 2)?.parse().ok()?;
-        let day: u8 = match parts.next() {
-            None => 0,
-            Some(d) if d.len() == 2 => d.parse().ok()?,
-            Some(_) => return None,
-        };
-        if parts.next().is_some() || !(1..=12).contains(&month) || day > 31 {
+        let at = |date: chrono::NaiveDate| date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+        let (at, precision) = if text.contains('T') {
+            let stamp = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+            (stamp.to_utc(), 2)
+        } else if text.len() == 7 {
+            let date = chrono::NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d").ok()?;
+            (at(date)?, 0)
+        } else if text.len() == 10 {
+            (
+                at(chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?)?,
+                1,
+            )
+        } else {
             return None;
-        }
+        };
         Some(AsOf {
-            year,
-            month,
-            day,
-            time: time.to_owned(),
+            at,
+            precision,
             text: text.to_owned(),
         })
     }
@@ -574,6 +595,12 @@ mod tests {
         assert!(a("2023-12") < a("2023-12-01"));
         assert!(a("2026-09-25") < a("2026-09-25T19:21:27Z"));
         assert!(a("2024-04-17") < a("2026-05-08"));
+        // Instants, not text: 23:00 at UTC−5 is 04:00Z the next day, and 9:00 is
+        // before 10:00.
+        assert!(a("2026-09-26T01:00:00Z") < a("2026-09-25T23:00:00-05:00"));
+        assert!(a("2026-09-26T09:00:00Z") < a("2026-09-26T10:00:00Z"));
+        assert_eq!(AsOf::parse("2026-09-26T25:00:00Z"), None);
+        assert_eq!(AsOf::parse("2026-02-30"), None);
         assert_eq!(AsOf::parse("2026-13-01"), None);
         assert_eq!(AsOf::parse("yesterday"), None);
     }
