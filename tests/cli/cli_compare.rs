@@ -629,6 +629,71 @@ Ledger: tokens out per call 500 from --tokens-out, in place of the ledger's 0
 }
 
 #[test]
+fn a_decimal_comma_is_refused_never_read_as_another_amount() {
+    // `0,0125` meant 0.0125 USD a call; read as 125 it would price 100,000 calls at
+    // 12,500,000 USD. `1.000,50` meant 1,000.50; read as 1.0005 it would be a fee of a
+    // tenth of a cent. `0,012` is no grouping in threes either (a first group of 0).
+    for (flag, value) in [
+        ("--per-call", "0,0125"),
+        ("--subscription", "1.000,50"),
+        ("--per-call", "0,012"),
+        ("--per-call", "1,00"),
+        ("--subscription", "1,000_000"),
+    ] {
+        let mut args = vec!["compare", "--calls", "100000"];
+        if flag != "--per-call" {
+            args.extend(["--per-call", "0.0125"]);
+        }
+        if flag != "--subscription" {
+            args.extend(["--subscription", "500"]);
+        }
+        args.extend([flag, value]);
+        sagemeter()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(format!(
+                "`{value}` is not a number: use `.` for decimals"
+            )));
+    }
+}
+
+#[test]
+fn thousands_separators_in_groups_of_three_still_parse() {
+    // 100,000 calls × 0.0125 = 1,250 USD pay per use; the fee `1,000.50` is 1000.50 USD.
+    let output = sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "100,000",
+            "--per-call",
+            "0.0125",
+            "--subscription",
+            "1,000.50",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&output).expect("stdout is JSON");
+    assert_eq!(json["profile"]["calls_per_period"], "100000");
+    let cost = |name: &str| {
+        json["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["plan"]["name"] == name)
+            .map(|p| p["cost_usd"].clone())
+    };
+    assert_eq!(cost("pay per use"), Some("1250".into()));
+    // 1,000.50 USD, written normalised.
+    assert_eq!(cost("subscription"), Some("1000.5".into()));
+}
+
+#[test]
 fn nothing_to_compare_says_which_flags_make_a_plan() {
     sagemeter()
         .args(["compare", "--calls", "100"])

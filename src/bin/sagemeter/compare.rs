@@ -651,13 +651,58 @@ fn draw_chart_unavailable(path: &Path) -> Result<(), CompareError> {
     })
 }
 
-/// A decimal number; `,` and `_` group digits (`40,000`, `1_000_000`), and
-/// `1e6` is accepted.
+/// A decimal number, with `.` for decimals: `0.0125`, `40000`, `1e6`. `,` (or `_`)
+/// may group the digits of the whole part in threes (`40,000`, `1_000_000.5`);
+/// anywhere else, such as a decimal comma (`0,0125`, `1.000,50`), the value is
+/// refused rather than read as another number.
 fn parse_decimal(s: &str) -> Result<Decimal, String> {
-    let cleaned: String = s.chars().filter(|c| *c != ',' && *c != '_').collect();
+    let refused = || {
+        format!(
+            "`{s}` is not a number: use `.` for decimals, and `,` only between groups of \
+             three digits (e.g. 40,000, 0.0125, 1e6)"
+        )
+    };
+    let cleaned = ungroup_digits(s.trim()).ok_or_else(refused)?;
     Decimal::from_str(&cleaned)
         .or_else(|_| Decimal::from_scientific(&cleaned))
-        .map_err(|_| format!("`{s}` is not a number (e.g. 40000, 0.0125, 1e6)"))
+        .map_err(|_| refused())
+}
+
+/// `text` without its thousands separators, when it uses them as such: one kind
+/// (`,` or `_`), in the whole part only, between a first group of 1 to 3 digits (not
+/// starting with 0) and groups of exactly 3. `None` for any other use of `,` or `_`.
+fn ungroup_digits(text: &str) -> Option<String> {
+    let is_separator = |c: char| c == ',' || c == '_';
+    if !text.contains(is_separator) {
+        return Some(text.to_owned());
+    }
+    let (sign, unsigned) = match text.strip_prefix(['+', '-']) {
+        Some(rest) => (&text[..1], rest),
+        None => ("", text),
+    };
+    let whole_end = unsigned.find(['.', 'e', 'E']).unwrap_or(unsigned.len());
+    let (whole, rest) = unsigned.split_at(whole_end);
+    if rest.contains(is_separator) || (whole.contains(',') && whole.contains('_')) {
+        return None;
+    }
+    let mut groups = whole.split(is_separator);
+    let first = groups.next()?;
+    let first_ok = (1..=3).contains(&first.len())
+        && first.bytes().all(|b| b.is_ascii_digit())
+        && !first.starts_with('0');
+    if !first_ok {
+        return None;
+    }
+    let mut digits = String::from(sign);
+    digits.push_str(first);
+    for group in groups {
+        if group.len() != 3 || !group.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.push_str(group);
+    }
+    digits.push_str(rest);
+    Some(digits)
 }
 
 /// `0.64` or `64%`.
