@@ -91,7 +91,8 @@ pub use projection::{
 };
 pub use rates::RateTable;
 pub use trend::{
-    FACTOR_DP, KeyTrend, MAX_YEARLY_CHANGE_PERCENT, MeasuredTrend, PriceTrend, TrendPer, TrendRate,
+    FACTOR_DP, KeyTrend, MAX_YEARLY_CHANGE_PERCENT, MIN_MEASURED_SPAN_DAYS, MeasuredTrend,
+    PriceTrend, TrendPer, TrendRate,
 };
 
 /// Input checks shared by plans and profiles. The bounds keep inputs plausible; some

@@ -425,6 +425,16 @@ fn newton_twelfth_root(a: Decimal) -> Result<Decimal, Overflow> {
     Ok(g)
 }
 
+/// The shortest span a yearly change is measured over for a projection: 365 days
+/// from the first sampled date a rate was listed on to the last (the last date asked
+/// for when it is still listed).
+///
+/// Compounding a shorter span to a year magnifies one price change out of all
+/// proportion: a rate listed at 1.00 on 2026-11-01 and 1.25 from 2026-12-01, measured
+/// to 2026-12-02 (1 month and 1 day, 0.086 years), would be
+/// 1.25^(1/0.086) − 1 ≈ +1,240 % a year. Such a rate is held flat instead, with a note.
+pub const MIN_MEASURED_SPAN_DAYS: i64 = 365;
+
 /// A trend measured from the AWS Price List's history, with what it could not
 /// measure.
 #[non_exhaustive]
@@ -443,8 +453,10 @@ impl MeasuredTrend {
     /// ([`KeyHistory::yearly_change`](crate::pricing::history::KeyHistory::yearly_change):
     /// first to latest listed rate, compounded yearly). Data-processed and ML storage
     /// rates stay flat (AWS has not published a change to them), as does a rate the
-    /// versions never list; the notes say which. A history that cannot be read whole
-    /// is an error: a change could hide in a missing version.
+    /// versions never list, one listed for less than [`MIN_MEASURED_SPAN_DAYS`], and
+    /// one whose measured change is outside what a [`TrendRate`] models (see
+    /// [`TrendRate::validate`]); the notes say which and why. A history that cannot be
+    /// read whole is an error: a change could hide in a missing version.
     pub async fn from_history(
         comparison: &super::Comparison,
         history: &crate::pricing::history::PriceListHistory,
@@ -467,22 +479,48 @@ impl MeasuredTrend {
         let mut notes = Vec::new();
         for key in keys {
             let found = history.history(&key, since).await?;
-            let change = found
-                .series
-                .iter()
-                .find(|s| s.key == key)
-                .and_then(|s| s.yearly_change(found.until));
-            match change {
-                Some(change) => {
-                    // Rounded to 4 places (0.01 %): the measurement is no finer.
-                    let rate = TrendRate::per_year(change.round_dp(4))?;
+            let series = found.series.iter().find(|s| s.key == key);
+            let span = series.and_then(|s| s.trend(found.until));
+            let change = series.and_then(|s| s.yearly_change(found.until));
+            let versions = found.versions.len();
+            match (span, change) {
+                (Some(span), Some(_))
+                    if (span.latest_on - span.first_on).num_days() < MIN_MEASURED_SPAN_DAYS =>
+                {
                     notes.push(format!(
-                        "{key}: {rate} measured from {} Price List version(s) since {since}",
-                        found.versions.len()
+                        "{key}: listed from {} to {} only ({} days), too short to measure a \
+                         yearly change (at least {MIN_MEASURED_SPAN_DAYS} days); held flat",
+                        span.first_on,
+                        span.latest_on,
+                        (span.latest_on - span.first_on).num_days()
                     ));
-                    rates.push((key, rate));
                 }
-                None => notes.push(format!(
+                (_, Some(change)) => {
+                    // Rounded to 4 places (0.01 %): the measurement is no finer.
+                    let change = change.round_dp(4);
+                    match TrendRate::per_year(change) {
+                        Ok(rate) => {
+                            notes.push(format!(
+                                "{key}: {rate} measured from {versions} Price List version(s) \
+                                 since {since}"
+                            ));
+                            rates.push((key, rate));
+                        }
+                        Err(_) => {
+                            let sign = if change > Decimal::ZERO { "+" } else { "" };
+                            let percent = change.checked_mul(Decimal::ONE_HUNDRED).map_or_else(
+                                || format!("{change} × 100"),
+                                |p| p.normalize().to_string(),
+                            );
+                            notes.push(format!(
+                                "{key}: the measured change of {sign}{percent}%/year since \
+                                 {since} is outside what is modelled (above -100%, at most \
+                                 +{MAX_YEARLY_CHANGE_PERCENT}%/year); held flat"
+                            ));
+                        }
+                    }
+                }
+                _ => notes.push(format!(
                     "{key}: not listed long enough since {since} to measure; held flat"
                 )),
             }

@@ -458,3 +458,135 @@ async fn a_comparison_projects_each_rate_at_its_measured_trend() {
         "{err}"
     );
 }
+
+/// A fake publishing ml.c5.2xlarge at each `(version, in effect from, USD/h)`.
+async fn publish_c5_2xlarge(
+    rates: &[(&str, NaiveDate, &str)],
+) -> crate::support::fake_pricelist::FakePriceList {
+    use crate::support::fake_pricelist::offer_file;
+    let server = crate::support::fake_pricelist::FakePriceList::start().await;
+    for (version, effective, usd) in rates {
+        let on = format!("{effective}T00:00:00Z");
+        server.add_version(
+            REGION,
+            version,
+            *effective,
+            offer_file(version, &[c5("2xlarge", "8", usd, &on)]),
+        );
+    }
+    server
+}
+
+/// The measured trend of ml.c5.2xlarge (at `today_usd` an hour today) from `since`
+/// to `until`.
+async fn measure_c5_2xlarge(
+    server: &crate::support::fake_pricelist::FakePriceList,
+    today_usd: &str,
+    since: NaiveDate,
+    until: NaiveDate,
+) -> Result<sagemeter::compare::MeasuredTrend, sagemeter::compare::CompareError> {
+    use sagemeter::compare::{Comparison, InstancePlan, MeasuredTrend, Plan, RateTable};
+    let profile = sagemeter::compare::UsageProfile::builder()
+        .calls_per_period(100_000)
+        .build()
+        .unwrap();
+    let plans = [Plan::from(InstancePlan::new("ml.c5.2xlarge", 1).unwrap())];
+    let rates = RateTable::new(REGION)
+        .with_rate(PriceKey::hosting(REGION, "ml.c5.2xlarge"), usd(today_usd))
+        .unwrap();
+    let comparison = Comparison::compute(&profile, &plans, &rates).unwrap();
+    let reader = PriceListHistory::builder(&server.sdk_config("eu-west-1"))
+        .cache_dir(None)
+        .until(until)
+        .build();
+    MeasuredTrend::from_history(&comparison, &reader, since).await
+}
+
+/// A rate listed for a month is not compounded to a year: held flat, with a note,
+/// whether it rose (which would be out of range) or fell (which would project a
+/// collapse).
+#[tokio::test]
+async fn a_rate_listed_for_less_than_a_year_is_held_flat_with_a_note() {
+    let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
+    for latest in ["1.2500000000", "0.8000000000"] {
+        // 1.00 from 2026-11-01, `latest` from 2026-12-01, measured to 2026-12-02:
+        // 1 month and 1 of December's 31 days = (1 + 1/31) / 12 = 0.0860 years.
+        // Compounded: 1.25^(1/0.0860) − 1 ≈ +1,240 % a year (above the +1,000 %
+        // modelled), 0.8^(1/0.0860) − 1 ≈ −92.5 % a year. 31 days < 365: neither.
+        let server = publish_c5_2xlarge(&[
+            ("20261101000000", date(2026, 11, 1), "1.0000000000"),
+            ("20261201000000", date(2026, 12, 1), latest),
+        ])
+        .await;
+        let measured = measure_c5_2xlarge(&server, latest, date(2023, 12, 2), date(2026, 12, 2))
+            .await
+            .unwrap_or_else(|e| panic!("{latest}: {e}"));
+        assert!(measured.trend.rate_for(&key).is_flat(), "{latest}");
+        assert_eq!(
+            measured.notes,
+            [
+                "hosting ml.c5.2xlarge in us-east-1: listed from 2026-11-01 to 2026-12-02 only \
+              (31 days), too short to measure a yearly change (at least 365 days); held flat"
+            ],
+            "{latest}"
+        );
+    }
+}
+
+/// Over two years the yearly change is measured and compounded.
+#[tokio::test]
+async fn a_rate_listed_for_two_years_follows_its_compound_yearly_change() {
+    // 1.00 from 2024-12-02, 0.81 from 2025-06-01, measured to 2026-12-02: 2 years
+    // exactly, 0.81^(1/2) = 0.9, so −10 % a year.
+    let server = publish_c5_2xlarge(&[
+        ("20241202000000", date(2024, 12, 2), "1.0000000000"),
+        ("20250601000000", date(2025, 6, 1), "0.8100000000"),
+    ])
+    .await;
+    let measured = measure_c5_2xlarge(&server, "0.81", date(2024, 12, 2), date(2026, 12, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        measured
+            .trend
+            .rate_for(&PriceKey::hosting(REGION, "ml.c5.2xlarge")),
+        sagemeter::compare::TrendRate::per_year(usd("-0.1")).unwrap()
+    );
+    assert_eq!(
+        measured.notes,
+        [
+            "hosting ml.c5.2xlarge in us-east-1: -10%/year measured from 2 Price List \
+          version(s) since 2024-12-02"
+        ]
+    );
+}
+
+/// A change measured over long enough but beyond what a trend models is held flat
+/// with a note, not an error naming a value the user never gave.
+#[tokio::test]
+async fn a_measured_change_out_of_range_is_held_flat_with_a_note() {
+    // 1.00 from 2024-12-02, 144.00 from 2025-06-01, to 2026-12-02: 2 years,
+    // 144^(1/2) = 12, so +1,100 % a year: above the +1,000 % a year modelled.
+    let server = publish_c5_2xlarge(&[
+        ("20241202000000", date(2024, 12, 2), "1.0000000000"),
+        ("20250601000000", date(2025, 6, 1), "144.0000000000"),
+    ])
+    .await;
+    let measured = measure_c5_2xlarge(&server, "144", date(2024, 12, 2), date(2026, 12, 2))
+        .await
+        .unwrap();
+    assert!(
+        measured
+            .trend
+            .rate_for(&PriceKey::hosting(REGION, "ml.c5.2xlarge"))
+            .is_flat()
+    );
+    assert_eq!(
+        measured.notes,
+        [
+            "hosting ml.c5.2xlarge in us-east-1: the measured change of +1100%/year since \
+          2024-12-02 is outside what is modelled (above -100%, at most +1000%/year); held \
+          flat"
+        ]
+    );
+}
