@@ -590,3 +590,141 @@ async fn a_measured_change_out_of_range_is_held_flat_with_a_note() {
         ]
     );
 }
+
+/// A cache directory that cannot be created (its parent is a regular file, which
+/// fails even as root) does not lose the history: each version is read from a
+/// temporary file, and nothing is cached.
+#[tokio::test]
+async fn a_cache_that_cannot_be_written_still_reads_every_version() {
+    let server = publish(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, b"a file").unwrap();
+    let cache = file.join("x");
+    let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
+    let history = reader(&server, Some(&cache))
+        .history(&key, since())
+        .await
+        .unwrap();
+    assert_eq!(history.versions.len(), 4);
+    let rates: Vec<_> = history.series[0]
+        .points
+        .iter()
+        .map(|p| p.usd_per_unit)
+        .collect();
+    assert_eq!(rates, [Some(usd("0.408")), Some(usd("0.3672"))]);
+    assert_eq!(server.file_downloads(), 4);
+    // Nothing else appeared beside the file.
+    let entries: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, [std::ffi::OsString::from("not-a-directory")]);
+}
+
+/// Sends every request to `to` instead of where it was going, through the default
+/// HTTP connector (the fake's file URLs point at itself).
+#[derive(Debug)]
+struct Redirect {
+    to: String,
+    inner: aws_smithy_runtime_api::client::http::SharedHttpConnector,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for Redirect {
+    fn call(
+        &self,
+        mut request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        request.set_uri(self.to.as_str()).expect("a URI");
+        self.inner.call(request)
+    }
+}
+
+/// A file server that announces 4 MB, sends the first 100 KB, then nothing more
+/// (holding the connection open). Returns its URL and how many requests it had.
+async fn stalling_file_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/offer.json", listener.local_addr().unwrap());
+    let requests = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+                let half = vec![b' '; 100 * 1024];
+                let response = "HTTP/1.1 200 OK\r\nContent-Length: 4000000\r\n\r\n";
+                if socket.write_all(response.as_bytes()).await.is_ok()
+                    && socket.write_all(&half).await.is_ok()
+                {
+                    // Stall: keep the connection open, send nothing more.
+                    let _ = socket.read(&mut buf).await;
+                    std::future::pending::<()>().await;
+                }
+            });
+        }
+    });
+    (url, requests)
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.extend(files_under(&path));
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// A download cut off by the time limit (the read dropped mid-file) leaves no
+/// `.part` file in the cache.
+#[tokio::test]
+async fn a_download_stopped_by_the_time_limit_leaves_no_part_file() {
+    let server = publish(None).await;
+    let (url, requests) = stalling_file_server().await;
+    let settings = aws_smithy_runtime_api::client::http::HttpConnectorSettings::builder().build();
+    let inner = aws_smithy_http_client::default_connector(
+        &settings,
+        aws_smithy_async::rt::sleep::default_async_sleep(),
+    )
+    .expect("a connector");
+    let connector =
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(Redirect { to: url, inner });
+    let cache = tempfile::tempdir().unwrap();
+    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
+        .cache_dir(Some(cache.path().to_path_buf()))
+        .until(until())
+        .time_limit(Duration::from_secs(2))
+        .http_connector(connector)
+        .build()
+        .history(&PriceKey::hosting(REGION, "ml.c5.2xlarge"), since())
+        .await
+        .unwrap_err();
+    let HistoryError::Incomplete { missing, .. } = &err else {
+        panic!("expected Incomplete, got {err}");
+    };
+    assert_eq!(
+        missing[0].reason,
+        "not read whole within the time limit of 2 s"
+    );
+    assert!(requests.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    let left = files_under(cache.path());
+    assert!(left.is_empty(), "left in the cache: {left:?}");
+}

@@ -2,8 +2,10 @@
 //!
 //! The file is streamed to `<name>.part` next to its place in the cache and renamed
 //! only once it has been read whole and understood, so the cache never holds a
-//! partial or unreadable version. Versions never change once published, so a cached
-//! file is used as it is, forever.
+//! partial or unreadable version (the `.part` file is deleted however the read ends,
+//! also when it is dropped at the time limit). When the cache cannot be written, the
+//! file goes to the temporary directory instead and is deleted once read. Versions
+//! never change once published, so a cached file is used as it is, forever.
 
 use aws_smithy_runtime_api::client::http::{HttpConnector, SharedHttpConnector};
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;

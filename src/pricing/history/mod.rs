@@ -30,7 +30,9 @@
 //! What it needs: the IAM actions `pricing:ListPriceLists` and
 //! `pricing:GetPriceListFileUrl`, and HTTPS access to the file URLs they return.
 //! Versions are immutable, so a downloaded version is kept in the cache
-//! ([`default_cache_dir`]`/price-lists/…`) and never fetched again.
+//! ([`default_cache_dir`]`/price-lists/…`) and never fetched again. A cache that
+//! cannot be written costs only the caching: versions are then read from temporary
+//! files (with a warning), never reported missing.
 //!
 //! The whole read is bounded in time ([`PriceListHistoryBuilder::time_limit`]); when a
 //! version cannot be read (cut short, refused, out of time) the answer is
@@ -428,7 +430,8 @@ impl PriceListHistory {
     }
 
     /// One version's candidates: from the cache when it has the file, else downloaded
-    /// (to a `.part` file, moved into the cache only once read whole).
+    /// (to a `.part` file, moved into the cache only once read whole, deleted in every
+    /// other case).
     async fn offer(
         &self,
         version: &PriceListVersion,
@@ -459,42 +462,81 @@ impl PriceListHistory {
         }
 
         let url = versions::file_url(&self.client, version).await?;
-        let part = match &cached {
-            Some(path) => {
-                let dir = path.parent().unwrap_or(path);
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    format!("cannot create the cache directory {}: {e}", dir.display())
-                })?;
-                part_path(path)
-            }
-            None => std::env::temp_dir().join(format!(
-                "sagemeter-price-list-{}-{}.part",
-                std::process::id(),
-                PART_COUNTER.fetch_add(1, Ordering::Relaxed)
-            )),
-        };
-        let result = async {
-            download::download(&self.connector, &url, &part).await?;
-            parse_file(part.clone(), filter.clone()).await
-        }
-        .await;
-        match (&result, &cached) {
-            (Ok(_), Some(path)) => {
-                if let Err(e) = std::fs::rename(&part, path) {
+        // Where the download goes: a `.part` file beside its place in the cache, or,
+        // when the cache cannot be written (no cache, a read-only home), one in the
+        // temporary directory that is read and then deleted.
+        let (part, keep) = match &cached {
+            Some(path) => match writable_part(path) {
+                Ok(part) => (part, Some(path)),
+                Err(why) => {
                     tracing::warn!(
                         target: "sagemeter::pricing",
-                        file = %path.display(),
-                        "could not keep the price list in the cache: {e}"
+                        version = %version.version,
+                        "price list not cached ({why}); reading it from a temporary file"
                     );
-                    let _ = std::fs::remove_file(&part);
+                    (temp_part(), None)
                 }
-            }
-            _ => {
-                let _ = std::fs::remove_file(&part);
-            }
+            },
+            None => (temp_part(), None),
+        };
+        // Deletes the part file however this ends, also when the future is dropped
+        // mid-download (the time limit).
+        let part = PartFile(part);
+        let result = async {
+            download::download(&self.connector, &url, &part.0).await?;
+            parse_file(part.0.clone(), filter.clone()).await
+        }
+        .await;
+        if let (Ok(_), Some(path)) = (&result, keep)
+            && let Err(e) = std::fs::rename(&part.0, path)
+        {
+            tracing::warn!(
+                    target: "sagemeter::pricing",
+                    file = %path.display(),
+                    "could not keep the price list in the cache: {e}"
+            );
         }
         result
     }
+}
+
+/// A download's `.part` file, deleted when dropped (after a rename into the cache
+/// there is nothing left to delete).
+struct PartFile(PathBuf);
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        match std::fs::remove_file(&self.0) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(
+                target: "sagemeter::pricing",
+                file = %self.0.display(),
+                "could not delete a partial price list download: {e}"
+            ),
+        }
+    }
+}
+
+/// The `.part` file for `cached`, created empty beside it (with its directories) to
+/// be sure the cache can be written.
+fn writable_part(cached: &Path) -> Result<PathBuf, String> {
+    let dir = cached.parent().unwrap_or(cached);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the cache directory {}: {e}", dir.display()))?;
+    let part = part_path(cached);
+    std::fs::File::create(&part)
+        .map_err(|e| format!("cannot write in the cache directory {}: {e}", dir.display()))?;
+    Ok(part)
+}
+
+/// A `.part` file name in the temporary directory, unique to this process and call.
+fn temp_part() -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "sagemeter-price-list-{}-{}.part",
+        std::process::id(),
+        PART_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 static PART_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -525,7 +567,8 @@ async fn parse_file(path: PathBuf, filter: OfferFilter) -> Result<Offer, String>
 
 impl PriceListHistoryBuilder {
     /// Where versions are cached; `None` downloads every time and keeps nothing.
-    /// Default: [`default_cache_dir`].
+    /// Default: [`default_cache_dir`]. A directory that cannot be created or written
+    /// is treated as `None` for each version that needs a download (with a warning).
     pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.cache_dir = dir;
         self
