@@ -5,8 +5,9 @@
 use plotters::coord::Shift;
 use plotters::prelude::{BitMapBackend, DrawingArea, DrawingBackend, IntoDrawingArea, SVGBackend};
 use plotters::style::{FontStyle, register_font};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Registers the embedded DejaVu font with plotters, once (charts need no system fonts).
 pub(crate) fn register_fonts() {
@@ -36,18 +37,109 @@ pub(crate) fn svg(drawing: &impl Drawing, size: (u32, u32)) -> Result<String, St
 }
 
 /// Writes the drawing to `path`: SVG or PNG by its extension (any case).
+///
+/// The picture is drawn to a temporary file beside `path` and renamed over it only
+/// once whole: a drawing that fails leaves `path` as it was (no half-drawn file) and
+/// no temporary file behind.
 pub(crate) fn write(drawing: &impl Drawing, path: &Path, size: (u32, u32)) -> Result<(), String> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("svg") => std::fs::write(path, svg(drawing, size)?).map_err(|e| e.to_string()),
-        Some("png") => {
-            let root = BitMapBackend::new(path, size).into_drawing_area();
+    let ext = match ext.as_deref() {
+        Some(ext @ ("svg" | "png")) => ext.to_owned(),
+        _ => return Err("unknown picture format: name the file .svg or .png".into()),
+    };
+    let temp = temp_beside(path, &ext);
+    let drawn = (|| {
+        if ext == "svg" {
+            std::fs::write(&temp, svg(drawing, size)?).map_err(|e| e.to_string())
+        } else {
+            let root = BitMapBackend::new(&temp, size).into_drawing_area();
             drawing.draw(&root)?;
             root.present().map_err(|e| e.to_string())
+            // A root dropped without `present` (the draw failed) writes what it has:
+            // to the temporary file, deleted below.
         }
-        _ => Err("unknown picture format: name the file .svg or .png".into()),
+    })()
+    .and_then(|()| std::fs::rename(&temp, path).map_err(|e| e.to_string()));
+    if drawn.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    drawn
+}
+
+/// `.<name>.<pid>-<n>.tmp.<ext>` in `path`'s directory: same file system for the
+/// rename, and the extension the PNG encoder goes by.
+fn temp_beside(path: &Path, ext: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(
+        ".{name}.{}-{}.tmp.{ext}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plotters::prelude::{RED, WHITE};
+
+    /// Paints the background, then fails.
+    struct Failing;
+
+    impl Drawing for Failing {
+        fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+            root.fill(&WHITE).map_err(|e| e.to_string())?;
+            Err("the axis cannot be laid out".into())
+        }
+    }
+
+    /// Paints the background.
+    struct Filled;
+
+    impl Drawing for Filled {
+        fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+            root.fill(&RED).map_err(|e| e.to_string())
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_failed_drawing_leaves_the_file_as_it_was_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["chart.png", "chart.svg"] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, b"the chart of yesterday").unwrap();
+            let err = write(&Failing, &path, (40, 30)).unwrap_err();
+            assert_eq!(err, "the axis cannot be laid out");
+            assert_eq!(std::fs::read(&path).unwrap(), b"the chart of yesterday");
+        }
+        assert_eq!(names(dir.path()), ["chart.png", "chart.svg"]);
+    }
+
+    #[test]
+    fn a_drawing_replaces_the_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("chart.PNG");
+        std::fs::write(&png, b"old").unwrap();
+        write(&Filled, &png, (40, 30)).unwrap();
+        assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+        let svg = dir.path().join("chart.svg");
+        write(&Filled, &svg, (40, 30)).unwrap();
+        assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+        assert_eq!(names(dir.path()), ["chart.PNG", "chart.svg"]);
     }
 }

@@ -694,6 +694,58 @@ fn thousands_separators_in_groups_of_three_still_parse() {
 }
 
 #[test]
+fn a_chart_that_cannot_be_written_is_refused_before_anything_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpg = dir.path().join("a.jpg");
+    sagemeter()
+        .current_dir(dir.path())
+        .args(["compare", "--calls", "1", "--per-call", "0.01", "--chart"])
+        .arg(&jpg)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("name the file .svg or .png"));
+    assert!(!jpg.exists());
+}
+
+/// With prices and a price history to fetch, a chart that cannot be drawn is refused
+/// before any request: not after minutes of downloads, with the work lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_chart_is_refused_before_any_price_or_history_request() {
+    use super::clean_env::refused_url;
+    let server = crate::support::fake_pricelist::published::publish(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = super::clean_env::sagemeter(&refused_url(), &server.url())
+        .env("SAGEMETER_CACHE_DIR", dir.path())
+        .current_dir(dir.path())
+        .args([
+            "compare",
+            "--calls",
+            "100000",
+            "--instance",
+            "ml.c5.2xlarge",
+            "--subscription",
+            "250",
+            "--price-trend",
+            "history",
+            "--chart",
+            "plans.jpg",
+        ])
+        .output()
+        .expect("run sagemeter");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`plans.jpg`: name the file .svg or .png"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(server.request_count(), 0, "{:?}", server.requests());
+    assert_eq!(server.file_downloads(), 0);
+    assert!(!dir.path().join("plans.jpg").exists());
+}
+
+#[test]
 fn nothing_to_compare_says_which_flags_make_a_plan() {
     sagemeter()
         .args(["compare", "--calls", "100"])

@@ -197,8 +197,9 @@ pub struct CompareArgs {
     #[arg(long, help_heading = "Output")]
     pub json: bool,
     /// Draw cost against calls per period for each plan to this .svg or .png file
-    /// (with --price-trend, also the cost per month to FILE-trend.svg or .png).
-    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    /// (with --price-trend, also the cost per month to FILE-trend.svg or .png; needs
+    /// the `charts` feature). Checked before anything is priced.
+    #[arg(long, value_name = "FILE", value_parser = parse_chart_path, help_heading = "Output")]
     pub chart: Option<PathBuf>,
 }
 
@@ -703,6 +704,23 @@ fn ungroup_digits(text: &str) -> Option<String> {
     }
     digits.push_str(rest);
     Some(digits)
+}
+
+/// `--chart`: a `.svg` or `.png` file (any case), in a sagemeter built with charts.
+/// Refused here, as a usage error, before anything is priced or downloaded.
+fn parse_chart_path(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if !matches!(ext.as_deref(), Some("svg" | "png")) {
+        return Err(format!("`{s}`: name the file .svg or .png"));
+    }
+    if cfg!(not(feature = "charts")) {
+        return Err("--chart needs sagemeter built with the `charts` feature".into());
+    }
+    Ok(path)
 }
 
 /// `0.64` or `64%`.
