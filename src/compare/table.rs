@@ -130,7 +130,9 @@ impl fmt::Display for Comparison {
 
 /// The month-by-month table the CLI prints after the comparison: each plan's cost in
 /// each month, the cheapest that month, the totals over the horizon, how each plan's
-/// price moves, and each commitment's outlook in a sentence.
+/// price moves, and each commitment's outlook in a sentence. A projection read back
+/// (it is `Deserialize`) that holds fewer months than its `horizon_months` shows the
+/// months it holds, a month missing from one plan as `-`; it never panics.
 ///
 /// ```text
 /// Price trend: AWS on-demand rates -1%/month (monthly factor 0.99) over 6 months; month 1 is at today's prices
@@ -185,11 +187,31 @@ impl fmt::Display for Projection {
         let mut header = vec!["month".to_string()];
         header.extend(self.plans.iter().map(|p| p.name.clone()));
         header.push("cheapest".into());
-        let mut rows: Vec<Vec<String>> = (0..self.horizon_months as usize)
+        // The months the projection holds, up to its horizon: a deserialised one may
+        // hold fewer than it says (a month missing from a plan shows as `-`).
+        let held = self
+            .plans
+            .iter()
+            .map(|p| p.monthly_usd.len())
+            .chain(std::iter::once(self.cheapest_by_month.len()))
+            .max()
+            .unwrap_or(0);
+        let shown = held.min(usize::try_from(self.horizon_months).unwrap_or(usize::MAX));
+        let missing = || "-".to_string();
+        let mut rows: Vec<Vec<String>> = (0..shown)
             .map(|i| {
                 let mut row = vec![(i + 1).to_string()];
-                row.extend(self.plans.iter().map(|p| usd(p.monthly_usd[i], 2)));
-                row.push(self.cheapest_by_month[i].clone());
+                row.extend(
+                    self.plans
+                        .iter()
+                        .map(|p| p.monthly_usd.get(i).map_or_else(missing, |m| usd(*m, 2))),
+                );
+                row.push(
+                    self.cheapest_by_month
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(missing),
+                );
                 row
             })
             .collect();

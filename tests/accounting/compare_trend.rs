@@ -489,3 +489,44 @@ fn the_steepest_rise_over_the_longest_horizon_fits_in_a_decimal() {
         "{last}"
     );
 }
+
+// ------------------------------------------------------------ read back
+
+#[test]
+fn a_projection_read_back_with_fewer_months_than_its_horizon_prints_without_panicking() {
+    // Two months of 167.90 × 0.99^(k − 1): 167.90 and 166.221; the subscription 160.
+    let projection = project(
+        &monthly(100_000),
+        &[instance(1), subscription("160")],
+        &per_month("-1"),
+        2,
+    );
+    let mut json = serde_json::to_value(&projection).unwrap();
+    assert_eq!(json["horizon_months"], 2);
+    // Keep only the first month of each plan, and of the cheapest plans.
+    for plan in json["plans"].as_array_mut().unwrap() {
+        plan["monthly_usd"].as_array_mut().unwrap().truncate(1);
+        plan["cumulative_usd"].as_array_mut().unwrap().truncate(1);
+    }
+    json["cheapest_by_month"]
+        .as_array_mut()
+        .unwrap()
+        .truncate(1);
+    let read: Projection = serde_json::from_value(json.clone()).unwrap();
+    let text = read.to_string();
+    assert!(
+        text.contains("\n    1        160.00           167.90  subscription\n"),
+        "{text}"
+    );
+    assert!(!text.contains("\n    2 "), "{text}");
+
+    // One plan with both months, the other with one: the missing month is `-`.
+    let mut uneven = json;
+    uneven["plans"][1]["monthly_usd"] = serde_json::json!(["167.9", "166.221"]);
+    let read: Projection = serde_json::from_value(uneven).unwrap();
+    let text = read.to_string();
+    assert!(
+        text.contains("\n    2             -           166.22  -\n"),
+        "{text}"
+    );
+}
