@@ -173,6 +173,13 @@ pub struct BudgetAlert {
     pub limit_usd: Decimal,
     /// Spent in this period, in USD.
     pub spent_usd: Decimal,
+    /// Raised by this process from its own spend alone, because its fleet's
+    /// table could not be written (missing, access denied, or unanswered for
+    /// several flushes): `spent_usd` is this process's, the fleet's may be more,
+    /// and other processes may raise the same threshold. False for an alert of
+    /// the fleet's spend, and for a budget without a fleet.
+    #[serde(default)]
+    pub process_local: bool,
 }
 
 impl fmt::Display for BudgetAlert {
@@ -186,7 +193,11 @@ impl fmt::Display for BudgetAlert {
             self.spent_usd,
             self.limit_usd,
             self.period_start.to_rfc3339()
-        )
+        )?;
+        if self.process_local {
+            f.write_str(" by this process alone (the fleet table could not be written)")?;
+        }
+        Ok(())
     }
 }
 
@@ -323,7 +334,8 @@ impl Budget {
     pub(crate) fn raise(&self, alert: &BudgetAlert) {
         tracing::warn!(target: "sagemeter::budget", scope = %alert.scope,
             threshold_percent = alert.threshold_percent, spent_usd = %alert.spent_usd,
-            limit_usd = %alert.limit_usd, "budget threshold crossed");
+            limit_usd = %alert.limit_usd, process_local = alert.process_local,
+            "budget threshold crossed");
         if let Some(callback) = &self.on_alert {
             callback(alert);
         }
@@ -637,6 +649,69 @@ impl Budgets {
         }
     }
 
+    /// Raises the alerts of the budget at `index` that this process's own spend
+    /// in the current period passes and that were not raised here yet, marked
+    /// [`process_local`](BudgetAlert::process_local): the fleet calls this for
+    /// a budget whose table item it cannot write, so that a budget does not
+    /// stay silent while the fleet's alerts cannot be marked.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn raise_local(&self, index: usize, now: DateTime<Utc>) {
+        let alerts: Vec<(BudgetAlert, Budget)> = {
+            let mut inner = self.lock();
+            let Some(t) = inner.tracked.get_mut(index) else {
+                return;
+            };
+            t.roll(now);
+            let mut alerts = Vec::new();
+            for (bit, percent) in ALERT_THRESHOLDS.iter().enumerate() {
+                let threshold = t.budget.limit_usd * Decimal::from(*percent) / Decimal::from(100);
+                if t.state.spent >= threshold && t.state.alerted & (1 << bit) == 0 {
+                    t.state.alerted |= 1 << bit;
+                    alerts.push((
+                        BudgetAlert {
+                            scope: t.budget.scope.clone(),
+                            period: t.budget.period,
+                            period_start: t.state.period_start.unwrap_or(now),
+                            threshold_percent: *percent,
+                            limit_usd: t.budget.limit_usd,
+                            spent_usd: t.state.spent,
+                            process_local: true,
+                        },
+                        t.budget.clone(),
+                    ));
+                }
+            }
+            alerts
+        };
+        // Raised outside the lock: a callback may look at the budgets.
+        for (alert, budget) in alerts {
+            budget.raise(&alert);
+        }
+    }
+
+    /// Notes that the fleet raised threshold `bit` of the budget at `index` in
+    /// the period starting at `period_start`; true if this process raised it
+    /// already (from its own spend, see [`raise_local`](Self::raise_local)):
+    /// not raised twice.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn note_fleet_alert(
+        &self,
+        index: usize,
+        period_start: DateTime<Utc>,
+        bit: usize,
+    ) -> bool {
+        let mut inner = self.lock();
+        let Some(t) = inner.tracked.get_mut(index) else {
+            return false;
+        };
+        if t.state.period_start != Some(period_start) {
+            return false;
+        }
+        let raised = t.state.alerted & (1 << bit) != 0;
+        t.state.alerted |= 1 << bit;
+        raised
+    }
+
     /// The budgets, in the client's order.
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) fn list(&self) -> Vec<Budget> {
@@ -734,6 +809,7 @@ impl Budgets {
                             threshold_percent: *percent,
                             limit_usd: t.budget.limit_usd,
                             spent_usd: t.state.spent,
+                            process_local: false,
                         },
                         t.budget.on_alert.clone(),
                     ));

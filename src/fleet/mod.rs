@@ -70,7 +70,17 @@
 //! [`lease_wait`](FleetConfig::lease_wait)) is refused with
 //! [`Error::BudgetUnavailable`](crate::Error::BudgetUnavailable) (fail closed, the
 //! default) or allowed (with [`WhenUnavailable::Allow`]). One WARN per kind of
-//! failure, not one per call.
+//! failure, not one per call. While a budget's item cannot be written (missing
+//! table, access denied, or unacknowledged for three flushes), its alerts are
+//! raised from this process's own spend, marked
+//! [`process_local`](crate::budget::BudgetAlert::process_local). Every request
+//! has a time limit (5 s an attempt, 10 s in all), on a client given with
+//! [`FleetConfig::dynamodb_client`] too where it sets none of its own.
+//!
+//! Leases see only the spend of processes that declare the budget: spend by a
+//! process without it (a CLI run without `--budget`) is in the scope's spend
+//! but not in what the leases committed, so the fleet can exceed an enforced
+//! limit by it.
 //!
 //! ## The table
 //!
@@ -81,7 +91,7 @@
 //!
 //! | `pk` | `sk` | attributes |
 //! |---|---|---|
-//! | `scope#fleet`, `scope#endpoint:<name>`, `scope#tag:<key>=<value>` | `hour#2026-12-01T20`, `day#2026-12-01`, `month#2026-12` | `spent_pico`, `calls`, `unpriced_charge_pico`, `variant:<name>`, `allocated:<variant>`, `accrual_from:<variant>`, `inflight:<process>`, `inflight_at:<process>` (endpoint items), `seq:<process>`, `expires_at`; for budgets also `limit_pico`, `committed_pico`, `alerted:<mode>:<limit>` (per budget), `lease_seq:<process>` per process that leased and, per process holding a lease, `lease_granted:<process>`, `lease_used:<process>`, `lease_until:<process>` |
+//! | `scope#fleet`, `scope#endpoint:<name>`, `scope#tag:<key>=<value>` | `hour#2026-12-01T20`, `day#2026-12-01`, `month#2026-12` | `spent_pico`, `calls`, `unpriced_charge_pico`, `variant:<name>`, `allocated:<variant>`, `accrual_from:<variant>`, `inflight:<process>`, `inflight_at:<process>` (endpoint items), `seq:<process>`, `expires_at`; for budgets also `limit_pico`, `committed_pico`, `alerted:<mode>:<limit>` (per budget) with `alert_by:<mode>:<limit>:<percent>` (the process that marked each threshold), `lease_seq:<process>` per process that leased and, per process holding a lease, `lease_granted:<process>`, `lease_used:<process>`, `lease_until:<process>` |
 //!
 //! A budget's leases live in its own item, so leasing, spending, renewing and
 //! giving back are each one conditional `UpdateItem` of one item (atomic, no
@@ -177,7 +187,9 @@ impl FleetConfig {
         }
     }
 
-    /// The DynamoDB client to use (default: one made from the builder's AWS config).
+    /// The DynamoDB client to use (default: one made from the builder's AWS
+    /// config). The fleet's time limits (5 s an attempt, 10 s with retries, 2 s
+    /// to connect) apply to it wherever it sets none of its own.
     pub fn dynamodb_client(mut self, client: aws_sdk_dynamodb::Client) -> Self {
         self.client = Some(client);
         self
@@ -280,13 +292,16 @@ impl FleetConfig {
 
 /// Creates the fleet table `table` (on-demand capacity, the key schema above, TTL
 /// on `expires_at`) and waits until it is active. An existing table of that name
-/// is kept (its TTL turned on if it was off). True when it was created now.
+/// is kept (its TTL turned on if it was off) if its keys are the fleet's; one of
+/// another key schema is refused with an error, unchanged. True when it was
+/// created now. Each request has a time limit (those the SDK config sets, else
+/// 5 s an attempt and 10 s in all).
 pub async fn create_table(
     sdk_config: &aws_types::SdkConfig,
     table: &str,
 ) -> Result<bool, crate::Error> {
     let table = table::Table {
-        client: aws_sdk_dynamodb::Client::new(sdk_config),
+        client: table::with_time_limits(&aws_sdk_dynamodb::Client::new(sdk_config)),
         name: table.to_owned(),
     };
     table

@@ -26,6 +26,11 @@ use std::time::{Duration, SystemTime};
 /// How long items are kept after their period ends (the TTL).
 const KEEP_AFTER_PERIOD: i64 = 35 * 24 * 3600;
 
+/// Flushes an item's write may fail before its budgets' alerts are raised from
+/// this process's own spend (at once when the table refuses the write: missing,
+/// access denied).
+const LOCAL_ALERTS_AFTER: u32 = 3;
+
 /// Leases a call short of room takes at most before it is refused (each after
 /// it tried its reservation again and found others took the room).
 const LEASE_ROUNDS: usize = 3;
@@ -36,6 +41,18 @@ fn deadline_after(now: tokio::time::Instant, wait: Duration) -> tokio::time::Ins
     now.checked_add(wait)
         .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
         .unwrap_or(now)
+}
+
+/// Held by the flush loop: when the loop ends, or is dropped with its runtime,
+/// the fleet knows it is not running any more (the next call starts it again).
+struct Running(Weak<Shared>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.started.store(false, Ordering::SeqCst);
+        }
+    }
 }
 
 /// A client's fleet: cheap to clone.
@@ -70,6 +87,8 @@ struct Shared {
     flushing: tokio::sync::Mutex<()>,
     /// One lease request at a time: calls short of lease wait for the one in flight.
     leasing: tokio::sync::Mutex<()>,
+    /// The flush loop is running (set when it is started, cleared when it ends
+    /// or is dropped with its runtime).
     started: AtomicBool,
     closed: AtomicBool,
     stop: tokio::sync::Notify,
@@ -259,6 +278,8 @@ struct Item {
     /// may hold a lease of this process that this process does not know of. The
     /// next lease granted finds it; else it is given back with the others.
     lease_unanswered: bool,
+    /// Flushes in a row whose write of the item was not acknowledged.
+    failed_flushes: u32,
     /// Per variant, the fleet's accrual as the table last returned it (endpoint items).
     accrual: BTreeMap<String, FleetAccrual>,
     /// Per variant, this process's earliest call in the item's period (epoch ms).
@@ -277,6 +298,7 @@ impl Item {
             unacked: None,
             lease: None,
             lease_unanswered: false,
+            failed_flushes: 0,
             accrual: BTreeMap::new(),
             first_call_ms: BTreeMap::new(),
             marked: false,
@@ -399,18 +421,24 @@ impl Fleet {
         totals: Totals,
         time: SharedTimeSource,
     ) -> Fleet {
-        let client = config.client.clone().unwrap_or_else(|| {
-            let conf = aws_sdk_dynamodb::config::Builder::from(sdk_config)
-                .timeout_config(
-                    aws_smithy_types::timeout::TimeoutConfig::builder()
-                        .operation_attempt_timeout(Duration::from_secs(5))
-                        .operation_timeout(Duration::from_secs(10))
-                        .connect_timeout(Duration::from_secs(2))
-                        .build(),
-                )
-                .build();
-            aws_sdk_dynamodb::Client::from_conf(conf)
-        });
+        // Every table request has a time limit, on a client given by the user
+        // too (one it sets itself is kept): a stalled connection must not hang
+        // a flush, and with it every later flush and `shutdown()`.
+        let client = match &config.client {
+            Some(client) => table::with_time_limits(client),
+            None => {
+                let conf = aws_sdk_dynamodb::config::Builder::from(sdk_config)
+                    .timeout_config(
+                        aws_smithy_types::timeout::TimeoutConfig::builder()
+                            .operation_attempt_timeout(table::ATTEMPT_TIMEOUT)
+                            .operation_timeout(table::OPERATION_TIMEOUT)
+                            .connect_timeout(table::CONNECT_TIMEOUT)
+                            .build(),
+                    )
+                    .build();
+                aws_sdk_dynamodb::Client::from_conf(conf)
+            }
+        };
         let specs = budgets
             .list()
             .into_iter()
@@ -536,9 +564,14 @@ impl Fleet {
         }
     }
 
-    /// Starts the flush loop on the current runtime, once (at the first call).
+    /// Starts the flush loop on the current runtime, unless it runs already (at
+    /// each call). A loop whose runtime was dropped (a runtime made for one
+    /// call, a warm-up `block_on`) was cancelled with it: the next call starts
+    /// it again on its own runtime, so spend is still written and leases still
+    /// renewed.
     pub(crate) fn start_flushing(&self) {
         if self.shared.started.load(Ordering::Relaxed)
+            || self.shared.closed.load(Ordering::Relaxed)
             || self.shared.started.swap(true, Ordering::SeqCst)
         {
             return;
@@ -550,6 +583,9 @@ impl Fleet {
         let weak: Weak<Shared> = Arc::downgrade(&self.shared);
         let every = self.shared.config.flush_every;
         handle.spawn(async move {
+            // Says the loop is no longer running however it ends: returned, or
+            // dropped with its runtime (a task cancelled at an await).
+            let _running = Running(weak.clone());
             // A flush starts every `every`, however long the last one took (one
             // that overran delays the next, never doubles it). The first starts at
             // once, at the first call: the other processes learn of its load (and
@@ -685,7 +721,11 @@ impl Fleet {
         let mut passed = Vec::new();
         let mut loaded = Vec::new();
         let mut shares = Vec::new();
-        for write in writes {
+        // Writes not acknowledged, with why (`None`: not sent, the table being
+        // unreachable for the one before).
+        let mut failed: Vec<(String, String, Option<Failure>)> = Vec::new();
+        let mut writes = writes.into_iter();
+        for write in writes.by_ref() {
             let result = self.counted(
                 shared
                     .table
@@ -706,6 +746,7 @@ impl Fleet {
                 Err(err) => {
                     self.warn(&err, "writing increments");
                     all = false;
+                    failed.push((write.pk, write.sk, Some(err.kind)));
                     if err.kind == Failure::Unreachable {
                         break; // every other write would wait for the same timeout
                     }
@@ -723,9 +764,13 @@ impl Fleet {
                 };
                 item.unacked = None;
                 item.marked = true;
-                // Whether the write was applied as the lease's use, and what the
-                // item holds granted to this process after it (when known).
-                let (held, granted) = match added {
+                item.failed_flushes = 0;
+                // Whether the write was applied as the lease's use, what the
+                // item holds granted to this process after it (when known), the
+                // lease's end as the item holds it (when not the one this write
+                // asked for), and whether the write was sent again without the
+                // lease (it found the lease gone).
+                let (held, granted, table_until, resent) = match added {
                     Added::Applied {
                         spent,
                         unpriced,
@@ -758,16 +803,24 @@ impl Fleet {
                         if let (Some((endpoint, load)), Some(others)) = (&write.load, others_load) {
                             loaded.push((endpoint.clone(), load.milli, others));
                         }
-                        (lease_granted.is_some(), lease_granted)
+                        let held = lease_granted.is_some();
+                        (held, lease_granted, None, !held)
                     }
-                    Added::AlreadyApplied => {
+                    Added::AlreadyApplied { lease } => {
                         item.known = item.known.saturating_add(write.delta.spent);
                         for (variant, allocated) in &write.delta.allocated {
                             let known =
                                 &mut item.accrual.entry(variant.clone()).or_default().allocated;
                             *known = known.saturating_add(*allocated);
                         }
-                        (true, None)
+                        // A retry of a write applied before: the lease ends when
+                        // the applied write said (or when a renewal since said),
+                        // not when this retry asked; and a lease reclaimed since
+                        // is gone, however the write was applied.
+                        match lease {
+                            Some(now) => (true, Some(now.granted), Some(now.until_ms), false),
+                            None => (false, None, None, false),
+                        }
                     }
                 };
                 match (&mut item.lease, write.lease) {
@@ -776,6 +829,7 @@ impl Fleet {
                             .used_written
                             .saturating_add(write.delta.spent)
                             .saturating_add(write.delta.unpriced);
+                        let until_ms = table_until.unwrap_or(until_ms);
                         lease.until_ms = until_ms;
                         // The item holds all this process was granted: what its
                         // budget gave up when the lease lapsed here (its renewal
@@ -788,10 +842,12 @@ impl Fleet {
                     }
                     (Some(_), LeaseUse::Held { .. }) => {
                         // Reclaimed by the fleet after it lapsed: what is unspent
-                        // is gone, and the write was sent again without the lease,
-                        // its use added to what the budget has committed.
+                        // is gone. The write was sent again without the lease, its
+                        // use added to what the budget has committed (or, a retry
+                        // of a write applied while the lease stood, its use was
+                        // the lease's, which the reclaim counted).
                         let lease = item.lease.take();
-                        (None, lease.map(|l| (l.budget, l.period_start)))
+                        (None, lease.map(|l| (l.budget, l.period_start, resent)))
                     }
                     _ => (None, None),
                 }
@@ -802,9 +858,11 @@ impl Fleet {
                     .budgets
                     .renew(budget, start, Renewal::Held { until, whole });
             }
-            if let Some((budget, start)) = lost {
-                // The write was sent twice: with the lease, then without it.
-                shared.requests.fetch_add(1, Ordering::Relaxed);
+            if let Some((budget, start, resent)) = lost {
+                if resent {
+                    // The write was sent twice: with the lease, then without it.
+                    shared.requests.fetch_add(1, Ordering::Relaxed);
+                }
                 shared.budgets.renew(budget, start, Renewal::Gone);
                 tracing::warn!(target: "sagemeter::fleet", table = %shared.table.name,
                     item = %write.sk,
@@ -812,6 +870,8 @@ impl Fleet {
                      its spend since counts in what the budget has committed");
             }
         }
+        failed.extend(writes.map(|w| (w.pk, w.sk, None)));
+        self.raise_local_alerts(failed, now.into());
         // This process's share of the fleet's calls since its previous write.
         for (endpoint, sk, fleet_calls, local_calls) in shares {
             let previous = {
@@ -909,13 +969,18 @@ impl Fleet {
                 if done || !passes(spent, limit, *percent) {
                     continue;
                 }
-                let marked = shared.table.mark_alert(pk, sk, &mark, *percent).await;
+                let marked = shared
+                    .table
+                    .mark_alert(pk, sk, &mark, *percent, &shared.process)
+                    .await;
                 match self.counted(marked) {
                     Ok(marked) => {
                         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                         *state.alerted.entry((i, start)).or_default() |= 1 << bit;
                         drop(state);
-                        if marked {
+                        // Not twice in this process: it may have raised it from
+                        // its own spend while the table could not be written.
+                        if marked && !shared.budgets.note_fleet_alert(i, start, bit) {
                             budget.raise(&BudgetAlert {
                                 scope: budget.scope().clone(),
                                 period,
@@ -923,10 +988,55 @@ impl Fleet {
                                 threshold_percent: *percent,
                                 limit_usd: budget.limit_usd(),
                                 spent_usd: from_pico(spent),
+                                process_local: false,
                             });
                         }
                     }
                     Err(err) => self.warn(&err, "marking an alert"),
+                }
+            }
+        }
+    }
+
+    /// Counts a failed flush on each item of `failed`; for the budgets kept in
+    /// those the table refused (missing, access denied) or has not acknowledged
+    /// for [`LOCAL_ALERTS_AFTER`] flushes, raises the alerts this process's
+    /// own spend passes: the fleet cannot mark them, and a budget must not stay
+    /// silent meanwhile. Each is marked as this process's alone.
+    fn raise_local_alerts(
+        &self,
+        failed: Vec<(String, String, Option<Failure>)>,
+        now: DateTime<Utc>,
+    ) {
+        let shared = &self.shared;
+        let mut local = Vec::new();
+        {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            for (pk, sk, kind) in failed {
+                let Some(item) = state
+                    .items
+                    .get_mut(pk.as_str())
+                    .and_then(|m| m.get_mut(sk.as_str()))
+                else {
+                    continue;
+                };
+                item.failed_flushes = item.failed_flushes.saturating_add(1);
+                let refused = matches!(kind, Some(Failure::NoTable | Failure::Other));
+                if refused || item.failed_flushes >= LOCAL_ALERTS_AFTER {
+                    local.push((pk, sk));
+                }
+            }
+        }
+        for (pk, sk) in local {
+            let Some((period, start, "")) = keys::period_of_sk(&sk) else {
+                continue;
+            };
+            for (i, (budget, budget_pk)) in shared.specs.iter().enumerate() {
+                if *budget_pk == pk
+                    && budget.period() == period
+                    && budget.period().start_of(now) == start
+                {
+                    shared.budgets.raise_local(i, now);
                 }
             }
         }
@@ -971,7 +1081,7 @@ impl Fleet {
         let Ok(_one) = tokio::time::timeout_at(deadline, shared.leasing.lock()).await else {
             // The leases ahead of this call took the whole wait: the table is too
             // slow. This call sent nothing.
-            self.unavailable(&wants, self.no_answer(), false)?;
+            self.unavailable(&wants, self.no_answer())?;
             return reserve().map_err(Refusal::into_error);
         };
         // Each round leases what the call is still short of; calls that did not
@@ -992,6 +1102,7 @@ impl Fleet {
         TableError {
             kind: Failure::Unreachable,
             message: format!("no answer within {:?}", self.shared.config.lease_wait),
+            maybe_applied: true,
         }
     }
 
@@ -1026,32 +1137,24 @@ impl Fleet {
                     });
                 }
                 Err(LeaseFailure::Table(err)) => {
-                    self.unavailable(std::slice::from_ref(want), err, true)?;
+                    self.unavailable(std::slice::from_ref(want), err)?;
                 }
             }
         }
         Ok(())
     }
 
-    /// The table did not answer a lease for `wants` (`sent`: a request went
-    /// out, and may have been applied with its answer lost): the call's refusal
+    /// The table did not answer a lease for `wants`: the call's refusal
     /// ([`WhenUnavailable::Refuse`]), or `Ok` with what it wants granted as if
-    /// leased ([`WhenUnavailable::Allow`]).
-    fn unavailable(&self, wants: &[LeaseWant], err: TableError, sent: bool) -> Result<()> {
+    /// leased ([`WhenUnavailable::Allow`]). (A request that may have been
+    /// applied is remembered by [`lease_one`](Self::lease_one).)
+    fn unavailable(&self, wants: &[LeaseWant], err: TableError) -> Result<()> {
         let shared = &self.shared;
         self.warn(&err, "leasing budget");
         for want in wants {
-            let Some((budget, pk)) = shared.specs.get(want.budget) else {
+            let Some((budget, _)) = shared.specs.get(want.budget) else {
                 continue;
             };
-            // The request may have been applied with its answer lost (a missing
-            // table or a refusal applies nothing).
-            if sent && matches!(err.kind, Failure::Unreachable | Failure::Throttled) {
-                let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                let item = state.budget_item(budget, pk, want.period_start);
-                item.lease_unanswered = true;
-                item.marked = true;
-            }
             match shared.config.when_unavailable {
                 WhenUnavailable::Allow => {
                     // Spend the fleet does not know of yet: written when it answers.
@@ -1105,28 +1208,47 @@ impl Fleet {
             let until_ms = now_ms.saturating_add(
                 i64::try_from(shared.config.lease_ttl.as_millis()).unwrap_or(i64::MAX),
             );
-            let seq = {
+            // The request may be applied with its answer never heard of (lost,
+            // or this call dropped while it waits): the table may then hold a
+            // lease of this process that it does not know of. Marked so before
+            // it is sent; a definite answer puts the mark back as it was.
+            let (seq, before) = {
                 let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                 state.seq += 1;
-                state.seq
+                let seq = state.seq;
+                let item = state.item(pk, &sk, || Item::spend(end));
+                let before = (item.lease_unanswered, item.marked);
+                item.lease_unanswered = true;
+                item.marked = true;
+                (seq, before)
             };
-            let answer = self
-                .counted(
-                    shared
-                        .table
-                        .lease(
-                            pk,
-                            &sk,
-                            &shared.process,
-                            seq,
-                            amount,
-                            limit,
-                            until_ms,
-                            expires_at(end),
-                        )
-                        .await,
-                )
-                .map_err(LeaseFailure::Table)?;
+            let answer = self.counted(
+                shared
+                    .table
+                    .lease(
+                        pk,
+                        &sk,
+                        &shared.process,
+                        seq,
+                        amount,
+                        limit,
+                        until_ms,
+                        expires_at(end),
+                    )
+                    .await,
+            );
+            let applied_nothing = match &answer {
+                Ok(Leased::NoRoom(_)) => true,
+                Ok(Leased::Granted { .. }) => false, // `granted` clears the mark
+                Err(err) => !err.maybe_applied,
+            };
+            if applied_nothing {
+                let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(item) = state.items.get_mut(pk).and_then(|m| m.get_mut(sk.as_str())) {
+                    (item.lease_unanswered, item.marked) = before;
+                }
+            }
+            let answer = answer.map_err(LeaseFailure::Table)?;
             let item = match answer {
                 Leased::Granted { granted } => {
                     self.granted(index, pk, &sk, period_start, end, amount, granted, until_ms);
@@ -1156,11 +1278,18 @@ impl Fleet {
                 let ended = self
                     .counted(shared.table.end_lease(pk, &sk, &lease).await)
                     .map_err(LeaseFailure::Table)?;
-                if ended == LeaseEnd::Ended {
-                    tracing::info!(target: "sagemeter::fleet", scope = %budget.scope(),
-                        unused_usd = %from_pico(lease.granted.saturating_sub(lease.used)),
-                        "ended the lapsed lease of a process that is gone");
-                    returned = true;
+                match ended {
+                    LeaseEnd::Ended => {
+                        tracing::info!(target: "sagemeter::fleet", scope = %budget.scope(),
+                            unused_usd = %from_pico(lease.granted.saturating_sub(lease.used)),
+                            "ended the lapsed lease of a process that is gone");
+                        returned = true;
+                    }
+                    // Gone: ended by this request (the SDK's retry of one whose
+                    // answer was lost finds it so) or by another process. Either
+                    // way the room may have come back: the next request says.
+                    LeaseEnd::Changed(None) => returned = true,
+                    LeaseEnd::Changed(Some(_)) => {}
                 }
             }
             if !returned {
@@ -1208,6 +1337,14 @@ impl Fleet {
             item.lease_unanswered = false;
             added
         };
+        if shared.closed.load(Ordering::SeqCst) {
+            // Granted while the meter shut down: no flush would renew it or
+            // write what it paid for. Not spent; `shutdown()` (which waits for
+            // this request) gives it back with the others.
+            tracing::debug!(target: "sagemeter::fleet", item = %sk, amount,
+                "lease granted after shutdown began; given back, not spent");
+            return;
+        }
         if added > amount {
             tracing::info!(target: "sagemeter::fleet", item = %sk,
                 found_usd = %from_pico(added - amount),
@@ -1230,6 +1367,13 @@ impl Fleet {
         shared.stop.notify_waiters();
         // However long `timeout` is (`Duration::MAX`: no limit).
         let deadline = deadline_after(tokio::time::Instant::now(), timeout);
+        // A lease request in flight (its call was past the `closed` check) ends
+        // first: a lease it is granted now is not spent, and is given back below
+        // with the others instead of staying leased to a process that is gone.
+        // No new request starts once this is held (`closed` refuses them).
+        let _leasing = tokio::time::timeout_at(deadline, shared.leasing.lock())
+            .await
+            .ok();
         let mut problems = Vec::new();
         let mut written = false;
         while tokio::time::Instant::now() < deadline {
@@ -1412,6 +1556,7 @@ impl Fleet {
         Err(TableError {
             kind: Failure::Other,
             message: "the lease kept changing while it was given back".to_owned(),
+            maybe_applied: false,
         })
     }
 
@@ -1562,6 +1707,54 @@ mod tests {
             "{leased:?}"
         );
         assert_eq!(fleet.stats().requests, 0, "its turn never came");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flush_on_a_given_client_without_time_limits_gives_up_instead_of_hanging() {
+        // The client given has no timeout of its own (as the SDK's default), and
+        // the table takes every request and never answers.
+        let (fleet, _) = silent_fleet(FleetConfig::dynamodb("silent"), vec![]);
+        fleet.record(
+            "chat",
+            None,
+            &BTreeMap::new(),
+            dec("0.01"),
+            SystemTime::now(),
+            None,
+        );
+        // Each request gives up within the fleet's limits (10 s, retries
+        // included): the flush ends, with nothing written, rather than hanging
+        // (and with it the flush loop, `flush_fleet()` and `shutdown()`).
+        let flushed = tokio::time::timeout(Duration::from_secs(60), fleet.flush()).await;
+        assert_eq!(flushed, Ok(false));
+        assert_eq!(fleet.stats().unwritten_items, 2, "kept for the next flush");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_request_dropped_while_it_waits_is_remembered_as_maybe_granted() {
+        let (fleet, budgets) = silent_fleet(FleetConfig::dynamodb("silent"), vec![dollar_a_day()]);
+        let now = Utc::now();
+        let Err(Refusal::Short(wants, _)) = budgets.reserve("chat", &BTreeMap::new(), now) else {
+            panic!("nothing is leased yet: the call is short");
+        };
+        // The call is dropped (cancelled by its caller) while its lease request
+        // is out: the table may apply it.
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(100),
+            fleet.lease(wants, || budgets.reserve("chat", &BTreeMap::new(), now)),
+        )
+        .await;
+        assert!(dropped.is_err(), "cut off before any answer");
+        assert_eq!(fleet.stats().requests, 0, "no answer came");
+        let state = fleet.shared.state.lock().unwrap();
+        let unanswered: Vec<bool> = state
+            .items
+            .values()
+            .flat_map(|m| m.values())
+            .map(|item| item.lease_unanswered)
+            .collect();
+        // Remembered: the next lease finds it, or shutdown gives it back.
+        assert_eq!(unanswered, [true]);
     }
 
     #[test]

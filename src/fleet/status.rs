@@ -73,7 +73,7 @@ pub async fn fleet_status(
     table: &str,
 ) -> Result<Vec<FleetScopeStatus>, crate::Error> {
     let table = Table {
-        client: aws_sdk_dynamodb::Client::new(sdk_config),
+        client: table::with_time_limits(&aws_sdk_dynamodb::Client::new(sdk_config)),
         name: table.to_owned(),
     };
     let items = table

@@ -13,6 +13,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::timeout::TimeoutConfig;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
@@ -52,6 +54,17 @@ pub(crate) fn alert_mark(mode: BudgetMode, limit: i128) -> String {
     };
     format!("{ALERTED_PREFIX}{mode}:{limit}")
 }
+
+/// Which process marked `percent` in the alert mark `mark` (see [`alert_mark`]):
+/// `alert_by:<mode>:<limit>:<percent>`, a string attribute holding the process's
+/// name, so that a retried mark whose answer was lost is known for its own.
+pub(crate) fn alert_by(mark: &str, percent: u32) -> String {
+    let budget = mark.strip_prefix(ALERTED_PREFIX).unwrap_or(mark);
+    format!("{ALERT_BY_PREFIX}{budget}:{percent}")
+}
+
+/// The prefix of [`alert_by`]'s attributes.
+pub(crate) const ALERT_BY_PREFIX: &str = "alert_by:";
 
 /// The budget an attribute named by [`alert_mark`] is of: its mode and limit.
 pub(crate) fn alert_mark_of(name: &str) -> Option<(BudgetMode, i128)> {
@@ -119,6 +132,12 @@ impl Failure {
 pub(crate) struct TableError {
     pub kind: Failure,
     pub message: String,
+    /// The request may have been applied though its answer said otherwise or
+    /// never came: no answer (timed out, connection lost), a throttling or a
+    /// server error (5xx) after which the SDK's retries gave up, an answer that
+    /// could not be read. False for a refusal (missing table, access denied,
+    /// invalid request), which applies nothing.
+    pub maybe_applied: bool,
 }
 
 impl fmt::Display for TableError {
@@ -127,8 +146,8 @@ impl fmt::Display for TableError {
     }
 }
 
-impl<E: ProvideErrorMetadata + fmt::Debug, R: fmt::Debug> From<SdkError<E, R>> for TableError {
-    fn from(err: SdkError<E, R>) -> Self {
+impl<E: ProvideErrorMetadata + fmt::Debug> From<SdkError<E, HttpResponse>> for TableError {
+    fn from(err: SdkError<E, HttpResponse>) -> Self {
         let code = err.code().unwrap_or_default();
         let kind = match (&err, code) {
             (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _) => Failure::Unreachable,
@@ -142,6 +161,13 @@ impl<E: ProvideErrorMetadata + fmt::Debug, R: fmt::Debug> From<SdkError<E, R>> f
             ) => Failure::Throttled,
             _ => Failure::Other,
         };
+        let maybe_applied = match &err {
+            SdkError::ConstructionFailure(_) => false,
+            SdkError::ServiceError(e) => {
+                kind == Failure::Throttled || e.raw().status().is_server_error()
+            }
+            _ => true,
+        };
         let message = match err.message() {
             Some(m) => format!("{code} {m}").trim().to_owned(),
             None => match &err {
@@ -150,8 +176,41 @@ impl<E: ProvideErrorMetadata + fmt::Debug, R: fmt::Debug> From<SdkError<E, R>> f
                 _ => code.to_owned(),
             },
         };
-        TableError { kind, message }
+        TableError {
+            kind,
+            message,
+            maybe_applied,
+        }
     }
+}
+
+/// How long one attempt of a table request may take (unless the client sets it).
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a table request may take, its retries included (unless the client
+/// sets it).
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connecting to the table may take (unless the client sets it).
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `client` with the fleet's time limits on each request wherever it sets
+/// none of its own: the SDK has no operation or read timeout by default, so a
+/// stalled connection would hang a flush (holding it for every later one, and
+/// for `shutdown()`), `fleet status` or `fleet init` forever. A limit the
+/// client sets (or disables explicitly) is kept.
+pub(crate) fn with_time_limits(client: &Client) -> Client {
+    let config = client.config();
+    let mut limits = config
+        .timeout_config()
+        .cloned()
+        .unwrap_or_else(|| TimeoutConfig::builder().build());
+    limits.take_defaults_from(
+        &TimeoutConfig::builder()
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .operation_timeout(OPERATION_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build(),
+    );
+    Client::from_conf(config.to_builder().timeout_config(limits).build())
 }
 
 /// The fleet table.
@@ -301,7 +360,13 @@ pub(crate) enum Added {
         others_load: Option<u64>,
     },
     /// This sequence number was applied before (a retry): nothing changed now.
-    AlreadyApplied,
+    AlreadyApplied {
+        /// For a write of a lease's use: the lease as the item holds it now
+        /// (`None`: gone, reclaimed by another process since). Its end is the
+        /// one the applied write set, not the retry's: the retry changed
+        /// nothing. `None` too for a write of no lease.
+        lease: Option<LeaseHeld>,
+    },
 }
 
 /// A lease held in a budget's spend item, as read from it.
@@ -545,7 +610,14 @@ impl Table {
                 if held && !applied && lease_gone {
                     return Ok(None);
                 }
-                Ok(Some(Added::AlreadyApplied))
+                // The lease as the item holds it (what the applied write made
+                // of it, or of a reclaim since), never as this retry asked.
+                let lease = if held {
+                    item.and_then(|a| leases_in(a).into_iter().find(|l| l.process == process))
+                } else {
+                    None
+                };
+                Ok(Some(Added::AlreadyApplied { lease }))
             }
             Err(err) => Err(err.into()),
         }
@@ -709,28 +781,48 @@ impl Table {
     }
 
     /// Marks `percent` as passed in the spend item's attribute `mark` (one per
-    /// budget, see [`alert_mark`]); true for the one process whose write marked
-    /// it (it raises the alert).
+    /// budget, see [`alert_mark`]), and names `process` as the marker
+    /// ([`alert_by`]); true for the one process whose write marked it (it
+    /// raises the alert). A retry of a mark whose answer was lost (the SDK's,
+    /// after a 5xx or a lost connection) finds the mark made by this process,
+    /// and is true too: the alert is raised, not lost for the whole fleet.
     pub(crate) async fn mark_alert(
         &self,
         pk: &str,
         sk: &str,
         mark: &str,
         percent: u32,
+        process: &str,
     ) -> Result<bool, TableError> {
+        let by = alert_by(mark, percent);
         let result = self
             .client
             .update_item()
             .table_name(&self.name)
             .set_key(Some(self.key(pk, sk)))
-            .update_expression("ADD #mark :set")
+            .update_expression("ADD #mark :set SET #by = :process")
             .condition_expression("attribute_not_exists(#mark) OR NOT contains(#mark, :percent)")
             .expression_attribute_names("#mark", mark)
+            .expression_attribute_names("#by", &by)
             .expression_attribute_values(":set", AttributeValue::Ns(vec![percent.to_string()]))
             .expression_attribute_values(":percent", AttributeValue::N(percent.to_string()))
+            .expression_attribute_values(":process", s(process))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        Ok(conditional(result)?.is_some())
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let marker = match e.err() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => {
+                        c.item().and_then(|item| item.get(&by))
+                    }
+                    _ => None,
+                };
+                Ok(matches!(marker, Some(AttributeValue::S(p)) if p == process))
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// Every item of the table (for `fleet status`).
@@ -797,20 +889,41 @@ impl Table {
         let now = tokio::time::Instant::now();
         let deadline = now.checked_add(wait).unwrap_or(now);
         loop {
-            let out = self
+            let out = match self
                 .client
                 .describe_table()
                 .table_name(&self.name)
                 .send()
-                .await?;
-            let status = out.table().and_then(|t| t.table_status());
-            if status == Some(&TableStatus::Active) {
+                .await
+            {
+                Ok(out) => Some(out),
+                // DescribeTable is eventually consistent: right after
+                // CreateTable it may not know the table yet.
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                {
+                    None
+                }
+                Err(err) => return Err(err.into()),
+            };
+            let table = out.as_ref().and_then(|o| o.table());
+            if let Some(table) = table {
+                check_keys(
+                    &self.name,
+                    table.key_schema(),
+                    table.attribute_definitions(),
+                )?;
+            }
+            if table.and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(TableError {
                     kind: Failure::Other,
                     message: format!("table `{}` is not active after {wait:?}", self.name),
+                    maybe_applied: false,
                 });
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -847,14 +960,52 @@ impl Table {
     }
 }
 
+/// Whether a table's keys are the fleet's: partition key [`PK`] and sort key
+/// [`SK`], both strings. A table of another schema (another application's, of
+/// the same name) is refused, before anything of it (its TTL) is changed.
+fn check_keys(
+    name: &str,
+    keys: &[KeySchemaElement],
+    attributes: &[AttributeDefinition],
+) -> Result<(), TableError> {
+    let string = |key: &str| {
+        attributes
+            .iter()
+            .any(|a| a.attribute_name() == key && a.attribute_type() == &ScalarAttributeType::S)
+    };
+    let has = |key: &str, kind: KeyType| {
+        keys.iter()
+            .any(|k| k.attribute_name() == key && k.key_type() == &kind)
+    };
+    if keys.len() == 2
+        && has(PK, KeyType::Hash)
+        && has(SK, KeyType::Range)
+        && string(PK)
+        && string(SK)
+    {
+        return Ok(());
+    }
+    let found: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{} {}", k.attribute_name(), k.key_type().as_str()))
+        .collect();
+    Err(TableError {
+        kind: Failure::Other,
+        message: format!(
+            "table `{name}` exists with another key schema ({}): a fleet table has \
+             partition key `{PK}` (string) and sort key `{SK}` (string); \
+             name another table",
+            found.join(", ")
+        ),
+        maybe_applied: false,
+    })
+}
+
 /// An `UpdateItem`'s answer, `None` when its condition did not hold (which each
 /// caller reads in its own way: already applied, changed, already marked).
-fn conditional<T, R>(
-    result: Result<T, SdkError<UpdateItemError, R>>,
-) -> Result<Option<T>, TableError>
-where
-    R: fmt::Debug,
-{
+fn conditional<T>(
+    result: Result<T, SdkError<UpdateItemError, HttpResponse>>,
+) -> Result<Option<T>, TableError> {
     match result {
         Ok(out) => Ok(Some(out)),
         Err(err)
@@ -872,6 +1023,7 @@ fn other(err: impl fmt::Display) -> TableError {
     TableError {
         kind: Failure::Other,
         message: err.to_string(),
+        maybe_applied: false,
     }
 }
 

@@ -1251,3 +1251,412 @@ async fn a_lease_that_lapsed_here_while_the_table_was_away_is_spent_again_once_i
         (dec("0.05"), Some(dec("0.05")), 0)
     );
 }
+
+#[tokio::test]
+async fn a_retried_write_applied_before_does_not_extend_a_lease_the_fleet_reclaimed_since() {
+    let (conf, table, proxy) = behind_proxy("retried-renewal").await;
+    // $0.05 a day at $0.01 a call; the whole limit is leased at a time, and a
+    // lease lapses 2 s after its last renewal.
+    let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
+    let timings = |fleet: FleetConfig| {
+        fleet
+            .lease_percent(100)
+            .lease_ttl(Duration::from_secs(2))
+            .flush_every(Duration::from_millis(100))
+    };
+    let a = per_call_client(
+        &conf,
+        timings(proxied(&table, &proxy, &conf)),
+        Some(budget()),
+    );
+    call(&a).await.unwrap(); // leases the $0.05, spends $0.01 of it
+    assert!(a.meter().flush_fleet().await);
+    // Its next write (a second $0.01, the lease renewed until 2 s from then) is
+    // applied, and every answer to it and to the SDK's retries is lost.
+    proxy.set(Fault::LoseResponses);
+    call(&a).await.unwrap();
+    assert!(!a.meter().flush_fleet().await, "no answer");
+    // Then the table is out of reach past the end of the lease the table holds.
+    proxy.set(Fault::Down);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // Another process finds no room and reclaims the lapsed lease as the table
+    // holds it (granted $0.05, used $0.02: committed $0.05 − $0.03 = $0.02),
+    // leases the $0.03 left and spends it.
+    let b = per_call_client(
+        &conf,
+        timings(FleetConfig::dynamodb(&table)),
+        Some(budget()),
+    );
+    for i in 0..3 {
+        call(&b).await.unwrap_or_else(|e| panic!("call {i}: {e}"));
+    }
+    // The first process reaches the table again and sends its write again: it
+    // was applied before, and the lease it renewed is gone. The retry must not
+    // extend it here: the fleet gave its unspent $0.03 to the other process.
+    proxy.set(Fault::None);
+    assert!(a.meter().flush_fleet().await);
+    let err = call(&a).await.unwrap_err();
+    assert!(matches!(err, Error::BudgetExceeded { .. }), "{err:?}");
+    b.meter().shutdown().await.unwrap();
+    a.meter().shutdown().await.unwrap();
+    // 2 + 3 calls at $0.01: the fleet spent its $0.05, not more.
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!((fleet.spent_usd, fleet.calls), (dec("0.05"), 5));
+    assert_eq!(fleet.committed_usd, Some(dec("0.05")), "{fleet:?}");
+    assert_eq!(fleet.leases, 0);
+}
+
+#[test]
+fn a_flush_loop_dropped_with_its_runtime_starts_again_on_the_next_calls_runtime() {
+    let emu = Emulator::shared();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    // A warm-up call on a runtime of its own, dropped after it (as a sync
+    // wrapper that builds a runtime per call does): the flush loop it started
+    // is cancelled with it.
+    let first = runtime();
+    let (conf, table, client) = first.block_on(async {
+        let conf = emu.sdk_config().await;
+        let table = table_name("new-runtime");
+        create_table(&conf, &table).await.unwrap();
+        let client = per_call_client(
+            &conf,
+            FleetConfig::dynamodb(&table).flush_every(Duration::from_millis(100)),
+            None,
+        );
+        call(&client).await.unwrap();
+        (conf, table, client)
+    });
+    drop(first);
+    runtime().block_on(async {
+        for _ in 0..3 {
+            call(&client).await.unwrap();
+        }
+        // Written by the flush loop, started again on this runtime (no
+        // `flush_fleet()`): waited for, at most 20 s.
+        let mut unwritten = usize::MAX;
+        for _ in 0..200 {
+            unwritten = client.meter().fleet_stats().unwrap().unwritten_items;
+            if unwritten == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(unwritten, 0, "the flush loop runs again");
+        client.meter().shutdown().await.unwrap();
+        // 4 calls × $0.01.
+        let status = fleet_status(&conf, &table).await.unwrap();
+        let fleet = scope(&status, &BudgetScope::Client);
+        assert_eq!((fleet.spent_usd, fleet.calls), (dec("0.04"), 4));
+    });
+}
+
+/// An interceptor on a DynamoDB client that turns the answer to the first
+/// request whose body holds `marker` into a 500 (the table applied it; the
+/// answer is lost as far as the SDK knows), so that the SDK sends it again.
+#[derive(Debug, Clone)]
+struct LoseFirstAnswer {
+    marker: &'static str,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Put in an operation's config bag when its request holds the marker.
+#[derive(Debug, Clone)]
+struct Marked;
+
+impl aws_smithy_types::config_bag::Storable for Marked {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl LoseFirstAnswer {
+    fn new(marker: &'static str) -> Self {
+        LoseFirstAnswer {
+            marker,
+            lost: Default::default(),
+        }
+    }
+
+    /// A client of `conf` whose first answer to a marked request is lost.
+    fn client(&self, conf: &aws_types::SdkConfig) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(conf)
+                .interceptor(self.clone())
+                .build(),
+        )
+    }
+
+    fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for LoseFirstAnswer {
+    fn name(&self) -> &'static str {
+        "LoseFirstAnswer"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let body = context.request().body().bytes().unwrap_or_default();
+        if String::from_utf8_lossy(body).contains(self.marker) {
+            cfg.interceptor_state().store_put(Marked);
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if cfg.load::<Marked>().is_some() && !self.lost.swap(true, Ordering::SeqCst) {
+            let response = context.response_mut();
+            *response.status_mut() = 500u16.try_into()?;
+            response.headers_mut().remove("content-length");
+            response.headers_mut().remove("x-amz-crc32");
+            *response.body_mut() = aws_smithy_types::body::SdkBody::from(
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"answer lost (test)"}"#,
+            );
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_alert_whose_marks_answer_was_lost_is_raised_all_the_same() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("lost-mark");
+    create_table(&conf, &table).await.unwrap();
+    // The first alert mark is applied, its answer lost: the SDK sends it again.
+    let lose = LoseFirstAnswer::new("ADD #mark");
+    let raised = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let budget = {
+        let raised = raised.clone();
+        Budget::alert(BudgetScope::Client, BudgetPeriod::Day, dec("0.02"))
+            .unwrap()
+            .on_alert(move |a| raised.lock().unwrap().push(a.threshold_percent))
+    };
+    let client = per_call_client(
+        &conf,
+        FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf)),
+        Some(budget),
+    );
+    // $0.01 is 50 % of $0.02; $0.02 is past 80 % ($0.016) and 100 % ($0.02).
+    call(&client).await.unwrap();
+    assert!(client.meter().flush_fleet().await);
+    call(&client).await.unwrap();
+    client.meter().shutdown().await.unwrap();
+    assert!(lose.lost(), "the 50 % mark's answer was lost");
+    // The retry found the threshold marked by this very process: raised, once.
+    assert_eq!(*raised.lock().unwrap(), [50, 80, 100]);
+    let status = fleet_status(&conf, &table).await.unwrap();
+    assert_eq!(
+        scope(&status, &BudgetScope::Client).alerts_passed,
+        [50, 80, 100]
+    );
+}
+
+#[tokio::test]
+async fn a_reclaim_whose_answer_was_lost_leases_the_room_it_returned() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("lost-reclaim");
+    create_table(&conf, &table).await.unwrap();
+    let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
+    let timings = |fleet: FleetConfig| {
+        fleet
+            .lease_percent(100)
+            .lease_ttl(Duration::from_secs(2))
+            .flush_every(Duration::from_millis(100))
+    };
+    // A process leases the whole $0.05, spends $0.01 and is gone (killed).
+    let gone = per_call_client(
+        &conf,
+        timings(FleetConfig::dynamodb(&table)),
+        Some(budget()),
+    );
+    call(&gone).await.unwrap();
+    assert!(gone.meter().flush_fleet().await);
+    drop(gone);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // Another ends its lapsed lease ($0.04 back), but the answer is lost and the
+    // SDK's retry finds the lease gone: the room it returned is there all the
+    // same, four calls' worth.
+    let lose = LoseFirstAnswer::new("ADD committed_pico :back");
+    let survivor = per_call_client(
+        &conf,
+        timings(FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf))),
+        Some(budget()),
+    );
+    for i in 0..4 {
+        call(&survivor)
+            .await
+            .unwrap_or_else(|e| panic!("call {i}: {e}"));
+    }
+    assert!(lose.lost(), "the reclaim's answer was lost");
+    assert!(matches!(
+        call(&survivor).await,
+        Err(Error::BudgetExceeded { .. })
+    ));
+    survivor.meter().shutdown().await.unwrap();
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!(
+        (fleet.spent_usd, fleet.committed_usd),
+        (dec("0.05"), Some(dec("0.05")))
+    );
+}
+
+#[tokio::test]
+async fn an_alerting_budget_alerts_on_its_own_spend_while_the_table_refuses_its_writes() {
+    let (conf, table, proxy) = behind_proxy("denied").await;
+    // No `dynamodb:UpdateItem` for this process: nothing it spends can be
+    // written, nor any alert marked.
+    proxy.set(Fault::Deny("UpdateItem"));
+    let raised = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let budget = {
+        let raised = raised.clone();
+        Budget::alert(BudgetScope::Client, BudgetPeriod::Day, dec("0.02"))
+            .unwrap()
+            .on_alert(move |a| {
+                raised
+                    .lock()
+                    .unwrap()
+                    .push((a.threshold_percent, a.process_local))
+            })
+    };
+    let client = per_call_client(&conf, proxied(&table, &proxy, &conf), Some(budget));
+    for _ in 0..3 {
+        call(&client).await.unwrap();
+    }
+    assert!(!client.meter().flush_fleet().await, "refused");
+    // 3 × $0.01 = $0.03: past 50 % ($0.01), 80 % ($0.016) and 100 % ($0.02) of
+    // $0.02, from this process's spend alone, and said so.
+    assert_eq!(
+        *raised.lock().unwrap(),
+        [(50, true), (80, true), (100, true)]
+    );
+    // Granted again: the spend is written and the fleet marks the thresholds,
+    // which this process does not raise a second time. (A flush retries the
+    // writes that failed; the next one finds everything written.)
+    proxy.set(Fault::None);
+    client.meter().flush_fleet().await;
+    assert!(client.meter().flush_fleet().await);
+    client.meter().shutdown().await.unwrap();
+    assert_eq!(raised.lock().unwrap().len(), 3);
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!(
+        (fleet.spent_usd, fleet.alerts_passed.clone()),
+        (dec("0.03"), vec![50, 80, 100])
+    );
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_a_lease_in_flight_and_gives_it_back_unspent() {
+    let (conf, table, proxy) = behind_proxy("lease-in-flight").await;
+    // $0.10 a day at $0.01 a call, leased 50 % ($0.05) at a time.
+    let budget = enforced(
+        BudgetScope::endpoint(REALTIME_ENDPOINT),
+        BudgetPeriod::Day,
+        "0.10",
+        "0.01",
+    );
+    let client = per_call_client(
+        &conf,
+        proxied(&table, &proxy, &conf)
+            .lease_percent(50)
+            .lease_wait(Duration::from_secs(5)),
+        Some(budget),
+    );
+    // The table answers after 300 ms: the first call's lease request is out
+    // when the meter shuts down.
+    proxy.set(Fault::Slow(Duration::from_millis(300)));
+    let in_flight = {
+        let client = client.clone();
+        tokio::spawn(async move { call(&client).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    client.meter().shutdown().await.unwrap();
+    // Its lease came after shutdown began: given back, not spent.
+    let first = in_flight.await.unwrap();
+    assert!(
+        matches!(first, Err(Error::BudgetUnavailable { .. })),
+        "{first:?}"
+    );
+    let err = call(&client).await.unwrap_err();
+    assert!(matches!(err, Error::BudgetUnavailable { .. }), "{err:?}");
+    proxy.set(Fault::None);
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let endpoint = scope(&status, &BudgetScope::endpoint(REALTIME_ENDPOINT));
+    assert_eq!(endpoint.spent_usd, Decimal::ZERO);
+    assert_eq!(endpoint.committed_usd, Some(Decimal::ZERO));
+    assert_eq!(
+        endpoint.leases, 0,
+        "no lease left to a process that is gone"
+    );
+}
+
+#[tokio::test]
+async fn fleet_init_refuses_a_table_of_another_key_schema_and_leaves_it_as_it_is() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("wrong-keys");
+    // Another application's table of that name: partition key `id` alone.
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    ddb.create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let err = create_table(&conf, &table).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("another key schema (id HASH)") && text.contains("`pk`"),
+        "{text}"
+    );
+    // Its TTL was left off.
+    let ttl = ddb
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let status = ttl
+        .time_to_live_description()
+        .and_then(|d| d.time_to_live_status())
+        .map(|s| s.as_str().to_owned());
+    assert!(
+        !matches!(status.as_deref(), Some("ENABLED" | "ENABLING")),
+        "{status:?}"
+    );
+}

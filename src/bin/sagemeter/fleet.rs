@@ -1,7 +1,8 @@
 //! `sagemeter fleet init|status`: the DynamoDB table a fleet shares.
 //!
 //! `init` makes the table (on-demand capacity, `pk`/`sk` string keys, TTL on
-//! `expires_at`) and waits until it is active; an existing table is kept.
+//! `expires_at`) and waits until it is active; an existing table is kept (one
+//! of another key schema is refused, unchanged).
 //! `status` lists every scope and period in it: spent, calls, and for budgets the
 //! limit, what is committed to leases, what is left and the alert thresholds
 //! passed. With `--json`, one object per line, amounts as exact decimal strings.
