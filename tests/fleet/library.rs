@@ -1254,7 +1254,10 @@ async fn a_lease_that_lapsed_here_while_the_table_was_away_is_spent_again_once_i
 
 #[tokio::test]
 async fn a_retried_write_applied_before_does_not_extend_a_lease_the_fleet_reclaimed_since() {
-    let (conf, table, proxy) = behind_proxy("retried-renewal").await;
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("retried-renewal");
+    create_table(&conf, &table).await.unwrap();
     // $0.05 a day at $0.01 a call; the whole limit is leased at a time, and a
     // lease lapses 2 s after its last renewal.
     let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
@@ -1264,20 +1267,22 @@ async fn a_retried_write_applied_before_does_not_extend_a_lease_the_fleet_reclai
             .lease_ttl(Duration::from_secs(2))
             .flush_every(Duration::from_millis(100))
     };
+    // The answers to the writes of the lease's use (and renewal) are lost
+    // while armed: the table applies each, the process never hears of it.
+    let lose = LoseFirstAnswer::while_armed("#used :used");
     let a = per_call_client(
         &conf,
-        timings(proxied(&table, &proxy, &conf)),
+        timings(FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf))),
         Some(budget()),
     );
     call(&a).await.unwrap(); // leases the $0.05, spends $0.01 of it
     assert!(a.meter().flush_fleet().await);
     // Its next write (a second $0.01, the lease renewed until 2 s from then) is
-    // applied, and every answer to it and to the SDK's retries is lost.
-    proxy.set(Fault::LoseResponses);
+    // applied, and the answers to it and to every retry are lost.
+    lose.arm(true);
     call(&a).await.unwrap();
     assert!(!a.meter().flush_fleet().await, "no answer");
-    // Then the table is out of reach past the end of the lease the table holds.
-    proxy.set(Fault::Down);
+    // Past the end of the lease as the table holds it, the answers still lost.
     tokio::time::sleep(Duration::from_millis(2200)).await;
     // Another process finds no room and reclaims the lapsed lease as the table
     // holds it (granted $0.05, used $0.02: committed $0.05 − $0.03 = $0.02),
@@ -1290,10 +1295,11 @@ async fn a_retried_write_applied_before_does_not_extend_a_lease_the_fleet_reclai
     for i in 0..3 {
         call(&b).await.unwrap_or_else(|e| panic!("call {i}: {e}"));
     }
-    // The first process reaches the table again and sends its write again: it
-    // was applied before, and the lease it renewed is gone. The retry must not
-    // extend it here: the fleet gave its unspent $0.03 to the other process.
-    proxy.set(Fault::None);
+    // The first process hears from the table again about its write, sent again
+    // with a new lease end: it was applied before, and the lease it renewed is
+    // gone. The retry must not extend it here: the fleet gave its unspent
+    // $0.03 to the other process.
+    lose.arm(false);
     assert!(a.meter().flush_fleet().await);
     let err = call(&a).await.unwrap_err();
     assert!(matches!(err, Error::BudgetExceeded { .. }), "{err:?}");
@@ -1356,13 +1362,20 @@ fn a_flush_loop_dropped_with_its_runtime_starts_again_on_the_next_calls_runtime(
     });
 }
 
-/// An interceptor on a DynamoDB client that turns the answer to the first
-/// request whose body holds `marker` into a 500 (the table applied it; the
-/// answer is lost as far as the SDK knows), so that the SDK sends it again.
+/// An interceptor on a DynamoDB client that turns the answer to a request
+/// whose body holds `marker` into a 500 (the table applied it; the answer is
+/// lost as far as the SDK knows), so that the SDK sends it again: the first
+/// such answer only ([`new`](Self::new)), or every one while armed
+/// ([`while_armed`](Self::while_armed)).
 #[derive(Debug, Clone)]
 struct LoseFirstAnswer {
     marker: &'static str,
     lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    once: bool,
+    /// The invocations (`amz-sdk-invocation-id`) of marked requests: their
+    /// retries are marked too (a retry's body may not be readable here).
+    invocations: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// Put in an operation's config bag when its request holds the marker.
@@ -1378,7 +1391,23 @@ impl LoseFirstAnswer {
         LoseFirstAnswer {
             marker,
             lost: Default::default(),
+            armed: std::sync::Arc::new(true.into()),
+            once: true,
+            invocations: Default::default(),
         }
+    }
+
+    /// Loses every answer to a marked request while [`arm`](Self::arm)ed.
+    fn while_armed(marker: &'static str) -> Self {
+        LoseFirstAnswer {
+            armed: Default::default(),
+            once: false,
+            ..Self::new(marker)
+        }
+    }
+
+    fn arm(&self, armed: bool) {
+        self.armed.store(armed, Ordering::SeqCst);
     }
 
     /// A client of `conf` whose first answer to a marked request is lost.
@@ -1406,8 +1435,18 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for LoseFirstAnswer
         _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
         cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        let body = context.request().body().bytes().unwrap_or_default();
+        let request = context.request();
+        let invocation = request
+            .headers()
+            .get("amz-sdk-invocation-id")
+            .unwrap_or_default()
+            .to_owned();
+        let body = request.body().bytes().unwrap_or_default();
+        let mut invocations = self.invocations.lock().unwrap();
         if String::from_utf8_lossy(body).contains(self.marker) {
+            invocations.insert(invocation);
+            cfg.interceptor_state().store_put(Marked);
+        } else if invocations.contains(&invocation) {
             cfg.interceptor_state().store_put(Marked);
         }
         Ok(())
@@ -1419,11 +1458,22 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for LoseFirstAnswer
         _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
         cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        if cfg.load::<Marked>().is_some() && !self.lost.swap(true, Ordering::SeqCst) {
+        if cfg.load::<Marked>().is_none() {
+            return Ok(());
+        }
+        let lose = if self.once {
+            self.armed.swap(false, Ordering::SeqCst)
+        } else {
+            self.armed.load(Ordering::SeqCst)
+        };
+        if lose {
+            self.lost.store(true, Ordering::SeqCst);
             let response = context.response_mut();
             *response.status_mut() = 500u16.try_into()?;
             response.headers_mut().remove("content-length");
             response.headers_mut().remove("x-amz-crc32");
+            // The error's type comes from this header before the body's.
+            response.headers_mut().remove("x-amzn-errortype");
             *response.body_mut() = aws_smithy_types::body::SdkBody::from(
                 r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"answer lost (test)"}"#,
             );
