@@ -128,7 +128,8 @@ impl EndpointsOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Flag {
-    /// Burning money, and no invocation in the window.
+    /// Burning money, and no invocation in the window (never an asynchronous
+    /// endpoint: CloudWatch does not count its calls).
     Idle,
     /// Called, but its instances' time is mostly unused (utilisation below the threshold).
     Underused,
@@ -217,22 +218,28 @@ pub struct EndpointRow {
     /// What the variant costs per hour whether called or not: instances × rate,
     /// provisioned concurrency × its per-second rate × 3600, ML storage (GB ×
     /// instances × the GB-month rate ÷ 730). `0` for serverless without provisioned
-    /// concurrency and for endpoints not billed in their status; `None` when unpriced.
+    /// concurrency and for endpoints not billed in their status; `None` when
+    /// unpriced, and for a serverless variant used in the window whose per-second
+    /// rate is unknown.
     pub usd_per_hour: Option<Decimal>,
     /// The least fresh source among the rates used (live, cache, snapshot).
     pub price_source: Option<PriceOrigin>,
-    /// Invocations in the window (CloudWatch); `None` when CloudWatch did not answer.
+    /// Invocations in the window (CloudWatch); `None` when CloudWatch did not
+    /// answer, and for asynchronous endpoints (SageMaker publishes no
+    /// `Invocations` for them).
     pub invocations: Option<u64>,
     /// Hours of the window the endpoint existed (the window, or less for a newer endpoint).
     pub window_hours: Decimal,
     /// The burn over those hours, plus serverless compute estimated from
-    /// `ModelLatency` × the serverless rate; `None` when unpriced.
+    /// `ModelLatency` × the serverless rate; `None` when unpriced (a serverless
+    /// variant used in the window without a per-second rate is).
     pub window_cost_usd: Option<Decimal>,
-    /// window cost ÷ invocations × 1,000, when there were invocations.
+    /// window cost ÷ invocations × 1,000, when there were invocations (and the
+    /// window cost is known).
     pub usd_per_1000_invocations: Option<Decimal>,
     /// Model time (CloudWatch `ModelLatency`, summed) ÷ instance time (instances ×
-    /// window hours), for instance variants with invocations: above 1 when calls
-    /// overlap.
+    /// window hours), for real-time instance variants with invocations: above 1
+    /// when calls overlap.
     pub utilisation: Option<Decimal>,
     /// Idle, underused, unpriced.
     pub flags: Vec<Flag>,
@@ -295,6 +302,8 @@ struct Draft {
     created: Option<SystemTime>,
     /// Serverless: USD per second of compute, to price `ModelLatency`.
     per_use_usd_per_second: Option<Decimal>,
+    /// Serverless: why that rate is unknown, when it is.
+    per_use_unpriced: Option<String>,
     /// Instance variants: what an instance has, as its rate said (for the shares
     /// of inference components).
     instance: Option<InstanceResources>,
@@ -344,6 +353,7 @@ impl Account {
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let targets: Vec<Target> = drafts
             .iter()
+            .filter(|d| counted_by_cloudwatch(&d.row))
             .filter_map(|d| {
                 Some(Target {
                     endpoint: d.row.endpoint.clone(),
@@ -364,7 +374,7 @@ impl Account {
         };
         let mut usage = usage.map(Vec::into_iter);
         for draft in &mut drafts {
-            let used = if draft.row.variant.is_some() {
+            let used = if counted_by_cloudwatch(&draft.row) {
                 usage.as_mut().and_then(Iterator::next)
             } else {
                 None
@@ -472,6 +482,7 @@ impl Account {
     ) -> Draft {
         let mut row = EndpointRow::listed(listed, Some(variant.name.clone()));
         let mut per_use_usd_per_second = None;
+        let mut per_use_unpriced = None;
         let mut instance = None;
         let burn = match &variant.billing {
             VariantBilling::Instance {
@@ -498,12 +509,13 @@ impl Account {
                 row.kind = VariantKind::Serverless;
                 row.memory_mb = Some(*memory_mb);
                 row.provisioned_concurrency = *provisioned_concurrency;
+                // Wanted only if CloudWatch shows use: `finish` decides.
                 match compute_key(&self.region, profile.kind, &variant.billing) {
                     Ok(key) => match self.rate(&key, &mut row).await {
                         Ok(rate) => per_use_usd_per_second = Some(rate.usd_per_unit),
-                        Err(reason) => row.notes.push(reason),
+                        Err(reason) => per_use_unpriced = Some(reason),
                     },
-                    Err(err) => row.notes.push(err.to_string()),
+                    Err(err) => per_use_unpriced = Some(err.to_string()),
                 }
                 self.serverless_burn(*memory_mb, *provisioned_concurrency, &mut row)
                     .await
@@ -525,6 +537,7 @@ impl Account {
             row,
             created: listed.created,
             per_use_usd_per_second,
+            per_use_unpriced,
             instance,
         }
     }
@@ -591,6 +604,7 @@ impl Account {
                 row,
                 created: variant_draft.created,
                 per_use_usd_per_second: None,
+                per_use_unpriced: None,
                 instance: None,
             });
         }
@@ -737,9 +751,23 @@ fn undescribed(listed: &Listed, err: &DiscoveryError) -> Draft {
         row,
         created: listed.created,
         per_use_usd_per_second: None,
+        per_use_unpriced: None,
         instance: None,
     }
 }
+
+/// Whether CloudWatch counts the row's calls: not for an endpoint that could not
+/// be described, nor for an asynchronous one (SageMaker publishes no `Invocations`,
+/// `InvocationsPerInstance` or `OverheadLatency` for asynchronous endpoints).
+fn counted_by_cloudwatch(row: &EndpointRow) -> bool {
+    row.variant.is_some() && row.kind != VariantKind::AsyncInstance
+}
+
+/// Why an asynchronous variant has no invocations, per-1,000 cost, utilisation
+/// or idle flag.
+const ASYNC_NOT_COUNTED: &str = "asynchronous endpoint: SageMaker publishes no CloudWatch \
+     `Invocations` for it, so its calls, cost per 1,000 calls, utilisation and idleness \
+     are not known here";
 
 /// Adds the window's figures and the flags.
 fn finish(
@@ -750,6 +778,13 @@ fn finish(
     options: &EndpointsOptions,
 ) {
     let row = &mut draft.row;
+    // No datapoint of an asynchronous endpoint is "no calls": none is published.
+    let used = if row.kind == VariantKind::AsyncInstance {
+        row.notes.push(ASYNC_NOT_COUNTED.into());
+        None
+    } else {
+        used
+    };
     let from = draft.created.map_or(window_start, |c| c.max(window_start));
     let seconds = now.duration_since(from).unwrap_or_default().as_secs();
     row.window_hours = (Decimal::from(seconds) / Decimal::from(3600))
@@ -760,6 +795,26 @@ fn finish(
         .and_then(|us| Decimal::try_from(us).ok())
         .map(|us| us / Decimal::from(1_000_000));
 
+    if row.kind == VariantKind::Serverless
+        && let Some(reason) = &draft.per_use_unpriced
+    {
+        // Called (or computing) with no per-second rate: the compute it was billed
+        // is unknown, and $0 would be a guess. Without use, nothing is billed per
+        // use, and the standing burn stands.
+        let in_use = used
+            .is_some_and(|u| u.invocations > 0 || u.model_latency_us.is_some_and(|us| us > 0.0));
+        if in_use && row.usd_per_hour.is_some() {
+            row.usd_per_hour = None;
+            row.flags.push(Flag::Unpriced);
+            row.unpriced_reason = Some(format!(
+                "called in the window, and the serverless per-second rate is unknown: {reason}"
+            ));
+        } else {
+            row.notes.push(format!(
+                "the serverless per-second rate is unknown ({reason}): calls would be unpriced"
+            ));
+        }
+    }
     if let Some(burn) = row.usd_per_hour {
         let mut cost = burn * Decimal::from(seconds) / Decimal::from(3600);
         if row.kind == VariantKind::Serverless {

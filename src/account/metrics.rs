@@ -18,7 +18,8 @@ pub(crate) struct Target {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct VariantUsage {
     /// `Invocations`, summed (0 when CloudWatch has no datapoint: SageMaker
-    /// publishes it only for minutes with calls).
+    /// publishes it only for minutes with calls, and never for asynchronous
+    /// endpoints, which are not asked).
     pub invocations: u64,
     /// `ModelLatency` summed, in microseconds: the model's time on the calls;
     /// `None` when CloudWatch has no datapoint.

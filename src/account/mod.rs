@@ -10,8 +10,9 @@
 //!   `DescribeEndpointConfig`), its **burn** (USD per hour at on-demand prices:
 //!   instances × rate, provisioned concurrency's standing charge, ML storage), its
 //!   invocations and model time from CloudWatch (`AWS/SageMaker` `Invocations`
-//!   and `ModelLatency` by `EndpointName` and `VariantName`), and flags: `idle`,
-//!   `underused`, `unpriced`.
+//!   and `ModelLatency` by `EndpointName` and `VariantName`; not for
+//!   asynchronous endpoints, which SageMaker publishes no `Invocations` for), and
+//!   flags: `idle`, `underused`, `unpriced`.
 //! - [`Account::reconcile`]: what ledgers metered against what Cost Explorer
 //!   billed (`GetCostAndUsage`, daily, Amazon SageMaker), day by day and per usage
 //!   type or cost allocation tag, the difference explained in named parts.

@@ -633,3 +633,247 @@ async fn shadow_variants_burn_and_a_missing_storage_rate_leaves_the_instances_pr
     // The endpoint burns 0.46 + 1.408 = 1.868 an hour.
     assert_eq!(view.totals.usd_per_hour, Decimal::new(1868, 3));
 }
+
+/// Rates for the keys given, and `NotFound` for every other key (as with the
+/// Price List down and no snapshot row).
+#[derive(Debug)]
+struct OnlyThese(Vec<(PriceKey, Decimal)>);
+
+impl PriceSource for OnlyThese {
+    fn price<'a>(
+        &'a self,
+        key: &'a PriceKey,
+    ) -> crate::pricing::BoxFuture<'a, Result<crate::pricing::Rate, crate::pricing::PriceError>>
+    {
+        Box::pin(async move {
+            match self.0.iter().find(|(k, _)| k == key) {
+                Some((_, usd)) => Ok(crate::pricing::Rate::new(
+                    key.clone(),
+                    *usd,
+                    crate::pricing::Provenance::new(crate::pricing::PriceOrigin::Live),
+                )),
+                None => Err(crate::pricing::PriceError::NotFound { key: key.clone() }),
+            }
+        })
+    }
+}
+
+/// ListEndpoints answering `name` alone, in service.
+fn listed_alone(name: &'static str) -> Rule {
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(move || {
+        ListEndpointsOutput::builder()
+            .endpoints(summary(name, EndpointStatus::InService))
+            .build()
+    })
+}
+
+/// DescribeEndpoint and DescribeEndpointConfig of `name`, in service, with the one
+/// variant `AllTraffic` as `variant` makes it; asynchronous when `asynchronous`.
+fn described_variant(
+    name: &'static str,
+    variant: fn() -> ProductionVariant,
+    asynchronous: bool,
+) -> [Rule; 2] {
+    use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
+    use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
+    use aws_sdk_sagemaker::types::{AsyncInferenceConfig, AsyncInferenceOutputConfig};
+    let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output(move || {
+        DescribeEndpointOutput::builder()
+            .endpoint_name(name)
+            .endpoint_config_name(format!("{name}-config"))
+            .endpoint_status(EndpointStatus::InService)
+            .production_variants(
+                ProductionVariantSummary::builder()
+                    .variant_name("AllTraffic")
+                    .build(),
+            )
+            .build()
+    });
+    let config =
+        mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_output(move || {
+            DescribeEndpointConfigOutput::builder()
+                .endpoint_config_name(format!("{name}-config"))
+                .production_variants(variant())
+                .set_async_inference_config(asynchronous.then(|| {
+                    AsyncInferenceConfig::builder()
+                        .output_config(
+                            AsyncInferenceOutputConfig::builder()
+                                .s3_output_path("s3://bucket/out/")
+                                .build(),
+                        )
+                        .build()
+                }))
+                .build()
+        });
+    [endpoint, config]
+}
+
+/// GetMetricData answering `i0` and `l0` with the values given (none: no datapoint).
+fn metrics_of_variant_0(invocations: &'static [f64], latency_us: &'static [f64]) -> Rule {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(move || {
+        GetMetricDataOutput::builder()
+            .metric_data_results(
+                MetricDataResult::builder()
+                    .id("i0")
+                    .set_values(Some(invocations.to_vec()))
+                    .build(),
+            )
+            .metric_data_results(
+                MetricDataResult::builder()
+                    .id("l0")
+                    .set_values(Some(latency_us.to_vec()))
+                    .build(),
+            )
+            .build()
+    })
+}
+
+#[tokio::test]
+async fn an_asynchronous_endpoint_is_never_idle_for_want_of_invocations_it_has_no_metric_for() {
+    // SageMaker publishes no `Invocations` for asynchronous endpoints: CloudWatch
+    // has no datapoint however busy the endpoint is (say 10,000 calls a day).
+    let list = listed_alone("batchy");
+    let [a, b] = described_variant(
+        "batchy",
+        || {
+            ProductionVariant::builder()
+                .variant_name("AllTraffic")
+                .model_name("batchy-model")
+                .instance_type(ProductionVariantInstanceType::MlG5Xlarge)
+                .initial_instance_count(2)
+                .build()
+        },
+        true,
+    );
+    let metrics = metrics_of_variant_0(&[], &[]);
+    let account = Account {
+        prices: std::sync::Arc::new(OnlyThese(vec![(
+            PriceKey::AsyncInference {
+                region: "us-east-1".into(),
+                instance_type: "ml.g5.xlarge".into(),
+            },
+            Decimal::new(141, 2),
+        )])),
+        ..account(&[&list, &a, &b], &[&metrics], &[])
+    };
+    let view = account
+        .endpoints(&EndpointsOptions::new(Window::hours(24)))
+        .await
+        .unwrap();
+    let row = &view.rows[0];
+    assert_eq!(row.kind, VariantKind::AsyncInstance);
+    // 2 instances × $1.41/h = $2.82/h, burning whether called or not; over 24 h
+    // that is $67.68.
+    assert_eq!(row.usd_per_hour, Some(Decimal::new(282, 2)));
+    assert_eq!(row.window_cost_usd, Some(Decimal::new(6768, 2)));
+    // Calls unknown, not 0: no idle flag, no per-1,000 figure, no utilisation.
+    assert!(!row.flags.contains(&Flag::Idle), "{:?}", row.flags);
+    assert!(row.flags.is_empty(), "{:?}", row.flags);
+    assert_eq!(row.invocations, None);
+    assert_eq!(row.usd_per_1000_invocations, None);
+    assert_eq!(row.utilisation, None);
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.starts_with("asynchronous endpoint: SageMaker publishes no CloudWatch")),
+        "{:?}",
+        row.notes
+    );
+    assert_eq!(view.totals.idle_usd_per_hour, Decimal::ZERO);
+    assert_eq!(view.totals.usd_per_hour, Decimal::new(282, 2));
+}
+
+#[tokio::test]
+async fn a_called_serverless_endpoint_without_its_per_second_rate_is_unpriced_not_free() {
+    use aws_sdk_sagemaker::types::ProductionVariantServerlessConfig;
+    let list = listed_alone("pay-per-use");
+    let [a, b] = described_variant(
+        "pay-per-use",
+        || {
+            ProductionVariant::builder()
+                .variant_name("AllTraffic")
+                .model_name("pay-per-use-model")
+                .serverless_config(
+                    ProductionVariantServerlessConfig::builder()
+                        .memory_size_in_mb(3072)
+                        .max_concurrency(5)
+                        .build(),
+                )
+                .build()
+        },
+        false,
+    );
+    // 720 calls, 288 s of ModelLatency (288,000,000 µs) in the window.
+    let metrics = metrics_of_variant_0(&[720.0], &[288e6]);
+    // The Price List down and no snapshot row: no serverless rate at all.
+    let account = Account {
+        prices: std::sync::Arc::new(OnlyThese(Vec::new())),
+        ..account(&[&list, &a, &b], &[&metrics], &[])
+    };
+    let view = account
+        .endpoints(&EndpointsOptions::new(Window::hours(24)))
+        .await
+        .unwrap();
+    let row = &view.rows[0];
+    assert_eq!(row.kind, VariantKind::Serverless);
+    assert_eq!(row.invocations, Some(720));
+    // 288 s at an unknown rate is an unknown cost, not $0.
+    assert_eq!(row.flags, [Flag::Unpriced]);
+    assert_eq!(row.window_cost_usd, None);
+    assert_eq!(row.usd_per_1000_invocations, None);
+    assert_eq!(row.usd_per_hour, None);
+    let reason = row.unpriced_reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("called in the window, and the serverless per-second rate is unknown"),
+        "{reason}"
+    );
+    assert_eq!(view.totals.unpriced, 1);
+    assert_eq!(view.totals.window_cost_usd, Decimal::ZERO);
+}
+
+#[tokio::test]
+async fn an_uncalled_serverless_endpoint_without_its_rate_burns_nothing_and_says_so() {
+    use aws_sdk_sagemaker::types::ProductionVariantServerlessConfig;
+    let list = listed_alone("quiet-serverless");
+    let [a, b] = described_variant(
+        "quiet-serverless",
+        || {
+            ProductionVariant::builder()
+                .variant_name("AllTraffic")
+                .model_name("quiet-model")
+                .serverless_config(
+                    ProductionVariantServerlessConfig::builder()
+                        .memory_size_in_mb(3072)
+                        .max_concurrency(5)
+                        .build(),
+                )
+                .build()
+        },
+        false,
+    );
+    let metrics = metrics_of_variant_0(&[], &[]);
+    let account = Account {
+        prices: std::sync::Arc::new(OnlyThese(Vec::new())),
+        ..account(&[&list, &a, &b], &[&metrics], &[])
+    };
+    let view = account
+        .endpoints(&EndpointsOptions::new(Window::hours(24)))
+        .await
+        .unwrap();
+    let row = &view.rows[0];
+    // No provisioned concurrency and no call: nothing is billed, whatever the rate.
+    assert_eq!(row.usd_per_hour, Some(Decimal::ZERO));
+    assert_eq!(row.window_cost_usd, Some(Decimal::ZERO));
+    assert!(row.flags.is_empty(), "{:?}", row.flags);
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.starts_with("the serverless per-second rate is unknown")),
+        "{:?}",
+        row.notes
+    );
+    assert_eq!(view.totals.unpriced, 0);
+}

@@ -10,7 +10,8 @@ use std::io::Write;
 /// List every endpoint with what it burns per hour, its invocations and flags.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
-Flags: idle (burning, no invocation in the window), underused (utilisation = model \
+Flags: idle (burning, no invocation in the window; asynchronous endpoints have no \
+Invocations metric and are never idle), underused (utilisation = model \
 time ÷ instance time below --underused-below), unpriced (the reason is shown).
 Endpoints hosting inference components get a row per component (its copies' reserved \
 share of the variant's burn; not added to the totals).
@@ -135,16 +136,11 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
             "a component's $/hour is its copies' reserved share of its variant's (in the \
              variant's, not added to the totals)"
         )?;
-        for r in view.rows.iter().filter(|r| r.unreserved_share.is_some()) {
-            for note in &r.notes {
-                writeln!(
-                    out,
-                    "{}/{}: {note}",
-                    r.endpoint,
-                    r.variant.as_deref().unwrap_or("-")
-                )?;
-            }
-        }
+    }
+    // Every row's notes, one line a row: what an estimate rests on, what is left
+    // out, why a figure is missing.
+    for r in view.rows.iter().filter(|r| !r.notes.is_empty()) {
+        writeln!(out, "{}: {}", label(r), r.notes.join("; "))?;
     }
     for r in &view.rows {
         if let Some(reason) = &r.unpriced_reason {
@@ -155,6 +151,16 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `endpoint/variant`, and `/component` on a component's row.
+fn label(r: &EndpointRow) -> String {
+    let mut label = format!("{}/{}", r.endpoint, r.variant.as_deref().unwrap_or("-"));
+    if let Some(component) = &r.inference_component {
+        label.push('/');
+        label.push_str(component);
+    }
+    label
 }
 
 fn deployment(r: &EndpointRow) -> String {
@@ -208,6 +214,45 @@ mod tests {
             }
         }
         row
+    }
+
+    #[test]
+    fn every_rows_notes_are_printed_and_an_unpriced_serverless_row_is_no_zero() {
+        // A called serverless endpoint whose per-second rate is unknown.
+        let view: EndpointsView = serde_json::from_value(serde_json::json!({
+            "region": "us-east-1", "window": "24h", "at": "2026-12-02T12:00:00Z",
+            "rows": [{
+                "endpoint": "pay-per-use", "variant": "AllTraffic", "status": "InService",
+                "kind": "serverless", "instance_type": null, "instance_count": null,
+                "memory_mb": 3072, "provisioned_concurrency": null, "usd_per_hour": null,
+                "price_source": null, "invocations": 720, "window_hours": "24",
+                "window_cost_usd": null, "usd_per_1000_invocations": null,
+                "utilisation": null, "flags": ["unpriced"],
+                "unpriced_reason": "called in the window, and the serverless per-second rate is unknown: no price",
+                "notes": ["first note", "second note"]
+            }],
+            "totals": {"endpoints": 1, "usd_per_hour": "0", "usd_per_month": "0",
+                       "idle_usd_per_hour": "0", "idle_usd_per_month": "0",
+                       "window_cost_usd": "0", "unpriced": 1}
+        }))
+        .unwrap();
+        let mut out = Vec::new();
+        render(&view, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("pay-per-use/AllTraffic: first note; second note\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("unpriced pay-per-use: called in the window"),
+            "{text}"
+        );
+        // No money on the row: $/hour, window cost and per 1,000 are all unknown.
+        let row = text.lines().nth(2).unwrap();
+        assert!(
+            row.starts_with("pay-per-use") && !row.contains('$'),
+            "{text}"
+        );
     }
 
     #[test]
