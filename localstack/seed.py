@@ -46,7 +46,8 @@ On moto it also queues one Cost Explorer GetCostAndUsage result for the account
 (POST /moto-api/static/ce/cost-and-usage-results; moto keeps one FIFO queue per account,
 and each *distinct* request body takes the next result, an identical body gets the same
 one again, an empty queue answers no data): the account's Amazon SageMaker bill grouped
-by USAGE_TYPE, DAILY, metrics UnblendedCost and UsageQuantity, for D-1 (Estimated false)
+by USAGE_TYPE, DAILY, metrics AmortizedCost (what sagemeter reconcile asks; UnblendedCost
+too, the same amounts: no Savings Plan here) and UsageQuantity, for D-1 (Estimated false)
 and D (Estimated true), D = the UTC date at seed time, h = hours since D's midnight
 (2 decimals):
   USE1-Host:ml.m5.xlarge      D-1 48 Hrs            D 2*h Hrs
@@ -419,6 +420,7 @@ def cost_and_usage_result(seed_time: float) -> dict:
             groups.append({
                 "Keys": [usage_type],
                 "Metrics": {
+                    "AmortizedCost": {"Amount": usd(quantity * RATES_USD[usage_type]), "Unit": "USD"},
                     "UnblendedCost": {"Amount": usd(quantity * RATES_USD[usage_type]), "Unit": "USD"},
                     "UsageQuantity": {"Amount": str(quantity), "Unit": unit},
                 },
@@ -437,7 +439,7 @@ def cost_and_usage_result(seed_time: float) -> dict:
 
 
 def day_cost(result: dict, i: int) -> Decimal:
-    return sum((Decimal(g["Metrics"]["UnblendedCost"]["Amount"]) for g in result["ResultsByTime"][i]["Groups"]),
+    return sum((Decimal(g["Metrics"]["AmortizedCost"]["Amount"]) for g in result["ResultsByTime"][i]["Groups"]),
                Decimal(0))
 
 

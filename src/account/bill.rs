@@ -15,6 +15,12 @@ use std::str::FromStr;
 /// The `SERVICE` dimension value of SageMaker in Cost Explorer.
 pub(crate) const SERVICE: &str = "Amazon SageMaker";
 
+/// The cost metric the bill is read in: `AmortizedCost`. Usage a Savings Plan or
+/// reservation covers is at its effective rate (upfront fees spread over the
+/// term). `UnblendedCost` would show it at on-demand and cancel it with a
+/// `SavingsPlanNegation` line of the same usage type: a covered day would read ≈ $0.
+pub(crate) const BILLED_METRIC: &str = "AmortizedCost";
+
 /// One usage type of one day (and tag value) as Cost Explorer billed it.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +33,7 @@ pub struct BilledUsage {
     pub usage_type: String,
     /// What kind of charge it is.
     pub class: UsageClass,
-    /// `UnblendedCost`, USD.
+    /// `AmortizedCost`, USD: covered usage at its Savings Plan or reservation rate.
     pub cost_usd: Decimal,
     /// `UsageQuantity`, in `unit`.
     pub quantity: Decimal,
@@ -81,7 +87,7 @@ pub(crate) async fn fetch(
             .get_cost_and_usage()
             .time_period(period.clone())
             .granularity(Granularity::Daily)
-            .metrics("UnblendedCost")
+            .metrics(BILLED_METRIC)
             .metrics("UsageQuantity")
             .filter(filter.clone())
             .set_group_by(Some(groups.clone()))
@@ -113,7 +119,7 @@ pub(crate) async fn fetch(
                     _ => continue,
                 };
                 let metric = |name: &str| g.metrics().and_then(|m| m.get(name));
-                let cost = metric("UnblendedCost");
+                let cost = metric(BILLED_METRIC);
                 if let Some(unit) = cost.and_then(|c| c.unit())
                     && !unit.eq_ignore_ascii_case("USD")
                 {

@@ -15,7 +15,8 @@
 //!   flags: `idle`, `underused`, `unpriced`.
 //! - [`Account::reconcile`]: what ledgers metered against what Cost Explorer
 //!   billed (`GetCostAndUsage`, daily, Amazon SageMaker), day by day and per usage
-//!   type or cost allocation tag, the difference explained in named parts.
+//!   type or cost allocation tag, the difference explained in named parts. The
+//!   bill is read as `AmortizedCost` (Savings Plans at their effective rate).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), sagemeter::account::AccountError> {

@@ -23,6 +23,9 @@
 //! `M + I + O + D + S + other + U = B`, to the last digit. A day **agrees** when
 //! `|B − M|` is within the tolerance, is **explained** when `|U|` is, **differs**
 //! otherwise, and is **not settled** while Cost Explorer marks it `Estimated`.
+//!
+//! `B` is Cost Explorer's `AmortizedCost`: usage a Savings Plan or reservation
+//! covers is at its effective rate, so a discount shows as `D`.
 
 use super::Account;
 use super::accrual::Accruals;
@@ -423,7 +426,7 @@ pub struct ReconcileRow {
     pub day: NaiveDate,
     /// The usage type (without region prefix) or the tag value (`(untagged)`).
     pub group: String,
-    /// Cost Explorer's `UnblendedCost`.
+    /// Cost Explorer's `AmortizedCost` (see [`Reconciliation::billed_metric`]).
     pub billed_usd: Decimal,
     /// The receipts' SageMaker lines.
     pub metered_usd: Decimal,
@@ -506,6 +509,9 @@ pub struct Reconciliation {
     pub until: NaiveDate,
     /// `usage-type` or `tag:KEY`.
     pub group_by: String,
+    /// The Cost Explorer metric the billed amounts are: `AmortizedCost` (usage a
+    /// Savings Plan or reservation covers at its effective rate).
+    pub billed_metric: String,
     /// The tolerance of the verdicts, USD.
     pub tolerance_usd: Decimal,
     /// One row per day and group, by day then group.
@@ -644,6 +650,7 @@ impl Account {
             since: options.since,
             until: options.until,
             group_by: options.group_by.to_string(),
+            billed_metric: bill::BILLED_METRIC.to_owned(),
             tolerance_usd: tolerance,
             rows,
             days,
@@ -956,8 +963,8 @@ mod tests {
 
     #[test]
     fn the_parts_add_up_to_the_bill() {
-        // 2 instances × 24 h × $0.23 billed at a 28 % savings-plan discount; the meter
-        // allocated $0.50 to calls and accrued $2.00 while calling.
+        // 2 instances × 24 h × $0.23 billed (AmortizedCost) at a 28 % savings-plan
+        // discount; the meter allocated $0.50 to calls and accrued $2.00 while calling.
         let cell = Cell {
             billed: d("7.9488"),
             billed_quantity: d("48"),

@@ -242,7 +242,7 @@ async fn every_page_of_the_bill_is_read_and_estimated_days_are_not_settled() {
             .groups(
                 Group::builder()
                     .keys("USE1-Host:ml.m5.xlarge")
-                    .metrics("UnblendedCost", metric(usd, "USD"))
+                    .metrics("AmortizedCost", metric(usd, "USD"))
                     .metrics("UsageQuantity", metric(hours, "Hrs"))
                     .build(),
             )
@@ -532,7 +532,7 @@ async fn a_billed_class_without_an_on_demand_rate_is_unexplained_and_named() {
                     .groups(
                         Group::builder()
                             .keys("USE1-Host:ml.zz9.large")
-                            .metrics("UnblendedCost", metric("500", "USD"))
+                            .metrics("AmortizedCost", metric("500", "USD"))
                             .metrics("UsageQuantity", metric("48", "Hrs"))
                             .build(),
                     )
@@ -876,4 +876,69 @@ async fn an_uncalled_serverless_endpoint_without_its_rate_burns_nothing_and_says
         row.notes
     );
     assert_eq!(view.totals.unpriced, 0);
+}
+
+/// A Cost Explorer metric: name, amount, unit.
+type BilledMetric = (&'static str, &'static str, &'static str);
+
+/// One settled day, 2026-11-29, of Cost Explorer groups `(usage type, metrics)`.
+fn one_billed_day(groups: &'static [(&'static str, &'static [BilledMetric])]) -> Rule {
+    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
+    use aws_sdk_costexplorer::types::{DateInterval, Group, MetricValue, ResultByTime};
+    mock!(aws_sdk_costexplorer::Client::get_cost_and_usage).then_output(move || {
+        let mut day = ResultByTime::builder()
+            .time_period(
+                DateInterval::builder()
+                    .start("2026-11-29")
+                    .end("2026-11-30")
+                    .build()
+                    .unwrap(),
+            )
+            .estimated(false);
+        for (key, metrics) in groups {
+            let mut group = Group::builder().keys(*key);
+            for (name, amount, unit) in *metrics {
+                group = group.metrics(
+                    *name,
+                    MetricValue::builder().amount(*amount).unit(*unit).build(),
+                );
+            }
+            day = day.groups(group.build());
+        }
+        GetCostAndUsageOutput::builder()
+            .results_by_time(day.build())
+            .build()
+    })
+}
+
+#[tokio::test]
+async fn the_bill_is_read_amortized_so_a_savings_plan_is_a_discount_not_a_free_day() {
+    // 48 h of ml.m5.xlarge a Savings Plan covers. Unblended, the usage line is at
+    // on-demand and a SavingsPlanNegation line of the same usage type cancels it:
+    // $0 for the day. Amortized, it is at the plan's effective rate: 48 h × $0.23
+    // × 0.72 = $7.9488 (a 28 % plan).
+    let bill = one_billed_day(&[(
+        "USE1-Host:ml.m5.xlarge",
+        &[
+            ("UnblendedCost", "0", "USD"),
+            ("AmortizedCost", "7.9488", "USD"),
+            ("UsageQuantity", "48", "Hrs"),
+        ],
+    )]);
+    let account = account(&[], &[], &[&bill]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    let r = account
+        .reconcile(&Metered::new("us-east-1"), &options)
+        .await
+        .unwrap();
+    let row = &r.rows[0];
+    assert_eq!(row.billed_usd, Decimal::new(79488, 4));
+    // On demand 48 × 0.23 = 11.04; 7.9488 ÷ 11.04 = 0.72; discount 7.9488 − 11.04
+    // = −3.0912; all 11.04 of usage outside sagemeter (nothing metered).
+    assert_eq!(row.effective_rate_ratio, Some(Decimal::new(72, 2)));
+    assert_eq!(row.parts.discount_usd, Decimal::new(-30912, 4));
+    assert_eq!(row.parts.outside_usd, Decimal::new(1104, 2));
+    assert_eq!(r.days[0].verdict, Verdict::Explained);
+    assert_eq!(r.billed_metric, "AmortizedCost");
 }

@@ -341,7 +341,7 @@ fn ce_day(day: NaiveDate, groups: &[(&[&str], &str, &str, &str)]) -> serde_json:
         .iter()
         .map(|(keys, cost, quantity, unit)| {
             json!({"Keys": keys, "Metrics": {
-                "UnblendedCost": {"Amount": cost, "Unit": "USD"},
+                "AmortizedCost": {"Amount": cost, "Unit": "USD"},
                 "UsageQuantity": {"Amount": quantity, "Unit": unit}}})
         })
         .collect();

@@ -14,8 +14,10 @@ use std::path::PathBuf;
 #[command(after_help = "\
 Days are UTC; --until is the day after the last, as in Cost Explorer. Without --since and \
 --until, the ledgers' first and last days.
-The difference is explained in parts: idle instance time, calls outside sagemeter, storage \
-and standing charges, discounts, other SageMaker charges; what is left is unexplained.
+Billed is Cost Explorer's AmortizedCost (usage a Savings Plan or reservation covers at its \
+effective rate). The difference is explained in parts: idle instance time, calls outside \
+sagemeter, storage and standing charges, discounts, other SageMaker charges; what is left is \
+unexplained.
 IAM: ce:GetCostAndUsage (and sagemaker:DescribeEndpoint, sagemaker:ListTags with --group-by tag:KEY).")]
 pub struct ReconcileArgs {
     /// Ledger files (JSON Lines), or directories of them (*.jsonl), from any
@@ -105,9 +107,9 @@ fn render(
 ) -> std::io::Result<()> {
     writeln!(
         out,
-        "{receipts} receipts from {ledgers} ledger(s) against Cost Explorer, Amazon SageMaker in {}, \
-         {} to {} (UTC days, the last excluded), by {}",
-        r.region, r.since, r.until, r.group_by
+        "{receipts} receipts from {ledgers} ledger(s) against Cost Explorer ({}), Amazon SageMaker \
+         in {}, {} to {} (UTC days, the last excluded), by {}",
+        r.billed_metric, r.region, r.since, r.until, r.group_by
     )?;
     let rows: Vec<Vec<String>> = r
         .rows
