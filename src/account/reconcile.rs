@@ -21,7 +21,8 @@
 //!   below zero), and what an unknown rate leaves.
 //!
 //! `M + I + O + D + S + other + U = B`, to the last digit. A day **agrees** when
-//! `|B − M|` is within the tolerance, is **explained** when `|U|` is, **differs**
+//! `|B − M|` is within the tolerance, is **explained** when `Σ |U|` over its
+//! groups and kinds of charge is (a +$500 and a −$500 do not cancel), **differs**
 //! otherwise, and is **not settled** while Cost Explorer marks it `Estimated`.
 //!
 //! `B` is Cost Explorer's `AmortizedCost`: usage a Savings Plan or reservation
@@ -491,6 +492,10 @@ pub struct DayVerdict {
     pub difference_usd: Decimal,
     /// The difference, explained.
     pub parts: Parts,
+    /// What none of the parts explains, without letting errors in opposite
+    /// directions cancel: Σ |unexplained| over the day's groups and kinds of charge
+    /// (`parts.unexplained_usd` is the signed sum). The verdict is judged by it.
+    pub unexplained_gross_usd: Decimal,
     /// Estimated by Cost Explorer.
     pub estimated: bool,
     /// The verdict.
@@ -568,8 +573,12 @@ impl Account {
         let rates = self.rates(&cells, &mut notes).await;
 
         let mut rows: BTreeMap<(NaiveDate, String), ReconcileRow> = BTreeMap::new();
+        // Σ |unexplained| per day, over every group and kind of charge: a row's
+        // +$500 and another's −$500 are $1,000 unexplained, not $0.
+        let mut gross: BTreeMap<NaiveDate, Decimal> = BTreeMap::new();
         for ((day, group, class), cell) in &cells {
             let parts = explain(class, cell, rates.get(class).copied().flatten());
+            *gross.entry(*day).or_default() += round_cost(parts.unexplained_usd).abs();
             let by_type = tag_key.is_none();
             let row = rows
                 .entry((*day, group.clone()))
@@ -632,11 +641,13 @@ impl Account {
                 d.billed_usd = d.billed_usd.normalize();
                 d.metered_usd = d.metered_usd.normalize();
                 d.parts = d.parts.normalized();
+                d.unexplained_gross_usd =
+                    gross.get(&d.day).copied().unwrap_or_default().normalize();
                 d.verdict = if d.estimated {
                     Verdict::NotSettled
                 } else if d.difference_usd.abs() <= tolerance {
                     Verdict::Agrees
-                } else if d.parts.unexplained_usd.abs() <= tolerance {
+                } else if d.unexplained_gross_usd <= tolerance {
                     Verdict::Explained
                 } else {
                     Verdict::Differs
@@ -932,6 +943,7 @@ fn empty_day(day: NaiveDate, estimated: bool) -> DayVerdict {
         metered_usd: Decimal::ZERO,
         difference_usd: Decimal::ZERO,
         parts: Parts::default(),
+        unexplained_gross_usd: Decimal::ZERO,
         estimated,
         verdict: Verdict::Agrees,
     }

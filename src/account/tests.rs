@@ -942,3 +942,110 @@ async fn the_bill_is_read_amortized_so_a_savings_plan_is_a_discount_not_a_free_d
     assert_eq!(r.days[0].verdict, Verdict::Explained);
     assert_eq!(r.billed_metric, "AmortizedCost");
 }
+
+#[tokio::test]
+async fn unexplained_amounts_of_opposite_sign_do_not_cancel_in_the_days_verdict() {
+    // One process metering `rt` (one ml.m5.xlarge, $0.23/h): its first receipt
+    // starts the accrual's count (0.1), its second has accrued 2.1 and allocated
+    // 0.6 since: 2.0 accrued, 0.5 allocated, idle 1.5. Compute lines 0.25 + 0.25
+    // = 0.50; the second call's data out is metered at $501 (31,312.5 GB × $0.016).
+    let receipt = |id: &str, at: &str, lines: serde_json::Value, accrued: &str, allocated: &str| {
+        let cost: crate::billing::Cost = serde_json::from_value(serde_json::json!({
+            "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
+            "billing": {"kind": "instance", "instance_type": "ml.m5.xlarge", "instance_count": 1},
+            "allocation": "processor_sharing",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": 1000, "bytes_in": 0,
+                      "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+            "lines": lines, "cost_usd": "0", "currency": "USD", "region": "us-east-1",
+            "running_client_usd": "0", "running_endpoint_usd": "0",
+            "accrual": {"accrued_usd": accrued, "allocated_usd": allocated, "utilisation": null}
+        }))
+        .unwrap();
+        cost
+    };
+    let line = |item: &str, quantity: &str, unit: &str, rate: &str, usd: &str| {
+        serde_json::json!({"item": item, "quantity": quantity, "unit": unit,
+            "price": {"status": "priced", "usd_per_unit": rate, "cost_usd": usd,
+                      "provenance": {"source": "live", "sku": null, "effective_date": null,
+                                     "fetched_at": null, "note": null}}})
+    };
+    let compute = line("compute", "1.0869565217", "instance_hours", "0.23", "0.25");
+    let mut metered = Metered::new("us-east-1");
+    metered
+        .add(
+            "calls.jsonl",
+            &receipt(
+                "a",
+                "2026-11-29T10:00:00Z",
+                serde_json::json!([compute]),
+                "0.1",
+                "0.1",
+            ),
+        )
+        .unwrap();
+    metered
+        .add(
+            "calls.jsonl",
+            &receipt(
+                "b",
+                "2026-11-29T18:00:00Z",
+                serde_json::json!([
+                    compute,
+                    line("data_out", "31312.5", "gigabytes", "0.016", "501")
+                ]),
+                "2.1",
+                "0.6",
+            ),
+        )
+        .unwrap();
+    // Host:ml.m5.xlarge: 48 h × $0.23 = $11.04 billed, metered 0.50, idle 1.50,
+    // outside 11.04 − 2.00 = 9.04, unexplained 0. Host:ml.zz9.large: $500, no rate
+    // known, nothing metered: unexplained +500. Data out: $1.00 billed (62.5 GB ×
+    // $0.016), $501 metered: unexplained 1.00 − 501 = −500.
+    let bill = one_billed_day(&[
+        (
+            "USE1-Host:ml.m5.xlarge",
+            &[
+                ("AmortizedCost", "11.04", "USD"),
+                ("UsageQuantity", "48", "Hrs"),
+            ],
+        ),
+        (
+            "USE1-Host:ml.zz9.large",
+            &[
+                ("AmortizedCost", "500", "USD"),
+                ("UsageQuantity", "48", "Hrs"),
+            ],
+        ),
+        (
+            "USE1-Hst:Data-Bytes-Out",
+            &[
+                ("AmortizedCost", "1.00", "USD"),
+                ("UsageQuantity", "62.5", "GB"),
+            ],
+        ),
+    ]);
+    let account = account(&[], &[], &[&bill]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    let r = account.reconcile(&metered, &options).await.unwrap();
+    let row = |group: &str| r.rows.iter().find(|row| row.group == group).unwrap();
+    let host = row("Host:ml.m5.xlarge");
+    assert_eq!(host.metered_usd, Decimal::new(50, 2));
+    assert_eq!(host.parts.idle_instance_usd, Decimal::new(15, 1));
+    assert_eq!(host.parts.outside_usd, Decimal::new(904, 2));
+    assert_eq!(host.parts.unexplained_usd, Decimal::ZERO);
+    assert_eq!(
+        row("Host:ml.zz9.large").parts.unexplained_usd,
+        Decimal::from(500)
+    );
+    assert_eq!(
+        row("Hst:Data-Bytes-Out").parts.unexplained_usd,
+        Decimal::from(-500)
+    );
+    let day = &r.days[0];
+    // The signed sum is 0; $1,000 of it is unexplained all the same.
+    assert_eq!(day.parts.unexplained_usd, Decimal::ZERO);
+    assert_eq!(day.unexplained_gross_usd, Decimal::from(1000));
+    assert_eq!(day.verdict, Verdict::Differs);
+}

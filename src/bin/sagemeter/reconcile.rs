@@ -17,7 +17,7 @@ Days are UTC; --until is the day after the last, as in Cost Explorer. Without --
 Billed is Cost Explorer's AmortizedCost (usage a Savings Plan or reservation covers at its \
 effective rate). The difference is explained in parts: idle instance time, calls outside \
 sagemeter, storage and standing charges, discounts, other SageMaker charges; what is left is \
-unexplained.
+unexplained. A day is judged by the sum of its rows' |unexplained|: errors do not cancel.
 IAM: ce:GetCostAndUsage (and sagemaker:DescribeEndpoint, sagemaker:ListTags with --group-by tag:KEY).")]
 pub struct ReconcileArgs {
     /// Ledger files (JSON Lines), or directories of them (*.jsonl), from any
@@ -158,7 +158,7 @@ fn render(
                 usd4(d.billed_usd),
                 usd4(d.metered_usd),
                 usd4(d.difference_usd),
-                usd4(d.parts.unexplained_usd),
+                usd4(d.unexplained_gross_usd),
                 d.verdict.as_str().to_owned(),
             ]
         })
@@ -170,7 +170,7 @@ fn render(
             "BILLED",
             "METERED",
             "DIFFERENCE",
-            "UNEXPLAINED",
+            "Σ|UNEXPLAINED|",
             "VERDICT",
         ],
         &days,
