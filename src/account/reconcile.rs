@@ -34,14 +34,14 @@ use super::bill::{self, Bill};
 use super::error::{AccountError, from_sdk};
 use super::usage_class::UsageClass;
 use crate::billing::{Cost, LinePrice, round_cost};
-use crate::ledger::{LedgerReader, TornTail, rolling_dir_of};
+use crate::ledger::{LedgerReader, RolledFileName, TornTail, rolling_dir_of};
 use crate::report::UNTAGGED;
 use chrono::{Months, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// How far back Cost Explorer keeps daily costs.
@@ -200,7 +200,8 @@ impl Metered {
     ///
     /// A file of a rolling ledger (named `sagemeter-YYYY-MM-DDTHH[.N].jsonl`) is
     /// read as part of its directory's ledger: read a rolling ledger's files oldest
-    /// first (as [`ledger_files`](crate::ledger::ledger_files) lists them). Errors
+    /// first (as [`ledger_files`](crate::ledger::ledger_files) lists them, or
+    /// through [`read_ledgers`](Self::read_ledgers), which orders them). Errors
     /// name the file.
     pub fn read_ledger(&mut self, path: impl AsRef<Path>) -> Result<(), AccountError> {
         let path = path.as_ref();
@@ -225,6 +226,22 @@ impl Metered {
             self.torn_tails.push((name, torn.clone()));
         }
         self.files_read.insert(file);
+        Ok(())
+    }
+
+    /// Reads ledger files named in any order (e.g. a shell glob, which puts
+    /// `…T10.1.jsonl` before `…T10.jsonl` and `.10` before `.2`): each rolling
+    /// ledger's files (one directory, `sagemeter-YYYY-MM-DDTHH[.N].jsonl`) oldest
+    /// first, as a directory is read, and every other file where first named. Read
+    /// newest first, a rolling ledger's running accrual would seem to start over and
+    /// the instance time before it would be lost.
+    pub fn read_ledgers<P: AsRef<Path>>(
+        &mut self,
+        paths: impl IntoIterator<Item = P>,
+    ) -> Result<(), AccountError> {
+        for path in oldest_first(paths) {
+            self.read_ledger(path)?;
+        }
         Ok(())
     }
 
@@ -372,6 +389,48 @@ impl Metered {
     fn endpoints(&self) -> BTreeSet<&str> {
         self.cells.keys().map(|(_, e, _)| e.as_str()).collect()
     }
+}
+
+/// `paths` with each rolling ledger's files together, where its first file is
+/// named, in the order its writer made them; other files stay where they are.
+fn oldest_first<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>) -> Vec<PathBuf> {
+    /// One plain file, or the files of one rolling ledger.
+    enum Entry {
+        File(PathBuf),
+        Rolled(Vec<(RolledFileName, PathBuf)>),
+    }
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut rolled_at: HashMap<PathBuf, usize> = HashMap::new();
+    for path in paths {
+        let path = path.as_ref();
+        let named = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(RolledFileName::parse);
+        match (named, rolling_dir_of(path)) {
+            (Some(name), Some(dir)) => {
+                let at = *rolled_at.entry(dir.to_owned()).or_insert_with(|| {
+                    entries.push(Entry::Rolled(Vec::new()));
+                    entries.len() - 1
+                });
+                if let Entry::Rolled(files) = &mut entries[at] {
+                    files.push((name, path.to_owned()));
+                }
+            }
+            _ => entries.push(Entry::File(path.to_owned())),
+        }
+    }
+    entries
+        .into_iter()
+        .flat_map(|entry| match entry {
+            Entry::File(path) => vec![path],
+            Entry::Rolled(mut files) => {
+                // Stable: one file named twice stays twice (and is read once).
+                files.sort_by_key(|(name, _)| *name);
+                files.into_iter().map(|(_, path)| path).collect()
+            }
+        })
+        .collect()
 }
 
 /// A day's difference, in named parts: idle instance time, usage outside sagemeter,
@@ -1136,6 +1195,61 @@ mod tests {
             m.read_ledger(&path).unwrap();
         }
         assert_eq!(accrual(&m), (Decimal::ZERO, Decimal::ZERO));
+    }
+
+    #[test]
+    fn rolled_files_named_in_glob_order_are_read_oldest_first() {
+        // One instance at $0.23/h. File T10 holds the receipts of 10:00 (where the
+        // count starts, at 0) and 10:30 (0.115 accrued); T10.1, after a size roll,
+        // the one of 11:00 (0.23). 10:00 to 11:00 is 1 h × $0.23 = $0.23 accrued.
+        let dir = tempfile::tempdir().unwrap();
+        let rolled = dir.path().join("receipts");
+        let t10 = rolled.join("sagemeter-2026-12-01T10.jsonl");
+        let t10_1 = rolled.join("sagemeter-2026-12-01T10.1.jsonl");
+        write_ledger(
+            &t10,
+            &[
+                receipt("a", "2026-12-01T10:00:00Z", "0.00023", "0", "0"),
+                receipt("b", "2026-12-01T10:30:00Z", "0.00023", "0.115", "0"),
+            ],
+        );
+        write_ledger(
+            &t10_1,
+            &[receipt("c", "2026-12-01T11:00:00Z", "0.00023", "0.23", "0")],
+        );
+        // A glob puts `T10.1.jsonl` before `T10.jsonl` ('1' < 'j').
+        let mut m = Metered::new("us-east-1");
+        m.read_ledgers([&t10_1, &t10]).unwrap();
+        assert_eq!(m.receipts(), 3);
+        assert_eq!(accrual(&m).0, d("0.23"));
+        // The same as reading the directory.
+        let mut by_dir = Metered::new("us-east-1");
+        by_dir
+            .read_ledgers(crate::ledger::ledger_files(&rolled).unwrap())
+            .unwrap();
+        assert_eq!(accrual(&by_dir).0, d("0.23"));
+
+        // `.10` after `.2`; each rolling ledger where its first file is named,
+        // other files where they are.
+        let name = |n: &str| rolled.join(format!("sagemeter-2026-12-01T{n}.jsonl"));
+        let other = dir.path().join("calls.jsonl");
+        let given = [
+            name("10.10"),
+            name("10.1"),
+            other.clone(),
+            name("10.2"),
+            name("10"),
+            name("09"),
+        ];
+        let expected = [
+            name("09"),
+            name("10"),
+            name("10.1"),
+            name("10.2"),
+            name("10.10"),
+            other,
+        ];
+        assert_eq!(oldest_first(given), expected);
     }
 
     #[test]

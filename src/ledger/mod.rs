@@ -26,7 +26,7 @@ pub use writer::{Refused, SinkStats};
 pub(crate) use compact::{DEFINITION_PREFIXES, Definitions, RECEIPT_PREFIX, Refs, report_row};
 pub(crate) use reader::{FileId, LineError, read_record};
 #[cfg(feature = "account")]
-pub(crate) use rolling::rolling_dir_of;
+pub(crate) use rolling::{FileName as RolledFileName, rolling_dir_of};
 pub(crate) use writer::{BackgroundWriter, Encode, Options, StreamTarget};
 
 /// The version of the ledger line format [`JsonlLedger`] writes, `"v"` on every

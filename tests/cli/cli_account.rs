@@ -245,3 +245,74 @@ fn reconcile_compares_a_ledger_with_the_seeded_bill_and_refuses_what_it_cannot_c
     let out = run(&["reconcile", ledger_arg, "--group-by", "endpoint"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// One receipt of `rt-rolled` (one ml.m5.xlarge at $0.23/h) at `at`, its process
+/// having accrued `accrued` USD of instance time (and allocated none of it).
+fn rolled_receipt(at: &str, accrued: &str) -> String {
+    serde_json::json!({"v": 1, "call_id": format!("call-{at}"), "at": at,
+        "endpoint": "rt-rolled", "variant": "AllTraffic",
+        "billing": {"kind": "instance", "instance_type": "ml.m5.xlarge", "instance_count": 1},
+        "allocation": "processor_sharing",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 1000, "bytes_in": 0,
+                  "bytes_out": 0, "outcome": "ok"},
+        "lines": [{"item": "compute", "quantity": "0.000000277", "unit": "instance_hours",
+                   "price": {"status": "priced", "usd_per_unit": "0.23",
+                             "cost_usd": "0.0000000637",
+                             "provenance": {"source": "live", "sku": null, "effective_date": null,
+                                            "fetched_at": null, "note": null}}}],
+        "cost_usd": "0.0000000637", "currency": "USD", "region": "us-east-1",
+        "running_client_usd": "0", "running_endpoint_usd": "0",
+        "accrual": {"accrued_usd": accrued, "allocated_usd": "0", "utilisation": null}})
+    .to_string()
+}
+
+#[test]
+fn reconcile_reads_a_rolling_ledgers_files_oldest_first_whatever_order_they_are_named_in() {
+    // A rolling ledger of one process, one instance at $0.23/h: file T10 holds its
+    // receipts of 10:00 (where the count starts, at 0) and 10:30 (0.115 accrued),
+    // T10.1 (after a size roll) the one of 11:00 (0.23): 1 h × $0.23 = $0.23 of
+    // instance time, none of it allocated to the 1 ms calls: $0.23 idle.
+    let today = Utc::now().date_naive();
+    let yesterday = today - Days::days(1);
+    let dir = tempfile::tempdir().unwrap();
+    let t10 = dir.path().join(format!("sagemeter-{yesterday}T10.jsonl"));
+    let t10_1 = dir.path().join(format!("sagemeter-{yesterday}T10.1.jsonl"));
+    std::fs::write(
+        &t10,
+        format!(
+            "{}\n{}\n",
+            rolled_receipt(&format!("{yesterday}T10:00:00Z"), "0"),
+            rolled_receipt(&format!("{yesterday}T10:30:00Z"), "0.115")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &t10_1,
+        format!(
+            "{}\n",
+            rolled_receipt(&format!("{yesterday}T11:00:00Z"), "0.23")
+        ),
+    )
+    .unwrap();
+    // The seeded bill's days (the same request as the other reconcile test's).
+    let (since, until) = (yesterday.to_string(), (today + Days::days(1)).to_string());
+    let idle = |files: &[&std::path::Path]| {
+        let mut args = vec!["reconcile"];
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        args.extend(["--since", &since, "--until", &until, "--json"]);
+        let r = ok_json(&args);
+        let host = r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["day"] == since && row["group"] == "Host:ml.m5.xlarge")
+            .cloned()
+            .unwrap_or_else(|| panic!("yesterday's hosting row: {r:#}"));
+        assert_eq!(r["billed_metric"], "AmortizedCost");
+        dec(&host["parts"]["idle_instance_usd"])
+    };
+    // As a glob names them: `T10.1.jsonl` before `T10.jsonl` ('1' < 'j').
+    assert_eq!(idle(&[&t10_1, &t10]), "0.23".parse::<Decimal>().unwrap());
+    // The same as the directory.
+    assert_eq!(idle(&[dir.path()]), "0.23".parse::<Decimal>().unwrap());
+}

@@ -18,6 +18,7 @@ Billed is Cost Explorer's AmortizedCost (usage a Savings Plan or reservation cov
 effective rate). The difference is explained in parts: idle instance time, calls outside \
 sagemeter, storage and standing charges, discounts, other SageMaker charges; what is left is \
 unexplained. A day is judged by the sum of its rows' |unexplained|: errors do not cancel.
+A rolling ledger's files may be named in any order (e.g. a glob): they are read oldest first.
 IAM: ce:GetCostAndUsage (and sagemaker:DescribeEndpoint, sagemaker:ListTags with --group-by tag:KEY).")]
 pub struct ReconcileArgs {
     /// Ledger files (JSON Lines), or directories of them (*.jsonl), from any
@@ -61,11 +62,11 @@ pub async fn run(
     let account = Account::new(&sdk_config);
     let mut metered = Metered::new(account.region());
     let files = ledger_files(&args.ledgers)?;
-    for file in &files {
-        metered
-            .read_ledger(file)
-            .map_err(|e| CliError::Failed(Box::new(e)))?;
-    }
+    // Files named one by one (a shell glob) come in name order, not a rolling
+    // ledger's: `read_ledgers` puts each rolling ledger's files oldest first.
+    metered
+        .read_ledgers(&files)
+        .map_err(|e| CliError::Failed(Box::new(e)))?;
     let today = Utc::now().date_naive();
     let (first, last) = metered.days().unwrap_or((today, today));
     let since = args.since.unwrap_or(first);
