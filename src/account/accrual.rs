@@ -183,8 +183,7 @@ fn spread(
     let mut pieces = Vec::new();
     let (mut start, mut given) = (from, Decimal::ZERO);
     if start < earliest && earliest < to {
-        // part ≤ whole, so usd × part ÷ whole ≤ usd: no overflow.
-        given = usd * Decimal::from(micros(from, earliest)) / whole;
+        given = share(usd, micros(from, earliest), whole);
         start = earliest;
     }
     while start < to {
@@ -194,7 +193,7 @@ fn spread(
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .map_or(to, |t| t.and_utc());
         if midnight < to {
-            let share = usd * Decimal::from(micros(start, midnight)) / whole;
+            let share = share(usd, micros(start, midnight), whole);
             pieces.push((day, start, midnight, share));
             given += share;
             start = midnight;
@@ -208,6 +207,18 @@ fn spread(
         pieces.push((to.date_naive(), to, to, usd));
     }
     pieces
+}
+
+/// `usd × part ÷ whole` for `part ≤ whole`: at most `usd`. The product comes
+/// first, exact, when it fits in a `Decimal`; a span of centuries times a large
+/// amount does not (up to 9.2 × 10¹⁸ µs × 10¹² USD), and then the ratio (≤ 1)
+/// comes first, to `Decimal`'s 28 digits.
+fn share(usd: Decimal, part: i64, whole: Decimal) -> Decimal {
+    let part = Decimal::from(part);
+    match usd.checked_mul(part) {
+        Some(product) => product / whole,
+        None => usd * (part / whole),
+    }
 }
 
 /// Microseconds from `from` to `to` (at least 1, so that it divides).
@@ -239,7 +250,7 @@ fn union(stretches: &[Stretch]) -> Decimal {
         let parts: Vec<Decimal> = sorted
             .iter()
             .filter(|s| s.from <= a && s.to >= b)
-            .map(|s| s.usd * Decimal::from(micros(a, b)) / Decimal::from(micros(s.from, s.to)))
+            .map(|s| share(s.usd, micros(a, b), Decimal::from(micros(s.from, s.to))))
             .collect();
         if parts.len() > 1 {
             let highest = parts.iter().copied().max().unwrap_or_default();
@@ -247,4 +258,27 @@ fn union(stretches: &[Stretch]) -> Decimal {
         }
     }
     total - counted_twice
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn an_increment_over_millennia_is_spread_without_overflow_and_exactly() {
+        // 10¹² USD over 1970 to 9999: ≈ 2.5 × 10¹⁷ µs, whose product with the
+        // amount (2.5 × 10²⁹) is beyond Decimal's 7.9 × 10²⁸. Only the last 400
+        // days are kept; what they get plus what is dropped is the amount.
+        let usd = Decimal::from(1_000_000_000_000u64);
+        let pieces = spread(at("1970-01-01T00:00:00Z"), at("9999-12-31T00:00:00Z"), usd);
+        assert_eq!(pieces.len(), 400);
+        let kept: Decimal = pieces.iter().map(|p| p.3).sum();
+        assert!(kept > Decimal::ZERO && kept < usd, "{kept}");
+        // Each whole day of the 400 is the same share: 86,400 s of the span.
+        assert_eq!(pieces[1].3, pieces[2].3);
+    }
 }

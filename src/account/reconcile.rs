@@ -36,7 +36,7 @@ use super::usage_class::UsageClass;
 use crate::billing::{Cost, LinePrice, round_cost};
 use crate::ledger::{LedgerReader, RolledFileName, TornTail, rolling_dir_of};
 use crate::report::UNTAGGED;
-use chrono::{Months, NaiveDate, Utc};
+use chrono::{Datelike, Months, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -178,6 +178,12 @@ pub struct Metered {
 /// reconciliation far from `Decimal`'s limits.
 const MAX_RECEIPT_FIGURE: Decimal = Decimal::from_parts(0xD4A5_1000, 0xE8, 0, false, 0);
 
+/// The years a receipt read by [`Metered`] may be dated: those RFC 3339 writes
+/// with four digits, from the Unix epoch on.
+const FIRST_RECEIPT_YEAR: i32 = 1970;
+/// See [`FIRST_RECEIPT_YEAR`].
+const LAST_RECEIPT_YEAR: i32 = 9999;
+
 impl Metered {
     /// Nothing metered yet, for receipts of `region`.
     pub fn new(region: impl Into<String>) -> Self {
@@ -300,6 +306,18 @@ impl Metered {
         };
         let sum =
             |a: Decimal, b: Decimal, what: &str| a.checked_add(b).ok_or_else(|| overflow(what));
+
+        // chrono reads signed, extended years ("-200000-01-01T00:00:00Z"); no
+        // meter wrote one, and spans of millennia are no accrual.
+        let year = cost.at.year();
+        if !(FIRST_RECEIPT_YEAR..=LAST_RECEIPT_YEAR).contains(&year) {
+            return Err(refuse(format!(
+                "receipt {} is dated {}, outside the years {FIRST_RECEIPT_YEAR} to \
+                 {LAST_RECEIPT_YEAR} a receipt can carry",
+                cost.call_id,
+                cost.at.to_rfc3339()
+            )));
+        }
 
         // Work out everything the receipt changes first, then change it: an error
         // leaves `self` as it was.
@@ -1389,6 +1407,40 @@ mod tests {
             assert_eq!(cost, d("0.00046"));
             assert_eq!(accrual(&m), (d("0.23"), d("0.01")));
         }
+    }
+
+    #[test]
+    fn a_receipt_dated_in_an_extended_year_is_a_ledger_error_not_a_panic() {
+        // Format-1 receipts: the first at year −200000 starts the accrual's count
+        // at 1e10; the second, in 2026, has accrued 3e10: an increment of 2e10 over
+        // 202,026 years ≈ 6.4 × 10¹⁸ µs, whose product (≈ 1.3 × 10²⁹) overflowed
+        // Decimal (at most ≈ 7.9 × 10²⁸): a panic.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hostile.jsonl");
+        write_ledger(
+            &path,
+            &[
+                receipt(
+                    "old",
+                    "-200000-01-01T00:00:00Z",
+                    "0.00023",
+                    "10000000000",
+                    "0",
+                ),
+                receipt("new", "2026-12-01T00:00:00Z", "0.00023", "30000000000", "0"),
+            ],
+        );
+        let mut m = Metered::new("us-east-1");
+        let err = m.read_ledger(&path).unwrap_err();
+        match &err {
+            AccountError::Ledger { file, reason } => {
+                assert_eq!(*file, path.display().to_string());
+                assert!(reason.contains("receipt old"), "{err}");
+                assert!(reason.contains("outside the years 1970 to 9999"), "{err}");
+            }
+            other => panic!("not a ledger error: {other:?}"),
+        }
+        assert_eq!(m.receipts(), 0);
     }
 
     #[test]
