@@ -569,12 +569,35 @@ impl Account {
         let resources = variant_draft.instance.clone();
         let mut drafts = Vec::with_capacity(hosted.len());
         let mut shares = Vec::with_capacity(hosted.len());
+        let mut reserving = Vec::with_capacity(hosted.len());
         for component in &hosted {
             let mut row = variant_draft.row.clone();
             row.inference_component = Some(component.name.clone());
             row.copies = Some(component.copies);
             row.notes.clear();
             row.flags.retain(|f| *f == Flag::Unpriced);
+            if let Some(base) = &component.base {
+                // An adapter runs on its base's copies: it reserves nothing, and
+                // its calls' share is the base's.
+                row.copies = None;
+                row.reserved_share = Some(Decimal::ZERO);
+                row.usd_per_hour = Some(Decimal::ZERO);
+                row.flags.retain(|f| *f != Flag::Unpriced);
+                row.unpriced_reason = None;
+                row.notes.push(format!(
+                    "an adapter of `{base}`: it runs on that component's copies and reserves \
+                     nothing of its own"
+                ));
+                drafts.push(Draft {
+                    row,
+                    created: variant_draft.created,
+                    per_use_usd_per_second: None,
+                    per_use_unpriced: None,
+                    instance: None,
+                });
+                continue;
+            }
+            reserving.push(*component);
             let share = copy_share(&component.per_copy, instance_type, resources.as_ref());
             shares.push(share.clone());
             match share {
@@ -608,8 +631,10 @@ impl Account {
                 instance: None,
             });
         }
-        let unreserved =
-            unreserved_fraction(*instance_count, hosted.iter().copied().zip(shares.iter()));
+        let unreserved = unreserved_fraction(
+            *instance_count,
+            reserving.iter().copied().zip(shares.iter()),
+        );
         if let Some(fraction) = unreserved {
             let row = &mut variant_draft.row;
             row.unreserved_share = Some(fraction.round_dp(6).normalize());

@@ -373,6 +373,26 @@ async fn each_inference_component_has_its_reserved_share_of_the_variant_burn() {
             ListInferenceComponentsOutput::builder()
                 .inference_components(summary("small"))
                 .inference_components(summary("large"))
+                .inference_components(summary("small-lora"))
+                .build()
+        });
+    // A LoRA adapter of `small`, described as AWS describes one: no variant, no
+    // compute requirements, no copies.
+    let adapter = mock!(aws_sdk_sagemaker::Client::describe_inference_component)
+        .match_requests(|r| r.inference_component_name() == Some("small-lora"))
+        .then_output(|| {
+            DescribeInferenceComponentOutput::builder()
+                .inference_component_name("small-lora")
+                .inference_component_arn("arn:ic/small-lora")
+                .endpoint_name("shared")
+                .endpoint_arn("arn:endpoint/shared")
+                .specification(
+                    InferenceComponentSpecificationSummary::builder()
+                        .base_inference_component_name("small")
+                        .build(),
+                )
+                .creation_time(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+                .last_modified_time(aws_smithy_types::DateTime::from_secs(1_700_000_000))
                 .build()
         });
     let describe = |name: &'static str, gpus: f32| {
@@ -428,7 +448,15 @@ async fn each_inference_component_has_its_reserved_share_of_the_variant_burn() {
                 .build()
         });
     let mut account = account(
-        &[&list, &endpoint, &config, &components, &small, &large],
+        &[
+            &list,
+            &endpoint,
+            &config,
+            &components,
+            &small,
+            &large,
+            &adapter,
+        ],
         &[&metrics],
         &[],
     );
@@ -444,8 +472,12 @@ async fn each_inference_component_has_its_reserved_share_of_the_variant_burn() {
         .iter()
         .map(|r| r.inference_component.as_deref())
         .collect();
-    assert_eq!(names, [None, Some("large"), Some("small")]);
-    // The variant: 2 × $7.09 = $14.18/h; 1 + 3 of its 8 GPUs are reserved, half free.
+    assert_eq!(
+        names,
+        [None, Some("large"), Some("small"), Some("small-lora")]
+    );
+    // The variant: 2 × $7.09 = $14.18/h; 1 + 3 of its 8 GPUs are reserved, half free
+    // (the adapter reserves none).
     let variant = &view.rows[0];
     assert_eq!(variant.usd_per_hour, Some(Decimal::new(1418, 2)));
     assert_eq!(variant.unreserved_share, Some(Decimal::new(5, 1)));
@@ -468,6 +500,23 @@ async fn each_inference_component_has_its_reserved_share_of_the_variant_burn() {
     assert_eq!(small_row.reserved_share, Some(Decimal::new(125, 3)));
     assert_eq!(small_row.usd_per_hour, Some(Decimal::new(17725, 4)));
     assert_eq!(small_row.flags, [Flag::Idle]);
+    // The adapter runs on small's copy: nothing reserved, nothing of its own.
+    let adapter_row = &view.rows[3];
+    assert_eq!(adapter_row.reserved_share, Some(Decimal::ZERO));
+    assert_eq!(adapter_row.usd_per_hour, Some(Decimal::ZERO));
+    assert!(
+        !adapter_row.flags.contains(&Flag::Unpriced),
+        "{:?}",
+        adapter_row.flags
+    );
+    assert!(
+        adapter_row
+            .notes
+            .iter()
+            .any(|n| n.contains("an adapter of `small`")),
+        "{:?}",
+        adapter_row.notes
+    );
     // The totals count the variant once.
     assert_eq!(view.totals.usd_per_hour, Decimal::new(1418, 2));
     assert_eq!(view.totals.idle_usd_per_hour, Decimal::ZERO);
