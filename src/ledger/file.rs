@@ -495,7 +495,14 @@ pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> 
     Ok((file, len))
 }
 
+/// Bytes read at a time looking for the start of a torn last line.
+const TAIL_CHUNK: usize = 64 * 1024;
+
 /// Makes a crash-torn last line harmless before appending; returns the new length.
+///
+/// Linear in the length of the last line, and bounded in memory whatever that
+/// length: the line is found by reading backwards in chunks for the newline
+/// before it, and checked by parsing it from the file as a stream.
 fn repair_torn_tail(file: &mut File, len: u64, path: &Path) -> io::Result<u64> {
     if len == 0 {
         return Ok(0);
@@ -507,27 +514,25 @@ fn repair_torn_tail(file: &mut File, len: u64, path: &Path) -> io::Result<u64> {
         return Ok(len); // ends on a line boundary
     }
     // Read backwards to the newline before the last line.
-    let mut tail = Vec::new();
+    let mut chunk = vec![0; TAIL_CHUNK];
     let mut pos = len;
     let line_start = loop {
         if pos == 0 {
             break 0;
         }
-        let step = pos.min(8192);
+        let step = pos.min(TAIL_CHUNK as u64);
         pos -= step;
-        let mut chunk = vec![0; step as usize];
+        let chunk = &mut chunk[..step as usize];
         file.seek(SeekFrom::Start(pos))?;
-        file.read_exact(&mut chunk)?;
-        let newline = chunk.iter().rposition(|&b| b == b'\n');
-        let from = newline.map_or(0, |i| i + 1);
-        chunk.drain(..from);
-        chunk.extend_from_slice(&tail);
-        tail = chunk;
-        if newline.is_some() {
-            break pos + from as u64;
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            break pos + i as u64 + 1;
         }
     };
-    if serde_json::from_slice::<serde::de::IgnoredAny>(&tail).is_ok() {
+    let tail_len = len - line_start;
+    file.seek(SeekFrom::Start(line_start))?;
+    let tail = io::BufReader::new((&*file).take(tail_len));
+    if serde_json::from_reader::<_, serde::de::IgnoredAny>(tail).is_ok() {
         // Complete record, only its newline is missing.
         file.write_all(b"\n")?;
         tracing::warn!(target: "sagemeter", path = %path.display(),
@@ -535,7 +540,7 @@ fn repair_torn_tail(file: &mut File, len: u64, path: &Path) -> io::Result<u64> {
         return Ok(len + 1);
     }
     file.set_len(line_start)?;
-    tracing::warn!(target: "sagemeter", path = %path.display(), bytes = tail.len(),
+    tracing::warn!(target: "sagemeter", path = %path.display(), bytes = tail_len,
         "ledger ended in a torn line (interrupted write): cut it off before appending");
     Ok(line_start)
 }

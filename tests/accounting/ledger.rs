@@ -333,6 +333,34 @@ async fn reopening_completes_a_last_record_that_only_lost_its_newline() {
     assert_eq!(ids, ["c0", "c1", "c7"]);
 }
 
+/// A torn last line of 32 MiB (a crash part-way through a huge write, or junk
+/// appended by something else) is found and cut off in one backward pass: the
+/// file opens, and ends where the last whole line did.
+#[tokio::test]
+async fn reopening_cuts_a_torn_last_line_of_many_megabytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    write_receipts(&path, 2).await;
+    let whole = fs::metadata(&path).unwrap().len();
+    let mut file = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(br#"{"v":2,"c":0,"id":""#).unwrap();
+    file.write_all(&vec![b'x'; 32 << 20]).unwrap();
+    drop(file);
+
+    let ledger = JsonlLedger::open(&path).unwrap();
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        whole,
+        "cut at the last newline"
+    );
+    ledger.try_record(&receipt(9)).unwrap();
+    ledger.shutdown().await.unwrap();
+    let read = read_all(&path).unwrap();
+    assert!(read.torn_tail.is_none());
+    let ids: Vec<_> = read.records.into_iter().map(|c| c.call_id).collect();
+    assert_eq!(ids, ["c0", "c1", "c9"]);
+}
+
 #[tokio::test]
 async fn damage_before_the_last_line_is_an_error_naming_the_line() {
     let dir = tempfile::tempdir().unwrap();
