@@ -345,7 +345,26 @@ pub(super) struct FileTarget {
     defined: Defined,
     /// Written since the last [`sync`](Target::sync).
     unsynced: bool,
+    /// A failed write left bytes after `good_len` (a partial line) that could not
+    /// be cut off: nothing is appended until they are.
+    damaged: bool,
+    /// Test seams; none in a ledger's own target.
+    hooks: FileHooks,
 }
+
+/// Seams for tests: none in a ledger's own target.
+#[derive(Clone, Default)]
+pub(super) struct FileHooks {
+    /// Writes in place of `write_all`: a test can write part of the bytes and
+    /// fail, as a full disk does.
+    write: Option<WriteHook>,
+    /// Called before the file is cut back to its last whole line; an error fails
+    /// the cut as one from the OS would.
+    before_truncate: Option<Arc<dyn Fn() -> io::Result<()> + Send + Sync>>,
+}
+
+/// A [`FileHooks::write`]: writes (some of) the bytes to the file, or fails.
+type WriteHook = Arc<dyn Fn(&mut File, &[u8]) -> io::Result<()> + Send + Sync>;
 
 impl FileTarget {
     /// `file`, opened for appending, `len` bytes long (whole lines).
@@ -357,6 +376,8 @@ impl FileTarget {
             dict,
             defined: Defined::default(),
             unsynced: false,
+            damaged: false,
+            hooks: FileHooks::default(),
         }
     }
 
@@ -399,7 +420,12 @@ impl FileTarget {
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self.file.write_all(bytes) {
+        self.undamage()?;
+        let written = match &self.hooks.write {
+            Some(write) => write(&mut self.file, bytes),
+            None => self.file.write_all(bytes),
+        };
+        match written {
             Ok(()) => {
                 self.good_len += bytes.len() as u64;
                 self.unsynced = true;
@@ -407,11 +433,50 @@ impl FileTarget {
             }
             Err(e) => {
                 // E.g. disk full part-way: cut the partial line so the next write
-                // starts on a line boundary.
-                let _ = self.file.set_len(self.good_len);
+                // starts on a line boundary. If that fails too, the file is left
+                // alone until the cut succeeds (see `undamage`): a line appended
+                // after a fragment would make every later line unreadable.
+                if let Err(cut) = self.truncate() {
+                    self.damaged = true;
+                    tracing::warn!(target: "sagemeter", good_len = self.good_len,
+                        error = %cut, "ledger: could not cut off the partial line of a \
+                        failed write; writes are refused until it is");
+                }
                 Err(e)
             }
         }
+    }
+
+    /// Cuts the file back to its last whole line.
+    fn truncate(&mut self) -> io::Result<()> {
+        if let Some(before) = &self.hooks.before_truncate {
+            before()?;
+        }
+        self.file.set_len(self.good_len)
+    }
+
+    /// After a failed write whose partial line could not be cut off: cuts it
+    /// now, or fails (the batch is then lost, counted and reported as any write
+    /// error) while the file is not back to its last whole line.
+    fn undamage(&mut self) -> io::Result<()> {
+        if !self.damaged {
+            return Ok(());
+        }
+        let len = self.file.metadata()?.len();
+        if len > self.good_len {
+            self.truncate().map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "the ledger file holds the partial line of an earlier failed write \
+                         ({} bytes after its last whole line) that cannot be cut off: {e}",
+                        len.saturating_sub(self.good_len)
+                    ),
+                )
+            })?;
+        }
+        self.damaged = false;
+        Ok(())
     }
 }
 
@@ -559,4 +624,71 @@ pub(crate) fn sync_parent_dir(path: &Path) {
     }
     #[cfg(not(unix))]
     let _ = path;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// `n` lines of 3 bytes, `a1\n`, `a2\n`, ..., that refer to no definition.
+    fn lines(prefix: char, n: usize) -> (Vec<u8>, Vec<LineMeta>) {
+        let bytes: String = (1..=n).map(|i| format!("{prefix}{i}\n")).collect();
+        let meta = LineMeta {
+            len: 3,
+            refs: Default::default(),
+            receipt: true,
+        };
+        (bytes.into_bytes(), vec![meta; n])
+    }
+
+    #[test]
+    fn a_partial_line_that_cannot_be_cut_off_stops_writes_until_it_is() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("calls.jsonl");
+        let (file, len) = open_ledger_file(&path).unwrap();
+        let mut target = FileTarget::new(file, len, Arc::new(Dictionary::default()));
+        let (a, a_lines) = lines('a', 1);
+        target.write_lines(&a, &a_lines).unwrap();
+
+        // The disk fills part-way through `b1`, and cutting it off fails too.
+        let disk_full = Arc::new(AtomicBool::new(true));
+        let full = disk_full.clone();
+        target.hooks.write = Some(Arc::new(move |file: &mut File, bytes: &[u8]| {
+            if !full.load(Ordering::SeqCst) {
+                return file.write_all(bytes);
+            }
+            file.write_all(&bytes[..2])?;
+            Err(io::Error::new(io::ErrorKind::StorageFull, "no space left"))
+        }));
+        let cut_fails = Arc::new(AtomicBool::new(true));
+        let fails = cut_fails.clone();
+        target.hooks.before_truncate = Some(Arc::new(move || match fails.load(Ordering::SeqCst) {
+            true => Err(io::Error::other("cannot truncate")),
+            false => Ok(()),
+        }));
+        let (b, b_lines) = lines('b', 1);
+        let failure = target.write_lines(&b, &b_lines).unwrap_err();
+        assert_eq!(failure.written, 0);
+        let read = || std::fs::read_to_string(&path).unwrap();
+        assert_eq!(read(), "a1\nb1", "the fragment is still there");
+
+        // Space comes back, but the fragment is not cut off yet: the next line
+        // is refused (the writer counts it lost) rather than glued to it.
+        disk_full.store(false, Ordering::SeqCst);
+        let (c, c_lines) = lines('c', 1);
+        let failure = target.write_lines(&c, &c_lines).unwrap_err();
+        assert_eq!(failure.written, 0);
+        assert!(
+            failure.source.to_string().contains("partial line"),
+            "{failure:?}"
+        );
+        assert_eq!(read(), "a1\nb1");
+
+        // Once the cut works, writing goes on after the last whole line.
+        cut_fails.store(false, Ordering::SeqCst);
+        let (d, d_lines) = lines('d', 1);
+        target.write_lines(&d, &d_lines).unwrap();
+        assert_eq!(read(), "a1\nd1\n");
+    }
 }
