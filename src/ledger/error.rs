@@ -36,6 +36,19 @@ pub enum LedgerError {
         /// The path.
         path: PathBuf,
     },
+    /// Another writer holds the ledger: a ledger (a file, or a rolling ledger's
+    /// directory) has one writer at a time, in this process or another. Two
+    /// writers would each number their definitions from 0, so that a receipt of
+    /// one would read back as the other's endpoint and price.
+    #[error(
+        "ledger {} is being written by another writer (another process, or another \
+         ledger opened on it in this one): stop that writer first, or write to another path",
+        path.display()
+    )]
+    Locked {
+        /// The file, or the rolling ledger's directory.
+        path: PathBuf,
+    },
     /// A builder option cannot work.
     #[error("invalid ledger option: {0}")]
     InvalidOption(String),
@@ -134,6 +147,7 @@ impl From<LedgerError> for io::Error {
             | LedgerError::Read { source, .. }
             | LedgerError::Write { source, .. } => source.kind(),
             LedgerError::Permissions { .. } => io::ErrorKind::PermissionDenied,
+            LedgerError::Locked { .. } => io::ErrorKind::ResourceBusy,
             LedgerError::Corrupt { .. } | LedgerError::UnsupportedVersion { .. } => {
                 io::ErrorKind::InvalidData
             }

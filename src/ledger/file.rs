@@ -95,7 +95,16 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 /// A crash (or power loss without `sync`) loses at most the tail not yet handed
 /// to the OS (not yet fsynced), and may leave a torn last line: readers skip it and
 /// report it, and the next `open` of the file repairs it (see [`open`](Self::open)).
-/// One process writes a given ledger file at a time.
+///
+/// # One writer
+/// A ledger has one writer at a time: [`open`](Self::open) takes an exclusive
+/// advisory lock (`flock`) on the file (on a rolling ledger's directory, on its
+/// `.sagemeter.lock` file) and holds it until the writer stops (after
+/// [`shutdown`](Self::shutdown), or when the last handle is dropped). A second
+/// writer, in another process or this one, is refused with
+/// [`LedgerError::Locked`]: two writers would number their definitions alike, and
+/// one's receipts would read back as the other's endpoint and price. Readers take
+/// no lock.
 #[derive(Clone, Debug)]
 pub struct JsonlLedger {
     writer: Arc<BackgroundWriter>,
@@ -174,7 +183,8 @@ impl JsonlLedgerBuilder {
     }
 
     /// Opens (or creates) the file, or for a rolling ledger the directory (mode
-    /// 0700) and its current file, and starts the writer.
+    /// 0700) and its current file, and starts the writer. Refuses with
+    /// [`LedgerError::Locked`] while another writer has the ledger open.
     pub fn open(self) -> Result<JsonlLedger, LedgerError> {
         let path = self.path;
         // Checked before anything is touched (the writer checks the first two again).
@@ -290,7 +300,7 @@ impl JsonlLedger {
     }
 
     /// Refuses new receipts, writes and fsyncs everything acknowledged, and stops
-    /// the writer. Calling it again does nothing.
+    /// the writer (releasing the ledger's lock). Calling it again does nothing.
     pub async fn shutdown(&self) -> Result<(), LedgerError> {
         self.writer.shutdown().await
     }
@@ -524,6 +534,7 @@ pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> 
 
     match options.clone().create_new(true).open(path) {
         Ok(file) => {
+            lock(&file, path)?;
             // The umask may have taken bits away; make it exactly 0600.
             #[cfg(unix)]
             {
@@ -539,6 +550,9 @@ pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> 
     }
 
     let mut file = options.open(path).map_err(open_err)?;
+    // Before anything else: a torn-looking tail may be another writer's line
+    // being written.
+    lock(&file, path)?;
     let meta = file.metadata().map_err(open_err)?;
     if !meta.is_file() {
         return Err(LedgerError::NotAFile {
@@ -558,6 +572,45 @@ pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> 
     }
     let len = repair_torn_tail(&mut file, meta.len(), path).map_err(open_err)?;
     Ok((file, len))
+}
+
+/// The lock file of a rolling JSONL ledger's directory.
+pub(crate) const JSONL_DIR_LOCK: &str = ".sagemeter.lock";
+
+/// Takes the exclusive advisory lock that makes `file` (at `path`) this
+/// writer's, held until it is closed; [`LedgerError::Locked`] when another
+/// writer holds it. Where the file system cannot lock (some network file
+/// systems), a WARN says so and the ledger opens without it.
+fn lock(file: &File, path: &Path) -> Result<(), LedgerError> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LedgerError::Locked {
+            path: path.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::warn!(target: "sagemeter", path = %path.display(), error = %e,
+                "cannot lock the ledger (the file system does not support it): make sure \
+                 no other process writes it");
+            Ok(())
+        }
+    }
+}
+
+/// Locks the ledger directory `dir` for this writer: an exclusive lock on its
+/// file `name` (created 0600), held as long as the returned file is open;
+/// [`LedgerError::Locked`] (naming the directory) when another writer has it.
+pub(crate) fn lock_dir(dir: &Path, name: &str) -> Result<File, LedgerError> {
+    let path = dir.join(name);
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&path).map_err(|source| LedgerError::Open {
+        path: path.clone(),
+        source,
+    })?;
+    lock(&file, dir)?;
+    Ok(file)
 }
 
 /// Bytes read at a time looking for the start of a torn last line.

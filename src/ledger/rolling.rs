@@ -10,7 +10,7 @@
 
 use super::LedgerError;
 use super::compact::Dictionary;
-use super::file::{FileTarget, open_ledger_file};
+use super::file::{FileTarget, JSONL_DIR_LOCK, lock_dir, open_ledger_file};
 use super::writer::{LineMeta, Target, WriteFailure};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
@@ -146,6 +146,9 @@ pub(crate) struct RollingTarget {
     /// The first failure to sync a file rolled away from, for the next `sync`.
     sync_error: Option<io::Error>,
     hooks: RollHooks,
+    /// The directory's lock file, locked while this target lives: one writer
+    /// per rolling ledger.
+    _lock: std::fs::File,
 }
 
 /// Seams for tests: none in a ledger's own target.
@@ -163,14 +166,17 @@ pub(crate) struct RollHooks {
 type FileHook = Arc<dyn Fn(&Path) -> io::Result<()> + Send + Sync>;
 
 impl RollingTarget {
-    /// Makes the directory (0700) if needed and opens the current period's file
+    /// Makes the directory (0700) if needed, locks it ([`LedgerError::Locked`]
+    /// when another writer has it) and opens the current period's file
     /// (repairing a torn tail left by a crash), so that a bad directory fails now.
     pub(crate) fn open(
         rolling: Rolling,
         dict: Arc<Dictionary>,
     ) -> Result<RollingTarget, LedgerError> {
         make_dir(&rolling.dir)?;
+        let lock = lock_dir(&rolling.dir, JSONL_DIR_LOCK)?;
         let mut target = RollingTarget {
+            _lock: lock,
             rolling,
             dict,
             current: None,

@@ -542,6 +542,9 @@ impl<T: Target> Worker<T> {
             }
         }
         let result = self.flush(true);
+        // Closed (its lock released) before any caller hears that the writer is
+        // done: a ledger shut down can be opened again at once.
+        drop(self.target);
         let mut result = Some(result);
         for ack in shutdown_acks {
             let r = match result.take() {

@@ -333,6 +333,39 @@ async fn reopening_completes_a_last_record_that_only_lost_its_newline() {
     assert_eq!(ids, ["c0", "c1", "c7"]);
 }
 
+/// Two writers on one file would both number their definitions from 0, and one's
+/// receipts would read back as the other's endpoint: the second is refused while
+/// the first writes, and opens once it has shut down.
+#[tokio::test]
+async fn a_second_writer_of_one_file_is_refused_until_the_first_shuts_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let first = JsonlLedger::open(&path).unwrap();
+    first.try_record(&receipt(1)).unwrap();
+    let err = JsonlLedger::open(&path).unwrap_err();
+    assert!(
+        matches!(&err, LedgerError::Locked { path: p } if p == &path),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&*path.to_string_lossy()) && message.contains("another writer"),
+        "{message}"
+    );
+    first.shutdown().await.unwrap();
+
+    let second = JsonlLedger::open(&path).unwrap();
+    second.try_record(&receipt(2)).unwrap();
+    second.shutdown().await.unwrap();
+    let ids: Vec<_> = read_all(&path)
+        .unwrap()
+        .records
+        .into_iter()
+        .map(|c| c.call_id)
+        .collect();
+    assert_eq!(ids, ["c1", "c2"]);
+}
+
 /// A torn last line of 32 MiB (a crash part-way through a huge write, or junk
 /// appended by something else) is found and cut off in one backward pass: the
 /// file opens, and ends where the last whole line did.

@@ -144,10 +144,12 @@ fn clock() -> (ManualTimeSource, SharedTimeSource) {
     (time, shared)
 }
 
+/// The files in `dir`, finished or in progress, but for the writer's lock file.
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != ".sagemeter-parquet.lock")
         .collect();
     names.sort();
     names
@@ -470,6 +472,42 @@ async fn after_shutdown_receipts_are_refused_and_counted() {
     ledger.flush().await.unwrap();
     ledger.shutdown().await.unwrap();
     assert_eq!(read_dir(dir.path()), vec![typical(0)]);
+}
+
+/// One writer per directory: two would pick the same next file name, and each
+/// would take the other's file in progress for a crash's leftover. The second is
+/// refused while the first writes, and opens once it has shut down.
+#[tokio::test]
+async fn a_second_writer_of_one_directory_is_refused_until_the_first_shuts_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("receipts");
+    let (_time, clock) = clock();
+    let open = || {
+        ParquetLedger::rolling(&dir)
+            .time_source(clock.clone())
+            .open()
+    };
+    let first = open().unwrap();
+    first.record(&typical(0));
+    let err = open().unwrap_err();
+    assert!(
+        matches!(&err, LedgerError::Locked { path } if path == &dir),
+        "{err:?}"
+    );
+    assert_eq!(mode(&dir.join(".sagemeter-parquet.lock")), 0o600);
+    first.shutdown().await.unwrap();
+
+    let second = open().unwrap();
+    second.record(&typical(1));
+    second.shutdown().await.unwrap();
+    assert_eq!(
+        names(&dir),
+        [
+            "sagemeter-2026-12-02T10.1.parquet",
+            "sagemeter-2026-12-02T10.parquet"
+        ]
+    );
+    assert_same(&read_dir(&dir), &[typical(0), typical(1)]);
 }
 
 #[tokio::test]

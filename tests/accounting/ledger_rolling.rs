@@ -241,3 +241,42 @@ async fn a_directory_others_can_read_and_zero_limits_are_refused() {
     }
     assert!(!dir.exists(), "nothing made for a refused option");
 }
+
+/// One writer per rolling ledger, whatever file each would write: a second one,
+/// whose clock is an hour on (so it would start a file of its own), is refused
+/// while the first writes, and opens once it has shut down. The lock file is not
+/// a ledger file.
+#[tokio::test]
+async fn a_second_writer_of_one_directory_is_refused_until_the_first_shuts_down() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("receipts");
+    let (_, time) = clock();
+    let first = JsonlLedger::rolling(&dir).time_source(time).open().unwrap();
+    first.try_record(&receipt(1)).unwrap();
+    let (later, time) = clock();
+    later.advance(Duration::from_secs(3600));
+    let second = || JsonlLedger::rolling(&dir).time_source(time.clone()).open();
+    let err = second().unwrap_err();
+    assert!(
+        matches!(&err, LedgerError::Locked { path } if path == &dir),
+        "{err:?}"
+    );
+    assert_eq!(mode(&dir.join(".sagemeter.lock")), 0o600);
+    first.shutdown().await.unwrap();
+
+    let second = second().unwrap();
+    second.try_record(&receipt(2)).unwrap();
+    second.shutdown().await.unwrap();
+    assert_eq!(
+        names(&dir),
+        [
+            "sagemeter-2026-12-02T10.jsonl",
+            "sagemeter-2026-12-02T11.jsonl"
+        ]
+    );
+    let ids: Vec<_> = read_dir_records(&dir)
+        .into_iter()
+        .map(|c| c.call_id)
+        .collect();
+    assert_eq!(ids, ["c0001", "c0002"]);
+}

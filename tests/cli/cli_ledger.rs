@@ -310,3 +310,39 @@ async fn a_chart_that_cannot_be_drawn_still_leaves_the_report_printed() {
     assert!(stderr.contains("nothing to chart"), "{stderr}");
     assert!(!chart.exists());
 }
+
+/// `invoke --ledger` on a ledger another writer holds (another `invoke`, a
+/// service) fails before sending anything (exit 1), saying which ledger and why,
+/// and writes nothing to it.
+#[tokio::test]
+async fn invoke_refuses_a_ledger_another_writer_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let held = JsonlLedger::open(&path).unwrap();
+    held.try_record(&receipt(1, "2026-12-02T10:00:00Z"))
+        .unwrap();
+    let url = super::clean_env::refused_url();
+    let mut cmd = super::clean_env::sagemeter(&url, &url);
+    cmd.args(["invoke", "rt", "--body", "{}", "--ledger"])
+        .arg(&path);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "ledger {} is being written by another writer",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    held.shutdown().await.unwrap();
+    let ids: Vec<String> = sagemeter::ledger::read_all(&path)
+        .unwrap()
+        .records
+        .into_iter()
+        .map(|c| c.call_id)
+        .collect();
+    assert_eq!(ids, ["c1"]);
+}

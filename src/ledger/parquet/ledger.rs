@@ -24,6 +24,8 @@ const BATCH: usize = 256;
 const TICK: Duration = Duration::from_secs(1);
 /// The `sink` label of the drop metric.
 const KIND: &str = "parquet_ledger";
+/// The lock file of a Parquet ledger's directory (hidden: readers skip it).
+const PARQUET_DIR_LOCK: &str = ".sagemeter-parquet.lock";
 
 /// A ledger of Parquet files: one row per receipt, typed columns (money as
 /// `DECIMAL(38,12)`, times as UTC timestamps), ready for DuckDB, Athena, Spark or
@@ -60,6 +62,11 @@ const KIND: &str = "parquet_ledger";
 /// is never appended to: a new process or a flush starts the next sequence number.
 /// Which file a receipt goes to is decided when the writer takes it, by the
 /// ledger's clock, as in the rolling JSONL ledger.
+///
+/// A directory has one writer at a time: [`open`](ParquetLedgerBuilder::open)
+/// locks its `.sagemeter-parquet.lock` (`flock`) until the writer stops, and
+/// refuses with [`LedgerError::Locked`] while another writer (in this process or
+/// another) holds it.
 ///
 /// # What a crash loses
 /// Everything in the file being written: a Parquet file without its footer
@@ -140,8 +147,9 @@ impl ParquetLedgerBuilder {
         self
     }
 
-    /// Makes the directory (0700) if needed and starts the writer. The first file
-    /// is created when the first receipt comes.
+    /// Makes the directory (0700) if needed, locks it ([`LedgerError::Locked`]
+    /// when another writer has it) and starts the writer. The first file is
+    /// created when the first receipt comes.
     pub fn open(self) -> Result<ParquetLedger, LedgerError> {
         if self.capacity == 0 || self.max_rows == Some(0) || self.keep_files == Some(0) {
             return Err(LedgerError::InvalidOption(format!(
@@ -150,6 +158,9 @@ impl ParquetLedgerBuilder {
             )));
         }
         crate::ledger::rolling::make_dir(&self.dir)?;
+        // One writer per directory: two would pick the same next file name, and
+        // each would take the other's file in progress for a crash's leftover.
+        let lock = crate::ledger::file::lock_dir(&self.dir, PARQUET_DIR_LOCK)?;
         warn_about_leftovers(&self.dir);
         let (tx, rx) = mpsc::channel(self.capacity);
         let counters = Arc::new(Counters::default());
@@ -165,6 +176,7 @@ impl ParquetLedgerBuilder {
             counters: counters.clone(),
             current: None,
             error: None,
+            lock: Some(lock),
         };
         let open_err = |source| LedgerError::Open {
             path: self.dir.clone(),
@@ -453,6 +465,8 @@ struct Worker {
     current: Option<(ParquetName, ParquetFileWriter)>,
     /// The first error since the last flush reply.
     error: Option<io::Error>,
+    /// The directory's lock file, locked until the writer stops.
+    lock: Option<std::fs::File>,
 }
 
 impl Worker {
@@ -486,6 +500,9 @@ impl Worker {
             }
         }
         let mut result = Some(self.flush());
+        // Released before any caller hears that the writer is done: a ledger
+        // shut down can be opened again at once.
+        drop(self.lock.take());
         for ack in shutdown_acks {
             let _ = ack.send(result.take().unwrap_or(Ok(())));
         }
