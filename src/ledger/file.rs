@@ -84,7 +84,8 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 ///   A rolling ledger fsyncs each file it rolls away from (when it holds lines not
 ///   yet fsynced) before closing it, so `sync` vouches for the lines of every
 ///   file; a failure of that `fsync` is returned by the next `sync` or `shutdown`.
-/// - `shutdown().await`: flush + `fsync`, then the writer stops; later receipts are
+/// - `shutdown().await`: flush + `fsync`, then the writer stops (a later `flush`,
+///   `sync` or `shutdown` waits for it and returns the same result); later receipts are
 ///   refused (`record` drops them: [`SinkStats::refused_closed`], WARN;
 ///   `try_record` returns [`Refused::Closed`]). Dropping the last handle does the
 ///   same, blocking until done.
@@ -300,7 +301,9 @@ impl JsonlLedger {
     }
 
     /// Refuses new receipts, writes and fsyncs everything acknowledged, and stops
-    /// the writer (releasing the ledger's lock). Calling it again does nothing.
+    /// the writer (releasing the ledger's lock). Calling it again, or
+    /// [`flush`](Self::flush) or [`sync`](Self::sync) after it, waits until the
+    /// writer has finished and returns the same result.
     pub async fn shutdown(&self) -> Result<(), LedgerError> {
         self.writer.shutdown().await
     }

@@ -22,7 +22,10 @@
 //!   lost it (and counts it in `lost_on_error`).
 //! - A full queue never blocks the call: `record` drops the receipt, counts it in
 //!   `dropped_full`, and logs a WARN at most once per [`WARN_EVERY`].
-//! - After `shutdown` every `record` is refused (counted in `refused_closed`).
+//! - After `shutdown` every `record` is refused (counted in `refused_closed`), and
+//!   every `flush` or `shutdown` waits until the writer has finished, then
+//!   returns its final result (the same for every caller; `WriterStopped` if
+//!   the thread panicked), never `Ok` while lines are still being written.
 //! - `try_record` hands either refusal back to its caller instead, which still
 //!   holds the receipt: nothing is dropped, so nothing is counted.
 
@@ -35,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Bytes buffered by the writer before they are handed to the target, when
 /// receipts keep coming (when the queue stays empty for [`COALESCE`], it goes out then).
@@ -201,6 +204,28 @@ enum Msg {
     Tick,
 }
 
+/// How a writer thread ended: set once it has written, synced and closed
+/// everything (`None` until then). The sender is dropped unset when the thread
+/// panicked. Every `flush` or `shutdown` that comes too late for the queue
+/// (closed by a shutdown) waits for it and returns it.
+pub(crate) type Ended = Option<Result<(), Arc<io::Error>>>;
+
+/// Waits until the writer behind `ended` has stopped: `Some` with its final
+/// result, `None` when it stopped without one (it panicked).
+pub(crate) async fn wait_ended(ended: &watch::Receiver<Ended>) -> Option<io::Result<()>> {
+    let mut ended = ended.clone();
+    let result = match ended.wait_for(Option::is_some).await {
+        Ok(result) => result.clone(),
+        Err(_) => return None, // the thread is gone, never having said how it ended
+    };
+    result.map(|r| r.map_err(shared_error))
+}
+
+/// One of the copies of a final error every caller gets: the same kind and message.
+pub(crate) fn shared_error(e: Arc<io::Error>) -> io::Error {
+    io::Error::new(e.kind(), e)
+}
+
 /// Options of a background writer.
 pub(crate) struct Options {
     /// What the sink is, for messages (`ledger`, `emf`).
@@ -222,6 +247,8 @@ pub(crate) struct BackgroundWriter {
     closed: AtomicBool,
     counters: Arc<Counters>,
     warn: WarnLimiter,
+    /// How the writer thread ended, once it has.
+    ended: watch::Receiver<Ended>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -255,7 +282,9 @@ impl BackgroundWriter {
         let (tx, rx) = mpsc::channel(options.capacity);
         let counters = Arc::new(Counters::default());
         let pool = Arc::new(LinePool::default());
+        let (end, ended) = watch::channel(None);
         let worker = Worker {
+            end,
             kind: options.kind,
             name: options.name.clone(),
             rx,
@@ -303,6 +332,7 @@ impl BackgroundWriter {
             closed: AtomicBool::new(false),
             counters,
             warn: WarnLimiter::new(),
+            ended,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -392,28 +422,31 @@ impl BackgroundWriter {
     }
 
     /// Waits until everything accepted before this call has been written
-    /// (and fsynced when `sync`).
+    /// (and fsynced when `sync`). After a shutdown, waits for the writer to
+    /// finish and returns how it ended.
     pub(crate) async fn flush(&self, sync: bool) -> Result<(), LedgerError> {
         let (ack, done) = oneshot::channel();
         if self.tx().send(Msg::Flush { sync, ack }).await.is_err() {
-            return self.after_close();
+            return self.ended().await;
         }
         match done.await {
             Ok(result) => result.map_err(|source| self.write_error(source)),
-            Err(_) => self.after_close(),
+            Err(_) => self.ended().await,
         }
     }
 
-    /// Refuses new receipts, writes and fsyncs everything accepted, stops the thread.
+    /// Refuses new receipts, writes and fsyncs everything accepted, stops the
+    /// thread. Every call returns the same result: a later one waits for the
+    /// writer to finish.
     pub(crate) async fn shutdown(&self) -> Result<(), LedgerError> {
         self.closed.store(true, Ordering::Release);
         let (ack, done) = oneshot::channel();
         if self.tx().send(Msg::Shutdown { ack }).await.is_err() {
-            return Ok(()); // already shut down
+            return self.ended().await; // shut down already, or being shut down
         }
         match done.await {
             Ok(result) => result.map_err(|source| self.write_error(source)),
-            Err(_) => self.after_close(),
+            Err(_) => self.ended().await,
         }
     }
 
@@ -432,13 +465,15 @@ impl BackgroundWriter {
         self.tx.as_ref().expect("the sender lives until drop")
     }
 
-    fn after_close(&self) -> Result<(), LedgerError> {
-        if self.closed.load(Ordering::Acquire) {
-            Ok(()) // shut down: nothing is pending
-        } else {
-            Err(LedgerError::WriterStopped {
+    /// For a call the queue no longer takes: waits until the writer has written
+    /// what it was given, and returns its final result (the same for every
+    /// caller); [`LedgerError::WriterStopped`] if it panicked.
+    async fn ended(&self) -> Result<(), LedgerError> {
+        match wait_ended(&self.ended).await {
+            Some(result) => result.map_err(|source| self.write_error(source)),
+            None => Err(LedgerError::WriterStopped {
                 path: self.name.clone(),
-            })
+            }),
         }
     }
 
@@ -473,6 +508,8 @@ impl Drop for BackgroundWriter {
 
 /// The writer thread's state.
 struct Worker<T> {
+    /// Says how the thread ended (dropped unset if it panics).
+    end: watch::Sender<Ended>,
     kind: &'static str,
     name: PathBuf,
     rx: mpsc::Receiver<Msg>,
@@ -541,21 +578,21 @@ impl<T: Target> Worker<T> {
                 }
             }
         }
-        let result = self.flush(true);
+        let result = self.flush(true).map_err(Arc::new);
         // Closed (its lock released) before any caller hears that the writer is
         // done: a ledger shut down can be opened again at once.
         drop(self.target);
-        let mut result = Some(result);
-        for ack in shutdown_acks {
-            let r = match result.take() {
-                Some(r) => r,
-                None => Ok(()),
-            };
-            let _ = ack.send(r);
-        }
-        if let Some(Err(e)) = result {
+        if let Err(e) = &result
+            && shutdown_acks.is_empty()
+        {
             tracing::error!(target: "sagemeter", sink = self.kind, name = %self.name.display(),
                 error = %e, "final write of the sink failed");
+        }
+        // Every shutdown, and every flush or shutdown too late for the queue,
+        // gets the same result.
+        self.end.send_replace(Some(result.clone()));
+        for ack in shutdown_acks {
+            let _ = ack.send(result.clone().map_err(shared_error));
         }
     }
 
@@ -671,6 +708,7 @@ impl Target for StreamTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::pin::Pin;
     use std::sync::mpsc as std_mpsc;
 
     /// A target that blocks every write until the test lets it go, and keeps
@@ -680,12 +718,16 @@ mod tests {
         gate: std_mpsc::Receiver<()>,
         out: Arc<Mutex<Vec<u8>>>,
         fail: Arc<AtomicBool>,
+        panic: Arc<AtomicBool>,
     }
 
     impl Target for Gated {
         fn write_lines(&mut self, bytes: &[u8], _: &[LineMeta]) -> Result<(), WriteFailure> {
             let _ = self.entered.send(());
             let _ = self.gate.recv();
+            if self.panic.load(Ordering::SeqCst) {
+                panic!("the target panics (a test)");
+            }
             if self.fail.load(Ordering::SeqCst) {
                 return Err(io::Error::other("disk on fire").into());
             }
@@ -732,6 +774,8 @@ mod tests {
         entered: std_mpsc::Receiver<()>,
         out: Arc<Mutex<Vec<u8>>>,
         fail: Arc<AtomicBool>,
+        /// Makes the next write let through panic.
+        panic: Arc<AtomicBool>,
     }
 
     impl Harness {
@@ -777,6 +821,7 @@ mod tests {
         let (entered_tx, entered) = std_mpsc::channel();
         let out = Arc::new(Mutex::new(Vec::new()));
         let fail = Arc::new(AtomicBool::new(false));
+        let panic = Arc::new(AtomicBool::new(false));
         let writer = BackgroundWriter::start(
             Options {
                 kind: "test",
@@ -790,6 +835,7 @@ mod tests {
                 gate,
                 out: out.clone(),
                 fail: fail.clone(),
+                panic: panic.clone(),
             },
         )
         .unwrap();
@@ -799,6 +845,7 @@ mod tests {
             entered,
             out,
             fail,
+            panic,
         }
     }
 
@@ -904,6 +951,100 @@ mod tests {
         h.writer.flush(true).await.unwrap();
         h.writer.shutdown().await.unwrap();
         assert_eq!(h.written(), "a\n");
+    }
+
+    /// Polls `future` once: `Some` with its output if it is done already.
+    fn poll_once<F: Future>(future: Pin<&mut F>) -> Option<F::Output> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.poll(&mut cx) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        }
+    }
+
+    /// A writer draining its queue after a shutdown, blocked writing "b": "a" is
+    /// written, the queue is closed, "b" is not written yet. Returns the shutdown
+    /// call (queued, not done).
+    fn draining_after_shutdown(
+        h: &Harness,
+    ) -> Pin<Box<impl Future<Output = Result<(), LedgerError>> + '_>> {
+        h.writer.try_record(&cost("a")).unwrap();
+        h.entered.recv().unwrap(); // writing "a"
+        h.writer.try_record(&cost("b")).unwrap();
+        let mut shutdown = Box::pin(h.writer.shutdown());
+        assert!(poll_once(shutdown.as_mut()).is_none(), "queued behind a, b");
+        h.open.send(()).unwrap(); // "a" is written
+        // The next batch is "b" then the shutdown: the writer closes the queue,
+        // then blocks writing "b".
+        h.entered.recv().unwrap();
+        shutdown
+    }
+
+    #[tokio::test]
+    async fn flush_or_shutdown_after_a_shutdown_waits_for_the_drain_and_returns_its_result() {
+        let h = gated(8);
+        let mut first = draining_after_shutdown(&h);
+        // The queue no longer takes them: each waits for the writer instead of
+        // saying Ok while "b" is not written.
+        let mut flush = Box::pin(h.writer.flush(false));
+        assert!(
+            poll_once(flush.as_mut()).is_none(),
+            "flush returned before b was written"
+        );
+        let mut second = Box::pin(h.writer.shutdown());
+        assert!(
+            poll_once(second.as_mut()).is_none(),
+            "shutdown returned before b was written"
+        );
+        assert!(poll_once(first.as_mut()).is_none());
+
+        h.open_gate();
+        first.await.unwrap();
+        flush.await.unwrap();
+        second.await.unwrap();
+        assert_eq!(h.written(), "a\nb\n");
+        h.writer.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn every_shutdown_returns_the_error_of_the_final_write() {
+        let h = gated(8);
+        let first = draining_after_shutdown(&h);
+        let second = h.writer.shutdown();
+        h.fail.store(true, Ordering::SeqCst); // "b" fails
+        h.open_gate();
+        let (first, second) = tokio::join!(first, second);
+        for err in [first.unwrap_err(), second.unwrap_err()] {
+            assert!(matches!(err, LedgerError::Write { lost: 1, .. }), "{err:?}");
+            assert!(err.to_string().contains("disk on fire"), "{err}");
+        }
+        // And so does any later flush or shutdown: "b" never made it.
+        let later = h.writer.shutdown().await.unwrap_err();
+        assert!(later.to_string().contains("disk on fire"), "{later}");
+        let flush = h.writer.flush(true).await.unwrap_err();
+        assert!(
+            matches!(flush, LedgerError::Write { lost: 1, .. }),
+            "{flush:?}"
+        );
+        assert_eq!(h.written(), "a\n");
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_panics_while_draining_says_it_stopped_rather_than_ok() {
+        let h = gated(8);
+        let first = draining_after_shutdown(&h);
+        let flush = h.writer.flush(false);
+        h.panic.store(true, Ordering::SeqCst);
+        h.open_gate();
+        let (first, flush) = tokio::join!(first, flush);
+        for err in [first.unwrap_err(), flush.unwrap_err()] {
+            assert!(matches!(err, LedgerError::WriterStopped { .. }), "{err:?}");
+        }
+        let again = h.writer.shutdown().await.unwrap_err();
+        assert!(
+            matches!(again, LedgerError::WriterStopped { .. }),
+            "{again:?}"
+        );
     }
 
     #[tokio::test]

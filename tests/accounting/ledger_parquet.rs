@@ -510,6 +510,36 @@ async fn a_second_writer_of_one_directory_is_refused_until_the_first_shuts_down(
     assert_same(&read_dir(&dir), &[typical(0), typical(1)]);
 }
 
+/// A shutdown whose final close fails (the directory was removed under the
+/// writer) returns the error, and so does every later shutdown or flush: never
+/// `Ok` for receipts that are lost.
+#[tokio::test]
+async fn every_shutdown_after_a_failed_final_close_returns_its_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("receipts");
+    let (_time, clock) = clock();
+    let ledger = ParquetLedger::rolling(&dir)
+        .time_source(clock)
+        .open()
+        .unwrap();
+    ledger.record(&typical(0));
+    ledger.record(&typical(1));
+    fs::remove_dir_all(&dir).unwrap();
+    let first = ledger.shutdown().await.unwrap_err();
+    assert!(
+        matches!(first, LedgerError::Write { lost: 2, .. }),
+        "{first:?}"
+    );
+    for again in [ledger.shutdown().await, ledger.flush().await] {
+        let again = again.unwrap_err();
+        assert!(
+            matches!(again, LedgerError::Write { lost: 2, .. }),
+            "{again:?}"
+        );
+        assert_eq!(again.to_string(), first.to_string());
+    }
+}
+
 #[tokio::test]
 async fn files_are_owner_only_and_a_directory_others_can_read_is_refused() {
     let dir = tempfile::tempdir().unwrap();

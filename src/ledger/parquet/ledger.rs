@@ -4,7 +4,7 @@
 use super::file::{ParquetFileWriter, PushError};
 use super::naming::{self, ParquetName};
 use crate::billing::Cost;
-use crate::ledger::writer::WarnLimiter;
+use crate::ledger::writer::{Ended, WarnLimiter, shared_error, wait_ended};
 use crate::ledger::{DEFAULT_CAPACITY, LedgerError, Refused, RollEvery, SinkStats};
 use crate::sink::CostSink;
 use crate::util::BoxFuture;
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Messages taken from the queue per wake-up.
 const BATCH: usize = 256;
@@ -164,7 +164,9 @@ impl ParquetLedgerBuilder {
         warn_about_leftovers(&self.dir);
         let (tx, rx) = mpsc::channel(self.capacity);
         let counters = Arc::new(Counters::default());
+        let (end, ended) = watch::channel(None);
         let worker = Worker {
+            end,
             dir: self.dir.clone(),
             every: self.every,
             max_rows: self.max_rows,
@@ -208,6 +210,7 @@ impl ParquetLedgerBuilder {
                 closed: AtomicBool::new(false),
                 counters,
                 warn: WarnLimiter::new(),
+                ended,
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -259,30 +262,31 @@ impl ParquetLedger {
     /// Waits until every receipt accepted before this call is in a closed,
     /// readable, fsynced file: the file being written is closed (the next receipt
     /// starts a new one). Returns the first error since the last flush, with the
-    /// count of receipts lost so far.
+    /// count of receipts lost so far. After [`shutdown`](Self::shutdown), waits
+    /// for the writer to finish and returns how it ended.
     pub async fn flush(&self) -> Result<(), LedgerError> {
         let (ack, done) = oneshot::channel();
         if self.shared.tx().send(Msg::Flush { ack }).await.is_err() {
-            return self.shared.after_close();
+            return self.shared.ended().await;
         }
         match done.await {
             Ok(result) => result.map_err(|source| self.shared.write_error(source)),
-            Err(_) => self.shared.after_close(),
+            Err(_) => self.shared.ended().await,
         }
     }
 
     /// Refuses new receipts, writes everything accepted, closes the file and stops
-    /// the writer. Calling it again does nothing. Dropping the last handle does the
-    /// same, blocking until done.
+    /// the writer. Calling it again waits for the writer to finish, and returns
+    /// the same result. Dropping the last handle does the same, blocking until done.
     pub async fn shutdown(&self) -> Result<(), LedgerError> {
         self.shared.closed.store(true, Ordering::Release);
         let (ack, done) = oneshot::channel();
         if self.shared.tx().send(Msg::Shutdown { ack }).await.is_err() {
-            return Ok(()); // already shut down
+            return self.shared.ended().await; // shut down already, or being shut down
         }
         match done.await {
             Ok(result) => result.map_err(|source| self.shared.write_error(source)),
-            Err(_) => self.shared.after_close(),
+            Err(_) => self.shared.ended().await,
         }
     }
 
@@ -357,6 +361,8 @@ struct Shared {
     closed: AtomicBool,
     counters: Arc<Counters>,
     warn: WarnLimiter,
+    /// How the writer thread ended, once it has.
+    ended: watch::Receiver<Ended>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -414,13 +420,15 @@ impl Shared {
         }
     }
 
-    fn after_close(&self) -> Result<(), LedgerError> {
-        if self.closed.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err(LedgerError::WriterStopped {
+    /// For a call the queue no longer takes: waits until the writer has closed
+    /// its file, and returns its final result (the same for every caller);
+    /// [`LedgerError::WriterStopped`] if it panicked.
+    async fn ended(&self) -> Result<(), LedgerError> {
+        match wait_ended(&self.ended).await {
+            Some(result) => result.map_err(|source| self.write_error(source)),
+            None => Err(LedgerError::WriterStopped {
                 path: self.dir.clone(),
-            })
+            }),
         }
     }
 
@@ -454,6 +462,8 @@ impl Drop for Shared {
 
 /// The writer thread's state.
 struct Worker {
+    /// Says how the thread ended (dropped unset if it panics).
+    end: watch::Sender<Ended>,
     dir: PathBuf,
     every: RollEvery,
     max_rows: Option<u64>,
@@ -499,16 +509,21 @@ impl Worker {
                 }
             }
         }
-        let mut result = Some(self.flush());
+        let result = self.flush().map_err(Arc::new);
         // Released before any caller hears that the writer is done: a ledger
         // shut down can be opened again at once.
         drop(self.lock.take());
-        for ack in shutdown_acks {
-            let _ = ack.send(result.take().unwrap_or(Ok(())));
-        }
-        if let Some(Err(e)) = result {
+        if let Err(e) = &result
+            && shutdown_acks.is_empty()
+        {
             tracing::error!(target: "sagemeter", sink = KIND, name = %self.dir.display(),
                 error = %e, "final write of the Parquet ledger failed");
+        }
+        // Every shutdown, and every flush or shutdown too late for the queue,
+        // gets the same result.
+        self.end.send_replace(Some(result.clone()));
+        for ack in shutdown_acks {
+            let _ = ack.send(result.clone().map_err(shared_error));
         }
     }
 
