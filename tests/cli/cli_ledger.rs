@@ -346,3 +346,93 @@ async fn invoke_refuses_a_ledger_another_writer_holds() {
         .collect();
     assert_eq!(ids, ["c1"]);
 }
+
+/// `convert` is all or nothing: a good file then one damaged in the middle fails
+/// (exit 1) and leaves no output at all (not even the good file's, nor a hidden
+/// one), so that once the damage is repaired the same command runs again.
+#[tokio::test]
+async fn convert_with_a_damaged_input_leaves_no_output_and_can_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.jsonl");
+    let bad = dir.path().join("bad.jsonl");
+    write_jsonl(&good, &[receipt(1, "2026-12-02T10:00:00Z")]).await;
+    let costs: Vec<Cost> = (2..=4)
+        .map(|i| receipt(i, "2026-12-02T10:00:00Z"))
+        .collect();
+    write_jsonl(&bad, &costs).await;
+    let whole = std::fs::read_to_string(&bad).unwrap();
+    let mut lines: Vec<&str> = whole.lines().collect();
+    let receipt_line = lines.len() - 2; // the second of three receipts
+    let cut = &lines[receipt_line][..20];
+    lines[receipt_line] = cut;
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("out");
+    let convert = || {
+        let mut cmd = sagemeter();
+        cmd.args(["ledger", "convert"])
+            .arg(&good)
+            .arg(&bad)
+            .args(["--to", "parquet"])
+            .arg(&out);
+        cmd
+    };
+
+    convert()
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "ledger {}, line {}",
+            bad.display(),
+            receipt_line + 1
+        )));
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    std::fs::write(&bad, &whole).unwrap();
+    convert().assert().success();
+    let read = |name: &str| sagemeter::ledger::parquet::read_all(out.join(name)).unwrap();
+    assert_eq!(read("good.parquet"), [receipt(1, "2026-12-02T10:00:00Z")]);
+    assert_eq!(read("bad.parquet"), costs);
+}
+
+/// A directory's file of the current UTC hour may still be appended to by its
+/// rolling ledger: `convert` converts it as it is and warns on stderr, naming it.
+#[tokio::test]
+async fn convert_warns_about_a_file_of_the_current_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let rolling = dir.path().join("receipts");
+    std::fs::create_dir(&rolling).unwrap();
+    // This hour's name and the next's: whichever is current when the command
+    // runs (an hour may turn in between).
+    let now = chrono::Utc::now();
+    let names: Vec<String> = [now, now + chrono::Duration::hours(1)]
+        .iter()
+        .map(|t| t.format("sagemeter-%Y-%m-%dT%H.jsonl").to_string())
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        write_jsonl(
+            &rolling.join(name),
+            &[receipt(i as u32, "2026-12-02T10:00:00Z")],
+        )
+        .await;
+    }
+    let output = sagemeter()
+        .args(["ledger", "convert"])
+        .arg(&rolling)
+        .args(["--to", "parquet"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let warned = names.iter().any(|name| {
+        stderr.contains(&format!(
+            "warning: {} is a file of the current hour or day",
+            rolling.join(name).display()
+        ))
+    });
+    assert!(warned, "{stderr}");
+}

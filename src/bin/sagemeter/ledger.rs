@@ -17,7 +17,8 @@ pub enum LedgerCommand {
     Convert(ConvertArgs),
 }
 
-/// `sagemeter ledger convert <LEDGER>... --to parquet <DIR>`.
+/// `sagemeter ledger convert <LEDGER>... --to parquet <DIR>`: all or nothing (a
+/// failure leaves no output behind).
 #[derive(clap::Args, Debug)]
 pub struct ConvertArgs {
     /// JSON Lines ledger files, or directories of them (a rolling ledger's, read
@@ -56,7 +57,11 @@ fn run_convert(args: ConvertArgs, out: &mut dyn Write) -> Result<(), CliError> {
     // Every input and output first: nothing is written if one of them is wrong.
     let mut inputs = Vec::new();
     for path in &args.ledgers {
-        inputs.extend(ledger_files(path).map_err(failed)?);
+        let files = ledger_files(path).map_err(failed)?;
+        if path.is_dir() {
+            warn_about_current_files(&files);
+        }
+        inputs.extend(files);
     }
     let mut planned = Vec::new();
     let mut names = HashSet::new();
@@ -77,14 +82,25 @@ fn run_convert(args: ConvertArgs, out: &mut dyn Write) -> Result<(), CliError> {
         planned.push((input, target));
     }
     make_dir(dir)?;
-    let (mut rows, mut bytes) = (0u64, 0u64);
+    // All or nothing: each output is written under a hidden name of this run,
+    // and given its own name only once every input has converted. A failure
+    // leaves no output behind, so that the same command can run again.
+    let mut staged = Staged::default();
+    let mut converted = Vec::new();
     for (input, target) in &planned {
-        let converted = convert(input, target).map_err(failed)?;
+        let staging = staging_name(target);
+        let done = convert(input, &staging).map_err(failed)?;
+        staged.files.push((staging, target.clone()));
+        converted.push(done);
+    }
+    staged.commit()?;
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    for ((input, target), converted) in planned.iter().zip(&converted) {
         writeln!(
             out,
             "{} -> {}: {} records, {} bytes",
             input.display(),
-            converted.to.display(),
+            target.display(),
             converted.rows,
             converted.bytes
         )?;
@@ -109,6 +125,94 @@ fn run_convert(args: ConvertArgs, out: &mut dyn Write) -> Result<(), CliError> {
     )?;
     out.flush()?;
     Ok(())
+}
+
+/// The hidden name `target` is written under by this run: `.NAME.<pid>.converting`
+/// (hidden, so that no reader of the directory takes it for a ledger file).
+fn staging_name(target: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(target.file_name().unwrap_or_default());
+    name.push(format!(".{}.converting", std::process::id()));
+    target.with_file_name(name)
+}
+
+/// The outputs of this run written so far, under their staging names, and the
+/// names they are to get; removed when dropped (a failed run leaves nothing).
+#[derive(Default)]
+struct Staged {
+    files: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Staged {
+    /// Gives every output its own name, never over an existing file; on a
+    /// failure, removes the ones already given theirs and fails.
+    fn commit(mut self) -> Result<(), CliError> {
+        let mut named: Vec<&Path> = Vec::new();
+        for (staging, target) in &self.files {
+            if let Err(e) = link_new(staging, target) {
+                for done in named {
+                    let _ = std::fs::remove_file(done);
+                }
+                return Err(CliError::failed(format!(
+                    "cannot name {}: {e}; nothing was converted",
+                    target.display()
+                )));
+            }
+            named.push(target);
+        }
+        for (staging, _) in std::mem::take(&mut self.files) {
+            let _ = std::fs::remove_file(staging);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for (staging, _) in &self.files {
+            let _ = std::fs::remove_file(staging);
+        }
+    }
+}
+
+/// `target` becomes a name of `staging`'s file, refused if `target` exists.
+fn link_new(staging: &Path, target: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(staging, target) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        // A file system without hard links: check, then rename.
+        Err(_) if target.exists() => Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "the file exists",
+        )),
+        Err(_) => std::fs::rename(staging, target),
+    }
+}
+
+/// Warns about the files of a directory input that a rolling ledger may still be
+/// appending to: those of the current UTC hour (or day, `T00`). Their Parquet
+/// files hold the receipts written so far, not those written after.
+fn warn_about_current_files(files: &[PathBuf]) {
+    let now = chrono::Utc::now();
+    let hour = now.format("sagemeter-%Y-%m-%dT%H").to_string();
+    let day = now.format("sagemeter-%Y-%m-%dT00").to_string();
+    for file in files {
+        let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let current = [&hour, &day].iter().any(|period| {
+            name.strip_prefix(period.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+        });
+        if current {
+            eprintln!(
+                "warning: {} is a file of the current hour or day: if a ledger is still \
+                 writing to it, the receipts it writes from now on are not in its Parquet \
+                 file (to convert it again later, remove that output first)",
+                file.display()
+            );
+        }
+    }
 }
 
 /// `calls.jsonl` → `calls.parquet`.
