@@ -31,7 +31,7 @@ use crate::billing::{
 };
 use crate::endpoint::VariantBilling;
 use crate::pricing::{PriceOrigin, Provenance};
-use crate::report::{GroupBy, ReportRow};
+use crate::report::{CallPart, GroupBy, ReportRow};
 use crate::usage::{Operation, Outcome, Usage};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -625,7 +625,8 @@ pub(crate) const DEFINITION_PREFIXES: [&[u8]; 2] =
 
 /// What a report needs of a receipt line starting with [`RECEIPT_PREFIX`], read
 /// without building the receipt: `defs` gives the endpoint and variant, and for a
-/// `tag:<key>` report only the tags are parsed.
+/// `tag:<key>` report only the tags are parsed. The receipts of asynchronous
+/// invocations are built, to tell a submission from a settlement.
 pub(crate) fn report_row<'a>(
     text: &'a [u8],
     defs: &'a Definitions,
@@ -652,6 +653,13 @@ pub(crate) fn report_row<'a>(
     report_row.output_tokens = row.tout;
     report_row.fully_priced = row.l.0;
     report_row.outcome = row.outcome.unwrap_or(Outcome::Ok);
+    if context.operation == Operation::InvokeEndpointAsync {
+        // Submission or settlement: told as `Cost::is_async_settlement` tells it,
+        // from the whole receipt (its lines' items, data out, tokens, notes).
+        let line: Line<'_> = serde_json::from_slice(text)?;
+        let settlement = receipt(line, defs)?.is_async_settlement();
+        report_row.part = CallPart::of(context.operation, settlement);
+    }
     Ok(report_row)
 }
 

@@ -18,6 +18,14 @@
 //!   [`UNTAGGED`] for calls without it); `day` (`YYYY-MM-DD`, UTC); `hour`
 //!   (`YYYY-MM-DDTHH:00Z`, UTC). Time groups are listed in time order, the others
 //!   by cost, highest first (then by name).
+//! - **Calls**: one per call. An asynchronous invocation (`InvokeEndpointAsync`)
+//!   has two receipts, its submission (data in, the per-inference fee) and later
+//!   its settlement (compute, data out, tokens; [`Cost::is_async_settlement`]), and
+//!   is one call: the submission counts it, the settlement adds its cost, tokens,
+//!   unpriced lines and outcome but no call ([`CallPart`]). The settlement's `at`
+//!   is the submission's, so both fall in the same groups and range. A group can
+//!   hold a settlement without its submission (e.g. one whose submission is in
+//!   another ledger file not reported): its cost counts, with no call.
 //! - **cost_usd**: the exact sum of the receipts' `cost_usd` (priced lines only).
 //! - **usd_per_1000_calls**: cost_usd × 1000 ÷ calls.
 //! - **Percentiles** (cost per call, latency): nearest rank. For p in (0, 100]
@@ -28,16 +36,27 @@
 //!   with the calls, the smallest observed value of the 0.1%-wide bucket that
 //!   holds the rank: at most 0.1% below the exact one
 //!   ([`Report::approximate_percentiles`] says so).
+//!   One value per call: for an asynchronous invocation, the **cost per call** is
+//!   its settlement's (where its compute is billed; the submission's data-in fee is
+//!   left out of that percentile, not of cost_usd) and the **latency** its
+//!   submission's (the client-side time of the `InvokeEndpointAsync` request; the
+//!   processing time on the settlement is not a client latency).
 //! - **Latency**: the client-side wall time on the receipt (`latency_us`), in ms.
 //! - **Tokens**: sums of the input and output tokens the responses reported;
 //!   `calls_with_tokens` counts calls that reported any. **usd_per_1000_tokens** =
 //!   the cost of those calls × 1000 ÷ their input + output tokens (`None` when no
-//!   call reported tokens): calls without token counts do not dilute it.
-//! - **Unpriced**: `unpriced_calls` counts calls with at least one unpriced line;
-//!   `unpriced_share` = unpriced_calls ÷ calls. When it is not zero, cost figures
-//!   are lower bounds.
+//!   call reported tokens): calls without token counts do not dilute it. Of an
+//!   asynchronous invocation, the settlement reports the tokens and its cost is
+//!   the one counted here.
+//! - **Unpriced**: `unpriced_calls` counts calls with at least one unpriced line
+//!   (an asynchronous invocation counts by each of its receipts that has one, so
+//!   one whose submission and settlement both have one counts twice);
+//!   `unpriced_share` = unpriced_calls ÷ calls, at most 1. When it is not zero,
+//!   cost figures are lower bounds.
 //! - **errors** / **cancelled**: calls whose outcome was `error` / `cancelled`
 //!   (they are included in every other figure: a failed call still cost money).
+//!   An asynchronous invocation is an error when its submission failed (it then
+//!   has no settlement) or its settlement did (the inference failed): once.
 //! - Derived money (per 1,000 calls or tokens) is rounded to 10⁻¹² USD like the
 //!   receipts; shares to 6 decimal places; sums and percentiles are exact.
 //! - **Overflow**: a sum (cost, input or output tokens) or a cost per 1,000 calls
@@ -311,11 +330,49 @@ pub struct ReportRow<'a> {
     pub fully_priced: bool,
     /// How the call ended.
     pub outcome: Outcome,
+    /// Which receipt of its call this is: a call's only one, or one of the two
+    /// of an asynchronous invocation (see [`CallPart`]).
+    pub part: CallPart,
+}
+
+/// Which receipt of a call a [`ReportRow`] is. An asynchronous invocation
+/// (`InvokeEndpointAsync`) has two receipts, one call: the module docs say what
+/// each counts for.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CallPart {
+    /// The only receipt of its call (every operation but `InvokeEndpointAsync`).
+    #[default]
+    Whole,
+    /// The submission of an asynchronous invocation (data in, the per-inference
+    /// fee): it counts the call.
+    AsyncSubmission,
+    /// The settlement of an asynchronous invocation (compute, data out, tokens;
+    /// [`Cost::is_async_settlement`]): it adds its cost, not a call.
+    AsyncSettlement,
+}
+
+impl CallPart {
+    /// The part of `operation`'s call a receipt is, given whether it is a
+    /// settlement ([`Cost::is_async_settlement`]).
+    pub(crate) fn of(operation: crate::usage::Operation, settlement: bool) -> Self {
+        match (operation, settlement) {
+            (crate::usage::Operation::InvokeEndpointAsync, true) => CallPart::AsyncSettlement,
+            (crate::usage::Operation::InvokeEndpointAsync, false) => CallPart::AsyncSubmission,
+            _ => CallPart::Whole,
+        }
+    }
+
+    /// True for the receipts that count a call (all but settlements).
+    fn counts_the_call(self) -> bool {
+        self != CallPart::AsyncSettlement
+    }
 }
 
 impl<'a> ReportRow<'a> {
     /// A row of a call of `endpoint` at `at` that cost `cost_usd`: every line
-    /// priced, outcome `ok`, no tokens, latency 0, until set.
+    /// priced, outcome `ok`, no tokens, latency 0, the call's only receipt
+    /// ([`CallPart::Whole`]), until set.
     pub fn new(at: DateTime<Utc>, endpoint: &'a str, cost_usd: Decimal) -> Self {
         ReportRow {
             at,
@@ -330,6 +387,7 @@ impl<'a> ReportRow<'a> {
             output_tokens: None,
             fully_priced: true,
             outcome: Outcome::Ok,
+            part: CallPart::Whole,
         }
     }
 
@@ -351,6 +409,7 @@ impl<'a> ReportRow<'a> {
             output_tokens: cost.usage.output_tokens,
             fully_priced: cost.is_fully_priced(),
             outcome: cost.usage.outcome,
+            part: CallPart::of(cost.usage.operation, cost.is_async_settlement()),
         }
     }
 }
@@ -611,19 +670,26 @@ impl Acc {
             )),
             false => None,
         };
+        // An asynchronous invocation is one call: its submission counts it (and
+        // gives its latency), its settlement adds its cost (and the cost per call).
+        let call = u64::from(row.part.counts_the_call());
         let hour = row.at.timestamp().div_euclid(3600) * 3600;
         let (open_hour, settled) = match self.open_hour {
             Some((open, calls, usd)) if open == hour => (
-                (open, calls + 1, sum(usd, row.cost_usd, "cost per hour")?),
+                (open, calls + call, sum(usd, row.cost_usd, "cost per hour")?),
                 None,
             ),
-            _ => ((hour, 1, row.cost_usd), self.settled()?),
+            _ => ((hour, call, row.cost_usd), self.settled()?),
         };
 
-        self.calls += 1;
+        self.calls += call;
         self.cost_usd = cost_usd;
-        self.costs.push(row.cost_usd);
-        self.latencies_us.push(row.latency_us);
+        if row.part != CallPart::AsyncSubmission {
+            self.costs.push(row.cost_usd);
+        }
+        if row.part.counts_the_call() {
+            self.latencies_us.push(row.latency_us);
+        }
         if let Some((cost, input, output)) = tokens {
             self.calls_with_tokens += 1;
             self.cost_with_tokens = cost;
@@ -733,10 +799,12 @@ impl Acc {
             calls_with_tokens: self.calls_with_tokens,
             usd_per_1000_tokens: per_1000(self.cost_with_tokens, tokens, "cost per 1,000 tokens")?,
             unpriced_calls: self.unpriced_calls,
-            unpriced_share: if self.calls == 0 {
-                Decimal::ZERO
-            } else {
-                (Decimal::from(self.unpriced_calls) / Decimal::from(self.calls)).round_dp(6)
+            // At most 1: an asynchronous invocation both of whose receipts have
+            // unpriced lines counts twice, and a group can hold settlements alone.
+            unpriced_share: match (self.unpriced_calls, self.calls) {
+                (0, _) => Decimal::ZERO,
+                (unpriced, calls) if unpriced >= calls => Decimal::ONE,
+                (unpriced, calls) => (Decimal::from(unpriced) / Decimal::from(calls)).round_dp(6),
             },
             errors: self.errors,
             cancelled: self.cancelled,

@@ -419,3 +419,144 @@ fn bad_options_are_clear_errors() {
     let err = report_file("/no/such/ledger.jsonl", &ReportOptions::default()).unwrap_err();
     assert!(err.to_string().contains("/no/such/ledger.jsonl"), "{err}");
 }
+
+/// A priced cost line of `item`: `quantity` `unit` at `rate` USD each, costing `cost`.
+fn priced_line(
+    item: &str,
+    quantity: &str,
+    unit: &str,
+    rate: &str,
+    cost: &str,
+) -> serde_json::Value {
+    json!({"item": item, "quantity": quantity, "unit": unit,
+           "price": {"status": "priced", "usd_per_unit": rate, "cost_usd": cost,
+                     "provenance": {"source": "snapshot", "sku": null, "effective_date": null,
+                                    "fetched_at": null, "note": null}}})
+}
+
+/// The two receipts of one `InvokeEndpointAsync` call `id` on `async-ep` (an
+/// ml.m5.xlarge at 0.23 USD per instance-hour; data in and out at 0.016 USD per
+/// GB, AWS's published rates): the submission (1 GB ÷ 1000 of input, 40 ms for
+/// the request) and, when `settled` says how it ended, the settlement (10 s of
+/// processing, 2 MB of output, 100 + 400 tokens, the client's note).
+fn async_invocation(id: &str, submission_outcome: &str, settled: Option<&str>) -> Vec<Cost> {
+    let receipt = |usage: serde_json::Value, lines: Vec<serde_json::Value>, cost: &str, notes| {
+        serde_json::from_value::<Cost>(json!({
+            "call_id": id, "at": "2026-11-05T10:00:00Z", "endpoint": "async-ep",
+            "variant": "AllTraffic", "allocation": "processor_sharing", "usage": usage,
+            "lines": lines, "cost_usd": cost, "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0", "notes": notes,
+        }))
+        .unwrap()
+    };
+    // Data in: 0.001 GB × 0.016 USD/GB = 0.000016 USD.
+    let mut receipts = vec![receipt(
+        json!({"operation": "InvokeEndpointAsync", "latency_us": 40_000, "bytes_in": 1_000_000,
+               "bytes_out": 0, "outcome": submission_outcome}),
+        vec![priced_line(
+            "data_in",
+            "0.001",
+            "gigabytes",
+            "0.016",
+            "0.000016",
+        )],
+        "0.000016",
+        json!([]),
+    )];
+    if let Some(outcome) = settled {
+        // Compute: 10 s = 10/3600 h × 0.23 USD/h = 0.000638888888…, rounded to
+        // 10⁻¹² as receipts are: 0.000638888889. Data out: 0.002 GB × 0.016 =
+        // 0.000032. The settlement: 0.000638888889 + 0.000032 = 0.000670888889.
+        receipts.push(receipt(
+            json!({"operation": "InvokeEndpointAsync", "latency_us": 10_000_000,
+                   "bytes_in": 0, "bytes_out": 2_000_000, "input_tokens": 100,
+                   "output_tokens": 400, "outcome": outcome}),
+            vec![
+                priced_line(
+                    "compute",
+                    "0.002777777778",
+                    "instance_hours",
+                    "0.23",
+                    "0.000638888889",
+                ),
+                priced_line("data_out", "0.002", "gigabytes", "0.016", "0.000032"),
+            ],
+            "0.000670888889",
+            json!(["settlement of the async invocation submitted at 2026-11-05T10:00:00+00:00"]),
+        ));
+    }
+    receipts
+}
+
+/// An asynchronous invocation's submission and settlement are one call, whether
+/// the report reads them in memory, from a JSON Lines ledger or from Parquet.
+#[tokio::test]
+async fn an_async_invocation_is_one_call_with_both_receipts_cost() {
+    let receipts = async_invocation("async-1", "ok", Some("ok"));
+    assert!(!receipts[0].is_async_settlement() && receipts[1].is_async_settlement());
+    let options = ReportOptions::new(GroupBy::Endpoint);
+    let report = summarize(&receipts, &options).unwrap();
+    let total = &report.total;
+    assert_eq!(total.calls, 1, "one invocation, two receipts");
+    // 0.000016 (submission) + 0.000670888889 (settlement) = 0.000686888889 USD.
+    assert_eq!(total.cost_usd, dec("0.000686888889"));
+    // × 1000 ÷ 1 call.
+    assert_eq!(total.usd_per_1000_calls, Some(dec("0.686888889")));
+    // Latency: the submission's 40 ms (the client's request), not the 10 s of
+    // processing on the settlement; both percentiles of the one call.
+    assert_eq!(total.latency_p50_ms, Some(dec("40")));
+    assert_eq!(total.latency_p95_ms, Some(dec("40")));
+    // Cost per call: the settlement's, where the compute is billed.
+    assert_eq!(total.cost_per_call_p50_usd, Some(dec("0.000670888889")));
+    assert_eq!(total.cost_per_call_p95_usd, Some(dec("0.000670888889")));
+    // Tokens, on the settlement: 0.000670888889 × 1000 ÷ (100 + 400) =
+    // 0.001341777778 (rounded to 10⁻¹²).
+    assert_eq!((total.input_tokens, total.output_tokens), (100, 400));
+    assert_eq!(total.calls_with_tokens, 1);
+    assert_eq!(total.usd_per_1000_tokens, Some(dec("0.001341777778")));
+    assert_eq!((total.errors, total.unpriced_calls), (0, 0));
+    let point = &report.over_time.series[0].points[0];
+    assert_eq!((point.calls, point.cost_usd), (1, dec("0.000686888889")));
+
+    // The same from a JSON Lines ledger.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("async.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    for cost in &receipts {
+        ledger.try_record(cost).unwrap();
+    }
+    ledger.shutdown().await.unwrap();
+    assert_eq!(report_file(&path, &options).unwrap(), report);
+
+    // And from Parquet.
+    #[cfg(feature = "parquet")]
+    {
+        let path = dir.path().join("async.parquet");
+        let mut out = sagemeter::ledger::parquet::ParquetFileWriter::create(&path).unwrap();
+        for cost in &receipts {
+            out.write(cost).unwrap();
+        }
+        out.finish().unwrap();
+        assert_eq!(report_files([&path], &options).unwrap(), report);
+    }
+}
+
+/// An asynchronous invocation is an error once, whether its submission failed
+/// (it has no settlement) or its inference did (its settlement says so).
+#[tokio::test]
+async fn a_failed_async_invocation_is_one_error_in_one_call() {
+    let mut receipts = async_invocation("async-1", "ok", Some("error"));
+    receipts.extend(async_invocation("async-2", "error", None));
+    let options = ReportOptions::new(GroupBy::Endpoint);
+    let report = summarize(&receipts, &options).unwrap();
+    assert_eq!((report.total.calls, report.total.errors), (2, 2));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("async.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    for cost in &receipts {
+        ledger.try_record(cost).unwrap();
+    }
+    ledger.shutdown().await.unwrap();
+    assert_eq!(report_file(&path, &options).unwrap(), report);
+}

@@ -145,7 +145,7 @@ fn micros(n: i64, name: &str) -> Result<Duration, String> {
 }
 
 /// An enum by the name serde gives its variant.
-fn named<T: DeserializeOwned>(s: &str, name: &str) -> Result<T, String> {
+pub(crate) fn named<T: DeserializeOwned>(s: &str, name: &str) -> Result<T, String> {
     let de: StrDeserializer<'_, serde::de::value::Error> = s.into_deserializer();
     T::deserialize(de).map_err(|_| format!("`{name}` `{s}` is not one sagemeter knows"))
 }

@@ -1,11 +1,14 @@
 //! A report over Parquet ledger files: only the columns a report reads (and of
-//! the cost lines only their `reason`, set on unpriced lines), row groups spread over every core.
+//! the cost lines only their `reason`, set on unpriced lines, and their `item`),
+//! row groups spread over every core.
 
+use super::decode::named as parse_named;
 use super::reader::{builder, parquet_error};
 use super::schema::{col, line};
+use crate::billing::{LineItem, SETTLEMENT_NOTE};
 use crate::ledger::LedgerError;
-use crate::report::{GroupBy, ReportBuilder, ReportError, ReportOptions, ReportRow};
-use crate::usage::Outcome;
+use crate::report::{CallPart, GroupBy, ReportBuilder, ReportError, ReportOptions, ReportRow};
+use crate::usage::{Operation, Outcome};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Decimal128Type, Int64Type, TimestampNanosecondType};
 use arrow_array::{Array, RecordBatch};
@@ -17,16 +20,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The top-level columns a report reads.
-const COLUMNS: [&str; 8] = [
+/// The top-level columns a report reads (operation, bytes out and notes tell an
+/// asynchronous invocation's settlement from its submission, with the lines' items).
+const COLUMNS: [&str; 11] = [
     col::AT,
     col::ENDPOINT,
     col::VARIANT,
+    col::OPERATION,
+    col::BYTES_OUT,
     col::COST_USD,
     col::LATENCY_US,
     col::INPUT_TOKENS,
     col::OUTPUT_TOKENS,
     col::OUTCOME,
+    col::NOTES,
 ];
 
 /// A report builder fed by every row of `files`, read on every core.
@@ -91,7 +98,10 @@ fn row_group(path: &Path, group: usize, part: &mut ReportBuilder) -> Result<(), 
             let parts = c.path().parts();
             let root = parts[0].as_str();
             COLUMNS.contains(&root)
-                || (root == col::LINES && parts.last().is_some_and(|p| p == line::REASON))
+                || (root == col::LINES
+                    && parts
+                        .last()
+                        .is_some_and(|p| p == line::REASON || p == line::ITEM))
                 || (root == col::TAGS && matches!(by, GroupBy::Tag(_)))
                 || (root == col::INFERENCE_COMPONENT && by == GroupBy::Component)
                 || (root == col::TARGET_MODEL && by == GroupBy::Model)
@@ -155,10 +165,11 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
             .as_primitive_opt::<Int64Type>()
             .ok_or_else(|| mistyped(name))
     };
-    let (endpoint, variant, outcome) = (
+    let (endpoint, variant, outcome, operation) = (
         strings(col::ENDPOINT)?,
         strings(col::VARIANT)?,
         strings(col::OUTCOME)?,
+        strings(col::OPERATION)?,
     );
     // Absent from files written before they were carried: no call named one.
     let named = |name: &str, wanted: bool| match wanted {
@@ -173,11 +184,19 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
     let cost = column(col::COST_USD)?
         .as_primitive_opt::<Decimal128Type>()
         .ok_or_else(|| mistyped(col::COST_USD))?;
-    let (latency, input, output) = (
+    let (latency, input, output, bytes_out) = (
         counts(col::LATENCY_US)?,
         counts(col::INPUT_TOKENS)?,
         counts(col::OUTPUT_TOKENS)?,
+        counts(col::BYTES_OUT)?,
     );
+    let notes = column(col::NOTES)?
+        .as_list_opt::<i32>()
+        .ok_or_else(|| mistyped(col::NOTES))?;
+    let note_texts = notes
+        .values()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| mistyped("notes.element"))?;
     let lines = column(col::LINES)?
         .as_list_opt::<i32>()
         .ok_or_else(|| mistyped(col::LINES))?;
@@ -188,6 +207,12 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         .as_struct_opt()
         .and_then(|lines| lines.column_by_name(line::REASON))
         .ok_or_else(|| mistyped("lines.reason"))?;
+    let items = lines
+        .values()
+        .as_struct_opt()
+        .and_then(|lines| lines.column_by_name(line::ITEM))
+        .and_then(|items| items.as_string_opt::<i32>())
+        .ok_or_else(|| mistyped("lines.item"))?;
     let tags = match by {
         GroupBy::Tag(_) => Some(
             column(col::TAGS)?
@@ -236,6 +261,25 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         };
         let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
         row.fully_priced = (from..to).all(|l| reason.is_null(l));
+        let op: Operation =
+            parse_named(operation.value(i), col::OPERATION).map_err(|e| format!("row {i}: {e}"))?;
+        if op == Operation::InvokeEndpointAsync {
+            // As `Cost::is_async_settlement` tells it.
+            let mut settlement_line = false;
+            for l in from..to {
+                let item: LineItem = parse_named(items.value(l), "lines.item")
+                    .map_err(|e| format!("row {i}: {e}"))?;
+                settlement_line |= !matches!(item, LineItem::DataIn | LineItem::Inference);
+            }
+            let notes = notes.value_offsets();
+            let settlement = settlement_line
+                || bytes_out.value(i) > 0
+                || input.is_valid(i)
+                || output.is_valid(i)
+                || (notes[i] as usize..notes[i + 1] as usize)
+                    .any(|n| note_texts.value(n).starts_with(SETTLEMENT_NOTE));
+            row.part = CallPart::of(op, settlement);
+        }
         if let (Some((keys, values, offsets)), GroupBy::Tag(key)) = (&tag_entries, by) {
             row.tag = (offsets[i] as usize..offsets[i + 1] as usize)
                 .find(|&t| keys.value(t) == key)
