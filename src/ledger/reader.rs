@@ -4,8 +4,24 @@ use super::compact::{self, Definitions};
 use super::{LEDGER_FORMAT_VERSION, LedgerError};
 use crate::billing::Cost;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+
+/// The longest line a reader takes (16 MiB). The writer's lines are a few hundred
+/// bytes to a few KB (a receipt with many tags or notes); a longer run of bytes
+/// without a newline (a JSON array dump, a zero-filled tail left by a power loss)
+/// is no ledger line, and is refused as [`LedgerError::Corrupt`] once this much of
+/// it is read, wherever it is, rather than read into memory whole.
+pub(crate) const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// The error of a line longer than [`MAX_LINE_BYTES`].
+pub(crate) fn line_too_long() -> serde_json::Error {
+    serde::de::Error::custom(format_args!(
+        "the line is longer than {} MiB without a newline: not a ledger line (a receipt \
+         is a few KB)",
+        MAX_LINE_BYTES >> 20
+    ))
+}
 
 /// A last line cut short by a crash, skipped by the reader.
 #[non_exhaustive]
@@ -136,8 +152,11 @@ pub fn ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError>
 ///   in the middle of a write leaves: it is skipped with a WARN and reported by
 ///   [`torn_tail`](Self::torn_tail); the iteration ends normally.
 /// - Any other line that does not parse is an error naming the line
-///   ([`LedgerError::Corrupt`]); so is a record of a newer format version
-///   ([`LedgerError::UnsupportedVersion`]). The iterator ends after an error.
+///   ([`LedgerError::Corrupt`]); so is a line longer than 16 MiB, even the last
+///   one without a newline (the writer writes none: it is not a torn write, and
+///   it is refused once 16 MiB of it are read, not read whole), and a record of a
+///   newer format version ([`LedgerError::UnsupportedVersion`]). The iterator
+///   ends after an error.
 /// - Lines without a `"v"` member are read as version 1 (e.g. receipts serialised
 ///   by hand with `serde_json`).
 #[derive(Debug)]
@@ -193,7 +212,12 @@ impl<R: BufRead> LedgerReader<R> {
     fn next_record(&mut self) -> Option<Result<Cost, LedgerError>> {
         loop {
             self.buf.clear();
-            let read = match self.reader.read_until(b'\n', &mut self.buf) {
+            // At most one byte past the limit: enough to tell a line too long.
+            let limit = MAX_LINE_BYTES as u64 + 1;
+            let read = match (&mut self.reader)
+                .take(limit)
+                .read_until(b'\n', &mut self.buf)
+            {
                 Ok(0) => return None,
                 Ok(n) => n,
                 Err(source) => {
@@ -208,6 +232,15 @@ impl<R: BufRead> LedgerReader<R> {
             let offset = self.offset;
             self.offset += read as u64;
             let complete = self.buf.last() == Some(&b'\n');
+            if !complete && read > MAX_LINE_BYTES {
+                // Not a torn write either: the writer never writes such a line.
+                self.buf = Vec::new(); // its room is not kept
+                return Some(Err(LedgerError::Corrupt {
+                    path: self.path.clone(),
+                    line: self.line,
+                    source: line_too_long(),
+                }));
+            }
             let text = self.buf.trim_ascii();
             if text.is_empty() {
                 continue;
@@ -409,6 +442,62 @@ mod tests {
             Err(LedgerError::Corrupt { line: 2, .. })
         ));
         assert!(tail.is_none());
+    }
+
+    /// A reader that counts the bytes read from it.
+    pub(crate) struct Counting<R> {
+        pub(crate) inner: R,
+        pub(crate) read: std::rc::Rc<std::cell::Cell<u64>>,
+    }
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read.set(self.read.get() + n as u64);
+            Ok(n)
+        }
+    }
+
+    /// 64 MiB without a newline (a JSON array dump, a zero-filled tail): refused
+    /// as corrupt once past the 16 MiB limit, not read (or held) whole, though it
+    /// is the last line and has no newline.
+    #[test]
+    fn a_line_longer_than_the_limit_is_corrupt_and_not_read_whole() {
+        let read = std::rc::Rc::default();
+        let huge = Counting {
+            inner: std::io::repeat(b'x').take(64 << 20),
+            read: std::rc::Rc::clone(&read),
+        };
+        let text = format!("{RECORD}\n");
+        let source = text.as_bytes().chain(huge);
+        let mut reader = LedgerReader::new(BufReader::new(source), "dump.jsonl");
+        assert!(reader.next().unwrap().is_ok());
+        match reader.next() {
+            Some(Err(LedgerError::Corrupt {
+                line: 2, source, ..
+            })) => {
+                assert!(source.to_string().contains("16 MiB"), "{source}")
+            }
+            other => panic!("not corrupt at line 2: {other:?}"),
+        }
+        assert!(reader.next().is_none());
+        assert!(reader.torn_tail().is_none());
+        // The limit and at most a buffer (8 KiB) more.
+        assert!(
+            read.get() <= MAX_LINE_BYTES as u64 + 8192,
+            "{} bytes read",
+            read.get()
+        );
+        assert!(reader.buf.capacity() < 4096 * 2, "its room is given back");
+    }
+
+    /// A line of exactly the limit is read (and judged as any line).
+    #[test]
+    fn a_torn_line_at_the_limit_is_still_a_torn_tail() {
+        let text = format!("{RECORD}\n{}", "x".repeat(MAX_LINE_BYTES));
+        let (items, tail) = read(&text);
+        assert_eq!(items.len(), 1);
+        assert_eq!(tail.map(|t| t.bytes), Some(MAX_LINE_BYTES as u64));
     }
 
     proptest::proptest! {

@@ -14,8 +14,8 @@
 
 use super::{ReportBuilder, ReportError, ReportOptions};
 use crate::ledger::{
-    DEFINITION_PREFIXES, Definitions, LedgerError, LineError, RECEIPT_PREFIX, TornTail,
-    read_record, report_row,
+    DEFINITION_PREFIXES, Definitions, LedgerError, LineError, MAX_LINE_BYTES, RECEIPT_PREFIX,
+    TornTail, line_too_long, read_record, report_row,
 };
 use std::fs::File;
 use std::io::Read;
@@ -148,11 +148,25 @@ fn read_file(
         }
         let mut bytes = Vec::with_capacity(block + carry.len());
         bytes.append(&mut carry);
-        let eof = fill(&mut file, &mut bytes, block).map_err(|source| LedgerError::Read {
-            path: path.clone(),
-            line: line + 1,
-            source,
-        })?;
+        let eof = match fill(&mut file, &mut bytes, block) {
+            Ok(Filled::Block) => false,
+            Ok(Filled::End) => true,
+            Ok(Filled::LineTooLong) => {
+                // `bytes` begins with that line (whole lines before it were sent).
+                return Err(LedgerError::Corrupt {
+                    path: path.clone(),
+                    line: line + 1,
+                    source: line_too_long(),
+                });
+            }
+            Err(source) => {
+                return Err(LedgerError::Read {
+                    path: path.clone(),
+                    line: line + 1,
+                    source,
+                });
+            }
+        };
         if bytes.is_empty() {
             return Ok(());
         }
@@ -183,16 +197,36 @@ fn read_file(
     }
 }
 
-/// Reads into `bytes` until it holds a block and a newline, or the file ends
-/// (then returns true).
-fn fill(file: &mut File, bytes: &mut Vec<u8>, block: usize) -> std::io::Result<bool> {
+/// What [`fill`] read.
+#[derive(Debug, PartialEq, Eq)]
+enum Filled {
+    /// A block and a newline.
+    Block,
+    /// The rest of the file.
+    End,
+    /// More than [`MAX_LINE_BYTES`] without a newline, from the start of `bytes`
+    /// (which holds no whole line): no ledger line, and not read further.
+    LineTooLong,
+}
+
+/// Reads into `bytes` until it holds a block and a newline, or the file ends, or
+/// it holds a line longer than [`MAX_LINE_BYTES`] (memory stays bounded whatever
+/// the file holds).
+fn fill(file: &mut impl Read, bytes: &mut Vec<u8>, block: usize) -> std::io::Result<Filled> {
     let mut want = block;
+    // Bytes known to hold no newline (each byte is looked at once).
+    let mut scanned = 0;
     loop {
         if bytes.len() >= want {
-            if memchr::memchr(b'\n', bytes).is_some() {
-                return Ok(false);
+            if memchr::memchr(b'\n', &bytes[scanned..]).is_some() {
+                return Ok(Filled::Block);
             }
-            want += block; // a line longer than a block
+            scanned = bytes.len();
+            if bytes.len() > MAX_LINE_BYTES {
+                return Ok(Filled::LineTooLong);
+            }
+            // A line longer than a block: read on, up to one byte past the limit.
+            want = (bytes.len() + block).min(MAX_LINE_BYTES + 1);
         }
         let start = bytes.len();
         bytes.resize(want, 0);
@@ -206,7 +240,7 @@ fn fill(file: &mut File, bytes: &mut Vec<u8>, block: usize) -> std::io::Result<b
         };
         bytes.truncate(start + n);
         if n == 0 {
-            return Ok(true);
+            return Ok(Filled::End);
         }
     }
 }
@@ -411,6 +445,66 @@ mod tests {
                     expected,
                     "{by} in blocks of {block}"
                 );
+            }
+        }
+    }
+
+    /// A reader that counts the bytes read from it.
+    struct Counting<R> {
+        inner: R,
+        read: u64,
+    }
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read += n as u64;
+            Ok(n)
+        }
+    }
+
+    /// 64 MiB without a newline: the block stops one byte past the 16 MiB limit
+    /// (whatever the block size), not at the end of the file.
+    #[test]
+    fn a_line_longer_than_the_limit_is_not_read_whole() {
+        for block in [100_000, BLOCK] {
+            let mut source = Counting {
+                inner: std::io::repeat(0).take(64 << 20),
+                read: 0,
+            };
+            let mut bytes = Vec::new();
+            let filled = fill(&mut source, &mut bytes, block).unwrap();
+            assert_eq!(filled, Filled::LineTooLong, "blocks of {block}");
+            assert_eq!(source.read, MAX_LINE_BYTES as u64 + 1, "blocks of {block}");
+            assert_eq!(bytes.len(), MAX_LINE_BYTES + 1);
+        }
+    }
+
+    /// A ledger whose receipts are followed by a zero-filled run longer than the
+    /// limit (no newline): an error naming that line, not a torn tail skipped.
+    #[test]
+    fn a_ledger_ending_in_a_run_past_the_limit_is_corrupt_at_that_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.jsonl");
+        ledger(&path, 10);
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count() as u64;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::copy(
+            &mut std::io::repeat(0).take(MAX_LINE_BYTES as u64 + 4096),
+            &mut file,
+        )
+        .unwrap();
+        drop(file);
+        for block in [100_000, BLOCK] {
+            match report(&path, GroupBy::Endpoint, block) {
+                Err(ReportError::Ledger(LedgerError::Corrupt { line, source, .. })) => {
+                    assert_eq!(line, lines + 1, "blocks of {block}");
+                    assert!(source.to_string().contains("16 MiB"), "{source}");
+                }
+                other => panic!("blocks of {block}: {other:?}"),
             }
         }
     }
