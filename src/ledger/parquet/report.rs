@@ -233,6 +233,23 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         )),
         None => None,
     };
+    // Files rewritten by other tools may hold nulls where sagemeter writes none:
+    // a null cost is no $0, nor a null time 1970. Checked once per batch.
+    for (name, array) in [
+        (col::AT, at as &dyn Array),
+        (col::ENDPOINT, endpoint),
+        (col::OPERATION, operation),
+        (col::OUTCOME, outcome),
+        (col::COST_USD, cost),
+        (col::LATENCY_US, latency),
+        (col::BYTES_OUT, bytes_out),
+    ] {
+        if array.null_count() > 0 {
+            let row = (0..array.len()).find(|&i| array.is_null(i)).unwrap_or(0);
+            return Err(format!("row {row}: `{name}` is null").into());
+        }
+    }
+    let cost_scale = cost.scale();
     let offsets = lines.value_offsets();
     let count = |array: &arrow_array::PrimitiveArray<Int64Type>, i: usize| {
         array
@@ -240,8 +257,13 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
             .then(|| u64::try_from(array.value(i)).unwrap_or(0))
     };
     for i in 0..batch.num_rows() {
-        let cost_usd = Decimal::try_from_i128_with_scale(cost.value(i), 12)
-            .map_err(|e| format!("row {i}: cost_usd: {e}"))?;
+        let cost_usd = money(cost.value(i), cost_scale).ok_or_else(|| {
+            format!(
+                "row {i}: `cost_usd` {}e{} does not fit a decimal",
+                cost.value(i),
+                -i32::from(cost_scale)
+            )
+        })?;
         let mut row = ReportRow::new(
             DateTime::from_timestamp_nanos(at.value(i)),
             endpoint.value(i),
@@ -290,6 +312,19 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
     Ok(())
 }
 
+/// The amount `mantissa` × 10^-`scale`, exactly, whatever the column's scale
+/// (sagemeter writes 12; a file rewritten by another tool may have another);
+/// `None` when it does not fit a [`Decimal`].
+fn money(mantissa: i128, scale: i8) -> Option<Decimal> {
+    match u32::try_from(scale) {
+        Ok(scale) => Decimal::try_from_i128_with_scale(mantissa, scale).ok(),
+        Err(_) => {
+            let factor = 10i128.checked_pow(u32::from(scale.unsigned_abs()))?;
+            Decimal::try_from_i128_with_scale(mantissa.checked_mul(factor)?, 0).ok()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +351,82 @@ mod tests {
             out.write(cost).unwrap();
         }
         out.finish().unwrap();
+    }
+
+    /// The file at `path` rewritten by another tool (as pandas or pyarrow would):
+    /// its `cost_usd` column replaced by `cost`, the rest as it was, the
+    /// metadata sagemeter writes dropped.
+    fn rewrite_cost(path: &Path, cost: arrow_array::Decimal128Array) {
+        use arrow_schema::{Field, Schema};
+        use parquet::arrow::ArrowWriter;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        use std::sync::Arc;
+        let file = std::fs::File::open(path).unwrap();
+        let batch = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let schema = batch.schema();
+        let index = schema.index_of(col::COST_USD).unwrap();
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields[index] = Field::new(col::COST_USD, cost.data_type().clone(), true);
+        let mut columns = batch.columns().to_vec();
+        columns[index] = Arc::new(cost);
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let mut out =
+            ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+        out.write(&batch).unwrap();
+        out.close().unwrap();
+    }
+
+    /// A `cost_usd` column of another scale than sagemeter's 12 is read at its
+    /// own scale; a null cost is an error, not $0.
+    #[test]
+    fn a_cost_column_rewritten_at_another_scale_or_with_a_null_is_read_exactly_or_refused() {
+        use arrow_array::Decimal128Array;
+        let dir = tempfile::tempdir().unwrap();
+        let options = ReportOptions::new(GroupBy::Endpoint);
+        let path = dir.path().join("rewritten.parquet");
+        write(&path, &[receipt(0, "1.5", 10)]);
+        assert_eq!(
+            report_files([&path], &options).unwrap().total.cost_usd,
+            Decimal::new(15, 1)
+        );
+
+        // decimal128(38, 6): 1.5 USD is 1_500_000 × 10⁻⁶ (read at scale 12 it
+        // would be 1_500_000 × 10⁻¹² = 0.0000015 USD, a millionth of it).
+        let six = Decimal128Array::from(vec![1_500_000])
+            .with_precision_and_scale(38, 6)
+            .unwrap();
+        rewrite_cost(&path, six);
+        let report = report_files([&path], &options).unwrap();
+        assert_eq!(report.total.cost_usd, Decimal::new(15, 1));
+        assert_eq!(report.total.calls, 1);
+
+        // (Parquet has no negative scales; were one read, 15 × 10¹ = 150 USD.)
+        assert_eq!(money(15, -1), Some(Decimal::from(150)));
+        assert_eq!(money(i128::MAX, -1), None);
+
+        // A null cost: an error naming the column and the file, never $0.
+        let null = Decimal128Array::from(vec![None::<i128>])
+            .with_precision_and_scale(38, 12)
+            .unwrap();
+        rewrite_cost(&path, null);
+        match report_files([&path], &options) {
+            Err(ReportError::Ledger(LedgerError::Parquet {
+                path: file,
+                message,
+                ..
+            })) => {
+                assert_eq!(file, path);
+                assert!(message.contains("`cost_usd` is null"), "{message}");
+            }
+            other => panic!("not an error on the null cost: {other:?}"),
+        }
     }
 
     #[test]
