@@ -193,7 +193,8 @@ enum Msg {
     Record(Vec<u8>),
     /// A receipt that could not be encoded (counted as lost, reported by the next
     /// flush).
-    Unencodable(serde_json::Error),
+    /// A receipt that could not be made a line (or one too long for a reader).
+    Unencodable(io::Error),
     Flush {
         sync: bool,
         ack: oneshot::Sender<io::Result<()>>,
@@ -398,8 +399,22 @@ impl BackgroundWriter {
             scratch.clear();
             let mut refs = Refs::default();
             let msg = match (self.encode)(cost, scratch, &mut refs) {
+                // A line no reader takes would make every line after it in the
+                // file unreadable: the receipt is lost instead, counted and said.
+                Ok(()) if scratch.len() > crate::ledger::reader::MAX_LINE_BYTES + 1 => {
+                    Msg::Unencodable(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "receipt {} is a line of {} bytes, over the {} MiB a ledger line \
+                             may hold (its tags?): not written",
+                            cost.call_id,
+                            scratch.len(),
+                            crate::ledger::reader::MAX_LINE_BYTES >> 20
+                        ),
+                    ))
+                }
                 Ok(()) => Msg::Line(self.pool.copy_of(scratch), refs),
-                Err(e) => Msg::Unencodable(e),
+                Err(e) => Msg::Unencodable(io::Error::new(io::ErrorKind::InvalidData, e)),
             };
             // A receipt with very many tags does not keep its room forever.
             if scratch.capacity() > SCRATCH_BYTES {
@@ -541,12 +556,12 @@ impl<T: Target> Worker<T> {
                     }
                     Msg::Record(line) => self.push(&line, Refs::default(), false),
                     Msg::Unencodable(e) => {
-                        // Cannot happen with the receipt types (no maps with
-                        // non-string keys, no failing Serialize impls); counted
-                        // rather than panicking.
+                        // A line over the readers' limit; or what cannot happen
+                        // with the receipt types (no maps with non-string keys, no
+                        // failing Serialize impls): counted rather than panicking.
                         self.counters.lost_on_error.fetch_add(1, Ordering::Relaxed);
-                        self.error
-                            .get_or_insert_with(|| io::Error::new(io::ErrorKind::InvalidData, e));
+                        tracing::error!(target: "sagemeter", error = %e, "receipt lost");
+                        self.error.get_or_insert(e);
                     }
                     Msg::Flush { sync, ack } => {
                         let result = self.flush(sync);

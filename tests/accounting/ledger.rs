@@ -533,3 +533,26 @@ async fn a_ledger_of_format_1_still_reads_and_takes_format_2_receipts_after_it()
     assert!(text.lines().take(6).all(|l| l.starts_with(r#"{"v":1,"#)));
     assert!(text.lines().skip(6).all(|l| l.starts_with(r#"{"v":2,"#)));
 }
+
+#[tokio::test]
+async fn a_receipt_too_long_for_a_reader_is_lost_and_said_not_written_to_spoil_the_file() {
+    // A reader takes lines of up to 16 MiB. A receipt whose tags make it longer
+    // would be a corrupt line in the middle of the file, and every receipt after
+    // it unreadable: it is not written, and its loss is counted and reported.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    let mut huge = receipt(1);
+    huge.tags.insert("note".into(), "x".repeat(17 << 20));
+    ledger.try_record(&receipt(0)).unwrap();
+    ledger.try_record(&huge).unwrap();
+    ledger.try_record(&receipt(2)).unwrap();
+    let err = ledger.flush().await.unwrap_err();
+    assert!(err.to_string().contains("over the 16 MiB"), "{err}");
+    ledger.shutdown().await.ok();
+    let stats = ledger.stats();
+    assert_eq!((stats.written, stats.lost_on_error), (2, 1), "{stats:?}");
+    let read = sagemeter::ledger::read_all(&path).unwrap();
+    let ids: Vec<&str> = read.records.iter().map(|c| c.call_id.as_str()).collect();
+    assert_eq!(ids, ["c0", "c2"]);
+}
