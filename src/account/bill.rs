@@ -131,6 +131,17 @@ pub(crate) async fn fetch(
                     m.and_then(|m| m.amount())
                         .map_or(Ok(Decimal::ZERO), parse_amount)
                 };
+                // A group without the amount asked for is not a free day: the
+                // answer is not what was asked, and none of it is guessed.
+                if cost.and_then(|c| c.amount()).is_none() {
+                    return Err(AccountError::Service {
+                        operation: "GetCostAndUsage",
+                        code: None,
+                        message: format!(
+                            "the group {usage_type} of {day} has no {BILLED_METRIC} amount"
+                        ),
+                    });
+                }
                 let quantity = metric("UsageQuantity");
                 bill.usage.push(BilledUsage {
                     day,

@@ -993,6 +993,32 @@ async fn the_bill_is_read_amortized_so_a_savings_plan_is_a_discount_not_a_free_d
 }
 
 #[tokio::test]
+async fn a_group_without_the_amortized_amount_is_an_error_not_a_free_day() {
+    // Cost Explorer answers every metric asked for; a group with only its
+    // UnblendedCost and quantity is not the answer asked for, and reading its cost
+    // as $0 would make 48 h of an instance a free day.
+    let bill = one_billed_day(&[(
+        "USE1-Host:ml.m5.xlarge",
+        &[
+            ("UnblendedCost", "11.04", "USD"),
+            ("UsageQuantity", "48", "Hrs"),
+        ],
+    )]);
+    let account = account(&[], &[], &[&bill]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    let err = account
+        .reconcile(&Metered::new("us-east-1"), &options)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the group USE1-Host:ml.m5.xlarge of 2026-11-29 has no AmortizedCost amount"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn unexplained_amounts_of_opposite_sign_do_not_cancel_in_the_days_verdict() {
     // One process metering `rt` (one ml.m5.xlarge, $0.23/h): its first receipt
     // starts the accrual's count (0.1), its second has accrued 2.1 and allocated
