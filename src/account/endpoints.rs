@@ -3,7 +3,7 @@
 use super::Account;
 use super::error::{AccountError, from_sdk};
 use super::metrics::{self, Target, VariantUsage};
-use crate::billing::{compute_key, copy_share, round_cost, unreserved_fraction};
+use crate::billing::{compute_key, copy_share, fit_to_instances, round_cost, unreserved_fraction};
 use crate::endpoint::{
     DiscoveryError, EndpointKind, EndpointProfile, VariantBilling, VariantProfile,
 };
@@ -567,9 +567,21 @@ impl Account {
             return Vec::new();
         }
         let resources = variant_draft.instance.clone();
+        // The components that reserve the instances (adapters reserve nothing), each
+        // copy's share scaled down as the receipts' are when together they reserve
+        // more than the instances hold.
+        let reserving: Vec<&crate::endpoint::ComponentProfile> =
+            hosted.iter().copied().filter(|c| !c.is_adapter()).collect();
+        let mut shares: Vec<_> = reserving
+            .iter()
+            .map(|c| {
+                let share = copy_share(&c.per_copy, instance_type, resources.as_ref());
+                (c.name.clone(), share)
+            })
+            .collect();
+        let scaled = fit_to_instances(*instance_count, &reserving, &mut shares);
+        let mut next_share = shares.iter().map(|(_, share)| share);
         let mut drafts = Vec::with_capacity(hosted.len());
-        let mut shares = Vec::with_capacity(hosted.len());
-        let mut reserving = Vec::with_capacity(hosted.len());
         for component in &hosted {
             let mut row = variant_draft.row.clone();
             row.inference_component = Some(component.name.clone());
@@ -597,10 +609,10 @@ impl Account {
                 });
                 continue;
             }
-            reserving.push(*component);
-            let share = copy_share(&component.per_copy, instance_type, resources.as_ref());
-            shares.push(share.clone());
-            match share {
+            let Some(share) = next_share.next() else {
+                break; // one share per reserving component, in order
+            };
+            match share.clone() {
                 Ok(share) => {
                     let reserved = share.of_instance * Decimal::from(component.copies)
                         / Decimal::from(*instance_count);
@@ -610,9 +622,15 @@ impl Account {
                         .usd_per_hour
                         .map(|burn| round_cost(burn * reserved).normalize());
                     row.notes.push(format!(
-                        "a copy reserves {} of an instance (by {})",
+                        "a copy reserves {} of an instance (by {}{})",
                         share.of_instance.round_dp(6).normalize(),
-                        share.by.as_str()
+                        share.by.as_str(),
+                        if scaled {
+                            "; scaled down, as the components together reserve more than \
+                             the instances hold"
+                        } else {
+                            ""
+                        }
                     ));
                 }
                 Err(reason) => {
@@ -633,7 +651,10 @@ impl Account {
         }
         let unreserved = unreserved_fraction(
             *instance_count,
-            reserving.iter().copied().zip(shares.iter()),
+            reserving
+                .iter()
+                .copied()
+                .zip(shares.iter().map(|(_, share)| share)),
         );
         if let Some(fraction) = unreserved {
             let row = &mut variant_draft.row;

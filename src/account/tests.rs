@@ -2,6 +2,7 @@
 //! (endpoints in every status, several pages of each API).
 
 use super::*;
+use crate::account::EndpointsView;
 use crate::pricing::{PriceKey, PriceSource, Snapshot};
 use aws_config::BehaviorVersion;
 use aws_sdk_sagemaker::types::{
@@ -311,8 +312,10 @@ impl PriceSource for G5Prices {
     }
 }
 
-#[tokio::test]
-async fn each_inference_component_has_its_reserved_share_of_the_variant_burn() {
+/// The endpoints view of `shared`: `instances` × ml.g5.12xlarge ($7.09/h, 4 GPUs)
+/// hosting `small` (1 copy of 1 GPU), `large` (1 copy of `large_gpus` GPUs) and
+/// `small-lora` (an adapter of small); only large was called (100 times).
+async fn components_view(instances: i32, large_gpus: f32) -> EndpointsView {
     use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
     use aws_sdk_cloudwatch::types::MetricDataResult;
     use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
@@ -330,7 +333,7 @@ async fn each_inference_component_has_its_reserved_share_of_the_variant_burn() {
             .endpoints(summary("shared", EndpointStatus::InService))
             .build()
     });
-    let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output(|| {
+    let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output(move || {
         DescribeEndpointOutput::builder()
             .endpoint_name("shared")
             .endpoint_config_name("shared-config")
@@ -338,24 +341,25 @@ async fn each_inference_component_has_its_reserved_share_of_the_variant_burn() {
             .production_variants(
                 ProductionVariantSummary::builder()
                     .variant_name("AllTraffic")
-                    .current_instance_count(2)
+                    .current_instance_count(instances)
                     .build(),
             )
             .build()
     });
     // No ModelName: the variant hosts inference components.
-    let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_output(|| {
-        DescribeEndpointConfigOutput::builder()
-            .endpoint_config_name("shared-config")
-            .production_variants(
-                ProductionVariant::builder()
-                    .variant_name("AllTraffic")
-                    .instance_type(ProductionVariantInstanceType::MlG512Xlarge)
-                    .initial_instance_count(2)
-                    .build(),
-            )
-            .build()
-    });
+    let config =
+        mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_output(move || {
+            DescribeEndpointConfigOutput::builder()
+                .endpoint_config_name("shared-config")
+                .production_variants(
+                    ProductionVariant::builder()
+                        .variant_name("AllTraffic")
+                        .instance_type(ProductionVariantInstanceType::MlG512Xlarge)
+                        .initial_instance_count(instances)
+                        .build(),
+                )
+                .build()
+        });
     let components = mock!(aws_sdk_sagemaker::Client::list_inference_components)
         .match_requests(|r| r.endpoint_name_equals() == Some("shared"))
         .then_output(|| {
@@ -427,7 +431,7 @@ async fn each_inference_component_has_its_reserved_share_of_the_variant_burn() {
             })
     };
     let small = describe("small", 1.0);
-    let large = describe("large", 3.0);
+    let large = describe("large", large_gpus);
     // Queries in row order: the variant (0), then its components by name: large (1),
     // small (2). A component's metrics carry only its InferenceComponentName.
     let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data)
@@ -466,6 +470,12 @@ async fn each_inference_component_has_its_reserved_share_of_the_variant_burn() {
         .await
         .unwrap();
     assert_eq!(metrics.num_calls(), 1);
+    view
+}
+
+#[tokio::test]
+async fn each_inference_component_has_its_reserved_share_of_the_variant_burn() {
+    let view = components_view(2, 3.0).await;
 
     let names: Vec<Option<&str>> = view
         .rows
@@ -520,6 +530,27 @@ async fn each_inference_component_has_its_reserved_share_of_the_variant_burn() {
     // The totals count the variant once.
     assert_eq!(view.totals.usd_per_hour, Decimal::new(1418, 2));
     assert_eq!(view.totals.idle_usd_per_hour, Decimal::ZERO);
+}
+
+#[tokio::test]
+async fn components_reserving_more_than_the_instances_are_scaled_as_their_receipts_are() {
+    // One ml.g5.12xlarge ($7.09/h, 4 GPUs): large reserves all 4, small 1 more, 1.25
+    // instances' worth on one. Each share is scaled by 1 ÷ 1.25, as the receipts'
+    // are: large 0.8 → $5.672/h, small 0.2 → $1.418/h; together the instance's
+    // $7.09/h, not 1.25 times it, and nothing unreserved.
+    let view = components_view(1, 4.0).await;
+    let (variant, large, small) = (&view.rows[0], &view.rows[1], &view.rows[2]);
+    assert_eq!(large.reserved_share, Some(Decimal::new(8, 1)));
+    assert_eq!(large.usd_per_hour, Some(Decimal::new(5672, 3)));
+    assert_eq!(small.reserved_share, Some(Decimal::new(2, 1)));
+    assert_eq!(small.usd_per_hour, Some(Decimal::new(1418, 3)));
+    assert_eq!(variant.usd_per_hour, Some(Decimal::new(709, 2)));
+    assert_eq!(variant.unreserved_share, Some(Decimal::ZERO));
+    assert!(
+        large.notes.iter().any(|n| n.contains("scaled down")),
+        "{:?}",
+        large.notes
+    );
 }
 
 #[tokio::test]
