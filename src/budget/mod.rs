@@ -409,6 +409,29 @@ impl Tracked {
         self.state.leased
     }
 
+    /// The alerts of the thresholds this period's spend has passed that were not
+    /// raised yet, each now marked raised (`process_local`: see
+    /// [`BudgetAlert::process_local`]).
+    fn newly_passed(&mut self, now: DateTime<Utc>, process_local: bool) -> Vec<BudgetAlert> {
+        let mut alerts = Vec::new();
+        for (bit, percent) in ALERT_THRESHOLDS.iter().enumerate() {
+            let threshold = self.budget.limit_usd * Decimal::from(*percent) / Decimal::from(100);
+            if self.state.spent >= threshold && self.state.alerted & (1 << bit) == 0 {
+                self.state.alerted |= 1 << bit;
+                alerts.push(BudgetAlert {
+                    scope: self.budget.scope.clone(),
+                    period: self.budget.period,
+                    period_start: self.state.period_start.unwrap_or(now),
+                    threshold_percent: *percent,
+                    limit_usd: self.budget.limit_usd,
+                    spent_usd: self.state.spent,
+                    process_local,
+                });
+            }
+        }
+        alerts
+    }
+
     /// Rolls the period over when `now` is past it.
     fn roll(&mut self, now: DateTime<Utc>) {
         let start = self.budget.period.start_of(now);
@@ -656,35 +679,16 @@ impl Budgets {
     /// stay silent while the fleet's alerts cannot be marked.
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) fn raise_local(&self, index: usize, now: DateTime<Utc>) {
-        let alerts: Vec<(BudgetAlert, Budget)> = {
+        let (alerts, budget) = {
             let mut inner = self.lock();
             let Some(t) = inner.tracked.get_mut(index) else {
                 return;
             };
             t.roll(now);
-            let mut alerts = Vec::new();
-            for (bit, percent) in ALERT_THRESHOLDS.iter().enumerate() {
-                let threshold = t.budget.limit_usd * Decimal::from(*percent) / Decimal::from(100);
-                if t.state.spent >= threshold && t.state.alerted & (1 << bit) == 0 {
-                    t.state.alerted |= 1 << bit;
-                    alerts.push((
-                        BudgetAlert {
-                            scope: t.budget.scope.clone(),
-                            period: t.budget.period,
-                            period_start: t.state.period_start.unwrap_or(now),
-                            threshold_percent: *percent,
-                            limit_usd: t.budget.limit_usd,
-                            spent_usd: t.state.spent,
-                            process_local: true,
-                        },
-                        t.budget.clone(),
-                    ));
-                }
-            }
-            alerts
+            (t.newly_passed(now, true), t.budget.clone())
         };
         // Raised outside the lock: a callback may look at the budgets.
-        for (alert, budget) in alerts {
+        for alert in alerts {
             budget.raise(&alert);
         }
     }
@@ -797,23 +801,8 @@ impl Budgets {
             if self.fleet {
                 continue; // the fleet raises alerts, once for all processes
             }
-            for (bit, percent) in ALERT_THRESHOLDS.iter().enumerate() {
-                let threshold = t.budget.limit_usd * Decimal::from(*percent) / Decimal::from(100);
-                if t.state.spent >= threshold && t.state.alerted & (1 << bit) == 0 {
-                    t.state.alerted |= 1 << bit;
-                    alerts.push((
-                        BudgetAlert {
-                            scope: t.budget.scope.clone(),
-                            period: t.budget.period,
-                            period_start: t.state.period_start.unwrap_or(now),
-                            threshold_percent: *percent,
-                            limit_usd: t.budget.limit_usd,
-                            spent_usd: t.state.spent,
-                            process_local: false,
-                        },
-                        t.budget.on_alert.clone(),
-                    ));
-                }
+            for alert in t.newly_passed(now, false) {
+                alerts.push((alert, t.budget.on_alert.clone()));
             }
         }
         (alerts, beyond)
