@@ -600,45 +600,36 @@ impl Account {
                     "an adapter of `{base}`: it runs on that component's copies and reserves \
                      nothing of its own"
                 ));
-                drafts.push(Draft {
-                    row,
-                    created: variant_draft.created,
-                    per_use_usd_per_second: None,
-                    per_use_unpriced: None,
-                    instance: None,
-                });
-                continue;
-            }
-            let Some(share) = next_share.next() else {
-                break; // one share per reserving component, in order
-            };
-            match share.clone() {
-                Ok(share) => {
-                    let reserved = share.of_instance * Decimal::from(component.copies)
-                        / Decimal::from(*instance_count);
-                    row.reserved_share = Some(reserved.round_dp(6).normalize());
-                    row.usd_per_hour = variant_draft
-                        .row
-                        .usd_per_hour
-                        .map(|burn| round_cost(burn * reserved).normalize());
-                    row.notes.push(format!(
-                        "a copy reserves {} of an instance (by {}{})",
-                        share.of_instance.round_dp(6).normalize(),
-                        share.by.as_str(),
-                        if scaled {
-                            "; scaled down, as the components together reserve more than \
-                             the instances hold"
-                        } else {
-                            ""
-                        }
-                    ));
-                }
-                Err(reason) => {
-                    row.usd_per_hour = None;
-                    if !row.flags.contains(&Flag::Unpriced) {
-                        row.flags.push(Flag::Unpriced);
+            } else if let Some(share) = next_share.next() {
+                // One share per reserving component, in their order.
+                match share.clone() {
+                    Ok(share) => {
+                        let reserved = share.of_instance * Decimal::from(component.copies)
+                            / Decimal::from(*instance_count);
+                        row.reserved_share = Some(reserved.round_dp(6).normalize());
+                        row.usd_per_hour = variant_draft
+                            .row
+                            .usd_per_hour
+                            .map(|burn| round_cost(burn * reserved).normalize());
+                        row.notes.push(format!(
+                            "a copy reserves {} of an instance (by {}{})",
+                            share.of_instance.round_dp(6).normalize(),
+                            share.by.as_str(),
+                            if scaled {
+                                "; scaled down, as the components together reserve more \
+                                 than the instances hold"
+                            } else {
+                                ""
+                            }
+                        ));
                     }
-                    row.unpriced_reason = Some(reason);
+                    Err(reason) => {
+                        row.usd_per_hour = None;
+                        if !row.flags.contains(&Flag::Unpriced) {
+                            row.flags.push(Flag::Unpriced);
+                        }
+                        row.unpriced_reason = Some(reason);
+                    }
                 }
             }
             drafts.push(Draft {
