@@ -577,10 +577,7 @@ async fn a_torn_last_line_of_a_ledger_is_named_in_the_reconciliations_notes() {
 
     let bill = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage)
         .then_output(|| GetCostAndUsageOutput::builder().build());
-    let account = account(&[], &[], &[&bill]);
-    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
-    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
-    let r = account.reconcile(&metered, &options).await.unwrap();
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
     let expected = format!(
         "skipped a torn last line of {} (line 2, 16 bytes: an interrupted write); a receipt \
          it held is not compared",
@@ -621,11 +618,7 @@ async fn a_billed_class_without_an_on_demand_rate_is_unexplained_and_named() {
             )
             .build()
     });
-    let account = account(&[], &[], &[&bill]);
-    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
-    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
-    let r = account
-        .reconcile(&Metered::new("us-east-1"), &options)
+    let r = reconcile_nov_29(&Metered::new("us-east-1"), &bill)
         .await
         .unwrap();
     let day = &r.days[0];
@@ -961,6 +954,15 @@ async fn an_uncalled_serverless_endpoint_without_its_rate_burns_nothing_and_says
 /// A Cost Explorer metric: name, amount, unit.
 type BilledMetric = (&'static str, &'static str, &'static str);
 
+/// Reconciles `metered` against Cost Explorer's answer `bill` for 2026-11-29.
+async fn reconcile_nov_29(metered: &Metered, bill: &Rule) -> Result<Reconciliation, AccountError> {
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    account(&[], &[], &[bill])
+        .reconcile(metered, &options)
+        .await
+}
+
 /// One settled day, 2026-11-29, of Cost Explorer groups `(usage type, metrics)`.
 fn one_billed_day(groups: &'static [(&'static str, &'static [BilledMetric])]) -> Rule {
     use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
@@ -1005,11 +1007,7 @@ async fn the_bill_is_read_amortized_so_a_savings_plan_is_a_discount_not_a_free_d
             ("UsageQuantity", "48", "Hrs"),
         ],
     )]);
-    let account = account(&[], &[], &[&bill]);
-    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
-    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
-    let r = account
-        .reconcile(&Metered::new("us-east-1"), &options)
+    let r = reconcile_nov_29(&Metered::new("us-east-1"), &bill)
         .await
         .unwrap();
     let row = &r.rows[0];
@@ -1035,11 +1033,7 @@ async fn a_group_without_the_amortized_amount_is_an_error_not_a_free_day() {
             ("UsageQuantity", "48", "Hrs"),
         ],
     )]);
-    let account = account(&[], &[], &[&bill]);
-    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
-    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
-    let err = account
-        .reconcile(&Metered::new("us-east-1"), &options)
+    let err = reconcile_nov_29(&Metered::new("us-east-1"), &bill)
         .await
         .unwrap_err();
     assert!(
@@ -1131,10 +1125,7 @@ async fn unexplained_amounts_of_opposite_sign_do_not_cancel_in_the_days_verdict(
             ],
         ),
     ]);
-    let account = account(&[], &[], &[&bill]);
-    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
-    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
-    let r = account.reconcile(&metered, &options).await.unwrap();
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
     let row = |group: &str| r.rows.iter().find(|row| row.group == group).unwrap();
     let host = row("Host:ml.m5.xlarge");
     assert_eq!(host.metered_usd, Decimal::new(50, 2));

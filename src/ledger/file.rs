@@ -687,16 +687,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    /// `n` lines of 3 bytes, `a1\n`, `a2\n`, ..., that refer to no definition.
-    fn lines(prefix: char, n: usize) -> (Vec<u8>, Vec<LineMeta>) {
-        let bytes: String = (1..=n).map(|i| format!("{prefix}{i}\n")).collect();
-        let meta = LineMeta {
-            len: 3,
-            refs: Default::default(),
-            receipt: true,
-        };
-        (bytes.into_bytes(), vec![meta; n])
-    }
+    use crate::ledger::writer::test_lines as lines;
 
     #[test]
     fn a_partial_line_that_cannot_be_cut_off_stops_writes_until_it_is() {

@@ -426,16 +426,7 @@ mod tests {
         (target, clock)
     }
 
-    /// Lines of 3 bytes, `a1\n`, `a2\n`, ...: the bytes and their metadata.
-    fn lines(prefix: char, n: usize) -> (Vec<u8>, Vec<LineMeta>) {
-        let bytes: String = (1..=n).map(|i| format!("{prefix}{i}\n")).collect();
-        let meta = LineMeta {
-            len: 3,
-            refs: Default::default(),
-            receipt: true,
-        };
-        (bytes.into_bytes(), vec![meta; n])
-    }
+    use crate::ledger::writer::test_lines as lines;
 
     /// The names of the files synced, in order, as the hook saw them.
     fn record_syncs(target: &mut RollingTarget) -> Arc<Mutex<Vec<String>>> {

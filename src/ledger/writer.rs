@@ -160,6 +160,19 @@ pub(crate) struct LineMeta {
     pub(crate) receipt: bool,
 }
 
+/// `n` receipt lines of 3 bytes, `a1\n`, `a2\n`, ... (for `prefix` `a`), that refer
+/// to no definition: the bytes and their metadata, for the targets' tests.
+#[cfg(test)]
+pub(crate) fn test_lines(prefix: char, n: usize) -> (Vec<u8>, Vec<LineMeta>) {
+    let bytes: String = (1..=n).map(|i| format!("{prefix}{i}\n")).collect();
+    let meta = LineMeta {
+        len: 3,
+        refs: Default::default(),
+        receipt: true,
+    };
+    (bytes.into_bytes(), vec![meta; n])
+}
+
 /// A write of lines that failed after the first `written` of them were written
 /// whole (0 when none was, or when the target cannot tell).
 #[derive(Debug)]

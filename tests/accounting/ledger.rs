@@ -74,6 +74,12 @@ async fn write_receipts(path: &Path, n: u32) -> Vec<Cost> {
     receipts
 }
 
+/// The call ids of the receipts in the ledger at `path`, in order.
+fn call_ids(path: &Path) -> Vec<String> {
+    let records = read_all(path).unwrap().records;
+    records.into_iter().map(|c| c.call_id).collect()
+}
+
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -324,13 +330,7 @@ async fn reopening_completes_a_last_record_that_only_lost_its_newline() {
     let ledger = JsonlLedger::open(&path).unwrap();
     ledger.try_record(&receipt(7)).unwrap();
     ledger.shutdown().await.unwrap();
-    let ids: Vec<_> = read_all(&path)
-        .unwrap()
-        .records
-        .into_iter()
-        .map(|c| c.call_id)
-        .collect();
-    assert_eq!(ids, ["c0", "c1", "c7"]);
+    assert_eq!(call_ids(&path), ["c0", "c1", "c7"]);
 }
 
 /// Two writers on one file would both number their definitions from 0, and one's
@@ -357,13 +357,7 @@ async fn a_second_writer_of_one_file_is_refused_until_the_first_shuts_down() {
     let second = JsonlLedger::open(&path).unwrap();
     second.try_record(&receipt(2)).unwrap();
     second.shutdown().await.unwrap();
-    let ids: Vec<_> = read_all(&path)
-        .unwrap()
-        .records
-        .into_iter()
-        .map(|c| c.call_id)
-        .collect();
-    assert_eq!(ids, ["c1", "c2"]);
+    assert_eq!(call_ids(&path), ["c1", "c2"]);
 }
 
 /// A torn last line of 32 MiB (a crash part-way through a huge write, or junk
@@ -552,7 +546,5 @@ async fn a_receipt_too_long_for_a_reader_is_lost_and_said_not_written_to_spoil_t
     ledger.shutdown().await.ok();
     let stats = ledger.stats();
     assert_eq!((stats.written, stats.lost_on_error), (2, 1), "{stats:?}");
-    let read = sagemeter::ledger::read_all(&path).unwrap();
-    let ids: Vec<&str> = read.records.iter().map(|c| c.call_id.as_str()).collect();
-    assert_eq!(ids, ["c0", "c2"]);
+    assert_eq!(call_ids(&path), ["c0", "c2"]);
 }

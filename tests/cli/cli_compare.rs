@@ -9,6 +9,12 @@ fn sagemeter() -> Command {
     cargo_bin_cmd!("sagemeter")
 }
 
+/// Runs `command`, which must succeed, and reads its stdout as JSON.
+fn json_of(command: &mut Command) -> serde_json::Value {
+    let output = command.assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&output).expect("stdout is JSON")
+}
+
 #[test]
 fn compare_answers_pay_per_use_against_a_subscription_as_a_table() {
     // 100,000 calls × 0.0125 = 1,250 USD; subscription 500 USD; U* = 500 / 0.0125 = 40,000
@@ -76,25 +82,18 @@ fn a_quota_and_overage_show_the_band_where_the_subscription_wins() {
 
 #[test]
 fn json_output_is_the_serialised_comparison() {
-    let output = sagemeter()
-        .args([
-            "compare",
-            "--calls-per-day",
-            "1000",
-            "--period",
-            "year",
-            "--per-call",
-            "0.01",
-            "--subscription",
-            "3000",
-            "--json",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&output).expect("stdout is JSON");
+    let json = json_of(sagemeter().args([
+        "compare",
+        "--calls-per-day",
+        "1000",
+        "--period",
+        "year",
+        "--per-call",
+        "0.01",
+        "--subscription",
+        "3000",
+        "--json",
+    ]));
     // 1,000 calls a day × 365 days = 365,000 calls a year; × 0.01 = 3,650 USD
     assert_eq!(json["profile"]["calls_per_period"], "365000");
     assert_eq!(json["cheapest"], "subscription");
@@ -206,15 +205,7 @@ pay per use                              100.00           1.0000       +27.06  s
              month; the commitment is billed for all 730 h",
         ));
 
-    let output = sagemeter()
-        .args(args)
-        .arg("--json")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&output).expect("stdout is JSON");
+    let json = json_of(sagemeter().args(args).arg("--json"));
     let savings = &json["plans"][0];
     assert_eq!(savings["plan"]["hours_per_period"], "400");
     let cost = savings["cost_usd"].as_str().unwrap();
@@ -435,16 +426,12 @@ fn compare_from_a_ledger_counts_each_async_invocation_once() {
     let ledger = dir.path().join("spend.jsonl");
     std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
 
-    let output = sagemeter()
-        .args(["compare", "--from-ledger"])
-        .arg(&ledger)
-        .args(["--period", "day", "--per-call", "0.01", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&output).expect("stdout is JSON");
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(["--period", "day", "--per-call", "0.01", "--json"]),
+    );
     let profile = &json["profile"];
     // 8 receipts, 4 calls in 10:00:00 to 11:00:00: 4 × 86,400 s / 3,600 s = 96 a day
     assert_eq!(profile["calls_per_period"], "96");
@@ -493,16 +480,12 @@ fn compare_from_a_rolling_ledger_reads_its_files_as_one_and_names_a_torn_line() 
     )
     .unwrap();
 
-    let output = sagemeter()
-        .args(["compare", "--from-ledger"])
-        .arg(&rolled)
-        .args(["--period", "day", "--per-call", "0.01", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&output).expect("stdout is JSON");
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&rolled)
+            .args(["--period", "day", "--per-call", "0.01", "--json"]),
+    );
     // As from one file: 4 calls in 10:00:00 to 11:00:00, 96 a day, 45 s each.
     assert_eq!(json["profile"]["calls_per_period"], "96");
     assert_eq!(json["profile"]["mean_latency_ms"], "45000");
@@ -571,17 +554,13 @@ fn profile_flags_replace_the_ledgers_figures_such_as_an_unsettled_calls_latency(
         "6",
     ];
 
-    let output = sagemeter()
-        .args(["compare", "--from-ledger"])
-        .arg(&ledger)
-        .args(args)
-        .arg("--json")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&output).expect("stdout is JSON");
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(args)
+            .arg("--json"),
+    );
     let profile = &json["profile"];
     // 4 calls in 3,600 s: 4 × 86,400 / 3,600 = 96 a day (the ledger's)
     assert_eq!(profile["calls_per_period"], "96");
@@ -662,23 +641,16 @@ fn a_decimal_comma_is_refused_never_read_as_another_amount() {
 #[test]
 fn thousands_separators_in_groups_of_three_still_parse() {
     // 100,000 calls × 0.0125 = 1,250 USD pay per use; the fee `1,000.50` is 1000.50 USD.
-    let output = sagemeter()
-        .args([
-            "compare",
-            "--calls",
-            "100,000",
-            "--per-call",
-            "0.0125",
-            "--subscription",
-            "1,000.50",
-            "--json",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&output).expect("stdout is JSON");
+    let json = json_of(sagemeter().args([
+        "compare",
+        "--calls",
+        "100,000",
+        "--per-call",
+        "0.0125",
+        "--subscription",
+        "1,000.50",
+        "--json",
+    ]));
     assert_eq!(json["profile"]["calls_per_period"], "100000");
     let cost = |name: &str| {
         json["plans"]
@@ -886,15 +858,12 @@ Commitments against paying per use:
 
 #[test]
 fn the_trend_in_json_is_the_serialised_projection() {
-    let output = sagemeter()
-        .args(instance_and_subscription())
-        .args(["--price-trend=-1%/month", "--horizon", "6m", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&output).expect("stdout is JSON");
+    let json = json_of(sagemeter().args(instance_and_subscription()).args([
+        "--price-trend=-1%/month",
+        "--horizon",
+        "6m",
+        "--json",
+    ]));
     // the comparison's fields are still there
     assert_eq!(json["cheapest"], "subscription");
     let trend = &json["trend"];

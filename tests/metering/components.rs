@@ -33,14 +33,32 @@ fn manual_clock() -> (ManualTimeSource, SharedTimeSource) {
 /// `shared`: 2 × ml.g5.12xlarge (4 GPUs each) hosting `small` (1 copy of 1 GPU)
 /// and `large` (1 copy of 3 GPUs): half the 8 GPUs reserved, half free.
 async fn shared_endpoint() -> FakeSageMaker {
+    shared_endpoint_hosting(FakeComponent::gpus("large", "AllTraffic", 1, 3.0)).await
+}
+
+/// `shared`: 2 × ml.g5.12xlarge hosting `small` (1 copy of 1 GPU) and `other`.
+async fn shared_endpoint_hosting(other: FakeComponent) -> FakeSageMaker {
     let fake = FakeSageMaker::start().await;
     fake.add_endpoint(
         "shared",
         vec![FakeVariant::instance("AllTraffic", "ml.g5.12xlarge", 2).without_model()],
     );
     fake.add_component("shared", FakeComponent::gpus("small", "AllTraffic", 1, 1.0));
-    fake.add_component("shared", FakeComponent::gpus("large", "AllTraffic", 1, 3.0));
+    fake.add_component("shared", other);
     fake
+}
+
+/// A client of `fake`'s endpoints priced by `pricelist`, on the clock `time`.
+async fn client_of(
+    fake: &FakeSageMaker,
+    pricelist: &FakePriceList,
+    time: SharedTimeSource,
+) -> Client {
+    Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .time_source(time)
+        .build()
+        .unwrap()
 }
 
 async fn price_list() -> FakePriceList {
@@ -312,11 +330,7 @@ async fn an_adapter_runs_on_its_base_component_s_copies_at_the_base_s_share() {
     fake.add_component("shared", FakeComponent::adapter("small-lora", "small"));
     let pricelist = price_list().await;
     let (time, shared) = manual_clock();
-    let client = Client::builder(&fake.sdk_config().await)
-        .pricing_config(&pricelist.sdk_config("us-east-1"))
-        .time_source(shared)
-        .build()
-        .unwrap();
+    let client = client_of(&fake, &pricelist, shared).await;
     let profile = client.meter().endpoint_profile("shared").await.unwrap();
     let adapter = profile
         .component("small-lora")
@@ -375,27 +389,16 @@ async fn copies_asked_for_but_not_deployed_hold_nothing_and_a_vanished_component
     // `large` is still being created: 4 copies of 3 GPUs asked for, none deployed
     // (no CurrentCopyCount). `gone` was listed, then deleted before it was
     // described.
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "shared",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.12xlarge", 2).without_model()],
-    );
-    fake.add_component("shared", FakeComponent::gpus("small", "AllTraffic", 1, 1.0));
-    fake.add_component(
-        "shared",
-        FakeComponent::gpus("large", "AllTraffic", 4, 3.0).creating(),
-    );
+    let fake =
+        shared_endpoint_hosting(FakeComponent::gpus("large", "AllTraffic", 4, 3.0).creating())
+            .await;
     fake.add_component(
         "shared",
         FakeComponent::gpus("gone", "AllTraffic", 1, 1.0).vanishing(),
     );
     let pricelist = price_list().await;
     let (time, shared) = manual_clock();
-    let client = Client::builder(&fake.sdk_config().await)
-        .pricing_config(&pricelist.sdk_config("us-east-1"))
-        .time_source(shared)
-        .build()
-        .unwrap();
+    let client = client_of(&fake, &pricelist, shared).await;
     let profile = client.meter().endpoint_profile("shared").await.unwrap();
     let copies: Vec<(&str, u32)> = profile
         .components
@@ -508,11 +511,7 @@ async fn a_multi_model_endpoint_shares_its_instance_among_the_target_models() {
     );
     let pricelist = price_list().await;
     let (time, shared) = manual_clock();
-    let client = Client::builder(&fake.sdk_config().await)
-        .pricing_config(&pricelist.sdk_config("us-east-1"))
-        .time_source(shared)
-        .build()
-        .unwrap();
+    let client = client_of(&fake, &pricelist, shared).await;
     client.meter().endpoint_profile("mme").await.unwrap();
 
     let costs = held_for_36_seconds(
