@@ -63,22 +63,34 @@ fn model_error_message() -> String {
     )
 }
 
+/// Runs `args` (with `--json` when `json`) against the fake at `url`: the run
+/// fails (exit 1), and neither stdout nor stderr holds the model's message.
+async fn failed_without_the_message(
+    url: &str,
+    args: &[&str],
+    json: bool,
+) -> (Output, String, String) {
+    let mut args = args.to_vec();
+    if json {
+        args.push("--json");
+    }
+    let output = run_at(url, &args).await;
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains(MARKER) && !stderr.contains(MARKER),
+        "the model's message leaked:\n{stdout}\n{stderr}"
+    );
+    (output, stdout, stderr)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_model_error_names_code_status_and_request_id_never_the_models_message() {
     let fake = fake_rt().await;
     fake.fail_invocations(424, "ModelError", &model_error_message());
     for json in [true, false] {
-        let mut args = vec!["invoke", "rt", "--body", "{}", "-n", "2"];
-        if json {
-            args.push("--json");
-        }
-        let output = run_at(&fake.url, &args).await;
-        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
-        assert!(
-            !stdout.contains(MARKER) && !stderr.contains(MARKER),
-            "the model's message leaked:\n{stdout}\n{stderr}"
-        );
+        let args = ["invoke", "rt", "--body", "{}", "-n", "2"];
+        let (output, stdout, stderr) = failed_without_the_message(&fake.url, &args, json).await;
         let named = "ModelError (HTTP 424, request id req-error-1): the model answered HTTP 500";
         assert!(stderr.contains(named), "{stderr}");
         if json {
@@ -96,17 +108,8 @@ async fn a_streams_model_error_never_shows_the_models_message() {
     let message = model_error_message();
     let fake = FakeStream::start(move |_| Script::new().model_error_with_message(&message)).await;
     for json in [true, false] {
-        let mut args = vec!["invoke", "llm", "--stream", "--body", "{}"];
-        if json {
-            args.push("--json");
-        }
-        let output = run_at(&fake.endpoint_url, &args).await;
-        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
-        assert!(
-            !stdout.contains(MARKER) && !stderr.contains(MARKER),
-            "the model's message leaked:\n{stdout}\n{stderr}"
-        );
+        let args = ["invoke", "llm", "--stream", "--body", "{}"];
+        let (output, _, stderr) = failed_without_the_message(&fake.endpoint_url, &args, json).await;
         let named = "ModelError (HTTP 424, request id fake-";
         assert!(stderr.contains(named), "{stderr}");
         if json {
