@@ -252,7 +252,12 @@ async fn describe_one(
     .await?;
     let described = match answer {
         Ok(described) => described,
-        Err(err) if is_not_found(&err) => {
+        Err(err)
+            if super::is_not_found(
+                err.code().unwrap_or_default(),
+                err.message().unwrap_or_default(),
+            ) =>
+        {
             tracing::debug!(target: "sagemeter::endpoint", endpoint, component = %name,
                 "inference component deleted since it was listed: left out");
             return Ok(None);
@@ -304,20 +309,6 @@ async fn describe_one(
             .map(|s| s.as_str().to_owned()),
         base,
     }))
-}
-
-/// The answer SageMaker gives for a component that does not exist (any more):
-/// `ValidationException` "Could not find inference component …".
-fn is_not_found<E: ProvideErrorMetadata, R>(
-    err: &aws_sdk_sagemaker::error::SdkError<E, R>,
-) -> bool {
-    matches!(
-        err.code(),
-        Some("ResourceNotFound" | "ResourceNotFoundException")
-    ) || (err.code() == Some("ValidationException")
-        && err
-            .message()
-            .is_some_and(|m| m.to_ascii_lowercase().contains("could not find")))
 }
 
 /// Adapters that named no variant take their base's. One whose base is not among

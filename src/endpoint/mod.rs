@@ -698,17 +698,22 @@ where
         .map(str::to_owned)
         .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(&err).to_string());
     let endpoint = endpoint.to_owned();
-    let lower = message.to_ascii_lowercase();
     if code.contains("AccessDenied") || code == "UnauthorizedOperation" {
         DiscoveryError::AccessDenied { endpoint, message }
-    } else if code == "ValidationException"
-        && (lower.contains("could not find") || lower.contains("not found"))
-        || code == "ResourceNotFound"
-    {
+    } else if is_not_found(&code, &message) {
         DiscoveryError::NotFound { endpoint, message }
     } else {
         DiscoveryError::Failed { endpoint, message }
     }
+}
+
+/// SageMaker's answer for what does not exist (any more): `ValidationException`
+/// "Could not find …" (or "… not found"), or `ResourceNotFound`.
+fn is_not_found(code: &str, message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    code == "ValidationException"
+        && (lower.contains("could not find") || lower.contains("not found"))
+        || code == "ResourceNotFound"
 }
 
 /// An answer of discovery, owned: a share of the profile, or a copy of the error.
