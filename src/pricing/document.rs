@@ -45,6 +45,9 @@ pub(crate) struct PriceDimension {
     pub(crate) end_range: Option<Decimal>,
     /// `pricePerUnit.USD`; `None` when the dimension is priced in another currency only.
     pub(crate) usd_per_unit: Option<Decimal>,
+    /// The other currencies of `pricePerUnit` when it has no USD (`CNY`), for the
+    /// error; at most [`MAX_CURRENCIES_KEPT`].
+    pub(crate) other_currencies: Vec<String>,
     /// `description`, e.g. `$0.23 per Hosting ml.m5.xlarge hour in US East (N. Virginia)`.
     pub(crate) description: Option<String>,
 }
@@ -263,10 +266,19 @@ fn parse_dimension(sku: &str, rate_key: &str, dim: &Value) -> Result<PriceDimens
             where_()
         )));
     }
+    let mut other_currencies = Vec::new();
     let usd_per_unit = match dim.get("pricePerUnit") {
         None | Some(Value::Null) => None,
         Some(Value::Object(prices)) => match prices.get("USD") {
-            None | Some(Value::Null) => None,
+            None | Some(Value::Null) => {
+                other_currencies = prices
+                    .iter()
+                    .filter(|(code, price)| is_currency_code(code) && !price.is_null())
+                    .take(MAX_CURRENCIES_KEPT)
+                    .map(|(code, _)| code.clone())
+                    .collect();
+                None
+            }
             Some(Value::String(s)) => {
                 let usd = parse_amount(s).ok_or_else(|| {
                     malformed(format!(
@@ -314,8 +326,19 @@ fn parse_dimension(sku: &str, rate_key: &str, dim: &Value) -> Result<PriceDimens
         begin_range,
         end_range,
         usd_per_unit,
+        other_currencies,
         description,
     })
+}
+
+/// Currencies a dimension without USD keeps for the error (a hostile document may
+/// list thousands).
+const MAX_CURRENCIES_KEPT: usize = 3;
+
+/// An ISO 4217 code (`CNY`): three upper-case letters. Anything else in
+/// `pricePerUnit` is not named in an error.
+fn is_currency_code(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
 }
 
 /// At most the first 200 characters of a document's text, for an error or a note: a
@@ -976,6 +999,8 @@ pub(crate) fn select_rate_at(
     let mut units_seen: Vec<&str> = Vec::new();
     let mut units_distinct: std::collections::HashSet<&str> = Default::default();
     let (mut right_unit, mut with_usd) = (0usize, 0usize);
+    // Currencies of the right-unit dimensions that have no USD price (China's are CNY).
+    let mut currencies: std::collections::BTreeSet<&str> = Default::default();
     let mut ahead_of_date: Vec<String> = Vec::new();
     for (fit, why, doc) in &products {
         let (terms, ahead) = terms_in_effect(&doc.on_demand, now);
@@ -996,6 +1021,7 @@ pub(crate) fn select_rate_at(
                 }
                 right_unit += 1;
                 let Some(usd) = dim.usd_per_unit else {
+                    currencies.extend(dim.other_currencies.iter().map(String::as_str));
                     continue;
                 };
                 with_usd += 1;
@@ -1059,6 +1085,12 @@ pub(crate) fn select_rate_at(
                 products.len(),
                 skus()
             )
+        } else if with_usd == 0 && !currencies.is_empty() {
+            let currencies: Vec<&str> = currencies.into_iter().collect();
+            return Err(PriceError::OtherCurrency {
+                key: key.clone(),
+                currencies: currencies.join(", "),
+            });
         } else if with_usd == 0 {
             format!(
                 "{} product(s) for {key} (SKU {}) but no USD price per {unit}",
@@ -1812,13 +1844,38 @@ mod tests {
     }
 
     #[test]
-    fn missing_usd_is_malformed() {
+    fn a_product_priced_only_in_cny_says_so() {
+        // China's Price List prices in CNY only; sagemeter never converts currencies.
         let json = doc_json(
             "CNYONLY",
             "ML Instance",
-            json!({"regionCode": "us-east-1", "instanceName": "ml.m5.xlarge", "component": "Hosting"}),
+            json!({"regionCode": "cn-north-1", "instanceName": "ml.m5.xlarge", "component": "Hosting"}),
             &[("Hrs", "0", "Inf", None)],
         );
+        let doc = parse_price_document(&json).unwrap();
+        assert_eq!(doc.on_demand[0].dimensions[0].usd_per_unit, None);
+        let key = PriceKey::hosting("cn-north-1", "ml.m5.xlarge");
+        let err = select_rate(&key, &[doc]).unwrap_err();
+        assert_eq!(
+            err,
+            PriceError::OtherCurrency {
+                key,
+                currencies: "CNY".into()
+            }
+        );
+        assert!(err.to_string().contains("only in CNY"), "{err}");
+    }
+
+    #[test]
+    fn missing_usd_is_malformed() {
+        // `pricePerUnit` with no currency at all (or none named by an ISO code).
+        let json = doc_json(
+            "NOPRICE",
+            "ML Instance",
+            json!({"regionCode": "us-east-1", "instanceName": "ml.m5.xlarge", "component": "Hosting"}),
+            &[("Hrs", "0", "Inf", None)],
+        )
+        .replace(r#""CNY":"1.6000000000""#, r#""yuan":"1.6""#);
         let doc = parse_price_document(&json).unwrap();
         assert_eq!(doc.on_demand[0].dimensions[0].usd_per_unit, None);
         let err = select_rate(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"), &[doc]).unwrap_err();

@@ -470,6 +470,19 @@ pub enum PriceError {
         /// Where the $0 was seen (SKU, or snapshot line) and what it looked like.
         reason: String,
     },
+    /// The source prices this key in other currencies only (the Price List of the
+    /// China regions is in CNY). sagemeter bills in USD and never converts: the call
+    /// gets an explicit unpriced line unless a USD price override is set.
+    #[error(
+        "no USD price for {key}: the Price List prices it only in {currencies}; sagemeter \
+         bills in USD, so set a USD price override for it"
+    )]
+    OtherCurrency {
+        /// The key that has no USD price.
+        key: PriceKey,
+        /// The currency codes it is priced in, comma-separated (e.g. `CNY`).
+        currencies: String,
+    },
 }
 
 /// Anything that can price a [`PriceKey`].

@@ -368,6 +368,45 @@ async fn unknown_instance_type_is_not_found() {
     assert_eq!(live.price(&key).await, Err(PriceError::NotFound { key }));
 }
 
+/// `doc` as the Price List of the China regions writes it: every price in CNY.
+fn in_cny(doc: serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(&doc.to_string().replace(r#""USD":"#, r#""CNY":"#)).unwrap()
+}
+
+#[tokio::test]
+async fn a_product_priced_only_in_another_currency_is_never_converted_or_zero() {
+    let server = FakePriceList::start().await;
+    server.add_documents([
+        in_cny(docs::hosting("us-east-1", "ml.m5.xlarge", "1.6000000000")),
+        in_cny(docs::hosting("us-east-1", "ml.p9.xlarge", "3.2000000000")),
+    ]);
+    let prices = default_price_source(&server.sdk_config("us-east-1"));
+
+    // The snapshot has ml.m5.xlarge ($0.23 an hour): it prices the call, and says why.
+    let rate = prices.price(&m5_xlarge()).await.unwrap();
+    assert_eq!(rate.provenance.source, PriceOrigin::Snapshot);
+    assert_eq!(rate.usd_per_unit, usd("0.23"));
+    let note = rate.provenance.note.unwrap();
+    assert!(
+        note.starts_with(
+            "primary price source failed (no USD price for hosting ml.m5.xlarge in us-east-1: \
+             the Price List prices it only in CNY"
+        ),
+        "{note}"
+    );
+
+    // Nothing else has ml.p9.xlarge's price: unpriced, saying which currency.
+    let key = PriceKey::hosting("us-east-1", "ml.p9.xlarge");
+    let err = prices.price(&key).await.unwrap_err();
+    assert_eq!(
+        err,
+        PriceError::OtherCurrency {
+            key,
+            currencies: "CNY".into()
+        }
+    );
+}
+
 #[tokio::test]
 async fn throttling_falls_back_to_the_snapshot_with_a_note() {
     let server = FakePriceList::start().await;
