@@ -351,11 +351,9 @@ impl CachedPrices {
                 PriceError::Malformed { reason } => PriceError::Malformed {
                     reason: format!("{reason}; fallback: {fallback_error}"),
                 },
-                // The primary's "only in CNY" says more than a fallback's "not found".
-                PriceError::OtherCurrency { .. } => match fallback_error {
-                    PriceError::NotFound { .. } => error.clone(),
-                    other => other,
-                },
+                // "Only in CNY" is the reason there is no price: a fallback's failure
+                // (no CNY region is in the snapshot) says nothing more.
+                PriceError::OtherCurrency { .. } => error.clone(),
                 // The primary's "only $0 listed" says more than a fallback's "not found".
                 PriceError::ZeroOnly { key, reason } => match fallback_error {
                     PriceError::NotFound { .. } => error.clone(),
