@@ -568,3 +568,40 @@ async fn a_body_that_is_not_utf8_is_printed_byte_for_byte() {
     let start = at + header.len();
     assert_eq!(&output.stdout[start..start + 5], b"\xff\x00\x89\x50\n");
 }
+
+/// `RUST_LOG=trace` (with the SDK's own switches for printing bodies on) shows the
+/// SDK's DEBUG lines, never the request's or response's payload, nor the session
+/// token the request is signed with.
+#[tokio::test(flavor = "multi_thread")]
+async fn rust_log_trace_never_writes_a_payload_or_a_credential_to_stderr() {
+    const REQUEST_MARKER: &str = "REQUEST-PAYLOAD-MARKER-7e2a";
+    const STREAM_MARKER: &str = "STREAM-PART-MARKER-91c4";
+    const TOKEN_MARKER: &str = "SESSION-TOKEN-MARKER-3b8f";
+    let body = format!("{{\"inputs\":\"{REQUEST_MARKER}\"}}");
+    let fake = fake_rt().await;
+    fake.set_response_body(format!("{{\"generated_text\":\"{MARKER}\"}}").as_bytes());
+    let stream = FakeStream::start(|_| Script::new().part(STREAM_MARKER)).await;
+    for (url, extra) in [(&fake.url, None), (&stream.endpoint_url, Some("--stream"))] {
+        let mut cmd = clean_env::sagemeter(url, &refused_url());
+        cmd.env(
+            "RUST_LOG",
+            "trace,aws_smithy_runtime::client::orchestrator=trace",
+        )
+        .env("LOG_SENSITIVE_BODIES", "true")
+        .env("LOG_SIGNABLE_BODY", "true")
+        .env("AWS_SESSION_TOKEN", TOKEN_MARKER)
+        .args(["invoke", if extra.is_some() { "llm" } else { "rt" }])
+        .args(["--body", &body, "--json"])
+        .args(extra);
+        let output = run(cmd).await;
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        // The log is on: the SDK's DEBUG lines are there.
+        assert!(stderr.contains("beginning attempt #1"), "{stderr}");
+        for marker in [REQUEST_MARKER, MARKER, STREAM_MARKER, TOKEN_MARKER] {
+            assert!(!stderr.contains(marker), "{marker} on stderr:\n{stderr}");
+            assert!(!stdout.contains(marker), "{marker} on stdout:\n{stdout}");
+        }
+    }
+    assert_eq!(fake.invocations(), 1);
+}

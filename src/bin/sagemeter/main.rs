@@ -179,8 +179,35 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     message
 }
 
-/// Logs to stderr: `RUST_LOG` (default `warn`), plus `sagemeter=info` with `-v`.
+/// The SDK crates whose TRACE events print what a call carries: the HTTP request and
+/// response (`aws_smithy_runtime`: body bytes, `Authorization` and
+/// `x-amz-security-token` headers), event-stream messages (`aws_smithy_http`: a
+/// stream's payload parts), the signed body (`aws_sigv4` with `LOG_SIGNABLE_BODY`),
+/// chunked bodies (`aws_runtime`). Their TRACE events are never shown, whatever
+/// `RUST_LOG` says: payloads and credentials stay out of the logs.
+const PAYLOAD_LOGGING_CRATES: &[&str] = &[
+    "aws_smithy_runtime",
+    "aws_smithy_http",
+    "aws_sigv4",
+    "aws_runtime",
+];
+
+/// Whether an event of `target` at `level` may reach the log: anything but TRACE
+/// from [`PAYLOAD_LOGGING_CRATES`] (a crate or any of its modules).
+fn may_log(target: &str, level: tracing::Level) -> bool {
+    level != tracing::Level::TRACE
+        || !PAYLOAD_LOGGING_CRATES.iter().any(|krate| {
+            target
+                .strip_prefix(krate)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
+}
+
+/// Logs to stderr: `RUST_LOG` (default `warn`), plus `sagemeter=info` with `-v`;
+/// the payload-logging crates' TRACE events never (see [`PAYLOAD_LOGGING_CRATES`]).
 fn init_tracing(verbose: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     // Without a configured region the SDK asks the EC2 instance metadata service, and
     // warns when there is none; the CLI then uses us-east-1 (`price`) or says what to
     // set (`invoke`), so that warning is noise.
@@ -189,12 +216,20 @@ fn init_tracing(verbose: bool) {
     if verbose {
         filter = filter.add_directive("sagemeter=info".parse().expect("a valid directive"));
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(true)
-        .init();
+    // A filter of its own, not a directive: a more specific RUST_LOG directive
+    // (`aws_smithy_runtime::client::orchestrator=trace`) would win over one.
+    let no_payloads =
+        tracing_subscriber::filter::filter_fn(|meta| may_log(meta.target(), *meta.level()));
+    let _ = tracing_subscriber::registry()
+        .with(no_payloads)
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_target(true),
+        )
+        .try_init();
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -248,6 +283,30 @@ fn main() -> ExitCode {
         Err(e) => {
             invoke::eprint(&format!("error: {e}"));
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn the_sdk_crates_that_print_payloads_never_log_at_trace() {
+        for target in [
+            "aws_smithy_runtime",
+            "aws_smithy_runtime::client::orchestrator",
+            "aws_smithy_http::event_stream::receiver",
+            "aws_sigv4::http_request::sign",
+            "aws_runtime::content_encoding",
+        ] {
+            assert!(!may_log(target, Level::TRACE), "{target}");
+            assert!(may_log(target, Level::DEBUG), "{target}");
+        }
+        // Other crates (and ones whose names only start the same) keep TRACE.
+        for target in ["sagemeter", "aws_smithy_runtime_api", "aws_config", "hyper"] {
+            assert!(may_log(target, Level::TRACE), "{target}");
         }
     }
 }
