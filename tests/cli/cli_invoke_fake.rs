@@ -99,6 +99,29 @@ async fn a_model_error_names_code_status_and_request_id_never_the_models_message
             let error = lines[0]["error"].as_str().unwrap();
             assert!(error.contains(named), "{error}");
             assert!(error.contains("log stream: arn:aws:logs:"), "{error}");
+            // One call at a time: the failure of the first stops the second.
+            let summary = lines.last().unwrap();
+            assert_eq!(summary["type"], "summary", "{stdout}");
+            assert_eq!(
+                (
+                    &summary["requested"],
+                    &summary["calls"],
+                    &summary["not_sent"],
+                    &summary["stopped_by"]
+                ),
+                (
+                    &Value::from(2),
+                    &Value::from(1),
+                    &Value::from(1),
+                    &Value::from("failure")
+                ),
+                "{summary}"
+            );
+        } else {
+            assert!(
+                stdout.contains("stopped early    by failure: 1 of 2 requested call(s) not sent"),
+                "{stdout}"
+            );
         }
     }
 }
@@ -286,7 +309,10 @@ fn kill(child: &std::process::Child, signal: i32) {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interrupt_stops_new_calls_and_every_call_sent_reaches_the_ledger() {
-    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+    for (signal, code, name) in [
+        (libc::SIGINT, 130, "SIGINT"),
+        (libc::SIGTERM, 143, "SIGTERM"),
+    ] {
         let fake = fake_rt().await;
         *fake.state.latency.lock().unwrap() = Duration::from_millis(50);
         let dir = tempfile::tempdir().unwrap();
@@ -328,6 +354,19 @@ async fn an_interrupt_stops_new_calls_and_every_call_sent_reaches_the_ledger() {
         let receipts: Vec<&Value> = lines.iter().filter(|l| l["type"] == "receipt").collect();
         assert_eq!(summary["calls"], receipts.len(), "{summary}");
         assert!(receipts.len() >= 5 && receipts.len() < 100_000);
+        // The summary says the run was cut short, by what, and what was left.
+        assert_eq!(summary["requested"], 100_000, "{summary}");
+        assert_eq!(summary["stopped_by"], name, "{summary}");
+        assert_eq!(
+            summary["cancelled"],
+            Value::Null,
+            "none cancelled: {summary}"
+        );
+        assert_eq!(
+            summary["not_sent"],
+            100_000 - receipts.len(),
+            "requested − finished: {summary}"
+        );
         let in_ledger: std::collections::HashSet<String> = ledger_receipts(&ledger)
             .into_iter()
             .map(|c| c.call_id.to_string())

@@ -322,6 +322,8 @@ struct Summary {
     kind: &'static str,
     endpoint: String,
     region: String,
+    /// Calls asked for (`-n`).
+    requested: u32,
     /// Calls that finished (successfully or not).
     calls: u32,
     /// Calls that failed.
@@ -332,6 +334,12 @@ struct Summary {
     /// What the cancelled calls' receipts cost (in the ledger, not in the total).
     #[serde(skip_serializing_if = "Option::is_none")]
     cancelled_usd: Option<Decimal>,
+    /// Calls never sent: `requested` − `calls` − `cancelled`.
+    not_sent: u32,
+    /// Why calls stopped before every requested one was sent: `SIGINT` or `SIGTERM`
+    /// (an interrupt, also the exit code's reason), `failure` (a call failed), `stdout
+    /// closed` (the reader left); `null` when all were sent and nothing interrupted.
+    stopped_by: Option<&'static str>,
     /// Sum of every receipt (failed calls that the model answered are billed too).
     total_cost_usd: Decimal,
     /// total ÷ calls × 1,000.
@@ -601,6 +609,7 @@ async fn run_with(
         kind: "summary",
         endpoint: args.endpoint.clone(),
         region: region.to_owned(),
+        requested: args.calls,
         endpoint_profile: profile.as_deref().cloned(),
         ..Summary::default()
     };
@@ -612,6 +621,8 @@ async fn run_with(
     // receipts are made before the client shuts down.
     let mut printer = Printer::new(out);
     let mut interrupted: Option<u8> = None;
+    // What first stopped new calls, other than an interrupt.
+    let mut stopped_by: Option<&'static str> = None;
     loop {
         let Finished { index, result } = tokio::select! {
             finished = rx.recv() => match finished {
@@ -682,6 +693,7 @@ async fn run_with(
             }
             Err(error) => {
                 summary.failed += 1;
+                stopped_by.get_or_insert("failure");
                 let receipt = match &error {
                     sagemeter::Error::Invoke { cost, .. } => cost.as_deref(),
                     _ => None,
@@ -714,6 +726,7 @@ async fn run_with(
         }
         if printer.failed.is_some() {
             stop.store(true, Ordering::SeqCst);
+            stopped_by.get_or_insert("stdout closed");
         }
     }
     // The channel closed: every worker is done with its calls.
@@ -728,6 +741,12 @@ async fn run_with(
         p50: percentile(&latencies, 50).map(millis),
         p95: percentile(&latencies, 95).map(millis),
         max: latencies.last().copied().map(millis),
+    };
+    summary.not_sent = args.calls.saturating_sub(summary.calls + summary.cancelled);
+    summary.stopped_by = match interrupted {
+        Some(code) => Some(interrupt::signal_name(code)),
+        None if summary.not_sent > 0 => stopped_by,
+        None => None,
     };
     if summary.calls > 0 {
         summary.cost_per_1000_calls_usd = Some(sagemeter::billing::round_cost(
@@ -747,15 +766,14 @@ async fn run_with(
     printer.print(|out| out.flush());
 
     if let Some(code) = interrupted {
-        let not_sent = args.calls.saturating_sub(summary.calls + summary.cancelled);
         return Err(CliError::Interrupted {
             code,
             message: format!(
-                "interrupted by {}: {} call(s) finished, {} cancelled in flight, {not_sent} \
-                 not sent",
+                "interrupted by {}: {} call(s) finished, {} cancelled in flight, {} not sent",
                 interrupt::signal_name(code),
                 summary.calls,
-                summary.cancelled
+                summary.cancelled,
+                summary.not_sent
             ),
         });
     }
@@ -952,6 +970,13 @@ fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(out, "summary for {} ({})", s.endpoint, s.region)?;
     writeln!(out, "  calls            {} ({} failed)", s.calls, s.failed)?;
+    if let Some(why) = s.stopped_by {
+        writeln!(
+            out,
+            "  stopped early    by {why}: {} of {} requested call(s) not sent",
+            s.not_sent, s.requested
+        )?;
+    }
     if s.cancelled > 0 {
         writeln!(
             out,
