@@ -576,6 +576,23 @@ fn async_submits_one_request_and_prints_the_submission_receipt() {
         serde_json::from_slice(output.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
     assert_eq!(receipt["type"], "receipt");
     assert_eq!(receipt["usage"]["operation"], "InvokeEndpointAsync");
+    // Where the output (or the failure) will land, for the reader to fetch it (moto
+    // makes an id and S3 locations of its own).
+    let submission = &receipt["submission"];
+    assert!(
+        submission["inference_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{receipt}"
+    );
+    for member in ["output_location", "failure_location"] {
+        assert!(
+            submission[member]
+                .as_str()
+                .is_some_and(|at| at.starts_with("s3://")),
+            "{member}: {receipt}"
+        );
+    }
     // 1 GiB of input at the snapshot's 0.016 USD/GB.
     let data_in = receipt["lines"]
         .as_array()

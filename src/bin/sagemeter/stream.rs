@@ -8,6 +8,7 @@ use crate::output::{json_line, usd};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_sdk_sagemakerruntime::types::ResponseStream;
 use sagemeter::{Client, Cost};
+use serde::Serialize;
 use std::io::Write;
 
 /// Streams one response: payload parts to `out` as they arrive (not with --json),
@@ -115,15 +116,53 @@ pub async fn run_async(
         Ok(submitted) => submitted,
         Err(e) => return failed(args, out, e),
     };
-    if !args.json {
-        writeln!(
+    let submission = Submission {
+        inference_id: submitted.inference_id(),
+        output_location: submitted.output_location(),
+        failure_location: submitted.failure_location(),
+    };
+    if args.json {
+        json_line(
             out,
-            "inference {} queued; output will land at {}",
-            submitted.inference_id().unwrap_or("-"),
-            submitted.output_location().unwrap_or("-")
+            &AsyncReceiptLine {
+                kind: "receipt",
+                call: 1,
+                submission,
+                cost: submitted.cost(),
+            },
         )?;
+        return Ok(());
     }
+    writeln!(
+        out,
+        "inference {} queued; output will land at {}{}",
+        submission.inference_id.unwrap_or("-"),
+        submission.output_location.unwrap_or("-"),
+        submission
+            .failure_location
+            .map_or_else(String::new, |at| format!(", a failure at {at}"))
+    )?;
     write_receipt(args, out, Some(submitted.cost()), None)
+}
+
+/// Where an asynchronous inference's result will be: what a `--json` reader needs
+/// to fetch it (the text output says it in words).
+#[derive(Serialize, Clone, Copy)]
+struct Submission<'a> {
+    inference_id: Option<&'a str>,
+    output_location: Option<&'a str>,
+    failure_location: Option<&'a str>,
+}
+
+/// `--async --json`: the submission receipt, with where the output will land.
+#[derive(Serialize)]
+struct AsyncReceiptLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    call: u32,
+    submission: Submission<'a>,
+    #[serde(flatten)]
+    cost: &'a Cost,
 }
 
 /// The call's receipt: a `receipt` line, or with `failure` an `error` line carrying
