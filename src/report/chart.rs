@@ -1,17 +1,19 @@
-//! Cost over time as an SVG chart (feature `charts`): one line per group.
+//! Cost over time as an SVG or PNG chart (feature `charts`): one line per group.
 //!
-//! Uses only plotters' SVG backend and line series; text is left to the SVG
-//! viewer's fonts, so no font files are needed to draw it.
+//! Text is laid out with the font embedded in the binary (DejaVu Sans), so drawing
+//! needs no system font library. A chart is written whole or not at all: drawn to a
+//! temporary file beside the target, renamed over it once complete.
 //!
 //! ```no_run
 //! use sagemeter::report::{GroupBy, ReportOptions, chart, report_file};
 //! let report = report_file("calls.jsonl", &ReportOptions::new(GroupBy::Endpoint))?;
-//! chart::write_svg(&report, "cost.svg", chart::DEFAULT_SIZE)?;
+//! chart::write(&report, "cost.png", chart::DEFAULT_SIZE)?; // or cost.svg
 //! # Ok::<(), sagemeter::report::ReportError>(())
 //! ```
 
 use super::{Bucket, Report, ReportError, Series};
 use chrono::DateTime;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -25,66 +27,112 @@ pub const DEFAULT_SIZE: (u32, u32) = (1000, 600);
 /// summed into one `(other)` line.
 pub const MAX_LINES: usize = 10;
 
-/// Draws the report's [`OverTime`](super::OverTime) series and writes the SVG to `path`.
+/// Draws the report's [`OverTime`](super::OverTime) series to `path`, as SVG or PNG
+/// by its extension (`.svg` or `.png`, any case; any other name is refused before
+/// anything is drawn). A drawing that fails leaves `path` as it was.
+pub fn write(report: &Report, path: impl AsRef<Path>, size: (u32, u32)) -> Result<(), ReportError> {
+    let path = path.as_ref();
+    let chart = OverTimeChart::new(report)?;
+    crate::chart::write(&chart, path, size)
+        .map_err(|e| ReportError::Chart(format!("writing {}: {e}", path.display())))
+}
+
+/// Draws the report's [`OverTime`](super::OverTime) series as SVG to `path`, which
+/// must be named `.svg` (an SVG under another name is no picture a viewer opens;
+/// [`write`] also draws PNG). Written whole or not at all, as [`write`].
 pub fn write_svg(
     report: &Report,
     path: impl AsRef<Path>,
     size: (u32, u32),
 ) -> Result<(), ReportError> {
-    let svg = render_svg(report, size)?;
-    std::fs::write(path.as_ref(), svg)
-        .map_err(|e| ReportError::Chart(format!("writing {}: {e}", path.as_ref().display())))
+    let path = path.as_ref();
+    let is_svg = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    if !is_svg {
+        return Err(ReportError::Chart(format!(
+            "writing {}: an SVG chart goes to a file named .svg",
+            path.display()
+        )));
+    }
+    write(report, path, size)
 }
 
 /// The SVG document of the chart: [`ReportError::Chart`] when there is nothing
 /// to draw, [`ReportError::Overflow`] when the groups summed into the `(other)`
 /// line add up beyond what a sum holds (amounts no meter wrote).
 pub fn render_svg(report: &Report, size: (u32, u32)) -> Result<String, ReportError> {
-    let series = lines(&report.over_time.series)?;
-    let points = series.iter().flat_map(|s| &s.points);
-    let (Some(first), Some(last)) = (
-        points.clone().map(|p| p.start).min(),
-        points.clone().map(|p| p.start).max(),
-    ) else {
-        return Err(ReportError::Chart(
-            "no calls in the range: nothing to chart".into(),
-        ));
-    };
-    // x is in buckets since the first one: whole numbers are bucket starts, and
-    // gaps without calls stay gaps.
-    let step = match report.over_time.bucket {
-        Bucket::Hour => 3600,
-        Bucket::Day => 86_400,
-    };
-    let origin = first.timestamp();
-    let x_of = move |t: DateTime<chrono::Utc>| (t.timestamp() - origin) as f64 / step as f64;
-    let x1 = x_of(last) + 0.5;
-    let y_max = points
-        .map(|p| usd(p.cost_usd))
-        .fold(0.0_f64, f64::max)
-        .max(1e-9)
-        * 1.1;
-    let unit = match report.over_time.bucket {
-        Bucket::Hour => "hour",
-        Bucket::Day => "day",
-    };
-    let caption = if report.by == "day" || report.by == "hour" {
-        format!("Cost per {unit} (USD)")
-    } else {
-        format!("Cost per {unit} by {} (USD)", report.by)
-    };
-    let time_format = match report.over_time.bucket {
-        Bucket::Hour => "%m-%d %H:00",
-        Bucket::Day => "%Y-%m-%d",
-    };
+    let chart = OverTimeChart::new(report)?;
+    crate::chart::svg(&chart, size).map_err(ReportError::Chart)
+}
 
-    let mut svg = String::new();
-    {
+/// What is drawn: the lines, checked to have something in them, and their layout.
+struct OverTimeChart<'a> {
+    report: &'a Report,
+    series: Vec<Series>,
+    first: DateTime<chrono::Utc>,
+    last: DateTime<chrono::Utc>,
+}
+
+impl<'a> OverTimeChart<'a> {
+    fn new(report: &'a Report) -> Result<Self, ReportError> {
+        let series = lines(&report.over_time.series)?;
+        let points = series.iter().flat_map(|s| &s.points);
+        let (Some(first), Some(last)) = (
+            points.clone().map(|p| p.start).min(),
+            points.map(|p| p.start).max(),
+        ) else {
+            return Err(ReportError::Chart(
+                "no calls in the range: nothing to chart".into(),
+            ));
+        };
+        Ok(OverTimeChart {
+            report,
+            series,
+            first,
+            last,
+        })
+    }
+}
+
+impl crate::chart::Drawing for OverTimeChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let (report, series, first, last) = (self.report, &self.series, self.first, self.last);
+        // x is in buckets since the first one: whole numbers are bucket starts, and
+        // gaps without calls stay gaps.
+        let step = match report.over_time.bucket {
+            Bucket::Hour => 3600,
+            Bucket::Day => 86_400,
+        };
+        let origin = first.timestamp();
+        let x_of = move |t: DateTime<chrono::Utc>| (t.timestamp() - origin) as f64 / step as f64;
+        let x1 = x_of(last) + 0.5;
+        let y_max = series
+            .iter()
+            .flat_map(|s| &s.points)
+            .map(|p| usd(p.cost_usd))
+            .fold(0.0_f64, f64::max)
+            .max(1e-9)
+            * 1.1;
+        let unit = match report.over_time.bucket {
+            Bucket::Hour => "hour",
+            Bucket::Day => "day",
+        };
+        let caption = if report.by == "day" || report.by == "hour" {
+            format!("Cost per {unit} (USD)")
+        } else {
+            format!("Cost per {unit} by {} (USD)", report.by)
+        };
+        let time_format = match report.over_time.bucket {
+            Bucket::Hour => "%m-%d %H:00",
+            Bucket::Day => "%Y-%m-%d",
+        };
+
         crate::chart::register_fonts();
-        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        let err = |e: &dyn std::fmt::Display| ReportError::Chart(e.to_string());
+        let err = |e: &dyn std::fmt::Display| e.to_string();
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(caption, ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(40)
@@ -133,9 +181,8 @@ pub fn render_svg(report: &Report, size: (u32, u32)) -> Result<String, ReportErr
             .border_style(BLACK)
             .draw()
             .map_err(|e| err(&e))?;
-        root.present().map_err(|e| err(&e))?;
+        Ok(())
     }
-    Ok(svg)
 }
 
 /// The series to draw: the first `MAX_LINES - 1` as they are, the rest summed
@@ -223,6 +270,40 @@ mod tests {
         assert!(svg.contains("\nchat\n</text>"), "legend");
         assert!(svg.contains("\nembed\n</text>"), "legend");
         assert!(svg.contains("<polyline"), "a line was drawn");
+    }
+
+    #[test]
+    fn the_chart_is_written_as_png_or_svg_by_its_name_and_nothing_else() {
+        let costs = [cost("chat", "2026-11-01T09:15:00Z", "0.01")];
+        let report = summarize(&costs, &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("cost.PNG");
+        write(&report, &png, (200, 120)).unwrap();
+        assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+        let svg = dir.path().join("cost.svg");
+        write_svg(&report, &svg, (200, 120)).unwrap();
+        assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+        // An SVG is not written under another name, nor anything under an unknown one.
+        for (name, svg_only) in [("cost.png", true), ("cost.gif", false), ("cost", false)] {
+            let path = dir.path().join(name);
+            let err = if svg_only {
+                write_svg(&report, &path, (200, 120))
+            } else {
+                write(&report, &path, (200, 120))
+            }
+            .unwrap_err();
+            assert!(matches!(err, ReportError::Chart(_)), "{name}: {err:?}");
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["cost.PNG", "cost.svg"],
+            "no other file, no temporary one"
+        );
     }
 
     #[test]

@@ -29,3 +29,18 @@ pub(crate) fn sagemeter(endpoint_url: &str, pricing_url: &str) -> Command {
         .env("AWS_SHARED_CREDENTIALS_FILE", &no_file);
     cmd
 }
+
+/// A pipe whose reader has already left, for a child's stdout or stderr: every write
+/// to it fails (EPIPE), as to `| head` once head has exited.
+#[cfg(unix)]
+pub(crate) fn closed_pipe() -> std::process::Stdio {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe(2) fills `fds` with two new descriptors this function owns.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe(2)");
+    // SAFETY: the read end is ours, closed once; the write end is handed over whole.
+    unsafe {
+        libc::close(fds[0]);
+        std::process::Stdio::from(std::os::fd::OwnedFd::from_raw_fd(fds[1]))
+    }
+}

@@ -436,3 +436,87 @@ async fn convert_warns_about_a_file_of_the_current_hour() {
     });
     assert!(warned, "{stderr}");
 }
+
+/// `report … --chart F | head -0`: the reader left before the report was printed;
+/// the chart is drawn all the same, and the run is still a success (exit 0).
+#[cfg(all(unix, feature = "charts"))]
+#[tokio::test]
+async fn a_reader_that_leaves_does_not_take_the_chart_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("calls.jsonl");
+    write_jsonl(&ledger, &[receipt(1, "2026-12-02T10:00:00Z")]).await;
+    for (chart, json) in [("cost.svg", false), ("cost.png", true)] {
+        let chart = dir.path().join(chart);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sagemeter"));
+        cmd.arg("report").arg(&ledger).arg("--chart").arg(&chart);
+        if json {
+            cmd.arg("--json");
+        }
+        let output = cmd
+            .stdout(super::clean_env::closed_pipe())
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(chart.exists(), "{} drawn", chart.display());
+    }
+}
+
+/// `report --chart`: a `.png` is a PNG picture, an `.svg` an SVG document; any
+/// other name is an invalid argument (exit 2), refused before any ledger is read
+/// (here: one that does not exist), and nothing is written.
+#[tokio::test]
+async fn a_report_chart_is_an_svg_or_a_png_by_its_name_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("calls.jsonl");
+    write_jsonl(&ledger, &[receipt(1, "2026-12-02T10:00:00Z")]).await;
+    if cfg!(feature = "charts") {
+        for (name, magic) in [("cost.png", &b"\x89PNG"[..]), ("cost.SVG", &b"<svg"[..])] {
+            let chart = dir.path().join(name);
+            sagemeter()
+                .arg("report")
+                .arg(&ledger)
+                .arg("--chart")
+                .arg(&chart)
+                .assert()
+                .success()
+                .stdout(predicate::str::contains(format!(
+                    "chart: {}",
+                    chart.display()
+                )));
+            assert!(std::fs::read(&chart).unwrap().starts_with(magic), "{name}");
+        }
+    }
+    let missing = dir.path().join("no-such-ledger.jsonl");
+    for name in ["cost.gif", "cost"] {
+        let chart = dir.path().join(name);
+        sagemeter()
+            .arg("report")
+            .arg(&missing)
+            .arg("--chart")
+            .arg(&chart)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("name the file .svg or .png"));
+        assert!(!chart.exists());
+    }
+}
+
+/// `report --since` not before `--until` is an invalid argument (exit 2).
+#[tokio::test]
+async fn a_report_range_that_is_empty_is_an_invalid_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("calls.jsonl");
+    write_jsonl(&ledger, &[receipt(1, "2026-12-02T10:00:00Z")]).await;
+    sagemeter()
+        .arg("report")
+        .arg(&ledger)
+        .args(["--since", "2026-12-02", "--until", "2026-12-01"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("the range is empty"));
+}

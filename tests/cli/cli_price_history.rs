@@ -202,6 +202,36 @@ async fn a_version_cut_short_prints_what_was_read_then_fails_naming_it() {
     assert!(!stderr.contains("fake-signature"), "{stderr}");
 }
 
+/// `price --history --chart F | head -0` with a version cut short: the reader left
+/// before anything was printed, yet the chart is drawn, and the incomplete history
+/// still fails the command (exit 1), as when the output is read.
+#[cfg(all(unix, feature = "charts"))]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_that_leaves_takes_neither_the_chart_nor_the_failure_with_it() {
+    for (cut_short, code) in [(Some("20250301000000"), 1), (None, 0)] {
+        let server = publish(cut_short).await;
+        let cache = tempfile::tempdir().unwrap();
+        let chart = cache.path().join("c5.svg");
+        let out = sagemeter(&refused_url(), &server.url())
+            .env("SAGEMETER_CACHE_DIR", cache.path())
+            .args(["price", "ml.c5.2xlarge", "--history", "--chart"])
+            .arg(&chart)
+            .args(["--since", "2024-01-01", "--until", "2026-01-01"])
+            .stdout(super::clean_env::closed_pipe())
+            .output()
+            .expect("run sagemeter");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{cut_short:?}: {stderr}");
+        assert!(chart.exists(), "{cut_short:?}: the chart is drawn");
+        if cut_short.is_some() {
+            assert!(
+                stderr.contains("the price history is incomplete"),
+                "{stderr}"
+            );
+        }
+    }
+}
+
 #[test]
 fn history_flags_are_checked_before_anything_is_sent() {
     let out = price_offline(&["ml.c5.2xlarge", "--since", "2024-01-01"]);

@@ -706,9 +706,10 @@ fn ungroup_digits(text: &str) -> Option<String> {
     Some(digits)
 }
 
-/// `--chart`: a `.svg` or `.png` file (any case), in a sagemeter built with charts.
-/// Refused here, as a usage error, before anything is priced or downloaded.
-fn parse_chart_path(s: &str) -> Result<PathBuf, String> {
+/// `--chart` (of `compare` and `report`): a `.svg` or `.png` file (any case), in a
+/// sagemeter built with charts. Refused here, as a usage error, before anything is
+/// priced, downloaded or read.
+pub(crate) fn parse_chart_path(s: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(s);
     let ext = path
         .extension()

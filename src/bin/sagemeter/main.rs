@@ -238,7 +238,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Invoke(args) => invoke::run(args, &cli.global, &mut out).await,
         Command::Price(args) => price::run(args, &cli.global, &mut out).await,
-        Command::Report(args) => report::run(args, &mut out).map_err(CliError::from),
+        Command::Report(args) => report::run(args, &mut out),
         #[cfg(feature = "fleet")]
         Command::Fleet(command) => fleet::run(command, &cli.global, &mut out).await,
         #[cfg(feature = "account")]

@@ -96,6 +96,37 @@ pub async fn run(
         Err(other) => return Err(CliError::failed(other.to_string())),
     };
 
+    // What was read, then the chart, then whether it was all: a reader that left
+    // (`| head`) takes neither the chart nor the incomplete history's exit 1 with it.
+    let mut printed = print(args, out, family, &history, &missing, cache_dir);
+    if let Some(path) = &args.chart {
+        draw_chart(&history, path)?;
+        if printed.is_ok() && !args.json {
+            printed = writeln!(out, "chart written to {}", path.display());
+        }
+    }
+    let printed = printed.and_then(|()| out.flush());
+    if !missing.is_empty() {
+        return Err(CliError::failed(
+            HistoryError::Incomplete {
+                partial: Box::new(history),
+                missing,
+            }
+            .to_string(),
+        ));
+    }
+    Ok(printed?)
+}
+
+/// The history (or trend) as text or JSON.
+fn print(
+    args: &PriceArgs,
+    out: &mut dyn Write,
+    family: Option<&str>,
+    history: &PriceHistory,
+    missing: &[MissingVersion],
+    cache_dir: Option<String>,
+) -> std::io::Result<()> {
     if args.json {
         match family {
             Some(family) => json_line(
@@ -105,46 +136,29 @@ pub async fn run(
                     family,
                     trend: &history.trend(),
                     versions_read: history.versions.len(),
-                    missing: &missing,
+                    missing,
                     cache_dir,
                 },
-            )?,
+            ),
             None => json_line(
                 out,
                 &HistoryOutput {
                     kind: "history",
-                    history: &history,
-                    missing: &missing,
+                    history,
+                    missing,
                     cache_dir,
                 },
-            )?,
+            ),
         }
     } else {
         match family {
-            Some(family) => write_trend(out, family, &history)?,
-            None => write_history(out, &history, args.target.as_ref())?,
+            Some(family) => write_trend(out, family, history)?,
+            None => write_history(out, history, args.target.as_ref())?,
         }
         if let Some(dir) = &cache_dir {
             writeln!(out, "\nPrice List files are cached in {dir}")?;
         }
-    }
-    if let Some(path) = &args.chart {
-        draw_chart(&history, path)?;
-        if !args.json {
-            writeln!(out, "chart written to {}", path.display())?;
-        }
-    }
-    out.flush()?;
-    if missing.is_empty() {
         Ok(())
-    } else {
-        Err(CliError::failed(
-            HistoryError::Incomplete {
-                partial: Box::new(history),
-                missing,
-            }
-            .to_string(),
-        ))
     }
 }
 

@@ -1,8 +1,11 @@
 //! `sagemeter report`: where the money went, from a ledger. A thin wrapper: the
 //! figures, their definitions and the table are `sagemeter::report`'s.
 
+use crate::CliError;
 use chrono::{DateTime, Utc};
-use sagemeter::report::{GroupBy, ReportOptions, parse_time_bound, render_table, report_files};
+use sagemeter::report::{
+    GroupBy, ReportError, ReportOptions, parse_time_bound, render_table, report_files,
+};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -31,8 +34,9 @@ pub struct ReportArgs {
     /// Print the report as JSON (money as exact decimal strings) instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Also draw cost over time per group into this SVG file (needs the `charts` feature).
-    #[arg(long, value_name = "OUT.svg")]
+    /// Also draw cost over time per group into this .svg or .png file (needs the
+    /// `charts` feature). Checked before any ledger is read.
+    #[arg(long, value_name = "FILE", value_parser = crate::compare::parse_chart_path)]
     pub chart: Option<PathBuf>,
 }
 
@@ -45,29 +49,32 @@ fn parse_bound(s: &str) -> Result<DateTime<Utc>, sagemeter::report::ReportError>
 }
 
 /// Runs `sagemeter report`, writing the table (or JSON) to `out`.
-pub fn run(
-    args: ReportArgs,
-    out: &mut dyn Write,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+pub fn run(args: ReportArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let mut options = ReportOptions::new(args.by);
     options.since = args.since;
     options.until = args.until;
-    let report = report_files(&args.ledgers, &options)?;
+    let report = report_files(&args.ledgers, &options).map_err(|e| match e {
+        // --since not before --until: refused before any ledger is read.
+        ReportError::EmptyRange { .. } => CliError::Usage(e.to_string()),
+        other => CliError::Failed(Box::new(other)),
+    })?;
     // The report first: a chart that cannot be drawn (no calls in the range)
-    // does not take the figures with it.
-    if args.json {
-        serde_json::to_writer_pretty(&mut *out, &report)?;
-        writeln!(out)?;
+    // does not take the figures with it. And the chart whatever became of the
+    // report: a reader that left (`| head`) does not take the chart with it.
+    let printed = if args.json {
+        serde_json::to_writer_pretty(&mut *out, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
     } else {
-        out.write_all(render_table(&report).as_bytes())?;
-    }
+        out.write_all(render_table(&report).as_bytes())
+    };
     if let Some(path) = &args.chart {
-        draw_chart(&report, path)?;
-        if !args.json {
+        draw_chart(&report, path).map_err(CliError::Failed)?;
+        if printed.is_ok() && !args.json {
             writeln!(out, "chart: {}", path.display())?;
         }
     }
-    Ok(())
+    Ok(printed?)
 }
 
 #[cfg(feature = "charts")]
@@ -76,7 +83,7 @@ fn draw_chart(
     path: &std::path::Path,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use sagemeter::report::chart;
-    Ok(chart::write_svg(report, path, chart::DEFAULT_SIZE)?)
+    Ok(chart::write(report, path, chart::DEFAULT_SIZE)?)
 }
 
 #[cfg(not(feature = "charts"))]
