@@ -219,18 +219,24 @@ fn reconcile_compares_a_ledger_with_the_seeded_bill_and_refuses_what_it_cannot_c
         "{host_today:#}"
     );
 
-    // Beyond what Cost Explorer keeps: an error, exit 1, nothing asked.
-    let out = run(&[
-        "reconcile",
-        ledger_arg,
-        "--since",
-        "2020-01-01",
-        "--until",
-        "2020-01-02",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("beyond what Cost Explorer keeps"), "{err}");
+    // Dates Cost Explorer cannot answer: invalid arguments, exit 2, nothing asked.
+    for (since, until, says) in [
+        (
+            "2020-01-01",
+            "2020-01-02",
+            "beyond what Cost Explorer keeps",
+        ),
+        (
+            tomorrow.as_str(),
+            yesterday.as_str(),
+            "is not before --until",
+        ),
+    ] {
+        let out = run(&["reconcile", ledger_arg, "--since", since, "--until", until]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
 
     // A ledger of another region.
     let out = run(&["--region", "eu-west-1", "reconcile", ledger_arg]);

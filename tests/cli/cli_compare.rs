@@ -259,11 +259,34 @@ ml.m5.xlarge x2                          172.10           1.7210       +28.39  o
 }
 
 #[test]
-fn invalid_plans_fail_with_what_was_wrong_and_what_to_do() {
+fn invalid_plans_are_invalid_arguments_saying_what_was_wrong_and_what_to_do() {
+    // Values the flags' parsers accept but no plan can have: exit 2 (invalid
+    // arguments, nothing priced), as for a value clap refuses (`--per-call 0,01`).
+    for (args, says) in [
+        (
+            vec!["--count", "0", "--instance", "ml.m5.xlarge"],
+            "instance count must be greater than zero",
+        ),
+        (
+            vec!["--serverless", "3000", "--latency-ms", "100"],
+            "serverless memory (MB) is out of range",
+        ),
+    ] {
+        sagemeter()
+            .args(["compare", "--calls", "100"])
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+    }
+    sagemeter()
+        .args(["compare", "--calls", "100", "--per-call", "0,01"])
+        .assert()
+        .code(2);
     sagemeter()
         .args(["compare", "--calls", "100", "--per-call=-0.01"])
         .assert()
-        .failure()
+        .code(2)
         .stderr(predicate::str::contains(
             "error: price per call (USD) must be greater than zero (got -0.01)",
         ));
@@ -278,7 +301,7 @@ fn invalid_plans_fail_with_what_was_wrong_and_what_to_do() {
             "50",
         ])
         .assert()
-        .failure()
+        .code(2)
         .stderr(predicate::str::contains(
             "the subscription includes 50 calls per month but has no overage rate",
         ));
@@ -293,14 +316,14 @@ fn invalid_plans_fail_with_what_was_wrong_and_what_to_do() {
             "week",
         ])
         .assert()
-        .failure()
+        .code(2)
         .stderr(predicate::str::contains(
             "unknown period `week`: use day, month or year",
         ));
     sagemeter()
         .args(["compare", "--calls", "100", "--serverless", "3072"])
         .assert()
-        .failure()
+        .code(2)
         .stderr(predicate::str::contains(
             "plan `serverless 3072 MB` needs a mean latency in the usage profile",
         ));
@@ -722,7 +745,7 @@ fn nothing_to_compare_says_which_flags_make_a_plan() {
     sagemeter()
         .args(["compare", "--calls", "100"])
         .assert()
-        .failure()
+        .code(2)
         .stderr(predicate::str::contains(
             "nothing to compare: give at least one plan: --per-call/--per-1000",
         ));

@@ -644,3 +644,23 @@ async fn rust_log_trace_never_writes_a_payload_or_a_credential_to_stderr() {
     }
     assert_eq!(fake.invocations(), 1);
 }
+
+/// `invoke --async` with an inline body over the 128,000 bytes SageMaker takes
+/// inline for InvokeEndpointAsync is an invalid argument (exit 2), refused before
+/// it is sent, as an over-limit body of a plain invoke is.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_async_body_over_the_inline_limit_is_an_invalid_argument() {
+    let fake = fake_rt().await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("200k.json");
+    // {"inputs":"x…x"}: 13 bytes of JSON around 199,987 x's, 200,000 bytes in all.
+    let text = format!("{{\"inputs\":\"{}\"}}", "x".repeat(199_987));
+    assert_eq!(text.len(), 200_000);
+    std::fs::write(&body, text).unwrap();
+    let body_arg = format!("@{}", body.display());
+    let output = run_at(&fake.url, &["invoke", "rt", "--async", "--body", &body_arg]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("at most 128000 bytes inline"), "{stderr}");
+    assert_eq!(fake.invocations(), 0, "nothing sent");
+}

@@ -8,6 +8,7 @@
 //! With `--price-trend` the comparison is followed by a projection month by month
 //! over `--horizon` (`sagemeter::compare::Projection`).
 
+use crate::CliError;
 use rust_decimal::Decimal;
 use sagemeter::compare::format::bytes as fmt_bytes;
 use sagemeter::compare::{
@@ -306,7 +307,7 @@ pub async fn run(
     sdk_config: &aws_types::SdkConfig,
     region: &str,
     out: &mut dyn Write,
-) -> Result<(), BoxError> {
+) -> Result<(), CliError> {
     let mut skipped = Vec::new();
     let mut overrides = Vec::new();
     let profile = match &args.from_ledger {
@@ -314,46 +315,52 @@ pub async fn run(
             let records;
             (records, skipped) = read_ledger(path)?;
             if records.is_empty() {
-                return Err(
-                    format!("the ledger {} has no calls to compare", path.display()).into(),
-                );
+                return Err(CliError::failed(format!(
+                    "the ledger {} has no calls to compare",
+                    path.display()
+                )));
             }
             let totals = sagemeter::compare::UsageTotals::from_receipts(&records);
-            let mut profile = UsageProfile::from_totals(&totals, args.period)?;
-            overrides = override_ledger_figures(&mut profile, &args)?;
+            let mut profile = UsageProfile::from_totals(&totals, args.period).map_err(failed)?;
+            overrides = override_ledger_figures(&mut profile, &args).map_err(usage)?;
             profile
         }
-        None => profile(&args)?,
+        None => profile(&args).map_err(usage)?,
     };
-    let plans = plans(&args)?;
-    Comparison::check(&profile, &plans)?;
-    let mut rates = stated_rates(&args, region)?;
+    // What the flags say is checked before anything is priced: values no plan or
+    // profile can have are invalid arguments (exit 2), as clap's own are.
+    let plans = plans(&args).map_err(usage)?;
+    Comparison::check(&profile, &plans).map_err(usage)?;
+    let mut rates = stated_rates(&args, region).map_err(usage)?;
     rates
         .fill_from(prices, &plans, &profile)
         .await
         .map_err(with_flag_hint)?;
-    let comparison = Comparison::compute(&profile, &plans, &rates)?;
+    let comparison = Comparison::compute(&profile, &plans, &rates).map_err(failed)?;
     let mut measured = Vec::new();
     let projection = match &args.price_trend {
         Some(flag) => {
-            let (trend, notes) = flag.trend(&comparison, sdk_config).await?;
+            let (trend, notes) = flag.trend(&comparison, sdk_config).await.map_err(failed)?;
             measured = notes;
-            Some(Projection::compute(
-                &comparison,
-                &trend,
-                args.horizon.unwrap_or(DEFAULT_HORIZON_MONTHS),
-            )?)
+            Some(
+                Projection::compute(
+                    &comparison,
+                    &trend,
+                    args.horizon.unwrap_or(DEFAULT_HORIZON_MONTHS),
+                )
+                .map_err(failed)?,
+            )
         }
         None => None,
     };
 
     let mut charts = Vec::new();
     if let Some(path) = &args.chart {
-        draw_chart(&comparison, path)?;
+        draw_chart(&comparison, path).map_err(failed)?;
         charts.push(("Chart", path.clone()));
         if let Some(projection) = &projection {
             let path = trend_chart_path(path);
-            draw_trend_chart(projection, &path)?;
+            draw_trend_chart(projection, &path).map_err(failed)?;
             charts.push(("Trend chart", path));
         }
     }
@@ -365,7 +372,7 @@ pub async fn run(
             skipped_torn_lines: &skipped,
             ledger_overrides: &overrides,
         };
-        serde_json::to_writer_pretty(&mut *out, &output)?;
+        serde_json::to_writer_pretty(&mut *out, &output).map_err(std::io::Error::from)?;
         writeln!(out)?;
     } else {
         write!(out, "{comparison}")?;
@@ -397,6 +404,16 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// The flags cannot work (exit 2): nothing was priced.
+fn usage(e: CompareError) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+/// The comparison failed (exit 1).
+fn failed(e: CompareError) -> CliError {
+    CliError::Failed(Box::new(e))
 }
 
 /// `plans.svg` → `plans-trend.svg`: the month-by-month chart next to the other.
@@ -607,7 +624,7 @@ fn stated_rates(args: &CompareArgs, region: &str) -> Result<RateTable, CompareEr
 }
 
 /// Adds the flag that states a missing rate to the library's message.
-fn with_flag_hint(e: CompareError) -> BoxError {
+fn with_flag_hint(e: CompareError) -> CliError {
     let flag = match &e {
         CompareError::MissingRate { key, .. } => match key {
             PriceKey::Hosting { .. } => Some("--instance-usd-per-hour"),
@@ -619,8 +636,8 @@ fn with_flag_hint(e: CompareError) -> BoxError {
         _ => None,
     };
     match flag {
-        Some(flag) => format!("{e}; or state the rate with {flag}").into(),
-        None => e.into(),
+        Some(flag) => CliError::failed(format!("{e}; or state the rate with {flag}")),
+        None => failed(e),
     }
 }
 

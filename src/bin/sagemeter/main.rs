@@ -251,9 +251,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let sdk_config = aws::load_with_fallback_region(&cli.global).await?;
             let prices = sagemeter::pricing::default_price_source(&sdk_config);
             let region = aws::region(&sdk_config);
-            compare::run(args, &prices, &sdk_config, &region, &mut out)
-                .await
-                .map_err(CliError::from)
+            compare::run(args, &prices, &sdk_config, &region, &mut out).await
         }
     }
 }

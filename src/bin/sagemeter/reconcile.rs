@@ -79,9 +79,13 @@ pub async fn run(
     let reconciliation = account
         .reconcile(&metered, &options)
         .await
-        .map_err(|e| CliError::Failed(Box::new(e)))?;
+        .map_err(|e| match e {
+            // Checked before Cost Explorer is asked: the dates cannot work.
+            sagemeter::account::AccountError::DateRange(message) => CliError::Usage(message),
+            other => CliError::Failed(Box::new(other)),
+        })?;
     if args.json {
-        serde_json::to_writer_pretty(&mut *out, &reconciliation).map_err(std::io::Error::other)?;
+        serde_json::to_writer_pretty(&mut *out, &reconciliation).map_err(std::io::Error::from)?;
         writeln!(out)?;
         return Ok(());
     }

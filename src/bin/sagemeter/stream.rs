@@ -237,5 +237,10 @@ fn failed(args: &InvokeArgs, out: &mut dyn Write, e: sagemeter::Error) -> Result
         )?,
         None => writeln!(out, "\n#1    FAILED (not billed)")?,
     }
-    Err(CliError::failed(message))
+    match e {
+        // Refused before sending (e.g. an inline body over the 128 KB an asynchronous
+        // request may carry): an argument problem, as for a plain invoke.
+        sagemeter::Error::InvalidRequest(message) => Err(CliError::Usage(message)),
+        _ => Err(CliError::failed(message)),
+    }
 }
