@@ -520,3 +520,32 @@ async fn a_report_range_that_is_empty_is_an_invalid_argument() {
         .code(2)
         .stderr(predicate::str::contains("the range is empty"));
 }
+
+/// `ledger convert`'s warning about the current day's file goes to a stderr whose
+/// reader has left: the warning is lost, the conversion is not (no panic, exit 0).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_warning_to_a_closed_stderr_is_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let rolled = dir.path().join("receipts");
+    std::fs::create_dir(&rolled).unwrap();
+    // The current day's first file: it may still be written to, so convert warns.
+    let today = chrono::Utc::now().format("sagemeter-%Y-%m-%dT00.jsonl");
+    write_jsonl(
+        &rolled.join(today.to_string()),
+        &[receipt(1, "2026-12-02T10:00:00Z")],
+    )
+    .await;
+    let out = dir.path().join("parquet");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sagemeter"))
+        .args(["ledger", "convert"])
+        .arg(&rolled)
+        .arg("--to")
+        .args(["parquet"])
+        .arg(&out)
+        .stderr(super::clean_env::closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1, "converted");
+}

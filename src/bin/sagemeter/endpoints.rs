@@ -57,10 +57,10 @@ pub async fn run(
         .await
         .map_err(|e| CliError::Failed(Box::new(e)))?;
     for warning in &view.warnings {
-        eprintln!("warning: {warning}");
+        crate::output::eprint(&format!("warning: {warning}"));
     }
     if args.json {
-        serde_json::to_writer_pretty(&mut *out, &view).map_err(std::io::Error::other)?;
+        serde_json::to_writer_pretty(&mut *out, &view).map_err(std::io::Error::from)?;
         writeln!(out)?;
         return Ok(());
     }

@@ -16,7 +16,7 @@
 //! response payload is ever written in JSON mode.
 
 use crate::interrupt::{self, Interrupts};
-use crate::output::{json_line, millis, percentile, usd};
+use crate::output::{eprint, json_line, millis, percentile, usd};
 use crate::{CliError, GlobalArgs, aws, failure};
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput;
 use aws_sdk_sagemakerruntime::primitives::Blob;
@@ -824,11 +824,6 @@ impl<'a> Printer<'a> {
             self.failed = Some(e);
         }
     }
-}
-
-/// A line on stderr; a stderr that cannot be written to is no reason to stop.
-pub(crate) fn eprint(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Looks up (and so caches) every rate the endpoint's calls need, all at once, before

@@ -205,12 +205,12 @@ fn warn_about_current_files(files: &[PathBuf]) {
                 .is_some_and(|rest| rest.starts_with('.'))
         });
         if current {
-            eprintln!(
+            crate::output::eprint(&format!(
                 "warning: {} is a file of the current hour or day: if a ledger is still \
                  writing to it, the receipts it writes from now on are not in its Parquet \
                  file (to convert it again later, remove that output first)",
                 file.display()
-            );
+            ));
         }
     }
 }

@@ -265,7 +265,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            output::eprint(&format!("error: cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -279,7 +279,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            invoke::eprint(&format!("error: {e}"));
+            output::eprint(&format!("error: {e}"));
             ExitCode::from(e.exit_code())
         }
     }

@@ -26,9 +26,15 @@ pub fn percentile(sorted: &[Duration], p: u32) -> Option<Duration> {
     sorted.get(index.min(sorted.len() - 1)).copied()
 }
 
+/// A line on stderr; a stderr that cannot be written to (a closed pipe) is no reason
+/// to stop, nor to panic as `eprintln!` does.
+pub fn eprint(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// Writes `value` as one line of JSON.
 pub fn json_line(out: &mut dyn Write, value: &impl Serialize) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, value).map_err(std::io::Error::other)?;
+    serde_json::to_writer(&mut *out, value).map_err(std::io::Error::from)?;
     writeln!(out)
 }
 
