@@ -1039,3 +1039,37 @@ fn a_chart_with_a_price_trend_adds_the_monthly_chart_next_to_it() {
         assert!(svg.contains(text), "{text} missing from the trend chart");
     }
 }
+
+/// `compare --from-ledger DIR --json` where DIR's name is not UTF-8 (Linux allows
+/// any bytes): the torn line's file is named lossily, and stdout is whole JSON.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_ledger_path_that_is_not_utf8_still_gives_whole_json() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let rolled = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"receipts-\xff"));
+    std::fs::create_dir(&rolled).unwrap();
+    let torn = r#"{"call_id":"a-5","at":"2026-05-20T11:0"#;
+    let lines = [
+        async_receipt("a-1", "2026-05-20T10:00:00Z", None),
+        async_receipt("a-1", "2026-05-20T10:00:00Z", Some((20, 1000, 300, 100))),
+    ];
+    std::fs::write(
+        rolled.join("sagemeter-2026-05-20T10.jsonl"),
+        lines.join("\n") + "\n" + torn,
+    )
+    .unwrap();
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&rolled)
+            .args(["--period", "day", "--per-call", "0.01", "--json"]),
+    );
+    let file = json["skipped_torn_lines"][0]["file"].as_str().unwrap();
+    assert!(
+        file.ends_with("receipts-\u{fffd}/sagemeter-2026-05-20T10.jsonl"),
+        "{file}"
+    );
+}
