@@ -16,7 +16,7 @@
 //! response payload is ever written in JSON mode.
 
 use crate::interrupt::{self, Interrupts};
-use crate::output::{eprint, json_line, millis, percentile, usd};
+use crate::output::{eprint, json_line, millis, usd};
 use crate::{CliError, GlobalArgs, aws, failure};
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput;
 use aws_sdk_sagemakerruntime::primitives::Blob;
@@ -24,6 +24,7 @@ use rust_decimal::Decimal;
 use sagemeter::billing::{LinePrice, compute_key};
 use sagemeter::endpoint::{DiscoveryError, EndpointProfile, VariantBilling};
 use sagemeter::pricing::PriceKey;
+use sagemeter::report::nearest_rank;
 use sagemeter::{Cost, Metered};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -738,8 +739,8 @@ async fn run_with(
 
     latencies.sort_unstable();
     summary.latency_ms = Latency {
-        p50: percentile(&latencies, 50).map(millis),
-        p95: percentile(&latencies, 95).map(millis),
+        p50: nearest_rank(&latencies, 50).copied().map(millis),
+        p95: nearest_rank(&latencies, 95).copied().map(millis),
         max: latencies.last().copied().map(millis),
     };
     summary.not_sent = args.calls.saturating_sub(summary.calls + summary.cancelled);

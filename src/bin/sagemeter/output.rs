@@ -1,4 +1,4 @@
-//! Shared output pieces: money and latency formatting, percentiles, JSON lines.
+//! Shared output pieces: money and latency formatting, JSON lines, stderr lines.
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -13,17 +13,6 @@ pub fn usd(amount: Decimal) -> String {
 /// Milliseconds with one decimal, e.g. `12.3`.
 pub fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
-}
-
-/// The nearest-rank percentile `p` (0 < p ≤ 100) of `sorted` (ascending), `None`
-/// when empty. Nearest rank returns an observed value: p95 of 20 calls is the 19th.
-pub fn percentile(sorted: &[Duration], p: u32) -> Option<Duration> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (u64::from(p) * sorted.len() as u64).div_ceil(100).max(1);
-    let index = usize::try_from(rank - 1).unwrap_or(usize::MAX);
-    sorted.get(index.min(sorted.len() - 1)).copied()
 }
 
 /// A line on stderr; a stderr that cannot be written to (a closed pipe) is no reason
@@ -98,21 +87,6 @@ pub fn usd4(amount: Decimal) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ms(v: &[u64]) -> Vec<Duration> {
-        v.iter().map(|&m| Duration::from_millis(m)).collect()
-    }
-
-    #[test]
-    fn nearest_rank_percentiles_return_observed_values() {
-        let twenty = ms(&(1..=20).collect::<Vec<_>>());
-        // p50 of 20: rank ceil(0.50 × 20) = 10 → 10 ms; p95: rank ceil(0.95 × 20) = 19 → 19 ms.
-        assert_eq!(percentile(&twenty, 50), Some(Duration::from_millis(10)));
-        assert_eq!(percentile(&twenty, 95), Some(Duration::from_millis(19)));
-        // One value is every percentile of itself.
-        assert_eq!(percentile(&ms(&[7]), 95), Some(Duration::from_millis(7)));
-        assert_eq!(percentile(&[], 50), None);
-    }
 
     #[test]
     fn money_is_printed_exactly_without_trailing_zeros() {
