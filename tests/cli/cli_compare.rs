@@ -386,7 +386,8 @@ fn a_zero_stated_rate_is_refused_never_priced_at_zero() {
             "0",
         ])
         .assert()
-        .code(1)
+        // A stated value no rate can have: an invalid argument, nothing priced.
+        .code(2)
         .stdout("")
         .stderr(predicate::str::contains(
             "error: rate (USD per unit) must be greater than zero (got 0 for hosting \
