@@ -460,7 +460,9 @@ impl Receipt {
         failed::<O>(&prepared, endpoint, source, Some(cost))
     }
 
-    /// Bill → totals → receipt → sinks → budget → span, for the lines of `phase`.
+    /// Bill → totals → receipt → budget → span → sinks, for the lines of `phase`.
+    /// The budget is settled before the sinks run, and a sink that panics is
+    /// caught ([`Meter::record_in_sinks`]): the caller gets its answer and receipt.
     pub(crate) fn make(
         self,
         usage: Usage,
@@ -476,9 +478,10 @@ impl Receipt {
         } = self;
         let ended = in_flight_until.unwrap_or_else(|| parts.meter.now());
         let (meter, call, reservation) = parts.finish(usage, request_id, notes, ended);
-        let cost = in_span(&span, || meter.finish_phase(call, &prepared, phase));
+        let cost = in_span(&span, || meter.bill_phase(call, &prepared, phase));
         record_on_span(&span, &cost);
         meter.settle(reservation, &cost);
+        in_span(&span, || meter.record_in_sinks(&cost));
         cost
     }
 }
@@ -759,8 +762,7 @@ impl CallParts {
 }
 
 /// Prices `call` and settles its reservation in the background, where an SDK hook
-/// or a `Drop` cannot wait for the endpoint's profile and rates (and a sink that
-/// panics cannot reach the caller).
+/// or a `Drop` cannot wait for the endpoint's profile and rates.
 pub(super) fn finish_in_background(
     meter: Meter,
     call: FinishedCall,
@@ -770,8 +772,7 @@ pub(super) fn finish_in_background(
     let endpoint = call.endpoint.clone();
     let spawned = background.spawn(async move {
         let prepared = meter.prepare(&call.endpoint).await;
-        let cost = meter.finish(call, &prepared);
-        meter.settle(reservation, &cost);
+        meter.finish_settled(call, &prepared, reservation);
     });
     if !spawned {
         tracing::warn!(target: "sagemeter", endpoint = %endpoint,
@@ -830,8 +831,7 @@ impl Drop for CallInFlight {
         let now = parts.meter.now();
         let (meter, call, reservation) = parts.finish(usage, None, notes, now);
         if let Some(prepared) = meter.prepare_now(&call.endpoint, now) {
-            let cost = meter.finish(call, &prepared);
-            meter.settle(reservation, &cost);
+            meter.finish_settled(call, &prepared, reservation);
         } else {
             finish_in_background(meter, call, reservation);
         }

@@ -825,20 +825,68 @@ impl Meter {
         })
     }
 
-    /// Price → bill → record → receipt, for one finished call. The whole path of a
-    /// call after its response, top to bottom.
-    pub(crate) fn finish(&self, call: FinishedCall, prepared: &Prepared) -> Cost {
-        self.finish_phase(call, prepared, Phase::Whole)
-    }
-
-    /// [`finish`](Self::finish) for the lines of one `phase` of a call (async
-    /// invocations bill at submission and again at settlement).
+    /// Price → bill → record → receipt → sinks, for the lines of one `phase` of a
+    /// call (async invocations bill at submission and again at settlement).
     pub(crate) fn finish_phase(
         &self,
         call: FinishedCall,
         prepared: &Prepared,
         phase: Phase,
     ) -> Cost {
+        let cost = self.bill_phase(call, prepared, phase);
+        self.record_in_sinks(&cost);
+        cost
+    }
+
+    /// Price → bill → record → settle → sinks, for one finished call: its budget
+    /// reservation is settled before any sink runs, so a sink that panics (caught,
+    /// see [`record_in_sinks`](Self::record_in_sinks)) can leave no call counted in
+    /// the totals but not in its budgets.
+    pub(crate) fn finish_settled(
+        &self,
+        call: FinishedCall,
+        prepared: &Prepared,
+        reservation: Option<Reservation>,
+    ) -> Cost {
+        let cost = self.bill_phase(call, prepared, Phase::Whole);
+        self.settle(reservation, &cost);
+        self.record_in_sinks(&cost);
+        cost
+    }
+
+    /// Hands `cost` to every sink, each on its own: a sink that panics is caught
+    /// and logged (one WARN naming it, never the receipt), and the call and the
+    /// other sinks go on. While the thread is already unwinding (a receipt made
+    /// in a `Drop` during a panic), a second panic would abort the process whatever
+    /// catches it, so the sinks then run on a background task instead.
+    pub(crate) fn record_in_sinks(&self, cost: &Cost) {
+        if std::thread::panicking() {
+            let meter = self.clone();
+            let receipt = cost.clone();
+            let background = self.inner.background.clone();
+            if !background.spawn(async move { meter.record_in_sinks(&receipt) }) {
+                tracing::warn!(target: "sagemeter", endpoint = %cost.endpoint,
+                    call_id = %cost.call_id,
+                    "a receipt made while the thread was panicking could not reach the sinks: \
+                     no Tokio runtime, or the meter is shut down (the totals and budgets have it)");
+            }
+            return;
+        }
+        for sink in &self.inner.sinks {
+            let recorded =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.record(cost)));
+            if recorded.is_err() {
+                tracing::warn!(target: "sagemeter", sink = sink.name(),
+                    endpoint = %cost.endpoint, call_id = %cost.call_id,
+                    "a cost sink panicked recording a receipt: it missed this receipt; the call, \
+                     its totals and budgets and the other sinks are unaffected");
+            }
+        }
+    }
+
+    /// Price → bill → record the totals → the receipt, for the lines of `phase`;
+    /// no sinks (see [`finish_phase`](Self::finish_phase)).
+    pub(crate) fn bill_phase(&self, call: FinishedCall, prepared: &Prepared, phase: Phase) -> Cost {
         let FinishedCall {
             endpoint,
             request_id,
@@ -1052,9 +1100,6 @@ impl Meter {
 
         if !cost.is_fully_priced() {
             self.warn_unpriced(&cost);
-        }
-        for sink in &self.inner.sinks {
-            sink.record(&cost);
         }
         cost
     }

@@ -62,8 +62,14 @@ use std::sync::Arc;
 /// recorded has been written before the program exits; sinks that write
 /// synchronously keep the default no-ops.
 pub trait CostSink: fmt::Debug + Send + Sync {
-    /// Takes one receipt.
+    /// Takes one receipt. A panic here is caught: the call and the other sinks
+    /// go on, and one WARN names this sink (see [`name`](Self::name)).
     fn record(&self, cost: &Cost);
+
+    /// What logs call this sink (e.g. when it panics). Default: its type's name.
+    fn name(&self) -> &str {
+        std::any::type_name::<Self>()
+    }
 
     /// Takes note that a price changed (see [`PriceChange`]): the client's default
     /// price source tells its sinks. Default: nothing; [`JsonlLedger`] writes a
@@ -86,6 +92,10 @@ pub trait CostSink: fmt::Debug + Send + Sync {
 impl<T: CostSink + ?Sized> CostSink for Arc<T> {
     fn record(&self, cost: &Cost) {
         (**self).record(cost)
+    }
+
+    fn name(&self) -> &str {
+        (**self).name()
     }
 
     fn record_price_change(&self, change: &PriceChange) {

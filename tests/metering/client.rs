@@ -2466,3 +2466,53 @@ async fn a_control_plane_that_never_answers_holds_a_first_call_no_longer_than_th
     assert_eq!(line_cost(cost, LineItem::DataIn), dec("0.00000000003"));
     drop(silent);
 }
+
+#[tokio::test]
+async fn a_sink_that_panics_loses_neither_the_answer_nor_the_budget_charge_nor_the_other_sinks() {
+    use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
+    let logs = logs::capture();
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("10"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.01") })
+        .unwrap();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .sink(PanicsOnce::default())
+        .sink(receipts.clone())
+        .budget(budget)
+        .build()
+        .unwrap();
+
+    let response = invoke(&client, "rt").await.expect("the model answered");
+    let cost = response.cost().clone();
+
+    // The call came back with its receipt, and the sink after the panicking one
+    // still saw it.
+    let seen = receipts.all();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0].call_id, cost.call_id);
+    assert_eq!(seen[0].cost_usd, cost.cost_usd);
+    // The budget was charged what the totals count, and holds nothing back.
+    let status = &client.meter().budget_status()[0];
+    assert!(cost.cost_usd > Decimal::ZERO);
+    assert_eq!(client.meter().totals().client_usd, cost.cost_usd);
+    assert_eq!(status.spent_usd, cost.cost_usd);
+    assert_eq!(status.reserved_usd, Decimal::ZERO);
+    // One WARN names the sink; nothing of the receipt's payload is in it.
+    let warns: Vec<_> = logs
+        .at_level("WARN")
+        .into_iter()
+        .filter(|l| l.to_string().contains("PanicsOnce"))
+        .collect();
+    assert_eq!(warns.len(), 1, "{:#?}", logs.lines());
+
+    // The next call goes through every sink as usual.
+    let next = invoke(&client, "rt").await.unwrap();
+    assert_eq!(receipts.all().len(), 2);
+    assert_eq!(
+        client.meter().budget_status()[0].spent_usd,
+        cost.cost_usd + next.cost().cost_usd
+    );
+}

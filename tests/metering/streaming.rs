@@ -886,3 +886,47 @@ async fn a_stream_on_the_default_client_is_billed_its_processor_share() {
         )
     );
 }
+
+/// A sink with a bug: it panics on the first receipt it is handed, then takes the
+/// rest quietly.
+#[derive(Debug, Default)]
+struct PanicsOnce(std::sync::atomic::AtomicBool);
+
+impl sagemeter::sink::CostSink for PanicsOnce {
+    fn record(&self, _cost: &Cost) {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("a sink with a bug");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sink_that_panics_at_the_end_of_a_stream_loses_neither_its_receipt_nor_its_budget_charge()
+{
+    use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
+    let budget = Budget::enforce(BudgetScope::endpoint(LLM), BudgetPeriod::Day, dec("10"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.01") })
+        .unwrap();
+    // The panicking sink comes after the harness's receipt probe.
+    let h = harness(
+        |_| Script::new().parts(openai_parts()),
+        move |b| b.sink(Arc::new(PanicsOnce::default())).budget(budget),
+    )
+    .await;
+    let mut response = open(&h.client, LLM).await;
+    let receipt = response.receipt();
+    read_all(&mut response).await; // the receipt is made as the stream ends
+    let cost = receipt
+        .wait()
+        .await
+        .expect("the ended stream has its receipt");
+    assert_eq!(response.cost().map(|c| &c.call_id), Some(&cost.call_id));
+    let seen = h.receipts.all();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0].call_id, cost.call_id);
+    let status = &h.client.meter().budget_status()[0];
+    assert_eq!(h.client.meter().totals().client_usd, cost.cost_usd);
+    assert_eq!(status.spent_usd, cost.cost_usd);
+    assert_eq!(status.reserved_usd, Decimal::ZERO);
+}
