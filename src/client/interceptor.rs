@@ -12,24 +12,43 @@ use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{
     InvokeEndpointError, InvokeEndpointInput, InvokeEndpointOutput,
 };
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::{
+    InvokeEndpointAsyncInput, InvokeEndpointAsyncOutput,
+};
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::{
+    InvokeEndpointWithResponseStreamError, InvokeEndpointWithResponseStreamInput,
+    InvokeEndpointWithResponseStreamOutput,
+};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
-    FinalizerInterceptorContextRef,
+    FinalizerInterceptorContextRef, Input,
 };
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// An SDK interceptor that meters every `InvokeEndpoint` made through a plain
-/// `aws_sdk_sagemakerruntime::Client`.
+/// `aws_sdk_sagemakerruntime::Client`, and counts its other invocations against
+/// budgets with an explicit receipt.
 ///
 /// The SDK's output type cannot carry a receipt, so the cost goes to the cost log
 /// line, the running totals and the sinks. Pricing runs on a spawned task, off the
 /// call path (it needs a Tokio runtime, which the SDK needs anyway).
+///
+/// `InvokeEndpointWithResponseStream` and `InvokeEndpointAsync` go through the
+/// same budgets (reserved before sending, refused when spent), and each makes a
+/// receipt when the SDK answers, with data in and out priced but compute
+/// **unpriced**, with the reason: an interceptor does not see how long a stream
+/// runs or an async job takes. Such a receipt counts against budgets at no less
+/// than their estimate, and the first call of each kind logs a WARN. Use
+/// [`Client::invoke_endpoint_with_response_stream`](crate::Client::invoke_endpoint_with_response_stream)
+/// and [`Client::invoke_endpoint_async`](crate::Client::invoke_endpoint_async)
+/// to meter them fully.
 ///
 /// The meter's budgets see every call: an enforced budget with no room refuses the
 /// call before anything is sent (the SDK's error then has
@@ -59,13 +78,99 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct MeteringInterceptor {
     meter: Meter,
+    /// Whether the WARN about streams, and about async invocations, is logged.
+    warned: Arc<[AtomicBool; 2]>,
 }
 
 impl MeteringInterceptor {
     /// An interceptor that records into `meter`.
     pub fn new(meter: Meter) -> Self {
-        MeteringInterceptor { meter }
+        MeteringInterceptor {
+            meter,
+            warned: Arc::new([AtomicBool::new(false), AtomicBool::new(false)]),
+        }
     }
+
+    /// One WARN per operation kind the interceptor cannot meter fully.
+    fn warn_once(&self, operation: Operation) {
+        let (slot, instead) = match operation {
+            Operation::InvokeEndpointWithResponseStream => {
+                (0, "Client::invoke_endpoint_with_response_stream")
+            }
+            Operation::InvokeEndpointAsync => (1, "Client::invoke_endpoint_async"),
+            _ => return,
+        };
+        if !self.warned[slot].swap(true, Ordering::Relaxed) {
+            tracing::warn!(target: "sagemeter", operation = operation.as_str(),
+                "the SDK interceptor cannot see this operation's compute: its receipts \
+                 leave compute unpriced and count against budgets at their estimate; \
+                 use sagemeter::{instead} to meter it");
+        }
+    }
+}
+
+/// What the interceptor reads of a request before it is sent.
+struct Request<'a> {
+    endpoint: &'a str,
+    operation: Operation,
+    bytes_in: Option<u64>,
+    targets: Targets,
+}
+
+/// The invocation `input` is (any other SDK operation: `None`).
+fn request_of(input: &Input) -> Option<Request<'_>> {
+    let len = |b: Option<&aws_sdk_sagemakerruntime::primitives::Blob>| {
+        b.map_or(0, |b| b.as_ref().len() as u64)
+    };
+    if let Some(input) = input.downcast_ref::<InvokeEndpointInput>() {
+        return Some(Request {
+            endpoint: input.endpoint_name().unwrap_or_default(),
+            operation: Operation::InvokeEndpoint,
+            bytes_in: Some(len(input.body())),
+            targets: Targets {
+                variant: input.target_variant().map(str::to_owned),
+                component: input.inference_component_name().map(str::to_owned),
+                model: input.target_model().map(str::to_owned),
+            },
+        });
+    }
+    if let Some(input) = input.downcast_ref::<InvokeEndpointWithResponseStreamInput>() {
+        return Some(Request {
+            endpoint: input.endpoint_name().unwrap_or_default(),
+            operation: Operation::InvokeEndpointWithResponseStream,
+            bytes_in: Some(len(input.body())),
+            targets: Targets {
+                variant: input.target_variant().map(str::to_owned),
+                component: input.inference_component_name().map(str::to_owned),
+                model: None,
+            },
+        });
+    }
+    if let Some(input) = input.downcast_ref::<InvokeEndpointAsyncInput>() {
+        return Some(Request {
+            endpoint: input.endpoint_name().unwrap_or_default(),
+            operation: Operation::InvokeEndpointAsync,
+            // Input in S3 is of a size not known here: not billed.
+            bytes_in: input.body().map(|b| b.as_ref().len() as u64),
+            targets: Targets::default(),
+        });
+    }
+    None
+}
+
+/// Why a receipt of `operation` made by the interceptor has no compute figure.
+fn compute_unseen(operation: Operation) -> Option<String> {
+    let instead = match operation {
+        Operation::InvokeEndpointWithResponseStream => {
+            "Client::invoke_endpoint_with_response_stream"
+        }
+        Operation::InvokeEndpointAsync => "Client::invoke_endpoint_async",
+        _ => return None,
+    };
+    Some(format!(
+        "{operation} is not metered through the SDK interceptor (it does not see the \
+         compute time); use sagemeter::{instead}"
+    ))
 }
 
 /// One call's state in the SDK's config bag: its parts, taken by the first
@@ -106,8 +211,14 @@ impl Intercept for MeteringInterceptor {
         if AttemptWatch::in_metered_call() || cfg.load::<CallStart>().is_some() {
             return Ok(());
         }
-        if let Some(input) = context.input().downcast_ref::<InvokeEndpointInput>() {
-            let endpoint = input.endpoint_name().unwrap_or_default();
+        if let Some(request) = request_of(context.input()) {
+            let Request {
+                endpoint,
+                operation,
+                bytes_in,
+                targets,
+            } = request;
+            self.warn_once(operation);
             let reservation = match self.meter.reserve(endpoint, &BTreeMap::new()) {
                 Ok(reservation) => reservation,
                 // Refused before anything is sent: the SDK returns this error.
@@ -117,19 +228,14 @@ impl Intercept for MeteringInterceptor {
                 Err(Refusal::Short(..)) => self.meter.reserve_nothing(endpoint),
             };
             let started_at = self.meter.now();
-            let targets = Targets {
-                variant: input.target_variant().map(str::to_owned),
-                component: input.inference_component_name().map(str::to_owned),
-                model: input.target_model().map(str::to_owned),
-            };
             let share = targets.join_clock(&self.meter.inner.totals, endpoint, started_at);
             let started = Instant::now();
             let attempts = AttemptProbe::new(started);
             let parts = CallParts {
                 meter: self.meter.clone(),
                 endpoint: endpoint.to_owned(),
-                operation: Operation::InvokeEndpoint,
-                bytes_in: Some(input.body().map_or(0, |b| b.as_ref().len() as u64)),
+                operation,
+                bytes_in,
                 targets,
                 tags: BTreeMap::new(),
                 reservation,
@@ -137,7 +243,8 @@ impl Intercept for MeteringInterceptor {
                 started,
                 share,
                 attempts: attempts.clone(),
-                receipt_when_dropped: true,
+                // Whether SageMaker queued a dropped async submission is unknown.
+                receipt_when_dropped: operation != Operation::InvokeEndpointAsync,
                 note: Some(INTERCEPTOR_NOTE),
             };
             cfg.interceptor_state().store_put(CallStart {
@@ -186,30 +293,50 @@ impl Intercept for MeteringInterceptor {
         };
         let mut usage = start.usage(start.started.elapsed());
         let mut notes = Vec::new();
+        let mut compute_unknown = None;
         let request_id = match context.output_or_error() {
             Some(Ok(output)) => {
-                let Some(output) = output.downcast_ref::<InvokeEndpointOutput>() else {
+                if let Some(output) = output.downcast_ref::<InvokeEndpointOutput>() {
+                    let body = output.body().map(|b| b.as_ref()).unwrap_or_default();
+                    usage.bytes_out = body.len() as u64;
+                    usage.variant = output.invoked_production_variant().map(str::to_owned);
+                    if let Some(tokens) = self.meter.count_tokens(body) {
+                        usage = usage.with_tokens(tokens);
+                    }
+                    output.request_id().map(str::to_owned)
+                } else if let Some(output) =
+                    output.downcast_ref::<InvokeEndpointWithResponseStreamOutput>()
+                {
+                    // The stream is the caller's to read: its length is not seen.
+                    usage.variant = output.invoked_production_variant().map(str::to_owned);
+                    compute_unknown = compute_unseen(start.operation);
+                    output.request_id().map(str::to_owned)
+                } else if let Some(output) = output.downcast_ref::<InvokeEndpointAsyncOutput>() {
+                    compute_unknown = compute_unseen(start.operation);
+                    output.request_id().map(str::to_owned)
+                } else {
                     return Ok(());
-                };
-                let body = output.body().map(|b| b.as_ref()).unwrap_or_default();
-                usage.bytes_out = body.len() as u64;
-                usage.variant = output.invoked_production_variant().map(str::to_owned);
-                if let Some(tokens) = self.meter.count_tokens(body) {
-                    usage = usage.with_tokens(tokens);
                 }
-                output.request_id().map(str::to_owned)
             }
+            // An async submission only queues the request: its failure did not
+            // reach the model.
+            Some(Err(_)) if start.operation == Operation::InvokeEndpointAsync => return Ok(()),
             Some(Err(err)) => {
                 // The model ran (and the time is billed) when it answered with an
                 // error, or when an attempt timed out after sending (as for a
                 // `Client`'s calls).
-                let model_error = err
-                    .as_operation_error()
-                    .and_then(|e| e.downcast_ref::<InvokeEndpointError>())
-                    .filter(|e| is_model_error_code(e.code()));
-                if let Some(model_error) = model_error {
+                let model_error = err.as_operation_error().and_then(|e| {
+                    let (code, meta) = if let Some(e) = e.downcast_ref::<InvokeEndpointError>() {
+                        (e.code(), e.meta())
+                    } else {
+                        let e = e.downcast_ref::<InvokeEndpointWithResponseStreamError>()?;
+                        (e.code(), e.meta())
+                    };
+                    is_model_error_code(code).then(|| meta.request_id().map(str::to_owned))
+                });
+                if let Some(request_id) = model_error {
                     usage.outcome = Outcome::Error;
-                    model_error.meta().request_id().map(str::to_owned)
+                    request_id
                 } else if start.attempts.any_ran() {
                     usage.outcome = if timed_out_after_sending(err) {
                         notes.push(SDK_TIMEOUT_NOTE.to_owned());
@@ -225,7 +352,9 @@ impl Intercept for MeteringInterceptor {
             None => return Ok(()),
         };
         // The parts' own note (INTERCEPTOR_NOTE) comes first on the receipt.
-        let (meter, call, reservation) = start.finish(usage, request_id, notes, self.meter.now());
+        let (meter, mut call, reservation) =
+            start.finish(usage, request_id, notes, self.meter.now());
+        call.compute_unknown = compute_unknown;
         finish_in_background(meter, call, reservation);
         Ok(())
     }

@@ -7,9 +7,10 @@
 //!   [`AsyncInvocation`] with a submission receipt, settled when the output lands.
 //! - [`SendMeteredExt`]: keep the SDK's fluent builder, end it with
 //!   `.send_metered(&meter)` instead of `.send()`.
-//! - [`MeteringInterceptor`]: register it on the SDK client's `Config`; every call
-//!   through a plain `aws_sdk_sagemakerruntime::Client` is priced and logged, with no
-//!   change at the call sites (the receipt goes to logs, totals and sinks only).
+//! - [`MeteringInterceptor`]: register it on the SDK client's `Config`; every
+//!   `InvokeEndpoint` through a plain `aws_sdk_sagemakerruntime::Client` is priced and
+//!   logged, with no change at the call sites (the receipt goes to logs, totals and
+//!   sinks only); streams and async calls go through budgets with compute unpriced.
 
 mod async_invoke;
 mod call;

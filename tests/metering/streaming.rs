@@ -930,3 +930,93 @@ async fn a_sink_that_panics_at_the_end_of_a_stream_loses_neither_its_receipt_nor
     assert_eq!(status.spent_usd, cost.cost_usd);
     assert_eq!(status.reserved_usd, Decimal::ZERO);
 }
+
+/// A plain SDK client whose calls go through `meter`'s interceptor.
+fn intercepted(
+    conf: &aws_types::SdkConfig,
+    meter: &sagemeter::Meter,
+) -> aws_sdk_sagemakerruntime::Client {
+    aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(conf)
+            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn a_stream_through_the_interceptor_is_refused_on_a_spent_budget_and_otherwise_leaves_a_receipt()
+ {
+    use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
+    let fake = FakeStream::start(|_| Script::new().parts(openai_parts())).await;
+    let conf = fake.sdk_config().await;
+    let enforce = |limit: &str| {
+        Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec(limit))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.01") })
+            .unwrap()
+    };
+
+    // Under budget: the stream goes out, and its receipt is recorded.
+    let receipts = Receipts::default();
+    let meter = builder(&conf)
+        .sink(receipts.clone())
+        .budget(enforce("10"))
+        .build_meter()
+        .unwrap();
+    let mut output = intercepted(&conf, &meter)
+        .invoke_endpoint_with_response_stream()
+        .endpoint_name(LLM)
+        .body(Blob::new(PROMPT))
+        .send()
+        .await
+        .expect("under budget, the stream opens");
+    while output.body.recv().await.unwrap().is_some() {}
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while meter.totals().calls < 1 || meter.background_tasks() > 0 {
+        assert!(std::time::Instant::now() < deadline, "no receipt");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let all = receipts.all();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let cost = &all[0];
+    assert_eq!(
+        cost.usage.operation,
+        sagemeter::usage::Operation::InvokeEndpointWithResponseStream
+    );
+    // Its compute is not seen: unpriced, saying what meters it; never a silent $0.
+    assert!(
+        matches!(&line(cost, LineItem::Compute).price, LinePrice::Unpriced { reason }
+            if reason.contains("Client::invoke_endpoint_with_response_stream")),
+        "{cost:#?}"
+    );
+    // The budget counts it at no less than its 0.01 USD estimate (its priced data
+    // lines are far less).
+    let status = &meter.budget_status()[0];
+    assert_eq!(status.spent_usd, dec("0.01"));
+    assert_eq!(status.reserved_usd, Decimal::ZERO);
+
+    // A budget with less room than the estimate: refused before anything is sent.
+    let meter = builder(&conf)
+        .budget(enforce("0.005"))
+        .build_meter()
+        .unwrap();
+    let sent = fake.received().len();
+    let err = intercepted(&conf, &meter)
+        .invoke_endpoint_with_response_stream()
+        .endpoint_name(LLM)
+        .body(Blob::new(PROMPT))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(fake.received().len(), sent, "nothing was sent");
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    let mut refused = false;
+    while let Some(e) = source {
+        refused |= matches!(
+            e.downcast_ref::<Error>(),
+            Some(Error::BudgetExceeded { .. })
+        );
+        source = e.source();
+    }
+    assert!(refused, "{err:?}");
+}
