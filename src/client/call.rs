@@ -33,6 +33,7 @@ use crate::totals::CallShare;
 use crate::usage::{Operation, Outcome, Usage};
 use crate::{Error, Result};
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::connection::{
@@ -219,6 +220,23 @@ impl Call {
         O: MeteredOperation,
         F: Future<Output = std::result::Result<T, SdkError<O::Error, HttpResponse>>>,
     {
+        Self::run_reading::<O, T, F>(meter, request, send, None).await
+    }
+
+    /// [`run`](Self::run), with what the operation reads from its output (`read`):
+    /// a call the caller drops after the SDK answered, while its endpoint's profile
+    /// or rates are still being found, is then billed as answered (until the
+    /// answer, with its bytes out, tokens and variant), not as cancelled at the drop.
+    pub(crate) async fn run_reading<O, T, F>(
+        meter: &Meter,
+        request: CallRequest,
+        send: Pin<&mut F>,
+        read: Option<ReadOutput<T>>,
+    ) -> Result<Answered<T, O::Error>>
+    where
+        O: MeteredOperation,
+        F: Future<Output = std::result::Result<T, SdkError<O::Error, HttpResponse>>>,
+    {
         let call = match Call::begin::<O>(meter, request, None) {
             Ok(call) => call,
             Err(Begin::Refused(err)) => return Err(err),
@@ -235,7 +253,7 @@ impl Call {
         };
         let probe = call.in_flight.parts().attempts.clone();
         let sending = std::pin::pin!(AttemptWatch::scope(probe, send));
-        call.send(sending).await.billable::<O>()
+        call.send::<O, T>(sending, read).await.billable::<O>()
     }
 
     /// Begins a call of `O`: checked, reserved (unless `reserved` holds its
@@ -288,21 +306,44 @@ impl Call {
                 attempts: AttemptProbe::new(started),
                 receipt_when_dropped: O::RECEIPT_WHEN_DROPPED,
                 note: None,
+                answer: std::sync::OnceLock::new(),
             })),
         })
     }
 
     /// Sends: awaits the SDK's future (pinned by the caller: an SDK send future is
-    /// kilobytes) while the endpoint's profile and rates are found.
-    async fn send<T, E>(
+    /// kilobytes) while the endpoint's profile and rates are found. When those take
+    /// longer than the call, what the SDK answered is kept on the call's parts the
+    /// moment it answers (read by `read`), for a drop before the receipt is made.
+    async fn send<O: MeteredOperation, T>(
         self,
-        send: Pin<&mut impl Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>>,
-    ) -> Answered<T, E> {
+        send: Pin<
+            &mut impl Future<Output = std::result::Result<T, SdkError<O::Error, HttpResponse>>>,
+        >,
+        read: Option<ReadOutput<T>>,
+    ) -> Answered<T, O::Error> {
         let Call { span, in_flight } = self;
         let parts = in_flight.parts();
-        let (result, latency, answered_at, prepared) =
-            send_alongside_prepare(&parts.meter, &parts.endpoint, parts.started_at, &span, send)
-                .await;
+        let on_answer = |result: &std::result::Result<T, SdkError<O::Error, HttpResponse>>,
+                         latency: Duration,
+                         answered_at: SystemTime| {
+            if let Some(read) = read {
+                let receipt = early_receipt::<O, T>(parts, result, latency, read);
+                let _ = parts.answer.set(EarlyAnswer {
+                    answered_at,
+                    receipt,
+                });
+            }
+        };
+        let (result, latency, answered_at, prepared) = send_alongside_prepare(
+            &parts.meter,
+            &parts.endpoint,
+            parts.started_at,
+            &span,
+            send,
+            on_answer,
+        )
+        .await;
         let parts = in_flight.into_parts();
         Answered {
             result,
@@ -603,6 +644,7 @@ async fn send_alongside_prepare<T>(
     started_at: SystemTime,
     span: &tracing::Span,
     send: Pin<&mut impl Future<Output = T>>,
+    on_answer: impl FnOnce(&T, Duration, SystemTime),
 ) -> (T, Duration, SystemTime, Arc<Prepared>) {
     if let Some(prepared) = meter.prepare_now(endpoint, started_at) {
         let started = Instant::now();
@@ -621,7 +663,10 @@ async fn send_alongside_prepare<T>(
         async {
             let timed = async {
                 let result = send.await;
-                (result, started.elapsed(), meter.now())
+                let (latency, answered_at) = (started.elapsed(), meter.now());
+                // Kept now: the caller may drop the call while pricing goes on.
+                on_answer(&result, latency, answered_at);
+                (result, latency, answered_at)
             };
             tokio::join!(timed, meter.prepare_waiting(endpoint))
         }
@@ -705,6 +750,58 @@ pub(crate) struct CallParts {
     pub(super) receipt_when_dropped: bool,
     /// A note every receipt of the call carries (who metered it), if any.
     pub(super) note: Option<&'static str>,
+    /// What the SDK answered, once it has, if the receipt is not made at once
+    /// (see [`Call::run_reading`]).
+    pub(super) answer: std::sync::OnceLock<EarlyAnswer>,
+}
+
+/// What an operation reads from its output for the receipt (bytes out, tokens,
+/// variant) into a usage record; returns the request id.
+pub(crate) type ReadOutput<T> = fn(&T, &Meter, &mut Usage) -> Option<String>;
+
+/// What the SDK answered a call, kept the moment it answered.
+#[derive(Debug)]
+pub(crate) struct EarlyAnswer {
+    /// When it answered, on the meter's clock (the call leaves its sharing clock).
+    answered_at: SystemTime,
+    /// The receipt's usage, request id and notes; `None`: a failure that did not
+    /// reach the model (no receipt).
+    receipt: Option<(Usage, Option<String>, Vec<String>)>,
+}
+
+/// The receipt an answer makes (see [`EarlyAnswer`]), as [`Answered::billable`] and
+/// [`Receipt::fail`] decide it: a success read by `read`; a failure that reached
+/// the model, as an error (or `cancelled` when the SDK timed it out); else none.
+fn early_receipt<O: MeteredOperation, T>(
+    parts: &CallParts,
+    result: &std::result::Result<T, SdkError<O::Error, HttpResponse>>,
+    latency: Duration,
+    read: ReadOutput<T>,
+) -> Option<(Usage, Option<String>, Vec<String>)> {
+    let mut usage = parts.usage(latency);
+    match result {
+        Ok(output) => {
+            let request_id = read(output, &parts.meter, &mut usage);
+            Some((usage, request_id, Vec::new()))
+        }
+        Err(err) => {
+            if !O::FAILURE_CAN_REACH_MODEL || !(reached_model(err) || parts.attempts.any_ran()) {
+                return None;
+            }
+            let request_id = err
+                .as_service_error()
+                .and_then(|e| e.meta().request_id())
+                .map(str::to_owned);
+            let mut notes = Vec::new();
+            if sdk_timed_out(err) {
+                usage.outcome = Outcome::Cancelled;
+                notes.push(SDK_TIMEOUT_NOTE.to_owned());
+            } else {
+                usage.outcome = Outcome::Error;
+            }
+            Some((usage, request_id, notes))
+        }
+    }
 }
 
 /// A call whose request is about to go out or is out: dropped before the SDK
@@ -809,10 +906,29 @@ impl CallInFlight {
 
 impl Drop for CallInFlight {
     fn drop(&mut self) {
-        let Some(parts) = self.0.take() else {
+        let Some(mut parts) = self.0.take() else {
             return;
         };
-        if !parts.receipt_when_dropped || !parts.attempts.transmitted() {
+        if !parts.receipt_when_dropped {
+            return;
+        }
+        if let Some(answer) = parts.answer.take() {
+            // The SDK had answered: billed as answered, until the answer.
+            let Some((usage, request_id, mut notes)) = answer.receipt else {
+                return; // a failure that did not reach the model: no receipt
+            };
+            notes.push(
+                "the caller dropped the call after the model answered, before its receipt \
+                 was made: billed as answered"
+                    .to_owned(),
+            );
+            let now = parts.meter.now();
+            let (meter, call, reservation) =
+                parts.finish(usage, request_id, notes, answer.answered_at);
+            finish_now_or_in_background(meter, call, reservation, now);
+            return;
+        }
+        if !parts.attempts.transmitted() {
             return; // nothing reached SageMaker (or nothing to bill): no receipt
         }
         let wall = parts.started.elapsed();
@@ -830,11 +946,22 @@ impl Drop for CallInFlight {
         ];
         let now = parts.meter.now();
         let (meter, call, reservation) = parts.finish(usage, None, notes, now);
-        if let Some(prepared) = meter.prepare_now(&call.endpoint, now) {
-            meter.finish_settled(call, &prepared, reservation);
-        } else {
-            finish_in_background(meter, call, reservation);
-        }
+        finish_now_or_in_background(meter, call, reservation, now);
+    }
+}
+
+/// Prices `call` and settles its reservation now if its endpoint's profile and
+/// rates are at hand (as of `now`), else in the background.
+fn finish_now_or_in_background(
+    meter: Meter,
+    call: FinishedCall,
+    reservation: Option<Reservation>,
+    now: SystemTime,
+) {
+    if let Some(prepared) = meter.prepare_now(&call.endpoint, now) {
+        meter.finish_settled(call, &prepared, reservation);
+    } else {
+        finish_in_background(meter, call, reservation);
     }
 }
 

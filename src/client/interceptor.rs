@@ -246,6 +246,7 @@ impl Intercept for MeteringInterceptor {
                 // Whether SageMaker queued a dropped async submission is unknown.
                 receipt_when_dropped: operation != Operation::InvokeEndpointAsync,
                 note: Some(INTERCEPTOR_NOTE),
+                answer: std::sync::OnceLock::new(),
             };
             cfg.interceptor_state().store_put(CallStart {
                 call: Arc::new(Mutex::new(CallInFlight::new(parts))),

@@ -1,9 +1,9 @@
 //! `InvokeEndpoint`, metered: the fluent builder and the `send_metered` extension.
 
 use super::Metered;
-use super::call::{AttemptWatch, Call, CallRequest, MeteredOperation};
+use super::call::{AttemptWatch, Call, CallRequest, MeteredOperation, ReadOutput};
 use super::meter::{Meter, Phase, Targets};
-use crate::usage::Operation;
+use crate::usage::{Operation, Usage};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::SdkError;
 use aws_sdk_sagemakerruntime::operation::RequestId;
@@ -86,21 +86,15 @@ where
         // for what follows.
         let answered = {
             let sending = std::pin::pin!(send());
-            Call::run::<InvokeEndpointOperation, _, _>(&meter, call, sending).await?
+            let read: ReadOutput<InvokeEndpointOutput> = read_output;
+            Call::run_reading::<InvokeEndpointOperation, _, _>(&meter, call, sending, Some(read))
+                .await?
         };
 
         let receipt = answered.receipt;
         let mut usage = receipt.usage(answered.latency);
         let request_id = match &answered.result {
-            Ok(output) => {
-                let body = output.body().map(Blob::as_ref).unwrap_or_default();
-                usage.bytes_out = body.len() as u64;
-                usage.variant = output.invoked_production_variant().map(str::to_owned);
-                if let Some(tokens) = receipt.meter().count_tokens(body) {
-                    usage = usage.with_tokens(tokens);
-                }
-                output.request_id().map(str::to_owned)
-            }
+            Ok(output) => read_output(output, receipt.meter(), &mut usage),
             Err(err) => err
                 .as_service_error()
                 .and_then(|e| e.meta().request_id())
@@ -116,6 +110,19 @@ where
             }
         }
     }
+}
+
+/// What a receipt reads from an `InvokeEndpoint` answer: bytes out, the variant
+/// that served it and the tokens in its body; returns its request id.
+fn read_output(output: &InvokeEndpointOutput, meter: &Meter, usage: &mut Usage) -> Option<String> {
+    let body = output.body().map(Blob::as_ref).unwrap_or_default();
+    usage.bytes_out = body.len() as u64;
+    usage.variant = output.invoked_production_variant().map(str::to_owned);
+    if let Some(tokens) = meter.count_tokens(body) {
+        usage.input_tokens = tokens.input;
+        usage.output_tokens = tokens.output;
+    }
+    output.request_id().map(str::to_owned)
 }
 
 /// What the pipeline needs to know of an `InvokeEndpoint` request.

@@ -2516,3 +2516,46 @@ async fn a_sink_that_panics_loses_neither_the_answer_nor_the_budget_charge_nor_t
         cost.cost_usd + next.cost().cost_usd
     );
 }
+
+#[tokio::test]
+async fn an_invoke_answered_then_dropped_while_its_price_is_found_is_billed_as_answered() {
+    let fake = fake_with_demo_endpoints().await;
+    // A silent control plane: discovery gives up after 2 s; the invoke answers at once.
+    *fake.state.control_plane_delay.lock().unwrap() = Duration::from_secs(30);
+    let receipts = Receipts::default();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .discovery_timeout(Duration::from_secs(2))
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+
+    let gave_up_after = Duration::from_millis(500);
+    let dropped = tokio::time::timeout(gave_up_after, invoke(&client, "rt")).await;
+    assert!(dropped.is_err(), "still finding the endpoint's profile");
+    assert_eq!(fake.invocations(), 1, "the model answered");
+
+    // The receipt is made once discovery gives up (in the background).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while receipts.all().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no receipt");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cost = receipts.all().remove(0);
+    // Billed as the model answered: its outcome, its bytes out and tokens (the
+    // fake's body: 12 prompt, 30 completion tokens), and its time until the
+    // answer, before the caller gave up; not `cancelled` at the drop.
+    assert_eq!(cost.usage.outcome, Outcome::Ok, "{:#?}", cost.notes);
+    assert_eq!(cost.usage.input_tokens, Some(12));
+    assert_eq!(cost.usage.output_tokens, Some(30));
+    assert_eq!(
+        cost.usage.bytes_out,
+        fake.state.response_body.lock().unwrap().len() as u64
+    );
+    assert_eq!(cost.usage.variant.as_deref(), Some("AllTraffic"));
+    assert!(
+        cost.usage.latency < gave_up_after,
+        "billed {:?}, past the answer",
+        cost.usage.latency
+    );
+}
