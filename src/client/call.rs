@@ -549,8 +549,9 @@ fn failed<O: MeteredOperation>(
 /// Puts the SDK's attempts on a call's usage: how many there were, and, when
 /// there were retries, the time of the attempts that reached the model as the
 /// billed latency (throttled and refused attempts, and the back-off between
-/// attempts, are not billed). Returns that part of the call's time, to scale its
-/// processor share by.
+/// attempts, are not billed), and the request's bytes as data in once for each of
+/// those attempts (SageMaker processed, and bills, every request it received).
+/// Returns that part of the call's time, to scale its processor share by.
 pub(crate) fn bill_attempts(
     usage: &mut Usage,
     attempts: &AttemptProbe,
@@ -568,6 +569,13 @@ pub(crate) fn bill_attempts(
             "{count} attempts: {billed} reached the model and are billed, {} were not",
             count - billed
         ));
+        if billed > 1 && usage.bytes_in > 0 {
+            usage.bytes_in = usage.bytes_in.saturating_mul(u64::from(billed));
+            notes.push(format!(
+                "data in is the request's bytes once for each of the {billed} attempts that \
+                 reached the model"
+            ));
+        }
         let timed_out = attempts.timed_out();
         if timed_out > 0 {
             notes.push(format!(

@@ -2559,3 +2559,36 @@ async fn an_invoke_answered_then_dropped_while_its_price_is_found_is_billed_as_a
         cost.usage.latency
     );
 }
+
+#[tokio::test]
+async fn a_retried_call_bills_data_in_once_for_each_attempt_that_reached_the_model() {
+    let fake = fake_with_demo_endpoints().await;
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_millis(300))
+        .build();
+    let client = timing_out_client(&fake, 2, Duration::from_millis(10), timeouts, |b| b).await;
+    invoke(&client, "rt").await.unwrap(); // profile and rates at hand
+    // Attempt 1 reaches the model and times out after sending; attempt 2 answers.
+    fake.next_latencies(&[Duration::from_secs(2), Duration::ZERO]);
+    let mebibyte = vec![b' '; 1 << 20];
+    let response = request(&client, "rt")
+        .body(Blob::new(mebibyte))
+        .send()
+        .await
+        .unwrap();
+    let cost = response.cost();
+    assert_eq!(cost.usage.attempts, 2);
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n == "2 attempts: 2 reached the model and are billed, 0 were not"),
+        "{:?}",
+        cost.notes
+    );
+    // SageMaker received (and bills) the 1 MiB request twice:
+    // 2 × 2²⁰ B / 2³⁰ B/GB = 2 × 1/1024 GB = 0.001953125 GB,
+    // × 0.016 USD/GB = 0.00003125 USD (once would be 0.000015625).
+    let data_in = line(cost, LineItem::DataIn);
+    assert_eq!(data_in.quantity, dec("0.001953125"));
+    assert_eq!(data_in.cost_usd(), Some(dec("0.00003125")));
+}
