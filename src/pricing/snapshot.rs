@@ -13,7 +13,7 @@ const BUNDLED_TSV: &str = include_str!("../../data/sagemaker-on-demand-usd.tsv")
 static BUNDLED: LazyLock<Snapshot> = LazyLock::new(|| {
     // The file ships with the crate and a unit test parses it, so this cannot fail at
     // run time unless the crate was built from a broken checkout.
-    Snapshot::from_tsv(BUNDLED_TSV).expect("the bundled price snapshot parses")
+    Snapshot::parse(BUNDLED_TSV, "bundled").expect("the bundled price snapshot parses")
 });
 
 /// Prices from a tab-separated snapshot; [`Snapshot::bundled`] is the one in the crate.
@@ -54,16 +54,38 @@ static BUNDLED: LazyLock<Snapshot> = LazyLock::new(|| {
 /// assert_eq!(rate.provenance.effective_date.as_deref(), Some("2026-05-20"));
 /// # Ok::<(), sagemeter::pricing::PriceError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Snapshot {
     table: Arc<Table>,
 }
 
-#[derive(Debug)]
 struct Table {
     rates: crate::FastMap<PriceKey, Rate>,
     /// Keys with only $0 rows, and the error they answer.
     zero_only: crate::FastMap<PriceKey, PriceError>,
+    /// `bundled`, or `from_tsv` for a snapshot given by the application.
+    origin: &'static str,
+    /// The oldest and newest `as_of` of the rows priced.
+    as_of: Option<(String, String)>,
+}
+
+/// What the snapshot is, not its rates: a client's `Debug` (which holds one) stays
+/// a line, not hundreds of rates.
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let table = &self.table;
+        let mut debug = f.debug_struct("Snapshot");
+        debug.field("source", &table.origin);
+        match &table.as_of {
+            Some((oldest, newest)) if oldest == newest => debug.field("as_of", oldest),
+            Some((oldest, newest)) => debug.field("as_of", &format_args!("{oldest} to {newest}")),
+            None => debug.field("as_of", &"none"),
+        };
+        debug
+            .field("rates", &table.rates.len())
+            .field("zero_only", &table.zero_only.len())
+            .finish()
+    }
 }
 
 struct Row {
@@ -155,6 +177,10 @@ impl Snapshot {
     /// starting with `region`, then tab-separated `region, kind, key, unit, usd, source,
     /// as_of`. Errors name the line (1-based) and what was wrong with it.
     pub fn from_tsv(tsv: &str) -> Result<Snapshot, PriceError> {
+        Snapshot::parse(tsv, "from_tsv")
+    }
+
+    fn parse(tsv: &str, origin: &'static str) -> Result<Snapshot, PriceError> {
         let mut rows: HashMap<PriceKey, Row> = HashMap::new();
         // Keys' first $0 row, kept only to say why such a key has no price.
         let mut zero_rows: HashMap<PriceKey, Row> = HashMap::new();
@@ -313,6 +339,12 @@ impl Snapshot {
                 (key, error)
             })
             .collect();
+        let as_of = rows
+            .values()
+            .map(|row| &row.as_of)
+            .min()
+            .zip(rows.values().map(|row| &row.as_of).max())
+            .map(|(oldest, newest)| (oldest.text.clone(), newest.text.clone()));
         let rates = rows
             .into_iter()
             .map(|(key, row)| {
@@ -330,7 +362,12 @@ impl Snapshot {
             })
             .collect();
         Ok(Snapshot {
-            table: Arc::new(Table { rates, zero_only }),
+            table: Arc::new(Table {
+                rates,
+                zero_only,
+                origin,
+                as_of,
+            }),
         })
     }
 
@@ -517,6 +554,20 @@ mod tests {
                 .as_deref(),
             Some("2026-09-25T19:21:27Z")
         );
+    }
+
+    #[test]
+    fn debug_says_what_the_snapshot_is_not_every_rate() {
+        let debug = format!("{:?}", Snapshot::bundled());
+        assert!(debug.len() < 500, "{} bytes: {debug}", debug.len());
+        // The oldest and newest `as_of` of the rows the bundled file prices.
+        assert!(debug.contains(r#"as_of: 2023-12 to 2026-10-04"#), "{debug}");
+        assert!(debug.contains(r#"source: "bundled""#), "{debug}");
+        assert!(
+            debug.contains(&format!("rates: {}", Snapshot::bundled().len())),
+            "{debug}"
+        );
+        assert!(!debug.contains("ml.m5.xlarge"), "{debug}");
     }
 
     #[test]
