@@ -349,8 +349,10 @@ impl ClientBuilder {
 
     /// A separate AWS configuration for the Price List API (default: the SDK config
     /// given to the builder). Useful to price live from real AWS while the runtime
-    /// calls go to a local emulator. The pricing client is pinned to us-east-1
-    /// whatever region this configuration names.
+    /// calls go to a local emulator. The pricing client is pinned to the Price List
+    /// endpoint of this configuration's partition (us-east-1; cn-northwest-1 for the
+    /// China regions) whatever region it names; in GovCloud, which has no Price List
+    /// endpoint, give a commercial-partition configuration here.
     pub fn pricing_config(mut self, config: &aws_types::SdkConfig) -> Self {
         self.pricing_config = Some(config.clone());
         self

@@ -38,6 +38,9 @@ pub enum PricingRegion {
     EuCentral1,
     /// ap-south-1.
     ApSouth1,
+    /// cn-northwest-1: the China partition's own Price List endpoint (prices in CNY),
+    /// the only one China credentials are accepted by.
+    CnNorthwest1,
 }
 
 impl PricingRegion {
@@ -47,6 +50,20 @@ impl PricingRegion {
             PricingRegion::UsEast1 => "us-east-1",
             PricingRegion::EuCentral1 => "eu-central-1",
             PricingRegion::ApSouth1 => "ap-south-1",
+            PricingRegion::CnNorthwest1 => "cn-northwest-1",
+        }
+    }
+
+    /// The Price List endpoint for an application in `region`, chosen by partition:
+    /// cn-northwest-1 for the China regions (`cn-*`), whose credentials the global
+    /// endpoint refuses; us-east-1 for every other region. GovCloud has no Price List
+    /// endpoint of its own: price from a commercial-partition configuration (see
+    /// `ClientBuilder::pricing_config`).
+    pub fn for_region(region: &str) -> PricingRegion {
+        if region.starts_with("cn-") {
+            PricingRegion::CnNorthwest1
+        } else {
+            PricingRegion::UsEast1
         }
     }
 }
@@ -57,8 +74,9 @@ impl PricingRegion {
 /// [`default_price_source`](super::default_price_source) does.
 ///
 /// The Price List API is served from a few regions only (us-east-1, eu-central-1,
-/// ap-south-1) and answers for every region, so the pricing client is pinned to one of
-/// those whatever region the application runs in. It keeps the rest of the
+/// ap-south-1; cn-northwest-1 for the China partition) and answers for every region of
+/// its partition, so the pricing client is pinned to one of those whatever region the
+/// application runs in ([`PricingRegion::for_region`]). It keeps the rest of the
 /// application's [`SdkConfig`](aws_types::SdkConfig): credentials, HTTP client, and the
 /// standard endpoint settings (`AWS_ENDPOINT_URL_PRICING`, `AWS_ENDPOINT_URL`, the
 /// `services` section of the shared config file, `endpoint_url` set in code).
@@ -109,7 +127,9 @@ pub struct LivePricesBuilder {
 }
 
 impl LivePrices {
-    /// Live prices with default settings: us-east-1, 1 s per look-up, one attempt.
+    /// Live prices with default settings: the Price List endpoint of the SDK config's
+    /// partition ([`PricingRegion::for_region`]: us-east-1, or cn-northwest-1 for the
+    /// China regions), 1 s per look-up, one attempt.
     pub fn from_sdk_config(sdk_config: &aws_types::SdkConfig) -> Self {
         Self::builder(sdk_config).build()
     }
@@ -125,7 +145,10 @@ impl LivePrices {
         }
         LivePricesBuilder {
             config,
-            pricing_region: PricingRegion::default(),
+            pricing_region: sdk_config
+                .region()
+                .map(|region| PricingRegion::for_region(region.as_ref()))
+                .unwrap_or_default(),
             timeout: DEFAULT_TIMEOUT,
             max_attempts: 1,
             time_source: sdk_config.time_source(),
@@ -266,8 +289,9 @@ impl std::fmt::Debug for LivePricesBuilder {
 }
 
 impl LivePricesBuilder {
-    /// The Price List endpoint region (default us-east-1). The region of the prices
-    /// asked for comes from each [`PriceKey`], not from this.
+    /// The Price List endpoint region (default: [`PricingRegion::for_region`] of the
+    /// SDK config's region, us-east-1 outside China). The region of the prices asked
+    /// for comes from each [`PriceKey`], not from this.
     pub fn pricing_region(mut self, region: PricingRegion) -> Self {
         self.pricing_region = region;
         self
@@ -629,6 +653,27 @@ mod tests {
             live.client().config().region().map(|r| r.as_ref()),
             Some("ap-south-1")
         );
+    }
+
+    #[test]
+    fn china_regions_ask_the_china_partitions_price_list_endpoint() {
+        // China credentials are refused by the global endpoint: cn-northwest-1 serves
+        // the China partition's Price List.
+        for app_region in ["cn-north-1", "cn-northwest-1"] {
+            let live = LivePrices::from_sdk_config(&sdk_config(app_region));
+            assert_eq!(
+                live.client().config().region().map(|r| r.as_ref()),
+                Some("cn-northwest-1"),
+                "{app_region}"
+            );
+        }
+        for app_region in ["us-east-1", "eu-west-1", "ap-southeast-2"] {
+            assert_eq!(
+                PricingRegion::for_region(app_region),
+                PricingRegion::UsEast1,
+                "{app_region}"
+            );
+        }
     }
 
     #[test]

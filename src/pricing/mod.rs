@@ -42,8 +42,9 @@ use std::sync::Arc;
 /// prices behind a cache, the bundled snapshot as fallback.
 ///
 /// With default settings:
-/// - [`LivePrices`]: Price List API in us-east-1 whatever the application's region
-///   (the SDK config's credentials, HTTP client and endpoint settings are kept, so
+/// - [`LivePrices`]: Price List API in us-east-1 whatever the application's region,
+///   cn-northwest-1 for the China regions ([`PricingRegion::for_region`]; the SDK
+///   config's credentials, HTTP client and endpoint settings are kept, so
 ///   `AWS_ENDPOINT_URL_PRICING` still points it elsewhere), one attempt, at most
 ///   [`DEFAULT_LIVE_TIMEOUT`] (1 s) per look-up;
 /// - [`CachedPrices`]: prices kept for [`DEFAULT_TTL`] (6 h), one request per key at a

@@ -113,6 +113,39 @@ async fn sends_sagemaker_filters_and_reads_the_exact_price() {
     );
 }
 
+/// China credentials are accepted only by the China partition's Price List
+/// endpoint (cn-northwest-1), whose products are priced in CNY: never converted,
+/// never $0.
+#[tokio::test]
+async fn a_china_region_asks_the_china_price_list_endpoint() {
+    let server = FakePriceList::start().await;
+    let key = PriceKey::hosting("cn-north-1", "ml.m5.xlarge");
+    server.add_documents([in_cny(docs::hosting(
+        "cn-north-1",
+        "ml.m5.xlarge",
+        "1.6000000000",
+    ))]);
+    let live = LivePrices::from_sdk_config(&server.sdk_config("cn-north-1"));
+
+    let err = live.price(&key).await.unwrap_err();
+
+    assert_eq!(
+        err,
+        PriceError::OtherCurrency {
+            key,
+            currencies: "CNY".into()
+        }
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].signing_region.as_deref(),
+        Some("cn-northwest-1"),
+        "signed for the China partition's endpoint, not the global us-east-1"
+    );
+    assert_eq!(requests[0].filter("regionCode"), Some("cn-north-1"));
+}
+
 #[tokio::test]
 async fn follows_next_token_across_pages() {
     let server = FakePriceList::start().await;
