@@ -4,9 +4,12 @@ use super::{
     BoxFuture, OnPriceChange, PriceChange, PriceError, PriceKey, PriceOrigin, PriceSource, Rate,
 };
 use aws_smithy_async::time::SharedTimeSource;
+use std::convert::Infallible;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
+use tokio::sync::{Notify, oneshot};
+use tracing::Instrument;
 
 /// How long a fetched price is served without asking again: 6 hours.
 ///
@@ -47,14 +50,21 @@ pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 /// |---|---|---|
 /// | fresh (younger than the TTL) | the cached rate, `source = Cache` | no |
 /// | never fetched | waits for the one fetch in flight, or makes it; the fetching caller gets `Live` | once for all concurrent callers |
+/// | never fetched, the caller that made the fetch dropped | the fallback's rate, note says the fetch goes on | no |
 /// | stale, a refresh already running | the stale rate at once, note says so | no |
 /// | stale, no refresh running | refreshes; on success the new rate | yes |
 /// | refresh failed, last good known | the last good rate, `source = Cache`, note says why the refresh failed | not until the backoff passes |
 /// | failed, nothing good known | the fallback's rate, note names the primary's failure | not until the backoff passes |
 /// | failed, backoff over, a retry running | what the failure left (last good or fallback) at once | no |
 ///
-/// A retry restarts the backoff when it starts, so a retry whose caller is dropped
-/// still leaves the key alone for a backoff.
+/// Under a Tokio runtime the primary is asked on a task of its own, which records
+/// its answer for the key whatever becomes of the caller that started it: a look-up
+/// dropped mid-fetch (a handler's timeout) neither wastes the fetch nor leaves the
+/// key to be fetched again by the next caller, and the callers waiting for it get
+/// the fallback's answer at once rather than their own fetch. Callers waiting for a
+/// fetch take its answer when it lands, even one already stale (a zero TTL or
+/// backoff): one request for all of them. A backoff too long for the clock
+/// (`Duration::MAX`) never ends.
 ///
 /// Each distinct failure of a key is logged once at WARN (target `sagemeter::pricing`),
 /// not once per call. A refresh that finds another rate than the last good one is a
@@ -65,6 +75,11 @@ pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 /// [`SharedTimeSource`]; when it steps back, cached prices are stale and backoffs
 /// over (one early request each), rather than stretched by the step.
 pub struct CachedPrices {
+    inner: Arc<Inner>,
+}
+
+/// What [`CachedPrices`] shares with the fetches it leaves running on their own tasks.
+struct Inner {
     primary: Arc<dyn PriceSource>,
     fallback: Option<Arc<dyn PriceSource>>,
     ttl: Duration,
@@ -100,8 +115,9 @@ impl fmt::Debug for CachedPricesBuilder {
 #[derive(Default)]
 struct Slot {
     state: RwLock<State>,
-    /// Held while the primary is asked for this key: the single flight.
-    refresh: tokio::sync::Mutex<()>,
+    /// Told when a fetch of the key lands, or leaves an answer for the callers
+    /// waiting for it.
+    landed: Notify,
 }
 
 #[derive(Default)]
@@ -110,6 +126,12 @@ struct State {
     failure: Option<Failure>,
     /// The failure last logged at WARN for this key, so that each is logged once.
     warned: Option<PriceError>,
+    /// A fetch of this key is under way: the single flight.
+    fetching: bool,
+    /// How many fetches of this key have landed.
+    landed: u64,
+    /// What the last fetch to land answers the callers that waited for it.
+    last: Option<Result<Rate, PriceError>>,
 }
 
 struct Good {
@@ -121,10 +143,20 @@ struct Good {
 }
 
 struct Failure {
-    retry_after: SystemTime,
+    /// `None`: a backoff too long for the clock, which never ends.
+    retry_after: Option<SystemTime>,
     /// What callers get until `retry_after`: the last good price or the fallback's answer,
     /// already noted with the failure.
     answer: Result<Rate, PriceError>,
+}
+
+/// What a caller does after one look at a key's state.
+enum Next {
+    Answer(Result<Rate, PriceError>),
+    /// Wait for the fetch under way.
+    Wait,
+    /// Fetch: this caller set `fetching`.
+    Fetch,
 }
 
 impl CachedPrices {
@@ -142,12 +174,15 @@ impl CachedPrices {
 
     /// Forgets every cached price, failure and backoff (e.g. for a `--refresh` flag).
     pub fn clear(&self) {
-        self.slots
+        self.inner
+            .slots
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
     }
+}
 
+impl Inner {
     fn is_fresh(&self, good: &Good, now: SystemTime) -> bool {
         // Fetched "later than now": the clock stepped back and the age is unknown.
         // Stale (one refresh), rather than fresh for as long as the step.
@@ -156,12 +191,19 @@ impl CachedPrices {
     }
 
     fn in_backoff(&self, failure: &Failure, now: SystemTime) -> bool {
+        let Some(retry_after) = failure.retry_after else {
+            return true;
+        };
         // A backoff ending more than one backoff from now means the clock stepped
         // back: it is over, rather than stretched by the step.
-        failure
-            .retry_after
+        retry_after
             .duration_since(now)
             .is_ok_and(|left| !left.is_zero() && left <= self.backoff)
+    }
+
+    /// When a backoff starting `now` ends; `None` when that is past the clock's range.
+    fn backoff_end(&self, now: SystemTime) -> Option<SystemTime> {
+        now.checked_add(self.backoff)
     }
 
     fn slot(&self, key: &PriceKey) -> Arc<Slot> {
@@ -182,8 +224,7 @@ impl CachedPrices {
     }
 
     /// What the state alone can answer: a fresh rate, or the answer kept for a backoff.
-    fn settled(&self, slot: &Slot, now: SystemTime) -> Option<Result<Rate, PriceError>> {
-        let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
+    fn settled(&self, state: &State, now: SystemTime) -> Option<Result<Rate, PriceError>> {
         if let Some(good) = &state.good
             && self.is_fresh(good, now)
         {
@@ -195,52 +236,157 @@ impl CachedPrices {
         }
     }
 
-    async fn look_up(&self, key: &PriceKey) -> Result<Rate, PriceError> {
-        if let Some(answer) = self.price_now(key) {
-            return answer;
+    /// One look at the key's state: an answer, a fetch to wait for, or one to make.
+    /// `waiting_since` is how many fetches had landed when this caller began waiting.
+    fn next(&self, slot: &Slot, waiting_since: &mut Option<u64>) -> Next {
+        let mut state = slot.state.write().unwrap_or_else(PoisonError::into_inner);
+        let now = self.time.now();
+        if let Some(answer) = self.settled(&state, now) {
+            return Next::Answer(answer);
         }
-        // Unknown or stale; another caller may have settled it since.
+        // A fetch landed while this caller waited: its answer, even one already
+        // stale (a zero TTL or backoff), rather than a fetch of its own.
+        if let (Some(since), Some(last)) = (*waiting_since, &state.last)
+            && state.landed > since
+        {
+            return Next::Answer(last.clone());
+        }
+        if state.fetching {
+            // What to serve while another caller fetches: the stale rate, else the
+            // answer kept from the last failure (its backoff over, a retry due).
+            return match (&state.good, &state.failure) {
+                (Some(good), _) => Next::Answer(Ok(good.stale.clone())),
+                (None, Some(failure)) => Next::Answer(failure.answer.clone()),
+                (None, None) => {
+                    waiting_since.get_or_insert(state.landed);
+                    Next::Wait
+                }
+            };
+        }
+        state.fetching = true;
+        // A retry restarts the backoff before it asks: were its fetch dropped
+        // mid-request (no runtime to leave it on), the next caller would otherwise
+        // retry at once, and wait for it.
+        let retry_after = self.backoff_end(now);
+        if let Some(failure) = &mut state.failure {
+            failure.retry_after = retry_after;
+        }
+        Next::Fetch
+    }
+
+    async fn look_up(self: &Arc<Self>, key: &PriceKey) -> Result<Rate, PriceError> {
         let slot = self.slot(key);
-        if let Some(answer) = self.settled(&slot, self.time.now()) {
-            return answer;
+        let mut waiting_since = None;
+        loop {
+            // Registered before the look, so that a fetch landing after it wakes us.
+            let landed = slot.landed.notified();
+            let mut landed = std::pin::pin!(landed);
+            landed.as_mut().enable();
+            match self.next(&slot, &mut waiting_since) {
+                Next::Answer(answer) => return answer,
+                Next::Wait => landed.await,
+                Next::Fetch => return self.fly(slot.clone(), key).await,
+            }
         }
-        // What to serve while another caller fetches: the stale rate, else the answer
-        // kept from the last failure (its backoff over, a retry due).
-        let meanwhile = {
-            let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
-            match (&state.good, &state.failure) {
-                (Some(good), _) => Some(Ok(good.stale.clone())),
-                (None, Some(failure)) => Some(failure.answer.clone()),
-                (None, None) => None,
+    }
+
+    /// Fetches `key` for a caller that set `fetching`: on a task of its own when a
+    /// Tokio runtime is at hand, so that it lands whatever becomes of the caller.
+    async fn fly(self: &Arc<Self>, slot: Arc<Slot>, key: &PriceKey) -> Result<Rate, PriceError> {
+        // Dropped, unsent, when the caller is: tells the fetch that nobody waits.
+        let (caller, gone) = oneshot::channel::<Infallible>();
+        let fetch = self.clone().fetch(slot, key.clone(), gone);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to leave it on: fetched on the caller's task, and dropped
+            // with it (the backoff restarted before it asked still holds).
+            let answer = fetch.await;
+            drop(caller);
+            return answer;
+        };
+        let task = runtime.spawn(fetch.instrument(tracing::Span::current()));
+        let landed = task.await;
+        drop(caller);
+        match landed {
+            Ok(answer) => answer,
+            // The primary panicked, or the runtime is shutting down; the flight's
+            // guard has let the next caller fetch.
+            Err(error) => {
+                let what = if error.is_panic() {
+                    "panicked"
+                } else {
+                    "was cancelled"
+                };
+                let error = PriceError::Unavailable {
+                    reason: format!("the price look-up {what}"),
+                };
+                self.fall_back(key, &error).await
+            }
+        }
+    }
+
+    /// Asks the primary and records its answer for the key; returns the answer of
+    /// the caller that started it.
+    async fn fetch(
+        self: Arc<Self>,
+        slot: Arc<Slot>,
+        key: PriceKey,
+        mut gone: oneshot::Receiver<Infallible>,
+    ) -> Result<Rate, PriceError> {
+        let mut flight = Flight {
+            slot: slot.clone(),
+            landed: false,
+        };
+        let mut asking = self.primary.price(&key);
+        let result = tokio::select! {
+            biased;
+            result = &mut asking => result,
+            _ = &mut gone => {
+                self.abandoned(&slot, &key).await;
+                asking.await
             }
         };
-        let _flight = match meanwhile {
-            // Something to serve meanwhile: never queue behind a running fetch.
-            Some(answer) => match slot.refresh.try_lock() {
-                Ok(guard) => guard,
-                Err(_) => return answer,
-            },
-            // Nothing to serve: wait for the fetch in flight, if any, then look again.
-            None => slot.refresh.lock().await,
-        };
-        let now = self.time.now();
-        if let Some(answer) = self.settled(&slot, now) {
-            return answer;
-        }
-        // A retry restarts the backoff before it asks: were this caller dropped
-        // mid-request, the next would otherwise retry at once, and wait for it.
-        if let Some(failure) = &mut slot
-            .state
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .failure
-        {
-            failure.retry_after = now.checked_add(self.backoff).unwrap_or(now);
-        }
+        let answer = self.land(&slot, &key, result).await;
+        flight.landed = true;
+        answer
+    }
 
-        let result = self.primary.price(key).await;
+    /// The caller that started the first fetch of a key went away before it
+    /// landed: the callers waiting for it (and those to come) get the fallback's
+    /// answer, noted, for a backoff, while the fetch goes on.
+    async fn abandoned(&self, slot: &Slot, key: &PriceKey) {
+        let answered = {
+            let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
+            state.good.is_some() || state.failure.is_some()
+        };
+        if answered {
+            return;
+        }
+        let pending = PriceError::Unavailable {
+            reason: "no answer yet; the look-up goes on in the background".into(),
+        };
+        let answer = self.fall_back(key, &pending).await;
         let now = self.time.now();
-        match result {
+        let mut state = slot.state.write().unwrap_or_else(PoisonError::into_inner);
+        if state.good.is_none() && state.failure.is_none() {
+            state.failure = Some(Failure {
+                retry_after: self.backoff_end(now),
+                answer,
+            });
+        }
+        drop(state);
+        slot.landed.notify_waiters();
+    }
+
+    /// Records what the primary answered for `key`; returns the answer of the caller
+    /// that asked (the others get theirs from the state).
+    async fn land(
+        &self,
+        slot: &Slot,
+        key: &PriceKey,
+        result: Result<Rate, PriceError>,
+    ) -> Result<Rate, PriceError> {
+        let now = self.time.now();
+        let answer = match result {
             Ok(mut rate) => {
                 let change = {
                     let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
@@ -264,12 +410,16 @@ impl CachedPrices {
                     rate = with_note_before(rate, &change.note());
                 }
                 let mut state = slot.state.write().unwrap_or_else(PoisonError::into_inner);
-                if state.failure.take().is_some() {
+                // Recovered from a failure that was warned of (not from the fallback
+                // served while a dropped caller's fetch went on).
+                if state.failure.take().is_some() && state.warned.is_some() {
                     tracing::info!(target: "sagemeter::pricing", key = %key, "price source recovered");
                 }
+                state.last = Some(Ok(good.rate.clone()));
                 state.good = Some(good);
                 state.warned = None;
-                drop(state);
+                state.landed += 1;
+                state.fetching = false;
                 Ok(rate)
             }
             Err(error) => {
@@ -309,12 +459,17 @@ impl CachedPrices {
                     state.warned = Some(error);
                 }
                 state.failure = Some(Failure {
-                    retry_after: now.checked_add(self.backoff).unwrap_or(now),
+                    retry_after: self.backoff_end(now),
                     answer: answer.clone(),
                 });
+                state.last = Some(answer.clone());
+                state.landed += 1;
+                state.fetching = false;
                 answer
             }
-        }
+        };
+        slot.landed.notify_waiters();
+        answer
     }
 
     /// Logs, counts and tells the observers of one change.
@@ -364,6 +519,28 @@ impl CachedPrices {
                 },
             }),
         }
+    }
+}
+
+/// The single flight of one key while its fetch runs: ended by the fetch landing,
+/// else by this guard when the fetch is dropped or its primary panics, so that the
+/// callers waiting for it look again (and one of them fetches).
+struct Flight {
+    slot: Arc<Slot>,
+    landed: bool,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        if self.landed {
+            return;
+        }
+        self.slot
+            .state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .fetching = false;
+        self.slot.landed.notify_waiters();
     }
 }
 
@@ -427,42 +604,51 @@ impl CachedPricesBuilder {
     /// Builds the cache (empty; nothing is fetched until asked).
     pub fn build(self) -> CachedPrices {
         CachedPrices {
-            primary: self.primary,
-            fallback: self.fallback,
-            ttl: self.ttl,
-            backoff: self.backoff,
-            time: self.time.unwrap_or_default(),
-            slots: RwLock::default(),
-            on_change: self.on_change,
+            inner: Arc::new(Inner {
+                primary: self.primary,
+                fallback: self.fallback,
+                ttl: self.ttl,
+                backoff: self.backoff,
+                time: self.time.unwrap_or_default(),
+                slots: RwLock::default(),
+                on_change: self.on_change,
+            }),
         }
     }
 }
 
 impl PriceSource for CachedPrices {
     fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
-        Box::pin(self.look_up(key))
+        Box::pin(self.inner.look_up(key))
     }
 
     /// A fresh rate, or the answer kept for a failure's backoff: read locks, a map
     /// look-up and a clone. Stale and unknown keys need [`price`](Self::price).
     fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
-        let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
-        self.settled(slots.get(key)?, self.time.now())
+        let inner = &self.inner;
+        let slots = inner.slots.read().unwrap_or_else(PoisonError::into_inner);
+        let state = slots
+            .get(key)?
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        inner.settled(&state, inner.time.now())
     }
 }
 
 impl fmt::Debug for CachedPrices {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys = self
+        let inner = &self.inner;
+        let keys = inner
             .slots
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .len();
         f.debug_struct("CachedPrices")
-            .field("primary", &self.primary)
-            .field("fallback", &self.fallback)
-            .field("ttl", &self.ttl)
-            .field("failure_backoff", &self.backoff)
+            .field("primary", &inner.primary)
+            .field("fallback", &inner.fallback)
+            .field("ttl", &inner.ttl)
+            .field("failure_backoff", &inner.backoff)
             .field("keys", &keys)
             .finish()
     }
@@ -611,7 +797,10 @@ mod tests {
             })
             .collect();
         // Let every task reach the gate or the single flight, then open the gate.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        until(|| primary.calls() == 1).await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
         assert_eq!(primary.calls(), 1);
         gate.add_permits(1);
         let mut live = 0;
@@ -853,7 +1042,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_dropped_retry_leaves_the_key_in_backoff() {
+    async fn a_dropped_retry_goes_on_and_leaves_the_key_in_backoff_meanwhile() {
         let time = clock();
         let gate = Arc::new(Semaphore::new(1));
         let primary = Scripted::gated([Err(throttled()), Ok(usd("0.24"))], gate.clone());
@@ -877,15 +1066,135 @@ mod tests {
             .unwrap();
         assert_eq!(next.provenance.source, PriceOrigin::Snapshot);
         assert_eq!(primary.calls(), 2);
-        // Once it has passed, the key is retried.
-        time.advance(Duration::from_secs(60));
+        // The retry goes on without its caller, and its answer is the key's.
         gate.add_permits(1);
+        until(|| {
+            prices
+                .price_now(&key())
+                .is_some_and(|r| r.is_ok_and(|r| r.usd_per_unit == usd("0.24")))
+        })
+        .await;
         let recovered = prices.price(&key()).await.unwrap();
         assert_eq!(
             (recovered.provenance.source, recovered.usd_per_unit),
-            (PriceOrigin::Live, usd("0.24"))
+            (PriceOrigin::Cache, usd("0.24"))
         );
-        assert_eq!(primary.calls(), 3);
+        assert_eq!(primary.calls(), 2);
+    }
+
+    /// Yields until `done` holds (a task reached a gate, a fetch landed), at most
+    /// 10,000 times.
+    async fn until(mut done: impl FnMut() -> bool) {
+        for _ in 0..10_000 {
+            if done() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("never happened");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_fetch_whose_caller_is_dropped_still_answers_the_key_and_lands() {
+        let time = clock();
+        let gate = Arc::new(Semaphore::new(0));
+        let primary = Scripted::gated([Ok(usd("0.24"))], gate.clone());
+        let prices = Arc::new(cache(primary.clone(), &time));
+        // A cold key; its caller (a handler cancelled at its timeout) is dropped
+        // while the Price List has not answered.
+        let first = {
+            let prices = prices.clone();
+            tokio::spawn(async move { prices.price(&key()).await })
+        };
+        until(|| primary.calls() == 1).await;
+        first.abort();
+        assert!(first.await.unwrap_err().is_cancelled());
+
+        // The next caller neither asks again nor waits for the fetch: the snapshot's
+        // rate, noted. (Paused time: were it waiting, the timeout would fire.)
+        let next = tokio::time::timeout(Duration::from_secs(1), prices.price(&key()))
+            .await
+            .expect("answered without waiting for the fetch")
+            .unwrap();
+        assert_eq!(
+            (next.provenance.source, next.usd_per_unit),
+            (PriceOrigin::Snapshot, usd("0.23"))
+        );
+        let note = next.provenance.note.unwrap();
+        assert!(
+            note.starts_with(
+                "primary price source failed (price source unavailable: no answer yet; \
+                 the look-up goes on in the background)"
+            ),
+            "{note}"
+        );
+        assert_eq!(primary.calls(), 1);
+
+        // The fetch goes on without its caller, and its answer is the key's.
+        gate.add_permits(1);
+        until(|| {
+            prices
+                .price_now(&key())
+                .is_some_and(|r| r.unwrap().usd_per_unit == usd("0.24"))
+        })
+        .await;
+        let landed = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (landed.provenance.source, landed.usd_per_unit),
+            (PriceOrigin::Cache, usd("0.24"))
+        );
+        assert_eq!(primary.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn with_a_zero_ttl_concurrent_first_calls_still_make_one_request() {
+        let time = clock();
+        let gate = Arc::new(Semaphore::new(0));
+        let primary = Scripted::gated([Ok(usd("0.23"))], gate.clone());
+        let prices = Arc::new(
+            CachedPrices::builder(primary.clone())
+                .fallback(Snapshot::bundled())
+                .ttl(Duration::ZERO)
+                .time_source(SharedTimeSource::new(time.clone()))
+                .build(),
+        );
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let prices = prices.clone();
+                tokio::spawn(async move { prices.price(&key()).await })
+            })
+            .collect();
+        until(|| primary.calls() == 1).await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await; // the others queue behind the fetch
+        }
+        // Enough permits for every caller, were each to fetch again.
+        gate.add_permits(100);
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap().usd_per_unit, usd("0.23"));
+        }
+        assert_eq!(
+            primary.calls(),
+            1,
+            "the callers queued behind the fetch took its answer, stale or not"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_backoff_too_long_for_the_clock_never_retries() {
+        let time = clock();
+        let primary = Scripted::answering([Err(throttled()), Ok(usd("0.24"))]);
+        let prices = CachedPrices::builder(primary.clone())
+            .fallback(Snapshot::bundled())
+            .failure_backoff(Duration::MAX)
+            .time_source(SharedTimeSource::new(time.clone()))
+            .build();
+        let first = prices.price(&key()).await.unwrap();
+        assert_eq!(first.provenance.source, PriceOrigin::Snapshot);
+        time.advance(Duration::from_secs(365 * 24 * 3600));
+        let second = prices.price(&key()).await.unwrap();
+        assert_eq!(second, first, "the fallback kept, not a retry");
+        assert_eq!(primary.calls(), 1);
     }
 
     #[tokio::test]
