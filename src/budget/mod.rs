@@ -6,12 +6,22 @@
 //! and never reaches SageMaker. Because reservation and check happen under one lock,
 //! concurrent calls cannot all pass a check and then overshoot together: spend can
 //! exceed a limit only by the estimation error of the calls already in flight.
-//! Reservations of failed calls that were not billed are released. A call whose
-//! receipt could not be fully priced (an unknown price: its receipt says
-//! `Unpriced`) counts against enforced budgets at no less than the estimate
-//! reserved for it (or, when nothing was reserved, as for an async invocation's
-//! settlement, at no less than what would have been), never at $0, and that
-//! figure, not $0, feeds later estimates.
+//! Reservations of failed calls that were not billed are released.
+//!
+//! An async invocation is one call billed in two receipts: its estimate is
+//! reserved when it is submitted, the submission receipt is charged against it,
+//! and the rest of the estimate stays held until the invocation is settled (its
+//! compute, nearly all its cost, arrives then), so queued work counts against
+//! the budget. Dropping the pending invocation unsettled releases the hold (so
+//! does settling it with another client's meter, or serialising it to settle
+//! elsewhere and dropping it here: the settlement then counts against the
+//! settling client's budgets, unreserved).
+//!
+//! A call whose receipt could not be fully priced (an unknown price: its receipt
+//! says `Unpriced`) counts against enforced budgets at no less than the estimate
+//! reserved for it (or, when nothing was reserved, as for an async invocation
+//! settled by another client, at no less than what would have been), never at
+//! $0, and that figure, not $0, feeds later estimates.
 //!
 //! An **alerting** budget never rejects; it calls back (and logs a WARN) the first
 //! time spend crosses 50 %, 80 % and 100 % of the limit in each period.
@@ -133,9 +143,9 @@ pub enum BudgetMode {
 #[serde(rename_all = "snake_case")]
 pub enum Estimate {
     /// The most expensive of the last `calls` receipts of the same endpoint;
-    /// `initial_usd` until there is any.
+    /// `initial_usd` until there is any. `calls` is at most [`MAX_RECENT_CALLS`].
     RecentMax {
-        /// How many recent receipts to consider.
+        /// How many recent receipts to consider (1 to [`MAX_RECENT_CALLS`]).
         calls: usize,
         /// Estimate while the endpoint has no history.
         initial_usd: Decimal,
@@ -229,6 +239,10 @@ impl fmt::Debug for Budget {
 /// The alert thresholds, in percent.
 pub const ALERT_THRESHOLDS: [u32; 3] = [50, 80, 100];
 
+/// The most receipts an [`Estimate::RecentMax`] may look back over: each endpoint's
+/// recent costs are kept in memory, as many as the longest look-back asks for.
+pub const MAX_RECENT_CALLS: usize = 10_000;
+
 /// The largest budget limit or estimate accepted (10¹² USD): far above any
 /// SageMaker bill, and far enough below `Decimal`'s range that a budget's sums
 /// never overflow.
@@ -293,7 +307,10 @@ impl Budget {
     pub fn estimate(mut self, estimate: Estimate) -> Result<Self> {
         let bad = match estimate {
             Estimate::RecentMax { calls, initial_usd } => {
-                calls == 0 || initial_usd.is_sign_negative() || initial_usd > MAX_BUDGET_USD
+                calls == 0
+                    || calls > MAX_RECENT_CALLS
+                    || initial_usd.is_sign_negative()
+                    || initial_usd > MAX_BUDGET_USD
             }
             Estimate::Fixed { usd } => usd.is_sign_negative() || usd > MAX_BUDGET_USD,
         };
@@ -302,7 +319,7 @@ impl Budget {
                 "Budget::estimate",
                 format!("invalid budget estimate {estimate:?}"),
             )
-            .hint("needs at least one call, and amounts from 0 to 1,000,000,000,000 USD")
+            .hint("needs 1 to 10,000 calls, and amounts from 0 to 1,000,000,000,000 USD")
             .into());
         }
         self.estimate = estimate;
@@ -337,7 +354,7 @@ impl Budget {
             limit_usd = %alert.limit_usd, process_local = alert.process_local,
             "budget threshold crossed");
         if let Some(callback) = &self.on_alert {
-            callback(alert);
+            call_back(callback.as_ref(), alert);
         }
     }
 
@@ -432,10 +449,17 @@ impl Tracked {
         alerts
     }
 
-    /// Rolls the period over when `now` is past it.
+    /// Rolls the period over when `now` is past it. Only forward: a `now` before
+    /// the current period (the wall clock stepped back, or a caller read it just
+    /// before the boundary and took the lock after another that read it just
+    /// after) counts in the current period, which keeps its spend, alerts and lease.
     fn roll(&mut self, now: DateTime<Utc>) {
         let start = self.budget.period.start_of(now);
-        if self.state.period_start != Some(start) {
+        if self
+            .state
+            .period_start
+            .is_none_or(|current| start > current)
+        {
             // Reservations in flight stay: they settle against the new period.
             self.state = PeriodState {
                 period_start: Some(start),
@@ -449,7 +473,10 @@ impl Tracked {
 #[derive(Default)]
 struct BudgetsInner {
     tracked: Vec<Tracked>,
+    /// Each endpoint's most recent costs, newest last, at most `recent_len`.
     recent: HashMap<String, VecDeque<Decimal>>,
+    /// How many recent costs the longest [`Estimate::RecentMax`] looks back over.
+    recent_len: usize,
 }
 
 /// What the fleet table said of a fleet budget's lease, for [`Budgets::renew`].
@@ -521,20 +548,40 @@ impl fmt::Debug for Budgets {
 }
 
 /// An estimate held against budgets until the call settles. Dropping it without
-/// settling releases it (failed or cancelled call).
+/// settling releases it (failed or cancelled call, or an async invocation whose
+/// pending half was dropped unsettled).
+///
+/// A call billed in parts (an async invocation: its submission, then its
+/// settlement) settles each part but the last with [`settle_part`](Self::settle_part),
+/// which charges the part and keeps the rest of the estimate held.
 #[derive(Debug)]
 pub(crate) struct Reservation {
     budgets: Option<Arc<Budgets>>,
+    /// The budgets holding part of the estimate, and how much each still holds.
     indexes: Vec<(usize, Decimal)>,
     endpoint: String,
+    /// What the parts settled so far cost (remembered with the last part, as
+    /// the whole call's cost for later estimates).
+    settled_usd: Decimal,
+    /// A part settled so far was not fully priced: the call as a whole is not.
+    unpriced: bool,
 }
 
 impl Budgets {
     /// The client's budgets; with `fleet`, enforced ones spend only what they
     /// lease from the fleet table, and alerts are raised by the fleet.
     pub(crate) fn new(budgets: Vec<Budget>, fleet: bool) -> Self {
+        let recent_len = budgets
+            .iter()
+            .map(|b| match b.estimate {
+                Estimate::RecentMax { calls, .. } => calls,
+                Estimate::Fixed { .. } => 1,
+            })
+            .max()
+            .unwrap_or(1);
         Budgets {
             inner: Mutex::new(BudgetsInner {
+                recent_len,
                 tracked: budgets
                     .into_iter()
                     .map(|budget| Tracked {
@@ -566,7 +613,9 @@ impl Budgets {
         now: DateTime<Utc>,
     ) -> std::result::Result<Reservation, Refusal> {
         let mut inner = self.lock();
-        let BudgetsInner { tracked, recent } = &mut *inner;
+        let BudgetsInner {
+            tracked, recent, ..
+        } = &mut *inner;
         let history = recent.get(endpoint);
         let mut held = Vec::new();
         let mut short = Vec::new();
@@ -591,7 +640,7 @@ impl Budgets {
                 short.push((
                     LeaseWant {
                         budget: i,
-                        period_start: t.budget.period.start_of(now),
+                        period_start: t.state.period_start.unwrap_or(now),
                         needed: wanted - room,
                     },
                     exceeded,
@@ -613,6 +662,8 @@ impl Budgets {
             budgets: Some(self.clone()),
             indexes: held,
             endpoint: endpoint.to_owned(),
+            settled_usd: Decimal::ZERO,
+            unpriced: false,
         })
     }
 
@@ -732,7 +783,48 @@ impl Budgets {
             budgets: Some(self.clone()),
             indexes: Vec::new(),
             endpoint: endpoint.to_owned(),
+            settled_usd: Decimal::ZERO,
+            unpriced: false,
         }
+    }
+
+    /// Adds one part of a call's cost to every budget covering it, and lowers
+    /// what the call still holds on each enforced one by as much (not below
+    /// zero): the call's spend and hold together stay its estimate until its
+    /// cost passes it. Returns the alerts to raise.
+    fn settle_part(
+        &self,
+        reservation: &mut Reservation,
+        tags: &BTreeMap<String, String>,
+        cost_usd: Decimal,
+        fully_priced: bool,
+        now: DateTime<Utc>,
+    ) -> Vec<AlertToRaise> {
+        let mut inner = self.lock();
+        let tracked = &mut inner.tracked;
+        for (i, held) in reservation.indexes.iter_mut() {
+            let kept = (*held - cost_usd).max(Decimal::ZERO);
+            let state = &mut tracked[*i].state;
+            state.reserved = (state.reserved - (*held - kept)).max(Decimal::ZERO);
+            *held = kept;
+        }
+        reservation.settled_usd += cost_usd;
+        reservation.unpriced |= !fully_priced;
+        let mut alerts = Vec::new();
+        for t in tracked.iter_mut() {
+            if !t.budget.scope.covers(&reservation.endpoint, tags) {
+                continue;
+            }
+            t.roll(now);
+            t.state.spent += cost_usd;
+            if self.fleet {
+                continue; // the fleet raises alerts, once for all processes
+            }
+            for alert in t.newly_passed(now, false) {
+                alerts.push((alert, t.budget.on_alert.clone()));
+            }
+        }
+        alerts
     }
 
     /// Adds a call's real cost to every budget covering it; returns the alerts to
@@ -746,8 +838,14 @@ impl Budgets {
         now: DateTime<Utc>,
     ) -> (Vec<AlertToRaise>, Vec<BeyondReceipt>) {
         let mut inner = self.lock();
-        let BudgetsInner { tracked, recent } = &mut *inner;
+        let BudgetsInner {
+            tracked,
+            recent,
+            recent_len,
+        } = &mut *inner;
         let held: Vec<(usize, Decimal)> = reservation.indexes.drain(..).collect();
+        // A call billed in parts is fully priced only if every part was.
+        let fully_priced = fully_priced && !reservation.unpriced;
         for &(i, estimate) in &held {
             let state = &mut tracked[i].state;
             state.reserved = (state.reserved - estimate).max(Decimal::ZERO);
@@ -777,10 +875,13 @@ impl Budgets {
         };
         let charged =
             |i: usize| -> Decimal { floors.get(i).map_or(cost_usd, |f| cost_usd.max(*f)) };
-        let remembered = floors.iter().copied().fold(cost_usd, Decimal::max);
+        // Remembered as the whole call: with the parts settled before (an async
+        // invocation's submission), what later calls are estimated from.
+        let remembered =
+            reservation.settled_usd + floors.iter().copied().fold(cost_usd, Decimal::max);
         let history = recent.entry(reservation.endpoint.clone()).or_default();
         history.push_back(remembered);
-        if history.len() > 64 {
+        while history.len() > *recent_len {
             history.pop_front();
         }
         let mut alerts = Vec::new();
@@ -877,15 +978,52 @@ impl Reservation {
             return Vec::new();
         };
         let (alerts, beyond) = budgets.settle(&mut self, tags, cost_usd, fully_priced, now);
-        for (alert, callback) in alerts {
-            tracing::warn!(target: "sagemeter::budget", scope = %alert.scope,
-                threshold_percent = alert.threshold_percent, spent_usd = %alert.spent_usd,
-                limit_usd = %alert.limit_usd, "budget threshold crossed");
-            if let Some(callback) = callback {
-                callback(&alert);
-            }
-        }
+        raise_all(alerts);
         beyond
+    }
+
+    /// Settles one part of a call billed in parts (an async invocation's
+    /// submission) and raises alerts; the rest of the estimate stays held until
+    /// the last part is [settled](Self::settle), or the reservation is dropped.
+    /// A part that is not fully priced makes the whole call count at no less
+    /// than its estimate when it settles.
+    pub(crate) fn settle_part(
+        &mut self,
+        tags: &BTreeMap<String, String>,
+        cost_usd: Decimal,
+        fully_priced: bool,
+        now: DateTime<Utc>,
+    ) {
+        let Some(budgets) = self.budgets.clone() else {
+            return;
+        };
+        let alerts = budgets.settle_part(self, tags, cost_usd, fully_priced, now);
+        raise_all(alerts);
+    }
+
+    /// Whether this reservation is held on `budgets` (a pending async invocation
+    /// settled by another client's meter is not).
+    pub(crate) fn is_of(&self, budgets: &Arc<Budgets>) -> bool {
+        self.budgets
+            .as_ref()
+            .is_some_and(|b| Arc::ptr_eq(b, budgets))
+    }
+
+    /// What it still holds, summed over its budgets, USD.
+    pub(crate) fn held_usd(&self) -> Decimal {
+        self.indexes.iter().map(|(_, usd)| *usd).sum()
+    }
+}
+
+/// Raises settled alerts: one WARN each, then the budget's callback if any.
+fn raise_all(alerts: Vec<AlertToRaise>) {
+    for (alert, callback) in alerts {
+        tracing::warn!(target: "sagemeter::budget", scope = %alert.scope,
+            threshold_percent = alert.threshold_percent, spent_usd = %alert.spent_usd,
+            limit_usd = %alert.limit_usd, "budget threshold crossed");
+        if let Some(callback) = callback {
+            call_back(callback.as_ref(), &alert);
+        }
     }
 }
 
@@ -898,6 +1036,19 @@ impl Drop for Reservation {
                 state.reserved = (state.reserved - estimate).max(Decimal::ZERO);
             }
         }
+    }
+}
+
+/// Calls a user's `on_alert` callback. One that panics is caught, with one WARN
+/// (not its message, which may carry anything): an alert must not fail the call
+/// that crossed the threshold, nor abort a process whose call ends in a `Drop`
+/// while unwinding.
+fn call_back(callback: &AlertFn, alert: &BudgetAlert) {
+    let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(alert)));
+    if called.is_err() {
+        tracing::warn!(target: "sagemeter::budget", scope = %alert.scope,
+            threshold_percent = alert.threshold_percent,
+            "a budget's on_alert callback panicked; the panic was caught and the call goes on");
     }
 }
 
@@ -1004,5 +1155,138 @@ mod tests {
         budgets.renew(0, day, Renewal::Gone);
         budgets.renew(0, day, Renewal::Held { until, whole: true });
         assert!(!call(&budgets, lapsed), "what was gone stays gone");
+    }
+
+    #[test]
+    fn a_clock_stepping_back_across_the_period_start_keeps_the_spend_and_the_alerts() {
+        let raised = Arc::new(Mutex::new(Vec::new()));
+        let seen = raised.clone();
+        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Hour, dec("1"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.10") })
+            .unwrap()
+            .on_alert(move |a| seen.lock().unwrap().push(a.threshold_percent));
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        // 10 calls of 0.10 at 10:00:30 spend the hour's 1.00 (10 × 0.10), passing
+        // 50, 80 and 100 %.
+        let spent_at = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 30).unwrap();
+        for _ in 0..10 {
+            let reservation = budgets.reserve("chat", &no_tags, spent_at).unwrap();
+            reservation.settle(&no_tags, dec("0.10"), true, spent_at);
+        }
+        assert_eq!(*raised.lock().unwrap(), vec![50, 80, 100]);
+        // The wall clock steps back to 09:59:59: still the 10:00 hour, still full.
+        let back = Utc.with_ymd_and_hms(2026, 12, 1, 9, 59, 59).unwrap();
+        assert!(matches!(
+            budgets.reserve("chat", &no_tags, back),
+            Err(Refusal::Exceeded(Error::BudgetExceeded { .. }))
+        ));
+        // A call that read the clock before the boundary settles late: it counts
+        // in the 10:00 hour too (1.00 + 0.10 = 1.10).
+        budgets
+            .unreserved("chat")
+            .settle(&no_tags, dec("0.10"), true, back);
+        // Forward again at 10:00:31: the hour still holds all of it
+        // (1.10 + 0.60 = 1.70), and no threshold is raised twice.
+        let forward = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 31).unwrap();
+        budgets
+            .unreserved("chat")
+            .settle(&no_tags, dec("0.60"), true, forward);
+        let status = &budgets.status(forward)[0];
+        assert_eq!(status.spent_usd, dec("1.70"));
+        assert_eq!(*raised.lock().unwrap(), vec![50, 80, 100]);
+        // The next hour starts afresh.
+        let next = Utc.with_ymd_and_hms(2026, 12, 1, 11, 0, 0).unwrap();
+        assert!(budgets.reserve("chat", &no_tags, next).is_ok());
+    }
+
+    #[test]
+    fn recent_max_looks_back_over_all_the_calls_it_is_asked_to() {
+        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1000"))
+            .unwrap()
+            .estimate(Estimate::RecentMax {
+                calls: 100,
+                initial_usd: dec("0.01"),
+            })
+            .unwrap();
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        // One 5 USD call, then 70 of 0.01: 71 receipts, all within the last 100.
+        let call = |usd: &str| {
+            let reservation = budgets.reserve("chat", &no_tags, at).unwrap();
+            reservation.settle(&no_tags, dec(usd), true, at);
+        };
+        call("5");
+        for _ in 0..70 {
+            call("0.01");
+        }
+        let next = budgets.reserve("chat", &no_tags, at).unwrap();
+        assert_eq!(next.held_usd(), dec("5"));
+    }
+
+    #[test]
+    fn a_recent_max_beyond_the_bound_is_refused_when_configured() {
+        let budget = || Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1")).unwrap();
+        let at_most = budget().estimate(Estimate::RecentMax {
+            calls: MAX_RECENT_CALLS,
+            initial_usd: dec("0.01"),
+        });
+        assert!(at_most.is_ok());
+        let beyond = budget().estimate(Estimate::RecentMax {
+            calls: MAX_RECENT_CALLS + 1,
+            initial_usd: dec("0.01"),
+        });
+        assert!(matches!(beyond, Err(Error::Config(_))), "{beyond:?}");
+    }
+
+    #[test]
+    fn an_async_invocation_holds_the_rest_of_its_estimate_until_it_settles() {
+        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.05") })
+            .unwrap();
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let mut hold = budgets.reserve("jobs", &no_tags, at).unwrap();
+        // The submission costs 0.001: spent 0.001, held 0.05 − 0.001 = 0.049.
+        hold.settle_part(&no_tags, dec("0.001"), true, at);
+        let status = &budgets.status(at)[0];
+        assert_eq!(
+            (status.spent_usd, status.reserved_usd),
+            (dec("0.001"), dec("0.049"))
+        );
+        // The settlement costs 0.10: spent 0.101, nothing held.
+        hold.settle(&no_tags, dec("0.10"), true, at);
+        let status = &budgets.status(at)[0];
+        assert_eq!(
+            (status.spent_usd, status.reserved_usd),
+            (dec("0.101"), Decimal::ZERO)
+        );
+        // Dropped unsettled, a hold is released (spend stays).
+        let mut dropped = budgets.reserve("jobs", &no_tags, at).unwrap();
+        dropped.settle_part(&no_tags, dec("0.001"), true, at);
+        drop(dropped);
+        let status = &budgets.status(at)[0];
+        assert_eq!(
+            (status.spent_usd, status.reserved_usd),
+            (dec("0.102"), Decimal::ZERO)
+        );
+    }
+
+    #[test]
+    fn a_panicking_alert_callback_does_not_unwind_into_the_call() {
+        let budget = Budget::alert(BudgetScope::Client, BudgetPeriod::Day, dec("0.01"))
+            .unwrap()
+            .on_alert(|_| panic!("the application's alert handler failed"));
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        // 0.006 of 0.01 passes 50 %: the callback panics, the settlement goes on.
+        let reservation = budgets.reserve("chat", &no_tags, at).unwrap();
+        reservation.settle(&no_tags, dec("0.006"), true, at);
+        assert_eq!(budgets.status(at)[0].spent_usd, dec("0.006"));
     }
 }

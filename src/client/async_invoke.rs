@@ -18,11 +18,25 @@
 //! event, polling the output location with its own S3 client) also tells it when, and
 //! usually hands it the output. The pending half is [`PendingInference`]: serialisable,
 //! so another process (the one reading the notifications) can settle it.
+//!
+//! **Budgets.** An enforced budget reserves the invocation's estimate when it is
+//! submitted, as for any call; the submission receipt is charged against it and
+//! the rest stays held by the [`PendingInference`] until it is settled, when the
+//! settlement receipt is charged and the hold released. So queued work counts
+//! against the budget before its compute is billed. Dropping the pending
+//! invocation unsettled releases its hold, and so does settling it with another
+//! client's meter (or serialising it to settle elsewhere and dropping it here):
+//! its settlement then counts against the settling client's budgets, unreserved.
+//!
+//! A settlement whose future is dropped (a timeout, a cancelled task) while it
+//! looks up the endpoint's rates still finishes in the background: its receipt is
+//! recorded once, in the totals, sinks and budgets, as if it had been awaited.
 
 use super::call::{Call, CallRequest, MeteredOperation, call_span, in_span, record_on_span};
 use super::invoke::delegate_setters;
-use super::meter::{FinishedCall, Meter, Phase};
+use super::meter::{FinishedCall, Meter, Phase, Prepared};
 use crate::billing::SETTLEMENT_NOTE;
+use crate::budget::Reservation;
 use crate::endpoint::EndpointKind;
 use crate::usage::{Operation, Outcome, TokenUsage, Usage};
 use crate::{Cost, Error, Result};
@@ -37,6 +51,7 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::ops::Deref;
 use std::time::{Duration, SystemTime};
 use tracing::Instrument;
@@ -138,7 +153,10 @@ impl InvokeEndpointAsync {
         // Sent as it is: a Client's runtime client carries the AttemptWatch.
         let answered =
             Call::run::<AsyncOperation, _, _>(&meter, call, std::pin::pin!(request.send())).await?;
-        let receipt = answered.receipt;
+        let mut receipt = answered.receipt;
+        // The estimate stays held until the settlement (the compute, nearly all of
+        // the cost, is billed then): the submission only charges its own part.
+        let mut hold = receipt.take_reservation();
         let Ok(output) = answered.result else {
             unreachable!("billable() returns every failed submission as an error")
         };
@@ -164,6 +182,14 @@ impl InvokeEndpointAsync {
         let tags = receipt.tags().clone();
         let started_at = receipt.started_at();
         let cost = receipt.make(usage, call_id, notes, Phase::Submitted);
+        if let Some(hold) = &mut hold {
+            hold.settle_part(
+                &cost.tags,
+                cost.cost_usd,
+                cost.is_fully_priced(),
+                meter.now().into(),
+            );
+        }
 
         let pending = PendingInference {
             endpoint,
@@ -174,6 +200,7 @@ impl InvokeEndpointAsync {
             submitted_at: DateTime::<Utc>::from(started_at),
             variant: cost.variant.clone(),
             tags,
+            hold: Hold(hold),
         };
         Ok(AsyncInvocation {
             output,
@@ -234,9 +261,13 @@ impl AsyncInvocation {
     }
 
     /// Settles the invocation now that its output has landed: the settlement receipt
-    /// (compute, data out, tokens). See [`Meter::settle_async`].
-    pub async fn settle(self, completion: AsyncCompletion<'_>) -> Cost {
-        self.meter.settle_async(self.pending, completion).await
+    /// (compute, data out, tokens). See [`Meter::settle_async`]. The settlement is
+    /// recorded even if the returned future is dropped before it is done.
+    pub fn settle(
+        self,
+        completion: AsyncCompletion<'_>,
+    ) -> impl Future<Output = Cost> + Send + use<> {
+        settle(&self.meter, self.pending, completion)
     }
 }
 
@@ -250,6 +281,10 @@ impl Deref for AsyncInvocation {
 /// The unsettled half of an async invocation. Serialisable, to be settled by another
 /// task or process with [`Meter::settle_async`]. Settle it once: each settlement is a
 /// receipt and adds to the totals.
+///
+/// While it exists it holds the rest of the invocation's budget estimate (see the
+/// [module documentation](self)); dropping it unsettled releases that hold. A copy
+/// read back from its serialised form holds nothing.
 #[non_exhaustive]
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingInference {
@@ -262,7 +297,32 @@ pub struct PendingInference {
     variant: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     tags: BTreeMap<String, String>,
+    /// The budget estimate still held for the invocation (this process only).
+    #[serde(skip)]
+    hold: Hold,
 }
+
+/// The budget reservation a [`PendingInference`] holds until it is settled or
+/// dropped. Not part of its value: equal whatever it holds, never serialised.
+#[derive(Default)]
+struct Hold(Option<Reservation>);
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(reservation) => write!(f, "{} USD", reservation.held_usd()),
+            None => f.write_str("nothing"),
+        }
+    }
+}
+
+impl PartialEq for Hold {
+    fn eq(&self, _: &Hold) -> bool {
+        true
+    }
+}
+
+impl Eq for Hold {}
 
 impl PendingInference {
     /// The endpoint.
@@ -368,93 +428,181 @@ impl<'a> AsyncCompletion<'a> {
 
 /// Settles an async invocation (see [`Meter::settle_async`]): price (rates as of
 /// now) → bill the compute, data out and tokens → record → the settlement receipt.
-pub(crate) async fn settle(
+///
+/// Everything but the rates is worked out at once, before the future is first
+/// polled (the output body is read then, not kept); the one wait is for the
+/// endpoint's profile and rates (on a cold meter). The future is dropped before it
+/// is done (a timeout, a cancelled task, or never polled): the settlement finishes
+/// in the background ([`Settling`]), so it is never lost.
+pub(crate) fn settle(
     meter: &Meter,
     pending: PendingInference,
     completion: AsyncCompletion<'_>,
-) -> Cost {
-    let PendingInference {
-        endpoint,
-        call_id,
-        submitted_at,
-        variant,
-        tags,
-        ..
-    } = pending;
-    let span = call_span(&endpoint, Operation::InvokeEndpointAsync);
-    let prepared = meter.prepare(&endpoint).instrument(span.clone()).await;
+) -> impl Future<Output = Cost> + Send + use<> {
+    let endpoint = pending.endpoint.clone();
+    let settling = Settling(Some(Settlement::new(meter, pending, completion)));
+    let meter = meter.clone();
+    async move {
+        let span = call_span(&endpoint, Operation::InvokeEndpointAsync);
+        let prepared = meter.prepare(&endpoint).instrument(span.clone()).await;
+        let cost = in_span(&span, || settling.finish(&prepared));
+        record_on_span(&span, &cost);
+        cost
+    }
+}
 
-    let submitted = SystemTime::from(submitted_at);
-    let mut notes = vec![format!(
-        "{SETTLEMENT_NOTE} submitted at {}",
-        submitted_at.to_rfc3339()
-    )];
-    let mut compute_unknown = None;
-    let duration = match completion.duration {
-        BilledDuration::Processing(d) => d,
-        BilledDuration::CompletedAt(at) => {
-            notes.push(
-                "billed time runs from submission to completion (queue time included)".to_owned(),
-            );
-            at.duration_since(submitted).unwrap_or_else(|_| {
-                // Another host's clock (or the notification's) is behind the
-                // submitting host's: how long the model worked is not known. The
-                // reason stays the same text for every such settlement (it is
-                // warned about once per endpoint); the times go in a note.
-                compute_unknown = Some(
-                    "the completion time is before the submission: the clocks disagree, \
-                     and the model's time is not known"
+/// A settlement worked out but for the endpoint's rates: what it bills, and the
+/// budget hold its receipt settles.
+#[derive(Debug)]
+struct Settlement {
+    meter: Meter,
+    call: FinishedCall,
+    hold: Option<Reservation>,
+}
+
+impl Settlement {
+    /// The settlement of `pending` as `completion` says it ended. The output body is
+    /// read here (its size and tokens), never kept.
+    fn new(meter: &Meter, pending: PendingInference, completion: AsyncCompletion<'_>) -> Self {
+        let PendingInference {
+            endpoint,
+            call_id,
+            submitted_at,
+            variant,
+            tags,
+            hold,
+            ..
+        } = pending;
+        // The hold is settled here only if it is this meter's budgets'; another
+        // client's hold is released, and the settlement counts unreserved.
+        let hold = match hold.0 {
+            Some(hold) if hold.is_of(&meter.inner.budgets) => Some(hold),
+            _ => meter.reserve_nothing(&endpoint),
+        };
+        let submitted = SystemTime::from(submitted_at);
+        let mut notes = vec![format!(
+            "{SETTLEMENT_NOTE} submitted at {}",
+            submitted_at.to_rfc3339()
+        )];
+        let mut compute_unknown = None;
+        let duration = match completion.duration {
+            BilledDuration::Processing(d) => d,
+            BilledDuration::CompletedAt(at) => {
+                notes.push(
+                    "billed time runs from submission to completion (queue time included)"
                         .to_owned(),
                 );
-                notes.push(format!(
-                    "completed at {}, before the submission at {}",
-                    DateTime::<Utc>::from(at).to_rfc3339(),
-                    submitted_at.to_rfc3339()
-                ));
-                Duration::ZERO
-            })
+                at.duration_since(submitted).unwrap_or_else(|_| {
+                    // Another host's clock (or the notification's) is behind the
+                    // submitting host's: how long the model worked is not known. The
+                    // reason stays the same text for every such settlement (it is
+                    // warned about once per endpoint); the times go in a note.
+                    compute_unknown = Some(
+                        "the completion time is before the submission: the clocks disagree, \
+                         and the model's time is not known"
+                            .to_owned(),
+                    );
+                    notes.push(format!(
+                        "completed at {}, before the submission at {}",
+                        DateTime::<Utc>::from(at).to_rfc3339(),
+                        submitted_at.to_rfc3339()
+                    ));
+                    Duration::ZERO
+                })
+            }
+        };
+        let mut usage = Usage::new(Operation::InvokeEndpointAsync, duration);
+        usage.bytes_out = completion
+            .output_bytes
+            .or(completion.output.map(|b| b.len() as u64))
+            .unwrap_or(0);
+        usage.variant = variant;
+        let tokens = completion
+            .tokens
+            .or_else(|| completion.output.and_then(|body| meter.count_tokens(body)));
+        if let Some(tokens) = tokens {
+            usage = usage.with_tokens(tokens);
         }
-    };
-    if let Ok(profile) = &prepared.profile
-        && profile.kind != EndpointKind::Async
-    {
-        notes.push(
-            "the endpoint's profile is not asynchronous: compute priced at its real-time rate"
-                .to_owned(),
-        );
-    }
-    let mut usage = Usage::new(Operation::InvokeEndpointAsync, duration);
-    usage.bytes_out = completion
-        .output_bytes
-        .or(completion.output.map(|b| b.len() as u64))
-        .unwrap_or(0);
-    usage.variant = variant;
-    let tokens = completion
-        .tokens
-        .or_else(|| completion.output.and_then(|body| meter.count_tokens(body)));
-    if let Some(tokens) = tokens {
-        usage = usage.with_tokens(tokens);
-    }
-    if completion.failed {
-        usage.outcome = Outcome::Error;
+        if completion.failed {
+            usage.outcome = Outcome::Error;
+        }
+        Settlement {
+            meter: meter.clone(),
+            call: FinishedCall {
+                endpoint,
+                request_id: Some(call_id),
+                started_at: submitted,
+                targets: Default::default(),
+                usage,
+                tags,
+                notes,
+                shared_hours: None,
+                compute_unknown,
+            },
+            hold,
+        }
     }
 
-    let call = FinishedCall {
-        endpoint,
-        request_id: Some(call_id),
-        started_at: submitted,
-        targets: Default::default(),
-        usage,
-        tags,
-        notes,
-        shared_hours: None,
-        compute_unknown,
-    };
-    let cost = in_span(&span, || {
-        meter.finish_phase(call, &prepared, Phase::Settled)
-    });
-    // The compute arrives after the call: it counts against budgets now.
-    meter.settle(meter.reserve_nothing(&cost.endpoint), &cost);
-    record_on_span(&span, &cost);
-    cost
+    /// Bill → totals → receipt → sinks, then the budgets: the compute arrives after
+    /// the call, and the invocation's hold settles to it now.
+    fn finish(self, prepared: &Prepared) -> Cost {
+        let Settlement {
+            meter,
+            mut call,
+            hold,
+        } = self;
+        if let Ok(profile) = &prepared.profile
+            && profile.kind != EndpointKind::Async
+        {
+            call.notes.push(
+                "the endpoint's profile is not asynchronous: compute priced at its real-time rate"
+                    .to_owned(),
+            );
+        }
+        let cost = meter.finish_phase(call, prepared, Phase::Settled);
+        meter.settle(hold, &cost);
+        cost
+    }
+}
+
+/// A settlement waiting for its endpoint's rates: dropped before they come (its
+/// future was dropped), it finishes in the background, as a dropped call does
+/// (see `CallInFlight`): the caller handed over its [`PendingInference`] and
+/// cannot settle it again.
+#[derive(Debug)]
+struct Settling(Option<Settlement>);
+
+impl Settling {
+    /// The settlement receipt, priced with `prepared`.
+    fn finish(mut self, prepared: &Prepared) -> Cost {
+        match self.0.take() {
+            Some(settlement) => settlement.finish(prepared),
+            None => unreachable!("a Settling holds its settlement until finished"),
+        }
+    }
+}
+
+impl Drop for Settling {
+    fn drop(&mut self) {
+        let Some(settlement) = self.0.take() else {
+            return;
+        };
+        let meter = settlement.meter.clone();
+        let endpoint = settlement.call.endpoint.clone();
+        let spawned = meter.inner.background.spawn(async move {
+            let span = call_span(&settlement.call.endpoint, Operation::InvokeEndpointAsync);
+            let prepared = settlement
+                .meter
+                .prepare(&settlement.call.endpoint)
+                .instrument(span.clone())
+                .await;
+            let cost = in_span(&span, || settlement.finish(&prepared));
+            record_on_span(&span, &cost);
+        });
+        if !spawned {
+            tracing::warn!(target: "sagemeter", endpoint = %endpoint,
+                "an async settlement dropped before it was priced could not be finished: \
+                 no Tokio runtime, or the meter is shut down");
+        }
+    }
 }

@@ -434,6 +434,13 @@ impl Receipt {
         self
     }
 
+    /// The call's budget reservation, taken out to be settled by the operation
+    /// itself ([`make`](Self::make) then settles nothing): an async invocation
+    /// keeps it held from submission to settlement.
+    pub(crate) fn take_reservation(&mut self) -> Option<Reservation> {
+        self.parts.reservation.take()
+    }
+
     /// The meter the call goes through.
     pub(crate) fn meter(&self) -> &Meter {
         &self.parts.meter

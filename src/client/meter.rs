@@ -493,15 +493,16 @@ impl Meter {
     /// Settles an async invocation: price (rates as of now) → bill the compute, data
     /// out and tokens → record → the settlement receipt. For a [`PendingInference`]
     /// kept or sent elsewhere; [`AsyncInvocation::settle`] does the same in place.
+    /// Recorded even if the returned future is dropped before it is done.
     ///
     /// [`PendingInference`]: super::PendingInference
     /// [`AsyncInvocation::settle`]: super::AsyncInvocation::settle
-    pub async fn settle_async(
+    pub fn settle_async(
         &self,
         pending: super::PendingInference,
         completion: super::AsyncCompletion<'_>,
-    ) -> Cost {
-        super::async_invoke::settle(self, pending, completion).await
+    ) -> impl std::future::Future<Output = Cost> + Send + use<> {
+        super::async_invoke::settle(self, pending, completion)
     }
 
     /// Counters of this client's fleet traffic (`None` without a fleet).

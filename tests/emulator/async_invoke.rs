@@ -6,7 +6,8 @@
 //! per-inference fee and says the compute comes later; settling it when the output
 //! lands bills compute at the endpoint's `AsyncInf` rate, data out and tokens; the
 //! two receipts add up in the running totals; a pending invocation can be stored and
-//! settled elsewhere.
+//! settled elsewhere; a settlement whose future is dropped while its rates are looked
+//! up is still recorded.
 //!
 //! Run: `cargo test --test emulator async_invoke::` (needs python3 and PyPI on first run).
 
@@ -16,12 +17,16 @@ use aws_sdk_sagemakerruntime::primitives::Blob;
 use sagemeter::billing::{LineItem, LinePrice, UsageCharges, gigabytes, round_cost};
 use sagemeter::client::{AsyncCompletion, PendingInference};
 use sagemeter::endpoint::{EndpointProfile, VariantBilling, VariantProfile};
-use sagemeter::pricing::PriceKey;
+use sagemeter::pricing::{
+    BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
+};
 use sagemeter::usage::{Operation, Outcome};
 use sagemeter::{Client, Cost, Decimal, Error};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::sync::Semaphore;
 
 /// moto answers async invocations for any name; sagemeter is told it is async.
 const ASYNC_ENDPOINT: &str = "demo-async";
@@ -371,4 +376,82 @@ async fn an_async_request_without_an_endpoint_name_is_rejected_before_sending() 
         .expect_err("no endpoint name");
     assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
     assert!(receipts.all().is_empty());
+}
+
+/// A price source that answers only once let through (`gate` given permits): a
+/// cold worker whose Price List look-ups hang. us-east-1's public rates when it does.
+#[derive(Debug)]
+struct Gated {
+    gate: Arc<Semaphore>,
+}
+
+impl PriceSource for Gated {
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+        Box::pin(async move {
+            let _pass = self.gate.acquire().await;
+            let usd = match key {
+                PriceKey::AsyncInference { .. } => ASYNC_M5_USD_PER_HOUR,
+                PriceKey::DataIn { .. } | PriceKey::DataOut { .. } => DATA_USD_PER_GB,
+                _ => return Err(PriceError::NotFound { key: key.clone() }),
+            };
+            Ok(Rate::new(
+                key.clone(),
+                dec(usd),
+                Provenance::new(PriceOrigin::Live),
+            ))
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_settlement_dropped_while_its_rates_are_looked_up_is_still_recorded() {
+    let (client, _) = metered_client().await;
+    let invocation = client
+        .invoke_endpoint_async()
+        .endpoint_name(ASYNC_ENDPOINT)
+        .input_location("s3://requests/dropped-settlement.json")
+        .input_bytes(100)
+        .send()
+        .await
+        .unwrap();
+    let (_, submitted, pending) = invocation.into_parts();
+
+    // A cold worker settles it; its price look-ups hang, and the caller gives up.
+    let gate = Arc::new(Semaphore::new(0));
+    let receipts = Receipts::default();
+    let worker = Client::builder(&Emulator::shared().sdk_config().await)
+        .without_discovery()
+        .price_source(Gated { gate: gate.clone() })
+        .endpoint_profile(
+            EndpointProfile::new(
+                ASYNC_ENDPOINT,
+                vec![VariantProfile::instance(VARIANT, "ml.m5.xlarge", 1)],
+            )
+            .asynchronous(),
+        )
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    let settling = worker.meter().settle_async(
+        pending,
+        AsyncCompletion::processed_for(Duration::from_secs(90)).output_bytes(0),
+    );
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), settling).await;
+    assert!(gave_up.is_err(), "the price look-ups hang: no receipt yet");
+    assert!(receipts.all().is_empty());
+
+    // The look-ups answer; shutdown waits for the settlement finished behind.
+    gate.add_permits(1_000);
+    worker.shutdown().await.unwrap();
+    let settled = receipts.all();
+    assert_eq!(settled.len(), 1, "one settlement receipt: {settled:#?}");
+    let settled = &settled[0];
+    assert_eq!(settled.call_id, submitted.call_id);
+    // 90 s = 0.025 h × 0.23 USD/h (AsyncInf ml.m5.xlarge) = 0.00575; no data out.
+    assert_eq!(cost_of(settled, LineItem::Compute), Some(dec("0.00575")));
+    assert_eq!(settled.cost_usd, dec("0.00575"));
+    assert_eq!(
+        worker.meter().totals().by_endpoint[ASYNC_ENDPOINT],
+        dec("0.00575")
+    );
 }

@@ -1,7 +1,9 @@
 //! Budgets through the real client: reservations, rejections before sending,
-//! alerts once per threshold, periods, released reservations.
+//! alerts once per threshold, periods, released reservations, async invocations
+//! holding their estimate until they settle.
 
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use crate::support::receipts::Receipts;
 use crate::support::{NoPrices, submit_async};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
@@ -9,6 +11,8 @@ use aws_smithy_async::time::SharedTimeSource;
 use rust_decimal::Decimal;
 use sagemeter::billing::UsageCharges;
 use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
+use sagemeter::client::AsyncCompletion;
+use sagemeter::endpoint::{EndpointProfile, VariantProfile};
 use sagemeter::pricing::PriceKey;
 use sagemeter::{Client, ClientBuilder, Error};
 use std::sync::{Arc, Mutex};
@@ -334,7 +338,7 @@ async fn a_budget_beyond_any_bill_is_refused_when_configured_and_the_largest_one
 }
 
 #[tokio::test]
-async fn an_unpriced_async_settlement_counts_at_the_estimate_though_nothing_was_reserved() {
+async fn an_unpriced_async_settlement_counts_at_the_rest_of_its_invocations_estimate() {
     let fake = fake().await;
     let budget = Budget::enforce(BudgetScope::endpoint("rt"), BudgetPeriod::Day, dec("1"))
         .unwrap()
@@ -351,19 +355,149 @@ async fn an_unpriced_async_settlement_counts_at_the_estimate_though_nothing_was_
         .build()
         .unwrap();
     let submitted = submit_async(&client, "rt", 1024).await;
-    // The submission is fully priced (the fee): it counts 0.001 USD.
+    // The submission is fully priced (the fee): it counts 0.001 USD, and the
+    // invocation holds the rest of its estimate, 0.05 − 0.001 = 0.049.
     assert!(submitted.cost().is_fully_priced());
-    assert_eq!(client.meter().budget_status()[0].spent_usd, dec("0.001"));
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.001"), dec("0.049"))
+    );
     let settled = submitted
         .settle(sagemeter::client::AsyncCompletion::processed_for(
             Duration::from_secs(90),
         ))
         .await;
-    // The settlement's compute is unpriced: it counts at the 0.05 USD a call is
-    // estimated at, not at its 0 USD of priced lines.
+    // The settlement's compute is unpriced: it counts at the 0.049 its invocation
+    // still held, not at its 0 USD of priced lines; the invocation as a whole
+    // counts at its 0.05 estimate (0.001 + 0.049).
     assert!(!settled.is_fully_priced());
     assert_eq!(settled.cost_usd, Decimal::ZERO);
     let status = &client.meter().budget_status()[0];
-    assert_eq!(status.spent_usd, dec("0.051"));
+    assert_eq!(status.spent_usd, dec("0.05"));
     assert_eq!(status.reserved_usd, Decimal::ZERO);
+}
+
+/// An async endpoint `jobs` (1 × ml.m5.xlarge) whose `AsyncInf` compute is priced
+/// at 36 USD/h by an override, so 10 s of it costs 10 / 3600 × 36 = 0.10 USD;
+/// data is free and the per-inference fee is 1 USD per 1,000 (0.001 a submission).
+async fn ten_cents_per_ten_seconds(fake: &FakeSageMaker, budget: Budget) -> (Client, Receipts) {
+    let r = "us-east-1".to_owned();
+    let receipts = Receipts::default();
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .price_source(NoPrices)
+        .endpoint_profile(
+            EndpointProfile::new(
+                "jobs",
+                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
+            )
+            .asynchronous(),
+        )
+        .price_override(
+            PriceKey::AsyncInference {
+                region: r.clone(),
+                instance_type: "ml.m5.xlarge".into(),
+            },
+            dec("36"),
+        )
+        .free_of_charge(PriceKey::DataIn { region: r.clone() })
+        .free_of_charge(PriceKey::DataOut { region: r })
+        .usage_charges("jobs", UsageCharges::default().per_1000_calls(Decimal::ONE))
+        .budget(budget)
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    (client, receipts)
+}
+
+#[tokio::test]
+async fn queued_async_invocations_hold_their_estimate_until_they_settle() {
+    let fake = fake().await;
+    let budget = Budget::enforce(
+        BudgetScope::endpoint("jobs"),
+        BudgetPeriod::Day,
+        dec("0.20"),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed { usd: dec("0.05") })
+    .unwrap();
+    let (client, receipts) = ten_cents_per_ten_seconds(&fake, budget).await;
+
+    // Each accepted invocation counts at its 0.05 estimate until it settles: its
+    // 0.001 submission spent, 0.049 held. Four make 4 × 0.05 = 0.20, the limit;
+    // a fifth would make 0.25 > 0.20 and is refused before it is sent.
+    let mut accepted = Vec::new();
+    for _ in 0..4 {
+        accepted.push(submit_async(&client, "jobs", 1024).await);
+    }
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.004"), dec("0.196"))
+    );
+    let refused = client
+        .invoke_endpoint_async()
+        .endpoint_name("jobs")
+        .input_location("s3://fake-bucket/input/5.json")
+        .input_bytes(1024)
+        .send()
+        .await;
+    assert!(
+        matches!(refused, Err(Error::BudgetExceeded { .. })),
+        "{refused:?}"
+    );
+
+    // Each settles at 10 s of compute, 0.10: spent 4 × (0.001 + 0.10) = 0.404,
+    // nothing held, and the spend is exactly what the receipts say.
+    for invocation in accepted {
+        let settled = invocation
+            .settle(AsyncCompletion::processed_for(Duration::from_secs(10)))
+            .await;
+        assert!(settled.is_fully_priced(), "{settled:#?}");
+        assert_eq!(settled.cost_usd, dec("0.10"));
+    }
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.404"), Decimal::ZERO)
+    );
+    let receipted: Decimal = receipts.all().iter().map(|c| c.cost_usd).sum();
+    assert_eq!(receipted, dec("0.404"));
+}
+
+#[tokio::test]
+async fn a_pending_invocation_dropped_unsettled_releases_its_hold() {
+    let fake = fake().await;
+    let budget = Budget::enforce(
+        BudgetScope::endpoint("jobs"),
+        BudgetPeriod::Day,
+        dec("0.05"),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed { usd: dec("0.05") })
+    .unwrap();
+    let (client, _) = ten_cents_per_ten_seconds(&fake, budget).await;
+    let (_, _, pending) = submit_async(&client, "jobs", 1024).await.into_parts();
+    // Handed off (to be settled elsewhere): still held, 0.05 − 0.001 = 0.049.
+    assert_eq!(client.meter().budget_status()[0].reserved_usd, dec("0.049"));
+    drop(pending);
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.001"), Decimal::ZERO)
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_alert_callback_neither_fails_the_call_nor_loses_its_spend() {
+    let fake = fake().await;
+    let budget = Budget::alert(BudgetScope::Client, BudgetPeriod::Day, dec("0.001"))
+        .unwrap()
+        .on_alert(|_| panic!("the application's alert handler failed"));
+    let client = with_budget(&fake, budget).await;
+    // One 0.001 call passes 50, 80 and 100 % of 0.001: each callback panics.
+    assert_eq!(call(&client).await.unwrap(), dec("0.001"));
+    assert_eq!(call(&client).await.unwrap(), dec("0.001"));
+    assert_eq!(client.meter().budget_status()[0].spent_usd, dec("0.002"));
 }
