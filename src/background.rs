@@ -43,6 +43,11 @@ impl Background {
         true
     }
 
+    /// Whether shutdown has begun (loops that are not counted stop on it).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     /// Tasks still running.
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)

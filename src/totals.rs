@@ -18,13 +18,15 @@ use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Running sums at one moment.
 #[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TotalsSnapshot {
-    /// Calls recorded.
+    /// Calls recorded. An async invocation is one call, counted at its
+    /// submission: its settlement adds its cost, not a call (as metrics and
+    /// reports count it).
     pub calls: u64,
     /// Everything recorded, in USD.
     pub client_usd: Decimal,
@@ -57,9 +59,15 @@ struct VariantState {
     /// (`None` until one is applied): the accrual runs at it, whichever call's
     /// receipt records it (a call that began before a refresh carries the old one).
     standing: Option<StandingRate>,
+    /// Rates replaced before the accrual began (no call recorded yet), each with
+    /// when it was replaced, oldest first: a call recorded later that began
+    /// before a replacement accrues each stretch at the rate then in force.
+    earlier: Vec<(StandingRate, SystemTime)>,
     /// The earliest start of a metered call: where accrual begins.
     accrual_started_at: Option<SystemTime>,
     last_accrual_at: Option<SystemTime>,
+    /// The monotonic clock at `last_accrual_at`, when the totals keep one.
+    last_accrual_mono: Option<Instant>,
     last_call_at: Option<SystemTime>,
 }
 
@@ -90,7 +98,54 @@ pub(crate) fn hourly_stretch(usd_per_hour: Decimal, micros: u64) -> Option<Decim
     ))
 }
 
+/// How many replaced rates a variant keeps before its accrual begins: more
+/// refreshes than that before its first call ends merge the oldest stretches.
+const MAX_EARLIER_RATES: usize = 16;
+
 impl VariantState {
+    /// Accrues from the last accrual to `now` (the monotonic clock then: `mono`)
+    /// at `rate`; a wall clock that stepped forward since is not charged for
+    /// its step.
+    fn accrue_to(&mut self, rate: &StandingRate, now: SystemTime, mono: Option<Instant>) {
+        let Some(mut from) = self.last_accrual_at else {
+            return;
+        };
+        if now <= from {
+            return;
+        }
+        let last_mono = std::mem::replace(&mut self.last_accrual_mono, mono);
+        if let (Some(mono), Some(last_mono)) = (mono, last_mono) {
+            let wall = now.duration_since(from).unwrap_or_default();
+            let passed = passed(wall, mono, last_mono);
+            if passed < wall {
+                from = now - passed;
+            }
+        }
+        self.accrue_stretches(rate, from, now);
+        self.last_accrual_at = Some(now);
+    }
+
+    /// Adds what the standing capacity cost from `from` to `to`, each stretch
+    /// before a rate was replaced (while no call had been recorded) at the rate in
+    /// force then, the rest at `current`.
+    fn accrue_stretches(&mut self, current: &StandingRate, mut from: SystemTime, to: SystemTime) {
+        let earlier = std::mem::take(&mut self.earlier);
+        for (rate, until) in &earlier {
+            if from >= to {
+                break;
+            }
+            if from < *until {
+                let stop = (*until).min(to);
+                self.accrue(rate, from, stop);
+                from = stop;
+            }
+        }
+        self.earlier = earlier;
+        if from < to {
+            self.accrue(current, from, to);
+        }
+    }
+
     /// Adds what the standing capacity (and storage) cost from `from` to `to`.
     fn accrue(&mut self, clock: &StandingRate, from: SystemTime, to: SystemTime) {
         let elapsed = to.duration_since(from).unwrap_or_default();
@@ -121,6 +176,9 @@ impl VariantState {
 struct TotalsInner {
     /// How many calls one instance serves at full speed (processor sharing).
     per_instance: u32,
+    /// Whether the wall clock given is checked against the monotonic clock
+    /// ([`Totals::with_monotonic_reference`]).
+    monotonic: bool,
     calls: u64,
     client_usd: Decimal,
     /// Endpoints in the order their slot was first asked for.
@@ -133,6 +191,11 @@ struct TotalsInner {
 }
 
 impl TotalsInner {
+    /// The monotonic clock now, when the wall clock is checked against it.
+    fn mono_now(&self) -> Option<Instant> {
+        self.monotonic.then(Instant::now)
+    }
+
     /// The wall clock stepped back to `now` (NTP, a VM resumed): the accruals go on
     /// from the new time, as the sharing clocks do, rather than stand still until
     /// it caught up (while the receipts' allocations go on).
@@ -171,6 +234,7 @@ impl Default for TotalsInner {
     fn default() -> Self {
         TotalsInner {
             per_instance: 1,
+            monotonic: false,
             calls: 0,
             client_usd: Decimal::ZERO,
             endpoints: Vec::new(),
@@ -228,13 +292,22 @@ struct SharingClock {
     load_fs: u128,
     load_since: Option<SystemTime>,
     last_event: Option<SystemTime>,
+    /// The monotonic clock at `last_event`, when the totals keep one (see
+    /// [`Totals::with_monotonic_reference`]).
+    last_event_mono: Option<Instant>,
 }
 
 impl SharingClock {
     /// Moves the clock to `now` at the share in force since the last event.
     /// Returns whether the wall clock stepped back (see [`CLOCK_STEPPED_BACK`]).
-    fn advance(&mut self, now: SystemTime, per_instance: u32) -> bool {
+    ///
+    /// `mono` is the monotonic clock now, when the totals keep one: a wall clock
+    /// that moved more than a second further than it since the last event
+    /// stepped forward (NTP, a VM resumed), and only the time that passed is
+    /// shared out, not the step.
+    fn advance(&mut self, now: SystemTime, per_instance: u32, mono: Option<Instant>) -> bool {
         let last = *self.last_event.get_or_insert(now);
+        let last_mono = std::mem::replace(&mut self.last_event_mono, mono);
         self.load_since.get_or_insert(last);
         if now <= last {
             // A reading taken before the last event (its call waited for the lock):
@@ -253,8 +326,12 @@ impl SharingClock {
             return false;
         }
         if self.in_flight > 0 {
-            let elapsed_fs =
-                now.duration_since(last).unwrap_or_default().as_micros() * FS_PER_MICROSECOND;
+            let wall = now.duration_since(last).unwrap_or_default();
+            let elapsed = match (mono, last_mono) {
+                (Some(mono), Some(last_mono)) => passed(wall, mono, last_mono),
+                _ => wall,
+            };
+            let elapsed_fs = elapsed.as_micros() * FS_PER_MICROSECOND;
             let k = u128::from(self.instances.max(1));
             let m = u128::from(per_instance.max(1));
             self.load_fs += elapsed_fs * u128::from(self.in_flight);
@@ -273,8 +350,22 @@ impl SharingClock {
 }
 
 /// How far back a clock reading must be, before the last one, to be taken for the
-/// wall clock stepping back rather than a reading that waited for the lock.
+/// wall clock stepping back rather than a reading that waited for the lock; and
+/// how much further than the monotonic clock the wall clock must move to be taken
+/// for stepping forward.
 const CLOCK_STEPPED_BACK: Duration = Duration::from_secs(1);
+
+/// The time that passed between two monotonic readings, for a wall-clock stretch
+/// of `wall`: `wall`, unless it is more than [`CLOCK_STEPPED_BACK`] longer than
+/// what the monotonic clock measured (the wall clock stepped forward): then that.
+fn passed(wall: Duration, mono: Instant, last_mono: Instant) -> Duration {
+    let measured = mono.saturating_duration_since(last_mono);
+    if wall > measured + CLOCK_STEPPED_BACK {
+        measured
+    } else {
+        wall
+    }
+}
 
 /// A call in flight on an endpoint's sharing clock, from [`Totals::call_started_on`].
 /// [`end`](Self::end) gives its share; dropped without it (a call that failed
@@ -315,8 +406,9 @@ impl CallShare {
     fn leave(&self, now: Option<SystemTime>) -> u128 {
         let mut inner = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         let per_instance = inner.per_instance;
+        let mono = inner.mono_now();
         let clock = &mut inner.endpoints[self.endpoint].sharing;
-        let stepped_back = now.is_some_and(|now| clock.advance(now, per_instance));
+        let stepped_back = now.is_some_and(|now| clock.advance(now, per_instance, mono));
         clock.in_flight = clock.in_flight.saturating_sub(1);
         let share = clock.allocated_fs.saturating_sub(self.started_fs);
         if let (true, Some(now)) = (stepped_back, now) {
@@ -406,6 +498,16 @@ impl Totals {
         totals
     }
 
+    /// Checks the wall-clock readings given against the monotonic clock: a wall
+    /// clock that steps forward (NTP, a VM resumed) is not time the instances
+    /// served calls or stood, and neither the sharing clocks nor the accruals
+    /// count the step. Only for readings of the real clock: a test's manual
+    /// clock moves as the test says, not as time passes.
+    pub(crate) fn with_monotonic_reference(self, on: bool) -> Self {
+        self.lock().monotonic = on;
+        self
+    }
+
     /// A call starts at `now`: it joins the sharing clock named `clock` (an
     /// endpoint's, a variant's or a component's), or, when there is no such clock
     /// yet and `or_else` is given, that one's: a target
@@ -430,8 +532,9 @@ impl Totals {
             (None, None) => inner.endpoint_slot(clock),
         };
         let per_instance = inner.per_instance;
+        let mono = inner.mono_now();
         let clock = &mut inner.endpoints[slot.0].sharing;
-        let stepped_back = clock.advance(now, per_instance);
+        let stepped_back = clock.advance(now, per_instance, mono);
         clock.in_flight += 1;
         let started_fs = clock.allocated_fs;
         if stepped_back {
@@ -442,6 +545,27 @@ impl Totals {
             endpoint: slot.0,
             started_fs,
             ended: false,
+        }
+    }
+
+    /// A call's share of instance-hours, `shared_hours`, at most what a call
+    /// alone is allocated over its `latency` (measured on the monotonic clock),
+    /// when the totals check the wall clock against it: a share that took in a
+    /// step forward of the wall clock is not charged for the step. Without the
+    /// check (a manual clock), the share as it is.
+    pub(crate) fn cap_share(&self, shared_hours: Decimal, latency: Duration) -> Decimal {
+        let inner = self.lock();
+        if !inner.monotonic {
+            return shared_hours;
+        }
+        let micros = latency.as_micros();
+        // latency / m in atto-hours (10⁻¹⁸ h), rounded down as shares are:
+        // µs × 10¹⁸ / 3.6·10⁹ = µs × 10¹⁰ / 36.
+        let atto_hours =
+            micros.saturating_mul(10_000_000_000) / 36 / u128::from(inner.per_instance.max(1));
+        match i128::try_from(atto_hours) {
+            Ok(n) if n < 1 << 96 => shared_hours.min(Decimal::from_i128_with_scale(n, 18)),
+            _ => shared_hours,
         }
     }
 
@@ -465,15 +589,22 @@ impl Totals {
     /// found or refreshed): what accrued until now is at the rate in force before.
     pub(crate) fn set_standing(&self, variant: VariantSlot, rate: StandingRate, now: SystemTime) {
         let mut inner = self.lock();
+        let mono = inner.mono_now();
         let state = &mut inner.endpoints[variant.endpoint().0].variants[variant.variant];
         if state.standing == Some(rate) {
             return;
         }
-        if let (Some(old), Some(from)) = (state.standing, state.last_accrual_at)
-            && now > from
-        {
-            state.accrue(&old, from, now);
-            state.last_accrual_at = Some(now);
+        match (state.standing, state.last_accrual_at) {
+            (Some(old), Some(_)) => state.accrue_to(&old, now, mono),
+            // No call recorded yet: the calls in flight accrue from their start
+            // when they are, the time until now at the old rate.
+            (Some(old), None) => {
+                if state.earlier.len() == MAX_EARLIER_RATES {
+                    state.earlier.remove(0);
+                }
+                state.earlier.push((old, now));
+            }
+            _ => {}
         }
         state.standing = Some(rate);
     }
@@ -483,9 +614,10 @@ impl Totals {
     pub(crate) fn set_instances(&self, endpoint: EndpointSlot, instances: u32, now: SystemTime) {
         let mut inner = self.lock();
         let per_instance = inner.per_instance;
+        let mono = inner.mono_now();
         let clock = &mut inner.endpoints[endpoint.0].sharing;
         if clock.instances != instances {
-            clock.advance(now, per_instance);
+            clock.advance(now, per_instance, mono);
             clock.instances = instances;
         }
     }
@@ -540,12 +672,13 @@ impl Totals {
     pub(crate) fn take_loads(&self, now: SystemTime) -> Vec<(String, u64)> {
         let mut inner = self.lock();
         let per_instance = inner.per_instance;
+        let mono = inner.mono_now();
         inner
             .endpoints
             .iter_mut()
             .map(|endpoint| {
                 let clock = &mut endpoint.sharing;
-                clock.advance(now, per_instance);
+                clock.advance(now, per_instance, mono);
                 let since = clock.load_since.replace(now);
                 let load = std::mem::take(&mut clock.load_fs);
                 let span_fs = since
@@ -568,12 +701,13 @@ impl Totals {
     pub(crate) fn set_others_load(&self, endpoint: &str, others_milli: u64, now: SystemTime) {
         let mut inner = self.lock();
         let per_instance = inner.per_instance;
+        let mono = inner.mono_now();
         let Some(&index) = inner.slots.get(endpoint) else {
             return;
         };
         let clock = &mut inner.endpoints[index].sharing;
         if clock.others_milli != others_milli {
-            clock.advance(now, per_instance);
+            clock.advance(now, per_instance, mono);
             clock.others_milli = others_milli;
         }
     }
@@ -653,6 +787,11 @@ impl Totals {
 
     /// Adds one receipt's total, and accrues the variant's instance cost up to the
     /// end of this call. Returns the running totals including this call.
+    ///
+    /// `counts_a_call` is false for an async invocation's settlement: it adds its
+    /// cost, but its call was counted at its submission (as metrics and reports
+    /// count it, see [`CallPart`](crate::report::CallPart)).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
         endpoint: EndpointSlot,
@@ -661,9 +800,13 @@ impl Totals {
         compute_usd: Option<Decimal>,
         clock: Option<InstanceClock>,
         component: Option<EndpointSlot>,
+        counts_a_call: bool,
     ) -> Recorded {
         let mut inner = self.lock();
-        inner.calls += 1;
+        let mono = inner.mono_now();
+        if counts_a_call {
+            inner.calls += 1;
+        }
         inner.client_usd += cost_usd;
         // An inference component's totals are kept on its sharing clock's slot.
         if let Some(slot) = component {
@@ -692,18 +835,18 @@ impl Totals {
                     None => {
                         state.accrual_started_at = Some(clock.started_at);
                         state.last_accrual_at = Some(clock.started_at);
+                        // The first stretch (the call's own time, and any wait
+                        // for its endpoint's discovery) is not checked against
+                        // the monotonic clock: its start on it is not known.
+                        state.last_accrual_mono = None;
                     }
                     Some(first) if clock.started_at < first => {
-                        state.accrue(&rate, clock.started_at, first);
+                        state.accrue_stretches(&rate, clock.started_at, first);
                         state.accrual_started_at = Some(clock.started_at);
                     }
                     Some(_) => {}
                 }
-                let from = state.last_accrual_at.unwrap_or(clock.started_at);
-                if clock.ended_at > from {
-                    state.accrue(&rate, from, clock.ended_at);
-                    state.last_accrual_at = Some(clock.ended_at);
-                }
+                state.accrue_to(&rate, clock.ended_at, mono);
                 accrual = Some(Accrual {
                     accrued_usd: state.accrued_usd,
                     allocated_usd: state.allocated_compute_usd,
@@ -877,6 +1020,62 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_replaced_before_the_first_receipt_still_accrues_until_it_was() {
+        use super::{InstanceClock, StandingRate};
+        // 4 × ml.g5.xlarge at $1.408/h; four streams start at t = 0; a refresh
+        // found 1 instance, applied by a call starting at t = 62 (another, at
+        // t = 61, started with the old profile); all six end at t = 120.
+        let per_hour = |instances: u32| StandingRate {
+            usd_per_hour_all_instances: "1.408".parse::<Decimal>().unwrap()
+                * Decimal::from(instances),
+            storage_usd_per_month: None,
+            unreserved_fraction: None,
+        };
+        let totals = Totals::default();
+        let endpoint = totals.endpoint_slot("e");
+        let variant = totals.variant_slot(endpoint, "AllTraffic");
+        let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
+        totals.set_standing(variant, per_hour(4), t(0));
+        totals.set_standing(variant, per_hour(1), t(62));
+        let mut accrued = Decimal::ZERO;
+        // The call that applied the new profile is recorded first: the accrual
+        // then begins at its start, and the others back-fill before it.
+        for (started, instances) in [(62, 1), (61, 4), (0, 4), (0, 4), (0, 4), (0, 4)] {
+            let clock = InstanceClock {
+                standing: per_hour(instances),
+                started_at: t(started),
+                ended_at: t(120),
+            };
+            let recorded = totals.record(
+                endpoint,
+                Some(variant),
+                Decimal::ZERO,
+                None,
+                Some(clock),
+                None,
+                true,
+            );
+            accrued = recorded.accrual.unwrap().accrued_usd;
+        }
+        // AWS bills 4 instances until the new count was applied, then 1:
+        // 4 × 62 s + 1 × 58 s = 306 instance-seconds × 1.408 / 3600 = 0.11968
+        // (not 120 s × 1.408 / 3600 = 0.046933…, all at the latest rate).
+        assert_eq!(accrued, "0.11968".parse::<Decimal>().unwrap());
+    }
+
+    #[test]
+    fn an_async_settlement_adds_its_cost_but_not_a_call() {
+        let totals = Totals::default();
+        let endpoint = totals.endpoint_slot("e");
+        let cost = Decimal::new(25, 6);
+        totals.record(endpoint, None, cost, None, None, None, true);
+        totals.record(endpoint, None, cost, None, None, None, false);
+        let snapshot = totals.snapshot();
+        assert_eq!(snapshot.calls, 1, "the submission counted the call");
+        assert_eq!(snapshot.client_usd, Decimal::new(50, 6));
+    }
+
+    #[test]
     fn snapshots_list_what_was_recorded_not_every_slot_handed_out() {
         let totals = Totals::default();
         let quiet = totals.endpoint_slot("quiet");
@@ -892,8 +1091,8 @@ mod tests {
         );
 
         let cost = Decimal::new(25, 6);
-        totals.record(busy, Some(blue), cost, None, None, None);
-        let recorded = totals.record(busy, Some(blue), cost, None, None, None);
+        totals.record(busy, Some(blue), cost, None, None, None, true);
+        let recorded = totals.record(busy, Some(blue), cost, None, None, None, true);
         assert_eq!(recorded.running_endpoint_usd, Decimal::new(50, 6));
 
         let snapshot = totals.snapshot();

@@ -8,6 +8,7 @@ pub mod support;
 
 /// One module per file in `tests/metering/` (`cargo test --test metering budget::`).
 mod metering {
+    mod accrual;
     mod budget;
     mod client;
     mod client_pricing;

@@ -8,8 +8,8 @@ use crate::billing::{
 };
 use crate::budget::{BudgetStatus, Budgets, LeaseWant, Refusal, Reservation};
 use crate::endpoint::{
-    ComponentProfile, Discovery, DiscoveryError, EndpointProfile, VariantBilling, VariantProfile,
-    owned,
+    ComponentProfile, Discovery, DiscoveryError, EndpointProfile, ProfileSource, VariantBilling,
+    VariantProfile, owned,
 };
 use crate::pricing::{
     InstanceResources, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
@@ -88,6 +88,11 @@ pub(crate) struct MeterInner {
 /// meter's clock) instead of asking the price source again: a rate that changes
 /// in the source reaches calls at most this much later.
 const PREPARED_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The shortest period of the profile refresh loop ([`Meter::start_refreshing`]),
+/// whatever [`discovery_refresh`](crate::ClientBuilder::discovery_refresh) says: a
+/// refresh interval of zero must not make it spin.
+const MIN_REFRESH_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The profile and rates [`Meter::prepare_now`] last put together per endpoint,
 /// reused while discovery still answers with the same profile and for at most
@@ -636,6 +641,7 @@ impl Meter {
     /// `now` (the meter's clock, read once by the caller), as on almost every call:
     /// nothing to wait for, nothing to run alongside the call.
     pub(crate) fn prepare_now(&self, endpoint: &str, now: SystemTime) -> Option<Arc<Prepared>> {
+        self.start_refreshing();
         // One look-up of discovery (on the meter's clock: both are given the
         // builder's): the reused record while its profile is still the answer, else
         // the answer itself.
@@ -700,6 +706,63 @@ impl Meter {
             self.inner.prepared.put(endpoint, prepared.clone(), now);
         }
         Some(prepared)
+    }
+
+    /// Starts the loop that refreshes the endpoints' profiles while no call comes
+    /// (unless it runs already): every
+    /// [`discovery_refresh`](crate::ClientBuilder::discovery_refresh), each
+    /// discovered profile is described again, and one that changed is applied to
+    /// the accrual and the sharing clocks at once ([`set_capacity`](Self::set_capacity)
+    /// at the refresh's time). Without it an autoscaling step during an idle
+    /// stretch would be charged from the endpoint's next call back to its previous
+    /// one at the count from before it.
+    ///
+    /// The loop holds the meter weakly (it ends at the first tick after the meter
+    /// is dropped, or once shutdown has begun) and is not background work that
+    /// shutdown waits for; a runtime that is dropped cancels it, and the next call
+    /// starts it on its own runtime.
+    fn start_refreshing(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.inner.background.is_closed() {
+            return;
+        }
+        let discovery = &self.inner.discovery;
+        let Some(running) = discovery.claim_refresh_loop() else {
+            return;
+        };
+        let weak = Arc::downgrade(&self.inner);
+        discovery.on_refreshed({
+            let weak = weak.clone();
+            Box::new(move |endpoint: String| {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    if let Some(inner) = weak.upgrade() {
+                        Meter { inner }.prepare(&endpoint).await;
+                    }
+                })
+            })
+        });
+        let every = discovery.refresh_after().max(MIN_REFRESH_TICK);
+        handle.spawn(async move {
+            let _running = running;
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first tick is at once: what the call that started the loop
+            // found is fresh.
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                if inner.background.is_closed() {
+                    return;
+                }
+                inner.discovery.refresh_stale(inner.time.now());
+            }
+        });
     }
 
     fn hosted<'a>(&'a self, profile: &'a EndpointProfile) -> Hosted<'a> {
@@ -770,6 +833,7 @@ impl Meter {
     /// Profile and rates of `endpoint` through the discovery and price sources'
     /// waiting paths, for when [`prepare_now`](Self::prepare_now) had not all of them.
     pub(crate) async fn prepare_waiting(&self, endpoint: &str) -> Arc<Prepared> {
+        self.start_refreshing();
         // The data rates alongside the profile: a cold or failing source costs one
         // wait, not several.
         let (profile, data_in, data_out) = tokio::join!(
@@ -918,6 +982,9 @@ impl Meter {
         // whole millisecond must still make the next one.
         usage.latency = micros_up(usage.latency);
         usage.time_to_first_byte = usage.time_to_first_byte.map(micros_up);
+        // A wall clock that stepped forward while the call was in flight is not
+        // part of its share (see `Totals::cap_share`).
+        let shared_hours = shared_hours.map(|h| self.inner.totals.cap_share(h, usage.latency));
 
         // Which variant served the call, and how it is billed.
         let mut variant = None;
@@ -984,12 +1051,37 @@ impl Meter {
                         variant = Some(v.name.clone());
                         billing = Some(v.billing.clone());
                     }
-                    None => lines.push(unpriced(
-                        LineItem::Compute,
-                        Decimal::ZERO,
-                        QuantityUnit::InstanceHours,
-                        format!("endpoint `{endpoint}` has no production variants"),
-                    )),
+                    None => {
+                        let reason = match usage.variant.as_deref() {
+                            // SageMaker served the call from a variant the cached
+                            // profile does not know (a blue/green deployment since
+                            // it was described): not billed as another variant.
+                            Some(named) if profile.source == ProfileSource::Override => {
+                                variant = Some(named.to_owned());
+                                format!(
+                                    "SageMaker named variant `{named}`, which the profile set \
+                                     for endpoint `{endpoint}` (ClientBuilder::endpoint_profile) \
+                                     does not have: add it to the profile"
+                                )
+                            }
+                            Some(named) if !profile.variants.is_empty() => {
+                                self.inner.discovery.refresh_soon(&endpoint, self.now());
+                                variant = Some(named.to_owned());
+                                format!(
+                                    "profile is stale: SageMaker named `{named}`, a variant \
+                                     the profile of endpoint `{endpoint}` does not have; it is \
+                                     being described again"
+                                )
+                            }
+                            _ => format!("endpoint `{endpoint}` has no production variants"),
+                        };
+                        lines.push(unpriced(
+                            LineItem::Compute,
+                            Decimal::ZERO,
+                            QuantityUnit::InstanceHours,
+                            reason,
+                        ));
+                    }
                 }
             }
             Err(err) => lines.push(unpriced(
@@ -1044,6 +1136,8 @@ impl Meter {
                         .endpoint_slot(&component_clock(&endpoint, c))
                 })
             }),
+            // A settlement is its submission's call, counted then.
+            phase != Phase::Settled,
         );
 
         let all_tags = self.tags_into(tags);
@@ -1057,6 +1151,7 @@ impl Meter {
                     cost_usd,
                     ended_at,
                     fleet_accrual,
+                    phase != Phase::Settled,
                 );
                 // The fleet's figures, with this process's view of the storage.
                 let accrual = match shared.accrual {

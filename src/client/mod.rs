@@ -644,6 +644,7 @@ impl ClientBuilder {
             sinks.push(Arc::new(metrics));
         }
         sinks.extend(self.sinks);
+        let time_from_sdk_config = self.time.is_none();
         let time = self
             .time
             .or_else(|| self.sdk_config.time_source())
@@ -683,7 +684,11 @@ impl ClientBuilder {
         let budgets = Arc::new(Budgets::new(self.budgets, self.fleet.is_some()));
         #[cfg(not(feature = "fleet"))]
         let budgets = Arc::new(Budgets::new(self.budgets, false));
-        let totals = Totals::with_max_concurrency_per_instance(self.max_concurrency_per_instance);
+        // Only the SDK config's time source (the system clock) is checked against
+        // the monotonic clock for steps forward: one set here is the
+        // application's (a test's manual clock), moving as it says.
+        let totals = Totals::with_max_concurrency_per_instance(self.max_concurrency_per_instance)
+            .with_monotonic_reference(time_from_sdk_config);
         #[cfg(feature = "fleet")]
         let fleet = self.fleet.map(|config| {
             crate::fleet::Fleet::new(

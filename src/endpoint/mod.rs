@@ -196,14 +196,18 @@ impl EndpointProfile {
     /// The variant that served a call: the one SageMaker named, else the one the
     /// caller targeted, else the only one, else the heaviest by weight. The second
     /// value says how the choice was made when SageMaker did not name it.
+    ///
+    /// `None` when SageMaker named a variant the profile does not have (the
+    /// profile is stale, e.g. after a blue/green deployment): the call is not
+    /// another variant's, whose instances may be priced quite differently.
     pub fn variant_for(
         &self,
         invoked: Option<&str>,
         targeted: Option<&str>,
     ) -> Option<(&VariantProfile, Option<&'static str>)> {
         let by_name = |name: &str| self.variants.iter().find(|v| v.name == name);
-        if let Some(v) = invoked.and_then(by_name) {
-            return Some((v, None));
+        if let Some(invoked) = invoked {
+            return by_name(invoked).map(|v| (v, None));
         }
         if let Some(v) = targeted.and_then(by_name) {
             return Some((v, Some("variant taken from TargetVariant")));
@@ -289,7 +293,31 @@ struct DiscoveryInner {
     request_timeout: Duration,
     time: SharedTimeSource,
     background: Arc<crate::background::Background>,
+    /// Told of each endpoint whose refresh found a profile other than the one
+    /// cached, once the new one is stored: the meter applies it to the accrual
+    /// and sharing clocks then, not at the endpoint's next call.
+    on_refreshed: std::sync::OnceLock<RefreshHook>,
+    /// Whether the meter's refresh loop runs (see [`Discovery::claim_refresh_loop`]).
+    refresh_loop: std::sync::atomic::AtomicBool,
 }
+
+/// The claim of the running refresh loop: given back when dropped.
+pub(crate) struct RefreshLoop(std::sync::Weak<DiscoveryInner>);
+
+impl Drop for RefreshLoop {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner
+                .refresh_loop
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// What [`Discovery`] runs after a refresh changed an endpoint's profile (see
+/// [`Discovery::on_refreshed`]).
+pub(crate) type RefreshHook =
+    Box<dyn Fn(String) -> crate::util::BoxFuture<'static, ()> + Send + Sync>;
 
 impl fmt::Debug for Discovery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -326,7 +354,69 @@ impl Discovery {
                 request_timeout,
                 time,
                 background,
+                on_refreshed: std::sync::OnceLock::new(),
+                refresh_loop: std::sync::atomic::AtomicBool::new(false),
             }),
+        }
+    }
+
+    /// Runs `hook` after each refresh that changed an endpoint's profile, before
+    /// the refresh counts as done (set once; later calls are ignored).
+    pub(crate) fn on_refreshed(&self, hook: RefreshHook) {
+        let _ = self.inner.on_refreshed.set(hook);
+    }
+
+    /// How long a discovered profile is used before it is refreshed.
+    pub(crate) fn refresh_after(&self) -> Duration {
+        self.inner.refresh_after
+    }
+
+    /// Starts a background refresh of `endpoint`'s discovered profile now, however
+    /// recent it is (a call showed it stale); one at a time, failures backed off
+    /// as usual.
+    pub(crate) fn refresh_soon(&self, endpoint: &str, now: SystemTime) {
+        if !self.inner.overrides.contains_key(endpoint) {
+            self.cached_refreshing_after(endpoint, now, Duration::ZERO, |_| ());
+        }
+    }
+
+    /// Claims the running of the refresh loop (see
+    /// [`refresh_stale`](Self::refresh_stale)): `None` when it runs already, or
+    /// there is nothing to discover. The loop holds the claim while it runs;
+    /// dropped (the loop ended, or its runtime went away), the next call starts
+    /// one again.
+    pub(crate) fn claim_refresh_loop(&self) -> Option<RefreshLoop> {
+        let running = &self.inner.refresh_loop;
+        if self.inner.client.is_none()
+            || running.load(std::sync::atomic::Ordering::Relaxed)
+            || running.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return None;
+        }
+        Some(RefreshLoop(Arc::downgrade(&self.inner)))
+    }
+
+    /// Starts a background refresh of every discovered profile older than
+    /// [`refresh_after`](Self::refresh_after) at `now` (one at a time per endpoint,
+    /// failures backed off as on the call path): autoscaling reaches the accrual
+    /// while no call comes. Overrides are never refreshed.
+    ///
+    /// A profile refreshed less than half of `refresh_after` ago (by a call) is
+    /// left alone; any older one is refreshed, so that with this run every
+    /// `refresh_after` no profile gets older than that plus one request.
+    pub(crate) fn refresh_stale(&self, now: SystemTime) {
+        let endpoints: Vec<String> = {
+            let cache = self.inner.cache.read().unwrap_or_else(|e| e.into_inner());
+            cache
+                .iter()
+                .filter(|(_, slot)| slot.profile.is_some())
+                .map(|(endpoint, _)| endpoint.clone())
+                .collect()
+        };
+        for endpoint in endpoints {
+            if !self.inner.overrides.contains_key(&endpoint) {
+                self.cached_refreshing_after(&endpoint, now, self.inner.refresh_after / 2, |_| ());
+            }
         }
     }
 
@@ -371,6 +461,17 @@ impl Discovery {
         now: SystemTime,
         f: impl FnOnce(Result<&Arc<EndpointProfile>, &DiscoveryError>) -> R,
     ) -> Option<R> {
+        self.cached_refreshing_after(endpoint, now, self.inner.refresh_after, f)
+    }
+
+    /// [`cached`](Self::cached), refreshing a profile older than `stale_after`.
+    fn cached_refreshing_after<R>(
+        &self,
+        endpoint: &str,
+        now: SystemTime,
+        stale_after: Duration,
+        f: impl FnOnce(Result<&Arc<EndpointProfile>, &DiscoveryError>) -> R,
+    ) -> Option<R> {
         let age = |at: SystemTime| now.duration_since(at).unwrap_or_default();
         let mut spawn_refresh = false;
         let answer = {
@@ -381,7 +482,7 @@ impl Discovery {
                     Some(f(Err(err)))
                 }
                 (Some((profile, at)), _) => {
-                    if age(*at) >= self.inner.refresh_after
+                    if age(*at) >= stale_after
                         && !slot.refreshing
                         && slot
                             .refresh_failed
@@ -460,38 +561,54 @@ impl DiscoveryInner {
             }),
         };
         let now = self.time.now();
-        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-        let slot = cache.entry(endpoint.to_owned()).or_insert(Slot {
-            profile: None,
-            error: None,
-            refreshing: false,
-            refresh_failed: None,
-        });
-        slot.refreshing = false;
-        slot.refresh_failed = None;
-        match &result {
-            Ok(profile) => {
-                slot.profile = Some((profile.clone(), now));
-                slot.error = None;
-            }
-            Err(err @ DiscoveryError::NotFound { .. }) => {
-                // A deleted endpoint has no profile any more.
-                slot.profile = None;
-                slot.error = Some((err.clone(), now));
-            }
-            Err(err) => {
-                tracing::warn!(target: "sagemeter::endpoint", endpoint, error = %err,
-                    "endpoint discovery failed");
-                // Keep the last good profile: a failed refresh does not unprice calls.
-                if slot.profile.is_none() {
+        let mut changed = false;
+        let answer = {
+            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+            let slot = cache.entry(endpoint.to_owned()).or_insert(Slot {
+                profile: None,
+                error: None,
+                refreshing: false,
+                refresh_failed: None,
+            });
+            slot.refreshing = false;
+            slot.refresh_failed = None;
+            match &result {
+                Ok(profile) => {
+                    changed = slot
+                        .profile
+                        .as_ref()
+                        .is_some_and(|(old, _)| **old != **profile);
+                    slot.profile = Some((profile.clone(), now));
+                    slot.error = None;
+                    result
+                }
+                Err(err @ DiscoveryError::NotFound { .. }) => {
+                    // A deleted endpoint has no profile any more.
+                    slot.profile = None;
                     slot.error = Some((err.clone(), now));
-                } else if let Some((p, _)) = &slot.profile {
-                    slot.refresh_failed = Some(now);
-                    return Ok(p.clone());
+                    result
+                }
+                Err(err) => {
+                    tracing::warn!(target: "sagemeter::endpoint", endpoint, error = %err,
+                        "endpoint discovery failed");
+                    // Keep the last good profile: a failed refresh does not unprice calls.
+                    match &slot.profile {
+                        None => {
+                            slot.error = Some((err.clone(), now));
+                            result
+                        }
+                        Some((p, _)) => {
+                            slot.refresh_failed = Some(now);
+                            Ok(p.clone())
+                        }
+                    }
                 }
             }
+        };
+        if changed && let Some(hook) = self.on_refreshed.get() {
+            hook(endpoint.to_owned()).await;
         }
-        result
+        answer
     }
 }
 

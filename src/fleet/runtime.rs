@@ -158,13 +158,14 @@ impl PeriodKey {
 }
 
 /// Adds a call's `pico` (and its `variant`'s share) to the item (`pk`, `sk`),
-/// made if it is new.
+/// made if it is new; `calls` is 1, or 0 for a receipt that is not another call
+/// (an async invocation's settlement).
 fn add<'a>(
     items: &'a mut FastMap<String, FastMap<String, Item>>,
     pk: &str,
     sk: &str,
     end: DateTime<Utc>,
-    pico: i128,
+    (pico, calls): (i128, u64),
     variant: Option<&str>,
 ) -> &'a mut Item {
     let item = items
@@ -173,7 +174,7 @@ fn add<'a>(
         .entry_ref(sk)
         .or_insert_with(|| Item::spend(end));
     item.pending.spent = item.pending.spent.saturating_add(pico);
-    item.pending.calls = item.pending.calls.saturating_add(1);
+    item.pending.calls = item.pending.calls.saturating_add(calls);
     if let Some(variant) = variant {
         match item.pending.variants.get_mut(variant) {
             Some(share) => *share = share.saturating_add(pico),
@@ -474,7 +475,10 @@ impl Fleet {
 
     /// Adds a receipt's cost to every fleet item it counts in; the fleet's spend
     /// today as far as this process knows, this call included (`None`: the cost
-    /// does not fit in pico-USD integers).
+    /// does not fit in pico-USD integers). `counts_a_call` is false for an async
+    /// invocation's settlement: its cost is added, its call was counted at its
+    /// submission.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
         endpoint: &str,
@@ -483,6 +487,7 @@ impl Fleet {
         cost_usd: Decimal,
         now: SystemTime,
         accrual: Option<AccrualInput>,
+        counts_a_call: bool,
     ) -> FleetRecorded {
         self.start_flushing();
         let Some(pico) = to_pico(cost_usd) else {
@@ -515,8 +520,9 @@ impl Fleet {
             return FleetRecorded::default();
         };
         // The whole fleet today, and the endpoint with its variant's share.
-        let running = add(items, FLEET_PK, &today.sk, today.end, pico, None).running();
-        let item = add(items, endpoint_pk, &today.sk, today.end, pico, variant);
+        let charge = (pico, u64::from(counts_a_call));
+        let running = add(items, FLEET_PK, &today.sk, today.end, charge, None).running();
+        let item = add(items, endpoint_pk, &today.sk, today.end, charge, variant);
         let fleet_accrual = match (variant, accrual) {
             (Some(variant), Some(input)) => item.accrue(variant, input, now, today.start),
             _ => None,
@@ -535,7 +541,7 @@ impl Fleet {
         };
         for (i, ((budget, pk), key)) in shared.specs.iter().zip(budget_periods.iter()).enumerate() {
             if budget.scope().covers(endpoint, tags) && !counted(pk, &key.sk, i) {
-                add(items, pk, &key.sk, key.end, pico, None);
+                add(items, pk, &key.sk, key.end, charge, None);
             }
         }
         FleetRecorded {
@@ -1721,6 +1727,7 @@ mod tests {
             dec("0.01"),
             SystemTime::now(),
             None,
+            true,
         );
         // Each request gives up within the fleet's limits (10 s, retries
         // included): the flush ends, with nothing written, rather than hanging

@@ -614,7 +614,15 @@ async fn a_call_that_began_before_a_scale_out_accrues_the_new_instances_from_whe
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(refreshed, "the instance count never refreshed to 4");
-    // t = 111: the next call applies the refreshed profile: 4 instances from now.
+    // The refresh found 4 instances at t = 61 and applied them then (not at the
+    // next call): wait until that is done.
+    for _ in 0..200 {
+        if client.meter().background_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // t = 111: the next call.
     time.advance(Duration::from_secs(50));
     let next = tokio::spawn(invoke(&client, "rt"));
     fake.wait_for_invocations(3).await;
@@ -622,11 +630,12 @@ async fn a_call_that_began_before_a_scale_out_accrues_the_new_instances_from_whe
     time.advance(Duration::from_secs(50));
     let long = long.await.unwrap().unwrap();
     next.await.unwrap().unwrap();
-    // 2 instances × 0.23 USD/h for 111 s, then 4 × 0.23 for 50 s:
-    // (0.46 × 111 + 0.92 × 50) / 3600 = 97.06 / 3600 = 0.026961111111…
-    // (not 0.46 × 161 / 3600 = 0.020572…, all at the long call's 2 instances).
+    // 2 instances × 0.23 USD/h for 61 s (until the refresh saw 4), then
+    // 4 × 0.23 for 100 s: (0.46 × 61 + 0.92 × 100) / 3600 = 120.06 / 3600 =
+    // 0.03335 (not 0.46 × 161 / 3600 = 0.020572…, all at the long call's 2
+    // instances).
     let accrual = long.cost().accrual.clone().unwrap();
-    assert_eq!(accrual.accrued_usd, dec("0.026961111111"));
+    assert_eq!(accrual.accrued_usd, dec("0.03335"));
 }
 
 #[tokio::test]

@@ -1,0 +1,286 @@
+//! The accrual (what a variant's standing capacity costs while it is metered)
+//! against autoscaling, blue/green deployments and the provenance of its rates,
+//! through the real SDK stack and the in-process SageMaker fake.
+//!
+//! Every expected figure is worked by hand from the rates stated here, AWS's
+//! us-east-1 on-demand prices: ml.g5.xlarge $1.408 per instance-hour,
+//! ml.g5.12xlarge $7.09.
+
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use aws_smithy_async::test_util::ManualTimeSource;
+use aws_smithy_async::time::SharedTimeSource;
+use rust_decimal::Decimal;
+use sagemeter::billing::{LineItem, LinePrice};
+use sagemeter::pricing::{
+    BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
+};
+use sagemeter::{Client, Cost};
+use std::collections::HashMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+const REGION: &str = "us-east-1";
+
+/// Fixed rates, each with the origin a test gives it; every one at hand at once.
+#[derive(Debug)]
+struct Prices(HashMap<PriceKey, (Decimal, PriceOrigin)>);
+
+impl Prices {
+    /// ml.g5.xlarge and ml.g5.12xlarge hosting and data processing, all live.
+    fn us_east_1() -> Self {
+        let live = |usd: &str| (dec(usd), PriceOrigin::Live);
+        Prices(HashMap::from([
+            (PriceKey::hosting(REGION, "ml.g5.xlarge"), live("1.408")),
+            (PriceKey::hosting(REGION, "ml.g5.12xlarge"), live("7.09")),
+            (
+                PriceKey::DataIn {
+                    region: REGION.into(),
+                },
+                live("0.016"),
+            ),
+            (
+                PriceKey::DataOut {
+                    region: REGION.into(),
+                },
+                live("0.016"),
+            ),
+        ]))
+    }
+
+    fn rate(&self, key: &PriceKey) -> Result<Rate, PriceError> {
+        self.0
+            .get(key)
+            .map(|(usd, origin)| Rate::new(key.clone(), *usd, Provenance::new(*origin)))
+            .ok_or(PriceError::NotFound { key: key.clone() })
+    }
+}
+
+impl PriceSource for Prices {
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+        Box::pin(async move { self.rate(key) })
+    }
+    fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
+        Some(self.rate(key))
+    }
+}
+
+fn manual_clock() -> (ManualTimeSource, SharedTimeSource) {
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let shared = SharedTimeSource::new(time.clone());
+    (time, shared)
+}
+
+async fn call(client: &Client, endpoint: &str) -> Cost {
+    client
+        .invoke_endpoint()
+        .endpoint_name(endpoint)
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .expect("the call succeeds")
+        .into_parts()
+        .1
+}
+
+fn compute(cost: &Cost) -> &sagemeter::billing::CostLine {
+    cost.lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .expect("a compute line")
+}
+
+/// Waits (a few seconds at most) until `fake` has been described `n` times and
+/// the meter's background work (the refresh, and applying what it found) is
+/// done; returns whether it was.
+async fn refreshed(fake: &FakeSageMaker, client: &Client, n: u64) -> bool {
+    for _ in 0..500 {
+        if fake.describe_calls() >= n && client.meter().background_tasks() == 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_scale_in_while_no_call_comes_is_accrued_from_the_refresh_not_the_next_call() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 4)],
+    );
+    let (time, shared) = manual_clock();
+    // Profiles are refreshed every 100 ms of real time (a refresh loop runs while
+    // no call comes); the meter's clock is the manual one.
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(Prices::us_east_1())
+        .discovery_refresh(Duration::from_millis(100))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    call(&client, "rt").await; // t = 0: 4 instances, the accrual begins
+    assert_eq!(fake.describe_calls(), 1);
+
+    // t = 60 s: autoscaling has taken the endpoint down to one instance; no call
+    // comes, the refresh loop sees it.
+    fake.set_instance_count("rt", "AllTraffic", 1);
+    time.advance(Duration::from_secs(60));
+    let seen = refreshed(&fake, &client, 2).await;
+
+    // t = 12 h: the next call.
+    time.advance(Duration::from_secs(12 * 3600 - 60));
+    let next = call(&client, "rt").await;
+    // AWS bills 4 instances for 60 s, then 1 for 12 h − 60 s:
+    // 4 × 60 + 1 × 43,140 = 43,380 instance-seconds = 12.05 instance-hours;
+    // × $1.408 = $16.9664 (not 4 × 12 h × 1.408 = $67.584 at the old count).
+    let accrual = next.accrual.clone().expect("an accrual");
+    assert_eq!(accrual.accrued_usd, dec("16.9664"), "refresh seen: {seen}");
+}
+
+#[tokio::test]
+async fn an_async_invocation_is_one_call_in_the_totals_however_many_receipts() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
+    );
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(Prices::us_east_1())
+        .build()
+        .unwrap();
+    let submitted = crate::support::submit_async(&client, "rt", 1024).await;
+    let landed =
+        std::time::SystemTime::from(submitted.pending().submitted_at()) + Duration::from_secs(2);
+    let settled = submitted
+        .settle(sagemeter::client::AsyncCompletion::completed_at(landed).output_bytes(2048))
+        .await;
+    assert!(settled.is_async_settlement());
+    // One submission, one settlement: one call (as metrics and reports count it),
+    // both receipts' money.
+    let totals = client.meter().totals();
+    assert_eq!(totals.calls, 1);
+    assert!(totals.client_usd >= settled.cost_usd && !settled.cost_usd.is_zero());
+}
+
+#[tokio::test]
+async fn a_variant_sagemaker_names_but_the_profile_lacks_is_unpriced_not_billed_as_another() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
+    );
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(Prices::us_east_1())
+        .build()
+        .unwrap();
+    let first = call(&client, "rt").await;
+    assert_eq!(first.variant.as_deref(), Some("AllTraffic"));
+
+    // Blue/green: traffic moves to `Blue` (ml.g5.12xlarge, $7.09/h) while the
+    // cached profile still has only `AllTraffic` ($1.408/h).
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("Blue", "ml.g5.12xlarge", 1)],
+    );
+    let served_by_blue = call(&client, "rt").await;
+    assert_eq!(served_by_blue.usage.variant.as_deref(), Some("Blue"));
+    assert_eq!(served_by_blue.variant.as_deref(), Some("Blue"));
+    match &compute(&served_by_blue).price {
+        LinePrice::Unpriced { reason } => {
+            assert!(
+                reason.contains("profile is stale: SageMaker named `Blue`"),
+                "{reason}"
+            )
+        }
+        priced => panic!("billed as another variant: {priced:?}"),
+    }
+    assert!(
+        served_by_blue.accrual.is_none(),
+        "no other variant's accrual"
+    );
+
+    // The profile is described again at once, and the next call is Blue's.
+    assert!(refreshed(&fake, &client, 2).await, "never described again");
+    let next = call(&client, "rt").await;
+    assert_eq!(next.variant.as_deref(), Some("Blue"));
+    match &compute(&next).price {
+        LinePrice::Priced { usd_per_unit, .. } => assert_eq!(*usd_per_unit, dec("7.09")),
+        unpriced => panic!("{unpriced:?}"),
+    }
+}
+
+/// The system clock, plus steps forward the test makes (as NTP would).
+#[derive(Debug, Clone, Default)]
+struct SteppingClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl SteppingClock {
+    fn step_forward(&self, by: Duration) {
+        self.0
+            .fetch_add(by.as_secs(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl aws_smithy_async::time::TimeSource for SteppingClock {
+    fn now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
+            + Duration::from_secs(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+#[tokio::test]
+async fn a_wall_clock_stepping_forward_during_a_call_is_not_charged_to_it() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
+    );
+    // The application's clock is the SDK config's (the system clock), which
+    // steps an hour forward while SageMaker answers.
+    let clock = SteppingClock::default();
+    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "fake",
+        ))
+        .endpoint_url(&fake.url)
+        .time_source(clock.clone())
+        .load()
+        .await;
+    let client = Client::builder(&sdk_config)
+        .price_source(Prices::us_east_1())
+        .build()
+        .unwrap();
+    call(&client, "rt").await; // discovered and priced: the next call is alone
+
+    fake.hold();
+    let running = tokio::spawn({
+        let client = client.clone();
+        async move { call(&client, "rt").await }
+    });
+    fake.wait_for_invocations(2).await;
+    clock.step_forward(Duration::from_secs(3600));
+    fake.release();
+    let cost = running.await.unwrap();
+
+    // Alone on one instance, the call is allocated the time it took (its
+    // latency, on the monotonic clock): latency / 3600 instance-hours, not the
+    // hour the wall clock stepped (1.0000… h × $1.408).
+    let latency_hours = Decimal::from(u64::try_from(cost.usage.latency.as_micros()).unwrap())
+        / Decimal::from(3_600_000_000u64);
+    let line = compute(&cost);
+    assert!(
+        line.quantity <= latency_hours,
+        "{} h for a call of {:?}",
+        line.quantity,
+        cost.usage.latency
+    );
+    // Neither does the accrual gain the step: the instance stood for the two
+    // calls and the time between them (well under a minute here), not an hour
+    // more: 60 s × $1.408 / 3600 = $0.023466….
+    let accrual = cost.accrual.clone().expect("an accrual");
+    assert!(accrual.accrued_usd < dec("0.023467"), "{accrual:?}");
+}
