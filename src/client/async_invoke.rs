@@ -282,8 +282,9 @@ impl Deref for AsyncInvocation {
 /// task or process with [`Meter::settle_async`]. Settle it once: each settlement is a
 /// receipt and adds to the totals.
 ///
-/// While it exists it holds the rest of the invocation's budget estimate (see the
-/// [module documentation](self)); dropping it unsettled releases that hold. A copy
+/// While it exists it holds the rest of the invocation's budget estimate (the
+/// estimate less what the submission cost), so that enforced budgets count queued
+/// work; dropping it unsettled releases that hold. A copy
 /// read back from its serialised form holds nothing.
 #[non_exhaustive]
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]

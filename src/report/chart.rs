@@ -39,7 +39,7 @@ pub fn write(report: &Report, path: impl AsRef<Path>, size: (u32, u32)) -> Resul
 
 /// Draws the report's [`OverTime`](super::OverTime) series as SVG to `path`, which
 /// must be named `.svg` (an SVG under another name is no picture a viewer opens;
-/// [`write`] also draws PNG). Written whole or not at all, as [`write`].
+/// [`write()`] also draws PNG). Written whole or not at all, as [`write()`].
 pub fn write_svg(
     report: &Report,
     path: impl AsRef<Path>,
