@@ -26,7 +26,7 @@ use aws_sdk_sagemakerruntime::types::ResponseStream;
 use sagemeter::billing::LinePrice;
 use sagemeter::endpoint::{EndpointProfile, VariantProfile};
 use sagemeter::pricing::{PriceKey, Snapshot};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 const FAKE_ENDPOINT: &str = "example-llm";
@@ -39,6 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .unwrap_or_else(|_| "sagemeter=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let mut args = std::env::args().skip(1);

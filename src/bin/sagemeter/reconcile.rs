@@ -19,7 +19,7 @@ effective rate). The difference is explained in parts: idle instance time, calls
 sagemeter, storage and standing charges, discounts, other SageMaker charges; what is left is \
 unexplained. A day is judged by the sum of its rows' |unexplained|: errors do not cancel.
 A rolling ledger's files may be named in any order (e.g. a glob): they are read oldest first.
-IAM: ce:GetCostAndUsage (and sagemaker:DescribeEndpoint, sagemaker:ListTags with --group-by tag:KEY).")]
+IAM: ce:GetCostAndUsage, pricing:GetProducts (and sagemaker:DescribeEndpoint, sagemaker:ListTags with --group-by tag:KEY).")]
 pub struct ReconcileArgs {
     /// Ledger files (JSON Lines), or directories of them (*.jsonl), from any
     /// number of processes.
