@@ -13,7 +13,10 @@
 //! [`TotalsSnapshot`].
 
 use crate::FastMap;
-use crate::billing::{Accrual, div_round_dp, hours, mul_round_dp, round_cost};
+use crate::billing::{
+    Accrual, AccrualCharge, AccrualSource, div_round_dp, hours, mul_round_dp, round_cost,
+};
+use crate::pricing::PriceOrigin;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::fmt;
@@ -69,6 +72,9 @@ struct VariantState {
     /// The monotonic clock at `last_accrual_at`, when the totals keep one.
     last_accrual_mono: Option<Instant>,
     last_call_at: Option<SystemTime>,
+    /// Where the rates of the stretches accrued so far came from, per charge and
+    /// source (see [`Accrual::priced_from`]): rebuilt only when a stretch adds one.
+    priced_from: Arc<[AccrualSource]>,
 }
 
 /// Microseconds in an hour.
@@ -166,12 +172,41 @@ impl VariantState {
             self.unreserved_fine_usd = Some(self.unreserved_fine_usd.unwrap_or_default() + free);
         }
         self.accrued_usd = round_cost(self.accrued_fine_usd);
+        self.priced_by(AccrualCharge::Capacity, &clock.capacity_from);
         if let Some(per_month) = clock.storage_usd_per_month {
             let stretch = storage_stretch(per_month, from, to);
             self.storage_fine_usd = Some(self.storage_fine_usd.unwrap_or_default() + stretch);
+            if let Some(from) = &clock.storage_from {
+                self.priced_by(AccrualCharge::Storage, from);
+            }
+        }
+    }
+
+    /// A stretch of `charge` was priced from `from`: listed once per charge and
+    /// source, with the latest stretch's note. A stretch at another source than
+    /// the ones before adds an entry; none is merged into another source's.
+    fn priced_by(&mut self, charge: AccrualCharge, from: &RateFrom) {
+        let (source, note) = from;
+        let same = |s: &AccrualSource| s.charge == charge && s.price_source == *source;
+        match self.priced_from.iter().position(same) {
+            Some(i) if self.priced_from[i].note == *note => {}
+            Some(i) => {
+                let mut sources = self.priced_from.to_vec();
+                sources[i].note = note.clone();
+                self.priced_from = sources.into();
+            }
+            None => {
+                let mut sources = self.priced_from.to_vec();
+                sources.push(AccrualSource::new(charge, *source, note.clone()));
+                self.priced_from = sources.into();
+            }
         }
     }
 }
+
+/// Where a standing rate came from: its price source and the note of its
+/// provenance (why a fallback was used).
+pub(crate) type RateFrom = (PriceOrigin, Option<Arc<str>>);
 
 struct TotalsInner {
     /// How many calls one instance serves at full speed (processor sharing).
@@ -467,13 +502,19 @@ pub(crate) struct Recorded {
     pub(crate) accrual: Option<Accrual>,
 }
 
-/// What a variant's standing capacity costs over time, as one profile says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a variant's standing capacity costs over time, as one profile says, and
+/// where its rates came from (a rate from another source is another rate: the
+/// accrual's stretches at each are told apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StandingRate {
     /// Instances × USD per hour (or provisioned concurrency × USD per second × 3600).
     pub(crate) usd_per_hour_all_instances: Decimal,
+    /// Where the instance-hour (or provisioned-concurrency) rate came from.
+    pub(crate) capacity_from: RateFrom,
     /// ML storage of all instances, USD per month (`None` when unknown).
     pub(crate) storage_usd_per_month: Option<Decimal>,
+    /// Where the storage rate came from (with `storage_usd_per_month`).
+    pub(crate) storage_from: Option<RateFrom>,
     /// The share of the instances no inference component reserves (`None`: the
     /// variant hosts none, or a share is unknown).
     pub(crate) unreserved_fraction: Option<Decimal>,
@@ -591,10 +632,10 @@ impl Totals {
         let mut inner = self.lock();
         let mono = inner.mono_now();
         let state = &mut inner.endpoints[variant.endpoint().0].variants[variant.variant];
-        if state.standing == Some(rate) {
+        if state.standing.as_ref() == Some(&rate) {
             return;
         }
-        match (state.standing, state.last_accrual_at) {
+        match (state.standing.take(), state.last_accrual_at) {
             (Some(old), Some(_)) => state.accrue_to(&old, now, mono),
             // No call recorded yet: the calls in flight accrue from their start
             // when they are, the time until now at the old rate.
@@ -830,7 +871,7 @@ impl Totals {
                 // At the rate of the latest profile applied, not of the one this
                 // call began with: instances added by a refresh since count from
                 // when it was applied ([`Totals::set_standing`]).
-                let rate = *state.standing.get_or_insert(clock.standing);
+                let rate = state.standing.get_or_insert(clock.standing).clone();
                 match state.accrual_started_at {
                     None => {
                         state.accrual_started_at = Some(clock.started_at);
@@ -854,6 +895,7 @@ impl Totals {
                         .then(|| div_round_dp(state.allocated_compute_usd, state.accrued_usd, 6)),
                     storage_usd: state.storage_fine_usd.map(round_cost),
                     unreserved_usd: state.unreserved_fine_usd.map(round_cost),
+                    priced_from: state.priced_from.clone(),
                 });
             }
         }
@@ -1028,7 +1070,9 @@ mod tests {
         let per_hour = |instances: u32| StandingRate {
             usd_per_hour_all_instances: "1.408".parse::<Decimal>().unwrap()
                 * Decimal::from(instances),
+            capacity_from: (crate::pricing::PriceOrigin::Live, None),
             storage_usd_per_month: None,
+            storage_from: None,
             unreserved_fraction: None,
         };
         let totals = Totals::default();
@@ -1061,6 +1105,85 @@ mod tests {
         // 4 × 62 s + 1 × 58 s = 306 instance-seconds × 1.408 / 3600 = 0.11968
         // (not 120 s × 1.408 / 3600 = 0.046933…, all at the latest rate).
         assert_eq!(accrued, "0.11968".parse::<Decimal>().unwrap());
+    }
+
+    #[test]
+    fn an_accrual_lists_each_source_its_stretches_were_priced_from_never_one_for_both() {
+        use super::{InstanceClock, StandingRate};
+        use crate::billing::{AccrualCharge, AccrualSource};
+        use crate::pricing::PriceOrigin;
+        use std::sync::Arc;
+        // 1 × ml.g5.xlarge at $1.408/h, first from the bundled snapshot (the Price
+        // List down), then, from t = 60 s, the same figure live. A 100 GB volume
+        // at $0.14 per GB-month, from a cached price kept after a failed refresh.
+        let note: Arc<str> =
+            "primary price source failed (HTTP 500); bundled price snapshot".into();
+        let stale: Arc<str> = "refresh failed (throttled); kept the last good price".into();
+        let rate = |origin: PriceOrigin, note: Option<Arc<str>>| StandingRate {
+            usd_per_hour_all_instances: "1.408".parse().unwrap(),
+            capacity_from: (origin, note),
+            storage_usd_per_month: Some("14".parse().unwrap()),
+            storage_from: Some((PriceOrigin::Cache, Some(stale.clone()))),
+            unreserved_fraction: None,
+        };
+        let totals = Totals::default();
+        let endpoint = totals.endpoint_slot("e");
+        let variant = totals.variant_slot(endpoint, "AllTraffic");
+        let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
+        let record = |started: u64, ended: u64, standing: StandingRate| {
+            let clock = InstanceClock {
+                standing,
+                started_at: t(started),
+                ended_at: t(ended),
+            };
+            let recorded = totals.record(
+                endpoint,
+                Some(variant),
+                Decimal::ZERO,
+                None,
+                Some(clock),
+                None,
+                true,
+            );
+            recorded.accrual.unwrap()
+        };
+        let snapshot = rate(PriceOrigin::Snapshot, Some(note.clone()));
+        let first = record(0, 30, snapshot.clone());
+        assert_eq!(
+            &*first.priced_from,
+            [
+                AccrualSource::new(
+                    AccrualCharge::Capacity,
+                    PriceOrigin::Snapshot,
+                    Some(note.clone())
+                ),
+                AccrualSource::new(
+                    AccrualCharge::Storage,
+                    PriceOrigin::Cache,
+                    Some(stale.clone())
+                ),
+            ]
+        );
+        totals.set_standing(variant, rate(PriceOrigin::Live, None), t(60));
+        let second = record(90, 120, rate(PriceOrigin::Live, None));
+        // 120 s × $1.408/h = 0.046933… at 12 places: 60 s at the snapshot's rate and
+        // 60 s at the live one, both listed, the snapshot's first.
+        assert_eq!(
+            second.accrued_usd,
+            "0.046933333333".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(
+            &*second.priced_from,
+            [
+                AccrualSource::new(AccrualCharge::Capacity, PriceOrigin::Snapshot, Some(note)),
+                AccrualSource::new(AccrualCharge::Storage, PriceOrigin::Cache, Some(stale)),
+                AccrualSource::new(AccrualCharge::Capacity, PriceOrigin::Live, None),
+            ]
+        );
+        assert!(
+            second.fallbacks().count() == 2,
+            "the snapshot and the kept cache"
+        );
     }
 
     #[test]

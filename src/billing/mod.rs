@@ -19,7 +19,9 @@ pub(crate) use component::{
     CopyShare, component_compute_line, copy_share, fit_to_instances, unreserved_fraction,
 };
 
-pub use receipt::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};
+pub use receipt::{
+    Accrual, AccrualCharge, AccrualSource, Cost, CostLine, LineItem, LinePrice, QuantityUnit,
+};
 pub(crate) use receipt::{SETTLEMENT_NOTE, amount};
 
 use crate::config_error::ConfigError;

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// What a cost line is for.
 #[non_exhaustive]
@@ -147,6 +148,85 @@ pub struct Accrual {
         skip_serializing_if = "Option::is_none"
     )]
     pub unreserved_usd: Option<Decimal>,
+    /// Where the rates behind these figures came from: one entry per standing
+    /// charge and price source that priced some stretch of them, in the order
+    /// first used (an accrual that ran at a snapshot rate, then at a live one,
+    /// lists both). Empty in ledgers written before accruals carried it. With a
+    /// fleet, the sources of this process's rates. Shared, so that a call does
+    /// not allocate it.
+    #[serde(default, skip_serializing_if = "no_sources")]
+    pub priced_from: Arc<[AccrualSource]>,
+}
+
+fn no_sources(sources: &Arc<[AccrualSource]>) -> bool {
+    sources.is_empty()
+}
+
+impl Accrual {
+    /// The entries of [`priced_from`](Self::priced_from) that are fallbacks
+    /// ([`AccrualSource::is_fallback`]).
+    pub fn fallbacks(&self) -> impl Iterator<Item = &AccrualSource> {
+        self.priced_from.iter().filter(|s| s.is_fallback())
+    }
+}
+
+/// Which standing charge of an [`Accrual`] a rate priced.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccrualCharge {
+    /// The standing capacity of `accrued_usd`: instance-hours, or provisioned
+    /// concurrency.
+    Capacity,
+    /// ML storage (`storage_usd`).
+    Storage,
+}
+
+impl AccrualCharge {
+    /// Lower-case name, as written in ledgers.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AccrualCharge::Capacity => "capacity",
+            AccrualCharge::Storage => "storage",
+        }
+    }
+}
+
+/// Where the rate of one standing charge of an [`Accrual`] came from, as a
+/// receipt line's [`Provenance`] says it: so that an accrual priced from the
+/// bundled snapshot (possibly out of date) is told from one priced live.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AccrualSource {
+    /// The charge the rate priced.
+    pub charge: AccrualCharge,
+    /// Where the rate came from.
+    pub price_source: PriceOrigin,
+    /// Why that source was used, when it is a fallback (the rate's
+    /// [`Provenance::note`]; the latest stretch's when several had one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<Arc<str>>,
+}
+
+impl AccrualSource {
+    /// A source of `charge`'s rate.
+    pub fn new(charge: AccrualCharge, price_source: PriceOrigin, note: Option<Arc<str>>) -> Self {
+        AccrualSource {
+            charge,
+            price_source,
+            note,
+        }
+    }
+
+    /// Whether the rate is a fallback: the bundled snapshot, or a cached price
+    /// served with a note (older than its TTL, or kept after a failed refresh).
+    pub fn is_fallback(&self) -> bool {
+        match self.price_source {
+            PriceOrigin::Snapshot => true,
+            PriceOrigin::Cache => self.note.is_some(),
+            _ => false,
+        }
+    }
 }
 
 /// The cost receipt of one call.

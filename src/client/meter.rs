@@ -16,7 +16,8 @@ use crate::pricing::{
 };
 use crate::sink::CostSink;
 use crate::totals::{
-    CallShare, EndpointSlot, InstanceClock, StandingRate, Totals, TotalsSnapshot, VariantSlot,
+    CallShare, EndpointSlot, InstanceClock, RateFrom, StandingRate, Totals, TotalsSnapshot,
+    VariantSlot,
 };
 use crate::usage::{TokenCounter, TokenUsage, Usage, detect_tokens};
 use aws_smithy_async::time::SharedTimeSource;
@@ -143,9 +144,13 @@ pub(crate) struct VariantRates {
     /// known: instances × the compute rate, or provisioned concurrency × the
     /// provisioned-concurrency rate × 3600. Accrual needs it on every call.
     pub standing_usd_per_hour: Option<Decimal>,
+    /// Where the rate of `standing_usd_per_hour` came from.
+    pub standing_from: Option<RateFrom>,
     /// What the variant's ML storage volumes cost per month (all instances), when
     /// the volume size and the storage rate are known.
     pub storage_usd_per_month: Option<Decimal>,
+    /// Where the storage rate came from.
+    pub storage_from: Option<RateFrom>,
     /// The share of an instance one copy of each of the variant's inference
     /// components reserves (or why it is unknown), by component name.
     pub components: Vec<(String, Result<CopyShare, String>)>,
@@ -171,7 +176,9 @@ impl VariantRates {
     fn standing(&self) -> Option<StandingRate> {
         Some(StandingRate {
             usd_per_hour_all_instances: self.standing_usd_per_hour?,
+            capacity_from: self.standing_from.clone()?,
             storage_usd_per_month: self.storage_usd_per_month,
+            storage_from: self.storage_from.clone(),
             unreserved_fraction: self.unreserved_fraction,
         })
     }
@@ -183,26 +190,35 @@ impl VariantRates {
         hosted: Hosted<'_>,
         totals: VariantSlot,
     ) -> Self {
-        let standing_usd_per_hour = match (&variant.billing, &compute, &standing.provisioned) {
-            (VariantBilling::Instance { instance_count, .. }, Ok(rate), _) => {
-                Some(rate.usd_per_unit * Decimal::from(*instance_count))
-            }
-            (
-                VariantBilling::Serverless {
-                    provisioned_concurrency: Some(n),
-                    ..
-                },
-                _,
-                Some(Ok(rate)),
-            ) => Some(rate.usd_per_unit * Decimal::from(*n) * Decimal::from(3600)),
-            _ => None,
+        let from = |rate: &crate::pricing::Rate| -> RateFrom {
+            (rate.provenance.source, rate.provenance.note.clone())
         };
-        let storage_usd_per_month =
+        let (standing_usd_per_hour, standing_from) =
+            match (&variant.billing, &compute, &standing.provisioned) {
+                (VariantBilling::Instance { instance_count, .. }, Ok(rate), _) => (
+                    Some(rate.usd_per_unit * Decimal::from(*instance_count)),
+                    Some(from(rate)),
+                ),
+                (
+                    VariantBilling::Serverless {
+                        provisioned_concurrency: Some(n),
+                        ..
+                    },
+                    _,
+                    Some(Ok(rate)),
+                ) => (
+                    Some(rate.usd_per_unit * Decimal::from(*n) * Decimal::from(3600)),
+                    Some(from(rate)),
+                ),
+                _ => (None, None),
+            };
+        let (storage_usd_per_month, storage_from) =
             match (&variant.billing, variant.volume_size_gb, &standing.storage) {
-                (VariantBilling::Instance { instance_count, .. }, Some(gb), Some(Ok(rate))) => {
-                    Some(rate.usd_per_unit * Decimal::from(gb) * Decimal::from(*instance_count))
-                }
-                _ => None,
+                (VariantBilling::Instance { instance_count, .. }, Some(gb), Some(Ok(rate))) => (
+                    Some(rate.usd_per_unit * Decimal::from(gb) * Decimal::from(*instance_count)),
+                    Some(from(rate)),
+                ),
+                _ => (None, None),
             };
         let mut components = Vec::new();
         let mut unreserved = None;
@@ -259,7 +275,9 @@ impl VariantRates {
         VariantRates {
             compute,
             standing_usd_per_hour,
+            standing_from,
             storage_usd_per_month,
+            storage_from,
             components,
             unreserved_fraction: unreserved,
             totals,
@@ -1161,6 +1179,11 @@ impl Meter {
                         utilisation: f.utilisation,
                         storage_usd: recorded.accrual.as_ref().and_then(|a| a.storage_usd),
                         unreserved_usd: recorded.accrual.as_ref().and_then(|a| a.unreserved_usd),
+                        priced_from: recorded
+                            .accrual
+                            .as_ref()
+                            .map(|a| a.priced_from.clone())
+                            .unwrap_or_default(),
                     }),
                     None => recorded.accrual,
                 };

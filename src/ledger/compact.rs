@@ -26,8 +26,8 @@
 
 use super::line;
 use crate::billing::{
-    Accrual, Allocation, Cost, CostLine, LineItem, LinePrice, QuantityUnit, checked_mul_round_dp,
-    gigabytes,
+    Accrual, AccrualCharge, AccrualSource, Allocation, Cost, CostLine, LineItem, LinePrice,
+    QuantityUnit, checked_mul_round_dp, gigabytes,
 };
 use crate::endpoint::VariantBilling;
 use crate::pricing::{PriceOrigin, Provenance};
@@ -292,6 +292,7 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
                 utilisation,
                 storage_usd,
                 unreserved_usd,
+                priced_from,
             } = accrual;
             out.extend_from_slice(b",\"ac\":{\"a\":");
             line::decimal(out, accrued_usd);
@@ -308,6 +309,31 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
             if let Some(r) = unreserved_usd {
                 out.extend_from_slice(b",\"r\":");
                 line::decimal(out, r);
+            }
+            // Where its rates came from: each source a definition (its note is
+            // long, and the same on thousands of receipts), written out whole
+            // when no id is left.
+            if !priced_from.is_empty() {
+                out.extend_from_slice(b",\"o\":[");
+                for (i, source) in priced_from.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    key.clear();
+                    key.push(b'o');
+                    line::accrual_source(key, source);
+                    // The definition's members: the entry's, without its braces.
+                    let id = dict
+                        .id(key, |id| {
+                            definition_line(b"origin", id, &key[2..key.len() - 1])
+                        })
+                        .filter(|id| refs.push(*id));
+                    match id {
+                        Some(id) => line::number(out, id),
+                        None => line::accrual_source(out, source),
+                    }
+                }
+                out.push(b']');
             }
             out.push(b'}');
         }
@@ -476,6 +502,8 @@ struct ContextDef {
 pub(crate) struct Definitions {
     prices: HashMap<u32, PriceDef>,
     contexts: HashMap<u32, ContextDef>,
+    /// Where accruals' rates came from.
+    origins: HashMap<u32, AccrualSource>,
 }
 
 /// One format-2 line: a definition (taken into `defs`, `None` returned), a price
@@ -500,6 +528,16 @@ pub(crate) fn read_line(text: &[u8], defs: &mut Definitions) -> serde_json::Resu
             },
         };
         defs.prices.insert(id, def);
+        return Ok(None);
+    }
+    if let Some(id) = line.origin {
+        let missing = |name| de::Error::custom(format_args!("origin {id} has no `{name}`"));
+        let def = AccrualSource::new(
+            line.charge.ok_or_else(|| missing("charge"))?,
+            line.price_source.ok_or_else(|| missing("price_source"))?,
+            line.note.map(|s| s.into()),
+        );
+        defs.origins.insert(id, def);
         return Ok(None);
     }
     if let Some(id) = line.context {
@@ -583,13 +621,22 @@ fn receipt(line: Line<'_>, defs: &Definitions) -> serde_json::Result<Cost> {
             }
         });
     }
-    let accrual = line.ac.map(|ac| Accrual {
-        accrued_usd: ac.a,
-        allocated_usd: ac.l,
-        utilisation: ac.u,
-        storage_usd: ac.s,
-        unreserved_usd: ac.r,
-    });
+    let accrual = match line.ac {
+        Some(ac) => Some(Accrual {
+            accrued_usd: ac.a,
+            allocated_usd: ac.l,
+            utilisation: ac.u,
+            storage_usd: ac.s,
+            unreserved_usd: ac.r,
+            priced_from: ac
+                .o
+                .into_iter()
+                .map(|entry| entry.resolve(defs))
+                .collect::<Result<Vec<_>, _>>()?
+                .into(),
+        }),
+        None => None,
+    };
     Ok(Cost {
         call_id: line.id.ok_or_else(|| missing("id"))?.into_owned(),
         at: line.at.ok_or_else(|| missing("at"))?.0,
@@ -620,8 +667,11 @@ fn receipt(line: Line<'_>, defs: &Definitions) -> serde_json::Result<Cost> {
 pub(crate) const RECEIPT_PREFIX: &[u8] = b"{\"v\":2,\"c\":";
 
 /// The starts of the definition lines the writer writes.
-pub(crate) const DEFINITION_PREFIXES: [&[u8]; 2] =
-    [b"{\"v\":2,\"context\":", b"{\"v\":2,\"price\":"];
+pub(crate) const DEFINITION_PREFIXES: [&[u8]; 3] = [
+    b"{\"v\":2,\"context\":",
+    b"{\"v\":2,\"price\":",
+    b"{\"v\":2,\"origin\":",
+];
 
 /// What a report needs of a receipt line starting with [`RECEIPT_PREFIX`], read
 /// without building the receipt: `defs` gives the endpoint and variant, and for a
@@ -653,6 +703,21 @@ pub(crate) fn report_row<'a>(
     report_row.output_tokens = row.tout;
     report_row.fully_priced = row.l.0;
     report_row.outcome = row.outcome.unwrap_or(Outcome::Ok);
+    // Only the fallbacks among the accrual's sources: the report lists those.
+    if let Some(ac) = row.ac
+        && !ac.o.is_empty()
+    {
+        let mut fallbacks = Vec::new();
+        for entry in ac.o {
+            let source = entry.resolve(defs)?;
+            if source.is_fallback() {
+                fallbacks.push(source);
+            }
+        }
+        if !fallbacks.is_empty() {
+            report_row.accrual_priced_from = Cow::Owned(fallbacks);
+        }
+    }
     if context.operation == Operation::InvokeEndpointAsync {
         // Submission or settlement: told as `Cost::is_async_settlement` tells it,
         // from the whole receipt (its lines' items, data out, tokens, notes).
@@ -676,6 +741,14 @@ struct ReceiptRow<'a> {
     cost: Decimal,
     #[serde(borrow)]
     tags: Option<&'a serde_json::value::RawValue>,
+    ac: Option<AccrualSources>,
+}
+
+/// The sources of a receipt's accrual, the rest of it skipped.
+#[derive(Deserialize)]
+struct AccrualSources {
+    #[serde(default)]
+    o: Vec<OriginEntry>,
 }
 
 /// Whether every entry of a receipt's `l` is priced (a reference to a price, or a
@@ -746,6 +819,9 @@ struct Line<'a> {
     // Definitions.
     price: Option<u32>,
     context: Option<u32>,
+    origin: Option<u32>,
+    charge: Option<AccrualCharge>,
+    price_source: Option<PriceOrigin>,
     item: Option<LineItem>,
     unit: Option<QuantityUnit>,
     usd_per_unit: Option<Decimal>,
@@ -809,6 +885,29 @@ struct AccrualV2 {
     s: Option<Decimal>,
     /// `unreserved_usd` (variants hosting inference components).
     r: Option<Decimal>,
+    /// `priced_from` (absent in lines written before accruals carried it).
+    #[serde(default)]
+    o: Vec<OriginEntry>,
+}
+
+/// One entry of an accrual's `o`: the id of an `origin` definition, or the
+/// source written out whole.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OriginEntry {
+    Ref(u32),
+    Whole(AccrualSource),
+}
+
+impl OriginEntry {
+    fn resolve(self, defs: &Definitions) -> serde_json::Result<AccrualSource> {
+        match self {
+            OriginEntry::Ref(id) => defs.origins.get(&id).cloned().ok_or_else(|| {
+                de::Error::custom(format_args!("origin {id} is not defined before it"))
+            }),
+            OriginEntry::Whole(source) => Ok(source),
+        }
+    }
 }
 
 /// A time: nanoseconds since the epoch, or RFC 3339 text (beyond 2262).

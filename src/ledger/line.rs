@@ -11,7 +11,7 @@
 //! Every type is taken apart without `..`: a field added to a receipt type does
 //! not compile until it is written here too.
 
-use crate::billing::{Accrual, Cost, CostLine, LinePrice, QuantityUnit, amount};
+use crate::billing::{Accrual, AccrualSource, Cost, CostLine, LinePrice, QuantityUnit, amount};
 use crate::endpoint::VariantBilling;
 use crate::pricing::Provenance;
 use crate::usage::Usage;
@@ -267,6 +267,7 @@ pub(super) fn write_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
         utilisation,
         storage_usd,
         unreserved_usd,
+        priced_from,
     } = accrual;
     out.extend_from_slice(b"{\"accrued_usd\":");
     decimal(out, accrued_usd);
@@ -281,6 +282,40 @@ pub(super) fn write_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
     if let Some(unreserved_usd) = unreserved_usd {
         out.extend_from_slice(b",\"unreserved_usd\":");
         decimal(out, unreserved_usd);
+    }
+    if !priced_from.is_empty() {
+        out.extend_from_slice(b",\"priced_from\":");
+        accrual_sources(out, priced_from);
+    }
+    out.push(b'}');
+}
+
+/// `[{…},…]`: an accrual's `priced_from`.
+pub(super) fn accrual_sources(out: &mut Vec<u8>, sources: &[AccrualSource]) {
+    out.push(b'[');
+    for (i, source) in sources.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        accrual_source(out, source);
+    }
+    out.push(b']');
+}
+
+/// `{"charge":…,"price_source":…,"note":…}`, the note left out when there is none.
+pub(super) fn accrual_source(out: &mut Vec<u8>, source: &AccrualSource) {
+    let AccrualSource {
+        charge,
+        price_source,
+        note,
+    } = source;
+    out.extend_from_slice(b"{\"charge\":");
+    quoted(out, charge.as_str());
+    out.extend_from_slice(b",\"price_source\":");
+    quoted(out, price_source.as_str());
+    if let Some(note) = note {
+        out.extend_from_slice(b",\"note\":");
+        string(out, note);
     }
     out.push(b'}');
 }
@@ -463,7 +498,15 @@ mod tests {
             "cost_usd": "0.000000310796", "currency": "USD", "region": "eu-west-1",
             "running_client_usd": "1.000000310796", "running_endpoint_usd": "0.000000310796",
             "accrual": {"accrued_usd": "0.000000313503", "allocated_usd": "0.000000308903",
-                        "utilisation": "0.985327", "unreserved_usd": "0.00000015"},
+                        "utilisation": "0.985327", "storage_usd": "0.000000002",
+                        "unreserved_usd": "0.00000015",
+                        "priced_from": [
+                            {"charge": "capacity", "price_source": "snapshot",
+                             "note": "primary \"failed\"\n\t東京 \u{1}"},
+                            {"charge": "capacity", "price_source": "live"},
+                            {"charge": "storage", "price_source": "cache", "note": ""},
+                            {"charge": "storage", "price_source": "override"}
+                        ]},
             "tags": {"team": "search\\ranking", "\u{1f}odd key": "🙂", "": ""},
             "notes": ["a note with a \"quote\"", ""]
         });
@@ -501,6 +544,25 @@ mod tests {
         assert_eq!(by_hand(&no_billing), through_serde(&no_billing));
         no_billing.usage.latency = std::time::Duration::MAX;
         assert_eq!(by_hand(&no_billing), through_serde(&no_billing));
+    }
+
+    #[test]
+    fn an_accrual_written_before_it_carried_sources_reads_and_is_written_as_it_was() {
+        // A line of a ledger written before accruals said where their rates came from.
+        let old = concat!(
+            r#"{"v":1,"call_id":"x","at":"2026-11-29T09:22:12.500Z","endpoint":"e","variant":null,"#,
+            r#""billing":null,"allocation":"busy_time","usage":{"operation":"InvokeEndpoint","#,
+            r#""latency_us":1,"bytes_in":1,"bytes_out":1,"variant":null,"outcome":"ok"},"#,
+            r#""lines":[],"cost_usd":"0","currency":"USD","running_client_usd":"0","#,
+            r#""running_endpoint_usd":"0","accrual":{"accrued_usd":"0.5","allocated_usd":"0.25","#,
+            r#""utilisation":"0.5"}}"#,
+            "\n"
+        );
+        let cost: Cost = serde_json::from_str(old).unwrap();
+        let accrual = cost.accrual.as_ref().unwrap();
+        assert!(accrual.priced_from.is_empty());
+        assert_eq!(accrual.fallbacks().count(), 0);
+        assert_eq!(by_hand(&cost), old);
     }
 
     proptest! {

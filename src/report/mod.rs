@@ -65,14 +65,19 @@
 //!   amounts are no meter's, and a capped or wrapped figure would be wrong.
 //! - **Over time** ([`OverTime`]): the cost per group and time bucket (hours when
 //!   the calls span at most 72 hours, else days), what `--chart` draws.
+//! - **Accrual fallbacks** ([`Report::accrual_fallbacks`]): each variant and
+//!   standing charge whose accrual, on a receipt in the range, was priced (for
+//!   some stretch since its process began metering) from a fallback: the bundled
+//!   snapshot, or a cached price served with a note ([`AccrualSource::is_fallback`]).
 
 #[cfg(feature = "charts")]
 pub mod chart;
 mod quantiles;
 mod scan;
 
-use crate::billing::{Cost, round_cost};
+use crate::billing::{AccrualCharge, AccrualSource, Cost, round_cost};
 use crate::ledger::{LedgerError, TornTail};
+use crate::pricing::PriceOrigin;
 use crate::usage::Outcome;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use quantiles::Quantiles;
@@ -333,6 +338,9 @@ pub struct ReportRow<'a> {
     /// Which receipt of its call this is: a call's only one, or one of the two
     /// of an asynchronous invocation (see [`CallPart`]).
     pub part: CallPart,
+    /// Where the rates of the receipt's accrual came from (at least every
+    /// fallback among them; empty without an accrual or in older ledgers).
+    pub accrual_priced_from: Cow<'a, [AccrualSource]>,
 }
 
 /// Which receipt of a call a [`ReportRow`] is. An asynchronous invocation
@@ -388,6 +396,7 @@ impl<'a> ReportRow<'a> {
             fully_priced: true,
             outcome: Outcome::Ok,
             part: CallPart::Whole,
+            accrual_priced_from: Cow::Borrowed(&[]),
         }
     }
 
@@ -410,6 +419,10 @@ impl<'a> ReportRow<'a> {
             fully_priced: cost.is_fully_priced(),
             outcome: cost.usage.outcome,
             part: CallPart::of(cost.usage.operation, cost.is_async_settlement()),
+            accrual_priced_from: match &cost.accrual {
+                Some(accrual) => Cow::Borrowed(&accrual.priced_from),
+                None => Cow::Borrowed(&[]),
+            },
         }
     }
 }
@@ -622,6 +635,67 @@ pub struct Report {
     pub approximate_percentiles: bool,
     /// Cost over time per group.
     pub over_time: OverTime,
+    /// The variants whose accrual was priced from a fallback on some receipt in
+    /// the range (see the module docs), by endpoint, variant, charge and source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accrual_fallbacks: Vec<AccrualFallback>,
+}
+
+/// A variant whose accrual was priced from a fallback ([`Report::accrual_fallbacks`]):
+/// its idle instance-hours, provisioned concurrency or storage may be priced at an
+/// out-of-date rate, as a receipt line priced from one says.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccrualFallback {
+    /// Endpoint name.
+    pub endpoint: String,
+    /// The variant, when the receipt named one.
+    pub variant: Option<String>,
+    /// The standing charge the fallback rate priced.
+    pub charge: AccrualCharge,
+    /// The fallback source.
+    pub price_source: PriceOrigin,
+    /// Its note, as on the latest such receipt in the range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The start of the latest receipt in the range whose accrual listed it.
+    pub last_at: DateTime<Utc>,
+}
+
+impl AccrualFallback {
+    fn is_of(&self, row: &ReportRow<'_>, source: &AccrualSource) -> bool {
+        self.endpoint == row.endpoint
+            && self.variant.as_deref() == row.variant
+            && self.charge == source.charge
+            && self.price_source == source.price_source
+    }
+
+    /// Takes in a later sighting of the same fallback (its note, if later).
+    fn update(&mut self, at: DateTime<Utc>, note: Option<&str>) {
+        if at >= self.last_at {
+            self.last_at = at;
+            if self.note.as_deref() != note {
+                self.note = note.map(str::to_owned);
+            }
+        }
+    }
+}
+
+/// Adds the fallbacks of `row`'s accrual to `fallbacks`.
+fn add_fallbacks(fallbacks: &mut Vec<AccrualFallback>, row: &ReportRow<'_>) {
+    for source in row.accrual_priced_from.iter().filter(|s| s.is_fallback()) {
+        match fallbacks.iter_mut().find(|f| f.is_of(row, source)) {
+            Some(known) => known.update(row.at, source.note.as_deref()),
+            None => fallbacks.push(AccrualFallback {
+                endpoint: row.endpoint.to_owned(),
+                variant: row.variant.map(str::to_owned),
+                charge: source.charge,
+                price_source: source.price_source,
+                note: source.note.as_deref().map(str::to_owned),
+                last_at: row.at,
+            }),
+        }
+    }
 }
 
 /// Calls and cost per hour (keyed by the hour's start, seconds since the epoch).
@@ -842,6 +916,8 @@ pub struct ReportBuilder {
     key: String,
     /// The last time bucket of a time grouping, whose key is in `key`.
     last_bucket: Option<i64>,
+    /// Accruals priced from a fallback ([`Report::accrual_fallbacks`]).
+    accrual_fallbacks: Vec<AccrualFallback>,
 }
 
 impl ReportBuilder {
@@ -856,6 +932,7 @@ impl ReportBuilder {
             torn_tails: 0,
             key: String::new(),
             last_bucket: None,
+            accrual_fallbacks: Vec::new(),
         })
     }
 
@@ -897,7 +974,11 @@ impl ReportBuilder {
             }
         };
         // The key is formatted only on an overflow: this is the per-receipt path.
-        added.map_err(|e| overflow(&format!("group `{}`", self.key))(e))
+        added.map_err(|e| overflow(&format!("group `{}`", self.key))(e))?;
+        if !row.accrual_priced_from.is_empty() {
+            add_fallbacks(&mut self.accrual_fallbacks, row);
+        }
+        Ok(())
     }
 
     /// The options this builder reports on.
@@ -916,6 +997,18 @@ impl ReportBuilder {
                 None => {
                     self.groups.insert(key, acc);
                 }
+            }
+        }
+        for theirs in other.accrual_fallbacks {
+            let same = |f: &&mut AccrualFallback| {
+                f.endpoint == theirs.endpoint
+                    && f.variant == theirs.variant
+                    && f.charge == theirs.charge
+                    && f.price_source == theirs.price_source
+            };
+            match self.accrual_fallbacks.iter_mut().find(same) {
+                Some(ours) => ours.update(theirs.last_at, theirs.note.as_deref()),
+                None => self.accrual_fallbacks.push(theirs),
             }
         }
         self.outside_range += other.outside_range;
@@ -984,6 +1077,15 @@ impl ReportBuilder {
             }
             all
         };
+        let mut accrual_fallbacks = self.accrual_fallbacks;
+        accrual_fallbacks.sort_by(|a, b| {
+            (&a.endpoint, &a.variant, a.charge, a.price_source.as_str()).cmp(&(
+                &b.endpoint,
+                &b.variant,
+                b.charge,
+                b.price_source.as_str(),
+            ))
+        });
         Ok(Report {
             by: self.options.by.to_string(),
             since: self.options.since,
@@ -995,6 +1097,7 @@ impl ReportBuilder {
             torn_tails: self.torn_tails,
             approximate_percentiles,
             over_time: OverTime { bucket, series },
+            accrual_fallbacks,
         })
     }
 }
@@ -1300,6 +1403,9 @@ pub fn render_table(report: &Report) -> String {
              values at most 0.1% below the exact nearest rank\n",
         );
     }
+    if !report.accrual_fallbacks.is_empty() {
+        out.push_str(&accrual_fallback_note(&report.accrual_fallbacks));
+    }
     if let Some(torn) = &report.torn_tail {
         out.push_str(&format!(
             "note: skipped a torn last line ({} bytes at line {}) left by an interrupted write\n",
@@ -1313,6 +1419,36 @@ pub fn render_table(report: &Report) -> String {
         }
     }
     out
+}
+
+/// One line naming the accruals priced from a fallback, by source: `note: accrual
+/// priced from the bundled snapshot for: llm/AllTraffic, …; from a cached price
+/// (stale or kept) for: …`. The storage charge is named when it is the one.
+fn accrual_fallback_note(fallbacks: &[AccrualFallback]) -> String {
+    let mut by_source: Vec<(PriceOrigin, Vec<String>)> = Vec::new();
+    for f in fallbacks {
+        let mut name = format!("{}/{}", f.endpoint, f.variant.as_deref().unwrap_or("-"));
+        if f.charge == AccrualCharge::Storage {
+            name.push_str(" (storage)");
+        }
+        match by_source.iter_mut().find(|(s, _)| *s == f.price_source) {
+            Some((_, names)) if names.contains(&name) => {}
+            Some((_, names)) => names.push(name),
+            None => by_source.push((f.price_source, vec![name])),
+        }
+    }
+    let parts: Vec<String> = by_source
+        .into_iter()
+        .map(|(source, names)| {
+            let what = match source {
+                PriceOrigin::Snapshot => "the bundled snapshot",
+                PriceOrigin::Cache => "a cached price (stale or kept after a failed refresh)",
+                other => other.as_str(),
+            };
+            format!("{what} for: {}", names.join(", "))
+        })
+        .collect();
+    format!("note: accrual priced from {}\n", parts.join("; from "))
 }
 
 #[cfg(test)]
@@ -1383,6 +1519,90 @@ mod tests {
         let path = dir.join("calls.jsonl");
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn a_report_names_the_variants_whose_accrual_was_priced_from_a_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        let context = |c: u8, endpoint: &str| {
+            format!(
+                r#"{{"v":2,"context":{c},"endpoint":"{endpoint}","variant":"AllTraffic","billing":null,"allocation":"processor_sharing","currency":"USD","region":"us-east-1","operation":"InvokeEndpoint","usage_variant":"AllTraffic"}}"#
+            )
+        };
+        let receipt = |c: u8, i: u64, origins: &str| {
+            format!(
+                r#"{{"v":2,"c":{c},"id":"r{i}","at":{at},"lat":1,"l":[],"cost":"0.1","rc":"1","re":"1","ac":{{"a":"1","l":"0.5","u":"0.5","o":[{origins}]}}}}"#,
+                at = i * 1_000_000_000
+            )
+        };
+        let lines = [
+            context(0, "e"),
+            context(1, "f"),
+            context(2, "g"),
+            r#"{"v":2,"origin":3,"charge":"capacity","price_source":"snapshot","note":"primary price source failed (HTTP 500)"}"#.to_owned(),
+            r#"{"v":2,"origin":4,"charge":"capacity","price_source":"live"}"#.to_owned(),
+            r#"{"v":2,"origin":5,"charge":"storage","price_source":"cache","note":"refresh failed; kept the last good price"}"#.to_owned(),
+            // e: priced from the snapshot, then live too (the snapshot's stretch
+            // is still in its accrual); f: live only; g: its storage from a kept
+            // cached price, written whole.
+            receipt(0, 0, "3"),
+            receipt(0, 1, "3,4"),
+            receipt(1, 2, "4"),
+            receipt(
+                2,
+                3,
+                r#"4,{"charge":"storage","price_source":"cache","note":"refresh failed; kept the last good price"}"#,
+            ),
+        ];
+        let path = dir.path().join("calls.jsonl");
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+        let report = report_file(&path, &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+        let named: Vec<(&str, AccrualCharge, PriceOrigin, Option<&str>)> = report
+            .accrual_fallbacks
+            .iter()
+            .map(|f| {
+                (
+                    f.endpoint.as_str(),
+                    f.charge,
+                    f.price_source,
+                    f.note.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                (
+                    "e",
+                    AccrualCharge::Capacity,
+                    PriceOrigin::Snapshot,
+                    Some("primary price source failed (HTTP 500)")
+                ),
+                (
+                    "g",
+                    AccrualCharge::Storage,
+                    PriceOrigin::Cache,
+                    Some("refresh failed; kept the last good price")
+                ),
+            ]
+        );
+        assert_eq!(report.accrual_fallbacks[0].last_at.timestamp(), 1);
+        let table = render_table(&report);
+        assert!(
+            table.contains(
+                "note: accrual priced from the bundled snapshot for: e/AllTraffic; from a cached \
+                 price (stale or kept after a failed refresh) for: g/AllTraffic (storage)\n"
+            ),
+            "{table}"
+        );
+        // Only receipts in the range count: f's alone names none.
+        let f_only = ReportOptions::new(GroupBy::Endpoint)
+            .since(DateTime::from_timestamp(2, 0).unwrap())
+            .until(DateTime::from_timestamp(3, 0).unwrap());
+        let report = report_file(&path, &f_only).unwrap();
+        assert!(report.accrual_fallbacks.is_empty());
+        assert!(!render_table(&report).contains("accrual"));
     }
 
     /// The overflow of `report`, with its ledgers, line and what overflowed.

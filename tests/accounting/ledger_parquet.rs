@@ -67,7 +67,13 @@ fn every_field() -> Vec<Cost> {
             "running_fleet_usd": "99999999999999.000000000001",
             "accrual": {"accrued_usd": "0.000000313503", "allocated_usd": "0.000000308903",
                         "utilisation": "0.985327", "storage_usd": "0.000001",
-                        "unreserved_usd": "0.0000001"},
+                        "unreserved_usd": "0.0000001",
+                        "priced_from": [
+                            {"charge": "capacity", "price_source": "snapshot",
+                             "note": "primary \"failed\"\n東京"},
+                            {"charge": "capacity", "price_source": "live"},
+                            {"charge": "storage", "price_source": "cache", "note": "kept"}
+                        ]},
             "tags": {"team": "search\\ranking", "\u{1f}odd key": "🙂", "": ""},
             "notes": ["a note with a \"quote\"", ""]
         })),
@@ -131,7 +137,8 @@ fn typical(i: u64) -> Cost {
         "running_client_usd": (cost_usd * rust_decimal::Decimal::from(i + 1)).to_string(),
         "running_endpoint_usd": (cost_usd * rust_decimal::Decimal::from(i + 1)).to_string(),
         "accrual": {"accrued_usd": "0.191666666667", "allocated_usd": "0.095833333333",
-                    "utilisation": "0.5"},
+                    "utilisation": "0.5",
+                    "priced_from": [{"charge": "capacity", "price_source": "cache"}]},
         "tags": {"team": "search"}
     }))
 }
@@ -286,6 +293,7 @@ fn the_columns_have_the_types_a_query_engine_reads() {
         DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
     );
     assert_eq!(ty("day"), DataType::Date32);
+    assert_eq!(ty("accrual_priced_from"), DataType::Utf8);
     assert_eq!(ty("latency_us"), DataType::Int64);
     assert!(matches!(ty("tags"), DataType::Map(..)));
     assert!(matches!(ty("lines"), DataType::List(..)));

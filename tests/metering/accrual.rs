@@ -12,8 +12,9 @@ use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
 use rust_decimal::Decimal;
 use sagemeter::billing::{LineItem, LinePrice};
+use sagemeter::ledger::JsonlLedger;
 use sagemeter::pricing::{
-    BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
+    BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate, Snapshot,
 };
 use sagemeter::{Client, Cost};
 use std::collections::HashMap;
@@ -283,4 +284,101 @@ async fn a_wall_clock_stepping_forward_during_a_call_is_not_charged_to_it() {
     // more: 60 s × $1.408 / 3600 = $0.023466….
     let accrual = cost.accrual.clone().expect("an accrual");
     assert!(accrual.accrued_usd < dec("0.023467"), "{accrual:?}");
+}
+
+/// Calls `rt` (one ml.g5.xlarge) at t = 0 and t = 1 h through a client priced
+/// by `prices`, with a ledger; returns the second receipt and the ledger's text.
+async fn an_hour_of_accrual_with_a_ledger(prices: impl PriceSource + 'static) -> (Cost, String) {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
+    );
+    let (time, shared) = manual_clock();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(prices)
+        .time_source(shared)
+        .sink(JsonlLedger::open(&path).unwrap())
+        .build()
+        .unwrap();
+    call(&client, "rt").await;
+    time.advance(Duration::from_secs(3600));
+    let last = call(&client, "rt").await;
+    client.meter().flush().await.unwrap();
+    (last, std::fs::read_to_string(&path).unwrap())
+}
+
+/// The `priced_from` of the accrual on the ledger's last receipt, as the ledger's
+/// lines say it (format 2: the receipt's origin ids, each defined on a line of
+/// its own), and as the ledger reads back.
+fn ledger_accrual_sources(ledger: &str, read_back: &[Cost]) -> Vec<serde_json::Value> {
+    let lines: Vec<serde_json::Value> = ledger
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let receipt = lines.iter().rev().find(|l| l.get("c").is_some()).unwrap();
+    let ids = receipt["ac"]["o"]
+        .as_array()
+        .expect("the accrual's sources");
+    let from_lines: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| {
+            let mut def = lines
+                .iter()
+                .find(|l| l.get("origin") == Some(id))
+                .expect("an origin definition before the receipt")
+                .clone();
+            let def = def.as_object_mut().unwrap();
+            def.remove("v");
+            def.remove("origin");
+            serde_json::Value::Object(def.clone())
+        })
+        .collect();
+    let read = read_back.last().unwrap().accrual.as_ref().unwrap();
+    assert_eq!(
+        serde_json::to_value(&read.priced_from).unwrap(),
+        serde_json::Value::Array(from_lines.clone()),
+        "the ledger reads back what its lines say"
+    );
+    from_lines
+}
+
+#[tokio::test]
+async fn an_accrual_priced_from_the_bundled_snapshot_says_so_in_the_ledger() {
+    // No live source: the bundled snapshot prices ml.g5.xlarge in us-east-1 at
+    // $1.408 per instance-hour (its published on-demand price as of 2026-05-20).
+    let (last, ledger) = an_hour_of_accrual_with_a_ledger(Snapshot::bundled()).await;
+    let accrual = last.accrual.clone().unwrap();
+    // 1 instance × 1 h × $1.408 = $1.408.
+    assert_eq!(accrual.accrued_usd, dec("1.408"));
+    let read = read_ledger(&ledger);
+    let sources = ledger_accrual_sources(&ledger, &read);
+    assert_eq!(sources.len(), 1, "{sources:?}");
+    assert_eq!(sources[0]["charge"], "capacity");
+    assert_eq!(sources[0]["price_source"], "snapshot");
+    let note = sources[0]["note"].as_str().expect("the snapshot's note");
+    assert!(note.contains("bundled price snapshot"), "{note}");
+    assert_eq!(accrual.fallbacks().count(), 1);
+}
+
+#[tokio::test]
+async fn an_accrual_priced_live_says_live_in_the_ledger() {
+    let (last, ledger) = an_hour_of_accrual_with_a_ledger(Prices::us_east_1()).await;
+    let accrual = last.accrual.clone().unwrap();
+    assert_eq!(accrual.accrued_usd, dec("1.408"));
+    let read = read_ledger(&ledger);
+    let sources = ledger_accrual_sources(&ledger, &read);
+    assert_eq!(
+        sources,
+        [serde_json::json!({"charge": "capacity", "price_source": "live"})]
+    );
+    assert_eq!(accrual.fallbacks().count(), 0);
+}
+
+fn read_ledger(text: &str) -> Vec<Cost> {
+    sagemeter::ledger::LedgerReader::new(text.as_bytes(), "calls.jsonl")
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
 }

@@ -1027,6 +1027,18 @@ fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
                 usd(storage)
             )?;
         }
+        // As the receipts' fallbacks are named (price source, price note).
+        let fallbacks: Vec<String> = accrual
+            .fallbacks()
+            .map(|f| format!("{} ({})", f.price_source, f.charge.as_str()))
+            .collect();
+        if !fallbacks.is_empty() {
+            writeln!(
+                out,
+                "  accrual priced   from a fallback: {}",
+                fallbacks.join(", ")
+            )?;
+        }
     }
     Ok(())
 }

@@ -89,7 +89,8 @@ fn typical(call: u32, bytes_out: u64) -> Cost {
         "region": "us-east-1", "running_client_usd": "1234.567890123456",
         "running_endpoint_usd": "456.789012345678",
         "accrual": {"accrued_usd": "912.345678901234", "allocated_usd": "455.123456789012",
-                    "utilisation": "0.498849"},
+                    "utilisation": "0.498849",
+                    "priced_from": [{"charge": "capacity", "price_source": "live"}]},
         "tags": {"team": "search", "feature": "autocomplete"}
     }))
 }
@@ -131,7 +132,14 @@ fn every_field() -> Vec<Cost> {
         "running_fleet_usd": "7.25",
         "accrual": {"accrued_usd": "0.000000313503", "allocated_usd": "0.000000308903",
                     "utilisation": "0.985327", "storage_usd": "0.0001",
-                    "unreserved_usd": "0.00000015"},
+                    "unreserved_usd": "0.00000015",
+                    "priced_from": [
+                        {"charge": "capacity", "price_source": "snapshot",
+                         "note": "primary \"failed\"\n\t東京 \u{1}"},
+                        {"charge": "capacity", "price_source": "live"},
+                        {"charge": "storage", "price_source": "cache", "note": ""},
+                        {"charge": "storage", "price_source": "override"}
+                    ]},
         "tags": {"team": "search\\ranking", "\u{1f}odd key": "🙂", "": ""},
         "notes": ["a note with a \"quote\"", ""]
     }));
@@ -177,15 +185,16 @@ fn a_typical_receipt_is_at_most_400_bytes_against_about_2000_in_format_1() {
     let costs: Vec<Cost> = (0..100).map(|i| typical(i, 2_000 + u64::from(i))).collect();
     let file = file_of(&costs, &dict);
     assert_same(&read_back(&file), &costs);
-    // Definitions once (one context, three prices), then receipts only.
+    // Definitions once (one context, three prices, the accrual's source), then
+    // receipts only.
     let lines: Vec<&[u8]> = file.split_inclusive(|&b| b == b'\n').collect();
-    assert_eq!(lines.len(), 104);
+    assert_eq!(lines.len(), 105);
     assert!(
-        lines[..4]
+        lines[..5]
             .iter()
             .all(|l| !l.starts_with(b"{\"v\":2,\"c\":"))
     );
-    for line in &lines[4..] {
+    for line in &lines[5..] {
         assert!(
             line.len() <= 400,
             "{} bytes: {}",
@@ -280,6 +289,61 @@ fn a_full_table_or_too_many_lines_write_the_receipt_whole() {
 }
 
 #[test]
+fn an_accrual_source_is_defined_once_per_file_and_a_report_reads_its_fallbacks() {
+    let snapshot_note = "primary price source failed (HTTP 500); bundled price snapshot";
+    let mut costs: Vec<Cost> = (0..3).map(|i| typical(i, 2_000)).collect();
+    for cost in &mut costs {
+        cost.accrual.as_mut().unwrap().priced_from = vec![AccrualSource::new(
+            AccrualCharge::Capacity,
+            PriceOrigin::Snapshot,
+            Some(snapshot_note.into()),
+        )]
+        .into();
+    }
+    let dict = Dictionary::default();
+    let file = file_of(&costs, &dict);
+    assert_same(&read_back(&file), &costs);
+    let text = String::from_utf8_lossy(&file);
+    // One definition (after the context and three prices: id 4), its note once.
+    assert_eq!(text.matches(snapshot_note).count(), 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "{{\"v\":2,\"origin\":4,\"charge\":\"capacity\",\"price_source\":\"snapshot\",\"note\":\"{snapshot_note}\"}}\n"
+        )),
+        "{text}"
+    );
+    assert_eq!(text.matches(r#""o":[4]"#).count(), 3, "{text}");
+
+    // The report's reader, which builds no receipt, finds the fallback too.
+    let mut defs = Definitions::default();
+    let mut fallbacks = Vec::new();
+    for line in file.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if line.starts_with(RECEIPT_PREFIX) {
+            let row = report_row(line, &defs, &GroupBy::Endpoint).unwrap();
+            fallbacks.push(row.accrual_priced_from.into_owned());
+        } else {
+            read_line(line, &mut defs).unwrap();
+        }
+    }
+    let expected = costs[0].accrual.as_ref().unwrap().priced_from.to_vec();
+    assert_eq!(fallbacks, vec![expected; 3]);
+}
+
+#[test]
+fn an_accrual_line_written_before_it_carried_sources_reads_with_none() {
+    let mut defs = Definitions::default();
+    let context = br#"{"v":2,"context":0,"endpoint":"e","variant":"AllTraffic","billing":null,"allocation":"processor_sharing","currency":"USD","region":"us-east-1","operation":"InvokeEndpoint","usage_variant":null}"#;
+    let receipt = br#"{"v":2,"c":0,"id":"x","at":1796169334014650925,"lat":1,"l":[],"cost":"0","rc":"0","re":"0","ac":{"a":"0.5","l":"0.25","u":"0.5"}}"#;
+    read_line(context, &mut defs).unwrap();
+    let cost = read_line(receipt, &mut defs).unwrap().unwrap();
+    let accrual = cost.accrual.unwrap();
+    assert_eq!(accrual.accrued_usd, Decimal::new(5, 1));
+    assert!(accrual.priced_from.is_empty());
+    let row = report_row(receipt, &defs, &GroupBy::Endpoint).unwrap();
+    assert!(row.accrual_priced_from.is_empty());
+}
+
+#[test]
 fn a_reference_to_an_undefined_price_or_context_is_corruption_naming_it() {
     let costs = [typical(1, 2_048)];
     let file = String::from_utf8(file_of(&costs, &Dictionary::default())).unwrap();
@@ -298,7 +362,7 @@ fn a_reference_to_an_undefined_price_or_context_is_corruption_naming_it() {
             .find_map(Result::err)
             .expect("an error");
         assert!(
-            matches!(&err, LedgerError::Corrupt { line: 4, .. })
+            matches!(&err, LedgerError::Corrupt { line: 5, .. })
                 && err.to_string().contains(expected),
             "{err}"
         );
@@ -336,7 +400,7 @@ fn a_line_cost_no_decimal_holds_is_written_out_and_never_worked_out_on_reading()
         .find_map(Result::err)
         .expect("an error, not a panic");
     assert!(
-        matches!(&err, LedgerError::Corrupt { line: 5, .. })
+        matches!(&err, LedgerError::Corrupt { line: 6, .. })
             && err.to_string().contains("price 1")
             && err.to_string().contains("more than a decimal holds"),
         "{err}"

@@ -6,7 +6,7 @@
 
 use super::decimal::{Scales, from_money};
 use super::schema::{MONEY_SCALE, SCALED_AMOUNTS, col, line};
-use crate::billing::{Accrual, Cost, CostLine, LinePrice};
+use crate::billing::{Accrual, AccrualSource, Cost, CostLine, LinePrice};
 use crate::endpoint::VariantBilling;
 use crate::pricing::Provenance;
 use crate::usage::Usage;
@@ -144,6 +144,12 @@ fn micros(n: i64, name: &str) -> Result<Duration, String> {
     Ok(Duration::from_micros(unsigned(n, name)?))
 }
 
+/// An accrual's `priced_from`, from its JSON in `accrual_priced_from`.
+pub(crate) fn accrual_sources(json: &str) -> Result<Vec<AccrualSource>, String> {
+    serde_json::from_str(json)
+        .map_err(|e| format!("`{}` does not read: {e}", col::ACCRUAL_PRICED_FROM))
+}
+
 /// An enum by the name serde gives its variant.
 pub(crate) fn named<T: DeserializeOwned>(s: &str, name: &str) -> Result<T, String> {
     let de: StrDeserializer<'_, serde::de::value::Error> = s.into_deserializer();
@@ -190,6 +196,8 @@ struct Receipts<'a> {
     note_values: &'a StringArray,
     /// Absent in a file rewritten by another tool: amounts then read at 12 places.
     amount_scales: Option<&'a Int64Array>,
+    /// Absent in files written before accruals carried where their rates came from.
+    accrual_priced_from: Option<&'a StringArray>,
 }
 
 /// The fields of the `lines` elements.
@@ -302,6 +310,10 @@ impl<'a> Receipts<'a> {
             notes,
             note_values: strings(notes.values().as_ref(), "notes")?,
             amount_scales: top(batch, col::AMOUNT_SCALES).ok(),
+            accrual_priced_from: match batch.schema().column_with_name(col::ACCRUAL_PRICED_FROM) {
+                Some(_) => Some(top(batch, col::ACCRUAL_PRICED_FROM)?),
+                None => None,
+            },
         })
     }
 
@@ -333,6 +345,10 @@ impl<'a> Receipts<'a> {
                 utilisation: amount_at(6)?,
                 storage_usd: amount_at(7)?,
                 unreserved_usd: amount_at(8)?,
+                priced_from: match self.accrual_priced_from.and_then(|c| opt_text(c, i)) {
+                    Some(json) => accrual_sources(json)?.into(),
+                    None => Default::default(),
+                },
             }),
             None => None,
         };

@@ -135,6 +135,10 @@ pub(crate) struct Columns {
     utilisation: Decimal128Builder,
     storage_usd: Decimal128Builder,
     unreserved_usd: Decimal128Builder,
+    /// The accrual's `priced_from`, as JSON (null when empty).
+    accrual_priced_from: StringBuilder,
+    /// Reused per receipt for `accrual_priced_from`.
+    priced_from_text: Vec<u8>,
     tag_offsets: Vec<i32>,
     tag_keys: StringBuilder,
     tag_values: StringBuilder,
@@ -232,6 +236,8 @@ impl Default for Columns {
             utilisation: money_builder(),
             storage_usd: money_builder(),
             unreserved_usd: money_builder(),
+            accrual_priced_from: StringBuilder::new(),
+            priced_from_text: Vec::new(),
             tag_offsets: vec![0],
             tag_keys: StringBuilder::new(),
             tag_values: StringBuilder::new(),
@@ -305,6 +311,7 @@ impl Columns {
                 utilisation,
                 storage_usd,
                 unreserved_usd,
+                priced_from: _,
             }) => (
                 Some(money(accrued_usd, "accrued_usd")?),
                 Some(money(allocated_usd, "allocated_usd")?),
@@ -410,6 +417,17 @@ impl Columns {
             }
         }
         self.amount_scales.append_value(scales.0);
+        match accrual.as_ref().map(|a| &a.priced_from) {
+            Some(sources) if !sources.is_empty() => {
+                self.priced_from_text.clear();
+                crate::ledger::line::accrual_sources(&mut self.priced_from_text, sources);
+                // Written by `accrual_sources` from UTF-8 text and ASCII.
+                let text = std::str::from_utf8(&self.priced_from_text)
+                    .expect("the JSON of accrual sources is UTF-8");
+                self.accrual_priced_from.append_value(text);
+            }
+            _ => self.accrual_priced_from.append_null(),
+        }
         self.currency.append_value(currency);
         self.region.append_option(region.as_deref());
 
@@ -518,6 +536,7 @@ impl Columns {
             finish(&mut self.utilisation),
             finish(&mut self.storage_usd),
             finish(&mut self.unreserved_usd),
+            finish(&mut self.accrual_priced_from),
             Arc::new(tags),
             Arc::new(notes),
             finish(&mut self.amount_scales),

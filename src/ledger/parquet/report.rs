@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The top-level columns a report reads (operation, bytes out and notes tell an
 /// asynchronous invocation's settlement from its submission, with the lines' items).
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 12] = [
     col::AT,
     col::ENDPOINT,
     col::VARIANT,
@@ -34,6 +34,7 @@ const COLUMNS: [&str; 11] = [
     col::OUTPUT_TOKENS,
     col::OUTCOME,
     col::NOTES,
+    col::ACCRUAL_PRICED_FROM,
 ];
 
 /// A report builder fed by every row of `files`, read on every core.
@@ -249,6 +250,16 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
             return Err(format!("row {row}: `{name}` is null").into());
         }
     }
+    // Absent from files written before accruals carried it. The same text on
+    // run after run of rows: read once per run, its fallbacks kept.
+    let priced_from = batch
+        .column_by_name(col::ACCRUAL_PRICED_FROM)
+        .map(|c| {
+            c.as_string_opt::<i32>()
+                .ok_or_else(|| mistyped(col::ACCRUAL_PRICED_FROM))
+        })
+        .transpose()?;
+    let mut fallbacks: (Option<&str>, Vec<crate::billing::AccrualSource>) = (None, Vec::new());
     let cost_scale = cost.scale();
     let offsets = lines.value_offsets();
     let count = |array: &arrow_array::PrimitiveArray<Int64Type>, i: usize| {
@@ -301,6 +312,15 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
                 || (notes[i] as usize..notes[i + 1] as usize)
                     .any(|n| note_texts.value(n).starts_with(SETTLEMENT_NOTE));
             row.part = CallPart::of(op, settlement);
+        }
+        if let Some(json) = priced_from.and_then(|c| c.is_valid(i).then(|| c.value(i))) {
+            if fallbacks.0 != Some(json) {
+                let mut sources =
+                    super::decode::accrual_sources(json).map_err(|e| format!("row {i}: {e}"))?;
+                sources.retain(|s| s.is_fallback());
+                fallbacks = (Some(json), sources);
+            }
+            row.accrual_priced_from = Cow::Borrowed(&fallbacks.1);
         }
         if let (Some((keys, values, offsets)), GroupBy::Tag(key)) = (&tag_entries, by) {
             row.tag = (offsets[i] as usize..offsets[i + 1] as usize)
