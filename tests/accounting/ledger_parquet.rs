@@ -874,3 +874,59 @@ fn a_report_of_a_parquet_file_of_another_shape_is_an_error_naming_the_column() {
         assert!(text.contains("`at`"), "{name}: {text}");
     }
 }
+
+/// A file written before accruals said where their rates came from (no
+/// `accrual_priced_from` column) reads back with none, the rest as it was, and
+/// reports as before.
+#[test]
+fn a_file_written_before_accruals_carried_their_sources_reads_with_none() {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use sagemeter::report::{GroupBy, ReportOptions, report_files};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.parquet");
+    let costs = every_field();
+    let mut writer = ParquetFileWriter::create(&path).unwrap();
+    for c in &costs {
+        writer.write(c).unwrap();
+    }
+    writer.finish().unwrap();
+    // The same rows without the column, as an older sagemeter wrote them.
+    let batch = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let index = batch.schema().index_of("accrual_priced_from").unwrap();
+    let mut batch = batch;
+    batch.remove_column(index);
+    let old = dir.path().join("old.parquet");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(fs::File::create(&old).unwrap(), batch.schema(), None)
+            .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let read: Vec<Cost> = ParquetReader::open(&old)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut expected = costs.clone();
+    for c in &mut expected {
+        if let Some(accrual) = c.accrual.as_mut() {
+            accrual.priced_from = Default::default();
+        }
+    }
+    assert_eq!(read, expected);
+    let report = report_files([&old], &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+    assert!(report.accrual_fallbacks.is_empty());
+    // The new file names the snapshot the first receipt's accrual was priced from.
+    let report = report_files([&path], &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+    assert_eq!(
+        report.accrual_fallbacks.len(),
+        2,
+        "{:?}",
+        report.accrual_fallbacks
+    );
+}
