@@ -11,6 +11,11 @@
 //! {"v":2,"c":0,"id":"…","at":1764633334014650925,"lat":47635,"in":15,"out":420,"tin":12,"tout":24,"l":[[1,"0.000013268611111111"],[2],[3]],"cost":"0.000018714",…}
 //! ```
 //!
+//! Where an accrual's rates came from (`accrual.priced_from`: a charge, a price
+//! source and its often long fallback note) is an `origin` definition too,
+//! `{"v":2,"origin":4,"charge":"capacity","price_source":"snapshot","note":"…"}`,
+//! and the receipt's `ac` lists the ids in `o`.
+//!
 //! The member names of receipts are short; `docs/ledger.md` lists them. Values a
 //! reader can work out exactly are left out, and only when working them out gives
 //! the very same decimal (value and scale) as the receipt holds:

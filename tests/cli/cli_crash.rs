@@ -56,7 +56,9 @@ async fn invoke_then_kill(ledger_args: &[&std::ffi::OsStr], written: impl Fn() -
 
 /// A definition (ledger format 2), not a receipt.
 fn is_definition(line: &[u8]) -> bool {
-    line.starts_with(br#"{"v":2,"price":"#) || line.starts_with(br#"{"v":2,"context":"#)
+    line.starts_with(br#"{"v":2,"price":"#)
+        || line.starts_with(br#"{"v":2,"context":"#)
+        || line.starts_with(br#"{"v":2,"origin":"#)
 }
 
 /// The bytes of `path`'s definitions.
