@@ -102,14 +102,19 @@ async fn the_ledger_holds_exactly_the_receipts_of_the_calls_with_their_tags() {
     let read = read_all(&path).unwrap();
     assert!(read.torn_tail.is_none());
     assert_eq!(read.records, receipts);
-    // Format 2: what repeats (the context, the three prices) is defined once, first;
-    // then one short line per receipt.
+    // Format 2: what repeats (the context, the three prices, where the accrual's
+    // rate came from) is defined once, first; then one short line per receipt.
     let text = fs::read_to_string(&path).unwrap();
     let (receipt_lines, definitions): (Vec<&str>, Vec<&str>) =
         text.lines().partition(|l| l.starts_with(r#"{"v":2,"c":"#));
     assert_eq!(receipt_lines.len(), 20);
-    assert_eq!(definitions.len(), 4, "{definitions:#?}");
-    assert!(text.lines().take(4).eq(definitions.iter().copied()));
+    assert_eq!(definitions.len(), 5, "{definitions:#?}");
+    assert!(text.lines().take(5).eq(definitions.iter().copied()));
+    assert!(
+        definitions
+            .contains(&r#"{"v":2,"origin":4,"charge":"capacity","price_source":"override"}"#),
+        "{definitions:#?}"
+    );
     for line in &receipt_lines {
         assert!(line.len() < 400, "{line}");
     }
