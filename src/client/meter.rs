@@ -284,6 +284,42 @@ impl VariantRates {
         }
     }
 
+    /// Adds the standing capacity of `extra`, a variant billed alongside this one
+    /// that serves no caller's call (a shadow variant, a deployment's pending
+    /// fleet: [`EndpointProfile::billed_alongside`]), to this one's: the accrual
+    /// then carries what AWS bills for it. `Err` (nothing added) with the reason
+    /// when its rate is not known. The share of the instances no component
+    /// reserves stays a share of this variant's own instances.
+    fn add_alongside(
+        &mut self,
+        extra: &VariantProfile,
+        rates: &VariantRates,
+    ) -> Result<(), String> {
+        let Some(extra_usd_per_hour) = rates.standing_usd_per_hour else {
+            return match &rates.compute {
+                Err(err) => Err(err.to_string()),
+                // Serverless without provisioned concurrency: nothing standing.
+                Ok(_) if matches!(extra.billing, VariantBilling::Serverless { .. }) => Ok(()),
+                Ok(_) => Err("its standing rate is not known".to_owned()),
+            };
+        };
+        let own = self.standing_usd_per_hour;
+        if let (Some(fraction), Some(own)) = (self.unreserved_fraction, own) {
+            let all = own + extra_usd_per_hour;
+            self.unreserved_fraction = Some(if all.is_zero() {
+                fraction
+            } else {
+                fraction * own / all
+            });
+        }
+        self.standing_usd_per_hour = Some(own.unwrap_or_default() + extra_usd_per_hour);
+        if let Some(storage) = rates.storage_usd_per_month {
+            self.storage_usd_per_month =
+                Some(self.storage_usd_per_month.unwrap_or_default() + storage);
+        }
+        Ok(())
+    }
+
     /// The copy share of the variant's component `name`: `None` when the variant
     /// hosts no such component.
     fn component(&self, name: &str) -> Option<&Result<CopyShare, String>> {
@@ -683,29 +719,15 @@ impl Meter {
         if let Ok(profile) = &profile {
             rates.reserve_exact(profile.variants.len());
             for variant in &profile.variants {
-                let compute = match compute_key(&self.inner.region, profile.kind, &variant.billing)
-                {
-                    Ok(key) => self.rate_now(&key)?,
-                    Err(err) => Err(err),
-                };
-                let keys = standing_keys(&self.inner.region, variant);
-                let standing = StandingRates {
-                    provisioned: match &keys.provisioned {
-                        Some(key) => Some(self.rate_now(key)?),
-                        None => None,
-                    },
-                    storage: match &keys.storage {
-                        Some(key) => Some(self.rate_now(key)?),
-                        None => None,
-                    },
-                };
-                rates.push(VariantRates::new(
-                    variant,
-                    compute,
-                    standing,
-                    self.hosted(profile),
-                    self.inner.totals.variant_slot(totals, &variant.name),
-                ));
+                let slot = self.inner.totals.variant_slot(totals, &variant.name);
+                let mut own =
+                    self.variant_rates_now(profile, variant, self.hosted(profile), slot)?;
+                for extra in profile.billed_alongside(variant) {
+                    let hosted = self.hosted_nothing();
+                    let extra_rates = self.variant_rates_now(profile, extra, hosted, slot)?;
+                    self.add_alongside(&mut own, &profile.endpoint, variant, extra, &extra_rates);
+                }
+                rates.push(own);
             }
         }
         let found = profile.is_ok();
@@ -781,6 +803,110 @@ impl Meter {
                 inner.discovery.refresh_stale(inner.time.now());
             }
         });
+    }
+
+    /// The rates of `variant` of `profile` when all are at hand (see
+    /// [`prepare_now`](Self::prepare_now)); `None` when one must be waited for.
+    fn variant_rates_now(
+        &self,
+        profile: &EndpointProfile,
+        variant: &VariantProfile,
+        hosted: Hosted<'_>,
+        slot: VariantSlot,
+    ) -> Option<VariantRates> {
+        let compute = match compute_key(&self.inner.region, profile.kind, &variant.billing) {
+            Ok(key) => self.rate_now(&key)?,
+            Err(err) => Err(err),
+        };
+        let keys = standing_keys(&self.inner.region, variant);
+        let standing = StandingRates {
+            provisioned: match &keys.provisioned {
+                Some(key) => Some(self.rate_now(key)?),
+                None => None,
+            },
+            storage: match &keys.storage {
+                Some(key) => Some(self.rate_now(key)?),
+                None => None,
+            },
+        };
+        Some(VariantRates::new(variant, compute, standing, hosted, slot))
+    }
+
+    /// The rates of `variant` of `profile`, waiting for the price source.
+    async fn variant_rates(
+        &self,
+        profile: &EndpointProfile,
+        variant: &VariantProfile,
+        hosted: Hosted<'_>,
+        slot: VariantSlot,
+    ) -> VariantRates {
+        let compute = match compute_key(&self.inner.region, profile.kind, &variant.billing) {
+            Ok(key) => self.rate(&key).await,
+            Err(err) => Err(err),
+        };
+        let keys = standing_keys(&self.inner.region, variant);
+        let (provisioned, storage) = tokio::join!(
+            async {
+                match &keys.provisioned {
+                    Some(key) => Some(self.rate(key).await),
+                    None => None,
+                }
+            },
+            async {
+                match &keys.storage {
+                    Some(key) => Some(self.rate(key).await),
+                    None => None,
+                }
+            },
+        );
+        VariantRates::new(
+            variant,
+            compute,
+            StandingRates {
+                provisioned,
+                storage,
+            },
+            hosted,
+            slot,
+        )
+    }
+
+    /// Folds `extra`'s standing capacity into `own` (production variant
+    /// `variant`'s), or WARNs once per endpoint, variant and reason that the
+    /// accrual leaves it out (its rate is not known).
+    fn add_alongside(
+        &self,
+        own: &mut VariantRates,
+        endpoint: &str,
+        variant: &VariantProfile,
+        extra: &VariantProfile,
+        extra_rates: &VariantRates,
+    ) {
+        if let Err(reason) = own.add_alongside(extra, extra_rates) {
+            let key = format!(
+                "{endpoint}\u{0}alongside\u{0}{}\u{0}{}\u{0}{reason}",
+                variant.name, extra.name
+            );
+            let first = {
+                let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
+                warned.len() < MAX_WARNED && warned.insert(key)
+            };
+            if first {
+                tracing::warn!(target: "sagemeter", endpoint, variant = %variant.name,
+                    billed_alongside = %extra.name, reason,
+                    "a shadow or pending variant's standing capacity could not be priced: \
+                     the production variant's accrual leaves it out");
+            }
+        }
+    }
+
+    /// Nothing hosted beyond the variant's own model (a shadow or pending fleet,
+    /// whose components are not described).
+    fn hosted_nothing(&self) -> Hosted<'_> {
+        Hosted {
+            components: &[],
+            stated: &self.inner.instance_resources,
+        }
     }
 
     fn hosted<'a>(&'a self, profile: &'a EndpointProfile) -> Hosted<'a> {
@@ -863,36 +989,16 @@ impl Meter {
         let mut rates = Vec::new();
         if let Ok(profile) = &profile {
             for variant in &profile.variants {
-                let compute = match compute_key(&self.inner.region, profile.kind, &variant.billing)
-                {
-                    Ok(key) => self.rate(&key).await,
-                    Err(err) => Err(err),
-                };
-                let keys = standing_keys(&self.inner.region, variant);
-                let (provisioned, storage) = tokio::join!(
-                    async {
-                        match &keys.provisioned {
-                            Some(key) => Some(self.rate(key).await),
-                            None => None,
-                        }
-                    },
-                    async {
-                        match &keys.storage {
-                            Some(key) => Some(self.rate(key).await),
-                            None => None,
-                        }
-                    },
-                );
-                rates.push(VariantRates::new(
-                    variant,
-                    compute,
-                    StandingRates {
-                        provisioned,
-                        storage,
-                    },
-                    self.hosted(profile),
-                    self.inner.totals.variant_slot(totals, &variant.name),
-                ));
+                let slot = self.inner.totals.variant_slot(totals, &variant.name);
+                let mut own = self
+                    .variant_rates(profile, variant, self.hosted(profile), slot)
+                    .await;
+                for extra in profile.billed_alongside(variant) {
+                    let hosted = self.hosted_nothing();
+                    let extra_rates = self.variant_rates(profile, extra, hosted, slot).await;
+                    self.add_alongside(&mut own, &profile.endpoint, variant, extra, &extra_rates);
+                }
+                rates.push(own);
             }
         }
         let component_slots = match &profile {

@@ -140,9 +140,17 @@ pub struct EndpointProfile {
     /// Production variants.
     pub variants: Vec<VariantProfile>,
     /// Shadow variants: billed for their instances like production ones, sent
-    /// copies of production traffic by SageMaker, never a caller's call.
+    /// copies of production traffic by SageMaker, never a caller's call. Their
+    /// standing capacity is accrued with the production variant's (see
+    /// [`billed_alongside`](Self::billed_alongside)).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shadow_variants: Vec<VariantProfile>,
+    /// The fleet a deployment is bringing up (`PendingDeploymentSummary`: a
+    /// blue/green update baking), production and shadow variants alike, at their
+    /// current instance counts. AWS bills both fleets until the old one is
+    /// retired, so their standing capacity is accrued too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_variants: Vec<VariantProfile>,
     /// Inference components hosted on the variants' instances (empty for an endpoint
     /// whose variants carry their model), by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -159,9 +167,52 @@ impl EndpointProfile {
             kind: EndpointKind::RealTime,
             variants,
             shadow_variants: Vec::new(),
+            pending_variants: Vec::new(),
             components: Vec::new(),
             source: ProfileSource::Override,
         }
+    }
+
+    /// Adds a shadow variant (for overrides and tests): its instances are
+    /// accrued with the production variant's, never priced on a call.
+    pub fn with_shadow_variant(mut self, variant: VariantProfile) -> Self {
+        self.shadow_variants.push(variant);
+        self
+    }
+
+    /// Adds a variant of a deployment under way (for overrides and tests): the
+    /// new fleet of a blue/green update, billed while it bakes.
+    pub fn with_pending_variant(mut self, variant: VariantProfile) -> Self {
+        self.pending_variants.push(variant);
+        self
+    }
+
+    /// The variants that serve no caller's call but are billed with `production`'s
+    /// standing capacity, so its accrual carries them: the shadow variants (AWS
+    /// allows one, and then only one production variant), and the pending fleet
+    /// of a deployment (its variant of the same name, else, like every fleet no
+    /// production variant names, the first production variant's). Nothing
+    /// billed is left out of every accrual; on an endpoint with several
+    /// production variants and no match by name, which variant carries it is a
+    /// choice, not AWS's rule.
+    pub fn billed_alongside<'a>(
+        &'a self,
+        production: &'a VariantProfile,
+    ) -> impl Iterator<Item = &'a VariantProfile> + 'a {
+        let first = self
+            .variants
+            .first()
+            .is_some_and(|v| std::ptr::eq(v, production) || v.name == production.name);
+        let unmatched =
+            move |v: &&VariantProfile| first && !self.variants.iter().any(|p| p.name == v.name);
+        self.shadow_variants
+            .iter()
+            .filter(move |v| v.name == production.name || unmatched(v))
+            .chain(
+                self.pending_variants
+                    .iter()
+                    .filter(move |v| v.name == production.name || unmatched(v)),
+            )
     }
 
     /// Adds an inference component (for overrides and tests).
@@ -734,6 +785,17 @@ pub(crate) fn profile_from_descriptions(
             "the endpoint config has no production variants".into(),
         ));
     }
+    let pending_variants = described
+        .pending_deployment_summary()
+        .map(|pending| {
+            pending
+                .production_variants()
+                .iter()
+                .chain(pending.shadow_production_variants())
+                .filter_map(pending_variant_profile)
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(EndpointProfile {
         endpoint: endpoint.to_owned(),
         kind: if config.async_inference_config().is_some() {
@@ -743,8 +805,41 @@ pub(crate) fn profile_from_descriptions(
         },
         variants,
         shadow_variants,
+        pending_variants,
         components: Vec::new(),
         source: ProfileSource::Discovered,
+    })
+}
+
+/// One variant of a deployment under way, as billed now: its instances up so far
+/// (`CurrentInstanceCount`; none yet: nothing billed), or its serverless config.
+/// `None` for a variant the summary gives neither for (nothing of it runs yet).
+fn pending_variant_profile(
+    pending: &aws_sdk_sagemaker::types::PendingProductionVariantSummary,
+) -> Option<VariantProfile> {
+    let name = pending.variant_name().unwrap_or_default();
+    let billing = if let Some(s) = pending.current_serverless_config() {
+        VariantBilling::Serverless {
+            memory_mb: s.memory_size_in_mb().and_then(|m| u32::try_from(m).ok())?,
+            provisioned_concurrency: s
+                .provisioned_concurrency()
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| *p > 0),
+        }
+    } else {
+        VariantBilling::Instance {
+            instance_type: pending.instance_type()?.as_str().to_owned(),
+            instance_count: pending
+                .current_instance_count()
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
+        }
+    };
+    Some(VariantProfile {
+        name: name.to_owned(),
+        billing,
+        weight: pending.current_weight(),
+        volume_size_gb: None,
     })
 }
 
@@ -838,4 +933,196 @@ pub(crate) fn owned(
     answer: Result<&Arc<EndpointProfile>, &DiscoveryError>,
 ) -> Result<Arc<EndpointProfile>, DiscoveryError> {
     answer.cloned().map_err(DiscoveryError::clone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
+    use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
+    use aws_sdk_sagemaker::types::{
+        PendingDeploymentSummary, PendingProductionVariantSummary, ProductionVariant,
+        ProductionVariantInstanceType as Type, ProductionVariantServerlessConfig,
+        ProductionVariantSummary,
+    };
+
+    fn config(variant: ProductionVariant) -> DescribeEndpointConfigOutput {
+        DescribeEndpointConfigOutput::builder()
+            .endpoint_config_name("c")
+            .production_variants(variant)
+            .build()
+    }
+
+    fn instances(name: &str, instance_type: Type, count: i32) -> ProductionVariant {
+        ProductionVariant::builder()
+            .variant_name(name)
+            .model_name("m")
+            .instance_type(instance_type)
+            .initial_instance_count(count)
+            .build()
+    }
+
+    #[test]
+    fn a_variant_scaled_to_zero_has_no_instances_not_its_initial_count() {
+        // ManagedInstanceScaling down to 0: DescribeEndpoint says 0 running; the
+        // config's InitialInstanceCount (2) is history. AWS bills no instance.
+        let described = DescribeEndpointOutput::builder()
+            .endpoint_config_name("c")
+            .production_variants(
+                ProductionVariantSummary::builder()
+                    .variant_name("AllTraffic")
+                    .current_instance_count(0)
+                    .desired_instance_count(0)
+                    .build(),
+            )
+            .build();
+        let profile = profile_from_descriptions(
+            "e",
+            &described,
+            &config(instances("AllTraffic", Type::MlG5Xlarge, 2)),
+        )
+        .unwrap();
+        assert_eq!(profile.instance_count(), 0);
+    }
+
+    #[test]
+    fn an_update_in_progress_bills_the_running_count_and_the_current_serverless_config() {
+        // Scaling 2 → 5: 2 run (and are billed) until the others are in service.
+        let described = DescribeEndpointOutput::builder()
+            .endpoint_config_name("c")
+            .production_variants(
+                ProductionVariantSummary::builder()
+                    .variant_name("AllTraffic")
+                    .current_instance_count(2)
+                    .desired_instance_count(5)
+                    .build(),
+            )
+            .build();
+        let profile = profile_from_descriptions(
+            "e",
+            &described,
+            &config(instances("AllTraffic", Type::MlG5Xlarge, 1)),
+        )
+        .unwrap();
+        assert_eq!(profile.instance_count(), 2);
+
+        // Serverless, updated from 2 GB / PC 5 to 4 GB / PC 2: what runs is
+        // CurrentServerlessConfig, not the config's ServerlessConfig nor the
+        // DesiredServerlessConfig.
+        let described = DescribeEndpointOutput::builder()
+            .endpoint_config_name("c")
+            .production_variants(
+                ProductionVariantSummary::builder()
+                    .variant_name("AllTraffic")
+                    .current_serverless_config(
+                        ProductionVariantServerlessConfig::builder()
+                            .memory_size_in_mb(4096)
+                            .max_concurrency(5)
+                            .provisioned_concurrency(2)
+                            .build(),
+                    )
+                    .desired_serverless_config(
+                        ProductionVariantServerlessConfig::builder()
+                            .memory_size_in_mb(6144)
+                            .max_concurrency(5)
+                            .provisioned_concurrency(4)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let configured = ProductionVariant::builder()
+            .variant_name("AllTraffic")
+            .model_name("m")
+            .serverless_config(
+                ProductionVariantServerlessConfig::builder()
+                    .memory_size_in_mb(2048)
+                    .max_concurrency(5)
+                    .provisioned_concurrency(5)
+                    .build(),
+            )
+            .build();
+        let profile = profile_from_descriptions("e", &described, &config(configured)).unwrap();
+        assert_eq!(
+            profile.variants[0].billing,
+            VariantBilling::Serverless {
+                memory_mb: 4096,
+                provisioned_concurrency: Some(2)
+            }
+        );
+    }
+
+    #[test]
+    fn a_pending_deployments_fleet_is_in_the_profile_and_billed_alongside_its_variant() {
+        // Blue/green baking: blue (the endpoint's config) 2 × ml.m5.xlarge; green
+        // (PendingDeploymentSummary) 3 × ml.g5.xlarge asked for, 1 up so far, and
+        // a shadow of 1 × ml.g5.xlarge not up yet.
+        let described = DescribeEndpointOutput::builder()
+            .endpoint_config_name("c")
+            .production_variants(
+                ProductionVariantSummary::builder()
+                    .variant_name("AllTraffic")
+                    .current_instance_count(2)
+                    .build(),
+            )
+            .pending_deployment_summary(
+                PendingDeploymentSummary::builder()
+                    .endpoint_config_name("c2")
+                    .production_variants(
+                        PendingProductionVariantSummary::builder()
+                            .variant_name("AllTraffic")
+                            .instance_type(Type::MlG5Xlarge)
+                            .current_instance_count(1)
+                            .desired_instance_count(3)
+                            .build(),
+                    )
+                    .shadow_production_variants(
+                        PendingProductionVariantSummary::builder()
+                            .variant_name("Challenger")
+                            .instance_type(Type::MlG5Xlarge)
+                            .desired_instance_count(1)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let profile = profile_from_descriptions(
+            "e",
+            &described,
+            &config(instances("AllTraffic", Type::MlM5Xlarge, 2)),
+        )
+        .unwrap();
+        assert_eq!(
+            profile.pending_variants,
+            vec![
+                VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 1),
+                VariantProfile::instance("Challenger", "ml.g5.xlarge", 0),
+            ]
+        );
+        // Calls are the blue fleet's (the profile's variants); the green fleet
+        // and the pending shadow are accrued with its only production variant.
+        assert_eq!(profile.instance_count(), 2);
+        let alongside: Vec<&str> = profile
+            .billed_alongside(&profile.variants[0])
+            .map(|v| v.name.as_str())
+            .collect();
+        assert_eq!(alongside, ["AllTraffic", "Challenger"]);
+    }
+
+    #[test]
+    fn a_call_sagemaker_says_the_shadow_served_is_not_priced_as_production() {
+        let profile = EndpointProfile::new(
+            "e",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+        )
+        .with_shadow_variant(VariantProfile::instance("Shadow", "ml.g5.xlarge", 1));
+        assert!(profile.variant_for(Some("Shadow"), None).is_none());
+        let (served, _) = profile.variant_for(None, None).unwrap();
+        assert_eq!(served.name, "AllTraffic");
+        let alongside: Vec<&str> = profile
+            .billed_alongside(served)
+            .map(|v| v.name.as_str())
+            .collect();
+        assert_eq!(alongside, ["Shadow"]);
+    }
 }

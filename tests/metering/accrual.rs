@@ -382,3 +382,73 @@ fn read_ledger(text: &str) -> Vec<Cost> {
         .collect::<Result<Vec<_>, _>>()
         .unwrap()
 }
+
+/// A client of the fake's `rt` with the fixed `profile` (no discovery), priced
+/// from [`Prices`], on the manual clock `shared`.
+async fn fixed(
+    fake: &FakeSageMaker,
+    profile: sagemeter::endpoint::EndpointProfile,
+    shared: SharedTimeSource,
+) -> Client {
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 2)],
+    );
+    Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(profile)
+        .price_source(Prices::us_east_1())
+        .time_source(shared)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_shadow_variants_instances_are_accrued_with_its_production_variant_not_priced_on_calls() {
+    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+    let fake = FakeSageMaker::start().await;
+    let (time, shared) = manual_clock();
+    // Production: 2 × ml.g5.xlarge; shadow (copies of production traffic): 1 ×
+    // ml.g5.12xlarge. AWS bills all three instances by the hour.
+    let profile = EndpointProfile::new(
+        "rt",
+        vec![VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 2)],
+    )
+    .with_shadow_variant(VariantProfile::instance("Shadow", "ml.g5.12xlarge", 1));
+    let client = fixed(&fake, profile, shared).await;
+    let first = call(&client, "rt").await; // t = 0: the accrual begins
+    // The caller's call is served by the production variant, at its rate.
+    assert_eq!(first.variant.as_deref(), Some("AllTraffic"));
+    let LinePrice::Priced { usd_per_unit, .. } = &compute(&first).price else {
+        panic!("compute is priced: {:?}", compute(&first));
+    };
+    assert_eq!(*usd_per_unit, dec("1.408"));
+
+    time.advance(Duration::from_secs(3600));
+    let next = call(&client, "rt").await;
+    // One hour: 2 × $1.408 (production) + 1 × $7.09 (shadow) = $9.906,
+    // not 2 × $1.408 = $2.816 with the shadow's hour left out.
+    let accrual = next.accrual.clone().expect("an accrual");
+    assert_eq!(accrual.accrued_usd, dec("9.906"));
+}
+
+#[tokio::test]
+async fn a_blue_green_deployments_new_fleet_is_accrued_while_it_bakes() {
+    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+    let fake = FakeSageMaker::start().await;
+    let (time, shared) = manual_clock();
+    // Blue: 2 × ml.g5.xlarge serving; green (PendingDeploymentSummary, same
+    // variant name): 1 × ml.g5.12xlarge up so far. Both fleets are billed.
+    let profile = EndpointProfile::new(
+        "rt",
+        vec![VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 2)],
+    )
+    .with_pending_variant(VariantProfile::instance("AllTraffic", "ml.g5.12xlarge", 1));
+    let client = fixed(&fake, profile, shared).await;
+    call(&client, "rt").await;
+    time.advance(Duration::from_secs(30 * 60));
+    let next = call(&client, "rt").await;
+    // Half an hour: (2 × $1.408 + 1 × $7.09) × 0.5 h = $9.906 / 2 = $4.953.
+    let accrual = next.accrual.clone().expect("an accrual");
+    assert_eq!(accrual.accrued_usd, dec("4.953"));
+}
