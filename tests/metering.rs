@@ -14,6 +14,7 @@ mod metering {
     mod client_pricing;
     mod components;
     mod guarantees;
+    mod interceptor_async;
     mod metrics;
     mod streaming;
 }

@@ -45,7 +45,11 @@ use std::time::Instant;
 /// receipt when the SDK answers, with data in and out priced but compute
 /// **unpriced**, with the reason: an interceptor does not see how long a stream
 /// runs or an async job takes. Such a receipt counts against budgets at no less
-/// than their estimate, and the first call of each kind logs a WARN. Use
+/// than their estimate (an async submission's estimate is so charged when its
+/// receipt is made: there is no settlement to release it into), and the first
+/// call of each kind logs a WARN. An async submission's receipt is its inference's
+/// (call id: the request id, else SageMaker's `InferenceId`), and one whose input is
+/// in S3 notes that data in was not billed. Use
 /// [`Client::invoke_endpoint_with_response_stream`](crate::Client::invoke_endpoint_with_response_stream)
 /// and [`Client::invoke_endpoint_async`](crate::Client::invoke_endpoint_async)
 /// to meter them fully.
@@ -314,7 +318,22 @@ impl Intercept for MeteringInterceptor {
                     output.request_id().map(str::to_owned)
                 } else if let Some(output) = output.downcast_ref::<InvokeEndpointAsyncOutput>() {
                     compute_unknown = compute_unseen(start.operation);
-                    output.request_id().map(str::to_owned)
+                    // Input in S3: its size is not seen, and its 0 bytes of data
+                    // in are said to be unbilled, not a silent $0.
+                    if start.bytes_in.is_none() {
+                        notes.push(
+                            "data in not billed: the input is in S3 and the SDK interceptor \
+                             does not know its size (Client::invoke_endpoint_async with \
+                             input_bytes bills it)"
+                                .to_owned(),
+                        );
+                    }
+                    // The receipt is the inference's, as a Client's submission
+                    // receipt is: the request id, else SageMaker's inference id.
+                    output
+                        .request_id()
+                        .or(output.inference_id())
+                        .map(str::to_owned)
                 } else {
                     return Ok(());
                 }

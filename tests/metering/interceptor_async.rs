@@ -1,0 +1,186 @@
+//! `InvokeEndpointAsync` through a plain SDK client with the
+//! [`MeteringInterceptor`](sagemeter::client::MeteringInterceptor): its budget
+//! reservation, its one receipt (compute unpriced: the interceptor never sees the
+//! job run) and what the budget is charged.
+//!
+//! Money: the per-inference fee is 1 USD per 1,000 calls (0.001 a submission),
+//! data processing is free of charge, and the enforced budget's estimate is a fixed
+//! 0.05 USD a call.
+
+use crate::support::NoPrices;
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use crate::support::receipts::Receipts;
+use rust_decimal::Decimal;
+use sagemeter::billing::{LineItem, LinePrice, UsageCharges};
+use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
+use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+use sagemeter::pricing::PriceKey;
+use sagemeter::usage::Operation;
+use sagemeter::{Cost, Meter};
+use std::time::Duration;
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+/// A meter for the async endpoint `jobs` (1 × ml.m5.xlarge, `AsyncInf` at an
+/// override of 36 USD/h) with an enforced endpoint budget of `limit` USD, and the
+/// SDK client that carries its interceptor.
+async fn interceptor_on_jobs(
+    fake: &FakeSageMaker,
+    limit: &str,
+) -> (Meter, aws_sdk_sagemakerruntime::Client, Receipts) {
+    let r = "us-east-1".to_owned();
+    let receipts = Receipts::default();
+    let config = fake.sdk_config().await;
+    let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec(limit))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.05") })
+        .unwrap();
+    let meter = sagemeter::Meter::builder(&config)
+        .without_discovery()
+        .price_source(NoPrices)
+        .endpoint_profile(
+            EndpointProfile::new(
+                "jobs",
+                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
+            )
+            .asynchronous(),
+        )
+        .price_override(
+            PriceKey::AsyncInference {
+                region: r.clone(),
+                instance_type: "ml.m5.xlarge".into(),
+            },
+            dec("36"),
+        )
+        .free_of_charge(PriceKey::DataIn { region: r.clone() })
+        .free_of_charge(PriceKey::DataOut { region: r })
+        .usage_charges("jobs", UsageCharges::default().per_1000_calls(Decimal::ONE))
+        .budget(budget)
+        .sink(receipts.clone())
+        .build_meter()
+        .unwrap();
+    let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(&config)
+            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+            .build(),
+    );
+    (meter, sdk, receipts)
+}
+
+/// Submits to `jobs` with its input in S3 (a size the SDK does not know).
+async fn submit(
+    sdk: &aws_sdk_sagemakerruntime::Client,
+) -> Result<
+    aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::InvokeEndpointAsyncOutput,
+    aws_sdk_sagemakerruntime::error::SdkError<
+        aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::InvokeEndpointAsyncError,
+    >,
+> {
+    sdk.invoke_endpoint_async()
+        .endpoint_name("jobs")
+        .input_location("s3://fake-bucket/input/1.json")
+        .send()
+        .await
+}
+
+/// Waits (bounded) until the meter's background pricing has made `n` receipts.
+async fn receipts_made(meter: &Meter, receipts: &Receipts, n: usize) -> Vec<Cost> {
+    for _ in 0..500 {
+        if receipts.all().len() >= n && meter.background_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    receipts.all()
+}
+
+#[tokio::test]
+async fn an_async_submission_seen_by_the_interceptor_has_one_receipt_with_its_compute_unpriced() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "jobs",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let (meter, sdk, receipts) = interceptor_on_jobs(&fake, "1").await;
+    let output = submit(&sdk).await.expect("the fake queues it");
+    assert_eq!(output.inference_id(), Some("jobs-inference-1"));
+
+    let all = receipts_made(&meter, &receipts, 1).await;
+    assert_eq!(all.len(), 1, "one receipt: {all:#?}");
+    let cost = &all[0];
+    assert_eq!(cost.endpoint, "jobs");
+    assert_eq!(cost.usage.operation, Operation::InvokeEndpointAsync);
+    // The receipt is SageMaker's inference (no request id from the fake: its
+    // InferenceId), as a Client's submission receipt is.
+    assert_eq!(cost.call_id, "jobs-inference-1");
+    // The per-inference fee, 1 / 1,000 USD, is the only priced money.
+    assert_eq!(cost.cost_usd, dec("0.001"));
+    let compute = cost
+        .lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .expect("a compute line");
+    let LinePrice::Unpriced { reason } = &compute.price else {
+        panic!("the interceptor cannot see the job's compute: {compute:?}");
+    };
+    assert!(reason.contains("Client::invoke_endpoint_async"), "{reason}");
+    assert!(!cost.is_fully_priced());
+    // The input is in S3: its size is not known here, and the receipt says that
+    // data in was not billed rather than showing a silent 0 GB.
+    assert!(
+        cost.notes.iter().any(|n| n.contains("data in not billed")),
+        "{:?}",
+        cost.notes
+    );
+    assert!(
+        cost.notes.iter().any(|n| n.contains("SDK interceptor")),
+        "{:?}",
+        cost.notes
+    );
+}
+
+#[tokio::test]
+async fn the_interceptor_holds_an_async_submissions_estimate_and_charges_it_so_spent_budgets_refuse()
+ {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "jobs",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    // A limit of two estimates: 2 × 0.05 = 0.10 USD.
+    let (meter, sdk, receipts) = interceptor_on_jobs(&fake, "0.10").await;
+    for n in 1..=2 {
+        submit(&sdk).await.expect("within the budget");
+        receipts_made(&meter, &receipts, n).await;
+    }
+    // Each receipt leaves compute unpriced, so each submission counts at its
+    // 0.05 estimate (never at its 0.001 of priced lines): 2 × 0.05 = 0.10 spent,
+    // nothing still held once the receipts are made.
+    let status = &meter.budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.10"), Decimal::ZERO)
+    );
+    // A third would make 0.15 > 0.10: refused before it is sent, with the
+    // budget's error as the SDK error's source.
+    let refused = submit(&sdk).await.expect_err("the budget is spent");
+    let mut source = None;
+    let mut e: &dyn std::error::Error = &refused;
+    while let Some(next) = e.source() {
+        source = source.or(next.downcast_ref::<sagemeter::Error>());
+        e = next;
+    }
+    assert!(
+        matches!(source, Some(sagemeter::Error::BudgetExceeded { .. })),
+        "{refused:?}"
+    );
+    let status = &meter.budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.10"), Decimal::ZERO),
+        "the refusal holds nothing"
+    );
+    assert_eq!(receipts.all().len(), 2, "the refused call has no receipt");
+}
