@@ -477,6 +477,65 @@ struct BudgetsInner {
     recent: HashMap<String, VecDeque<Decimal>>,
     /// How many recent costs the longest [`Estimate::RecentMax`] looks back over.
     recent_len: usize,
+    /// Holds of async invocations that lapse at a set time (see
+    /// [`Reservation::expire_at`]), by id.
+    expiring: Vec<ExpiringHold>,
+    next_hold: u64,
+    /// Whether a lapsed hold has been warned about (once per client).
+    warned_lapsed: bool,
+}
+
+/// What an async invocation still holds, kept by the budgets rather than by its
+/// [`Reservation`] so that it is released once SageMaker can no longer be working
+/// on it, whether or not anyone settles or drops it.
+struct ExpiringHold {
+    id: u64,
+    until: DateTime<Utc>,
+    endpoint: String,
+    indexes: Vec<(usize, Decimal)>,
+}
+
+impl BudgetsInner {
+    /// Releases every hold whose time ran out by `now`: what it held no longer
+    /// counts as reserved (nothing is charged: no receipt changes). One WARN per
+    /// client, the later ones at DEBUG.
+    fn release_lapsed(&mut self, now: DateTime<Utc>) {
+        if self.expiring.iter().all(|h| h.until > now) {
+            return;
+        }
+        let (lapsed, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.expiring)
+            .into_iter()
+            .partition(|h| h.until <= now);
+        self.expiring = kept;
+        for hold in lapsed {
+            let usd: Decimal = hold.indexes.iter().map(|(_, usd)| *usd).sum();
+            for (i, held) in hold.indexes {
+                let state = &mut self.tracked[i].state;
+                state.reserved = (state.reserved - held).max(Decimal::ZERO);
+            }
+            if !std::mem::replace(&mut self.warned_lapsed, true) {
+                tracing::warn!(target: "sagemeter::budget", endpoint = %hold.endpoint,
+                    held_usd = %usd, until = %hold.until,
+                    "an async invocation was neither settled nor dropped by the time SageMaker \
+                     must have finished or expired it (RequestTTLSeconds + \
+                     InvocationTimeoutSeconds): its budget hold is released; settle it when its \
+                     output lands (further such releases are logged at DEBUG)");
+            } else {
+                tracing::debug!(target: "sagemeter::budget", endpoint = %hold.endpoint,
+                    held_usd = %usd, until = %hold.until,
+                    "an async invocation's budget hold lapsed and was released");
+            }
+        }
+    }
+
+    /// Takes back the hold `id` from the expiring ones, if it has not lapsed:
+    /// what it still holds.
+    fn reclaim(&mut self, id: u64) -> Vec<(usize, Decimal)> {
+        match self.expiring.iter().position(|h| h.id == id) {
+            Some(at) => self.expiring.swap_remove(at).indexes,
+            None => Vec::new(),
+        }
+    }
 }
 
 /// What the fleet table said of a fleet budget's lease, for [`Budgets::renew`].
@@ -565,6 +624,9 @@ pub(crate) struct Reservation {
     settled_usd: Decimal,
     /// A part settled so far was not fully priced: the call as a whole is not.
     unpriced: bool,
+    /// Set by [`expire_at`](Self::expire_at): what it holds is kept by the budgets
+    /// under this id (and `indexes` is empty) until it lapses or is taken back.
+    lapsing: Option<u64>,
 }
 
 impl Budgets {
@@ -591,6 +653,9 @@ impl Budgets {
                     })
                     .collect(),
                 recent: HashMap::new(),
+                expiring: Vec::new(),
+                next_hold: 0,
+                warned_lapsed: false,
             }),
             fleet,
         }
@@ -613,6 +678,7 @@ impl Budgets {
         now: DateTime<Utc>,
     ) -> std::result::Result<Reservation, Refusal> {
         let mut inner = self.lock();
+        inner.release_lapsed(now);
         let BudgetsInner {
             tracked, recent, ..
         } = &mut *inner;
@@ -664,6 +730,7 @@ impl Budgets {
             endpoint: endpoint.to_owned(),
             settled_usd: Decimal::ZERO,
             unpriced: false,
+            lapsing: None,
         })
     }
 
@@ -785,6 +852,7 @@ impl Budgets {
             endpoint: endpoint.to_owned(),
             settled_usd: Decimal::ZERO,
             unpriced: false,
+            lapsing: None,
         }
     }
 
@@ -801,6 +869,9 @@ impl Budgets {
         now: DateTime<Utc>,
     ) -> Vec<AlertToRaise> {
         let mut inner = self.lock();
+        if let Some(id) = reservation.lapsing.take() {
+            reservation.indexes = inner.reclaim(id);
+        }
         let tracked = &mut inner.tracked;
         for (i, held) in reservation.indexes.iter_mut() {
             let kept = (*held - cost_usd).max(Decimal::ZERO);
@@ -838,10 +909,14 @@ impl Budgets {
         now: DateTime<Utc>,
     ) -> (Vec<AlertToRaise>, Vec<BeyondReceipt>) {
         let mut inner = self.lock();
+        if let Some(id) = reservation.lapsing.take() {
+            reservation.indexes = inner.reclaim(id);
+        }
         let BudgetsInner {
             tracked,
             recent,
             recent_len,
+            ..
         } = &mut *inner;
         let held: Vec<(usize, Decimal)> = reservation.indexes.drain(..).collect();
         // A call billed in parts is fully priced only if every part was.
@@ -912,6 +987,7 @@ impl Budgets {
     /// Spent and reserved per budget, for inspection.
     pub(crate) fn status(&self, now: DateTime<Utc>) -> Vec<BudgetStatus> {
         let mut inner = self.lock();
+        inner.release_lapsed(now);
         inner
             .tracked
             .iter_mut()
@@ -1009,9 +1085,44 @@ impl Reservation {
             .is_some_and(|b| Arc::ptr_eq(b, budgets))
     }
 
-    /// What it still holds, summed over its budgets, USD.
+    /// What it still holds, summed over its budgets, USD (nothing once lapsed).
     pub(crate) fn held_usd(&self) -> Decimal {
-        self.indexes.iter().map(|(_, usd)| *usd).sum()
+        match (self.lapsing, &self.budgets) {
+            (Some(id), Some(budgets)) => budgets
+                .lock()
+                .expiring
+                .iter()
+                .find(|h| h.id == id)
+                .map_or(Decimal::ZERO, |h| {
+                    h.indexes.iter().map(|(_, usd)| *usd).sum()
+                }),
+            _ => self.indexes.iter().map(|(_, usd)| *usd).sum(),
+        }
+    }
+
+    /// Makes what it still holds lapse at `until` (on the clock the budgets are
+    /// given): from then on it is released by the budgets themselves (at their
+    /// next reservation or status), and settling or dropping it releases nothing
+    /// more. For an async invocation, `until` is when SageMaker must have run or
+    /// expired it; one kept unsettled past that (a lost notification) must not
+    /// hold an enforced budget for ever.
+    pub(crate) fn expire_at(&mut self, until: DateTime<Utc>) {
+        let Some(budgets) = &self.budgets else {
+            return;
+        };
+        if self.indexes.is_empty() || self.lapsing.is_some() {
+            return;
+        }
+        let mut inner = budgets.lock();
+        let id = inner.next_hold;
+        inner.next_hold += 1;
+        inner.expiring.push(ExpiringHold {
+            id,
+            until,
+            endpoint: self.endpoint.clone(),
+            indexes: std::mem::take(&mut self.indexes),
+        });
+        self.lapsing = Some(id);
     }
 }
 
@@ -1031,6 +1142,9 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(budgets) = self.budgets.take() {
             let mut inner = budgets.lock();
+            if let Some(id) = self.lapsing.take() {
+                self.indexes = inner.reclaim(id);
+            }
             for (i, estimate) in self.indexes.drain(..) {
                 let state = &mut inner.tracked[i].state;
                 state.reserved = (state.reserved - estimate).max(Decimal::ZERO);

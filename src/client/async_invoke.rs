@@ -27,6 +27,11 @@
 //! invocation unsettled releases its hold, and so does settling it with another
 //! client's meter (or serialising it to settle elsewhere and dropping it here):
 //! its settlement then counts against the settling client's budgets, unreserved.
+//! A hold also lapses on its own once SageMaker must have run or expired the
+//! request: `RequestTTLSeconds` (default and at most 6 h) plus
+//! `InvocationTimeoutSeconds` (default 15 min, at most 1 h) after submission, on
+//! the meter's clock. It is released then (one WARN per client), nothing charged; a
+//! later settlement still bills what the caller reports.
 //!
 //! A settlement whose future is dropped (a timeout, a cancelled task) while it
 //! looks up the endpoint's rates still finishes in the background: its receipt is
@@ -143,6 +148,10 @@ impl InvokeEndpointAsync {
             tags,
             input_bytes,
         } = self;
+        let lifetime = async_lifetime(
+            *request.get_request_ttl_seconds(),
+            *request.get_invocation_timeout_seconds(),
+        );
         let call = CallRequest::new(
             request.get_endpoint_name(),
             request.get_body().as_ref(),
@@ -189,6 +198,9 @@ impl InvokeEndpointAsync {
                 cost.is_fully_priced(),
                 meter.now().into(),
             );
+            // Past this SageMaker has run the request or dropped it: a pending
+            // invocation kept unsettled (a lost notification) holds no longer.
+            hold.expire_at(DateTime::<Utc>::from(started_at + lifetime));
         }
 
         let pending = PendingInference {
@@ -209,6 +221,25 @@ impl InvokeEndpointAsync {
             meter,
         })
     }
+}
+
+/// SageMaker's bound on an async request: at most `RequestTTLSeconds` in the queue
+/// (default and at most 6 h), then at most `InvocationTimeoutSeconds` to run
+/// (default 15 min, at most 1 h). Values SageMaker would refuse are taken at
+/// their default (≤ 0) or cap (above it).
+pub(crate) fn async_lifetime(ttl_seconds: Option<i32>, timeout_seconds: Option<i32>) -> Duration {
+    const TTL_MAX: u64 = 6 * 3600;
+    const TIMEOUT_DEFAULT: u64 = 15 * 60;
+    const TIMEOUT_MAX: u64 = 3600;
+    let seconds = |set: Option<i32>, default: u64, max: u64| {
+        set.and_then(|s| u64::try_from(s).ok())
+            .filter(|s| *s > 0)
+            .map_or(default, |s| s.min(max))
+    };
+    Duration::from_secs(
+        seconds(ttl_seconds, TTL_MAX, TTL_MAX)
+            + seconds(timeout_seconds, TIMEOUT_DEFAULT, TIMEOUT_MAX),
+    )
 }
 
 /// `InvokeEndpointAsync`'s part of the call pipeline: a failed submission is never
@@ -605,5 +636,22 @@ impl Drop for Settling {
                 "an async settlement dropped before it was priced could not be finished: \
                  no Tokio runtime, or the meter is shut down");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::async_lifetime;
+    use std::time::Duration;
+
+    #[test]
+    fn sagemakers_bound_on_an_async_request_is_its_ttl_plus_its_timeout_within_the_limits() {
+        let h = |hours: u64, minutes: u64| Duration::from_secs(hours * 3600 + minutes * 60);
+        // Defaults: 6 h in the queue + 15 min to run.
+        assert_eq!(async_lifetime(None, None), h(6, 15));
+        assert_eq!(async_lifetime(Some(600), Some(60)), h(0, 11));
+        // Beyond SageMaker's limits (6 h, 1 h): capped; not positive: the default.
+        assert_eq!(async_lifetime(Some(86_400), Some(7200)), h(7, 0));
+        assert_eq!(async_lifetime(Some(0), Some(-1)), h(6, 15));
     }
 }

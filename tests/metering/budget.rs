@@ -382,9 +382,15 @@ async fn an_unpriced_async_settlement_counts_at_the_rest_of_its_invocations_esti
 /// at 36 USD/h by an override, so 10 s of it costs 10 / 3600 × 36 = 0.10 USD;
 /// data is free and the per-inference fee is 1 USD per 1,000 (0.001 a submission).
 async fn ten_cents_per_ten_seconds(fake: &FakeSageMaker, budget: Budget) -> (Client, Receipts) {
+    let builder = Client::builder(&fake.sdk_config().await);
+    ten_cents_per_ten_seconds_with(builder, budget)
+}
+
+/// [`ten_cents_per_ten_seconds`] from `builder` (e.g. with a manual clock).
+fn ten_cents_per_ten_seconds_with(builder: ClientBuilder, budget: Budget) -> (Client, Receipts) {
     let r = "us-east-1".to_owned();
     let receipts = Receipts::default();
-    let client = Client::builder(&fake.sdk_config().await)
+    let client = builder
         .without_discovery()
         .price_source(NoPrices)
         .endpoint_profile(
@@ -464,6 +470,86 @@ async fn queued_async_invocations_hold_their_estimate_until_they_settle() {
     );
     let receipted: Decimal = receipts.all().iter().map(|c| c.cost_usd).sum();
     assert_eq!(receipted, dec("0.404"));
+}
+
+#[tokio::test]
+async fn a_pending_invocation_kept_past_sagemakers_bound_releases_its_hold_once_and_only_once() {
+    let fake = fake().await;
+    let budget = Budget::enforce(
+        BudgetScope::endpoint("jobs"),
+        BudgetPeriod::Day,
+        dec("0.10"),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed { usd: dec("0.05") })
+    .unwrap();
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let builder =
+        Client::builder(&fake.sdk_config().await).time_source(SharedTimeSource::new(time.clone()));
+    let (client, _) = ten_cents_per_ten_seconds_with(builder, budget);
+    let submit = |ttl: Option<i32>| {
+        client
+            .invoke_endpoint_async()
+            .endpoint_name("jobs")
+            .input_location("s3://fake-bucket/input/1.json")
+            .input_bytes(1024)
+            .map_request(|r| {
+                r.set_request_ttl_seconds(ttl)
+                    .set_invocation_timeout_seconds(ttl.map(|_| 600))
+            })
+            .send()
+    };
+    // At most 1 h in SageMaker's queue, then at most 10 min to run: by 4,200 s
+    // after submission it has run or expired. Its notification is lost: the
+    // pending half is kept, never settled nor dropped.
+    let (_, _, lost) = submit(Some(3600)).await.unwrap().into_parts();
+    // Held: the estimate less the 0.001 submission fee, 0.05 − 0.001 = 0.049.
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.001"), dec("0.049"))
+    );
+    time.advance(Duration::from_secs(4199));
+    assert_eq!(client.meter().budget_status()[0].reserved_usd, dec("0.049"));
+    time.advance(Duration::from_secs(1));
+    // 4,200 s: released, nothing charged for it (spent is still the fee).
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.001"), Decimal::ZERO)
+    );
+    // Another invocation (SageMaker's defaults: 6 h + 15 min) holds its own
+    // 0.049; settling or dropping the lapsed one must not release that.
+    let (_, _, second) = submit(None).await.unwrap().into_parts();
+    assert_eq!(client.meter().budget_status()[0].reserved_usd, dec("0.049"));
+    // The lost output turns up after all: its 10 s are billed (0.10) and
+    // charged, and the other invocation's hold stands.
+    let settled = client
+        .meter()
+        .settle_async(
+            lost,
+            AsyncCompletion::processed_for(Duration::from_secs(10)),
+        )
+        .await;
+    assert_eq!(settled.cost_usd, dec("0.10"));
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.102"), dec("0.049"))
+    );
+    // The second lapses at 6 h 15 min = 22,500 s, not before.
+    time.advance(Duration::from_secs(22_499));
+    assert_eq!(client.meter().budget_status()[0].reserved_usd, dec("0.049"));
+    time.advance(Duration::from_secs(1));
+    assert_eq!(
+        client.meter().budget_status()[0].reserved_usd,
+        Decimal::ZERO
+    );
+    drop(second);
+    assert_eq!(
+        client.meter().budget_status()[0].reserved_usd,
+        Decimal::ZERO
+    );
 }
 
 #[tokio::test]
