@@ -313,9 +313,11 @@ impl VariantRates {
             });
         }
         self.standing_usd_per_hour = Some(own.unwrap_or_default() + extra_usd_per_hour);
+        self.standing_from = worse_of(self.standing_from.take(), &rates.standing_from);
         if let Some(storage) = rates.storage_usd_per_month {
             self.storage_usd_per_month =
                 Some(self.storage_usd_per_month.unwrap_or_default() + storage);
+            self.storage_from = worse_of(self.storage_from.take(), &rates.storage_from);
         }
         Ok(())
     }
@@ -467,6 +469,22 @@ pub(crate) struct FinishedCall {
     /// Why the call's compute time is not known, when it is not: its compute line
     /// is then unpriced with this reason, never a $0 from a made-up duration.
     pub compute_unknown: Option<String>,
+}
+
+/// The provenance to keep for a standing rate summed from two: a fallback's (the
+/// bundled snapshot, or a cached price served with a note) over a rate's that is
+/// not, so the sum never claims a better source than its worst part.
+fn worse_of(own: Option<RateFrom>, extra: &Option<RateFrom>) -> Option<RateFrom> {
+    let fallback = |from: &RateFrom| match from.0 {
+        PriceOrigin::Snapshot => true,
+        PriceOrigin::Cache => from.1.is_some(),
+        _ => false,
+    };
+    match (own, extra) {
+        (Some(own), Some(extra)) if !fallback(&own) && fallback(extra) => Some(extra.clone()),
+        (None, extra) => extra.clone(),
+        (own, _) => own,
+    }
 }
 
 impl Meter {
@@ -1419,4 +1437,28 @@ fn standing_keys(region: &str, variant: &VariantProfile) -> StandingKeys {
 /// An override rate for `key`.
 pub(crate) fn override_rate(key: PriceKey, usd_per_unit: Decimal) -> Rate {
     Rate::new(key, usd_per_unit, Provenance::new(PriceOrigin::Override))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worse_of;
+    use crate::pricing::PriceOrigin;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_standing_rate_summed_from_two_keeps_the_fallbacks_provenance() {
+        let note: Arc<str> = "primary price source failed; bundled price snapshot".into();
+        let live = Some((PriceOrigin::Live, None));
+        let snapshot = Some((PriceOrigin::Snapshot, Some(note.clone())));
+        // A production variant priced live with a shadow priced from the snapshot:
+        // the sum is (in part) a snapshot price, and says so.
+        assert_eq!(worse_of(live.clone(), &snapshot), snapshot);
+        // The other way round, the production variant's fallback stays.
+        assert_eq!(worse_of(snapshot.clone(), &live), snapshot);
+        // Both live: the production variant's own.
+        assert_eq!(worse_of(live.clone(), &live), live);
+        // A cache hit with no note is no fallback; one kept after a failed refresh is.
+        let kept = Some((PriceOrigin::Cache, Some(note)));
+        assert_eq!(worse_of(Some((PriceOrigin::Cache, None)), &kept), kept);
+    }
 }
