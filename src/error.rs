@@ -1,10 +1,14 @@
 //! The one error type of sagemeter.
 
-use aws_sdk_sagemakerruntime::error::SdkError;
+use std::fmt;
+
+use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::InvokeEndpointAsyncError;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::InvokeEndpointWithResponseStreamError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::billing::Cost;
 use crate::config_error::ConfigError;
@@ -17,8 +21,28 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// SDK errors are kept whole as the error's source: match on them as you would
 /// without sagemeter. Pricing failures are never errors: they show up on the
 /// receipt as a fallback or an unpriced line.
+///
+/// `Display` names the operation and the endpoint, never what the service said.
+/// `Debug` is written by hand: for an SDK error it shows the service's error code,
+/// the HTTP status and the request id, and withholds the message and the raw
+/// response. A model's error (`ModelError`, and `InvokeEndpointWithResponseStream`'s)
+/// quotes the model's output or the input it choked on, in its message, its
+/// `OriginalMessage` and the response body, and `{:?}` is what ends up in logs
+/// and panic messages (`unwrap`, `main` returning `Err`). The whole error is
+/// still yours: match on `source`, or follow [`source()`](std::error::Error::source).
+///
+/// ```
+/// # fn show(err: &sagemeter::Error) {
+/// // Safe to log: code, HTTP status and request id, no message.
+/// tracing::warn!(error = ?err, "inference failed");
+/// if let sagemeter::Error::Invoke { source, .. } = err {
+///     // The model's own words, for the caller to judge.
+///     let _message = source.as_service_error().and_then(|e| e.meta().message());
+/// }
+/// # }
+/// ```
 #[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
     /// `InvokeEndpoint` failed. The call may still have cost money (the model ran
     /// and returned an error, or the SDK timed the call out after sending it, a
@@ -116,8 +140,215 @@ pub enum Error {
     Config(ConfigError),
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Invoke {
+                endpoint,
+                source,
+                cost,
+            } => f
+                .debug_struct("Invoke")
+                .field("endpoint", endpoint)
+                .field("source", &SdkSummary(source))
+                .field("cost", cost)
+                .finish(),
+            Error::InvokeWithResponseStream {
+                endpoint,
+                source,
+                cost,
+            } => f
+                .debug_struct("InvokeWithResponseStream")
+                .field("endpoint", endpoint)
+                .field("source", &SdkSummary(source))
+                .field("cost", cost)
+                .finish(),
+            Error::InvokeAsync { endpoint, source } => f
+                .debug_struct("InvokeAsync")
+                .field("endpoint", endpoint)
+                .field("source", &SdkSummary(source))
+                .finish(),
+            Error::UnknownEndpoint { endpoint, source } => f
+                .debug_struct("UnknownEndpoint")
+                .field("endpoint", endpoint)
+                .field("source", &AnySummary(source.as_ref()))
+                .finish(),
+            Error::InvalidRequest(message) => {
+                f.debug_tuple("InvalidRequest").field(message).finish()
+            }
+            Error::BudgetExceeded {
+                scope,
+                limit,
+                spent,
+                reserved,
+            } => f
+                .debug_struct("BudgetExceeded")
+                .field("scope", scope)
+                .field("limit", limit)
+                .field("spent", spent)
+                .field("reserved", reserved)
+                .finish(),
+            Error::BudgetUnavailable { scope, reason } => f
+                .debug_struct("BudgetUnavailable")
+                .field("scope", scope)
+                .field("reason", reason)
+                .finish(),
+            Error::Fleet(message) => f.debug_tuple("Fleet").field(message).finish(),
+            Error::Shutdown(message) => f.debug_tuple("Shutdown").field(message).finish(),
+            Error::Config(config) => f.debug_tuple("Config").field(config).finish(),
+        }
+    }
+}
+
+/// What `Debug` shows of an SDK error: its kind, and for a service error its code,
+/// HTTP status and request id. Never the service's message or the response body
+/// (a model's error quotes the model). A connection or timeout failure shows its
+/// cause (the connector's error: nothing of the request or the response).
+struct SdkSummary<'a, E>(&'a SdkError<E, HttpResponse>);
+
+impl<E: ProvideErrorMetadata + std::error::Error + 'static> fmt::Debug for SdkSummary<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const WITHHELD: &str = "withheld: it can quote the model; see Error::source";
+        match self.0 {
+            SdkError::ServiceError(context) => f
+                .debug_struct("ServiceError")
+                .field("code", &context.err().code())
+                .field("status", &context.raw().status().as_u16())
+                .field("request_id", &self.0.request_id())
+                .field("message", &WITHHELD)
+                .finish(),
+            SdkError::ResponseError(context) => f
+                .debug_struct("ResponseError")
+                .field("status", &context.raw().status().as_u16())
+                .field("request_id", &self.0.request_id())
+                .field("response", &WITHHELD)
+                .finish(),
+            SdkError::TimeoutError(_) => f.write_str("TimeoutError"),
+            // The connector's error, or building the request failed (the SDK's
+            // message names the field, and redacts the sensitive ones: body,
+            // custom attributes).
+            SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
+                let kind = match self.0 {
+                    SdkError::DispatchFailure(_) => "DispatchFailure",
+                    _ => "ConstructionFailure",
+                };
+                f.debug_tuple(kind)
+                    .field(&format_args!("{}", DisplayErrorContext(self.0)))
+                    .finish()
+            }
+            _ => f.write_str("SdkError"),
+        }
+    }
+}
+
+/// The summary of an [`Error::UnknownEndpoint`]'s source: one of the three
+/// operations' SDK errors.
+struct AnySummary<'a>(&'a (dyn std::error::Error + Send + Sync + 'static));
+
+impl fmt::Debug for AnySummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = self.0;
+        if let Some(e) = source.downcast_ref::<SdkError<InvokeEndpointError, HttpResponse>>() {
+            SdkSummary(e).fmt(f)
+        } else if let Some(e) =
+            source.downcast_ref::<SdkError<InvokeEndpointWithResponseStreamError, HttpResponse>>()
+        {
+            SdkSummary(e).fmt(f)
+        } else if let Some(e) =
+            source.downcast_ref::<SdkError<InvokeEndpointAsyncError, HttpResponse>>()
+        {
+            SdkSummary(e).fmt(f)
+        } else {
+            f.write_str("withheld: see Error::source")
+        }
+    }
+}
+
 impl From<ConfigError> for Error {
     fn from(err: ConfigError) -> Self {
         Error::Config(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sagemakerruntime::error::ErrorMetadata;
+    use aws_sdk_sagemakerruntime::types::error::ModelError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    const MARKER: &str = "SECRET-PAYLOAD-42";
+
+    /// SageMaker's answer when the model failed: HTTP 424, `ModelError`, the
+    /// model's output quoted in `Message` and `OriginalMessage`, and in the body.
+    fn model_error() -> SdkError<InvokeEndpointError, HttpResponse> {
+        let message = format!("Received client error (400) from primary with message \"{MARKER}\"");
+        let body = format!(
+            r#"{{"Message":"{message}","OriginalMessage":"{MARKER}","OriginalStatusCode":400}}"#
+        );
+        let mut raw = HttpResponse::new(StatusCode::try_from(424).unwrap(), SdkBody::from(body));
+        raw.headers_mut().insert("x-amzn-RequestId", "req-42");
+        let err = ModelError::builder()
+            .message(&message)
+            .original_message(MARKER)
+            .original_status_code(400)
+            .meta(
+                ErrorMetadata::builder()
+                    .code("ModelError")
+                    .message(&message)
+                    .build(),
+            )
+            .build();
+        SdkError::service_error(InvokeEndpointError::ModelError(err), raw)
+    }
+
+    #[test]
+    fn debug_of_a_model_error_shows_code_status_and_request_id_never_the_model() {
+        let err = Error::Invoke {
+            endpoint: "rt".into(),
+            source: Box::new(model_error()),
+            cost: None,
+        };
+        let debug = format!("{err:?}");
+        let pretty = format!("{err:#?}");
+        for text in [&debug, &pretty, &err.to_string()] {
+            assert!(!text.contains(MARKER), "the model's output leaked: {text}");
+        }
+        assert_eq!(
+            debug,
+            "Invoke { endpoint: \"rt\", source: ServiceError { code: Some(\"ModelError\"), \
+             status: 424, request_id: Some(\"req-42\"), message: \"withheld: it can quote the \
+             model; see Error::source\" }, cost: None }"
+        );
+        // The caller still has the whole SDK error.
+        let Error::Invoke { source, .. } = &err else {
+            unreachable!()
+        };
+        let Some(InvokeEndpointError::ModelError(model)) = source.as_service_error() else {
+            panic!("{source:?}")
+        };
+        assert_eq!(model.original_message(), Some(MARKER));
+        let mut chain = String::new();
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        while let Some(e) = next {
+            chain.push_str(&e.to_string());
+            next = e.source();
+        }
+        assert!(chain.contains(MARKER), "{chain}");
+    }
+
+    #[test]
+    fn debug_of_an_unknown_endpoint_summarises_its_sdk_error() {
+        let err = Error::UnknownEndpoint {
+            endpoint: "gone".into(),
+            source: Box::new(model_error()),
+        };
+        let debug = format!("{err:?}");
+        assert!(!debug.contains(MARKER), "{debug}");
+        assert!(
+            debug.contains("code: Some(\"ModelError\"), status: 424"),
+            "{debug}"
+        );
     }
 }

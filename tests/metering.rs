@@ -16,5 +16,6 @@ mod metering {
     mod guarantees;
     mod interceptor_async;
     mod metrics;
+    mod privacy;
     mod streaming;
 }

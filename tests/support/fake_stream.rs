@@ -101,6 +101,16 @@ impl Script {
         self
     }
 
+    /// A `ModelStreamError` exception frame whose message is `message` (the
+    /// model's own words), which ends the stream.
+    pub fn model_stream_error_with_message(mut self, error_code: &str, message: &str) -> Self {
+        self.steps.push(Step::Exception {
+            kind: "ModelStreamError",
+            json: serde_json::json!({"Message": message, "ErrorCode": error_code}).to_string(),
+        });
+        self
+    }
+
     /// An `InternalStreamFailure` exception frame, which ends the stream.
     pub fn internal_stream_failure(mut self) -> Self {
         self.steps.push(Step::Exception {

@@ -2,9 +2,11 @@
 //!
 //! Thread-local subscribers (`tracing::subscriber::set_default`) race with tracing's
 //! global callsite-interest cache when several tests run at once. Instead, one global
-//! JSON subscriber (INFO and above) captures every event with its thread name, and each
-//! test reads back only the lines of its own thread: `#[tokio::test]` runs the test's
-//! tasks on the test's own thread, which is named after the test.
+//! JSON subscriber captures every event with its thread name (sagemeter's at every
+//! level, other crates' at INFO and above), and each test reads back only the INFO and
+//! above lines of its own thread: `#[tokio::test]` runs the test's tasks on the test's
+//! own thread, which is named after the test. [`everything`] is all of it, every
+//! level and thread, for "this never appears anywhere" checks.
 //!
 //! ```ignore
 //! use crate::support::logs;
@@ -41,10 +43,12 @@ pub fn capture() -> Logs {
     let sink = SINK.get_or_init(|| {
         let sink = Sink::default();
         let writer = sink.clone();
+        // sagemeter's own events at every level (what the leak checks read), the
+        // other crates' at INFO and above.
         tracing_subscriber::fmt()
             .json()
             .with_thread_names(true)
-            .with_max_level(tracing::Level::INFO)
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,sagemeter=trace"))
             .with_writer(move || writer.clone())
             .init();
         sink
@@ -59,13 +63,14 @@ pub fn capture() -> Logs {
 }
 
 impl Logs {
-    /// Every event logged on this test's thread so far.
+    /// Every event at INFO and above logged on this test's thread so far.
     pub fn lines(&self) -> Vec<serde_json::Value> {
         let raw = SINK.get().unwrap().0.lock().unwrap().clone();
         String::from_utf8_lossy(&raw)
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|v| v["threadName"] == self.thread.as_str())
+            .filter(|v| !matches!(v["level"].as_str(), Some("DEBUG" | "TRACE")))
             .collect()
     }
 
@@ -85,4 +90,12 @@ impl Logs {
             .filter(|l| l["level"] == level)
             .collect()
     }
+}
+
+/// Everything captured so far, every level and every thread (the ledger's and EMF's
+/// writer threads too), as one text: for markers that must appear nowhere.
+pub fn everything() -> String {
+    SINK.get()
+        .map(|sink| String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned())
+        .unwrap_or_default()
 }

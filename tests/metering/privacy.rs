@@ -1,0 +1,272 @@
+//! A model's own words stay with the caller. SageMaker's `ModelError` quotes the
+//! model's output (or the input it choked on) in its message, its `OriginalMessage`
+//! and the response body, and a `ModelStreamError` in its message. The caller gets
+//! the SDK error whole; nothing sagemeter writes (logs at every level, ledger, EMF,
+//! metric labels, receipts, its errors' `Display` and `Debug`) repeats it.
+
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use crate::support::fake_stream::{FakeStream, REGION, Script, VARIANT};
+use crate::support::logs;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::InvokeEndpointWithResponseStreamError;
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use aws_sdk_sagemakerruntime::types::error::ResponseStreamError;
+use metrics_util::debugging::DebuggingRecorder;
+use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+use sagemeter::ledger::JsonlLedger;
+use sagemeter::pricing::PriceKey;
+use sagemeter::sink::EmfSink;
+use sagemeter::{Client, Error};
+use std::io;
+use std::sync::{Arc, Mutex};
+
+/// The model's words, in every error it sends.
+const MARKER: &str = "SECRET-PAYLOAD-42";
+
+/// SageMaker's `ModelError` message: it quotes the model's response body.
+fn model_message() -> String {
+    format!(
+        "Received client error (400) from primary with message \"{{\"error\":\"{MARKER}\"}}\". \
+         See https://us-east-1.console.aws.amazon.com/cloudwatch/home for more information."
+    )
+}
+
+/// EMF lines, written to memory.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buffer {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Everything sagemeter wrote for the calls of one test.
+struct Outputs {
+    recorder: DebuggingRecorder,
+    ledger: tempfile::TempDir,
+    emf: Buffer,
+}
+
+impl Outputs {
+    fn new() -> Outputs {
+        Outputs {
+            recorder: DebuggingRecorder::new(),
+            ledger: tempfile::tempdir().unwrap(),
+            emf: Buffer::default(),
+        }
+    }
+
+    /// `builder` with a ledger and an EMF sink writing here.
+    fn sinks(&self, builder: sagemeter::ClientBuilder) -> sagemeter::ClientBuilder {
+        let emf = EmfSink::builder()
+            .writer("memory", self.emf.clone())
+            .build()
+            .unwrap();
+        builder
+            .sink(JsonlLedger::open(self.ledger.path().join("calls.jsonl")).unwrap())
+            .sink(emf)
+    }
+
+    /// Asserts that the marker is in none of them, nor in `more`; that each was
+    /// written to (the call was recorded); returns the ledger's text.
+    fn assert_no_marker(&self, more: &[(&str, String)]) -> String {
+        let ledger = std::fs::read_to_string(self.ledger.path().join("calls.jsonl")).unwrap();
+        let metric_labels: Vec<String> = self
+            .recorder
+            .snapshotter()
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, ..)| format!("{:?}", key.key()))
+            .collect();
+        let mut outputs = vec![
+            ("logs, every level and thread", logs::everything()),
+            ("ledger", ledger.clone()),
+            ("EMF", self.emf.text()),
+            ("metric labels", metric_labels.join("\n")),
+        ];
+        outputs.extend(more.iter().cloned().map(|(what, text)| (what, text)));
+        for (what, text) in outputs {
+            assert!(!text.is_empty(), "nothing in {what}");
+            assert!(
+                !text.contains(MARKER),
+                "the model's words leaked into {what}:\n{text}"
+            );
+        }
+        ledger
+    }
+}
+
+#[tokio::test]
+async fn a_model_errors_message_reaches_the_caller_and_nothing_sagemeter_writes() {
+    let logs = logs::capture();
+    let outputs = Outputs::new();
+    let _metrics = metrics::set_default_local_recorder(&outputs.recorder);
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    fake.fail_invocations(424, "ModelError", &model_message());
+    let client = outputs
+        .sinks(crate::support::rt_priced_by_overrides(&fake).await)
+        .build()
+        .unwrap();
+
+    let err = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new(r#"{"inputs":"hi"}"#))
+        .send()
+        .await
+        .unwrap_err();
+    client.shutdown().await.unwrap();
+
+    // The caller has the SDK error whole: the model's words, its status, the request id.
+    let Error::Invoke { source, cost, .. } = &err else {
+        panic!("expected Error::Invoke, got {err}")
+    };
+    let Some(InvokeEndpointError::ModelError(model)) = source.as_service_error() else {
+        panic!("expected a ModelError")
+    };
+    assert!(model.message().unwrap().contains(MARKER));
+    assert_eq!(model.original_message(), Some(model_message().as_str()));
+    let cost = cost.as_deref().expect("the model ran: the call is billed");
+    assert_eq!(cost.usage.outcome, sagemeter::usage::Outcome::Error);
+    assert!(
+        logs.lines()
+            .iter()
+            .any(|l| l["fields"]["outcome"] == "error"),
+        "the failed call's cost line is logged"
+    );
+
+    // What sagemeter says about it names the code, the status and the request id.
+    let debug = format!("{err:?}");
+    for named in ["\"ModelError\"", "424", "\"req-error-1\""] {
+        assert!(debug.contains(named), "{named} in {debug}");
+    }
+    let ledger = outputs.assert_no_marker(&[
+        ("the error's Display", err.to_string()),
+        ("the error's Debug", debug),
+        ("the error's pretty Debug", format!("{err:#?}")),
+        ("the receipt", format!("{cost} {cost:?}")),
+    ]);
+    assert!(ledger.contains("\"outcome\":\"error\""), "{ledger}");
+}
+
+/// A client of the fake stream's `llm` endpoint (1 × ml.g5.xlarge), priced by overrides.
+fn stream_client(conf: &aws_types::SdkConfig) -> sagemeter::ClientBuilder {
+    let usd = |s: &str| s.parse::<sagemeter::Decimal>().unwrap();
+    Client::builder(conf)
+        .without_discovery()
+        .price_source(crate::support::receipts::NoPriceList)
+        .endpoint_profile(EndpointProfile::new(
+            "llm",
+            vec![VariantProfile::instance(VARIANT, "ml.g5.xlarge", 1)],
+        ))
+        .price_override(PriceKey::hosting(REGION, "ml.g5.xlarge"), usd("1.408"))
+        .price_override(
+            PriceKey::DataIn {
+                region: REGION.into(),
+            },
+            usd("0.016"),
+        )
+        .price_override(
+            PriceKey::DataOut {
+                region: REGION.into(),
+            },
+            usd("0.016"),
+        )
+}
+
+#[tokio::test]
+async fn a_streams_model_errors_reach_the_caller_and_nothing_sagemeter_writes() {
+    let _logs = logs::capture();
+    let outputs = Outputs::new();
+    let _metrics = metrics::set_default_local_recorder(&outputs.recorder);
+    let message = model_message();
+    let fake = FakeStream::start(move |endpoint| match endpoint {
+        // Refused before the stream: a ModelError quoting the model.
+        "llm-refused" => Script::new().model_error_with_message(&message),
+        // A part, then the model breaks off, in its own words.
+        _ => Script::new()
+            .part("data: {\"choices\":[{\"delta\":{\"content\":\"Once\"}}]}\n\n")
+            .model_stream_error_with_message("ModelCrashed", &message),
+    })
+    .await;
+    let conf = fake.sdk_config().await;
+    let client = outputs
+        .sinks(stream_client(&conf).endpoint_profile(EndpointProfile::new(
+            "llm-refused",
+            vec![VariantProfile::instance(VARIANT, "ml.g5.xlarge", 1)],
+        )))
+        .build()
+        .unwrap();
+
+    let refused = client
+        .invoke_endpoint_with_response_stream()
+        .endpoint_name("llm-refused")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap_err();
+    let Error::InvokeWithResponseStream { source, cost, .. } = &refused else {
+        panic!("expected Error::InvokeWithResponseStream, got {refused}")
+    };
+    let Some(InvokeEndpointWithResponseStreamError::ModelError(model)) = source.as_service_error()
+    else {
+        panic!("expected a ModelError")
+    };
+    assert!(model.message().unwrap().contains(MARKER));
+    assert!(cost.is_some(), "the model ran: the call is billed");
+
+    let mut response = client
+        .invoke_endpoint_with_response_stream()
+        .endpoint_name("llm")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    let receipt = response.receipt();
+    assert!(response.body.recv().await.unwrap().is_some());
+    let broken = response.body.recv().await.unwrap_err();
+    let Some(ResponseStreamError::ModelStreamError(stream_error)) = broken.as_service_error()
+    else {
+        panic!("expected a ModelStreamError")
+    };
+    assert!(stream_error.message().unwrap().contains(MARKER));
+    let stream_debug = format!("{response:?}");
+    drop(response);
+    let broken_cost = receipt.await.expect("the stream's receipt");
+    assert!(
+        broken_cost
+            .notes
+            .iter()
+            .any(|n| n.contains("ModelStreamError (ModelCrashed)")),
+        "{:?}",
+        broken_cost.notes
+    );
+    client.shutdown().await.unwrap();
+
+    outputs.assert_no_marker(&[
+        ("the error's Display", refused.to_string()),
+        ("the error's Debug", format!("{refused:?}")),
+        ("the refused call's receipt", format!("{cost:?}")),
+        ("the stream's Debug", stream_debug),
+        (
+            "the broken stream's receipt",
+            format!("{broken_cost} {broken_cost:?}"),
+        ),
+    ]);
+}
