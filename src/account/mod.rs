@@ -109,11 +109,20 @@ impl Account {
 }
 
 /// Builds an [`Account`].
-#[derive(Debug)]
 pub struct AccountBuilder {
     sdk_config: aws_types::SdkConfig,
     prices: Option<Arc<dyn PriceSource>>,
     time: Option<SharedTimeSource>,
+}
+
+// Hand-written: the SDK config's Debug prints its credentials' access key id.
+impl fmt::Debug for AccountBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountBuilder")
+            .field("region", &self.sdk_config.region())
+            .field("prices", &self.prices)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AccountBuilder {

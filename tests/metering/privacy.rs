@@ -270,3 +270,99 @@ async fn a_streams_model_errors_reach_the_caller_and_nothing_sagemeter_writes() 
         ),
     ]);
 }
+
+/// Nothing sagemeter builds from an SDK config prints its credentials in `Debug`,
+/// not even the access key id (the SDK's own `Credentials` Debug redacts the
+/// secret, not the key id, and an SDK config or client prints its credentials).
+#[tokio::test]
+async fn no_debug_of_what_is_built_from_an_sdk_config_prints_its_credentials() {
+    const KEY_ID: &str = "AKIALEAKCHECK0000042";
+    const SECRET: &str = "SECRETLEAKCHECK42zzzzzzzzzzzzzzzzzzzzzzz";
+    const TOKEN: &str = "TOKENLEAKCHECK42";
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            KEY_ID,
+            SECRET,
+            Some(TOKEN.into()),
+            None,
+            "test",
+        ))
+        .endpoint_url("http://127.0.0.1:9")
+        .load()
+        .await;
+    // The check itself: the SDK config's Debug does print the key id.
+    assert!(format!("{config:?}").contains(KEY_ID));
+
+    #[allow(unused_mut)]
+    let mut debugs: Vec<(&str, String)> = vec![
+        ("ClientBuilder", format!("{:?}", Client::builder(&config))),
+        (
+            "Client",
+            format!(
+                "{:?}",
+                Client::builder(&config)
+                    .pricing_config(&config)
+                    .build()
+                    .unwrap()
+            ),
+        ),
+        (
+            "LivePricesBuilder",
+            format!("{:?}", sagemeter::pricing::LivePrices::builder(&config)),
+        ),
+        (
+            "LivePrices",
+            format!(
+                "{:?}",
+                sagemeter::pricing::LivePrices::from_sdk_config(&config)
+            ),
+        ),
+        (
+            "default_price_source",
+            format!("{:?}", sagemeter::pricing::default_price_source(&config)),
+        ),
+        (
+            "PriceListHistoryBuilder",
+            format!(
+                "{:?}",
+                sagemeter::pricing::history::PriceListHistory::builder(&config)
+            ),
+        ),
+        (
+            "PriceListHistory",
+            format!(
+                "{:?}",
+                sagemeter::pricing::history::PriceListHistory::builder(&config).build()
+            ),
+        ),
+    ];
+    #[cfg(feature = "account")]
+    debugs.extend([
+        (
+            "AccountBuilder",
+            format!("{:?}", sagemeter::account::Account::builder(&config)),
+        ),
+        (
+            "Account",
+            format!("{:?}", sagemeter::account::Account::new(&config)),
+        ),
+    ]);
+    #[cfg(feature = "fleet")]
+    debugs.push((
+        "FleetConfig",
+        format!(
+            "{:?}",
+            sagemeter::fleet::FleetConfig::dynamodb("fleet")
+                .dynamodb_client(aws_sdk_dynamodb::Client::new(&config))
+        ),
+    ));
+    for (what, text) in debugs {
+        for secret in [KEY_ID, SECRET, TOKEN] {
+            assert!(
+                !text.contains(secret),
+                "{secret} in the Debug of {what}:\n{text}"
+            );
+        }
+    }
+}
