@@ -645,6 +645,55 @@ async fn rust_log_trace_never_writes_a_payload_or_a_credential_to_stderr() {
     assert_eq!(fake.invocations(), 1);
 }
 
+/// A model's error, its message quoting the model, at `RUST_LOG=trace`: neither
+/// stdout, stderr (sagemeter's lines and the SDK's DEBUG ones) nor the ledger
+/// repeats it; before a stream (`ModelError`) and in the middle of one
+/// (`ModelStreamError`) alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn rust_log_trace_never_writes_a_models_error_message() {
+    let message = model_error_message();
+    let fake = fake_rt().await;
+    fake.fail_invocations(424, "ModelError", &message);
+    let quoted = message.clone();
+    let stream = FakeStream::start(move |endpoint| match endpoint {
+        "refused" => Script::new().model_error_with_message(&quoted),
+        _ => Script::new()
+            .part("data: {}\n\n")
+            .model_stream_error_with_message("ModelCrashed", &quoted),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let runs = [
+        (&fake.url, "rt", None),
+        (&stream.endpoint_url, "refused", Some("--stream")),
+        (&stream.endpoint_url, "llm", Some("--stream")),
+    ];
+    for (i, (url, endpoint, extra)) in runs.into_iter().enumerate() {
+        let ledger = dir.path().join(format!("{i}.jsonl"));
+        let mut cmd = clean_env::sagemeter(url, &refused_url());
+        cmd.env("RUST_LOG", "trace")
+            .args(["invoke", endpoint, "--body", "{}", "--json"])
+            .arg("--ledger")
+            .arg(&ledger)
+            .args(extra);
+        let output = run(cmd).await;
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert!(
+            stderr.contains("beginning attempt #1"),
+            "the log is on: {stderr}"
+        );
+        let ledger = std::fs::read_to_string(&ledger).unwrap();
+        assert!(ledger.contains("\"outcome\":\"error\""), "billed: {ledger}");
+        for (what, text) in [("stdout", stdout), ("stderr", stderr), ("ledger", ledger)] {
+            assert!(
+                !text.contains(MARKER),
+                "{endpoint}: the model's message in {what}:\n{text}"
+            );
+        }
+    }
+}
+
 /// `invoke --async` with an inline body over the 128,000 bytes SageMaker takes
 /// inline for InvokeEndpointAsync is an invalid argument (exit 2), refused before
 /// it is sent, as an over-limit body of a plain invoke is.
