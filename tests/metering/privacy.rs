@@ -96,7 +96,7 @@ impl Outputs {
             ("EMF", self.emf.text()),
             ("metric labels", metric_labels.join("\n")),
         ];
-        outputs.extend(more.iter().cloned().map(|(what, text)| (what, text)));
+        outputs.extend(more.iter().cloned());
         for (what, text) in outputs {
             assert!(!text.is_empty(), "nothing in {what}");
             assert!(
