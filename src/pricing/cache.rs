@@ -51,10 +51,13 @@ pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 /// | fresh (younger than the TTL) | the cached rate, `source = Cache` | no |
 /// | never fetched | waits for the one fetch in flight, or makes it; the fetching caller gets `Live` | once for all concurrent callers |
 /// | never fetched, the caller that made the fetch dropped | the fallback's rate, note says the fetch goes on | no |
-/// | stale, a refresh already running | the stale rate at once, note says so | no |
-/// | stale, no refresh running | refreshes; on success the new rate | yes |
+/// | stale (past its TTL), under a Tokio runtime | the stale rate at once, `source = Cache`, note says it is past its TTL and being refreshed, to every caller, the one that starts the refresh too; the refresh's answer replaces the entry when it lands | once, on a task of its own, nobody waiting |
+/// | stale, a refresh already running | the same stale rate at once | no |
+/// | stale, no Tokio runtime (the future polled by another executor) | the caller refreshes and waits; on success the new rate | yes |
 /// | refresh failed, last good known | the last good rate, `source = Cache`, note says why the refresh failed | not until the backoff passes |
 /// | failed, nothing good known | the fallback's rate, note names the primary's failure | not until the backoff passes |
+/// | refresh failed, last good known, backoff over, under a Tokio runtime | the same at once, to the caller that starts the retry too | once, on a task of its own, nobody waiting |
+/// | failed, nothing good known, backoff over (or no Tokio runtime) | the caller retries and waits | yes |
 /// | failed, backoff over, a retry running | what the failure left (last good or fallback) at once | no |
 ///
 /// Under a Tokio runtime the primary is asked on a task of its own, which records
@@ -64,14 +67,21 @@ pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 /// the fallback's answer at once rather than their own fetch. Callers waiting for a
 /// fetch take its answer when it lands, even one already stale (a zero TTL or
 /// backoff): one request for all of them. A backoff too long for the clock
-/// (`Duration::MAX`) never ends.
+/// (`Duration::MAX`) never ends. A refresh's latency (up to the live source's
+/// timeout) is thus never on a caller's path while a last good rate is known.
+///
+/// [`price_now`](PriceSource::price_now) answers without waiting wherever `price`
+/// would, a stale key included (starting its refresh, under a runtime); `None` for
+/// a key never fetched, a stale key without a runtime, and the first look after a
+/// refresh found a changed rate (that look belongs to `price`, see below).
 ///
 /// Each distinct failure of a key is logged once at WARN (target `sagemeter::pricing`),
 /// not once per call. A refresh that finds another rate than the last good one is a
 /// [`PriceChange`]: logged once at INFO, counted, told to the
 /// [`on_change`](CachedPricesBuilder::on_change) observers before any caller gets
-/// the new rate, and noted on the rate of the call that fetched it (other calls
-/// priced at the new rate can finish before that one). All time comes from the injected
+/// the new rate, and noted on the rate of the first call that `price` answers
+/// from the cache after the refresh landed (without a runtime: of the call that
+/// fetched it); other calls priced at the new rate can finish before that one. All time comes from the injected
 /// [`SharedTimeSource`]; when it steps back, cached prices are stale and backoffs
 /// over (one early request each), rather than stretched by the step.
 pub struct CachedPrices {
@@ -132,6 +142,9 @@ struct State {
     landed: u64,
     /// What the last fetch to land answers the callers that waited for it.
     last: Option<Result<Rate, PriceError>>,
+    /// A refresh with no caller waiting for it found a new rate: the new rate
+    /// noted with the change, for the first caller served it from the cache.
+    announce: Option<Rate>,
 }
 
 struct Good {
@@ -157,6 +170,8 @@ enum Next {
     Wait,
     /// Fetch: this caller set `fetching`.
     Fetch,
+    /// Answer at once, and refresh on a task of its own: this caller set `fetching`.
+    Refresh(Result<Rate, PriceError>),
 }
 
 impl CachedPrices {
@@ -224,10 +239,14 @@ impl Inner {
     }
 
     /// What the state alone can answer: a fresh rate, or the answer kept for a backoff.
+    /// `None` too while a change waits to be announced (see [`Inner::next`]).
     fn settled(&self, state: &State, now: SystemTime) -> Option<Result<Rate, PriceError>> {
         if let Some(good) = &state.good
             && self.is_fresh(good, now)
         {
+            if state.announce.is_some() {
+                return None;
+            }
             return Some(Ok(good.rate.clone()));
         }
         match &state.failure {
@@ -238,9 +257,35 @@ impl Inner {
 
     /// One look at the key's state: an answer, a fetch to wait for, or one to make.
     /// `waiting_since` is how many fetches had landed when this caller began waiting.
-    fn next(&self, slot: &Slot, waiting_since: &mut Option<u64>) -> Next {
+    /// With `detach` (a Tokio runtime at hand) a stale key with a last good rate is
+    /// answered at once and refreshed on a task of its own ([`Next::Refresh`]).
+    /// Without `waits` (`price_now`, which cannot wait) a fetch this caller would
+    /// have to wait for, or a change to announce, is [`Next::Wait`]: left to a
+    /// caller of `price`.
+    fn next(
+        &self,
+        slot: &Slot,
+        waiting_since: &mut Option<u64>,
+        detach: bool,
+        waits: bool,
+    ) -> Next {
         let mut state = slot.state.write().unwrap_or_else(PoisonError::into_inner);
         let now = self.time.now();
+        // The first caller served from the cache after a refresh found a new rate:
+        // that rate, noted with the change. Only through `price`: the call path
+        // reuses what `price_now` answers for a while, which would put the note on
+        // every receipt meanwhile.
+        if state.announce.is_some()
+            && let Some(good) = &state.good
+            && self.is_fresh(good, now)
+        {
+            if !waits {
+                return Next::Wait;
+            }
+            if let Some(announced) = state.announce.take() {
+                return Next::Answer(Ok(announced));
+            }
+        }
         if let Some(answer) = self.settled(&state, now) {
             return Next::Answer(answer);
         }
@@ -251,17 +296,33 @@ impl Inner {
         {
             return Next::Answer(last.clone());
         }
+        // What to serve while a fetch runs: the stale rate, else the answer kept
+        // from the last failure (its backoff over, a retry due).
+        let at_hand = match (&state.good, &state.failure) {
+            (Some(good), _) => Some(Ok(good.stale.clone())),
+            (None, Some(failure)) => Some(failure.answer.clone()),
+            (None, None) => None,
+        };
         if state.fetching {
-            // What to serve while another caller fetches: the stale rate, else the
-            // answer kept from the last failure (its backoff over, a retry due).
-            return match (&state.good, &state.failure) {
-                (Some(good), _) => Next::Answer(Ok(good.stale.clone())),
-                (None, Some(failure)) => Next::Answer(failure.answer.clone()),
-                (None, None) => {
+            return match at_hand {
+                Some(answer) => Next::Answer(answer),
+                None => {
                     waiting_since.get_or_insert(state.landed);
                     Next::Wait
                 }
             };
+        }
+        // A last good rate, even stale, is served at once, to the caller that
+        // starts its refresh too: the refresh runs on a task of its own. A retry's
+        // caller gets what the others get while it runs (the backoff restarts
+        // below): the rate the failure kept, saying why.
+        let refresh = match &state.failure {
+            Some(failure) => Some(failure.answer.clone()),
+            None => at_hand,
+        }
+        .filter(|_| detach && state.good.is_some());
+        if refresh.is_none() && !waits {
+            return Next::Wait;
         }
         state.fetching = true;
         // A retry restarts the backoff before it asks: were its fetch dropped
@@ -271,23 +332,42 @@ impl Inner {
         if let Some(failure) = &mut state.failure {
             failure.retry_after = retry_after;
         }
-        Next::Fetch
+        match refresh {
+            Some(answer) => Next::Refresh(answer),
+            None => Next::Fetch,
+        }
     }
 
     async fn look_up(self: &Arc<Self>, key: &PriceKey) -> Result<Rate, PriceError> {
         let slot = self.slot(key);
+        let runtime = tokio::runtime::Handle::try_current().ok();
         let mut waiting_since = None;
         loop {
             // Registered before the look, so that a fetch landing after it wakes us.
             let landed = slot.landed.notified();
             let mut landed = std::pin::pin!(landed);
             landed.as_mut().enable();
-            match self.next(&slot, &mut waiting_since) {
+            match self.next(&slot, &mut waiting_since, runtime.is_some(), true) {
                 Next::Answer(answer) => return answer,
                 Next::Wait => landed.await,
                 Next::Fetch => return self.fly(slot.clone(), key).await,
+                Next::Refresh(answer) => {
+                    if let Some(runtime) = &runtime {
+                        self.refresh(runtime, slot.clone(), key.clone());
+                    }
+                    return answer;
+                }
             }
         }
+    }
+
+    /// Refreshes `key` on a task of its own, for a caller that set `fetching` and
+    /// was answered without waiting: its answer replaces the key's entry when it
+    /// lands. Dropped with the runtime (the flight's guard lets the next caller
+    /// refresh).
+    fn refresh(self: &Arc<Self>, runtime: &tokio::runtime::Handle, slot: Arc<Slot>, key: PriceKey) {
+        let refresh = self.clone().fetch(slot, key, None);
+        drop(runtime.spawn(refresh.instrument(tracing::Span::current())));
     }
 
     /// Fetches `key` for a caller that set `fetching`: on a task of its own when a
@@ -295,7 +375,7 @@ impl Inner {
     async fn fly(self: &Arc<Self>, slot: Arc<Slot>, key: &PriceKey) -> Result<Rate, PriceError> {
         // Dropped, unsent, when the caller is: tells the fetch that nobody waits.
         let (caller, gone) = oneshot::channel::<Infallible>();
-        let fetch = self.clone().fetch(slot, key.clone(), gone);
+        let fetch = self.clone().fetch(slot, key.clone(), Some(gone));
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // No runtime to leave it on: fetched on the caller's task, and dropped
             // with it (the backoff restarted before it asked still holds).
@@ -325,27 +405,36 @@ impl Inner {
     }
 
     /// Asks the primary and records its answer for the key; returns the answer of
-    /// the caller that started it.
+    /// the caller that started it. `gone` tells when that caller went away; `None`
+    /// for a refresh nobody waits for.
     async fn fetch(
         self: Arc<Self>,
         slot: Arc<Slot>,
         key: PriceKey,
-        mut gone: oneshot::Receiver<Infallible>,
+        gone: Option<oneshot::Receiver<Infallible>>,
     ) -> Result<Rate, PriceError> {
         let mut flight = Flight {
             slot: slot.clone(),
             landed: false,
         };
+        let detached = gone.is_none();
+        let gone = async {
+            match gone {
+                Some(gone) => drop(gone.await),
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let mut gone = std::pin::pin!(gone);
         let mut asking = self.primary.price(&key);
         let result = tokio::select! {
             biased;
             result = &mut asking => result,
-            _ = &mut gone => {
+            () = &mut gone => {
                 self.abandoned(&slot, &key).await;
                 asking.await
             }
         };
-        let answer = self.land(&slot, &key, result).await;
+        let answer = self.land(&slot, &key, result, detached).await;
         flight.landed = true;
         answer
     }
@@ -378,12 +467,15 @@ impl Inner {
     }
 
     /// Records what the primary answered for `key`; returns the answer of the caller
-    /// that asked (the others get theirs from the state).
+    /// that asked (the others get theirs from the state). A change found by a
+    /// `detached` refresh, which no caller waits for, is noted on the rate of the
+    /// first caller served from the cache after it.
     async fn land(
         &self,
         slot: &Slot,
         key: &PriceKey,
         result: Result<Rate, PriceError>,
+        detached: bool,
     ) -> Result<Rate, PriceError> {
         let now = self.time.now();
         let answer = match result {
@@ -405,11 +497,17 @@ impl Inner {
                 };
                 // Told before anyone can be priced at the new rate, so that a ledger's
                 // record of the change comes before every receipt at that rate.
+                let mut announce = None;
                 if let Some(change) = change {
                     self.changed(&change);
-                    rate = with_note_before(rate, &change.note());
+                    if detached {
+                        announce = Some(with_note_before(good.rate.clone(), &change.note()));
+                    } else {
+                        rate = with_note_before(rate, &change.note());
+                    }
                 }
                 let mut state = slot.state.write().unwrap_or_else(PoisonError::into_inner);
+                state.announce = announce;
                 // Recovered from a failure that was warned of (not from the fallback
                 // served while a dropped caller's fetch went on).
                 if state.failure.take().is_some() && state.warned.is_some() {
@@ -462,6 +560,7 @@ impl Inner {
                     retry_after: self.backoff_end(now),
                     answer: answer.clone(),
                 });
+                state.announce = None;
                 state.last = Some(answer.clone());
                 state.landed += 1;
                 state.fetching = false;
@@ -623,16 +722,31 @@ impl PriceSource for CachedPrices {
     }
 
     /// A fresh rate, or the answer kept for a failure's backoff: read locks, a map
-    /// look-up and a clone. Stale and unknown keys need [`price`](Self::price).
+    /// look-up and a clone. A stale rate too, under a Tokio runtime, starting its
+    /// refresh on a task of its own as [`price`](Self::price) does. Unknown keys,
+    /// and stale ones without a runtime, need [`price`](Self::price).
     fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
         let inner = &self.inner;
-        let slots = inner.slots.read().unwrap_or_else(PoisonError::into_inner);
-        let state = slots
-            .get(key)?
-            .state
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        inner.settled(&state, inner.time.now())
+        let slot = {
+            let slots = inner.slots.read().unwrap_or_else(PoisonError::into_inner);
+            let slot = slots.get(key)?;
+            let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(answer) = inner.settled(&state, inner.time.now()) {
+                return Some(answer);
+            }
+            slot.clone()
+        };
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        match inner.next(&slot, &mut None, runtime.is_some(), false) {
+            Next::Answer(answer) => Some(answer),
+            Next::Refresh(answer) => {
+                if let Some(runtime) = &runtime {
+                    inner.refresh(runtime, slot, key.clone());
+                }
+                Some(answer)
+            }
+            Next::Wait | Next::Fetch => None,
+        }
     }
 }
 
@@ -767,18 +881,112 @@ mod tests {
         assert_eq!(primary.calls(), 1);
     }
 
-    #[tokio::test]
-    async fn expired_entry_is_fetched_again() {
+    /// The note on a stale rate served while its refresh runs.
+    const REFRESHING: &str = "cached price older than its TTL; a refresh is under way";
+
+    /// Whether a fetch of `key` is under way (without consuming anything the next
+    /// caller would get).
+    fn fetching(prices: &CachedPrices, key: &PriceKey) -> bool {
+        let slots = prices.inner.slots.read().unwrap();
+        slots
+            .get(key)
+            .is_some_and(|slot| slot.state.read().unwrap().fetching)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_caller_after_the_ttl_gets_the_stale_rate_at_once_and_starts_the_refresh() {
         let time = clock();
-        let primary = Scripted::answering([Ok(usd("0.23")), Ok(usd("0.25"))]);
+        // The gate lets the first fetch through; the refresh never gets an answer.
+        let gate = Arc::new(Semaphore::new(1));
+        let primary = Scripted::gated([Ok(usd("0.23")), Ok(usd("0.25"))], gate);
         let prices = cache(primary.clone(), &time);
         prices.price(&key()).await.unwrap();
         time.advance(Duration::from_secs(3600));
-        assert_eq!(prices.price_now(&key()).and_then(Result::ok), None);
-        let refreshed = prices.price(&key()).await.unwrap();
+
+        // (Paused time: were it waiting for the refresh, the timeout would fire.)
+        let stale = tokio::time::timeout(Duration::from_secs(1), prices.price(&key()))
+            .await
+            .expect("answered without waiting for the refresh")
+            .unwrap();
+        assert_eq!(
+            (
+                stale.provenance.source,
+                stale.usd_per_unit,
+                stale.provenance.note.as_deref()
+            ),
+            (PriceOrigin::Cache, usd("0.23"), Some(REFRESHING))
+        );
+        assert_eq!(stale.provenance.sku.as_deref(), Some("SKU1"));
+        // It started the refresh, which runs on without it.
+        until(|| primary.calls() == 2).await;
+        assert!(fetching(&prices, &key()));
+        // Without waiting, the same answer.
+        assert_eq!(prices.price_now(&key()), Some(Ok(stale)));
+        assert_eq!(primary.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn price_now_serves_a_stale_rate_and_starts_the_refresh_under_a_runtime() {
+        let time = clock();
+        let primary = Scripted::answering([Ok(usd("0.23")), Ok(usd("0.23"))]);
+        let prices = cache(primary.clone(), &time);
+        prices.price(&key()).await.unwrap();
+        time.advance(Duration::from_secs(3600));
+
+        let stale = prices
+            .price_now(&key())
+            .expect("a stale rate at hand")
+            .unwrap();
+        assert_eq!(
+            (stale.usd_per_unit, stale.provenance.note.as_deref()),
+            (usd("0.23"), Some(REFRESHING))
+        );
+        assert!(fetching(&prices, &key()), "the refresh started");
+        until(|| !fetching(&prices, &key())).await;
+        assert_eq!(primary.calls(), 2);
+        let fresh = prices.price_now(&key()).unwrap().unwrap();
+        assert_eq!(
+            (fresh.provenance.source, fresh.provenance.note),
+            (PriceOrigin::Cache, None)
+        );
+    }
+
+    /// Polls `future` once outside any runtime, as another executor would.
+    fn poll_once<F: std::future::Future>(future: F) -> std::task::Poll<F::Output> {
+        let mut future = std::pin::pin!(future);
+        future
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    }
+
+    #[test]
+    fn without_a_tokio_runtime_the_caller_after_the_ttl_refreshes_on_its_own_task() {
+        let time = clock();
+        let primary = Scripted::answering([Ok(usd("0.23")), Ok(usd("0.25"))]);
+        let prices = cache(primary.clone(), &time);
+        let std::task::Poll::Ready(first) = poll_once(prices.price(&key())) else {
+            panic!("the scripted primary answers at once");
+        };
+        assert_eq!(first.unwrap().usd_per_unit, usd("0.23"));
+        time.advance(Duration::from_secs(3600));
+
+        assert_eq!(prices.price_now(&key()), None, "no runtime to refresh on");
+        assert_eq!(primary.calls(), 1);
+        let std::task::Poll::Ready(refreshed) = poll_once(prices.price(&key())) else {
+            panic!("the scripted primary answers at once");
+        };
+        let refreshed = refreshed.unwrap();
         assert_eq!(
             (refreshed.provenance.source, refreshed.usd_per_unit),
             (PriceOrigin::Live, usd("0.25"))
+        );
+        // (0.25 − 0.23) ÷ 0.23 = 8.6956…% → +8.7%
+        assert_eq!(
+            refreshed.provenance.note.as_deref(),
+            Some(
+                "price changed: 0.25 per hour (effective 2026-05-01T00:00:00Z), was 0.23 \
+                 (effective 2026-05-01T00:00:00Z) (+8.7%)"
+            )
         );
         assert_eq!(primary.calls(), 2);
     }
@@ -816,8 +1024,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn stale_entry_is_served_at_once_while_a_refresh_runs() {
+    #[tokio::test(start_paused = true)]
+    async fn stale_callers_make_one_refresh_request_and_get_the_new_rate_once_it_lands() {
         let time = clock();
         let gate = Arc::new(Semaphore::new(1));
         let primary = Scripted::gated([Ok(usd("0.23")), Ok(usd("0.25"))], gate.clone());
@@ -825,33 +1033,62 @@ mod tests {
         prices.price(&key()).await.unwrap();
         time.advance(Duration::from_secs(7200));
 
-        // The refresh blocks at the gate...
-        let refreshing = {
-            let prices = prices.clone();
-            tokio::spawn(async move { prices.price(&key()).await })
-        };
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        assert_eq!(primary.calls(), 2);
-        // ...and another caller gets the stale price without waiting for it.
-        let stale = tokio::time::timeout(Duration::from_millis(100), prices.price(&key()))
-            .await
-            .expect("answered at once")
-            .unwrap();
-        assert_eq!(
-            (stale.provenance.source, stale.usd_per_unit),
-            (PriceOrigin::Cache, usd("0.23"))
-        );
-        assert!(
-            stale
-                .provenance
-                .note
+        // A hundred callers after the TTL, the refresh held at the gate: every one
+        // gets the stale rate, none waits (paused time: were one waiting, the
+        // timeout would fire).
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let prices = prices.clone();
+                tokio::spawn(async move { prices.price(&key()).await })
+            })
+            .collect();
+        for task in tasks {
+            let rate = tokio::time::timeout(Duration::from_secs(1), task)
+                .await
+                .expect("answered without waiting for the refresh")
                 .unwrap()
-                .contains("refresh is under way")
-        );
+                .unwrap();
+            assert_eq!(
+                (
+                    rate.provenance.source,
+                    rate.usd_per_unit,
+                    rate.provenance.note.as_deref()
+                ),
+                (PriceOrigin::Cache, usd("0.23"), Some(REFRESHING))
+            );
+        }
+        until(|| primary.calls() == 2).await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(primary.calls(), 2, "one refresh for all of them");
 
-        gate.add_permits(1);
-        let refreshed = refreshing.await.unwrap().unwrap();
-        assert_eq!(refreshed.usd_per_unit, usd("0.25"));
+        // Enough permits for every caller, were each to refresh.
+        gate.add_permits(100);
+        until(|| !fetching(&prices, &key())).await;
+        // The first caller after it lands: the new rate, noted with the change;
+        // (0.25 − 0.23) ÷ 0.23 = 8.6956…% → +8.7%. Through `price` only: the call
+        // path reuses what `price_now` answers for a while.
+        assert_eq!(prices.price_now(&key()), None);
+        let first = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (first.provenance.source, first.usd_per_unit),
+            (PriceOrigin::Cache, usd("0.25"))
+        );
+        assert_eq!(
+            first.provenance.note.as_deref(),
+            Some(
+                "price changed: 0.25 per hour (effective 2026-05-01T00:00:00Z), was 0.23 \
+                 (effective 2026-05-01T00:00:00Z) (+8.7%)"
+            )
+        );
+        // The ones after: the new rate, no note, fresh for the TTL.
+        time.advance(Duration::from_secs(3599));
+        let after = prices.price_now(&key()).unwrap().unwrap();
+        assert_eq!(
+            (after.usd_per_unit, after.provenance.note),
+            (usd("0.25"), None)
+        );
         assert_eq!(primary.calls(), 2);
     }
 
@@ -862,6 +1099,10 @@ mod tests {
         let prices = cache(primary.clone(), &time);
         prices.price(&key()).await.unwrap();
         time.advance(Duration::from_secs(3600));
+
+        let stale = prices.price(&key()).await.unwrap();
+        assert_eq!(stale.provenance.note.as_deref(), Some(REFRESHING));
+        until(|| !fetching(&prices, &key())).await;
 
         let kept = prices.price(&key()).await.unwrap();
         assert_eq!(
@@ -875,7 +1116,58 @@ mod tests {
                  (ThrottlingException, HTTP 400)); kept the last good price, fetched 2026-05-28T20:26:40Z"
             )
         );
+        assert_eq!(prices.price_now(&key()), Some(Ok(kept)));
         assert_eq!(primary.calls(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_a_failed_refresh_holds_no_caller_and_its_answer_replaces_the_kept_rate()
+    {
+        let time = clock();
+        let gate = Arc::new(Semaphore::new(2));
+        let primary = Scripted::gated(
+            [Ok(usd("0.23")), Err(throttled()), Ok(usd("0.23"))],
+            gate.clone(),
+        );
+        let prices = cache(primary.clone(), &time);
+        prices.price(&key()).await.unwrap();
+        time.advance(Duration::from_secs(3600));
+        prices.price(&key()).await.unwrap(); // starts the refresh, which fails
+        until(|| !fetching(&prices, &key())).await;
+        let kept = prices.price(&key()).await.unwrap();
+        assert!(
+            kept.provenance
+                .note
+                .as_deref()
+                .is_some_and(|note| note.starts_with("refresh failed (")),
+            "{kept:?}"
+        );
+
+        // The backoff passes; the retry is held at the gate. Its caller gets the
+        // kept rate, saying why, at once (paused time: were it waiting, the
+        // timeout would fire), and so does everyone else meanwhile.
+        time.advance(Duration::from_secs(60));
+        let retrying = tokio::time::timeout(Duration::from_secs(1), prices.price(&key()))
+            .await
+            .expect("answered without waiting for the retry")
+            .unwrap();
+        assert_eq!(retrying, kept);
+        until(|| primary.calls() == 3).await;
+        assert_eq!(prices.price(&key()).await.unwrap(), kept);
+        assert_eq!(prices.price_now(&key()), Some(Ok(kept)));
+
+        gate.add_permits(1);
+        until(|| !fetching(&prices, &key())).await;
+        let recovered = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (
+                recovered.provenance.source,
+                recovered.usd_per_unit,
+                recovered.provenance.note
+            ),
+            (PriceOrigin::Cache, usd("0.23"), None)
+        );
+        assert_eq!(primary.calls(), 3);
     }
 
     #[tokio::test]
@@ -977,14 +1269,19 @@ mod tests {
         prices.price(&key()).await.unwrap();
 
         time.step_back(Duration::from_secs(24 * 3600));
-        assert_eq!(prices.price_now(&key()), None);
-        let refreshed = prices.price(&key()).await.unwrap();
+        let stale = prices.price(&key()).await.unwrap();
+        assert_eq!(stale.provenance.note.as_deref(), Some(REFRESHING));
+        until(|| !fetching(&prices, &key())).await;
         assert_eq!(
             primary.calls(),
             2,
             "refreshed, not fresh for a day and the TTL"
         );
-        assert_eq!(refreshed.provenance.source, PriceOrigin::Live);
+        let refreshed = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (refreshed.provenance.source, refreshed.provenance.note),
+            (PriceOrigin::Cache, None)
+        );
         // From then on the TTL runs from the new time.
         time.advance(Duration::from_secs(3599));
         prices.price(&key()).await.unwrap();
@@ -1310,6 +1607,13 @@ mod tests {
 
         let first = prices.price(&key()).await.unwrap();
         time.advance(Duration::from_secs(3600));
+        // Each refresh: the stale rate at once, then the refresh lands.
+        let refresh = || async {
+            let stale = prices.price(&key()).await.unwrap();
+            assert_eq!(stale.provenance.note.as_deref(), Some(REFRESHING));
+            until(|| !fetching(&prices, &key())).await;
+        };
+        refresh().await;
         let unchanged = prices.price(&key()).await.unwrap();
         assert_eq!(
             (first.provenance.note, unchanged.provenance.note),
@@ -1318,6 +1622,7 @@ mod tests {
         assert!(told.lock().unwrap().is_empty(), "no change, nothing told");
 
         time.advance(Duration::from_secs(3600));
+        refresh().await;
         let changed = prices.price(&key()).await.unwrap();
         assert_eq!(changed.usd_per_unit, usd("0.25"));
         // (0.25 − 0.23) ÷ 0.23 = 8.6956…% → +8.7%
@@ -1336,6 +1641,7 @@ mod tests {
         );
         // A failed refresh keeps the rate: no change.
         time.advance(Duration::from_secs(3600));
+        refresh().await;
         let kept = prices.price(&key()).await.unwrap();
         assert_eq!(kept.usd_per_unit, usd("0.25"));
 
@@ -1396,12 +1702,21 @@ mod tests {
         prices.price(&key()).await.unwrap();
         time.advance(Duration::from_secs(3600));
 
+        let stale = prices.price(&key()).await.unwrap();
+        assert_eq!(stale.usd_per_unit, usd("0.23"));
+        until(|| !fetching(&prices, &key())).await;
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [Some(usd("0.23"))],
+            "while told, calls were still priced at the stale rate"
+        );
         let changed = prices.price(&key()).await.unwrap();
         assert_eq!(changed.usd_per_unit, usd("0.25"));
-        assert_eq!(*seen.lock().unwrap(), [None], "not yet at the new rate");
-        assert_eq!(
-            prices.price_now(&key()).unwrap().unwrap().usd_per_unit,
-            usd("0.25")
+        assert!(
+            changed
+                .provenance
+                .note
+                .is_some_and(|note| note.starts_with("price changed: 0.25 per hour"))
         );
     }
 

@@ -8,9 +8,11 @@
 //! [`CachedPricesBuilder::on_change`](super::CachedPricesBuilder::on_change) (the
 //! client's default source tells its sinks, so a ledger gets a `price_change`
 //! record) before any caller gets the new rate, and notes the change on the
-//! receipt of the call that fetched it (other calls priced at the new rate can
-//! finish before that one). Receipts keep carrying the effective date of the
-//! rate they used, so history is never repriced.
+//! receipt of the first call that looks the price up after the refresh landed
+//! (the refresh runs on a task of its own while callers get the stale rate; other
+//! calls priced at the new rate can finish before that one). Receipts keep
+//! carrying the effective date of the rate they used, so history is never
+//! repriced.
 
 use super::{PriceKey, PriceUnit, Rate};
 use chrono::{DateTime, Utc};

@@ -561,6 +561,14 @@ async fn last_good_price_survives_a_later_failure() {
 
     server.set_fault(Some(Fault::Throttle));
     time.advance(Duration::from_secs(6 * 3600)); // the default TTL
+    // The kept price at once while the refresh runs on its own task...
+    let stale = prices.price(&m5_xlarge()).await.unwrap();
+    assert_eq!(
+        (stale.provenance.source, stale.provenance.note.as_deref()),
+        (PriceOrigin::Cache, Some(REFRESHING))
+    );
+    // ...then, once it failed, the kept price says why.
+    until_noted(&prices, &m5_xlarge(), |note| note != Some(REFRESHING)).await;
     let kept = prices.price(&m5_xlarge()).await.unwrap();
 
     assert_eq!(server.request_count(), 2);
@@ -568,7 +576,7 @@ async fn last_good_price_survives_a_later_failure() {
     assert_eq!(kept.usd_per_unit, usd("0.23"));
     assert_eq!(kept.provenance.sku, first.provenance.sku);
     assert_eq!(kept.provenance.fetched_at, first.provenance.fetched_at);
-    let note = kept.provenance.note.unwrap();
+    let note = kept.provenance.note.clone().unwrap();
     assert!(
         note.starts_with("refresh failed (price source unavailable: the Price List API throttled"),
         "{note}"
@@ -578,12 +586,36 @@ async fn last_good_price_survives_a_later_failure() {
         "{note}"
     );
 
-    // Once the API answers again (after the backoff), the price is live again.
+    // Once the API answers again (after the backoff), one retry: its caller and
+    // the others meanwhile get the kept price at once, then the retry's answer is
+    // the price, cached with no note.
     server.set_fault(None);
     time.advance(Duration::from_secs(60));
+    let retrying = prices.price(&m5_xlarge()).await.unwrap();
+    assert_eq!(retrying, kept);
+    until_noted(&prices, &m5_xlarge(), |note| note.is_none()).await;
     let recovered = prices.price(&m5_xlarge()).await.unwrap();
-    assert_eq!(recovered.provenance.source, PriceOrigin::Live);
+    assert_eq!(
+        (recovered.provenance.source, recovered.provenance.note),
+        (PriceOrigin::Cache, None)
+    );
     assert_eq!(server.request_count(), 3);
+}
+
+/// The note on a kept price served while its refresh runs.
+const REFRESHING: &str = "cached price older than its TTL; a refresh is under way";
+
+/// Waits for a refresh of `key` to land: until the note of what `price_now`
+/// answers is `done` (every 5 ms, at most 2 s).
+async fn until_noted(prices: &CachedPrices, key: &PriceKey, done: impl Fn(Option<&str>) -> bool) {
+    for _ in 0..400 {
+        let rate = prices.price_now(key).and_then(Result::ok);
+        if rate.is_some_and(|rate| done(rate.provenance.note.as_deref())) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the refresh of {key} never landed");
 }
 
 #[tokio::test]

@@ -241,11 +241,11 @@ async fn a_document_in_an_unexpected_unit_is_not_used() {
     );
 }
 
-/// When AWS changes a price, the refresh after the cache's TTL finds it: the
-/// receipt of the call that fetched it says so (here, calls one at a time, the
-/// first at the new rate), the ones after it do not, and the ledger holds a
-/// `price_change` record between the receipts (readers and
-/// reports skip it).
+/// When AWS changes a price, the refresh after the cache's TTL finds it: the call
+/// that starts the refresh is priced at the kept rate at once, the first receipt
+/// at the new rate once it landed says so (here, calls one at a time), the ones
+/// after it do not, and the ledger holds a `price_change` record before the
+/// receipts at the new rate (readers and reports skip it).
 #[tokio::test]
 async fn a_price_change_is_noted_on_the_receipt_that_fetched_it_and_recorded_in_the_ledger() {
     use aws_smithy_async::test_util::ManualTimeSource;
@@ -267,10 +267,12 @@ async fn a_price_change_is_noted_on_the_receipt_that_fetched_it_and_recorded_in_
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("calls.jsonl");
     let ledger = JsonlLedger::open(&path).unwrap();
+    let changes_told = ChangesTold::default();
     let client = Client::builder(&sagemaker.sdk_config().await)
         .pricing_config(&pricelist.sdk_config("us-east-1"))
         .time_source(SharedTimeSource::new(time.clone()))
         .sink(ledger.clone())
+        .sink(changes_told.clone())
         .build()
         .unwrap();
 
@@ -283,6 +285,16 @@ async fn a_price_change_is_noted_on_the_receipt_that_fetched_it_and_recorded_in_
             .chain(data),
     );
     time.advance(Duration::from_secs(6 * 3600 + 1));
+    // The kept rate at once; the refresh runs on a task of its own.
+    let stale = call(&client).await;
+    assert_eq!(rate_of(&stale), dec("0.24"));
+    assert_eq!(
+        stale.compute_provenance().unwrap().note.as_deref(),
+        Some("cached price older than its TTL; a refresh is under way")
+    );
+    changes_told.wait_for(1).await;
+    // The client reuses the rates it looked up for a second.
+    time.advance(Duration::from_secs(1));
     let first_new = call(&client).await;
     let next = call(&client).await;
     client.shutdown().await.unwrap();
@@ -323,11 +335,40 @@ async fn a_price_change_is_noted_on_the_receipt_that_fetched_it_and_recorded_in_
         .filter(|(_, l)| l.starts_with(r#"{"v":2,"c":"#))
         .map(|(i, _)| i)
         .collect();
-    assert!(receipt_lines[0] < changes[0].0 && changes[0].0 < receipt_lines[1]);
-    assert_eq!(read_all(&path).unwrap().records, [before, first_new, next]);
+    // After the receipt before the change; the stale call's may come either side.
+    assert!(receipt_lines[0] < changes[0].0 && changes[0].0 < receipt_lines[2]);
+    assert_eq!(
+        read_all(&path).unwrap().records,
+        [before, stale, first_new, next]
+    );
     let report = report_files([&path], &ReportOptions::new(GroupBy::Endpoint)).unwrap();
-    assert_eq!(report.total.calls, 3);
-    assert_eq!(ledger.stats().written, 3);
+    assert_eq!(report.total.calls, 4);
+    assert_eq!(ledger.stats().written, 4);
+}
+
+/// A sink that counts the price changes it is told of.
+#[derive(Debug, Clone, Default)]
+struct ChangesTold(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl sagemeter::sink::CostSink for ChangesTold {
+    fn record(&self, _cost: &Cost) {}
+
+    fn record_price_change(&self, _change: &sagemeter::pricing::PriceChange) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl ChangesTold {
+    /// Waits until `n` changes were told (every 5 ms, at most 2 s).
+    async fn wait_for(&self, n: usize) {
+        for _ in 0..400 {
+            if self.0.load(std::sync::atomic::Ordering::SeqCst) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("{n} price changes never told");
+    }
 }
 
 fn rate_of(cost: &Cost) -> Decimal {
