@@ -56,8 +56,8 @@ pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 /// | stale, no Tokio runtime (the future polled by another executor) | the caller refreshes and waits; on success the new rate | yes |
 /// | refresh failed, last good known | the last good rate, `source = Cache`, note says why the refresh failed | not until the backoff passes |
 /// | failed, nothing good known | the fallback's rate, note names the primary's failure | not until the backoff passes |
-/// | refresh failed, last good known, backoff over, under a Tokio runtime | the same at once, to the caller that starts the retry too | once, on a task of its own, nobody waiting |
-/// | failed, nothing good known, backoff over (or no Tokio runtime) | the caller retries and waits | yes |
+/// | failed (either of the two above), backoff over, under a Tokio runtime | the same at once, to the caller that starts the retry too | once, on a task of its own, nobody waiting |
+/// | failed, backoff over, no Tokio runtime | the caller retries and waits | yes |
 /// | failed, backoff over, a retry running | what the failure left (last good or fallback) at once | no |
 ///
 /// Under a Tokio runtime the primary is asked on a task of its own, which records
@@ -67,8 +67,9 @@ pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 /// the fallback's answer at once rather than their own fetch. Callers waiting for a
 /// fetch take its answer when it lands, even one already stale (a zero TTL or
 /// backoff): one request for all of them. A backoff too long for the clock
-/// (`Duration::MAX`) never ends. A refresh's latency (up to the live source's
-/// timeout) is thus never on a caller's path while a last good rate is known.
+/// (`Duration::MAX`) never ends. Under a runtime a refresh's or retry's latency (up
+/// to the live source's timeout) is thus on no caller's path: only the first
+/// look-up of a key waits for the primary.
 ///
 /// [`price_now`](PriceSource::price_now) answers without waiting wherever `price`
 /// would, a stale key included (starting its refresh, under a runtime); `None` for
@@ -312,15 +313,16 @@ impl Inner {
                 }
             };
         }
-        // A last good rate, even stale, is served at once, to the caller that
-        // starts its refresh too: the refresh runs on a task of its own. A retry's
-        // caller gets what the others get while it runs (the backoff restarts
-        // below): the rate the failure kept, saying why.
+        // Whatever is at hand is served at once, to the caller that starts the
+        // refresh too: a last good rate, even stale, or after a failure what it
+        // left (the last good rate or the fallback's answer, saying why; the backoff
+        // restarts below, so that is what the others get meanwhile). The refresh
+        // or retry runs on a task of its own. Only a key never answered waits.
         let refresh = match &state.failure {
             Some(failure) => Some(failure.answer.clone()),
             None => at_hand,
         }
-        .filter(|_| detach && state.good.is_some());
+        .filter(|_| detach);
         if refresh.is_none() && !waits {
             return Next::Wait;
         }
@@ -1202,13 +1204,22 @@ mod tests {
         prices.price(&key()).await.unwrap();
         assert_eq!(primary.calls(), 1);
         time.advance(Duration::from_secs(1));
-        prices.price(&key()).await.unwrap(); // fails again: backoff restarts
+        // The retry's caller gets the fallback at once; the retry fails again on
+        // its own task, and the backoff restarts.
+        let retrying = prices.price(&key()).await.unwrap();
+        assert_eq!(retrying.provenance.source, PriceOrigin::Snapshot);
+        until(|| !fetching(&prices, &key())).await;
         assert_eq!(primary.calls(), 2);
-        time.advance(Duration::from_secs(60));
+        time.advance(Duration::from_secs(59));
+        prices.price(&key()).await.unwrap();
+        assert_eq!(primary.calls(), 2);
+        time.advance(Duration::from_secs(1));
+        prices.price(&key()).await.unwrap();
+        until(|| !fetching(&prices, &key())).await;
         let recovered = prices.price(&key()).await.unwrap();
         assert_eq!(
             (recovered.provenance.source, recovered.usd_per_unit),
-            (PriceOrigin::Live, usd("0.24"))
+            (PriceOrigin::Cache, usd("0.24"))
         );
         assert_eq!(primary.calls(), 3);
     }
@@ -1256,9 +1267,14 @@ mod tests {
 
         time.step_back(Duration::from_secs(24 * 3600));
         time.advance(Duration::from_secs(61));
-        let retried = prices.price(&key()).await.unwrap();
+        prices.price(&key()).await.unwrap();
+        until(|| !fetching(&prices, &key())).await;
         assert_eq!(primary.calls(), 2, "retried, not left alone for a day");
-        assert_eq!(retried.provenance.source, PriceOrigin::Live);
+        let retried = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (retried.provenance.source, retried.usd_per_unit),
+            (PriceOrigin::Cache, usd("0.24"))
+        );
     }
 
     #[tokio::test]
@@ -1338,43 +1354,56 @@ mod tests {
         assert_eq!(primary.calls(), 2);
     }
 
-    #[tokio::test]
-    async fn a_dropped_retry_goes_on_and_leaves_the_key_in_backoff_meanwhile() {
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_the_backoff_holds_no_caller_and_its_answer_is_the_keys() {
         let time = clock();
         let gate = Arc::new(Semaphore::new(1));
         let primary = Scripted::gated([Err(throttled()), Ok(usd("0.24"))], gate.clone());
         let prices = Arc::new(cache(primary.clone(), &time));
-        prices.price(&key()).await.unwrap();
+        let first = prices.price(&key()).await.unwrap();
+        assert_eq!(first.provenance.source, PriceOrigin::Snapshot);
         time.advance(Duration::from_secs(60));
 
-        let retrying = {
-            let prices = prices.clone();
-            tokio::spawn(async move { prices.price(&key()).await })
-        };
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        assert_eq!(primary.calls(), 2);
-        retrying.abort();
-        assert!(retrying.await.unwrap_err().is_cancelled());
-
-        // The next caller neither retries nor waits: the backoff restarted with the retry.
-        let next = tokio::time::timeout(Duration::from_millis(100), prices.price(&key()))
-            .await
-            .expect("answered at once")
-            .unwrap();
-        assert_eq!(next.provenance.source, PriceOrigin::Snapshot);
-        assert_eq!(primary.calls(), 2);
-        // The retry goes on without its caller, and its answer is the key's.
+        // The backoff passed; the retry is held at the gate. Its caller and the
+        // next get the fallback, with the failure's note, at once (paused time:
+        // were one waiting, the timeout would fire).
+        for _ in 0..2 {
+            let answer = tokio::time::timeout(Duration::from_secs(1), prices.price(&key()))
+                .await
+                .expect("answered without waiting for the retry")
+                .unwrap();
+            assert_eq!(answer, first);
+        }
+        until(|| primary.calls() == 2).await;
+        assert_eq!(prices.price_now(&key()), Some(Ok(first)));
+        // The retry lands on its own, and its answer is the key's.
         gate.add_permits(1);
-        until(|| {
-            prices
-                .price_now(&key())
-                .is_some_and(|r| r.is_ok_and(|r| r.usd_per_unit == usd("0.24")))
-        })
-        .await;
+        until(|| !fetching(&prices, &key())).await;
         let recovered = prices.price(&key()).await.unwrap();
         assert_eq!(
             (recovered.provenance.source, recovered.usd_per_unit),
             (PriceOrigin::Cache, usd("0.24"))
+        );
+        assert_eq!(primary.calls(), 2);
+    }
+
+    #[test]
+    fn without_a_tokio_runtime_the_retry_after_the_backoff_is_the_callers() {
+        let time = clock();
+        let primary = Scripted::answering([Err(throttled()), Ok(usd("0.24"))]);
+        let prices = cache(primary.clone(), &time);
+        let std::task::Poll::Ready(first) = poll_once(prices.price(&key())) else {
+            panic!("the scripted primary answers at once");
+        };
+        assert_eq!(first.unwrap().provenance.source, PriceOrigin::Snapshot);
+        time.advance(Duration::from_secs(60));
+        let std::task::Poll::Ready(retried) = poll_once(prices.price(&key())) else {
+            panic!("the scripted primary answers at once");
+        };
+        let retried = retried.unwrap();
+        assert_eq!(
+            (retried.provenance.source, retried.usd_per_unit),
+            (PriceOrigin::Live, usd("0.24"))
         );
         assert_eq!(primary.calls(), 2);
     }
@@ -1743,6 +1772,7 @@ mod tests {
             for _ in 0..10 {
                 prices.price(&key()).await.unwrap();
             }
+            until(|| !fetching(&prices, &key())).await; // the retry landed
             time.advance(Duration::from_secs(60));
         }
         assert_eq!(
@@ -1751,8 +1781,10 @@ mod tests {
             "throttled three times, warned once"
         );
         prices.price(&key()).await.unwrap();
+        until(|| !fetching(&prices, &key())).await;
         time.advance(Duration::from_secs(60));
         prices.price(&key()).await.unwrap();
+        until(|| !fetching(&prices, &key())).await;
         assert_eq!(
             (primary.calls(), warns.count()),
             (5, 2),

@@ -623,18 +623,76 @@ async fn backoff_bounds_requests_during_an_outage() {
     let server = FakePriceList::start().await;
     server.set_fault(Some(Fault::ServerError));
     let time = ManualTimeSource::new(start_time());
-    let prices = cached_live(&server, &time);
+    let live = Counted::new(
+        LivePrices::builder(&server.sdk_config("eu-west-1"))
+            .time_source(SharedTimeSource::new(time.clone()))
+            .build(),
+    );
+    let prices = CachedPrices::builder(live.clone())
+        .fallback(Snapshot::bundled())
+        .time_source(SharedTimeSource::new(time.clone()))
+        .build();
 
-    // Ten minutes of traffic, ten calls a second.
+    // Ten minutes of traffic, ten calls a second. A retry runs on a task of its
+    // own: each second, time for one started to land (as a caller's own I/O gives).
     for _second in 0..600 {
         for _ in 0..10 {
             let rate = prices.price(&m5_xlarge()).await.unwrap();
             assert_eq!(rate.provenance.source, PriceOrigin::Snapshot);
         }
+        live.settled().await;
         time.advance(Duration::from_secs(1));
     }
     // 6,000 calls; one request at t=0 and one each time the 60 s backoff passes.
     assert_eq!(server.request_count(), 10);
+}
+
+/// A price source that counts the look-ups asked of and answered by its inner one.
+#[derive(Debug, Clone)]
+struct Counted<S> {
+    inner: Arc<S>,
+    asked: Arc<std::sync::atomic::AtomicUsize>,
+    answered: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<S> Counted<S> {
+    fn new(inner: S) -> Self {
+        Counted {
+            inner: Arc::new(inner),
+            asked: Arc::default(),
+            answered: Arc::default(),
+        }
+    }
+
+    /// Waits until every look-up started has been answered (every 1 ms, at most 2 s).
+    /// On a current-thread runtime the cache records an answer before this task runs
+    /// again.
+    async fn settled(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        tokio::task::yield_now().await; // a look-up just spawned starts
+        for _ in 0..2000 {
+            if self.asked.load(SeqCst) == self.answered.load(SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("a look-up never answered");
+    }
+}
+
+impl<S: PriceSource> PriceSource for Counted<S> {
+    fn price<'a>(
+        &'a self,
+        key: &'a PriceKey,
+    ) -> sagemeter::pricing::BoxFuture<'a, Result<Rate, PriceError>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            self.asked.fetch_add(1, SeqCst);
+            let answer = self.inner.price(key).await;
+            self.answered.fetch_add(1, SeqCst);
+            answer
+        })
+    }
 }
 
 #[tokio::test]
@@ -647,7 +705,8 @@ async fn a_retry_on_a_hanging_api_holds_no_other_caller() {
     let first = prices.price(&m5_xlarge()).await.unwrap();
     assert_eq!(first.provenance.source, PriceOrigin::Snapshot);
 
-    // The backoff passes: one caller retries, and hangs for the look-up's second...
+    // The backoff passes: one caller starts the retry, which hangs for the
+    // look-up's second on a task of its own...
     time.advance(Duration::from_secs(60));
     let retrying = {
         let prices = prices.clone();
@@ -655,7 +714,7 @@ async fn a_retry_on_a_hanging_api_holds_no_other_caller() {
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(server.request_count(), 2);
-    // ...while the others are priced from the snapshot at once.
+    // ...while every caller is priced from the snapshot at once.
     for _ in 0..10 {
         let rate = tokio::time::timeout(Duration::from_millis(100), prices.price(&m5_xlarge()))
             .await
