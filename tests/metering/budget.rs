@@ -388,9 +388,19 @@ async fn ten_cents_per_ten_seconds(fake: &FakeSageMaker, budget: Budget) -> (Cli
 
 /// [`ten_cents_per_ten_seconds`] from `builder` (e.g. with a manual clock).
 fn ten_cents_per_ten_seconds_with(builder: ClientBuilder, budget: Budget) -> (Client, Receipts) {
+    let (builder, receipts) = ten_cents_per_ten_seconds_on(builder, budget);
+    (builder.build().unwrap(), receipts)
+}
+
+/// `builder` set up as [`ten_cents_per_ten_seconds`] says, its receipts recorded,
+/// left to build as a client or as a meter (for the interceptor).
+pub(crate) fn ten_cents_per_ten_seconds_on(
+    builder: ClientBuilder,
+    budget: Budget,
+) -> (ClientBuilder, Receipts) {
     let r = "us-east-1".to_owned();
     let receipts = Receipts::default();
-    let client = builder
+    let builder = builder
         .without_discovery()
         .price_source(NoPrices)
         .endpoint_profile(
@@ -411,10 +421,8 @@ fn ten_cents_per_ten_seconds_with(builder: ClientBuilder, budget: Budget) -> (Cl
         .free_of_charge(PriceKey::DataOut { region: r })
         .usage_charges("jobs", UsageCharges::default().per_1000_calls(Decimal::ONE))
         .budget(budget)
-        .sink(receipts.clone())
-        .build()
-        .unwrap();
-    (client, receipts)
+        .sink(receipts.clone());
+    (builder, receipts)
 }
 
 #[tokio::test]

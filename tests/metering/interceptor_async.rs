@@ -7,14 +7,12 @@
 //! data processing is free of charge, and the enforced budget's estimate is a fixed
 //! 0.05 USD a call.
 
-use crate::support::NoPrices;
+use super::budget::ten_cents_per_ten_seconds_on;
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::receipts::Receipts;
 use rust_decimal::Decimal;
-use sagemeter::billing::{LineItem, LinePrice, UsageCharges};
+use sagemeter::billing::{LineItem, LinePrice};
 use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
-use sagemeter::endpoint::{EndpointProfile, VariantProfile};
-use sagemeter::pricing::PriceKey;
 use sagemeter::usage::Operation;
 use sagemeter::{Cost, Meter};
 use std::time::Duration;
@@ -30,37 +28,13 @@ async fn interceptor_on_jobs(
     fake: &FakeSageMaker,
     limit: &str,
 ) -> (Meter, aws_sdk_sagemakerruntime::Client, Receipts) {
-    let r = "us-east-1".to_owned();
-    let receipts = Receipts::default();
     let config = fake.sdk_config().await;
     let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec(limit))
         .unwrap()
         .estimate(Estimate::Fixed { usd: dec("0.05") })
         .unwrap();
-    let meter = sagemeter::Meter::builder(&config)
-        .without_discovery()
-        .price_source(NoPrices)
-        .endpoint_profile(
-            EndpointProfile::new(
-                "jobs",
-                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
-            )
-            .asynchronous(),
-        )
-        .price_override(
-            PriceKey::AsyncInference {
-                region: r.clone(),
-                instance_type: "ml.m5.xlarge".into(),
-            },
-            dec("36"),
-        )
-        .free_of_charge(PriceKey::DataIn { region: r.clone() })
-        .free_of_charge(PriceKey::DataOut { region: r })
-        .usage_charges("jobs", UsageCharges::default().per_1000_calls(Decimal::ONE))
-        .budget(budget)
-        .sink(receipts.clone())
-        .build_meter()
-        .unwrap();
+    let (builder, receipts) = ten_cents_per_ten_seconds_on(Meter::builder(&config), budget);
+    let meter = builder.build_meter().unwrap();
     let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
         aws_sdk_sagemakerruntime::config::Builder::from(&config)
             .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
