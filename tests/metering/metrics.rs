@@ -317,18 +317,7 @@ async fn an_async_invocation_counts_once_though_it_has_two_receipts() {
 /// carries its cost with `Invocations` 0.
 #[tokio::test]
 async fn an_async_invocation_is_one_emf_invocation_though_it_has_two_documents() {
-    #[derive(Clone, Default)]
-    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
+    let buffer = crate::support::MemoryWriter::default();
     let emf = sagemeter::sink::EmfSink::builder()
         .writer("buffer", buffer.clone())
         .build()
@@ -347,7 +336,7 @@ async fn an_async_invocation_is_one_emf_invocation_though_it_has_two_documents()
         .await;
     emf.flush().await.unwrap();
 
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let text = buffer.text();
     let documents: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -6,7 +6,7 @@
 
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::fake_stream::{FakeStream, REGION, Script, VARIANT};
-use crate::support::logs;
+use crate::support::{MemoryWriter, logs};
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::InvokeEndpointWithResponseStreamError;
 use aws_sdk_sagemakerruntime::primitives::Blob;
@@ -17,8 +17,6 @@ use sagemeter::ledger::JsonlLedger;
 use sagemeter::pricing::PriceKey;
 use sagemeter::sink::EmfSink;
 use sagemeter::{Client, Error};
-use std::io;
-use std::sync::{Arc, Mutex};
 
 /// The model's words, in every error it sends.
 const MARKER: &str = "SECRET-PAYLOAD-42";
@@ -31,31 +29,11 @@ fn model_message() -> String {
     )
 }
 
-/// EMF lines, written to memory.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
 /// Everything sagemeter wrote for the calls of one test.
 struct Outputs {
     recorder: DebuggingRecorder,
     ledger: tempfile::TempDir,
-    emf: Buffer,
+    emf: MemoryWriter,
 }
 
 impl Outputs {
@@ -63,7 +41,7 @@ impl Outputs {
         Outputs {
             recorder: DebuggingRecorder::new(),
             ledger: tempfile::tempdir().unwrap(),
-            emf: Buffer::default(),
+            emf: MemoryWriter::default(),
         }
     }
 

@@ -86,3 +86,25 @@ pub async fn submit_async(
         .await
         .expect("the fake queues the submission")
 }
+
+/// An `io::Write` into shared memory (e.g. an EMF sink's writer), read back with
+/// [`text`](Self::text).
+#[derive(Clone, Default)]
+pub struct MemoryWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for MemoryWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl MemoryWriter {
+    /// Everything written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
