@@ -527,9 +527,12 @@ impl Receipt {
         let ended = in_flight_until.unwrap_or_else(|| parts.meter.now());
         let (meter, call, reservation) = parts.finish(usage, request_id, notes, ended);
         let cost = in_span(&span, || meter.bill_phase(call, &prepared, phase));
-        record_on_span(&span, &cost);
         meter.settle(reservation, &cost);
         in_span(&span, || meter.record_in_sinks(&cost));
+        // After the sinks, so that the cost line (logged inside the span) is not
+        // printed with its own figures twice by text formatters, which append the
+        // span's fields to each event's.
+        record_on_span(&span, &cost);
         cost
     }
 }
@@ -692,10 +695,11 @@ async fn send_alongside_prepare<T>(
 }
 
 /// The span of one metered call (target `sagemeter`, name `sagemaker.invoke`); the
-/// cost line is logged inside it. When the receipt is made, its outcome, cost and
-/// tokens are recorded on it, tokens under sagemeter's names (`input_tokens`,
-/// `output_tokens`) and the OpenTelemetry GenAI ones (`gen_ai.usage.input_tokens`,
-/// `gen_ai.usage.output_tokens`); the cost as `cost_usd` and as
+/// cost line is logged inside it. Once the receipt is made and its cost line
+/// logged, its outcome, cost and tokens are recorded on it, tokens under
+/// sagemeter's names (`input_tokens`, `output_tokens`) and the OpenTelemetry GenAI
+/// ones (`gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`); the cost as
+/// `cost_usd` and as
 /// `gen_ai.usage.cost.amount` / `gen_ai.usage.cost.currency`, the names proposed
 /// for the OpenTelemetry GenAI conventions (not yet stable: they may change).
 pub(crate) fn call_span(endpoint: &str, operation: Operation) -> tracing::Span {

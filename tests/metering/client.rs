@@ -791,6 +791,17 @@ async fn every_call_logs_one_info_cost_line_without_the_payload() {
         assert_eq!(line["span"]["name"], "sagemaker.invoke", "{line}");
         assert_eq!(line["span"]["endpoint"], "rt");
         assert_eq!(line["span"]["operation"], "InvokeEndpoint");
+        // The span gets the receipt's figures only after the line is logged: text
+        // formatters, which append the span's fields to the event's, print each
+        // figure once.
+        for figure in [
+            "cost_usd",
+            "outcome",
+            "input_tokens",
+            "gen_ai.usage.cost.amount",
+        ] {
+            assert!(line["span"].get(figure).is_none(), "{figure} twice: {line}");
+        }
     }
     let everything = logs.text();
     assert!(!everything.contains(marker), "the payload leaked into logs");
