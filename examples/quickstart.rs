@@ -18,9 +18,11 @@
 //! Every call prints its receipt (cost, latency, tokens, running total and, in
 //! brackets, the price source: `live`, `cache`, `snapshot` or `override`); the
 //! library's own cost log line (INFO, target `sagemeter`) goes to stderr. The local
-//! emulators do not serve the AWS Price List API, so local runs are priced from the
-//! snapshot bundled in sagemeter, the receipts say `[snapshot]`, and the price note
-//! says so. When the Price List calls go to AWS and fail, the note names the error.
+//! emulators do not serve the AWS Price List API, so when the Price List calls would
+//! go to this machine the quickstart prices from the snapshot bundled in sagemeter:
+//! the receipts say `[snapshot]`, and the price note says why. Against AWS the
+//! default chain (live → cache → snapshot) prices; when the Price List fails, the
+//! note names the error.
 
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use sagemeter::Decimal;
@@ -79,9 +81,15 @@ async fn run(calls: u32) -> Result<(), Box<dyn std::error::Error>> {
     // One client for everything: it discovers how each endpoint is deployed
     // (DescribeEndpoint), prices it, and keeps the running totals.
     // (`Client::new` would do, but panics without a region; `build()` says what is missing.)
-    let client = sagemeter::Client::builder(&sdk_config).build()?;
-
     let local_pricing = pricing_goes_to_loopback();
+    let mut builder = sagemeter::Client::builder(&sdk_config);
+    if local_pricing {
+        // The local emulators have no Price List API: price from the snapshot bundled
+        // in sagemeter at once, rather than ask the Price List for each price first
+        // and fall back (with a WARN each) when it fails.
+        builder = builder.price_source(sagemeter::pricing::Snapshot::bundled());
+    }
+    let client = builder.build()?;
     let mut notes = BTreeSet::new();
     for endpoint in ENDPOINTS {
         println!("{endpoint}:");
@@ -145,15 +153,15 @@ async fn run(calls: u32) -> Result<(), Box<dyn std::error::Error>> {
 
 /// The note to print for a price's provenance, if it has one.
 ///
-/// Against the local emulator the Price List API is expected to be missing, so a
-/// snapshot price there is the normal case, not a failure: the note says so and
-/// keeps the snapshot's date and source. Anywhere else the library's note is printed
-/// as it is, naming the error that made it fall back.
+/// Against the local emulator the Price List API is missing and the snapshot is
+/// the price source, so the note says why and keeps the snapshot's date and source.
+/// Anywhere else the library's note is printed as it is: when the Price List fails,
+/// it names the error that made the price fall back to the snapshot.
 fn price_note(provenance: &Provenance, local_pricing: bool) -> Option<String> {
     let note = provenance.note.as_deref()?;
     if local_pricing && provenance.source == PriceOrigin::Snapshot {
-        // The library's note: "primary price source failed (…); bundled price snapshot (as of …)".
-        if let Some((_, snapshot)) = note.split_once("; bundled price snapshot ") {
+        // The snapshot's note: "bundled price snapshot (as of …, from …)".
+        if let Some(snapshot) = note.strip_prefix("bundled price snapshot ") {
             return Some(format!(
                 "the local emulator has no Price List API: prices from the bundled snapshot {snapshot}"
             ));
