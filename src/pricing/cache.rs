@@ -750,6 +750,32 @@ impl PriceSource for CachedPrices {
             Next::Wait | Next::Fetch => None,
         }
     }
+
+    /// Fetches a key never answered, the one request that every caller after it
+    /// waits for or finds landed; nothing for a key with an answer at hand (even
+    /// stale, or kept after a failure: the next look-up answers from it at once)
+    /// or with a fetch under way. The answer goes to nobody: a price change
+    /// waiting to be noted stays for the first receipt priced at the new rate.
+    fn warm<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let known = {
+                let slots = self
+                    .inner
+                    .slots
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner);
+                slots.get(key).is_some_and(|slot| {
+                    let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
+                    state.good.is_some() || state.failure.is_some() || state.fetching
+                })
+            };
+            if !known {
+                // A key never answered has no change to note: `look_up` only
+                // fetches it, or waits for the fetch another caller just started.
+                let _ = self.inner.look_up(key).await;
+            }
+        })
+    }
 }
 
 impl fmt::Debug for CachedPrices {
@@ -1470,6 +1496,51 @@ mod tests {
             (PriceOrigin::Cache, usd("0.24"))
         );
         assert_eq!(primary.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn warming_fetches_a_cold_key_once_and_leaves_a_known_one_and_its_change_note_alone() {
+        let time = clock();
+        let gate = Arc::new(Semaphore::new(0));
+        let primary = Scripted::gated([Ok(usd("0.23")), Ok(usd("0.25"))], gate.clone());
+        let prices = Arc::new(cache(primary.clone(), &time));
+        // A cold key: the warm-up makes the one request, nobody waiting for it.
+        let warming = {
+            let prices = prices.clone();
+            tokio::spawn(async move { prices.warm(&key()).await })
+        };
+        until(|| primary.calls() == 1).await;
+        // Warming it again while that fetch runs returns at once, asking nothing.
+        // (Paused time: were it waiting for the fetch, the timeout would fire.)
+        tokio::time::timeout(Duration::from_secs(1), prices.warm(&key()))
+            .await
+            .expect("warming a key being fetched does not wait for it");
+        gate.add_permits(1);
+        warming.await.unwrap();
+        let cached = prices.price_now(&key()).unwrap().unwrap();
+        assert_eq!(
+            (cached.provenance.source, cached.usd_per_unit),
+            (PriceOrigin::Cache, usd("0.23"))
+        );
+        prices.warm(&key()).await;
+        assert_eq!(primary.calls(), 1, "a key at hand is not fetched again");
+
+        // A refresh finds a new rate: warming leaves its note to the first receipt.
+        time.advance(Duration::from_secs(3600));
+        prices.price(&key()).await.unwrap();
+        gate.add_permits(1);
+        until(|| !fetching(&prices, &key())).await;
+        prices.warm(&key()).await;
+        assert_eq!(primary.calls(), 2);
+        let changed = prices.price(&key()).await.unwrap();
+        assert_eq!(changed.usd_per_unit, usd("0.25"));
+        assert!(
+            changed
+                .provenance
+                .note
+                .is_some_and(|note| note.starts_with("price changed: 0.25 per hour")),
+            "the change is still noted on the first receipt at the new rate"
+        );
     }
 
     #[tokio::test]

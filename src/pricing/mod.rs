@@ -504,6 +504,17 @@ pub trait PriceSource: fmt::Debug + Send + Sync {
         let _ = key;
         None
     }
+
+    /// Fetches `key` ahead of its first look-up, for a source that keeps what it
+    /// fetched (a cache): the meter warms every key of an endpoint's profile as soon
+    /// as the profile is discovered, so that calls do not wait for the first answer.
+    /// Answers nobody: a rate at hand (fresh, stale or kept after a failure), or a
+    /// fetch already under way, is left as it is. Default: nothing (a source that
+    /// keeps nothing has nothing to warm).
+    fn warm<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, ()> {
+        let _ = key;
+        Box::pin(std::future::ready(()))
+    }
 }
 
 impl<T: PriceSource + ?Sized> PriceSource for Arc<T> {
@@ -513,6 +524,10 @@ impl<T: PriceSource + ?Sized> PriceSource for Arc<T> {
 
     fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
         (**self).price_now(key)
+    }
+
+    fn warm<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, ()> {
+        (**self).warm(key)
     }
 }
 
