@@ -503,12 +503,19 @@ impl Meter {
         &self.inner.region
     }
 
-    /// The profile of an endpoint (discovered, cached or overridden).
+    /// The profile of an endpoint (discovered, cached or overridden). Under a Tokio
+    /// runtime, every price its calls and standing charges need
+    /// ([`price_keys`](Self::price_keys)) starts being fetched at once, in the
+    /// background: calls then find them cached rather than wait for them.
     pub async fn endpoint_profile(
         &self,
         endpoint: &str,
     ) -> Result<Arc<EndpointProfile>, DiscoveryError> {
-        self.inner.discovery.profile(endpoint).await
+        let profile = self.inner.discovery.profile(endpoint).await;
+        if let Ok(profile) = &profile {
+            self.warm_prices(profile);
+        }
+        profile
     }
 
     /// Graceful shutdown: stops background work (profile refreshes, pricing of calls
@@ -997,9 +1004,11 @@ impl Meter {
     pub(crate) async fn prepare_waiting(&self, endpoint: &str) -> Arc<Prepared> {
         self.start_refreshing();
         // The data rates alongside the profile: a cold or failing source costs one
-        // wait, not several.
+        // wait, not several. The profile's other keys start being fetched as soon as
+        // it is known (`endpoint_profile` warms them), so the look-ups below wait
+        // for the slowest of them, not for each in turn.
         let (profile, data_in, data_out) = tokio::join!(
-            self.inner.discovery.profile(endpoint),
+            self.endpoint_profile(endpoint),
             self.rate(&self.inner.data_in_key),
             self.rate(&self.inner.data_out_key),
         );
@@ -1431,6 +1440,64 @@ fn standing_keys(region: &str, variant: &VariantProfile) -> StandingKeys {
             storage: Some(PriceKey::storage(region)),
         },
         _ => StandingKeys::default(),
+    }
+}
+
+impl Meter {
+    /// Every price key that calls to an endpoint of `profile` and its standing
+    /// charges look up, in this meter's region, sorted: data processed in and out,
+    /// each variant's compute (production, shadow and pending variants alike), its
+    /// provisioned concurrency and its ML storage. Inference components are priced
+    /// from their variant's compute rate and need no key of their own. What the
+    /// meter warms when it discovers a profile; fetch them yourself to have them
+    /// all before a first call.
+    pub fn price_keys(&self, profile: &EndpointProfile) -> Vec<PriceKey> {
+        let region = &*self.inner.region;
+        let mut keys = vec![
+            self.inner.data_in_key.clone(),
+            self.inner.data_out_key.clone(),
+        ];
+        let variants = profile
+            .variants
+            .iter()
+            .chain(&profile.shadow_variants)
+            .chain(&profile.pending_variants);
+        for variant in variants {
+            // A variant without a compute key (a serverless memory size that is not
+            // whole GB) has nothing to look up: its receipts say why it is unpriced.
+            if let Ok(key) = compute_key(region, profile.kind, &variant.billing) {
+                keys.push(key);
+            }
+            let standing = standing_keys(region, variant);
+            keys.extend(standing.provisioned);
+            keys.extend(standing.storage);
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Starts fetching every key of `profile` ([`price_keys`](Self::price_keys))
+    /// that no override sets and the price source has not at hand, each on a task
+    /// of its own that nobody waits for ([`PriceSource::warm`]; the source's single
+    /// flight makes it one request per key, however many calls look it up
+    /// meanwhile). Nothing without a Tokio runtime, or once shutdown has begun.
+    /// Shutdown does not wait for these tasks: all they do is fill the price
+    /// cache, which goes with the process.
+    pub(crate) fn warm_prices(&self, profile: &EndpointProfile) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.inner.background.is_closed() {
+            return;
+        }
+        for key in self.price_keys(profile) {
+            if self.rate_now(&key).is_some() {
+                continue;
+            }
+            let prices = self.inner.prices.clone();
+            drop(runtime.spawn(async move { prices.warm(&key).await }));
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use crate::support::logs;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use rust_decimal::Decimal;
 use sagemeter::billing::LineItem;
-use sagemeter::pricing::PriceOrigin;
+use sagemeter::pricing::{PriceKey, PriceOrigin};
 use sagemeter::{Client, Cost};
 use std::time::{Duration, Instant};
 
@@ -376,4 +376,155 @@ fn rate_of(cost: &Cost) -> Decimal {
         sagemeter::billing::LinePrice::Priced { usd_per_unit, .. } => *usd_per_unit,
         other => panic!("{other:?}"),
     }
+}
+
+/// Waits until `prices` has an answer at hand for every key (every 5 ms, at most 2 s).
+async fn cached_all(prices: &sagemeter::pricing::CachedPrices, keys: &[PriceKey]) {
+    use sagemeter::pricing::PriceSource;
+    for _ in 0..400 {
+        if keys.iter().all(|k| prices.price_now(k).is_some()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let missing: Vec<_> = keys
+        .iter()
+        .filter(|k| prices.price_now(k).is_none())
+        .collect();
+    panic!("never cached: {missing:?}");
+}
+
+/// As soon as an endpoint's profile is known (discovered, or set on the builder),
+/// every price its calls and its standing charges will look up is fetched in the
+/// background, once per key, before any call: the first call waits for none of
+/// them (it is priced from the cache), and makes no request of its own.
+#[tokio::test]
+async fn a_discovered_profile_warms_every_key_its_calls_and_accruals_need_once_each() {
+    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+    use sagemeter::pricing::{CachedPrices, LivePrices, PriceSource, Snapshot};
+    let sagemaker = FakeSageMaker::start().await;
+    // Discovered: serverless, 2 GB, 3 provisioned.
+    let mut serverless = FakeVariant::serverless("AllTraffic", 2048);
+    serverless.provisioned_concurrency = Some(3);
+    sagemaker.add_endpoint("sl", vec![serverless]);
+    // Set on the builder: two m5 instances with 30 GB volumes each, a shadow g5
+    // and a deployment's pending c5 billed alongside.
+    sagemaker.add_endpoint(
+        "blue",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    let blue = EndpointProfile::new(
+        "blue",
+        vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2).with_volume_size_gb(30)],
+    )
+    .with_shadow_variant(VariantProfile::instance("Shadow", "ml.g5.xlarge", 1))
+    .with_pending_variant(VariantProfile::instance("Green", "ml.c5.xlarge", 1));
+    let pricelist = FakePriceList::start().await;
+    pricelist.add_documents([
+        docs::hosting("us-east-1", "ml.m5.xlarge", "0.2300000000"),
+        docs::hosting("us-east-1", "ml.g5.xlarge", "1.4080000000"),
+        docs::hosting("us-east-1", "ml.c5.xlarge", "0.2040000000"),
+        docs::hosting_storage("us-east-1", "0.1400000000"),
+        docs::data_in("us-east-1", "0.0160000000"),
+        docs::data_out("us-east-1", "0.0160000000"),
+        docs::provisioned_concurrency_standing(
+            "us-east-1",
+            2,
+            fake_pricelist::docs::PcName::Usage,
+            "0.0000100000",
+        ),
+        docs::provisioned_concurrency_inference(
+            "us-east-1",
+            2,
+            fake_pricelist::docs::PcName::Mem,
+            "0.0000233000",
+        ),
+    ]);
+    let prices = std::sync::Arc::new(
+        CachedPrices::builder(LivePrices::from_sdk_config(
+            &pricelist.sdk_config("us-east-1"),
+        ))
+        .fallback(Snapshot::bundled())
+        .build(),
+    );
+    let client = Client::builder(&sagemaker.sdk_config().await)
+        .price_source(prices.clone())
+        .endpoint_profile(blue)
+        .build()
+        .unwrap();
+    let meter = client.meter();
+
+    let sl = meter.endpoint_profile("sl").await.unwrap();
+    let blue = meter.endpoint_profile("blue").await.unwrap();
+    let region = || "us-east-1".to_owned();
+    let (data_in, data_out) = (
+        PriceKey::DataIn { region: region() },
+        PriceKey::DataOut { region: region() },
+    );
+    // Serverless with provisioned concurrency: its calls' duration rate and the
+    // standing rate per second provisioned, and the data rates.
+    let mut sl_keys = vec![
+        PriceKey::ProvisionedConcurrencyUsage {
+            region: region(),
+            memory_gb: 2,
+        },
+        PriceKey::ProvisionedConcurrency {
+            region: region(),
+            memory_gb: 2,
+        },
+        data_in.clone(),
+        data_out.clone(),
+    ];
+    sl_keys.sort();
+    assert_eq!(meter.price_keys(&sl), sl_keys);
+    // Instances: each variant's compute (the shadow's and the pending fleet's
+    // too: the accrual carries them), storage, and the data rates.
+    let mut blue_keys = vec![
+        PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
+        PriceKey::hosting("us-east-1", "ml.g5.xlarge"),
+        PriceKey::hosting("us-east-1", "ml.c5.xlarge"),
+        PriceKey::storage("us-east-1"),
+        data_in,
+        data_out,
+    ];
+    blue_keys.sort();
+    assert_eq!(meter.price_keys(&blue), blue_keys);
+
+    let all: Vec<PriceKey> = sl_keys.iter().chain(&blue_keys).cloned().collect();
+    cached_all(&prices, &all).await;
+    assert_eq!(sagemaker.invocations(), 0, "no call was made");
+    for key in &all {
+        let rate = prices.price_now(key).unwrap().unwrap();
+        assert_eq!(rate.provenance.source, PriceOrigin::Cache, "{key}");
+    }
+    // 2 data keys + 2 serverless + 3 instance types + storage = 8 keys, one request each.
+    assert_eq!(pricelist.request_count(), 8, "{:#?}", pricelist.requests());
+
+    // The calls find every rate cached: no request, nothing fetched for them.
+    for endpoint in ["sl", "blue"] {
+        let cost = client
+            .invoke_endpoint()
+            .endpoint_name(endpoint)
+            .body(Blob::new("{}"))
+            .send()
+            .await
+            .unwrap()
+            .into_parts()
+            .1;
+        assert_eq!(
+            cost.compute_provenance().unwrap().source,
+            PriceOrigin::Cache,
+            "{endpoint}"
+        );
+        let accrual = cost.accrual.expect("standing capacity accrues");
+        assert!(
+            !accrual.priced_from.is_empty()
+                && accrual
+                    .priced_from
+                    .iter()
+                    .all(|s| s.price_source == PriceOrigin::Cache),
+            "{endpoint}: {accrual:?}"
+        );
+    }
+    assert_eq!(pricelist.request_count(), 8);
 }
