@@ -21,9 +21,8 @@ use crate::{CliError, GlobalArgs, aws, failure};
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use rust_decimal::Decimal;
-use sagemeter::billing::{LinePrice, compute_key};
+use sagemeter::billing::LinePrice;
 use sagemeter::endpoint::{DiscoveryError, EndpointProfile, VariantBilling};
-use sagemeter::pricing::PriceKey;
 use sagemeter::report::nearest_rank;
 use sagemeter::{Cost, Metered};
 use serde::Serialize;
@@ -827,31 +826,16 @@ impl<'a> Printer<'a> {
     }
 }
 
-/// Looks up (and so caches) every rate the endpoint's calls need, all at once, before
-/// the first call. The library prices a call while its request is in flight, but
-/// measures the call's latency only once both are done: a slow first price look-up
-/// (up to 1 s per key) would otherwise be billed as model time on the first receipt.
+/// Looks up (and so caches) every rate the endpoint's calls and standing charges need
+/// ([`Meter::price_keys`](sagemeter::Meter::price_keys): data, compute of every variant
+/// including shadow and pending ones, provisioned concurrency, storage), all at once,
+/// before the first call. The library starts the same look-ups in the background when
+/// it discovers the profile, but a call returns only once its answer and its rates are
+/// both in: without waiting here, the first calls could return up to the Price List's
+/// timeout (1 s) late.
 async fn warm_prices(meter: &sagemeter::Meter, profile: &EndpointProfile) {
-    let region = meter.region().to_owned();
-    let mut keys = vec![
-        PriceKey::DataIn {
-            region: region.clone(),
-        },
-        PriceKey::DataOut {
-            region: region.clone(),
-        },
-    ];
-    for variant in &profile.variants {
-        // A variant without a compute key (a serverless memory size that is not whole
-        // GB) has nothing to look up: its receipts say why it is unpriced.
-        if let Ok(key) = compute_key(&region, profile.kind, &variant.billing) {
-            keys.push(key);
-        }
-    }
-    keys.sort();
-    keys.dedup();
     let mut lookups = tokio::task::JoinSet::new();
-    for key in keys {
+    for key in meter.price_keys(profile) {
         let meter = meter.clone();
         // The answer does not matter here: failures and fallbacks are cached too, and
         // each receipt says what priced it.
