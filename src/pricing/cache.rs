@@ -600,7 +600,14 @@ impl Inner {
                 &format!("primary price source failed ({error})"),
             )),
             Err(fallback_error) => Err(match error {
-                PriceError::NotFound { .. } => fallback_error,
+                // The primary (the Price List) has no such product: the fallback's
+                // "not covered here, ask the Price List" would send the reader
+                // back to it.
+                PriceError::NotFound { .. } | PriceError::NotCovered { .. } => match fallback_error
+                {
+                    PriceError::NotCovered { .. } => error.clone(),
+                    other => other,
+                },
                 PriceError::Unavailable { reason } => PriceError::Unavailable {
                     reason: format!("{reason}; fallback: {fallback_error}"),
                 },
@@ -612,7 +619,7 @@ impl Inner {
                 PriceError::OtherCurrency { .. } => error.clone(),
                 // The primary's "only $0 listed" says more than a fallback's "not found".
                 PriceError::ZeroOnly { key, reason } => match fallback_error {
-                    PriceError::NotFound { .. } => error.clone(),
+                    PriceError::NotFound { .. } | PriceError::NotCovered { .. } => error.clone(),
                     other => PriceError::ZeroOnly {
                         key: key.clone(),
                         reason: format!("{reason} (fallback: {other})"),
@@ -1615,6 +1622,33 @@ mod tests {
             panic!("{err:?}")
         };
         assert!(reason.ends_with("; fallback: no price for hosting ml.nope.xlarge in us-east-1: check the instance type and region, or set a price override"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_region_the_snapshot_does_not_cover_is_named_unless_the_price_list_has_no_such_product()
+     {
+        let time = clock();
+        let key = PriceKey::DataIn {
+            region: "ap-south-1".into(),
+        };
+        // The Price List unreachable: the snapshot's reason is the useful part.
+        let prices = cache(Scripted::answering([Err(throttled())]), &time);
+        let PriceError::Unavailable { reason } = prices.price(&key).await.unwrap_err() else {
+            panic!("unavailable")
+        };
+        assert!(
+            reason.ends_with(
+                "; fallback: the bundled price snapshot has no data processed in prices for \
+                 ap-south-1 (it covers: eu-west-1, us-east-1); the live Price List is needed, \
+                 or set a price override"
+            ),
+            "{reason}"
+        );
+        // The Price List answered that there is no such product: that is the answer,
+        // not "the live Price List is needed".
+        let not_found = PriceError::NotFound { key: key.clone() };
+        let prices = cache(Scripted::answering([Err(not_found.clone())]), &time);
+        assert_eq!(prices.price(&key).await, Err(not_found));
     }
 
     #[tokio::test]

@@ -449,6 +449,27 @@ pub enum PriceError {
         /// The key that has no price.
         key: PriceKey,
     },
+    /// The price snapshot holds no prices of this kind (or, for an instance type or a
+    /// serverless memory size it lists elsewhere, of this one) for the key's region:
+    /// the region is a real AWS region, the snapshot just does not cover it (it
+    /// holds data processing and storage in a few regions, serverless in us-east-1
+    /// only). Nothing is wrong with the key; its price needs the live Price List, or
+    /// a price override.
+    #[error(
+        "the bundled price snapshot has no {what} prices for {} ({}); the live Price List \
+         is needed, or set a price override",
+        .key.region(),
+        covers_text(.covers)
+    )]
+    NotCovered {
+        /// The key that has no price.
+        key: PriceKey,
+        /// What the snapshot has no prices of, e.g. `data processed in` or
+        /// `ml.p4d.24xlarge hosting`.
+        what: String,
+        /// The regions the snapshot does have them for, sorted.
+        covers: Vec<String>,
+    },
     /// The source could not be reached, timed out, or was throttled.
     #[error("price source unavailable: {reason}")]
     Unavailable {
@@ -484,6 +505,15 @@ pub enum PriceError {
         /// The currency codes it is priced in, comma-separated (e.g. `CNY`).
         currencies: String,
     },
+}
+
+/// "it covers: a, b", or that it covers no region.
+fn covers_text(regions: &[String]) -> String {
+    if regions.is_empty() {
+        "it has them for no region".to_owned()
+    } else {
+        format!("it covers: {}", regions.join(", "))
+    }
 }
 
 /// Anything that can price a [`PriceKey`].

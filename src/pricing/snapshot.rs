@@ -151,6 +151,112 @@ impl AsOf {
     }
 }
 
+/// The AWS regions (commercial, GovCloud, China) as of late 2025: a region among
+/// them that the snapshot does not cover is [`PriceError::NotCovered`], any other
+/// [`PriceError::NotFound`] (most likely a typo). A region launched since then is
+/// told apart from a typo only by the live Price List.
+const AWS_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// What a key of `key`'s kind prices, as an error names it.
+fn kind_name(key: &PriceKey) -> &'static str {
+    match key {
+        PriceKey::Hosting { .. } => "hosting",
+        PriceKey::AsyncInference { .. } => "async inference",
+        PriceKey::Serverless { .. } => "serverless",
+        PriceKey::ProvisionedConcurrency { .. } => "provisioned concurrency",
+        PriceKey::ProvisionedConcurrencyUsage { .. } => "provisioned concurrency usage",
+        PriceKey::DataIn { .. } => "data processed in",
+        PriceKey::DataOut { .. } => "data processed out",
+        PriceKey::Storage { .. } => "hosting ML storage",
+    }
+}
+
+/// What `key` prices, its instance type or memory size included.
+fn item_name(key: &PriceKey) -> String {
+    match key {
+        PriceKey::Hosting { instance_type, .. }
+        | PriceKey::AsyncInference { instance_type, .. } => {
+            format!("{instance_type} {}", kind_name(key))
+        }
+        PriceKey::Serverless { memory_gb, .. }
+        | PriceKey::ProvisionedConcurrency { memory_gb, .. }
+        | PriceKey::ProvisionedConcurrencyUsage { memory_gb, .. } => {
+            format!("{} {memory_gb} GB", kind_name(key))
+        }
+        PriceKey::DataIn { .. } | PriceKey::DataOut { .. } | PriceKey::Storage { .. } => {
+            kind_name(key).to_owned()
+        }
+    }
+}
+
+/// Whether `a` and `b` (of one kind) price the same thing, in any region.
+fn same_item(a: &PriceKey, b: &PriceKey) -> bool {
+    match (a, b) {
+        (
+            PriceKey::Hosting {
+                instance_type: a, ..
+            }
+            | PriceKey::AsyncInference {
+                instance_type: a, ..
+            },
+            PriceKey::Hosting {
+                instance_type: b, ..
+            }
+            | PriceKey::AsyncInference {
+                instance_type: b, ..
+            },
+        ) => a == b,
+        (
+            PriceKey::Serverless { memory_gb: a, .. }
+            | PriceKey::ProvisionedConcurrency { memory_gb: a, .. }
+            | PriceKey::ProvisionedConcurrencyUsage { memory_gb: a, .. },
+            PriceKey::Serverless { memory_gb: b, .. }
+            | PriceKey::ProvisionedConcurrency { memory_gb: b, .. }
+            | PriceKey::ProvisionedConcurrencyUsage { memory_gb: b, .. },
+        ) => a == b,
+        _ => true,
+    }
+}
+
 fn bad_line(line: usize, what: impl std::fmt::Display) -> PriceError {
     PriceError::Malformed {
         reason: format!("price snapshot line {line}: {what}"),
@@ -374,15 +480,58 @@ impl Snapshot {
     /// The snapshot's rate for `key`, without going through the async [`PriceSource`]:
     /// [`PriceError::ZeroOnly`] when the snapshot lists only $0 for it,
     /// [`PriceError::NotFound`] when it has no row for it.
+    ///
+    /// Of a key it has no row for, it says which is the case: the snapshot does not
+    /// cover that kind of price (or that instance type or memory size, listed in
+    /// other regions) in the key's region, a real AWS region
+    /// ([`PriceError::NotCovered`]: the live Price List is needed); or the instance
+    /// type, memory size or region is one it does not know at all
+    /// ([`PriceError::NotFound`]: check it).
     pub fn get(&self, key: &PriceKey) -> Result<Rate, PriceError> {
         match self.table.rates.get(key) {
             Some(rate) => Ok(rate.clone()),
-            None => Err(self
-                .table
-                .zero_only
-                .get(key)
-                .cloned()
-                .unwrap_or_else(|| PriceError::NotFound { key: key.clone() })),
+            None => Err(match self.table.zero_only.get(key) {
+                Some(error) => error.clone(),
+                None => self.missing(key),
+            }),
+        }
+    }
+
+    /// Why the snapshot has no row for `key` (see [`get`](Self::get)).
+    fn missing(&self, key: &PriceKey) -> PriceError {
+        let region = key.region();
+        let kind = std::mem::discriminant(key);
+        let listed = || {
+            self.table
+                .rates
+                .keys()
+                .chain(self.table.zero_only.keys())
+                .filter(|k| std::mem::discriminant(*k) == kind)
+        };
+        let regions = |keys: &mut dyn Iterator<Item = &PriceKey>| {
+            let regions: std::collections::BTreeSet<&str> = keys.map(PriceKey::region).collect();
+            regions.into_iter().map(str::to_owned).collect::<Vec<_>>()
+        };
+        if listed().any(|k| k.region() == region) {
+            // The kind is covered here, not this instance type or memory size. One
+            // listed in other regions is real: the snapshot lacks it here.
+            let covers = regions(&mut listed().filter(|k| same_item(k, key)));
+            if covers.is_empty() {
+                return PriceError::NotFound { key: key.clone() };
+            }
+            return PriceError::NotCovered {
+                key: key.clone(),
+                what: item_name(key),
+                covers,
+            };
+        }
+        if !AWS_REGIONS.contains(&region) {
+            return PriceError::NotFound { key: key.clone() };
+        }
+        PriceError::NotCovered {
+            key: key.clone(),
+            what: kind_name(key).to_owned(),
+            covers: regions(&mut listed()),
         }
     }
 
@@ -599,6 +748,85 @@ mod tests {
         assert_eq!(
             Snapshot::bundled().get(&key),
             Err(PriceError::NotFound { key })
+        );
+    }
+
+    #[test]
+    fn an_unknown_instance_type_or_region_says_to_check_it() {
+        for key in [
+            // An instance type the snapshot lists in no region.
+            PriceKey::hosting("us-east-1", "ml.nope.xlarge"),
+            // A region that is not an AWS region.
+            PriceKey::hosting("us-esat-1", "ml.m5.xlarge"),
+            PriceKey::DataIn {
+                region: "mars-north-1".into(),
+            },
+        ] {
+            let err = Snapshot::bundled().get(&key).unwrap_err();
+            assert_eq!(err, PriceError::NotFound { key: key.clone() });
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "no price for {key}: check the instance type and region, or set a price override"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_real_region_the_snapshot_does_not_cover_says_the_live_price_list_is_needed() {
+        let s = Snapshot::bundled();
+        let text = |key: PriceKey| s.get(&key).unwrap_err().to_string();
+        // The bundled file prices data processing and storage in eu-west-1 and
+        // us-east-1 only, serverless in us-east-1 only, hosting in none of the
+        // ap-south-1 instance types.
+        assert_eq!(
+            text(PriceKey::DataIn {
+                region: "ap-south-1".into()
+            }),
+            "the bundled price snapshot has no data processed in prices for ap-south-1 (it \
+             covers: eu-west-1, us-east-1); the live Price List is needed, or set a price \
+             override"
+        );
+        assert_eq!(
+            text(PriceKey::storage("eu-central-1")),
+            "the bundled price snapshot has no hosting ML storage prices for eu-central-1 (it \
+             covers: eu-west-1, us-east-1); the live Price List is needed, or set a price \
+             override"
+        );
+        assert_eq!(
+            text(PriceKey::serverless("eu-west-1", 2)),
+            "the bundled price snapshot has no serverless prices for eu-west-1 (it covers: \
+             us-east-1); the live Price List is needed, or set a price override"
+        );
+        assert_eq!(
+            text(PriceKey::hosting("ap-south-1", "ml.m5.xlarge")),
+            "the bundled price snapshot has no hosting prices for ap-south-1 (it covers: \
+             ap-northeast-1, eu-central-1, eu-west-1, eu-west-3, us-east-1, us-east-2, \
+             us-west-2); the live Price List is needed, or set a price override"
+        );
+        // A region with some hosting rows, not this instance type's, which other
+        // regions list: a real type the snapshot lacks there.
+        let tsv = format!(
+            "{HEADER}us-east-1\thosting\tml.m5.xlarge\tHrs\t0.23\ta\t2026-05-20\n\
+             eu-west-3\thosting\tml.c5.xlarge\tHrs\t0.24\ta\t2026-05-20\n"
+        );
+        let small = Snapshot::from_tsv(&tsv).unwrap();
+        let key = PriceKey::hosting("eu-west-3", "ml.m5.xlarge");
+        assert_eq!(
+            small.get(&key),
+            Err(PriceError::NotCovered {
+                key: key.clone(),
+                what: "ml.m5.xlarge hosting".into(),
+                covers: vec!["us-east-1".into()],
+            })
+        );
+        // A kind it has for no region at all.
+        let key = PriceKey::storage("us-east-1");
+        assert_eq!(
+            small.get(&key).unwrap_err().to_string(),
+            "the bundled price snapshot has no hosting ML storage prices for us-east-1 (it \
+             has them for no region); the live Price List is needed, or set a price override"
         );
     }
 
