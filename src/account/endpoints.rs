@@ -189,6 +189,12 @@ pub struct EndpointRow {
     /// copies of production traffic.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shadow: bool,
+    /// The new fleet of a deployment under way (a blue/green update baking, from
+    /// `DescribeEndpoint`'s `PendingDeploymentSummary`): AWS bills its instances
+    /// (those up so far) on top of the old fleet's until the old one is retired.
+    /// Its row follows its variant's, and is in the totals.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deploying: bool,
     /// The inference component this row is about (`None`: the whole variant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inference_component: Option<String>,
@@ -343,6 +349,9 @@ impl Account {
                         );
                         drafts.push(draft);
                     }
+                    for variant in &profile.pending_variants {
+                        drafts.push(self.pending_draft(listed, &profile, variant).await);
+                    }
                 }
                 Err(err) => drafts.push(undescribed(listed, &err)),
             }
@@ -383,10 +392,18 @@ impl Account {
         }
 
         let burn = |r: &EndpointRow| r.usd_per_hour.map_or(Decimal::MIN, |u| u);
-        let (components, mut variants): (Vec<EndpointRow>, Vec<EndpointRow>) = drafts
+        let (components, rest): (Vec<EndpointRow>, Vec<EndpointRow>) = drafts
             .into_iter()
             .map(|d| d.row)
             .partition(|r| r.inference_component.is_some());
+        // A deployment's new fleet comes right after the variant it replaces.
+        let replaces = |fleet: &EndpointRow, r: &EndpointRow| {
+            !r.deploying && r.endpoint == fleet.endpoint && r.variant == fleet.variant
+        };
+        let (new_fleets, mut variants): (Vec<EndpointRow>, Vec<EndpointRow>) = rest
+            .iter()
+            .cloned()
+            .partition(|fleet| fleet.deploying && rest.iter().any(|r| replaces(fleet, r)));
         variants.sort_by(|a, b| {
             burn(b)
                 .cmp(&burn(a))
@@ -394,7 +411,7 @@ impl Account {
                 .then_with(|| a.variant.cmp(&b.variant))
         });
         // Each variant's components right after it, by burn.
-        let mut rows = Vec::with_capacity(variants.len() + components.len());
+        let mut rows = Vec::with_capacity(rest.len() + components.len());
         for variant in variants {
             let mut hosted: Vec<&EndpointRow> = components
                 .iter()
@@ -406,8 +423,14 @@ impl Account {
                     .then_with(|| a.inference_component.cmp(&b.inference_component))
             });
             let hosted: Vec<EndpointRow> = hosted.into_iter().cloned().collect();
+            let new_fleet: Vec<EndpointRow> = new_fleets
+                .iter()
+                .filter(|fleet| replaces(fleet, &variant))
+                .cloned()
+                .collect();
             rows.push(variant);
             rows.extend(hosted);
+            rows.extend(new_fleet);
         }
         let totals = totals(&rows, listed.len());
         Ok(EndpointsView {
@@ -540,6 +563,28 @@ impl Account {
             per_use_unpriced,
             instance,
         }
+    }
+
+    /// The row of a deployment's new fleet: its instances up so far, priced like
+    /// its variant's, marked `deploying`.
+    async fn pending_draft(
+        &self,
+        listed: &Listed,
+        profile: &EndpointProfile,
+        variant: &VariantProfile,
+    ) -> Draft {
+        let mut draft = self.draft(listed, profile, variant).await;
+        draft.row.deploying = true;
+        draft.row.shadow = profile
+            .shadow_variants
+            .iter()
+            .any(|s| s.name == variant.name);
+        draft.row.notes.push(
+            "a deployment's new fleet: billed for its instances up so far, on top of the \
+             old fleet's, until the old one is retired"
+                .into(),
+        );
+        draft
     }
 
     /// One row per inference component of `variant`: its reserved share of the
@@ -736,6 +781,7 @@ impl EndpointRow {
             endpoint: listed.name.clone(),
             variant,
             shadow: false,
+            deploying: false,
             inference_component: None,
             copies: None,
             reserved_share: None,

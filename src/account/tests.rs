@@ -1146,3 +1146,103 @@ async fn unexplained_amounts_of_opposite_sign_do_not_cancel_in_the_days_verdict(
     assert_eq!(day.unexplained_gross_usd, Decimal::from(1000));
     assert_eq!(day.verdict, Verdict::Differs);
 }
+
+/// 2026-12-02T06:00:00Z: when the blue/green update of [`deploying`] began.
+fn six_hours_before_noon() -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_secs(1_796_212_800 - 6 * 3600)
+}
+
+/// The account view of `deploying`, an endpoint mid blue/green update (`Updating`
+/// since [`six_hours_before_noon`]): its old fleet, `AllTraffic`, 2 × ml.g5.xlarge;
+/// the new fleet (`PendingDeploymentSummary`) 1 × ml.g5.12xlarge up of 2 asked
+/// for. CloudWatch answers `metrics` (the variant's `Invocations`, `ModelLatency`).
+async fn deploying_view(metrics: Rule) -> EndpointsView {
+    use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
+    use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    use aws_sdk_sagemaker::types::{PendingDeploymentSummary, PendingProductionVariantSummary};
+    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
+        let mut updating = summary("deploying", EndpointStatus::Updating);
+        updating.last_modified_time = Some(six_hours_before_noon());
+        ListEndpointsOutput::builder().endpoints(updating).build()
+    });
+    let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output(|| {
+        DescribeEndpointOutput::builder()
+            .endpoint_name("deploying")
+            .endpoint_config_name("deploying-config")
+            .endpoint_status(EndpointStatus::Updating)
+            .production_variants(
+                ProductionVariantSummary::builder()
+                    .variant_name("AllTraffic")
+                    .current_instance_count(2)
+                    .build(),
+            )
+            .pending_deployment_summary(
+                PendingDeploymentSummary::builder()
+                    .endpoint_config_name("deploying-config-2")
+                    .start_time(six_hours_before_noon())
+                    .production_variants(
+                        PendingProductionVariantSummary::builder()
+                            .variant_name("AllTraffic")
+                            .instance_type(ProductionVariantInstanceType::MlG512Xlarge)
+                            .current_instance_count(1)
+                            .desired_instance_count(2)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_output(|| {
+        DescribeEndpointConfigOutput::builder()
+            .endpoint_config_name("deploying-config")
+            .production_variants(
+                ProductionVariant::builder()
+                    .variant_name("AllTraffic")
+                    .model_name("deploying-model")
+                    .instance_type(ProductionVariantInstanceType::MlG5Xlarge)
+                    .initial_instance_count(2)
+                    .build(),
+            )
+            .build()
+    });
+    account(&[&list, &endpoint, &config], &[&metrics], &[])
+        .endpoints(&EndpointsOptions::new(Window::hours(24)))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_deployments_new_fleet_has_a_row_of_its_own_in_the_burn() {
+    // 240 calls in the window, 1,200 s of model time.
+    let view = deploying_view(metrics_of_variant_0(&[240.0], &[1.2e9])).await;
+    assert_eq!(view.rows.len(), 2, "{:#?}", view.rows);
+    // The old fleet first, its new fleet right after it.
+    let (old, new) = (&view.rows[0], &view.rows[1]);
+    assert_eq!(old.variant.as_deref(), Some("AllTraffic"));
+    assert!(!old.deploying);
+    assert_eq!(old.instance_type.as_deref(), Some("ml.g5.xlarge"));
+    // 2 × $1.408/h (snapshot, us-east-1 ml.g5.xlarge) = $2.816/h.
+    assert_eq!(old.usd_per_hour, Some(Decimal::new(2816, 3)));
+    assert_eq!(new.variant.as_deref(), Some("AllTraffic"));
+    assert!(new.deploying);
+    assert!(!new.shadow);
+    assert_eq!(new.status, "Updating");
+    assert_eq!(new.instance_type.as_deref(), Some("ml.g5.12xlarge"));
+    // The instances up so far (CurrentInstanceCount), not the 2 asked for.
+    assert_eq!(new.instance_count, Some(1));
+    // 1 × $7.09/h (snapshot, us-east-1 ml.g5.12xlarge).
+    assert_eq!(new.usd_per_hour, Some(Decimal::new(709, 2)));
+    // AWS bills both fleets while the new one bakes:
+    // 2 × $1.408 + 1 × $7.09 = $9.906/h; × 730 h = $7,231.38 a month.
+    assert_eq!(view.totals.usd_per_hour, Decimal::new(9906, 3));
+    assert_eq!(view.totals.usd_per_month, Decimal::new(723_138, 2));
+    assert_eq!(view.totals.unpriced, 0);
+
+    // JSON: `deploying` on the new fleet's row only.
+    let json = serde_json::to_value(&view).unwrap();
+    assert_eq!(json["rows"][1]["deploying"], true);
+    assert!(json["rows"][0].get("deploying").is_none(), "{json:#}");
+    let back: EndpointsView = serde_json::from_value(json).unwrap();
+    assert_eq!(back, view);
+}
