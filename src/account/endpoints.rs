@@ -300,6 +300,9 @@ struct Listed {
     name: String,
     status: String,
     created: Option<SystemTime>,
+    /// `LastModifiedTime`: for an endpoint being updated, when the update began
+    /// (or later, if it was modified again since).
+    modified: Option<SystemTime>,
 }
 
 /// A row being made, with what its figures still need.
@@ -313,6 +316,13 @@ struct Draft {
     /// Instance variants: what an instance has, as its rate said (for the shares
     /// of inference components).
     instance: Option<InstanceResources>,
+    /// A deployment's new fleet named as a variant running now: CloudWatch counts
+    /// its calls under that name with the old fleet's, so it is not asked for on
+    /// its own (see [`share_variant_figures`]).
+    shares_variant_metrics: bool,
+    /// A variant whose calls a deployment's new fleet (with instances up) serves
+    /// some of: how many of its calls each fleet served is not known.
+    new_fleet_serving: bool,
 }
 
 impl Account {
@@ -333,6 +343,7 @@ impl Account {
         for (listed, described) in listed.iter().zip(described) {
             match described {
                 Ok(profile) => {
+                    let first = drafts.len();
                     for variant in &profile.variants {
                         let mut draft = self.draft(listed, &profile, variant).await;
                         let components = self.component_drafts(&profile, variant, &mut draft).await;
@@ -351,6 +362,18 @@ impl Account {
                     }
                     for variant in &profile.pending_variants {
                         drafts.push(self.pending_draft(listed, &profile, variant).await);
+                        if !runs(variant) {
+                            continue;
+                        }
+                        for draft in &mut drafts[first..] {
+                            let row = &draft.row;
+                            if !row.deploying
+                                && row.inference_component.is_none()
+                                && row.variant.as_deref() == Some(variant.name.as_str())
+                            {
+                                draft.new_fleet_serving = true;
+                            }
+                        }
                     }
                 }
                 Err(err) => drafts.push(undescribed(listed, &err)),
@@ -362,7 +385,7 @@ impl Account {
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let targets: Vec<Target> = drafts
             .iter()
-            .filter(|d| counted_by_cloudwatch(&d.row))
+            .filter(|d| counted_by_cloudwatch(d))
             .filter_map(|d| {
                 Some(Target {
                     endpoint: d.row.endpoint.clone(),
@@ -383,13 +406,14 @@ impl Account {
         };
         let mut usage = usage.map(Vec::into_iter);
         for draft in &mut drafts {
-            let used = if counted_by_cloudwatch(&draft.row) {
+            let used = if counted_by_cloudwatch(draft) {
                 usage.as_mut().and_then(Iterator::next)
             } else {
                 None
             };
             finish(draft, used, now, start, options);
         }
+        share_variant_figures(&mut drafts);
 
         let burn = |r: &EndpointRow| r.usd_per_hour.map_or(Decimal::MIN, |u| u);
         let (components, rest): (Vec<EndpointRow>, Vec<EndpointRow>) = drafts
@@ -457,6 +481,9 @@ impl Account {
                         .map_or_else(|| "Unknown".to_owned(), |s| s.as_str().to_owned()),
                     created: summary
                         .creation_time()
+                        .and_then(|t| SystemTime::try_from(*t).ok()),
+                    modified: summary
+                        .last_modified_time()
                         .and_then(|t| SystemTime::try_from(*t).ok()),
                 });
             }
@@ -562,6 +589,8 @@ impl Account {
             per_use_usd_per_second,
             per_use_unpriced,
             instance,
+            shares_variant_metrics: false,
+            new_fleet_serving: false,
         }
     }
 
@@ -579,9 +608,18 @@ impl Account {
             .shadow_variants
             .iter()
             .any(|s| s.name == variant.name);
+        draft.shares_variant_metrics = profile
+            .variants
+            .iter()
+            .chain(&profile.shadow_variants)
+            .any(|v| v.name == variant.name);
+        // The update began at the endpoint's last modification (or before, if it
+        // was modified again since): the window is counted from there.
+        draft.created = listed.modified.or(listed.created);
         draft.row.notes.push(
             "a deployment's new fleet: billed for its instances up so far, on top of the \
-             old fleet's, until the old one is retired"
+             old fleet's, until the old one is retired; its window cost counts them from \
+             the endpoint's last modification (the update's start), an estimate"
                 .into(),
         );
         draft
@@ -683,6 +721,8 @@ impl Account {
                 per_use_usd_per_second: None,
                 per_use_unpriced: None,
                 instance: None,
+                shares_variant_metrics: false,
+                new_fleet_serving: false,
             });
         }
         let unreserved = unreserved_fraction(
@@ -836,14 +876,100 @@ fn undescribed(listed: &Listed, err: &DiscoveryError) -> Draft {
         per_use_usd_per_second: None,
         per_use_unpriced: None,
         instance: None,
+        shares_variant_metrics: false,
+        new_fleet_serving: false,
     }
 }
 
-/// Whether CloudWatch counts the row's calls: not for an endpoint that could not
-/// be described, nor for an asynchronous one (SageMaker publishes no `Invocations`,
-/// `InvocationsPerInstance` or `OverheadLatency` for asynchronous endpoints).
-fn counted_by_cloudwatch(row: &EndpointRow) -> bool {
-    row.variant.is_some() && row.kind != VariantKind::AsyncInstance
+/// Whether CloudWatch is asked for the row's calls: not for an endpoint that could
+/// not be described, nor for an asynchronous one (SageMaker publishes no
+/// `Invocations`, `InvocationsPerInstance` or `OverheadLatency` for asynchronous
+/// endpoints), nor for a deployment's new fleet counted under its variant's name.
+fn counted_by_cloudwatch(draft: &Draft) -> bool {
+    let row = &draft.row;
+    row.variant.is_some() && row.kind != VariantKind::AsyncInstance && !draft.shares_variant_metrics
+}
+
+/// Whether a deployment's new fleet has anything up (and so may serve calls).
+fn runs(fleet: &VariantProfile) -> bool {
+    match fleet.billing {
+        VariantBilling::Instance { instance_count, .. } => instance_count > 0,
+        VariantBilling::Serverless { .. } => true,
+    }
+}
+
+/// What a deployment's new fleet shares with the variant whose name it carries:
+/// CloudWatch counts the calls of both fleets under that name, so the variant's
+/// row has them all. The new fleet is idle when its variant had no call (neither
+/// fleet was called), and the variant's cost per 1,000 calls counts the new
+/// fleet's window cost too.
+fn share_variant_figures(drafts: &mut [Draft]) {
+    for i in 0..drafts.len() {
+        if !drafts[i].shares_variant_metrics {
+            continue;
+        }
+        let fleet = &drafts[i].row;
+        let Some(j) = drafts.iter().position(|d| {
+            !d.row.deploying
+                && d.row.inference_component.is_none()
+                && d.row.endpoint == fleet.endpoint
+                && d.row.variant == fleet.variant
+        }) else {
+            continue;
+        };
+        let calls = drafts[j].row.invocations;
+        let fleet = &mut drafts[i].row;
+        fleet.notes.push(
+            "its calls are counted on its variant's row: CloudWatch counts both fleets' \
+             calls under the variant's name"
+                .into(),
+        );
+        if calls == Some(0) && fleet.usd_per_hour.is_some_and(|b| b > Decimal::ZERO) {
+            fleet.flags.push(Flag::Idle);
+        }
+    }
+    for j in 0..drafts.len() {
+        let variant = &drafts[j].row;
+        let (Some(calls), Some(own)) = (variant.invocations, variant.window_cost_usd) else {
+            continue;
+        };
+        if calls == 0 || variant.deploying || variant.inference_component.is_some() {
+            continue;
+        }
+        let fleets: Vec<Option<Decimal>> = drafts
+            .iter()
+            .filter(|d| {
+                d.shares_variant_metrics
+                    && d.row.endpoint == variant.endpoint
+                    && d.row.variant == variant.variant
+            })
+            .map(|d| d.row.window_cost_usd)
+            .collect();
+        if fleets.is_empty() {
+            continue;
+        }
+        let both: Option<Decimal> = fleets.into_iter().sum::<Option<Decimal>>().map(|f| f + own);
+        let row = &mut drafts[j].row;
+        match both {
+            Some(cost) => {
+                row.usd_per_1000_invocations =
+                    Some(round_cost(cost * Decimal::from(1000) / Decimal::from(calls)).normalize());
+                row.notes.push(
+                    "cost per 1,000 calls counts the window cost of the deployment's new \
+                     fleet too: its calls are among these"
+                        .into(),
+                );
+            }
+            None => {
+                row.usd_per_1000_invocations = None;
+                row.notes.push(
+                    "no cost per 1,000 calls: the deployment's new fleet, which serves some \
+                     of these calls, is unpriced"
+                        .into(),
+                );
+            }
+        }
+    }
 }
 
 /// Why an asynchronous variant has no invocations, per-1,000 cost, utilisation
@@ -929,7 +1055,15 @@ fn finish(
         }
         // A component's calls are served by its copies; a variant's by its instances.
         let instances = row.copies.or(row.instance_count).unwrap_or(0);
-        if matches!(row.kind, VariantKind::Instance | VariantKind::AsyncInstance)
+        if draft.new_fleet_serving {
+            row.notes.push(
+                "no utilisation (nor `underused`) while a deployment's new fleet runs: \
+                 CloudWatch counts both fleets' calls under the variant's name, and not \
+                 how many each served"
+                    .into(),
+            );
+        } else if matches!(row.kind, VariantKind::Instance | VariantKind::AsyncInstance)
+            && !row.deploying
             && instances > 0
             && seconds > 0
             && let Some(model) = model_seconds
@@ -1003,6 +1137,7 @@ mod tests {
             name: "broken".into(),
             status: "Failed".into(),
             created: None,
+            modified: None,
         };
         let gone = DiscoveryError::NotFound {
             endpoint: "broken".into(),
@@ -1028,6 +1163,7 @@ mod tests {
             name: "e".into(),
             status: "InService".into(),
             created: None,
+            modified: None,
         };
         let mut draft = undescribed(
             &listed,

@@ -1246,3 +1246,56 @@ async fn a_deployments_new_fleet_has_a_row_of_its_own_in_the_burn() {
     let back: EndpointsView = serde_json::from_value(json).unwrap();
     assert_eq!(back, view);
 }
+
+#[tokio::test]
+async fn a_new_fleets_calls_count_on_its_variant_which_shows_no_utilisation_meanwhile() {
+    // CloudWatch counts both fleets' calls under `AllTraffic`: 240 calls and
+    // 1,200 s of model time in the window, split between the fleets in a way it
+    // does not show.
+    let view = deploying_view(metrics_of_variant_0(&[240.0], &[1.2e9])).await;
+    let old = &view.rows[0];
+    assert_eq!(old.invocations, Some(240));
+    // 1,200 s over the old fleet's 2 × 86,400 s alone would be 0.69 % and
+    // `underused`, though the new fleet served some of those calls: no guess.
+    assert_eq!(old.utilisation, None);
+    assert!(old.flags.is_empty(), "{:?}", old.flags);
+    assert!(
+        old.notes
+            .iter()
+            .any(|n| n.starts_with("no utilisation (nor `underused`) while a deployment's new")),
+        "{:?}",
+        old.notes
+    );
+    let new = view
+        .rows
+        .get(1)
+        .expect("the new fleet's row, after its variant's");
+    assert!(new.deploying);
+    // Not asked for on its own: the same metric would count the calls twice.
+    assert_eq!(new.invocations, None);
+    assert!(new.flags.is_empty(), "{:?}", new.flags);
+    // The old fleet over the 24 h window: 2.816 × 24 = $67.584. The new fleet
+    // since the update began (LastModifiedTime, 06:00; the view is at noon):
+    // 7.09 × 6 = $42.54.
+    assert_eq!(old.window_cost_usd, Some(Decimal::new(67_584, 3)));
+    assert_eq!(new.window_hours, Decimal::from(6));
+    assert_eq!(new.window_cost_usd, Some(Decimal::new(4254, 2)));
+    assert_eq!(view.totals.window_cost_usd, Decimal::new(110_124, 3));
+    // The 240 calls cost both fleets' window: (67.584 + 42.54) ÷ 240 × 1,000 = $458.85.
+    assert_eq!(old.usd_per_1000_invocations, Some(Decimal::new(45_885, 2)));
+    assert_eq!(new.usd_per_1000_invocations, None);
+}
+
+#[tokio::test]
+async fn both_fleets_of_an_uncalled_deploying_endpoint_are_idle() {
+    // No call under `AllTraffic` in the window: neither fleet served one.
+    let view = deploying_view(metrics_of_variant_0(&[], &[])).await;
+    // Idle burn: 2 × $1.408 + 1 × $7.09 = $9.906/h; × 730 h = $7,231.38 a month.
+    assert_eq!(view.totals.idle_usd_per_hour, Decimal::new(9906, 3));
+    assert_eq!(view.totals.idle_usd_per_month, Decimal::new(723_138, 2));
+    let (old, new) = (&view.rows[0], &view.rows[1]);
+    assert_eq!(old.invocations, Some(0));
+    assert_eq!(old.flags, [Flag::Idle]);
+    assert!(new.deploying);
+    assert_eq!(new.flags, [Flag::Idle]);
+}
