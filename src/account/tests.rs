@@ -1155,8 +1155,9 @@ fn six_hours_before_noon() -> aws_smithy_types::DateTime {
 /// The account view of `deploying`, an endpoint mid blue/green update (`Updating`
 /// since [`six_hours_before_noon`]): its old fleet, `AllTraffic`, 2 × ml.g5.xlarge;
 /// the new fleet (`PendingDeploymentSummary`) 1 × ml.g5.12xlarge up of 2 asked
-/// for. CloudWatch answers `metrics` (the variant's `Invocations`, `ModelLatency`).
-async fn deploying_view(metrics: Rule) -> EndpointsView {
+/// for; the old fleet's volumes `volume_gb` each. CloudWatch answers `metrics`
+/// (the variant's `Invocations`, `ModelLatency`).
+async fn deploying_view(metrics: Rule, volume_gb: Option<i32>) -> EndpointsView {
     use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
     use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
     use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
@@ -1193,19 +1194,21 @@ async fn deploying_view(metrics: Rule) -> EndpointsView {
             )
             .build()
     });
-    let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_output(|| {
-        DescribeEndpointConfigOutput::builder()
-            .endpoint_config_name("deploying-config")
-            .production_variants(
-                ProductionVariant::builder()
-                    .variant_name("AllTraffic")
-                    .model_name("deploying-model")
-                    .instance_type(ProductionVariantInstanceType::MlG5Xlarge)
-                    .initial_instance_count(2)
-                    .build(),
-            )
-            .build()
-    });
+    let config =
+        mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_output(move || {
+            DescribeEndpointConfigOutput::builder()
+                .endpoint_config_name("deploying-config")
+                .production_variants(
+                    ProductionVariant::builder()
+                        .variant_name("AllTraffic")
+                        .model_name("deploying-model")
+                        .instance_type(ProductionVariantInstanceType::MlG5Xlarge)
+                        .initial_instance_count(2)
+                        .set_volume_size_in_gb(volume_gb)
+                        .build(),
+                )
+                .build()
+        });
     account(&[&list, &endpoint, &config], &[&metrics], &[])
         .endpoints(&EndpointsOptions::new(Window::hours(24)))
         .await
@@ -1215,7 +1218,7 @@ async fn deploying_view(metrics: Rule) -> EndpointsView {
 #[tokio::test]
 async fn a_deployments_new_fleet_has_a_row_of_its_own_in_the_burn() {
     // 240 calls in the window, 1,200 s of model time.
-    let view = deploying_view(metrics_of_variant_0(&[240.0], &[1.2e9])).await;
+    let view = deploying_view(metrics_of_variant_0(&[240.0], &[1.2e9]), None).await;
     assert_eq!(view.rows.len(), 2, "{:#?}", view.rows);
     // The old fleet first, its new fleet right after it.
     let (old, new) = (&view.rows[0], &view.rows[1]);
@@ -1252,7 +1255,7 @@ async fn a_new_fleets_calls_count_on_its_variant_which_shows_no_utilisation_mean
     // CloudWatch counts both fleets' calls under `AllTraffic`: 240 calls and
     // 1,200 s of model time in the window, split between the fleets in a way it
     // does not show.
-    let view = deploying_view(metrics_of_variant_0(&[240.0], &[1.2e9])).await;
+    let view = deploying_view(metrics_of_variant_0(&[240.0], &[1.2e9]), None).await;
     let old = &view.rows[0];
     assert_eq!(old.invocations, Some(240));
     // 1,200 s over the old fleet's 2 × 86,400 s alone would be 0.69 % and
@@ -1289,7 +1292,7 @@ async fn a_new_fleets_calls_count_on_its_variant_which_shows_no_utilisation_mean
 #[tokio::test]
 async fn both_fleets_of_an_uncalled_deploying_endpoint_are_idle() {
     // No call under `AllTraffic` in the window: neither fleet served one.
-    let view = deploying_view(metrics_of_variant_0(&[], &[])).await;
+    let view = deploying_view(metrics_of_variant_0(&[], &[]), None).await;
     // Idle burn: 2 × $1.408 + 1 × $7.09 = $9.906/h; × 730 h = $7,231.38 a month.
     assert_eq!(view.totals.idle_usd_per_hour, Decimal::new(9906, 3));
     assert_eq!(view.totals.idle_usd_per_month, Decimal::new(723_138, 2));
@@ -1298,4 +1301,25 @@ async fn both_fleets_of_an_uncalled_deploying_endpoint_are_idle() {
     assert_eq!(old.flags, [Flag::Idle]);
     assert!(new.deploying);
     assert_eq!(new.flags, [Flag::Idle]);
+}
+
+#[tokio::test]
+async fn a_new_fleets_storage_the_deployment_summary_does_not_size_is_named_not_dropped() {
+    // The old fleet's 30 GB volumes are in its burn; the pending summary gives
+    // the new fleet's none, so its burn is its instance alone, and says so.
+    let view = deploying_view(metrics_of_variant_0(&[], &[]), Some(30)).await;
+    let new = view
+        .rows
+        .get(1)
+        .expect("the new fleet's row, after its variant's");
+    assert!(new.deploying);
+    // 1 × $7.09/h: the instance only.
+    assert_eq!(new.usd_per_hour, Some(Decimal::new(709, 2)));
+    assert!(
+        new.notes.iter().any(|n| n
+            == "the ML storage of its 1 instance is not in the burn: the deployment's \
+                summary gives no volume size (the old fleet's are 30 GB each)"),
+        "{:?}",
+        new.notes
+    );
 }
