@@ -15,6 +15,9 @@ Invocations metric and are never idle), underused (utilisation = model \
 time ÷ instance time below --underused-below), unpriced (the reason is shown).
 Endpoints hosting inference components get a row per component (its copies' reserved \
 share of the variant's burn; not added to the totals).
+An endpoint mid blue/green deployment gets a row for the new fleet after its variant's, \
+flagged deploying: its instances up so far are billed on top of the old fleet's and are in \
+the totals; its calls are counted on its variant's row.
 IAM: sagemaker:ListEndpoints, sagemaker:DescribeEndpoint, sagemaker:DescribeEndpointConfig, \
 cloudwatch:GetMetricData, pricing:GetProducts (and sagemaker:ListInferenceComponents, \
 sagemaker:DescribeInferenceComponent for endpoints hosting components).")]
@@ -153,12 +156,16 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `endpoint/variant`, and `/component` on a component's row.
+/// `endpoint/variant`, `/component` on a component's row, ` (new fleet)` on a
+/// deployment's new fleet (which carries its variant's name).
 fn label(r: &EndpointRow) -> String {
     let mut label = format!("{}/{}", r.endpoint, r.variant.as_deref().unwrap_or("-"));
     if let Some(component) = &r.inference_component {
         label.push('/');
         label.push_str(component);
+    }
+    if r.deploying {
+        label.push_str(" (new fleet)");
     }
     label
 }
@@ -182,8 +189,14 @@ fn deployment(r: &EndpointRow) -> String {
     }
 }
 
+/// The row's flags; `deploying` first on a deployment's new fleet, the one thing
+/// telling its row from its variant's, whose name it carries.
 fn flags(r: &EndpointRow) -> String {
-    let words: Vec<&str> = r.flags.iter().map(|f| f.as_str()).collect();
+    let deploying = r.deploying.then_some("deploying");
+    let words: Vec<&str> = deploying
+        .into_iter()
+        .chain(r.flags.iter().map(|f| f.as_str()))
+        .collect();
     words.join(",")
 }
 
@@ -251,6 +264,50 @@ mod tests {
         let row = text.lines().nth(2).unwrap();
         assert!(
             row.starts_with("pay-per-use") && !row.contains('$'),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_deployments_new_fleet_is_flagged_deploying_and_its_notes_are_told_apart() {
+        let fleet = |deploying: bool, instance_type: &str, usd_per_hour: &str| {
+            let mut row = serde_json::json!({
+                "endpoint": "deploying", "variant": "AllTraffic", "status": "Updating",
+                "kind": "instance", "instance_type": instance_type, "instance_count": 1,
+                "memory_mb": null, "provisioned_concurrency": null,
+                "usd_per_hour": usd_per_hour, "price_source": "snapshot", "invocations": 0,
+                "window_hours": "24", "window_cost_usd": null,
+                "usd_per_1000_invocations": null, "utilisation": null, "flags": ["idle"],
+                "unpriced_reason": null, "notes": [format!("note of {instance_type}")]
+            });
+            if deploying {
+                row["deploying"] = true.into();
+                row["invocations"] = serde_json::Value::Null;
+            }
+            row
+        };
+        let view: EndpointsView = serde_json::from_value(serde_json::json!({
+            "region": "us-east-1", "window": "24h", "at": "2026-12-02T12:00:00Z",
+            "rows": [fleet(false, "ml.g5.xlarge", "1.408"),
+                     fleet(true, "ml.g5.12xlarge", "7.09")],
+            "totals": {"endpoints": 1, "usd_per_hour": "8.498", "usd_per_month": "6203.54",
+                       "idle_usd_per_hour": "8.498", "idle_usd_per_month": "6203.54",
+                       "window_cost_usd": "0", "unpriced": 0}
+        }))
+        .unwrap();
+        let mut out = Vec::new();
+        render(&view, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[2].ends_with("  idle"), "{text}");
+        assert!(lines[3].contains("1 × ml.g5.12xlarge"), "{text}");
+        assert!(lines[3].ends_with("  deploying,idle"), "{text}");
+        assert!(
+            text.contains("deploying/AllTraffic: note of ml.g5.xlarge\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("deploying/AllTraffic (new fleet): note of ml.g5.12xlarge\n"),
             "{text}"
         );
     }
