@@ -14,7 +14,8 @@
 
 use crate::FastMap;
 use crate::billing::{
-    Accrual, AccrualCharge, AccrualSource, div_round_dp, hours, mul_round_dp, round_cost,
+    Accrual, AccrualCharge, AccrualSource, AccruedCapacity, AmortizedShare, div_round_dp, hours,
+    mul_round_dp, round_cost,
 };
 use crate::pricing::PriceOrigin;
 use rust_decimal::Decimal;
@@ -72,9 +73,113 @@ struct VariantState {
     /// The monotonic clock at `last_accrual_at`, when the totals keep one.
     last_accrual_mono: Option<Instant>,
     last_call_at: Option<SystemTime>,
+    /// What the capacity accrued since the previous call an amortised receipt
+    /// charged (`None` until the first: only [`Allocation::Amortized`] keeps it).
+    ///
+    /// [`Allocation::Amortized`]: crate::billing::Allocation::Amortized
+    since_previous_call: Option<SincePreviousCall>,
     /// Where the rates of the stretches accrued so far came from, per charge and
     /// source (see [`Accrual::priced_from`]): rebuilt only when a stretch adds one.
     priced_from: Arc<[AccrualSource]>,
+}
+
+/// What a variant's capacity accrued since the previous amortised call, per rate.
+#[derive(Default)]
+struct SincePreviousCall {
+    /// `accrued_fine_usd` (20 places) when the previous call took its part.
+    base_fine_usd: Decimal,
+    /// `accrued_usd` (12 places) then.
+    base_usd: Decimal,
+    /// Each rate's part, in the order the rates were first in force; a rate is
+    /// its USD per instance-hour and its price source (the latest note kept, as
+    /// [`Accrual::priced_from`] keeps it), so that a count change at the same
+    /// rate adds to a part and a price change starts another.
+    parts: Vec<GapPart>,
+}
+
+/// The capacity accrued at one rate since the previous amortised call.
+struct GapPart {
+    usd_per_instance_hour: Decimal,
+    from: RateFrom,
+    /// Instances × µs accrued at the rate.
+    instance_micros: u128,
+    /// What they cost, at 20 places (the accrual's own stretches added up).
+    fine_usd: Decimal,
+}
+
+impl SincePreviousCall {
+    /// `instances` accrued `fine_usd` over `micros` µs at `clock`'s rate.
+    fn add(&mut self, clock: &StandingRate, micros: u64, fine_usd: Decimal) {
+        if clock.instances == 0 {
+            return;
+        }
+        // Exact for instances of one type (n × rate ÷ n); with a shadow or
+        // pending variant billed alongside, their average rate.
+        let usd_per_instance_hour =
+            (clock.usd_per_hour_all_instances / Decimal::from(clock.instances)).normalize();
+        let (source, note) = &clock.capacity_from;
+        let part = match self
+            .parts
+            .iter_mut()
+            .find(|p| p.usd_per_instance_hour == usd_per_instance_hour && p.from.0 == *source)
+        {
+            Some(part) => part,
+            None => {
+                self.parts.push(GapPart {
+                    usd_per_instance_hour,
+                    from: (*source, None),
+                    instance_micros: 0,
+                    fine_usd: Decimal::ZERO,
+                });
+                self.parts.last_mut().expect("just pushed")
+            }
+        };
+        if part.from.1 != *note {
+            part.from.1 = note.clone();
+        }
+        part.instance_micros += u128::from(micros) * u128::from(clock.instances);
+        part.fine_usd += fine_usd;
+    }
+
+    /// The parts since the previous call, each costed so that they add up to
+    /// `accrued_usd − base_usd` exactly (the difference of the accrual's rounded
+    /// running figures at each part's end), and a new mark at `accrued_usd`.
+    fn take(&mut self, accrued_fine_usd: Decimal, accrued_usd: Decimal) -> Vec<AccruedCapacity> {
+        let mut fine_so_far = std::mem::replace(&mut self.base_fine_usd, accrued_fine_usd);
+        let mut charged_so_far = std::mem::replace(&mut self.base_usd, accrued_usd);
+        let parts = std::mem::take(&mut self.parts);
+        let last = parts.len().saturating_sub(1);
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| {
+                fine_so_far += part.fine_usd;
+                let charged_until = match i == last {
+                    true => accrued_usd,
+                    false => round_cost(fine_so_far),
+                };
+                let cost_usd = charged_until - charged_so_far;
+                charged_so_far = charged_until;
+                AccruedCapacity {
+                    usd_per_instance_hour: part.usd_per_instance_hour,
+                    source: part.from.0,
+                    note: part.from.1,
+                    instance_hours: instance_hours(part.instance_micros),
+                    cost_usd,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Instance-µs in instance-hours, exact (µs / 3.6·10⁹ ends within 28 places).
+fn instance_hours(instance_micros: u128) -> Decimal {
+    match i128::try_from(instance_micros) {
+        Ok(n) if n < 1 << 96 => {
+            (Decimal::from_i128_with_scale(n, 0) / Decimal::from(MICROS_PER_HOUR)).normalize()
+        }
+        _ => Decimal::MAX,
+    }
 }
 
 /// Microseconds in an hour.
@@ -131,6 +236,28 @@ impl VariantState {
         self.last_accrual_at = Some(now);
     }
 
+    /// Accrues over one call: from its start, when it is the first or began
+    /// before the first, to its end. Again for the same call, nothing.
+    fn accrue_call(&mut self, clock: InstanceClock, mono: Option<Instant>) {
+        let rate = self.standing.get_or_insert(clock.standing).clone();
+        match self.accrual_started_at {
+            None => {
+                self.accrual_started_at = Some(clock.started_at);
+                self.last_accrual_at = Some(clock.started_at);
+                // The first stretch (the call's own time, and any wait
+                // for its endpoint's discovery) is not checked against
+                // the monotonic clock: its start on it is not known.
+                self.last_accrual_mono = None;
+            }
+            Some(first) if clock.started_at < first => {
+                self.accrue_stretches(&rate, clock.started_at, first);
+                self.accrual_started_at = Some(clock.started_at);
+            }
+            Some(_) => {}
+        }
+        self.accrue_to(&rate, clock.ended_at, mono);
+    }
+
     /// Adds what the standing capacity cost from `from` to `to`, each stretch
     /// before a rate was replaced (while no call had been recorded) at the rate in
     /// force then, the rest at `current`.
@@ -167,6 +294,9 @@ impl VariantState {
                 .round_dp(20)
         });
         self.accrued_fine_usd = (self.accrued_fine_usd + stretch).round_dp(20);
+        if let Some(since) = &mut self.since_previous_call {
+            since.add(clock, micros, stretch);
+        }
         if let Some(fraction) = clock.unreserved_fraction {
             let free = (stretch * fraction).round_dp(20);
             self.unreserved_fine_usd = Some(self.unreserved_fine_usd.unwrap_or_default() + free);
@@ -509,6 +639,10 @@ pub(crate) struct Recorded {
 pub(crate) struct StandingRate {
     /// Instances × USD per hour (or provisioned concurrency × USD per second × 3600).
     pub(crate) usd_per_hour_all_instances: Decimal,
+    /// The instances (or provisioned concurrency) `usd_per_hour_all_instances`
+    /// pays for, those of variants billed alongside included: amortised receipts
+    /// state the instance-hours accrued.
+    pub(crate) instances: u32,
     /// Where the instance-hour (or provisioned-concurrency) rate came from.
     pub(crate) capacity_from: RateFrom,
     /// ML storage of all instances, USD per month (`None` when unknown).
@@ -521,6 +655,7 @@ pub(crate) struct StandingRate {
 }
 
 /// The wall-clock cost of a variant's standing capacity over one call, for accrual.
+#[derive(Clone)]
 pub(crate) struct InstanceClock {
     /// The standing rate the call's profile gave.
     pub(crate) standing: StandingRate,
@@ -779,32 +914,73 @@ impl Totals {
         }
     }
 
-    /// Time since the previous call recorded for this variant (for amortised
-    /// allocation), and marks `now` as the latest call.
-    pub(crate) fn gap_since_previous_call(
+    /// What [`Allocation::Amortized`] charges a call to `variant` that ended at
+    /// `now`: what the variant's capacity accrued since the previous such call,
+    /// per rate in force (accrued to the end of this call first: `clock`, the
+    /// same as [`record`](Self::record) is given next, which then adds nothing);
+    /// the first call, [`AmortizedShare::First`]. Without a `clock` (no standing
+    /// rate is known), the wall-clock gap. O(1) per call: the accrual keeps what
+    /// accrued since the previous call as it goes, one part per rate.
+    ///
+    /// With a fleet, every process charges its share of the fleet's calls of
+    /// what it accrued, so that together they charge the instances once.
+    ///
+    /// [`Allocation::Amortized`]: crate::billing::Allocation::Amortized
+    pub(crate) fn amortized_since_previous_call(
         &self,
         variant: VariantSlot,
+        clock: Option<&InstanceClock>,
         now: SystemTime,
-    ) -> Option<Duration> {
+    ) -> AmortizedShare {
         let mut inner = self.lock();
+        let mono = inner.mono_now();
         let endpoint = &mut inner.endpoints[variant.endpoint];
-        let share = endpoint.fleet_share;
+        let share = match endpoint.fleet_share {
+            Some((local, fleet)) if fleet > 0 && local <= fleet => Some((local, fleet)),
+            _ => None,
+        };
         let state = &mut endpoint.variants[variant.variant];
         let gap = state
             .last_call_at
             .map(|prev| now.duration_since(prev).unwrap_or_default());
         state.last_call_at = Some(state.last_call_at.map_or(now, |prev| prev.max(now)));
-        // With a fleet, every process charges its own gaps: each charges its share
-        // of the fleet's calls, so that together they charge the gap once.
-        match (gap, share) {
-            (Some(gap), Some((local, fleet))) if fleet > 0 && local <= fleet => {
+        // With a fleet, the wall-clock gap is this process's share of it too.
+        let gap = match (gap, share) {
+            (Some(gap), Some((local, fleet))) => {
                 let nanos = gap.as_nanos() * u128::from(local) / u128::from(fleet);
                 Some(Duration::from_nanos(
                     u64::try_from(nanos).unwrap_or(u64::MAX),
                 ))
             }
-            _ => gap,
+            (gap, _) => gap,
+        };
+        let Some(clock) = clock else {
+            return gap.map_or(AmortizedShare::First, AmortizedShare::Gap);
+        };
+        state.accrue_call(clock.clone(), mono);
+        let (fine, usd) = (state.accrued_fine_usd, state.accrued_usd);
+        let Some(since) = &mut state.since_previous_call else {
+            state.since_previous_call = Some(SincePreviousCall {
+                base_fine_usd: fine,
+                base_usd: usd,
+                parts: Vec::new(),
+            });
+            // Calls before it had no standing rate (their gaps were charged on
+            // the wall clock, and so is this one's), or this is the first.
+            return gap.map_or(AmortizedShare::First, AmortizedShare::Gap);
+        };
+        let mut parts = since.take(fine, usd);
+        if let Some((local, fleet)) = share {
+            let (local, fleet) = (Decimal::from(local), Decimal::from(fleet));
+            for part in &mut parts {
+                part.instance_hours = (part.instance_hours * local / fleet).normalize();
+                // Rounded down: the processes' shares never add up to more
+                // than the instances cost.
+                part.cost_usd = (part.cost_usd * local / fleet)
+                    .round_dp_with_strategy(12, rust_decimal::RoundingStrategy::ToZero);
+            }
         }
+        AmortizedShare::Accrued(parts)
     }
 
     /// This process made `local` of the fleet's last `fleet` calls to `endpoint`.
@@ -871,23 +1047,7 @@ impl Totals {
                 // At the rate of the latest profile applied, not of the one this
                 // call began with: instances added by a refresh since count from
                 // when it was applied ([`Totals::set_standing`]).
-                let rate = state.standing.get_or_insert(clock.standing).clone();
-                match state.accrual_started_at {
-                    None => {
-                        state.accrual_started_at = Some(clock.started_at);
-                        state.last_accrual_at = Some(clock.started_at);
-                        // The first stretch (the call's own time, and any wait
-                        // for its endpoint's discovery) is not checked against
-                        // the monotonic clock: its start on it is not known.
-                        state.last_accrual_mono = None;
-                    }
-                    Some(first) if clock.started_at < first => {
-                        state.accrue_stretches(&rate, clock.started_at, first);
-                        state.accrual_started_at = Some(clock.started_at);
-                    }
-                    Some(_) => {}
-                }
-                state.accrue_to(&rate, clock.ended_at, mono);
+                state.accrue_call(clock, mono);
                 accrual = Some(Accrual {
                     accrued_usd: state.accrued_usd,
                     allocated_usd: state.allocated_compute_usd,
@@ -1070,6 +1230,7 @@ mod tests {
         let per_hour = |instances: u32| StandingRate {
             usd_per_hour_all_instances: "1.408".parse::<Decimal>().unwrap()
                 * Decimal::from(instances),
+            instances,
             capacity_from: (crate::pricing::PriceOrigin::Live, None),
             storage_usd_per_month: None,
             storage_from: None,
@@ -1121,6 +1282,7 @@ mod tests {
         let stale: Arc<str> = "refresh failed (throttled); kept the last good price".into();
         let rate = |origin: PriceOrigin, note: Option<Arc<str>>| StandingRate {
             usd_per_hour_all_instances: "1.408".parse().unwrap(),
+            instances: 1,
             capacity_from: (origin, note),
             storage_usd_per_month: Some("14".parse().unwrap()),
             storage_from: Some((PriceOrigin::Cache, Some(stale.clone()))),
@@ -1229,5 +1391,255 @@ mod tests {
             snapshot.by_variant.into_iter().collect::<Vec<_>>(),
             [("busy/blue".to_owned(), Decimal::new(50, 6))]
         );
+    }
+
+    /// [`Allocation::Amortized`](crate::billing::Allocation::Amortized) as the
+    /// meter runs it: the share taken from the accrual, the lines billed from it,
+    /// the receipt recorded.
+    mod amortized {
+        use super::super::{InstanceClock, RateFrom, StandingRate, Totals, VariantSlot};
+        use crate::billing::{
+            Accrual, AmortizedShare, CostLine, LinePrice, RateResult, amortized_compute_lines,
+        };
+        use crate::endpoint::VariantBilling;
+        use crate::pricing::{PriceKey, PriceOrigin, Provenance, Rate};
+        use crate::usage::{Operation, Usage};
+        use rust_decimal::Decimal;
+        use std::sync::Arc;
+        use std::time::{Duration, SystemTime};
+
+        fn dec(s: &str) -> Decimal {
+            s.parse().unwrap()
+        }
+
+        fn t(micros: u64) -> SystemTime {
+            SystemTime::UNIX_EPOCH
+                + Duration::from_secs(1_700_000_000)
+                + Duration::from_micros(micros)
+        }
+
+        const S: u64 = 1_000_000;
+
+        /// `instances` × ml.g5.xlarge at `usd` per instance-hour from `from`.
+        fn g5(instances: u32, usd: &str, from: RateFrom) -> (StandingRate, RateResult) {
+            let usd_per_hour = dec(usd);
+            let mut provenance = Provenance::new(from.0).with_sku("SKU-G5-XL");
+            provenance.note = from.1.clone();
+            let rate = Rate::new(
+                PriceKey::hosting("us-east-1", "ml.g5.xlarge"),
+                usd_per_hour,
+                provenance,
+            );
+            let standing = StandingRate {
+                usd_per_hour_all_instances: usd_per_hour * Decimal::from(instances),
+                instances,
+                capacity_from: from,
+                storage_usd_per_month: None,
+                storage_from: None,
+                unreserved_fraction: None,
+            };
+            (standing, Ok(rate))
+        }
+
+        fn live() -> RateFrom {
+            (PriceOrigin::Live, None)
+        }
+
+        struct Variant {
+            totals: Totals,
+            slot: VariantSlot,
+        }
+
+        impl Variant {
+            fn new() -> Self {
+                let totals = Totals::default();
+                let endpoint = totals.endpoint_slot("e");
+                let slot = totals.variant_slot(endpoint, "AllTraffic");
+                Variant { totals, slot }
+            }
+
+            /// A call from `started` to `ended` (µs) whose profile said
+            /// `instances` at `standing`/`rate`: its compute lines and accrual.
+            fn call(
+                &self,
+                started: u64,
+                ended: u64,
+                instances: u32,
+                (standing, rate): &(StandingRate, RateResult),
+            ) -> (Vec<CostLine>, Accrual) {
+                let clock = InstanceClock {
+                    standing: standing.clone(),
+                    started_at: t(started),
+                    ended_at: t(ended),
+                };
+                let share =
+                    self.totals
+                        .amortized_since_previous_call(self.slot, Some(&clock), t(ended));
+                let billing = VariantBilling::Instance {
+                    instance_type: "ml.g5.xlarge".into(),
+                    instance_count: instances,
+                };
+                let usage = Usage::new(
+                    Operation::InvokeEndpoint,
+                    Duration::from_micros(ended - started),
+                );
+                let lines = amortized_compute_lines(&billing, &usage, share, rate);
+                let compute: Decimal = lines.iter().filter_map(CostLine::cost_usd).sum();
+                let recorded = self.totals.record(
+                    self.slot.endpoint(),
+                    Some(self.slot),
+                    compute,
+                    Some(compute),
+                    Some(clock),
+                    None,
+                    true,
+                );
+                (lines, recorded.accrual.expect("an accrual"))
+            }
+        }
+
+        fn priced(line: &CostLine) -> (Decimal, Decimal, &Provenance) {
+            match &line.price {
+                LinePrice::Priced {
+                    usd_per_unit,
+                    cost_usd,
+                    provenance,
+                } => (*usd_per_unit, *cost_usd, provenance),
+                LinePrice::Unpriced { reason } => panic!("unpriced: {reason}"),
+            }
+        }
+
+        #[test]
+        fn a_gap_across_a_scale_out_is_charged_at_each_count_for_its_time() {
+            // 2 × ml.g5.xlarge at $1.408/h; call A ends at t = 0; a refresh finds 4
+            // instances at t = 1800 s; call B (its profile: whichever it saw) ends at
+            // t = 3600 s. AWS bills 2 × 0.5 h + 4 × 0.5 h = 3 instance-hours
+            // × $1.408 = $4.224 (not 4 × 1 h × 1.408 = $5.632, nor 2 × 1 h = $2.816).
+            let v = Variant::new();
+            let two = g5(2, "1.408", live());
+            let four = g5(4, "1.408", live());
+            v.totals.set_standing(v.slot, two.0.clone(), t(0));
+            let (first, _) = v.call(0, 0, 2, &two);
+            assert_eq!(first[0].quantity, Decimal::ZERO, "busy time of a 0 s call");
+            v.totals.set_standing(v.slot, four.0.clone(), t(1800 * S));
+            let (b, accrual) = v.call(3599 * S, 3600 * S, 2, &two);
+            assert_eq!(b.len(), 1, "one rate, one line: {b:?}");
+            assert_eq!(b[0].quantity, dec("3"));
+            let (usd_per_unit, cost_usd, provenance) = priced(&b[0]);
+            assert_eq!(usd_per_unit, dec("1.408"));
+            assert_eq!(cost_usd, dec("4.224"));
+            assert_eq!(provenance.source, PriceOrigin::Live);
+            assert_eq!(
+                provenance.sku.as_deref(),
+                Some("SKU-G5-XL"),
+                "the call's own rate"
+            );
+            // And the accrual agrees: $4.224 since A's end, utilisation 1.
+            assert_eq!(accrual.accrued_usd, dec("4.224"));
+            assert_eq!(accrual.utilisation, Some(Decimal::ONE));
+        }
+
+        #[test]
+        fn a_gap_across_a_price_change_has_a_line_per_rate_each_with_its_source() {
+            // 2 × ml.g5.xlarge; until t = 1800 s priced from the bundled snapshot
+            // at $1.408/h (the Price List down), from then live at $1.212/h.
+            // B, ending at t = 3600 s, carries 2 × 0.5 h at each:
+            // 1 instance-hour × $1.408 = $1.408 (snapshot) and
+            // 1 instance-hour × $1.212 = $1.212 (live): $2.62 in all.
+            let down: Arc<str> = "primary price source failed (HTTP 500)".into();
+            let snapshot = g5(2, "1.408", (PriceOrigin::Snapshot, Some(down.clone())));
+            let live = g5(2, "1.212", live());
+            let v = Variant::new();
+            v.totals.set_standing(v.slot, snapshot.0.clone(), t(0));
+            v.call(0, 0, 2, &snapshot);
+            v.totals.set_standing(v.slot, live.0.clone(), t(1800 * S));
+            let (b, accrual) = v.call(3599 * S, 3600 * S, 2, &live);
+            assert_eq!(b.len(), 2, "{b:?}");
+            let (usd, cost, from) = priced(&b[0]);
+            assert_eq!(
+                (b[0].quantity, usd, cost),
+                (dec("1"), dec("1.408"), dec("1.408"))
+            );
+            assert_eq!(from.source, PriceOrigin::Snapshot);
+            assert_eq!(from.note.as_deref(), Some(&*down));
+            let (usd, cost, from) = priced(&b[1]);
+            assert_eq!(
+                (b[1].quantity, usd, cost),
+                (dec("1"), dec("1.212"), dec("1.212"))
+            );
+            assert_eq!(from.source, PriceOrigin::Live);
+            assert_eq!(from.note, None);
+            assert_eq!(accrual.accrued_usd, dec("2.62"));
+        }
+
+        #[test]
+        fn amortized_receipts_add_up_to_the_accrued_capacity_over_the_called_span() {
+            // Irregular gaps (to the µs), counts 2 → 3 → 1 and a price change
+            // from a live $1.408 to a cached $1.21 mid-gap, the rates applied
+            // between calls and during one: after the first call, each receipt
+            // carries exactly what accrued since the previous, so together they
+            // are the accrued capacity from the first call's end to the last's,
+            // to the pico-dollar.
+            let cached: RateFrom = (PriceOrigin::Cache, Some("refresh throttled".into()));
+            let v = Variant::new();
+            let two = g5(2, "1.408", live());
+            v.totals.set_standing(v.slot, two.0.clone(), t(0));
+            let (_, first) = v.call(0, 1_234_567, 2, &two);
+            let mut charged = Decimal::ZERO;
+            let mut last = first.clone();
+            let mut profile = two.clone();
+            let mut at = 1_234_567;
+            for (i, gap) in [
+                7_000_123u64,
+                1,
+                333_333_333,
+                59_999_999,
+                1_000_003,
+                86_400 * S,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                match i {
+                    1 => {
+                        profile = g5(3, "1.408", live());
+                        v.totals.set_standing(v.slot, profile.0.clone(), t(at + 1));
+                    }
+                    3 => {
+                        profile = g5(3, "1.21", cached.clone());
+                        v.totals
+                            .set_standing(v.slot, profile.0.clone(), t(at + gap / 3));
+                    }
+                    4 => {
+                        profile = g5(1, "1.21", cached.clone());
+                        v.totals.set_standing(v.slot, profile.0.clone(), t(at + 17));
+                    }
+                    _ => {}
+                }
+                let (lines, accrual) = v.call(at + gap / 2, at + gap, 1, &profile);
+                let cost: Decimal = lines.iter().filter_map(CostLine::cost_usd).sum();
+                assert_eq!(cost, accrual.accrued_usd - last.accrued_usd, "call {i}");
+                charged += cost;
+                last = accrual;
+                at += gap;
+            }
+            assert_eq!(charged, last.accrued_usd - first.accrued_usd);
+        }
+
+        #[test]
+        fn the_first_amortized_call_is_its_busy_time_and_sets_the_mark() {
+            let v = Variant::new();
+            let two = g5(2, "1.408", live());
+            let clock = InstanceClock {
+                standing: two.0.clone(),
+                started_at: t(0),
+                ended_at: t(S),
+            };
+            assert_eq!(
+                v.totals
+                    .amortized_since_previous_call(v.slot, Some(&clock), t(S)),
+                AmortizedShare::First
+            );
+        }
     }
 }

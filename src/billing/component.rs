@@ -181,7 +181,6 @@ pub(crate) fn component_compute_line(
         billing,
         usage,
         Allocation::ProcessorSharing,
-        None,
         Some(instance_hours),
         rate,
     )

@@ -91,9 +91,22 @@ pub enum Allocation {
     /// pay a whole instance, so their receipts can add up to more than the
     /// instances cost (utilisation above 1).
     BusyTime,
-    /// Each call carries the whole endpoint's wall-clock cost since the previous
-    /// metered call to the same variant (instances × rate × gap), so that receipts
-    /// add up to what the instances cost while they were being called.
+    /// Each call carries what the variant's instances accrued since the previous
+    /// metered call to it: the accrual's capacity cost (not storage) between the
+    /// two calls' ends, stretch by stretch at the instance count and rate then in
+    /// force (a refresh that found 4 instances instead of 2, or a new price,
+    /// counts from when it was applied). The receipts then add up exactly to the
+    /// accrued capacity cost over the span the variant was called (utilisation 1
+    /// after the first call, which has no previous one and costs its busy time).
+    ///
+    /// The compute line states the instance-hours accrued, at the rate per
+    /// instance-hour: one line per rate in force during the gap (a rate from
+    /// another price source is another rate), each with its own provenance, so
+    /// that no line claims one rate for time accrued at another. With a shadow or
+    /// pending variant billed alongside, the rate is the average over all their
+    /// instances. Until the variant's rate is known, its gaps are priced
+    /// (unpriced) on the wall clock: instances × gap. With the fleet, each process
+    /// charges its share of the fleet's calls (see `sagemeter::fleet`).
     Amortized,
 }
 
@@ -363,29 +376,143 @@ pub fn compute_key(
     }
 }
 
+/// What [`Allocation::Amortized`] charges one call, from the variant's accrual
+/// (see `Totals::amortized_since_previous_call`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AmortizedShare {
+    /// The variant's first call: nothing before it to amortise, busy time.
+    First,
+    /// What the capacity accrued since the previous call, per rate.
+    Accrued(Vec<AccruedCapacity>),
+    /// No standing rate is known (so nothing accrues): the wall-clock time since
+    /// the previous call, at the call's instance count.
+    Gap(Duration),
+}
+
+/// What a variant's capacity accrued at one rate between two amortised calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AccruedCapacity {
+    /// The rate, USD per instance-hour.
+    pub(crate) usd_per_instance_hour: Decimal,
+    /// Where the rate came from.
+    pub(crate) source: PriceOrigin,
+    /// Why, when a fallback (the latest stretch's note).
+    pub(crate) note: Option<std::sync::Arc<str>>,
+    /// Instance-hours accrued at the rate.
+    pub(crate) instance_hours: Decimal,
+    /// What they cost, at [`COST_SCALE`] places: the parts of all calls add up to
+    /// the accrual's running figure.
+    pub(crate) cost_usd: Decimal,
+}
+
+/// The compute lines of an amortised call on an instance variant (see
+/// [`Allocation::Amortized`]): one per rate accrued since the previous call; for
+/// the first call, busy time (as [`compute_line`]); while no rate is known, the
+/// wall-clock gap × the call's instances, unpriced with the rate's error.
+///
+/// A part at the call's own rate and source carries the rate's full provenance
+/// (SKU, effective date); a part at another carries its source and note.
+pub(crate) fn amortized_compute_lines(
+    billing: &VariantBilling,
+    usage: &Usage,
+    share: AmortizedShare,
+    rate: &RateResult,
+) -> Vec<CostLine> {
+    let instance_count = match billing {
+        VariantBilling::Instance { instance_count, .. } => *instance_count,
+        VariantBilling::Serverless { .. } => {
+            return vec![compute_line(
+                billing,
+                usage,
+                Allocation::Amortized,
+                None,
+                rate,
+            )];
+        }
+    };
+    let parts = match share {
+        AmortizedShare::First => {
+            return vec![compute_line(
+                billing,
+                usage,
+                Allocation::Amortized,
+                None,
+                rate,
+            )];
+        }
+        AmortizedShare::Gap(gap) => {
+            return vec![line(
+                LineItem::Compute,
+                hours(gap) * Decimal::from(instance_count),
+                QuantityUnit::InstanceHours,
+                rate,
+            )];
+        }
+        AmortizedShare::Accrued(parts) => parts,
+    };
+    let own = rate.as_ref().ok();
+    if parts.is_empty() {
+        // No time passed since the previous call's end (or this call ended
+        // before it): its instance time is on that call's receipt.
+        return vec![line(
+            LineItem::Compute,
+            Decimal::ZERO,
+            QuantityUnit::InstanceHours,
+            rate,
+        )];
+    }
+    parts
+        .into_iter()
+        .map(|part| {
+            let provenance = match own {
+                Some(own)
+                    if own.usd_per_unit == part.usd_per_instance_hour
+                        && own.provenance.source == part.source
+                        && own.provenance.note == part.note =>
+                {
+                    own.provenance.clone()
+                }
+                _ => {
+                    let mut provenance = Provenance::new(part.source);
+                    provenance.note = part.note;
+                    provenance
+                }
+            };
+            CostLine {
+                item: LineItem::Compute,
+                quantity: part.instance_hours.normalize(),
+                unit: QuantityUnit::InstanceHours,
+                price: LinePrice::Priced {
+                    usd_per_unit: part.usd_per_instance_hour,
+                    cost_usd: part.cost_usd,
+                    provenance,
+                },
+            }
+        })
+        .collect()
+}
+
 /// The compute line of one call on a variant.
 ///
 /// - Instance, processor sharing: `shared instance-hours × usd/h`, the share
 ///   allocated by the endpoint's sharing clock (`shared_hours`), rounded down to
 ///   the pico-dollar; without it (a call the clock did not see), busy time.
 /// - Instance, busy time: `latency h × usd/h` (one instance serves one call).
-/// - Instance, amortised: `instances × gap h × usd/h`, `gap` being the time since
-///   the previous metered call to this variant (`None` for the first call, which
-///   then falls back to busy time).
+/// - Instance, amortised: see [`amortized_compute_lines`]; here (its first call,
+///   or one it does not bill), busy time.
 /// - Serverless: `billed seconds × usd/s` (provisioned-concurrency usage rate when
 ///   provisioned concurrency is configured).
 pub(crate) fn compute_line(
     billing: &VariantBilling,
     usage: &Usage,
     allocation: Allocation,
-    gap_since_previous_call: Option<Duration>,
     shared_hours: Option<Decimal>,
     rate: &RateResult,
 ) -> CostLine {
     match billing {
-        VariantBilling::Instance { instance_count, .. } => {
-            match (allocation, gap_since_previous_call, shared_hours) {
-                (Allocation::ProcessorSharing, _, Some(shared)) => match rate {
+        VariantBilling::Instance { .. } => {
+            match (allocation, shared_hours) {
+                (Allocation::ProcessorSharing, Some(shared)) => match rate {
                     // Rounded down, so that shares never add up to more than the
                     // instances' accrued cost.
                     Ok(rate) => {
@@ -415,12 +542,6 @@ pub(crate) fn compute_line(
                         err.to_string(),
                     ),
                 },
-                (Allocation::Amortized, Some(gap), _) => line(
-                    LineItem::Compute,
-                    hours(gap) * Decimal::from(*instance_count),
-                    QuantityUnit::InstanceHours,
-                    rate,
-                ),
                 _ => line(
                     LineItem::Compute,
                     hours(usage.latency),

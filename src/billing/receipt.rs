@@ -355,7 +355,9 @@ impl Cost {
             .max()
     }
 
-    /// The provenance of the compute line, when priced.
+    /// The provenance of the compute line, when priced: of the first, when an
+    /// amortised receipt has one per rate its gap accrued at (see
+    /// [`Allocation::Amortized`](crate::billing::Allocation::Amortized)).
     pub fn compute_provenance(&self) -> Option<&Provenance> {
         self.lines.iter().find_map(|l| match (&l.item, &l.price) {
             (crate::billing::LineItem::Compute, LinePrice::Priced { provenance, .. }) => {

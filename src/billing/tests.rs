@@ -37,7 +37,6 @@ fn busy_time_charges_latency_times_hourly_rate() {
         &call(250),
         Allocation::BusyTime,
         None,
-        None,
         &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
     );
     assert_eq!(line.cost_usd(), Some(dec("0.000015972222")));
@@ -54,7 +53,6 @@ fn processor_sharing_charges_the_shared_hours_rounded_down() {
         &m5_xlarge(3),
         &call(1000),
         Allocation::ProcessorSharing,
-        None,
         Some(shared),
         &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
     );
@@ -70,24 +68,22 @@ fn processor_sharing_without_a_share_falls_back_to_busy_time() {
         &call(250),
         Allocation::ProcessorSharing,
         None,
-        None,
         &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
     );
     assert_eq!(line.cost_usd(), Some(dec("0.000015972222")));
 }
 
 #[test]
-fn amortized_charges_all_instances_for_the_gap_since_the_previous_call() {
+fn amortized_without_a_known_standing_rate_charges_all_instances_for_the_wall_clock_gap() {
     // 2 instances × 30 s = 60 instance-seconds = 1/60 h; × 0.23 = 0.0038333…
-    let line = compute_line(
+    let lines = amortized_compute_lines(
         &m5_xlarge(2),
         &call(250),
-        Allocation::Amortized,
-        Some(Duration::from_secs(30)),
-        None,
+        AmortizedShare::Gap(Duration::from_secs(30)),
         &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
     );
-    assert_eq!(line.cost_usd(), Some(dec("0.003833333333")));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].cost_usd(), Some(dec("0.003833333333")));
 }
 
 #[test]
@@ -96,7 +92,6 @@ fn amortized_first_call_falls_back_to_busy_time() {
         &m5_xlarge(2),
         &call(250),
         Allocation::Amortized,
-        None,
         None,
         &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
     );
@@ -115,7 +110,6 @@ fn serverless_bills_duration_rounded_up_to_the_millisecond() {
         &billing,
         &usage,
         Allocation::BusyTime,
-        None,
         None,
         &rate(PriceKey::serverless("us-east-1", 3), "0.00006"),
     );
@@ -154,7 +148,6 @@ fn an_unknown_rate_makes_an_unpriced_line_not_a_zero() {
         &m5_xlarge(1),
         &call(100),
         Allocation::BusyTime,
-        None,
         None,
         &Err(PriceError::NotFound { key }),
     );
@@ -259,14 +252,12 @@ fn a_rate_whose_cost_no_decimal_holds_makes_an_unpriced_line_not_a_panic() {
                 &call(2500),
                 Allocation::BusyTime,
                 None,
-                None,
                 &huge_per_second,
             ),
             compute_line(
                 &m5_xlarge(2),
                 &call(1000),
                 Allocation::ProcessorSharing,
-                None,
                 Some(Decimal::TWO),
                 &huge_per_hour,
             ),
@@ -288,7 +279,6 @@ fn a_rate_whose_cost_no_decimal_holds_makes_an_unpriced_line_not_a_panic() {
         &serverless,
         &call(2500),
         Allocation::BusyTime,
-        None,
         None,
         &rate(
             PriceKey::serverless("us-east-1", 2),

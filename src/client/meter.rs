@@ -2,9 +2,9 @@
 
 use crate::billing::{
     Allocation, CopyShare, Cost, CostLine, LineItem, LinePrice, MAX_SANE_USD_PER_UNIT,
-    QuantityUnit, RateResult, UsageCharges, check_usd_per_unit, component_compute_line,
-    compute_key, compute_line, copy_share, data_lines, fit_to_instances, unpriced,
-    unreserved_fraction, usage_charge_lines,
+    QuantityUnit, RateResult, UsageCharges, amortized_compute_lines, check_usd_per_unit,
+    component_compute_line, compute_key, compute_line, copy_share, data_lines, fit_to_instances,
+    unpriced, unreserved_fraction, usage_charge_lines,
 };
 use crate::budget::{BudgetStatus, Budgets, LeaseWant, Refusal, Reservation};
 use crate::endpoint::{
@@ -144,6 +144,8 @@ pub(crate) struct VariantRates {
     /// known: instances × the compute rate, or provisioned concurrency × the
     /// provisioned-concurrency rate × 3600. Accrual needs it on every call.
     pub standing_usd_per_hour: Option<Decimal>,
+    /// The instances (or provisioned concurrency) `standing_usd_per_hour` pays for.
+    pub standing_instances: u32,
     /// Where the rate of `standing_usd_per_hour` came from.
     pub standing_from: Option<RateFrom>,
     /// What the variant's ML storage volumes cost per month (all instances), when
@@ -176,6 +178,7 @@ impl VariantRates {
     fn standing(&self) -> Option<StandingRate> {
         Some(StandingRate {
             usd_per_hour_all_instances: self.standing_usd_per_hour?,
+            instances: self.standing_instances,
             capacity_from: self.standing_from.clone()?,
             storage_usd_per_month: self.storage_usd_per_month,
             storage_from: self.storage_from.clone(),
@@ -193,10 +196,11 @@ impl VariantRates {
         let from = |rate: &crate::pricing::Rate| -> RateFrom {
             (rate.provenance.source, rate.provenance.note.clone())
         };
-        let (standing_usd_per_hour, standing_from) =
+        let (standing_usd_per_hour, standing_instances, standing_from) =
             match (&variant.billing, &compute, &standing.provisioned) {
                 (VariantBilling::Instance { instance_count, .. }, Ok(rate), _) => (
                     Some(rate.usd_per_unit * Decimal::from(*instance_count)),
+                    *instance_count,
                     Some(from(rate)),
                 ),
                 (
@@ -208,9 +212,10 @@ impl VariantRates {
                     Some(Ok(rate)),
                 ) => (
                     Some(rate.usd_per_unit * Decimal::from(*n) * Decimal::from(3600)),
+                    *n,
                     Some(from(rate)),
                 ),
-                _ => (None, None),
+                _ => (None, 0, None),
             };
         let (storage_usd_per_month, storage_from) =
             match (&variant.billing, variant.volume_size_gb, &standing.storage) {
@@ -275,6 +280,7 @@ impl VariantRates {
         VariantRates {
             compute,
             standing_usd_per_hour,
+            standing_instances,
             standing_from,
             storage_usd_per_month,
             storage_from,
@@ -313,6 +319,9 @@ impl VariantRates {
             });
         }
         self.standing_usd_per_hour = Some(own.unwrap_or_default() + extra_usd_per_hour);
+        self.standing_instances = self
+            .standing_instances
+            .saturating_add(rates.standing_instances);
         self.standing_from = worse_of(self.standing_from.take(), &rates.standing_from);
         if let Some(storage) = rates.storage_usd_per_month {
             self.storage_usd_per_month =
@@ -1141,7 +1150,6 @@ impl Meter {
         let mut variant = None;
         let mut billing = None;
         let mut lines: Vec<CostLine> = Vec::with_capacity(3);
-        let mut gap = None;
         let mut clock = None;
         let mut variant_slot = None;
         let component = targets.component.as_deref();
@@ -1157,37 +1165,6 @@ impl Meter {
                     Some((v, note)) => {
                         notes.extend(note.map(str::to_owned));
                         let rates = prepared.rates_of(v);
-                        // An async settlement bills the time the caller states, at
-                        // a whole instance: it is not on the amortised clock, and
-                        // does not move it.
-                        if bill_compute
-                            && phase != Phase::Settled
-                            && self.inner.allocation == Allocation::Amortized
-                        {
-                            gap = self
-                                .inner
-                                .totals
-                                .gap_since_previous_call(rates.totals, ended_at);
-                        }
-                        lines.push(match component {
-                            None => compute_line(
-                                &v.billing,
-                                &usage,
-                                self.inner.allocation,
-                                gap,
-                                shared_hours,
-                                &rates.compute,
-                            ),
-                            Some(name) => component_compute_line(
-                                name,
-                                rates.component(name),
-                                &v.billing,
-                                &usage,
-                                self.inner.allocation,
-                                shared_hours,
-                                &rates.compute,
-                            ),
-                        });
                         if let Some(standing) = rates.standing()
                             && bill_compute
                         {
@@ -1196,6 +1173,44 @@ impl Meter {
                                 started_at,
                                 ended_at,
                             });
+                        }
+                        // An async settlement bills the time the caller states, at
+                        // a whole instance: it is not on the amortised clock, and
+                        // does not move it. Amortised, a call carries what the
+                        // variant's accrual added since the previous call.
+                        let amortized = (bill_compute
+                            && phase != Phase::Settled
+                            && self.inner.allocation == Allocation::Amortized)
+                            .then(|| {
+                                self.inner.totals.amortized_since_previous_call(
+                                    rates.totals,
+                                    clock.as_ref(),
+                                    ended_at,
+                                )
+                            });
+                        match (component, amortized) {
+                            (None, Some(share)) => lines.extend(amortized_compute_lines(
+                                &v.billing,
+                                &usage,
+                                share,
+                                &rates.compute,
+                            )),
+                            (None, None) => lines.push(compute_line(
+                                &v.billing,
+                                &usage,
+                                self.inner.allocation,
+                                shared_hours,
+                                &rates.compute,
+                            )),
+                            (Some(name), _) => lines.push(component_compute_line(
+                                name,
+                                rates.component(name),
+                                &v.billing,
+                                &usage,
+                                self.inner.allocation,
+                                shared_hours,
+                                &rates.compute,
+                            )),
                         }
                         usage.variant.get_or_insert_with(|| v.name.clone());
                         variant_slot = Some(rates.totals);
@@ -1261,10 +1276,12 @@ impl Meter {
         }
 
         let cost_usd: Decimal = lines.iter().filter_map(CostLine::cost_usd).sum();
+        // An amortised call has a compute line per rate it accrued at.
         let compute_usd = lines
             .iter()
-            .find(|l| l.item == LineItem::Compute)
-            .and_then(CostLine::cost_usd);
+            .filter(|l| l.item == LineItem::Compute)
+            .filter_map(CostLine::cost_usd)
+            .reduce(|a, b| a + b);
         // The fleet keeps each variant's accrual across its processes.
         #[cfg(feature = "fleet")]
         let fleet_accrual = clock.as_ref().map(|c| crate::fleet::AccrualInput {
