@@ -18,6 +18,7 @@ use sagemeter::pricing::{
 };
 use sagemeter::{Client, Cost};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 fn dec(s: &str) -> Decimal {
@@ -451,4 +452,164 @@ async fn a_blue_green_deployments_new_fleet_is_accrued_while_it_bakes() {
     // Half an hour: (2 × $1.408 + 1 × $7.09) × 0.5 h = $9.906 / 2 = $4.953.
     let accrual = next.accrual.clone().expect("an accrual");
     assert_eq!(accrual.accrued_usd, dec("4.953"));
+}
+
+#[tokio::test]
+async fn an_amortized_receipt_across_a_scale_out_charges_each_count_for_its_time() {
+    use sagemeter::billing::Allocation;
+    use sagemeter::endpoint::VariantBilling;
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 2)],
+    );
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(Prices::us_east_1())
+        .allocation(Allocation::Amortized)
+        .discovery_refresh(Duration::from_millis(100))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    call(&client, "rt").await; // A, t = 0: 2 instances
+
+    // t = 1800 s: autoscaling has added two instances; the refresh loop (no call
+    // comes) applies the new count now.
+    time.advance(Duration::from_secs(1800));
+    fake.set_instance_count("rt", "AllTraffic", 4);
+    let mut four = false;
+    for _ in 0..500 {
+        let profile = client.meter().endpoint_profile("rt").await.unwrap();
+        four = matches!(
+            profile.variants[0].billing,
+            VariantBilling::Instance {
+                instance_count: 4,
+                ..
+            }
+        );
+        if four && client.meter().background_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(four, "the refresh never saw 4 instances");
+
+    // t = 3600 s: B carries what the instances cost since A:
+    // 2 × 0.5 h + 4 × 0.5 h = 3 instance-hours × $1.408 = $4.224
+    // (not 4 × 1 h × $1.408 = $5.632 at the count B's profile says).
+    time.advance(Duration::from_secs(1800));
+    let b = call(&client, "rt").await;
+    let compute: Vec<_> = b
+        .lines
+        .iter()
+        .filter(|l| l.item == LineItem::Compute)
+        .collect();
+    let quantity: Decimal = compute.iter().map(|l| l.quantity).sum();
+    let cost_usd: Decimal = compute.iter().filter_map(|l| l.cost_usd()).sum();
+    assert_eq!(quantity, dec("3"), "{compute:?}");
+    assert_eq!(cost_usd, dec("4.224"), "{compute:?}");
+    // The accrual agrees: all of it since A ended was called for.
+    let accrual = b.accrual.clone().expect("an accrual");
+    assert_eq!(accrual.accrued_usd, dec("4.224"));
+}
+
+/// ml.g5.xlarge at a rate a test changes as it goes; data processing at $0.016.
+#[derive(Debug)]
+struct ChangingPrice(std::sync::Mutex<(Decimal, Provenance)>);
+
+impl ChangingPrice {
+    fn rate(&self, key: &PriceKey) -> Result<Rate, PriceError> {
+        match key {
+            PriceKey::DataIn { .. } | PriceKey::DataOut { .. } => Ok(Rate::new(
+                key.clone(),
+                dec("0.016"),
+                Provenance::new(PriceOrigin::Live),
+            )),
+            _ if *key == PriceKey::hosting(REGION, "ml.g5.xlarge") => {
+                let (usd, provenance) = self.0.lock().unwrap().clone();
+                Ok(Rate::new(key.clone(), usd, provenance))
+            }
+            _ => Err(PriceError::NotFound { key: key.clone() }),
+        }
+    }
+}
+
+impl PriceSource for ChangingPrice {
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+        Box::pin(async move { self.rate(key) })
+    }
+    fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
+        Some(self.rate(key))
+    }
+}
+
+#[tokio::test]
+async fn an_amortized_receipt_across_a_price_change_has_a_line_per_rate_each_with_its_source() {
+    use sagemeter::billing::Allocation;
+    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 2)],
+    );
+    let (time, shared) = manual_clock();
+    let down = "primary price source failed (HTTP 500); bundled price snapshot";
+    let prices = Arc::new(ChangingPrice(std::sync::Mutex::new((
+        dec("1.408"),
+        Provenance::new(PriceOrigin::Snapshot).with_note(down),
+    ))));
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 2)],
+        ))
+        .price_source(prices.clone())
+        .allocation(Allocation::Amortized)
+        .time_source(shared)
+        .build()
+        .unwrap();
+    call(&client, "rt").await; // A, t = 0: $1.408 from the bundled snapshot
+
+    // t = 1800 s: the Price List answers again, $1.212 (a price cut); B starts
+    // then (and applies the new rate) and answers at t = 3600 s.
+    *prices.0.lock().unwrap() = (dec("1.212"), Provenance::new(PriceOrigin::Live));
+    time.advance(Duration::from_secs(1800));
+    fake.hold();
+    let b = tokio::spawn({
+        let client = client.clone();
+        async move { call(&client, "rt").await }
+    });
+    fake.wait_for_invocations(2).await;
+    time.advance(Duration::from_secs(1800));
+    fake.release();
+    let b = b.await.unwrap();
+
+    // B carries 2 instances × 0.5 h at each rate, each line with its own source:
+    // 1 instance-hour × $1.408 = $1.408 (snapshot), 1 × $1.212 = $1.212 (live):
+    // $2.62 (not 2 × 1 h × $1.212 = $2.424, all of it claimed live).
+    let compute: Vec<_> = b
+        .lines
+        .iter()
+        .filter(|l| l.item == LineItem::Compute)
+        .map(|l| match &l.price {
+            LinePrice::Priced {
+                usd_per_unit,
+                cost_usd,
+                provenance,
+            } => (l.quantity, *usd_per_unit, *cost_usd, provenance.source),
+            other => panic!("unpriced: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        compute,
+        [
+            (dec("1"), dec("1.408"), dec("1.408"), PriceOrigin::Snapshot),
+            (dec("1"), dec("1.212"), dec("1.212"), PriceOrigin::Live),
+        ]
+    );
+    assert_eq!(
+        b.accrual.clone().expect("an accrual").accrued_usd,
+        dec("2.62")
+    );
 }
