@@ -1176,10 +1176,13 @@ impl Meter {
                         }
                         // An async settlement bills the time the caller states, at
                         // a whole instance: it is not on the amortised clock, and
-                        // does not move it. Amortised, a call carries what the
-                        // variant's accrual added since the previous call.
+                        // does not move it; nor does a call whose compute is not
+                        // known (the next call carries the gap, not a zeroed line).
+                        // Amortised, a call carries what the variant's accrual
+                        // added since the previous call.
                         let amortized = (bill_compute
                             && phase != Phase::Settled
+                            && compute_unknown.is_none()
                             && self.inner.allocation == Allocation::Amortized)
                             .then(|| {
                                 self.inner.totals.amortized_since_previous_call(

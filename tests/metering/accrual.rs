@@ -613,3 +613,78 @@ async fn an_amortized_receipt_across_a_price_change_has_a_line_per_rate_each_wit
         dec("2.62")
     );
 }
+
+#[tokio::test]
+async fn an_amortized_gap_is_carried_past_a_call_whose_compute_the_interceptor_cannot_see() {
+    use crate::support::receipts::Receipts;
+    use sagemeter::billing::Allocation;
+    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+    use sagemeter::usage::Operation;
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 2)],
+    );
+    let (time, shared) = manual_clock();
+    let receipts = Receipts::default();
+    let config = fake.sdk_config().await;
+    let meter = Client::builder(&config)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 2)],
+        ))
+        .price_source(Prices::us_east_1())
+        .allocation(Allocation::Amortized)
+        .time_source(shared)
+        .sink(receipts.clone())
+        .build_meter()
+        .unwrap();
+    let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(&config)
+            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+            .build(),
+    );
+    let made = |n: usize| {
+        let (meter, receipts) = (meter.clone(), receipts.clone());
+        async move {
+            for _ in 0..500 {
+                if receipts.all().len() >= n && meter.background_tasks() == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(receipts.all().len(), n, "receipts made");
+        }
+    };
+    let invoke = || {
+        sdk.invoke_endpoint()
+            .endpoint_name("rt")
+            .body(Blob::new("{}"))
+            .send()
+    };
+    invoke().await.unwrap(); // A, t = 0
+    made(1).await;
+    // t = 10 s: an async submission the interceptor sees, whose compute it
+    // cannot (its receipt's compute is unpriced).
+    time.advance(Duration::from_secs(10));
+    sdk.invoke_endpoint_async()
+        .endpoint_name("rt")
+        .input_location("s3://fake-bucket/input/1.json")
+        .send()
+        .await
+        .unwrap();
+    made(2).await;
+    // t = 30 s: B carries the whole 30 s since A, not the 20 s since the
+    // submission: 2 instances × 30 s × $1.408/h = 2 × 1.408 × 30 / 3600
+    // = 0.0234666… → 0.023466666667 (12 places).
+    time.advance(Duration::from_secs(20));
+    invoke().await.unwrap();
+    made(3).await;
+    let all = receipts.all();
+    assert_eq!(all[1].usage.operation, Operation::InvokeEndpointAsync);
+    assert_eq!(compute(&all[1]).cost_usd(), None, "{:?}", compute(&all[1]));
+    let b = &all[2];
+    assert_eq!(b.usage.operation, Operation::InvokeEndpoint);
+    assert_eq!(compute(b).cost_usd(), Some(dec("0.023466666667")));
+}
