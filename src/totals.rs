@@ -137,7 +137,9 @@ impl SincePreviousCall {
         if part.from.1 != *note {
             part.from.1 = note.clone();
         }
-        part.instance_micros += u128::from(micros) * u128::from(clock.instances);
+        part.instance_micros = part
+            .instance_micros
+            .saturating_add(u128::from(micros) * u128::from(clock.instances));
         part.fine_usd += fine_usd;
     }
 
