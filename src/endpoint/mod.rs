@@ -905,10 +905,9 @@ where
     R: fmt::Debug,
 {
     let code = err.code().unwrap_or_default().to_owned();
-    let message = err
-        .message()
-        .map(str::to_owned)
-        .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(&err).to_string());
+    let message = redact_identity(&err.message().map(str::to_owned).unwrap_or_else(|| {
+        aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()
+    }));
     let endpoint = endpoint.to_owned();
     if code.contains("AccessDenied") || code == "UnauthorizedOperation" {
         DiscoveryError::AccessDenied { endpoint, message }
@@ -917,6 +916,87 @@ where
     } else {
         DiscoveryError::Failed { endpoint, message }
     }
+}
+
+/// `message`, a failure AWS described, without the caller's identity: the
+/// principal of "User: … is not authorized" (`<principal>`), every ARN's account
+/// id (`<account>`, IAM and STS ARNs' resource too: roles, sessions, users,
+/// policies name people and teams), and any other twelve-digit account id. The
+/// action denied (`sagemaker:DescribeEndpoint`) and the service stay, so that
+/// the reason still says which permission is missing. Every discovery failure
+/// the SDK reports passes through this before it becomes text (receipts, logs,
+/// errors).
+pub(crate) fn redact_identity(message: &str) -> String {
+    const DENIED: &str = " is not authorized";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    // The principal: whatever stands between "User: " and " is not authorized"
+    // (an ARN, an access key's user id, a federated session).
+    while let Some(at) = rest.find("User: ") {
+        let start = at + "User: ".len();
+        let Some(len) = rest[start..].find(DENIED) else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        out.push_str("<principal>");
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    redact_accounts(&out)
+}
+
+/// [`redact_identity`]'s ARNs and bare account ids.
+fn redact_accounts(text: &str) -> String {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let ends_arn = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ';' | ')' | ']');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let after_word = out.chars().next_back().is_some_and(is_word);
+        if !after_word && rest.starts_with("arn:") {
+            let len = rest.find(ends_arn).unwrap_or(rest.len());
+            // A sentence's full stop is not part of the ARN.
+            let len = if rest[..len].ends_with('.') {
+                len - 1
+            } else {
+                len
+            };
+            out.push_str(&redact_arn(&rest[..len]));
+            rest = &rest[len..];
+            continue;
+        }
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if !after_word && digits == 12 && !rest[12..].starts_with(is_word) {
+            out.push_str("<account>");
+            rest = &rest[12..];
+            continue;
+        }
+        // Not at the start of an ARN or account id: copy the word (or character).
+        let len = if is_word(c) {
+            rest.find(|c: char| !is_word(c)).unwrap_or(rest.len())
+        } else {
+            c.len_utf8()
+        };
+        out.push_str(&rest[..len]);
+        rest = &rest[len..];
+    }
+    out
+}
+
+/// One ARN (`arn:partition:service:region:account:resource`) without its
+/// account id, and without its resource when that is an identity (IAM, STS).
+fn redact_arn(arn: &str) -> String {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [_, partition, service, region, account, resource] = parts.as_slice() else {
+        return "<arn>".to_owned();
+    };
+    let account = if account.is_empty() { "" } else { "<account>" };
+    let resource = if matches!(*service, "iam" | "sts") {
+        "<principal>"
+    } else {
+        resource
+    };
+    format!("arn:{partition}:{service}:{region}:{account}:{resource}")
 }
 
 /// SageMaker's answer for what does not exist (any more): `ValidationException`
@@ -1124,5 +1204,76 @@ mod tests {
             .map(|v| v.name.as_str())
             .collect();
         assert_eq!(alongside, ["Shadow"]);
+    }
+
+    /// A SageMaker client answered by `rules` (any that matches).
+    fn mock_client(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_sagemaker::Client {
+        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client};
+        let interceptor = rules.iter().fold(
+            MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),
+            |interceptor, rule| interceptor.with_rule(rule),
+        );
+        aws_sdk_sagemaker::Client::from_conf(
+            aws_sdk_sagemaker::Config::builder()
+                .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
+                .region(aws_sdk_sagemaker::config::Region::from_static("us-east-1"))
+                .credentials_provider(aws_sdk_sagemaker::config::Credentials::new(
+                    "test", "test", None, None, "static",
+                ))
+                .http_client(create_mock_http_client())
+                .interceptor(interceptor)
+                .build(),
+        )
+    }
+
+    #[test]
+    fn an_access_denied_reason_names_the_permission_not_the_caller() {
+        let said = "User: arn:aws:sts::123456789012:assumed-role/Role/session is not authorized \
+                    to perform: sagemaker:DescribeEndpoint on resource: \
+                    arn:aws:sagemaker:us-east-1:123456789012:endpoint/x";
+        assert_eq!(
+            redact_identity(said),
+            "User: <principal> is not authorized to perform: sagemaker:DescribeEndpoint on \
+             resource: arn:aws:sagemaker:us-east-1:<account>:endpoint/x"
+        );
+        // Elsewhere in a message: an IAM ARN, a bare account id, a full stop.
+        assert_eq!(
+            redact_identity(
+                "denied by arn:aws:iam::123456789012:policy/TeamAlice in account \
+                 123456789012. Request 1234567890123 kept."
+            ),
+            "denied by arn:aws:iam::<account>:<principal> in account <account>. Request \
+             1234567890123 kept."
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_describes_reason_carries_no_account_id_role_or_session() {
+        use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointError;
+        use aws_smithy_mocks::mock;
+        let denied = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_error(|| {
+            DescribeEndpointError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message(
+                        "User: arn:aws:sts::123456789012:assumed-role/Role/session is not \
+                         authorized to perform: sagemaker:DescribeEndpoint on resource: \
+                         arn:aws:sagemaker:us-east-1:123456789012:endpoint/x",
+                    )
+                    .build(),
+            )
+        });
+        let client = mock_client(&[&denied]);
+        let err = describe(&client, "x").await.unwrap_err();
+        let DiscoveryError::AccessDenied { message, .. } = &err else {
+            panic!("{err:?}");
+        };
+        // What goes on the unpriced line and into the log: the error's text.
+        for text in [message.clone(), err.to_string(), format!("{err:?}")] {
+            for identity in ["123456789012", "Role", "session"] {
+                assert!(!text.contains(identity), "{identity} in {text}");
+            }
+        }
+        assert!(message.contains("sagemaker:DescribeEndpoint"), "{message}");
     }
 }
