@@ -1163,7 +1163,7 @@ impl Meter {
                 });
                 match profile.variant_for(usage.variant.as_deref(), targeted) {
                     Some((v, note)) => {
-                        notes.extend(note.map(str::to_owned));
+                        notes.extend(note.map(std::borrow::Cow::into_owned));
                         let rates = prepared.rates_of(v);
                         if let Some(standing) = rates.standing()
                             && bill_compute

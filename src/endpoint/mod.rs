@@ -18,6 +18,7 @@ pub use components::{ComponentProfile, CopyReservation};
 use aws_sdk_sagemaker::error::ProvideErrorMetadata;
 use aws_smithy_async::time::SharedTimeSource;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -151,6 +152,12 @@ pub struct EndpointProfile {
     /// retired, so their standing capacity is accrued too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_variants: Vec<VariantProfile>,
+    /// Why the pending fleet's ML storage is not accrued, when the deployment's
+    /// endpoint config (which alone gives its `VolumeSizeInGB`) could not be
+    /// described: its instances are still accrued, and calls priced meanwhile
+    /// say so, rather than its storage passing for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_storage_unknown: Option<String>,
     /// Inference components hosted on the variants' instances (empty for an endpoint
     /// whose variants carry their model), by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -168,6 +175,7 @@ impl EndpointProfile {
             variants,
             shadow_variants: Vec::new(),
             pending_variants: Vec::new(),
+            pending_storage_unknown: None,
             components: Vec::new(),
             source: ProfileSource::Override,
         }
@@ -251,7 +259,26 @@ impl EndpointProfile {
     /// `None` when SageMaker named a variant the profile does not have (the
     /// profile is stale, e.g. after a blue/green deployment): the call is not
     /// another variant's, whose instances may be priced quite differently.
+    ///
+    /// While a deployment brings up a new fleet for the variant, the note says
+    /// so: SageMaker does not say which fleet served a call while traffic
+    /// shifts, and the call is priced at the current fleet's instances (the
+    /// profile is refreshed every few seconds meanwhile, so the switch-over is
+    /// soon seen). Without a deployment the notes are static text, as before.
     pub fn variant_for(
+        &self,
+        invoked: Option<&str>,
+        targeted: Option<&str>,
+    ) -> Option<(&VariantProfile, Option<Cow<'static, str>>)> {
+        let (variant, note) = self.variant_chosen(invoked, targeted)?;
+        if self.pending_variants.is_empty() {
+            return Some((variant, note.map(Cow::Borrowed)));
+        }
+        Some((variant, self.deployment_note(variant, note)))
+    }
+
+    /// [`variant_for`](Self::variant_for) without the deployment's note.
+    fn variant_chosen(
         &self,
         invoked: Option<&str>,
         targeted: Option<&str>,
@@ -280,6 +307,75 @@ impl EndpointProfile {
                         Some("SageMaker did not name the variant: heaviest variant assumed"),
                     )
                 }),
+        }
+    }
+}
+
+impl EndpointProfile {
+    /// `note` (how the variant was chosen), with what a deployment under way for
+    /// `served` means for its price: the new fleet of the same name, once some
+    /// of it is up, may have served the call.
+    fn deployment_note(
+        &self,
+        served: &VariantProfile,
+        note: Option<&'static str>,
+    ) -> Option<Cow<'static, str>> {
+        let new_fleet = self.pending_variants.iter().find(|p| {
+            p.name == served.name
+                && match p.billing {
+                    VariantBilling::Instance { instance_count, .. } => instance_count > 0,
+                    VariantBilling::Serverless { .. } => true,
+                }
+        });
+        let Some(new_fleet) = new_fleet else {
+            return note.map(Cow::Borrowed);
+        };
+        use std::fmt::Write as _;
+        let mut text = String::with_capacity(160);
+        if let Some(note) = note {
+            text.push_str(note);
+            text.push_str("; ");
+        }
+        let _ = write!(
+            text,
+            "a blue/green deployment is under way; the call may have been served by the \
+             new fleet ({}), priced at {}",
+            Fleet(&new_fleet.billing),
+            PricedAs(&served.billing)
+        );
+        if let Some(reason) = &self.pending_storage_unknown {
+            let _ = write!(
+                text,
+                "; the new fleet's ML storage is not accrued: {reason}"
+            );
+        }
+        Some(Cow::Owned(text))
+    }
+}
+
+/// A fleet as a note names it: `ml.g5.xlarge × 2`, `serverless 4096 MB`.
+struct Fleet<'a>(&'a VariantBilling);
+
+impl fmt::Display for Fleet<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            VariantBilling::Instance {
+                instance_type,
+                instance_count,
+            } => write!(f, "{instance_type} × {instance_count}"),
+            VariantBilling::Serverless { memory_mb, .. } => write!(f, "serverless {memory_mb} MB"),
+        }
+    }
+}
+
+/// What a call was priced at, as a note names it: `ml.g5.xlarge`, `serverless 4096 MB`.
+struct PricedAs<'a>(&'a VariantBilling);
+
+impl fmt::Display for PricedAs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            VariantBilling::Instance { instance_type, .. } => f.write_str(instance_type),
+            billing @ VariantBilling::Serverless { .. } => Fleet(billing).fmt(f),
         }
     }
 }
@@ -317,6 +413,12 @@ pub enum DiscoveryError {
         message: String,
     },
 }
+
+/// How long a profile with a deployment under way is used before it is
+/// refreshed (at most; `refresh_after` when shorter): SageMaker does not say
+/// which fleet served a call while traffic shifts, so calls are priced at the
+/// old fleet's instances until a refresh sees the new one take over.
+const DEPLOYMENT_REFRESH: Duration = Duration::from_secs(10);
 
 struct Slot {
     profile: Option<(Arc<EndpointProfile>, SystemTime)>,
@@ -533,6 +635,13 @@ impl Discovery {
                     Some(f(Err(err)))
                 }
                 (Some((profile, at)), _) => {
+                    // While a deployment is under way its switch-over is looked
+                    // for every few seconds, not every `refresh_after`.
+                    let stale_after = if profile.pending_variants.is_empty() {
+                        stale_after
+                    } else {
+                        stale_after.min(DEPLOYMENT_REFRESH)
+                    };
                     if age(*at) >= stale_after
                         && !slot.refreshing
                         && slot
@@ -629,6 +738,16 @@ impl DiscoveryInner {
                         .profile
                         .as_ref()
                         .is_some_and(|(old, _)| **old != **profile);
+                    // Said once a deployment, not at every refresh of it.
+                    if let Some(reason) = &profile.pending_storage_unknown
+                        && slot
+                            .profile
+                            .as_ref()
+                            .is_none_or(|(old, _)| old.pending_storage_unknown.is_none())
+                    {
+                        tracing::warn!(target: "sagemeter::endpoint", endpoint, reason,
+                            "a deployment's new fleet is accrued without its ML storage");
+                    }
                     slot.profile = Some((profile.clone(), now));
                     slot.error = None;
                     result
@@ -695,18 +814,56 @@ pub(crate) async fn describe_within(
             endpoint: endpoint.to_owned(),
             message: "DescribeEndpoint returned no EndpointConfigName".into(),
         })?;
-    let config = within(
-        limit,
-        endpoint,
-        "DescribeEndpointConfig",
-        client
-            .describe_endpoint_config()
-            .endpoint_config_name(config_name)
-            .send(),
-    )
-    .await?
-    .map_err(|e| classify(endpoint, e))?;
-    let mut profile = profile_from_descriptions(endpoint, &described, &config)?;
+    // A deployment under way names the new fleet's config: the only place its
+    // volume size is given. Both configs are described at once, within the limit.
+    let pending_config_name = described
+        .pending_deployment_summary()
+        .and_then(|pending| pending.endpoint_config_name())
+        .filter(|name| !name.is_empty());
+    let describe_config = |name: &str| {
+        within(
+            limit,
+            endpoint,
+            "DescribeEndpointConfig",
+            client
+                .describe_endpoint_config()
+                .endpoint_config_name(name)
+                .send(),
+        )
+    };
+    let (config, pending_config) = tokio::join!(describe_config(config_name), async {
+        match pending_config_name {
+            Some(name) => Some(describe_config(name).await),
+            None => None,
+        }
+    });
+    let config = config?.map_err(|e| classify(endpoint, e))?;
+    // The new fleet's config failing costs its storage, not the profile: its
+    // instances are known from the summary and are billed all the same.
+    let (pending_config, pending_storage_unknown) = match (pending_config_name, pending_config) {
+        (Some(name), Some(answer)) => {
+            match answer.and_then(|a| a.map_err(|e| classify(endpoint, e))) {
+                Ok(config) => (Some(config), None),
+                Err(err) => (
+                    None,
+                    Some(format!(
+                        "the deployment's endpoint config `{name}` could not be described, so \
+                     its volume size is unknown ({err})"
+                    )),
+                ),
+            }
+        }
+        _ => (None, None),
+    };
+    let mut profile =
+        profile_from_descriptions(endpoint, &described, &config, pending_config.as_ref())?;
+    if profile
+        .pending_variants
+        .iter()
+        .any(|v| matches!(v.billing, VariantBilling::Instance { .. }))
+    {
+        profile.pending_storage_unknown = pending_storage_unknown;
+    }
     // Variants without a model host inference components: the models come with them.
     let hosts_components = config
         .production_variants()
@@ -757,12 +914,17 @@ pub(crate) async fn within<T>(
         })
 }
 
-/// Merges the two descriptions. Counts and serverless settings come from the
-/// endpoint (current state); instance types from the config.
+/// Merges the descriptions. Counts and serverless settings come from the
+/// endpoint (current state); instance types and volume sizes from the config;
+/// those of a deployment's new fleet from `pending_config`, its endpoint config,
+/// when it could be described (else the fleet's volume size is unknown).
 pub(crate) fn profile_from_descriptions(
     endpoint: &str,
     described: &aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput,
     config: &aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput,
+    pending_config: Option<
+        &aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput,
+    >,
 ) -> Result<EndpointProfile, DiscoveryError> {
     let failed = |message: String| DiscoveryError::Failed {
         endpoint: endpoint.to_owned(),
@@ -788,11 +950,22 @@ pub(crate) fn profile_from_descriptions(
     let pending_variants = described
         .pending_deployment_summary()
         .map(|pending| {
+            let production = pending_config
+                .map(|c| c.production_variants())
+                .unwrap_or_default();
+            let shadow = pending_config
+                .map(|c| c.shadow_production_variants())
+                .unwrap_or_default();
             pending
                 .production_variants()
                 .iter()
-                .chain(pending.shadow_production_variants())
-                .filter_map(pending_variant_profile)
+                .filter_map(|v| pending_variant_profile(v, production))
+                .chain(
+                    pending
+                        .shadow_production_variants()
+                        .iter()
+                        .filter_map(|v| pending_variant_profile(v, shadow)),
+                )
                 .collect()
         })
         .unwrap_or_default();
@@ -806,18 +979,23 @@ pub(crate) fn profile_from_descriptions(
         variants,
         shadow_variants,
         pending_variants,
+        pending_storage_unknown: None,
         components: Vec::new(),
         source: ProfileSource::Discovered,
     })
 }
 
 /// One variant of a deployment under way, as billed now: its instances up so far
-/// (`CurrentInstanceCount`; none yet: nothing billed), or its serverless config.
+/// (`CurrentInstanceCount`; none yet: nothing billed), or its serverless config,
+/// with the volume size of the same-named variant of its endpoint config
+/// (`configured`: empty when that config could not be described).
 /// `None` for a variant the summary gives neither for (nothing of it runs yet).
 fn pending_variant_profile(
     pending: &aws_sdk_sagemaker::types::PendingProductionVariantSummary,
+    configured: &[aws_sdk_sagemaker::types::ProductionVariant],
 ) -> Option<VariantProfile> {
     let name = pending.variant_name().unwrap_or_default();
+    let configured = configured.iter().find(|c| c.variant_name() == Some(name));
     let billing = if let Some(s) = pending.current_serverless_config() {
         VariantBilling::Serverless {
             memory_mb: s.memory_size_in_mb().and_then(|m| u32::try_from(m).ok())?,
@@ -828,7 +1006,11 @@ fn pending_variant_profile(
         }
     } else {
         VariantBilling::Instance {
-            instance_type: pending.instance_type()?.as_str().to_owned(),
+            instance_type: pending
+                .instance_type()
+                .or_else(|| configured?.instance_type())?
+                .as_str()
+                .to_owned(),
             instance_count: pending
                 .current_instance_count()
                 .and_then(|n| u32::try_from(n).ok())
@@ -839,7 +1021,9 @@ fn pending_variant_profile(
         name: name.to_owned(),
         billing,
         weight: pending.current_weight(),
-        volume_size_gb: None,
+        volume_size_gb: configured
+            .and_then(|c| c.volume_size_in_gb())
+            .and_then(|gb| u32::try_from(gb).ok()),
     })
 }
 
@@ -1060,6 +1244,7 @@ mod tests {
             "e",
             &described,
             &config(instances("AllTraffic", Type::MlG5Xlarge, 2)),
+            None,
         )
         .unwrap();
         assert_eq!(profile.instance_count(), 0);
@@ -1082,6 +1267,7 @@ mod tests {
             "e",
             &described,
             &config(instances("AllTraffic", Type::MlG5Xlarge, 1)),
+            None,
         )
         .unwrap();
         assert_eq!(profile.instance_count(), 2);
@@ -1122,7 +1308,8 @@ mod tests {
                     .build(),
             )
             .build();
-        let profile = profile_from_descriptions("e", &described, &config(configured)).unwrap();
+        let profile =
+            profile_from_descriptions("e", &described, &config(configured), None).unwrap();
         assert_eq!(
             profile.variants[0].billing,
             VariantBilling::Serverless {
@@ -1170,6 +1357,7 @@ mod tests {
             "e",
             &described,
             &config(instances("AllTraffic", Type::MlM5Xlarge, 2)),
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -1224,6 +1412,234 @@ mod tests {
                 .interceptor(interceptor)
                 .build(),
         )
+    }
+
+    /// Blue: `c`, 2 × ml.g5.xlarge with 30 GB volumes. With `deploying`, green
+    /// (`PendingDeploymentSummary`, config `c2`): 2 × ml.g5.12xlarge up.
+    fn blue_green(deploying: bool) -> DescribeEndpointOutput {
+        let described = DescribeEndpointOutput::builder()
+            .endpoint_name("e")
+            .endpoint_config_name("c")
+            .production_variants(
+                ProductionVariantSummary::builder()
+                    .variant_name("AllTraffic")
+                    .current_instance_count(2)
+                    .build(),
+            );
+        if !deploying {
+            return described.build();
+        }
+        described
+            .pending_deployment_summary(
+                PendingDeploymentSummary::builder()
+                    .endpoint_config_name("c2")
+                    .production_variants(
+                        PendingProductionVariantSummary::builder()
+                            .variant_name("AllTraffic")
+                            .instance_type(Type::MlG512Xlarge)
+                            .current_instance_count(2)
+                            .desired_instance_count(2)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    }
+
+    /// `DescribeEndpointConfig` of `c` (blue) and of `c2` (green), 30 GB volumes;
+    /// `c2` answers `green_fails` instead when given.
+    fn configs(green_fails: Option<&'static str>) -> aws_smithy_mocks::Rule {
+        use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigError;
+        use aws_smithy_mocks::{MockResponse, mock};
+        mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_compute_response(
+            move |input| {
+                let name = input.endpoint_config_name().unwrap_or_default();
+                let (instance_type, code) = match name {
+                    "c2" => (Type::MlG512Xlarge, green_fails),
+                    _ => (Type::MlG5Xlarge, None),
+                };
+                if let Some(code) = code {
+                    return MockResponse::Error(DescribeEndpointConfigError::generic(
+                        aws_smithy_types::error::ErrorMetadata::builder()
+                            .code(code)
+                            .message(
+                                "User: arn:aws:sts::123456789012:assumed-role/Deployer/ci-run is \
+                                 not authorized to perform: sagemaker:DescribeEndpointConfig",
+                            )
+                            .build(),
+                    ));
+                }
+                MockResponse::Output(
+                    DescribeEndpointConfigOutput::builder()
+                        .endpoint_config_name(name)
+                        .production_variants(
+                            ProductionVariant::builder()
+                                .variant_name("AllTraffic")
+                                .model_name("m")
+                                .instance_type(instance_type)
+                                .initial_instance_count(2)
+                                .volume_size_in_gb(30)
+                                .build(),
+                        )
+                        .build(),
+                )
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_pending_fleets_volume_size_comes_from_the_deployments_endpoint_config() {
+        use aws_smithy_mocks::mock;
+        let endpoint =
+            mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output(|| blue_green(true));
+        let configs = configs(None);
+        let client = mock_client(&[&endpoint, &configs]);
+        let profile = describe(&client, "e").await.unwrap();
+        // Green's 30 GB volumes are billed per GB-month like blue's: the summary
+        // does not give them, its config `c2` does.
+        assert_eq!(
+            profile.pending_variants,
+            vec![
+                VariantProfile::instance("AllTraffic", "ml.g5.12xlarge", 2).with_volume_size_gb(30)
+            ]
+        );
+        assert_eq!(profile.variants[0].volume_size_gb, Some(30));
+        assert_eq!(profile.pending_storage_unknown, None);
+        assert_eq!(configs.num_calls(), 2, "blue's config and green's");
+    }
+
+    #[tokio::test]
+    async fn a_deployments_config_that_cannot_be_described_keeps_its_fleet_and_says_its_storage_is_not_accrued()
+     {
+        use aws_smithy_mocks::mock;
+        let endpoint =
+            mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output(|| blue_green(true));
+        let configs = configs(Some("AccessDeniedException"));
+        let client = mock_client(&[&endpoint, &configs]);
+        let profile = describe(&client, "e")
+            .await
+            .expect("the profile is not lost");
+        // Green's instances are still accrued; its volume size is unknown, and
+        // says why (without the caller's identity).
+        assert_eq!(
+            profile.pending_variants,
+            vec![VariantProfile::instance("AllTraffic", "ml.g5.12xlarge", 2)]
+        );
+        let reason = profile.pending_storage_unknown.clone().expect("a reason");
+        assert!(reason.contains("`c2` could not be described"), "{reason}");
+        assert!(
+            reason.contains("sagemaker:DescribeEndpointConfig"),
+            "{reason}"
+        );
+        assert!(
+            !reason.contains("123456789012") && !reason.contains("Deployer"),
+            "{reason}"
+        );
+        // A call priced meanwhile says both: which fleet may have served it,
+        // and that the new fleet's storage is not in the accrual.
+        let (_, note) = profile.variant_for(None, None).unwrap();
+        let note = note.expect("a note");
+        assert!(
+            note.contains("the new fleet's ML storage is not accrued"),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn a_call_priced_while_a_deployment_is_under_way_says_which_fleet_may_have_served_it() {
+        let blue = VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 2);
+        let profile = EndpointProfile::new("e", vec![blue.clone()])
+            .with_pending_variant(VariantProfile::instance("AllTraffic", "ml.g5.12xlarge", 2));
+        let (served, note) = profile.variant_for(Some("AllTraffic"), None).unwrap();
+        assert_eq!(served.name, "AllTraffic");
+        assert_eq!(
+            note.as_deref(),
+            Some(
+                "a blue/green deployment is under way; the call may have been served by the new \
+                 fleet (ml.g5.12xlarge × 2), priced at ml.g5.xlarge"
+            )
+        );
+
+        // The choice's own note is kept in front of it.
+        let two = EndpointProfile::new(
+            "e",
+            vec![
+                blue.clone(),
+                VariantProfile::instance("Canary", "ml.g5.xlarge", 1),
+            ],
+        )
+        .with_pending_variant(VariantProfile::serverless("Canary", 4096));
+        let (_, note) = two.variant_for(None, Some("Canary")).unwrap();
+        assert_eq!(
+            note.as_deref(),
+            Some(
+                "variant taken from TargetVariant; a blue/green deployment is under way; the \
+                 call may have been served by the new fleet (serverless 4096 MB), priced at \
+                 ml.g5.xlarge"
+            )
+        );
+
+        // A new fleet none of which is up yet serves nothing; no deployment: no note.
+        let none_up = EndpointProfile::new("e", vec![blue.clone()])
+            .with_pending_variant(VariantProfile::instance("AllTraffic", "ml.g5.12xlarge", 0));
+        assert_eq!(none_up.variant_for(None, None).unwrap().1, None);
+        let steady = EndpointProfile::new("e", vec![blue]);
+        assert_eq!(steady.variant_for(None, None).unwrap().1, None);
+    }
+
+    #[tokio::test]
+    async fn a_profile_with_a_deployment_under_way_is_refreshed_within_seconds_not_a_minute() {
+        use aws_smithy_async::test_util::ManualTimeSource;
+        use aws_smithy_mocks::mock;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let deploying = Arc::new(AtomicBool::new(true));
+        let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output({
+            let deploying = deploying.clone();
+            move || blue_green(deploying.load(Ordering::SeqCst))
+        });
+        let configs = configs(None);
+        let time =
+            ManualTimeSource::new(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        let background = Arc::new(crate::background::Background::default());
+        let discovery = Discovery::new(
+            Some(mock_client(&[&endpoint, &configs])),
+            HashMap::new(),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            SharedTimeSource::new(time.clone()),
+            background.clone(),
+        );
+        // Waits until the refresh a call started (if any) is done.
+        let settled = || async {
+            while background.in_flight() > 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+
+        let first = discovery.profile("e").await.unwrap();
+        assert_eq!(first.pending_variants.len(), 1);
+        assert_eq!(endpoint.num_calls(), 1);
+
+        // 10 s on, the deployment is still baking: described again (the
+        // switch-over is looked for every 10 s), not only after 60 s.
+        deploying.store(false, Ordering::SeqCst);
+        time.advance(Duration::from_secs(10));
+        discovery.profile("e").await.unwrap();
+        settled().await;
+        assert_eq!(endpoint.num_calls(), 2);
+        // The refresh found the deployment over: the new fleet is the endpoint's.
+        let after = discovery.profile("e").await.unwrap();
+        assert!(after.pending_variants.is_empty());
+
+        // No deployment any more: back to every 60 s.
+        time.advance(Duration::from_secs(30));
+        discovery.profile("e").await.unwrap();
+        settled().await;
+        assert_eq!(endpoint.num_calls(), 2);
+        time.advance(Duration::from_secs(30));
+        discovery.profile("e").await.unwrap();
+        settled().await;
+        assert_eq!(endpoint.num_calls(), 3);
     }
 
     #[test]

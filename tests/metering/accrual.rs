@@ -688,3 +688,115 @@ async fn an_amortized_gap_is_carried_past_a_call_whose_compute_the_interceptor_c
     assert_eq!(b.usage.operation, Operation::InvokeEndpoint);
     assert_eq!(compute(b).cost_usd(), Some(dec("0.023466666667")));
 }
+
+/// Blue: 2 × ml.g5.xlarge with 30 GB volumes; a blue/green deployment baking,
+/// green: 2 × ml.g5.12xlarge up, with 30 GB volumes in its own endpoint config.
+async fn blue_green(fake: &FakeSageMaker, shared: SharedTimeSource) -> Client {
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 2).with_volume(30)],
+    );
+    fake.start_deployment(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.12xlarge", 2).with_volume(30)],
+    );
+    Client::builder(&fake.sdk_config().await)
+        .price_source(Snapshot::bundled())
+        .time_source(shared)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_blue_green_deployments_new_fleet_accrues_its_ml_storage_volumes_too() {
+    let fake = FakeSageMaker::start().await;
+    let (time, shared) = manual_clock();
+    let client = blue_green(&fake, shared).await;
+    call(&client, "rt").await; // t = 0: the accrual begins
+    time.advance(Duration::from_secs(3600));
+    let next = call(&client, "rt").await;
+    let accrual = next.accrual.clone().expect("an accrual");
+    // The bundled snapshot's us-east-1 rates: ml.g5.xlarge $1.408/h,
+    // ml.g5.12xlarge $7.09/h, hosting ML storage (gp2) $0.14 per GB-month.
+    // Instances, one hour: 2 × $1.408 + 2 × $7.09 = $16.996.
+    assert_eq!(accrual.accrued_usd, dec("16.996"));
+    // Storage: AWS bills the GB-month prorated by the hour; the crate prorates
+    // it by the second over the calendar month it falls in (the clock starts on
+    // 2027-01-15: January, 31 days = 744 h). Every instance's 30 GB, blue's and
+    // green's: (2 + 2) × 30 GB × $0.14 / 744 h × 1 h = $16.8 / 744
+    // = $0.0225806451612903… → $0.022580645161 (not blue's alone,
+    // 2 × 30 × 0.14 / 744 = $0.011290322581).
+    assert_eq!(accrual.storage_usd, Some(dec("0.022580645161")));
+    // The call is priced at blue's instances, and says green may have served it.
+    let LinePrice::Priced { usd_per_unit, .. } = &compute(&next).price else {
+        panic!("compute is priced: {:?}", compute(&next));
+    };
+    assert_eq!(*usd_per_unit, dec("1.408"));
+    assert!(
+        next.notes.iter().any(|n| n
+            == "a blue/green deployment is under way; the call may have been served by the \
+                new fleet (ml.g5.12xlarge × 2), priced at ml.g5.xlarge"),
+        "{:?}",
+        next.notes
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_whose_config_cannot_be_described_accrues_its_instances_and_says_its_storage_is_not()
+ {
+    let fake = FakeSageMaker::start().await;
+    *fake.state.deployment_config_error.lock().unwrap() = Some("AccessDeniedException".into());
+    let (time, shared) = manual_clock();
+    let client = blue_green(&fake, shared).await;
+    call(&client, "rt").await;
+    time.advance(Duration::from_secs(3600));
+    let next = call(&client, "rt").await;
+    let accrual = next.accrual.clone().expect("an accrual");
+    // Both fleets' instances, as above: 2 × $1.408 + 2 × $7.09 = $16.996.
+    assert_eq!(accrual.accrued_usd, dec("16.996"));
+    // Blue's storage only, 2 × 30 GB × $0.14 / 744 h = $0.011290322580645… →
+    // $0.011290322581; green's is unknown, and the receipt says so.
+    assert_eq!(accrual.storage_usd, Some(dec("0.011290322581")));
+    assert!(
+        next.notes
+            .iter()
+            .any(|n| n.contains("the new fleet's ML storage is not accrued")
+                && n.contains("`rt-green-config` could not be described")),
+        "{:?}",
+        next.notes
+    );
+}
+
+#[tokio::test]
+async fn a_deployments_switch_over_is_priced_within_seconds_not_at_the_next_minutes_refresh() {
+    let fake = FakeSageMaker::start().await;
+    let (time, shared) = manual_clock();
+    let client = blue_green(&fake, shared).await;
+    call(&client, "rt").await;
+    assert_eq!(fake.describe_calls(), 1);
+
+    // Traffic has shifted and blue is retired; 10 s on, a call comes. SageMaker
+    // names the same variant, so the call cannot tell: it is priced at blue's
+    // ml.g5.xlarge, and the profile (with a deployment under way, refreshed
+    // every 10 s rather than every 60 s) is described again.
+    fake.finish_deployment("rt");
+    time.advance(Duration::from_secs(10));
+    let during = call(&client, "rt").await;
+    let LinePrice::Priced { usd_per_unit, .. } = &compute(&during).price else {
+        panic!("compute is priced: {:?}", compute(&during));
+    };
+    assert_eq!(*usd_per_unit, dec("1.408"));
+    assert!(refreshed(&fake, &client, 2).await, "not described again");
+
+    // The next call is green's: ml.g5.12xlarge, $7.09/h, with no note.
+    let after = call(&client, "rt").await;
+    let LinePrice::Priced { usd_per_unit, .. } = &compute(&after).price else {
+        panic!("compute is priced: {:?}", compute(&after));
+    };
+    assert_eq!(*usd_per_unit, dec("7.09"));
+    assert!(
+        !after.notes.iter().any(|n| n.contains("blue/green")),
+        "{:?}",
+        after.notes
+    );
+}

@@ -39,6 +39,8 @@ pub struct FakeVariant {
     pub provisioned_concurrency: Option<u32>,
     /// `false`: the variant hosts inference components (no `ModelName`).
     pub has_model: bool,
+    /// The config's `VolumeSizeInGB`, when set.
+    pub volume_gb: Option<u32>,
 }
 
 /// One inference component of a fake endpoint.
@@ -124,6 +126,12 @@ impl FakeComponent {
 }
 
 impl FakeVariant {
+    /// The config gives each instance an ML storage volume of `gb` GB.
+    pub fn with_volume(mut self, gb: u32) -> Self {
+        self.volume_gb = Some(gb);
+        self
+    }
+
     /// The variant hosts inference components: its config names no model.
     pub fn without_model(mut self) -> Self {
         self.has_model = false;
@@ -138,6 +146,7 @@ impl FakeVariant {
             serverless_memory_mb: None,
             provisioned_concurrency: None,
             has_model: true,
+            volume_gb: None,
         }
     }
 
@@ -149,6 +158,7 @@ impl FakeVariant {
             serverless_memory_mb: Some(memory_mb),
             provisioned_concurrency: None,
             has_model: true,
+            volume_gb: None,
         }
     }
 }
@@ -157,6 +167,11 @@ impl FakeVariant {
 #[derive(Default)]
 pub struct FakeState {
     pub endpoints: Mutex<HashMap<String, Vec<FakeVariant>>>,
+    /// A blue/green deployment's new fleet, by endpoint: `DescribeEndpoint`
+    /// gives it as `PendingDeploymentSummary` (config `<endpoint>-green-config`).
+    pub deployments: Mutex<HashMap<String, Vec<FakeVariant>>>,
+    /// `Some(code)`: `DescribeEndpointConfig` of a deployment's config fails so.
+    pub deployment_config_error: Mutex<Option<String>>,
     /// Inference components, in the order added.
     pub components: Mutex<Vec<FakeComponent>>,
     /// Calls to `ListInferenceComponents` and `DescribeInferenceComponent`.
@@ -224,6 +239,24 @@ impl FakeSageMaker {
             .lock()
             .unwrap()
             .insert(name.into(), variants);
+    }
+
+    /// Starts a blue/green deployment of `endpoint` to `new_fleet` (instances
+    /// up so far: each variant's count), baking until [`finish_deployment`](Self::finish_deployment).
+    pub fn start_deployment(&self, endpoint: &str, new_fleet: Vec<FakeVariant>) {
+        self.state
+            .deployments
+            .lock()
+            .unwrap()
+            .insert(endpoint.into(), new_fleet);
+    }
+
+    /// Ends `endpoint`'s deployment: its new fleet is the endpoint's, the old retired.
+    pub fn finish_deployment(&self, endpoint: &str) {
+        let new_fleet = self.state.deployments.lock().unwrap().remove(endpoint);
+        if let Some(new_fleet) = new_fleet {
+            self.add_endpoint(endpoint, new_fleet);
+        }
     }
 
     pub fn remove_endpoint(&self, name: &str) {
@@ -390,7 +423,7 @@ async fn control_plane(
                     }),
                 })
                 .collect();
-            aws_json(json!({
+            let mut answer = json!({
                 "EndpointName": name,
                 "EndpointArn": format!("arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}"),
                 "EndpointConfigName": format!("{name}-config"),
@@ -398,12 +431,43 @@ async fn control_plane(
                 "CreationTime": 1.7e9,
                 "LastModifiedTime": 1.7e9,
                 "ProductionVariants": summaries
-            }))
+            });
+            if let Some(new_fleet) = state.deployments.lock().unwrap().get(name) {
+                let pending: Vec<_> = new_fleet
+                    .iter()
+                    .map(|v| {
+                        json!({
+                            "VariantName": v.name,
+                            "InstanceType": v.instance_type,
+                            "CurrentInstanceCount": v.instance_count,
+                            "DesiredInstanceCount": v.instance_count,
+                            "CurrentWeight": 1.0
+                        })
+                    })
+                    .collect();
+                answer["EndpointStatus"] = json!("Updating");
+                answer["PendingDeploymentSummary"] = json!({
+                    "EndpointConfigName": format!("{name}-green-config"),
+                    "ProductionVariants": pending,
+                    "StartTime": 1.7e9
+                });
+            }
+            aws_json(answer)
         }
         "SageMaker.DescribeEndpointConfig" => {
             let config = request["EndpointConfigName"].as_str().unwrap_or_default();
-            let name = config.trim_end_matches("-config");
-            let endpoints = state.endpoints.lock().unwrap();
+            let (name, green) = match config.strip_suffix("-green-config") {
+                Some(name) => (name, true),
+                None => (config.trim_end_matches("-config"), false),
+            };
+            if green && let Some(code) = state.deployment_config_error.lock().unwrap().clone() {
+                return aws_json_error(&code, "not allowed");
+            }
+            let endpoints = if green {
+                state.deployments.lock().unwrap()
+            } else {
+                state.endpoints.lock().unwrap()
+            };
             let Some(variants) = endpoints.get(name) else {
                 return aws_json_error(
                     "ValidationException",
@@ -421,6 +485,13 @@ async fn control_plane(
                     (Some(t), None) => json!({"VariantName": v.name, "ModelName": "m",
                         "InstanceType": t, "InitialInstanceCount": 1}),
                     (None, None) => json!({"VariantName": v.name, "ModelName": "m"}),
+                })
+                .zip(variants)
+                .map(|(mut configured, v)| {
+                    if let Some(gb) = v.volume_gb {
+                        configured["VolumeSizeInGB"] = json!(gb);
+                    }
+                    configured
                 })
                 .collect();
             aws_json(json!({
