@@ -622,20 +622,15 @@ impl Account {
              the endpoint's last modification (the update's start), an estimate"
                 .into(),
         );
-        // The pending summary says nothing of volumes: say what the burn leaves out
-        // when the fleet it replaces has some.
-        let replaced = profile
-            .variants
-            .iter()
-            .chain(&profile.shadow_variants)
-            .find(|v| v.name == variant.name);
-        if let (Some(gb), Some(n)) = (
-            replaced.and_then(|v| v.volume_size_gb),
+        // Discovery sizes the new fleet's volumes from the deployment's endpoint
+        // config; when that could not be described, say what the burn leaves out.
+        if let (None, Some(reason), Some(n)) = (
+            variant.volume_size_gb,
+            profile.pending_storage_unknown.as_deref(),
             draft.row.instance_count.filter(|n| *n > 0),
         ) {
             draft.row.notes.push(format!(
-                "the ML storage of its {n} instance{} is not in the burn: the deployment's \
-                 summary gives no volume size (the old fleet's are {gb} GB each)",
+                "the ML storage of its {n} instance{} is not in the burn: {reason}",
                 if n == 1 { "" } else { "s" }
             ));
         }

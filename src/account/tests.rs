@@ -1157,7 +1157,15 @@ fn six_hours_before_noon() -> aws_smithy_types::DateTime {
 /// the new fleet (`PendingDeploymentSummary`) 1 × ml.g5.12xlarge up of 2 asked
 /// for; the old fleet's volumes `volume_gb` each. CloudWatch answers `metrics`
 /// (the variant's `Invocations`, `ModelLatency`).
-async fn deploying_view(metrics: Rule, volume_gb: Option<i32>) -> EndpointsView {
+/// An endpoint `deploying` whose variant `AllTraffic` (2 × ml.g5.xlarge, volumes of
+/// `volume_gb`) has a new fleet baking (1 × ml.g5.12xlarge up of 2) from the
+/// endpoint config `deploying-config-2`, which describes its volumes as
+/// `new_volume_gb`, or fails with that error code.
+async fn deploying_view(
+    metrics: Rule,
+    volume_gb: Option<i32>,
+    new_volume_gb: Result<Option<i32>, &'static str>,
+) -> EndpointsView {
     use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
     use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
     use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
@@ -1194,21 +1202,39 @@ async fn deploying_view(metrics: Rule, volume_gb: Option<i32>) -> EndpointsView 
             )
             .build()
     });
-    let config =
-        mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_output(move || {
-            DescribeEndpointConfigOutput::builder()
-                .endpoint_config_name("deploying-config")
-                .production_variants(
-                    ProductionVariant::builder()
-                        .variant_name("AllTraffic")
-                        .model_name("deploying-model")
-                        .instance_type(ProductionVariantInstanceType::MlG5Xlarge)
-                        .initial_instance_count(2)
-                        .set_volume_size_in_gb(volume_gb)
-                        .build(),
-                )
-                .build()
-        });
+    let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_compute_response(
+        move |input| {
+            use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigError;
+            use aws_smithy_mocks::MockResponse;
+            let name = input.endpoint_config_name().unwrap_or_default();
+            let (instance_type, volume_gb) = match (name, new_volume_gb) {
+                ("deploying-config-2", Err(code)) => {
+                    return MockResponse::Error(DescribeEndpointConfigError::generic(
+                        aws_smithy_types::error::ErrorMetadata::builder()
+                            .code(code)
+                            .message("not authorized to perform: sagemaker:DescribeEndpointConfig")
+                            .build(),
+                    ));
+                }
+                ("deploying-config-2", Ok(gb)) => (ProductionVariantInstanceType::MlG512Xlarge, gb),
+                _ => (ProductionVariantInstanceType::MlG5Xlarge, volume_gb),
+            };
+            MockResponse::Output(
+                DescribeEndpointConfigOutput::builder()
+                    .endpoint_config_name(name)
+                    .production_variants(
+                        ProductionVariant::builder()
+                            .variant_name("AllTraffic")
+                            .model_name("deploying-model")
+                            .instance_type(instance_type)
+                            .initial_instance_count(2)
+                            .set_volume_size_in_gb(volume_gb)
+                            .build(),
+                    )
+                    .build(),
+            )
+        },
+    );
     account(&[&list, &endpoint, &config], &[&metrics], &[])
         .endpoints(&EndpointsOptions::new(Window::hours(24)))
         .await
@@ -1218,7 +1244,7 @@ async fn deploying_view(metrics: Rule, volume_gb: Option<i32>) -> EndpointsView 
 #[tokio::test]
 async fn a_deployments_new_fleet_has_a_row_of_its_own_in_the_burn() {
     // 240 calls in the window, 1,200 s of model time.
-    let view = deploying_view(metrics_of_variant_0(&[240.0], &[1.2e9]), None).await;
+    let view = deploying_view(metrics_of_variant_0(&[240.0], &[1.2e9]), None, Ok(None)).await;
     assert_eq!(view.rows.len(), 2, "{:#?}", view.rows);
     // The old fleet first, its new fleet right after it.
     let (old, new) = (&view.rows[0], &view.rows[1]);
@@ -1255,7 +1281,7 @@ async fn a_new_fleets_calls_count_on_its_variant_which_shows_no_utilisation_mean
     // CloudWatch counts both fleets' calls under `AllTraffic`: 240 calls and
     // 1,200 s of model time in the window, split between the fleets in a way it
     // does not show.
-    let view = deploying_view(metrics_of_variant_0(&[240.0], &[1.2e9]), None).await;
+    let view = deploying_view(metrics_of_variant_0(&[240.0], &[1.2e9]), None, Ok(None)).await;
     let old = &view.rows[0];
     assert_eq!(old.invocations, Some(240));
     // 1,200 s over the old fleet's 2 × 86,400 s alone would be 0.69 % and
@@ -1292,7 +1318,7 @@ async fn a_new_fleets_calls_count_on_its_variant_which_shows_no_utilisation_mean
 #[tokio::test]
 async fn both_fleets_of_an_uncalled_deploying_endpoint_are_idle() {
     // No call under `AllTraffic` in the window: neither fleet served one.
-    let view = deploying_view(metrics_of_variant_0(&[], &[]), None).await;
+    let view = deploying_view(metrics_of_variant_0(&[], &[]), None, Ok(None)).await;
     // Idle burn: 2 × $1.408 + 1 × $7.09 = $9.906/h; × 730 h = $7,231.38 a month.
     assert_eq!(view.totals.idle_usd_per_hour, Decimal::new(9906, 3));
     assert_eq!(view.totals.idle_usd_per_month, Decimal::new(723_138, 2));
@@ -1304,21 +1330,46 @@ async fn both_fleets_of_an_uncalled_deploying_endpoint_are_idle() {
 }
 
 #[tokio::test]
-async fn a_new_fleets_storage_the_deployment_summary_does_not_size_is_named_not_dropped() {
-    // The old fleet's 30 GB volumes are in its burn; the pending summary gives
-    // the new fleet's none, so its burn is its instance alone, and says so.
-    let view = deploying_view(metrics_of_variant_0(&[], &[]), Some(30)).await;
+async fn a_new_fleets_storage_is_in_its_burn_as_the_deployments_config_sizes_it() {
+    // The pending summary gives no volume size; the deployment's endpoint config
+    // does (30 GB), and ML storage is billed per GB-month like the old fleet's:
+    // 1 × $7.09/h + 1 × 30 GB × $0.14/GB-month (snapshot, us-east-1) ÷ 730 h
+    // = $7.09 + $4.20 / 730 = $7.09 + $0.005753424657534… = $7.095753424658/h.
+    let view = deploying_view(metrics_of_variant_0(&[], &[]), Some(30), Ok(Some(30))).await;
     let new = view
         .rows
         .get(1)
         .expect("the new fleet's row, after its variant's");
     assert!(new.deploying);
-    // 1 × $7.09/h: the instance only.
+    assert_eq!(new.usd_per_hour, Some(Decimal::new(7_095_753_424_658, 12)));
+    assert!(
+        !new.notes.iter().any(|n| n.contains("ML storage")),
+        "{:?}",
+        new.notes
+    );
+}
+
+#[tokio::test]
+async fn a_new_fleets_storage_its_config_cannot_size_is_named_not_dropped() {
+    // The deployment's endpoint config cannot be described: the new fleet's burn
+    // is its instance alone ($7.09/h), and its row says what it leaves out.
+    let view = deploying_view(
+        metrics_of_variant_0(&[], &[]),
+        Some(30),
+        Err("AccessDeniedException"),
+    )
+    .await;
+    let new = view
+        .rows
+        .get(1)
+        .expect("the new fleet's row, after its variant's");
+    assert!(new.deploying);
     assert_eq!(new.usd_per_hour, Some(Decimal::new(709, 2)));
     assert!(
-        new.notes.iter().any(|n| n
-            == "the ML storage of its 1 instance is not in the burn: the deployment's \
-                summary gives no volume size (the old fleet's are 30 GB each)"),
+        new.notes.iter().any(|n| n.starts_with(
+            "the ML storage of its 1 instance is not in the burn: the deployment's endpoint \
+             config `deploying-config-2` could not be described"
+        )),
         "{:?}",
         new.notes
     );
