@@ -31,14 +31,15 @@ pub struct FleetScopeStatus {
     pub unpriced_charge_usd: Decimal,
     /// Calls counted.
     pub calls: u64,
-    /// Per variant (endpoint scopes).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    /// Per variant (endpoint scopes; empty for the others, and always written,
+    /// so that every line has the same fields).
     pub variants: BTreeMap<String, Decimal>,
     /// The budget's limit, when a process has leased from it.
     pub limit_usd: Option<Decimal>,
     /// Leased to processes (spent or not) minus what they gave back.
     pub committed_usd: Option<Decimal>,
-    /// Of that, leased and not spent yet.
+    /// Of that, leased and not spent yet: zero when no lease is held (every
+    /// process gave its lease back). `None` only for a scope no budget leased from.
     pub leased_unspent_usd: Option<Decimal>,
     /// What is left to lease: the limit minus what is committed.
     pub remaining_usd: Option<Decimal>,
@@ -48,8 +49,7 @@ pub struct FleetScopeStatus {
     /// period (each budget's are in `budget_alerts`).
     pub alerts_passed: Vec<u32>,
     /// The alert thresholds each budget of the scope and period passed: each
-    /// budget alerts on its own limit.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// budget alerts on its own limit (empty, and written so, when none has).
     pub budget_alerts: Vec<FleetBudgetAlerts>,
 }
 
@@ -160,11 +160,14 @@ fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec
                 variants,
                 limit_usd: limit.map(from_pico),
                 committed_usd: committed.map(from_pico),
-                leased_unspent_usd: (!leases.is_empty()).then(|| {
-                    from_pico(leases.iter().fold(0i128, |sum, l| {
-                        sum.saturating_add(l.granted.saturating_sub(l.used).max(0))
-                    }))
-                }),
+                // A budget's item (a limit, a committed sum or a lease): what
+                // its leases hold unspent, zero when none is held.
+                leased_unspent_usd: (limit.is_some() || committed.is_some() || !leases.is_empty())
+                    .then(|| {
+                        from_pico(leases.iter().fold(0i128, |sum, l| {
+                            sum.saturating_add(l.granted.saturating_sub(l.used).max(0))
+                        }))
+                    }),
                 remaining_usd: limit
                     .zip(committed)
                     .map(|(l, c)| from_pico(l.saturating_sub(c))),
@@ -224,5 +227,58 @@ mod tests {
             "granted − used, summed, saturated"
         );
         assert_eq!(s.leases, 2);
+    }
+
+    #[test]
+    fn a_budget_whose_leases_were_given_back_shows_zero_unspent_and_every_field() {
+        let n = |v: &str| AttributeValue::N(v.to_owned());
+        let text = |v: &str| AttributeValue::S(v.to_owned());
+        // An endpoint budget of $1 after its processes gave their leases back:
+        // $0.25 spent and committed, no lease held; and the fleet's own item.
+        let budget: HashMap<String, AttributeValue> = HashMap::from([
+            (table::PK.to_owned(), text("scope#endpoint:chat")),
+            (table::SK.to_owned(), text("day#2026-12-01")),
+            (table::SPENT.to_owned(), n("250000000000")),
+            (table::CALLS.to_owned(), n("25")),
+            (
+                format!("{}AllTraffic", table::VARIANT_PREFIX),
+                n("250000000000"),
+            ),
+            (table::LIMIT.to_owned(), n("1000000000000")),
+            (table::COMMITTED.to_owned(), n("250000000000")),
+        ]);
+        let fleet: HashMap<String, AttributeValue> = HashMap::from([
+            (table::PK.to_owned(), text("scope#fleet")),
+            (table::SK.to_owned(), text("day#2026-12-01")),
+            (table::SPENT.to_owned(), n("250000000000")),
+            (table::CALLS.to_owned(), n("25")),
+        ]);
+        let status = summarise(&[budget, fleet]);
+        let json: Vec<serde_json::Value> = status
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap())
+            .collect();
+        // Sorted by scope: `client` first.
+        let (client, endpoint) = (&json[0], &json[1]);
+        // No lease held: nothing leased is unspent, $0 (as the text says), not null.
+        assert_eq!(endpoint["leased_unspent_usd"], "0", "{endpoint}");
+        // $1 − $0.25 committed = $0.75 to lease.
+        assert_eq!(endpoint["remaining_usd"], "0.75", "{endpoint}");
+        assert_eq!(endpoint["variants"]["AllTraffic"], "0.25", "{endpoint}");
+        // Every line has every field, the client scope's too.
+        for line in [client, endpoint] {
+            for field in [
+                "variants",
+                "budget_alerts",
+                "alerts_passed",
+                "leased_unspent_usd",
+            ] {
+                assert!(line.get(field).is_some(), "no {field}: {line}");
+            }
+        }
+        assert_eq!(client["variants"], serde_json::json!({}));
+        assert_eq!(client["budget_alerts"], serde_json::json!([]));
+        // No budget leased from the fleet's item: no lease figures at all.
+        assert!(client["leased_unspent_usd"].is_null(), "{client}");
     }
 }

@@ -255,3 +255,99 @@ fn a_killed_process_lease_returns_to_the_fleet_after_it_lapses() {
     assert_eq!(fleet["leases"], 0, "reclaimed and given back: {fleet}");
     assert!(dec(&fleet["remaining_usd"]) > Decimal::ZERO, "{fleet}");
 }
+
+#[test]
+fn fleet_status_json_carries_every_fact_the_text_shows() {
+    let table = table_name("views");
+    init(&table);
+    // Two budgets (client and endpoint) leased from, then given back at exit.
+    let out = output(sagemeter(&[
+        "invoke",
+        REALTIME_ENDPOINT,
+        "--body",
+        r#"{"inputs":"fleet"}"#,
+        "-n",
+        "3",
+        "--json",
+        "--fleet-table",
+        &table,
+        "--budget",
+        "client=1/day",
+        "--budget",
+        "endpoint=1/day",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = output(sagemeter(&["fleet", "status", "--table", &table, "--json"]));
+    let text = output(sagemeter(&["fleet", "status", "--table", &table]));
+    assert!(json.status.success() && text.status.success());
+    let json = lines(&json.stdout);
+    // The text's columns are padded: compare with single spaces.
+    let text: Vec<String> = String::from_utf8_lossy(&text.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(json.len(), text.len(), "{json:#?} {text:#?}");
+    let usd = |v: &Value| format!("${}", dec(v).normalize());
+    for (line, text) in json.iter().zip(&text) {
+        // Every field on every line, the client scope's too.
+        for field in [
+            "variants",
+            "budget_alerts",
+            "alerts_passed",
+            "leased_unspent_usd",
+        ] {
+            assert!(line.get(field).is_some(), "no {field}: {line}");
+        }
+        let scope = match line["scope"]["name"].as_str() {
+            Some(name) => format!("{} {name}", line["scope"]["kind"].as_str().unwrap()),
+            None => line["scope"]["kind"].as_str().unwrap().to_owned(),
+        };
+        assert!(text.starts_with(&scope), "{text} / {line}");
+        let spent = format!(
+            "spent {} in {} calls",
+            usd(&line["spent_usd"]),
+            line["calls"]
+        );
+        assert!(text.contains(&spent), "{text} / {line}");
+        for (variant, spent) in line["variants"].as_object().unwrap() {
+            assert!(
+                text.contains(&format!("{variant} {}", usd(spent))),
+                "{text} / {line}"
+            );
+        }
+        if line["limit_usd"].is_string() {
+            // The text's "(0 leases, $0 unspent)": the JSON says "0", not null.
+            let budget = format!(
+                "limit {}, committed {} ({} leases, {} unspent), remaining {}",
+                usd(&line["limit_usd"]),
+                usd(&line["committed_usd"]),
+                line["leases"],
+                usd(&line["leased_unspent_usd"]),
+                usd(&line["remaining_usd"])
+            );
+            assert!(text.contains(&budget), "{text} / {line}");
+        }
+        let passed: Vec<String> = line["alerts_passed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("{p}%"))
+            .collect();
+        assert_eq!(
+            text.contains("alerts passed"),
+            !passed.is_empty(),
+            "{text} / {line}"
+        );
+    }
+    // Both budgets' items were leased from and given back.
+    let endpoint = status_of(&table, "endpoint", Some(REALTIME_ENDPOINT));
+    assert_eq!(endpoint["leased_unspent_usd"], "0", "{endpoint}");
+    assert!(endpoint["variants"]["AllTraffic"].is_string(), "{endpoint}");
+    let client = status_of(&table, "client", None);
+    assert_eq!(client["leased_unspent_usd"], "0", "{client}");
+    assert_eq!(client["budget_alerts"], serde_json::json!([]), "{client}");
+}

@@ -3,9 +3,10 @@
 //! `init` makes the table (on-demand capacity, `pk`/`sk` string keys, TTL on
 //! `expires_at`) and waits until it is active; an existing table is kept (one
 //! of another key schema is refused, unchanged).
-//! `status` lists every scope and period in it: spent, calls, and for budgets the
-//! limit, what is committed to leases, what is left and the alert thresholds
-//! passed. With `--json`, one object per line, amounts as exact decimal strings.
+//! `status` lists every scope and period in it: spent, calls, each variant's
+//! spend, and for budgets the limit, what is committed to leases, what is left and
+//! the alert thresholds passed. With `--json`, one object per line with the same
+//! facts (every field on every line), amounts as exact decimal strings.
 
 use crate::output::{json_line, usd};
 use crate::{CliError, GlobalArgs, aws};
@@ -110,6 +111,14 @@ fn write_status(out: &mut dyn Write, s: &FleetScopeStatus) -> std::io::Result<()
             " (+{} charged to budgets for unpriced calls)",
             usd(s.unpriced_charge_usd)
         )?;
+    }
+    if !s.variants.is_empty() {
+        let each: Vec<String> = s
+            .variants
+            .iter()
+            .map(|(name, spent)| format!("{name} {}", usd(*spent)))
+            .collect();
+        write!(out, "; variants {}", each.join(", "))?;
     }
     if let (Some(limit), Some(committed), Some(remaining)) =
         (s.limit_usd, s.committed_usd, s.remaining_usd)
