@@ -19,6 +19,13 @@
 //! usually hands it the output. The pending half is [`PendingInference`]: serialisable,
 //! so another process (the one reading the notifications) can settle it.
 //!
+//! **Settled twice, counted once.** Notifications come at least once, so the
+//! same invocation may be settled again. A second settlement of a call id the
+//! meter settled in the last 7 hours (or, with a fleet, that any of its
+//! processes settled) returns an explicit duplicate receipt
+//! ([`Cost::is_duplicate_settlement`]) that bills and records nothing; see
+//! [`Meter::settle_async`].
+//!
 //! **Budgets.** An enforced budget reserves the invocation's estimate when it is
 //! submitted, as for any call; the submission receipt is charged against it and
 //! the rest stays held by the [`PendingInference`] until it is settled, when the
@@ -292,8 +299,9 @@ impl AsyncInvocation {
     }
 
     /// Settles the invocation now that its output has landed: the settlement receipt
-    /// (compute, data out, tokens). See [`Meter::settle_async`]. The settlement is
-    /// recorded even if the returned future is dropped before it is done.
+    /// (compute, data out, tokens), or a duplicate's when a copy of it was settled
+    /// already. See [`Meter::settle_async`]. The settlement is recorded even if the
+    /// returned future is dropped before it is done.
     pub fn settle(
         self,
         completion: AsyncCompletion<'_>,
@@ -310,8 +318,12 @@ impl Deref for AsyncInvocation {
 }
 
 /// The unsettled half of an async invocation. Serialisable, to be settled by another
-/// task or process with [`Meter::settle_async`]. Settle it once: each settlement is a
-/// receipt and adds to the totals.
+/// task or process with [`Meter::settle_async`]. Settling a copy again (a
+/// notification delivered twice) is safe: the meter (and, with a fleet, the fleet
+/// table) knows the call id settled, and the second settlement's receipt is an
+/// explicit duplicate ([`Cost::is_duplicate_settlement`]: no lines, $0, a note
+/// saying where it was settled), recorded nowhere. It is not a copy of the first
+/// receipt, so the receipts returned sum to what was billed.
 ///
 /// While it exists it holds the rest of the invocation's budget estimate (the
 /// estimate less what the submission cost), so that enforced budgets count queued
@@ -458,27 +470,161 @@ impl<'a> AsyncCompletion<'a> {
     }
 }
 
-/// Settles an async invocation (see [`Meter::settle_async`]): price (rates as of
-/// now) → bill the compute, data out and tokens → record → the settlement receipt.
+/// How long a meter remembers an async invocation it settled: SageMaker's bound
+/// on an async request, at most 6 h in the queue (`RequestTTLSeconds`) and 1 h
+/// to run (`InvocationTimeoutSeconds`). A duplicate notification arrives within
+/// it; the fleet table keeps its mark as long.
+pub(crate) const SETTLED_KEPT: Duration = Duration::from_secs(7 * 3600);
+
+/// The most settlements a meter remembers (the oldest are forgotten first): about
+/// 10 MB at worst, and 4 settlements a second for 7 hours.
+pub(crate) const MAX_SETTLED: usize = 100_000;
+
+/// The note that starts a duplicate settlement's receipt (see
+/// [`Cost::is_duplicate_settlement`]).
+pub(crate) const DUPLICATE_SETTLEMENT_NOTE: &str =
+    "duplicate settlement, not billed again: this async invocation was settled already";
+
+impl Cost {
+    /// Whether this is the receipt of a **duplicate** settlement of an async
+    /// invocation ([`Meter::settle_async`]): the invocation was settled before
+    /// (in this process, or with a fleet in any of its processes), so this
+    /// receipt bills nothing and was recorded nowhere (totals, sinks, ledgers,
+    /// budgets). Its notes say when and where the first settlement was made.
+    pub fn is_duplicate_settlement(&self) -> bool {
+        self.usage.operation == Operation::InvokeEndpointAsync
+            && self
+                .notes
+                .iter()
+                .any(|n| n.starts_with(DUPLICATE_SETTLEMENT_NOTE))
+    }
+}
+
+/// The async invocations a meter settled lately, by (endpoint, call id,
+/// submission time): a second settlement of one is a duplicate. Entries go
+/// after [`SETTLED_KEPT`] on the meter's clock, or beyond [`MAX_SETTLED`].
+#[derive(Default)]
+pub(crate) struct SettledCalls(std::sync::Mutex<SettledInner>);
+
+#[derive(Default)]
+struct SettledInner {
+    at: std::collections::HashMap<std::sync::Arc<str>, SystemTime>,
+    /// In the order remembered (oldest first).
+    order: std::collections::VecDeque<(SystemTime, std::sync::Arc<str>)>,
+}
+
+impl SettledCalls {
+    /// Remembers `key` as settled at `now`: `None` the first time, else when it
+    /// was settled before.
+    fn remember(&self, key: &str, now: SystemTime) -> Option<SystemTime> {
+        let mut inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let SettledInner { at, order } = &mut *inner;
+        // Forget what is past SageMaker's bound (a clock set back forgets nothing).
+        while let Some((when, old)) = order.front() {
+            if now.duration_since(*when).is_ok_and(|d| d >= SETTLED_KEPT) {
+                at.remove(old);
+                order.pop_front();
+            } else {
+                break;
+            }
+        }
+        if let Some(before) = at.get(key) {
+            return Some(*before);
+        }
+        while order.len() >= MAX_SETTLED {
+            if let Some((_, old)) = order.pop_front() {
+                at.remove(&old);
+            }
+        }
+        let key: std::sync::Arc<str> = key.into();
+        at.insert(key.clone(), now);
+        order.push_back((now, key));
+        None
+    }
+}
+
+/// What identifies one async invocation in this process: a call id made up
+/// locally (`local-<n>`, when SageMaker returned no request id) is unique only
+/// in the process that made it, so the endpoint and the submission go with it.
+fn settled_key(endpoint: &str, call_id: &str, submitted_at: DateTime<Utc>) -> String {
+    format!("{endpoint}\u{0}{call_id}\u{0}{}", submitted_at.to_rfc3339())
+}
+
+/// Whether `call_id` was made up by the submitting process (`local-<n>`), not
+/// SageMaker's request or inference id: the fleet cannot tell it from another
+/// process's.
+fn made_up_locally(call_id: &str) -> bool {
+    call_id
+        .strip_prefix("local-")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Where an earlier settlement of the same invocation was found.
+#[derive(Debug, Clone, Copy)]
+enum Earlier {
+    /// This meter settled it, at this time (its clock).
+    Here(SystemTime),
+    /// The fleet table holds another settlement's mark, made then (epoch ms).
+    Fleet(Option<i64>),
+}
+
+/// What the fleet said of a settlement.
+#[derive(Debug)]
+enum FleetCheck {
+    /// Not asked: no fleet, or a call id only this process can tell apart.
+    NotAsked(Option<&'static str>),
+    /// The fleet's first settlement of the invocation.
+    First,
+    /// Another settlement came first.
+    Duplicate(Option<i64>),
+    /// The table could not be written: why.
+    Unchecked(String),
+}
+
+type FleetCheckFuture = std::pin::Pin<Box<dyn Future<Output = FleetCheck> + Send>>;
+
+/// Settles an async invocation (see [`Meter::settle_async`]): is it a duplicate
+/// (here, then in the fleet) → price (rates as of now) → bill the compute, data
+/// out and tokens → record → the settlement receipt.
 ///
-/// Everything but the rates is worked out at once, before the future is first
-/// polled (the output body is read then, not kept); the one wait is for the
-/// endpoint's profile and rates (on a cold meter). The future is dropped before it
-/// is done (a timeout, a cancelled task, or never polled): the settlement finishes
-/// in the background ([`Settling`]), so it is never lost.
+/// Everything but the rates and the fleet's answer is worked out at once, before
+/// the future is first polled (the output body is read then, not kept; the
+/// invocation is remembered as settled then, so that a second settlement started
+/// at the same time is the duplicate); the waits are for the endpoint's profile and
+/// rates (on a cold meter) and, with a fleet, one conditional write to its table
+/// (at the same time). The future is dropped before it is done (a timeout, a
+/// cancelled task, or never polled): the settlement finishes in the background
+/// ([`Settling`]), so it is never lost.
 pub(crate) fn settle(
     meter: &Meter,
     pending: PendingInference,
     completion: AsyncCompletion<'_>,
 ) -> impl Future<Output = Cost> + Send + use<> {
     let endpoint = pending.endpoint.clone();
-    let settling = Settling(Some(Settlement::new(meter, pending, completion)));
+    let earlier = meter.inner.settled.remember(
+        &settled_key(&pending.endpoint, &pending.call_id, pending.submitted_at),
+        meter.now(),
+    );
+    let settlement = Settlement::new(meter, pending, completion);
+    let job = match earlier {
+        Some(at) => Err(settlement.duplicate(Earlier::Here(at))),
+        None => Ok(Settling(Some(settlement))),
+    };
     let meter = meter.clone();
     async move {
+        let settling = match job {
+            Ok(settling) => settling,
+            Err(duplicate) => return duplicate,
+        };
         let span = call_span(&endpoint, Operation::InvokeEndpointAsync);
-        let prepared = meter.prepare(&endpoint).instrument(span.clone()).await;
-        let cost = in_span(&span, || settling.finish(&prepared));
-        record_on_span(&span, &cost);
+        let check = settling.fleet_check();
+        let (prepared, check) = async { tokio::join!(meter.prepare(&endpoint), check) }
+            .instrument(span.clone())
+            .await;
+        let cost = in_span(&span, || settling.finish(&prepared, check));
+        if !cost.is_duplicate_settlement() {
+            record_on_span(&span, &cost);
+        }
         cost
     }
 }
@@ -575,14 +721,115 @@ impl Settlement {
         }
     }
 
+    /// Asks the fleet (when on) whether another settlement of the invocation
+    /// came first, marking this one otherwise. Owns what it needs.
+    fn fleet_check(&self) -> FleetCheckFuture {
+        #[cfg(feature = "fleet")]
+        if let Some(fleet) = &self.meter.inner.fleet {
+            let call_id = self.call.request_id.as_deref().unwrap_or_default();
+            if made_up_locally(call_id) {
+                return Box::pin(std::future::ready(FleetCheck::NotAsked(Some(
+                    "not checked for duplicates in the fleet's other processes: the call id \
+                     was made up by the submitting process (SageMaker returned no request id)",
+                ))));
+            }
+            let claim = fleet.claim_settlement(call_id, &self.call.endpoint, SETTLED_KEPT);
+            return Box::pin(async move {
+                match claim.await {
+                    Ok(crate::fleet::Claimed::First) => FleetCheck::First,
+                    Ok(crate::fleet::Claimed::Before { at_ms }) => FleetCheck::Duplicate(at_ms),
+                    Err(reason) => FleetCheck::Unchecked(reason),
+                }
+            });
+        }
+        Box::pin(std::future::ready(FleetCheck::NotAsked(None)))
+    }
+
+    /// The receipt of a duplicate settlement: what the caller reported, billed
+    /// nowhere (no lines, no totals, sinks or budgets), with a note saying where
+    /// the first settlement was made. The invocation's budget hold is released.
+    fn duplicate(self, earlier: Earlier) -> Cost {
+        let Settlement { meter, call, hold } = self;
+        // Released, nothing charged: the first settlement was.
+        drop(hold);
+        let FinishedCall {
+            endpoint,
+            request_id,
+            started_at,
+            usage,
+            tags,
+            mut notes,
+            ..
+        } = call;
+        let call_id = request_id.unwrap_or_default();
+        let (where_, at) = match earlier {
+            Earlier::Here(at) => ("by this client", Some(DateTime::<Utc>::from(at))),
+            Earlier::Fleet(at_ms) => (
+                "by another process of the fleet",
+                at_ms.and_then(DateTime::<Utc>::from_timestamp_millis),
+            ),
+        };
+        let when = at.map_or_else(String::new, |at| format!(" at {}", at.to_rfc3339()));
+        notes.insert(
+            0,
+            format!(
+                "{DUPLICATE_SETTLEMENT_NOTE} {where_}{when}; this receipt is recorded nowhere \
+                 (totals, sinks, ledgers and budgets count the invocation once)"
+            ),
+        );
+        tracing::debug!(target: "sagemeter", endpoint = %endpoint, call_id = %call_id,
+            settled = where_, "duplicate settlement of an async invocation: not billed again");
+        let totals = meter.totals();
+        let mut all_tags = meter.inner.default_tags.clone();
+        all_tags.extend(tags);
+        Cost {
+            running_endpoint_usd: totals
+                .by_endpoint
+                .get(&endpoint)
+                .copied()
+                .unwrap_or_default(),
+            call_id,
+            at: DateTime::<Utc>::from(started_at),
+            variant: usage.variant.clone(),
+            endpoint,
+            inference_component: None,
+            target_model: None,
+            billing: None,
+            allocation: meter.inner.allocation,
+            usage,
+            lines: Vec::new(),
+            cost_usd: rust_decimal::Decimal::ZERO,
+            currency: "USD".into(),
+            region: Some(meter.inner.region.clone()),
+            running_client_usd: totals.client_usd,
+            running_fleet_usd: None,
+            accrual: None,
+            tags: all_tags,
+            notes,
+        }
+    }
+
     /// Bill → totals → receipt → sinks, then the budgets: the compute arrives after
-    /// the call, and the invocation's hold settles to it now.
-    fn finish(self, prepared: &Prepared) -> Cost {
+    /// the call, and the invocation's hold settles to it now. A duplicate the
+    /// fleet found is billed nowhere.
+    fn finish(self, prepared: &Prepared, check: FleetCheck) -> Cost {
         let Settlement {
             meter,
             mut call,
             hold,
         } = self;
+        match check {
+            FleetCheck::Duplicate(at_ms) => {
+                return Settlement { meter, call, hold }.duplicate(Earlier::Fleet(at_ms));
+            }
+            FleetCheck::Unchecked(reason) => call.notes.push(format!(
+                "not checked for duplicates in the fleet's other processes (the fleet table \
+                 failed: {reason}): if another process settled this invocation too, it is \
+                 counted twice"
+            )),
+            FleetCheck::NotAsked(Some(note)) => call.notes.push(note.to_owned()),
+            FleetCheck::NotAsked(None) | FleetCheck::First => {}
+        }
         if let Ok(profile) = &prepared.profile
             && profile.kind != EndpointKind::Async
         {
@@ -597,18 +844,27 @@ impl Settlement {
     }
 }
 
-/// A settlement waiting for its endpoint's rates: dropped before they come (its
-/// future was dropped), it finishes in the background, as a dropped call does
-/// (see `CallInFlight`): the caller handed over its [`PendingInference`] and
-/// cannot settle it again.
+/// A settlement waiting for its endpoint's rates (and the fleet's answer):
+/// dropped before they come (its future was dropped), it finishes in the
+/// background, as a dropped call does (see `CallInFlight`): the caller handed
+/// over its [`PendingInference`] and cannot settle it again.
 #[derive(Debug)]
 struct Settling(Option<Settlement>);
 
 impl Settling {
+    /// Asks the fleet whether the settlement is a duplicate (see
+    /// [`Settlement::fleet_check`]).
+    fn fleet_check(&self) -> FleetCheckFuture {
+        match &self.0 {
+            Some(settlement) => settlement.fleet_check(),
+            None => unreachable!("a Settling holds its settlement until finished"),
+        }
+    }
+
     /// The settlement receipt, priced with `prepared`.
-    fn finish(mut self, prepared: &Prepared) -> Cost {
+    fn finish(mut self, prepared: &Prepared, check: FleetCheck) -> Cost {
         match self.0.take() {
-            Some(settlement) => settlement.finish(prepared),
+            Some(settlement) => settlement.finish(prepared, check),
             None => unreachable!("a Settling holds its settlement until finished"),
         }
     }
@@ -623,13 +879,17 @@ impl Drop for Settling {
         let endpoint = settlement.call.endpoint.clone();
         let spawned = meter.inner.background.spawn(async move {
             let span = call_span(&settlement.call.endpoint, Operation::InvokeEndpointAsync);
-            let prepared = settlement
-                .meter
-                .prepare(&settlement.call.endpoint)
-                .instrument(span.clone())
-                .await;
-            let cost = in_span(&span, || settlement.finish(&prepared));
-            record_on_span(&span, &cost);
+            // Asked again: a mark this settlement's dropped request made is
+            // found its own.
+            let check = settlement.fleet_check();
+            let (prepared, check) =
+                async { tokio::join!(settlement.meter.prepare(&settlement.call.endpoint), check) }
+                    .instrument(span.clone())
+                    .await;
+            let cost = in_span(&span, || settlement.finish(&prepared, check));
+            if !cost.is_duplicate_settlement() {
+                record_on_span(&span, &cost);
+            }
         });
         if !spawned {
             tracing::warn!(target: "sagemeter", endpoint = %endpoint,

@@ -83,6 +83,9 @@ pub(crate) struct MeterInner {
     pub seq: AtomicU64,
     pub warned: Mutex<HashSet<String>>,
     pub prepared: PreparedMemo,
+    /// The async invocations settled lately: a second settlement of one is a
+    /// duplicate, not billed again.
+    pub settled: super::async_invoke::SettledCalls,
 }
 
 /// How long [`Meter::prepare_now`] reuses what it found for an endpoint (on the
@@ -587,6 +590,22 @@ impl Meter {
     /// out and tokens → record → the settlement receipt. For a [`PendingInference`]
     /// kept or sent elsewhere; [`AsyncInvocation::settle`] does the same in place.
     /// Recorded even if the returned future is dropped before it is done.
+    ///
+    /// **Settled twice, counted once.** SNS and SQS deliver at least once, so the
+    /// same invocation may be settled again (from a copy of its serialised
+    /// `PendingInference`). A second settlement of a call id this meter settled
+    /// in the last 7 hours (SageMaker's bound on an async request: 6 h in the
+    /// queue + 1 h to run; at most the last 100,000 settlements, the oldest
+    /// forgotten first), or, with a [fleet](crate::fleet), that any process of
+    /// the fleet settled (a conditional write to the fleet table, kept as long),
+    /// returns an explicit **duplicate** receipt: [`Cost::is_duplicate_settlement`]
+    /// is true, its note says when and where the invocation was settled, it bills
+    /// nothing (no lines, `cost_usd` 0) and is recorded nowhere: no totals, sinks,
+    /// ledger or budget charge (the invocation's budget hold is released). Not a
+    /// copy of the first receipt, which another process may have made: summing
+    /// the receipts returned never counts an invocation twice. When the fleet
+    /// table cannot be written, the settlement is billed (nothing lost) and its
+    /// receipt notes that duplicates in other processes could not be checked.
     ///
     /// [`PendingInference`]: super::PendingInference
     /// [`AsyncInvocation::settle`]: super::AsyncInvocation::settle

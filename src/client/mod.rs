@@ -739,6 +739,7 @@ impl ClientBuilder {
                 seq: Default::default(),
                 warned: Default::default(),
                 prepared: Default::default(),
+                settled: Default::default(),
             }),
         };
         Ok((runtime, meter))

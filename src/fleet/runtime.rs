@@ -3,8 +3,8 @@
 
 use super::keys::{self, from_pico, to_pico};
 use super::table::{
-    self, Added, Delta, Failure, FleetAccrual, LeaseEnd, LeaseHeld, LeaseUse, Leased, Load, Table,
-    TableError,
+    self, Added, Claimed, Delta, Failure, FleetAccrual, LeaseEnd, LeaseHeld, LeaseUse, Leased,
+    Load, Table, TableError,
 };
 use super::{FleetConfig, FleetStats, WhenUnavailable};
 use crate::FastMap;
@@ -95,6 +95,10 @@ struct Shared {
     requests: AtomicU64,
     flushes: AtomicU64,
     warned: Mutex<HashSet<Failure>>,
+    /// Settlements marked in the table by this process (their marks' numbers).
+    settlements: AtomicU64,
+    /// A failed settlement mark has been warned about.
+    settlement_warned: AtomicBool,
 }
 
 /// What a receipt's call adds to its variant's fleet accrual.
@@ -469,6 +473,8 @@ impl Fleet {
                 requests: AtomicU64::new(0),
                 flushes: AtomicU64::new(0),
                 warned: Mutex::new(HashSet::new()),
+                settlements: AtomicU64::new(0),
+                settlement_warned: AtomicBool::new(false),
             }),
         }
     }
@@ -613,6 +619,46 @@ impl Fleet {
                 Fleet { shared: stop }.flush().await;
             }
         });
+    }
+
+    /// Marks the async invocation `call_id` of `endpoint` settled in the table,
+    /// the item kept for `keep` (its TTL): whether this settlement is the
+    /// fleet's first, or why that could not be told. The future owns what it
+    /// needs (a settlement dropped unfinished completes it in the background).
+    /// One WARN per process for a table that cannot be written.
+    pub(crate) fn claim_settlement(
+        &self,
+        call_id: &str,
+        endpoint: &str,
+        keep: Duration,
+    ) -> impl std::future::Future<Output = std::result::Result<Claimed, String>> + Send + use<>
+    {
+        let fleet = self.clone();
+        let call_id = call_id.to_owned();
+        let endpoint = endpoint.to_owned();
+        async move {
+            let shared = &fleet.shared;
+            let n = shared.settlements.fetch_add(1, Ordering::Relaxed);
+            let by = format!("{}#{n}", shared.process);
+            let now = shared.time.now();
+            let keep_s = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
+            let expires_at = (epoch_ms(now) / 1000).saturating_add(keep_s);
+            let result = fleet.counted(
+                shared
+                    .table
+                    .claim_settlement(&call_id, &endpoint, &by, epoch_ms(now), expires_at)
+                    .await,
+            );
+            result.map_err(|err| {
+                if !shared.settlement_warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(target: "sagemeter::fleet", table = %shared.table.name,
+                        failure = err.kind.as_str(), error = %err,
+                        "fleet table failed marking an async settlement; settled all the same, \
+                         unchecked for duplicates in other processes (the receipt says so)");
+                }
+                err.to_string()
+            })
+        }
     }
 
     fn warn(&self, err: &TableError, doing: &str) {

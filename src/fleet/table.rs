@@ -103,6 +103,26 @@ pub(crate) const SEQ_PREFIX: &str = "seq:";
 /// applied once.
 pub(crate) const LEASE_SEQ_PREFIX: &str = "lease_seq:";
 
+/// The partition key prefix of a settled async invocation's item,
+/// `settled#<call id>` (sort key `endpoint#<name>`): written once, by the
+/// process whose settlement came first, so that a second settlement of the same
+/// invocation in any process of the fleet is known for a duplicate.
+pub(crate) const SETTLED_PREFIX: &str = "settled#";
+/// Which settlement wrote a settled item (`<process>#<n>`): a write retried
+/// after its answer was lost finds its own mark, and is not a duplicate.
+pub(crate) const SETTLED_BY: &str = "settled_by";
+/// When the invocation was settled, epoch ms (settled items).
+pub(crate) const SETTLED_AT: &str = "settled_at_ms";
+
+/// How marking an async invocation settled in the table ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claimed {
+    /// Marked now (or by this very settlement's earlier attempt): the first.
+    First,
+    /// Another settlement marked it before, at `at_ms` (epoch ms, when known).
+    Before { at_ms: Option<i64> },
+}
+
 /// Why a request to the table failed, as far as the fleet acts on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Failure {
@@ -820,6 +840,60 @@ impl Table {
                     _ => None,
                 };
                 Ok(matches!(marker, Some(AttributeValue::S(p)) if p == process))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Marks the async invocation `call_id` of `endpoint` settled by `by` (one
+    /// conditional write that creates the item only if it is not there):
+    /// [`Claimed::First`] for the settlement that marked it, whatever its
+    /// retries, [`Claimed::Before`] for any other. The item expires at
+    /// `expires_at` (epoch seconds, the table's TTL attribute).
+    pub(crate) async fn claim_settlement(
+        &self,
+        call_id: &str,
+        endpoint: &str,
+        by: &str,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> Result<Claimed, TableError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(self.key(
+                &format!("{SETTLED_PREFIX}{call_id}"),
+                &format!("endpoint#{endpoint}"),
+            )))
+            .update_expression(format!(
+                "SET {SETTLED_BY} = :by, {SETTLED_AT} = :at, {EXPIRES_AT} = :exp"
+            ))
+            .condition_expression(format!("attribute_not_exists({PK})"))
+            .expression_attribute_values(":by", s(by))
+            .expression_attribute_values(":at", n(i128::from(now_ms)))
+            .expression_attribute_values(":exp", n(i128::from(expires_at)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claimed::First),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let item = match e.err() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item(),
+                    _ => None,
+                };
+                // The SDK's retry of this settlement's own write, applied before
+                // its answer was lost: still the first.
+                if matches!(item.and_then(|i| i.get(SETTLED_BY)), Some(AttributeValue::S(b)) if b == by)
+                {
+                    return Ok(Claimed::First);
+                }
+                Ok(Claimed::Before {
+                    at_ms: item
+                        .and_then(|i| int(i, SETTLED_AT))
+                        .and_then(|v| i64::try_from(v).ok()),
+                })
             }
             Err(err) => Err(err.into()),
         }

@@ -1710,3 +1710,81 @@ async fn fleet_init_refuses_a_table_of_another_key_schema_and_leaves_it_as_it_is
         "{status:?}"
     );
 }
+
+#[tokio::test]
+async fn an_async_invocation_settled_by_two_processes_is_billed_once_across_the_fleet() {
+    let fleet = FakeFleet::start("settled", "jobs", 1).await;
+    let a = fleet.process(None).await.build().unwrap();
+    let b = fleet.process(None).await.build().unwrap();
+    let invocation = crate::support::submit_async(&a, "jobs", 1024).await;
+    let submission = invocation.cost().clone();
+    // The notification reaches both processes (SNS delivers at least once).
+    let copy = serde_json::to_string(invocation.pending()).unwrap();
+    let ten_seconds = || sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10));
+
+    let first = invocation.settle(ten_seconds()).await;
+    assert!(!first.is_duplicate_settlement(), "{first:#?}");
+    // 10 s at the endpoint's $0.23/h (its profile is real-time):
+    // 10/3600 × 0.23 = $0.000638888… → 0.000638888889 (12 places).
+    assert_eq!(compute_usd(&first), dec("0.000638888889"));
+    let pending: sagemeter::client::PendingInference = serde_json::from_str(&copy).unwrap();
+    let second = b.meter().settle_async(pending, ten_seconds()).await;
+    assert!(second.is_duplicate_settlement(), "{second:#?}");
+    assert_eq!((second.cost_usd, second.lines.len()), (Decimal::ZERO, 0));
+    assert!(
+        second.notes[0].contains("by another process of the fleet"),
+        "{:?}",
+        second.notes
+    );
+    // The second process recorded nothing of it.
+    let theirs = b.meter().totals();
+    assert_eq!((theirs.client_usd, theirs.calls), (Decimal::ZERO, 0));
+
+    a.meter().shutdown().await.unwrap();
+    b.meter().shutdown().await.unwrap();
+    // The fleet counts one call: its submission and its one settlement.
+    let status = fleet_status(&Emulator::shared().sdk_config().await, &fleet.table)
+        .await
+        .unwrap();
+    let client = scope(&status, &BudgetScope::Client);
+    assert_eq!(
+        (client.spent_usd, client.calls),
+        (submission.cost_usd + first.cost_usd, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_settlement_the_fleet_table_cannot_check_is_billed_and_says_so() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "jobs",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let missing = table_name("settled-missing");
+    let conf = Emulator::shared().sdk_config().await;
+    let client = m5_priced_by_overrides(&fake, "jobs", 1)
+        .await
+        .without_metrics()
+        .fleet(
+            FleetConfig::dynamodb(&missing).dynamodb_client(aws_sdk_dynamodb::Client::new(&conf)),
+        )
+        .build()
+        .unwrap();
+    let invocation = crate::support::submit_async(&client, "jobs", 0).await;
+    let cost = invocation
+        .settle(sagemeter::client::AsyncCompletion::processed_for(
+            Duration::from_secs(10),
+        ))
+        .await;
+    // Nothing lost: billed as any settlement (10/3600 × 0.23 → 0.000638888889).
+    assert!(!cost.is_duplicate_settlement());
+    assert_eq!(compute_usd(&cost), dec("0.000638888889"));
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n.starts_with("not checked for duplicates in the fleet's other processes")),
+        "{:?}",
+        cost.notes
+    );
+    assert_eq!(client.meter().totals().client_usd, cost.cost_usd);
+}

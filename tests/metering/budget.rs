@@ -481,6 +481,66 @@ async fn queued_async_invocations_hold_their_estimate_until_they_settle() {
 }
 
 #[tokio::test]
+async fn an_async_invocation_settled_twice_is_billed_counted_and_charged_once() {
+    let fake = fake().await;
+    let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("1"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.05") })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let builder = Client::builder(&fake.sdk_config().await)
+        .sink(sagemeter::ledger::JsonlLedger::open(&path).unwrap());
+    let (client, receipts) = ten_cents_per_ten_seconds_with(builder, budget);
+    let invocation = submit_async(&client, "jobs", 1024).await;
+    // The notification's copy, as a worker reads it from SQS, twice (at least once).
+    let copy = serde_json::to_string(invocation.pending()).unwrap();
+    let ten_seconds = || AsyncCompletion::processed_for(Duration::from_secs(10));
+
+    // The original settles: 10 s at $36/h = 10/3600 × 36 = $0.10.
+    let first = invocation.settle(ten_seconds()).await;
+    assert_eq!(first.cost_usd, dec("0.10"));
+    assert!(!first.is_duplicate_settlement());
+    // The redelivered copy: an explicit duplicate, billing nothing.
+    let again: sagemeter::client::PendingInference = serde_json::from_str(&copy).unwrap();
+    let second = client.meter().settle_async(again, ten_seconds()).await;
+    assert!(second.is_duplicate_settlement(), "{second:#?}");
+    assert_eq!(second.call_id, first.call_id);
+    assert_eq!(second.cost_usd, Decimal::ZERO);
+    assert!(second.lines.is_empty(), "{second:#?}");
+    assert!(
+        second.notes[0].contains("settled already by this client at"),
+        "{:?}",
+        second.notes
+    );
+    // A third, through the other entry point, all the same.
+    let third: sagemeter::client::PendingInference = serde_json::from_str(&copy).unwrap();
+    assert!(
+        client
+            .meter()
+            .settle_async(third, ten_seconds())
+            .await
+            .is_duplicate_settlement()
+    );
+
+    // Spent once: the $1/1,000 calls fee at submission ($0.001) + the $0.10
+    // settlement = $0.101, in the totals, the budget, the sinks and the ledger.
+    let totals = client.meter().totals();
+    assert_eq!((totals.client_usd, totals.calls), (dec("0.101"), 1));
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.101"), Decimal::ZERO)
+    );
+    assert_eq!(receipts.all().len(), 2, "submission + one settlement");
+    client.meter().flush().await.unwrap();
+    let ledger = sagemeter::ledger::read_all(&path).unwrap().records;
+    assert_eq!(ledger.len(), 2, "{ledger:#?}");
+    let in_ledger: Decimal = ledger.iter().map(|c| c.cost_usd).sum();
+    assert_eq!(in_ledger, dec("0.101"));
+}
+
+#[tokio::test]
 async fn a_pending_invocation_kept_past_sagemakers_bound_releases_its_hold_once_and_only_once() {
     let fake = fake().await;
     let budget = Budget::enforce(

@@ -2310,12 +2310,12 @@ async fn settlements_whose_clocks_disagree_warn_once_not_once_each() {
     let logs = logs::capture();
     let fake = fake_with_demo_endpoints().await;
     let client = rt_on_one_m5(&fake).await.build().unwrap();
-    let submitted = submit_async(&client, "rt", 1024).await;
-    let at = std::time::SystemTime::from(submitted.pending().submitted_at());
-    let pending = serde_json::to_string(submitted.pending()).unwrap();
-    // A hundred settlements, each completing a different time before it was sent.
+    // A hundred invocations, each settled as completing a different time before
+    // it was sent.
     for behind in 1..=100 {
-        let pending: sagemeter::client::PendingInference = serde_json::from_str(&pending).unwrap();
+        let submitted = submit_async(&client, "rt", 1024).await;
+        let at = std::time::SystemTime::from(submitted.pending().submitted_at());
+        let (_, _, pending) = submitted.into_parts();
         let completion =
             sagemeter::client::AsyncCompletion::completed_at(at - Duration::from_secs(behind));
         let cost = client.meter().settle_async(pending, completion).await;

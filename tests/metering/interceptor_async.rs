@@ -86,9 +86,10 @@ async fn an_async_submission_seen_by_the_interceptor_has_one_receipt_with_its_co
     let cost = &all[0];
     assert_eq!(cost.endpoint, "jobs");
     assert_eq!(cost.usage.operation, Operation::InvokeEndpointAsync);
-    // The receipt is SageMaker's inference (no request id from the fake: its
-    // InferenceId), as a Client's submission receipt is.
-    assert_eq!(cost.call_id, "jobs-inference-1");
+    // The receipt is SageMaker's request (its request id, which the fake makes
+    // up for each submission as SageMaker does), as a Client's submission
+    // receipt is.
+    assert!(cost.call_id.starts_with("async-req-"), "{}", cost.call_id);
     // The per-inference fee, 1 / 1,000 USD, is the only priced money.
     assert_eq!(cost.cost_usd, dec("0.001"));
     let compute = cost

@@ -597,11 +597,18 @@ async fn control_plane(
 
 /// `InvokeEndpointAsync`: queued (202), with where the output will land.
 async fn invoke_async(Path(name): Path<String>) -> Response {
+    // A request id of its own for each, as SageMaker answers every request.
+    static ASYNC_REQUESTS: AtomicU64 = AtomicU64::new(0);
+    let number = ASYNC_REQUESTS.fetch_add(1, Ordering::Relaxed) + 1;
     let mut response = (
         StatusCode::ACCEPTED,
         json!({"InferenceId": format!("{name}-inference-1")}).to_string(),
     )
         .into_response();
+    response.headers_mut().insert(
+        "x-amzn-RequestId",
+        HeaderValue::from_str(&format!("async-req-{number}")).unwrap(),
+    );
     response.headers_mut().insert(
         "x-amzn-sagemaker-outputlocation",
         HeaderValue::from_static("s3://fake-bucket/output/1.out"),
