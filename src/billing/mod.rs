@@ -418,9 +418,9 @@ pub(crate) fn amortized_compute_lines(
     share: AmortizedShare,
     rate: &RateResult,
 ) -> Vec<CostLine> {
-    let instance_count = match billing {
-        VariantBilling::Instance { instance_count, .. } => *instance_count,
-        VariantBilling::Serverless { .. } => {
+    let parts = match (billing, share) {
+        // Serverless bills by the call, and a first call has nothing before it.
+        (VariantBilling::Serverless { .. }, _) | (_, AmortizedShare::First) => {
             return vec![compute_line(
                 billing,
                 usage,
@@ -429,26 +429,15 @@ pub(crate) fn amortized_compute_lines(
                 rate,
             )];
         }
-    };
-    let parts = match share {
-        AmortizedShare::First => {
-            return vec![compute_line(
-                billing,
-                usage,
-                Allocation::Amortized,
-                None,
-                rate,
-            )];
-        }
-        AmortizedShare::Gap(gap) => {
+        (VariantBilling::Instance { instance_count, .. }, AmortizedShare::Gap(gap)) => {
             return vec![line(
                 LineItem::Compute,
-                hours(gap) * Decimal::from(instance_count),
+                hours(gap) * Decimal::from(*instance_count),
                 QuantityUnit::InstanceHours,
                 rate,
             )];
         }
-        AmortizedShare::Accrued(parts) => parts,
+        (_, AmortizedShare::Accrued(parts)) => parts,
     };
     let own = rate.as_ref().ok();
     if parts.is_empty() {
