@@ -613,14 +613,22 @@ impl Account {
             .iter()
             .chain(&profile.shadow_variants)
             .any(|v| v.name == variant.name);
-        // The update began at the endpoint's last modification (or before, if it
-        // was modified again since): the window is counted from there.
-        draft.created = listed.modified.or(listed.created);
+        // The new fleet is billed from the deployment's start. Without it, the
+        // endpoint's last modification stands for it (an estimate: later if the
+        // endpoint was modified again since).
+        let started = profile.pending_since.map(SystemTime::from);
+        draft.created = started.or(listed.modified).or(listed.created);
         draft.row.notes.push(
-            "a deployment's new fleet: billed for its instances up so far, on top of the \
-             old fleet's, until the old one is retired; its window cost counts them from \
-             the endpoint's last modification (the update's start), an estimate"
-                .into(),
+            if started.is_some() {
+                "a deployment's new fleet: billed for its instances up so far, on top of the \
+                 old fleet's, until the old one is retired; its window cost counts them from \
+                 the deployment's start, at their count now"
+            } else {
+                "a deployment's new fleet: billed for its instances up so far, on top of the \
+                 old fleet's, until the old one is retired; its window cost counts them from \
+                 the endpoint's last modification (the update's start), an estimate"
+            }
+            .into(),
         );
         // Discovery sizes the new fleet's volumes from the deployment's endpoint
         // config; when that could not be described, say what the burn leaves out.

@@ -1152,15 +1152,14 @@ fn six_hours_before_noon() -> aws_smithy_types::DateTime {
     aws_smithy_types::DateTime::from_secs(1_796_212_800 - 6 * 3600)
 }
 
-/// The account view of `deploying`, an endpoint mid blue/green update (`Updating`
-/// since [`six_hours_before_noon`]): its old fleet, `AllTraffic`, 2 × ml.g5.xlarge;
-/// the new fleet (`PendingDeploymentSummary`) 1 × ml.g5.12xlarge up of 2 asked
-/// for; the old fleet's volumes `volume_gb` each. CloudWatch answers `metrics`
-/// (the variant's `Invocations`, `ModelLatency`).
-/// An endpoint `deploying` whose variant `AllTraffic` (2 × ml.g5.xlarge, volumes of
-/// `volume_gb`) has a new fleet baking (1 × ml.g5.12xlarge up of 2) from the
+/// The account view of `deploying`, an endpoint mid blue/green update (its
+/// `PendingDeploymentSummary` started at [`six_hours_before_noon`]; the endpoint
+/// modified again since, at 10:00, so that its `LastModifiedTime` is not the
+/// update's start): its old fleet, `AllTraffic`, 2 × ml.g5.xlarge with volumes of
+/// `volume_gb`; the new fleet 1 × ml.g5.12xlarge up of 2 asked for, from the
 /// endpoint config `deploying-config-2`, which describes its volumes as
-/// `new_volume_gb`, or fails with that error code.
+/// `new_volume_gb`, or fails with that error code. CloudWatch answers `metrics`
+/// (the variant's `Invocations`, `ModelLatency`).
 async fn deploying_view(
     metrics: Rule,
     volume_gb: Option<i32>,
@@ -1172,7 +1171,10 @@ async fn deploying_view(
     use aws_sdk_sagemaker::types::{PendingDeploymentSummary, PendingProductionVariantSummary};
     let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
         let mut updating = summary("deploying", EndpointStatus::Updating);
-        updating.last_modified_time = Some(six_hours_before_noon());
+        // Modified again at 10:00 (e.g. its weights), after the update began.
+        updating.last_modified_time = Some(aws_smithy_types::DateTime::from_secs(
+            1_796_212_800 - 2 * 3600,
+        ));
         ListEndpointsOutput::builder().endpoints(updating).build()
     });
     let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output(|| {
@@ -1304,7 +1306,8 @@ async fn a_new_fleets_calls_count_on_its_variant_which_shows_no_utilisation_mean
     assert_eq!(new.invocations, None);
     assert!(new.flags.is_empty(), "{:?}", new.flags);
     // The old fleet over the 24 h window: 2.816 × 24 = $67.584. The new fleet
-    // since the update began (LastModifiedTime, 06:00; the view is at noon):
+    // since the update began (its StartTime, 06:00, not the endpoint's later
+    // LastModifiedTime, 10:00; the view is at noon):
     // 7.09 × 6 = $42.54.
     assert_eq!(old.window_cost_usd, Some(Decimal::new(67_584, 3)));
     assert_eq!(new.window_hours, Decimal::from(6));

@@ -158,6 +158,10 @@ pub struct EndpointProfile {
     /// say so, rather than its storage passing for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_storage_unknown: Option<String>,
+    /// When the deployment under way began (`PendingDeploymentSummary.StartTime`):
+    /// its new fleet has been billed since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_since: Option<chrono::DateTime<chrono::Utc>>,
     /// Inference components hosted on the variants' instances (empty for an endpoint
     /// whose variants carry their model), by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -176,6 +180,7 @@ impl EndpointProfile {
             shadow_variants: Vec::new(),
             pending_variants: Vec::new(),
             pending_storage_unknown: None,
+            pending_since: None,
             components: Vec::new(),
             source: ProfileSource::Override,
         }
@@ -980,6 +985,10 @@ pub(crate) fn profile_from_descriptions(
         shadow_variants,
         pending_variants,
         pending_storage_unknown: None,
+        pending_since: described
+            .pending_deployment_summary()
+            .and_then(|p| p.start_time())
+            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
         components: Vec::new(),
         source: ProfileSource::Discovered,
     })
