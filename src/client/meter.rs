@@ -837,7 +837,7 @@ impl Meter {
                 })
             })
         });
-        let every = discovery.refresh_after().max(MIN_REFRESH_TICK);
+        let every = discovery.refresh_tick().max(MIN_REFRESH_TICK);
         handle.spawn(async move {
             let _running = running;
             let mut ticks = tokio::time::interval(every);

@@ -524,9 +524,12 @@ impl Discovery {
         let _ = self.inner.on_refreshed.set(hook);
     }
 
-    /// How long a discovered profile is used before it is refreshed.
-    pub(crate) fn refresh_after(&self) -> Duration {
-        self.inner.refresh_after
+    /// How often the meter's refresh loop runs [`refresh_stale`](Self::refresh_stale):
+    /// every `refresh_after`, or every [`DEPLOYMENT_REFRESH`] when that is shorter,
+    /// so that an endpoint with a deployment under way is looked at every few
+    /// seconds even while no call comes.
+    pub(crate) fn refresh_tick(&self) -> Duration {
+        self.inner.refresh_after.min(DEPLOYMENT_REFRESH)
     }
 
     /// Starts a background refresh of `endpoint`'s discovered profile now, however
@@ -559,10 +562,18 @@ impl Discovery {
     /// failures backed off as on the call path): autoscaling reaches the accrual
     /// while no call comes. Overrides are never refreshed.
     ///
-    /// A profile refreshed less than half of `refresh_after` ago (by a call) is
-    /// left alone; any older one is refreshed, so that with this run every
-    /// `refresh_after` no profile gets older than that plus one request.
+    /// Run every [`refresh_tick`](Self::refresh_tick): a profile younger than
+    /// `refresh_after` less one tick (at least half of `refresh_after`; a call may
+    /// have refreshed it) is left alone, any older one is refreshed, so that no
+    /// profile gets older than `refresh_after` plus one request and a quiet one
+    /// is described about once per `refresh_after`. One with a deployment under
+    /// way is refreshed at every tick.
     pub(crate) fn refresh_stale(&self, now: SystemTime) {
+        let left_alone = self
+            .inner
+            .refresh_after
+            .saturating_sub(self.refresh_tick())
+            .max(self.inner.refresh_after / 2);
         let endpoints: Vec<String> = {
             let cache = self.inner.cache.read().unwrap_or_else(|e| e.into_inner());
             cache
@@ -573,7 +584,7 @@ impl Discovery {
         };
         for endpoint in endpoints {
             if !self.inner.overrides.contains_key(&endpoint) {
-                self.cached_refreshing_after(&endpoint, now, self.inner.refresh_after / 2, |_| ());
+                self.cached_refreshing_after(&endpoint, now, left_alone, |_| ());
             }
         }
     }
@@ -1649,6 +1660,68 @@ mod tests {
         discovery.profile("e").await.unwrap();
         settled().await;
         assert_eq!(endpoint.num_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_refresh_loop_looks_at_a_deployment_every_ten_seconds_and_a_quiet_endpoint_once_a_minute()
+     {
+        use aws_smithy_async::test_util::ManualTimeSource;
+        use aws_smithy_async::time::TimeSource;
+        use aws_smithy_mocks::mock;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let deploying = Arc::new(AtomicBool::new(true));
+        let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output({
+            let deploying = deploying.clone();
+            move || blue_green(deploying.load(Ordering::SeqCst))
+        });
+        let configs = configs(None);
+        let time =
+            ManualTimeSource::new(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        let background = Arc::new(crate::background::Background::default());
+        let discovery = Discovery::new(
+            Some(mock_client(&[&endpoint, &configs])),
+            HashMap::new(),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            SharedTimeSource::new(time.clone()),
+            background.clone(),
+        );
+        // The loop ticks every 10 s, not every 60 s: no call is needed for a
+        // deployment's switch-over to be seen within seconds.
+        assert_eq!(discovery.refresh_tick(), Duration::from_secs(10));
+        // One tick of the loop on the manual clock, and the refresh it started.
+        let tick = || async {
+            time.advance(Duration::from_secs(10));
+            discovery.refresh_stale(time.now());
+            while background.in_flight() > 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+
+        discovery.profile("e").await.unwrap();
+        assert_eq!(endpoint.num_calls(), 1);
+        // A deployment under way: described again at each tick.
+        tick().await;
+        assert_eq!(endpoint.num_calls(), 2);
+        deploying.store(false, Ordering::SeqCst);
+        tick().await;
+        assert_eq!(
+            endpoint.num_calls(),
+            3,
+            "the tick that sees the switch-over"
+        );
+
+        // Quiet and deployed (last described at 20 s): left alone until it is
+        // 50 s old (60 s less one tick), so it is described about once a minute
+        // (at 70 s and 120 s here), never older than 60 s plus one request.
+        for _ in 0..10 {
+            tick().await;
+        }
+        assert_eq!(
+            endpoint.num_calls(),
+            5,
+            "described at 70 s and 120 s, 120 s on"
+        );
     }
 
     #[test]
