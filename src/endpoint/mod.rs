@@ -1607,9 +1607,17 @@ mod tests {
         assert_eq!(steady.variant_for(None, None).unwrap().1, None);
     }
 
-    #[tokio::test]
-    async fn a_profile_with_a_deployment_under_way_is_refreshed_within_seconds_not_a_minute() {
-        use aws_smithy_async::test_util::ManualTimeSource;
+    /// Discovery of `e` (refreshed every 60 s, on a manual clock) whose
+    /// DescribeEndpoint shows the blue/green deployment while `deploying` holds.
+    struct Redeploying {
+        discovery: Discovery,
+        endpoint: aws_smithy_mocks::Rule,
+        deploying: Arc<std::sync::atomic::AtomicBool>,
+        time: aws_smithy_async::test_util::ManualTimeSource,
+        background: Arc<crate::background::Background>,
+    }
+
+    fn redeploying() -> Redeploying {
         use aws_smithy_mocks::mock;
         use std::sync::atomic::{AtomicBool, Ordering};
         let deploying = Arc::new(AtomicBool::new(true));
@@ -1618,8 +1626,9 @@ mod tests {
             move || blue_green(deploying.load(Ordering::SeqCst))
         });
         let configs = configs(None);
-        let time =
-            ManualTimeSource::new(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        let time = aws_smithy_async::test_util::ManualTimeSource::new(
+            std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        );
         let background = Arc::new(crate::background::Background::default());
         let discovery = Discovery::new(
             Some(mock_client(&[&endpoint, &configs])),
@@ -1629,6 +1638,25 @@ mod tests {
             SharedTimeSource::new(time.clone()),
             background.clone(),
         );
+        Redeploying {
+            discovery,
+            endpoint,
+            deploying,
+            time,
+            background,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_profile_with_a_deployment_under_way_is_refreshed_within_seconds_not_a_minute() {
+        use std::sync::atomic::Ordering;
+        let Redeploying {
+            discovery,
+            endpoint,
+            deploying,
+            time,
+            background,
+        } = redeploying();
         // Waits until the refresh a call started (if any) is done.
         let settled = || async {
             while background.in_flight() > 0 {
@@ -1665,27 +1693,15 @@ mod tests {
     #[tokio::test]
     async fn the_refresh_loop_looks_at_a_deployment_every_ten_seconds_and_a_quiet_endpoint_once_a_minute()
      {
-        use aws_smithy_async::test_util::ManualTimeSource;
         use aws_smithy_async::time::TimeSource;
-        use aws_smithy_mocks::mock;
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let deploying = Arc::new(AtomicBool::new(true));
-        let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output({
-            let deploying = deploying.clone();
-            move || blue_green(deploying.load(Ordering::SeqCst))
-        });
-        let configs = configs(None);
-        let time =
-            ManualTimeSource::new(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-        let background = Arc::new(crate::background::Background::default());
-        let discovery = Discovery::new(
-            Some(mock_client(&[&endpoint, &configs])),
-            HashMap::new(),
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            SharedTimeSource::new(time.clone()),
-            background.clone(),
-        );
+        use std::sync::atomic::Ordering;
+        let Redeploying {
+            discovery,
+            endpoint,
+            deploying,
+            time,
+            background,
+        } = redeploying();
         // The loop ticks every 10 s, not every 60 s: no call is needed for a
         // deployment's switch-over to be seen within seconds.
         assert_eq!(discovery.refresh_tick(), Duration::from_secs(10));
