@@ -553,6 +553,7 @@ fn settled_key(endpoint: &str, call_id: &str, submitted_at: DateTime<Utc>) -> St
 /// Whether `call_id` was made up by the submitting process (`local-<n>`), not
 /// SageMaker's request or inference id: the fleet cannot tell it from another
 /// process's.
+#[cfg(feature = "fleet")]
 fn made_up_locally(call_id: &str) -> bool {
     call_id
         .strip_prefix("local-")
@@ -570,6 +571,7 @@ enum Earlier {
 
 /// What the fleet said of a settlement.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "fleet"), allow(dead_code))] // Only a fleet says more than NotAsked.
 enum FleetCheck {
     /// Not asked: no fleet, or a call id only this process can tell apart.
     NotAsked(Option<&'static str>),

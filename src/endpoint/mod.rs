@@ -799,6 +799,7 @@ impl DiscoveryInner {
 }
 
 /// `DescribeEndpoint` then `DescribeEndpointConfig`, merged into a profile.
+#[cfg(any(feature = "account", test))]
 pub(crate) async fn describe(
     client: &aws_sdk_sagemaker::Client,
     endpoint: &str,
