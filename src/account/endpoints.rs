@@ -361,19 +361,15 @@ impl Account {
                         drafts.push(draft);
                     }
                     for variant in &profile.pending_variants {
-                        drafts.push(self.pending_draft(listed, &profile, variant).await);
-                        if !runs(variant) {
-                            continue;
-                        }
-                        for draft in &mut drafts[first..] {
-                            let row = &draft.row;
-                            if !row.deploying
-                                && row.inference_component.is_none()
-                                && row.variant.as_deref() == Some(variant.name.as_str())
-                            {
-                                draft.new_fleet_serving = true;
+                        let fleet = self.pending_draft(listed, &profile, variant).await;
+                        if variant.runs() {
+                            for draft in &mut drafts[first..] {
+                                if replaced_by(&draft.row, &fleet.row) {
+                                    draft.new_fleet_serving = true;
+                                }
                             }
                         }
+                        drafts.push(fleet);
                     }
                 }
                 Err(err) => drafts.push(undescribed(listed, &err)),
@@ -421,13 +417,10 @@ impl Account {
             .map(|d| d.row)
             .partition(|r| r.inference_component.is_some());
         // A deployment's new fleet comes right after the variant it replaces.
-        let replaces = |fleet: &EndpointRow, r: &EndpointRow| {
-            !r.deploying && r.endpoint == fleet.endpoint && r.variant == fleet.variant
-        };
         let (new_fleets, mut variants): (Vec<EndpointRow>, Vec<EndpointRow>) = rest
             .iter()
             .cloned()
-            .partition(|fleet| fleet.deploying && rest.iter().any(|r| replaces(fleet, r)));
+            .partition(|fleet| fleet.deploying && rest.iter().any(|r| replaced_by(r, fleet)));
         variants.sort_by(|a, b| {
             burn(b)
                 .cmp(&burn(a))
@@ -449,7 +442,7 @@ impl Account {
             let hosted: Vec<EndpointRow> = hosted.into_iter().cloned().collect();
             let new_fleet: Vec<EndpointRow> = new_fleets
                 .iter()
-                .filter(|fleet| replaces(fleet, &variant))
+                .filter(|fleet| replaced_by(&variant, fleet))
                 .cloned()
                 .collect();
             rows.push(variant);
@@ -910,12 +903,13 @@ fn counted_by_cloudwatch(draft: &Draft) -> bool {
     row.variant.is_some() && row.kind != VariantKind::AsyncInstance && !draft.shares_variant_metrics
 }
 
-/// Whether a deployment's new fleet has anything up (and so may serve calls).
-fn runs(fleet: &VariantProfile) -> bool {
-    match fleet.billing {
-        VariantBilling::Instance { instance_count, .. } => instance_count > 0,
-        VariantBilling::Serverless { .. } => true,
-    }
+/// Whether `row` is the variant a deployment's new fleet (`fleet`'s row) replaces:
+/// the variant's own row (not a component's, nor another new fleet's) of that name.
+fn replaced_by(row: &EndpointRow, fleet: &EndpointRow) -> bool {
+    !row.deploying
+        && row.inference_component.is_none()
+        && row.endpoint == fleet.endpoint
+        && row.variant == fleet.variant
 }
 
 /// What a deployment's new fleet shares with the variant whose name it carries:
@@ -929,12 +923,7 @@ fn share_variant_figures(drafts: &mut [Draft]) {
             continue;
         }
         let fleet = &drafts[i].row;
-        let Some(j) = drafts.iter().position(|d| {
-            !d.row.deploying
-                && d.row.inference_component.is_none()
-                && d.row.endpoint == fleet.endpoint
-                && d.row.variant == fleet.variant
-        }) else {
+        let Some(j) = drafts.iter().position(|d| replaced_by(&d.row, fleet)) else {
             continue;
         };
         let calls = drafts[j].row.invocations;

@@ -95,6 +95,15 @@ impl VariantProfile {
         self
     }
 
+    /// Whether anything of the variant is up: an instance variant with at least
+    /// one instance (a deployment's new fleet starts at none), or a serverless one.
+    pub(crate) fn runs(&self) -> bool {
+        match self.billing {
+            VariantBilling::Instance { instance_count, .. } => instance_count > 0,
+            VariantBilling::Serverless { .. } => true,
+        }
+    }
+
     /// Sets the provisioned concurrency of a serverless variant (no effect on instances).
     pub fn with_provisioned_concurrency(mut self, concurrency: u32) -> Self {
         if let VariantBilling::Serverless {
@@ -325,13 +334,10 @@ impl EndpointProfile {
         served: &VariantProfile,
         note: Option<&'static str>,
     ) -> Option<Cow<'static, str>> {
-        let new_fleet = self.pending_variants.iter().find(|p| {
-            p.name == served.name
-                && match p.billing {
-                    VariantBilling::Instance { instance_count, .. } => instance_count > 0,
-                    VariantBilling::Serverless { .. } => true,
-                }
-        });
+        let new_fleet = self
+            .pending_variants
+            .iter()
+            .find(|p| p.name == served.name && p.runs());
         let Some(new_fleet) = new_fleet else {
             return note.map(Cow::Borrowed);
         };
