@@ -618,17 +618,32 @@ pub(crate) fn settle(
             Ok(settling) => settling,
             Err(duplicate) => return duplicate,
         };
-        let span = call_span(&endpoint, Operation::InvokeEndpointAsync);
         let check = settling.fleet_check();
-        let (prepared, check) = async { tokio::join!(meter.prepare(&endpoint), check) }
-            .instrument(span.clone())
-            .await;
-        let cost = in_span(&span, || settling.finish(&prepared, check));
-        if !cost.is_duplicate_settlement() {
-            record_on_span(&span, &cost);
-        }
-        cost
+        // Dropped while it waits, `settling` (moved in) finishes in the background.
+        price_in_span(&meter, &endpoint, check, move |prepared, check| {
+            settling.finish(prepared, check)
+        })
+        .await
     }
+}
+
+/// The endpoint's rates and the fleet's answer together, then the settlement
+/// receipt `finish` makes of them, in the settlement's call span.
+async fn price_in_span(
+    meter: &Meter,
+    endpoint: &str,
+    check: FleetCheckFuture,
+    finish: impl FnOnce(&Prepared, FleetCheck) -> Cost,
+) -> Cost {
+    let span = call_span(endpoint, Operation::InvokeEndpointAsync);
+    let (prepared, check) = async { tokio::join!(meter.prepare(endpoint), check) }
+        .instrument(span.clone())
+        .await;
+    let cost = in_span(&span, || finish(&prepared, check));
+    if !cost.is_duplicate_settlement() {
+        record_on_span(&span, &cost);
+    }
+    cost
 }
 
 /// A settlement worked out but for the endpoint's rates: what it bills, and the
@@ -782,8 +797,7 @@ impl Settlement {
         tracing::debug!(target: "sagemeter", endpoint = %endpoint, call_id = %call_id,
             settled = where_, "duplicate settlement of an async invocation: not billed again");
         let totals = meter.totals();
-        let mut all_tags = meter.inner.default_tags.clone();
-        all_tags.extend(tags);
+        let tags = meter.tags_into(tags);
         Cost {
             running_endpoint_usd: totals
                 .by_endpoint
@@ -806,7 +820,7 @@ impl Settlement {
             running_client_usd: totals.client_usd,
             running_fleet_usd: None,
             accrual: None,
-            tags: all_tags,
+            tags,
             notes,
         }
     }
@@ -879,18 +893,16 @@ impl Drop for Settling {
         };
         let meter = settlement.meter.clone();
         let endpoint = settlement.call.endpoint.clone();
-        let spawned = meter.inner.background.spawn(async move {
-            let span = call_span(&settlement.call.endpoint, Operation::InvokeEndpointAsync);
-            // Asked again: a mark this settlement's dropped request made is
-            // found its own.
-            let check = settlement.fleet_check();
-            let (prepared, check) =
-                async { tokio::join!(settlement.meter.prepare(&settlement.call.endpoint), check) }
-                    .instrument(span.clone())
-                    .await;
-            let cost = in_span(&span, || settlement.finish(&prepared, check));
-            if !cost.is_duplicate_settlement() {
-                record_on_span(&span, &cost);
+        let spawned = meter.inner.background.spawn({
+            let (meter, endpoint) = (meter.clone(), endpoint.clone());
+            async move {
+                // Asked again: a mark this settlement's dropped request made is
+                // found its own.
+                let check = settlement.fleet_check();
+                price_in_span(&meter, &endpoint, check, move |prepared, check| {
+                    settlement.finish(prepared, check)
+                })
+                .await;
             }
         });
         if !spawned {

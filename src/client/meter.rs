@@ -707,7 +707,10 @@ impl Meter {
 
     /// Client default tags overlaid with the call's own. Without default tags (the
     /// usual case) that is the call's map as it is, nothing copied.
-    fn tags_into(&self, call_tags: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    pub(crate) fn tags_into(
+        &self,
+        call_tags: BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
         if self.inner.default_tags.is_empty() {
             return call_tags;
         }
