@@ -451,12 +451,12 @@ pub enum PriceError {
     },
     /// The price snapshot holds no prices of this kind (or, for an instance type or a
     /// serverless memory size it lists elsewhere, of this one) for the key's region:
-    /// the region is a real AWS region, the snapshot just does not cover it (it
-    /// holds data processing and storage in a few regions, serverless in us-east-1
-    /// only). Nothing is wrong with the key; its price needs the live Price List, or
-    /// a price override.
+    /// the region is a real AWS region, the snapshot just does not cover it (the
+    /// bundled one holds data processing and storage in a few regions, serverless in
+    /// us-east-1 only). Nothing is wrong with the key; its price needs the live Price
+    /// List, or a price override.
     #[error(
-        "the bundled price snapshot has no {what} prices for {} ({}); the live Price List \
+        "the {snapshot} has no {what} prices for {} ({}); the live Price List \
          is needed, or set a price override",
         .key.region(),
         covers_text(.covers)
@@ -464,6 +464,10 @@ pub enum PriceError {
     NotCovered {
         /// The key that has no price.
         key: PriceKey,
+        /// Which snapshot, as its notes name it: `bundled price snapshot`, or `price
+        /// snapshot given to Snapshot::from_tsv` (the reader then knows which table
+        /// to extend).
+        snapshot: String,
         /// What the snapshot has no prices of, e.g. `data processed in` or
         /// `ml.p4d.24xlarge hosting`.
         what: String,

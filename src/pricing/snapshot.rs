@@ -13,7 +13,7 @@ const BUNDLED_TSV: &str = include_str!("../../data/sagemaker-on-demand-usd.tsv")
 static BUNDLED: LazyLock<Snapshot> = LazyLock::new(|| {
     // The file ships with the crate and a unit test parses it, so this cannot fail at
     // run time unless the crate was built from a broken checkout.
-    Snapshot::parse(BUNDLED_TSV, "bundled").expect("the bundled price snapshot parses")
+    Snapshot::parse(BUNDLED_TSV, Origin::Bundled).expect("the bundled price snapshot parses")
 });
 
 /// Prices from a tab-separated snapshot; [`Snapshot::bundled`] is the one in the crate.
@@ -63,8 +63,8 @@ struct Table {
     rates: crate::FastMap<PriceKey, Rate>,
     /// Keys with only $0 rows, and the error they answer.
     zero_only: crate::FastMap<PriceKey, PriceError>,
-    /// `bundled`, or `from_tsv` for a snapshot given by the application.
-    origin: &'static str,
+    /// The bundled file, or one the application gave.
+    origin: Origin,
     /// The oldest and newest `as_of` of the rows priced.
     as_of: Option<(String, String)>,
 }
@@ -75,7 +75,7 @@ impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let table = &self.table;
         let mut debug = f.debug_struct("Snapshot");
-        debug.field("source", &table.origin);
+        debug.field("source", &table.origin.as_str());
         match &table.as_of {
             Some((oldest, newest)) if oldest == newest => debug.field("as_of", oldest),
             Some((oldest, newest)) => debug.field("as_of", &format_args!("{oldest} to {newest}")),
@@ -85,6 +85,34 @@ impl std::fmt::Debug for Snapshot {
             .field("rates", &table.rates.len())
             .field("zero_only", &table.zero_only.len())
             .finish()
+    }
+}
+
+/// Where a snapshot's rows came from: its errors and receipt notes name it, so a
+/// reader is not sent to the crate's file for a price the application supplied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// `data/sagemaker-on-demand-usd.tsv`, compiled into the crate.
+    Bundled,
+    /// Text given to [`Snapshot::from_tsv`].
+    FromTsv,
+}
+
+impl Origin {
+    /// Short name, for `Debug`.
+    fn as_str(self) -> &'static str {
+        match self {
+            Origin::Bundled => "bundled",
+            Origin::FromTsv => "from_tsv",
+        }
+    }
+
+    /// What errors and notes call the snapshot.
+    fn name(self) -> &'static str {
+        match self {
+            Origin::Bundled => "bundled price snapshot",
+            Origin::FromTsv => "price snapshot given to Snapshot::from_tsv",
+        }
     }
 }
 
@@ -282,11 +310,14 @@ impl Snapshot {
     /// Parses a snapshot in the bundled file's format: `#` comment lines, a header line
     /// starting with `region`, then tab-separated `region, kind, key, unit, usd, source,
     /// as_of`. Errors name the line (1-based) and what was wrong with it.
+    ///
+    /// Its receipts' notes and its "no price" errors name it `price snapshot given to
+    /// Snapshot::from_tsv`, so that they are not taken for the bundled one's.
     pub fn from_tsv(tsv: &str) -> Result<Snapshot, PriceError> {
-        Snapshot::parse(tsv, "from_tsv")
+        Snapshot::parse(tsv, Origin::FromTsv)
     }
 
-    fn parse(tsv: &str, origin: &'static str) -> Result<Snapshot, PriceError> {
+    fn parse(tsv: &str, origin: Origin) -> Result<Snapshot, PriceError> {
         let mut rows: HashMap<PriceKey, Row> = HashMap::new();
         // Keys' first $0 row, kept only to say why such a key has no price.
         let mut zero_rows: HashMap<PriceKey, Row> = HashMap::new();
@@ -428,7 +459,8 @@ impl Snapshot {
             .filter(|(key, _)| !rows.contains_key(key))
             .map(|(key, row)| {
                 let mut reason = format!(
-                    "the bundled price snapshot lists only $0 for {key} (line {}",
+                    "the {} lists only $0 for {key} (line {}",
+                    origin.name(),
                     row.line
                 );
                 if !row.source.is_empty() {
@@ -454,7 +486,7 @@ impl Snapshot {
         let rates = rows
             .into_iter()
             .map(|(key, row)| {
-                let mut note = format!("bundled price snapshot (as of {}", row.as_of.text);
+                let mut note = format!("{} (as of {}", origin.name(), row.as_of.text);
                 if !row.source.is_empty() {
                     note.push_str(", from ");
                     note.push_str(&row.source);
@@ -521,6 +553,7 @@ impl Snapshot {
             }
             return PriceError::NotCovered {
                 key: key.clone(),
+                snapshot: self.table.origin.name().to_owned(),
                 what: item_name(key),
                 covers,
             };
@@ -530,6 +563,7 @@ impl Snapshot {
         }
         PriceError::NotCovered {
             key: key.clone(),
+            snapshot: self.table.origin.name().to_owned(),
             what: kind_name(key).to_owned(),
             covers: regions(&mut listed()),
         }
@@ -817,6 +851,7 @@ mod tests {
             small.get(&key),
             Err(PriceError::NotCovered {
                 key: key.clone(),
+                snapshot: "price snapshot given to Snapshot::from_tsv".into(),
                 what: "ml.m5.xlarge hosting".into(),
                 covers: vec!["us-east-1".into()],
             })
@@ -825,8 +860,71 @@ mod tests {
         let key = PriceKey::storage("us-east-1");
         assert_eq!(
             small.get(&key).unwrap_err().to_string(),
-            "the bundled price snapshot has no hosting ML storage prices for us-east-1 (it \
-             has them for no region); the live Price List is needed, or set a price override"
+            "the price snapshot given to Snapshot::from_tsv has no hosting ML storage prices \
+             for us-east-1 (it has them for no region); the live Price List is needed, or set \
+             a price override"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_from_tsv_names_itself_in_its_errors_and_notes_not_the_bundled_one() {
+        // Every text a snapshot writes (a receipt's note, "not covered", "only $0")
+        // names the table the price came from: the application's own, here, not the
+        // crate's bundled file, which the reader would otherwise go and check.
+        let tsv = format!(
+            "{HEADER}us-east-1\thosting\tml.m5.xlarge\tHrs\t0.23\tmine\t2026-05-20\n\
+             us-east-1\tserverless\tMem-2GB\tsecond\t0\tfree tier\t2026-05-08\n"
+        );
+        let given = Snapshot::from_tsv(&tsv).unwrap();
+        let note = given
+            .get(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"))
+            .unwrap()
+            .provenance
+            .note
+            .unwrap();
+        assert_eq!(
+            &*note,
+            "price snapshot given to Snapshot::from_tsv (as of 2026-05-20, from mine)"
+        );
+        let not_covered = given
+            .get(&PriceKey::DataIn {
+                region: "eu-west-1".into(),
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&not_covered, PriceError::NotCovered { snapshot, .. }
+                if snapshot == "price snapshot given to Snapshot::from_tsv"),
+            "{not_covered:?}"
+        );
+        assert_eq!(
+            not_covered.to_string(),
+            "the price snapshot given to Snapshot::from_tsv has no data processed in prices \
+             for eu-west-1 (it has them for no region); the live Price List is needed, or set \
+             a price override"
+        );
+        let zero = given
+            .get(&PriceKey::serverless("us-east-1", 2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            zero.starts_with("the price snapshot given to Snapshot::from_tsv lists only $0"),
+            "{zero}"
+        );
+        for text in [note.to_string(), not_covered.to_string(), zero] {
+            assert!(!text.contains("bundled"), "{text}");
+        }
+        assert!(format!("{given:?}").contains(r#"source: "from_tsv""#));
+        // The bundled snapshot still says it is the bundled one.
+        let bundled = Snapshot::bundled();
+        let err = bundled
+            .get(&PriceKey::DataIn {
+                region: "ap-south-1".into(),
+            })
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("the bundled price snapshot has no data processed in prices"),
+            "{err}"
         );
     }
 
@@ -848,7 +946,7 @@ mod tests {
         );
         assert_eq!(
             rate.provenance.note.as_deref(),
-            Some("bundled price snapshot (as of 2026-05-20, from new)")
+            Some("price snapshot given to Snapshot::from_tsv (as of 2026-05-20, from new)")
         );
     }
 
@@ -983,8 +1081,8 @@ mod tests {
             snapshot.get(&key),
             Err(PriceError::ZeroOnly {
                 key: key.clone(),
-                reason: "the bundled price snapshot lists only $0 for serverless 2 GB in \
-                         us-east-1 (line 3, from free tier, as of 2026-05-08)"
+                reason: "the price snapshot given to Snapshot::from_tsv lists only $0 for \
+                         serverless 2 GB in us-east-1 (line 3, from free tier, as of 2026-05-08)"
                     .into()
             })
         );
