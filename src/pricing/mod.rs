@@ -449,12 +449,12 @@ pub enum PriceError {
         /// The key that has no price.
         key: PriceKey,
     },
-    /// The price snapshot holds no prices of this kind (or, for an instance type or a
-    /// serverless memory size it lists elsewhere, of this one) for the key's region:
-    /// the region is a real AWS region, the snapshot just does not cover it (the
-    /// bundled one holds data processing and storage in a few regions, serverless in
-    /// us-east-1 only). Nothing is wrong with the key; its price needs the live Price
-    /// List, or a price override.
+    /// The price snapshot holds no prices of this kind (or, for an instance type it
+    /// lists elsewhere or a serverless memory size SageMaker offers, of this one) for
+    /// the key's region: the region is a real AWS region, the snapshot just does not
+    /// cover it (the bundled one holds data processing and storage in a few regions,
+    /// serverless in us-east-1 only). Nothing is wrong with the key; its price needs
+    /// the live Price List, or a price override.
     #[error(
         "the {snapshot} has no {what} prices for {} ({}); the live Price List \
          is needed, or set a price override",

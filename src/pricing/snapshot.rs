@@ -285,6 +285,18 @@ fn same_item(a: &PriceKey, b: &PriceKey) -> bool {
     }
 }
 
+/// Whether `key` is serverless at a memory size SageMaker offers (1 to 6 GB): a real
+/// key even where no snapshot row names that size, unlike an instance type, which
+/// the snapshot cannot tell from a typo.
+fn offered_memory_size(key: &PriceKey) -> bool {
+    match key {
+        PriceKey::Serverless { memory_gb, .. }
+        | PriceKey::ProvisionedConcurrency { memory_gb, .. }
+        | PriceKey::ProvisionedConcurrencyUsage { memory_gb, .. } => (1..=6).contains(memory_gb),
+        _ => false,
+    }
+}
+
 fn bad_line(line: usize, what: impl std::fmt::Display) -> PriceError {
     PriceError::Malformed {
         reason: format!("price snapshot line {line}: {what}"),
@@ -514,8 +526,8 @@ impl Snapshot {
     /// [`PriceError::NotFound`] when it has no row for it.
     ///
     /// Of a key it has no row for, it says which is the case: the snapshot does not
-    /// cover that kind of price (or that instance type or memory size, listed in
-    /// other regions) in the key's region, a real AWS region
+    /// cover that kind of price (or that instance type, listed in other regions, or
+    /// that serverless memory size, 1 to 6 GB) in the key's region, a real AWS region
     /// ([`PriceError::NotCovered`]: the live Price List is needed); or the instance
     /// type, memory size or region is one it does not know at all
     /// ([`PriceError::NotFound`]: check it).
@@ -546,9 +558,10 @@ impl Snapshot {
         };
         if listed().any(|k| k.region() == region) {
             // The kind is covered here, not this instance type or memory size. One
-            // listed in other regions is real: the snapshot lacks it here.
+            // listed in other regions is real, and so is every memory size SageMaker
+            // offers: the snapshot lacks it here.
             let covers = regions(&mut listed().filter(|k| same_item(k, key)));
-            if covers.is_empty() {
+            if covers.is_empty() && !offered_memory_size(key) {
                 return PriceError::NotFound { key: key.clone() };
             }
             return PriceError::NotCovered {
@@ -926,6 +939,58 @@ mod tests {
                 .starts_with("the bundled price snapshot has no data processed in prices"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_serverless_memory_size_sagemaker_offers_is_not_covered_rather_than_a_typo() {
+        // SageMaker Serverless Inference offers 1 to 6 GB of memory (1024 to 6144 MB);
+        // the bundled file has serverless rows for 1, 2 and 3 GB and provisioned
+        // concurrency rows for 2 GB only, all in us-east-1. A 4 GB endpoint is a real
+        // configuration the snapshot lacks: the live Price List is needed, nothing
+        // is to be checked.
+        let s = Snapshot::bundled();
+        let region = || "us-east-1".to_owned();
+        for (key, what) in [
+            (PriceKey::serverless("us-east-1", 4), "serverless 4 GB"),
+            (PriceKey::serverless("us-east-1", 6), "serverless 6 GB"),
+            (
+                PriceKey::ProvisionedConcurrency {
+                    region: region(),
+                    memory_gb: 1,
+                },
+                "provisioned concurrency 1 GB",
+            ),
+            (
+                PriceKey::ProvisionedConcurrencyUsage {
+                    region: region(),
+                    memory_gb: 6,
+                },
+                "provisioned concurrency usage 6 GB",
+            ),
+        ] {
+            let err = s.get(&key).unwrap_err();
+            assert_eq!(
+                err,
+                PriceError::NotCovered {
+                    key: key.clone(),
+                    snapshot: "bundled price snapshot".into(),
+                    what: what.into(),
+                    covers: vec![],
+                }
+            );
+            assert!(
+                err.to_string().ends_with(
+                    "prices for us-east-1 (it has them for no region); the live Price List is \
+                     needed, or set a price override"
+                ),
+                "{err}"
+            );
+        }
+        // 7 GB and 0 GB are no size SageMaker offers: most likely a mistake, to check.
+        for memory_gb in [0, 7] {
+            let key = PriceKey::serverless("us-east-1", memory_gb);
+            assert_eq!(s.get(&key), Err(PriceError::NotFound { key: key.clone() }));
+        }
     }
 
     #[test]
