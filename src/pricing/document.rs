@@ -351,11 +351,11 @@ fn clip(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// A decimal amount from its text: plain (`"0.2300000000"`) or scientific (`"2.3E-5"`),
-/// exactly or not at all. Only digits, one `.`, an exponent and a leading `-` (a
+/// A decimal amount from its text (a Price List price or range, a snapshot row's
+/// price): plain (`"0.2300000000"`) or scientific (`"2.3E-5"`), exactly or not at all. Only digits, one `.`, an exponent and a leading `-` (a
 /// negative price is refused with its own reason): `rust_decimal` alone would also
 /// read `"0.0_16"` or `"+0.23"`, a garbled price taken as a price.
-fn parse_amount(text: &str) -> Option<Decimal> {
+pub(crate) fn parse_amount(text: &str) -> Option<Decimal> {
     let text = text.trim();
     let (mantissa, exponent) = match text.split_once(['e', 'E']) {
         Some((m, e)) => (m, Some(e)),

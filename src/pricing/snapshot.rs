@@ -1,5 +1,6 @@
 //! The public price snapshot bundled in the crate: the last fallback.
 
+use super::document::parse_amount;
 use super::{
     BoxFuture, MAX_SANE_USD_PER_UNIT, PriceError, PriceKey, PriceSource, PriceUnit, Provenance,
     Rate,
@@ -610,20 +611,22 @@ fn check_unit(line: usize, kind: &str, unit: &str, expected: &str) -> Result<(),
     }
 }
 
+/// A row's price, read as strictly as a Price List document's (see
+/// [`parse_amount`]): a garbled figure is an error naming its line, never a price.
 fn parse_usd(line: usize, usd: &str) -> Result<Decimal, PriceError> {
-    match Decimal::from_str_exact(usd) {
-        Ok(d) if d.is_sign_negative() && !d.is_zero() => {
+    match parse_amount(usd) {
+        Some(d) if d.is_sign_negative() && !d.is_zero() => {
             Err(bad_line(line, format_args!("negative price {usd:?}")))
         }
-        Ok(d) if d > MAX_SANE_USD_PER_UNIT => Err(bad_line(
+        Some(d) if d > MAX_SANE_USD_PER_UNIT => Err(bad_line(
             line,
             format_args!(
                 "price {usd:?} is above {MAX_SANE_USD_PER_UNIT} USD per unit, which no \
                  SageMaker price comes near"
             ),
         )),
-        Ok(d) => Ok(d.normalize()),
-        Err(_) => Err(bad_line(
+        Some(d) => Ok(d.normalize()),
+        None => Err(bad_line(
             line,
             format_args!("price {usd:?} is not a decimal number"),
         )),
@@ -1061,6 +1064,20 @@ mod tests {
             (
                 "us-east-1\thosting\tml.m5.xlarge\tHrs\t-1\tsrc\t2026-05-20\n",
                 "line 3: negative price",
+            ),
+            // Garbled figures a lax decimal reader would take as prices: 1_000 as
+            // 1000, 0.0_16 as 0.016, +0.23 as 0.23. A price is digits and one point.
+            (
+                "us-east-1\thosting\tml.m5.xlarge\tHrs\t1_000\tsrc\t2026-05-20\n",
+                "line 3: price \"1_000\" is not a decimal number",
+            ),
+            (
+                "us-east-1\tdata_in\t-\tGB\t0.0_16\tsrc\t2026-05-20\n",
+                "line 3: price \"0.0_16\" is not a decimal number",
+            ),
+            (
+                "us-east-1\thosting\tml.m5.xlarge\tHrs\t+0.23\tsrc\t2026-05-20\n",
+                "line 3: price \"+0.23\" is not a decimal number",
             ),
             (
                 "us-east-1\thosting\tml.m5.xlarge\tsecond\t0.23\tsrc\t2026-05-20\n",
