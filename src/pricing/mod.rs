@@ -467,7 +467,7 @@ pub enum PriceError {
         /// Which snapshot, as its notes name it: `bundled price snapshot`, or `price
         /// snapshot given to Snapshot::from_tsv` (the reader then knows which table
         /// to extend).
-        snapshot: String,
+        snapshot: &'static str,
         /// What the snapshot has no prices of, e.g. `data processed in` or
         /// `ml.p4d.24xlarge hosting`.
         what: String,

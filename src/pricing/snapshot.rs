@@ -567,7 +567,7 @@ impl Snapshot {
             }
             return PriceError::NotCovered {
                 key: key.clone(),
-                snapshot: self.table.origin.name().to_owned(),
+                snapshot: self.table.origin.name(),
                 what: item_name(key),
                 covers,
             };
@@ -577,7 +577,7 @@ impl Snapshot {
         }
         PriceError::NotCovered {
             key: key.clone(),
-            snapshot: self.table.origin.name().to_owned(),
+            snapshot: self.table.origin.name(),
             what: kind_name(key).to_owned(),
             covers: regions(&mut listed()),
         }
@@ -867,7 +867,7 @@ mod tests {
             small.get(&key),
             Err(PriceError::NotCovered {
                 key: key.clone(),
-                snapshot: "price snapshot given to Snapshot::from_tsv".into(),
+                snapshot: "price snapshot given to Snapshot::from_tsv",
                 what: "ml.m5.xlarge hosting".into(),
                 covers: vec!["us-east-1".into()],
             })
@@ -909,7 +909,7 @@ mod tests {
             .unwrap_err();
         assert!(
             matches!(&not_covered, PriceError::NotCovered { snapshot, .. }
-                if snapshot == "price snapshot given to Snapshot::from_tsv"),
+                if *snapshot == "price snapshot given to Snapshot::from_tsv"),
             "{not_covered:?}"
         );
         assert_eq!(
@@ -976,7 +976,7 @@ mod tests {
                 err,
                 PriceError::NotCovered {
                     key: key.clone(),
-                    snapshot: "bundled price snapshot".into(),
+                    snapshot: "bundled price snapshot",
                     what: what.into(),
                     covers: vec![],
                 }
