@@ -19,6 +19,8 @@ pub(crate) use component::{
     CopyShare, component_compute_line, copy_share, fit_to_instances, unreserved_fraction,
 };
 
+#[cfg(feature = "parquet")]
+pub(crate) use receipt::is_settlement;
 pub use receipt::{
     Accrual, AccrualCharge, AccrualSource, Cost, CostLine, LineItem, LinePrice, QuantityUnit,
 };

@@ -306,26 +306,48 @@ pub struct Cost {
 /// (`client::async_invoke`): "settlement of the async invocation submitted at …".
 pub(crate) const SETTLEMENT_NOTE: &str = "settlement of the async invocation";
 
+/// Whether an async invocation's receipt with these line items, bytes out, token
+/// counts and notes is its settlement (see [`Cost::is_async_settlement`]); one
+/// rule for receipts and for ledger rows read without making a receipt.
+///
+/// A settlement bills neither data in nor the per-inference fee (the submission
+/// did): a receipt with either line is the submission, or the invocation's only
+/// receipt (`MeteringInterceptor`'s), whatever else it has.
+pub(crate) fn is_settlement<'a>(
+    items: impl IntoIterator<Item = LineItem>,
+    bytes_out: u64,
+    has_tokens: bool,
+    mut notes: impl Iterator<Item = &'a str>,
+) -> bool {
+    if notes.any(|n| n.starts_with(SETTLEMENT_NOTE)) {
+        return true;
+    }
+    let mut settlement_line = false;
+    for item in items {
+        match item {
+            LineItem::DataIn | LineItem::Inference => return false,
+            _ => settlement_line = true,
+        }
+    }
+    settlement_line || bytes_out > 0 || has_tokens
+}
+
 impl Cost {
     /// Whether this is the second receipt of an asynchronous invocation
     /// (`InvokeEndpointAsync`), its **settlement** (compute, data out, tokens),
     /// rather than its submission (data in, the per-inference fee): one call, two
-    /// receipts. Told by a line or a figure only a settlement has, or the note the
-    /// client writes on it.
+    /// receipts. Told by the note the client writes on it, or by a line or a
+    /// figure only a settlement has, on a receipt without a line only a
+    /// submission has: the one receipt `MeteringInterceptor` makes of an async
+    /// call (data in and its unseen compute together) is the call itself.
     pub fn is_async_settlement(&self) -> bool {
-        if self.usage.operation != crate::usage::Operation::InvokeEndpointAsync {
-            return false;
-        }
-        let settlement_line = self
-            .lines
-            .iter()
-            .any(|l| !matches!(l.item, LineItem::DataIn | LineItem::Inference));
-        let u = &self.usage;
-        settlement_line
-            || u.bytes_out > 0
-            || u.input_tokens.is_some()
-            || u.output_tokens.is_some()
-            || self.notes.iter().any(|n| n.starts_with(SETTLEMENT_NOTE))
+        self.usage.operation == crate::usage::Operation::InvokeEndpointAsync
+            && is_settlement(
+                self.lines.iter().map(|l| l.item),
+                self.usage.bytes_out,
+                self.usage.input_tokens.is_some() || self.usage.output_tokens.is_some(),
+                self.notes.iter().map(String::as_str),
+            )
     }
 
     /// True when every line has a price.
@@ -508,5 +530,105 @@ pub(crate) mod amount {
                 assert_eq!(ours, serde_json::to_string(&d).unwrap(), "{s}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usage::{Operation, Outcome};
+    use std::time::Duration;
+
+    fn line(item: LineItem, unit: QuantityUnit, cost_usd: Option<&str>) -> CostLine {
+        CostLine {
+            item,
+            quantity: Decimal::ZERO,
+            unit,
+            price: match cost_usd {
+                Some(usd) => LinePrice::Priced {
+                    usd_per_unit: "0.016".parse().unwrap(),
+                    cost_usd: usd.parse().unwrap(),
+                    provenance: Provenance::new(PriceOrigin::Snapshot),
+                },
+                None => LinePrice::Unpriced {
+                    reason: "not seen".into(),
+                },
+            },
+        }
+    }
+
+    /// A receipt of an `InvokeEndpointAsync` call with `lines` and `notes`.
+    fn async_receipt(lines: Vec<CostLine>, notes: &[&str]) -> Cost {
+        Cost {
+            call_id: "async-req-1".into(),
+            at: DateTime::<Utc>::from(std::time::UNIX_EPOCH),
+            endpoint: "jobs".into(),
+            variant: Some("AllTraffic".into()),
+            inference_component: None,
+            target_model: None,
+            billing: None,
+            allocation: Allocation::default(),
+            usage: Usage::new(Operation::InvokeEndpointAsync, Duration::from_millis(40))
+                .with_outcome(Outcome::Ok),
+            cost_usd: lines.iter().filter_map(CostLine::cost_usd).sum(),
+            lines,
+            currency: "USD".into(),
+            region: None,
+            running_client_usd: Decimal::ZERO,
+            running_endpoint_usd: Decimal::ZERO,
+            running_fleet_usd: None,
+            accrual: None,
+            tags: BTreeMap::new(),
+            notes: notes.iter().map(|n| (*n).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn an_async_invocations_only_receipt_is_not_taken_for_its_settlement() {
+        // What MeteringInterceptor makes of an InvokeEndpointAsync call: one
+        // receipt, the invocation's only one (data in, the compute it cannot see
+        // unpriced, data out). It is the call, not the second half of one:
+        // metrics, EMF, reports and ledger profiles must count it as an invocation.
+        let only = async_receipt(
+            vec![
+                line(LineItem::Compute, QuantityUnit::InstanceHours, None),
+                line(LineItem::DataIn, QuantityUnit::Gigabytes, Some("0")),
+                line(LineItem::DataOut, QuantityUnit::Gigabytes, Some("0")),
+                line(LineItem::Inference, QuantityUnit::Calls, Some("0.001")),
+            ],
+            &["metered by the SDK interceptor"],
+        );
+        assert!(!only.is_async_settlement(), "{:?}", only.lines);
+        // A client's two receipts of one invocation are still told apart: the
+        // submission bills data in and the fee; the settlement (compute, data
+        // out, with the client's note) neither.
+        let submission = async_receipt(
+            vec![
+                line(
+                    LineItem::DataIn,
+                    QuantityUnit::Gigabytes,
+                    Some("0.000015625"),
+                ),
+                line(LineItem::Inference, QuantityUnit::Calls, Some("0.001")),
+            ],
+            &[],
+        );
+        assert!(!submission.is_async_settlement());
+        let settlement = async_receipt(
+            vec![
+                line(
+                    LineItem::Compute,
+                    QuantityUnit::InstanceHours,
+                    Some("0.0023"),
+                ),
+                line(LineItem::DataOut, QuantityUnit::Gigabytes, Some("0")),
+            ],
+            &["settlement of the async invocation submitted at 2026-12-01T10:00:00+00:00"],
+        );
+        assert!(settlement.is_async_settlement());
+        // A settlement from a ledger written before the client noted it: told by
+        // its lines alone.
+        let unnoted = async_receipt(settlement.lines.clone(), &[]);
+        assert!(unnoted.is_async_settlement());
     }
 }

@@ -5,7 +5,7 @@
 use super::decode::named as parse_named;
 use super::reader::{builder, parquet_error};
 use super::schema::{col, line};
-use crate::billing::{LineItem, SETTLEMENT_NOTE};
+use crate::billing::{LineItem, is_settlement};
 use crate::ledger::LedgerError;
 use crate::report::{CallPart, GroupBy, ReportBuilder, ReportError, ReportOptions, ReportRow};
 use crate::usage::{Operation, Outcome};
@@ -298,19 +298,17 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
             parse_named(operation.value(i), col::OPERATION).map_err(|e| format!("row {i}: {e}"))?;
         if op == Operation::InvokeEndpointAsync {
             // As `Cost::is_async_settlement` tells it.
-            let mut settlement_line = false;
-            for l in from..to {
-                let item: LineItem = parse_named(items.value(l), "lines.item")
-                    .map_err(|e| format!("row {i}: {e}"))?;
-                settlement_line |= !matches!(item, LineItem::DataIn | LineItem::Inference);
-            }
+            let line_items = (from..to)
+                .map(|l| parse_named::<LineItem>(items.value(l), "lines.item"))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("row {i}: {e}"))?;
             let notes = notes.value_offsets();
-            let settlement = settlement_line
-                || bytes_out.value(i) > 0
-                || input.is_valid(i)
-                || output.is_valid(i)
-                || (notes[i] as usize..notes[i + 1] as usize)
-                    .any(|n| note_texts.value(n).starts_with(SETTLEMENT_NOTE));
+            let settlement = is_settlement(
+                line_items,
+                u64::try_from(bytes_out.value(i)).unwrap_or(0),
+                input.is_valid(i) || output.is_valid(i),
+                (notes[i] as usize..notes[i + 1] as usize).map(|n| note_texts.value(n)),
+            );
             row.part = CallPart::of(op, settlement);
         }
         if let Some(json) = priced_from.and_then(|c| c.is_valid(i).then(|| c.value(i))) {
