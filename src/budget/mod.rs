@@ -147,12 +147,12 @@ pub enum Estimate {
     RecentMax {
         /// How many recent receipts to consider (1 to [`MAX_RECENT_CALLS`]).
         calls: usize,
-        /// Estimate while the endpoint has no history.
+        /// Estimate while the endpoint has no history (above $0).
         initial_usd: Decimal,
     },
     /// Always the same figure.
     Fixed {
-        /// The estimate, in USD.
+        /// The estimate, in USD (above $0).
         usd: Decimal,
     },
 }
@@ -303,7 +303,9 @@ impl Budget {
         })
     }
 
-    /// How calls are estimated before they are sent (enforced budgets).
+    /// How calls are estimated before they are sent (enforced budgets). A call
+    /// whose receipt is not fully priced counts at no less than its estimate, so
+    /// an estimate of $0 is refused.
     pub fn estimate(mut self, estimate: Estimate) -> Result<Self> {
         let bad = match estimate {
             Estimate::RecentMax { calls, initial_usd } => {
@@ -319,7 +321,22 @@ impl Budget {
                 "Budget::estimate",
                 format!("invalid budget estimate {estimate:?}"),
             )
-            .hint("needs 1 to 10,000 calls, and amounts from 0 to 1,000,000,000,000 USD")
+            .hint("needs 1 to 10,000 calls, and amounts above 0 up to 1,000,000,000,000 USD")
+            .into());
+        }
+        // A call that could not be priced counts at its estimate: at $0, an
+        // endpoint without a price would spend nothing of the limit.
+        let zero = match estimate {
+            Estimate::RecentMax { initial_usd, .. } => initial_usd.is_zero(),
+            Estimate::Fixed { usd } => usd.is_zero(),
+        };
+        if zero {
+            return Err(ConfigError::new(
+                "Budget::estimate",
+                "a budget estimate of $0 would count every call without a price at $0 \
+                 (an unknown price must not make a budget spend-free)",
+            )
+            .hint("estimate at least the smallest cost a call can have, e.g. 0.000001 USD")
             .into());
         }
         self.estimate = estimate;
@@ -1353,6 +1370,38 @@ mod tests {
             initial_usd: dec("0.01"),
         });
         assert!(matches!(beyond, Err(Error::Config(_))), "{beyond:?}");
+    }
+
+    #[test]
+    fn a_zero_estimate_is_refused_so_unpriced_calls_never_count_at_zero() {
+        // An unpriced call counts at no less than its estimate; an estimate of
+        // $0 would let an endpoint without a price call an enforced budget's
+        // limit away at $0 a call. Refused where it is configured.
+        let budget = || Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1")).unwrap();
+        for estimate in [
+            Estimate::Fixed { usd: Decimal::ZERO },
+            Estimate::RecentMax {
+                calls: 20,
+                initial_usd: Decimal::ZERO,
+            },
+        ] {
+            let err = budget().estimate(estimate).unwrap_err();
+            match &err {
+                Error::Config(config) => {
+                    assert_eq!(config.option, "Budget::estimate");
+                    assert!(config.to_string().contains("$0"), "{config}");
+                }
+                other => panic!("expected a configuration error, got {other:?}"),
+            }
+        }
+        // The smallest positive figure is an estimate.
+        assert!(
+            budget()
+                .estimate(Estimate::Fixed {
+                    usd: dec("0.000000000001")
+                })
+                .is_ok()
+        );
     }
 
     #[test]
