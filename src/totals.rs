@@ -429,8 +429,8 @@ struct EndpointTotals {
 /// component's slot (never in an endpoint's name).
 pub(crate) const COMPONENT_SEPARATOR: char = '\u{1f}';
 
-/// Femtoseconds (10⁻¹⁵ s) in a microsecond: the sharing clock's unit.
-const FS_PER_MICROSECOND: u128 = 1_000_000_000;
+/// Femtoseconds (10⁻¹⁵ s) in a nanosecond: the sharing clock counts in fs.
+const FS_PER_NANOSECOND: u128 = 1_000_000;
 
 /// The processor-sharing clock of one endpoint (see
 /// [`Allocation::ProcessorSharing`](crate::billing::Allocation::ProcessorSharing)).
@@ -498,7 +498,9 @@ impl SharingClock {
                 (Some(mono), Some(last_mono)) => passed(wall, mono, last_mono),
                 _ => wall,
             };
-            let elapsed_fs = elapsed.as_micros() * FS_PER_MICROSECOND;
+            // Whole nanoseconds (the clocks' own resolution): truncating each
+            // stretch between events to whole µs lost up to 1 µs per event.
+            let elapsed_fs = elapsed.as_nanos() * FS_PER_NANOSECOND;
             let k = u128::from(self.instances.max(1));
             let m = u128::from(per_instance.max(1));
             self.load_fs += elapsed_fs * u128::from(self.in_flight);
@@ -861,7 +863,7 @@ impl Totals {
                 let load = std::mem::take(&mut clock.load_fs);
                 let span_fs = since
                     .and_then(|since| now.duration_since(since).ok())
-                    .map_or(0, |d| d.as_micros() * FS_PER_MICROSECOND);
+                    .map_or(0, |d| d.as_nanos() * FS_PER_NANOSECOND);
                 // No time yet to average over (the first flush, at the first
                 // call): the calls in flight now.
                 let milli = match span_fs {
@@ -1181,6 +1183,27 @@ mod tests {
         assert_eq!(
             share.end(t0 + Duration::from_secs(1)),
             "0.000277777777777777".parse::<Decimal>().unwrap()
+        );
+    }
+
+    #[test]
+    fn shares_count_the_nanoseconds_between_events_not_whole_microseconds() {
+        // One instance. A starts at 0; B at 1.5 µs and ends at 3 µs; A ends at
+        // 4.5 µs. A: 1.5 µs alone + 1.5 µs × 1/2 + 1.5 µs alone = 3.75 µs;
+        // B: 1.5 µs × 1/2 = 0.75 µs. In hours, rounded down at 18 places:
+        // 3.75·10⁻⁶ / 3600 = 1.0416666…·10⁻⁹ h; 0.75·10⁻⁶ / 3600 = 2.083333…·10⁻¹⁰ h.
+        let totals = Totals::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ns = |n: u64| t0 + Duration::from_nanos(n);
+        let a = totals.call_started_on("e", None, ns(0));
+        let b = totals.call_started_on("e", None, ns(1_500));
+        assert_eq!(
+            b.end(ns(3_000)),
+            "0.000000000208333333".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(
+            a.end(ns(4_500)),
+            "0.000000001041666666".parse::<Decimal>().unwrap()
         );
     }
 
