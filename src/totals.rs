@@ -187,20 +187,32 @@ fn instance_hours(instance_micros: u128) -> Decimal {
 /// Microseconds in an hour.
 const MICROS_PER_HOUR: u64 = 3_600_000_000;
 
+/// Nanoseconds in an hour.
+const NANOS_PER_HOUR: u128 = 3_600_000_000_000;
+
 /// `usd_per_hour` × `micros` µs, rounded half to even at 20 decimal places, in
 /// integers (the accrual runs on every call); `None` when it does not fit.
 pub(crate) fn hourly_stretch(usd_per_hour: Decimal, micros: u64) -> Option<Decimal> {
+    stretch_at(
+        usd_per_hour,
+        u128::from(micros),
+        u128::from(MICROS_PER_HOUR),
+    )
+}
+
+/// `usd_per_hour` × `units` of time, `per_hour` of which make an hour, rounded
+/// half to even at 20 decimal places, in integers; `None` when it does not fit.
+fn stretch_at(usd_per_hour: Decimal, units: u128, per_hour: u128) -> Option<Decimal> {
     const SCALE: u32 = 20;
     if usd_per_hour.is_sign_negative() || usd_per_hour.scale() > SCALE {
         return None;
     }
     let mantissa = u128::try_from(usd_per_hour.mantissa()).ok()?;
     let numerator = mantissa
-        .checked_mul(u128::from(micros))?
+        .checked_mul(units)?
         .checked_mul(10u128.checked_pow(SCALE - usd_per_hour.scale())?)?;
-    let hour = u128::from(MICROS_PER_HOUR);
-    let (q, r) = (numerator / hour, numerator % hour);
-    let q = match (2 * r).cmp(&hour) {
+    let (q, r) = (numerator / per_hour, numerator % per_hour);
+    let q = match (2 * r).cmp(&per_hour) {
         std::cmp::Ordering::Greater => q + 1,
         std::cmp::Ordering::Equal => q + (q & 1),
         std::cmp::Ordering::Less => q,
@@ -286,15 +298,19 @@ impl VariantState {
         let elapsed = to.duration_since(from).unwrap_or_default();
         // Kept at 20 places, shown at 12: rounding each stretch to the pico-dollar
         // would drift below what the instances cost.
+        // Every nanosecond counts: a stretch cut to whole µs lost up to 1 µs of
+        // what the instances cost at every call recorded.
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let usd_per_hour = clock.usd_per_hour_all_instances;
-        let stretch = hourly_stretch(usd_per_hour, micros).unwrap_or_else(|| {
-            usd_per_hour
-                .checked_mul(Decimal::from(micros))
-                .and_then(|usd_us| usd_us.checked_div(Decimal::from(MICROS_PER_HOUR)))
-                .unwrap_or_else(|| mul_round_dp(usd_per_hour, hours(elapsed), 20))
-                .round_dp(20)
-        });
+        let stretch = stretch_at(usd_per_hour, elapsed.as_nanos(), NANOS_PER_HOUR)
+            .or_else(|| hourly_stretch(usd_per_hour, micros))
+            .unwrap_or_else(|| {
+                usd_per_hour
+                    .checked_mul(Decimal::from(micros))
+                    .and_then(|usd_us| usd_us.checked_div(Decimal::from(MICROS_PER_HOUR)))
+                    .unwrap_or_else(|| mul_round_dp(usd_per_hour, hours(elapsed), 20))
+                    .round_dp(20)
+            });
         self.accrued_fine_usd = (self.accrued_fine_usd + stretch).round_dp(20);
         if let Some(since) = &mut self.since_previous_call {
             since.add(clock, micros, stretch);
@@ -1125,13 +1141,14 @@ fn storage_stretch(usd_per_month: Decimal, from: SystemTime, to: SystemTime) -> 
             .checked_add_months(chrono::Months::new(1))
             .unwrap_or(end);
         let stop = end.min(next_month);
-        let month_us = (next_month - month_start)
-            .num_microseconds()
+        // In nanoseconds: a stretch cut to whole µs lost up to 1 µs a call.
+        let month_ns = (next_month - month_start)
+            .num_nanoseconds()
             .unwrap_or(i64::MAX);
-        let us = (stop - at).num_microseconds().unwrap_or(0);
+        let ns = (stop - at).num_nanoseconds().unwrap_or(0);
         if let Some(part) = usd_per_month
-            .checked_mul(Decimal::from(us))
-            .and_then(|v| v.checked_div(Decimal::from(month_us)))
+            .checked_mul(Decimal::from(ns))
+            .and_then(|v| v.checked_div(Decimal::from(month_ns)))
         {
             total += part.round_dp(20);
         }
@@ -1291,6 +1308,54 @@ mod tests {
         // 4 × 62 s + 1 × 58 s = 306 instance-seconds × 1.408 / 3600 = 0.11968
         // (not 120 s × 1.408 / 3600 = 0.046933…, all at the latest rate).
         assert_eq!(accrued, "0.11968".parse::<Decimal>().unwrap());
+    }
+
+    #[test]
+    fn an_accrual_counts_the_nanoseconds_of_every_stretch() {
+        use super::{InstanceClock, StandingRate};
+        // 1 instance at $3.60/h ($10⁻¹² a nanosecond) with a volume costing
+        // $2,678.40 a month (January: 31 × 86,400 s = 2,678,400 s, so also $10⁻¹²
+        // a nanosecond). 1,000 calls back to back, 1.5 µs each: AWS bills the
+        // 1.5 ms they span, 1,500,000 ns × $10⁻¹² = $0.0000015 of each.
+        let standing = StandingRate {
+            usd_per_hour_all_instances: "3.6".parse().unwrap(),
+            instances: 1,
+            capacity_from: (crate::pricing::PriceOrigin::Live, None),
+            storage_usd_per_month: Some("2678.4".parse().unwrap()),
+            storage_from: Some((crate::pricing::PriceOrigin::Live, None)),
+            unreserved_fraction: None,
+        };
+        let totals = Totals::default();
+        let endpoint = totals.endpoint_slot("e");
+        let variant = totals.variant_slot(endpoint, "AllTraffic");
+        // 2027-01-15T08:00:00Z.
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let ns = |n: u64| t0 + Duration::from_nanos(n);
+        let mut accrual = None;
+        for i in 0..1_000 {
+            let clock = InstanceClock {
+                standing: standing.clone(),
+                started_at: ns(i * 1_500),
+                ended_at: ns((i + 1) * 1_500),
+            };
+            accrual = totals
+                .record(
+                    endpoint,
+                    Some(variant),
+                    Decimal::ZERO,
+                    None,
+                    Some(clock),
+                    None,
+                    true,
+                )
+                .accrual;
+        }
+        let accrual = accrual.unwrap();
+        assert_eq!(accrual.accrued_usd, "0.0000015".parse::<Decimal>().unwrap());
+        assert_eq!(
+            accrual.storage_usd,
+            Some("0.0000015".parse::<Decimal>().unwrap())
+        );
     }
 
     #[test]
