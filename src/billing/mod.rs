@@ -23,6 +23,7 @@ pub(crate) use component::{
 pub(crate) use receipt::is_settlement;
 pub use receipt::{
     Accrual, AccrualCharge, AccrualSource, Cost, CostLine, LineItem, LinePrice, QuantityUnit,
+    SettledBefore, SettledBy,
 };
 pub(crate) use receipt::{SETTLEMENT_NOTE, amount};
 

@@ -300,6 +300,35 @@ pub struct Cost {
     /// Things the reader should know (assumptions, fallbacks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Set only on the receipt of a **duplicate** settlement of an async
+    /// invocation ([`Cost::is_duplicate_settlement`]): which settlement billed it
+    /// first. Such a receipt is recorded nowhere, so no ledger carries this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_before: Option<SettledBefore>,
+}
+
+/// The earlier settlement of an async invocation, on the receipt of a duplicate
+/// one: a typed fact, so that telling a duplicate does not hang on a note's
+/// wording (the note says the same for people).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettledBefore {
+    /// Who settled the invocation first.
+    pub by: SettledBy,
+    /// When, if known (the first settler's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// Who settled an async invocation first (see [`SettledBefore`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettledBy {
+    /// This client: its meter remembers what it settled.
+    ThisClient,
+    /// Another process sharing the fleet table.
+    Fleet,
 }
 
 /// The note the client writes on the second receipt of an async invocation
@@ -580,6 +609,7 @@ mod tests {
             accrual: None,
             tags: BTreeMap::new(),
             notes: notes.iter().map(|n| (*n).to_owned()).collect(),
+            settled_before: None,
         }
     }
 

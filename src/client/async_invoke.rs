@@ -47,7 +47,7 @@
 use super::call::{Call, CallRequest, MeteredOperation, call_span, in_span, record_on_span};
 use super::invoke::delegate_setters;
 use super::meter::{FinishedCall, Meter, Phase, Prepared};
-use crate::billing::SETTLEMENT_NOTE;
+use crate::billing::{SETTLEMENT_NOTE, SettledBefore, SettledBy};
 use crate::budget::Reservation;
 use crate::endpoint::EndpointKind;
 use crate::usage::{Operation, Outcome, TokenUsage, Usage};
@@ -480,8 +480,8 @@ pub(crate) const SETTLED_KEPT: Duration = Duration::from_secs(7 * 3600);
 /// 10 MB at worst, and 4 settlements a second for 7 hours.
 pub(crate) const MAX_SETTLED: usize = 100_000;
 
-/// The note that starts a duplicate settlement's receipt (see
-/// [`Cost::is_duplicate_settlement`]).
+/// The note that starts a duplicate settlement's receipt, for people: code tells
+/// a duplicate by [`Cost::settled_before`].
 pub(crate) const DUPLICATE_SETTLEMENT_NOTE: &str =
     "duplicate settlement, not billed again: this async invocation was settled already";
 
@@ -490,13 +490,10 @@ impl Cost {
     /// invocation ([`Meter::settle_async`]): the invocation was settled before
     /// (in this process, or with a fleet in any of its processes), so this
     /// receipt bills nothing and was recorded nowhere (totals, sinks, ledgers,
-    /// budgets). Its notes say when and where the first settlement was made.
+    /// budgets). [`settled_before`](Cost::settled_before) says when and where
+    /// the first settlement was made (and so does its first note).
     pub fn is_duplicate_settlement(&self) -> bool {
-        self.usage.operation == Operation::InvokeEndpointAsync
-            && self
-                .notes
-                .iter()
-                .any(|n| n.starts_with(DUPLICATE_SETTLEMENT_NOTE))
+        self.settled_before.is_some()
     }
 }
 
@@ -560,15 +557,6 @@ fn made_up_locally(call_id: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Where an earlier settlement of the same invocation was found.
-#[derive(Debug, Clone, Copy)]
-enum Earlier {
-    /// This meter settled it, at this time (its clock).
-    Here(SystemTime),
-    /// The fleet table holds another settlement's mark, made then (epoch ms).
-    Fleet(Option<i64>),
-}
-
 /// What the fleet said of a settlement.
 #[derive(Debug)]
 #[cfg_attr(not(feature = "fleet"), allow(dead_code))] // Only a fleet says more than NotAsked.
@@ -609,7 +597,10 @@ pub(crate) fn settle(
     );
     let settlement = Settlement::new(meter, pending, completion);
     let job = match earlier {
-        Some(at) => Err(settlement.duplicate(Earlier::Here(at))),
+        Some(at) => Err(settlement.duplicate(SettledBefore {
+            by: SettledBy::ThisClient,
+            at: Some(DateTime::<Utc>::from(at)),
+        })),
         None => Ok(Settling(Some(settlement))),
     };
     let meter = meter.clone();
@@ -765,7 +756,7 @@ impl Settlement {
     /// The receipt of a duplicate settlement: what the caller reported, billed
     /// nowhere (no lines, no totals, sinks or budgets), with a note saying where
     /// the first settlement was made. The invocation's budget hold is released.
-    fn duplicate(self, earlier: Earlier) -> Cost {
+    fn duplicate(self, earlier: SettledBefore) -> Cost {
         let Settlement { meter, call, hold } = self;
         // Released, nothing charged: the first settlement was.
         drop(hold);
@@ -779,14 +770,13 @@ impl Settlement {
             ..
         } = call;
         let call_id = request_id.unwrap_or_default();
-        let (where_, at) = match earlier {
-            Earlier::Here(at) => ("by this client", Some(DateTime::<Utc>::from(at))),
-            Earlier::Fleet(at_ms) => (
-                "by another process of the fleet",
-                at_ms.and_then(DateTime::<Utc>::from_timestamp_millis),
-            ),
+        let where_ = match earlier.by {
+            SettledBy::ThisClient => "by this client",
+            SettledBy::Fleet => "by another process of the fleet",
         };
-        let when = at.map_or_else(String::new, |at| format!(" at {}", at.to_rfc3339()));
+        let when = earlier
+            .at
+            .map_or_else(String::new, |at| format!(" at {}", at.to_rfc3339()));
         notes.insert(
             0,
             format!(
@@ -822,6 +812,7 @@ impl Settlement {
             accrual: None,
             tags,
             notes,
+            settled_before: Some(earlier),
         }
     }
 
@@ -836,7 +827,11 @@ impl Settlement {
         } = self;
         match check {
             FleetCheck::Duplicate(at_ms) => {
-                return Settlement { meter, call, hold }.duplicate(Earlier::Fleet(at_ms));
+                let earlier = SettledBefore {
+                    by: SettledBy::Fleet,
+                    at: at_ms.and_then(DateTime::<Utc>::from_timestamp_millis),
+                };
+                return Settlement { meter, call, hold }.duplicate(earlier);
             }
             FleetCheck::Unchecked(reason) => call.notes.push(format!(
                 "not checked for duplicates in the fleet's other processes (the fleet table \

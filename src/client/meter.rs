@@ -1390,6 +1390,7 @@ impl Meter {
             accrual,
             tags: all_tags,
             notes,
+            settled_before: None,
         };
 
         if !cost.is_fully_priced() {

@@ -205,6 +205,8 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
             accrual,
             tags,
             notes,
+            // A duplicate settlement's receipt is never recorded.
+            settled_before: _,
         } = cost;
         let Usage {
             operation: _,
@@ -665,6 +667,7 @@ fn receipt(line: Line<'_>, defs: &Definitions) -> serde_json::Result<Cost> {
         accrual,
         tags: line.tags.unwrap_or_default(),
         notes: line.notes.unwrap_or_default(),
+        settled_before: None,
     })
 }
 

@@ -40,6 +40,8 @@ pub(crate) fn write_line(cost: &Cost, out: &mut Vec<u8>) {
         accrual,
         tags,
         notes,
+        // A duplicate settlement's receipt is never recorded.
+        settled_before: _,
     } = cost;
     out.extend_from_slice(b"{\"v\":1,\"call_id\":");
     string(out, call_id);

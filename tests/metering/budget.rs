@@ -9,7 +9,7 @@ use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
 use rust_decimal::Decimal;
-use sagemeter::billing::UsageCharges;
+use sagemeter::billing::{SettledBefore, SettledBy, UsageCharges};
 use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
 use sagemeter::client::AsyncCompletion;
 use sagemeter::endpoint::{EndpointProfile, VariantProfile};
@@ -538,6 +538,68 @@ async fn an_async_invocation_settled_twice_is_billed_counted_and_charged_once() 
     assert_eq!(ledger.len(), 2, "{ledger:#?}");
     let in_ledger: Decimal = ledger.iter().map(|c| c.cost_usd).sum();
     assert_eq!(in_ledger, dec("0.101"));
+}
+
+#[tokio::test]
+async fn a_duplicate_settlement_is_told_by_a_typed_fact_not_by_the_wording_of_its_notes() {
+    let fake = fake().await;
+    let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("1"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.05") })
+        .unwrap();
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let builder =
+        Client::builder(&fake.sdk_config().await).time_source(SharedTimeSource::new(time.clone()));
+    let (client, receipts) = ten_cents_per_ten_seconds_with(builder, budget);
+    let invocation = submit_async(&client, "jobs", 1024).await;
+    let copy = serde_json::to_string(invocation.pending()).unwrap();
+    let ten_seconds = || AsyncCompletion::processed_for(Duration::from_secs(10));
+    // Settled a minute after the submission, on the client's clock.
+    time.advance(Duration::from_secs(60));
+    let first = invocation.settle(ten_seconds()).await;
+    assert_eq!(first.settled_before, None);
+
+    // The redelivered copy is a duplicate, and says which settlement came first.
+    let mut second = second_settlement(&client, &copy, ten_seconds()).await;
+    let first_at = chrono::DateTime::from_timestamp(1_800_000_060, 0).unwrap();
+    let expected: SettledBefore = serde_json::from_value(serde_json::json!({
+        "by": "this_client",
+        "at": first_at.to_rfc3339(),
+    }))
+    .unwrap();
+    assert_eq!(second.settled_before, Some(expected));
+    assert_eq!(
+        second.settled_before.as_ref().unwrap().by,
+        SettledBy::ThisClient
+    );
+
+    // The first settlement with the duplicate's note copied onto it (or a caller's
+    // own note in that wording) is still the one that billed.
+    let mut relabelled = first.clone();
+    relabelled.notes.insert(0, second.notes[0].clone());
+    assert!(!relabelled.is_duplicate_settlement(), "{relabelled:#?}");
+
+    // The duplicate is one whatever its notes say: cleared (a caller that shows
+    // none), or serialised and read back.
+    second.notes.clear();
+    assert!(second.is_duplicate_settlement(), "{second:#?}");
+    let read_back: sagemeter::Cost =
+        serde_json::from_str(&serde_json::to_string(&second).unwrap()).unwrap();
+    assert!(read_back.is_duplicate_settlement(), "{read_back:#?}");
+
+    // Billed once: $0.001 at submission + 10 s at $36/h (10 / 3600 × 36 = $0.10).
+    assert_eq!(client.meter().totals().client_usd, dec("0.101"));
+    assert_eq!(receipts.all().len(), 2, "submission + one settlement");
+}
+
+/// Settles a copy of a pending invocation (its serialised form `copy`) again.
+async fn second_settlement(
+    client: &Client,
+    copy: &str,
+    completion: AsyncCompletion<'_>,
+) -> sagemeter::Cost {
+    let again: sagemeter::client::PendingInference = serde_json::from_str(copy).unwrap();
+    client.meter().settle_async(again, completion).await
 }
 
 #[tokio::test]

@@ -381,6 +381,7 @@ impl<'a> Receipts<'a> {
             accrual,
             tags: self.tags(i)?,
             notes: self.notes(i),
+            settled_before: None,
         })
     }
 

@@ -278,6 +278,8 @@ impl Columns {
             accrual,
             tags,
             notes,
+            // A duplicate settlement's receipt is never recorded.
+            settled_before: _,
         } = cost;
         let Usage {
             operation,
