@@ -860,7 +860,20 @@ pub(crate) async fn describe_within(
             None => None,
         }
     });
-    let config = config?.map_err(|e| classify(endpoint, e))?;
+    let config = config?.map_err(|e| match classify(endpoint, e) {
+        // DescribeEndpoint found the endpoint: its config was deleted while the
+        // endpoint is live, which AWS allows. The endpoint still runs, and bills:
+        // not a deleted endpoint (whose profile goes, and whose calls fail as unknown).
+        DiscoveryError::NotFound { endpoint, message } => DiscoveryError::Failed {
+            message: format!(
+                "its endpoint config `{config_name}` was deleted while the endpoint is live \
+                 (it still runs and bills), so how it is deployed is not known ({message}): \
+                 set the profile with ClientBuilder::endpoint_profile"
+            ),
+            endpoint,
+        },
+        other => other,
+    })?;
     // The new fleet's config failing costs its storage, not the profile: its
     // instances are known from the summary and are billed all the same.
     let (pending_config, pending_storage_unknown) = match (pending_config_name, pending_config) {
@@ -1766,6 +1779,85 @@ mod tests {
             "denied by arn:aws:iam::<account>:<principal> in account <account>. Request \
              1234567890123 kept."
         );
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_whose_config_was_deleted_while_live_is_not_taken_for_a_deleted_endpoint() {
+        use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigError;
+        use aws_smithy_mocks::{MockResponse, mock};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        // `e` runs on config `c`, which is deleted while `e` is live (AWS allows
+        // that: the endpoint keeps running, and billing, until it is deleted).
+        let deleted = Arc::new(AtomicBool::new(false));
+        let described =
+            mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output(|| blue_green(false));
+        let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config)
+            .then_compute_response({
+                let deleted = deleted.clone();
+                move |_| {
+                    if deleted.load(Ordering::SeqCst) {
+                        return MockResponse::Error(DescribeEndpointConfigError::generic(
+                            aws_smithy_types::error::ErrorMetadata::builder()
+                                .code("ValidationException")
+                                .message("Could not find endpoint configuration \"c\".")
+                                .build(),
+                        ));
+                    }
+                    MockResponse::Output(
+                        DescribeEndpointConfigOutput::builder()
+                            .endpoint_config_name("c")
+                            .production_variants(
+                                ProductionVariant::builder()
+                                    .variant_name("AllTraffic")
+                                    .model_name("m")
+                                    .instance_type(Type::MlG5Xlarge)
+                                    .initial_instance_count(2)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                }
+            });
+        let client = mock_client(&[&described, &config]);
+        let time = aws_smithy_async::test_util::ManualTimeSource::new(
+            std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        );
+        let background = Arc::new(crate::background::Background::default());
+        let discovery = Discovery::new(
+            Some(client.clone()),
+            HashMap::new(),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            SharedTimeSource::new(time.clone()),
+            background.clone(),
+        );
+        let known = discovery.profile("e").await.unwrap();
+        assert_eq!(
+            known.variants,
+            vec![VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 2)]
+        );
+
+        deleted.store(true, Ordering::SeqCst);
+        // Described afresh: a failure to describe, not "endpoint not found".
+        let err = describe(&client, "e").await.unwrap_err();
+        let DiscoveryError::Failed { endpoint, message } = &err else {
+            panic!("not a failure to describe: {err:?}");
+        };
+        assert_eq!(endpoint, "e");
+        assert!(
+            message.contains("endpoint config `c` was deleted while the endpoint is live"),
+            "{message}"
+        );
+        // A refresh keeps the last profile, as for any failure to describe: the
+        // endpoint's instances are still there (and billed).
+        time.advance(Duration::from_secs(61));
+        discovery.profile("e").await.unwrap();
+        while background.in_flight() > 0 {
+            tokio::task::yield_now().await;
+        }
+        // Described at first, by hand above, then by the refresh.
+        assert_eq!(described.num_calls(), 3);
+        assert_eq!(discovery.profile("e").await.unwrap(), known);
     }
 
     #[tokio::test]
