@@ -407,13 +407,27 @@ impl PendingInference {
 /// `ModelLatency` metric) or the time from submission to the output landing
 /// ([`completed_at`](Self::completed_at), e.g. the SNS notification's time or the S3
 /// object's `LastModified`), which includes the time in the queue: an upper bound.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AsyncCompletion<'a> {
     duration: BilledDuration,
     output: Option<&'a [u8]>,
     output_bytes: Option<u64>,
     tokens: Option<TokenUsage>,
     failed: bool,
+}
+
+// Hand-written: the output is the model's answer, a payload; its size is shown,
+// never its bytes.
+impl std::fmt::Debug for AsyncCompletion<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncCompletion")
+            .field("duration", &self.duration)
+            .field("output_len", &self.output.map(<[u8]>::len))
+            .field("output_bytes", &self.output_bytes)
+            .field("tokens", &self.tokens)
+            .field("failed", &self.failed)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -910,8 +924,23 @@ impl Drop for Settling {
 
 #[cfg(test)]
 mod tests {
-    use super::async_lifetime;
+    use super::{AsyncCompletion, async_lifetime};
     use std::time::Duration;
+
+    #[test]
+    fn an_async_completions_debug_shows_the_outputs_size_never_its_bytes() {
+        let output = br#"{"generated_text":"the patient's diagnosis"}"#;
+        let completion = AsyncCompletion::processed_for(Duration::from_secs(3)).output(output);
+        let bytes_listed = format!("{:?}", &output[..4]); // "[123, 34, 103, 101]"
+        for debug in [format!("{completion:?}"), format!("{completion:#?}")] {
+            assert!(!debug.contains("diagnosis"), "{debug}");
+            assert!(
+                !debug.contains(&bytes_listed[1..bytes_listed.len() - 1]),
+                "{debug}"
+            );
+            assert!(debug.contains(&output.len().to_string()), "{debug}");
+        }
+    }
 
     #[test]
     fn sagemakers_bound_on_an_async_request_is_its_ttl_plus_its_timeout_within_the_limits() {
