@@ -44,7 +44,9 @@
 //! looks up the endpoint's rates still finishes in the background: its receipt is
 //! recorded once, in the totals, sinks and budgets, as if it had been awaited.
 
-use super::call::{Call, CallRequest, MeteredOperation, call_span, in_span, record_on_span};
+use super::call::{
+    Call, CallRequest, MeteredOperation, ReadOutput, call_span, in_span, record_on_span,
+};
 use super::invoke::delegate_setters;
 use super::meter::{FinishedCall, Meter, Phase, Prepared};
 use crate::billing::{SETTLEMENT_NOTE, SettledBefore, SettledBy};
@@ -165,10 +167,18 @@ impl InvokeEndpointAsync {
             tags,
         )
         .input_bytes(input_bytes);
-        // Not accepted: nothing queued, nothing billed.
+        // Not accepted: nothing queued, nothing billed. Accepted, then dropped
+        // while the endpoint's rates are found: queued, so its submission is still
+        // billed (see `dropped_submission_notes`).
         // Sent as it is: a Client's runtime client carries the AttemptWatch.
-        let answered =
-            Call::run::<AsyncOperation, _, _>(&meter, call, std::pin::pin!(request.send())).await?;
+        let read: ReadOutput<InvokeEndpointAsyncOutput> = read_submission;
+        let answered = Call::run_reading::<AsyncOperation, _, _>(
+            &meter,
+            call,
+            std::pin::pin!(request.send()),
+            Some(read),
+        )
+        .await?;
         let mut receipt = answered.receipt;
         // The estimate stays held until the settlement (the compute, nearly all of
         // the cost, is billed then): the submission only charges its own part.
@@ -184,16 +194,9 @@ impl InvokeEndpointAsync {
                 .to_owned(),
         ];
         if receipt.bytes_in().is_none() {
-            notes.push(
-                "data in not billed: the input is in S3 and its size was not given \
-                 (InvokeEndpointAsync::input_bytes)"
-                    .to_owned(),
-            );
+            notes.push(DATA_IN_UNKNOWN_NOTE.to_owned());
         }
-        let call_id = output
-            .request_id()
-            .or(output.inference_id())
-            .map(str::to_owned);
+        let call_id = submission_call_id(&output);
         let endpoint = receipt.endpoint().to_owned();
         let tags = receipt.tags().clone();
         let started_at = receipt.started_at();
@@ -230,6 +233,46 @@ impl InvokeEndpointAsync {
     }
 }
 
+/// The note on a submission receipt whose input is in S3, of a size not given.
+const DATA_IN_UNKNOWN_NOTE: &str = "data in not billed: the input is in S3 and its size was \
+    not given (InvokeEndpointAsync::input_bytes)";
+
+/// The call id of an accepted submission (and of its settlement): the request
+/// id, else SageMaker's inference id.
+fn submission_call_id(output: &InvokeEndpointAsyncOutput) -> Option<String> {
+    output
+        .request_id()
+        .or(output.inference_id())
+        .map(str::to_owned)
+}
+
+/// What a submission receipt reads from the accepted submission: its call id.
+/// Nothing else is known until it is settled.
+fn read_submission(
+    output: &InvokeEndpointAsyncOutput,
+    _meter: &Meter,
+    _usage: &mut Usage,
+) -> Option<String> {
+    submission_call_id(output)
+}
+
+/// The notes on the receipt of a submission SageMaker accepted but whose caller
+/// dropped it before its receipt was made (a timeout while the endpoint's rates
+/// were found): queued, it is billed as submitted; its [`PendingInference`] was
+/// never handed over, so no settlement will bill its compute.
+pub(crate) fn dropped_submission_notes(bytes_in_known: bool) -> Vec<String> {
+    let mut notes = vec![
+        "submission dropped by the caller after SageMaker accepted it, before its receipt \
+         was made: billed as submitted; its pending invocation was lost with it, so its \
+         compute (AsyncInf instance-hours) is never settled on a receipt"
+            .to_owned(),
+    ];
+    if !bytes_in_known {
+        notes.push(DATA_IN_UNKNOWN_NOTE.to_owned());
+    }
+    notes
+}
+
 /// SageMaker's bound on an async request: at most `RequestTTLSeconds` in the queue
 /// (default and at most 6 h), then at most `InvocationTimeoutSeconds` to run
 /// (default 15 min, at most 1 h). Values SageMaker would refuse are taken at
@@ -250,8 +293,9 @@ pub(crate) fn async_lifetime(ttl_seconds: Option<i32>, timeout_seconds: Option<i
 }
 
 /// `InvokeEndpointAsync`'s part of the call pipeline: a failed submission is never
-/// billed (nothing was queued), and one dropped in flight makes no receipt
-/// (whether SageMaker queued it is unknown).
+/// billed (nothing was queued), and one dropped before SageMaker answered makes no
+/// receipt (whether it was queued is unknown); one dropped after SageMaker
+/// accepted it is billed as submitted ([`dropped_submission_notes`]).
 struct AsyncOperation;
 
 impl MeteredOperation for AsyncOperation {

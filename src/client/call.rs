@@ -877,18 +877,20 @@ impl CallParts {
     }
 }
 
-/// Prices `call` and settles its reservation in the background, where an SDK hook
-/// or a `Drop` cannot wait for the endpoint's profile and rates.
+/// Prices `call` (the lines of `phase`) and settles its reservation in the
+/// background, where an SDK hook or a `Drop` cannot wait for the endpoint's
+/// profile and rates.
 pub(super) fn finish_in_background(
     meter: Meter,
     call: FinishedCall,
     reservation: Option<Reservation>,
+    phase: Phase,
 ) {
     let background = meter.inner.background.clone();
     let endpoint = call.endpoint.clone();
     let spawned = background.spawn(async move {
         let prepared = meter.prepare(&call.endpoint).await;
-        meter.finish_settled(call, &prepared, reservation);
+        meter.finish_settled(call, &prepared, reservation, phase);
     });
     if !spawned {
         tracing::warn!(target: "sagemeter", endpoint = %endpoint,
@@ -928,23 +930,33 @@ impl Drop for CallInFlight {
         let Some(mut parts) = self.0.take() else {
             return;
         };
-        if !parts.receipt_when_dropped {
-            return;
-        }
         if let Some(answer) = parts.answer.take() {
-            // The SDK had answered: billed as answered, until the answer.
+            // The SDK had answered: billed as answered, until the answer. An async
+            // submission it accepted is queued (SageMaker will run it): billed as
+            // submitted, whatever became of the caller.
             let Some((usage, request_id, mut notes)) = answer.receipt else {
                 return; // a failure that did not reach the model: no receipt
             };
-            notes.push(
-                "the caller dropped the call after the model answered, before its receipt \
-                 was made: billed as answered"
-                    .to_owned(),
-            );
+            let phase = if parts.operation == Operation::InvokeEndpointAsync {
+                notes.extend(super::async_invoke::dropped_submission_notes(
+                    parts.bytes_in.is_some(),
+                ));
+                Phase::Submitted
+            } else {
+                notes.push(
+                    "the caller dropped the call after the model answered, before its \
+                     receipt was made: billed as answered"
+                        .to_owned(),
+                );
+                Phase::Whole
+            };
             let now = parts.meter.now();
             let (meter, call, reservation) =
                 parts.finish(usage, request_id, notes, answer.answered_at);
-            finish_now_or_in_background(meter, call, reservation, now);
+            finish_now_or_in_background(meter, call, reservation, now, phase);
+            return;
+        }
+        if !parts.receipt_when_dropped {
             return;
         }
         if !parts.attempts.transmitted() {
@@ -965,22 +977,23 @@ impl Drop for CallInFlight {
         ];
         let now = parts.meter.now();
         let (meter, call, reservation) = parts.finish(usage, None, notes, now);
-        finish_now_or_in_background(meter, call, reservation, now);
+        finish_now_or_in_background(meter, call, reservation, now, Phase::Whole);
     }
 }
 
-/// Prices `call` and settles its reservation now if its endpoint's profile and
-/// rates are at hand (as of `now`), else in the background.
+/// Prices `call` (the lines of `phase`) and settles its reservation now if its
+/// endpoint's profile and rates are at hand (as of `now`), else in the background.
 fn finish_now_or_in_background(
     meter: Meter,
     call: FinishedCall,
     reservation: Option<Reservation>,
     now: SystemTime,
+    phase: Phase,
 ) {
     if let Some(prepared) = meter.prepare_now(&call.endpoint, now) {
-        meter.finish_settled(call, &prepared, reservation);
+        meter.finish_settled(call, &prepared, reservation, phase);
     } else {
-        finish_in_background(meter, call, reservation);
+        finish_in_background(meter, call, reservation, phase);
     }
 }
 

@@ -4,7 +4,7 @@ use super::call::{
     AttemptProbe, AttemptWatch, CallInFlight, CallParts, SDK_TIMEOUT_NOTE, finish_in_background,
     is_model_error_code, timed_out_after_sending,
 };
-use super::meter::{Meter, Targets};
+use super::meter::{Meter, Phase, Targets};
 use crate::budget::Refusal;
 use crate::usage::{Operation, Outcome};
 use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata;
@@ -375,7 +375,7 @@ impl Intercept for MeteringInterceptor {
         let (meter, mut call, reservation) =
             start.finish(usage, request_id, notes, self.meter.now());
         call.compute_unknown = compute_unknown;
-        finish_in_background(meter, call, reservation);
+        finish_in_background(meter, call, reservation, Phase::Whole);
         Ok(())
     }
 }

@@ -1094,8 +1094,9 @@ impl Meter {
         call: FinishedCall,
         prepared: &Prepared,
         reservation: Option<Reservation>,
+        phase: Phase,
     ) -> Cost {
-        let cost = self.bill_phase(call, prepared, Phase::Whole);
+        let cost = self.bill_phase(call, prepared, phase);
         self.settle(reservation, &cost);
         self.record_in_sinks(&cost);
         cost

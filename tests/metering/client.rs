@@ -2581,6 +2581,71 @@ async fn an_invoke_answered_then_dropped_while_its_price_is_found_is_billed_as_a
 }
 
 #[tokio::test]
+async fn an_async_submission_accepted_then_dropped_while_its_price_is_found_keeps_its_receipt() {
+    let fake = fake_with_demo_endpoints().await;
+    // A silent control plane: discovery gives up after 2 s; the submission is
+    // accepted (202) at once.
+    *fake.state.control_plane_delay.lock().unwrap() = Duration::from_secs(30);
+    let receipts = Receipts::default();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .discovery_timeout(Duration::from_secs(2))
+        .usage_charges("rt", UsageCharges::default().per_1000_calls(Decimal::ONE))
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+
+    let submit = client
+        .invoke_endpoint_async()
+        .endpoint_name("rt")
+        .input_location("s3://fake-bucket/input/1.json")
+        .input_bytes(1 << 29)
+        .send();
+    let dropped = tokio::time::timeout(Duration::from_millis(500), submit).await;
+    assert!(dropped.is_err(), "still finding the endpoint's profile");
+
+    // SageMaker queued it: its submission is billed once discovery gives up (in
+    // the background), not lost with the dropped future.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while receipts.all().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no receipt");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cost = receipts.all().remove(0);
+    assert_eq!(
+        cost.usage.operation,
+        sagemeter::usage::Operation::InvokeEndpointAsync
+    );
+    assert!(
+        cost.call_id.starts_with("async-req-"),
+        "SageMaker's request id: {}",
+        cost.call_id
+    );
+    assert_eq!(cost.usage.outcome, Outcome::Ok);
+    // What a submission bills: 2^29 bytes = 0.5 GB × $0.016/GB = $0.008 of data in,
+    // and the $1 per 1,000 inferences fee = $0.001: $0.009. No compute: it is the
+    // settlement's, and the dropped call's pending invocation is gone.
+    assert_eq!(line(&cost, LineItem::DataIn).cost_usd(), Some(dec("0.008")));
+    assert_eq!(
+        line(&cost, LineItem::Inference).cost_usd(),
+        Some(dec("0.001"))
+    );
+    assert_eq!(cost.cost_usd, dec("0.009"));
+    assert!(
+        cost.lines.iter().all(|l| l.item != LineItem::Compute),
+        "{cost:#?}"
+    );
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n.contains("dropped") && n.contains("never settled")),
+        "{:?}",
+        cost.notes
+    );
+    assert_eq!(client.meter().totals().client_usd, dec("0.009"));
+}
+
+#[tokio::test]
 async fn a_retried_call_bills_data_in_once_for_each_attempt_that_reached_the_model() {
     let fake = fake_with_demo_endpoints().await;
     let timeouts = TimeoutConfig::builder()
