@@ -15,6 +15,8 @@ Invocations metric and are never idle), underused (utilisation = model \
 time ÷ instance time below --underused-below), unpriced (the reason is shown).
 Endpoints hosting inference components get a row per component (its copies' reserved \
 share of the variant's burn; not added to the totals).
+A shadow variant's row is flagged shadow: its instances are billed as a production \
+variant's and are in the totals.
 An endpoint mid blue/green deployment gets a row for the new fleet after its variant's, \
 flagged deploying: its instances up so far are billed on top of the old fleet's and are in \
 the totals; its calls are counted on its variant's row.
@@ -190,11 +192,14 @@ fn deployment(r: &EndpointRow) -> String {
 }
 
 /// The row's flags; `deploying` first on a deployment's new fleet, the one thing
-/// telling its row from its variant's, whose name it carries.
+/// telling its row from its variant's, whose name it carries; then `shadow` on a
+/// shadow variant, whose name is the user's and says nothing of what it is.
 fn flags(r: &EndpointRow) -> String {
     let deploying = r.deploying.then_some("deploying");
+    let shadow = r.shadow.then_some("shadow");
     let words: Vec<&str> = deploying
         .into_iter()
+        .chain(shadow)
         .chain(r.flags.iter().map(|f| f.as_str()))
         .collect();
     words.join(",")
@@ -310,6 +315,47 @@ mod tests {
             text.contains("deploying/AllTraffic (new fleet): note of ml.g5.12xlarge\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_shadow_variant_is_flagged_shadow_in_the_table() {
+        // Production: 2 × ml.m5.xlarge; shadow: 1 × ml.g5.xlarge, not called.
+        let variant = |name: &str, shadow: bool, instance_type: &str, count: u32, flags| {
+            let mut row = serde_json::json!({
+                "endpoint": "ranker", "variant": name, "status": "InService",
+                "kind": "instance", "instance_type": instance_type, "instance_count": count,
+                "memory_mb": null, "provisioned_concurrency": null,
+                "usd_per_hour": "1", "price_source": "snapshot", "invocations": 0,
+                "window_hours": "24", "window_cost_usd": null,
+                "usd_per_1000_invocations": null, "utilisation": null, "flags": flags,
+                "unpriced_reason": null
+            });
+            if shadow {
+                row["shadow"] = true.into();
+            }
+            row
+        };
+        let view: EndpointsView = serde_json::from_value(serde_json::json!({
+            "region": "us-east-1", "window": "24h", "at": "2026-12-02T12:00:00Z",
+            "rows": [variant("AllTraffic", false, "ml.m5.xlarge", 2, serde_json::json!([])),
+                     variant("Candidate", true, "ml.g5.xlarge", 1, serde_json::json!(["idle"]))],
+            "totals": {"endpoints": 1, "usd_per_hour": "2", "usd_per_month": "1460",
+                       "idle_usd_per_hour": "1", "idle_usd_per_month": "730",
+                       "window_cost_usd": "0", "unpriced": 0}
+        }))
+        .unwrap();
+        let mut out = Vec::new();
+        render(&view, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // The production variant has no flag; the shadow's says what it is first.
+        assert!(lines[1].ends_with("FLAGS"), "{text}");
+        assert!(
+            lines[2].contains("AllTraffic") && !lines[2].contains("shadow"),
+            "{text}"
+        );
+        assert!(lines[3].contains("Candidate"), "{text}");
+        assert!(lines[3].ends_with("  shadow,idle"), "{text}");
     }
 
     #[test]
