@@ -137,13 +137,11 @@ fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec
         alerts_passed.sort_unstable();
         alerts_passed.dedup();
         let variants = item
-            .iter()
-            .filter_map(|(name, value)| {
+            .keys()
+            .filter_map(|name| {
                 let variant = name.strip_prefix(table::VARIANT_PREFIX)?;
-                match value {
-                    AttributeValue::N(n) => Some((variant.to_owned(), from_pico(n.parse().ok()?))),
-                    _ => None,
-                }
+                // Read as every figure is: saturated, not dropped, beyond the bound.
+                Some((variant.to_owned(), from_pico(table::int(item, name)?)))
             })
             .collect();
         found.insert(
@@ -211,6 +209,11 @@ mod tests {
             (format!("{}p1", table::USED_PREFIX), n(&format!("-{huge}"))),
             (format!("{}p2", table::GRANTED_PREFIX), n(&huge)),
             (format!("{}p2", table::USED_PREFIX), n("0")),
+            // 10⁴⁰: more digits than an i128 holds, a number DynamoDB stores.
+            (
+                format!("{}AllTraffic", table::VARIANT_PREFIX),
+                n(&format!("1{}", "0".repeat(40))),
+            ),
         ]);
         let status = summarise(&[item]);
         // Each figure read as ±(2⁹⁶ − 1) pico-USD; each result saturated there:
@@ -227,6 +230,11 @@ mod tests {
             "granted − used, summed, saturated"
         );
         assert_eq!(s.leases, 2);
+        assert_eq!(
+            s.variants.get("AllTraffic"),
+            Some(&most),
+            "a variant's share, saturated, not left out"
+        );
     }
 
     #[test]
