@@ -35,9 +35,9 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 /// {"_aws":{"Timestamp":1793613600000,"CloudWatchMetrics":[{"Namespace":"SageMeter",
 ///   "Dimensions":[["Endpoint","Variant"]],"Metrics":[{"Name":"CostUSD","Unit":"None"},
 ///   {"Name":"LatencyMs","Unit":"Milliseconds"},{"Name":"Invocations","Unit":"Count"},
-///   {"Name":"Errors","Unit":"Count"}]}]},
+///   {"Name":"Errors","Unit":"Count"},{"Name":"Unpriced","Unit":"Count"}]}]},
 ///  "Endpoint":"rt","Variant":"AllTraffic","CostUSD":0.000015972222,"LatencyMs":250.0,
-///  "Invocations":1,"Errors":0,"CallId":"…","Operation":"InvokeEndpoint","Outcome":"ok",
+///  "Invocations":1,"Errors":0,"Unpriced":0,"CallId":"…","Operation":"InvokeEndpoint","Outcome":"ok",
 ///  "PriceSource":"live","FullyPriced":true,"CostUSDExact":"0.000015972222"}
 /// ```
 /// A call that named an inference component also has `"InferenceComponent"` and a
@@ -50,7 +50,10 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 /// one `InvokeEndpointAsync` call has two receipts, and its settlement's document
 /// carries its cost and latency with `Invocations` 0, so that `Sum(Invocations)`
 /// counts the call once (as `sagemeter_invocations_total` does). `Errors` is 1 for
-/// a failed or cancelled call. The other members are properties, searchable in Logs Insights
+/// a failed or cancelled call. `Unpriced` is 1 for a call with a line that could not
+/// be priced (as `sagemeter_unpriced_total` counts it): its `CostUSD` is a lower
+/// bound, and `Sum(Unpriced)` is what an alarm watches so that it is never a
+/// silent $0. The other members are properties, searchable in Logs Insights
 /// but not metrics. No payload, no tags (tags are unbounded; see
 /// [`CostMetrics::with_tag_labels`](super::CostMetrics::with_tag_labels) for
 /// bounded tag dimensions in Prometheus).
@@ -213,7 +216,7 @@ struct MetricDefinition {
 struct MetricDirective<'a> {
     namespace: &'a str,
     dimensions: &'static [[&'static str; 2]],
-    metrics: [MetricDefinition; 4],
+    metrics: [MetricDefinition; 5],
 }
 
 /// The metrics by endpoint and variant.
@@ -244,6 +247,7 @@ struct EmfLine<'a> {
     latency_ms: f64,
     invocations: u8,
     errors: u8,
+    unpriced: u8,
     call_id: &'a str,
     operation: &'static str,
     outcome: &'static str,
@@ -301,6 +305,10 @@ fn encode_emf(namespace: String) -> Encode {
                                 name: "Errors",
                                 unit: "Count",
                             },
+                            MetricDefinition {
+                                name: "Unpriced",
+                                unit: "Count",
+                            },
                         ],
                     }],
                 },
@@ -313,6 +321,7 @@ fn encode_emf(namespace: String) -> Encode {
                 // settlement carries its cost and latency, not a second invocation.
                 invocations: u8::from(!cost.is_async_settlement()),
                 errors: u8::from(cost.usage.outcome != Outcome::Ok),
+                unpriced: u8::from(!cost.is_fully_priced()),
                 call_id: &cost.call_id,
                 operation: cost.usage.operation.as_str(),
                 outcome: cost.usage.outcome.as_str(),
@@ -392,13 +401,14 @@ mod tests {
                             {"Name": "CostUSD", "Unit": "None"},
                             {"Name": "LatencyMs", "Unit": "Milliseconds"},
                             {"Name": "Invocations", "Unit": "Count"},
-                            {"Name": "Errors", "Unit": "Count"}
+                            {"Name": "Errors", "Unit": "Count"},
+                            {"Name": "Unpriced", "Unit": "Count"}
                         ]
                     }]
                 },
                 "Endpoint": "rt", "Variant": "AllTraffic",
                 "CostUSD": 0.000015972222, "LatencyMs": 250.5,
-                "Invocations": 1, "Errors": 0,
+                "Invocations": 1, "Errors": 0, "Unpriced": 0,
                 "CallId": "req-1", "Operation": "InvokeEndpoint", "Outcome": "ok",
                 "PriceSource": "unpriced", "FullyPriced": true,
                 "CostUSDExact": "0.000015972222"
@@ -488,6 +498,42 @@ mod tests {
         assert_eq!(lines[1]["CostUSDExact"], "0.000042");
         assert_eq!(lines[1]["LatencyMs"], 250.5);
         assert_eq!(lines[1]["Operation"], "InvokeEndpointAsync");
+    }
+
+    #[tokio::test]
+    async fn an_unpriced_call_is_counted_as_a_metric_not_left_at_a_silent_zero() {
+        let buffer = Buffer::default();
+        let sink = EmfSink::builder()
+            .writer("buffer", buffer.clone())
+            .build()
+            .unwrap();
+        // Compute unpriced (no rate for the instance type): the receipt's cost is
+        // $0, a lower bound, not what AWS bills.
+        let mut unpriced = cost(Some("AllTraffic"), "ok");
+        unpriced.cost_usd = rust_decimal::Decimal::ZERO;
+        unpriced.lines = serde_json::from_value(json!([{
+            "item": "compute", "quantity": "0.000069444444", "unit": "instance_hours",
+            "price": {"status": "unpriced", "reason": "no price for ml.x9.huge in us-east-1"}
+        }]))
+        .unwrap();
+        assert!(!unpriced.is_fully_priced());
+        sink.record(&unpriced);
+        sink.record(&cost(Some("AllTraffic"), "ok"));
+        sink.flush().await.unwrap();
+        let lines = documents(&buffer);
+        assert_eq!(lines.len(), 2);
+        // A metric CloudWatch extracts, declared as such: Sum(Unpriced) counts
+        // the calls whose CostUSD is not the whole cost.
+        let declared: Vec<&str> = lines[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert!(declared.contains(&"Unpriced"), "{declared:?}");
+        assert_eq!(lines[0]["Unpriced"], 1);
+        assert_eq!(lines[0]["CostUSD"], 0.0);
+        assert_eq!(lines[1]["Unpriced"], 0);
     }
 
     #[tokio::test]
