@@ -145,6 +145,51 @@ async fn a_streams_model_error_never_shows_the_models_message() {
     }
 }
 
+/// Stands for a session token: it must never be printed.
+const SESSION_TOKEN: &str = "SESSION-TOKEN-MARKER-9b7e";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signature_error_says_what_is_wrong_and_never_quotes_the_signed_request() {
+    // AWS's answer to a request signed with the wrong secret key: what is wrong,
+    // then (after a blank line) the canonical request it expected, every signed
+    // header's value with it, the session token included, and the string to sign.
+    let message = format!(
+        "The request signature we calculated does not match the signature you provided. \
+         Check your AWS Secret Access Key and signing method. Consult the service \
+         documentation for details.\n\nThe Canonical String for this request should have \
+         been\n'POST\n/endpoints/rt/invocations\n\nhost:localhost\nx-amz-date:20261204T100000Z\n\
+         x-amz-security-token:{SESSION_TOKEN}\n\nhost;x-amz-date;x-amz-security-token\n\
+         e3b0c442'\n\nThe String-to-Sign should have been\n'AWS4-HMAC-SHA256\n\
+         20261204T100000Z\n20261204/us-east-1/sagemaker/aws4_request\n8fa2'\n"
+    );
+    let fake = fake_rt().await;
+    fake.fail_invocations(403, "InvalidSignatureException", &message);
+    for json in [true, false] {
+        let mut args = vec!["invoke", "rt", "--body", "{}"];
+        if json {
+            args.push("--json");
+        }
+        let output = run_at(&fake.url, &args).await;
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert!(
+            !stdout.contains(SESSION_TOKEN) && !stderr.contains(SESSION_TOKEN),
+            "the session token leaked:\n{stdout}\n{stderr}"
+        );
+        let said = "InvalidSignatureException (HTTP 403, request id req-error-1): The request \
+                    signature we calculated does not match the signature you provided. Check \
+                    your AWS Secret Access Key and signing method.";
+        assert!(stderr.contains(said), "{stderr}");
+        if json {
+            let error = json_lines(&output.stdout)[0]["error"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(error.contains(said), "{error}");
+        }
+    }
+}
+
 /// A credentials file holding profile `other` with its own key.
 fn credentials_file(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("credentials");

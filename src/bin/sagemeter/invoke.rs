@@ -530,7 +530,8 @@ async fn run_with(
             )));
         }
         Err(e) => {
-            tracing::warn!(target: "sagemeter::cli", endpoint = %args.endpoint, error = %e,
+            let error = failure::without_signed_request(&e.to_string()).into_owned();
+            tracing::warn!(target: "sagemeter::cli", endpoint = %args.endpoint, %error,
                 "cannot describe the endpoint; calling it anyway, receipts will say what could not be priced");
             None
         }
