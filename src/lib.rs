@@ -56,6 +56,7 @@ pub mod endpoint;
 pub mod fleet;
 pub mod ledger;
 pub mod pricing;
+pub mod redact;
 pub mod report;
 pub mod sink;
 pub mod totals;

@@ -58,10 +58,12 @@ where
     R: fmt::Debug,
 {
     let code = err.code().map(str::to_owned);
-    let message = err
-        .message()
-        .map(str::to_owned)
-        .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(&err).to_string());
+    // Never what the message quotes of a signed request (the session token).
+    let message =
+        crate::redact::without_signed_request(&err.message().map(str::to_owned).unwrap_or_else(
+            || aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+        ))
+        .into_owned();
     if code.as_deref().is_some_and(is_access_denied) {
         AccountError::MissingPermission {
             action,

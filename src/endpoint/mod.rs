@@ -1147,13 +1147,15 @@ where
 /// id (`<account>`, IAM and STS ARNs' resource too: roles, sessions, users,
 /// policies name people and teams), and any other twelve-digit account id. The
 /// action denied (`sagemaker:DescribeEndpoint`) and the service stay, so that
-/// the reason still says which permission is missing. Every discovery failure
-/// the SDK reports passes through this before it becomes text (receipts, logs,
-/// errors).
+/// the reason still says which permission is missing. Nor anything it quotes of
+/// a signed request (the session token: [`crate::redact::without_signed_request`]).
+/// Every discovery failure the SDK reports passes through this before it becomes
+/// text (receipts, logs, errors).
 pub(crate) fn redact_identity(message: &str) -> String {
     const DENIED: &str = " is not authorized";
+    let message = crate::redact::without_signed_request(message);
     let mut out = String::with_capacity(message.len());
-    let mut rest = message;
+    let mut rest: &str = &message;
     // The principal: whatever stands between "User: " and " is not authorized"
     // (an ARN, an access key's user id, a federated session).
     while let Some(at) = rest.find("User: ") {
@@ -1778,6 +1780,25 @@ mod tests {
             ),
             "denied by arn:aws:iam::<account>:<principal> in account <account>. Request \
              1234567890123 kept."
+        );
+    }
+
+    #[test]
+    fn a_discovery_reason_never_quotes_the_signed_request() {
+        // What AWS answers a DescribeEndpoint signed with the wrong secret key: the
+        // canonical request it expected follows, session token included.
+        let said = "The request signature we calculated does not match the signature you \
+                    provided. Check your AWS Secret Access Key and signing method.\n\nThe \
+                    Canonical String for this request should have been\n'POST\n/\n\n\
+                    x-amz-security-token:SESSION-TOKEN-SECRET\n'";
+        let reason = redact_identity(said);
+        assert!(!reason.contains("SESSION-TOKEN-SECRET"), "{reason}");
+        assert!(
+            reason.starts_with(
+                "The request signature we calculated does not match the signature you \
+                 provided. Check your AWS Secret Access Key and signing method."
+            ),
+            "{reason}"
         );
     }
 

@@ -189,7 +189,10 @@ impl<E: ProvideErrorMetadata + fmt::Debug> From<SdkError<E, HttpResponse>> for T
             _ => true,
         };
         let message = match err.message() {
-            Some(m) => format!("{code} {m}").trim().to_owned(),
+            // Never what the message quotes of a signed request (the session token).
+            Some(m) => format!("{code} {}", crate::redact::without_signed_request(m))
+                .trim()
+                .to_owned(),
             None => match &err {
                 SdkError::DispatchFailure(_) => "could not connect".to_owned(),
                 SdkError::TimeoutError(_) => "timed out".to_owned(),

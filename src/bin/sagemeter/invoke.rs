@@ -530,7 +530,7 @@ async fn run_with(
             )));
         }
         Err(e) => {
-            let error = failure::without_signed_request(&e.to_string()).into_owned();
+            let error = sagemeter::redact::without_signed_request(&e.to_string()).into_owned();
             tracing::warn!(target: "sagemeter::cli", endpoint = %args.endpoint, %error,
                 "cannot describe the endpoint; calling it anyway, receipts will say what could not be priced");
             None

@@ -165,7 +165,7 @@ impl From<std::io::Error> for CliError {
 /// An error and its sources on one line: SDK errors keep the useful part (the
 /// service's code and message) in their sources. Never what an AWS message quotes
 /// of a signed request (it can hold the session token): see
-/// [`failure::without_signed_request`].
+/// [`sagemeter::redact::without_signed_request`].
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
@@ -178,7 +178,7 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         }
         source = cause.source();
     }
-    failure::without_signed_request(&message).into_owned()
+    sagemeter::redact::without_signed_request(&message).into_owned()
 }
 
 /// The SDK crates whose TRACE events print what a call carries: the HTTP request and

@@ -1,0 +1,79 @@
+//! Text from AWS that is safe to keep: an AWS error message can quote the request
+//! it could not authenticate, session token included. Every AWS message this crate
+//! puts on a receipt, in a log, a ledger or an error passes through here first.
+
+/// What AWS quotes of a request it could not authenticate, lower case: an
+/// `InvalidSignatureException`'s message goes on, after a blank line, with the
+/// canonical request (every signed header's value, the session token in
+/// `x-amz-security-token` among them) and the string to sign; an
+/// `IncompleteSignature`'s quotes the `Authorization` header (`Authorization=AWS4-HMAC-SHA256
+/// Credential=…, Signature=…`).
+const SIGNED_REQUEST_QUOTES: &[&str] = &[
+    "the canonical string",
+    "the string-to-sign",
+    "canonicalrequest",
+    "stringtosign",
+    "authorization=",
+    "x-amz-security-token",
+    "credential=",
+    "signature=",
+];
+
+/// `text` cut before the first thing it quotes of a signed request (the
+/// canonical request, the string to sign, an `Authorization` header): such a quote can hold a credential (the session
+/// token) and the request's signed headers. What AWS says before it (`The request
+/// signature we calculated does not match the signature you provided. Check your
+/// AWS Secret Access Key and signing method.`) is what tells the user what is wrong.
+pub fn without_signed_request(text: &str) -> std::borrow::Cow<'_, str> {
+    // ASCII lower case keeps every byte where it was: the offsets hold for `text`.
+    let lower = text.to_ascii_lowercase();
+    let Some(at) = SIGNED_REQUEST_QUOTES
+        .iter()
+        .filter_map(|quote| lower.find(quote))
+        .min()
+    else {
+        return text.into();
+    };
+    let kept = text[..at].trim_end();
+    format!("{kept} [the rest withheld: it quotes the signed request, credentials included]").into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What AWS answers a request signed with the wrong secret key: the canonical
+    /// request it expected, with the session token, and the string to sign (the
+    /// shape of the messages AWS services return, a placeholder token).
+    const INVALID_SIGNATURE: &str = "The request signature we calculated does not match the \
+        signature you provided. Check your AWS Secret Access Key and signing method. Consult \
+        the service documentation for details.\n\nThe Canonical String for this request \
+        should have been\n'POST\n/endpoints/rt/invocations\n\nhost:runtime.sagemaker.us-east-1.amazonaws.com\n\
+        x-amz-date:20261204T100000Z\nx-amz-security-token:SESSION-TOKEN-SECRET\n\n\
+        host;x-amz-date;x-amz-security-token\ne3b0c442'\n\nThe String-to-Sign should have \
+        been\n'AWS4-HMAC-SHA256\n20261204T100000Z\n20261204/us-east-1/sagemaker/aws4_request\n8fa2'\n";
+
+    #[test]
+    fn a_signature_error_keeps_what_is_wrong_and_never_the_signed_request() {
+        let shown = without_signed_request(INVALID_SIGNATURE);
+        assert_eq!(
+            shown,
+            "The request signature we calculated does not match the signature you provided. \
+             Check your AWS Secret Access Key and signing method. Consult the service \
+             documentation for details. [the rest withheld: it quotes the signed request, \
+             credentials included]"
+        );
+        // IncompleteSignature quotes the Authorization header on the same line.
+        let incomplete = "Authorization header requires 'Signature' parameter. \
+                          Authorization=AWS4-HMAC-SHA256 Credential=ASIAEXAMPLEKEY/20261204/us-east-1/sagemaker/aws4_request";
+        let shown = without_signed_request(incomplete);
+        assert!(!shown.contains("ASIAEXAMPLEKEY"), "{shown}");
+        assert!(
+            shown.starts_with("Authorization header requires 'Signature' parameter."),
+            "{shown}"
+        );
+        // A message that quotes nothing of the request is left as it is.
+        let throttled = "Rate exceeded";
+        assert_eq!(without_signed_request(throttled), throttled);
+    }
+}
