@@ -352,9 +352,10 @@ fn clip(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// A decimal amount from its text (a Price List price or range, a snapshot row's
-/// price): plain (`"0.2300000000"`) or scientific (`"2.3E-5"`), exactly or not at all. Only digits, one `.`, an exponent and a leading `-` (a
-/// negative price is refused with its own reason): `rust_decimal` alone would also
-/// read `"0.0_16"` or `"+0.23"`, a garbled price taken as a price.
+/// price): plain (`"0.2300000000"`) or scientific (`"2.3E-5"`), exactly or not at
+/// all. Only digits, one `.`, an exponent and a leading `-` (a negative price is
+/// refused with its own reason): `rust_decimal` alone would also read `"0.0_16"` or
+/// `"+0.23"`, a garbled price taken as a price.
 pub(crate) fn parse_amount(text: &str) -> Option<Decimal> {
     let text = text.trim();
     let (mantissa, exponent) = match text.split_once(['e', 'E']) {

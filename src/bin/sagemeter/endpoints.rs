@@ -209,6 +209,14 @@ fn flags(r: &EndpointRow) -> String {
 mod tests {
     use super::*;
 
+    /// The table `render` prints of a view given as its `--json` form.
+    fn rendered(view: serde_json::Value) -> String {
+        let view: EndpointsView = serde_json::from_value(view).unwrap();
+        let mut out = Vec::new();
+        render(&view, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     fn row(component: Option<&str>, usd_per_hour: &str) -> serde_json::Value {
         let mut row = serde_json::json!({
             "endpoint": "shared", "variant": "AllTraffic", "status": "InService",
@@ -237,7 +245,7 @@ mod tests {
     #[test]
     fn every_rows_notes_are_printed_and_an_unpriced_serverless_row_is_no_zero() {
         // A called serverless endpoint whose per-second rate is unknown.
-        let view: EndpointsView = serde_json::from_value(serde_json::json!({
+        let text = rendered(serde_json::json!({
             "region": "us-east-1", "window": "24h", "at": "2026-12-02T12:00:00Z",
             "rows": [{
                 "endpoint": "pay-per-use", "variant": "AllTraffic", "status": "InService",
@@ -252,11 +260,7 @@ mod tests {
             "totals": {"endpoints": 1, "usd_per_hour": "0", "usd_per_month": "0",
                        "idle_usd_per_hour": "0", "idle_usd_per_month": "0",
                        "window_cost_usd": "0", "unpriced": 1}
-        }))
-        .unwrap();
-        let mut out = Vec::new();
-        render(&view, &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        }));
         assert!(
             text.contains("pay-per-use/AllTraffic: first note; second note\n"),
             "{text}"
@@ -291,18 +295,14 @@ mod tests {
             }
             row
         };
-        let view: EndpointsView = serde_json::from_value(serde_json::json!({
+        let text = rendered(serde_json::json!({
             "region": "us-east-1", "window": "24h", "at": "2026-12-02T12:00:00Z",
             "rows": [fleet(false, "ml.g5.xlarge", "1.408"),
                      fleet(true, "ml.g5.12xlarge", "7.09")],
             "totals": {"endpoints": 1, "usd_per_hour": "8.498", "usd_per_month": "6203.54",
                        "idle_usd_per_hour": "8.498", "idle_usd_per_month": "6203.54",
                        "window_cost_usd": "0", "unpriced": 0}
-        }))
-        .unwrap();
-        let mut out = Vec::new();
-        render(&view, &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        }));
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[2].ends_with("  idle"), "{text}");
         assert!(lines[3].contains("1 × ml.g5.12xlarge"), "{text}");
@@ -335,18 +335,14 @@ mod tests {
             }
             row
         };
-        let view: EndpointsView = serde_json::from_value(serde_json::json!({
+        let text = rendered(serde_json::json!({
             "region": "us-east-1", "window": "24h", "at": "2026-12-02T12:00:00Z",
             "rows": [variant("AllTraffic", false, "ml.m5.xlarge", 2, serde_json::json!([])),
                      variant("Candidate", true, "ml.g5.xlarge", 1, serde_json::json!(["idle"]))],
             "totals": {"endpoints": 1, "usd_per_hour": "2", "usd_per_month": "1460",
                        "idle_usd_per_hour": "1", "idle_usd_per_month": "730",
                        "window_cost_usd": "0", "unpriced": 0}
-        }))
-        .unwrap();
-        let mut out = Vec::new();
-        render(&view, &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        }));
         let lines: Vec<&str> = text.lines().collect();
         // The production variant has no flag; the shadow's says what it is first.
         assert!(lines[1].ends_with("FLAGS"), "{text}");
@@ -360,17 +356,13 @@ mod tests {
 
     #[test]
     fn components_get_a_column_their_share_and_the_unreserved_note() {
-        let view: EndpointsView = serde_json::from_value(serde_json::json!({
+        let text = rendered(serde_json::json!({
             "region": "us-east-1", "window": "24h", "at": "2026-12-02T12:00:00Z",
             "rows": [row(None, "14.18"), row(Some("large"), "5.3175")],
             "totals": {"endpoints": 1, "usd_per_hour": "14.18", "usd_per_month": "10351.4",
                        "idle_usd_per_hour": "0", "idle_usd_per_month": "0",
                        "window_cost_usd": "0", "unpriced": 0}
-        }))
-        .unwrap();
-        let mut out = Vec::new();
-        render(&view, &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        }));
         let lines: Vec<&str> = text.lines().collect();
         assert!(
             lines[1].starts_with("ENDPOINT  VARIANT     COMPONENT"),
