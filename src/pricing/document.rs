@@ -59,7 +59,7 @@ impl PriceDocument {
     }
 }
 
-/// The rate [`select_rate`] chose, with what provenance needs.
+/// The rate [`select_rate_at`] chose, with what provenance needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Selection {
     /// USD per unit of the key (hour, second or GB; see [`PriceKey::unit`]).
@@ -101,7 +101,7 @@ fn malformed(reason: impl Into<String>) -> PriceError {
 /// ```
 ///
 /// Prices are read from their strings straight into [`Decimal`], never through `f64`.
-/// [`select_rate`] then picks, among many documents, the one rate a [`PriceKey`] means.
+/// [`select_rate_at`] then picks, among many documents, the one rate a [`PriceKey`] means.
 /// One instance name has a product per SageMaker component (Hosting, Training, Notebook,
 /// Studio, upfront fees, ...), so the selection is deliberate and says why it chose what
 /// it chose. SKUs and rate codes are never hard-coded: products are recognised by their
@@ -847,7 +847,7 @@ struct Candidate<'a> {
     free_tier: Option<String>,
 }
 
-/// The tiers of one on-demand term, read as rule 4 of [`select_rate`] says.
+/// The tiers of one on-demand term, read as rule 4 of [`select_rate_at`] says.
 enum TermPrice<'a> {
     /// The dimensions to use (usually one), each with its price and, when a free
     /// first tier was passed over, a note saying so.
@@ -904,7 +904,13 @@ fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> Te
     }
 }
 
-/// Picks the on-demand rate for `key` among `docs` (typically one `GetProducts` answer).
+/// Picks the on-demand rate for `key` among `docs` (typically one `GetProducts` answer)
+/// as of `now`.
+///
+/// Of a product's several dated on-demand terms, the one in effect then counts (the
+/// latest `effectiveDate` not after `now`); a term published ahead of its date is
+/// used only when none is in effect yet, and the receipt's note says so. Without
+/// `now` (tests), every term counts.
 ///
 /// The rules, in order:
 ///
@@ -960,14 +966,6 @@ fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> Te
 /// list); [`PriceError::Malformed`] when products match but none carries a usable price,
 /// with what was wrong (unit, currency, tiers), or when the only candidate products
 /// contradict themselves; [`PriceError::ZeroOnly`] when only $0 is listed.
-pub(crate) fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, PriceError> {
-    select_rate_at(key, docs, None)
-}
-
-/// [`select_rate`] as of `now`: of a product's several dated on-demand terms, the
-/// one in effect then (the latest `effectiveDate` not after `now`); a term
-/// published ahead of its date is used only when none is in effect yet, and the
-/// receipt's note says so. Without `now`, every term counts.
 pub(crate) fn select_rate_at(
     key: &PriceKey,
     docs: &[PriceDocument],
@@ -1182,6 +1180,32 @@ pub(crate) fn select_rate_at(
         description: best.dim.description.clone(),
         reason: (!parts.is_empty()).then(|| parts.join("; ")),
     })
+}
+
+/// [`select_rate_at`] with no date: every term counts (the tests' shorthand).
+#[cfg(test)]
+pub(crate) fn select_rate(key: &PriceKey, docs: &[PriceDocument]) -> Result<Selection, PriceError> {
+    select_rate_at(key, docs, None)
+}
+
+/// The `effectiveDate`s of the on-demand terms of the products that price `key`,
+/// oldest first, each once (unreadable dates left out). A price list version can
+/// hold a product's current term next to one taking effect later: each date is when
+/// [`select_rate_at`] may answer differently.
+pub(crate) fn term_dates(
+    key: &PriceKey,
+    docs: &[PriceDocument],
+) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let mut dates: Vec<_> = docs
+        .iter()
+        .filter(|doc| matches!(fit(key, doc), Verdict::Fits { .. }))
+        .flat_map(|doc| &doc.on_demand)
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t.effective_date.as_deref()?).ok())
+        .map(|d| d.to_utc())
+        .collect();
+    dates.sort_unstable();
+    dates.dedup();
+    dates
 }
 
 /// The on-demand terms of a product in effect at `now`: with several dated terms,

@@ -51,13 +51,13 @@ pub use download::default_cache_dir;
 pub use trend::{SizeTrend, Trend, years_between};
 pub use versions::PriceListVersion;
 
-use super::document::{PriceDocument, select_rate};
+use super::document::{PriceDocument, select_rate_at, term_dates};
 use super::{InstanceResources, PriceError, PriceKey, PriceUnit};
 use aws_sdk_pricing::config::{BehaviorVersion, Region};
 use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpConnector};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use offer::{Offer, OfferFilter};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -75,7 +75,9 @@ pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(300);
 pub struct PricePoint {
     /// The price list version it was first seen in (e.g. `20250301000000`).
     pub version: String,
-    /// The first sampled date that version was in effect on.
+    /// The first sampled date that version was in effect on; for a rate that took
+    /// effect inside a version (the version lists a term with a later
+    /// `effectiveDate` beside the one in effect), that term's date (UTC).
     pub seen_on: NaiveDate,
     /// USD per unit; `None` when the version no longer lists the product.
     #[serde(with = "rust_decimal::serde::str_option")]
@@ -104,7 +106,8 @@ pub struct KeyHistory {
     pub unit: PriceUnit,
     /// First listing, each change, and "no longer listed", oldest first.
     pub points: Vec<PricePoint>,
-    /// The `seen_on` of the last version read that lists it, `None` if none does.
+    /// The last date a version read lists it on (the latest `seen_on` of a version
+    /// or of a term that took effect inside one), `None` if none does.
     pub last_listed_on: Option<NaiveDate>,
     /// vCPUs per instance (`vCpu` attribute of the latest listing), for instance keys.
     pub vcpu: Option<u32>,
@@ -639,8 +642,14 @@ struct Listing {
     gpu: Option<u32>,
 }
 
-fn listing(key: &PriceKey, docs: &[PriceDocument]) -> Result<Listing, PriceError> {
-    let selection = select_rate(key, docs)?;
+/// What `key` is in a version's `docs` as of `at`: of a product's several dated
+/// terms, the one in effect then.
+fn listing(
+    key: &PriceKey,
+    docs: &[PriceDocument],
+    at: DateTime<Utc>,
+) -> Result<Listing, PriceError> {
+    let selection = select_rate_at(key, docs, Some(at))?;
     let resources = docs
         .iter()
         .find(|d| d.sku == selection.sku)
@@ -655,8 +664,31 @@ fn listing(key: &PriceKey, docs: &[PriceDocument]) -> Result<Listing, PriceError
     })
 }
 
+/// The moments a version answers for `key`: the first date it was in effect on, then
+/// each later term `effectiveDate` before `end` (the next version read takes over
+/// then; for the last version, the day after the last date asked for). A version can
+/// list a product's current term next to one that takes effect later; AWS bills the
+/// term in effect on the day, so each is a point of the history on its own date.
+fn moments(
+    key: &PriceKey,
+    docs: &[PriceDocument],
+    seen_on: NaiveDate,
+    end: NaiveDate,
+) -> Vec<(NaiveDate, DateTime<Utc>)> {
+    let start = seen_on.and_time(NaiveTime::MIN).and_utc();
+    let mut moments = vec![(seen_on, start)];
+    moments.extend(
+        term_dates(key, docs)
+            .into_iter()
+            .filter(|d| *d > start && d.date_naive() < end)
+            .map(|d| (d.date_naive(), d)),
+    );
+    moments
+}
+
 /// Turns the versions read (oldest first) into one history per key: a point where a
-/// key is first listed, where its rate changes, and where it is no longer listed.
+/// key is first listed, where its rate changes (at a version, or at a term's
+/// `effectiveDate` inside one), and where it is no longer listed.
 fn build_history(
     region: &str,
     since: NaiveDate,
@@ -666,7 +698,13 @@ fn build_history(
 ) -> PriceHistory {
     let mut series: BTreeMap<PriceKey, KeyHistory> = BTreeMap::new();
     let mut versions = Vec::with_capacity(read.len());
-    for (version, offer) in read {
+    let ends: Vec<NaiveDate> = read
+        .iter()
+        .skip(1)
+        .map(|(v, _)| v.seen_on)
+        .chain(until.succ_opt().or(Some(until)))
+        .collect();
+    for ((version, offer), end) in read.into_iter().zip(ends) {
         let keys = keys_in(&offer.documents);
         let mut listed_now = Vec::new();
         let mut unknown_now = Vec::new();
@@ -679,47 +717,53 @@ fn build_history(
                 vcpu: None,
                 gpu: None,
             });
-            match listing(&key, &offer.documents) {
-                Ok(now) => {
-                    let before = entry.points.last().and_then(|p| p.usd_per_unit);
-                    // A key listed again after "no longer listed" changes from the
-                    // rate it was last listed at (the same rate is no change).
-                    let last_listed = entry.points.iter().rev().find_map(|p| p.usd_per_unit);
-                    if before != Some(now.usd_per_unit) {
-                        entry.points.push(PricePoint {
-                            version: version.version.clone(),
-                            seen_on: version.seen_on,
-                            usd_per_unit: Some(now.usd_per_unit),
-                            change_percent: last_listed
-                                .filter(|old| *old != now.usd_per_unit)
-                                .and_then(|old| {
-                                    super::change::percent_change(old, now.usd_per_unit)
-                                })
-                                .map(|mut percent| {
-                                    percent.rescale(2);
-                                    percent
-                                }),
-                            effective_date: now.effective_date,
-                            sku: Some(now.sku),
-                            note: now.note,
-                        });
+            for (seen_on, at) in moments(&key, &offer.documents, version.seen_on, end) {
+                match listing(&key, &offer.documents, at) {
+                    Ok(now) => {
+                        let before = entry.points.last().and_then(|p| p.usd_per_unit);
+                        // A key listed again after "no longer listed" changes from the
+                        // rate it was last listed at (the same rate is no change).
+                        let last_listed = entry.points.iter().rev().find_map(|p| p.usd_per_unit);
+                        if before != Some(now.usd_per_unit) {
+                            entry.points.push(PricePoint {
+                                version: version.version.clone(),
+                                seen_on,
+                                usd_per_unit: Some(now.usd_per_unit),
+                                change_percent: last_listed
+                                    .filter(|old| *old != now.usd_per_unit)
+                                    .and_then(|old| {
+                                        super::change::percent_change(old, now.usd_per_unit)
+                                    })
+                                    .map(|mut percent| {
+                                        percent.rescale(2);
+                                        percent
+                                    }),
+                                effective_date: now.effective_date,
+                                sku: Some(now.sku),
+                                note: now.note,
+                            });
+                        }
+                        entry.last_listed_on = entry.last_listed_on.max(Some(seen_on));
+                        entry.vcpu = now.vcpu.or(entry.vcpu);
+                        entry.gpu = now.gpu.or(entry.gpu);
+                        if !listed_now.contains(&key) {
+                            listed_now.push(key.clone());
+                        }
                     }
-                    entry.last_listed_on = Some(version.seen_on);
-                    entry.vcpu = now.vcpu.or(entry.vcpu);
-                    entry.gpu = now.gpu.or(entry.gpu);
-                    listed_now.push(key);
-                }
-                Err(error) => {
-                    tracing::debug!(
-                        target: "sagemeter::pricing",
-                        version = %version.version,
-                        key = %key,
-                        "no rate in this version: {error}"
-                    );
-                    // Listed, but with no usable rate (only $0, products that
-                    // contradict each other): not "no longer listed" either.
-                    if !matches!(error, PriceError::NotFound { .. }) {
-                        unknown_now.push(key);
+                    Err(error) => {
+                        tracing::debug!(
+                            target: "sagemeter::pricing",
+                            version = %version.version,
+                            key = %key,
+                            "no rate in this version on {seen_on}: {error}"
+                        );
+                        // Listed, but with no usable rate (only $0, products that
+                        // contradict each other): not "no longer listed" either.
+                        if !matches!(error, PriceError::NotFound { .. })
+                            && !unknown_now.contains(&key)
+                        {
+                            unknown_now.push(key.clone());
+                        }
                     }
                 }
             }
@@ -795,6 +839,99 @@ mod tests {
             ..Offer::default()
         };
         (version, offer)
+    }
+
+    /// The ml.m5.xlarge hosting product with several on-demand terms, each
+    /// `(offerTermCode, effectiveDate, USD per hour)`, as one version lists them.
+    fn hosting_terms(terms: &[(&str, &str, &str)]) -> PriceDocument {
+        let on_demand: Vec<String> = terms
+            .iter()
+            .map(|(code, date, usd)| {
+                format!(
+                    r#""S.{code}":{{"sku":"S","offerTermCode":"{code}","effectiveDate":"{date}",
+                    "priceDimensions":{{"S.{code}.R":{{"unit":"Hrs","beginRange":"0",
+                    "endRange":"Inf","pricePerUnit":{{"USD":"{usd}"}}}}}}}}"#
+                )
+            })
+            .collect();
+        parse_price_document(&format!(
+            r#"{{"product":{{"sku":"S","productFamily":"ML Instance","attributes":{{
+              "regionCode":"us-east-1","instanceName":"ml.m5.xlarge","component":"Hosting",
+              "usagetype":"USE1-Host:ml.m5.xlarge"}}}},
+              "terms":{{"OnDemand":{{{}}}}}}}"#,
+            on_demand.join(",")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_term_counts_from_its_effective_date_within_the_version_that_lists_it() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2025, m, d).unwrap();
+        let (v1, mut january) = version(1, None);
+        january.documents = vec![hosting_terms(&[
+            ("OLDTERM001", "2024-06-01T00:00:00Z", "0.3000000000"),
+            ("JRTCKXETXF", "2024-12-01T00:00:00Z", "0.2500000000"),
+            ("NEWTERM001", "2025-02-15T00:00:00Z", "0.2000000000"),
+            // Announced in January for a date after the next version took over, and
+            // not carried into it: never in effect.
+            ("NEWTERM002", "2025-03-10T00:00:00Z", "0.1900000000"),
+        ])];
+        let (v3, mut march) = version(3, None);
+        march.documents = vec![hosting_terms(&[
+            ("NEWTERM001", "2025-02-15T00:00:00Z", "0.2000000000"),
+            // After the last date asked for (2025-04-01): not part of the history.
+            ("NEWTERM003", "2025-06-01T00:00:00Z", "0.1800000000"),
+        ])];
+        let k = key.clone();
+        let history = build_history(
+            "us-east-1",
+            on(1),
+            on(4),
+            vec![(v1, january), (v3, march)],
+            &move |_| vec![k.clone()],
+        );
+        let series = &history.series[0];
+        let points: Vec<_> = series
+            .points
+            .iter()
+            .map(|p| {
+                (
+                    p.version.as_str(),
+                    p.seen_on,
+                    p.usd_per_unit,
+                    p.change_percent,
+                    p.effective_date.as_deref(),
+                )
+            })
+            .collect();
+        let usd = |s: &str| Some(s.parse::<Decimal>().unwrap());
+        assert_eq!(
+            points,
+            [
+                // On 2025-01-01 the term in effect is the latest not after that day:
+                // 2024-12-01's $0.25 (2024-06-01's $0.30 is superseded).
+                (
+                    "20250101000000",
+                    day(1, 1),
+                    usd("0.25"),
+                    None,
+                    Some("2024-12-01T00:00:00Z")
+                ),
+                // The January version's third term takes effect on 2025-02-15, before
+                // the March version: (0.20 − 0.25) ÷ 0.25 × 100 = −20.00 %.
+                (
+                    "20250101000000",
+                    day(2, 15),
+                    usd("0.20"),
+                    usd("-20.00"),
+                    Some("2025-02-15T00:00:00Z")
+                ),
+                // March: $0.20 on 2025-03-01 (the 2025-06-01 term is after 2025-04-01),
+                // no change, no point.
+            ]
+        );
+        assert_eq!(series.last_listed_on, Some(day(3, 1)));
     }
 
     #[test]

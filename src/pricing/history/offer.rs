@@ -15,7 +15,7 @@
 //! [`OfferFilter`], and dropped unless it is a candidate; then only the candidates'
 //! on-demand terms are decoded, every other term skipped unread. Memory is what the
 //! candidates take, whatever the size of the file. Each candidate then becomes the
-//! same document `GetProducts` answers with, so [`select_rate`](super::super::document)
+//! same document `GetProducts` answers with, so [`select_rate_at`](super::super::document)
 //! chooses among them exactly as it does for live prices.
 
 use super::super::document::{PriceDocument, parse_price_value};
