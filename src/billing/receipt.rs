@@ -335,21 +335,34 @@ pub enum SettledBy {
 /// (`client::async_invoke`): "settlement of the async invocation submitted at …".
 pub(crate) const SETTLEMENT_NOTE: &str = "settlement of the async invocation";
 
+/// The note `MeteringInterceptor` writes on every receipt it makes, first of
+/// its notes. Ledgers of every version carry it, and [`is_settlement`] reads
+/// it back from them: reworded, those ledgers would be misread.
+pub(crate) const INTERCEPTOR_NOTE: &str = "metered by the SDK interceptor";
+
 /// Whether an async invocation's receipt with these line items, bytes out, token
 /// counts and notes is its settlement (see [`Cost::is_async_settlement`]); one
 /// rule for receipts and for ledger rows read without making a receipt.
 ///
-/// A settlement bills neither data in nor the per-inference fee (the submission
-/// did): a receipt with either line is the submission, or the invocation's only
-/// receipt (`MeteringInterceptor`'s), whatever else it has.
+/// The interceptor makes no settlement: its receipt of an async call
+/// ([`INTERCEPTOR_NOTE`]) is the call's only one, whatever lines it has (an
+/// endpoint priced by the token alone gives it token lines only). A settlement
+/// bills neither data in nor the per-inference fee (the submission did): a
+/// receipt with either line is the submission, or the invocation's only
+/// receipt, whatever else it has.
 pub(crate) fn is_settlement<'a>(
     items: impl IntoIterator<Item = LineItem>,
     bytes_out: u64,
     has_tokens: bool,
-    mut notes: impl Iterator<Item = &'a str>,
+    notes: impl Iterator<Item = &'a str>,
 ) -> bool {
-    if notes.any(|n| n.starts_with(SETTLEMENT_NOTE)) {
-        return true;
+    for note in notes {
+        if note == INTERCEPTOR_NOTE {
+            return false;
+        }
+        if note.starts_with(SETTLEMENT_NOTE) {
+            return true;
+        }
     }
     let mut settlement_line = false;
     for item in items {
@@ -367,8 +380,9 @@ impl Cost {
     /// rather than its submission (data in, the per-inference fee): one call, two
     /// receipts. Told by the note the client writes on it, or by a line or a
     /// figure only a settlement has, on a receipt without a line only a
-    /// submission has: the one receipt `MeteringInterceptor` makes of an async
-    /// call (data in and its unseen compute together) is the call itself.
+    /// submission has. The one receipt `MeteringInterceptor` makes of an async
+    /// call (noted "metered by the SDK interceptor") is the call itself, never a
+    /// settlement, even when its only lines are per-token ones.
     pub fn is_async_settlement(&self) -> bool {
         self.usage.operation == crate::usage::Operation::InvokeEndpointAsync
             && is_settlement(
@@ -660,5 +674,28 @@ mod tests {
         // its lines alone.
         let unnoted = async_receipt(settlement.lines.clone(), &[]);
         assert!(unnoted.is_async_settlement());
+    }
+
+    #[test]
+    fn the_interceptors_receipt_of_an_async_call_with_token_lines_only_is_the_call() {
+        // An endpoint priced by the token alone (`UsageCharges::alone`, no fee per
+        // call): the interceptor's receipt has no data-in or fee line, only token
+        // lines, unpriced (the output is in S3: no counts). Its note says who made
+        // it, and the interceptor makes no settlements.
+        let only = async_receipt(
+            vec![
+                line(LineItem::InputTokens, QuantityUnit::Tokens, None),
+                line(LineItem::OutputTokens, QuantityUnit::Tokens, None),
+            ],
+            &[INTERCEPTOR_NOTE],
+        );
+        assert!(!only.is_async_settlement(), "{:?}", only.lines);
+        // A client's settlement on the same endpoint has the same lines, and is
+        // told by its own note.
+        let settlement = async_receipt(
+            only.lines.clone(),
+            &["settlement of the async invocation submitted at 2026-12-01T10:00:00+00:00"],
+        );
+        assert!(settlement.is_async_settlement());
     }
 }

@@ -5,6 +5,7 @@ use super::call::{
     is_model_error_code, timed_out_after_sending,
 };
 use super::meter::{Meter, Phase, Targets};
+use crate::billing::INTERCEPTOR_NOTE;
 use crate::budget::Refusal;
 use crate::usage::{Operation, Outcome};
 use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata;
@@ -192,9 +193,6 @@ impl CallStart {
         self.call.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
-
-/// The note on every receipt the interceptor makes.
-const INTERCEPTOR_NOTE: &str = "metered by the SDK interceptor";
 
 impl Storable for CallStart {
     type Storer = StoreReplace<Self>;

@@ -11,7 +11,7 @@ use super::budget::ten_cents_per_ten_seconds_on;
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::receipts::Receipts;
 use rust_decimal::Decimal;
-use sagemeter::billing::{LineItem, LinePrice};
+use sagemeter::billing::{LineItem, LinePrice, UsageCharges};
 use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
 use sagemeter::usage::Operation;
 use sagemeter::{Cost, Meter};
@@ -158,4 +158,81 @@ async fn the_interceptor_holds_an_async_submissions_estimate_and_charges_it_so_s
         "the refusal holds nothing"
     );
     assert_eq!(receipts.all().len(), 2, "the refused call has no receipt");
+}
+
+/// An endpoint priced by the token alone (`UsageCharges::alone`, no per-call
+/// fee): the interceptor's one receipt of an async call has only token lines
+/// (no compute, no data, no fee line to tell it from a settlement by). It is
+/// still the call: one invocation in the totals, the metrics and EMF alike.
+#[tokio::test]
+async fn an_async_call_the_interceptor_meters_on_a_per_token_endpoint_is_one_invocation() {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let buffer = crate::support::MemoryWriter::default();
+    let emf = sagemeter::sink::EmfSink::builder()
+        .writer("buffer", buffer.clone())
+        .build()
+        .unwrap();
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "jobs",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let config = fake.sdk_config().await;
+    let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("1"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.05") })
+        .unwrap();
+    let (builder, receipts) = ten_cents_per_ten_seconds_on(Meter::builder(&config), budget);
+    // The last charges set for an endpoint are its charges: $0.50 / $1.50 per
+    // million input / output tokens, and nothing else.
+    let meter = builder
+        .usage_charges(
+            "jobs",
+            UsageCharges::default()
+                .per_1000_tokens(dec("0.0005"), dec("0.0015"))
+                .alone(),
+        )
+        .sink(emf.clone())
+        .build_meter()
+        .unwrap();
+    let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(&config)
+            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+            .build(),
+    );
+    submit(&sdk).await.expect("the fake queues it");
+    let all = receipts_made(&meter, &receipts, 1).await;
+    emf.flush().await.unwrap();
+
+    assert_eq!(all.len(), 1, "one receipt: {all:#?}");
+    let cost = &all[0];
+    let items: Vec<_> = cost.lines.iter().map(|l| l.item).collect();
+    assert_eq!(items, [LineItem::InputTokens, LineItem::OutputTokens]);
+    // The output of an async call is in S3: no token counts, so both lines are
+    // unpriced (never a silent $0) and the priced money is 0.
+    assert!(!cost.is_fully_priced());
+    assert_eq!(cost.cost_usd, Decimal::ZERO);
+    assert!(!cost.is_async_settlement(), "{cost:#?}");
+
+    assert_eq!(meter.totals().calls, 1);
+    let invocations: u64 = recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "sagemeter_invocations_total")
+        .map(|(.., value)| match value {
+            metrics_util::debugging::DebugValue::Counter(n) => n,
+            other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(invocations, 1, "sagemeter_invocations_total");
+    let text = buffer.text();
+    let documents: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(documents.len(), 1, "{text}");
+    assert_eq!(documents[0]["Invocations"], 1, "{text}");
 }
