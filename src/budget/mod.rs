@@ -24,7 +24,10 @@
 //! $0, and that figure, not $0, feeds later estimates.
 //!
 //! An **alerting** budget never rejects; it calls back (and logs a WARN) the first
-//! time spend crosses 50 %, 80 % and 100 % of the limit in each period.
+//! time spend crosses 50 %, 80 % and 100 % of the limit in each period. It counts
+//! what the receipts priced: a call that could not be fully priced adds only its
+//! priced part (an alerting budget reserves no estimate to count instead), and [`BudgetStatus::unpriced_calls`] says how many such calls its spend leaves
+//! out.
 //!
 //! ```
 //! use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope};
@@ -388,6 +391,8 @@ struct PeriodState {
     spent: Decimal,
     reserved: Decimal,
     alerted: u32,
+    /// Calls settled in the period whose receipts were not fully priced.
+    unpriced_calls: u64,
     /// What this process may spend in the period, leased from the fleet table
     /// (fleet budgets only).
     leased: Decimal,
@@ -985,6 +990,7 @@ impl Budgets {
             t.roll(now);
             let charged = charged(i);
             t.state.spent += charged;
+            t.state.unpriced_calls += u64::from(!fully_priced);
             if t.fleet && charged > cost_usd {
                 beyond.push(BeyondReceipt {
                     budget: i,
@@ -1017,6 +1023,7 @@ impl Budgets {
                     limit_usd: t.budget.limit_usd,
                     spent_usd: t.state.spent,
                     reserved_usd: t.state.reserved,
+                    unpriced_calls: t.state.unpriced_calls,
                 }
             })
             .collect()
@@ -1039,6 +1046,12 @@ pub struct BudgetStatus {
     pub spent_usd: Decimal,
     /// Held by calls in flight, USD.
     pub reserved_usd: Decimal,
+    /// Calls in the current period whose receipts could not be fully priced (an
+    /// async invocation counts once, when settled). An enforced budget counted
+    /// each at no less than its estimate; an alerting one counted only their
+    /// priced part, so while this is above 0 its `spent_usd` is a lower bound.
+    #[serde(default)]
+    pub unpriced_calls: u64,
 }
 
 /// An alert, and the budget's callback for it.
@@ -1228,6 +1241,43 @@ mod tests {
             }
             Err(_) => false,
         }
+    }
+
+    #[test]
+    fn budgets_count_the_calls_they_could_not_fully_price_and_alerting_ones_count_their_priced_part()
+     {
+        let day = |d: u32| Utc.with_ymd_and_hms(2026, 12, d, 12, 0, 0).unwrap();
+        let alert = Budget::alert(BudgetScope::Client, BudgetPeriod::Day, dec("1")).unwrap();
+        let enforced = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.25") })
+            .unwrap();
+        let budgets = Arc::new(Budgets::new(vec![alert, enforced], false));
+        let settle = |usd: &str, fully_priced: bool| {
+            let reservation = budgets.reserve("chat", &BTreeMap::new(), day(1)).unwrap();
+            reservation.settle(&BTreeMap::new(), dec(usd), fully_priced, day(1));
+        };
+        // One fully priced call of $0.30; two whose compute is unpriced, with
+        // $0.10 of priced lines each.
+        settle("0.30", true);
+        settle("0.10", false);
+        settle("0.10", false);
+        let status = budgets.status(day(1));
+        // Alerting: the priced parts only, 0.30 + 0.10 + 0.10 = 0.50, a lower
+        // bound, and the two calls it leaves out are counted.
+        assert_eq!(
+            (status[0].spent_usd, status[0].unpriced_calls),
+            (dec("0.50"), 2)
+        );
+        // Enforced: each unpriced call at no less than its 0.25 estimate,
+        // 0.30 + 0.25 + 0.25 = 0.80.
+        assert_eq!(
+            (status[1].spent_usd, status[1].unpriced_calls),
+            (dec("0.80"), 2)
+        );
+        // The count is the period's, as the spend is.
+        let next = budgets.status(day(2));
+        assert_eq!((next[0].spent_usd, next[0].unpriced_calls), (dec("0"), 0));
     }
 
     #[test]
