@@ -782,6 +782,7 @@ impl Settlement {
                 notes,
                 shared_hours: None,
                 compute_unknown,
+                tokens_unseen: None,
             },
             hold,
         }

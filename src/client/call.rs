@@ -872,6 +872,7 @@ impl CallParts {
             notes,
             shared_hours: Some(billed.share(share.end(ended))),
             compute_unknown: None,
+            tokens_unseen: None,
         };
         (meter, call, reservation)
     }

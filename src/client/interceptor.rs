@@ -163,18 +163,33 @@ fn request_of(input: &Input) -> Option<Request<'_>> {
     None
 }
 
+/// What meters `operation` fully, when the interceptor cannot.
+fn metered_by(operation: Operation) -> Option<&'static str> {
+    match operation {
+        Operation::InvokeEndpointWithResponseStream => {
+            Some("Client::invoke_endpoint_with_response_stream")
+        }
+        Operation::InvokeEndpointAsync => Some("Client::invoke_endpoint_async"),
+        _ => None,
+    }
+}
+
 /// Why a receipt of `operation` made by the interceptor has no compute figure.
 fn compute_unseen(operation: Operation) -> Option<String> {
-    let instead = match operation {
-        Operation::InvokeEndpointWithResponseStream => {
-            "Client::invoke_endpoint_with_response_stream"
-        }
-        Operation::InvokeEndpointAsync => "Client::invoke_endpoint_async",
-        _ => return None,
-    };
+    let instead = metered_by(operation)?;
     Some(format!(
         "{operation} is not metered through the SDK interceptor (it does not see the \
          compute time); use sagemeter::{instead}"
+    ))
+}
+
+/// Why a receipt of `operation` made by the interceptor has no token counts:
+/// it never reads a stream's events or an async output.
+fn tokens_unseen(operation: Operation) -> Option<String> {
+    let instead = metered_by(operation)?;
+    Some(format!(
+        "{operation} through the SDK interceptor: it does not read the response, so its \
+         token counts are not known; use sagemeter::{instead}"
     ))
 }
 
@@ -372,6 +387,9 @@ impl Intercept for MeteringInterceptor {
         // The parts' own note (INTERCEPTOR_NOTE) comes first on the receipt.
         let (meter, mut call, reservation) =
             start.finish(usage, request_id, notes, self.meter.now());
+        if compute_unknown.is_some() {
+            call.tokens_unseen = tokens_unseen(call.usage.operation);
+        }
         call.compute_unknown = compute_unknown;
         finish_in_background(meter, call, reservation, Phase::Whole);
         Ok(())

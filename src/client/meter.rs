@@ -481,6 +481,11 @@ pub(crate) struct FinishedCall {
     /// Why the call's compute time is not known, when it is not: its compute line
     /// is then unpriced with this reason, never a $0 from a made-up duration.
     pub compute_unknown: Option<String>,
+    /// Why the response's token counts were not seen, when whoever metered the
+    /// call could not read the response (the SDK interceptor, for a stream or an
+    /// async output): its token lines without counts are unpriced with this
+    /// reason, not with advice to configure a token counter that cannot help.
+    pub tokens_unseen: Option<String>,
 }
 
 /// The provenance to keep for a standing rate summed from two: a fallback's (the
@@ -1145,6 +1150,7 @@ impl Meter {
             mut notes,
             shared_hours,
             compute_unknown,
+            tokens_unseen,
         } = call;
         let ended_at = self.now();
         let charges = self.inner.charges.get(&endpoint);
@@ -1295,6 +1301,16 @@ impl Meter {
         if let Some(reason) = compute_unknown {
             for line in lines.iter_mut().filter(|l| l.item == LineItem::Compute) {
                 line.quantity = Decimal::ZERO;
+                line.price = LinePrice::Unpriced {
+                    reason: reason.clone(),
+                };
+            }
+        }
+        if let Some(reason) = tokens_unseen {
+            for line in lines.iter_mut().filter(|l| {
+                matches!(l.item, LineItem::InputTokens | LineItem::OutputTokens)
+                    && matches!(l.price, LinePrice::Unpriced { .. })
+            }) {
                 line.price = LinePrice::Unpriced {
                     reason: reason.clone(),
                 };

@@ -214,6 +214,11 @@ async fn an_async_call_the_interceptor_meters_on_a_per_token_endpoint_is_one_inv
     assert!(!cost.is_fully_priced());
     assert_eq!(cost.cost_usd, Decimal::ZERO);
     assert!(!cost.is_async_settlement(), "{cost:#?}");
+    // Why: the interceptor never reads the output (a token counter cannot help).
+    for reason in cost.unpriced_reasons() {
+        assert!(reason.contains("Client::invoke_endpoint_async"), "{reason}");
+        assert!(!reason.contains("TokenCounter"), "{reason}");
+    }
 
     assert_eq!(meter.totals().calls, 1);
     let invocations: u64 = recorder
