@@ -548,12 +548,20 @@ fn price_plan(
             let compute =
                 mul(billed, rate.usd_per_unit).map_err(overflow("the compute per call"))?;
             used.push(rate.clone());
-            notes.push(format!(
-                "bills {} ms per call (mean latency rounded up to the millisecond)",
-                mul(billed, Decimal::from(1000))
-                    .map_err(overflow("the billed milliseconds per call"))?
-                    .normalize()
-            ));
+            let billed_ms = mul(billed, Decimal::from(1000))
+                .map_err(overflow("the billed milliseconds per call"))?;
+            notes.push(if profile.billed_ms_per_call.is_some() {
+                format!(
+                    "bills {} ms per call on average (each metered call's time rounded up to \
+                     the millisecond)",
+                    billed_ms.round_dp(6).normalize()
+                )
+            } else {
+                format!(
+                    "bills {} ms per call (mean latency rounded up to the millisecond)",
+                    billed_ms.normalize()
+                )
+            });
             let data = data_per_call(name, profile, rates, &mut used)?;
             let per_call = add(compute, data).map_err(overflow("the cost per call"))?;
             CostCurve::linear(Decimal::ZERO, per_call)

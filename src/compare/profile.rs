@@ -41,10 +41,21 @@ pub struct UsageProfile {
     pub period: Period,
     /// Calls in one period (a mean; may be fractional).
     pub calls_per_period: Decimal,
-    /// Mean time the model spent on one call (serverless bills this, rounded up to
-    /// the millisecond). Zero when unknown. Serialised as milliseconds.
+    /// Mean time the model spent on one call. Zero when unknown. Serialised as
+    /// milliseconds. Serverless bills each call's time rounded up to the millisecond:
+    /// stated by hand, that is this mean rounded up (see
+    /// [`billed_seconds_per_call`](Self::billed_seconds_per_call)).
     #[serde(rename = "mean_latency_ms", with = "duration_ms")]
     pub mean_latency: Duration,
+    /// Mean of each call's time rounded up to the millisecond, in ms: what serverless
+    /// bills per call on average, when the profile comes from metered calls
+    /// ([`UsageProfile::from_totals`] with
+    /// [`UsageTotals::billed_busy_time`]). Rounding the mean instead would bill two
+    /// calls of 1.2 ms and 2.8 ms as 2 × 2 ms, where AWS bills 2 + 3 ms. `None` for a
+    /// profile stated by hand; set it back to `None` when you replace
+    /// [`mean_latency`](Self::mean_latency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_ms_per_call: Option<Decimal>,
     /// Mean request payload per call, in bytes.
     pub bytes_in_per_call: u64,
     /// Mean response payload per call, in bytes.
@@ -66,7 +77,10 @@ impl UsageProfile {
     ///
     /// `calls_per_period = calls × seconds(period) / seconds(observed)`; the mean
     /// latency is `busy_time / calls`; bytes and tokens per call are the totals
-    /// divided by the calls, rounded to the nearest whole unit.
+    /// divided by the calls, rounded to the nearest whole unit. With
+    /// [`UsageTotals::billed_busy_time`] (the receipts' path fills it), serverless is
+    /// billed `billed_busy_time / calls` per call, exact: each call rounded up to the
+    /// millisecond, as AWS bills them, not the mean rounded up.
     ///
     /// Asynchronous invocations whose settlement is not among the totals
     /// ([`UsageTotals::unsettled_async_calls`]) count as calls and with their data in,
@@ -133,10 +147,28 @@ impl UsageProfile {
         let mean_latency = Duration::from_nanos(
             u64::try_from(mean(totals.busy_time.as_nanos(), settled)).unwrap_or(u64::MAX),
         );
+        // Σ ceil(ms) / n, exact (a decimal of ms); none without settled calls.
+        let billed_ms_per_call = match totals.billed_busy_time {
+            Some(billed) if settled > 0 => Some(
+                div(
+                    Decimal::from_i128_with_scale(billed.as_nanos() as i128, 6),
+                    Decimal::from(settled),
+                )
+                .map_err(|o| {
+                    o.of(
+                        format!("{billed:?} billed over {settled} calls"),
+                        HINT_INPUTS,
+                    )
+                })?
+                .normalize(),
+            ),
+            _ => None,
+        };
         let profile = UsageProfile {
             period,
             calls_per_period,
             mean_latency,
+            billed_ms_per_call,
             bytes_in_per_call: per_call(totals.bytes_in, totals.calls),
             bytes_out_per_call: per_call(totals.bytes_out, settled),
             tokens_in_per_call: per_call(totals.tokens_in, settled),
@@ -169,12 +201,15 @@ impl UsageProfile {
         })
     }
 
-    /// Mean compute time billed per call by serverless inference: the mean latency
-    /// rounded up to the millisecond, in seconds.
+    /// Mean compute time billed per call by serverless inference, in seconds: the
+    /// metered calls' [`billed_ms_per_call`](Self::billed_ms_per_call) when known
+    /// (each call rounded up to the millisecond), else the mean latency rounded up to
+    /// the millisecond.
     pub fn billed_seconds_per_call(&self) -> Decimal {
-        let nanos = self.mean_latency.as_nanos();
-        let millis = nanos.div_ceil(1_000_000);
-        Decimal::from_i128_with_scale(millis as i128, 3)
+        match self.billed_ms_per_call {
+            Some(ms) => (ms / Decimal::from(1000)).normalize(),
+            None => crate::billing::billed_seconds(self.mean_latency),
+        }
     }
 
     /// Checks the ranges the model relies on. Builders call it; call it yourself on a
@@ -197,6 +232,15 @@ impl UsageProfile {
                 value: format!("{:?}", self.mean_latency),
                 hint: "at most one hour per call (the asynchronous inference limit)".into(),
             });
+        }
+        if let Some(ms) = self.billed_ms_per_call {
+            check::not_negative("billed ms per call", ms, "a billed time cannot be negative")?;
+            check::at_most(
+                "billed ms per call",
+                ms,
+                Decimal::from(check::MAX_LATENCY.as_millis() as u64),
+                "at most one hour per call (the asynchronous inference limit)",
+            )?;
         }
         for (what, bytes) in [
             ("bytes in per call", self.bytes_in_per_call),
@@ -333,6 +377,7 @@ impl UsageProfileBuilder {
             period,
             calls_per_period,
             mean_latency: self.mean_latency,
+            billed_ms_per_call: None,
             bytes_in_per_call: self.bytes_in_per_call,
             bytes_out_per_call: self.bytes_out_per_call,
             tokens_in_per_call: self.tokens_in_per_call,
@@ -357,6 +402,11 @@ pub struct UsageTotals {
     pub observed: Duration,
     /// Sum of the calls' model latencies.
     pub busy_time: Duration,
+    /// Sum of each call's latency rounded up to the millisecond: serverless compute
+    /// as AWS bills it, call by call. [`UsageTotals::from_receipts`] fills it; `None`
+    /// when only the sum is known (the profile then rounds the mean latency up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_busy_time: Option<Duration>,
     /// Request bytes, all calls.
     pub bytes_in: u64,
     /// Response bytes, all calls.
@@ -402,6 +452,13 @@ impl UsageTotals {
             settlements: u64,
         }
         let mut totals = UsageTotals::default();
+        let mut billed = Duration::ZERO;
+        // Serverless bills each call rounded up to the millisecond.
+        let billed_ms = |latency: Duration| {
+            Duration::from_millis(
+                u64::try_from(latency.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX),
+            )
+        };
         let mut first: Option<chrono::DateTime<chrono::Utc>> = None;
         let mut last: Option<chrono::DateTime<chrono::Utc>> = None;
         let mut invocations: std::collections::HashMap<(&str, &str), Halves> =
@@ -415,12 +472,14 @@ impl UsageTotals {
                 if cost.is_async_settlement() {
                     halves.settlements += 1;
                     totals.busy_time = totals.busy_time.saturating_add(u.latency);
+                    billed = billed.saturating_add(billed_ms(u.latency));
                 } else {
                     halves.submissions += 1;
                 }
             } else {
                 totals.calls = totals.calls.saturating_add(1);
                 totals.busy_time = totals.busy_time.saturating_add(u.latency);
+                billed = billed.saturating_add(billed_ms(u.latency));
             }
             totals.bytes_in = totals.bytes_in.saturating_add(u.bytes_in);
             totals.bytes_out = totals.bytes_out.saturating_add(u.bytes_out);
@@ -445,6 +504,7 @@ impl UsageTotals {
                 .unsettled_async_calls
                 .saturating_add(halves.submissions.saturating_sub(halves.settlements));
         }
+        totals.billed_busy_time = Some(billed);
         if let (Some(first), Some(last)) = (first, last) {
             totals.observed = (last - first)
                 .to_std()
@@ -466,6 +526,13 @@ impl UsageTotals {
     /// Sets the summed latency of all calls.
     pub fn with_busy_time(mut self, busy_time: Duration) -> Self {
         self.busy_time = busy_time;
+        self
+    }
+
+    /// Sets the sum of each call's latency rounded up to the millisecond (what
+    /// serverless bills), for a profile that bills serverless call by call.
+    pub fn with_billed_busy_time(mut self, billed_busy_time: Duration) -> Self {
+        self.billed_busy_time = Some(billed_busy_time);
         self
     }
 

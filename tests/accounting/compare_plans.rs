@@ -693,6 +693,74 @@ fn synchronous_calls_and_async_invocations_count_one_each() {
     assert_eq!((totals.bytes_in, totals.bytes_out), (6800, 2000));
 }
 
+/// A synchronous call's receipt on `endpoint` starting at `at`, its latency
+/// `latency_us` microseconds; its amounts play no part here.
+fn sync_receipt(call_id: &str, at: &str, latency_us: u64) -> Cost {
+    serde_json::from_value(serde_json::json!({
+        "call_id": call_id, "at": at, "endpoint": "realtime",
+        "variant": "AllTraffic", "allocation": "busy_time",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": latency_us, "bytes_in": 0,
+                  "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+        "lines": [], "cost_usd": "0", "currency": "USD",
+        "running_client_usd": "0", "running_endpoint_usd": "0"
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn serverless_from_receipts_bills_each_call_rounded_up_not_the_mean() {
+    // Two calls of 1.2 ms and 2.8 ms; the second ends at 11:00:00, so the receipts
+    // cover 10:00:00 to 11:00:00.
+    let receipts = [
+        sync_receipt("c-1", "2026-05-20T10:00:00Z", 1_200),
+        sync_receipt("c-2", "2026-05-20T10:59:59.9972Z", 2_800),
+    ];
+    let totals = UsageTotals::from_receipts(&receipts);
+    // AWS bills each serverless call rounded up to the ms: 2 ms + 3 ms
+    assert_eq!(totals.billed_busy_time, Some(Duration::from_millis(5)));
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // 2 calls × 86,400 s / 3,600 s = 48 calls a day
+    assert_eq!(profile.calls_per_period, d("48"));
+    // (1.2 + 2.8) ms / 2 = 2 ms mean; billed (2 + 3) ms / 2 = 2.5 ms a call, not
+    // ceil(2 ms) = 2 ms
+    assert_eq!(profile.mean_latency, Duration::from_millis(2));
+    assert_eq!(profile.billed_seconds_per_call(), d("0.0025"));
+
+    let plans = [Plan::from(ServerlessPlan::new(3072).unwrap())];
+    let comparison = priced(&profile, &plans).await.unwrap();
+    let row = comparison.plan("serverless 3072 MB").unwrap();
+    // 0.0025 s × 0.00006 USD/s = 0.00000015 USD a call; × 48 calls = 0.0000072 USD
+    // (the 5 ms AWS bills for every 2 calls: 24 × 0.005 s × 0.00006)
+    assert_eq!(row.curve.usd_per_call, d("0.00000015"));
+    assert_eq!(row.cost_usd, d("0.0000072"));
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.contains("bills 2.5 ms per call on average")),
+        "{:?}",
+        row.notes
+    );
+}
+
+#[test]
+fn totals_without_per_call_billed_time_round_the_mean_latency_up() {
+    // A client's totals know only the summed latency: 2 calls, 4 ms in all
+    let totals =
+        UsageTotals::new(2, Duration::from_secs(3_600)).with_busy_time(Duration::from_millis(4));
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // the documented rule for a mean: ceil(2 ms) = 2 ms
+    assert_eq!(profile.billed_ms_per_call, None);
+    assert_eq!(profile.billed_seconds_per_call(), d("0.002"));
+    // with the per-call billed time: (2 + 3) ms / 2
+    let profile = UsageProfile::from_totals(
+        &totals.with_billed_busy_time(Duration::from_millis(5)),
+        Period::Day,
+    )
+    .unwrap();
+    assert_eq!(profile.billed_ms_per_call, Some(d("2.5")));
+    assert_eq!(profile.billed_seconds_per_call(), d("0.0025"));
+}
+
 // ---------------------------------------------------------------- rates
 
 #[tokio::test]

@@ -632,6 +632,75 @@ Ledger: tokens out per call 500 from --tokens-out, in place of the ledger's 0
 }
 
 #[test]
+fn serverless_from_a_ledger_bills_each_call_rounded_up_unless_a_latency_is_stated() {
+    // Two calls of 1.2 ms and 2.8 ms, the second ending at 11:00:00: one hour.
+    let receipt = |id: &str, at: &str, latency_us: u64| {
+        serde_json::json!({
+            "call_id": id, "at": at, "endpoint": "realtime", "variant": "AllTraffic",
+            "allocation": "busy_time",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": latency_us,
+                      "bytes_in": 0, "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+            "lines": [], "cost_usd": "0", "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0"
+        })
+        .to_string()
+    };
+    let lines = [
+        receipt("c-1", "2026-05-20T10:00:00Z", 1_200),
+        receipt("c-2", "2026-05-20T10:59:59.9972Z", 2_800),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let args = [
+        "--period",
+        "day",
+        "--serverless",
+        "3072",
+        "--serverless-usd-per-second",
+        "0.00006",
+        "--json",
+    ];
+    let serverless = |json: &serde_json::Value| {
+        json["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["plan"]["name"] == "serverless 3072 MB")
+            .map(|row| row["cost_usd"].clone())
+            .unwrap_or_else(|| panic!("no serverless plan in {json}"))
+    };
+
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(args),
+    );
+    // 2 calls × 86,400 s / 3,600 s = 48 a day; AWS bills 2 ms + 3 ms per 2 calls,
+    // 2.5 ms a call: 48 × 0.0025 s × 0.00006 USD/s = 0.0000072 USD (ceil of the
+    // 2 ms mean would bill 48 × 0.002 s × 0.00006 = 0.00000576)
+    assert_eq!(json["profile"]["calls_per_period"], "48");
+    assert_eq!(json["profile"]["billed_ms_per_call"], "2.5");
+    assert_eq!(serverless(&json), "0.0000072");
+
+    // A stated latency is billed as stated: 2 ms rounded up is 2 ms; 48 × 0.002 s ×
+    // 0.00006 USD/s = 0.00000576 USD
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(args)
+            .args(["--latency-ms", "2"]),
+    );
+    assert!(
+        json["profile"].get("billed_ms_per_call").is_none(),
+        "{json}"
+    );
+    assert_eq!(serverless(&json), "0.00000576");
+}
+
+#[test]
 fn a_decimal_comma_is_refused_never_read_as_another_amount() {
     // `0,0125` meant 0.0125 USD a call; read as 125 it would price 100,000 calls at
     // 12,500,000 USD. `1.000,50` meant 1,000.50; read as 1.0005 it would be a fee of a

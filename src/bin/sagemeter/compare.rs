@@ -473,6 +473,8 @@ fn override_ledger_figures(
             ms.normalize()
         ));
         profile.mean_latency = stated;
+        // A stated mean is billed as stated: rounded up once, not per metered call.
+        profile.billed_ms_per_call = None;
     }
     for (flag, what, stated, figure) in [
         (
