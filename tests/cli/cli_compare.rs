@@ -732,6 +732,144 @@ fn a_decimal_comma_is_refused_never_read_as_another_amount() {
 }
 
 #[test]
+fn a_number_no_decimal_holds_is_refused_as_too_large_or_too_precise_with_the_range() {
+    // Each is a number, so "is not a number" would be wrong: it is out of what an
+    // exact decimal holds (±79,228,162,514,264,337,593,543,950,335, 28 decimal
+    // places), and rounding it would price another amount.
+    for (args, says) in [
+        (
+            vec!["--calls", "1e30"],
+            "`1e30` is too large (a decimal holds at most \
+             79,228,162,514,264,337,593,543,950,335): give 0 to 10^15 calls per period",
+        ),
+        (
+            vec!["--calls", "1e-30"],
+            "`1e-30` is too small to read exactly (below 10^-28): give 0 to 10^15 calls \
+             per period",
+        ),
+        (
+            // 29 decimal places: rounded, it would be 0 calls
+            vec!["--calls", "0.00000000000000000000000000001"],
+            "is too precise to read exactly (at most 28 digits, and 28 decimal places): \
+             give 0 to 10^15 calls per period",
+        ),
+        (
+            vec![
+                "--calls",
+                "100",
+                "--latency-ms",
+                "1e30",
+                "--serverless",
+                "3072",
+            ],
+            "`1e30` is too large (a decimal holds at most \
+             79,228,162,514,264,337,593,543,950,335): give 0 to 3,600,000 ms",
+        ),
+        (
+            vec![
+                "--calls",
+                "100",
+                "--subscription",
+                "10",
+                "--included",
+                "8e28",
+            ],
+            "`8e28` is too large (a decimal holds at most \
+             79,228,162,514,264,337,593,543,950,335): give 0 to 10^15 calls per period",
+        ),
+        (
+            vec!["--calls", "100", "--per-call", "1e-29"],
+            "`1e-29` is too small to read exactly (below 10^-28): give an amount from 0 to \
+             1,000,000,000 USD",
+        ),
+        (
+            vec!["--calls", "NaN"],
+            "`NaN` is not a number: use `.` for decimals",
+        ),
+        (
+            vec!["--calls", "inf"],
+            "`inf` is not a number: use `.` for decimals",
+        ),
+    ] {
+        let mut all = vec!["compare"];
+        all.extend(&args);
+        if !all.contains(&"--per-call") {
+            all.extend(["--per-call", "0.01"]);
+        }
+        sagemeter()
+            .args(&all)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(says));
+    }
+}
+
+#[test]
+fn a_negative_value_is_refused_by_what_it_is_not_as_an_unknown_argument() {
+    // `--calls -5` is the value -5, not an unknown flag `-5`.
+    for (args, says) in [
+        (
+            vec!["--calls", "-5", "--per-call", "0.01"],
+            "calls per period must not be negative (got -5)",
+        ),
+        (
+            vec!["--calls", "100", "--per-call", "-0.01"],
+            "price per call (USD) must be greater than zero (got -0.01)",
+        ),
+        (
+            vec![
+                "--calls",
+                "100",
+                "--instance",
+                "ml.m5.xlarge",
+                "--instance-usd-per-hour",
+                "0.23",
+                "--hours",
+                "-1",
+            ],
+            "instance hours per period must be greater than zero (got -1)",
+        ),
+    ] {
+        let mut all = vec!["compare"];
+        all.extend(&args);
+        sagemeter()
+            .args(&all)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(says));
+    }
+}
+
+#[test]
+fn numbers_in_exponent_form_and_with_trailing_zeros_still_parse() {
+    // `1.5E+3` calls, a price `0.0100` with a trailing zero, a fee `100e-2`
+    let json = json_of(sagemeter().args([
+        "compare",
+        "--calls",
+        "1.5E+3",
+        "--per-call",
+        "0.0100",
+        "--subscription",
+        "100e-2",
+        "--json",
+    ]));
+    assert_eq!(json["profile"]["calls_per_period"], "1500");
+    let cost = |name: &str| {
+        json["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["plan"]["name"] == name)
+            .map(|p| p["cost_usd"].clone())
+    };
+    // 1,500 × 0.01 = 15 USD; the fee 100 × 10^-2 = 1 USD
+    assert_eq!(cost("pay per use"), Some("15".into()));
+    assert_eq!(cost("subscription"), Some("1".into()));
+}
+
+#[test]
 fn thousands_separators_in_groups_of_three_still_parse() {
     // 100,000 calls × 0.0125 = 1,250 USD pay per use; the fee `1,000.50` is 1000.50 USD.
     let json = json_of(sagemeter().args([

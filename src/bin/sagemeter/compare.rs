@@ -52,13 +52,15 @@ pub struct CompareArgs {
     #[arg(
         long,
         value_name = "N",
-        value_parser = parse_decimal,
+        value_parser = parse_calls,
+        allow_negative_numbers = true,
         required_unless_present_any = ["calls_per_day", "from_ledger"],
         help_heading = "Usage profile"
     )]
     pub calls: Option<Decimal>,
     /// Calls per day instead of per period (converted with hours(period) / 24).
-    #[arg(long, value_name = "N", value_parser = parse_decimal, conflicts_with = "calls", help_heading = "Usage profile")]
+    #[arg(long, value_name = "N", value_parser = parse_calls_per_day,
+        allow_negative_numbers = true, conflicts_with = "calls", help_heading = "Usage profile")]
     pub calls_per_day: Option<Decimal>,
     /// Take the work from a ledger written by `sagemeter invoke --ledger` (or the
     /// library's JsonlLedger): its calls, mean latency, bytes and tokens, scaled from
@@ -74,7 +76,8 @@ pub struct CompareArgs {
     pub period: Period,
     /// Mean model latency per call, in milliseconds (serverless bills it; with
     /// --from-ledger, replaces the ledger's).
-    #[arg(long, value_name = "MS", value_parser = parse_decimal, help_heading = "Usage profile")]
+    #[arg(long, value_name = "MS", value_parser = parse_ms,
+        allow_negative_numbers = true, help_heading = "Usage profile")]
     pub latency_ms: Option<Decimal>,
     /// Mean request payload per call, in bytes (data processed in; default 0; with
     /// --from-ledger, replaces the ledger's).
@@ -95,31 +98,38 @@ pub struct CompareArgs {
 
     // --- pay per use ---
     /// Pay per use: price of one call.
-    #[arg(long, value_name = "USD", value_parser = parse_decimal, conflicts_with = "per_1000", help_heading = "Plans")]
+    #[arg(long, value_name = "USD", value_parser = parse_usd,
+        allow_negative_numbers = true, conflicts_with = "per_1000", help_heading = "Plans")]
     pub per_call: Option<Decimal>,
     /// Pay per use: price of 1,000 calls.
-    #[arg(long = "per-1000", value_name = "USD", value_parser = parse_decimal, help_heading = "Plans")]
+    #[arg(long = "per-1000", value_name = "USD", value_parser = parse_usd,
+        allow_negative_numbers = true, help_heading = "Plans")]
     pub per_1000: Option<Decimal>,
     /// Per token: price of one million input tokens.
-    #[arg(long = "per-1m-tokens-in", value_name = "USD", value_parser = parse_decimal, help_heading = "Plans")]
+    #[arg(long = "per-1m-tokens-in", value_name = "USD", value_parser = parse_usd,
+        allow_negative_numbers = true, help_heading = "Plans")]
     pub per_1m_tokens_in: Option<Decimal>,
     /// Per token: price of one million output tokens.
-    #[arg(long = "per-1m-tokens-out", value_name = "USD", value_parser = parse_decimal, help_heading = "Plans")]
+    #[arg(long = "per-1m-tokens-out", value_name = "USD", value_parser = parse_usd,
+        allow_negative_numbers = true, help_heading = "Plans")]
     pub per_1m_tokens_out: Option<Decimal>,
 
     // --- subscription ---
     /// Subscription: fee per period (--period, or --subscription-period).
-    #[arg(long, value_name = "USD", value_parser = parse_decimal, help_heading = "Plans")]
+    #[arg(long, value_name = "USD", value_parser = parse_usd,
+        allow_negative_numbers = true, help_heading = "Plans")]
     pub subscription: Option<Decimal>,
     /// Subscription: the period the fee is charged for, when it differs from --period
     /// (the fee is then amortised by hours).
     #[arg(long, value_name = "day|month|year", value_parser = parse_period, requires = "subscription", help_heading = "Plans")]
     pub subscription_period: Option<Period>,
     /// Subscription: calls included per subscription period.
-    #[arg(long, value_name = "CALLS", value_parser = parse_decimal, requires = "subscription", help_heading = "Plans")]
+    #[arg(long, value_name = "CALLS", value_parser = parse_calls,
+        allow_negative_numbers = true, requires = "subscription", help_heading = "Plans")]
     pub included: Option<Decimal>,
     /// Subscription: price of each call above the included calls.
-    #[arg(long, value_name = "USD", value_parser = parse_decimal, requires = "subscription", help_heading = "Plans")]
+    #[arg(long, value_name = "USD", value_parser = parse_usd,
+        allow_negative_numbers = true, requires = "subscription", help_heading = "Plans")]
     pub overage: Option<Decimal>,
 
     // --- instances ---
@@ -132,7 +142,8 @@ pub struct CompareArgs {
     /// Hours the instances run per period (default: always on). Under --savings-plan
     /// the commitment is still billed for every hour of the period; only usage beyond
     /// it is charged for these hours alone.
-    #[arg(long, value_name = "H", value_parser = parse_decimal, requires = "instance", help_heading = "Plans")]
+    #[arg(long, value_name = "H", value_parser = parse_hours,
+        allow_negative_numbers = true, requires = "instance", help_heading = "Plans")]
     pub hours: Option<Decimal>,
     /// ML storage volume per instance, in GB (1 to 512, the endpoint configuration's
     /// VolumeSizeInGB): adds its GB-month charge, for the hours the instances run, to
@@ -140,10 +151,11 @@ pub struct CompareArgs {
     #[arg(long, value_name = "GB", requires = "instance", help_heading = "Plans")]
     pub volume_gb: Option<u32>,
     /// Savings plan on --instance: committed spend per hour.
-    #[arg(long, value_name = "USD_PER_HOUR", value_parser = parse_decimal, requires_all = ["instance", "discount"], help_heading = "Plans")]
+    #[arg(long, value_name = "USD_PER_HOUR", value_parser = parse_usd,
+        allow_negative_numbers = true, requires_all = ["instance", "discount"], help_heading = "Plans")]
     pub savings_plan: Option<Decimal>,
     /// Savings plan: discount on on-demand rates, as 0.64 or 64%.
-    #[arg(long, value_name = "FRACTION|PERCENT%", value_parser = parse_fraction, requires = "savings_plan", help_heading = "Plans")]
+    #[arg(long, value_name = "FRACTION|PERCENT%", value_parser = parse_fraction, allow_negative_numbers = true, requires = "savings_plan", help_heading = "Plans")]
     pub discount: Option<Decimal>,
     /// Savings plan: term, 1y or 3y.
     #[arg(long, value_name = "1y|3y", default_value = "1y", value_parser = parse_term, help_heading = "Plans")]
@@ -156,16 +168,20 @@ pub struct CompareArgs {
 
     // --- stated rates ---
     /// State the instance-hour rate instead of looking it up.
-    #[arg(long, value_name = "USD", value_parser = parse_decimal, requires = "instance", help_heading = "Rate overrides")]
+    #[arg(long, value_name = "USD", value_parser = parse_usd,
+        allow_negative_numbers = true, requires = "instance", help_heading = "Rate overrides")]
     pub instance_usd_per_hour: Option<Decimal>,
     /// State the ML storage rate per GB-month instead of looking it up.
-    #[arg(long, value_name = "USD", value_parser = parse_decimal, requires = "volume_gb", help_heading = "Rate overrides")]
+    #[arg(long, value_name = "USD", value_parser = parse_usd,
+        allow_negative_numbers = true, requires = "volume_gb", help_heading = "Rate overrides")]
     pub storage_usd_per_gb_month: Option<Decimal>,
     /// State the serverless compute rate per second instead of looking it up.
-    #[arg(long, value_name = "USD", value_parser = parse_decimal, requires = "serverless", help_heading = "Rate overrides")]
+    #[arg(long, value_name = "USD", value_parser = parse_usd,
+        allow_negative_numbers = true, requires = "serverless", help_heading = "Rate overrides")]
     pub serverless_usd_per_second: Option<Decimal>,
     /// State the data-processed rate per GB (in and out) instead of looking it up.
-    #[arg(long, value_name = "USD", value_parser = parse_decimal, help_heading = "Rate overrides")]
+    #[arg(long, value_name = "USD", value_parser = parse_usd,
+        allow_negative_numbers = true, help_heading = "Rate overrides")]
     pub data_usd_per_gb: Option<Decimal>,
 
     // --- price trend ---
@@ -679,11 +695,41 @@ fn draw_chart_unavailable(path: &Path) -> Result<(), CompareError> {
     })
 }
 
+/// `--calls`, `--included`: calls per period.
+fn parse_calls(s: &str) -> Result<Decimal, String> {
+    parse_decimal(s, "0 to 10^15 calls per period")
+}
+
+/// `--calls-per-day` (at most 10^15 calls a year).
+fn parse_calls_per_day(s: &str) -> Result<Decimal, String> {
+    parse_decimal(s, "0 to 2,739,726,027,397 calls per day")
+}
+
+/// `--latency-ms`.
+fn parse_ms(s: &str) -> Result<Decimal, String> {
+    parse_decimal(s, "0 to 3,600,000 ms")
+}
+
+/// `--hours`.
+fn parse_hours(s: &str) -> Result<Decimal, String> {
+    parse_decimal(
+        s,
+        "more than 0 and at most the period's hours (24 a day, 730 a month, 8,760 a year)",
+    )
+}
+
+/// Prices, fees and rates in USD.
+fn parse_usd(s: &str) -> Result<Decimal, String> {
+    parse_decimal(s, "an amount from 0 to 1,000,000,000 USD")
+}
+
 /// A decimal number, with `.` for decimals: `0.0125`, `40000`, `1e6`. `,` (or `_`)
 /// may group the digits of the whole part in threes (`40,000`, `1_000_000.5`);
 /// anywhere else, such as a decimal comma (`0,0125`, `1.000,50`), the value is
-/// refused rather than read as another number.
-fn parse_decimal(s: &str) -> Result<Decimal, String> {
+/// refused rather than read as another number. A number an exact decimal cannot
+/// hold (`1e30`, `1e-30`, or more digits than the 28 kept) is refused as too large,
+/// too small or too precise, never rounded, saying what the flag `accepts`.
+fn parse_decimal(s: &str, accepts: &str) -> Result<Decimal, String> {
     let refused = || {
         format!(
             "`{s}` is not a number: use `.` for decimals, and `,` only between groups of \
@@ -691,9 +737,62 @@ fn parse_decimal(s: &str) -> Result<Decimal, String> {
         )
     };
     let cleaned = ungroup_digits(s.trim()).ok_or_else(refused)?;
-    Decimal::from_str(&cleaned)
-        .or_else(|_| Decimal::from_scientific(&cleaned))
-        .map_err(|_| refused())
+    let Some(fraction_digits) = number_syntax(&cleaned) else {
+        return Err(refused());
+    };
+    let beyond = |what: &str| format!("`{s}` is {what}: give {accepts}");
+    match Decimal::from_str(&cleaned).or_else(|_| Decimal::from_scientific(&cleaned)) {
+        // Parsing rounds digits beyond what a decimal holds: refuse, never round.
+        Ok(value) if fraction_digits > value.normalize().scale() as usize => Err(beyond(
+            "too precise to read exactly (at most 28 digits, and 28 decimal places)",
+        )),
+        Ok(value) => Ok(value),
+        // Valid syntax, so a magnitude a decimal cannot hold.
+        Err(_) => match cleaned.parse::<f64>().map(f64::abs) {
+            Ok(magnitude) if magnitude == 0.0 => Ok(Decimal::ZERO),
+            Ok(magnitude) if magnitude < 1.0 => {
+                Err(beyond("too small to read exactly (below 10^-28)"))
+            }
+            _ => Err(beyond(
+                "too large (a decimal holds at most 79,228,162,514,264,337,593,543,950,335)",
+            )),
+        },
+    }
+}
+
+/// The decimal places `text` needs when it is a plain or scientific number
+/// (`-12.50`, `.5`, `1e6`, `2.5E-3`): `Some(places)`, trailing zeros not counted
+/// (`100.50` needs 1, `100e-2` none, `2.5E-3` 4); `None` when it is not a number
+/// (`NaN`, `inf`, `1.2.3`, `0x10`).
+fn number_syntax(text: &str) -> Option<usize> {
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e)),
+        None => (unsigned, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty() || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let exponent: i64 = match exponent {
+        Some(e) => {
+            let unsigned = e.strip_prefix(['+', '-']).unwrap_or(e);
+            if unsigned.is_empty() || !digits(unsigned) {
+                return None;
+            }
+            // An exponent beyond i64 is beyond any decimal: parsing it fails anyway.
+            e.parse().unwrap_or(0)
+        }
+        None => 0,
+    };
+    // value = D × 10^(exponent − fraction digits); D's trailing zeros raise the power.
+    let all = format!("{whole}{fraction}");
+    let trailing_zeros = all.len() - all.trim_end_matches('0').len();
+    let places = (fraction.len() as i64)
+        .saturating_sub(exponent)
+        .saturating_sub(trailing_zeros as i64);
+    Some(usize::try_from(places).unwrap_or(0))
 }
 
 /// `text` without its thousands separators, when it uses them as such: one kind
@@ -753,9 +852,10 @@ pub(crate) fn parse_chart_path(s: &str) -> Result<PathBuf, String> {
 
 /// `0.64` or `64%`.
 fn parse_fraction(s: &str) -> Result<Decimal, String> {
+    const ACCEPTS: &str = "a discount between 0 and 1: write 0.64 or 64%";
     let fraction = match s.trim().strip_suffix('%') {
-        Some(pct) => parse_decimal(pct.trim())? / Decimal::from(100),
-        None => parse_decimal(s)?,
+        Some(pct) => parse_decimal(pct.trim(), ACCEPTS)? / Decimal::from(100),
+        None => parse_decimal(s, ACCEPTS)?,
     };
     if fraction <= Decimal::ZERO || fraction >= Decimal::ONE {
         return Err(format!(
