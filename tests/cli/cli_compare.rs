@@ -700,6 +700,76 @@ fn serverless_from_a_ledger_bills_each_call_rounded_up_unless_a_latency_is_state
     assert_eq!(serverless(&json), "0.00000576");
 }
 
+#[cfg(feature = "parquet")]
+#[test]
+fn compare_from_a_parquet_ledger_reads_it_as_parquet_not_as_a_damaged_jsonl() {
+    // The ledger of two calls (1.2 ms and 2.8 ms, over one hour), converted to Parquet.
+    let receipt = |id: &str, at: &str, latency_us: u64| {
+        serde_json::json!({
+            "call_id": id, "at": at, "endpoint": "realtime", "variant": "AllTraffic",
+            "allocation": "busy_time",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": latency_us,
+                      "bytes_in": 100, "bytes_out": 0, "variant": "AllTraffic",
+                      "outcome": "ok"},
+            "lines": [], "cost_usd": "0", "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0"
+        })
+        .to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    std::fs::write(
+        &ledger,
+        [
+            receipt("c-1", "2026-05-20T10:00:00Z", 1_200),
+            receipt("c-2", "2026-05-20T10:59:59.9972Z", 2_800),
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    let converted = dir.path().join("parquet");
+    sagemeter()
+        .args(["ledger", "convert"])
+        .arg(&ledger)
+        .args(["--to", "parquet"])
+        .arg(&converted)
+        .assert()
+        .success();
+    let args = ["--period", "day", "--per-call", "0.01", "--json"];
+    for from in [converted.join("spend.parquet"), converted.clone()] {
+        let json = json_of(
+            sagemeter()
+                .args(["compare", "--from-ledger"])
+                .arg(&from)
+                .args(args),
+        );
+        // 2 calls × 86,400 s / 3,600 s = 48 a day, as from the JSON Lines ledger
+        assert_eq!(
+            json["profile"]["calls_per_period"],
+            "48",
+            "{}",
+            from.display()
+        );
+        assert_eq!(json["profile"]["bytes_in_per_call"], 100);
+    }
+    // A directory holding a ledger and its conversion would count each call twice.
+    std::fs::copy(
+        converted.join("spend.parquet"),
+        dir.path().join("spend.parquet"),
+    )
+    .unwrap();
+    sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(dir.path())
+        .args(args)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "holds both JSON Lines and Parquet ledgers",
+        ));
+}
+
 #[test]
 fn a_decimal_comma_is_refused_never_read_as_another_amount() {
     // `0,0125` meant 0.0125 USD a call; read as 125 it would price 100,000 calls at

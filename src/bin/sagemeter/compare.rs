@@ -63,9 +63,9 @@ pub struct CompareArgs {
         allow_negative_numbers = true, conflicts_with = "calls", help_heading = "Usage profile")]
     pub calls_per_day: Option<Decimal>,
     /// Take the work from a ledger written by `sagemeter invoke --ledger` (or the
-    /// library's JsonlLedger): its calls, mean latency, bytes and tokens, scaled from
-    /// the time the ledger covers to the period. A directory (a rolling ledger's) is
-    /// read as one ledger. An async invocation's two receipts (submission and
+    /// library's JsonlLedger, or a Parquet ledger): its calls, mean latency, bytes and
+    /// tokens, scaled from the time the ledger covers to the period. A directory (a
+    /// rolling ledger's) is read as one ledger. An async invocation's two receipts (submission and
     /// settlement) are one call. --latency-ms, --bytes-in/-out and --tokens-in/-out,
     /// when given, replace the ledger's figure (e.g. the latency of async calls not
     /// settled yet, which the ledger cannot know).
@@ -305,8 +305,14 @@ impl std::fmt::Display for SkippedLine {
 }
 
 /// The receipts of the ledger at `path` (a file, or a directory of them read as
-/// one), and its files' torn last lines.
+/// one), and its files' torn last lines. A `.parquet` file (`sagemeter ledger
+/// convert`'s) is read as Parquet, as is a directory that holds Parquet files and
+/// no JSON Lines ledger; a directory holding both is refused rather than counted
+/// twice (a ledger next to its conversion).
 fn read_ledger(path: &Path) -> Result<(Vec<sagemeter::Cost>, Vec<SkippedLine>), BoxError> {
+    if let Some(records) = read_parquet_ledger(path)? {
+        return Ok((records, Vec::new()));
+    }
     let mut records = Vec::new();
     let mut skipped = Vec::new();
     for file in sagemeter::ledger::ledger_files(path)? {
@@ -321,6 +327,52 @@ fn read_ledger(path: &Path) -> Result<(Vec<sagemeter::Cost>, Vec<SkippedLine>), 
         }
     }
     Ok((records, skipped))
+}
+
+/// The receipts of a Parquet ledger at `path`: `None` when `path` is JSON Lines
+/// (a file not named `.parquet`, or a directory without Parquet files).
+#[cfg(feature = "parquet")]
+fn read_parquet_ledger(path: &Path) -> Result<Option<Vec<sagemeter::Cost>>, BoxError> {
+    use sagemeter::ledger::parquet;
+    let files = if path.is_dir() {
+        let files = parquet::parquet_files(path).unwrap_or_default();
+        if files.is_empty() {
+            return Ok(None);
+        }
+        if sagemeter::ledger::ledger_files(path).is_ok() {
+            return Err(format!(
+                "{} holds both JSON Lines and Parquet ledgers: the same receipts may be in \
+                 both (a ledger next to its conversion); give one format's file",
+                path.display()
+            )
+            .into());
+        }
+        files
+    } else if path.extension().is_some_and(|x| x == "parquet") {
+        vec![path.to_owned()]
+    } else {
+        return Ok(None);
+    };
+    let mut records = Vec::new();
+    for file in files {
+        records.extend(parquet::read_all(&file)?);
+    }
+    Ok(Some(records))
+}
+
+/// Without the `parquet` feature a `.parquet` file is refused by name, not read as
+/// a damaged JSON Lines ledger.
+#[cfg(not(feature = "parquet"))]
+fn read_parquet_ledger(path: &Path) -> Result<Option<Vec<sagemeter::Cost>>, BoxError> {
+    if path.extension().is_some_and(|x| x == "parquet") {
+        return Err(format!(
+            "{} is a Parquet ledger: this sagemeter was built without Parquet; rebuild with \
+             --features parquet",
+            path.display()
+        )
+        .into());
+    }
+    Ok(None)
 }
 
 /// Runs `sagemeter compare`: builds the profile and plans from `args`, prices them
@@ -749,7 +801,7 @@ fn parse_decimal(s: &str, accepts: &str) -> Result<Decimal, String> {
         Ok(value) => Ok(value),
         // Valid syntax, so a magnitude a decimal cannot hold.
         Err(_) => match cleaned.parse::<f64>().map(f64::abs) {
-            Ok(magnitude) if magnitude == 0.0 => Ok(Decimal::ZERO),
+            Ok(0.0) => Ok(Decimal::ZERO),
             Ok(magnitude) if magnitude < 1.0 => {
                 Err(beyond("too small to read exactly (below 10^-28)"))
             }
