@@ -14,7 +14,9 @@
 //!   included, `until` excluded, both UTC. A bare date is midnight UTC, so
 //!   `--since 2026-11-01 --until 2026-11-08` is the seven days 1–7 November.
 //! - **Groups** (`--by`): `endpoint`; `variant` (`endpoint/variant`, `endpoint/-`
-//!   when the variant is unknown); `tag:<key>` (the tag's value,
+//!   when the variant is unknown); `component` (`endpoint/inference component`)
+//!   and `model` (`endpoint/target model`), `endpoint/-` for calls that named
+//!   none; `tag:<key>` (the tag's value,
 //!   [`UNTAGGED`] for calls without it); `day` (`YYYY-MM-DD`, UTC); `hour`
 //!   (`YYYY-MM-DDTHH:00Z`, UTC). Time groups are listed in time order, the others
 //!   by cost, highest first (then by name).
