@@ -38,6 +38,18 @@ pub fn without_signed_request(text: &str) -> std::borrow::Cow<'_, str> {
     format!("{kept} [the rest withheld: it quotes the signed request, credentials included]").into()
 }
 
+/// `text`, a failure AWS described, without the caller's identity: the principal
+/// of "User: … is not authorized" (`<principal>`), every ARN's account id
+/// (`<account>`; IAM and STS ARNs' resource too, which name roles, sessions and
+/// people), any other twelve-digit account id, and what it quotes of a signed
+/// request ([`without_signed_request`]). The action denied
+/// (`sagemaker:InvokeEndpoint`) and the resource's service and name stay: the text
+/// still says which permission is missing. For text that is written down and
+/// shared: receipts, JSON output, logs.
+pub fn without_identity(text: &str) -> String {
+    crate::endpoint::redact_identity(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

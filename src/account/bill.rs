@@ -140,6 +140,7 @@ pub(crate) async fn fetch(
                         message: format!(
                             "the group {usage_type} of {day} has no {BILLED_METRIC} amount"
                         ),
+                        source: None,
                     });
                 }
                 let quantity = metric("UsageQuantity");
@@ -183,6 +184,7 @@ fn parse_amount(text: &str) -> Result<Decimal, AccountError> {
         operation: "GetCostAndUsage",
         code: None,
         message: format!("`{text}` {why}"),
+        source: None,
     };
     let amount = Decimal::from_str(text)
         .or_else(|_| Decimal::from_scientific(text))

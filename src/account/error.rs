@@ -1,12 +1,37 @@
 //! Why the account view or a reconciliation could not be made.
 
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::fmt;
 
+/// The SDK error behind an [`AccountError`].
+type SdkSource = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why the account view or a reconciliation could not be made.
+///
+/// An AWS refusal keeps the SDK's error as its [`source`](std::error::Error::source)
+/// (`SdkError<GetCostAndUsageError, HttpResponse>` and the like), except when what
+/// it says quotes a signed request (an `InvalidSignatureException` quotes the
+/// canonical request, session token included): then only the `message`, cut before
+/// the quote, is kept. The `message` never names the caller (principal ARN, account
+/// id: see [`crate::redact::without_identity`]), and `Debug` shows the operation,
+/// code and message, never the source's raw response.
+///
+/// ```
+/// # fn show(err: &sagemeter::account::AccountError) {
+/// use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageError;
+/// use aws_smithy_runtime_api::{client::result::SdkError, http::Response};
+///
+/// let sdk = std::error::Error::source(err)
+///     .and_then(|s| s.downcast_ref::<SdkError<GetCostAndUsageError, Response>>());
+/// if let Some(SdkError::ServiceError(context)) = sdk {
+///     let _raw_status = context.raw().status();
+/// }
+/// # }
+/// ```
 #[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum AccountError {
     /// The credentials lack an IAM action.
     #[error("not allowed to call {operation}: grant the IAM action {action} ({message})")]
@@ -15,8 +40,11 @@ pub enum AccountError {
         action: &'static str,
         /// The API operation that was refused.
         operation: &'static str,
-        /// What the service said.
+        /// What the service said, without the caller's identity.
         message: String,
+        /// The SDK's error (see [`AccountError`] for when it is kept).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// A service answered with another error, or could not be reached.
     #[error("{operation} failed: {message}")]
@@ -27,6 +55,10 @@ pub enum AccountError {
         code: Option<String>,
         /// What went wrong.
         message: String,
+        /// The SDK's error, when the service answered (see [`AccountError`] for
+        /// when it is kept).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The dates cannot be asked of Cost Explorer.
     #[error("{0}")]
@@ -47,6 +79,49 @@ pub enum AccountError {
     Invalid(String),
 }
 
+impl fmt::Debug for AccountError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The source's own Debug prints the raw response: the service's message
+        // whole, the caller's identity in it.
+        const SOURCE: &str = "the SDK error: see Error::source";
+        let source = |s: &Option<SdkSource>| s.as_ref().map(|_| SOURCE);
+        match self {
+            AccountError::MissingPermission {
+                action,
+                operation,
+                message,
+                source: s,
+            } => f
+                .debug_struct("MissingPermission")
+                .field("action", action)
+                .field("operation", operation)
+                .field("message", message)
+                .field("source", &source(s))
+                .finish(),
+            AccountError::Service {
+                operation,
+                code,
+                message,
+                source: s,
+            } => f
+                .debug_struct("Service")
+                .field("operation", operation)
+                .field("code", code)
+                .field("message", message)
+                .field("source", &source(s))
+                .finish(),
+            AccountError::DateRange(message) => f.debug_tuple("DateRange").field(message).finish(),
+            AccountError::Ledger { file, reason } => f
+                .debug_struct("Ledger")
+                .field("file", file)
+                .field("reason", reason)
+                .finish(),
+            AccountError::LedgerRead(e) => f.debug_tuple("LedgerRead").field(e).finish(),
+            AccountError::Invalid(message) => f.debug_tuple("Invalid").field(message).finish(),
+        }
+    }
+}
+
 /// An SDK error as an [`AccountError`]: access denied names `action`.
 pub(crate) fn from_sdk<E, R>(
     operation: &'static str,
@@ -55,26 +130,41 @@ pub(crate) fn from_sdk<E, R>(
 ) -> AccountError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug,
+    R: fmt::Debug + Send + Sync + 'static,
 {
     let code = err.code().map(str::to_owned);
-    // Never what the message quotes of a signed request (the session token).
-    let message =
-        crate::redact::without_signed_request(&err.message().map(str::to_owned).unwrap_or_else(
-            || aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
-        ))
-        .into_owned();
+    // Never the caller's identity, nor what the message quotes of a signed
+    // request (the session token).
+    let message = crate::redact::without_identity(
+        &err.message()
+            .map(str::to_owned)
+            .unwrap_or_else(|| DisplayErrorContext(&err).to_string()),
+    );
+    // The SDK error whole, unless something of it quotes a signed request: its
+    // chain's Display (an unmodelled error's metadata prints the message whole)
+    // or its Debug (the raw response's body).
+    let quotes_a_signed_request = |text: &str| {
+        matches!(
+            crate::redact::without_signed_request(text),
+            std::borrow::Cow::Owned(_)
+        )
+    };
+    let source = (!quotes_a_signed_request(&DisplayErrorContext(&err).to_string())
+        && !quotes_a_signed_request(&format!("{err:?}")))
+    .then(|| Box::new(err) as SdkSource);
     if code.as_deref().is_some_and(is_access_denied) {
         AccountError::MissingPermission {
             action,
             operation,
             message,
+            source,
         }
     } else {
         AccountError::Service {
             operation,
             code,
             message,
+            source,
         }
     }
 }
@@ -82,4 +172,116 @@ where
 /// Whether an AWS error code means "not allowed" (the codes differ by protocol).
 pub(crate) fn is_access_denied(code: &str) -> bool {
     code.contains("AccessDenied") || code == "UnauthorizedOperation" || code == "NotAuthorized"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+    use aws_smithy_types::error::display::DisplayErrorContext;
+    use std::error::Error as _;
+
+    type CeError = SdkError<GetCostAndUsageError, Response>;
+
+    /// Cost Explorer's answer `code`/`message`, as the SDK hands it over: an
+    /// unmodelled error (its metadata), the raw response's JSON body saying the same.
+    fn refusal(status: u16, code: &str, message: &str) -> CeError {
+        let body = serde_json::json!({"__type": code, "Message": message}).to_string();
+        let meta = ErrorMetadata::builder().code(code).message(message).build();
+        SdkError::service_error(
+            GetCostAndUsageError::generic(meta),
+            Response::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body)),
+        )
+    }
+
+    /// Every word of the error a caller may print: Display, its sources' Display,
+    /// Debug.
+    fn everything_printed(err: &AccountError) -> String {
+        format!("{err}\n{}\n{err:?}", DisplayErrorContext(err))
+    }
+
+    #[test]
+    fn an_aws_refusal_keeps_the_sdk_error_as_its_source_and_prints_no_identity() {
+        let said = "User: arn:aws:sts::123456789012:assumed-role/FinOps/alice is not \
+                    authorized to perform: ce:GetCostAndUsage on resource: \
+                    arn:aws:ce:us-east-1:123456789012:/GetCostAndUsage because no \
+                    identity-based policy allows the ce:GetCostAndUsage action";
+        let err = from_sdk(
+            "GetCostAndUsage",
+            "ce:GetCostAndUsage",
+            refusal(400, "AccessDeniedException", said),
+        );
+        assert!(
+            matches!(
+                err,
+                AccountError::MissingPermission {
+                    action: "ce:GetCostAndUsage",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "not allowed to call GetCostAndUsage: grant the IAM action ce:GetCostAndUsage \
+             (User: <principal> is not authorized to perform: ce:GetCostAndUsage on resource: \
+             arn:aws:ce:us-east-1:<account>:/GetCostAndUsage because no identity-based policy \
+             allows the ce:GetCostAndUsage action)"
+        );
+        let debug = format!("{err:?}");
+        for identity in ["123456789012", "FinOps", "alice"] {
+            assert!(!debug.contains(identity), "{identity} in {debug}");
+        }
+        // The SDK's error, whole: what the service said is the caller's to read.
+        let sdk = err
+            .source()
+            .and_then(|s| s.downcast_ref::<CeError>())
+            .expect("the SDK error is the source");
+        assert_eq!(sdk.code(), Some("AccessDeniedException"));
+        assert_eq!(sdk.message(), Some(said));
+
+        let err = from_sdk(
+            "GetCostAndUsage",
+            "ce:GetCostAndUsage",
+            refusal(400, "LimitExceededException", "Rate exceeded"),
+        );
+        assert!(
+            matches!(&err, AccountError::Service { code: Some(c), message, .. }
+                if c == "LimitExceededException" && message == "Rate exceeded"),
+            "{err:?}"
+        );
+        let sdk = err.source().and_then(|s| s.downcast_ref::<CeError>());
+        assert_eq!(sdk.and_then(|e| e.message()), Some("Rate exceeded"));
+    }
+
+    #[test]
+    fn a_signature_error_keeps_no_source_that_would_print_the_signed_request() {
+        const TOKEN: &str = "SESSION-TOKEN-MARKER-3c1f";
+        let said = format!(
+            "The request signature we calculated does not match the signature you provided. \
+             Check your AWS Secret Access Key and signing method.\n\nThe Canonical String for \
+             this request should have been\n'POST\n/\n\nhost:ce.us-east-1.amazonaws.com\n\
+             x-amz-date:20261204T100000Z\nx-amz-security-token:{TOKEN}\n\n\
+             host;x-amz-date;x-amz-security-token\ne3b0c442'\n"
+        );
+        let sdk = refusal(403, "InvalidSignatureException", &said);
+        // The SDK's own chain and Debug print the message whole.
+        assert!(DisplayErrorContext(&sdk).to_string().contains(TOKEN));
+        assert!(format!("{sdk:?}").contains(TOKEN));
+
+        let err = from_sdk("GetCostAndUsage", "ce:GetCostAndUsage", sdk);
+        assert!(err.source().is_none(), "{err:?}");
+        let printed = everything_printed(&err);
+        assert!(!printed.contains(TOKEN), "{printed}");
+        assert!(
+            err.to_string().starts_with(
+                "GetCostAndUsage failed: The request signature we calculated does not match \
+                 the signature you provided. Check your AWS Secret Access Key and signing method."
+            ),
+            "{err}"
+        );
+    }
 }

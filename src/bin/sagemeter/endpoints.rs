@@ -57,10 +57,7 @@ pub async fn run(
     let sdk_config = aws::load_with_fallback_region(global).await?;
     let account = Account::new(&sdk_config);
     let options = EndpointsOptions::new(args.window).underused_below(args.underused_below);
-    let view = account
-        .endpoints(&options)
-        .await
-        .map_err(|e| CliError::Failed(Box::new(e)))?;
+    let view = account.endpoints(&options).await.map_err(account_failure)?;
     for warning in &view.warnings {
         crate::output::eprint(&format!("warning: {warning}"));
     }
@@ -71,6 +68,19 @@ pub async fn run(
     }
     render(&view, out)?;
     Ok(())
+}
+
+/// An account error as a failure. An AWS refusal is its own line (the operation,
+/// the IAM action to grant, what the service said without the caller's identity),
+/// not its source's chain: the SDK error repeats the service's message whole.
+pub fn account_failure(error: sagemeter::account::AccountError) -> CliError {
+    use sagemeter::account::AccountError;
+    match error {
+        AccountError::MissingPermission { .. } | AccountError::Service { .. } => {
+            CliError::failed(error.to_string())
+        }
+        other => CliError::Failed(Box::new(other)),
+    }
 }
 
 fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
@@ -208,6 +218,40 @@ fn flags(r: &EndpointRow) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_account_refusal_is_printed_as_its_own_line_not_its_sdk_sources() {
+        use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageError;
+        use aws_smithy_runtime_api::client::result::SdkError;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::error::ErrorMetadata;
+        // What the SDK error's chain prints: the service's message whole.
+        let said = "User: arn:aws:sts::123456789012:assumed-role/FinOps/alice is not \
+                    authorized to perform: ce:GetCostAndUsage";
+        let sdk = SdkError::service_error(
+            GetCostAndUsageError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message(said)
+                    .build(),
+            ),
+            Response::new(
+                StatusCode::try_from(400).unwrap(),
+                aws_smithy_types::body::SdkBody::empty(),
+            ),
+        );
+        let error = sagemeter::account::AccountError::MissingPermission {
+            action: "ce:GetCostAndUsage",
+            operation: "GetCostAndUsage",
+            message: sagemeter::redact::without_identity(said),
+            source: Some(Box::new(sdk)),
+        };
+        assert_eq!(
+            account_failure(error).to_string(),
+            "not allowed to call GetCostAndUsage: grant the IAM action ce:GetCostAndUsage \
+             (User: <principal> is not authorized to perform: ce:GetCostAndUsage)"
+        );
+    }
 
     /// The table `render` prints of a view given as its `--json` form.
     fn rendered(view: serde_json::Value) -> String {

@@ -82,7 +82,7 @@ pub async fn run(
         .map_err(|e| match e {
             // Checked before Cost Explorer is asked: the dates cannot work.
             sagemeter::account::AccountError::DateRange(message) => CliError::Usage(message),
-            other => CliError::Failed(Box::new(other)),
+            other => crate::endpoints::account_failure(other),
         })?;
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &reconciliation).map_err(std::io::Error::from)?;
