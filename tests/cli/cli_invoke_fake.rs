@@ -190,6 +190,45 @@ async fn a_signature_error_says_what_is_wrong_and_never_quotes_the_signed_reques
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_access_denied_line_names_the_action_and_never_the_callers_identity() {
+    // SageMaker's answer to a principal without sagemaker:InvokeEndpoint: the
+    // principal's ARN (account id, role and session names) and the endpoint's ARN.
+    let message = "User: arn:aws:sts::123456789012:assumed-role/FinOps/alice is not authorized \
+                   to perform: sagemaker:InvokeEndpoint on resource: \
+                   arn:aws:sagemaker:us-east-1:123456789012:endpoint/rt because no \
+                   identity-based policy allows the sagemaker:InvokeEndpoint action";
+    let fake = fake_rt().await;
+    fake.fail_invocations(400, "AccessDeniedException", message);
+    for json in [true, false] {
+        let mut args = vec!["invoke", "rt", "--body", "{}"];
+        if json {
+            args.push("--json");
+        }
+        let output = run_at(&fake.url, &args).await;
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+        for identity in ["123456789012", "FinOps", "alice"] {
+            assert!(
+                !stdout.contains(identity) && !stderr.contains(identity),
+                "{identity} printed:\n{stdout}\n{stderr}"
+            );
+        }
+        let said = "AccessDeniedException (HTTP 400, request id req-error-1): User: <principal> \
+                    is not authorized to perform: sagemaker:InvokeEndpoint on resource: \
+                    arn:aws:sagemaker:us-east-1:<account>:endpoint/rt because no \
+                    identity-based policy allows the sagemaker:InvokeEndpoint action";
+        assert!(stderr.contains(said), "{stderr}");
+        if json {
+            let error = json_lines(&output.stdout)[0]["error"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(error.contains(said), "{error}");
+        }
+    }
+}
+
 /// A credentials file holding profile `other` with its own key.
 fn credentials_file(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("credentials");

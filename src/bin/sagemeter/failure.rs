@@ -3,8 +3,9 @@
 //! (`ModelError`, `ModelStreamError`) is never shown: SageMaker quotes the model's
 //! response body in it. Only the messages SageMaker writes about the request itself
 //! (validation, throttling, availability, authentication) are shown, and of those
-//! never what they quote of the signed request (see
-//! [`sagemeter::redact::without_signed_request`]).
+//! never the caller's identity (principal ARN, account id) nor what they quote of
+//! the signed request (see [`sagemeter::redact::without_identity`]): `--json`
+//! lines go to logs and tickets. The action denied stays named.
 
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemakerruntime::operation::RequestId;
@@ -13,7 +14,7 @@ use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::I
 use aws_sdk_sagemakerruntime::types::error::{ModelError, ResponseStreamError};
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::event_stream::RawMessage;
-use sagemeter::redact::without_signed_request;
+use sagemeter::redact::without_identity;
 
 /// Error codes whose message SageMaker writes about the request, never quoting the
 /// model's output. Any other code's message (and an unknown error's) is withheld.
@@ -53,6 +54,8 @@ pub fn describe(error: &sagemeter::Error) -> String {
         sagemeter::Error::InvokeAsync { source, .. } => {
             format!("{error}: {}", describe_sdk(source, None))
         }
+        // Its source is DescribeEndpoint's answer, which names the endpoint's ARN.
+        sagemeter::Error::UnknownEndpoint { .. } => without_identity(&crate::error_chain(error)),
         other => crate::error_chain(other),
     }
 }
@@ -101,7 +104,7 @@ where
     match service.message() {
         Some(message) if MESSAGE_SHOWN.contains(&code) => {
             text.push_str(": ");
-            text.push_str(&without_signed_request(message));
+            text.push_str(&without_identity(message));
         }
         Some(_) => text.push_str(" (its message is not shown: it can quote the model's output)"),
         None => {}
