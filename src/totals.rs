@@ -223,6 +223,22 @@ fn stretch_at(usd_per_hour: Decimal, units: u128, per_hour: u128) -> Option<Deci
     ))
 }
 
+/// What standing capacity at `usd_per_hour` costs over `elapsed`, to the
+/// nanosecond, rounded half to even at 20 places: the one stretch of every
+/// accrual (the process's and the fleet's), so that both count the same time.
+pub(crate) fn standing_stretch(usd_per_hour: Decimal, elapsed: Duration) -> Decimal {
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    stretch_at(usd_per_hour, elapsed.as_nanos(), NANOS_PER_HOUR)
+        .or_else(|| hourly_stretch(usd_per_hour, micros))
+        .unwrap_or_else(|| {
+            usd_per_hour
+                .checked_mul(Decimal::from(micros))
+                .and_then(|usd_us| usd_us.checked_div(Decimal::from(MICROS_PER_HOUR)))
+                .unwrap_or_else(|| mul_round_dp(usd_per_hour, hours(elapsed), 20))
+                .round_dp(20)
+        })
+}
+
 /// How many replaced rates a variant keeps before its accrual begins: more
 /// refreshes than that before its first call ends merge the oldest stretches.
 const MAX_EARLIER_RATES: usize = 16;
@@ -301,16 +317,7 @@ impl VariantState {
         // Every nanosecond counts: a stretch cut to whole µs lost up to 1 µs of
         // what the instances cost at every call recorded.
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let usd_per_hour = clock.usd_per_hour_all_instances;
-        let stretch = stretch_at(usd_per_hour, elapsed.as_nanos(), NANOS_PER_HOUR)
-            .or_else(|| hourly_stretch(usd_per_hour, micros))
-            .unwrap_or_else(|| {
-                usd_per_hour
-                    .checked_mul(Decimal::from(micros))
-                    .and_then(|usd_us| usd_us.checked_div(Decimal::from(MICROS_PER_HOUR)))
-                    .unwrap_or_else(|| mul_round_dp(usd_per_hour, hours(elapsed), 20))
-                    .round_dp(20)
-            });
+        let stretch = standing_stretch(clock.usd_per_hour_all_instances, elapsed);
         self.accrued_fine_usd = (self.accrued_fine_usd + stretch).round_dp(20);
         if let Some(since) = &mut self.since_previous_call {
             since.add(clock, micros, stretch);

@@ -13,7 +13,7 @@ use crate::budget::{
     ALERT_THRESHOLDS, BeyondReceipt, Budget, BudgetAlert, BudgetMode, BudgetPeriod, BudgetScope,
     Budgets, LeaseWant, Refusal, Renewal,
 };
-use crate::totals::{Totals, hourly_stretch};
+use crate::totals::{Totals, standing_stretch};
 use crate::{Error, Result};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
@@ -287,8 +287,9 @@ struct Item {
     failed_flushes: u32,
     /// Per variant, the fleet's accrual as the table last returned it (endpoint items).
     accrual: BTreeMap<String, FleetAccrual>,
-    /// Per variant, this process's earliest call in the item's period (epoch ms).
-    first_call_ms: BTreeMap<String, i64>,
+    /// Per variant, this process's earliest call in the item's period (epoch ns:
+    /// the table keeps ms, the accrual counts every nanosecond).
+    first_call_ns: BTreeMap<String, i128>,
     /// The table's item may hold attributes of this process (`seq:`,
     /// `lease_seq:`, `inflight:`, ...): removed at shutdown.
     marked: bool,
@@ -305,7 +306,7 @@ impl Item {
             lease_unanswered: false,
             failed_flushes: 0,
             accrual: BTreeMap::new(),
-            first_call_ms: BTreeMap::new(),
+            first_call_ns: BTreeMap::new(),
             marked: false,
         }
     }
@@ -319,8 +320,9 @@ impl Item {
         input: AccrualInput,
         now: DateTime<Utc>,
         period_start: Option<DateTime<Utc>>,
-    ) -> Option<FleetAccrualFigures> {
+    ) -> FleetAccrualFigures {
         let allocated = input.allocated_usd.and_then(to_pico).unwrap_or(0);
+        let started_ns = epoch_ns(input.started_at);
         let started_ms = epoch_ms(input.started_at);
         match self.pending.allocated.get_mut(variant) {
             Some(sum) => *sum = sum.saturating_add(allocated),
@@ -328,26 +330,37 @@ impl Item {
                 self.pending.allocated.insert(variant.to_owned(), allocated);
             }
         }
-        for firsts in [&mut self.pending.first_call_ms, &mut self.first_call_ms] {
-            match firsts.get_mut(variant) {
-                Some(first) => *first = (*first).min(started_ms),
-                None => {
-                    firsts.insert(variant.to_owned(), started_ms);
-                }
+        match self.pending.first_call_ms.get_mut(variant) {
+            Some(first) => *first = (*first).min(started_ms),
+            None => {
+                self.pending
+                    .first_call_ms
+                    .insert(variant.to_owned(), started_ms);
+            }
+        }
+        match self.first_call_ns.get_mut(variant) {
+            Some(first) => *first = (*first).min(started_ns),
+            None => {
+                self.first_call_ns.insert(variant.to_owned(), started_ns);
             }
         }
         let known = self.accrual.get(variant).copied().unwrap_or_default();
         let local_first = self
-            .first_call_ms
+            .first_call_ns
             .get(variant)
             .copied()
-            .unwrap_or(started_ms);
-        let period_ms = period_start.map_or(i64::MIN, |s| s.timestamp_millis());
-        let from_ms = known
-            .from_ms
-            .unwrap_or(i64::MAX)
-            .min(local_first)
-            .max(period_ms);
+            .unwrap_or(started_ns);
+        // The table keeps the fleet's first call to the millisecond: in the
+        // millisecond of this process's first call (most often its own, written
+        // back) or after it, this process's own start, to the nanosecond, is the
+        // earlier (or the same).
+        let from_ns = match known.from_ms {
+            Some(fleet_ms) if i128::from(fleet_ms) < local_first.div_euclid(NANOS_PER_MS) => {
+                i128::from(fleet_ms).saturating_mul(NANOS_PER_MS)
+            }
+            _ => local_first,
+        };
+        let from_ns = from_ns.max(period_start.map_or(i128::MIN, datetime_ns));
         let allocated = known
             .allocated
             .saturating_add(
@@ -358,16 +371,17 @@ impl Item {
                     .unwrap_or(0),
             )
             .saturating_add(self.pending.allocated.get(variant).copied().unwrap_or(0));
-        let micros = u64::try_from(now.timestamp_millis().saturating_sub(from_ms).max(0))
-            .unwrap_or(0)
-            .saturating_mul(1000);
-        let accrued = round_cost(hourly_stretch(input.usd_per_hour, micros)?);
+        // Nanoseconds, as the process's own accrual counts them (a duration of
+        // up to 584 years; beyond, the longest).
+        let elapsed = u64::try_from(datetime_ns(now).saturating_sub(from_ns).max(0))
+            .map_or(Duration::MAX, Duration::from_nanos);
+        let accrued = round_cost(standing_stretch(input.usd_per_hour, elapsed));
         let allocated = from_pico(allocated);
-        Some(FleetAccrualFigures {
+        FleetAccrualFigures {
             accrued_usd: accrued,
             allocated_usd: allocated,
             utilisation: (!accrued.is_zero()).then(|| div_round_dp(allocated, accrued, 6)),
-        })
+        }
     }
 
     /// Spend of the scope as far as this process knows: the table's last answer
@@ -394,6 +408,20 @@ struct Write {
     load: Option<(String, Load)>,
     /// The endpoint, when the item is an endpoint's item of the day.
     endpoint: Option<String>,
+}
+
+/// Nanoseconds in a millisecond.
+const NANOS_PER_MS: i128 = 1_000_000;
+
+/// `at` in epoch nanoseconds (0 before the epoch, as [`epoch_ms`]).
+fn epoch_ns(at: SystemTime) -> i128 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
+}
+
+/// `at` in epoch nanoseconds.
+fn datetime_ns(at: DateTime<Utc>) -> i128 {
+    i128::from(at.timestamp()) * 1_000_000_000 + i128::from(at.timestamp_subsec_nanos())
 }
 
 fn epoch_ms(at: SystemTime) -> i64 {
@@ -530,7 +558,7 @@ impl Fleet {
         let running = add(items, FLEET_PK, &today.sk, today.end, charge, None).running();
         let item = add(items, endpoint_pk, &today.sk, today.end, charge, variant);
         let fleet_accrual = match (variant, accrual) {
-            (Some(variant), Some(input)) => item.accrue(variant, input, now, today.start),
+            (Some(variant), Some(input)) => Some(item.accrue(variant, input, now, today.start)),
             _ => None,
         };
         // Each budget's scope in its period (once, if it is one of the above or of
@@ -1808,6 +1836,43 @@ mod tests {
             .collect();
         // Remembered: the next lease finds it, or shutdown gives it back.
         assert_eq!(unanswered, [true]);
+    }
+
+    #[test]
+    fn the_fleets_accrual_counts_every_nanosecond_as_the_processs_own_does() {
+        use chrono::TimeZone;
+        let day = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        let ten = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
+        let at = |ns: i64| ten + chrono::TimeDelta::nanoseconds(ns);
+        // $3.60 an hour is $3.60 / 3.6·10¹² ns = $10⁻¹² (one pico-dollar) a ns.
+        let input = |started: DateTime<Utc>| AccrualInput {
+            usd_per_hour: dec("3.60"),
+            started_at: started.into(),
+            allocated_usd: None,
+        };
+        let first = at(400_500); // 10:00:00.000400500
+        let now = at(400_500 + 1_234_567_891);
+        // The process's first call is the fleet's: 1 234 567 891 ns since it,
+        // $0.001234567891 (whole milliseconds would say 1 234 ms, $0.001234).
+        let mut item = Item::spend(day + chrono::TimeDelta::days(1));
+        let alone = item.accrue("blue", input(first), now, Some(day));
+        assert_eq!(alone.accrued_usd, dec("0.001234567891"));
+        // Written and read back, the table holds that first call to the ms
+        // (10:00:00.000): the same call, still counted from its nanosecond.
+        item.accrual.insert(
+            "blue".to_owned(),
+            FleetAccrual {
+                allocated: 0,
+                from_ms: Some(ten.timestamp_millis()),
+            },
+        );
+        let again = item.accrue("blue", input(now), now, Some(day));
+        assert_eq!(again.accrued_usd, dec("0.001234567891"));
+        // Another process's first call, 2 ms before (09:59:59.998, to the ms):
+        // 2 000 000 + 400 500 + 1 234 567 891 = 1 236 968 391 ns, $0.001236968391.
+        item.accrual.get_mut("blue").unwrap().from_ms = Some(ten.timestamp_millis() - 2);
+        let fleet = item.accrue("blue", input(now), now, Some(day));
+        assert_eq!(fleet.accrued_usd, dec("0.001236968391"));
     }
 
     #[test]
