@@ -152,8 +152,9 @@ pub struct Accrual {
     /// charge and price source that priced some stretch of them, in the order
     /// first used (an accrual that ran at a snapshot rate, then at a live one,
     /// lists both). Empty in ledgers written before accruals carried it. With a
-    /// fleet, the sources of this process's rates. Shared, so that a call does
-    /// not allocate it.
+    /// fleet, the capacity's is the source of the rate the fleet's day was
+    /// priced at (this call's), the storage's this process's. Shared, so that a
+    /// call does not allocate it.
     #[serde(default, skip_serializing_if = "no_sources")]
     pub priced_from: Arc<[AccrualSource]>,
 }

@@ -1328,6 +1328,7 @@ impl Meter {
         #[cfg(feature = "fleet")]
         let fleet_accrual = clock.as_ref().map(|c| crate::fleet::AccrualInput {
             usd_per_hour: c.standing.usd_per_hour_all_instances,
+            capacity_from: c.standing.capacity_from.clone(),
             started_at: c.started_at,
             allocated_usd: compute_usd,
         });
@@ -1371,11 +1372,8 @@ impl Meter {
                         utilisation: f.utilisation,
                         storage_usd: recorded.accrual.as_ref().and_then(|a| a.storage_usd),
                         unreserved_usd: recorded.accrual.as_ref().and_then(|a| a.unreserved_usd),
-                        priced_from: recorded
-                            .accrual
-                            .as_ref()
-                            .map(|a| a.priced_from.clone())
-                            .unwrap_or_default(),
+                        priced_from: f
+                            .priced_from(recorded.accrual.as_ref().map(|a| &a.priced_from)),
                     }),
                     None => recorded.accrual,
                 };

@@ -8,12 +8,12 @@ use super::table::{
 };
 use super::{FleetConfig, FleetStats, WhenUnavailable};
 use crate::FastMap;
-use crate::billing::{div_round_dp, round_cost};
+use crate::billing::{AccrualCharge, AccrualSource, div_round_dp, round_cost};
 use crate::budget::{
     ALERT_THRESHOLDS, BeyondReceipt, Budget, BudgetAlert, BudgetMode, BudgetPeriod, BudgetScope,
     Budgets, LeaseWant, Refusal, Renewal,
 };
-use crate::totals::{Totals, standing_stretch};
+use crate::totals::{RateFrom, Totals, standing_stretch};
 use crate::{Error, Result};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
@@ -102,10 +102,12 @@ struct Shared {
 }
 
 /// What a receipt's call adds to its variant's fleet accrual.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct AccrualInput {
     /// What the variant's standing capacity costs per hour now.
     pub usd_per_hour: Decimal,
+    /// Where that rate came from: the one source of the fleet's `accrued_usd`.
+    pub capacity_from: RateFrom,
     /// When the call started.
     pub started_at: SystemTime,
     /// The compute the receipt allocated to the call.
@@ -113,11 +115,47 @@ pub(crate) struct AccrualInput {
 }
 
 /// The fleet's accrual of a variant, for a receipt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FleetAccrualFigures {
     pub accrued_usd: Decimal,
     pub allocated_usd: Decimal,
     pub utilisation: Option<Decimal>,
+    /// Where the rate of `accrued_usd` came from (the whole day is priced at it).
+    pub capacity_from: RateFrom,
+}
+
+impl FleetAccrualFigures {
+    /// Where the receipt's accrual was priced from: its capacity (the fleet's
+    /// day, at this call's rate) from that rate's source alone, not from every
+    /// source this process's own accrual used; its storage (this process's
+    /// view) from this process's sources. `process` is this process's
+    /// accrual's list, handed back as it is when it says just that (a call
+    /// allocates none then).
+    pub(crate) fn priced_from(
+        &self,
+        process: Option<&Arc<[AccrualSource]>>,
+    ) -> Arc<[AccrualSource]> {
+        let (origin, note) = &self.capacity_from;
+        let capacity = AccrualSource::new(AccrualCharge::Capacity, *origin, note.clone());
+        let sources = process.map_or(&[][..], |p| &p[..]);
+        let mut capacities = sources
+            .iter()
+            .filter(|s| s.charge == AccrualCharge::Capacity);
+        if let Some(process) = process
+            && capacities.next() == Some(&capacity)
+            && capacities.next().is_none()
+        {
+            return process.clone();
+        }
+        std::iter::once(capacity)
+            .chain(
+                sources
+                    .iter()
+                    .filter(|s| s.charge != AccrualCharge::Capacity)
+                    .cloned(),
+            )
+            .collect()
+    }
 }
 
 /// What [`Fleet::record`] hands back for the receipt.
@@ -381,6 +419,7 @@ impl Item {
             accrued_usd: accrued,
             allocated_usd: allocated,
             utilisation: (!accrued.is_zero()).then(|| div_round_dp(allocated, accrued, 6)),
+            capacity_from: input.capacity_from,
         }
     }
 
@@ -1847,6 +1886,7 @@ mod tests {
         // $3.60 an hour is $3.60 / 3.6·10¹² ns = $10⁻¹² (one pico-dollar) a ns.
         let input = |started: DateTime<Utc>| AccrualInput {
             usd_per_hour: dec("3.60"),
+            capacity_from: (crate::pricing::PriceOrigin::Live, None),
             started_at: started.into(),
             allocated_usd: None,
         };
@@ -1873,6 +1913,67 @@ mod tests {
         item.accrual.get_mut("blue").unwrap().from_ms = Some(ten.timestamp_millis() - 2);
         let fleet = item.accrue("blue", input(now), now, Some(day));
         assert_eq!(fleet.accrued_usd, dec("0.001236968391"));
+    }
+
+    #[test]
+    fn a_fleet_accrual_says_it_was_priced_from_its_one_capacity_rate_not_every_rate_of_the_process()
+    {
+        use crate::pricing::PriceOrigin;
+        let note: Arc<str> = Arc::from("primary price source failed; bundled price snapshot");
+        let source = |charge, origin, note: Option<&Arc<str>>| {
+            AccrualSource::new(charge, origin, note.cloned())
+        };
+        let figures = |capacity_from: RateFrom| FleetAccrualFigures {
+            accrued_usd: dec("0.0469"),
+            allocated_usd: dec("0.0002"),
+            utilisation: Some(dec("0.004264")),
+            capacity_from,
+        };
+        // This process priced its own stretches from the snapshot, then live; its
+        // storage from the snapshot. The fleet's accrued_usd is the whole day at
+        // this call's capacity rate (live): no stretch of it at the snapshot.
+        let process: Arc<[AccrualSource]> = Arc::from(vec![
+            source(AccrualCharge::Capacity, PriceOrigin::Snapshot, Some(&note)),
+            source(AccrualCharge::Storage, PriceOrigin::Snapshot, Some(&note)),
+            source(AccrualCharge::Capacity, PriceOrigin::Live, None),
+        ]);
+        let live = figures((PriceOrigin::Live, None));
+        let sources = live.priced_from(Some(&process));
+        assert_eq!(
+            &*sources,
+            [
+                source(AccrualCharge::Capacity, PriceOrigin::Live, None),
+                source(AccrualCharge::Storage, PriceOrigin::Snapshot, Some(&note)),
+            ]
+        );
+        // Not a fallback's capacity: only the storage is a fallback.
+        let fallbacks: Vec<AccrualCharge> = sources
+            .iter()
+            .filter(|s| s.is_fallback())
+            .map(|s| s.charge)
+            .collect();
+        assert_eq!(fallbacks, [AccrualCharge::Storage]);
+        // Priced at the snapshot now, the fleet's day says so, with its note.
+        let snapshot = figures((PriceOrigin::Snapshot, Some(note.clone())));
+        assert_eq!(
+            &*snapshot.priced_from(Some(&process)),
+            [
+                source(AccrualCharge::Capacity, PriceOrigin::Snapshot, Some(&note)),
+                source(AccrualCharge::Storage, PriceOrigin::Snapshot, Some(&note)),
+            ]
+        );
+        // A process whose list says just that is handed back as it is.
+        let same: Arc<[AccrualSource]> = Arc::from(vec![source(
+            AccrualCharge::Capacity,
+            PriceOrigin::Live,
+            None,
+        )]);
+        assert!(Arc::ptr_eq(&live.priced_from(Some(&same)), &same));
+        // No accrual of this process's own (yet): the capacity's source alone.
+        assert_eq!(
+            &*live.priced_from(None),
+            [source(AccrualCharge::Capacity, PriceOrigin::Live, None)]
+        );
     }
 
     #[test]
