@@ -124,6 +124,7 @@ pub use status::{FleetBudgetAlerts, FleetScopeStatus, fleet_status};
 pub(crate) use table::Claimed;
 pub use table::{EXPIRES_AT, PK, SK};
 
+use crate::budget::BudgetMode;
 use crate::config_error::ConfigError;
 use std::time::Duration;
 
@@ -242,11 +243,34 @@ impl FleetConfig {
     /// Checks the configuration, and that the table can key each of `budgets`.
     pub(crate) fn validate(&self, budgets: &[crate::budget::Budget]) -> Result<(), ConfigError> {
         const OPTION: &str = "ClientBuilder::fleet";
-        for budget in budgets {
+        for (i, budget) in budgets.iter().enumerate() {
             keys::check_scope(budget.scope()).map_err(|reason| {
                 ConfigError::new(OPTION, reason)
                     .hint("its table item would be shared with another tag's")
             })?;
+            // A scope and period has one item, which holds one lease per process:
+            // two enforced budgets of it would lease from one committed sum, each
+            // refusing calls at a fraction of its limit.
+            let twin = budgets[..i].iter().find(|other| {
+                other.mode() == BudgetMode::Enforce
+                    && budget.mode() == BudgetMode::Enforce
+                    && other.scope() == budget.scope()
+                    && other.period() == budget.period()
+            });
+            if let Some(other) = twin {
+                return Err(ConfigError::new(
+                    OPTION,
+                    format!(
+                        "two enforced fleet budgets of the {} per {} (${} and ${}): the fleet \
+                         keeps one lease per scope and period",
+                        budget.scope(),
+                        format!("{:?}", budget.period()).to_lowercase(),
+                        other.limit_usd(),
+                        budget.limit_usd()
+                    ),
+                )
+                .hint("enforce the lower limit; make the other Budget::alert"));
+            }
         }
         if self.table.trim().is_empty() {
             return Err(ConfigError::new(OPTION, "the fleet table name is empty"));
@@ -327,6 +351,39 @@ pub struct FleetStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_enforced_fleet_budgets_of_one_scope_and_period_are_refused_when_built() {
+        use crate::budget::{Budget, BudgetPeriod, BudgetScope};
+        let chat = || BudgetScope::endpoint("chat");
+        let usd = |s: &str| s.parse().unwrap();
+        let enforce = |scope, period, limit| Budget::enforce(scope, period, usd(limit)).unwrap();
+        // $1 and $2 a day on one endpoint, enforced: they would share the day's
+        // item and its one lease per process, and $1 would refuse calls at about
+        // $0.50 spent (each lease of either counted in one committed sum).
+        let err = FleetConfig::dynamodb("fleet")
+            .validate(&[
+                enforce(chat(), BudgetPeriod::Day, "1"),
+                enforce(chat(), BudgetPeriod::Day, "2"),
+            ])
+            .unwrap_err();
+        assert_eq!(err.option, "ClientBuilder::fleet");
+        assert!(
+            err.problem
+                .starts_with("two enforced fleet budgets of the endpoint chat per day ($1 and $2)"),
+            "{err}"
+        );
+        // Another period, another scope, or an alerting twin: items of their own,
+        // or no lease.
+        FleetConfig::dynamodb("fleet")
+            .validate(&[
+                enforce(chat(), BudgetPeriod::Day, "1"),
+                enforce(chat(), BudgetPeriod::Hour, "0.1"),
+                enforce(BudgetScope::endpoint("other"), BudgetPeriod::Day, "1"),
+                Budget::alert(chat(), BudgetPeriod::Day, usd("0.5")).unwrap(),
+            ])
+            .unwrap();
+    }
 
     #[test]
     fn durations_too_long_for_the_clock_are_refused_with_a_config_error_not_a_panic() {
