@@ -152,9 +152,9 @@ fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec
                 period_start: start,
                 spent_usd: from_pico(spent),
                 unpriced_charge_usd: from_pico(table::int(item, table::UNPRICED).unwrap_or(0)),
+                // Saturated beyond a u64, as every figure is, not read as none.
                 calls: table::int(item, table::CALLS)
-                    .and_then(|c| u64::try_from(c).ok())
-                    .unwrap_or(0),
+                    .map_or(0, |c| u64::try_from(c.max(0)).unwrap_or(u64::MAX)),
                 variants,
                 limit_usd: limit.map(from_pico),
                 committed_usd: committed.map(from_pico),
@@ -203,6 +203,7 @@ mod tests {
                 AttributeValue::S("day#2026-12-01".into()),
             ),
             (table::SPENT.to_owned(), n(&huge)),
+            (table::CALLS.to_owned(), n(&huge)),
             (table::LIMIT.to_owned(), n(&huge)),
             (table::COMMITTED.to_owned(), n(&format!("-{huge}"))),
             (format!("{}p1", table::GRANTED_PREFIX), n(&huge)),
@@ -221,6 +222,7 @@ mod tests {
         let most = Decimal::from_i128_with_scale((1 << 96) - 1, 12);
         let s = &status[0];
         assert_eq!(s.spent_usd, most);
+        assert_eq!(s.calls, u64::MAX, "calls saturated, not shown as none");
         assert_eq!(s.limit_usd, Some(most));
         assert_eq!(s.committed_usd, Some(-most));
         assert_eq!(s.remaining_usd, Some(most), "limit − committed, saturated");
