@@ -457,6 +457,10 @@ impl fmt::Display for Cost {
         write!(f, "); running ${}", self.running_client_usd)?;
         match self.price_source() {
             Some(source) => write!(f, " [{source}]")?,
+            // No line at all (an async submission on an endpoint priced by the
+            // token alone: the settlement bills the tokens) is a $0 that is
+            // right, not one that could not be priced.
+            None if self.lines.is_empty() => f.write_str(" [nothing billed]")?,
             None => f.write_str(" [unpriced]")?,
         }
         if !self.is_fully_priced() {
@@ -626,6 +630,23 @@ mod tests {
             notes: notes.iter().map(|n| (*n).to_owned()).collect(),
             settled_before: None,
         }
+    }
+
+    #[test]
+    fn a_receipt_without_lines_reads_as_nothing_billed_not_as_unpriced() {
+        // An async submission on an endpoint priced by the token alone
+        // (`UsageCharges::alone`, no fee per call): nothing is billed until the
+        // settlement counts the tokens.
+        let submission = async_receipt(Vec::new(), &[]);
+        assert!(submission.is_fully_priced());
+        let text = submission.to_string();
+        assert!(text.ends_with("running $0 [nothing billed]"), "{text}");
+        let unpriced = async_receipt(
+            vec![line(LineItem::OutputTokens, QuantityUnit::Tokens, None)],
+            &[],
+        );
+        let text = unpriced.to_string();
+        assert!(text.contains("[unpriced] UNPRICED: "), "{text}");
     }
 
     #[test]
