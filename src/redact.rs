@@ -50,6 +50,29 @@ pub fn without_identity(text: &str) -> String {
     crate::endpoint::redact_identity(text)
 }
 
+/// An error and its sources by their `Display` only (a `Debug`, the SDK's
+/// `DisplayErrorContext` too, prints the raw response and SDK internals), each
+/// message once (wrappers often repeat their source's), joined with `: ` and cut
+/// before anything it quotes of a signed request ([`without_signed_request`]).
+/// What to say of a failure AWS sent no message for (no credentials, no
+/// connection) or of any error a tool prints.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.is_empty() && !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    match without_signed_request(&message) {
+        std::borrow::Cow::Borrowed(_) => message,
+        std::borrow::Cow::Owned(cut) => cut,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +110,47 @@ mod tests {
         // A message that quotes nothing of the request is left as it is.
         let throttled = "Rate exceeded";
         assert_eq!(without_signed_request(throttled), throttled);
+    }
+
+    /// An error with a message and an optional source, as SDK errors chain them.
+    #[derive(Debug)]
+    struct Chained(&'static str, Option<Box<Chained>>);
+
+    impl std::fmt::Display for Chained {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Chained {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn an_error_chain_says_each_message_once_and_never_the_signed_request() {
+        let wrapped = Chained(
+            "service error",
+            Some(Box::new(Chained(
+                "InvalidSignatureException",
+                Some(Box::new(Chained(INVALID_SIGNATURE, None))),
+            ))),
+        );
+        let said = error_chain(&wrapped);
+        assert!(
+            said.starts_with(
+                "service error: InvalidSignatureException: The request signature we \
+                 calculated does not match"
+            ),
+            "{said}"
+        );
+        assert!(!said.contains("SESSION-TOKEN-SECRET"), "{said}");
+        // A wrapper that repeats its source's message says it once.
+        let repeated = Chained(
+            "dispatch failure: io error",
+            Some(Box::new(Chained("io error", None))),
+        );
+        assert_eq!(error_chain(&repeated), "dispatch failure: io error");
     }
 }

@@ -138,7 +138,7 @@ where
     let message = crate::redact::without_identity(
         &err.message()
             .map(str::to_owned)
-            .unwrap_or_else(|| DisplayErrorContext(&err).to_string()),
+            .unwrap_or_else(|| crate::redact::error_chain(&err)),
     );
     // The SDK error whole, unless something of it quotes a signed request: its
     // chain's Display (an unmodelled error's metadata prints the message whole)
@@ -201,6 +201,31 @@ mod tests {
     /// Debug.
     fn everything_printed(err: &AccountError) -> String {
         format!("{err}\n{}\n{err:?}", DisplayErrorContext(err))
+    }
+
+    #[test]
+    fn a_request_that_never_left_says_why_without_the_sdks_debug_dump() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        // What the SDK returns when no provider in the chain has credentials: no
+        // answer from AWS, so no message; the chain's messages say why.
+        let err: CeError = SdkError::dispatch_failure(ConnectorError::other(
+            Box::new(
+                aws_credential_types::provider::error::CredentialsError::not_loaded(
+                    "no providers in chain provided credentials",
+                ),
+            ),
+            None,
+        ));
+        let err = from_sdk("GetCostAndUsage", "ce:GetCostAndUsage", err);
+        let said = err.to_string();
+        assert!(said.contains("dispatch failure"), "{said}");
+        assert!(
+            said.contains("no providers in chain provided credentials"),
+            "{said}"
+        );
+        // Not the SDK's Debug dump of the same chain.
+        assert!(!said.contains("DispatchFailure {"), "{said}");
+        assert!(!said.contains("ConnectorError {"), "{said}");
     }
 
     #[test]

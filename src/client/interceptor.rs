@@ -64,7 +64,9 @@ use std::time::Instant;
 ///
 /// A call dropped after its request went out (a `tokio::time::timeout`, a
 /// `select!`, an aborted task) still makes its `cancelled` receipt, as a
-/// [`Client`](crate::Client)'s does. Each call is metered once: a request sent by a
+/// [`Client`](crate::Client)'s does; an async submission dropped before its
+/// answer makes none, as with `Client`: whether SageMaker queued it is not known.
+/// Each call is metered once: a request sent by a
 /// metered call (a [`Client`](crate::Client) over this SDK client, or
 /// `send_metered`) is left to that call, and an interceptor registered twice (on
 /// the client and on the request) meters it once.

@@ -142,9 +142,11 @@ where
     R: std::fmt::Debug,
 {
     let code = err.code().unwrap_or_default().to_owned();
-    let said = super::redact_identity(&err.message().map(str::to_owned).unwrap_or_else(|| {
-        aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()
-    }));
+    let said = super::redact_identity(
+        &err.message()
+            .map(str::to_owned)
+            .unwrap_or_else(|| crate::redact::error_chain(&err)),
+    );
     let message = if code.contains("AccessDenied") {
         format!(
             "not allowed to {operation} ({said}): grant sagemaker:ListInferenceComponents and \

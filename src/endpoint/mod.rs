@@ -1129,9 +1129,11 @@ where
     R: fmt::Debug,
 {
     let code = err.code().unwrap_or_default().to_owned();
-    let message = redact_identity(&err.message().map(str::to_owned).unwrap_or_else(|| {
-        aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()
-    }));
+    let message = redact_identity(
+        &err.message()
+            .map(str::to_owned)
+            .unwrap_or_else(|| crate::redact::error_chain(&err)),
+    );
     let endpoint = endpoint.to_owned();
     if code.contains("AccessDenied") || code == "UnauthorizedOperation" {
         DiscoveryError::AccessDenied { endpoint, message }

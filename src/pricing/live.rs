@@ -434,7 +434,7 @@ fn describe_sdk_error(
             };
             let detail = failure
                 .as_connector_error()
-                .map(|e| format!(": {}", error_chain(e)))
+                .map(|e| format!(": {}", crate::redact::error_chain(e)))
                 .unwrap_or_default();
             unavailable(format!(
                 "could not reach the Price List API, {what}{detail}"
@@ -491,7 +491,7 @@ fn describe_sdk_error(
         }
         SdkError::ConstructionFailure(_) => unavailable(format!(
             "the GetProducts request could not be built: {}",
-            error_chain(&err)
+            crate::redact::error_chain(&err)
         )),
         _ => unavailable("GetProducts failed".into()),
     }
@@ -509,22 +509,6 @@ fn error_code(err: &GetProductsError) -> Option<&str> {
         GetProductsError::ThrottlingException(_) => Some("ThrottlingException"),
         _ => None,
     })
-}
-
-/// An error and its sources, by their `Display` only (`Debug` output can carry request
-/// details), joined with `: `.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = e.source();
-    }
-    text
 }
 
 #[cfg(test)]

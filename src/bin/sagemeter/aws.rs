@@ -2,10 +2,11 @@
 //! (environment, shared config and credentials files, SSO, IMDS, ...), with
 //! `--region` and `--profile` on top.
 
-use crate::{CliError, GlobalArgs, error_chain};
+use crate::{CliError, GlobalArgs};
 use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::{BehaviorVersion, Region};
 use aws_types::SdkConfig;
+use sagemeter::redact::error_chain;
 
 /// The region used when neither `--region` nor the AWS configuration names one
 /// (the Price List answers for every region from there).

@@ -55,8 +55,10 @@ pub fn describe(error: &sagemeter::Error) -> String {
             format!("{error}: {}", describe_sdk(source, None))
         }
         // Its source is DescribeEndpoint's answer, which names the endpoint's ARN.
-        sagemeter::Error::UnknownEndpoint { .. } => without_identity(&crate::error_chain(error)),
-        other => crate::error_chain(other),
+        sagemeter::Error::UnknownEndpoint { .. } => {
+            without_identity(&sagemeter::redact::error_chain(error))
+        }
+        other => sagemeter::redact::error_chain(other),
     }
 }
 
@@ -72,7 +74,7 @@ pub fn describe_stream_error(error: &SdkError<ResponseStreamError, RawMessage>) 
         Some(other) => other.code().unwrap_or("an unnamed error").into(),
         None => match error {
             SdkError::ResponseError(_) => "an event could not be read".into(),
-            other => crate::error_chain(other),
+            other => sagemeter::redact::error_chain(other),
         },
     }
 }
@@ -84,7 +86,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let SdkError::ServiceError(context) = error else {
-        return crate::error_chain(error);
+        return sagemeter::redact::error_chain(error);
     };
     let service = context.err();
     let code = service.code().unwrap_or("an unnamed error");

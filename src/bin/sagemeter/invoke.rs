@@ -463,7 +463,7 @@ pub async fn run(
     // Flushes the ledger: every receipt printed is also on disk, or this says why not.
     let mut problems = Vec::new();
     if let Err(e) = client.shutdown().await {
-        problems.push(crate::error_chain(&e));
+        problems.push(sagemeter::redact::error_chain(&e));
     }
     if let Some((path, ledger)) = ledger_kept
         && let Some(lost) = ledger_losses(path, &ledger.stats())

@@ -144,7 +144,7 @@ impl fmt::Display for CliError {
         match self {
             CliError::Usage(message) => f.write_str(message),
             // The whole chain: SDK errors keep the useful part in their sources.
-            CliError::Failed(error) => f.write_str(&error_chain(error.as_ref())),
+            CliError::Failed(error) => f.write_str(&sagemeter::redact::error_chain(error.as_ref())),
             CliError::Interrupted { message, .. } => f.write_str(message),
         }
     }
@@ -160,25 +160,6 @@ impl From<std::io::Error> for CliError {
     fn from(error: std::io::Error) -> Self {
         CliError::Failed(Box::new(error))
     }
-}
-
-/// An error and its sources on one line: SDK errors keep the useful part (the
-/// service's code and message) in their sources. Never what an AWS message quotes
-/// of a signed request (it can hold the session token): see
-/// [`sagemeter::redact::without_signed_request`].
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        // Wrappers often repeat their source's message; say it once.
-        if !text.is_empty() && !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    sagemeter::redact::without_signed_request(&message).into_owned()
 }
 
 /// The SDK crates whose TRACE events print what a call carries: the HTTP request and

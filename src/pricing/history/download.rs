@@ -54,7 +54,7 @@ pub(crate) async fn download(
     let response = connector.call(request).await.map_err(|e| {
         format!(
             "downloading {shown} failed: {}",
-            super::super::live::error_chain(&e)
+            crate::redact::error_chain(&e)
         )
     })?;
     let status = response.status().as_u16();
@@ -69,7 +69,7 @@ pub(crate) async fn download(
         let chunk = chunk.map_err(|e| {
             format!(
                 "downloading {shown} broke off after {written} bytes: {}",
-                super::super::live::error_chain(&e)
+                crate::redact::error_chain(&e)
             )
         })?;
         // Chunks are small (tens of KB) and go to the page cache: a plain write is

@@ -173,7 +173,7 @@ fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
         SdkError::TimeoutError(_) => format!("{operation} for {date} timed out"),
         _ => format!(
             "{operation} for {date} failed: {}",
-            super::super::live::error_chain(&err)
+            crate::redact::error_chain(&err)
         ),
     }
 }
