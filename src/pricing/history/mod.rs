@@ -196,6 +196,23 @@ pub enum HistoryError {
     },
 }
 
+/// The history reads the global partition's Price List (in USD, from us-east-1),
+/// which lists no China region: the China partition's is another endpoint, in CNY,
+/// with China credentials. Asked for one, the answer would be "not listed", which
+/// is not true; say so instead.
+fn outside_china(region: &str) -> Result<(), HistoryError> {
+    if region.starts_with("cn-") {
+        return Err(HistoryError::Invalid {
+            reason: format!(
+                "price history reads the global Price List (USD), which does not list \
+                 {region}: the China regions are priced in CNY by the China partition's \
+                 Price List, which price history does not read"
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn describe_missing(missing: &[MissingVersion]) -> String {
     missing
         .iter()
@@ -278,6 +295,7 @@ impl PriceListHistory {
         region: &str,
         since: NaiveDate,
     ) -> Result<Vec<PriceListVersion>, HistoryError> {
+        outside_china(region)?;
         let until = self.until_date(since)?;
         versions::list(&self.client, region, since, until).await
     }
@@ -356,6 +374,7 @@ impl PriceListHistory {
         filter: OfferFilter,
         keys_in: impl Fn(&[PriceDocument]) -> Vec<PriceKey>,
     ) -> Result<PriceHistory, HistoryError> {
+        outside_china(region)?;
         let until = self.until_date(since)?;
         let now = tokio::time::Instant::now();
         // A limit too long for the clock to add is no limit: a year is as good.
@@ -932,6 +951,31 @@ mod tests {
             ]
         );
         assert_eq!(series.last_listed_on, Some(day(3, 1)));
+    }
+
+    #[tokio::test]
+    async fn a_china_region_is_refused_as_not_in_the_global_price_list_not_as_never_listed() {
+        let conf = aws_types::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let history = PriceListHistory::builder(&conf).build();
+        let since = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+        let key = PriceKey::hosting("cn-north-1", "ml.m5.xlarge");
+        for answer in [
+            history.history(&key, since).await.map(|_| ()),
+            history
+                .family("cn-northwest-1", "ml.m5", since)
+                .await
+                .map(|_| ()),
+            history.versions("cn-north-1", since).await.map(|_| ()),
+        ] {
+            match answer {
+                Err(HistoryError::Invalid { reason }) => {
+                    assert!(reason.contains("China"), "{reason}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]
