@@ -15,6 +15,15 @@ fn json_of(command: &mut Command) -> serde_json::Value {
     serde_json::from_slice(&output).expect("stdout is JSON")
 }
 
+/// The `cost_usd` of the plan called `name` in `compare --json`'s output.
+fn plan_cost(json: &serde_json::Value, name: &str) -> Option<serde_json::Value> {
+    json["plans"]
+        .as_array()?
+        .iter()
+        .find(|p| p["plan"]["name"] == name)
+        .map(|p| p["cost_usd"].clone())
+}
+
 #[test]
 fn compare_answers_pay_per_use_against_a_subscription_as_a_table() {
     // 100,000 calls × 0.0125 = 1,250 USD; subscription 500 USD; U* = 500 / 0.0125 = 40,000
@@ -926,14 +935,7 @@ fn numbers_in_exponent_form_and_with_trailing_zeros_still_parse() {
         "--json",
     ]));
     assert_eq!(json["profile"]["calls_per_period"], "1500");
-    let cost = |name: &str| {
-        json["plans"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["plan"]["name"] == name)
-            .map(|p| p["cost_usd"].clone())
-    };
+    let cost = |name: &str| plan_cost(&json, name);
     // 1,500 × 0.01 = 15 USD; the fee 100 × 10^-2 = 1 USD
     assert_eq!(cost("pay per use"), Some("15".into()));
     assert_eq!(cost("subscription"), Some("1".into()));
@@ -953,14 +955,7 @@ fn thousands_separators_in_groups_of_three_still_parse() {
         "--json",
     ]));
     assert_eq!(json["profile"]["calls_per_period"], "100000");
-    let cost = |name: &str| {
-        json["plans"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["plan"]["name"] == name)
-            .map(|p| p["cost_usd"].clone())
-    };
+    let cost = |name: &str| plan_cost(&json, name);
     assert_eq!(cost("pay per use"), Some("1250".into()));
     // 1,000.50 USD, written normalised.
     assert_eq!(cost("subscription"), Some("1000.5".into()));

@@ -47,6 +47,19 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `sagemeter invoke rt` (with `--json` or not) at a fake that refuses it: the
+/// output, its stdout and stderr, once it has exited 1.
+async fn failed_invoke(url: &str, json: bool) -> (Output, String, String) {
+    let mut args = vec!["invoke", "rt", "--body", "{}"];
+    if json {
+        args.push("--json");
+    }
+    let output = run_at(url, &args).await;
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    (output, stdout, stderr)
+}
+
 /// The JSON lines of `stdout`.
 fn json_lines(stdout: &[u8]) -> Vec<Value> {
     text(stdout)
@@ -165,13 +178,7 @@ async fn a_signature_error_says_what_is_wrong_and_never_quotes_the_signed_reques
     let fake = fake_rt().await;
     fake.fail_invocations(403, "InvalidSignatureException", &message);
     for json in [true, false] {
-        let mut args = vec!["invoke", "rt", "--body", "{}"];
-        if json {
-            args.push("--json");
-        }
-        let output = run_at(&fake.url, &args).await;
-        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+        let (output, stdout, stderr) = failed_invoke(&fake.url, json).await;
         assert!(
             !stdout.contains(SESSION_TOKEN) && !stderr.contains(SESSION_TOKEN),
             "the session token leaked:\n{stdout}\n{stderr}"
@@ -201,13 +208,7 @@ async fn an_access_denied_line_names_the_action_and_never_the_callers_identity()
     let fake = fake_rt().await;
     fake.fail_invocations(400, "AccessDeniedException", message);
     for json in [true, false] {
-        let mut args = vec!["invoke", "rt", "--body", "{}"];
-        if json {
-            args.push("--json");
-        }
-        let output = run_at(&fake.url, &args).await;
-        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+        let (output, stdout, stderr) = failed_invoke(&fake.url, json).await;
         for identity in ["123456789012", "FinOps", "alice"] {
             assert!(
                 !stdout.contains(identity) && !stderr.contains(identity),
