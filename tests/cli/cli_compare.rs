@@ -922,6 +922,72 @@ fn a_negative_value_is_refused_by_what_it_is_not_as_an_unknown_argument() {
 }
 
 #[test]
+fn a_whole_number_flag_says_what_is_wrong_with_its_value_and_reads_exponents() {
+    for (flag, value, wrong, accepted) in [
+        (
+            "--bytes-in",
+            "-1",
+            "`-1` is negative",
+            "give a whole number of bytes, 0 or more",
+        ),
+        (
+            "--tokens-out",
+            "1e30",
+            "`1e30` is too large",
+            "give a whole number of tokens",
+        ),
+        (
+            "--tokens-in",
+            "2.5",
+            "`2.5` is not a whole number",
+            "give a whole number of tokens",
+        ),
+        (
+            "--count",
+            "5000000000",
+            "`5000000000` is too large",
+            "give a whole number of instances",
+        ),
+        (
+            "--serverless",
+            "two",
+            "`two` is not a number",
+            "e.g. 40,000",
+        ),
+    ] {
+        sagemeter()
+            .args([
+                "compare",
+                "--calls",
+                "100",
+                "--per-call",
+                "0.01",
+                flag,
+                value,
+            ])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(wrong).and(predicate::str::contains(accepted)));
+    }
+    // Written as the other numbers may be: 1e3 bytes and 1,500 tokens a call.
+    let json = json_of(sagemeter().args([
+        "compare",
+        "--calls",
+        "100",
+        "--per-call",
+        "0.01",
+        "--bytes-in",
+        "1e3",
+        "--tokens-in",
+        "1,500",
+        "--json",
+    ]));
+    assert_eq!(json["profile"]["bytes_in_per_call"], 1000);
+    assert_eq!(json["profile"]["tokens_in_per_call"], 1500);
+}
+
+#[test]
 fn numbers_in_exponent_form_and_with_trailing_zeros_still_parse() {
     // `1.5E+3` calls, a price `0.0100` with a trailing zero, a fee `100e-2`
     let json = json_of(sagemeter().args([

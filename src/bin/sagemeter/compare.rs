@@ -81,19 +81,23 @@ pub struct CompareArgs {
     pub latency_ms: Option<Decimal>,
     /// Mean request payload per call, in bytes (data processed in; default 0; with
     /// --from-ledger, replaces the ledger's).
-    #[arg(long, value_name = "BYTES", help_heading = "Usage profile")]
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes,
+        allow_negative_numbers = true, help_heading = "Usage profile")]
     pub bytes_in: Option<u64>,
     /// Mean response payload per call, in bytes (data processed out; default 0; with
     /// --from-ledger, replaces the ledger's).
-    #[arg(long, value_name = "BYTES", help_heading = "Usage profile")]
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes,
+        allow_negative_numbers = true, help_heading = "Usage profile")]
     pub bytes_out: Option<u64>,
     /// Mean input tokens per call, for --per-1m-tokens-in (default 0; with
     /// --from-ledger, replaces the ledger's).
-    #[arg(long, value_name = "N", help_heading = "Usage profile")]
+    #[arg(long, value_name = "N", value_parser = parse_tokens,
+        allow_negative_numbers = true, help_heading = "Usage profile")]
     pub tokens_in: Option<u64>,
     /// Mean output tokens per call, for --per-1m-tokens-out (default 0; with
     /// --from-ledger, replaces the ledger's).
-    #[arg(long, value_name = "N", help_heading = "Usage profile")]
+    #[arg(long, value_name = "N", value_parser = parse_tokens,
+        allow_negative_numbers = true, help_heading = "Usage profile")]
     pub tokens_out: Option<u64>,
 
     // --- pay per use ---
@@ -137,7 +141,8 @@ pub struct CompareArgs {
     #[arg(long, value_name = "TYPE", help_heading = "Plans")]
     pub instance: Option<String>,
     /// Instances behind the endpoint (and under the savings plan).
-    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Plans")]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_count,
+        allow_negative_numbers = true, help_heading = "Plans")]
     pub count: u32,
     /// Hours the instances run per period (default: always on). Under --savings-plan
     /// the commitment is still billed for every hour of the period; only usage beyond
@@ -148,7 +153,8 @@ pub struct CompareArgs {
     /// ML storage volume per instance, in GB (1 to 512, the endpoint configuration's
     /// VolumeSizeInGB): adds its GB-month charge, for the hours the instances run, to
     /// the instance plan and the savings plan (default: no storage charged).
-    #[arg(long, value_name = "GB", requires = "instance", help_heading = "Plans")]
+    #[arg(long, value_name = "GB", value_parser = parse_volume_gb,
+        allow_negative_numbers = true, requires = "instance", help_heading = "Plans")]
     pub volume_gb: Option<u32>,
     /// Savings plan on --instance: committed spend per hour.
     #[arg(long, value_name = "USD_PER_HOUR", value_parser = parse_usd,
@@ -163,7 +169,8 @@ pub struct CompareArgs {
 
     // --- serverless ---
     /// Serverless endpoint with this memory size in MB (1024 to 6144, steps of 1024).
-    #[arg(long, value_name = "MB", help_heading = "Plans")]
+    #[arg(long, value_name = "MB", value_parser = parse_memory_mb,
+        allow_negative_numbers = true, help_heading = "Plans")]
     pub serverless: Option<u32>,
 
     // --- stated rates ---
@@ -773,6 +780,48 @@ fn parse_hours(s: &str) -> Result<Decimal, String> {
 /// Prices, fees and rates in USD.
 fn parse_usd(s: &str) -> Result<Decimal, String> {
     parse_decimal(s, "an amount from 0 to 1,000,000,000 USD")
+}
+
+/// `--bytes-in`, `--bytes-out`: mean bytes per call.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    parse_whole(s, "a whole number of bytes, 0 or more")
+}
+
+/// `--tokens-in`, `--tokens-out`: mean tokens per call.
+fn parse_tokens(s: &str) -> Result<u64, String> {
+    parse_whole(s, "a whole number of tokens, 0 or more")
+}
+
+/// `--count`: instances.
+fn parse_count(s: &str) -> Result<u32, String> {
+    parse_whole(s, "a whole number of instances, 1 or more")
+}
+
+/// `--volume-gb`.
+fn parse_volume_gb(s: &str) -> Result<u32, String> {
+    parse_whole(s, "a whole number of GB from 1 to 512")
+}
+
+/// `--serverless`: memory size.
+fn parse_memory_mb(s: &str) -> Result<u32, String> {
+    parse_whole(s, "1024 to 6144 MB, in steps of 1024")
+}
+
+/// A whole number, read as the other numbers are (`1e6`, `40,000`) and refused the
+/// same way, saying what the flag `accepts`: never clap's "invalid digit found in
+/// string" for `1e6`, nor "unexpected argument '-1'" for a negative value.
+fn parse_whole<T: TryFrom<u64>>(s: &str, accepts: &str) -> Result<T, String> {
+    let value = parse_decimal(s, accepts)?;
+    if value.is_sign_negative() && !value.is_zero() {
+        return Err(format!("`{s}` is negative: give {accepts}"));
+    }
+    if !value.fract().is_zero() {
+        return Err(format!("`{s}` is not a whole number: give {accepts}"));
+    }
+    u64::try_from(value)
+        .ok()
+        .and_then(|whole| T::try_from(whole).ok())
+        .ok_or_else(|| format!("`{s}` is too large: give {accepts}"))
 }
 
 /// A decimal number, with `.` for decimals: `0.0125`, `40000`, `1e6`. `,` (or `_`)
