@@ -27,7 +27,8 @@ impl fmt::Display for Comparison {
             "{} calls per {} ({} h) in {}",
             calls(p.calls_per_period),
             self.period,
-            self.hours_per_period,
+            // Whole hours (24, 730, 8,760), grouped as every other figure is.
+            calls(self.hours_per_period),
             self.region
         )?;
         let mut per_call = Vec::new();

@@ -988,6 +988,26 @@ fn a_whole_number_flag_says_what_is_wrong_with_its_value_and_reads_exponents() {
 }
 
 #[test]
+fn a_years_hours_are_grouped_in_the_header_as_every_other_figure() {
+    // 365 days × 24 h = 8,760 h.
+    sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "1000",
+            "--per-call",
+            "0.01",
+            "--period",
+            "year",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(
+            "1,000 calls per year (8,760 h) in us-east-1\n",
+        ));
+}
+
+#[test]
 fn numbers_in_exponent_form_and_with_trailing_zeros_still_parse() {
     // `1.5E+3` calls, a price `0.0100` with a trailing zero, a fee `100e-2`
     let json = json_of(sagemeter().args([
