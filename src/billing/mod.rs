@@ -250,8 +250,12 @@ pub fn hours(d: Duration) -> Decimal {
 
 /// Serverless billed seconds: the duration rounded up to the millisecond.
 pub fn billed_seconds(d: Duration) -> Decimal {
-    let ms = d.as_nanos().div_ceil(1_000_000);
-    Decimal::from(u64::try_from(ms).unwrap_or(u64::MAX)) / Decimal::from(1000)
+    Decimal::from(billed_millis(d)) / Decimal::from(1000)
+}
+
+/// The milliseconds serverless bills for a duration: rounded up, per request.
+pub(crate) fn billed_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
 /// GB (2³⁰ bytes) in a byte count.

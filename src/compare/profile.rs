@@ -454,11 +454,8 @@ impl UsageTotals {
         let mut totals = UsageTotals::default();
         let mut billed = Duration::ZERO;
         // Serverless bills each call rounded up to the millisecond.
-        let billed_ms = |latency: Duration| {
-            Duration::from_millis(
-                u64::try_from(latency.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX),
-            )
-        };
+        let billed_ms =
+            |latency: Duration| Duration::from_millis(crate::billing::billed_millis(latency));
         let mut first: Option<chrono::DateTime<chrono::Utc>> = None;
         let mut last: Option<chrono::DateTime<chrono::Utc>> = None;
         let mut invocations: std::collections::HashMap<(&str, &str), Halves> =
