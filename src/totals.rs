@@ -1174,6 +1174,25 @@ mod tests {
     use rust_decimal::Decimal;
     use std::time::{Duration, SystemTime};
 
+    /// Records one call of `variant` priced at $0 with its instance clock (only the
+    /// accrual is under test), as the client records a call.
+    fn record_clock(
+        totals: &Totals,
+        endpoint: super::EndpointSlot,
+        variant: super::VariantSlot,
+        clock: super::InstanceClock,
+    ) -> super::Recorded {
+        totals.record(
+            endpoint,
+            Some(variant),
+            Decimal::ZERO,
+            None,
+            Some(clock),
+            None,
+            true,
+        )
+    }
+
     #[test]
     fn an_hour_of_a_ml_g5_xlarge_accrues_its_hourly_price() {
         // $1.408 an hour (ml.g5.xlarge, us-east-1): an hour costs exactly that, a
@@ -1300,15 +1319,7 @@ mod tests {
                 started_at: t(started),
                 ended_at: t(120),
             };
-            let recorded = totals.record(
-                endpoint,
-                Some(variant),
-                Decimal::ZERO,
-                None,
-                Some(clock),
-                None,
-                true,
-            );
+            let recorded = record_clock(&totals, endpoint, variant, clock);
             accrued = recorded.accrual.unwrap().accrued_usd;
         }
         // AWS bills 4 instances until the new count was applied, then 1:
@@ -1345,17 +1356,7 @@ mod tests {
                 started_at: ns(i * 1_500),
                 ended_at: ns((i + 1) * 1_500),
             };
-            accrual = totals
-                .record(
-                    endpoint,
-                    Some(variant),
-                    Decimal::ZERO,
-                    None,
-                    Some(clock),
-                    None,
-                    true,
-                )
-                .accrual;
+            accrual = record_clock(&totals, endpoint, variant, clock).accrual;
         }
         let accrual = accrual.unwrap();
         assert_eq!(accrual.accrued_usd, "0.0000015".parse::<Decimal>().unwrap());
@@ -1395,15 +1396,7 @@ mod tests {
                 started_at: t(started),
                 ended_at: t(ended),
             };
-            let recorded = totals.record(
-                endpoint,
-                Some(variant),
-                Decimal::ZERO,
-                None,
-                Some(clock),
-                None,
-                true,
-            );
+            let recorded = record_clock(&totals, endpoint, variant, clock);
             recorded.accrual.unwrap()
         };
         let snapshot = rate(PriceOrigin::Snapshot, Some(note.clone()));

@@ -15,6 +15,12 @@ fn json_of(command: &mut Command) -> serde_json::Value {
     serde_json::from_slice(&output).expect("stdout is JSON")
 }
 
+/// `sagemeter <args>` refused as a usage error (exit 2) with nothing on stdout; the
+/// caller says what stderr must hold.
+fn refused(args: &[&str]) -> assert_cmd::assert::Assert {
+    sagemeter().args(args).assert().code(2).stdout("")
+}
+
 /// The `cost_usd` of the plan called `name` in `compare --json`'s output.
 fn plan_cost(json: &serde_json::Value, name: &str) -> Option<serde_json::Value> {
     json["plans"]
@@ -799,14 +805,9 @@ fn a_decimal_comma_is_refused_never_read_as_another_amount() {
             args.extend(["--subscription", "500"]);
         }
         args.extend([flag, value]);
-        sagemeter()
-            .args(&args)
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(predicate::str::contains(format!(
-                "`{value}` is not a number: use `.` for decimals"
-            )));
+        refused(&args).stderr(predicate::str::contains(format!(
+            "`{value}` is not a number: use `.` for decimals"
+        )));
     }
 }
 
@@ -875,12 +876,7 @@ fn a_number_no_decimal_holds_is_refused_as_too_large_or_too_precise_with_the_ran
         if !all.contains(&"--per-call") {
             all.extend(["--per-call", "0.01"]);
         }
-        sagemeter()
-            .args(&all)
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(predicate::str::contains(says));
+        refused(&all).stderr(predicate::str::contains(says));
     }
 }
 
@@ -912,12 +908,7 @@ fn a_negative_value_is_refused_by_what_it_is_not_as_an_unknown_argument() {
     ] {
         let mut all = vec!["compare"];
         all.extend(&args);
-        sagemeter()
-            .args(&all)
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(predicate::str::contains(says));
+        refused(&all).stderr(predicate::str::contains(says));
     }
 }
 
@@ -955,20 +946,16 @@ fn a_whole_number_flag_says_what_is_wrong_with_its_value_and_reads_exponents() {
             "e.g. 40,000",
         ),
     ] {
-        sagemeter()
-            .args([
-                "compare",
-                "--calls",
-                "100",
-                "--per-call",
-                "0.01",
-                flag,
-                value,
-            ])
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(predicate::str::contains(wrong).and(predicate::str::contains(accepted)));
+        refused(&[
+            "compare",
+            "--calls",
+            "100",
+            "--per-call",
+            "0.01",
+            flag,
+            value,
+        ])
+        .stderr(predicate::str::contains(wrong).and(predicate::str::contains(accepted)));
     }
     // Written as the other numbers may be: 1e3 bytes and 1,500 tokens a call.
     let json = json_of(sagemeter().args([

@@ -7,6 +7,7 @@
 //! ml.g5.12xlarge $7.09.
 
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use crate::support::intercepted;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
@@ -640,11 +641,7 @@ async fn an_amortized_gap_is_carried_past_a_call_whose_compute_the_interceptor_c
         .sink(receipts.clone())
         .build_meter()
         .unwrap();
-    let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
-        aws_sdk_sagemakerruntime::config::Builder::from(&config)
-            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
-            .build(),
-    );
+    let sdk = intercepted(&config, &meter);
     let made = |n: usize| {
         let (meter, receipts) = (meter.clone(), receipts.clone());
         async move {

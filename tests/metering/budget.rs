@@ -337,13 +337,19 @@ async fn a_budget_beyond_any_bill_is_refused_when_configured_and_the_largest_one
     );
 }
 
+/// An enforced budget of $1 a day on `endpoint`, counting an unpriced call at a
+/// fixed $0.05.
+fn day_of_a_dollar_estimating_five_cents(endpoint: &str) -> Budget {
+    Budget::enforce(BudgetScope::endpoint(endpoint), BudgetPeriod::Day, dec("1"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.05") })
+        .unwrap()
+}
+
 #[tokio::test]
 async fn an_unpriced_async_settlement_counts_at_the_rest_of_its_invocations_estimate() {
     let fake = fake().await;
-    let budget = Budget::enforce(BudgetScope::endpoint("rt"), BudgetPeriod::Day, dec("1"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.05") })
-        .unwrap();
+    let budget = day_of_a_dollar_estimating_five_cents("rt");
     // Data is free, the per-inference fee 0.001 USD; the instance's price is unknown.
     let r = "us-east-1".to_owned();
     let client = Client::builder(&fake.sdk_config().await)
@@ -483,10 +489,7 @@ async fn queued_async_invocations_hold_their_estimate_until_they_settle() {
 #[tokio::test]
 async fn an_async_invocation_settled_twice_is_billed_counted_and_charged_once() {
     let fake = fake().await;
-    let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("1"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.05") })
-        .unwrap();
+    let budget = day_of_a_dollar_estimating_five_cents("jobs");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("calls.jsonl");
     let builder = Client::builder(&fake.sdk_config().await)
@@ -543,10 +546,7 @@ async fn an_async_invocation_settled_twice_is_billed_counted_and_charged_once() 
 #[tokio::test]
 async fn a_duplicate_settlement_is_told_by_a_typed_fact_not_by_the_wording_of_its_notes() {
     let fake = fake().await;
-    let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("1"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.05") })
-        .unwrap();
+    let budget = day_of_a_dollar_estimating_five_cents("jobs");
     let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
     let builder =
         Client::builder(&fake.sdk_config().await).time_source(SharedTimeSource::new(time.clone()));

@@ -5,7 +5,7 @@
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::logs;
 use crate::support::receipts::{Receipts, line};
-use crate::support::submit_async;
+use crate::support::{intercepted, submit_async};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
@@ -324,10 +324,7 @@ async fn the_interceptor_meters_a_plain_sdk_client_with_no_change_at_the_call_si
         .price_source(FixedPrices::us_east_1())
         .build_meter()
         .unwrap();
-    let sdk_config = aws_sdk_sagemakerruntime::config::Builder::from(&config)
-        .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
-        .build();
-    let sdk = aws_sdk_sagemakerruntime::Client::from_conf(sdk_config);
+    let sdk = intercepted(&config, &meter);
     for _ in 0..3 {
         sdk.invoke_endpoint()
             .endpoint_name("rt")
@@ -896,11 +893,7 @@ async fn shutdown_waits_for_background_pricing_and_then_spawns_nothing_more() {
         .price_source(SlowPrices(FixedPrices::us_east_1()))
         .build_meter()
         .unwrap();
-    let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
-        aws_sdk_sagemakerruntime::config::Builder::from(&config)
-            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
-            .build(),
-    );
+    let sdk = intercepted(&config, &meter);
     for _ in 0..3 {
         sdk.invoke_endpoint()
             .endpoint_name("rt")
@@ -2102,13 +2095,6 @@ async fn an_async_submission_answered_with_a_model_error_code_is_an_error_withou
 async fn the_interceptor_settles_budgets_and_an_enforced_one_refuses_before_sending() {
     let fake = fake_with_demo_endpoints().await;
     let config = fake.sdk_config().await;
-    let plain_sdk = |meter: &sagemeter::Meter| {
-        aws_sdk_sagemakerruntime::Client::from_conf(
-            aws_sdk_sagemakerruntime::config::Builder::from(&config)
-                .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
-                .build(),
-        )
-    };
     use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope};
 
     // Alerting: every call's cost counts.
@@ -2117,7 +2103,7 @@ async fn the_interceptor_settles_budgets_and_an_enforced_one_refuses_before_send
         .budget(Budget::alert(BudgetScope::Client, BudgetPeriod::Day, dec("1")).unwrap())
         .build_meter()
         .unwrap();
-    let sdk = plain_sdk(&meter);
+    let sdk = intercepted(&config, &meter);
     for _ in 0..3 {
         sdk.invoke_endpoint()
             .endpoint_name("rt")
@@ -2142,7 +2128,7 @@ async fn the_interceptor_settles_budgets_and_an_enforced_one_refuses_before_send
         .build_meter()
         .unwrap();
     let before = fake.invocations();
-    let err = plain_sdk(&meter)
+    let err = intercepted(&config, &meter)
         .invoke_endpoint()
         .endpoint_name("rt")
         .body(Blob::new("{}"))
@@ -2193,16 +2179,6 @@ async fn an_absurd_rate_from_a_custom_price_source_is_unpriced_not_a_panic() {
 }
 
 /// An SDK client of `config` with `meter`'s interceptor on its config.
-fn intercepted(
-    config: &aws_types::SdkConfig,
-    meter: &sagemeter::Meter,
-) -> aws_sdk_sagemakerruntime::Client {
-    aws_sdk_sagemakerruntime::Client::from_conf(
-        aws_sdk_sagemakerruntime::config::Builder::from(config)
-            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
-            .build(),
-    )
-}
 
 #[tokio::test]
 async fn the_interceptor_makes_one_cancelled_receipt_for_a_call_dropped_after_sending() {

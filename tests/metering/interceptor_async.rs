@@ -9,6 +9,7 @@
 
 use super::budget::ten_cents_per_ten_seconds_on;
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use crate::support::intercepted;
 use crate::support::receipts::Receipts;
 use rust_decimal::Decimal;
 use sagemeter::billing::{LineItem, LinePrice, UsageCharges};
@@ -35,11 +36,7 @@ async fn interceptor_on_jobs(
         .unwrap();
     let (builder, receipts) = ten_cents_per_ten_seconds_on(Meter::builder(&config), budget);
     let meter = builder.build_meter().unwrap();
-    let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
-        aws_sdk_sagemakerruntime::config::Builder::from(&config)
-            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
-            .build(),
-    );
+    let sdk = intercepted(&config, &meter);
     (meter, sdk, receipts)
 }
 
@@ -196,11 +193,7 @@ async fn an_async_call_the_interceptor_meters_on_a_per_token_endpoint_is_one_inv
         .sink(emf.clone())
         .build_meter()
         .unwrap();
-    let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
-        aws_sdk_sagemakerruntime::config::Builder::from(&config)
-            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
-            .build(),
-    );
+    let sdk = intercepted(&config, &meter);
     submit(&sdk).await.expect("the fake queues it");
     let all = receipts_made(&meter, &receipts, 1).await;
     emf.flush().await.unwrap();

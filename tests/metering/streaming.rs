@@ -7,6 +7,7 @@
 //! whole stream; per-token and per-inference charges on top of compute or alone.
 
 use crate::support::fake_stream::{FakeStream, REGION, Script, VARIANT};
+use crate::support::intercepted;
 use crate::support::receipts::{NoPriceList, Receipts, line};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_sdk_sagemakerruntime::types::ResponseStream;
@@ -932,16 +933,6 @@ async fn a_sink_that_panics_at_the_end_of_a_stream_loses_neither_its_receipt_nor
 }
 
 /// A plain SDK client whose calls go through `meter`'s interceptor.
-fn intercepted(
-    conf: &aws_types::SdkConfig,
-    meter: &sagemeter::Meter,
-) -> aws_sdk_sagemakerruntime::Client {
-    aws_sdk_sagemakerruntime::Client::from_conf(
-        aws_sdk_sagemakerruntime::config::Builder::from(conf)
-            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
-            .build(),
-    )
-}
 
 #[tokio::test]
 async fn a_stream_through_the_interceptor_is_refused_on_a_spent_budget_and_otherwise_leaves_a_receipt()

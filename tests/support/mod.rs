@@ -18,6 +18,21 @@ pub mod fault_proxy;
 pub mod logs;
 pub mod receipts;
 
+/// An SDK client of `config` with `meter`'s [`MeteringInterceptor`] on it: what a
+/// user who keeps their SDK client writes.
+///
+/// [`MeteringInterceptor`]: sagemeter::client::MeteringInterceptor
+pub fn intercepted(
+    config: &aws_types::SdkConfig,
+    meter: &sagemeter::Meter,
+) -> aws_sdk_sagemakerruntime::Client {
+    aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(config)
+            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+            .build(),
+    )
+}
+
 /// A client of a fake's `rt` endpoint (2 × ml.m5.xlarge) priced from overrides
 /// only, with a fixed profile: no discovery, no Price List. us-east-1's public
 /// rates: ml.m5.xlarge hosting 0.23 USD/h, data in and out 0.016 USD/GB.
