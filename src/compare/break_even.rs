@@ -315,8 +315,14 @@ fn summarise(
         [(_, Some(u), below), (_, None, above)]
             if *below != Verdict::Same && *above != Verdict::Same =>
         {
+            // A crossing below one call: in whole calls, cheaper from the first.
+            let first = if *u < Decimal::ONE {
+                ", so from the first call"
+            } else {
+                ""
+            };
             format!(
-                "{} is cheaper above {} {per}{busy}; {} below",
+                "{} is cheaper above {} {per}{first}{busy}; {} below",
                 plan(*above),
                 n(u),
                 plan(*below)

@@ -21,16 +21,20 @@ pub fn usd(value: Decimal, dp: u32) -> String {
 }
 
 /// A call count: whole calls with separators from 100 up, otherwise up to two
-/// decimals (`0.5`, `12.25`).
+/// decimals (`0.5`, `12.25`). A count that is not zero is never shown as `0`: below
+/// 0.005 it keeps two significant digits (`0.000000001`, `0.0012`), so a break-even
+/// below one call reads as the fraction it is.
 pub fn calls(value: Decimal) -> String {
     if value.abs() >= Decimal::from(100) {
-        usd(value, 0)
-    } else {
-        let r = value
-            .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
-            .normalize();
-        group(&r.to_string())
+        return usd(value, 0);
     }
+    let mut r = value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    if r.is_zero() && !value.is_zero() {
+        r = value
+            .round_sf_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+            .unwrap_or(value);
+    }
+    group(&r.normalize().to_string())
 }
 
 /// A fraction as a percentage with one decimal: `0.3805` → `"38.1%"`. A fraction too
@@ -95,6 +99,15 @@ mod tests {
     fn calls_are_whole_from_a_hundred_up() {
         assert_eq!(calls(Decimal::new(400_004, 1)), "40,000");
         assert_eq!(calls(Decimal::new(125, 1)), "12.5");
+    }
+
+    #[test]
+    fn a_count_below_a_hundredth_keeps_its_significant_digits_never_zero() {
+        assert_eq!(calls(Decimal::new(1, 9)), "0.000000001");
+        assert_eq!(calls(Decimal::new(12_345, 7)), "0.0012"); // 0.0012345, 2 digits
+        assert_eq!(calls(Decimal::new(-1, 3)), "-0.001");
+        assert_eq!(calls(Decimal::new(5, 3)), "0.01"); // 0.005 rounds half up to 0.01
+        assert_eq!(calls(Decimal::ZERO), "0");
     }
 
     #[test]

@@ -379,6 +379,42 @@ fn subscription_breaks_even_with_pay_per_use_at_fee_over_price_per_call() {
 }
 
 #[test]
+fn a_break_even_below_one_call_reads_as_its_fraction_and_from_the_first_call() {
+    // 10^9 USD a call against a 1 USD monthly fee: pay per use costs more from the
+    // first call on.
+    let plans = [pay_per_use("1000000000"), Plan::from(subscription("1"))];
+    let comparison = compute(&monthly(1_000_000_000_000_000), &plans);
+    let be = comparison
+        .break_even("pay per use", "subscription")
+        .unwrap();
+    // U* = P·T / X = 1 × 1 / 1,000,000,000 = 0.000000001 calls per month
+    assert_eq!(be.points[0].calls_per_period, d("0.000000001"));
+    assert_eq!(
+        be.summary,
+        "subscription is cheaper above 0.000000001 calls per month, so from the first \
+         call; pay per use below"
+    );
+    // The table's break-even line is the same sentence.
+    assert!(
+        comparison.to_string().contains(
+            "\nBreak-even:\n- subscription is cheaper above 0.000000001 calls per month, so \
+             from the first call; pay per use below\n"
+        ),
+        "{comparison}"
+    );
+
+    // 10 USD a call against a 5 USD fee: U* = 5 / 10 = 0.5 calls per month.
+    let plans = [pay_per_use("10"), Plan::from(subscription("5"))];
+    let be = compute(&monthly(100), &plans).break_evens.remove(0);
+    assert_eq!(be.points[0].calls_per_period, d("0.5"));
+    assert_eq!(
+        be.summary,
+        "subscription is cheaper above 0.5 calls per month, so from the first call; pay \
+         per use below"
+    );
+}
+
+#[test]
 fn break_even_counts_every_period_of_the_subscription() {
     // a 500 USD monthly fee against 0.0125 per call, compared over a year
     let year = UsageProfile::builder()

@@ -62,6 +62,33 @@ Break-even:
 }
 
 #[test]
+fn a_break_even_below_one_call_is_its_fraction_in_the_table_and_the_json() {
+    // U* = P·T / X = 1 USD × 1 month / 1,000,000,000 USD a call = 0.000000001 calls:
+    // pay per use costs more than the subscription from the first call.
+    let args = [
+        "compare",
+        "--calls",
+        "1e15",
+        "--per-call",
+        "1000000000",
+        "--subscription",
+        "1",
+    ];
+    let line = "subscription is cheaper above 0.000000001 calls per month, so from the \
+                first call; pay per use below";
+    sagemeter()
+        .args(args)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("Break-even:\n- {line}\n")));
+    let json = json_of(sagemeter().args(args).arg("--json"));
+    let be = &json["break_evens"][0];
+    assert_eq!(be["points"][0]["calls_per_period"], "0.000000001");
+    assert_eq!(be["regions"][1]["from_calls"], "0.000000001");
+    assert_eq!(be["summary"], line);
+}
+
+#[test]
 fn a_quota_and_overage_show_the_band_where_the_subscription_wins() {
     // pay per use 60,000 × 0.0125 = 750; subscription 400 + (60,000 − 40,000) × 0.02 = 800
     // crossings: 400 / 0.0125 = 32,000 and 400 / (0.02 − 0.0125) = 53,333.33
