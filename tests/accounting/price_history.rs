@@ -16,12 +16,12 @@
 use crate::support::fake_pricelist::published::{
     JAN_2024, MAR_2025, OCT_2025, REGION, c5, publish, since, until,
 };
-use crate::support::fake_pricelist::{FakePriceList, Fault, docs};
+use crate::support::fake_pricelist::{FakePriceList, Fault, docs, offer_file};
 use chrono::NaiveDate;
 use sagemeter::Decimal;
 use sagemeter::pricing::PriceKey;
 use sagemeter::pricing::history::{HistoryError, PriceHistory, PriceListHistory};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -155,8 +155,9 @@ async fn a_file_cut_short_is_an_error_naming_its_version_with_the_rest_read() {
     let message = err.to_string();
     assert!(
         message.starts_with(
-            "the price history is incomplete: version 20250301000000 (in effect 2025-03-01): \
-             the file is cut short (EOF while parsing"
+            "the price history is incomplete: version 20250301000000 (in effect 2025-03-01; \
+             rates unknown from then until 2025-10-01): the file is cut short (EOF while \
+             parsing"
         ),
         "{message}"
     );
@@ -188,6 +189,113 @@ async fn a_file_cut_short_is_an_error_naming_its_version_with_the_rest_read() {
         .unwrap()
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// `doc` with a second on-demand term, `code`, taking effect on `date` at `usd`: a
+/// version that announces a new rate beside the one in effect.
+fn with_later_term(mut doc: Value, code: &str, date: &str, usd: &str) -> Value {
+    let sku = docs::sku_of(&doc);
+    let mut term = doc["terms"]["OnDemand"]
+        .as_object()
+        .and_then(|terms| terms.values().next())
+        .expect("an on-demand term")
+        .clone();
+    let mut dimension = term["priceDimensions"]
+        .as_object()
+        .and_then(|d| d.values().next())
+        .expect("a price dimension")
+        .clone();
+    let rate_code = format!("{sku}.{code}.6YS6EN2CT7");
+    dimension["rateCode"] = json!(rate_code);
+    dimension["pricePerUnit"]["USD"] = json!(usd);
+    term["offerTermCode"] = json!(code);
+    term["effectiveDate"] = json!(date);
+    term["priceDimensions"] = json!({ rate_code: dimension });
+    doc["terms"]["OnDemand"][format!("{sku}.{code}")] = term;
+    doc
+}
+
+#[tokio::test]
+async fn an_unread_version_cuts_the_terms_an_earlier_version_dated_inside_its_span() {
+    // January 2025 lists c5.2xlarge at 0.408 and announces 0.3672 from 2025-04-10; the
+    // March version is cut short; June lists 0.3876, in effect since 2025-05-20.
+    let server = FakePriceList::start().await;
+    let january = with_later_term(
+        c5("2xlarge", "8", "0.4080000000", JAN_2024),
+        "NEWTERM001",
+        "2025-04-10T00:00:00Z",
+        "0.3672000000",
+    );
+    let mut march = offer_file(
+        "20250301000000",
+        &[c5("2xlarge", "8", "0.4080000000", JAN_2024)],
+    );
+    march.truncate(march.len() / 2);
+    let june = c5("2xlarge", "8", "0.3876000000", "2025-05-20T00:00:00Z");
+    server.add_version(
+        REGION,
+        "20250101000000",
+        date(2025, 1, 1),
+        offer_file("20250101000000", &[january]),
+    );
+    server.add_version(REGION, "20250301000000", date(2025, 3, 1), march);
+    server.add_version(
+        REGION,
+        "20250601000000",
+        date(2025, 6, 1),
+        offer_file("20250601000000", &[june]),
+    );
+
+    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
+        .cache_dir(None)
+        .until(date(2025, 7, 1))
+        .build()
+        .history(
+            &PriceKey::hosting(REGION, "ml.c5.2xlarge"),
+            date(2025, 1, 1),
+        )
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "the price history is incomplete: version 20250301000000 (in effect 2025-03-01; \
+             rates unknown from then until 2025-06-01): the file is cut short"
+        ),
+        "{message}"
+    );
+    let HistoryError::Incomplete { partial, missing } = err else {
+        panic!("expected Incomplete");
+    };
+    assert_eq!(missing[0].unknown_until, Some(date(2025, 6, 1)));
+    let points: Vec<_> = partial.series[0]
+        .points
+        .iter()
+        .map(|p| {
+            (
+                p.version.as_str(),
+                p.seen_on,
+                p.usd_per_unit,
+                p.change_percent,
+            )
+        })
+        .collect();
+    assert_eq!(
+        points,
+        [
+            ("20250101000000", date(2025, 1, 1), Some(usd("0.408")), None),
+            // No 2025-04-10 point at 0.3672: that date is in March's span, whose
+            // version may have withdrawn the announced rate. June's rate is known
+            // from June on: (0.3876 − 0.408) ÷ 0.408 × 100 = −5.00 %.
+            (
+                "20250601000000",
+                date(2025, 6, 1),
+                Some(usd("0.3876")),
+                Some(usd("-5.00"))
+            ),
+        ]
+    );
+    assert_eq!(partial.series[0].last_listed_on, Some(date(2025, 6, 1)));
 }
 
 #[tokio::test]

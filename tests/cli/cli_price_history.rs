@@ -195,7 +195,7 @@ async fn a_version_cut_short_prints_what_was_read_then_fails_naming_it() {
     assert!(
         stderr.contains(
             "error: the price history is incomplete: version 20250301000000 (in effect \
-             2025-03-01): the file is cut short"
+             2025-03-01; rates unknown from then until 2025-10-01): the file is cut short"
         ),
         "{stderr}"
     );

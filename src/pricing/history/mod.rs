@@ -157,6 +157,13 @@ pub struct MissingVersion {
     pub version: String,
     /// The first sampled date it was in effect on.
     pub seen_on: NaiveDate,
+    /// The first sampled date of the next version that was read: the rates from
+    /// [`seen_on`](Self::seen_on) up to that date are unknown, so the history holds no
+    /// point dated in that span (an earlier version's terms dated inside it are cut:
+    /// this version may have replaced them). `None` when no later version was read:
+    /// unknown to the end of the span.
+    #[serde(default)]
+    pub unknown_until: Option<NaiveDate>,
     /// Why (never a URL's signature or a credential).
     pub reason: String,
 }
@@ -217,8 +224,12 @@ fn describe_missing(missing: &[MissingVersion]) -> String {
     missing
         .iter()
         .map(|m| {
+            let span = match m.unknown_until {
+                Some(until) => format!("rates unknown from then until {until}"),
+                None => "rates unknown from then on".to_owned(),
+            };
             format!(
-                "version {} (in effect {}): {}",
+                "version {} (in effect {}; {span}): {}",
                 m.version, m.seen_on, m.reason
             )
         })
@@ -435,12 +446,21 @@ impl PriceListHistory {
                 Err(reason) => missing.push(MissingVersion {
                     version: version.version.clone(),
                     seen_on: version.seen_on,
+                    unknown_until: None,
                     reason,
                 }),
             }
         }
+        // Each unread version's span ends where the next version read takes over.
+        for m in &mut missing {
+            m.unknown_until = read
+                .iter()
+                .map(|(v, _)| v.seen_on)
+                .find(|start| *start > m.seen_on);
+        }
 
-        let history = build_history(region, since, until, read, &keys_in);
+        let unread: Vec<NaiveDate> = missing.iter().map(|m| m.seen_on).collect();
+        let history = build_history(region, since, until, read, &unread, &keys_in);
         if missing.is_empty() {
             Ok(history)
         } else {
@@ -684,8 +704,8 @@ fn listing(
 }
 
 /// The moments a version answers for `key`: the first date it was in effect on, then
-/// each later term `effectiveDate` before `end` (the next version read takes over
-/// then; for the last version, the day after the last date asked for). A version can
+/// each later term `effectiveDate` before `end` (the next version takes over then,
+/// read or not; for the last version, the day after the last date asked for). A version can
 /// list a product's current term next to one that takes effect later; AWS bills the
 /// term in effect on the day, so each is a point of the history on its own date.
 fn moments(
@@ -707,21 +727,32 @@ fn moments(
 
 /// Turns the versions read (oldest first) into one history per key: a point where a
 /// key is first listed, where its rate changes (at a version, or at a term's
-/// `effectiveDate` inside one), and where it is no longer listed.
+/// `effectiveDate` inside one), and where it is no longer listed. `unread` are the
+/// first dates of the versions that could not be read: a version's own terms count
+/// only until the next version takes over, read or not (what an unread version
+/// billed is unknown, and it may have replaced them).
 fn build_history(
     region: &str,
     since: NaiveDate,
     until: NaiveDate,
     read: Vec<(PriceListVersion, Offer)>,
+    unread: &[NaiveDate],
     keys_in: &dyn Fn(&[PriceDocument]) -> Vec<PriceKey>,
 ) -> PriceHistory {
     let mut series: BTreeMap<PriceKey, KeyHistory> = BTreeMap::new();
     let mut versions = Vec::with_capacity(read.len());
     let ends: Vec<NaiveDate> = read
         .iter()
-        .skip(1)
-        .map(|(v, _)| v.seen_on)
-        .chain(until.succ_opt().or(Some(until)))
+        .enumerate()
+        .map(|(i, (v, _))| {
+            let next_read = read.get(i + 1).map(|(next, _)| next.seen_on);
+            let next_unread = unread.iter().copied().filter(|d| *d > v.seen_on).min();
+            [next_read, next_unread]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or_else(|| until.succ_opt().unwrap_or(until))
+        })
         .collect();
     for ((version, offer), end) in read.into_iter().zip(ends) {
         let keys = keys_in(&offer.documents);
@@ -908,6 +939,7 @@ mod tests {
             on(1),
             on(4),
             vec![(v1, january), (v3, march)],
+            &[],
             &move |_| vec![k.clone()],
         );
         let series = &history.series[0];
@@ -953,6 +985,52 @@ mod tests {
         assert_eq!(series.last_listed_on, Some(day(3, 1)));
     }
 
+    #[test]
+    fn a_versions_later_terms_stop_where_an_unread_version_takes_over() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2025, m, d).unwrap();
+        let (v1, mut january) = version(1, None);
+        january.documents = vec![hosting_terms(&[
+            ("JRTCKXETXF", "2024-12-01T00:00:00Z", "0.2500000000"),
+            ("NEWTERM001", "2025-02-15T00:00:00Z", "0.2000000000"),
+            // Dated inside the March version's span: March was not read, so whether
+            // it still listed this term is unknown.
+            ("NEWTERM002", "2025-04-10T00:00:00Z", "0.1900000000"),
+        ])];
+        let (v6, mut june) = version(6, None);
+        june.documents = vec![hosting_terms(&[(
+            "NEWTERM003",
+            "2025-05-20T00:00:00Z",
+            "0.1800000000",
+        )])];
+        let k = key.clone();
+        let history = build_history(
+            "us-east-1",
+            on(1),
+            on(7),
+            vec![(v1, january), (v6, june)],
+            &[on(3)], // the March version, not read
+            &move |_| vec![k.clone()],
+        );
+        let points: Vec<_> = history.series[0]
+            .points
+            .iter()
+            .map(|p| (p.version.as_str(), p.seen_on, p.usd_per_unit))
+            .collect();
+        let usd = |s: &str| Some(s.parse::<Decimal>().unwrap());
+        assert_eq!(
+            points,
+            [
+                ("20250101000000", day(1, 1), usd("0.25")),
+                // 2025-02-15 is before March: January's own term holds.
+                ("20250101000000", day(2, 15), usd("0.20")),
+                // No 2025-04-10 point from January: it is inside March's span. June's
+                // rate counts from June, the first date that version answers for.
+                ("20250601000000", day(6, 1), usd("0.18")),
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn a_china_region_is_refused_as_not_in_the_global_price_list_not_as_never_listed() {
         let conf = aws_types::SdkConfig::builder()
@@ -989,7 +1067,9 @@ mod tests {
             version(5, Some("0.25")),
         ];
         let k = key.clone();
-        let history = build_history("us-east-1", on(1), on(5), read, &move |_| vec![k.clone()]);
+        let history = build_history("us-east-1", on(1), on(5), read, &[], &move |_| {
+            vec![k.clone()]
+        });
         let points: Vec<_> = history.series[0]
             .points
             .iter()
@@ -1023,7 +1103,9 @@ mod tests {
             version(3, Some("0.20")),
         ];
         let k = key.clone();
-        let history = build_history("us-east-1", on(1), on(3), read, &move |_| vec![k.clone()]);
+        let history = build_history("us-east-1", on(1), on(3), read, &[], &move |_| {
+            vec![k.clone()]
+        });
         let points: Vec<_> = history.series[0]
             .points
             .iter()
