@@ -351,3 +351,70 @@ fn fleet_status_json_carries_every_fact_the_text_shows() {
     assert_eq!(client["leased_unspent_usd"], "0", "{client}");
     assert_eq!(client["budget_alerts"], serde_json::json!([]), "{client}");
 }
+
+/// Writes `item` (its `pk` and `sk` among its attributes) to the fleet table
+/// `table` as it stands, whatever sagemeter would have written.
+fn put_item(table: &str, item: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let conf = Emulator::shared().sdk_config().await;
+        let item = item.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        aws_sdk_dynamodb::Client::new(&conf)
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+/// `fleet status` as text, each line's runs of spaces made one.
+fn status_text(table: &str) -> Vec<String> {
+    let out = output(sagemeter(&["fleet", "status", "--table", table]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn fleet_status_text_shows_what_is_committed_without_a_limit() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let table = table_name("nolimit");
+    init(&table);
+    let n = |v: &str| AttributeValue::N(v.to_owned());
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    // An endpoint's budget item that no process leased from: its $0.05 of spend
+    // was written without a lease (a call `WhenUnavailable::Allow` let through
+    // while the table did not answer), added to `committed_pico`; no
+    // `limit_pico` was ever written.
+    put_item(
+        &table,
+        vec![
+            ("pk", s("scope#endpoint:chat")),
+            ("sk", s("day#2026-12-01")),
+            ("spent_pico", n("50000000000")),
+            ("calls", n("5")),
+            ("committed_pico", n("50000000000")),
+        ],
+    );
+    let json = status_of(&table, "endpoint", Some("chat"));
+    assert_eq!(json["committed_usd"], "0.05", "{json}");
+    assert!(json["limit_usd"].is_null(), "{json}");
+    let text = status_text(&table);
+    assert_eq!(text.len(), 1, "{text:?}");
+    // The text says it too ($50,000,000,000 pico-USD = $0.05), not only --json.
+    assert!(
+        text[0].contains("no limit, committed $0.05 (0 leases, $0 unspent)"),
+        "{text:?}"
+    );
+}

@@ -120,10 +120,8 @@ fn write_status(out: &mut dyn Write, s: &FleetScopeStatus) -> std::io::Result<()
             .collect();
         write!(out, "; variants {}", each.join(", "))?;
     }
-    if let (Some(limit), Some(committed), Some(remaining)) =
-        (s.limit_usd, s.committed_usd, s.remaining_usd)
-    {
-        write!(
+    match (s.limit_usd, s.committed_usd, s.remaining_usd) {
+        (Some(limit), Some(committed), Some(remaining)) => write!(
             out,
             "; limit {}, committed {} ({} leases, {} unspent), remaining {}",
             usd(limit),
@@ -131,7 +129,18 @@ fn write_status(out: &mut dyn Write, s: &FleetScopeStatus) -> std::io::Result<()
             s.leases,
             usd(s.leased_unspent_usd.unwrap_or_default()),
             usd(remaining)
-        )?;
+        )?,
+        // Committed with no limit written (spend added without a lease: a call
+        // `WhenUnavailable::Allow` let through before any process leased): the
+        // committed sum is shown all the same, as `--json` carries it.
+        (None, Some(committed), _) => write!(
+            out,
+            "; no limit, committed {} ({} leases, {} unspent)",
+            usd(committed),
+            s.leases,
+            usd(s.leased_unspent_usd.unwrap_or_default()),
+        )?,
+        _ => {}
     }
     let percents = |passed: &[u32]| -> String {
         let passed: Vec<String> = passed.iter().map(|p| format!("{p}%")).collect();
