@@ -990,8 +990,21 @@ impl Meter {
         now: SystemTime,
     ) -> Vec<(String, EndpointSlot)> {
         let clocks = &self.inner.totals;
-        for variant in rates {
+        for (profiled, variant) in profile.variants.iter().zip(rates) {
             if let Some(standing) = variant.standing() {
+                // The fleet's accrual prices each stretch of the day at its rate.
+                #[cfg(feature = "fleet")]
+                if let Some(fleet) = &self.inner.fleet {
+                    fleet.set_standing(
+                        &profile.endpoint,
+                        &profiled.name,
+                        standing.usd_per_hour_all_instances,
+                        standing.capacity_from.clone(),
+                        now,
+                    );
+                }
+                #[cfg(not(feature = "fleet"))]
+                let _ = profiled;
                 clocks.set_standing(variant.totals, standing, now);
             }
         }

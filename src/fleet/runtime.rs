@@ -4,7 +4,7 @@
 use super::keys::{self, from_pico, to_pico};
 use super::table::{
     self, Added, Claimed, Delta, Failure, FleetAccrual, LeaseEnd, LeaseHeld, LeaseUse, Leased,
-    Load, Table, TableError,
+    Load, StandingStretch, Table, TableError,
 };
 use super::{FleetConfig, FleetStats, WhenUnavailable};
 use crate::FastMap;
@@ -18,7 +18,7 @@ use crate::{Error, Result};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
@@ -120,34 +120,42 @@ pub(crate) struct FleetAccrualFigures {
     pub accrued_usd: Decimal,
     pub allocated_usd: Decimal,
     pub utilisation: Option<Decimal>,
-    /// Where the rate of `accrued_usd` came from (the whole day is priced at it).
-    pub capacity_from: RateFrom,
+    /// Where the rates of `accrued_usd` came from: each source of a stretch
+    /// summed, once (with the latest stretch's note), in the order first used.
+    pub capacity_from: Vec<RateFrom>,
 }
 
 impl FleetAccrualFigures {
     /// Where the receipt's accrual was priced from: its capacity (the fleet's
-    /// day, at this call's rate) from that rate's source alone, not from every
-    /// source this process's own accrual used; its storage (this process's
-    /// view) from this process's sources. `process` is this process's
-    /// accrual's list, handed back as it is when it says just that (a call
-    /// allocates none then).
+    /// day, each stretch at its rate) from the sources of the rates summed,
+    /// not from every source this process's own accrual used; its storage
+    /// (this process's view) from this process's sources. `process` is this
+    /// process's accrual's list, handed back as it is when it says just that
+    /// (a call allocates none then).
     pub(crate) fn priced_from(
         &self,
         process: Option<&Arc<[AccrualSource]>>,
     ) -> Arc<[AccrualSource]> {
-        let (origin, note) = &self.capacity_from;
-        let capacity = AccrualSource::new(AccrualCharge::Capacity, *origin, note.clone());
-        let sources = process.map_or(&[][..], |p| &p[..]);
-        let mut capacities = sources
+        let capacity: Vec<AccrualSource> = self
+            .capacity_from
             .iter()
-            .filter(|s| s.charge == AccrualCharge::Capacity);
+            .map(|(origin, note)| {
+                AccrualSource::new(AccrualCharge::Capacity, *origin, note.clone())
+            })
+            .collect();
+        let sources = process.map_or(&[][..], |p| &p[..]);
+        let capacities: Vec<&AccrualSource> = sources
+            .iter()
+            .filter(|s| s.charge == AccrualCharge::Capacity)
+            .collect();
         if let Some(process) = process
-            && capacities.next() == Some(&capacity)
-            && capacities.next().is_none()
+            && capacities.len() == capacity.len()
+            && capacities.iter().zip(&capacity).all(|(a, b)| *a == b)
         {
             return process.clone();
         }
-        std::iter::once(capacity)
+        capacity
+            .into_iter()
             .chain(
                 sources
                     .iter()
@@ -249,6 +257,9 @@ struct State {
     /// item's sort key): the fleet's calls between two writes give this process's
     /// share of them, for amortised allocation.
     fleet_calls: FastMap<String, (String, u64)>,
+    /// Per endpoint and variant, the standing rate this process's profile gives
+    /// now, and since when (epoch ms).
+    standing_seen: BTreeMap<(String, String), (StandingStretch, i64)>,
 }
 
 impl State {
@@ -328,6 +339,15 @@ struct Item {
     /// Per variant, this process's earliest call in the item's period (epoch ns:
     /// the table keeps ms, the accrual counts every nanosecond).
     first_call_ns: BTreeMap<String, i128>,
+    /// Variants whose standing rate this process has noted in the item (at its
+    /// first call to it in the item's period): later changes are noted as
+    /// its profile sees them.
+    rates_noted: BTreeSet<String>,
+    /// This process's first-call rates, by variant and epoch ms, not yet
+    /// compared with the stretches the table holds: written only where the
+    /// table's stretch then has another rate, so that the many short runs of a
+    /// day (`sagemeter invoke` from cron) do not each add one to the item.
+    unconfirmed: BTreeMap<(String, i64), StandingStretch>,
     /// The table's item may hold attributes of this process (`seq:`,
     /// `lease_seq:`, `inflight:`, ...): removed at shutdown.
     marked: bool,
@@ -345,6 +365,8 @@ impl Item {
             failed_flushes: 0,
             accrual: BTreeMap::new(),
             first_call_ns: BTreeMap::new(),
+            rates_noted: BTreeSet::new(),
+            unconfirmed: BTreeMap::new(),
             marked: false,
         }
     }
@@ -352,16 +374,44 @@ impl Item {
     /// Adds a call's allocated compute to `variant`'s fleet accrual, and returns
     /// that accrual: the instances' cost since the fleet's first call to the
     /// variant in the item's period, against every process's allocated compute.
+    ///
+    /// `seen` is the variant's standing rate as this process's profile gives it
+    /// now, and since when (epoch ms). The instances' cost is summed over the
+    /// standing rates the item holds (each process notes its first call's rate
+    /// and every change its profile sees after it), each from when it took
+    /// effect until the next; an item holding none (written by a version
+    /// before them) is priced at this call's rate the whole time.
     fn accrue(
         &mut self,
         variant: &str,
         input: AccrualInput,
         now: DateTime<Utc>,
         period_start: Option<DateTime<Utc>>,
+        seen: Option<&(StandingStretch, i64)>,
     ) -> FleetAccrualFigures {
         let allocated = input.allocated_usd.and_then(to_pico).unwrap_or(0);
         let started_ns = epoch_ns(input.started_at);
         let started_ms = epoch_ms(input.started_at);
+        if !self.rates_noted.contains(variant)
+            && let Some(pico_per_hour) = to_pico(input.usd_per_hour)
+        {
+            // This process's first call to the variant in the period: its rate
+            // from its start, and a change its profile saw while it ran.
+            self.rates_noted.insert(variant.to_owned());
+            let own = StandingStretch {
+                pico_per_hour,
+                from: input.capacity_from.clone(),
+            };
+            if let Some((rate, since_ms)) = seen
+                && *since_ms > started_ms
+                && *rate != own
+            {
+                self.unconfirmed
+                    .insert((variant.to_owned(), *since_ms), rate.clone());
+            }
+            self.unconfirmed
+                .insert((variant.to_owned(), started_ms), own);
+        }
         match self.pending.allocated.get_mut(variant) {
             Some(sum) => *sum = sum.saturating_add(allocated),
             None => {
@@ -382,7 +432,7 @@ impl Item {
                 self.first_call_ns.insert(variant.to_owned(), started_ns);
             }
         }
-        let known = self.accrual.get(variant).copied().unwrap_or_default();
+        let known = self.accrual.get(variant).cloned().unwrap_or_default();
         let local_first = self
             .first_call_ns
             .get(variant)
@@ -411,15 +461,26 @@ impl Item {
             .saturating_add(self.pending.allocated.get(variant).copied().unwrap_or(0));
         // Nanoseconds, as the process's own accrual counts them (a duration of
         // up to 584 years; beyond, the longest).
-        let elapsed = u64::try_from(datetime_ns(now).saturating_sub(from_ns).max(0))
-            .map_or(Duration::MAX, Duration::from_nanos);
-        let accrued = round_cost(standing_stretch(input.usd_per_hour, elapsed));
+        // The standing rates as the table holds them (the first writer of each
+        // keeps it), with this process's own not yet acknowledged.
+        let mut rates = known.rates;
+        let own = self
+            .unacked
+            .iter()
+            .flat_map(|(_, d)| &d.rates)
+            .chain(&self.pending.rates)
+            .chain(&self.unconfirmed)
+            .filter(|((v, _), _)| v == variant);
+        for ((_, ms), stretch) in own {
+            rates.entry(*ms).or_insert_with(|| stretch.clone());
+        }
+        let (accrued, capacity_from) = accrued_over(&rates, from_ns, datetime_ns(now), &input);
         let allocated = from_pico(allocated);
         FleetAccrualFigures {
             accrued_usd: accrued,
             allocated_usd: allocated,
             utilisation: (!accrued.is_zero()).then(|| div_round_dp(allocated, accrued, 6)),
-            capacity_from: input.capacity_from,
+            capacity_from,
         }
     }
 
@@ -430,6 +491,79 @@ impl Item {
             .saturating_add(self.unacked.as_ref().map_or(0, |(_, d)| d.spent))
             .saturating_add(self.pending.spent)
     }
+
+    /// Compares this process's first-call rates with the stretches the table
+    /// holds (its last answer): a rate the table's stretch then already has
+    /// is dropped, any other is written at the next flush.
+    fn confirm_rates(&mut self) {
+        for ((variant, ms), stretch) in std::mem::take(&mut self.unconfirmed) {
+            let held = self
+                .accrual
+                .get(&variant)
+                .and_then(|a| a.rates.range(..=ms).next_back())
+                .is_some_and(|(_, then)| then.pico_per_hour == stretch.pico_per_hour);
+            if !held {
+                self.pending.rates.insert((variant, ms), stretch);
+            }
+        }
+    }
+}
+
+/// What a variant's standing capacity cost from `from_ns` to `now_ns` (epoch
+/// ns), each stretch of `rates` (by when it took effect, epoch ms) at its own
+/// rate until the next one, with the sources of the rates summed; rounded to
+/// the receipts' 12 places once, at the end. Time before the earliest stretch
+/// is at its rate (nothing earlier is known); with no stretch at all (an item
+/// written before the rates were kept), the whole time is at `call`'s rate.
+fn accrued_over(
+    rates: &BTreeMap<i64, StandingStretch>,
+    from_ns: i128,
+    now_ns: i128,
+    call: &AccrualInput,
+) -> (Decimal, Vec<RateFrom>) {
+    let span = |from: i128, to: i128| {
+        u64::try_from(to.saturating_sub(from).max(0)).map_or(Duration::MAX, Duration::from_nanos)
+    };
+    if rates.is_empty() {
+        let accrued = standing_stretch(call.usd_per_hour, span(from_ns, now_ns));
+        return (round_cost(accrued), vec![call.capacity_from.clone()]);
+    }
+    let mut fine = Decimal::ZERO;
+    let mut sources: Vec<RateFrom> = Vec::new();
+    let mut stretches = rates.iter().peekable();
+    let mut first = true;
+    while let Some((start_ms, stretch)) = stretches.next() {
+        let start = match first {
+            true => from_ns,
+            false => i128::from(*start_ms)
+                .saturating_mul(NANOS_PER_MS)
+                .max(from_ns),
+        };
+        first = false;
+        let end = stretches
+            .peek()
+            .map_or(now_ns, |(next, _)| {
+                i128::from(**next).saturating_mul(NANOS_PER_MS)
+            })
+            .min(now_ns);
+        if end <= start {
+            continue;
+        }
+        let usd_per_hour = from_pico(stretch.pico_per_hour);
+        fine = fine
+            .checked_add(standing_stretch(usd_per_hour, span(start, end)))
+            .unwrap_or(Decimal::MAX);
+        let (origin, note) = &stretch.from;
+        match sources.iter_mut().find(|(o, _)| o == origin) {
+            Some(source) => source.1 = note.clone(),
+            None => sources.push(stretch.from.clone()),
+        }
+    }
+    if sources.is_empty() {
+        // No time has passed: nothing accrued, at this call's rate.
+        sources.push(call.capacity_from.clone());
+    }
+    (round_cost(fine), sources)
 }
 
 /// One write a flush sends.
@@ -587,6 +721,7 @@ impl Fleet {
             endpoint_pks,
             today,
             budget_periods,
+            standing_seen,
             ..
         } = state;
         let Some(endpoint_pk) = endpoint_pks.get(endpoint).map(String::as_str) else {
@@ -597,7 +732,10 @@ impl Fleet {
         let running = add(items, FLEET_PK, &today.sk, today.end, charge, None).running();
         let item = add(items, endpoint_pk, &today.sk, today.end, charge, variant);
         let fleet_accrual = match (variant, accrual) {
-            (Some(variant), Some(input)) => Some(item.accrue(variant, input, now, today.start)),
+            (Some(variant), Some(input)) => {
+                let seen = standing_seen.get(&(endpoint.to_owned(), variant.to_owned()));
+                Some(item.accrue(variant, input, now, today.start, seen))
+            }
             _ => None,
         };
         // Each budget's scope in its period (once, if it is one of the above or of
@@ -620,6 +758,54 @@ impl Fleet {
         FleetRecorded {
             running_usd: Some(from_pico(running)),
             accrual: fleet_accrual,
+        }
+    }
+
+    /// The standing rate of `endpoint`'s `variant` from `now` on, as this
+    /// process's profile gives it (found or refreshed). Once this process has
+    /// noted the variant's rate in today's endpoint item (at its first call to
+    /// it today), a change of the hourly cost is noted there too, from `now`:
+    /// the fleet's accrual prices each stretch of the day at its own rate. A
+    /// change of source alone at the same cost is not a new stretch (a price
+    /// refreshed from the cache each time would add one per refresh).
+    pub(crate) fn set_standing(
+        &self,
+        endpoint: &str,
+        variant: &str,
+        usd_per_hour: Decimal,
+        from: RateFrom,
+        now: SystemTime,
+    ) {
+        let Some(pico_per_hour) = to_pico(usd_per_hour) else {
+            return;
+        };
+        let rate = StandingStretch {
+            pico_per_hour,
+            from,
+        };
+        let now_ms = epoch_ms(now);
+        let mut guard = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = &mut *guard;
+        let key = (endpoint.to_owned(), variant.to_owned());
+        if state
+            .standing_seen
+            .get(&key)
+            .is_some_and(|(seen, _)| seen.pico_per_hour == pico_per_hour)
+        {
+            return;
+        }
+        state.standing_seen.insert(key, (rate.clone(), now_ms));
+        let pk = state.endpoint_pk(endpoint);
+        let sk = state.period_sk(BudgetPeriod::Day, BudgetPeriod::Day.start_of(now.into()));
+        if let Some(item) = state
+            .items
+            .get_mut(pk.as_str())
+            .and_then(|m| m.get_mut(sk.as_str()))
+            && item.rates_noted.contains(variant)
+        {
+            item.pending
+                .rates
+                .insert((variant.to_owned(), now_ms), rate);
         }
     }
 
@@ -902,7 +1088,16 @@ impl Fleet {
                             let known = item.accrual.entry(variant).or_default();
                             known.allocated = fleet.allocated;
                             known.from_ms = fleet.from_ms.or(known.from_ms);
+                            // As the table holds them: the first writer's.
+                            known.rates.extend(fleet.rates);
                         }
+                        // Written: kept as this process sent them where the
+                        // answer did not hold them.
+                        for ((variant, ms), stretch) in &write.delta.rates {
+                            let known = item.accrual.entry(variant.clone()).or_default();
+                            known.rates.entry(*ms).or_insert_with(|| stretch.clone());
+                        }
+                        item.confirm_rates();
                         if let Some(endpoint) = &write.endpoint {
                             shares.push((
                                 endpoint.clone(),
@@ -927,6 +1122,10 @@ impl Fleet {
                     }
                     Added::AlreadyApplied { lease } => {
                         item.known = item.known.saturating_add(write.delta.spent);
+                        for ((variant, ms), stretch) in &write.delta.rates {
+                            let known = item.accrual.entry(variant.clone()).or_default();
+                            known.rates.entry(*ms).or_insert_with(|| stretch.clone());
+                        }
                         for (variant, allocated) in &write.delta.allocated {
                             let known =
                                 &mut item.accrual.entry(variant.clone()).or_default().allocated;
@@ -1478,6 +1677,16 @@ impl Fleet {
         );
     }
 
+    /// Some item holds standing rates not written yet.
+    fn rates_to_write(&self) -> bool {
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .items
+            .values()
+            .flat_map(|m| m.values())
+            .any(|item| !item.pending.rates.is_empty())
+    }
+
     /// Final flush (retried until `deadline`), then every lease's unused part
     /// given back. Problems are described, never fatal.
     pub(crate) async fn shutdown(&self, timeout: Duration) -> Vec<String> {
@@ -1497,6 +1706,8 @@ impl Fleet {
         let mut written = false;
         while tokio::time::Instant::now() < deadline {
             match tokio::time::timeout_at(deadline, self.flush()).await {
+                // The last answers may leave a standing rate to write.
+                Ok(true) if self.rates_to_write() => {}
                 Ok(true) => {
                     written = true;
                     break;
@@ -1895,7 +2106,7 @@ mod tests {
         // The process's first call is the fleet's: 1 234 567 891 ns since it,
         // $0.001234567891 (whole milliseconds would say 1 234 ms, $0.001234).
         let mut item = Item::spend(day + chrono::TimeDelta::days(1));
-        let alone = item.accrue("blue", input(first), now, Some(day));
+        let alone = item.accrue("blue", input(first), now, Some(day), None);
         assert_eq!(alone.accrued_usd, dec("0.001234567891"));
         // Written and read back, the table holds that first call to the ms
         // (10:00:00.000): the same call, still counted from its nanosecond.
@@ -1904,14 +2115,15 @@ mod tests {
             FleetAccrual {
                 allocated: 0,
                 from_ms: Some(ten.timestamp_millis()),
+                ..FleetAccrual::default()
             },
         );
-        let again = item.accrue("blue", input(now), now, Some(day));
+        let again = item.accrue("blue", input(now), now, Some(day), None);
         assert_eq!(again.accrued_usd, dec("0.001234567891"));
         // Another process's first call, 2 ms before (09:59:59.998, to the ms):
         // 2 000 000 + 400 500 + 1 234 567 891 = 1 236 968 391 ns, $0.001236968391.
         item.accrual.get_mut("blue").unwrap().from_ms = Some(ten.timestamp_millis() - 2);
-        let fleet = item.accrue("blue", input(now), now, Some(day));
+        let fleet = item.accrue("blue", input(now), now, Some(day), None);
         assert_eq!(fleet.accrued_usd, dec("0.001236968391"));
     }
 
@@ -1927,11 +2139,11 @@ mod tests {
             accrued_usd: dec("0.0469"),
             allocated_usd: dec("0.0002"),
             utilisation: Some(dec("0.004264")),
-            capacity_from,
+            capacity_from: vec![capacity_from],
         };
         // This process priced its own stretches from the snapshot, then live; its
-        // storage from the snapshot. The fleet's accrued_usd is the whole day at
-        // this call's capacity rate (live): no stretch of it at the snapshot.
+        // storage from the snapshot. The fleet's accrued_usd is the day at the
+        // one capacity rate the item holds (live): no stretch of it at the snapshot.
         let process: Arc<[AccrualSource]> = Arc::from(vec![
             source(AccrualCharge::Capacity, PriceOrigin::Snapshot, Some(&note)),
             source(AccrualCharge::Storage, PriceOrigin::Snapshot, Some(&note)),

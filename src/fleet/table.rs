@@ -6,6 +6,8 @@
 //! timeout (it may have been applied) is applied once.
 
 use crate::budget::BudgetMode;
+use crate::pricing::PriceOrigin;
+use crate::totals::RateFrom;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -17,6 +19,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::timeout::TimeoutConfig;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The partition key attribute.
@@ -96,6 +99,19 @@ pub(crate) const ALLOCATED_PREFIX: &str = "allocated:";
 /// The fleet's first metered call to a variant in the period, epoch ms,
 /// `accrual_from:<variant>` (endpoint items).
 pub(crate) const ACCRUAL_FROM_PREFIX: &str = "accrual_from:";
+/// A standing rate of a variant from a time on, `rate:<variant>:<epoch ms>`
+/// (endpoint items of the day): a map of the hourly cost of the variant's
+/// standing capacity in pico-USD ([`RATE_PICO_PER_HOUR`]) and where that rate
+/// came from ([`RATE_SOURCE`], [`RATE_NOTE`]). Written with `if_not_exists`:
+/// the first writer of a stretch keeps it. The fleet's accrual prices each
+/// stretch at its own rate, until the next one starts.
+pub(crate) const RATE_PREFIX: &str = "rate:";
+/// A stretch's hourly cost, pico-USD (an integer number).
+pub(crate) const RATE_PICO_PER_HOUR: &str = "pico_per_hour";
+/// A stretch's price source (`live`, `cache`, `snapshot`, `override`).
+pub(crate) const RATE_SOURCE: &str = "source";
+/// Why the stretch's rate came from a fallback, when it did.
+pub(crate) const RATE_NOTE: &str = "note";
 /// The last sequence number of a process's flushes applied to an item.
 pub(crate) const SEQ_PREFIX: &str = "seq:";
 /// The sequence number of a process's last lease request applied to a budget's
@@ -298,6 +314,59 @@ pub(crate) struct Delta {
     /// Per variant, the earliest start (epoch ms) of this process's calls in the
     /// delta: the fleet keeps the first one written as its accrual's start.
     pub first_call_ms: BTreeMap<String, i64>,
+    /// Standing rates this process saw take effect, by variant and epoch ms
+    /// (endpoint items): each written if the item holds none of that variant
+    /// and time.
+    pub rates: BTreeMap<(String, i64), StandingStretch>,
+}
+
+/// A variant's standing rate from a time on, as an endpoint item holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StandingStretch {
+    /// What the variant's standing capacity costs an hour, pico-USD.
+    pub pico_per_hour: i128,
+    /// Where that rate came from.
+    pub from: RateFrom,
+}
+
+impl StandingStretch {
+    fn value(&self) -> AttributeValue {
+        let (origin, note) = &self.from;
+        let mut map = HashMap::from([
+            (RATE_PICO_PER_HOUR.to_owned(), n(self.pico_per_hour)),
+            (RATE_SOURCE.to_owned(), s(origin.as_str())),
+        ]);
+        if let Some(note) = note {
+            map.insert(RATE_NOTE.to_owned(), s(note));
+        }
+        AttributeValue::M(map)
+    }
+
+    /// The stretch a `rate:` attribute holds (`None`: not one sagemeter wrote).
+    fn read(value: &AttributeValue) -> Option<StandingStretch> {
+        let AttributeValue::M(map) = value else {
+            return None;
+        };
+        let pico_per_hour = int(map, RATE_PICO_PER_HOUR).filter(|p| *p >= 0)?;
+        let origin = match map.get(RATE_SOURCE)? {
+            AttributeValue::S(text) => match text.as_str() {
+                "override" => PriceOrigin::Override,
+                "live" => PriceOrigin::Live,
+                "cache" => PriceOrigin::Cache,
+                "snapshot" => PriceOrigin::Snapshot,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let note = match map.get(RATE_NOTE) {
+            Some(AttributeValue::S(note)) => Some(Arc::from(note.as_str())),
+            _ => None,
+        };
+        Some(StandingStretch {
+            pico_per_hour,
+            from: (origin, note),
+        })
+    }
 }
 
 impl Delta {
@@ -307,16 +376,20 @@ impl Delta {
             && self.unpriced == 0
             && self.variants.values().all(|v| *v == 0)
             && self.allocated.values().all(|v| *v == 0)
+            && self.rates.is_empty()
     }
 }
 
 /// A variant's accrual across the fleet, as an endpoint item holds it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct FleetAccrual {
     /// Compute allocated by every process's receipts in the period, pico-USD.
     pub allocated: i128,
     /// The fleet's first metered call to the variant in the period, epoch ms.
     pub from_ms: Option<i64>,
+    /// The variant's standing rates, each from its epoch ms on (empty in items
+    /// written by versions before them).
+    pub rates: BTreeMap<i64, StandingStretch>,
 }
 
 /// The variants' fleet accruals an item's returned attributes hold.
@@ -328,6 +401,21 @@ fn accruals_in(item: &HashMap<String, AttributeValue>) -> BTreeMap<String, Fleet
         } else if let Some(variant) = name.strip_prefix(ACCRUAL_FROM_PREFIX) {
             found.entry(variant.to_owned()).or_default().from_ms =
                 int(item, name).and_then(|v| i64::try_from(v).ok());
+        } else if let Some((variant, from_ms)) = name
+            .strip_prefix(RATE_PREFIX)
+            .and_then(|rest| rest.rsplit_once(':'))
+        {
+            let (Ok(from_ms), Some(stretch)) = (
+                from_ms.parse::<i64>(),
+                item.get(name).and_then(StandingStretch::read),
+            ) else {
+                continue;
+            };
+            found
+                .entry(variant.to_owned())
+                .or_default()
+                .rates
+                .insert(from_ms, stretch);
         }
     }
     found
@@ -544,6 +632,15 @@ impl Table {
                 )
                 .expression_attribute_values(format!(":a{i}"), n(*pico));
         }
+        for (i, ((variant, ms), stretch)) in delta.rates.iter().enumerate() {
+            sets.push(format!("#r{i} = if_not_exists(#r{i}, :r{i})"));
+            request = request
+                .expression_attribute_names(
+                    format!("#r{i}"),
+                    format!("{RATE_PREFIX}{variant}:{ms}"),
+                )
+                .expression_attribute_values(format!(":r{i}"), stretch.value());
+        }
         for (i, (variant, ms)) in delta.first_call_ms.iter().enumerate() {
             sets.push(format!("#f{i} = if_not_exists(#f{i}, :f{i})"));
             request = request
@@ -592,11 +689,16 @@ impl Table {
             .expression_attribute_names("#seq", &seq_name)
             .expression_attribute_values(":seq", n(i128::from(seq)))
             .expression_attribute_values(":exp", n(i128::from(expires_at)))
-            .return_values(if held || load.is_some() {
-                ReturnValue::AllNew
-            } else {
-                ReturnValue::UpdatedNew
-            });
+            // A write of the variants' accruals reads the other processes'
+            // standing rates back: all of the item.
+            .return_values(
+                if held || load.is_some() || !delta.rates.is_empty() || !delta.allocated.is_empty()
+                {
+                    ReturnValue::AllNew
+                } else {
+                    ReturnValue::UpdatedNew
+                },
+            );
         match request.send().await {
             Ok(out) => {
                 let item = out.attributes();

@@ -1796,3 +1796,163 @@ async fn a_settlement_the_fleet_table_cannot_check_is_billed_and_says_so() {
     );
     assert_eq!(client.meter().totals().client_usd, cost.cost_usd);
 }
+
+/// Waits (a few seconds at most) until `client`'s profile of `endpoint` says
+/// `count` instances and the meter has applied it (its background work done).
+async fn sees_instances(client: &Client, endpoint: &str, count: u32) -> bool {
+    use sagemeter::endpoint::VariantBilling;
+    for _ in 0..500 {
+        let profile = client.meter().endpoint_profile(endpoint).await.unwrap();
+        let seen = matches!(
+            profile.variants[0].billing,
+            VariantBilling::Instance { instance_count, .. } if instance_count == count
+        );
+        if seen && client.meter().background_tasks() == 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleets_accrual_prices_each_stretch_of_the_day_at_the_instances_then_running() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_async::time::SharedTimeSource;
+    use chrono::TimeZone;
+    use sagemeter::pricing::{PriceKey, PriceOrigin};
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name("stretches");
+    create_table(&conf, &table).await.unwrap();
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "scaled",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let midnight = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let r = "us-east-1";
+    // Two processes, each with its own clock (both at midnight), profiles
+    // refreshed every 100 ms of real time.
+    let fake_conf = fake.sdk_config().await;
+    let process = |time: &ManualTimeSource| {
+        let builder = Client::builder(&fake_conf)
+            .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), dec("0.23"))
+            .price_override(PriceKey::DataIn { region: r.into() }, dec("0.016"))
+            .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
+            .discovery_refresh(Duration::from_millis(100))
+            .time_source(SharedTimeSource::new(time.clone()))
+            .without_metrics()
+            .fleet(FleetConfig::dynamodb(&table).dynamodb_client(ddb.clone()));
+        builder.build().unwrap()
+    };
+    let hour = Duration::from_secs(3600);
+    let (time_a, time_b) = (
+        ManualTimeSource::new(midnight.into()),
+        ManualTimeSource::new(midnight.into()),
+    );
+    let (a, b) = (process(&time_a), process(&time_b));
+    // 00:00: B makes the fleet's first call of the day (1 instance).
+    call_endpoint(&b, "scaled").await;
+    assert!(b.meter().flush_fleet().await);
+    // 06:00: A's first call.
+    time_a.advance(6 * hour);
+    call_endpoint(&a, "scaled").await;
+    assert!(a.meter().flush_fleet().await);
+    // 12:00: autoscaling takes the variant to 3 instances. A's profile sees it at
+    // 12:00, B's (its refresh later) at 13:00.
+    time_a.advance(6 * hour);
+    time_b.advance(13 * hour);
+    fake.set_instance_count("scaled", "AllTraffic", 3);
+    assert!(
+        sees_instances(&a, "scaled", 3).await,
+        "A never saw 3 instances"
+    );
+    assert!(
+        sees_instances(&b, "scaled", 3).await,
+        "B never saw 3 instances"
+    );
+    assert!(a.meter().flush_fleet().await);
+    assert!(b.meter().flush_fleet().await);
+    // 18:00: a receipt of each process.
+    time_a.advance(6 * hour);
+    time_b.advance(5 * hour);
+    assert!(a.meter().flush_fleet().await);
+    let at_a = call_endpoint(&a, "scaled").await;
+    assert!(b.meter().flush_fleet().await);
+    let at_b = call_endpoint(&b, "scaled").await;
+    // AWS bills the instances that ran: 1 × $0.23/h for 12 h (00:00-12:00) =
+    // $2.76, then 3 × $0.23/h = $0.69/h for 6 h (12:00-18:00) = $4.14; in all
+    // $6.90. (Not the day at the count now, 3 × $0.23 × 18 h = $12.42; and B
+    // seeing the change an hour late does not move it.)
+    for (who, cost) in [("A", &at_a), ("B", &at_b)] {
+        let accrual = cost.accrual.clone().expect("an instance variant accrues");
+        assert_eq!(accrual.accrued_usd, dec("6.90"), "{who}: {accrual:?}");
+        let capacity: Vec<PriceOrigin> = accrual
+            .priced_from
+            .iter()
+            .filter(|s| s.charge == sagemeter::billing::AccrualCharge::Capacity)
+            .map(|s| s.price_source)
+            .collect();
+        assert_eq!(capacity, [PriceOrigin::Override], "{who}");
+    }
+    a.meter().shutdown().await.unwrap();
+    b.meter().shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_runs_at_the_same_rate_add_one_standing_stretch_to_the_day_not_one_each() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_async::time::SharedTimeSource;
+    use chrono::TimeZone;
+    use sagemeter::pricing::PriceKey;
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name("shortruns");
+    create_table(&conf, &table).await.unwrap();
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "cron",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let fake_conf = fake.sdk_config().await;
+    let r = "us-east-1";
+    // Three runs of one call each (`sagemeter invoke` from cron), at 09:00,
+    // 10:00 and 11:00, all at 1 instance × $0.23/h.
+    for hour in [9, 10, 11] {
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 12, 2, hour, 0, 0)
+            .unwrap();
+        let client = Client::builder(&fake_conf)
+            .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), dec("0.23"))
+            .price_override(PriceKey::DataIn { region: r.into() }, dec("0.016"))
+            .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
+            .time_source(SharedTimeSource::new(ManualTimeSource::new(at.into())))
+            .without_metrics()
+            .fleet(FleetConfig::dynamodb(&table).dynamodb_client(ddb.clone()))
+            .build()
+            .unwrap();
+        call_endpoint(&client, "cron").await;
+        client.meter().shutdown().await.unwrap();
+    }
+    let item = ddb
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("scope#endpoint:cron".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("day#2026-12-02".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the endpoint's item of the day");
+    let stretches: Vec<&String> = item.keys().filter(|k| k.starts_with("rate:")).collect();
+    // The first run's rate; the later runs found the same rate in force and
+    // wrote none, so the item does not grow with the number of runs.
+    assert_eq!(stretches, ["rate:AllTraffic:1796202000000"], "{item:?}");
+}
