@@ -21,7 +21,7 @@ use crate::pricing::PriceOrigin;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Running sums at one moment.
@@ -566,7 +566,9 @@ pub(crate) struct CallShare {
     totals: Arc<Mutex<TotalsInner>>,
     endpoint: usize,
     started_fs: u128,
-    ended: bool,
+    /// The clock's advance while the call was on it, once it has left
+    /// ([`leave_at`](Self::leave_at), or [`end`](Self::end)).
+    left: OnceLock<u128>,
 }
 
 impl fmt::Debug for CallShare {
@@ -581,9 +583,10 @@ impl fmt::Debug for CallShare {
 impl CallShare {
     /// Leaves the clock at `now`; the instance-hours allocated to the call, rounded
     /// down at 18 decimal places.
-    pub(crate) fn end(mut self, now: SystemTime) -> Decimal {
-        self.ended = true;
-        let fs = self.leave(Some(now));
+    /// When the call already left the clock ([`leave_at`](Self::leave_at)), its
+    /// share as of then, whatever `now` is.
+    pub(crate) fn end(self, now: SystemTime) -> Decimal {
+        let fs = *self.left.get_or_init(|| self.leave(Some(now)));
         // An hour is 3.6·10¹⁸ fs: rounded down at 18 places, fs are ⌊fs / 3.6⌋
         // atto-hours (10⁻¹⁸ h), in integers.
         let atto_hours = fs.saturating_mul(10) / 36;
@@ -591,6 +594,18 @@ impl CallShare {
             Ok(n) if n < 1 << 96 => Decimal::from_i128_with_scale(n, 18),
             _ => Decimal::MAX,
         }
+    }
+
+    /// The call leaves the clock at `now`, a reading of the meter's clock taken
+    /// as the model finished with it (SageMaker answered), though its receipt is
+    /// made later (its endpoint's rates are still being found): from then on it
+    /// is not among the calls the instances are shared by, and
+    /// [`end`](Self::end) gives its share as of `now`. Only the first leaving
+    /// counts. A time read then and handed to `end` later instead would be
+    /// behind the clock, by more than a second when other calls moved it on
+    /// meanwhile, and taken for the wall clock stepping back.
+    pub(crate) fn leave_at(&self, now: SystemTime) {
+        self.left.get_or_init(|| self.leave(Some(now)));
     }
 
     /// Leaves the clock at `now` (`None`: at the clock's own last event, when no
@@ -612,7 +627,7 @@ impl CallShare {
 
 impl Drop for CallShare {
     fn drop(&mut self) {
-        if !self.ended {
+        if self.left.get().is_none() {
             self.leave(None);
         }
     }
@@ -747,7 +762,7 @@ impl Totals {
             totals: self.inner.clone(),
             endpoint: slot.0,
             started_fs,
-            ended: false,
+            left: OnceLock::new(),
         }
     }
 

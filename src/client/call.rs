@@ -80,6 +80,10 @@ pub(crate) trait MeteredOperation {
     /// an async submission, which only queues the request, whatever a proxy or an
     /// emulator answers.
     const FAILURE_CAN_REACH_MODEL: bool = true;
+    /// Whether the model is done with the call when SageMaker answers (it then
+    /// leaves its endpoint's sharing clock, however long its receipt waits for
+    /// the endpoint's rates); not for a response stream, generating until it ends.
+    const DONE_WHEN_ANSWERED: bool = true;
     /// The error of a failed call, with its receipt when the model ran.
     fn error(
         endpoint: String,
@@ -327,6 +331,9 @@ impl Call {
         let on_answer = |result: &std::result::Result<T, SdkError<O::Error, HttpResponse>>,
                          latency: Duration,
                          answered_at: SystemTime| {
+            if O::DONE_WHEN_ANSWERED {
+                parts.share.leave_at(answered_at);
+            }
             if let Some(read) = read {
                 let receipt = early_receipt::<O, T>(parts, result, latency, read);
                 let _ = parts.answer.set(EarlyAnswer {

@@ -183,6 +183,7 @@ struct ResponseStreamOperation;
 impl MeteredOperation for ResponseStreamOperation {
     type Error = InvokeEndpointWithResponseStreamError;
     const OPERATION: Operation = Operation::InvokeEndpointWithResponseStream;
+    const DONE_WHEN_ANSWERED: bool = false;
 
     fn error(
         endpoint: String,

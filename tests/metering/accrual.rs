@@ -797,3 +797,110 @@ async fn a_deployments_switch_over_is_priced_within_seconds_not_at_the_next_minu
         after.notes
     );
 }
+
+/// The test's own SDK interceptor: wakes the test once the SDK has SageMaker's
+/// answer to a call (before the call's future returns it).
+#[derive(Debug, Clone)]
+struct AnswerSeen(Arc<tokio::sync::Notify>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for AnswerSeen {
+    fn name(&self) -> &'static str {
+        "AnswerSeen"
+    }
+    fn read_after_execution(
+        &self,
+        _: &aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef<
+            '_,
+        >,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        self.0.notify_one();
+        Ok(())
+    }
+}
+
+/// [`Prices::us_east_1`], each answered only once the test opens the gate: the
+/// first calls to an endpoint wait for their rates.
+#[derive(Debug)]
+struct Gated {
+    prices: Prices,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+impl PriceSource for Gated {
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+        Box::pin(async move {
+            let mut open = self.open.clone();
+            let _ = open.wait_for(|open| *open).await;
+            self.prices.rate(key)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_call_answered_while_its_rates_are_found_leaves_the_sharing_clock_at_its_answer() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
+    );
+    let (time, shared) = manual_clock();
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let answers = Arc::new(tokio::sync::Notify::new());
+    let sdk_config = fake.sdk_config().await;
+    let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(&sdk_config)
+            .interceptor(AnswerSeen(answers.clone()))
+            .build(),
+    );
+    let client = Client::builder(&sdk_config)
+        .runtime_client(runtime)
+        .price_source(Gated {
+            prices: Prices::us_east_1(),
+            open,
+        })
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let spawn_call = |client: &Client| {
+        let client = client.clone();
+        tokio::spawn(async move { call(&client, "rt").await })
+    };
+
+    // t = 0: A is sent and answered at once; its receipt waits for the rates.
+    let a = spawn_call(&client);
+    answers.notified().await;
+    // t = 10 s: B is sent; SageMaker holds it.
+    time.advance(Duration::from_secs(10));
+    fake.hold();
+    let b = spawn_call(&client);
+    fake.wait_for_invocations(2).await;
+    // The rates arrive: A's receipt is made, while B is still in flight.
+    gate.send_replace(true);
+    let a = a.await.unwrap();
+    // t = 20 s: B is answered.
+    time.advance(Duration::from_secs(10));
+    fake.release();
+    let b = b.await.unwrap();
+
+    // AWS bills the one ml.g5.xlarge by the hour; it served A for no time (sent
+    // and answered at t = 0) and B alone from 10 s to 20 s:
+    // A: 0 instance-hours, $0.
+    // B: 10 s = 10 / 3600 h × $1.408 = $0.0039111… (rounded down to 10⁻¹² USD).
+    assert_eq!(compute(&a).quantity, Decimal::ZERO, "{a:#?}");
+    assert_eq!(compute(&a).cost_usd(), Some(Decimal::ZERO));
+    assert_eq!(
+        compute(&b).cost_usd(),
+        Some(dec("0.003911111111")),
+        "{b:#?}"
+    );
+    // Together the receipts stay within what the instance accrued meanwhile.
+    let accrual = b.accrual.clone().expect("an accrual");
+    assert!(
+        accrual.allocated_usd <= accrual.accrued_usd,
+        "receipts {} > accrued {}",
+        accrual.allocated_usd,
+        accrual.accrued_usd
+    );
+}
