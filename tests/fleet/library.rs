@@ -1797,6 +1797,26 @@ async fn a_settlement_the_fleet_table_cannot_check_is_billed_and_says_so() {
     assert_eq!(client.meter().totals().client_usd, cost.cost_usd);
 }
 
+/// A process of the fleet in `table` on its own clock `time`, discovering the
+/// fake's endpoints, priced by overrides: ml.m5.xlarge at $0.23/h, data at
+/// $0.016/GB.
+fn discovered_m5(
+    fake_conf: &aws_types::SdkConfig,
+    time: &aws_smithy_async::test_util::ManualTimeSource,
+    table: &str,
+    ddb: &aws_sdk_dynamodb::Client,
+) -> sagemeter::ClientBuilder {
+    use sagemeter::pricing::PriceKey;
+    let r = "us-east-1";
+    Client::builder(fake_conf)
+        .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), dec("0.23"))
+        .price_override(PriceKey::DataIn { region: r.into() }, dec("0.016"))
+        .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
+        .time_source(aws_smithy_async::time::SharedTimeSource::new(time.clone()))
+        .without_metrics()
+        .fleet(FleetConfig::dynamodb(table).dynamodb_client(ddb.clone()))
+}
+
 /// Waits (a few seconds at most) until `client`'s profile of `endpoint` says
 /// `count` instances and the meter has applied it (its background work done).
 async fn sees_instances(client: &Client, endpoint: &str, count: u32) -> bool {
@@ -1818,9 +1838,8 @@ async fn sees_instances(client: &Client, endpoint: &str, count: u32) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleets_accrual_prices_each_stretch_of_the_day_at_the_instances_then_running() {
     use aws_smithy_async::test_util::ManualTimeSource;
-    use aws_smithy_async::time::SharedTimeSource;
     use chrono::TimeZone;
-    use sagemeter::pricing::{PriceKey, PriceOrigin};
+    use sagemeter::pricing::PriceOrigin;
     let conf = Emulator::shared().sdk_config().await;
     let table = table_name("stretches");
     create_table(&conf, &table).await.unwrap();
@@ -1831,20 +1850,14 @@ async fn the_fleets_accrual_prices_each_stretch_of_the_day_at_the_instances_then
     );
     let midnight = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
     let ddb = aws_sdk_dynamodb::Client::new(&conf);
-    let r = "us-east-1";
     // Two processes, each with its own clock (both at midnight), profiles
     // refreshed every 100 ms of real time.
     let fake_conf = fake.sdk_config().await;
     let process = |time: &ManualTimeSource| {
-        let builder = Client::builder(&fake_conf)
-            .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), dec("0.23"))
-            .price_override(PriceKey::DataIn { region: r.into() }, dec("0.016"))
-            .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
+        discovered_m5(&fake_conf, time, &table, &ddb)
             .discovery_refresh(Duration::from_millis(100))
-            .time_source(SharedTimeSource::new(time.clone()))
-            .without_metrics()
-            .fleet(FleetConfig::dynamodb(&table).dynamodb_client(ddb.clone()));
-        builder.build().unwrap()
+            .build()
+            .unwrap()
     };
     let hour = Duration::from_secs(3600);
     let (time_a, time_b) = (
@@ -1903,9 +1916,7 @@ async fn the_fleets_accrual_prices_each_stretch_of_the_day_at_the_instances_then
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_runs_at_the_same_rate_add_one_standing_stretch_to_the_day_not_one_each() {
     use aws_smithy_async::test_util::ManualTimeSource;
-    use aws_smithy_async::time::SharedTimeSource;
     use chrono::TimeZone;
-    use sagemeter::pricing::PriceKey;
     let conf = Emulator::shared().sdk_config().await;
     let table = table_name("shortruns");
     create_table(&conf, &table).await.unwrap();
@@ -1916,20 +1927,14 @@ async fn short_runs_at_the_same_rate_add_one_standing_stretch_to_the_day_not_one
     );
     let ddb = aws_sdk_dynamodb::Client::new(&conf);
     let fake_conf = fake.sdk_config().await;
-    let r = "us-east-1";
     // Three runs of one call each (`sagemeter invoke` from cron), at 09:00,
     // 10:00 and 11:00, all at 1 instance × $0.23/h.
     for hour in [9, 10, 11] {
         let at = chrono::Utc
             .with_ymd_and_hms(2026, 12, 2, hour, 0, 0)
             .unwrap();
-        let client = Client::builder(&fake_conf)
-            .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), dec("0.23"))
-            .price_override(PriceKey::DataIn { region: r.into() }, dec("0.016"))
-            .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
-            .time_source(SharedTimeSource::new(ManualTimeSource::new(at.into())))
-            .without_metrics()
-            .fleet(FleetConfig::dynamodb(&table).dynamodb_client(ddb.clone()))
+        let time = ManualTimeSource::new(at.into());
+        let client = discovered_m5(&fake_conf, &time, &table, &ddb)
             .build()
             .unwrap();
         call_endpoint(&client, "cron").await;
