@@ -8,7 +8,7 @@
 //! ```text
 //! {"v":2,"context":0,"endpoint":"llm","variant":"AllTraffic","billing":{…},"allocation":"processor_sharing","currency":"USD","region":"us-east-1","operation":"InvokeEndpoint","usage_variant":"AllTraffic"}
 //! {"v":2,"price":1,"item":"compute","unit":"instance_hours","usd_per_unit":"1.408","source":"live","sku":"…","effective_date":"2026-11-01","fetched_at":"…","note":null}
-//! {"v":2,"c":0,"id":"…","at":1764633334014650925,"lat":47635,"in":15,"out":420,"tin":12,"tout":24,"l":[[1,"0.000013268611111111"],[2],[3]],"cost":"0.000018714",…}
+//! {"v":2,"c":0,"id":"…","at":1764633334014650925,"lat":47767,"in":15,"out":420,"tin":12,"tout":24,"l":[[1,"0.000013268611111111"],[2],[3]],"cost":"0.000018714",…}
 //! ```
 //!
 //! Where an accrual's rates came from (`accrual.priced_from`: a charge, a price

@@ -38,7 +38,7 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 /// with its source, SKU, dates and note) is a *definition* line written once per
 /// file, before the first receipt that refers to it; each receipt is one short
 /// line (about 370 bytes) referring to them:
-/// `{"v":2,"c":0,"id":"…","at":1764633334014650925,"lat":47635,…,"l":[[1,"0.0000132686"],[2],[3]],"cost":"0.000018714",…}`.
+/// `{"v":2,"c":0,"id":"…","at":1764633334014650925,"lat":47767,…,"l":[[1,"0.0000132686"],[2],[3]],"cost":"0.000018714",…}`.
 /// Nothing is rounded or dropped: [`read_all`](super::read_all) and
 /// [`LedgerReader`](super::LedgerReader) give back the very receipts written, and
 /// read format 1 (each receipt whole, as serde serialises [`Cost`]) as well, even
