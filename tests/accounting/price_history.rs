@@ -22,7 +22,7 @@ use sagemeter::Decimal;
 use sagemeter::pricing::PriceKey;
 use sagemeter::pricing::history::{HistoryError, PriceHistory, PriceListHistory};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
@@ -331,7 +331,8 @@ async fn the_time_limit_ends_the_read_with_what_was_read_so_far() {
     let server = publish(None).await;
     server.set_file_delay(Some(Duration::from_secs(30)));
     let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
-    let started = Instant::now();
+    // Each file takes 30 s: without the limit the read would end whole (no
+    // error). The reasons say the 2 s limit ended it; no wall-clock bound here.
     let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
         .cache_dir(None)
         .until(until())
@@ -340,11 +341,6 @@ async fn the_time_limit_ends_the_read_with_what_was_read_so_far() {
         .history(&key, since())
         .await
         .unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
     let HistoryError::Incomplete { partial, missing } = &err else {
         panic!("expected Incomplete, got {err}");
     };
