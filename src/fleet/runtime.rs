@@ -18,7 +18,7 @@ use crate::{Error, Result};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
@@ -144,13 +144,11 @@ impl FleetAccrualFigures {
             })
             .collect();
         let sources = process.map_or(&[][..], |p| &p[..]);
-        let capacities: Vec<&AccrualSource> = sources
-            .iter()
-            .filter(|s| s.charge == AccrualCharge::Capacity)
-            .collect();
         if let Some(process) = process
-            && capacities.len() == capacity.len()
-            && capacities.iter().zip(&capacity).all(|(a, b)| *a == b)
+            && sources
+                .iter()
+                .filter(|s| s.charge == AccrualCharge::Capacity)
+                .eq(&capacity)
         {
             return process.clone();
         }
@@ -257,9 +255,9 @@ struct State {
     /// item's sort key): the fleet's calls between two writes give this process's
     /// share of them, for amortised allocation.
     fleet_calls: FastMap<String, (String, u64)>,
-    /// Per endpoint and variant, the standing rate this process's profile gives
+    /// Per endpoint, per variant, the standing rate this process's profile gives
     /// now, and since when (epoch ms).
-    standing_seen: BTreeMap<(String, String), (StandingStretch, i64)>,
+    standing_seen: FastMap<String, FastMap<String, (StandingStretch, i64)>>,
 }
 
 impl State {
@@ -339,10 +337,6 @@ struct Item {
     /// Per variant, this process's earliest call in the item's period (epoch ns:
     /// the table keeps ms, the accrual counts every nanosecond).
     first_call_ns: BTreeMap<String, i128>,
-    /// Variants whose standing rate this process has noted in the item (at its
-    /// first call to it in the item's period): later changes are noted as
-    /// its profile sees them.
-    rates_noted: BTreeSet<String>,
     /// This process's first-call rates, by variant and epoch ms, not yet
     /// compared with the stretches the table holds: written only where the
     /// table's stretch then has another rate, so that the many short runs of a
@@ -365,7 +359,6 @@ impl Item {
             failed_flushes: 0,
             accrual: BTreeMap::new(),
             first_call_ns: BTreeMap::new(),
-            rates_noted: BTreeSet::new(),
             unconfirmed: BTreeMap::new(),
             marked: false,
         }
@@ -392,12 +385,12 @@ impl Item {
         let allocated = input.allocated_usd.and_then(to_pico).unwrap_or(0);
         let started_ns = epoch_ns(input.started_at);
         let started_ms = epoch_ms(input.started_at);
-        if !self.rates_noted.contains(variant)
+        if !self.first_call_ns.contains_key(variant)
             && let Some(pico_per_hour) = to_pico(input.usd_per_hour)
         {
             // This process's first call to the variant in the period: its rate
-            // from its start, and a change its profile saw while it ran.
-            self.rates_noted.insert(variant.to_owned());
+            // from its start, and a change its profile saw while it ran. Later
+            // changes are noted as its profile sees them (`set_standing`).
             let own = StandingStretch {
                 pico_per_hour,
                 from: input.capacity_from.clone(),
@@ -432,7 +425,7 @@ impl Item {
                 self.first_call_ns.insert(variant.to_owned(), started_ns);
             }
         }
-        let known = self.accrual.get(variant).cloned().unwrap_or_default();
+        let known = self.accrual.get(variant);
         let local_first = self
             .first_call_ns
             .get(variant)
@@ -442,7 +435,7 @@ impl Item {
         // millisecond of this process's first call (most often its own, written
         // back) or after it, this process's own start, to the nanosecond, is the
         // earlier (or the same).
-        let from_ns = match known.from_ms {
+        let from_ns = match known.and_then(|k| k.from_ms) {
             Some(fleet_ms) if i128::from(fleet_ms) < local_first.div_euclid(NANOS_PER_MS) => {
                 i128::from(fleet_ms).saturating_mul(NANOS_PER_MS)
             }
@@ -450,7 +443,7 @@ impl Item {
         };
         let from_ns = from_ns.max(period_start.map_or(i128::MIN, datetime_ns));
         let allocated = known
-            .allocated
+            .map_or(0, |k| k.allocated)
             .saturating_add(
                 self.unacked
                     .as_ref()
@@ -459,22 +452,30 @@ impl Item {
                     .unwrap_or(0),
             )
             .saturating_add(self.pending.allocated.get(variant).copied().unwrap_or(0));
-        // Nanoseconds, as the process's own accrual counts them (a duration of
-        // up to 584 years; beyond, the longest).
         // The standing rates as the table holds them (the first writer of each
-        // keeps it), with this process's own not yet acknowledged.
-        let mut rates = known.rates;
-        let own = self
+        // keeps it), with this process's own not yet acknowledged: copied only
+        // while there are some of those.
+        let mut own = self
             .unacked
             .iter()
             .flat_map(|(_, d)| &d.rates)
             .chain(&self.pending.rates)
             .chain(&self.unconfirmed)
-            .filter(|((v, _), _)| v == variant);
-        for ((_, ms), stretch) in own {
-            rates.entry(*ms).or_insert_with(|| stretch.clone());
-        }
-        let (accrued, capacity_from) = accrued_over(&rates, from_ns, datetime_ns(now), &input);
+            .filter(|((v, _), _)| v == variant)
+            .peekable();
+        let merged;
+        let rates = match (known, own.peek()) {
+            (Some(known), None) => &known.rates,
+            _ => {
+                let mut rates = known.map(|k| k.rates.clone()).unwrap_or_default();
+                for ((_, ms), stretch) in own {
+                    rates.entry(*ms).or_insert_with(|| stretch.clone());
+                }
+                merged = rates;
+                &merged
+            }
+        };
+        let (accrued, capacity_from) = accrued_over(rates, from_ns, datetime_ns(now), &input);
         let allocated = from_pico(allocated);
         FleetAccrualFigures {
             accrued_usd: accrued,
@@ -521,6 +522,8 @@ fn accrued_over(
     now_ns: i128,
     call: &AccrualInput,
 ) -> (Decimal, Vec<RateFrom>) {
+    // Nanoseconds, as the process's own accrual counts them (a duration of up
+    // to 584 years; beyond, the longest).
     let span = |from: i128, to: i128| {
         u64::try_from(to.saturating_sub(from).max(0)).map_or(Duration::MAX, Duration::from_nanos)
     };
@@ -733,7 +736,7 @@ impl Fleet {
         let item = add(items, endpoint_pk, &today.sk, today.end, charge, variant);
         let fleet_accrual = match (variant, accrual) {
             (Some(variant), Some(input)) => {
-                let seen = standing_seen.get(&(endpoint.to_owned(), variant.to_owned()));
+                let seen = standing_seen.get(endpoint).and_then(|v| v.get(variant));
                 Some(item.accrue(variant, input, now, today.start, seen))
             }
             _ => None,
@@ -786,22 +789,21 @@ impl Fleet {
         let now_ms = epoch_ms(now);
         let mut guard = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *guard;
-        let key = (endpoint.to_owned(), variant.to_owned());
-        if state
-            .standing_seen
-            .get(&key)
+        let seen = state.standing_seen.entry(endpoint.to_owned()).or_default();
+        if seen
+            .get(variant)
             .is_some_and(|(seen, _)| seen.pico_per_hour == pico_per_hour)
         {
             return;
         }
-        state.standing_seen.insert(key, (rate.clone(), now_ms));
+        seen.insert(variant.to_owned(), (rate.clone(), now_ms));
         let pk = state.endpoint_pk(endpoint);
         let sk = state.period_sk(BudgetPeriod::Day, BudgetPeriod::Day.start_of(now.into()));
         if let Some(item) = state
             .items
             .get_mut(pk.as_str())
             .and_then(|m| m.get_mut(sk.as_str()))
-            && item.rates_noted.contains(variant)
+            && item.first_call_ns.contains_key(variant)
         {
             item.pending
                 .rates
