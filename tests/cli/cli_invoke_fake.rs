@@ -68,6 +68,11 @@ fn json_lines(stdout: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// The `error` of the first JSON line of `stdout`.
+fn first_error(stdout: &[u8]) -> String {
+    json_lines(stdout)[0]["error"].as_str().unwrap().to_owned()
+}
+
 /// SageMaker's `ModelError` message quotes the model's response body.
 fn model_error_message() -> String {
     format!(
@@ -188,10 +193,7 @@ async fn a_signature_error_says_what_is_wrong_and_never_quotes_the_signed_reques
                     your AWS Secret Access Key and signing method.";
         assert!(stderr.contains(said), "{stderr}");
         if json {
-            let error = json_lines(&output.stdout)[0]["error"]
-                .as_str()
-                .unwrap()
-                .to_owned();
+            let error = first_error(&output.stdout);
             assert!(error.contains(said), "{error}");
         }
     }
@@ -221,10 +223,7 @@ async fn an_access_denied_line_names_the_action_and_never_the_callers_identity()
                     identity-based policy allows the sagemaker:InvokeEndpoint action";
         assert!(stderr.contains(said), "{stderr}");
         if json {
-            let error = json_lines(&output.stdout)[0]["error"]
-                .as_str()
-                .unwrap()
-                .to_owned();
+            let error = first_error(&output.stdout);
             assert!(error.contains(said), "{error}");
         }
     }
