@@ -5,9 +5,15 @@ use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
 
-/// `$0.000123` with no trailing zeros (the exact decimal, never a float).
+/// `$0.000123` with no trailing zeros (the exact decimal, never a float); a
+/// negative amount with its sign first, `-$0.5`, as the AWS Billing console writes it.
 pub fn usd(amount: Decimal) -> String {
-    format!("${}", amount.normalize())
+    let amount = amount.normalize();
+    if amount.is_sign_negative() && !amount.is_zero() {
+        format!("-${}", -amount)
+    } else {
+        format!("${}", amount.abs())
+    }
 }
 
 /// Milliseconds with one decimal, e.g. `12.3`.
@@ -92,6 +98,9 @@ mod tests {
     fn money_is_printed_exactly_without_trailing_zeros() {
         assert_eq!(usd("0.000015972222000".parse().unwrap()), "$0.000015972222");
         assert_eq!(usd(Decimal::ZERO), "$0");
+        assert_eq!(usd("-0.5".parse().unwrap()), "-$0.5");
+        // A negative zero (a difference of equal amounts) is no loss.
+        assert_eq!(usd(-Decimal::ZERO), "$0");
     }
 
     #[cfg(feature = "account")]
@@ -99,7 +108,7 @@ mod tests {
     fn table_money_keeps_four_significant_digits_below_a_cent() {
         assert_eq!(usd4("11.00321234".parse().unwrap()), "$11.0032");
         assert_eq!(usd4("0.000004126901".parse().unwrap()), "$0.000004127");
-        assert_eq!(usd4("-0.0123456".parse().unwrap()), "$-0.0123");
+        assert_eq!(usd4("-0.0123456".parse().unwrap()), "-$0.0123");
     }
 
     #[test]
