@@ -120,6 +120,14 @@ impl ReconcileOptions {
         self.tolerance_usd = usd;
         self
     }
+
+    /// The earliest `since` Cost Explorer can answer on `today`: it keeps daily
+    /// costs for 13 months. [`Account::reconcile`] refuses an earlier one.
+    pub fn earliest_since(today: NaiveDate) -> NaiveDate {
+        today
+            .checked_sub_months(Months::new(KEPT_MONTHS))
+            .unwrap_or(NaiveDate::MIN)
+    }
 }
 
 /// What one kind of charge metered on one day, for one endpoint.
@@ -959,9 +967,7 @@ fn check_dates(since: NaiveDate, until: NaiveDate, today: NaiveDate) -> Result<(
              --until can be at most {tomorrow}"
         )));
     }
-    let earliest = today
-        .checked_sub_months(Months::new(KEPT_MONTHS))
-        .unwrap_or(NaiveDate::MIN);
+    let earliest = ReconcileOptions::earliest_since(today);
     if since < earliest {
         return Err(AccountError::DateRange(format!(
             "--since {since} is beyond what Cost Explorer keeps: daily costs go back \

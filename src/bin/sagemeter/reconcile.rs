@@ -1,7 +1,7 @@
 //! `sagemeter reconcile`: what ledgers metered against what Cost Explorer billed,
 //! day by day, the difference explained. The figures are `sagemeter::account`'s.
 
-use crate::output::{table, usd4};
+use crate::output::{self, table, usd4};
 use crate::{CliError, GlobalArgs, aws};
 use chrono::{NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Days are UTC; --until is the day after the last, as in Cost Explorer. Without --since and \
---until, the ledgers' first and last days.
+--until, the ledgers' first and last days (from no earlier than Cost Explorer keeps, 13 months).
 Billed is Cost Explorer's AmortizedCost (usage a Savings Plan or reservation covers at its \
 effective rate). The difference is explained in parts: idle instance time, calls outside \
 sagemeter, storage and standing charges, discounts, other SageMaker charges; what is left is \
@@ -67,12 +67,7 @@ pub async fn run(
     metered
         .read_ledgers(&files)
         .map_err(|e| CliError::Failed(Box::new(e)))?;
-    let today = Utc::now().date_naive();
-    let (first, last) = metered.days().unwrap_or((today, today));
-    let since = args.since.unwrap_or(first);
-    let until = args
-        .until
-        .unwrap_or_else(|| last.succ_opt().unwrap_or(last));
+    let (since, until) = days(&args, metered.days(), Utc::now().date_naive())?;
     let options = ReconcileOptions::new(since, until)
         .group_by(args.group_by)
         .tolerance_usd(args.tolerance);
@@ -91,6 +86,61 @@ pub async fn run(
     }
     render(&reconciliation, files.len(), metered.receipts(), out)?;
     Ok(())
+}
+
+/// The days to reconcile: `--since` and `--until`, or else the ledgers' first day
+/// (no earlier than Cost Explorer keeps, said on stderr) and the day after their
+/// last. A day the user did not give is never named as a flag in an error.
+fn days(
+    args: &ReconcileArgs,
+    ledger_days: Option<(NaiveDate, NaiveDate)>,
+    today: NaiveDate,
+) -> Result<(NaiveDate, NaiveDate), CliError> {
+    if let (Some(since), Some(until)) = (args.since, args.until) {
+        return Ok((since, until));
+    }
+    let Some((first, last)) = ledger_days else {
+        return Err(CliError::Usage(
+            "the ledgers hold no receipts, so they give no days to compare: name them with \
+             --since and --until (the bill of those days then shows as outside sagemeter)"
+                .into(),
+        ));
+    };
+    let until = args
+        .until
+        .unwrap_or_else(|| last.succ_opt().unwrap_or(last));
+    let since = match args.since {
+        Some(since) if since >= until => {
+            return Err(CliError::Usage(format!(
+                "--since {since} is after the ledgers' last day, {last}: add --until"
+            )));
+        }
+        Some(since) => since,
+        None => {
+            let earliest = ReconcileOptions::earliest_since(today);
+            if last < earliest {
+                return Err(CliError::Usage(format!(
+                    "the ledgers' receipts ({first} to {last}) are all older than Cost Explorer \
+                     keeps: daily costs go back 13 months, to {earliest}"
+                )));
+            }
+            if first < earliest {
+                output::eprint(&format!(
+                    "reconcile: the ledgers start on {first}, but Cost Explorer keeps daily costs \
+                     for 13 months: from {earliest} on"
+                ));
+            }
+            let since = first.max(earliest);
+            if since >= until {
+                return Err(CliError::Usage(format!(
+                    "--until {until} is not after the ledgers' first day in Cost Explorer's \
+                     reach, {since} (--until is the day after the last, as in Cost Explorer)"
+                )));
+            }
+            since
+        }
+    };
+    Ok((since, until))
 }
 
 /// The files named, and the ledger files of the directories named.
@@ -185,4 +235,78 @@ fn render(
         writeln!(out, "note: {note}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(since: Option<&str>, until: Option<&str>) -> ReconcileArgs {
+        ReconcileArgs {
+            ledgers: vec![PathBuf::from("spend.jsonl")],
+            since: since.map(|d| d.parse().unwrap()),
+            until: until.map(|d| d.parse().unwrap()),
+            group_by: GroupBy::UsageType,
+            tolerance: Decimal::new(1, 2),
+            json: false,
+        }
+    }
+
+    fn day(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    fn usage(result: Result<(NaiveDate, NaiveDate), CliError>) -> String {
+        match result {
+            Err(CliError::Usage(message)) => message,
+            other => panic!("expected a usage error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_ledgers_days_are_reconciled_from_no_earlier_than_cost_explorer_keeps() {
+        let today = day("2026-12-04");
+        let ledgers = Some((day("2026-11-30"), day("2026-12-02")));
+        // The ledgers' first day to the day after their last.
+        assert_eq!(
+            days(&args(None, None), ledgers, today).unwrap(),
+            (day("2026-11-30"), day("2026-12-03"))
+        );
+        // A ledger begun 14 months ago: from 13 months back (2025-11-04) on, not
+        // refused for a --since the user never gave.
+        let old = Some((day("2025-10-01"), day("2026-12-02")));
+        assert_eq!(
+            days(&args(None, None), old, today).unwrap(),
+            (day("2025-11-04"), day("2026-12-03"))
+        );
+        // Dates given are the user's, checked by the library.
+        assert_eq!(
+            days(&args(Some("2020-01-01"), Some("2020-01-02")), None, today).unwrap(),
+            (day("2020-01-01"), day("2020-01-02"))
+        );
+    }
+
+    #[test]
+    fn days_the_ledgers_cannot_give_are_refused_naming_only_the_flags_given() {
+        let today = day("2026-12-04");
+        let message = usage(days(&args(None, None), None, today));
+        assert!(message.contains("hold no receipts"), "{message}");
+        let all_old = Some((day("2025-01-01"), day("2025-02-01")));
+        let message = usage(days(&args(None, None), all_old, today));
+        assert!(
+            message.contains("older than Cost Explorer keeps") && !message.contains("--since"),
+            "{message}"
+        );
+        let ledgers = Some((day("2026-11-30"), day("2026-12-02")));
+        let message = usage(days(&args(None, Some("2026-11-30")), ledgers, today));
+        assert!(
+            message.contains("--until 2026-11-30") && !message.contains("--since"),
+            "{message}"
+        );
+        let message = usage(days(&args(Some("2026-12-03"), None), ledgers, today));
+        assert!(
+            message.contains("--since 2026-12-03") && !message.contains("--until 2026"),
+            "{message}"
+        );
+    }
 }
