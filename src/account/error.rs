@@ -1,5 +1,6 @@
 //! Why the account view or a reconciliation could not be made.
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -123,23 +124,29 @@ impl fmt::Debug for AccountError {
 }
 
 /// An SDK error as an [`AccountError`]: access denied names `action`.
-pub(crate) fn from_sdk<E, R>(
+pub(crate) fn from_sdk<E>(
     operation: &'static str,
     action: &'static str,
-    err: SdkError<E, R>,
+    err: SdkError<E, HttpResponse>,
 ) -> AccountError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug + Send + Sync + 'static,
 {
     let code = err.code().map(str::to_owned);
     // Never the caller's identity, nor what the message quotes of a signed
     // request (the session token).
-    let message = crate::redact::without_identity(
-        &err.message()
+    let message = crate::redact::without_identity(&match &err {
+        // An answer that is no AWS error at all (the SDK says "malformed JSON error
+        // body"): a web page from a proxy, or an emulator for a region it does not
+        // serve. Its status and type say more than the parser's complaint.
+        SdkError::ResponseError(context) if !context.raw().status().is_success() => {
+            not_an_aws_answer(context.raw())
+        }
+        _ => err
+            .message()
             .map(str::to_owned)
             .unwrap_or_else(|| crate::redact::error_chain(&err)),
-    );
+    });
     // The SDK error whole, unless something of it quotes a signed request: its
     // chain's Display (an unmodelled error's metadata prints the message whole)
     // or its Debug (the raw response's body).
@@ -167,6 +174,20 @@ where
             source,
         }
     }
+}
+
+/// What an error answer that is not AWS's says of itself: its status and type.
+fn not_an_aws_answer(raw: &HttpResponse) -> String {
+    let kind = raw
+        .headers()
+        .get("content-type")
+        .map(|t| format!(" of {}", t.split(';').next().unwrap_or(t).trim()))
+        .unwrap_or_default();
+    format!(
+        "the endpoint answered HTTP {}{kind}, which is not an AWS error (a proxy's page, or an \
+         endpoint URL that does not serve this region?)",
+        raw.status().as_u16()
+    )
 }
 
 /// Whether an AWS error code means "not allowed" (the codes differ by protocol).
@@ -280,6 +301,29 @@ mod tests {
         );
         let sdk = err.source().and_then(|s| s.downcast_ref::<CeError>());
         assert_eq!(sdk.and_then(|e| e.message()), Some("Rate exceeded"));
+    }
+
+    #[test]
+    fn an_answer_that_is_no_aws_error_is_named_by_its_status_and_type() {
+        // What the SDK makes of a proxy's or an emulator's HTML error page: a
+        // response error ("malformed JSON error body"), with the raw answer.
+        let mut page = Response::new(
+            StatusCode::try_from(500).unwrap(),
+            SdkBody::from("<!doctype html><title>500 Internal Server Error</title>"),
+        );
+        page.headers_mut()
+            .insert("content-type", "text/html; charset=utf-8");
+        let sdk: CeError = SdkError::response_error(
+            "invalid input: malformed JSON error body: unexpected token '<'",
+            page,
+        );
+        let err = from_sdk("GetCostAndUsage", "ce:GetCostAndUsage", sdk);
+        let said = err.to_string();
+        assert!(
+            said.starts_with("GetCostAndUsage failed: the endpoint answered HTTP 500 of text/html"),
+            "{said}"
+        );
+        assert!(!said.contains("malformed"), "{said}");
     }
 
     #[test]

@@ -151,6 +151,16 @@ fn endpoints_prices_the_demo_account_and_flags_the_idle_and_underused_ones() {
         ),
         "{table}"
     );
+
+    // A region the emulator does not serve: it answers with an HTML error page,
+    // named by its status and type, not by the SDK's JSON parser's complaint.
+    let out = run(&["--region", "xx-nowhere-1", "endpoints"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ListEndpoints failed: the endpoint answered HTTP 500 of text/html"),
+        "{err}"
+    );
 }
 
 #[test]
