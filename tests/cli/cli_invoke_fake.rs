@@ -225,6 +225,12 @@ async fn an_access_denied_line_names_the_action_and_never_the_callers_identity()
         if json {
             let error = first_error(&output.stdout);
             assert!(error.contains(said), "{error}");
+        } else {
+            // Refused before the model ran: no receipt, so no price source.
+            assert!(
+                stdout.contains("  price source     - (no receipt)\n"),
+                "{stdout}"
+            );
         }
     }
 }

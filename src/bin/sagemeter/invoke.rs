@@ -987,7 +987,12 @@ fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
         .iter()
         .map(|(source, n)| format!("{source} {n}"))
         .collect();
-    writeln!(out, "  price source     {}", sources.join(", "))?;
+    if sources.is_empty() {
+        // Every call failed before it was billed: there is no receipt to price.
+        writeln!(out, "  price source     - (no receipt)")?;
+    } else {
+        writeln!(out, "  price source     {}", sources.join(", "))?;
+    }
     for note in &s.price_notes {
         writeln!(out, "  price note       {note}")?;
     }
