@@ -51,6 +51,13 @@ pub struct FleetScopeStatus {
     /// The alert thresholds each budget of the scope and period passed: each
     /// budget alerts on its own limit (empty, and written so, when none has).
     pub budget_alerts: Vec<FleetBudgetAlerts>,
+    /// Attributes of the item that should hold a figure and hold something else
+    /// (a hand-edited or corrupt item, e.g. `spent_pico` stored as a string):
+    /// each is read as absent, so the figures above made of it are too low.
+    /// Processes cannot add to such an item either: DynamoDB refuses their
+    /// writes, and they keep their spend to write until it is mended.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
 }
 
 /// The alert thresholds one budget of a scope passed in a period, across the
@@ -101,6 +108,16 @@ fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec
         };
         if !rest.is_empty() {
             continue; // not a spend item
+        }
+        let unreadable = table::unreadable_figures(item);
+        if !unreadable.is_empty() {
+            tracing::warn!(
+                pk,
+                sk,
+                attributes = %unreadable.join(", "),
+                "a fleet table item holds attributes that are not the figures sagemeter \
+                 writes: each is read as absent, so its figures are too low"
+            );
         }
         let leases = table::leases_in(item);
         let committed = table::int(item, table::COMMITTED);
@@ -172,6 +189,7 @@ fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec
                 leases: u32::try_from(leases.len()).unwrap_or(u32::MAX),
                 alerts_passed,
                 budget_alerts,
+                unreadable,
             },
         );
     }

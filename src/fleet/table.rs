@@ -283,6 +283,41 @@ pub(crate) fn int(item: &HashMap<String, AttributeValue>, name: &str) -> Option<
     }
 }
 
+/// The attributes of `item` that sagemeter writes as integer numbers (spend,
+/// calls, limits, leases, accruals, sequence numbers) or as standing-rate maps,
+/// but that hold something else: only a hand-edited or corrupt item has one.
+/// [`int`] reads each as absent, so a figure made of it would be low, or $0;
+/// whoever shows the figure names these instead. Sorted.
+pub(crate) fn unreadable_figures(item: &HashMap<String, AttributeValue>) -> Vec<String> {
+    const FIGURES: [&str; 5] = [SPENT, CALLS, UNPRICED, COMMITTED, LIMIT];
+    const PER_NAME: [&str; 10] = [
+        VARIANT_PREFIX,
+        GRANTED_PREFIX,
+        USED_PREFIX,
+        UNTIL_PREFIX,
+        LOAD_PREFIX,
+        LOAD_AT_PREFIX,
+        ALLOCATED_PREFIX,
+        ACCRUAL_FROM_PREFIX,
+        SEQ_PREFIX,
+        LEASE_SEQ_PREFIX,
+    ];
+    let mut names: Vec<String> = item
+        .iter()
+        .filter(|(name, value)| {
+            if name.starts_with(RATE_PREFIX) {
+                return StandingStretch::read(value).is_none();
+            }
+            let figure = FIGURES.contains(&name.as_str())
+                || PER_NAME.iter().any(|prefix| name.starts_with(prefix));
+            figure && !matches!(value, AttributeValue::N(text) if bounded_int(text).is_some())
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 /// `text` as an integer saturated at ±[`MAX_READ`], however many digits it has.
 fn bounded_int(text: &str) -> Option<i128> {
     if let Ok(value) = text.parse::<i128>() {
@@ -1223,6 +1258,43 @@ mod tests {
         );
         assert_eq!(alert_mark_of(ALERTED), None);
         assert_eq!(alert_mark_of("alerted:other:1"), None);
+    }
+
+    #[test]
+    fn attributes_that_should_hold_figures_and_hold_something_else_are_named() {
+        let n = |v: &str| AttributeValue::N(v.to_owned());
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        let rate = |pico: AttributeValue| {
+            AttributeValue::M(HashMap::from([
+                (RATE_PICO_PER_HOUR.to_owned(), pico),
+                (RATE_SOURCE.to_owned(), s("live")),
+            ]))
+        };
+        let item = HashMap::from([
+            (PK.to_owned(), s("scope#endpoint:chat")),
+            (SPENT.to_owned(), s("50000000000")),
+            (CALLS.to_owned(), n("5")),
+            (format!("{GRANTED_PREFIX}p1"), n("1e3")),
+            (format!("{USED_PREFIX}p1"), n("7")),
+            (
+                format!("{RATE_PREFIX}AllTraffic:1"),
+                rate(n("230000000000")),
+            ),
+            (
+                format!("{RATE_PREFIX}AllTraffic:2"),
+                rate(s("230000000000")),
+            ),
+            // Not a figure: left alone whatever it holds.
+            (SETTLED_BY.to_owned(), n("3")),
+        ]);
+        assert_eq!(
+            unreadable_figures(&item),
+            [
+                format!("{GRANTED_PREFIX}p1"),
+                format!("{RATE_PREFIX}AllTraffic:2"),
+                SPENT.to_owned()
+            ]
+        );
     }
 
     #[test]

@@ -414,3 +414,40 @@ fn fleet_status_text_shows_what_is_committed_without_a_limit() {
         "{text:?}"
     );
 }
+
+#[test]
+fn fleet_status_names_a_figure_that_is_not_a_number_instead_of_showing_it_as_zero() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let table = table_name("unreadable");
+    init(&table);
+    let n = |v: &str| AttributeValue::N(v.to_owned());
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    // A hand-edited item: its spend stored as a string, one variant's as a
+    // fraction (sagemeter writes whole pico-USD), the other's as written.
+    put_item(
+        &table,
+        vec![
+            ("pk", s("scope#endpoint:chat")),
+            ("sk", s("day#2026-12-01")),
+            ("spent_pico", s("50000000000")),
+            ("calls", n("5")),
+            ("variant:AllTraffic", n("1.5")),
+            ("variant:Canary", n("20000000000")),
+        ],
+    );
+    let json = status_of(&table, "endpoint", Some("chat"));
+    // Read as absent, and said so: never a silent $0.
+    assert_eq!(json["spent_usd"], "0", "{json}");
+    assert_eq!(
+        json["unreadable"],
+        serde_json::json!(["spent_pico", "variant:AllTraffic"]),
+        "{json}"
+    );
+    assert_eq!(json["variants"]["Canary"], "0.02", "{json}");
+    let text = status_text(&table);
+    assert_eq!(text.len(), 1, "{text:?}");
+    assert!(
+        text[0].contains("; UNREADABLE spent_pico, variant:AllTraffic (not the figures"),
+        "{text:?}"
+    );
+}

@@ -164,5 +164,14 @@ fn write_status(out: &mut dyn Write, s: &FleetScopeStatus) -> std::io::Result<()
     } else if !s.alerts_passed.is_empty() {
         write!(out, "; alerts passed {}", percents(&s.alerts_passed))?;
     }
+    if !s.unreadable.is_empty() {
+        // Read as absent: the figures above are too low, never a silent $0.
+        write!(
+            out,
+            "; UNREADABLE {} (not the figures sagemeter writes: read as absent, the figures \
+             are too low)",
+            s.unreadable.join(", ")
+        )?;
+    }
     writeln!(out)
 }
