@@ -511,6 +511,26 @@ fn compare_from_a_ledger_counts_each_async_invocation_once() {
     assert_eq!(profile["tokens_out_per_call"], 200);
     // 96 calls × 0.01 USD
     assert_eq!(json["plans"][0]["cost_usd"], "0.96");
+    // What the 96 rest on: 4 calls in the hour from 10:00:00 to 11:00:00.
+    assert_eq!(
+        json["ledger_sample"],
+        serde_json::json!({"calls": 4, "observed_seconds": "3600"}),
+        "{json}"
+    );
+    let out = sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&ledger)
+        .args(["--period", "day", "--per-call", "0.01"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "Ledger: 4 calls in 60 min (its first call's start to its last call's end), 96 \
+             calls per day at that rate"
+        ),
+        "{text}"
+    );
 }
 
 #[test]

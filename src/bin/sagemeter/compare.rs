@@ -281,6 +281,34 @@ struct JsonOutput<'a> {
     /// With `--from-ledger`: the ledger's figures that profile flags replaced.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     ledger_overrides: &'a [String],
+    /// With `--from-ledger`: the calls and time the volume was scaled from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ledger_sample: Option<&'a LedgerSample>,
+}
+
+/// With `--from-ledger`: what the volume was scaled from.
+#[derive(Serialize)]
+struct LedgerSample {
+    /// Calls the ledger holds (an asynchronous invocation once).
+    calls: u64,
+    /// From the first call's start to the last call's end (at least 1 s), as an
+    /// exact decimal string.
+    #[serde(with = "rust_decimal::serde::str")]
+    observed_seconds: Decimal,
+}
+
+/// A span of seconds for people: `1 s`, `42.5 s`, `12.5 min`, `3.2 h`, `6.1 days`.
+fn span(seconds: Decimal) -> String {
+    let (value, unit) = if seconds < Decimal::from(120) {
+        (seconds, "s")
+    } else if seconds < Decimal::from(2 * 3600) {
+        (seconds / Decimal::from(60), "min")
+    } else if seconds < Decimal::from(2 * 86_400) {
+        (seconds / Decimal::from(3600), "h")
+    } else {
+        (seconds / Decimal::from(86_400), "days")
+    };
+    format!("{} {unit}", value.round_dp(1).normalize())
 }
 
 /// A ledger file's torn last line, skipped.
@@ -393,6 +421,7 @@ pub async fn run(
 ) -> Result<(), CliError> {
     let mut skipped = Vec::new();
     let mut overrides = Vec::new();
+    let mut sample = None;
     let profile = match &args.from_ledger {
         Some(path) => {
             let records;
@@ -405,6 +434,14 @@ pub async fn run(
             }
             let totals = sagemeter::compare::UsageTotals::from_receipts(&records);
             let mut profile = UsageProfile::from_totals(&totals, args.period).map_err(failed)?;
+            sample = Some(LedgerSample {
+                calls: totals.calls,
+                observed_seconds: Decimal::from_i128_with_scale(
+                    i128::try_from(totals.observed.as_nanos()).unwrap_or(i128::MAX),
+                    9,
+                )
+                .normalize(),
+            });
             overrides = override_ledger_figures(&mut profile, &args).map_err(usage)?;
             profile
         }
@@ -454,6 +491,7 @@ pub async fn run(
             measured_trend: &measured,
             skipped_torn_lines: &skipped,
             ledger_overrides: &overrides,
+            ledger_sample: sample.as_ref(),
         };
         serde_json::to_writer_pretty(&mut *out, &output).map_err(std::io::Error::from)?;
         writeln!(out)?;
@@ -473,8 +511,21 @@ pub async fn run(
             }
             write!(out, "{projection}")?;
         }
-        if !charts.is_empty() || !skipped.is_empty() || !overrides.is_empty() {
+        if !charts.is_empty() || !skipped.is_empty() || !overrides.is_empty() || sample.is_some() {
             writeln!(out)?;
+        }
+        if let Some(sample) = &sample {
+            // How much the volume above rests on: a few calls in a few seconds
+            // scaled to a month is a guess, and the reader should see it is.
+            writeln!(
+                out,
+                "Ledger: {} calls in {} (its first call's start to its last call's end), {} \
+                 calls per {} at that rate",
+                sample.calls,
+                span(sample.observed_seconds),
+                sagemeter::compare::format::calls(comparison.profile.calls_per_period),
+                comparison.period
+            )?;
         }
         for line in &overrides {
             writeln!(out, "Ledger: {line}")?;
@@ -1007,5 +1058,20 @@ fn parse_horizon(s: &str) -> Result<u32, String> {
     match months {
         Some(m) if (1..=MAX_HORIZON_MONTHS).contains(&m) => Ok(m),
         _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ledgers_span_reads_in_the_unit_that_suits_it() {
+        let s = |text: &str| span(text.parse().unwrap());
+        assert_eq!(s("1"), "1 s");
+        assert_eq!(s("42.54"), "42.5 s");
+        assert_eq!(s("3600"), "60 min");
+        assert_eq!(s("11520"), "3.2 h");
+        assert_eq!(s("527040"), "6.1 days");
     }
 }
