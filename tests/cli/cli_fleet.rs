@@ -382,25 +382,41 @@ fn status_text(table: &str) -> Vec<String> {
         .collect()
 }
 
+/// A number attribute, as DynamoDB carries it.
+fn num(value: &str) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::N(value.to_owned())
+}
+
+/// A new table (named after `name`) holding one item written by hand: endpoint
+/// `chat`'s spend of 2026-12-01, with `attributes`.
+fn table_with_chats_day(
+    name: &str,
+    attributes: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
+) -> String {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let table = table_name(name);
+    init(&table);
+    let mut item = vec![
+        ("pk", AttributeValue::S("scope#endpoint:chat".into())),
+        ("sk", AttributeValue::S("day#2026-12-01".into())),
+    ];
+    item.extend(attributes);
+    put_item(&table, item);
+    table
+}
+
 #[test]
 fn fleet_status_text_shows_what_is_committed_without_a_limit() {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let table = table_name("nolimit");
-    init(&table);
-    let n = |v: &str| AttributeValue::N(v.to_owned());
-    let s = |v: &str| AttributeValue::S(v.to_owned());
     // An endpoint's budget item that no process leased from: its $0.05 of spend
     // was written without a lease (a call `WhenUnavailable::Allow` let through
     // while the table did not answer), added to `committed_pico`; no
     // `limit_pico` was ever written.
-    put_item(
-        &table,
+    let table = table_with_chats_day(
+        "nolimit",
         vec![
-            ("pk", s("scope#endpoint:chat")),
-            ("sk", s("day#2026-12-01")),
-            ("spent_pico", n("50000000000")),
-            ("calls", n("5")),
-            ("committed_pico", n("50000000000")),
+            ("spent_pico", num("50000000000")),
+            ("calls", num("5")),
+            ("committed_pico", num("50000000000")),
         ],
     );
     let json = status_of(&table, "endpoint", Some("chat"));
@@ -418,21 +434,15 @@ fn fleet_status_text_shows_what_is_committed_without_a_limit() {
 #[test]
 fn fleet_status_names_a_figure_that_is_not_a_number_instead_of_showing_it_as_zero() {
     use aws_sdk_dynamodb::types::AttributeValue;
-    let table = table_name("unreadable");
-    init(&table);
-    let n = |v: &str| AttributeValue::N(v.to_owned());
-    let s = |v: &str| AttributeValue::S(v.to_owned());
     // A hand-edited item: its spend stored as a string, one variant's as a
     // fraction (sagemeter writes whole pico-USD), the other's as written.
-    put_item(
-        &table,
+    let table = table_with_chats_day(
+        "unreadable",
         vec![
-            ("pk", s("scope#endpoint:chat")),
-            ("sk", s("day#2026-12-01")),
-            ("spent_pico", s("50000000000")),
-            ("calls", n("5")),
-            ("variant:AllTraffic", n("1.5")),
-            ("variant:Canary", n("20000000000")),
+            ("spent_pico", AttributeValue::S("50000000000".into())),
+            ("calls", num("5")),
+            ("variant:AllTraffic", num("1.5")),
+            ("variant:Canary", num("20000000000")),
         ],
     );
     let json = status_of(&table, "endpoint", Some("chat"));
