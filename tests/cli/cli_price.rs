@@ -418,6 +418,58 @@ async fn no_price_anywhere_exits_1() {
         );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rate_a_receipt_uses_is_priced_live_by_its_name() {
+    use crate::support::fake_pricelist::{self as shared, docs};
+    let server = shared::FakePriceList::start().await;
+    // Rates unlike the bundled snapshot's (data $0.016/GB, storage $0.14/GB-month,
+    // provisioned 2 GB $0.00001/s standing and $0.0000233/s of inference), so that a
+    // live answer cannot be the snapshot. The two provisioned-concurrency products
+    // carry the usage-type names swapped: their group says which charge each is.
+    server.set_documents([
+        docs::data_in("us-east-1", "0.0170000000"),
+        docs::data_out("us-east-1", "0.0180000000"),
+        docs::hosting_storage("us-east-1", "0.1500000000"),
+        docs::provisioned_concurrency_standing("us-east-1", 2, docs::PcName::Usage, "0.0000110000"),
+        docs::provisioned_concurrency_inference("us-east-1", 2, docs::PcName::Mem, "0.0000250000"),
+    ]);
+    for (what, kind, usd, unit) in [
+        ("data-in", "data_in", "0.017", "gigabyte"),
+        ("data-out", "data_out", "0.018", "gigabyte"),
+        ("storage", "storage", "0.15", "gigabyte_month"),
+        (
+            "provisioned:2048",
+            "provisioned_concurrency",
+            "0.000011",
+            "second",
+        ),
+        (
+            "provisioned-usage:2048",
+            "provisioned_concurrency_usage",
+            "0.000025",
+            "second",
+        ),
+    ] {
+        let price = json_of(sagemeter(&server.url()).args(["price", what, "--json"]));
+        assert_eq!(price["source"], "live", "{what}: {price}");
+        assert_eq!(price["key"]["kind"], kind, "{what}: {price}");
+        assert_eq!(price["key"]["region"], "us-east-1", "{what}: {price}");
+        assert_eq!(
+            dec(&price["usd_per_unit"]),
+            usd.parse::<Decimal>().unwrap(),
+            "{what}: {price}"
+        );
+        assert_eq!(price["unit"], unit, "{what}: {price}");
+    }
+    sagemeter(&server.url())
+        .args(["price", "storage"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "hosting ML storage in us-east-1\n  price       $0.15 USD per GB-month\n",
+        ));
+}
+
 #[test]
 fn invalid_targets_are_usage_errors() {
     let nowhere = refused_url();
@@ -425,7 +477,9 @@ fn invalid_targets_are_usage_errors() {
         ("serverless:3000", "whole number of GB"),
         ("serverless:8192", "whole number of GB"),
         ("serverless:big", "not a memory size"),
-        ("m5.xlarge", "neither an instance type"),
+        ("m5.xlarge", "is none of an instance type"),
+        ("gpu:ml.g5.xlarge", "is none of an instance type"),
+        ("provisioned:1000", "whole number of GB"),
     ] {
         sagemeter(&nowhere)
             .args(["price", arg])

@@ -28,6 +28,8 @@ fn parse_date(text: &str) -> Result<NaiveDate, String> {
 Examples:
   sagemeter price ml.g5.xlarge --region eu-west-1
   sagemeter price serverless:3072 --json
+  sagemeter price provisioned:3072
+  sagemeter price data-in
   sagemeter price ml.c5.2xlarge --history --since 2024-01-01 --chart c5.svg
   sagemeter price --trend ml.g5
 
@@ -37,10 +39,14 @@ The region is --region, else the AWS configuration's, else us-east-1.
 version in the cache directory ($SAGEMETER_CACHE_DIR, else the user's cache
 directory + /sagemeter).")]
 pub struct PriceArgs {
-    /// What to price: a real-time hosting instance type (ml.m5.xlarge) or a serverless
-    /// memory size in MB (serverless:3072; 1024 to 6144 in steps of 1024).
+    /// What to price: a real-time hosting instance type (ml.m5.xlarge), an
+    /// asynchronous one (async:ml.m5.xlarge), a serverless memory size in MB
+    /// (serverless:3072; 1024 to 6144 in steps of 1024), provisioned concurrency at
+    /// one (provisioned:3072, per second provisioned; provisioned-usage:3072, per
+    /// second of inference it serves), data processed (data-in, data-out) or hosting
+    /// ML storage (storage, per GB-month).
     #[arg(
-        value_name = "INSTANCE_TYPE|serverless:MEMORY_MB",
+        value_name = "WHAT",
         value_parser = Target::parse,
         required_unless_present = "trend"
     )]
@@ -88,53 +94,116 @@ pub struct PriceArgs {
     pub json: bool,
 }
 
-/// What `price` was asked for.
+/// What `price` was asked for: one of the rates a receipt or an accrual uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// Real-time hosting, per instance-hour.
+    /// Real-time hosting, per instance-hour: `ml.m5.xlarge`.
     Instance(String),
-    /// Serverless inference, per second at a memory size.
+    /// Asynchronous inference, per instance-hour: `async:ml.m5.xlarge`.
+    AsyncInstance(String),
+    /// Serverless inference, per second at a memory size: `serverless:3072`.
     Serverless {
         /// Memory in GB (1 to 6).
         memory_gb: u32,
     },
+    /// Serverless provisioned concurrency, per second provisioned (the standing
+    /// charge): `provisioned:3072`.
+    Provisioned {
+        /// Memory in GB (1 to 6).
+        memory_gb: u32,
+    },
+    /// Inference duration of calls served by provisioned concurrency, per second:
+    /// `provisioned-usage:3072`.
+    ProvisionedUsage {
+        /// Memory in GB (1 to 6).
+        memory_gb: u32,
+    },
+    /// Data processed in, per GB: `data-in`.
+    DataIn,
+    /// Data processed out, per GB: `data-out`.
+    DataOut,
+    /// Hosting ML storage, per GB-month: `storage`.
+    Storage,
+}
+
+/// What `price` names, for its messages.
+const TARGETS: &str = "an instance type (ml.m5.xlarge), async:<INSTANCE_TYPE>, serverless:<MB>, \
+                       provisioned:<MB>, provisioned-usage:<MB>, data-in, data-out or storage";
+
+/// A serverless memory size in MB as whole GB: 1024 to 6144 in steps of 1024.
+fn memory_gb(mb: &str, prefix: &str) -> Result<u32, String> {
+    let memory_mb: u32 = mb
+        .parse()
+        .map_err(|_| format!("`{mb}` is not a memory size in MB (e.g. {prefix}:3072)"))?;
+    if !(1024..=6144).contains(&memory_mb) || !memory_mb.is_multiple_of(1024) {
+        return Err(format!(
+            "serverless memory must be 1024, 2048, 3072, 4096, 5120 or 6144 MB (a whole \
+             number of GB from 1 to 6), got {memory_mb}"
+        ));
+    }
+    Ok(memory_mb / 1024)
+}
+
+/// `ml.<family>.<size>`, as SageMaker names instance types.
+fn instance_type(text: &str) -> Option<String> {
+    let well_formed = text.starts_with("ml.")
+        && text.len() > 3
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    well_formed.then(|| text.to_owned())
 }
 
 impl Target {
     fn parse(text: &str) -> Result<Target, String> {
-        if let Some(mb) = text.strip_prefix("serverless:") {
-            let memory_mb: u32 = mb
-                .parse()
-                .map_err(|_| format!("`{mb}` is not a memory size in MB (e.g. serverless:3072)"))?;
-            if !(1024..=6144).contains(&memory_mb) || !memory_mb.is_multiple_of(1024) {
-                return Err(format!(
-                    "serverless memory must be 1024, 2048, 3072, 4096, 5120 or 6144 MB (a whole \
-                     number of GB from 1 to 6), got {memory_mb}"
-                ));
-            }
-            return Ok(Target::Serverless {
-                memory_gb: memory_mb / 1024,
-            });
+        match text {
+            "data-in" => return Ok(Target::DataIn),
+            "data-out" => return Ok(Target::DataOut),
+            "storage" => return Ok(Target::Storage),
+            _ => {}
         }
-        let well_formed = text.starts_with("ml.")
-            && text.len() > 3
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-        if well_formed {
-            Ok(Target::Instance(text.to_owned()))
-        } else {
-            Err(format!(
-                "`{text}` is neither an instance type (ml.<family>.<size>, e.g. ml.m5.xlarge) \
-                 nor serverless:<MEMORY_MB> (e.g. serverless:3072)"
-            ))
+        if let Some((prefix, rest)) = text.split_once(':') {
+            return match prefix {
+                "serverless" => Ok(Target::Serverless {
+                    memory_gb: memory_gb(rest, prefix)?,
+                }),
+                "provisioned" => Ok(Target::Provisioned {
+                    memory_gb: memory_gb(rest, prefix)?,
+                }),
+                "provisioned-usage" => Ok(Target::ProvisionedUsage {
+                    memory_gb: memory_gb(rest, prefix)?,
+                }),
+                "async" => instance_type(rest).map(Target::AsyncInstance).ok_or_else(|| {
+                    format!("`{rest}` is not an instance type (ml.<family>.<size>, e.g. async:ml.m5.xlarge)")
+                }),
+                _ => Err(format!("`{text}` is none of {TARGETS}")),
+            };
         }
+        instance_type(text)
+            .map(Target::Instance)
+            .ok_or_else(|| format!("`{text}` is none of {TARGETS}"))
     }
 
     pub(crate) fn key(&self, region: &str) -> PriceKey {
+        let region = region.to_owned();
         match self {
             Target::Instance(instance_type) => PriceKey::hosting(region, instance_type.clone()),
+            Target::AsyncInstance(instance_type) => PriceKey::AsyncInference {
+                region,
+                instance_type: instance_type.clone(),
+            },
             Target::Serverless { memory_gb } => PriceKey::serverless(region, *memory_gb),
+            Target::Provisioned { memory_gb } => PriceKey::ProvisionedConcurrency {
+                region,
+                memory_gb: *memory_gb,
+            },
+            Target::ProvisionedUsage { memory_gb } => PriceKey::ProvisionedConcurrencyUsage {
+                region,
+                memory_gb: *memory_gb,
+            },
+            Target::DataIn => PriceKey::DataIn { region },
+            Target::DataOut => PriceKey::DataOut { region },
+            Target::Storage => PriceKey::storage(region),
         }
     }
 }
@@ -179,9 +248,7 @@ pub async fn run(
         return crate::price_history::run(&args, &sdk_config, &region, out).await;
     }
     let Some(target) = &args.target else {
-        return Err(CliError::Usage(
-            "name an instance type or serverless:MB".into(),
-        ));
+        return Err(CliError::Usage(format!("name what to price: {TARGETS}")));
     };
     let key = target.key(&region);
     let prices = default_price_source(&sdk_config);
@@ -214,7 +281,13 @@ fn no_price(key: &PriceKey, error: &PriceError) -> CliError {
     CliError::failed(match error {
         PriceError::NotFound { .. } => format!(
             "no on-demand price for {key}: neither the AWS Price List nor sagemeter's bundled \
-             snapshot has one; check the instance type and the region"
+             snapshot has one; check {}the region",
+            match key {
+                PriceKey::Hosting { .. } | PriceKey::AsyncInference { .. } => {
+                    "the instance type and "
+                }
+                _ => "",
+            }
         ),
         other => format!("no price for {key}: {other}"),
     })
@@ -226,6 +299,7 @@ fn write_text(out: &mut dyn Write, rate: &Rate) -> std::io::Result<()> {
         PriceUnit::Hour => "instance-hour",
         PriceUnit::Second => "second",
         PriceUnit::Gigabyte => "GB",
+        PriceUnit::GigabyteMonth => "GB-month",
         _ => "unit",
     };
     let source = match p.source {
@@ -303,5 +377,38 @@ mod tests {
             Target::Serverless { memory_gb: 3 }.key("eu-west-1"),
             PriceKey::serverless("eu-west-1", 3)
         );
+    }
+
+    #[test]
+    fn every_rate_a_receipt_uses_can_be_named() {
+        let key = |text: &str| Target::parse(text).map(|t| t.key("us-east-1"));
+        let region = || "us-east-1".to_owned();
+        assert_eq!(
+            key("async:ml.g5.xlarge"),
+            Ok(PriceKey::AsyncInference {
+                region: region(),
+                instance_type: "ml.g5.xlarge".into()
+            })
+        );
+        assert_eq!(
+            key("provisioned:2048"),
+            Ok(PriceKey::ProvisionedConcurrency {
+                region: region(),
+                memory_gb: 2
+            })
+        );
+        assert_eq!(
+            key("provisioned-usage:6144"),
+            Ok(PriceKey::ProvisionedConcurrencyUsage {
+                region: region(),
+                memory_gb: 6
+            })
+        );
+        assert_eq!(key("data-in"), Ok(PriceKey::DataIn { region: region() }));
+        assert_eq!(key("data-out"), Ok(PriceKey::DataOut { region: region() }));
+        assert_eq!(key("storage"), Ok(PriceKey::storage("us-east-1")));
+        for bad in ["async:m5.xlarge", "provisioned:1000", "gpu:ml.g5", "data"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
     }
 }
