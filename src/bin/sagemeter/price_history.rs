@@ -84,7 +84,7 @@ pub async fn run(
         (None, Some(target)) => (None, reader.history(&target.key(region), since).await),
         (None, None) => {
             return Err(CliError::Usage(
-                "name an instance type or serverless:MB, or --trend FAMILY".into(),
+                "name what to price (an instance type, serverless:MB, data-in, ...), or --trend FAMILY".into(),
             ));
         }
     };
