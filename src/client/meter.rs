@@ -1001,6 +1001,7 @@ impl Meter {
                         standing.usd_per_hour_all_instances,
                         standing.capacity_from.clone(),
                         now,
+                        self.inner.discovery.described_at(&profile.endpoint),
                     );
                 }
                 #[cfg(not(feature = "fleet"))]

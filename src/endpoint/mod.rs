@@ -611,6 +611,17 @@ impl Discovery {
         self.inner.discover_and_store(endpoint).await
     }
 
+    /// When `endpoint`'s cached profile was last described (on the discovery's
+    /// clock): `None` for a profile set by hand, or one not described yet.
+    #[cfg(feature = "fleet")]
+    pub(crate) fn described_at(&self, endpoint: &str) -> Option<SystemTime> {
+        if self.inner.overrides.contains_key(endpoint) {
+            return None;
+        }
+        let cache = self.inner.cache.read().unwrap_or_else(|e| e.into_inner());
+        cache.get(endpoint)?.profile.as_ref().map(|(_, at)| *at)
+    }
+
     /// The answer [`profile`](Self::profile) gives without waiting at `now` (on the
     /// discovery's clock), handed to `f` by reference: the override or a usable
     /// cached answer; `None` when the endpoint must be described first. A caller

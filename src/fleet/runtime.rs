@@ -256,8 +256,20 @@ struct State {
     /// share of them, for amortised allocation.
     fleet_calls: FastMap<String, (String, u64)>,
     /// Per endpoint, per variant, the standing rate this process's profile gives
-    /// now, and since when (epoch ms).
-    standing_seen: FastMap<String, FastMap<String, (StandingStretch, i64)>>,
+    /// now.
+    standing_seen: FastMap<String, FastMap<String, SeenRate>>,
+}
+
+/// A variant's standing rate as this process's profile gives it.
+#[derive(Debug, Clone)]
+pub(crate) struct SeenRate {
+    stretch: StandingStretch,
+    /// Since when this process applies it (epoch ms).
+    since_ms: i64,
+    /// When the profile giving it was last described (epoch ms); `None` for a
+    /// profile set by hand. A stretch the table holds from a later time was
+    /// seen by another process after this one looked: the table's word is newer.
+    described_ms: Option<i64>,
 }
 
 impl State {
@@ -341,7 +353,8 @@ struct Item {
     /// compared with the stretches the table holds: written only where the
     /// table's stretch then has another rate, so that the many short runs of a
     /// day (`sagemeter invoke` from cron) do not each add one to the item.
-    unconfirmed: BTreeMap<(String, i64), StandingStretch>,
+    /// Each with when the profile that gave it was described (see [`SeenRate`]).
+    unconfirmed: BTreeMap<(String, i64), (StandingStretch, Option<i64>)>,
     /// The table's item may hold attributes of this process (`seq:`,
     /// `lease_seq:`, `inflight:`, ...): removed at shutdown.
     marked: bool,
@@ -380,7 +393,7 @@ impl Item {
         input: AccrualInput,
         now: DateTime<Utc>,
         period_start: Option<DateTime<Utc>>,
-        seen: Option<&(StandingStretch, i64)>,
+        seen: Option<&SeenRate>,
     ) -> FleetAccrualFigures {
         let allocated = input.allocated_usd.and_then(to_pico).unwrap_or(0);
         let started_ns = epoch_ns(input.started_at);
@@ -395,15 +408,18 @@ impl Item {
                 pico_per_hour,
                 from: input.capacity_from.clone(),
             };
-            if let Some((rate, since_ms)) = seen
-                && *since_ms > started_ms
-                && *rate != own
+            let described_ms = seen.and_then(|seen| seen.described_ms);
+            if let Some(seen) = seen
+                && seen.since_ms > started_ms
+                && seen.stretch != own
             {
-                self.unconfirmed
-                    .insert((variant.to_owned(), *since_ms), rate.clone());
+                self.unconfirmed.insert(
+                    (variant.to_owned(), seen.since_ms),
+                    (seen.stretch.clone(), described_ms),
+                );
             }
             self.unconfirmed
-                .insert((variant.to_owned(), started_ms), own);
+                .insert((variant.to_owned(), started_ms), (own, described_ms));
         }
         match self.pending.allocated.get_mut(variant) {
             Some(sum) => *sum = sum.saturating_add(allocated),
@@ -460,7 +476,11 @@ impl Item {
             .iter()
             .flat_map(|(_, d)| &d.rates)
             .chain(&self.pending.rates)
-            .chain(&self.unconfirmed)
+            .chain(
+                self.unconfirmed
+                    .iter()
+                    .map(|(at, (stretch, _))| (at, stretch)),
+            )
             .filter(|((v, _), _)| v == variant)
             .peekable();
         let merged;
@@ -494,16 +514,20 @@ impl Item {
     }
 
     /// Compares this process's first-call rates with the stretches the table
-    /// holds (its last answer): a rate the table's stretch then already has
-    /// is dropped, any other is written at the next flush.
+    /// holds (its last answer): a rate the table's stretch then already has is
+    /// dropped, and so is one from a profile described before that stretch
+    /// began (another process saw the endpoint later: its rate is the newer,
+    /// and this process's own is only stale until its next refresh); any other
+    /// is written at the next flush.
     fn confirm_rates(&mut self) {
-        for ((variant, ms), stretch) in std::mem::take(&mut self.unconfirmed) {
-            let held = self
+        for ((variant, ms), (stretch, described_ms)) in std::mem::take(&mut self.unconfirmed) {
+            let then = self
                 .accrual
                 .get(&variant)
-                .and_then(|a| a.rates.range(..=ms).next_back())
-                .is_some_and(|(_, then)| then.pico_per_hour == stretch.pico_per_hour);
-            if !held {
+                .and_then(|a| a.rates.range(..=ms).next_back());
+            let held = then.is_some_and(|(_, then)| then.pico_per_hour == stretch.pico_per_hour);
+            let newer = matches!((then, described_ms), (Some((since, _)), Some(described)) if *since > described);
+            if !held && !newer {
                 self.pending.rates.insert((variant, ms), stretch);
             }
         }
@@ -771,6 +795,9 @@ impl Fleet {
     /// the fleet's accrual prices each stretch of the day at its own rate. A
     /// change of source alone at the same cost is not a new stretch (a price
     /// refreshed from the cache each time would add one per refresh).
+    /// `described` is when the profile giving the rate was last described
+    /// (`None` for one set by hand): a first call's rate from a profile older
+    /// than a stretch the table holds is not written over it.
     pub(crate) fn set_standing(
         &self,
         endpoint: &str,
@@ -778,6 +805,7 @@ impl Fleet {
         usd_per_hour: Decimal,
         from: RateFrom,
         now: SystemTime,
+        described: Option<SystemTime>,
     ) {
         let Some(pico_per_hour) = to_pico(usd_per_hour) else {
             return;
@@ -787,16 +815,25 @@ impl Fleet {
             from,
         };
         let now_ms = epoch_ms(now);
+        let described_ms = described.map(epoch_ms);
         let mut guard = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *guard;
         let seen = state.standing_seen.entry(endpoint.to_owned()).or_default();
-        if seen
-            .get(variant)
-            .is_some_and(|(seen, _)| seen.pico_per_hour == pico_per_hour)
+        if let Some(seen) = seen.get_mut(variant)
+            && seen.stretch.pico_per_hour == pico_per_hour
         {
+            // The same rate, described again.
+            seen.described_ms = seen.described_ms.max(described_ms);
             return;
         }
-        seen.insert(variant.to_owned(), (rate.clone(), now_ms));
+        seen.insert(
+            variant.to_owned(),
+            SeenRate {
+                stretch: rate.clone(),
+                since_ms: now_ms,
+                described_ms,
+            },
+        );
         let pk = state.endpoint_pk(endpoint);
         let sk = state.period_sk(BudgetPeriod::Day, BudgetPeriod::Day.start_of(now.into()));
         if let Some(item) = state

@@ -1914,6 +1914,73 @@ async fn the_fleets_accrual_prices_each_stretch_of_the_day_at_the_instances_then
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_call_from_a_profile_older_than_the_tables_stretch_does_not_overwrite_it() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use chrono::TimeZone;
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name("staleprofile");
+    create_table(&conf, &table).await.unwrap();
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "scaled",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let midnight = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let fake_conf = fake.sdk_config().await;
+    let hour = Duration::from_secs(3600);
+    let (time_a, time_b) = (
+        ManualTimeSource::new(midnight.into()),
+        ManualTimeSource::new(midnight.into()),
+    );
+    // A refreshes its profile every 100 ms of real time; B keeps its own a day.
+    let a = discovered_m5(&fake_conf, &time_a, &table, &ddb)
+        .discovery_refresh(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let b = discovered_m5(&fake_conf, &time_b, &table, &ddb)
+        .discovery_refresh(Duration::from_secs(24 * 3600))
+        .build()
+        .unwrap();
+    // 00:00: A makes the fleet's first call of the day (1 instance).
+    call_endpoint(&a, "scaled").await;
+    assert!(a.meter().flush_fleet().await);
+    // 11:00: B describes the endpoint (1 instance), and calls nothing yet.
+    time_b.advance(11 * hour);
+    b.meter().endpoint_profile("scaled").await.unwrap();
+    // 12:00: autoscaling takes the variant to 3 instances; A sees it at once.
+    time_a.advance(12 * hour);
+    fake.set_instance_count("scaled", "AllTraffic", 3);
+    assert!(
+        sees_instances(&a, "scaled", 3).await,
+        "A never saw 3 instances"
+    );
+    assert!(a.meter().flush_fleet().await);
+    // 12:30: B's first call, from its profile of 11:00 (1 instance): the table's
+    // 3 instances from 12:00 were seen after B looked, so B does not write its
+    // 1 instance over them.
+    time_b.advance(hour + hour / 2);
+    call_endpoint(&b, "scaled").await;
+    assert!(b.meter().flush_fleet().await);
+    assert!(b.meter().flush_fleet().await);
+    // 18:00: a receipt of each process. AWS bills 1 × $0.23/h for 12 h = $2.76,
+    // then 3 × $0.23/h for 6 h = $4.14: $6.90. (With B's stale 1 instance from
+    // 12:30: 2.76 + 0.69 × 0.5 + 0.23 × 5.5 = $4.37.)
+    time_a.advance(6 * hour);
+    time_b.advance(5 * hour + hour / 2);
+    assert!(a.meter().flush_fleet().await);
+    let at_a = call_endpoint(&a, "scaled").await;
+    assert!(b.meter().flush_fleet().await);
+    let at_b = call_endpoint(&b, "scaled").await;
+    for (who, cost) in [("A", &at_a), ("B", &at_b)] {
+        let accrual = cost.accrual.clone().expect("an instance variant accrues");
+        assert_eq!(accrual.accrued_usd, dec("6.90"), "{who}: {accrual:?}");
+    }
+    a.meter().shutdown().await.unwrap();
+    b.meter().shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_runs_at_the_same_rate_add_one_standing_stretch_to_the_day_not_one_each() {
     use aws_smithy_async::test_util::ManualTimeSource;
     use chrono::TimeZone;
