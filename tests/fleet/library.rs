@@ -1835,13 +1835,39 @@ async fn sees_instances(client: &Client, endpoint: &str, count: u32) -> bool {
     false
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_fleets_accrual_prices_each_stretch_of_the_day_at_the_instances_then_running() {
+/// Two processes of one fleet, each on its own manual clock (both at 2026-12-02
+/// 00:00 UTC), calling endpoint `scaled` (1 ml.m5.xlarge at first) of a fake
+/// SageMaker, with a table of their own.
+struct TwoProcesses {
+    fake: FakeSageMaker,
+    time_a: aws_smithy_async::test_util::ManualTimeSource,
+    time_b: aws_smithy_async::test_util::ManualTimeSource,
+    a: Client,
+    b: Client,
+}
+
+impl TwoProcesses {
+    /// A receipt of each process, once their clocks have moved on by `a_after`
+    /// and `b_after`, each flushing first (so that each call sees the other's
+    /// stretches as the table holds them).
+    async fn receipt_of_each(&self, a_after: Duration, b_after: Duration) -> [(&str, Cost); 2] {
+        self.time_a.advance(a_after);
+        self.time_b.advance(b_after);
+        assert!(self.a.meter().flush_fleet().await);
+        let at_a = call_endpoint(&self.a, "scaled").await;
+        assert!(self.b.meter().flush_fleet().await);
+        let at_b = call_endpoint(&self.b, "scaled").await;
+        [("A", at_a), ("B", at_b)]
+    }
+}
+
+/// [`TwoProcesses`] on table `name`, their profiles refreshed after `refresh_a`
+/// and `refresh_b` of real time.
+async fn two_processes(name: &str, refresh_a: Duration, refresh_b: Duration) -> TwoProcesses {
     use aws_smithy_async::test_util::ManualTimeSource;
     use chrono::TimeZone;
-    use sagemeter::pricing::PriceOrigin;
     let conf = Emulator::shared().sdk_config().await;
-    let table = table_name("stretches");
+    let table = table_name(name);
     create_table(&conf, &table).await.unwrap();
     let fake = FakeSageMaker::start().await;
     fake.add_endpoint(
@@ -1850,56 +1876,64 @@ async fn the_fleets_accrual_prices_each_stretch_of_the_day_at_the_instances_then
     );
     let midnight = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
     let ddb = aws_sdk_dynamodb::Client::new(&conf);
-    // Two processes, each with its own clock (both at midnight), profiles
-    // refreshed every 100 ms of real time.
     let fake_conf = fake.sdk_config().await;
-    let process = |time: &ManualTimeSource| {
-        discovered_m5(&fake_conf, time, &table, &ddb)
-            .discovery_refresh(Duration::from_millis(100))
-            .build()
-            .unwrap()
-    };
-    let hour = Duration::from_secs(3600);
     let (time_a, time_b) = (
         ManualTimeSource::new(midnight.into()),
         ManualTimeSource::new(midnight.into()),
     );
-    let (a, b) = (process(&time_a), process(&time_b));
+    let process = |time: &ManualTimeSource, refresh: Duration| {
+        discovered_m5(&fake_conf, time, &table, &ddb)
+            .discovery_refresh(refresh)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (process(&time_a, refresh_a), process(&time_b, refresh_b));
+    TwoProcesses {
+        fake,
+        time_a,
+        time_b,
+        a,
+        b,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleets_accrual_prices_each_stretch_of_the_day_at_the_instances_then_running() {
+    use sagemeter::pricing::PriceOrigin;
+    // Profiles refreshed every 100 ms of real time.
+    let refresh = Duration::from_millis(100);
+    let p = two_processes("stretches", refresh, refresh).await;
+    let hour = Duration::from_secs(3600);
     // 00:00: B makes the fleet's first call of the day (1 instance).
-    call_endpoint(&b, "scaled").await;
-    assert!(b.meter().flush_fleet().await);
+    call_endpoint(&p.b, "scaled").await;
+    assert!(p.b.meter().flush_fleet().await);
     // 06:00: A's first call.
-    time_a.advance(6 * hour);
-    call_endpoint(&a, "scaled").await;
-    assert!(a.meter().flush_fleet().await);
+    p.time_a.advance(6 * hour);
+    call_endpoint(&p.a, "scaled").await;
+    assert!(p.a.meter().flush_fleet().await);
     // 12:00: autoscaling takes the variant to 3 instances. A's profile sees it at
     // 12:00, B's (its refresh later) at 13:00.
-    time_a.advance(6 * hour);
-    time_b.advance(13 * hour);
-    fake.set_instance_count("scaled", "AllTraffic", 3);
+    p.time_a.advance(6 * hour);
+    p.time_b.advance(13 * hour);
+    p.fake.set_instance_count("scaled", "AllTraffic", 3);
     assert!(
-        sees_instances(&a, "scaled", 3).await,
+        sees_instances(&p.a, "scaled", 3).await,
         "A never saw 3 instances"
     );
     assert!(
-        sees_instances(&b, "scaled", 3).await,
+        sees_instances(&p.b, "scaled", 3).await,
         "B never saw 3 instances"
     );
-    assert!(a.meter().flush_fleet().await);
-    assert!(b.meter().flush_fleet().await);
+    assert!(p.a.meter().flush_fleet().await);
+    assert!(p.b.meter().flush_fleet().await);
     // 18:00: a receipt of each process.
-    time_a.advance(6 * hour);
-    time_b.advance(5 * hour);
-    assert!(a.meter().flush_fleet().await);
-    let at_a = call_endpoint(&a, "scaled").await;
-    assert!(b.meter().flush_fleet().await);
-    let at_b = call_endpoint(&b, "scaled").await;
+    let receipts = p.receipt_of_each(6 * hour, 5 * hour).await;
     // AWS bills the instances that ran: 1 × $0.23/h for 12 h (00:00-12:00) =
     // $2.76, then 3 × $0.23/h = $0.69/h for 6 h (12:00-18:00) = $4.14; in all
     // $6.90. (Not the day at the count now, 3 × $0.23 × 18 h = $12.42; and B
     // seeing the change an hour late does not move it.)
-    for (who, cost) in [("A", &at_a), ("B", &at_b)] {
-        let accrual = cost.accrual.clone().expect("an instance variant accrues");
+    for (who, cost) in receipts {
+        let accrual = cost.accrual.expect("an instance variant accrues");
         assert_eq!(accrual.accrued_usd, dec("6.90"), "{who}: {accrual:?}");
         let capacity: Vec<PriceOrigin> = accrual
             .priced_from
@@ -1909,75 +1943,51 @@ async fn the_fleets_accrual_prices_each_stretch_of_the_day_at_the_instances_then
             .collect();
         assert_eq!(capacity, [PriceOrigin::Override], "{who}");
     }
-    a.meter().shutdown().await.unwrap();
-    b.meter().shutdown().await.unwrap();
+    p.a.meter().shutdown().await.unwrap();
+    p.b.meter().shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_call_from_a_profile_older_than_the_tables_stretch_does_not_overwrite_it() {
-    use aws_smithy_async::test_util::ManualTimeSource;
-    use chrono::TimeZone;
-    let conf = Emulator::shared().sdk_config().await;
-    let table = table_name("staleprofile");
-    create_table(&conf, &table).await.unwrap();
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "scaled",
-        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
-    );
-    let midnight = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
-    let ddb = aws_sdk_dynamodb::Client::new(&conf);
-    let fake_conf = fake.sdk_config().await;
-    let hour = Duration::from_secs(3600);
-    let (time_a, time_b) = (
-        ManualTimeSource::new(midnight.into()),
-        ManualTimeSource::new(midnight.into()),
-    );
     // A refreshes its profile every 100 ms of real time; B keeps its own a day.
-    let a = discovered_m5(&fake_conf, &time_a, &table, &ddb)
-        .discovery_refresh(Duration::from_millis(100))
-        .build()
-        .unwrap();
-    let b = discovered_m5(&fake_conf, &time_b, &table, &ddb)
-        .discovery_refresh(Duration::from_secs(24 * 3600))
-        .build()
-        .unwrap();
+    let p = two_processes(
+        "staleprofile",
+        Duration::from_millis(100),
+        Duration::from_secs(24 * 3600),
+    )
+    .await;
+    let hour = Duration::from_secs(3600);
     // 00:00: A makes the fleet's first call of the day (1 instance).
-    call_endpoint(&a, "scaled").await;
-    assert!(a.meter().flush_fleet().await);
+    call_endpoint(&p.a, "scaled").await;
+    assert!(p.a.meter().flush_fleet().await);
     // 11:00: B describes the endpoint (1 instance), and calls nothing yet.
-    time_b.advance(11 * hour);
-    b.meter().endpoint_profile("scaled").await.unwrap();
+    p.time_b.advance(11 * hour);
+    p.b.meter().endpoint_profile("scaled").await.unwrap();
     // 12:00: autoscaling takes the variant to 3 instances; A sees it at once.
-    time_a.advance(12 * hour);
-    fake.set_instance_count("scaled", "AllTraffic", 3);
+    p.time_a.advance(12 * hour);
+    p.fake.set_instance_count("scaled", "AllTraffic", 3);
     assert!(
-        sees_instances(&a, "scaled", 3).await,
+        sees_instances(&p.a, "scaled", 3).await,
         "A never saw 3 instances"
     );
-    assert!(a.meter().flush_fleet().await);
+    assert!(p.a.meter().flush_fleet().await);
     // 12:30: B's first call, from its profile of 11:00 (1 instance): the table's
     // 3 instances from 12:00 were seen after B looked, so B does not write its
     // 1 instance over them.
-    time_b.advance(hour + hour / 2);
-    call_endpoint(&b, "scaled").await;
-    assert!(b.meter().flush_fleet().await);
-    assert!(b.meter().flush_fleet().await);
+    p.time_b.advance(hour + hour / 2);
+    call_endpoint(&p.b, "scaled").await;
+    assert!(p.b.meter().flush_fleet().await);
+    assert!(p.b.meter().flush_fleet().await);
     // 18:00: a receipt of each process. AWS bills 1 × $0.23/h for 12 h = $2.76,
     // then 3 × $0.23/h for 6 h = $4.14: $6.90. (With B's stale 1 instance from
     // 12:30: 2.76 + 0.69 × 0.5 + 0.23 × 5.5 = $4.37.)
-    time_a.advance(6 * hour);
-    time_b.advance(5 * hour + hour / 2);
-    assert!(a.meter().flush_fleet().await);
-    let at_a = call_endpoint(&a, "scaled").await;
-    assert!(b.meter().flush_fleet().await);
-    let at_b = call_endpoint(&b, "scaled").await;
-    for (who, cost) in [("A", &at_a), ("B", &at_b)] {
-        let accrual = cost.accrual.clone().expect("an instance variant accrues");
+    let receipts = p.receipt_of_each(6 * hour, 5 * hour + hour / 2).await;
+    for (who, cost) in receipts {
+        let accrual = cost.accrual.expect("an instance variant accrues");
         assert_eq!(accrual.accrued_usd, dec("6.90"), "{who}: {accrual:?}");
     }
-    a.meter().shutdown().await.unwrap();
-    b.meter().shutdown().await.unwrap();
+    p.a.meter().shutdown().await.unwrap();
+    p.b.meter().shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
