@@ -832,3 +832,18 @@ async fn a_download_stopped_by_the_time_limit_leaves_no_part_file() {
     let left = files_under(cache.path());
     assert!(left.is_empty(), "left in the cache: {left:?}");
 }
+
+/// The chart as a string, as a service would embed it: the same drawing as the
+/// file `price --history --chart` writes.
+#[cfg(feature = "charts")]
+#[tokio::test]
+async fn the_history_chart_is_an_svg_document_naming_the_key() {
+    let server = publish(None).await;
+    let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
+    let history = reader(&server, None).history(&key, since()).await.unwrap();
+    let svg = sagemeter::pricing::history::chart::render_svg(&history).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
+    assert!(svg.contains("hosting ml.c5.2xlarge in us-east-1"));
+    // The y axis in dollars: the rates run from 0.408 down to 0.3672.
+    assert!(svg.contains("$0.4"), "no dollar label in the y axis");
+}

@@ -40,8 +40,11 @@ pub fn render(history: &PriceHistory, path: impl AsRef<Path>) -> Result<(), Hist
 }
 
 /// The chart as an SVG document.
-pub fn render_svg(history: &PriceHistory) -> Result<String, String> {
-    crate::chart::svg(&Rates(history), SIZE)
+pub fn render_svg(history: &PriceHistory) -> Result<String, HistoryError> {
+    crate::chart::svg(&Rates(history), SIZE).map_err(|reason| HistoryError::Chart {
+        path: "(svg string)".into(),
+        reason,
+    })
 }
 
 /// Each key's rate over time.
