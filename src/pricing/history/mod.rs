@@ -914,34 +914,50 @@ mod tests {
         .unwrap()
     }
 
+    /// Version `2025<month>01000000`, listing the ml.m5.xlarge hosting product with
+    /// the on-demand `terms` of [`hosting_terms`].
+    fn version_with_terms(month: u32, terms: &[(&str, &str, &str)]) -> (PriceListVersion, Offer) {
+        let (version, mut offer) = version(month, None);
+        offer.documents = vec![hosting_terms(terms)];
+        (version, offer)
+    }
+
+    /// The history of ml.m5.xlarge hosting in us-east-1 from `since` to `until`,
+    /// from the versions `read`, with `unread` the first dates of those not read.
+    fn m5_history(
+        since: NaiveDate,
+        until: NaiveDate,
+        read: Vec<(PriceListVersion, Offer)>,
+        unread: &[NaiveDate],
+    ) -> PriceHistory {
+        build_history("us-east-1", since, until, read, unread, &|_| {
+            vec![PriceKey::hosting("us-east-1", "ml.m5.xlarge")]
+        })
+    }
+
     #[test]
     fn each_term_counts_from_its_effective_date_within_the_version_that_lists_it() {
-        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
         let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2025, m, d).unwrap();
-        let (v1, mut january) = version(1, None);
-        january.documents = vec![hosting_terms(&[
-            ("OLDTERM001", "2024-06-01T00:00:00Z", "0.3000000000"),
-            ("JRTCKXETXF", "2024-12-01T00:00:00Z", "0.2500000000"),
-            ("NEWTERM001", "2025-02-15T00:00:00Z", "0.2000000000"),
-            // Announced in January for a date after the next version took over, and
-            // not carried into it: never in effect.
-            ("NEWTERM002", "2025-03-10T00:00:00Z", "0.1900000000"),
-        ])];
-        let (v3, mut march) = version(3, None);
-        march.documents = vec![hosting_terms(&[
-            ("NEWTERM001", "2025-02-15T00:00:00Z", "0.2000000000"),
-            // After the last date asked for (2025-04-01): not part of the history.
-            ("NEWTERM003", "2025-06-01T00:00:00Z", "0.1800000000"),
-        ])];
-        let k = key.clone();
-        let history = build_history(
-            "us-east-1",
-            on(1),
-            on(4),
-            vec![(v1, january), (v3, march)],
-            &[],
-            &move |_| vec![k.clone()],
+        let (v1, january) = version_with_terms(
+            1,
+            &[
+                ("OLDTERM001", "2024-06-01T00:00:00Z", "0.3000000000"),
+                ("JRTCKXETXF", "2024-12-01T00:00:00Z", "0.2500000000"),
+                ("NEWTERM001", "2025-02-15T00:00:00Z", "0.2000000000"),
+                // Announced in January for a date after the next version took over, and
+                // not carried into it: never in effect.
+                ("NEWTERM002", "2025-03-10T00:00:00Z", "0.1900000000"),
+            ],
         );
+        let (v3, march) = version_with_terms(
+            3,
+            &[
+                ("NEWTERM001", "2025-02-15T00:00:00Z", "0.2000000000"),
+                // After the last date asked for (2025-04-01): not part of the history.
+                ("NEWTERM003", "2025-06-01T00:00:00Z", "0.1800000000"),
+            ],
+        );
+        let history = m5_history(on(1), on(4), vec![(v1, january), (v3, march)], &[]);
         let series = &history.series[0];
         let points: Vec<_> = series
             .points
@@ -987,31 +1003,21 @@ mod tests {
 
     #[test]
     fn a_versions_later_terms_stop_where_an_unread_version_takes_over() {
-        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
         let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2025, m, d).unwrap();
-        let (v1, mut january) = version(1, None);
-        january.documents = vec![hosting_terms(&[
-            ("JRTCKXETXF", "2024-12-01T00:00:00Z", "0.2500000000"),
-            ("NEWTERM001", "2025-02-15T00:00:00Z", "0.2000000000"),
-            // Dated inside the March version's span: March was not read, so whether
-            // it still listed this term is unknown.
-            ("NEWTERM002", "2025-04-10T00:00:00Z", "0.1900000000"),
-        ])];
-        let (v6, mut june) = version(6, None);
-        june.documents = vec![hosting_terms(&[(
-            "NEWTERM003",
-            "2025-05-20T00:00:00Z",
-            "0.1800000000",
-        )])];
-        let k = key.clone();
-        let history = build_history(
-            "us-east-1",
-            on(1),
-            on(7),
-            vec![(v1, january), (v6, june)],
-            &[on(3)], // the March version, not read
-            &move |_| vec![k.clone()],
+        let (v1, january) = version_with_terms(
+            1,
+            &[
+                ("JRTCKXETXF", "2024-12-01T00:00:00Z", "0.2500000000"),
+                ("NEWTERM001", "2025-02-15T00:00:00Z", "0.2000000000"),
+                // Dated inside the March version's span: March was not read, so whether
+                // it still listed this term is unknown.
+                ("NEWTERM002", "2025-04-10T00:00:00Z", "0.1900000000"),
+            ],
         );
+        let (v6, june) =
+            version_with_terms(6, &[("NEWTERM003", "2025-05-20T00:00:00Z", "0.1800000000")]);
+        // The March version (on(3)) was not read.
+        let history = m5_history(on(1), on(7), vec![(v1, january), (v6, june)], &[on(3)]);
         let points: Vec<_> = history.series[0]
             .points
             .iter()
@@ -1058,7 +1064,6 @@ mod tests {
 
     #[test]
     fn a_relisted_rate_changes_from_the_previous_listed_rate() {
-        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
         let read = vec![
             version(1, Some("0.20")),
             version(2, None),
@@ -1066,10 +1071,7 @@ mod tests {
             version(4, None),
             version(5, Some("0.25")),
         ];
-        let k = key.clone();
-        let history = build_history("us-east-1", on(1), on(5), read, &[], &move |_| {
-            vec![k.clone()]
-        });
+        let history = m5_history(on(1), on(5), read, &[]);
         let points: Vec<_> = history.series[0]
             .points
             .iter()
@@ -1094,7 +1096,6 @@ mod tests {
 
     #[test]
     fn a_version_whose_products_could_not_all_be_read_delists_nothing() {
-        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
         let (v2, mut unread) = version(2, None);
         unread.unreadable = vec!["S: price `0.23x` is not a number".into()];
         let read = vec![
@@ -1102,10 +1103,7 @@ mod tests {
             (v2, unread),
             version(3, Some("0.20")),
         ];
-        let k = key.clone();
-        let history = build_history("us-east-1", on(1), on(3), read, &[], &move |_| {
-            vec![k.clone()]
-        });
+        let history = m5_history(on(1), on(3), read, &[]);
         let points: Vec<_> = history.series[0]
             .points
             .iter()
