@@ -96,6 +96,21 @@ fn compute(cost: &Cost) -> &sagemeter::billing::CostLine {
         .expect("a compute line")
 }
 
+/// A fake SageMaker with endpoint `rt`: one variant, `AllTraffic`, on
+/// `instances` ml.g5.xlarge.
+async fn g5_endpoint(instances: u32) -> FakeSageMaker {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance(
+            "AllTraffic",
+            "ml.g5.xlarge",
+            instances,
+        )],
+    );
+    fake
+}
+
 /// Waits (a few seconds at most) until `fake` has been described `n` times and
 /// the meter's background work (the refresh, and applying what it found) is
 /// done; returns whether it was.
@@ -111,11 +126,7 @@ async fn refreshed(fake: &FakeSageMaker, client: &Client, n: u64) -> bool {
 
 #[tokio::test]
 async fn a_scale_in_while_no_call_comes_is_accrued_from_the_refresh_not_the_next_call() {
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "rt",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 4)],
-    );
+    let fake = g5_endpoint(4).await;
     let (time, shared) = manual_clock();
     // Profiles are refreshed every 100 ms of real time (a refresh loop runs while
     // no call comes); the meter's clock is the manual one.
@@ -146,11 +157,7 @@ async fn a_scale_in_while_no_call_comes_is_accrued_from_the_refresh_not_the_next
 
 #[tokio::test]
 async fn an_async_invocation_is_one_call_in_the_totals_however_many_receipts() {
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "rt",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
-    );
+    let fake = g5_endpoint(1).await;
     let client = Client::builder(&fake.sdk_config().await)
         .price_source(Prices::us_east_1())
         .build()
@@ -171,11 +178,7 @@ async fn an_async_invocation_is_one_call_in_the_totals_however_many_receipts() {
 
 #[tokio::test]
 async fn a_variant_sagemaker_names_but_the_profile_lacks_is_unpriced_not_billed_as_another() {
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "rt",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
-    );
+    let fake = g5_endpoint(1).await;
     let client = Client::builder(&fake.sdk_config().await)
         .price_source(Prices::us_east_1())
         .build()
@@ -236,11 +239,7 @@ impl aws_smithy_async::time::TimeSource for SteppingClock {
 
 #[tokio::test]
 async fn a_wall_clock_stepping_forward_during_a_call_is_not_charged_to_it() {
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "rt",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
-    );
+    let fake = g5_endpoint(1).await;
     // The application's clock is the SDK config's (the system clock), which
     // steps an hour forward while SageMaker answers.
     let clock = SteppingClock::default();
@@ -291,11 +290,7 @@ async fn a_wall_clock_stepping_forward_during_a_call_is_not_charged_to_it() {
 /// Calls `rt` (one ml.g5.xlarge) at t = 0 and t = 1 h through a client priced
 /// by `prices`, with a ledger; returns the second receipt and the ledger's text.
 async fn an_hour_of_accrual_with_a_ledger(prices: impl PriceSource + 'static) -> (Cost, String) {
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "rt",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
-    );
+    let fake = g5_endpoint(1).await;
     let (time, shared) = manual_clock();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("calls.jsonl");
@@ -459,11 +454,7 @@ async fn a_blue_green_deployments_new_fleet_is_accrued_while_it_bakes() {
 async fn an_amortized_receipt_across_a_scale_out_charges_each_count_for_its_time() {
     use sagemeter::billing::Allocation;
     use sagemeter::endpoint::VariantBilling;
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "rt",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 2)],
-    );
+    let fake = g5_endpoint(2).await;
     let (time, shared) = manual_clock();
     let client = Client::builder(&fake.sdk_config().await)
         .price_source(Prices::us_east_1())
@@ -548,11 +539,7 @@ impl PriceSource for ChangingPrice {
 async fn an_amortized_receipt_across_a_price_change_has_a_line_per_rate_each_with_its_source() {
     use sagemeter::billing::Allocation;
     use sagemeter::endpoint::{EndpointProfile, VariantProfile};
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "rt",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 2)],
-    );
+    let fake = g5_endpoint(2).await;
     let (time, shared) = manual_clock();
     let down = "primary price source failed (HTTP 500); bundled price snapshot";
     let prices = Arc::new(ChangingPrice(std::sync::Mutex::new((
@@ -621,11 +608,7 @@ async fn an_amortized_gap_is_carried_past_a_call_whose_compute_the_interceptor_c
     use sagemeter::billing::Allocation;
     use sagemeter::endpoint::{EndpointProfile, VariantProfile};
     use sagemeter::usage::Operation;
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "rt",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 2)],
-    );
+    let fake = g5_endpoint(2).await;
     let (time, shared) = manual_clock();
     let receipts = Receipts::default();
     let config = fake.sdk_config().await;
@@ -840,11 +823,7 @@ impl PriceSource for Gated {
 
 #[tokio::test]
 async fn a_call_answered_while_its_rates_are_found_leaves_the_sharing_clock_at_its_answer() {
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "rt",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
-    );
+    let fake = g5_endpoint(1).await;
     let (time, shared) = manual_clock();
     let (gate, open) = tokio::sync::watch::channel(false);
     let answers = Arc::new(tokio::sync::Notify::new());
