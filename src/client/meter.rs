@@ -990,6 +990,13 @@ impl Meter {
         now: SystemTime,
     ) -> Vec<(String, EndpointSlot)> {
         let clocks = &self.inner.totals;
+        // When this profile was described: one look-up for all its variants.
+        #[cfg(feature = "fleet")]
+        let described = self
+            .inner
+            .fleet
+            .as_ref()
+            .and_then(|_| self.inner.discovery.described_at(&profile.endpoint));
         for (profiled, variant) in profile.variants.iter().zip(rates) {
             if let Some(standing) = variant.standing() {
                 // The fleet's accrual prices each stretch of the day at its rate.
@@ -1001,7 +1008,7 @@ impl Meter {
                         standing.usd_per_hour_all_instances,
                         standing.capacity_from.clone(),
                         now,
-                        self.inner.discovery.described_at(&profile.endpoint),
+                        described,
                     );
                 }
                 #[cfg(not(feature = "fleet"))]
