@@ -58,8 +58,10 @@ struct Cli {
     command: Command,
 }
 
-/// Options every subcommand understands.
+/// Options every subcommand understands, listed under their own heading in each
+/// subcommand's help.
 #[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// AWS region (default: from the AWS configuration, else us-east-1).
     #[arg(long, global = true, value_name = "REGION", value_parser = aws::parse_region)]
@@ -81,7 +83,8 @@ enum Command {
     /// Call an endpoint (InvokeEndpoint) N times and print each call's cost receipt
     /// and a summary.
     Invoke(invoke::InvokeArgs),
-    /// Look up the on-demand price of an instance type or a serverless memory size.
+    /// Look up an on-demand rate: an instance type, a serverless memory size,
+    /// provisioned concurrency, data processed or ML storage.
     Price(price::PriceArgs),
     /// Compare billing plans for the same work, with break-even points.
     Compare(compare::CompareArgs),
@@ -289,5 +292,31 @@ mod tests {
         for target in ["sagemeter", "aws_smithy_runtime_api", "aws_config", "hyper"] {
             assert!(may_log(target, Level::TRACE), "{target}");
         }
+    }
+
+    #[test]
+    fn every_subcommand_lists_the_global_options_under_their_own_heading() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        cli.build();
+        let mut commands: Vec<clap::Command> = vec![cli.clone()];
+        let mut checked = 0;
+        while let Some(mut command) = commands.pop() {
+            if command.get_name() == "help" {
+                continue;
+            }
+            commands.extend(command.get_subcommands().cloned());
+            let help = command.render_help().to_string();
+            let (own, global) = help
+                .split_once("\nGlobal options:\n")
+                .unwrap_or_else(|| panic!("{}: no global heading:\n{help}", command.get_name()));
+            for flag in ["--region <REGION>", "--profile <NAME>", "-v, --verbose"] {
+                assert!(global.contains(flag), "{}: {flag}", command.get_name());
+                assert!(!own.contains(flag), "{}: {flag}", command.get_name());
+            }
+            checked += 1;
+        }
+        // The top level, its commands, and the fleet's and the ledger's own.
+        assert!(checked >= 8, "{checked}");
     }
 }

@@ -1,5 +1,6 @@
-//! `sagemeter price`: the on-demand price of an instance type or a serverless memory
-//! size, with where it came from.
+//! `sagemeter price`: one on-demand rate a receipt or an accrual uses (an instance
+//! type, a serverless memory size, provisioned concurrency, data processed, ML
+//! storage), with where it came from.
 //!
 //! Prices come from the same chain the library uses
 //! ([`sagemeter::pricing::default_price_source`]): the AWS Price
