@@ -9,8 +9,8 @@
 # idle one) and `sagemeter reconcile` (that ledger against the seeded Cost Explorer bill
 # of yesterday and today). Needs the `cli` and `account` features (built here).
 #
-# Env: SAGEMETER_EMULATOR_PORT (default 4566), SAGEMETER_EMULATOR (moto, or auto when
-#      LOCALSTACK_AUTH_TOKEN is set: LocalStack if Docker answers; or localstack),
+# Env: SAGEMETER_EMULATOR_PORT (default 4566), SAGEMETER_EMULATOR (auto: LocalStack when
+#      LOCALSTACK_AUTH_TOKEN is set and Docker answers, else moto; moto; localstack),
 #      AWS_ENDPOINT_URL_PRICING (default: the emulator, which has no Price List API, so
 #      prices come from the bundled snapshot; see localstack/README.md).
 set -euo pipefail
@@ -33,13 +33,6 @@ stop() {
   fi
 }
 trap stop EXIT
-
-# LocalStack's SageMaker needs an auth token: without one, the Docker-free moto path,
-# even on a machine that has Docker.
-if [ -z "${SAGEMETER_EMULATOR:-}" ]; then
-  if [ -n "${LOCALSTACK_AUTH_TOKEN:-}" ]; then SAGEMETER_EMULATOR=auto; else SAGEMETER_EMULATOR=moto; fi
-fi
-export SAGEMETER_EMULATOR
 
 SAGEMETER_EMULATOR_PORT="$port" bash "$here/up.sh"
 

@@ -2,15 +2,15 @@
 # Brings a local AWS up at http://127.0.0.1:${SAGEMETER_EMULATOR_PORT:-4566} and seeds it
 # with the demo endpoints (localstack/seed.py). Works from any cwd; idempotent.
 #
-#   - a Docker engine answers (`docker info`) -> LocalStack via docker-compose.yml
-#     (needs LOCALSTACK_AUTH_TOKEN for SageMaker);
+#   - LOCALSTACK_AUTH_TOKEN is set (LocalStack's SageMaker needs it) and a Docker
+#     engine answers (`docker info`) -> LocalStack via docker-compose.yml;
 #   - otherwise -> the moto server from <repo>/.venv (installed by install.sh), in the
 #     background, pid + log under <repo>/target/localstack/ (moto-PORT.pid, moto-PORT.log).
 # If the port already answers as moto or LocalStack, that emulator is reused and just
 # seeded again. If something else holds the port, this exits non-zero and starts nothing.
 #
 # Env: SAGEMETER_EMULATOR_PORT (default 4566)
-#      SAGEMETER_EMULATOR=auto|moto|localstack (default auto: LocalStack iff Docker answers)
+#      SAGEMETER_EMULATOR=auto|moto|localstack (default auto: LocalStack iff the token is set and Docker answers)
 #      SAGEMETER_EMULATOR_WAIT seconds to wait for the emulator to answer (default 30 moto, 180 LocalStack)
 #      LOCALSTACK_AUTH_TOKEN (LocalStack path only)
 # Stop it with localstack/down.sh.
@@ -83,7 +83,9 @@ esac
 rm -f "$pidfile"
 
 if [ "$mode" = auto ]; then
-  if command -v docker >/dev/null 2>&1 && timeout 10 docker info >/dev/null 2>&1; then
+  # Without a token LocalStack cannot serve SageMaker: moto, even where Docker runs.
+  if [ -n "${LOCALSTACK_AUTH_TOKEN:-}" ] && command -v docker >/dev/null 2>&1 \
+      && timeout 10 docker info >/dev/null 2>&1; then
     mode=localstack
   else
     mode=moto
