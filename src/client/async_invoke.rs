@@ -49,7 +49,7 @@ use super::call::{
 };
 use super::invoke::delegate_setters;
 use super::meter::{FinishedCall, Meter, Phase, Prepared};
-use crate::billing::{SETTLEMENT_NOTE, SettledBefore, SettledBy};
+use crate::billing::{LineItem, SETTLEMENT_NOTE, SettledBefore, SettledBy};
 use crate::budget::Reservation;
 use crate::endpoint::EndpointKind;
 use crate::usage::{Operation, Outcome, TokenUsage, Usage};
@@ -188,14 +188,11 @@ impl InvokeEndpointAsync {
         };
 
         let usage = receipt.usage(answered.latency);
-        let mut notes = vec![
+        let notes = vec![
             "submission: compute is billed as instance-hours of the async endpoint (AsyncInf) \
              and goes on the settlement receipt"
                 .to_owned(),
         ];
-        if receipt.bytes_in().is_none() {
-            notes.push(DATA_IN_UNKNOWN_NOTE.to_owned());
-        }
         let call_id = submission_call_id(&output);
         let endpoint = receipt.endpoint().to_owned();
         let tags = receipt.tags().clone();
@@ -233,10 +230,6 @@ impl InvokeEndpointAsync {
     }
 }
 
-/// The note on a submission receipt whose input is in S3, of a size not given.
-const DATA_IN_UNKNOWN_NOTE: &str = "data in not billed: the input is in S3 and its size was \
-    not given (InvokeEndpointAsync::input_bytes)";
-
 /// The call id of an accepted submission (and of its settlement): the request
 /// id, else SageMaker's inference id.
 fn submission_call_id(output: &InvokeEndpointAsyncOutput) -> Option<String> {
@@ -256,22 +249,24 @@ fn read_submission(
     submission_call_id(output)
 }
 
-/// The notes on the receipt of a submission SageMaker accepted but whose caller
+/// Why a submission's data-in line is unpriced when its input is in S3 and its
+/// size was not given: a made-up 0 bytes would be a silent $0.
+pub(crate) const DATA_IN_UNKNOWN: &str = "the input is in S3 and its size was not given \
+    (Client::invoke_endpoint_async's input_bytes bills it; the SDK interceptor cannot see it)";
+
+/// Why a settlement's data-out line is unpriced when the output's size was not
+/// given.
+const DATA_OUT_UNKNOWN: &str =
+    "the output's size was not given (AsyncCompletion::output or output_bytes bills it)";
+
+/// The note on the receipt of a submission SageMaker accepted but whose caller
 /// dropped it before its receipt was made (a timeout while the endpoint's rates
 /// were found): queued, it is billed as submitted; its [`PendingInference`] was
 /// never handed over, so no settlement will bill its compute.
-pub(crate) fn dropped_submission_notes(bytes_in_known: bool) -> Vec<String> {
-    let mut notes = vec![
-        "submission dropped by the caller after SageMaker accepted it, before its receipt \
-         was made: billed as submitted; its pending invocation was lost with it, so its \
-         compute (AsyncInf instance-hours) is never settled on a receipt"
-            .to_owned(),
-    ];
-    if !bytes_in_known {
-        notes.push(DATA_IN_UNKNOWN_NOTE.to_owned());
-    }
-    notes
-}
+pub(crate) const DROPPED_SUBMISSION_NOTE: &str = "submission dropped by the caller after \
+    SageMaker accepted it, before its receipt was made: billed as submitted; its pending \
+    invocation was lost with it, so its compute (AsyncInf instance-hours) is never settled \
+    on a receipt";
 
 /// SageMaker's bound on an async request: at most `RequestTTLSeconds` in the queue
 /// (default and at most 6 h), then at most `InvocationTimeoutSeconds` to run
@@ -728,7 +723,7 @@ impl Settlement {
             "{SETTLEMENT_NOTE} submitted at {}",
             submitted_at.to_rfc3339()
         )];
-        let mut compute_unknown = None;
+        let mut unknown = Vec::new();
         let duration = match completion.duration {
             BilledDuration::Processing(d) => d,
             BilledDuration::CompletedAt(at) => {
@@ -741,11 +736,12 @@ impl Settlement {
                     // submitting host's: how long the model worked is not known. The
                     // reason stays the same text for every such settlement (it is
                     // warned about once per endpoint); the times go in a note.
-                    compute_unknown = Some(
+                    unknown.push((
+                        LineItem::Compute,
                         "the completion time is before the submission: the clocks disagree, \
                          and the model's time is not known"
                             .to_owned(),
-                    );
+                    ));
                     notes.push(format!(
                         "completed at {}, before the submission at {}",
                         DateTime::<Utc>::from(at).to_rfc3339(),
@@ -756,10 +752,13 @@ impl Settlement {
             }
         };
         let mut usage = Usage::new(Operation::InvokeEndpointAsync, duration);
-        usage.bytes_out = completion
+        let bytes_out = completion
             .output_bytes
-            .or(completion.output.map(|b| b.len() as u64))
-            .unwrap_or(0);
+            .or(completion.output.map(|b| b.len() as u64));
+        usage.bytes_out = bytes_out.unwrap_or(0);
+        if bytes_out.is_none() {
+            unknown.push((LineItem::DataOut, DATA_OUT_UNKNOWN.to_owned()));
+        }
         usage.variant = variant;
         let tokens = completion
             .tokens
@@ -781,7 +780,7 @@ impl Settlement {
                 tags,
                 notes,
                 shared_hours: None,
-                compute_unknown,
+                unknown,
                 tokens_unseen: None,
             },
             hold,

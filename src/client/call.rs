@@ -26,7 +26,7 @@
 //! with the error.
 
 use super::meter::{FinishedCall, Meter, Phase, Prepared, Targets};
-use crate::billing::Cost;
+use crate::billing::{Cost, LineItem};
 use crate::budget::{LeaseWant, Refusal, Reservation};
 use crate::endpoint::DiscoveryError;
 use crate::totals::CallShare;
@@ -468,11 +468,6 @@ impl Receipt {
         &self.parts.endpoint
     }
 
-    /// The input size billed as data in (`None`: not known, not billed).
-    pub(crate) fn bytes_in(&self) -> Option<u64> {
-        self.parts.bytes_in
-    }
-
     /// The call's tags.
     pub(crate) fn tags(&self) -> &BTreeMap<String, String> {
         &self.parts.tags
@@ -865,9 +860,18 @@ impl CallParts {
             share,
             attempts,
             note,
+            bytes_in,
             ..
         } = self;
         let mut notes: Vec<String> = note.map(str::to_owned).into_iter().chain(notes).collect();
+        // Only an async submission's input can be unseen: it is in S3.
+        let unknown = match bytes_in {
+            Some(_) => Vec::new(),
+            None => vec![(
+                LineItem::DataIn,
+                super::async_invoke::DATA_IN_UNKNOWN.to_owned(),
+            )],
+        };
         let billed = bill_attempts(&mut usage, &attempts, &mut notes);
         let call = FinishedCall {
             endpoint,
@@ -878,7 +882,7 @@ impl CallParts {
             tags,
             notes,
             shared_hours: Some(billed.share(share.end(ended))),
-            compute_unknown: None,
+            unknown,
             tokens_unseen: None,
         };
         (meter, call, reservation)
@@ -946,9 +950,7 @@ impl Drop for CallInFlight {
                 return; // a failure that did not reach the model: no receipt
             };
             let phase = if parts.operation == Operation::InvokeEndpointAsync {
-                notes.extend(super::async_invoke::dropped_submission_notes(
-                    parts.bytes_in.is_some(),
-                ));
+                notes.push(super::async_invoke::DROPPED_SUBMISSION_NOTE.to_owned());
                 Phase::Submitted
             } else {
                 notes.push(

@@ -5,7 +5,7 @@ use super::call::{
     is_model_error_code, timed_out_after_sending,
 };
 use super::meter::{Meter, Phase, Targets};
-use crate::billing::INTERCEPTOR_NOTE;
+use crate::billing::{INTERCEPTOR_NOTE, LineItem};
 use crate::budget::Refusal;
 use crate::usage::{Operation, Outcome};
 use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata;
@@ -176,13 +176,23 @@ fn metered_by(operation: Operation) -> Option<&'static str> {
     }
 }
 
-/// Why a receipt of `operation` made by the interceptor has no compute figure.
-fn compute_unseen(operation: Operation) -> Option<String> {
-    let instead = metered_by(operation)?;
-    Some(format!(
-        "{operation} is not metered through the SDK interceptor (it does not see the \
-         compute time); use sagemeter::{instead}"
-    ))
+/// The lines of a receipt of `operation` made by the interceptor that it cannot
+/// measure, with why: the compute time and the response's size (a stream the
+/// caller reads, an async output in S3).
+fn not_seen(operation: Operation) -> Vec<(LineItem, String)> {
+    let Some(instead) = metered_by(operation) else {
+        return Vec::new();
+    };
+    let why = |what: &str| {
+        format!(
+            "{operation} is not metered through the SDK interceptor (it does not see the \
+             {what}); use sagemeter::{instead}"
+        )
+    };
+    vec![
+        (LineItem::Compute, why("compute time")),
+        (LineItem::DataOut, why("response's size")),
+    ]
 }
 
 /// Why a receipt of `operation` made by the interceptor has no token counts:
@@ -313,7 +323,7 @@ impl Intercept for MeteringInterceptor {
         };
         let mut usage = start.usage(start.started.elapsed());
         let mut notes = Vec::new();
-        let mut compute_unknown = None;
+        let mut unseen = false;
         let request_id = match context.output_or_error() {
             Some(Ok(output)) => {
                 if let Some(output) = output.downcast_ref::<InvokeEndpointOutput>() {
@@ -329,20 +339,12 @@ impl Intercept for MeteringInterceptor {
                 {
                     // The stream is the caller's to read: its length is not seen.
                     usage.variant = output.invoked_production_variant().map(str::to_owned);
-                    compute_unknown = compute_unseen(start.operation);
+                    unseen = true;
                     output.request_id().map(str::to_owned)
                 } else if let Some(output) = output.downcast_ref::<InvokeEndpointAsyncOutput>() {
-                    compute_unknown = compute_unseen(start.operation);
-                    // Input in S3: its size is not seen, and its 0 bytes of data
-                    // in are said to be unbilled, not a silent $0.
-                    if start.bytes_in.is_none() {
-                        notes.push(
-                            "data in not billed: the input is in S3 and the SDK interceptor \
-                             does not know its size (Client::invoke_endpoint_async with \
-                             input_bytes bills it)"
-                                .to_owned(),
-                        );
-                    }
+                    // Nor is the output (its input in S3 is unpriced like a
+                    // Client's submission of a size not given).
+                    unseen = true;
                     // The receipt is the inference's, as a Client's submission
                     // receipt is: the request id, else SageMaker's inference id.
                     output
@@ -389,10 +391,10 @@ impl Intercept for MeteringInterceptor {
         // The parts' own note (INTERCEPTOR_NOTE) comes first on the receipt.
         let (meter, mut call, reservation) =
             start.finish(usage, request_id, notes, self.meter.now());
-        if compute_unknown.is_some() {
+        if unseen {
+            call.unknown.extend(not_seen(call.usage.operation));
             call.tokens_unseen = tokens_unseen(call.usage.operation);
         }
-        call.compute_unknown = compute_unknown;
         finish_in_background(meter, call, reservation, Phase::Whole);
         Ok(())
     }

@@ -478,9 +478,11 @@ pub(crate) struct FinishedCall {
     /// The instance-hours the endpoint's processor-sharing clock allocated to the
     /// call (see `CallShare::end`), when the call was on the clock.
     pub shared_hours: Option<Decimal>,
-    /// Why the call's compute time is not known, when it is not: its compute line
-    /// is then unpriced with this reason, never a $0 from a made-up duration.
-    pub compute_unknown: Option<String>,
+    /// The lines whose quantity is not known, with why (the compute time of a call
+    /// the SDK interceptor cannot follow, the size of an input in S3 or of an async
+    /// output not given): each is unpriced with its reason, never a $0 from a
+    /// made-up figure.
+    pub unknown: Vec<(LineItem, String)>,
     /// Why the response's token counts were not seen, when whoever metered the
     /// call could not read the response (the SDK interceptor, for a stream or an
     /// async output): its token lines without counts are unpriced with this
@@ -1170,9 +1172,10 @@ impl Meter {
             tags,
             mut notes,
             shared_hours,
-            compute_unknown,
+            unknown,
             tokens_unseen,
         } = call;
+        let compute_unknown = unknown.iter().any(|(item, _)| *item == LineItem::Compute);
         let ended_at = self.now();
         let charges = self.inner.charges.get(&endpoint);
         // Usage charges `alone` are the whole price: no compute, no data processing.
@@ -1232,7 +1235,7 @@ impl Meter {
                         // added since the previous call.
                         let amortized = (bill_compute
                             && phase != Phase::Settled
-                            && compute_unknown.is_none()
+                            && !compute_unknown
                             && self.inner.allocation == Allocation::Amortized)
                             .then(|| {
                                 self.inner.totals.amortized_since_previous_call(
@@ -1319,8 +1322,10 @@ impl Meter {
             lines.extend(usage_charge_lines(&usage, charges));
         }
         lines.retain(|l| billed(l.item));
-        if let Some(reason) = compute_unknown {
-            for line in lines.iter_mut().filter(|l| l.item == LineItem::Compute) {
+        // A line stated free of charge costs nothing whatever its quantity.
+        let free = |line: &CostLine| matches!(line.price, LinePrice::Priced { usd_per_unit, .. } if usd_per_unit.is_zero());
+        for (item, reason) in unknown {
+            for line in lines.iter_mut().filter(|l| l.item == item && !free(l)) {
                 line.quantity = Decimal::ZERO;
                 line.price = LinePrice::Unpriced {
                     reason: reason.clone(),

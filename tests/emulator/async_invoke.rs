@@ -324,27 +324,50 @@ async fn a_pending_invocation_can_be_stored_and_settled_elsewhere_by_completion_
 }
 
 #[tokio::test]
-async fn an_input_of_unknown_size_is_noted_and_an_inline_body_is_billed_as_data_in() {
+async fn data_of_unknown_size_is_unpriced_and_an_inline_body_is_billed_as_data_in() {
     let (client, _) = metered_client().await;
-    let unknown = client
-        .invoke_endpoint_async()
-        .endpoint_name(ASYNC_ENDPOINT)
-        .input_location("s3://requests/unknown-size.json")
-        .send()
-        .await
-        .unwrap();
+    let submit_unknown = || {
+        client
+            .invoke_endpoint_async()
+            .endpoint_name(ASYNC_ENDPOINT)
+            .input_location("s3://requests/unknown-size.json")
+            .send()
+    };
+    let unpriced_why = |cost: &Cost, item: LineItem| -> String {
+        let line = cost.lines.iter().find(|l| l.item == item).unwrap();
+        match &line.price {
+            LinePrice::Unpriced { reason } => reason.clone(),
+            priced => panic!("{item:?} of a size not known is priced: {priced:?}"),
+        }
+    };
+    // The input is in S3 and its size was not given: data in is unpriced, saying
+    // how to bill it, not a silent 0 GB at $0. The fee, 0.70 / 1,000, is billed.
+    let unknown = submit_unknown().await.unwrap();
+    assert!(unpriced_why(unknown.cost(), LineItem::DataIn).contains("input_bytes"));
+    assert!(!unknown.cost().is_fully_priced());
+    assert_eq!(unknown.cost().cost_usd, dec("0.0007"));
+
+    // Settled without the output's size: data out is unpriced the same way; the
+    // compute is billed, 10 s at 0.23 USD/h = 0.000638888…, to 10⁻¹² USD.
+    let settled = unknown
+        .settle(AsyncCompletion::processed_for(Duration::from_secs(10)))
+        .await;
+    assert!(unpriced_why(&settled, LineItem::DataOut).contains("output_bytes"));
     assert_eq!(
-        cost_of(unknown.cost(), LineItem::DataIn),
-        Some(Decimal::ZERO)
+        cost_of(&settled, LineItem::Compute),
+        Some(dec("0.000638888889"))
     );
-    assert!(
-        unknown
-            .cost()
-            .notes
-            .iter()
-            .any(|n| n.contains("input_bytes")),
-        "{:?}",
-        unknown.cost().notes
+    assert!(!settled.is_fully_priced());
+    // With it, 5 MiB = 5,242,880 B = 5/1,024 GB (AWS's GB of data processed is
+    // 2³⁰ B) × 0.016 USD/GB = 0.000078125 USD.
+    let settled = submit_unknown()
+        .await
+        .unwrap()
+        .settle(AsyncCompletion::processed_for(Duration::from_secs(10)).output_bytes(5 << 20))
+        .await;
+    assert_eq!(
+        cost_of(&settled, LineItem::DataOut),
+        Some(dec("0.000078125"))
     );
 
     let body = br#"{"inputs":"inline async request"}"#;

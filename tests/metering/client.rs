@@ -2288,13 +2288,14 @@ async fn settlements_whose_clocks_disagree_warn_once_not_once_each() {
     let fake = fake_with_demo_endpoints().await;
     let client = rt_on_one_m5(&fake).await.build().unwrap();
     // A hundred invocations, each settled as completing a different time before
-    // it was sent.
+    // it was sent (with its output's size: the clocks are the one reason).
     for behind in 1..=100 {
         let submitted = submit_async(&client, "rt", 1024).await;
         let at = std::time::SystemTime::from(submitted.pending().submitted_at());
         let (_, _, pending) = submitted.into_parts();
         let completion =
-            sagemeter::client::AsyncCompletion::completed_at(at - Duration::from_secs(behind));
+            sagemeter::client::AsyncCompletion::completed_at(at - Duration::from_secs(behind))
+                .output_bytes(512);
         let cost = client.meter().settle_async(pending, completion).await;
         assert!(!cost.is_fully_priced());
     }

@@ -14,6 +14,7 @@ use crate::support::receipts::Receipts;
 use rust_decimal::Decimal;
 use sagemeter::billing::{LineItem, LinePrice, UsageCharges};
 use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
+use sagemeter::pricing::PriceKey;
 use sagemeter::usage::Operation;
 use sagemeter::{Cost, Meter};
 use std::time::Duration;
@@ -99,18 +100,64 @@ async fn an_async_submission_seen_by_the_interceptor_has_one_receipt_with_its_co
     };
     assert!(reason.contains("Client::invoke_endpoint_async"), "{reason}");
     assert!(!cost.is_fully_priced());
-    // The input is in S3: its size is not known here, and the receipt says that
-    // data in was not billed rather than showing a silent 0 GB.
-    assert!(
-        cost.notes.iter().any(|n| n.contains("data in not billed")),
-        "{:?}",
-        cost.notes
-    );
+    // The data is stated free of charge here: its lines stay priced at $0, whatever
+    // their sizes (see the next test for data at a price).
+    for item in [LineItem::DataIn, LineItem::DataOut] {
+        let line = cost
+            .lines
+            .iter()
+            .find(|l| l.item == item)
+            .expect("a data line");
+        assert_eq!(line.cost_usd(), Some(Decimal::ZERO), "{line:?}");
+    }
     assert!(
         cost.notes.iter().any(|n| n.contains("SDK interceptor")),
         "{:?}",
         cost.notes
     );
+}
+
+/// With data processed at a price, the interceptor's receipt of an async call
+/// leaves both data lines unpriced: the input is in S3 and the output too, and it
+/// sees the size of neither (a made-up 0 GB would be a silent $0).
+#[tokio::test]
+async fn the_interceptor_leaves_an_async_calls_data_of_sizes_it_cannot_see_unpriced() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "jobs",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let config = fake.sdk_config().await;
+    let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("1"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.05") })
+        .unwrap();
+    let (builder, receipts) = ten_cents_per_ten_seconds_on(Meter::builder(&config), budget);
+    let region = || "us-east-1".to_owned();
+    let meter = builder
+        .price_override(PriceKey::DataIn { region: region() }, dec("0.016"))
+        .price_override(PriceKey::DataOut { region: region() }, dec("0.016"))
+        .build_meter()
+        .unwrap();
+    let sdk = intercepted(&config, &meter);
+    submit(&sdk).await.expect("the fake queues it");
+    let cost = receipts_made(&meter, &receipts, 1).await.remove(0);
+    for (item, why) in [
+        (LineItem::DataIn, "input_bytes"),
+        (LineItem::DataOut, "Client::invoke_endpoint_async"),
+    ] {
+        let line = cost
+            .lines
+            .iter()
+            .find(|l| l.item == item)
+            .expect("a data line");
+        let LinePrice::Unpriced { reason } = &line.price else {
+            panic!("{item:?} of a size not seen is priced: {line:?}");
+        };
+        assert!(reason.contains(why), "{reason}");
+    }
+    // The fee, 1 / 1,000 USD, is still the only priced money.
+    assert_eq!(cost.cost_usd, dec("0.001"));
 }
 
 #[tokio::test]
