@@ -498,8 +498,10 @@ impl ClientBuilder {
         self
     }
 
-    /// Emits no `metrics` at all (by default every receipt is counted through the
-    /// `metrics` facade; see [`CostMetrics`]).
+    /// Emits no per-call `metrics` (by default every receipt is counted through the
+    /// `metrics` facade; see [`CostMetrics`]). The two rare counters,
+    /// `sagemeter_price_changes_total` and `sagemeter_sink_dropped_total`, are still
+    /// counted.
     ///
     /// For applications that install no metrics recorder: the facade cannot say
     /// whether one is installed, so emitting to its no-op recorder still finds the

@@ -30,8 +30,8 @@ pub struct EndpointsArgs {
     /// Flag instance variants whose utilisation is below this percentage.
     #[arg(long, default_value = "10%", value_name = "PERCENT", value_parser = parse_percent)]
     pub underused_below: Decimal,
-    /// One JSON document: the rows (one object per variant), totals and warnings;
-    /// money as exact decimal strings.
+    /// One JSON document: the region, window and time, the rows (one object per
+    /// variant), the totals and any warnings; money as exact decimal strings.
     #[arg(long)]
     pub json: bool,
 }

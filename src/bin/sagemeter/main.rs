@@ -63,7 +63,8 @@ struct Cli {
 #[derive(clap::Args, Debug, Clone)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// AWS region (default: from the AWS configuration, else us-east-1).
+    /// AWS region (default: from the AWS configuration; else us-east-1, except for
+    /// `invoke`, which calls an endpoint and needs its region said).
     #[arg(long, global = true, value_name = "REGION", value_parser = aws::parse_region)]
     pub region: Option<String>,
     /// Named profile of the shared AWS config/credentials files (default: AWS_PROFILE);
