@@ -156,6 +156,9 @@ pub(crate) struct VariantRates {
     pub storage_usd_per_month: Option<Decimal>,
     /// Where the storage rate came from.
     pub storage_from: Option<RateFrom>,
+    /// Why the variant's ML storage is left out of its accrual, when its volume
+    /// size is known and its storage rate is not.
+    pub storage_unpriced: Option<String>,
     /// The share of an instance one copy of each of the variant's inference
     /// components reserves (or why it is unknown), by component name.
     pub components: Vec<(String, Result<CopyShare, String>)>,
@@ -220,13 +223,17 @@ impl VariantRates {
                 ),
                 _ => (None, 0, None),
             };
-        let (storage_usd_per_month, storage_from) =
+        let (storage_usd_per_month, storage_from, storage_unpriced) =
             match (&variant.billing, variant.volume_size_gb, &standing.storage) {
                 (VariantBilling::Instance { instance_count, .. }, Some(gb), Some(Ok(rate))) => (
                     Some(rate.usd_per_unit * Decimal::from(gb) * Decimal::from(*instance_count)),
                     Some(from(rate)),
+                    None,
                 ),
-                _ => (None, None),
+                (VariantBilling::Instance { .. }, Some(gb), Some(Err(err))) => {
+                    (None, None, Some(format!("{gb} GB a volume, {err}")))
+                }
+                _ => (None, None, None),
             };
         let mut components = Vec::new();
         let mut unreserved = None;
@@ -287,6 +294,7 @@ impl VariantRates {
             standing_from,
             storage_usd_per_month,
             storage_from,
+            storage_unpriced,
             components,
             unreserved_fraction: unreserved,
             totals,
@@ -330,6 +338,9 @@ impl VariantRates {
             self.storage_usd_per_month =
                 Some(self.storage_usd_per_month.unwrap_or_default() + storage);
             self.storage_from = worse_of(self.storage_from.take(), &rates.storage_from);
+        }
+        if self.storage_unpriced.is_none() {
+            self.storage_unpriced = rates.storage_unpriced.clone();
         }
         Ok(())
     }
@@ -950,17 +961,32 @@ impl Meter {
                 "{endpoint}\u{0}alongside\u{0}{}\u{0}{}\u{0}{reason}",
                 variant.name, extra.name
             );
-            let first = {
-                let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
-                warned.len() < MAX_WARNED && warned.insert(key)
-            };
-            if first {
+            if self.first_warning(key) {
                 tracing::warn!(target: "sagemeter", endpoint, variant = %variant.name,
                     billed_alongside = %extra.name, reason,
                     "a shadow or pending variant's standing capacity could not be priced: \
                      the production variant's accrual leaves it out");
             }
         }
+    }
+
+    /// The note on a receipt whose variant's accrual leaves its ML storage out
+    /// (the volume size is known, the storage rate is not), WARNed once per
+    /// endpoint, variant and reason.
+    fn storage_left_out(&self, endpoint: &str, variant: &str, reason: &str) -> String {
+        let key = format!("{endpoint}\u{0}storage\u{0}{variant}\u{0}{reason}");
+        if self.first_warning(key) {
+            tracing::warn!(target: "sagemeter", endpoint, variant, reason,
+                "a variant's ML storage could not be priced: its accrual leaves it out");
+        }
+        format!("the variant's ML storage is not accrued: its rate is not known ({reason})")
+    }
+
+    /// Whether `key` is warned about for the first time (kept up to
+    /// [`MAX_WARNED`] keys; past that, nothing more is warned).
+    fn first_warning(&self, key: String) -> bool {
+        let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
+        warned.len() < MAX_WARNED && warned.insert(key)
     }
 
     /// Nothing hosted beyond the variant's own model (a shadow or pending fleet,
@@ -1226,6 +1252,9 @@ impl Meter {
                                 started_at,
                                 ended_at,
                             });
+                            if let Some(reason) = &rates.storage_unpriced {
+                                notes.push(self.storage_left_out(&endpoint, &v.name, reason));
+                            }
                         }
                         // An async settlement bills the time the caller states, at
                         // a whole instance: it is not on the amortised clock, and

@@ -883,3 +883,49 @@ async fn a_call_answered_while_its_rates_are_found_leaves_the_sharing_clock_at_i
         accrual.accrued_usd
     );
 }
+
+/// us-west-2 priced from the bundled snapshot, which has its hosting rates but no
+/// ML storage rate: the accrual counts the instances, leaves the 30 GB volumes out
+/// and every receipt says so (never a storage figure of $0, nor a silent gap), with
+/// one WARN for the endpoint.
+#[tokio::test]
+async fn a_volume_whose_storage_rate_is_not_known_is_left_out_of_the_accrual_saying_so() {
+    let logs = crate::support::logs::capture();
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2).with_volume(30)],
+    );
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .region("us-west-2")
+        .price_source(Snapshot::bundled())
+        .time_source(shared)
+        .build()
+        .unwrap();
+    call(&client, "rt").await; // the accrual begins
+    time.advance(Duration::from_secs(3600));
+    let next = call(&client, "rt").await;
+    let accrual = next.accrual.clone().expect("an accrual");
+    // The snapshot's us-west-2 ml.m5.xlarge, $0.23/h: 2 instances × 1 h = $0.46.
+    assert_eq!(accrual.accrued_usd, dec("0.46"));
+    assert_eq!(accrual.storage_usd, None);
+    for cost in [&next, &call(&client, "rt").await] {
+        assert!(
+            cost.notes.iter().any(|n| n.starts_with(
+                "the variant's ML storage is not accrued: its rate is not known (30 GB a volume, "
+            )),
+            "{:?}",
+            cost.notes
+        );
+    }
+    let warned = logs
+        .at_level("WARN")
+        .into_iter()
+        .filter(|l| {
+            l["fields"]["message"]
+                == "a variant's ML storage could not be priced: its accrual leaves it out"
+        })
+        .count();
+    assert_eq!(warned, 1);
+}
