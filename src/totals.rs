@@ -1149,7 +1149,7 @@ impl Totals {
 /// What `usd_per_month` of storage costs from `from` to `to`, prorated by the
 /// second over the calendar month (UTC) in which each part of the stretch falls,
 /// as AWS prorates GB-month storage; at 20 decimal places.
-fn storage_stretch(usd_per_month: Decimal, from: SystemTime, to: SystemTime) -> Decimal {
+pub(crate) fn storage_stretch(usd_per_month: Decimal, from: SystemTime, to: SystemTime) -> Decimal {
     use chrono::{DateTime, Datelike, TimeZone, Utc};
     let mut at = DateTime::<Utc>::from(from);
     let end = DateTime::<Utc>::from(to);

@@ -8,6 +8,7 @@ use crate::endpoint::{
     DiscoveryError, EndpointKind, EndpointProfile, VariantBilling, VariantProfile,
 };
 use crate::pricing::{InstanceResources, PriceKey, PriceOrigin, PriceSource, Rate};
+use crate::totals::storage_stretch;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -323,6 +324,11 @@ struct Draft {
     /// A variant whose calls a deployment's new fleet (with instances up) serves
     /// some of: how many of its calls each fleet served is not known.
     new_fleet_serving: bool,
+    /// A billed instance variant with priced ML storage: its instances' rate per
+    /// hour and its storage per month, so that the window's storage is prorated
+    /// over the calendar months the window falls in, as AWS bills GB-months (the
+    /// burn's storage is an average 730-hour month's).
+    standing: Option<(Decimal, Decimal)>,
 }
 
 impl Account {
@@ -527,6 +533,7 @@ impl Account {
         let mut per_use_usd_per_second = None;
         let mut per_use_unpriced = None;
         let mut instance = None;
+        let mut standing = None;
         let burn = match &variant.billing {
             VariantBilling::Instance {
                 instance_type,
@@ -540,9 +547,10 @@ impl Account {
                 row.instance_count = Some(*instance_count);
                 self.instance_burn(profile.kind, variant, *instance_count, &mut row)
                     .await
-                    .map(|(burn, resources)| {
-                        instance = resources;
-                        burn
+                    .map(|burn| {
+                        instance = burn.resources;
+                        standing = burn.storage_usd_per_month.map(|m| (burn.instances, m));
+                        burn.usd_per_hour
                     })
             }
             VariantBilling::Serverless {
@@ -575,6 +583,7 @@ impl Account {
         } else {
             row.usd_per_hour = Some(Decimal::ZERO);
             row.notes.push(format!("not billed while {}", row.status));
+            standing = None;
         }
         Draft {
             row,
@@ -584,6 +593,7 @@ impl Account {
             instance,
             shares_variant_metrics: false,
             new_fleet_serving: false,
+            standing,
         }
     }
 
@@ -684,6 +694,7 @@ impl Account {
             row.copies = Some(component.copies);
             row.notes.clear();
             row.flags.retain(|f| *f == Flag::Unpriced);
+            let mut standing = None;
             if let Some(base) = &component.base {
                 // An adapter runs on its base's copies: it reserves nothing, and
                 // its calls' share is the base's.
@@ -707,6 +718,9 @@ impl Account {
                             .row
                             .usd_per_hour
                             .map(|burn| round_cost(burn * reserved).normalize());
+                        standing = variant_draft
+                            .standing
+                            .map(|(instances, storage)| (instances * reserved, storage * reserved));
                         row.notes.push(format!(
                             "a copy reserves {} of an instance (by {}{})",
                             share.of_instance.round_dp(6).normalize(),
@@ -736,6 +750,7 @@ impl Account {
                 instance: None,
                 shares_variant_metrics: false,
                 new_fleet_serving: false,
+                standing,
             });
         }
         let unreserved = unreserved_fraction(
@@ -770,10 +785,11 @@ impl Account {
         variant: &VariantProfile,
         count: u32,
         row: &mut EndpointRow,
-    ) -> Result<(Decimal, Option<InstanceResources>), String> {
+    ) -> Result<InstanceBurn, String> {
         let key = compute_key(&self.region, kind, &variant.billing).map_err(|e| e.to_string())?;
         let hourly = self.rate(&key, row).await?;
-        let mut burn = hourly.usd_per_unit * Decimal::from(count);
+        let instances = hourly.usd_per_unit * Decimal::from(count);
+        let mut storage_usd_per_month = None;
         if let Some(gb) = variant.volume_size_gb {
             // The instances are most of the burn: a storage rate that cannot be
             // found leaves their burn shown, and says what it leaves out.
@@ -782,15 +798,22 @@ impl Account {
                 .await
             {
                 Ok(rate) => {
-                    burn += rate.usd_per_unit * Decimal::from(gb) * Decimal::from(count)
-                        / Decimal::from(HOURS_PER_MONTH);
+                    storage_usd_per_month =
+                        Some(rate.usd_per_unit * Decimal::from(gb) * Decimal::from(count));
                 }
                 Err(reason) => row.notes.push(format!(
                     "the ML storage ({gb} GB × {count} instances) is not in the burn: {reason}"
                 )),
             }
         }
-        Ok((round_cost(burn), hourly.instance))
+        let storage_per_hour =
+            storage_usd_per_month.map_or(Decimal::ZERO, |m| m / Decimal::from(HOURS_PER_MONTH));
+        Ok(InstanceBurn {
+            usd_per_hour: round_cost(instances + storage_per_hour),
+            instances,
+            storage_usd_per_month,
+            resources: hourly.instance,
+        })
     }
 
     /// Provisioned concurrency's standing charge, per hour; `0` without it.
@@ -891,6 +914,7 @@ fn undescribed(listed: &Listed, err: &DiscoveryError) -> Draft {
         instance: None,
         shares_variant_metrics: false,
         new_fleet_serving: false,
+        standing: None,
     }
 }
 
@@ -981,6 +1005,17 @@ fn share_variant_figures(drafts: &mut [Draft]) {
     }
 }
 
+/// What an instance variant burns: per hour (its ML storage at an average
+/// 730-hour month), and its parts.
+struct InstanceBurn {
+    usd_per_hour: Decimal,
+    /// The instances' rate per hour.
+    instances: Decimal,
+    /// The ML storage per month, when the volume size and the rate are known.
+    storage_usd_per_month: Option<Decimal>,
+    resources: Option<InstanceResources>,
+}
+
 /// Why an asynchronous variant has no invocations, per-1,000 cost, utilisation
 /// or idle flag.
 const ASYNC_NOT_COUNTED: &str = "asynchronous endpoint: SageMaker publishes no CloudWatch \
@@ -1034,7 +1069,14 @@ fn finish(
         }
     }
     if let Some(burn) = row.usd_per_hour {
-        let mut cost = burn * Decimal::from(seconds) / Decimal::from(3600);
+        let hours = Decimal::from(seconds) / Decimal::from(3600);
+        let mut cost = match draft.standing {
+            Some((instances, storage_usd_per_month)) => {
+                let until = from + Duration::from_secs(seconds);
+                instances * hours + storage_stretch(storage_usd_per_month, from, until)
+            }
+            None => burn * hours,
+        };
         if row.kind == VariantKind::Serverless {
             match (model_seconds, draft.per_use_usd_per_second) {
                 (Some(s), Some(rate)) => {

@@ -657,6 +657,52 @@ impl PriceSource for NoStorageRates {
     }
 }
 
+/// AWS bills ML storage by the GB-month, prorated over the calendar month each
+/// hour falls in; the burn per hour states it at an average 730-hour month. A
+/// window across February's end is billed by the days of each month.
+#[tokio::test]
+async fn a_windows_ml_storage_is_prorated_over_the_calendar_months_it_spans() {
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
+        ListEndpointsOutput::builder()
+            .endpoints(summary("stored", EndpointStatus::InService))
+            .build()
+    });
+    // 2 × ml.m5.xlarge with 30 GB volumes; the bundled snapshot's us-east-1 rates,
+    // $0.23/h and hosting ML storage (gp2) at $0.14 per GB-month.
+    let [a, b] = described_with("stored", EndpointStatus::InService, 2, Some(30), None);
+    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
+        aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput::builder().build()
+    });
+    // 2027-03-01T12:00:00Z: the last 24 h are 12 in February 2027 (28 days, 672 h)
+    // and 12 in March (31 days, 744 h).
+    let march_first_noon = SystemTime::UNIX_EPOCH + Duration::from_secs(1_803_902_400);
+    let account = Account {
+        time: SharedTimeSource::new(ManualTimeSource::new(march_first_noon)),
+        ..account(&[&list, &a, &b], &[&metrics], &[])
+    };
+    let view = account
+        .endpoints(&EndpointsOptions::new(Window::hours(24)))
+        .await
+        .unwrap();
+    let row = &view.rows[0];
+    // Per hour: 2 × 0.23 + 2 × 30 GB × 0.14 / 730 h = 0.46 + 8.4 / 730
+    // = 0.471506849315068… → 0.471506849315.
+    assert_eq!(row.usd_per_hour, Some("0.471506849315".parse().unwrap()));
+    // The window: instances 0.46 × 24 h = 11.04; storage 8.4 × 12 / 672
+    // + 8.4 × 12 / 744 = 0.15 + 0.135483870967741… = 0.285483870967741…; in all
+    // 11.325483870967741… → 11.325483870968 (not 0.471506849315 × 24
+    // = 11.31616438356).
+    assert_eq!(
+        row.window_cost_usd,
+        Some("11.325483870968".parse().unwrap())
+    );
+    assert_eq!(
+        view.totals.window_cost_usd,
+        "11.325483870968".parse::<Decimal>().unwrap()
+    );
+}
+
 #[tokio::test]
 async fn shadow_variants_burn_and_a_missing_storage_rate_leaves_the_instances_priced() {
     use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;

@@ -10,6 +10,7 @@
 
 use super::clean_env::{self, refused_url};
 use crate::support::emulator::{Emulator, REALTIME_ENDPOINT};
+use crate::support::gb_month_storage;
 use chrono::{Duration as Days, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -64,16 +65,21 @@ fn endpoints_prices_the_demo_account_and_flags_the_idle_and_underused_ones() {
     let view = ok_json(&["endpoints", "--window", "24h", "--json"]);
     assert_eq!(view["window"], "24h");
 
-    // demo-idle: 1 × $0.115 + 30 GB × $0.14 ÷ 730 = $0.120753424658/h; the
-    // endpoint is a week old, so the window is the whole 24 h: $2.898082191792.
+    // demo-idle: 1 × $0.115 + 30 GB × $0.14 ÷ 730 = $0.120753424658/h (its storage
+    // at an average month). The endpoint is a week old, so the window is the whole
+    // 24 h: $0.115 × 24 = $2.76 of instance, and $4.20 a month of storage billed by
+    // the days of the month(s) the window falls in (in a 31-day month
+    // $4.20 × 24 / 744 = $0.135483870968, $2.895483870968 in all).
     let idle = row(&view, "demo-idle");
     assert_eq!(
         dec(&idle["usd_per_hour"]),
         "0.120753424658".parse::<Decimal>().unwrap()
     );
+    let at: chrono::DateTime<chrono::Utc> = view["at"].as_str().unwrap().parse().unwrap();
+    let storage = gb_month_storage(Decimal::new(42, 1), at - chrono::Duration::hours(24), at);
     assert_eq!(
         dec(&idle["window_cost_usd"]),
-        "2.898082191792".parse::<Decimal>().unwrap()
+        ("2.76".parse::<Decimal>().unwrap() + storage).round_dp(12)
     );
     assert_eq!(idle["invocations"], 0);
     assert_eq!(idle["flags"], serde_json::json!(["idle"]));

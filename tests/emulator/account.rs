@@ -8,6 +8,7 @@
 
 use crate::support::emulator::Emulator;
 use crate::support::fault_proxy::{Fault, FaultProxy};
+use crate::support::gb_month_storage;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticSet};
 use aws_sdk_sagemaker::types::{ProductionVariant, ProductionVariantInstanceType, Tag};
 use chrono::{Duration as Days, NaiveDate, Utc};
@@ -169,13 +170,20 @@ async fn idle_busy_and_underused_endpoints_are_told_apart_and_priced_by_hand() {
     assert!(r.flags.is_empty(), "{:?}", r.flags);
 
     // Quiet: 2 × $0.23 + 20 GB × 2 × $0.14 ÷ 730 h = $0.46 + $0.007671232876712…
-    // = $0.467671232877/h (to the pico-dollar); × 24 h = $11.224109589048; per
-    // 1,000 of its 100 calls $112.2410958905 (rounded to the pico-dollar).
-    // Model time 500 s ÷ (2 × 86,400 s) = 0.0029: underused.
+    // = $0.467671232877/h (to the pico-dollar), the burn at an average month. Over
+    // the window AWS bills the instances, 2 × $0.23 × 24 h = $11.04, and the
+    // storage, $5.60 a month, by the days of the month(s) the 24 h fall in (in a
+    // 31-day month $5.60 × 24 / 744 = $0.180645161290…); per 1,000 of its 100
+    // calls, 10 × that. Model time 500 s ÷ (2 × 86,400 s) = 0.0029: underused.
     let r = row(&quiet);
     assert_eq!(r.usd_per_hour, Some(dec("0.467671232877")));
-    assert_eq!(r.window_cost_usd, Some(dec("11.224109589048")));
-    assert_eq!(r.usd_per_1000_invocations, Some(dec("112.241095890480")));
+    let storage = gb_month_storage(dec("5.6"), view.at - chrono::Duration::hours(24), view.at);
+    let window = (dec("11.04") + storage).round_dp(12);
+    assert_eq!(r.window_cost_usd, Some(window));
+    assert_eq!(
+        r.usd_per_1000_invocations.map(|d| d.normalize()),
+        Some((window * dec("10")).normalize())
+    );
     assert_eq!(r.utilisation, Some(dec("0.0029")));
     assert_eq!(r.flags, [Flag::Underused]);
 

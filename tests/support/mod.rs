@@ -123,3 +123,38 @@ impl MemoryWriter {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }
+
+/// What `usd_per_month` of GB-month storage costs from `from` to `to` by AWS's
+/// rule: each part of the stretch is billed at its share of its own calendar
+/// month (UTC). For tests whose window ends at the real time, so that the
+/// expected figure follows the months the window falls in; worked out here from
+/// the months' lengths, not by the crate.
+pub fn gb_month_storage(
+    usd_per_month: rust_decimal::Decimal,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> rust_decimal::Decimal {
+    use chrono::{Datelike, NaiveDate};
+    let days_in = |at: chrono::DateTime<chrono::Utc>| -> i64 {
+        let first = NaiveDate::from_ymd_opt(at.year(), at.month(), 1).unwrap();
+        let next = first + chrono::Months::new(1);
+        (next - first).num_days()
+    };
+    let midnight_after_month = |at: chrono::DateTime<chrono::Utc>| {
+        let first = NaiveDate::from_ymd_opt(at.year(), at.month(), 1).unwrap();
+        (first + chrono::Months::new(1))
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+    };
+    let mut total = rust_decimal::Decimal::ZERO;
+    let mut at = from;
+    while at < to {
+        let stop = to.min(midnight_after_month(at));
+        let nanos = (stop - at).num_nanoseconds().unwrap();
+        total += usd_per_month * rust_decimal::Decimal::from(nanos)
+            / rust_decimal::Decimal::from(days_in(at) * 86_400_000_000_000);
+        at = stop;
+    }
+    total
+}
