@@ -237,9 +237,11 @@ pub struct EndpointRow {
     pub invocations: Option<u64>,
     /// Hours of the window the endpoint existed (the window, or less for a newer endpoint).
     pub window_hours: Decimal,
-    /// The burn over those hours, plus serverless compute estimated from
-    /// `ModelLatency` × the serverless rate; `None` when unpriced (a serverless
-    /// variant used in the window without a per-second rate is).
+    /// The burn over those hours (its ML storage prorated over the calendar months
+    /// they fall in), plus serverless compute estimated from `ModelLatency` × the
+    /// serverless rate; `None` when unpriced (a serverless variant used in the
+    /// window without a per-second rate is). Data processed is not in it:
+    /// CloudWatch publishes no byte counts for endpoints.
     pub window_cost_usd: Option<Decimal>,
     /// window cost ÷ invocations × 1,000, when there were invocations (and the
     /// window cost is known).

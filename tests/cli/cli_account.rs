@@ -157,6 +157,11 @@ fn endpoints_prices_the_demo_account_and_flags_the_idle_and_underused_ones() {
         ),
         "{table}"
     );
+    // What the window cost leaves out is said where the total is.
+    assert!(
+        table.contains("(no data processed: CloudWatch counts no bytes)"),
+        "{table}"
+    );
 
     // A region the emulator does not serve: it answers with an HTML error page,
     // named by its status and type, not by the SDK's JSON parser's complaint.

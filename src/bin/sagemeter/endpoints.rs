@@ -135,7 +135,8 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
     let t = &view.totals;
     writeln!(
         out,
-        "total: {}/hour, {}/month (730 h); idle: {}/hour, {}/month; over the window: {}",
+        "total: {}/hour, {}/month (730 h); idle: {}/hour, {}/month; over the window: {} \
+         (no data processed: CloudWatch counts no bytes)",
         usd4(t.usd_per_hour),
         usd4(t.usd_per_month),
         usd4(t.idle_usd_per_hour),
