@@ -100,12 +100,17 @@ pub enum Error {
     InvalidRequest(String),
     /// An enforced budget has no room for this call's estimated cost. Nothing was sent.
     #[error(
-        "budget exceeded for {scope}: limit ${limit}, spent ${spent}, reserved by calls in \
-         flight ${reserved}; the request was not sent"
+        "budget exceeded for {scope}: the call's estimate of ${estimate} does not fit \
+         (limit ${limit}, spent ${spent}, reserved by calls in flight ${reserved}); the \
+         request was not sent"
     )]
     BudgetExceeded {
         /// The budget's scope (e.g. `endpoint chat-prod`).
         scope: String,
+        /// What the call was estimated to cost (see
+        /// [`Budget::estimate`](crate::budget::Budget::estimate)), USD: what did not
+        /// fit.
+        estimate: rust_decimal::Decimal,
         /// The limit, USD.
         limit: rust_decimal::Decimal,
         /// Spent in the current period, USD.
@@ -178,12 +183,14 @@ impl fmt::Debug for Error {
             }
             Error::BudgetExceeded {
                 scope,
+                estimate,
                 limit,
                 spent,
                 reserved,
             } => f
                 .debug_struct("BudgetExceeded")
                 .field("scope", scope)
+                .field("estimate", estimate)
                 .field("limit", limit)
                 .field("spent", spent)
                 .field("reserved", reserved)

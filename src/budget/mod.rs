@@ -609,6 +609,8 @@ pub(crate) struct LeaseWant {
     pub period_start: DateTime<Utc>,
     /// At least this much more.
     pub needed: Decimal,
+    /// The call's estimate, for the error when the fleet has no room.
+    pub estimate: Decimal,
 }
 
 /// All budgets of a client, under one lock.
@@ -718,6 +720,7 @@ impl Budgets {
             if wanted > room {
                 let exceeded = Error::BudgetExceeded {
                     scope: t.budget.scope.to_string(),
+                    estimate,
                     limit: t.budget.limit_usd,
                     spent: t.state.spent,
                     reserved: t.state.reserved,
@@ -730,6 +733,7 @@ impl Budgets {
                         budget: i,
                         period_start: t.state.period_start.unwrap_or(now),
                         needed: wanted - room,
+                        estimate,
                     },
                     exceeded,
                 ));
@@ -1201,11 +1205,13 @@ fn clone_exceeded(error: &Error) -> Error {
     match error {
         Error::BudgetExceeded {
             scope,
+            estimate,
             limit,
             spent,
             reserved,
         } => Error::BudgetExceeded {
             scope: scope.clone(),
+            estimate: *estimate,
             limit: *limit,
             spent: *spent,
             reserved: *reserved,

@@ -1488,6 +1488,7 @@ impl Fleet {
                 Err(LeaseFailure::NoRoom { spent, committed }) => {
                     return Err(Error::BudgetExceeded {
                         scope: format!("{} (fleet-wide)", budget.scope()),
+                        estimate: want.estimate,
                         limit: budget.limit_usd(),
                         spent: from_pico(spent),
                         reserved: from_pico(committed.saturating_sub(spent).max(0)),

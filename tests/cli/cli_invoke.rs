@@ -396,8 +396,11 @@ fn a_process_budget_refuses_the_call_that_would_not_fit_before_sending_it() {
     assert_eq!(lines[1]["type"], "error");
     let error = lines[1]["error"].as_str().unwrap();
     assert!(
-        error.starts_with("budget exceeded for endpoint demo-realtime: limit $0.000002")
-            && error.contains("the request was not sent"),
+        error.starts_with(
+            "budget exceeded for endpoint demo-realtime: the call's estimate of $0.000002 \
+             does not fit (limit $0.000002, spent $0."
+        ) && error.contains("the request was not sent")
+            && error.ends_with("; --estimate states what each call is assumed to cost"),
         "{error}"
     );
     // The run stops at the refusal: two calls, one billed.

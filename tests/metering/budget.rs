@@ -80,8 +80,11 @@ async fn enforced_budget_never_overshoots_under_250_concurrent_calls() {
                 assert_eq!(cost, dec("0.001"));
                 ok += 1;
             }
-            Err(Error::BudgetExceeded { limit, .. }) => {
-                assert_eq!(limit, dec("0.1"));
+            Err(Error::BudgetExceeded {
+                limit, estimate, ..
+            }) => {
+                // What did not fit: the fixed estimate of a call.
+                assert_eq!((limit, estimate), (dec("0.1"), dec("0.001")));
                 rejected += 1;
             }
             Err(other) => panic!("unexpected error {other:?}"),

@@ -58,6 +58,11 @@ pub fn describe(error: &sagemeter::Error) -> String {
         sagemeter::Error::UnknownEndpoint { .. } => {
             without_identity(&sagemeter::redact::error_chain(error))
         }
+        // A refusal is the estimate not fitting: say how to state a truer one.
+        sagemeter::Error::BudgetExceeded { .. } => format!(
+            "{}; --estimate states what each call is assumed to cost",
+            sagemeter::redact::error_chain(error)
+        ),
         other => sagemeter::redact::error_chain(other),
     }
 }
