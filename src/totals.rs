@@ -1148,11 +1148,13 @@ impl Totals {
 
 /// What `usd_per_month` of storage costs from `from` to `to`, prorated by the
 /// second over the calendar month (UTC) in which each part of the stretch falls,
-/// as AWS prorates GB-month storage; at 20 decimal places.
+/// as AWS prorates GB-month storage; at 20 decimal places. Nothing for times no
+/// calendar holds (beyond chrono's range).
 pub(crate) fn storage_stretch(usd_per_month: Decimal, from: SystemTime, to: SystemTime) -> Decimal {
-    use chrono::{DateTime, Datelike, TimeZone, Utc};
-    let mut at = DateTime::<Utc>::from(from);
-    let end = DateTime::<Utc>::from(to);
+    use chrono::{Datelike, TimeZone, Utc};
+    let (Some(mut at), Some(end)) = (crate::util::utc(from), crate::util::utc(to)) else {
+        return Decimal::ZERO;
+    };
     let mut total = Decimal::ZERO;
     while at < end {
         let month_start = Utc

@@ -19,3 +19,55 @@ pub(crate) fn entry_by_str<'a, V: Default>(
 ) -> &'a mut V {
     map.entry_ref(key).or_default()
 }
+
+/// `time` as a UTC date-time; `None` beyond chrono's range (about 262,000 years
+/// either side of year 0), where `DateTime::from(SystemTime)` would panic. For
+/// times that come from outside (AWS answers, a caller's completion time).
+pub(crate) fn utc(time: std::time::SystemTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => chrono::DateTime::from_timestamp(
+            i64::try_from(after.as_secs()).ok()?,
+            after.subsec_nanos(),
+        ),
+        Err(before) => {
+            let before = before.duration();
+            let secs = i64::try_from(before.as_secs()).ok()?;
+            match before.subsec_nanos() {
+                0 => chrono::DateTime::from_timestamp(secs.checked_neg()?, 0),
+                nanos => chrono::DateTime::from_timestamp(
+                    secs.checked_neg()?.checked_sub(1)?,
+                    1_000_000_000 - nanos,
+                ),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn times_beyond_chronos_range_are_none_and_others_convert_exactly() {
+        let at = |t: SystemTime| utc(t).map(|d| d.to_rfc3339());
+        assert_eq!(
+            at(UNIX_EPOCH + Duration::new(1_796_212_800, 5)).as_deref(),
+            Some("2026-12-02T12:00:00.000000005+00:00")
+        );
+        // 1.5 s before the epoch.
+        assert_eq!(
+            at(UNIX_EPOCH - Duration::from_millis(1500)).as_deref(),
+            Some("1969-12-31T23:59:58.500+00:00")
+        );
+        // Year 265,000 (an AWS answer's CreationTime of 8.3e12 s): no panic.
+        assert_eq!(
+            at(UNIX_EPOCH + Duration::from_secs(8_300_000_000_000)),
+            None
+        );
+        assert_eq!(
+            at(UNIX_EPOCH - Duration::from_secs(9_000_000_000_000)),
+            None
+        );
+    }
+}

@@ -1007,6 +1007,11 @@ fn share_variant_figures(drafts: &mut [Draft]) {
     }
 }
 
+/// More model time than any endpoint runs in the longest window (200 concurrent
+/// serverless calls, SageMaker's most, for 90 days is 1.6e15 µs): a CloudWatch
+/// sum beyond it, or below 0, is no figure to price (nor to overflow on).
+const MAX_MODEL_LATENCY_US: f64 = 1e18;
+
 /// What an instance variant burns: per hour (its ML storage at an average
 /// 730-hour month), and its parts.
 struct InstanceBurn {
@@ -1040,15 +1045,26 @@ fn finish(
     } else {
         used
     };
-    let from = draft.created.map_or(window_start, |c| c.max(window_start));
+    // A creation time after now (another host's clock, or a garbled answer) leaves
+    // an empty window, not one that starts in the future.
+    let from = draft
+        .created
+        .map_or(window_start, |c| c.max(window_start))
+        .min(now);
     let seconds = now.duration_since(from).unwrap_or_default().as_secs();
     row.window_hours = (Decimal::from(seconds) / Decimal::from(3600))
         .round_dp(6)
         .normalize();
-    let model_seconds = used
-        .and_then(|u| u.model_latency_us)
+    let latency_us = used.and_then(|u| u.model_latency_us);
+    let model_seconds = latency_us
+        .filter(|us| (0.0..=MAX_MODEL_LATENCY_US).contains(us))
         .and_then(|us| Decimal::try_from(us).ok())
         .map(|us| us / Decimal::from(1_000_000));
+    if let (Some(us), None) = (latency_us, model_seconds) {
+        row.notes.push(format!(
+            "CloudWatch's ModelLatency sum, {us:e} µs, is no possible figure: not used"
+        ));
+    }
 
     if row.kind == VariantKind::Serverless
         && let Some(reason) = &draft.per_use_unpriced
@@ -1089,7 +1105,7 @@ fn finish(
                             .into(),
                     );
                 }
-                (None, _) if used.is_some_and(|u| u.invocations > 0) => row
+                (None, _) if latency_us.is_none() && used.is_some_and(|u| u.invocations > 0) => row
                     .notes
                     .push("no ModelLatency in CloudWatch: serverless compute not counted".into()),
                 _ => {}
@@ -1271,5 +1287,42 @@ mod tests {
         finish(&mut unknown, None, now, start, &options);
         assert!(unknown.row.flags.is_empty());
         assert_eq!(unknown.row.invocations, None);
+    }
+
+    /// Answers no endpoint can give (a creation time 265,000 years ahead, more
+    /// model time than the window holds many times over, from a garbled or hostile
+    /// answer) make no panic and no figure from them.
+    #[test]
+    fn impossible_times_and_sums_from_aws_make_no_panic_and_no_figure() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let start = now - Duration::from_secs(86_400);
+        let options = EndpointsOptions::new(Window::hours(24));
+        // Created after now, with storage to prorate: an empty window.
+        let mut future = row(VariantKind::Instance, Some(1), "0.23");
+        future.created = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(8_300_000_000_000));
+        future.standing = Some(("0.23".parse().unwrap(), "4.2".parse().unwrap()));
+        finish(&mut future, None, now, start, &options);
+        assert_eq!(future.row.window_hours, Decimal::ZERO);
+        assert_eq!(future.row.window_cost_usd, Some(Decimal::ZERO));
+
+        // A serverless ModelLatency sum of 7.9e28 µs at a rate of $1,000,000 a
+        // second would overflow any money figure: it is named and not used.
+        let mut serverless = row(VariantKind::Serverless, None, "0");
+        serverless.per_use_usd_per_second = Some(Decimal::from(1_000_000));
+        let used = VariantUsage {
+            invocations: u64::MAX,
+            model_latency_us: Some(7.9e28),
+        };
+        finish(&mut serverless, Some(used), now, start, &options);
+        assert_eq!(serverless.row.window_cost_usd, Some(Decimal::ZERO));
+        assert!(
+            serverless
+                .row
+                .notes
+                .iter()
+                .any(|n| n.starts_with("CloudWatch's ModelLatency sum, 7.9e28 µs, is no possible")),
+            "{:?}",
+            serverless.row.notes
+        );
     }
 }

@@ -73,11 +73,14 @@ pub(crate) async fn fetch(
                     "i" => {
                         let sum: f64 = values.iter().sum();
                         // Counts are whole numbers; a negative or NaN sum is not one.
-                        slot.invocations += if sum.is_finite() && sum > 0.0 {
-                            sum.round() as u64
-                        } else {
-                            0
-                        };
+                        // Pages of one query add up, saturating (never wrapping).
+                        slot.invocations =
+                            slot.invocations
+                                .saturating_add(if sum.is_finite() && sum > 0.0 {
+                                    sum.round() as u64
+                                } else {
+                                    0
+                                });
                     }
                     _ if !values.is_empty() => {
                         let sum: f64 = values.iter().sum();

@@ -218,6 +218,35 @@ async fn every_page_and_every_status_is_listed_and_only_billed_statuses_burn() {
     assert_eq!(view.rows[0].endpoint, "serving", "by burn");
 }
 
+/// A query's results come in parts (CloudWatch pages them under the same Id):
+/// parts that add up past what a count holds saturate, never wrap to a small
+/// count (nor panic).
+#[tokio::test]
+async fn invocation_counts_past_what_a_count_holds_saturate() {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
+        ListEndpointsOutput::builder()
+            .endpoints(summary("serving", EndpointStatus::InService))
+            .build()
+    });
+    let [a, b] = described("serving", EndpointStatus::InService, 2);
+    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
+        let part = || MetricDataResult::builder().id("i0").values(1e19).build();
+        GetMetricDataOutput::builder()
+            .metric_data_results(part())
+            .metric_data_results(part())
+            .build()
+    });
+    let view = account(&[&list, &a, &b], &[&metrics], &[])
+        .endpoints(&EndpointsOptions::new(Window::hours(24)))
+        .await
+        .unwrap();
+    // 1e19 + 1e19 is more than 2⁶⁴ − 1 = 18,446,744,073,709,551,615.
+    assert_eq!(view.rows[0].invocations, Some(u64::MAX));
+}
+
 #[tokio::test]
 async fn every_page_of_the_bill_is_read_and_estimated_days_are_not_settled() {
     use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;

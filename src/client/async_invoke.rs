@@ -744,7 +744,8 @@ impl Settlement {
                     ));
                     notes.push(format!(
                         "completed at {}, before the submission at {}",
-                        DateTime::<Utc>::from(at).to_rfc3339(),
+                        crate::util::utc(at)
+                            .map_or_else(|| "a time no calendar holds".into(), |t| t.to_rfc3339()),
                         submitted_at.to_rfc3339()
                     ));
                     Duration::ZERO

@@ -27,6 +27,9 @@ pub const DEFAULT_SIZE: (u32, u32) = (1000, 600);
 /// summed into one `(other)` line.
 pub const MAX_LINES: usize = 10;
 
+/// Time buckets a chart draws at most (over eleven years of hours).
+pub const MAX_BUCKETS: i64 = 100_000;
+
 /// Draws the report's [`OverTime`](super::OverTime) series to `path`, as SVG or PNG
 /// by its extension (`.svg` or `.png`, any case; any other name is refused before
 /// anything is drawn). A drawing that fails leaves `path` as it was.
@@ -87,6 +90,19 @@ impl<'a> OverTimeChart<'a> {
                 "no calls in the range: nothing to chart".into(),
             ));
         };
+        // Every bucket from the first to the last is a point (gaps as zeros): a
+        // span of more than a chart can show is refused, not drawn point by point.
+        let (step, unit) = match report.over_time.bucket {
+            Bucket::Hour => (3600, "hours"),
+            Bucket::Day => (86_400, "days"),
+        };
+        let buckets = (last - first).num_seconds() / step + 1;
+        if buckets > MAX_BUCKETS {
+            return Err(ReportError::Chart(format!(
+                "the calls span {buckets} {unit}, more than the {MAX_BUCKETS} a chart draws: \
+                 narrow the time range"
+            )));
+        }
         Ok(OverTimeChart {
             report,
             series,
@@ -311,6 +327,33 @@ mod tests {
         let report = summarize(&[], &ReportOptions::default()).unwrap();
         let err = render_svg(&report, DEFAULT_SIZE).unwrap_err();
         assert!(err.to_string().contains("nothing to chart"), "{err}");
+    }
+
+    #[test]
+    fn a_span_of_more_buckets_than_a_chart_draws_is_refused_not_drawn() {
+        // Two calls 9,999 years apart: by the hour 87.6 million buckets, by the
+        // day 3.65 million, where drawing each as a point would take gigabytes.
+        let costs = [
+            cost("chat", "0001-01-01T00:00:00Z", "0.01"),
+            cost("chat", "9999-12-31T23:00:00Z", "0.01"),
+        ];
+        for (by, unit) in [(GroupBy::Hour, "hours"), (GroupBy::Endpoint, "days")] {
+            let report = summarize(&costs, &ReportOptions::new(by)).unwrap();
+            let err = render_svg(&report, DEFAULT_SIZE).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!(
+                    "{unit}, more than the 100000 a chart draws: narrow the time range"
+                )),
+                "{err}"
+            );
+        }
+        // 100,000 hours (11.4 years) are drawn.
+        let costs = [
+            cost("chat", "2020-01-01T00:00:00Z", "0.01"),
+            cost("chat", "2031-05-29T15:00:00Z", "0.01"),
+        ];
+        let report = summarize(&costs, &ReportOptions::new(GroupBy::Hour)).unwrap();
+        render_svg(&report, (200, 120)).unwrap();
     }
 
     #[test]
