@@ -30,6 +30,19 @@ pub enum LedgerError {
         /// Its permission bits.
         mode: u32,
     },
+    /// An existing directory of a rolling ledger is open to others (group or
+    /// other permission bits): its receipts would be too. Refused, as for a file.
+    #[error(
+        "ledger directory {} has mode {mode:03o}: a rolling ledger's directory must be the \
+         owner's alone; run `chmod 700 {}` or choose another directory",
+        path.display(), path.display()
+    )]
+    DirectoryPermissions {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The path exists but is not a regular file.
     #[error("ledger {} is not a regular file", path.display())]
     NotAFile {
@@ -146,7 +159,9 @@ impl From<LedgerError> for io::Error {
             LedgerError::Open { source, .. }
             | LedgerError::Read { source, .. }
             | LedgerError::Write { source, .. } => source.kind(),
-            LedgerError::Permissions { .. } => io::ErrorKind::PermissionDenied,
+            LedgerError::Permissions { .. } | LedgerError::DirectoryPermissions { .. } => {
+                io::ErrorKind::PermissionDenied
+            }
             LedgerError::Locked { .. } => io::ErrorKind::ResourceBusy,
             LedgerError::Corrupt { .. } | LedgerError::UnsupportedVersion { .. } => {
                 io::ErrorKind::InvalidData

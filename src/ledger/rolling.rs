@@ -388,7 +388,7 @@ pub(crate) fn make_dir(dir: &Path) -> Result<(), LedgerError> {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(open_err)?;
         } else if existed && mode & 0o077 != 0 {
-            return Err(LedgerError::Permissions {
+            return Err(LedgerError::DirectoryPermissions {
                 path: dir.to_owned(),
                 mode,
             });

@@ -570,9 +570,10 @@ async fn files_are_owner_only_and_a_directory_others_can_read_is_refused() {
         .open()
         .unwrap_err();
     assert!(
-        matches!(err, LedgerError::Permissions { mode: 0o755, .. }),
+        matches!(err, LedgerError::DirectoryPermissions { mode: 0o755, .. }),
         "{err:?}"
     );
+    assert!(err.to_string().contains("run `chmod 700 "), "{err}");
 }
 
 #[tokio::test]

@@ -225,9 +225,10 @@ async fn a_directory_others_can_read_and_zero_limits_are_refused() {
     fs::set_permissions(&open_dir, fs::Permissions::from_mode(0o755)).unwrap();
     let err = JsonlLedger::rolling(&open_dir).open().unwrap_err();
     assert!(
-        matches!(err, LedgerError::Permissions { mode: 0o755, .. }),
+        matches!(err, LedgerError::DirectoryPermissions { mode: 0o755, .. }),
         "{err:?}"
     );
+    assert!(err.to_string().contains("run `chmod 700 "), "{err}");
     assert_eq!(mode(&open_dir), 0o755, "left as it was");
 
     let dir = parent.path().join("receipts");
