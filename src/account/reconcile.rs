@@ -178,6 +178,8 @@ pub struct Metered {
     torn_tails: Vec<(String, TornTail)>,
     /// The files read (by device and inode, or canonical path), each read once.
     files_read: std::collections::HashSet<crate::ledger::FileId>,
+    /// Each file's first receipt: a copy of a ledger read with it is refused.
+    first_receipts: crate::ledger::FirstReceipts,
 }
 
 /// The largest figure (USD, or units of a line's quantity) a receipt read by
@@ -206,11 +208,14 @@ impl Metered {
             call_tags: HashMap::new(),
             torn_tails: Vec::new(),
             files_read: std::collections::HashSet::new(),
+            first_receipts: crate::ledger::FirstReceipts::new(),
         }
     }
 
     /// Reads a ledger file, receipt by receipt (a torn last line is skipped). A
-    /// file read already (by this or another path) is skipped with a WARN.
+    /// file read already (by this or another path) is skipped with a WARN; one
+    /// that begins with the same receipt as a file read before (a copy of it) is
+    /// refused ([`LedgerError::SameReceipts`](crate::ledger::LedgerError::SameReceipts)).
     ///
     /// A file of a rolling ledger (named `sagemeter-YYYY-MM-DDTHH[.N].jsonl`) is
     /// read as part of its directory's ledger: read a rolling ledger's files oldest
@@ -233,8 +238,13 @@ impl Metered {
             None => name.clone(),
         };
         let mut reader = LedgerReader::open(path)?;
+        let mut first = true;
         for cost in reader.by_ref() {
-            self.add_to(&name, &run, &cost?)?;
+            let cost = cost?;
+            if std::mem::take(&mut first) {
+                self.first_receipts.note(path, &cost)?;
+            }
+            self.add_to(&name, &run, &cost)?;
         }
         if let Some(torn) = reader.torn_tail() {
             self.torn_tails.push((name, torn.clone()));
@@ -1219,6 +1229,21 @@ mod tests {
             m.read_ledger(&path).unwrap();
         }
         assert_eq!(accrual(&m), (Decimal::ZERO, Decimal::ZERO));
+
+        // A copy of a ledger read with it would count its receipts twice: refused,
+        // naming both files.
+        let copy = dir.path().join("p0-backup.jsonl");
+        std::fs::copy(dir.path().join("p0.jsonl"), &copy).unwrap();
+        let err = m.read_ledger(&copy).unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "{} and {} begin with the same receipt",
+                dir.path().join("p0.jsonl").display(),
+                copy.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(m.receipts(), 3, "nothing of the copy counted");
     }
 
     #[test]

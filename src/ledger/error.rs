@@ -43,6 +43,23 @@ pub enum LedgerError {
         /// Its permission bits.
         mode: u32,
     },
+    /// Two ledger files begin with the same receipt: one holds (some of) the
+    /// other's receipts, a copy or a conversion to the other format, and reading
+    /// both would count them twice. See [`FirstReceipts`](super::FirstReceipts).
+    #[error(
+        "{} and {} begin with the same receipt ({call_id}): they hold the same receipts (a \
+         copy of the ledger, or its conversion to the other format?), and reading both would \
+         count them twice; give one of them",
+        first.display(), second.display()
+    )]
+    SameReceipts {
+        /// The file noted first.
+        first: PathBuf,
+        /// The file that begins as it does.
+        second: PathBuf,
+        /// The call id of the receipt both begin with.
+        call_id: String,
+    },
     /// The path exists but is not a regular file.
     #[error("ledger {} is not a regular file", path.display())]
     NotAFile {
@@ -166,7 +183,9 @@ impl From<LedgerError> for io::Error {
             LedgerError::Corrupt { .. } | LedgerError::UnsupportedVersion { .. } => {
                 io::ErrorKind::InvalidData
             }
-            LedgerError::InvalidOption(_) => io::ErrorKind::InvalidInput,
+            LedgerError::InvalidOption(_) | LedgerError::SameReceipts { .. } => {
+                io::ErrorKind::InvalidInput
+            }
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)

@@ -8,6 +8,7 @@
 //! ([`crate::sink::EmfSink`]), whence [`Refused`] and [`SinkStats`].
 
 mod compact;
+mod copies;
 mod error;
 mod file;
 mod line;
@@ -17,6 +18,7 @@ mod reader;
 mod rolling;
 mod writer;
 
+pub use copies::FirstReceipts;
 pub use error::LedgerError;
 pub use file::{DEFAULT_CAPACITY, JsonlLedger, JsonlLedgerBuilder};
 pub use reader::{LedgerRead, LedgerReader, TornTail, ledger_files, read_all};

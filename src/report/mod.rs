@@ -127,25 +127,6 @@ pub enum ReportError {
     /// The chart could not be drawn or written.
     #[error("cannot draw the chart: {0}")]
     Chart(String),
-    /// A JSON Lines ledger file and a Parquet file among the inputs begin with the
-    /// same receipt: one holds (some of) the other's receipts in the other format
-    /// (e.g. `sagemeter ledger convert`'s output), and a report of both would count
-    /// those receipts twice.
-    #[error(
-        "{} and {} begin with the same receipt ({call_id}): they hold the same receipts in \
-         two formats (a Parquet conversion of the JSON Lines ledger?), and a report of both \
-         would count them twice; report one format or the other",
-        .jsonl.display(),
-        .parquet.display()
-    )]
-    SameReceipts {
-        /// The JSON Lines ledger file.
-        jsonl: PathBuf,
-        /// The Parquet file.
-        parquet: PathBuf,
-        /// The call id of the receipt both begin with.
-        call_id: String,
-    },
     /// A sum (cost, tokens) or a figure derived from one (per 1,000 calls or
     /// tokens) does not fit: the receipts carry amounts or token counts no meter
     /// wrote. Nothing is rounded, wrapped or capped instead.
@@ -1157,12 +1138,11 @@ pub fn report_file(path: impl AsRef<Path>, options: &ReportOptions) -> Result<Re
 /// two paths: the same once canonicalised) is read once, with a WARN.
 ///
 /// JSON Lines and Parquet files can be reported together, but not the same
-/// receipts in both formats: a JSON Lines file and a Parquet file that begin with
-/// the same receipt (same endpoint, call id, start, latency and cost) are
-/// [`ReportError::SameReceipts`], as when a ledger is reported with its own
-/// conversion. Receipts are not de-duplicated one by one (memory would grow with
-/// them, and a call id alone does not tell a receipt: an asynchronous invocation
-/// has two).
+/// receipts twice: two files that begin with the same receipt (same endpoint,
+/// call id, start, latency and cost), a copy of a ledger or its conversion to the
+/// other format, are [`LedgerError::SameReceipts`] (see
+/// [`FirstReceipts`](crate::ledger::FirstReceipts)). Receipts are not
+/// de-duplicated one by one (memory would grow with them).
 pub fn report_files<P: AsRef<Path>>(
     paths: impl IntoIterator<Item = P>,
     options: &ReportOptions,
@@ -1202,46 +1182,30 @@ fn drop_files_named_twice(files: &mut Vec<PathBuf>) {
     });
 }
 
-/// [`ReportError::SameReceipts`] when a JSON Lines file and a Parquet file begin
-/// with the same receipt. Reads one receipt of each file, and only when both
-/// formats are among the inputs; a file that does not read is left to the report
-/// to refuse, with its line.
-#[cfg(feature = "parquet")]
+/// [`LedgerError::SameReceipts`] when two files begin with the same receipt.
+/// Reads one receipt of each file; a file that does not read is left to the
+/// report to refuse, with its line.
 fn refuse_same_receipts(jsonl: &[PathBuf], parquet: &[PathBuf]) -> Result<(), ReportError> {
-    use crate::ledger::LedgerReader;
-    use crate::ledger::parquet::ParquetReader;
-    if jsonl.is_empty() || parquet.is_empty() {
-        return Ok(());
-    }
-    type Key = (String, String, DateTime<Utc>, std::time::Duration, Decimal);
-    let key = |c: Cost| -> Key {
-        let latency = c.usage.latency;
-        (c.endpoint, c.call_id, c.at, latency, c.cost_usd.normalize())
-    };
-    let mut firsts: HashMap<Key, &PathBuf> = HashMap::new();
+    let mut firsts = crate::ledger::FirstReceipts::new();
     for path in jsonl {
-        let first = LedgerReader::open(path).ok().and_then(|mut r| r.next());
+        let first = crate::ledger::LedgerReader::open(path)
+            .ok()
+            .and_then(|mut r| r.next());
         if let Some(Ok(cost)) = first {
-            firsts.entry(key(cost)).or_insert(path);
+            firsts.note(path, &cost)?;
         }
     }
+    #[cfg(feature = "parquet")]
     for path in parquet {
-        let first = ParquetReader::open(path).ok().and_then(|mut r| r.next());
-        if let Some(Ok(cost)) = first
-            && let Some(jsonl) = firsts.get(&key(cost.clone()))
-        {
-            return Err(ReportError::SameReceipts {
-                jsonl: (*jsonl).clone(),
-                parquet: path.clone(),
-                call_id: cost.call_id,
-            });
+        let first = crate::ledger::parquet::ParquetReader::open(path)
+            .ok()
+            .and_then(|mut r| r.next());
+        if let Some(Ok(cost)) = first {
+            firsts.note(path, &cost)?;
         }
     }
-    Ok(())
-}
-
-#[cfg(not(feature = "parquet"))]
-fn refuse_same_receipts(_: &[PathBuf], _: &[PathBuf]) -> Result<(), ReportError> {
+    #[cfg(not(feature = "parquet"))]
+    let _ = parquet;
     Ok(())
 }
 

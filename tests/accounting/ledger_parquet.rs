@@ -778,23 +778,23 @@ async fn the_same_receipts_in_both_formats_are_refused_not_counted_twice() {
     let options = ReportOptions::new(GroupBy::Endpoint);
     let refused = |result: Result<sagemeter::report::Report, ReportError>, parquet: &Path| {
         match result {
-            Err(e @ ReportError::SameReceipts { .. }) => {
+            Err(ReportError::Ledger(e @ sagemeter::ledger::LedgerError::SameReceipts { .. })) => {
                 let message = e.to_string();
-                let ReportError::SameReceipts {
-                    jsonl: j,
-                    parquet: p,
+                let sagemeter::ledger::LedgerError::SameReceipts {
+                    first,
+                    second,
                     call_id,
                 } = e
                 else {
                     unreachable!()
                 };
-                assert_eq!((j.as_path(), p.as_path()), (jsonl_path.as_path(), parquet));
+                assert_eq!(
+                    (first.as_path(), second.as_path()),
+                    (jsonl_path.as_path(), parquet)
+                );
                 // The first receipt written, typical(0).
                 assert_eq!(call_id, jsonl[0].call_id);
-                assert!(
-                    message.contains("report one format or the other"),
-                    "{message}"
-                );
+                assert!(message.contains("give one of them"), "{message}");
             }
             other => panic!("not refused: {other:?}"),
         }

@@ -364,6 +364,44 @@ async fn a_ledger_file_named_twice_is_counted_once() {
     );
 }
 
+/// A copy of a ledger (a backup, files synced from two hosts) holds the same
+/// receipts under another file: reported with the ledger, every receipt would
+/// count twice. It is refused, naming both files; two ledgers of their own are
+/// reported together.
+#[tokio::test]
+async fn a_copy_of_a_ledger_reported_with_it_is_refused_not_counted_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    fixture_file(&path).await;
+    let backups = tempfile::tempdir().unwrap();
+    let copy = backups.path().join("calls-backup.jsonl");
+    std::fs::copy(&path, &copy).unwrap();
+    let options = since_nov_1(GroupBy::Endpoint);
+    for inputs in [
+        vec![path.clone(), copy.clone()],
+        vec![dir.path().to_owned(), backups.path().to_owned()],
+    ] {
+        let err = report_files(&inputs, &options).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} and {} begin with the same receipt (req-1): they hold the same receipts (a \
+                 copy of the ledger, or its conversion to the other format?), and reading \
+                 both would count them twice; give one of them",
+                path.display(),
+                copy.display()
+            )
+        );
+    }
+    // Another ledger, of another call: both are counted, 7 + 1 calls.
+    let other = backups.path().join("other.jsonl");
+    let ledger = JsonlLedger::open(&other).unwrap();
+    ledger.try_record(&CALLS[4].cost(99)).unwrap();
+    ledger.shutdown().await.unwrap();
+    let both = report_files([&path, &other], &options).unwrap();
+    assert_eq!(both.total.calls, 8);
+}
+
 #[test]
 fn the_table_shows_every_group_then_the_total_and_notes() {
     let report = summarize(&fixture(), &since_nov_1(GroupBy::Endpoint)).unwrap();

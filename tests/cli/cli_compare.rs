@@ -531,6 +531,31 @@ fn compare_from_a_ledger_counts_each_async_invocation_once() {
         ),
         "{text}"
     );
+
+    // A backup copy of the ledger next to it: the directory would hold every
+    // receipt twice (192 calls a day): refused, naming both files.
+    let copy = dir.path().join("spend-backup.jsonl");
+    std::fs::copy(&ledger, &copy).unwrap();
+    let out = sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(dir.path())
+        .args(["--period", "day", "--per-call", "0.01"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} and {} begin with the same receipt (a-1)",
+            copy.display(),
+            ledger.display()
+        )) || stderr.contains(&format!(
+            "{} and {} begin with the same receipt (a-1)",
+            ledger.display(),
+            copy.display()
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -244,7 +244,7 @@ async fn report_of_a_ledger_and_its_conversion_is_refused_not_counted_twice() {
             .assert()
             .code(1)
             .stderr(predicate::str::contains(&refusal))
-            .stderr(predicate::str::contains("report one format or the other"));
+            .stderr(predicate::str::contains("give one of them"));
     }
     // Alone, 3 calls: the total line starts `total  3  `.
     for alone in [&jsonl, &parquet] {

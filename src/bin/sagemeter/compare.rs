@@ -343,15 +343,20 @@ impl std::fmt::Display for SkippedLine {
 /// one), and its files' torn last lines. A `.parquet` file (`sagemeter ledger
 /// convert`'s) is read as Parquet, as is a directory that holds Parquet files and
 /// no JSON Lines ledger; a directory holding both is refused rather than counted
-/// twice (a ledger next to its conversion).
+/// twice (a ledger next to its conversion), as are two files that begin with the
+/// same receipt (a copy of a ledger next to it).
 fn read_ledger(path: &Path) -> Result<(Vec<sagemeter::Cost>, Vec<SkippedLine>), BoxError> {
     if let Some(records) = read_parquet_ledger(path)? {
         return Ok((records, Vec::new()));
     }
     let mut records = Vec::new();
     let mut skipped = Vec::new();
+    let mut firsts = sagemeter::ledger::FirstReceipts::new();
     for file in sagemeter::ledger::ledger_files(path)? {
         let read = sagemeter::ledger::read_all(&file)?;
+        if let Some(first) = read.records.first() {
+            firsts.note(&file, first)?;
+        }
         records.extend(read.records);
         if let Some(torn) = read.torn_tail {
             skipped.push(SkippedLine {
@@ -389,8 +394,13 @@ fn read_parquet_ledger(path: &Path) -> Result<Option<Vec<sagemeter::Cost>>, BoxE
         return Ok(None);
     };
     let mut records = Vec::new();
+    let mut firsts = sagemeter::ledger::FirstReceipts::new();
     for file in files {
-        records.extend(parquet::read_all(&file)?);
+        let read = parquet::read_all(&file)?;
+        if let Some(first) = read.first() {
+            firsts.note(&file, first)?;
+        }
+        records.extend(read);
     }
     Ok(Some(records))
 }
