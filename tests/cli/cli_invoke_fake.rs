@@ -700,12 +700,14 @@ async fn a_body_that_is_not_utf8_is_printed_byte_for_byte() {
 
 /// `RUST_LOG=trace` (with the SDK's own switches for printing bodies on) shows the
 /// SDK's DEBUG lines, never the request's or response's payload, nor the session
-/// token the request is signed with.
+/// token the request is signed with, nor the access key id (the SDK's endpoint
+/// resolution prints the caller's identity at DEBUG).
 #[tokio::test(flavor = "multi_thread")]
 async fn rust_log_trace_never_writes_a_payload_or_a_credential_to_stderr() {
     const REQUEST_MARKER: &str = "REQUEST-PAYLOAD-MARKER-7e2a";
     const STREAM_MARKER: &str = "STREAM-PART-MARKER-91c4";
     const TOKEN_MARKER: &str = "SESSION-TOKEN-MARKER-3b8f";
+    const KEY_ID_MARKER: &str = "AKIAKEYIDMARKER5d0e";
     let body = format!("{{\"inputs\":\"{REQUEST_MARKER}\"}}");
     let fake = fake_rt().await;
     fake.set_response_body(format!("{{\"generated_text\":\"{MARKER}\"}}").as_bytes());
@@ -719,6 +721,7 @@ async fn rust_log_trace_never_writes_a_payload_or_a_credential_to_stderr() {
         .env("LOG_SENSITIVE_BODIES", "true")
         .env("LOG_SIGNABLE_BODY", "true")
         .env("AWS_SESSION_TOKEN", TOKEN_MARKER)
+        .env("AWS_ACCESS_KEY_ID", KEY_ID_MARKER)
         .args(["invoke", if extra.is_some() { "llm" } else { "rt" }])
         .args(["--body", &body, "--json"])
         .args(extra);
@@ -727,7 +730,13 @@ async fn rust_log_trace_never_writes_a_payload_or_a_credential_to_stderr() {
         assert!(output.status.success(), "{stdout}\n{stderr}");
         // The log is on: the SDK's DEBUG lines are there.
         assert!(stderr.contains("beginning attempt #1"), "{stderr}");
-        for marker in [REQUEST_MARKER, MARKER, STREAM_MARKER, TOKEN_MARKER] {
+        for marker in [
+            REQUEST_MARKER,
+            MARKER,
+            STREAM_MARKER,
+            TOKEN_MARKER,
+            KEY_ID_MARKER,
+        ] {
             assert!(!stderr.contains(marker), "{marker} on stderr:\n{stderr}");
             assert!(!stdout.contains(marker), "{marker} on stdout:\n{stdout}");
         }

@@ -179,15 +179,27 @@ const PAYLOAD_LOGGING_CRATES: &[&str] = &[
     "aws_runtime",
 ];
 
+/// Modules whose DEBUG events print the caller's identity: the SDK's endpoint
+/// resolution logs its parameters, the credentials' access key id among them.
+/// Their DEBUG (and TRACE) events are never shown.
+const IDENTITY_LOGGING_MODULES: &[&str] = &["aws_smithy_runtime::client::orchestrator::endpoints"];
+
 /// Whether an event of `target` at `level` may reach the log: anything but TRACE
-/// from [`PAYLOAD_LOGGING_CRATES`] (a crate or any of its modules).
+/// from [`PAYLOAD_LOGGING_CRATES`], and anything but DEBUG or TRACE from
+/// [`IDENTITY_LOGGING_MODULES`] (each a crate or module, or any module in it).
 fn may_log(target: &str, level: tracing::Level) -> bool {
-    level != tracing::Level::TRACE
-        || !PAYLOAD_LOGGING_CRATES.iter().any(|krate| {
-            target
-                .strip_prefix(krate)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
-        })
+    let under = |module: &&str| {
+        target
+            .strip_prefix(*module)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    };
+    match level {
+        tracing::Level::TRACE => {
+            !PAYLOAD_LOGGING_CRATES.iter().any(under) && !IDENTITY_LOGGING_MODULES.iter().any(under)
+        }
+        tracing::Level::DEBUG => !IDENTITY_LOGGING_MODULES.iter().any(under),
+        _ => true,
+    }
 }
 
 /// Logs to stderr: `RUST_LOG` (default `warn`), plus `sagemeter=info` with `-v`;
@@ -293,6 +305,14 @@ mod tests {
         for target in ["sagemeter", "aws_smithy_runtime_api", "aws_config", "hyper"] {
             assert!(may_log(target, Level::TRACE), "{target}");
         }
+        // Endpoint resolution prints the access key id at DEBUG: from INFO up only.
+        let endpoints = "aws_smithy_runtime::client::orchestrator::endpoints";
+        assert!(!may_log(endpoints, Level::DEBUG) && !may_log(endpoints, Level::TRACE));
+        assert!(may_log(endpoints, Level::INFO));
+        assert!(may_log(
+            "aws_smithy_runtime::client::orchestrator",
+            Level::DEBUG
+        ));
     }
 
     #[test]
