@@ -133,6 +133,20 @@ pub enum LedgerError {
         #[source]
         source: serde_json::Error,
     },
+    /// The file's first line is not a record: the file is no ledger of
+    /// sagemeter's (another JSON file, a text, a Parquet file read as JSON Lines).
+    #[error(
+        "{} is not a JSON Lines ledger of sagemeter's: its first line is not a receipt \
+         ({source})",
+        path.display()
+    )]
+    NotALedger {
+        /// The file.
+        path: PathBuf,
+        /// Why its first line did not parse.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A record was written by a newer sagemeter with a format this one does not know.
     #[error(
         "ledger {}, line {line}: record format version {version} is newer than this \
@@ -180,9 +194,9 @@ impl From<LedgerError> for io::Error {
                 io::ErrorKind::PermissionDenied
             }
             LedgerError::Locked { .. } => io::ErrorKind::ResourceBusy,
-            LedgerError::Corrupt { .. } | LedgerError::UnsupportedVersion { .. } => {
-                io::ErrorKind::InvalidData
-            }
+            LedgerError::Corrupt { .. }
+            | LedgerError::NotALedger { .. }
+            | LedgerError::UnsupportedVersion { .. } => io::ErrorKind::InvalidData,
             LedgerError::InvalidOption(_) | LedgerError::SameReceipts { .. } => {
                 io::ErrorKind::InvalidInput
             }

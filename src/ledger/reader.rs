@@ -148,9 +148,11 @@ pub fn ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError>
 /// A streaming reader: an iterator of receipts, one line at a time.
 ///
 /// - Blank lines are skipped.
-/// - A last line that does not parse **and** has no final newline is what a crash
-///   in the middle of a write leaves: it is skipped with a WARN and reported by
-///   [`torn_tail`](Self::torn_tail); the iteration ends normally.
+/// - A last line that has no final newline and ends before its JSON does is what
+///   a crash in the middle of a write leaves: it is skipped with a WARN and
+///   reported by [`torn_tail`](Self::torn_tail); the iteration ends normally.
+/// - A first line that is not a record (whole, or with a newline) is
+///   [`LedgerError::NotALedger`]: the file is something else.
 /// - Any other line that does not parse is an error naming the line
 ///   ([`LedgerError::Corrupt`]); so is a line longer than 16 MiB, even the last
 ///   one without a newline (the writer writes none: it is not a torn write, and
@@ -169,6 +171,8 @@ pub struct LedgerReader<R = BufReader<File>> {
     /// Format 2's definitions read so far in this file.
     defs: Definitions,
     torn_tail: Option<TornTail>,
+    /// Whether a line (a record or a definition) has been read.
+    read_any: bool,
     done: bool,
 }
 
@@ -200,6 +204,7 @@ impl<R: BufRead> LedgerReader<R> {
             buf: Vec::with_capacity(4096),
             defs: Definitions::default(),
             torn_tail: None,
+            read_any: false,
             done: false,
         }
     }
@@ -260,10 +265,13 @@ impl<R: BufRead> LedgerReader<R> {
                         }
                     })
                 });
+            if parsed.is_ok() {
+                self.read_any = true;
+            }
             return match parsed {
                 Ok(Some(cost)) => Some(Ok(cost)),
                 Ok(None) => continue, // a definition
-                Err(LedgerError::Corrupt { .. }) if !complete => {
+                Err(LedgerError::Corrupt { source, .. }) if !complete && source.is_eof() => {
                     // No newline: this was the last line, and its write was cut short.
                     let torn = TornTail {
                         line: self.line,
@@ -276,6 +284,9 @@ impl<R: BufRead> LedgerReader<R> {
                          every record before it was read");
                     self.torn_tail = Some(torn);
                     None
+                }
+                Err(LedgerError::Corrupt { path, source, .. }) if !self.read_any => {
+                    Some(Err(LedgerError::NotALedger { path, source }))
                 }
                 Err(e) => Some(Err(e)),
             };
@@ -494,10 +505,48 @@ mod tests {
     /// A line of exactly the limit is read (and judged as any line).
     #[test]
     fn a_torn_line_at_the_limit_is_still_a_torn_tail() {
-        let text = format!("{RECORD}\n{}", "x".repeat(MAX_LINE_BYTES));
+        // A record cut short inside a string, MAX_LINE_BYTES long.
+        let cut = format!("{{\"call_id\":\"{}", "x".repeat(MAX_LINE_BYTES - 12));
+        assert_eq!(cut.len(), MAX_LINE_BYTES);
+        let text = format!("{RECORD}\n{cut}");
         let (items, tail) = read(&text);
         assert_eq!(items.len(), 1);
         assert_eq!(tail.map(|t| t.bytes), Some(MAX_LINE_BYTES as u64));
+    }
+
+    #[test]
+    fn a_file_whose_first_line_is_no_record_is_not_a_ledger_and_no_torn_tail() {
+        // A request body without a final newline (whole JSON, not cut short), a
+        // text, a binary: none is a ledger whose write was torn.
+        for text in [
+            r#"{"inputs":"hi"}"#,
+            "# sagemeter\n\nEvery call",
+            "\u{89}PNG\r\n",
+        ] {
+            let (items, tail) = read(text);
+            assert!(tail.is_none(), "{text:?}");
+            match items.as_slice() {
+                [Err(e @ LedgerError::NotALedger { .. })] => assert!(
+                    e.to_string()
+                        .starts_with("mem.jsonl is not a JSON Lines ledger of sagemeter's"),
+                    "{e}"
+                ),
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        // After a record, a whole line that is no record is damage, not a torn
+        // write, with or without its newline.
+        for end in ["", "\n"] {
+            let (items, tail) = read(&format!("{RECORD}\n{{\"inputs\":\"hi\"}}{end}"));
+            assert!(tail.is_none());
+            assert!(
+                matches!(
+                    items.as_slice(),
+                    [Ok(_), Err(LedgerError::Corrupt { line: 2, .. })]
+                ),
+                "{items:?}"
+            );
+        }
     }
 
     proptest::proptest! {

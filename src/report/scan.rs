@@ -314,6 +314,8 @@ fn read_block(
     path: &Path,
 ) -> Result<Option<TornTail>, (u64, ReportError)> {
     let by = builder.options().by.clone();
+    // The file's first block, until a line reads: a bad line is the file's first.
+    let mut first_of_file = header.first_line == 0;
     let (mut line, mut offset) = (header.first_line, header.offset);
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -337,16 +339,26 @@ fn read_block(
             read_record(trimmed, Arc::make_mut(&mut header.defs))
                 .map(|cost| cost.map_or(Ok(()), |cost| builder.add(&cost)))
         };
+        if read.is_ok() {
+            first_of_file = false;
+        }
         match read {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err((line, e.in_ledgers(&[path.to_owned()], Some(line)))),
-            Err(LineError::Corrupt(_)) if !complete => {
+            Err(LineError::Corrupt(source)) if !complete && source.is_eof() => {
                 let tail = TornTail::new(line, line_offset, text.len() as u64);
                 tracing::warn!(target: "sagemeter", path = %path.display(),
                     line = tail.line, bytes = tail.bytes,
                     "skipped a torn last line of the ledger (an interrupted write); \
                      every record before it was read");
                 return Ok(Some(tail));
+            }
+            Err(LineError::Corrupt(source)) if first_of_file => {
+                let e = LedgerError::NotALedger {
+                    path: path.to_owned(),
+                    source,
+                };
+                return Err((line, e.into()));
             }
             Err(LineError::Corrupt(source)) => {
                 let e = LedgerError::Corrupt {
@@ -543,6 +555,26 @@ mod tests {
                     (cut - last_start) as u64
                 ))
             );
+        }
+    }
+
+    #[test]
+    fn a_file_whose_first_line_is_no_record_is_not_a_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        // A request body without its final newline: whole JSON, not a torn write.
+        let body = dir.path().join("body.json");
+        std::fs::write(&body, r#"{"inputs":"hi"}"#).unwrap();
+        let text = dir.path().join("notes.md");
+        std::fs::write(&text, "# notes\n\nnot a ledger\n").unwrap();
+        for path in [&body, &text] {
+            for block in [4, 10 << 20] {
+                match report(path, GroupBy::Endpoint, block) {
+                    Err(ReportError::Ledger(LedgerError::NotALedger { path: p, .. })) => {
+                        assert_eq!(&p, path)
+                    }
+                    other => panic!("{path:?}, {block}: {other:?}"),
+                }
+            }
         }
     }
 }
