@@ -170,6 +170,20 @@ async fn convert_refuses_to_overwrite_and_writes_nothing() {
         std::fs::read(out.join("b.parquet")).unwrap(),
         b"someone else's"
     );
+
+    // An output that is a file, not a directory: named, and left as it was.
+    sagemeter()
+        .arg("ledger")
+        .arg("convert")
+        .arg(&a)
+        .args(["--to", "parquet"])
+        .arg(&b)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "{} is not a directory: the output of `ledger convert` is a directory",
+            b.display()
+        )));
 }
 
 #[test]

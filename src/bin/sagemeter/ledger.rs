@@ -230,10 +230,19 @@ fn make_dir(dir: &Path) -> Result<(), CliError> {
     if dir.is_dir() {
         return Ok(());
     }
+    if dir.exists() {
+        return Err(CliError::Usage(format!(
+            "{} is not a directory: the output of `ledger convert` is a directory (made if \
+             missing)",
+            dir.display()
+        )));
+    }
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)?;
+    builder.create(dir).map_err(|e| {
+        CliError::failed(format!("cannot make the directory {}: {e}", dir.display()))
+    })?;
     Ok(())
 }
