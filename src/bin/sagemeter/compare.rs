@@ -299,6 +299,10 @@ struct LedgerSample {
 
 /// A span of seconds for people: `1 s`, `42.5 s`, `12.5 min`, `3.2 h`, `6.1 days`.
 fn span(seconds: Decimal) -> String {
+    // The observed time is at least a second (`UsageTotals::from_receipts`).
+    if seconds <= Decimal::ONE {
+        return "1 s or less (counted as 1 s)".into();
+    }
     let (value, unit) = if seconds < Decimal::from(120) {
         (seconds, "s")
     } else if seconds < Decimal::from(2 * 3600) {
@@ -1078,7 +1082,9 @@ mod tests {
     #[test]
     fn a_ledgers_span_reads_in_the_unit_that_suits_it() {
         let s = |text: &str| span(text.parse().unwrap());
-        assert_eq!(s("1"), "1 s");
+        // A ledger's calls within a second are counted over one: said so.
+        assert_eq!(s("1"), "1 s or less (counted as 1 s)");
+        assert_eq!(s("1.5"), "1.5 s");
         assert_eq!(s("42.54"), "42.5 s");
         assert_eq!(s("3600"), "60 min");
         assert_eq!(s("11520"), "3.2 h");
