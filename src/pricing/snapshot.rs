@@ -562,7 +562,7 @@ impl Snapshot {
             // listed in other regions is real, and so is every memory size SageMaker
             // offers: the snapshot lacks it here.
             let covers = regions(&mut listed().filter(|k| same_item(k, key)));
-            if covers.is_empty() && !offered_memory_size(key) {
+            if covers.is_empty() && !offered_memory_size(key) && !self.lists_instance_type(key) {
                 return PriceError::NotFound { key: key.clone() };
             }
             return PriceError::NotCovered {
@@ -581,6 +581,24 @@ impl Snapshot {
             what: kind_name(key).to_owned(),
             covers: regions(&mut listed()),
         }
+    }
+
+    /// Whether `key`'s instance type is priced for any kind of use in any region
+    /// (hosting or asynchronous inference): a real instance type, whatever the
+    /// snapshot lacks for this kind.
+    fn lists_instance_type(&self, key: &PriceKey) -> bool {
+        let instance = |k: &PriceKey| match k {
+            PriceKey::Hosting { instance_type, .. }
+            | PriceKey::AsyncInference { instance_type, .. } => Some(instance_type.clone()),
+            _ => None,
+        };
+        let Some(wanted) = instance(key) else {
+            return false;
+        };
+        self.table
+            .rates
+            .keys()
+            .any(|k| instance(k).as_ref() == Some(&wanted))
     }
 
     /// Every key the snapshot prices (in no particular order); keys with only $0 rows
@@ -871,6 +889,21 @@ mod tests {
                 what: "ml.m5.xlarge hosting".into(),
                 covers: vec!["us-east-1".into()],
             })
+        );
+        // An instance type it prices for hosting, not for async inference anywhere:
+        // a real type whose async rate the snapshot lacks, not one to check.
+        let key = PriceKey::AsyncInference {
+            region: "us-east-1".into(),
+            instance_type: "ml.m5.xlarge".into(),
+        };
+        let tsv_with_async =
+            format!("{tsv}us-east-1\tasync\tml.c5.xlarge\tHrs\t0.24\ta\t2026-05-20\n");
+        let with_async = Snapshot::from_tsv(&tsv_with_async).unwrap();
+        assert_eq!(
+            with_async.get(&key).unwrap_err().to_string(),
+            "the price snapshot given to Snapshot::from_tsv has no ml.m5.xlarge async inference \
+             prices for us-east-1 (it has them for no region); the live Price List is needed, \
+             or set a price override"
         );
         // A kind it has for no region at all.
         let key = PriceKey::storage("us-east-1");
