@@ -428,8 +428,19 @@ fn invalid_arguments_exit_2_and_send_nothing() {
             "0",
         ],
         vec!["invoke", "bad_name!", "--body", "{}"], // not an endpoint name
+        // One key, two values: which one would the calls carry?
+        vec![
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "{}",
+            "--tag",
+            "team=a",
+            "--tag",
+            "team=b",
+        ],
         vec!["invoke", REALTIME_ENDPOINT, "--body", "{not json"], // JSON content type
-        vec!["invoke", REALTIME_ENDPOINT, "--body", &missing], // unreadable file
+        vec!["invoke", REALTIME_ENDPOINT, "--body", &missing],    // unreadable file
         vec![
             "invoke",
             REALTIME_ENDPOINT,

@@ -125,7 +125,8 @@ pub struct InvokeArgs {
     #[arg(long, value_name = "BYTES", requires = "ledger", value_parser = clap::value_parser!(u64).range(1..))]
     pub ledger_roll_bytes: Option<u64>,
 
-    /// Attribute every call to KEY=VALUE (repeatable): on receipts, logs and the ledger.
+    /// Attribute every call to KEY=VALUE (repeatable, one value per key): on receipts,
+    /// logs and the ledger.
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
 
@@ -399,6 +400,14 @@ pub async fn run(
     global: &GlobalArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
+    // A key given twice would keep one value and drop the other without a word.
+    for (i, (key, _)) in args.tags.iter().enumerate() {
+        if args.tags[..i].iter().any(|(earlier, _)| earlier == key) {
+            return Err(CliError::Usage(format!(
+                "--tag {key}=… is given twice: a call carries one value per key"
+            )));
+        }
+    }
     let body = match &args.body {
         Some(body) => body.read()?,
         None => Vec::new(),
