@@ -336,6 +336,25 @@ pub async fn create_table(
         .map_err(|e| crate::Error::Fleet(format!("creating table `{}`: {e}", table.name)))
 }
 
+/// Checks that the fleet table `table` exists with the fleet's keys, before a
+/// process relies on it: a name mistyped, or a table not made yet, is said then
+/// rather than when the first increments cannot be written. Passes when the
+/// table cannot be described (no `dynamodb:DescribeTable`: running a fleet needs
+/// only item reads and writes). Each request has the fleet's time limits.
+pub async fn check_table(
+    sdk_config: &aws_types::SdkConfig,
+    table: &str,
+) -> Result<(), crate::Error> {
+    let table = table::Table {
+        client: table::with_time_limits(&aws_sdk_dynamodb::Client::new(sdk_config)),
+        name: table.to_owned(),
+    };
+    table
+        .check()
+        .await
+        .map_err(|e| crate::Error::Fleet(e.message))
+}
+
 /// Counters of a client's fleet traffic, from [`Meter::fleet_stats`](crate::Meter::fleet_stats).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

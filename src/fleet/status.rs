@@ -83,6 +83,10 @@ pub async fn fleet_status(
         client: table::with_time_limits(&aws_sdk_dynamodb::Client::new(sdk_config)),
         name: table.to_owned(),
     };
+    table
+        .check()
+        .await
+        .map_err(|e| crate::Error::Fleet(e.message))?;
     let items = table
         .scan()
         .await

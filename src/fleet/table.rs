@@ -1174,6 +1174,46 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Whether the table exists with the fleet's keys: an error saying what to do
+    /// when it is missing or has other keys. A table that cannot be described
+    /// (no `dynamodb:DescribeTable`, which running a fleet does not need; an
+    /// unreachable endpoint, which the fleet's own WARNs then name) passes.
+    pub(crate) async fn check(&self) -> Result<(), TableError> {
+        let out = match self
+            .client
+            .describe_table()
+            .table_name(&self.name)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(err) => {
+                let err = TableError::from(err);
+                if err.kind == Failure::NoTable {
+                    return Err(TableError {
+                        message: format!(
+                            "table `{}` does not exist: make it with `sagemeter fleet init {}` \
+                             (or sagemeter::fleet::create_table), or name the table that does",
+                            self.name, self.name
+                        ),
+                        ..err
+                    });
+                }
+                return Ok(());
+            }
+        };
+        match out.table() {
+            Some(table) => check_keys(
+                &self.name,
+                table.key_schema(),
+                table.attribute_definitions(),
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Whether a table's keys are the fleet's: partition key [`PK`] and sort key
 /// [`SK`], both strings. A table of another schema (another application's, of
 /// the same name) is refused, before anything of it (its TTL) is changed.

@@ -461,3 +461,30 @@ fn fleet_status_names_a_figure_that_is_not_a_number_instead_of_showing_it_as_zer
         "{text:?}"
     );
 }
+
+/// A `--fleet-table` that does not exist (mistyped, or `fleet init` not run) stops
+/// `invoke` before any call is sent, saying how to make it; `fleet status` says
+/// the same.
+#[test]
+fn a_missing_fleet_table_stops_invoke_before_any_call_and_says_how_to_make_it() {
+    let table = table_name("never-made");
+    let made =
+        format!("table `{table}` does not exist: make it with `sagemeter fleet init {table}`");
+    let out = output(sagemeter(&[
+        "invoke",
+        REALTIME_ENDPOINT,
+        "--body",
+        "{}",
+        "--json",
+        "--fleet-table",
+        &table,
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&made), "{stderr}");
+    assert!(out.stdout.is_empty(), "no call, no receipt, no summary");
+    let out = output(sagemeter(&["fleet", "status", "--table", &table]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&made), "{stderr}");
+}

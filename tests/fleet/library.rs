@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use sagemeter::billing::{LineItem, UsageCharges};
 use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
 use sagemeter::fleet::{
-    FleetConfig, FleetScopeStatus, WhenUnavailable, create_table, fleet_status,
+    FleetConfig, FleetScopeStatus, WhenUnavailable, check_table, create_table, fleet_status,
 };
 use sagemeter::{Client, Cost, Error};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -1717,6 +1717,39 @@ async fn fleet_init_refuses_a_table_of_another_key_schema_and_leaves_it_as_it_is
         !matches!(status.as_deref(), Some("ENABLED" | "ENABLING")),
         "{status:?}"
     );
+    // Checked before use, and by `fleet status`: the same refusal, not "no spend
+    // yet" read from another application's table.
+    for err in [
+        check_table(&conf, &table).await.unwrap_err(),
+        fleet_status(&conf, &table).await.unwrap_err(),
+    ] {
+        assert!(
+            err.to_string().contains("another key schema (id HASH)"),
+            "{err}"
+        );
+    }
+}
+
+/// A fleet table that does not exist (a name mistyped, `fleet init` not run) is
+/// said with what to do, by the check a process makes before relying on it and
+/// by `fleet status`; a table made by `create_table` passes.
+#[tokio::test]
+async fn a_missing_fleet_table_is_named_with_how_to_make_it() {
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name("never-made");
+    for err in [
+        check_table(&conf, &table).await.unwrap_err(),
+        fleet_status(&conf, &table).await.unwrap_err(),
+    ] {
+        assert!(
+            err.to_string().contains(&format!(
+                "table `{table}` does not exist: make it with `sagemeter fleet init {table}`"
+            )),
+            "{err}"
+        );
+    }
+    create_table(&conf, &table).await.unwrap();
+    check_table(&conf, &table).await.unwrap();
 }
 
 #[tokio::test]

@@ -440,6 +440,11 @@ pub async fn run(
     }
     #[cfg(feature = "fleet")]
     if let Some(table) = &args.fleet_table {
+        // A mistyped or missing table is said before any call is sent, not after
+        // the calls, when their increments cannot be written.
+        sagemeter::fleet::check_table(&sdk_config, table)
+            .await
+            .map_err(|e| CliError::Failed(Box::new(e)))?;
         builder = builder.fleet(
             sagemeter::fleet::FleetConfig::dynamodb(table)
                 .lease_ttl(Duration::from_secs(args.lease_ttl))
