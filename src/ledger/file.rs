@@ -152,8 +152,10 @@ impl JsonlLedgerBuilder {
         self
     }
 
-    /// A rolling ledger only: also a new file when the current one would grow
-    /// beyond `bytes` (a receipt longer than that gets a file of its own).
+    /// A rolling ledger only: also a new file when the current one's receipts
+    /// would grow beyond `bytes` (a receipt longer than that gets a file of its
+    /// own). Each file also holds the definitions its receipts refer to (prices,
+    /// notes: a few hundred bytes each, a few KB a file), which are not counted.
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.rolling().max_bytes = Some(bytes);
         self

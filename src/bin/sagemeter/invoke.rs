@@ -120,8 +120,9 @@ pub struct InvokeArgs {
     #[arg(long, value_name = "FILE|DIR/")]
     pub ledger: Option<PathBuf>,
 
-    /// With a directory --ledger: also start a new file when the current one
-    /// would grow beyond this many bytes.
+    /// With a directory --ledger: also start a new file when the current one's
+    /// receipts would grow beyond this many bytes (each file also holds the few KB
+    /// of definitions they refer to, not counted).
     #[arg(long, value_name = "BYTES", requires = "ledger", value_parser = clap::value_parser!(u64).range(1..))]
     pub ledger_roll_bytes: Option<u64>,
 
