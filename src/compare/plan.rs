@@ -410,7 +410,8 @@ impl SubscriptionPlan {
         check::usd(
             "subscription fee (USD)",
             self.fee_usd,
-            "a subscription without a fee is pay per use: compare a PerInferencePlan instead",
+            "a subscription without a fee is pay per use: compare a per-inference plan \
+             instead (PerInferencePlan; --per-call in the CLI)",
         )?;
         if let Some(included) = self.included_calls {
             check::not_negative(

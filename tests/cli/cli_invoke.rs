@@ -622,6 +622,38 @@ fn async_submits_one_request_and_prints_the_submission_receipt() {
         receipt["notes"].to_string().contains("AsyncInf"),
         "the receipt says where compute goes: {receipt}"
     );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("--input-bytes"));
+
+    // Without --input-bytes the input's size is not known: data in is unpriced,
+    // and the CLI says which flag bills it.
+    let output = sagemeter()
+        .args([
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--async",
+            "--input-location",
+            "s3://sagemeter-demo/input.json",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "note: data in is unpriced: the input is in S3; --input-bytes bills its size"
+        ),
+        "{stderr}"
+    );
+    let receipt: Value =
+        serde_json::from_slice(output.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    let data_in = receipt["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["item"] == "data_in")
+        .expect("a data-in line");
+    assert_eq!(data_in["price"]["status"], "unpriced", "{receipt}");
 }
 
 #[test]

@@ -810,5 +810,14 @@ async fn an_async_body_over_the_inline_limit_is_an_invalid_argument() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("at most 128000 bytes inline"), "{stderr}");
+    // In the CLI's words (its flags), with no failed-call line before it.
+    assert!(
+        stderr.contains("put the input in S3 and pass --input-location"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("FAILED") && output.stdout.is_empty(),
+        "{stderr}"
+    );
     assert_eq!(fake.invocations(), 0, "nothing sent");
 }

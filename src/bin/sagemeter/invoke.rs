@@ -413,6 +413,16 @@ pub async fn run(
         Some(body) => body.read()?,
         None => Vec::new(),
     };
+    // Over SageMaker's inline limit: said in flags, before the endpoint is looked up.
+    if args.submit_async && body.len() > sagemeter::client::MAX_ASYNC_INLINE_BYTES {
+        return Err(CliError::Usage(format!(
+            "the body is {} bytes; SageMaker takes at most {} bytes inline for \
+             InvokeEndpointAsync: put the input in S3 and pass --input-location (and \
+             --input-bytes to bill its size)",
+            body.len(),
+            sagemeter::client::MAX_ASYNC_INLINE_BYTES
+        )));
+    }
     if args.body.is_some()
         && is_json_content_type(&args.content_type)
         && let Err(e) = serde_json::from_slice::<serde_json::Value>(&body)

@@ -116,6 +116,12 @@ pub async fn run_async(
         Ok(submitted) => submitted,
         Err(e) => return failed(args, out, e),
     };
+    // The receipt's reason names the library's setter; say the flag.
+    if args.input_location.is_some() && args.input_bytes.is_none() {
+        crate::output::eprint(
+            "note: data in is unpriced: the input is in S3; --input-bytes bills its size",
+        );
+    }
     let submission = Submission {
         inference_id: submitted.inference_id(),
         output_location: submitted.output_location(),
