@@ -27,7 +27,8 @@ pub struct EndpointsArgs {
     /// How far back invocations are counted: 24h, 7d, 30d (1h to 90d).
     #[arg(long, default_value = "24h", value_parser = parse_window)]
     pub window: Window,
-    /// Flag instance variants whose utilisation is below this percentage.
+    /// Flag instance variants whose utilisation is below this percentage (10%; a
+    /// bare fraction such as 0.3 is refused as ambiguous).
     #[arg(long, default_value = "10%", value_name = "PERCENT", value_parser = parse_percent)]
     pub underused_below: Decimal,
     /// One JSON document: the region, window and time, the rows (one object per
@@ -41,8 +42,17 @@ fn parse_window(text: &str) -> Result<Window, String> {
 }
 
 fn parse_percent(text: &str) -> Result<Decimal, String> {
-    let number = text.strip_suffix('%').unwrap_or(text);
+    let (number, sign) = match text.strip_suffix('%') {
+        Some(number) => (number, true),
+        None => (text, false),
+    };
     match number.parse::<Decimal>() {
+        // `0.3` could be 0.3 % or, as compare's --discount reads it, 30 %.
+        Ok(p) if !sign && p > Decimal::ZERO && p < Decimal::ONE => Err(format!(
+            "`{text}` is ambiguous: write the percentage with its sign, {}% or {}%",
+            p.normalize(),
+            (p * Decimal::ONE_HUNDRED).normalize()
+        )),
         Ok(p) if p >= Decimal::ZERO && p <= Decimal::ONE_HUNDRED => Ok(p / Decimal::ONE_HUNDRED),
         _ => Err(format!("`{text}` is not a percentage from 0% to 100%")),
     }
@@ -219,6 +229,20 @@ fn flags(r: &EndpointRow) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_threshold_is_a_percentage_and_a_bare_fraction_is_refused_as_ambiguous() {
+        let pct = |s: &str| parse_percent(s).map(|d| d.normalize().to_string());
+        assert_eq!(pct("10%").as_deref(), Ok("0.1"));
+        assert_eq!(pct("10").as_deref(), Ok("0.1"));
+        assert_eq!(pct("0.3%").as_deref(), Ok("0.003"));
+        assert_eq!(pct("0").as_deref(), Ok("0"));
+        assert_eq!(
+            pct("0.3"),
+            Err("`0.3` is ambiguous: write the percentage with its sign, 0.3% or 30%".into())
+        );
+        assert!(pct("101%").is_err() && pct("-1%").is_err() && pct("ten").is_err());
+    }
 
     #[test]
     fn an_account_refusal_is_printed_as_its_own_line_not_its_sdk_sources() {
