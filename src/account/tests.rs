@@ -68,6 +68,13 @@ fn summary(name: &str, status: EndpointStatus) -> EndpointSummary {
         .build()
 }
 
+/// GetMetricData answering no datapoint.
+fn no_metrics() -> Rule {
+    mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
+        aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput::builder().build()
+    })
+}
+
 /// DescribeEndpoint and DescribeEndpointConfig of `name`: `count` × ml.m5.xlarge.
 fn described(name: &'static str, status: EndpointStatus, count: i32) -> [Rule; 2] {
     described_with(name, status, count, None, None)
@@ -225,12 +232,7 @@ async fn every_page_and_every_status_is_listed_and_only_billed_statuses_burn() {
 async fn invocation_counts_past_what_a_count_holds_saturate() {
     use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
     use aws_sdk_cloudwatch::types::MetricDataResult;
-    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
-    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
-        ListEndpointsOutput::builder()
-            .endpoints(summary("serving", EndpointStatus::InService))
-            .build()
-    });
+    let list = listed_alone("serving");
     let [a, b] = described("serving", EndpointStatus::InService, 2);
     let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
         let part = || MetricDataResult::builder().id("i0").values(1e19).build();
@@ -350,18 +352,13 @@ async fn components_view(instances: i32, large_gpus: f32) -> EndpointsView {
     use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
     use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
     use aws_sdk_sagemaker::operation::describe_inference_component::DescribeInferenceComponentOutput;
-    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
     use aws_sdk_sagemaker::operation::list_inference_components::ListInferenceComponentsOutput;
     use aws_sdk_sagemaker::types::{
         InferenceComponentComputeResourceRequirements, InferenceComponentRuntimeConfigSummary,
         InferenceComponentSpecificationSummary, InferenceComponentSummary,
     };
 
-    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
-        ListEndpointsOutput::builder()
-            .endpoints(summary("shared", EndpointStatus::InService))
-            .build()
-    });
+    let list = listed_alone("shared");
     let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output(move || {
         DescribeEndpointOutput::builder()
             .endpoint_name("shared")
@@ -691,18 +688,11 @@ impl PriceSource for NoStorageRates {
 /// window across February's end is billed by the days of each month.
 #[tokio::test]
 async fn a_windows_ml_storage_is_prorated_over_the_calendar_months_it_spans() {
-    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
-    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
-        ListEndpointsOutput::builder()
-            .endpoints(summary("stored", EndpointStatus::InService))
-            .build()
-    });
+    let list = listed_alone("stored");
     // 2 × ml.m5.xlarge with 30 GB volumes; the bundled snapshot's us-east-1 rates,
     // $0.23/h and hosting ML storage (gp2) at $0.14 per GB-month.
     let [a, b] = described_with("stored", EndpointStatus::InService, 2, Some(30), None);
-    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
-        aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput::builder().build()
-    });
+    let metrics = no_metrics();
     // 2027-03-01T12:00:00Z: the last 24 h are 12 in February 2027 (28 days, 672 h)
     // and 12 in March (31 days, 744 h).
     let march_first_noon = SystemTime::UNIX_EPOCH + Duration::from_secs(1_803_902_400);
@@ -734,18 +724,11 @@ async fn a_windows_ml_storage_is_prorated_over_the_calendar_months_it_spans() {
 
 #[tokio::test]
 async fn shadow_variants_burn_and_a_missing_storage_rate_leaves_the_instances_priced() {
-    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
-    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
-        ListEndpointsOutput::builder()
-            .endpoints(summary("shadowed", EndpointStatus::InService))
-            .build()
-    });
+    let list = listed_alone("shadowed");
     // Production: 2 × ml.m5.xlarge ($0.23/h) with 30 GB volumes; shadow: 1 ×
     // ml.g5.xlarge ($1.408/h), both in the bundled snapshot.
     let [a, b] = described_with("shadowed", EndpointStatus::InService, 2, Some(30), Some(1));
-    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
-        aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput::builder().build()
-    });
+    let metrics = no_metrics();
     let account = Account {
         prices: std::sync::Arc::new(NoStorageRates),
         ..account(&[&list, &a, &b], &[&metrics], &[])

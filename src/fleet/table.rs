@@ -1103,13 +1103,7 @@ impl Table {
         let now = tokio::time::Instant::now();
         let deadline = now.checked_add(wait).unwrap_or(now);
         loop {
-            let out = match self
-                .client
-                .describe_table()
-                .table_name(&self.name)
-                .send()
-                .await
-            {
+            let out = match self.describe().await {
                 Ok(out) => Some(out),
                 // DescribeTable is eventually consistent: right after
                 // CreateTable it may not know the table yet.
@@ -1175,18 +1169,26 @@ impl Table {
 }
 
 impl Table {
+    /// DescribeTable of this table: its keys and status.
+    async fn describe(
+        &self,
+    ) -> Result<
+        aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput,
+        SdkError<aws_sdk_dynamodb::operation::describe_table::DescribeTableError, HttpResponse>,
+    > {
+        self.client
+            .describe_table()
+            .table_name(&self.name)
+            .send()
+            .await
+    }
+
     /// Whether the table exists with the fleet's keys: an error saying what to do
     /// when it is missing or has other keys. A table that cannot be described
     /// (no `dynamodb:DescribeTable`, which running a fleet does not need; an
     /// unreachable endpoint, which the fleet's own WARNs then name) passes.
     pub(crate) async fn check(&self) -> Result<(), TableError> {
-        let out = match self
-            .client
-            .describe_table()
-            .table_name(&self.name)
-            .send()
-            .await
-        {
+        let out = match self.describe().await {
             Ok(out) => out,
             Err(err) => {
                 let err = TableError::from(err);

@@ -568,26 +568,28 @@ fn a_hanging_price_list_does_not_make_the_first_call_look_slow() {
 
 #[test]
 fn async_submits_one_request_and_prints_the_submission_receipt() {
-    let output = sagemeter()
-        .args([
-            "invoke",
-            REALTIME_ENDPOINT,
-            "--async",
-            "--input-location",
-            "s3://sagemeter-demo/input.json",
-            "--input-bytes",
-            "1073741824",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let receipt: Value =
-        serde_json::from_slice(output.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    // The submission's receipt (the first line), its data-in line, and stderr.
+    let submit = |size: &[&str]| -> (Value, Value, String) {
+        let output = sagemeter()
+            .args(["invoke", REALTIME_ENDPOINT, "--async", "--json"])
+            .args(["--input-location", "s3://sagemeter-demo/input.json"])
+            .args(size)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        let receipt: Value =
+            serde_json::from_slice(output.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+        let data_in = receipt["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["item"] == "data_in")
+            .expect("a data-in line")
+            .clone();
+        (receipt, data_in, stderr)
+    };
+    let (receipt, data_in, stderr) = submit(&["--input-bytes", "1073741824"]);
     assert_eq!(receipt["type"], "receipt");
     assert_eq!(receipt["usage"]["operation"], "InvokeEndpointAsync");
     // Where the output (or the failure) will land, for the reader to fetch it (moto
@@ -608,12 +610,6 @@ fn async_submits_one_request_and_prints_the_submission_receipt() {
         );
     }
     // 1 GiB of input at the snapshot's 0.016 USD/GB.
-    let data_in = receipt["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["item"] == "data_in")
-        .expect("a data-in line");
     assert_eq!(
         dec(&data_in["price"]["cost_usd"]),
         "0.016".parse::<Decimal>().unwrap()
@@ -622,37 +618,17 @@ fn async_submits_one_request_and_prints_the_submission_receipt() {
         receipt["notes"].to_string().contains("AsyncInf"),
         "the receipt says where compute goes: {receipt}"
     );
-    assert!(!String::from_utf8_lossy(&output.stderr).contains("--input-bytes"));
+    assert!(!stderr.contains("--input-bytes"), "{stderr}");
 
     // Without --input-bytes the input's size is not known: data in is unpriced,
     // and the CLI says which flag bills it.
-    let output = sagemeter()
-        .args([
-            "invoke",
-            REALTIME_ENDPOINT,
-            "--async",
-            "--input-location",
-            "s3://sagemeter-demo/input.json",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let (receipt, data_in, stderr) = submit(&[]);
     assert!(
         stderr.contains(
             "note: data in is unpriced: the input is in S3; --input-bytes bills its size"
         ),
         "{stderr}"
     );
-    let receipt: Value =
-        serde_json::from_slice(output.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
-    let data_in = receipt["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["item"] == "data_in")
-        .expect("a data-in line");
     assert_eq!(data_in["price"]["status"], "unpriced", "{receipt}");
 }
 

@@ -23,6 +23,16 @@ fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
 }
 
+/// A fake SageMaker with the endpoint `jobs` (1 × ml.m5.xlarge).
+async fn jobs_fake() -> FakeSageMaker {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "jobs",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    fake
+}
+
 /// A meter for the async endpoint `jobs` (1 × ml.m5.xlarge, `AsyncInf` at an
 /// override of 36 USD/h) with an enforced endpoint budget of `limit` USD, and the
 /// SDK client that carries its interceptor.
@@ -30,13 +40,22 @@ async fn interceptor_on_jobs(
     fake: &FakeSageMaker,
     limit: &str,
 ) -> (Meter, aws_sdk_sagemakerruntime::Client, Receipts) {
+    interceptor_on_jobs_with(fake, limit, |builder| builder).await
+}
+
+/// [`interceptor_on_jobs`], its builder changed by `more` before it is built.
+async fn interceptor_on_jobs_with(
+    fake: &FakeSageMaker,
+    limit: &str,
+    more: impl FnOnce(sagemeter::ClientBuilder) -> sagemeter::ClientBuilder,
+) -> (Meter, aws_sdk_sagemakerruntime::Client, Receipts) {
     let config = fake.sdk_config().await;
     let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec(limit))
         .unwrap()
         .estimate(Estimate::Fixed { usd: dec("0.05") })
         .unwrap();
     let (builder, receipts) = ten_cents_per_ten_seconds_on(Meter::builder(&config), budget);
-    let meter = builder.build_meter().unwrap();
+    let meter = more(builder).build_meter().unwrap();
     let sdk = intercepted(&config, &meter);
     (meter, sdk, receipts)
 }
@@ -70,11 +89,7 @@ async fn receipts_made(meter: &Meter, receipts: &Receipts, n: usize) -> Vec<Cost
 
 #[tokio::test]
 async fn an_async_submission_seen_by_the_interceptor_has_one_receipt_with_its_compute_unpriced() {
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "jobs",
-        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
-    );
+    let fake = jobs_fake().await;
     let (meter, sdk, receipts) = interceptor_on_jobs(&fake, "1").await;
     let output = submit(&sdk).await.expect("the fake queues it");
     assert_eq!(output.inference_id(), Some("jobs-inference-1"));
@@ -122,24 +137,14 @@ async fn an_async_submission_seen_by_the_interceptor_has_one_receipt_with_its_co
 /// sees the size of neither (a made-up 0 GB would be a silent $0).
 #[tokio::test]
 async fn the_interceptor_leaves_an_async_calls_data_of_sizes_it_cannot_see_unpriced() {
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "jobs",
-        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
-    );
-    let config = fake.sdk_config().await;
-    let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("1"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.05") })
-        .unwrap();
-    let (builder, receipts) = ten_cents_per_ten_seconds_on(Meter::builder(&config), budget);
+    let fake = jobs_fake().await;
     let region = || "us-east-1".to_owned();
-    let meter = builder
-        .price_override(PriceKey::DataIn { region: region() }, dec("0.016"))
-        .price_override(PriceKey::DataOut { region: region() }, dec("0.016"))
-        .build_meter()
-        .unwrap();
-    let sdk = intercepted(&config, &meter);
+    let (meter, sdk, receipts) = interceptor_on_jobs_with(&fake, "1", |builder| {
+        builder
+            .price_override(PriceKey::DataIn { region: region() }, dec("0.016"))
+            .price_override(PriceKey::DataOut { region: region() }, dec("0.016"))
+    })
+    .await;
     submit(&sdk).await.expect("the fake queues it");
     let cost = receipts_made(&meter, &receipts, 1).await.remove(0);
     for (item, why) in [
@@ -163,11 +168,7 @@ async fn the_interceptor_leaves_an_async_calls_data_of_sizes_it_cannot_see_unpri
 #[tokio::test]
 async fn the_interceptor_holds_an_async_submissions_estimate_and_charges_it_so_spent_budgets_refuse()
  {
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "jobs",
-        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
-    );
+    let fake = jobs_fake().await;
     // A limit of two estimates: 2 × 0.05 = 0.10 USD.
     let (meter, sdk, receipts) = interceptor_on_jobs(&fake, "0.10").await;
     for n in 1..=2 {
@@ -217,30 +218,20 @@ async fn an_async_call_the_interceptor_meters_on_a_per_token_endpoint_is_one_inv
         .writer("buffer", buffer.clone())
         .build()
         .unwrap();
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "jobs",
-        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
-    );
-    let config = fake.sdk_config().await;
-    let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("1"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.05") })
-        .unwrap();
-    let (builder, receipts) = ten_cents_per_ten_seconds_on(Meter::builder(&config), budget);
+    let fake = jobs_fake().await;
     // The last charges set for an endpoint are its charges: $0.50 / $1.50 per
     // million input / output tokens, and nothing else.
-    let meter = builder
-        .usage_charges(
-            "jobs",
-            UsageCharges::default()
-                .per_1000_tokens(dec("0.0005"), dec("0.0015"))
-                .alone(),
-        )
-        .sink(emf.clone())
-        .build_meter()
-        .unwrap();
-    let sdk = intercepted(&config, &meter);
+    let (meter, sdk, receipts) = interceptor_on_jobs_with(&fake, "1", |builder| {
+        builder
+            .usage_charges(
+                "jobs",
+                UsageCharges::default()
+                    .per_1000_tokens(dec("0.0005"), dec("0.0015"))
+                    .alone(),
+            )
+            .sink(emf.clone())
+    })
+    .await;
     submit(&sdk).await.expect("the fake queues it");
     let all = receipts_made(&meter, &receipts, 1).await;
     emf.flush().await.unwrap();
