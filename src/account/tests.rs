@@ -68,6 +68,14 @@ fn summary(name: &str, status: EndpointStatus) -> EndpointSummary {
         .build()
 }
 
+/// The account's endpoints view over the last 24 hours.
+async fn last_day(account: &Account) -> EndpointsView {
+    account
+        .endpoints(&EndpointsOptions::new(Window::hours(24)))
+        .await
+        .unwrap()
+}
+
 /// GetMetricData answering no datapoint.
 fn no_metrics() -> Rule {
     mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
@@ -199,10 +207,7 @@ async fn every_page_and_every_status_is_listed_and_only_billed_statuses_burn() {
         &[&metrics_first, &metrics_second],
         &[],
     );
-    let view = account
-        .endpoints(&EndpointsOptions::new(Window::hours(24)))
-        .await
-        .unwrap();
+    let view = last_day(&account).await;
     assert_eq!(first_page.num_calls() + second_page.num_calls(), 2);
     assert_eq!(metrics_first.num_calls() + metrics_second.num_calls(), 2);
     assert_eq!(view.totals.endpoints, 3);
@@ -241,10 +246,7 @@ async fn invocation_counts_past_what_a_count_holds_saturate() {
             .metric_data_results(part())
             .build()
     });
-    let view = account(&[&list, &a, &b], &[&metrics], &[])
-        .endpoints(&EndpointsOptions::new(Window::hours(24)))
-        .await
-        .unwrap();
+    let view = last_day(&account(&[&list, &a, &b], &[&metrics], &[])).await;
     // 1e19 + 1e19 is more than 2⁶⁴ − 1 = 18,446,744,073,709,551,615.
     assert_eq!(view.rows[0].invocations, Some(u64::MAX));
 }
@@ -491,10 +493,7 @@ async fn components_view(instances: i32, large_gpus: f32) -> EndpointsView {
         &[],
     );
     account.prices = std::sync::Arc::new(G5Prices);
-    let view = account
-        .endpoints(&EndpointsOptions::new(Window::hours(24)))
-        .await
-        .unwrap();
+    let view = last_day(&account).await;
     assert_eq!(metrics.num_calls(), 1);
     view
 }
@@ -700,10 +699,7 @@ async fn a_windows_ml_storage_is_prorated_over_the_calendar_months_it_spans() {
         time: SharedTimeSource::new(ManualTimeSource::new(march_first_noon)),
         ..account(&[&list, &a, &b], &[&metrics], &[])
     };
-    let view = account
-        .endpoints(&EndpointsOptions::new(Window::hours(24)))
-        .await
-        .unwrap();
+    let view = last_day(&account).await;
     let row = &view.rows[0];
     // Per hour: 2 × 0.23 + 2 × 30 GB × 0.14 / 730 h = 0.46 + 8.4 / 730
     // = 0.471506849315068… → 0.471506849315.
@@ -733,10 +729,7 @@ async fn shadow_variants_burn_and_a_missing_storage_rate_leaves_the_instances_pr
         prices: std::sync::Arc::new(NoStorageRates),
         ..account(&[&list, &a, &b], &[&metrics], &[])
     };
-    let view = account
-        .endpoints(&EndpointsOptions::new(Window::hours(24)))
-        .await
-        .unwrap();
+    let view = last_day(&account).await;
     let production = view
         .rows
         .iter()
@@ -890,10 +883,7 @@ async fn an_asynchronous_endpoint_is_never_idle_for_want_of_invocations_it_has_n
         )])),
         ..account(&[&list, &a, &b], &[&metrics], &[])
     };
-    let view = account
-        .endpoints(&EndpointsOptions::new(Window::hours(24)))
-        .await
-        .unwrap();
+    let view = last_day(&account).await;
     let row = &view.rows[0];
     assert_eq!(row.kind, VariantKind::AsyncInstance);
     // 2 instances × $1.41/h = $2.82/h, burning whether called or not; over 24 h
@@ -944,10 +934,7 @@ async fn a_called_serverless_endpoint_without_its_per_second_rate_is_unpriced_no
         prices: std::sync::Arc::new(OnlyThese(Vec::new())),
         ..account(&[&list, &a, &b], &[&metrics], &[])
     };
-    let view = account
-        .endpoints(&EndpointsOptions::new(Window::hours(24)))
-        .await
-        .unwrap();
+    let view = last_day(&account).await;
     let row = &view.rows[0];
     assert_eq!(row.kind, VariantKind::Serverless);
     assert_eq!(row.invocations, Some(720));
@@ -990,10 +977,7 @@ async fn an_uncalled_serverless_endpoint_without_its_rate_burns_nothing_and_says
         prices: std::sync::Arc::new(OnlyThese(Vec::new())),
         ..account(&[&list, &a, &b], &[&metrics], &[])
     };
-    let view = account
-        .endpoints(&EndpointsOptions::new(Window::hours(24)))
-        .await
-        .unwrap();
+    let view = last_day(&account).await;
     let row = &view.rows[0];
     // No provisioned concurrency and no call: nothing is billed, whatever the rate.
     assert_eq!(row.usd_per_hour, Some(Decimal::ZERO));
@@ -1295,10 +1279,7 @@ async fn deploying_view(
             )
         },
     );
-    account(&[&list, &endpoint, &config], &[&metrics], &[])
-        .endpoints(&EndpointsOptions::new(Window::hours(24)))
-        .await
-        .unwrap()
+    last_day(&account(&[&list, &endpoint, &config], &[&metrics], &[])).await
 }
 
 #[tokio::test]
