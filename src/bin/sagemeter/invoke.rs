@@ -79,6 +79,7 @@ pub struct InvokeArgs {
         long = "calls",
         value_name = "N",
         default_value_t = 1,
+        allow_negative_numbers = true,
         value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CALLS))
     )]
     pub calls: u32,
@@ -89,6 +90,7 @@ pub struct InvokeArgs {
         long,
         value_name = "C",
         default_value_t = 1,
+        allow_negative_numbers = true,
         value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONCURRENCY))
     )]
     pub concurrency: u32,
@@ -112,7 +114,8 @@ pub struct InvokeArgs {
     pub input_location: Option<String>,
 
     /// With --async and --input-location: the input's size in bytes, to bill data in.
-    #[arg(long, value_name = "BYTES", requires = "input_location")]
+    #[arg(long, value_name = "BYTES", requires = "input_location", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u64).range(0..))]
     pub input_bytes: Option<u64>,
 
     /// Append each call's receipt to this JSON Lines ledger (created 0600); a
@@ -123,7 +126,8 @@ pub struct InvokeArgs {
     /// With a directory --ledger: also start a new file when the current one's
     /// receipts would grow beyond this many bytes (each file also holds the few KB
     /// of definitions they refer to, not counted).
-    #[arg(long, value_name = "BYTES", requires = "ledger", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "BYTES", requires = "ledger", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub ledger_roll_bytes: Option<u64>,
 
     /// Attribute every call to KEY=VALUE (repeatable, one value per key): on receipts,
@@ -140,7 +144,8 @@ pub struct InvokeArgs {
 
     /// What each call is assumed to cost before it is sent, in USD, for --budget
     /// (default: the most expensive of the last 20 calls, $0.01 before the first).
-    #[arg(long, value_name = "USD", value_parser = parse_usd, requires = "budgets")]
+    #[arg(long, value_name = "USD", value_parser = parse_usd, requires = "budgets",
+          allow_negative_numbers = true)]
     pub estimate: Option<Decimal>,
 
     /// Share running totals and budgets with every process using this DynamoDB
@@ -153,13 +158,13 @@ pub struct InvokeArgs {
     /// long a killed process's unspent budget stays out of the fleet's reach.
     #[cfg(feature = "fleet")]
     #[arg(long, value_name = "SECS", default_value_t = 30, requires = "fleet_table",
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub lease_ttl: u64,
 
     /// With --fleet-table: the share of a budget leased at a time, in percent.
     #[cfg(feature = "fleet")]
     #[arg(long, value_name = "PCT", default_value_t = 5, requires = "fleet_table",
-          value_parser = clap::value_parser!(u32).range(1..=100))]
+          allow_negative_numbers = true, value_parser = parse_lease_percent)]
     pub lease_percent: u32,
 }
 
@@ -231,6 +236,16 @@ fn parse_usd(text: &str) -> Result<Decimal, String> {
     match text.trim_start_matches('$').parse::<Decimal>() {
         Ok(usd) if !usd.is_sign_negative() => Ok(usd),
         _ => Err(format!("`{text}` is not an amount of USD (e.g. 25 or 0.5)")),
+    }
+}
+
+/// `5` or `5%`: a whole percentage from 1 to 100.
+fn parse_lease_percent(text: &str) -> Result<u32, String> {
+    match text.strip_suffix('%').unwrap_or(text).parse::<u32>() {
+        Ok(p) if (1..=100).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "`{text}` is not a whole percentage from 1 to 100 (e.g. 5 or 5%)"
+        )),
     }
 }
 

@@ -340,4 +340,36 @@ mod tests {
         // The top level, its commands, and the fleet's and the ledger's own.
         assert!(checked >= 8, "{checked}");
     }
+
+    #[test]
+    fn a_negative_number_is_read_as_a_value_and_refused_by_its_range() {
+        use clap::Parser;
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["sagemeter", "invoke", "e", "--body", "{}"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        // Not "unexpected argument '-1' found; tip: use '-- -1'".
+        let err = parse(&["-n", "-1"]).unwrap_err();
+        assert!(
+            err.contains("invalid value '-1' for '--calls <N>': -1 is not in 1..="),
+            "{err}"
+        );
+        let err = parse(&["--ledger", "d/", "--ledger-roll-bytes", "-5"]).unwrap_err();
+        assert!(
+            err.contains("invalid value '-5' for '--ledger-roll-bytes <BYTES>'"),
+            "{err}"
+        );
+        #[cfg(feature = "fleet")]
+        {
+            parse(&["--fleet-table", "t", "--lease-percent", "5%"]).unwrap();
+            let err = parse(&["--fleet-table", "t", "--lease-percent", "-5"]).unwrap_err();
+            assert!(
+                err.contains("not a whole percentage from 1 to 100"),
+                "{err}"
+            );
+        }
+    }
 }
