@@ -192,10 +192,12 @@ struct PeriodKey {
 }
 
 impl PeriodKey {
-    /// Moves to the `period` containing `now`, if it is not that one already.
+    /// Moves to the `period` containing `now`, if it is a later one: periods only
+    /// move forward, as a process's own budgets do (a clock stepped back across a
+    /// period's start counts in the current period, not in the one before).
     fn roll(&mut self, period: BudgetPeriod, now: DateTime<Utc>) {
         let start = period.start_of(now);
-        if self.start != Some(start) {
+        if self.start.is_none_or(|current| start > current) {
             *self = PeriodKey {
                 start: Some(start),
                 end: keys::period_end(period, start),
@@ -862,7 +864,15 @@ impl Fleet {
             else {
                 continue;
             };
-            let start = budget.period().start_of(now);
+            // The period the process is in: never an earlier one (see `PeriodKey::roll`).
+            let start = state
+                .budget_periods
+                .get(charge.budget)
+                .and_then(|key| key.start)
+                .map_or_else(
+                    || budget.period().start_of(now),
+                    |current| current.max(budget.period().start_of(now)),
+                );
             let pending = &mut state.budget_item(budget, pk, start).pending;
             pending.unpriced = pending.unpriced.saturating_add(pico);
         }

@@ -1835,7 +1835,7 @@ async fn a_settlement_the_fleet_table_cannot_check_is_billed_and_says_so() {
 /// $0.016/GB.
 fn discovered_m5(
     fake_conf: &aws_types::SdkConfig,
-    time: &aws_smithy_async::test_util::ManualTimeSource,
+    time: impl aws_smithy_async::time::TimeSource + 'static,
     table: &str,
     ddb: &aws_sdk_dynamodb::Client,
 ) -> sagemeter::ClientBuilder {
@@ -1845,7 +1845,7 @@ fn discovered_m5(
         .price_override(PriceKey::hosting(r, "ml.m5.xlarge"), dec("0.23"))
         .price_override(PriceKey::DataIn { region: r.into() }, dec("0.016"))
         .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
-        .time_source(aws_smithy_async::time::SharedTimeSource::new(time.clone()))
+        .time_source(aws_smithy_async::time::SharedTimeSource::new(time))
         .without_metrics()
         .fleet(FleetConfig::dynamodb(table).dynamodb_client(ddb.clone()))
 }
@@ -1915,7 +1915,7 @@ async fn two_processes(name: &str, refresh_a: Duration, refresh_b: Duration) -> 
         ManualTimeSource::new(midnight.into()),
     );
     let process = |time: &ManualTimeSource, refresh: Duration| {
-        discovered_m5(&fake_conf, time, &table, &ddb)
+        discovered_m5(&fake_conf, time.clone(), &table, &ddb)
             .discovery_refresh(refresh)
             .build()
             .unwrap()
@@ -1978,6 +1978,48 @@ async fn the_fleets_accrual_prices_each_stretch_of_the_day_at_the_instances_then
     }
     p.a.meter().shutdown().await.unwrap();
     p.b.meter().shutdown().await.unwrap();
+}
+
+/// A wall clock stepped back across midnight: the spend after the step stays in
+/// the day the process was in (periods only move forward, as a process's own
+/// budgets do), not in the day before, where the fleet's figures of the day
+/// would miss it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_stepped_back_across_midnight_keeps_the_spend_in_the_later_day() {
+    use chrono::TimeZone;
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name("stepback");
+    create_table(&conf, &table).await.unwrap();
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "scaled",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let midnight = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
+    let clock = crate::support::SettableClock::new(midnight.into());
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let client = discovered_m5(&fake.sdk_config().await, clock.clone(), &table, &ddb)
+        .build()
+        .unwrap();
+    // 2026-12-02 00:00:01: a call of the new day.
+    clock.set((midnight + chrono::Duration::seconds(1)).into());
+    let first = call_endpoint(&client, "scaled").await;
+    // The clock steps back to 2026-12-01 23:59:58: another call.
+    clock.set((midnight - chrono::Duration::seconds(2)).into());
+    let second = call_endpoint(&client, "scaled").await;
+    assert!(client.meter().flush_fleet().await);
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let days: Vec<(chrono::DateTime<chrono::Utc>, u64, Decimal)> = status
+        .iter()
+        .filter(|s| s.scope == BudgetScope::Client)
+        .map(|s| (s.period_start, s.calls, s.spent_usd))
+        .collect();
+    // Both calls, and both receipts' money, in 2 December's fleet item; none
+    // in 1 December's.
+    let both = first.cost_usd + second.cost_usd;
+    assert_eq!(days, [(midnight, 2, both)], "{status:#?}");
+    assert_eq!(second.running_fleet_usd, Some(both));
+    client.meter().shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2044,7 +2086,7 @@ async fn short_runs_at_the_same_rate_add_one_standing_stretch_to_the_day_not_one
             .with_ymd_and_hms(2026, 12, 2, hour, 0, 0)
             .unwrap();
         let time = ManualTimeSource::new(at.into());
-        let client = discovered_m5(&fake_conf, &time, &table, &ddb)
+        let client = discovered_m5(&fake_conf, time.clone(), &table, &ddb)
             .build()
             .unwrap();
         call_endpoint(&client, "cron").await;

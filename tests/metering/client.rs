@@ -1025,22 +1025,12 @@ async fn shared_instances_client(
     (client, time, receipts)
 }
 
-/// A wall clock a test can set, backwards too (as NTP or a resumed VM steps it).
-#[derive(Debug, Clone)]
-struct SettableClock(Arc<std::sync::Mutex<std::time::SystemTime>>);
-
-impl aws_smithy_async::time::TimeSource for SettableClock {
-    fn now(&self) -> std::time::SystemTime {
-        *self.0.lock().unwrap()
-    }
-}
-
 #[tokio::test]
 async fn a_call_after_the_wall_clock_steps_back_is_billed_its_whole_time() {
     let fake = fake_with_demo_endpoints().await;
     let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    let clock = SettableClock(Arc::new(std::sync::Mutex::new(t0)));
-    let set = |at: std::time::SystemTime| *clock.0.lock().unwrap() = at;
+    let clock = crate::support::SettableClock::new(t0);
+    let set = |at: std::time::SystemTime| clock.set(at);
     let client = rt_on_one_m5(&fake)
         .await
         .time_source(SharedTimeSource::new(clock.clone()))

@@ -158,3 +158,26 @@ pub fn gb_month_storage(
     }
     total
 }
+
+/// A wall clock a test can set, backwards too (as NTP or a resumed VM steps it):
+/// `ManualTimeSource` only moves forward.
+#[derive(Debug, Clone)]
+pub struct SettableClock(std::sync::Arc<std::sync::Mutex<std::time::SystemTime>>);
+
+impl SettableClock {
+    /// A clock reading `at`.
+    pub fn new(at: std::time::SystemTime) -> Self {
+        SettableClock(std::sync::Arc::new(std::sync::Mutex::new(at)))
+    }
+
+    /// Makes it read `at` from now on.
+    pub fn set(&self, at: std::time::SystemTime) {
+        *self.0.lock().unwrap() = at;
+    }
+}
+
+impl aws_smithy_async::time::TimeSource for SettableClock {
+    fn now(&self) -> std::time::SystemTime {
+        *self.0.lock().unwrap()
+    }
+}
