@@ -397,8 +397,13 @@ impl Item {
         period_start: Option<DateTime<Utc>>,
         seen: Option<&SeenRate>,
     ) -> FleetAccrualFigures {
-        let allocated = input.allocated_usd.and_then(to_pico).unwrap_or(0);
         let started_ns = epoch_ns(input.started_at);
+        let allocated = in_period(
+            input.allocated_usd.and_then(to_pico).unwrap_or(0),
+            started_ns,
+            datetime_ns(now),
+            period_start.map(datetime_ns),
+        );
         let started_ms = epoch_ms(input.started_at);
         if !self.first_call_ns.contains_key(variant)
             && let Some(pico_per_hour) = to_pico(input.usd_per_hour)
@@ -624,6 +629,29 @@ fn epoch_ns(at: SystemTime) -> i128 {
 /// `at` in epoch nanoseconds.
 fn datetime_ns(at: DateTime<Utc>) -> i128 {
     i128::from(at.timestamp()) * 1_000_000_000 + i128::from(at.timestamp_subsec_nanos())
+}
+
+/// The part of a call's `allocated` compute (pico-USD) that falls in the period
+/// beginning at `period_start_ns`, the call running from `started_ns` to
+/// `ended_ns`: the period's accrual begins at its start, so a call across it
+/// (before midnight to after) brings only the share of its time after it, and
+/// the day's allocation never passes what the day accrued.
+fn in_period(
+    allocated: i128,
+    started_ns: i128,
+    ended_ns: i128,
+    period_start_ns: Option<i128>,
+) -> i128 {
+    match period_start_ns {
+        Some(start) if started_ns < start && start < ended_ns => {
+            let inside = ended_ns - start;
+            let whole = ended_ns - started_ns;
+            allocated
+                .checked_mul(inside)
+                .map_or(allocated, |x| x / whole)
+        }
+        _ => allocated,
+    }
 }
 
 fn epoch_ms(at: SystemTime) -> i64 {

@@ -2022,6 +2022,59 @@ async fn a_clock_stepped_back_across_midnight_keeps_the_spend_in_the_later_day()
     client.meter().shutdown().await.unwrap();
 }
 
+/// A call across midnight is the new day's first: the day's accrual begins at
+/// midnight, so the day is allocated only the call's part after it, and its
+/// utilisation stays at most 1 (all of the call's compute on the day would read
+/// twice what the instance accrued).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_across_midnight_brings_the_new_day_only_its_part_after_midnight() {
+    use chrono::TimeZone;
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name("midnight");
+    create_table(&conf, &table).await.unwrap();
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "scaled",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let midnight = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
+    let time = aws_smithy_async::test_util::ManualTimeSource::new(
+        (midnight - chrono::Duration::seconds(30)).into(),
+    );
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let client = discovered_m5(&fake.sdk_config().await, time.clone(), &table, &ddb)
+        .build()
+        .unwrap();
+    // The endpoint described first, so that the call runs alone on the clock.
+    client.meter().endpoint_profile("scaled").await.unwrap();
+    // 23:59:30 to 00:00:30, alone on the one ml.m5.xlarge at $0.23/h.
+    fake.hold();
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { call_endpoint(&client, "scaled").await }
+    });
+    fake.wait_for_invocations(1).await;
+    time.advance(Duration::from_secs(60));
+    fake.release();
+    let cost = call.await.unwrap();
+    // The receipt bills the whole minute: 60 s × $0.23 / 3,600 s = $0.0038333….
+    let compute: Decimal = cost
+        .lines
+        .iter()
+        .filter(|l| l.item == sagemeter::billing::LineItem::Compute)
+        .filter_map(|l| l.cost_usd())
+        .sum();
+    assert_eq!(compute, dec("0.003833333333"));
+    // The day from midnight: 30 s accrued, $0.23 × 30 / 3,600 = $0.0019166…,
+    // and the call's 30 s of 60 allocated: half its 3,833,333,333 pico-USD, to
+    // the whole pico-USD below, 1,916,666,666. Utilisation 1, not 2.
+    let accrual = cost.accrual.expect("an instance variant accrues");
+    assert_eq!(accrual.accrued_usd, dec("0.001916666667"));
+    assert_eq!(accrual.allocated_usd, dec("0.001916666666"));
+    assert!(accrual.utilisation.unwrap() <= Decimal::ONE, "{accrual:?}");
+    client.meter().shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_call_from_a_profile_older_than_the_tables_stretch_does_not_overwrite_it() {
     // A refreshes its profile every 100 ms of real time; B keeps its own a day.
