@@ -10,6 +10,12 @@
 //! Where several runs metered the same variant at the same time (replicas of a
 //! service, each with its own ledger), they counted the same instances: that
 //! time is counted once, at the highest of their rates.
+//!
+//! A receipt of a fleet (`running_fleet_usd` set) carries the fleet's accrual
+//! instead: every process's, for the UTC day its call ended in, from the fleet's
+//! first call that day. Each process's ledger repeats the same growing figures,
+//! so they are not increments to add up: the day's are the highest any of its
+//! receipts carries.
 
 use super::usage_class::UsageClass;
 use crate::billing::Cost;
@@ -53,6 +59,8 @@ pub(super) struct Accruals {
     runs: HashMap<RunKey, Run>,
     next_run: u64,
     stretches: BTreeMap<StretchKey, Vec<Stretch>>,
+    /// A fleet's figures of each day: the highest accrued and allocated seen.
+    fleet_days: BTreeMap<StretchKey, (Decimal, Decimal)>,
 }
 
 /// What one receipt's accrual changes, worked out before anything is changed.
@@ -155,12 +163,55 @@ impl Accruals {
         self.runs.insert(key, run);
     }
 
+    /// Notes the fleet's accrual a fleet receipt carries (`accrued` and
+    /// `allocated`, the fleet's running figures of the day its call ended in).
+    pub(super) fn note_fleet(
+        &mut self,
+        cost: &Cost,
+        class: &UsageClass,
+        accrued: Decimal,
+        allocated: Decimal,
+    ) {
+        let latency = Span::from_std(cost.usage.latency).unwrap_or(Span::zero());
+        let end = cost.at.checked_add_signed(latency).unwrap_or(cost.at);
+        let key = (
+            end.date_naive(),
+            cost.endpoint.clone(),
+            cost.variant.clone(),
+            class.clone(),
+        );
+        let day = self.fleet_days.entry(key).or_default();
+        *day = (day.0.max(accrued), day.1.max(allocated));
+    }
+
     /// Instance time accrued per day, endpoint and kind of instance time: each
-    /// variant's time counted once however many runs metered it.
+    /// variant's time counted once however many runs metered it (a fleet's day
+    /// figure, where there is one, standing for the runs it covers).
     pub(super) fn by_day(&self) -> BTreeMap<(NaiveDate, &str, &UsageClass), Decimal> {
+        let mut variants: BTreeMap<&StretchKey, Decimal> = BTreeMap::new();
+        for (key, stretches) in &self.stretches {
+            variants.insert(key, union(stretches));
+        }
+        for (key, (accrued, _)) in &self.fleet_days {
+            let usd = variants.entry(key).or_default();
+            *usd = (*usd).max(*accrued);
+        }
         let mut days: BTreeMap<(NaiveDate, &str, &UsageClass), Decimal> = BTreeMap::new();
-        for ((day, endpoint, _, class), stretches) in &self.stretches {
-            *days.entry((*day, endpoint, class)).or_default() += union(stretches);
+        for ((day, endpoint, _, class), usd) in variants {
+            *days.entry((*day, endpoint, class)).or_default() += usd;
+        }
+        days
+    }
+
+    /// Compute fleets allocated per day, endpoint and kind of instance time: the
+    /// highest figure of each variant's day (runs outside a fleet count theirs
+    /// as increments on their receipts' cells).
+    pub(super) fn fleet_allocated_by_day(
+        &self,
+    ) -> BTreeMap<(NaiveDate, &str, &UsageClass), Decimal> {
+        let mut days: BTreeMap<(NaiveDate, &str, &UsageClass), Decimal> = BTreeMap::new();
+        for ((day, endpoint, _, class), (_, allocated)) in &self.fleet_days {
+            *days.entry((*day, endpoint, class)).or_default() += *allocated;
         }
         days
     }

@@ -380,17 +380,24 @@ impl Metered {
             cell.usd_per_unit.get_or_insert(usd_per_unit);
         }
         let mut accrual_update = None;
+        let mut fleet_accrual = None;
         if let (Some(accrual), Some(class)) = (&cost.accrual, compute_class) {
             let accrued = figure("an accrual", accrual.accrued_usd)?;
             let allocated = figure("an allocation", accrual.allocated_usd)?;
-            let update = self.accruals.update(run, cost, &class, accrued, allocated);
-            let cell = cells.get_mut(&class).ok_or_else(|| overflow("accrual"))?;
-            cell.allocated_usd = sum(
-                cell.allocated_usd,
-                update.allocated_usd,
-                "allocated instance time",
-            )?;
-            accrual_update = Some(update);
+            if cost.running_fleet_usd.is_some() {
+                // A fleet's figures are every process's: the day's highest, not a
+                // run's increments (see `accrual`).
+                fleet_accrual = Some((class, accrued, allocated));
+            } else {
+                let update = self.accruals.update(run, cost, &class, accrued, allocated);
+                let cell = cells.get_mut(&class).ok_or_else(|| overflow("accrual"))?;
+                cell.allocated_usd = sum(
+                    cell.allocated_usd,
+                    update.allocated_usd,
+                    "allocated instance time",
+                )?;
+                accrual_update = Some(update);
+            }
         }
 
         self.receipts += 1;
@@ -406,6 +413,9 @@ impl Metered {
         }
         if let Some(update) = accrual_update {
             self.accruals.apply(update);
+        }
+        if let Some((class, accrued, allocated)) = fleet_accrual {
+            self.accruals.note_fleet(cost, &class, accrued, allocated);
         }
         Ok(())
     }
@@ -820,6 +830,14 @@ impl Account {
             let cell = cells.entry((day, group, class.clone())).or_default();
             cell.metered.accrued_usd += accrued;
         }
+        for ((day, endpoint, class), allocated) in metered.accruals.fleet_allocated_by_day() {
+            if day < options.since || day >= options.until {
+                continue;
+            }
+            let group = group_of(endpoint, class);
+            let cell = cells.entry((day, group, class.clone())).or_default();
+            cell.metered.allocated_usd += allocated;
+        }
         cells
     }
 
@@ -1153,7 +1171,11 @@ mod tests {
     /// The instance time accrued, and of it allocated, over every day.
     fn accrual(m: &Metered) -> (Decimal, Decimal) {
         let accrued = m.accruals.by_day().values().sum();
-        let allocated = m.cells.values().map(|c| c.allocated_usd).sum();
+        let allocated = m.cells.values().map(|c| c.allocated_usd).sum::<Decimal>()
+            + m.accruals
+                .fleet_allocated_by_day()
+                .values()
+                .sum::<Decimal>();
         (accrued, allocated)
     }
 
@@ -1244,6 +1266,44 @@ mod tests {
             "{err}"
         );
         assert_eq!(m.receipts(), 3, "nothing of the copy counted");
+    }
+
+    /// Two processes of a fleet, each with its own ledger: every receipt carries the
+    /// fleet's accrual of the day (both processes' calls), so each ledger repeats
+    /// the same growing figures. The day's instance time and allocation are the
+    /// fleet's, once: not each ledger's increments added up.
+    #[test]
+    fn a_fleets_ledgers_count_its_day_accrual_and_allocation_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = |id: &str, at: &str, accrued: &str, allocated: &str| {
+            let mut cost = receipt(id, at, "0.0000000639", accrued, allocated);
+            cost.running_fleet_usd = Some(d("1"));
+            cost
+        };
+        // One ml.m5.xlarge at $0.23/h; the fleet's first call at 00:00. By 12:00
+        // the day has accrued 12 h × $0.23 = $2.76, of which the processes'
+        // calls were allocated $0.50; by 24:00 (the last call, at 23:59:59)
+        // $5.52, of which $1.00. A's and B's receipts carry what the table held
+        // when they were made.
+        let a = [
+            fleet("a1", "2026-12-02T00:00:00Z", "0", "0"),
+            fleet("a2", "2026-12-02T12:00:00Z", "2.76", "0.50"),
+            fleet("a3", "2026-12-02T23:59:59Z", "5.52", "1.00"),
+        ];
+        let b = [
+            fleet("b1", "2026-12-02T06:00:00Z", "1.38", "0.25"),
+            fleet("b2", "2026-12-02T18:00:00Z", "4.14", "0.75"),
+        ];
+        let mut m = Metered::new("us-east-1");
+        for (name, receipts) in [("a.jsonl", &a[..]), ("b.jsonl", &b[..])] {
+            let path = dir.path().join(name);
+            write_ledger(&path, receipts);
+            m.read_ledger(&path).unwrap();
+        }
+        // The day: $5.52 accrued and $1.00 allocated, as the fleet's last figures
+        // say (not A's 5.52 and 1.00 plus B's 2.76 and 0.50 of increments).
+        assert_eq!(accrual(&m), (d("5.52"), d("1.00")));
+        assert_eq!(accrued_on(&m, "2026-12-02"), d("5.52"));
     }
 
     #[test]
