@@ -501,6 +501,20 @@ pub(crate) struct FinishedCall {
     pub tokens_unseen: Option<String>,
 }
 
+/// Whether `profile` shows no copy of the inference component `name` (an
+/// adapter: of its base, whose copies it runs on). A component the profile does
+/// not know is not this case: its line says so on its own.
+fn no_copies(profile: &EndpointProfile, name: &str) -> bool {
+    let Some(component) = profile.component(name) else {
+        return false;
+    };
+    let holder = match component.base.as_deref() {
+        Some(base) => profile.component(base),
+        None => Some(component),
+    };
+    holder.is_some_and(|c| c.copies == 0)
+}
+
 /// The provenance to keep for a standing rate summed from two: a fallback's (the
 /// bundled snapshot, or a cached price served with a note) over a rate's that is
 /// not, so the sum never claims a better source than its worst part.
@@ -1287,6 +1301,24 @@ impl Meter {
                                 shared_hours,
                                 &rates.compute,
                             )),
+                            // The profile shows no copy of the component (scaled to
+                            // zero, or still being created when it was described):
+                            // a call proves one now, of a share not known yet.
+                            (Some(name), _) if no_copies(profile, name) => {
+                                self.inner.discovery.refresh_soon(&endpoint, self.now());
+                                lines.push(unpriced(
+                                    LineItem::Compute,
+                                    Decimal::ZERO,
+                                    QuantityUnit::InstanceHours,
+                                    format!(
+                                        "the endpoint's profile shows no copy of inference \
+                                         component `{name}` (scaled to zero, or still being \
+                                         created when described): what the call's copy holds \
+                                         of the instances is not known; the profile is \
+                                         refreshed"
+                                    ),
+                                ));
+                            }
                             (Some(name), _) => lines.push(component_compute_line(
                                 name,
                                 rates.component(name),

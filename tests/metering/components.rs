@@ -415,6 +415,19 @@ async fn copies_asked_for_but_not_deployed_hold_nothing_and_a_vanished_component
     // Only small's 1 of 8 GPUs is reserved: 0.1418 USD × 7/8 = 0.124075 unreserved.
     let accrual = costs[0].accrual.clone().unwrap();
     assert_eq!(accrual.unreserved_usd, Some(dec("0.124075")));
+
+    // A call to large, whose profile shows no copy: its copy's share is not known
+    // (billing it as one copy would bill capacity the accrual counts as
+    // unreserved), so its compute is unpriced, saying why, never a guess.
+    let large = call(&client, Some("large"), None).await;
+    let LinePrice::Unpriced { reason } = &compute(&large).price else {
+        panic!("a component with no copy priced: {:?}", compute(&large));
+    };
+    assert!(
+        reason.contains("shows no copy of inference component `large`"),
+        "{reason}"
+    );
+    assert!(!large.is_fully_priced());
 }
 
 #[tokio::test]
