@@ -247,6 +247,20 @@ fn history_flags_are_checked_before_anything_is_sent() {
     assert_eq!(out.status.code(), Some(2));
     let out = price_offline(&["--history"]);
     assert_eq!(out.status.code(), Some(2));
+    // A day to come has no version: counted as unchanged, it would water a
+    // trend down.
+    for args in [
+        &["ml.c5.2xlarge", "--history", "--until", "2999-01-01"][..],
+        &["--trend", "ml.g5", "--until", "2999-01-01"],
+    ] {
+        let out = price_offline(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("--until 2999-01-01 is after today"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
 }
 
 #[test]

@@ -72,7 +72,7 @@ pub struct PriceArgs {
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date, help_heading = "History")]
     pub since: Option<NaiveDate>,
 
-    /// The last date of the history (default: today, UTC).
+    /// The last date of the history (default: today, UTC; not after today).
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date, help_heading = "History")]
     pub until: Option<NaiveDate>,
 

@@ -367,7 +367,19 @@ impl PriceListHistory {
     }
 
     fn until_date(&self, since: NaiveDate) -> Result<NaiveDate, HistoryError> {
-        let until = self.until.unwrap_or_else(|| Utc::now().date_naive());
+        let today = Utc::now().date_naive();
+        let until = self.until.unwrap_or(today);
+        // No version is published for a day to come: counted as listed unchanged,
+        // the days to come would water a trend down (0.9 over 2 years is −5.13 %
+        // a year; "until" 4 years later, −1.74 %).
+        if until > today {
+            return Err(HistoryError::Invalid {
+                reason: format!(
+                    "--until {until} is after today ({today}): the Price List publishes no \
+                     version of a day to come"
+                ),
+            });
+        }
         if since > until {
             return Err(HistoryError::Invalid {
                 reason: format!("--since {since} is after the last date asked for ({until})"),

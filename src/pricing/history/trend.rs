@@ -34,7 +34,9 @@ pub struct SizeTrend {
     /// The last sampled date it was listed on.
     pub latest_on: NaiveDate,
     /// The yearly rate of change in percent, to 2 places (`-20.00` for −20 % a
-    /// year); `None` when the span is shorter than a day.
+    /// year), compounded; `None` when the span is shorter than a day, when a rate
+    /// is not above 0, or when the compounded figure does not fit (a rate doubled
+    /// in a day is e²⁵⁸ a year).
     #[serde(with = "rust_decimal::serde::str_option")]
     pub yearly_change_percent: Option<Decimal>,
     /// vCPUs per instance, when the Price List says.
