@@ -1894,20 +1894,49 @@ impl TwoProcesses {
     }
 }
 
-/// [`TwoProcesses`] on table `name`, their profiles refreshed after `refresh_a`
-/// and `refresh_b` of real time.
-async fn two_processes(name: &str, refresh_a: Duration, refresh_b: Duration) -> TwoProcesses {
-    use aws_smithy_async::test_util::ManualTimeSource;
+/// 2026-12-02 00:00 UTC, where the fleet tests' days begin.
+fn midnight() -> chrono::DateTime<chrono::Utc> {
     use chrono::TimeZone;
-    let conf = Emulator::shared().sdk_config().await;
-    let table = table_name(name);
-    create_table(&conf, &table).await.unwrap();
+    chrono::Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap()
+}
+
+/// A fake SageMaker whose endpoint `scaled` runs on 1 ml.m5.xlarge.
+async fn scaled_fake() -> FakeSageMaker {
     let fake = FakeSageMaker::start().await;
     fake.add_endpoint(
         "scaled",
         vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
     );
-    let midnight = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
+    fake
+}
+
+/// One process of a fleet on a table of its own (`name`, made here), on the
+/// clock `time`, calling `fake`'s endpoints; with the emulator's config and the
+/// table's name, to read the table's status.
+async fn one_process(
+    fake: &FakeSageMaker,
+    name: &str,
+    time: impl aws_smithy_async::time::TimeSource + 'static,
+) -> (Client, aws_types::SdkConfig, String) {
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name(name);
+    create_table(&conf, &table).await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let client = discovered_m5(&fake.sdk_config().await, time, &table, &ddb)
+        .build()
+        .unwrap();
+    (client, conf, table)
+}
+
+/// [`TwoProcesses`] on table `name`, their profiles refreshed after `refresh_a`
+/// and `refresh_b` of real time.
+async fn two_processes(name: &str, refresh_a: Duration, refresh_b: Duration) -> TwoProcesses {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name(name);
+    create_table(&conf, &table).await.unwrap();
+    let fake = scaled_fake().await;
+    let midnight = midnight();
     let ddb = aws_sdk_dynamodb::Client::new(&conf);
     let fake_conf = fake.sdk_config().await;
     let (time_a, time_b) = (
@@ -1986,21 +2015,10 @@ async fn the_fleets_accrual_prices_each_stretch_of_the_day_at_the_instances_then
 /// would miss it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clock_stepped_back_across_midnight_keeps_the_spend_in_the_later_day() {
-    use chrono::TimeZone;
-    let conf = Emulator::shared().sdk_config().await;
-    let table = table_name("stepback");
-    create_table(&conf, &table).await.unwrap();
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "scaled",
-        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
-    );
-    let midnight = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
+    let fake = scaled_fake().await;
+    let midnight = midnight();
     let clock = crate::support::SettableClock::new(midnight.into());
-    let ddb = aws_sdk_dynamodb::Client::new(&conf);
-    let client = discovered_m5(&fake.sdk_config().await, clock.clone(), &table, &ddb)
-        .build()
-        .unwrap();
+    let (client, conf, table) = one_process(&fake, "stepback", clock.clone()).await;
     // 2026-12-02 00:00:01: a call of the new day.
     clock.set((midnight + chrono::Duration::seconds(1)).into());
     let first = call_endpoint(&client, "scaled").await;
@@ -2028,23 +2046,11 @@ async fn a_clock_stepped_back_across_midnight_keeps_the_spend_in_the_later_day()
 /// twice what the instance accrued).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_across_midnight_brings_the_new_day_only_its_part_after_midnight() {
-    use chrono::TimeZone;
-    let conf = Emulator::shared().sdk_config().await;
-    let table = table_name("midnight");
-    create_table(&conf, &table).await.unwrap();
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "scaled",
-        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
-    );
-    let midnight = chrono::Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
+    let fake = scaled_fake().await;
     let time = aws_smithy_async::test_util::ManualTimeSource::new(
-        (midnight - chrono::Duration::seconds(30)).into(),
+        (midnight() - chrono::Duration::seconds(30)).into(),
     );
-    let ddb = aws_sdk_dynamodb::Client::new(&conf);
-    let client = discovered_m5(&fake.sdk_config().await, time.clone(), &table, &ddb)
-        .build()
-        .unwrap();
+    let (client, _, _) = one_process(&fake, "midnight", time.clone()).await;
     // The endpoint described first, so that the call runs alone on the clock.
     client.meter().endpoint_profile("scaled").await.unwrap();
     // 23:59:30 to 00:00:30, alone on the one ml.m5.xlarge at $0.23/h.
