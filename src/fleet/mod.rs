@@ -326,10 +326,7 @@ pub async fn create_table(
     sdk_config: &aws_types::SdkConfig,
     table: &str,
 ) -> Result<bool, crate::Error> {
-    let table = table::Table {
-        client: table::with_time_limits(&aws_sdk_dynamodb::Client::new(sdk_config)),
-        name: table.to_owned(),
-    };
+    let table = table::Table::of_config(sdk_config, table);
     table
         .create(Duration::from_secs(120))
         .await
@@ -345,10 +342,7 @@ pub async fn check_table(
     sdk_config: &aws_types::SdkConfig,
     table: &str,
 ) -> Result<(), crate::Error> {
-    let table = table::Table {
-        client: table::with_time_limits(&aws_sdk_dynamodb::Client::new(sdk_config)),
-        name: table.to_owned(),
-    };
+    let table = table::Table::of_config(sdk_config, table);
     table
         .check()
         .await

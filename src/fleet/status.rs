@@ -79,10 +79,7 @@ pub async fn fleet_status(
     sdk_config: &aws_types::SdkConfig,
     table: &str,
 ) -> Result<Vec<FleetScopeStatus>, crate::Error> {
-    let table = Table {
-        client: table::with_time_limits(&aws_sdk_dynamodb::Client::new(sdk_config)),
-        name: table.to_owned(),
-    };
+    let table = Table::of_config(sdk_config, table);
     table
         .check()
         .await

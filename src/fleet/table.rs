@@ -575,6 +575,62 @@ pub(crate) enum Leased {
 }
 
 impl Table {
+    /// The table `name` through a client of `sdk_config` with the fleet's time
+    /// limits ([`with_time_limits`]): what `fleet init`, `fleet status` and the
+    /// check before use ask through.
+    pub(crate) fn of_config(sdk_config: &aws_types::SdkConfig, name: &str) -> Table {
+        Table {
+            client: with_time_limits(&Client::new(sdk_config)),
+            name: name.to_owned(),
+        }
+    }
+
+    /// DescribeTable of this table: its keys and status.
+    async fn describe(
+        &self,
+    ) -> Result<
+        aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput,
+        SdkError<aws_sdk_dynamodb::operation::describe_table::DescribeTableError, HttpResponse>,
+    > {
+        self.client
+            .describe_table()
+            .table_name(&self.name)
+            .send()
+            .await
+    }
+
+    /// Whether the table exists with the fleet's keys: an error saying what to do
+    /// when it is missing or has other keys. A table that cannot be described
+    /// (no `dynamodb:DescribeTable`, which running a fleet does not need; an
+    /// unreachable endpoint, which the fleet's own WARNs then name) passes.
+    pub(crate) async fn check(&self) -> Result<(), TableError> {
+        let out = match self.describe().await {
+            Ok(out) => out,
+            Err(err) => {
+                let err = TableError::from(err);
+                if err.kind == Failure::NoTable {
+                    return Err(TableError {
+                        message: format!(
+                            "table `{}` does not exist: make it with `sagemeter fleet init {}` \
+                             (or sagemeter::fleet::create_table), or name the table that does",
+                            self.name, self.name
+                        ),
+                        ..err
+                    });
+                }
+                return Ok(());
+            }
+        };
+        match out.table() {
+            Some(table) => check_keys(
+                &self.name,
+                table.key_schema(),
+                table.attribute_definitions(),
+            ),
+            None => Ok(()),
+        }
+    }
+
     fn key(&self, pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
         HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
     }
@@ -1165,54 +1221,6 @@ impl Table {
                 .await?;
         }
         Ok(created)
-    }
-}
-
-impl Table {
-    /// DescribeTable of this table: its keys and status.
-    async fn describe(
-        &self,
-    ) -> Result<
-        aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput,
-        SdkError<aws_sdk_dynamodb::operation::describe_table::DescribeTableError, HttpResponse>,
-    > {
-        self.client
-            .describe_table()
-            .table_name(&self.name)
-            .send()
-            .await
-    }
-
-    /// Whether the table exists with the fleet's keys: an error saying what to do
-    /// when it is missing or has other keys. A table that cannot be described
-    /// (no `dynamodb:DescribeTable`, which running a fleet does not need; an
-    /// unreachable endpoint, which the fleet's own WARNs then name) passes.
-    pub(crate) async fn check(&self) -> Result<(), TableError> {
-        let out = match self.describe().await {
-            Ok(out) => out,
-            Err(err) => {
-                let err = TableError::from(err);
-                if err.kind == Failure::NoTable {
-                    return Err(TableError {
-                        message: format!(
-                            "table `{}` does not exist: make it with `sagemeter fleet init {}` \
-                             (or sagemeter::fleet::create_table), or name the table that does",
-                            self.name, self.name
-                        ),
-                        ..err
-                    });
-                }
-                return Ok(());
-            }
-        };
-        match out.table() {
-            Some(table) => check_keys(
-                &self.name,
-                table.key_schema(),
-                table.attribute_definitions(),
-            ),
-            None => Ok(()),
-        }
     }
 }
 
