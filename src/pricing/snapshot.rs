@@ -587,18 +587,17 @@ impl Snapshot {
     /// (hosting or asynchronous inference): a real instance type, whatever the
     /// snapshot lacks for this kind.
     fn lists_instance_type(&self, key: &PriceKey) -> bool {
-        let instance = |k: &PriceKey| match k {
-            PriceKey::Hosting { instance_type, .. }
-            | PriceKey::AsyncInference { instance_type, .. } => Some(instance_type.clone()),
-            _ => None,
-        };
+        fn instance(key: &PriceKey) -> Option<&str> {
+            match key {
+                PriceKey::Hosting { instance_type, .. }
+                | PriceKey::AsyncInference { instance_type, .. } => Some(instance_type),
+                _ => None,
+            }
+        }
         let Some(wanted) = instance(key) else {
             return false;
         };
-        self.table
-            .rates
-            .keys()
-            .any(|k| instance(k).as_ref() == Some(&wanted))
+        self.table.rates.keys().any(|k| instance(k) == Some(wanted))
     }
 
     /// Every key the snapshot prices (in no particular order); keys with only $0 rows
