@@ -821,22 +821,24 @@ impl Account {
                 c.usd_per_unit = m.usd_per_unit;
             }
         }
-        // Instance time accrues on days without a receipt too (a quiet night).
-        for ((day, endpoint, class), accrued) in metered.accruals.by_day() {
+        // Instance time accrues on days without a receipt too (a quiet night); a
+        // fleet's allocation is its day's, not its receipts' (see `accrual`).
+        let accrued = metered.accruals.by_day().into_iter();
+        let fleet_allocated = metered.accruals.fleet_allocated_by_day().into_iter();
+        let day_figures = accrued
+            .map(|(key, usd)| (key, usd, Decimal::ZERO))
+            .chain(fleet_allocated.map(|(key, usd)| (key, Decimal::ZERO, usd)));
+        for ((day, endpoint, class), accrued, allocated) in day_figures {
             if day < options.since || day >= options.until {
                 continue;
             }
             let group = group_of(endpoint, class);
-            let cell = cells.entry((day, group, class.clone())).or_default();
-            cell.metered.accrued_usd += accrued;
-        }
-        for ((day, endpoint, class), allocated) in metered.accruals.fleet_allocated_by_day() {
-            if day < options.since || day >= options.until {
-                continue;
-            }
-            let group = group_of(endpoint, class);
-            let cell = cells.entry((day, group, class.clone())).or_default();
-            cell.metered.allocated_usd += allocated;
+            let cell = &mut cells
+                .entry((day, group, class.clone()))
+                .or_default()
+                .metered;
+            cell.accrued_usd += accrued;
+            cell.allocated_usd += allocated;
         }
         cells
     }
