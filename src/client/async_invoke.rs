@@ -697,6 +697,10 @@ struct Settlement {
     meter: Meter,
     call: FinishedCall,
     hold: Option<Reservation>,
+    /// Who this settlement is in the fleet table's mark, fixed once: asked again
+    /// (a settlement dropped after its mark was written), it finds the mark its own.
+    #[cfg(feature = "fleet")]
+    claimant: Option<String>,
 }
 
 impl Settlement {
@@ -785,6 +789,8 @@ impl Settlement {
                 tokens_unseen: None,
             },
             hold,
+            #[cfg(feature = "fleet")]
+            claimant: meter.inner.fleet.as_ref().map(|f| f.settlement_claimant()),
         }
     }
 
@@ -792,7 +798,7 @@ impl Settlement {
     /// came first, marking this one otherwise. Owns what it needs.
     fn fleet_check(&self) -> FleetCheckFuture {
         #[cfg(feature = "fleet")]
-        if let Some(fleet) = &self.meter.inner.fleet {
+        if let (Some(fleet), Some(claimant)) = (&self.meter.inner.fleet, &self.claimant) {
             let call_id = self.call.request_id.as_deref().unwrap_or_default();
             if made_up_locally(call_id) {
                 return Box::pin(std::future::ready(FleetCheck::NotAsked(Some(
@@ -800,7 +806,8 @@ impl Settlement {
                      was made up by the submitting process (SageMaker returned no request id)",
                 ))));
             }
-            let claim = fleet.claim_settlement(call_id, &self.call.endpoint, SETTLED_KEPT);
+            let claim =
+                fleet.claim_settlement(call_id, &self.call.endpoint, claimant, SETTLED_KEPT);
             return Box::pin(async move {
                 match claim.await {
                     Ok(crate::fleet::Claimed::First) => FleetCheck::First,
@@ -816,7 +823,9 @@ impl Settlement {
     /// nowhere (no lines, no totals, sinks or budgets), with a note saying where
     /// the first settlement was made. The invocation's budget hold is released.
     fn duplicate(self, earlier: SettledBefore) -> Cost {
-        let Settlement { meter, call, hold } = self;
+        let Settlement {
+            meter, call, hold, ..
+        } = self;
         // Released, nothing charged: the first settlement was.
         drop(hold);
         let FinishedCall {
@@ -878,28 +887,28 @@ impl Settlement {
     /// Bill → totals → receipt → sinks, then the budgets: the compute arrives after
     /// the call, and the invocation's hold settles to it now. A duplicate the
     /// fleet found is billed nowhere.
-    fn finish(self, prepared: &Prepared, check: FleetCheck) -> Cost {
-        let Settlement {
-            meter,
-            mut call,
-            hold,
-        } = self;
+    fn finish(mut self, prepared: &Prepared, check: FleetCheck) -> Cost {
         match check {
             FleetCheck::Duplicate(at_ms) => {
-                let earlier = SettledBefore {
+                return self.duplicate(SettledBefore {
                     by: SettledBy::Fleet,
                     at: at_ms.and_then(DateTime::<Utc>::from_timestamp_millis),
-                };
-                return Settlement { meter, call, hold }.duplicate(earlier);
+                });
             }
-            FleetCheck::Unchecked(reason) => call.notes.push(format!(
+            FleetCheck::Unchecked(reason) => self.call.notes.push(format!(
                 "not checked for duplicates in the fleet's other processes (the fleet table \
                  failed: {reason}): if another process settled this invocation too, it is \
                  counted twice"
             )),
-            FleetCheck::NotAsked(Some(note)) => call.notes.push(note.to_owned()),
+            FleetCheck::NotAsked(Some(note)) => self.call.notes.push(note.to_owned()),
             FleetCheck::NotAsked(None) | FleetCheck::First => {}
         }
+        let Settlement {
+            meter,
+            mut call,
+            hold,
+            ..
+        } = self;
         if let Ok(profile) = &prepared.profile
             && profile.kind != EndpointKind::Async
         {
@@ -951,7 +960,7 @@ impl Drop for Settling {
             let (meter, endpoint) = (meter.clone(), endpoint.clone());
             async move {
                 // Asked again: a mark this settlement's dropped request made is
-                // found its own.
+                // found its own (the same claimant).
                 let check = settlement.fleet_check();
                 price_in_span(&meter, &endpoint, check, move |prepared, check| {
                     settlement.finish(prepared, check)

@@ -951,25 +951,34 @@ impl Fleet {
         });
     }
 
-    /// Marks the async invocation `call_id` of `endpoint` settled in the table,
-    /// the item kept for `keep` (its TTL): whether this settlement is the
-    /// fleet's first, or why that could not be told. The future owns what it
-    /// needs (a settlement dropped unfinished completes it in the background).
+    /// A name for one settlement in the table's marks, unique in the fleet: this
+    /// process's name and a sequence number.
+    pub(crate) fn settlement_claimant(&self) -> String {
+        let n = self.shared.settlements.fetch_add(1, Ordering::Relaxed);
+        format!("{}#{n}", self.shared.process)
+    }
+
+    /// Marks the async invocation `call_id` of `endpoint` settled in the table by
+    /// `claimant` (a [`settlement_claimant`](Self::settlement_claimant)), the item
+    /// kept for `keep` (its TTL): whether this settlement is the fleet's first, or
+    /// why that could not be told. A mark `claimant` made before (an SDK retry, or
+    /// the same settlement asking again) is its own: first. The future owns what
+    /// it needs (a settlement dropped unfinished completes it in the background).
     /// One WARN per process for a table that cannot be written.
     pub(crate) fn claim_settlement(
         &self,
         call_id: &str,
         endpoint: &str,
+        claimant: &str,
         keep: Duration,
     ) -> impl std::future::Future<Output = std::result::Result<Claimed, String>> + Send + use<>
     {
         let fleet = self.clone();
         let call_id = call_id.to_owned();
         let endpoint = endpoint.to_owned();
+        let by = claimant.to_owned();
         async move {
             let shared = &fleet.shared;
-            let n = shared.settlements.fetch_add(1, Ordering::Relaxed);
-            let by = format!("{}#{n}", shared.process);
             let now = shared.time.now();
             let keep_s = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
             let expires_at = (epoch_ms(now) / 1000).saturating_add(keep_s);

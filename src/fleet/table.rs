@@ -1079,8 +1079,9 @@ impl Table {
                     UpdateItemError::ConditionalCheckFailedException(c) => c.item(),
                     _ => None,
                 };
-                // The SDK's retry of this settlement's own write, applied before
-                // its answer was lost: still the first.
+                // This settlement's own mark (the SDK's retry of a write applied
+                // before its answer was lost, or the settlement asking again after
+                // it was dropped): still the first.
                 if matches!(item.and_then(|i| i.get(SETTLED_BY)), Some(AttributeValue::S(b)) if b == by)
                 {
                     return Ok(Claimed::First);

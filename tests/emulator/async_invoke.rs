@@ -11,15 +11,14 @@
 //!
 //! Run: `cargo test --test emulator async_invoke::` (needs python3 and PyPI on first run).
 
+use crate::support::GatedPrices;
 use crate::support::emulator::{self, Emulator, REGION, VARIANT};
 use crate::support::receipts::{NoPriceList, Receipts};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use sagemeter::billing::{LineItem, LinePrice, UsageCharges, gigabytes, round_cost};
 use sagemeter::client::{AsyncCompletion, PendingInference};
 use sagemeter::endpoint::{EndpointProfile, VariantBilling, VariantProfile};
-use sagemeter::pricing::{
-    BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
-};
+use sagemeter::pricing::PriceKey;
 use sagemeter::usage::{Operation, Outcome};
 use sagemeter::{Client, Cost, Decimal, Error};
 use std::io::{Read, Write};
@@ -401,31 +400,6 @@ async fn an_async_request_without_an_endpoint_name_is_rejected_before_sending() 
     assert!(receipts.all().is_empty());
 }
 
-/// A price source that answers only once let through (`gate` given permits): a
-/// cold worker whose Price List look-ups hang. us-east-1's public rates when it does.
-#[derive(Debug)]
-struct Gated {
-    gate: Arc<Semaphore>,
-}
-
-impl PriceSource for Gated {
-    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
-        Box::pin(async move {
-            let _pass = self.gate.acquire().await;
-            let usd = match key {
-                PriceKey::AsyncInference { .. } => ASYNC_M5_USD_PER_HOUR,
-                PriceKey::DataIn { .. } | PriceKey::DataOut { .. } => DATA_USD_PER_GB,
-                _ => return Err(PriceError::NotFound { key: key.clone() }),
-            };
-            Ok(Rate::new(
-                key.clone(),
-                dec(usd),
-                Provenance::new(PriceOrigin::Live),
-            ))
-        })
-    }
-}
-
 #[tokio::test]
 async fn a_settlement_dropped_while_its_rates_are_looked_up_is_still_recorded() {
     let (client, _) = metered_client().await;
@@ -444,7 +418,7 @@ async fn a_settlement_dropped_while_its_rates_are_looked_up_is_still_recorded() 
     let receipts = Receipts::default();
     let worker = Client::builder(&Emulator::shared().sdk_config().await)
         .without_discovery()
-        .price_source(Gated { gate: gate.clone() })
+        .price_source(GatedPrices { gate: gate.clone() })
         .endpoint_profile(
             EndpointProfile::new(
                 ASYNC_ENDPOINT,

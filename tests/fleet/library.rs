@@ -6,11 +6,14 @@
 use crate::support::emulator::{Emulator, REALTIME_ENDPOINT};
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::fault_proxy::{Fault, FaultProxy};
-use crate::support::{NoPrices, m5_priced_by_overrides};
+use crate::support::receipts::Receipts;
+use crate::support::{GatedPrices, NoPrices, m5_priced_by_overrides};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use rust_decimal::Decimal;
 use sagemeter::billing::{LineItem, UsageCharges};
 use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
+use sagemeter::endpoint::{EndpointProfile, VariantProfile};
 use sagemeter::fleet::{
     FleetConfig, FleetScopeStatus, WhenUnavailable, check_table, create_table, fleet_status,
 };
@@ -1792,6 +1795,74 @@ async fn an_async_invocation_settled_by_two_processes_is_billed_once_across_the_
         (client.spent_usd, client.calls),
         (submission.cost_usd + first.cost_usd, 1)
     );
+}
+
+/// A settlement whose future is dropped after its mark reached the fleet table
+/// but before its rates were found (a cold process, a caller's timeout) is
+/// finished in the background as the first settlement, not as a duplicate of its
+/// own mark: its compute is billed once.
+#[tokio::test]
+async fn a_settlement_dropped_after_marking_the_fleet_table_is_still_billed() {
+    let fleet = FakeFleet::start("settled-dropped", "jobs", 1).await;
+    let a = fleet.process(None).await.build().unwrap();
+    let invocation = crate::support::submit_async(&a, "jobs", 0).await;
+    let call_id = invocation.pending().call_id().to_owned();
+    let pending = invocation.into_parts().2;
+
+    // Another process settles it, cold: its price look-ups hang.
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let receipts = Receipts::default();
+    let b = Client::builder(&fleet.fake.sdk_config().await)
+        .without_discovery()
+        .without_metrics()
+        .endpoint_profile(EndpointProfile::new(
+            "jobs",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
+        ))
+        .price_source(GatedPrices { gate: gate.clone() })
+        .fleet(FleetConfig::dynamodb(&fleet.table).dynamodb_client(fleet.ddb.clone()))
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    let mut settling = Box::pin(b.meter().settle_async(
+        pending,
+        sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10)),
+    ));
+    // Polled until its mark is in the table, then given up on.
+    let marked = async {
+        loop {
+            let item = fleet
+                .ddb
+                .get_item()
+                .table_name(&fleet.table)
+                .key("pk", AttributeValue::S(format!("settled#{call_id}")))
+                .key("sk", AttributeValue::S("endpoint#jobs".into()))
+                .send()
+                .await
+                .unwrap();
+            if item.item().is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::select! {
+        cost = &mut settling => panic!("settled before its rates were found: {cost:#?}"),
+        () = marked => {}
+    }
+    drop(settling);
+    assert!(receipts.all().is_empty());
+
+    gate.add_permits(1_000);
+    b.meter().shutdown().await.unwrap();
+    let settled = receipts.all();
+    assert_eq!(settled.len(), 1, "one settlement receipt: {settled:#?}");
+    assert!(!settled[0].is_duplicate_settlement(), "{:#?}", settled[0]);
+    // 10 s at ml.m5.xlarge's $0.23/h (the profile is real-time):
+    // 10/3600 × 0.23 = $0.000638888… → 0.000638888889.
+    assert_eq!(compute_usd(&settled[0]), dec("0.000638888889"));
+    assert_eq!(b.meter().totals().client_usd, settled[0].cost_usd);
+    a.meter().shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -85,6 +85,45 @@ impl sagemeter::pricing::PriceSource for NoPrices {
     }
 }
 
+/// A price source that answers only once let through (`gate` given permits): a
+/// cold process whose Price List look-ups hang. us-east-1's public rates when it
+/// does: ml.m5.xlarge 0.23 USD/h (hosting and async inference), data in and out
+/// 0.016 USD/GB; nothing else.
+#[derive(Debug)]
+pub struct GatedPrices {
+    pub gate: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl sagemeter::pricing::PriceSource for GatedPrices {
+    fn price<'a>(
+        &'a self,
+        key: &'a sagemeter::pricing::PriceKey,
+    ) -> sagemeter::pricing::BoxFuture<
+        'a,
+        Result<sagemeter::pricing::Rate, sagemeter::pricing::PriceError>,
+    > {
+        use sagemeter::pricing::{PriceError, PriceKey, PriceOrigin, Provenance, Rate};
+        Box::pin(async move {
+            let _pass = self.gate.acquire().await;
+            let usd = match key {
+                PriceKey::Hosting { instance_type, .. }
+                | PriceKey::AsyncInference { instance_type, .. }
+                    if instance_type == "ml.m5.xlarge" =>
+                {
+                    "0.23"
+                }
+                PriceKey::DataIn { .. } | PriceKey::DataOut { .. } => "0.016",
+                _ => return Err(PriceError::NotFound { key: key.clone() }),
+            };
+            Ok(Rate::new(
+                key.clone(),
+                usd.parse().expect("a decimal"),
+                Provenance::new(PriceOrigin::Live),
+            ))
+        })
+    }
+}
+
 /// Submits an `InvokeEndpointAsync` of `endpoint` whose input, `input_bytes`
 /// long, is in the fake's S3 bucket; the submission must be accepted.
 pub async fn submit_async(
