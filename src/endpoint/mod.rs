@@ -689,14 +689,14 @@ impl Discovery {
             }
         };
         if spawn_refresh && self.mark_refreshing(endpoint) {
-            let inner = self.inner.clone();
-            let owned = endpoint.to_owned();
-            let spawned = self.inner.background.spawn(async move {
-                let _ = inner.discover_and_store(&owned).await;
-            });
-            if !spawned {
-                self.clear_refreshing(endpoint);
-            }
+            let refresh = Refresh {
+                inner: self.inner.clone(),
+                endpoint: endpoint.to_owned(),
+                landed: false,
+            };
+            // Refused (no runtime, or shut down), the refresh is dropped unrun and
+            // its guard clears the mark.
+            self.inner.background.spawn(refresh.run());
         }
         answer
     }
@@ -709,13 +709,6 @@ impl Discovery {
                 true
             }
             _ => false,
-        }
-    }
-
-    fn clear_refreshing(&self, endpoint: &str) {
-        let mut cache = self.inner.cache.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = cache.get_mut(endpoint) {
-            slot.refreshing = false;
         }
     }
 
@@ -736,6 +729,36 @@ impl Discovery {
             .entry(endpoint.to_owned())
             .or_default()
             .clone()
+    }
+}
+
+/// A background refresh of one endpoint's profile, its slot marked `refreshing`
+/// while it runs (one at a time). Dropped before it lands (the runtime it ran on
+/// went away, or it was never spawned), it clears the mark: the next stale call
+/// or tick starts another, and the profile goes on being refreshed.
+struct Refresh {
+    inner: Arc<DiscoveryInner>,
+    endpoint: String,
+    landed: bool,
+}
+
+impl Refresh {
+    async fn run(mut self) {
+        // Landing clears the mark.
+        let _ = self.inner.discover_and_store(&self.endpoint).await;
+        self.landed = true;
+    }
+}
+
+impl Drop for Refresh {
+    fn drop(&mut self) {
+        if self.landed {
+            return;
+        }
+        let mut cache = self.inner.cache.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = cache.get_mut(&self.endpoint) {
+            slot.refreshing = false;
+        }
     }
 }
 

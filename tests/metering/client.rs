@@ -503,6 +503,72 @@ fn manual_clock() -> (ManualTimeSource, SharedTimeSource) {
     (time, shared)
 }
 
+/// A background refresh cut off mid-request (the runtime the call ran on went
+/// away, as with a runtime made for one call) does not stop the profile from
+/// being refreshed: the next stale call starts another, and autoscaling is seen.
+#[test]
+fn a_profile_refresh_cut_off_with_its_runtime_is_started_again() {
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let fake = server.block_on(fake_with_demo_endpoints());
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&server.block_on(fake.sdk_config()))
+        .price_source(FixedPrices::us_east_1())
+        .discovery_refresh(Duration::from_secs(60))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    // The instance count a call to `rt` was billed with.
+    let call = || async {
+        let response = invoke(&client, "rt").await.unwrap();
+        match response.cost().billing {
+            Some(VariantBilling::Instance { instance_count, .. }) => instance_count,
+            ref other => panic!("{other:?}"),
+        }
+    };
+    // The first call on the long-lived runtime: the SDK's connections live there.
+    assert_eq!(server.block_on(call()), 2);
+
+    // Scaled to 4; the stale call's refresh is cut off while SageMaker is slow.
+    fake.set_instance_count("rt", "AllTraffic", 4);
+    *fake.state.control_plane_delay.lock().unwrap() = Duration::from_secs(30);
+    time.advance(Duration::from_secs(61));
+    let requests = || fake.access_key_ids().len();
+    let one_call = runtime();
+    let before = requests();
+    one_call.block_on(async {
+        assert_eq!(call().await, 2, "billed on the stale profile");
+        // The call, then the refresh's DescribeEndpoint, which the fake holds.
+        for _ in 0..500 {
+            if requests() >= before + 2 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no refresh was started");
+    });
+    drop(one_call);
+
+    // The next stale call starts another, which sees the 4 instances.
+    *fake.state.control_plane_delay.lock().unwrap() = Duration::ZERO;
+    let seen = runtime().block_on(async {
+        for _ in 0..500 {
+            let instances = call().await;
+            if instances == 4 {
+                return instances;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        2
+    });
+    assert_eq!(seen, 4, "the profile was never refreshed again");
+}
+
 #[tokio::test]
 async fn amortized_allocation_charges_all_instances_for_the_gap_between_calls() {
     let fake = fake_with_demo_endpoints().await;
