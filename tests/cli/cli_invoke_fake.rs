@@ -744,6 +744,44 @@ async fn rust_log_trace_never_writes_a_payload_or_a_credential_to_stderr() {
     assert_eq!(fake.invocations(), 1);
 }
 
+/// Credentials from a profile file, at `RUST_LOG=trace`: `aws_config` logs the
+/// credentials it loads (their access key id) at INFO, and none of it reaches
+/// stderr; the call is signed with them all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn rust_log_trace_never_writes_a_profiles_access_key_id() {
+    const KEY_ID_MARKER: &str = "AKIAPROFILEMARKER8c1f";
+    const SECRET_MARKER: &str = "PROFILE-SECRET-MARKER-40d2";
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "[leaky]\naws_access_key_id = {KEY_ID_MARKER}\naws_secret_access_key = {SECRET_MARKER}\n"
+        ),
+    )
+    .unwrap();
+    let fake = fake_rt().await;
+    let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .env("AWS_PROFILE", "leaky")
+        .env("RUST_LOG", "trace")
+        .args(["invoke", "rt", "--body", "{}", "--json"]);
+    let output = run(cmd).await;
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("beginning attempt #1"), "{stderr}");
+    assert_eq!(
+        fake.access_key_ids().last().map(String::as_str),
+        Some(KEY_ID_MARKER)
+    );
+    for marker in [KEY_ID_MARKER, SECRET_MARKER] {
+        assert!(!stderr.contains(marker), "{marker} on stderr:\n{stderr}");
+        assert!(!stdout.contains(marker), "{marker} on stdout:\n{stdout}");
+    }
+}
+
 /// A model's error, its message quoting the model, at `RUST_LOG=trace`: neither
 /// stdout, stderr (sagemeter's lines and the SDK's DEBUG ones) nor the ledger
 /// repeats it; before a stream (`ModelError`) and in the middle of one

@@ -166,44 +166,47 @@ impl From<std::io::Error> for CliError {
     }
 }
 
-/// The SDK crates whose TRACE events print what a call carries: the HTTP request and
-/// response (`aws_smithy_runtime`: body bytes, `Authorization` and
-/// `x-amz-security-token` headers), event-stream messages (`aws_smithy_http`: a
-/// stream's payload parts), the signed body (`aws_sigv4` with `LOG_SIGNABLE_BODY`),
-/// chunked bodies (`aws_runtime`). Their TRACE events are never shown, whatever
-/// `RUST_LOG` says: payloads and credentials stay out of the logs.
-const PAYLOAD_LOGGING_CRATES: &[&str] = &[
-    "aws_smithy_runtime",
-    "aws_smithy_http",
-    "aws_sigv4",
-    "aws_runtime",
+/// Crates and modules whose verbose events print what a call carries or who makes
+/// it, each with the most verbose level of theirs that is shown, whatever
+/// `RUST_LOG` says (a crate or module covers any module in it):
+/// - TRACE of the SDK crates prints the HTTP request and response
+///   (`aws_smithy_runtime`: body bytes, `Authorization` and `x-amz-security-token`
+///   headers), event-stream messages (`aws_smithy_http`: a stream's payload
+///   parts), the signed body (`aws_sigv4` with `LOG_SIGNABLE_BODY`), chunked
+///   bodies (`aws_runtime`);
+/// - DEBUG of the SDK's endpoint resolution logs its parameters, the credentials'
+///   access key id among them;
+/// - `aws_config` logs the credentials it loads from a profile at INFO (their
+///   access key id, and the account id when the profile has one) and an assumed
+///   role's at DEBUG: only its warnings and errors are shown.
+const QUIETED: &[(&str, tracing::Level)] = &[
+    ("aws_smithy_runtime", tracing::Level::DEBUG),
+    ("aws_smithy_http", tracing::Level::DEBUG),
+    ("aws_sigv4", tracing::Level::DEBUG),
+    ("aws_runtime", tracing::Level::DEBUG),
+    (
+        "aws_smithy_runtime::client::orchestrator::endpoints",
+        tracing::Level::INFO,
+    ),
+    ("aws_config", tracing::Level::WARN),
 ];
 
-/// Modules whose DEBUG events print the caller's identity: the SDK's endpoint
-/// resolution logs its parameters, the credentials' access key id among them.
-/// Their DEBUG (and TRACE) events are never shown.
-const IDENTITY_LOGGING_MODULES: &[&str] = &["aws_smithy_runtime::client::orchestrator::endpoints"];
-
-/// Whether an event of `target` at `level` may reach the log: anything but TRACE
-/// from [`PAYLOAD_LOGGING_CRATES`], and anything but DEBUG or TRACE from
-/// [`IDENTITY_LOGGING_MODULES`] (each a crate or module, or any module in it).
+/// Whether an event of `target` at `level` may reach the log: not one more
+/// verbose than a [`QUIETED`] crate or module it is in allows.
 fn may_log(target: &str, level: tracing::Level) -> bool {
-    let under = |module: &&str| {
+    let under = |module: &str| {
         target
-            .strip_prefix(*module)
+            .strip_prefix(module)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
     };
-    match level {
-        tracing::Level::TRACE => {
-            !PAYLOAD_LOGGING_CRATES.iter().any(under) && !IDENTITY_LOGGING_MODULES.iter().any(under)
-        }
-        tracing::Level::DEBUG => !IDENTITY_LOGGING_MODULES.iter().any(under),
-        _ => true,
-    }
+    // tracing orders levels by verbosity: TRACE is the greatest.
+    QUIETED
+        .iter()
+        .all(|(module, shown)| !under(module) || level <= *shown)
 }
 
 /// Logs to stderr: `RUST_LOG` (default `warn`), plus `sagemeter=info` with `-v`;
-/// the payload-logging crates' TRACE events never (see [`PAYLOAD_LOGGING_CRATES`]).
+/// never the events that print payloads or credentials (see [`QUIETED`]).
 fn init_tracing(verbose: bool) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -302,8 +305,22 @@ mod tests {
             assert!(may_log(target, Level::DEBUG), "{target}");
         }
         // Other crates (and ones whose names only start the same) keep TRACE.
-        for target in ["sagemeter", "aws_smithy_runtime_api", "aws_config", "hyper"] {
+        for target in [
+            "sagemeter",
+            "aws_smithy_runtime_api",
+            "aws_configx",
+            "hyper",
+        ] {
             assert!(may_log(target, Level::TRACE), "{target}");
+        }
+        // aws_config prints the credentials it loads at INFO (a profile's) and
+        // DEBUG (an assumed role's): its warnings and errors only.
+        for target in [
+            "aws_config::profile::credentials",
+            "aws_config::sts::assume_role",
+        ] {
+            assert!(!may_log(target, Level::INFO) && !may_log(target, Level::DEBUG));
+            assert!(may_log(target, Level::WARN) && may_log(target, Level::ERROR));
         }
         // Endpoint resolution prints the access key id at DEBUG: from INFO up only.
         let endpoints = "aws_smithy_runtime::client::orchestrator::endpoints";
