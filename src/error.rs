@@ -118,13 +118,13 @@ pub enum Error {
         /// Reserved by calls in flight, USD.
         reserved: rust_decimal::Decimal,
     },
-    /// A fleet budget could not be leased because the fleet table did not answer
-    /// (throttled, missing, unreachable or too slow), and the fleet refuses calls
-    /// then ([`WhenUnavailable::Refuse`](crate::fleet::WhenUnavailable), the
-    /// default). Nothing was sent.
+    /// A fleet budget could not be leased because the fleet table could not be
+    /// used (throttled, missing, access denied, unreachable or too slow), and the
+    /// fleet refuses calls then ([`WhenUnavailable::Refuse`](crate::fleet::WhenUnavailable),
+    /// the default). Nothing was sent.
     #[error(
         "budget for {scope} could not be checked across the fleet ({reason}); the request \
-         was not sent (fleet budgets refuse calls while the table does not answer)"
+         was not sent (fleet budgets refuse calls while the table cannot be used)"
     )]
     BudgetUnavailable {
         /// The budget's scope.

@@ -1425,7 +1425,10 @@ impl Fleet {
                     continue;
                 };
                 item.failed_flushes = item.failed_flushes.saturating_add(1);
-                let refused = matches!(kind, Some(Failure::NoTable | Failure::Other));
+                let refused = matches!(
+                    kind,
+                    Some(Failure::NoTable | Failure::Denied | Failure::Other)
+                );
                 if refused || item.failed_flushes >= LOCAL_ALERTS_AFTER {
                     local.push((pk, sk));
                 }

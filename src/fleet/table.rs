@@ -148,7 +148,9 @@ pub(crate) enum Failure {
     NoTable,
     /// No answer: connection refused, timed out.
     Unreachable,
-    /// Anything else (permissions, validation).
+    /// The credentials lack the IAM permission for the request.
+    Denied,
+    /// Anything else (validation, say).
     Other,
 }
 
@@ -158,6 +160,7 @@ impl Failure {
             Failure::Throttled => "throttled",
             Failure::NoTable => "table not found",
             Failure::Unreachable => "unreachable",
+            Failure::Denied => "access denied",
             Failure::Other => "request failed",
         }
     }
@@ -188,6 +191,7 @@ impl<E: ProvideErrorMetadata + fmt::Debug> From<SdkError<E, HttpResponse>> for T
         let kind = match (&err, code) {
             (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _) => Failure::Unreachable,
             (_, "ResourceNotFoundException") => Failure::NoTable,
+            (_, "AccessDeniedException" | "AccessDenied") => Failure::Denied,
             (
                 _,
                 "ProvisionedThroughputExceededException"
@@ -205,8 +209,9 @@ impl<E: ProvideErrorMetadata + fmt::Debug> From<SdkError<E, HttpResponse>> for T
             _ => true,
         };
         let message = match err.message() {
-            // Never what the message quotes of a signed request (the session token).
-            Some(m) => format!("{code} {}", crate::redact::without_signed_request(m))
+            // Never the caller's identity ("User: arn:… is not authorized"), nor
+            // what the message quotes of a signed request (the session token).
+            Some(m) => format!("{code} {}", crate::redact::without_identity(m))
                 .trim()
                 .to_owned(),
             None => match &err {

@@ -1579,6 +1579,43 @@ async fn a_reclaim_whose_answer_was_lost_leases_the_room_it_returned() {
     );
 }
 
+/// A table the credentials may not use: the refusal says access was denied and
+/// which action, never who was denied (AWS's "User: arn:aws:iam::<account>:user/…
+/// is not authorized"), in the refused call's error and in `fleet status`'s.
+#[tokio::test]
+async fn a_denied_table_is_said_to_be_denied_without_the_callers_identity() {
+    let (conf, table, proxy) = behind_proxy("identity").await;
+    let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, "1", "0.01");
+    proxy.set(Fault::Deny("UpdateItem"));
+    let client = per_call_client(&conf, proxied(&table, &proxy, &conf), Some(budget));
+    let refused = call(&client).await.unwrap_err();
+    assert!(
+        matches!(refused, Error::BudgetUnavailable { .. }),
+        "{refused:?}"
+    );
+    proxy.set(Fault::Deny("Scan"));
+    let proxied_conf = conf.to_builder().endpoint_url(&proxy.url).build();
+    let status = fleet_status(&proxied_conf, &table).await.unwrap_err();
+    for (err, action) in [
+        (refused.to_string(), "UpdateItem"),
+        (status.to_string(), "Scan"),
+    ] {
+        assert!(
+            err.contains(&format!(
+                "access denied: AccessDeniedException User: <principal> is not authorized \
+                 to perform: {action}"
+            )),
+            "{err}"
+        );
+        assert!(
+            !err.contains("123456789012") && !err.contains("sagemeter-test"),
+            "{err}"
+        );
+    }
+    proxy.set(Fault::None);
+    client.meter().shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn an_alerting_budget_alerts_on_its_own_spend_while_the_table_refuses_its_writes() {
     let (conf, table, proxy) = behind_proxy("denied").await;
