@@ -116,7 +116,15 @@ async fn a_model_error_names_code_status_and_request_id_never_the_models_message
             assert_eq!(lines[0]["type"], "error", "{stdout}");
             let error = lines[0]["error"].as_str().unwrap();
             assert!(error.contains(named), "{error}");
-            assert!(error.contains("log stream: arn:aws:logs:"), "{error}");
+            // The log group, without the account id.
+            assert!(
+                error.contains(
+                    "log stream: arn:aws:logs:us-east-1:<account>:log-group:\
+                     /aws/sagemaker/Endpoints/fake"
+                ),
+                "{error}"
+            );
+            assert!(!error.contains("123456789012"), "{error}");
             // One call at a time: the failure of the first stops the second.
             let summary = lines.last().unwrap();
             assert_eq!(summary["type"], "summary", "{stdout}");

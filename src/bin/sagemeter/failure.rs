@@ -105,7 +105,8 @@ where
             text.push_str(&format!(": the model answered HTTP {status}"));
         }
         if let Some(arn) = model.log_stream_arn() {
-            text.push_str(&format!("; its log stream: {arn}"));
+            // The log group's name tells where to look; the account id is left out.
+            text.push_str(&format!("; its log stream: {}", without_identity(arn)));
         }
     }
     match service.message() {
