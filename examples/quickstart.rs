@@ -32,21 +32,29 @@ use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
 
 const ENDPOINTS: [&str; 2] = ["demo-realtime", "demo-serverless"];
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // The per-call cost line is an INFO event of target `sagemeter`; RUST_LOG overrides.
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    // The per-call cost line is an INFO event of target `sagemeter`; RUST_LOG overrides,
+    // but never shows the SDK's events that print payloads or credentials.
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::filter_fn(|meta| {
+            sagemeter::redact::may_log(meta.target(), *meta.level())
+        }))
+        .with(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("warn,sagemeter=info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .without_time()
-        .compact()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .without_time()
+                .compact(),
+        )
         .init();
 
     let calls = match std::env::args().nth(1).map(|a| a.parse::<u32>()) {
@@ -60,20 +68,27 @@ async fn main() -> ExitCode {
     match run(calls).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let mut message = error.to_string();
-            let mut source = error.source();
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
+            // The chain without what a model's error quotes of its output.
+            eprintln!("error: {}", sagemeter::redact::error_chain(&*error));
+            if nothing_answered(&*error) {
+                eprintln!(
+                    "(is the local emulator up? start it with `bash localstack/up.sh`, or run \
+                     ./localstack/demo.sh)"
+                );
             }
-            eprintln!("error: {message}");
-            eprintln!(
-                "(is the local emulator up? start it with `bash localstack/up.sh`, or run \
-                 ./localstack/demo.sh)"
-            );
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether the call found nothing to answer it (no connection, no answer in time).
+fn nothing_answered(error: &(dyn std::error::Error + 'static)) -> bool {
+    use aws_sdk_sagemakerruntime::error::SdkError;
+    matches!(
+        error.downcast_ref::<sagemeter::Error>(),
+        Some(sagemeter::Error::Invoke { source, .. })
+            if matches!(**source, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_))
+    )
 }
 
 async fn run(calls: u32) -> Result<(), Box<dyn std::error::Error>> {

@@ -28,18 +28,26 @@ use sagemeter::endpoint::{EndpointProfile, VariantProfile};
 use sagemeter::pricing::{PriceKey, Snapshot};
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
+use tracing_subscriber::prelude::*;
 
 const FAKE_ENDPOINT: &str = "example-llm";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    // RUST_LOG never shows the SDK's events that print payloads or credentials.
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::filter_fn(|meta| {
+            sagemeter::redact::may_log(meta.target(), *meta.level())
+        }))
+        .with(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "sagemeter=info".into()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .init();
 
     let mut args = std::env::args().skip(1);
@@ -110,7 +118,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut text = SseText::default();
     let read = async {
         // The same loop as with the SDK's EventReceiver.
-        while let Some(event) = response.body.recv().await? {
+        // A stream's error is said by its code: a model's quotes its output.
+        while let Some(event) = response
+            .body
+            .recv()
+            .await
+            .map_err(|e| sagemeter::redact::error_chain(&e))?
+        {
             if let ResponseStream::PayloadPart(part) = event {
                 let bytes = part.bytes().map(|b| b.as_ref()).unwrap_or_default();
                 print!("{}", text.push(bytes));

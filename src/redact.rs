@@ -50,22 +50,51 @@ pub fn without_identity(text: &str) -> String {
     crate::endpoint::redact_identity(text)
 }
 
+/// SageMaker Runtime error codes whose message SageMaker writes about the request
+/// (validation, throttling, availability, authentication), never quoting the
+/// model's output or input. Any other code's message (a `ModelError`'s, a
+/// `ModelStreamError`'s, an unknown error's) can, and is withheld by
+/// [`error_chain`].
+pub const REQUEST_MESSAGE_CODES: &[&str] = &[
+    "ValidationError",
+    "ModelNotReadyException",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalDependencyException",
+    "InternalStreamFailure",
+    "ThrottlingException",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+    "ExpiredTokenException",
+];
+
 /// An error and its sources by their `Display` only (a `Debug`, the SDK's
 /// `DisplayErrorContext` too, prints the raw response and SDK internals), each
 /// message once (wrappers often repeat their source's), joined with `: ` and cut
 /// before anything it quotes of a signed request ([`without_signed_request`]).
-/// What to say of a failure AWS sent no message for (no credentials, no
-/// connection) or of any error a tool prints.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
+/// A SageMaker Runtime error in the chain (of `InvokeEndpoint`, its async and
+/// streaming forms, or in a response stream) ends it with its code, and its
+/// message only for [`REQUEST_MESSAGE_CODES`], without the caller's identity: a
+/// model's error quotes the model's output. What to say of a failure AWS sent no
+/// message for (no credentials, no connection) or of any error a tool prints.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        let (text, last) = match runtime_error(cause) {
+            Some(said) => (said, true),
+            None => (cause.to_string(), false),
+        };
         if !text.is_empty() && !message.contains(&text) {
-            message.push_str(": ");
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
             message.push_str(&text);
         }
-        source = cause.source();
+        next = if last { None } else { cause.source() };
     }
     match without_signed_request(&message) {
         std::borrow::Cow::Borrowed(_) => message,
@@ -73,9 +102,101 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
 }
 
+/// What [`error_chain`] says of a SageMaker Runtime error: its code, and its
+/// message when SageMaker wrote it about the request. `None` for other errors.
+fn runtime_error(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata;
+    use aws_sdk_sagemakerruntime::operation::{
+        invoke_endpoint::InvokeEndpointError, invoke_endpoint_async::InvokeEndpointAsyncError,
+        invoke_endpoint_with_response_stream::InvokeEndpointWithResponseStreamError,
+    };
+    use aws_sdk_sagemakerruntime::types::error::{
+        ModelError, ModelStreamError, ResponseStreamError,
+    };
+    let meta = if let Some(e) = error.downcast_ref::<InvokeEndpointError>() {
+        e.meta()
+    } else if let Some(e) = error.downcast_ref::<InvokeEndpointWithResponseStreamError>() {
+        e.meta()
+    } else if let Some(e) = error.downcast_ref::<InvokeEndpointAsyncError>() {
+        e.meta()
+    } else if let Some(e) = error.downcast_ref::<ResponseStreamError>() {
+        e.meta()
+    } else if let Some(e) = error.downcast_ref::<ModelError>() {
+        e.meta()
+    } else if let Some(e) = error.downcast_ref::<ModelStreamError>() {
+        e.meta()
+    } else {
+        return None;
+    };
+    let code = meta.code().unwrap_or("an unnamed error");
+    Some(match meta.message() {
+        Some(text) if REQUEST_MESSAGE_CODES.contains(&code) => {
+            format!("{code}: {}", without_identity(text))
+        }
+        Some(_) => format!("{code} (its message is not shown: it can quote the model's output)"),
+        None => code.to_owned(),
+    })
+}
+
+/// The SDK's crates and modules whose verbose events print what a call carries or
+/// who makes it, each with the most verbose level of theirs that [`may_log`]
+/// lets through (a crate or module covers any module in it):
+/// - TRACE of the SDK crates prints the HTTP request and response
+///   (`aws_smithy_runtime`: body bytes, `Authorization` and `x-amz-security-token`
+///   headers), event-stream messages (`aws_smithy_http`: a stream's payload
+///   parts), the signed body (`aws_sigv4` with `LOG_SIGNABLE_BODY`), chunked
+///   bodies (`aws_runtime`);
+/// - DEBUG of the SDK's endpoint resolution logs its parameters, the credentials'
+///   access key id among them;
+/// - `aws_config` logs the credentials it loads from a profile at INFO (their
+///   access key id, and the account id when the profile has one) and an assumed
+///   role's at DEBUG: only its warnings and errors are shown.
+const QUIETED: &[(&str, tracing::Level)] = &[
+    ("aws_smithy_runtime", tracing::Level::DEBUG),
+    ("aws_smithy_http", tracing::Level::DEBUG),
+    ("aws_sigv4", tracing::Level::DEBUG),
+    ("aws_runtime", tracing::Level::DEBUG),
+    (
+        "aws_smithy_runtime::client::orchestrator::endpoints",
+        tracing::Level::INFO,
+    ),
+    ("aws_config", tracing::Level::WARN),
+];
+
+/// Whether an event of `target` at `level` may be logged without a payload or a
+/// credential in it: anything but the AWS SDK's events that print them (the HTTP
+/// request and response at TRACE, the access key id at DEBUG, a profile's
+/// credentials as `aws_config` loads them at INFO). The CLI logs through it
+/// whatever `RUST_LOG` says; install it as a filter of its own in a program that
+/// logs the SDK's events (a directive could be outdone by a more specific one):
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// let no_payloads = tracing_subscriber::filter::filter_fn(|meta| {
+///     sagemeter::redact::may_log(meta.target(), *meta.level())
+/// });
+/// tracing_subscriber::registry()
+///     .with(no_payloads)
+///     .with(tracing_subscriber::EnvFilter::new("trace"))
+///     .with(tracing_subscriber::fmt::layer())
+///     .init();
+/// ```
+pub fn may_log(target: &str, level: tracing::Level) -> bool {
+    let under = |module: &str| {
+        target
+            .strip_prefix(module)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    };
+    // tracing orders levels by verbosity: TRACE is the greatest.
+    QUIETED
+        .iter()
+        .all(|(module, shown)| !under(module) || level <= *shown)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracing::Level;
 
     /// What AWS answers a request signed with the wrong secret key: the canonical
     /// request it expected, with the session token, and the string to sign (the
@@ -152,5 +273,113 @@ mod tests {
             Some(Box::new(Chained("io error", None))),
         );
         assert_eq!(error_chain(&repeated), "dispatch failure: io error");
+    }
+
+    /// `err` as the SDK hands it over: a service error of HTTP `status`.
+    fn service_error<E>(
+        err: E,
+        status: u16,
+    ) -> aws_sdk_sagemakerruntime::error::SdkError<E, aws_smithy_runtime_api::http::Response> {
+        let raw = aws_smithy_runtime_api::http::Response::new(
+            status.try_into().unwrap(),
+            aws_smithy_types::body::SdkBody::from("{}"),
+        );
+        aws_sdk_sagemakerruntime::error::SdkError::service_error(err, raw)
+    }
+
+    fn meta(code: &str, message: &str) -> aws_smithy_types::error::ErrorMetadata {
+        aws_smithy_types::error::ErrorMetadata::builder()
+            .code(code)
+            .message(message)
+            .build()
+    }
+
+    #[test]
+    fn a_models_error_in_a_chain_is_named_by_its_code_and_never_quoted() {
+        use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
+        use aws_sdk_sagemakerruntime::types::error::{ModelError, ValidationError};
+        // SageMaker quotes the model's answer in a ModelError's message.
+        let quoted = "Received client error (400) from primary with message \"PAYLOAD-MARKER\"";
+        let model = InvokeEndpointError::ModelError(
+            ModelError::builder()
+                .message(quoted)
+                .original_message("PAYLOAD-MARKER")
+                .meta(meta("ModelError", quoted))
+                .build(),
+        );
+        let said = error_chain(&service_error(model, 424));
+        assert_eq!(
+            said,
+            "service error: ModelError (its message is not shown: it can quote the model's \
+             output)"
+        );
+        // A message about the request is shown, without the caller's identity.
+        let denied = "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: \
+                      sagemaker:InvokeEndpoint on resource: \
+                      arn:aws:sagemaker:us-east-1:123456789012:endpoint/chat";
+        let validation = InvokeEndpointError::ValidationError(
+            ValidationError::builder()
+                .message("Endpoint chat of account 123456789012 not found.")
+                .meta(meta(
+                    "ValidationError",
+                    "Endpoint chat of account 123456789012 not found.",
+                ))
+                .build(),
+        );
+        let said = error_chain(&service_error(validation, 400));
+        assert_eq!(
+            said,
+            "service error: ValidationError: Endpoint chat of account <account> not found."
+        );
+        let unrecognised = InvokeEndpointError::generic(meta("AccessDeniedException", denied));
+        let said = error_chain(&service_error(unrecognised, 403));
+        assert!(
+            said.contains("AccessDeniedException: User: <principal> is not authorized"),
+            "{said}"
+        );
+        assert!(
+            !said.contains("123456789012") && !said.contains("alice"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn the_sdk_crates_that_print_payloads_never_log_at_trace() {
+        for target in [
+            "aws_smithy_runtime",
+            "aws_smithy_runtime::client::orchestrator",
+            "aws_smithy_http::event_stream::receiver",
+            "aws_sigv4::http_request::sign",
+            "aws_runtime::content_encoding",
+        ] {
+            assert!(!may_log(target, Level::TRACE), "{target}");
+            assert!(may_log(target, Level::DEBUG), "{target}");
+        }
+        // Other crates (and ones whose names only start the same) keep TRACE.
+        for target in [
+            "sagemeter",
+            "aws_smithy_runtime_api",
+            "aws_configx",
+            "hyper",
+        ] {
+            assert!(may_log(target, Level::TRACE), "{target}");
+        }
+        // aws_config prints the credentials it loads at INFO (a profile's) and
+        // DEBUG (an assumed role's): its warnings and errors only.
+        for target in [
+            "aws_config::profile::credentials",
+            "aws_config::sts::assume_role",
+        ] {
+            assert!(!may_log(target, Level::INFO) && !may_log(target, Level::DEBUG));
+            assert!(may_log(target, Level::WARN) && may_log(target, Level::ERROR));
+        }
+        // Endpoint resolution prints the access key id at DEBUG: from INFO up only.
+        let endpoints = "aws_smithy_runtime::client::orchestrator::endpoints";
+        assert!(!may_log(endpoints, Level::DEBUG) && !may_log(endpoints, Level::TRACE));
+        assert!(may_log(endpoints, Level::INFO));
+        assert!(may_log(
+            "aws_smithy_runtime::client::orchestrator",
+            Level::DEBUG
+        ));
     }
 }

@@ -139,7 +139,7 @@ fn failed<E, R>(
 ) -> DiscoveryError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let code = err.code().unwrap_or_default().to_owned();
     let said = super::redact_identity(

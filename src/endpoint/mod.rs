@@ -1160,7 +1160,7 @@ fn variant_profile(
 fn classify<E, R>(endpoint: &str, err: aws_sdk_sagemaker::error::SdkError<E, R>) -> DiscoveryError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug,
+    R: fmt::Debug + 'static,
 {
     let code = err.code().unwrap_or_default().to_owned();
     let message = redact_identity(

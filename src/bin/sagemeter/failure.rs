@@ -14,25 +14,7 @@ use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::I
 use aws_sdk_sagemakerruntime::types::error::{ModelError, ResponseStreamError};
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::event_stream::RawMessage;
-use sagemeter::redact::without_identity;
-
-/// Error codes whose message SageMaker writes about the request, never quoting the
-/// model's output. Any other code's message (and an unknown error's) is withheld.
-const MESSAGE_SHOWN: &[&str] = &[
-    "ValidationError",
-    "ModelNotReadyException",
-    "ServiceUnavailable",
-    "InternalFailure",
-    "InternalDependencyException",
-    "InternalStreamFailure",
-    "ThrottlingException",
-    "AccessDeniedException",
-    "UnrecognizedClientException",
-    "InvalidSignatureException",
-    "IncompleteSignature",
-    "MissingAuthenticationToken",
-    "ExpiredTokenException",
-];
+use sagemeter::redact::{REQUEST_MESSAGE_CODES, without_identity};
 
 /// One line about a failed call or command, safe to print.
 pub fn describe(error: &sagemeter::Error) -> String {
@@ -85,7 +67,7 @@ pub fn describe_stream_error(error: &SdkError<ResponseStreamError, RawMessage>) 
 }
 
 /// An SDK error: the service's code, status and request id (message only when
-/// [`MESSAGE_SHOWN`]); transport errors as their chain (they carry no payload).
+/// [`REQUEST_MESSAGE_CODES`]); transport errors as their chain (they carry no payload).
 fn describe_sdk<E>(error: &SdkError<E, Response>, model: Option<&ModelError>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -110,7 +92,7 @@ where
         }
     }
     match service.message() {
-        Some(message) if MESSAGE_SHOWN.contains(&code) => {
+        Some(message) if REQUEST_MESSAGE_CODES.contains(&code) => {
             text.push_str(": ");
             text.push_str(&without_identity(message));
         }

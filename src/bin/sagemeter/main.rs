@@ -166,47 +166,9 @@ impl From<std::io::Error> for CliError {
     }
 }
 
-/// Crates and modules whose verbose events print what a call carries or who makes
-/// it, each with the most verbose level of theirs that is shown, whatever
-/// `RUST_LOG` says (a crate or module covers any module in it):
-/// - TRACE of the SDK crates prints the HTTP request and response
-///   (`aws_smithy_runtime`: body bytes, `Authorization` and `x-amz-security-token`
-///   headers), event-stream messages (`aws_smithy_http`: a stream's payload
-///   parts), the signed body (`aws_sigv4` with `LOG_SIGNABLE_BODY`), chunked
-///   bodies (`aws_runtime`);
-/// - DEBUG of the SDK's endpoint resolution logs its parameters, the credentials'
-///   access key id among them;
-/// - `aws_config` logs the credentials it loads from a profile at INFO (their
-///   access key id, and the account id when the profile has one) and an assumed
-///   role's at DEBUG: only its warnings and errors are shown.
-const QUIETED: &[(&str, tracing::Level)] = &[
-    ("aws_smithy_runtime", tracing::Level::DEBUG),
-    ("aws_smithy_http", tracing::Level::DEBUG),
-    ("aws_sigv4", tracing::Level::DEBUG),
-    ("aws_runtime", tracing::Level::DEBUG),
-    (
-        "aws_smithy_runtime::client::orchestrator::endpoints",
-        tracing::Level::INFO,
-    ),
-    ("aws_config", tracing::Level::WARN),
-];
-
-/// Whether an event of `target` at `level` may reach the log: not one more
-/// verbose than a [`QUIETED`] crate or module it is in allows.
-fn may_log(target: &str, level: tracing::Level) -> bool {
-    let under = |module: &str| {
-        target
-            .strip_prefix(module)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
-    };
-    // tracing orders levels by verbosity: TRACE is the greatest.
-    QUIETED
-        .iter()
-        .all(|(module, shown)| !under(module) || level <= *shown)
-}
-
 /// Logs to stderr: `RUST_LOG` (default `warn`), plus `sagemeter=info` with `-v`;
-/// never the events that print payloads or credentials (see [`QUIETED`]).
+/// never the SDK's events that print payloads or credentials
+/// ([`sagemeter::redact::may_log`]).
 fn init_tracing(verbose: bool) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -220,8 +182,9 @@ fn init_tracing(verbose: bool) {
     }
     // A filter of its own, not a directive: a more specific RUST_LOG directive
     // (`aws_smithy_runtime::client::orchestrator=trace`) would win over one.
-    let no_payloads =
-        tracing_subscriber::filter::filter_fn(|meta| may_log(meta.target(), *meta.level()));
+    let no_payloads = tracing_subscriber::filter::filter_fn(|meta| {
+        sagemeter::redact::may_log(meta.target(), *meta.level())
+    });
     let _ = tracing_subscriber::registry()
         .with(no_payloads)
         .with(filter)
@@ -290,47 +253,6 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracing::Level;
-
-    #[test]
-    fn the_sdk_crates_that_print_payloads_never_log_at_trace() {
-        for target in [
-            "aws_smithy_runtime",
-            "aws_smithy_runtime::client::orchestrator",
-            "aws_smithy_http::event_stream::receiver",
-            "aws_sigv4::http_request::sign",
-            "aws_runtime::content_encoding",
-        ] {
-            assert!(!may_log(target, Level::TRACE), "{target}");
-            assert!(may_log(target, Level::DEBUG), "{target}");
-        }
-        // Other crates (and ones whose names only start the same) keep TRACE.
-        for target in [
-            "sagemeter",
-            "aws_smithy_runtime_api",
-            "aws_configx",
-            "hyper",
-        ] {
-            assert!(may_log(target, Level::TRACE), "{target}");
-        }
-        // aws_config prints the credentials it loads at INFO (a profile's) and
-        // DEBUG (an assumed role's): its warnings and errors only.
-        for target in [
-            "aws_config::profile::credentials",
-            "aws_config::sts::assume_role",
-        ] {
-            assert!(!may_log(target, Level::INFO) && !may_log(target, Level::DEBUG));
-            assert!(may_log(target, Level::WARN) && may_log(target, Level::ERROR));
-        }
-        // Endpoint resolution prints the access key id at DEBUG: from INFO up only.
-        let endpoints = "aws_smithy_runtime::client::orchestrator::endpoints";
-        assert!(!may_log(endpoints, Level::DEBUG) && !may_log(endpoints, Level::TRACE));
-        assert!(may_log(endpoints, Level::INFO));
-        assert!(may_log(
-            "aws_smithy_runtime::client::orchestrator",
-            Level::DEBUG
-        ));
-    }
 
     #[test]
     fn every_subcommand_lists_the_global_options_under_their_own_heading() {
