@@ -135,10 +135,15 @@ pub enum Error {
     /// A fleet table request outside a call failed (`fleet init`, `fleet status`).
     #[error("fleet table: {0}")]
     Fleet(String),
-    /// Shutdown could not finish cleanly (background work still running, or a sink
-    /// could not be flushed).
+    /// Shutdown could not finish cleanly (background work still running, a sink
+    /// that failed or did not finish in time, fleet spend not written): each
+    /// problem, `; `-separated.
     #[error("shutdown incomplete: {0}")]
     Shutdown(String),
+    /// [`Meter::flush`](crate::Meter::flush): the sinks that could not be
+    /// flushed, each by name with its error, `; `-separated. The others were.
+    #[error("flush incomplete: {0}")]
+    Flush(String),
     /// A builder was given options that cannot work: which one, what is wrong and
     /// what to do are in the [`ConfigError`].
     #[error("invalid configuration: {0}")]
@@ -202,6 +207,7 @@ impl fmt::Debug for Error {
                 .finish(),
             Error::Fleet(message) => f.debug_tuple("Fleet").field(message).finish(),
             Error::Shutdown(message) => f.debug_tuple("Shutdown").field(message).finish(),
+            Error::Flush(message) => f.debug_tuple("Flush").field(message).finish(),
             Error::Config(config) => f.debug_tuple("Config").field(config).finish(),
         }
     }

@@ -564,8 +564,11 @@ impl Meter {
 
     /// Graceful shutdown: stops background work (profile refreshes, pricing of calls
     /// seen by the interceptor) from starting, waits for what is running (at most
-    /// `timeout`), then flushes and closes every sink. Calls made afterwards are still
-    /// metered on their own path, but nothing new runs in the background.
+    /// `timeout`), then flushes and closes every sink, all at once (each for at
+    /// most `timeout`: a sink that hangs holds up neither the others nor the
+    /// caller for longer). Calls made afterwards are still metered on their own
+    /// path, but nothing new runs in the background. The error names every sink
+    /// that failed or did not finish, and what else was left undone.
     ///
     /// It does not wait for calls in flight: finish (or drop) them first. A receipt
     /// made once the sinks are closed still counts in the totals, but no sink writes
@@ -579,11 +582,8 @@ impl Meter {
         if let Some(fleet) = &self.inner.fleet {
             problems.extend(fleet.shutdown(timeout).await);
         }
-        for sink in &self.inner.sinks {
-            if let Err(e) = sink.shutdown().await {
-                problems.push(format!("a sink could not be flushed: {e}"));
-            }
-        }
+        problems
+            .extend(on_every_sink(&self.inner.sinks, Some(timeout), |sink| sink.shutdown()).await);
         if !idle {
             problems.push(format!(
                 "{} background task(s) still running after {timeout:?}",
@@ -597,14 +597,16 @@ impl Meter {
         }
     }
 
-    /// Writes out every receipt the sinks have accepted so far (e.g. the ledger file).
+    /// Writes out every receipt the sinks have accepted so far (e.g. the ledger
+    /// file), every sink at once: one that fails does not keep the others from
+    /// flushing, and the error names each that failed.
     pub async fn flush(&self) -> crate::Result<()> {
-        for sink in &self.inner.sinks {
-            sink.flush()
-                .await
-                .map_err(|e| crate::Error::Shutdown(format!("a sink could not be flushed: {e}")))?;
+        let problems = on_every_sink(&self.inner.sinks, None, |sink| sink.flush()).await;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::Error::Flush(problems.join("; ")))
         }
-        Ok(())
     }
 
     /// [`shutdown_within`](Self::shutdown_within) ten seconds.
@@ -1649,6 +1651,47 @@ impl Meter {
 /// An override rate for `key`.
 pub(crate) fn override_rate(key: PriceKey, usd_per_unit: Decimal) -> Rate {
     Rate::new(key, usd_per_unit, Provenance::new(PriceOrigin::Override))
+}
+
+/// Runs `op` (a flush, a shutdown) on every sink at once, each for at most
+/// `limit`: what went wrong, one line per sink that failed or did not finish.
+async fn on_every_sink<'a>(
+    sinks: &'a [Arc<dyn CostSink>],
+    limit: Option<std::time::Duration>,
+    op: impl Fn(&'a dyn CostSink) -> crate::util::BoxFuture<'a, std::io::Result<()>>,
+) -> Vec<String> {
+    use std::task::Poll;
+    let mut running: Vec<_> = sinks.iter().map(|sink| (sink, op(sink.as_ref()))).collect();
+    let mut problems = Vec::new();
+    let all = std::future::poll_fn(|cx| {
+        running.retain_mut(|(sink, work)| match work.as_mut().poll(cx) {
+            Poll::Ready(Ok(())) => false,
+            Poll::Ready(Err(e)) => {
+                problems.push(format!("sink `{}` failed: {e}", sink.name()));
+                false
+            }
+            Poll::Pending => true,
+        });
+        if running.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    });
+    match limit {
+        Some(limit) => {
+            if tokio::time::timeout(limit, all).await.is_err() {
+                for (sink, _) in &running {
+                    problems.push(format!(
+                        "sink `{}` did not finish within {limit:?}",
+                        sink.name()
+                    ));
+                }
+            }
+        }
+        None => all.await,
+    }
+    problems
 }
 
 #[cfg(test)]

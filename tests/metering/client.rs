@@ -2423,6 +2423,97 @@ async fn a_background_task_that_panics_does_not_hold_up_shutdown() {
     assert_eq!(meter.background_tasks(), 0);
 }
 
+/// A sink whose flush fails (a full disk, say) or never ends (a broker that is
+/// down).
+#[derive(Debug)]
+enum Stuck {
+    Fails,
+    Hangs,
+}
+
+impl sagemeter::sink::CostSink for Stuck {
+    fn record(&self, _cost: &Cost) {}
+
+    fn name(&self) -> &str {
+        match self {
+            Stuck::Fails => "full-disk",
+            Stuck::Hangs => "broker-down",
+        }
+    }
+
+    fn flush(&self) -> sagemeter::pricing::BoxFuture<'_, std::io::Result<()>> {
+        match self {
+            Stuck::Fails => Box::pin(async { Err(std::io::Error::other("no space left")) }),
+            Stuck::Hangs => Box::pin(std::future::pending()),
+        }
+    }
+}
+
+/// A sink that counts its flushes.
+#[derive(Debug, Default)]
+struct Flushes(std::sync::atomic::AtomicU32);
+
+impl sagemeter::sink::CostSink for Flushes {
+    fn record(&self, _cost: &Cost) {}
+
+    fn flush(&self) -> sagemeter::pricing::BoxFuture<'_, std::io::Result<()>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A sink that fails to flush, or never finishes, holds up neither the other
+/// sinks nor shutdown beyond its timeout, and the error names it.
+#[tokio::test]
+async fn a_sink_that_fails_or_hangs_keeps_no_other_sink_from_flushing() {
+    let fake = fake_with_demo_endpoints().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.jsonl");
+    let ledger = Arc::new(sagemeter::ledger::JsonlLedger::open(&path).unwrap());
+    let flushes = Arc::new(Flushes::default());
+    let client = crate::support::rt_priced_by_overrides(&fake)
+        .await
+        .sink(Stuck::Fails)
+        .sink(flushes.clone())
+        .build()
+        .unwrap();
+    invoke(&client, "rt").await.unwrap();
+    let err = client.meter().flush().await.unwrap_err();
+    assert!(matches!(err, Error::Flush(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "flush incomplete: sink `full-disk` failed: no space left"
+    );
+    // The sink after the failing one was flushed all the same.
+    assert_eq!(flushes.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let client = crate::support::rt_priced_by_overrides(&fake)
+        .await
+        .sink(Stuck::Hangs)
+        .sink(ledger.clone())
+        .build()
+        .unwrap();
+    invoke(&client, "rt").await.unwrap();
+    let started = std::time::Instant::now();
+    let err = client
+        .meter()
+        .shutdown_within(Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        err.to_string(),
+        "shutdown incomplete: sink `broker-down` did not finish within 200ms"
+    );
+    // The ledger after it was closed with the receipt.
+    assert_eq!(sagemeter::ledger::read_all(&path).unwrap().records.len(), 1);
+    assert_eq!(ledger.stats().written, 1);
+}
+
 #[tokio::test]
 async fn an_amortized_async_settlement_bills_its_stated_time_at_one_instance() {
     let fake = fake_with_demo_endpoints().await;
