@@ -954,25 +954,55 @@ impl Drop for Settling {
         let Some(settlement) = self.0.take() else {
             return;
         };
+        let background = settlement.meter.inner.background.clone();
+        // Refused (shut down, no runtime), the task is dropped unrun: `later`
+        // settles at once.
+        background.spawn(SettleLater(Some(settlement)).run());
+    }
+}
+
+/// A dropped settlement finishing in the background (see [`Settling`]); dropped
+/// again before it is done (the meter refused to spawn it, being shut down or
+/// without a Tokio runtime, or its runtime went away), it settles at once on the
+/// rates at hand ([`Meter::prepare_at_hand`]), unchecked in the fleet: the
+/// invocation is still billed.
+struct SettleLater(Option<Settlement>);
+
+impl SettleLater {
+    async fn run(mut self) {
+        let Some(settlement) = &self.0 else {
+            return;
+        };
+        let (meter, endpoint) = (settlement.meter.clone(), settlement.call.endpoint.clone());
+        // Asked again: a mark this settlement's dropped request made is found its
+        // own (the same claimant).
+        let check = settlement.fleet_check();
+        price_in_span(&meter, &endpoint, check, move |prepared, check| {
+            let settlement = self.0.take().expect("settled once");
+            settlement.finish(prepared, check)
+        })
+        .await;
+    }
+}
+
+impl Drop for SettleLater {
+    fn drop(&mut self) {
+        let Some(settlement) = self.0.take() else {
+            return;
+        };
         let meter = settlement.meter.clone();
-        let endpoint = settlement.call.endpoint.clone();
-        let spawned = meter.inner.background.spawn({
-            let (meter, endpoint) = (meter.clone(), endpoint.clone());
-            async move {
-                // Asked again: a mark this settlement's dropped request made is
-                // found its own (the same claimant).
-                let check = settlement.fleet_check();
-                price_in_span(&meter, &endpoint, check, move |prepared, check| {
-                    settlement.finish(prepared, check)
-                })
-                .await;
-            }
-        });
-        if !spawned {
-            tracing::warn!(target: "sagemeter", endpoint = %endpoint,
-                "an async settlement dropped before it was priced could not be finished: \
-                 no Tokio runtime, or the meter is shut down");
-        }
+        tracing::warn!(target: "sagemeter", endpoint = %settlement.call.endpoint,
+            "an async settlement was priced on the rates at hand, without waiting for the \
+             others: the meter is shut down, or there is no Tokio runtime");
+        let prepared = meter.prepare_at_hand(&settlement.call.endpoint);
+        #[cfg(feature = "fleet")]
+        let check = FleetCheck::NotAsked(meter.inner.fleet.as_ref().map(|_| {
+            "not checked for duplicates in the fleet's other processes: settled while the \
+             meter was shut down, or without a Tokio runtime"
+        }));
+        #[cfg(not(feature = "fleet"))]
+        let check = FleetCheck::NotAsked(None);
+        settlement.finish(&prepared, check);
     }
 }
 

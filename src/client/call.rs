@@ -891,7 +891,7 @@ impl CallParts {
 
 /// Prices `call` (the lines of `phase`) and settles its reservation in the
 /// background, where an SDK hook or a `Drop` cannot wait for the endpoint's
-/// profile and rates.
+/// profile and rates. Never lost: see [`FinishLater`].
 pub(super) fn finish_in_background(
     meter: Meter,
     call: FinishedCall,
@@ -899,14 +899,41 @@ pub(super) fn finish_in_background(
     phase: Phase,
 ) {
     let background = meter.inner.background.clone();
-    let endpoint = call.endpoint.clone();
-    let spawned = background.spawn(async move {
-        let prepared = meter.prepare(&call.endpoint).await;
+    let later = FinishLater(Some((meter, call, reservation, phase)));
+    // Refused (shut down, no runtime), the task is dropped unrun: `later` finishes.
+    background.spawn(later.run());
+}
+
+/// A call to be finished in the background once its rates are found; dropped
+/// before (the meter refused to spawn it, being shut down or without a Tokio
+/// runtime, or its runtime went away), it is finished at once on what is at
+/// hand ([`Meter::prepare_at_hand`]), so that the totals, budgets and sinks
+/// still count it.
+struct FinishLater(Option<(Meter, FinishedCall, Option<Reservation>, Phase)>);
+
+impl FinishLater {
+    async fn run(mut self) {
+        let Some((meter, call, ..)) = &self.0 else {
+            return;
+        };
+        let (meter, endpoint) = (meter.clone(), call.endpoint.clone());
+        let prepared = meter.prepare(&endpoint).await;
+        if let Some((meter, call, reservation, phase)) = self.0.take() {
+            meter.finish_settled(call, &prepared, reservation, phase);
+        }
+    }
+}
+
+impl Drop for FinishLater {
+    fn drop(&mut self) {
+        let Some((meter, call, reservation, phase)) = self.0.take() else {
+            return;
+        };
+        tracing::warn!(target: "sagemeter", endpoint = %call.endpoint,
+            "a call was priced on the rates at hand, without waiting for the others: \
+             the meter is shut down, or there is no Tokio runtime");
+        let prepared = meter.prepare_at_hand(&call.endpoint);
         meter.finish_settled(call, &prepared, reservation, phase);
-    });
-    if !spawned {
-        tracing::warn!(target: "sagemeter", endpoint = %endpoint,
-            "a call could not be priced: no Tokio runtime, or the meter is shut down");
     }
 }
 

@@ -567,7 +567,10 @@ impl Meter {
     /// `timeout`), then flushes and closes every sink, all at once (each for at
     /// most `timeout`: a sink that hangs holds up neither the others nor the
     /// caller for longer). Calls made afterwards are still metered on their own
-    /// path, but nothing new runs in the background. The error names every sink
+    /// path, but nothing new runs in the background: what would have been priced
+    /// there (a call the interceptor saw, a call or settlement dropped before its
+    /// rates came) is priced at once on the rates at hand, each other line
+    /// unpriced saying why, and counted all the same. The error names every sink
     /// that failed or did not finish, and what else was left undone.
     ///
     /// It does not wait for calls in flight: finish (or drop) them first. A receipt
@@ -1098,6 +1101,33 @@ impl Meter {
             Some(prepared) => prepared,
             None => self.prepare_waiting(endpoint).await,
         }
+    }
+
+    /// Profile and rates of `endpoint` as they are at hand now, without waiting:
+    /// what is cached, else nothing (each line unpriced, saying so). For a call
+    /// whose pricing could not wait (the meter shut down, or no Tokio runtime to
+    /// wait on), so that it is still counted in the totals and budgets.
+    pub(crate) fn prepare_at_hand(&self, endpoint: &str) -> Arc<Prepared> {
+        if let Some(prepared) = self.prepare_now(endpoint, self.now()) {
+            return prepared;
+        }
+        const WHY: &str = "its rates were not at hand, and could not be waited for: the meter \
+                           was shut down, or there was no Tokio runtime";
+        let unavailable = || {
+            Err(crate::pricing::PriceError::Unavailable {
+                reason: WHY.to_owned(),
+            })
+        };
+        Arc::new(Prepared {
+            profile: Err(DiscoveryError::Failed {
+                endpoint: endpoint.to_owned(),
+                message: WHY.to_owned(),
+            }),
+            rates: Vec::new(),
+            data: [unavailable(), unavailable()],
+            totals: self.inner.totals.endpoint_slot(endpoint),
+            component_slots: Vec::new(),
+        })
     }
 
     /// Profile and rates of `endpoint` through the discovery and price sources'

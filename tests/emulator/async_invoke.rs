@@ -13,7 +13,7 @@
 
 use crate::support::GatedPrices;
 use crate::support::emulator::{self, Emulator, REGION, VARIANT};
-use crate::support::receipts::{NoPriceList, Receipts};
+use crate::support::receipts::{NoPriceList, Receipts, line};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use sagemeter::billing::{LineItem, LinePrice, UsageCharges, gigabytes, round_cost};
 use sagemeter::client::{AsyncCompletion, PendingInference};
@@ -398,6 +398,54 @@ async fn an_async_request_without_an_endpoint_name_is_rejected_before_sending() 
         .expect_err("no endpoint name");
     assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
     assert!(receipts.all().is_empty());
+}
+
+/// A settlement dropped on a meter that is shut down (nothing more runs in the
+/// background) is settled at once on the rates at hand: none, on a cold
+/// meter, so its lines are unpriced and say why; the invocation is still
+/// counted, not lost.
+#[tokio::test]
+async fn a_settlement_dropped_after_shutdown_is_counted_unpriced() {
+    let (client, _) = metered_client().await;
+    let invocation = client
+        .invoke_endpoint_async()
+        .endpoint_name(ASYNC_ENDPOINT)
+        .input_location("s3://requests/after-shutdown.json")
+        .input_bytes(100)
+        .send()
+        .await
+        .unwrap();
+    let (_, submitted, pending) = invocation.into_parts();
+    let gate = Arc::new(Semaphore::new(0));
+    let receipts = Receipts::default();
+    let worker = Client::builder(&Emulator::shared().sdk_config().await)
+        .without_discovery()
+        .price_source(GatedPrices { gate: gate.clone() })
+        .endpoint_profile(
+            EndpointProfile::new(
+                ASYNC_ENDPOINT,
+                vec![VariantProfile::instance(VARIANT, "ml.m5.xlarge", 1)],
+            )
+            .asynchronous(),
+        )
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    worker.shutdown().await.unwrap();
+    let settling = worker.meter().settle_async(
+        pending,
+        AsyncCompletion::processed_for(Duration::from_secs(90)).output_bytes(0),
+    );
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), settling).await;
+    assert!(gave_up.is_err(), "the price look-ups hang");
+    let settled = receipts.all();
+    assert_eq!(settled.len(), 1, "settled at once: {settled:#?}");
+    assert_eq!(settled[0].call_id, submitted.call_id);
+    let compute = line(&settled[0], LineItem::Compute);
+    assert!(
+        matches!(&compute.price, LinePrice::Unpriced { reason } if reason.contains("could not be waited for")),
+        "{compute:?}"
+    );
 }
 
 #[tokio::test]

@@ -975,7 +975,8 @@ async fn shutdown_waits_for_background_pricing_and_then_spawns_nothing_more() {
     meter.shutdown().await.unwrap();
     assert_eq!(meter.background_tasks(), 0);
     assert_eq!(meter.totals().calls, 3, "nothing metered was lost");
-    // After shutdown, the interceptor no longer spawns work.
+    // After shutdown, the interceptor no longer spawns work: the call is priced
+    // at once on the rates at hand, and counted.
     sdk.invoke_endpoint()
         .endpoint_name("rt")
         .body(Blob::new("{}"))
@@ -983,6 +984,11 @@ async fn shutdown_waits_for_background_pricing_and_then_spawns_nothing_more() {
         .await
         .unwrap();
     assert_eq!(meter.background_tasks(), 0);
+    assert_eq!(
+        meter.totals().calls,
+        4,
+        "the call after shutdown is counted"
+    );
 }
 
 /// Hosting at a price the test can change; answers at once, as a warm cache does.
