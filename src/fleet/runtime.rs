@@ -99,6 +99,8 @@ struct Shared {
     settlements: AtomicU64,
     /// A failed settlement mark has been warned about.
     settlement_warned: AtomicBool,
+    /// Whether spend recorded after shutdown has been warned of (once).
+    late_warned: AtomicBool,
 }
 
 /// What a receipt's call adds to its variant's fleet accrual.
@@ -733,6 +735,7 @@ impl Fleet {
                 warned: Mutex::new(HashSet::new()),
                 settlements: AtomicU64::new(0),
                 settlement_warned: AtomicBool::new(false),
+                late_warned: AtomicBool::new(false),
             }),
         }
     }
@@ -757,6 +760,14 @@ impl Fleet {
         let Some(pico) = to_pico(cost_usd) else {
             return FleetRecorded::default();
         };
+        if self.shared.closed.load(Ordering::Relaxed)
+            && !self.shared.late_warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(target: "sagemeter::fleet", table = %self.shared.table.name,
+                "spend recorded after the fleet was shut down is kept in this process only, \
+                 never written to the table (finish or drop calls before shutdown; \
+                 fleet_stats().unwritten_items counts it)");
+        }
         let now: DateTime<Utc> = now.into();
         let shared = &self.shared;
         let mut guard = shared.state.lock().unwrap_or_else(|e| e.into_inner());

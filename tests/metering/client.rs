@@ -1374,6 +1374,48 @@ async fn a_zero_price_override_is_refused_unless_free_on_purpose() {
     );
 }
 
+/// Spend recorded after shutdown cannot reach the fleet table any more (the
+/// flushing has stopped): it is said once, and counted in the unwritten items,
+/// not dropped silently. (Here, not in the `fleet` binary: no table is needed,
+/// and that binary's timed tests run without the log capture.)
+#[cfg(feature = "fleet")]
+#[tokio::test]
+async fn fleet_spend_after_shutdown_is_said_once_to_stay_unwritten() {
+    let logs = logs::capture();
+    let fake = fake_with_demo_endpoints().await;
+    // A table nobody answers for: nothing is written, which is not the point.
+    let unanswered = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&fake.sdk_config().await)
+            .endpoint_url("http://127.0.0.1:1")
+            .build(),
+    );
+    let client = crate::support::rt_priced_by_overrides(&fake)
+        .await
+        .fleet(sagemeter::fleet::FleetConfig::dynamodb("late").dynamodb_client(unanswered))
+        .build()
+        .unwrap();
+    invoke(&client, "rt").await.unwrap();
+    let _ = client
+        .meter()
+        .shutdown_within(Duration::from_millis(200))
+        .await;
+    let before = client.meter().fleet_stats().unwrap().unwritten_items;
+    for _ in 0..2 {
+        invoke(&client, "rt").await.unwrap();
+    }
+    let late: Vec<_> = logs
+        .at_level("WARN")
+        .into_iter()
+        .filter(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("spend recorded after the fleet was shut down"))
+        })
+        .collect();
+    assert_eq!(late.len(), 1, "{late:#?}");
+    assert!(client.meter().fleet_stats().unwrap().unwritten_items >= before);
+}
+
 #[tokio::test]
 async fn a_max_concurrency_of_zero_is_refused() {
     let fake = fake_with_demo_endpoints().await;
