@@ -483,6 +483,55 @@ async fn an_interrupt_stops_new_calls_and_every_call_sent_reaches_the_ledger() {
     }
 }
 
+/// An interrupt while an async submission waits for SageMaker's answer ends the
+/// command as any interrupted call does (exit 130, the ledger closed), saying
+/// that the submission may have been queued and has no receipt (the library
+/// makes none: whether SageMaker queued it is unknown).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_async_submission_ends_the_command_as_any_call_does() {
+    let fake = fake_rt().await;
+    fake.hold();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let child = spawn_at(
+        &fake.url,
+        &[
+            "invoke",
+            "rt",
+            "--async",
+            "--input-location",
+            "s3://bucket/in.json",
+            "--input-bytes",
+            "100",
+            "--json",
+            "--ledger",
+            ledger.to_str().unwrap(),
+        ],
+    );
+    for _ in 0..1000 {
+        if fake
+            .state
+            .async_submissions
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    kill(&child, libc::SIGINT);
+    let (status, stderr) = wait_for_exit(child).await;
+    fake.release();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted by SIGINT: the submission was cancelled"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("has no receipt"), "{stderr}");
+    assert!(ledger_receipts(&ledger).is_empty());
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_interrupt_cancels_the_calls_in_flight_and_their_receipts_are_kept() {

@@ -198,6 +198,8 @@ pub struct FakeState {
     /// Bodies received, to check what was sent.
     pub received_bodies: Mutex<Vec<Vec<u8>>>,
     pub invocations: AtomicU64,
+    /// `InvokeEndpointAsync` requests received.
+    pub async_submissions: AtomicU64,
     pub describe_calls: AtomicU64,
     /// While set, invocations wait (after being counted) until it is cleared.
     pub hold: std::sync::atomic::AtomicBool,
@@ -595,11 +597,20 @@ async fn control_plane(
     }
 }
 
-/// `InvokeEndpointAsync`: queued (202), with where the output will land.
-async fn invoke_async(Path(name): Path<String>) -> Response {
+/// `InvokeEndpointAsync`: queued (202), with where the output will land; held
+/// while invocations are (see [`FakeSageMaker::hold`]).
+async fn invoke_async(State(state): State<Arc<FakeState>>, Path(name): Path<String>) -> Response {
     // A request id of its own for each, as SageMaker answers every request.
     static ASYNC_REQUESTS: AtomicU64 = AtomicU64::new(0);
     let number = ASYNC_REQUESTS.fetch_add(1, Ordering::Relaxed) + 1;
+    state.async_submissions.fetch_add(1, Ordering::SeqCst);
+    loop {
+        let released = state.released.notified();
+        if !state.hold.load(Ordering::SeqCst) {
+            break;
+        }
+        released.await;
+    }
     let mut response = (
         StatusCode::ACCEPTED,
         json!({"InferenceId": format!("{name}-inference-1")}).to_string(),

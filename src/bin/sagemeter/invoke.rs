@@ -583,12 +583,12 @@ async fn run_with(
     if !args.json {
         write_profile(out, &args.endpoint, region, profile.as_deref())?;
     }
-    if args.submit_async {
-        return crate::stream::run_async(client, args, body, out).await;
-    }
     // From here an interrupt does not end the process: the calls stop, and
     // their receipts, the summary and the ledger are all written.
     let mut interrupts = Interrupts::listen();
+    if args.submit_async {
+        return crate::stream::run_async(client, args, body, &mut interrupts, out).await;
+    }
     if args.stream {
         return crate::stream::run_stream(client, args, body, &mut interrupts, out).await;
     }

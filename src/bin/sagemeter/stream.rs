@@ -94,6 +94,7 @@ pub async fn run_async(
     client: &Client,
     args: &InvokeArgs,
     body: Vec<u8>,
+    interrupts: &mut Interrupts,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let mut request = client
@@ -112,7 +113,20 @@ pub async fn run_async(
         }
         None => request = request.body(Blob::new(body)),
     }
-    let submitted = match request.send().await {
+    let sent = tokio::select! {
+        sent = request.send() => sent,
+        code = interrupts.next() => {
+            // Dropped before SageMaker answered: whether it was queued is unknown,
+            // and the library makes no receipt of it. Once accepted, an interrupt
+            // waits for its receipt to be written.
+            return Err(interrupted(
+                code,
+                "the submission was cancelled before SageMaker answered: it may have been \
+                 queued all the same, and has no receipt",
+            ));
+        }
+    };
+    let submitted = match sent {
         Ok(submitted) => submitted,
         Err(e) => return failed(args, out, e),
     };
