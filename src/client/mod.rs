@@ -361,7 +361,8 @@ impl ClientBuilder {
     /// A fixed rate for one key (e.g. a negotiated price), in USD per the key's unit.
     /// Receipts mark it `override`. A rate of $0 is refused at `build()` (a
     /// misplaced value must not price calls at nothing); say
-    /// [`free_of_charge`](Self::free_of_charge) when it is free on purpose.
+    /// [`free_of_charge`](Self::free_of_charge) when it is free on purpose. So is a
+    /// key of another region than the client's, which no call would ever use.
     pub fn price_override(mut self, key: PriceKey, usd_per_unit: Decimal) -> Self {
         self.price_overrides.push((key, usd_per_unit, false));
         self
@@ -568,6 +569,23 @@ impl ClientBuilder {
         let mut price_overrides = crate::FastMap::default();
         for (key, usd, free) in self.price_overrides {
             const OPTION: &str = "ClientBuilder::price_override";
+            // Calls are priced in the client's region only: an override of another
+            // would never apply, and list prices would, without a word.
+            if key.region() != region.as_str() {
+                return Err(ConfigError::new(
+                    OPTION,
+                    format!(
+                        "price override for {key} is for {}, and this client prices calls \
+                         in {region}",
+                        key.region()
+                    ),
+                )
+                .hint(format!(
+                    "give the override's key the region {region}, or build the client for {}",
+                    key.region()
+                ))
+                .into());
+            }
             if usd.is_zero() && !free {
                 return Err(
                     ConfigError::new(OPTION, format!("price override for {key} is $0"))

@@ -1374,6 +1374,24 @@ async fn a_zero_price_override_is_refused_unless_free_on_purpose() {
     );
 }
 
+/// An override for another region than the client's would never price a call
+/// (list prices would, with no word): refused at build, saying which region.
+#[tokio::test]
+async fn a_price_override_for_another_region_is_refused() {
+    let fake = fake_with_demo_endpoints().await;
+    let err = Client::builder(&fake.sdk_config().await)
+        .region("eu-west-1")
+        .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), dec("0.20"))
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("is for us-east-1, and this client prices calls in eu-west-1"),
+        "{text}"
+    );
+}
+
 /// Spend recorded after shutdown cannot reach the fleet table any more (the
 /// flushing has stopped): it is said once, and counted in the unwritten items,
 /// not dropped silently. (Here, not in the `fleet` binary: no table is needed,
