@@ -12,7 +12,8 @@ use crate::billing::Cost;
 /// `latency_ms`, `bytes_in`, `bytes_out`, `input_tokens`/`output_tokens` (when
 /// known; also as `gen_ai.usage.input_tokens`/`gen_ai.usage.output_tokens`),
 /// `cost_usd`, `running_usd`, `price_source` (`unpriced` when nothing could be
-/// priced), `fully_priced`. Never the payload.
+/// priced), `fully_priced`, and `tags` when the call has any (`team=search,tenant=acme`,
+/// in key order). Never the payload.
 ///
 /// ```text
 /// INFO sagemeter: sagemaker call cost endpoint=chat-prod variant="AllTraffic"
@@ -45,8 +46,24 @@ impl CostSink for CostLogSink {
             running_usd = %cost.running_client_usd,
             price_source = cost.price_source().map_or("unpriced", |s| s.as_str()),
             fully_priced = cost.is_fully_priced(),
+            tags = (!cost.tags.is_empty()).then_some(Tags(&cost.tags)).map(tracing::field::display),
             "sagemaker call cost"
         );
+    }
+}
+
+/// A call's tags as one log field: `key=value` pairs in key order, `,`-separated.
+struct Tags<'a>(&'a std::collections::BTreeMap<String, String>);
+
+impl std::fmt::Display for Tags<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{key}={value}")?;
+        }
+        Ok(())
     }
 }
 

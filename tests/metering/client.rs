@@ -826,6 +826,8 @@ async fn every_call_logs_one_info_cost_line_without_the_payload() {
             .endpoint_name("rt")
             .body(Blob::new(format!(r#"{{"inputs":"{marker}"}}"#)))
             .custom_attributes(marker)
+            .tag("tenant", "acme")
+            .tag("team", "search")
             .send()
             .await
             .unwrap();
@@ -849,6 +851,7 @@ async fn every_call_logs_one_info_cost_line_without_the_payload() {
         assert_eq!(f["cost_usd"], receipt.cost_usd.to_string());
         assert_eq!(f["running_usd"], receipt.running_client_usd.to_string());
         assert_eq!(f["bytes_in"], receipt.usage.bytes_in);
+        assert_eq!(f["tags"], "team=search,tenant=acme");
         assert!(f["latency_ms"].as_f64().unwrap() > 0.0);
         // Logged inside its call's span: a recorded span is entered for the finish.
         assert_eq!(line["span"]["name"], "sagemaker.invoke", "{line}");
