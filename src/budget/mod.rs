@@ -378,7 +378,11 @@ impl Budget {
         }
     }
 
-    /// Called once per threshold per period when spend crosses it.
+    /// Called once per threshold per period when spend crosses it, where the
+    /// crossing is seen: in the call that crossed it, before that call returns
+    /// (with a fleet, possibly in its background flush). Hand slow work (a page, a
+    /// webhook) to a task or a channel rather than block there. A panic in it is
+    /// caught and logged.
     pub fn on_alert(mut self, f: impl Fn(&BudgetAlert) + Send + Sync + 'static) -> Self {
         self.on_alert = Some(Arc::new(f));
         self

@@ -16,7 +16,10 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use std::collections::BTreeMap;
 use std::future::Future;
 
-/// Ends an SDK `InvokeEndpoint` fluent builder with a metered send.
+/// Ends an SDK `InvokeEndpoint` fluent builder with a metered send. The
+/// builder's own settings are sent as they are; a request customized with
+/// `customize()` is metered by [`MeteringInterceptor`](super::MeteringInterceptor)
+/// instead.
 ///
 /// ```no_run
 /// # async fn run(sdk: aws_sdk_sagemakerruntime::Client, meter: sagemeter::Meter) -> sagemeter::Result<()> {
@@ -261,8 +264,11 @@ impl InvokeEndpoint {
         self
     }
 
-    /// Anything else on the SDK's builder (e.g. `customize()` is not available this
-    /// way; use [`SendMeteredExt`] on the SDK builder for that).
+    /// Anything else on the SDK's builder. Per-request SDK settings (`customize()`:
+    /// `config_override`, an interceptor of the request's own) are not available
+    /// this way, nor through [`SendMeteredExt`] (`customize()` leaves a type it does
+    /// not extend): meter such calls with [`MeteringInterceptor`](super::MeteringInterceptor)
+    /// on your SDK client, whose requests may be customized as usual.
     pub fn map_request(
         mut self,
         f: impl FnOnce(InvokeEndpointFluentBuilder) -> InvokeEndpointFluentBuilder,

@@ -88,7 +88,8 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 ///   `sync` or `shutdown` waits for it and returns the same result); later receipts are
 ///   refused (`record` drops them: [`SinkStats::refused_closed`], WARN;
 ///   `try_record` returns [`Refused::Closed`]). Dropping the last handle does the
-///   same, blocking until done.
+///   same, blocking the dropping thread until done (a Tokio worker, if the last
+///   `Client` is dropped in a task: await `shutdown()` there instead).
 /// - Without any of these, the writer still hands lines to the OS within
 ///   microseconds when idle (every 64 KiB under load), and
 ///   [`sync_every`](JsonlLedgerBuilder::sync_every) adds a periodic `fsync`.
