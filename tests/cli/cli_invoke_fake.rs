@@ -302,6 +302,23 @@ async fn a_profile_in_neither_file_exits_2_sending_nothing() {
         "{stderr}"
     );
     assert_eq!(fake.invocations() + fake.describe_calls(), 0);
+
+    // Named by AWS_PROFILE (a typo in the environment), the same: not the SDK's
+    // "initialization error already taken" after calling.
+    let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
+    cmd.env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_PROFILE", "missing")
+        .args(["invoke", "rt", "--body", "{}"]);
+    let output = run(cmd).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("AWS_PROFILE=missing: no such profile"),
+        "{stderr}"
+    );
+    assert_eq!(fake.invocations() + fake.describe_calls(), 0);
 }
 
 /// `sagemeter ARGS` running at `url`, its stdout and stderr piped to the test.

@@ -17,14 +17,21 @@ pub const FALLBACK_REGION: &str = "us-east-1";
 /// clients built from it.
 ///
 /// `--profile` takes the profile's credentials even when the environment has keys
-/// (as the AWS CLI does); a profile that is in neither file is a usage error.
+/// (as the AWS CLI does); a profile that is in neither file, named by `--profile`
+/// or by `AWS_PROFILE`, is a usage error (the SDK would fail later, with its reason
+/// in a WARN only).
 pub async fn load(global: &GlobalArgs) -> Result<SdkConfig, CliError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &global.region {
         loader = loader.region(Region::new(region.clone()));
     }
+    if global.profile.is_none()
+        && let Some(profile) = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty())
+    {
+        check_profile(&profile, &format!("AWS_PROFILE={profile}")).await?;
+    }
     if let Some(profile) = &global.profile {
-        check_profile(profile).await?;
+        check_profile(profile, &format!("--profile {profile}")).await?;
         loader = loader.profile_name(profile).credentials_provider(
             ProfileFileCredentialsProvider::builder()
                 .profile_name(profile)
@@ -34,18 +41,19 @@ pub async fn load(global: &GlobalArgs) -> Result<SdkConfig, CliError> {
     Ok(loader.load().await)
 }
 
-/// The profile is in the shared config or credentials file.
-async fn check_profile(name: &str) -> Result<(), CliError> {
+/// The profile is in the shared config or credentials file; errors begin with
+/// `given` (where the name came from).
+async fn check_profile(name: &str, given: &str) -> Result<(), CliError> {
     use aws_types::os_shim_internal::{Env, Fs};
     // The default files: `~/.aws/config` and `credentials`, or as the environment says.
     let files = Default::default();
     let profiles = aws_config::profile::load(&Fs::real(), &Env::real(), &files, None)
         .await
-        .map_err(|e| CliError::Usage(format!("--profile {name}: {}", error_chain(&e))))?;
+        .map_err(|e| CliError::Usage(format!("{given}: {}", error_chain(&e))))?;
     match profiles.get_profile(name) {
         Some(_) => Ok(()),
         None => Err(CliError::Usage(format!(
-            "--profile {name}: no such profile in the AWS config or credentials file \
+            "{given}: no such profile in the AWS config or credentials file \
              (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE)"
         ))),
     }
