@@ -280,6 +280,30 @@ async fn profile_credentials_win_over_the_environments() {
     );
 }
 
+/// A body beginning with `-` (valid JSON: `-1`) is sent as it is, not taken for
+/// an option; one that is no JSON is refused without being repeated.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_beginning_with_a_hyphen_is_a_body() {
+    let fake = fake_rt().await;
+    let output = run_at(&fake.url, &["invoke", "rt", "--body", "-1"]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(fake.invocations(), 1);
+    assert_eq!(
+        fake.state.received_bodies.lock().unwrap().last().unwrap(),
+        b"-1"
+    );
+    let output = run_at(
+        &fake.url,
+        &["invoke", "rt", "--body", "--PAYLOAD-MARKER-2c"],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the body is not valid JSON"), "{stderr}");
+    assert!(!stderr.contains("PAYLOAD-MARKER"), "{stderr}");
+    assert_eq!(fake.invocations(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_profile_in_neither_file_exits_2_sending_nothing() {
     let fake = fake_rt().await;

@@ -54,11 +54,13 @@ pub struct InvokeArgs {
     pub endpoint: String,
 
     /// Request body: the text itself, @FILE to read a file, or - to read stdin.
-    /// With a JSON content type the body must be valid JSON.
+    /// With a JSON content type the body must be valid JSON. A body beginning with
+    /// `-` (`-1`) is taken as it is.
     #[arg(
         long,
         short = 'b',
         value_name = "JSON|@FILE|-",
+        allow_hyphen_values = true,
         value_parser = BodyArg::parse,
         required_unless_present = "input_location",
         conflicts_with = "input_location"
