@@ -271,6 +271,15 @@ fn reconcile_compares_a_ledger_with_the_seeded_bill_and_refuses_what_it_cannot_c
     // A grouping that is not one: a usage error, exit 2.
     let out = run(&["reconcile", ledger_arg, "--group-by", "endpoint"]);
     assert_eq!(out.status.code(), Some(2));
+
+    // A day that is no date: said with the format expected.
+    let out = run(&["reconcile", ledger_arg, "--since", "2026-13-01"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`2026-13-01` is not a date: use YYYY-MM-DD"),
+        "{err}"
+    );
 }
 
 /// One receipt of `rt-rolled` (one ml.m5.xlarge at $0.23/h) at `at`, its process

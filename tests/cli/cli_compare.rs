@@ -431,9 +431,10 @@ fn a_zero_stated_rate_is_refused_never_priced_at_zero() {
         // A stated value no rate can have: an invalid argument, nothing priced.
         .code(2)
         .stdout("")
+        // Named by its flag.
         .stderr(predicate::str::contains(
-            "error: rate (USD per unit) must be greater than zero (got 0 for hosting \
-             ml.m5.xlarge in ",
+            "error: --instance-usd-per-hour: rate (USD per unit) must be greater than zero \
+             (got 0 for hosting ml.m5.xlarge in ",
         ))
         .stderr(predicate::str::contains(
             "a metered dimension is never billed at $0",

@@ -465,7 +465,7 @@ pub async fn run(
     // profile can have are invalid arguments (exit 2), as clap's own are.
     let plans = plans(&args).map_err(usage)?;
     Comparison::check(&profile, &plans).map_err(usage)?;
-    let mut rates = stated_rates(&args, region).map_err(usage)?;
+    let mut rates = stated_rates(&args, region)?;
     rates
         .fill_from(prices, &plans, &profile)
         .await
@@ -744,31 +744,41 @@ fn plans(args: &CompareArgs) -> Result<Vec<Plan>, CompareError> {
     Ok(plans)
 }
 
-fn stated_rates(args: &CompareArgs, region: &str) -> Result<RateTable, CompareError> {
+/// The rates stated by flags; a rate that cannot be one is a usage error naming
+/// its flag.
+fn stated_rates(args: &CompareArgs, region: &str) -> Result<RateTable, CliError> {
+    fn flagged(flag: &'static str) -> impl Fn(CompareError) -> CliError {
+        move |e| CliError::Usage(format!("{flag}: {e}"))
+    }
     let mut rates = RateTable::new(region);
     if let (Some(usd), Some(instance_type)) = (args.instance_usd_per_hour, &args.instance) {
-        rates = rates.with_rate(PriceKey::hosting(region, instance_type), usd)?;
+        rates = rates
+            .with_rate(PriceKey::hosting(region, instance_type), usd)
+            .map_err(flagged("--instance-usd-per-hour"))?;
     }
     if let Some(usd) = args.storage_usd_per_gb_month {
-        rates = rates.with_rate(PriceKey::storage(region), usd)?;
+        rates = rates
+            .with_rate(PriceKey::storage(region), usd)
+            .map_err(flagged("--storage-usd-per-gb-month"))?;
     }
     if let (Some(usd), Some(mb)) = (args.serverless_usd_per_second, args.serverless) {
-        rates = rates.with_rate(PriceKey::serverless(region, mb / 1024), usd)?;
+        rates = rates
+            .with_rate(PriceKey::serverless(region, mb / 1024), usd)
+            .map_err(flagged("--serverless-usd-per-second"))?;
     }
     if let Some(usd) = args.data_usd_per_gb {
-        rates = rates
-            .with_rate(
-                PriceKey::DataIn {
-                    region: region.into(),
-                },
-                usd,
-            )?
-            .with_rate(
-                PriceKey::DataOut {
-                    region: region.into(),
-                },
-                usd,
-            )?;
+        for key in [
+            PriceKey::DataIn {
+                region: region.into(),
+            },
+            PriceKey::DataOut {
+                region: region.into(),
+            },
+        ] {
+            rates = rates
+                .with_rate(key, usd)
+                .map_err(flagged("--data-usd-per-gb"))?;
+        }
     }
     Ok(rates)
 }

@@ -18,7 +18,8 @@ use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
 
-fn parse_date(text: &str) -> Result<NaiveDate, String> {
+/// A `YYYY-MM-DD` option value; the error says the format.
+pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|_| format!("`{text}` is not a date: use YYYY-MM-DD, e.g. 2024-01-01"))
 }
