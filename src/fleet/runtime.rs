@@ -101,6 +101,8 @@ struct Shared {
     settlement_warned: AtomicBool,
     /// Whether spend recorded after shutdown has been warned of (once).
     late_warned: AtomicBool,
+    /// The last failure of a write of increments, for shutdown to say why.
+    last_failure: Mutex<Option<String>>,
 }
 
 /// What a receipt's call adds to its variant's fleet accrual.
@@ -736,6 +738,7 @@ impl Fleet {
                 settlements: AtomicU64::new(0),
                 settlement_warned: AtomicBool::new(false),
                 late_warned: AtomicBool::new(false),
+                last_failure: Mutex::new(None),
             }),
         }
     }
@@ -1147,6 +1150,10 @@ impl Fleet {
                 Ok(added) => added,
                 Err(err) => {
                     self.warn(&err, "writing increments");
+                    *shared
+                        .last_failure
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(err.to_string());
                     all = false;
                     failed.push((write.pk, write.sk, Some(err.kind)));
                     if err.kind == Failure::Unreachable {
@@ -1818,8 +1825,18 @@ impl Fleet {
             }
         }
         if !written {
+            let why = shared
+                .last_failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map_or_else(
+                    || format!(" within {timeout:?}"),
+                    |failure| format!(" (the last write: {failure})"),
+                );
             problems.push(format!(
-                "{} fleet item(s) not written to table `{}`",
+                "{} fleet item(s) not written to table `{}`{why}: their spend is counted in \
+                 this process only",
                 self.stats().unwritten_items,
                 shared.table.name
             ));

@@ -1614,6 +1614,26 @@ async fn a_denied_table_is_said_to_be_denied_without_the_callers_identity() {
     }
     proxy.set(Fault::None);
     client.meter().shutdown().await.unwrap();
+
+    // Spend that cannot be written by shutdown: said with the last write's
+    // failure, and where the spend stays.
+    let client = per_call_client(&conf, proxied(&table, &proxy, &conf), None);
+    proxy.set(Fault::Deny("UpdateItem"));
+    call(&client).await.unwrap();
+    let err = client
+        .meter()
+        .shutdown_within(Duration::from_secs(1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "fleet item(s) not written to table `{table}` (the last write: access denied: \
+             AccessDeniedException User: <principal> is not authorized"
+        )) && err.contains("counted in this process only"),
+        "{err}"
+    );
+    proxy.set(Fault::None);
 }
 
 #[tokio::test]
