@@ -41,6 +41,30 @@ pub trait SendMeteredExt {
         self,
         meter: &Meter,
     ) -> impl Future<Output = Result<Metered<Self::Output>>> + Send;
+
+    /// [`send_metered`](Self::send_metered), the call attributed to `tags` as
+    /// [`InvokeEndpoint::tag`] does: on the receipt, the log line and the sinks,
+    /// and counted by the budgets of those tags.
+    ///
+    /// ```no_run
+    /// # async fn run(sdk: aws_sdk_sagemakerruntime::Client, meter: sagemeter::Meter) -> sagemeter::Result<()> {
+    /// use sagemeter::SendMeteredExt;
+    /// let response = sdk
+    ///     .invoke_endpoint()
+    ///     .endpoint_name("my-endpoint")
+    ///     .body(aws_sdk_sagemakerruntime::primitives::Blob::new("{}"))
+    ///     .send_metered_tagged(&meter, [("tenant", "acme")])
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    fn send_metered_tagged<K, V>(
+        self,
+        meter: &Meter,
+        tags: impl IntoIterator<Item = (K, V)>,
+    ) -> impl Future<Output = Result<Metered<Self::Output>>> + Send
+    where
+        K: Into<String>,
+        V: Into<String>;
 }
 
 impl SendMeteredExt for InvokeEndpointFluentBuilder {
@@ -51,7 +75,24 @@ impl SendMeteredExt for InvokeEndpointFluentBuilder {
         self,
         meter: &Meter,
     ) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send {
-        let call = call_request(&self, BTreeMap::new());
+        self.send_metered_tagged(meter, std::iter::empty::<(String, String)>())
+    }
+
+    #[inline]
+    fn send_metered_tagged<K, V>(
+        self,
+        meter: &Meter,
+        tags: impl IntoIterator<Item = (K, V)>,
+    ) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let tags = tags
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let call = call_request(&self, tags);
         // The SDK client may not carry the watch: it goes on this request.
         invoke_endpoint(meter.clone(), call, move || {
             self.customize().interceptor(AttemptWatch).send()

@@ -247,6 +247,26 @@ async fn a_tag_budget_counts_only_tagged_calls() {
     // Untagged calls are outside the budget.
     call(&client).await.unwrap();
     call(&client).await.unwrap();
+    // Tagged on the SDK's own builder, the same: refused, the budget being spent.
+    use sagemeter::SendMeteredExt;
+    let sdk = aws_sdk_sagemakerruntime::Client::new(&fake.sdk_config().await);
+    let request = || {
+        sdk.invoke_endpoint()
+            .endpoint_name("rt")
+            .body(Blob::new("{}"))
+    };
+    let refused = request()
+        .send_metered_tagged(client.meter(), [("team", "search")])
+        .await;
+    assert!(
+        matches!(refused, Err(Error::BudgetExceeded { .. })),
+        "{refused:?}"
+    );
+    let other = request()
+        .send_metered_tagged(client.meter(), [("team", "ads")])
+        .await
+        .unwrap();
+    assert_eq!(other.cost().tags["team"], "ads");
 }
 
 #[test]
