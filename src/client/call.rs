@@ -284,7 +284,13 @@ impl Call {
             tags,
             ..
         } = request;
-        let bytes_in = inline.map(|n| n as u64).or(bytes_in);
+        let bytes_in = match inline {
+            Some(n) => Some(n as u64),
+            // Only an async submission's input can be elsewhere (in S3, of the size
+            // given, if any); any other call without a body sends none.
+            None if O::OPERATION == Operation::InvokeEndpointAsync => bytes_in,
+            None => Some(0),
+        };
         let span = call_span(&endpoint, O::OPERATION);
         let started_at = meter.now();
         let started = Instant::now();

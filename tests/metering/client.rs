@@ -808,6 +808,25 @@ async fn an_empty_endpoint_name_is_rejected_before_anything_is_sent() {
     assert_eq!(fake.invocations(), 0);
 }
 
+/// A call sent without a body sends 0 bytes: its data in is priced at 0 GB,
+/// not left unpriced as an async input in S3 of a size not given is.
+#[tokio::test]
+async fn a_call_without_a_body_has_priced_data_in_of_zero_bytes() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = client_for(&fake).await;
+    let response = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .send()
+        .await
+        .unwrap();
+    let cost = response.cost();
+    assert!(cost.is_fully_priced(), "{cost}");
+    let data_in = line(cost, LineItem::DataIn);
+    assert_eq!(data_in.quantity, Decimal::ZERO);
+    assert_eq!(data_in.cost_usd(), Some(Decimal::ZERO));
+}
+
 #[tokio::test]
 async fn every_call_logs_one_info_cost_line_without_the_payload() {
     let logs = logs::capture();
