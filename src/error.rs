@@ -148,6 +148,12 @@ pub enum Error {
     /// what to do are in the [`ConfigError`].
     #[error("invalid configuration: {0}")]
     Config(ConfigError),
+    /// A ledger could not be opened, written or read (from
+    /// [`JsonlLedger::open`](crate::ledger::JsonlLedger::open),
+    /// [`ledger::read_all`](crate::ledger::read_all) and the like): `?` on them
+    /// works in a function returning [`Result`].
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
 }
 
 impl fmt::Debug for Error {
@@ -209,6 +215,7 @@ impl fmt::Debug for Error {
             Error::Shutdown(message) => f.debug_tuple("Shutdown").field(message).finish(),
             Error::Flush(message) => f.debug_tuple("Flush").field(message).finish(),
             Error::Config(config) => f.debug_tuple("Config").field(config).finish(),
+            Error::Ledger(ledger) => f.debug_tuple("Ledger").field(ledger).finish(),
         }
     }
 }

@@ -423,6 +423,16 @@ fn an_unreadable_ledger_is_an_error_naming_the_path() {
     assert!(err.to_string().contains("missing.jsonl"), "{err}");
     let err = read_all(dir.path()).unwrap_err();
     assert!(matches!(err, LedgerError::NotAFile { .. }), "{err:?}");
+    // `?` in a function returning sagemeter's Result keeps the ledger's error whole.
+    fn total(path: &Path) -> sagemeter::Result<Decimal> {
+        Ok(read_all(path)?.records.iter().map(|c| c.cost_usd).sum())
+    }
+    let err = total(&path).unwrap_err();
+    assert!(
+        matches!(err, sagemeter::Error::Ledger(LedgerError::Open { .. })),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("missing.jsonl"), "{err}");
 }
 
 #[tokio::test]
