@@ -288,11 +288,11 @@ fn data_per_call(
         ),
         (profile.bytes_out_per_call, PriceKey::DataOut { region }),
     ] {
-        if bytes == 0 {
+        if bytes.is_zero() {
             continue;
         }
         let rate = rates.require(plan, key)?;
-        usd = mul(Decimal::from(bytes), rate.usd_per_unit)
+        usd = mul(bytes, rate.usd_per_unit)
             .and_then(|x| div(x, Decimal::from(BYTES_PER_GB)))
             .and_then(|x| add(usd, x))
             .map_err(|o| {
@@ -403,14 +403,8 @@ fn tokens_per_call(
     usd_per_output_token: Decimal,
 ) -> Result<Decimal, Overflow> {
     add(
-        mul(
-            Decimal::from(profile.tokens_in_per_call),
-            usd_per_input_token,
-        )?,
-        mul(
-            Decimal::from(profile.tokens_out_per_call),
-            usd_per_output_token,
-        )?,
+        mul(profile.tokens_in_per_call, usd_per_input_token)?,
+        mul(profile.tokens_out_per_call, usd_per_output_token)?,
     )
 }
 

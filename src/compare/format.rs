@@ -46,15 +46,19 @@ pub fn percent(fraction: Decimal) -> String {
     }
 }
 
-/// Bytes in binary units: `2048` → `"2 KiB"`, `1500` → `"1,500 B"`.
-pub fn bytes(value: u64) -> String {
+/// Bytes in binary units: `2048` → `"2 KiB"`, `1500` → `"1,500 B"`; a mean that is
+/// not a whole number of a unit is shown in bytes as [`calls`] shows a count
+/// (`12.5 B`, `1,501 B` for 1,500.5).
+pub fn bytes(value: impl Into<Decimal>) -> String {
+    let value: Decimal = value.into();
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (size, unit) in UNITS {
-        if value >= size && value.is_multiple_of(size) {
-            return format!("{} {unit}", group(&(value / size).to_string()));
+        let size = Decimal::from(size);
+        if value >= size && (value % size).is_zero() {
+            return format!("{} {unit}", group(&(value / size).normalize().to_string()));
         }
     }
-    format!("{} B", group(&value.to_string()))
+    format!("{} B", calls(value))
 }
 
 /// Inserts `,` every three digits of the integer part.
@@ -125,5 +129,7 @@ mod tests {
         assert_eq!(bytes(2048), "2 KiB");
         assert_eq!(bytes(1500), "1,500 B");
         assert_eq!(bytes(3 << 20), "3 MiB");
+        assert_eq!(bytes(Decimal::new(125, 1)), "12.5 B");
+        assert_eq!(bytes(Decimal::new(15005, 1)), "1,501 B");
     }
 }

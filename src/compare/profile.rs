@@ -56,14 +56,14 @@ pub struct UsageProfile {
     /// [`mean_latency`](Self::mean_latency).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billed_ms_per_call: Option<Decimal>,
-    /// Mean request payload per call, in bytes.
-    pub bytes_in_per_call: u64,
+    /// Mean request payload per call, in bytes (a mean: may be fractional).
+    pub bytes_in_per_call: Decimal,
     /// Mean response payload per call, in bytes.
-    pub bytes_out_per_call: u64,
-    /// Mean input (prompt) tokens per call.
-    pub tokens_in_per_call: u64,
+    pub bytes_out_per_call: Decimal,
+    /// Mean input (prompt) tokens per call (a mean: may be fractional).
+    pub tokens_in_per_call: Decimal,
     /// Mean output (completion) tokens per call.
-    pub tokens_out_per_call: u64,
+    pub tokens_out_per_call: Decimal,
 }
 
 impl UsageProfile {
@@ -77,7 +77,8 @@ impl UsageProfile {
     ///
     /// `calls_per_period = calls × seconds(period) / seconds(observed)`; the mean
     /// latency is `busy_time / calls`; bytes and tokens per call are the totals
-    /// divided by the calls, rounded to the nearest whole unit. With
+    /// divided by the calls, exact (1.5 tokens a call when two calls had 1 and 2:
+    /// a per-token plan bills the mean, not a rounded one). With
     /// [`UsageTotals::billed_busy_time`] (the receipts' path fills it), serverless is
     /// billed `billed_busy_time / calls` per call, exact: each call rounded up to the
     /// millisecond, as AWS bills them, not the mean rounded up.
@@ -131,7 +132,7 @@ impl UsageProfile {
                 )
             })?
             .normalize();
-        // Rounded to the nearest whole unit. u128 holds twice any total here (at most
+        // Rounded to the nearest nanosecond. u128 holds twice any total here (at most
         // u64::MAX seconds in nanoseconds, ≈ 1.8 × 10^28) plus a count.
         let mean = |total: u128, n: u64| -> u128 {
             if n == 0 {
@@ -141,9 +142,14 @@ impl UsageProfile {
             }
         };
         let settled = totals.calls - totals.unsettled_async_calls;
-        // Beyond u64 is beyond every bound `validate` checks: saturate, then refuse there.
-        let per_call =
-            |total: u64, n: u64| u64::try_from(mean(total as u128, n)).unwrap_or(u64::MAX);
+        // Exact means of what is counted (a u64 total over a u64 count fits a Decimal).
+        let per_call = |total: u64, n: u64| -> Decimal {
+            if n == 0 {
+                Decimal::ZERO
+            } else {
+                (Decimal::from(total) / Decimal::from(n)).normalize()
+            }
+        };
         let mean_latency = Duration::from_nanos(
             u64::try_from(mean(totals.busy_time.as_nanos(), settled)).unwrap_or(u64::MAX),
         );
@@ -246,25 +252,25 @@ impl UsageProfile {
             ("bytes in per call", self.bytes_in_per_call),
             ("bytes out per call", self.bytes_out_per_call),
         ] {
-            if bytes > check::MAX_BYTES_PER_CALL {
-                return Err(CompareError::OutOfRange {
-                    what,
-                    value: bytes.to_string(),
-                    hint: "at most 2^40 bytes (1 TiB) per call".into(),
-                });
-            }
+            check::not_negative(what, bytes, "a size cannot be negative")?;
+            check::at_most(
+                what,
+                bytes,
+                Decimal::from(check::MAX_BYTES_PER_CALL),
+                "at most 2^40 bytes (1 TiB) per call",
+            )?;
         }
         for (what, tokens) in [
             ("tokens in per call", self.tokens_in_per_call),
             ("tokens out per call", self.tokens_out_per_call),
         ] {
-            if tokens > check::MAX_TOKENS_PER_CALL {
-                return Err(CompareError::OutOfRange {
-                    what,
-                    value: tokens.to_string(),
-                    hint: "at most 10^9 tokens per call".into(),
-                });
-            }
+            check::not_negative(what, tokens, "a count of tokens cannot be negative")?;
+            check::at_most(
+                what,
+                tokens,
+                Decimal::from(check::MAX_TOKENS_PER_CALL),
+                "at most 10^9 tokens per call",
+            )?;
         }
         Ok(())
     }
@@ -278,10 +284,10 @@ pub struct UsageProfileBuilder {
     calls_per_period: Option<Decimal>,
     calls_per_day: Option<Decimal>,
     mean_latency: Duration,
-    bytes_in_per_call: u64,
-    bytes_out_per_call: u64,
-    tokens_in_per_call: u64,
-    tokens_out_per_call: u64,
+    bytes_in_per_call: Decimal,
+    bytes_out_per_call: Decimal,
+    tokens_in_per_call: Decimal,
+    tokens_out_per_call: Decimal,
 }
 
 impl UsageProfileBuilder {
@@ -310,26 +316,26 @@ impl UsageProfileBuilder {
     }
 
     /// Mean request bytes per call.
-    pub fn bytes_in_per_call(mut self, bytes: u64) -> Self {
-        self.bytes_in_per_call = bytes;
+    pub fn bytes_in_per_call(mut self, bytes: impl Into<Decimal>) -> Self {
+        self.bytes_in_per_call = bytes.into();
         self
     }
 
     /// Mean response bytes per call.
-    pub fn bytes_out_per_call(mut self, bytes: u64) -> Self {
-        self.bytes_out_per_call = bytes;
+    pub fn bytes_out_per_call(mut self, bytes: impl Into<Decimal>) -> Self {
+        self.bytes_out_per_call = bytes.into();
         self
     }
 
     /// Mean input tokens per call.
-    pub fn tokens_in_per_call(mut self, tokens: u64) -> Self {
-        self.tokens_in_per_call = tokens;
+    pub fn tokens_in_per_call(mut self, tokens: impl Into<Decimal>) -> Self {
+        self.tokens_in_per_call = tokens.into();
         self
     }
 
     /// Mean output tokens per call.
-    pub fn tokens_out_per_call(mut self, tokens: u64) -> Self {
-        self.tokens_out_per_call = tokens;
+    pub fn tokens_out_per_call(mut self, tokens: impl Into<Decimal>) -> Self {
+        self.tokens_out_per_call = tokens.into();
         self
     }
 
@@ -599,12 +605,17 @@ mod tests {
     }
 
     #[test]
-    fn totals_round_bytes_per_call_to_the_nearest_byte() {
-        let totals = UsageTotals::new(3, Duration::from_secs(86_400)).with_bytes(10, 11);
+    fn totals_give_exact_means_per_call_not_rounded_ones() {
+        let totals = UsageTotals::new(3, Duration::from_secs(86_400))
+            .with_bytes(10, 11)
+            .with_tokens(3, 4);
         let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
-        // 10 / 3 = 3.33 → 3; 11 / 3 = 3.67 → 4
-        assert_eq!(profile.bytes_in_per_call, 3);
-        assert_eq!(profile.bytes_out_per_call, 4);
+        // 10 / 3 = 3.333…, 11 / 3 = 3.666… bytes; 3 / 3 = 1 and 4 / 3 = 1.333… tokens
+        let third = |n: i64| Decimal::from(n) / Decimal::from(3);
+        assert_eq!(profile.bytes_in_per_call, third(10));
+        assert_eq!(profile.bytes_out_per_call, third(11));
+        assert_eq!(profile.tokens_in_per_call, Decimal::ONE);
+        assert_eq!(profile.tokens_out_per_call, third(4));
         assert_eq!(profile.calls_per_period, Decimal::from(3));
     }
 

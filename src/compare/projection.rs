@@ -402,10 +402,10 @@ fn parts(
                 },
             ),
         ] {
-            if bytes == 0 {
+            if bytes.is_zero() {
                 continue;
             }
-            let usd = mul(Decimal::from(bytes), rate_of(&key)?)
+            let usd = mul(bytes, rate_of(&key)?)
                 .and_then(|x| div(x, Decimal::from(BYTES_PER_GB)))
                 .and_then(|x| mul(x, profile.calls_per_period))
                 .map_err(overflow("the data processed"))?;

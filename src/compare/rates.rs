@@ -210,7 +210,7 @@ pub(crate) fn needed_keys<'p>(
             }
             _ => false,
         };
-        if moves_data && profile.bytes_in_per_call > 0 {
+        if moves_data && !profile.bytes_in_per_call.is_zero() {
             keys.push((
                 name,
                 PriceKey::DataIn {
@@ -218,7 +218,7 @@ pub(crate) fn needed_keys<'p>(
                 },
             ));
         }
-        if moves_data && profile.bytes_out_per_call > 0 {
+        if moves_data && !profile.bytes_out_per_call.is_zero() {
             keys.push((
                 name,
                 PriceKey::DataOut {

@@ -36,17 +36,18 @@ impl fmt::Display for Comparison {
             let ms = Decimal::from_i128_with_scale(p.mean_latency.as_nanos() as i128, 6);
             per_call.push(format!("{} ms", ms.normalize()));
         }
-        if p.bytes_in_per_call > 0 || p.bytes_out_per_call > 0 {
+        if !p.bytes_in_per_call.is_zero() || !p.bytes_out_per_call.is_zero() {
             per_call.push(format!(
                 "{} in, {} out",
                 bytes(p.bytes_in_per_call),
                 bytes(p.bytes_out_per_call)
             ));
         }
-        if p.tokens_in_per_call > 0 || p.tokens_out_per_call > 0 {
+        if !p.tokens_in_per_call.is_zero() || !p.tokens_out_per_call.is_zero() {
             per_call.push(format!(
                 "{} tokens in, {} tokens out",
-                p.tokens_in_per_call, p.tokens_out_per_call
+                calls(p.tokens_in_per_call),
+                calls(p.tokens_out_per_call)
             ));
         }
         if !per_call.is_empty() {

@@ -279,6 +279,20 @@ fn per_token_plans_charge_input_and_output_tokens_at_their_own_rates() {
     assert_eq!(cost(&comparison, "per token"), d("45"));
 }
 
+/// Tokens per call from metered totals are the exact mean, not a rounded one: two
+/// calls of 1 and 2 tokens each way are 1.5 tokens a call, and a per-token plan
+/// bills 1.5, not 2 (33 % too much) nor 1.
+#[test]
+fn a_per_token_plan_bills_the_exact_mean_of_metered_tokens() {
+    // 2 calls in an hour, 1 + 2 tokens in and 1 + 2 tokens out.
+    let totals = UsageTotals::new(2, Duration::from_secs(3600)).with_tokens(3, 3);
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    assert_eq!(profile.tokens_in_per_call, d("1.5"));
+    let plan = Plan::from(PerTokenPlan::per_million_tokens(d("1000"), d("1000")).unwrap());
+    // 48 calls a day × (1.5 × 1,000 / 10^6 + 1.5 × 1,000 / 10^6) = 48 × 0.003
+    assert_eq!(cost(&compute(&profile, &[plan]), "per token"), d("0.144"));
+}
+
 #[tokio::test]
 async fn a_savings_plan_pays_its_whole_commitment_when_usage_is_below_it() {
     let plan = SavingsPlan::builder()
@@ -569,10 +583,10 @@ fn a_profile_from_metered_totals_prices_like_a_stated_one() {
     assert_eq!(profile.calls_per_period, d("182500"));
     // 40 s / 50 calls
     assert_eq!(profile.mean_latency, Duration::from_millis(800));
-    assert_eq!(profile.bytes_in_per_call, 2_048);
-    assert_eq!(profile.bytes_out_per_call, 1_024);
-    assert_eq!(profile.tokens_in_per_call, 100);
-    assert_eq!(profile.tokens_out_per_call, 20);
+    assert_eq!(profile.bytes_in_per_call, d("2048"));
+    assert_eq!(profile.bytes_out_per_call, d("1024"));
+    assert_eq!(profile.tokens_in_per_call, d("100"));
+    assert_eq!(profile.tokens_out_per_call, d("20"));
     // priced the same as a stated profile: 182,500 × 0.0125
     assert_eq!(
         cost(&compute(&profile, &[pay_per_use("0.0125")]), "pay per use"),
@@ -670,10 +684,10 @@ fn an_async_invocation_is_one_call_with_the_quantities_of_both_its_receipts() {
     // 180 s / 3 calls
     assert_eq!(profile.mean_latency, Duration::from_secs(60));
     // 6,000 B / 3 = 2,000; 1,800 B / 3 = 600; 600 / 3 = 200 and 150 / 3 = 50 tokens
-    assert_eq!(profile.bytes_in_per_call, 2000);
-    assert_eq!(profile.bytes_out_per_call, 600);
-    assert_eq!(profile.tokens_in_per_call, 200);
-    assert_eq!(profile.tokens_out_per_call, 50);
+    assert_eq!(profile.bytes_in_per_call, d("2000"));
+    assert_eq!(profile.bytes_out_per_call, d("600"));
+    assert_eq!(profile.tokens_in_per_call, d("200"));
+    assert_eq!(profile.tokens_out_per_call, d("50"));
     // priced per call: 72 calls × 0.01 USD
     assert_eq!(
         cost(&compute(&profile, &[pay_per_use("0.01")]), "pay per use"),
@@ -695,14 +709,14 @@ fn a_submission_not_yet_settled_is_a_call_whose_model_time_is_not_guessed() {
 
     let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
     // data in is known for all three: 6,000 B / 3 calls
-    assert_eq!(profile.bytes_in_per_call, 2000);
+    assert_eq!(profile.bytes_in_per_call, d("2000"));
     // model time, data out and tokens over the two settled calls:
     // (30 + 60) s / 2 = 45 s; (300 + 600) B / 2 = 450 B; (100 + 200) / 2 = 150 and
     // (40 + 50) / 2 = 45 tokens
     assert_eq!(profile.mean_latency, Duration::from_secs(45));
-    assert_eq!(profile.bytes_out_per_call, 450);
-    assert_eq!(profile.tokens_in_per_call, 150);
-    assert_eq!(profile.tokens_out_per_call, 45);
+    assert_eq!(profile.bytes_out_per_call, d("450"));
+    assert_eq!(profile.tokens_in_per_call, d("150"));
+    assert_eq!(profile.tokens_out_per_call, d("45"));
 }
 
 #[test]
@@ -1158,7 +1172,7 @@ fn plans_crossing_beyond_a_decimal() -> (UsageProfile, [Plan; 2], RateTable) {
     let limit = d("1000000000");
     let profile = UsageProfile::builder()
         .calls_per_period(1000)
-        .bytes_in_per_call(1 << 40)
+        .bytes_in_per_call(1u64 << 40)
         .tokens_in_per_call(1_000_000_000)
         .tokens_out_per_call(1_000_000_000)
         .build()

@@ -505,11 +505,11 @@ fn compare_from_a_ledger_counts_each_async_invocation_once() {
     // the model's time: (20 + 40 + 60 + 60) s / 4 = 45 s
     assert_eq!(profile["mean_latency_ms"], "45000");
     // in: 4 × 2,000 B / 4; out: (1,000 + 3,000 + 2,000 + 2,000) B / 4 = 2,000 B
-    assert_eq!(profile["bytes_in_per_call"], 2000);
-    assert_eq!(profile["bytes_out_per_call"], 2000);
+    assert_eq!(profile["bytes_in_per_call"], "2000");
+    assert_eq!(profile["bytes_out_per_call"], "2000");
     // tokens: (300 + 500 + 400 + 400) / 4 = 400 in; (100 + 300 + 200 + 200) / 4 = 200 out
-    assert_eq!(profile["tokens_in_per_call"], 400);
-    assert_eq!(profile["tokens_out_per_call"], 200);
+    assert_eq!(profile["tokens_in_per_call"], "400");
+    assert_eq!(profile["tokens_out_per_call"], "200");
     // 96 calls × 0.01 USD
     assert_eq!(json["plans"][0]["cost_usd"], "0.96");
     // What the 96 rest on: 4 calls in the hour from 10:00:00 to 11:00:00.
@@ -678,10 +678,10 @@ fn profile_flags_replace_the_ledgers_figures_such_as_an_unsettled_calls_latency(
     assert_eq!(profile["calls_per_period"], "96");
     // the flags' figures, not the ledger's (0 ms, 2,000 B in, 0 B out, 0 tokens)
     assert_eq!(profile["mean_latency_ms"], "800");
-    assert_eq!(profile["bytes_in_per_call"], 1_073_741_824u64);
-    assert_eq!(profile["bytes_out_per_call"], 536_870_912u64);
-    assert_eq!(profile["tokens_in_per_call"], 1000);
-    assert_eq!(profile["tokens_out_per_call"], 500);
+    assert_eq!(profile["bytes_in_per_call"], "1073741824");
+    assert_eq!(profile["bytes_out_per_call"], "536870912");
+    assert_eq!(profile["tokens_in_per_call"], "1000");
+    assert_eq!(profile["tokens_out_per_call"], "500");
     let cost = |name: &str| {
         json["plans"]
             .as_array()
@@ -839,7 +839,7 @@ fn compare_from_a_parquet_ledger_reads_it_as_parquet_not_as_a_damaged_jsonl() {
             "{}",
             from.display()
         );
-        assert_eq!(json["profile"]["bytes_in_per_call"], 100);
+        assert_eq!(json["profile"]["bytes_in_per_call"], "100");
     }
     // A directory holding a ledger and its conversion would count each call twice.
     std::fs::copy(
@@ -1043,8 +1043,8 @@ fn a_whole_number_flag_says_what_is_wrong_with_its_value_and_reads_exponents() {
         "1,500",
         "--json",
     ]));
-    assert_eq!(json["profile"]["bytes_in_per_call"], 1000);
-    assert_eq!(json["profile"]["tokens_in_per_call"], 1500);
+    assert_eq!(json["profile"]["bytes_in_per_call"], "1000");
+    assert_eq!(json["profile"]["tokens_in_per_call"], "1500");
 }
 
 #[test]

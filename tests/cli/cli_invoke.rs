@@ -736,8 +736,14 @@ fn ledger_and_tags_record_every_call_and_report_reads_them_back() {
     );
     let compare: Value = serde_json::from_slice(&compare.stdout).unwrap();
     let profile = &compare["profile"];
-    let mean_bytes_in = read.records.iter().map(|c| c.usage.bytes_in).sum::<u64>() / 4;
-    assert_eq!(profile["bytes_in_per_call"], mean_bytes_in, "{profile}");
+    // The exact mean (a decimal string, as every figure of the profile).
+    let bytes_in = read.records.iter().map(|c| c.usage.bytes_in).sum::<u64>();
+    let mean_bytes_in = Decimal::from(bytes_in) / Decimal::from(4);
+    assert_eq!(
+        dec(&profile["bytes_in_per_call"]),
+        mean_bytes_in,
+        "{profile}"
+    );
     assert!(
         dec(&profile["calls_per_period"]) > Decimal::ZERO,
         "{profile}"

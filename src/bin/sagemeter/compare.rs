@@ -636,7 +636,7 @@ fn override_ledger_figures(
                 fmt_bytes(stated),
                 fmt_bytes(*figure)
             ));
-            *figure = stated;
+            *figure = Decimal::from(stated);
         }
     }
     for (flag, what, stated, figure) in [
@@ -655,9 +655,10 @@ fn override_ledger_figures(
     ] {
         if let Some(stated) = stated {
             replaced.push(format!(
-                "{what} {stated} from {flag}, in place of the ledger's {figure}"
+                "{what} {stated} from {flag}, in place of the ledger's {}",
+                sagemeter::compare::format::calls(*figure)
             ));
-            *figure = stated;
+            *figure = Decimal::from(stated);
         }
     }
     profile.validate()?;
