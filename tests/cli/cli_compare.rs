@@ -985,6 +985,41 @@ fn a_negative_value_is_refused_by_what_it_is_not_as_an_unknown_argument() {
     }
 }
 
+/// A flag of a plan that is not asked for would change nothing: refused, naming
+/// the plan it needs; a negative discount reaches the discount's own check.
+#[test]
+fn plan_flags_without_their_plan_are_refused_and_a_negative_discount_is_named() {
+    for (flag, value, needs) in [
+        ("--count", "3", "--instance"),
+        ("--term", "3y", "--savings-plan"),
+    ] {
+        refused(&[
+            "compare",
+            "--calls",
+            "100",
+            "--per-call",
+            "0.01",
+            flag,
+            value,
+        ])
+        .stderr(predicate::str::contains(needs));
+    }
+    refused(&[
+        "compare",
+        "--calls",
+        "100",
+        "--instance",
+        "ml.m5.xlarge",
+        "--savings-plan",
+        "0.1",
+        "--discount",
+        "-5%",
+    ])
+    .stderr(predicate::str::contains(
+        "invalid value '-5%' for '--discount",
+    ));
+}
+
 #[test]
 fn a_whole_number_flag_says_what_is_wrong_with_its_value_and_reads_exponents() {
     for (flag, value, wrong, accepted) in [

@@ -142,7 +142,7 @@ pub struct CompareArgs {
     pub instance: Option<String>,
     /// Instances behind the endpoint (and under the savings plan).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_count,
-        allow_negative_numbers = true, help_heading = "Plans")]
+        allow_negative_numbers = true, requires = "instance", help_heading = "Plans")]
     pub count: u32,
     /// Hours the instances run per period (default: always on). Under --savings-plan
     /// the commitment is still billed for every hour of the period; only usage beyond
@@ -161,10 +161,10 @@ pub struct CompareArgs {
         allow_negative_numbers = true, requires_all = ["instance", "discount"], help_heading = "Plans")]
     pub savings_plan: Option<Decimal>,
     /// Savings plan: discount on on-demand rates, as 0.64 or 64%.
-    #[arg(long, value_name = "FRACTION|PERCENT%", value_parser = parse_fraction, allow_negative_numbers = true, requires = "savings_plan", help_heading = "Plans")]
+    #[arg(long, value_name = "FRACTION|PERCENT%", value_parser = parse_fraction, allow_hyphen_values = true, requires = "savings_plan", help_heading = "Plans")]
     pub discount: Option<Decimal>,
     /// Savings plan: term, 1y or 3y.
-    #[arg(long, value_name = "1y|3y", default_value = "1y", value_parser = parse_term, help_heading = "Plans")]
+    #[arg(long, value_name = "1y|3y", default_value = "1y", value_parser = parse_term, requires = "savings_plan", help_heading = "Plans")]
     pub term: SavingsPlanTerm,
 
     // --- serverless ---
@@ -182,7 +182,9 @@ pub struct CompareArgs {
     #[arg(long, value_name = "USD", value_parser = parse_usd,
         allow_negative_numbers = true, requires = "volume_gb", help_heading = "Rate overrides")]
     pub storage_usd_per_gb_month: Option<Decimal>,
-    /// State the serverless compute rate per second instead of looking it up.
+    /// State the serverless compute rate instead of looking it up: USD per second at
+    /// the --serverless memory size (as AWS lists it, e.g. 0.00006 for 3072 MB), not
+    /// per GB-second.
     #[arg(long, value_name = "USD", value_parser = parse_usd,
         allow_negative_numbers = true, requires = "serverless", help_heading = "Rate overrides")]
     pub serverless_usd_per_second: Option<Decimal>,
