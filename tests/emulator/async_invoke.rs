@@ -400,17 +400,18 @@ async fn an_async_request_without_an_endpoint_name_is_rejected_before_sending() 
     assert!(receipts.all().is_empty());
 }
 
-/// A settlement dropped on a meter that is shut down (nothing more runs in the
-/// background) is settled at once on the rates at hand: none, on a cold
-/// meter, so its lines are unpriced and say why; the invocation is still
-/// counted, not lost.
-#[tokio::test]
-async fn a_settlement_dropped_after_shutdown_is_counted_unpriced() {
+/// An async invocation submitted through the emulator from `location`, handed to
+/// a cold worker (its own client, its price look-ups held until `gate` gets
+/// permits, its receipts in `receipts`): the submission's call id, the pending
+/// invocation and the worker.
+async fn submitted_to_a_cold_worker(
+    location: &str,
+) -> (String, PendingInference, Client, Arc<Semaphore>, Receipts) {
     let (client, _) = metered_client().await;
     let invocation = client
         .invoke_endpoint_async()
         .endpoint_name(ASYNC_ENDPOINT)
-        .input_location("s3://requests/after-shutdown.json")
+        .input_location(location)
         .input_bytes(100)
         .send()
         .await
@@ -431,6 +432,17 @@ async fn a_settlement_dropped_after_shutdown_is_counted_unpriced() {
         .sink(receipts.clone())
         .build()
         .unwrap();
+    (submitted.call_id, pending, worker, gate, receipts)
+}
+
+/// A settlement dropped on a meter that is shut down (nothing more runs in the
+/// background) is settled at once on the rates at hand: none, on a cold
+/// meter, so its lines are unpriced and say why; the invocation is still
+/// counted, not lost.
+#[tokio::test]
+async fn a_settlement_dropped_after_shutdown_is_counted_unpriced() {
+    let (call_id, pending, worker, _gate, receipts) =
+        submitted_to_a_cold_worker("s3://requests/after-shutdown.json").await;
     worker.shutdown().await.unwrap();
     let settling = worker.meter().settle_async(
         pending,
@@ -440,7 +452,7 @@ async fn a_settlement_dropped_after_shutdown_is_counted_unpriced() {
     assert!(gave_up.is_err(), "the price look-ups hang");
     let settled = receipts.all();
     assert_eq!(settled.len(), 1, "settled at once: {settled:#?}");
-    assert_eq!(settled[0].call_id, submitted.call_id);
+    assert_eq!(settled[0].call_id, call_id);
     let compute = line(&settled[0], LineItem::Compute);
     assert!(
         matches!(&compute.price, LinePrice::Unpriced { reason } if reason.contains("could not be waited for")),
@@ -450,33 +462,9 @@ async fn a_settlement_dropped_after_shutdown_is_counted_unpriced() {
 
 #[tokio::test]
 async fn a_settlement_dropped_while_its_rates_are_looked_up_is_still_recorded() {
-    let (client, _) = metered_client().await;
-    let invocation = client
-        .invoke_endpoint_async()
-        .endpoint_name(ASYNC_ENDPOINT)
-        .input_location("s3://requests/dropped-settlement.json")
-        .input_bytes(100)
-        .send()
-        .await
-        .unwrap();
-    let (_, submitted, pending) = invocation.into_parts();
-
     // A cold worker settles it; its price look-ups hang, and the caller gives up.
-    let gate = Arc::new(Semaphore::new(0));
-    let receipts = Receipts::default();
-    let worker = Client::builder(&Emulator::shared().sdk_config().await)
-        .without_discovery()
-        .price_source(GatedPrices { gate: gate.clone() })
-        .endpoint_profile(
-            EndpointProfile::new(
-                ASYNC_ENDPOINT,
-                vec![VariantProfile::instance(VARIANT, "ml.m5.xlarge", 1)],
-            )
-            .asynchronous(),
-        )
-        .sink(receipts.clone())
-        .build()
-        .unwrap();
+    let (call_id, pending, worker, gate, receipts) =
+        submitted_to_a_cold_worker("s3://requests/dropped-settlement.json").await;
     let settling = worker.meter().settle_async(
         pending,
         AsyncCompletion::processed_for(Duration::from_secs(90)).output_bytes(0),
@@ -491,7 +479,7 @@ async fn a_settlement_dropped_while_its_rates_are_looked_up_is_still_recorded() 
     let settled = receipts.all();
     assert_eq!(settled.len(), 1, "one settlement receipt: {settled:#?}");
     let settled = &settled[0];
-    assert_eq!(settled.call_id, submitted.call_id);
+    assert_eq!(settled.call_id, call_id);
     // 90 s = 0.025 h × 0.23 USD/h (AsyncInf ml.m5.xlarge) = 0.00575; no data out.
     assert_eq!(cost_of(settled, LineItem::Compute), Some(dec("0.00575")));
     assert_eq!(settled.cost_usd, dec("0.00575"));
