@@ -463,6 +463,24 @@ impl FileTarget {
         }
     }
 
+    /// Another program cut the file shorter than this process wrote it (logrotate's
+    /// `copytruncate`, `truncate -s 0`): the definitions written before are gone,
+    /// and receipts appended after referring to them would read back as damage.
+    /// Goes on as with a new file: the definitions are written again as receipts
+    /// need them (one WARN each time). One `fstat` a write.
+    fn notice_truncation(&mut self) -> io::Result<()> {
+        let len = self.file.metadata()?.len();
+        if len < self.good_len {
+            tracing::warn!(target: "sagemeter", was = self.good_len, now = len,
+                "ledger: the file was cut shorter by another program (a copytruncate \
+                 rotation?); the definitions its next receipts need are written again");
+            self.good_len = len;
+            self.definition_bytes = 0;
+            self.defined = Defined::default();
+        }
+        Ok(())
+    }
+
     /// Cuts the file back to its last whole line.
     fn truncate(&mut self) -> io::Result<()> {
         if let Some(before) = &self.hooks.before_truncate {
@@ -499,6 +517,7 @@ impl FileTarget {
 impl Target for FileTarget {
     /// All or nothing: a failed write is cut back off (no line of it is written).
     fn write_lines(&mut self, bytes: &[u8], lines: &[LineMeta]) -> Result<(), WriteFailure> {
+        self.notice_truncation()?;
         let defined = &self.defined;
         let all_defined = lines
             .iter()

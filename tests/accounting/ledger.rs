@@ -414,6 +414,33 @@ async fn damage_before_the_last_line_is_an_error_naming_the_line() {
     assert!(message.contains(&path.display().to_string()), "{message}");
 }
 
+/// A ledger file cut to nothing by another program while it is written (logrotate's
+/// `copytruncate`) goes on as a new file: the receipts written after the cut read
+/// back, their definitions written again before them.
+#[tokio::test]
+async fn a_ledger_file_truncated_while_written_stays_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    for id in 0..3 {
+        ledger.try_record(&receipt(id)).unwrap();
+    }
+    ledger.flush().await.unwrap();
+    assert_eq!(call_ids(&path), ["c0", "c1", "c2"]);
+    // The rotation: copied away, then cut to nothing in place.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    for id in 3..5 {
+        ledger.try_record(&receipt(id)).unwrap();
+    }
+    ledger.shutdown().await.unwrap();
+    assert_eq!(call_ids(&path), ["c3", "c4"]);
+}
+
 #[test]
 fn an_unreadable_ledger_is_an_error_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
