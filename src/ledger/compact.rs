@@ -709,7 +709,23 @@ pub(crate) fn report_row<'a>(
     report_row.latency_us = row.lat;
     report_row.input_tokens = row.tin;
     report_row.output_tokens = row.tout;
-    report_row.fully_priced = row.l.0;
+    report_row.fully_priced = row.l.all_priced;
+    // Every line's price must be defined, as the full reader requires: a receipt
+    // referring to none is damage, not a priced call.
+    match row.l.ids {
+        Some(ids) => {
+            if let Some(id) = ids.iter().find(|id| !defs.prices.contains_key(id)) {
+                return Err(de::Error::custom(format_args!(
+                    "price {id} is not defined before it"
+                )));
+            }
+        }
+        None => {
+            // More lines than the fast path keeps: the full reader checks them.
+            let line: Line<'_> = serde_json::from_slice(text)?;
+            receipt(line, defs)?;
+        }
+    }
     report_row.outcome = row.outcome.unwrap_or(Outcome::Ok);
     // Only the fallbacks among the accrual's sources: the report lists those.
     if let Some(ac) = row.ac
@@ -760,8 +776,41 @@ struct AccrualSources {
 }
 
 /// Whether every entry of a receipt's `l` is priced (a reference to a price, or a
-/// whole line whose price has `"status":"priced"`).
-struct AllPriced(bool);
+/// whole line whose price has `"status":"priced"`), and the price ids referred
+/// to (`None` past [`MAX_LINE_REFS`]), read without allocating.
+struct AllPriced {
+    all_priced: bool,
+    ids: Option<PriceIds>,
+}
+
+/// The most line references a receipt's fast read keeps (a receipt has a few:
+/// compute, data in and out, tokens, fees); past it the full reader checks them.
+const MAX_LINE_REFS: usize = 8;
+
+/// Up to [`MAX_LINE_REFS`] price ids, inline.
+#[derive(Default)]
+struct PriceIds {
+    ids: [u32; MAX_LINE_REFS],
+    len: usize,
+}
+
+impl PriceIds {
+    /// Adds `id`; false when full.
+    fn push(&mut self, id: u32) -> bool {
+        match self.ids.get_mut(self.len) {
+            Some(slot) => {
+                *slot = id;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &u32> {
+        self.ids[..self.len].iter()
+    }
+}
 
 impl<'de> Deserialize<'de> for AllPriced {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -772,19 +821,29 @@ impl<'de> Deserialize<'de> for AllPriced {
                 f.write_str("a list of cost lines")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AllPriced, A::Error> {
-                let mut all = true;
+                let mut all_priced = true;
+                let mut ids = Some(PriceIds::default());
                 while let Some(entry) = seq.next_element::<Priced>()? {
-                    all &= entry.0;
+                    all_priced &= entry.priced;
+                    if let (Some(id), Some(kept)) = (entry.id, ids.as_mut())
+                        && !kept.push(id)
+                    {
+                        ids = None;
+                    }
                 }
-                Ok(AllPriced(all))
+                Ok(AllPriced { all_priced, ids })
             }
         }
         d.deserialize_seq(Lines)
     }
 }
 
-/// One entry of `l`: priced or not.
-struct Priced(bool);
+/// One entry of `l`: priced or not, and the price it refers to (a whole line
+/// carries its own).
+struct Priced {
+    priced: bool,
+    id: Option<u32>,
+}
 
 impl<'de> Deserialize<'de> for Priced {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -805,14 +864,21 @@ impl<'de> Deserialize<'de> for Priced {
                 f.write_str("[price id, quantity?, cost?] or a whole cost line")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Priced, A::Error> {
-                seq.next_element::<u32>()?
+                let id = seq
+                    .next_element::<u32>()?
                     .ok_or_else(|| de::Error::custom("a line reference has no price id"))?;
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Priced(true))
+                Ok(Priced {
+                    priced: true,
+                    id: Some(id),
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Priced, A::Error> {
                 let whole = Whole::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(Priced(whole.price.status == "priced"))
+                Ok(Priced {
+                    priced: whole.price.status == "priced",
+                    id: None,
+                })
             }
         }
         d.deserialize_any(Entry)

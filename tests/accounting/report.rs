@@ -3,7 +3,7 @@
 
 use rust_decimal::Decimal;
 use sagemeter::Cost;
-use sagemeter::ledger::JsonlLedger;
+use sagemeter::ledger::{JsonlLedger, read_all};
 use sagemeter::report::{
     Bucket, GroupBy, GroupSummary, Report, ReportError, ReportOptions, UNTAGGED, parse_time_bound,
     render_table, report_file, report_files, summarize,
@@ -322,6 +322,27 @@ async fn a_report_of_a_ledger_file_equals_the_in_memory_one_and_notes_a_torn_tai
     let lines = std::fs::read_to_string(&path).unwrap().lines().count() as u64;
     assert_eq!(torn.torn_tail.as_ref().map(|t| t.line), Some(lines));
     assert!(render_table(&torn).contains("skipped a torn last line"));
+}
+
+/// A receipt referring to a price no line defined is damage, refused with its
+/// line as every other reader refuses it, not a priced call.
+#[tokio::test]
+async fn a_receipt_referring_to_an_undefined_price_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    fixture_file(&path).await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text.find("\"l\":[[").expect("a receipt with a priced line") + 6;
+    let id_end = at + text[at..].find(',').unwrap();
+    let damaged = format!("{}77{}", &text[..at], &text[id_end..]);
+    std::fs::write(&path, damaged).unwrap();
+    let err = report_file(&path, &since_nov_1(GroupBy::Endpoint)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("price 77 is not defined before it"),
+        "{err}"
+    );
+    assert!(read_all(&path).is_err());
 }
 
 /// A ledger file named twice (a directory and a file in it, the same file by two
