@@ -131,7 +131,7 @@ pub enum LedgerError {
         line: u64,
         /// Why it did not parse.
         #[source]
-        source: serde_json::Error,
+        source: ParseError,
     },
     /// The file's first line is not a record: the file is no ledger of
     /// sagemeter's (another JSON file, a text, a Parquet file read as JSON Lines).
@@ -145,7 +145,7 @@ pub enum LedgerError {
         path: PathBuf,
         /// Why its first line did not parse.
         #[source]
-        source: serde_json::Error,
+        source: ParseError,
     },
     /// A record was written by a newer sagemeter with a format this one does not know.
     #[error(
@@ -205,3 +205,58 @@ impl From<LedgerError> for io::Error {
         io::Error::new(kind, e)
     }
 }
+
+/// Why a ledger line did not parse: the JSON parser's error, said in at most
+/// [`ParseError::MAX_SAID`] characters (and its position). The parser quotes the
+/// value it could not take (`invalid value: string "…"`), which can be anything
+/// the line holds, of any length: a file given by mistake (a request log) would
+/// be printed whole. The whole error is [`inner`](Self::inner) (and `Deref`).
+pub struct ParseError(serde_json::Error);
+
+impl ParseError {
+    /// The most characters of the parser's message said.
+    pub const MAX_SAID: usize = 240;
+
+    /// The parser's error, whole.
+    pub fn inner(&self) -> &serde_json::Error {
+        &self.0
+    }
+}
+
+impl From<serde_json::Error> for ParseError {
+    fn from(error: serde_json::Error) -> Self {
+        ParseError(error)
+    }
+}
+
+impl std::ops::Deref for ParseError {
+    type Target = serde_json::Error;
+
+    fn deref(&self) -> &serde_json::Error {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0.to_string();
+        // serde_json ends its message with " at line L column C".
+        let (message, position) = text
+            .rfind(" at line ")
+            .map_or((text.as_str(), ""), |at| text.split_at(at));
+        match message.char_indices().nth(Self::MAX_SAID) {
+            Some((cut, _)) => write!(f, "{}…{position}", &message[..cut]),
+            None => f.write_str(&text),
+        }
+    }
+}
+
+impl std::fmt::Debug for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ParseError")
+            .field(&format_args!("{self}"))
+            .finish()
+    }
+}
+
+impl std::error::Error for ParseError {}

@@ -19,7 +19,7 @@ mod rolling;
 mod writer;
 
 pub use copies::FirstReceipts;
-pub use error::LedgerError;
+pub use error::{LedgerError, ParseError};
 pub use file::{DEFAULT_CAPACITY, JsonlLedger, JsonlLedgerBuilder};
 pub use reader::{LedgerRead, LedgerReader, TornTail, ledger_files, read_all};
 pub use rolling::RollEvery;

@@ -243,7 +243,7 @@ impl<R: BufRead> LedgerReader<R> {
                 return Some(Err(LedgerError::Corrupt {
                     path: self.path.clone(),
                     line: self.line,
-                    source: line_too_long(),
+                    source: line_too_long().into(),
                 }));
             }
             let text = self.buf.trim_ascii();
@@ -261,7 +261,7 @@ impl<R: BufRead> LedgerReader<R> {
                         LedgerError::Corrupt {
                             path: self.path.clone(),
                             line: self.line,
-                            source,
+                            source: source.into(),
                         }
                     })
                 });

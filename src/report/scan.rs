@@ -156,7 +156,7 @@ fn read_file(
                 return Err(LedgerError::Corrupt {
                     path: path.clone(),
                     line: line + 1,
-                    source: line_too_long(),
+                    source: line_too_long().into(),
                 });
             }
             Err(source) => {
@@ -356,7 +356,7 @@ fn read_block(
             Err(LineError::Corrupt(source)) if first_of_file => {
                 let e = LedgerError::NotALedger {
                     path: path.to_owned(),
-                    source,
+                    source: source.into(),
                 };
                 return Err((line, e.into()));
             }
@@ -364,7 +364,7 @@ fn read_block(
                 let e = LedgerError::Corrupt {
                     path: path.to_owned(),
                     line,
-                    source,
+                    source: source.into(),
                 };
                 return Err((line, e.into()));
             }

@@ -414,6 +414,38 @@ async fn damage_before_the_last_line_is_an_error_naming_the_line() {
     assert!(message.contains(&path.display().to_string()), "{message}");
 }
 
+/// A damaged line whose value the parser quotes (a long string where a number
+/// belongs) is named with its line, the parser's words cut short: the error never
+/// repeats what the line holds at length (a file given by mistake may hold
+/// anything).
+#[tokio::test]
+async fn a_damaged_lines_error_quotes_little_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    write_receipts(&path, 3).await;
+    let text = fs::read_to_string(&path).unwrap();
+    let long = format!("SECRET-{}", "x".repeat(3000));
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let receipt_line = lines.iter().position(|l| l.contains("\"lat\":")).unwrap();
+    let at = lines[receipt_line].find("\"lat\":").unwrap() + 6;
+    let end = at + lines[receipt_line][at..].find(',').unwrap();
+    lines[receipt_line].replace_range(at..end, &format!("\"{long}\""));
+    fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    let err = read_all(&path).unwrap_err();
+    assert!(matches!(err, LedgerError::Corrupt { .. }), "{err:?}");
+    for said in [
+        err.to_string(),
+        format!("{err:?}"),
+        sagemeter::redact::error_chain(&err),
+    ] {
+        // At most 240 characters of the parser's message (ParseError::MAX_SAID).
+        assert!(said.len() < 900, "{} bytes: {said}", said.len());
+        assert!(!said.contains(&"x".repeat(240)), "{said}");
+        assert!(said.contains("invalid type: string \"SECRET-"), "{said}");
+    }
+}
+
 /// A ledger file cut to nothing by another program while it is written (logrotate's
 /// `copytruncate`) goes on as a new file: the receipts written after the cut read
 /// back, their definitions written again before them.
