@@ -611,6 +611,10 @@ pub struct Report {
     /// Files whose torn last line was skipped.
     #[serde(default)]
     pub torn_tails: u64,
+    /// Ledger files listed in a directory that were gone when their turn to be
+    /// read came (a rolling ledger's retention removed them): not counted.
+    #[serde(default)]
+    pub removed_files: u64,
     /// Some group, or all calls together (the total), had more than 4,096 calls:
     /// the percentiles of that group or of the total are within 0.1% below the
     /// exact nearest rank (see the module docs).
@@ -895,6 +899,7 @@ pub struct ReportBuilder {
     outside_range: u64,
     torn_tail: Option<TornTail>,
     torn_tails: u64,
+    removed_files: u64,
     /// The key being looked up (no allocation for a group seen before).
     key: String,
     /// The last time bucket of a time grouping, whose key is in `key`.
@@ -913,6 +918,7 @@ impl ReportBuilder {
             outside_range: 0,
             torn_tail: None,
             torn_tails: 0,
+            removed_files: 0,
             key: String::new(),
             last_bucket: None,
             accrual_fallbacks: Vec::new(),
@@ -996,10 +1002,17 @@ impl ReportBuilder {
         }
         self.outside_range += other.outside_range;
         self.torn_tails += other.torn_tails;
+        self.removed_files += other.removed_files;
         if self.torn_tail.is_none() {
             self.torn_tail = other.torn_tail;
         }
         Ok(())
+    }
+
+    /// Notes that a ledger file was gone when its turn to be read came (see
+    /// [`Report::removed_files`]).
+    pub fn removed_file(&mut self) {
+        self.removed_files += 1;
     }
 
     /// Notes that a ledger file's torn last line was skipped (once per file).
@@ -1078,6 +1091,7 @@ impl ReportBuilder {
             outside_range: self.outside_range,
             torn_tail: self.torn_tail,
             torn_tails: self.torn_tails,
+            removed_files: self.removed_files,
             approximate_percentiles,
             over_time: OverTime { bucket, series },
             accrual_fallbacks,
@@ -1371,6 +1385,13 @@ pub fn render_table(report: &Report) -> String {
     }
     if !report.accrual_fallbacks.is_empty() {
         out.push_str(&accrual_fallback_note(&report.accrual_fallbacks));
+    }
+    if report.removed_files > 0 {
+        out.push_str(&format!(
+            "note: {} ledger file(s) were removed while the report read the directory (a \
+             rolling ledger's retention): their receipts are not counted\n",
+            report.removed_files
+        ));
     }
     if let Some(torn) = &report.torn_tail {
         out.push_str(&format!(

@@ -61,6 +61,7 @@ fn scan_in_blocks(
     let rx = Mutex::new(rx);
     let failed: FirstError = Mutex::new(None);
     let torn: Mutex<Vec<(usize, TornTail)>> = Mutex::new(Vec::new());
+    let removed = std::sync::atomic::AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let mut builder = ReportBuilder::new(options.clone())?;
     std::thread::scope(|scope| {
@@ -73,7 +74,7 @@ fn scan_in_blocks(
                 })
             })
             .collect();
-        read_files(files, tx, block, &failed, &stop);
+        read_files(files, tx, block, &failed, &removed, &stop);
         for handle in handles {
             match handle.join() {
                 Ok(Ok(part)) => builder.merge(part).map_err(|e| e.in_ledgers(files, None))?,
@@ -90,6 +91,9 @@ fn scan_in_blocks(
     torn.sort_by_key(|(file, _)| *file);
     for (_, tail) in torn {
         builder.torn_tail(Some(tail));
+    }
+    for _ in 0..removed.into_inner() {
+        builder.removed_file();
     }
     Ok(builder)
 }
@@ -112,11 +116,24 @@ fn read_files(
     tx: SyncSender<Block>,
     block: usize,
     failed: &FirstError,
+    removed: &std::sync::atomic::AtomicU64,
     stop: &AtomicBool,
 ) {
     for (i, path) in files.iter().enumerate() {
-        if let Err(e) = read_file(i, path, &tx, block, stop) {
-            fail(failed, stop, i, 0, e.into());
+        match read_file(i, path, &tx, block, stop) {
+            // Every file was there when the inputs were listed (a path named that
+            // is not is refused then): one gone now was removed meanwhile, by a
+            // rolling ledger's retention.
+            Err(LedgerError::Open { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                tracing::warn!(target: "sagemeter", path = %path.display(),
+                    "report: a ledger file was removed before it could be read (a rolling \
+                     ledger's retention?): its receipts are not counted");
+                removed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => fail(failed, stop, i, 0, e.into()),
+            Ok(()) => {}
         }
         if stop.load(Ordering::Relaxed) {
             return;
@@ -459,6 +476,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A listed file removed before its turn (a rolling ledger's retention) is
+    /// not counted and is said; the others are reported as without it.
+    #[test]
+    fn a_file_removed_before_its_turn_is_said_and_the_others_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, removed) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+        let written = ledger(&kept, 40);
+        let options = ReportOptions::new(GroupBy::Endpoint);
+        let report = scan_in_blocks(&[kept.clone(), removed], &options, BLOCK)
+            .and_then(ReportBuilder::finish)
+            .unwrap();
+        assert_eq!(report.removed_files, 1);
+        let expected = summarize(&written, &options).unwrap();
+        assert_eq!(report.total, expected.total);
+        assert!(
+            crate::report::render_table(&report).contains("1 ledger file(s) were removed"),
+            "{}",
+            crate::report::render_table(&report)
+        );
     }
 
     /// A reader that counts the bytes read from it.
