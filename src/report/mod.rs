@@ -608,6 +608,9 @@ pub struct Report {
     pub outside_range: u64,
     /// A torn last line of the ledger, skipped (the first, of many files).
     pub torn_tail: Option<TornTail>,
+    /// The file of [`torn_tail`](Self::torn_tail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torn_tail_file: Option<std::path::PathBuf>,
     /// Files whose torn last line was skipped.
     #[serde(default)]
     pub torn_tails: u64,
@@ -898,6 +901,7 @@ pub struct ReportBuilder {
     groups: HashMap<String, Acc, foldhash::fast::RandomState>,
     outside_range: u64,
     torn_tail: Option<TornTail>,
+    torn_tail_file: Option<std::path::PathBuf>,
     torn_tails: u64,
     removed_files: u64,
     /// The key being looked up (no allocation for a group seen before).
@@ -917,6 +921,7 @@ impl ReportBuilder {
             groups: HashMap::default(),
             outside_range: 0,
             torn_tail: None,
+            torn_tail_file: None,
             torn_tails: 0,
             removed_files: 0,
             key: String::new(),
@@ -1005,6 +1010,7 @@ impl ReportBuilder {
         self.removed_files += other.removed_files;
         if self.torn_tail.is_none() {
             self.torn_tail = other.torn_tail;
+            self.torn_tail_file = other.torn_tail_file;
         }
         Ok(())
     }
@@ -1021,6 +1027,14 @@ impl ReportBuilder {
             self.torn_tails += 1;
             self.torn_tail.get_or_insert(torn);
         }
+    }
+
+    /// [`torn_tail`](Self::torn_tail) of `file`, which the report's note names.
+    pub fn torn_tail_of(&mut self, file: &std::path::Path, torn: TornTail) {
+        if self.torn_tail.is_none() {
+            self.torn_tail_file = Some(file.to_owned());
+        }
+        self.torn_tail(Some(torn));
     }
 
     /// The report; [`ReportError::Overflow`] when the groups' sums overflow as
@@ -1090,6 +1104,7 @@ impl ReportBuilder {
             total,
             outside_range: self.outside_range,
             torn_tail: self.torn_tail,
+            torn_tail_file: self.torn_tail_file,
             torn_tails: self.torn_tails,
             removed_files: self.removed_files,
             approximate_percentiles,
@@ -1394,8 +1409,13 @@ pub fn render_table(report: &Report) -> String {
         ));
     }
     if let Some(torn) = &report.torn_tail {
+        let of = report
+            .torn_tail_file
+            .as_ref()
+            .map_or_else(String::new, |file| format!(" of {}", file.display()));
         out.push_str(&format!(
-            "note: skipped a torn last line ({} bytes at line {}) left by an interrupted write\n",
+            "note: skipped a torn last line{of} ({} bytes at line {}) left by an interrupted \
+             write\n",
             torn.bytes, torn.line
         ));
         if report.torn_tails > 1 {

@@ -89,8 +89,8 @@ fn scan_in_blocks(
     }
     let mut torn = torn.into_inner().unwrap_or_else(|e| e.into_inner());
     torn.sort_by_key(|(file, _)| *file);
-    for (_, tail) in torn {
-        builder.torn_tail(Some(tail));
+    for (file, tail) in torn {
+        builder.torn_tail_of(&files[file], tail);
     }
     for _ in 0..removed.into_inner() {
         builder.removed_file();

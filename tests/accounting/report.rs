@@ -321,7 +321,12 @@ async fn a_report_of_a_ledger_file_equals_the_in_memory_one_and_notes_a_torn_tai
     // The file's last line: eight receipts after their definitions.
     let lines = std::fs::read_to_string(&path).unwrap().lines().count() as u64;
     assert_eq!(torn.torn_tail.as_ref().map(|t| t.line), Some(lines));
-    assert!(render_table(&torn).contains("skipped a torn last line"));
+    // Named with its file: of many, which one.
+    assert!(
+        render_table(&torn).contains(&format!("skipped a torn last line of {} (", path.display())),
+        "{}",
+        render_table(&torn)
+    );
 }
 
 /// A receipt referring to a price no line defined is damage, refused with its
