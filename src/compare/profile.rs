@@ -451,70 +451,11 @@ impl UsageTotals {
     /// Sums that would pass `u64::MAX` saturate there (and are then refused by
     /// [`UsageProfile::from_totals`] as out of range).
     pub fn from_receipts<'a>(receipts: impl IntoIterator<Item = &'a crate::Cost>) -> Self {
-        /// Receipts of one asynchronous invocation, by phase.
-        #[derive(Default)]
-        struct Halves {
-            submissions: u64,
-            settlements: u64,
-        }
-        let mut totals = UsageTotals::default();
-        let mut billed = Duration::ZERO;
-        // Serverless bills each call rounded up to the millisecond.
-        let billed_ms =
-            |latency: Duration| Duration::from_millis(crate::billing::billed_millis(latency));
-        let mut first: Option<chrono::DateTime<chrono::Utc>> = None;
-        let mut last: Option<chrono::DateTime<chrono::Utc>> = None;
-        let mut invocations: std::collections::HashMap<(&str, &str), Halves> =
-            std::collections::HashMap::new();
+        let mut totals = ReceiptTotals::default();
         for cost in receipts {
-            let u = &cost.usage;
-            if u.operation == Operation::InvokeEndpointAsync {
-                let halves = invocations
-                    .entry((cost.endpoint.as_str(), cost.call_id.as_str()))
-                    .or_default();
-                if cost.is_async_settlement() {
-                    halves.settlements += 1;
-                    totals.busy_time = totals.busy_time.saturating_add(u.latency);
-                    billed = billed.saturating_add(billed_ms(u.latency));
-                } else {
-                    halves.submissions += 1;
-                }
-            } else {
-                totals.calls = totals.calls.saturating_add(1);
-                totals.busy_time = totals.busy_time.saturating_add(u.latency);
-                billed = billed.saturating_add(billed_ms(u.latency));
-            }
-            totals.bytes_in = totals.bytes_in.saturating_add(u.bytes_in);
-            totals.bytes_out = totals.bytes_out.saturating_add(u.bytes_out);
-            totals.tokens_in = totals.tokens_in.saturating_add(u.input_tokens.unwrap_or(0));
-            totals.tokens_out = totals
-                .tokens_out
-                .saturating_add(u.output_tokens.unwrap_or(0));
-            let end = chrono::Duration::from_std(u.latency)
-                .ok()
-                .and_then(|latency| cost.at.checked_add_signed(latency))
-                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-            first = Some(first.map_or(cost.at, |f| f.min(cost.at)));
-            last = Some(last.map_or(end, |l| l.max(end)));
+            totals.add(cost);
         }
-        for halves in invocations.values() {
-            // Normally one of each; a call id written twice (e.g. `local-0` by two
-            // processes) is as many calls as its more numerous half.
-            totals.calls = totals
-                .calls
-                .saturating_add(halves.submissions.max(halves.settlements));
-            totals.unsettled_async_calls = totals
-                .unsettled_async_calls
-                .saturating_add(halves.submissions.saturating_sub(halves.settlements));
-        }
-        totals.billed_busy_time = Some(billed);
-        if let (Some(first), Some(last)) = (first, last) {
-            totals.observed = (last - first)
-                .to_std()
-                .unwrap_or_default()
-                .max(Duration::from_secs(1));
-        }
-        totals
+        totals.finish()
     }
 
     /// `calls` made over `observed` wall-clock time; the other totals start at zero.
@@ -586,6 +527,98 @@ mod duration_ms {
         u64::try_from(nanos)
             .map(Duration::from_nanos)
             .map_err(|_| out_of_range())
+    }
+}
+
+/// [`UsageTotals::from_receipts`], one receipt at a time: a ledger streamed from
+/// its files needs no more memory than its asynchronous invocations' ids.
+///
+/// ```
+/// use sagemeter::compare::ReceiptTotals;
+/// # fn receipts() -> Vec<sagemeter::Cost> { Vec::new() }
+/// let mut totals = ReceiptTotals::default();
+/// for cost in receipts() {
+///     totals.add(&cost);
+/// }
+/// let totals = totals.finish();
+/// # assert_eq!(totals.calls, 0);
+/// ```
+#[derive(Debug, Default)]
+pub struct ReceiptTotals {
+    totals: UsageTotals,
+    /// Σ each call's latency rounded up to the millisecond.
+    billed: Duration,
+    first: Option<chrono::DateTime<chrono::Utc>>,
+    last: Option<chrono::DateTime<chrono::Utc>>,
+    /// The receipts of each asynchronous invocation, by endpoint and call id.
+    invocations: std::collections::HashMap<(String, String), Halves>,
+}
+
+/// Receipts of one asynchronous invocation, by phase.
+#[derive(Debug, Default)]
+struct Halves {
+    submissions: u64,
+    settlements: u64,
+}
+
+impl ReceiptTotals {
+    /// Counts one receipt (see [`UsageTotals::from_receipts`] for how).
+    pub fn add(&mut self, cost: &crate::Cost) {
+        let totals = &mut self.totals;
+        let u = &cost.usage;
+        // Serverless bills each call rounded up to the millisecond.
+        let billed_ms =
+            |latency: Duration| Duration::from_millis(crate::billing::billed_millis(latency));
+        if u.operation == Operation::InvokeEndpointAsync {
+            let key = (cost.endpoint.clone(), cost.call_id.clone());
+            let halves = self.invocations.entry(key).or_default();
+            if cost.is_async_settlement() {
+                halves.settlements += 1;
+                totals.busy_time = totals.busy_time.saturating_add(u.latency);
+                self.billed = self.billed.saturating_add(billed_ms(u.latency));
+            } else {
+                halves.submissions += 1;
+            }
+        } else {
+            totals.calls = totals.calls.saturating_add(1);
+            totals.busy_time = totals.busy_time.saturating_add(u.latency);
+            self.billed = self.billed.saturating_add(billed_ms(u.latency));
+        }
+        totals.bytes_in = totals.bytes_in.saturating_add(u.bytes_in);
+        totals.bytes_out = totals.bytes_out.saturating_add(u.bytes_out);
+        totals.tokens_in = totals.tokens_in.saturating_add(u.input_tokens.unwrap_or(0));
+        totals.tokens_out = totals
+            .tokens_out
+            .saturating_add(u.output_tokens.unwrap_or(0));
+        let end = chrono::Duration::from_std(u.latency)
+            .ok()
+            .and_then(|latency| cost.at.checked_add_signed(latency))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+        self.first = Some(self.first.map_or(cost.at, |f| f.min(cost.at)));
+        self.last = Some(self.last.map_or(end, |l| l.max(end)));
+    }
+
+    /// The totals of every receipt added.
+    pub fn finish(self) -> UsageTotals {
+        let mut totals = self.totals;
+        for halves in self.invocations.values() {
+            // Normally one of each; a call id written twice (e.g. `local-0` by two
+            // processes) is as many calls as its more numerous half.
+            totals.calls = totals
+                .calls
+                .saturating_add(halves.submissions.max(halves.settlements));
+            totals.unsettled_async_calls = totals
+                .unsettled_async_calls
+                .saturating_add(halves.submissions.saturating_sub(halves.settlements));
+        }
+        totals.billed_busy_time = Some(self.billed);
+        if let (Some(first), Some(last)) = (self.first, self.last) {
+            totals.observed = (last - first)
+                .to_std()
+                .unwrap_or_default()
+                .max(Duration::from_secs(1));
+        }
+        totals
     }
 }
 

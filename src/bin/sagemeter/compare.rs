@@ -13,9 +13,10 @@ use rust_decimal::Decimal;
 use sagemeter::compare::format::bytes as fmt_bytes;
 use sagemeter::compare::{
     CompareError, Comparison, InstancePlan, MAX_HORIZON_MONTHS, MeasuredTrend, PerInferencePlan,
-    PerTokenPlan, Period, Plan, PriceTrend, Projection, RateTable, SavingsPlan, SavingsPlanTerm,
-    ServerlessPlan, SubscriptionPlan, TrendRate, UsageProfile,
+    PerTokenPlan, Period, Plan, PriceTrend, Projection, RateTable, ReceiptTotals, SavingsPlan,
+    SavingsPlanTerm, ServerlessPlan, SubscriptionPlan, TrendRate, UsageProfile, UsageTotals,
 };
+use sagemeter::ledger::LedgerError;
 use sagemeter::pricing::history::PriceListHistory;
 use sagemeter::pricing::{PriceKey, PriceSource};
 use serde::Serialize;
@@ -345,26 +346,39 @@ impl std::fmt::Display for SkippedLine {
     }
 }
 
-/// The receipts of the ledger at `path` (a file, or a directory of them read as
-/// one), and its files' torn last lines. A `.parquet` file (`sagemeter ledger
-/// convert`'s) is read as Parquet, as is a directory that holds Parquet files and
-/// no JSON Lines ledger; a directory holding both is refused rather than counted
-/// twice (a ledger next to its conversion), as are two files that begin with the
-/// same receipt (a copy of a ledger next to it).
-fn read_ledger(path: &Path) -> Result<(Vec<sagemeter::Cost>, Vec<SkippedLine>), BoxError> {
-    if let Some(records) = read_parquet_ledger(path)? {
-        return Ok((records, Vec::new()));
-    }
-    let mut records = Vec::new();
-    let mut skipped = Vec::new();
+/// The totals of the receipts of the ledger at `path` (a file, or a directory of
+/// them read as one), streamed (memory does not grow with the receipts), and its
+/// files' torn last lines. A `.parquet` file (`sagemeter ledger convert`'s) is read
+/// as Parquet, as is a directory that holds Parquet files and no JSON Lines
+/// ledger; a directory holding both is refused rather than counted twice (a
+/// ledger next to its conversion), as are two files that begin with the same
+/// receipt (a copy of a ledger next to it).
+fn read_ledger(path: &Path) -> Result<(UsageTotals, Vec<SkippedLine>), BoxError> {
+    let mut totals = ReceiptTotals::default();
     let mut firsts = sagemeter::ledger::FirstReceipts::new();
-    for file in sagemeter::ledger::ledger_files(path)? {
-        let read = sagemeter::ledger::read_all(&file)?;
-        if let Some(first) = read.records.first() {
-            firsts.note(&file, first)?;
+    let mut add =
+        |file: &Path, records: &mut dyn Iterator<Item = Result<sagemeter::Cost, LedgerError>>| {
+            let mut first = true;
+            for cost in records {
+                let cost = cost?;
+                if std::mem::take(&mut first) {
+                    firsts.note(file, &cost)?;
+                }
+                totals.add(&cost);
+            }
+            Ok::<_, LedgerError>(())
+        };
+    if let Some(files) = parquet_ledger_files(path)? {
+        for file in files {
+            add(&file, &mut parquet_receipts(&file)?)?;
         }
-        records.extend(read.records);
-        if let Some(torn) = read.torn_tail {
+        return Ok((totals.finish(), Vec::new()));
+    }
+    let mut skipped = Vec::new();
+    for file in sagemeter::ledger::ledger_files(path)? {
+        let mut reader = sagemeter::ledger::LedgerReader::open(&file)?;
+        add(&file, &mut reader.by_ref())?;
+        if let Some(torn) = reader.torn_tail() {
             skipped.push(SkippedLine {
                 file,
                 line: torn.line,
@@ -372,15 +386,15 @@ fn read_ledger(path: &Path) -> Result<(Vec<sagemeter::Cost>, Vec<SkippedLine>), 
             });
         }
     }
-    Ok((records, skipped))
+    Ok((totals.finish(), skipped))
 }
 
-/// The receipts of a Parquet ledger at `path`: `None` when `path` is JSON Lines
-/// (a file not named `.parquet`, or a directory without Parquet files).
+/// The files of a Parquet ledger at `path`: `None` when `path` is JSON Lines (a
+/// file not named `.parquet`, or a directory without Parquet files).
 #[cfg(feature = "parquet")]
-fn read_parquet_ledger(path: &Path) -> Result<Option<Vec<sagemeter::Cost>>, BoxError> {
+fn parquet_ledger_files(path: &Path) -> Result<Option<Vec<PathBuf>>, BoxError> {
     use sagemeter::ledger::parquet;
-    let files = if path.is_dir() {
+    if path.is_dir() {
         let files = parquet::parquet_files(path).unwrap_or_default();
         if files.is_empty() {
             return Ok(None);
@@ -393,28 +407,26 @@ fn read_parquet_ledger(path: &Path) -> Result<Option<Vec<sagemeter::Cost>>, BoxE
             )
             .into());
         }
-        files
+        Ok(Some(files))
     } else if path.extension().is_some_and(|x| x == "parquet") {
-        vec![path.to_owned()]
+        Ok(Some(vec![path.to_owned()]))
     } else {
-        return Ok(None);
-    };
-    let mut records = Vec::new();
-    let mut firsts = sagemeter::ledger::FirstReceipts::new();
-    for file in files {
-        let read = parquet::read_all(&file)?;
-        if let Some(first) = read.first() {
-            firsts.note(&file, first)?;
-        }
-        records.extend(read);
+        Ok(None)
     }
-    Ok(Some(records))
+}
+
+/// The receipts of one Parquet file, read as they are needed.
+#[cfg(feature = "parquet")]
+fn parquet_receipts(
+    file: &Path,
+) -> Result<impl Iterator<Item = Result<sagemeter::Cost, LedgerError>>, LedgerError> {
+    sagemeter::ledger::parquet::ParquetReader::open(file)
 }
 
 /// Without the `parquet` feature a `.parquet` file is refused by name, not read as
 /// a damaged JSON Lines ledger.
 #[cfg(not(feature = "parquet"))]
-fn read_parquet_ledger(path: &Path) -> Result<Option<Vec<sagemeter::Cost>>, BoxError> {
+fn parquet_ledger_files(path: &Path) -> Result<Option<Vec<PathBuf>>, BoxError> {
     if path.extension().is_some_and(|x| x == "parquet") {
         return Err(format!(
             "{} is a Parquet ledger: this sagemeter was built without Parquet; rebuild with \
@@ -424,6 +436,14 @@ fn read_parquet_ledger(path: &Path) -> Result<Option<Vec<sagemeter::Cost>>, BoxE
         .into());
     }
     Ok(None)
+}
+
+/// Without the `parquet` feature there are no Parquet files to read.
+#[cfg(not(feature = "parquet"))]
+fn parquet_receipts(
+    _: &Path,
+) -> Result<std::iter::Empty<Result<sagemeter::Cost, LedgerError>>, LedgerError> {
+    Ok(std::iter::empty())
 }
 
 /// Runs `sagemeter compare`: builds the profile and plans from `args`, prices them
@@ -440,15 +460,14 @@ pub async fn run(
     let mut sample = None;
     let profile = match &args.from_ledger {
         Some(path) => {
-            let records;
-            (records, skipped) = read_ledger(path)?;
-            if records.is_empty() {
+            let totals;
+            (totals, skipped) = read_ledger(path)?;
+            if totals.calls == 0 {
                 return Err(CliError::failed(format!(
                     "the ledger {} has no calls to compare",
                     path.display()
                 )));
             }
-            let totals = sagemeter::compare::UsageTotals::from_receipts(&records);
             let mut profile = UsageProfile::from_totals(&totals, args.period).map_err(failed)?;
             sample = Some(LedgerSample {
                 calls: totals.calls,
