@@ -412,6 +412,37 @@ async fn convert_with_a_damaged_input_leaves_no_output_and_can_run_again() {
     assert_eq!(read("bad.parquet"), costs);
 }
 
+/// A staging file left by a `convert` killed part-way is removed by the next run
+/// into the same directory (with a WARN); one of a run still going is left.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn convert_removes_the_staging_files_of_runs_that_did_not_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("calls.jsonl");
+    write_jsonl(&ledger, &[receipt(1, "2026-12-02T10:00:00Z")]).await;
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // Above Linux's largest pid (4,194,304): no such process. Pid 1 always runs.
+    let abandoned = out.join(".calls.parquet.4194999.converting.tmp");
+    let running = out.join(".other.parquet.1.converting");
+    for file in [&abandoned, &running] {
+        std::fs::write(file, b"partial").unwrap();
+    }
+    sagemeter()
+        .args(["ledger", "convert"])
+        .arg(&ledger)
+        .args(["--to", "parquet"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "removed the staging file of a `ledger convert` that did not finish",
+        ));
+    assert!(!abandoned.exists());
+    assert!(running.exists());
+    assert!(out.join("calls.parquet").exists());
+}
+
 /// A directory's file of the current UTC hour may still be appended to by its
 /// rolling ledger: `convert` converts it as it is and warns on stderr, naming it.
 #[tokio::test]

@@ -82,6 +82,7 @@ fn run_convert(args: ConvertArgs, out: &mut dyn Write) -> Result<(), CliError> {
         planned.push((input, target));
     }
     make_dir(dir)?;
+    remove_abandoned_staging(dir);
     // All or nothing: each output is written under a hidden name of this run,
     // and given its own name only once every input has converted. A failure
     // leaves no output behind, so that the same command can run again.
@@ -134,6 +135,47 @@ fn staging_name(target: &Path) -> PathBuf {
     name.push(target.file_name().unwrap_or_default());
     name.push(format!(".{}.converting", std::process::id()));
     target.with_file_name(name)
+}
+
+/// Removes the staging files (see [`staging_name`]) in `dir` of runs that are no
+/// longer running: a run killed part-way (a signal, a crash) cannot remove its
+/// own, and they would stay, hidden, for good. One WARN each. Only where a
+/// process can be told alive (Linux's /proc); elsewhere they are left.
+fn remove_abandoned_staging(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        // `.NAME.<pid>.converting`, and the Parquet writer's `….tmp` of it.
+        let Some(stem) = name
+            .strip_suffix(".converting")
+            .or_else(|| name.strip_suffix(".converting.tmp"))
+            .filter(|_| name.starts_with('.'))
+        else {
+            continue;
+        };
+        let Some(pid) = stem.rsplit('.').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || !process_gone(pid) {
+            continue;
+        }
+        let path = entry.path();
+        if std::fs::remove_file(&path).is_ok() {
+            tracing::warn!(target: "sagemeter::cli", path = %path.display(), pid,
+                "removed the staging file of a `ledger convert` that did not finish");
+        }
+    }
+}
+
+/// Whether process `pid` is known not to be running (Linux: no `/proc/<pid>`).
+fn process_gone(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    proc.join("self").exists() && !proc.join(pid.to_string()).exists()
 }
 
 /// The outputs of this run written so far, under their staging names, and the
