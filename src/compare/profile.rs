@@ -248,29 +248,24 @@ impl UsageProfile {
                 "at most one hour per call (the asynchronous inference limit)",
             )?;
         }
-        for (what, bytes) in [
-            ("bytes in per call", self.bytes_in_per_call),
-            ("bytes out per call", self.bytes_out_per_call),
+        let bytes = (
+            "a size cannot be negative",
+            check::MAX_BYTES_PER_CALL,
+            "at most 2^40 bytes (1 TiB) per call",
+        );
+        let tokens = (
+            "a count of tokens cannot be negative",
+            check::MAX_TOKENS_PER_CALL,
+            "at most 10^9 tokens per call",
+        );
+        for (what, value, (negative, max, too_large)) in [
+            ("bytes in per call", self.bytes_in_per_call, bytes),
+            ("bytes out per call", self.bytes_out_per_call, bytes),
+            ("tokens in per call", self.tokens_in_per_call, tokens),
+            ("tokens out per call", self.tokens_out_per_call, tokens),
         ] {
-            check::not_negative(what, bytes, "a size cannot be negative")?;
-            check::at_most(
-                what,
-                bytes,
-                Decimal::from(check::MAX_BYTES_PER_CALL),
-                "at most 2^40 bytes (1 TiB) per call",
-            )?;
-        }
-        for (what, tokens) in [
-            ("tokens in per call", self.tokens_in_per_call),
-            ("tokens out per call", self.tokens_out_per_call),
-        ] {
-            check::not_negative(what, tokens, "a count of tokens cannot be negative")?;
-            check::at_most(
-                what,
-                tokens,
-                Decimal::from(check::MAX_TOKENS_PER_CALL),
-                "at most 10^9 tokens per call",
-            )?;
+            check::not_negative(what, value, negative)?;
+            check::at_most(what, value, Decimal::from(max), too_large)?;
         }
         Ok(())
     }

@@ -987,22 +987,26 @@ fn a_negative_value_is_refused_by_what_it_is_not_as_an_unknown_argument() {
 
 /// A flag of a plan that is not asked for would change nothing: refused, naming
 /// the plan it needs; a negative discount reaches the discount's own check.
+/// `compare` of 100 calls at $0.01 each with `flag value` too, which must be refused.
+fn refused_with(flag: &str, value: &str) -> assert_cmd::assert::Assert {
+    refused(&[
+        "compare",
+        "--calls",
+        "100",
+        "--per-call",
+        "0.01",
+        flag,
+        value,
+    ])
+}
+
 #[test]
 fn plan_flags_without_their_plan_are_refused_and_a_negative_discount_is_named() {
     for (flag, value, needs) in [
         ("--count", "3", "--instance"),
         ("--term", "3y", "--savings-plan"),
     ] {
-        refused(&[
-            "compare",
-            "--calls",
-            "100",
-            "--per-call",
-            "0.01",
-            flag,
-            value,
-        ])
-        .stderr(predicate::str::contains(needs));
+        refused_with(flag, value).stderr(predicate::str::contains(needs));
     }
     refused(&[
         "compare",
@@ -1054,16 +1058,8 @@ fn a_whole_number_flag_says_what_is_wrong_with_its_value_and_reads_exponents() {
             "e.g. 40,000",
         ),
     ] {
-        refused(&[
-            "compare",
-            "--calls",
-            "100",
-            "--per-call",
-            "0.01",
-            flag,
-            value,
-        ])
-        .stderr(predicate::str::contains(wrong).and(predicate::str::contains(accepted)));
+        refused_with(flag, value)
+            .stderr(predicate::str::contains(wrong).and(predicate::str::contains(accepted)));
     }
     // Written as the other numbers may be: 1e3 bytes and 1,500 tokens a call.
     let json = json_of(sagemeter().args([
