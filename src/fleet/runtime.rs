@@ -99,6 +99,9 @@ struct Shared {
     settlements: AtomicU64,
     /// A failed settlement mark has been warned about.
     settlement_warned: AtomicBool,
+    /// Set once shutdown's last flush is over: spend recorded after it is never
+    /// written.
+    shut_down: AtomicBool,
     /// Whether spend recorded after shutdown has been warned of (once).
     late_warned: AtomicBool,
     /// The last failure of a write of increments, for shutdown to say why.
@@ -737,6 +740,7 @@ impl Fleet {
                 warned: Mutex::new(HashSet::new()),
                 settlements: AtomicU64::new(0),
                 settlement_warned: AtomicBool::new(false),
+                shut_down: AtomicBool::new(false),
                 late_warned: AtomicBool::new(false),
                 last_failure: Mutex::new(None),
             }),
@@ -763,7 +767,7 @@ impl Fleet {
         let Some(pico) = to_pico(cost_usd) else {
             return FleetRecorded::default();
         };
-        if self.shared.closed.load(Ordering::Relaxed)
+        if self.shared.shut_down.load(Ordering::Relaxed)
             && !self.shared.late_warned.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(target: "sagemeter::fleet", table = %self.shared.table.name,
@@ -1147,7 +1151,14 @@ impl Fleet {
                     .await,
             );
             let added = match result {
-                Ok(added) => added,
+                Ok(added) => {
+                    // Said by shutdown only while it is the latest word.
+                    *shared
+                        .last_failure
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = None;
+                    added
+                }
                 Err(err) => {
                     self.warn(&err, "writing increments");
                     *shared
@@ -1824,6 +1835,8 @@ impl Fleet {
                 Err(_) => break,
             }
         }
+        // No flush after this one: what is recorded from now on stays here.
+        shared.shut_down.store(true, Ordering::SeqCst);
         if !written {
             let why = shared
                 .last_failure
