@@ -962,10 +962,10 @@ impl Drop for Settling {
 }
 
 /// A dropped settlement finishing in the background (see [`Settling`]); dropped
-/// again before it is done (the meter refused to spawn it, being shut down or
-/// without a Tokio runtime, or its runtime went away), it settles at once on the
-/// rates at hand ([`Meter::prepare_at_hand`]), unchecked in the fleet: the
-/// invocation is still billed.
+/// again before it is done (see [`NOT_WAITED`](super::meter::NOT_WAITED)), it
+/// settles at once on the rates at hand ([`Meter::prepare_at_hand`]), unchecked
+/// in the fleet (its mark may be written already): the invocation is still
+/// billed.
 struct SettleLater(Option<Settlement>);
 
 impl SettleLater {
@@ -993,12 +993,13 @@ impl Drop for SettleLater {
         let meter = settlement.meter.clone();
         tracing::warn!(target: "sagemeter", endpoint = %settlement.call.endpoint,
             "an async settlement was priced on the rates at hand, without waiting for the \
-             others: the meter is shut down, or there is no Tokio runtime");
+             others: {}", super::meter::NOT_WAITED);
         let prepared = meter.prepare_at_hand(&settlement.call.endpoint);
         #[cfg(feature = "fleet")]
         let check = FleetCheck::NotAsked(meter.inner.fleet.as_ref().map(|_| {
-            "not checked for duplicates in the fleet's other processes: settled while the \
-             meter was shut down, or without a Tokio runtime"
+            "not checked for duplicates in the fleet's other processes: settled without \
+             waiting for the fleet (the meter is shut down, there is no Tokio runtime, or the \
+             runtime went away)"
         }));
         #[cfg(not(feature = "fleet"))]
         let check = FleetCheck::NotAsked(None);

@@ -911,10 +911,9 @@ pub(super) fn finish_in_background(
 }
 
 /// A call to be finished in the background once its rates are found; dropped
-/// before (the meter refused to spawn it, being shut down or without a Tokio
-/// runtime, or its runtime went away), it is finished at once on what is at
-/// hand ([`Meter::prepare_at_hand`]), so that the totals, budgets and sinks
-/// still count it.
+/// before (see [`NOT_WAITED`](super::meter::NOT_WAITED)), it is finished at once
+/// on what is at hand ([`Meter::prepare_at_hand`]), so that the totals, budgets
+/// and sinks still count it.
 struct FinishLater(Option<(Meter, FinishedCall, Option<Reservation>, Phase)>);
 
 impl FinishLater {
@@ -936,8 +935,8 @@ impl Drop for FinishLater {
             return;
         };
         tracing::warn!(target: "sagemeter", endpoint = %call.endpoint,
-            "a call was priced on the rates at hand, without waiting for the others: \
-             the meter is shut down, or there is no Tokio runtime");
+            "a call was priced on the rates at hand, without waiting for the others: {}",
+            super::meter::NOT_WAITED);
         let prepared = meter.prepare_at_hand(&call.endpoint);
         meter.finish_settled(call, &prepared, reservation, phase);
     }

@@ -98,6 +98,10 @@ const PREPARED_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
 /// refresh interval of zero must not make it spin.
 const MIN_REFRESH_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// Why work meant for the background was done at once, on the rates at hand.
+pub(crate) const NOT_WAITED: &str =
+    "the meter is shut down, there is no Tokio runtime, or the runtime it ran on went away";
+
 /// The profile and rates [`Meter::prepare_now`] last put together per endpoint,
 /// reused while discovery still answers with the same profile and for at most
 /// [`PREPARED_REUSE`]: one look-up per call instead of one per rate, and no
@@ -564,9 +568,10 @@ impl Meter {
 
     /// Graceful shutdown: stops background work (profile refreshes, pricing of calls
     /// seen by the interceptor) from starting, waits for what is running (at most
-    /// `timeout`), then flushes and closes every sink, all at once (each for at
-    /// most `timeout`: a sink that hangs holds up neither the others nor the
-    /// caller for longer). Calls made afterwards are still metered on their own
+    /// `timeout`), writes the fleet's last increments (at most `timeout`), then
+    /// flushes and closes every sink, all at once (each for at most `timeout`: a
+    /// sink that hangs holds up neither the others nor the caller for longer). In
+    /// all, at most about three times `timeout`. Calls made afterwards are still metered on their own
     /// path, but nothing new runs in the background: what would have been priced
     /// there (a call the interceptor saw, a call or settlement dropped before its
     /// rates came) is priced at once on the rates at hand, each other line
@@ -1105,23 +1110,22 @@ impl Meter {
 
     /// Profile and rates of `endpoint` as they are at hand now, without waiting:
     /// what is cached, else nothing (each line unpriced, saying so). For a call
-    /// whose pricing could not wait (the meter shut down, or no Tokio runtime to
-    /// wait on), so that it is still counted in the totals and budgets.
+    /// whose pricing could not wait ([`NOT_WAITED`]), so that it is still counted
+    /// in the totals and budgets.
     pub(crate) fn prepare_at_hand(&self, endpoint: &str) -> Arc<Prepared> {
         if let Some(prepared) = self.prepare_now(endpoint, self.now()) {
             return prepared;
         }
-        const WHY: &str = "its rates were not at hand, and could not be waited for: the meter \
-                           was shut down, or there was no Tokio runtime";
+        let why = format!("its rates were not at hand, and could not be waited for: {NOT_WAITED}");
         let unavailable = || {
             Err(crate::pricing::PriceError::Unavailable {
-                reason: WHY.to_owned(),
+                reason: why.clone(),
             })
         };
         Arc::new(Prepared {
             profile: Err(DiscoveryError::Failed {
                 endpoint: endpoint.to_owned(),
-                message: WHY.to_owned(),
+                message: why.clone(),
             }),
             rates: Vec::new(),
             data: [unavailable(), unavailable()],
