@@ -474,7 +474,12 @@ impl FileTarget {
             tracing::warn!(target: "sagemeter", was = self.good_len, now = len,
                 "ledger: the file was cut shorter by another program (a copytruncate \
                  rotation?); the definitions its next receipts need are written again");
-            self.good_len = len;
+            // Cut in the middle of a line, the file goes back to its last whole line:
+            // a line appended to a fragment would not read.
+            self.good_len = last_line_end(&self.file, len)?;
+            if self.good_len < len {
+                self.truncate()?;
+            }
             self.definition_bytes = 0;
             self.defined = Defined::default();
         }
@@ -512,6 +517,31 @@ impl FileTarget {
         self.damaged = false;
         Ok(())
     }
+}
+
+/// The length of `file`'s first `len` bytes up to and with its last newline (0
+/// when there is none).
+#[cfg(unix)]
+fn last_line_end(file: &File, len: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut end = len;
+    let mut chunk = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let part = &mut chunk[..(end - start) as usize];
+        file.read_exact_at(part, start)?;
+        if let Some(at) = memchr::memrchr(b'\n', part) {
+            return Ok(start + at as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// Elsewhere a file cut in the middle of a line is taken as it is.
+#[cfg(not(unix))]
+fn last_line_end(_: &File, len: u64) -> io::Result<u64> {
+    Ok(len)
 }
 
 impl Target for FileTarget {

@@ -448,7 +448,8 @@ async fn a_damaged_lines_error_quotes_little_of_it() {
 
 /// A ledger file cut to nothing by another program while it is written (logrotate's
 /// `copytruncate`) goes on as a new file: the receipts written after the cut read
-/// back, their definitions written again before them.
+/// back, their definitions written again before them. Cut in the middle of a line,
+/// it goes back to its last whole line first.
 #[tokio::test]
 async fn a_ledger_file_truncated_while_written_stays_readable() {
     let dir = tempfile::tempdir().unwrap();
@@ -471,6 +472,21 @@ async fn a_ledger_file_truncated_while_written_stays_readable() {
     }
     ledger.shutdown().await.unwrap();
     assert_eq!(call_ids(&path), ["c3", "c4"]);
+
+    // Cut in the middle of its last line: back to the last whole line, and on.
+    let ledger = JsonlLedger::open(&path).unwrap();
+    ledger.try_record(&receipt(5)).unwrap();
+    ledger.flush().await.unwrap();
+    let len = fs::metadata(&path).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    ledger.try_record(&receipt(6)).unwrap();
+    ledger.shutdown().await.unwrap();
+    assert_eq!(call_ids(&path), ["c3", "c4", "c6"]);
 }
 
 #[test]
