@@ -425,8 +425,17 @@ async fn convert_removes_the_staging_files_of_runs_that_did_not_finish() {
     // Above Linux's largest pid (4,194,304): no such process. Pid 1 always runs.
     let abandoned = out.join(".calls.parquet.4194999.converting.tmp");
     let running = out.join(".other.parquet.1.converting");
+    // Unwritten for an hour, as a killed run's file is (a fresh one may be a run's
+    // on another host).
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     for file in [&abandoned, &running] {
         std::fs::write(file, b"partial").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
     }
     sagemeter()
         .args(["ledger", "convert"])

@@ -133,35 +133,44 @@ fn run_convert(args: ConvertArgs, out: &mut dyn Write) -> Result<(), CliError> {
 fn staging_name(target: &Path) -> PathBuf {
     let mut name = std::ffi::OsString::from(".");
     name.push(target.file_name().unwrap_or_default());
-    name.push(format!(".{}.converting", std::process::id()));
+    name.push(format!(".{}{STAGING}", std::process::id()));
     target.with_file_name(name)
+}
+
+/// The end of a [`staging_name`], after the run's process id.
+const STAGING: &str = ".converting";
+
+/// The process id in a file name made by [`staging_name`] (or the Parquet
+/// writer's `….tmp` of one); `None` for any other name.
+fn staging_pid(name: &str) -> Option<u32> {
+    let stem = name
+        .strip_suffix(STAGING)
+        .or_else(|| name.strip_suffix(".tmp")?.strip_suffix(STAGING))
+        .filter(|_| name.starts_with('.'))?;
+    stem.rsplit('.').next()?.parse().ok()
 }
 
 /// Removes the staging files (see [`staging_name`]) in `dir` of runs that are no
 /// longer running: a run killed part-way (a signal, a crash) cannot remove its
-/// own, and they would stay, hidden, for good. One WARN each. Only where a
-/// process can be told alive (Linux's /proc); elsewhere they are left.
+/// own, and they would stay, hidden, for good. One WARN each. Only a file whose
+/// process this host can tell is gone (Linux's /proc) and that nothing has
+/// written for [`ABANDONED_AFTER`] (a run on another host sharing the directory
+/// writes on); elsewhere they are left.
 fn remove_abandoned_staging(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
+        let Some(pid) = entry.file_name().to_str().and_then(staging_pid) else {
             continue;
         };
-        // `.NAME.<pid>.converting`, and the Parquet writer's `….tmp` of it.
-        let Some(stem) = name
-            .strip_suffix(".converting")
-            .or_else(|| name.strip_suffix(".converting.tmp"))
-            .filter(|_| name.starts_with('.'))
-        else {
-            continue;
-        };
-        let Some(pid) = stem.rsplit('.').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == std::process::id() || !process_gone(pid) {
+        let idle = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|at| at.elapsed().ok())
+            .is_some_and(|idle| idle >= ABANDONED_AFTER);
+        if pid == std::process::id() || !idle || !process_gone(pid) {
             continue;
         }
         let path = entry.path();
@@ -171,6 +180,9 @@ fn remove_abandoned_staging(dir: &Path) {
         }
     }
 }
+
+/// How long a staging file must have gone unwritten to be taken for abandoned.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Whether process `pid` is known not to be running (Linux: no `/proc/<pid>`).
 fn process_gone(pid: u32) -> bool {
