@@ -107,6 +107,11 @@ async fn enforced_budget_never_overshoots_under_250_concurrent_calls() {
 async fn recent_max_estimate_keeps_overshoot_within_the_estimation_error() {
     let fake = fake().await;
     // Real costs are latency-based and vary; the estimate is the max of recent calls.
+    // Each call is billed its own time (busy time) of at least 5 ms: 300 calls cost
+    // at least 300 × 0.005 s × 0.23 / 3,600 s = $0.0000958, past the limit however
+    // fast the machine. (Shared among calls in flight, as processor sharing bills
+    // them, the run's cost is its wall time's: a fast machine stayed under it.)
+    *fake.state.latency.lock().unwrap() = std::time::Duration::from_millis(5);
     let r = "us-east-1".to_owned();
     let limit = dec("0.00005");
     let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, limit)
@@ -120,6 +125,7 @@ async fn recent_max_estimate_keeps_overshoot_within_the_estimation_error() {
         .price_override(PriceKey::hosting(&r, "ml.m5.xlarge"), dec("0.23"))
         .price_override(PriceKey::DataIn { region: r.clone() }, dec("0.016"))
         .price_override(PriceKey::DataOut { region: r.clone() }, dec("0.016"))
+        .allocation(sagemeter::billing::Allocation::BusyTime)
         .budget(budget)
         .build()
         .unwrap();
