@@ -25,6 +25,20 @@ fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
 }
 
+/// Flushes `client`'s fleet until nothing is left unwritten (at most five tries,
+/// 100 ms apart). A flush that meets another process's write of the same item
+/// leaves it for the next flush, as the flush loop would; five in a row failing
+/// is a failure.
+async fn flushed(client: &Client) {
+    for _ in 0..5 {
+        if client.meter().flush_fleet().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the fleet's increments were not written in five flushes");
+}
+
 /// A table name no other test uses.
 fn table_name(what: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -189,7 +203,7 @@ async fn two_processes_totals_are_the_sum_of_their_receipts_to_the_pico_dollar()
     // A third process's first flush reads the fleet's figure back.
     let c = per_call_client(&conf, FleetConfig::dynamodb(&table), None);
     call(&c).await.unwrap();
-    assert!(c.meter().flush_fleet().await);
+    flushed(&c).await;
     let cost = call(&c).await.unwrap();
     assert_eq!(cost.running_fleet_usd, Some(dec("0.12")));
     c.meter().shutdown().await.unwrap();
@@ -276,7 +290,7 @@ async fn a_lapsed_lease_of_a_process_that_is_gone_returns_to_the_fleet() {
     // shutting down (as if killed): $0.04 stays leased to it.
     let gone = per_call_client(&conf, fleet(), Some(budget()));
     call(&gone).await.unwrap();
-    assert!(gone.meter().flush_fleet().await);
+    flushed(&gone).await;
     drop(gone);
 
     let survivor = per_call_client(&conf, fleet(), Some(budget()));
@@ -332,7 +346,7 @@ async fn a_table_that_does_not_exist_stops_no_call_but_fleet_budgets_fail_closed
     // writes that failed; what calls added since goes with the next).
     create_table(&conf, &missing).await.unwrap();
     plain.meter().flush_fleet().await;
-    assert!(plain.meter().flush_fleet().await);
+    flushed(&plain).await;
     assert_eq!(plain.meter().fleet_stats().unwrap().unwritten_items, 0);
     plain.meter().shutdown().await.unwrap();
     open.meter().shutdown().await.unwrap();
@@ -547,7 +561,7 @@ async fn the_table_going_away_and_coming_back_loses_and_doubles_nothing() {
     for _ in 0..3 {
         call(&client).await.unwrap();
     }
-    assert!(client.meter().flush_fleet().await);
+    flushed(&client).await;
     // Unreachable: calls go on, their increments wait.
     proxy.set(Fault::Down);
     for _ in 0..4 {
@@ -735,7 +749,7 @@ async fn the_emulator_stopped_and_a_new_one_started_gets_every_kept_increment_on
     for _ in 0..2 {
         call(&client).await.unwrap();
     }
-    assert!(client.meter().flush_fleet().await);
+    flushed(&client).await;
     drop(first); // stopped: its port refuses connections
     for _ in 0..3 {
         call(&client)
@@ -785,7 +799,7 @@ async fn a_lease_of_a_period_that_ended_is_given_back_at_the_next_flush() {
         .build()
         .unwrap();
     call(&client).await.unwrap(); // leases $0.10 of hour 10
-    assert!(client.meter().flush_fleet().await);
+    flushed(&client).await;
     let hour = |status: &[FleetScopeStatus]| {
         status
             .iter()
@@ -800,7 +814,7 @@ async fn a_lease_of_a_period_that_ended_is_given_back_at_the_next_flush() {
         "{before:?}"
     );
     time.advance(Duration::from_secs(20)); // 11:00:10: hour 10 has ended
-    assert!(client.meter().flush_fleet().await);
+    flushed(&client).await;
     let after = hour(&fleet_status(&conf, &table).await.unwrap());
     assert_eq!(after.period_start, before.period_start);
     assert_eq!(
@@ -825,9 +839,9 @@ async fn a_receipts_accrual_is_the_fleets_instances_against_every_processs_alloc
     }
     // b writes all it has; then a call of a's is written (by this flush or by a's
     // flush loop, whichever comes first), and that write reads b's figures back.
-    assert!(b.meter().flush_fleet().await);
+    flushed(&b).await;
     receipts.push(call_endpoint(&a, "pair").await);
-    assert!(a.meter().flush_fleet().await);
+    flushed(&a).await;
     let last = call_endpoint(&a, "pair").await;
     let after = std::time::SystemTime::now();
     receipts.push(last.clone());
@@ -1020,7 +1034,7 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
     );
     // It leases the whole $0.05, spends $0.01 and writes it.
     call(&cut_off).await.unwrap();
-    assert!(cut_off.meter().flush_fleet().await);
+    flushed(&cut_off).await;
     // Its table is unreachable: one more call within its lease ($0.02 spent,
     // $0.01 of it not written), then it is silent past its lease's end.
     proxy.set(Fault::Down);
@@ -1045,7 +1059,7 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
     // The table answers again: the cut-off process's late $0.01 is spent; its
     // write finds the lease gone and adds it to what is committed.
     proxy.set(Fault::None);
-    assert!(cut_off.meter().flush_fleet().await);
+    flushed(&cut_off).await;
     cut_off.meter().shutdown().await.unwrap();
     let status = fleet_status(&conf, &table).await.unwrap();
     let fleet = scope(&status, &BudgetScope::Client);
@@ -1109,7 +1123,7 @@ async fn a_process_shut_down_leaves_no_attribute_of_its_own_in_the_table() {
         for _ in 0..3 {
             call(&client).await.unwrap();
         }
-        assert!(client.meter().flush_fleet().await);
+        flushed(&client).await;
         let running = per_process_attributes(&conf, &table).await;
         for kind in ["seq:", "lease_seq:", "inflight:", "lease_granted:"] {
             assert!(
@@ -1230,7 +1244,7 @@ async fn a_lease_that_lapsed_here_while_the_table_was_away_is_spent_again_once_i
         Some(budget),
     );
     call(&client).await.unwrap(); // leases $0.05, spends $0.01 of it
-    assert!(client.meter().flush_fleet().await);
+    flushed(&client).await;
     // The table is unreachable past the lease's end: the process stops spending
     // it, and a new lease cannot be had.
     proxy.set(Fault::Down);
@@ -1240,13 +1254,13 @@ async fn a_lease_that_lapsed_here_while_the_table_was_away_is_spent_again_once_i
     // It answers again, and nobody reclaimed the lease: the flush renews it, and
     // its unspent $0.04 is spent (four calls) with no new lease taken.
     proxy.set(Fault::None);
-    assert!(client.meter().flush_fleet().await);
+    flushed(&client).await;
     for i in 0..4 {
         call(&client)
             .await
             .unwrap_or_else(|e| panic!("call {i}: {e}"));
     }
-    assert!(client.meter().flush_fleet().await);
+    flushed(&client).await;
     let status = fleet_status(&conf, &table).await.unwrap();
     let fleet = scope(&status, &BudgetScope::Client);
     assert_eq!(
@@ -1287,7 +1301,7 @@ async fn a_retried_write_applied_before_does_not_extend_a_lease_the_fleet_reclai
         Some(budget()),
     );
     call(&a).await.unwrap(); // leases the $0.05, spends $0.01 of it
-    assert!(a.meter().flush_fleet().await);
+    flushed(&a).await;
     // Its next write (a second $0.01, the lease renewed until 2 s from then) is
     // applied, and the answers to it and to every retry are lost.
     lose.arm(true);
@@ -1311,7 +1325,7 @@ async fn a_retried_write_applied_before_does_not_extend_a_lease_the_fleet_reclai
     // gone. The retry must not extend it here: the fleet gave its unspent
     // $0.03 to the other process.
     lose.arm(false);
-    assert!(a.meter().flush_fleet().await);
+    flushed(&a).await;
     let err = call(&a).await.unwrap_err();
     assert!(matches!(err, Error::BudgetExceeded { .. }), "{err:?}");
     b.meter().shutdown().await.unwrap();
@@ -1515,7 +1529,7 @@ async fn an_alert_whose_marks_answer_was_lost_is_raised_all_the_same() {
     );
     // $0.01 is 50 % of $0.02; $0.02 is past 80 % ($0.016) and 100 % ($0.02).
     call(&client).await.unwrap();
-    assert!(client.meter().flush_fleet().await);
+    flushed(&client).await;
     call(&client).await.unwrap();
     client.meter().shutdown().await.unwrap();
     assert!(lose.lost(), "the 50 % mark's answer was lost");
@@ -1548,7 +1562,7 @@ async fn a_reclaim_whose_answer_was_lost_leases_the_room_it_returned() {
         Some(budget()),
     );
     call(&gone).await.unwrap();
-    assert!(gone.meter().flush_fleet().await);
+    flushed(&gone).await;
     drop(gone);
     tokio::time::sleep(Duration::from_millis(2200)).await;
     // Another ends its lapsed lease ($0.04 back), but the answer is lost and the
@@ -1670,7 +1684,7 @@ async fn an_alerting_budget_alerts_on_its_own_spend_while_the_table_refuses_its_
     // writes that failed; the next one finds everything written.)
     proxy.set(Fault::None);
     client.meter().flush_fleet().await;
-    assert!(client.meter().flush_fleet().await);
+    flushed(&client).await;
     client.meter().shutdown().await.unwrap();
     assert_eq!(raised.lock().unwrap().len(), 3);
     let status = fleet_status(&conf, &table).await.unwrap();
@@ -2014,9 +2028,9 @@ impl TwoProcesses {
     async fn receipt_of_each(&self, a_after: Duration, b_after: Duration) -> [(&str, Cost); 2] {
         self.time_a.advance(a_after);
         self.time_b.advance(b_after);
-        assert!(self.a.meter().flush_fleet().await);
+        flushed(&self.a).await;
         let at_a = call_endpoint(&self.a, "scaled").await;
-        assert!(self.b.meter().flush_fleet().await);
+        flushed(&self.b).await;
         let at_b = call_endpoint(&self.b, "scaled").await;
         [("A", at_a), ("B", at_b)]
     }
@@ -2096,11 +2110,11 @@ async fn the_fleets_accrual_prices_each_stretch_of_the_day_at_the_instances_then
     let hour = Duration::from_secs(3600);
     // 00:00: B makes the fleet's first call of the day (1 instance).
     call_endpoint(&p.b, "scaled").await;
-    assert!(p.b.meter().flush_fleet().await);
+    flushed(&p.b).await;
     // 06:00: A's first call.
     p.time_a.advance(6 * hour);
     call_endpoint(&p.a, "scaled").await;
-    assert!(p.a.meter().flush_fleet().await);
+    flushed(&p.a).await;
     // 12:00: autoscaling takes the variant to 3 instances. A's profile sees it at
     // 12:00, B's (its refresh later) at 13:00.
     p.time_a.advance(6 * hour);
@@ -2114,8 +2128,8 @@ async fn the_fleets_accrual_prices_each_stretch_of_the_day_at_the_instances_then
         sees_instances(&p.b, "scaled", 3).await,
         "B never saw 3 instances"
     );
-    assert!(p.a.meter().flush_fleet().await);
-    assert!(p.b.meter().flush_fleet().await);
+    flushed(&p.a).await;
+    flushed(&p.b).await;
     // 18:00: a receipt of each process.
     let receipts = p.receipt_of_each(6 * hour, 5 * hour).await;
     // AWS bills the instances that ran: 1 × $0.23/h for 12 h (00:00-12:00) =
@@ -2153,7 +2167,7 @@ async fn a_clock_stepped_back_across_midnight_keeps_the_spend_in_the_later_day()
     // The clock steps back to 2026-12-01 23:59:58: another call.
     clock.set((midnight - chrono::Duration::seconds(2)).into());
     let second = call_endpoint(&client, "scaled").await;
-    assert!(client.meter().flush_fleet().await);
+    flushed(&client).await;
     let status = fleet_status(&conf, &table).await.unwrap();
     let days: Vec<(chrono::DateTime<chrono::Utc>, u64, Decimal)> = status
         .iter()
@@ -2221,7 +2235,7 @@ async fn a_first_call_from_a_profile_older_than_the_tables_stretch_does_not_over
     let hour = Duration::from_secs(3600);
     // 00:00: A makes the fleet's first call of the day (1 instance).
     call_endpoint(&p.a, "scaled").await;
-    assert!(p.a.meter().flush_fleet().await);
+    flushed(&p.a).await;
     // 11:00: B describes the endpoint (1 instance), and calls nothing yet.
     p.time_b.advance(11 * hour);
     p.b.meter().endpoint_profile("scaled").await.unwrap();
@@ -2232,14 +2246,14 @@ async fn a_first_call_from_a_profile_older_than_the_tables_stretch_does_not_over
         sees_instances(&p.a, "scaled", 3).await,
         "A never saw 3 instances"
     );
-    assert!(p.a.meter().flush_fleet().await);
+    flushed(&p.a).await;
     // 12:30: B's first call, from its profile of 11:00 (1 instance): the table's
     // 3 instances from 12:00 were seen after B looked, so B does not write its
     // 1 instance over them.
     p.time_b.advance(hour + hour / 2);
     call_endpoint(&p.b, "scaled").await;
-    assert!(p.b.meter().flush_fleet().await);
-    assert!(p.b.meter().flush_fleet().await);
+    flushed(&p.b).await;
+    flushed(&p.b).await;
     // 18:00: a receipt of each process. AWS bills 1 × $0.23/h for 12 h = $2.76,
     // then 3 × $0.23/h for 6 h = $4.14: $6.90. (With B's stale 1 instance from
     // 12:30: 2.76 + 0.69 × 0.5 + 0.23 × 5.5 = $4.37.)
