@@ -712,20 +712,22 @@ pub(crate) fn report_row<'a>(
     report_row.fully_priced = row.l.all_priced;
     // Every line's price must be defined, as the full reader requires: a receipt
     // referring to none is damage, not a priced call.
-    match row.l.ids {
-        Some(ids) => {
-            if let Some(id) = ids.iter().find(|id| !defs.prices.contains_key(id)) {
-                return Err(de::Error::custom(format_args!(
-                    "price {id} is not defined before it"
-                )));
-            }
-        }
-        None => {
-            // More lines than the fast path keeps: the full reader checks them.
-            let line: Line<'_> = serde_json::from_slice(text)?;
-            receipt(line, defs)?;
-        }
+    if let Some(ids) = &row.l.ids
+        && let Some(id) = ids.iter().find(|id| !defs.prices.contains_key(id))
+    {
+        return Err(de::Error::custom(format_args!(
+            "price {id} is not defined before it"
+        )));
     }
+    // The whole receipt, built once and only when the fast read cannot tell: a
+    // receipt of more lines than it keeps (building it checks their prices), or
+    // an asynchronous invocation's (submission or settlement, see below).
+    let whole = if row.l.ids.is_none() || context.operation == Operation::InvokeEndpointAsync {
+        let line: Line<'_> = serde_json::from_slice(text)?;
+        Some(receipt(line, defs)?)
+    } else {
+        None
+    };
     report_row.outcome = row.outcome.unwrap_or(Outcome::Ok);
     // Only the fallbacks among the accrual's sources: the report lists those.
     if let Some(ac) = row.ac
@@ -745,8 +747,7 @@ pub(crate) fn report_row<'a>(
     if context.operation == Operation::InvokeEndpointAsync {
         // Submission or settlement: told as `Cost::is_async_settlement` tells it,
         // from the whole receipt (its lines' items, data out, tokens, notes).
-        let line: Line<'_> = serde_json::from_slice(text)?;
-        let settlement = receipt(line, defs)?.is_async_settlement();
+        let settlement = whole.as_ref().is_some_and(Cost::is_async_settlement);
         report_row.part = CallPart::of(context.operation, settlement);
     }
     Ok(report_row)
