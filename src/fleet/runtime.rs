@@ -104,7 +104,7 @@ struct Shared {
     shut_down: AtomicBool,
     /// Whether spend recorded after shutdown has been warned of (once).
     late_warned: AtomicBool,
-    /// The last failure of a write of increments, for shutdown to say why.
+    /// The last flush's last failed write of increments, for shutdown to say why.
     last_failure: Mutex<Option<String>>,
 }
 
@@ -1133,6 +1133,9 @@ impl Fleet {
         // Writes not acknowledged, with why (`None`: not sent, the table being
         // unreachable for the one before).
         let mut failed: Vec<(String, String, Option<Failure>)> = Vec::new();
+        // This flush's last failed write, for shutdown to say why (none: every
+        // write of it went through, and no older failure is the latest word).
+        let mut failure = None;
         let mut writes = writes.into_iter();
         for write in writes.by_ref() {
             let result = self.counted(
@@ -1151,20 +1154,10 @@ impl Fleet {
                     .await,
             );
             let added = match result {
-                Ok(added) => {
-                    // Said by shutdown only while it is the latest word.
-                    *shared
-                        .last_failure
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()) = None;
-                    added
-                }
+                Ok(added) => added,
                 Err(err) => {
                     self.warn(&err, "writing increments");
-                    *shared
-                        .last_failure
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()) = Some(err.to_string());
+                    failure = Some(err.to_string());
                     all = false;
                     failed.push((write.pk, write.sk, Some(err.kind)));
                     if err.kind == Failure::Unreachable {
@@ -1303,6 +1296,10 @@ impl Fleet {
                      its spend since counts in what the budget has committed");
             }
         }
+        *shared
+            .last_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = failure;
         failed.extend(writes.map(|w| (w.pk, w.sk, None)));
         self.raise_local_alerts(failed, now.into());
         // This process's share of the fleet's calls since its previous write.
