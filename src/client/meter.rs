@@ -571,12 +571,13 @@ impl Meter {
     /// `timeout`), writes the fleet's last increments (at most `timeout`), then
     /// flushes and closes every sink, all at once (each for at most `timeout`: a
     /// sink that hangs holds up neither the others nor the caller for longer). In
-    /// all, at most about three times `timeout`. Calls made afterwards are still metered on their own
-    /// path, but nothing new runs in the background: what would have been priced
-    /// there (a call the interceptor saw, a call or settlement dropped before its
-    /// rates came) is priced at once on the rates at hand, each other line
-    /// unpriced saying why, and counted all the same. The error names every sink
-    /// that failed or did not finish, and what else was left undone.
+    /// all, at most about three times `timeout`. Calls made afterwards are still
+    /// metered on their own path, but nothing new runs in the background: what
+    /// would have been priced there (a call the interceptor saw, a call or
+    /// settlement dropped before its rates came) is priced at once on the rates at
+    /// hand, each other line unpriced saying why, and counted all the same. The
+    /// error names every sink that failed or did not finish, and what else was
+    /// left undone.
     ///
     /// It does not wait for calls in flight: finish (or drop) them first. A receipt
     /// made once the sinks are closed still counts in the totals, but no sink writes
