@@ -280,12 +280,7 @@ async fn a_torn_last_line_is_skipped_with_a_warning_and_everything_before_it_is_
         .unwrap()
         .len() as u64;
     let cut = len - last_line / 2;
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(cut)
-        .unwrap();
+    crate::support::cut_to(&path, cut);
 
     let read = read_all(&path).unwrap();
     assert_eq!(read.records, receipts[..4]);
@@ -304,12 +299,7 @@ async fn reopening_after_a_crash_cuts_the_torn_line_so_new_records_follow_whole_
     let path = dir.path().join("calls.jsonl");
     let receipts = write_receipts(&path, 3).await;
     let len = fs::metadata(&path).unwrap().len();
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 30)
-        .unwrap();
+    crate::support::cut_to(&path, len - 30);
 
     let ledger = JsonlLedger::open(&path).unwrap();
     ledger.try_record(&receipt(99)).unwrap();
@@ -326,12 +316,7 @@ async fn reopening_completes_a_last_record_that_only_lost_its_newline() {
     let path = dir.path().join("calls.jsonl");
     write_receipts(&path, 2).await;
     let len = fs::metadata(&path).unwrap().len();
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 1)
-        .unwrap();
+    crate::support::cut_to(&path, len - 1);
     let ledger = JsonlLedger::open(&path).unwrap();
     ledger.try_record(&receipt(7)).unwrap();
     ledger.shutdown().await.unwrap();
@@ -461,12 +446,7 @@ async fn a_ledger_file_truncated_while_written_stays_readable() {
     ledger.flush().await.unwrap();
     assert_eq!(call_ids(&path), ["c0", "c1", "c2"]);
     // The rotation: copied away, then cut to nothing in place.
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    crate::support::cut_to(&path, 0);
     for id in 3..5 {
         ledger.try_record(&receipt(id)).unwrap();
     }
@@ -478,12 +458,7 @@ async fn a_ledger_file_truncated_while_written_stays_readable() {
     ledger.try_record(&receipt(5)).unwrap();
     ledger.flush().await.unwrap();
     let len = fs::metadata(&path).unwrap().len();
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 5)
-        .unwrap();
+    crate::support::cut_to(&path, len - 5);
     ledger.try_record(&receipt(6)).unwrap();
     ledger.shutdown().await.unwrap();
     assert_eq!(call_ids(&path), ["c3", "c4", "c6"]);

@@ -310,12 +310,7 @@ async fn a_report_of_a_ledger_file_equals_the_in_memory_one_and_notes_a_torn_tai
 
     // Tear the last line (the 31 October call, outside the range anyway).
     let len = std::fs::metadata(&path).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 10)
-        .unwrap();
+    crate::support::cut_to(&path, len - 10);
     let torn = report_file(&path, &options).unwrap();
     assert_eq!(torn.total, from_file.total);
     // The file's last line: eight receipts after their definitions.

@@ -124,6 +124,17 @@ impl sagemeter::pricing::PriceSource for GatedPrices {
     }
 }
 
+/// Cuts the file at `path` to `len` bytes, as a crash, a full disk or another
+/// program (logrotate's `copytruncate`) leaves a ledger.
+pub fn cut_to(path: &std::path::Path, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
 /// Submits an `InvokeEndpointAsync` of `endpoint` whose input, `input_bytes`
 /// long, is in the fake's S3 bucket; the submission must be accepted.
 pub async fn submit_async(
