@@ -1015,10 +1015,10 @@ impl ReportBuilder {
         Ok(())
     }
 
-    /// Notes that a ledger file was gone when its turn to be read came (see
-    /// [`Report::removed_files`]).
-    pub fn removed_file(&mut self) {
-        self.removed_files += 1;
+    /// Notes that `files` ledger files were gone when their turn to be read came
+    /// (see [`Report::removed_files`]).
+    pub fn removed_files(&mut self, files: u64) {
+        self.removed_files += files;
     }
 
     /// Notes that a ledger file's torn last line was skipped (once per file).

@@ -92,9 +92,7 @@ fn scan_in_blocks(
     for (file, tail) in torn {
         builder.torn_tail_of(&files[file], tail);
     }
-    for _ in 0..removed.into_inner() {
-        builder.removed_file();
-    }
+    builder.removed_files(removed.into_inner());
     Ok(builder)
 }
 
