@@ -129,13 +129,21 @@ fn runtime_error(error: &(dyn std::error::Error + 'static)) -> Option<String> {
         return None;
     };
     let code = meta.code().unwrap_or("an unnamed error");
-    Some(match meta.message() {
+    Some(format!("{code}{}", service_message(code, meta.message())))
+}
+
+/// What may be said of a SageMaker Runtime error's `message`, after its `code`:
+/// `: ` and the message, without the caller's identity, for
+/// [`REQUEST_MESSAGE_CODES`]; that it is not shown for any other code (it can
+/// quote the model's output); nothing when there is none.
+pub fn service_message(code: &str, message: Option<&str>) -> String {
+    match message {
         Some(text) if REQUEST_MESSAGE_CODES.contains(&code) => {
-            format!("{code}: {}", without_identity(text))
+            format!(": {}", without_identity(text))
         }
-        Some(_) => format!("{code} (its message is not shown: it can quote the model's output)"),
-        None => code.to_owned(),
-    })
+        Some(_) => " (its message is not shown: it can quote the model's output)".to_owned(),
+        None => String::new(),
+    }
 }
 
 /// The SDK's crates and modules whose verbose events print what a call carries or

@@ -14,7 +14,7 @@ use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::I
 use aws_sdk_sagemakerruntime::types::error::{ModelError, ResponseStreamError};
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::event_stream::RawMessage;
-use sagemeter::redact::{REQUEST_MESSAGE_CODES, without_identity};
+use sagemeter::redact::without_identity;
 
 /// One line about a failed call or command, safe to print.
 pub fn describe(error: &sagemeter::Error) -> String {
@@ -66,8 +66,9 @@ pub fn describe_stream_error(error: &SdkError<ResponseStreamError, RawMessage>) 
     }
 }
 
-/// An SDK error: the service's code, status and request id (message only when
-/// [`REQUEST_MESSAGE_CODES`]); transport errors as their chain (they carry no payload).
+/// An SDK error: the service's code, status and request id, and what may be said
+/// of its message ([`sagemeter::redact::service_message`]); transport errors as
+/// their chain (they carry no payload).
 fn describe_sdk<E>(error: &SdkError<E, Response>, model: Option<&ModelError>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -91,13 +92,6 @@ where
             text.push_str(&format!("; its log stream: {}", without_identity(arn)));
         }
     }
-    match service.message() {
-        Some(message) if REQUEST_MESSAGE_CODES.contains(&code) => {
-            text.push_str(": ");
-            text.push_str(&without_identity(message));
-        }
-        Some(_) => text.push_str(" (its message is not shown: it can quote the model's output)"),
-        None => {}
-    }
+    text.push_str(&sagemeter::redact::service_message(code, service.message()));
     text
 }
