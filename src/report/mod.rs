@@ -1226,10 +1226,7 @@ fn refuse_same_receipts(jsonl: &[PathBuf], parquet: &[PathBuf]) -> Result<(), Re
     }
     #[cfg(feature = "parquet")]
     for path in parquet {
-        let first = crate::ledger::parquet::ParquetReader::open(path)
-            .ok()
-            .and_then(|mut r| r.next());
-        if let Some(Ok(cost)) = first {
+        if let Some(Ok(cost)) = crate::ledger::parquet::ParquetReader::first(path) {
             firsts.note(path, &cost)?;
         }
     }

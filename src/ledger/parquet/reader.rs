@@ -77,7 +77,20 @@ pub(crate) fn record_batches(
     path: &Path,
     columns: Option<&[&str]>,
 ) -> Result<ParquetRecordBatchReader, LedgerError> {
-    let mut builder = builder(path)?.with_batch_size(READ_BATCH_ROWS);
+    batches_of(path, columns, READ_BATCH_ROWS, None)
+}
+
+/// [`record_batches`] in batches of `rows`, the first `limit` rows only.
+fn batches_of(
+    path: &Path,
+    columns: Option<&[&str]>,
+    rows: usize,
+    limit: Option<usize>,
+) -> Result<ParquetRecordBatchReader, LedgerError> {
+    let mut builder = builder(path)?.with_batch_size(rows);
+    if let Some(limit) = limit {
+        builder = builder.with_limit(limit);
+    }
     if let Some(columns) = columns {
         let roots = builder.parquet_schema().root_schema().get_fields();
         let indices = columns
@@ -146,6 +159,23 @@ impl ParquetReader {
             error: None,
             done: false,
         })
+    }
+
+    /// The file's first receipt, decoded alone (`None` for a file without one):
+    /// what telling two files apart needs, without a whole batch of every column.
+    pub(crate) fn first(path: &Path) -> Option<Result<Cost, LedgerError>> {
+        let mut reader = ParquetReader {
+            path: path.to_owned(),
+            batches: match batches_of(path, None, 1, Some(1)) {
+                Ok(batches) => batches,
+                Err(e) => return Some(Err(e)),
+            },
+            decoded: Vec::new().into_iter(),
+            rows: 0,
+            error: None,
+            done: false,
+        };
+        reader.next()
     }
 
     fn next_batch(&mut self) -> Option<Result<(), LedgerError>> {
