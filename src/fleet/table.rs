@@ -616,7 +616,7 @@ impl Table {
                 if err.kind == Failure::NoTable {
                     return Err(TableError {
                         message: format!(
-                            "table `{}` does not exist: make it with `sagemeter fleet init {}` \
+                            "table `{}` does not exist: make it with `sagemeter fleet init --table {}` \
                              (or sagemeter::fleet::create_table), or name the table that does",
                             self.name, self.name
                         ),

@@ -468,8 +468,9 @@ fn fleet_status_names_a_figure_that_is_not_a_number_instead_of_showing_it_as_zer
 #[test]
 fn a_missing_fleet_table_stops_invoke_before_any_call_and_says_how_to_make_it() {
     let table = table_name("never-made");
-    let made =
-        format!("table `{table}` does not exist: make it with `sagemeter fleet init {table}`");
+    let made = format!(
+        "table `{table}` does not exist: make it with `sagemeter fleet init --table {table}`"
+    );
     let out = output(sagemeter(&[
         "invoke",
         REALTIME_ENDPOINT,
@@ -487,4 +488,24 @@ fn a_missing_fleet_table_stops_invoke_before_any_call_and_says_how_to_make_it() 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&made), "{stderr}");
+    // The command it names, run as written, makes the table.
+    let advised: Vec<&str> = made
+        .split('`')
+        .nth(3)
+        .and_then(|command| command.strip_prefix("sagemeter "))
+        .expect("a command in the message")
+        .split_whitespace()
+        .collect();
+    let out = output(sagemeter(&advised));
+    assert!(
+        out.status.success(),
+        "{advised:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = output(sagemeter(&["fleet", "status", "--table", &table]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

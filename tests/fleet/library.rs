@@ -1817,7 +1817,7 @@ async fn a_missing_fleet_table_is_named_with_how_to_make_it() {
     ] {
         assert!(
             err.to_string().contains(&format!(
-                "table `{table}` does not exist: make it with `sagemeter fleet init {table}`"
+                "table `{table}` does not exist: make it with `sagemeter fleet init --table {table}`"
             )),
             "{err}"
         );
