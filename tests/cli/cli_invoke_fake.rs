@@ -304,6 +304,35 @@ async fn a_body_beginning_with_a_hyphen_is_a_body() {
     assert_eq!(fake.invocations(), 1);
 }
 
+/// `--input-bytes` sizes an input in S3: with `--body` (whose size is known) it
+/// would be ignored and the data in billed at the body's size; it is refused,
+/// nothing sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn input_bytes_with_a_body_is_refused_not_ignored() {
+    let fake = fake_rt().await;
+    let args = [
+        "invoke",
+        "rt",
+        "--async",
+        "--body",
+        "{}",
+        "--input-bytes",
+        "5000000",
+    ];
+    let output = run_at(&fake.url, &args).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--input-bytes"), "{stderr}");
+    assert!(stderr.contains("--body"), "{stderr}");
+    assert_eq!(fake.invocations(), 0);
+    assert_eq!(
+        fake.state
+            .async_submissions
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_profile_in_neither_file_exits_2_sending_nothing() {
     let fake = fake_rt().await;

@@ -116,7 +116,8 @@ pub struct InvokeArgs {
     pub input_location: Option<String>,
 
     /// With --async and --input-location: the input's size in bytes, to bill data in.
-    #[arg(long, value_name = "BYTES", requires = "input_location", allow_negative_numbers = true,
+    #[arg(long, value_name = "BYTES", requires = "input_location", conflicts_with = "body",
+          allow_negative_numbers = true,
           value_parser = clap::value_parser!(u64).range(0..))]
     pub input_bytes: Option<u64>,
 
