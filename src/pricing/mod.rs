@@ -459,7 +459,7 @@ pub enum PriceError {
         "the {snapshot} has no {what} prices for {} ({}); the live Price List \
          is needed, or set a price override",
         .key.region(),
-        covers_text(.covers)
+        covers_text(.covers, .here, .key.region())
     )]
     NotCovered {
         /// The key that has no price.
@@ -470,9 +470,13 @@ pub enum PriceError {
         snapshot: &'static str,
         /// What the snapshot has no prices of, e.g. `data processed in` or
         /// `ml.p4d.24xlarge hosting`.
-        what: String,
+        what: Box<str>,
         /// The regions the snapshot does have them for, sorted.
-        covers: Vec<String>,
+        covers: Box<[String]>,
+        /// When it has this serverless memory size for no region: the sizes of this
+        /// kind it has for the key's region, comma-separated (e.g. `provisioned
+        /// concurrency 2 GB`); else empty.
+        here: Box<str>,
     },
     /// The source could not be reached, timed out, or was throttled.
     #[error("price source unavailable: {reason}")]
@@ -511,12 +515,13 @@ pub enum PriceError {
     },
 }
 
-/// "it covers: a, b", or that it covers no region.
-fn covers_text(regions: &[String]) -> String {
-    if regions.is_empty() {
-        "it has them for no region".to_owned()
-    } else {
-        format!("it covers: {}", regions.join(", "))
+/// "it covers: a, b", or that it covers no region (and what it has instead in
+/// `region`).
+fn covers_text(regions: &[String], here: &str, region: &str) -> String {
+    match (regions.is_empty(), here.is_empty()) {
+        (false, _) => format!("it covers: {}", regions.join(", ")),
+        (true, true) => "it has them for no region".to_owned(),
+        (true, false) => format!("it has them for no region; for {region} it has {here}"),
     }
 }
 

@@ -555,7 +555,7 @@ impl Snapshot {
         };
         let regions = |keys: &mut dyn Iterator<Item = &PriceKey>| {
             let regions: std::collections::BTreeSet<&str> = keys.map(PriceKey::region).collect();
-            regions.into_iter().map(str::to_owned).collect::<Vec<_>>()
+            regions.into_iter().map(str::to_owned).collect::<Box<[_]>>()
         };
         if listed().any(|k| k.region() == region) {
             // The kind is covered here, not this instance type or memory size. One
@@ -565,11 +565,24 @@ impl Snapshot {
             if covers.is_empty() && !offered_memory_size(key) && !self.lists_instance_type(key) {
                 return PriceError::NotFound { key: key.clone() };
             }
+            // A memory size it has nowhere: the sizes it does have here.
+            let here = match covers.is_empty() && offered_memory_size(key) {
+                true => listed()
+                    .filter(|k| k.region() == region)
+                    .map(item_name)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+                    .into(),
+                false => Box::default(),
+            };
             return PriceError::NotCovered {
                 key: key.clone(),
                 snapshot: self.table.origin.name(),
-                what: item_name(key),
+                what: item_name(key).into(),
                 covers,
+                here,
             };
         }
         if !AWS_REGIONS.contains(&region) {
@@ -578,8 +591,9 @@ impl Snapshot {
         PriceError::NotCovered {
             key: key.clone(),
             snapshot: self.table.origin.name(),
-            what: kind_name(key).to_owned(),
+            what: kind_name(key).into(),
             covers: regions(&mut listed()),
+            here: Box::default(),
         }
     }
 
@@ -886,7 +900,8 @@ mod tests {
                 key: key.clone(),
                 snapshot: "price snapshot given to Snapshot::from_tsv",
                 what: "ml.m5.xlarge hosting".into(),
-                covers: vec!["us-east-1".into()],
+                covers: Box::new(["us-east-1".into()]),
+                here: Box::default(),
             })
         );
         // An instance type it prices for hosting, not for async inference anywhere:
@@ -985,15 +1000,26 @@ mod tests {
         // is to be checked.
         let s = Snapshot::bundled();
         let region = || "us-east-1".to_owned();
-        for (key, what) in [
-            (PriceKey::serverless("us-east-1", 4), "serverless 4 GB"),
-            (PriceKey::serverless("us-east-1", 6), "serverless 6 GB"),
+        // The error names the sizes it does have there, from the rows above.
+        let serverless = ["serverless 1 GB", "serverless 2 GB", "serverless 3 GB"];
+        for (key, what, here) in [
+            (
+                PriceKey::serverless("us-east-1", 4),
+                "serverless 4 GB",
+                &serverless[..],
+            ),
+            (
+                PriceKey::serverless("us-east-1", 6),
+                "serverless 6 GB",
+                &serverless,
+            ),
             (
                 PriceKey::ProvisionedConcurrency {
                     region: region(),
                     memory_gb: 1,
                 },
                 "provisioned concurrency 1 GB",
+                &["provisioned concurrency 2 GB"],
             ),
             (
                 PriceKey::ProvisionedConcurrencyUsage {
@@ -1001,6 +1027,7 @@ mod tests {
                     memory_gb: 6,
                 },
                 "provisioned concurrency usage 6 GB",
+                &["provisioned concurrency usage 2 GB"],
             ),
         ] {
             let err = s.get(&key).unwrap_err();
@@ -1010,14 +1037,16 @@ mod tests {
                     key: key.clone(),
                     snapshot: "bundled price snapshot",
                     what: what.into(),
-                    covers: vec![],
+                    covers: Box::default(),
+                    here: here.join(", ").into(),
                 }
             );
             assert!(
-                err.to_string().ends_with(
-                    "prices for us-east-1 (it has them for no region); the live Price List is \
-                     needed, or set a price override"
-                ),
+                err.to_string().ends_with(&format!(
+                    "prices for us-east-1 (it has them for no region; for us-east-1 it has {}); \
+                     the live Price List is needed, or set a price override",
+                    here.join(", ")
+                )),
                 "{err}"
             );
         }

@@ -30,7 +30,7 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
 Examples:
   sagemeter price ml.g5.xlarge --region eu-west-1
   sagemeter price serverless:3072 --json
-  sagemeter price provisioned:3072
+  sagemeter price provisioned:2048
   sagemeter price data-in
   sagemeter price ml.c5.2xlarge --history --since 2024-01-01 --chart c5.svg
   sagemeter price --trend ml.g5
@@ -44,7 +44,7 @@ pub struct PriceArgs {
     /// What to price: a real-time hosting instance type (ml.m5.xlarge), an
     /// asynchronous one (async:ml.m5.xlarge), a serverless memory size in MB
     /// (serverless:3072; 1024 to 6144 in steps of 1024), provisioned concurrency at
-    /// one (provisioned:3072, per second provisioned; provisioned-usage:3072, per
+    /// one (provisioned:2048, per second provisioned; provisioned-usage:2048, per
     /// second of inference it serves), data processed (data-in, data-out) or hosting
     /// ML storage (storage, per GB-month).
     #[arg(
@@ -109,13 +109,13 @@ pub enum Target {
         memory_gb: u32,
     },
     /// Serverless provisioned concurrency, per second provisioned (the standing
-    /// charge): `provisioned:3072`.
+    /// charge): `provisioned:2048`.
     Provisioned {
         /// Memory in GB (1 to 6).
         memory_gb: u32,
     },
     /// Inference duration of calls served by provisioned concurrency, per second:
-    /// `provisioned-usage:3072`.
+    /// `provisioned-usage:2048`.
     ProvisionedUsage {
         /// Memory in GB (1 to 6).
         memory_gb: u32,
