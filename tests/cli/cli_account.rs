@@ -163,6 +163,15 @@ fn endpoints_prices_the_demo_account_and_flags_the_idle_and_underused_ones() {
         "{table}"
     );
 
+    // A negative threshold is said to be out of range, not taken for a flag.
+    let out = run(&["endpoints", "--underused-below", "-5%"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`-5%` is not a percentage from 0% to 100%"),
+        "{err}"
+    );
+
     // A region the emulator does not serve: it answers with an HTML error page,
     // named by its status and type, not by the SDK's JSON parser's complaint.
     let out = run(&["--region", "xx-nowhere-1", "endpoints"]);
@@ -271,6 +280,12 @@ fn reconcile_compares_a_ledger_with_the_seeded_bill_and_refuses_what_it_cannot_c
     // A grouping that is not one: a usage error, exit 2.
     let out = run(&["reconcile", ledger_arg, "--group-by", "endpoint"]);
     assert_eq!(out.status.code(), Some(2));
+
+    // A negative tolerance is said to be one, not taken for a flag.
+    let out = run(&["reconcile", ledger_arg, "--tolerance", "-1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--tolerance -1 is negative"), "{err}");
 
     // A day that is no date: said with the format expected.
     let out = run(&["reconcile", ledger_arg, "--since", "2026-13-01"]);

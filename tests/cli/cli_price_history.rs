@@ -287,12 +287,20 @@ fn time_limit_is_bounded_and_goes_with_history_or_trend() {
         &["--trend", "ml.c5", "--time-limit", "86401"],
         &["ml.c5.2xlarge", "--history", "--time-limit", "0"],
         &["ml.c5.2xlarge", "--time-limit", "60"],
+        &["ml.c5.2xlarge", "--history", "--time-limit", "-5"],
     ] {
         let out = price_offline(args);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+    // A negative limit is said to be out of range, not taken for a flag.
+    let out = price_offline(&["ml.c5.2xlarge", "--history", "--time-limit", "-5"]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("invalid value '-5' for '--time-limit <SECONDS>'"),
+        "{stderr}"
+    );
     let out = price_offline(&["ml.c5.2xlarge", "--time-limit", "60"]);
     assert!(text(&out.stderr).contains("--time-limit go with --history or --trend"));
 }

@@ -29,7 +29,8 @@ pub struct EndpointsArgs {
     pub window: Window,
     /// Flag instance variants whose utilisation is below this percentage (10%; a
     /// bare fraction such as 0.3 is refused as ambiguous).
-    #[arg(long, default_value = "10%", value_name = "PERCENT", value_parser = parse_percent)]
+    #[arg(long, default_value = "10%", value_name = "PERCENT", value_parser = parse_percent,
+          allow_hyphen_values = true)]
     pub underused_below: Decimal,
     /// One JSON document: the region, window and time, the rows (one object per
     /// variant), the totals and any warnings; money as exact decimal strings.

@@ -20,6 +20,7 @@ pub enum LedgerCommand {
 /// `sagemeter ledger convert <LEDGER>... --to parquet <DIR>`: all or nothing (a
 /// failure leaves no output behind).
 #[derive(clap::Args, Debug)]
+#[command(override_usage = "sagemeter ledger convert <LEDGER>... --to <FORMAT> <DIR>")]
 pub struct ConvertArgs {
     /// JSON Lines ledger files, or directories of them (a rolling ledger's, read
     /// oldest first).

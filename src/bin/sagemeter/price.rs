@@ -87,6 +87,7 @@ pub struct PriceArgs {
         long,
         value_name = "SECONDS",
         value_parser = clap::value_parser!(u64).range(1..=86_400),
+        allow_negative_numbers = true,
         help_heading = "History"
     )]
     pub time_limit: Option<u64>,

@@ -26,16 +26,21 @@ pub struct ReconcileArgs {
     #[arg(required = true, value_name = "LEDGER")]
     pub ledgers: Vec<PathBuf>,
     /// First UTC day, YYYY-MM-DD.
-    #[arg(long, value_name = "DATE", value_parser = crate::price::parse_date)]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::price::parse_date)]
     pub since: Option<NaiveDate>,
     /// The day after the last, YYYY-MM-DD (excluded).
-    #[arg(long, value_name = "DATE", value_parser = crate::price::parse_date)]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::price::parse_date)]
     pub until: Option<NaiveDate>,
     /// Rows per usage type, or per value of an endpoint cost allocation tag.
     #[arg(long, default_value = "usage-type", value_name = "usage-type|tag:KEY", value_parser = parse_group_by)]
     pub group_by: GroupBy,
     /// A day agrees (or is explained) within this many USD.
-    #[arg(long, default_value = "0.01", value_name = "USD")]
+    #[arg(
+        long,
+        default_value = "0.01",
+        value_name = "USD",
+        allow_negative_numbers = true
+    )]
     pub tolerance: Decimal,
     /// One JSON document, money as exact decimal strings.
     #[arg(long)]

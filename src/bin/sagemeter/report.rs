@@ -26,10 +26,10 @@ pub struct ReportArgs {
     #[arg(long, default_value = "endpoint", value_parser = parse_group_by)]
     pub by: GroupBy,
     /// Only calls starting at or after this: RFC 3339, or YYYY-MM-DD (midnight UTC).
-    #[arg(long, value_parser = parse_bound)]
+    #[arg(long, value_name = "YYYY-MM-DD|RFC3339", value_parser = parse_bound)]
     pub since: Option<DateTime<Utc>>,
     /// Only calls starting before this (excluded): RFC 3339, or YYYY-MM-DD.
-    #[arg(long, value_parser = parse_bound)]
+    #[arg(long, value_name = "YYYY-MM-DD|RFC3339", value_parser = parse_bound)]
     pub until: Option<DateTime<Utc>>,
     /// Print the report as JSON (money as exact decimal strings) instead of a table.
     #[arg(long)]
