@@ -36,6 +36,42 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A region from the environment names the cache's files: one that is a path
+/// (`AWS_REGION=/some/file`) is refused before anything is asked, as `--region`
+/// would be, and no file outside the cache is written or removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_from_the_environment_that_is_a_path_is_refused() {
+    let server = publish(None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let victim = elsewhere.path().join("victim.json");
+    std::fs::write(&victim, "not a price list\n").unwrap();
+    let region = elsewhere.path().join("victim");
+    let out = sagemeter(&refused_url(), &server.url())
+        .env("SAGEMETER_CACHE_DIR", cache.path())
+        .env("AWS_REGION", &region)
+        .args([
+            "price",
+            "ml.c5.2xlarge",
+            "--history",
+            "--since",
+            "2024-01-01",
+        ])
+        .output()
+        .expect("run sagemeter");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the region of the AWS configuration") && stderr.contains("--region"),
+        "{stderr}"
+    );
+    assert_eq!(server.request_count(), 0);
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "not a price list\n"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn history_prints_each_change_with_its_date_percentage_version_and_sku() {
     let server = publish(None).await;

@@ -38,7 +38,19 @@ pub async fn load(global: &GlobalArgs) -> Result<SdkConfig, CliError> {
                 .build(),
         );
     }
-    Ok(loader.load().await)
+    let config = loader.load().await;
+    // A region from the environment or a profile is checked as --region is: it
+    // names URLs and cache files, and a mistyped one would otherwise surface as
+    // a failure to connect to a host made of it.
+    if let Some(region) = config.region().filter(|_| global.region.is_none())
+        && let Err(why) = parse_region(region.as_ref())
+    {
+        return Err(CliError::Usage(format!(
+            "the region of the AWS configuration (AWS_REGION, AWS_DEFAULT_REGION or the \
+             profile's region): {why}; set it, or give --region"
+        )));
+    }
+    Ok(config)
 }
 
 /// The profile is in the shared config or credentials file; errors begin with

@@ -491,13 +491,20 @@ impl PriceListHistory {
         version: &PriceListVersion,
         filter: &OfferFilter,
     ) -> Result<Offer, String> {
-        let cached = self.cache_dir.as_ref().map(|dir| {
-            dir.join("price-lists")
-                .join("AmazonSageMaker")
-                .join("USD")
-                .join(&version.version)
-                .join(format!("{}.json", version.region))
-        });
+        // Its place in the cache, named by the version and region as the Price
+        // List gave them: only names that cannot climb out of the cache (a region
+        // code, a version of digits), else it is read from a temporary file.
+        let cached = self
+            .cache_dir
+            .as_ref()
+            .filter(|_| cache_safe(&version.version, &version.region))
+            .map(|dir| {
+                dir.join("price-lists")
+                    .join("AmazonSageMaker")
+                    .join("USD")
+                    .join(&version.version)
+                    .join(format!("{}.json", version.region))
+            });
         if let Some(path) = cached.as_ref().filter(|p| p.is_file()) {
             match parse_file(path.clone(), filter.clone()).await {
                 Ok(offer) => return Ok(offer),
@@ -552,6 +559,19 @@ impl PriceListHistory {
         }
         result
     }
+}
+
+/// Whether a version and region are names that keep a path in the cache: a
+/// version of digits (`20250301000000`), a region of lower-case letters, digits and
+/// dashes (`us-east-1`). Anything else (a region `/tmp/x` from a mistyped
+/// environment, a version `..`) would put the file, or delete one, elsewhere.
+fn cache_safe(version: &str, region: &str) -> bool {
+    !version.is_empty()
+        && version.bytes().all(|b| b.is_ascii_digit())
+        && !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// A download's `.part` file, deleted when dropped (after a rename into the cache
@@ -869,6 +889,22 @@ fn build_history(
 mod tests {
     use super::*;
     use crate::pricing::document::parse_price_document;
+
+    #[test]
+    fn only_a_digit_version_and_a_region_code_name_a_file_in_the_cache() {
+        assert!(cache_safe("20250301000000", "us-east-1"));
+        for (version, region) in [
+            ("20250301000000", "/tmp/victim"),
+            ("20250301000000", "../../etc"),
+            ("20250301000000", "US-EAST-1"),
+            ("20250301000000", ""),
+            ("..", "us-east-1"),
+            ("2025/../..", "us-east-1"),
+            ("", "us-east-1"),
+        ] {
+            assert!(!cache_safe(version, region), "{version:?} {region:?}");
+        }
+    }
 
     /// The ml.m5.xlarge hosting product at `usd` an hour.
     fn hosting(usd: &str) -> PriceDocument {
