@@ -59,6 +59,13 @@ pub(crate) const MAX_REFS: usize = 8;
 /// whole: nothing is lost, only space.
 const MAX_DEFINITIONS: usize = 1 << 16;
 
+/// The longest definition given an id (its members, in bytes): real ones are a few
+/// hundred. A longer one (a price source that answered with a SKU of megabytes) is
+/// written inside its receipt instead, whose line is checked against what a reader
+/// takes: a definition line is checked by nothing, and one too long to read would
+/// make every receipt after it unreadable.
+const MAX_DEFINITION_BYTES: usize = 64 << 10;
+
 /// The definitions a receipt's line refers to, so that the file it lands in
 /// gets them first.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -118,8 +125,12 @@ impl Dictionary {
     }
 
     /// The id of the definition `key` (`kind` byte then members), given one and
-    /// its line made by `line` the first time; `None` when the table is full.
+    /// its line made by `line` the first time; `None` when the table is full or
+    /// `key` is longer than [`MAX_DEFINITION_BYTES`].
     fn id(&self, key: &[u8], line: impl FnOnce(u32) -> Vec<u8>) -> Option<u32> {
+        if key.len() > MAX_DEFINITION_BYTES {
+            return None;
+        }
         if let Some(id) = self.read().ids.get(key) {
             return Some(*id);
         }

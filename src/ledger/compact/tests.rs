@@ -288,6 +288,39 @@ fn a_full_table_or_too_many_lines_write_the_receipt_whole() {
     assert_same(&read_back(&file), &costs[..1]);
 }
 
+/// A definition longer than any real one (a SKU of 100 KB from a misbehaving price
+/// source) gets no id: the price is written inside the receipt, whose line the
+/// writer checks, and no definition line is longer than a reader takes.
+#[test]
+fn a_definition_too_long_for_the_table_is_written_inside_its_receipt() {
+    let mut long = typical(1, 420);
+    let sku = "S".repeat(100 << 10);
+    if let LinePrice::Priced { provenance, .. } = &mut long.lines[0].price {
+        provenance.sku = Some(sku.as_str().into());
+    }
+    let costs = [typical(0, 420), long, typical(2, 420)];
+    let dict = Dictionary::default();
+    let file = file_of(&costs, &dict);
+    let text = String::from_utf8_lossy(&file);
+    let lines: Vec<&str> = text.lines().collect();
+    // Every definition line is short; the long SKU is in one line only, a receipt's.
+    let definition = |line: &str| {
+        ["context", "price", "origin"]
+            .iter()
+            .any(|kind| line.starts_with(&format!(r#"{{"v":2,"{kind}":"#)))
+    };
+    assert!(lines.iter().any(|l| definition(l)), "{text}");
+    for line in &lines {
+        if line.contains(&sku) {
+            assert!(!definition(line), "a definition holds it");
+        } else {
+            assert!(line.len() < 2_000, "{}", line.len());
+        }
+    }
+    assert_eq!(lines.iter().filter(|l| l.contains(&sku)).count(), 1);
+    assert_same(&read_back(&file), &costs);
+}
+
 #[test]
 fn an_accrual_source_is_defined_once_per_file_and_a_report_reads_its_fallbacks() {
     let snapshot_note = "primary price source failed (HTTP 500); bundled price snapshot";
