@@ -130,6 +130,14 @@ pub(crate) fn parse_price_value(value: &Value) -> Result<PriceDocument, PriceErr
         .filter(|s| !s.is_empty())
         .ok_or_else(|| malformed("price document has no `product.sku`"))?
         .to_owned();
+    // AWS's SKUs are 16 characters; one of kilobytes would be carried on every
+    // receipt priced by it.
+    if sku.len() > MAX_NAME_BYTES {
+        return Err(malformed(format!(
+            "price document's `product.sku` is {} bytes long: not a SKU",
+            sku.len()
+        )));
+    }
     let product_family = optional_str(product, "productFamily", &sku)?;
     let service_code = optional_str(root, "serviceCode", &sku)?;
 
@@ -184,6 +192,10 @@ pub(crate) fn parse_price_value(value: &Value) -> Result<PriceDocument, PriceErr
     })
 }
 
+/// The longest SKU, offer term code or effective date taken from a document: the
+/// real ones are at most 25 characters.
+const MAX_NAME_BYTES: usize = 64;
+
 fn optional_str(
     map: &Map<String, Value>,
     field: &str,
@@ -210,6 +222,12 @@ fn parse_term(sku: &str, term_key: &str, term: &Value) -> Result<OnDemandTerm, P
             .map(str::to_owned)
     });
     let effective_date = optional_str(term, "effectiveDate", sku)?;
+    if let Some(date) = effective_date.as_ref().filter(|d| d.len() > MAX_NAME_BYTES) {
+        return Err(malformed(format!(
+            "`effectiveDate` of SKU {sku} is {} bytes long: not a date",
+            date.len()
+        )));
+    }
     let dims = term
         .get("priceDimensions")
         .and_then(Value::as_object)
@@ -2458,6 +2476,34 @@ mod tests {
                 detail: "ml.p4d.24xlarge"
             }
         );
+    }
+
+    #[test]
+    fn a_sku_or_effective_date_of_kilobytes_is_malformed_not_carried_on_receipts() {
+        let long = "S".repeat(65);
+        let documents = [
+            (
+                format!(r#"{{"product":{{"sku":"{long}"}}}}"#),
+                "`product.sku` is 65 bytes long: not a SKU",
+            ),
+            (
+                format!(
+                    r#"{{"product":{{"sku":"S"}},"terms":{{"OnDemand":{{"S.T":{{"effectiveDate":"{long}","priceDimensions":{{}}}}}}}}}}"#
+                ),
+                "`effectiveDate` of SKU S is 65 bytes long: not a date",
+            ),
+        ];
+        for (json, expected) in documents {
+            match parse_price_document(&json) {
+                Err(PriceError::Malformed { reason }) => {
+                    assert!(reason.contains(expected), "{reason}")
+                }
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+        // 64 bytes is still a SKU.
+        let sku = "S".repeat(64);
+        assert!(parse_price_document(&format!(r#"{{"product":{{"sku":"{sku}"}}}}"#)).is_ok());
     }
 
     #[test]
