@@ -304,6 +304,30 @@ async fn a_body_beginning_with_a_hyphen_is_a_body() {
     assert_eq!(fake.invocations(), 1);
 }
 
+/// A body larger than any SageMaker request (`@/dev/zero`, a stream that never
+/// ends) is refused after 32 MiB, not read into memory until it runs out.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_larger_than_any_request_is_refused_unread() {
+    let fake = fake_rt().await;
+    let output = run_at(
+        &fake.url,
+        &[
+            "invoke",
+            "rt",
+            "--body",
+            "@/dev/zero",
+            "--content-type",
+            "application/octet-stream",
+        ],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the body is over 32 MiB"), "{stderr}");
+    assert_eq!(fake.invocations(), 0);
+}
+
 /// `--input-bytes` sizes an input in S3: with `--body` (whose size is known) it
 /// would be ignored and the data in billed at the body's size; it is refused,
 /// nothing sent.

@@ -282,22 +282,41 @@ impl BodyArg {
         })
     }
 
-    /// The bytes to send. Unreadable input is a usage error: nothing has been sent.
+    /// The bytes to send, at most [`MAX_BODY_BYTES`]. Unreadable input is a usage
+    /// error: nothing has been sent.
     fn read(&self) -> Result<Vec<u8>, CliError> {
-        match self {
-            BodyArg::Inline(text) => Ok(text.as_bytes().to_vec()),
-            BodyArg::File(path) => std::fs::read(path).map_err(|e| {
-                CliError::Usage(format!("cannot read the body file {}: {e}", path.display()))
-            }),
-            BodyArg::Stdin => {
-                let mut body = Vec::new();
-                std::io::stdin().read_to_end(&mut body).map_err(|e| {
-                    CliError::Usage(format!("cannot read the body from stdin: {e}"))
-                })?;
-                Ok(body)
-            }
+        let body = match self {
+            BodyArg::Inline(text) => text.as_bytes().to_vec(),
+            BodyArg::File(path) => std::fs::File::open(path)
+                .and_then(|file| read_at_most(file, MAX_BODY_BYTES))
+                .map_err(|e| {
+                    CliError::Usage(format!("cannot read the body file {}: {e}", path.display()))
+                })?,
+            BodyArg::Stdin => read_at_most(std::io::stdin(), MAX_BODY_BYTES)
+                .map_err(|e| CliError::Usage(format!("cannot read the body from stdin: {e}")))?,
+        };
+        if body.len() > MAX_BODY_BYTES {
+            return Err(CliError::Usage(format!(
+                "the body is over {} MiB: SageMaker takes at most 25 MB in a request (4 MB \
+                 on a serverless endpoint); put a larger input in S3 and use --async \
+                 --input-location",
+                MAX_BODY_BYTES >> 20
+            )));
         }
+        Ok(body)
     }
+}
+
+/// The largest body read: beyond what SageMaker takes in any request (25 MB), so
+/// that `--body @/dev/zero` or a stream that never ends is refused, not read into
+/// memory until it runs out.
+const MAX_BODY_BYTES: usize = 32 << 20;
+
+/// Up to `limit + 1` bytes of `source`: one more than `limit` says it is longer.
+fn read_at_most(source: impl Read, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    source.take(limit as u64 + 1).read_to_end(&mut body)?;
+    Ok(body)
 }
 
 /// SageMaker endpoint names: 1 to 63 letters, digits and hyphens, starting with a
