@@ -770,6 +770,7 @@ impl Settlement {
             .or_else(|| completion.output.and_then(|body| meter.count_tokens(body)));
         if let Some(tokens) = tokens {
             usage = usage.with_tokens(tokens);
+            usage.drop_implausible_tokens(&mut notes);
         }
         if completion.failed {
             usage.outcome = Outcome::Error;

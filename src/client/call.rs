@@ -870,6 +870,7 @@ impl CallParts {
             ..
         } = self;
         let mut notes: Vec<String> = note.map(str::to_owned).into_iter().chain(notes).collect();
+        usage.drop_implausible_tokens(&mut notes);
         // Only an async submission's input can be unseen: it is in S3.
         let unknown = match bytes_in {
             Some(_) => Vec::new(),

@@ -168,7 +168,28 @@ impl Usage {
         self.outcome = outcome;
         self
     }
+
+    /// Leaves out a token count beyond any model's ([`MAX_TOKENS_PER_CALL`]), with
+    /// a note saying so: a broken or hostile container's `u64::MAX` would price
+    /// per-token plans at any sum and make the ledger's sums overflow.
+    pub(crate) fn drop_implausible_tokens(&mut self, notes: &mut Vec<String>) {
+        for (count, what) in [
+            (&mut self.input_tokens, "input"),
+            (&mut self.output_tokens, "output"),
+        ] {
+            if let Some(n) = count.take_if(|n| *n > MAX_TOKENS_PER_CALL) {
+                notes.push(format!(
+                    "the response reported {n} {what} tokens, more than any model reads or \
+                     writes in a call (at most 10^9 are counted): not counted"
+                ));
+            }
+        }
+    }
 }
+
+/// The most tokens counted each way for one call: far beyond any model's context
+/// (millions), and what `compare` takes per call.
+pub(crate) const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000;
 
 mod micros {
     use serde::{Deserialize, Deserializer, Serializer};

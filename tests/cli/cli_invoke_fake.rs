@@ -795,11 +795,13 @@ async fn a_stream_failing_midway_is_an_error_line_carrying_its_receipt() {
     assert!(stdout.contains("#1    FAILED $"), "{stdout}");
 }
 
+/// The most tokens a call is counted with (10^9 each way) are summed exactly; a
+/// count beyond is not counted (the receipt says so), so no total can overflow.
 #[tokio::test(flavor = "multi_thread")]
-async fn token_totals_beyond_u64_are_summed_exactly() {
+async fn token_totals_are_summed_exactly_and_counts_beyond_any_model_left_out() {
     let fake = fake_rt().await;
     fake.set_response_body(
-        br#"{"usage":{"prompt_tokens":10000000000000000000,"completion_tokens":10000000000000000000}}"#,
+        br#"{"usage":{"prompt_tokens":1000000000,"completion_tokens":1000000000}}"#,
     );
     let output = run_at(
         &fake.url,
@@ -814,9 +816,7 @@ async fn token_totals_beyond_u64_are_summed_exactly() {
     );
     let summary = stdout.lines().last().unwrap();
     assert!(
-        summary.contains(
-            r#""input_tokens":20000000000000000000,"output_tokens":20000000000000000000"#
-        ),
+        summary.contains(r#""input_tokens":2000000000,"output_tokens":2000000000"#),
         "{summary}"
     );
     let output = run_at(&fake.url, &["invoke", "rt", "--body", "{}", "-n", "2"]).await;
@@ -827,7 +827,27 @@ async fn token_totals_beyond_u64_are_summed_exactly() {
         text(&output.stderr)
     );
     assert!(
-        stdout.contains("tokens           20000000000000000000 in, 20000000000000000000 out"),
+        stdout.contains("tokens           2000000000 in, 2000000000 out"),
+        "{stdout}"
+    );
+    // 10^19 a call: not counted, the receipts say why.
+    fake.set_response_body(
+        br#"{"usage":{"prompt_tokens":10000000000000000000,"completion_tokens":5}}"#,
+    );
+    let output = run_at(
+        &fake.url,
+        &["invoke", "rt", "--body", "{}", "-n", "2", "--json"],
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].contains("the response reported 10000000000000000000 input tokens"),
+        "{stdout}"
+    );
+    assert!(
+        lines.last().unwrap().contains(r#""output_tokens":10"#),
         "{stdout}"
     );
 }

@@ -827,6 +827,35 @@ async fn a_call_without_a_body_has_priced_data_in_of_zero_bytes() {
     assert_eq!(data_in.cost_usd(), Some(Decimal::ZERO));
 }
 
+/// A count of tokens no model reads or writes in a call (a container's u64::MAX)
+/// is left out with a note, not carried into per-token charges and ledger sums.
+#[tokio::test]
+async fn a_token_count_beyond_any_model_is_not_counted_and_says_so() {
+    let fake = fake_with_demo_endpoints().await;
+    fake.set_response_body(
+        br#"{"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":1000000000}}"#,
+    );
+    let client = client_for(&fake).await;
+    let response = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    let cost = response.cost();
+    assert_eq!(cost.usage.input_tokens, None);
+    // 10^9 is the most counted: still counted.
+    assert_eq!(cost.usage.output_tokens, Some(1_000_000_000));
+    assert!(
+        cost.notes.iter().any(|n| n.contains(
+            "the response reported 18446744073709551615 input tokens, more than any model"
+        )),
+        "{:?}",
+        cost.notes
+    );
+}
+
 #[tokio::test]
 async fn every_call_logs_one_info_cost_line_without_the_payload() {
     let logs = logs::capture();
