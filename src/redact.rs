@@ -201,6 +201,31 @@ pub fn may_log(target: &str, level: tracing::Level) -> bool {
         .all(|(module, shown)| !under(module) || level <= *shown)
 }
 
+/// `text` with its control characters (escape sequences, carriage returns, line
+/// breaks) written as escapes (`\u{1b}`, `\r`, `\n`), for a table on a terminal:
+/// an endpoint name, tag or status read from a ledger or an AWS answer could
+/// otherwise clear the screen, set the window title, or forge a row of its own.
+/// Other text is returned as it is.
+///
+/// ```
+/// assert_eq!(sagemeter::redact::printable("a\u{1b}[2J\nb"), "a\\u{1b}[2J\\nb");
+/// assert_eq!(sagemeter::redact::printable("team-α"), "team-α");
+/// ```
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

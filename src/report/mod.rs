@@ -1304,7 +1304,8 @@ pub fn render_table(report: &Report) -> String {
     let opt = |d: Option<Decimal>| d.map_or_else(|| "-".to_owned(), |d| d.normalize().to_string());
     let row = |g: &GroupSummary| -> Vec<String> {
         vec![
-            g.key.clone(),
+            // A ledger's names (endpoints, tags) could hold escape sequences.
+            crate::redact::printable(&g.key).into_owned(),
             g.calls.to_string(),
             g.cost_usd.normalize().to_string(),
             opt(g.usd_per_1000_calls),
@@ -1431,7 +1432,8 @@ pub fn render_table(report: &Report) -> String {
 fn accrual_fallback_note(fallbacks: &[AccrualFallback]) -> String {
     let mut by_source: Vec<(PriceOrigin, Vec<String>)> = Vec::new();
     for f in fallbacks {
-        let mut name = format!("{}/{}", f.endpoint, f.variant.as_deref().unwrap_or("-"));
+        let name = format!("{}/{}", f.endpoint, f.variant.as_deref().unwrap_or("-"));
+        let mut name = crate::redact::printable(&name).into_owned();
         if f.charge == AccrualCharge::Storage {
             name.push_str(" (storage)");
         }
@@ -1696,6 +1698,26 @@ mod tests {
 
     /// Two groups of 3,000 calls: each group's percentiles are exact, the total's
     /// (6,000 calls) are not, and the report says so.
+    /// A ledger's endpoint name with an escape sequence and a line break (a ledger
+    /// written by hand, or by another tool) is shown escaped: it cannot clear the
+    /// terminal or forge a row of the table.
+    #[test]
+    fn names_from_a_ledger_cannot_write_control_characters_to_the_terminal() {
+        let at = parse_time_bound("2026-11-01").unwrap();
+        let mut builder = ReportBuilder::new(ReportOptions::default()).unwrap();
+        let forged = "e\u{1b}[2J\r\nforged  999";
+        builder
+            .add_row(&ReportRow::new(at, forged, Decimal::ONE))
+            .unwrap();
+        let table = render_table(&builder.finish().unwrap());
+        assert!(
+            !table.chars().any(|c| c.is_control() && c != '\n'),
+            "{table:?}"
+        );
+        assert!(table.contains(r"e\u{1b}[2J\r\nforged  999"), "{table}");
+        assert!(!table.lines().any(|l| l.starts_with("forged")), "{table}");
+    }
+
     #[test]
     fn percentiles_of_a_total_past_the_exact_limit_are_flagged_approximate() {
         let at = parse_time_bound("2026-11-01").unwrap();

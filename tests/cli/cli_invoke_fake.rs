@@ -328,6 +328,30 @@ async fn a_body_larger_than_any_request_is_refused_unread() {
     assert_eq!(fake.invocations(), 0);
 }
 
+/// A tag with a control character (an escape sequence, a line break) would reach
+/// ledgers and reports' tables: it is refused, and not echoed raw.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tag_with_a_control_character_is_refused() {
+    let fake = fake_rt().await;
+    let output = run_at(
+        &fake.url,
+        &[
+            "invoke",
+            "rt",
+            "--body",
+            "{}",
+            "--tag",
+            "team=a\u{1b}[2J\nb",
+        ],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("holds a control character"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    assert_eq!(fake.invocations(), 0);
+}
+
 /// `--input-bytes` sizes an input in S3: with `--body` (whose size is known) it
 /// would be ignored and the data in billed at the body's size; it is refused,
 /// nothing sent.

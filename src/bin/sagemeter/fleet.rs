@@ -92,7 +92,10 @@ pub async fn run(
     Ok(())
 }
 
+/// One scope's line. Names in the table (a scope's tag, a variant) were written
+/// by any process: control characters in them are written as escapes.
 fn write_status(out: &mut dyn Write, s: &FleetScopeStatus) -> std::io::Result<()> {
+    use sagemeter::redact::printable;
     let period = match s.period {
         sagemeter::budget::BudgetPeriod::Hour => s.period_start.format("hour %Y-%m-%dT%H"),
         sagemeter::budget::BudgetPeriod::Day => s.period_start.format("day %Y-%m-%d"),
@@ -101,7 +104,7 @@ fn write_status(out: &mut dyn Write, s: &FleetScopeStatus) -> std::io::Result<()
     write!(
         out,
         "{:<32} {period:<20} spent {:>16} in {:>6} calls",
-        s.scope.to_string(),
+        printable(&s.scope.to_string()),
         usd(s.spent_usd),
         s.calls
     )?;
@@ -116,7 +119,7 @@ fn write_status(out: &mut dyn Write, s: &FleetScopeStatus) -> std::io::Result<()
         let each: Vec<String> = s
             .variants
             .iter()
-            .map(|(name, spent)| format!("{name} {}", usd(*spent)))
+            .map(|(name, spent)| format!("{} {}", printable(name), usd(*spent)))
             .collect();
         write!(out, "; variants {}", each.join(", "))?;
     }
@@ -170,7 +173,7 @@ fn write_status(out: &mut dyn Write, s: &FleetScopeStatus) -> std::io::Result<()
             out,
             "; UNREADABLE {} (not the figures sagemeter writes: read as absent, the figures \
              are too low)",
-            s.unreadable.join(", ")
+            printable(&s.unreadable.join(", "))
         )?;
     }
     writeln!(out)

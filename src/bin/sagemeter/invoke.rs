@@ -253,6 +253,12 @@ fn parse_lease_percent(text: &str) -> Result<u32, String> {
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
+    if text.chars().any(char::is_control) {
+        return Err(format!(
+            "`{}` holds a control character (an escape, a line break): not a tag",
+            sagemeter::redact::printable(text)
+        ));
+    }
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("`{text}` is not KEY=VALUE")),

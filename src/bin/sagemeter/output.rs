@@ -34,10 +34,21 @@ pub fn json_line(out: &mut dyn Write, value: &impl Serialize) -> std::io::Result
 }
 
 /// Writes `rows` under `header` in columns two spaces apart, text left-aligned
-/// and the rest (figures) right-aligned.
+/// and the rest (figures) right-aligned; control characters in a cell (from a
+/// ledger or an AWS answer) are written as escapes ([`printable`]).
+///
+/// [`printable`]: sagemeter::redact::printable
 pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| sagemeter::redact::printable(cell).into_owned())
+                .collect()
+        })
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -109,6 +120,26 @@ mod tests {
         assert_eq!(usd4("11.00321234".parse().unwrap()), "$11.0032");
         assert_eq!(usd4("0.000004126901".parse().unwrap()), "$0.000004127");
         assert_eq!(usd4("-0.0123456".parse().unwrap()), "-$0.0123");
+    }
+
+    #[test]
+    fn a_cell_cannot_write_control_characters_to_the_terminal() {
+        let mut out = Vec::new();
+        let rows = vec![vec![
+            "e\u{1b}]0;pwned\u{7}\r\nforged  1".to_owned(),
+            "2".to_owned(),
+        ]];
+        table(&mut out, &["ENDPOINT", "CALLS"], &rows).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.contains(r"e\u{1b}]0;pwned\u{7}\r\nforged  1"),
+            "{text}"
+        );
     }
 
     #[test]
