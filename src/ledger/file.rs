@@ -654,6 +654,28 @@ fn lock(file: &File, path: &Path) -> Result<(), LedgerError> {
 /// Locks the ledger directory `dir` for this writer: an exclusive lock on its
 /// file `name` (created 0600), held as long as the returned file is open;
 /// [`LedgerError::Locked`] (naming the directory) when another writer has it.
+/// Opens the ledger file `path` for reading: a path that is not a regular file (a
+/// FIFO, a device, a directory) is [`LedgerError::NotAFile`], said before opening
+/// it: opening a FIFO waits for a writer, for ever.
+pub(crate) fn open_to_read(path: &Path) -> Result<File, LedgerError> {
+    let not_a_file = || LedgerError::NotAFile {
+        path: path.to_owned(),
+    };
+    let open_error = |source| LedgerError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    if !std::fs::metadata(path).map_err(open_error)?.is_file() {
+        return Err(not_a_file());
+    }
+    let file = File::open(path).map_err(open_error)?;
+    // Replaced by something else since: checked on what was opened.
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(not_a_file());
+    }
+    Ok(file)
+}
+
 pub(crate) fn lock_dir(dir: &Path, name: &str) -> Result<File, LedgerError> {
     let path = dir.join(name);
     let mut options = OpenOptions::new();

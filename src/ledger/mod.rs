@@ -10,7 +10,7 @@
 mod compact;
 mod copies;
 mod error;
-mod file;
+pub(crate) mod file;
 mod line;
 #[cfg(feature = "parquet")]
 pub mod parquet;

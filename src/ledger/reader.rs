@@ -180,15 +180,7 @@ impl LedgerReader {
     /// Opens `path` for reading.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|source| LedgerError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-        if !file.metadata().is_ok_and(|m| m.is_file()) {
-            return Err(LedgerError::NotAFile {
-                path: path.to_owned(),
-            });
-        }
+        let file = super::file::open_to_read(path)?;
         Ok(Self::new(BufReader::with_capacity(256 * 1024, file), path))
     }
 }

@@ -17,7 +17,6 @@ use crate::ledger::{
     DEFINITION_PREFIXES, Definitions, LedgerError, LineError, MAX_LINE_BYTES, RECEIPT_PREFIX,
     TornTail, line_too_long, read_record, report_row,
 };
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -141,19 +140,12 @@ fn read_files(
 
 fn read_file(
     index: usize,
-    path: &PathBuf,
+    path: &Path,
     tx: &SyncSender<Block>,
     block: usize,
     stop: &AtomicBool,
 ) -> Result<(), LedgerError> {
-    let open_err = |source| LedgerError::Open {
-        path: path.clone(),
-        source,
-    };
-    let mut file = File::open(path).map_err(open_err)?;
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return Err(LedgerError::NotAFile { path: path.clone() });
-    }
+    let mut file = crate::ledger::file::open_to_read(path)?;
     let mut defs = Arc::new(Definitions::default());
     let (mut line, mut offset) = (0u64, 0u64);
     let mut carry: Vec<u8> = Vec::new();
@@ -169,14 +161,14 @@ fn read_file(
             Ok(Filled::LineTooLong) => {
                 // `bytes` begins with that line (whole lines before it were sent).
                 return Err(LedgerError::Corrupt {
-                    path: path.clone(),
+                    path: path.to_owned(),
                     line: line + 1,
                     source: line_too_long().into(),
                 });
             }
             Err(source) => {
                 return Err(LedgerError::Read {
-                    path: path.clone(),
+                    path: path.to_owned(),
                     line: line + 1,
                     source,
                 });

@@ -464,6 +464,40 @@ async fn a_ledger_file_truncated_while_written_stays_readable() {
     assert_eq!(call_ids(&path), ["c3", "c4", "c6"]);
 }
 
+/// A FIFO named as a ledger (`mkfifo`, or a shell's `<(…)`) is no ledger file: every
+/// reader says so at once instead of waiting for a writer that never comes.
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_not_a_ledger_file_and_no_reader_waits_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("calls.jsonl");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || {
+        let options = sagemeter::report::ReportOptions::new(sagemeter::report::GroupBy::Endpoint);
+        let report = sagemeter::report::report_files([&path], &options).map(|_| ());
+        let _ = tx.send((read_all(&path).map(|_| ()), report));
+    });
+    let (read, report) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("a reader waited on the FIFO");
+    assert!(
+        matches!(read, Err(LedgerError::NotAFile { .. })),
+        "{read:?}"
+    );
+    assert!(
+        matches!(
+            report,
+            Err(sagemeter::report::ReportError::Ledger(
+                LedgerError::NotAFile { .. }
+            ))
+        ),
+        "{report:?}"
+    );
+}
+
 #[test]
 fn an_unreadable_ledger_is_an_error_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();

@@ -30,15 +30,7 @@ pub(super) fn parquet_error(
 
 /// Opens `path` and reads its footer; checks the format version.
 pub(super) fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, LedgerError> {
-    let file = File::open(path).map_err(|source| LedgerError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return Err(LedgerError::NotAFile {
-            path: path.to_owned(),
-        });
-    }
+    let file = crate::ledger::file::open_to_read(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
         parquet_error(
             path,
