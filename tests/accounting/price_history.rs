@@ -356,6 +356,50 @@ async fn the_time_limit_ends_the_read_with_what_was_read_so_far() {
     );
 }
 
+/// A file larger than the limit (a download that does not end) is stopped there:
+/// its version is unread, saying why, and nothing of it is left in the cache.
+#[tokio::test]
+async fn a_file_larger_than_the_limit_is_stopped_and_left_unread() {
+    let server = publish(None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
+    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
+        .cache_dir(Some(cache.path().to_path_buf()))
+        .until(until())
+        .max_file_bytes(100)
+        .build()
+        .history(&key, since())
+        .await
+        .unwrap_err();
+    let HistoryError::Incomplete { missing, .. } = &err else {
+        panic!("expected Incomplete, got {err}");
+    };
+    assert_eq!(missing.len(), 4);
+    assert!(
+        missing[0]
+            .reason
+            .contains("the file is larger than 100 bytes, more than any price list"),
+        "{}",
+        missing[0].reason
+    );
+    let files: Vec<_> = walk(cache.path());
+    assert!(files.is_empty(), "{files:?}");
+}
+
+/// The files under `dir`, at any depth.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 /// A time limit too long for the clock is no limit, not a panic.
 #[tokio::test]
 async fn a_time_limit_too_long_for_the_clock_is_no_limit() {

@@ -36,17 +36,30 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     base.map(|dir| dir.join("sagemeter"))
 }
 
-/// Where a URL points, without its query: file URLs are presigned, and a signature
-/// has no place in an error message.
-pub(crate) fn url_without_query(url: &str) -> &str {
-    url.split(['?', '#']).next().unwrap_or(url)
+/// Where a URL points, without its query or user information: file URLs are
+/// presigned, and neither a signature nor a password has a place in an error
+/// message.
+pub(crate) fn url_without_query(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host);
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_owned(),
+    }
 }
 
-/// Streams `url` into `to` (created or truncated). Returns the bytes written.
+/// Streams `url` into `to` (created or truncated), at most `max_bytes` of it.
+/// Returns the bytes written.
 pub(crate) async fn download(
     connector: &SharedHttpConnector,
     url: &str,
     to: &Path,
+    max_bytes: u64,
 ) -> Result<u64, String> {
     let shown = url_without_query(url);
     let request =
@@ -72,6 +85,12 @@ pub(crate) async fn download(
                 crate::redact::error_chain(&e)
             )
         })?;
+        if written.saturating_add(chunk.len() as u64) > max_bytes {
+            return Err(format!(
+                "downloading {shown} stopped: the file is larger than {max_bytes} bytes, \
+                 more than any price list"
+            ));
+        }
         // Chunks are small (tens of KB) and go to the page cache: a plain write is
         // shorter than handing each one to a blocking thread.
         file.write_all(&chunk)
@@ -97,5 +116,10 @@ mod tests {
             "https://pricing.example/offers/AmazonSageMaker/20250301000000/us-east-1/index.json"
         );
         assert_eq!(url_without_query("http://h/p#frag"), "http://h/p");
+        assert_eq!(
+            url_without_query("https://user:secret@h.example:8443/offers/x.json?sig=1"),
+            "https://h.example:8443/offers/x.json"
+        );
+        assert_eq!(url_without_query("https://h.example"), "https://h.example");
     }
 }

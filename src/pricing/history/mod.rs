@@ -69,6 +69,11 @@ use std::time::Duration;
 /// How long reading a history may take by default, listing and downloads together.
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(300);
 
+/// The largest price list file downloaded, by default: 512 MiB, a hundred times a
+/// region's SageMaker file (about 4 MB), so that a download that does not end (a
+/// broken or hostile server) cannot fill the disk before the time limit.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 512 << 20;
+
 /// One price where it changed: first listed, changed, or no longer listed.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +249,7 @@ pub struct PriceListHistory {
     connector: SharedHttpConnector,
     cache_dir: Option<PathBuf>,
     time_limit: Duration,
+    max_file_bytes: u64,
     until: Option<NaiveDate>,
 }
 
@@ -264,6 +270,7 @@ pub struct PriceListHistoryBuilder {
     connector: Option<SharedHttpConnector>,
     cache_dir: Option<PathBuf>,
     time_limit: Duration,
+    max_file_bytes: u64,
     until: Option<NaiveDate>,
 }
 
@@ -289,6 +296,7 @@ impl PriceListHistory {
             connector: None,
             cache_dir: default_cache_dir(),
             time_limit: DEFAULT_TIME_LIMIT,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             until: None,
         }
     }
@@ -544,7 +552,7 @@ impl PriceListHistory {
         // mid-download (the time limit).
         let part = PartFile(part);
         let result = async {
-            download::download(&self.connector, &url, &part.0).await?;
+            download::download(&self.connector, &url, &part.0, self.max_file_bytes).await?;
             parse_file(part.0.clone(), filter.clone()).await
         }
         .await;
@@ -657,6 +665,14 @@ impl PriceListHistoryBuilder {
         self
     }
 
+    /// The largest price list file downloaded (default [`DEFAULT_MAX_FILE_BYTES`],
+    /// 512 MiB): a longer download is stopped, its part file deleted, and the version
+    /// reported unread.
+    pub fn max_file_bytes(mut self, bytes: u64) -> Self {
+        self.max_file_bytes = bytes;
+        self
+    }
+
     /// The last date sampled (default: today, UTC).
     pub fn until(mut self, date: NaiveDate) -> Self {
         self.until = Some(date);
@@ -688,6 +704,7 @@ impl PriceListHistoryBuilder {
             connector,
             cache_dir: self.cache_dir,
             time_limit: self.time_limit,
+            max_file_bytes: self.max_file_bytes,
             until: self.until,
         }
     }
