@@ -844,7 +844,7 @@ impl Acc {
         };
         // Each sum fits a u64; both together are summed as Decimals, which cannot overflow.
         let tokens = Decimal::from(self.input_tokens) + Decimal::from(self.output_tokens);
-        let ms = |us: u64| Decimal::new(i64::try_from(us).unwrap_or(i64::MAX), 3);
+        let ms = |us: u64| Decimal::from(us) / Decimal::ONE_THOUSAND;
         let summary = GroupSummary {
             key,
             calls: self.calls,
@@ -1716,6 +1716,20 @@ mod tests {
         );
         assert!(table.contains(r"e\u{1b}[2J\r\nforged  999"), "{table}");
         assert!(!table.lines().any(|l| l.starts_with("forged")), "{table}");
+    }
+
+    /// A latency beyond i64's microseconds is shown as it is, not as i64::MAX.
+    #[test]
+    fn the_largest_latency_is_shown_exactly_in_milliseconds() {
+        let at = parse_time_bound("2026-11-01").unwrap();
+        let mut builder = ReportBuilder::new(ReportOptions::default()).unwrap();
+        let mut row = ReportRow::new(at, "e", Decimal::ONE);
+        row.latency_us = u64::MAX;
+        builder.add_row(&row).unwrap();
+        let report = builder.finish().unwrap();
+        // 18,446,744,073,709,551,615 µs ÷ 1,000.
+        let ms = Decimal::from_str_exact("18446744073709551.615").unwrap();
+        assert_eq!(report.total.latency_p95_ms, Some(ms));
     }
 
     #[test]

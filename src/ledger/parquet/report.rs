@@ -262,10 +262,17 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
     let mut fallbacks: (Option<&str>, Vec<crate::billing::AccrualSource>) = (None, Vec::new());
     let cost_scale = cost.scale();
     let offsets = lines.value_offsets();
-    let count = |array: &arrow_array::PrimitiveArray<Int64Type>, i: usize| {
-        array
-            .is_valid(i)
-            .then(|| u64::try_from(array.value(i)).unwrap_or(0))
+    // A negative count or duration (a file rewritten by another tool) is damage,
+    // as the receipt reader says, not 0.
+    let whole = |array: &arrow_array::PrimitiveArray<Int64Type>, i: usize, name: &str| {
+        u64::try_from(array.value(i))
+            .map_err(|_| format!("row {i}: `{name}` is negative ({})", array.value(i)))
+    };
+    let count = |array: &arrow_array::PrimitiveArray<Int64Type>, i: usize, name: &str| match array
+        .is_valid(i)
+    {
+        true => whole(array, i, name).map(Some),
+        false => Ok(None),
     };
     for i in 0..batch.num_rows() {
         let cost_usd = money(cost.value(i), cost_scale).ok_or_else(|| {
@@ -283,9 +290,9 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         row.variant = variant.is_valid(i).then(|| variant.value(i));
         row.inference_component = component.and_then(|c| c.is_valid(i).then(|| c.value(i)));
         row.target_model = model.and_then(|m| m.is_valid(i).then(|| m.value(i)));
-        row.latency_us = u64::try_from(latency.value(i)).unwrap_or(0);
-        row.input_tokens = count(input, i);
-        row.output_tokens = count(output, i);
+        row.latency_us = whole(latency, i, col::LATENCY_US)?;
+        row.input_tokens = count(input, i, col::INPUT_TOKENS)?;
+        row.output_tokens = count(output, i, col::OUTPUT_TOKENS)?;
         row.outcome = match outcome.value(i) {
             "ok" => Outcome::Ok,
             "error" => Outcome::Error,
@@ -305,7 +312,7 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
             let notes = notes.value_offsets();
             let settlement = is_settlement(
                 line_items,
-                u64::try_from(bytes_out.value(i)).unwrap_or(0),
+                whole(bytes_out, i, col::BYTES_OUT)?,
                 input.is_valid(i) || output.is_valid(i),
                 (notes[i] as usize..notes[i + 1] as usize).map(|n| note_texts.value(n)),
             );
@@ -332,10 +339,22 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
 
 /// The amount `mantissa` × 10^-`scale`, exactly, whatever the column's scale
 /// (sagemeter writes 12; a file rewritten by another tool may have another);
-/// `None` when it does not fit a [`Decimal`].
+/// `None` when it does not fit a [`Decimal`]. Trailing zeros are dropped when the
+/// mantissa is too wide: `10^26` USD at scale 12 is 39 digits, 27 without them.
 fn money(mantissa: i128, scale: i8) -> Option<Decimal> {
     match u32::try_from(scale) {
-        Ok(scale) => Decimal::try_from_i128_with_scale(mantissa, scale).ok(),
+        Ok(mut scale) => {
+            let mut mantissa = mantissa;
+            loop {
+                if let Ok(amount) = Decimal::try_from_i128_with_scale(mantissa, scale) {
+                    return Some(amount);
+                }
+                if scale == 0 || mantissa % 10 != 0 {
+                    return None;
+                }
+                (mantissa, scale) = (mantissa / 10, scale - 1);
+            }
+        }
         Err(_) => {
             let factor = 10i128.checked_pow(u32::from(scale.unsigned_abs()))?;
             Decimal::try_from_i128_with_scale(mantissa.checked_mul(factor)?, 0).ok()
@@ -347,6 +366,7 @@ fn money(mantissa: i128, scale: i8) -> Option<Decimal> {
 mod tests {
     use super::*;
     use crate::report::report_files;
+    use std::sync::Arc;
 
     /// A call on endpoint `e` with `input_tokens` that cost `cost` (no lines).
     fn receipt(i: u64, cost: &str, input_tokens: u64) -> crate::Cost {
@@ -375,10 +395,15 @@ mod tests {
     /// its `cost_usd` column replaced by `cost`, the rest as it was, the
     /// metadata sagemeter writes dropped.
     fn rewrite_cost(path: &Path, cost: arrow_array::Decimal128Array) {
+        rewrite_column(path, col::COST_USD, Arc::new(cost));
+    }
+
+    /// Rewrites `path` (one batch) with column `name` replaced by `values`, as
+    /// another tool would.
+    fn rewrite_column(path: &Path, name: &str, values: arrow_array::ArrayRef) {
         use arrow_schema::{Field, Schema};
         use parquet::arrow::ArrowWriter;
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-        use std::sync::Arc;
         let file = std::fs::File::open(path).unwrap();
         let batch = ParquetRecordBatchReaderBuilder::try_new(file)
             .unwrap()
@@ -388,17 +413,39 @@ mod tests {
             .unwrap()
             .unwrap();
         let schema = batch.schema();
-        let index = schema.index_of(col::COST_USD).unwrap();
+        let index = schema.index_of(name).unwrap();
         let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields[index] = Field::new(col::COST_USD, cost.data_type().clone(), true);
+        fields[index] = Field::new(name, values.data_type().clone(), true);
         let mut columns = batch.columns().to_vec();
-        columns[index] = Arc::new(cost);
+        columns[index] = values;
         let schema = Arc::new(Schema::new(fields));
         let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
         let mut out =
             ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
         out.write(&batch).unwrap();
         out.close().unwrap();
+    }
+
+    /// A negative latency or token count (another tool's rewrite) is damage named
+    /// by its column and row, not read as 0.
+    #[test]
+    fn a_negative_count_in_a_rewritten_file_is_refused_not_read_as_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ReportOptions::new(GroupBy::Endpoint);
+        for name in [col::LATENCY_US, col::INPUT_TOKENS, col::OUTPUT_TOKENS] {
+            let path = dir.path().join(format!("{name}.parquet"));
+            write(&path, &[receipt(0, "1.5", 10)]);
+            rewrite_column(
+                &path,
+                name,
+                Arc::new(arrow_array::Int64Array::from(vec![-5])),
+            );
+            let err = report_files([&path], &options).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("row 0: `{name}` is negative (-5)")),
+                "{err}"
+            );
+        }
     }
 
     /// A `cost_usd` column of another scale than sagemeter's 12 is read at its
@@ -428,6 +475,12 @@ mod tests {
         // (Parquet has no negative scales; were one read, 15 × 10¹ = 150 USD.)
         assert_eq!(money(15, -1), Some(Decimal::from(150)));
         assert_eq!(money(i128::MAX, -1), None);
+        // 10^26 USD at the ledger's scale 12 is a 39-digit mantissa: read as 10^26,
+        // as the receipt reader (and compare) read it, not refused.
+        let huge = 10i128.pow(26) * 10i128.pow(12);
+        assert_eq!(money(huge, 12), Some(Decimal::from(10i128.pow(26))));
+        // Digits beyond what a Decimal holds stay refused, never rounded.
+        assert_eq!(money(i128::MAX, 12), None);
 
         // A null cost: an error naming the column and the file, never $0.
         let null = Decimal128Array::from(vec![None::<i128>])
