@@ -6,7 +6,9 @@
 //! the run's previous receipt, split at UTC midnight in proportion to time. The
 //! first receipt of a run is where counting starts, not an increment: the ledger
 //! may begin long after its process did (a rolling ledger's oldest files deleted,
-//! or a subset of them read), and its figure says nothing of when that was.
+//! or a subset of them read), and its figure says nothing of when that was;
+//! unless it is the process's first call on the variant, whose accrual is the
+//! instances' time during that call.
 //! Where several runs metered the same variant at the same time (replicas of a
 //! service, each with its own ledger), they counted the same instances: that
 //! time is counted once, at the highest of their rates.
@@ -18,7 +20,7 @@
 //! receipts carries.
 
 use super::usage_class::UsageClass;
-use crate::billing::Cost;
+use crate::billing::{Cost, LineItem};
 use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
@@ -100,12 +102,20 @@ impl Accruals {
                 allocated,
                 to: end,
             };
+            // The process's first call on the variant: what it accrued is the
+            // instances' time during the call, an increment like any other (left
+            // out, the idle time of that call, instance time less its share, would
+            // be missing from the day). Anything else only starts the count.
+            let (pieces, allocated_usd) = match process_first_call(cost, accrued, allocated) {
+                true => (spread(cost.at, end, accrued), allocated),
+                false => (Vec::new(), Decimal::ZERO),
+            };
             return Update {
                 key,
                 run,
                 class: class.clone(),
-                pieces: Vec::new(),
-                allocated_usd: Decimal::ZERO,
+                pieces,
+                allocated_usd,
             };
         };
         // Both figures are within ±10¹² and so is the previous one: no overflow.
@@ -220,6 +230,35 @@ impl Accruals {
 /// `usd` accrued evenly from `from` to `to`, split at UTC midnight: exact in sum
 /// (the last day takes what rounding leaves). Only the last [`SPREAD_DAYS`] days
 /// are kept.
+/// Whether `cost` is its process's first call on its variant: the running
+/// allocation is the call's own compute, and the accrual no more than its
+/// instances over the call (and a minute, for calls in flight beside it). A
+/// ledger that begins after its process did starts with a receipt whose figures
+/// hold earlier calls: that is where counting starts.
+fn process_first_call(cost: &Cost, accrued: Decimal, allocated: Decimal) -> bool {
+    let Some(crate::endpoint::VariantBilling::Instance { instance_count, .. }) = &cost.billing
+    else {
+        return false;
+    };
+    let compute = cost.lines.iter().filter(|l| l.item == LineItem::Compute);
+    let own: Decimal = compute.clone().filter_map(|l| l.cost_usd()).sum();
+    let rate = compute.filter_map(|l| match &l.price {
+        crate::billing::LinePrice::Priced { usd_per_unit, .. } => Some(*usd_per_unit),
+        _ => None,
+    });
+    let Some(rate) = rate.max() else {
+        return false;
+    };
+    if allocated.is_zero() || allocated != own {
+        return false;
+    }
+    // Hours of the call and a minute; every figure is within ±10¹², no overflow.
+    let micros = Decimal::from(cost.usage.latency.as_micros().min(u128::from(u64::MAX)) as u64)
+        + Decimal::from(60_000_000u64);
+    let hours = micros / Decimal::from(3_600_000_000u64);
+    accrued <= Decimal::from(*instance_count) * rate * hours
+}
+
 fn spread(
     from: DateTime<Utc>,
     to: DateTime<Utc>,

@@ -1407,6 +1407,66 @@ mod tests {
         assert_eq!(accrual(&m).1, d("0.24"));
     }
 
+    /// A process's first call on a variant accrues the instances' time during it:
+    /// that is instance time too, and what the call was not allocated of it is
+    /// idle. One ml.m5.xlarge at $0.23/h serving two calls at full speed
+    /// (`max_concurrency_per_instance` 2): the first call, alone for 1 ms, accrued
+    /// 0.23 × 0.001 / 3600 = 0.0000000639 (to 12 places, as receipts round) and
+    /// was allocated half, 0.00000003195. An hour later the second: accrued
+    /// 0.23 + 0.0000000639, allocated 2 × 0.00000003195.
+    #[test]
+    fn a_processs_first_call_accrues_its_own_instance_time() {
+        let receipts = [
+            receipt(
+                "1",
+                "2026-12-01T10:00:00Z",
+                "0.00000003195",
+                "0.0000000639",
+                "0.00000003195",
+            ),
+            receipt(
+                "2",
+                "2026-12-01T11:00:00Z",
+                "0.00000003195",
+                "0.2300000639",
+                "0.0000000639",
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.jsonl");
+        write_ledger(&path, &receipts);
+        let mut m = Metered::new("us-east-1");
+        m.read_ledger(&path).unwrap();
+        // Everything accrued and allocated since the process began: idle
+        // 0.2300000639 − 0.0000000639 = 0.23 (not 0.23 − 0.00000003195, the first
+        // call's idle half left out).
+        assert_eq!(accrual(&m), (d("0.2300000639"), d("0.0000000639")));
+
+        // A first receipt whose accrual holds far more than its call (calls before
+        // it were unpriced, so its allocation is its own): where counting starts.
+        let late = [
+            receipt(
+                "3",
+                "2026-12-01T10:00:00Z",
+                "0.00000003195",
+                "126.96",
+                "0.00000003195",
+            ),
+            receipt(
+                "4",
+                "2026-12-01T11:00:00Z",
+                "0.00000003195",
+                "127.19",
+                "0.0000000639",
+            ),
+        ];
+        let path = dir.path().join("late.jsonl");
+        write_ledger(&path, &late);
+        let mut m = Metered::new("us-east-1");
+        m.read_ledger(&path).unwrap();
+        assert_eq!(accrual(&m), (d("0.23"), d("0.00000003195")));
+    }
+
     #[test]
     fn instance_time_is_split_at_utc_midnight() {
         // One instance at $0.23/h metered from 12-01T00:00; calls until 20:00, none
