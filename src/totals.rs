@@ -566,6 +566,9 @@ pub(crate) struct CallShare {
     totals: Arc<Mutex<TotalsInner>>,
     endpoint: usize,
     started_fs: u128,
+    /// The calls in flight on the clock as this one joined it, itself included
+    /// (and the fleet's others, as last read, rounded down).
+    pub(crate) in_flight_at_start: u32,
     /// The clock's advance while the call was on it, once it has left
     /// ([`leave_at`](Self::leave_at), or [`end`](Self::end)).
     left: OnceLock<u128>,
@@ -755,6 +758,8 @@ impl Totals {
         let stepped_back = clock.advance(now, per_instance, mono);
         clock.in_flight += 1;
         let started_fs = clock.allocated_fs;
+        let others = u32::try_from(clock.others_milli / 1000).unwrap_or(u32::MAX);
+        let in_flight_at_start = clock.in_flight.saturating_add(others);
         if stepped_back {
             inner.clock_stepped_back(now);
         }
@@ -762,6 +767,7 @@ impl Totals {
             totals: self.inner.clone(),
             endpoint: slot.0,
             started_fs,
+            in_flight_at_start,
             left: OnceLock::new(),
         }
     }

@@ -786,6 +786,7 @@ impl Settlement {
                 tags,
                 notes,
                 shared_hours: None,
+                in_flight_at_start: None,
                 unknown,
                 tokens_unseen: None,
             },

@@ -880,6 +880,7 @@ impl CallParts {
             )],
         };
         let billed = bill_attempts(&mut usage, &attempts, &mut notes);
+        let in_flight_at_start = Some(share.in_flight_at_start);
         let call = FinishedCall {
             endpoint,
             request_id,
@@ -889,6 +890,7 @@ impl CallParts {
             tags,
             notes,
             shared_hours: Some(billed.share(share.end(ended))),
+            in_flight_at_start,
             unknown,
             tokens_unseen: None,
         };

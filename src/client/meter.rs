@@ -147,6 +147,9 @@ impl fmt::Debug for Meter {
 #[derive(Debug, Clone)]
 pub(crate) struct VariantRates {
     pub compute: RateResult,
+    /// For provisioned concurrency: the on-demand serverless rate, which AWS bills
+    /// the calls beyond the provisioned concurrency at.
+    pub beyond_provisioned: Option<RateResult>,
     /// What the variant's standing capacity costs per hour, when its rate is
     /// known: instances × the compute rate, or provisioned concurrency × the
     /// provisioned-concurrency rate × 3600. Accrual needs it on every call.
@@ -178,6 +181,9 @@ pub(crate) struct StandingRates {
     /// Provisioned concurrency's per-second standing rate (serverless variants
     /// with provisioned concurrency).
     pub provisioned: Option<RateResult>,
+    /// The on-demand serverless rate of the calls beyond the provisioned
+    /// concurrency (serverless variants with provisioned concurrency).
+    pub beyond_provisioned: Option<RateResult>,
     /// ML storage, per GB-month (variants with a known volume size).
     pub storage: Option<RateResult>,
 }
@@ -293,6 +299,7 @@ impl VariantRates {
         }
         VariantRates {
             compute,
+            beyond_provisioned: standing.beyond_provisioned,
             standing_usd_per_hour,
             standing_instances,
             standing_from,
@@ -493,6 +500,10 @@ pub(crate) struct FinishedCall {
     /// The instance-hours the endpoint's processor-sharing clock allocated to the
     /// call (see `CallShare::end`), when the call was on the clock.
     pub shared_hours: Option<Decimal>,
+    /// The calls in flight on the call's sharing clock as it started, itself
+    /// included (see `CallShare::in_flight_at_start`): a serverless call beyond
+    /// the provisioned concurrency is billed at the on-demand rate.
+    pub in_flight_at_start: Option<u32>,
     /// The lines whose quantity is not known, with why (the compute time of a call
     /// the SDK interceptor cannot follow, the size of an input in S3 or of an async
     /// output not given): each is unpriced with its reason, never a $0 from a
@@ -503,6 +514,35 @@ pub(crate) struct FinishedCall {
     /// async output): its token lines without counts are unpriced with this
     /// reason, not with advice to configure a token counter that cannot help.
     pub tokens_unseen: Option<String>,
+}
+
+/// The rate of a call on a serverless variant with provisioned concurrency that
+/// started with more calls in flight than it provides (`in_flight_at_start`,
+/// itself included): AWS serves it on demand and bills it at the on-demand
+/// serverless rate, not the provisioned concurrency's inference rate. With the
+/// note saying so. `None` for any other call, or while that rate is not known.
+fn beyond_provisioned<'a>(
+    billing: &VariantBilling,
+    in_flight_at_start: Option<u32>,
+    rates: &'a VariantRates,
+) -> Option<(&'a RateResult, String)> {
+    let VariantBilling::Serverless {
+        provisioned_concurrency: Some(provisioned),
+        ..
+    } = billing
+    else {
+        return None;
+    };
+    let in_flight = in_flight_at_start.filter(|n| n > provisioned)?;
+    let rate = rates.beyond_provisioned.as_ref()?;
+    Some((
+        rate,
+        format!(
+            "the call started with {in_flight} calls in flight (itself included), beyond the \
+             provisioned concurrency of {provisioned}: billed at the on-demand serverless \
+             rate, as AWS bills the calls beyond it"
+        ),
+    ))
 }
 
 /// Whether `profile` shows no copy of the inference component `name` (an
@@ -923,6 +963,10 @@ impl Meter {
                 Some(key) => Some(self.rate_now(key)?),
                 None => None,
             },
+            beyond_provisioned: match &keys.beyond_provisioned {
+                Some(key) => Some(self.rate_now(key)?),
+                None => None,
+            },
             storage: match &keys.storage {
                 Some(key) => Some(self.rate_now(key)?),
                 None => None,
@@ -944,25 +988,26 @@ impl Meter {
             Err(err) => Err(err),
         };
         let keys = standing_keys(&self.inner.region, variant);
-        let (provisioned, storage) = tokio::join!(
-            async {
-                match &keys.provisioned {
-                    Some(key) => Some(self.rate(key).await),
+        let rate_of = |key: &Option<PriceKey>| {
+            let key = key.clone();
+            async move {
+                match key {
+                    Some(key) => Some(self.rate(&key).await),
                     None => None,
                 }
-            },
-            async {
-                match &keys.storage {
-                    Some(key) => Some(self.rate(key).await),
-                    None => None,
-                }
-            },
+            }
+        };
+        let (provisioned, beyond_provisioned, storage) = tokio::join!(
+            rate_of(&keys.provisioned),
+            rate_of(&keys.beyond_provisioned),
+            rate_of(&keys.storage),
         );
         VariantRates::new(
             variant,
             compute,
             StandingRates {
                 provisioned,
+                beyond_provisioned,
                 storage,
             },
             hosted,
@@ -1249,6 +1294,7 @@ impl Meter {
             tags,
             mut notes,
             shared_hours,
+            in_flight_at_start,
             unknown,
             tokens_unseen,
         } = call;
@@ -1281,6 +1327,9 @@ impl Meter {
         let mut billing = None;
         let mut lines: Vec<CostLine> = Vec::with_capacity(3);
         let mut clock = None;
+        // Served beyond the provisioned concurrency: on demand, not by what the
+        // standing charge pays for.
+        let mut on_demand = false;
         let mut variant_slot = None;
         let component = targets.component.as_deref();
         match &prepared.profile {
@@ -1331,13 +1380,25 @@ impl Meter {
                                 share,
                                 &rates.compute,
                             )),
-                            (None, None) => lines.push(compute_line(
-                                &v.billing,
-                                &usage,
-                                self.inner.allocation,
-                                shared_hours,
-                                &rates.compute,
-                            )),
+                            (None, None) => {
+                                let rate =
+                                    match beyond_provisioned(&v.billing, in_flight_at_start, rates)
+                                    {
+                                        Some((rate, note)) => {
+                                            notes.push(note);
+                                            on_demand = true;
+                                            rate
+                                        }
+                                        None => &rates.compute,
+                                    };
+                                lines.push(compute_line(
+                                    &v.billing,
+                                    &usage,
+                                    self.inner.allocation,
+                                    shared_hours,
+                                    rate,
+                                ))
+                            }
                             // The profile shows no copy of the component (scaled to
                             // zero, or still being created when it was described):
                             // a call proves one now, of a share not known yet.
@@ -1442,10 +1503,12 @@ impl Meter {
         }
 
         let cost_usd: Decimal = lines.iter().filter_map(CostLine::cost_usd).sum();
-        // An amortised call has a compute line per rate it accrued at.
+        // An amortised call has a compute line per rate it accrued at. A call
+        // served on demand was not served by the provisioned concurrency whose
+        // standing charge the accrual holds.
         let compute_usd = lines
             .iter()
-            .filter(|l| l.item == LineItem::Compute)
+            .filter(|l| l.item == LineItem::Compute && !on_demand)
             .filter_map(CostLine::cost_usd)
             .reduce(|a, b| a + b);
         // The fleet keeps each variant's accrual across its processes.
@@ -1600,11 +1663,15 @@ fn micros_up(d: std::time::Duration) -> std::time::Duration {
 #[derive(Debug, Default)]
 struct StandingKeys {
     provisioned: Option<PriceKey>,
+    /// The on-demand serverless rate, which calls beyond the provisioned
+    /// concurrency are billed at.
+    beyond_provisioned: Option<PriceKey>,
     storage: Option<PriceKey>,
 }
 
 /// Which standing charges a variant has: provisioned concurrency (serverless with
-/// some provisioned) and ML storage (instances with a known volume size).
+/// some provisioned, and the on-demand rate of the calls beyond it) and ML storage
+/// (instances with a known volume size).
 fn standing_keys(region: &str, variant: &VariantProfile) -> StandingKeys {
     match &variant.billing {
         VariantBilling::Serverless {
@@ -1615,11 +1682,12 @@ fn standing_keys(region: &str, variant: &VariantProfile) -> StandingKeys {
                 region: region.to_owned(),
                 memory_gb: memory_mb / 1024,
             }),
+            beyond_provisioned: Some(PriceKey::serverless(region, memory_mb / 1024)),
             storage: None,
         },
         VariantBilling::Instance { .. } if variant.volume_size_gb.is_some() => StandingKeys {
-            provisioned: None,
             storage: Some(PriceKey::storage(region)),
+            ..StandingKeys::default()
         },
         _ => StandingKeys::default(),
     }
@@ -1652,6 +1720,7 @@ impl Meter {
             }
             let standing = standing_keys(region, variant);
             keys.extend(standing.provisioned);
+            keys.extend(standing.beyond_provisioned);
             keys.extend(standing.storage);
         }
         keys.sort();

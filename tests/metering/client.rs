@@ -1591,6 +1591,69 @@ async fn provisioned_concurrency_accrues_its_standing_charge_and_calls_pay_the_i
     );
 }
 
+/// A call that starts while the provisioned concurrency is all busy is served on
+/// demand, and AWS bills it at the on-demand serverless rate: with 1 provisioned
+/// and 2 calls in flight, one call pays the provisioned inference rate
+/// (0.0000233 USD/s at 2 GB) and the other the on-demand rate (0.00004 USD/s),
+/// each on its billed seconds (latency rounded up to the millisecond). The
+/// accrual's allocation holds only what the provisioned concurrency served.
+#[tokio::test]
+async fn a_call_beyond_the_provisioned_concurrency_pays_the_on_demand_rate() {
+    let fake = fake_with_demo_endpoints().await;
+    fake.add_endpoint("pc", vec![FakeVariant::serverless("AllTraffic", 2048)]);
+    let mut prices = with_standing_rates();
+    prices
+        .0
+        .insert(PriceKey::serverless("us-east-1", 2), dec("0.00004"));
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "pc",
+            vec![VariantProfile::serverless("AllTraffic", 2048).with_provisioned_concurrency(1)],
+        ))
+        .price_source(prices)
+        .build()
+        .unwrap();
+    fake.hold();
+    let calls: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(invoke(&client, "pc")))
+        .collect();
+    fake.wait_for_invocations(2).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    fake.release();
+    let mut costs = Vec::new();
+    for call in calls {
+        costs.push(call.await.unwrap().unwrap().into_parts().1);
+    }
+    let billed = |cost: &sagemeter::Cost, rate: &str| {
+        let ms = cost.usage.latency.as_nanos().div_ceil(1_000_000) as u64;
+        r12(Decimal::from(ms) / Decimal::from(1000) * dec(rate))
+    };
+    let beyond = |cost: &sagemeter::Cost| {
+        cost.notes
+            .iter()
+            .any(|n| n.contains("beyond the provisioned concurrency of 1"))
+    };
+    costs.sort_by_key(beyond);
+    let (provisioned, on_demand) = (&costs[0], &costs[1]);
+    assert!(!beyond(provisioned) && beyond(on_demand), "{costs:#?}");
+    assert_eq!(
+        line_cost(provisioned, LineItem::Compute),
+        billed(provisioned, "0.0000233")
+    );
+    assert_eq!(
+        line_cost(on_demand, LineItem::Compute),
+        billed(on_demand, "0.00004")
+    );
+    let allocated = costs
+        .iter()
+        .filter_map(|c| c.accrual.as_ref())
+        .map(|a| a.allocated_usd)
+        .max()
+        .unwrap();
+    assert_eq!(allocated, billed(provisioned, "0.0000233"));
+}
+
 #[tokio::test]
 async fn ml_storage_accrues_per_gb_month_prorated_over_the_calendar_month() {
     let fake = fake_with_demo_endpoints().await;

@@ -439,6 +439,7 @@ async fn a_discovered_profile_warms_every_key_its_calls_and_accruals_need_once_e
             fake_pricelist::docs::PcName::Mem,
             "0.0000233000",
         ),
+        docs::serverless("us-east-1", 2, "0.0000400000"),
     ]);
     let prices = std::sync::Arc::new(
         CachedPrices::builder(LivePrices::from_sdk_config(
@@ -461,8 +462,9 @@ async fn a_discovered_profile_warms_every_key_its_calls_and_accruals_need_once_e
         PriceKey::DataIn { region: region() },
         PriceKey::DataOut { region: region() },
     );
-    // Serverless with provisioned concurrency: its calls' duration rate and the
-    // standing rate per second provisioned, and the data rates.
+    // Serverless with provisioned concurrency: its calls' duration rate, the
+    // standing rate per second provisioned, the on-demand rate of calls beyond
+    // it, and the data rates.
     let mut sl_keys = vec![
         PriceKey::ProvisionedConcurrencyUsage {
             region: region(),
@@ -472,6 +474,7 @@ async fn a_discovered_profile_warms_every_key_its_calls_and_accruals_need_once_e
             region: region(),
             memory_gb: 2,
         },
+        PriceKey::serverless("us-east-1", 2),
         data_in.clone(),
         data_out.clone(),
     ];
@@ -497,8 +500,8 @@ async fn a_discovered_profile_warms_every_key_its_calls_and_accruals_need_once_e
         let rate = prices.price_now(key).unwrap().unwrap();
         assert_eq!(rate.provenance.source, PriceOrigin::Cache, "{key}");
     }
-    // 2 data keys + 2 serverless + 3 instance types + storage = 8 keys, one request each.
-    assert_eq!(pricelist.request_count(), 8, "{:#?}", pricelist.requests());
+    // 2 data keys + 3 serverless + 3 instance types + storage = 9 keys, one request each.
+    assert_eq!(pricelist.request_count(), 9, "{:#?}", pricelist.requests());
 
     // The calls find every rate cached: no request, nothing fetched for them.
     for endpoint in ["sl", "blue"] {
@@ -526,5 +529,5 @@ async fn a_discovered_profile_warms_every_key_its_calls_and_accruals_need_once_e
             "{endpoint}: {accrual:?}"
         );
     }
-    assert_eq!(pricelist.request_count(), 8);
+    assert_eq!(pricelist.request_count(), 9);
 }
