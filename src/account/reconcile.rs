@@ -212,16 +212,19 @@ impl Metered {
         }
     }
 
-    /// Reads a ledger file, receipt by receipt (a torn last line is skipped). A
-    /// file read already (by this or another path) is skipped with a WARN; one
-    /// that begins with the same receipt as a file read before (a copy of it) is
-    /// refused ([`LedgerError::SameReceipts`](crate::ledger::LedgerError::SameReceipts)).
+    /// Reads a ledger file, receipt by receipt (a torn last line is skipped): JSON
+    /// Lines, or with the `parquet` feature a `*.parquet` file. A file read already
+    /// (by this or another path) is skipped with a WARN; one that begins with the
+    /// same receipt as a file read before (a copy of it, or its conversion to the
+    /// other format) is refused
+    /// ([`LedgerError::SameReceipts`](crate::ledger::LedgerError::SameReceipts)).
     ///
-    /// A file of a rolling ledger (named `sagemeter-YYYY-MM-DDTHH[.N].jsonl`) is
-    /// read as part of its directory's ledger: read a rolling ledger's files oldest
-    /// first (as [`ledger_files`](crate::ledger::ledger_files) lists them, or
-    /// through [`read_ledgers`](Self::read_ledgers), which orders them). Errors
-    /// name the file.
+    /// A file of a rolling ledger (named `sagemeter-YYYY-MM-DDTHH[.N].jsonl`, or
+    /// `.parquet`) is read as part of its directory's ledger: read a rolling
+    /// ledger's files oldest first (as
+    /// [`any_ledger_files`](crate::ledger::any_ledger_files) lists them, or through
+    /// [`read_ledgers`](Self::read_ledgers), which orders them). Errors name the
+    /// file.
     pub fn read_ledger(&mut self, path: impl AsRef<Path>) -> Result<(), AccountError> {
         let path = path.as_ref();
         let name = path.display().to_string();
@@ -237,19 +240,39 @@ impl Metered {
             Some(dir) => dir.display().to_string(),
             None => name.clone(),
         };
-        let mut reader = LedgerReader::open(path)?;
-        let mut first = true;
-        for cost in reader.by_ref() {
-            let cost = cost?;
-            if std::mem::take(&mut first) {
-                self.first_receipts.note(path, &cost)?;
-            }
-            self.add_to(&name, &run, &cost)?;
+        #[cfg(feature = "parquet")]
+        if path.extension().is_some_and(|x| x == "parquet") {
+            let reader = crate::ledger::parquet::ParquetReader::open(path)?;
+            self.read_receipts(path, &name, &run, reader)?;
+            self.files_read.insert(file);
+            return Ok(());
         }
+        let mut reader = LedgerReader::open(path)?;
+        self.read_receipts(path, &name, &run, reader.by_ref())?;
         if let Some(torn) = reader.torn_tail() {
             self.torn_tails.push((name, torn.clone()));
         }
         self.files_read.insert(file);
+        Ok(())
+    }
+
+    /// Adds the receipts of `path` (named `name`, of run `run`), the first noted
+    /// against the other files' first receipts.
+    fn read_receipts(
+        &mut self,
+        path: &Path,
+        name: &str,
+        run: &str,
+        receipts: impl Iterator<Item = Result<Cost, crate::ledger::LedgerError>>,
+    ) -> Result<(), AccountError> {
+        let mut first = true;
+        for cost in receipts {
+            let cost = cost?;
+            if std::mem::take(&mut first) {
+                self.first_receipts.note(path, &cost)?;
+            }
+            self.add_to(name, run, &cost)?;
+        }
         Ok(())
     }
 
@@ -452,7 +475,7 @@ fn oldest_first<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>) -> Vec<PathB
         let named = path
             .file_name()
             .and_then(|n| n.to_str())
-            .and_then(RolledFileName::parse);
+            .and_then(RolledFileName::parse_any);
         match (named, rolling_dir_of(path)) {
             (Some(name), Some(dir)) => {
                 let at = *rolled_at.entry(dir.to_owned()).or_insert_with(|| {
@@ -1465,6 +1488,66 @@ mod tests {
         let mut m = Metered::new("us-east-1");
         m.read_ledger(&path).unwrap();
         assert_eq!(accrual(&m), (d("0.23"), d("0.00000003195")));
+    }
+
+    /// A Parquet ledger (written by `ParquetLedger`, or converted) reconciles as
+    /// its JSON Lines ledger does, a rolling directory of them named in any order
+    /// too; a ledger read with its own conversion is refused, as a copy is.
+    #[cfg(feature = "parquet")]
+    #[test]
+    fn parquet_ledgers_reconcile_as_their_json_lines_ledgers_do() {
+        // One instance at 0.23 $/h from 10:00 to 13:00, 0.01 $/h allocated: 0.69
+        // accrued after the first receipt, 0.03 allocated.
+        let receipts = hourly("2026-12-01T10:00:00Z", 3, "0.001", "0.01");
+        let dir = tempfile::tempdir().unwrap();
+        let jsonl = dir.path().join("calls.jsonl");
+        write_ledger(&jsonl, &receipts);
+        let parquet = dir.path().join("calls.parquet");
+        crate::ledger::parquet::convert(&jsonl, &parquet).unwrap();
+        let read = |paths: &[&Path]| {
+            let mut m = Metered::new("us-east-1");
+            m.read_ledgers(paths).map(|()| m)
+        };
+        let from_jsonl = read(&[&jsonl]).unwrap();
+        let from_parquet = read(&[&parquet]).unwrap();
+        assert_eq!(from_parquet.receipts(), 4);
+        assert_eq!(accrual(&from_parquet), (d("0.69"), d("0.03")));
+        assert_eq!(accrual(&from_parquet), accrual(&from_jsonl));
+        assert_eq!(
+            format!("{:?}", from_parquet.cells),
+            format!("{:?}", from_jsonl.cells)
+        );
+
+        // A rolling Parquet ledger, one file an hour, named newest first: read
+        // oldest first, one run.
+        let rolled = dir.path().join("receipts");
+        std::fs::create_dir(&rolled).unwrap();
+        let mut names = Vec::new();
+        for (i, receipt) in receipts.iter().enumerate() {
+            let hour = dir.path().join(format!("h{i}.jsonl"));
+            write_ledger(&hour, std::slice::from_ref(receipt));
+            let name = rolled.join(format!(
+                "sagemeter-{}.parquet",
+                receipt.at.format("%Y-%m-%dT%H")
+            ));
+            crate::ledger::parquet::convert(&hour, &name).unwrap();
+            names.push(name);
+        }
+        names.reverse();
+        let paths: Vec<&Path> = names.iter().map(PathBuf::as_path).collect();
+        assert_eq!(accrual(&read(&paths).unwrap()), (d("0.69"), d("0.03")));
+        // The directory, as the CLI lists it.
+        let listed = crate::ledger::any_ledger_files(&rolled).unwrap();
+        assert_eq!(listed.len(), 4);
+        let paths: Vec<&Path> = listed.iter().map(PathBuf::as_path).collect();
+        assert_eq!(accrual(&read(&paths).unwrap()), (d("0.69"), d("0.03")));
+
+        // A ledger and its conversion: the same receipts twice, refused.
+        let err = read(&[&jsonl, &parquet]).unwrap_err();
+        assert!(
+            err.to_string().contains("begin with the same receipt"),
+            "{err}"
+        );
     }
 
     #[test]

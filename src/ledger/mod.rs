@@ -21,7 +21,7 @@ mod writer;
 pub use copies::FirstReceipts;
 pub use error::{LedgerError, ParseError};
 pub use file::{DEFAULT_CAPACITY, JsonlLedger, JsonlLedgerBuilder};
-pub use reader::{LedgerRead, LedgerReader, TornTail, ledger_files, read_all};
+pub use reader::{LedgerRead, LedgerReader, TornTail, any_ledger_files, ledger_files, read_all};
 pub use rolling::RollEvery;
 pub use writer::{Refused, SinkStats};
 

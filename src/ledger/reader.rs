@@ -145,6 +145,32 @@ pub fn ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError>
     Ok(files)
 }
 
+/// The ledger files at `path` of either format, in the order to read them: the
+/// JSON Lines files as [`ledger_files`] lists them, then, with the `parquet`
+/// feature, the Parquet files (a `*.parquet` path, or a directory's, as
+/// [`parquet_files`](super::parquet::parquet_files) lists them). A directory with
+/// neither is an error. What `report` and `reconcile` read.
+pub fn any_ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError> {
+    let path = path.as_ref();
+    #[cfg(feature = "parquet")]
+    {
+        if path.extension().is_some_and(|x| x == "parquet") {
+            return Ok(vec![path.to_owned()]);
+        }
+        if path.is_dir() {
+            let parquet = super::parquet::parquet_files(path).unwrap_or_default();
+            let mut files = match ledger_files(path) {
+                Ok(files) => files,
+                Err(_) if !parquet.is_empty() => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            files.extend(parquet);
+            return Ok(files);
+        }
+    }
+    ledger_files(path)
+}
+
 /// A streaming reader: an iterator of receipts, one line at a time.
 ///
 /// - Blank lines are skipped.

@@ -78,6 +78,12 @@ impl FileName {
         Self::parse_with_extension(name, "jsonl")
     }
 
+    /// Reads the name of a rolling ledger's file of either format (`.jsonl`, or
+    /// `.parquet` as the Parquet ledger names its files).
+    pub(crate) fn parse_any(name: &str) -> Option<FileName> {
+        Self::parse(name).or_else(|| Self::parse_with_extension(name, "parquet"))
+    }
+
     /// Reads a name [`with_extension`](Self::with_extension) writes.
     pub(crate) fn parse_with_extension(name: &str, extension: &str) -> Option<FileName> {
         let stem = name
@@ -96,11 +102,12 @@ impl FileName {
 }
 
 /// The rolling ledger (its directory) that `path` is a file of, when the file's
-/// name is one a rolling ledger writes (`sagemeter-YYYY-MM-DDTHH[.N].jsonl`);
-/// `None` for any other file. A bare file name is of the current directory, `.`.
+/// name is one a rolling ledger writes (`sagemeter-YYYY-MM-DDTHH[.N].jsonl`, or
+/// `.parquet`); `None` for any other file. A bare file name is of the current
+/// directory, `.`.
 #[cfg(feature = "account")]
 pub(crate) fn rolling_dir_of(path: &Path) -> Option<&Path> {
-    FileName::parse(path.file_name()?.to_str()?)?;
+    FileName::parse_any(path.file_name()?.to_str()?)?;
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => Some(dir),
         _ => Some(Path::new(".")),

@@ -1249,37 +1249,25 @@ fn parquet_report(_: &[PathBuf], options: &ReportOptions) -> Result<ReportBuilde
     ReportBuilder::new(options.clone())
 }
 
-/// The ledger files at `path`: JSON Lines (see
-/// [`ledger_files`](crate::ledger::ledger_files)) and, with the `parquet`
-/// feature, `*.parquet` files (and a directory's, see
-/// [`parquet_files`](crate::ledger::parquet::parquet_files)).
-#[cfg_attr(not(feature = "parquet"), allow(clippy::ptr_arg))]
+/// The ledger files at `path` ([`any_ledger_files`](crate::ledger::any_ledger_files)),
+/// each format's to its list.
 fn inputs(
     path: &Path,
     jsonl: &mut Vec<PathBuf>,
     parquet: &mut Vec<PathBuf>,
 ) -> Result<(), ReportError> {
-    #[cfg(feature = "parquet")]
-    {
-        if path.extension().is_some_and(|x| x == "parquet") {
-            parquet.push(path.to_owned());
-            return Ok(());
-        }
-        if path.is_dir() {
-            let found = crate::ledger::parquet::parquet_files(path).unwrap_or_default();
-            match crate::ledger::ledger_files(path) {
-                Ok(files) => jsonl.extend(files),
-                Err(_) if !found.is_empty() => {}
-                Err(e) => return Err(e.into()),
-            }
-            parquet.extend(found);
-            return Ok(());
+    for file in crate::ledger::any_ledger_files(path)? {
+        match is_parquet(&file) {
+            true => parquet.push(file),
+            false => jsonl.push(file),
         }
     }
-    #[cfg(not(feature = "parquet"))]
-    let _ = parquet;
-    jsonl.extend(crate::ledger::ledger_files(path)?);
     Ok(())
+}
+
+/// A Parquet ledger file, by its name, when Parquet files are read at all.
+fn is_parquet(path: &Path) -> bool {
+    cfg!(feature = "parquet") && path.extension().is_some_and(|x| x == "parquet")
 }
 
 /// Renders the report as a plain-text table (groups, then the total), followed by

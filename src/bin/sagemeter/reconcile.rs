@@ -21,8 +21,8 @@ unexplained. A day is judged by the sum of its rows' |unexplained|: errors do no
 A rolling ledger's files may be named in any order (e.g. a glob): they are read oldest first.
 IAM: ce:GetCostAndUsage, pricing:GetProducts (and sagemaker:DescribeEndpoint, sagemaker:ListTags with --group-by tag:KEY).")]
 pub struct ReconcileArgs {
-    /// Ledger files (JSON Lines), or directories of them (*.jsonl), from any
-    /// number of processes.
+    /// Ledger files (JSON Lines, or Parquet with the `parquet` feature), or
+    /// directories of them, from any number of processes.
     #[arg(required = true, value_name = "LEDGER")]
     pub ledgers: Vec<PathBuf>,
     /// First UTC day, YYYY-MM-DD.
@@ -148,12 +148,13 @@ fn days(
     Ok((since, until))
 }
 
-/// The files named, and the ledger files of the directories named.
+/// The files named, and the ledger files of the directories named (JSON Lines and
+/// Parquet).
 fn ledger_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     let mut files = Vec::new();
     for path in paths {
         files.extend(
-            sagemeter::ledger::ledger_files(path).map_err(|e| CliError::Failed(Box::new(e)))?,
+            sagemeter::ledger::any_ledger_files(path).map_err(|e| CliError::Failed(Box::new(e)))?,
         );
     }
     Ok(files)
