@@ -1226,11 +1226,11 @@ pub(crate) fn term_dates(
     dates
 }
 
-/// The on-demand terms of a product in effect at `now`: with several dated terms,
-/// the latest whose `effectiveDate` is not after `now` (a price change published
-/// ahead of its date, or one superseded, is not the price now); when every dated
-/// term is still ahead, the earliest of them, with its date. Undated or unreadable
-/// dates, a single term, or no `now`: every term, as they are.
+/// The on-demand terms of a product in effect at `now`: of dated terms, the latest
+/// whose `effectiveDate` is not after `now` (a price change published ahead of its
+/// date, or one superseded, is not the price now); when every dated term is still
+/// ahead (a single one too), the earliest of them, with its date. Undated or
+/// unreadable dates, or no `now`: every term, as they are.
 fn terms_in_effect(
     terms: &[OnDemandTerm],
     now: Option<chrono::DateTime<chrono::Utc>>,
@@ -1245,9 +1245,6 @@ fn terms_in_effect(
     let (Some(now), Some(dated)) = (now, dated) else {
         return (terms.iter().collect(), None);
     };
-    if dated.len() < 2 {
-        return (terms.iter().collect(), None);
-    }
     if let Some(&(_, current)) = dated
         .iter()
         .filter(|(date, _)| *date <= now)
@@ -1470,7 +1467,7 @@ mod tests {
 
     /// The ml.m5.xlarge hosting product with two on-demand terms: `(offer term
     /// code, effectiveDate, USD per hour)` each.
-    fn hosting_with_terms(terms: [(&str, &str, &str); 2]) -> PriceDocument {
+    fn hosting_with_terms<const N: usize>(terms: [(&str, &str, &str); N]) -> PriceDocument {
         let sku = "JDZQJFUVUR8SUWHS";
         let mut doc: Value = serde_json::from_str(&doc_json(
             sku,
@@ -1545,6 +1542,24 @@ mod tests {
             "{:?}",
             chosen.reason
         );
+        // A single term ahead of its date says so too; one in effect says nothing.
+        for (date, said) in [
+            ("2099-01-01T00:00:00Z", true),
+            ("2026-05-01T00:00:00Z", false),
+        ] {
+            let one = [("JRTCKXETXF", date, "0.2300000000")];
+            let chosen = select_rate_at(&key, &[hosting_with_terms(one)], Some(now)).unwrap();
+            assert_eq!(chosen.usd_per_unit, dec("0.23"));
+            assert_eq!(
+                chosen
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains(&format!("not in effect until {date}"))),
+                said,
+                "{date}: {:?}",
+                chosen.reason
+            );
+        }
     }
 
     #[test]
