@@ -114,7 +114,8 @@ pub struct PlanCost {
     /// instances must serve calls concurrently.
     pub utilisation: Option<Decimal>,
     /// Instance-seconds provisioned per period (instance and savings plans:
-    /// `count × running hours × 3600`), the denominator of
+    /// `count × running hours × 3600`; serverless with provisioned concurrency `n`:
+    /// `n × the period's seconds`), the denominator of
     /// [`utilisation`](Self::utilisation).
     pub provisioned_seconds: Option<Decimal>,
     /// The rates looked up or stated for this plan, with their provenance. Empty for
@@ -537,7 +538,7 @@ fn price_plan(
             CostCurve::linear(fixed, data)
         }
         PlanModel::Serverless(p) => {
-            let rate = rates.require(name, PriceKey::serverless(&region, p.memory_gb()))?;
+            let rate = rates.require(name, p.duration_key(&region))?;
             let billed = profile.billed_seconds_per_call();
             let compute =
                 mul(billed, rate.usd_per_unit).map_err(overflow("the compute per call"))?;
@@ -556,9 +557,37 @@ fn price_plan(
                     billed_ms.normalize()
                 )
             });
+            // Provisioned concurrency: n × its per-second rate, every second of the
+            // period, busy or not.
+            let standing = match (p.provisioned_concurrency, p.standing_key(&region)) {
+                (Some(n), Some(key)) => {
+                    let rate = rates.require(name, key)?;
+                    let seconds = mul(period.hours(), Decimal::from(3600))
+                        .map_err(overflow("the seconds per period"))?;
+                    let cost = mul(Decimal::from(n), rate.usd_per_unit)
+                        .and_then(|x| mul(x, seconds))
+                        .map_err(overflow(&per_period))?;
+                    notes.push(format!(
+                        "provisioned concurrency: {n} × {} USD per second provisioned × {} s = \
+                         {} USD per {period}, busy or not; calls at its inference rate, assuming \
+                         {n} cover the calls in flight at peak (AWS bills calls beyond it at the \
+                         on-demand serverless rate)",
+                        rate.usd_per_unit.normalize(),
+                        seconds.normalize(),
+                        usd(cost, 2)
+                    ));
+                    used.push(rate.clone());
+                    provisioned_seconds = Some(
+                        mul(Decimal::from(n), seconds)
+                            .map_err(overflow("the provisioned seconds"))?,
+                    );
+                    cost
+                }
+                _ => Decimal::ZERO,
+            };
             let data = data_per_call(name, profile, rates, &mut used)?;
             let per_call = add(compute, data).map_err(overflow("the cost per call"))?;
-            CostCurve::linear(Decimal::ZERO, per_call)
+            CostCurve::linear(standing, per_call)
         }
         PlanModel::PerInference(p) => CostCurve::linear(Decimal::ZERO, p.usd_per_call),
         PlanModel::PerToken(p) => {
@@ -647,11 +676,18 @@ fn price_plan(
     if let Some(u) = utilisation
         && u > Decimal::ONE
     {
-        notes.push(format!(
-            "busy {} of the provisioned time: the instances must serve calls concurrently, \
-             or add instances",
-            percent(u)
-        ));
+        notes.push(match plan.model {
+            PlanModel::Serverless(_) => format!(
+                "busy {} of the provisioned concurrency's time: calls beyond it are served \
+                 and billed on demand, which the plan does not count; provision more",
+                percent(u)
+            ),
+            _ => format!(
+                "busy {} of the provisioned time: the instances must serve calls \
+                 concurrently, or add instances",
+                percent(u)
+            ),
+        });
     }
 
     let rate_source = if used.is_empty() {
@@ -738,6 +774,68 @@ mod tests {
             "{:?}",
             row.notes
         );
+    }
+
+    /// Serverless with provisioned concurrency, from AWS's rules: the standing charge
+    /// per second provisioned, every second of the period, and each call's billed
+    /// seconds at the inference-duration rate (not the on-demand rate).
+    #[test]
+    fn provisioned_concurrency_pays_its_standing_charge_and_its_inference_rate() {
+        use crate::compare::ServerlessPlan;
+        let profile = UsageProfile::builder()
+            .calls_per_period(1_000_000)
+            .mean_latency(Duration::from_millis(800))
+            .build()
+            .unwrap();
+        let (region, gb) = ("us-east-1".to_owned(), 2);
+        let rates = m5_rates()
+            .with_rate(
+                PriceKey::ProvisionedConcurrency {
+                    region: region.clone(),
+                    memory_gb: gb,
+                },
+                d("0.00001"),
+            )
+            .unwrap()
+            .with_rate(
+                PriceKey::ProvisionedConcurrencyUsage {
+                    region: region.clone(),
+                    memory_gb: gb,
+                },
+                d("0.0000233"),
+            )
+            .unwrap()
+            .with_rate(PriceKey::serverless(&region, gb), d("0.00004"))
+            .unwrap();
+        let pc = ServerlessPlan::new(2048)
+            .unwrap()
+            .with_provisioned_concurrency(2)
+            .unwrap();
+        let plans = [
+            Plan::from(pc),
+            Plan::from(ServerlessPlan::new(2048).unwrap()),
+            Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap()),
+        ];
+        let comparison = Comparison::compute(&profile, &plans, &rates).unwrap();
+        let row = comparison
+            .plan("serverless 2048 MB, 2 provisioned")
+            .unwrap();
+        // Standing: 2 × 0.00001 USD/s × 730 h × 3,600 s = 52.56 USD a month.
+        assert_eq!(row.curve.fixed_usd, d("52.56"));
+        // Calls: 1,000,000 × 0.8 s × 0.0000233 = 18.64; in all 71.20.
+        assert_eq!(row.cost_usd, d("71.2"));
+        // Busy 1,000,000 × 0.8 s of 2 × 2,628,000 s provisioned.
+        assert_eq!(row.provisioned_seconds, Some(d("5256000")));
+        assert_eq!(row.utilisation.unwrap().round_dp(6), d("0.152207"));
+        // On demand: 1,000,000 × 0.8 × 0.00004 = 32, no standing charge.
+        let on_demand = comparison.plan("serverless 2048 MB").unwrap();
+        assert_eq!(on_demand.cost_usd, d("32"));
+        // The instance (0.23 × 730 = 167.9) breaks even with provisioned
+        // concurrency at (167.9 − 52.56) / (0.8 × 0.0000233) = 6,187,768.24… calls.
+        let be = comparison
+            .break_even("ml.m5.xlarge x1", "serverless 2048 MB, 2 provisioned")
+            .unwrap();
+        assert_eq!(be.points[0].calls_per_period.round_dp(2), d("6187768.24"));
     }
 
     #[test]

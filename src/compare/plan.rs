@@ -1,5 +1,6 @@
 //! The ways of paying for the same work.
 
+use crate::pricing::PriceKey;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -227,25 +228,72 @@ const MAX_VOLUME_GB: u32 = 512;
 /// size, plus data processed in and out.
 ///
 /// Billed seconds per call are the profile's mean latency rounded up to the
-/// millisecond. Provisioned concurrency is not modelled yet.
+/// millisecond. With provisioned concurrency `n`, the standing charge `n × the
+/// per-second provisioned rate × the period's seconds` is paid busy or not, and
+/// calls are billed at its inference-duration rate: the plan assumes `n` covers
+/// the calls in flight at peak (AWS bills calls beyond it at the on-demand rate).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerlessPlan {
     /// Memory size in MB: 1024, 2048, 3072, 4096, 5120 or 6144.
     pub memory_mb: u32,
+    /// Provisioned concurrency, when configured (1 to 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_concurrency: Option<u32>,
 }
+
+/// The most provisioned concurrency a serverless variant takes (its maximum
+/// concurrency is at most 200).
+const MAX_PROVISIONED_CONCURRENCY: u32 = 200;
 
 impl ServerlessPlan {
     /// A serverless endpoint with `memory_mb` of memory.
     pub fn new(memory_mb: u32) -> Result<Self, CompareError> {
-        let plan = ServerlessPlan { memory_mb };
+        let plan = ServerlessPlan {
+            memory_mb,
+            provisioned_concurrency: None,
+        };
         plan.validate()?;
         Ok(plan)
+    }
+
+    /// With `n` provisioned concurrency (1 to 200).
+    pub fn with_provisioned_concurrency(mut self, n: u32) -> Result<Self, CompareError> {
+        self.provisioned_concurrency = Some(n);
+        self.validate()?;
+        Ok(self)
     }
 
     /// The memory size in GB, as the price list keys it (`memory_mb / 1024`).
     pub fn memory_gb(&self) -> u32 {
         self.memory_mb / 1024
+    }
+
+    /// The rate of its calls' compute time in `region`: the on-demand serverless
+    /// rate, or with provisioned concurrency its inference-duration rate.
+    pub fn duration_key(&self, region: &str) -> PriceKey {
+        let (region, memory_gb) = (region.to_owned(), self.memory_gb());
+        match self.provisioned_concurrency {
+            Some(_) => PriceKey::ProvisionedConcurrencyUsage { region, memory_gb },
+            None => PriceKey::Serverless { region, memory_gb },
+        }
+    }
+
+    /// The rate of its provisioned concurrency's standing charge (per second
+    /// provisioned) in `region`, when it has some.
+    pub fn standing_key(&self, region: &str) -> Option<PriceKey> {
+        self.provisioned_concurrency
+            .map(|_| PriceKey::ProvisionedConcurrency {
+                region: region.to_owned(),
+                memory_gb: self.memory_gb(),
+            })
+    }
+
+    /// Every rate the plan is priced with in `region` (data processed aside).
+    pub(crate) fn compute_keys(&self, region: &str) -> Vec<PriceKey> {
+        let mut keys = vec![self.duration_key(region)];
+        keys.extend(self.standing_key(region));
+        keys
     }
 
     fn validate(&self) -> Result<(), CompareError> {
@@ -257,11 +305,26 @@ impl ServerlessPlan {
                     .into(),
             });
         }
+        if let Some(n) = self
+            .provisioned_concurrency
+            .filter(|n| !(1..=MAX_PROVISIONED_CONCURRENCY).contains(n))
+        {
+            return Err(CompareError::OutOfRange {
+                what: "provisioned concurrency",
+                value: n.to_string(),
+                hint: "a serverless variant's provisioned concurrency is 1 to 200 (at most its \
+                       maximum concurrency); leave it unset for none"
+                    .into(),
+            });
+        }
         Ok(())
     }
 
     fn default_name(&self) -> String {
-        format!("serverless {} MB", self.memory_mb)
+        match self.provisioned_concurrency {
+            Some(n) => format!("serverless {} MB, {n} provisioned", self.memory_mb),
+            None => format!("serverless {} MB", self.memory_mb),
+        }
     }
 }
 
@@ -765,6 +828,15 @@ mod tests {
     #[test]
     fn serverless_memory_must_be_a_whole_number_of_gb_up_to_6() {
         assert!(ServerlessPlan::new(3072).is_ok());
+        // Provisioned concurrency: 1 to 200.
+        let plan = ServerlessPlan::new(2048).unwrap();
+        assert!(plan.clone().with_provisioned_concurrency(200).is_ok());
+        for n in [0, 201] {
+            assert!(matches!(
+                plan.clone().with_provisioned_concurrency(n),
+                Err(CompareError::OutOfRange { .. })
+            ));
+        }
         for mb in [0, 1000, 7168] {
             assert!(matches!(
                 ServerlessPlan::new(mb),

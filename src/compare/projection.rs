@@ -455,9 +455,24 @@ fn parts(
         PlanModel::Serverless(p) => {
             let mut parts = Vec::new();
             let data = data(&mut parts)?;
+            // Provisioned concurrency's standing charge follows its own rate.
+            let standing = match (p.provisioned_concurrency, p.standing_key(region)) {
+                (Some(n), Some(key)) => {
+                    let usd = mul(Decimal::from(n), rate_of(&key)?)
+                        .and_then(|x| mul(x, period.hours()))
+                        .and_then(|x| mul(x, Decimal::from(3600)))
+                        .map_err(overflow("the provisioned concurrency"))?;
+                    parts.push(Part {
+                        usd: month(usd)?,
+                        follows: Follows::Trend(key),
+                    });
+                    usd
+                }
+                _ => Decimal::ZERO,
+            };
             parts.push(Part {
-                usd: month(rest(&[data])?)?,
-                follows: Follows::Trend(PriceKey::serverless(region, p.memory_gb())),
+                usd: month(rest(&[data, standing])?)?,
+                follows: Follows::Trend(p.duration_key(region)),
             });
             (PriceBasis::Trend, None, parts)
         }

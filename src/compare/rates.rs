@@ -205,7 +205,7 @@ pub(crate) fn needed_keys<'p>(
                 true
             }
             PlanModel::Serverless(p) => {
-                keys.push((name, PriceKey::serverless(region, p.memory_gb())));
+                keys.extend(p.compute_keys(region).into_iter().map(|key| (name, key)));
                 true
             }
             _ => false,

@@ -199,6 +199,54 @@ ml.m5.xlarge x1                          167.90           0.1679      +119.90  o
 }
 
 #[test]
+fn serverless_with_provisioned_concurrency_pays_its_standing_charge_with_stated_rates() {
+    // 2 provisioned at 2 GB: 2 × 0.00001 USD/s × 730 h × 3,600 s = 52.56 a month,
+    // busy or not; 1,000,000 calls × 0.8 s at the inference rate 0.0000233 = 18.64:
+    // 71.20. The instance, 0.23 × 730 = 167.90, is cheaper above
+    // (167.90 − 52.56) / (0.8 × 0.0000233) = 6,187,768 calls.
+    sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "1000000",
+            "--latency-ms",
+            "800",
+            "--instance",
+            "ml.m5.xlarge",
+            "--instance-usd-per-hour",
+            "0.23",
+            "--serverless",
+            "2048",
+            "--provisioned-concurrency",
+            "2",
+            "--serverless-usd-per-second",
+            "0.0000233",
+            "--provisioned-usd-per-second",
+            "0.00001",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "serverless 2048 MB, 2 provisioned       71.20           0.0712     cheapest  override",
+        ))
+        .stdout(predicate::str::contains(
+            "- ml.m5.xlarge x1 is cheaper above 6,187,768 calls per month",
+        ));
+    // Provisioned concurrency goes with a serverless plan, 1 to 200.
+    for args in [
+        &["--provisioned-concurrency", "2"][..],
+        &["--serverless", "2048", "--provisioned-concurrency", "0"],
+        &["--serverless", "2048", "--provisioned-concurrency", "201"],
+    ] {
+        sagemeter()
+            .args(["compare", "--calls", "100", "--latency-ms", "100"])
+            .args(args)
+            .assert()
+            .code(2);
+    }
+}
+
+#[test]
 fn hours_apply_to_the_savings_plan_whose_commitment_is_billed_every_hour() {
     // ml.m5.xlarge at 0.23 USD/h running 400 of the month's 730 h:
     // on demand 400 × 0.23 = 92.00; pay per use 100,000 × 0.001 = 100.00;

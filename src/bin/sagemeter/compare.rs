@@ -173,6 +173,11 @@ pub struct CompareArgs {
     #[arg(long, value_name = "MB", value_parser = parse_memory_mb,
         allow_negative_numbers = true, help_heading = "Plans")]
     pub serverless: Option<u32>,
+    /// With --serverless: this many provisioned concurrency (1 to 200), paid per
+    /// second provisioned, busy or not; calls at its inference rate.
+    #[arg(long, value_name = "N", requires = "serverless", allow_negative_numbers = true,
+        value_parser = clap::value_parser!(u32).range(1..=200), help_heading = "Plans")]
+    pub provisioned_concurrency: Option<u32>,
 
     // --- stated rates ---
     /// State the instance-hour rate instead of looking it up.
@@ -185,10 +190,15 @@ pub struct CompareArgs {
     pub storage_usd_per_gb_month: Option<Decimal>,
     /// State the serverless compute rate instead of looking it up: USD per second at
     /// the --serverless memory size (as AWS lists it, e.g. 0.00006 for 3072 MB), not
-    /// per GB-second.
+    /// per GB-second; with --provisioned-concurrency, its inference-duration rate.
     #[arg(long, value_name = "USD", value_parser = parse_usd,
         allow_negative_numbers = true, requires = "serverless", help_heading = "Rate overrides")]
     pub serverless_usd_per_second: Option<Decimal>,
+    /// State provisioned concurrency's standing rate instead of looking it up: USD
+    /// per second provisioned, at the --serverless memory size.
+    #[arg(long, value_name = "USD", value_parser = parse_usd, allow_negative_numbers = true,
+        requires = "provisioned_concurrency", help_heading = "Rate overrides")]
+    pub provisioned_usd_per_second: Option<Decimal>,
     /// State the data-processed rate per GB (in and out) instead of looking it up.
     #[arg(long, value_name = "USD", value_parser = parse_usd,
         allow_negative_numbers = true, help_heading = "Rate overrides")]
@@ -701,6 +711,18 @@ fn latency(ms: Decimal) -> Result<Duration, CompareError> {
         .map_err(|_| out_of_range())
 }
 
+/// `--serverless` (with `--provisioned-concurrency`), when given.
+fn serverless_plan(args: &CompareArgs) -> Result<Option<ServerlessPlan>, CompareError> {
+    let Some(mb) = args.serverless else {
+        return Ok(None);
+    };
+    let plan = ServerlessPlan::new(mb)?;
+    Ok(Some(match args.provisioned_concurrency {
+        Some(n) => plan.with_provisioned_concurrency(n)?,
+        None => plan,
+    }))
+}
+
 fn plans(args: &CompareArgs) -> Result<Vec<Plan>, CompareError> {
     let mut plans = Vec::new();
     if let Some(usd) = args.per_call {
@@ -752,8 +774,8 @@ fn plans(args: &CompareArgs) -> Result<Vec<Plan>, CompareError> {
             plans.push(Plan::from(savings.build()?));
         }
     }
-    if let Some(mb) = args.serverless {
-        plans.push(Plan::from(ServerlessPlan::new(mb)?));
+    if let Some(plan) = serverless_plan(args)? {
+        plans.push(Plan::from(plan));
     }
     if plans.is_empty() {
         return Err(CompareError::Inconsistent {
@@ -783,10 +805,19 @@ fn stated_rates(args: &CompareArgs, region: &str) -> Result<RateTable, CliError>
             .with_rate(PriceKey::storage(region), usd)
             .map_err(flagged("--storage-usd-per-gb-month"))?;
     }
-    if let (Some(usd), Some(mb)) = (args.serverless_usd_per_second, args.serverless) {
+    let serverless = serverless_plan(args).map_err(with_flag_hint)?;
+    if let (Some(usd), Some(plan)) = (args.serverless_usd_per_second, &serverless) {
         rates = rates
-            .with_rate(PriceKey::serverless(region, mb / 1024), usd)
+            .with_rate(plan.duration_key(region), usd)
             .map_err(flagged("--serverless-usd-per-second"))?;
+    }
+    if let (Some(usd), Some(key)) = (
+        args.provisioned_usd_per_second,
+        serverless.as_ref().and_then(|p| p.standing_key(region)),
+    ) {
+        rates = rates
+            .with_rate(key, usd)
+            .map_err(flagged("--provisioned-usd-per-second"))?;
     }
     if let Some(usd) = args.data_usd_per_gb {
         for key in [
@@ -810,7 +841,10 @@ fn with_flag_hint(e: CompareError) -> CliError {
     let flag = match &e {
         CompareError::MissingRate { key, .. } => match key {
             PriceKey::Hosting { .. } => Some("--instance-usd-per-hour"),
-            PriceKey::Serverless { .. } => Some("--serverless-usd-per-second"),
+            PriceKey::Serverless { .. } | PriceKey::ProvisionedConcurrencyUsage { .. } => {
+                Some("--serverless-usd-per-second")
+            }
+            PriceKey::ProvisionedConcurrency { .. } => Some("--provisioned-usd-per-second"),
             PriceKey::DataIn { .. } | PriceKey::DataOut { .. } => Some("--data-usd-per-gb"),
             PriceKey::Storage { .. } => Some("--storage-usd-per-gb-month"),
             _ => None,
