@@ -80,6 +80,7 @@ impl FileName {
 
     /// Reads the name of a rolling ledger's file of either format (`.jsonl`, or
     /// `.parquet` as the Parquet ledger names its files).
+    #[cfg(feature = "account")]
     pub(crate) fn parse_any(name: &str) -> Option<FileName> {
         Self::parse(name).or_else(|| Self::parse_with_extension(name, "parquet"))
     }

@@ -243,6 +243,7 @@ fn parse_usd(text: &str) -> Result<Decimal, String> {
 }
 
 /// `5` or `5%`: a whole percentage from 1 to 100.
+#[cfg(feature = "fleet")]
 fn parse_lease_percent(text: &str) -> Result<u32, String> {
     match text.strip_suffix('%').unwrap_or(text).parse::<u32>() {
         Ok(p) if (1..=100).contains(&p) => Ok(p),
