@@ -496,8 +496,9 @@ pub(crate) fn amortized_compute_lines(
 /// - Instance, busy time: `latency h × usd/h` (one instance serves one call).
 /// - Instance, amortised: see [`amortized_compute_lines`]; here (its first call,
 ///   or one it does not bill), busy time.
-/// - Serverless: `billed seconds × usd/s` (provisioned-concurrency usage rate when
-///   provisioned concurrency is configured).
+/// - Serverless: `billed seconds × usd/s`, at the rate the caller gives: with
+///   provisioned concurrency its inference-duration rate, or the on-demand rate for
+///   a call beyond it.
 pub(crate) fn compute_line(
     billing: &VariantBilling,
     usage: &Usage,

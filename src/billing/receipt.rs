@@ -121,7 +121,9 @@ pub struct Accrual {
     /// whether calls come or not).
     #[serde(serialize_with = "amount::serialize")]
     pub accrued_usd: Decimal,
-    /// Compute allocated to calls on receipts so far, for this variant.
+    /// Compute allocated to calls on receipts so far, for this variant (for
+    /// provisioned concurrency, of the calls it served: not those beyond it, billed
+    /// on demand).
     #[serde(serialize_with = "amount::serialize")]
     pub allocated_usd: Decimal,
     /// allocated ÷ accrued, when accrued > 0. For instances, the share of instance

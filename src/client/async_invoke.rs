@@ -768,9 +768,10 @@ impl Settlement {
         let tokens = completion
             .tokens
             .or_else(|| completion.output.and_then(|body| meter.count_tokens(body)));
+        let mut tokens_unseen = None;
         if let Some(tokens) = tokens {
             usage = usage.with_tokens(tokens);
-            usage.drop_implausible_tokens(&mut notes);
+            tokens_unseen = usage.drop_implausible_tokens(&mut notes);
         }
         if completion.failed {
             usage.outcome = Outcome::Error;
@@ -788,7 +789,7 @@ impl Settlement {
                 shared_hours: None,
                 in_flight_at_start: None,
                 unknown,
-                tokens_unseen: None,
+                tokens_unseen,
             },
             hold,
             #[cfg(feature = "fleet")]

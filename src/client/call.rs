@@ -870,7 +870,7 @@ impl CallParts {
             ..
         } = self;
         let mut notes: Vec<String> = note.map(str::to_owned).into_iter().chain(notes).collect();
-        usage.drop_implausible_tokens(&mut notes);
+        let tokens_unseen = usage.drop_implausible_tokens(&mut notes);
         // Only an async submission's input can be unseen: it is in S3.
         let unknown = match bytes_in {
             Some(_) => Vec::new(),
@@ -892,7 +892,7 @@ impl CallParts {
             shared_hours: Some(billed.share(share.end(ended))),
             in_flight_at_start,
             unknown,
-            tokens_unseen: None,
+            tokens_unseen,
         };
         (meter, call, reservation)
     }

@@ -518,9 +518,10 @@ pub(crate) struct FinishedCall {
 
 /// The rate of a call on a serverless variant with provisioned concurrency that
 /// started with more calls in flight than it provides (`in_flight_at_start`,
-/// itself included): AWS serves it on demand and bills it at the on-demand
-/// serverless rate, not the provisioned concurrency's inference rate. With the
-/// note saying so. `None` for any other call, or while that rate is not known.
+/// itself included; `None` when the count is not the variant's): AWS serves it on
+/// demand and bills it at the on-demand serverless rate (an unpriced line when that
+/// rate could not be found), not the provisioned concurrency's inference rate.
+/// With the note saying so. `None` for any other call.
 fn beyond_provisioned<'a>(
     billing: &VariantBilling,
     in_flight_at_start: Option<u32>,
@@ -1381,16 +1382,18 @@ impl Meter {
                                 &rates.compute,
                             )),
                             (None, None) => {
-                                let rate =
-                                    match beyond_provisioned(&v.billing, in_flight_at_start, rates)
-                                    {
-                                        Some((rate, note)) => {
-                                            notes.push(note);
-                                            on_demand = true;
-                                            rate
-                                        }
-                                        None => &rates.compute,
-                                    };
+                                // Counted on the endpoint's clock: the variant's
+                                // calls only when it is the endpoint's one.
+                                let in_flight =
+                                    in_flight_at_start.filter(|_| profile.variants.len() == 1);
+                                let rate = match beyond_provisioned(&v.billing, in_flight, rates) {
+                                    Some((rate, note)) => {
+                                        notes.push(note);
+                                        on_demand = true;
+                                        rate
+                                    }
+                                    None => &rates.compute,
+                                };
                                 lines.push(compute_line(
                                     &v.billing,
                                     &usage,

@@ -109,7 +109,8 @@ pub(crate) mod check {
     pub(crate) const MAX_USD: u64 = 1_000_000_000;
     pub(crate) const MAX_LATENCY: Duration = Duration::from_secs(3600);
     pub(crate) const MAX_BYTES_PER_CALL: u64 = 1 << 40;
-    pub(crate) const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000;
+    /// The most tokens a call is metered with, as receipts count them.
+    pub(crate) const MAX_TOKENS_PER_CALL: u64 = crate::usage::MAX_TOKENS_PER_CALL;
     pub(crate) const MAX_INSTANCES: u32 = 10_000;
 
     pub(crate) fn positive(

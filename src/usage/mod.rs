@@ -171,19 +171,24 @@ impl Usage {
 
     /// Leaves out a token count beyond any model's ([`MAX_TOKENS_PER_CALL`]), with
     /// a note saying so: a broken or hostile container's `u64::MAX` would price
-    /// per-token plans at any sum and make the ledger's sums overflow.
-    pub(crate) fn drop_implausible_tokens(&mut self, notes: &mut Vec<String>) {
+    /// per-token plans at any sum and make the ledger's sums overflow. Returns the
+    /// (last) note when one was left out: why a per-token line has no count.
+    pub(crate) fn drop_implausible_tokens(&mut self, notes: &mut Vec<String>) -> Option<String> {
+        let mut dropped = None;
         for (count, what) in [
             (&mut self.input_tokens, "input"),
             (&mut self.output_tokens, "output"),
         ] {
             if let Some(n) = count.take_if(|n| *n > MAX_TOKENS_PER_CALL) {
-                notes.push(format!(
+                let note = format!(
                     "the response reported {n} {what} tokens, more than any model reads or \
                      writes in a call (at most 10^9 are counted): not counted"
-                ));
+                );
+                notes.push(note.clone());
+                dropped = Some(note);
             }
         }
+        dropped
     }
 }
 

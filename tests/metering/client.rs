@@ -835,7 +835,14 @@ async fn a_token_count_beyond_any_model_is_not_counted_and_says_so() {
     fake.set_response_body(
         br#"{"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":1000000000}}"#,
     );
-    let client = client_for(&fake).await;
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .usage_charges(
+            "rt",
+            UsageCharges::default().per_1000_tokens(dec("0.0005"), dec("0.0015")),
+        )
+        .build()
+        .unwrap();
     let response = client
         .invoke_endpoint()
         .endpoint_name("rt")
@@ -845,8 +852,23 @@ async fn a_token_count_beyond_any_model_is_not_counted_and_says_so() {
         .unwrap();
     let cost = response.cost();
     assert_eq!(cost.usage.input_tokens, None);
-    // 10^9 is the most counted: still counted.
+    // 10^9 is the most counted: still counted, 10^9 × 0.0015 / 1000 = 1500.
     assert_eq!(cost.usage.output_tokens, Some(1_000_000_000));
+    assert_eq!(line_cost(cost, LineItem::OutputTokens), dec("1500"));
+    // The input tokens' line is unpriced saying why, not asking for a counter.
+    let input = cost
+        .lines
+        .iter()
+        .find(|l| l.item == LineItem::InputTokens)
+        .unwrap();
+    match &input.price {
+        sagemeter::billing::LinePrice::Unpriced { reason } => assert!(
+            reason.contains("18446744073709551615 input tokens")
+                && !reason.contains("TokenCounter"),
+            "{reason}"
+        ),
+        priced => panic!("{priced:?}"),
+    }
     assert!(
         cost.notes.iter().any(|n| n.contains(
             "the response reported 18446744073709551615 input tokens, more than any model"
@@ -1652,6 +1674,49 @@ async fn a_call_beyond_the_provisioned_concurrency_pays_the_on_demand_rate() {
         .max()
         .unwrap();
     assert_eq!(allocated, billed(provisioned, "0.0000233"));
+
+    // With a second production variant, the calls in flight on the endpoint are
+    // not the provisioned variant's (SageMaker routes by weight): none is taken
+    // for beyond it, both pay the provisioned inference rate.
+    fake.add_endpoint(
+        "ab",
+        vec![
+            FakeVariant::serverless("A", 2048),
+            FakeVariant::instance("B", "ml.m5.xlarge", 1),
+        ],
+    );
+    let mut prices = with_standing_rates();
+    prices
+        .0
+        .insert(PriceKey::serverless("us-east-1", 2), dec("0.00004"));
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "ab",
+            vec![
+                VariantProfile::serverless("A", 2048).with_provisioned_concurrency(1),
+                VariantProfile::instance("B", "ml.m5.xlarge", 1),
+            ],
+        ))
+        .price_source(prices)
+        .build()
+        .unwrap();
+    let before = fake.invocations();
+    fake.hold();
+    let calls: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(invoke(&client, "ab")))
+        .collect();
+    fake.wait_for_invocations(before + 2).await;
+    fake.release();
+    for call in calls {
+        let cost = call.await.unwrap().unwrap().into_parts().1;
+        assert_eq!(cost.variant.as_deref(), Some("A"));
+        assert!(!beyond(&cost), "{:?}", cost.notes);
+        assert_eq!(
+            line_cost(&cost, LineItem::Compute),
+            billed(&cost, "0.0000233")
+        );
+    }
 }
 
 #[tokio::test]
