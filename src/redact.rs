@@ -212,12 +212,28 @@ pub fn may_log(target: &str, level: tracing::Level) -> bool {
 /// assert_eq!(sagemeter::redact::printable("team-α"), "team-α");
 /// ```
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    escaped(text, |_| true)
+}
+
+/// [`printable`], keeping line breaks: for a message or note of several lines (an
+/// error on stderr) whose other control characters a terminal would obey.
+///
+/// ```
+/// assert_eq!(sagemeter::redact::printable_lines("a\u{1b}[2J\nb"), "a\\u{1b}[2J\nb");
+/// ```
+pub fn printable_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    escaped(text, |c| c != '\n')
+}
+
+/// `text` with each control character `escape` says yes to written as its escape.
+fn escaped(text: &str, escape: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    let escapes = |c: char| c.is_control() && escape(c);
+    if !text.chars().any(escapes) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if escapes(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);

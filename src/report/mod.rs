@@ -844,7 +844,8 @@ impl Acc {
         };
         // Each sum fits a u64; both together are summed as Decimals, which cannot overflow.
         let tokens = Decimal::from(self.input_tokens) + Decimal::from(self.output_tokens);
-        let ms = |us: u64| Decimal::from(us) / Decimal::ONE_THOUSAND;
+        // Exact, with three places (µs), as before; u64::MAX fits a Decimal.
+        let ms = |us: u64| Decimal::from_i128_with_scale(i128::from(us), 3);
         let summary = GroupSummary {
             key,
             calls: self.calls,
@@ -1398,7 +1399,10 @@ pub fn render_table(report: &Report) -> String {
         let of = report
             .torn_tail_file
             .as_ref()
-            .map_or_else(String::new, |file| format!(" of {}", file.display()));
+            .map_or_else(String::new, |file| {
+                let name = file.display().to_string();
+                format!(" of {}", crate::redact::printable(&name))
+            });
         out.push_str(&format!(
             "note: skipped a torn last line{of} ({} bytes at line {}) left by an interrupted \
              write\n",
@@ -1684,8 +1688,6 @@ mod tests {
         assert_eq!(what, "the cost of group `e`");
     }
 
-    /// Two groups of 3,000 calls: each group's percentiles are exact, the total's
-    /// (6,000 calls) are not, and the report says so.
     /// A ledger's endpoint name with an escape sequence and a line break (a ledger
     /// written by hand, or by another tool) is shown escaped: it cannot clear the
     /// terminal or forge a row of the table.
@@ -1718,8 +1720,19 @@ mod tests {
         // 18,446,744,073,709,551,615 µs ÷ 1,000.
         let ms = Decimal::from_str_exact("18446744073709551.615").unwrap();
         assert_eq!(report.total.latency_p95_ms, Some(ms));
+        // Written with its three places, as reports always have: 12,000 µs is
+        // `12.000` ms in the JSON, not `12`.
+        let mut builder = ReportBuilder::new(ReportOptions::default()).unwrap();
+        let mut row = ReportRow::new(at, "e", Decimal::ONE);
+        row.latency_us = 12_000;
+        builder.add_row(&row).unwrap();
+        let report = builder.finish().unwrap();
+        let json = serde_json::to_value(&report.total).unwrap();
+        assert_eq!(json["latency_p95_ms"], "12.000");
     }
 
+    /// Two groups of 3,000 calls: each group's percentiles are exact, the total's
+    /// (6,000 calls) are not, and the report says so.
     #[test]
     fn percentiles_of_a_total_past_the_exact_limit_are_flagged_approximate() {
         let at = parse_time_bound("2026-11-01").unwrap();

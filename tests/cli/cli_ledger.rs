@@ -269,6 +269,37 @@ async fn report_of_a_ledger_and_its_conversion_is_refused_not_counted_twice() {
     }
 }
 
+/// A ledger's names reach the terminal escaped: an endpoint with an escape sequence
+/// and a line break in the report's table, a call id with one in an error.
+#[tokio::test]
+async fn names_from_a_ledger_reach_the_terminal_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cost = receipt(1, "2026-12-02T10:00:00Z");
+    cost.endpoint = "e\u{1b}]0;PWNED\u{7}\nforged".into();
+    cost.call_id = "c\u{1b}[2J".into();
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    write_jsonl(&a, std::slice::from_ref(&cost)).await;
+    std::fs::copy(&a, &b).unwrap();
+    let out = sagemeter().arg("report").arg(&a).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        !stdout.chars().any(|c| c.is_control() && c != '\n'),
+        "{stdout:?}"
+    );
+    assert!(stdout.contains(r"e\u{1b}]0;PWNED\u{7}\nforged"), "{stdout}");
+    // The same receipts twice: the refusal quotes the call id, escaped.
+    let out = sagemeter().arg("report").arg(&a).arg(&b).assert().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(r"begin with the same receipt (c\u{1b}[2J)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.chars().any(|c| c.is_control() && c != '\n'),
+        "{stderr:?}"
+    );
+}
+
 /// `report` of a directory and a file in it (or of one file twice) reads the file
 /// once, and says so on stderr.
 #[tokio::test]

@@ -166,15 +166,20 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
     }
     // Every row's notes, one line a row: what an estimate rests on, what is left
     // out, why a figure is missing.
+    // Names and reasons come from AWS's answers: no control character reaches the
+    // terminal.
+    let printable = sagemeter::redact::printable;
     for r in view.rows.iter().filter(|r| !r.notes.is_empty()) {
-        writeln!(out, "{}: {}", label(r), r.notes.join("; "))?;
+        let line = format!("{}: {}", label(r), r.notes.join("; "));
+        writeln!(out, "{}", printable(&line))?;
     }
     for r in &view.rows {
         if let Some(reason) = &r.unpriced_reason {
-            match &r.inference_component {
-                Some(component) => writeln!(out, "unpriced {}/{component}: {reason}", r.endpoint)?,
-                None => writeln!(out, "unpriced {}: {reason}", r.endpoint)?,
-            }
+            let line = match &r.inference_component {
+                Some(component) => format!("unpriced {}/{component}: {reason}", r.endpoint),
+                None => format!("unpriced {}: {reason}", r.endpoint),
+            };
+            writeln!(out, "{}", printable(&line))?;
         }
     }
     Ok(())

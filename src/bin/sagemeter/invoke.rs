@@ -183,6 +183,12 @@ pub struct BudgetArg {
 impl BudgetArg {
     fn parse(text: &str) -> Result<BudgetArg, String> {
         use sagemeter::budget::{BudgetPeriod, BudgetScope};
+        if text.chars().any(char::is_control) {
+            return Err(format!(
+                "`{}` holds a control character (an escape, a line break): not a budget",
+                sagemeter::redact::printable(text)
+            ));
+        }
         let usage = || {
             format!(
                 "`{text}` is not SCOPE=USD/PERIOD (e.g. endpoint=25/day, client=5/hour, \

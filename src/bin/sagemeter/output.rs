@@ -22,9 +22,14 @@ pub fn millis(d: Duration) -> f64 {
 }
 
 /// A line on stderr; a stderr that cannot be written to (a closed pipe) is no reason
-/// to stop, nor to panic as `eprintln!` does.
+/// to stop, nor to panic as `eprintln!` does. Control characters other than line
+/// breaks (from a ledger's names an error quotes) are written as escapes.
 pub fn eprint(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "{}",
+        sagemeter::redact::printable_lines(line)
+    );
 }
 
 /// Writes `value` as one line of JSON.

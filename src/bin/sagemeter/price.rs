@@ -320,15 +320,21 @@ fn write_text(out: &mut dyn Write, rate: &Rate) -> std::io::Result<()> {
         rate.usd_per_unit.normalize()
     )?;
     writeln!(out, "  source      {source}")?;
-    writeln!(out, "  SKU         {}", dash(p.sku.as_deref()))?;
-    writeln!(out, "  effective   {}", dash(p.effective_date.as_deref()))?;
+    // What a price source answered: no control character reaches the terminal.
+    let printable = sagemeter::redact::printable;
+    writeln!(out, "  SKU         {}", printable(&dash(p.sku.as_deref())))?;
+    writeln!(
+        out,
+        "  effective   {}",
+        printable(&dash(p.effective_date.as_deref()))
+    )?;
     writeln!(
         out,
         "  fetched at  {}",
         dash(p.fetched_at.map(|t| t.to_rfc3339()).as_deref())
     )?;
     if let Some(note) = &p.note {
-        writeln!(out, "  note        {note}")?;
+        writeln!(out, "  note        {}", printable(note))?;
     }
     Ok(())
 }

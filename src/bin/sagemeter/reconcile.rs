@@ -238,7 +238,8 @@ fn render(
     )?;
     writeln!(out, "tolerance {} a day", usd4(r.tolerance_usd))?;
     for note in &r.notes {
-        writeln!(out, "note: {note}")?;
+        // Notes name endpoints and tag values read from the ledgers.
+        writeln!(out, "note: {}", sagemeter::redact::printable(note))?;
     }
     Ok(())
 }
