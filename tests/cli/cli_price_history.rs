@@ -70,6 +70,17 @@ async fn a_region_from_the_environment_that_is_a_path_is_refused() {
         std::fs::read_to_string(&victim).unwrap(),
         "not a price list\n"
     );
+    // A name that is no AWS region (`local`, as emulators use) is a name, and an
+    // empty one is none: both work where no region is needed.
+    for region in ["local", ""] {
+        let out = sagemeter(&refused_url(), &server.url())
+            .env("AWS_REGION", region)
+            .args(["compare", "--calls", "1000", "--per-call", "0.001"])
+            .args(["--subscription", "5"])
+            .output()
+            .expect("run sagemeter");
+        assert!(out.status.success(), "{region:?}: {}", text(&out.stderr));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -38,16 +38,27 @@ pub async fn load(global: &GlobalArgs) -> Result<SdkConfig, CliError> {
                 .build(),
         );
     }
-    let config = loader.load().await;
-    // A region from the environment or a profile is checked as --region is: it
-    // names URLs and cache files, and a mistyped one would otherwise surface as
-    // a failure to connect to a host made of it.
+    let mut config = loader.load().await;
+    // An empty region (`AWS_REGION=`) is none: the fallback's.
+    if config.region().is_some_and(|r| r.as_ref().is_empty()) {
+        let mut builder = config.to_builder();
+        builder.set_region(None);
+        config = builder.build();
+    }
+    // A region from the environment or a profile names URLs and cache files: one
+    // that is no name (a path, spaces) is refused as --region would be. Any name
+    // passes (`local`, as emulators use, too).
     if let Some(region) = config.region().filter(|_| global.region.is_none())
-        && let Err(why) = parse_region(region.as_ref())
+        && !region
+            .as_ref()
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
         return Err(CliError::Usage(format!(
             "the region of the AWS configuration (AWS_REGION, AWS_DEFAULT_REGION or the \
-             profile's region): {why}; set it, or give --region"
+             profile's region), `{}`, is not a region name (lower-case letters, digits and \
+             dashes, e.g. us-east-1); set it, or give --region",
+            sagemeter::redact::printable(region.as_ref())
         )));
     }
     Ok(config)
