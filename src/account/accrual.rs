@@ -227,9 +227,6 @@ impl Accruals {
     }
 }
 
-/// `usd` accrued evenly from `from` to `to`, split at UTC midnight: exact in sum
-/// (the last day takes what rounding leaves). Only the last [`SPREAD_DAYS`] days
-/// are kept.
 /// Whether `cost` is its process's first call on its variant: the running
 /// allocation is the call's own compute, and the accrual no more than its
 /// instances over the call (and a minute, for calls in flight beside it). A
@@ -259,6 +256,9 @@ fn process_first_call(cost: &Cost, accrued: Decimal, allocated: Decimal) -> bool
     accrued <= Decimal::from(*instance_count) * rate * hours
 }
 
+/// `usd` accrued evenly from `from` to `to`, split at UTC midnight: exact in sum
+/// (the last day takes what rounding leaves). Only the last [`SPREAD_DAYS`] days
+/// are kept.
 fn spread(
     from: DateTime<Utc>,
     to: DateTime<Utc>,

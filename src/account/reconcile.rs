@@ -154,8 +154,9 @@ struct MeteredCell {
 /// seen is a new process starting over (one process writes a ledger at a time).
 /// Time that several ledgers' accruals cover for the same variant (replicas, each
 /// with its own ledger) is counted once, at the highest of their rates. The files
-/// of a rolling ledger (one directory, `sagemeter-YYYY-MM-DDTHH[.N].jsonl`) are one
-/// ledger: a process's running figure goes on from one file to the next.
+/// of a rolling ledger (one directory, `sagemeter-YYYY-MM-DDTHH[.N].jsonl`, or
+/// `.parquet`) are one ledger: a process's running figure goes on from one file to
+/// the next.
 ///
 /// A receipt figure (a line's cost, quantity or rate, an accrual) beyond ±10¹²
 /// (a trillion USD, or units) is no receipt a meter wrote, and sums that would
@@ -278,7 +279,8 @@ impl Metered {
 
     /// Reads ledger files named in any order (e.g. a shell glob, which puts
     /// `…T10.1.jsonl` before `…T10.jsonl` and `.10` before `.2`): each rolling
-    /// ledger's files (one directory, `sagemeter-YYYY-MM-DDTHH[.N].jsonl`) oldest
+    /// ledger's files (one directory, `sagemeter-YYYY-MM-DDTHH[.N].jsonl` or
+    /// `.parquet`) oldest
     /// first, as a directory is read, and every other file where first named. Read
     /// newest first, a rolling ledger's running accrual would seem to start over and
     /// the instance time before it would be lost.

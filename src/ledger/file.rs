@@ -651,9 +651,6 @@ fn lock(file: &File, path: &Path) -> Result<(), LedgerError> {
     }
 }
 
-/// Locks the ledger directory `dir` for this writer: an exclusive lock on its
-/// file `name` (created 0600), held as long as the returned file is open;
-/// [`LedgerError::Locked`] (naming the directory) when another writer has it.
 /// Opens the ledger file `path` for reading: a path that is not a regular file (a
 /// FIFO, a device, a directory) is [`LedgerError::NotAFile`], said before opening
 /// it: opening a FIFO waits for a writer, for ever.
@@ -676,6 +673,9 @@ pub(crate) fn open_to_read(path: &Path) -> Result<File, LedgerError> {
     Ok(file)
 }
 
+/// Locks the ledger directory `dir` for this writer: an exclusive lock on its
+/// file `name` (created 0600), held as long as the returned file is open;
+/// [`LedgerError::Locked`] (naming the directory) when another writer has it.
 pub(crate) fn lock_dir(dir: &Path, name: &str) -> Result<File, LedgerError> {
     let path = dir.join(name);
     let mut options = OpenOptions::new();

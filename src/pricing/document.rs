@@ -192,7 +192,7 @@ pub(crate) fn parse_price_value(value: &Value) -> Result<PriceDocument, PriceErr
     })
 }
 
-/// The longest SKU, offer term code or effective date taken from a document: the
+/// The longest SKU or effective date taken from a document: the
 /// real ones are at most 25 characters.
 const MAX_NAME_BYTES: usize = 64;
 
@@ -1465,7 +1465,7 @@ mod tests {
         assert_eq!(chosen.reason, None, "only one product means hosting");
     }
 
-    /// The ml.m5.xlarge hosting product with two on-demand terms: `(offer term
+    /// The ml.m5.xlarge hosting product with `N` on-demand terms: `(offer term
     /// code, effectiveDate, USD per hour)` each.
     fn hosting_with_terms<const N: usize>(terms: [(&str, &str, &str); N]) -> PriceDocument {
         let sku = "JDZQJFUVUR8SUWHS";

@@ -3,10 +3,10 @@
 //! ```text
 //! sagemeter invoke <ENDPOINT> --body <JSON|@FILE|-> [-n N] [--concurrency C] [--json]
 //! sagemeter price <INSTANCE_TYPE|async:TYPE|serverless:MB|provisioned:MB|data-in|data-out|storage|...> [--json]
-//! sagemeter price <WHAT> --history | --trend <FAMILY> [--since DATE] [--chart F]
+//! sagemeter price <WHAT> --history | --trend <FAMILY> [--since YYYY-MM-DD] [--chart F]
 //! sagemeter fleet init --table NAME | fleet status --table NAME [--json]   (feature `fleet`)
 //! sagemeter endpoints [--window 24h|7d|30d] [--json]                      (feature `account`)
-//! sagemeter reconcile <LEDGER>... [--since DATE] [--until DATE] [--group-by usage-type|tag:KEY] [--json]
+//! sagemeter reconcile <LEDGER>... [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--group-by usage-type|tag:KEY] [--json]
 //! sagemeter ledger convert <LEDGER>... --to parquet <DIR>                (feature `parquet`)
 //! ```
 //!
