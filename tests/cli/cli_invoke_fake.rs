@@ -309,69 +309,25 @@ async fn a_body_beginning_with_a_hyphen_is_a_body() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_larger_than_any_request_is_refused_unread() {
-    let fake = fake_rt().await;
-    let output = run_at(
-        &fake.url,
-        &[
-            "invoke",
-            "rt",
-            "--body",
-            "@/dev/zero",
-            "--content-type",
-            "application/octet-stream",
-        ],
-    )
-    .await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("the body is over 32 MiB"), "{stderr}");
-    assert_eq!(fake.invocations(), 0);
-}
-
-/// A tag with a control character (an escape sequence, a line break) would reach
-/// ledgers and reports' tables: it is refused, and not echoed raw.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_tag_with_a_control_character_is_refused() {
-    let fake = fake_rt().await;
-    let output = run_at(
-        &fake.url,
-        &[
-            "invoke",
-            "rt",
-            "--body",
-            "{}",
-            "--tag",
-            "team=a\u{1b}[2J\nb",
-        ],
-    )
-    .await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("holds a control character"), "{stderr}");
-    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
-    assert_eq!(fake.invocations(), 0);
-}
-
-/// `--input-bytes` sizes an input in S3: with `--body` (whose size is known) it
-/// would be ignored and the data in billed at the body's size; it is refused,
-/// nothing sent.
-#[tokio::test(flavor = "multi_thread")]
-async fn input_bytes_with_a_body_is_refused_not_ignored() {
-    let fake = fake_rt().await;
     let args = [
-        "invoke",
-        "rt",
-        "--async",
         "--body",
-        "{}",
-        "--input-bytes",
-        "5000000",
+        "@/dev/zero",
+        "--content-type",
+        "application/octet-stream",
     ];
-    let output = run_at(&fake.url, &args).await;
+    refused_unsent(&args, &["the body is over 32 MiB"]).await;
+}
+
+/// `sagemeter invoke rt ARGS` is a usage error (exit 2) whose message holds each
+/// of `says`, and nothing was sent (no call, no async submission); its stderr.
+async fn refused_unsent(args: &[&str], says: &[&str]) -> String {
+    let fake = fake_rt().await;
+    let output = run_at(&fake.url, &[&["invoke", "rt"], args].concat()).await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--input-bytes"), "{stderr}");
-    assert!(stderr.contains("--body"), "{stderr}");
+    for said in says {
+        assert!(stderr.contains(said), "{said}: {stderr}");
+    }
     assert_eq!(fake.invocations(), 0);
     assert_eq!(
         fake.state
@@ -379,6 +335,25 @@ async fn input_bytes_with_a_body_is_refused_not_ignored() {
             .load(std::sync::atomic::Ordering::SeqCst),
         0
     );
+    stderr
+}
+
+/// A tag with a control character (an escape sequence, a line break) would reach
+/// ledgers and reports' tables: it is refused, and not echoed raw.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tag_with_a_control_character_is_refused() {
+    let args = ["--body", "{}", "--tag", "team=a\u{1b}[2J\nb"];
+    let stderr = refused_unsent(&args, &["holds a control character"]).await;
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}
+
+/// `--input-bytes` sizes an input in S3: with `--body` (whose size is known) it
+/// would be ignored and the data in billed at the body's size; it is refused,
+/// nothing sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn input_bytes_with_a_body_is_refused_not_ignored() {
+    let args = ["--async", "--body", "{}", "--input-bytes", "5000000"];
+    refused_unsent(&args, &["--input-bytes", "--body"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1623,19 +1623,24 @@ async fn provisioned_concurrency_accrues_its_standing_charge_and_calls_pay_the_i
 async fn a_call_beyond_the_provisioned_concurrency_pays_the_on_demand_rate() {
     let fake = fake_with_demo_endpoints().await;
     fake.add_endpoint("pc", vec![FakeVariant::serverless("AllTraffic", 2048)]);
-    let mut prices = with_standing_rates();
-    prices
-        .0
-        .insert(PriceKey::serverless("us-east-1", 2), dec("0.00004"));
-    let client = Client::builder(&fake.sdk_config().await)
-        .without_discovery()
-        .endpoint_profile(EndpointProfile::new(
-            "pc",
-            vec![VariantProfile::serverless("AllTraffic", 2048).with_provisioned_concurrency(1)],
-        ))
-        .price_source(prices)
-        .build()
-        .unwrap();
+    // A client of `profile`, the on-demand rate beside the standing ones.
+    let sdk_config = fake.sdk_config().await;
+    let client_of = |profile: EndpointProfile| {
+        let mut prices = with_standing_rates();
+        prices
+            .0
+            .insert(PriceKey::serverless("us-east-1", 2), dec("0.00004"));
+        Client::builder(&sdk_config)
+            .without_discovery()
+            .endpoint_profile(profile)
+            .price_source(prices)
+            .build()
+            .unwrap()
+    };
+    let client = client_of(EndpointProfile::new(
+        "pc",
+        vec![VariantProfile::serverless("AllTraffic", 2048).with_provisioned_concurrency(1)],
+    ));
     fake.hold();
     let calls: Vec<_> = (0..2)
         .map(|_| tokio::spawn(invoke(&client, "pc")))
@@ -1685,22 +1690,13 @@ async fn a_call_beyond_the_provisioned_concurrency_pays_the_on_demand_rate() {
             FakeVariant::instance("B", "ml.m5.xlarge", 1),
         ],
     );
-    let mut prices = with_standing_rates();
-    prices
-        .0
-        .insert(PriceKey::serverless("us-east-1", 2), dec("0.00004"));
-    let client = Client::builder(&fake.sdk_config().await)
-        .without_discovery()
-        .endpoint_profile(EndpointProfile::new(
-            "ab",
-            vec![
-                VariantProfile::serverless("A", 2048).with_provisioned_concurrency(1),
-                VariantProfile::instance("B", "ml.m5.xlarge", 1),
-            ],
-        ))
-        .price_source(prices)
-        .build()
-        .unwrap();
+    let client = client_of(EndpointProfile::new(
+        "ab",
+        vec![
+            VariantProfile::serverless("A", 2048).with_provisioned_concurrency(1),
+            VariantProfile::instance("B", "ml.m5.xlarge", 1),
+        ],
+    ));
     let before = fake.invocations();
     fake.hold();
     let calls: Vec<_> = (0..2)
