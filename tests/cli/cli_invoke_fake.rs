@@ -318,6 +318,49 @@ async fn a_body_larger_than_any_request_is_refused_unread() {
     refused_unsent(&args, &["the body is over 32 MiB"]).await;
 }
 
+/// A runtime that never answers fails the call after `--timeout` (not the command
+/// held until Ctrl-C), and the call, sent, has its receipt: the model may have run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_nobody_answers_times_out_with_its_receipt() {
+    let fake = fake_rt().await;
+    fake.hold();
+    let started = std::time::Instant::now();
+    let output = run_at(
+        &fake.url,
+        &["invoke", "rt", "--body", "{}", "--timeout", "1", "--json"],
+    )
+    .await;
+    fake.release();
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(60), "not timed out");
+    let line: serde_json::Value =
+        serde_json::from_str(stdout.lines().next().expect("a line")).unwrap();
+    assert!(
+        line["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("read timeout occurred after 1s")),
+        "{line}"
+    );
+    // The SDK tried it again (a timeout is retryable): every attempt reached the
+    // fake, every one is on the receipt, each a second long at least.
+    let receipt = &line["receipt"];
+    let attempts = receipt["usage"]["attempts"].as_u64().unwrap_or(1);
+    assert_eq!(attempts, fake.invocations(), "{receipt}");
+    assert_eq!(receipt["usage"]["outcome"], "cancelled", "{receipt}");
+    assert!(
+        receipt["usage"]["latency_us"].as_u64().unwrap() >= attempts * 1_000_000,
+        "{receipt}"
+    );
+    assert_eq!(
+        receipt["lines"][0]["price"]["status"], "priced",
+        "{receipt}"
+    );
+    for value in ["0", "3601", "-1"] {
+        refused_unsent(&["--body", "{}", "--timeout", value], &["--timeout"]).await;
+    }
+}
+
 /// `sagemeter invoke rt ARGS` is a usage error (exit 2) whose message holds each
 /// of `says`, and nothing was sent (no call, no async submission); its stderr.
 async fn refused_unsent(args: &[&str], says: &[&str]) -> String {

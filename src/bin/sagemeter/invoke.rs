@@ -97,6 +97,13 @@ pub struct InvokeArgs {
     )]
     pub concurrency: u32,
 
+    /// Seconds to wait for the endpoint to start answering a call (1 to 3600; default
+    /// 70, as AWS advises: SageMaker gives a real-time model 60 s). A call timed out
+    /// after it was sent has a receipt: the model may have run.
+    #[arg(long, value_name = "SECONDS", default_value_t = 70, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+
     /// Machine-readable output: JSON lines (receipts, then a summary).
     #[arg(long)]
     pub json: bool,
@@ -489,6 +496,18 @@ pub async fn run(
             "no AWS region: set AWS_REGION, a region in your AWS profile, or pass --region",
         ));
     };
+    // A runtime that never answers fails the call after --timeout, instead of
+    // holding the command until Ctrl-C (the SDK sets no such limit).
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .read_timeout(Duration::from_secs(args.timeout));
+    let timeouts = match sdk_config.timeout_config() {
+        Some(configured) => timeouts.take_unset_from(configured.to_builder()),
+        None => timeouts,
+    };
+    let sdk_config = sdk_config
+        .to_builder()
+        .timeout_config(timeouts.build())
+        .build();
     let mut builder = sagemeter::Client::builder(&sdk_config);
     for (key, value) in &args.tags {
         builder = builder.default_tag(key, value);
