@@ -662,11 +662,18 @@ pub(crate) fn open_to_read(path: &Path) -> Result<File, LedgerError> {
         path: path.to_owned(),
         source,
     };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opened without waiting (a FIFO's open waits for a writer; a regular file's
+    // reads are the same either way), then judged by what was opened: no window
+    // for a FIFO put in its place between a check and the open.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    #[cfg(not(unix))]
     if !std::fs::metadata(path).map_err(open_error)?.is_file() {
         return Err(not_a_file());
     }
-    let file = File::open(path).map_err(open_error)?;
-    // Replaced by something else since: checked on what was opened.
+    let file = options.open(path).map_err(open_error)?;
     if !file.metadata().is_ok_and(|m| m.is_file()) {
         return Err(not_a_file());
     }
