@@ -210,6 +210,8 @@ pub fn may_log(target: &str, level: tracing::Level) -> bool {
 /// ```
 /// assert_eq!(sagemeter::redact::printable("a\u{1b}[2J\nb"), "a\\u{1b}[2J\\nb");
 /// assert_eq!(sagemeter::redact::printable("team-α"), "team-α");
+/// // A right-to-left override, which would show `evil` as `live`.
+/// assert_eq!(sagemeter::redact::printable("\u{202e}live"), "\\u{202e}live");
 /// ```
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     escaped(text, |_| true)
@@ -226,8 +228,11 @@ pub fn printable_lines(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// `text` with each control character `escape` says yes to written as its escape.
+/// The bidirectional formatting characters count as control characters: they
+/// reorder what a terminal shows (a name could read as another).
 fn escaped(text: &str, escape: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
-    let escapes = |c: char| c.is_control() && escape(c);
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let escapes = |c: char| (c.is_control() || bidi(c)) && escape(c);
     if !text.chars().any(escapes) {
         return std::borrow::Cow::Borrowed(text);
     }
