@@ -322,6 +322,18 @@ pub(crate) fn storage_usd(
         .and_then(|x| div(x, Period::Month.hours()))
 }
 
+/// Provisioned concurrency's standing charge over `hours`: `n × usd_per_second ×
+/// hours × 3,600`, what a serverless plan with `n` provisioned pays busy or not.
+pub(crate) fn provisioned_usd(
+    n: u32,
+    usd_per_second: Decimal,
+    hours: Decimal,
+) -> Result<Decimal, Overflow> {
+    mul(Decimal::from(n), usd_per_second)
+        .and_then(|x| mul(x, hours))
+        .and_then(|x| mul(x, Decimal::from(3600)))
+}
+
 /// The ML storage of an instance or savings plan for one period, zero without a
 /// volume size; adds the rate to `used` and a note.
 fn storage_per_period(
@@ -564,8 +576,7 @@ fn price_plan(
                     let rate = rates.require(name, key)?;
                     let seconds = mul(period.hours(), Decimal::from(3600))
                         .map_err(overflow("the seconds per period"))?;
-                    let cost = mul(Decimal::from(n), rate.usd_per_unit)
-                        .and_then(|x| mul(x, seconds))
+                    let cost = provisioned_usd(n, rate.usd_per_unit, period.hours())
                         .map_err(overflow(&per_period))?;
                     notes.push(format!(
                         "provisioned concurrency: {n} × {} USD per second provisioned × {} s = \

@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::arith::{HINT_INPUTS, Overflow, add, div, mul, sub};
-use super::engine::{PlanCost, storage_usd};
+use super::engine::{PlanCost, provisioned_usd, storage_usd};
 use super::format::usd;
 use super::trend::round_factor;
 use super::{BYTES_PER_GB, CompareError, Comparison, Period, PlanModel, PriceTrend, TrendRate};
@@ -458,9 +458,7 @@ fn parts(
             // Provisioned concurrency's standing charge follows its own rate.
             let standing = match (p.provisioned_concurrency, p.standing_key(region)) {
                 (Some(n), Some(key)) => {
-                    let usd = mul(Decimal::from(n), rate_of(&key)?)
-                        .and_then(|x| mul(x, period.hours()))
-                        .and_then(|x| mul(x, Decimal::from(3600)))
+                    let usd = provisioned_usd(n, rate_of(&key)?, period.hours())
                         .map_err(overflow("the provisioned concurrency"))?;
                     parts.push(Part {
                         usd: month(usd)?,
