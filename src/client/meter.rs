@@ -959,19 +959,15 @@ impl Meter {
             Err(err) => Err(err),
         };
         let keys = standing_keys(&self.inner.region, variant);
+        // A key's rate at hand (`Some(None)` for no key); `None` to wait for one.
+        let rate_now = |key: &Option<PriceKey>| match key {
+            Some(key) => self.rate_now(key).map(Some),
+            None => Some(None),
+        };
         let standing = StandingRates {
-            provisioned: match &keys.provisioned {
-                Some(key) => Some(self.rate_now(key)?),
-                None => None,
-            },
-            beyond_provisioned: match &keys.beyond_provisioned {
-                Some(key) => Some(self.rate_now(key)?),
-                None => None,
-            },
-            storage: match &keys.storage {
-                Some(key) => Some(self.rate_now(key)?),
-                None => None,
-            },
+            provisioned: rate_now(&keys.provisioned)?,
+            beyond_provisioned: rate_now(&keys.beyond_provisioned)?,
+            storage: rate_now(&keys.storage)?,
         };
         Some(VariantRates::new(variant, compute, standing, hosted, slot))
     }
