@@ -652,8 +652,8 @@ fn lock(file: &File, path: &Path) -> Result<(), LedgerError> {
 }
 
 /// Opens the ledger file `path` for reading: a path that is not a regular file (a
-/// FIFO, a device, a directory) is [`LedgerError::NotAFile`], said before opening
-/// it: opening a FIFO waits for a writer, for ever.
+/// FIFO, a device, a directory) is [`LedgerError::NotAFile`], said without waiting
+/// (a FIFO's ordinary open waits for a writer, for ever).
 pub(crate) fn open_to_read(path: &Path) -> Result<File, LedgerError> {
     let not_a_file = || LedgerError::NotAFile {
         path: path.to_owned(),

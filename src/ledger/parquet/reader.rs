@@ -143,31 +143,28 @@ impl ParquetReader {
     /// closed it, is an error here).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
         let path = path.as_ref();
-        Ok(ParquetReader {
-            path: path.to_owned(),
-            batches: record_batches(path, None)?,
-            decoded: Vec::new().into_iter(),
-            rows: 0,
-            error: None,
-            done: false,
-        })
+        Ok(Self::of_batches(path, record_batches(path, None)?))
     }
 
     /// The file's first receipt, decoded alone (`None` for a file without one):
     /// what telling two files apart needs, without a whole batch of every column.
     pub(crate) fn first(path: &Path) -> Option<Result<Cost, LedgerError>> {
-        let mut reader = ParquetReader {
+        match batches_of(path, None, 1, Some(1)) {
+            Ok(batches) => Self::of_batches(path, batches).next(),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// The receipts of `batches`, read from `path`.
+    fn of_batches(path: &Path, batches: ParquetRecordBatchReader) -> Self {
+        ParquetReader {
             path: path.to_owned(),
-            batches: match batches_of(path, None, 1, Some(1)) {
-                Ok(batches) => batches,
-                Err(e) => return Some(Err(e)),
-            },
+            batches,
             decoded: Vec::new().into_iter(),
             rows: 0,
             error: None,
             done: false,
-        };
-        reader.next()
+        }
     }
 
     fn next_batch(&mut self) -> Option<Result<(), LedgerError>> {
