@@ -49,10 +49,7 @@ pub async fn load(global: &GlobalArgs) -> Result<SdkConfig, CliError> {
     // that is no name (a path, spaces) is refused as --region would be. Any name
     // passes (`local`, as emulators use, too).
     if let Some(region) = config.region().filter(|_| global.region.is_none())
-        && !region
-            .as_ref()
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !is_region_name(region.as_ref())
     {
         return Err(CliError::Usage(format!(
             "the region of the AWS configuration (AWS_REGION, AWS_DEFAULT_REGION or the \
@@ -101,13 +98,15 @@ pub fn region(config: &SdkConfig) -> String {
         .map_or_else(|| FALLBACK_REGION.to_owned(), |r| r.to_string())
 }
 
+/// Lower-case letters, digits and dashes: a name that can be a host's or a file's.
+fn is_region_name(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// `--region`: a region code such as `us-east-1` (lower-case letters, digits, dashes).
 pub fn parse_region(text: &str) -> Result<String, String> {
-    let ok = !text.is_empty()
-        && text.contains('-')
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok = !text.is_empty() && text.contains('-') && is_region_name(text);
     if ok {
         Ok(text.to_owned())
     } else {

@@ -190,12 +190,7 @@ pub struct BudgetArg {
 impl BudgetArg {
     fn parse(text: &str) -> Result<BudgetArg, String> {
         use sagemeter::budget::{BudgetPeriod, BudgetScope};
-        if text.chars().any(char::is_control) {
-            return Err(format!(
-                "`{}` holds a control character (an escape, a line break): not a budget",
-                sagemeter::redact::printable(text)
-            ));
-        }
+        no_control_characters(text, "a budget")?;
         let usage = || {
             format!(
                 "`{text}` is not SCOPE=USD/PERIOD (e.g. endpoint=25/day, client=5/hour, \
@@ -267,15 +262,22 @@ fn parse_lease_percent(text: &str) -> Result<u32, String> {
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
-    if text.chars().any(char::is_control) {
-        return Err(format!(
-            "`{}` holds a control character (an escape, a line break): not a tag",
-            sagemeter::redact::printable(text)
-        ));
-    }
+    no_control_characters(text, "a tag")?;
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+/// Refuses `text`, given for `what`, when it holds a control character: it would
+/// reach ledgers and reports' tables.
+fn no_control_characters(text: &str, what: &str) -> Result<(), String> {
+    match text.chars().any(char::is_control) {
+        true => Err(format!(
+            "`{}` holds a control character (an escape, a line break): not {what}",
+            sagemeter::redact::printable(text)
+        )),
+        false => Ok(()),
     }
 }
 
