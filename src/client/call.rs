@@ -707,9 +707,12 @@ async fn send_alongside_prepare<T>(
 /// logged, its outcome, cost and tokens are recorded on it, tokens under
 /// sagemeter's names (`input_tokens`, `output_tokens`) and the OpenTelemetry GenAI
 /// ones (`gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`); the cost as
-/// `cost_usd` and as
-/// `gen_ai.usage.cost.amount` / `gen_ai.usage.cost.currency`, the names proposed
-/// for the OpenTelemetry GenAI conventions (not yet stable: they may change).
+/// `cost_usd` (the exact decimal, as text) and as `gen_ai.usage.cost.amount` (a
+/// double, as the proposal types it) / `gen_ai.usage.cost.currency`, the names
+/// proposed for the OpenTelemetry GenAI conventions (not yet stable: they may
+/// change); and, as on the cost line, `price_source` and `fully_priced`, so that
+/// a trace backend summing costs can tell a lower bound (an unpriced line) from
+/// a full cost.
 pub(crate) fn call_span(endpoint: &str, operation: Operation) -> tracing::Span {
     tracing::info_span!(
         target: "sagemeter",
@@ -718,6 +721,8 @@ pub(crate) fn call_span(endpoint: &str, operation: Operation) -> tracing::Span {
         operation = operation.as_str(),
         outcome = Empty,
         cost_usd = Empty,
+        price_source = Empty,
+        fully_priced = Empty,
         input_tokens = Empty,
         output_tokens = Empty,
         gen_ai.usage.input_tokens = Empty,
@@ -744,7 +749,14 @@ pub(crate) fn record_on_span(span: &tracing::Span, cost: &Cost) {
     let usage = &cost.usage;
     span.record("outcome", usage.outcome.as_str());
     span.record("cost_usd", display(cost.cost_usd));
-    span.record("gen_ai.usage.cost.amount", display(cost.cost_usd));
+    span.record(
+        "price_source",
+        cost.price_source().map_or("unpriced", |s| s.as_str()),
+    );
+    span.record("fully_priced", cost.is_fully_priced());
+    if let Some(usd) = rust_decimal::prelude::ToPrimitive::to_f64(&cost.cost_usd) {
+        span.record("gen_ai.usage.cost.amount", usd);
+    }
     span.record("gen_ai.usage.cost.currency", cost.currency.as_ref());
     if let Some(n) = usage.input_tokens {
         span.record("input_tokens", n);

@@ -13,7 +13,9 @@ use crate::billing::Cost;
 /// known; also as `gen_ai.usage.input_tokens`/`gen_ai.usage.output_tokens`),
 /// `cost_usd`, `running_usd`, `price_source` (`unpriced` when nothing could be
 /// priced), `fully_priced`, and `tags` when the call has any (`team=search,tenant=acme`,
-/// in key order). Never the payload.
+/// in key order; a `,`, `=` or `\` inside one is escaped with a `\`). Control
+/// characters in the endpoint name or a tag are written as escapes (`\n`): no
+/// name makes a line of its own. Never the payload.
 ///
 /// ```text
 /// INFO sagemeter: sagemaker call cost endpoint=chat-prod variant="AllTraffic"
@@ -29,7 +31,7 @@ impl CostSink for CostLogSink {
         // Field values are only computed when the event is enabled.
         tracing::info!(
             target: "sagemeter",
-            endpoint = %cost.endpoint,
+            endpoint = %crate::redact::printable(&cost.endpoint),
             variant = cost.variant.as_deref().unwrap_or(""),
             inference_component = cost.inference_component.as_deref(),
             target_model = cost.target_model.as_deref(),
@@ -53,15 +55,30 @@ impl CostSink for CostLogSink {
 }
 
 /// A call's tags as one log field: `key=value` pairs in key order, `,`-separated.
+/// A `,`, `=` or `\` inside a key or value is escaped with a `\`, and control
+/// characters as Rust escapes (`\n`), so that the field reads back as the tags
+/// it was made of and no tag can start a log line of its own.
 struct Tags<'a>(&'a std::collections::BTreeMap<String, String>);
 
 impl std::fmt::Display for Tags<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn part(f: &mut std::fmt::Formatter<'_>, text: &str) -> std::fmt::Result {
+            for c in text.chars() {
+                if matches!(c, ',' | '=' | '\\') {
+                    write!(f, "\\{c}")?;
+                } else {
+                    f.write_str(&crate::redact::printable(c.encode_utf8(&mut [0; 4])))?;
+                }
+            }
+            Ok(())
+        }
         for (i, (key, value)) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
-            write!(f, "{key}={value}")?;
+            part(f, key)?;
+            f.write_str("=")?;
+            part(f, value)?;
         }
         Ok(())
     }
@@ -76,8 +93,29 @@ pub(crate) fn millis(d: std::time::Duration) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::millis;
+    use super::{Tags, millis};
     use std::time::Duration;
+
+    #[test]
+    fn tags_read_back_as_the_tags_they_were_and_never_break_the_line() {
+        let tags = |pairs: &[(&str, &str)]| {
+            let map = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Tags(&map).to_string()
+        };
+        assert_eq!(tags(&[("team", "a"), ("env", "prod")]), "env=prod,team=a");
+        // One tag whose value holds a separator is not read as two.
+        assert_eq!(
+            tags(&[("team", "a,env=prod"), ("env", "dev")]),
+            r"env=dev,team=a\,env\=prod"
+        );
+        // A backslash is escaped too, so that `\n` typed and a line break differ.
+        assert_eq!(tags(&[("k", r"a\nb")]), r"k=a\\nb");
+        assert_eq!(tags(&[("k", "a\nERROR forged")]), r"k=a\nERROR forged");
+        assert!(!tags(&[("k\r\n", "\u{202e}x")]).contains(['\n', '\r', '\u{202e}']));
+    }
 
     #[test]
     fn latencies_are_logged_as_the_milliseconds_receipts_state() {

@@ -67,6 +67,11 @@ pub fn describe_metrics() {
         "Client-side wall time of one call."
     );
     describe_counter!(
+        "sagemeter_price_changes_total",
+        Unit::Count,
+        "Prices that changed while cached (a refresh found a new rate for a key)."
+    );
+    describe_counter!(
         "sagemeter_sink_dropped_total",
         Unit::Count,
         "Receipts a sink dropped, by sink and reason (full, closed, io)."
@@ -525,6 +530,88 @@ impl LabelSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every metric name sagemeter emits anywhere has a unit and help text.
+    #[test]
+    fn every_metric_emitted_is_described() {
+        #[derive(Default)]
+        struct Described(std::sync::Mutex<HashSet<String>>);
+        impl metrics::Recorder for Described {
+            fn describe_counter(
+                &self,
+                key: metrics::KeyName,
+                _: Option<metrics::Unit>,
+                _: metrics::SharedString,
+            ) {
+                self.0.lock().unwrap().insert(key.as_str().to_owned());
+            }
+            fn describe_gauge(
+                &self,
+                key: metrics::KeyName,
+                _: Option<metrics::Unit>,
+                _: metrics::SharedString,
+            ) {
+                self.0.lock().unwrap().insert(key.as_str().to_owned());
+            }
+            fn describe_histogram(
+                &self,
+                key: metrics::KeyName,
+                _: Option<metrics::Unit>,
+                _: metrics::SharedString,
+            ) {
+                self.0.lock().unwrap().insert(key.as_str().to_owned());
+            }
+            fn register_counter(
+                &self,
+                _: &metrics::Key,
+                _: &metrics::Metadata<'_>,
+            ) -> metrics::Counter {
+                metrics::Counter::noop()
+            }
+            fn register_gauge(
+                &self,
+                _: &metrics::Key,
+                _: &metrics::Metadata<'_>,
+            ) -> metrics::Gauge {
+                metrics::Gauge::noop()
+            }
+            fn register_histogram(
+                &self,
+                _: &metrics::Key,
+                _: &metrics::Metadata<'_>,
+            ) -> metrics::Histogram {
+                metrics::Histogram::noop()
+            }
+        }
+        let described = Described::default();
+        metrics::with_local_recorder(&described, describe_metrics);
+        let described = described.0.into_inner().unwrap();
+
+        // The names in the files that emit metrics, their tests left out.
+        let sources = [
+            include_str!("metrics.rs"),
+            include_str!("../pricing/cache.rs"),
+            include_str!("../ledger/writer.rs"),
+            include_str!("../ledger/parquet/ledger.rs"),
+        ];
+        let mut emitted = HashSet::new();
+        for source in sources {
+            let code = source.split("#[cfg(test)]").next().unwrap();
+            for piece in code.split("\"sagemeter_").skip(1) {
+                let name: String = piece
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                emitted.insert(format!("sagemeter_{name}"));
+            }
+        }
+        assert!(emitted.len() >= 9, "{emitted:?}");
+        let missing: Vec<_> = emitted.difference(&described).collect();
+        assert!(
+            missing.is_empty(),
+            "emitted with no description: {missing:?}"
+        );
+    }
 
     #[test]
     fn tag_label_keys_are_validated() {

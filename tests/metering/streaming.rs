@@ -176,6 +176,11 @@ impl Visit for FieldsVisitor<'_> {
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.0.insert(field.name().to_owned(), value.to_string());
     }
+    // A double is kept with its type, so that a test can tell it from text.
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0
+            .insert(field.name().to_owned(), format!("f64:{value}"));
+    }
 }
 
 impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Captured {
@@ -327,9 +332,15 @@ async fn the_call_span_carries_tokens_under_sagemeter_and_opentelemetry_genai_na
     assert_eq!(span["gen_ai.usage.output_tokens"], "3");
     let cost = h.receipts.all().remove(0);
     assert_eq!(span["cost_usd"], cost.cost_usd.to_string());
-    // The cost under the names proposed for the OpenTelemetry GenAI conventions.
-    assert_eq!(span["gen_ai.usage.cost.amount"], cost.cost_usd.to_string());
+    // The cost under the names proposed for the OpenTelemetry GenAI conventions,
+    // a double as the proposal types it (OpenTelemetry bridges export a string
+    // for a text value, which no backend sums).
+    let amount: f64 = cost.cost_usd.to_string().parse().unwrap();
+    assert_eq!(span["gen_ai.usage.cost.amount"], format!("f64:{amount}"));
     assert_eq!(span["gen_ai.usage.cost.currency"], "USD");
+    // Where the price came from and whether the cost is whole, as on the cost line.
+    assert_eq!(span["price_source"], "override");
+    assert_eq!(span["fully_priced"], "true");
 }
 
 #[tokio::test]
