@@ -1221,7 +1221,9 @@ impl AttemptProbe {
             return; // never sent, or already counted
         }
         let ran = match context.response() {
-            Some(response) => status_reached_model(response.status().as_u16()),
+            Some(response) => {
+                status_reached_model(response.status().as_u16()) || model_error_reply(context)
+            }
             None => {
                 let timed_out = matches!(context.output_or_error(),
                     Some(Err(err)) if timed_out_after_sending(err))
@@ -1241,6 +1243,18 @@ impl AttemptProbe {
             log.last_billed.store(attempt, Ordering::Relaxed);
         }
     }
+}
+
+/// Whether an attempt was answered with a model error whose status is not 424:
+/// `ModelStreamError` before a stream starts comes with 400 (a client error in
+/// SageMaker Runtime's model), after the model ran.
+fn model_error_reply(context: &FinalizerInterceptorContextRef<'_>) -> bool {
+    use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::InvokeEndpointWithResponseStreamError as StreamError;
+    matches!(context.output_or_error(), Some(Err(err))
+        if err
+            .as_operation_error()
+            .and_then(|err| err.downcast_ref::<StreamError>())
+            .is_some_and(|err| is_model_error_code(err.code())))
 }
 
 /// The number of the attempt in progress, as the SDK's orchestrator counts them.

@@ -380,6 +380,68 @@ async fn serverless_compute_is_billed_on_the_whole_stream_duration() {
 }
 
 #[tokio::test]
+async fn a_model_stream_error_before_the_stream_on_a_retry_is_the_attempt_billed() {
+    // SageMaker Runtime answers `ModelStreamError` with 400 (its model makes it a
+    // client error), after the model ran: that attempt is billed, the refused
+    // one before it is not.
+    let refused = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let fake = FakeStream::start(move |_| {
+        if refused.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            Script::new().service_unavailable()
+        } else {
+            Script::new().model_stream_error_at_start()
+        }
+    })
+    .await;
+    let conf = fake.sdk_config().await;
+    let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(&conf)
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(2)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+            .build(),
+    );
+    let client = builder(&conf).runtime_client(runtime).build().unwrap();
+    let err = client
+        .invoke_endpoint_with_response_stream()
+        .endpoint_name(LLM)
+        .content_type("application/json")
+        .body(Blob::new(PROMPT))
+        .send()
+        .await
+        .expect_err("the model's stream failed");
+    let Error::InvokeWithResponseStream { source, cost, .. } = err else {
+        panic!("expected Error::InvokeWithResponseStream, got {err:?}");
+    };
+    assert!(
+        source
+            .as_service_error()
+            .is_some_and(|e| e.is_model_stream_error()),
+        "{source:?}"
+    );
+    let cost = cost.expect("the model ran: a receipt");
+
+    assert_eq!(
+        fake.received().len(),
+        2,
+        "refused once, then the model failed"
+    );
+    assert_eq!(cost.usage.attempts, 2);
+    assert_eq!(cost.usage.outcome, Outcome::Error);
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n == "2 attempts: 1 reached the model and are billed, 1 were not"),
+        "{:?}",
+        cost.notes
+    );
+    // Data in once, for the one attempt that reached the model.
+    assert_eq!(cost.usage.bytes_in, PROMPT.len() as u64);
+}
+
+#[tokio::test]
 async fn a_stream_opened_on_a_retry_is_billed_for_the_whole_stream_not_up_to_its_headers() {
     let refused = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let fake = FakeStream::start(move |_| {

@@ -158,6 +158,18 @@ impl Script {
         self
     }
 
+    /// Answers `ModelStreamError` before any stream (HTTP 400, as SageMaker
+    /// Runtime's model makes it a client error) instead of a stream.
+    pub fn model_stream_error_at_start(mut self) -> Self {
+        self.initial_error = Some(InitialError {
+            status: 400,
+            error_type: "ModelStreamError",
+            json: r#"{"Message":"the model's stream failed","ErrorCode":"ModelFailure"}"#
+                .to_owned(),
+        });
+        self
+    }
+
     /// Answers with a `ModelError` (HTTP 424) instead of a stream.
     pub fn model_error(mut self) -> Self {
         self.initial_error = Some(InitialError {
