@@ -547,6 +547,25 @@ impl Account {
                 };
                 row.instance_type = Some(instance_type.clone());
                 row.instance_count = Some(*instance_count);
+                // A new fleet whose deployment's config could not be described
+                // says so below; otherwise no size stated is no size assumed.
+                let config_unread = profile.pending_storage_unknown.is_some()
+                    && profile
+                        .pending_variants
+                        .iter()
+                        .any(|p| std::ptr::eq(p, variant));
+                if variant.volume_size_gb.is_none()
+                    && *instance_count > 0
+                    && !config_unread
+                    && billed_in(&row.status)
+                {
+                    row.notes.push(
+                        "the ML storage is not in the burn: the endpoint config states no \
+                         VolumeSizeInGB (SageMaker attaches a volume of the instance type's \
+                         default size, none on types with NVMe instance storage)"
+                            .into(),
+                    );
+                }
                 self.instance_burn(profile.kind, variant, *instance_count, &mut row)
                     .await
                     .map(|burn| {

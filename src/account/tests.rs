@@ -218,6 +218,15 @@ async fn every_page_and_every_status_is_listed_and_only_billed_statuses_burn() {
     assert_eq!(serving.usd_per_hour, Some(Decimal::new(46, 2)));
     assert_eq!(serving.invocations, Some(20));
     assert_eq!(serving.usd_per_1000_invocations, Some(Decimal::new(552, 0)));
+    // Its config states no volume size: the burn says it leaves the storage out.
+    assert_eq!(
+        serving.notes,
+        [
+            "the ML storage is not in the burn: the endpoint config states no VolumeSizeInGB \
+          (SageMaker attaches a volume of the instance type's default size, none on types \
+          with NVMe instance storage)"
+        ]
+    );
     // Failed and Creating: listed with their status, not billed, not idle.
     for (name, status) in [("broken", "Failed"), ("starting", "Creating")] {
         let r = row(name);
@@ -743,6 +752,15 @@ async fn shadow_variants_burn_and_a_missing_storage_rate_leaves_the_instances_pr
             .notes
             .iter()
             .any(|n| n.starts_with("the ML storage (30 GB × 2 instances) is not in the burn")),
+        "{:?}",
+        production.notes
+    );
+    // Its size is stated: no note says it is not.
+    assert!(
+        !production
+            .notes
+            .iter()
+            .any(|n| n.contains("states no VolumeSizeInGB")),
         "{:?}",
         production.notes
     );

@@ -862,6 +862,7 @@ impl Meter {
                 let slot = self.inner.totals.variant_slot(totals, &variant.name);
                 let mut own =
                     self.variant_rates_now(profile, variant, self.hosted(profile), slot)?;
+                self.warn_if_volume_size_unknown(&profile.endpoint, variant);
                 for extra in profile.billed_alongside(variant) {
                     let hosted = self.hosted_nothing();
                     let extra_rates = self.variant_rates_now(profile, extra, hosted, slot)?;
@@ -1010,6 +1011,26 @@ impl Meter {
             hosted,
             slot,
         )
+    }
+
+    /// WARNs once per endpoint and variant that an instance variant's ML storage
+    /// is not accrued because its endpoint config states no volume size: SageMaker
+    /// attaches a volume all the same (of a size the instance type sets; none on
+    /// types with NVMe instance storage), and no size is assumed. Runs when an
+    /// endpoint's rates are put together, not on every call.
+    fn warn_if_volume_size_unknown(&self, endpoint: &str, variant: &VariantProfile) {
+        let VariantBilling::Instance { instance_type, .. } = &variant.billing else {
+            return;
+        };
+        if variant.volume_size_gb.is_some() {
+            return;
+        }
+        if self.first_warning(format!("{endpoint}\u{0}volume size\u{0}{}", variant.name)) {
+            tracing::warn!(target: "sagemeter", endpoint, variant = %variant.name, instance_type,
+                "the endpoint config states no VolumeSizeInGB: the variant's ML storage \
+                 (a volume of the instance type's default size, none on types with NVMe \
+                 instance storage) is not in its accrual");
+        }
     }
 
     /// Folds `extra`'s standing capacity into `own` (production variant
@@ -1198,6 +1219,7 @@ impl Meter {
                 let mut own = self
                     .variant_rates(profile, variant, self.hosted(profile), slot)
                     .await;
+                self.warn_if_volume_size_unknown(&profile.endpoint, variant);
                 for extra in profile.billed_alongside(variant) {
                     let hosted = self.hosted_nothing();
                     let extra_rates = self.variant_rates(profile, extra, hosted, slot).await;

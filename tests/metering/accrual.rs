@@ -884,6 +884,46 @@ async fn a_call_answered_while_its_rates_are_found_leaves_the_sharing_clock_at_i
     );
 }
 
+/// An endpoint config that states no `VolumeSizeInGB`: SageMaker attaches a volume
+/// of the instance type's default size, which no size is assumed for. The
+/// accrual counts the instances alone, and one WARN per endpoint and variant
+/// says the storage is left out (not a note on every receipt).
+#[tokio::test]
+async fn a_variant_without_a_stated_volume_size_accrues_its_instances_and_warns_once() {
+    let logs = crate::support::logs::capture();
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "no-volume",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .region("us-east-1")
+        .price_source(Snapshot::bundled())
+        .time_source(shared)
+        .build()
+        .unwrap();
+    call(&client, "no-volume").await; // the accrual begins
+    time.advance(Duration::from_secs(3600));
+    let next = call(&client, "no-volume").await;
+    let accrual = next.accrual.clone().expect("an accrual");
+    // The snapshot's us-east-1 ml.m5.xlarge, $0.23/h: 2 instances × 1 h = $0.46.
+    assert_eq!(accrual.accrued_usd, dec("0.46"));
+    assert_eq!(accrual.storage_usd, None);
+    let warned: Vec<_> = logs
+        .at_level("WARN")
+        .into_iter()
+        .filter(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("the endpoint config states no VolumeSizeInGB"))
+        })
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:#?}");
+    assert_eq!(warned[0]["fields"]["endpoint"], "no-volume");
+    assert_eq!(warned[0]["fields"]["variant"], "AllTraffic");
+}
+
 /// us-west-2 priced from the bundled snapshot, which has its hosting rates but no
 /// ML storage rate: the accrual counts the instances, leaves the 30 GB volumes out
 /// and every receipt says so (never a storage figure of $0, nor a silent gap), with
