@@ -21,7 +21,7 @@
 //!
 //! **Settled twice, counted once.** Notifications come at least once, so the
 //! same invocation may be settled again. A second settlement of a call id the
-//! meter settled in the last 7 hours (or, with a fleet, that any of its
+//! meter settled in the last 14 days (or, with a fleet, that any of its
 //! processes settled) returns an explicit duplicate receipt
 //! ([`Cost::is_duplicate_settlement`]) that bills and records nothing; see
 //! [`Meter::settle_async`].
@@ -523,14 +523,17 @@ impl<'a> AsyncCompletion<'a> {
     }
 }
 
-/// How long a meter remembers an async invocation it settled: SageMaker's bound
-/// on an async request, at most 6 h in the queue (`RequestTTLSeconds`) and 1 h
-/// to run (`InvocationTimeoutSeconds`). A duplicate notification arrives within
-/// it; the fleet table keeps its mark as long.
-pub(crate) const SETTLED_KEPT: Duration = Duration::from_secs(7 * 3600);
+/// How long a meter remembers an async invocation it settled, and the fleet table
+/// keeps its mark: 14 days, the longest an SQS queue keeps a message
+/// (`MessageRetentionPeriod`). SageMaker's own bound on a request (6 h queued, 1 h
+/// running) limits when the first notification comes, not a copy: a consumer
+/// that settles and fails before deleting its message sees it again after the
+/// visibility timeout (up to 12 h), or from a dead-letter queue's redrive.
+pub(crate) const SETTLED_KEPT: Duration = Duration::from_secs(14 * 24 * 3600);
 
 /// The most settlements a meter remembers (the oldest are forgotten first): about
-/// 10 MB at worst, and 4 settlements a second for 7 hours.
+/// 10 MB at worst; 14 days of them at up to 0.08 settlements a second (with a
+/// fleet, its table remembers the rest).
 pub(crate) const MAX_SETTLED: usize = 100_000;
 
 /// The note that starts a duplicate settlement's receipt, for people: code tells
@@ -569,7 +572,7 @@ impl SettledCalls {
     fn remember(&self, key: &str, now: SystemTime) -> Option<SystemTime> {
         let mut inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let SettledInner { at, order } = &mut *inner;
-        // Forget what is past SageMaker's bound (a clock set back forgets nothing).
+        // Forget what is past the bound (a clock set back forgets nothing).
         while let Some((when, old)) = order.front() {
             if now.duration_since(*when).is_ok_and(|d| d >= SETTLED_KEPT) {
                 at.remove(old);
@@ -1012,8 +1015,27 @@ impl Drop for SettleLater {
 
 #[cfg(test)]
 mod tests {
-    use super::{AsyncCompletion, async_lifetime};
-    use std::time::Duration;
+    use super::{AsyncCompletion, SettledCalls, async_lifetime};
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_copy_of_a_notification_redelivered_days_later_is_still_a_duplicate() {
+        let settled = SettledCalls::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(settled.remember("ep\0a", t0), None);
+        // An SQS message not deleted comes back after its visibility timeout (up
+        // to 12 h), or from a dead-letter queue days later: still the same call.
+        assert_eq!(settled.remember("ep\0a", t0 + 12 * hour), Some(t0));
+        assert_eq!(settled.remember("ep\0a", t0 + 13 * 24 * hour), Some(t0));
+        // Past 14 days, the longest SQS keeps a message, it is forgotten.
+        assert_eq!(settled.remember("ep\0b", t0 + hour), None);
+        assert_eq!(settled.remember("ep\0a", t0 + 14 * 24 * hour), None);
+        assert_eq!(
+            settled.remember("ep\0b", t0 + 14 * 24 * hour),
+            Some(t0 + hour)
+        );
+    }
 
     #[test]
     fn an_async_completions_debug_shows_the_outputs_size_never_its_bytes() {

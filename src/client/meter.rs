@@ -678,9 +678,10 @@ impl Meter {
     /// **Settled twice, counted once.** SNS and SQS deliver at least once, so the
     /// same invocation may be settled again (from a copy of its serialised
     /// `PendingInference`). A second settlement of a call id this meter settled
-    /// in the last 7 hours (SageMaker's bound on an async request: 6 h in the
-    /// queue + 1 h to run; at most the last 100,000 settlements, the oldest
-    /// forgotten first), or, with a [fleet](crate::fleet), that any process of
+    /// in the last 14 days (the longest an SQS queue keeps a message, which may
+    /// come again after a failed consumer's visibility timeout or a dead-letter
+    /// redrive; at most the last 100,000 settlements, the oldest forgotten
+    /// first), or, with a [fleet](crate::fleet), that any process of
     /// the fleet settled (a conditional write to the fleet table, kept as long),
     /// returns an explicit **duplicate** receipt: [`Cost::is_duplicate_settlement`]
     /// is true, its note says when and where the invocation was settled, it bills
