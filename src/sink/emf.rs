@@ -42,7 +42,9 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 /// ```
 /// A call that named an inference component also has `"InferenceComponent"` and a
 /// second dimension set `["Endpoint","InferenceComponent"]`.
-/// `Timestamp` is the call's start (ms since the epoch). `Variant` is `unknown`
+/// `Timestamp` is the call's start (ms since the epoch); for the settlement of an
+/// asynchronous invocation, when it was recorded (its cost is known only then,
+/// up to hours after the submission). `Variant` is `unknown`
 /// when the variant could not be told, and so is any dimension value CloudWatch
 /// would refuse (empty, blank, not ASCII, over 1,024 characters). `CostUSD` is a double, as every CloudWatch metric value; the exact
 /// decimal is kept as the `CostUSDExact` property. `Invocations` is 1, except on
@@ -280,7 +282,15 @@ fn encode_emf(namespace: String) -> Encode {
                 .map(dimension_value);
             let line = EmfLine {
                 aws: Metadata {
-                    timestamp: cost.at.timestamp_millis(),
+                    // A settlement's cost becomes known now, up to hours after
+                    // the submission its receipt is dated by: stamped at the
+                    // submission, it would land in periods an alarm has already
+                    // evaluated (as the metrics counter counts it now).
+                    timestamp: if cost.is_async_settlement() {
+                        chrono::Utc::now().timestamp_millis()
+                    } else {
+                        cost.at.timestamp_millis()
+                    },
                     cloud_watch_metrics: [MetricDirective {
                         namespace: &namespace,
                         // The dimensions named are exactly the members written.
@@ -482,11 +492,19 @@ mod tests {
         )];
         assert!(!submission.is_async_settlement());
         assert!(settlement.is_async_settlement());
+        let before = chrono::Utc::now().timestamp_millis();
         sink.record(&submission);
         sink.record(&settlement);
         sink.flush().await.unwrap();
+        let after = chrono::Utc::now().timestamp_millis();
         let lines = documents(&buffer);
         assert_eq!(lines.len(), 2);
+        // The submission is dated by its start (2026-11-02T10:00:00.250Z); the
+        // settlement by when its cost became known, so that an alarm's period
+        // sees it.
+        assert_eq!(lines[0]["_aws"]["Timestamp"], 1_793_613_600_250i64);
+        let settled_at = lines[1]["_aws"]["Timestamp"].as_i64().unwrap();
+        assert!((before..=after).contains(&settled_at), "{settled_at}");
         let invocations: u64 = lines
             .iter()
             .map(|l| l["Invocations"].as_u64().unwrap())

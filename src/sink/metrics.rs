@@ -59,12 +59,12 @@ pub fn describe_metrics() {
     );
     describe_histogram!(
         "sagemeter_cost_usd",
-        "Cost of one call in USD (f64: for distributions; totals are on the counter)."
+        "Cost of one receipt in USD (an async invocation has two: submission and settlement; f64: for distributions, totals are on the counter)."
     );
     describe_histogram!(
         "sagemeter_latency_seconds",
         Unit::Seconds,
-        "Client-side wall time of one call."
+        "Client-side wall time of one receipt's call (an async settlement: the processing time stated)."
     );
     describe_counter!(
         "sagemeter_price_changes_total",
