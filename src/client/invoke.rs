@@ -37,10 +37,13 @@ pub trait SendMeteredExt {
     /// The SDK operation's output.
     type Output;
     /// Sends the request and returns its output with its cost.
+    ///
+    /// The future borrows neither `meter` (it clones it) nor the builder: it
+    /// can be spawned (`tokio::spawn(request.send_metered(&meter))`).
     fn send_metered(
         self,
         meter: &Meter,
-    ) -> impl Future<Output = Result<Metered<Self::Output>>> + Send;
+    ) -> impl Future<Output = Result<Metered<Self::Output>>> + Send + use<Self>;
 
     /// [`send_metered`](Self::send_metered), the call attributed to `tags` as
     /// [`InvokeEndpoint::tag`] does: on the receipt, the log line and the sinks,
@@ -57,12 +60,13 @@ pub trait SendMeteredExt {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    fn send_metered_tagged<K, V>(
+    fn send_metered_tagged<I, K, V>(
         self,
         meter: &Meter,
-        tags: impl IntoIterator<Item = (K, V)>,
-    ) -> impl Future<Output = Result<Metered<Self::Output>>> + Send
+        tags: I,
+    ) -> impl Future<Output = Result<Metered<Self::Output>>> + Send + use<Self, I, K, V>
     where
+        I: IntoIterator<Item = (K, V)>,
         K: Into<String>,
         V: Into<String>;
 }
@@ -74,17 +78,18 @@ impl SendMeteredExt for InvokeEndpointFluentBuilder {
     fn send_metered(
         self,
         meter: &Meter,
-    ) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send {
+    ) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send + use<> {
         self.send_metered_tagged(meter, std::iter::empty::<(String, String)>())
     }
 
     #[inline]
-    fn send_metered_tagged<K, V>(
+    fn send_metered_tagged<I, K, V>(
         self,
         meter: &Meter,
-        tags: impl IntoIterator<Item = (K, V)>,
-    ) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send
+        tags: I,
+    ) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send + use<I, K, V>
     where
+        I: IntoIterator<Item = (K, V)>,
         K: Into<String>,
         V: Into<String>,
     {

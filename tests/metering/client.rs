@@ -314,6 +314,68 @@ async fn send_metered_on_the_sdk_builder_returns_the_same_receipt() {
         .unwrap();
     assert!(response.cost().cost_usd > Decimal::ZERO);
     assert_eq!(meter.totals().client_usd, response.cost().cost_usd);
+
+    // The futures own what they need (the meter is cloned, not borrowed): a
+    // request can be spawned, tagged with borrowed text or not.
+    let team = String::from("search");
+    let tagged = sdk
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send_metered_tagged(&meter, [("team".to_owned(), team.clone())]);
+    let plain = sdk
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send_metered(&meter);
+    let meter_kept = meter.clone();
+    drop(meter);
+    let (tagged, plain) = (tokio::spawn(tagged), tokio::spawn(plain));
+    assert_eq!(tagged.await.unwrap().unwrap().cost().tags["team"], team);
+    plain.await.unwrap().unwrap();
+    assert_eq!(meter_kept.totals().calls, 3);
+}
+
+/// Every future the library hands out can be spawned on a multi-threaded runtime
+/// (`Send + 'static`), as a service's handlers do.
+#[tokio::test]
+async fn the_librarys_futures_can_be_spawned() {
+    fn spawned<F: std::future::Future + Send + 'static>(f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F::Output: Send + 'static,
+    {
+        tokio::spawn(f)
+    }
+    let fake = fake_with_demo_endpoints().await;
+    let config = fake.sdk_config().await;
+    let client = sagemeter::Client::builder(&config)
+        .price_source(FixedPrices::us_east_1())
+        .build()
+        .unwrap();
+    let invoke = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send();
+    assert!(spawned(invoke).await.unwrap().is_ok());
+    let meter = client.meter().clone();
+    let profile = {
+        let meter = meter.clone();
+        async move {
+            meter
+                .endpoint_profile("rt")
+                .await
+                .map(|p| p.endpoint.clone())
+        }
+    };
+    assert_eq!(spawned(profile).await.unwrap().unwrap(), "rt");
+    let flush = {
+        let meter = meter.clone();
+        async move { meter.flush().await }
+    };
+    spawned(flush).await.unwrap().unwrap();
+    let shutdown = async move { client.shutdown().await };
+    spawned(shutdown).await.unwrap().unwrap();
 }
 
 #[tokio::test]
