@@ -3105,3 +3105,28 @@ async fn a_retried_call_bills_data_in_once_for_each_attempt_that_reached_the_mod
     assert_eq!(data_in.quantity, dec("0.001953125"));
     assert_eq!(data_in.cost_usd(), Some(dec("0.00003125")));
 }
+
+/// An `SdkConfig` made by hand without a behavior version: the SDK's clients
+/// would panic when built from it; `build()` says what to do instead.
+#[tokio::test]
+async fn a_config_without_a_behavior_version_is_a_configuration_error_not_a_panic() {
+    let bare = aws_types::SdkConfig::builder()
+        .region(aws_types::region::Region::new("us-east-1"))
+        .build();
+    let err = sagemeter::Client::builder(&bare).build().unwrap_err();
+    let sagemeter::Error::Config(config) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(config.option, "ClientBuilder::new");
+    assert!(
+        err.to_string()
+            .starts_with("invalid configuration: the SdkConfig has no behavior version: load it"),
+        "{err}"
+    );
+    // With one, the same config builds.
+    let versioned = bare
+        .to_builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    assert!(sagemeter::Client::builder(&versioned).build().is_ok());
+}
