@@ -607,12 +607,13 @@ impl Meter {
         profile
     }
 
-    /// Graceful shutdown: stops background work (profile refreshes, pricing of calls
-    /// seen by the interceptor) from starting, waits for what is running (at most
-    /// `timeout`), writes the fleet's last increments (at most `timeout`), then
-    /// flushes and closes every sink, all at once (each for at most `timeout`: a
-    /// sink that hangs holds up neither the others nor the caller for longer). In
-    /// all, at most about three times `timeout`. Calls made afterwards are still
+    /// Graceful shutdown, within `timeout` in all (a pod's grace period, say):
+    /// stops background work (profile refreshes, pricing of calls seen by the
+    /// interceptor) from starting and waits for what is running (at most a third
+    /// of `timeout`), writes the fleet's last increments (until two thirds of it
+    /// have passed), then flushes and closes every sink, all at once, in the time
+    /// left (at least a third: the ledgers are never left without time; a sink
+    /// that hangs holds up neither the others nor the caller). Calls made afterwards are still
     /// metered on their own path, but nothing new runs in the background: what
     /// would have been priced there (a call the interceptor saw, a call or
     /// settlement dropped before its rates came) is priced at once on the rates at
@@ -624,19 +625,24 @@ impl Meter {
     /// made once the sinks are closed still counts in the totals, but no sink writes
     /// it (a ledger counts it in [`SinkStats::refused_closed`](crate::ledger::SinkStats::refused_closed)).
     pub async fn shutdown_within(&self, timeout: std::time::Duration) -> crate::Result<()> {
-        let idle = self.inner.background.close(timeout).await;
+        let started = tokio::time::Instant::now();
+        let left = || timeout.saturating_sub(started.elapsed());
+        let third = timeout / 3;
+        let idle = self.inner.background.close(third).await;
         // Sinks last: background pricing above may still have recorded receipts.
         let mut problems = Vec::new();
         // The fleet's last increments, and the leases' unused parts given back.
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
-            problems.extend(fleet.shutdown(timeout).await);
+            problems.extend(fleet.shutdown(left().saturating_sub(third)).await);
         }
-        problems
-            .extend(on_every_sink(&self.inner.sinks, Some(timeout), |sink| sink.shutdown()).await);
+        let sinks = on_every_sink(&self.inner.sinks, Some((left(), timeout)), |sink| {
+            sink.shutdown()
+        });
+        problems.extend(sinks.await);
         if !idle {
             problems.push(format!(
-                "{} background task(s) still running after {timeout:?}",
+                "{} background task(s) still running after {third:?}",
                 self.inner.background.in_flight()
             ));
         }
@@ -1783,7 +1789,9 @@ pub(crate) fn override_rate(key: PriceKey, usd_per_unit: Decimal) -> Rate {
 /// `limit`: what went wrong, one line per sink that failed or did not finish.
 async fn on_every_sink<'a>(
     sinks: &'a [Arc<dyn CostSink>],
-    limit: Option<std::time::Duration>,
+    // How long the sinks have, and the time a late one is said to have overrun
+    // (the shutdown's own).
+    limit: Option<(std::time::Duration, std::time::Duration)>,
     op: impl Fn(&'a dyn CostSink) -> crate::util::BoxFuture<'a, std::io::Result<()>>,
 ) -> Vec<String> {
     use std::task::Poll;
@@ -1805,11 +1813,11 @@ async fn on_every_sink<'a>(
         }
     });
     match limit {
-        Some(limit) => {
+        Some((limit, said)) => {
             if tokio::time::timeout(limit, all).await.is_err() {
                 for (sink, _) in &running {
                     problems.push(format!(
-                        "sink `{}` did not finish within {limit:?}",
+                        "sink `{}` did not finish within {said:?}",
                         sink.name()
                     ));
                 }

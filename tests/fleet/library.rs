@@ -554,6 +554,66 @@ async fn a_slow_table_costs_a_call_no_time_and_a_lease_no_more_than_lease_wait()
     assert_eq!((fleet.spent_usd, fleet.calls), (dec("0.05"), 5));
 }
 
+/// A sink whose shutdown never ends (a broker that is down).
+#[derive(Debug)]
+struct Hangs;
+
+impl sagemeter::sink::CostSink for Hangs {
+    fn record(&self, _cost: &Cost) {}
+    fn name(&self) -> &str {
+        "broker-down"
+    }
+    fn shutdown(&self) -> sagemeter::sink::BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// `shutdown_within(t)` is over within `t` in all, a slow table and a hung sink
+/// included (a pod's grace period is a bound on the whole), and the ledger still
+/// gets its time and its receipts.
+#[tokio::test]
+async fn shutdown_within_keeps_to_its_time_in_all_and_leaves_the_ledger_time() {
+    let (conf, table, proxy) = behind_proxy("grace").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = sagemeter::ledger::JsonlLedger::open(dir.path().join("l.jsonl")).unwrap();
+    let client = Client::builder(&conf)
+        .without_discovery()
+        .without_metrics()
+        .usage_charges(
+            REALTIME_ENDPOINT,
+            UsageCharges::default().per_1000_calls(dec("10")).alone(),
+        )
+        .fleet(proxied(&table, &proxy, &conf))
+        .sink(Hangs)
+        .sink(ledger)
+        .build()
+        .unwrap();
+    call(&client).await.unwrap();
+    proxy.set(Fault::Slow(Duration::from_secs(3)));
+    let started = std::time::Instant::now();
+    let err = client
+        .meter()
+        .shutdown_within(Duration::from_millis(1200))
+        .await
+        .unwrap_err()
+        .to_string();
+    let took = started.elapsed();
+    // The table's last write (up to 800 ms) and the sinks (the rest) used to take
+    // 1.2 s each.
+    assert!(took < Duration::from_millis(1700), "{took:?}");
+    assert!(
+        err.contains("sink `broker-down` did not finish within 1.2s"),
+        "{err}"
+    );
+    let written = std::fs::read_to_string(dir.path().join("l.jsonl")).unwrap();
+    assert_eq!(
+        written.lines().filter(|l| l.contains("\"id\":")).count(),
+        1,
+        "{written}"
+    );
+    proxy.set(Fault::None);
+}
+
 #[tokio::test]
 async fn the_table_going_away_and_coming_back_loses_and_doubles_nothing() {
     let (conf, table, proxy) = behind_proxy("down").await;
