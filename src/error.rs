@@ -120,7 +120,7 @@ pub enum Error {
     },
     /// A fleet budget could not be leased because the fleet table could not be
     /// used (throttled, missing, access denied, unreachable or too slow), and the
-    /// fleet refuses calls then ([`WhenUnavailable::Refuse`](crate::fleet::WhenUnavailable),
+    /// fleet refuses calls then (`fleet::WhenUnavailable::Refuse`,
     /// the default). Nothing was sent.
     #[error(
         "budget for {scope} could not be checked across the fleet ({reason}); the request \

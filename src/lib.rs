@@ -44,6 +44,8 @@
 //! `account`, `account` sees every endpoint's burn and reconciles ledgers with the bill.
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+// On docs.rs (nightly), each item behind a feature says which.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "account")]
 pub mod account;

@@ -288,7 +288,7 @@ pub struct Cost {
     pub running_endpoint_usd: Decimal,
     /// Everything the whole fleet (every process sharing the fleet table) has spent
     /// in the current UTC day, this call included; `None` without a fleet (see
-    /// [`crate::fleet`] for how fresh it is).
+    /// the `fleet` module, feature `fleet`, for how fresh it is).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",

@@ -687,7 +687,7 @@ impl Meter {
     /// in the last 14 days (the longest an SQS queue keeps a message, which may
     /// come again after a failed consumer's visibility timeout or a dead-letter
     /// redrive; at most the last 100,000 settlements, the oldest forgotten
-    /// first), or, with a [fleet](crate::fleet), that any process of
+    /// first), or, with a fleet (feature `fleet`), that any process of
     /// the fleet settled (a conditional write to the fleet table, kept as long),
     /// returns an explicit **duplicate** receipt: [`Cost::is_duplicate_settlement`]
     /// is true, its note says when and where the invocation was settled, it bills

@@ -11,7 +11,7 @@
 //! Pricing Calculator: a month is 730 hours, a year 8,760 (see [`Period`]).
 //! Instance and serverless rates come from a [`RateTable`], stated by hand or filled
 //! from any [`PriceSource`](crate::pricing::PriceSource); every row says where its
-//! rates came from. With the `charts` feature, [`chart`] draws cost against calls for
+//! rates came from. With the `charts` feature, `chart` draws cost against calls for
 //! each plan with the break-even points marked.
 //!
 //! Prices move: inference prices fall as new instance generations arrive, and a
@@ -30,7 +30,7 @@
 //!
 //! Month 1 is today's prices; month `k` is at `factor^(k − 1)`, the monthly factor of a
 //! yearly rate being `(1 + y)^(1/12)`, exact decimals rounded to [`FACTOR_DP`] (12)
-//! places. [`chart::render_trend`] draws the months.
+//! places. `chart::render_trend` (feature `charts`) draws the months.
 //!
 //! ```
 //! use sagemeter::compare::{

@@ -148,7 +148,7 @@ pub fn ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError>
 /// The ledger files at `path` of either format, in the order to read them: the
 /// JSON Lines files as [`ledger_files`] lists them, then, with the `parquet`
 /// feature, the Parquet files (a `*.parquet` path, or a directory's, as
-/// [`parquet_files`](super::parquet::parquet_files) lists them). A directory with
+/// `parquet::parquet_files` lists them). A directory with
 /// neither is an error. What `report` and `reconcile` read.
 pub fn any_ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError> {
     let path = path.as_ref();
