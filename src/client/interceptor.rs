@@ -43,9 +43,9 @@ use std::time::Instant;
 ///
 /// `InvokeEndpointWithResponseStream` and `InvokeEndpointAsync` go through the
 /// same budgets (reserved before sending, refused when spent), and each makes a
-/// receipt when the SDK answers, with data in and out priced but compute
+/// receipt when the SDK answers, with data in priced but compute and data out
 /// **unpriced**, with the reason: an interceptor does not see how long a stream
-/// runs or an async job takes. Such a receipt counts against budgets at no less
+/// runs or an async job takes, nor what either finally sends back. Such a receipt counts against budgets at no less
 /// than their estimate (an async submission's estimate is so charged when its
 /// receipt is made: there is no settlement to release it into), and the first
 /// call of each kind logs a WARN. An async submission's receipt is its inference's
