@@ -154,6 +154,12 @@ pub enum Error {
     /// works in a function returning [`Result`].
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
+    /// An endpoint's profile could not be discovered, from
+    /// [`Meter::endpoint_profile`](crate::Meter::endpoint_profile) (a warm-up at
+    /// startup): `?` on it works in a function returning [`Result`]. (A call
+    /// never fails for it: its receipt says what could not be priced.)
+    #[error(transparent)]
+    Discovery(#[from] crate::endpoint::DiscoveryError),
 }
 
 impl fmt::Debug for Error {
@@ -216,6 +222,7 @@ impl fmt::Debug for Error {
             Error::Flush(message) => f.debug_tuple("Flush").field(message).finish(),
             Error::Config(config) => f.debug_tuple("Config").field(config).finish(),
             Error::Ledger(ledger) => f.debug_tuple("Ledger").field(ledger).finish(),
+            Error::Discovery(discovery) => f.debug_tuple("Discovery").field(discovery).finish(),
         }
     }
 }
