@@ -103,27 +103,27 @@ impl InvokeEndpointAsync {
 
     delegate_setters! {
         /// The endpoint to call.
-        endpoint_name(impl Into<String>),
+        endpoint_name / set_endpoint_name / get_endpoint_name(impl Into<String>),
         /// MIME type of the input.
-        content_type(impl Into<String>),
+        content_type / set_content_type / get_content_type(impl Into<String>),
         /// Desired MIME type of the output.
-        accept(impl Into<String>),
+        accept / set_accept / get_accept(impl Into<String>),
         /// Opaque information passed to the model container (never logged).
-        custom_attributes(impl Into<String>),
+        custom_attributes / set_custom_attributes / get_custom_attributes(impl Into<String>),
         /// Identifier for the inference (SageMaker makes one up otherwise).
-        inference_id(impl Into<String>),
+        inference_id / set_inference_id / get_inference_id(impl Into<String>),
         /// The S3 URI of the input.
-        input_location(impl Into<String>),
+        input_location / set_input_location / get_input_location(impl Into<String>),
         /// Inline input instead of `input_location` (up to 128,000 bytes). Never logged.
-        body(Blob),
+        body / set_body / get_body(Blob),
         /// Extension of the output object.
-        s3_output_path_extension(impl Into<String>),
+        s3_output_path_extension / set_s3_output_path_extension / get_s3_output_path_extension(impl Into<String>),
         /// File name of the output object.
-        filename(impl Into<String>),
+        filename / set_filename / get_filename(impl Into<String>),
         /// How long the request may wait in the queue, in seconds.
-        request_ttl_seconds(i32),
+        request_ttl_seconds / set_request_ttl_seconds / get_request_ttl_seconds(i32),
         /// How long the model may work on the request, in seconds.
-        invocation_timeout_seconds(i32),
+        invocation_timeout_seconds / set_invocation_timeout_seconds / get_invocation_timeout_seconds(i32),
     }
 
     /// The size of the input at `input_location`, billed as data processed in.

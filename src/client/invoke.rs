@@ -238,13 +238,13 @@ impl std::fmt::Debug for InvokeEndpoint {
 }
 
 macro_rules! delegate_setters {
-    ($($(#[$doc:meta])* $name:ident($($ty:tt)+)),* $(,)?) => {
-        $(delegate_setters!(@one $(#[$doc])* $name($($ty)+));)*
+    ($($(#[$doc:meta])* $name:ident / $set:ident / $get:ident ($($ty:tt)+)),* $(,)?) => {
+        $(delegate_setters!(@one $(#[$doc])* $name / $set / $get ($($ty)+));)*
     };
     // The conversion runs before the builder is touched: nothing between taking
     // the builder apart and putting it together can unwind, so the compiler
     // updates it in place instead of copying it.
-    (@one $(#[$doc:meta])* $name:ident(impl Into<$target:ty>)) => {
+    (@one $(#[$doc:meta])* $name:ident / $set:ident / $get:ident (impl Into<$target:ty>)) => {
         $(#[$doc])*
         #[inline]
         pub fn $name(self, input: impl Into<$target>) -> Self {
@@ -254,8 +254,9 @@ macro_rules! delegate_setters {
                 ..self
             }
         }
+        delegate_setters!(@option $(#[$doc])* $set / $get ($target));
     };
-    (@one $(#[$doc:meta])* $name:ident($ty:ty)) => {
+    (@one $(#[$doc:meta])* $name:ident / $set:ident / $get:ident ($ty:ty)) => {
         $(#[$doc])*
         #[inline]
         pub fn $name(self, input: $ty) -> Self {
@@ -263,6 +264,24 @@ macro_rules! delegate_setters {
                 request: self.request.$name(input),
                 ..self
             }
+        }
+        delegate_setters!(@option $(#[$doc])* $set / $get ($ty));
+    };
+    // The SDK builder's `set_*` (an `Option`, `None` to clear) and `get_*`, so
+    // that code written against the SDK's builder works unchanged.
+    (@option $(#[$doc:meta])* $set:ident / $get:ident ($ty:ty)) => {
+        $(#[$doc])*
+        #[inline]
+        pub fn $set(self, input: Option<$ty>) -> Self {
+            Self {
+                request: self.request.$set(input),
+                ..self
+            }
+        }
+        $(#[$doc])*
+        #[inline]
+        pub fn $get(&self) -> &Option<$ty> {
+            self.request.$get()
         }
     };
 }
@@ -279,29 +298,32 @@ impl InvokeEndpoint {
 
     delegate_setters! {
         /// The endpoint to call.
-        endpoint_name(impl Into<String>),
+        endpoint_name / set_endpoint_name / get_endpoint_name(impl Into<String>),
         /// The request body. Never logged or recorded.
-        body(Blob),
+        body / set_body / get_body(Blob),
         /// MIME type of the body.
-        content_type(impl Into<String>),
+        content_type / set_content_type / get_content_type(impl Into<String>),
         /// Desired MIME type of the response.
-        accept(impl Into<String>),
+        accept / set_accept / get_accept(impl Into<String>),
         /// Opaque information passed to the model container (never logged).
-        custom_attributes(impl Into<String>),
+        custom_attributes / set_custom_attributes / get_custom_attributes(impl Into<String>),
         /// Model to invoke on a multi-model endpoint.
-        target_model(impl Into<String>),
+        target_model / set_target_model / get_target_model(impl Into<String>),
         /// Production variant to send the request to.
-        target_variant(impl Into<String>),
+        target_variant / set_target_variant / get_target_variant(impl Into<String>),
         /// Container to invoke on a multi-container endpoint.
-        target_container_hostname(impl Into<String>),
+        target_container_hostname / set_target_container_hostname / get_target_container_hostname(impl Into<String>),
         /// Identifier for the inference, for data capture.
-        inference_id(impl Into<String>),
+        inference_id / set_inference_id / get_inference_id(impl Into<String>),
         /// Explanation filter (SageMaker Clarify).
-        enable_explanations(impl Into<String>),
+        enable_explanations / set_enable_explanations / get_enable_explanations(impl Into<String>),
         /// Inference component to invoke.
-        inference_component_name(impl Into<String>),
+        inference_component_name / set_inference_component_name / get_inference_component_name(impl Into<String>),
         /// Stateful session id.
-        session_id(impl Into<String>),
+        session_id / set_session_id / get_session_id(impl Into<String>),
+        /// Routing hint for prefix-aware routing (endpoints whose `RoutingStrategy`
+        /// is `PREFIX_AWARE`).
+        prefix_aware_id / set_prefix_aware_id / get_prefix_aware_id(impl Into<String>),
     }
 
     /// Attributes this call to `key=value` (on the receipt, log line and sinks).

@@ -75,25 +75,28 @@ impl InvokeEndpointWithResponseStream {
 
     delegate_setters! {
         /// The endpoint to call.
-        endpoint_name(impl Into<String>),
+        endpoint_name / set_endpoint_name / get_endpoint_name(impl Into<String>),
         /// The request body. Never logged or recorded.
-        body(Blob),
+        body / set_body / get_body(Blob),
         /// MIME type of the body.
-        content_type(impl Into<String>),
+        content_type / set_content_type / get_content_type(impl Into<String>),
         /// Desired MIME type of the response.
-        accept(impl Into<String>),
+        accept / set_accept / get_accept(impl Into<String>),
         /// Opaque information passed to the model container (never logged).
-        custom_attributes(impl Into<String>),
+        custom_attributes / set_custom_attributes / get_custom_attributes(impl Into<String>),
         /// Production variant to send the request to.
-        target_variant(impl Into<String>),
+        target_variant / set_target_variant / get_target_variant(impl Into<String>),
         /// Container to invoke on a multi-container endpoint.
-        target_container_hostname(impl Into<String>),
+        target_container_hostname / set_target_container_hostname / get_target_container_hostname(impl Into<String>),
         /// Identifier for the inference, for data capture.
-        inference_id(impl Into<String>),
+        inference_id / set_inference_id / get_inference_id(impl Into<String>),
         /// Inference component to invoke.
-        inference_component_name(impl Into<String>),
+        inference_component_name / set_inference_component_name / get_inference_component_name(impl Into<String>),
         /// Stateful session id.
-        session_id(impl Into<String>),
+        session_id / set_session_id / get_session_id(impl Into<String>),
+        /// Routing hint for prefix-aware routing (endpoints whose `RoutingStrategy`
+        /// is `PREFIX_AWARE`).
+        prefix_aware_id / set_prefix_aware_id / get_prefix_aware_id(impl Into<String>),
     }
 
     /// Attributes this call to `key=value` (on the receipt, log line and sinks).

@@ -652,10 +652,9 @@ async fn a_pending_invocation_kept_past_sagemakers_bound_releases_its_hold_once_
             .endpoint_name("jobs")
             .input_location("s3://fake-bucket/input/1.json")
             .input_bytes(1024)
-            .map_request(|r| {
-                r.set_request_ttl_seconds(ttl)
-                    .set_invocation_timeout_seconds(ttl.map(|_| 600))
-            })
+            // The SDK builder's `set_*` setters, on sagemeter's builder.
+            .set_request_ttl_seconds(ttl)
+            .set_invocation_timeout_seconds(ttl.map(|_| 600))
             .send()
     };
     // At most 1 h in SageMaker's queue, then at most 10 min to run: by 4,200 s

@@ -336,6 +336,45 @@ async fn send_metered_on_the_sdk_builder_returns_the_same_receipt() {
     assert_eq!(meter_kept.totals().calls, 3);
 }
 
+/// Code written against the SDK's fluent builder works on sagemeter's: the
+/// `set_*` (an `Option`) and `get_*` forms of every setter are there, and what
+/// they set is what the SDK sends.
+#[tokio::test]
+async fn the_sdk_builders_set_and_get_forms_work_unchanged() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = sagemeter::Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .build()
+        .unwrap();
+    let request = client
+        .invoke_endpoint()
+        .set_endpoint_name(Some("rt".to_owned()))
+        .set_body(Some(Blob::new("{}")))
+        .set_content_type(Some("application/json".to_owned()))
+        .prefix_aware_id("app-1")
+        .set_session_id(None);
+    assert_eq!(request.get_endpoint_name().as_deref(), Some("rt"));
+    assert_eq!(
+        request.get_content_type().as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(request.get_prefix_aware_id().as_deref(), Some("app-1"));
+    assert_eq!(request.get_session_id(), &None);
+    let request = request.set_content_type(None);
+    assert_eq!(request.get_content_type(), &None);
+    let response = request.send().await.unwrap();
+    assert_eq!(response.cost().endpoint, "rt");
+    assert_eq!(response.cost().usage.bytes_in, 2);
+    let stream = client
+        .invoke_endpoint_with_response_stream()
+        .set_prefix_aware_id(Some("app-2".to_owned()));
+    assert_eq!(stream.get_prefix_aware_id().as_deref(), Some("app-2"));
+    let queued = client
+        .invoke_endpoint_async()
+        .set_request_ttl_seconds(Some(600));
+    assert_eq!(queued.get_request_ttl_seconds(), &Some(600));
+}
+
 /// Every future the library hands out can be spawned on a multi-threaded runtime
 /// (`Send + 'static`), as a service's handlers do.
 #[tokio::test]
