@@ -116,11 +116,15 @@ impl UsageClass {
                     provisioned_concurrency,
                 } => {
                     let memory_gb = memory_mb / 1024;
-                    Some(if provisioned_concurrency.is_some() {
-                        UsageClass::ProvisionedConcurrency { memory_gb }
-                    } else {
-                        UsageClass::Serverless { memory_gb }
-                    })
+                    // A call beyond the provisioned concurrency is billed on
+                    // demand, under the on-demand usage type.
+                    Some(
+                        if provisioned_concurrency.is_some() && !cost.is_beyond_provisioned() {
+                            UsageClass::ProvisionedConcurrency { memory_gb }
+                        } else {
+                            UsageClass::Serverless { memory_gb }
+                        },
+                    )
                 }
             },
             _ => None,
@@ -188,6 +192,47 @@ impl fmt::Display for UsageClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A serverless call billed beyond the provisioned concurrency is AWS's
+    /// on-demand serverless usage (`ServerlessInf:Mem-2GB`); the other calls of
+    /// the variant, its provisioned concurrency's.
+    #[test]
+    fn a_call_beyond_the_provisioned_concurrency_is_filed_as_on_demand_serverless() {
+        let receipt = |notes: Vec<String>| -> Cost {
+            serde_json::from_value(serde_json::json!({
+                "call_id": "c", "at": "2026-12-01T00:00:00Z", "endpoint": "pc",
+                "variant": "AllTraffic",
+                "billing": {"kind": "serverless", "memory_mb": 2048, "provisioned_concurrency": 1},
+                "allocation": "processor_sharing",
+                "usage": {"operation": "InvokeEndpoint", "latency_us": 800000,
+                          "bytes_in": 1, "bytes_out": 1, "outcome": "ok"},
+                "lines": [{"item": "compute", "quantity": "0.8", "unit": "seconds",
+                           "price": {"status": "priced", "usd_per_unit": "0.00004",
+                                     "cost_usd": "0.000032", "provenance": {"source": "snapshot",
+                                     "sku": null, "effective_date": null, "fetched_at": null,
+                                     "note": null}}}],
+                "cost_usd": "0.000032", "currency": "USD",
+                "running_client_usd": "0", "running_endpoint_usd": "0",
+                "notes": notes
+            }))
+            .unwrap()
+        };
+        let beyond = receipt(vec![format!(
+            "the call started with 2 calls in flight (itself included), beyond the provisioned \
+             concurrency of 1: {}",
+            crate::billing::BEYOND_PROVISIONED_NOTE_END
+        )]);
+        let served = receipt(vec![]);
+        assert!(beyond.is_beyond_provisioned() && !served.is_beyond_provisioned());
+        assert_eq!(
+            UsageClass::of_line(&beyond, &beyond.lines[0]),
+            Some(UsageClass::Serverless { memory_gb: 2 })
+        );
+        assert_eq!(
+            UsageClass::of_line(&served, &served.lines[0]),
+            Some(UsageClass::ProvisionedConcurrency { memory_gb: 2 })
+        );
+    }
 
     #[test]
     fn billed_usage_types_are_read_with_or_without_a_region_prefix() {

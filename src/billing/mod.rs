@@ -25,7 +25,7 @@ pub use receipt::{
     Accrual, AccrualCharge, AccrualSource, Cost, CostLine, LineItem, LinePrice, QuantityUnit,
     SettledBefore, SettledBy,
 };
-pub(crate) use receipt::{INTERCEPTOR_NOTE, SETTLEMENT_NOTE, amount};
+pub(crate) use receipt::{BEYOND_PROVISIONED_NOTE_END, INTERCEPTOR_NOTE, SETTLEMENT_NOTE, amount};
 
 use crate::config_error::ConfigError;
 use crate::endpoint::{EndpointKind, VariantBilling};

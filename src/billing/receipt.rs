@@ -338,6 +338,12 @@ pub enum SettledBy {
 /// (`client::async_invoke`): "settlement of the async invocation submitted at …".
 pub(crate) const SETTLEMENT_NOTE: &str = "settlement of the async invocation";
 
+/// How the note on a serverless call billed beyond its variant's provisioned
+/// concurrency ends (`client::meter`); ledgers carry it, and
+/// [`Cost::is_beyond_provisioned`] reads it back: reworded, they would be misread.
+pub(crate) const BEYOND_PROVISIONED_NOTE_END: &str =
+    "billed at the on-demand serverless rate, as AWS bills the calls beyond it";
+
 /// The note `MeteringInterceptor` writes on every receipt it makes, first of
 /// its notes. Ledgers of every version carry it, and [`is_settlement`] reads
 /// it back from them: reworded, those ledgers would be misread.
@@ -394,6 +400,23 @@ impl Cost {
                 self.usage.input_tokens.is_some() || self.usage.output_tokens.is_some(),
                 self.notes.iter().map(String::as_str),
             )
+    }
+
+    /// Whether this serverless call started beyond its variant's provisioned
+    /// concurrency and was billed on demand, at the serverless rate (AWS bills
+    /// it under `ServerlessInf:Mem-<N>GB`, not the provisioned concurrency's
+    /// usage type). Told by the note that says so.
+    pub fn is_beyond_provisioned(&self) -> bool {
+        matches!(
+            &self.billing,
+            Some(VariantBilling::Serverless {
+                provisioned_concurrency: Some(_),
+                ..
+            })
+        ) && self
+            .notes
+            .iter()
+            .any(|n| n.ends_with(BEYOND_PROVISIONED_NOTE_END))
     }
 
     /// True when every line has a price.

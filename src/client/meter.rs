@@ -540,8 +540,8 @@ fn beyond_provisioned<'a>(
         rate,
         format!(
             "the call started with {in_flight} calls in flight (itself included), beyond the \
-             provisioned concurrency of {provisioned}: billed at the on-demand serverless \
-             rate, as AWS bills the calls beyond it"
+             provisioned concurrency of {provisioned}: {}",
+            crate::billing::BEYOND_PROVISIONED_NOTE_END
         ),
     ))
 }

@@ -1765,6 +1765,8 @@ async fn a_call_beyond_the_provisioned_concurrency_pays_the_on_demand_rate() {
     costs.sort_by_key(beyond);
     let (provisioned, on_demand) = (&costs[0], &costs[1]);
     assert!(!beyond(provisioned) && beyond(on_demand), "{costs:#?}");
+    // Typed, for code (reconcile files it under the on-demand usage type).
+    assert!(!provisioned.is_beyond_provisioned() && on_demand.is_beyond_provisioned());
     assert_eq!(
         line_cost(provisioned, LineItem::Compute),
         billed(provisioned, "0.0000233")
