@@ -598,7 +598,10 @@ impl Discovery {
     /// The profile of `endpoint`: the override, else a cached one (refreshing it in
     /// the background when stale), else discovered now (one request per endpoint
     /// however many callers wait for it).
-    pub(crate) async fn profile(&self, endpoint: &str) -> Result<Arc<EndpointProfile>, DiscoveryError> {
+    pub(crate) async fn profile(
+        &self,
+        endpoint: &str,
+    ) -> Result<Arc<EndpointProfile>, DiscoveryError> {
         if let Some(answer) = self.profile_now(endpoint, self.inner.time.now(), owned) {
             return answer;
         }

@@ -79,9 +79,10 @@ pub enum LedgerError {
         /// The file, or the rolling ledger's directory.
         path: PathBuf,
     },
-    /// A builder option cannot work.
+    /// A builder option cannot work: which one, what is wrong and what to do are
+    /// in the [`ConfigError`](crate::ConfigError).
     #[error("invalid ledger option: {0}")]
-    InvalidOption(String),
+    InvalidOption(crate::ConfigError),
     /// Writing failed; the receipts of the failed write that did not reach the
     /// target are lost (counted). Those written before the failure (such as the
     /// lines a rolling ledger wrote to a file before it could not open the next)

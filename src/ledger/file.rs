@@ -192,16 +192,35 @@ impl JsonlLedgerBuilder {
     pub fn open(self) -> Result<JsonlLedger, LedgerError> {
         let path = self.path;
         // Checked before anything is touched (the writer checks the first two again).
-        let bad_roll = self
-            .roll
-            .as_ref()
-            .is_some_and(|r| r.max_bytes == Some(0) || r.keep_files == Some(0));
-        if self.capacity == 0 || self.sync_every.is_some_and(|d| d.is_zero()) || bad_roll {
-            return Err(LedgerError::InvalidOption(format!(
-                "ledger {}: the queue capacity, max_bytes and keep_files must be at least 1 \
-                 and sync_every longer than zero",
-                path.display()
-            )));
+        let roll = self.roll.as_ref();
+        for (bad, option, problem) in [
+            (
+                self.capacity == 0,
+                "JsonlLedgerBuilder::capacity",
+                "the queue capacity must be at least 1",
+            ),
+            (
+                self.sync_every.is_some_and(|d| d.is_zero()),
+                "JsonlLedgerBuilder::sync_every",
+                "sync_every must be longer than zero",
+            ),
+            (
+                roll.is_some_and(|r| r.max_bytes == Some(0)),
+                "JsonlLedgerBuilder::max_bytes",
+                "max_bytes must be at least 1",
+            ),
+            (
+                roll.is_some_and(|r| r.keep_files == Some(0)),
+                "JsonlLedgerBuilder::keep_files",
+                "keep_files must be at least 1",
+            ),
+        ] {
+            if bad {
+                return Err(LedgerError::InvalidOption(
+                    crate::ConfigError::new(option, problem)
+                        .within(format!("ledger {}", path.display())),
+                ));
+            }
         }
         let options = Options {
             kind: "ledger",

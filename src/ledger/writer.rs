@@ -283,15 +283,24 @@ impl BackgroundWriter {
         encode: Encode,
         target: impl Target,
     ) -> Result<Self, LedgerError> {
+        let (capacity, sync_every) = match options.kind {
+            "emf" => ("EmfSinkBuilder::capacity", "EmfSinkBuilder::sync_every"),
+            _ => (
+                "JsonlLedgerBuilder::capacity",
+                "JsonlLedgerBuilder::sync_every",
+            ),
+        };
         if options.capacity == 0 {
-            return Err(LedgerError::InvalidOption(
-                "the queue capacity must be at least 1".into(),
-            ));
+            return Err(LedgerError::InvalidOption(crate::ConfigError::new(
+                capacity,
+                "the queue capacity must be at least 1",
+            )));
         }
         if options.sync_every.is_some_and(|d| d.is_zero()) {
-            return Err(LedgerError::InvalidOption(
-                "sync_every must be longer than zero".into(),
-            ));
+            return Err(LedgerError::InvalidOption(crate::ConfigError::new(
+                sync_every,
+                "sync_every must be longer than zero",
+            )));
         }
         let (tx, rx) = mpsc::channel(options.capacity);
         let counters = Arc::new(Counters::default());

@@ -187,19 +187,25 @@ fn validate_namespace(namespace: &str) -> Result<(), LedgerError> {
     let ok_chars = namespace
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c));
+    let invalid = |problem: String| {
+        LedgerError::InvalidOption(crate::ConfigError::new(
+            "EmfSinkBuilder::namespace",
+            problem,
+        ))
+    };
     if namespace.is_empty() || namespace.len() > 255 || !ok_chars {
-        return Err(LedgerError::InvalidOption(format!(
+        return Err(invalid(format!(
             "EMF namespace `{namespace}` is not valid: use 1 to 255 letters, digits or \
              `. - _ / # : ` and spaces"
         )));
     }
     if namespace.starts_with(':') {
-        return Err(LedgerError::InvalidOption(format!(
+        return Err(invalid(format!(
             "EMF namespace `{namespace}` starts with `:`, which CloudWatch does not accept"
         )));
     }
     if namespace.starts_with("AWS/") {
-        return Err(LedgerError::InvalidOption(format!(
+        return Err(invalid(format!(
             "EMF namespace `{namespace}` starts with `AWS/`, which is reserved for AWS services"
         )));
     }
@@ -589,7 +595,10 @@ mod tests {
             &"x".repeat(256),
         ] {
             let err = EmfSink::builder().namespace(bad).build().unwrap_err();
-            assert!(matches!(err, LedgerError::InvalidOption(_)), "{err:?}");
+            assert!(
+                matches!(&err, LedgerError::InvalidOption(c) if c.option == "EmfSinkBuilder::namespace"),
+                "{err:?}"
+            );
         }
     }
 }

@@ -232,13 +232,33 @@ async fn a_directory_others_can_read_and_zero_limits_are_refused() {
     assert_eq!(mode(&open_dir), 0o755, "left as it was");
 
     let dir = parent.path().join("receipts");
-    for builder in [
-        JsonlLedger::rolling(&dir).max_bytes(0),
-        JsonlLedger::rolling(&dir).keep_files(0),
-        JsonlLedger::rolling(&dir).capacity(0),
+    // Each refusal names the option at fault, not a list of rules.
+    for (builder, option) in [
+        (
+            JsonlLedger::rolling(&dir).max_bytes(0),
+            "JsonlLedgerBuilder::max_bytes",
+        ),
+        (
+            JsonlLedger::rolling(&dir).keep_files(0),
+            "JsonlLedgerBuilder::keep_files",
+        ),
+        (
+            JsonlLedger::rolling(&dir).capacity(0),
+            "JsonlLedgerBuilder::capacity",
+        ),
     ] {
         let err = builder.open().unwrap_err();
-        assert!(matches!(err, LedgerError::InvalidOption(_)), "{err:?}");
+        let LedgerError::InvalidOption(config) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(config.option, option);
+        assert!(
+            err.to_string().starts_with(&format!(
+                "invalid ledger option: ledger {}: ",
+                dir.display()
+            )),
+            "{err}"
+        );
     }
     assert!(!dir.exists(), "nothing made for a refused option");
 }
