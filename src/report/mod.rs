@@ -881,6 +881,9 @@ impl Acc {
 }
 
 /// The value at nearest rank ⌈p·n/100⌉ of sorted `values`, `None` when empty.
+///
+/// # Panics
+/// When `percentile` is not in `1..=100` (a caller's mistake, not data).
 pub fn nearest_rank<T>(sorted: &[T], percentile: u32) -> Option<&T> {
     assert!(
         (1..=100).contains(&percentile),
