@@ -10,6 +10,7 @@
 //! Run: `cargo test --features cli --test cli cli_invoke::`.
 
 use super::clean_env::{self, refused_url};
+use crate::support::by_hand::r12;
 use crate::support::emulator::{Emulator, REALTIME_ENDPOINT, SERVERLESS_ENDPOINT};
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -112,12 +113,26 @@ fn five_calls_print_five_receipts_and_a_summary_that_adds_up() {
         assert_eq!(sources(r), BTreeSet::from(["snapshot".to_owned()]), "{r}");
         let cost = dec(&r["cost_usd"]);
         assert!(cost > Decimal::ZERO, "a priced call costs something: {r}");
-        // Compute = latency h x $0.23/h (busy time, one instance per call).
+        // Compute = latency h x $0.23/h: one call at a time on 2 instances is
+        // served at full speed, min(1, 2/1) = 1 instance for its latency.
         let compute = &r["lines"][0];
         assert_eq!(compute["item"], "compute");
         assert_eq!(
             dec(&compute["price"]["usd_per_unit"]),
             "0.23".parse().unwrap()
+        );
+        let latency_us = r["usage"]["latency_us"].as_u64().unwrap();
+        // The sharing clock keeps 10^-18 h (truncated).
+        let hours = (Decimal::from(latency_us) / Decimal::from(3_600_000_000u64))
+            .round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero);
+        assert_eq!(dec(&compute["quantity"]), hours, "{r}");
+        // A shared allocation is rounded down to 10^-12 USD (shares never add up
+        // to more than the instances cost).
+        assert_eq!(
+            dec(&compute["price"]["cost_usd"]),
+            (hours * Decimal::new(23, 2))
+                .round_dp_with_strategy(12, rust_decimal::RoundingStrategy::ToZero),
+            "{r}"
         );
         total += cost;
     }
@@ -203,6 +218,12 @@ fn twenty_calls_four_at_a_time_share_one_client_and_add_up() {
         assert_eq!(
             dec(&compute["quantity"]),
             Decimal::new(billed_ms as i64, 3),
+            "{r}"
+        );
+        // billed ms / 1000 x 0.00006, to 10^-12 USD.
+        assert_eq!(
+            dec(&compute["price"]["cost_usd"]),
+            r12(Decimal::new(billed_ms as i64, 3) * Decimal::new(6, 5)),
             "{r}"
         );
         assert_eq!(sources(r), BTreeSet::from(["snapshot".to_owned()]));

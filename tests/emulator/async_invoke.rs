@@ -12,10 +12,11 @@
 //! Run: `cargo test --test emulator async_invoke::` (needs python3 and PyPI on first run).
 
 use crate::support::GatedPrices;
+use crate::support::by_hand::{gigabytes, r12};
 use crate::support::emulator::{self, Emulator, REGION, VARIANT};
 use crate::support::receipts::{NoPriceList, Receipts, line};
 use aws_sdk_sagemakerruntime::primitives::Blob;
-use sagemeter::billing::{LineItem, LinePrice, UsageCharges, gigabytes, round_cost};
+use sagemeter::billing::{LineItem, LinePrice, UsageCharges};
 use sagemeter::client::{AsyncCompletion, PendingInference};
 use sagemeter::endpoint::{EndpointProfile, VariantBilling, VariantProfile};
 use sagemeter::pricing::PriceKey;
@@ -234,9 +235,7 @@ async fn settling_bills_compute_at_the_async_rate_data_out_and_tokens() {
     assert_eq!(compute.cost_usd(), Some(dec("0.00575")));
     assert_eq!(
         cost_of(&settled, LineItem::DataOut),
-        Some(round_cost(
-            gigabytes(output.len() as u64) * dec(DATA_USD_PER_GB)
-        ))
+        Some(r12(gigabytes(output.len() as u64) * dec(DATA_USD_PER_GB)))
     );
     assert_eq!(
         (settled.usage.input_tokens, settled.usage.output_tokens),

@@ -2,6 +2,7 @@
 //! stack, with the default price chain. The emulator serves no Price List API,
 //! so prices come from the bundled snapshot and receipts must say so.
 
+use crate::support::by_hand::r12;
 use crate::support::emulator::{Emulator, REALTIME_ENDPOINT, SERVERLESS_ENDPOINT, VARIANT};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use rust_decimal::Decimal;
@@ -12,10 +13,6 @@ use std::sync::OnceLock;
 
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
-}
-
-fn r12(x: Decimal) -> Decimal {
-    x.round_dp_with_strategy(12, rust_decimal::RoundingStrategy::MidpointNearestEven)
 }
 
 fn line(cost: &Cost, item: LineItem) -> Decimal {

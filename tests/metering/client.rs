@@ -2,6 +2,7 @@
 //! SageMaker (control plane + runtime). Rates come from a fixed test price source
 //! so every expected figure is computed by hand from the rates the receipt names.
 
+use crate::support::by_hand::r12;
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::logs;
 use crate::support::receipts::{Receipts, line};
@@ -129,11 +130,6 @@ fn line_cost(cost: &Cost, item: LineItem) -> Decimal {
         .find(|l| l.item == item)
         .and_then(|l| l.cost_usd())
         .unwrap_or_else(|| panic!("no priced {item:?} line in {cost:#?}"))
-}
-
-/// round(x, 12) as the receipts do.
-fn r12(x: Decimal) -> Decimal {
-    x.round_dp_with_strategy(12, rust_decimal::RoundingStrategy::MidpointNearestEven)
 }
 
 const GIB: u64 = 1 << 30;
@@ -1470,11 +1466,11 @@ async fn throttled_attempts_are_counted_and_not_billed() {
         "{:?} of {wall:?}",
         cost.usage.latency
     );
+    // Busy time, worked by hand: latency µs / 3.6e9 h, at 0.23 USD/h.
     let compute = line(cost, LineItem::Compute);
-    assert_eq!(
-        compute.quantity,
-        sagemeter::billing::hours(cost.usage.latency)
-    );
+    let billed_hours = crate::support::by_hand::hours(cost.usage.latency);
+    assert_eq!(compute.quantity, billed_hours);
+    assert_eq!(compute.cost_usd(), Some(r12(billed_hours * dec("0.23"))));
 }
 
 #[tokio::test]
@@ -1973,11 +1969,11 @@ async fn an_invoke_dropped_during_its_retry_is_billed_for_that_attempt_only() {
         cost.usage.latency
     );
     assert!(cost.usage.latency >= Duration::from_millis(50));
+    // Busy time, worked by hand: latency µs / 3.6e9 h, at 0.23 USD/h.
     let compute = line(cost, LineItem::Compute);
-    assert_eq!(
-        compute.quantity,
-        sagemeter::billing::hours(cost.usage.latency)
-    );
+    let billed_hours = crate::support::by_hand::hours(cost.usage.latency);
+    assert_eq!(compute.quantity, billed_hours);
+    assert_eq!(compute.cost_usd(), Some(r12(billed_hours * dec("0.23"))));
 }
 
 /// The SDK error inside a failed `InvokeEndpoint`, and the receipt it carries.
@@ -2098,11 +2094,11 @@ async fn attempts_the_sdk_times_out_and_retries_are_each_billed_until_their_time
         "{:?} billed of {wall:?}",
         cost.usage.latency
     );
+    // Busy time, worked by hand: latency µs / 3.6e9 h, at 0.23 USD/h.
     let compute = line(&cost, LineItem::Compute);
-    assert_eq!(
-        compute.quantity,
-        sagemeter::billing::hours(cost.usage.latency)
-    );
+    let billed_hours = crate::support::by_hand::hours(cost.usage.latency);
+    assert_eq!(compute.quantity, billed_hours);
+    assert_eq!(compute.cost_usd(), Some(r12(billed_hours * dec("0.23"))));
 }
 
 #[tokio::test]
@@ -2130,11 +2126,11 @@ async fn an_invoke_past_the_http_read_timeout_makes_one_cancelled_receipt() {
     assert_eq!(cost.usage.outcome, Outcome::Cancelled);
     assert!(cost.usage.latency >= Duration::from_millis(300));
     // Busy time: the call's own latency, at 0.23 USD/h (ml.m5.xlarge, us-east-1).
+    // Busy time, worked by hand: latency µs / 3.6e9 h, at 0.23 USD/h.
     let compute = line(&cost, LineItem::Compute);
-    assert_eq!(
-        compute.quantity,
-        sagemeter::billing::hours(cost.usage.latency)
-    );
+    let billed_hours = crate::support::by_hand::hours(cost.usage.latency);
+    assert_eq!(compute.quantity, billed_hours);
+    assert_eq!(compute.cost_usd(), Some(r12(billed_hours * dec("0.23"))));
     assert!(
         matches!(compute.price, sagemeter::billing::LinePrice::Priced { usd_per_unit, .. } if usd_per_unit == dec("0.23")),
         "{compute:?}"
@@ -2185,11 +2181,11 @@ async fn the_interceptor_meters_a_call_the_sdk_times_out_after_sending() {
     assert_eq!(all[0].usage.outcome, Outcome::Cancelled);
     assert!(all[0].usage.latency >= Duration::from_millis(300));
     // Busy time at 0.23 USD/h (ml.m5.xlarge, us-east-1) for the call's latency.
+    // Busy time, worked by hand: latency µs / 3.6e9 h, at 0.23 USD/h.
     let compute = line(&all[0], LineItem::Compute);
-    assert_eq!(
-        compute.quantity,
-        sagemeter::billing::hours(all[0].usage.latency)
-    );
+    let billed_hours = crate::support::by_hand::hours(all[0].usage.latency);
+    assert_eq!(compute.quantity, billed_hours);
+    assert_eq!(compute.cost_usd(), Some(r12(billed_hours * dec("0.23"))));
     assert_eq!(meter.totals().calls, 1);
 }
 

@@ -6,15 +6,14 @@
 //! time to first byte, parts, bytes and tokens on the receipt; compute billed on the
 //! whole stream; per-token and per-inference charges on top of compute or alone.
 
+use crate::support::by_hand::{gigabytes, hours, r12, serverless_seconds};
 use crate::support::fake_stream::{FakeStream, REGION, Script, VARIANT};
 use crate::support::intercepted;
 use crate::support::receipts::{NoPriceList, Receipts, line};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_sdk_sagemakerruntime::types::ResponseStream;
 use aws_sdk_sagemakerruntime::types::error::ResponseStreamError;
-use sagemeter::billing::{
-    LineItem, LinePrice, UsageCharges, billed_seconds, gigabytes, hours, round_cost,
-};
+use sagemeter::billing::{LineItem, LinePrice, UsageCharges};
 use sagemeter::client::MeteredResponseStream;
 use sagemeter::endpoint::{EndpointProfile, VariantProfile};
 use sagemeter::pricing::PriceKey;
@@ -278,11 +277,11 @@ async fn a_full_stream_yields_the_sdk_parts_and_one_receipt_with_ttfb_parts_byte
     assert_eq!(compute.quantity, hours(u.latency).normalize());
     assert_eq!(
         compute.cost_usd(),
-        Some(round_cost(hours(u.latency) * dec(G5_USD_PER_HOUR)))
+        Some(r12(hours(u.latency) * dec(G5_USD_PER_HOUR)))
     );
     assert_eq!(
         line(&cost, LineItem::DataOut).cost_usd(),
-        Some(round_cost(gigabytes(u.bytes_out) * dec(DATA_USD_PER_GB)))
+        Some(r12(gigabytes(u.bytes_out) * dec(DATA_USD_PER_GB)))
     );
     assert!(cost.is_fully_priced());
     assert_eq!(cost.cost_usd, cost_lines(&cost));
@@ -363,13 +362,13 @@ async fn serverless_compute_is_billed_on_the_whole_stream_duration() {
     let compute = line(cost, LineItem::Compute);
     assert_eq!(
         compute.quantity,
-        billed_seconds(cost.usage.latency).normalize()
+        serverless_seconds(cost.usage.latency).normalize()
     );
     assert!(compute.quantity >= dec("0.150"), "{}", compute.quantity);
     assert_eq!(
         compute.cost_usd(),
-        Some(round_cost(
-            billed_seconds(cost.usage.latency) * dec(SERVERLESS_2GB_USD_PER_SECOND)
+        Some(r12(
+            serverless_seconds(cost.usage.latency) * dec(SERVERLESS_2GB_USD_PER_SECOND)
         ))
     );
     // TGI streamed details: 6 input tokens, 2 generated.
@@ -489,15 +488,10 @@ async fn a_stream_opened_on_a_retry_is_billed_for_the_whole_stream_not_up_to_its
         cost.usage.latency
     );
     let compute = line(cost, LineItem::Compute);
-    assert_eq!(
-        compute.quantity,
-        sagemeter::billing::hours(cost.usage.latency)
-    );
+    assert_eq!(compute.quantity, hours(cost.usage.latency));
     assert_eq!(
         compute.cost_usd(),
-        Some(round_cost(
-            sagemeter::billing::hours(cost.usage.latency) * dec(G5_USD_PER_HOUR)
-        ))
+        Some(r12(hours(cost.usage.latency) * dec(G5_USD_PER_HOUR)))
     );
 }
 
@@ -871,8 +865,8 @@ async fn usage_charges_alone_price_a_stream_without_any_endpoint_profile() {
         LinePrice::Unpriced { .. }
     ));
     assert!(!cost.is_fully_priced());
-    let data_in = round_cost(gigabytes(PROMPT.len() as u64) * dec(DATA_USD_PER_GB));
-    let data_out = round_cost(gigabytes(out.len() as u64) * dec(DATA_USD_PER_GB));
+    let data_in = r12(gigabytes(PROMPT.len() as u64) * dec(DATA_USD_PER_GB));
+    let data_out = r12(gigabytes(out.len() as u64) * dec(DATA_USD_PER_GB));
     assert_eq!(line(cost, LineItem::DataIn).cost_usd(), Some(data_in));
     assert_eq!(line(cost, LineItem::DataOut).cost_usd(), Some(data_out));
     assert_eq!(cost.cost_usd, dec("0.000015") + data_in + data_out);

@@ -9,6 +9,7 @@
 //! `fake_pricelist.rs`, `fake_sagemaker.rs` and `fake_stream.rs` are also included
 //! by `benches/overhead.rs` and the examples: keep them free of `super::` paths.
 
+pub mod by_hand;
 pub mod emulator;
 pub mod fake_pricelist;
 pub mod fake_sagemaker;
