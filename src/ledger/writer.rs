@@ -943,8 +943,13 @@ mod tests {
             "the caller still holds it"
         );
         h.open_gate();
-        // Retried until taken, as a caller that keeps every receipt would.
+        // Retried until taken, as a caller that keeps every receipt would (bounded).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while h.writer.try_record(&cost("c")).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the queue never drained"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         assert_eq!(h.flushed().await, ("a\nb\nc\n".to_owned(), 3, 3, 0));

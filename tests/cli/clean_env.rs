@@ -3,13 +3,7 @@
 use crate::support::emulator;
 use std::process::Command;
 
-/// A URL where nothing listens: connections are refused at once.
-pub(crate) fn refused_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    drop(listener);
-    format!("http://{addr}")
-}
+pub(crate) use crate::support::fake_pricelist::refused_url;
 
 /// `sagemeter` with nothing of the caller's environment but `PATH`: static test
 /// credentials, us-east-1, no profile files, no instance metadata, every service

@@ -315,7 +315,10 @@ fn fleet_status_json_carries_every_fact_the_text_shows() {
                 "{text} / {line}"
             );
         }
-        if line["limit_usd"].is_string() {
+        // Both scopes have a budget (client and endpoint): a limit each.
+        let budgeted = ["client", "endpoint"].contains(&line["scope"]["kind"].as_str().unwrap());
+        assert_eq!(line["limit_usd"].is_string(), budgeted, "{line}");
+        if budgeted {
             // The text's "(0 leases, $0 unspent)": the JSON says "0", not null.
             let budget = format!(
                 "limit {}, committed {} ({} leases, {} unspent), remaining {}",

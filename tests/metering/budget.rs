@@ -218,14 +218,19 @@ async fn a_cancelled_call_releases_its_reservation() {
     let budget = capped(BudgetScope::Client, BudgetPeriod::Day, "0.001");
     let client = with_budget(&fake, budget).await;
     let pending = tokio::spawn(call(&client));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The request has reached the model (reserved before sending).
+    fake.wait_for_invocations(1).await;
     assert_eq!(client.meter().budget_status()[0].reserved_usd, dec("0.001"));
     pending.abort();
     let _ = pending.await;
-    assert_eq!(
-        client.meter().budget_status()[0].reserved_usd,
-        Decimal::ZERO
-    );
+    // Released once the dropped call's receipt is made (in the background): the
+    // model ran, so the call is charged its 0.001 USD, nothing stays reserved.
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    while !client.meter().budget_status()[0].reserved_usd.is_zero() {
+        assert!(std::time::Instant::now() < deadline, "never released");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(client.meter().budget_status()[0].spent_usd, dec("0.001"));
 }
 
 #[tokio::test]

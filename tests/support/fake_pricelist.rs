@@ -261,12 +261,11 @@ pub fn sdk_config_for(endpoint_url: &str, region: &'static str) -> aws_types::Sd
         .build()
 }
 
-/// A URL where nothing listens (connection refused).
+/// A URL where nothing listens (connection refused): port 1, which no test server
+/// can take (binding it needs privileges), unlike a port 0 handed back, which a
+/// test running alongside may be given next.
 pub fn refused_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    drop(listener);
-    format!("http://{addr}")
+    "http://127.0.0.1:1".to_owned()
 }
 
 fn aws_json(status: StatusCode, body: String) -> Response {
