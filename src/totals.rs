@@ -1042,7 +1042,7 @@ impl Totals {
         let mut inner = self.lock();
         if let Some(&index) = inner.slots.get(endpoint) {
             let (local_acc, fleet_acc) = inner.endpoints[index].fleet_share.unwrap_or_default();
-            let smooth = |acc: u64, x: u64| acc - acc / 4 + x.saturating_mul(1024);
+            let smooth = |acc: u64, x: u64| (acc - acc / 4).saturating_add(x.saturating_mul(1024));
             inner.endpoints[index].fleet_share = Some((
                 smooth(local_acc, local.min(fleet)),
                 smooth(fleet_acc, fleet),
@@ -1238,6 +1238,21 @@ mod tests {
             Some("0.00000000000000000002".parse().unwrap()),
             "1.5·10⁻²⁰ rounds to the even 2·10⁻²⁰"
         );
+    }
+
+    /// Call counts from the fleet table are whatever its items hold (saturated at
+    /// u64::MAX): their smoothing saturates, never overflows.
+    #[test]
+    fn a_fleet_share_of_huge_counts_saturates() {
+        let totals = Totals::default();
+        let endpoint = totals.endpoint_slot("e");
+        for _ in 0..3 {
+            totals.set_fleet_share("e", u64::MAX / 2, u64::MAX);
+        }
+        let inner = totals.lock();
+        let (local, fleet) = inner.endpoints[endpoint.0].fleet_share.unwrap();
+        assert_eq!(fleet, u64::MAX);
+        assert!(local <= fleet);
     }
 
     #[test]

@@ -249,11 +249,15 @@ fn process_first_call(cost: &Cost, accrued: Decimal, allocated: Decimal) -> bool
     if allocated.is_zero() || allocated != own {
         return false;
     }
-    // Hours of the call and a minute; every figure is within ±10¹², no overflow.
+    // Hours of the call and a minute. A ledger can state any instance count and
+    // latency: a bound past what a decimal holds is above any accrual.
     let micros = Decimal::from(cost.usage.latency.as_micros().min(u128::from(u64::MAX)) as u64)
         + Decimal::from(60_000_000u64);
     let hours = micros / Decimal::from(3_600_000_000u64);
-    accrued <= Decimal::from(*instance_count) * rate * hours
+    Decimal::from(*instance_count)
+        .checked_mul(rate)
+        .and_then(|usd_per_hour| usd_per_hour.checked_mul(hours))
+        .is_none_or(|bound| accrued <= bound)
 }
 
 /// `usd` accrued evenly from `from` to `to`, split at UTC midnight: exact in sum
@@ -356,6 +360,44 @@ mod tests {
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
+    }
+
+    /// A ledger can state any instance count and latency: the first call's bound
+    /// (instances × rate × hours) past what a decimal holds panicked `reconcile`.
+    #[test]
+    fn a_first_call_of_absurd_instances_and_latency_is_judged_without_overflow() {
+        let cost: Cost = serde_json::from_value(serde_json::json!({
+            "call_id": "c", "at": "2026-12-01T00:00:00Z", "endpoint": "rt",
+            "variant": "AllTraffic",
+            "billing": {"kind": "instance", "instance_type": "ml.m5.xlarge",
+                        "instance_count": u32::MAX},
+            "allocation": "processor_sharing",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": u64::MAX,
+                      "bytes_in": 1, "bytes_out": 1, "outcome": "ok"},
+            "lines": [{"item": "compute", "quantity": "1", "unit": "instance_hours",
+                       "price": {"status": "priced", "usd_per_unit": "1000000000000",
+                                 "cost_usd": "1", "provenance": {"source": "snapshot",
+                                 "sku": null, "effective_date": null, "fetched_at": null,
+                                 "note": null}}}],
+            "cost_usd": "1", "currency": "USD",
+            "running_client_usd": "1", "running_endpoint_usd": "1"
+        }))
+        .unwrap();
+        // 4,294,967,295 instances × 10¹² USD/h × 5.1·10⁹ h is beyond 7.9·10²⁸:
+        // above any accrual, so a 1 USD accrual is the call's own.
+        assert!(process_first_call(&cost, Decimal::ONE, Decimal::ONE));
+        // An accrual above what its instances cost over the call and a minute is
+        // not a first call: 1 instance × 1 USD/h × (1 µs + 60 s) < 1 USD.
+        let mut small = cost.clone();
+        small.billing = Some(crate::endpoint::VariantBilling::Instance {
+            instance_type: "ml.m5.xlarge".into(),
+            instance_count: 1,
+        });
+        small.usage.latency = std::time::Duration::from_micros(1);
+        if let crate::billing::LinePrice::Priced { usd_per_unit, .. } = &mut small.lines[0].price {
+            *usd_per_unit = Decimal::ONE;
+        }
+        assert!(!process_first_call(&small, Decimal::ONE, Decimal::ONE));
     }
 
     #[test]

@@ -215,7 +215,16 @@ impl RollingTarget {
         if let Some((_, path)) = last {
             let len = std::fs::metadata(path)?.len();
             if self.full(len, need) {
-                name.seq += 1;
+                // A file named with the last number there is (put there by
+                // hand) leaves no next one: said, never wrapped onto the first.
+                name.seq = name.seq.checked_add(1).ok_or_else(|| {
+                    io::Error::other(format!(
+                        "{} is full and is numbered {}, the last number a ledger file can \
+                         have: move it away",
+                        path.display(),
+                        u32::MAX
+                    ))
+                })?;
             }
         }
         let path = self.rolling.dir.join(name.file_name());
@@ -537,6 +546,60 @@ mod tests {
         ] {
             assert_eq!(FileName::parse(other), None, "{other}");
         }
+    }
+
+    /// A full file numbered u32::MAX (put there by hand) leaves no next number:
+    /// an error saying so, not an overflow (a panic in debug builds; in release,
+    /// writing on into the period's first file past its limit).
+    #[test]
+    fn a_full_file_with_the_last_number_is_an_error_not_an_overflow() {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ledger");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let last = dir.join(format!("sagemeter-2026-12-02T07.{}.jsonl", u32::MAX));
+        let mut file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&last)
+            .unwrap();
+        std::io::Write::write_all(&mut file, b"0123456789\n").unwrap();
+        drop(file);
+        let at: DateTime<Utc> = "2026-12-02T07:30:00Z".parse().unwrap();
+        let opened = RollingTarget::open(
+            Rolling {
+                dir: dir.clone(),
+                every: RollEvery::Hour,
+                max_bytes: Some(6),
+                keep_files: None,
+                time: SharedTimeSource::new(ManualTimeSource::new(SystemTime::from(at))),
+            },
+            Arc::new(Dictionary::default()),
+        );
+        let err = match opened {
+            Err(err) => err.to_string(),
+            Ok(mut target) => {
+                let (a, a_lines) = lines('a', 1);
+                format!("{:?}", target.write_lines(&a, &a_lines).unwrap_err())
+            }
+        };
+        assert!(
+            err.contains("the last number a ledger file can have"),
+            "{err}"
+        );
+        let ledger_files = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".jsonl")
+            })
+            .count();
+        assert_eq!(ledger_files, 1, "no other ledger file");
     }
 
     #[test]

@@ -124,13 +124,16 @@ impl crate::chart::Drawing for OverTimeChart<'_> {
         let origin = first.timestamp();
         let x_of = move |t: DateTime<chrono::Utc>| (t.timestamp() - origin) as f64 / step as f64;
         let x1 = x_of(last) + 0.5;
-        let y_max = series
-            .iter()
-            .flat_map(|s| &s.points)
-            .map(|p| usd(p.cost_usd))
-            .fold(0.0_f64, f64::max)
-            .max(1e-9)
-            * 1.1;
+        let costs = || {
+            series
+                .iter()
+                .flat_map(|s| &s.points)
+                .map(|p| usd(p.cost_usd))
+        };
+        let y_max = costs().fold(0.0_f64, f64::max).max(1e-9) * 1.1;
+        // A negative bucket (a credit written into a ledger) is drawn below zero,
+        // inside the chart: a point outside its range overflows the drawing.
+        let y_min = costs().fold(0.0_f64, f64::min) * 1.1;
         let unit = match report.over_time.bucket {
             Bucket::Hour => "hour",
             Bucket::Day => "day",
@@ -153,7 +156,7 @@ impl crate::chart::Drawing for OverTimeChart<'_> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(90)
-            .build_cartesian_2d(-0.5..x1, 0.0..y_max)
+            .build_cartesian_2d(-0.5..x1, y_min..y_max)
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
@@ -320,6 +323,35 @@ mod tests {
             ["cost.PNG", "cost.svg"],
             "no other file, no temporary one"
         );
+    }
+
+    /// A credit (a negative cost written into a ledger) is drawn below zero: a
+    /// point outside the chart's range overflowed plotters' pixel arithmetic.
+    #[test]
+    fn a_negative_bucket_is_drawn_below_zero_inside_the_chart() {
+        // Only credits: the range's top is next to nothing, and -1 USD was
+        // billions of pixels below it.
+        let costs = [
+            cost("chat", "2026-11-01T09:15:00Z", "-1"),
+            cost("chat", "2026-11-01T10:15:00Z", "-0.5"),
+        ];
+        let report = summarize(&costs, &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+        let svg = render_svg(&report, DEFAULT_SIZE).unwrap();
+        assert!(svg.contains("<polyline"), "a line was drawn");
+        // Every point of the line is inside the picture (600 × 400 by default).
+        let points = svg
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        for point in points.split_whitespace() {
+            let (x, y) = point.split_once(',').unwrap();
+            let (x, y): (i64, i64) = (x.parse().unwrap(), y.parse().unwrap());
+            assert!((0..=i64::from(DEFAULT_SIZE.0)).contains(&x), "{point}");
+            assert!((0..=i64::from(DEFAULT_SIZE.1)).contains(&y), "{point}");
+        }
     }
 
     #[test]
