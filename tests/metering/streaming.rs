@@ -111,7 +111,8 @@ async fn harness(
     }
 }
 
-async fn open(client: &Client, endpoint: &str) -> MeteredResponseStream {
+/// Sends the prompt as a stream request to `endpoint`.
+async fn send(client: &Client, endpoint: &str) -> sagemeter::Result<MeteredResponseStream> {
     client
         .invoke_endpoint_with_response_stream()
         .endpoint_name(endpoint)
@@ -119,7 +120,10 @@ async fn open(client: &Client, endpoint: &str) -> MeteredResponseStream {
         .body(Blob::new(PROMPT))
         .send()
         .await
-        .expect("the stream opens")
+}
+
+async fn open(client: &Client, endpoint: &str) -> MeteredResponseStream {
+    send(client, endpoint).await.expect("the stream opens")
 }
 
 /// Reads a stream to its end the way SDK users do; returns the payload bytes.
@@ -378,17 +382,17 @@ async fn serverless_compute_is_billed_on_the_whole_stream_duration() {
     );
 }
 
-#[tokio::test]
-async fn a_model_stream_error_before_the_stream_on_a_retry_is_the_attempt_billed() {
-    // SageMaker Runtime answers `ModelStreamError` with 400 (its model makes it a
-    // client error), after the model ran: that attempt is billed, the refused
-    // one before it is not.
+/// A fake that refuses the first request (503, before the model) and answers
+/// every other with `then`, and a client whose SDK retries once at once.
+async fn refused_once_then(
+    then: impl Fn() -> Script + Send + Sync + 'static,
+) -> (FakeStream, Client) {
     let refused = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let fake = FakeStream::start(move |_| {
         if refused.swap(false, std::sync::atomic::Ordering::SeqCst) {
             Script::new().service_unavailable()
         } else {
-            Script::new().model_stream_error_at_start()
+            then()
         }
     })
     .await;
@@ -403,12 +407,16 @@ async fn a_model_stream_error_before_the_stream_on_a_retry_is_the_attempt_billed
             .build(),
     );
     let client = builder(&conf).runtime_client(runtime).build().unwrap();
-    let err = client
-        .invoke_endpoint_with_response_stream()
-        .endpoint_name(LLM)
-        .content_type("application/json")
-        .body(Blob::new(PROMPT))
-        .send()
+    (fake, client)
+}
+
+#[tokio::test]
+async fn a_model_stream_error_before_the_stream_on_a_retry_is_the_attempt_billed() {
+    // SageMaker Runtime answers `ModelStreamError` with 400 (its model makes it a
+    // client error), after the model ran: that attempt is billed, the refused
+    // one before it is not.
+    let (fake, client) = refused_once_then(|| Script::new().model_stream_error_at_start()).await;
+    let err = send(&client, LLM)
         .await
         .expect_err("the model's stream failed");
     let Error::InvokeWithResponseStream { source, cost, .. } = err else {
@@ -442,29 +450,13 @@ async fn a_model_stream_error_before_the_stream_on_a_retry_is_the_attempt_billed
 
 #[tokio::test]
 async fn a_stream_opened_on_a_retry_is_billed_for_the_whole_stream_not_up_to_its_headers() {
-    let refused = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let fake = FakeStream::start(move |_| {
-        if refused.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            Script::new().service_unavailable()
-        } else {
-            Script::new()
-                .part("data: a\n\n")
-                .pause(Duration::from_millis(300))
-                .part("data: b\n\n")
-        }
+    let (fake, client) = refused_once_then(|| {
+        Script::new()
+            .part("data: a\n\n")
+            .pause(Duration::from_millis(300))
+            .part("data: b\n\n")
     })
     .await;
-    let conf = fake.sdk_config().await;
-    let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
-        aws_sdk_sagemakerruntime::config::Builder::from(&conf)
-            .retry_config(
-                aws_config::retry::RetryConfig::standard()
-                    .with_max_attempts(2)
-                    .with_initial_backoff(Duration::from_millis(1)),
-            )
-            .build(),
-    );
-    let client = builder(&conf).runtime_client(runtime).build().unwrap();
     let started = std::time::Instant::now();
     let mut response = open(&client, LLM).await;
     read_all(&mut response).await;
