@@ -11,6 +11,20 @@ use std::pin::Pin;
 /// [`CostSink`]: crate::sink::CostSink
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// `config`, with the latest behavior version when it has none (one made with
+/// `SdkConfig::builder()`): the SDK's clients panic when built without one. What
+/// `aws_config`'s `behavior-version-latest`, which sagemeter enables, does for the
+/// configs it loads, and what [`LivePrices`](crate::pricing::LivePrices) does.
+pub(crate) fn with_behavior_version(config: aws_types::SdkConfig) -> aws_types::SdkConfig {
+    if config.behavior_version().is_some() {
+        return config;
+    }
+    config
+        .into_builder()
+        .behavior_version(aws_sdk_sagemakerruntime::config::BehaviorVersion::latest())
+        .build()
+}
+
 /// The value of `key`, inserted as its default when missing, in one look-up: the
 /// key is copied only then, not on every look-up as `entry(key.to_owned())` would.
 pub(crate) fn entry_by_str<'a, V: Default>(

@@ -140,7 +140,8 @@ impl AccountBuilder {
 
     /// Makes the clients.
     pub fn build(self) -> Account {
-        let conf = &self.sdk_config;
+        // The SDK's clients panic when built from a config without a behavior version.
+        let conf = &crate::util::with_behavior_version(self.sdk_config);
         let region = conf
             .region()
             .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());

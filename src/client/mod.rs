@@ -138,8 +138,9 @@ impl Client {
     ///
     /// # Panics
     /// When the SDK config has no region (the SDK's own client cannot call SageMaker
-    /// without one either) or no behavior version (the SDK's clients panic without
-    /// one). [`Client::builder`]`(..).build()` returns either as an error.
+    /// without one either). [`Client::builder`]`(..).build()` returns that as an
+    /// error. A config without a behavior version gets the latest, as the Price
+    /// List client does.
     pub fn new(sdk_config: &aws_types::SdkConfig) -> Self {
         Self::builder(sdk_config)
             .build()
@@ -532,7 +533,11 @@ impl ClientBuilder {
         Ok(Client::from_parts(runtime, meter))
     }
 
-    fn build_parts(self) -> Result<(aws_sdk_sagemakerruntime::Client, Meter)> {
+    fn build_parts(mut self) -> Result<(aws_sdk_sagemakerruntime::Client, Meter)> {
+        // The SDK's clients panic when built from a config without a behavior
+        // version (one made with `SdkConfig::builder()`).
+        self.sdk_config = crate::util::with_behavior_version(self.sdk_config);
+        self.pricing_config = self.pricing_config.map(crate::util::with_behavior_version);
         let region = self
             .region
             .or_else(|| self.sdk_config.region().map(|r| r.to_string()))
@@ -665,40 +670,6 @@ impl ClientBuilder {
             sinks.push(Arc::new(metrics));
         }
         sinks.extend(self.sinks);
-        // The SDK's clients panic when built from a config without a behavior
-        // version (one made with `SdkConfig::builder()`): say so instead.
-        #[cfg(feature = "fleet")]
-        let fleet_builds = self.fleet.as_ref().is_some_and(|f| f.client.is_none());
-        #[cfg(not(feature = "fleet"))]
-        let fleet_builds = false;
-        let builds_from_sdk_config = self.runtime.is_none()
-            || (self.discovery && self.sagemaker.is_none())
-            || (self.prices.is_none() && self.pricing_config.is_none())
-            || fleet_builds;
-        for (config, option, needed) in [
-            (
-                &self.sdk_config,
-                "ClientBuilder::new",
-                builds_from_sdk_config,
-            ),
-            (
-                self.pricing_config.as_ref().unwrap_or(&self.sdk_config),
-                "ClientBuilder::pricing_config",
-                self.prices.is_none() && self.pricing_config.is_some(),
-            ),
-        ] {
-            if needed && config.behavior_version().is_none() {
-                return Err(
-                    ConfigError::new(option, "the SdkConfig has no behavior version")
-                        .hint(
-                            "load it with aws_config::load_from_env() or \
-                         aws_config::defaults(BehaviorVersion::latest()), or set \
-                         SdkConfig::builder().behavior_version(..)",
-                        )
-                        .into(),
-                );
-            }
-        }
         let time_from_sdk_config = self.time.is_none();
         let time = self
             .time

@@ -3146,26 +3146,26 @@ async fn a_retried_call_bills_data_in_once_for_each_attempt_that_reached_the_mod
 }
 
 /// An `SdkConfig` made by hand without a behavior version: the SDK's clients
-/// would panic when built from it; `build()` says what to do instead.
+/// panic when built from it; sagemeter gives it the latest (as `aws_config`'s
+/// `behavior-version-latest` does for configs it loads) and the client works.
 #[tokio::test]
-async fn a_config_without_a_behavior_version_is_a_configuration_error_not_a_panic() {
+async fn a_config_without_a_behavior_version_gets_the_latest_not_a_panic() {
+    let fake = fake_with_demo_endpoints().await;
+    let loaded = fake.sdk_config().await;
     let bare = aws_types::SdkConfig::builder()
         .region(aws_types::region::Region::new("us-east-1"))
+        .endpoint_url(loaded.endpoint_url().unwrap())
+        .credentials_provider(loaded.credentials_provider().unwrap())
         .build();
-    let err = sagemeter::Client::builder(&bare).build().unwrap_err();
-    let sagemeter::Error::Config(config) = &err else {
-        panic!("{err}")
-    };
-    assert_eq!(config.option, "ClientBuilder::new");
-    assert!(
-        err.to_string()
-            .starts_with("invalid configuration: the SdkConfig has no behavior version: load it"),
-        "{err}"
-    );
-    // With one, the same config builds.
-    let versioned = bare
-        .to_builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .build();
-    assert!(sagemeter::Client::builder(&versioned).build().is_ok());
+    assert!(bare.behavior_version().is_none());
+    let client = sagemeter::Client::builder(&bare)
+        .price_source(FixedPrices::us_east_1())
+        .build()
+        .unwrap();
+    let response = invoke(&client, "rt").await.unwrap();
+    assert!(response.cost().cost_usd > Decimal::ZERO);
+    #[cfg(feature = "account")]
+    {
+        let _account = sagemeter::account::Account::builder(&bare).build();
+    }
 }
