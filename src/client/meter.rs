@@ -636,9 +636,13 @@ impl Meter {
         if let Some(fleet) = &self.inner.fleet {
             problems.extend(fleet.shutdown(left().saturating_sub(third)).await);
         }
-        let sinks = on_every_sink(&self.inner.sinks, Some((left(), timeout)), |sink| {
-            sink.shutdown()
-        });
+        // Never less than a third: neither step above waits past its share, and
+        // the ledgers' last write and sync come before any of theirs.
+        let sinks = on_every_sink(
+            &self.inner.sinks,
+            Some((left().max(third), timeout)),
+            |sink| sink.shutdown(),
+        );
         problems.extend(sinks.await);
         if !idle {
             problems.push(format!(

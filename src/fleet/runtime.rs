@@ -1828,7 +1828,11 @@ impl Fleet {
                     written = true;
                     break;
                 }
-                Ok(false) => tokio::time::sleep(Duration::from_millis(200)).await,
+                // Not past the deadline: the sinks' time comes after it.
+                Ok(false) => {
+                    let next = tokio::time::Instant::now() + Duration::from_millis(200);
+                    tokio::time::sleep_until(next.min(deadline)).await;
+                }
                 Err(_) => break,
             }
         }
