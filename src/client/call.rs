@@ -717,7 +717,8 @@ pub(crate) fn call_span(endpoint: &str, operation: Operation) -> tracing::Span {
     tracing::info_span!(
         target: "sagemeter",
         "sagemaker.invoke",
-        endpoint = %endpoint,
+        // Escaped as on the cost line: the span's fields prefix it in most formats.
+        endpoint = %crate::redact::printable(endpoint),
         operation = operation.as_str(),
         outcome = Empty,
         cost_usd = Empty,
