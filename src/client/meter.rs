@@ -82,6 +82,9 @@ pub(crate) struct MeterInner {
     pub time: SharedTimeSource,
     pub seq: AtomicU64,
     pub warned: Mutex<HashSet<String>>,
+    /// Hashes of the (endpoint, variant) pairs told about once already (see
+    /// `note_if_volume_size_unknown`): checked without allocating a key.
+    pub noted: Mutex<HashSet<u64>>,
     pub prepared: PreparedMemo,
     /// The async invocations settled lately: a second settlement of one is a
     /// duplicate, not billed again.
@@ -873,8 +876,9 @@ impl Meter {
                 let slot = self.inner.totals.variant_slot(totals, &variant.name);
                 let mut own =
                     self.variant_rates_now(profile, variant, self.hosted(profile), slot)?;
-                self.warn_if_volume_size_unknown(&profile.endpoint, variant);
+                self.note_if_volume_size_unknown(profile, variant);
                 for extra in profile.billed_alongside(variant) {
+                    self.note_if_volume_size_unknown(profile, extra);
                     let hosted = self.hosted_nothing();
                     let extra_rates = self.variant_rates_now(profile, extra, hosted, slot)?;
                     self.add_alongside(&mut own, &profile.endpoint, variant, extra, &extra_rates);
@@ -1024,23 +1028,56 @@ impl Meter {
         )
     }
 
-    /// WARNs once per endpoint and variant that an instance variant's ML storage
-    /// is not accrued because its endpoint config states no volume size: SageMaker
-    /// attaches a volume all the same (of a size the instance type sets; none on
-    /// types with NVMe instance storage), and no size is assumed. Runs when an
-    /// endpoint's rates are put together, not on every call.
-    fn warn_if_volume_size_unknown(&self, endpoint: &str, variant: &VariantProfile) {
-        let VariantBilling::Instance { instance_type, .. } = &variant.billing else {
+    /// Says once per endpoint and variant (INFO) that an instance variant's ML
+    /// storage is not accrued because no volume size is known: SageMaker attaches
+    /// a volume all the same (of a size the instance type sets; none on types
+    /// with NVMe instance storage, so nothing may be missing), and no size is
+    /// assumed. Runs when an endpoint's rates are put together (about once a
+    /// second while it is called), not on every call, and allocates nothing once
+    /// said.
+    fn note_if_volume_size_unknown(&self, profile: &EndpointProfile, variant: &VariantProfile) {
+        let VariantBilling::Instance {
+            instance_type,
+            instance_count,
+        } = &variant.billing
+        else {
             return;
         };
-        if variant.volume_size_gb.is_some() {
+        // A new fleet whose deployment's config could not be read says so on
+        // its receipts already.
+        let config_unread = profile.pending_storage_unknown.is_some()
+            && profile
+                .pending_variants
+                .iter()
+                .any(|p| std::ptr::eq(p, variant));
+        if variant.volume_size_gb.is_some() || *instance_count == 0 || config_unread {
             return;
         }
-        if self.first_warning(format!("{endpoint}\u{0}volume size\u{0}{}", variant.name)) {
-            tracing::warn!(target: "sagemeter", endpoint, variant = %variant.name, instance_type,
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::hash::DefaultHasher::new();
+            (profile.endpoint.as_str(), variant.name.as_str()).hash(&mut hasher);
+            hasher.finish()
+        };
+        let first = {
+            let mut noted = self.inner.noted.lock().unwrap_or_else(|e| e.into_inner());
+            noted.len() < MAX_WARNED && noted.insert(key)
+        };
+        if !first {
+            return;
+        }
+        let endpoint = profile.endpoint.as_str();
+        match profile.source {
+            ProfileSource::Override => tracing::info!(target: "sagemeter", endpoint,
+                variant = %variant.name, instance_type,
+                "the endpoint profile given states no volume size \
+                 (VariantProfile::with_volume_size_gb): the variant's ML storage is not in \
+                 its accrual"),
+            _ => tracing::info!(target: "sagemeter", endpoint, variant = %variant.name,
+                instance_type,
                 "the endpoint config states no VolumeSizeInGB: the variant's ML storage \
                  (a volume of the instance type's default size, none on types with NVMe \
-                 instance storage) is not in its accrual");
+                 instance storage) is not in its accrual"),
         }
     }
 
@@ -1230,8 +1267,9 @@ impl Meter {
                 let mut own = self
                     .variant_rates(profile, variant, self.hosted(profile), slot)
                     .await;
-                self.warn_if_volume_size_unknown(&profile.endpoint, variant);
+                self.note_if_volume_size_unknown(profile, variant);
                 for extra in profile.billed_alongside(variant) {
+                    self.note_if_volume_size_unknown(profile, extra);
                     let hosted = self.hosted_nothing();
                     let extra_rates = self.variant_rates(profile, extra, hosted, slot).await;
                     self.add_alongside(&mut own, &profile.endpoint, variant, extra, &extra_rates);

@@ -1004,7 +1004,11 @@ async fn every_call_logs_one_info_cost_line_without_the_payload() {
     let lines = logs.lines();
     let cost_lines: Vec<_> = lines
         .iter()
-        .filter(|l| l["target"] == "sagemeter" && l["level"] == "INFO")
+        .filter(|l| {
+            l["target"] == "sagemeter"
+                && l["level"] == "INFO"
+                && l["fields"]["message"] == "sagemaker call cost"
+        })
         .collect();
     assert_eq!(cost_lines.len(), 3, "{lines:#?}");
     for (line, receipt) in cost_lines.iter().zip(&receipts) {
