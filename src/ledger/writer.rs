@@ -283,12 +283,14 @@ impl BackgroundWriter {
         encode: Encode,
         target: impl Target,
     ) -> Result<Self, LedgerError> {
+        // The builder options behind them (an EMF sink has no sync interval).
         let (capacity, sync_every) = match options.kind {
-            "emf" => ("EmfSinkBuilder::capacity", "EmfSinkBuilder::sync_every"),
-            _ => (
+            "emf" => ("EmfSinkBuilder::capacity", "sync_every"),
+            "ledger" => (
                 "JsonlLedgerBuilder::capacity",
                 "JsonlLedgerBuilder::sync_every",
             ),
+            _ => ("capacity", "sync_every"),
         };
         if options.capacity == 0 {
             return Err(LedgerError::InvalidOption(crate::ConfigError::new(

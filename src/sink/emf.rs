@@ -43,8 +43,8 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 /// A call that named an inference component also has `"InferenceComponent"` and a
 /// second dimension set `["Endpoint","InferenceComponent"]`.
 /// `Timestamp` is the call's start (ms since the epoch); for the settlement of an
-/// asynchronous invocation, when it was recorded (its cost is known only then,
-/// up to hours after the submission). `Variant` is `unknown`
+/// asynchronous invocation, when the sink writes its line, on the system clock
+/// (its cost is known only then, up to hours after the submission). `Variant` is `unknown`
 /// when the variant could not be told, and so is any dimension value CloudWatch
 /// would refuse (empty, blank, not ASCII, over 1,024 characters). `CostUSD` is a double, as every CloudWatch metric value; the exact
 /// decimal is kept as the `CostUSDExact` property. `Invocations` is 1, except on
