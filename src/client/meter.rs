@@ -612,11 +612,12 @@ impl Meter {
 
     /// Graceful shutdown, within `timeout` in all (a pod's grace period, say):
     /// stops background work (profile refreshes, pricing of calls seen by the
-    /// interceptor) from starting and waits for what is running (at most a third
-    /// of `timeout`), writes the fleet's last increments (until two thirds of it
-    /// have passed), then flushes and closes every sink, all at once, in the time
-    /// left (at least a third: the ledgers are never left without time; a sink
-    /// that hangs holds up neither the others nor the caller). Calls made afterwards are still
+    /// interceptor) from starting and waits for what is running (at most half of
+    /// `timeout`: pricing a call may wait for a `DescribeEndpoint`, 5 s at most
+    /// by default), writes the fleet's last increments (until three quarters of
+    /// it have passed), then flushes and closes every sink, all at once, in the
+    /// time left (at least a quarter: the ledgers are never left without time; a
+    /// sink that hangs holds up neither the others nor the caller). Calls made afterwards are still
     /// metered on their own path, but nothing new runs in the background: what
     /// would have been priced there (a call the interceptor saw, a call or
     /// settlement dropped before its rates came) is priced at once on the rates at
@@ -630,26 +631,26 @@ impl Meter {
     pub async fn shutdown_within(&self, timeout: std::time::Duration) -> crate::Result<()> {
         let started = tokio::time::Instant::now();
         let left = || timeout.saturating_sub(started.elapsed());
-        let third = timeout / 3;
-        let idle = self.inner.background.close(third).await;
+        let (half, quarter) = (timeout / 2, timeout / 4);
+        let idle = self.inner.background.close(half).await;
         // Sinks last: background pricing above may still have recorded receipts.
         let mut problems = Vec::new();
         // The fleet's last increments, and the leases' unused parts given back.
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
-            problems.extend(fleet.shutdown(left().saturating_sub(third)).await);
+            problems.extend(fleet.shutdown(left().saturating_sub(quarter)).await);
         }
-        // Never less than a third: neither step above waits past its share, and
-        // the ledgers' last write and sync come before any of theirs.
+        // Never less than a quarter: neither step above waits past its share,
+        // and the ledgers' last write and sync come before any of theirs.
         let sinks = on_every_sink(
             &self.inner.sinks,
-            Some((left().max(third), timeout)),
+            Some((left().max(quarter), timeout)),
             |sink| sink.shutdown(),
         );
         problems.extend(sinks.await);
         if !idle {
             problems.push(format!(
-                "{} background task(s) still running after {third:?}",
+                "{} background task(s) still running after {half:?}",
                 self.inner.background.in_flight()
             ));
         }

@@ -598,7 +598,7 @@ async fn shutdown_within_keeps_to_its_time_in_all_and_leaves_the_ledger_time() {
         .unwrap_err()
         .to_string();
     let took = started.elapsed();
-    // The table's last write (up to 800 ms) and the sinks (the rest) used to take
+    // The table's last write (until 900 ms) and the sinks (the rest) used to take
     // 1.2 s each, 2.4 s in all; the bound leaves a loaded machine 0.9 s.
     assert!(took < Duration::from_millis(2100), "{took:?}");
     assert!(
