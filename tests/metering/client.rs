@@ -1458,12 +1458,9 @@ async fn throttled_attempts_are_counted_and_not_billed() {
     );
     let cost = response.cost();
     assert_eq!(cost.usage.attempts, 3);
-    assert!(
-        cost.notes
-            .iter()
-            .any(|n| n == "3 attempts: 1 reached the model and are billed, 2 were not"),
-        "{:?}",
-        cost.notes
+    crate::support::receipts::assert_noted(
+        cost,
+        "3 attempts: 1 reached the model and are billed, 2 were not",
     );
     // Only the answered attempt is billed: its latency excludes the two throttled
     // round trips and the (jittered) back-off between the attempts.
@@ -1958,12 +1955,9 @@ async fn an_invoke_dropped_during_its_retry_is_billed_for_that_attempt_only() {
     let cost = &all[1];
     assert_eq!(cost.usage.outcome, Outcome::Cancelled);
     assert_eq!(cost.usage.attempts, 2);
-    assert!(
-        cost.notes
-            .iter()
-            .any(|n| n == "2 attempts: 1 reached the model and are billed, 1 were not"),
-        "{:?}",
-        cost.notes
+    crate::support::receipts::assert_noted(
+        cost,
+        "2 attempts: 1 reached the model and are billed, 1 were not",
     );
     // Billed: the retry, from when it went out to the drop; not the call's whole
     // wall time. The retry went out after the throttled attempt and a back-off of
@@ -3134,12 +3128,9 @@ async fn a_retried_call_bills_data_in_once_for_each_attempt_that_reached_the_mod
         .unwrap();
     let cost = response.cost();
     assert_eq!(cost.usage.attempts, 2);
-    assert!(
-        cost.notes
-            .iter()
-            .any(|n| n == "2 attempts: 2 reached the model and are billed, 0 were not"),
-        "{:?}",
-        cost.notes
+    crate::support::receipts::assert_noted(
+        cost,
+        "2 attempts: 2 reached the model and are billed, 0 were not",
     );
     // SageMaker received (and bills) the 1 MiB request twice:
     // 2 × 2²⁰ B / 2³⁰ B/GB = 2 × 1/1024 GB = 0.001953125 GB,

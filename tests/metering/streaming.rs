@@ -437,12 +437,9 @@ async fn a_model_stream_error_before_the_stream_on_a_retry_is_the_attempt_billed
     );
     assert_eq!(cost.usage.attempts, 2);
     assert_eq!(cost.usage.outcome, Outcome::Error);
-    assert!(
-        cost.notes
-            .iter()
-            .any(|n| n == "2 attempts: 1 reached the model and are billed, 1 were not"),
-        "{:?}",
-        cost.notes
+    crate::support::receipts::assert_noted(
+        &cost,
+        "2 attempts: 1 reached the model and are billed, 1 were not",
     );
     // Data in once, for the one attempt that reached the model.
     assert_eq!(cost.usage.bytes_in, PROMPT.len() as u64);
@@ -465,12 +462,9 @@ async fn a_stream_opened_on_a_retry_is_billed_for_the_whole_stream_not_up_to_its
 
     assert_eq!(fake.received().len(), 2, "refused once, then streamed");
     assert_eq!(cost.usage.attempts, 2);
-    assert!(
-        cost.notes
-            .iter()
-            .any(|n| n == "2 attempts: 1 reached the model and are billed, 1 were not"),
-        "{:?}",
-        cost.notes
+    crate::support::receipts::assert_noted(
+        cost,
+        "2 attempts: 1 reached the model and are billed, 1 were not",
     );
     // The answered attempt is billed from when it went out to the stream's end,
     // the 300 ms pause between the parts included; the refused attempt is not.

@@ -42,3 +42,13 @@ pub fn line(cost: &Cost, item: LineItem) -> &CostLine {
         .find(|l| l.item == item)
         .unwrap_or_else(|| panic!("no {item:?} line on {cost:#?}"))
 }
+
+/// Asserts that the receipt carries exactly the note `note` (among its others).
+#[track_caller]
+pub fn assert_noted(cost: &Cost, note: &str) {
+    assert!(
+        cost.notes.iter().any(|n| n == note),
+        "no note {note:?} among {:?}",
+        cost.notes
+    );
+}
