@@ -663,9 +663,24 @@ impl Meter {
 
     /// Writes out every receipt the sinks have accepted so far (e.g. the ledger
     /// file), every sink at once: one that fails does not keep the others from
-    /// flushing, and the error names each that failed.
+    /// flushing, and the error names each that failed. Waits as long as the
+    /// sinks take: see [`flush_within`](Self::flush_within) for a bound.
     pub async fn flush(&self) -> crate::Result<()> {
-        let problems = on_every_sink(&self.inner.sinks, None, |sink| sink.flush()).await;
+        self.flush_sinks(None).await
+    }
+
+    /// [`flush`](Self::flush), waiting at most `timeout`: a sink that has not
+    /// finished by then (a broker that is down) is named in the error, and its
+    /// receipts stay queued in it for the next flush or shutdown.
+    pub async fn flush_within(&self, timeout: std::time::Duration) -> crate::Result<()> {
+        self.flush_sinks(Some((timeout, timeout))).await
+    }
+
+    async fn flush_sinks(
+        &self,
+        limit: Option<(std::time::Duration, std::time::Duration)>,
+    ) -> crate::Result<()> {
+        let problems = on_every_sink(&self.inner.sinks, limit, |sink| sink.flush()).await;
         if problems.is_empty() {
             Ok(())
         } else {

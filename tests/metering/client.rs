@@ -2834,6 +2834,18 @@ async fn a_sink_that_fails_or_hangs_keeps_no_other_sink_from_flushing() {
         .build()
         .unwrap();
     invoke(&client, "rt").await.unwrap();
+    // A bounded flush names the sink that did not finish, and the ledger beside
+    // it is written.
+    let err = client
+        .meter()
+        .flush_within(Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "flush incomplete: sink `broker-down` did not finish within 200ms"
+    );
+    assert_eq!(sagemeter::ledger::read_all(&path).unwrap().records.len(), 1);
     let started = std::time::Instant::now();
     let err = client
         .meter()
