@@ -81,10 +81,9 @@ pub(crate) struct MeterInner {
     pub sinks: Vec<Arc<dyn CostSink>>,
     pub time: SharedTimeSource,
     pub seq: AtomicU64,
-    pub warned: Mutex<HashSet<String>>,
-    /// Hashes of the (endpoint, variant) pairs told about once already (see
-    /// `note_if_volume_size_unknown`): checked without allocating a key.
-    pub noted: Mutex<HashSet<u64>>,
+    /// What was warned (or noted) about once already, by the hash of what it was
+    /// about (see `Meter::first_warning`): checked without building a key.
+    pub warned: Mutex<HashSet<u64>>,
     pub prepared: PreparedMemo,
     /// The async invocations settled lately: a second settlement of one is a
     /// duplicate, not billed again.
@@ -1069,20 +1068,10 @@ impl Meter {
         if variant.volume_size_gb.is_some() || *instance_count == 0 || config_unread {
             return;
         }
-        let key = {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = std::hash::DefaultHasher::new();
-            (profile.endpoint.as_str(), variant.name.as_str()).hash(&mut hasher);
-            hasher.finish()
-        };
-        let first = {
-            let mut noted = self.inner.noted.lock().unwrap_or_else(|e| e.into_inner());
-            noted.len() < MAX_WARNED && noted.insert(key)
-        };
-        if !first {
+        let endpoint = profile.endpoint.as_str();
+        if !self.first_warning(("volume size", endpoint, &variant.name)) {
             return;
         }
-        let endpoint = profile.endpoint.as_str();
         match profile.source {
             ProfileSource::Override => tracing::info!(target: "sagemeter", endpoint,
                 variant = %variant.name, instance_type,
@@ -1108,17 +1097,13 @@ impl Meter {
         extra: &VariantProfile,
         extra_rates: &VariantRates,
     ) {
-        if let Err(reason) = own.add_alongside(extra, extra_rates) {
-            let key = format!(
-                "{endpoint}\u{0}alongside\u{0}{}\u{0}{}\u{0}{reason}",
-                variant.name, extra.name
-            );
-            if self.first_warning(key) {
-                tracing::warn!(target: "sagemeter", endpoint, variant = %variant.name,
-                    billed_alongside = %extra.name, reason,
-                    "a shadow or pending variant's standing capacity could not be priced: \
-                     the production variant's accrual leaves it out");
-            }
+        if let Err(reason) = own.add_alongside(extra, extra_rates)
+            && self.first_warning(("alongside", endpoint, &variant.name, &extra.name, &reason))
+        {
+            tracing::warn!(target: "sagemeter", endpoint, variant = %variant.name,
+                billed_alongside = %extra.name, reason,
+                "a shadow or pending variant's standing capacity could not be priced: \
+                 the production variant's accrual leaves it out");
         }
     }
 
@@ -1126,17 +1111,18 @@ impl Meter {
     /// (the volume size is known, the storage rate is not), WARNed once per
     /// endpoint, variant and reason.
     fn storage_left_out(&self, endpoint: &str, variant: &str, reason: &str) -> String {
-        let key = format!("{endpoint}\u{0}storage\u{0}{variant}\u{0}{reason}");
-        if self.first_warning(key) {
+        if self.first_warning(("storage", endpoint, variant, reason)) {
             tracing::warn!(target: "sagemeter", endpoint, variant, reason,
                 "a variant's ML storage could not be priced: its accrual leaves it out");
         }
         format!("the variant's ML storage is not accrued: its rate is not known ({reason})")
     }
 
-    /// Whether `key` is warned about for the first time (kept up to
-    /// [`MAX_WARNED`] keys; past that, nothing more is warned).
-    fn first_warning(&self, key: String) -> bool {
+    /// Whether `what` (a tuple naming the kind of warning and what it is about)
+    /// is warned about for the first time (kept up to [`MAX_WARNED`] keys; past
+    /// that, nothing more is warned).
+    fn first_warning(&self, what: impl std::hash::Hash) -> bool {
+        let key = warning_key(what);
         let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
         warned.len() < MAX_WARNED && warned.insert(key)
     }
@@ -1692,7 +1678,7 @@ impl Meter {
     /// logged at DEBUG (each receipt still says why it is unpriced).
     fn warn_unpriced(&self, cost: &Cost) {
         for reason in cost.unpriced_reasons() {
-            let key = format!("{}\u{0}{reason}", cost.endpoint);
+            let key = warning_key(("unpriced", &cost.endpoint, &reason));
             let (first, kept) = {
                 let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
                 if warned.contains(&key) {
@@ -1712,6 +1698,16 @@ impl Meter {
             }
         }
     }
+}
+
+/// The key of `what` in [`MeterInner::warned`]: its hash (a fixed-key hasher, so
+/// that nothing is allocated to look a warning up; 64 bits among at most
+/// [`MAX_WARNED`] keys).
+fn warning_key(what: impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = std::hash::DefaultHasher::new();
+    what.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// How many distinct (endpoint, reason) pairs [`Meter`] remembers having warned

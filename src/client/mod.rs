@@ -764,7 +764,6 @@ impl ClientBuilder {
                 time,
                 seq: Default::default(),
                 warned: Default::default(),
-                noted: Default::default(),
                 prepared: Default::default(),
                 settled: Default::default(),
             }),
