@@ -185,6 +185,26 @@ pub enum LedgerError {
     },
 }
 
+/// The first of `checks` that fails (whether an option cannot work, the builder
+/// option, what is wrong with it), as [`LedgerError::InvalidOption`], found in
+/// `within` (the ledger it is about) when given. What every ledger and EMF
+/// builder checks its options with before touching anything.
+pub(crate) fn check_options(
+    within: Option<&dyn std::fmt::Display>,
+    checks: impl IntoIterator<Item = (bool, &'static str, &'static str)>,
+) -> Result<(), LedgerError> {
+    match checks.into_iter().find(|(bad, ..)| *bad) {
+        None => Ok(()),
+        Some((_, option, problem)) => {
+            let error = crate::ConfigError::new(option, problem);
+            Err(LedgerError::InvalidOption(match within {
+                Some(what) => error.within(what),
+                None => error,
+            }))
+        }
+    }
+}
+
 impl From<LedgerError> for io::Error {
     fn from(e: LedgerError) -> io::Error {
         let kind = match &e {

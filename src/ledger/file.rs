@@ -193,35 +193,31 @@ impl JsonlLedgerBuilder {
         let path = self.path;
         // Checked before anything is touched (the writer checks the first two again).
         let roll = self.roll.as_ref();
-        for (bad, option, problem) in [
-            (
-                self.capacity == 0,
-                "JsonlLedgerBuilder::capacity",
-                "the queue capacity must be at least 1",
-            ),
-            (
-                self.sync_every.is_some_and(|d| d.is_zero()),
-                "JsonlLedgerBuilder::sync_every",
-                "sync_every must be longer than zero",
-            ),
-            (
-                roll.is_some_and(|r| r.max_bytes == Some(0)),
-                "JsonlLedgerBuilder::max_bytes",
-                "max_bytes must be at least 1",
-            ),
-            (
-                roll.is_some_and(|r| r.keep_files == Some(0)),
-                "JsonlLedgerBuilder::keep_files",
-                "keep_files must be at least 1",
-            ),
-        ] {
-            if bad {
-                return Err(LedgerError::InvalidOption(
-                    crate::ConfigError::new(option, problem)
-                        .within(format!("ledger {}", path.display())),
-                ));
-            }
-        }
+        super::check_options(
+            Some(&format_args!("ledger {}", path.display())),
+            [
+                (
+                    self.capacity == 0,
+                    "JsonlLedgerBuilder::capacity",
+                    "the queue capacity must be at least 1",
+                ),
+                (
+                    self.sync_every.is_some_and(|d| d.is_zero()),
+                    "JsonlLedgerBuilder::sync_every",
+                    "sync_every must be longer than zero",
+                ),
+                (
+                    roll.is_some_and(|r| r.max_bytes == Some(0)),
+                    "JsonlLedgerBuilder::max_bytes",
+                    "max_bytes must be at least 1",
+                ),
+                (
+                    roll.is_some_and(|r| r.keep_files == Some(0)),
+                    "JsonlLedgerBuilder::keep_files",
+                    "keep_files must be at least 1",
+                ),
+            ],
+        )?;
         let options = Options {
             kind: "ledger",
             name: path.clone(),

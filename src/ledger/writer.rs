@@ -283,27 +283,23 @@ impl BackgroundWriter {
         encode: Encode,
         target: impl Target,
     ) -> Result<Self, LedgerError> {
-        // The builder options behind them (an EMF sink has no sync interval).
-        let (capacity, sync_every) = match options.kind {
-            "emf" => ("EmfSinkBuilder::capacity", "sync_every"),
-            "ledger" => (
-                "JsonlLedgerBuilder::capacity",
-                "JsonlLedgerBuilder::sync_every",
-            ),
-            _ => ("capacity", "sync_every"),
-        };
-        if options.capacity == 0 {
-            return Err(LedgerError::InvalidOption(crate::ConfigError::new(
-                capacity,
-                "the queue capacity must be at least 1",
-            )));
-        }
-        if options.sync_every.is_some_and(|d| d.is_zero()) {
-            return Err(LedgerError::InvalidOption(crate::ConfigError::new(
-                sync_every,
-                "sync_every must be longer than zero",
-            )));
-        }
+        // The builders check these, naming their own options; a queue of none
+        // would panic, so they are checked again here.
+        super::check_options(
+            None,
+            [
+                (
+                    options.capacity == 0,
+                    "capacity",
+                    "the queue capacity must be at least 1",
+                ),
+                (
+                    options.sync_every.is_some_and(|d| d.is_zero()),
+                    "sync_every",
+                    "sync_every must be longer than zero",
+                ),
+            ],
+        )?;
         let (tx, rx) = mpsc::channel(options.capacity);
         let counters = Arc::new(Counters::default());
         let pool = Arc::new(LinePool::default());

@@ -109,6 +109,14 @@ impl EmfSinkBuilder {
     /// Checks the options and starts the writer.
     pub fn build(self) -> Result<EmfSink, LedgerError> {
         validate_namespace(&self.namespace)?;
+        crate::ledger::check_options(
+            None,
+            [(
+                self.capacity == 0,
+                "EmfSinkBuilder::capacity",
+                "the queue capacity must be at least 1",
+            )],
+        )?;
         let (name, out) = self
             .out
             .unwrap_or_else(|| ("stdout".to_owned(), Box::new(io::stdout())));
@@ -600,5 +608,10 @@ mod tests {
                 "{err:?}"
             );
         }
+        let err = EmfSink::builder().capacity(0).build().unwrap_err();
+        assert!(
+            matches!(&err, LedgerError::InvalidOption(c) if c.option == "EmfSinkBuilder::capacity"),
+            "{err:?}"
+        );
     }
 }

@@ -151,30 +151,26 @@ impl ParquetLedgerBuilder {
     /// when another writer has it) and starts the writer. The first file is
     /// created when the first receipt comes.
     pub fn open(self) -> Result<ParquetLedger, LedgerError> {
-        for (bad, option, problem) in [
-            (
-                self.capacity == 0,
-                "ParquetLedgerBuilder::capacity",
-                "the queue capacity must be at least 1",
-            ),
-            (
-                self.max_rows == Some(0),
-                "ParquetLedgerBuilder::max_rows",
-                "max_rows must be at least 1",
-            ),
-            (
-                self.keep_files == Some(0),
-                "ParquetLedgerBuilder::keep_files",
-                "keep_files must be at least 1",
-            ),
-        ] {
-            if bad {
-                return Err(LedgerError::InvalidOption(
-                    crate::ConfigError::new(option, problem)
-                        .within(format!("Parquet ledger {}", self.dir.display())),
-                ));
-            }
-        }
+        crate::ledger::check_options(
+            Some(&format_args!("Parquet ledger {}", self.dir.display())),
+            [
+                (
+                    self.capacity == 0,
+                    "ParquetLedgerBuilder::capacity",
+                    "the queue capacity must be at least 1",
+                ),
+                (
+                    self.max_rows == Some(0),
+                    "ParquetLedgerBuilder::max_rows",
+                    "max_rows must be at least 1",
+                ),
+                (
+                    self.keep_files == Some(0),
+                    "ParquetLedgerBuilder::keep_files",
+                    "keep_files must be at least 1",
+                ),
+            ],
+        )?;
         crate::ledger::rolling::make_dir(&self.dir)?;
         // One writer per directory: two would pick the same next file name, and
         // each would take the other's file in progress for a crash's leftover.
