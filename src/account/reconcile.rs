@@ -242,7 +242,7 @@ impl Metered {
             None => name.clone(),
         };
         #[cfg(feature = "parquet")]
-        if path.extension().is_some_and(|x| x == "parquet") {
+        if crate::ledger::is_parquet_name(path) {
             let reader = crate::ledger::parquet::ParquetReader::open(path)?;
             self.read_receipts(path, &name, &run, reader)?;
             self.files_read.insert(file);

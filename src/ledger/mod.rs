@@ -27,7 +27,9 @@ pub use writer::{Refused, SinkStats};
 
 pub(crate) use compact::{DEFINITION_PREFIXES, Definitions, RECEIPT_PREFIX, Refs, report_row};
 pub(crate) use error::check_options;
-pub(crate) use reader::{FileId, LineError, MAX_LINE_BYTES, line_too_long, read_record};
+pub(crate) use reader::{
+    FileId, LineError, MAX_LINE_BYTES, is_parquet_name, line_too_long, read_record,
+};
 #[cfg(feature = "account")]
 pub(crate) use rolling::{FileName as RolledFileName, rolling_dir_of};
 pub(crate) use writer::{BackgroundWriter, Encode, Options, StreamTarget};

@@ -145,6 +145,11 @@ pub fn ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError>
     Ok(files)
 }
 
+/// Whether `path` names a Parquet ledger (`*.parquet`), by its name alone.
+pub(crate) fn is_parquet_name(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "parquet")
+}
+
 /// The ledger files at `path` of either format, in the order to read them: the
 /// JSON Lines files as [`ledger_files`] lists them, then, with the `parquet`
 /// feature, the Parquet files (a `*.parquet` path, or a directory's, as
@@ -154,7 +159,7 @@ pub fn any_ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerEr
     let path = path.as_ref();
     #[cfg(feature = "parquet")]
     {
-        if path.extension().is_some_and(|x| x == "parquet") {
+        if is_parquet_name(path) {
             return Ok(vec![path.to_owned()]);
         }
         if path.is_dir() {

@@ -1271,7 +1271,7 @@ fn inputs(
 
 /// A Parquet ledger file, by its name, when Parquet files are read at all.
 fn is_parquet(path: &Path) -> bool {
-    cfg!(feature = "parquet") && path.extension().is_some_and(|x| x == "parquet")
+    cfg!(feature = "parquet") && crate::ledger::is_parquet_name(path)
 }
 
 /// Renders the report as a plain-text table (groups, then the total), followed by
