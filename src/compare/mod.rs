@@ -170,6 +170,27 @@ pub(crate) mod check {
         )
     }
 
+    /// `usd ÷ per` (a price per 1,000 or per million, per unit), refused when the
+    /// quotient needs more decimal places than an exact decimal holds: a tiny price
+    /// would otherwise round, down to zero at worst.
+    pub(crate) fn per_unit(
+        what: &'static str,
+        usd: Decimal,
+        per: u32,
+    ) -> Result<Decimal, CompareError> {
+        let unit = usd / Decimal::from(per);
+        if unit * Decimal::from(per) != usd {
+            return Err(CompareError::OutOfRange {
+                what,
+                value: usd.normalize().to_string(),
+                hint: format!(
+                    "divided by {per} it needs more than 28 decimal places; state a larger price"
+                ),
+            });
+        }
+        Ok(unit)
+    }
+
     pub(crate) fn instance(instance_type: &str, count: u32) -> Result<(), CompareError> {
         let name = instance_type.strip_prefix("ml.").unwrap_or("");
         if name.is_empty() || !name.contains('.') || name.contains(char::is_whitespace) {

@@ -354,7 +354,11 @@ impl PerInferencePlan {
             usd_per_1000_calls,
             "a free plan needs no comparison; give the price the provider charges per 1,000 calls",
         )?;
-        Self::per_call(usd_per_1000_calls / Decimal::from(1000))
+        Self::per_call(check::per_unit(
+            "price per 1,000 calls (USD)",
+            usd_per_1000_calls,
+            1000,
+        )?)
     }
 
     fn validate(&self) -> Result<(), CompareError> {
@@ -400,7 +404,6 @@ impl PerTokenPlan {
         usd_per_million_input: Decimal,
         usd_per_million_output: Decimal,
     ) -> Result<Self, CompareError> {
-        let million = Decimal::from(1_000_000);
         for (what, v) in [
             (
                 "price per million input tokens (USD)",
@@ -415,8 +418,16 @@ impl PerTokenPlan {
             check::at_most(what, v, Decimal::from(check::MAX_USD), "too large to model")?;
         }
         Self::new(
-            usd_per_million_input / million,
-            usd_per_million_output / million,
+            check::per_unit(
+                "price per million input tokens (USD)",
+                usd_per_million_input,
+                1_000_000,
+            )?,
+            check::per_unit(
+                "price per million output tokens (USD)",
+                usd_per_million_output,
+                1_000_000,
+            )?,
         )
     }
 
@@ -823,6 +834,26 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(plan.included_calls, Some(Decimal::ZERO));
+    }
+
+    #[test]
+    fn a_price_too_small_to_hold_per_unit_is_refused_never_rounded() {
+        // 1e-25 USD per million tokens is 1e-31 per token: past an exact decimal's 28
+        // places, it would round to 0. 1e-22 is 1e-28 per token, the smallest held.
+        let tiny = Decimal::new(1, 25);
+        let err = PerTokenPlan::per_million_tokens(tiny, Decimal::ONE).unwrap_err();
+        assert!(
+            matches!(err, CompareError::OutOfRange { what, .. } if what.contains("input")),
+            "{err}"
+        );
+        let plan = PerTokenPlan::per_million_tokens(Decimal::new(1, 22), Decimal::ONE).unwrap();
+        assert_eq!(plan.usd_per_input_token, Decimal::new(1, 28));
+        // 1e-27 per 1,000 calls is 1e-30 per call: refused for its size, not called zero.
+        let err = PerInferencePlan::per_thousand_calls(Decimal::new(1, 27)).unwrap_err();
+        assert!(matches!(err, CompareError::OutOfRange { .. }), "{err}");
+        // 0.0125 per 1,000 is exactly 0.0000125 per call.
+        let plan = PerInferencePlan::per_thousand_calls(Decimal::new(125, 4)).unwrap();
+        assert_eq!(plan.usd_per_call, Decimal::new(125, 7));
     }
 
     #[test]
