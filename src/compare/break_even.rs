@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::arith::{Overflow, add, div, mul, sub};
 use super::engine::{CostCurve, PlanCost};
 use super::format::{calls as fmt_calls, percent};
-use super::{CompareError, UsageProfile};
+use super::{CompareError, PlanModel, UsageProfile};
 
 /// What to do when the costs where two plans might cross are beyond a decimal.
 const HINT_BREAK_EVEN: &str = "the plans' costs at the volumes where they could cross are \
@@ -50,9 +50,9 @@ pub struct BreakEvenPoint {
     pub calls_per_period: Decimal,
     /// What either plan costs there.
     pub cost_usd: Decimal,
-    /// For instance plans of the pair: their utilisation at this volume (busy ÷
-    /// provisioned time), keyed by plan name. Empty when no instance plan is involved
-    /// or the latency is unknown.
+    /// For plans of the pair that provision capacity (instances, provisioned
+    /// concurrency): their utilisation at this volume (busy ÷ provisioned time),
+    /// keyed by plan name. Empty when neither does or the latency is unknown.
     pub utilisation: BTreeMap<String, Decimal>,
 }
 
@@ -227,7 +227,7 @@ fn overage(curve: &CostCurve, u: Decimal) -> Result<Decimal, Overflow> {
     }
 }
 
-/// `calls × latency / provisioned seconds` for an instance plan.
+/// `calls × latency / provisioned seconds` for a plan that provisions capacity.
 fn utilisation_at(
     plan: &PlanCost,
     profile: &UsageProfile,
@@ -266,10 +266,13 @@ fn summarise(
                 .utilisation
                 .iter()
                 .map(|(name, x)| {
-                    let beyond = if *x > Decimal::ONE {
-                        ", more than it serves one call at a time"
-                    } else {
-                        ""
+                    let serverless = [a, b].iter().any(|p| {
+                        p.plan.name == *name && matches!(p.plan.model, PlanModel::Serverless(_))
+                    });
+                    let beyond = match (*x > Decimal::ONE, serverless) {
+                        (false, _) => "",
+                        (true, false) => ", more than it serves one call at a time",
+                        (true, true) => ", more than its provisioned concurrency serves",
                     };
                     format!("{name} at {} utilisation{beyond}", percent(*x))
                 })
@@ -303,14 +306,24 @@ fn summarise(
                     super::arith::HINT_INPUTS,
                 )
             })?;
-            format!(
-                "{} is cheaper at every volume: it never breaks even with {} ({} USD less at \
-                 {} {per})",
-                cheaper.plan.name,
-                other.plan.name,
-                super::format::usd(less, 2),
-                fmt_calls(profile.calls_per_period),
-            )
+            if less.is_zero() {
+                // The plans touch at the profile's volume and nowhere else.
+                format!(
+                    "{} costs the same as {} at {} {per} and less at every other volume",
+                    cheaper.plan.name,
+                    other.plan.name,
+                    fmt_calls(profile.calls_per_period),
+                )
+            } else {
+                format!(
+                    "{} is cheaper at every volume: it never breaks even with {} ({} USD less \
+                     at {} {per})",
+                    cheaper.plan.name,
+                    other.plan.name,
+                    super::format::usd(less, 2),
+                    fmt_calls(profile.calls_per_period),
+                )
+            }
         }
         [(_, Some(u), below), (_, None, above)]
             if *below != Verdict::Same && *above != Verdict::Same =>

@@ -580,9 +580,7 @@ fn price_plan(
                         .map_err(overflow(&per_period))?;
                     notes.push(format!(
                         "provisioned concurrency: {n} × {} USD per second provisioned × {} s = \
-                         {} USD per {period}, busy or not; calls at its inference rate, assuming \
-                         {n} cover the calls in flight at peak (AWS bills calls beyond it at the \
-                         on-demand serverless rate)",
+                         {} USD per {period}, busy or not; calls at its inference rate",
                         rate.usd_per_unit.normalize(),
                         seconds.normalize(),
                         usd(cost, 2)
@@ -596,9 +594,47 @@ fn price_plan(
                 }
                 _ => Decimal::ZERO,
             };
+            // Calls beyond what the provisioned concurrency serves are billed at the
+            // on-demand rate: a kink where its seconds run out with the calls spread
+            // evenly (peaks spill sooner, so this is a lower bound).
+            let (included_calls, overage_usd_per_call) =
+                match (provisioned_seconds, p.beyond_provisioned_key(&region)) {
+                    (Some(capacity), Some(key)) if !latency_seconds.is_zero() => {
+                        let on_demand = rates.require(name, key)?;
+                        let included = div(capacity, latency_seconds)
+                            .map_err(overflow("the calls the provisioned concurrency serves"))?;
+                        let extra_rate = sub(on_demand.usd_per_unit, rate.usd_per_unit)
+                            .map_err(overflow("the on-demand rate's difference"))?;
+                        if extra_rate.is_sign_negative() {
+                            notes.push(format!(
+                                "the on-demand rate {} USD/s is below the inference rate: \
+                                 calls beyond the provisioned concurrency are counted at the \
+                                 inference rate",
+                                on_demand.usd_per_unit.normalize()
+                            ));
+                        }
+                        let extra = mul(billed, extra_rate.max(Decimal::ZERO)).map_err(
+                            overflow("the cost per call beyond the provisioned concurrency"),
+                        )?;
+                        notes.push(format!(
+                            "with the calls spread evenly, the provisioned concurrency serves \
+                             up to {} calls per {period}; AWS bills each call beyond it at the \
+                             on-demand rate, {} USD/s (peaks spill over sooner: a lower bound)",
+                            fmt_calls(included),
+                            on_demand.usd_per_unit.normalize()
+                        ));
+                        used.push(on_demand.clone());
+                        (Some(included.normalize()), Some(extra.normalize()))
+                    }
+                    _ => (None, None),
+                };
             let data = data_per_call(name, profile, rates, &mut used)?;
             let per_call = add(compute, data).map_err(overflow("the cost per call"))?;
-            CostCurve::linear(standing, per_call)
+            CostCurve {
+                included_calls,
+                overage_usd_per_call,
+                ..CostCurve::linear(standing, per_call)
+            }
         }
         PlanModel::PerInference(p) => CostCurve::linear(Decimal::ZERO, p.usd_per_call),
         PlanModel::PerToken(p) => {
@@ -689,8 +725,8 @@ fn price_plan(
     {
         notes.push(match plan.model {
             PlanModel::Serverless(_) => format!(
-                "busy {} of the provisioned concurrency's time: calls beyond it are served \
-                 and billed on demand, which the plan does not count; provision more",
+                "busy {} of the provisioned concurrency's time: the calls beyond it are \
+                 served and billed on demand; provision more to pay the inference rate",
                 percent(u)
             ),
             _ => format!(
@@ -847,6 +883,14 @@ mod tests {
             .break_even("ml.m5.xlarge x1", "serverless 2048 MB, 2 provisioned")
             .unwrap();
         assert_eq!(be.points[0].calls_per_period.round_dp(2), d("6187768.24"));
+        // With the calls spread evenly, 2 × 2,628,000 s ÷ 0.8 s = 6,570,000 calls fit
+        // the provisioned concurrency; AWS bills each call beyond at the on-demand
+        // rate, 0.8 s × (0.00004 − 0.0000233) = 0.00001336 USD more than inside it.
+        assert_eq!(row.curve.included_calls, Some(d("6570000")));
+        assert_eq!(row.curve.overage_usd_per_call, Some(d("0.00001336")));
+        // 7,000,000 calls: 52.56 + 7,000,000 × 0.8 × 0.0000233 (130.48)
+        // + 430,000 × 0.8 × 0.0000167 (5.7448) = 188.7848.
+        assert_eq!(row.curve.cost_usd(d("7000000")).unwrap(), d("188.7848"));
     }
 
     #[test]

@@ -230,8 +230,10 @@ const MAX_VOLUME_GB: u32 = 512;
 /// Billed seconds per call are the profile's mean latency rounded up to the
 /// millisecond. With provisioned concurrency `n`, the standing charge `n × the
 /// per-second provisioned rate × the period's seconds` is paid busy or not, and
-/// calls are billed at its inference-duration rate: the plan assumes `n` covers
-/// the calls in flight at peak (AWS bills calls beyond it at the on-demand rate).
+/// calls are billed at its inference-duration rate up to what `n` can serve with
+/// the calls spread evenly over the period (`n × the period's seconds ÷ the mean
+/// latency`); AWS bills the calls beyond it at the on-demand serverless rate. Peaks
+/// spill over sooner, so the plan's cost is a lower bound for uneven traffic.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerlessPlan {
@@ -289,10 +291,18 @@ impl ServerlessPlan {
             })
     }
 
+    /// The rate AWS bills calls beyond its provisioned concurrency at in `region`
+    /// (the on-demand serverless rate), when it has some.
+    pub fn beyond_provisioned_key(&self, region: &str) -> Option<PriceKey> {
+        self.provisioned_concurrency
+            .map(|_| PriceKey::serverless(region, self.memory_gb()))
+    }
+
     /// Every rate the plan is priced with in `region` (data processed aside).
     pub(crate) fn compute_keys(&self, region: &str) -> Vec<PriceKey> {
         let mut keys = vec![self.duration_key(region)];
         keys.extend(self.standing_key(region));
+        keys.extend(self.beyond_provisioned_key(region));
         keys
     }
 

@@ -468,8 +468,24 @@ fn parts(
                 }
                 _ => Decimal::ZERO,
             };
+            // Calls beyond the provisioned concurrency follow the on-demand rate.
+            let beyond = match (row.curve.included_calls, p.beyond_provisioned_key(region)) {
+                (Some(included), Some(key)) if profile.calls_per_period > included => {
+                    let on_demand = rate_of(&key)?;
+                    let usd = sub(profile.calls_per_period, included)
+                        .and_then(|calls| mul(calls, profile.billed_seconds_per_call()))
+                        .and_then(|seconds| mul(seconds, on_demand))
+                        .map_err(overflow("the calls beyond the provisioned concurrency"))?;
+                    parts.push(Part {
+                        usd: month(usd)?,
+                        follows: Follows::Trend(key),
+                    });
+                    usd
+                }
+                _ => Decimal::ZERO,
+            };
             parts.push(Part {
-                usd: month(rest(&[data, standing])?)?,
+                usd: month(rest(&[data, standing, beyond])?)?,
                 follows: Follows::Trend(p.duration_key(region)),
             });
             (PriceBasis::Trend, None, parts)
@@ -646,6 +662,60 @@ mod tests {
         assert_eq!(
             projection.plans[0].monthly_usd,
             [Decimal::new(17210, 2), Decimal::new(170421, 3)]
+        );
+    }
+
+    #[test]
+    fn calls_beyond_the_provisioned_concurrency_follow_the_on_demand_rate() {
+        use crate::compare::ServerlessPlan;
+        use std::time::Duration;
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        let profile = UsageProfile::builder()
+            .calls_per_period(7_000_000)
+            .mean_latency(Duration::from_millis(800))
+            .build()
+            .unwrap();
+        let (region, memory_gb) = ("us-east-1".to_owned(), 2);
+        let on_demand = PriceKey::serverless(&region, memory_gb);
+        let rates = RateTable::new(&region)
+            .with_rate(on_demand.clone(), d("0.00004"))
+            .and_then(|r| {
+                r.with_rate(
+                    PriceKey::ProvisionedConcurrency {
+                        region: region.clone(),
+                        memory_gb,
+                    },
+                    d("0.00001"),
+                )
+            })
+            .and_then(|r| {
+                r.with_rate(
+                    PriceKey::ProvisionedConcurrencyUsage {
+                        region: region.clone(),
+                        memory_gb,
+                    },
+                    d("0.0000233"),
+                )
+            })
+            .unwrap();
+        let plan = ServerlessPlan::new(2048)
+            .and_then(|p| p.with_provisioned_concurrency(1))
+            .unwrap();
+        let comparison = Comparison::compute(&profile, &[Plan::from(plan)], &rates).unwrap();
+        // The on-demand rate falls 10 % a month; the provisioned rates stay flat.
+        let trend = PriceTrend::per_key(
+            [(on_demand, TrendRate::per_month(d("-0.1")).unwrap())],
+            TrendRate::flat(),
+        )
+        .unwrap();
+        let projection = Projection::compute(&comparison, &trend, 2).unwrap();
+        // 1 provisioned serves 2,628,000 s ÷ 0.8 s = 3,285,000 calls a month.
+        // month 1: standing 26.28 + 3,285,000 × 0.8 × 0.0000233 = 61.2324
+        //          + 3,715,000 × 0.8 × 0.00004 = 118.88 → 206.3924
+        // month 2: 26.28 + 61.2324 + 118.88 × 0.9 = 106.992 → 194.5044
+        assert_eq!(
+            projection.plans[0].monthly_usd,
+            [d("206.3924"), d("194.5044")]
         );
     }
 }

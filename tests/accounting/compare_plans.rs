@@ -506,6 +506,24 @@ fn plans_with_the_same_shape_and_different_prices_never_break_even() {
 }
 
 #[test]
+fn plans_that_touch_at_the_profiles_volume_say_so_not_zero_less() {
+    let plans = [
+        pay_per_use("0.01"),
+        subscription_with_quota("400", 40_000, "0.02"),
+    ];
+    let be = compute(&monthly(40_000), &plans).break_evens.remove(0);
+    // Pay per use, 0.01 U, meets the subscription at U = 40,000 (400 = 400) and
+    // nowhere else: below, 0.01 U < 400; above, 400 + 0.02 (U − 40,000) − 0.01 U
+    // = 0.01 U − 400 > 0.
+    assert_eq!(be.regions.len(), 1);
+    assert_eq!(
+        be.summary,
+        "pay per use costs the same as subscription at 40,000 calls per month and less at \
+         every other volume"
+    );
+}
+
+#[test]
 fn identical_plans_cost_the_same_at_every_volume() {
     let plans = [
         Plan::from(subscription("100")).named("plan A"),

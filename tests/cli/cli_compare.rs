@@ -202,35 +202,61 @@ ml.m5.xlarge x1                          167.90           0.1679      +119.90  o
 fn serverless_with_provisioned_concurrency_pays_its_standing_charge_with_stated_rates() {
     // 2 provisioned at 2 GB: 2 × 0.00001 USD/s × 730 h × 3,600 s = 52.56 a month,
     // busy or not; 1,000,000 calls × 0.8 s at the inference rate 0.0000233 = 18.64:
-    // 71.20. The instance, 0.23 × 730 = 167.90, is cheaper above
-    // (167.90 − 52.56) / (0.8 × 0.0000233) = 6,187,768 calls.
-    sagemeter()
-        .args([
-            "compare",
-            "--calls",
-            "1000000",
-            "--latency-ms",
-            "800",
-            "--instance",
-            "ml.m5.xlarge",
-            "--instance-usd-per-hour",
-            "0.23",
-            "--serverless",
-            "2048",
-            "--provisioned-concurrency",
-            "2",
-            "--serverless-usd-per-second",
-            "0.0000233",
-            "--provisioned-usd-per-second",
-            "0.00001",
-        ])
+    // 71.20. On demand, 1,000,000 × 0.8 s × 0.00004 = 32.00, beside it. The
+    // instance, 0.23 × 730 = 167.90, is cheaper above
+    // (167.90 − 52.56) / (0.8 × 0.0000233) = 6,187,768 calls (2 × 2,628,000 s ÷
+    // 0.8 s = 6,570,000 calls fit the provisioned concurrency there).
+    // The instance against serverless 2 GB on demand and with `provisioned`, each
+    // call 0.8 s, at us-east-1's public rates stated.
+    let compare = |calls: &str, provisioned: &str| {
+        let mut cmd = sagemeter();
+        cmd.args(["compare", "--calls", calls, "--latency-ms", "800"])
+            .args([
+                "--instance",
+                "ml.m5.xlarge",
+                "--instance-usd-per-hour",
+                "0.23",
+            ])
+            .args([
+                "--serverless",
+                "2048",
+                "--serverless-usd-per-second",
+                "0.00004",
+            ])
+            .args(["--provisioned-concurrency", provisioned])
+            .args(["--provisioned-usd-per-second", "0.00001"])
+            .args(["--provisioned-usage-usd-per-second", "0.0000233"]);
+        cmd
+    };
+    compare("1000000", "2")
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "serverless 2048 MB, 2 provisioned       71.20           0.0712     cheapest  override",
+            "serverless 2048 MB                      32.00           0.0320     cheapest  override\n\
+             serverless 2048 MB, 2 provisioned       71.20           0.0712       +39.20  override",
         ))
         .stdout(predicate::str::contains(
             "- ml.m5.xlarge x1 is cheaper above 6,187,768 calls per month",
+        ));
+    // 7,000,000 calls of 0.8 s on 1 provisioned: it serves 2,628,000 s ÷ 0.8 s =
+    // 3,285,000 calls at 0.0000233 per second, AWS bills the other 3,715,000 at the
+    // on-demand 0.00004: 26.28 + 3,285,000 × 0.8 × 0.0000233 + 3,715,000 × 0.8 ×
+    // 0.00004 = 26.28 + 61.2324 + 118.88 = 206.3924, above the instance's 167.90.
+    // They break even where 26.28 + 0.8 × 0.0000233 × U + 0.8 × (0.00004 −
+    // 0.0000233) × (U − 3,285,000) = 167.90: U = (167.90 − 26.28 + 43.8876) /
+    // 0.000032 = 5,797,112.5.
+    compare("7000000", "1")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "serverless 2048 MB, 1 provisioned      206.39           0.0295       +38.49  override",
+        ))
+        .stdout(predicate::str::contains(
+            "- ml.m5.xlarge x1 is cheaper above 5,797,113 calls per month",
+        ))
+        .stdout(predicate::str::contains(
+            "serves up to 3,285,000 calls per month; AWS bills each call beyond it at the \
+             on-demand rate, 0.00004 USD/s",
         ));
     // Provisioned concurrency goes with a serverless plan, 1 to 200.
     for args in [

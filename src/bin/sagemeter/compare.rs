@@ -173,8 +173,9 @@ pub struct CompareArgs {
     #[arg(long, value_name = "MB", value_parser = parse_memory_mb,
         allow_negative_numbers = true, help_heading = "Plans")]
     pub serverless: Option<u32>,
-    /// With --serverless: this many provisioned concurrency (1 to 200), paid per
-    /// second provisioned, busy or not; calls at its inference rate.
+    /// With --serverless: also a plan with this many provisioned concurrency (1 to
+    /// 200), paid per second provisioned, busy or not; calls at its inference rate,
+    /// those beyond what it serves at the on-demand rate.
     #[arg(long, value_name = "N", requires = "serverless", allow_negative_numbers = true,
         value_parser = clap::value_parser!(u32).range(1..=200), help_heading = "Plans")]
     pub provisioned_concurrency: Option<u32>,
@@ -188,9 +189,9 @@ pub struct CompareArgs {
     #[arg(long, value_name = "USD", value_parser = parse_usd,
         allow_negative_numbers = true, requires = "volume_gb", help_heading = "Rate overrides")]
     pub storage_usd_per_gb_month: Option<Decimal>,
-    /// State the serverless compute rate instead of looking it up: USD per second at
-    /// the --serverless memory size (as AWS lists it, e.g. 0.00006 for 3072 MB), not
-    /// per GB-second; with --provisioned-concurrency, its inference-duration rate.
+    /// State the on-demand serverless compute rate instead of looking it up: USD per
+    /// second at the --serverless memory size (as AWS lists it, e.g. 0.00006 for
+    /// 3072 MB), not per GB-second.
     #[arg(long, value_name = "USD", value_parser = parse_usd,
         allow_negative_numbers = true, requires = "serverless", help_heading = "Rate overrides")]
     pub serverless_usd_per_second: Option<Decimal>,
@@ -199,6 +200,11 @@ pub struct CompareArgs {
     #[arg(long, value_name = "USD", value_parser = parse_usd, allow_negative_numbers = true,
         requires = "provisioned_concurrency", help_heading = "Rate overrides")]
     pub provisioned_usd_per_second: Option<Decimal>,
+    /// State provisioned concurrency's inference-duration rate instead of looking it
+    /// up: USD per second of the calls it serves, at the --serverless memory size.
+    #[arg(long, value_name = "USD", value_parser = parse_usd, allow_negative_numbers = true,
+        requires = "provisioned_concurrency", help_heading = "Rate overrides")]
+    pub provisioned_usage_usd_per_second: Option<Decimal>,
     /// State the data-processed rate per GB (in and out) instead of looking it up.
     #[arg(long, value_name = "USD", value_parser = parse_usd,
         allow_negative_numbers = true, help_heading = "Rate overrides")]
@@ -711,16 +717,18 @@ fn latency(ms: Decimal) -> Result<Duration, CompareError> {
         .map_err(|_| out_of_range())
 }
 
-/// `--serverless` (with `--provisioned-concurrency`), when given.
-fn serverless_plan(args: &CompareArgs) -> Result<Option<ServerlessPlan>, CompareError> {
+/// `--serverless` on demand and, with `--provisioned-concurrency`, with it: the
+/// "pay per use or provision?" question for serverless.
+fn serverless_plans(args: &CompareArgs) -> Result<Vec<ServerlessPlan>, CompareError> {
     let Some(mb) = args.serverless else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
-    let plan = ServerlessPlan::new(mb)?;
-    Ok(Some(match args.provisioned_concurrency {
-        Some(n) => plan.with_provisioned_concurrency(n)?,
-        None => plan,
-    }))
+    let on_demand = ServerlessPlan::new(mb)?;
+    let provisioned = args
+        .provisioned_concurrency
+        .map(|n| on_demand.clone().with_provisioned_concurrency(n))
+        .transpose()?;
+    Ok([on_demand].into_iter().chain(provisioned).collect())
 }
 
 fn plans(args: &CompareArgs) -> Result<Vec<Plan>, CompareError> {
@@ -774,9 +782,7 @@ fn plans(args: &CompareArgs) -> Result<Vec<Plan>, CompareError> {
             plans.push(Plan::from(savings.build()?));
         }
     }
-    if let Some(plan) = serverless_plan(args)? {
-        plans.push(Plan::from(plan));
-    }
+    plans.extend(serverless_plans(args)?.into_iter().map(Plan::from));
     if plans.is_empty() {
         return Err(CompareError::Inconsistent {
             problem: "nothing to compare".into(),
@@ -805,19 +811,31 @@ fn stated_rates(args: &CompareArgs, region: &str) -> Result<RateTable, CliError>
             .with_rate(PriceKey::storage(region), usd)
             .map_err(flagged("--storage-usd-per-gb-month"))?;
     }
-    let serverless = serverless_plan(args).map_err(with_flag_hint)?;
-    if let (Some(usd), Some(plan)) = (args.serverless_usd_per_second, &serverless) {
-        rates = rates
-            .with_rate(plan.duration_key(region), usd)
-            .map_err(flagged("--serverless-usd-per-second"))?;
-    }
-    if let (Some(usd), Some(key)) = (
-        args.provisioned_usd_per_second,
-        serverless.as_ref().and_then(|p| p.standing_key(region)),
-    ) {
-        rates = rates
-            .with_rate(key, usd)
-            .map_err(flagged("--provisioned-usd-per-second"))?;
+    let serverless = serverless_plans(args).map_err(with_flag_hint)?;
+    let provisioned = serverless
+        .iter()
+        .find(|p| p.provisioned_concurrency.is_some());
+    let stated = [
+        (
+            args.serverless_usd_per_second,
+            serverless.first().map(|p| p.duration_key(region)),
+            "--serverless-usd-per-second",
+        ),
+        (
+            args.provisioned_usd_per_second,
+            provisioned.and_then(|p| p.standing_key(region)),
+            "--provisioned-usd-per-second",
+        ),
+        (
+            args.provisioned_usage_usd_per_second,
+            provisioned.map(|p| p.duration_key(region)),
+            "--provisioned-usage-usd-per-second",
+        ),
+    ];
+    for (usd, key, flag) in stated {
+        if let (Some(usd), Some(key)) = (usd, key) {
+            rates = rates.with_rate(key, usd).map_err(flagged(flag))?;
+        }
     }
     if let Some(usd) = args.data_usd_per_gb {
         for key in [
@@ -841,10 +859,11 @@ fn with_flag_hint(e: CompareError) -> CliError {
     let flag = match &e {
         CompareError::MissingRate { key, .. } => match key {
             PriceKey::Hosting { .. } => Some("--instance-usd-per-hour"),
-            PriceKey::Serverless { .. } | PriceKey::ProvisionedConcurrencyUsage { .. } => {
-                Some("--serverless-usd-per-second")
-            }
+            PriceKey::Serverless { .. } => Some("--serverless-usd-per-second"),
             PriceKey::ProvisionedConcurrency { .. } => Some("--provisioned-usd-per-second"),
+            PriceKey::ProvisionedConcurrencyUsage { .. } => {
+                Some("--provisioned-usage-usd-per-second")
+            }
             PriceKey::DataIn { .. } | PriceKey::DataOut { .. } => Some("--data-usd-per-gb"),
             PriceKey::Storage { .. } => Some("--storage-usd-per-gb-month"),
             _ => None,
