@@ -942,10 +942,12 @@ impl Fleet {
         };
         let weak: Weak<Shared> = Arc::downgrade(&self.shared);
         let every = self.shared.config.flush_every;
+        // Says the loop is no longer running however it ends: returned, dropped with
+        // its runtime at an await, or dropped unpolled (spawned while the runtime
+        // shuts down), so it is made here and moved in, not made at the first poll.
+        let running = Running(weak.clone());
         handle.spawn(async move {
-            // Says the loop is no longer running however it ends: returned, or
-            // dropped with its runtime (a task cancelled at an await).
-            let _running = Running(weak.clone());
+            let _running = running;
             // A flush starts every `every`, however long the last one took (one
             // that overran delays the next, never doubles it). The first starts at
             // once, at the first call: the other processes learn of its load (and
@@ -2337,6 +2339,25 @@ mod tests {
         let (fleet, _) = silent_fleet(FleetConfig::dynamodb("silent"), vec![dollar_a_day()]);
         // Nothing to write: done at once, however long it was given.
         assert_eq!(fleet.shutdown(Duration::MAX).await, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_flush_loop_dropped_unpolled_is_not_taken_for_running() {
+        let (fleet, _) = silent_fleet(FleetConfig::dynamodb("t"), vec![]);
+        // A receipt made while a runtime shuts down (a task's destructor finishing a
+        // call) spawns the loop onto a runtime that drops it without a poll.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = runtime.handle().clone();
+        drop(runtime);
+        {
+            let _entered = handle.enter();
+            fleet.start_flushing();
+        }
+        // Not started: the next call, on a live runtime, starts it again.
+        assert!(!fleet.shared.started.load(Ordering::SeqCst));
     }
 
     #[test]
