@@ -931,6 +931,10 @@ impl Totals {
         };
         let clock = &mut inner.endpoints[index].sharing;
         if clock.others_milli != others_milli {
+            // A load read before the clock's last event takes effect from that event:
+            // its time is when the fleet's writes began, maybe seconds ago, which the
+            // clock would take for the wall clock stepping back and rewind to.
+            let now = clock.last_event.map_or(now, |last| last.max(now));
             clock.advance(now, per_instance, mono);
             clock.others_milli = others_milli;
         }
@@ -1301,6 +1305,24 @@ mod tests {
                 None => prop_assert!(expected.scale() < 20, "{rate} × {micros} µs"),
             }
         }
+    }
+
+    #[test]
+    fn a_fleet_load_read_seconds_ago_does_not_rewind_the_clock() {
+        let totals = Totals::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let a = totals.call_started_on("e", None, at(0));
+        totals.call_started_on("e", None, at(5)).end(at(5));
+        // The fleet's other processes have one call in flight, as read at 0 s by a
+        // flush whose writes took until after 5 s: it counts from 5 s.
+        totals.set_others_load("e", 1000, at(0));
+        // A, on one instance: 5 s alone, then 1 s shared with the other call (½):
+        // 5.5 s = 5.5 / 3600 h = 0.0015277… rounded down at 18 places, not 8 s.
+        assert_eq!(
+            a.end(at(6)),
+            "0.001527777777777777".parse::<Decimal>().unwrap()
+        );
     }
 
     #[test]

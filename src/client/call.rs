@@ -357,6 +357,12 @@ impl Call {
             on_answer,
         )
         .await;
+        // Off the clock as it answered (the slow path left in `on_answer`): the
+        // receipt, tokens counted, comes later, and a time handed to `end` then
+        // would be behind the clock once other calls moved it on.
+        if O::DONE_WHEN_ANSWERED && result.is_ok() {
+            parts.share.leave_at(answered_at);
+        }
         let parts = in_flight.into_parts();
         Answered {
             result,

@@ -1321,9 +1321,14 @@ impl Fleet {
                     .set_fleet_share(&endpoint, local_calls, fleet_calls - previous);
             }
         }
-        // The fleet's other processes' calls in flight share the instances from now.
+        // The fleet's other processes' calls in flight share the instances from now:
+        // the time read after the writes, not before them (up to seconds earlier,
+        // which the sharing clock would take for the wall clock stepping back).
+        let answered_at = shared.time.now();
         for (endpoint, published, others) in loaded {
-            shared.totals.set_others_load(&endpoint, others, now);
+            shared
+                .totals
+                .set_others_load(&endpoint, others, answered_at);
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             state.published.insert(endpoint, published);
         }
