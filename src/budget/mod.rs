@@ -705,6 +705,29 @@ impl Budgets {
         tags: &BTreeMap<String, String>,
         now: DateTime<Utc>,
     ) -> std::result::Result<Reservation, Refusal> {
+        self.reserve_within(endpoint, tags, now, false)
+    }
+
+    /// As [`reserve`](Self::reserve), but a fleet budget's room is its whole limit,
+    /// not what this process has leased: for a call that cannot wait for a lease
+    /// (an SDK hook), so that calls in flight at once still cannot reserve past
+    /// the limit. Never [`Refusal::Short`].
+    pub(crate) fn reserve_unleased(
+        self: &Arc<Self>,
+        endpoint: &str,
+        tags: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<Reservation, Refusal> {
+        self.reserve_within(endpoint, tags, now, true)
+    }
+
+    fn reserve_within(
+        self: &Arc<Self>,
+        endpoint: &str,
+        tags: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+        unleased: bool,
+    ) -> std::result::Result<Reservation, Refusal> {
         let mut inner = self.lock();
         inner.release_lapsed(now);
         let BudgetsInner {
@@ -720,7 +743,8 @@ impl Budgets {
             t.roll(now);
             let estimate = t.estimate(history);
             let wanted = t.state.spent + t.state.reserved + estimate;
-            let room = t.room(now);
+            let leased = t.room(now);
+            let room = if unleased { t.budget.limit_usd } else { leased };
             if wanted > room {
                 let exceeded = Error::BudgetExceeded {
                     scope: t.budget.scope.to_string(),

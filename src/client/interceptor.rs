@@ -253,8 +253,12 @@ impl Intercept for MeteringInterceptor {
                 // Refused before anything is sent: the SDK returns this error.
                 Err(Refusal::Exceeded(err)) => return Err(Box::new(err)),
                 // Leasing more of a fleet budget is a round trip that an SDK hook
-                // cannot wait for: the call goes ahead, and its cost still counts.
-                Err(Refusal::Short(..)) => self.meter.reserve_nothing(endpoint),
+                // cannot wait for: the call is reserved against the budgets' whole
+                // limits instead, so calls at once cannot go past them here.
+                Err(Refusal::Short(..)) => match self.meter.reserve_unleased(endpoint) {
+                    Ok(reservation) => reservation,
+                    Err(refusal) => return Err(Box::new(refusal.into_error())),
+                },
             };
             let started_at = self.meter.now();
             let share = targets.join_clock(&self.meter.inner.totals, endpoint, started_at);

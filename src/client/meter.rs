@@ -769,6 +769,19 @@ impl Meter {
             .map(Some)
     }
 
+    /// Reserves a call that cannot wait for a fleet lease against the budgets'
+    /// whole limits (see [`Budgets::reserve_unleased`]).
+    pub(crate) fn reserve_unleased(&self, endpoint: &str) -> Result<Option<Reservation>, Refusal> {
+        if self.inner.budgets.is_empty() {
+            return Ok(None);
+        }
+        let tags = self.tags_into(BTreeMap::new());
+        self.inner
+            .budgets
+            .reserve_unleased(endpoint, &tags, self.now().into())
+            .map(Some)
+    }
+
     /// Leases more of fleet budgets for a call to `endpoint` that did not fit in
     /// what this process holds (`wants`), and reserves it; the call's refusal
     /// when that cannot be done.

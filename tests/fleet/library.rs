@@ -2374,3 +2374,66 @@ async fn short_runs_at_the_same_rate_add_one_standing_stretch_to_the_day_not_one
     // wrote none, so the item does not grow with the number of runs.
     assert_eq!(stretches, ["rate:AllTraffic:1796202000000"], "{item:?}");
 }
+
+/// An SDK hook cannot wait for a fleet lease, so a call through the
+/// `MeteringInterceptor` short of this process's leases is reserved against the
+/// budget's whole limit: 20 calls at once under a $0.05 budget, each estimated at
+/// $0.01, are 5 that go and 15 refused before anything is sent, not 20 that go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interceptor_calls_short_of_a_lease_still_cannot_reserve_past_the_limit() {
+    let fleet = FakeFleet::start("intercepted", "rt", 1).await;
+    let client = fleet
+        .process(None)
+        .await
+        .budget(enforced(
+            BudgetScope::Client,
+            BudgetPeriod::Day,
+            "0.05",
+            "0.01",
+        ))
+        .build()
+        .unwrap();
+    let sdk = crate::support::intercepted(&fleet.fake.sdk_config().await, client.meter());
+    fleet.fake.hold();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let sdk = sdk.clone();
+        calls.spawn(async move {
+            sdk.invoke_endpoint()
+                .endpoint_name("rt")
+                .body(Blob::new("{}"))
+                .send()
+                .await
+        });
+    }
+    // The refused calls answer at once; the others wait for the fake's release.
+    let refused = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut refused = 0;
+        while refused < 15 {
+            let err = calls.join_next().await.unwrap().unwrap().unwrap_err();
+            // The budget's error is a source in the SDK error's chain.
+            let mut e: &dyn std::error::Error = &err;
+            let mut exceeded = false;
+            while let Some(next) = e.source() {
+                exceeded |= matches!(next.downcast_ref(), Some(Error::BudgetExceeded { .. }));
+                e = next;
+            }
+            assert!(exceeded, "not a budget refusal: {err:?}");
+            refused += 1;
+        }
+        refused
+    })
+    .await
+    .expect("15 of the 20 calls are refused before they are sent");
+    assert_eq!(refused, 15);
+    fleet.fake.wait_for_invocations(5).await;
+    fleet.fake.release();
+    let mut answered = 0;
+    while let Some(result) = calls.join_next().await {
+        result.unwrap().unwrap();
+        answered += 1;
+    }
+    assert_eq!(answered, 5);
+    assert_eq!(fleet.fake.invocations(), 5);
+    client.meter().shutdown().await.unwrap();
+}
