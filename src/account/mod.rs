@@ -32,9 +32,11 @@
 //! ```
 //!
 //! IAM actions: `sagemaker:ListEndpoints`, `sagemaker:DescribeEndpoint`,
-//! `sagemaker:DescribeEndpointConfig`, `cloudwatch:GetMetricData` (endpoints);
-//! `ce:GetCostAndUsage` and, for `tag:` grouping, `sagemaker:ListTags`
-//! (reconcile); `pricing:GetProducts` for live prices. A missing one is named in
+//! `sagemaker:DescribeEndpointConfig`, `cloudwatch:GetMetricData` (endpoints; for
+//! endpoints hosting inference components also `sagemaker:ListInferenceComponents`
+//! and `sagemaker:DescribeInferenceComponent`); `ce:GetCostAndUsage` and, for `tag:`
+//! grouping, `sagemaker:DescribeEndpoint` and `sagemaker:ListTags` (reconcile);
+//! `pricing:GetProducts` for live prices. A missing one is named in
 //! the error ([`AccountError::MissingPermission`]); `endpoints` still lists what
 //! it can without CloudWatch.
 

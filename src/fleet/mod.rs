@@ -102,8 +102,9 @@
 //! them once its last write is acknowledged and its lease given back, so an item
 //! holds those of the processes running in its period (and of those that
 //! crashed), not of every process that ever wrote it. DynamoDB bills a write
-//! unit per KB of item, so a budget shared by a hundred live processes costs
-//! about a dozen write units per write.
+//! unit per KB of item, so with a hundred live processes a write to an
+//! endpoint's item costs about a dozen write units, and one to a budget's item
+//! about twenty while every process holds a lease.
 //!
 //! Every spend item expires (`expires_at`, epoch seconds) 35 days after its
 //! period ends; a settled item 14 days after the settlement. IAM actions used: `dynamodb:UpdateItem` by every process;

@@ -1,26 +1,31 @@
-//! `sagemeter`: call SageMaker endpoints and see what each call cost; look up prices.
+//! `sagemeter`: call SageMaker endpoints and see what each call cost; look up prices,
+//! report on ledgers, compare plans, and see what endpoints burn.
 //!
 //! ```text
 //! sagemeter invoke <ENDPOINT> --body <JSON|@FILE|-> [-n N] [--concurrency C] [--json]
 //! sagemeter price <INSTANCE_TYPE|async:TYPE|serverless:MB|provisioned:MB|data-in|data-out|storage|...> [--json]
 //! sagemeter price <WHAT> --history | --trend <FAMILY> [--since YYYY-MM-DD] [--chart F]
+//! sagemeter report <LEDGER|DIR>... [--by endpoint|variant|...|day|hour] [--json] [--chart F]
+//! sagemeter compare (--calls N | --calls-per-day N | --from-ledger LEDGER) [plans ...] [--json]
 //! sagemeter fleet init --table NAME | fleet status --table NAME [--json]   (feature `fleet`)
 //! sagemeter endpoints [--window 24h|7d|30d] [--json]                      (feature `account`)
 //! sagemeter reconcile <LEDGER>... [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--group-by usage-type|tag:KEY] [--json]
+//!                                                                          (feature `account`)
 //! sagemeter ledger convert <LEDGER>... --to parquet <DIR>                (feature `parquet`)
 //! ```
 //!
-//! Both use the standard AWS configuration chain (environment, shared config and
-//! credentials files, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_PRICING`,
-//! ...). `--region` and `--profile` override it for one run.
+//! Every command that calls AWS uses the standard AWS configuration chain
+//! (environment, shared config and credentials files, `AWS_PROFILE`,
+//! `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_PRICING`, ...). `--region` and `--profile`
+//! override it for one run.
 //!
 //! Exit codes: 0 success; 1 a command failed (`error: …` on stderr); 2 invalid
 //! arguments (nothing was sent); 130/143 `invoke` interrupted (SIGINT/SIGTERM).
 //!
-//! Layout: one module per subcommand (`invoke`, `price`), each with a
-//! `#[derive(clap::Args)]` struct and an async `run(args, .., out)` writing to any
-//! `io::Write`; `aws` loads the SDK configuration; `output` holds the shared
-//! formatting and statistics. A new subcommand adds a module, a variant of
+//! Layout: one module per subcommand (`invoke`, `price`, `report`, `compare`, …),
+//! each with a `#[derive(clap::Args)]` struct and an async `run(args, .., out)`
+//! writing to any `io::Write`; `aws` loads the SDK configuration; `output` holds the
+//! shared formatting and statistics. A new subcommand adds a module, a variant of
 //! [`Command`] and an arm in [`run`].
 
 mod aws;
