@@ -6,7 +6,8 @@
 //! `status` lists every scope and period in it: spent, calls, each variant's
 //! spend, and for budgets the limit, what is committed to leases, what is left and
 //! the alert thresholds passed. With `--json`, one object per line with the same
-//! facts (every field on every line), amounts as exact decimal strings.
+//! facts (`unpriced_charge_usd` and `unreadable` left out when zero or empty),
+//! amounts as exact decimal strings.
 
 use crate::output::{json_line, usd};
 use crate::{CliError, GlobalArgs, aws};
