@@ -1430,6 +1430,16 @@ impl Meter {
                         if let Some(standing) = rates.standing()
                             && bill_compute
                         {
+                            // A settlement's instances stood for its processing at
+                            // least; not since the submission, hours back maybe, at
+                            // today's count (queued while scaled to zero, or first
+                            // seen by a process that only settles).
+                            let started_at = match phase {
+                                Phase::Settled => ended_at
+                                    .checked_sub(usage.latency)
+                                    .map_or(started_at, |from| from.max(started_at)),
+                                _ => started_at,
+                            };
                             clock = Some(InstanceClock {
                                 standing,
                                 started_at,

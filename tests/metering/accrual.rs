@@ -176,6 +176,46 @@ async fn an_async_invocation_is_one_call_in_the_totals_however_many_receipts() {
     assert!(totals.client_usd >= settled.cost_usd && !settled.cost_usd.is_zero());
 }
 
+/// A process that only settles (an SQS consumer) first meets the endpoint at
+/// the settlement, maybe hours after the submission, which may have waited in the
+/// queue while the endpoint was scaled to zero: its accrual starts with the
+/// processing it is told of, not at the submission at today's instance count.
+#[tokio::test]
+async fn a_settlement_accrues_the_instances_for_its_processing_not_since_the_submission() {
+    let fake = g5_endpoint(1).await;
+    let client = |clock: SharedTimeSource| {
+        let fake = &fake;
+        async move {
+            Client::builder(&fake.sdk_config().await)
+                .price_source(Prices::us_east_1())
+                .time_source(clock)
+                .build()
+                .unwrap()
+        }
+    };
+    let (_, submitter_clock) = manual_clock();
+    let submitter = client(submitter_clock).await;
+    let submitted = crate::support::submit_async(&submitter, "rt", 1024).await;
+    let copy = serde_json::to_string(submitted.pending()).unwrap();
+    // Three hours later, the settling process.
+    let (time, settler_clock) = manual_clock();
+    time.advance(Duration::from_secs(3 * 3600));
+    let settler = client(settler_clock).await;
+    let pending: sagemeter::client::PendingInference = serde_json::from_str(&copy).unwrap();
+    let settled = settler
+        .meter()
+        .settle_async(
+            pending,
+            sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(600))
+                .output_bytes(10),
+        )
+        .await;
+    // 1 ml.g5.xlarge at $1.408/h stood for the 10 min it processed:
+    // 1.408 / 6 = 0.234666…, not 3 h × 1.408 = 4.224 since the submission.
+    let accrual = settled.accrual.expect("an accrual");
+    assert_eq!(accrual.accrued_usd.round_dp(6), dec("0.234667"));
+}
+
 #[tokio::test]
 async fn a_variant_sagemaker_names_but_the_profile_lacks_is_unpriced_not_billed_as_another() {
     let fake = g5_endpoint(1).await;
