@@ -688,7 +688,14 @@ impl Discovery {
                     }
                     Some(f(Ok(profile)))
                 }
-                _ => None,
+                // Failed, and due a retry: the retry runs in the background and
+                // the calls meanwhile get the failure at once, as before it was
+                // due; none waits for the control plane again.
+                (None, Some((err, _))) => {
+                    spawn_refresh = !slot.refreshing;
+                    Some(f(Err(err)))
+                }
+                (None, None) => None,
             }
         };
         if spawn_refresh && self.mark_refreshing(endpoint) {

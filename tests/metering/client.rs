@@ -600,6 +600,63 @@ fn manual_clock() -> (ManualTimeSource, SharedTimeSource) {
     (time, shared)
 }
 
+/// After discovery failed, its retry runs in the background: calls once the
+/// retry is due get the failure at once, not a wait for a control plane that may
+/// still be failing (here one that does not answer within the 10 s limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_discovery_is_tried_again_in_the_background_not_on_the_calls() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .discovery_timeout(Duration::from_secs(10))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    // Discovery is refused at once: the first call's compute is unpriced.
+    *fake.state.describe_error.lock().unwrap() = Some("AccessDeniedException".into());
+    let first = invoke(&client, "rt").await.unwrap();
+    assert!(first.cost().compute_provenance().is_none());
+    assert_eq!(fake.describe_calls(), 1);
+
+    // 31 s on, the retry is due, and the control plane now takes 30 s to answer.
+    *fake.state.describe_error.lock().unwrap() = None;
+    *fake.state.control_plane_delay.lock().unwrap() = Duration::from_secs(30);
+    time.advance(Duration::from_secs(31));
+    // Every request, counted as it arrives (DescribeEndpoint's count waits for
+    // its answer).
+    let requests = || fake.access_key_ids().len();
+    let before = requests();
+    let started = std::time::Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let client = client.clone();
+        calls.spawn(async move { invoke(&client, "rt").await.unwrap().cost().clone() });
+    }
+    while let Some(cost) = calls.join_next().await {
+        let cost = cost.unwrap();
+        assert!(
+            cost.unpriced_reasons()
+                .any(|r| r.contains("not authorized")),
+            "{cost:#?}"
+        );
+    }
+    // Each call came back without waiting for the retry's 10 s limit (the old
+    // path held them all for it); the retry itself went out once.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    for _ in 0..500 {
+        if requests() >= before + 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(requests(), before + 6, "5 calls and one DescribeEndpoint");
+}
+
 /// A background refresh cut off mid-request (the runtime the call ran on went
 /// away, as with a runtime made for one call) does not stop the profile from
 /// being refreshed: the next stale call starts another, and autoscaling is seen.
