@@ -66,6 +66,31 @@ pub enum LedgerError {
         /// The path.
         path: PathBuf,
     },
+    /// The ledger's path (or a rolling ledger's lock file) is a symbolic link:
+    /// sagemeter writes a ledger only at its own path, never through a link that
+    /// someone could point at another file.
+    #[error(
+        "ledger {} is a symbolic link: give the path of the file itself",
+        path.display()
+    )]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
+    /// An existing ledger file, or a rolling ledger's directory, belongs to
+    /// another user: receipts are written only where this process's user owns
+    /// the file, never into one another user can read or replace.
+    #[error(
+        "ledger {} belongs to user id {owner}, not to this process's user: choose a \
+         ledger of your own",
+        path.display()
+    )]
+    NotOwned {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its owner's user id.
+        owner: u32,
+    },
     /// Another writer holds the ledger: a ledger (a file, or a rolling ledger's
     /// directory) has one writer at a time, in this process or another. Two
     /// writers would each number their definitions from 0, so that a receipt of
@@ -211,9 +236,10 @@ impl From<LedgerError> for io::Error {
             LedgerError::Open { source, .. }
             | LedgerError::Read { source, .. }
             | LedgerError::Write { source, .. } => source.kind(),
-            LedgerError::Permissions { .. } | LedgerError::DirectoryPermissions { .. } => {
-                io::ErrorKind::PermissionDenied
-            }
+            LedgerError::Permissions { .. }
+            | LedgerError::DirectoryPermissions { .. }
+            | LedgerError::Symlink { .. }
+            | LedgerError::NotOwned { .. } => io::ErrorKind::PermissionDenied,
             LedgerError::Locked { .. } => io::ErrorKind::ResourceBusy,
             LedgerError::Corrupt { .. }
             | LedgerError::NotALedger { .. }

@@ -51,7 +51,10 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 /// existing file is appended to only if no group/other permission bit is set;
 /// otherwise [`open`](Self::open) refuses with [`LedgerError::Permissions`]: a
 /// ledger says who called what and when, and sagemeter does not silently change
-/// the mode of a file it did not create.
+/// the mode of a file it did not create. A path that is a symbolic link
+/// ([`LedgerError::Symlink`]), a file of another user's ([`LedgerError::NotOwned`])
+/// and a file that is no ledger ([`LedgerError::NotALedger`], whose end the
+/// torn-tail repair would cut) are refused too, and left as they are.
 ///
 /// # Writing never blocks a call
 /// [`record`](crate::sink::CostSink::record) (on the call path) only encodes the receipt's line
@@ -261,7 +264,8 @@ impl JsonlLedger {
     /// An existing file whose last line was torn by a crash is repaired first: a
     /// complete record missing only its newline gets one; an incomplete fragment is
     /// cut off (with a WARN naming its size), so that new records never follow a
-    /// broken line.
+    /// broken line. A file whose first line is no ledger record is refused
+    /// untouched ([`LedgerError::NotALedger`]).
     pub fn open(path: impl AsRef<Path>) -> Result<JsonlLedger, LedgerError> {
         Self::builder(path).open()
     }
@@ -600,7 +604,11 @@ pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> 
     let mut options = OpenOptions::new();
     options.read(true).append(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Never through a link: one someone else planted could point anywhere.
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
 
     match options.clone().create_new(true).open(path) {
         Ok(file) => {
@@ -616,10 +624,12 @@ pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> 
             return Ok((file, 0));
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(open_err(e)),
+        Err(e) => return Err(refused_link(&e, path).unwrap_or_else(|| open_err(e))),
     }
 
-    let mut file = options.open(path).map_err(open_err)?;
+    let mut file = options
+        .open(path)
+        .map_err(|e| refused_link(&e, path).unwrap_or_else(|| open_err(e)))?;
     // Before anything else: a torn-looking tail may be another writer's line
     // being written.
     lock(&file, path)?;
@@ -632,6 +642,7 @@ pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> 
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
+        check_owner(&meta, path)?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(LedgerError::Permissions {
@@ -640,8 +651,45 @@ pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> 
             });
         }
     }
+    // Only a ledger is appended to: the torn-tail repair below would cut the end
+    // off any other file (a token file named by mistake has no final newline).
+    if meta.len() > 0
+        && let Some(Err(e @ LedgerError::NotALedger { .. })) =
+            super::LedgerReader::new(io::BufReader::new(&file), path).next()
+    {
+        return Err(e);
+    }
     let len = repair_torn_tail(&mut file, meta.len(), path).map_err(open_err)?;
     Ok((file, len))
+}
+
+/// [`LedgerError::Symlink`] when opening `path` failed because it is a symbolic
+/// link (`O_NOFOLLOW`).
+fn refused_link(e: &io::Error, path: &Path) -> Option<LedgerError> {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return Some(LedgerError::Symlink {
+            path: path.to_owned(),
+        });
+    }
+    let _ = (e, path);
+    None
+}
+
+/// [`LedgerError::NotOwned`] unless this process's user owns what `meta`
+/// describes.
+#[cfg(unix)]
+pub(crate) fn check_owner(meta: &std::fs::Metadata, path: &Path) -> Result<(), LedgerError> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid takes nothing, cannot fail and touches no memory of ours.
+    let user = unsafe { libc::geteuid() };
+    if meta.uid() != user {
+        return Err(LedgerError::NotOwned {
+            path: path.to_owned(),
+            owner: meta.uid(),
+        });
+    }
+    Ok(())
 }
 
 /// The lock file of a rolling JSONL ledger's directory.
@@ -703,10 +751,16 @@ pub(crate) fn lock_dir(dir: &Path, name: &str) -> Result<File, LedgerError> {
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(&path).map_err(|source| LedgerError::Open {
-        path: path.clone(),
-        source,
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // A dangling link here would create a file wherever it points.
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = options.open(&path).map_err(|source| {
+        refused_link(&source, &path).unwrap_or_else(|| LedgerError::Open {
+            path: path.clone(),
+            source,
+        })
     })?;
     lock(&file, dir)?;
     Ok(file)

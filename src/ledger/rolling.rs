@@ -409,6 +409,8 @@ pub(crate) fn make_dir(dir: &Path) -> Result<(), LedgerError> {
                 path: dir.to_owned(),
                 mode,
             });
+        } else if existed {
+            super::file::check_owner(&meta, dir)?;
         }
     }
     #[cfg(not(unix))]

@@ -199,6 +199,80 @@ async fn an_existing_ledger_readable_by_others_is_refused_and_left_as_it_is() {
     assert_eq!(mode(&path), 0o644, "permissions are not changed");
 }
 
+/// A file that is not a ledger, named by mistake (a token file: 0600, no final
+/// newline), is refused and left whole: the torn-tail repair would have cut it.
+#[tokio::test]
+async fn a_file_that_is_no_ledger_is_refused_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    fs::write(&path, b"hvs.CAESIAbCdEfGh\nsecond-line-no-newline").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    let err = JsonlLedger::open(&path).unwrap_err();
+    assert!(matches!(err, LedgerError::NotALedger { .. }), "{err:?}");
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        b"hvs.CAESIAbCdEfGh\nsecond-line-no-newline"
+    );
+}
+
+/// A crash during a new ledger's very first write leaves one torn line: that is
+/// still a ledger, cut and written on.
+#[tokio::test]
+async fn a_ledger_torn_in_its_first_write_is_cut_and_written_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    write_receipts(&path, 1).await;
+    crate::support::cut_to(&path, 20);
+    let ledger = JsonlLedger::open(&path).unwrap();
+    ledger.try_record(&receipt(5)).unwrap();
+    ledger.shutdown().await.unwrap();
+    assert_eq!(call_ids(&path), ["c5"]);
+}
+
+/// A ledger path that is a symbolic link (planted, say, in a shared directory, to
+/// a file of the user's) is refused, and nothing is written where it points.
+#[tokio::test]
+async fn a_ledger_path_that_is_a_symbolic_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("notes.txt");
+    fs::write(&victim, b"mine\nlast line").unwrap();
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+    let link = dir.path().join("calls.jsonl");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let err = JsonlLedger::open(&link).unwrap_err();
+    assert!(
+        matches!(&err, LedgerError::Symlink { path } if path == &link),
+        "{err:?}"
+    );
+    assert_eq!(fs::read(&victim).unwrap(), b"mine\nlast line");
+    // A dangling link makes no file where it points either.
+    let nowhere = dir.path().join("made-by-the-link");
+    let dangling = dir.path().join("other.jsonl");
+    std::os::unix::fs::symlink(&nowhere, &dangling).unwrap();
+    let err = JsonlLedger::open(&dangling).unwrap_err();
+    assert!(matches!(err, LedgerError::Symlink { .. }), "{err:?}");
+    assert!(!nowhere.exists());
+}
+
+/// A ledger file of another user's (one they could read the receipts from) is
+/// refused. Making one needs `chown`, so root: elsewhere nothing is checked.
+#[tokio::test]
+async fn a_ledger_owned_by_another_user_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    fs::write(&path, b"").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    if std::os::unix::fs::chown(&path, Some(65534), None).is_err() {
+        eprintln!("not root: cannot give a file to another user; nothing checked");
+        return;
+    }
+    let err = JsonlLedger::open(&path).unwrap_err();
+    assert!(
+        matches!(err, LedgerError::NotOwned { owner: 65534, .. }),
+        "{err:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_missing_directory_is_an_error_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();

@@ -301,3 +301,37 @@ async fn a_second_writer_of_one_directory_is_refused_until_the_first_shuts_down(
         .collect();
     assert_eq!(ids, ["c0001", "c0002"]);
 }
+
+/// A link planted in a rolling ledger's directory, as its lock file or as the
+/// hour's file, is refused: nothing is created or written where it points.
+#[tokio::test]
+async fn links_in_a_rolling_ledgers_directory_are_refused() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("receipts");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let nowhere = parent.path().join("made-by-the-link");
+    std::os::unix::fs::symlink(&nowhere, dir.join(".sagemeter.lock")).unwrap();
+    let err = JsonlLedger::rolling(&dir).open().unwrap_err();
+    assert!(matches!(err, LedgerError::Symlink { .. }), "{err:?}");
+    assert!(!nowhere.exists());
+
+    // The hour's file a link to a file of the user's: refused, the file whole.
+    fs::remove_file(dir.join(".sagemeter.lock")).unwrap();
+    let (_, shared) = clock();
+    let victim = parent.path().join("notes.txt");
+    fs::write(&victim, b"mine").unwrap();
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("sagemeter-2026-12-02T10.jsonl")).unwrap();
+    let err = JsonlLedger::rolling(&dir)
+        .time_source(shared)
+        .open()
+        .unwrap_err();
+    // Said as the hour's file's error, as every error of a file the ledger rolls to.
+    assert!(
+        err.to_string()
+            .contains("sagemeter-2026-12-02T10.jsonl is a symbolic link"),
+        "{err:?}"
+    );
+    assert_eq!(fs::read(&victim).unwrap(), b"mine");
+}
