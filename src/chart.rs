@@ -50,7 +50,16 @@ pub(crate) fn write(drawing: &impl Drawing, path: &Path, size: (u32, u32)) -> Re
         Some(ext @ ("svg" | "png")) => ext.to_owned(),
         _ => return Err("unknown picture format: name the file .svg or .png".into()),
     };
-    let temp = temp_beside(path, &ext);
+    // Drawn in a directory of its own (made 0700, never one that exists): the
+    // encoders open their file by name, and a name beside `path` in a shared
+    // directory could be a link planted to a file of the user's.
+    let staging = staging_beside(path).map_err(|e| {
+        format!(
+            "cannot make a temporary directory beside {}: {e}",
+            path.display()
+        )
+    })?;
+    let temp = staging.join(format!("picture.{ext}"));
     let drawn = (|| {
         if ext == "svg" {
             std::fs::write(&temp, svg(drawing, size)?).map_err(|e| e.to_string())
@@ -66,22 +75,34 @@ pub(crate) fn write(drawing: &impl Drawing, path: &Path, size: (u32, u32)) -> Re
     if drawn.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
+    let _ = std::fs::remove_dir(&staging);
     drawn
 }
 
-/// `.<name>.<pid>-<n>.tmp.<ext>` in `path`'s directory: same file system for the
-/// rename, and the extension the PNG encoder goes by.
-fn temp_beside(path: &Path, ext: &str) -> PathBuf {
+/// A new directory `.<name>.<pid>-<n>.tmp` in `path`'s directory (same file system
+/// for the rename), owner-only; never one that exists already.
+fn staging_beside(path: &Path) -> std::io::Result<PathBuf> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(
-        ".{name}.{}-{}.tmp.{ext}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ))
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    let mut tries = 0;
+    loop {
+        let dir = path.with_file_name(format!(
+            ".{name}.{}-{}.tmp",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        match builder.create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -141,5 +162,31 @@ mod tests {
         write(&Filled, &svg, (40, 30)).unwrap();
         assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
         assert_eq!(names(dir.path()), ["chart.PNG", "chart.svg"]);
+    }
+
+    /// Links planted at the names a drawing would be made at (in a shared
+    /// directory, to a file of the user's) are neither written through nor put
+    /// in the chart's place.
+    #[cfg(unix)]
+    #[test]
+    fn links_at_the_temporary_names_are_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("notes.txt");
+        std::fs::write(&victim, b"mine").unwrap();
+        let pid = std::process::id();
+        for n in 0..50 {
+            for name in [
+                format!(".chart.svg.{pid}-{n}.tmp"),
+                format!(".chart.svg.{pid}-{n}.tmp.svg"),
+            ] {
+                std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+            }
+        }
+        let chart = dir.path().join("chart.svg");
+        write(&Filled, &chart, (40, 30)).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"mine");
+        let meta = std::fs::symlink_metadata(&chart).unwrap();
+        assert!(meta.is_file(), "the chart is a file, not a link");
+        assert!(std::fs::read_to_string(&chart).unwrap().contains("<svg"));
     }
 }

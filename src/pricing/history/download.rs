@@ -58,6 +58,7 @@ pub(crate) fn url_without_query(url: &str) -> String {
 pub(crate) async fn download(
     connector: &SharedHttpConnector,
     url: &str,
+    mut file: std::fs::File,
     to: &Path,
     max_bytes: u64,
 ) -> Result<u64, String> {
@@ -74,8 +75,6 @@ pub(crate) async fn download(
     if status != 200 {
         return Err(format!("downloading {shown} failed: HTTP {status}"));
     }
-    let mut file =
-        std::fs::File::create(to).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
     let mut body = ByteStream::new(response.into_body());
     let mut written = 0u64;
     while let Some(chunk) = body.next().await {

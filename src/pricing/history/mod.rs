@@ -534,7 +534,7 @@ impl PriceListHistory {
         // Where the download goes: a `.part` file beside its place in the cache, or,
         // when the cache cannot be written (no cache, a read-only home), one in the
         // temporary directory that is read and then deleted.
-        let (part, keep) = match &cached {
+        let ((part, file), keep) = match &cached {
             Some(path) => match writable_part(path) {
                 Ok(part) => (part, Some(path)),
                 Err(why) => {
@@ -543,16 +543,16 @@ impl PriceListHistory {
                         version = %version.version,
                         "price list not cached ({why}); reading it from a temporary file"
                     );
-                    (temp_part(), None)
+                    (temp_part()?, None)
                 }
             },
-            None => (temp_part(), None),
+            None => (temp_part()?, None),
         };
         // Deletes the part file however this ends, also when the future is dropped
         // mid-download (the time limit).
         let part = PartFile(part);
         let result = async {
-            download::download(&self.connector, &url, &part.0, self.max_file_bytes).await?;
+            download::download(&self.connector, &url, file, &part.0, self.max_file_bytes).await?;
             parse_file(part.0.clone(), filter.clone()).await
         }
         .await;
@@ -602,23 +602,44 @@ impl Drop for PartFile {
 
 /// The `.part` file for `cached`, created empty beside it (with its directories) to
 /// be sure the cache can be written.
-fn writable_part(cached: &Path) -> Result<PathBuf, String> {
+fn writable_part(cached: &Path) -> Result<(PathBuf, std::fs::File), String> {
     let dir = cached.parent().unwrap_or(cached);
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create the cache directory {}: {e}", dir.display()))?;
-    let part = part_path(cached);
-    std::fs::File::create(&part)
-        .map_err(|e| format!("cannot write in the cache directory {}: {e}", dir.display()))?;
-    Ok(part)
+    create_part(|| part_path(cached))
+        .map_err(|e| format!("cannot write in the cache directory {}: {e}", dir.display()))
 }
 
-/// A `.part` file name in the temporary directory, unique to this process and call.
-fn temp_part() -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "sagemeter-price-list-{}-{}.part",
-        std::process::id(),
-        PART_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ))
+/// A `.part` file in the temporary directory, unique to this process and call.
+fn temp_part() -> Result<(PathBuf, std::fs::File), String> {
+    let dir = std::env::temp_dir();
+    create_part(|| {
+        dir.join(format!(
+            "sagemeter-price-list-{}-{}.part",
+            std::process::id(),
+            PART_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ))
+    })
+    .map_err(|e| format!("cannot write a file in {}: {e}", dir.display()))
+}
+
+/// A new file (0600) at the first of `name`'s paths that nothing is at: never one
+/// that exists already, nor through a symbolic link someone put at the name (the
+/// download would be written where it points, and read back as a price list).
+fn create_part(mut name: impl FnMut() -> PathBuf) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut tries = 0;
+    loop {
+        let path = name();
+        match options.open(&path) {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 static PART_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -906,6 +927,26 @@ fn build_history(
 mod tests {
     use super::*;
     use crate::pricing::document::parse_price_document;
+
+    /// A download's file is new, 0600, and never a link planted at its name
+    /// (the download would be written where it points and read as a price list).
+    #[cfg(unix)]
+    #[test]
+    fn a_part_file_is_never_made_through_a_link_at_its_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("notes.txt");
+        std::fs::write(&victim, b"mine").unwrap();
+        let names = [dir.path().join("a.part"), dir.path().join("b.part")];
+        std::os::unix::fs::symlink(&victim, &names[0]).unwrap();
+        let mut next = names.iter().cloned();
+        let (path, mut file) = create_part(|| next.next().unwrap()).unwrap();
+        assert_eq!(path, names[1]);
+        std::io::Write::write_all(&mut file, b"price list").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"mine");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
 
     #[test]
     fn only_a_digit_version_and_a_region_code_name_a_file_in_the_cache() {
