@@ -244,6 +244,27 @@ pub(crate) fn standing_stretch(usd_per_hour: Decimal, elapsed: Duration) -> Deci
 const MAX_EARLIER_RATES: usize = 16;
 
 impl VariantState {
+    /// The standing capacity costs `rate` from `now` on: what accrued until now is
+    /// at the rate in force before.
+    fn replace_standing(&mut self, rate: StandingRate, now: SystemTime, mono: Option<Instant>) {
+        if self.standing.as_ref() == Some(&rate) {
+            return;
+        }
+        match (self.standing.take(), self.last_accrual_at) {
+            (Some(old), Some(_)) => self.accrue_to(&old, now, mono),
+            // No call recorded yet: the calls in flight accrue from their start
+            // when they are, the time until now at the old rate.
+            (Some(old), None) => {
+                if self.earlier.len() == MAX_EARLIER_RATES {
+                    self.earlier.remove(0);
+                }
+                self.earlier.push((old, now));
+            }
+            _ => {}
+        }
+        self.standing = Some(rate);
+    }
+
     /// Accrues from the last accrual to `now` (the monotonic clock then: `mono`)
     /// at `rate`; a wall clock that stepped forward since is not charged for
     /// its step.
@@ -814,23 +835,31 @@ impl Totals {
     pub(crate) fn set_standing(&self, variant: VariantSlot, rate: StandingRate, now: SystemTime) {
         let mut inner = self.lock();
         let mono = inner.mono_now();
-        let state = &mut inner.endpoints[variant.endpoint().0].variants[variant.variant];
-        if state.standing.as_ref() == Some(&rate) {
+        inner.endpoints[variant.endpoint().0].variants[variant.variant]
+            .replace_standing(rate, now, mono);
+    }
+
+    /// `endpoint` was found deleted at `now`: its variants' standing capacity costs
+    /// nothing from then on, until a profile of it is found again (an endpoint
+    /// created again under the name accrues from then, not for the hours between).
+    pub(crate) fn endpoint_deleted(&self, endpoint: &str, now: SystemTime) {
+        let mut inner = self.lock();
+        let mono = inner.mono_now();
+        let Some(&index) = inner.slots.get(endpoint) else {
             return;
-        }
-        match (state.standing.take(), state.last_accrual_at) {
-            (Some(old), Some(_)) => state.accrue_to(&old, now, mono),
-            // No call recorded yet: the calls in flight accrue from their start
-            // when they are, the time until now at the old rate.
-            (Some(old), None) => {
-                if state.earlier.len() == MAX_EARLIER_RATES {
-                    state.earlier.remove(0);
-                }
-                state.earlier.push((old, now));
+        };
+        for state in &mut inner.endpoints[index].variants {
+            if let Some(rate) = &state.standing {
+                let none = StandingRate {
+                    usd_per_hour_all_instances: Decimal::ZERO,
+                    instances: 0,
+                    storage_usd_per_month: rate.storage_usd_per_month.map(|_| Decimal::ZERO),
+                    unreserved_fraction: None,
+                    ..rate.clone()
+                };
+                state.replace_standing(none, now, mono);
             }
-            _ => {}
         }
-        state.standing = Some(rate);
     }
 
     /// How many instances serve `endpoint` from `now` on (its profile was found or

@@ -963,7 +963,11 @@ impl Meter {
                 let weak = weak.clone();
                 Box::pin(async move {
                     if let Some(inner) = weak.upgrade() {
-                        Meter { inner }.prepare(&endpoint).await;
+                        let meter = Meter { inner };
+                        let prepared = meter.prepare(&endpoint).await;
+                        if matches!(prepared.profile, Err(DiscoveryError::NotFound { .. })) {
+                            meter.inner.totals.endpoint_deleted(&endpoint, meter.now());
+                        }
                     }
                 })
             })

@@ -524,8 +524,9 @@ impl Discovery {
         }
     }
 
-    /// Runs `hook` after each refresh that changed an endpoint's profile, before
-    /// the refresh counts as done (set once; later calls are ignored).
+    /// Runs `hook` after each refresh that changed an endpoint's profile (or found the
+    /// endpoint deleted), before the refresh counts as done (set once; later calls are
+    /// ignored).
     pub(crate) fn on_refreshed(&self, hook: RefreshHook) {
         let _ = self.inner.on_refreshed.set(hook);
     }
@@ -819,7 +820,9 @@ impl DiscoveryInner {
                     result
                 }
                 Err(err @ DiscoveryError::NotFound { .. }) => {
-                    // A deleted endpoint has no profile any more.
+                    // A deleted endpoint has no profile any more: a change the
+                    // hook hears of (its instances are gone).
+                    changed = slot.profile.is_some();
                     slot.profile = None;
                     slot.error = Some((err.clone(), now));
                     result

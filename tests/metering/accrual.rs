@@ -155,6 +155,43 @@ async fn a_scale_in_while_no_call_comes_is_accrued_from_the_refresh_not_the_next
     assert_eq!(accrual.accrued_usd, dec("16.9664"), "refresh seen: {seen}");
 }
 
+/// An endpoint deleted and created again under its name hours later: its
+/// instances cost nothing in between, so the accrual (and an amortised receipt)
+/// does not charge the gap at the old count.
+#[tokio::test]
+async fn an_endpoint_deleted_and_created_again_accrues_nothing_for_the_hours_between() {
+    let fake = g5_endpoint(1).await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(Prices::us_east_1())
+        .discovery_refresh(Duration::from_millis(100))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    call(&client, "rt").await; // t = 0: 1 × ml.g5.xlarge, the accrual begins
+
+    // t = 60 s: the endpoint is deleted; the refresh loop finds it gone.
+    fake.remove_endpoint("rt");
+    time.advance(Duration::from_secs(60));
+    assert!(refreshed(&fake, &client, 2).await);
+
+    // t = 10 h: created again. The first call gets the failure of the last look
+    // at once and has it looked at again; the next is priced on the new profile.
+    time.advance(Duration::from_secs(10 * 3600 - 60));
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
+    );
+    call(&client, "rt").await;
+    assert!(refreshed(&fake, &client, 3).await);
+    let next = call(&client, "rt").await;
+    // AWS billed the instance for the 60 s it stood before the deletion, then
+    // nothing until the new one: 1.408 × 60 / 3600 = 0.0234666…, not
+    // 1.408 × 10 h = 14.08 at the old count.
+    let accrual = next.accrual.clone().expect("an accrual");
+    assert_eq!(accrual.accrued_usd.round_dp(6), dec("0.023467"));
+}
+
 #[tokio::test]
 async fn an_async_invocation_is_one_call_in_the_totals_however_many_receipts() {
     let fake = g5_endpoint(1).await;
