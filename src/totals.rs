@@ -842,14 +842,21 @@ impl Totals {
     /// `endpoint` was found deleted at `now`: its variants' standing capacity costs
     /// nothing from then on, until a profile of it is found again (an endpoint
     /// created again under the name accrues from then, not for the hours between).
-    pub(crate) fn endpoint_deleted(&self, endpoint: &str, now: SystemTime) {
+    /// Returns the variants that stood, each with where its rate came from.
+    pub(crate) fn endpoint_deleted(
+        &self,
+        endpoint: &str,
+        now: SystemTime,
+    ) -> Vec<(String, RateFrom)> {
         let mut inner = self.lock();
         let mono = inner.mono_now();
         let Some(&index) = inner.slots.get(endpoint) else {
-            return;
+            return Vec::new();
         };
+        let mut stood = Vec::new();
         for state in &mut inner.endpoints[index].variants {
             if let Some(rate) = &state.standing {
+                stood.push((state.name.clone(), rate.capacity_from.clone()));
                 let none = StandingRate {
                     usd_per_hour_all_instances: Decimal::ZERO,
                     instances: 0,
@@ -860,6 +867,7 @@ impl Totals {
                 state.replace_standing(none, now, mono);
             }
         }
+        stood
     }
 
     /// How many instances serve `endpoint` from `now` on (its profile was found or

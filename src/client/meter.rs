@@ -966,7 +966,7 @@ impl Meter {
                         let meter = Meter { inner };
                         let prepared = meter.prepare(&endpoint).await;
                         if matches!(prepared.profile, Err(DiscoveryError::NotFound { .. })) {
-                            meter.inner.totals.endpoint_deleted(&endpoint, meter.now());
+                            meter.endpoint_deleted(&endpoint);
                         }
                     }
                 })
@@ -1151,6 +1151,21 @@ impl Meter {
             components: &[],
             stated: &self.inner.instance_resources,
         }
+    }
+
+    /// `endpoint` was found deleted: its variants stand at nothing from now on, in
+    /// this process's accrual and the fleet's.
+    fn endpoint_deleted(&self, endpoint: &str) {
+        let now = self.now();
+        let stood = self.inner.totals.endpoint_deleted(endpoint, now);
+        #[cfg(feature = "fleet")]
+        if let Some(fleet) = &self.inner.fleet {
+            for (variant, from) in stood {
+                fleet.set_standing(endpoint, &variant, Decimal::ZERO, from, now, Some(now));
+            }
+        }
+        #[cfg(not(feature = "fleet"))]
+        let _ = stood;
     }
 
     fn hosted<'a>(&'a self, profile: &'a EndpointProfile) -> Hosted<'a> {

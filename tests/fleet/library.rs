@@ -2054,14 +2054,22 @@ fn discovered_m5(
 
 /// Waits (a few seconds at most) until `client`'s profile of `endpoint` says
 /// `count` instances and the meter has applied it (its background work done).
+/// A profile not found yet is not seen yet.
 async fn sees_instances(client: &Client, endpoint: &str, count: u32) -> bool {
     use sagemeter::endpoint::VariantBilling;
     for _ in 0..500 {
-        let profile = client.meter().endpoint_profile(endpoint).await.unwrap();
-        let seen = matches!(
-            profile.variants[0].billing,
-            VariantBilling::Instance { instance_count, .. } if instance_count == count
-        );
+        // An endpoint found again after it was deleted: the failure until the
+        // retry in the background lands.
+        let seen = client
+            .meter()
+            .endpoint_profile(endpoint)
+            .await
+            .is_ok_and(|profile| {
+                matches!(
+                    profile.variants[0].billing,
+                    VariantBilling::Instance { instance_count, .. } if instance_count == count
+                )
+            });
         if seen && client.meter().background_tasks() == 0 {
             return true;
         }
@@ -2435,5 +2443,58 @@ async fn interceptor_calls_short_of_a_lease_still_cannot_reserve_past_the_limit(
     }
     assert_eq!(answered, 5);
     assert_eq!(fleet.fake.invocations(), 5);
+    client.meter().shutdown().await.unwrap();
+}
+
+/// An endpoint deleted at 01:00 and created again under its name at 10:00: the
+/// fleet's accrual of the day has its instance for the hour it stood, nothing
+/// for the nine hours between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleets_accrual_has_nothing_for_the_hours_an_endpoint_was_deleted() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name("deleted");
+    create_table(&conf, &table).await.unwrap();
+    let fake = scaled_fake().await;
+    let time = ManualTimeSource::new(midnight().into());
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let client = discovered_m5(&fake.sdk_config().await, time.clone(), &table, &ddb)
+        .discovery_refresh(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let hour = Duration::from_secs(3600);
+    // 00:00: the first call (1 × ml.m5.xlarge at $0.23/h).
+    call_endpoint(&client, "scaled").await;
+    flushed(&client).await;
+    // 01:00: deleted; the refresh loop finds it gone.
+    fake.remove_endpoint("scaled");
+    time.advance(hour);
+    let described = fake.describe_calls();
+    for _ in 0..500 {
+        if fake.describe_calls() > described && client.meter().background_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(client.meter().endpoint_profile("scaled").await.is_err());
+    flushed(&client).await;
+    // 10:00: created again; a call has it looked at again, the next is priced.
+    time.advance(9 * hour);
+    fake.add_endpoint(
+        "scaled",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let _ = client
+        .invoke_endpoint()
+        .endpoint_name("scaled")
+        .body(Blob::new("{}"))
+        .send()
+        .await;
+    assert!(sees_instances(&client, "scaled", 1).await);
+    let cost = call_endpoint(&client, "scaled").await;
+    // AWS billed 1 × $0.23 for 00:00-01:00, nothing until 10:00: $0.23, not
+    // 10 h × $0.23 = $2.30.
+    let accrual = cost.accrual.expect("an instance variant accrues");
+    assert_eq!(accrual.accrued_usd, dec("0.23"), "{accrual:?}");
     client.meter().shutdown().await.unwrap();
 }
