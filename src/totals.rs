@@ -566,7 +566,7 @@ impl SharingClock {
 /// wall clock stepping back rather than a reading that waited for the lock; and
 /// how much further than the monotonic clock the wall clock must move to be taken
 /// for stepping forward.
-const CLOCK_STEPPED_BACK: Duration = Duration::from_secs(1);
+pub(crate) const CLOCK_STEPPED_BACK: Duration = Duration::from_secs(1);
 
 /// The time that passed between two monotonic readings, for a wall-clock stretch
 /// of `wall`: `wall`, unless it is more than [`CLOCK_STEPPED_BACK`] longer than

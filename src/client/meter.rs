@@ -121,15 +121,20 @@ impl PreparedMemo {
         now: SystemTime,
     ) -> Option<Arc<Prepared>> {
         let memo = self.0.read().unwrap_or_else(|e| e.into_inner());
-        let (prepared, until) = memo.get(endpoint)?;
+        let (prepared, put_at) = memo.get(endpoint)?;
         let same_profile = matches!(&prepared.profile, Ok(p) if Arc::ptr_eq(p, profile));
-        (same_profile && now < *until).then(|| prepared.clone())
+        // Reused for a second from when it was put; not for as long as the wall
+        // clock stepped back since (a second's grace for readings taken earlier).
+        let fresh = now < *put_at + PREPARED_REUSE
+            && put_at
+                .duration_since(now)
+                .map_or(true, |ahead| ahead <= crate::totals::CLOCK_STEPPED_BACK);
+        (same_profile && fresh).then(|| prepared.clone())
     }
 
     fn put(&self, endpoint: &str, prepared: Arc<Prepared>, now: SystemTime) {
         let mut memo = self.0.write().unwrap_or_else(|e| e.into_inner());
-        memo.entry_ref(endpoint)
-            .insert((prepared, now + PREPARED_REUSE));
+        memo.entry_ref(endpoint).insert((prepared, now));
     }
 }
 

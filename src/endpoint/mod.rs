@@ -662,7 +662,14 @@ impl Discovery {
         stale_after: Duration,
         f: impl FnOnce(Result<&Arc<EndpointProfile>, &DiscoveryError>) -> R,
     ) -> Option<R> {
-        let age = |at: SystemTime| now.duration_since(at).unwrap_or_default();
+        // A time after `now` is a reading taken before the answer landed (no age),
+        // or, more than a second after it, the wall clock stepped back since: then
+        // the answer is due, or it would be kept for as long as the step.
+        let age = |at: SystemTime| match now.duration_since(at) {
+            Ok(age) => age,
+            Err(ahead) if ahead.duration() > crate::totals::CLOCK_STEPPED_BACK => Duration::MAX,
+            Err(_) => Duration::ZERO,
+        };
         let mut spawn_refresh = false;
         let answer = {
             let cache = self.inner.cache.read().unwrap_or_else(|e| e.into_inner());

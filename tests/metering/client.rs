@@ -600,6 +600,45 @@ fn manual_clock() -> (ManualTimeSource, SharedTimeSource) {
     (time, shared)
 }
 
+/// The wall clock stepped back an hour: the profile, described "in the future",
+/// is not kept for that hour; calls a minute on see autoscaling as they would
+/// have without the step.
+#[tokio::test]
+async fn a_profile_is_refreshed_after_the_wall_clock_steps_back_not_kept_for_the_step() {
+    let fake = fake_with_demo_endpoints().await;
+    let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let clock = crate::support::SettableClock::new(start);
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .discovery_refresh(Duration::from_secs(60))
+        .time_source(SharedTimeSource::new(clock.clone()))
+        .build()
+        .unwrap();
+    let instances = |cost: &Cost| match cost.billing {
+        Some(VariantBilling::Instance { instance_count, .. }) => instance_count,
+        ref other => panic!("{other:?}"),
+    };
+    let first = invoke(&client, "rt").await.unwrap();
+    assert_eq!(instances(first.cost()), 2);
+    // The clock steps back an hour; a minute later the endpoint has 5 instances.
+    fake.set_instance_count("rt", "AllTraffic", 5);
+    clock.set(start - Duration::from_secs(3600) + Duration::from_secs(61));
+    let described = fake.describe_calls();
+    invoke(&client, "rt").await.unwrap();
+    for _ in 0..500 {
+        if fake.describe_calls() > described && client.meter().background_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let later = invoke(&client, "rt").await.unwrap();
+    assert_eq!(
+        instances(later.cost()),
+        5,
+        "the profile was kept for the step"
+    );
+}
+
 /// After discovery failed, its retry runs in the background: calls once the
 /// retry is due get the failure at once, not a wait for a control plane that may
 /// still be failing (here one that does not answer within the 10 s limit).
@@ -1298,6 +1337,36 @@ async fn a_new_price_in_the_source_reaches_calls_within_a_second() {
     );
     // …and once it is over, the source is asked again.
     time.advance(Duration::from_millis(1));
+    assert_eq!(
+        compute_rate(invoke(&client, "rt").await.unwrap().cost()),
+        dec("0.46")
+    );
+}
+
+/// The rates put together for an endpoint are reused for a second from when
+/// they were, not for as long as the wall clock then stepped back.
+#[tokio::test]
+async fn a_new_price_reaches_calls_after_the_wall_clock_steps_back() {
+    let fake = fake_with_demo_endpoints().await;
+    let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let clock = crate::support::SettableClock::new(start);
+    let prices = Arc::new(AdjustablePrices {
+        hosting: std::sync::Mutex::new(dec("0.23")),
+        rest: FixedPrices::us_east_1(),
+    });
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(prices.clone())
+        .time_source(SharedTimeSource::new(clock.clone()))
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            compute_rate(invoke(&client, "rt").await.unwrap().cost()),
+            dec("0.23")
+        );
+    }
+    *prices.hosting.lock().unwrap() = dec("0.46");
+    clock.set(start - Duration::from_secs(3600));
     assert_eq!(
         compute_rate(invoke(&client, "rt").await.unwrap().cost()),
         dec("0.46")
