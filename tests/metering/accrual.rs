@@ -124,18 +124,22 @@ async fn refreshed(fake: &FakeSageMaker, client: &Client, n: u64) -> bool {
     false
 }
 
+/// A client of `fake` on the meter's clock `time` whose profiles are refreshed
+/// every 100 ms of real time (a refresh loop runs while no call comes).
+async fn refreshing_client(fake: &FakeSageMaker, time: SharedTimeSource) -> Client {
+    Client::builder(&fake.sdk_config().await)
+        .price_source(Prices::us_east_1())
+        .discovery_refresh(Duration::from_millis(100))
+        .time_source(time)
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_scale_in_while_no_call_comes_is_accrued_from_the_refresh_not_the_next_call() {
     let fake = g5_endpoint(4).await;
     let (time, shared) = manual_clock();
-    // Profiles are refreshed every 100 ms of real time (a refresh loop runs while
-    // no call comes); the meter's clock is the manual one.
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(Prices::us_east_1())
-        .discovery_refresh(Duration::from_millis(100))
-        .time_source(shared)
-        .build()
-        .unwrap();
+    let client = refreshing_client(&fake, shared).await;
     call(&client, "rt").await; // t = 0: 4 instances, the accrual begins
     assert_eq!(fake.describe_calls(), 1);
 
@@ -162,12 +166,7 @@ async fn a_scale_in_while_no_call_comes_is_accrued_from_the_refresh_not_the_next
 async fn an_endpoint_deleted_and_created_again_accrues_nothing_for_the_hours_between() {
     let fake = g5_endpoint(1).await;
     let (time, shared) = manual_clock();
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(Prices::us_east_1())
-        .discovery_refresh(Duration::from_millis(100))
-        .time_source(shared)
-        .build()
-        .unwrap();
+    let client = refreshing_client(&fake, shared).await;
     call(&client, "rt").await; // t = 0: 1 × ml.g5.xlarge, the accrual begins
 
     // t = 60 s: the endpoint is deleted; the refresh loop finds it gone.
