@@ -453,6 +453,12 @@ impl Receipt {
         self
     }
 
+    /// The call left its endpoint's sharing clock at `at` (on the meter's clock),
+    /// before its receipt is made: a stream that ended at its last part.
+    pub(crate) fn leave_clock_at(&mut self, at: SystemTime) {
+        self.in_flight_until = Some(at);
+    }
+
     /// The call's budget reservation, taken out to be settled by the operation
     /// itself ([`make`](Self::make) then settles nothing): an async invocation
     /// keeps it held from submission to settlement.

@@ -2,9 +2,10 @@
 //!
 //! The stream is measured as it is read (time to first part, parts, bytes, tokens)
 //! and its receipt is made exactly once, at the first of: the end of the stream, an
-//! error in it, or the caller dropping it. Compute is billed on the whole time the
-//! stream was open, from sending the request to that moment: the endpoint was busy
-//! generating for all of it, whether the caller read every part or not.
+//! error in it, or the caller dropping it. Compute is billed from sending the request
+//! to the last part, for a stream that ended (a caller that keeps it after its last
+//! part is not the model's time), else to the error or the drop: the endpoint was
+//! busy generating until then, whether the caller read every part or not.
 
 use super::call::{Call, CallRequest, MeteredOperation, Receipt};
 use super::invoke::delegate_setters;
@@ -28,7 +29,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::Instant;
 use tokio::sync::watch;
 
 /// What `recv()` returns: the SDK's own item type, unchanged.
@@ -165,6 +166,7 @@ async fn invoke_endpoint_with_response_stream(
                 receipt: receipt.in_flight_until_made(),
                 usage,
                 tokens,
+                last_part_at: None,
             };
             Ok(MeteredResponseStream::new(output, call))
         }
@@ -209,31 +211,49 @@ struct StreamCall {
     request_id: Option<String>,
     usage: Usage,
     tokens: StreamTokens,
+    /// When `recv()` handed over the latest part.
+    last_part_at: Option<Instant>,
 }
 
 impl StreamCall {
     /// Measures one payload part. The bytes are read for tokens, never kept.
     fn part(&mut self, bytes: &[u8]) {
         let started = self.receipt.started();
+        let now = Instant::now();
+        self.last_part_at = Some(now);
         let usage = &mut self.usage;
         usage
             .time_to_first_byte
-            .get_or_insert_with(|| started.elapsed());
+            .get_or_insert_with(|| now.duration_since(started));
         usage.parts = Some(usage.parts.unwrap_or(0) + 1);
         usage.bytes_out += bytes.len() as u64;
         self.tokens.push(bytes);
     }
 
-    /// The receipt, now, for a stream that took `latency`. Consumes the call: a
-    /// stream has one receipt.
-    fn finish(self, latency: Duration, outcome: Outcome, note: Option<String>) -> Cost {
+    /// The receipt, now. Consumes the call: a stream has one receipt.
+    ///
+    /// A stream that ended is billed to its last part (its end carries no work,
+    /// and the caller may have kept it long after), and leaves the sharing clock
+    /// then; one that failed or was dropped, to now.
+    fn finish(self, outcome: Outcome, note: Option<String>) -> Cost {
         let StreamCall {
-            receipt,
+            mut receipt,
             request_id,
             mut usage,
             mut tokens,
+            last_part_at,
         } = self;
-        usage.latency = latency;
+        let now = Instant::now();
+        let ended = match (outcome, last_part_at) {
+            (Outcome::Ok, Some(last)) => {
+                let since = now.duration_since(last);
+                let wall = receipt.meter().now();
+                receipt.leave_clock_at(wall.checked_sub(since).unwrap_or(wall));
+                last
+            }
+            _ => now,
+        };
+        usage.latency = ended.duration_since(receipt.started());
         usage.outcome = outcome;
         if let Some(counted) = tokens.finish() {
             usage = usage.with_tokens(counted);
@@ -403,9 +423,7 @@ impl MeteredEventReceiver {
 
     fn finish(&mut self, outcome: Outcome, note: Option<String>) {
         if let Some(call) = self.call.take() {
-            // The whole stream: the endpoint was busy from the request to this moment.
-            let latency = call.receipt.started().elapsed();
-            let cost = call.finish(latency, outcome, note);
+            let cost = call.finish(outcome, note);
             self.receipt.send_replace(Some(cost.clone()));
             self.cost = Some(cost);
         }

@@ -694,6 +694,49 @@ async fn a_stream_dropped_after_its_last_part_has_arrived_is_not_cancelled() {
     assert_eq!(h.receipts.all().len(), 1);
 }
 
+/// A caller that stops at `[DONE]` and keeps the stream a while (writing its
+/// answer somewhere) before dropping it: the model's work ended with the last
+/// part, and the stream is billed, and shares the instance, until then.
+#[tokio::test]
+async fn a_stream_kept_after_its_last_part_is_billed_to_that_part_not_to_the_drop() {
+    let h = harness(
+        |_| Script::new().parts(openai_parts()),
+        |b| b.allocation(sagemeter::billing::Allocation::ProcessorSharing),
+    )
+    .await;
+    let opened = std::time::Instant::now();
+    let mut response = open(&h.client, LLM).await;
+    let receipt = response.receipt();
+    while let Some(event) = response.body.recv().await.unwrap() {
+        if let ResponseStream::PayloadPart(part) = event
+            && part.bytes().unwrap().as_ref().ends_with(b"[DONE]\n\n")
+        {
+            break;
+        }
+    }
+    let read = opened.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(response);
+
+    let cost = receipt.await.unwrap();
+    assert_eq!(cost.usage.outcome, Outcome::Ok);
+    // The call started after `opened` and its last part came before `read`.
+    assert!(
+        cost.usage.latency <= read,
+        "billed {:?}, the last part came by {read:?}",
+        cost.usage.latency
+    );
+    // Its share of the one instance is its time to the last part, not the second
+    // it was kept: at most its latency (and the meter's clock readings around it).
+    let compute = line(&cost, LineItem::Compute);
+    let in_flight_us = compute.quantity * Decimal::from(3_600_000_000u64);
+    let latency_us = Decimal::from(cost.usage.latency.as_micros() as u64);
+    assert!(
+        in_flight_us <= latency_us + Decimal::from(50_000),
+        "{in_flight_us} µs in flight for a {latency_us} µs stream"
+    );
+}
+
 #[tokio::test]
 async fn a_stream_moved_out_of_its_response_keeps_its_receipt() {
     let h = harness(|_| Script::new().parts(openai_parts()), |b| b).await;
