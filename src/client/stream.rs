@@ -156,6 +156,8 @@ async fn invoke_endpoint_with_response_stream(
     match answered.result {
         Ok(output) => {
             usage.variant = output.invoked_production_variant().map(str::to_owned);
+            // Counted from here: a stream that ends or fails before any part says 0.
+            usage.parts = Some(0);
             let tokens = match &receipt.meter().inner.token_counter {
                 Some(counter) => StreamTokens::with_counter(counter.clone()),
                 None => StreamTokens::new(),
@@ -225,7 +227,7 @@ impl StreamCall {
         usage
             .time_to_first_byte
             .get_or_insert_with(|| now.duration_since(started));
-        usage.parts = Some(usage.parts.unwrap_or(0) + 1);
+        usage.parts = Some(usage.parts.unwrap_or(0).saturating_add(1));
         usage.bytes_out += bytes.len() as u64;
         self.tokens.push(bytes);
     }

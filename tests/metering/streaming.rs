@@ -484,6 +484,26 @@ async fn a_stream_opened_on_a_retry_is_billed_for_the_whole_stream_not_up_to_its
 // ---------------------------------------------------------------------------------
 // Errors.
 
+/// A stream that fails before its first part (the model timed out with no output)
+/// says it had 0 parts, not that its parts were not counted.
+#[tokio::test]
+async fn a_stream_that_fails_before_any_part_counts_zero_parts() {
+    let h = harness(
+        |_| Script::new().model_stream_error("ModelInvocationTimeExceeded"),
+        |b| b,
+    )
+    .await;
+    let mut response = open(&h.client, LLM).await;
+    response
+        .body
+        .recv()
+        .await
+        .expect_err("the model stream error");
+    let cost = response.cost().expect("a receipt at the error");
+    assert_eq!(cost.usage.outcome, Outcome::Error);
+    assert_eq!(cost.usage.parts, Some(0));
+}
+
 #[tokio::test]
 async fn a_model_stream_error_mid_stream_makes_one_error_receipt_billed_up_to_the_error() {
     let h = harness(
