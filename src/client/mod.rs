@@ -455,7 +455,8 @@ impl ClientBuilder {
     /// SageMaker answered: this bounds that wait when the control plane does not
     /// answer. Past it, discovery has failed, as for any other reason: the call's
     /// compute is unpriced with the reason, and discovery is tried again after 30 s,
-    /// in the background (the calls meanwhile get the failure at once).
+    /// in the background (the calls meanwhile get the failure at once; a call waits
+    /// again only when no retry has landed for another 30 s).
     pub fn discovery_timeout(mut self, timeout: Duration) -> Self {
         self.discovery_timeout = timeout;
         self

@@ -698,12 +698,16 @@ impl Discovery {
                 }
                 // Failed, and due a retry: the retry runs in the background and
                 // the calls meanwhile get the failure at once, as before it was
-                // due; none waits for the control plane again.
-                (None, Some((err, _))) => {
+                // due; none waits for the control plane again. Unless retries in
+                // the background have not landed for another pause (each dropped
+                // with a runtime made for one call): then a call tries on its way.
+                (None, Some((err, at)))
+                    if age(*at) < self.inner.retry_failed_after.saturating_mul(2) =>
+                {
                     spawn_refresh = !slot.refreshing;
                     Some(f(Err(err)))
                 }
-                (None, None) => None,
+                _ => None,
             }
         };
         if spawn_refresh && self.mark_refreshing(endpoint) {
@@ -808,10 +812,12 @@ impl DiscoveryInner {
             slot.refresh_failed = None;
             match &result {
                 Ok(profile) => {
-                    changed = slot
-                        .profile
-                        .as_ref()
-                        .is_some_and(|(old, _)| **old != **profile);
+                    // Changed: another profile, or one of an endpoint found deleted
+                    // before (created again: its instances stand from now on).
+                    changed = match &slot.profile {
+                        Some((old, _)) => **old != **profile,
+                        None => matches!(slot.error, Some((DiscoveryError::NotFound { .. }, _))),
+                    };
                     // Said once a deployment, not at every refresh of it.
                     if let Some(reason) = &profile.pending_storage_unknown
                         && slot

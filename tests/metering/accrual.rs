@@ -183,12 +183,16 @@ async fn an_endpoint_deleted_and_created_again_accrues_nothing_for_the_hours_bet
     );
     call(&client, "rt").await;
     assert!(refreshed(&fake, &client, 3).await);
+    // t = 12 h: the next call; the new instance has stood since its profile was
+    // found at 10 h.
+    time.advance(Duration::from_secs(2 * 3600));
     let next = call(&client, "rt").await;
-    // AWS billed the instance for the 60 s it stood before the deletion, then
-    // nothing until the new one: 1.408 × 60 / 3600 = 0.0234666…, not
-    // 1.408 × 10 h = 14.08 at the old count.
+    // AWS billed the instance for the 60 s it stood before the deletion, nothing
+    // until the new one, then 2 h of it: 1.408 × 60 / 3600 = 0.0234666… + 1.408
+    // × 2 = 2.816 → 2.8394666… (not 1.408 × 12 h = 16.896 at the old count, nor
+    // 0.0234666… with the new instance left out until a call came).
     let accrual = next.accrual.clone().expect("an accrual");
-    assert_eq!(accrual.accrued_usd.round_dp(6), dec("0.023467"));
+    assert_eq!(accrual.accrued_usd.round_dp(6), dec("2.839467"));
 }
 
 #[tokio::test]

@@ -696,6 +696,33 @@ async fn a_failed_discovery_is_tried_again_in_the_background_not_on_the_calls() 
     assert_eq!(requests(), before + 6, "5 calls and one DescribeEndpoint");
 }
 
+/// Retries in the background that never land (each dropped with a runtime made
+/// for one call) do not leave an endpoint unpriced for good: once a second pause
+/// has passed since the failure, a call discovers it on its way, as the first did.
+#[tokio::test]
+async fn a_discovery_failed_long_ago_is_tried_on_the_call_path_again() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .time_source(shared)
+        .build()
+        .unwrap();
+    *fake.state.describe_error.lock().unwrap() = Some("AccessDeniedException".into());
+    let first = invoke(&client, "rt").await.unwrap();
+    assert!(first.cost().compute_provenance().is_none());
+    // No call for 61 s, so no retry ran in the background; the control plane is
+    // back.
+    *fake.state.describe_error.lock().unwrap() = None;
+    time.advance(Duration::from_secs(61));
+    let later = invoke(&client, "rt").await.unwrap();
+    assert!(
+        later.cost().compute_provenance().is_some(),
+        "{:#?}",
+        later.cost()
+    );
+}
+
 /// A background refresh cut off mid-request (the runtime the call ran on went
 /// away, as with a runtime made for one call) does not stop the profile from
 /// being refreshed: the next stale call starts another, and autoscaling is seen.
