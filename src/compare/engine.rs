@@ -19,8 +19,11 @@ pub use crate::billing::BYTES_PER_GB;
 /// `cost(U) = fixed_usd + usd_per_call × U + overage_usd_per_call × max(0, U − included_calls)`.
 ///
 /// Every plan model maps onto it for a given profile: instances are all fixed (plus
-/// data per call), pay per use and serverless are all variable, a subscription with a
-/// quota has the overage kink. Break-even points are found on these curves.
+/// data per call), pay per use and on-demand serverless are all variable, a
+/// subscription with a quota has the overage kink, and serverless with provisioned
+/// concurrency is its standing charge with a kink where the provisioned
+/// concurrency runs out (the calls beyond it billed on demand). Break-even points
+/// are found on these curves.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CostCurve {
@@ -29,7 +32,8 @@ pub struct CostCurve {
     /// Cost of each call from the first.
     pub usd_per_call: Decimal,
     /// Calls per period above which [`overage_usd_per_call`](Self::overage_usd_per_call)
-    /// is added; `None` when the plan has no quota.
+    /// is added (a subscription's quota, what provisioned concurrency serves);
+    /// `None` when the plan has none.
     pub included_calls: Option<Decimal>,
     /// Extra cost of each call above the included calls.
     pub overage_usd_per_call: Option<Decimal>,

@@ -184,7 +184,8 @@ pub(crate) mod check {
                 what,
                 value: usd.normalize().to_string(),
                 hint: format!(
-                    "divided by {per} it needs more than 28 decimal places; state a larger price"
+                    "divided by {per} it needs more than 28 decimal places; state it with \
+                     fewer decimal places"
                 ),
             });
         }

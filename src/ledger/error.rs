@@ -79,10 +79,12 @@ pub enum LedgerError {
     },
     /// An existing ledger file, or a rolling ledger's directory, belongs to
     /// another user: receipts are written only where this process's user owns
-    /// the file, never into one another user can read or replace.
+    /// the file, never into one another user can read or replace. Only root can
+    /// open such a file at all, so this is what root (`sudo`, a container writing
+    /// to a mounted directory) meets.
     #[error(
-        "ledger {} belongs to user id {owner}, not to this process's user: choose a \
-         ledger of your own",
+        "ledger {} belongs to user id {owner}, and this process runs as user id {user}: \
+         write a ledger of your own, or run as its owner (or `chown` it)",
         path.display()
     )]
     NotOwned {
@@ -90,6 +92,8 @@ pub enum LedgerError {
         path: PathBuf,
         /// Its owner's user id.
         owner: u32,
+        /// This process's effective user id.
+        user: u32,
     },
     /// Another writer holds the ledger: a ledger (a file, or a rolling ledger's
     /// directory) has one writer at a time, in this process or another. Two

@@ -656,11 +656,32 @@ pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> 
     if meta.len() > 0
         && let Some(Err(e @ LedgerError::NotALedger { .. })) =
             super::LedgerReader::new(io::BufReader::new(&file), path).next()
+        && !lost_first_write(&file).map_err(open_err)?
     {
         return Err(e);
     }
     let len = repair_torn_tail(&mut file, meta.len(), path).map_err(open_err)?;
     Ok((file, len))
+}
+
+/// Whether `file` holds nothing but NUL bytes and blanks, with no line end: a
+/// ledger's first write lost to a power cut (its blocks allocated, never written),
+/// which the torn-tail repair cuts, not another file.
+fn lost_first_write(mut file: &File) -> io::Result<bool> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if chunk[..n]
+            .iter()
+            .any(|b| !matches!(b, 0 | b' ' | b'\t' | b'\r'))
+        {
+            return Ok(false);
+        }
+    }
 }
 
 /// [`LedgerError::Symlink`] when opening `path` failed because it is a symbolic
@@ -687,6 +708,7 @@ pub(crate) fn check_owner(meta: &std::fs::Metadata, path: &Path) -> Result<(), L
         return Err(LedgerError::NotOwned {
             path: path.to_owned(),
             owner: meta.uid(),
+            user,
         });
     }
     Ok(())

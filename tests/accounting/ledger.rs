@@ -229,6 +229,21 @@ async fn a_ledger_torn_in_its_first_write_is_cut_and_written_on() {
     assert_eq!(call_ids(&path), ["c5"]);
 }
 
+/// A ledger whose first write was lost to a power cut holds NUL bytes where the
+/// line was to be (its blocks allocated, never written): a torn line, cut, and
+/// written on; not a file to refuse.
+#[tokio::test]
+async fn a_ledger_whose_first_write_was_lost_to_a_power_cut_is_cut_and_written_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    fs::write(&path, vec![0u8; 4096]).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    let ledger = JsonlLedger::open(&path).unwrap();
+    ledger.try_record(&receipt(3)).unwrap();
+    ledger.shutdown().await.unwrap();
+    assert_eq!(call_ids(&path), ["c3"]);
+}
+
 /// A ledger path that is a symbolic link (planted, say, in a shared directory, to
 /// a file of the user's) is refused, and nothing is written where it points.
 #[tokio::test]
@@ -271,6 +286,7 @@ async fn a_ledger_owned_by_another_user_is_refused() {
         matches!(err, LedgerError::NotOwned { owner: 65534, .. }),
         "{err:?}"
     );
+    assert!(err.to_string().contains("user id 65534"), "{err}");
 }
 
 #[tokio::test]

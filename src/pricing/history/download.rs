@@ -53,8 +53,8 @@ pub(crate) fn url_without_query(url: &str) -> String {
     }
 }
 
-/// Streams `url` into `to` (created or truncated), at most `max_bytes` of it.
-/// Returns the bytes written.
+/// Streams `url` into `file` (new, made for it; `to` is its path, for messages), at
+/// most `max_bytes` of it. Returns the bytes written.
 pub(crate) async fn download(
     connector: &SharedHttpConnector,
     url: &str,
