@@ -359,6 +359,35 @@ async fn the_region_comes_from_the_flag_or_the_aws_configuration() {
     assert_eq!(by_env["sku"], "HOSTM5XLEU1AAAAA");
 }
 
+/// An empty `AWS_REGION` is an unset one, as the AWS CLI takes it: the profile's
+/// region answers, not the us-east-1 fallback (which the SDK alone would give,
+/// taking the empty value for a region and looking no further).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_aws_region_is_passed_over_for_the_profiles_region() {
+    let server = FakePriceList::start(documents()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(&config, "[default]\nregion = eu-west-1\n").unwrap();
+    let price = json_of(
+        sagemeter(&server.url)
+            .env("AWS_REGION", "")
+            .env("AWS_CONFIG_FILE", &config)
+            .args(["price", "ml.m5.xlarge", "--json"]),
+    );
+    assert_eq!(price["key"]["region"], "eu-west-1", "{price}");
+    assert_eq!(price["sku"], "HOSTM5XLEU1AAAAA");
+    // And AWS_DEFAULT_REGION, when set, before the profile.
+    std::fs::write(&config, "[default]\nregion = ap-south-1\n").unwrap();
+    let price = json_of(
+        sagemeter(&server.url)
+            .env("AWS_REGION", "")
+            .env("AWS_DEFAULT_REGION", "eu-west-1")
+            .env("AWS_CONFIG_FILE", &config)
+            .args(["price", "ml.m5.xlarge", "--json"]),
+    );
+    assert_eq!(price["key"]["region"], "eu-west-1", "{price}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_instance_type_exits_1_with_a_clear_message() {
     let server = FakePriceList::start(documents()).await;

@@ -24,6 +24,8 @@ pub async fn load(global: &GlobalArgs) -> Result<SdkConfig, CliError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &global.region {
         loader = loader.region(Region::new(region.clone()));
+    } else if let Some(region) = region_past_empty_variables(global.profile.as_deref()).await {
+        loader = loader.region(region);
     }
     if global.profile.is_none()
         && let Some(profile) = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty())
@@ -59,6 +61,33 @@ pub async fn load(global: &GlobalArgs) -> Result<SdkConfig, CliError> {
         )));
     }
     Ok(config)
+}
+
+/// The region, when `AWS_REGION` (or, without it, `AWS_DEFAULT_REGION`) is set but
+/// empty: the SDK takes the empty value for a region and looks no further, so a
+/// profile's region would be passed over for the fallback's. An empty variable is
+/// an unset one here: the next variable, then the profile (`profile`, else
+/// `AWS_PROFILE`'s or the default). `None` when no variable is empty, or nothing
+/// names a region.
+async fn region_past_empty_variables(profile: Option<&str>) -> Option<Region> {
+    use aws_config::meta::region::ProvideRegion;
+    let var = |name| std::env::var(name).ok().map(|v| v.trim().to_owned());
+    let default_region = var("AWS_DEFAULT_REGION");
+    let empty = match var("AWS_REGION") {
+        Some(region) => region.is_empty(),
+        None => default_region.as_deref() == Some(""),
+    };
+    if !empty {
+        return None;
+    }
+    if let Some(region) = default_region.filter(|r| !r.is_empty()) {
+        return Some(Region::new(region));
+    }
+    let mut provider = aws_config::profile::ProfileFileRegionProvider::builder();
+    if let Some(profile) = profile {
+        provider = provider.profile_name(profile);
+    }
+    provider.build().region().await
 }
 
 /// The profile is in the shared config or credentials file; errors begin with
