@@ -479,7 +479,21 @@ fn describe_sdk_error(
                     "the Price List API failed ({code_text}, HTTP {status})"
                 ))
             } else {
-                let hint = if service.err().is_access_denied_exception() || status == 403 {
+                // Credentials the endpoint does not know (another partition's,
+                // GovCloud's) are refused with 403 too: no permission would help.
+                let unknown_credentials = matches!(
+                    code,
+                    Some(
+                        "UnrecognizedClientException"
+                            | "InvalidClientTokenId"
+                            | "InvalidSignatureException"
+                    )
+                );
+                let hint = if unknown_credentials {
+                    "; the credentials are not valid at the Price List endpoint (credentials \
+                     of another partition, such as GovCloud's, cannot call it: price with a \
+                     commercial-partition configuration)"
+                } else if service.err().is_access_denied_exception() || status == 403 {
                     "; the credentials need pricing:GetProducts"
                 } else {
                     ""

@@ -388,6 +388,26 @@ async fn an_empty_aws_region_is_passed_over_for_the_profiles_region() {
     assert_eq!(price["key"]["region"], "eu-west-1", "{price}");
 }
 
+/// Credentials the Price List endpoint does not know (another partition's, such as
+/// GovCloud's) are refused with HTTP 403: the fallback's note says so, and does
+/// not send the user to add an IAM permission that would not help.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_of_another_partition_are_not_taken_for_a_missing_permission() {
+    use crate::support::fake_pricelist::{FakePriceList, Fault, docs};
+    let server = FakePriceList::start().await;
+    server.add_documents([docs::hosting("us-east-1", "ml.m5.xlarge", "0.2300000000")]);
+    server.set_fault(Some(Fault::UnrecognizedClient));
+    let price = json_of(sagemeter(&server.url()).args(["price", "ml.m5.xlarge", "--json"]));
+    assert_eq!(price["source"], "snapshot", "{price}");
+    let note = price["note"].as_str().unwrap();
+    assert!(
+        note.contains("UnrecognizedClientException, HTTP 403")
+            && note.contains("not valid at the Price List endpoint")
+            && !note.contains("pricing:GetProducts"),
+        "{note}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_instance_type_exits_1_with_a_clear_message() {
     let server = FakePriceList::start(documents()).await;

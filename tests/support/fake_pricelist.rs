@@ -80,6 +80,9 @@ pub enum Fault {
     GarbageDocuments,
     /// HTTP 400 `{"__type":"AccessDeniedException"}`, for every operation.
     AccessDenied,
+    /// HTTP 403 `{"__type":"UnrecognizedClientException"}`, for every operation: what
+    /// credentials of another partition (GovCloud's) meet.
+    UnrecognizedClient,
 }
 
 /// One request as the fake received it.
@@ -343,6 +346,13 @@ async fn handle(
             "User is not authorized to perform this action",
         );
     }
+    if fault == Some(Fault::UnrecognizedClient) {
+        return aws_error(
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        );
+    }
     match recorded.target.as_deref() {
         Some("AWSPriceListService.GetProducts") => {}
         Some("AWSPriceListService.ListPriceLists") => {
@@ -394,7 +404,10 @@ async fn handle(
             );
         }
         Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
-        Some(Fault::TruncatedJson) | Some(Fault::AccessDenied) | None => {}
+        Some(Fault::TruncatedJson)
+        | Some(Fault::AccessDenied)
+        | Some(Fault::UnrecognizedClient)
+        | None => {}
     }
 
     if let Some(bad) = recorded.filters.iter().find(|(t, _, _)| t != "TERM_MATCH") {
