@@ -145,8 +145,9 @@ pub enum BudgetMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Estimate {
-    /// The most expensive of the last `calls` receipts of the same endpoint;
-    /// `initial_usd` until there is any. `calls` is at most [`MAX_RECENT_CALLS`].
+    /// The most expensive of the last `calls` receipts of the same endpoint, each
+    /// counted at most at the budget's limit; `initial_usd` until there is any
+    /// that cost more than $0. `calls` is at most [`MAX_RECENT_CALLS`].
     RecentMax {
         /// How many recent receipts to consider (1 to [`MAX_RECENT_CALLS`]).
         calls: usize,
@@ -342,6 +343,22 @@ impl Budget {
             .hint("estimate at least the smallest cost a call can have, e.g. 0.000001 USD")
             .into());
         }
+        let stated = match estimate {
+            Estimate::RecentMax { initial_usd, .. } => initial_usd,
+            Estimate::Fixed { usd } => usd,
+        };
+        if self.mode == BudgetMode::Enforce && stated > self.limit_usd {
+            return Err(ConfigError::new(
+                "Budget::estimate",
+                format!(
+                    "an estimate of {stated} USD a call is more than the budget's limit of \
+                     {} USD: every call would be refused",
+                    self.limit_usd
+                ),
+            )
+            .hint("raise the limit or lower the estimate")
+            .into());
+        }
         self.estimate = estimate;
         Ok(self)
     }
@@ -417,19 +434,19 @@ struct Tracked {
 impl Tracked {
     /// What a call to an endpoint whose recent receipts were `history` is
     /// estimated to cost, before it is sent.
+    ///
+    /// A recent receipt counts at most the limit: one above it would otherwise
+    /// refuse every later call, in every later period (a refused call adds
+    /// nothing to the history that could bring the estimate down). And recent
+    /// receipts that cost nothing (credits, a free trial) are no estimate: the
+    /// initial one stands, or an unpriced call would count at $0.
     fn estimate(&self, history: Option<&VecDeque<Decimal>>) -> Decimal {
         match self.budget.estimate {
             Estimate::Fixed { usd } => usd,
             Estimate::RecentMax { calls, initial_usd } => history
-                .map(|h| {
-                    h.iter()
-                        .rev()
-                        .take(calls)
-                        .copied()
-                        .max()
-                        .unwrap_or(initial_usd)
-                })
-                .unwrap_or(initial_usd),
+                .and_then(|h| h.iter().rev().take(calls).copied().max())
+                .filter(|usd| !usd.is_zero())
+                .map_or(initial_usd, |usd| usd.min(self.budget.limit_usd)),
         }
     }
 
@@ -1486,6 +1503,75 @@ mod tests {
                 })
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn one_receipt_above_the_limit_does_not_refuse_every_call_after_it() {
+        // $2 an hour, each call estimated at the most of the last 20 receipts.
+        let budget =
+            Budget::enforce(BudgetScope::endpoint("chat"), BudgetPeriod::Hour, dec("2")).unwrap();
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
+        // 10:05: one call (estimated at the initial $0.01) that cost $3.
+        let first = budgets.reserve("chat", &no_tags, at(10, 5)).unwrap();
+        first.settle(&no_tags, dec("3"), true, at(10, 5));
+        // 10:10: the hour is spent: refused, rightly.
+        assert!(budgets.reserve("chat", &no_tags, at(10, 10)).is_err());
+        // 11:00: a new hour, nothing spent. The estimate is the $3 receipt capped
+        // at the $2 limit: 0 + 0 + 2 ≤ 2, so the call goes (not refused for ever).
+        let next = budgets.reserve("chat", &no_tags, at(11, 0)).unwrap();
+        assert_eq!(next.held_usd(), dec("2"));
+    }
+
+    #[test]
+    fn receipts_that_cost_nothing_are_no_estimate_for_an_unpriced_call() {
+        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
+            .unwrap()
+            .estimate(Estimate::RecentMax {
+                calls: 20,
+                initial_usd: dec("0.05"),
+            })
+            .unwrap();
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        // Two calls priced at $0 (credits), then one whose price is unknown.
+        for _ in 0..2 {
+            let r = budgets.reserve("chat", &no_tags, at).unwrap();
+            r.settle(&no_tags, Decimal::ZERO, true, at);
+        }
+        let unpriced = budgets.reserve("chat", &no_tags, at).unwrap();
+        assert_eq!(unpriced.held_usd(), dec("0.05"), "the initial estimate");
+        unpriced.settle(&no_tags, Decimal::ZERO, false, at);
+        // It counts at its $0.05 estimate, not at $0.
+        assert_eq!(budgets.status(at)[0].spent_usd, dec("0.05"));
+    }
+
+    #[test]
+    fn an_estimate_above_the_limit_is_refused_when_configured() {
+        let budget = || Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("25")).unwrap();
+        for estimate in [
+            Estimate::Fixed { usd: dec("30") },
+            Estimate::RecentMax {
+                calls: 20,
+                initial_usd: dec("30"),
+            },
+        ] {
+            let err = budget().estimate(estimate).unwrap_err();
+            assert!(
+                matches!(&err, Error::Config(c) if c.to_string().contains("every call would be refused")),
+                "{err:?}"
+            );
+        }
+        assert!(
+            budget()
+                .estimate(Estimate::Fixed { usd: dec("25") })
+                .is_ok()
+        );
+        // An alerting budget refuses nothing: any estimate will do.
+        let alert = Budget::alert(BudgetScope::Client, BudgetPeriod::Day, dec("25")).unwrap();
+        assert!(alert.estimate(Estimate::Fixed { usd: dec("30") }).is_ok());
     }
 
     #[test]
