@@ -1230,8 +1230,17 @@ impl Fleet {
                         let held = lease_granted.is_some();
                         (held, lease_granted, None, !held)
                     }
-                    Added::AlreadyApplied { lease } => {
+                    Added::AlreadyApplied { lease, spent } => {
                         item.known = item.known.saturating_add(write.delta.spent);
+                        // Its thresholds were not checked when it was applied (the
+                        // answer was lost): checked now, on the item as it is.
+                        if let Some((spent, unpriced)) = spent {
+                            passed.push((
+                                write.pk.clone(),
+                                write.sk.clone(),
+                                spent.saturating_add(unpriced),
+                            ));
+                        }
                         for ((variant, ms), stretch) in &write.delta.rates {
                             let known = item.accrual.entry(variant.clone()).or_default();
                             known.rates.entry(*ms).or_insert_with(|| stretch.clone());

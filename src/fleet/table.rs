@@ -517,6 +517,10 @@ pub(crate) enum Added {
         /// one the applied write set, not the retry's: the retry changed
         /// nothing. `None` too for a write of no lease.
         lease: Option<LeaseHeld>,
+        /// The item's spend and unpriced charge as it holds them now, this write
+        /// included (its answer was lost, so its thresholds are still to check);
+        /// `None` when DynamoDB returned no item.
+        spent: Option<(i128, i128)>,
     },
 }
 
@@ -759,10 +763,7 @@ impl Table {
                     .expression_attribute_names("#used", format!("{USED_PREFIX}{process}"))
                     .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
                     .expression_attribute_names("#granted", &granted_name)
-                    .expression_attribute_values(":until", n(i128::from(until_ms)))
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    );
+                    .expression_attribute_values(":until", n(i128::from(until_ms)));
             }
             LeaseUse::Unleased => {
                 adds.push(format!("{COMMITTED} :used"));
@@ -785,6 +786,10 @@ impl Table {
             .expression_attribute_names("#seq", &seq_name)
             .expression_attribute_values(":seq", n(i128::from(seq)))
             .expression_attribute_values(":exp", n(i128::from(expires_at)))
+            // A failed condition reads the item back: the lease as it is, and
+            // the spend, which a retry whose answer was lost has to check for
+            // thresholds passed.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             // A write of the variants' accruals reads the other processes'
             // standing rates back: all of the item.
             .return_values(
@@ -838,7 +843,9 @@ impl Table {
                 } else {
                     None
                 };
-                Ok(Some(Added::AlreadyApplied { lease }))
+                let spent =
+                    item.map(|a| (int(a, SPENT).unwrap_or(0), int(a, UNPRICED).unwrap_or(0)));
+                Ok(Some(Added::AlreadyApplied { lease, spent }))
             }
             Err(err) => Err(err.into()),
         }

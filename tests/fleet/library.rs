@@ -1602,6 +1602,38 @@ async fn an_alert_whose_marks_answer_was_lost_is_raised_all_the_same() {
     );
 }
 
+/// The write that takes an alerting budget past a threshold is applied, but its
+/// answer is lost: the SDK's retry finds it applied, and the threshold is still
+/// checked on the item as it is, so its alert is raised, once.
+#[tokio::test]
+async fn a_threshold_passed_by_a_write_whose_answer_was_lost_is_still_alerted() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("lost-spend");
+    create_table(&conf, &table).await.unwrap();
+    // The first spend write to the fleet's item is applied, its answer lost.
+    let lose = LoseFirstAnswer::new("scope#fleet");
+    let raised = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let budget = {
+        let raised = raised.clone();
+        Budget::alert(BudgetScope::Client, BudgetPeriod::Day, dec("0.02"))
+            .unwrap()
+            .on_alert(move |a| raised.lock().unwrap().push(a.threshold_percent))
+    };
+    let client = per_call_client(
+        &conf,
+        FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf)),
+        Some(budget),
+    );
+    // $0.01 is 50 % of $0.02.
+    call(&client).await.unwrap();
+    client.meter().shutdown().await.unwrap();
+    assert!(lose.lost(), "the spend write's answer was lost");
+    assert_eq!(*raised.lock().unwrap(), [50]);
+    let status = fleet_status(&conf, &table).await.unwrap();
+    assert_eq!(scope(&status, &BudgetScope::Client).alerts_passed, [50]);
+}
+
 #[tokio::test]
 async fn a_reclaim_whose_answer_was_lost_leases_the_room_it_returned() {
     let emu = Emulator::shared();
