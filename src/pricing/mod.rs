@@ -456,10 +456,10 @@ pub enum PriceError {
     /// serverless in us-east-1 only). Nothing is wrong with the key; its price needs
     /// the live Price List, or a price override.
     #[error(
-        "the {snapshot} has no {what} prices for {} ({}); the live Price List \
-         is needed, or set a price override",
+        "the {snapshot} has no {what} prices for {} ({}); {}",
         .key.region(),
-        covers_text(.covers, .here, .key.region())
+        covers_text(.covers, .here, .key.region()),
+        not_covered_remedy(.key.region())
     )]
     NotCovered {
         /// The key that has no price.
@@ -513,6 +513,18 @@ pub enum PriceError {
         /// The currency codes it is priced in, comma-separated (e.g. `CNY`).
         currencies: String,
     },
+}
+
+/// What to do about a region the snapshot does not cover: the live Price List, or
+/// for China's regions (priced in CNY only, which receipts in USD cannot use) a
+/// USD price override.
+fn not_covered_remedy(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "China's regions are priced in CNY only, which sagemeter does not convert: \
+         set a USD price override"
+    } else {
+        "the live Price List is needed, or set a price override"
+    }
 }
 
 /// "it covers: a, b", or that it covers no region (and what it has instead in

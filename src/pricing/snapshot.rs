@@ -886,6 +886,15 @@ mod tests {
              ap-northeast-1, eu-central-1, eu-west-1, eu-west-3, us-east-1, us-east-2, \
              us-west-2); the live Price List is needed, or set a price override"
         );
+        // China's regions: the live Price List answers in CNY only, so only a USD
+        // override helps.
+        assert_eq!(
+            text(PriceKey::hosting("cn-north-1", "ml.m5.xlarge")),
+            "the bundled price snapshot has no hosting prices for cn-north-1 (it covers: \
+             ap-northeast-1, eu-central-1, eu-west-1, eu-west-3, us-east-1, us-east-2, \
+             us-west-2); China's regions are priced in CNY only, which sagemeter does not \
+             convert: set a USD price override"
+        );
         // A region with some hosting rows, not this instance type's, which other
         // regions list: a real type the snapshot lacks there.
         let tsv = format!(
