@@ -518,7 +518,6 @@ impl SharingClock {
     /// shared out, not the step.
     fn advance(&mut self, now: SystemTime, per_instance: u32, mono: Option<Instant>) -> bool {
         let last = *self.last_event.get_or_insert(now);
-        let last_mono = std::mem::replace(&mut self.last_event_mono, mono);
         self.load_since.get_or_insert(last);
         if now <= last {
             // A reading taken before the last event (its call waited for the lock):
@@ -532,10 +531,19 @@ impl SharingClock {
             {
                 self.last_event = Some(now);
                 self.load_since = Some(now);
+                self.last_event_mono = mono;
                 return true;
+            }
+            // The last event's monotonic reading stands: the next stretch is
+            // measured from it on both clocks, or the wall clock would seem to
+            // have moved further than the monotonic one by what this reading
+            // lagged, and the stretch would be cut to the monotonic one.
+            if self.last_event_mono.is_none() {
+                self.last_event_mono = mono;
             }
             return false;
         }
+        let last_mono = std::mem::replace(&mut self.last_event_mono, mono);
         if self.in_flight > 0 {
             let wall = now.duration_since(last).unwrap_or_default();
             let elapsed = match (mono, last_mono) {
@@ -630,6 +638,23 @@ impl CallShare {
     /// meanwhile, and taken for the wall clock stepping back.
     pub(crate) fn leave_at(&self, now: SystemTime) {
         self.left.get_or_init(|| self.leave(Some(now)));
+    }
+
+    /// [`leave_at`](Self::leave_at) a time read a while ago (a stream's last part,
+    /// its receipt made when the caller let it go): when other calls moved the
+    /// clock on since, the call leaves at the clock's last event, as a load change
+    /// does, never taking the time for the wall clock stepping back.
+    pub(crate) fn leave_late(&self, at: SystemTime) {
+        self.left.get_or_init(|| {
+            let at = {
+                let inner = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+                inner.endpoints[self.endpoint]
+                    .sharing
+                    .last_event
+                    .map_or(at, |last| last.max(at))
+            };
+            self.leave(Some(at))
+        });
     }
 
     /// Leaves the clock at `now` (`None`: at the clock's own last event, when no

@@ -454,9 +454,11 @@ impl Receipt {
     }
 
     /// The call left its endpoint's sharing clock at `at` (on the meter's clock),
-    /// before its receipt is made: a stream that ended at its last part.
+    /// before its receipt is made: a stream that ended at its last part. Other
+    /// calls may have moved the clock on since: it leaves at the latest of them
+    /// then (see [`CallShare::leave_late`](crate::totals::CallShare::leave_late)).
     pub(crate) fn leave_clock_at(&mut self, at: SystemTime) {
-        self.in_flight_until = Some(at);
+        self.parts.share.leave_late(at);
     }
 
     /// The call's budget reservation, taken out to be settled by the operation

@@ -29,7 +29,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
 
 /// What `recv()` returns: the SDK's own item type, unchanged.
@@ -213,8 +213,9 @@ struct StreamCall {
     request_id: Option<String>,
     usage: Usage,
     tokens: StreamTokens,
-    /// When `recv()` handed over the latest part.
-    last_part_at: Option<Instant>,
+    /// When `recv()` handed over the latest part: on the monotonic clock, and on
+    /// the meter's.
+    last_part_at: Option<(Instant, SystemTime)>,
 }
 
 impl StreamCall {
@@ -222,7 +223,7 @@ impl StreamCall {
     fn part(&mut self, bytes: &[u8]) {
         let started = self.receipt.started();
         let now = Instant::now();
-        self.last_part_at = Some(now);
+        self.last_part_at = Some((now, self.receipt.meter().now()));
         let usage = &mut self.usage;
         usage
             .time_to_first_byte
@@ -245,15 +246,12 @@ impl StreamCall {
             mut tokens,
             last_part_at,
         } = self;
-        let now = Instant::now();
         let ended = match (outcome, last_part_at) {
-            (Outcome::Ok, Some(last)) => {
-                let since = now.duration_since(last);
-                let wall = receipt.meter().now();
-                receipt.leave_clock_at(wall.checked_sub(since).unwrap_or(wall));
+            (Outcome::Ok, Some((last, wall))) => {
+                receipt.leave_clock_at(wall);
                 last
             }
-            _ => now,
+            _ => Instant::now(),
         };
         usage.latency = ended.duration_since(receipt.started());
         usage.outcome = outcome;

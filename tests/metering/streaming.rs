@@ -757,6 +757,57 @@ async fn a_stream_kept_after_its_last_part_is_billed_to_that_part_not_to_the_dro
     );
 }
 
+/// Another stream starts on the one instance after a stream's last part and
+/// runs while that stream is kept, then let go: the kept one leaves the sharing
+/// clock at the other's start (the clock's latest event), not back at its last
+/// part, which the clock would take for the wall clock stepping back and so cut
+/// the other stream's share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_let_go_while_another_runs_leaves_the_other_its_whole_share() {
+    let parts = openai_parts();
+    let h = harness(
+        move |_| {
+            Script::new()
+                .part(parts[0])
+                .pause(Duration::from_secs(2))
+                .parts(parts[1..].to_vec())
+        },
+        |b| b.allocation(sagemeter::billing::Allocation::ProcessorSharing),
+    )
+    .await;
+    // The kept stream: its last part at about 2 s.
+    let mut kept = open(&h.client, LLM).await;
+    let kept_receipt = kept.receipt();
+    while let Some(event) = kept.body.recv().await.unwrap() {
+        if let ResponseStream::PayloadPart(part) = event
+            && part.bytes().unwrap().as_ref().ends_with(b"[DONE]\n\n")
+        {
+            break;
+        }
+    }
+    // 1.5 s later the other starts (its last part 2 s on); 1 s into it the kept
+    // one is let go.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let client = h.client.clone();
+    let other = tokio::spawn(async move {
+        let mut response = open(&client, LLM).await;
+        read_all(&mut response).await;
+        response.cost().unwrap().clone()
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(kept);
+    assert_eq!(kept_receipt.await.unwrap().usage.outcome, Outcome::Ok);
+    let cost = other.await.unwrap();
+    // Alone on the instance from its start: a whole instance for its 2 s.
+    let compute = line(&cost, LineItem::Compute);
+    let in_flight_us = compute.quantity * Decimal::from(3_600_000_000u64);
+    let latency_us = Decimal::from(cost.usage.latency.as_micros() as u64);
+    assert!(
+        in_flight_us + Decimal::from(200_000) >= latency_us,
+        "{in_flight_us} µs of the instance for a {latency_us} µs stream"
+    );
+}
+
 #[tokio::test]
 async fn a_stream_moved_out_of_its_response_keeps_its_receipt() {
     let h = harness(|_| Script::new().parts(openai_parts()), |b| b).await;
