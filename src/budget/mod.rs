@@ -145,9 +145,9 @@ pub enum BudgetMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Estimate {
-    /// The most expensive of the last `calls` receipts of the same endpoint, each
-    /// counted at most at the budget's limit; `initial_usd` until there is any
-    /// that cost more than $0. `calls` is at most [`MAX_RECENT_CALLS`].
+    /// The most expensive of the last `calls` receipts of the same endpoint;
+    /// `initial_usd` until there is any that cost more than $0; either at most the
+    /// budget's limit. `calls` is at most [`MAX_RECENT_CALLS`].
     RecentMax {
         /// How many recent receipts to consider (1 to [`MAX_RECENT_CALLS`]).
         calls: usize,
@@ -343,11 +343,10 @@ impl Budget {
             .hint("estimate at least the smallest cost a call can have, e.g. 0.000001 USD")
             .into());
         }
-        let stated = match estimate {
-            Estimate::RecentMax { initial_usd, .. } => initial_usd,
-            Estimate::Fixed { usd } => usd,
-        };
-        if self.mode == BudgetMode::Enforce && stated > self.limit_usd {
+        if let Estimate::Fixed { usd: stated } = estimate
+            && self.mode == BudgetMode::Enforce
+            && stated > self.limit_usd
+        {
             return Err(ConfigError::new(
                 "Budget::estimate",
                 format!(
@@ -435,9 +434,10 @@ impl Tracked {
     /// What a call to an endpoint whose recent receipts were `history` is
     /// estimated to cost, before it is sent.
     ///
-    /// A recent receipt counts at most the limit: one above it would otherwise
-    /// refuse every later call, in every later period (a refused call adds
-    /// nothing to the history that could bring the estimate down). And recent
+    /// A recent maximum is at most the limit: one receipt above it, or an initial
+    /// estimate above a small limit (the default $0.01 under $0.005 a day), would
+    /// otherwise refuse every later call, in every later period (a refused call
+    /// adds nothing to the history that could bring the estimate down). And recent
     /// receipts that cost nothing (credits, a free trial) are no estimate: the
     /// initial one stands, or an unpriced call would count at $0.
     fn estimate(&self, history: Option<&VecDeque<Decimal>>) -> Decimal {
@@ -446,7 +446,8 @@ impl Tracked {
             Estimate::RecentMax { calls, initial_usd } => history
                 .and_then(|h| h.iter().rev().take(calls).copied().max())
                 .filter(|usd| !usd.is_zero())
-                .map_or(initial_usd, |usd| usd.min(self.budget.limit_usd)),
+                .unwrap_or(initial_usd)
+                .min(self.budget.limit_usd),
         }
     }
 
@@ -1525,6 +1526,20 @@ mod tests {
     }
 
     #[test]
+    fn the_default_estimate_under_a_smaller_limit_is_the_limit_not_a_lock_out() {
+        // $0.005 a day, the default estimate ($0.01 before the first receipt).
+        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.005")).unwrap();
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        // Held at the limit: 0 + 0 + 0.005 ≤ 0.005, the first call goes.
+        let first = budgets.reserve("chat", &no_tags, at).unwrap();
+        assert_eq!(first.held_usd(), dec("0.005"));
+        // While it is in flight, nothing is left for a second.
+        assert!(budgets.reserve("chat", &no_tags, at).is_err());
+    }
+
+    #[test]
     fn receipts_that_cost_nothing_are_no_estimate_for_an_unpriced_call() {
         let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
             .unwrap()
@@ -1549,21 +1564,15 @@ mod tests {
     }
 
     #[test]
-    fn an_estimate_above_the_limit_is_refused_when_configured() {
+    fn a_fixed_estimate_above_the_limit_is_refused_when_configured() {
         let budget = || Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("25")).unwrap();
-        for estimate in [
-            Estimate::Fixed { usd: dec("30") },
-            Estimate::RecentMax {
-                calls: 20,
-                initial_usd: dec("30"),
-            },
-        ] {
-            let err = budget().estimate(estimate).unwrap_err();
-            assert!(
-                matches!(&err, Error::Config(c) if c.to_string().contains("every call would be refused")),
-                "{err:?}"
-            );
-        }
+        let err = budget()
+            .estimate(Estimate::Fixed { usd: dec("30") })
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config(c) if c.to_string().contains("every call would be refused")),
+            "{err:?}"
+        );
         assert!(
             budget()
                 .estimate(Estimate::Fixed { usd: dec("25") })

@@ -456,7 +456,8 @@ impl ClientBuilder {
     /// answer. Past it, discovery has failed, as for any other reason: the call's
     /// compute is unpriced with the reason, and discovery is tried again after 30 s,
     /// in the background (the calls meanwhile get the failure at once; a call waits
-    /// again only when no retry has landed for another 30 s).
+    /// again only after such a retry was dropped before it landed, with a runtime
+    /// made for one call).
     pub fn discovery_timeout(mut self, timeout: Duration) -> Self {
         self.discovery_timeout = timeout;
         self

@@ -438,6 +438,9 @@ struct Slot {
     /// When refreshing the profile last failed (the profile is kept meanwhile):
     /// the next refresh waits `retry_failed_after`, not one per call.
     refresh_failed: Option<SystemTime>,
+    /// A refresh in the background was dropped before it landed (with a runtime
+    /// made for one call): the next call past the pause discovers on its way.
+    refresh_dropped: bool,
 }
 
 /// Discovers and caches [`EndpointProfile`]s.
@@ -698,12 +701,10 @@ impl Discovery {
                 }
                 // Failed, and due a retry: the retry runs in the background and
                 // the calls meanwhile get the failure at once, as before it was
-                // due; none waits for the control plane again. Unless retries in
-                // the background have not landed for another pause (each dropped
-                // with a runtime made for one call): then a call tries on its way.
-                (None, Some((err, at)))
-                    if age(*at) < self.inner.retry_failed_after.saturating_mul(2) =>
-                {
+                // due; none waits for the control plane again. Unless a retry in
+                // the background was dropped before it landed (with a runtime made
+                // for one call): then a call tries on its way.
+                (None, Some((err, _))) if !slot.refresh_dropped => {
                     spawn_refresh = !slot.refreshing;
                     Some(f(Err(err)))
                 }
@@ -780,6 +781,7 @@ impl Drop for Refresh {
         let mut cache = self.inner.cache.write().unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = cache.get_mut(&self.endpoint) {
             slot.refreshing = false;
+            slot.refresh_dropped = true;
         }
     }
 }
@@ -807,9 +809,11 @@ impl DiscoveryInner {
                 error: None,
                 refreshing: false,
                 refresh_failed: None,
+                refresh_dropped: false,
             });
             slot.refreshing = false;
             slot.refresh_failed = None;
+            slot.refresh_dropped = false;
             match &result {
                 Ok(profile) => {
                     // Changed: another profile, or one of an endpoint found deleted

@@ -79,9 +79,9 @@ pub enum LedgerError {
     },
     /// An existing ledger file, or a rolling ledger's directory, belongs to
     /// another user: receipts are written only where this process's user owns
-    /// the file, never into one another user can read or replace. Only root can
-    /// open such a file at all, so this is what root (`sudo`, a container writing
-    /// to a mounted directory) meets.
+    /// the file, never into one another user can read or replace. Mostly what root
+    /// meets (`sudo`, a container writing to a mounted directory): other users
+    /// cannot open such a file at all.
     #[error(
         "ledger {} belongs to user id {owner}, and this process runs as user id {user}: \
          write a ledger of your own, or run as its owner (or `chown` it)",

@@ -490,9 +490,9 @@ fn describe_sdk_error(
                     )
                 );
                 let hint = if unknown_credentials {
-                    "; the credentials are not valid at the Price List endpoint (credentials \
-                     of another partition, such as GovCloud's, cannot call it: price with a \
-                     commercial-partition configuration)"
+                    "; the credentials are not valid at the Price List endpoint (a wrong, \
+                     deleted or inactive key, or another partition's, such as GovCloud's, \
+                     which must price with a commercial-partition configuration)"
                 } else if service.err().is_access_denied_exception() || status == 403 {
                     "; the credentials need pricing:GetProducts"
                 } else {

@@ -286,7 +286,12 @@ async fn a_ledger_owned_by_another_user_is_refused() {
         matches!(err, LedgerError::NotOwned { owner: 65534, .. }),
         "{err:?}"
     );
-    assert!(err.to_string().contains("user id 65534"), "{err}");
+    // Root gives the file away: this process runs as user id 0.
+    assert!(
+        err.to_string()
+            .contains("belongs to user id 65534, and this process runs as user id 0"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

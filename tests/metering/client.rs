@@ -696,30 +696,43 @@ async fn a_failed_discovery_is_tried_again_in_the_background_not_on_the_calls() 
     assert_eq!(requests(), before + 6, "5 calls and one DescribeEndpoint");
 }
 
-/// Retries in the background that never land (each dropped with a runtime made
-/// for one call) do not leave an endpoint unpriced for good: once a second pause
-/// has passed since the failure, a call discovers it on its way, as the first did.
-#[tokio::test]
-async fn a_discovery_failed_long_ago_is_tried_on_the_call_path_again() {
-    let fake = fake_with_demo_endpoints().await;
+/// A retry in the background dropped before it landed (with the runtime made for
+/// the call that started it) does not leave an endpoint unpriced for good: the
+/// next call discovers it on its way, as the first did.
+#[test]
+fn a_discovery_retry_dropped_with_its_runtime_is_made_on_the_next_calls_way() {
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let fake = server.block_on(fake_with_demo_endpoints());
     let (time, shared) = manual_clock();
-    let client = Client::builder(&fake.sdk_config().await)
+    let client = Client::builder(&server.block_on(fake.sdk_config()))
         .price_source(FixedPrices::us_east_1())
         .time_source(shared)
         .build()
         .unwrap();
+    let priced = |runtime: &tokio::runtime::Runtime| {
+        runtime.block_on(async {
+            let response = invoke(&client, "rt").await.unwrap();
+            response.cost().compute_provenance().is_some()
+        })
+    };
     *fake.state.describe_error.lock().unwrap() = Some("AccessDeniedException".into());
-    let first = invoke(&client, "rt").await.unwrap();
-    assert!(first.cost().compute_provenance().is_none());
-    // No call for 61 s, so no retry ran in the background; the control plane is
-    // back.
+    assert!(!priced(&server), "discovery was refused");
+    // 31 s on the retry is due; the control plane now holds its answer, and the
+    // call's own runtime, which the retry was spawned on, goes away after it.
     *fake.state.describe_error.lock().unwrap() = None;
-    time.advance(Duration::from_secs(61));
-    let later = invoke(&client, "rt").await.unwrap();
+    *fake.state.control_plane_delay.lock().unwrap() = Duration::from_secs(30);
+    time.advance(Duration::from_secs(31));
+    let one_call = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert!(!priced(&one_call), "the failure, at once");
+    drop(one_call);
+    // The control plane answers again: the next call discovers on its way.
+    *fake.state.control_plane_delay.lock().unwrap() = Duration::ZERO;
     assert!(
-        later.cost().compute_provenance().is_some(),
-        "{:#?}",
-        later.cost()
+        priced(&server),
+        "the dropped retry left the endpoint unpriced"
     );
 }
 
@@ -2669,22 +2682,43 @@ async fn the_interceptor_settles_budgets_and_an_enforced_one_refuses_before_send
     assert_eq!(meter.budget_status()[0].spent_usd, spent);
     assert_eq!(meter.budget_status()[0].reserved_usd, Decimal::ZERO);
 
-    // Enforced, with less room than a call's estimate (0.01 USD before any call):
-    // refused before anything is sent.
+    // Enforced, $0.01 a day, each call estimated at $0.01: while one call is in
+    // flight (its $0.01 held), the next has no room: refused before anything is
+    // sent.
     let meter = sagemeter::Meter::builder(&config)
         .price_source(FixedPrices::us_east_1())
-        .budget(Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.005")).unwrap())
+        .budget(
+            Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.01"))
+                .unwrap()
+                .estimate(sagemeter::budget::Estimate::Fixed { usd: dec("0.01") })
+                .unwrap(),
+        )
         .build_meter()
         .unwrap();
+    let sdk = intercepted(&config, &meter);
+    fake.hold();
     let before = fake.invocations();
-    let err = intercepted(&config, &meter)
+    let in_flight = {
+        let sdk = sdk.clone();
+        tokio::spawn(async move {
+            sdk.invoke_endpoint()
+                .endpoint_name("rt")
+                .body(Blob::new("{}"))
+                .send()
+                .await
+        })
+    };
+    fake.wait_for_invocations(before + 1).await;
+    let err = sdk
         .invoke_endpoint()
         .endpoint_name("rt")
         .body(Blob::new("{}"))
         .send()
         .await
         .unwrap_err();
-    assert_eq!(fake.invocations(), before, "nothing was sent");
+    assert_eq!(fake.invocations(), before + 1, "nothing more was sent");
+    fake.release();
+    in_flight.await.unwrap().unwrap();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     let mut refused = false;
     while let Some(e) = source {
