@@ -1567,14 +1567,23 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for LoseFirstAnswer
     }
 }
 
-#[tokio::test]
-async fn an_alert_whose_marks_answer_was_lost_is_raised_all_the_same() {
-    let emu = Emulator::shared();
-    let conf = emu.sdk_config().await;
-    let table = table_name("lost-mark");
+/// A process of a fleet on a table of its own (`name`) with an alerting budget of
+/// $0.02 a day on the client, $0.01 a call, whose first answer to a request
+/// holding `marker` is lost; the thresholds it raises, as they are raised.
+async fn alerting_with_a_lost_answer(
+    name: &str,
+    marker: &'static str,
+) -> (
+    Client,
+    LoseFirstAnswer,
+    std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
+    aws_types::SdkConfig,
+    String,
+) {
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name(name);
     create_table(&conf, &table).await.unwrap();
-    // The first alert mark is applied, its answer lost: the SDK sends it again.
-    let lose = LoseFirstAnswer::new("ADD #mark");
+    let lose = LoseFirstAnswer::new(marker);
     let raised = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let budget = {
         let raised = raised.clone();
@@ -1587,6 +1596,14 @@ async fn an_alert_whose_marks_answer_was_lost_is_raised_all_the_same() {
         FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf)),
         Some(budget),
     );
+    (client, lose, raised, conf, table)
+}
+
+#[tokio::test]
+async fn an_alert_whose_marks_answer_was_lost_is_raised_all_the_same() {
+    // The first alert mark is applied, its answer lost: the SDK sends it again.
+    let (client, lose, raised, conf, table) =
+        alerting_with_a_lost_answer("lost-mark", "ADD #mark").await;
     // $0.01 is 50 % of $0.02; $0.02 is past 80 % ($0.016) and 100 % ($0.02).
     call(&client).await.unwrap();
     flushed(&client).await;
@@ -1607,24 +1624,9 @@ async fn an_alert_whose_marks_answer_was_lost_is_raised_all_the_same() {
 /// checked on the item as it is, so its alert is raised, once.
 #[tokio::test]
 async fn a_threshold_passed_by_a_write_whose_answer_was_lost_is_still_alerted() {
-    let emu = Emulator::shared();
-    let conf = emu.sdk_config().await;
-    let table = table_name("lost-spend");
-    create_table(&conf, &table).await.unwrap();
     // The first spend write to the fleet's item is applied, its answer lost.
-    let lose = LoseFirstAnswer::new("scope#fleet");
-    let raised = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let budget = {
-        let raised = raised.clone();
-        Budget::alert(BudgetScope::Client, BudgetPeriod::Day, dec("0.02"))
-            .unwrap()
-            .on_alert(move |a| raised.lock().unwrap().push(a.threshold_percent))
-    };
-    let client = per_call_client(
-        &conf,
-        FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf)),
-        Some(budget),
-    );
+    let (client, lose, raised, conf, table) =
+        alerting_with_a_lost_answer("lost-spend", "scope#fleet").await;
     // $0.01 is 50 % of $0.02.
     call(&client).await.unwrap();
     client.meter().shutdown().await.unwrap();

@@ -126,6 +126,18 @@ async fn open(client: &Client, endpoint: &str) -> MeteredResponseStream {
     send(client, endpoint).await.expect("the stream opens")
 }
 
+/// Reads a stream as far as its `[DONE]` part, as a caller that stops there does
+/// (not waiting for the end of the stream).
+async fn read_to_done(response: &mut MeteredResponseStream) {
+    while let Some(event) = response.body.recv().await.unwrap() {
+        if let ResponseStream::PayloadPart(part) = event
+            && part.bytes().unwrap().as_ref().ends_with(b"[DONE]\n\n")
+        {
+            return;
+        }
+    }
+}
+
 /// Reads a stream to its end the way SDK users do; returns the payload bytes.
 async fn read_all(response: &mut MeteredResponseStream) -> Vec<u8> {
     let mut out = Vec::new();
@@ -692,13 +704,7 @@ async fn a_stream_dropped_after_its_last_part_has_arrived_is_not_cancelled() {
     let mut response = open(&h.client, LLM).await;
     let receipt = response.receipt();
     // A common loop: stop at `[DONE]` instead of waiting for the end of the stream.
-    while let Some(event) = response.body.recv().await.unwrap() {
-        if let ResponseStream::PayloadPart(part) = event
-            && part.bytes().unwrap().as_ref().ends_with(b"[DONE]\n\n")
-        {
-            break;
-        }
-    }
+    read_to_done(&mut response).await;
     // The end of the stream is on the connection by now (nothing to poll for: a
     // read would consume it); generous on a loaded machine.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -727,13 +733,7 @@ async fn a_stream_kept_after_its_last_part_is_billed_to_that_part_not_to_the_dro
     let opened = std::time::Instant::now();
     let mut response = open(&h.client, LLM).await;
     let receipt = response.receipt();
-    while let Some(event) = response.body.recv().await.unwrap() {
-        if let ResponseStream::PayloadPart(part) = event
-            && part.bytes().unwrap().as_ref().ends_with(b"[DONE]\n\n")
-        {
-            break;
-        }
-    }
+    read_to_done(&mut response).await;
     let read = opened.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
     drop(response);
@@ -778,13 +778,7 @@ async fn a_stream_let_go_while_another_runs_leaves_the_other_its_whole_share() {
     // The kept stream: its last part at about 2 s.
     let mut kept = open(&h.client, LLM).await;
     let kept_receipt = kept.receipt();
-    while let Some(event) = kept.body.recv().await.unwrap() {
-        if let ResponseStream::PayloadPart(part) = event
-            && part.bytes().unwrap().as_ref().ends_with(b"[DONE]\n\n")
-        {
-            break;
-        }
-    }
+    read_to_done(&mut kept).await;
     // 1.5 s later the other starts (its last part 2 s on); 1 s into it the kept
     // one is let go.
     tokio::time::sleep(Duration::from_millis(1500)).await;
