@@ -14,6 +14,11 @@
 #      AWS_ENDPOINT_URL_PRICING (default: the emulator, which has no Price List API, so
 #      prices come from the bundled snapshot; see localstack/README.md).
 set -euo pipefail
+# The emulator is on loopback: never through a proxy the caller set (Python's urllib
+# and boto3 honour http_proxy, and the probe would take a proxy's answer for a
+# foreign server).
+export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
+export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"

@@ -15,6 +15,11 @@
 #      LOCALSTACK_AUTH_TOKEN (LocalStack path only)
 # Stop it with localstack/down.sh.
 set -euo pipefail
+# The emulator is on loopback: never through a proxy the caller set (Python's urllib
+# and boto3 honour http_proxy, and the probe would take a proxy's answer for a
+# foreign server).
+export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
+export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -63,8 +68,14 @@ print("other")
 PY
 }
 
+# Seeded with the emulator's static credentials and region, never the user's own
+# profile (SSO, a missing one) or region: the demo and the tests call us-east-1.
 seed() {
-  "$here/install.sh" && "$venv_py" "$here/seed.py" --endpoint-url "$url" --quiet
+  "$here/install.sh" &&
+    env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE -u AWS_SESSION_TOKEN -u AWS_SECURITY_TOKEN \
+      AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+      AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+      "$venv_py" "$here/seed.py" --endpoint-url "$url" --region us-east-1 --quiet
 }
 
 log_tail() { [ -f "$logfile" ] && { say "last lines of $logfile:"; tail -n 20 "$logfile" >&2; } || true; }

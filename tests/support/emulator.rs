@@ -380,7 +380,10 @@ fn aws_test_env(cmd: &mut Command) {
         .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
         .env("AWS_REGION", REGION)
         .env("AWS_DEFAULT_REGION", REGION)
-        .env("PYTHONUNBUFFERED", "1");
+        .env("PYTHONUNBUFFERED", "1")
+        // The emulator is on loopback: never through a proxy the caller set.
+        .env("no_proxy", "127.0.0.1,localhost")
+        .env("NO_PROXY", "127.0.0.1,localhost");
 }
 
 struct Output {
