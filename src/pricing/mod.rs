@@ -444,7 +444,10 @@ impl Rate {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PriceError {
     /// The source has no price for this key (e.g. an instance type not offered in a region).
-    #[error("no price for {key}: check the instance type and region, or set a price override")]
+    #[error(
+        "no price for {key}: check the instance type and region, or set a price override{}",
+        unknown_region_hint(key.region()).map_or_else(String::new, |hint| format!("; {hint}"))
+    )]
     NotFound {
         /// The key that has no price.
         key: PriceKey,
@@ -513,6 +516,25 @@ pub enum PriceError {
         /// The currency codes it is priced in, comma-separated (e.g. `CNY`).
         currencies: String,
     },
+}
+
+/// A hint when `region` is not one of the AWS regions this sagemeter knows: the one
+/// it most likely means when it differs only in dashes or case (`us-east1`,
+/// `US-EAST-1`), else that it is not among them. `None` for a region it knows. A
+/// region newer than this sagemeter gets the hint but is never refused for it.
+pub fn unknown_region_hint(region: &str) -> Option<String> {
+    let known = snapshot::AWS_REGIONS;
+    if known.contains(&region) {
+        return None;
+    }
+    let squashed = |r: &str| r.replace('-', "").to_ascii_lowercase();
+    let shown = crate::redact::printable(region);
+    Some(
+        match known.iter().find(|r| squashed(r) == squashed(region)) {
+            Some(meant) => format!("`{shown}` is not an AWS region: did you mean `{meant}`?"),
+            None => format!("`{shown}` is not among the AWS regions this sagemeter knows"),
+        },
+    )
 }
 
 /// What to do about a region the snapshot does not cover: the live Price List, or
@@ -585,6 +607,32 @@ impl<T: PriceSource + ?Sized> PriceSource for Arc<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mistyped_region_is_named_with_the_one_it_likely_means() {
+        assert_eq!(unknown_region_hint("us-east-1"), None);
+        assert_eq!(
+            unknown_region_hint("us-east1").as_deref(),
+            Some("`us-east1` is not an AWS region: did you mean `us-east-1`?")
+        );
+        assert_eq!(
+            unknown_region_hint("EU-WEST-1").as_deref(),
+            Some("`EU-WEST-1` is not an AWS region: did you mean `eu-west-1`?")
+        );
+        assert_eq!(
+            unknown_region_hint("mars-north-1").as_deref(),
+            Some("`mars-north-1` is not among the AWS regions this sagemeter knows")
+        );
+        // In the price error, after the usual advice.
+        let err = PriceError::NotFound {
+            key: PriceKey::hosting("us-east1", "ml.m5.xlarge"),
+        };
+        assert!(
+            err.to_string()
+                .ends_with("or set a price override; `us-east1` is not an AWS region: did you mean `us-east-1`?"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn storage_key_reads_writes_and_prints_as_hosting_ml_storage_per_gb_month() {

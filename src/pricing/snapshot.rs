@@ -184,7 +184,7 @@ impl AsOf {
 /// them that the snapshot does not cover is [`PriceError::NotCovered`], any other
 /// [`PriceError::NotFound`] (most likely a typo). A region launched since then is
 /// told apart from a typo only by the live Price List.
-const AWS_REGIONS: &[&str] = &[
+pub(crate) const AWS_REGIONS: &[&str] = &[
     "af-south-1",
     "ap-east-1",
     "ap-east-2",
@@ -845,12 +845,20 @@ mod tests {
         ] {
             let err = Snapshot::bundled().get(&key).unwrap_err();
             assert_eq!(err, PriceError::NotFound { key: key.clone() });
-            assert_eq!(
-                err.to_string(),
-                format!(
-                    "no price for {key}: check the instance type and region, or set a price override"
-                )
+            let text = err.to_string();
+            let advice = format!(
+                "no price for {key}: check the instance type and region, or set a price override"
             );
+            // A region AWS does not list is named as such.
+            match key.region() {
+                "us-east-1" => assert_eq!(text, advice),
+                region => assert_eq!(
+                    text,
+                    format!(
+                        "{advice}; `{region}` is not among the AWS regions this sagemeter knows"
+                    )
+                ),
+            }
         }
     }
 

@@ -408,6 +408,17 @@ async fn credentials_of_another_partition_are_not_taken_for_a_missing_permission
     );
 }
 
+#[test]
+fn a_mistyped_region_is_named_with_the_one_it_likely_means() {
+    sagemeter(&refused_url())
+        .args(["price", "ml.m5.xlarge", "--region", "us-east1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "`us-east1` is not an AWS region: did you mean `us-east-1`?",
+        ));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_instance_type_exits_1_with_a_clear_message() {
     let server = FakePriceList::start(documents()).await;

@@ -284,13 +284,15 @@ fn no_price(key: &PriceKey, error: &PriceError) -> CliError {
     CliError::failed(match error {
         PriceError::NotFound { .. } => format!(
             "no on-demand price for {key}: neither the AWS Price List nor sagemeter's bundled \
-             snapshot has one; check {}the region",
+             snapshot has one; check {}the region{}",
             match key {
                 PriceKey::Hosting { .. } | PriceKey::AsyncInference { .. } => {
                     "the instance type and "
                 }
                 _ => "",
-            }
+            },
+            sagemeter::pricing::unknown_region_hint(key.region())
+                .map_or_else(String::new, |hint| format!(" ({hint})"))
         ),
         other => format!("no price for {key}: {other}"),
     })
