@@ -90,19 +90,14 @@ fn staging_beside(path: &Path) -> std::io::Result<PathBuf> {
     let mut builder = std::fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    let mut tries = 0;
-    loop {
-        let dir = path.with_file_name(format!(
+    let next = || {
+        path.with_file_name(format!(
             ".{name}.{}-{}.tmp",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        match builder.create(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
-            Err(e) => return Err(e),
-        }
-    }
+        ))
+    };
+    crate::util::create_at_a_free_name(next, |dir| builder.create(dir)).map(|(dir, ())| dir)
 }
 
 #[cfg(test)]

@@ -57,6 +57,25 @@ pub(crate) fn utc(time: std::time::SystemTime) -> Option<chrono::DateTime<chrono
     }
 }
 
+/// `make` at the first of `name`'s paths that nothing is at yet: `make` must fail
+/// with `AlreadyExists` rather than reuse or follow what is there (`create_new`, a
+/// `mkdir`), so that a link someone put at the name is never written through. At
+/// most 100 names are tried.
+pub(crate) fn create_at_a_free_name<T>(
+    mut name: impl FnMut() -> std::path::PathBuf,
+    make: impl Fn(&std::path::Path) -> std::io::Result<T>,
+) -> std::io::Result<(std::path::PathBuf, T)> {
+    let mut tries = 0;
+    loop {
+        let path = name();
+        match make(&path) {
+            Ok(made) => return Ok((path, made)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -626,20 +626,12 @@ fn temp_part() -> Result<(PathBuf, std::fs::File), String> {
 /// A new file (0600) at the first of `name`'s paths that nothing is at: never one
 /// that exists already, nor through a symbolic link someone put at the name (the
 /// download would be written where it points, and read back as a price list).
-fn create_part(mut name: impl FnMut() -> PathBuf) -> std::io::Result<(PathBuf, std::fs::File)> {
+fn create_part(name: impl FnMut() -> PathBuf) -> std::io::Result<(PathBuf, std::fs::File)> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut tries = 0;
-    loop {
-        let path = name();
-        match options.open(&path) {
-            Ok(file) => return Ok((path, file)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
-            Err(e) => return Err(e),
-        }
-    }
+    crate::util::create_at_a_free_name(name, |path| options.open(path))
 }
 
 static PART_COUNTER: AtomicU64 = AtomicU64::new(0);
