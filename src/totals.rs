@@ -509,6 +509,15 @@ struct SharingClock {
 }
 
 impl SharingClock {
+    /// [`advance`](Self::advance) to a time read a while ago (a load the fleet
+    /// read before its writes, a stream's last part): taken to be the last event
+    /// when it is before it, never for the wall clock stepping back, which would
+    /// rewind the clock to it.
+    fn advance_late(&mut self, at: SystemTime, per_instance: u32, mono: Option<Instant>) {
+        let at = self.last_event.map_or(at, |last| last.max(at));
+        self.advance(at, per_instance, mono);
+    }
+
     /// Moves the clock to `now` at the share in force since the last event.
     /// Returns whether the wall clock stepped back (see [`CLOCK_STEPPED_BACK`]).
     ///
@@ -618,7 +627,7 @@ impl CallShare {
     /// When the call already left the clock ([`leave_at`](Self::leave_at)), its
     /// share as of then, whatever `now` is.
     pub(crate) fn end(self, now: SystemTime) -> Decimal {
-        let fs = *self.left.get_or_init(|| self.leave(Some(now)));
+        let fs = *self.left.get_or_init(|| self.leave(Some(now), false));
         // An hour is 3.6·10¹⁸ fs: rounded down at 18 places, fs are ⌊fs / 3.6⌋
         // atto-hours (10⁻¹⁸ h), in integers.
         let atto_hours = fs.saturating_mul(10) / 36;
@@ -637,7 +646,7 @@ impl CallShare {
     /// behind the clock, by more than a second when other calls moved it on
     /// meanwhile, and taken for the wall clock stepping back.
     pub(crate) fn leave_at(&self, now: SystemTime) {
-        self.left.get_or_init(|| self.leave(Some(now)));
+        self.left.get_or_init(|| self.leave(Some(now), false));
     }
 
     /// [`leave_at`](Self::leave_at) a time read a while ago (a stream's last part,
@@ -645,26 +654,25 @@ impl CallShare {
     /// clock on since, the call leaves at the clock's last event, as a load change
     /// does, never taking the time for the wall clock stepping back.
     pub(crate) fn leave_late(&self, at: SystemTime) {
-        self.left.get_or_init(|| {
-            let at = {
-                let inner = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-                inner.endpoints[self.endpoint]
-                    .sharing
-                    .last_event
-                    .map_or(at, |last| last.max(at))
-            };
-            self.leave(Some(at))
-        });
+        self.left.get_or_init(|| self.leave(Some(at), true));
     }
 
     /// Leaves the clock at `now` (`None`: at the clock's own last event, when no
-    /// share is read); the clock's advance since the call joined it.
-    fn leave(&self, now: Option<SystemTime>) -> u128 {
+    /// share is read; `late`: a time read a while ago, see
+    /// [`SharingClock::advance_late`]); the clock's advance since the call joined it.
+    fn leave(&self, now: Option<SystemTime>, late: bool) -> u128 {
         let mut inner = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         let per_instance = inner.per_instance;
         let mono = inner.mono_now();
         let clock = &mut inner.endpoints[self.endpoint].sharing;
-        let stepped_back = now.is_some_and(|now| clock.advance(now, per_instance, mono));
+        let stepped_back = match now {
+            Some(at) if late => {
+                clock.advance_late(at, per_instance, mono);
+                false
+            }
+            Some(now) => clock.advance(now, per_instance, mono),
+            None => false,
+        };
         clock.in_flight = clock.in_flight.saturating_sub(1);
         let share = clock.allocated_fs.saturating_sub(self.started_fs);
         if let (true, Some(now)) = (stepped_back, now) {
@@ -677,7 +685,7 @@ impl CallShare {
 impl Drop for CallShare {
     fn drop(&mut self) {
         if self.left.get().is_none() {
-            self.leave(None);
+            self.leave(None, false);
         }
     }
 }
@@ -993,11 +1001,8 @@ impl Totals {
         };
         let clock = &mut inner.endpoints[index].sharing;
         if clock.others_milli != others_milli {
-            // A load read before the clock's last event takes effect from that event:
-            // its time is when the fleet's writes began, maybe seconds ago, which the
-            // clock would take for the wall clock stepping back and rewind to.
-            let now = clock.last_event.map_or(now, |last| last.max(now));
-            clock.advance(now, per_instance, mono);
+            // Its time is when the fleet's writes began, maybe seconds ago.
+            clock.advance_late(now, per_instance, mono);
             clock.others_milli = others_milli;
         }
     }
