@@ -601,7 +601,7 @@ pub(crate) enum Renewal {
     Gone,
 }
 
-/// Why [`Budgets::reserve`] did not reserve.
+/// Why [`Budgets::reserve_within`] did not reserve.
 #[derive(Debug)]
 pub(crate) enum Refusal {
     /// No room: the error to return.
@@ -715,8 +715,9 @@ impl Budgets {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reserves the estimate of a call on every enforced budget covering it, or
-    /// rejects it without reserving anything.
+    /// [`reserve_within`](Self::reserve_within) what this process has leased, as
+    /// calls do (the tests' short form).
+    #[cfg(test)]
     pub(crate) fn reserve(
         self: &Arc<Self>,
         endpoint: &str,
@@ -726,20 +727,12 @@ impl Budgets {
         self.reserve_within(endpoint, tags, now, false)
     }
 
-    /// As [`reserve`](Self::reserve), but a fleet budget's room is its whole limit,
-    /// not what this process has leased: for a call that cannot wait for a lease
-    /// (an SDK hook), so that calls in flight at once still cannot reserve past
-    /// the limit. Never [`Refusal::Short`].
-    pub(crate) fn reserve_unleased(
-        self: &Arc<Self>,
-        endpoint: &str,
-        tags: &BTreeMap<String, String>,
-        now: DateTime<Utc>,
-    ) -> std::result::Result<Reservation, Refusal> {
-        self.reserve_within(endpoint, tags, now, true)
-    }
-
-    fn reserve_within(
+    /// Reserves the estimate of a call on every enforced budget covering it, or
+    /// rejects it without reserving anything. `unleased`: a fleet budget's room is
+    /// its whole limit, not what this process has leased, for a call that cannot
+    /// wait for a lease (an SDK hook), so that calls in flight at once still cannot
+    /// reserve past the limit (then never [`Refusal::Short`]).
+    pub(crate) fn reserve_within(
         self: &Arc<Self>,
         endpoint: &str,
         tags: &BTreeMap<String, String>,

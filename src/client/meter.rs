@@ -764,26 +764,28 @@ impl Meter {
         endpoint: &str,
         call_tags: &BTreeMap<String, String>,
     ) -> Result<Option<Reservation>, Refusal> {
+        self.reserve_in(endpoint, call_tags, false)
+    }
+
+    /// Reserves a call that cannot wait for a fleet lease against the budgets'
+    /// whole limits (see [`Budgets::reserve_within`]).
+    pub(crate) fn reserve_unleased(&self, endpoint: &str) -> Result<Option<Reservation>, Refusal> {
+        self.reserve_in(endpoint, &BTreeMap::new(), true)
+    }
+
+    fn reserve_in(
+        &self,
+        endpoint: &str,
+        call_tags: &BTreeMap<String, String>,
+        unleased: bool,
+    ) -> Result<Option<Reservation>, Refusal> {
         if self.inner.budgets.is_empty() {
             return Ok(None);
         }
         let tags = self.tags_into(call_tags.clone());
         self.inner
             .budgets
-            .reserve(endpoint, &tags, self.now().into())
-            .map(Some)
-    }
-
-    /// Reserves a call that cannot wait for a fleet lease against the budgets'
-    /// whole limits (see [`Budgets::reserve_unleased`]).
-    pub(crate) fn reserve_unleased(&self, endpoint: &str) -> Result<Option<Reservation>, Refusal> {
-        if self.inner.budgets.is_empty() {
-            return Ok(None);
-        }
-        let tags = self.tags_into(BTreeMap::new());
-        self.inner
-            .budgets
-            .reserve_unleased(endpoint, &tags, self.now().into())
+            .reserve_within(endpoint, &tags, self.now().into(), unleased)
             .map(Some)
     }
 
