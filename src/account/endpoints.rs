@@ -411,7 +411,21 @@ impl Account {
         let mut usage = usage.map(Vec::into_iter);
         for draft in &mut drafts {
             let used = if counted_by_cloudwatch(draft) {
-                usage.as_mut().and_then(Iterator::next)
+                match usage.as_mut().and_then(Iterator::next) {
+                    Some(Ok(used)) => Some(used),
+                    Some(Err(reason)) => {
+                        let name = match (&draft.row.inference_component, &draft.row.variant) {
+                            (Some(component), _) => format!("{}/{component}", draft.row.endpoint),
+                            (None, Some(variant)) => format!("{}/{variant}", draft.row.endpoint),
+                            (None, None) => draft.row.endpoint.clone(),
+                        };
+                        tracing::warn!(target: "sagemeter::account", variant = %name,
+                            reason = %reason, "no invocations from CloudWatch");
+                        warnings.push(format!("invocations of {name} unknown: {reason}"));
+                        None
+                    }
+                    None => None,
+                }
             } else {
                 None
             };

@@ -32,14 +32,17 @@ const QUERIES_PER_REQUEST: usize = 100;
 const PERIOD_SECONDS: i32 = 3600;
 
 /// `Invocations` and `ModelLatency` (statistic `Sum`, hourly) of each target from
-/// `start` to `end`, in the targets' order.
+/// `start` to `end`, in the targets' order. A target one of whose queries
+/// CloudWatch did not answer whole (status `InternalError`, `Forbidden`, or one
+/// this SDK does not know) is `Err` with what CloudWatch said: its missing values
+/// are not zero calls. `PartialData` is whole once its pages are read.
 pub(crate) async fn fetch(
     client: &aws_sdk_cloudwatch::Client,
     targets: &[Target],
     start: SystemTime,
     end: SystemTime,
-) -> Result<Vec<VariantUsage>, AccountError> {
-    let mut usage = vec![VariantUsage::default(); targets.len()];
+) -> Result<Vec<Result<VariantUsage, String>>, AccountError> {
+    let mut usage = vec![Ok(VariantUsage::default()); targets.len()];
     let per_request = QUERIES_PER_REQUEST / 2;
     for (chunk_index, chunk) in targets.chunks(per_request).enumerate() {
         let offset = chunk_index * per_request;
@@ -65,7 +68,13 @@ pub(crate) async fn fetch(
                 let Some((kind, index)) = result.id().and_then(|id| id.split_at_checked(1)) else {
                     continue;
                 };
-                let Some(slot) = index.parse::<usize>().ok().and_then(|i| usage.get_mut(i)) else {
+                let Some(entry) = index.parse::<usize>().ok().and_then(|i| usage.get_mut(i)) else {
+                    continue;
+                };
+                if let Some(reason) = unanswered(result) {
+                    *entry = Err(reason);
+                }
+                let Ok(slot) = entry else {
                     continue;
                 };
                 let values = result.values();
@@ -96,6 +105,30 @@ pub(crate) async fn fetch(
         }
     }
     Ok(usage)
+}
+
+/// Why CloudWatch did not answer a query whole, from its status and messages;
+/// `None` when it did (`Complete`, `PartialData` whose next pages follow, or no
+/// status at all).
+fn unanswered(result: &aws_sdk_cloudwatch::types::MetricDataResult) -> Option<String> {
+    use aws_sdk_cloudwatch::types::StatusCode;
+    let status = result.status_code()?;
+    if matches!(status, StatusCode::Complete | StatusCode::PartialData) {
+        return None;
+    }
+    let said: Vec<&str> = result
+        .messages()
+        .iter()
+        .filter_map(|m| m.value().or(m.code()))
+        .collect();
+    Some(match said.is_empty() {
+        true => format!("CloudWatch answered {}", status.as_str()),
+        false => format!(
+            "CloudWatch answered {}: {}",
+            status.as_str(),
+            said.join("; ")
+        ),
+    })
 }
 
 fn query(id: &str, metric: &str, target: &Target) -> MetricDataQuery {

@@ -260,6 +260,53 @@ async fn invocation_counts_past_what_a_count_holds_saturate() {
     assert_eq!(view.rows[0].invocations, Some(u64::MAX));
 }
 
+/// CloudWatch answers a query it could not serve with a status and no values
+/// (`InternalError`: AWS's advice is to ask again; `Forbidden`): no values is
+/// then not no calls, and the endpoint is not idle.
+#[tokio::test]
+async fn a_query_cloudwatch_did_not_answer_is_unknown_invocations_not_an_idle_endpoint() {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::{MessageData, MetricDataResult, StatusCode};
+    let list = listed_alone("serving");
+    let [a, b] = described("serving", EndpointStatus::InService, 2);
+    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
+        GetMetricDataOutput::builder()
+            .metric_data_results(
+                MetricDataResult::builder()
+                    .id("i0")
+                    .status_code(StatusCode::InternalError)
+                    .messages(
+                        MessageData::builder()
+                            .code("InternalError")
+                            .value("Internal service error")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .metric_data_results(
+                MetricDataResult::builder()
+                    .id("l0")
+                    .status_code(StatusCode::Complete)
+                    .build(),
+            )
+            .build()
+    });
+    let view = last_day(&account(&[&list, &a, &b], &[&metrics], &[])).await;
+    let row = &view.rows[0];
+    // Still 2 × $0.23/h burning; whether it was called is not known.
+    assert_eq!(row.usd_per_hour, Some(Decimal::new(46, 2)));
+    assert_eq!(row.invocations, None);
+    assert!(row.flags.is_empty(), "{:?}", row.flags);
+    assert_eq!(view.totals.idle_usd_per_hour, Decimal::ZERO);
+    assert_eq!(
+        view.warnings,
+        [
+            "invocations of serving/AllTraffic unknown: CloudWatch answered InternalError: \
+          Internal service error"
+        ]
+    );
+}
+
 #[tokio::test]
 async fn every_page_of_the_bill_is_read_and_estimated_days_are_not_settled() {
     use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
