@@ -116,7 +116,21 @@ pub(crate) async fn fetch(
                         (Some(tag_value(tag_key)), usage_type.as_str())
                     }
                     (None, [usage_type, ..]) => (None, usage_type.as_str()),
-                    _ => continue,
+                    // Billed money under keys not asked for is not left out unsaid.
+                    _ => {
+                        return Err(AccountError::Service {
+                            operation: "GetCostAndUsage",
+                            code: None,
+                            message: format!(
+                                "a group of {day} has the keys {keys:?}, not the {} asked for",
+                                match tag {
+                                    Some(key) => format!("tag {key} and usage type"),
+                                    None => "usage type".to_owned(),
+                                }
+                            ),
+                            source: None,
+                        });
+                    }
                 };
                 let metric = |name: &str| g.metrics().and_then(|m| m.get(name));
                 let cost = metric(BILLED_METRIC);

@@ -1129,6 +1129,46 @@ async fn the_bill_is_read_amortized_so_a_savings_plan_is_a_discount_not_a_free_d
 }
 
 #[tokio::test]
+async fn a_billed_group_without_the_keys_asked_for_is_an_error_not_left_out() {
+    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
+    use aws_sdk_costexplorer::types::{DateInterval, Group, MetricValue, ResultByTime};
+    // $11.04 billed in a group without its usage type: dropping it would make the
+    // day $11.04 cheaper than billed, unsaid.
+    let bill = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage).then_output(|| {
+        let metric =
+            |amount: &str, unit: &str| MetricValue::builder().amount(amount).unit(unit).build();
+        GetCostAndUsageOutput::builder()
+            .results_by_time(
+                ResultByTime::builder()
+                    .time_period(
+                        DateInterval::builder()
+                            .start("2026-11-29")
+                            .end("2026-11-30")
+                            .build()
+                            .unwrap(),
+                    )
+                    .estimated(false)
+                    .groups(
+                        Group::builder()
+                            .metrics("AmortizedCost", metric("11.04", "USD"))
+                            .metrics("UsageQuantity", metric("48", "Hrs"))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let err = reconcile_nov_29(&Metered::new("us-east-1"), &bill)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("a group of 2026-11-29 has the keys [], not the usage type asked for"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn a_group_without_the_amortized_amount_is_an_error_not_a_free_day() {
     // Cost Explorer answers every metric asked for; a group with only its
     // UnblendedCost and quantity is not the answer asked for, and reading its cost
