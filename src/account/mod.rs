@@ -56,7 +56,8 @@ pub use endpoints::{
 };
 pub use error::AccountError;
 pub use reconcile::{
-    DayVerdict, GroupBy, Metered, Parts, ReconcileOptions, ReconcileRow, Reconciliation, Verdict,
+    DayVerdict, GroupBy, Metered, Parts, ReconcileOptions, ReconcileRow, Reconciliation,
+    SETTLING_TIME, Verdict,
 };
 pub use usage_class::UsageClass;
 

@@ -23,7 +23,10 @@
 //! `M + I + O + D + S + other + U = B`, to the last digit. A day **agrees** when
 //! `|B − M|` is within the tolerance, is **explained** when `Σ |U|` over its
 //! groups and kinds of charge is (a +$500 and a −$500 do not cancel), **differs**
-//! otherwise, and is **not settled** while Cost Explorer marks it `Estimated`.
+//! otherwise, and is **not settled** while Cost Explorer marks it `Estimated` and
+//! it ended less than [`SETTLING_TIME`] ago (Cost Explorer marks every day of a month
+//! whose bill is not final `Estimated`, for weeks; a day's usage is in within a
+//! day or two).
 //!
 //! `B` is Cost Explorer's `AmortizedCost`: usage a Savings Plan or reservation
 //! covers is at its effective rate, so a discount shows as `D`.
@@ -169,6 +172,8 @@ pub struct Metered {
     /// The receipts' accruals, as instance time per day.
     accruals: Accruals,
     receipts: u64,
+    /// The first and last UTC day with a receipt, priced or not.
+    receipt_days: Option<(NaiveDate, NaiveDate)>,
     without_region: u64,
     unpriced_lines: u64,
     /// Per-call and per-token fees (not SageMaker usage types).
@@ -203,6 +208,7 @@ impl Metered {
             cells: BTreeMap::new(),
             accruals: Accruals::default(),
             receipts: 0,
+            receipt_days: None,
             without_region: 0,
             unpriced_lines: 0,
             fees_usd: Decimal::ZERO,
@@ -426,6 +432,10 @@ impl Metered {
         }
 
         self.receipts += 1;
+        self.receipt_days = Some(match self.receipt_days {
+            Some((first, last)) => (first.min(day), last.max(day)),
+            None => (day, day),
+        });
         self.without_region += u64::from(without_region);
         self.unpriced_lines += unpriced;
         self.fees_usd = fees;
@@ -450,11 +460,10 @@ impl Metered {
         self.receipts
     }
 
-    /// The first and last UTC day with a receipt.
+    /// The first and last UTC day with a receipt (one whose lines are all
+    /// unpriced included).
     pub fn days(&self) -> Option<(NaiveDate, NaiveDate)> {
-        let first = self.cells.keys().next()?.0;
-        let last = self.cells.keys().next_back()?.0;
-        Some((first, last))
+        self.receipt_days
     }
 
     fn endpoints(&self) -> BTreeSet<&str> {
@@ -592,7 +601,8 @@ pub enum Verdict {
     Explained,
     /// They differ beyond what the parts explain.
     Differs,
-    /// Cost Explorer has not settled the day (`Estimated`).
+    /// Cost Explorer marks the day `Estimated`, and it ended less than
+    /// [`SETTLING_TIME`] ago: its usage may not all be in yet.
     NotSettled,
 }
 
@@ -674,7 +684,8 @@ impl Account {
         metered: &Metered,
         options: &ReconcileOptions,
     ) -> Result<Reconciliation, AccountError> {
-        let today = chrono::DateTime::<Utc>::from(self.time.now()).date_naive();
+        let now = chrono::DateTime::<Utc>::from(self.time.now());
+        let today = now.date_naive();
         check_dates(options.since, options.until, today)?;
         if metered.region != self.region {
             return Err(AccountError::Invalid(format!(
@@ -707,7 +718,8 @@ impl Account {
         // +$500 and another's −$500 are $1,000 unexplained, not $0.
         let mut gross: BTreeMap<NaiveDate, Decimal> = BTreeMap::new();
         for ((day, group, class), cell) in &cells {
-            let parts = explain(class, cell, rates.get(class).copied().flatten());
+            let rate = rates.on(class, *day);
+            let parts = explain(class, cell, rate);
             *gross.entry(*day).or_default() += round_cost(parts.unexplained_usd).abs();
             let by_type = tag_key.is_none();
             let row = rows
@@ -732,11 +744,7 @@ impl Account {
                 *row.billed_quantity.get_or_insert_default() += cell.billed_quantity;
                 *row.metered_quantity.get_or_insert_default() += cell.metered.quantity;
                 row.unit = cell.unit.clone().or_else(|| row.unit.take());
-                let on_demand = rates
-                    .get(class)
-                    .copied()
-                    .flatten()
-                    .and_then(|r| cell.billed_quantity.checked_mul(r));
+                let on_demand = rate.and_then(|r| cell.billed_quantity.checked_mul(r));
                 row.effective_rate_ratio = on_demand
                     .and_then(|v| cell.billed.checked_div(v))
                     .map(|ratio| ratio.round_dp(4).normalize());
@@ -764,7 +772,7 @@ impl Account {
             })
             .collect();
         let tolerance = options.tolerance_usd;
-        let days = days
+        let days: Vec<DayVerdict> = days
             .into_values()
             .map(|mut d| {
                 d.difference_usd = (d.billed_usd - d.metered_usd).normalize();
@@ -773,7 +781,15 @@ impl Account {
                 d.parts = d.parts.normalized();
                 d.unexplained_gross_usd =
                     gross.get(&d.day).copied().unwrap_or_default().normalize();
-                d.verdict = if d.estimated {
+                // The day's end (the next midnight, UTC), plus the time its usage
+                // takes to reach Cost Explorer.
+                let settled_at = d
+                    .day
+                    .succ_opt()
+                    .and_then(|next| next.and_hms_opt(0, 0, 0))
+                    .map(|end| end.and_utc() + SETTLING_TIME);
+                let settling = settled_at.is_none_or(|at| now < at);
+                d.verdict = if d.estimated && settling {
                     Verdict::NotSettled
                 } else if d.difference_usd.abs() <= tolerance {
                     Verdict::Agrees
@@ -785,6 +801,18 @@ impl Account {
                 d
             })
             .collect();
+        let judged_estimated: Vec<String> = days
+            .iter()
+            .filter(|d| d.estimated && d.verdict != Verdict::NotSettled)
+            .map(|d| d.day.to_string())
+            .collect();
+        if !judged_estimated.is_empty() {
+            notes.push(format!(
+                "judged though Cost Explorer still marks them estimated (the month's bill is \
+                 not final): {}; credits, refunds and late usage may yet change them",
+                judged_estimated.join(", ")
+            ));
+        }
         self.notes(metered, options, &mut notes);
         Ok(Reconciliation {
             region: self.region.clone(),
@@ -868,21 +896,21 @@ impl Account {
         cells
     }
 
-    /// The on-demand rate of each kind of charge: the receipts' own, else the
-    /// price source's; `None` when neither has one.
+    /// The on-demand rate of each kind of charge on each day: the receipts' own
+    /// (see [`Rates::on`]), else the price source's; `None` when neither has one.
     async fn rates(
         &self,
         cells: &BTreeMap<(NaiveDate, String, UsageClass), Cell>,
         notes: &mut Vec<String>,
-    ) -> HashMap<UsageClass, Option<Decimal>> {
-        let mut rates: HashMap<UsageClass, Option<Decimal>> = HashMap::new();
-        for ((_, _, class), cell) in cells {
+    ) -> Rates {
+        let mut rates = Rates::default();
+        for ((day, _, class), cell) in cells {
             if let Some(rate) = cell.metered.usd_per_unit {
-                rates.insert(class.clone(), Some(rate));
+                rates.metered.insert((class.clone(), *day), rate);
             }
         }
         for (_, _, class) in cells.keys() {
-            if rates.contains_key(class) {
+            if rates.listed.contains_key(class) || rates.has_metered(class) {
                 continue;
             }
             let rate = match class.price_key(&self.region) {
@@ -900,7 +928,7 @@ impl Account {
                 },
                 None => None,
             };
-            rates.insert(class.clone(), rate);
+            rates.listed.insert(class.clone(), rate);
         }
         rates
     }
@@ -1003,6 +1031,50 @@ impl Account {
                  usage and are left out",
                 metered.fees_usd.normalize()
             ));
+        }
+    }
+}
+
+/// How long after its end a day's usage may still be reaching Cost Explorer
+/// (AWS: its data is refreshed at least once every 24 hours): an `Estimated` day
+/// that ended longer ago is judged.
+pub const SETTLING_TIME: chrono::TimeDelta = chrono::TimeDelta::hours(48);
+
+/// On-demand rates of a reconciliation's kinds of charge.
+#[derive(Debug, Default)]
+struct Rates {
+    /// The rate the receipts used, per kind of charge and day: AWS changes a
+    /// price a few times a year, and each day is valued at its own.
+    metered: BTreeMap<(UsageClass, NaiveDate), Decimal>,
+    /// The price source's, for kinds of charge no receipt priced.
+    listed: HashMap<UsageClass, Option<Decimal>>,
+}
+
+impl Rates {
+    /// Whether some receipt priced `class`.
+    fn has_metered(&self, class: &UsageClass) -> bool {
+        self.metered
+            .range((class.clone(), NaiveDate::MIN)..=(class.clone(), NaiveDate::MAX))
+            .next()
+            .is_some()
+    }
+
+    /// `class`'s rate on `day`: the receipts' of that day; on a day without a
+    /// priced receipt (a quiet day's instance time), that of the nearest day before
+    /// with one, else of the nearest after; else the price source's.
+    fn on(&self, class: &UsageClass, day: NaiveDate) -> Option<Decimal> {
+        let before = self
+            .metered
+            .range((class.clone(), NaiveDate::MIN)..=(class.clone(), day))
+            .next_back();
+        let after = || {
+            self.metered
+                .range((class.clone(), day)..=(class.clone(), NaiveDate::MAX))
+                .next()
+        };
+        match before.or_else(after) {
+            Some((_, rate)) => Some(*rate),
+            None => self.listed.get(class).copied().flatten(),
         }
     }
 }
@@ -1645,6 +1717,25 @@ mod tests {
             assert_eq!(cost, d("0.00046"));
             assert_eq!(accrual(&m), (d("0.23"), d("0.01")));
         }
+    }
+
+    #[test]
+    fn receipts_whose_lines_are_all_unpriced_still_give_the_ledgers_days() {
+        // A ledger of unpriced calls (no rate anywhere) holds receipts: the days
+        // to compare are theirs, not "no receipts".
+        let mut cost = receipt("a", "2026-11-29T10:00:00Z", "0", "0", "0");
+        cost.lines[0].price = LinePrice::Unpriced {
+            reason: "no price".into(),
+        };
+        cost.accrual = None;
+        let mut m = Metered::new("us-east-1");
+        m.add("l", &cost).unwrap();
+        let mut later = cost.clone();
+        later.call_id = "b".into();
+        later.at = "2026-12-01T10:00:00Z".parse().unwrap();
+        m.add("l", &later).unwrap();
+        assert_eq!(m.receipts(), 2);
+        assert_eq!(m.days(), Some((day("2026-11-29"), day("2026-12-01"))));
     }
 
     #[test]

@@ -1190,6 +1190,127 @@ async fn a_group_without_the_amortized_amount_is_an_error_not_a_free_day() {
     );
 }
 
+/// Cost Explorer's answer for `days`: each `(day, estimated, usage type,
+/// AmortizedCost, hours)`.
+fn billed_days(
+    days: &'static [(&'static str, bool, &'static str, &'static str, &'static str)],
+) -> Rule {
+    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
+    use aws_sdk_costexplorer::types::{DateInterval, Group, MetricValue, ResultByTime};
+    mock!(aws_sdk_costexplorer::Client::get_cost_and_usage).then_output(move || {
+        let metric =
+            |amount: &str, unit: &str| MetricValue::builder().amount(amount).unit(unit).build();
+        let mut out = GetCostAndUsageOutput::builder();
+        for (day, estimated, usage_type, usd, hours) in days {
+            let start = NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+            out = out.results_by_time(
+                ResultByTime::builder()
+                    .time_period(
+                        DateInterval::builder()
+                            .start(*day)
+                            .end(start.succ_opt().unwrap().to_string())
+                            .build()
+                            .unwrap(),
+                    )
+                    .estimated(*estimated)
+                    .groups(
+                        Group::builder()
+                            .keys(*usage_type)
+                            .metrics("AmortizedCost", metric(usd, "USD"))
+                            .metrics("UsageQuantity", metric(hours, "Hrs"))
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        out.build()
+    })
+}
+
+/// A receipt of one hour of `rt`'s one ml.m5.xlarge at `rate` $/h, made at `at`
+/// (no accrual: a receipt written before receipts carried one).
+fn hour_at(id: &str, at: &str, rate: &str) -> crate::billing::Cost {
+    serde_json::from_value(serde_json::json!({
+        "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
+        "billing": {"kind": "instance", "instance_type": "ml.m5.xlarge", "instance_count": 1},
+        "allocation": "processor_sharing",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 1000, "bytes_in": 0,
+                  "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+        "lines": [{"item": "compute", "quantity": "1", "unit": "instance_hours",
+            "price": {"status": "priced", "usd_per_unit": rate, "cost_usd": rate,
+                      "provenance": {"source": "live", "sku": null, "effective_date": null,
+                                     "fetched_at": null, "note": null}}}],
+        "cost_usd": rate, "currency": "USD", "region": "us-east-1",
+        "running_client_usd": "0", "running_endpoint_usd": "0"
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn each_day_is_valued_at_its_own_on_demand_rate_across_a_price_change() {
+    // AWS lowered ml.m5.xlarge from $0.24/h to $0.22/h at midnight on 11-29; the
+    // receipts of each day carry that day's rate. Billed at list price: 24 h ×
+    // 0.24 = $5.76 on 11-28, 24 h × 0.22 = $5.28 on 11-29; no discount either day.
+    let mut metered = Metered::new("us-east-1");
+    metered
+        .add("calls.jsonl", &hour_at("a", "2026-11-28T10:00:00Z", "0.24"))
+        .unwrap();
+    metered
+        .add("calls.jsonl", &hour_at("b", "2026-11-29T10:00:00Z", "0.22"))
+        .unwrap();
+    let bill = billed_days(&[
+        ("2026-11-28", false, "USE1-Host:ml.m5.xlarge", "5.76", "24"),
+        ("2026-11-29", false, "USE1-Host:ml.m5.xlarge", "5.28", "24"),
+    ]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(2));
+    let r = account(&[], &[], &[&bill])
+        .reconcile(&metered, &options)
+        .await
+        .unwrap();
+    // 11-28: on demand 5.76 = billed; metered 0.24, the other 23 h (5.52) outside.
+    assert_eq!(r.days[0].parts.discount_usd, Decimal::ZERO);
+    assert_eq!(r.days[0].parts.outside_usd, Decimal::new(552, 2));
+    assert_eq!(r.rows[0].effective_rate_ratio, Some(Decimal::ONE));
+    // 11-29: on demand 5.28 = billed; metered 0.22, outside 5.06.
+    assert_eq!(r.days[1].parts.discount_usd, Decimal::ZERO);
+    assert_eq!(r.days[1].parts.outside_usd, Decimal::new(506, 2));
+    assert_eq!(r.days[0].verdict, Verdict::Explained);
+    assert_eq!(r.days[1].verdict, Verdict::Explained);
+}
+
+#[tokio::test]
+async fn an_estimated_day_is_judged_once_its_usage_is_in_not_when_the_month_closes() {
+    // Cost Explorer marks every day of a month whose bill is not final
+    // `Estimated`. Now is 2026-12-02 12:00 UTC: 11-29 ended 60 h ago (judged),
+    // 11-30 36 h ago and 12-01 12 h ago (their usage may still be coming in).
+    let bill = billed_days(&[
+        ("2026-11-29", true, "USE1-Host:ml.m5.xlarge", "5.52", "24"),
+        ("2026-11-30", true, "USE1-Host:ml.m5.xlarge", "5.52", "24"),
+        ("2026-12-01", true, "USE1-Host:ml.m5.xlarge", "5.52", "24"),
+    ]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(3));
+    let r = account(&[], &[], &[&bill])
+        .reconcile(&Metered::new("us-east-1"), &options)
+        .await
+        .unwrap();
+    // Nothing metered: 24 h × $0.23 = $5.52 is all outside sagemeter, explained.
+    assert_eq!(r.days[0].parts.outside_usd, Decimal::new(552, 2));
+    assert_eq!(r.days[0].verdict, Verdict::Explained);
+    assert!(r.days[0].estimated);
+    assert_eq!(r.days[1].verdict, Verdict::NotSettled);
+    assert_eq!(r.days[2].verdict, Verdict::NotSettled);
+    assert!(
+        r.notes.iter().any(|n| n.starts_with(
+            "judged though Cost Explorer still marks them estimated (the month's bill is not \
+             final): 2026-11-29;"
+        )),
+        "{:?}",
+        r.notes
+    );
+}
+
 #[tokio::test]
 async fn unexplained_amounts_of_opposite_sign_do_not_cancel_in_the_days_verdict() {
     // One process metering `rt` (one ml.m5.xlarge, $0.23/h): its first receipt
