@@ -239,7 +239,12 @@ fn fill(file: &mut impl Read, bytes: &mut Vec<u8>, block: usize) -> std::io::Res
         bytes.resize(want, 0);
         let n = match file.read(&mut bytes[start..]) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+            // A signal during the read (NFS, FUSE mounts): read again. Taken for
+            // the end, the rest of the file went unread, unsaid.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                bytes.truncate(start);
+                continue;
+            }
             Err(e) => {
                 bytes.truncate(start);
                 return Err(e);
@@ -501,6 +506,40 @@ mod tests {
             self.read += n as u64;
             Ok(n)
         }
+    }
+
+    /// A read a signal interrupts (`EINTR`, as NFS and FUSE mounts give) is
+    /// read again: taken for the end of the file, the lines after it went
+    /// unread, unsaid.
+    #[test]
+    fn a_read_a_signal_interrupts_is_read_again_not_taken_for_the_end() {
+        struct Interrupted<R> {
+            inner: R,
+            reads: u32,
+        }
+        impl<R: Read> Read for Interrupted<R> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.reads += 1;
+                if self.reads.is_multiple_of(2) {
+                    return Err(std::io::ErrorKind::Interrupted.into());
+                }
+                let most = buf.len().min(7);
+                self.inner.read(&mut buf[..most])
+            }
+        }
+        let text = b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n";
+        let mut source = Interrupted {
+            inner: &text[..],
+            reads: 0,
+        };
+        let mut bytes = Vec::new();
+        // Blocks of a whole file's size: one fill reads it all, through the
+        // interruptions.
+        assert_eq!(
+            fill(&mut source, &mut bytes, text.len()).unwrap(),
+            Filled::Block
+        );
+        assert_eq!(bytes, text);
     }
 
     /// 64 MiB without a newline: the block stops one byte past the 16 MiB limit
