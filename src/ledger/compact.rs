@@ -685,13 +685,6 @@ fn receipt(line: Line<'_>, defs: &Definitions) -> serde_json::Result<Cost> {
 /// The start of every receipt line the writer writes: [`report_row`] reads those.
 pub(crate) const RECEIPT_PREFIX: &[u8] = b"{\"v\":2,\"c\":";
 
-/// The starts of the definition lines the writer writes.
-pub(crate) const DEFINITION_PREFIXES: [&[u8]; 3] = [
-    b"{\"v\":2,\"context\":",
-    b"{\"v\":2,\"price\":",
-    b"{\"v\":2,\"origin\":",
-];
-
 /// What a report needs of a receipt line starting with [`RECEIPT_PREFIX`], read
 /// without building the receipt: `defs` gives the endpoint and variant, and for a
 /// `tag:<key>` report only the tags are parsed. The receipts of asynchronous

@@ -25,7 +25,7 @@ pub use reader::{LedgerRead, LedgerReader, TornTail, any_ledger_files, ledger_fi
 pub use rolling::RollEvery;
 pub use writer::{Refused, SinkStats};
 
-pub(crate) use compact::{DEFINITION_PREFIXES, Definitions, RECEIPT_PREFIX, Refs, report_row};
+pub(crate) use compact::{Definitions, RECEIPT_PREFIX, Refs, report_row};
 pub(crate) use error::check_options;
 pub(crate) use reader::{
     FileId, LineError, MAX_LINE_BYTES, is_parquet_name, line_too_long, read_record,

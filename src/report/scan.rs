@@ -14,8 +14,8 @@
 
 use super::{ReportBuilder, ReportError, ReportOptions};
 use crate::ledger::{
-    DEFINITION_PREFIXES, Definitions, LedgerError, LineError, MAX_LINE_BYTES, RECEIPT_PREFIX,
-    TornTail, line_too_long, read_record, report_row,
+    Definitions, LedgerError, LineError, MAX_LINE_BYTES, RECEIPT_PREFIX, TornTail, line_too_long,
+    read_record, report_row,
 };
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -257,19 +257,29 @@ fn fill(file: &mut impl Read, bytes: &mut Vec<u8>, block: usize) -> std::io::Res
     }
 }
 
-/// Adds the definitions written in `bytes` (as the writer writes them) to `defs`.
+/// Adds the definitions written in `bytes` to `defs`, in the order written: a
+/// line naming a definition's key (`"context"`, `"price"`, `"origin"`), however
+/// spaced or ordered (a ledger rewritten by a JSON tool), that is not a receipt.
 /// A definition that does not read is left to the worker to report.
 fn take_definitions(bytes: &[u8], defs: &mut Arc<Definitions>) {
-    for prefix in DEFINITION_PREFIXES {
-        for at in memchr::memmem::find_iter(bytes, prefix) {
-            if at > 0 && bytes[at - 1] != b'\n' {
-                continue;
-            }
-            let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i);
-            let _ = read_record(&bytes[at..end], Arc::make_mut(defs));
+    let mut starts: Vec<usize> = DEFINITION_KEYS
+        .iter()
+        .flat_map(|key| memchr::memmem::find_iter(bytes, key))
+        .map(|at| memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |i| i + 1))
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    for start in starts {
+        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+        let line = bytes[start..end].trim_ascii();
+        if !line.starts_with(RECEIPT_PREFIX) {
+            let _ = read_record(line, Arc::make_mut(defs));
         }
     }
 }
+
+/// The keys only a definition line has (a receipt's are one or two letters).
+const DEFINITION_KEYS: [&[u8]; 3] = [b"\"context\"", b"\"price\"", b"\"origin\""];
 
 /// A worker: blocks from the queue into `builder`, until the queue closes.
 fn work(
@@ -470,6 +480,35 @@ mod tests {
                     "{by} in blocks of {block}"
                 );
             }
+        }
+    }
+
+    /// A ledger rewritten by a JSON tool (spaces after `:` and `,`, as Python's
+    /// `json.dumps` writes) is read as the writer's own: its definitions reach
+    /// every later block, a second process's redefinitions included.
+    #[test]
+    fn definitions_spaced_as_json_tools_write_them_reach_every_later_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.jsonl");
+        let written = ledger(&path, 600);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let respaced: String = text
+            .lines()
+            .map(|line| match line.as_bytes().starts_with(RECEIPT_PREFIX) {
+                true => format!("{line}\n"),
+                false => format!("{}\n", line.replace("\":", "\": ").replace(",\"", ", \"")),
+            })
+            .collect();
+        assert_ne!(respaced, text);
+        std::fs::write(&path, respaced).unwrap();
+        let expected = summarize(&written, &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+        assert_eq!(expected.groups.len(), 2);
+        for block in [1_000, 100_000] {
+            assert_eq!(
+                report(&path, GroupBy::Endpoint, block).unwrap(),
+                expected,
+                "blocks of {block}"
+            );
         }
     }
 
