@@ -619,6 +619,82 @@ async fn an_interrupt_stops_new_calls_and_every_call_sent_reaches_the_ledger() {
     }
 }
 
+/// A reader that stops reading (`| less`, a stalled log shipper) blocks the
+/// output: new calls wait for it rather than pile their responses up, and an
+/// interrupt still stops new calls at once, not when the reader comes back.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_output_holds_new_calls_back_and_an_interrupt_still_stops_them() {
+    let fake = fake_rt().await;
+    *fake.state.latency.lock().unwrap() = Duration::from_millis(20);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let mut child = spawn_at(
+        &fake.url,
+        &[
+            "invoke",
+            "rt",
+            "--body",
+            "{}",
+            "-n",
+            "100000",
+            "-c",
+            "4",
+            "--json",
+            "--ledger",
+            ledger.to_str().unwrap(),
+        ],
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        let line = read_line(&mut stdout);
+        (stdout, line)
+    });
+    let (mut stdout, line) = first.await.unwrap();
+    assert!(line.contains("\"receipt\""), "{line}");
+    // Nothing read from here: the pipe fills, and the calls stop until it drains
+    // (at 4 × 50 calls a second they would otherwise run on for minutes).
+    let mut last = fake.invocations();
+    let mut steady = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = fake.invocations();
+        steady = if now == last { steady + 1 } else { 0 };
+        last = now;
+        if steady == 3 {
+            break;
+        }
+    }
+    assert_eq!(
+        steady, 3,
+        "calls went on with nobody reading: {last} so far"
+    );
+    kill(&child, libc::SIGINT);
+    // The interrupt is heard while the output is still blocked: once the reader
+    // comes back, no call has started since.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (child, printed) = tokio::task::spawn_blocking(move || {
+        let mut printed = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut printed).unwrap();
+        (child, printed)
+    })
+    .await
+    .unwrap();
+    let (status, stderr) = wait_for_exit(child).await;
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert_eq!(
+        fake.invocations(),
+        last,
+        "no call started after the interrupt"
+    );
+    let lines = json_lines(printed.as_bytes());
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["stopped_by"], "SIGINT", "{summary}");
+    let receipts = lines.iter().filter(|l| l["type"] == "receipt").count() + 1;
+    assert_eq!(summary["calls"], receipts, "{summary}");
+    assert_eq!(ledger_receipts(&ledger).len() as u64, last);
+}
+
 /// An interrupt while an async submission waits for SageMaker's answer ends the
 /// command as any interrupted call does (exit 130, the ledger closed), saying
 /// that the submission may have been queued and has no receipt (the library

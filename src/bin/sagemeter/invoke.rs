@@ -656,7 +656,9 @@ async fn run_with(
     let stop = Arc::new(AtomicBool::new(false));
     // Set by a second interrupt: calls in flight are dropped (cancelled receipts).
     let (cancel, cancelled) = tokio::sync::watch::channel(false);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Finished>();
+    // Bounded: while the output is blocked (a reader that stopped reading, `| less`)
+    // finished calls wait for it, and so do new ones; responses do not pile up.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Finished>(args.concurrency.max(1) as usize);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency.min(args.calls) {
         let (client, body, next, stop, tx, mut cancelled) = (
@@ -694,13 +696,35 @@ async fn run_with(
                 if !matches!(result, Some(Ok(_))) {
                     stop.store(true, Ordering::SeqCst);
                 }
-                if tx.send(Finished { index, result }).is_err() {
+                if tx.send(Finished { index, result }).await.is_err() {
                     break;
                 }
             }
         });
     }
     drop(tx);
+    // Interrupts are heard by a task of their own, not by the loop that prints:
+    // while the output is blocked, an interrupt still stops new calls at once,
+    // and a second still cancels those in flight.
+    let (heard, interrupt) = tokio::sync::watch::channel(None::<u8>);
+    let listener = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let code = interrupts.next().await;
+            stop.store(true, Ordering::SeqCst);
+            heard.send_replace(Some(code));
+            eprint(&format!(
+                "{}: no new call starts; waiting for the calls in flight \
+                 (interrupt again to cancel them)",
+                interrupt::signal_name(code)
+            ));
+            loop {
+                interrupts.next().await;
+                eprint("cancelling the calls in flight");
+                cancel.send_replace(true);
+            }
+        })
+    };
 
     let mut summary = Summary {
         kind: "summary",
@@ -717,31 +741,9 @@ async fn run_with(
     // flight: no new call starts, and those in flight finish here, so that their
     // receipts are made before the client shuts down.
     let mut printer = Printer::new(out);
-    let mut interrupted: Option<u8> = None;
     // What first stopped new calls, other than an interrupt.
     let mut stopped_by: Option<&'static str> = None;
-    loop {
-        let Finished { index, result } = tokio::select! {
-            finished = rx.recv() => match finished {
-                Some(finished) => finished,
-                None => break,
-            },
-            code = interrupts.next() => {
-                if interrupted.is_none() {
-                    interrupted = Some(code);
-                    stop.store(true, Ordering::SeqCst);
-                    eprint(&format!(
-                        "{}: no new call starts; waiting for the calls in flight \
-                         (interrupt again to cancel them)",
-                        interrupt::signal_name(code)
-                    ));
-                } else {
-                    eprint("cancelling the calls in flight");
-                    cancel.send_replace(true);
-                }
-                continue;
-            }
-        };
+    while let Some(Finished { index, result }) = rx.recv().await {
         let call = index + 1;
         let Some(result) = result else {
             summary.cancelled += 1;
@@ -828,6 +830,8 @@ async fn run_with(
     }
     // The channel closed: every worker is done with its calls.
     while workers.join_next().await.is_some() {}
+    listener.abort();
+    let interrupted = *interrupt.borrow();
     if summary.cancelled > 0 {
         // Cancelled calls were billed when dropped: the totals have them.
         summary.cancelled_usd = Some(client.meter().totals().client_usd - summary.total_cost_usd);
