@@ -424,9 +424,19 @@ fn a_process_budget_refuses_the_call_that_would_not_fit_before_sending_it() {
             && error.ends_with("; --estimate states what each call is assumed to cost"),
         "{error}"
     );
-    // The run stops at the refusal: two calls, one billed.
-    assert_eq!(lines.last().unwrap()["type"], "summary");
-    assert_eq!(lines.last().unwrap()["calls"], 2);
+    // The run stops at the refusal: one call made and billed, the refused one
+    // never sent (nor the three after it).
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["calls"], 1, "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(summary["not_sent"], 4, "{summary}");
+    assert_eq!(summary["total_cost_usd"], lines[0]["cost_usd"], "{summary}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("1 refused before sending (3 not sent after the failure); first failure: budget exceeded"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -970,6 +970,75 @@ async fn token_totals_are_summed_exactly_and_counts_beyond_any_model_left_out() 
     );
 }
 
+/// Calls whose compute no source can price (an instance type neither the Price
+/// List, refused here, nor the snapshot has): the summary counts them and says
+/// its total leaves their lines out, never a total that looks whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_summary_counts_the_calls_with_unpriced_lines_and_says_its_total_leaves_them_out() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "odd",
+        vec![FakeVariant::instance("AllTraffic", "ml.zz9.large", 1)],
+    );
+    let output = run_at(
+        &fake.url,
+        &["invoke", "odd", "--body", "{}", "-n", "2", "--json"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let lines = json_lines(&output.stdout);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["unpriced_calls"], 2, "{summary}");
+    // The total is the data lines alone, as the receipts say.
+    let receipts: rust_decimal::Decimal = lines
+        .iter()
+        .filter(|l| l["type"] == "receipt")
+        .map(|l| {
+            l["cost_usd"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(
+        summary["total_cost_usd"]
+            .as_str()
+            .unwrap()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap(),
+        receipts
+    );
+    let output = run_at(&fake.url, &["invoke", "odd", "--body", "{}", "-n", "2"]).await;
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(" USD, without the unpriced lines of 2 call(s) (UNPRICED below)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  UNPRICED         "), "{stdout}");
+}
+
+/// A call throttled on every attempt has no receipt (AWS bills none): the
+/// summary has no cost per 1,000 calls, not a $0 nothing stands behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_without_a_receipt_has_no_cost_per_1000_calls() {
+    let fake = fake_rt().await;
+    fake.throttle_next(100);
+    let output = run_at(&fake.url, &["invoke", "rt", "--body", "{}", "--json"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let lines = json_lines(&output.stdout);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["calls"], 1, "{summary}");
+    assert_eq!(summary["failed"], 1, "{summary}");
+    assert_eq!(summary["cost_per_1000_calls_usd"], Value::Null, "{summary}");
+    let output = run_at(&fake.url, &["invoke", "rt", "--body", "{}"]).await;
+    assert!(
+        !text(&output.stdout).contains("per 1,000 calls"),
+        "{}",
+        text(&output.stdout)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_that_is_not_utf8_is_printed_byte_for_byte() {
     let fake = fake_rt().await;

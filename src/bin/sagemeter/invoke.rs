@@ -385,7 +385,8 @@ struct Summary {
     region: String,
     /// Calls asked for (`-n`).
     requested: u32,
-    /// Calls that finished (successfully or not).
+    /// Calls that finished (successfully or not); not those refused before they
+    /// were sent (a budget, an invalid request), which are in `not_sent`.
     calls: u32,
     /// Calls that failed.
     failed: u32,
@@ -395,7 +396,8 @@ struct Summary {
     /// What the cancelled calls' receipts cost (in the ledger, not in the total).
     #[serde(skip_serializing_if = "Option::is_none")]
     cancelled_usd: Option<Decimal>,
-    /// Calls never sent: `requested` − `calls` − `cancelled`.
+    /// Calls never sent: `requested` − `calls` − `cancelled` (a call refused
+    /// before it was sent included).
     not_sent: u32,
     /// Why calls stopped before every requested one was sent: `SIGINT` or `SIGTERM`
     /// (an interrupt, also the exit code's reason), `failure` (a call failed), `stdout
@@ -403,8 +405,13 @@ struct Summary {
     stopped_by: Option<&'static str>,
     /// Sum of every receipt (failed calls that the model answered are billed too).
     total_cost_usd: Decimal,
-    /// total ÷ calls × 1,000.
+    /// total ÷ calls × 1,000; `null` when no call was billed (no receipt: $0
+    /// would be a figure nothing stands behind).
     cost_per_1000_calls_usd: Option<Decimal>,
+    /// Receipts with a line that could not be priced: `total_cost_usd` leaves those
+    /// lines out (see `unpriced_reasons`).
+    #[serde(skip_serializing_if = "is_zero")]
+    unpriced_calls: u32,
     latency_ms: Latency,
     /// Receipts per price source (`live`, `cache`, `snapshot`, `override`, `unpriced`).
     by_price_source: BTreeMap<String, u32>,
@@ -741,6 +748,8 @@ async fn run_with(
     // flight: no new call starts, and those in flight finish here, so that their
     // receipts are made before the client shuts down.
     let mut printer = Printer::new(out);
+    // Calls refused before they were sent (in `not_sent`).
+    let mut refused_calls = 0u32;
     // What first stopped new calls, other than an interrupt.
     let mut stopped_by: Option<&'static str> = None;
     while let Some(Finished { index, result }) = rx.recv().await {
@@ -766,7 +775,18 @@ async fn run_with(
             }
             continue;
         };
-        summary.calls += 1;
+        // Refused before it was sent: not a call made, but one not sent.
+        let refused = matches!(
+            result,
+            Err(sagemeter::Error::InvalidRequest(_)
+                | sagemeter::Error::BudgetExceeded { .. }
+                | sagemeter::Error::BudgetUnavailable { .. })
+        );
+        if refused {
+            refused_calls += 1;
+        } else {
+            summary.calls += 1;
+        }
         match result {
             Ok(response) => {
                 if !args.json && !response_shown {
@@ -791,7 +811,9 @@ async fn run_with(
                 }
             }
             Err(error) => {
-                summary.failed += 1;
+                if !refused {
+                    summary.failed += 1;
+                }
                 stopped_by.get_or_insert("failure");
                 let receipt = match &error {
                     sagemeter::Error::Invoke { cost, .. } => cost.as_deref(),
@@ -849,7 +871,7 @@ async fn run_with(
         None if summary.not_sent > 0 => stopped_by,
         None => None,
     };
-    if summary.calls > 0 {
+    if summary.calls > 0 && !summary.by_price_source.is_empty() {
         summary.cost_per_1000_calls_usd = Some(sagemeter::billing::round_cost(
             summary.total_cost_usd * Decimal::from(1000) / Decimal::from(summary.calls),
         ));
@@ -881,20 +903,27 @@ async fn run_with(
     match first_error {
         None => printer.failed.map_or(Ok(()), |e| Err(e.into())),
         // Rejected before sending (e.g. body over SageMaker's limit): an argument problem.
-        Some(sagemeter::Error::InvalidRequest(message)) if summary.failed == summary.calls => {
+        Some(sagemeter::Error::InvalidRequest(message)) if summary.calls == 0 => {
             Err(CliError::Usage(message))
         }
         Some(error) => {
             let first = failure::describe(&error);
+            let mut what = Vec::new();
+            if summary.failed > 0 {
+                what.push(format!(
+                    "{} of {} calls failed",
+                    summary.failed, summary.calls
+                ));
+            }
+            if refused_calls > 0 {
+                what.push(format!("{refused_calls} refused before sending"));
+            }
+            let not_sent = summary.not_sent.saturating_sub(refused_calls);
             Err(CliError::failed(format!(
-                "{} of {} calls failed{}; first failure: {first}",
-                summary.failed,
-                summary.calls,
-                if summary.calls < args.calls {
-                    format!(
-                        " ({} not sent after the failure)",
-                        args.calls - summary.calls
-                    )
+                "{}{}; first failure: {first}",
+                what.join(", "),
+                if not_sent > 0 {
+                    format!(" ({not_sent} not sent after the failure)")
                 } else {
                     String::new()
                 }
@@ -973,9 +1002,12 @@ fn add(summary: &mut Summary, latencies: &mut Vec<Duration>, cost: &Cost) {
                 .insert(format!("{}: {note}", provenance.source));
         }
     }
+    let mut unpriced = false;
     for reason in cost.unpriced_reasons() {
+        unpriced = true;
         summary.unpriced_reasons.insert(reason.to_owned());
     }
+    summary.unpriced_calls += u32::from(unpriced);
     // Accrual only grows: keep the latest.
     if let Some(accrual) = &cost.accrual
         && summary
@@ -1067,7 +1099,14 @@ fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
             usd(s.cancelled_usd.unwrap_or_default())
         )?;
     }
-    writeln!(out, "  total cost       {} USD", usd(s.total_cost_usd))?;
+    match s.unpriced_calls {
+        0 => writeln!(out, "  total cost       {} USD", usd(s.total_cost_usd))?,
+        n => writeln!(
+            out,
+            "  total cost       {} USD, without the unpriced lines of {n} call(s) (UNPRICED below)",
+            usd(s.total_cost_usd)
+        )?,
+    }
     if let Some(per_1000) = s.cost_per_1000_calls_usd {
         writeln!(out, "  per 1,000 calls  {} USD", usd(per_1000))?;
     }
