@@ -751,6 +751,9 @@ pub(crate) struct StandingRate {
     /// The share of the instances no inference component reserves (`None`: the
     /// variant hosts none, or a share is unknown).
     pub(crate) unreserved_fraction: Option<Decimal>,
+    /// The variants whose standing charges `usd_per_hour_all_instances` adds up,
+    /// when it is more than this one's ([`Accrual::standing_parts`]).
+    pub(crate) parts: Arc<[crate::billing::StandingPart]>,
 }
 
 /// The wall-clock cost of a variant's standing capacity over one call, for accrual.
@@ -1175,6 +1178,10 @@ impl Totals {
                     storage_usd: state.storage_fine_usd.map(round_cost),
                     unreserved_usd: state.unreserved_fine_usd.map(round_cost),
                     priced_from: state.priced_from.clone(),
+                    standing_parts: state
+                        .standing
+                        .as_ref()
+                        .map_or_else(|| Arc::from([]), |s| s.parts.clone()),
                 });
             }
         }
@@ -1430,6 +1437,7 @@ mod tests {
             storage_usd_per_month: None,
             storage_from: None,
             unreserved_fraction: None,
+            parts: std::sync::Arc::from([]),
         };
         let totals = Totals::default();
         let endpoint = totals.endpoint_slot("e");
@@ -1469,6 +1477,7 @@ mod tests {
             storage_usd_per_month: Some("2678.4".parse().unwrap()),
             storage_from: Some((crate::pricing::PriceOrigin::Live, None)),
             unreserved_fraction: None,
+            parts: std::sync::Arc::from([]),
         };
         let totals = Totals::default();
         let endpoint = totals.endpoint_slot("e");
@@ -1512,6 +1521,7 @@ mod tests {
             storage_usd_per_month: Some("14".parse().unwrap()),
             storage_from: Some((PriceOrigin::Cache, Some(stale.clone()))),
             unreserved_fraction: None,
+            parts: std::sync::Arc::from([]),
         };
         let totals = Totals::default();
         let endpoint = totals.endpoint_slot("e");
@@ -1654,6 +1664,7 @@ mod tests {
                 storage_usd_per_month: None,
                 storage_from: None,
                 unreserved_fraction: None,
+                parts: Arc::from([]),
             };
             (standing, Ok(rate))
         }

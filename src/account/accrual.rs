@@ -70,21 +70,31 @@ pub(super) struct Accruals {
 pub(super) struct Update {
     key: RunKey,
     run: Run,
-    class: UsageClass,
+    /// The kinds of instance time the accrual pays for, each with its share:
+    /// the receipt's own first.
+    classes: Vec<(UsageClass, Decimal)>,
     pieces: Vec<(NaiveDate, DateTime<Utc>, DateTime<Utc>, Decimal)>,
     /// Compute allocated to calls since the run's previous receipt.
     pub(super) allocated_usd: Decimal,
 }
 
+impl Update {
+    /// The receipt's own kind of instance time, which its calls were allocated.
+    pub(super) fn class(&self) -> &UsageClass {
+        &self.classes[0].0
+    }
+}
+
 impl Accruals {
-    /// What the accrual of `cost` (read from run `run`, its instance time of
-    /// `class`) adds: `accrued` and `allocated` are its running figures, each within
-    /// ±10¹². A figure below half the run's highest is a new process starting over.
+    /// What the accrual of `cost` (read from run `run`, its instance time of the
+    /// `classes`, each with its share, the receipt's own first) adds: `accrued` and
+    /// `allocated` are its running figures, each within ±10¹². A figure below half
+    /// the run's highest is a new process starting over.
     pub(super) fn update(
         &self,
         run: &str,
         cost: &Cost,
-        class: &UsageClass,
+        classes: Vec<(UsageClass, Decimal)>,
         accrued: Decimal,
         allocated: Decimal,
     ) -> Update {
@@ -113,7 +123,7 @@ impl Accruals {
             return Update {
                 key,
                 run,
-                class: class.clone(),
+                classes,
                 pieces,
                 allocated_usd,
             };
@@ -130,7 +140,7 @@ impl Accruals {
                 to,
             },
             key,
-            class: class.clone(),
+            classes,
             pieces: spread(previous.to, to, accrued_usd),
             allocated_usd,
         }
@@ -141,7 +151,7 @@ impl Accruals {
         let Update {
             key,
             run,
-            class,
+            classes,
             pieces,
             ..
         } = update;
@@ -149,7 +159,10 @@ impl Accruals {
             self.next_run += 1;
         }
         let (_, endpoint, variant) = &key;
-        for (day, from, to, usd) in pieces {
+        let pieces = pieces.into_iter().flat_map(|(day, from, to, usd)| {
+            shared_out(usd, &classes).map(move |(class, usd)| (day, from, to, class, usd))
+        });
+        for (day, from, to, class, usd) in pieces {
             let stretches = self
                 .stretches
                 .entry((day, endpoint.clone(), variant.clone(), class.clone()))
@@ -178,20 +191,24 @@ impl Accruals {
     pub(super) fn note_fleet(
         &mut self,
         cost: &Cost,
-        class: &UsageClass,
+        classes: &[(UsageClass, Decimal)],
         accrued: Decimal,
         allocated: Decimal,
     ) {
         let latency = Span::from_std(cost.usage.latency).unwrap_or(Span::zero());
         let end = cost.at.checked_add_signed(latency).unwrap_or(cost.at);
-        let key = (
-            end.date_naive(),
-            cost.endpoint.clone(),
-            cost.variant.clone(),
-            class.clone(),
-        );
-        let day = self.fleet_days.entry(key).or_default();
-        *day = (day.0.max(accrued), day.1.max(allocated));
+        for (i, (class, accrued)) in shared_out(accrued, classes).enumerate() {
+            let key = (
+                end.date_naive(),
+                cost.endpoint.clone(),
+                cost.variant.clone(),
+                class.clone(),
+            );
+            // The calls are the receipt's own variant's: its allocation is all theirs.
+            let allocated = if i == 0 { allocated } else { Decimal::ZERO };
+            let day = self.fleet_days.entry(key).or_default();
+            *day = (day.0.max(accrued), day.1.max(allocated));
+        }
     }
 
     /// Instance time accrued per day, endpoint and kind of instance time: each
@@ -225,6 +242,24 @@ impl Accruals {
         }
         days
     }
+}
+
+/// `usd` shared out over `classes` by their shares, to the last digit: the
+/// receipt's own class takes what rounding leaves.
+fn shared_out<'a>(
+    usd: Decimal,
+    classes: &'a [(UsageClass, Decimal)],
+) -> impl Iterator<Item = (&'a UsageClass, Decimal)> + 'a {
+    let others: Vec<Decimal> = classes
+        .iter()
+        .skip(1)
+        .map(|(_, share)| (usd * share).round_dp(20))
+        .collect();
+    let own = usd - others.iter().copied().sum::<Decimal>();
+    classes
+        .iter()
+        .map(|(class, _)| class)
+        .zip(std::iter::once(own).chain(others))
 }
 
 /// Whether `cost` is its process's first call on its variant: the running

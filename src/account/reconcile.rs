@@ -37,6 +37,7 @@ use super::bill::{self, Bill};
 use super::error::{AccountError, from_sdk};
 use super::usage_class::UsageClass;
 use crate::billing::{Cost, LinePrice, round_cost};
+use crate::endpoint::VariantBilling;
 use crate::ledger::{LedgerReader, RolledFileName, TornTail, rolling_dir_of};
 use crate::report::UNTAGGED;
 use chrono::{Datelike, Months, NaiveDate, Utc};
@@ -415,13 +416,19 @@ impl Metered {
         if let (Some(accrual), Some(class)) = (&cost.accrual, compute_class) {
             let accrued = figure("an accrual", accrual.accrued_usd)?;
             let allocated = figure("an allocation", accrual.allocated_usd)?;
+            for part in accrual.standing_parts.iter() {
+                figure("a standing rate", part.usd_per_hour)?;
+            }
+            let shares = standing_shares(&class, accrual);
             if cost.running_fleet_usd.is_some() {
                 // A fleet's figures are every process's: the day's highest, not a
                 // run's increments (see `accrual`).
-                fleet_accrual = Some((class, accrued, allocated));
+                fleet_accrual = Some((shares, accrued, allocated));
             } else {
-                let update = self.accruals.update(run, cost, &class, accrued, allocated);
-                let cell = cells.get_mut(&class).ok_or_else(|| overflow("accrual"))?;
+                let update = self.accruals.update(run, cost, shares, accrued, allocated);
+                let cell = cells
+                    .get_mut(update.class())
+                    .ok_or_else(|| overflow("accrual"))?;
                 cell.allocated_usd = sum(
                     cell.allocated_usd,
                     update.allocated_usd,
@@ -449,8 +456,8 @@ impl Metered {
         if let Some(update) = accrual_update {
             self.accruals.apply(update);
         }
-        if let Some((class, accrued, allocated)) = fleet_accrual {
-            self.accruals.note_fleet(cost, &class, accrued, allocated);
+        if let Some((shares, accrued, allocated)) = fleet_accrual {
+            self.accruals.note_fleet(cost, &shares, accrued, allocated);
         }
         Ok(())
     }
@@ -1033,6 +1040,48 @@ impl Account {
             ));
         }
     }
+}
+
+/// The kinds of instance time an accrual of `class` pays for, each with its share
+/// of it: `class` alone, or when it adds up variants billed alongside (a shadow
+/// variant, a deployment's new fleet), each one's class (its instance type, as
+/// AWS bills it) with its share of the standing rate, this variant's first.
+fn standing_shares(
+    class: &UsageClass,
+    accrual: &crate::billing::Accrual,
+) -> Vec<(UsageClass, Decimal)> {
+    let alone = || vec![(class.clone(), Decimal::ONE)];
+    let Some((_, others)) = accrual.standing_parts.split_first() else {
+        return alone();
+    };
+    let total: Decimal = accrual.standing_parts.iter().map(|p| p.usd_per_hour).sum();
+    if total <= Decimal::ZERO
+        || accrual
+            .standing_parts
+            .iter()
+            .any(|p| p.usd_per_hour < Decimal::ZERO)
+    {
+        return alone();
+    }
+    let share = |usd: Decimal| (usd / total).round_dp(20);
+    let mut shares = vec![(class.clone(), share(accrual.standing_parts[0].usd_per_hour))];
+    for part in others {
+        let of = match &part.billing {
+            VariantBilling::Instance { instance_type, .. } => match class {
+                UsageClass::AsyncInference { .. } => UsageClass::AsyncInference {
+                    instance_type: instance_type.clone(),
+                },
+                _ => UsageClass::Hosting {
+                    instance_type: instance_type.clone(),
+                },
+            },
+            VariantBilling::Serverless { memory_mb, .. } => UsageClass::ProvisionedConcurrency {
+                memory_gb: memory_mb / 1024,
+            },
+        };
+        shares.push((of, share(part.usd_per_hour)));
+    }
+    shares
 }
 
 /// How long after its end a day's usage may still be reaching Cost Explorer

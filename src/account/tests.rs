@@ -1280,6 +1280,85 @@ async fn each_day_is_valued_at_its_own_on_demand_rate_across_a_price_change() {
 }
 
 #[tokio::test]
+async fn a_shadow_variants_instance_time_is_filed_under_its_own_instance_type() {
+    // `rt` serves from 1 × ml.g5.xlarge ($1.408/h) and shadows to 1 ×
+    // ml.g5.12xlarge ($7.09/h): the accrual pays for both, $8.498/h, and AWS
+    // bills each under its own usage type. Over the day between the receipts:
+    // 24 h × 8.498 = 203.952 accrued, of it 24 × 1.408 = 33.792 and 24 × 7.09 =
+    // 170.16.
+    let receipt = |id: &str, at: &str, accrued: &str, allocated: &str| -> crate::billing::Cost {
+        serde_json::from_value(serde_json::json!({
+            "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
+            "billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
+            "allocation": "processor_sharing",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": 1000, "bytes_in": 0,
+                      "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+            "lines": [{"item": "compute", "quantity": "0.0000710227", "unit": "instance_hours",
+                "price": {"status": "priced", "usd_per_unit": "1.408", "cost_usd": "0.0001",
+                          "provenance": {"source": "live", "sku": null, "effective_date": null,
+                                         "fetched_at": null, "note": null}}}],
+            "cost_usd": "0.0001", "currency": "USD", "region": "us-east-1",
+            "running_client_usd": "0", "running_endpoint_usd": "0",
+            "accrual": {"accrued_usd": accrued, "allocated_usd": allocated, "utilisation": null,
+                "standing_parts": [
+                    {"billing": {"kind": "instance", "instance_type": "ml.g5.xlarge",
+                                 "instance_count": 1}, "usd_per_hour": "1.408"},
+                    {"billing": {"kind": "instance", "instance_type": "ml.g5.12xlarge",
+                                 "instance_count": 1}, "usd_per_hour": "7.09"}]}
+        }))
+        .unwrap()
+    };
+    let mut metered = Metered::new("us-east-1");
+    metered
+        .add(
+            "calls.jsonl",
+            &receipt("a", "2026-11-29T00:00:00Z", "10", "0.0001"),
+        )
+        .unwrap();
+    metered
+        .add(
+            "calls.jsonl",
+            &receipt("b", "2026-11-29T23:59:59.999Z", "213.952", "0.0002"),
+        )
+        .unwrap();
+    let bill = billed_days(&[
+        (
+            "2026-11-29",
+            false,
+            "USE1-Host:ml.g5.xlarge",
+            "33.792",
+            "24",
+        ),
+        (
+            "2026-11-29",
+            false,
+            "USE1-Host:ml.g5.12xlarge",
+            "170.16",
+            "24",
+        ),
+    ]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    let r = account(&[], &[], &[&bill])
+        .reconcile(&metered, &options)
+        .await
+        .unwrap();
+    let row = |class: &str| r.rows.iter().find(|row| row.group == class).unwrap();
+    // The shadow's day is all idle instance time: nothing outside, nothing unexplained.
+    let shadow = row("Host:ml.g5.12xlarge");
+    assert_eq!(shadow.parts.idle_instance_usd, Decimal::new(17016, 2));
+    assert_eq!(shadow.parts.outside_usd, Decimal::ZERO);
+    assert_eq!(shadow.parts.unexplained_usd, Decimal::ZERO);
+    // The served variant: 33.792 accrued, 0.0001 of it allocated since the
+    // first receipt (idle 33.7919); metered 0.0002 (both receipts): 0.0001
+    // more than 24 h at list price, the meter's own rounding.
+    let served = row("Host:ml.g5.xlarge");
+    assert_eq!(served.parts.idle_instance_usd, Decimal::new(337919, 4));
+    assert_eq!(served.parts.unexplained_usd, Decimal::new(-1, 4));
+    assert_eq!(r.days[0].verdict, Verdict::Explained);
+}
+
+#[tokio::test]
 async fn an_estimated_day_is_judged_once_its_usage_is_in_not_when_the_month_closes() {
     // Cost Explorer marks every day of a month whose bill is not final
     // `Estimated`. Now is 2026-12-02 12:00 UTC: 11-29 ended 60 h ago (judged),

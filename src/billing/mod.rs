@@ -23,7 +23,7 @@ pub(crate) use component::{
 pub(crate) use receipt::is_settlement;
 pub use receipt::{
     Accrual, AccrualCharge, AccrualSource, Cost, CostLine, LineItem, LinePrice, QuantityUnit,
-    SettledBefore, SettledBy,
+    SettledBefore, SettledBy, StandingPart,
 };
 pub(crate) use receipt::{BEYOND_PROVISIONED_NOTE_END, INTERCEPTOR_NOTE, SETTLEMENT_NOTE, amount};
 

@@ -159,10 +159,45 @@ pub struct Accrual {
     /// call does not allocate it.
     #[serde(default, skip_serializing_if = "no_sources")]
     pub priced_from: Arc<[AccrualSource]>,
+    /// When `accrued_usd` also pays for variants billed alongside this one, which
+    /// serve no caller's call (a shadow variant, a deployment's new fleet): its
+    /// standing charges at their latest rates, this variant's own first. AWS
+    /// bills each under its own usage type (`Host:<instance type>`), and a
+    /// reconciliation files each part of the accrual under its own. Empty when
+    /// the accrual is this variant's alone.
+    #[serde(default, skip_serializing_if = "no_parts")]
+    pub standing_parts: Arc<[StandingPart]>,
 }
 
 fn no_sources(sources: &Arc<[AccrualSource]>) -> bool {
     sources.is_empty()
+}
+
+fn no_parts(parts: &Arc<[StandingPart]>) -> bool {
+    parts.is_empty()
+}
+
+/// One variant's standing charge in an [`Accrual`] that adds up several
+/// ([`Accrual::standing_parts`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandingPart {
+    /// How AWS bills the variant.
+    pub billing: VariantBilling,
+    /// What its standing capacity costs an hour: instances × the hourly rate, or
+    /// provisioned concurrency × the per-second rate × 3,600.
+    #[serde(serialize_with = "amount::serialize")]
+    pub usd_per_hour: Decimal,
+}
+
+impl StandingPart {
+    /// `billing`'s standing charge of `usd_per_hour`.
+    pub fn new(billing: VariantBilling, usd_per_hour: Decimal) -> Self {
+        StandingPart {
+            billing,
+            usd_per_hour,
+        }
+    }
 }
 
 impl Accrual {

@@ -179,6 +179,11 @@ pub(crate) struct VariantRates {
     /// The share of the variant's instances no component reserves, when it hosts
     /// components and every share is known.
     pub unreserved_fraction: Option<Decimal>,
+    /// How the variant is billed (its own part of `standing_parts`).
+    pub billing: VariantBilling,
+    /// When variants billed alongside add to `standing_usd_per_hour`: each
+    /// one's standing charge, this variant's first (empty otherwise).
+    pub standing_parts: Vec<crate::billing::StandingPart>,
     pub totals: VariantSlot,
 }
 
@@ -206,6 +211,7 @@ impl VariantRates {
             storage_usd_per_month: self.storage_usd_per_month,
             storage_from: self.storage_from.clone(),
             unreserved_fraction: self.unreserved_fraction,
+            parts: self.standing_parts.as_slice().into(),
         })
     }
 
@@ -315,6 +321,8 @@ impl VariantRates {
             storage_unpriced,
             components,
             unreserved_fraction: unreserved,
+            billing: variant.billing.clone(),
+            standing_parts: Vec::new(),
             totals,
         }
     }
@@ -339,6 +347,16 @@ impl VariantRates {
             };
         };
         let own = self.standing_usd_per_hour;
+        if self.standing_parts.is_empty() {
+            self.standing_parts.push(crate::billing::StandingPart::new(
+                self.billing.clone(),
+                own.unwrap_or_default(),
+            ));
+        }
+        self.standing_parts.push(crate::billing::StandingPart::new(
+            extra.billing.clone(),
+            extra_usd_per_hour,
+        ));
         if let (Some(fraction), Some(own)) = (self.unreserved_fraction, own) {
             let all = own + extra_usd_per_hour;
             self.unreserved_fraction = Some(if all.is_zero() {
@@ -1682,6 +1700,10 @@ impl Meter {
                         unreserved_usd: recorded.accrual.as_ref().and_then(|a| a.unreserved_usd),
                         priced_from: f
                             .priced_from(recorded.accrual.as_ref().map(|a| &a.priced_from)),
+                        standing_parts: recorded
+                            .accrual
+                            .as_ref()
+                            .map_or_else(|| Arc::from([]), |a| a.standing_parts.clone()),
                     }),
                     None => recorded.accrual,
                 };

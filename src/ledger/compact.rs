@@ -32,7 +32,7 @@
 use super::line;
 use crate::billing::{
     Accrual, AccrualCharge, AccrualSource, Allocation, Cost, CostLine, LineItem, LinePrice,
-    QuantityUnit, checked_mul_round_dp, gigabytes,
+    QuantityUnit, StandingPart, checked_mul_round_dp, gigabytes,
 };
 use crate::endpoint::VariantBilling;
 use crate::pricing::{PriceOrigin, Provenance};
@@ -311,6 +311,7 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
                 storage_usd,
                 unreserved_usd,
                 priced_from,
+                standing_parts,
             } = accrual;
             out.extend_from_slice(b",\"ac\":{\"a\":");
             line::decimal(out, accrued_usd);
@@ -352,6 +353,12 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
                     }
                 }
                 out.push(b']');
+            }
+            // Rare (a shadow variant, a deployment under way): written out whole.
+            if !standing_parts.is_empty() {
+                out.extend_from_slice(b",\"sp\":");
+                // Serializing decimals, strings and numbers into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, &**standing_parts);
             }
             out.push(b'}');
         }
@@ -652,6 +659,7 @@ fn receipt(line: Line<'_>, defs: &Definitions) -> serde_json::Result<Cost> {
                 .map(|entry| entry.resolve(defs))
                 .collect::<Result<Vec<_>, _>>()?
                 .into(),
+            standing_parts: ac.sp.into(),
         }),
         None => None,
     };
@@ -967,6 +975,9 @@ struct AccrualV2 {
     /// `priced_from` (absent in lines written before accruals carried it).
     #[serde(default)]
     o: Vec<OriginEntry>,
+    /// `standing_parts` (absent unless variants are billed alongside).
+    #[serde(default)]
+    sp: Vec<StandingPart>,
 }
 
 /// One entry of an accrual's `o`: the id of an `origin` definition, or the

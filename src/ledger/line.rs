@@ -270,6 +270,7 @@ pub(super) fn write_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
         storage_usd,
         unreserved_usd,
         priced_from,
+        standing_parts,
     } = accrual;
     out.extend_from_slice(b"{\"accrued_usd\":");
     decimal(out, accrued_usd);
@@ -288,6 +289,11 @@ pub(super) fn write_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
     if !priced_from.is_empty() {
         out.extend_from_slice(b",\"priced_from\":");
         accrual_sources(out, priced_from);
+    }
+    if !standing_parts.is_empty() {
+        out.extend_from_slice(b",\"standing_parts\":");
+        // Serializing decimals, strings and numbers into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &**standing_parts);
     }
     out.push(b'}');
 }
@@ -502,6 +508,12 @@ mod tests {
             "accrual": {"accrued_usd": "0.000000313503", "allocated_usd": "0.000000308903",
                         "utilisation": "0.985327", "storage_usd": "0.000000002",
                         "unreserved_usd": "0.00000015",
+                        "standing_parts": [
+                            {"billing": {"kind": "instance", "instance_type": "ml.g5.xlarge",
+                                         "instance_count": 2}, "usd_per_hour": "2.816"},
+                            {"billing": {"kind": "serverless", "memory_mb": 2048,
+                                         "provisioned_concurrency": 3}, "usd_per_hour": "0.9"}
+                        ],
                         "priced_from": [
                             {"charge": "capacity", "price_source": "snapshot",
                              "note": "primary \"failed\"\n\t東京 \u{1}"},

@@ -68,6 +68,12 @@ fn every_field() -> Vec<Cost> {
             "accrual": {"accrued_usd": "0.000000313503", "allocated_usd": "0.000000308903",
                         "utilisation": "0.985327", "storage_usd": "0.000001",
                         "unreserved_usd": "0.0000001",
+                        "standing_parts": [
+                            {"billing": {"kind": "instance", "instance_type": "ml.g5.xlarge",
+                                         "instance_count": 2}, "usd_per_hour": "2.816"},
+                            {"billing": {"kind": "serverless", "memory_mb": 2048,
+                                         "provisioned_concurrency": 3}, "usd_per_hour": "0.9"}
+                        ],
                         "priced_from": [
                             {"charge": "capacity", "price_source": "snapshot",
                              "note": "primary \"failed\"\n東京"},

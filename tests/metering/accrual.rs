@@ -507,6 +507,27 @@ async fn a_shadow_variants_instances_are_accrued_with_its_production_variant_not
     // not 2 × $1.408 = $2.816 with the shadow's hour left out.
     let accrual = next.accrual.clone().expect("an accrual");
     assert_eq!(accrual.accrued_usd, dec("9.906"));
+    // Each part as AWS bills it, under its own instance type: the production
+    // variant's $2.816/h first, then the shadow's $7.09/h.
+    let parts: Vec<(String, rust_decimal::Decimal)> = accrual
+        .standing_parts
+        .iter()
+        .map(|p| match &p.billing {
+            sagemeter::endpoint::VariantBilling::Instance { instance_type, .. } => {
+                (instance_type.clone(), p.usd_per_hour)
+            }
+            other => panic!("an instance variant: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            ("ml.g5.xlarge".to_owned(), dec("2.816")),
+            ("ml.g5.12xlarge".to_owned(), dec("7.09"))
+        ]
+    );
+    // The first receipt's accrual is split the same way.
+    assert_eq!(first.accrual.as_ref().unwrap().standing_parts.len(), 2);
 }
 
 #[tokio::test]

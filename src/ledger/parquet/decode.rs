@@ -6,7 +6,7 @@
 
 use super::decimal::{Scales, from_money};
 use super::schema::{MONEY_SCALE, SCALED_AMOUNTS, col, line};
-use crate::billing::{Accrual, AccrualSource, Cost, CostLine, LinePrice};
+use crate::billing::{Accrual, AccrualSource, Cost, CostLine, LinePrice, StandingPart};
 use crate::endpoint::VariantBilling;
 use crate::pricing::Provenance;
 use crate::usage::Usage;
@@ -198,6 +198,8 @@ struct Receipts<'a> {
     amount_scales: Option<&'a Int64Array>,
     /// Absent in files written before accruals carried where their rates came from.
     accrual_priced_from: Option<&'a StringArray>,
+    /// Absent in files written before accruals carried standing parts.
+    accrual_standing_parts: Option<&'a StringArray>,
 }
 
 /// The fields of the `lines` elements.
@@ -314,6 +316,13 @@ impl<'a> Receipts<'a> {
                 Some(_) => Some(top(batch, col::ACCRUAL_PRICED_FROM)?),
                 None => None,
             },
+            accrual_standing_parts: match batch
+                .schema()
+                .column_with_name(col::ACCRUAL_STANDING_PARTS)
+            {
+                Some(_) => Some(top(batch, col::ACCRUAL_STANDING_PARTS)?),
+                None => None,
+            },
         })
     }
 
@@ -347,6 +356,14 @@ impl<'a> Receipts<'a> {
                 unreserved_usd: amount_at(8)?,
                 priced_from: match self.accrual_priced_from.and_then(|c| opt_text(c, i)) {
                     Some(json) => accrual_sources(json)?.into(),
+                    None => Default::default(),
+                },
+                standing_parts: match self.accrual_standing_parts.and_then(|c| opt_text(c, i)) {
+                    Some(json) => serde_json::from_str::<Vec<StandingPart>>(json)
+                        .map_err(|e| {
+                            format!("`{}` does not read: {e}", col::ACCRUAL_STANDING_PARTS)
+                        })?
+                        .into(),
                     None => Default::default(),
                 },
             }),

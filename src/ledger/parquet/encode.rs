@@ -139,6 +139,8 @@ pub(crate) struct Columns {
     accrual_priced_from: StringBuilder,
     /// Reused per receipt for `accrual_priced_from`.
     priced_from_text: Vec<u8>,
+    /// The accrual's `standing_parts`, as JSON (null when empty).
+    accrual_standing_parts: StringBuilder,
     tag_offsets: Vec<i32>,
     tag_keys: StringBuilder,
     tag_values: StringBuilder,
@@ -238,6 +240,7 @@ impl Default for Columns {
             unreserved_usd: money_builder(),
             accrual_priced_from: StringBuilder::new(),
             priced_from_text: Vec::new(),
+            accrual_standing_parts: StringBuilder::new(),
             tag_offsets: vec![0],
             tag_keys: StringBuilder::new(),
             tag_values: StringBuilder::new(),
@@ -314,6 +317,7 @@ impl Columns {
                 storage_usd,
                 unreserved_usd,
                 priced_from: _,
+                standing_parts: _,
             }) => (
                 Some(money(accrued_usd, "accrued_usd")?),
                 Some(money(allocated_usd, "allocated_usd")?),
@@ -430,6 +434,14 @@ impl Columns {
             }
             _ => self.accrual_priced_from.append_null(),
         }
+        match accrual.as_ref().map(|a| &a.standing_parts) {
+            Some(parts) if !parts.is_empty() => {
+                let text = serde_json::to_string(&**parts)
+                    .map_err(|e| Unencodable(format!("`standing_parts` does not write: {e}")))?;
+                self.accrual_standing_parts.append_value(text);
+            }
+            _ => self.accrual_standing_parts.append_null(),
+        }
         self.currency.append_value(currency);
         self.region.append_option(region.as_deref());
 
@@ -539,6 +551,7 @@ impl Columns {
             finish(&mut self.storage_usd),
             finish(&mut self.unreserved_usd),
             finish(&mut self.accrual_priced_from),
+            finish(&mut self.accrual_standing_parts),
             Arc::new(tags),
             Arc::new(notes),
             finish(&mut self.amount_scales),
