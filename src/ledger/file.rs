@@ -822,15 +822,32 @@ fn repair_torn_tail(file: &mut File, len: u64, path: &Path) -> io::Result<u64> {
             break pos + i as u64 + 1;
         }
     };
+    // The zeros a power loss can leave at the end (the file's size reached the
+    // disk, the data written last did not) are no part of the line.
+    let mut end = len;
+    while end > line_start {
+        let step = (end - line_start).min(TAIL_CHUNK as u64);
+        let chunk = &mut chunk[..step as usize];
+        file.seek(SeekFrom::Start(end - step))?;
+        file.read_exact(chunk)?;
+        match chunk.iter().rposition(|&b| b != 0) {
+            Some(i) => {
+                end = end - step + i as u64 + 1;
+                break;
+            }
+            None => end -= step,
+        }
+    }
     let tail_len = len - line_start;
     file.seek(SeekFrom::Start(line_start))?;
-    let tail = io::BufReader::new((&*file).take(tail_len));
-    if serde_json::from_reader::<_, serde::de::IgnoredAny>(tail).is_ok() {
-        // Complete record, only its newline is missing.
+    let tail = io::BufReader::new((&*file).take(end - line_start));
+    if end > line_start && serde_json::from_reader::<_, serde::de::IgnoredAny>(tail).is_ok() {
+        // Complete record, only its newline is missing (and zeros cut after it).
+        file.set_len(end)?;
         file.write_all(b"\n")?;
-        tracing::warn!(target: "sagemeter", path = %path.display(),
+        tracing::warn!(target: "sagemeter", path = %path.display(), zeros = len - end,
             "ledger's last record had no newline (interrupted write): added it");
-        return Ok(len + 1);
+        return Ok(end + 1);
     }
     file.set_len(line_start)?;
     tracing::warn!(target: "sagemeter", path = %path.display(), bytes = tail_len,

@@ -23,6 +23,19 @@ pub(crate) fn line_too_long() -> serde_json::Error {
     ))
 }
 
+/// A last line (no newline after it) less the zeros a power loss can leave at a
+/// file's end (its size reached the disk, the data written last did not), and
+/// less surrounding whitespace; `None` when it ends in no zero. The writer cuts
+/// them before it appends ([`JsonlLedger::open`](super::JsonlLedger::open)), and
+/// readers read what is before them as a last line.
+pub(crate) fn before_zero_tail(text: &[u8]) -> Option<&[u8]> {
+    if text.last() != Some(&0) {
+        return None;
+    }
+    let kept = text.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    Some(text[..kept].trim_ascii())
+}
+
 /// A last line cut short by a crash, skipped by the reader.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -232,6 +245,20 @@ impl<R: BufRead> LedgerReader<R> {
         }
     }
 
+    /// The last line, `read` bytes at `offset`, skipped as torn (said in a WARN).
+    fn torn(&self, offset: u64, read: usize) -> TornTail {
+        let torn = TornTail {
+            line: self.line,
+            offset,
+            bytes: read as u64,
+        };
+        tracing::warn!(target: "sagemeter", path = %self.path.display(),
+            line = torn.line, bytes = torn.bytes,
+            "skipped a torn last line of the ledger (an interrupted write); \
+             every record before it was read");
+        torn
+    }
+
     /// The torn last line skipped, once the iteration has reached it.
     pub fn torn_tail(&self) -> Option<&TornTail> {
         self.torn_tail.as_ref()
@@ -269,8 +296,20 @@ impl<R: BufRead> LedgerReader<R> {
                     source: line_too_long().into(),
                 }));
             }
-            let text = self.buf.trim_ascii();
+            let mut text = self.buf.trim_ascii();
+            let zeros = match complete {
+                true => None,
+                false => before_zero_tail(text),
+            };
+            if let Some(before) = zeros {
+                text = before;
+            }
             if text.is_empty() {
+                if zeros.is_some() {
+                    // Only zeros: whatever was written there never reached the disk.
+                    self.torn_tail = Some(self.torn(offset, read));
+                    return None;
+                }
                 continue;
             }
             let parsed = check_version(text)
@@ -296,16 +335,7 @@ impl<R: BufRead> LedgerReader<R> {
                 Ok(None) => continue, // a definition
                 Err(LedgerError::Corrupt { source, .. }) if !complete && source.is_eof() => {
                     // No newline: this was the last line, and its write was cut short.
-                    let torn = TornTail {
-                        line: self.line,
-                        offset,
-                        bytes: read as u64,
-                    };
-                    tracing::warn!(target: "sagemeter", path = %self.path.display(),
-                        line = torn.line, bytes = torn.bytes,
-                        "skipped a torn last line of the ledger (an interrupted write); \
-                         every record before it was read");
-                    self.torn_tail = Some(torn);
+                    self.torn_tail = Some(self.torn(offset, read));
                     None
                 }
                 Err(LedgerError::Corrupt { path, source, .. }) if !self.read_any => {
@@ -458,6 +488,30 @@ mod tests {
                 bytes: 40
             })
         );
+    }
+
+    /// A power loss can leave zeros where the last writes were (the file's size
+    /// reached the disk, their data did not): the reader skips them as the
+    /// writer cuts them, and reads what is before them as a last line.
+    #[test]
+    fn zeros_at_the_end_are_a_torn_tail_and_what_is_before_them_a_last_line() {
+        let zeros = "\0".repeat(4096);
+        let torn = &RECORD[..40];
+        for (text, records, tail_bytes) in [
+            (format!("{RECORD}\n{RECORD}\n{zeros}"), 2, Some(4096)),
+            (
+                format!("{RECORD}\n{RECORD}\n{torn}{zeros}"),
+                2,
+                Some(40 + 4096),
+            ),
+            (format!("{RECORD}\n{RECORD}{zeros}"), 2, None),
+            (zeros.clone(), 0, Some(4096)),
+        ] {
+            let (items, tail) = read(&text);
+            assert_eq!(items.len(), records, "{:?}", &text[..text.len().min(50)]);
+            assert!(items.iter().all(Result::is_ok), "{items:?}");
+            assert_eq!(tail.map(|t| t.bytes), tail_bytes);
+        }
     }
 
     #[test]

@@ -14,8 +14,8 @@
 
 use super::{ReportBuilder, ReportError, ReportOptions};
 use crate::ledger::{
-    Definitions, LedgerError, LineError, MAX_LINE_BYTES, RECEIPT_PREFIX, TornTail, line_too_long,
-    read_record, report_row,
+    Definitions, LedgerError, LineError, MAX_LINE_BYTES, RECEIPT_PREFIX, TornTail,
+    before_zero_tail, line_too_long, read_record, report_row,
 };
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -257,6 +257,17 @@ fn fill(file: &mut impl Read, bytes: &mut Vec<u8>, block: usize) -> std::io::Res
     }
 }
 
+/// The last line of `path`, line `line` of `bytes` at `offset`, skipped as torn
+/// (said in a WARN).
+fn torn_tail(path: &Path, line: u64, offset: u64, bytes: usize) -> TornTail {
+    let tail = TornTail::new(line, offset, bytes as u64);
+    tracing::warn!(target: "sagemeter", path = %path.display(),
+        line = tail.line, bytes = tail.bytes,
+        "skipped a torn last line of the ledger (an interrupted write); \
+         every record before it was read");
+    tail
+}
+
 /// Adds the definitions written in `bytes` to `defs`, in the order written: a
 /// line naming a definition's key (`"context"`, `"price"`, `"origin"`), however
 /// spaced or ordered (a ledger rewritten by a JSON tool), that is not a receipt.
@@ -349,8 +360,19 @@ fn read_block(
         line += 1;
         let line_offset = offset;
         offset += text.len() as u64;
-        let trimmed = text.trim_ascii();
+        let mut trimmed = text.trim_ascii();
+        let zeros = match complete {
+            true => None,
+            false => before_zero_tail(trimmed),
+        };
+        if let Some(before) = zeros {
+            trimmed = before;
+        }
         if trimmed.is_empty() {
+            if zeros.is_some() {
+                // Only zeros: whatever was written there never reached the disk.
+                return Ok(Some(torn_tail(path, line, line_offset, text.len())));
+            }
             continue;
         }
         let read = if trimmed.starts_with(RECEIPT_PREFIX) {
@@ -368,12 +390,7 @@ fn read_block(
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err((line, e.in_ledgers(&[path.to_owned()], Some(line)))),
             Err(LineError::Corrupt(source)) if !complete && source.is_eof() => {
-                let tail = TornTail::new(line, line_offset, text.len() as u64);
-                tracing::warn!(target: "sagemeter", path = %path.display(),
-                    line = tail.line, bytes = tail.bytes,
-                    "skipped a torn last line of the ledger (an interrupted write); \
-                     every record before it was read");
-                return Ok(Some(tail));
+                return Ok(Some(torn_tail(path, line, line_offset, text.len())));
             }
             Err(LineError::Corrupt(source)) if first_of_file => {
                 let e = LedgerError::NotALedger {
@@ -509,6 +526,27 @@ mod tests {
                 expected,
                 "blocks of {block}"
             );
+        }
+    }
+
+    /// Zeros a power loss left at the end are skipped as the writer cuts them:
+    /// the report is that of the receipts before them, with a torn tail.
+    #[test]
+    fn zeros_at_the_end_are_a_torn_tail_not_a_damaged_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.jsonl");
+        let written = ledger(&path, 40);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut file, &[0u8; 4096]).unwrap();
+        drop(file);
+        let expected = summarize(&written, &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+        for block in [1_000, BLOCK] {
+            let report = report(&path, GroupBy::Endpoint, block).unwrap();
+            assert_eq!(report.total, expected.total, "blocks of {block}");
+            assert_eq!(report.torn_tails, 1, "blocks of {block}");
         }
     }
 

@@ -405,6 +405,29 @@ async fn reopening_after_a_crash_cuts_the_torn_line_so_new_records_follow_whole_
     assert_eq!(ids, [&receipts[0].call_id, &receipts[1].call_id, "c99"]);
 }
 
+/// A power loss can leave zeros where the last writes were: reopening cuts
+/// them, keeps a record before them whole (adding its newline) and cuts a torn
+/// one, so that new records follow whole lines.
+#[tokio::test]
+async fn reopening_after_a_power_loss_cuts_the_zeros_and_keeps_the_records_before_them() {
+    for (cut, expected) in [(1, vec!["c0", "c1", "c7"]), (30, vec!["c0", "c7"])] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.jsonl");
+        write_receipts(&path, 2).await;
+        let len = fs::metadata(&path).unwrap().len();
+        crate::support::cut_to(&path, len - cut);
+        let mut file = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut file, &vec![0u8; 100_000]).unwrap();
+        drop(file);
+        let ledger = JsonlLedger::open(&path).unwrap();
+        ledger.try_record(&receipt(7)).unwrap();
+        ledger.shutdown().await.unwrap();
+        let read = read_all(&path).unwrap();
+        assert!(read.torn_tail.is_none(), "cut {cut}");
+        assert_eq!(call_ids(&path), expected, "cut {cut}");
+    }
+}
+
 #[tokio::test]
 async fn reopening_completes_a_last_record_that_only_lost_its_newline() {
     let dir = tempfile::tempdir().unwrap();
