@@ -765,15 +765,23 @@ pub(crate) fn report_row<'a>(
     Ok(report_row)
 }
 
-/// The members of a receipt line a report reads (the others are skipped).
+/// The members of a receipt line a report reads (the others are skipped, those
+/// the full reader requires checked for).
 #[derive(Deserialize)]
 struct ReceiptRow<'a> {
+    #[serde(rename = "id")]
+    _id: IgnoredAny,
+    #[serde(rename = "rc")]
+    _rc: IgnoredAny,
+    #[serde(rename = "re")]
+    _re: IgnoredAny,
     c: u32,
     at: At,
     lat: u64,
     tin: Option<u64>,
     tout: Option<u64>,
     outcome: Option<Outcome>,
+    #[serde(default)]
     l: AllPriced,
     cost: Decimal,
     #[serde(borrow)]
@@ -794,6 +802,16 @@ struct AccrualSources {
 struct AllPriced {
     all_priced: bool,
     ids: Option<PriceIds>,
+}
+
+/// No lines (absent `l`): all priced, none referred to.
+impl Default for AllPriced {
+    fn default() -> Self {
+        AllPriced {
+            all_priced: true,
+            ids: Some(PriceIds::default()),
+        }
+    }
 }
 
 /// The most line references a receipt's fast read keeps (a receipt has a few:
@@ -880,7 +898,15 @@ impl<'de> Deserialize<'de> for Priced {
                 let id = seq
                     .next_element::<u32>()?
                     .ok_or_else(|| de::Error::custom("a line reference has no price id"))?;
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                // [id, quantity, cost], as the full reader takes it.
+                for _ in 0..2 {
+                    if seq.next_element::<IgnoredAny>()?.is_none() {
+                        break;
+                    }
+                }
+                if seq.next_element::<IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom("a line reference has more than 3 members"));
+                }
                 Ok(Priced {
                     priced: true,
                     id: Some(id),

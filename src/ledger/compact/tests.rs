@@ -382,6 +382,34 @@ fn an_accrual_line_written_before_it_carried_sources_reads_with_none() {
     assert!(row.accrual_priced_from.is_empty());
 }
 
+/// A report reads receipt lines fast, without building them: it takes the lines
+/// the full reader takes (`read_all`, `ledger convert`), and refuses the ones
+/// it refuses, so that a report and a conversion of one file never disagree.
+#[test]
+fn the_reports_fast_read_takes_the_lines_the_full_reader_takes() {
+    let context = br#"{"v":2,"context":0,"endpoint":"e","variant":"AllTraffic","billing":null,"allocation":"processor_sharing","currency":"USD","region":"us-east-1","operation":"InvokeEndpoint","usage_variant":null}"#;
+    let price = br#"{"v":2,"price":1,"item":"compute","unit":"calls","usd_per_unit":"0.001","source":"live","sku":null,"effective_date":null,"fetched_at":null,"note":null}"#;
+    let whole = r#"{"v":2,"c":0,"id":"x","at":1796169334014650925,"lat":1,"l":[[1,"1","0.001"]],"cost":"0.001","rc":"0.001","re":"0.001"}"#;
+    let cases = [
+        (whole.to_owned(), true),
+        // No lines at all: the full reader takes none.
+        (whole.replace(r#""l":[[1,"1","0.001"]],"#, ""), true),
+        (whole.replace(r#""id":"x","#, ""), false),
+        (whole.replace(r#","rc":"0.001""#, ""), false),
+        (whole.replace(r#","re":"0.001""#, ""), false),
+        (whole.replace(r#"[1,"1","0.001"]"#, r#"[1,"1","0.001","extra"]"#), false),
+    ];
+    for (line, takes) in cases {
+        let mut defs = Definitions::default();
+        read_line(context, &mut defs).unwrap();
+        read_line(price, &mut defs).unwrap();
+        let full = read_line(line.as_bytes(), &mut defs.clone());
+        assert_eq!(full.is_ok(), takes, "full reader: {line}: {full:?}");
+        let fast = report_row(line.as_bytes(), &defs, &GroupBy::Endpoint);
+        assert_eq!(fast.is_ok(), takes, "report: {line}");
+    }
+}
+
 #[test]
 fn a_reference_to_an_undefined_price_or_context_is_corruption_naming_it() {
     let costs = [typical(1, 2_048)];
