@@ -529,6 +529,8 @@ pub(crate) struct Definitions {
     contexts: HashMap<u32, ContextDef>,
     /// Where accruals' rates came from.
     origins: HashMap<u32, AccrualSource>,
+    /// Price change records read (they are no receipts).
+    pub(crate) price_changes: u64,
 }
 
 /// One format-2 line: a definition (taken into `defs`, `None` returned), a price
@@ -536,6 +538,7 @@ pub(crate) struct Definitions {
 pub(crate) fn read_line(text: &[u8], defs: &mut Definitions) -> serde_json::Result<Option<Cost>> {
     let line: Line<'_> = serde_json::from_slice(text)?;
     if line.price_change.is_some() {
+        defs.price_changes += 1;
         return Ok(None); // a record for auditors, not a receipt
     }
     if let Some(id) = line.price {
@@ -905,7 +908,9 @@ impl<'de> Deserialize<'de> for Priced {
                     }
                 }
                 if seq.next_element::<IgnoredAny>()?.is_some() {
-                    return Err(de::Error::custom("a line reference has more than 3 members"));
+                    return Err(de::Error::custom(
+                        "a line reference has more than 3 members",
+                    ));
                 }
                 Ok(Priced {
                     priced: true,

@@ -259,6 +259,13 @@ impl<R: BufRead> LedgerReader<R> {
         torn
     }
 
+    /// Price change records read so far
+    /// ([`JsonlLedger::record_price_change`](super::JsonlLedger::record_price_change)):
+    /// records for auditors, which the iteration, of receipts, leaves out.
+    pub fn price_changes(&self) -> u64 {
+        self.defs.price_changes
+    }
+
     /// The torn last line skipped, once the iteration has reached it.
     pub fn torn_tail(&self) -> Option<&TornTail> {
         self.torn_tail.as_ref()

@@ -143,6 +143,46 @@ async fn convert_writes_one_parquet_file_per_ledger_file_and_reports_a_torn_tail
     );
 }
 
+/// A price change record (written by the ledger when a refresh finds a new
+/// rate) is no receipt: the Parquet file leaves it out, and convert says so,
+/// so that nobody deletes the JSON Lines file thinking it is all in Parquet.
+#[tokio::test]
+async fn convert_says_the_price_change_records_it_leaves_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    write_jsonl(&path, &[receipt(1, "2026-12-02T10:00:00Z")]).await;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    for _ in 0..2 {
+        file.write_all(
+            br#"{"v":2,"price_change":{"at":"2026-12-02T10:00:01Z","unit":"hour","old_usd_per_unit":"0.24","new_usd_per_unit":"0.23"}}
+"#,
+        )
+        .unwrap();
+    }
+    drop(file);
+    let out = dir.path().join("out");
+    let assert = sagemeter()
+        .args(["ledger", "convert"])
+        .arg(&path)
+        .args(["--to", "parquet"])
+        .arg(&out)
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(stdout.contains("calls.parquet: 1 records, "), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "  2 price change record(s) of {} are not in the Parquet file (it holds \
+             receipts): keep the JSON Lines file for them",
+            path.display()
+        )),
+        "{stdout}"
+    );
+}
+
 #[tokio::test]
 async fn convert_refuses_to_overwrite_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -115,6 +115,15 @@ fn run_convert(args: ConvertArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 torn.bytes
             )?;
         }
+        if converted.price_changes > 0 {
+            writeln!(
+                out,
+                "  {} price change record(s) of {} are not in the Parquet file (it holds \
+                 receipts): keep the JSON Lines file for them",
+                converted.price_changes,
+                input.display()
+            )?;
+        }
         rows += converted.rows;
         bytes += converted.bytes;
     }

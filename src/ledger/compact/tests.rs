@@ -397,7 +397,10 @@ fn the_reports_fast_read_takes_the_lines_the_full_reader_takes() {
         (whole.replace(r#""id":"x","#, ""), false),
         (whole.replace(r#","rc":"0.001""#, ""), false),
         (whole.replace(r#","re":"0.001""#, ""), false),
-        (whole.replace(r#"[1,"1","0.001"]"#, r#"[1,"1","0.001","extra"]"#), false),
+        (
+            whole.replace(r#"[1,"1","0.001"]"#, r#"[1,"1","0.001","extra"]"#),
+            false,
+        ),
     ];
     for (line, takes) in cases {
         let mut defs = Definitions::default();

@@ -77,12 +77,16 @@ pub struct Converted {
     pub bytes: u64,
     /// The torn last line of the JSONL file (an interrupted write), skipped.
     pub torn_tail: Option<TornTail>,
+    /// Price change records of the JSONL file: the Parquet file holds receipts,
+    /// and these are not in it (keep the JSONL file for them).
+    pub price_changes: u64,
 }
 
 /// Writes every receipt of the JSONL ledger file `jsonl` to the Parquet file
 /// `parquet` (created 0600, never overwritten; written as [`in_progress`] and renamed
-/// when complete). A torn last line is skipped and reported; any other bad line,
-/// or a receipt that cannot be stored exactly, is an error and no file is left.
+/// when complete). A torn last line is skipped and reported, and so are price
+/// change records, which are no receipts; any other bad line, or a receipt that
+/// cannot be stored exactly, is an error and no file is left.
 pub fn convert(
     jsonl: impl AsRef<Path>,
     parquet: impl AsRef<Path>,
@@ -100,5 +104,6 @@ pub fn convert(
         rows: summary.rows,
         bytes: summary.bytes,
         torn_tail: reader.torn_tail().cloned(),
+        price_changes: reader.price_changes(),
     })
 }
