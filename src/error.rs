@@ -7,8 +7,10 @@ use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::InvokeEndpointAsyncError;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::InvokeEndpointWithResponseStreamError;
+use aws_sdk_sagemakerruntime::types::error::ResponseStreamError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::event_stream::RawMessage;
 
 use crate::billing::Cost;
 use crate::config_error::ConfigError;
@@ -70,6 +72,17 @@ pub enum Error {
         source: Box<SdkError<InvokeEndpointWithResponseStreamError, HttpResponse>>,
         /// The receipt of the failed call, when the model ran.
         cost: Option<Box<Cost>>,
+    },
+    /// A response stream failed in its middle: the error its `recv()` returned (as
+    /// the SDK's does), made a sagemeter error by `?` in a function returning
+    /// [`Result`] (or `Error::from`), with `Debug` as safe to log as the others'
+    /// (a `ModelStreamError`'s message quotes the model's output). The stream's
+    /// receipt covers it up to the failure.
+    #[error("a response stream of InvokeEndpointWithResponseStream failed midway")]
+    ResponseStream {
+        /// The SDK's error, untouched (boxed: it is large).
+        #[source]
+        source: Box<SdkError<ResponseStreamError, RawMessage>>,
     },
     /// `InvokeEndpointAsync` was not accepted: nothing was queued, nothing is billed.
     #[error("InvokeEndpointAsync on endpoint `{endpoint}` failed")]
@@ -185,6 +198,10 @@ impl fmt::Debug for Error {
                 .field("source", &SdkSummary(source))
                 .field("cost", cost)
                 .finish(),
+            Error::ResponseStream { source } => f
+                .debug_struct("ResponseStream")
+                .field("source", &StreamSummary(source))
+                .finish(),
             Error::InvokeAsync { endpoint, source } => f
                 .debug_struct("InvokeAsync")
                 .field("endpoint", endpoint)
@@ -264,6 +281,52 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static> fmt::Debug for SdkSu
                     .finish()
             }
             _ => f.write_str("SdkError"),
+        }
+    }
+}
+
+/// What `Debug` shows of an error in the middle of a stream: for a service error
+/// its code (and a `ModelStreamError`'s error code) and request id, never its
+/// message (the model's output).
+struct StreamSummary<'a>(&'a SdkError<ResponseStreamError, RawMessage>);
+
+impl fmt::Debug for StreamSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_service_error() {
+            Some(service) => f
+                .debug_struct("ServiceError")
+                .field("code", &service.code())
+                .field(
+                    "error_code",
+                    &match service {
+                        ResponseStreamError::ModelStreamError(e) => e.error_code(),
+                        _ => None,
+                    },
+                )
+                .field("request_id", &service.request_id())
+                .field(
+                    "message",
+                    &"withheld: it can quote the model; see Error::source",
+                )
+                .finish(),
+            None => match self.0 {
+                SdkError::ResponseError(_) => {
+                    f.write_str("ResponseError (an event that does not read)")
+                }
+                SdkError::TimeoutError(_) => f.write_str("TimeoutError"),
+                other => f
+                    .debug_tuple("SdkError")
+                    .field(&format_args!("{}", DisplayErrorContext(other)))
+                    .finish(),
+            },
+        }
+    }
+}
+
+impl From<SdkError<ResponseStreamError, RawMessage>> for Error {
+    fn from(source: SdkError<ResponseStreamError, RawMessage>) -> Self {
+        Error::ResponseStream {
+            source: Box::new(source),
         }
     }
 }
@@ -363,6 +426,47 @@ mod tests {
             next = e.source();
         }
         assert!(chain.contains(MARKER), "{chain}");
+    }
+
+    /// An error `recv()` returned in the middle of a stream: `?` makes it a
+    /// sagemeter error whose `Debug` (a `main` returning it, `unwrap`, `?err` in
+    /// a log) shows its codes, never the model's output in its message.
+    #[test]
+    fn a_stream_error_made_a_sagemeter_error_shows_its_codes_never_the_model() {
+        use aws_sdk_sagemakerruntime::types::error::ModelStreamError;
+        // The error type of the SDK's `recv()`, as it is.
+        #[allow(clippy::result_large_err)]
+        fn next() -> std::result::Result<(), SdkError<ResponseStreamError, RawMessage>> {
+            let err = ModelStreamError::builder()
+                .message(format!("the model said {MARKER}"))
+                .error_code("ModelCrashed")
+                .meta(
+                    ErrorMetadata::builder()
+                        .code("ModelStreamError")
+                        .message(format!("the model said {MARKER}"))
+                        .build(),
+                )
+                .build();
+            Err(SdkError::service_error(
+                ResponseStreamError::ModelStreamError(err),
+                RawMessage::invalid(Some(bytes::Bytes::from(MARKER))),
+            ))
+        }
+        fn handler() -> Result<()> {
+            next()?;
+            Ok(())
+        }
+        let err = handler().unwrap_err();
+        let debug = format!("{err:?}");
+        for text in [&debug, &format!("{err:#?}"), &err.to_string()] {
+            assert!(!text.contains(MARKER), "the model's output leaked: {text}");
+        }
+        assert_eq!(
+            debug,
+            "ResponseStream { source: ServiceError { code: Some(\"ModelStreamError\"), \
+             error_code: Some(\"ModelCrashed\"), request_id: None, message: \"withheld: it \
+             can quote the model; see Error::source\" } }"
+        );
     }
 
     #[test]

@@ -172,8 +172,13 @@ impl Client {
     /// `InvokeEndpointWithResponseStream`, metered. Mirrors the SDK's fluent builder;
     /// the stream it returns is read the same way and carries its receipt.
     ///
+    /// In a function returning [`sagemeter::Result`](crate::Result), `?` on
+    /// `recv()` makes a failure midway an [`Error::ResponseStream`](crate::Error::ResponseStream),
+    /// whose `Debug` withholds the model's message (the SDK error's own `Debug`
+    /// quotes it).
+    ///
     /// ```no_run
-    /// # async fn run(client: sagemeter::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// # async fn run(client: sagemeter::Client) -> sagemeter::Result<()> {
     /// use aws_sdk_sagemakerruntime::primitives::Blob;
     /// use aws_sdk_sagemakerruntime::types::ResponseStream;
     /// let mut response = client

@@ -32,7 +32,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
 
-/// What `recv()` returns: the SDK's own item type, unchanged.
+/// What `recv()` returns: the SDK's own item type, unchanged. Its error's `Debug`
+/// quotes a `ModelStreamError`'s message (the model's output): `?` in a function
+/// returning [`sagemeter::Result`](crate::Result) makes it
+/// [`Error::ResponseStream`](crate::Error::ResponseStream), safe to log.
 pub type StreamEvent = Result<Option<ResponseStream>, SdkError<ResponseStreamError, RawMessage>>;
 
 /// How many parts a dropped stream may still hand over, already received, before it
