@@ -145,9 +145,11 @@ pub enum BudgetMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Estimate {
-    /// The most expensive of the last `calls` receipts of the same endpoint;
-    /// `initial_usd` until there is any that cost more than $0; either at most the
-    /// budget's limit. `calls` is at most [`MAX_RECENT_CALLS`].
+    /// The most expensive of the last `calls` receipts of the same endpoint (of
+    /// those settled in the budget's current period, when there are any: an
+    /// outlier weighs on its own period only); `initial_usd` until there is any
+    /// that cost more than $0; either at most the budget's limit. `calls` is at
+    /// most [`MAX_RECENT_CALLS`].
     RecentMax {
         /// How many recent receipts to consider (1 to [`MAX_RECENT_CALLS`]).
         calls: usize,
@@ -437,17 +439,29 @@ impl Tracked {
     /// A recent maximum is at most the limit: one receipt above it, or an initial
     /// estimate above a small limit (the default $0.01 under $0.005 a day), would
     /// otherwise refuse every later call, in every later period (a refused call
-    /// adds nothing to the history that could bring the estimate down). And recent
-    /// receipts that cost nothing (credits, a free trial) are no estimate: the
-    /// initial one stands, or an unpriced call would count at $0.
-    fn estimate(&self, history: Option<&VecDeque<Decimal>>) -> Decimal {
+    /// adds nothing to the history that could bring the estimate down). It is of
+    /// the receipts settled in the current period when there are any: one
+    /// outlier (a weekend's idle hours on an amortized receipt) held at the limit
+    /// would otherwise let one call through per period, for as many periods as it
+    /// takes to settle `calls` more. And recent receipts that cost nothing
+    /// (credits, a free trial) are no estimate: the initial one stands, or an
+    /// unpriced call would count at $0.
+    fn estimate(&self, history: Option<&VecDeque<(DateTime<Utc>, Decimal)>>) -> Decimal {
         match self.budget.estimate {
             Estimate::Fixed { usd } => usd,
-            Estimate::RecentMax { calls, initial_usd } => history
-                .and_then(|h| h.iter().rev().take(calls).copied().max())
-                .filter(|usd| !usd.is_zero())
-                .unwrap_or(initial_usd)
-                .min(self.budget.limit_usd),
+            Estimate::RecentMax { calls, initial_usd } => {
+                let recent = || history.into_iter().flat_map(|h| h.iter().rev().take(calls));
+                let since = self.state.period_start;
+                let in_period = recent()
+                    .filter(|(at, _)| since.is_some_and(|start| *at >= start))
+                    .map(|(_, usd)| *usd)
+                    .max();
+                in_period
+                    .or_else(|| recent().map(|(_, usd)| *usd).max())
+                    .filter(|usd| !usd.is_zero())
+                    .unwrap_or(initial_usd)
+                    .min(self.budget.limit_usd)
+            }
         }
     }
 
@@ -517,8 +531,9 @@ impl Tracked {
 #[derive(Default)]
 struct BudgetsInner {
     tracked: Vec<Tracked>,
-    /// Each endpoint's most recent costs, newest last, at most `recent_len`.
-    recent: HashMap<String, VecDeque<Decimal>>,
+    /// Each endpoint's most recent costs and when they settled, newest last, at
+    /// most `recent_len`.
+    recent: HashMap<String, VecDeque<(DateTime<Utc>, Decimal)>>,
     /// How many recent costs the longest [`Estimate::RecentMax`] looks back over.
     recent_len: usize,
     /// Holds of async invocations that lapse at a set time (see
@@ -1020,7 +1035,7 @@ impl Budgets {
         let remembered =
             reservation.settled_usd + floors.iter().copied().fold(cost_usd, Decimal::max);
         let history = recent.entry(reservation.endpoint.clone()).or_default();
-        history.push_back(remembered);
+        history.push_back((now, remembered));
         while history.len() > *recent_len {
             history.pop_front();
         }
@@ -1516,6 +1531,17 @@ mod tests {
         // at the $2 limit: 0 + 0 + 2 ≤ 2, so the call goes (not refused for ever).
         let next = budgets.reserve("chat", &no_tags, at(11, 0)).unwrap();
         assert_eq!(next.held_usd(), dec("2"));
+        // It costs $0.01. The hour's calls are estimated from the hour's receipts
+        // ($0.01), not from the $3 outlier of the hour before: the next 19 go too
+        // (19 × 0.01 + 0.01 = $0.20 ≤ $2), not one an hour for 19 hours.
+        next.settle(&no_tags, dec("0.01"), true, at(11, 0));
+        for m in 1..20 {
+            let call = budgets
+                .reserve("chat", &no_tags, at(11, m))
+                .unwrap_or_else(|e| panic!("11:{m:02}: {e:?}"));
+            assert_eq!(call.held_usd(), dec("0.01"));
+            call.settle(&no_tags, dec("0.01"), true, at(11, m));
+        }
     }
 
     #[test]
