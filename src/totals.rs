@@ -1010,6 +1010,28 @@ impl Totals {
         }
     }
 
+    /// The other processes' calls in flight on `endpoints` are no longer read
+    /// (this process is idle there): from `now` on, none are counted.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn forget_others_loads(&self, endpoints: &[String], now: SystemTime) {
+        if endpoints.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        let per_instance = inner.per_instance;
+        let mono = inner.mono_now();
+        for endpoint in endpoints {
+            let Some(&index) = inner.slots.get(endpoint.as_str()) else {
+                continue;
+            };
+            let clock = &mut inner.endpoints[index].sharing;
+            if clock.others_milli != 0 {
+                clock.advance_late(now, per_instance, mono);
+                clock.others_milli = 0;
+            }
+        }
+    }
+
     /// The slot of `endpoint`, made on first use. The endpoint is listed in
     /// snapshots only once a call to it is recorded.
     pub(crate) fn endpoint_slot(&self, endpoint: &str) -> EndpointSlot {

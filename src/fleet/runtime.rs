@@ -1367,8 +1367,14 @@ impl Fleet {
             .max(1000);
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut loads = FastMap::default();
+        // Endpoints this process stops reading the others' load of (idle here,
+        // its zero published): what was read last would otherwise stand for
+        // hours, and its next call would share the instances with calls long
+        // ended. As before a first read, it allocates as if alone.
+        let mut unread = Vec::new();
         for (endpoint, milli) in taken {
             if milli == 0 && state.published.get(&endpoint).is_none_or(|p| *p == 0) {
+                unread.push(endpoint);
                 continue;
             }
             let pk = state.endpoint_pk(&endpoint);
@@ -1379,6 +1385,8 @@ impl Fleet {
             };
             loads.insert(pk, (endpoint, load));
         }
+        drop(state);
+        shared.totals.forget_others_loads(&unread, now);
         loads
     }
 

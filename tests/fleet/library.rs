@@ -710,6 +710,44 @@ async fn four_processes_on_one_3_instance_variant_are_allocated_its_instances_on
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_idle_a_while_does_not_share_the_instances_with_calls_long_ended() {
+    // One instance. Process A calls once and goes idle while B has 8 calls in
+    // flight: A's last write (its load falling to 0) reads B's 8. B's calls end,
+    // and both are idle for a while. Then A calls alone for 400 ms.
+    let fleet = FakeFleet::start("idle", "one", 1).await;
+    let fake = &fleet.fake;
+    let flush = Duration::from_millis(500);
+    let a = fleet.process(Some(flush)).await.build().unwrap();
+    let b = fleet.process(Some(flush)).await.build().unwrap();
+    call_endpoint(&a, "one").await;
+    fake.hold();
+    let mut held = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let b = b.clone();
+        held.spawn(async move { call_endpoint(&b, "one").await });
+    }
+    fake.wait_for_invocations(9).await;
+    tokio::time::sleep(flush * 4).await; // A publishes its 0, reading B's 8
+    fake.release();
+    while held.join_next().await.is_some() {}
+    tokio::time::sleep(flush * 4).await; // B publishes its 0
+    fake.next_latencies(&[Duration::from_millis(400)]);
+    let started = std::time::Instant::now();
+    let alone = compute_usd(&call_endpoint(&a, "one").await);
+    let took = started.elapsed();
+    for client in [&a, &b] {
+        client.meter().shutdown().await.unwrap();
+    }
+    // Alone on the instance: about its whole time at $0.23/h, not a ninth of it
+    // (as if B's 8 calls of minutes ago were still in flight).
+    let whole = dec("0.23") * hours(took);
+    assert!(
+        alone >= whole * dec("0.8"),
+        "allocated ${alone} of ${whole} for {took:?} alone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amortized_allocation_charges_the_instances_once_across_the_fleet() {
     use sagemeter::billing::Allocation;
 
