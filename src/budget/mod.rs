@@ -537,8 +537,11 @@ struct BudgetsInner {
     /// How many recent costs the longest [`Estimate::RecentMax`] looks back over.
     recent_len: usize,
     /// Holds of async invocations that lapse at a set time (see
-    /// [`Reservation::expire_at`]), by id.
-    expiring: Vec<ExpiringHold>,
+    /// [`Reservation::expire_at`]), soonest first: a backlog of a million
+    /// queued invocations costs a call O(log n), not a scan.
+    expiring: BTreeMap<(DateTime<Utc>, u64), ExpiringHold>,
+    /// When each expiring hold lapses, by id.
+    lapses_at: HashMap<u64, DateTime<Utc>>,
     next_hold: u64,
     /// Whether a lapsed hold has been warned about (once per client).
     warned_lapsed: bool,
@@ -548,8 +551,6 @@ struct BudgetsInner {
 /// [`Reservation`] so that it is released once SageMaker can no longer be working
 /// on it, whether or not anyone settles or drops it.
 struct ExpiringHold {
-    id: u64,
-    until: DateTime<Utc>,
     endpoint: String,
     indexes: Vec<(usize, Decimal)>,
 }
@@ -559,14 +560,11 @@ impl BudgetsInner {
     /// counts as reserved (nothing is charged: no receipt changes). One WARN per
     /// client, the later ones at DEBUG.
     fn release_lapsed(&mut self, now: DateTime<Utc>) {
-        if self.expiring.iter().all(|h| h.until > now) {
-            return;
-        }
-        let (lapsed, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.expiring)
-            .into_iter()
-            .partition(|h| h.until <= now);
-        self.expiring = kept;
-        for hold in lapsed {
+        while let Some(entry) = self.expiring.first_entry()
+            && entry.key().0 <= now
+        {
+            let ((until, id), hold) = entry.remove_entry();
+            self.lapses_at.remove(&id);
             let usd: Decimal = hold.indexes.iter().map(|(_, usd)| *usd).sum();
             for (i, held) in hold.indexes {
                 let state = &mut self.tracked[i].state;
@@ -574,14 +572,14 @@ impl BudgetsInner {
             }
             if !std::mem::replace(&mut self.warned_lapsed, true) {
                 tracing::warn!(target: "sagemeter::budget", endpoint = %hold.endpoint,
-                    held_usd = %usd, until = %hold.until,
+                    held_usd = %usd, until = %until,
                     "an async invocation was neither settled nor dropped by the time SageMaker \
                      must have finished or expired it (RequestTTLSeconds + \
                      InvocationTimeoutSeconds): its budget hold is released; settle it when its \
                      output lands (further such releases are logged at DEBUG)");
             } else {
                 tracing::debug!(target: "sagemeter::budget", endpoint = %hold.endpoint,
-                    held_usd = %usd, until = %hold.until,
+                    held_usd = %usd, until = %until,
                     "an async invocation's budget hold lapsed and was released");
             }
         }
@@ -590,10 +588,16 @@ impl BudgetsInner {
     /// Takes back the hold `id` from the expiring ones, if it has not lapsed:
     /// what it still holds.
     fn reclaim(&mut self, id: u64) -> Vec<(usize, Decimal)> {
-        match self.expiring.iter().position(|h| h.id == id) {
-            Some(at) => self.expiring.swap_remove(at).indexes,
-            None => Vec::new(),
-        }
+        self.lapses_at
+            .remove(&id)
+            .and_then(|until| self.expiring.remove(&(until, id)))
+            .map_or_else(Vec::new, |hold| hold.indexes)
+    }
+
+    /// The hold `id`, unless it has lapsed.
+    fn expiring_hold(&self, id: u64) -> Option<&ExpiringHold> {
+        let until = self.lapses_at.get(&id)?;
+        self.expiring.get(&(*until, id))
     }
 }
 
@@ -714,7 +718,8 @@ impl Budgets {
                     })
                     .collect(),
                 recent: HashMap::new(),
-                expiring: Vec::new(),
+                expiring: BTreeMap::new(),
+                lapses_at: HashMap::new(),
                 next_hold: 0,
                 warned_lapsed: false,
             }),
@@ -1176,14 +1181,11 @@ impl Reservation {
     /// What it still holds, summed over its budgets, USD (nothing once lapsed).
     pub(crate) fn held_usd(&self) -> Decimal {
         match (self.lapsing, &self.budgets) {
-            (Some(id), Some(budgets)) => budgets
-                .lock()
-                .expiring
-                .iter()
-                .find(|h| h.id == id)
-                .map_or(Decimal::ZERO, |h| {
+            (Some(id), Some(budgets)) => {
+                budgets.lock().expiring_hold(id).map_or(Decimal::ZERO, |h| {
                     h.indexes.iter().map(|(_, usd)| *usd).sum()
-                }),
+                })
+            }
             _ => self.indexes.iter().map(|(_, usd)| *usd).sum(),
         }
     }
@@ -1204,12 +1206,14 @@ impl Reservation {
         let mut inner = budgets.lock();
         let id = inner.next_hold;
         inner.next_hold += 1;
-        inner.expiring.push(ExpiringHold {
-            id,
-            until,
-            endpoint: self.endpoint.clone(),
-            indexes: std::mem::take(&mut self.indexes),
-        });
+        inner.expiring.insert(
+            (until, id),
+            ExpiringHold {
+                endpoint: self.endpoint.clone(),
+                indexes: std::mem::take(&mut self.indexes),
+            },
+        );
+        inner.lapses_at.insert(id, until);
         self.lapsing = Some(id);
     }
 }
