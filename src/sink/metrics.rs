@@ -127,7 +127,55 @@ struct State {
     /// order of `tag_keys`.
     tag_values: Vec<HashSet<String>>,
     /// Label sets seen, by endpoint.
-    label_sets: crate::FastMap<String, Vec<LabelSet>>,
+    label_sets: crate::FastMap<String, EndpointSets>,
+}
+
+/// The label sets of one endpoint: a few are found by a scan; past
+/// [`SCANNED_SETS`] (tag labels of many values make thousands) through an index
+/// by the hash of their values, so that a call's look-up stays O(1).
+#[derive(Debug, Default)]
+struct EndpointSets {
+    sets: Vec<LabelSet>,
+    /// Indexes into `sets`, once there are more than [`SCANNED_SETS`].
+    index: hashbrown::HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// How many label sets of an endpoint are scanned before an index is kept.
+const SCANNED_SETS: usize = 16;
+
+impl EndpointSets {
+    fn len(&self) -> usize {
+        self.sets.len()
+    }
+}
+
+/// The hash of a set of label values.
+fn values_hash<'a>(
+    hasher: &foldhash::fast::RandomState,
+    variant: &str,
+    component: Option<&str>,
+    price_source: &str,
+    tag_values: impl Iterator<Item = &'a str>,
+) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = hasher.build_hasher();
+    (variant, component, price_source).hash(&mut h);
+    for value in tag_values {
+        value.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// The hash of `set`'s label values, as [`values_hash`] makes it.
+fn set_hash(hasher: &foldhash::fast::RandomState, set: &LabelSet) -> u64 {
+    values_hash(
+        hasher,
+        &set.variant,
+        set.component.as_deref(),
+        set.price_source,
+        set.tag_values.iter().map(String::as_str),
+    )
 }
 
 /// One distinct set of label values, its metric keys and its micro-dollar remainder.
@@ -452,8 +500,8 @@ impl State {
         price_source: &'static str,
         tag_values: &[&str],
     ) -> &mut LabelSet {
-        let sets = crate::util::entry_by_str(&mut self.label_sets, endpoint);
-        let found = sets.iter().position(|set| {
+        let endpoint_sets = crate::util::entry_by_str(&mut self.label_sets, endpoint);
+        let is = |set: &LabelSet| {
             set.variant == variant
                 && set.component.as_deref() == component
                 && set.price_source == price_source
@@ -462,11 +510,28 @@ impl State {
                     .iter()
                     .map(String::as_str)
                     .eq(tag_values.iter().copied())
-        });
+        };
+        let found = if endpoint_sets.len() <= SCANNED_SETS {
+            endpoint_sets.sets.iter().position(is)
+        } else {
+            let EndpointSets {
+                sets,
+                index,
+                hasher,
+            } = &*endpoint_sets;
+            let hash = values_hash(
+                hasher,
+                variant,
+                component,
+                price_source,
+                tag_values.iter().copied(),
+            );
+            index.find(hash, |&i| is(&sets[i])).copied()
+        };
         let index = match found {
             Some(index) => index,
             None => {
-                sets.push(LabelSet::new(
+                endpoint_sets.sets.push(LabelSet::new(
                     tag_keys,
                     endpoint,
                     variant,
@@ -474,10 +539,24 @@ impl State {
                     price_source,
                     tag_values,
                 ));
-                sets.len() - 1
+                let added = endpoint_sets.len() - 1;
+                if endpoint_sets.len() > SCANNED_SETS {
+                    let EndpointSets {
+                        sets,
+                        index,
+                        hasher,
+                    } = &mut *endpoint_sets;
+                    // The first time past the scan every set so far, then each new one.
+                    let from = if index.is_empty() { 0 } else { added };
+                    for i in from..=added {
+                        let hash = set_hash(hasher, &sets[i]);
+                        index.insert_unique(hash, i, |&j| set_hash(hasher, &sets[j]));
+                    }
+                }
+                added
             }
         };
-        &mut sets[index]
+        &mut endpoint_sets.sets[index]
     }
 }
 
@@ -668,5 +747,21 @@ mod tests {
         state.label_set(&keys, "other", "a", None, "live", &["search"]);
         assert_eq!(state.label_sets["rt"].len(), 3);
         assert_eq!(state.label_sets["other"].len(), 1);
+    }
+
+    /// Past the few a scan finds, label sets are found through their index: each
+    /// of 1,000 tag values has one set, found again (not made again) on its next call.
+    #[test]
+    fn many_label_sets_are_each_made_once_and_found_again() {
+        let mut state = State::default();
+        let keys = ["user".to_owned()];
+        for round in 0..2 {
+            for i in 0..1_000 {
+                let value = i.to_string();
+                let set = state.label_set(&keys, "rt", "a", None, "live", &[&value]);
+                assert_eq!(set.tag_values, [value], "round {round}");
+            }
+            assert_eq!(state.label_sets["rt"].len(), 1_000, "round {round}");
+        }
     }
 }
