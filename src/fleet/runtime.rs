@@ -1139,7 +1139,9 @@ impl Fleet {
         // write of it went through, and no older failure is the latest word).
         let mut failure = None;
         let mut writes = writes.into_iter();
+        let mut wrote_any = false;
         for write in writes.by_ref() {
+            wrote_any = true;
             let result = self.counted(
                 shared
                     .table
@@ -1305,6 +1307,16 @@ impl Fleet {
                     item = %write.sk,
                     "this process's lease lapsed and was reclaimed by the fleet; \
                      its spend since counts in what the budget has committed");
+            }
+        }
+        if failure.is_none() && wrote_any {
+            // The table answers again: a later failure is warned of afresh (a
+            // blip in week 1 must not leave an outage in week 3 unsaid).
+            let had = std::mem::take(&mut *shared.warned.lock().unwrap_or_else(|e| e.into_inner()));
+            let marks = shared.settlement_warned.swap(false, Ordering::Relaxed);
+            if !had.is_empty() || marks {
+                tracing::info!(target: "sagemeter::fleet", table = %shared.table.name,
+                    "fleet table answers again: every increment kept meanwhile is written");
             }
         }
         *shared

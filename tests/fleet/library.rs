@@ -442,6 +442,43 @@ async fn a_throttled_table_stops_no_call_and_loses_no_increment() {
     );
 }
 
+/// A table failure is warned of once, not at every flush; once the table
+/// answers again that is said, and a later failure is warned of afresh (a
+/// blip in week 1 must not leave an outage in week 3 unsaid).
+#[tokio::test]
+async fn a_failure_after_the_table_answered_again_is_warned_of_afresh() {
+    let logs = crate::support::logs::capture();
+    let (conf, table, proxy) = behind_proxy("warn-again").await;
+    let client = per_call_client(&conf, proxied(&table, &proxy, &conf), None);
+    let failed = || {
+        logs.at_level("WARN")
+            .iter()
+            .filter(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("fleet table failed"))
+            })
+            .count()
+    };
+    call(&client).await.unwrap();
+    flushed(&client).await;
+    for outage in 1..=2 {
+        proxy.set(Fault::Down);
+        call(&client).await.unwrap();
+        // The flush loop fails too, every 100 ms meanwhile: warned of once.
+        assert!(!client.meter().flush_fleet().await);
+        assert_eq!(failed(), outage, "once per outage");
+        proxy.set(Fault::None);
+        flushed(&client).await;
+        assert!(
+            logs.text().contains("fleet table answers again"),
+            "{}",
+            logs.text()
+        );
+    }
+    client.meter().shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_lease_whose_answers_were_lost_is_applied_once_then_found_spent_and_given_back() {
     let (conf, table, proxy) = behind_proxy("lost-lease").await;
