@@ -354,6 +354,31 @@ impl fmt::Debug for AnySummary<'_> {
     }
 }
 
+impl Error {
+    /// The sagemeter error in `err`'s source chain (`err` itself included), if
+    /// any: an SDK call metered by the
+    /// [`MeteringInterceptor`](crate::client::MeteringInterceptor) that a budget
+    /// refused fails with an SDK error that has it a few sources down.
+    ///
+    /// ```
+    /// # fn handle(err: &(dyn std::error::Error + 'static)) {
+    /// if let Some(sagemeter::Error::BudgetExceeded { scope, .. }) = sagemeter::Error::find_in(err) {
+    ///     eprintln!("over budget: {scope}");
+    /// }
+    /// # }
+    /// ```
+    pub fn find_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a Error> {
+        let mut next = Some(err);
+        while let Some(e) = next {
+            if let Some(found) = e.downcast_ref::<Error>() {
+                return Some(found);
+            }
+            next = e.source();
+        }
+        None
+    }
+}
+
 impl From<ConfigError> for Error {
     fn from(err: ConfigError) -> Self {
         Error::Config(err)

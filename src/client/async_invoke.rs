@@ -72,6 +72,7 @@ use tracing::Instrument;
 
 /// A metered `InvokeEndpointAsync` request. Same setters as the SDK's fluent builder,
 /// plus [`tag`](Self::tag) and [`input_bytes`](Self::input_bytes).
+#[derive(Clone)]
 pub struct InvokeEndpointAsync {
     request: InvokeEndpointAsyncFluentBuilder,
     meter: Meter,

@@ -57,10 +57,11 @@ use std::time::Instant;
 ///
 /// The meter's budgets see every call: an enforced budget with no room refuses the
 /// call before anything is sent (the SDK's error then has
-/// [`Error::BudgetExceeded`](crate::Error::BudgetExceeded) as its source), and each
-/// receipt is settled against them, alerts included. A fleet budget whose lease is
-/// too small cannot be topped up from an SDK hook, so such a call goes ahead
-/// unreserved and its cost still counts.
+/// [`Error::BudgetExceeded`](crate::Error::BudgetExceeded) in its source chain:
+/// [`Error::find_in`](crate::Error::find_in) finds it), and each receipt is settled
+/// against them, alerts included. A fleet budget whose lease is too small cannot be
+/// topped up from an SDK hook: such a call is reserved against the budget's whole
+/// limit instead (and refused when that has no room).
 ///
 /// A call dropped after its request went out (a `tokio::time::timeout`, a
 /// `select!`, an aborted task) still makes its `cancelled` receipt, as a

@@ -216,6 +216,7 @@ impl MeteredOperation for InvokeEndpointOperation {
 
 /// A metered `InvokeEndpoint` request. Same setters as the SDK's fluent builder,
 /// plus [`tag`](Self::tag); [`send`](Self::send) returns [`Metered`] output.
+#[derive(Clone)]
 pub struct InvokeEndpoint {
     request: InvokeEndpointFluentBuilder,
     meter: Meter,

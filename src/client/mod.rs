@@ -230,8 +230,11 @@ impl Client {
         InvokeEndpointAsync::new(self.runtime.invoke_endpoint_async(), self.meter.clone())
     }
 
-    /// Flushes and closes the sinks (the ledger) and waits for background work; see
-    /// [`Meter::shutdown_within`].
+    /// Flushes and closes the sinks (the ledger), writes the fleet's spend not
+    /// written yet and gives back its leases, and waits for background work; see
+    /// [`Meter::shutdown_within`]. Call it before the runtime ends (after a
+    /// server's graceful shutdown): a client merely dropped loses the fleet's
+    /// increments since its last flush and holds its leases until they lapse.
     pub async fn shutdown(&self) -> Result<()> {
         self.meter.shutdown().await
     }
@@ -342,7 +345,9 @@ impl ClientBuilder {
         self
     }
 
-    /// The region to price calls in (default: the SDK config's region).
+    /// The region to price calls in (default: the SDK config's region). Only the
+    /// pricing: calls, endpoint discovery and the fleet table use the SDK config's
+    /// region (set it there to call another region).
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
         self

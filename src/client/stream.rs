@@ -45,6 +45,7 @@ const DRAIN_ON_DROP: usize = 64;
 /// A metered `InvokeEndpointWithResponseStream` request. Same setters as the SDK's
 /// fluent builder, plus [`tag`](Self::tag); [`send`](Self::send) returns a
 /// [`MeteredResponseStream`].
+#[derive(Clone)]
 pub struct InvokeEndpointWithResponseStream {
     request: InvokeEndpointWithResponseStreamFluentBuilder,
     meter: Meter,

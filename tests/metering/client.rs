@@ -371,6 +371,23 @@ async fn the_sdk_builders_set_and_get_forms_work_unchanged() {
     assert_eq!(queued.get_request_ttl_seconds(), &Some(600));
 }
 
+/// A request built once and sent again (a retry, a hedge) clones, as the SDK's
+/// fluent builders do: each send is its own call with its own receipt.
+#[tokio::test]
+async fn a_request_clones_as_the_sdks_builders_do_and_each_send_has_its_receipt() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = client_for(&fake).await;
+    let built = request(&client, "rt").tag("team", "search");
+    let first = built.clone().send().await.unwrap();
+    let second = built.send().await.unwrap();
+    assert_ne!(first.cost().call_id, second.cost().call_id);
+    for response in [&first, &second] {
+        assert_eq!(response.cost().tags["team"], "search");
+    }
+    let _ = client.invoke_endpoint_with_response_stream().clone();
+    let _ = client.invoke_endpoint_async().clone();
+}
+
 /// Every future the library hands out can be spawned on a multi-threaded runtime
 /// (`Send + 'static`), as a service's handlers do.
 #[tokio::test]

@@ -186,12 +186,7 @@ async fn the_interceptor_holds_an_async_submissions_estimate_and_charges_it_so_s
     // A third would make 0.15 > 0.10: refused before it is sent, with the
     // budget's error as the SDK error's source.
     let refused = submit(&sdk).await.expect_err("the budget is spent");
-    let mut source = None;
-    let mut e: &dyn std::error::Error = &refused;
-    while let Some(next) = e.source() {
-        source = source.or(next.downcast_ref::<sagemeter::Error>());
-        e = next;
-    }
+    let source = sagemeter::Error::find_in(&refused);
     assert!(
         matches!(source, Some(sagemeter::Error::BudgetExceeded { .. })),
         "{refused:?}"
