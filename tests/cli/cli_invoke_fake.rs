@@ -318,6 +318,68 @@ async fn a_body_larger_than_any_request_is_refused_unread() {
     refused_unsent(&args, &["the body is over 32 MiB"]).await;
 }
 
+/// A body over SageMaker's 25 MB (but under the 32 MiB read) is refused before
+/// the endpoint is even looked up: exit 2, nothing described, sent or printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_over_sagemakers_limit_is_refused_before_anything_is_looked_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
+    std::fs::write(&path, vec![b'x'; 25_000_001]).unwrap();
+    let fake = fake_rt().await;
+    let body = format!("@{}", path.display());
+    let output = run_at(
+        &fake.url,
+        &[
+            "invoke",
+            "rt",
+            "--body",
+            &body,
+            "--content-type",
+            "text/csv",
+        ],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the body is 25000001 bytes; SageMaker takes at most 25000000 bytes"),
+        "{stderr}"
+    );
+    assert_eq!(text(&output.stdout), "");
+    assert_eq!((fake.describe_calls(), fake.invocations()), (0, 0));
+}
+
+/// A mistyped region fails in ways that do not name it: the error says which
+/// region it meant.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_not_found_in_a_mistyped_region_says_which_region_was_meant() {
+    let fake = fake_rt().await;
+    let output = run_at(
+        &fake.url,
+        &["--region", "us-east1", "invoke", "nope", "--body", "{}"],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("unknown endpoint `nope`")
+            && stderr.contains("`us-east1` is not an AWS region: did you mean `us-east-1`?"),
+        "{stderr}"
+    );
+    assert_eq!(fake.invocations(), 0);
+}
+
+/// A content type or accept type with a control character (a pasted CR LF) is a
+/// usage error, not a call that fails as its request is built.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_header_value_with_a_control_character_is_a_usage_error() {
+    for flag in ["--content-type", "--accept"] {
+        let args = ["--body", "a,b", flag, "text/csv\r\nX-Evil: 1"];
+        let stderr = refused_unsent(&args, &["holds a control character"]).await;
+        assert!(!stderr.contains('\r'), "{stderr:?}");
+    }
+}
+
 /// A runtime that never answers fails the call after `--timeout` (not the command
 /// held until Ctrl-C), and the call, sent, has its receipt: the model may have run.
 #[tokio::test(flavor = "multi_thread")]

@@ -489,6 +489,20 @@ pub async fn run(
             sagemeter::client::MAX_ASYNC_INLINE_BYTES
         )));
     }
+    if !args.submit_async && body.len() > sagemeter::client::MAX_REQUEST_BYTES {
+        return Err(CliError::Usage(format!(
+            "the body is {} bytes; SageMaker takes at most {} bytes in a request (4 MB on a \
+             serverless endpoint): put a larger input in S3 and use --async --input-location",
+            body.len(),
+            sagemeter::client::MAX_REQUEST_BYTES
+        )));
+    }
+    // Header values: a control character (a pasted CR LF) would fail the request
+    // as it is built, after the endpoint was looked up, as a failed call.
+    no_control_characters(&args.content_type, "a content type").map_err(CliError::Usage)?;
+    if let Some(accept) = &args.accept {
+        no_control_characters(accept, "a media type to accept").map_err(CliError::Usage)?;
+    }
     if args.body.is_some()
         && is_json_content_type(&args.content_type)
         && let Err(e) = serde_json::from_slice::<serde_json::Value>(&body)
@@ -623,19 +637,27 @@ async fn run_with(
 ) -> Result<(), CliError> {
     // Resolve the endpoint before sending anything: an unknown name must not be
     // "called" (some emulators answer InvokeEndpoint for any name).
+    // A mistyped region (`us-esat-1`) fails in ways that do not name it: said
+    // when the endpoint cannot be found or described (a region newer than this
+    // sagemeter gets the note too, and is never refused for it).
+    let region_hint = sagemeter::pricing::unknown_region_hint(region);
     let profile = match client.meter().endpoint_profile(&args.endpoint).await {
         Ok(profile) => Some(profile),
         Err(DiscoveryError::NotFound { .. }) => {
             return Err(CliError::failed(format!(
                 "unknown endpoint `{}`: no such SageMaker endpoint in {region} (check the name, \
-                 --region/AWS_REGION and AWS_ENDPOINT_URL); nothing was sent",
-                args.endpoint
+                 --region/AWS_REGION and AWS_ENDPOINT_URL){}; nothing was sent",
+                args.endpoint,
+                region_hint.map_or_else(String::new, |hint| format!("; {hint}"))
             )));
         }
         Err(e) => {
             let error = sagemeter::redact::without_signed_request(&e.to_string()).into_owned();
             tracing::warn!(target: "sagemeter::cli", endpoint = %args.endpoint, %error,
                 "cannot describe the endpoint; calling it anyway, receipts will say what could not be priced");
+            if let Some(hint) = region_hint {
+                eprint(&format!("note: {hint} (--region/AWS_REGION)"));
+            }
             None
         }
     };
