@@ -14,13 +14,29 @@
 //! sagemaker:DescribeEndpointConfig, cloudwatch:GetMetricData, pricing:GetProducts.
 
 use sagemeter::account::{Account, EndpointsOptions, Flag, Window};
+use std::process::ExitCode;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let window: Window = match std::env::args().nth(1) {
-        Some(text) => text.parse()?,
+async fn main() -> ExitCode {
+    let window: Window = match std::env::args().nth(1).map(|text| text.parse()) {
         None => Window::hours(24),
+        Some(Ok(window)) => window,
+        Some(Err(e)) => {
+            eprintln!("usage: idle_endpoints [WINDOW]  (24h, 7d, 30d): {e}");
+            return ExitCode::from(2);
+        }
     };
+    match run(window).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The chain, as the library's errors redact it (no identity, no payload).
+            eprintln!("error: {}", sagemeter::redact::error_chain(&*error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(window: Window) -> Result<(), Box<dyn std::error::Error>> {
     let sdk_config = aws_config::load_from_env().await;
     let account = Account::new(&sdk_config);
     let view = account.endpoints(&EndpointsOptions::new(window)).await?;
@@ -41,14 +57,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         view.region
     );
     for row in idle {
-        let per_hour = row.usd_per_hour.unwrap_or_default();
+        let name = format!("{}/{}", row.endpoint, row.variant.as_deref().unwrap_or("-"));
+        // A burn whose rate is unknown is said, never printed as $0.
+        let (Some(per_hour), Some(window_cost)) = (row.usd_per_hour, row.window_cost_usd) else {
+            println!(
+                "  {name}: unpriced ({})",
+                row.unpriced_reason.as_deref().unwrap_or("its rate is unknown")
+            );
+            continue;
+        };
         println!(
-            "  {}/{}: ${}/hour, ${}/month, ${} over the window",
-            row.endpoint,
-            row.variant.as_deref().unwrap_or("-"),
+            "  {name}: ${}/hour, ${}/month, ${} over the window",
             per_hour.round_dp(4),
             (per_hour * sagemeter::Decimal::from(730)).round_dp(2),
-            row.window_cost_usd.unwrap_or_default().round_dp(2),
+            window_cost.round_dp(2),
         );
     }
     println!(
