@@ -139,11 +139,35 @@ fn runtime_error(error: &(dyn std::error::Error + 'static)) -> Option<String> {
 pub fn service_message(code: &str, message: Option<&str>) -> String {
     match message {
         Some(text) if REQUEST_MESSAGE_CODES.contains(&code) => {
-            format!(": {}", without_identity(text))
+            format!(": {}", without_quoted_values(&without_identity(text)))
         }
         Some(_) => " (its message is not shown: it can quote the model's output)".to_owned(),
         None => String::new(),
     }
+}
+
+/// `text` without the values a validation message quotes (`Value 'x' at 'body'
+/// failed to satisfy constraint`: AWS leaves out the values of members it marks
+/// sensitive, the body among them, but a proxy or an emulator may not): `Value at
+/// 'body' …`, the member and the constraint kept.
+fn without_quoted_values(text: &str) -> std::borrow::Cow<'_, str> {
+    const VALUE: &str = "Value '";
+    const AT: &str = "' at '";
+    if !text.contains(VALUE) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(VALUE) {
+        let Some(end) = rest[start + VALUE.len()..].find(AT) else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        out.push_str("Value (not shown) at '");
+        rest = &rest[start + VALUE.len() + end + AT.len()..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// The SDK's crates and modules whose verbose events print what a call carries or
@@ -346,6 +370,34 @@ mod tests {
             .code(code)
             .message(message)
             .build()
+    }
+
+    /// A validation message quotes the value it refused (`Value '…' at '…'`):
+    /// AWS leaves out sensitive members' values (the body), but a proxy or an
+    /// emulator in between may not, so no value is shown; member and constraint are.
+    #[test]
+    fn a_validation_message_shows_the_member_and_the_constraint_never_the_value() {
+        let said = service_message(
+            "ValidationError",
+            Some(
+                "2 validation errors detected: Value 'PAYLOAD-MARKER' at 'body' failed to \
+                 satisfy constraint: Member must have length less than or equal to 6291456; \
+                 Value 'chat!' at 'endpointName' failed to satisfy constraint: Member must \
+                 satisfy regular expression pattern",
+            ),
+        );
+        assert_eq!(
+            said,
+            ": 2 validation errors detected: Value (not shown) at 'body' failed to satisfy \
+             constraint: Member must have length less than or equal to 6291456; Value (not \
+             shown) at 'endpointName' failed to satisfy constraint: Member must satisfy \
+             regular expression pattern"
+        );
+        // A message without quoted values is kept whole.
+        assert_eq!(
+            service_message("ValidationError", Some("Endpoint chat not found.")),
+            ": Endpoint chat not found."
+        );
     }
 
     #[test]
