@@ -562,6 +562,36 @@ async fn convert_warns_about_a_file_of_the_current_hour() {
     assert!(warned, "{stderr}");
 }
 
+/// A file a running ledger still writes (it holds the file's lock) is converted
+/// as it is, with a warning naming it: what it writes later is not in the Parquet.
+#[tokio::test]
+async fn convert_warns_about_a_file_a_running_ledger_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    ledger
+        .try_record(&receipt(1, "2026-12-02T10:00:00Z"))
+        .unwrap();
+    ledger.flush().await.unwrap();
+    let output = sagemeter()
+        .args(["ledger", "convert"])
+        .arg(&path)
+        .args(["--to", "parquet"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    ledger.shutdown().await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "warning: {} is being written by a running ledger",
+            path.display()
+        )),
+        "{stderr}"
+    );
+}
+
 /// `report … --chart F | head -0`: the reader left before the report was printed;
 /// the chart is drawn all the same, and the run is still a success (exit 0).
 #[cfg(all(unix, feature = "charts"))]

@@ -59,9 +59,7 @@ fn run_convert(args: ConvertArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let mut inputs = Vec::new();
     for path in &args.ledgers {
         let files = ledger_files(path).map_err(failed)?;
-        if path.is_dir() {
-            warn_about_current_files(&files);
-        }
+        warn_about_current_files(&files);
         inputs.extend(files);
     }
     let mut planned = Vec::new();
@@ -261,6 +259,16 @@ fn warn_about_current_files(files: &[PathBuf]) {
     let hour = now.format("sagemeter-%Y-%m-%dT%H").to_string();
     let day = now.format("sagemeter-%Y-%m-%dT00").to_string();
     for file in files {
+        if being_written(file) {
+            crate::output::eprint(&format!(
+                "warning: {} is being written by a running ledger (it holds the file's \
+                 lock): the receipts it writes from now on are not in its Parquet file, and \
+                 its last line may be one not written whole yet (to convert it again later, \
+                 remove that output first)",
+                file.display()
+            ));
+            continue;
+        }
         let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
@@ -277,6 +285,17 @@ fn warn_about_current_files(files: &[PathBuf]) {
             ));
         }
     }
+}
+
+/// Whether a ledger writer holds `path`'s lock (an exclusive one, taken as it
+/// opens the file); `false` when that cannot be told.
+fn being_written(path: &Path) -> bool {
+    std::fs::File::open(path).is_ok_and(|file| {
+        matches!(
+            file.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        )
+    })
 }
 
 /// `calls.jsonl` → `calls.parquet`.
