@@ -62,7 +62,9 @@ async fn run(window: Window) -> Result<(), Box<dyn std::error::Error>> {
         let (Some(per_hour), Some(window_cost)) = (row.usd_per_hour, row.window_cost_usd) else {
             println!(
                 "  {name}: unpriced ({})",
-                row.unpriced_reason.as_deref().unwrap_or("its rate is unknown")
+                row.unpriced_reason
+                    .as_deref()
+                    .unwrap_or("its rate is unknown")
             );
             continue;
         };

@@ -30,7 +30,14 @@ pub(super) fn parquet_error(
 
 /// Opens `path` and reads its footer; checks the format version.
 pub(super) fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, LedgerError> {
-    let file = crate::ledger::file::open_to_read(path)?;
+    builder_of(crate::ledger::file::open_to_read(path)?, path)
+}
+
+/// [`builder`] of `file`, already open (named `path` in errors).
+pub(super) fn builder_of<R: parquet::file::reader::ChunkReader + 'static>(
+    file: R,
+    path: &Path,
+) -> Result<ParquetRecordBatchReaderBuilder<R>, LedgerError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
         parquet_error(
             path,

@@ -3,7 +3,7 @@
 //! row groups spread over every core.
 
 use super::decode::named as parse_named;
-use super::reader::{builder, parquet_error};
+use super::reader::{builder_of, parquet_error};
 use super::schema::{col, line};
 use crate::billing::{LineItem, is_settlement};
 use crate::ledger::LedgerError;
@@ -42,11 +42,34 @@ pub(crate) fn report(
     files: &[PathBuf],
     options: &ReportOptions,
 ) -> Result<ReportBuilder, ReportError> {
-    // The units of work: every row group of every file.
+    // The units of work: every row group of every file, each file opened once
+    // (its row groups read by position from every core), so that it is read whole
+    // even if it is removed meanwhile (a rolling ledger's retention). One removed
+    // before it could be opened is not counted, and is said, as JSON Lines' are.
     let mut units = Vec::new();
+    let mut opened = Vec::with_capacity(files.len());
+    let mut removed = 0;
     for (i, path) in files.iter().enumerate() {
-        let groups = builder(path)?.metadata().num_row_groups();
+        let file = match crate::ledger::file::open_to_read(path) {
+            Ok(file) => OpenFile::new(file).map_err(|source| LedgerError::Open {
+                path: path.clone(),
+                source,
+            })?,
+            Err(LedgerError::Open { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                tracing::warn!(target: "sagemeter", path = %path.display(),
+                    "report: a ledger file was removed before it could be read (a rolling \
+                     ledger's retention?): its receipts are not counted");
+                removed += 1;
+                opened.push(None);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let groups = builder_of(file.clone(), path)?.metadata().num_row_groups();
         units.extend((0..groups).map(|g| (i, g)));
+        opened.push(Some(file));
     }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let next = AtomicUsize::new(0);
@@ -59,7 +82,10 @@ pub(crate) fn report(
                     let mut part = ReportBuilder::new(options.clone())?;
                     while let Some(&(file, group)) = units.get(next.fetch_add(1, Ordering::Relaxed))
                     {
-                        if let Err(e) = row_group(&files[file], group, &mut part) {
+                        let Some(open) = &opened[file] else {
+                            continue;
+                        };
+                        if let Err(e) = row_group(&files[file], open, group, &mut part) {
                             let mut first = failed.lock().unwrap_or_else(|e| e.into_inner());
                             if first.as_ref().is_none_or(|(at, _)| (file, group) < *at) {
                                 *first = Some(((file, group), e));
@@ -81,14 +107,85 @@ pub(crate) fn report(
     })?;
     match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
         Some((_, e)) => Err(e),
-        None => Ok(total),
+        None => {
+            total.removed_files(removed);
+            Ok(total)
+        }
+    }
+}
+
+/// A Parquet file open for reading by position (`pread`): many threads read its
+/// row groups through one open file, none moving another's offset (a cloned
+/// `File` shares its offset).
+#[derive(Clone)]
+struct OpenFile {
+    file: std::sync::Arc<std::fs::File>,
+    len: u64,
+}
+
+impl OpenFile {
+    fn new(file: std::fs::File) -> std::io::Result<Self> {
+        let len = file.metadata()?.len();
+        Ok(OpenFile {
+            file: std::sync::Arc::new(file),
+            len,
+        })
+    }
+}
+
+impl parquet::file::reader::Length for OpenFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl parquet::file::reader::ChunkReader for OpenFile {
+    type T = std::io::BufReader<ReadAt>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(std::io::BufReader::new(ReadAt {
+            file: self.file.clone(),
+            at: start,
+        }))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        let mut buffer = vec![0; length];
+        let mut reader = ReadAt {
+            file: self.file.clone(),
+            at: start,
+        };
+        std::io::Read::read_exact(&mut reader, &mut buffer)?;
+        Ok(buffer.into())
+    }
+}
+
+/// Reads an [`OpenFile`] from a position of its own.
+struct ReadAt {
+    file: std::sync::Arc<std::fs::File>,
+    at: u64,
+}
+
+impl std::io::Read for ReadAt {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(&*self.file, buf, self.at)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(&*self.file, buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
     }
 }
 
 /// The rows of one row group into `part`.
-fn row_group(path: &Path, group: usize, part: &mut ReportBuilder) -> Result<(), ReportError> {
+fn row_group(
+    path: &Path,
+    open: &OpenFile,
+    group: usize,
+    part: &mut ReportBuilder,
+) -> Result<(), ReportError> {
     let by = part.options().by.clone();
-    let builder = builder(path)?;
+    let builder = builder_of(open.clone(), path)?;
     // Leaves: the report's columns, the lines' status, and the tags when grouping by one.
     let leaves: Vec<usize> = builder
         .parquet_schema()
@@ -389,6 +486,32 @@ mod tests {
             out.write(cost).unwrap();
         }
         out.finish().unwrap();
+    }
+
+    /// A listed file removed before the report opened it (a rolling ledger's
+    /// retention) is said and not counted, as a JSON Lines file is; one removed
+    /// after it was opened is read whole from the open file.
+    #[test]
+    fn a_file_removed_before_it_is_opened_is_said_and_one_removed_after_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, gone) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+        write(&kept, &[receipt(1, "0.25", 0), receipt(2, "0.5", 0)]);
+        write(&gone, &[receipt(3, "4", 0)]);
+        std::fs::remove_file(&gone).unwrap();
+        let options = ReportOptions::new(GroupBy::Endpoint);
+        let built = report(&[kept.clone(), gone], &options)
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert_eq!(built.removed_files, 1);
+        assert_eq!(built.total.calls, 2);
+        assert_eq!(built.total.cost_usd, Decimal::new(75, 2));
+        // Opened, then removed: its row groups come from the open file.
+        let file = OpenFile::new(std::fs::File::open(&kept).unwrap()).unwrap();
+        std::fs::remove_file(&kept).unwrap();
+        let mut part = ReportBuilder::new(options).unwrap();
+        row_group(&kept, &file, 0, &mut part).unwrap();
+        assert_eq!(part.finish().unwrap().total.calls, 2);
     }
 
     /// The file at `path` rewritten by another tool (as pandas or pyarrow would):
