@@ -1498,11 +1498,15 @@ impl Meter {
                         // does not move it; nor does a call whose compute is not
                         // known (the next call carries the gap, not a zeroed line).
                         // Amortised, a call carries what the variant's accrual
-                        // added since the previous call.
+                        // added since the previous call: instance time. A
+                        // serverless call is billed by its own duration, at the
+                        // on-demand rate beyond the provisioned concurrency,
+                        // whatever the allocation.
                         let amortized = (bill_compute
                             && phase != Phase::Settled
                             && !compute_unknown
-                            && self.inner.allocation == Allocation::Amortized)
+                            && self.inner.allocation == Allocation::Amortized
+                            && matches!(v.billing, VariantBilling::Instance { .. }))
                             .then(|| {
                                 self.inner.totals.amortized_since_previous_call(
                                     rates.totals,

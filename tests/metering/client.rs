@@ -1908,7 +1908,7 @@ async fn a_call_beyond_the_provisioned_concurrency_pays_the_on_demand_rate() {
     fake.add_endpoint("pc", vec![FakeVariant::serverless("AllTraffic", 2048)]);
     // A client of `profile`, the on-demand rate beside the standing ones.
     let sdk_config = fake.sdk_config().await;
-    let client_of = |profile: EndpointProfile| {
+    let client_of = |profile: EndpointProfile, allocation: sagemeter::billing::Allocation| {
         let mut prices = with_standing_rates();
         prices
             .0
@@ -1917,24 +1917,10 @@ async fn a_call_beyond_the_provisioned_concurrency_pays_the_on_demand_rate() {
             .without_discovery()
             .endpoint_profile(profile)
             .price_source(prices)
+            .allocation(allocation)
             .build()
             .unwrap()
     };
-    let client = client_of(EndpointProfile::new(
-        "pc",
-        vec![VariantProfile::serverless("AllTraffic", 2048).with_provisioned_concurrency(1)],
-    ));
-    fake.hold();
-    let calls: Vec<_> = (0..2)
-        .map(|_| tokio::spawn(invoke(&client, "pc")))
-        .collect();
-    fake.wait_for_invocations(2).await;
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    fake.release();
-    let mut costs = Vec::new();
-    for call in calls {
-        costs.push(call.await.unwrap().unwrap().into_parts().1);
-    }
     let billed = |cost: &sagemeter::Cost, rate: &str| {
         let ms = cost.usage.latency.as_nanos().div_ceil(1_000_000) as u64;
         r12(Decimal::from(ms) / Decimal::from(1000) * dec(rate))
@@ -1944,26 +1930,62 @@ async fn a_call_beyond_the_provisioned_concurrency_pays_the_on_demand_rate() {
             .iter()
             .any(|n| n.contains("beyond the provisioned concurrency of 1"))
     };
-    costs.sort_by_key(beyond);
-    let (provisioned, on_demand) = (&costs[0], &costs[1]);
-    assert!(!beyond(provisioned) && beyond(on_demand), "{costs:#?}");
-    // Typed, for code (reconcile files it under the on-demand usage type).
-    assert!(!provisioned.is_beyond_provisioned() && on_demand.is_beyond_provisioned());
-    assert_eq!(
-        line_cost(provisioned, LineItem::Compute),
-        billed(provisioned, "0.0000233")
-    );
-    assert_eq!(
-        line_cost(on_demand, LineItem::Compute),
-        billed(on_demand, "0.00004")
-    );
-    let allocated = costs
-        .iter()
-        .filter_map(|c| c.accrual.as_ref())
-        .map(|a| a.allocated_usd)
-        .max()
-        .unwrap();
-    assert_eq!(allocated, billed(provisioned, "0.0000233"));
+    // Whatever the allocation: it shares instance time, and a serverless call is
+    // billed by its own duration (amortised, the call beyond was once billed at
+    // the provisioned rate).
+    use sagemeter::billing::Allocation;
+    for allocation in [Allocation::ProcessorSharing, Allocation::Amortized] {
+        let client = client_of(
+            EndpointProfile::new(
+                "pc",
+                vec![
+                    VariantProfile::serverless("AllTraffic", 2048).with_provisioned_concurrency(1),
+                ],
+            ),
+            allocation,
+        );
+        let before = fake.invocations();
+        fake.hold();
+        let calls: Vec<_> = (0..2)
+            .map(|_| tokio::spawn(invoke(&client, "pc")))
+            .collect();
+        fake.wait_for_invocations(before + 2).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        fake.release();
+        let mut costs = Vec::new();
+        for call in calls {
+            costs.push(call.await.unwrap().unwrap().into_parts().1);
+        }
+        costs.sort_by_key(beyond);
+        let (provisioned, on_demand) = (&costs[0], &costs[1]);
+        assert!(
+            !beyond(provisioned) && beyond(on_demand),
+            "{allocation:?}: {costs:#?}"
+        );
+        // Typed, for code (reconcile files it under the on-demand usage type).
+        assert!(!provisioned.is_beyond_provisioned() && on_demand.is_beyond_provisioned());
+        assert_eq!(
+            line_cost(provisioned, LineItem::Compute),
+            billed(provisioned, "0.0000233"),
+            "{allocation:?}"
+        );
+        assert_eq!(
+            line_cost(on_demand, LineItem::Compute),
+            billed(on_demand, "0.00004"),
+            "{allocation:?}"
+        );
+        let allocated = costs
+            .iter()
+            .filter_map(|c| c.accrual.as_ref())
+            .map(|a| a.allocated_usd)
+            .max()
+            .unwrap();
+        assert_eq!(
+            allocated,
+            billed(provisioned, "0.0000233"),
+            "{allocation:?}"
+        );
+    }
 
     // With a second production variant, the calls in flight on the endpoint are
     // not the provisioned variant's (SageMaker routes by weight): none is taken
@@ -1975,13 +1997,16 @@ async fn a_call_beyond_the_provisioned_concurrency_pays_the_on_demand_rate() {
             FakeVariant::instance("B", "ml.m5.xlarge", 1),
         ],
     );
-    let client = client_of(EndpointProfile::new(
-        "ab",
-        vec![
-            VariantProfile::serverless("A", 2048).with_provisioned_concurrency(1),
-            VariantProfile::instance("B", "ml.m5.xlarge", 1),
-        ],
-    ));
+    let client = client_of(
+        EndpointProfile::new(
+            "ab",
+            vec![
+                VariantProfile::serverless("A", 2048).with_provisioned_concurrency(1),
+                VariantProfile::instance("B", "ml.m5.xlarge", 1),
+            ],
+        ),
+        Allocation::ProcessorSharing,
+    );
     let before = fake.invocations();
     fake.hold();
     let calls: Vec<_> = (0..2)
