@@ -533,6 +533,9 @@ impl Snapshot {
     /// type, memory size or region is one it does not know at all
     /// ([`PriceError::NotFound`]: check it).
     pub fn get(&self, key: &PriceKey) -> Result<Rate, PriceError> {
+        if let Some(rate) = self.async_at_hosting_rate(key) {
+            return Ok(rate);
+        }
         match self.table.rates.get(key) {
             Some(rate) => Ok(rate.clone()),
             None => Err(match self.table.zero_only.get(key) {
@@ -540,6 +543,37 @@ impl Snapshot {
                 None => self.missing(key),
             }),
         }
+    }
+
+    /// An async inference key the snapshot has no row for, priced at its instance
+    /// type's hosting row in the region, saying so: AWS's `AsyncInf:` and `Host:`
+    /// rates have been equal wherever both were measured, and the snapshot has
+    /// few async rows (a settlement would otherwise be unpriced whenever the
+    /// live Price List cannot be reached).
+    fn async_at_hosting_rate(&self, key: &PriceKey) -> Option<Rate> {
+        let PriceKey::AsyncInference {
+            region,
+            instance_type,
+        } = key
+        else {
+            return None;
+        };
+        if self.table.rates.contains_key(key) || self.table.zero_only.contains_key(key) {
+            return None;
+        }
+        let hosting = self
+            .table
+            .rates
+            .get(&PriceKey::hosting(region.as_str(), instance_type.as_str()))?;
+        let mut rate = Rate::new(key.clone(), hosting.usd_per_unit, hosting.provenance.clone());
+        rate.instance = hosting.instance.clone();
+        let note = "async inference priced at the hosting rate: this snapshot has no async \
+                    row for it, and AWS's have been equal wherever both were measured";
+        rate.provenance.note = Some(match rate.provenance.note.take() {
+            Some(old) if !old.is_empty() => format!("{note}; {old}").into(),
+            _ => note.into(),
+        });
+        Some(rate)
     }
 
     /// Why the snapshot has no row for `key` (see [`get`](Self::get)).
@@ -922,7 +956,8 @@ mod tests {
             })
         );
         // An instance type it prices for hosting, not for async inference anywhere:
-        // a real type whose async rate the snapshot lacks, not one to check.
+        // a real type whose async rate the snapshot lacks, priced at its hosting
+        // rate ($0.23), saying so.
         let key = PriceKey::AsyncInference {
             region: "us-east-1".into(),
             instance_type: "ml.m5.xlarge".into(),
@@ -930,12 +965,27 @@ mod tests {
         let tsv_with_async =
             format!("{tsv}us-east-1\tasync\tml.c5.xlarge\tHrs\t0.24\ta\t2026-05-20\n");
         let with_async = Snapshot::from_tsv(&tsv_with_async).unwrap();
-        assert_eq!(
-            with_async.get(&key).unwrap_err().to_string(),
-            "the price snapshot given to Snapshot::from_tsv has no ml.m5.xlarge async inference \
-             prices for us-east-1 (it has them for no region); the live Price List is needed, \
-             or set a price override"
+        let rate = with_async.get(&key).unwrap();
+        assert_eq!((rate.key.clone(), rate.usd_per_unit), (key, dec("0.23")));
+        assert!(
+            rate.provenance.note.as_deref().is_some_and(|n| n.starts_with(
+                "async inference priced at the hosting rate: this snapshot has no async row"
+            )),
+            "{:?}",
+            rate.provenance.note
         );
+        // Its own async row, where it has one, is its own.
+        let own = PriceKey::AsyncInference {
+            region: "us-east-1".into(),
+            instance_type: "ml.c5.xlarge".into(),
+        };
+        assert_eq!(with_async.get(&own).unwrap().usd_per_unit, dec("0.24"));
+        // Neither an async nor a hosting row: still an error.
+        let neither = PriceKey::AsyncInference {
+            region: "us-east-1".into(),
+            instance_type: "ml.zz9.large".into(),
+        };
+        assert!(with_async.get(&neither).is_err());
         // A kind it has for no region at all.
         let key = PriceKey::storage("us-east-1");
         assert_eq!(
