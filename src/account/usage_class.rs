@@ -34,9 +34,9 @@ pub enum UsageClass {
         /// Memory size in GB.
         memory_gb: u32,
     },
-    /// Data processed in (`Hst:Data-Bytes-In`).
+    /// Data processed in (`Hst:Data-Bytes-In`, or another kind's `Data-Bytes-In`).
     DataIn,
-    /// Data processed out (`Hst:Data-Bytes-Out`).
+    /// Data processed out (`Hst:Data-Bytes-Out`, or another kind's `Data-Bytes-Out`).
     DataOut,
     /// ML storage volumes of hosting instances (`Host:VolumeUsage.*`).
     Storage,
@@ -83,13 +83,15 @@ impl UsageClass {
             return memory_gb(detail).map_or_else(other, |memory_gb| {
                 UsageClass::ProvisionedConcurrency { memory_gb }
             });
-        } else if kind.eq_ignore_ascii_case("Hst") {
-            if detail.eq_ignore_ascii_case("Data-Bytes-In") {
-                return UsageClass::DataIn;
-            }
-            if detail.eq_ignore_ascii_case("Data-Bytes-Out") {
-                return UsageClass::DataOut;
-            }
+        }
+        // Data processed: `Hst:` for hosting; another kind's (an async or a
+        // serverless endpoint's, should AWS bill them apart) is the same charge,
+        // at the same rate, as receipts' data lines are.
+        if detail.eq_ignore_ascii_case("Data-Bytes-In") {
+            return UsageClass::DataIn;
+        }
+        if detail.eq_ignore_ascii_case("Data-Bytes-Out") {
+            return UsageClass::DataOut;
         }
         other()
     }
@@ -269,6 +271,9 @@ mod tests {
             ),
             ("USE1-Hst:Data-Bytes-In", UsageClass::DataIn),
             ("USW2-Hst:Data-Bytes-Out", UsageClass::DataOut),
+            // Should AWS bill an async endpoint's data apart, it is data all the same.
+            ("USE1-AsyncInf:Data-Bytes-In", UsageClass::DataIn),
+            ("AsyncInf:Data-Bytes-Out", UsageClass::DataOut),
             ("USE1-Host:VolumeUsage.gp2", UsageClass::Storage),
             (
                 "USE1-Train:ml.p3.2xlarge",
