@@ -1507,13 +1507,13 @@ impl Meter {
                             && !compute_unknown
                             && self.inner.allocation == Allocation::Amortized
                             && matches!(v.billing, VariantBilling::Instance { .. }))
-                            .then(|| {
-                                self.inner.totals.amortized_since_previous_call(
-                                    rates.totals,
-                                    clock.as_ref(),
-                                    ended_at,
-                                )
-                            });
+                        .then(|| {
+                            self.inner.totals.amortized_since_previous_call(
+                                rates.totals,
+                                clock.as_ref(),
+                                ended_at,
+                            )
+                        });
                         match (component, amortized) {
                             (None, Some(share)) => lines.extend(amortized_compute_lines(
                                 &v.billing,

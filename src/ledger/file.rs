@@ -701,9 +701,14 @@ fn refused_link(e: &io::Error, path: &Path) -> Option<LedgerError> {
 /// describes.
 #[cfg(unix)]
 pub(crate) fn check_owner(meta: &std::fs::Metadata, path: &Path) -> Result<(), LedgerError> {
-    use std::os::unix::fs::MetadataExt;
     // SAFETY: geteuid takes nothing, cannot fail and touches no memory of ours.
-    let user = unsafe { libc::geteuid() };
+    check_owner_is(meta, path, unsafe { libc::geteuid() })
+}
+
+/// [`check_owner`] for the process of user id `user`.
+#[cfg(unix)]
+fn check_owner_is(meta: &std::fs::Metadata, path: &Path, user: u32) -> Result<(), LedgerError> {
+    use std::os::unix::fs::MetadataExt;
     if meta.uid() != user {
         return Err(LedgerError::NotOwned {
             path: path.to_owned(),
@@ -877,6 +882,32 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use crate::ledger::writer::test_lines as lines;
+
+    /// A ledger file another user owns is refused, naming both ids (run by any
+    /// user: the process's id is given, not taken from the OS).
+    #[cfg(unix)]
+    #[test]
+    fn a_file_another_user_owns_is_refused_naming_both_ids() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("calls.jsonl");
+        std::fs::write(&path, b"").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        let owner = meta.uid();
+        assert!(check_owner_is(&meta, &path, owner).is_ok());
+        let other = owner.wrapping_add(1);
+        let err = check_owner_is(&meta, &path, other).unwrap_err();
+        assert!(
+            matches!(&err, LedgerError::NotOwned { owner: o, user: u, .. } if *o == owner && *u == other),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(&format!(
+                "belongs to user id {owner}, and this process runs as user id {other}"
+            )),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_partial_line_that_cannot_be_cut_off_stops_writes_until_it_is() {

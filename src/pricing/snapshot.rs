@@ -565,7 +565,11 @@ impl Snapshot {
             .table
             .rates
             .get(&PriceKey::hosting(region.as_str(), instance_type.as_str()))?;
-        let mut rate = Rate::new(key.clone(), hosting.usd_per_unit, hosting.provenance.clone());
+        let mut rate = Rate::new(
+            key.clone(),
+            hosting.usd_per_unit,
+            hosting.provenance.clone(),
+        );
         rate.instance = hosting.instance.clone();
         let note = "async inference priced at the hosting rate: this snapshot has no async \
                     row for it, and AWS's have been equal wherever both were measured";
@@ -968,9 +972,12 @@ mod tests {
         let rate = with_async.get(&key).unwrap();
         assert_eq!((rate.key.clone(), rate.usd_per_unit), (key, dec("0.23")));
         assert!(
-            rate.provenance.note.as_deref().is_some_and(|n| n.starts_with(
-                "async inference priced at the hosting rate: this snapshot has no async row"
-            )),
+            rate.provenance
+                .note
+                .as_deref()
+                .is_some_and(|n| n.starts_with(
+                    "async inference priced at the hosting rate: this snapshot has no async row"
+                )),
             "{:?}",
             rate.provenance.note
         );

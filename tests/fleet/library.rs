@@ -580,8 +580,10 @@ async fn a_slow_table_costs_a_call_no_time_and_a_lease_no_more_than_lease_wait()
         matches!(&refused, Err(Error::BudgetUnavailable { reason, .. }) if reason.contains("no answer within 500ms")),
         "{refused:?}"
     );
+    // Within lease_wait (500 ms) and what a loaded machine adds, never the 3 s the
+    // table would take.
     assert!(
-        waited >= Duration::from_millis(500) && waited < Duration::from_millis(1500),
+        waited >= Duration::from_millis(500) && waited < Duration::from_millis(2500),
         "{waited:?}"
     );
     proxy.set(Fault::None);
@@ -769,18 +771,17 @@ async fn a_process_idle_a_while_does_not_share_the_instances_with_calls_long_end
     while held.join_next().await.is_some() {}
     tokio::time::sleep(flush * 4).await; // B publishes its 0
     fake.next_latencies(&[Duration::from_millis(400)]);
-    let started = std::time::Instant::now();
     let alone = compute_usd(&call_endpoint(&a, "one").await);
-    let took = started.elapsed();
     for client in [&a, &b] {
         client.meter().shutdown().await.unwrap();
     }
-    // Alone on the instance: about its whole time at $0.23/h, not a ninth of it
-    // (as if B's 8 calls of minutes ago were still in flight).
-    let whole = dec("0.23") * hours(took);
+    // Alone on the instance: at least the model's 400 ms of it at $0.23/h (a
+    // slow host only adds to the call's time), not a ninth (as if B's 8 calls of
+    // seconds ago were still in flight).
+    let model = dec("0.23") * hours(Duration::from_millis(400));
     assert!(
-        alone >= whole * dec("0.8"),
-        "allocated ${alone} of ${whole} for {took:?} alone"
+        alone >= model * dec("0.9"),
+        "allocated ${alone} for a 400 ms call alone (${model})"
     );
 }
 

@@ -180,6 +180,59 @@ async fn counters_and_histograms_carry_endpoint_variant_price_source_and_the_opt
     assert_eq!(costs.len(), 1);
 }
 
+/// Calls of 0.4 micro-dollars each (0.0004 USD per 1,000 calls): the cost
+/// counter, in whole micro-dollars, carries each call's remainder to the next
+/// (rounded per call it would never move), and the cost histogram holds each
+/// call's own cost.
+#[tokio::test]
+async fn the_cost_counter_carries_what_a_call_leaves_below_a_micro_dollar() {
+    use sagemeter::billing::UsageCharges;
+    let recorder = DebuggingRecorder::new();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let fake = fake().await;
+    let client = rt_priced_by_overrides(&fake)
+        .await
+        .usage_charges(
+            "rt",
+            UsageCharges::default()
+                .per_1000_calls(Decimal::new(4, 4))
+                .alone(),
+        )
+        .build()
+        .unwrap();
+    let key = (
+        "sagemeter_cost_micro_usd_total".to_owned(),
+        labels(&[
+            ("endpoint", "rt"),
+            ("variant", "AllTraffic"),
+            ("price_source", "override"),
+        ]),
+    );
+    // A snapshot of the debugging recorder takes what was counted since the one
+    // before: the counter's total is the sum of what each snapshot takes.
+    let (mut counted, mut costs) = (0u64, Vec::new());
+    // After each call: 0.4, 0.8, 1.2, 1.6 and 2.0 micro-dollars in all.
+    for expected in [0, 0, 1, 1, 2] {
+        let cost = call(&client, "rt", None).await.unwrap();
+        assert_eq!(cost.cost_usd, Decimal::new(4, 7), "0.0004 / 1,000");
+        let all = by_name_and_labels(&recorder);
+        if let Some(DebugValue::Counter(n)) = all.get(&key) {
+            counted += n;
+        }
+        if let Some(DebugValue::Histogram(values)) =
+            all.get(&("sagemeter_cost_usd".to_owned(), key.1.clone()))
+        {
+            costs.extend(values.iter().map(|v| v.0));
+        }
+        assert_eq!(counted, expected);
+    }
+    assert_eq!(costs.len(), 5);
+    assert!(
+        costs.iter().all(|v| (v - 0.0000004).abs() < 1e-15),
+        "{costs:?}"
+    );
+}
+
 #[tokio::test]
 async fn metrics_are_described_with_units_when_the_client_is_built() {
     let recorder = DebuggingRecorder::new();
