@@ -312,6 +312,8 @@ struct Listed {
 struct Draft {
     row: EndpointRow,
     created: Option<SystemTime>,
+    /// The endpoint's `LastModifiedTime`.
+    modified: Option<SystemTime>,
     /// Serverless: USD per second of compute, to price `ModelLatency`.
     per_use_usd_per_second: Option<Decimal>,
     /// Serverless: why that rate is unknown, when it is.
@@ -623,6 +625,7 @@ impl Account {
         Draft {
             row,
             created: listed.created,
+            modified: listed.modified,
             per_use_usd_per_second,
             per_use_unpriced,
             instance,
@@ -780,6 +783,7 @@ impl Account {
             drafts.push(Draft {
                 row,
                 created: variant_draft.created,
+                modified: variant_draft.modified,
                 per_use_usd_per_second: None,
                 per_use_unpriced: None,
                 instance: None,
@@ -944,6 +948,7 @@ fn undescribed(listed: &Listed, err: &DiscoveryError) -> Draft {
     Draft {
         row,
         created: listed.created,
+        modified: listed.modified,
         per_use_usd_per_second: None,
         per_use_unpriced: None,
         instance: None,
@@ -1063,6 +1068,10 @@ const ASYNC_NOT_COUNTED: &str = "asynchronous endpoint: SageMaker publishes no C
      are not known here";
 
 /// Adds the window's figures and the flags.
+/// How long after its creation an endpoint's `LastModifiedTime` is taken for an
+/// update, not for its coming into service.
+const UPDATED_AFTER: Duration = Duration::from_secs(3600);
+
 fn finish(
     draft: &mut Draft,
     used: Option<VariantUsage>,
@@ -1085,6 +1094,28 @@ fn finish(
         .map_or(window_start, |c| c.max(window_start))
         .min(now);
     let seconds = now.duration_since(from).unwrap_or_default().as_secs();
+    // Updated within the window (a new config: another instance type or count):
+    // the window's figures take the deployment described now for all of it. An
+    // endpoint's LastModifiedTime is also when it came into service, minutes after
+    // its creation: an hour past it is an update.
+    if let (Some(modified), Some(created)) = (draft.modified, draft.created)
+        && modified > from
+        && modified <= now
+        && modified
+            .duration_since(created)
+            .is_ok_and(|d| d > UPDATED_AFTER)
+    {
+        let at = crate::util::utc(modified).map_or_else(String::new, |t| {
+            format!(
+                " at {}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        });
+        row.notes.push(format!(
+            "updated within the window{at}: its window cost, cost per 1,000 calls and \
+             utilisation take the deployment described now for the whole window"
+        ));
+    }
     row.window_hours = (Decimal::from(seconds) / Decimal::from(3600))
         .round_dp(6)
         .normalize();
@@ -1281,6 +1312,35 @@ mod tests {
         draft.row.unpriced_reason = None;
         draft.row.usd_per_hour = Some(burn.parse().unwrap());
         draft
+    }
+
+    /// An endpoint updated within the window (another config: its instance type
+    /// or count may have changed) says that the window's figures take the
+    /// deployment described now for all of it; one that only came into service
+    /// after its creation, or was updated before the window, does not.
+    #[test]
+    fn an_update_within_the_window_is_said_of_its_figures() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let start = now - Duration::from_secs(86_400);
+        let options = EndpointsOptions::new(Window::hours(24));
+        let noted = |created: SystemTime, modified: SystemTime| {
+            let mut draft = row(VariantKind::Instance, Some(1), "0.23");
+            (draft.created, draft.modified) = (Some(created), Some(modified));
+            finish(&mut draft, None, now, start, &options);
+            draft
+                .row
+                .notes
+                .iter()
+                .any(|n| n.starts_with("updated within the window at "))
+        };
+        let week_ago = now - Duration::from_secs(7 * 86_400);
+        let hour = Duration::from_secs(3600);
+        assert!(noted(week_ago, now - 2 * hour));
+        assert!(!noted(week_ago, start - hour), "updated before the window");
+        assert!(
+            !noted(now - 3 * hour, now - 3 * hour + hour / 6),
+            "came into service"
+        );
     }
 
     #[test]

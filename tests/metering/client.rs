@@ -137,6 +137,10 @@ const GIB: u64 = 1 << 30;
 #[tokio::test]
 async fn instance_endpoint_receipt_equals_busy_time_and_data_at_the_named_rates() {
     let fake = fake_with_demo_endpoints().await;
+    // The model takes 50 ms; describing the endpoint (the first call's discovery)
+    // takes 300 ms, which is no model time and must not be billed as such.
+    *fake.state.latency.lock().unwrap() = Duration::from_millis(50);
+    *fake.state.control_plane_delay.lock().unwrap() = Duration::from_millis(300);
     let client = Client::builder(&fake.sdk_config().await)
         .price_source(FixedPrices::us_east_1())
         .allocation(Allocation::BusyTime)
@@ -164,6 +168,12 @@ async fn instance_endpoint_receipt_equals_busy_time_and_data_at_the_named_rates(
     );
     assert_eq!(response.invoked_production_variant(), Some("AllTraffic"));
 
+    assert!(
+        cost.usage.latency >= Duration::from_millis(50)
+            && cost.usage.latency < Duration::from_millis(300),
+        "{:?}: the model's 50 ms, not the discovery's 300",
+        cost.usage.latency
+    );
     let latency_us = Decimal::from(cost.usage.latency.as_micros() as u64);
     // compute = 0.23 USD/h × latency µs / 3.6e9 µs/h
     let compute = r12(dec("0.23") * latency_us / Decimal::from(3_600_000_000u64));
