@@ -21,8 +21,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The top-level columns a report reads (operation, bytes out and notes tell an
-/// asynchronous invocation's settlement from its submission, with the lines' items).
-const COLUMNS: [&str; 12] = [
+/// asynchronous invocation's settlement from its submission, with the lines' items;
+/// the amounts' scales give each cost the places its receipt had).
+const COLUMNS: [&str; 13] = [
     col::AT,
     col::ENDPOINT,
     col::VARIANT,
@@ -35,6 +36,7 @@ const COLUMNS: [&str; 12] = [
     col::OUTCOME,
     col::NOTES,
     col::ACCRUAL_PRICED_FROM,
+    col::AMOUNT_SCALES,
 ];
 
 /// A report builder fed by every row of `files`, read on every core.
@@ -358,6 +360,12 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         .transpose()?;
     let mut fallbacks: (Option<&str>, Vec<crate::billing::AccrualSource>) = (None, Vec::new());
     let cost_scale = cost.scale();
+    // Each cost at its receipt's own places, as a JSON Lines ledger holds it (a
+    // report of either then writes the same figures); absent in files another
+    // tool wrote.
+    let scales = batch
+        .column_by_name(col::AMOUNT_SCALES)
+        .and_then(|c| c.as_primitive_opt::<Int64Type>());
     let offsets = lines.value_offsets();
     // A negative count or duration (a file rewritten by another tool) is damage,
     // as the receipt reader says, not 0.
@@ -372,13 +380,21 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         false => Ok(None),
     };
     for i in 0..batch.num_rows() {
-        let cost_usd = money(cost.value(i), cost_scale).ok_or_else(|| {
+        let mut cost_usd = money(cost.value(i), cost_scale).ok_or_else(|| {
             format!(
                 "row {i}: `cost_usd` {}e{} does not fit a decimal",
                 cost.value(i),
                 -i32::from(cost_scale)
             )
         })?;
+        if let Some(scales) = scales.filter(|s| s.is_valid(i)) {
+            // Only trailing zeros come or go: a value with more places than its
+            // scale says (rewritten by another tool) is kept as it is.
+            let own = super::decimal::Scales(scales.value(i)).get(0);
+            if cost_usd.round_dp(own) == cost_usd {
+                cost_usd.rescale(own);
+            }
+        }
         let mut row = ReportRow::new(
             DateTime::from_timestamp_nanos(at.value(i)),
             endpoint.value(i),
@@ -486,6 +502,30 @@ mod tests {
             out.write(cost).unwrap();
         }
         out.finish().unwrap();
+    }
+
+    /// Costs read back at their receipts' own places: the report of a Parquet
+    /// file writes the same figures as the report of its receipts (`0.03223`, not
+    /// `0.032230000000`; a p50 of `0`, not `0.000000000000`).
+    #[test]
+    fn a_parquet_report_writes_the_figures_its_receipts_report_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.parquet");
+        let receipts = [
+            receipt(1, "0.03223", 0),
+            receipt(2, "0", 0),
+            receipt(3, "0", 0),
+            receipt(4, "0.500000000000", 0),
+        ];
+        write(&path, &receipts);
+        let options = ReportOptions::new(GroupBy::Endpoint);
+        let from_parquet = report(&[path], &options).unwrap().finish().unwrap();
+        let in_memory = crate::report::summarize(&receipts, &options).unwrap();
+        assert_eq!(
+            serde_json::to_string(&from_parquet.total).unwrap(),
+            serde_json::to_string(&in_memory.total).unwrap()
+        );
+        assert_eq!(from_parquet.total.cost_usd.to_string(), "0.532230000000");
     }
 
     /// A listed file removed before the report opened it (a rolling ledger's
