@@ -63,6 +63,15 @@ impl UsageClass {
         let other = || UsageClass::Other {
             usage_type: text.to_owned(),
         };
+        // Data processed: `Hst:` for hosting; another kind's (an async or a
+        // serverless endpoint's, should AWS bill them apart) is the same charge,
+        // at the same rate, as receipts' data lines are.
+        if detail.eq_ignore_ascii_case("Data-Bytes-In") {
+            return UsageClass::DataIn;
+        }
+        if detail.eq_ignore_ascii_case("Data-Bytes-Out") {
+            return UsageClass::DataOut;
+        }
         if kind.eq_ignore_ascii_case("Host") {
             if detail.starts_with("ml.") {
                 return UsageClass::Hosting {
@@ -83,15 +92,6 @@ impl UsageClass {
             return memory_gb(detail).map_or_else(other, |memory_gb| {
                 UsageClass::ProvisionedConcurrency { memory_gb }
             });
-        }
-        // Data processed: `Hst:` for hosting; another kind's (an async or a
-        // serverless endpoint's, should AWS bill them apart) is the same charge,
-        // at the same rate, as receipts' data lines are.
-        if detail.eq_ignore_ascii_case("Data-Bytes-In") {
-            return UsageClass::DataIn;
-        }
-        if detail.eq_ignore_ascii_case("Data-Bytes-Out") {
-            return UsageClass::DataOut;
         }
         other()
     }
@@ -274,6 +274,7 @@ mod tests {
             // Should AWS bill an async endpoint's data apart, it is data all the same.
             ("USE1-AsyncInf:Data-Bytes-In", UsageClass::DataIn),
             ("AsyncInf:Data-Bytes-Out", UsageClass::DataOut),
+            ("USE1-ServerlessInf:Data-Bytes-In", UsageClass::DataIn),
             ("USE1-Host:VolumeUsage.gp2", UsageClass::Storage),
             (
                 "USE1-Train:ml.p3.2xlarge",
