@@ -1067,11 +1067,11 @@ const ASYNC_NOT_COUNTED: &str = "asynchronous endpoint: SageMaker publishes no C
      `Invocations` for it, so its calls, cost per 1,000 calls, utilisation and idleness \
      are not known here";
 
-/// Adds the window's figures and the flags.
 /// How long after its creation an endpoint's `LastModifiedTime` is taken for an
 /// update, not for its coming into service.
 const UPDATED_AFTER: Duration = Duration::from_secs(3600);
 
+/// Adds the window's figures and the flags.
 fn finish(
     draft: &mut Draft,
     used: Option<VariantUsage>,
