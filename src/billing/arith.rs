@@ -262,11 +262,14 @@ mod tests {
     use proptest::prelude::*;
 
     /// Value and scale alike: what a receipt serialises.
-    /// Equal, and written the same, but for a zero: a product or quotient below
-    /// rust_decimal's 28 places comes out of it as a `0` of scale 0, which ours
-    /// keeps at the places asked for (`0.0000000000`), the same value.
-    fn same(a: Decimal, b: Decimal) -> bool {
-        a == b && (a.is_zero() || (a.scale() == b.scale() && a.to_string() == b.to_string()))
+    /// `ours` equal to `reference` and written the same, but where rust_decimal's
+    /// product or quotient fell below its 28 places: it comes out as a `0` of scale
+    /// 0, where ours is a zero at the places asked for (`0.0000000000`).
+    fn same(ours: Decimal, reference: Decimal) -> bool {
+        let underflowed = reference.is_zero() && reference.scale() == 0 && ours.is_zero();
+        ours == reference
+            && (underflowed
+                || (ours.scale() == reference.scale() && ours.to_string() == reference.to_string()))
     }
 
     fn dec(m: u128, scale: u32) -> Decimal {
