@@ -1203,7 +1203,7 @@ impl Totals {
                     standing_parts: state
                         .standing
                         .as_ref()
-                        .map_or_else(|| Arc::from([]), |s| s.parts.clone()),
+                        .map_or_else(crate::billing::no_standing_parts, |s| s.parts.clone()),
                 });
             }
         }

@@ -25,7 +25,9 @@ pub use receipt::{
     Accrual, AccrualCharge, AccrualSource, Cost, CostLine, LineItem, LinePrice, QuantityUnit,
     SettledBefore, SettledBy, StandingPart,
 };
-pub(crate) use receipt::{BEYOND_PROVISIONED_NOTE_END, INTERCEPTOR_NOTE, SETTLEMENT_NOTE, amount};
+pub(crate) use receipt::{
+    BEYOND_PROVISIONED_NOTE_END, INTERCEPTOR_NOTE, SETTLEMENT_NOTE, amount, no_standing_parts,
+};
 
 use crate::config_error::ConfigError;
 use crate::endpoint::{EndpointKind, VariantBilling};

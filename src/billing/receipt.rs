@@ -177,6 +177,13 @@ fn no_parts(parts: &Arc<[StandingPart]>) -> bool {
     parts.is_empty()
 }
 
+/// No standing parts: one shared allocation, cloned (an accrual is made on every
+/// call, and most have none).
+pub(crate) fn no_standing_parts() -> Arc<[StandingPart]> {
+    static NONE: std::sync::OnceLock<Arc<[StandingPart]>> = std::sync::OnceLock::new();
+    NONE.get_or_init(|| Arc::from([])).clone()
+}
+
 /// One variant's standing charge in an [`Accrual`] that adds up several
 /// ([`Accrual::standing_parts`]).
 #[non_exhaustive]

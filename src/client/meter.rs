@@ -181,9 +181,12 @@ pub(crate) struct VariantRates {
     pub unreserved_fraction: Option<Decimal>,
     /// How the variant is billed (its own part of `standing_parts`).
     pub billing: VariantBilling,
+    /// Its own standing rate, before any variant billed alongside was added.
+    pub own_usd_per_hour: Option<Decimal>,
     /// When variants billed alongside add to `standing_usd_per_hour`: each
-    /// one's standing charge, this variant's first (empty otherwise).
-    pub standing_parts: Vec<crate::billing::StandingPart>,
+    /// one's standing charge, this variant's first (empty otherwise, and when this
+    /// variant's own rate is unknown: no part is written as $0).
+    pub standing_parts: Arc<[crate::billing::StandingPart]>,
     pub totals: VariantSlot,
 }
 
@@ -211,7 +214,7 @@ impl VariantRates {
             storage_usd_per_month: self.storage_usd_per_month,
             storage_from: self.storage_from.clone(),
             unreserved_fraction: self.unreserved_fraction,
-            parts: self.standing_parts.as_slice().into(),
+            parts: self.standing_parts.clone(),
         })
     }
 
@@ -322,7 +325,8 @@ impl VariantRates {
             components,
             unreserved_fraction: unreserved,
             billing: variant.billing.clone(),
-            standing_parts: Vec::new(),
+            own_usd_per_hour: standing_usd_per_hour,
+            standing_parts: crate::billing::no_standing_parts(),
             totals,
         }
     }
@@ -347,16 +351,22 @@ impl VariantRates {
             };
         };
         let own = self.standing_usd_per_hour;
-        if self.standing_parts.is_empty() {
-            self.standing_parts.push(crate::billing::StandingPart::new(
-                self.billing.clone(),
-                own.unwrap_or_default(),
+        // Each part as AWS bills it; none at all while this variant's own rate is
+        // unknown (its part would read as $0, and the whole accrual as the others').
+        if let Some(own_usd) = self.own_usd_per_hour {
+            let mut parts = self.standing_parts.to_vec();
+            if parts.is_empty() {
+                parts.push(crate::billing::StandingPart::new(
+                    self.billing.clone(),
+                    own_usd,
+                ));
+            }
+            parts.push(crate::billing::StandingPart::new(
+                extra.billing.clone(),
+                extra_usd_per_hour,
             ));
+            self.standing_parts = parts.into();
         }
-        self.standing_parts.push(crate::billing::StandingPart::new(
-            extra.billing.clone(),
-            extra_usd_per_hour,
-        ));
         if let (Some(fraction), Some(own)) = (self.unreserved_fraction, own) {
             let all = own + extra_usd_per_hour;
             self.unreserved_fraction = Some(if all.is_zero() {
@@ -1707,7 +1717,9 @@ impl Meter {
                         standing_parts: recorded
                             .accrual
                             .as_ref()
-                            .map_or_else(|| Arc::from([]), |a| a.standing_parts.clone()),
+                            .map_or_else(crate::billing::no_standing_parts, |a| {
+                                a.standing_parts.clone()
+                            }),
                     }),
                     None => recorded.accrual,
                 };
