@@ -61,8 +61,20 @@ pub(super) struct Accruals {
     runs: HashMap<RunKey, Run>,
     next_run: u64,
     stretches: BTreeMap<StretchKey, Vec<Stretch>>,
-    /// A fleet's figures of each day: the highest accrued and allocated seen.
-    fleet_days: BTreeMap<StretchKey, (Decimal, Decimal)>,
+    /// A fleet's figures of each day, by the receipts' own kind of instance time.
+    fleet_days: BTreeMap<StretchKey, FleetDay>,
+}
+
+/// A fleet's figures of one day and variant.
+#[derive(Debug, Clone, Default)]
+struct FleetDay {
+    /// The highest accrued seen.
+    accrued: Decimal,
+    /// The highest allocated seen (the variant's own calls').
+    allocated: Decimal,
+    /// The kinds of instance time the highest accrual paid for, with their
+    /// shares (the receipt's own first): it is shared out by them.
+    shares: Vec<(UsageClass, Decimal)>,
 }
 
 /// What one receipt's accrual changes, worked out before anything is changed.
@@ -197,35 +209,50 @@ impl Accruals {
     ) {
         let latency = Span::from_std(cost.usage.latency).unwrap_or(Span::zero());
         let end = cost.at.checked_add_signed(latency).unwrap_or(cost.at);
-        for (i, (class, accrued)) in shared_out(accrued, classes).enumerate() {
-            let key = (
-                end.date_naive(),
-                cost.endpoint.clone(),
-                cost.variant.clone(),
-                class.clone(),
-            );
-            // The calls are the receipt's own variant's: its allocation is all theirs.
-            let allocated = if i == 0 { allocated } else { Decimal::ZERO };
-            let day = self.fleet_days.entry(key).or_default();
-            *day = (day.0.max(accrued), day.1.max(allocated));
+        let Some((own, _)) = classes.first() else {
+            return;
+        };
+        let key = (
+            end.date_naive(),
+            cost.endpoint.clone(),
+            cost.variant.clone(),
+            own.clone(),
+        );
+        // The day's figure is the highest any receipt carries (each is the fleet's
+        // running figure), shared out as that receipt's parts were: the parts'
+        // highest figures taken one by one would mix receipts of other parts.
+        let day = self.fleet_days.entry(key).or_default();
+        if accrued >= day.accrued {
+            day.accrued = accrued;
+            day.shares = classes.to_vec();
         }
+        // The calls are the receipt's own variant's: its allocation is all theirs.
+        day.allocated = day.allocated.max(allocated);
     }
 
     /// Instance time accrued per day, endpoint and kind of instance time: each
     /// variant's time counted once however many runs metered it (a fleet's day
     /// figure, where there is one, standing for the runs it covers).
     pub(super) fn by_day(&self) -> BTreeMap<(NaiveDate, &str, &UsageClass), Decimal> {
-        let mut variants: BTreeMap<&StretchKey, Decimal> = BTreeMap::new();
-        for (key, stretches) in &self.stretches {
-            variants.insert(key, union(stretches));
+        type Variant<'a> = (NaiveDate, &'a str, Option<&'a str>, &'a UsageClass);
+        let mut variants: BTreeMap<Variant<'_>, Decimal> = BTreeMap::new();
+        for ((day, endpoint, variant, class), stretches) in &self.stretches {
+            variants.insert(
+                (*day, endpoint, variant.as_deref(), class),
+                union(stretches),
+            );
         }
-        for (key, (accrued, _)) in &self.fleet_days {
-            let usd = variants.entry(key).or_default();
-            *usd = (*usd).max(*accrued);
+        for ((day, endpoint, variant, _), fleet) in &self.fleet_days {
+            for (class, accrued) in shared_out(fleet.accrued, &fleet.shares) {
+                let usd = variants
+                    .entry((*day, endpoint, variant.as_deref(), class))
+                    .or_default();
+                *usd = (*usd).max(accrued);
+            }
         }
         let mut days: BTreeMap<(NaiveDate, &str, &UsageClass), Decimal> = BTreeMap::new();
         for ((day, endpoint, _, class), usd) in variants {
-            *days.entry((*day, endpoint, class)).or_default() += usd;
+            *days.entry((day, endpoint, class)).or_default() += usd;
         }
         days
     }
@@ -237,8 +264,8 @@ impl Accruals {
         &self,
     ) -> BTreeMap<(NaiveDate, &str, &UsageClass), Decimal> {
         let mut days: BTreeMap<(NaiveDate, &str, &UsageClass), Decimal> = BTreeMap::new();
-        for ((day, endpoint, _, class), (_, allocated)) in &self.fleet_days {
-            *days.entry((*day, endpoint, class)).or_default() += *allocated;
+        for ((day, endpoint, _, class), fleet) in &self.fleet_days {
+            *days.entry((*day, endpoint, class)).or_default() += fleet.allocated;
         }
         days
     }

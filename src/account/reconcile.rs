@@ -1079,7 +1079,12 @@ fn standing_shares(
                 memory_gb: memory_mb / 1024,
             },
         };
-        shares.push((of, share(part.usd_per_hour)));
+        // Parts billed under one usage type (a new fleet of the same instance
+        // type) are one share of it.
+        match shares.iter_mut().find(|(class, _)| *class == of) {
+            Some((_, sum)) => *sum += share(part.usd_per_hour),
+            None => shares.push((of, share(part.usd_per_hour))),
+        }
     }
     shares
 }
@@ -1452,6 +1457,79 @@ mod tests {
         // say (not A's 5.52 and 1.00 plus B's 2.76 and 0.50 of increments).
         assert_eq!(accrual(&m), (d("5.52"), d("1.00")));
         assert_eq!(accrued_on(&m, "2026-12-02"), d("5.52"));
+    }
+
+    /// A fleet's day figure is shared out by the parts of the receipt that
+    /// carried it: parts of one usage type are one share, and the highest figures
+    /// of parts that changed during the day are not added up.
+    #[test]
+    fn a_fleets_day_figure_is_shared_out_by_the_parts_that_carried_it() {
+        use crate::billing::StandingPart;
+        use crate::endpoint::VariantBilling;
+        let m5 = |n: u32, usd: &str| {
+            StandingPart::new(
+                VariantBilling::Instance {
+                    instance_type: "ml.m5.xlarge".into(),
+                    instance_count: n,
+                },
+                d(usd),
+            )
+        };
+        let g5 = StandingPart::new(
+            VariantBilling::Instance {
+                instance_type: "ml.g5.12xlarge".into(),
+                instance_count: 1,
+            },
+            d("0.92"),
+        );
+        let fleet = |id: &str, at: &str, accrued: &str, parts: Vec<StandingPart>| {
+            let mut cost = receipt(id, at, "0.0000000639", accrued, "0");
+            cost.running_fleet_usd = Some(d("1"));
+            cost.accrual.as_mut().unwrap().standing_parts = parts.into();
+            cost
+        };
+        let by_class = |m: &Metered| -> Vec<(String, Decimal)> {
+            m.accruals
+                .by_day()
+                .into_iter()
+                .map(|((_, _, class), usd)| (class.to_string(), usd))
+                .collect()
+        };
+        // A new fleet of the same type (1 + 1 × $0.23/h) all day: $11.04, all of
+        // it Host:ml.m5.xlarge, not the higher of its two halves.
+        let mut m = Metered::new("us-east-1");
+        m.add(
+            "a",
+            &fleet(
+                "a1",
+                "2026-12-02T23:59:59Z",
+                "11.04",
+                vec![m5(1, "0.23"), m5(1, "0.23")],
+            ),
+        )
+        .unwrap();
+        assert_eq!(by_class(&m), [("Host:ml.m5.xlarge".to_owned(), d("11.04"))]);
+        // A shadow ($0.92/h beside $0.23/h) until noon, then none: the day's last
+        // figure ($8.28) is the day's, shared as its receipt's parts were (none:
+        // all the variant's), not $8.28 plus the shadow's noon share on top.
+        let mut m = Metered::new("us-east-1");
+        m.add(
+            "a",
+            &fleet(
+                "a1",
+                "2026-12-02T12:00:00Z",
+                "13.80",
+                vec![m5(1, "0.23"), g5],
+            ),
+        )
+        .unwrap();
+        m.add(
+            "a",
+            &fleet("a2", "2026-12-02T23:59:59Z", "16.56", Vec::new()),
+        )
+        .unwrap();
+        let total: Decimal = by_class(&m).iter().map(|(_, usd)| *usd).sum();
+        assert_eq!(total, d("16.56"));
     }
 
     #[test]
