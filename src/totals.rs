@@ -497,6 +497,8 @@ struct SharingClock {
     in_flight: u32,
     /// Other processes' calls in flight on the endpoint, in thousandths (fleet).
     others_milli: u64,
+    /// When `others_milli` was last read from the fleet.
+    others_read_at: Option<SystemTime>,
     allocated_fs: u128,
     /// This process's calls in flight integrated over time since `load_since`,
     /// in call-femtoseconds: what it publishes to the fleet.
@@ -1003,6 +1005,7 @@ impl Totals {
             return;
         };
         let clock = &mut inner.endpoints[index].sharing;
+        clock.others_read_at = Some(now);
         if clock.others_milli != others_milli {
             // Its time is when the fleet's writes began, maybe seconds ago.
             clock.advance_late(now, per_instance, mono);
@@ -1011,9 +1014,15 @@ impl Totals {
     }
 
     /// The other processes' calls in flight on `endpoints` are no longer read
-    /// (this process is idle there): from `now` on, none are counted.
+    /// (this process is idle there): a reading older than `kept` is forgotten,
+    /// and from `now` on none are counted.
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
-    pub(crate) fn forget_others_loads(&self, endpoints: &[String], now: SystemTime) {
+    pub(crate) fn forget_others_loads(
+        &self,
+        endpoints: &[String],
+        now: SystemTime,
+        kept: Duration,
+    ) {
         if endpoints.is_empty() {
             return;
         }
@@ -1025,7 +1034,10 @@ impl Totals {
                 continue;
             };
             let clock = &mut inner.endpoints[index].sharing;
-            if clock.others_milli != 0 {
+            let fresh = clock
+                .others_read_at
+                .is_some_and(|at| now.duration_since(at).is_ok_and(|age| age < kept) || at > now);
+            if clock.others_milli != 0 && !fresh {
                 clock.advance_late(now, per_instance, mono);
                 clock.others_milli = 0;
             }
@@ -1419,6 +1431,26 @@ mod tests {
             a.end(at(6)),
             "0.001527777777777777".parse::<Decimal>().unwrap()
         );
+    }
+
+    /// A process idle on an endpoint keeps what it last read of the others'
+    /// calls in flight for a while (its next call most likely meets the same
+    /// load), then forgets it (hours later it would be calls long ended).
+    #[test]
+    fn the_others_load_a_process_stopped_reading_counts_a_while_then_not() {
+        let totals = Totals::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        totals.call_started_on("e", None, at(0)).end(at(0));
+        // 8 calls of other processes in flight, as read at 0 s.
+        totals.set_others_load("e", 8000, at(0));
+        let kept = Duration::from_secs(10);
+        totals.forget_others_loads(&["e".to_owned()], at(5), kept);
+        // At 5 s, kept: a call starts with 8 others (9 in all).
+        assert_eq!(totals.call_started_on("e", None, at(5)).in_flight_at_start, 9);
+        totals.forget_others_loads(&["e".to_owned()], at(11), kept);
+        // At 11 s, forgotten: a call starts alone.
+        assert_eq!(totals.call_started_on("e", None, at(11)).in_flight_at_start, 1);
     }
 
     #[test]

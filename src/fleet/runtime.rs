@@ -1398,7 +1398,10 @@ impl Fleet {
             loads.insert(pk, (endpoint, load));
         }
         drop(state);
-        shared.totals.forget_others_loads(&unread, now);
+        // What was read last counts a while: the next call most likely meets the
+        // same load; hours later it would be calls long ended.
+        let kept = shared.config.flush_every.saturating_mul(10);
+        shared.totals.forget_others_loads(&unread, now, kept);
         loads
     }
 

@@ -755,7 +755,7 @@ async fn a_process_idle_a_while_does_not_share_the_instances_with_calls_long_end
     // and both are idle for a while. Then A calls alone for 400 ms.
     let fleet = FakeFleet::start("idle", "one", 1).await;
     let fake = &fleet.fake;
-    let flush = Duration::from_millis(500);
+    let flush = Duration::from_millis(200);
     let a = fleet.process(Some(flush)).await.build().unwrap();
     let b = fleet.process(Some(flush)).await.build().unwrap();
     call_endpoint(&a, "one").await;
@@ -769,7 +769,9 @@ async fn a_process_idle_a_while_does_not_share_the_instances_with_calls_long_end
     tokio::time::sleep(flush * 4).await; // A publishes its 0, reading B's 8
     fake.release();
     while held.join_next().await.is_some() {}
-    tokio::time::sleep(flush * 4).await; // B publishes its 0
+    // B publishes its 0; A's reading of B's 8 is kept ten flush intervals, then
+    // forgotten.
+    tokio::time::sleep(flush * 14).await;
     fake.next_latencies(&[Duration::from_millis(400)]);
     let alone = compute_usd(&call_endpoint(&a, "one").await);
     for client in [&a, &b] {
