@@ -94,7 +94,9 @@ struct Shared {
     stop: tokio::sync::Notify,
     requests: AtomicU64,
     flushes: AtomicU64,
-    warned: Mutex<HashSet<Failure>>,
+    /// The failures warned of, by kind and what was being done: once each
+    /// until that operation goes through again.
+    warned: Mutex<HashSet<(Failure, &'static str)>>,
     /// Settlements marked in the table by this process (their marks' numbers).
     settlements: AtomicU64,
     /// A failed settlement mark has been warned about.
@@ -107,6 +109,9 @@ struct Shared {
     /// The last flush's last failed write of increments, for shutdown to say why.
     last_failure: Mutex<Option<String>>,
 }
+
+/// What a flush's writes of increments are, in its warnings.
+const WRITING: &str = "writing increments";
 
 /// What a receipt's call adds to its variant's fleet accrual.
 #[derive(Debug, Clone)]
@@ -1008,6 +1013,10 @@ impl Fleet {
                     .claim_settlement(&call_id, &endpoint, &by, epoch_ms(now), expires_at)
                     .await,
             );
+            if result.is_ok() {
+                // Warned of afresh should marking fail again.
+                shared.settlement_warned.store(false, Ordering::Relaxed);
+            }
             result.map_err(|err| {
                 if !shared.settlement_warned.swap(true, Ordering::Relaxed) {
                     tracing::warn!(target: "sagemeter::fleet", table = %shared.table.name,
@@ -1020,13 +1029,13 @@ impl Fleet {
         }
     }
 
-    fn warn(&self, err: &TableError, doing: &str) {
+    fn warn(&self, err: &TableError, doing: &'static str) {
         let first = self
             .shared
             .warned
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(err.kind);
+            .insert((err.kind, doing));
         if first {
             tracing::warn!(target: "sagemeter::fleet", table = %self.shared.table.name,
                 failure = err.kind.as_str(), error = %err, doing,
@@ -1160,7 +1169,7 @@ impl Fleet {
             let added = match result {
                 Ok(added) => added,
                 Err(err) => {
-                    self.warn(&err, "writing increments");
+                    self.warn(&err, WRITING);
                     failure = Some(err.to_string());
                     all = false;
                     failed.push((write.pk, write.sk, Some(err.kind)));
@@ -1310,11 +1319,14 @@ impl Fleet {
             }
         }
         if failure.is_none() && wrote_any {
-            // The table answers again: a later failure is warned of afresh (a
-            // blip in week 1 must not leave an outage in week 3 unsaid).
-            let had = std::mem::take(&mut *shared.warned.lock().unwrap_or_else(|e| e.into_inner()));
-            let marks = shared.settlement_warned.swap(false, Ordering::Relaxed);
-            if !had.is_empty() || marks {
+            // The writes go through again: a later failure of them is warned of
+            // afresh (a blip in week 1 must not leave an outage in week 3 unsaid).
+            // Other operations' warnings stand until they go through (a lease
+            // that keeps waiting longer than lease_wait is not warned every flush).
+            let mut warned = shared.warned.lock().unwrap_or_else(|e| e.into_inner());
+            let before = warned.len();
+            warned.retain(|(_, doing)| *doing != WRITING);
+            if warned.len() < before {
                 tracing::info!(target: "sagemeter::fleet", table = %shared.table.name,
                     "fleet table answers again: every increment kept meanwhile is written");
             }
