@@ -592,6 +592,29 @@ async fn convert_warns_about_a_file_a_running_ledger_holds() {
     );
 }
 
+/// A FIFO given to convert (a shell's `<(…)`) is refused at once as no ledger
+/// file, never waited on for a writer (by the check for a running ledger either).
+#[cfg(unix)]
+#[test]
+fn convert_refuses_a_fifo_at_once() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("calls.jsonl");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path and a mode.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let output = sagemeter()
+        .args(["ledger", "convert"])
+        .arg(&fifo)
+        .args(["--to", "parquet"])
+        .arg(dir.path().join("out"))
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{output:?}");
+    assert_ne!(output.status.code(), None, "not killed by the timeout: {output:?}");
+}
+
 /// `report … --chart F | head -0`: the reader left before the report was printed;
 /// the chart is drawn all the same, and the run is still a success (exit 0).
 #[cfg(all(unix, feature = "charts"))]

@@ -288,13 +288,24 @@ fn warn_about_current_files(files: &[PathBuf]) {
 }
 
 /// Whether a ledger writer holds `path`'s lock (an exclusive one, taken as it
-/// opens the file); `false` when that cannot be told.
+/// opens the file); `false` when that cannot be told. Only a regular file is
+/// opened, and without waiting (a FIFO's open would wait for a writer); the
+/// probe holds a shared lock for an instant, in which a writer opening the file
+/// would be refused as `Locked`.
 fn being_written(path: &Path) -> bool {
-    std::fs::File::open(path).is_ok_and(|file| {
-        matches!(
-            file.try_lock_shared(),
-            Err(std::fs::TryLockError::WouldBlock)
-        )
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    options.open(path).is_ok_and(|file| {
+        file.metadata().is_ok_and(|m| m.is_file())
+            && matches!(
+                file.try_lock_shared(),
+                Err(std::fs::TryLockError::WouldBlock)
+            )
     })
 }
 
