@@ -1447,10 +1447,16 @@ mod tests {
         let kept = Duration::from_secs(10);
         totals.forget_others_loads(&["e".to_owned()], at(5), kept);
         // At 5 s, kept: a call starts with 8 others (9 in all).
-        assert_eq!(totals.call_started_on("e", None, at(5)).in_flight_at_start, 9);
+        assert_eq!(
+            totals.call_started_on("e", None, at(5)).in_flight_at_start,
+            9
+        );
         totals.forget_others_loads(&["e".to_owned()], at(11), kept);
         // At 11 s, forgotten: a call starts alone.
-        assert_eq!(totals.call_started_on("e", None, at(11)).in_flight_at_start, 1);
+        assert_eq!(
+            totals.call_started_on("e", None, at(11)).in_flight_at_start,
+            1
+        );
     }
 
     #[test]

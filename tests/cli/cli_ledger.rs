@@ -612,7 +612,11 @@ fn convert_refuses_a_fifo_at_once() {
         .output()
         .unwrap();
     assert!(!output.status.success(), "{output:?}");
-    assert_ne!(output.status.code(), None, "not killed by the timeout: {output:?}");
+    assert_ne!(
+        output.status.code(),
+        None,
+        "not killed by the timeout: {output:?}"
+    );
 }
 
 /// `report … --chart F | head -0`: the reader left before the report was printed;

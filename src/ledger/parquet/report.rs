@@ -18,7 +18,7 @@ use rust_decimal::Decimal;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// The top-level columns a report reads (operation, bytes out and notes tell an
 /// asynchronous invocation's settlement from its submission, with the lines' items;
@@ -44,34 +44,25 @@ pub(crate) fn report(
     files: &[PathBuf],
     options: &ReportOptions,
 ) -> Result<ReportBuilder, ReportError> {
-    // The units of work: every row group of every file, each file opened once
-    // (its row groups read by position from every core), so that it is read whole
-    // even if it is removed meanwhile (a rolling ledger's retention). One removed
-    // before it could be opened is not counted, and is said, as JSON Lines' are.
+    // The units of work: every row group of every file. A file is opened at its
+    // first row group's turn and closed after its last (a few are open at once,
+    // whatever their number), its row groups read by position from every core:
+    // read whole even if it is removed meanwhile (a rolling ledger's retention).
+    // One removed before it could be opened is not counted, and is said, as JSON
+    // Lines' are.
     let mut units = Vec::new();
-    let mut opened = Vec::with_capacity(files.len());
-    let mut removed = 0;
+    let mut lazy = Vec::with_capacity(files.len());
+    let removed = AtomicU64::new(0);
     for (i, path) in files.iter().enumerate() {
-        let file = match crate::ledger::file::open_to_read(path) {
-            Ok(file) => OpenFile::new(file).map_err(|source| LedgerError::Open {
-                path: path.clone(),
-                source,
-            })?,
-            Err(LedgerError::Open { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                tracing::warn!(target: "sagemeter", path = %path.display(),
-                    "report: a ledger file was removed before it could be read (a rolling \
-                     ledger's retention?): its receipts are not counted");
-                removed += 1;
-                opened.push(None);
-                continue;
+        let groups = match open(path)? {
+            Some(file) => builder_of(file, path)?.metadata().num_row_groups(),
+            None => {
+                removed.fetch_add(1, Ordering::Relaxed);
+                0
             }
-            Err(e) => return Err(e.into()),
         };
-        let groups = builder_of(file.clone(), path)?.metadata().num_row_groups();
         units.extend((0..groups).map(|g| (i, g)));
-        opened.push(Some(file));
+        lazy.push(LazyFile::new(groups));
     }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let next = AtomicUsize::new(0);
@@ -84,10 +75,13 @@ pub(crate) fn report(
                     let mut part = ReportBuilder::new(options.clone())?;
                     while let Some(&(file, group)) = units.get(next.fetch_add(1, Ordering::Relaxed))
                     {
-                        let Some(open) = &opened[file] else {
-                            continue;
+                        let read = match lazy[file].acquire(&files[file], &removed) {
+                            Ok(Some(open)) => row_group(&files[file], &open, group, &mut part),
+                            Ok(None) => Ok(()),
+                            Err(e) => Err(e.into()),
                         };
-                        if let Err(e) = row_group(&files[file], open, group, &mut part) {
+                        lazy[file].release();
+                        if let Err(e) = read {
                             let mut first = failed.lock().unwrap_or_else(|e| e.into_inner());
                             if first.as_ref().is_none_or(|(at, _)| (file, group) < *at) {
                                 *first = Some(((file, group), e));
@@ -110,8 +104,82 @@ pub(crate) fn report(
     match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
         Some((_, e)) => Err(e),
         None => {
-            total.removed_files(removed);
+            total.removed_files(removed.into_inner());
             Ok(total)
+        }
+    }
+}
+
+/// `path` opened for reading; `None` (with a WARN) when it was removed since it
+/// was listed.
+fn open(path: &Path) -> Result<Option<OpenFile>, LedgerError> {
+    match crate::ledger::file::open_to_read(path) {
+        Ok(file) => OpenFile::new(file)
+            .map(Some)
+            .map_err(|source| LedgerError::Open {
+                path: path.to_owned(),
+                source,
+            }),
+        Err(LedgerError::Open { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(target: "sagemeter", path = %path.display(),
+                "report: a ledger file was removed before it could be read (a rolling \
+                 ledger's retention?): its receipts are not counted");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A file of the report, opened at its first row group's turn and closed after
+/// its last.
+struct LazyFile {
+    state: Mutex<LazyState>,
+    /// Its row groups not read yet.
+    remaining: AtomicUsize,
+}
+
+enum LazyState {
+    NotOpened,
+    Open(OpenFile),
+    /// Removed before it could be opened (counted in `removed` once), or read
+    /// whole and closed.
+    Gone,
+}
+
+impl LazyFile {
+    fn new(groups: usize) -> Self {
+        LazyFile {
+            state: Mutex::new(LazyState::NotOpened),
+            remaining: AtomicUsize::new(groups),
+        }
+    }
+
+    /// The open file (opened now if it is the first of its row groups' turns);
+    /// `None` when it was removed before it could be opened.
+    fn acquire(&self, path: &Path, removed: &AtomicU64) -> Result<Option<OpenFile>, LedgerError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let LazyState::NotOpened = *state {
+            *state = match open(path)? {
+                Some(file) => LazyState::Open(file),
+                None => {
+                    removed.fetch_add(1, Ordering::Relaxed);
+                    LazyState::Gone
+                }
+            };
+        }
+        Ok(match &*state {
+            LazyState::Open(file) => Some(file.clone()),
+            _ => None,
+        })
+    }
+
+    /// One of its row groups was read: after the last, the file is closed.
+    fn release(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let LazyState::Open(_) = *state {
+                *state = LazyState::Gone;
+            }
         }
     }
 }
@@ -174,6 +242,14 @@ impl std::io::Read for ReadAt {
         let n = std::os::unix::fs::FileExt::read_at(&*self.file, buf, self.at)?;
         #[cfg(windows)]
         let n = std::os::windows::fs::FileExt::seek_read(&*self.file, buf, self.at)?;
+        #[cfg(not(any(unix, windows)))]
+        let n: usize = {
+            let _ = buf;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "reading Parquet ledgers by position needs Unix or Windows",
+            ));
+        };
         self.at += n as u64;
         Ok(n)
     }
@@ -526,6 +602,38 @@ mod tests {
             serde_json::to_string(&in_memory.total).unwrap()
         );
         assert_eq!(from_parquet.total.cost_usd.to_string(), "0.532230000000");
+    }
+
+    /// Many files, each opened at its turn and closed after its row groups: all
+    /// their rows are counted, and no file is left open once it is read.
+    #[test]
+    fn many_files_are_each_read_whole_and_closed_after_their_row_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = (0..40)
+            .map(|i| {
+                let path = dir.path().join(format!("f{i}.parquet"));
+                write(
+                    &path,
+                    &[receipt(2 * i, "0.25", 0), receipt(2 * i + 1, "0.5", 0)],
+                );
+                path
+            })
+            .collect();
+        let options = ReportOptions::new(GroupBy::Endpoint);
+        let built = report(&files, &options).unwrap().finish().unwrap();
+        // 40 files × (0.25 + 0.5) = 30 USD over 80 calls.
+        assert_eq!(built.total.calls, 80);
+        assert_eq!(built.total.cost_usd, Decimal::new(30, 0));
+        let lazy = LazyFile::new(2);
+        let removed = AtomicU64::new(0);
+        assert!(lazy.acquire(&files[0], &removed).unwrap().is_some());
+        lazy.release();
+        assert!(matches!(*lazy.state.lock().unwrap(), LazyState::Open(_)));
+        lazy.release();
+        assert!(
+            matches!(*lazy.state.lock().unwrap(), LazyState::Gone),
+            "closed"
+        );
     }
 
     /// A listed file removed before the report opened it (a rolling ledger's
