@@ -148,23 +148,32 @@ pub fn service_message(code: &str, message: Option<&str>) -> String {
 
 /// `text` without the values a validation message quotes (`Value 'x' at 'body'
 /// failed to satisfy constraint`: AWS leaves out the values of members it marks
-/// sensitive, the body among them, but a proxy or an emulator may not): `Value at
-/// 'body' …`, the member and the constraint kept.
+/// sensitive, the body among them, but a proxy or an emulator may not): `Value
+/// (not shown) at 'body' …`, the member and the constraint kept. A value ends at
+/// the last `' at '` before the constraint that follows it (a value may hold
+/// `' at '` itself); without one, nothing from the value on is kept.
 fn without_quoted_values(text: &str) -> std::borrow::Cow<'_, str> {
     const VALUE: &str = "Value '";
     const AT: &str = "' at '";
+    const FAILED: &str = "' failed to satisfy constraint";
     if !text.contains(VALUE) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find(VALUE) {
-        let Some(end) = rest[start + VALUE.len()..].find(AT) else {
-            break;
-        };
         out.push_str(&rest[..start]);
-        out.push_str("Value (not shown) at '");
-        rest = &rest[start + VALUE.len() + end + AT.len()..];
+        let after = &rest[start + VALUE.len()..];
+        match after.find(FAILED).and_then(|failed| after[..failed].rfind(AT)) {
+            Some(at) => {
+                out.push_str("Value (not shown) at '");
+                rest = &after[at + AT.len()..];
+            }
+            None => {
+                out.push_str("Value (not shown)");
+                rest = "";
+            }
+        }
     }
     out.push_str(rest);
     std::borrow::Cow::Owned(out)
@@ -392,6 +401,18 @@ mod tests {
              constraint: Member must have length less than or equal to 6291456; Value (not \
              shown) at 'endpointName' failed to satisfy constraint: Member must satisfy \
              regular expression pattern"
+        );
+        // A value holding `' at '`, and one with no constraint after it.
+        assert_eq!(
+            service_message(
+                "ValidationError",
+                Some("Value 'hi' at 'SECRET' at 'body' failed to satisfy constraint: too long")
+            ),
+            ": Value (not shown) at 'body' failed to satisfy constraint: too long"
+        );
+        assert_eq!(
+            service_message("ValidationError", Some("1 error: Value 'SECRET' is too long")),
+            ": 1 error: Value (not shown)"
         );
         // A message without quoted values is kept whole.
         assert_eq!(
