@@ -283,10 +283,24 @@ fn take_definitions(bytes: &[u8], defs: &mut Arc<Definitions>) {
     for start in starts {
         let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
         let line = bytes[start..end].trim_ascii();
-        if !line.starts_with(RECEIPT_PREFIX) {
+        if !line.starts_with(RECEIPT_PREFIX) && is_definition(line) {
             let _ = read_record(line, Arc::make_mut(defs));
         }
     }
+}
+
+/// Whether `line` has a definition's key at its top level: a receipt has them
+/// only nested (a format-1 line's `"price"` objects), and is not built twice
+/// (here, and by the worker) for it.
+fn is_definition(line: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Keys {
+        context: Option<serde::de::IgnoredAny>,
+        price: Option<serde::de::IgnoredAny>,
+        origin: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Keys>(line)
+        .is_ok_and(|k| k.context.is_some() || k.price.is_some() || k.origin.is_some())
 }
 
 /// The keys only a definition line has (a receipt's are one or two letters).
