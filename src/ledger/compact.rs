@@ -772,12 +772,12 @@ pub(crate) fn report_row<'a>(
 /// the full reader requires checked for).
 #[derive(Deserialize)]
 struct ReceiptRow<'a> {
-    #[serde(rename = "id")]
-    _id: IgnoredAny,
+    #[serde(rename = "id", borrow)]
+    _id: Cow<'a, str>,
     #[serde(rename = "rc")]
-    _rc: IgnoredAny,
+    _rc: Decimal,
     #[serde(rename = "re")]
-    _re: IgnoredAny,
+    _re: Decimal,
     c: u32,
     at: At,
     lat: u64,

@@ -397,6 +397,9 @@ fn the_reports_fast_read_takes_the_lines_the_full_reader_takes() {
         (whole.replace(r#""id":"x","#, ""), false),
         (whole.replace(r#","rc":"0.001""#, ""), false),
         (whole.replace(r#","re":"0.001""#, ""), false),
+        (whole.replace(r#""rc":"0.001""#, r#""rc":null"#), false),
+        (whole.replace(r#""re":"0.001""#, r#""re":"abc""#), false),
+        (whole.replace(r#""id":"x""#, r#""id":5"#), false),
         (
             whole.replace(r#"[1,"1","0.001"]"#, r#"[1,"1","0.001","extra"]"#),
             false,
