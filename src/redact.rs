@@ -164,7 +164,10 @@ fn without_quoted_values(text: &str) -> std::borrow::Cow<'_, str> {
     while let Some(start) = rest.find(VALUE) {
         out.push_str(&rest[..start]);
         let after = &rest[start + VALUE.len()..];
-        match after.find(FAILED).and_then(|failed| after[..failed].rfind(AT)) {
+        match after
+            .find(FAILED)
+            .and_then(|failed| after[..failed].rfind(AT))
+        {
             Some(at) => {
                 out.push_str("Value (not shown) at '");
                 rest = &after[at + AT.len()..];
@@ -411,7 +414,10 @@ mod tests {
             ": Value (not shown) at 'body' failed to satisfy constraint: too long"
         );
         assert_eq!(
-            service_message("ValidationError", Some("1 error: Value 'SECRET' is too long")),
+            service_message(
+                "ValidationError",
+                Some("1 error: Value 'SECRET' is too long")
+            ),
             ": 1 error: Value (not shown)"
         );
         // A message without quoted values is kept whole.

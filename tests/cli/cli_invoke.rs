@@ -437,6 +437,27 @@ fn a_process_budget_refuses_the_call_that_would_not_fit_before_sending_it() {
         stderr.contains("1 refused before sending (3 not sent after the failure); first failure: budget exceeded"),
         "{stderr}"
     );
+    // In text, the refused call says it was not sent, not that it failed.
+    let output = sagemeter()
+        .args([
+            "invoke",
+            REALTIME_ENDPOINT,
+            "--body",
+            "{}",
+            "-n",
+            "2",
+            "--budget",
+            "endpoint=0.000002/day",
+            "--estimate",
+            "0.000002",
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("#2    REFUSED (not sent)"), "{stdout}");
+    assert!(stdout.contains("calls            1 (0 failed)"), "{stdout}");
 }
 
 #[test]

@@ -738,19 +738,24 @@ async fn run_with(
     let (heard, interrupt) = tokio::sync::watch::channel(None::<u8>);
     let listener = {
         let stop = stop.clone();
+        // What it says goes to stderr from a blocking thread: a blocked stderr
+        // (`2>&1 | less`) must not keep it from hearing the next interrupt.
+        let say = |line: String| {
+            tokio::task::spawn_blocking(move || eprint(&line));
+        };
         tokio::spawn(async move {
             let code = interrupts.next().await;
             stop.store(true, Ordering::SeqCst);
             heard.send_replace(Some(code));
-            eprint(&format!(
+            say(format!(
                 "{}: no new call starts; waiting for the calls in flight \
                  (interrupt again to cancel them)",
                 interrupt::signal_name(code)
             ));
             loop {
                 interrupts.next().await;
-                eprint("cancelling the calls in flight");
                 cancel.send_replace(true);
+                say("cancelling the calls in flight".to_owned());
             }
         })
     };
@@ -860,9 +865,13 @@ async fn run_with(
                 } else {
                     printer.print(|out| match receipt {
                         Some(cost) => writeln!(out, "#{call:<4} FAILED {cost}"),
+                        None if refused => writeln!(out, "#{call:<4} REFUSED (not sent)"),
                         None => writeln!(out, "#{call:<4} FAILED (not billed)"),
                     });
-                    eprint(&format!("call #{call} failed: {message}"));
+                    match refused {
+                        true => eprint(&format!("call #{call} refused: {message}")),
+                        false => eprint(&format!("call #{call} failed: {message}")),
+                    }
                 }
                 first_error.get_or_insert(error);
             }
