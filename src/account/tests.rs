@@ -669,36 +669,10 @@ async fn a_torn_last_line_of_a_ledger_is_named_in_the_reconciliations_notes() {
 
 #[tokio::test]
 async fn a_billed_class_without_an_on_demand_rate_is_unexplained_and_named() {
-    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
-    use aws_sdk_costexplorer::types::{DateInterval, Group, MetricValue, ResultByTime};
     // $500 for 48 h of an instance type no price source knows (the bundled
     // snapshot has no ml.zz9.large), and no receipts: whether it is usage outside
     // sagemeter at $10.42/h or a discount is not known, so none of it is named.
-    let metric =
-        |amount: &str, unit: &str| MetricValue::builder().amount(amount).unit(unit).build();
-    let bill = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage).then_output(move || {
-        GetCostAndUsageOutput::builder()
-            .results_by_time(
-                ResultByTime::builder()
-                    .time_period(
-                        DateInterval::builder()
-                            .start("2026-11-29")
-                            .end("2026-11-30")
-                            .build()
-                            .unwrap(),
-                    )
-                    .groups(
-                        Group::builder()
-                            .keys("USE1-Host:ml.zz9.large")
-                            .metrics("AmortizedCost", metric("500", "USD"))
-                            .metrics("UsageQuantity", metric("48", "Hrs"))
-                            .build(),
-                    )
-                    .estimated(false)
-                    .build(),
-            )
-            .build()
-    });
+    let bill = billed_days(&[("2026-11-29", false, "USE1-Host:ml.zz9.large", "500", "48")]);
     let r = reconcile_nov_29(&Metered::new("us-east-1"), &bill)
         .await
         .unwrap();
@@ -1130,34 +1104,9 @@ async fn the_bill_is_read_amortized_so_a_savings_plan_is_a_discount_not_a_free_d
 
 #[tokio::test]
 async fn a_billed_group_without_the_keys_asked_for_is_an_error_not_left_out() {
-    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
-    use aws_sdk_costexplorer::types::{DateInterval, Group, MetricValue, ResultByTime};
     // $11.04 billed in a group without its usage type: dropping it would make the
     // day $11.04 cheaper than billed, unsaid.
-    let bill = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage).then_output(|| {
-        let metric =
-            |amount: &str, unit: &str| MetricValue::builder().amount(amount).unit(unit).build();
-        GetCostAndUsageOutput::builder()
-            .results_by_time(
-                ResultByTime::builder()
-                    .time_period(
-                        DateInterval::builder()
-                            .start("2026-11-29")
-                            .end("2026-11-30")
-                            .build()
-                            .unwrap(),
-                    )
-                    .estimated(false)
-                    .groups(
-                        Group::builder()
-                            .metrics("AmortizedCost", metric("11.04", "USD"))
-                            .metrics("UsageQuantity", metric("48", "Hrs"))
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build()
-    });
+    let bill = billed_days(&[("2026-11-29", false, "", "11.04", "48")]);
     let err = reconcile_nov_29(&Metered::new("us-east-1"), &bill)
         .await
         .unwrap_err();
@@ -1191,7 +1140,7 @@ async fn a_group_without_the_amortized_amount_is_an_error_not_a_free_day() {
 }
 
 /// Cost Explorer's answer for `days`: each `(day, estimated, usage type,
-/// AmortizedCost, hours)`.
+/// AmortizedCost, hours)`, a group without keys for an empty usage type.
 fn billed_days(
     days: &'static [(&'static str, bool, &'static str, &'static str, &'static str)],
 ) -> Rule {
@@ -1215,7 +1164,9 @@ fn billed_days(
                     .estimated(*estimated)
                     .groups(
                         Group::builder()
-                            .keys(*usage_type)
+                            .set_keys(
+                                (!usage_type.is_empty()).then(|| vec![usage_type.to_string()]),
+                            )
                             .metrics("AmortizedCost", metric(usd, "USD"))
                             .metrics("UsageQuantity", metric(hours, "Hrs"))
                             .build(),

@@ -385,24 +385,22 @@ fn an_unknown_endpoint_exits_1_naming_it_before_sending_anything() {
 fn a_process_budget_refuses_the_call_that_would_not_fit_before_sending_it() {
     // $0.000002 a day for the endpoint, each call reserved at all of it before it
     // is sent: the first fits, the second (what the first cost + 0.000002) cannot.
-    let output = sagemeter()
-        .args([
-            "invoke",
-            REALTIME_ENDPOINT,
-            "--body",
-            "{}",
-            "-n",
-            "5",
-            "--json",
-            "--budget",
-            "endpoint=0.000002/day",
-            "--estimate",
-            "0.000002",
-        ])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
+    let run = |more: &[&str]| {
+        sagemeter()
+            .args(["invoke", REALTIME_ENDPOINT, "--body", "{}"])
+            .args([
+                "--budget",
+                "endpoint=0.000002/day",
+                "--estimate",
+                "0.000002",
+            ])
+            .args(more)
+            .assert()
+            .code(1)
+            .get_output()
+            .clone()
+    };
+    let output = run(&["-n", "5", "--json"]);
     let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -438,23 +436,7 @@ fn a_process_budget_refuses_the_call_that_would_not_fit_before_sending_it() {
         "{stderr}"
     );
     // In text, the refused call says it was not sent, not that it failed.
-    let output = sagemeter()
-        .args([
-            "invoke",
-            REALTIME_ENDPOINT,
-            "--body",
-            "{}",
-            "-n",
-            "2",
-            "--budget",
-            "endpoint=0.000002/day",
-            "--estimate",
-            "0.000002",
-        ])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
+    let output = run(&["-n", "2"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("#2    REFUSED (not sent)"), "{stdout}");
     assert!(stdout.contains("calls            1 (0 failed)"), "{stdout}");
