@@ -594,9 +594,9 @@ async fn a_reader_that_leaves_loses_no_receipt_of_the_calls_in_flight() {
     assert!(receipts.len() < 40, "no new call after the reader left");
 }
 
-/// `sagemeter invoke rt` of 100,000 calls, 4 at a time, in JSON, with a ledger
-/// at `ledger`: a run that goes on until it is stopped.
-fn spawn_long_run(fake: &FakeSageMaker, ledger: &std::path::Path) -> std::process::Child {
+/// `sagemeter invoke rt` of `calls` calls, 4 at a time, in JSON, with a ledger
+/// at `ledger`.
+fn spawn_run(fake: &FakeSageMaker, ledger: &std::path::Path, calls: &str) -> std::process::Child {
     spawn_at(
         &fake.url,
         &[
@@ -605,7 +605,7 @@ fn spawn_long_run(fake: &FakeSageMaker, ledger: &std::path::Path) -> std::proces
             "--body",
             "{}",
             "-n",
-            "100000",
+            calls,
             "-c",
             "4",
             "--json",
@@ -634,7 +634,7 @@ async fn an_interrupt_stops_new_calls_and_every_call_sent_reaches_the_ledger() {
         *fake.state.latency.lock().unwrap() = Duration::from_millis(50);
         let dir = tempfile::tempdir().unwrap();
         let ledger = dir.path().join("spend.jsonl");
-        let mut child = spawn_long_run(&fake, &ledger);
+        let mut child = spawn_run(&fake, &ledger, "100000");
         let mut stdout = child.stdout.take().unwrap();
         // A few receipts, then the interrupt; the rest of stdout after it.
         let (child, printed) = tokio::task::spawn_blocking(move || {
@@ -697,7 +697,7 @@ async fn a_blocked_output_holds_new_calls_back_and_an_interrupt_still_stops_them
     *fake.state.latency.lock().unwrap() = Duration::from_millis(20);
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("spend.jsonl");
-    let mut child = spawn_long_run(&fake, &ledger);
+    let mut child = spawn_run(&fake, &ledger, "100000");
     let mut stdout = child.stdout.take().unwrap();
     let first = tokio::task::spawn_blocking(move || {
         let line = read_line(&mut stdout);
@@ -804,22 +804,7 @@ async fn a_second_interrupt_cancels_the_calls_in_flight_and_their_receipts_are_k
     fake.hold();
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("spend.jsonl");
-    let mut child = spawn_at(
-        &fake.url,
-        &[
-            "invoke",
-            "rt",
-            "--body",
-            "{}",
-            "-n",
-            "100",
-            "-c",
-            "4",
-            "--json",
-            "--ledger",
-            ledger.to_str().unwrap(),
-        ],
-    );
+    let mut child = spawn_run(&fake, &ledger, "100");
     fake.wait_for_invocations(4).await;
     let mut stderr = child.stderr.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
