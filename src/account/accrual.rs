@@ -68,13 +68,55 @@ pub(super) struct Accruals {
 /// A fleet's figures of one day and variant.
 #[derive(Debug, Clone, Default)]
 struct FleetDay {
-    /// The highest accrued seen.
-    accrued: Decimal,
+    /// The running figures seen, each with the kinds of instance time its
+    /// receipt's accrual paid for and their shares (the receipt's own first). A
+    /// running figure only grows: in order of figure, each step from the one
+    /// before is shared out by its receipt's shares. Only the figures where the
+    /// shares change are kept.
+    accrued: BTreeMap<Decimal, Vec<(UsageClass, Decimal)>>,
     /// The highest allocated seen (the variant's own calls').
     allocated: Decimal,
-    /// The kinds of instance time the highest accrual paid for, with their
-    /// shares (the receipt's own first): it is shared out by them.
-    shares: Vec<(UsageClass, Decimal)>,
+}
+
+impl FleetDay {
+    /// Notes a running figure and its receipt's shares.
+    fn note(&mut self, accrued: Decimal, shares: &[(UsageClass, Decimal)]) {
+        // The next figure up shares the step to it the same way: nothing changes.
+        if let Some((_, next)) = self.accrued.range(accrued..).next()
+            && next.as_slice() == shares
+        {
+            return;
+        }
+        // The figure below shares its step the same way: this one's step and
+        // that one's are one.
+        let below = self
+            .accrued
+            .range(..accrued)
+            .next_back()
+            .filter(|(_, before)| before.as_slice() == shares)
+            .map(|(figure, _)| *figure);
+        if let Some(figure) = below {
+            self.accrued.remove(&figure);
+        }
+        self.accrued.insert(accrued, shares.to_vec());
+    }
+
+    /// The day's accrual by kind of instance time: each step shared out by the
+    /// shares of the receipt that reached it.
+    fn by_class(&self) -> Vec<(&UsageClass, Decimal)> {
+        let mut out: Vec<(&UsageClass, Decimal)> = Vec::new();
+        let mut before = Decimal::ZERO;
+        for (figure, shares) in &self.accrued {
+            for (class, usd) in shared_out(*figure - before, shares) {
+                match out.iter_mut().find(|(c, _)| *c == class) {
+                    Some((_, sum)) => *sum += usd,
+                    None => out.push((class, usd)),
+                }
+            }
+            before = *figure;
+        }
+        out
+    }
 }
 
 /// What one receipt's accrual changes, worked out before anything is changed.
@@ -219,13 +261,10 @@ impl Accruals {
             own.clone(),
         );
         // The day's figure is the highest any receipt carries (each is the fleet's
-        // running figure), shared out as that receipt's parts were: the parts'
-        // highest figures taken one by one would mix receipts of other parts.
+        // running figure), each step to it shared out as the receipt that reached
+        // it was: the parts' highest figures taken one by one would mix receipts.
         let day = self.fleet_days.entry(key).or_default();
-        if accrued >= day.accrued {
-            day.accrued = accrued;
-            day.shares = classes.to_vec();
-        }
+        day.note(accrued, classes);
         // The calls are the receipt's own variant's: its allocation is all theirs.
         day.allocated = day.allocated.max(allocated);
     }
@@ -243,7 +282,7 @@ impl Accruals {
             );
         }
         for ((day, endpoint, variant, _), fleet) in &self.fleet_days {
-            for (class, accrued) in shared_out(fleet.accrued, &fleet.shares) {
+            for (class, accrued) in fleet.by_class() {
                 let usd = variants
                     .entry((*day, endpoint, variant.as_deref(), class))
                     .or_default();

@@ -1510,8 +1510,8 @@ mod tests {
         .unwrap();
         assert_eq!(by_class(&m), [("Host:ml.m5.xlarge".to_owned(), d("11.04"))]);
         // A shadow ($0.92/h beside $0.23/h) until noon, then none: the day's last
-        // figure ($8.28) is the day's, shared as its receipt's parts were (none:
-        // all the variant's), not $8.28 plus the shadow's noon share on top.
+        // figure ($16.56) is the day's, each step shared as its receipt's parts
+        // were, not $16.56 plus the shadow's noon share on top.
         let mut m = Metered::new("us-east-1");
         m.add(
             "a",
@@ -1528,8 +1528,15 @@ mod tests {
             &fleet("a2", "2026-12-02T23:59:59Z", "16.56", Vec::new()),
         )
         .unwrap();
-        let total: Decimal = by_class(&m).iter().map(|(_, usd)| *usd).sum();
-        assert_eq!(total, d("16.56"));
+        // Until noon 13.80 shared 0.23 : 0.92 (2.76 and 11.04), then 2.76 more of
+        // m5 alone: 5.52 and 11.04, as AWS bills the two types.
+        assert_eq!(
+            by_class(&m),
+            [
+                ("Host:ml.g5.12xlarge".to_owned(), d("11.04")),
+                ("Host:ml.m5.xlarge".to_owned(), d("5.52"))
+            ]
+        );
     }
 
     #[test]
