@@ -184,8 +184,7 @@ pub(crate) struct VariantRates {
     /// Its own standing rate, before any variant billed alongside was added.
     pub own_usd_per_hour: Option<Decimal>,
     /// When variants billed alongside add to `standing_usd_per_hour`: each
-    /// one's standing charge, this variant's first (empty otherwise, and when this
-    /// variant's own rate is unknown: no part is written as $0).
+    /// one's standing charge, this variant's first (empty otherwise).
     pub standing_parts: Arc<[crate::billing::StandingPart]>,
     pub totals: VariantSlot,
 }
@@ -351,22 +350,22 @@ impl VariantRates {
             };
         };
         let own = self.standing_usd_per_hour;
-        // Each part as AWS bills it; none at all while this variant's own rate is
-        // unknown (its part would read as $0, and the whole accrual as the others').
-        if let Some(own_usd) = self.own_usd_per_hour {
-            let mut parts = self.standing_parts.to_vec();
-            if parts.is_empty() {
-                parts.push(crate::billing::StandingPart::new(
-                    self.billing.clone(),
-                    own_usd,
-                ));
-            }
+        // Each part as AWS bills it, with the share of the accrual it pays for:
+        // this variant's own nothing when nothing of it is standing (serverless
+        // without provisioned concurrency) or its rate is unknown, as the accrual
+        // then holds the others' capacity alone.
+        let mut parts = self.standing_parts.to_vec();
+        if parts.is_empty() {
             parts.push(crate::billing::StandingPart::new(
-                extra.billing.clone(),
-                extra_usd_per_hour,
+                self.billing.clone(),
+                self.own_usd_per_hour.unwrap_or_default(),
             ));
-            self.standing_parts = parts.into();
         }
+        parts.push(crate::billing::StandingPart::new(
+            extra.billing.clone(),
+            extra_usd_per_hour,
+        ));
+        self.standing_parts = parts.into();
         if let (Some(fraction), Some(own)) = (self.unreserved_fraction, own) {
             let all = own + extra_usd_per_hour;
             self.unreserved_fraction = Some(if all.is_zero() {
