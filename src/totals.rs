@@ -1034,9 +1034,11 @@ impl Totals {
                 continue;
             };
             let clock = &mut inner.endpoints[index].sharing;
+            // A reading "from the future" is the wall clock stepping back: not
+            // kept for the step.
             let fresh = clock
                 .others_read_at
-                .is_some_and(|at| now.duration_since(at).is_ok_and(|age| age < kept) || at > now);
+                .is_some_and(|at| now.duration_since(at).is_ok_and(|age| age < kept));
             if clock.others_milli != 0 && !fresh {
                 clock.advance_late(now, per_instance, mono);
                 clock.others_milli = 0;

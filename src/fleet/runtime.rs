@@ -112,6 +112,10 @@ struct Shared {
 
 /// What a flush's writes of increments are, in its warnings.
 const WRITING: &str = "writing increments";
+/// A call's lease, in its warnings.
+const LEASING: &str = "leasing budget";
+/// An alert's mark, in its warnings.
+const MARKING: &str = "marking an alert";
 
 /// What a receipt's call adds to its variant's fleet accrual.
 #[derive(Debug, Clone)]
@@ -1043,6 +1047,14 @@ impl Fleet {
         }
     }
 
+    /// `doing` went through: a later failure of it is warned of afresh.
+    fn answered(&self, doing: &'static str) {
+        let mut warned = self.shared.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if !warned.is_empty() {
+            warned.retain(|(_, d)| *d != doing);
+        }
+    }
+
     fn counted<T>(&self, result: Result<T, TableError>) -> Result<T, TableError> {
         self.shared.requests.fetch_add(1, Ordering::Relaxed);
         result
@@ -1456,6 +1468,7 @@ impl Fleet {
                     .await;
                 match self.counted(marked) {
                     Ok(marked) => {
+                        self.answered(MARKING);
                         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                         *state.alerted.entry((i, start)).or_default() |= 1 << bit;
                         drop(state);
@@ -1473,7 +1486,7 @@ impl Fleet {
                             });
                         }
                     }
-                    Err(err) => self.warn(&err, "marking an alert"),
+                    Err(err) => self.warn(&err, MARKING),
                 }
             }
         }
@@ -1611,8 +1624,9 @@ impl Fleet {
             .await
             .unwrap_or_else(|_| Err(LeaseFailure::Table(self.no_answer())));
             match outcome {
-                Ok(()) => {}
+                Ok(()) => self.answered(LEASING),
                 Err(LeaseFailure::NoRoom { spent, committed }) => {
+                    self.answered(LEASING);
                     return Err(Error::BudgetExceeded {
                         scope: format!("{} (fleet-wide)", budget.scope()),
                         estimate: want.estimate,
@@ -1635,7 +1649,7 @@ impl Fleet {
     /// applied is remembered by [`lease_one`](Self::lease_one).)
     fn unavailable(&self, wants: &[LeaseWant], err: TableError) -> Result<()> {
         let shared = &self.shared;
-        self.warn(&err, "leasing budget");
+        self.warn(&err, LEASING);
         for want in wants {
             let Some((budget, _)) = shared.specs.get(want.budget) else {
                 continue;
