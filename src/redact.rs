@@ -150,8 +150,8 @@ pub fn service_message(code: &str, message: Option<&str>) -> String {
 /// failed to satisfy constraint`: AWS leaves out the values of members it marks
 /// sensitive, the body among them, but a proxy or an emulator may not): `Value
 /// (not shown) at 'body' …`, the member and the constraint kept. A value ends at
-/// the last `' at '` before the constraint that follows it (a value may hold
-/// `' at '` itself); without one, nothing from the value on is kept.
+/// the first `' at '` followed by a member's name and the constraint (a value may
+/// hold `' at '` itself); without one, nothing from the value on is kept.
 fn without_quoted_values(text: &str) -> std::borrow::Cow<'_, str> {
     const VALUE: &str = "Value '";
     const AT: &str = "' at '";
@@ -164,10 +164,21 @@ fn without_quoted_values(text: &str) -> std::borrow::Cow<'_, str> {
     while let Some(start) = rest.find(VALUE) {
         out.push_str(&rest[..start]);
         let after = &rest[start + VALUE.len()..];
-        match after
-            .find(FAILED)
-            .and_then(|failed| after[..failed].rfind(AT))
-        {
+        // The end: `' at '`, a member's name (letters, digits, `_`, `.`), then the
+        // constraint: a value holding `' at '` or the constraint's words alone
+        // does not end there.
+        let ends_here = |at: usize| {
+            let member = &after[at + AT.len()..];
+            let name = member
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                .unwrap_or(member.len());
+            name > 0 && member[name..].starts_with(FAILED)
+        };
+        let end = after
+            .match_indices(AT)
+            .map(|(at, _)| at)
+            .find(|&at| ends_here(at));
+        match end {
             Some(at) => {
                 out.push_str("Value (not shown) at '");
                 rest = &after[at + AT.len()..];
@@ -419,6 +430,17 @@ mod tests {
                 Some("1 error: Value 'SECRET' is too long")
             ),
             ": 1 error: Value (not shown)"
+        );
+        // A value holding the constraint's words after a `' at '`.
+        assert_eq!(
+            service_message(
+                "ValidationError",
+                Some(
+                    "Value 'a' at 'b c' failed to satisfy constraint SECRET' at 'body' failed \
+                     to satisfy constraint: too long"
+                )
+            ),
+            ": Value (not shown) at 'body' failed to satisfy constraint: too long"
         );
         // A message without quoted values is kept whole.
         assert_eq!(
