@@ -738,10 +738,11 @@ async fn run_with(
     let (heard, interrupt) = tokio::sync::watch::channel(None::<u8>);
     let listener = {
         let stop = stop.clone();
-        // What it says goes to stderr from a blocking thread: a blocked stderr
-        // (`2>&1 | less`) must not keep it from hearing the next interrupt.
+        // What it says goes to stderr from a thread of its own, not waited for: a
+        // blocked stderr (`2>&1 | less`) must neither keep it from hearing the next
+        // interrupt nor the process from exiting.
         let say = |line: String| {
-            tokio::task::spawn_blocking(move || eprint(&line));
+            std::thread::spawn(move || eprint(&line));
         };
         tokio::spawn(async move {
             let code = interrupts.next().await;
