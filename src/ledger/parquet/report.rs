@@ -47,22 +47,25 @@ pub(crate) fn report(
     // The units of work: every row group of every file. A file is opened at its
     // first row group's turn and closed after its last (a few are open at once,
     // whatever their number), its row groups read by position from every core:
-    // read whole even if it is removed meanwhile (a rolling ledger's retention).
+    // once open, read whole even if it is removed meanwhile (retention).
     // One removed before it could be opened is not counted, and is said, as JSON
     // Lines' are.
     let mut units = Vec::new();
     let mut lazy = Vec::with_capacity(files.len());
     let removed = AtomicU64::new(0);
     for (i, path) in files.iter().enumerate() {
-        let groups = match open(path)? {
-            Some(file) => builder_of(file, path)?.metadata().num_row_groups(),
+        let (groups, len) = match open(path)? {
+            Some(file) => {
+                let len = file.len;
+                (builder_of(file, path)?.metadata().num_row_groups(), len)
+            }
             None => {
                 removed.fetch_add(1, Ordering::Relaxed);
-                0
+                (0, 0)
             }
         };
         units.extend((0..groups).map(|g| (i, g)));
-        lazy.push(LazyFile::new(groups));
+        lazy.push(LazyFile::new(groups, len));
     }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let next = AtomicUsize::new(0);
@@ -136,6 +139,9 @@ struct LazyFile {
     state: Mutex<LazyState>,
     /// Its row groups not read yet.
     remaining: AtomicUsize,
+    /// Its length when it was listed: a Parquet file is written whole and
+    /// renamed into place, never appended to, so another length is another file.
+    len: u64,
 }
 
 enum LazyState {
@@ -147,10 +153,11 @@ enum LazyState {
 }
 
 impl LazyFile {
-    fn new(groups: usize) -> Self {
+    fn new(groups: usize, len: u64) -> Self {
         LazyFile {
             state: Mutex::new(LazyState::NotOpened),
             remaining: AtomicUsize::new(groups),
+            len,
         }
     }
 
@@ -160,6 +167,18 @@ impl LazyFile {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let LazyState::NotOpened = *state {
             *state = match open(path)? {
+                Some(file) if file.len != self.len => {
+                    return Err(LedgerError::Parquet {
+                        path: path.to_owned(),
+                        row: None,
+                        message: format!(
+                            "replaced while the report was read ({} bytes when listed, {} now): \
+                             report it again",
+                            self.len, file.len
+                        ),
+                        source: None,
+                    });
+                }
                 Some(file) => LazyState::Open(file),
                 None => {
                     removed.fetch_add(1, Ordering::Relaxed);
@@ -624,7 +643,7 @@ mod tests {
         // 40 files × (0.25 + 0.5) = 30 USD over 80 calls.
         assert_eq!(built.total.calls, 80);
         assert_eq!(built.total.cost_usd, Decimal::new(30, 0));
-        let lazy = LazyFile::new(2);
+        let lazy = LazyFile::new(2, std::fs::metadata(&files[0]).unwrap().len());
         let removed = AtomicU64::new(0);
         assert!(lazy.acquire(&files[0], &removed).unwrap().is_some());
         lazy.release();
