@@ -741,6 +741,19 @@ fn lock(file: &File, path: &Path) -> Result<(), LedgerError> {
     }
 }
 
+/// Whether `err`, opening the listed ledger file `path` to read it, says it was
+/// removed since it was listed (a rolling ledger's retention); said in a WARN.
+pub(crate) fn removed_before_read(err: &LedgerError, path: &Path) -> bool {
+    let removed =
+        matches!(err, LedgerError::Open { source, .. } if source.kind() == io::ErrorKind::NotFound);
+    if removed {
+        tracing::warn!(target: "sagemeter", path = %path.display(),
+            "report: a ledger file was removed before it could be read (a rolling \
+             ledger's retention?): its receipts are not counted");
+    }
+    removed
+}
+
 /// Opens the ledger file `path` for reading: a path that is not a regular file (a
 /// FIFO, a device, a directory) is [`LedgerError::NotAFile`], said without waiting
 /// (a FIFO's ordinary open waits for a writer, for ever).

@@ -28,8 +28,8 @@ pub use writer::{Refused, SinkStats};
 pub(crate) use compact::{Definitions, RECEIPT_PREFIX, Refs, report_row};
 pub(crate) use error::check_options;
 pub(crate) use reader::{
-    FileId, LineError, MAX_LINE_BYTES, before_zero_tail, is_parquet_name, line_too_long,
-    read_record,
+    FileId, LineError, MAX_LINE_BYTES, is_parquet_name, line_text, line_too_long, read_record,
+    torn_tail,
 };
 #[cfg(feature = "account")]
 pub(crate) use rolling::{FileName as RolledFileName, rolling_dir_of};

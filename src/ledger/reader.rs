@@ -23,17 +23,30 @@ pub(crate) fn line_too_long() -> serde_json::Error {
     ))
 }
 
-/// A last line (no newline after it) less the zeros a power loss can leave at a
-/// file's end (its size reached the disk, the data written last did not), and
-/// less surrounding whitespace; `None` when it ends in no zero. The writer cuts
-/// them before it appends ([`JsonlLedger::open`](super::JsonlLedger::open)), and
-/// readers read what is before them as a last line.
-pub(crate) fn before_zero_tail(text: &[u8]) -> Option<&[u8]> {
-    if text.last() != Some(&0) {
-        return None;
+/// The text of a line to read, without surrounding whitespace, and whether zeros
+/// were cut from it: a last line (`complete`: a newline after it, or not) less the
+/// zeros a power loss can leave at a file's end (its size reached the disk, the
+/// data written last did not). The writer cuts them before it appends
+/// ([`JsonlLedger::open`](super::JsonlLedger::open)), and readers read what is
+/// before them as a last line.
+pub(crate) fn line_text(text: &[u8], complete: bool) -> (&[u8], bool) {
+    let text = text.trim_ascii();
+    if complete || text.last() != Some(&0) {
+        return (text, false);
     }
     let kept = text.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    Some(text[..kept].trim_ascii())
+    (text[..kept].trim_ascii(), true)
+}
+
+/// Line `line` of `path`, `bytes` at `offset`, its last, skipped as torn (an
+/// interrupted write); said in a WARN.
+pub(crate) fn torn_tail(path: &Path, line: u64, offset: u64, bytes: u64) -> TornTail {
+    let tail = TornTail::new(line, offset, bytes);
+    tracing::warn!(target: "sagemeter", path = %path.display(),
+        line = tail.line, bytes = tail.bytes,
+        "skipped a torn last line of the ledger (an interrupted write); \
+         every record before it was read");
+    tail
 }
 
 /// A last line cut short by a crash, skipped by the reader.
@@ -245,20 +258,6 @@ impl<R: BufRead> LedgerReader<R> {
         }
     }
 
-    /// The last line, `read` bytes at `offset`, skipped as torn (said in a WARN).
-    fn torn(&self, offset: u64, read: usize) -> TornTail {
-        let torn = TornTail {
-            line: self.line,
-            offset,
-            bytes: read as u64,
-        };
-        tracing::warn!(target: "sagemeter", path = %self.path.display(),
-            line = torn.line, bytes = torn.bytes,
-            "skipped a torn last line of the ledger (an interrupted write); \
-             every record before it was read");
-        torn
-    }
-
     /// Price change records read so far
     /// ([`JsonlLedger::record_price_change`](super::JsonlLedger::record_price_change)):
     /// records for auditors, which the iteration, of receipts, leaves out.
@@ -303,18 +302,11 @@ impl<R: BufRead> LedgerReader<R> {
                     source: line_too_long().into(),
                 }));
             }
-            let mut text = self.buf.trim_ascii();
-            let zeros = match complete {
-                true => None,
-                false => before_zero_tail(text),
-            };
-            if let Some(before) = zeros {
-                text = before;
-            }
+            let (text, zeros) = line_text(&self.buf, complete);
             if text.is_empty() {
-                if zeros.is_some() {
+                if zeros {
                     // Only zeros: whatever was written there never reached the disk.
-                    self.torn_tail = Some(self.torn(offset, read));
+                    self.torn_tail = Some(torn_tail(&self.path, self.line, offset, read as u64));
                     return None;
                 }
                 continue;
@@ -342,7 +334,7 @@ impl<R: BufRead> LedgerReader<R> {
                 Ok(None) => continue, // a definition
                 Err(LedgerError::Corrupt { source, .. }) if !complete && source.is_eof() => {
                     // No newline: this was the last line, and its write was cut short.
-                    self.torn_tail = Some(self.torn(offset, read));
+                    self.torn_tail = Some(torn_tail(&self.path, self.line, offset, read as u64));
                     None
                 }
                 Err(LedgerError::Corrupt { path, source, .. }) if !self.read_any => {

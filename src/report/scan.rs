@@ -14,8 +14,8 @@
 
 use super::{ReportBuilder, ReportError, ReportOptions};
 use crate::ledger::{
-    Definitions, LedgerError, LineError, MAX_LINE_BYTES, RECEIPT_PREFIX, TornTail,
-    before_zero_tail, line_too_long, read_record, report_row,
+    Definitions, LedgerError, LineError, MAX_LINE_BYTES, RECEIPT_PREFIX, TornTail, line_text,
+    line_too_long, read_record, report_row, torn_tail,
 };
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -121,12 +121,7 @@ fn read_files(
             // Every file was there when the inputs were listed (a path named that
             // is not is refused then): one gone now was removed meanwhile, by a
             // rolling ledger's retention.
-            Err(LedgerError::Open { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                tracing::warn!(target: "sagemeter", path = %path.display(),
-                    "report: a ledger file was removed before it could be read (a rolling \
-                     ledger's retention?): its receipts are not counted");
+            Err(e) if crate::ledger::file::removed_before_read(&e, path) => {
                 removed.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => fail(failed, stop, i, 0, e.into()),
@@ -257,17 +252,6 @@ fn fill(file: &mut impl Read, bytes: &mut Vec<u8>, block: usize) -> std::io::Res
     }
 }
 
-/// The last line of `path`, line `line` of `bytes` at `offset`, skipped as torn
-/// (said in a WARN).
-fn torn_tail(path: &Path, line: u64, offset: u64, bytes: usize) -> TornTail {
-    let tail = TornTail::new(line, offset, bytes as u64);
-    tracing::warn!(target: "sagemeter", path = %path.display(),
-        line = tail.line, bytes = tail.bytes,
-        "skipped a torn last line of the ledger (an interrupted write); \
-         every record before it was read");
-    tail
-}
-
 /// Adds the definitions written in `bytes` to `defs`, in the order written: a
 /// line naming a definition's key (`"context"`, `"price"`, `"origin"`), however
 /// spaced or ordered (a ledger rewritten by a JSON tool), that is not a receipt.
@@ -374,18 +358,11 @@ fn read_block(
         line += 1;
         let line_offset = offset;
         offset += text.len() as u64;
-        let mut trimmed = text.trim_ascii();
-        let zeros = match complete {
-            true => None,
-            false => before_zero_tail(trimmed),
-        };
-        if let Some(before) = zeros {
-            trimmed = before;
-        }
+        let (trimmed, zeros) = line_text(text, complete);
         if trimmed.is_empty() {
-            if zeros.is_some() {
+            if zeros {
                 // Only zeros: whatever was written there never reached the disk.
-                return Ok(Some(torn_tail(path, line, line_offset, text.len())));
+                return Ok(Some(torn_tail(path, line, line_offset, text.len() as u64)));
             }
             continue;
         }
@@ -404,7 +381,7 @@ fn read_block(
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err((line, e.in_ledgers(&[path.to_owned()], Some(line)))),
             Err(LineError::Corrupt(source)) if !complete && source.is_eof() => {
-                return Ok(Some(torn_tail(path, line, line_offset, text.len())));
+                return Ok(Some(torn_tail(path, line, line_offset, text.len() as u64)));
             }
             Err(LineError::Corrupt(source)) if first_of_file => {
                 let e = LedgerError::NotALedger {

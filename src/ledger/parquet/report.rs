@@ -123,12 +123,7 @@ fn open(path: &Path) -> Result<Option<OpenFile>, LedgerError> {
                 path: path.to_owned(),
                 source,
             }),
-        Err(LedgerError::Open { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            tracing::warn!(target: "sagemeter", path = %path.display(),
-                "report: a ledger file was removed before it could be read (a rolling \
-                 ledger's retention?): its receipts are not counted");
-            Ok(None)
-        }
+        Err(e) if crate::ledger::file::removed_before_read(&e, path) => Ok(None),
         Err(e) => Err(e),
     }
 }
