@@ -310,6 +310,11 @@ impl Accruals {
     }
 }
 
+/// The end of UTC day `day` (the next midnight); `None` past chrono's range.
+pub(super) fn day_end(day: NaiveDate) -> Option<DateTime<Utc>> {
+    Some(day.succ_opt()?.and_hms_opt(0, 0, 0)?.and_utc())
+}
+
 /// `usd` shared out over `classes` by their shares, to the last digit: the
 /// receipt's own class takes what rounding leaves.
 fn shared_out<'a>(
@@ -383,10 +388,7 @@ fn spread(
     }
     while start < to {
         let day = start.date_naive();
-        let midnight = day
-            .succ_opt()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map_or(to, |t| t.and_utc());
+        let midnight = day_end(day).unwrap_or(to);
         if midnight < to {
             let share = share(usd, micros(start, midnight), whole);
             pieces.push((day, start, midnight, share));

@@ -790,11 +790,7 @@ impl Account {
                     gross.get(&d.day).copied().unwrap_or_default().normalize();
                 // The day's end (the next midnight, UTC), plus the time its usage
                 // takes to reach Cost Explorer.
-                let settled_at = d
-                    .day
-                    .succ_opt()
-                    .and_then(|next| next.and_hms_opt(0, 0, 0))
-                    .map(|end| end.and_utc() + SETTLING_TIME);
+                let settled_at = super::accrual::day_end(d.day).map(|end| end + SETTLING_TIME);
                 let settling = settled_at.is_none_or(|at| now < at);
                 d.verdict = if d.estimated && settling {
                     Verdict::NotSettled
@@ -1067,14 +1063,10 @@ fn standing_shares(
     let mut shares = vec![(class.clone(), share(accrual.standing_parts[0].usd_per_hour))];
     for part in others {
         let of = match &part.billing {
-            VariantBilling::Instance { instance_type, .. } => match class {
-                UsageClass::AsyncInference { .. } => UsageClass::AsyncInference {
-                    instance_type: instance_type.clone(),
-                },
-                _ => UsageClass::Hosting {
-                    instance_type: instance_type.clone(),
-                },
-            },
+            VariantBilling::Instance { instance_type, .. } => UsageClass::instance_time(
+                instance_type,
+                matches!(class, UsageClass::AsyncInference { .. }),
+            ),
             VariantBilling::Serverless { memory_mb, .. } => UsageClass::ProvisionedConcurrency {
                 memory_gb: memory_mb / 1024,
             },

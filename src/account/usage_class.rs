@@ -96,6 +96,16 @@ impl UsageClass {
         other()
     }
 
+    /// Instance-hours of `instance_type`: an asynchronous endpoint's
+    /// (`AsyncInf:`), or a real-time one's (`Host:`).
+    pub(crate) fn instance_time(instance_type: &str, asynchronous: bool) -> UsageClass {
+        let instance_type = instance_type.to_owned();
+        match asynchronous {
+            true => UsageClass::AsyncInference { instance_type },
+            false => UsageClass::Hosting { instance_type },
+        }
+    }
+
     /// The class a receipt line is billed under; `None` for charges that are not
     /// Amazon SageMaker usage (per-inference and per-token fees set by the user).
     pub(crate) fn of_line(cost: &Cost, line: &CostLine) -> Option<UsageClass> {
@@ -103,16 +113,10 @@ impl UsageClass {
             LineItem::DataIn => Some(UsageClass::DataIn),
             LineItem::DataOut => Some(UsageClass::DataOut),
             LineItem::Compute => match cost.billing.as_ref()? {
-                VariantBilling::Instance { instance_type, .. } => {
-                    let instance_type = instance_type.clone();
-                    Some(
-                        if cost.usage.operation == crate::usage::Operation::InvokeEndpointAsync {
-                            UsageClass::AsyncInference { instance_type }
-                        } else {
-                            UsageClass::Hosting { instance_type }
-                        },
-                    )
-                }
+                VariantBilling::Instance { instance_type, .. } => Some(UsageClass::instance_time(
+                    instance_type,
+                    cost.usage.operation == crate::usage::Operation::InvokeEndpointAsync,
+                )),
                 VariantBilling::Serverless {
                     memory_mb,
                     provisioned_concurrency,
