@@ -181,8 +181,6 @@ pub(crate) struct VariantRates {
     pub unreserved_fraction: Option<Decimal>,
     /// How the variant is billed (its own part of `standing_parts`).
     pub billing: VariantBilling,
-    /// Its own standing rate, before any variant billed alongside was added.
-    pub own_usd_per_hour: Option<Decimal>,
     /// When variants billed alongside add to `standing_usd_per_hour`: each
     /// one's standing charge, this variant's first (empty otherwise).
     pub standing_parts: Arc<[crate::billing::StandingPart]>,
@@ -324,7 +322,6 @@ impl VariantRates {
             components,
             unreserved_fraction: unreserved,
             billing: variant.billing.clone(),
-            own_usd_per_hour: standing_usd_per_hour,
             standing_parts: crate::billing::no_standing_parts(),
             totals,
         }
@@ -356,9 +353,10 @@ impl VariantRates {
         // then holds the others' capacity alone.
         let mut parts = self.standing_parts.to_vec();
         if parts.is_empty() {
+            // The first variant alongside: the standing rate is still its own.
             parts.push(crate::billing::StandingPart::new(
                 self.billing.clone(),
-                self.own_usd_per_hour.unwrap_or_default(),
+                own.unwrap_or_default(),
             ));
         }
         parts.push(crate::billing::StandingPart::new(
