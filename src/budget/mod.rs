@@ -539,13 +539,14 @@ struct BudgetsInner {
     /// Holds of async invocations that lapse at a set time (see
     /// [`Reservation::expire_at`]), soonest first: a backlog of a million
     /// queued invocations costs a call O(log n), not a scan.
-    expiring: BTreeMap<(DateTime<Utc>, u64), ExpiringHold>,
-    /// When each expiring hold lapses, by id.
-    lapses_at: HashMap<u64, DateTime<Utc>>,
+    expiring: BTreeMap<HoldKey, ExpiringHold>,
     next_hold: u64,
     /// Whether a lapsed hold has been warned about (once per client).
     warned_lapsed: bool,
 }
+
+/// An expiring hold's key: when it lapses, and its number (two may lapse at once).
+type HoldKey = (DateTime<Utc>, u64);
 
 /// What an async invocation still holds, kept by the budgets rather than by its
 /// [`Reservation`] so that it is released once SageMaker can no longer be working
@@ -563,8 +564,7 @@ impl BudgetsInner {
         while let Some(entry) = self.expiring.first_entry()
             && entry.key().0 <= now
         {
-            let ((until, id), hold) = entry.remove_entry();
-            self.lapses_at.remove(&id);
+            let ((until, _), hold) = entry.remove_entry();
             let usd: Decimal = hold.indexes.iter().map(|(_, usd)| *usd).sum();
             for (i, held) in hold.indexes {
                 let state = &mut self.tracked[i].state;
@@ -585,19 +585,12 @@ impl BudgetsInner {
         }
     }
 
-    /// Takes back the hold `id` from the expiring ones, if it has not lapsed:
+    /// Takes back the hold `key` from the expiring ones, if it has not lapsed:
     /// what it still holds.
-    fn reclaim(&mut self, id: u64) -> Vec<(usize, Decimal)> {
-        self.lapses_at
-            .remove(&id)
-            .and_then(|until| self.expiring.remove(&(until, id)))
+    fn reclaim(&mut self, key: HoldKey) -> Vec<(usize, Decimal)> {
+        self.expiring
+            .remove(&key)
             .map_or_else(Vec::new, |hold| hold.indexes)
-    }
-
-    /// The hold `id`, unless it has lapsed.
-    fn expiring_hold(&self, id: u64) -> Option<&ExpiringHold> {
-        let until = self.lapses_at.get(&id)?;
-        self.expiring.get(&(*until, id))
     }
 }
 
@@ -690,8 +683,8 @@ pub(crate) struct Reservation {
     /// A part settled so far was not fully priced: the call as a whole is not.
     unpriced: bool,
     /// Set by [`expire_at`](Self::expire_at): what it holds is kept by the budgets
-    /// under this id (and `indexes` is empty) until it lapses or is taken back.
-    lapsing: Option<u64>,
+    /// under this key (and `indexes` is empty) until it lapses or is taken back.
+    lapsing: Option<HoldKey>,
 }
 
 impl Budgets {
@@ -719,7 +712,6 @@ impl Budgets {
                     .collect(),
                 recent: HashMap::new(),
                 expiring: BTreeMap::new(),
-                lapses_at: HashMap::new(),
                 next_hold: 0,
                 warned_lapsed: false,
             }),
@@ -954,8 +946,8 @@ impl Budgets {
         now: DateTime<Utc>,
     ) -> Vec<AlertToRaise> {
         let mut inner = self.lock();
-        if let Some(id) = reservation.lapsing.take() {
-            reservation.indexes = inner.reclaim(id);
+        if let Some(key) = reservation.lapsing.take() {
+            reservation.indexes = inner.reclaim(key);
         }
         let tracked = &mut inner.tracked;
         for (i, held) in reservation.indexes.iter_mut() {
@@ -994,8 +986,8 @@ impl Budgets {
         now: DateTime<Utc>,
     ) -> (Vec<AlertToRaise>, Vec<BeyondReceipt>) {
         let mut inner = self.lock();
-        if let Some(id) = reservation.lapsing.take() {
-            reservation.indexes = inner.reclaim(id);
+        if let Some(key) = reservation.lapsing.take() {
+            reservation.indexes = inner.reclaim(key);
         }
         let BudgetsInner {
             tracked,
@@ -1181,11 +1173,13 @@ impl Reservation {
     /// What it still holds, summed over its budgets, USD (nothing once lapsed).
     pub(crate) fn held_usd(&self) -> Decimal {
         match (self.lapsing, &self.budgets) {
-            (Some(id), Some(budgets)) => {
-                budgets.lock().expiring_hold(id).map_or(Decimal::ZERO, |h| {
+            (Some(key), Some(budgets)) => budgets
+                .lock()
+                .expiring
+                .get(&key)
+                .map_or(Decimal::ZERO, |h| {
                     h.indexes.iter().map(|(_, usd)| *usd).sum()
-                })
-            }
+                }),
             _ => self.indexes.iter().map(|(_, usd)| *usd).sum(),
         }
     }
@@ -1204,17 +1198,16 @@ impl Reservation {
             return;
         }
         let mut inner = budgets.lock();
-        let id = inner.next_hold;
+        let key = (until, inner.next_hold);
         inner.next_hold += 1;
         inner.expiring.insert(
-            (until, id),
+            key,
             ExpiringHold {
                 endpoint: self.endpoint.clone(),
                 indexes: std::mem::take(&mut self.indexes),
             },
         );
-        inner.lapses_at.insert(id, until);
-        self.lapsing = Some(id);
+        self.lapsing = Some(key);
     }
 }
 
@@ -1234,8 +1227,8 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(budgets) = self.budgets.take() {
             let mut inner = budgets.lock();
-            if let Some(id) = self.lapsing.take() {
-                self.indexes = inner.reclaim(id);
+            if let Some(key) = self.lapsing.take() {
+                self.indexes = inner.reclaim(key);
             }
             for (i, estimate) in self.indexes.drain(..) {
                 let state = &mut inner.tracked[i].state;
