@@ -1047,12 +1047,15 @@ impl Fleet {
         }
     }
 
-    /// `doing` went through: a later failure of it is warned of afresh.
-    fn answered(&self, doing: &'static str) {
+    /// `doing` went through: a later failure of it is warned of afresh. Whether
+    /// a failure of it had been warned of.
+    fn answered(&self, doing: &'static str) -> bool {
         let mut warned = self.shared.warned.lock().unwrap_or_else(|e| e.into_inner());
-        if !warned.is_empty() {
+        let before = warned.len();
+        if before > 0 {
             warned.retain(|(_, d)| *d != doing);
         }
+        warned.len() < before
     }
 
     fn counted<T>(&self, result: Result<T, TableError>) -> Result<T, TableError> {
@@ -1330,18 +1333,13 @@ impl Fleet {
                      its spend since counts in what the budget has committed");
             }
         }
-        if failure.is_none() && wrote_any {
-            // The writes go through again: a later failure of them is warned of
-            // afresh (a blip in week 1 must not leave an outage in week 3 unsaid).
-            // Other operations' warnings stand until they go through (a lease
-            // that keeps waiting longer than lease_wait is not warned every flush).
-            let mut warned = shared.warned.lock().unwrap_or_else(|e| e.into_inner());
-            let before = warned.len();
-            warned.retain(|(_, doing)| *doing != WRITING);
-            if warned.len() < before {
-                tracing::info!(target: "sagemeter::fleet", table = %shared.table.name,
-                    "fleet table answers again: every increment kept meanwhile is written");
-            }
+        // The writes go through again: a later failure of them is warned of afresh
+        // (a blip in week 1 must not leave an outage in week 3 unsaid). Other
+        // operations' warnings stand until they go through (a lease that keeps
+        // waiting longer than lease_wait is not warned every flush).
+        if failure.is_none() && wrote_any && self.answered(WRITING) {
+            tracing::info!(target: "sagemeter::fleet", table = %shared.table.name,
+                "fleet table answers again: every increment kept meanwhile is written");
         }
         *shared
             .last_failure
@@ -1624,7 +1622,9 @@ impl Fleet {
             .await
             .unwrap_or_else(|_| Err(LeaseFailure::Table(self.no_answer())));
             match outcome {
-                Ok(()) => self.answered(LEASING),
+                Ok(()) => {
+                    self.answered(LEASING);
+                }
                 Err(LeaseFailure::NoRoom { spent, committed }) => {
                     self.answered(LEASING);
                     return Err(Error::BudgetExceeded {
