@@ -783,6 +783,21 @@ pub(crate) fn open_to_read(path: &Path) -> Result<File, LedgerError> {
     Ok(file)
 }
 
+/// Whether a [`JsonlLedger`] (of any process) is writing the ledger file `path`:
+/// it holds the file's lock while it is open. `false` when that cannot be told
+/// (no such regular file; a file system without locks). Only a regular file is
+/// opened, without waiting (a FIFO's open waits for a writer). The probe holds a
+/// shared lock for an instant, in which a writer opening the file would be
+/// refused as [`LedgerError::Locked`].
+pub fn is_being_written(path: impl AsRef<Path>) -> bool {
+    open_to_read(path.as_ref()).is_ok_and(|file| {
+        matches!(
+            file.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        )
+    })
+}
+
 /// Locks the ledger directory `dir` for this writer: an exclusive lock on its
 /// file `name` (created 0600), held as long as the returned file is open;
 /// [`LedgerError::Locked`] (naming the directory) when another writer has it.

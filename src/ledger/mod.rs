@@ -20,7 +20,7 @@ mod writer;
 
 pub use copies::FirstReceipts;
 pub use error::{LedgerError, ParseError};
-pub use file::{DEFAULT_CAPACITY, JsonlLedger, JsonlLedgerBuilder};
+pub use file::{DEFAULT_CAPACITY, JsonlLedger, JsonlLedgerBuilder, is_being_written};
 pub use reader::{LedgerRead, LedgerReader, TornTail, any_ledger_files, ledger_files, read_all};
 pub use rolling::RollEvery;
 pub use writer::{Refused, SinkStats};

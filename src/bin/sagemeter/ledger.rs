@@ -259,7 +259,7 @@ fn warn_about_current_files(files: &[PathBuf]) {
     let hour = now.format("sagemeter-%Y-%m-%dT%H").to_string();
     let day = now.format("sagemeter-%Y-%m-%dT00").to_string();
     for file in files {
-        if being_written(file) {
+        if sagemeter::ledger::is_being_written(file) {
             crate::output::eprint(&format!(
                 "warning: {} is being written by a running ledger (it holds the file's \
                  lock): the receipts it writes from now on are not in its Parquet file, and \
@@ -285,28 +285,6 @@ fn warn_about_current_files(files: &[PathBuf]) {
             ));
         }
     }
-}
-
-/// Whether a ledger writer holds `path`'s lock (an exclusive one, taken as it
-/// opens the file); `false` when that cannot be told. Only a regular file is
-/// opened, and without waiting (a FIFO's open would wait for a writer); the
-/// probe holds a shared lock for an instant, in which a writer opening the file
-/// would be refused as `Locked`.
-fn being_written(path: &Path) -> bool {
-    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
-        return false;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    options.open(path).is_ok_and(|file| {
-        file.metadata().is_ok_and(|m| m.is_file())
-            && matches!(
-                file.try_lock_shared(),
-                Err(std::fs::TryLockError::WouldBlock)
-            )
-    })
 }
 
 /// `calls.jsonl` → `calls.parquet`.
