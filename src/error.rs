@@ -355,6 +355,18 @@ impl fmt::Debug for AnySummary<'_> {
 }
 
 impl Error {
+    /// Whether the call was refused before anything was sent (an invalid
+    /// request, a budget with no room or that could not be checked): no
+    /// SageMaker call was made, and none is billed.
+    pub fn refused_before_sending(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidRequest(_)
+                | Error::BudgetExceeded { .. }
+                | Error::BudgetUnavailable { .. }
+        )
+    }
+
     /// The sagemeter error in `err`'s source chain (`err` itself included), if
     /// any: an SDK call metered by the
     /// [`MeteringInterceptor`](crate::client::MeteringInterceptor) that a budget
@@ -492,6 +504,24 @@ mod tests {
              error_code: Some(\"ModelCrashed\"), request_id: None, message: \"withheld: it \
              can quote the model; see Error::source\" } }"
         );
+    }
+
+    #[test]
+    fn only_a_refusal_before_sending_says_it_sent_nothing() {
+        assert!(Error::InvalidRequest("too big".into()).refused_before_sending());
+        assert!(
+            Error::BudgetUnavailable {
+                scope: "client".into(),
+                reason: "throttled".into()
+            }
+            .refused_before_sending()
+        );
+        let failed = Error::Invoke {
+            endpoint: "rt".into(),
+            source: Box::new(model_error()),
+            cost: None,
+        };
+        assert!(!failed.refused_before_sending());
     }
 
     #[test]

@@ -804,12 +804,9 @@ async fn run_with(
             continue;
         };
         // Refused before it was sent: not a call made, but one not sent.
-        let refused = matches!(
-            result,
-            Err(sagemeter::Error::InvalidRequest(_)
-                | sagemeter::Error::BudgetExceeded { .. }
-                | sagemeter::Error::BudgetUnavailable { .. })
-        );
+        let refused = result
+            .as_ref()
+            .is_err_and(sagemeter::Error::refused_before_sending);
         if refused {
             refused_calls += 1;
         } else {
