@@ -491,7 +491,7 @@ impl Inner {
                 };
                 let good = Good {
                     rate: cached(&rate),
-                    stale: with_note_before(
+                    stale: Rate::with_note_before(
                         cached(&rate),
                         "cached price older than its TTL; a refresh is under way",
                     ),
@@ -503,9 +503,9 @@ impl Inner {
                 if let Some(change) = change {
                     self.changed(&change);
                     if detached {
-                        announce = Some(with_note_before(good.rate.clone(), &change.note()));
+                        announce = Some(Rate::with_note_before(good.rate.clone(), &change.note()));
                     } else {
-                        rate = with_note_before(rate, &change.note());
+                        rate = Rate::with_note_before(rate, &change.note());
                     }
                 }
                 let mut state = slot.state.write().unwrap_or_else(PoisonError::into_inner);
@@ -527,7 +527,7 @@ impl Inner {
                     let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
                     state.good.as_ref().map(|g| {
                         let fetched = chrono::DateTime::<chrono::Utc>::from(g.fetched);
-                        with_note_before(
+                        Rate::with_note_before(
                             g.rate.clone(),
                             &format!(
                                 "refresh failed ({error}); kept the last good price, fetched {}",
@@ -595,7 +595,7 @@ impl Inner {
             return Err(error.clone());
         };
         match fallback.price(key).await {
-            Ok(rate) => Ok(with_note_before(
+            Ok(rate) => Ok(Rate::with_note_before(
                 rate,
                 &format!("primary price source failed ({error})"),
             )),
@@ -658,15 +658,6 @@ fn cached(rate: &Rate) -> Rate {
     if rate.provenance.source == PriceOrigin::Live {
         rate.provenance.source = PriceOrigin::Cache;
     }
-    rate
-}
-
-/// Puts `note` in front of any note the rate already has.
-fn with_note_before(mut rate: Rate, note: &str) -> Rate {
-    rate.provenance.note = Some(match rate.provenance.note.take() {
-        Some(old) if !old.is_empty() => format!("{note}; {old}").into(),
-        _ => note.into(),
-    });
     rate
 }
 

@@ -432,6 +432,15 @@ impl Rate {
         }
     }
 
+    /// This rate with `note` put in front of any note it already has.
+    pub(crate) fn with_note_before(mut rate: Rate, note: &str) -> Rate {
+        rate.provenance.note = Some(match rate.provenance.note.take() {
+            Some(old) if !old.is_empty() => format!("{note}; {old}").into(),
+            _ => note.into(),
+        });
+        rate
+    }
+
     /// Sets what the instance has (see [`InstanceResources`]).
     pub fn with_instance(mut self, resources: InstanceResources) -> Self {
         self.instance = Some(resources);

@@ -565,19 +565,13 @@ impl Snapshot {
             .table
             .rates
             .get(&PriceKey::hosting(region.as_str(), instance_type.as_str()))?;
-        let mut rate = Rate::new(
-            key.clone(),
-            hosting.usd_per_unit,
-            hosting.provenance.clone(),
-        );
-        rate.instance = hosting.instance.clone();
-        let note = "async inference priced at the hosting rate: this snapshot has no async \
-                    row for it, and AWS's have been equal wherever both were measured";
-        rate.provenance.note = Some(match rate.provenance.note.take() {
-            Some(old) if !old.is_empty() => format!("{note}; {old}").into(),
-            _ => note.into(),
-        });
-        Some(rate)
+        let mut rate = hosting.clone();
+        rate.key = key.clone();
+        Some(Rate::with_note_before(
+            rate,
+            "async inference priced at the hosting rate: this snapshot has no async row for \
+             it, and AWS's have been equal wherever both were measured",
+        ))
     }
 
     /// Why the snapshot has no row for `key` (see [`get`](Self::get)).
