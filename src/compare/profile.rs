@@ -423,8 +423,14 @@ pub struct UsageTotals {
 }
 
 impl UsageTotals {
-    /// Totals of metered calls, e.g. the receipts of a ledger: the observed time runs
-    /// from the first call's start to the last call's end (at least one second).
+    /// Totals of metered calls, e.g. the receipts of a ledger. The observed time is
+    /// the longer of two spans (at least one second):
+    ///
+    /// - the first call's start to the last call's end;
+    /// - the calls' count times the mean gap between their starts: `n` starts are
+    ///   `n − 1` gaps apart, and each call stands for one gap of the traffic. Two
+    ///   calls an hour apart are one call an hour, not two; calls that run at once
+    ///   have no gap between their starts, and the first span counts.
     ///
     /// Each call counts once. An asynchronous invocation (`InvokeEndpointAsync`)
     /// leaves two receipts with the same endpoint and `call_id`: its **submission**
@@ -545,6 +551,10 @@ pub struct ReceiptTotals {
     billed: Duration,
     first: Option<chrono::DateTime<chrono::Utc>>,
     last: Option<chrono::DateTime<chrono::Utc>>,
+    /// The calls' starts: the first, the last and how many (an asynchronous
+    /// invocation's submission is its start; its settlement is not another).
+    starts: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
+    start_count: u64,
     /// The receipts of each asynchronous invocation, by endpoint and call id.
     invocations: std::collections::HashMap<(String, String), Halves>,
 }
@@ -564,6 +574,8 @@ impl ReceiptTotals {
         // Serverless bills each call rounded up to the millisecond.
         let billed_ms =
             |latency: Duration| Duration::from_millis(crate::billing::billed_millis(latency));
+        // A call's start: not an asynchronous invocation's settlement.
+        let mut start = false;
         if u.operation == Operation::InvokeEndpointAsync {
             let key = (cost.endpoint.clone(), cost.call_id.clone());
             let halves = self.invocations.entry(key).or_default();
@@ -573,11 +585,13 @@ impl ReceiptTotals {
                 self.billed = self.billed.saturating_add(billed_ms(u.latency));
             } else {
                 halves.submissions += 1;
+                start = true;
             }
         } else {
             totals.calls = totals.calls.saturating_add(1);
             totals.busy_time = totals.busy_time.saturating_add(u.latency);
             self.billed = self.billed.saturating_add(billed_ms(u.latency));
+            start = true;
         }
         totals.bytes_in = totals.bytes_in.saturating_add(u.bytes_in);
         totals.bytes_out = totals.bytes_out.saturating_add(u.bytes_out);
@@ -591,6 +605,17 @@ impl ReceiptTotals {
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
         self.first = Some(self.first.map_or(cost.at, |f| f.min(cost.at)));
         self.last = Some(self.last.map_or(end, |l| l.max(end)));
+        if start {
+            self.started(cost.at);
+        }
+    }
+
+    fn started(&mut self, at: chrono::DateTime<chrono::Utc>) {
+        self.start_count = self.start_count.saturating_add(1);
+        self.starts = Some(match self.starts {
+            None => (at, at),
+            Some((first, last)) => (first.min(at), last.max(at)),
+        });
     }
 
     /// The totals of every receipt added.
@@ -608,10 +633,22 @@ impl ReceiptTotals {
         }
         totals.billed_busy_time = Some(self.billed);
         if let (Some(first), Some(last)) = (self.first, self.last) {
-            totals.observed = (last - first)
-                .to_std()
-                .unwrap_or_default()
-                .max(Duration::from_secs(1));
+            let mut observed = (last - first).to_std().unwrap_or_default();
+            // n starts span n − 1 gaps; the traffic they stand for spans n.
+            if let Some((first_start, last_start)) = self.starts
+                && self.start_count >= 2
+            {
+                let starts = (last_start - first_start).to_std().unwrap_or_default();
+                let n = u128::from(self.start_count);
+                let gaps = starts
+                    .as_nanos()
+                    .checked_mul(n)
+                    .map_or(u128::MAX, |x| x / (n - 1));
+                observed = observed.max(Duration::from_nanos(
+                    u64::try_from(gaps).unwrap_or(u64::MAX),
+                ));
+            }
+            totals.observed = observed.max(Duration::from_secs(1));
         }
         totals
     }

@@ -672,11 +672,12 @@ fn async_receipts(
 
 /// Three async invocations, both receipts each, in the order a ledger holds them
 /// (each settlement after its submission): submitted at 10:00:00, 10:20:00 and
-/// 10:58:30; the model worked 30 s, 60 s and 90 s, so the last ends at 11:00:00.
+/// 10:40:00, one every 20 minutes; the model worked 30 s, 60 s and 90 s, so the last
+/// ends at 10:41:30.
 fn three_async_invocations() -> Vec<Cost> {
     let [s1, t1] = async_receipts("req-1", "2026-05-20T10:00:00Z", 1000, 30, 300, (100, 40));
     let [s2, t2] = async_receipts("req-2", "2026-05-20T10:20:00Z", 2000, 60, 600, (200, 50));
-    let [s3, t3] = async_receipts("req-3", "2026-05-20T10:58:30Z", 3000, 90, 900, (300, 60));
+    let [s3, t3] = async_receipts("req-3", "2026-05-20T10:40:00Z", 3000, 90, 900, (300, 60));
     vec![s1, s2, t1, s3, t2, t3]
 }
 
@@ -687,7 +688,8 @@ fn an_async_invocation_is_one_call_with_the_quantities_of_both_its_receipts() {
     // six receipts, three invocations
     assert_eq!(totals.calls, 3);
     assert_eq!(totals.unsettled_async_calls, 0);
-    // 10:00:00 (first submission) to 10:58:30 + 90 s = 11:00:00
+    // three starts 20 min apart: three calls of one every 20 min = 3,600 s (longer
+    // than 10:00:00 to the last end, 10:40:00 + 90 s = 10:41:30)
     assert_eq!(totals.observed, Duration::from_secs(3600));
     // busy time is the settlements' model time: 30 + 60 + 90 s (not the 3 × 50 ms
     // the submissions took to queue the requests)
@@ -721,9 +723,9 @@ fn a_submission_not_yet_settled_is_a_call_whose_model_time_is_not_guessed() {
     let totals = UsageTotals::from_receipts(&receipts);
     assert_eq!(totals.calls, 3);
     assert_eq!(totals.unsettled_async_calls, 1);
-    // 10:00:00 to 10:21:00 (req-2 settled after 60 s); req-3 queued at 10:58:30 in
-    // 50 ms: observed 10:00:00 to 10:58:30.05 = 3,510.05 s
-    assert_eq!(totals.observed, Duration::from_millis(3_510_050));
+    // req-3 queued at 10:40:00 in 50 ms: 10:00:00 to its end is 2,400.05 s; its
+    // submission is a start all the same: 3 starts, one every 20 min = 3,600 s
+    assert_eq!(totals.observed, Duration::from_secs(3600));
 
     let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
     // data in is known for all three: 6,000 B / 3 calls
@@ -775,13 +777,47 @@ fn sync_receipt(call_id: &str, at: &str, latency_us: u64) -> Cost {
     .unwrap()
 }
 
+#[test]
+fn a_ledgers_calls_stand_for_one_gap_of_traffic_each() {
+    let per_day = |receipts: &[Cost]| {
+        let totals = UsageTotals::from_receipts(receipts);
+        UsageProfile::from_totals(&totals, Period::Day)
+            .unwrap()
+            .calls_per_period
+    };
+    // Two calls an hour apart are one call an hour: 24 a day. From the first start
+    // to the last end (1 h + 1 s) they would read as about 48.
+    let two = [
+        sync_receipt("c-1", "2026-05-20T10:00:00Z", 1_000_000),
+        sync_receipt("c-2", "2026-05-20T11:00:00Z", 1_000_000),
+    ];
+    assert_eq!(per_day(&two), d("24"));
+    // One call at the top of each hour for a day: 24 starts, 23 h apart: 24 a day.
+    let hourly: Vec<Cost> = (0..24)
+        .map(|h| {
+            sync_receipt(
+                &format!("h-{h}"),
+                &format!("2026-05-20T{h:02}:00:00Z"),
+                500_000,
+            )
+        })
+        .collect();
+    assert_eq!(per_day(&hourly), d("24"));
+    // 16 calls started at once, 2 s each: no gap between their starts, so the time is
+    // the first start to the last end, 2 s: 16 × 86,400 / 2 = 691,200 a day.
+    let burst: Vec<Cost> = (0..16)
+        .map(|i| sync_receipt(&format!("b-{i}"), "2026-05-20T10:00:00Z", 2_000_000))
+        .collect();
+    assert_eq!(per_day(&burst), d("691200"));
+}
+
 #[tokio::test]
 async fn serverless_from_receipts_bills_each_call_rounded_up_not_the_mean() {
-    // Two calls of 1.2 ms and 2.8 ms; the second ends at 11:00:00, so the receipts
-    // cover 10:00:00 to 11:00:00.
+    // Two calls of 1.2 ms and 2.8 ms, at 10:00:00 and 10:30:00: one call every
+    // 30 min, two calls an hour.
     let receipts = [
         sync_receipt("c-1", "2026-05-20T10:00:00Z", 1_200),
-        sync_receipt("c-2", "2026-05-20T10:59:59.9972Z", 2_800),
+        sync_receipt("c-2", "2026-05-20T10:30:00Z", 2_800),
     ];
     let totals = UsageTotals::from_receipts(&receipts);
     // AWS bills each serverless call rounded up to the ms: 2 ms + 3 ms

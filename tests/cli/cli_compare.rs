@@ -551,8 +551,8 @@ fn async_receipt(call_id: &str, at: &str, settlement: Option<(u64, u64, u64, u64
 #[test]
 fn compare_from_a_ledger_counts_each_async_invocation_once() {
     // Four invocations, 2,000 B in each, submitted 10:00:00, 10:15:00, 10:30:00 and
-    // 10:59:00; the model worked 20, 40, 60 and 60 s (the last ends at 11:00:00);
-    // each settlement is written after its submission.
+    // 10:45:00, one every 15 minutes; the model worked 20, 40, 60 and 60 s; each
+    // settlement is written after its submission.
     let lines = [
         async_receipt("a-1", "2026-05-20T10:00:00Z", None),
         async_receipt("a-2", "2026-05-20T10:15:00Z", None),
@@ -560,8 +560,8 @@ fn compare_from_a_ledger_counts_each_async_invocation_once() {
         async_receipt("a-2", "2026-05-20T10:15:00Z", Some((40, 3000, 500, 300))),
         async_receipt("a-3", "2026-05-20T10:30:00Z", None),
         async_receipt("a-3", "2026-05-20T10:30:00Z", Some((60, 2000, 400, 200))),
-        async_receipt("a-4", "2026-05-20T10:59:00Z", None),
-        async_receipt("a-4", "2026-05-20T10:59:00Z", Some((60, 2000, 400, 200))),
+        async_receipt("a-4", "2026-05-20T10:45:00Z", None),
+        async_receipt("a-4", "2026-05-20T10:45:00Z", Some((60, 2000, 400, 200))),
     ];
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("spend.jsonl");
@@ -574,7 +574,8 @@ fn compare_from_a_ledger_counts_each_async_invocation_once() {
             .args(["--period", "day", "--per-call", "0.01", "--json"]),
     );
     let profile = &json["profile"];
-    // 8 receipts, 4 calls in 10:00:00 to 11:00:00: 4 × 86,400 s / 3,600 s = 96 a day
+    // 8 receipts, 4 calls, one every 15 min, so 60 min of traffic (longer than the
+    // first start to the last end, 10:46:00): 4 × 86,400 s / 3,600 s = 96 a day
     assert_eq!(profile["calls_per_period"], "96");
     // the model's time: (20 + 40 + 60 + 60) s / 4 = 45 s
     assert_eq!(profile["mean_latency_ms"], "45000");
@@ -586,7 +587,7 @@ fn compare_from_a_ledger_counts_each_async_invocation_once() {
     assert_eq!(profile["tokens_out_per_call"], "200");
     // 96 calls × 0.01 USD
     assert_eq!(json["plans"][0]["cost_usd"], "0.96");
-    // What the 96 rest on: 4 calls in the hour from 10:00:00 to 11:00:00.
+    // What the 96 rest on: 4 calls in an hour.
     assert_eq!(
         json["ledger_sample"],
         serde_json::json!({"calls": 4, "observed_seconds": "3600"}),
@@ -601,8 +602,9 @@ fn compare_from_a_ledger_counts_each_async_invocation_once() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(
-            "Ledger: 4 calls in 60 min (its first call's start to its last call's end), 96 \
-             calls per day at that rate"
+            "Ledger: 4 calls in 60 min, 96 calls per day at that rate (the time: the first \
+             call's start to the last call's end, or a mean gap between starts per call when \
+             longer)"
         ),
         "{text}"
     );
@@ -644,11 +646,11 @@ fn compare_from_a_rolling_ledger_reads_its_files_as_one_and_names_a_torn_line() 
         async_receipt("a-2", "2026-05-20T10:15:00Z", Some((40, 3000, 500, 300))),
         async_receipt("a-3", "2026-05-20T10:30:00Z", None),
         async_receipt("a-3", "2026-05-20T10:30:00Z", Some((60, 2000, 400, 200))),
-        async_receipt("a-4", "2026-05-20T10:59:00Z", None),
+        async_receipt("a-4", "2026-05-20T10:45:00Z", None),
     ];
     let second = [async_receipt(
         "a-4",
-        "2026-05-20T10:59:00Z",
+        "2026-05-20T10:45:00Z",
         Some((60, 2000, 400, 200)),
     )];
     let dir = tempfile::tempdir().unwrap();
@@ -672,7 +674,7 @@ fn compare_from_a_rolling_ledger_reads_its_files_as_one_and_names_a_torn_line() 
             .arg(&rolled)
             .args(["--period", "day", "--per-call", "0.01", "--json"]),
     );
-    // As from one file: 4 calls in 10:00:00 to 11:00:00, 96 a day, 45 s each.
+    // As from one file: 4 calls, one every 15 min, 96 a day, 45 s each.
     assert_eq!(json["profile"]["calls_per_period"], "96");
     assert_eq!(json["profile"]["mean_latency_ms"], "45000");
     assert_eq!(json["plans"][0]["cost_usd"], "0.96");
@@ -704,13 +706,13 @@ fn compare_from_a_rolling_ledger_reads_its_files_as_one_and_names_a_torn_line() 
 #[test]
 fn profile_flags_replace_the_ledgers_figures_such_as_an_unsettled_calls_latency() {
     // Four async invocations submitted (2,000 B in each, 50 ms to queue), none settled:
-    // the ledger knows no model time, data out or tokens. The last submission ends at
-    // 11:00:00.000, so the ledger covers 10:00:00 to 11:00:00.
+    // the ledger knows no model time, data out or tokens. One every 15 minutes: an
+    // hour of traffic.
     let lines = [
         async_receipt("u-1", "2026-05-20T10:00:00Z", None),
         async_receipt("u-2", "2026-05-20T10:15:00Z", None),
         async_receipt("u-3", "2026-05-20T10:30:00Z", None),
-        async_receipt("u-4", "2026-05-20T10:59:59.950Z", None),
+        async_receipt("u-4", "2026-05-20T10:45:00Z", None),
     ];
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("spend.jsonl");
@@ -748,7 +750,7 @@ fn profile_flags_replace_the_ledgers_figures_such_as_an_unsettled_calls_latency(
             .arg("--json"),
     );
     let profile = &json["profile"];
-    // 4 calls in 3,600 s: 4 × 86,400 / 3,600 = 96 a day (the ledger's)
+    // 4 calls, one every 15 min, 3,600 s: 4 × 86,400 / 3,600 = 96 a day (the ledger's)
     assert_eq!(profile["calls_per_period"], "96");
     // the flags' figures, not the ledger's (0 ms, 2,000 B in, 0 B out, 0 tokens)
     assert_eq!(profile["mean_latency_ms"], "800");
@@ -795,7 +797,7 @@ Ledger: tokens out per call 500 from --tokens-out, in place of the ledger's 0
 
 #[test]
 fn serverless_from_a_ledger_bills_each_call_rounded_up_unless_a_latency_is_stated() {
-    // Two calls of 1.2 ms and 2.8 ms, the second ending at 11:00:00: one hour.
+    // Two calls of 1.2 ms and 2.8 ms, half an hour apart: one hour of traffic.
     let receipt = |id: &str, at: &str, latency_us: u64| {
         serde_json::json!({
             "call_id": id, "at": at, "endpoint": "realtime", "variant": "AllTraffic",
@@ -809,7 +811,7 @@ fn serverless_from_a_ledger_bills_each_call_rounded_up_unless_a_latency_is_state
     };
     let lines = [
         receipt("c-1", "2026-05-20T10:00:00Z", 1_200),
-        receipt("c-2", "2026-05-20T10:59:59.9972Z", 2_800),
+        receipt("c-2", "2026-05-20T10:30:00Z", 2_800),
     ];
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("spend.jsonl");
@@ -884,7 +886,7 @@ fn compare_from_a_parquet_ledger_reads_it_as_parquet_not_as_a_damaged_jsonl() {
         &ledger,
         [
             receipt("c-1", "2026-05-20T10:00:00Z", 1_200),
-            receipt("c-2", "2026-05-20T10:59:59.9972Z", 2_800),
+            receipt("c-2", "2026-05-20T10:30:00Z", 2_800),
         ]
         .join("\n")
             + "\n",

@@ -310,8 +310,9 @@ struct JsonOutput<'a> {
 struct LedgerSample {
     /// Calls the ledger holds (an asynchronous invocation once).
     calls: u64,
-    /// From the first call's start to the last call's end (at least 1 s), as an
-    /// exact decimal string.
+    /// The time the calls stand for (at least 1 s), as an exact decimal string:
+    /// the first call's start to the last call's end, or a mean gap between starts
+    /// per call when longer ([`UsageTotals::from_receipts`]).
     #[serde(with = "rust_decimal::serde::str")]
     observed_seconds: Decimal,
 }
@@ -570,8 +571,9 @@ pub async fn run(
             // scaled to a month is a guess, and the reader should see it is.
             writeln!(
                 out,
-                "Ledger: {} calls in {} (its first call's start to its last call's end), {} \
-                 calls per {} at that rate",
+                "Ledger: {} calls in {}, {} calls per {} at that rate (the time: the first \
+                 call's start to the last call's end, or a mean gap between starts per call \
+                 when longer)",
                 sample.calls,
                 span(sample.observed_seconds),
                 sagemeter::compare::format::calls(comparison.profile.calls_per_period),
