@@ -704,6 +704,57 @@ fn compare_from_a_rolling_ledger_reads_its_files_as_one_and_names_a_torn_line() 
 }
 
 #[test]
+fn a_ledger_mean_beyond_an_hour_is_compared_at_a_stated_latency() {
+    // Two async invocations whose settlements took 2 h and 4 h (queue time
+    // included): a mean of 3 h, beyond the hour a profile allows.
+    let lines = [
+        async_receipt("q-1", "2026-05-20T10:00:00Z", None),
+        async_receipt("q-1", "2026-05-20T10:00:00Z", Some((7_200, 0, 0, 0))),
+        async_receipt("q-2", "2026-05-20T11:00:00Z", None),
+        async_receipt("q-2", "2026-05-20T11:00:00Z", Some((14_400, 0, 0, 0))),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("queued.jsonl");
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+
+    // Without a stated latency: refused, saying which flag answers it.
+    sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&ledger)
+        .args(["--per-call", "0.01"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("mean latency is out of range"))
+        .stderr(predicate::str::contains(
+            "--latency-ms states the mean to compare with",
+        ));
+
+    // With one, compared at it: 0.8 s × 0.00006 USD/s = 0.000048 USD a call.
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args([
+                "--latency-ms",
+                "800",
+                "--serverless",
+                "3072",
+                "--serverless-usd-per-second",
+                "0.00006",
+                "--period",
+                "day",
+                "--json",
+            ]),
+    );
+    assert_eq!(json["profile"]["mean_latency_ms"], "800");
+    // (7,200 + 14,400) s / 2 = 10,800,000 ms
+    assert_eq!(
+        json["ledger_overrides"][0],
+        "mean latency per call 800 ms from --latency-ms, in place of the ledger's 10800000 ms"
+    );
+}
+
+#[test]
 fn profile_flags_replace_the_ledgers_figures_such_as_an_unsettled_calls_latency() {
     // Four async invocations submitted (2,000 B in each, 50 ms to queue), none settled:
     // the ledger knows no model time, data out or tokens. One every 15 minutes: an

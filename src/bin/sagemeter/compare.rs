@@ -477,7 +477,7 @@ pub async fn run(
     let mut sample = None;
     let profile = match &args.from_ledger {
         Some(path) => {
-            let totals;
+            let mut totals;
             (totals, skipped) = read_ledger(path)?;
             if totals.calls == 0 {
                 return Err(CliError::failed(format!(
@@ -485,7 +485,28 @@ pub async fn run(
                     path.display()
                 )));
             }
-            let mut profile = UsageProfile::from_totals(&totals, args.period).map_err(failed)?;
+            // A stated latency replaces the ledger's before the profile is checked:
+            // a ledger's mean beyond the hour a profile allows (asynchronous
+            // settlements timed from submission count the queue) can still be
+            // compared at a stated one.
+            let ledger_latency = args.latency_ms.map(|_| mean_latency_ms(&totals));
+            if ledger_latency.is_some() {
+                totals.busy_time = Duration::ZERO;
+                totals.billed_busy_time = None;
+            }
+            let mut profile =
+                UsageProfile::from_totals(&totals, args.period).map_err(|e| match e {
+                    CompareError::OutOfRange {
+                        what: "mean latency",
+                        ..
+                    } => CliError::failed(format!(
+                        "{e}; the ledger {}'s calls took that long on average (an \
+                         asynchronous settlement's time can include its queue): \
+                         --latency-ms states the mean to compare with",
+                        path.display()
+                    )),
+                    e => failed(e),
+                })?;
             sample = Some(LedgerSample {
                 calls: totals.calls,
                 observed_seconds: Decimal::from_i128_with_scale(
@@ -494,7 +515,8 @@ pub async fn run(
                 )
                 .normalize(),
             });
-            overrides = override_ledger_figures(&mut profile, &args).map_err(usage)?;
+            overrides =
+                override_ledger_figures(&mut profile, ledger_latency, &args).map_err(usage)?;
             profile
         }
         None => profile(&args).map_err(usage)?,
@@ -640,13 +662,12 @@ fn profile(args: &CompareArgs) -> Result<UsageProfile, CompareError> {
 /// line per figure replaced, saying what the ledger had.
 fn override_ledger_figures(
     profile: &mut UsageProfile,
+    ledger_ms: Option<Decimal>,
     args: &CompareArgs,
 ) -> Result<Vec<String>, CompareError> {
     let mut replaced = Vec::new();
-    if let Some(ms) = args.latency_ms {
+    if let (Some(ms), Some(ledger_ms)) = (args.latency_ms, ledger_ms) {
         let stated = latency(ms)?;
-        let ledger_ms =
-            Decimal::from_i128_with_scale(profile.mean_latency.as_nanos() as i128, 6).normalize();
         replaced.push(format!(
             "mean latency per call {} ms from --latency-ms, in place of the ledger's {ledger_ms} ms",
             ms.normalize()
@@ -702,6 +723,24 @@ fn override_ledger_figures(
     }
     profile.validate()?;
     Ok(replaced)
+}
+
+/// The ledger's mean model time per settled call in milliseconds, to the
+/// nanosecond (as [`UsageProfile::from_totals`] takes it).
+fn mean_latency_ms(totals: &UsageTotals) -> Decimal {
+    let settled = totals.calls.saturating_sub(totals.unsettled_async_calls);
+    if settled == 0 {
+        return Decimal::ZERO;
+    }
+    let nanos = Decimal::from_i128_with_scale(
+        i128::try_from(totals.busy_time.as_nanos()).unwrap_or(i128::MAX),
+        0,
+    );
+    (nanos / Decimal::from(settled))
+        .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        .checked_div(Decimal::from(1_000_000))
+        .unwrap_or_default()
+        .normalize()
 }
 
 fn latency(ms: Decimal) -> Result<Duration, CompareError> {
