@@ -1650,3 +1650,105 @@ fn a_ledger_path_that_is_not_utf8_still_gives_whole_json() {
         "{file}"
     );
 }
+
+/// A synchronous call's ledger line on `endpoint`, made in `region`, at `at`.
+fn call_in(endpoint: &str, region: &str, call_id: &str, at: &str) -> String {
+    serde_json::json!({
+        "call_id": call_id, "at": at, "endpoint": endpoint, "region": region,
+        "variant": "AllTraffic", "allocation": "busy_time",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 100_000, "bytes_in": 0,
+                  "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+        "lines": [], "cost_usd": "0", "currency": "USD",
+        "running_client_usd": "0", "running_endpoint_usd": "0"
+    })
+    .to_string()
+}
+
+#[test]
+fn a_ledger_is_priced_in_the_region_its_calls_were_made_in_one_endpoint_at_a_time() {
+    use super::clean_env::refused_url;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, lines: &[String]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path
+    };
+    // No Price List: the bundled snapshot's rates.
+    let compare = |ledger: &std::path::Path, more: &[&str]| {
+        let mut cmd = super::clean_env::sagemeter(&refused_url(), &refused_url());
+        cmd.env("SAGEMETER_CACHE_DIR", dir.path())
+            .args(["compare", "--from-ledger"])
+            .arg(ledger)
+            .args(["--instance", "ml.m5.xlarge", "--json"])
+            .args(more);
+        Command::from_std(cmd)
+    };
+    let instance = |json: &serde_json::Value| json["plans"][0]["cost_usd"].clone();
+
+    // Calls made in eu-west-1, the CLI configured for us-east-1: eu-west-1's rate,
+    // 730 h × 0.257 USD (the snapshot's eu-west-1 hosting rate) = 187.61 a month.
+    let eu = write(
+        "eu.jsonl",
+        &[
+            call_in("chat", "eu-west-1", "e-1", "2026-05-20T10:00:00Z"),
+            call_in("chat", "eu-west-1", "e-2", "2026-05-20T10:30:00Z"),
+        ],
+    );
+    let json = json_of(&mut compare(&eu, &[]));
+    assert_eq!(json["region"], "eu-west-1", "{json}");
+    assert_eq!(instance(&json), "187.61");
+    assert_eq!(
+        json["ledger_notes"][0],
+        "priced in eu-west-1, the region its calls were made in"
+    );
+    // --region wins, and says so: 730 h × 0.23 USD = 167.9.
+    let json = json_of(&mut compare(&eu, &["--region", "us-east-1"]));
+    assert_eq!(json["region"], "us-east-1");
+    assert_eq!(instance(&json), "167.9");
+    assert_eq!(
+        json["ledger_notes"][0],
+        "its calls were made in eu-west-1; priced in us-east-1, as --region says"
+    );
+
+    // Two endpoints in two regions: one region's prices for both would be wrong.
+    let mixed = write(
+        "mixed.jsonl",
+        &[
+            call_in("chat", "eu-west-1", "m-1", "2026-05-20T10:00:00Z"),
+            call_in("search", "us-east-1", "m-2", "2026-05-20T10:10:00Z"),
+            call_in("chat", "eu-west-1", "m-3", "2026-05-20T10:20:00Z"),
+        ],
+    );
+    compare(&mixed, &[])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "calls were made in several regions (eu-west-1, us-east-1)",
+        ))
+        .stderr(predicate::str::contains("--region says which"));
+    // One endpoint at a time: chat's two calls, 20 min apart, in eu-west-1.
+    let json = json_of(&mut compare(
+        &mixed,
+        &["--endpoint", "chat", "--period", "day"],
+    ));
+    assert_eq!(json["region"], "eu-west-1");
+    // 2 calls, one every 20 min: 2 × 86,400 s / 2,400 s = 72 a day
+    assert_eq!(json["profile"]["calls_per_period"], "72");
+    assert_eq!(json["ledger_sample"]["calls"], 2);
+    // Both endpoints at one stated region: compared as one workload, and said.
+    let json = json_of(&mut compare(&mixed, &["--region", "us-east-1"]));
+    assert_eq!(json["ledger_sample"]["calls"], 3);
+    assert_eq!(
+        json["ledger_notes"][0],
+        "the calls of 2 endpoints (chat, search) are compared as one workload; --endpoint \
+         takes one"
+    );
+    // An endpoint the ledger does not hold: named, with what it holds.
+    compare(&mixed, &["--endpoint", "chta"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "has no calls of chta; it holds chat, search",
+        ));
+}

@@ -20,6 +20,7 @@ use sagemeter::ledger::LedgerError;
 use sagemeter::pricing::history::PriceListHistory;
 use sagemeter::pricing::{PriceKey, PriceSource};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -72,6 +73,15 @@ pub struct CompareArgs {
     /// settled yet, which the ledger cannot know).
     #[arg(long, value_name = "LEDGER|DIR", conflicts_with_all = ["calls", "calls_per_day"], help_heading = "Usage profile")]
     pub from_ledger: Option<PathBuf>,
+    /// With --from-ledger: only this endpoint's calls (repeatable). A ledger of
+    /// several endpoints is otherwise compared as one workload.
+    #[arg(
+        long = "endpoint",
+        value_name = "NAME",
+        requires = "from_ledger",
+        help_heading = "Usage profile"
+    )]
+    pub endpoints: Vec<String>,
     /// The period costs are compared over (and a subscription fee is charged for).
     #[arg(long, value_name = "day|month|year", default_value = "month", value_parser = parse_period, help_heading = "Usage profile")]
     pub period: Period,
@@ -300,6 +310,10 @@ struct JsonOutput<'a> {
     /// With `--from-ledger`: the ledger's figures that profile flags replaced.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     ledger_overrides: &'a [String],
+    /// With `--from-ledger`: what was read how (several endpoints as one workload,
+    /// the region priced in).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    ledger_notes: &'a [String],
     /// With `--from-ledger`: the calls and time the volume was scaled from.
     #[serde(skip_serializing_if = "Option::is_none")]
     ledger_sample: Option<&'a LedgerSample>,
@@ -370,9 +384,13 @@ impl std::fmt::Display for SkippedLine {
 /// ledger; a directory holding both is refused rather than counted twice (a
 /// ledger next to its conversion), as are two files that begin with the same
 /// receipt (a copy of a ledger next to it).
-fn read_ledger(path: &Path) -> Result<(UsageTotals, Vec<SkippedLine>), BoxError> {
+///
+/// With `endpoints`, only those endpoints' receipts are counted.
+fn read_ledger(path: &Path, endpoints: &[String]) -> Result<LedgerRead, BoxError> {
     let mut totals = ReceiptTotals::default();
     let mut firsts = sagemeter::ledger::FirstReceipts::new();
+    let mut regions = BTreeSet::new();
+    let mut held = BTreeSet::new();
     let mut add =
         |file: &Path, records: &mut dyn Iterator<Item = Result<sagemeter::Cost, LedgerError>>| {
             let mut first = true;
@@ -381,17 +399,33 @@ fn read_ledger(path: &Path) -> Result<(UsageTotals, Vec<SkippedLine>), BoxError>
                 if std::mem::take(&mut first) {
                     firsts.note(file, &cost)?;
                 }
+                if !held.contains(cost.endpoint.as_str()) {
+                    held.insert(cost.endpoint.clone());
+                }
+                if !endpoints.is_empty() && !endpoints.contains(&cost.endpoint) {
+                    continue;
+                }
+                if let Some(region) = &cost.region
+                    && !regions.contains(&**region)
+                {
+                    regions.insert(region.to_string());
+                }
                 totals.add(&cost);
             }
             Ok::<_, LedgerError>(())
         };
+    let mut skipped = Vec::new();
     if let Some(files) = parquet_ledger_files(path)? {
         for file in files {
             add(&file, &mut parquet_receipts(&file)?)?;
         }
-        return Ok((totals.finish(), Vec::new()));
+        return Ok(LedgerRead {
+            totals: totals.finish(),
+            skipped,
+            regions,
+            endpoints: held,
+        });
     }
-    let mut skipped = Vec::new();
     for file in sagemeter::ledger::ledger_files(path)? {
         let mut reader = sagemeter::ledger::LedgerReader::open(&file)?;
         add(&file, &mut reader.by_ref())?;
@@ -403,7 +437,80 @@ fn read_ledger(path: &Path) -> Result<(UsageTotals, Vec<SkippedLine>), BoxError>
             });
         }
     }
-    Ok((totals.finish(), skipped))
+    Ok(LedgerRead {
+        totals: totals.finish(),
+        skipped,
+        regions,
+        endpoints: held,
+    })
+}
+
+/// What `compare` takes from a ledger.
+struct LedgerRead {
+    /// The totals of the receipts counted (with `--endpoint`, those endpoints').
+    totals: UsageTotals,
+    /// Torn last lines skipped.
+    skipped: Vec<SkippedLine>,
+    /// The regions the counted receipts were made in (older receipts name none).
+    regions: BTreeSet<String>,
+    /// Every endpoint the ledger holds, counted or not.
+    endpoints: BTreeSet<String>,
+}
+
+/// At most this many names in a sentence.
+const NAMES_SAID: usize = 5;
+
+/// `names` for a sentence: `a, b, c` (and how many more past [`NAMES_SAID`]).
+fn names(names: &BTreeSet<String>) -> String {
+    let mut said = names
+        .iter()
+        .take(NAMES_SAID)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > NAMES_SAID {
+        said.push_str(&format!(" and {} more", names.len() - NAMES_SAID));
+    }
+    said
+}
+
+/// The region a ledger's calls are priced in: `--region` when given, else the
+/// region the calls were made in, else `configured`. Calls made in several regions
+/// need `--region` (or `--endpoint`) to say which prices to take. The sentence, if
+/// any, says what was chosen and why.
+fn ledger_region(
+    path: &Path,
+    ledger: &BTreeSet<String>,
+    stated: Option<&str>,
+    configured: &str,
+) -> Result<(String, Option<String>), CliError> {
+    match (stated, ledger.len()) {
+        (Some(stated), 0) => Ok((stated.to_owned(), None)),
+        (Some(stated), _) if ledger.len() == 1 && ledger.contains(stated) => {
+            Ok((stated.to_owned(), None))
+        }
+        (Some(stated), _) => Ok((
+            stated.to_owned(),
+            Some(format!(
+                "its calls were made in {}; priced in {stated}, as --region says",
+                names(ledger)
+            )),
+        )),
+        (None, 0) => Ok((configured.to_owned(), None)),
+        (None, 1) => {
+            let made_in = ledger.first().cloned().unwrap_or_default();
+            let said = (made_in != configured)
+                .then(|| format!("priced in {made_in}, the region its calls were made in"));
+            Ok((made_in, said))
+        }
+        (None, _) => Err(CliError::failed(format!(
+            "the ledger {}'s calls were made in several regions ({}), each at its own \
+             prices: --region says which region's prices to compare at, or --endpoint \
+             takes one endpoint's calls",
+            path.display(),
+            names(ledger)
+        ))),
+    }
 }
 
 /// The files of a Parquet ledger at `path`: `None` when `path` is JSON Lines (a
@@ -469,22 +576,50 @@ pub async fn run(
     args: CompareArgs,
     prices: &dyn PriceSource,
     sdk_config: &aws_types::SdkConfig,
-    region: &str,
+    stated_region: Option<&str>,
+    configured_region: &str,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let mut skipped = Vec::new();
     let mut overrides = Vec::new();
+    let mut notes = Vec::new();
     let mut sample = None;
+    let mut region = stated_region.unwrap_or(configured_region).to_owned();
     let profile = match &args.from_ledger {
         Some(path) => {
-            let mut totals;
-            (totals, skipped) = read_ledger(path)?;
+            let read = read_ledger(path, &args.endpoints)?;
+            let mut totals = read.totals;
+            skipped = read.skipped;
+            if totals.calls == 0 && !args.endpoints.is_empty() {
+                let asked = args.endpoints.iter().cloned().collect();
+                return Err(CliError::failed(format!(
+                    "the ledger {} has no calls of {}; it holds {}",
+                    path.display(),
+                    names(&asked),
+                    if read.endpoints.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names(&read.endpoints)
+                    }
+                )));
+            }
             if totals.calls == 0 {
                 return Err(CliError::failed(format!(
                     "the ledger {} has no calls to compare",
                     path.display()
                 )));
             }
+            if args.endpoints.is_empty() && read.endpoints.len() > 1 {
+                notes.push(format!(
+                    "the calls of {} endpoints ({}) are compared as one workload; \
+                     --endpoint takes one",
+                    read.endpoints.len(),
+                    names(&read.endpoints)
+                ));
+            }
+            let note;
+            (region, note) = ledger_region(path, &read.regions, stated_region, configured_region)?;
+            notes.extend(note);
             // A stated latency replaces the ledger's before the profile is checked:
             // a ledger's mean beyond the hour a profile allows (asynchronous
             // settlements timed from submission count the queue) can still be
@@ -525,7 +660,7 @@ pub async fn run(
     // profile can have are invalid arguments (exit 2), as clap's own are.
     let plans = plans(&args).map_err(usage)?;
     Comparison::check(&profile, &plans).map_err(usage)?;
-    let mut rates = stated_rates(&args, region)?;
+    let mut rates = stated_rates(&args, &region)?;
     rates
         .fill_from(prices, &plans, &profile)
         .await
@@ -565,6 +700,7 @@ pub async fn run(
             measured_trend: &measured,
             skipped_torn_lines: &skipped,
             ledger_overrides: &overrides,
+            ledger_notes: &notes,
             ledger_sample: sample.as_ref(),
         };
         serde_json::to_writer_pretty(&mut *out, &output).map_err(std::io::Error::from)?;
@@ -585,7 +721,12 @@ pub async fn run(
             }
             write!(out, "{projection}")?;
         }
-        if !charts.is_empty() || !skipped.is_empty() || !overrides.is_empty() || sample.is_some() {
+        if !charts.is_empty()
+            || !skipped.is_empty()
+            || !overrides.is_empty()
+            || !notes.is_empty()
+            || sample.is_some()
+        {
             writeln!(out)?;
         }
         if let Some(sample) = &sample {
@@ -602,7 +743,7 @@ pub async fn run(
                 comparison.period
             )?;
         }
-        for line in &overrides {
+        for line in notes.iter().chain(&overrides) {
             writeln!(out, "Ledger: {line}")?;
         }
         for line in &skipped {

@@ -221,7 +221,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let sdk_config = aws::load_with_fallback_region(&cli.global).await?;
             let prices = sagemeter::pricing::default_price_source(&sdk_config);
             let region = aws::region(&sdk_config);
-            compare::run(args, &prices, &sdk_config, &region, &mut out).await
+            let stated = cli.global.region.as_deref();
+            compare::run(args, &prices, &sdk_config, stated, &region, &mut out).await
         }
     }
 }
