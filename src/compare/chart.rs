@@ -305,13 +305,12 @@ fn draw<DB: DrawingBackend>(
 
     // Break-even points: a marker on the crossing, a dotted drop line to the calls
     // axis, and the call volume written just above the axis (stacked when close).
-    let mut marks: Vec<(f64, f64)> = comparison
+    let (mut marks, mut beyond): (Vec<_>, Vec<_>) = comparison
         .break_evens
         .iter()
         .flat_map(|be| be.points.iter())
         .map(|p| (f(p.calls_per_period), f(p.cost_usd)))
-        .filter(|(x, _)| *x <= x_max)
-        .collect();
+        .partition(|(x, _)| *x <= x_max);
     marks.sort_by(|a, b| a.0.total_cmp(&b.0));
     marks.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     let marks: Vec<(f64, f64, String)> = marks
@@ -319,6 +318,26 @@ fn draw<DB: DrawingBackend>(
         .map(|(x, y)| (x, y, format!("{} calls", compact(x))))
         .collect();
     draw_marks(&mut chart, &marks, "break-even point")?;
+    // Crossings past the axis (it ends near the profile's volume) are named in the
+    // legend, not left out unsaid.
+    beyond.sort_by(|a, b| a.0.total_cmp(&b.0));
+    beyond.dedup_by(|a, b| a.0 == b.0);
+    if !beyond.is_empty() {
+        let at: Vec<String> = beyond.iter().map(|(x, _)| compact(*x)).collect();
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(err)?
+            .label(format!(
+                "break-even beyond the axis: {} calls",
+                at.join(", ")
+            ))
+            .legend(|(x, y)| {
+                // An arrow: one polyline out to the tip and back along each barb.
+                let tip = (x + 20, y);
+                let path = vec![(x + 4, y), tip, (x + 14, y - 5), tip, (x + 14, y + 5)];
+                PathElement::new(path, BLACK.stroke_width(2))
+            });
+    }
     draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
