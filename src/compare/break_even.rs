@@ -102,6 +102,8 @@ pub(crate) fn break_even(
     starts.dedup();
 
     let mut events: Vec<Decimal> = Vec::new();
+    // The plans cross beyond MAX_BREAK_EVEN_CALLS (on the last, unbounded segment).
+    let mut crosses_beyond = false;
     for (i, &lo) in starts.iter().enumerate() {
         let hi = starts.get(i + 1).copied();
         let slope = ca
@@ -118,11 +120,16 @@ pub(crate) fn break_even(
             continue;
         }
         let Ok(root) = div(at_lo, slope).and_then(|step| sub(lo, step)) else {
-            continue; // beyond any representable volume
+            // Beyond any representable volume: ahead when the difference and its
+            // slope have opposite signs (it shrinks towards zero).
+            crosses_beyond |= hi.is_none() && at_lo.is_sign_negative() != slope.is_sign_negative();
+            continue;
         };
         if root >= lo && root > Decimal::ZERO && root <= max_calls && hi.is_none_or(|hi| root <= hi)
         {
             events.push(root.normalize());
+        } else if hi.is_none() && root > max_calls {
+            crosses_beyond = true;
         }
     }
     events.sort();
@@ -193,7 +200,7 @@ pub(crate) fn break_even(
             })
         })
         .collect::<Result<_, CompareError>>()?;
-    let summary = summarise(a, b, &regions, &points, profile)?;
+    let summary = summarise(a, b, &regions, &points, profile, crosses_beyond)?;
     Ok(BreakEven {
         plans: [a.plan.name.clone(), b.plan.name.clone()],
         points,
@@ -249,6 +256,7 @@ fn summarise(
     regions: &[(Decimal, Option<Decimal>, Verdict)],
     points: &[BreakEvenPoint],
     profile: &UsageProfile,
+    crosses_beyond: bool,
 ) -> Result<String, CompareError> {
     let plan = |v: Verdict| match v {
         Verdict::A => a.plan.name.as_str(),
@@ -312,6 +320,15 @@ fn summarise(
                     "{} costs the same as {} at {} {per} and less at every other volume",
                     cheaper.plan.name,
                     other.plan.name,
+                    fmt_calls(profile.calls_per_period),
+                )
+            } else if crosses_beyond {
+                format!(
+                    "{} is cheaper at every volume up to 10^18 {per}: it breaks even with {} \
+                     only beyond ({} USD less at {} {per})",
+                    cheaper.plan.name,
+                    other.plan.name,
+                    super::format::usd(less, 2),
                     fmt_calls(profile.calls_per_period),
                 )
             } else {

@@ -506,6 +506,24 @@ fn plans_with_the_same_shape_and_different_prices_never_break_even() {
 }
 
 #[test]
+fn plans_that_cross_beyond_the_largest_volume_reported_are_not_said_never_to() {
+    // 10^-12 USD a call against a 10^9 USD monthly fee: U* = 10^9 / 10^-12 = 10^21
+    // calls a month, beyond the 10^18 reported.
+    let plans = [
+        pay_per_use("0.000000000001"),
+        Plan::from(subscription("1000000000")),
+    ];
+    let be = compute(&monthly(100), &plans).break_evens.remove(0);
+    assert!(be.points.is_empty());
+    // at 100 calls: 10^9 − 100 × 10^-12 = 999,999,999.9999999999 USD, 2 places
+    assert_eq!(
+        be.summary,
+        "pay per use is cheaper at every volume up to 10^18 calls per month: it breaks even \
+         with subscription only beyond (1,000,000,000.00 USD less at 100 calls per month)"
+    );
+}
+
+#[test]
 fn plans_that_touch_at_the_profiles_volume_say_so_not_zero_less() {
     let plans = [
         pay_per_use("0.01"),
@@ -1616,6 +1634,30 @@ mod chart {
             assert!(svg.contains(text), "chart shows `{text}`");
         }
         assert!(svg.matches("<polyline").count() >= 2, "one line per plan");
+    }
+
+    #[test]
+    fn a_break_even_beyond_the_axis_is_named_in_the_legend_not_left_out() {
+        // 1,000 calls a month against a 500 USD fee at 0.0125 a call: U* = 500 /
+        // 0.0125 = 40,000, beyond the axis (it ends near 20 × the profile's calls).
+        let comparison = compute(
+            &monthly(1000),
+            &[pay_per_use("0.0125"), Plan::from(subscription("500"))],
+        );
+        assert_eq!(
+            comparison.break_evens[0].points[0].calls_per_period,
+            d("40000")
+        );
+        let svg = chart::render_svg(&comparison).unwrap();
+        assert_well_formed(&svg);
+        assert!(
+            svg.contains("break-even beyond the axis: 40k calls"),
+            "the legend names it"
+        );
+        assert!(
+            !svg.contains(">break-even point<"),
+            "no mark drawn on the axis"
+        );
     }
 
     #[test]
