@@ -28,6 +28,13 @@ pub const RESERVED_LABELS: [&str; 7] = [
     "sink",
 ];
 
+/// Labels that Prometheus gives a meaning of its own; tag keys cannot be them.
+/// `le` and `quantile` are written by the exporter on histogram and summary lines
+/// (a second one makes the line a duplicate label, and Prometheus rejects the whole
+/// scrape); `job` and `instance` are the target's, which the server sets (yours
+/// would be renamed `exported_job`, `exported_instance`).
+pub const PROMETHEUS_LABELS: [&str; 4] = ["le", "quantile", "job", "instance"];
+
 /// Describes every sagemeter metric (unit and help text) to the installed recorder.
 /// [`ClientBuilder::build`](crate::ClientBuilder::build) calls it; call it yourself
 /// if you install the recorder after building the client.
@@ -245,7 +252,7 @@ impl CostMetrics {
     /// [`MAX_TAG_LABEL_VALUES`] distinct values; calls with further values are
     /// counted under [`OTHER_TAG_VALUE`] (once, with a WARN). Keys must be valid
     /// Prometheus label names (`[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`)
-    /// and must not be one of [`RESERVED_LABELS`].
+    /// and must not be one of [`RESERVED_LABELS`] or [`PROMETHEUS_LABELS`].
     pub fn with_tag_labels<I, S>(keys: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = S>,
@@ -272,6 +279,12 @@ impl CostMetrics {
                     problem(&format!("clashes with sagemeter's own `{key}` label"))
                         .hint("tag the calls with another key"),
                 );
+            }
+            if PROMETHEUS_LABELS.contains(&key.as_str()) {
+                return Err(problem(&format!(
+                    "is a label Prometheus gives a meaning of its own (`{key}`)"
+                ))
+                .hint("tag the calls with another key"));
             }
             if tag_keys.contains(&key) {
                 return Err(problem("is listed twice"));
@@ -697,6 +710,13 @@ mod tests {
         for (keys, expected) in [
             (vec!["team", "team"], "twice"),
             (vec!["endpoint"], "clashes"),
+            // A second `le` on a histogram's bucket lines fails the whole scrape.
+            (
+                vec!["le"],
+                "a label Prometheus gives a meaning of its own (`le`)",
+            ),
+            (vec!["team", "quantile"], "(`quantile`)"),
+            (vec!["instance"], "(`instance`)"),
             (vec!["9lives"], "not a valid label name"),
             (vec!["__name__"], "not a valid label name"),
             (vec!["a-b"], "not a valid label name"),

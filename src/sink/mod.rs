@@ -38,7 +38,8 @@ mod log;
 mod metrics;
 
 pub use self::metrics::{
-    CostMetrics, MAX_TAG_LABEL_VALUES, OTHER_TAG_VALUE, RESERVED_LABELS, describe_metrics,
+    CostMetrics, MAX_TAG_LABEL_VALUES, OTHER_TAG_VALUE, PROMETHEUS_LABELS, RESERVED_LABELS,
+    describe_metrics,
 };
 pub use emf::{DEFAULT_NAMESPACE, EmfSink, EmfSinkBuilder};
 pub use log::CostLogSink;
