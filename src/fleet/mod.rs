@@ -77,6 +77,17 @@
 //! has a time limit (5 s an attempt, 10 s in all), on a client given with
 //! [`FleetConfig::dynamodb_client`] too where it sets none of its own.
 //!
+//! ## Clocks
+//!
+//! A lease's end and a load's time are written on the writer's clock and judged on
+//! the reader's. Processes' clocks may differ by up to
+//! [`clock_skew`](FleetConfig::clock_skew) (5 s by default; hosts synchronised by
+//! NTP or the Amazon Time Sync Service are within milliseconds): a lapsed lease is
+//! taken back only that long after it lapsed on the reclaimer's clock, and another
+//! process's load counts that much longer. Past it, a process whose clock runs
+//! ahead takes back leases still in use, and one whose clock lags has the others'
+//! load read as stale (its calls allocated the instances as if alone).
+//!
 //! Leases see only the spend of processes that declare the budget: spend by a
 //! process without it (a CLI run without `--budget`) is in the scope's spend
 //! but not in what the leases committed, so the fleet can exceed an enforced
@@ -137,6 +148,10 @@ pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(3600);
 /// The longest [`FleetConfig::lease_ttl`]: a day (a crashed process's lease is
 /// stranded that long).
 pub const MAX_LEASE_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The default [`FleetConfig::clock_skew`].
+pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(5);
+/// The longest [`FleetConfig::clock_skew`]: an hour.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(3600);
 
 /// What a call that needs a new lease does when the table does not answer.
 #[non_exhaustive]
@@ -161,6 +176,7 @@ pub struct FleetConfig {
     pub(crate) lease_percent: u32,
     pub(crate) lease_wait: Duration,
     pub(crate) when_unavailable: WhenUnavailable,
+    pub(crate) clock_skew: Duration,
 }
 
 impl std::fmt::Debug for FleetConfig {
@@ -172,6 +188,7 @@ impl std::fmt::Debug for FleetConfig {
             .field("lease_percent", &self.lease_percent)
             .field("lease_wait", &self.lease_wait)
             .field("when_unavailable", &self.when_unavailable)
+            .field("clock_skew", &self.clock_skew)
             .finish_non_exhaustive()
     }
 }
@@ -188,6 +205,7 @@ impl FleetConfig {
             lease_percent: 5,
             lease_wait: Duration::from_secs(2),
             when_unavailable: WhenUnavailable::default(),
+            clock_skew: DEFAULT_CLOCK_SKEW,
         }
     }
 
@@ -233,6 +251,16 @@ impl FleetConfig {
     /// What a call that needs a lease does when the table does not answer.
     pub fn when_unavailable(mut self, rule: WhenUnavailable) -> Self {
         self.when_unavailable = rule;
+        self
+    }
+
+    /// How far apart the fleet's processes' clocks may be (default
+    /// [`DEFAULT_CLOCK_SKEW`], at most [`MAX_CLOCK_SKEW`]): another process's lapsed
+    /// lease is taken back only this long after its end on this process's clock,
+    /// and its load on an endpoint counts this much longer (see [Clocks](self#clocks)).
+    /// A crashed process's lease is stranded this much longer too.
+    pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.clock_skew = skew;
         self
     }
 
@@ -286,6 +314,7 @@ impl FleetConfig {
             ("flush_every", self.flush_every, MAX_FLUSH_EVERY),
             ("lease_wait", self.lease_wait, MAX_LEASE_WAIT),
             ("lease_ttl", self.lease_ttl, MAX_LEASE_TTL),
+            ("clock_skew", self.clock_skew, MAX_CLOCK_SKEW),
         ] {
             if value > most {
                 return Err(ConfigError::new(

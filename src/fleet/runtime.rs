@@ -670,6 +670,11 @@ fn in_period(
     }
 }
 
+/// `d` in whole milliseconds (`i64::MAX` past it).
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 fn epoch_ms(at: SystemTime) -> i64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -1395,10 +1400,12 @@ impl Fleet {
         let shared = &self.shared;
         let taken = shared.totals.take_loads(now);
         // Loads older than three flush intervals (at least a second) are of
-        // processes that are gone or idle.
+        // processes that are gone or idle; written on their clocks, which may be
+        // behind this one by the skew allowed.
         let stale_ms = i64::try_from(shared.config.flush_every.saturating_mul(3).as_millis())
             .unwrap_or(i64::MAX)
-            .max(1000);
+            .max(1000)
+            .saturating_add(millis(shared.config.clock_skew));
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut loads = FastMap::default();
         // Endpoints this process stops reading the others' load of (idle here,
@@ -1770,8 +1777,11 @@ impl Fleet {
             }
             reclaimed = true;
             let mut returned = false;
+            // A lease's end is on its holder's clock, which may be behind this
+            // one by the skew allowed: taken back only once past that too.
+            let lapsed_before = now_ms.saturating_sub(millis(shared.config.clock_skew));
             for lease in table::leases_in(&item) {
-                if lease.process == shared.process || lease.until_ms >= now_ms {
+                if lease.process == shared.process || lease.until_ms >= lapsed_before {
                     continue;
                 }
                 let ended = self

@@ -43,8 +43,23 @@ pub struct FleetScopeStatus {
     pub leased_unspent_usd: Option<Decimal>,
     /// What is left to lease: the limit minus what is committed.
     pub remaining_usd: Option<Decimal>,
-    /// Leases held (one per process).
+    /// How far the scope's spend (`spent_usd` plus `unpriced_charge_usd`) is past
+    /// the limit, when it is: spend by processes that do not declare the budget is
+    /// not in `committed`, so what is left to lease can be more than zero all the
+    /// same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub over_limit_usd: Option<Decimal>,
+    /// Leases held (one per process), lapsed ones included.
     pub leases: u32,
+    /// Of those, leases that lapsed (their holder stopped renewing them: it
+    /// crashed, or cannot reach the table) more than
+    /// [`DEFAULT_CLOCK_SKEW`](super::DEFAULT_CLOCK_SKEW) ago: the next process
+    /// short of room takes them back.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lapsed_leases: u32,
+    /// What the lapsed leases hold unspent (in `leased_unspent_usd` too).
+    #[serde(skip_serializing_if = "Decimal::is_zero")]
+    pub lapsed_unspent_usd: Decimal,
     /// Alert thresholds passed, in percent, by any of the scope's budgets in the
     /// period (each budget's are in `budget_alerts`).
     pub alerts_passed: Vec<u32>,
@@ -73,8 +88,12 @@ pub struct FleetBudgetAlerts {
     pub passed: Vec<u32>,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Every scope and period in the fleet table `table`, sorted by scope, then
-/// period start.
+/// period start. Leases are judged lapsed on this machine's clock.
 pub async fn fleet_status(
     sdk_config: &aws_types::SdkConfig,
     table: &str,
@@ -88,7 +107,7 @@ pub async fn fleet_status(
         .scan()
         .await
         .map_err(|e| crate::Error::Fleet(format!("reading table `{}`: {e}", table.name)))?;
-    Ok(summarise(&items))
+    Ok(summarise(&items, Utc::now()))
 }
 
 fn text<'a>(item: &'a std::collections::HashMap<String, AttributeValue>, name: &str) -> &'a str {
@@ -98,7 +117,14 @@ fn text<'a>(item: &'a std::collections::HashMap<String, AttributeValue>, name: &
     }
 }
 
-fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec<FleetScopeStatus> {
+fn summarise(
+    items: &[std::collections::HashMap<String, AttributeValue>],
+    now: DateTime<Utc>,
+) -> Vec<FleetScopeStatus> {
+    // A lease's end is on its holder's clock: lapsed once past it by the skew.
+    let lapsed_before = now
+        .timestamp_millis()
+        .saturating_sub(i64::try_from(super::DEFAULT_CLOCK_SKEW.as_millis()).unwrap_or(i64::MAX));
     let mut found: BTreeMap<(String, String), FleetScopeStatus> = BTreeMap::new();
     for item in items {
         let (pk, sk) = (text(item, table::PK), text(item, table::SK));
@@ -124,6 +150,12 @@ fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec
         let committed = table::int(item, table::COMMITTED);
         let limit = table::int(item, table::LIMIT);
         let spent = table::int(item, table::SPENT).unwrap_or(0);
+        let unpriced = table::int(item, table::UNPRICED).unwrap_or(0);
+        let unspent = |l: &table::LeaseHeld| l.granted.saturating_sub(l.used).max(0);
+        let lapsed: Vec<&table::LeaseHeld> = leases
+            .iter()
+            .filter(|l| l.until_ms < lapsed_before)
+            .collect();
         let percents = |value: Option<&AttributeValue>| -> Vec<u32> {
             let mut passed: Vec<u32> = match value {
                 Some(AttributeValue::Ns(set)) => {
@@ -169,7 +201,7 @@ fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec
                 period,
                 period_start: start,
                 spent_usd: from_pico(spent),
-                unpriced_charge_usd: from_pico(table::int(item, table::UNPRICED).unwrap_or(0)),
+                unpriced_charge_usd: from_pico(unpriced),
                 // Saturated beyond a u64, as every figure is, not read as none.
                 calls: table::int(item, table::CALLS)
                     .map_or(0, |c| u64::try_from(c.max(0)).unwrap_or(u64::MAX)),
@@ -180,14 +212,26 @@ fn summarise(items: &[std::collections::HashMap<String, AttributeValue>]) -> Vec
                 // its leases hold unspent, zero when none is held.
                 leased_unspent_usd: (limit.is_some() || committed.is_some() || !leases.is_empty())
                     .then(|| {
-                        from_pico(leases.iter().fold(0i128, |sum, l| {
-                            sum.saturating_add(l.granted.saturating_sub(l.used).max(0))
-                        }))
+                        from_pico(
+                            leases
+                                .iter()
+                                .fold(0i128, |sum, l| sum.saturating_add(unspent(l))),
+                        )
                     }),
                 remaining_usd: limit
                     .zip(committed)
                     .map(|(l, c)| from_pico(l.saturating_sub(c))),
+                over_limit_usd: limit
+                    .map(|l| spent.saturating_add(unpriced).saturating_sub(l))
+                    .filter(|over| *over > 0)
+                    .map(from_pico),
                 leases: u32::try_from(leases.len()).unwrap_or(u32::MAX),
+                lapsed_leases: u32::try_from(lapsed.len()).unwrap_or(u32::MAX),
+                lapsed_unspent_usd: from_pico(
+                    lapsed
+                        .iter()
+                        .fold(0i128, |sum, l| sum.saturating_add(unspent(l))),
+                ),
                 alerts_passed,
                 budget_alerts,
                 unreadable,
@@ -235,7 +279,7 @@ mod tests {
                 n(&format!("1{}", "0".repeat(40))),
             ),
         ]);
-        let status = summarise(&[item]);
+        let status = summarise(&[item], Utc::now());
         // Each figure read as ±(2⁹⁶ − 1) pico-USD; each result saturated there:
         // 79,228,162,514,264,337.593543950335 USD.
         let most = Decimal::from_i128_with_scale((1 << 96) - 1, 12);
@@ -256,6 +300,67 @@ mod tests {
             Some(&most),
             "a variant's share, saturated, not left out"
         );
+    }
+
+    #[test]
+    fn lapsed_leases_and_spend_past_the_limit_are_told_apart() {
+        let n = |v: &str| AttributeValue::N(v.to_owned());
+        let text = |v: &str| AttributeValue::S(v.to_owned());
+        let now = DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let ms = |at: &str| {
+            DateTime::parse_from_rfc3339(at)
+                .unwrap()
+                .timestamp_millis()
+                .to_string()
+        };
+        // A $1 budget: $0.40 committed to three leases. `live` holds until 12:00:20;
+        // `gone` lapsed at 11:59:00 (a minute ago); `late` at 11:59:57, 3 s ago, less
+        // than the 5 s the clocks may differ by. $1.10 spent (processes without the
+        // budget spent too) plus $0.05 charged for unpriced calls.
+        let mut item: HashMap<String, AttributeValue> = HashMap::from([
+            (table::PK.to_owned(), text("scope#endpoint:chat")),
+            (table::SK.to_owned(), text("day#2026-12-01")),
+            (table::SPENT.to_owned(), n("1100000000000")),
+            (table::UNPRICED.to_owned(), n("50000000000")),
+            (table::LIMIT.to_owned(), n("1000000000000")),
+            (table::COMMITTED.to_owned(), n("400000000000")),
+        ]);
+        for (process, granted, used, until) in [
+            (
+                "live",
+                "100000000000",
+                "10000000000",
+                "2026-12-01T12:00:20Z",
+            ),
+            (
+                "gone",
+                "200000000000",
+                "50000000000",
+                "2026-12-01T11:59:00Z",
+            ),
+            ("late", "100000000000", "0", "2026-12-01T11:59:57Z"),
+        ] {
+            item.insert(format!("{}{process}", table::GRANTED_PREFIX), n(granted));
+            item.insert(format!("{}{process}", table::USED_PREFIX), n(used));
+            item.insert(format!("{}{process}", table::UNTIL_PREFIX), n(&ms(until)));
+        }
+        let s = &summarise(&[item], now)[0];
+        assert_eq!(s.leases, 3);
+        // only `gone`: $0.20 − $0.05 = $0.15 unspent
+        assert_eq!(s.lapsed_leases, 1);
+        assert_eq!(s.lapsed_unspent_usd, Decimal::new(15, 2));
+        // all three: 0.09 + 0.15 + 0.10 = $0.34
+        assert_eq!(s.leased_unspent_usd, Some(Decimal::new(34, 2)));
+        // $1 − $0.40 committed is left to lease, though $1.10 + $0.05 is past the
+        // limit by $0.15: both said.
+        assert_eq!(s.remaining_usd, Some(Decimal::new(60, 2)));
+        assert_eq!(s.over_limit_usd, Some(Decimal::new(15, 2)));
+        let json = serde_json::to_value(s).unwrap();
+        assert_eq!(json["lapsed_leases"], 1);
+        assert_eq!(json["lapsed_unspent_usd"], "0.15");
+        assert_eq!(json["over_limit_usd"], "0.15");
     }
 
     #[test]
@@ -282,7 +387,7 @@ mod tests {
             (table::SPENT.to_owned(), n("250000000000")),
             (table::CALLS.to_owned(), n("25")),
         ]);
-        let status = summarise(&[budget, fleet]);
+        let status = summarise(&[budget, fleet], Utc::now());
         let json: Vec<serde_json::Value> = status
             .iter()
             .map(|s| serde_json::to_value(s).unwrap())

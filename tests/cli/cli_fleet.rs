@@ -197,6 +197,9 @@ fn a_killed_process_lease_returns_to_the_fleet_after_it_lapses() {
             "0.0001",
             "--lease-ttl",
             "4",
+            // one machine, one clock
+            "--clock-skew",
+            "0",
             "--lease-percent",
             percent,
         ]

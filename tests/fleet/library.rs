@@ -280,11 +280,13 @@ async fn a_lapsed_lease_of_a_process_that_is_gone_returns_to_the_fleet() {
     let table = table_name("lapse");
     create_table(&conf, &table).await.unwrap();
     let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
+    // Clocks may differ by 2 s: a lease is taken back 2 s after it lapsed.
     let fleet = || {
         FleetConfig::dynamodb(&table)
             .lease_percent(100)
             .lease_ttl(Duration::from_secs(2))
             .flush_every(Duration::from_millis(100))
+            .clock_skew(Duration::from_secs(2))
     };
     // The first process leases the whole $0.05, spends $0.01 and is gone without
     // shutting down (as if killed): $0.04 stays leased to it.
@@ -298,7 +300,14 @@ async fn a_lapsed_lease_of_a_process_that_is_gone_returns_to_the_fleet() {
         matches!(call(&survivor).await, Err(Error::BudgetExceeded { .. })),
         "the lease has not lapsed yet"
     );
+    // Lapsed on this clock, but less than the skew allowed ago: its holder's clock
+    // may be behind, and it may still be spending.
     tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert!(
+        matches!(call(&survivor).await, Err(Error::BudgetExceeded { .. })),
+        "a lease lapsed less than the clock skew ago is not taken back"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     for _ in 0..4 {
         call(&survivor).await.expect("the lapsed lease came back");
     }
@@ -1164,6 +1173,8 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
             .lease_percent(100)
             .lease_ttl(Duration::from_secs(2))
             .flush_every(Duration::from_millis(100))
+            // one clock: taken back as soon as it lapsed
+            .clock_skew(Duration::ZERO)
     };
     let cut_off = per_call_client(
         &conf,
@@ -1429,6 +1440,8 @@ async fn a_retried_write_applied_before_does_not_extend_a_lease_the_fleet_reclai
             .lease_percent(100)
             .lease_ttl(Duration::from_secs(2))
             .flush_every(Duration::from_millis(100))
+            // one clock: taken back as soon as it lapsed
+            .clock_skew(Duration::ZERO)
     };
     // The answers to the writes of the lease's use (and renewal) are lost
     // while armed: the table applies each, the process never hears of it.
@@ -1726,6 +1739,8 @@ async fn a_reclaim_whose_answer_was_lost_leases_the_room_it_returned() {
             .lease_percent(100)
             .lease_ttl(Duration::from_secs(2))
             .flush_every(Duration::from_millis(100))
+            // one clock: taken back as soon as it lapsed
+            .clock_skew(Duration::ZERO)
     };
     // A process leases the whole $0.05, spends $0.01 and is gone (killed).
     let gone = per_call_client(

@@ -124,10 +124,21 @@ fn write_status(out: &mut dyn Write, s: &FleetScopeStatus) -> std::io::Result<()
             .collect();
         write!(out, "; variants {}", each.join(", "))?;
     }
+    // Leases no longer renewed (their process crashed or lost the table) are
+    // told apart from live ones: the next process short of room takes them back.
+    let lapsed = if s.lapsed_leases == 0 {
+        String::new()
+    } else {
+        format!(
+            "; {} lapsed, {} unspent",
+            s.lapsed_leases,
+            usd(s.lapsed_unspent_usd)
+        )
+    };
     match (s.limit_usd, s.committed_usd, s.remaining_usd) {
         (Some(limit), Some(committed), Some(remaining)) => write!(
             out,
-            "; limit {}, committed {} ({} leases, {} unspent), remaining {}",
+            "; limit {}, committed {} ({} leases, {} unspent{lapsed}), remaining {}",
             usd(limit),
             usd(committed),
             s.leases,
@@ -139,12 +150,17 @@ fn write_status(out: &mut dyn Write, s: &FleetScopeStatus) -> std::io::Result<()
         // committed sum is shown all the same, as `--json` carries it.
         (None, Some(committed), _) => write!(
             out,
-            "; no limit, committed {} ({} leases, {} unspent)",
+            "; no limit, committed {} ({} leases, {} unspent{lapsed})",
             usd(committed),
             s.leases,
             usd(s.leased_unspent_usd.unwrap_or_default()),
         )?,
         _ => {}
+    }
+    if let Some(over) = s.over_limit_usd {
+        // Spend of processes without the budget is not in what is committed: the
+        // scope can be past its limit with room left to lease.
+        write!(out, "; OVER LIMIT by {}", usd(over))?;
     }
     let percents = |passed: &[u32]| -> String {
         let passed: Vec<String> = passed.iter().map(|p| format!("{p}%")).collect();

@@ -171,6 +171,14 @@ pub struct InvokeArgs {
           allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub lease_ttl: u64,
 
+    /// With --fleet-table: seconds the fleet's clocks may differ by. Another
+    /// process's lapsed lease is taken back only this long after its end, and its
+    /// load counts this much longer.
+    #[cfg(feature = "fleet")]
+    #[arg(long, value_name = "SECS", default_value_t = 5, requires = "fleet_table",
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub clock_skew: u64,
+
     /// With --fleet-table: the share of a budget leased at a time, in percent.
     #[cfg(feature = "fleet")]
     #[arg(long, value_name = "PCT", default_value_t = 5, requires = "fleet_table",
@@ -551,7 +559,8 @@ pub async fn run(
         builder = builder.fleet(
             sagemeter::fleet::FleetConfig::dynamodb(table)
                 .lease_ttl(Duration::from_secs(args.lease_ttl))
-                .lease_percent(args.lease_percent),
+                .lease_percent(args.lease_percent)
+                .clock_skew(Duration::from_secs(args.clock_skew)),
         );
     }
     let mut ledger_kept = None;
