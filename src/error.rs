@@ -114,7 +114,7 @@ pub enum Error {
     /// An enforced budget has no room for this call's estimated cost. Nothing was sent.
     #[error(
         "budget exceeded for {scope}: the call's estimate of ${estimate} does not fit \
-         (limit ${limit}, spent ${spent}, reserved by calls in flight ${reserved}); the \
+         (limit ${limit}, spent ${spent}, reserved and not spent yet ${reserved}); the \
          request was not sent"
     )]
     BudgetExceeded {
@@ -126,9 +126,11 @@ pub enum Error {
         estimate: rust_decimal::Decimal,
         /// The limit, USD.
         limit: rust_decimal::Decimal,
-        /// Spent in the current period, USD.
+        /// Spent in the current period, USD; for a fleet-wide budget, by every
+        /// process as of their last writes to the table.
         spent: rust_decimal::Decimal,
-        /// Reserved by calls in flight, USD.
+        /// Reserved and not spent yet, USD: by this client's calls in flight; for a
+        /// fleet-wide budget, leased to processes (this one included) and not spent.
         reserved: rust_decimal::Decimal,
     },
     /// A fleet budget could not be leased because the fleet table could not be

@@ -1632,14 +1632,14 @@ impl Fleet {
                 Ok(()) => {
                     self.answered(LEASING);
                 }
-                Err(LeaseFailure::NoRoom { spent, committed }) => {
+                Err(LeaseFailure::NoRoom { spent, unspent }) => {
                     self.answered(LEASING);
                     return Err(Error::BudgetExceeded {
                         scope: format!("{} (fleet-wide)", budget.scope()),
                         estimate: want.estimate,
                         limit: budget.limit_usd(),
                         spent: from_pico(spent),
-                        reserved: from_pico(committed.saturating_sub(spent).max(0)),
+                        reserved: from_pico(unspent),
                     });
                 }
                 Err(LeaseFailure::Table(err)) => {
@@ -1766,14 +1766,18 @@ impl Fleet {
             // else end the lapsed leases of processes that are gone, once.
             let committed = table::int(&item, table::COMMITTED).unwrap_or(0);
             let spent = table::int(&item, table::SPENT).unwrap_or(0);
-            seen = (spent, committed);
+            // Leased and not spent yet, by every process (its own included).
+            let unspent = table::leases_in(&item).iter().fold(0i128, |sum, l| {
+                sum.saturating_add(l.granted.saturating_sub(l.used).max(0))
+            });
+            seen = (spent, unspent);
             let room = limit.saturating_sub(committed);
             if room >= needed && room < amount {
                 amount = room;
                 continue;
             }
             if reclaimed {
-                return Err(LeaseFailure::NoRoom { spent, committed });
+                return Err(LeaseFailure::NoRoom { spent, unspent });
             }
             reclaimed = true;
             let mut returned = false;
@@ -1802,13 +1806,13 @@ impl Fleet {
                 }
             }
             if !returned {
-                return Err(LeaseFailure::NoRoom { spent, committed });
+                return Err(LeaseFailure::NoRoom { spent, unspent });
             }
             amount = chunk;
         }
         Err(LeaseFailure::NoRoom {
             spent: seen.0,
-            committed: seen.1,
+            unspent: seen.1,
         })
     }
 
@@ -2113,7 +2117,12 @@ impl Fleet {
 }
 
 enum LeaseFailure {
-    NoRoom { spent: i128, committed: i128 },
+    /// No room: the item's spend as of its last writes, and what its leases
+    /// hold unspent.
+    NoRoom {
+        spent: i128,
+        unspent: i128,
+    },
     Table(TableError),
 }
 

@@ -274,6 +274,48 @@ async fn an_endpoint_budget_holds_across_processes_and_leases_come_back() {
 }
 
 #[tokio::test]
+async fn a_fleet_refusal_says_what_the_leases_hold_unspent() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("refusal");
+    create_table(&conf, &table).await.unwrap();
+    // $0.05 a day for the fleet at $0.01 a call, the whole limit leased at a time.
+    let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
+    let fleet = || FleetConfig::dynamodb(&table).lease_percent(100);
+    // One process leases the $0.05 and spends $0.01 of it; another, without the
+    // budget, spends $0.03.
+    let holder = per_call_client(&conf, fleet(), Some(budget()));
+    call(&holder).await.unwrap();
+    flushed(&holder).await;
+    let unbudgeted = per_call_client(&conf, fleet(), None);
+    for _ in 0..3 {
+        call(&unbudgeted).await.unwrap();
+    }
+    flushed(&unbudgeted).await;
+
+    let third = per_call_client(&conf, fleet(), Some(budget()));
+    match call(&third).await {
+        Err(Error::BudgetExceeded {
+            limit,
+            spent,
+            reserved,
+            ..
+        }) => {
+            // spent by every process: 0.01 + 0.03; leased and not spent: the
+            // holder's 0.05 − 0.01 (not committed − spent, 0.05 − 0.04 = 0.01)
+            assert_eq!(
+                (limit, spent, reserved),
+                (dec("0.05"), dec("0.04"), dec("0.04"))
+            );
+        }
+        other => panic!("expected a fleet refusal, got {other:?}"),
+    }
+    for client in [holder, unbudgeted, third] {
+        client.meter().shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn a_lapsed_lease_of_a_process_that_is_gone_returns_to_the_fleet() {
     let emu = Emulator::shared();
     let conf = emu.sdk_config().await;
