@@ -7,18 +7,20 @@ use crate::billing::Cost;
 ///
 /// The builder installs it first in every client's sinks; it needs no setup
 /// beyond a `tracing` subscriber in the application (without one, the event is
-/// not even built). Fields: `endpoint`, `variant`, `inference_component` and
+/// not even built). Fields: `call_id` (the receipt's, to find it in a ledger),
+/// `endpoint`, `variant`, `inference_component` and
 /// `target_model` (when the call named one), `operation`, `outcome`,
 /// `latency_ms`, `bytes_in`, `bytes_out`, `input_tokens`/`output_tokens` (when
 /// known; also as `gen_ai.usage.input_tokens`/`gen_ai.usage.output_tokens`),
-/// `cost_usd`, `running_usd`, `price_source` (`unpriced` when nothing could be
+/// `cost_usd`, `running_usd`, `running_fleet_usd` (with a fleet), `price_source`
+/// (`unpriced` when nothing could be
 /// priced), `fully_priced`, and `tags` when the call has any (`team=search,tenant=acme`,
 /// in key order; a `,`, `=` or `\` inside one is escaped with a `\`). Control
 /// characters in the endpoint name or a tag are written as escapes (`\n`): no
 /// name makes a line of its own. Never the payload.
 ///
 /// ```text
-/// INFO sagemeter: sagemaker call cost endpoint=chat-prod variant="AllTraffic"
+/// INFO sagemeter: sagemaker call cost call_id=8c5e0a6f-… endpoint=chat-prod variant="AllTraffic"
 ///   operation="InvokeEndpoint" outcome="ok" latency_ms=250.0 bytes_in=23 bytes_out=412
 ///   cost_usd=0.000015972222 running_usd=0.000015972222 price_source="live" fully_priced=true
 /// ```
@@ -31,6 +33,7 @@ impl CostSink for CostLogSink {
         // Field values are only computed when the event is enabled.
         tracing::info!(
             target: "sagemeter",
+            call_id = %crate::redact::printable(&cost.call_id),
             endpoint = %crate::redact::printable(&cost.endpoint),
             variant = cost.variant.as_deref().unwrap_or(""),
             inference_component = cost.inference_component.as_deref(),
@@ -46,6 +49,7 @@ impl CostSink for CostLogSink {
             gen_ai.usage.output_tokens = u.output_tokens,
             cost_usd = %cost.cost_usd,
             running_usd = %cost.running_client_usd,
+            running_fleet_usd = cost.running_fleet_usd.map(tracing::field::display),
             price_source = cost.price_source().map_or("unpriced", |s| s.as_str()),
             fully_priced = cost.is_fully_priced(),
             tags = (!cost.tags.is_empty()).then_some(Tags(&cost.tags)).map(tracing::field::display),

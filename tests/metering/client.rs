@@ -1192,9 +1192,18 @@ async fn every_call_logs_one_info_cost_line_without_the_payload() {
     assert_eq!(cost_lines.len(), 3, "{lines:#?}");
     for (line, receipt) in cost_lines.iter().zip(&receipts) {
         let f = &line["fields"];
+        assert_eq!(
+            f["call_id"],
+            receipt.call_id.as_str(),
+            "to find it in a ledger"
+        );
         assert_eq!(f["endpoint"], "rt");
         assert_eq!(f["variant"], "AllTraffic");
         assert_eq!(f["price_source"], "live");
+        assert!(
+            f.get("running_fleet_usd").is_none(),
+            "no fleet, no fleet figure"
+        );
         assert_eq!(f["input_tokens"], 3);
         assert_eq!(f["output_tokens"], 4);
         assert_eq!(f["gen_ai.usage.input_tokens"], 3);
