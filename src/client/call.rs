@@ -241,18 +241,24 @@ impl Call {
         O: MeteredOperation,
         F: Future<Output = std::result::Result<T, SdkError<O::Error, HttpResponse>>>,
     {
+        let refused = |err: Error| {
+            crate::sink::count_refusal(&err);
+            err
+        };
         let call = match Call::begin::<O>(meter, request, None) {
             Ok(call) => call,
-            Err(Begin::Refused(err)) => return Err(err),
+            Err(Begin::Refused(err)) => return Err(refused(err)),
             Err(Begin::Short(short)) => {
                 let (request, wants, refusal) = *short;
                 // Fleet budgets: lease what is still short and reserve, then begin
                 // with that reservation (boxed: the lease's table requests are
                 // large futures, and rare).
                 let endpoint = required_endpoint(&request.endpoint)?;
-                let reservation =
-                    Box::pin(meter.lease(&endpoint, &request.tags, wants, refusal)).await?;
-                Call::begin::<O>(meter, request, Some(reservation)).map_err(Begin::into_error)?
+                let reservation = Box::pin(meter.lease(&endpoint, &request.tags, wants, refusal))
+                    .await
+                    .map_err(refused)?;
+                Call::begin::<O>(meter, request, Some(reservation))
+                    .map_err(|e| refused(e.into_error()))?
             }
         };
         let probe = call.in_flight.parts().attempts.clone();

@@ -252,13 +252,20 @@ impl Intercept for MeteringInterceptor {
             let reservation = match self.meter.reserve(endpoint, &BTreeMap::new()) {
                 Ok(reservation) => reservation,
                 // Refused before anything is sent: the SDK returns this error.
-                Err(Refusal::Exceeded(err)) => return Err(Box::new(err)),
+                Err(Refusal::Exceeded(err)) => {
+                    crate::sink::count_refusal(&err);
+                    return Err(Box::new(err));
+                }
                 // Leasing more of a fleet budget is a round trip that an SDK hook
                 // cannot wait for: the call is reserved against the budgets' whole
                 // limits instead, so calls at once cannot go past them here.
                 Err(Refusal::Short(..)) => match self.meter.reserve_unleased(endpoint) {
                     Ok(reservation) => reservation,
-                    Err(refusal) => return Err(Box::new(refusal.into_error())),
+                    Err(refusal) => {
+                        let err = refusal.into_error();
+                        crate::sink::count_refusal(&err);
+                        return Err(Box::new(err));
+                    }
                 },
             };
             let started_at = self.meter.now();

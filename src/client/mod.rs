@@ -515,9 +515,9 @@ impl ClientBuilder {
     }
 
     /// Emits no per-call `metrics` (by default every receipt is counted through the
-    /// `metrics` facade; see [`CostMetrics`]). The two rare counters,
-    /// `sagemeter_price_changes_total` and `sagemeter_sink_dropped_total`, are still
-    /// counted.
+    /// `metrics` facade; see [`CostMetrics`]). The three rare counters,
+    /// `sagemeter_price_changes_total`, `sagemeter_sink_dropped_total` and
+    /// `sagemeter_budget_refused_total`, are still counted.
     ///
     /// For applications that install no metrics recorder: the facade cannot say
     /// whether one is installed, so emitting to its no-op recorder still finds the

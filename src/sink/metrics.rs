@@ -48,7 +48,7 @@ pub fn describe_metrics() {
     describe_counter!(
         "sagemeter_errors_total",
         Unit::Count,
-        "Metered calls that failed (outcome=error) or were cancelled (outcome=cancelled)."
+        "Metered calls (with a receipt) that failed (outcome=error) or were cancelled (outcome=cancelled)."
     );
     describe_counter!(
         "sagemeter_unpriced_total",
@@ -83,6 +83,23 @@ pub fn describe_metrics() {
         Unit::Count,
         "Receipts a sink dropped, by sink and reason (full, closed, io)."
     );
+    describe_counter!(
+        "sagemeter_budget_refused_total",
+        Unit::Count,
+        "Calls an enforced budget refused before sending, by reason (exceeded: no room; unavailable: the fleet table could not lease)."
+    );
+}
+
+/// Counts a call refused before it was sent by an enforced budget
+/// (`sagemeter_budget_refused_total`, label `reason`: `exceeded`, `unavailable`);
+/// any other error is not counted. Such a call has no receipt, so no sink sees it.
+pub(crate) fn count_refusal(err: &crate::Error) {
+    let reason = match err {
+        crate::Error::BudgetExceeded { .. } => "exceeded",
+        crate::Error::BudgetUnavailable { .. } => "unavailable",
+        _ => return,
+    };
+    metrics::counter!("sagemeter_budget_refused_total", "reason" => reason).increment(1);
 }
 
 /// The `metrics` side of every receipt (a no-op unless the application installs a

@@ -37,6 +37,7 @@ mod emf;
 mod log;
 mod metrics;
 
+pub(crate) use self::metrics::count_refusal;
 pub use self::metrics::{
     CostMetrics, MAX_TAG_LABEL_VALUES, OTHER_TAG_VALUE, PROMETHEUS_LABELS, RESERVED_LABELS,
     describe_metrics,

@@ -66,6 +66,45 @@ fn call(client: &Client) -> impl std::future::Future<Output = sagemeter::Result<
     async move { request.send().await.map(|r| r.cost().cost_usd) }
 }
 
+/// A refused call has no receipt, so no sink sees it: it is counted on its own.
+#[tokio::test]
+async fn a_refused_call_is_counted_in_the_budget_refused_metric() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    // A local recorder sees this thread's events (a current-thread runtime).
+    let recorder = DebuggingRecorder::new();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let fake = fake().await;
+    // 0.002 USD: two calls of 0.001 fit, the third and fourth are refused.
+    let client = with_budget(
+        &fake,
+        capped(BudgetScope::endpoint("rt"), BudgetPeriod::Day, "0.002"),
+    )
+    .await;
+    for _ in 0..2 {
+        call(&client).await.unwrap();
+    }
+    for _ in 0..2 {
+        assert!(matches!(
+            call(&client).await,
+            Err(Error::BudgetExceeded { .. })
+        ));
+    }
+    let mut refused = Vec::new();
+    for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+        if key.key().name() == "sagemeter_budget_refused_total"
+            && let DebugValue::Counter(n) = value
+        {
+            let labels: Vec<String> = key
+                .key()
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            refused.push((labels, n));
+        }
+    }
+    assert_eq!(refused, [(vec!["reason=exceeded".to_owned()], 2)]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn enforced_budget_never_overshoots_under_250_concurrent_calls() {
     let fake = fake().await;
