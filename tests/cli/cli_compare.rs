@@ -1752,3 +1752,48 @@ fn a_ledger_is_priced_in_the_region_its_calls_were_made_in_one_endpoint_at_a_tim
             "has no calls of chta; it holds chat, search",
         ));
 }
+
+#[test]
+fn since_and_until_take_one_stretch_of_a_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let lines = [
+        call_in("chat", "us-east-1", "s-1", "2026-05-20T10:00:00Z"),
+        call_in("chat", "us-east-1", "s-2", "2026-05-20T10:30:00Z"),
+        call_in("chat", "us-east-1", "s-3", "2026-05-20T11:00:00Z"),
+        call_in("chat", "us-east-1", "s-4", "2026-05-20T11:10:00Z"),
+    ];
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let compare = |range: &[&str]| {
+        let mut cmd = sagemeter();
+        cmd.args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(["--period", "day", "--per-call", "0.01", "--json"])
+            .args(range);
+        cmd
+    };
+    // 10:00 to 11:00 (excluded): two calls half an hour apart, one an hour of
+    // traffic: 2 × 86,400 / 3,600 = 48 a day.
+    let json = json_of(&mut compare(&[
+        "--since",
+        "2026-05-20T10:00:00Z",
+        "--until",
+        "2026-05-20T11:00:00Z",
+    ]));
+    assert_eq!(json["ledger_sample"]["calls"], 2, "{json}");
+    assert_eq!(json["profile"]["calls_per_period"], "48");
+    // From 11:00 on: 11:00 and 11:10, 20 min of traffic: 2 × 86,400 / 1,200 = 144.
+    let json = json_of(&mut compare(&["--since", "2026-05-20T11:00:00Z"]));
+    assert_eq!(json["profile"]["calls_per_period"], "144");
+    // A range with no call in it, and one that cannot hold any.
+    compare(&["--since", "2026-05-21"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "has no calls to compare from 2026-05-21T00:00:00+00:00 until its end",
+        ));
+    compare(&["--since", "2026-05-21", "--until", "2026-05-20"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not before --until"));
+}

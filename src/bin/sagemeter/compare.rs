@@ -82,6 +82,15 @@ pub struct CompareArgs {
         help_heading = "Usage profile"
     )]
     pub endpoints: Vec<String>,
+    /// With --from-ledger: only calls starting at or after this (RFC 3339, or
+    /// YYYY-MM-DD: midnight UTC).
+    #[arg(long, value_name = "YYYY-MM-DD|RFC3339", value_parser = crate::report::parse_bound,
+          requires = "from_ledger", help_heading = "Usage profile")]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// With --from-ledger: only calls starting before this (excluded).
+    #[arg(long, value_name = "YYYY-MM-DD|RFC3339", value_parser = crate::report::parse_bound,
+          requires = "from_ledger", help_heading = "Usage profile")]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
     /// The period costs are compared over (and a subscription fee is charged for).
     #[arg(long, value_name = "day|month|year", default_value = "month", value_parser = parse_period, help_heading = "Usage profile")]
     pub period: Period,
@@ -385,8 +394,10 @@ impl std::fmt::Display for SkippedLine {
 /// ledger next to its conversion), as are two files that begin with the same
 /// receipt (a copy of a ledger next to it).
 ///
-/// With `endpoints`, only those endpoints' receipts are counted.
-fn read_ledger(path: &Path, endpoints: &[String]) -> Result<LedgerRead, BoxError> {
+/// Only the receipts `args` asks for are counted (`--endpoint`, `--since`,
+/// `--until`).
+fn read_ledger(path: &Path, args: &CompareArgs) -> Result<LedgerRead, BoxError> {
+    let endpoints = &args.endpoints;
     let mut totals = ReceiptTotals::default();
     let mut firsts = sagemeter::ledger::FirstReceipts::new();
     let mut regions = BTreeSet::new();
@@ -402,7 +413,10 @@ fn read_ledger(path: &Path, endpoints: &[String]) -> Result<LedgerRead, BoxError
                 if !held.contains(cost.endpoint.as_str()) {
                     held.insert(cost.endpoint.clone());
                 }
-                if !endpoints.is_empty() && !endpoints.contains(&cost.endpoint) {
+                if !endpoints.is_empty() && !endpoints.contains(&cost.endpoint)
+                    || args.since.is_some_and(|since| cost.at < since)
+                    || args.until.is_some_and(|until| cost.at >= until)
+                {
                     continue;
                 }
                 if let Some(region) = &cost.region
@@ -587,7 +601,14 @@ pub async fn run(
     let mut region = stated_region.unwrap_or(configured_region).to_owned();
     let profile = match &args.from_ledger {
         Some(path) => {
-            let read = read_ledger(path, &args.endpoints)?;
+            if let (Some(since), Some(until)) = (args.since, args.until)
+                && since >= until
+            {
+                return Err(CliError::Usage(format!(
+                    "--since {since} is not before --until {until}: no call can be in that range"
+                )));
+            }
+            let read = read_ledger(path, &args)?;
             let mut totals = read.totals;
             skipped = read.skipped;
             if totals.calls == 0 && !args.endpoints.is_empty() {
@@ -604,8 +625,16 @@ pub async fn run(
                 )));
             }
             if totals.calls == 0 {
+                let range = match (args.since, args.until) {
+                    (None, None) => String::new(),
+                    (since, until) => format!(
+                        " from {} until {}",
+                        since.map_or("its start".to_owned(), |t| t.to_rfc3339()),
+                        until.map_or("its end".to_owned(), |t| t.to_rfc3339())
+                    ),
+                };
                 return Err(CliError::failed(format!(
-                    "the ledger {} has no calls to compare",
+                    "the ledger {} has no calls to compare{range}",
                     path.display()
                 )));
             }

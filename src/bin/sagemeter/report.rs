@@ -44,7 +44,7 @@ fn parse_group_by(s: &str) -> Result<GroupBy, sagemeter::report::ReportError> {
     s.parse()
 }
 
-fn parse_bound(s: &str) -> Result<DateTime<Utc>, sagemeter::report::ReportError> {
+pub(crate) fn parse_bound(s: &str) -> Result<DateTime<Utc>, sagemeter::report::ReportError> {
     parse_time_bound(s)
 }
 
