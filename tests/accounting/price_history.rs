@@ -191,6 +191,81 @@ async fn a_file_cut_short_is_an_error_naming_its_version_with_the_rest_read() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// AWS's docs promise a version not read makes the history incomplete: one whose
+/// `FileFormats` offers no `json` file is not read, so it is missing, not skipped.
+#[tokio::test]
+async fn a_version_offering_no_json_file_is_missing_not_skipped() {
+    // January 2025 lists c5.2xlarge at 0.408; March 2025 is offered as CSV only (it
+    // cut the rate to 0.3672); June 2025 lists 0.3876.
+    let server = FakePriceList::start().await;
+    let file = |version: &str, usd: &str| {
+        offer_file(version, &[c5("2xlarge", "8", usd, "2025-01-01T00:00:00Z")])
+    };
+    server.add_version(
+        REGION,
+        "20250101000000",
+        date(2025, 1, 1),
+        file("20250101000000", "0.4080000000"),
+    );
+    server.add_version_in_formats(
+        REGION,
+        "20250301000000",
+        date(2025, 3, 1),
+        file("20250301000000", "0.3672000000"),
+        &["csv"],
+    );
+    server.add_version(
+        REGION,
+        "20250601000000",
+        date(2025, 6, 1),
+        file("20250601000000", "0.3876000000"),
+    );
+    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
+        .cache_dir(None)
+        .until(date(2025, 7, 1))
+        .build()
+        .history(
+            &PriceKey::hosting(REGION, "ml.c5.2xlarge"),
+            date(2025, 1, 1),
+        )
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert_eq!(
+        message,
+        "the price history is incomplete: version 20250301000000 (in effect 2025-03-01; \
+         rates unknown from then until 2025-06-01): no JSON file offered (formats: csv)"
+    );
+    let HistoryError::Incomplete { partial, missing } = err else {
+        panic!("expected Incomplete");
+    };
+    // Sampled on 2025-03-01, -04-01 and -05-01, it is missing once.
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0].unknown_until, Some(date(2025, 6, 1)));
+    // Its file was never asked for: only January's and June's were downloaded.
+    assert_eq!(server.file_downloads(), 2);
+    let read: Vec<&str> = partial
+        .versions
+        .iter()
+        .map(|v| v.version.as_str())
+        .collect();
+    assert_eq!(read, ["20250101000000", "20250601000000"]);
+    // June's change is measured from the last rate read, and dated at June:
+    // (0.3876 − 0.408) ÷ 0.408 × 100 = −5.00 %.
+    let points: Vec<_> = partial.series[0]
+        .points
+        .iter()
+        .map(|p| (p.seen_on, p.usd_per_unit, p.change_percent))
+        .collect();
+    assert_eq!(
+        points,
+        [
+            (date(2025, 1, 1), Some(usd("0.408")), None),
+            (date(2025, 6, 1), Some(usd("0.3876")), Some(usd("-5.00"))),
+        ]
+    );
+}
+
 /// `doc` with a second on-demand term, `code`, taking effect on `date` at `usd`: a
 /// version that announces a new rate beside the one in effect.
 fn with_later_term(mut doc: Value, code: &str, date: &str, usd: &str) -> Value {

@@ -135,6 +135,8 @@ struct Version {
     version: String,
     effective: NaiveDate,
     file: Arc<Vec<u8>>,
+    /// `FileFormats` of its `ListPriceLists` entry.
+    formats: Vec<String>,
 }
 
 /// The running fake server. Stops when dropped.
@@ -211,11 +213,25 @@ impl FakePriceList {
         effective: NaiveDate,
         file: impl Into<Vec<u8>>,
     ) {
+        self.add_version_in_formats(region, version, effective, file, &["json", "csv"]);
+    }
+
+    /// [`add_version`](Self::add_version), listed by `ListPriceLists` with these
+    /// `FileFormats` (e.g. `["csv"]`: a version whose JSON file is not offered).
+    pub fn add_version_in_formats(
+        &self,
+        region: &str,
+        version: &str,
+        effective: NaiveDate,
+        file: impl Into<Vec<u8>>,
+        formats: &[&str],
+    ) {
         self.lock().versions.push(Version {
             region: region.to_owned(),
             version: version.to_owned(),
             effective,
             file: Arc::new(file.into()),
+            formats: formats.iter().map(|f| (*f).to_owned()).collect(),
         });
     }
 
@@ -513,7 +529,7 @@ fn list_price_lists(inner: &Arc<Mutex<Inner>>, request: &Value, headers: &Header
                 "PriceListArn": version_arn(&v.version, &v.region),
                 "RegionCode": v.region,
                 "CurrencyCode": "USD",
-                "FileFormats": ["json", "csv"],
+                "FileFormats": v.formats,
             })
         })
         .collect();

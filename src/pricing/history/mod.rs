@@ -308,7 +308,9 @@ impl PriceListHistory {
 
     /// The versions of `region`'s price list in effect from `since` to the last
     /// sampled date (today unless [`PriceListHistoryBuilder::until`] says otherwise),
-    /// oldest first. See [`PriceListVersion`] for how dates are sampled.
+    /// oldest first, including any whose file is offered in no format that can be
+    /// read (no `json`: [`history`](Self::history) reports those missing). See
+    /// [`PriceListVersion`] for how dates are sampled.
     pub async fn versions(
         &self,
         region: &str,
@@ -316,7 +318,8 @@ impl PriceListHistory {
     ) -> Result<Vec<PriceListVersion>, HistoryError> {
         outside_china(region)?;
         let until = self.until_date(since)?;
-        versions::list(&self.client, region, since, until).await
+        let listed = versions::list(&self.client, region, since, until).await?;
+        Ok(listed.into_iter().map(|l| l.version).collect())
     }
 
     /// The history of one key's rate.
@@ -425,8 +428,14 @@ impl PriceListHistory {
 
         let mut read = Vec::new();
         let mut missing = Vec::new();
-        for version in listed {
-            let outcome = if tokio::time::Instant::now() >= deadline {
+        for versions::Listed {
+            version,
+            unreadable,
+        } in listed
+        {
+            let outcome = if let Some(why) = unreadable {
+                Err(why)
+            } else if tokio::time::Instant::now() >= deadline {
                 Err(format!(
                     "not read: the time limit of {} s was reached",
                     limit.as_secs()

@@ -31,6 +31,15 @@ pub struct PriceListVersion {
     pub published: Option<String>,
 }
 
+/// A version listed, and why it cannot be read when it cannot (`None`: it can).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    /// The version.
+    pub(crate) version: PriceListVersion,
+    /// Why its file cannot be read (no `json` file offered), else `None`.
+    pub(crate) unreadable: Option<String>,
+}
+
 /// The dates asked for: `since`, the first of each month after it, and `until`.
 pub(crate) fn sample_dates(since: NaiveDate, until: NaiveDate) -> Vec<NaiveDate> {
     let mut dates = vec![since];
@@ -54,19 +63,21 @@ fn version_of(arn: &str) -> Option<&str> {
     parts.next().filter(|v| !v.is_empty())
 }
 
-/// The versions in effect from `since` to `until`, oldest first, each once.
+/// The versions in effect from `since` to `until`, oldest first, each once. A version
+/// that offers no `json` file is listed too, with why it cannot be read: it was in
+/// effect, so leaving it out would pass its span off as the previous version's.
 pub(crate) async fn list(
     client: &aws_sdk_pricing::Client,
     region: &str,
     since: NaiveDate,
     until: NaiveDate,
-) -> Result<Vec<PriceListVersion>, HistoryError> {
+) -> Result<Vec<Listed>, HistoryError> {
     if since > until {
         return Err(HistoryError::Invalid {
             reason: format!("--since {since} is after the last date asked for ({until})"),
         });
     }
-    let mut found: Vec<PriceListVersion> = Vec::new();
+    let mut found: Vec<Listed> = Vec::new();
     for date in sample_dates(since, until) {
         let at = date.and_time(NaiveTime::MIN).and_utc().timestamp();
         let mut next_token: Option<String> = None;
@@ -88,7 +99,7 @@ pub(crate) async fn list(
                     continue;
                 };
                 if list.region_code().is_some_and(|r| r != region)
-                    || found.iter().any(|v| v.arn == arn)
+                    || found.iter().any(|v| v.version.arn == arn)
                 {
                     continue;
                 }
@@ -97,21 +108,26 @@ pub(crate) async fn list(
                         reason: format!("ListPriceLists answered an ARN without a version: {arn}"),
                     });
                 };
-                let offers_json = list.file_formats().iter().any(|f| f == "json");
-                if !offers_json && !list.file_formats().is_empty() {
-                    tracing::warn!(
-                        target: "sagemeter::pricing",
-                        version,
-                        "price list version has no json file; skipped"
-                    );
-                    continue;
-                }
-                found.push(PriceListVersion {
-                    version: version.to_owned(),
-                    arn: arn.to_owned(),
-                    region: region.to_owned(),
-                    seen_on: date,
-                    published: None,
+                // Once per version: a version already found is skipped above.
+                let formats = list.file_formats();
+                let unreadable = (!formats.is_empty() && !formats.iter().any(|f| f == "json"))
+                    .then(|| {
+                        tracing::warn!(
+                            target: "sagemeter::pricing",
+                            version,
+                            "price list version offers no json file; its rates are unknown"
+                        );
+                        format!("no JSON file offered (formats: {})", formats.join(", "))
+                    });
+                found.push(Listed {
+                    version: PriceListVersion {
+                        version: version.to_owned(),
+                        arn: arn.to_owned(),
+                        region: region.to_owned(),
+                        seen_on: date,
+                        published: None,
+                    },
+                    unreadable,
                 });
             }
             match page.next_token() {
@@ -129,7 +145,7 @@ pub(crate) async fn list(
             });
         }
     }
-    found.sort_by(|a, b| a.version.cmp(&b.version));
+    found.sort_by(|a, b| a.version.version.cmp(&b.version.version));
     Ok(found)
 }
 
