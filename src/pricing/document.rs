@@ -1226,10 +1226,26 @@ pub(crate) fn term_dates(
     dates
 }
 
+/// Whether every on-demand term of `doc` is dated after `at`: the product is
+/// announced, but none of its terms is in effect yet (AWS bills the term whose
+/// `effectiveDate` has passed). A product with an undated or unreadable term, or with
+/// no term, is not: [`select_rate_at`] takes such terms as they are.
+pub(crate) fn only_ahead_of(doc: &PriceDocument, at: chrono::DateTime<chrono::Utc>) -> bool {
+    !doc.on_demand.is_empty()
+        && doc.on_demand.iter().all(|t| {
+            t.effective_date
+                .as_deref()
+                .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+                .is_some_and(|d| d.to_utc() > at)
+        })
+}
+
 /// The on-demand terms of a product in effect at `now`: of dated terms, the latest
 /// whose `effectiveDate` is not after `now` (a price change published ahead of its
 /// date, or one superseded, is not the price now); when every dated term is still
-/// ahead (a single one too), the earliest of them, with its date. Undated or
+/// ahead (a single one too), the earliest of them, with its date (a receipt's
+/// best guess; the price history leaves such a product out instead, see
+/// [`only_ahead_of`]). Undated or
 /// unreadable dates, or no `now`: every term, as they are.
 fn terms_in_effect(
     terms: &[OnDemandTerm],

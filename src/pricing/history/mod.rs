@@ -51,7 +51,7 @@ pub use download::default_cache_dir;
 pub use trend::{SizeTrend, Trend, years_between};
 pub use versions::PriceListVersion;
 
-use super::document::{PriceDocument, select_rate_at, term_dates};
+use super::document::{PriceDocument, only_ahead_of, select_rate_at, term_dates};
 use super::{InstanceResources, PriceError, PriceKey, PriceUnit};
 use aws_sdk_pricing::config::{BehaviorVersion, Region};
 use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpConnector};
@@ -753,25 +753,51 @@ struct Listing {
 }
 
 /// What `key` is in a version's `docs` as of `at`: of a product's several dated
-/// terms, the one in effect then.
+/// terms, the one in effect then. A product whose every term is still ahead of `at`
+/// (announced for a later date) is not in effect: it is left out, and when only such
+/// products price `key` the answer is `Ok(None)`, "listed, the rate before holds":
+/// the new rate takes effect on its own date, a moment of its own (see [`moments`]).
 fn listing(
     key: &PriceKey,
     docs: &[PriceDocument],
     at: DateTime<Utc>,
-) -> Result<Listing, PriceError> {
-    let selection = select_rate_at(key, docs, Some(at))?;
+) -> Result<Option<Listing>, PriceError> {
+    let in_effect: std::borrow::Cow<'_, [PriceDocument]> =
+        if docs.iter().any(|d| only_ahead_of(d, at)) {
+            docs.iter()
+                .filter(|d| !only_ahead_of(d, at))
+                .cloned()
+                .collect::<Vec<_>>()
+                .into()
+        } else {
+            docs.into()
+        };
+    let selection = match select_rate_at(key, &in_effect, Some(at)) {
+        Ok(selection) => selection,
+        // Nothing in effect prices the key, but a product announced for later does.
+        Err(PriceError::NotFound { .. })
+            if in_effect.len() < docs.len()
+                && !matches!(
+                    select_rate_at(key, docs, Some(at)),
+                    Err(PriceError::NotFound { .. })
+                ) =>
+        {
+            return Ok(None);
+        }
+        Err(error) => return Err(error),
+    };
     let resources = docs
         .iter()
         .find(|d| d.sku == selection.sku)
         .and_then(InstanceResources::of_product);
-    Ok(Listing {
+    Ok(Some(Listing {
         usd_per_unit: selection.usd_per_unit,
         vcpu: resources.as_ref().and_then(|r| r.vcpu),
         gpu: resources.as_ref().and_then(|r| r.accelerators),
         sku: selection.sku,
         effective_date: selection.effective_date,
         note: selection.reason,
-    })
+    }))
 }
 
 /// The moments a version answers for `key`: the first date it was in effect on, then
@@ -840,7 +866,21 @@ fn build_history(
             });
             for (seen_on, at) in moments(&key, &offer.documents, version.seen_on, end) {
                 match listing(&key, &offer.documents, at) {
-                    Ok(now) => {
+                    // Announced for a later date only: the rate before holds until
+                    // then (the key is listed, not gone).
+                    Ok(None) => {
+                        if entry
+                            .points
+                            .last()
+                            .is_some_and(|p| p.usd_per_unit.is_some())
+                        {
+                            entry.last_listed_on = entry.last_listed_on.max(Some(seen_on));
+                        }
+                        if !listed_now.contains(&key) {
+                            listed_now.push(key.clone());
+                        }
+                    }
+                    Ok(Some(now)) => {
                         let before = entry.points.last().and_then(|p| p.usd_per_unit);
                         // A key listed again after "no longer listed" changes from the
                         // rate it was last listed at (the same rate is no change).
@@ -1106,6 +1146,83 @@ mod tests {
             ]
         );
         assert_eq!(series.last_listed_on, Some(day(3, 1)));
+    }
+
+    /// AWS bills the term whose `effectiveDate` has passed: a version that lists a
+    /// product only at a rate announced for later leaves the rate before in effect
+    /// until that date.
+    #[test]
+    fn a_rate_announced_for_later_takes_effect_on_its_own_date_not_the_versions() {
+        let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2025, m, d).unwrap();
+        let usd = |s: &str| Some(s.parse::<Decimal>().unwrap());
+        let read = || {
+            vec![
+                version_with_terms(1, &[("JRTCKXETXF", "2024-12-01T00:00:00Z", "1.0000000000")]),
+                // In effect from 2025-03-01, listing only $0.80 from 2025-03-15.
+                version_with_terms(3, &[("NEWTERM001", "2025-03-15T00:00:00Z", "0.8000000000")]),
+            ]
+        };
+        let points = |history: &PriceHistory| -> Vec<_> {
+            history.series[0]
+                .points
+                .iter()
+                .map(|p| {
+                    (
+                        p.version.clone(),
+                        p.seen_on,
+                        p.usd_per_unit,
+                        p.change_percent,
+                    )
+                })
+                .collect()
+        };
+
+        // Asked up to 2025-03-10: $0.80 is not in effect by then; $1.00 held all along.
+        let history = m5_history(on(1), day(3, 10), read(), &[]);
+        assert_eq!(
+            points(&history),
+            [("20250101000000".into(), day(1, 1), usd("1.00"), None)]
+        );
+        // Still listed (at $1.00) on 2025-03-01, not "no longer listed".
+        assert_eq!(history.series[0].last_listed_on, Some(day(3, 1)));
+
+        // Asked up to 2025-04-01: $0.80 from its own date, 2025-03-15, not from the
+        // version's 2025-03-01: (0.80 − 1.00) ÷ 1.00 × 100 = −20.00 %.
+        let history = m5_history(on(1), on(4), read(), &[]);
+        assert_eq!(
+            points(&history),
+            [
+                ("20250101000000".into(), day(1, 1), usd("1.00"), None),
+                (
+                    "20250301000000".into(),
+                    day(3, 15),
+                    usd("0.80"),
+                    usd("-20.00")
+                ),
+            ]
+        );
+    }
+
+    /// An instance type whose first listing is announced for a later date is first
+    /// listed on that date, and not at all when the date is after the span.
+    #[test]
+    fn a_type_first_announced_for_later_is_first_listed_on_its_date() {
+        let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2025, m, d).unwrap();
+        let read = || {
+            vec![version_with_terms(
+                1,
+                &[("JRTCKXETXF", "2025-01-20T00:00:00Z", "0.5000000000")],
+            )]
+        };
+        let history = m5_history(on(1), on(2), read(), &[]);
+        let points: Vec<_> = history.series[0]
+            .points
+            .iter()
+            .map(|p| (p.seen_on, p.usd_per_unit))
+            .collect();
+        assert_eq!(points, [(day(1, 20), Some(Decimal::new(5, 1)))]);
+        // Up to 2025-01-10 it is not yet in effect: no history at all.
+        assert!(m5_history(on(1), day(1, 10), read(), &[]).series.is_empty());
     }
 
     #[test]
