@@ -500,6 +500,70 @@ fn trend_row(history: &PriceHistory, instance: &str) -> sagemeter::pricing::hist
         .unwrap_or_else(|| panic!("no trend for {instance}"))
 }
 
+/// g5 versions of 2024-01-01 (xlarge 1.408, 2xlarge 1.515), 2025-01-01 (2xlarge cut
+/// to 1.3635) and 2025-07-01 (2xlarge no longer listed).
+fn publish_g5_2xlarge_dropped(server: &FakePriceList) {
+    use crate::support::fake_pricelist::published::g5;
+    let xlarge = g5("xlarge", "4", "1", "1.4080000000", JAN_2024);
+    let versions = [
+        (
+            "20240101000000",
+            date(2024, 1, 1),
+            vec![
+                xlarge.clone(),
+                g5("2xlarge", "8", "1", "1.5150000000", JAN_2024),
+            ],
+        ),
+        (
+            "20250101000000",
+            date(2025, 1, 1),
+            vec![
+                xlarge.clone(),
+                g5("2xlarge", "8", "1", "1.3635000000", "2025-01-01T00:00:00Z"),
+            ],
+        ),
+        ("20250701000000", date(2025, 7, 1), vec![xlarge]),
+    ];
+    for (version, effective, documents) in versions {
+        server.add_version(REGION, version, effective, offer_file(version, &documents));
+    }
+}
+
+/// A size's last rate was in effect until the version that dropped it took over:
+/// its span ends there, not at the first date its last listing was seen.
+#[tokio::test]
+async fn a_size_no_longer_listed_has_its_span_end_where_it_was_dropped() {
+    let server = FakePriceList::start().await;
+    publish_g5_2xlarge_dropped(&server);
+    let history = reader(&server, None)
+        .family(REGION, "ml.g5", since())
+        .await
+        .unwrap();
+    let row = trend_row(&history, "ml.g5.2xlarge");
+    // 1.515 from 2024-01-01, 1.3635 from 2025-01-01 until 2025-07-01, when the
+    // version without it took over: 1.3635 ÷ 1.515 = 0.9 over 1.5 years,
+    // 0.9^(1/1.5) = 0.9^(2/3) = 0.932170…, so −6.78 % a year (not 0.9 over the
+    // 1 year to 2025-01-01, −10.00 %).
+    assert_eq!((row.first_usd, row.first_on), (usd("1.515"), since()));
+    assert_eq!(
+        (row.latest_usd, row.latest_on, row.no_longer_listed_on),
+        (usd("1.3635"), date(2025, 7, 1), Some(date(2025, 7, 1)))
+    );
+    assert_eq!(row.yearly_change_percent, Some(usd("-6.78")));
+    // The projection's fraction agrees: −0.0678…
+    let series = history
+        .series
+        .iter()
+        .find(|s| s.key == PriceKey::hosting(REGION, "ml.g5.2xlarge"))
+        .unwrap();
+    let fraction = series.yearly_change(until()).unwrap();
+    assert_eq!(fraction.round_dp(4), usd("-0.0678"));
+    // Still listed: to the last date asked for, unchanged, 0 %.
+    let row = trend_row(&history, "ml.g5.xlarge");
+    assert_eq!((row.latest_on, row.no_longer_listed_on), (until(), None));
+    assert_eq!(row.yearly_change_percent, Some(Decimal::ZERO));
+}
+
 #[tokio::test]
 async fn a_family_trend_gives_each_size_its_yearly_change_per_vcpu_and_per_gpu() {
     let server = publish(None).await;
@@ -531,7 +595,8 @@ async fn a_family_trend_gives_each_size_its_yearly_change_per_vcpu_and_per_gpu()
     assert_eq!(row.first_on, date(2025, 3, 1));
     assert_eq!(row.yearly_change_percent, Some(Decimal::ZERO));
     // ml.c5.xlarge is no longer listed from October 2025: its last listing was the
-    // version seen on 2025-03-01, at the same rate.
+    // version seen on 2025-03-01, at the same rate, in effect until the October
+    // version took over, so its span ends on 2025-10-01.
     let xlarge = c5
         .series
         .iter()
@@ -543,7 +608,10 @@ async fn a_family_trend_gives_each_size_its_yearly_change_per_vcpu_and_per_gpu()
         ("20251001000000", None)
     );
     assert_eq!(last.note.as_deref(), Some("no longer listed"));
-    assert_eq!(trend_row(&c5, "ml.c5.xlarge").latest_on, date(2025, 3, 1));
+    let row = trend_row(&c5, "ml.c5.xlarge");
+    assert_eq!(row.latest_on, date(2025, 10, 1));
+    assert_eq!(row.no_longer_listed_on, Some(date(2025, 10, 1)));
+    assert_eq!(trend_row(&c5, "ml.c5.2xlarge").no_longer_listed_on, None);
 
     // ml.g5.xlarge: 1.408 → 1.1264 is 0.8 over two years: 0.8^(1/2) = 0.894427…,
     // −10.56 % a year; 1 GPU, so per GPU the same as per instance.

@@ -229,6 +229,84 @@ async fn a_family_trend_has_a_row_per_size() {
     assert_eq!(xlarge["latest_usd_per_gpu"], "1.1264");
 }
 
+/// A size no longer listed is marked so, in the table and in the JSON, and its
+/// span ends where it was dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trend_marks_a_size_no_longer_listed_and_ends_its_span_there() {
+    use crate::support::fake_pricelist::offer_file;
+    use crate::support::fake_pricelist::published::{JAN_2024, REGION, g5};
+    let server = FakePriceList::start().await;
+    let xlarge = g5("xlarge", "4", "1", "1.4080000000", JAN_2024);
+    let day = |y, m| chrono::NaiveDate::from_ymd_opt(y, m, 1).unwrap();
+    for (version, effective, documents) in [
+        (
+            "20240101000000",
+            day(2024, 1),
+            vec![
+                xlarge.clone(),
+                g5("2xlarge", "8", "1", "1.5150000000", JAN_2024),
+            ],
+        ),
+        (
+            "20250101000000",
+            day(2025, 1),
+            vec![
+                xlarge.clone(),
+                g5("2xlarge", "8", "1", "1.3635000000", "2025-01-01T00:00:00Z"),
+            ],
+        ),
+        ("20250701000000", day(2025, 7), vec![xlarge]),
+    ] {
+        server.add_version(REGION, version, effective, offer_file(version, &documents));
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let out = price(&server, cache.path(), &["--trend", "ml.g5"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    // 1.515 → 1.3635 (0.9) from 2024-01-01 to 2025-07-01, when it was dropped:
+    // 1.5 years, 0.9^(1/1.5) − 1 = −6.78 % a year. 8 vCPUs: 1.3635 ÷ 8 = 0.1704375.
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("ml.g5.2xlarge "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        [
+            "ml.g5.2xlarge",
+            "(no",
+            "longer",
+            "listed)",
+            "8",
+            "1",
+            "$1.515",
+            "2024-01-01",
+            "$1.3635",
+            "2025-07-01",
+            "-6.78%",
+            "$0.1704",
+            "$1.3635"
+        ]
+    );
+
+    let out = price(&server, cache.path(), &["--trend", "ml.g5", "--json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sizes = json["sizes"].as_array().unwrap();
+    let dropped = sizes
+        .iter()
+        .find(|s| s["key"]["instance_type"] == "ml.g5.2xlarge")
+        .unwrap();
+    assert_eq!(dropped["latest_on"], "2025-07-01");
+    assert_eq!(dropped["no_longer_listed_on"], "2025-07-01");
+    assert_eq!(dropped["yearly_change_percent"], "-6.78");
+    let kept = sizes
+        .iter()
+        .find(|s| s["key"]["instance_type"] == "ml.g5.xlarge")
+        .unwrap();
+    assert_eq!(kept["latest_on"], "2026-01-01");
+    assert_eq!(kept["no_longer_listed_on"], Value::Null);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_version_cut_short_prints_what_was_read_then_fails_naming_it() {
     let server = publish(Some("20250301000000")).await;

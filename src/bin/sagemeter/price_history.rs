@@ -319,6 +319,11 @@ fn write_trend(out: &mut dyn Write, family: &str, history: &PriceHistory) -> std
                 }
                 other => other.to_string(),
             };
+            // A size no longer listed: its span ends where it was dropped.
+            let name = match s.no_longer_listed_on {
+                Some(_) => format!("{name} (no longer listed)"),
+                None => name,
+            };
             vec![
                 name,
                 dash(s.vcpu.map(|v| v.to_string())),

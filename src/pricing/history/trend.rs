@@ -3,8 +3,10 @@
 //! A size's yearly rate of change is the constant yearly rate that turns its first
 //! listed rate into its latest over the time between them:
 //! `(latest ÷ first)^(1 ÷ years) − 1`. The span runs from the first sampled date the
-//! size was listed on to the last it was still listed on (the last date asked for
-//! when it still is), so years without a change count too. Years are counted in
+//! size was listed on to the last date asked for when it is still listed, else to the
+//! date it is first seen no longer listed (the first sampled date of the version that
+//! dropped it: its last rate was in effect until that version took over, as on the
+//! chart), so years without a change count too. Years are counted in
 //! calendar months (2024-01-01 to 2026-01-01 is 2 years exactly; a part month is its
 //! days over the month's length) so that a test can work the figure out by hand.
 
@@ -31,8 +33,14 @@ pub struct SizeTrend {
     /// The latest listed rate, USD per unit.
     #[serde(with = "rust_decimal::serde::str")]
     pub latest_usd: Decimal,
-    /// The last sampled date it was listed on.
+    /// Where the span ends: the last date asked for while the size is still listed;
+    /// for a size no longer listed, the date it was first seen no longer listed
+    /// ([`no_longer_listed_on`](Self::no_longer_listed_on)), since its last rate was
+    /// in effect until then.
     pub latest_on: NaiveDate,
+    /// The date the size was first seen no longer listed (the first sampled date of
+    /// the version that dropped it), `None` while it is still listed at the end.
+    pub no_longer_listed_on: Option<NaiveDate>,
     /// The yearly rate of change in percent, to 2 places (`-20.00` for −20 % a
     /// year), compounded; `None` when the span is shorter than a day, when a rate
     /// is not above 0, or when the compounded figure does not fit (a rate doubled
@@ -88,18 +96,19 @@ impl PriceHistory {
 }
 
 impl KeyHistory {
-    /// This key's trend, up to `until` if it is still listed then; `None` if it was
-    /// never listed.
+    /// This key's trend, up to `until` if it is still listed then, else up to the
+    /// date it is first seen no longer listed; `None` if it was never listed.
     pub fn trend(&self, until: NaiveDate) -> Option<SizeTrend> {
         let first = self.first()?;
         let latest = self.latest()?;
         let (first_usd, latest_usd) = (first.usd_per_unit?, latest.usd_per_unit?);
-        let still_listed = self.points.last().is_some_and(|p| p.usd_per_unit.is_some());
-        let latest_on = if still_listed {
-            until
-        } else {
-            self.last_listed_on.unwrap_or(latest.seen_on)
-        };
+        // The last rate held until the version that no longer lists it took over.
+        let no_longer_listed_on = self
+            .points
+            .last()
+            .filter(|p| p.usd_per_unit.is_none())
+            .map(|p| p.seen_on);
+        let latest_on = no_longer_listed_on.unwrap_or(until);
         let per = |usd: Decimal, n: Option<u32>| {
             n.filter(|n| *n > 0)
                 .and_then(|n| usd.checked_div(Decimal::from(n)))
@@ -111,6 +120,7 @@ impl KeyHistory {
             first_on: first.seen_on,
             latest_usd,
             latest_on,
+            no_longer_listed_on,
             yearly_change_percent: yearly_change(
                 first_usd,
                 latest_usd,
