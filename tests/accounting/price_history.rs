@@ -266,6 +266,38 @@ async fn a_version_offering_no_json_file_is_missing_not_skipped() {
     );
 }
 
+/// No SageMaker price list exists before SageMaker's launch (November 2017): a
+/// `since` of 1900 is read from 2017-11-01, not asked about month by month.
+#[tokio::test]
+async fn a_since_before_sagemakers_launch_is_read_from_the_launch() {
+    let server = publish(None).await;
+    let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
+    let history = reader(&server, None)
+        .history(&key, date(1900, 1, 1))
+        .await
+        .unwrap();
+    // 2017-11-01, the first of each month from 2017-12-01 to 2025-12-01 (1 + 8 × 12
+    // = 97), and 2026-01-01: 99 dates, not the 1,513 from 1900-01-01.
+    let asked = server.list_dates();
+    assert_eq!(asked.len(), 99);
+    assert_eq!((asked[0], asked[98]), (date(2017, 11, 1), until()));
+    assert_eq!(history.since, date(2017, 11, 1));
+    assert_eq!(history.versions.len(), 4);
+    // An `until` before the launch asks nothing.
+    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
+        .cache_dir(None)
+        .until(date(2017, 10, 31))
+        .build()
+        .history(&key, date(1900, 1, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, HistoryError::Invalid { reason } if reason.contains("November 2017")),
+        "{err}"
+    );
+    assert_eq!(server.list_dates().len(), 99);
+}
+
 /// `doc` with a second on-demand term, `code`, taking effect on `date` at `usd`: a
 /// version that announces a new rate beside the one in effect.
 fn with_later_term(mut doc: Value, code: &str, date: &str, usd: &str) -> Value {

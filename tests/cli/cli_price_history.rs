@@ -307,6 +307,36 @@ async fn a_trend_marks_a_size_no_longer_listed_and_ends_its_span_there() {
     assert_eq!(kept["no_longer_listed_on"], Value::Null);
 }
 
+/// A `--since` before SageMaker existed is read from its launch, with a note, and
+/// the header names the dates actually read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_since_before_sagemakers_launch_reads_from_the_launch_with_a_note() {
+    let server = publish(None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let out = sagemeter(&refused_url(), &server.url())
+        .env("SAGEMETER_CACHE_DIR", cache.path())
+        .args(["price", "ml.c5.2xlarge", "--history"])
+        .args(["--since", "1900-01-01", "--until", "2026-01-01"])
+        .output()
+        .expect("run sagemeter");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "note: --since 1900-01-01 is before Amazon SageMaker's launch (November 2017), \
+             when no SageMaker price list existed: reading from 2017-11-01"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("4 Price List version(s) in effect from 2017-11-01 to 2026-01-01"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("1900"), "{stdout}");
+    // 2017-11-01, 97 firsts of the month to 2025-12-01, and 2026-01-01.
+    assert_eq!(server.list_dates().len(), 99);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_version_cut_short_prints_what_was_read_then_fails_naming_it() {
     let server = publish(Some("20250301000000")).await;

@@ -1,13 +1,14 @@
 //! `sagemeter price … --history` and `sagemeter price --trend FAMILY`: rates in the
 //! published versions of the AWS Price List, from `sagemeter::pricing::history`.
 
-use crate::output::{json_line, table};
+use crate::output::{eprint, json_line, table};
 use crate::price::PriceArgs;
 use crate::{CliError, price};
 use chrono::{Months, NaiveDate, Utc};
 use sagemeter::pricing::PriceUnit;
 use sagemeter::pricing::history::{
-    HistoryError, KeyHistory, MissingVersion, PriceHistory, PriceListHistory, Trend,
+    HistoryError, KeyHistory, MissingVersion, PriceHistory, PriceListHistory,
+    SAGEMAKER_PRICE_LISTS_SINCE, Trend,
 };
 use serde::Serialize;
 use std::io::Write;
@@ -65,6 +66,15 @@ pub async fn run(
     }
     if let Some(path) = &args.chart {
         check_chart_path(path)?;
+    }
+    if args.since.is_some()
+        && since < SAGEMAKER_PRICE_LISTS_SINCE
+        && until >= SAGEMAKER_PRICE_LISTS_SINCE
+    {
+        eprint(&format!(
+            "note: --since {since} is before Amazon SageMaker's launch (November 2017), when \
+             no SageMaker price list existed: reading from {SAGEMAKER_PRICE_LISTS_SINCE}"
+        ));
     }
     let reader = PriceListHistory::builder(sdk_config)
         .until(until)

@@ -74,6 +74,20 @@ pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(300);
 /// broken or hostile server) cannot fill the disk before the time limit.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 512 << 20;
 
+/// The first date a history reads from: 2017-11-01, the month Amazon SageMaker
+/// launched (29 November 2017). No SageMaker price list exists before it, so an
+/// earlier `since` is read from here: asking `ListPriceLists` about each month
+/// since 1900 would be some 1,500 calls that can find nothing.
+pub const SAGEMAKER_PRICE_LISTS_SINCE: NaiveDate = match NaiveDate::from_ymd_opt(2017, 11, 1) {
+    Some(date) => date,
+    None => NaiveDate::MIN,
+};
+
+/// `since`, or [`SAGEMAKER_PRICE_LISTS_SINCE`] when it is earlier.
+fn from_launch(since: NaiveDate) -> NaiveDate {
+    since.max(SAGEMAKER_PRICE_LISTS_SINCE)
+}
+
 /// One price where it changed: first listed, changed, or no longer listed.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,7 +158,8 @@ impl KeyHistory {
 pub struct PriceHistory {
     /// The region the versions are for.
     pub region: String,
-    /// The first and last dates sampled.
+    /// The first and last dates sampled (`since` is never before
+    /// [`SAGEMAKER_PRICE_LISTS_SINCE`]).
     pub since: NaiveDate,
     /// See [`since`](Self::since).
     pub until: NaiveDate,
@@ -310,19 +325,23 @@ impl PriceListHistory {
     /// sampled date (today unless [`PriceListHistoryBuilder::until`] says otherwise),
     /// oldest first, including any whose file is offered in no format that can be
     /// read (no `json`: [`history`](Self::history) reports those missing). See
-    /// [`PriceListVersion`] for how dates are sampled.
+    /// [`PriceListVersion`] for how dates are sampled. A `since` before
+    /// [`SAGEMAKER_PRICE_LISTS_SINCE`] is read from that date.
     pub async fn versions(
         &self,
         region: &str,
         since: NaiveDate,
     ) -> Result<Vec<PriceListVersion>, HistoryError> {
         outside_china(region)?;
+        let since = from_launch(since);
         let until = self.until_date(since)?;
         let listed = versions::list(&self.client, region, since, until).await?;
         Ok(listed.into_iter().map(|l| l.version).collect())
     }
 
-    /// The history of one key's rate.
+    /// The history of one key's rate, from `since` (or from
+    /// [`SAGEMAKER_PRICE_LISTS_SINCE`] when `since` is earlier: the answer's
+    /// [`PriceHistory::since`] says which).
     pub async fn history(
         &self,
         key: &PriceKey,
@@ -336,7 +355,8 @@ impl PriceListHistory {
     }
 
     /// The history of every real-time hosting instance type of a family
-    /// (`ml.g5` → `ml.g5.xlarge`, `ml.g5.2xlarge`, …) in a region.
+    /// (`ml.g5` → `ml.g5.xlarge`, `ml.g5.2xlarge`, …) in a region, from `since` as
+    /// for [`history`](Self::history).
     pub async fn family(
         &self,
         region: &str,
@@ -391,6 +411,14 @@ impl PriceListHistory {
                 ),
             });
         }
+        if until < SAGEMAKER_PRICE_LISTS_SINCE {
+            return Err(HistoryError::Invalid {
+                reason: format!(
+                    "--until {until} is before Amazon SageMaker's launch (November 2017): \
+                     no SageMaker price list exists before {SAGEMAKER_PRICE_LISTS_SINCE}"
+                ),
+            });
+        }
         if since > until {
             return Err(HistoryError::Invalid {
                 reason: format!("--since {since} is after the last date asked for ({until})"),
@@ -409,6 +437,7 @@ impl PriceListHistory {
         keys_in: impl Fn(&[PriceDocument]) -> Vec<PriceKey>,
     ) -> Result<PriceHistory, HistoryError> {
         outside_china(region)?;
+        let since = from_launch(since);
         let until = self.until_date(since)?;
         let now = tokio::time::Instant::now();
         // A limit too long for the clock to add is no limit: a year is as good.
