@@ -478,6 +478,42 @@ async fn no_price_anywhere_exits_1() {
         );
 }
 
+/// The library advises a program to set a price override; the CLI has no such
+/// option, so its errors say what a CLI user can do.
+#[test]
+fn no_price_says_what_a_cli_user_can_do_not_to_set_an_override() {
+    let out = sagemeter(&refused_url())
+        .args(["price", "ml.m5.xlarge", "--region", "cn-north-1"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "China's regions are priced in CNY only, which sagemeter does not convert: the \
+             CLI cannot price them"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("set a"), "{stderr}");
+    let out = sagemeter(&refused_url())
+        .args(["price", "data-in", "--region", "ap-south-1"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "the live AWS Price List is needed: run with credentials allowed \
+             pricing:GetProducts"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("set a"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rate_a_receipt_uses_is_priced_live_by_its_name() {
     use crate::support::fake_pricelist::{self as shared, docs};

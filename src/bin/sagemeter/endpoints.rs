@@ -175,6 +175,7 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
     }
     for r in &view.rows {
         if let Some(reason) = &r.unpriced_reason {
+            let reason = crate::output::for_cli(reason);
             let line = match &r.inference_component {
                 Some(component) => format!("unpriced {}/{component}: {reason}", r.endpoint),
                 None => format!("unpriced {}: {reason}", r.endpoint),

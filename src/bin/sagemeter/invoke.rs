@@ -1174,7 +1174,7 @@ fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
         writeln!(out, "  price note       {note}")?;
     }
     for reason in &s.unpriced_reasons {
-        writeln!(out, "  UNPRICED         {reason}")?;
+        writeln!(out, "  UNPRICED         {}", crate::output::for_cli(reason))?;
     }
     if let Some(accrual) = &s.accrual {
         let utilisation = accrual.utilisation.map_or_else(

@@ -153,7 +153,11 @@ impl fmt::Display for CliError {
         match self {
             CliError::Usage(message) => f.write_str(message),
             // The whole chain: SDK errors keep the useful part in their sources.
-            CliError::Failed(error) => f.write_str(&sagemeter::redact::error_chain(error.as_ref())),
+            // The library's advice to set a price override is for programs: the CLI
+            // says what its user can do.
+            CliError::Failed(error) => f.write_str(&output::for_cli(
+                &sagemeter::redact::error_chain(error.as_ref()),
+            )),
             CliError::Interrupted { message, .. } => f.write_str(message),
         }
     }

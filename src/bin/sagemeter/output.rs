@@ -21,6 +21,46 @@ pub fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
+/// The library's advice, addressed to a program that builds a client, and what a
+/// CLI user can do instead: the CLI has no price override. Most specific first.
+const LIBRARY_ADVICE: [(&str, &str); 5] = [
+    (
+        "check the instance type and region, or set a price override",
+        "check the instance type and the region (--region)",
+    ),
+    (
+        "the live Price List is needed, or set a price override",
+        "the live AWS Price List is needed: run with credentials allowed \
+         pricing:GetProducts",
+    ),
+    (
+        "so set a USD price override for it",
+        "so the CLI cannot price it (a program using the sagemeter library can, with a \
+         USD price override)",
+    ),
+    (
+        "set a USD price override",
+        "the CLI cannot price them (a program using the sagemeter library can, with a USD \
+         price override)",
+    ),
+    (
+        "set a price override",
+        "price it from the live AWS Price List (credentials allowed pricing:GetProducts)",
+    ),
+];
+
+/// `text` (a library error or unpriced reason) with its advice to "set a price
+/// override", which the CLI has no option for, replaced by what a CLI user can do.
+pub fn for_cli(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut mapped = std::borrow::Cow::Borrowed(text);
+    for (library, cli) in LIBRARY_ADVICE {
+        if mapped.contains(library) {
+            mapped = std::borrow::Cow::Owned(mapped.replace(library, cli));
+        }
+    }
+    mapped
+}
+
 /// A line on stderr; a stderr that cannot be written to (a closed pipe) is no reason
 /// to stop, nor to panic as `eprintln!` does. Control characters other than line
 /// breaks (from a ledger's names an error quotes) are written as escapes.
@@ -109,6 +149,58 @@ pub fn usd4(amount: Decimal) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sagemeter::pricing::{PriceError, PriceKey, Snapshot};
+
+    /// The CLI has no price override: the library's errors, as the CLI shows them,
+    /// never advise one, and say what a CLI user can do.
+    #[test]
+    fn library_advice_to_set_a_price_override_becomes_what_a_cli_user_can_do() {
+        let snapshot = Snapshot::bundled();
+        let text = |key: PriceKey| -> String {
+            let error = snapshot.get(&key).unwrap_err();
+            for_cli(&error.to_string()).into_owned()
+        };
+        let not_found = text(PriceKey::hosting("us-east-1", "ml.nope.xlarge"));
+        assert_eq!(
+            not_found,
+            "no price for hosting ml.nope.xlarge in us-east-1: check the instance type and \
+             the region (--region)"
+        );
+        let not_covered = text(PriceKey::DataIn {
+            region: "ap-south-1".into(),
+        });
+        assert!(
+            not_covered.ends_with(
+                "the live AWS Price List is needed: run with credentials allowed \
+                 pricing:GetProducts"
+            ),
+            "{not_covered}"
+        );
+        let china = text(PriceKey::hosting("cn-north-1", "ml.m5.xlarge"));
+        assert!(
+            china.ends_with(
+                "China's regions are priced in CNY only, which sagemeter does not convert: \
+                 the CLI cannot price them (a program using the sagemeter library can, with \
+                 a USD price override)"
+            ),
+            "{china}"
+        );
+        let currency = PriceError::OtherCurrency {
+            key: PriceKey::hosting("cn-north-1", "ml.m5.xlarge"),
+            currencies: "CNY".into(),
+        };
+        let currency = for_cli(&currency.to_string()).into_owned();
+        assert!(
+            currency.ends_with(
+                "sagemeter bills in USD, so the CLI cannot price it (a program using the \
+                 sagemeter library can, with a USD price override)"
+            ),
+            "{currency}"
+        );
+        for text in [not_found, not_covered, china, currency] {
+            assert!(!text.contains("set a"), "{text}");
+        }
+    }
 
     #[test]
     fn money_is_printed_exactly_without_trailing_zeros() {
