@@ -3,7 +3,9 @@
 use super::Account;
 use super::error::{AccountError, from_sdk};
 use super::metrics::{self, Target, VariantUsage};
-use crate::billing::{compute_key, copy_share, fit_to_instances, round_cost, unreserved_fraction};
+use crate::billing::{
+    ResourcesFrom, compute_key, copy_share, fit_to_instances, round_cost, unreserved_fraction,
+};
 use crate::endpoint::{
     DiscoveryError, EndpointKind, EndpointProfile, VariantBilling, VariantProfile,
 };
@@ -321,6 +323,8 @@ struct Draft {
     /// Instance variants: what an instance has, as its rate said (for the shares
     /// of inference components).
     instance: Option<InstanceResources>,
+    /// The source of the rate that carried `instance` (`None`: no rate).
+    instance_from: Option<PriceOrigin>,
     /// A deployment's new fleet named as a variant running now: CloudWatch counts
     /// its calls under that name with the old fleet's, so it is not asked for on
     /// its own (see [`share_variant_figures`]).
@@ -551,6 +555,7 @@ impl Account {
         let mut per_use_usd_per_second = None;
         let mut per_use_unpriced = None;
         let mut instance = None;
+        let mut instance_from = None;
         let mut standing = None;
         let burn = match &variant.billing {
             VariantBilling::Instance {
@@ -586,6 +591,7 @@ impl Account {
                     .await
                     .map(|burn| {
                         instance = burn.resources;
+                        instance_from = Some(burn.resources_from);
                         standing = burn.storage_usd_per_month.map(|m| (burn.instances, m));
                         burn.usd_per_hour
                     })
@@ -629,6 +635,7 @@ impl Account {
             per_use_usd_per_second,
             per_use_unpriced,
             instance,
+            instance_from,
             shares_variant_metrics: false,
             new_fleet_serving: false,
             standing,
@@ -719,7 +726,12 @@ impl Account {
         let mut shares: Vec<_> = reserving
             .iter()
             .map(|c| {
-                let share = copy_share(&c.per_copy, instance_type, resources.as_ref());
+                let share = copy_share(
+                    &c.per_copy,
+                    instance_type,
+                    resources.as_ref(),
+                    ResourcesFrom::rate(variant_draft.instance_from),
+                );
                 (c.name.clone(), share)
             })
             .collect();
@@ -787,6 +799,7 @@ impl Account {
                 per_use_usd_per_second: None,
                 per_use_unpriced: None,
                 instance: None,
+                instance_from: None,
                 shares_variant_metrics: false,
                 new_fleet_serving: false,
                 standing,
@@ -851,6 +864,7 @@ impl Account {
             usd_per_hour: round_cost(instances + storage_per_hour),
             instances,
             storage_usd_per_month,
+            resources_from: hourly.provenance.source,
             resources: hourly.instance,
         })
     }
@@ -952,6 +966,7 @@ fn undescribed(listed: &Listed, err: &DiscoveryError) -> Draft {
         per_use_usd_per_second: None,
         per_use_unpriced: None,
         instance: None,
+        instance_from: None,
         shares_variant_metrics: false,
         new_fleet_serving: false,
         standing: None,
@@ -1059,6 +1074,8 @@ struct InstanceBurn {
     /// The ML storage per month, when the volume size and the rate are known.
     storage_usd_per_month: Option<Decimal>,
     resources: Option<InstanceResources>,
+    /// Where the rate that carried `resources` came from.
+    resources_from: PriceOrigin,
 }
 
 /// Why an asynchronous variant has no invocations, per-1,000 cost, utilisation

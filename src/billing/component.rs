@@ -20,7 +20,7 @@ use super::{
     Allocation, CostLine, LineItem, QuantityUnit, RateResult, compute_line, hours, unpriced,
 };
 use crate::endpoint::{ComponentProfile, CopyReservation, VariantBilling};
-use crate::pricing::InstanceResources;
+use crate::pricing::{InstanceResources, PriceOrigin};
 use crate::usage::Usage;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -57,19 +57,57 @@ pub(crate) struct CopyShare {
     pub(crate) by: ReservedBy,
 }
 
+/// Where an instance's resources were looked for: what a copy's share says when
+/// they are unknown. Only a live Price List answer (or a cached one) carries them;
+/// a reason must not say the Price List "did not say" when it was never asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResourcesFrom {
+    /// Stated with `ClientBuilder::instance_resources`.
+    Stated,
+    /// Carried by the instance-hour rate, which came from this source.
+    Rate(PriceOrigin),
+    /// The instance-hour rate is unknown, so nothing carried them.
+    NoRate,
+}
+
+impl ResourcesFrom {
+    /// The resources carried by `rate` (`None`: the rate is unknown).
+    pub(crate) fn rate(rate: Option<PriceOrigin>) -> Self {
+        rate.map_or(ResourcesFrom::NoRate, ResourcesFrom::Rate)
+    }
+
+    /// Why the resources are unknown, in a few words.
+    fn why_unknown(self) -> &'static str {
+        match self {
+            ResourcesFrom::Stated => "ClientBuilder::instance_resources states none",
+            ResourcesFrom::Rate(PriceOrigin::Live) => "the Price List did not say",
+            ResourcesFrom::Rate(PriceOrigin::Cache) => "the cached Price List answer did not say",
+            ResourcesFrom::Rate(PriceOrigin::Snapshot) => {
+                "the rate is from the price snapshot, which carries no instance resources: \
+                 only a live Price List answer does"
+            }
+            ResourcesFrom::Rate(PriceOrigin::Override) => {
+                "the rate is a price override, which carries no instance resources"
+            }
+            ResourcesFrom::NoRate => "the instance's rate, which would carry them, is unknown",
+        }
+    }
+}
+
 /// The share of an `instance_type` instance that one copy reserving `per_copy`
-/// takes, or why it cannot be known.
+/// takes, or why it cannot be known (`from`: where `resources` came from).
 pub(crate) fn copy_share(
     per_copy: &CopyReservation,
     instance_type: &str,
     resources: Option<&InstanceResources>,
+    from: ResourcesFrom,
 ) -> Result<CopyShare, String> {
     let state = "state them with ClientBuilder::instance_resources";
+    let why = from.why_unknown();
     if let Some(wanted) = per_copy.accelerators.filter(|a| *a > Decimal::ZERO) {
         let Some(have) = resources.and_then(|r| r.accelerators) else {
             return Err(format!(
-                "the accelerators of an {instance_type} are unknown (the Price List did not \
-                 say); {state}"
+                "the accelerators of an {instance_type} are unknown ({why}); {state}"
             ));
         };
         if have == 0 {
@@ -106,8 +144,8 @@ pub(crate) fn copy_share(
     };
     if let Some(unknown) = unknown {
         return Err(format!(
-            "{unknown} unknown (the Price List did not say) while a copy reserves some, so \
-             its share of the instance is unknown; {state}"
+            "{unknown} unknown ({why}) while a copy reserves some, so its share of the \
+             instance is unknown; {state}"
         ));
     }
     match (cpu.flatten(), memory.flatten()) {
@@ -241,6 +279,71 @@ pub(crate) fn unreserved_fraction<'a>(
 mod tests {
     use super::*;
 
+    /// Resources carried by a live Price List answer.
+    const LIVE: ResourcesFrom = ResourcesFrom::Rate(PriceOrigin::Live);
+
+    /// The reason says where the resources were looked for: the Price List "did not
+    /// say" only when it was asked.
+    #[test]
+    fn an_unknown_share_says_where_the_resources_were_looked_for() {
+        let one_gpu = CopyReservation::accelerators(Decimal::ONE);
+        let unknown =
+            |from: ResourcesFrom| copy_share(&one_gpu, "ml.g5.12xlarge", None, from).unwrap_err();
+        let state = "; state them with ClientBuilder::instance_resources";
+        assert_eq!(
+            unknown(ResourcesFrom::Rate(PriceOrigin::Snapshot)),
+            format!(
+                "the accelerators of an ml.g5.12xlarge are unknown (the rate is from the \
+                 price snapshot, which carries no instance resources: only a live Price \
+                 List answer does){state}"
+            )
+        );
+        assert_eq!(
+            unknown(LIVE),
+            format!(
+                "the accelerators of an ml.g5.12xlarge are unknown (the Price List did not \
+                 say){state}"
+            )
+        );
+        assert_eq!(
+            unknown(ResourcesFrom::Rate(PriceOrigin::Cache)),
+            format!(
+                "the accelerators of an ml.g5.12xlarge are unknown (the cached Price List \
+                 answer did not say){state}"
+            )
+        );
+        assert_eq!(
+            unknown(ResourcesFrom::Rate(PriceOrigin::Override)),
+            format!(
+                "the accelerators of an ml.g5.12xlarge are unknown (the rate is a price \
+                 override, which carries no instance resources){state}"
+            )
+        );
+        assert_eq!(
+            unknown(ResourcesFrom::NoRate),
+            format!(
+                "the accelerators of an ml.g5.12xlarge are unknown (the instance's rate, \
+                 which would carry them, is unknown){state}"
+            )
+        );
+        // CPU and memory shares say the same.
+        let copy = CopyReservation::cpu_and_memory(Decimal::ONE, 1024);
+        let err = copy_share(
+            &copy,
+            "ml.m5.xlarge",
+            None,
+            ResourcesFrom::Rate(PriceOrigin::Snapshot),
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with(
+                "the vCPUs and memory of an ml.m5.xlarge are unknown (the rate is from the \
+                 price snapshot"
+            ),
+            "{err}"
+        );
+    }
+
     fn dec(s: &str) -> Decimal {
         s.parse().unwrap()
     }
@@ -252,11 +355,11 @@ mod tests {
     #[test]
     fn accelerators_decide_when_a_copy_reserves_some() {
         let one_gpu = CopyReservation::accelerators(Decimal::ONE);
-        let share = copy_share(&one_gpu, "ml.g5.12xlarge", Some(&g5_12xlarge())).unwrap();
+        let share = copy_share(&one_gpu, "ml.g5.12xlarge", Some(&g5_12xlarge()), LIVE).unwrap();
         assert_eq!(share.of_instance, dec("0.25"));
         assert_eq!(share.by, ReservedBy::Accelerators);
         let three = CopyReservation::accelerators(Decimal::from(3));
-        let share = copy_share(&three, "ml.g5.12xlarge", Some(&g5_12xlarge())).unwrap();
+        let share = copy_share(&three, "ml.g5.12xlarge", Some(&g5_12xlarge()), LIVE).unwrap();
         assert_eq!(share.of_instance, dec("0.75"));
     }
 
@@ -266,40 +369,40 @@ mod tests {
         let m5 = InstanceResources::new(4, 16, 0);
         // 1 of 4 vCPUs (0.25) and 8 of 16 GiB (0.5): memory decides, half an instance.
         let copy = CopyReservation::cpu_and_memory(Decimal::ONE, 8192);
-        let share = copy_share(&copy, "ml.m5.xlarge", Some(&m5)).unwrap();
+        let share = copy_share(&copy, "ml.m5.xlarge", Some(&m5), LIVE).unwrap();
         assert_eq!(
             (share.of_instance, share.by),
             (dec("0.5"), ReservedBy::Memory)
         );
         // 2 of 4 vCPUs (0.5) and 2 of 16 GiB (0.125): CPU decides.
         let copy = CopyReservation::cpu_and_memory(Decimal::TWO, 2048);
-        let share = copy_share(&copy, "ml.m5.xlarge", Some(&m5)).unwrap();
+        let share = copy_share(&copy, "ml.m5.xlarge", Some(&m5), LIVE).unwrap();
         assert_eq!((share.of_instance, share.by), (dec("0.5"), ReservedBy::Cpu));
     }
 
     #[test]
     fn an_unknown_or_impossible_share_says_why() {
         let one_gpu = CopyReservation::accelerators(Decimal::ONE);
-        let err = copy_share(&one_gpu, "ml.g5.12xlarge", None).unwrap_err();
+        let err = copy_share(&one_gpu, "ml.g5.12xlarge", None, LIVE).unwrap_err();
         assert!(
             err.contains("accelerators of an ml.g5.12xlarge are unknown"),
             "{err}"
         );
         assert!(err.contains("ClientBuilder::instance_resources"), "{err}");
         let m5 = InstanceResources::new(4, 16, 0);
-        let err = copy_share(&one_gpu, "ml.m5.xlarge", Some(&m5)).unwrap_err();
+        let err = copy_share(&one_gpu, "ml.m5.xlarge", Some(&m5), LIVE).unwrap_err();
         assert_eq!(
             err,
             "a copy reserves 1 accelerator(s) but an ml.m5.xlarge has none"
         );
         let five = CopyReservation::accelerators(Decimal::from(5));
-        let err = copy_share(&five, "ml.g5.12xlarge", Some(&g5_12xlarge())).unwrap_err();
+        let err = copy_share(&five, "ml.g5.12xlarge", Some(&g5_12xlarge()), LIVE).unwrap_err();
         assert!(
             err.starts_with("a copy reserves more accelerators than"),
             "{err}"
         );
         let nothing = CopyReservation::default();
-        assert!(copy_share(&nothing, "ml.m5.xlarge", Some(&m5)).is_err());
+        assert!(copy_share(&nothing, "ml.m5.xlarge", Some(&m5), LIVE).is_err());
     }
 
     #[test]
@@ -312,7 +415,7 @@ mod tests {
             ..InstanceResources::default()
         };
         let copy = CopyReservation::cpu_and_memory(Decimal::ONE, 12 * 1024);
-        let err = copy_share(&copy, "ml.m5.xlarge", Some(&cpu_known)).unwrap_err();
+        let err = copy_share(&copy, "ml.m5.xlarge", Some(&cpu_known), LIVE).unwrap_err();
         assert!(
             err.contains("the memory of an ml.m5.xlarge is unknown"),
             "{err}"
@@ -324,13 +427,13 @@ mod tests {
             ..InstanceResources::default()
         };
         let copy = CopyReservation::cpu_and_memory(Decimal::TWO, 4096);
-        let err = copy_share(&copy, "ml.m5.xlarge", Some(&memory_known)).unwrap_err();
+        let err = copy_share(&copy, "ml.m5.xlarge", Some(&memory_known), LIVE).unwrap_err();
         assert!(
             err.contains("the vCPUs of an ml.m5.xlarge are unknown"),
             "{err}"
         );
         // Neither known: both named.
-        let err = copy_share(&copy, "ml.m5.xlarge", None).unwrap_err();
+        let err = copy_share(&copy, "ml.m5.xlarge", None, LIVE).unwrap_err();
         assert!(
             err.contains("the vCPUs and memory of an ml.m5.xlarge are unknown"),
             "{err}"
@@ -341,7 +444,7 @@ mod tests {
             cpu_cores: Some(Decimal::ONE),
             ..CopyReservation::default()
         };
-        let share = copy_share(&cores, "ml.m5.xlarge", Some(&cpu_known)).unwrap();
+        let share = copy_share(&cores, "ml.m5.xlarge", Some(&cpu_known), LIVE).unwrap();
         assert_eq!(
             (share.of_instance, share.by),
             (dec("0.25"), ReservedBy::Cpu)
@@ -350,7 +453,7 @@ mod tests {
             memory_mb: Some(4096),
             ..CopyReservation::default()
         };
-        let share = copy_share(&memory, "ml.m5.xlarge", Some(&memory_known)).unwrap();
+        let share = copy_share(&memory, "ml.m5.xlarge", Some(&memory_known), LIVE).unwrap();
         assert_eq!(
             (share.of_instance, share.by),
             (dec("0.25"), ReservedBy::Memory)
@@ -373,8 +476,8 @@ mod tests {
             CopyReservation::accelerators(Decimal::from(3)),
         );
         let shares = [
-            copy_share(&a.per_copy, "ml.g5.12xlarge", Some(&g5_12xlarge())),
-            copy_share(&b.per_copy, "ml.g5.12xlarge", Some(&g5_12xlarge())),
+            copy_share(&a.per_copy, "ml.g5.12xlarge", Some(&g5_12xlarge()), LIVE),
+            copy_share(&b.per_copy, "ml.g5.12xlarge", Some(&g5_12xlarge()), LIVE),
         ];
         let pairs = [(&a, &shares[0]), (&b, &shares[1])];
         assert_eq!(unreserved_fraction(2, pairs), Some(dec("0.5")));
@@ -405,11 +508,11 @@ mod tests {
         let mut shares = vec![
             (
                 "a".to_owned(),
-                copy_share(&a.per_copy, "ml.m5.4xlarge", Some(&m5_4xlarge)),
+                copy_share(&a.per_copy, "ml.m5.4xlarge", Some(&m5_4xlarge), LIVE),
             ),
             (
                 "b".to_owned(),
-                copy_share(&b.per_copy, "ml.m5.4xlarge", Some(&m5_4xlarge)),
+                copy_share(&b.per_copy, "ml.m5.4xlarge", Some(&m5_4xlarge), LIVE),
             ),
         ];
         assert_eq!(shares[0].1.as_ref().unwrap().of_instance, dec("0.625"));
@@ -424,11 +527,11 @@ mod tests {
         let mut fits = vec![
             (
                 "a".to_owned(),
-                copy_share(&a.per_copy, "ml.m5.4xlarge", Some(&m5_4xlarge)),
+                copy_share(&a.per_copy, "ml.m5.4xlarge", Some(&m5_4xlarge), LIVE),
             ),
             (
                 "b".to_owned(),
-                copy_share(&b.per_copy, "ml.m5.4xlarge", Some(&m5_4xlarge)),
+                copy_share(&b.per_copy, "ml.m5.4xlarge", Some(&m5_4xlarge), LIVE),
             ),
         ];
         assert!(!fit_to_instances(2, &[&a, &b], &mut fits));

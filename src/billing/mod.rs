@@ -16,7 +16,8 @@ use arith::checked_mul_round_dp_down;
 pub(crate) use arith::{checked_mul_round_dp, div_round_dp, mul_round_dp, pico_usd};
 pub use component::ReservedBy;
 pub(crate) use component::{
-    CopyShare, component_compute_line, copy_share, fit_to_instances, unreserved_fraction,
+    CopyShare, ResourcesFrom, component_compute_line, copy_share, fit_to_instances,
+    unreserved_fraction,
 };
 
 #[cfg(feature = "parquet")]

@@ -2,9 +2,9 @@
 
 use crate::billing::{
     Allocation, CopyShare, Cost, CostLine, LineItem, LinePrice, MAX_SANE_USD_PER_UNIT,
-    QuantityUnit, RateResult, UsageCharges, amortized_compute_lines, check_usd_per_unit,
-    component_compute_line, compute_key, compute_line, copy_share, data_lines, fit_to_instances,
-    unpriced, unreserved_fraction, usage_charge_lines,
+    QuantityUnit, RateResult, ResourcesFrom, UsageCharges, amortized_compute_lines,
+    check_usd_per_unit, component_compute_line, compute_key, compute_line, copy_share, data_lines,
+    fit_to_instances, unpriced, unreserved_fraction, usage_charge_lines,
 };
 use crate::budget::{BudgetStatus, Budgets, LeaseWant, Refusal, Reservation};
 use crate::endpoint::{
@@ -265,10 +265,13 @@ impl VariantRates {
             instance_count,
         } = &variant.billing
         {
-            let resources = hosted
-                .stated
-                .get(instance_type.as_str())
-                .or_else(|| compute.as_ref().ok().and_then(|r| r.instance.as_ref()));
+            let stated = hosted.stated.get(instance_type.as_str());
+            let resources =
+                stated.or_else(|| compute.as_ref().ok().and_then(|r| r.instance.as_ref()));
+            let resources_from = match stated {
+                Some(_) => ResourcesFrom::Stated,
+                None => ResourcesFrom::rate(compute.as_ref().ok().map(|r| r.provenance.source)),
+            };
             // The components that reserve the instances; adapters run on their
             // base's copies and reserve nothing of their own.
             let on_variant: Vec<&ComponentProfile> = hosted
@@ -279,7 +282,12 @@ impl VariantRates {
             for component in &on_variant {
                 components.push((
                     component.name.clone(),
-                    copy_share(&component.per_copy, instance_type, resources),
+                    copy_share(
+                        &component.per_copy,
+                        instance_type,
+                        resources,
+                        resources_from,
+                    ),
                 ));
             }
             if !on_variant.is_empty() {

@@ -486,7 +486,8 @@ async fn without_the_instance_s_resources_a_component_call_is_unpriced_with_why(
     };
     assert!(
         reason.starts_with(
-            "inference component `small`: the accelerators of an ml.g5.12xlarge are unknown"
+            "inference component `small`: the accelerators of an ml.g5.12xlarge are unknown \
+             (the rate is a price override, which carries no instance resources)"
         ),
         "{reason}"
     );
@@ -513,6 +514,38 @@ async fn without_the_instance_s_resources_a_component_call_is_unpriced_with_why(
     stated.meter().endpoint_profile("shared").await.unwrap();
     let costs = held_for_36_seconds(&fake, &stated, &time, &[(Some("small"), None)]).await;
     assert_eq!(compute(&costs[0]).cost_usd(), Some(dec("0.017725")));
+}
+
+/// Priced from the bundled snapshot (the Price List unreachable), a component's
+/// share is unknown because the snapshot carries no instance resources, and the
+/// reason says so: the Price List was never asked, so it did not "not say".
+#[tokio::test]
+async fn a_component_priced_from_the_snapshot_says_the_snapshot_carries_no_resources() {
+    let fake = shared_endpoint().await;
+    let (_time, shared) = manual_clock();
+    let nowhere = crate::support::fake_pricelist::refused_url();
+    let client = Client::builder(&fake.sdk_config().await)
+        .pricing_config(&crate::support::fake_pricelist::sdk_config_for(
+            &nowhere,
+            "us-east-1",
+        ))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let cost = call(&client, Some("small"), None).await;
+    let LinePrice::Unpriced { reason } = &compute(&cost).price else {
+        panic!("expected an unpriced compute line: {cost:#?}");
+    };
+    assert!(
+        reason.starts_with(
+            "inference component `small`: the accelerators of an ml.g5.12xlarge are unknown \
+             (the rate is from the price snapshot, which carries no instance resources: only \
+             a live Price List answer does); state them with \
+             ClientBuilder::instance_resources"
+        ),
+        "{reason}"
+    );
+    assert!(!reason.contains("did not say"), "{reason}");
 }
 
 #[tokio::test]
