@@ -286,6 +286,7 @@ async fn an_instance_type_is_priced_live_with_its_sku() {
     assert_eq!(price["currency"], "USD");
     assert_eq!(price["sku"], "HOSTM5XLUSE1AAAA");
     assert_eq!(price["effective_date"], EFFECTIVE_DATE);
+    assert!(price["as_of"].is_null(), "{price}");
     assert!(price["fetched_at"].is_string(), "{price}");
     assert_eq!(price["key"]["kind"], "hosting");
     assert_eq!(price["key"]["region"], "us-east-1");
@@ -444,6 +445,10 @@ async fn unreachable_pricing_falls_back_to_the_bundled_snapshot_and_says_so() {
     assert_eq!(dec(&price["usd_per_unit"]), "0.23".parse().unwrap());
     assert!(price["sku"].is_null());
     assert!(price["fetched_at"].is_null());
+    // The snapshot's date is when its public source was observed (the bundled
+    // file's `as_of` column: 2026-05-20 for this row), not AWS's effectiveDate.
+    assert!(price["effective_date"].is_null(), "{price}");
+    assert_eq!(price["as_of"], "2026-05-20", "{price}");
     let note = price["note"]
         .as_str()
         .unwrap_or_else(|| panic!("a fallback note: {price}"));
@@ -461,6 +466,16 @@ async fn unreachable_pricing_falls_back_to_the_bundled_snapshot_and_says_so() {
                 .and(predicate::str::contains(
                     "note        primary price source failed",
                 )),
+        );
+    sagemeter(&nowhere)
+        .args(["price", "ml.m5.xlarge"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains(
+                "  as of       2026-05-20 (the snapshot's date, not an AWS effective date)",
+            )
+            .and(predicate::str::contains("effective   ").not()),
         );
 }
 

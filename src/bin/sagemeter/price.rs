@@ -12,7 +12,8 @@ use crate::{CliError, GlobalArgs, aws};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sagemeter::pricing::{
-    PriceError, PriceKey, PriceOrigin, PriceSource, PriceUnit, Rate, default_price_source,
+    PriceError, PriceKey, PriceOrigin, PriceSource, PriceUnit, Provenance, Rate,
+    default_price_source,
 };
 use serde::Serialize;
 use std::io::Write;
@@ -223,7 +224,12 @@ struct PriceOutput<'a> {
     /// `live`, `cache`, `snapshot` or `override`.
     source: PriceOrigin,
     sku: Option<&'a str>,
+    /// The on-demand term's `effectiveDate` (live or cached Price List answers);
+    /// `null` for a snapshot, which has no term: see `as_of`.
     effective_date: Option<&'a str>,
+    /// For a snapshot rate: the date its public source was observed, not an AWS
+    /// effective date; `null` otherwise.
+    as_of: Option<&'a str>,
     fetched_at: Option<DateTime<Utc>>,
     /// Why this source answered, when it is a fallback.
     note: Option<&'a str>,
@@ -259,6 +265,7 @@ pub async fn run(
 
     if args.json {
         let p = &rate.provenance;
+        let (effective_date, as_of) = dates(p);
         json_line(
             out,
             &PriceOutput {
@@ -268,7 +275,8 @@ pub async fn run(
                 currency: "USD",
                 source: p.source,
                 sku: p.sku.as_deref(),
-                effective_date: p.effective_date.as_deref(),
+                effective_date,
+                as_of,
                 fetched_at: p.fetched_at,
                 note: p.note.as_deref(),
             },
@@ -298,6 +306,17 @@ fn no_price(key: &PriceKey, error: &PriceError) -> CliError {
     })
 }
 
+/// `(effective date, as of)`: the library carries a snapshot's `as_of` date where a
+/// Price List answer has its term's `effectiveDate`; they are not the same thing (a
+/// price observed on a day may have taken effect long before), so they are shown
+/// apart.
+fn dates(p: &Provenance) -> (Option<&str>, Option<&str>) {
+    match p.source {
+        PriceOrigin::Snapshot => (None, p.effective_date.as_deref()),
+        _ => (p.effective_date.as_deref(), None),
+    }
+}
+
 fn write_text(out: &mut dyn Write, rate: &Rate) -> std::io::Result<()> {
     let p = &rate.provenance;
     let unit = match rate.unit {
@@ -325,11 +344,14 @@ fn write_text(out: &mut dyn Write, rate: &Rate) -> std::io::Result<()> {
     // What a price source answered: no control character reaches the terminal.
     let printable = sagemeter::redact::printable;
     writeln!(out, "  SKU         {}", printable(&dash(p.sku.as_deref())))?;
-    writeln!(
-        out,
-        "  effective   {}",
-        printable(&dash(p.effective_date.as_deref()))
-    )?;
+    match dates(p) {
+        (_, Some(as_of)) => writeln!(
+            out,
+            "  as of       {} (the snapshot's date, not an AWS effective date)",
+            printable(as_of)
+        )?,
+        (effective, None) => writeln!(out, "  effective   {}", printable(&dash(effective)))?,
+    }
     writeln!(
         out,
         "  fetched at  {}",
