@@ -57,17 +57,22 @@ impl OfferFilter {
         }
     }
 
+    /// Whether `product` is a candidate. An offer file is one region's, so a product
+    /// that names no `regionCode` (older versions may leave the attribute out) is
+    /// that region's; one that names another region is not. (`GetProducts` filters
+    /// server-side and is not loosened: there the pairs are sent as they are.)
     fn wants(&self, product: &Value) -> bool {
         let field = |name: &str| match name {
             "productFamily" | "sku" => product[name].as_str(),
             _ => product["attributes"][name].as_str(),
         };
-        self.pairs
-            .iter()
-            .all(|(name, value)| field(name) == Some(value.as_str()))
-            && self.instance_prefix.as_deref().is_none_or(|prefix| {
-                field("instanceName").is_some_and(|name| name.starts_with(prefix))
-            })
+        self.pairs.iter().all(|(name, value)| match field(name) {
+            None if *name == "regionCode" => true,
+            found => found == Some(value.as_str()),
+        }) && self
+            .instance_prefix
+            .as_deref()
+            .is_none_or(|prefix| field("instanceName").is_some_and(|name| name.starts_with(prefix)))
     }
 }
 
@@ -417,6 +422,41 @@ mod tests {
         .unwrap();
         let skus: Vec<&str> = family.documents.iter().map(|d| d.sku.as_str()).collect();
         assert_eq!(skus, ["A", "B"]);
+    }
+
+    /// An offer file is one region's: a product without `regionCode` (older price
+    /// list versions may leave it out) is a candidate; one naming another region is
+    /// not.
+    #[test]
+    fn a_product_without_a_region_code_is_the_files_regions() {
+        let without =
+            product("A", "ml.g5.xlarge", "Hosting").replace(r#""regionCode": "us-east-1", "#, "");
+        let elsewhere = product("B", "ml.g5.xlarge", "Hosting").replace(
+            r#""regionCode": "us-east-1""#,
+            r#""regionCode": "eu-west-1""#,
+        );
+        assert!(!without.contains("regionCode") && elsewhere.contains("eu-west-1"));
+        let file = format!(
+            r#"{{ "offerCode": "AmazonSageMaker", "version": "20220101000000",
+                "products": {{ {without}, {elsewhere} }},
+                "terms": {{ "OnDemand": {{ {}, {} }} }} }}"#,
+            on_demand("A", "1.4080000000"),
+            on_demand("B", "1.5840000000"),
+        );
+        let key = PriceKey::hosting("us-east-1", "ml.g5.xlarge");
+        for filter in [
+            OfferFilter::for_key(&key),
+            OfferFilter::for_family("us-east-1", "ml.g5"),
+        ] {
+            let offer = read_offer(file.as_bytes(), &filter).unwrap();
+            let skus: Vec<&str> = offer.documents.iter().map(|d| d.sku.as_str()).collect();
+            assert_eq!(skus, ["A"], "{filter:?}");
+        }
+        // And its rate is the one selected for the key: $1.408 an hour.
+        let offer = read_offer(file.as_bytes(), &OfferFilter::for_key(&key)).unwrap();
+        let chosen =
+            crate::pricing::document::select_rate_at(&key, &offer.documents, None).unwrap();
+        assert_eq!(chosen.usd_per_unit, "1.408".parse().unwrap());
     }
 
     #[test]
