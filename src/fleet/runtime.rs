@@ -2065,7 +2065,17 @@ impl Fleet {
                 }
                 Ok(Err(err)) => {
                     self.warn(&err, "giving back a lease");
-                    problems.push(format!("a fleet lease was not given back: {err}"));
+                    // A request never answered (the table unreachable, say) may not
+                    // have leased anything: not said to be a lease left stranded.
+                    problems.push(if lease.granted < 0 {
+                        format!(
+                            "a fleet lease request was never answered, and could not be \
+                             ended: if the table applied it, the lease lapses lease_ttl \
+                             after it was made and the fleet takes it back: {err}"
+                        )
+                    } else {
+                        format!("a fleet lease was not given back: {err}")
+                    });
                 }
                 Err(_) => problems.push("a fleet lease was not given back in time".to_owned()),
             }

@@ -579,6 +579,41 @@ async fn a_lease_whose_answers_were_lost_is_applied_once_then_found_spent_and_gi
 }
 
 #[tokio::test]
+async fn a_lease_request_never_answered_is_not_called_a_lease_left_stranded() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    // Nothing listens on port 1: every request fails to connect.
+    let refused = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&conf)
+            .endpoint_url("http://127.0.0.1:1")
+            .build(),
+    );
+    let budget = enforced(
+        BudgetScope::endpoint(REALTIME_ENDPOINT),
+        BudgetPeriod::Day,
+        "0.10",
+        "0.01",
+    );
+    let client = per_call_client(
+        &conf,
+        FleetConfig::dynamodb(table_name("never-answered")).dynamodb_client(refused),
+        Some(budget),
+    );
+    let err = call(&client).await.unwrap_err();
+    assert!(matches!(err, Error::BudgetUnavailable { .. }), "{err:?}");
+    // Whether the table applied the request cannot be known from a failed
+    // answer (an earlier attempt may have reached it): shutdown says so, and that
+    // such a lease lapses, not that a lease was left unreturned.
+    let done = client.meter().shutdown().await.unwrap_err().to_string();
+    assert!(
+        done.contains("a fleet lease request was never answered")
+            && done.contains("lapses lease_ttl after it was made"),
+        "{done}"
+    );
+    assert!(!done.contains("was not given back"), "{done}");
+}
+
+#[tokio::test]
 async fn a_lease_whose_answer_was_lost_is_given_back_at_shutdown() {
     let (conf, table, proxy) = behind_proxy("lost-lease-back").await;
     let budget = enforced(
