@@ -552,7 +552,8 @@ pub struct ReceiptTotals {
     first: Option<chrono::DateTime<chrono::Utc>>,
     last: Option<chrono::DateTime<chrono::Utc>>,
     /// The calls' starts: the first, the last and how many (an asynchronous
-    /// invocation's submission is its start; its settlement is not another).
+    /// invocation starts once, at its submission, whichever of its receipts are
+    /// here).
     starts: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
     start_count: u64,
     /// The receipts of each asynchronous invocation, by endpoint and call id.
@@ -564,6 +565,9 @@ pub struct ReceiptTotals {
 struct Halves {
     submissions: u64,
     settlements: u64,
+    /// When it was submitted: its receipts' start (a settlement's is its
+    /// submission's too).
+    at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ReceiptTotals {
@@ -574,18 +578,19 @@ impl ReceiptTotals {
         // Serverless bills each call rounded up to the millisecond.
         let billed_ms =
             |latency: Duration| Duration::from_millis(crate::billing::billed_millis(latency));
-        // A call's start: not an asynchronous invocation's settlement.
+        // A synchronous call's start; an asynchronous invocation's is counted once
+        // per invocation, when the totals are finished.
         let mut start = false;
         if u.operation == Operation::InvokeEndpointAsync {
             let key = (cost.endpoint.clone(), cost.call_id.clone());
             let halves = self.invocations.entry(key).or_default();
+            halves.at = Some(halves.at.map_or(cost.at, |at| at.min(cost.at)));
             if cost.is_async_settlement() {
                 halves.settlements += 1;
                 totals.busy_time = totals.busy_time.saturating_add(u.latency);
                 self.billed = self.billed.saturating_add(billed_ms(u.latency));
             } else {
                 halves.submissions += 1;
-                start = true;
             }
         } else {
             totals.calls = totals.calls.saturating_add(1);
@@ -611,7 +616,12 @@ impl ReceiptTotals {
     }
 
     fn started(&mut self, at: chrono::DateTime<chrono::Utc>) {
-        self.start_count = self.start_count.saturating_add(1);
+        self.started_n(at, 1);
+    }
+
+    /// `n` calls started at `at`.
+    fn started_n(&mut self, at: chrono::DateTime<chrono::Utc>, n: u64) {
+        self.start_count = self.start_count.saturating_add(n);
         self.starts = Some(match self.starts {
             None => (at, at),
             Some((first, last)) => (first.min(at), last.max(at)),
@@ -619,7 +629,16 @@ impl ReceiptTotals {
     }
 
     /// The totals of every receipt added.
-    pub fn finish(self) -> UsageTotals {
+    pub fn finish(mut self) -> UsageTotals {
+        // Each asynchronous invocation starts once, submitted or only settled here.
+        let async_starts: Vec<_> = self
+            .invocations
+            .values()
+            .filter_map(|h| Some((h.at?, h.submissions.max(h.settlements))))
+            .collect();
+        for (at, n) in async_starts {
+            self.started_n(at, n);
+        }
         let mut totals = self.totals;
         for halves in self.invocations.values() {
             // Normally one of each; a call id written twice (e.g. `local-0` by two

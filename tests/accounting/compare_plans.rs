@@ -827,6 +827,11 @@ fn a_ledgers_calls_stand_for_one_gap_of_traffic_each() {
         .map(|i| sync_receipt(&format!("b-{i}"), "2026-05-20T10:00:00Z", 2_000_000))
         .collect();
     assert_eq!(per_day(&burst), d("691200"));
+    // A settling worker's ledger holds settlements only: two invocations submitted
+    // an hour apart (each settled after 30 s) are one call an hour too, 24 a day.
+    let [_, first] = async_receipts("q-1", "2026-05-20T10:00:00Z", 100, 30, 10, (1, 1));
+    let [_, second] = async_receipts("q-2", "2026-05-20T11:00:00Z", 100, 30, 10, (1, 1));
+    assert_eq!(per_day(&[first, second]), d("24"));
 }
 
 #[tokio::test]
