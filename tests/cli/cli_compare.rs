@@ -1797,3 +1797,73 @@ fn since_and_until_take_one_stretch_of_a_ledger() {
         .code(2)
         .stderr(predicate::str::contains("is not before --until"));
 }
+
+#[test]
+fn a_range_asked_for_is_the_time_its_calls_stand_for_and_names_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    // A ledger from 2026-05-20T00:00 to past 2026-05-22T00:00; chat called twice on
+    // the 20th, search at either end.
+    let lines = [
+        call_in("search", "us-east-1", "r-1", "2026-05-20T00:00:00Z"),
+        call_in("chat", "us-east-1", "r-2", "2026-05-20T10:00:00Z"),
+        call_in("chat", "us-east-1", "r-3", "2026-05-20T10:30:00Z"),
+        call_in("search", "us-east-1", "r-4", "2026-05-22T00:00:00Z"),
+    ];
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let compare = |more: &[&str]| {
+        let mut cmd = sagemeter();
+        cmd.args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(["--period", "day", "--per-call", "0.01", "--json"])
+            .args(more);
+        cmd
+    };
+    // The 20th holds chat's two calls: two a day, not the 48 a day their half
+    // hour apart would make: 2 × 86,400 s / 86,400 s.
+    let json = json_of(&mut compare(&[
+        "--endpoint",
+        "chat",
+        "--since",
+        "2026-05-20",
+        "--until",
+        "2026-05-21",
+    ]));
+    assert_eq!(json["profile"]["calls_per_period"], "2", "{json}");
+    assert_eq!(json["ledger_sample"]["observed_seconds"], "86400");
+    assert!(
+        json["ledger_notes"][0]
+            .as_str()
+            .is_some_and(|n| n.starts_with("the calls are scaled over the range asked")),
+        "{json}"
+    );
+    // The 21st onwards holds search's last call only: the note names the endpoints
+    // counted, not every one the ledger holds.
+    let json = json_of(&mut compare(&["--since", "2026-05-20T10:00:00Z"]));
+    assert_eq!(
+        json["ledger_notes"][0],
+        "the calls of 2 endpoints (chat, search) are compared as one workload; --endpoint \
+         takes one"
+    );
+    let json = json_of(&mut compare(&["--since", "2026-05-21"]));
+    assert!(
+        json["ledger_notes"].as_array().is_none_or(|notes| !notes
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("endpoints"))),
+        "{json}"
+    );
+    // Chat has no calls after the 20th: said with the range, not "it holds chat".
+    compare(&["--endpoint", "chat", "--since", "2026-05-21"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "has no calls of chat to compare from 2026-05-21T00:00:00+00:00 until its end",
+        ));
+    // A mistyped name beside a right one is refused, not dropped.
+    compare(&["--endpoint", "chat", "--endpoint", "chta"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "has no calls of chta; it holds chat, search",
+        ));
+}

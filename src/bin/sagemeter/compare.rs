@@ -9,6 +9,7 @@
 //! over `--horizon` (`sagemeter::compare::Projection`).
 
 use crate::CliError;
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sagemeter::compare::format::bytes as fmt_bytes;
 use sagemeter::compare::{
@@ -402,6 +403,9 @@ fn read_ledger(path: &Path, args: &CompareArgs) -> Result<LedgerRead, BoxError> 
     let mut firsts = sagemeter::ledger::FirstReceipts::new();
     let mut regions = BTreeSet::new();
     let mut held = BTreeSet::new();
+    let mut counted = BTreeSet::new();
+    // What the whole ledger covers: its first receipt's start to its last end.
+    let mut covers: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
     let mut add =
         |file: &Path, records: &mut dyn Iterator<Item = Result<sagemeter::Cost, LedgerError>>| {
             let mut first = true;
@@ -413,11 +417,21 @@ fn read_ledger(path: &Path, args: &CompareArgs) -> Result<LedgerRead, BoxError> 
                 if !held.contains(cost.endpoint.as_str()) {
                     held.insert(cost.endpoint.clone());
                 }
+                let end = chrono::Duration::from_std(cost.usage.latency)
+                    .ok()
+                    .and_then(|latency| cost.at.checked_add_signed(latency))
+                    .unwrap_or(cost.at);
+                covers = Some(covers.map_or((cost.at, end), |(first, last)| {
+                    (first.min(cost.at), last.max(end))
+                }));
                 if !endpoints.is_empty() && !endpoints.contains(&cost.endpoint)
                     || args.since.is_some_and(|since| cost.at < since)
                     || args.until.is_some_and(|until| cost.at >= until)
                 {
                     continue;
+                }
+                if !counted.contains(cost.endpoint.as_str()) {
+                    counted.insert(cost.endpoint.clone());
                 }
                 if let Some(region) = &cost.region
                     && !regions.contains(&**region)
@@ -438,6 +452,8 @@ fn read_ledger(path: &Path, args: &CompareArgs) -> Result<LedgerRead, BoxError> 
             skipped,
             regions,
             endpoints: held,
+            counted,
+            covers,
         });
     }
     for file in sagemeter::ledger::ledger_files(path)? {
@@ -456,6 +472,8 @@ fn read_ledger(path: &Path, args: &CompareArgs) -> Result<LedgerRead, BoxError> 
         skipped,
         regions,
         endpoints: held,
+        counted,
+        covers,
     })
 }
 
@@ -469,6 +487,10 @@ struct LedgerRead {
     regions: BTreeSet<String>,
     /// Every endpoint the ledger holds, counted or not.
     endpoints: BTreeSet<String>,
+    /// The endpoints of the receipts counted.
+    counted: BTreeSet<String>,
+    /// The whole ledger's first receipt's start and last receipt's end.
+    covers: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 /// At most this many names in a sentence.
@@ -611,12 +633,18 @@ pub async fn run(
             let read = read_ledger(path, &args)?;
             let mut totals = read.totals;
             skipped = read.skipped;
-            if totals.calls == 0 && !args.endpoints.is_empty() {
-                let asked = args.endpoints.iter().cloned().collect();
+            // An --endpoint the ledger does not hold is a typo, not an idle one.
+            let unknown: BTreeSet<String> = args
+                .endpoints
+                .iter()
+                .filter(|e| !read.endpoints.contains(*e))
+                .cloned()
+                .collect();
+            if !unknown.is_empty() {
                 return Err(CliError::failed(format!(
                     "the ledger {} has no calls of {}; it holds {}",
                     path.display(),
-                    names(&asked),
+                    names(&unknown),
                     if read.endpoints.is_empty() {
                         "none".to_owned()
                     } else {
@@ -624,27 +652,51 @@ pub async fn run(
                     }
                 )));
             }
+            let range = match (args.since, args.until) {
+                (None, None) => None,
+                (since, until) => Some(format!(
+                    "from {} until {}",
+                    since.map_or("its start".to_owned(), |t| t.to_rfc3339()),
+                    until.map_or("its end".to_owned(), |t| t.to_rfc3339())
+                )),
+            };
             if totals.calls == 0 {
-                let range = match (args.since, args.until) {
-                    (None, None) => String::new(),
-                    (since, until) => format!(
-                        " from {} until {}",
-                        since.map_or("its start".to_owned(), |t| t.to_rfc3339()),
-                        until.map_or("its end".to_owned(), |t| t.to_rfc3339())
-                    ),
+                let of = if args.endpoints.is_empty() {
+                    String::new()
+                } else {
+                    let asked = args.endpoints.iter().cloned().collect();
+                    format!(" of {}", names(&asked))
                 };
                 return Err(CliError::failed(format!(
-                    "the ledger {} has no calls to compare{range}",
-                    path.display()
+                    "the ledger {} has no calls{of} to compare{}",
+                    path.display(),
+                    range.as_ref().map_or_else(String::new, |r| format!(" {r}"))
                 )));
             }
-            if args.endpoints.is_empty() && read.endpoints.len() > 1 {
+            if args.endpoints.is_empty() && read.counted.len() > 1 {
                 notes.push(format!(
                     "the calls of {} endpoints ({}) are compared as one workload; \
                      --endpoint takes one",
-                    read.endpoints.len(),
-                    names(&read.endpoints)
+                    read.counted.len(),
+                    names(&read.counted)
                 ));
+            }
+            // A range asked for is the time its calls stand for, as far as the
+            // ledger covers it: a week holding 100 calls on one day is 100 a week.
+            if let (Some(range), Some((first, last))) = (&range, read.covers) {
+                let from = args.since.map_or(first, |since| since.max(first));
+                let to = args.until.map_or(last, |until| until.min(last));
+                if let Ok(window) = (to - from).to_std()
+                    && window > totals.observed
+                {
+                    totals.observed = window;
+                    notes.push(format!(
+                        "the calls are scaled over the range asked, {range}, as far as the \
+                         ledger covers it ({} to {})",
+                        from.to_rfc3339(),
+                        to.to_rfc3339()
+                    ));
+                }
             }
             let note;
             (region, note) = ledger_region(path, &read.regions, stated_region, configured_region)?;
