@@ -132,7 +132,7 @@ mod status;
 mod table;
 
 pub(crate) use runtime::{AccrualInput, Fleet};
-pub use status::{FleetBudgetAlerts, FleetScopeStatus, fleet_status};
+pub use status::{FleetBudgetAlerts, FleetScopeStatus, fleet_status, fleet_status_with_clock_skew};
 pub(crate) use table::Claimed;
 pub use table::{EXPIRES_AT, PK, SK};
 

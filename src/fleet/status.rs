@@ -44,17 +44,19 @@ pub struct FleetScopeStatus {
     /// What is left to lease: the limit minus what is committed.
     pub remaining_usd: Option<Decimal>,
     /// How far the scope's spend (`spent_usd` plus `unpriced_charge_usd`) is past
-    /// the limit, when it is: spend by processes that do not declare the budget is
-    /// not in `committed`, so what is left to lease can be more than zero all the
-    /// same.
+    /// the limit, when it is: spend the leases did not hold (by processes that do
+    /// not declare the budget, which is not in `committed`; let through without a
+    /// lease; written after a lease was taken back), so what is left to lease can
+    /// be more than zero all the same.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub over_limit_usd: Option<Decimal>,
     /// Leases held (one per process), lapsed ones included.
     pub leases: u32,
     /// Of those, leases that lapsed (their holder stopped renewing them: it
-    /// crashed, or cannot reach the table) more than
-    /// [`DEFAULT_CLOCK_SKEW`](super::DEFAULT_CLOCK_SKEW) ago: the next process
-    /// short of room takes them back.
+    /// crashed, or cannot reach the table) more than the clock skew allowed ago
+    /// ([`DEFAULT_CLOCK_SKEW`](super::DEFAULT_CLOCK_SKEW) unless
+    /// [`fleet_status_with_clock_skew`] says otherwise): the next process short of
+    /// room takes them back.
     #[serde(skip_serializing_if = "is_zero")]
     pub lapsed_leases: u32,
     /// What the lapsed leases hold unspent (in `leased_unspent_usd` too).
@@ -93,10 +95,23 @@ fn is_zero(n: &u32) -> bool {
 }
 
 /// Every scope and period in the fleet table `table`, sorted by scope, then
-/// period start. Leases are judged lapsed on this machine's clock.
+/// period start. Leases are judged lapsed on this machine's clock, allowing
+/// [`DEFAULT_CLOCK_SKEW`](super::DEFAULT_CLOCK_SKEW) between the clocks.
 pub async fn fleet_status(
     sdk_config: &aws_types::SdkConfig,
     table: &str,
+) -> Result<Vec<FleetScopeStatus>, crate::Error> {
+    fleet_status_with_clock_skew(sdk_config, table, super::DEFAULT_CLOCK_SKEW).await
+}
+
+/// [`fleet_status`], allowing `clock_skew` between this machine's clock and the
+/// clocks the leases' ends were written on: the fleet's
+/// [`FleetConfig::clock_skew`](super::FleetConfig::clock_skew), so that a lease
+/// is called lapsed when the fleet would take it back.
+pub async fn fleet_status_with_clock_skew(
+    sdk_config: &aws_types::SdkConfig,
+    table: &str,
+    clock_skew: std::time::Duration,
 ) -> Result<Vec<FleetScopeStatus>, crate::Error> {
     let table = Table::of_config(sdk_config, table);
     table
@@ -107,7 +122,7 @@ pub async fn fleet_status(
         .scan()
         .await
         .map_err(|e| crate::Error::Fleet(format!("reading table `{}`: {e}", table.name)))?;
-    Ok(summarise(&items, Utc::now()))
+    Ok(summarise(&items, Utc::now(), clock_skew))
 }
 
 fn text<'a>(item: &'a std::collections::HashMap<String, AttributeValue>, name: &str) -> &'a str {
@@ -120,11 +135,12 @@ fn text<'a>(item: &'a std::collections::HashMap<String, AttributeValue>, name: &
 fn summarise(
     items: &[std::collections::HashMap<String, AttributeValue>],
     now: DateTime<Utc>,
+    clock_skew: std::time::Duration,
 ) -> Vec<FleetScopeStatus> {
     // A lease's end is on its holder's clock: lapsed once past it by the skew.
     let lapsed_before = now
         .timestamp_millis()
-        .saturating_sub(i64::try_from(super::DEFAULT_CLOCK_SKEW.as_millis()).unwrap_or(i64::MAX));
+        .saturating_sub(i64::try_from(clock_skew.as_millis()).unwrap_or(i64::MAX));
     let mut found: BTreeMap<(String, String), FleetScopeStatus> = BTreeMap::new();
     for item in items {
         let (pk, sk) = (text(item, table::PK), text(item, table::SK));
@@ -279,7 +295,7 @@ mod tests {
                 n(&format!("1{}", "0".repeat(40))),
             ),
         ]);
-        let status = summarise(&[item], Utc::now());
+        let status = summarise(&[item], Utc::now(), crate::fleet::DEFAULT_CLOCK_SKEW);
         // Each figure read as ±(2⁹⁶ − 1) pico-USD; each result saturated there:
         // 79,228,162,514,264,337.593543950335 USD.
         let most = Decimal::from_i128_with_scale((1 << 96) - 1, 12);
@@ -346,7 +362,7 @@ mod tests {
             item.insert(format!("{}{process}", table::USED_PREFIX), n(used));
             item.insert(format!("{}{process}", table::UNTIL_PREFIX), n(&ms(until)));
         }
-        let s = &summarise(&[item], now)[0];
+        let s = &summarise(&[item.clone()], now, crate::fleet::DEFAULT_CLOCK_SKEW)[0];
         assert_eq!(s.leases, 3);
         // only `gone`: $0.20 − $0.05 = $0.15 unspent
         assert_eq!(s.lapsed_leases, 1);
@@ -361,6 +377,11 @@ mod tests {
         assert_eq!(json["lapsed_leases"], 1);
         assert_eq!(json["lapsed_unspent_usd"], "0.15");
         assert_eq!(json["over_limit_usd"], "0.15");
+        // Clocks said to agree within 2 s: `late`, 3 s past its end, is lapsed too
+        // ($0.10 unspent more).
+        let s = &summarise(&[item], now, std::time::Duration::from_secs(2))[0];
+        assert_eq!(s.lapsed_leases, 2);
+        assert_eq!(s.lapsed_unspent_usd, Decimal::new(25, 2));
     }
 
     #[test]
@@ -387,7 +408,11 @@ mod tests {
             (table::SPENT.to_owned(), n("250000000000")),
             (table::CALLS.to_owned(), n("25")),
         ]);
-        let status = summarise(&[budget, fleet], Utc::now());
+        let status = summarise(
+            &[budget, fleet],
+            Utc::now(),
+            crate::fleet::DEFAULT_CLOCK_SKEW,
+        );
         let json: Vec<serde_json::Value> = status
             .iter()
             .map(|s| serde_json::to_value(s).unwrap())

@@ -32,6 +32,11 @@ pub enum FleetCommand {
         /// JSON lines: one object per scope and period.
         #[arg(long)]
         json: bool,
+        /// Seconds the fleet's clocks may differ by (the processes' --clock-skew):
+        /// a lease is called lapsed this long after its end.
+        #[arg(long, value_name = "SECS", default_value_t = 5,
+              value_parser = clap::value_parser!(u64).range(0..=3_600))]
+        clock_skew: u64,
     },
 }
 
@@ -67,8 +72,13 @@ pub async fn run(
                 )?;
             }
         }
-        FleetCommand::Status { table, json } => {
-            let all = sagemeter::fleet::fleet_status(&sdk_config, &table)
+        FleetCommand::Status {
+            table,
+            json,
+            clock_skew,
+        } => {
+            let skew = std::time::Duration::from_secs(clock_skew);
+            let all = sagemeter::fleet::fleet_status_with_clock_skew(&sdk_config, &table, skew)
                 .await
                 .map_err(|e| CliError::Failed(Box::new(e)))?;
             for status in &all {
