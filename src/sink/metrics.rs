@@ -86,7 +86,7 @@ pub fn describe_metrics() {
     describe_counter!(
         "sagemeter_budget_refused_total",
         Unit::Count,
-        "Calls an enforced budget refused before sending, by reason (exceeded: no room; unavailable: the fleet table could not lease)."
+        "Calls an enforced budget refused before sending, by reason (exceeded: no room; unavailable: a fleet budget could not be leased, the table not answering or the client shut down)."
     );
 }
 

@@ -580,6 +580,9 @@ async fn a_lease_whose_answers_were_lost_is_applied_once_then_found_spent_and_gi
 
 #[tokio::test]
 async fn a_lease_request_never_answered_is_not_called_a_lease_left_stranded() {
+    // A local recorder sees this thread's events (a current-thread runtime).
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let _guard = metrics::set_default_local_recorder(&recorder);
     let emu = Emulator::shared();
     let conf = emu.sdk_config().await;
     // Nothing listens on port 1: every request fails to connect.
@@ -601,6 +604,29 @@ async fn a_lease_request_never_answered_is_not_called_a_lease_left_stranded() {
     );
     let err = call(&client).await.unwrap_err();
     assert!(matches!(err, Error::BudgetUnavailable { .. }), "{err:?}");
+    // The refusal is counted, as unavailable.
+    let refused: Vec<_> = recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "sagemeter_budget_refused_total")
+        .map(|(key, _, _, value)| {
+            let labels: Vec<String> = key
+                .key()
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            (labels, format!("{value:?}"))
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [(
+            vec!["reason=unavailable".to_owned()],
+            "Counter(1)".to_owned()
+        )]
+    );
     // Whether the table applied the request cannot be known from a failed
     // answer (an earlier attempt may have reached it): shutdown says so, and that
     // such a lease lapses, not that a lease was left unreturned.
