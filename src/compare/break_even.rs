@@ -265,6 +265,12 @@ fn summarise(
     };
     let per = format!("calls per {}", profile.period);
     let n = |u: &Decimal| fmt_calls(*u);
+    // The last region's plan stops being cheaper past the volumes reported.
+    let beyond = if crosses_beyond {
+        format!(" (up to 10^18 {per}: they cross again beyond)")
+    } else {
+        String::new()
+    };
     // "(ml.m5.xlarge x1 at 38.1% utilisation)" after the sentence, per crossing.
     let busy: Vec<String> = points
         .iter()
@@ -352,7 +358,7 @@ fn summarise(
                 ""
             };
             format!(
-                "{} is cheaper above {} {per}{first}{busy}; {} below",
+                "{} is cheaper above {} {per}{first}{beyond}{busy}; {} below",
                 plan(*above),
                 n(u),
                 plan(*below)
@@ -383,7 +389,7 @@ fn summarise(
                     }
                 })
                 .collect();
-            format!("{}{busy}", clauses.join(", "))
+            format!("{}{beyond}{busy}", clauses.join(", "))
         }
     })
 }

@@ -524,6 +524,25 @@ fn plans_that_cross_beyond_the_largest_volume_reported_are_not_said_never_to() {
 }
 
 #[test]
+fn a_second_crossing_beyond_the_largest_volume_reported_is_said() {
+    // 400 USD for 40,000 calls, then 0.0125 + 10^-16 a call, against 0.0125 a call:
+    // they cross at 400 / 0.0125 = 32,000, and again where 400 + (0.0125 + 10^-16)
+    // (U − 40,000) = 0.0125 U, U = 40,000 + 100 / 10^-16 = 10^18 + 40,000: beyond.
+    let plans = [
+        pay_per_use("0.0125"),
+        subscription_with_quota("400", 40_000, "0.0125000000000001"),
+    ];
+    let be = compute(&monthly(60_000), &plans).break_evens.remove(0);
+    assert_eq!(be.points.len(), 1);
+    assert_eq!(be.points[0].calls_per_period, d("32000"));
+    assert_eq!(
+        be.summary,
+        "subscription is cheaper above 32,000 calls per month (up to 10^18 calls per \
+         month: they cross again beyond); pay per use below"
+    );
+}
+
+#[test]
 fn plans_that_touch_at_the_profiles_volume_say_so_not_zero_less() {
     let plans = [
         pay_per_use("0.01"),
