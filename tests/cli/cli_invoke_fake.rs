@@ -1056,6 +1056,31 @@ async fn the_summary_counts_the_calls_with_unpriced_lines_and_says_its_total_lea
     assert!(stdout.contains("  UNPRICED         "), "{stdout}");
 }
 
+/// The CLI has no price override: a call no source can price says, on its own
+/// receipt line as in the summary, what a CLI user can do, never to set one.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unpriced_call_s_receipt_line_says_what_a_cli_user_can_do() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "odd",
+        vec![FakeVariant::instance("AllTraffic", "ml.zz9.large", 1)],
+    );
+    let output = run_at(&fake.url, &["invoke", "odd", "--body", "{}", "-n", "2"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    // The Price List is refused here, so the snapshot's answer is the one advised on.
+    let advice = "; fallback: no price for hosting ml.zz9.large in us-east-1: check the \
+                  instance type and the region (--region)";
+    for call in ["#1 ", "#2 "] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(call))
+            .unwrap_or_else(|| panic!("no receipt line for {call}: {stdout}"));
+        assert!(line.ends_with(advice), "{line}");
+    }
+    assert!(!stdout.contains("price override"), "{stdout}");
+}
+
 /// A call throttled on every attempt has no receipt (AWS bills none): the
 /// summary has no cost per 1,000 calls, not a $0 nothing stands behind.
 #[tokio::test(flavor = "multi_thread")]

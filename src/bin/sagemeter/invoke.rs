@@ -841,7 +841,9 @@ async fn run_with(
                         )
                     });
                 } else {
-                    printer.print(|out| writeln!(out, "#{call:<4} {cost}"));
+                    printer.print(|out| {
+                        writeln!(out, "#{call:<4} {}", crate::output::receipt_line(cost))
+                    });
                 }
             }
             Err(error) => {
@@ -871,7 +873,11 @@ async fn run_with(
                     });
                 } else {
                     printer.print(|out| match receipt {
-                        Some(cost) => writeln!(out, "#{call:<4} FAILED {cost}"),
+                        Some(cost) => writeln!(
+                            out,
+                            "#{call:<4} FAILED {}",
+                            crate::output::receipt_line(cost)
+                        ),
                         None if refused => writeln!(out, "#{call:<4} REFUSED (not sent)"),
                         None => writeln!(out, "#{call:<4} FAILED (not billed)"),
                     });

@@ -61,6 +61,25 @@ pub fn for_cli(text: &str) -> std::borrow::Cow<'_, str> {
     mapped
 }
 
+/// A receipt as one line (`Display for Cost`), its unpriced reasons worded for a
+/// CLI user ([`for_cli`]). Only the reasons are mapped: the endpoint's, variant's,
+/// component's and model's names before them are shown as they are.
+pub fn receipt_line(cost: &sagemeter::Cost) -> String {
+    let line = cost.to_string();
+    if cost.is_fully_priced() {
+        return line;
+    }
+    let reasons: Vec<&str> = cost.unpriced_reasons().collect();
+    let suffix = format!(" UNPRICED: {}", reasons.join("; "));
+    match line.strip_suffix(&suffix) {
+        Some(head) => {
+            let mapped: Vec<_> = reasons.iter().map(|r| for_cli(r)).collect();
+            format!("{head} UNPRICED: {}", mapped.join("; "))
+        }
+        None => line,
+    }
+}
+
 /// A line on stderr; a stderr that cannot be written to (a closed pipe) is no reason
 /// to stop, nor to panic as `eprintln!` does. Control characters other than line
 /// breaks (from a ledger's names an error quotes) are written as escapes.

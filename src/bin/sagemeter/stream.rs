@@ -219,7 +219,7 @@ fn write_receipt(
     } else {
         writeln!(out)?;
         let failed = if failure.is_some() { "FAILED " } else { "" };
-        writeln!(out, "#1    {failed}{cost}")?;
+        writeln!(out, "#1    {failed}{}", crate::output::receipt_line(cost))?;
         for line in &cost.lines {
             let amount = line.cost_usd().map_or_else(|| "unpriced".to_owned(), usd);
             writeln!(
