@@ -22,8 +22,10 @@ pub fn millis(d: Duration) -> f64 {
 }
 
 /// The library's advice, addressed to a program that builds a client, and what a
-/// CLI user can do instead: the CLI has no price override. Most specific first.
-const LIBRARY_ADVICE: [(&str, &str); 5] = [
+/// CLI user can do instead: the CLI has no price override. Each is the whole of
+/// the advice the library ends a message with (see [`for_cli`]); the tests below
+/// take every message they come from from the library itself.
+const LIBRARY_ADVICE: [(&str, &str); 4] = [
     (
         "check the instance type and region, or set a price override",
         "check the instance type and the region (--region)",
@@ -43,22 +45,44 @@ const LIBRARY_ADVICE: [(&str, &str); 5] = [
         "the CLI cannot price them (a program using the sagemeter library can, with a USD \
          price override)",
     ),
-    (
-        "set a price override",
-        "price it from the live AWS Price List (credentials allowed pricing:GetProducts)",
-    ),
 ];
 
-/// `text` (a library error or unpriced reason) with its advice to "set a price
-/// override", which the CLI has no option for, replaced by what a CLI user can do.
+/// `text` (a library error or unpriced reason) with the library's advice to set a
+/// price override, an option a program has and the CLI has not, replaced by what a
+/// CLI user can do.
+///
+/// Only advice in the place the library puts it is replaced: a whole clause (`; `
+/// apart), or the end of one after `: ` or `, `, each ending where the clause does.
+/// A name, a path or a quoted message that merely contains the words (anywhere
+/// else in a clause) is left as it is.
 pub fn for_cli(text: &str) -> std::borrow::Cow<'_, str> {
-    let mut mapped = std::borrow::Cow::Borrowed(text);
-    for (library, cli) in LIBRARY_ADVICE {
-        if mapped.contains(library) {
-            mapped = std::borrow::Cow::Owned(mapped.replace(library, cli));
+    let clauses: Vec<&str> = text.split("; ").collect();
+    let mut changed = false;
+    let mut mapped = Vec::with_capacity(clauses.len());
+    for clause in &clauses {
+        match cli_advice(clause) {
+            Some(advice) => {
+                changed = true;
+                mapped.push(std::borrow::Cow::Owned(advice));
+            }
+            None => mapped.push(std::borrow::Cow::Borrowed(*clause)),
         }
     }
-    mapped
+    if changed {
+        std::borrow::Cow::Owned(mapped.join("; "))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// `clause` with the library's advice it ends with replaced, or `None` when it
+/// ends with none.
+fn cli_advice(clause: &str) -> Option<String> {
+    LIBRARY_ADVICE.iter().find_map(|(library, cli)| {
+        let head = clause.strip_suffix(library)?;
+        (head.is_empty() || head.ends_with(": ") || head.ends_with(", "))
+            .then(|| format!("{head}{cli}"))
+    })
 }
 
 /// A receipt as one line (`Display for Cost`), its unpriced reasons worded for a
@@ -219,6 +243,40 @@ mod tests {
         for text in [not_found, not_covered, china, currency] {
             assert!(!text.contains("set a"), "{text}");
         }
+    }
+
+    /// Only the library's advice where the library puts it is rewritten: a name, a
+    /// path or a quoted message that contains the same words elsewhere is shown as
+    /// it is, and so is a clause that is those words alone but no library advice.
+    #[test]
+    fn words_like_the_library_advice_elsewhere_in_a_message_are_left_alone() {
+        for text in [
+            "cannot read ledger `/data/set a price override/calls.jsonl`: permission denied",
+            "tag `team=set a price override` is not allowed",
+            "the model said \"set a price override, then retry\"",
+            "set a price override",
+            "note: set a USD price override for it, or not",
+        ] {
+            assert_eq!(for_cli(text), text);
+        }
+        // The library's advice after such a name is still rewritten, the name kept.
+        let reason = "no price for hosting ml.set a price override in us-east-1: check \
+                      the instance type and region, or set a price override";
+        assert_eq!(
+            for_cli(reason),
+            "no price for hosting ml.set a price override in us-east-1: check the instance \
+             type and the region (--region)"
+        );
+        // Advice ends its clause: a hint after it (`; ...`) stays.
+        let error = Snapshot::bundled()
+            .get(&PriceKey::hosting("us-east1", "ml.m5.xlarge"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            for_cli(&error),
+            "no price for hosting ml.m5.xlarge in us-east1: check the instance type and the \
+             region (--region); `us-east1` is not an AWS region: did you mean `us-east-1`?"
+        );
     }
 
     #[test]
