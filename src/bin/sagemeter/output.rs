@@ -47,9 +47,23 @@ const LIBRARY_ADVICE: [(&str, &str); 4] = [
     ),
 ];
 
+/// The library's advice on an inference component whose share of its instance is
+/// unknown: state the instance's resources on the client builder, which the CLI has
+/// no option for.
+const STATE_RESOURCES: &str = "state them with ClientBuilder::instance_resources";
+
+/// What a CLI user can do instead: have the live Price List answer, whose answer
+/// carries an instance's resources (the snapshot's rates carry none).
+const STATE_RESOURCES_CLI: &str = "run with the live AWS Price List reachable (credentials \
+     allowed pricing:GetProducts): its answer carries them";
+
+/// The same when the Price List was asked and did not say: nothing the CLI can do.
+const STATE_RESOURCES_CLI_UNSAID: &str = "the CLI cannot state them (a program using the \
+     sagemeter library can, with ClientBuilder::instance_resources)";
+
 /// `text` (a library error or unpriced reason) with the library's advice to set a
-/// price override, an option a program has and the CLI has not, replaced by what a
-/// CLI user can do.
+/// price override or to state an instance's resources, options a program has and
+/// the CLI has not, replaced by what a CLI user can do.
 ///
 /// Only advice in the place the library puts it is replaced: a whole clause (`; `
 /// apart), or the end of one after `: ` or `, `, each ending where the clause does.
@@ -59,8 +73,9 @@ pub fn for_cli(text: &str) -> std::borrow::Cow<'_, str> {
     let clauses: Vec<&str> = text.split("; ").collect();
     let mut changed = false;
     let mut mapped = Vec::with_capacity(clauses.len());
-    for clause in &clauses {
-        match cli_advice(clause) {
+    for (i, clause) in clauses.iter().enumerate() {
+        let previous = i.checked_sub(1).map(|p| clauses[p]);
+        match cli_advice(clause, previous) {
             Some(advice) => {
                 changed = true;
                 mapped.push(std::borrow::Cow::Owned(advice));
@@ -76,8 +91,19 @@ pub fn for_cli(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// `clause` with the library's advice it ends with replaced, or `None` when it
-/// ends with none.
-fn cli_advice(clause: &str) -> Option<String> {
+/// ends with none (`previous`: the clause before it, which says why an instance's
+/// resources are unknown).
+fn cli_advice(clause: &str, previous: Option<&str>) -> Option<String> {
+    if clause == STATE_RESOURCES {
+        let unsaid = previous.is_some_and(|p| p.ends_with(" did not say)"));
+        return Some(
+            match unsaid {
+                true => STATE_RESOURCES_CLI_UNSAID,
+                false => STATE_RESOURCES_CLI,
+            }
+            .to_owned(),
+        );
+    }
     LIBRARY_ADVICE.iter().find_map(|(library, cli)| {
         let head = clause.strip_suffix(library)?;
         (head.is_empty() || head.ends_with(": ") || head.ends_with(", "))
@@ -276,6 +302,34 @@ mod tests {
             for_cli(&error),
             "no price for hosting ml.m5.xlarge in us-east1: check the instance type and the \
              region (--region); `us-east1` is not an AWS region: did you mean `us-east-1`?"
+        );
+    }
+
+    /// An inference component's unknown share: the library advises stating the
+    /// instance's resources on the client builder, which the CLI cannot; it says
+    /// to let the live Price List answer, or, when that answer did not say, that
+    /// the CLI cannot state them.
+    #[test]
+    fn an_unknown_component_share_says_what_a_cli_user_can_do() {
+        let snapshot = "inference component `small`: the accelerators of an ml.g5.12xlarge \
+                        are unknown (the rate is from the price snapshot, which carries no \
+                        instance resources: only a live Price List answer does); state them \
+                        with ClientBuilder::instance_resources";
+        assert_eq!(
+            for_cli(snapshot),
+            "inference component `small`: the accelerators of an ml.g5.12xlarge are unknown \
+             (the rate is from the price snapshot, which carries no instance resources: only \
+             a live Price List answer does); run with the live AWS Price List reachable \
+             (credentials allowed pricing:GetProducts): its answer carries them"
+        );
+        let live = "inference component `small`: the accelerators of an ml.g5.12xlarge are \
+                    unknown (the Price List did not say); state them with \
+                    ClientBuilder::instance_resources";
+        assert_eq!(
+            for_cli(live),
+            "inference component `small`: the accelerators of an ml.g5.12xlarge are unknown \
+             (the Price List did not say); the CLI cannot state them (a program using the \
+             sagemeter library can, with ClientBuilder::instance_resources)"
         );
     }
 
