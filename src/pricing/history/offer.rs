@@ -68,6 +68,9 @@ impl OfferFilter {
         };
         self.pairs.iter().all(|(name, value)| match field(name) {
             None if *name == "regionCode" => true,
+            // As the rate's selection reads it: a region code in another case is
+            // the same region.
+            Some(found) if *name == "regionCode" => found.eq_ignore_ascii_case(value),
             found => found == Some(value.as_str()),
         }) && self
             .instance_prefix
@@ -422,6 +425,36 @@ mod tests {
         .unwrap();
         let skus: Vec<&str> = family.documents.iter().map(|d| d.sku.as_str()).collect();
         assert_eq!(skus, ["A", "B"]);
+    }
+
+    /// A product whose `regionCode` is written in another case (`US-EAST-1`) is the
+    /// region's candidate, as the rate's selection (which ignores the case) takes it.
+    #[test]
+    fn a_region_code_in_another_case_is_the_same_region() {
+        let upper = product("A", "ml.g5.xlarge", "Hosting").replace(
+            r#""regionCode": "us-east-1""#,
+            r#""regionCode": "US-EAST-1""#,
+        );
+        assert!(upper.contains("US-EAST-1"));
+        let file = format!(
+            r#"{{ "offerCode": "AmazonSageMaker", "version": "20220101000000",
+                "products": {{ {upper} }},
+                "terms": {{ "OnDemand": {{ {} }} }} }}"#,
+            on_demand("A", "1.4080000000"),
+        );
+        let key = PriceKey::hosting("us-east-1", "ml.g5.xlarge");
+        for filter in [
+            OfferFilter::for_key(&key),
+            OfferFilter::for_family("us-east-1", "ml.g5"),
+        ] {
+            let offer = read_offer(file.as_bytes(), &filter).unwrap();
+            let skus: Vec<&str> = offer.documents.iter().map(|d| d.sku.as_str()).collect();
+            assert_eq!(skus, ["A"], "{filter:?}");
+        }
+        let offer = read_offer(file.as_bytes(), &OfferFilter::for_key(&key)).unwrap();
+        let chosen =
+            crate::pricing::document::select_rate_at(&key, &offer.documents, None).unwrap();
+        assert_eq!(chosen.usd_per_unit, "1.408".parse().unwrap());
     }
 
     /// An offer file is one region's: a product without `regionCode` (older price
