@@ -266,6 +266,53 @@ async fn a_version_offering_no_json_file_is_missing_not_skipped() {
     );
 }
 
+/// `versions()` lists a version offered without a JSON file with why it cannot be
+/// read; the versions that can be read say nothing.
+#[tokio::test]
+async fn versions_say_which_version_cannot_be_read_and_why() {
+    let server = FakePriceList::start().await;
+    let file = |version: &str| {
+        offer_file(
+            version,
+            &[c5("2xlarge", "8", "0.4080000000", "2025-01-01T00:00:00Z")],
+        )
+    };
+    server.add_version(
+        REGION,
+        "20250101000000",
+        date(2025, 1, 1),
+        file("20250101000000"),
+    );
+    server.add_version_in_formats(
+        REGION,
+        "20250301000000",
+        date(2025, 3, 1),
+        file("20250301000000"),
+        &["csv"],
+    );
+    let versions = PriceListHistory::builder(&server.sdk_config("us-east-1"))
+        .cache_dir(None)
+        .until(date(2025, 4, 1))
+        .build()
+        .versions(REGION, date(2025, 1, 1))
+        .await
+        .unwrap();
+    let listed: Vec<(&str, Option<&str>)> = versions
+        .iter()
+        .map(|v| (v.version.as_str(), v.unreadable.as_deref()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("20250101000000", None),
+            (
+                "20250301000000",
+                Some("no JSON file offered (formats: csv)")
+            ),
+        ]
+    );
+}
+
 /// No SageMaker price list exists before SageMaker's launch (November 2017): a
 /// `since` of 1900 is read from 2017-11-01, not asked about month by month.
 #[tokio::test]

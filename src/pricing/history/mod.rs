@@ -324,7 +324,8 @@ impl PriceListHistory {
     /// The versions of `region`'s price list in effect from `since` to the last
     /// sampled date (today unless [`PriceListHistoryBuilder::until`] says otherwise),
     /// oldest first, including any whose file is offered in no format that can be
-    /// read (no `json`: [`history`](Self::history) reports those missing). See
+    /// read (no `json`: each says why in [`PriceListVersion::unreadable`], and
+    /// [`history`](Self::history) reports those missing). See
     /// [`PriceListVersion`] for how dates are sampled. A `since` before
     /// [`SAGEMAKER_PRICE_LISTS_SINCE`] is read from that date.
     pub async fn versions(
@@ -335,8 +336,7 @@ impl PriceListHistory {
         outside_china(region)?;
         let since = from_launch(since);
         let until = self.until_date(since)?;
-        let listed = versions::list(&self.client, region, since, until).await?;
-        Ok(listed.into_iter().map(|l| l.version).collect())
+        versions::list(&self.client, region, since, until).await
     }
 
     /// The history of one key's rate, from `since` (or from
@@ -457,12 +457,8 @@ impl PriceListHistory {
 
         let mut read = Vec::new();
         let mut missing = Vec::new();
-        for versions::Listed {
-            version,
-            unreadable,
-        } in listed
-        {
-            let outcome = if let Some(why) = unreadable {
+        for version in listed {
+            let outcome = if let Some(why) = version.unreadable.clone() {
                 Err(why)
             } else if tokio::time::Instant::now() >= deadline {
                 Err(format!(
@@ -1059,6 +1055,7 @@ mod tests {
             region: "us-east-1".into(),
             seen_on: on(month),
             published: None,
+            unreadable: None,
         };
         let offer = Offer {
             documents: usd.map(hosting).into_iter().collect(),

@@ -29,15 +29,12 @@ pub struct PriceListVersion {
     pub seen_on: NaiveDate,
     /// The file's `publicationDate`, once read (e.g. `2025-03-01T00:00:00Z`).
     pub published: Option<String>,
-}
-
-/// A version listed, and why it cannot be read when it cannot (`None`: it can).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Listed {
-    /// The version.
-    pub(crate) version: PriceListVersion,
-    /// Why its file cannot be read (no `json` file offered), else `None`.
-    pub(crate) unreadable: Option<String>,
+    /// Why its file cannot be read, when `ListPriceLists` offers it in no format
+    /// sagemeter reads (e.g. `no JSON file offered (formats: csv)`): its rates are
+    /// unknown, and a history over its span is incomplete. `None` for a version
+    /// whose file can be read (every version a history was built from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// The dates asked for: `since`, the first of each month after it, and `until`.
@@ -64,20 +61,21 @@ fn version_of(arn: &str) -> Option<&str> {
 }
 
 /// The versions in effect from `since` to `until`, oldest first, each once. A version
-/// that offers no `json` file is listed too, with why it cannot be read: it was in
-/// effect, so leaving it out would pass its span off as the previous version's.
+/// that offers no `json` file is listed too, with why it cannot be read
+/// ([`PriceListVersion::unreadable`]): it was in effect, so leaving it out would pass
+/// its span off as the previous version's.
 pub(crate) async fn list(
     client: &aws_sdk_pricing::Client,
     region: &str,
     since: NaiveDate,
     until: NaiveDate,
-) -> Result<Vec<Listed>, HistoryError> {
+) -> Result<Vec<PriceListVersion>, HistoryError> {
     if since > until {
         return Err(HistoryError::Invalid {
             reason: format!("--since {since} is after the last date asked for ({until})"),
         });
     }
-    let mut found: Vec<Listed> = Vec::new();
+    let mut found: Vec<PriceListVersion> = Vec::new();
     for date in sample_dates(since, until) {
         let at = date.and_time(NaiveTime::MIN).and_utc().timestamp();
         let mut next_token: Option<String> = None;
@@ -99,7 +97,7 @@ pub(crate) async fn list(
                     continue;
                 };
                 if list.region_code().is_some_and(|r| r != region)
-                    || found.iter().any(|v| v.version.arn == arn)
+                    || found.iter().any(|v| v.arn == arn)
                 {
                     continue;
                 }
@@ -119,14 +117,12 @@ pub(crate) async fn list(
                         );
                         format!("no JSON file offered (formats: {})", formats.join(", "))
                     });
-                found.push(Listed {
-                    version: PriceListVersion {
-                        version: version.to_owned(),
-                        arn: arn.to_owned(),
-                        region: region.to_owned(),
-                        seen_on: date,
-                        published: None,
-                    },
+                found.push(PriceListVersion {
+                    version: version.to_owned(),
+                    arn: arn.to_owned(),
+                    region: region.to_owned(),
+                    seen_on: date,
+                    published: None,
                     unreadable,
                 });
             }
@@ -145,7 +141,7 @@ pub(crate) async fn list(
             });
         }
     }
-    found.sort_by(|a, b| a.version.version.cmp(&b.version.version));
+    found.sort_by(|a, b| a.version.cmp(&b.version));
     Ok(found)
 }
 
