@@ -426,8 +426,9 @@ fn newton_twelfth_root(a: Decimal) -> Result<Decimal, Overflow> {
 }
 
 /// The shortest span a yearly change is measured over for a projection: 365 days
-/// from the first sampled date a rate was listed on to the last (the last date asked
-/// for when it is still listed).
+/// from the date a rate was first listed on to where its span ends (the last date
+/// asked for when it is still listed; for a size no longer listed, the date it was
+/// first seen no longer listed).
 ///
 /// Compounding a shorter span to a year magnifies one price change out of all
 /// proportion: a rate listed at 1.00 on 2026-11-01 and 1.25 from 2026-12-01, measured

@@ -96,7 +96,8 @@ pub struct PricePoint {
     pub version: String,
     /// The first sampled date that version was in effect on; for a rate that took
     /// effect inside a version (the version lists a term with a later
-    /// `effectiveDate` beside the one in effect), that term's date (UTC).
+    /// `effectiveDate`, beside the one in effect or, for a product it lists only with
+    /// such a term, alone), that term's date (UTC).
     pub seen_on: NaiveDate,
     /// USD per unit; `None` when the version no longer lists the product.
     #[serde(with = "rust_decimal::serde::str_option")]

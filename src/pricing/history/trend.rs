@@ -2,8 +2,10 @@
 //!
 //! A size's yearly rate of change is the constant yearly rate that turns its first
 //! listed rate into its latest over the time between them:
-//! `(latest ÷ first)^(1 ÷ years) − 1`. The span runs from the first sampled date the
-//! size was listed on to the last date asked for when it is still listed, else to the
+//! `(latest ÷ first)^(1 ÷ years) − 1`. The span runs from the date the size was first
+//! listed on (its first point's date: the first sampled date of the version that
+//! listed it, or, for a rate announced for later, its term's `effectiveDate`) to the
+//! last date asked for when it is still listed, else to the
 //! date it is first seen no longer listed (the first sampled date of the version that
 //! dropped it: its last rate was in effect until that version took over, as on the
 //! chart), so years without a change count too. Years are counted in
@@ -28,7 +30,10 @@ pub struct SizeTrend {
     /// The first listed rate, USD per unit.
     #[serde(with = "rust_decimal::serde::str")]
     pub first_usd: Decimal,
-    /// The first sampled date it was listed on.
+    /// The date it was first listed on: its first point's
+    /// [`seen_on`](super::PricePoint::seen_on), the first sampled date of the version
+    /// that listed it, or the `effectiveDate` of a term that version announced for
+    /// later when it listed the size only with that term.
     pub first_on: NaiveDate,
     /// The latest listed rate, USD per unit.
     #[serde(with = "rust_decimal::serde::str")]
