@@ -266,6 +266,84 @@ async fn a_version_offering_no_json_file_is_missing_not_skipped() {
     );
 }
 
+/// `--since` inside a version that lists c5.2xlarge only at a rate announced for
+/// later: until that date the rate is the one of the version before, which no
+/// sampled date asked for. It is read, and the history opens with its rate.
+#[tokio::test]
+async fn a_rate_announced_for_later_in_the_first_version_opens_at_the_rate_before_it() {
+    // January 2025 lists 1.00 from 2025-01-01; March 2025 lists only 0.80 from
+    // 2025-03-15.
+    let server = FakePriceList::start().await;
+    server.add_version(
+        REGION,
+        "20250101000000",
+        date(2025, 1, 1),
+        offer_file(
+            "20250101000000",
+            &[c5("2xlarge", "8", "1.0000000000", "2025-01-01T00:00:00Z")],
+        ),
+    );
+    server.add_version(
+        REGION,
+        "20250301000000",
+        date(2025, 3, 1),
+        offer_file(
+            "20250301000000",
+            &[c5("2xlarge", "8", "0.8000000000", "2025-03-15T00:00:00Z")],
+        ),
+    );
+    let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
+    let history = |until: NaiveDate| {
+        PriceListHistory::builder(&server.sdk_config("us-east-1"))
+            .cache_dir(None)
+            .until(until)
+            .build()
+    };
+    let whole = history(date(2025, 4, 1))
+        .history(&key, date(2025, 3, 5))
+        .await
+        .unwrap();
+    let points: Vec<_> = whole.series[0]
+        .points
+        .iter()
+        .map(|p| {
+            (
+                p.version.as_str(),
+                p.seen_on,
+                p.usd_per_unit,
+                p.change_percent,
+            )
+        })
+        .collect();
+    // (0.80 − 1.00) ÷ 1.00 × 100 = −20.00 %, on 2025-03-15.
+    assert_eq!(
+        points,
+        [
+            ("20250101000000", date(2025, 3, 5), Some(usd("1.00")), None),
+            (
+                "20250301000000",
+                date(2025, 3, 15),
+                Some(usd("0.80")),
+                Some(usd("-20.00"))
+            ),
+        ]
+    );
+    let read: Vec<&str> = whole.versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(read, ["20250101000000", "20250301000000"]);
+    // Until before 2025-03-15: listed all along at 1.00, not "not listed".
+    let short = history(date(2025, 3, 10))
+        .history(&key, date(2025, 3, 5))
+        .await
+        .unwrap();
+    let points: Vec<_> = short.series[0]
+        .points
+        .iter()
+        .map(|p| (p.seen_on, p.usd_per_unit))
+        .collect();
+    assert_eq!(points, [(date(2025, 3, 5), Some(usd("1.00")))]);
+    assert_eq!(short.series[0].last_listed_on, Some(date(2025, 3, 5)));
+}
+
 /// `versions()` lists a version offered without a JSON file with why it cannot be
 /// read; the versions that can be read say nothing.
 #[tokio::test]

@@ -515,7 +515,23 @@ impl PriceListHistory {
         }
 
         let unread: Vec<NaiveDate> = missing.iter().map(|m| m.seen_on).collect();
-        let history = build_history(region, since, until, read, &unread, &keys_in);
+        // The first version read may list a key only with a rate announced for a
+        // date after `since`: the rate billed until then is the one of the version
+        // before it, which the dates sampled never asked for. It is read then.
+        let since_at = since.and_time(NaiveTime::MIN).and_utc();
+        let opens_ahead = read.first().is_some_and(|(_, offer)| {
+            keys_in(&offer.documents)
+                .iter()
+                .any(|key| matches!(listing(key, &offer.documents, since_at), Ok(None)))
+        });
+        let before = match read.first() {
+            Some((first, _)) if opens_ahead => {
+                self.version_before(region, since, first, &filter, deadline)
+                    .await
+            }
+            _ => None,
+        };
+        let history = build_history(region, since, until, before, read, &unread, &keys_in);
         if missing.is_empty() {
             Ok(history)
         } else {
@@ -523,6 +539,53 @@ impl PriceListHistory {
                 partial: Box::new(history),
                 missing,
             })
+        }
+    }
+
+    /// The version in effect the day before `first`'s own date (its version's first
+    /// eight digits), read, or `None` when there is none, it cannot be read or the
+    /// time limit is reached: the history then has no rate before `first`'s. Only
+    /// asked when that day is before `since` (a later one was sampled already).
+    async fn version_before(
+        &self,
+        region: &str,
+        since: NaiveDate,
+        first: &PriceListVersion,
+        filter: &OfferFilter,
+        deadline: tokio::time::Instant,
+    ) -> Option<(PriceListVersion, Offer)> {
+        let day = first
+            .version
+            .get(..8)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())?
+            .pred_opt()
+            .filter(|d| *d >= SAGEMAKER_PRICE_LISTS_SINCE && *d < since)?;
+        let listed =
+            tokio::time::timeout_at(deadline, versions::list(&self.client, region, day, day))
+                .await
+                .ok()?
+                .ok()?;
+        let version = listed
+            .into_iter()
+            .find(|v| v.version < first.version && v.unreadable.is_none())?;
+        match tokio::time::timeout_at(deadline, self.offer(&version, filter)).await {
+            Ok(Ok(offer)) => {
+                let mut version = version;
+                version.published = offer.publication_date.clone();
+                Some((version, offer))
+            }
+            outcome => {
+                tracing::debug!(
+                    target: "sagemeter::pricing",
+                    version = %version.version,
+                    "the version before the first one read was not read: {}",
+                    match outcome {
+                        Ok(Err(why)) => why,
+                        _ => "the time limit was reached".to_owned(),
+                    }
+                );
+                None
+            }
         }
     }
 
@@ -853,17 +916,21 @@ fn moments(
 /// `effectiveDate` inside one), and where it is no longer listed. `unread` are the
 /// first dates of the versions that could not be read: a version's own terms count
 /// only until the next version takes over, read or not (what an unread version
-/// billed is unknown, and it may have replaced them).
+/// billed is unknown, and it may have replaced them). `before` is the version in
+/// effect before the first one read, when that one lists a key only with a rate
+/// announced for after `since`: the key's rate until then is `before`'s.
 fn build_history(
     region: &str,
     since: NaiveDate,
     until: NaiveDate,
+    before: Option<(PriceListVersion, Offer)>,
     read: Vec<(PriceListVersion, Offer)>,
     unread: &[NaiveDate],
     keys_in: &dyn Fn(&[PriceDocument]) -> Vec<PriceKey>,
 ) -> PriceHistory {
     let mut series: BTreeMap<PriceKey, KeyHistory> = BTreeMap::new();
-    let mut versions = Vec::with_capacity(read.len());
+    let mut versions = Vec::with_capacity(read.len() + 1);
+    let first_version = read.first().map(|(v, _)| v.version.clone());
     let ends: Vec<NaiveDate> = read
         .iter()
         .enumerate()
@@ -877,6 +944,9 @@ fn build_history(
                 .unwrap_or_else(|| until.succ_opt().unwrap_or(until))
         })
         .collect();
+    if let Some((earlier, _)) = &before {
+        versions.push(earlier.clone());
+    }
     for ((version, offer), end) in read.into_iter().zip(ends) {
         let keys = keys_in(&offer.documents);
         let mut listed_now = Vec::new();
@@ -895,6 +965,30 @@ fn build_history(
                     // Announced for a later date only: the rate before holds until
                     // then (the key is listed, not gone).
                     Ok(None) => {
+                        // Announced for later in the first version read: until then
+                        // the rate is the version before's, dated `since`.
+                        let opening = Some(&version.version) == first_version.as_ref()
+                            && seen_on == version.seen_on
+                            && entry.points.is_empty();
+                        if let Some((earlier, offer)) = before.as_ref().filter(|_| opening)
+                            && let Ok(Some(then)) = listing(&key, &offer.documents, at)
+                        {
+                            entry.points.push(PricePoint {
+                                version: earlier.version.clone(),
+                                seen_on,
+                                usd_per_unit: Some(then.usd_per_unit),
+                                change_percent: None,
+                                effective_date: then.effective_date,
+                                sku: Some(then.sku),
+                                note: Some(format!(
+                                    "in effect until a later rate of version {}, which lists \
+                                     only that one",
+                                    version.version
+                                )),
+                            });
+                            entry.vcpu = then.vcpu.or(entry.vcpu);
+                            entry.gpu = then.gpu.or(entry.gpu);
+                        }
                         if entry
                             .points
                             .last()
@@ -1104,7 +1198,7 @@ mod tests {
         read: Vec<(PriceListVersion, Offer)>,
         unread: &[NaiveDate],
     ) -> PriceHistory {
-        build_history("us-east-1", since, until, read, unread, &|_| {
+        build_history("us-east-1", since, until, None, read, unread, &|_| {
             vec![PriceKey::hosting("us-east-1", "ml.m5.xlarge")]
         })
     }
