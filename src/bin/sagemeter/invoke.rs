@@ -380,7 +380,7 @@ struct Finished {
     /// 0-based, in sending order.
     index: u32,
     /// `None`: cancelled by a second interrupt (a call already sent has its
-    /// `cancelled` receipt in the ledger and the totals, not here).
+    /// `cancelled` receipt in the ledger and the client's totals, not here).
     result: Option<sagemeter::Result<Metered<InvokeEndpointOutput>>>,
 }
 
@@ -794,7 +794,7 @@ async fn run_with(
         let Some(result) = result else {
             summary.cancelled += 1;
             let message = "cancelled by an interrupt; if it was sent, its cancelled receipt \
-                           is in the ledger and the totals";
+                           is in the ledger, and counted apart from the summary's total";
             if args.json {
                 printer.print(|out| {
                     json_line(
