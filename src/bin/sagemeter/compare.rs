@@ -447,24 +447,17 @@ fn read_ledger(path: &Path, args: &CompareArgs) -> Result<LedgerRead, BoxError> 
         for file in files {
             add(&file, &mut parquet_receipts(&file)?)?;
         }
-        return Ok(LedgerRead {
-            totals: totals.finish(),
-            skipped,
-            regions,
-            endpoints: held,
-            counted,
-            covers,
-        });
-    }
-    for file in sagemeter::ledger::ledger_files(path)? {
-        let mut reader = sagemeter::ledger::LedgerReader::open(&file)?;
-        add(&file, &mut reader.by_ref())?;
-        if let Some(torn) = reader.torn_tail() {
-            skipped.push(SkippedLine {
-                file,
-                line: torn.line,
-                bytes: torn.bytes,
-            });
+    } else {
+        for file in sagemeter::ledger::ledger_files(path)? {
+            let mut reader = sagemeter::ledger::LedgerReader::open(&file)?;
+            add(&file, &mut reader.by_ref())?;
+            if let Some(torn) = reader.torn_tail() {
+                skipped.push(SkippedLine {
+                    file,
+                    line: torn.line,
+                    bytes: torn.bytes,
+                });
+            }
         }
     }
     Ok(LedgerRead {
