@@ -28,7 +28,6 @@
 use super::meter::{FinishedCall, Meter, Phase, Prepared, Targets};
 use crate::billing::{Cost, LineItem};
 use crate::budget::{LeaseWant, Refusal, Reservation};
-use crate::endpoint::DiscoveryError;
 use crate::totals::CallShare;
 use crate::usage::{Operation, Outcome, Usage};
 use crate::{Error, Result};
@@ -354,15 +353,20 @@ impl Call {
                 });
             }
         };
-        let (result, latency, answered_at, prepared) = send_alongside_prepare(
-            &parts.meter,
-            &parts.endpoint,
-            parts.started_at,
-            &span,
-            send,
-            on_answer,
-        )
-        .await;
+        let (result, latency, answered_at, prepared) = if O::DONE_WHEN_ANSWERED {
+            let (result, latency, answered_at, prepared) = send_alongside_prepare(
+                &parts.meter,
+                &parts.endpoint,
+                parts.started_at,
+                &span,
+                send,
+                on_answer,
+            )
+            .await;
+            (result, latency, answered_at, Rates::Found(prepared))
+        } else {
+            send_before_prepare(&parts.meter, &parts.endpoint, parts.started_at, &span, send).await
+        };
         // Off the clock as it answered (the slow path left in `on_answer`): the
         // receipt, tokens counted, comes later, and a time handed to `end` then
         // would be behind the clock once other calls moved it on.
@@ -438,11 +442,22 @@ impl<T, E: ProvideErrorMetadata> Answered<T, E> {
     }
 }
 
+/// The endpoint's profile and rates a receipt is priced with.
+#[derive(Debug)]
+enum Rates {
+    /// Found by the time the call answered (cached, or waited for alongside it).
+    Found(Arc<Prepared>),
+    /// Still being found: a response stream is handed over as soon as it answers,
+    /// and its receipt waits for them when the stream ends
+    /// ([`Receipt::find_rates`]).
+    Later,
+}
+
 /// The finish half of a call: everything its receipt needs.
 #[derive(Debug)]
 pub(crate) struct Receipt {
     span: tracing::Span,
-    prepared: Arc<Prepared>,
+    prepared: Rates,
     parts: CallParts,
     /// When the call left its endpoint's sharing clock (on the meter's clock): when
     /// the SDK answered (a cold look-up of the endpoint's rates may finish later,
@@ -510,7 +525,38 @@ impl Receipt {
         source: SdkError<O::Error, HttpResponse>,
         cost: Option<Cost>,
     ) -> Error {
-        failed::<O>(&self.prepared, self.parts.endpoint.clone(), source, cost)
+        failed::<O>(self.found(), self.parts.endpoint.clone(), source, cost)
+    }
+
+    /// The rates, when found.
+    fn found(&self) -> Option<&Prepared> {
+        match &self.prepared {
+            Rates::Found(prepared) => Some(prepared),
+            Rates::Later => None,
+        }
+    }
+
+    /// Whether the rates are found, looking again at what is at hand: the receipt
+    /// can then be made without waiting.
+    pub(crate) fn rates_found(&mut self) -> bool {
+        if let Rates::Later = self.prepared
+            && let Some(prepared) = self
+                .parts
+                .meter
+                .prepare_now(&self.parts.endpoint, self.parts.meter.now())
+        {
+            self.prepared = Rates::Found(prepared);
+        }
+        matches!(self.prepared, Rates::Found(_))
+    }
+
+    /// Waits for the endpoint's profile and rates when they were not found by the
+    /// time the call answered (a stream handed over at once).
+    pub(crate) async fn find_rates(&mut self) {
+        if !self.rates_found() {
+            let prepared = self.parts.meter.prepare(&self.parts.endpoint).await;
+            self.prepared = Rates::Found(prepared);
+        }
     }
 
     /// Makes the receipt of a call that failed after reaching the model, and
@@ -530,10 +576,10 @@ impl Receipt {
         } else {
             usage.outcome = Outcome::Error;
         }
-        let prepared = self.prepared.clone();
+        let profile_not_found = self.found().map(Prepared::not_found);
         let endpoint = self.parts.endpoint.clone();
         let cost = self.make(usage, request_id, notes, Phase::Whole);
-        failed::<O>(&prepared, endpoint, source, Some(cost))
+        failed_with::<O>(profile_not_found, endpoint, source, Some(cost))
     }
 
     /// Bill → totals → receipt → budget → span → sinks, for the lines of `phase`.
@@ -552,6 +598,17 @@ impl Receipt {
             parts,
             in_flight_until,
         } = self;
+        let prepared = match prepared {
+            Rates::Found(prepared) => prepared,
+            // Made where it could not wait (a stream dropped before its endpoint's
+            // rates were found, outside a runtime): priced on what is at hand.
+            Rates::Later => {
+                tracing::warn!(target: "sagemeter", endpoint = %parts.endpoint,
+                    "a call was priced on the rates at hand, without waiting for the \
+                     others: {}", super::meter::NOT_WAITED);
+                parts.meter.prepare_at_hand(&parts.endpoint)
+            }
+        };
         let ended = in_flight_until.unwrap_or_else(|| parts.meter.now());
         let (meter, call, reservation) = parts.finish(usage, request_id, notes, ended);
         let cost = in_span(&span, || meter.bill_phase(call, &prepared, phase));
@@ -570,13 +627,23 @@ impl Receipt {
 /// endpoint. A call with a receipt reached the model and was billed, whatever
 /// discovery says: its receipt is never dropped for a clearer error.
 fn failed<O: MeteredOperation>(
-    prepared: &Prepared,
+    prepared: Option<&Prepared>,
     endpoint: String,
     source: SdkError<O::Error, HttpResponse>,
     cost: Option<Cost>,
 ) -> Error {
-    match (&prepared.profile, cost) {
-        (Err(DiscoveryError::NotFound { .. }), None) => Error::UnknownEndpoint {
+    failed_with::<O>(prepared.map(Prepared::not_found), endpoint, source, cost)
+}
+
+/// [`failed`], told whether discovery found no such endpoint (`None`: not known).
+fn failed_with<O: MeteredOperation>(
+    profile_not_found: Option<bool>,
+    endpoint: String,
+    source: SdkError<O::Error, HttpResponse>,
+    cost: Option<Cost>,
+) -> Error {
+    match (profile_not_found, cost) {
+        (Some(true), None) => Error::UnknownEndpoint {
             endpoint,
             source: Box::new(source),
         },
@@ -720,6 +787,47 @@ async fn send_alongside_prepare<T>(
     )
     .await;
     (result, latency, answered_at, prepared)
+}
+
+/// Awaits a response stream's `send` inside `span` and hands the answer over at
+/// once: its parts are the caller's to read from then, and timed as they come. The
+/// endpoint's profile and rates come from the cache on almost every call; else
+/// they are found in the background, and the receipt waits for them when the
+/// stream ends ([`Rates::Later`]). A failed call waits for them here (its receipt
+/// and error need them now), as [`send_alongside_prepare`] does.
+async fn send_before_prepare<T, E>(
+    meter: &Meter,
+    endpoint: &str,
+    started_at: SystemTime,
+    span: &tracing::Span,
+    send: Pin<&mut impl Future<Output = std::result::Result<T, E>>>,
+) -> (std::result::Result<T, E>, Duration, SystemTime, Rates) {
+    let at_hand = meter.prepare_now(endpoint, started_at);
+    if at_hand.is_none() {
+        // Found while the stream runs: what the receipt will wait for, at its end.
+        let (warming, endpoint) = (meter.clone(), endpoint.to_owned());
+        meter.inner.background.spawn(async move {
+            warming.prepare(&endpoint).await;
+        });
+    }
+    let started = Instant::now();
+    let result = if span.is_disabled() {
+        send.await
+    } else {
+        send.instrument(span.clone()).await
+    };
+    let (latency, answered_at) = (started.elapsed(), meter.now());
+    let rates = match at_hand {
+        Some(prepared) => Rates::Found(prepared),
+        None if result.is_err() => Rates::Found(
+            meter
+                .prepare_waiting(endpoint)
+                .instrument(span.clone())
+                .await,
+        ),
+        None => Rates::Later,
+    };
+    (result, latency, answered_at, rates)
 }
 
 /// The span of one metered call (target `sagemeter`, name `sagemaker.invoke`); the

@@ -50,7 +50,9 @@ use std::time::Instant;
 /// receipt is made: there is no settlement to release it into), and the first
 /// call of each kind logs a WARN. An async submission's receipt is its inference's
 /// (call id: the request id, else SageMaker's `InferenceId`), and one whose input is
-/// in S3 notes that data in was not billed. Use
+/// in S3 notes that data in was not billed. Such a stream also leaves its
+/// endpoint's sharing clock when its headers arrive: while it runs, calls metered
+/// in full on the same endpoint are allocated as if it had ended. Use
 /// [`Client::invoke_endpoint_with_response_stream`](crate::Client::invoke_endpoint_with_response_stream)
 /// and [`Client::invoke_endpoint_async`](crate::Client::invoke_endpoint_async)
 /// to meter them fully.

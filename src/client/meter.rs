@@ -430,6 +430,13 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
+    /// Whether discovery found no such endpoint.
+    pub(crate) fn not_found(&self) -> bool {
+        matches!(self.profile, Err(DiscoveryError::NotFound { .. }))
+    }
+}
+
+impl Prepared {
     /// The slot of inference component `name`; `None` when the profile has no such
     /// component.
     fn component_slot(&self, name: &str) -> Option<EndpointSlot> {

@@ -4,8 +4,14 @@
 //! and its receipt is made exactly once, at the first of: the end of the stream, an
 //! error in it, or the caller dropping it. Compute is billed from sending the request
 //! to the last part, for a stream that ended (a caller that keeps it after its last
-//! part is not the model's time), else to the error or the drop: the endpoint was
-//! busy generating until then, whether the caller read every part or not.
+//! part is not the model's time), else to the error or the drop. Parts are timed
+//! when `recv()` hands them over: a caller that reads slowly is billed for the time
+//! it took, as sagemeter sees no part before it is read.
+//!
+//! The stream is handed over as soon as SageMaker answers, even on the first call
+//! to an endpoint whose profile and rates are still being found: its end then
+//! waits for them (`recv()` returns the end once they are), and that wait is not
+//! billed.
 
 use super::call::{Call, CallRequest, MeteredOperation, Receipt};
 use super::invoke::delegate_setters;
@@ -130,8 +136,9 @@ impl InvokeEndpointWithResponseStream {
     }
 }
 
-/// Measure (the initial response, while discovery and pricing run alongside) →
-/// hand the stream over; the rest of the flow runs when the stream ends.
+/// Measure the initial response → hand the stream over at once (the endpoint's
+/// profile and rates, when not at hand, are found meanwhile); the rest of the flow
+/// runs when the stream ends.
 /// `InvokeEndpointWithResponseStream` through the call pipeline ([`Call`]): what it
 /// adds is a receipt made when the stream ends, fails or is dropped.
 #[inline]
@@ -173,6 +180,7 @@ async fn invoke_endpoint_with_response_stream(
                 usage,
                 tokens,
                 last_part_at: None,
+                ended_at: None,
             };
             Ok(MeteredResponseStream::new(output, call))
         }
@@ -220,6 +228,9 @@ struct StreamCall {
     /// When `recv()` handed over the latest part: on the monotonic clock, and on
     /// the meter's.
     last_part_at: Option<(Instant, SystemTime)>,
+    /// When it ended, failed or was dropped, once known: its receipt may be made
+    /// a little later, once its endpoint's rates are found.
+    ended_at: Option<(Instant, SystemTime)>,
 }
 
 impl StreamCall {
@@ -237,23 +248,37 @@ impl StreamCall {
         self.tokens.push(bytes);
     }
 
+    /// Notes when the stream ended, failed or was dropped (the first time only):
+    /// now.
+    fn end_now(&mut self) {
+        if self.ended_at.is_none() {
+            self.ended_at = Some((Instant::now(), self.receipt.meter().now()));
+        }
+    }
+
     /// The receipt, now. Consumes the call: a stream has one receipt.
     ///
     /// A stream that ended is billed to its last part (its end carries no work,
     /// and the caller may have kept it long after), and leaves the sharing clock
-    /// then; one that failed or was dropped, to now.
-    fn finish(self, outcome: Outcome, note: Option<String>) -> Cost {
+    /// then; one that failed or was dropped, to when that happened.
+    fn finish(mut self, outcome: Outcome, note: Option<String>) -> Cost {
+        self.end_now();
         let StreamCall {
             mut receipt,
             request_id,
             mut usage,
             mut tokens,
             last_part_at,
+            ended_at,
         } = self;
-        let ended = match (outcome, last_part_at) {
-            (Outcome::Ok, Some((last, wall))) => {
+        let ended = match (outcome, last_part_at, ended_at) {
+            (Outcome::Ok, Some((last, wall)), _) => {
                 receipt.leave_clock_at(wall);
                 last
+            }
+            (_, _, Some((at, wall))) => {
+                receipt.leave_clock_at(wall);
+                at
             }
             _ => Instant::now(),
         };
@@ -296,6 +321,7 @@ impl MeteredResponseStream {
                 call: Some(call),
                 cost: None,
                 receipt,
+                held: None,
             },
             content_type,
             invoked_production_variant,
@@ -375,6 +401,9 @@ pub struct MeteredEventReceiver {
     call: Option<StreamCall>,
     cost: Option<Cost>,
     receipt: watch::Sender<Option<Cost>>,
+    /// The stream's last event (its end or failure), kept while the receipt waits
+    /// for the endpoint's rates: a `recv()` dropped meanwhile hands it over next.
+    held: Option<StreamEvent>,
 }
 
 impl fmt::Debug for MeteredEventReceiver {
@@ -390,7 +419,26 @@ impl MeteredEventReceiver {
     /// The next event, exactly as the SDK's `EventReceiver::recv` returns it
     /// (`Ok(None)` at the end of the stream).
     pub async fn recv(&mut self) -> StreamEvent {
-        let event = self.inner.recv().await;
+        let event = match self.held.take() {
+            Some(event) => event,
+            None => self.inner.recv().await,
+        };
+        // The stream's end or failure, on the first stream to an endpoint whose
+        // rates are still being found: its time is noted now, and its receipt
+        // waits for them (a plain call's answer does the same).
+        if !matches!(event, Ok(Some(_)))
+            && let Some(call) = self.call.as_mut()
+            && !call.receipt.rates_found()
+        {
+            call.end_now();
+            self.held = Some(event);
+            call.receipt.find_rates().await;
+            let Some(event) = self.held.take() else {
+                unreachable!("the held event is taken only here and at the start")
+            };
+            self.measure(&event);
+            return event;
+        }
         self.measure(&event);
         event
     }
@@ -402,8 +450,10 @@ impl MeteredEventReceiver {
     }
 
     /// The receipt, to await. Take it before the stream may be dropped: it resolves
-    /// when the stream ends, fails or is dropped, to `None` only if the stream was
-    /// leaked (`std::mem::forget`).
+    /// when the stream ends, fails or is dropped (a stream dropped while its
+    /// endpoint's rates are still being found: once they are), to `None` only if
+    /// the receipt could not be made (a panic while making it). A stream leaked
+    /// with `std::mem::forget` never resolves it.
     pub fn receipt(&self) -> StreamReceipt {
         StreamReceipt {
             rx: self.receipt.subscribe(),
@@ -426,10 +476,22 @@ impl MeteredEventReceiver {
     }
 
     fn finish(&mut self, outcome: Outcome, note: Option<String>) {
-        if let Some(call) = self.call.take() {
+        let Some(mut call) = self.call.take() else {
+            return;
+        };
+        if call.receipt.rates_found() {
             let cost = call.finish(outcome, note);
             self.receipt.send_replace(Some(cost.clone()));
             self.cost = Some(cost);
+        } else {
+            // Dropped (`recv()` waits for the rates): timed now, priced later.
+            call.end_now();
+            StreamReceiptLater::spawn(LaterReceipt {
+                call,
+                outcome,
+                note,
+                receipt: self.receipt.clone(),
+            });
         }
     }
 
@@ -459,13 +521,64 @@ impl MeteredEventReceiver {
 
 impl Drop for MeteredEventReceiver {
     fn drop(&mut self) {
-        if self.call.is_none() || self.drain_ready() {
-            return;
+        let (outcome, note) = match self.held.take() {
+            // Its end or failure had come; the receipt was waiting for the rates.
+            Some(Ok(None)) => (Outcome::Ok, None),
+            Some(Err(err)) => (Outcome::Error, Some(stream_error_note(&err))),
+            _ => {
+                if self.call.is_none() || self.drain_ready() {
+                    return;
+                }
+                (
+                    Outcome::Cancelled,
+                    Some("cancelled: the caller dropped the stream before it ended".to_owned()),
+                )
+            }
+        };
+        self.finish(outcome, note);
+    }
+}
+
+/// The receipt of a stream that ended while its endpoint's rates were still being
+/// found, and that cannot wait for them (dropped): made in the background once they
+/// are. Dropped before (the meter shut down, no runtime), it is made at once on the
+/// rates at hand, saying so, so that the totals, budgets and sinks still count it.
+struct StreamReceiptLater(Option<LaterReceipt>);
+
+/// What a receipt made later needs: the call, how it ended, and where its receipt
+/// goes.
+struct LaterReceipt {
+    call: StreamCall,
+    outcome: Outcome,
+    note: Option<String>,
+    receipt: watch::Sender<Option<Cost>>,
+}
+
+impl StreamReceiptLater {
+    fn spawn(later: LaterReceipt) {
+        let background = later.call.receipt.meter().inner.background.clone();
+        // Refused, the task is dropped unrun, and the receipt made then.
+        background.spawn(StreamReceiptLater(Some(later)).run());
+    }
+
+    async fn run(mut self) {
+        if let Some(later) = self.0.as_mut() {
+            later.call.receipt.find_rates().await;
         }
-        self.finish(
-            Outcome::Cancelled,
-            Some("cancelled: the caller dropped the stream before it ended".to_owned()),
-        );
+        self.make();
+    }
+
+    fn make(&mut self) {
+        if let Some(later) = self.0.take() {
+            let cost = later.call.finish(later.outcome, later.note);
+            later.receipt.send_replace(Some(cost));
+        }
+    }
+}
+
+impl Drop for StreamReceiptLater {
+    fn drop(&mut self) {
+        self.make();
     }
 }
 
@@ -510,7 +623,8 @@ impl StreamReceipt {
         self.rx.borrow().clone()
     }
 
-    /// Waits for the receipt; `None` only if the stream was leaked.
+    /// Waits for the receipt; `None` only if it could not be made (see
+    /// [`MeteredEventReceiver::receipt`]).
     pub async fn wait(mut self) -> Option<Cost> {
         let made = self.rx.wait_for(Option::is_some).await;
         made.ok().and_then(|cost| cost.clone())

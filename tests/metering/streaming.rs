@@ -1170,3 +1170,111 @@ async fn a_stream_through_the_interceptor_is_refused_on_a_spent_budget_and_other
     }
     assert!(refused, "{err:?}");
 }
+
+/// The first stream to an endpoint whose rates are still being found (the Price
+/// List slow to answer) is handed over at once and timed as its parts come; its
+/// end waits for the rates, and that wait is not billed.
+#[tokio::test]
+async fn a_stream_is_handed_over_at_once_while_its_rates_are_still_being_found() {
+    const GATED: &str = "gated-llm";
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let h = harness(
+        |_| Script::new().parts(openai_parts()),
+        |b| {
+            b.endpoint_profile(EndpointProfile::new(
+                GATED,
+                vec![VariantProfile::instance(VARIANT, "ml.m5.xlarge", 1)],
+            ))
+            .price_source(crate::support::GatedPrices { gate: gate.clone() })
+        },
+    )
+    .await;
+    let opened = std::time::Instant::now();
+    // The Price List has not answered: the stream is handed over all the same (it
+    // was held until the rates were found).
+    let mut response = tokio::time::timeout(Duration::from_secs(5), open(&h.client, GATED))
+        .await
+        .expect("handed over without waiting for the rates");
+    // Every part comes; the end waits for the rates (a recv() given up on meanwhile
+    // hands the end over the next time).
+    let mut parts = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), response.body.recv()).await {
+            Ok(Ok(Some(ResponseStream::PayloadPart(_)))) => parts += 1,
+            Ok(other) => panic!("the end came before the rates: {other:?}"),
+            Err(_) => break,
+        }
+    }
+    assert_eq!(parts, 5);
+    assert!(response.cost().is_none(), "no receipt before the rates");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    gate.add_permits(1_000);
+    let held = opened.elapsed();
+    let end = tokio::time::timeout(Duration::from_secs(5), response.body.recv())
+        .await
+        .expect("the end, once the rates are found");
+    assert!(matches!(end, Ok(None)), "{end:?}");
+    let cost = response.cost().expect("a receipt at the end").clone();
+    let u = &cost.usage;
+    assert_eq!((u.outcome, u.parts), (Outcome::Ok, Some(5)));
+    // Billed to the last part, not to when the rates came (held ≥ 700 ms).
+    assert!(
+        u.latency + Duration::from_millis(500) < held,
+        "{:?} vs {held:?}",
+        u.latency
+    );
+    // Priced on the rate found: latency h × 0.23 USD/h.
+    let compute = line(&cost, LineItem::Compute);
+    assert_eq!(
+        compute.cost_usd(),
+        Some(r12(hours(u.latency) * dec("0.23"))),
+        "{cost:?}"
+    );
+    assert_eq!(h.receipts.all().len(), 1);
+}
+
+/// A stream dropped while its endpoint's rates are still being found gets its one
+/// receipt all the same, priced once they are, timed to the drop.
+#[tokio::test]
+async fn a_stream_dropped_before_its_rates_are_found_is_priced_when_they_are() {
+    const GATED: &str = "gated-llm";
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let h = harness(
+        |_| Script::new().parts(openai_parts()),
+        |b| {
+            b.endpoint_profile(EndpointProfile::new(
+                GATED,
+                vec![VariantProfile::instance(VARIANT, "ml.m5.xlarge", 1)],
+            ))
+            .price_source(crate::support::GatedPrices { gate: gate.clone() })
+        },
+    )
+    .await;
+    let mut response = tokio::time::timeout(Duration::from_secs(5), open(&h.client, GATED))
+        .await
+        .expect("handed over without waiting for the rates");
+    let first = response.body.recv().await;
+    assert!(matches!(first, Ok(Some(_))), "{first:?}");
+    let receipt = response.receipt();
+    drop(response);
+    assert!(h.receipts.all().is_empty(), "made once the rates are found");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.add_permits(1_000);
+    let cost = tokio::time::timeout(Duration::from_secs(5), receipt)
+        .await
+        .expect("the receipt, once the rates are found")
+        .expect("a receipt");
+    // The parts that had arrived are read at the drop: the whole stream, `ok`, or
+    // cancelled when they had not; either way timed to the drop, not the rates.
+    assert!(
+        cost.usage.latency < Duration::from_millis(300),
+        "{:?}",
+        cost.usage.latency
+    );
+    let compute = line(&cost, LineItem::Compute);
+    assert_eq!(
+        compute.cost_usd(),
+        Some(r12(hours(cost.usage.latency) * dec("0.23")))
+    );
+    assert_eq!(h.receipts.all().len(), 1);
+}
