@@ -66,6 +66,11 @@ pub const MAX_REQUEST_BYTES: usize = 25_000_000;
 /// larger input goes to S3, named by `input_location`).
 pub const MAX_ASYNC_INLINE_BYTES: usize = 128_000;
 
+/// Largest input an asynchronous inference takes (1 GB, in S3), as stated with
+/// `input_bytes`: a larger size is a mistake, refused rather than billed (each GB
+/// is data processed).
+pub const MAX_ASYNC_INPUT_BYTES: u64 = 1_000_000_000;
+
 /// What differs between the metered operations; everything else is [`Call`]'s.
 pub(crate) trait MeteredOperation {
     /// The SDK operation's error.
@@ -293,7 +298,15 @@ impl Call {
             Some(n) => Some(n as u64),
             // Only an async submission's input can be elsewhere (in S3, of the size
             // given, if any); any other call without a body sends none.
-            None if O::OPERATION == Operation::InvokeEndpointAsync => bytes_in,
+            None if O::OPERATION == Operation::InvokeEndpointAsync => match bytes_in {
+                Some(stated) if stated > MAX_ASYNC_INPUT_BYTES => {
+                    return Err(Begin::Refused(Error::InvalidRequest(format!(
+                        "input_bytes is {stated}; an asynchronous inference's input is at \
+                         most {MAX_ASYNC_INPUT_BYTES} bytes (1 GB)"
+                    ))));
+                }
+                stated => stated,
+            },
             None => Some(0),
         };
         let span = call_span(&endpoint, O::OPERATION);

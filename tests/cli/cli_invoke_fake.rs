@@ -461,6 +461,20 @@ async fn input_bytes_with_a_body_is_refused_not_ignored() {
     refused_unsent(&args, &["--input-bytes", "--body"]).await;
 }
 
+/// An input larger than SageMaker takes (1 GB) is a mistake, not 0.016 USD a GB
+/// of data in to bill (18,446,744,073,709,551,615 bytes read as 274 million USD).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_input_size_beyond_what_sagemaker_takes_is_refused() {
+    let args = [
+        "--async",
+        "--input-location",
+        "s3://b/in.json",
+        "--input-bytes",
+        "18446744073709551615",
+    ];
+    refused_unsent(&args, &["--input-bytes", "0..=1000000000"]).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_profile_in_neither_file_exits_2_sending_nothing() {
     let fake = fake_rt().await;

@@ -3323,6 +3323,44 @@ async fn an_invoke_answered_then_dropped_while_its_price_is_found_is_billed_as_a
 }
 
 #[tokio::test]
+async fn an_async_input_size_beyond_what_sagemaker_takes_is_refused_unsent() {
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    let submit = |bytes: u64| {
+        client
+            .invoke_endpoint_async()
+            .endpoint_name("rt")
+            .input_location("s3://fake-bucket/input/1.json")
+            .input_bytes(bytes)
+            .send()
+    };
+    // One byte past 1 GB: refused before anything is sent, no receipt.
+    let err = submit(1_000_000_001).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidRequest(m) if m.contains("at most 1000000000 bytes")),
+        "{err:?}"
+    );
+    assert_eq!(
+        fake.state
+            .async_submissions
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    assert!(receipts.all().is_empty());
+    // 1 GB is taken: 10^9 / 2^30 GB × 0.016 USD of data in.
+    let submitted = submit(1_000_000_000).await.unwrap();
+    assert_eq!(
+        line(submitted.cost(), LineItem::DataIn).cost_usd(),
+        Some(r12(dec("1000000000") / dec("1073741824") * dec("0.016")))
+    );
+}
+
+#[tokio::test]
 async fn an_async_submission_accepted_then_dropped_while_its_price_is_found_keeps_its_receipt() {
     let fake = fake_with_demo_endpoints().await;
     // A silent control plane: discovery gives up after 2 s; the submission is

@@ -122,10 +122,11 @@ pub struct InvokeArgs {
     #[arg(long, value_name = "S3_URI", requires = "submit_async")]
     pub input_location: Option<String>,
 
-    /// With --async and --input-location: the input's size in bytes, to bill data in.
+    /// With --async and --input-location: the input's size in bytes, to bill data in
+    /// (at most 1 GB, SageMaker's limit).
     #[arg(long, value_name = "BYTES", requires = "input_location", conflicts_with = "body",
           allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u64).range(0..))]
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub input_bytes: Option<u64>,
 
     /// Append each call's receipt to this JSON Lines ledger (created 0600); a
