@@ -162,6 +162,7 @@ impl InvokeEndpointAsync {
             *request.get_request_ttl_seconds(),
             *request.get_invocation_timeout_seconds(),
         );
+        let processing_limit = invocation_timeout(*request.get_invocation_timeout_seconds());
         let call = CallRequest::new(
             request.get_endpoint_name(),
             request.get_body().as_ref(),
@@ -220,6 +221,7 @@ impl InvokeEndpointAsync {
             submitted_at: DateTime::<Utc>::from(started_at),
             variant: cost.variant.clone(),
             tags,
+            invocation_timeout_seconds: Some(processing_limit.as_secs()),
             hold: Hold(hold),
         };
         Ok(AsyncInvocation {
@@ -275,17 +277,29 @@ pub(crate) const DROPPED_SUBMISSION_NOTE: &str = "submission dropped by the call
 /// their default (≤ 0) or cap (above it).
 pub(crate) fn async_lifetime(ttl_seconds: Option<i32>, timeout_seconds: Option<i32>) -> Duration {
     const TTL_MAX: u64 = 6 * 3600;
-    const TIMEOUT_DEFAULT: u64 = 15 * 60;
-    const TIMEOUT_MAX: u64 = 3600;
-    let seconds = |set: Option<i32>, default: u64, max: u64| {
-        set.and_then(|s| u64::try_from(s).ok())
-            .filter(|s| *s > 0)
-            .map_or(default, |s| s.min(max))
-    };
-    Duration::from_secs(
-        seconds(ttl_seconds, TTL_MAX, TTL_MAX)
-            + seconds(timeout_seconds, TIMEOUT_DEFAULT, TIMEOUT_MAX),
-    )
+    Duration::from_secs(seconds_or(ttl_seconds, TTL_MAX, TTL_MAX))
+        + invocation_timeout(timeout_seconds)
+}
+
+/// The most SageMaker lets the model work on an asynchronous request:
+/// `InvocationTimeoutSeconds` (default 900 s, at most 3,600 s).
+fn invocation_timeout(timeout_seconds: Option<i32>) -> Duration {
+    Duration::from_secs(seconds_or(
+        timeout_seconds,
+        TIMEOUT_DEFAULT_S,
+        TIMEOUT_MAX_S,
+    ))
+}
+
+/// `InvocationTimeoutSeconds`' default and most (AWS's `InvokeEndpointAsync`).
+const TIMEOUT_DEFAULT_S: u64 = 15 * 60;
+const TIMEOUT_MAX_S: u64 = 3600;
+
+/// A request's seconds as set (positive), at most `max`, else `default`.
+fn seconds_or(set: Option<i32>, default: u64, max: u64) -> u64 {
+    set.and_then(|s| u64::try_from(s).ok())
+        .filter(|s| *s > 0)
+        .map_or(default, |s| s.min(max))
 }
 
 /// `InvokeEndpointAsync`'s part of the call pipeline: a failed submission is never
@@ -381,6 +395,11 @@ pub struct PendingInference {
     variant: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     tags: BTreeMap<String, String>,
+    /// The request's `InvocationTimeoutSeconds` (its default when not set): the most
+    /// the model can have worked on it, so the most a completion time can bill.
+    /// Absent in invocations kept by earlier versions: the most AWS allows then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    invocation_timeout_seconds: Option<u64>,
     /// The budget estimate still held for the invocation (this process only).
     #[serde(skip)]
     hold: Hold,
@@ -482,7 +501,11 @@ impl<'a> AsyncCompletion<'a> {
         Self::with(BilledDuration::Processing(duration))
     }
 
-    /// The output landed at `at`; billed time = `at` − submission (queue included).
+    /// The output landed at `at`; billed time = `at` − submission (queue included),
+    /// at most the request's `InvocationTimeoutSeconds` (900 s unless set): the
+    /// model cannot have worked on it longer, and the rest was queue time (a note
+    /// says so). Prefer [`processed_for`](Self::processed_for) when the processing
+    /// time is known.
     pub fn completed_at(at: SystemTime) -> Self {
         Self::with(BilledDuration::CompletedAt(at))
     }
@@ -517,7 +540,8 @@ impl<'a> AsyncCompletion<'a> {
     }
 
     /// The inference failed (its error is at the failure location). Its time is
-    /// billed all the same; the receipt's outcome is `error`.
+    /// billed all the same; the receipt's outcome is `error`. A request that expired
+    /// in the queue, never processed, is `processed_for(Duration::ZERO).failed()`.
     pub fn failed(mut self) -> Self {
         self.failed = true;
         self
@@ -717,6 +741,7 @@ impl Settlement {
             submitted_at,
             variant,
             tags,
+            invocation_timeout_seconds,
             hold,
             ..
         } = pending;
@@ -739,7 +764,22 @@ impl Settlement {
                     "billed time runs from submission to completion (queue time included)"
                         .to_owned(),
                 );
-                at.duration_since(submitted).unwrap_or_else(|_| {
+                let limit =
+                    Duration::from_secs(invocation_timeout_seconds.unwrap_or(TIMEOUT_MAX_S));
+                let since = at.duration_since(submitted);
+                if let Ok(waited) = since
+                    && waited > limit
+                {
+                    // Past the invocation timeout the request was in the queue: the
+                    // model worked on it for that long at the most.
+                    notes.push(format!(
+                        "billed the invocation timeout ({} s), the most the model can have \
+                         worked on it: the rest of the {} s since submission was queue time",
+                        limit.as_secs(),
+                        waited.as_secs()
+                    ));
+                }
+                since.map(|waited| waited.min(limit)).unwrap_or_else(|_| {
                     // Another host's clock (or the notification's) is behind the
                     // submitting host's: how long the model worked is not known. The
                     // reason stays the same text for every such settlement (it is

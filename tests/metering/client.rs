@@ -567,6 +567,53 @@ async fn a_call_whose_endpoint_cannot_be_described_still_bills_its_data_never_a_
 }
 
 #[tokio::test]
+async fn a_completion_hours_after_submission_bills_at_most_the_invocation_timeout() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = rt_on_one_m5(&fake).await.build().unwrap();
+    let six_hours = Duration::from_secs(6 * 3600);
+    let compute_hours = |cost: &Cost| line(cost, LineItem::Compute).quantity;
+    // Queued for hours, then processed: the model can have worked on it for the
+    // invocation timeout at the most (AWS's default 900 s = 0.25 h), not 6 h.
+    let submitted = submit_async(&client, "rt", 1024).await;
+    let landed = std::time::SystemTime::from(submitted.pending().submitted_at()) + six_hours;
+    let cost = submitted
+        .settle(sagemeter::client::AsyncCompletion::completed_at(landed).output_bytes(2048))
+        .await;
+    assert_eq!(compute_hours(&cost), dec("0.25"));
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n.contains("billed the invocation timeout (900 s)")
+                && n.contains("21600 s since submission was queue time")),
+        "{:?}",
+        cost.notes
+    );
+    // A request's own timeout (60 s) is the bound: 60 / 3,600 h.
+    let submitted = client
+        .invoke_endpoint_async()
+        .endpoint_name("rt")
+        .input_location("s3://fake-bucket/input/2.json")
+        .input_bytes(1024)
+        .invocation_timeout_seconds(60)
+        .send()
+        .await
+        .unwrap();
+    let landed = std::time::SystemTime::from(submitted.pending().submitted_at()) + six_hours;
+    let cost = submitted
+        .settle(sagemeter::client::AsyncCompletion::completed_at(landed).output_bytes(2048))
+        .await;
+    assert_eq!(compute_hours(&cost), (dec("60") / dec("3600")).normalize());
+    // Within the timeout, the whole time is billed: 120 s = 1/30 h.
+    let submitted = submit_async(&client, "rt", 1024).await;
+    let landed =
+        std::time::SystemTime::from(submitted.pending().submitted_at()) + Duration::from_secs(120);
+    let cost = submitted
+        .settle(sagemeter::client::AsyncCompletion::completed_at(landed).output_bytes(2048))
+        .await;
+    assert_eq!(compute_hours(&cost), (dec("120") / dec("3600")).normalize());
+}
+
+#[tokio::test]
 async fn a_completion_before_its_submission_leaves_compute_unpriced_not_zero() {
     let fake = fake_with_demo_endpoints().await;
     let client = rt_on_one_m5(&fake).await.build().unwrap();
