@@ -313,22 +313,20 @@ impl Budget {
     /// whose receipt is not fully priced counts at no less than its estimate, so
     /// an estimate of $0 is refused.
     pub fn estimate(mut self, estimate: Estimate) -> Result<Self> {
-        let bad = match estimate {
-            Estimate::RecentMax { calls, initial_usd } => {
-                calls == 0
-                    || calls > MAX_RECENT_CALLS
-                    || initial_usd.is_sign_negative()
-                    || initial_usd > MAX_BUDGET_USD
-            }
-            Estimate::Fixed { usd } => usd.is_sign_negative() || usd > MAX_BUDGET_USD,
+        let amount = |what: &str, usd: Decimal| {
+            (usd.is_sign_negative() || usd > MAX_BUDGET_USD).then(|| {
+                format!("{what} of ${usd} is out of range: above $0, up to $1,000,000,000,000")
+            })
         };
-        if bad {
-            return Err(ConfigError::new(
-                "Budget::estimate",
-                format!("invalid budget estimate {estimate:?}"),
-            )
-            .hint("needs 1 to 10,000 calls, and amounts above 0 up to 1,000,000,000,000 USD")
-            .into());
+        let bad = match estimate {
+            Estimate::RecentMax { calls, .. } if calls == 0 || calls > MAX_RECENT_CALLS => Some(
+                format!("a recent maximum over {calls} calls is out of range: 1 to 10,000"),
+            ),
+            Estimate::RecentMax { initial_usd, .. } => amount("an initial estimate", initial_usd),
+            Estimate::Fixed { usd } => amount("a fixed estimate", usd),
+        };
+        if let Some(problem) = bad {
+            return Err(ConfigError::new("Budget::estimate", problem).into());
         }
         // A call that could not be priced counts at its estimate: at $0, an
         // endpoint without a price would spend nothing of the limit.

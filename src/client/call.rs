@@ -66,10 +66,10 @@ pub const MAX_REQUEST_BYTES: usize = 25_000_000;
 /// larger input goes to S3, named by `input_location`).
 pub const MAX_ASYNC_INLINE_BYTES: usize = 128_000;
 
-/// Largest input an asynchronous inference takes (1 GB, in S3), as stated with
-/// `input_bytes`: a larger size is a mistake, refused rather than billed (each GB
-/// is data processed).
-pub const MAX_ASYNC_INPUT_BYTES: u64 = 1_000_000_000;
+/// Largest input an asynchronous inference takes (AWS: "up to 1 GB"; taken as
+/// 2³⁰ bytes, the larger reading), as stated with `input_bytes`: a larger size is a
+/// mistake, refused rather than billed (each GB is data processed).
+pub const MAX_ASYNC_INPUT_BYTES: u64 = 1 << 30;
 
 /// What differs between the metered operations; everything else is [`Call`]'s.
 pub(crate) trait MeteredOperation {

@@ -472,7 +472,48 @@ async fn an_input_size_beyond_what_sagemaker_takes_is_refused() {
         "--input-bytes",
         "18446744073709551615",
     ];
-    refused_unsent(&args, &["--input-bytes", "0..=1000000000"]).await;
+    refused_unsent(&args, &["--input-bytes", "0..=1073741824"]).await;
+}
+
+/// A tag budget that no call carries (the CLI's calls carry only --tag tags)
+/// would limit nothing: refused, saying which --tag it needs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tag_budget_no_call_carries_is_refused() {
+    let args = ["--body", "{}", "--budget", "tag:team=search=0.00001/day"];
+    refused_unsent(
+        &args,
+        &["no call carries that tag", "add --tag team=search"],
+    )
+    .await;
+    // Compared exactly: `Search` is another value.
+    let args = [
+        "--body",
+        "{}",
+        "--tag",
+        "team=Search",
+        "--budget",
+        "tag:team=search=0.00001/day",
+    ];
+    refused_unsent(&args, &["add --tag team=search"]).await;
+}
+
+/// An estimate out of range names the flag and the range, not the library's types.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_estimate_out_of_range_names_the_flag() {
+    let args = [
+        "--body",
+        "{}",
+        "--budget",
+        "endpoint=1/day",
+        "--estimate",
+        "10000000000000",
+    ];
+    let stderr = refused_unsent(
+        &args,
+        &["--estimate: a fixed estimate of $10000000000000 is out of range"],
+    )
+    .await;
+    assert!(!stderr.contains("Fixed {"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3386,10 +3386,10 @@ async fn an_async_input_size_beyond_what_sagemaker_takes_is_refused_unsent() {
             .input_bytes(bytes)
             .send()
     };
-    // One byte past 1 GB: refused before anything is sent, no receipt.
-    let err = submit(1_000_000_001).await.unwrap_err();
+    // One byte past 1 GB (2^30 bytes): refused before anything is sent, no receipt.
+    let err = submit((1 << 30) + 1).await.unwrap_err();
     assert!(
-        matches!(&err, Error::InvalidRequest(m) if m.contains("at most 1000000000 bytes")),
+        matches!(&err, Error::InvalidRequest(m) if m.contains("at most 1073741824 bytes")),
         "{err:?}"
     );
     assert_eq!(
@@ -3399,11 +3399,11 @@ async fn an_async_input_size_beyond_what_sagemaker_takes_is_refused_unsent() {
         0
     );
     assert!(receipts.all().is_empty());
-    // 1 GB is taken: 10^9 / 2^30 GB × 0.016 USD of data in.
-    let submitted = submit(1_000_000_000).await.unwrap();
+    // 1 GB is taken: 1 GB × 0.016 USD of data in.
+    let submitted = submit(1 << 30).await.unwrap();
     assert_eq!(
         line(submitted.cost(), LineItem::DataIn).cost_usd(),
-        Some(r12(dec("1000000000") / dec("1073741824") * dec("0.016")))
+        Some(dec("0.016"))
     );
 }
 

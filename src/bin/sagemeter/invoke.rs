@@ -126,7 +126,7 @@ pub struct InvokeArgs {
     /// (at most 1 GB, SageMaker's limit).
     #[arg(long, value_name = "BYTES", requires = "input_location", conflicts_with = "body",
           allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+          value_parser = clap::value_parser!(u64).range(0..=1_073_741_824))]
     pub input_bytes: Option<u64>,
 
     /// Append each call's receipt to this JSON Lines ledger (created 0600); a
@@ -238,14 +238,22 @@ impl BudgetArg {
         &self,
         endpoint: &str,
         estimate: Option<Decimal>,
-    ) -> sagemeter::Result<sagemeter::budget::Budget> {
+    ) -> Result<sagemeter::budget::Budget, String> {
         let scope = self
             .scope
             .clone()
             .unwrap_or_else(|| sagemeter::budget::BudgetScope::endpoint(endpoint));
-        let budget = sagemeter::budget::Budget::enforce(scope, self.period, self.usd)?;
+        // The option's own words (what is wrong, what to do), named by the flag.
+        let said = |flag: &str, e: sagemeter::Error| match e {
+            sagemeter::Error::Config(config) => format!("{flag}: {config}"),
+            e => format!("{flag}: {e}"),
+        };
+        let budget = sagemeter::budget::Budget::enforce(scope, self.period, self.usd)
+            .map_err(|e| said("--budget", e))?;
         match estimate {
-            Some(usd) => budget.estimate(sagemeter::budget::Estimate::Fixed { usd }),
+            Some(usd) => budget
+                .estimate(sagemeter::budget::Estimate::Fixed { usd })
+                .map_err(|e| said("--estimate", e)),
             None => Ok(budget),
         }
     }
@@ -545,9 +553,20 @@ pub async fn run(
         builder = builder.default_tag(key, value);
     }
     for budget in &args.budgets {
+        // The CLI's calls carry only the --tag tags: a tag budget none of them
+        // names covers no call, and would enforce nothing.
+        if let Some(sagemeter::budget::BudgetScope::Tag { key, value }) = &budget.scope
+            && args.tags.iter().all(|(k, v)| k != key || v != value)
+        {
+            return Err(CliError::Usage(format!(
+                "--budget tag:{key}={value}=…: no call carries that tag, so the budget would \
+                 limit nothing; add --tag {key}={value} (tags are compared exactly, case \
+                 included)"
+            )));
+        }
         let budget = budget
             .budget(&args.endpoint, args.estimate)
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+            .map_err(CliError::Usage)?;
         builder = builder.budget(budget);
     }
     #[cfg(feature = "fleet")]
