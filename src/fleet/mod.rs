@@ -138,6 +138,7 @@ pub use table::{EXPIRES_AT, PK, SK};
 
 use crate::budget::BudgetMode;
 use crate::config_error::ConfigError;
+use rust_decimal::Decimal;
 use std::time::Duration;
 
 /// The longest [`FleetConfig::flush_every`]: an hour (running totals and leases
@@ -277,6 +278,21 @@ impl FleetConfig {
                 ConfigError::new(OPTION, reason)
                     .hint("its table item would be shared with another tag's")
             })?;
+            // The table keeps amounts in pico-USD: a limit that rounds to none there
+            // would refuse every call, and say the limit is $0.
+            let pico = Decimal::new(1, 12);
+            if budget.mode() == BudgetMode::Enforce && budget.limit_usd() < pico {
+                return Err(ConfigError::new(
+                    OPTION,
+                    format!(
+                        "the fleet budget of the {} has a limit of ${}, less than the \
+                         smallest amount the fleet table keeps ($0.000000000001)",
+                        budget.scope(),
+                        budget.limit_usd()
+                    ),
+                )
+                .hint("set a limit of at least $0.000000000001"));
+            }
             // A scope and period has one item, which holds one lease per process:
             // two enforced budgets of it would lease from one committed sum, each
             // refusing calls at a fraction of its limit.
@@ -425,6 +441,32 @@ mod tests {
                 enforce(BudgetScope::endpoint("other"), BudgetPeriod::Day, "1"),
                 Budget::alert(chat(), BudgetPeriod::Day, usd("0.5")).unwrap(),
             ])
+            .unwrap();
+    }
+
+    #[test]
+    fn a_fleet_limit_below_a_pico_dollar_is_refused_not_kept_as_zero() {
+        use crate::budget::{Budget, BudgetPeriod, BudgetScope};
+        let enforce = |limit: &str| {
+            Budget::enforce(
+                BudgetScope::endpoint("chat"),
+                BudgetPeriod::Day,
+                limit.parse().unwrap(),
+            )
+            .unwrap()
+        };
+        // 10^-13 USD is 0.1 pico-USD: the table would keep a limit of 0.
+        let err = FleetConfig::dynamodb("fleet")
+            .validate(&[enforce("0.0000000000001")])
+            .unwrap_err();
+        assert!(
+            err.problem
+                .contains("less than the smallest amount the fleet table keeps"),
+            "{err}"
+        );
+        // One pico-USD is kept.
+        FleetConfig::dynamodb("fleet")
+            .validate(&[enforce("0.000000000001")])
             .unwrap();
     }
 
