@@ -113,9 +113,12 @@ pub enum Error {
     InvalidRequest(String),
     /// An enforced budget has no room for this call's estimated cost. Nothing was sent.
     #[error(
-        "budget exceeded for {scope}: the call's estimate of ${estimate} does not fit \
-         (limit ${limit}, spent ${spent}, reserved and not spent yet ${reserved}); the \
-         request was not sent"
+        "budget exceeded for {scope}: the call's estimate of ${} does not fit (limit ${}, \
+         spent ${}, reserved and not spent yet ${}); the request was not sent",
+        .estimate.normalize(),
+        .limit.normalize(),
+        .spent.normalize(),
+        .reserved.normalize()
     )]
     BudgetExceeded {
         /// The budget's scope (e.g. `endpoint chat-prod`).

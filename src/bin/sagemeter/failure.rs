@@ -40,10 +40,21 @@ pub fn describe(error: &sagemeter::Error) -> String {
         sagemeter::Error::UnknownEndpoint { .. } => {
             without_identity(&sagemeter::redact::error_chain(error))
         }
-        // A refusal is the estimate not fitting: say how to state a truer one.
-        sagemeter::Error::BudgetExceeded { .. } => format!(
-            "{}; --estimate states what each call is assumed to cost",
-            sagemeter::redact::error_chain(error)
+        // A refusal is the estimate not fitting: when room was left, say how to
+        // state a truer one; when none was, that the period's budget is spent.
+        sagemeter::Error::BudgetExceeded {
+            limit,
+            spent,
+            reserved,
+            ..
+        } => format!(
+            "{}; {}",
+            sagemeter::redact::error_chain(error),
+            if spent + reserved >= *limit {
+                "nothing of the limit is left for this period"
+            } else {
+                "--estimate states what each call is assumed to cost"
+            }
         ),
         other => sagemeter::redact::error_chain(other),
     }
@@ -94,4 +105,42 @@ where
     }
     text.push_str(&sagemeter::redact::service_message(code, service.message()));
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+    use sagemeter::Decimal;
+
+    fn refusal(limit: &str, spent: &str, reserved: Decimal) -> String {
+        describe(&sagemeter::Error::BudgetExceeded {
+            scope: "endpoint chat".into(),
+            estimate: "0.30".parse().unwrap(),
+            limit: limit.parse().unwrap(),
+            spent: spent.parse().unwrap(),
+            reserved,
+        })
+    }
+
+    #[test]
+    fn a_refusal_says_whether_room_was_left_and_writes_amounts_without_trailing_zeros() {
+        // $0.50 of $1 spent: the $0.30 estimate would fit a truer one; the reserved
+        // $0 (kept at 8 places) is written as 0.
+        let room = refusal("1", "0.75", Decimal::new(0, 8));
+        assert_eq!(
+            room,
+            "budget exceeded for endpoint chat: the call's estimate of $0.3 does not fit \
+             (limit $1, spent $0.75, reserved and not spent yet $0); the request was not \
+             sent; --estimate states what each call is assumed to cost"
+        );
+        // All of it spent: no estimate fits, and the hint would mislead.
+        let spent = refusal("1", "1.0", Decimal::ZERO);
+        assert!(
+            spent.ends_with(
+                "spent $1, reserved and not spent yet $0); the request was not \
+                             sent; nothing of the limit is left for this period"
+            ),
+            "{spent}"
+        );
+    }
 }
