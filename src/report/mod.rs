@@ -55,6 +55,11 @@
 //!   one whose submission and settlement both have one counts twice);
 //!   `unpriced_share` = unpriced_calls ÷ calls, at most 1. When it is not zero,
 //!   cost figures are lower bounds.
+//! - **Async not settled here**: `unsettled_async_calls` counts submissions (not
+//!   failed ones) beyond the settlements in the ledgers, whose compute, billed at
+//!   settlement, is in no figure: cost figures are then lower bounds;
+//!   `settlements_without_submission` counts settlements beyond the submissions
+//!   (submitted in other ledgers or before the range): cost without a call.
 //! - **errors** / **cancelled**: calls whose outcome was `error` / `cancelled`
 //!   (they are included in every other figure: a failed call still cost money).
 //!   An asynchronous invocation is an error when its submission failed (it then
@@ -505,6 +510,10 @@ impl ReportOptions {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// The figures of one group (or of all calls). See the module docs for definitions.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -541,6 +550,15 @@ pub struct GroupSummary {
     pub errors: u64,
     /// Calls cancelled by the caller.
     pub cancelled: u64,
+    /// Asynchronous invocations submitted in these ledgers whose settlement is not
+    /// in them (more submissions than settlements): their compute, billed at
+    /// settlement, is in no figure, so cost figures are lower bounds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unsettled_async_calls: u64,
+    /// Settlements in these ledgers beyond their submissions (invocations submitted
+    /// elsewhere, or before the range): cost without a call counted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub settlements_without_submission: u64,
     /// Start of the first call.
     pub first_at: Option<DateTime<Utc>>,
     /// Start of the last call.
@@ -708,6 +726,8 @@ struct Acc {
     unpriced_calls: u64,
     errors: u64,
     cancelled: u64,
+    async_submissions: u64,
+    async_settlements: u64,
     first_at: Option<DateTime<Utc>>,
     last_at: Option<DateTime<Utc>>,
     hourly: Hourly,
@@ -768,6 +788,14 @@ impl Acc {
             Outcome::Cancelled => self.cancelled += 1,
             _ => {}
         }
+        match row.part {
+            // A failed submission queued nothing: no settlement is to come.
+            CallPart::AsyncSubmission if row.outcome != Outcome::Error => {
+                self.async_submissions += 1
+            }
+            CallPart::AsyncSettlement => self.async_settlements += 1,
+            _ => {}
+        }
         self.first_at = Some(self.first_at.map_or(row.at, |t| t.min(row.at)));
         self.last_at = Some(self.last_at.map_or(row.at, |t| t.max(row.at)));
         if let Some((hour, slot)) = settled {
@@ -811,6 +839,8 @@ impl Acc {
         self.unpriced_calls += other.unpriced_calls;
         self.errors += other.errors;
         self.cancelled += other.cancelled;
+        self.async_submissions += other.async_submissions;
+        self.async_settlements += other.async_settlements;
         for t in [other.first_at, other.last_at].into_iter().flatten() {
             self.first_at = Some(self.first_at.map_or(t, |f| f.min(t)));
             self.last_at = Some(self.last_at.map_or(t, |l| l.max(t)));
@@ -873,6 +903,12 @@ impl Acc {
             },
             errors: self.errors,
             cancelled: self.cancelled,
+            unsettled_async_calls: self
+                .async_submissions
+                .saturating_sub(self.async_settlements),
+            settlements_without_submission: self
+                .async_settlements
+                .saturating_sub(self.async_submissions),
             first_at: self.first_at,
             last_at: self.last_at,
         };
@@ -1380,6 +1416,21 @@ pub fn render_table(report: &Report) -> String {
         out.push_str(&format!(
             "note: {} of {} calls had unpriced lines: cost figures are lower bounds\n",
             report.total.unpriced_calls, report.total.calls
+        ));
+    }
+    if report.total.unsettled_async_calls > 0 {
+        out.push_str(&format!(
+            "note: {} asynchronous invocation(s) submitted have no settlement in these \
+             ledgers: their compute (billed at settlement) is not counted, so cost figures \
+             are lower bounds\n",
+            report.total.unsettled_async_calls
+        ));
+    }
+    if report.total.settlements_without_submission > 0 {
+        out.push_str(&format!(
+            "note: {} settlement(s) of asynchronous invocations submitted elsewhere (or \
+             before the range) add their cost without a call\n",
+            report.total.settlements_without_submission
         ));
     }
     if report.approximate_percentiles {

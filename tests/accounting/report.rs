@@ -600,6 +600,43 @@ async fn an_async_invocation_is_one_call_with_both_receipts_cost() {
     }
 }
 
+/// Submissions whose settlement is not in the ledgers leave their compute out of
+/// every figure: the report says how many, and that cost figures are lower bounds;
+/// settlements without their submission add cost without a call, and are said too.
+#[test]
+fn async_invocations_not_settled_in_the_ledgers_are_counted_and_said() {
+    let mut receipts = async_invocation("async-1", "ok", Some("ok"));
+    receipts.extend(async_invocation("async-2", "ok", None));
+    receipts.extend(async_invocation("async-3", "ok", None));
+    // A failed submission queued nothing: not waiting for a settlement.
+    receipts.extend(async_invocation("async-4", "error", None));
+    let options = ReportOptions::new(GroupBy::Endpoint);
+    let report = summarize(&receipts, &options).unwrap();
+    assert_eq!(report.total.calls, 4);
+    assert_eq!(report.total.unsettled_async_calls, 2);
+    assert_eq!(report.groups[0].unsettled_async_calls, 2);
+    let json = serde_json::to_value(&report.total).unwrap();
+    assert_eq!(json["unsettled_async_calls"], 2);
+    assert!(json.get("settlements_without_submission").is_none());
+    assert!(
+        render_table(&report).contains(
+            "note: 2 asynchronous invocation(s) submitted have no settlement in these ledgers"
+        ),
+        "{}",
+        render_table(&report)
+    );
+
+    // A settling process's ledger: settlements only, no call counted.
+    let settled: Vec<Cost> = async_invocation("async-5", "ok", Some("ok"))
+        .into_iter()
+        .filter(Cost::is_async_settlement)
+        .collect();
+    let report = summarize(&settled, &options).unwrap();
+    assert_eq!(report.total.calls, 0);
+    assert_eq!(report.total.settlements_without_submission, 1);
+    assert!(render_table(&report).contains("note: 1 settlement(s) of asynchronous invocations"));
+}
+
 /// An asynchronous invocation is an error once, whether its submission failed
 /// (it has no settlement) or its inference did (its settlement says so).
 #[tokio::test]
