@@ -764,8 +764,14 @@ impl Settlement {
                     "billed time runs from submission to completion (queue time included)"
                         .to_owned(),
                 );
-                let limit =
-                    Duration::from_secs(invocation_timeout_seconds.unwrap_or(TIMEOUT_MAX_S));
+                // As AWS takes it (1 to 3,600 s); anything else (a pending
+                // invocation written by hand, or damaged) is not trusted to bill
+                // less: the most AWS allows.
+                let limit = Duration::from_secs(
+                    invocation_timeout_seconds
+                        .filter(|s| (1..=TIMEOUT_MAX_S).contains(s))
+                        .unwrap_or(TIMEOUT_MAX_S),
+                );
                 let since = at.duration_since(submitted);
                 if let Ok(waited) = since
                     && waited > limit

@@ -279,6 +279,17 @@ impl Call {
     ) -> std::result::Result<Call, Begin> {
         let endpoint = required_endpoint(&request.endpoint)?;
         let inline = checked_body_len(request.inline_bytes, O::OPERATION)?;
+        // Checked before anything is reserved: a size that is a mistake is that,
+        // not a budget refusal.
+        if let Some(stated) = request.bytes_in
+            && inline.is_none()
+            && stated > MAX_ASYNC_INPUT_BYTES
+        {
+            return Err(Begin::Refused(Error::InvalidRequest(format!(
+                "input_bytes is {stated}; an asynchronous inference's input is at most \
+                 {MAX_ASYNC_INPUT_BYTES} bytes (1 GB)"
+            ))));
+        }
         // Reserve the estimated cost before anything is sent (enforced budgets).
         let reservation = match reserved.map_or_else(|| meter.reserve(&endpoint, &request.tags), Ok)
         {
@@ -298,15 +309,7 @@ impl Call {
             Some(n) => Some(n as u64),
             // Only an async submission's input can be elsewhere (in S3, of the size
             // given, if any); any other call without a body sends none.
-            None if O::OPERATION == Operation::InvokeEndpointAsync => match bytes_in {
-                Some(stated) if stated > MAX_ASYNC_INPUT_BYTES => {
-                    return Err(Begin::Refused(Error::InvalidRequest(format!(
-                        "input_bytes is {stated}; an asynchronous inference's input is at \
-                         most {MAX_ASYNC_INPUT_BYTES} bytes (1 GB)"
-                    ))));
-                }
-                stated => stated,
-            },
+            None if O::OPERATION == Operation::InvokeEndpointAsync => bytes_in,
             None => Some(0),
         };
         let span = call_span(&endpoint, O::OPERATION);
@@ -378,7 +381,20 @@ impl Call {
             .await;
             (result, latency, answered_at, Rates::Found(prepared))
         } else {
-            send_before_prepare(&parts.meter, &parts.endpoint, parts.started_at, &span, send).await
+            let (result, latency, answered_at, rates) =
+                send_before_prepare(&parts.meter, &parts.endpoint, parts.started_at, &span, send)
+                    .await;
+            // A failed call's receipt and error need the rates now; it left the
+            // clock when SageMaker answered, not once they are found.
+            let rates = match rates {
+                Rates::Later(_) if result.is_err() => {
+                    parts.share.leave_at(answered_at);
+                    let waiting = parts.meter.prepare_waiting(&parts.endpoint);
+                    Rates::Found(waiting.instrument(span.clone()).await)
+                }
+                rates => rates,
+            };
+            (result, latency, answered_at, rates)
         };
         // Off the clock as it answered (the slow path left in `on_answer`): the
         // receipt, tokens counted, comes later, and a time handed to `end` then
@@ -462,8 +478,9 @@ enum Rates {
     Found(Arc<Prepared>),
     /// Still being found: a response stream is handed over as soon as it answers,
     /// and its receipt waits for them when the stream ends
-    /// ([`Receipt::find_rates`]).
-    Later,
+    /// ([`Receipt::find_rates`]). The slot is filled once, by whichever of the
+    /// look-up started at the answer and the receipt's wait gets there first.
+    Later(Arc<tokio::sync::OnceCell<Arc<Prepared>>>),
 }
 
 /// The finish half of a call: everything its receipt needs.
@@ -545,20 +562,22 @@ impl Receipt {
     fn found(&self) -> Option<&Prepared> {
         match &self.prepared {
             Rates::Found(prepared) => Some(prepared),
-            Rates::Later => None,
+            Rates::Later(_) => None,
         }
     }
 
     /// Whether the rates are found, looking again at what is at hand: the receipt
     /// can then be made without waiting.
     pub(crate) fn rates_found(&mut self) -> bool {
-        if let Rates::Later = self.prepared
-            && let Some(prepared) = self
-                .parts
-                .meter
-                .prepare_now(&self.parts.endpoint, self.parts.meter.now())
-        {
-            self.prepared = Rates::Found(prepared);
+        if let Rates::Later(slot) = &self.prepared {
+            let found = slot.get().cloned().or_else(|| {
+                self.parts
+                    .meter
+                    .prepare_now(&self.parts.endpoint, self.parts.meter.now())
+            });
+            if let Some(prepared) = found {
+                self.prepared = Rates::Found(prepared);
+            }
         }
         matches!(self.prepared, Rates::Found(_))
     }
@@ -566,8 +585,11 @@ impl Receipt {
     /// Waits for the endpoint's profile and rates when they were not found by the
     /// time the call answered (a stream handed over at once).
     pub(crate) async fn find_rates(&mut self) {
-        if !self.rates_found() {
-            let prepared = self.parts.meter.prepare(&self.parts.endpoint).await;
+        if !self.rates_found()
+            && let Rates::Later(slot) = &self.prepared
+        {
+            let (meter, endpoint) = (&self.parts.meter, &self.parts.endpoint);
+            let prepared = slot.get_or_init(|| meter.prepare(endpoint)).await.clone();
             self.prepared = Rates::Found(prepared);
         }
     }
@@ -615,7 +637,7 @@ impl Receipt {
             Rates::Found(prepared) => prepared,
             // Made where it could not wait (a stream dropped before its endpoint's
             // rates were found, outside a runtime): priced on what is at hand.
-            Rates::Later => {
+            Rates::Later(_) => {
                 tracing::warn!(target: "sagemeter", endpoint = %parts.endpoint,
                     "a call was priced on the rates at hand, without waiting for the \
                      others: {}", super::meter::NOT_WAITED);
@@ -805,9 +827,9 @@ async fn send_alongside_prepare<T>(
 /// Awaits a response stream's `send` inside `span` and hands the answer over at
 /// once: its parts are the caller's to read from then, and timed as they come. The
 /// endpoint's profile and rates come from the cache on almost every call; else
-/// they are found in the background, and the receipt waits for them when the
-/// stream ends ([`Rates::Later`]). A failed call waits for them here (its receipt
-/// and error need them now), as [`send_alongside_prepare`] does.
+/// their look-up starts now, on its own task, and the receipt takes its answer when
+/// the stream ends ([`Rates::Later`]; a failed call waits for it at once, in
+/// [`Call::send`]).
 async fn send_before_prepare<T, E>(
     meter: &Meter,
     endpoint: &str,
@@ -815,32 +837,28 @@ async fn send_before_prepare<T, E>(
     span: &tracing::Span,
     send: Pin<&mut impl Future<Output = std::result::Result<T, E>>>,
 ) -> (std::result::Result<T, E>, Duration, SystemTime, Rates) {
-    let at_hand = meter.prepare_now(endpoint, started_at);
-    if at_hand.is_none() {
-        // Found while the stream runs: what the receipt will wait for, at its end.
-        let (warming, endpoint) = (meter.clone(), endpoint.to_owned());
-        meter.inner.background.spawn(async move {
-            warming.prepare(&endpoint).await;
-        });
-    }
+    let rates = match meter.prepare_now(endpoint, started_at) {
+        Some(prepared) => Rates::Found(prepared),
+        None => {
+            let slot = Arc::new(tokio::sync::OnceCell::new());
+            // Not the meter's background work: nothing waits for it at shutdown,
+            // and the receipt finds the rates itself when the look-up is gone.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let (slot, meter, endpoint) = (slot.clone(), meter.clone(), endpoint.to_owned());
+                runtime.spawn(async move {
+                    slot.get_or_init(|| meter.prepare(&endpoint)).await;
+                });
+            }
+            Rates::Later(slot)
+        }
+    };
     let started = Instant::now();
     let result = if span.is_disabled() {
         send.await
     } else {
         send.instrument(span.clone()).await
     };
-    let (latency, answered_at) = (started.elapsed(), meter.now());
-    let rates = match at_hand {
-        Some(prepared) => Rates::Found(prepared),
-        None if result.is_err() => Rates::Found(
-            meter
-                .prepare_waiting(endpoint)
-                .instrument(span.clone())
-                .await,
-        ),
-        None => Rates::Later,
-    };
-    (result, latency, answered_at, rates)
+    (result, started.elapsed(), meter.now(), rates)
 }
 
 /// The span of one metered call (target `sagemeter`, name `sagemaker.invoke`); the

@@ -256,6 +256,20 @@ impl StreamCall {
         }
     }
 
+    /// Leaves the sharing clock where the receipt will bill the stream to: its last
+    /// part when it `ended`, else when it stopped. Before any wait for the
+    /// endpoint's rates, so that the wait is no part of its share (the clock is
+    /// left once: `finish` leaving it again changes nothing).
+    fn leave_clock(&mut self, ended: bool) {
+        self.end_now();
+        let wall = match (ended, self.last_part_at, self.ended_at) {
+            (true, Some((_, wall)), _) => wall,
+            (_, _, Some((_, wall))) => wall,
+            _ => return,
+        };
+        self.receipt.leave_clock_at(wall);
+    }
+
     /// The receipt, now. Consumes the call: a stream has one receipt.
     ///
     /// A stream that ended is billed to its last part (its end carries no work,
@@ -430,7 +444,7 @@ impl MeteredEventReceiver {
             && let Some(call) = self.call.as_mut()
             && !call.receipt.rates_found()
         {
-            call.end_now();
+            call.leave_clock(matches!(event, Ok(None)));
             self.held = Some(event);
             call.receipt.find_rates().await;
             let Some(event) = self.held.take() else {
@@ -485,7 +499,7 @@ impl MeteredEventReceiver {
             self.cost = Some(cost);
         } else {
             // Dropped (`recv()` waits for the rates): timed now, priced later.
-            call.end_now();
+            call.leave_clock(outcome == Outcome::Ok);
             StreamReceiptLater::spawn(LaterReceipt {
                 call,
                 outcome,

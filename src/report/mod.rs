@@ -1103,7 +1103,7 @@ impl ReportBuilder {
         } else {
             Bucket::Day
         };
-        let (total, total_hourly) = all
+        let (mut total, total_hourly) = all
             .summary("total".to_owned())
             .map_err(overflow("all calls"))?;
 
@@ -1112,6 +1112,13 @@ impl ReportBuilder {
             let group = format!("group `{key}`");
             groups.push(acc.summary(key).map_err(overflow(&group))?);
         }
+        // The groups' own: a submission in one group (by tag, say) and a settlement
+        // in another are one of each, not none.
+        total.unsettled_async_calls = groups.iter().map(|(g, _)| g.unsettled_async_calls).sum();
+        total.settlements_without_submission = groups
+            .iter()
+            .map(|(g, _)| g.settlements_without_submission)
+            .sum();
         if self.options.by.is_time() {
             groups.sort_by(|a, b| a.0.key.cmp(&b.0.key));
         } else {

@@ -635,6 +635,17 @@ fn async_invocations_not_settled_in_the_ledgers_are_counted_and_said() {
     assert_eq!(report.total.calls, 0);
     assert_eq!(report.total.settlements_without_submission, 1);
     assert!(render_table(&report).contains("note: 1 settlement(s) of asynchronous invocations"));
+
+    // Submitted with one tag, settled with another (another client's default
+    // tags): by tag, one group has the submission and the other the settlement;
+    // the total says one of each, not that they cancel out.
+    let mut split = async_invocation("async-6", "ok", Some("ok"));
+    split[0].tags.insert("team".into(), "a".into());
+    split[1].tags.insert("team".into(), "b".into());
+    let by_tag = ReportOptions::new("tag:team".parse().unwrap());
+    let report = summarize(&split, &by_tag).unwrap();
+    assert_eq!(report.total.unsettled_async_calls, 1);
+    assert_eq!(report.total.settlements_without_submission, 1);
 }
 
 /// An asynchronous invocation is an error once, whether its submission failed

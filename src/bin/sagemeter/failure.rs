@@ -40,18 +40,14 @@ pub fn describe(error: &sagemeter::Error) -> String {
         sagemeter::Error::UnknownEndpoint { .. } => {
             without_identity(&sagemeter::redact::error_chain(error))
         }
-        // A refusal is the estimate not fitting: when room was left, say how to
-        // state a truer one; when none was, that the period's budget is spent.
-        sagemeter::Error::BudgetExceeded {
-            limit,
-            spent,
-            reserved,
-            ..
-        } => format!(
+        // A refusal is the estimate not fitting: when the limit is all spent,
+        // that is what to say (no estimate fits); else how to state a truer one
+        // (what is reserved comes back when calls in flight or leases end).
+        sagemeter::Error::BudgetExceeded { limit, spent, .. } => format!(
             "{}; {}",
             sagemeter::redact::error_chain(error),
-            if spent + reserved >= *limit {
-                "nothing of the limit is left for this period"
+            if spent >= limit {
+                "the limit is spent for this period"
             } else {
                 "--estimate states what each call is assumed to cost"
             }
@@ -124,7 +120,7 @@ mod tests {
 
     #[test]
     fn a_refusal_says_whether_room_was_left_and_writes_amounts_without_trailing_zeros() {
-        // $0.50 of $1 spent: the $0.30 estimate would fit a truer one; the reserved
+        // $0.75 of $1 spent: the $0.30 estimate would fit a truer one; the reserved
         // $0 (kept at 8 places) is written as 0.
         let room = refusal("1", "0.75", Decimal::new(0, 8));
         assert_eq!(
@@ -138,7 +134,7 @@ mod tests {
         assert!(
             spent.ends_with(
                 "spent $1, reserved and not spent yet $0); the request was not \
-                             sent; nothing of the limit is left for this period"
+                             sent; the limit is spent for this period"
             ),
             "{spent}"
         );

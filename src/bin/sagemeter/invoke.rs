@@ -126,7 +126,7 @@ pub struct InvokeArgs {
     /// (at most 1 GB, SageMaker's limit).
     #[arg(long, value_name = "BYTES", requires = "input_location", conflicts_with = "body",
           allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u64).range(0..=1_073_741_824))]
+          value_parser = clap::value_parser!(u64).range(0..=sagemeter::client::MAX_ASYNC_INPUT_BYTES))]
     pub input_bytes: Option<u64>,
 
     /// Append each call's receipt to this JSON Lines ledger (created 0600); a
