@@ -1171,13 +1171,14 @@ async fn a_stream_through_the_interceptor_is_refused_on_a_spent_budget_and_other
     assert!(refused, "{err:?}");
 }
 
-/// The first stream to an endpoint whose rates are still being found (the Price
-/// List slow to answer) is handed over at once and timed as its parts come; its
-/// end waits for the rates, and that wait is not billed.
-#[tokio::test]
-async fn a_stream_is_handed_over_at_once_while_its_rates_are_still_being_found() {
-    const GATED: &str = "gated-llm";
+/// The endpoint whose hosting rate comes from a Price List that answers only once
+/// its gate is opened (ml.m5.xlarge at 0.23 USD/h).
+const GATED: &str = "gated-llm";
+
+/// A harness whose `GATED` endpoint's rate waits on the returned gate.
+async fn gated_harness() -> (Harness, Arc<tokio::sync::Semaphore>) {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let prices = crate::support::GatedPrices { gate: gate.clone() };
     let h = harness(
         |_| Script::new().parts(openai_parts()),
         |b| {
@@ -1185,10 +1186,19 @@ async fn a_stream_is_handed_over_at_once_while_its_rates_are_still_being_found()
                 GATED,
                 vec![VariantProfile::instance(VARIANT, "ml.m5.xlarge", 1)],
             ))
-            .price_source(crate::support::GatedPrices { gate: gate.clone() })
+            .price_source(prices)
         },
     )
     .await;
+    (h, gate)
+}
+
+/// The first stream to an endpoint whose rates are still being found (the Price
+/// List slow to answer) is handed over at once and timed as its parts come; its
+/// end waits for the rates, and that wait is not billed.
+#[tokio::test]
+async fn a_stream_is_handed_over_at_once_while_its_rates_are_still_being_found() {
+    let (h, gate) = gated_harness().await;
     let opened = std::time::Instant::now();
     // The Price List has not answered: the stream is handed over all the same (it
     // was held until the rates were found).
@@ -1237,19 +1247,7 @@ async fn a_stream_is_handed_over_at_once_while_its_rates_are_still_being_found()
 /// receipt all the same, priced once they are, timed to the drop.
 #[tokio::test]
 async fn a_stream_dropped_before_its_rates_are_found_is_priced_when_they_are() {
-    const GATED: &str = "gated-llm";
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let h = harness(
-        |_| Script::new().parts(openai_parts()),
-        |b| {
-            b.endpoint_profile(EndpointProfile::new(
-                GATED,
-                vec![VariantProfile::instance(VARIANT, "ml.m5.xlarge", 1)],
-            ))
-            .price_source(crate::support::GatedPrices { gate: gate.clone() })
-        },
-    )
-    .await;
+    let (h, gate) = gated_harness().await;
     let mut response = tokio::time::timeout(Duration::from_secs(5), open(&h.client, GATED))
         .await
         .expect("handed over without waiting for the rates");

@@ -427,6 +427,24 @@ mod tests {
         assert_eq!(skus, ["A", "B"]);
     }
 
+    /// In `file`, product A alone is a candidate for us-east-1's ml.g5.xlarge (by
+    /// key and by family), and its rate is the one selected: $1.408 an hour.
+    fn only_product_a_is_us_east_1s_g5_xlarge_at_1_408(file: &str) {
+        let key = PriceKey::hosting("us-east-1", "ml.g5.xlarge");
+        for filter in [
+            OfferFilter::for_key(&key),
+            OfferFilter::for_family("us-east-1", "ml.g5"),
+        ] {
+            let offer = read_offer(file.as_bytes(), &filter).unwrap();
+            let skus: Vec<&str> = offer.documents.iter().map(|d| d.sku.as_str()).collect();
+            assert_eq!(skus, ["A"], "{filter:?}");
+        }
+        let offer = read_offer(file.as_bytes(), &OfferFilter::for_key(&key)).unwrap();
+        let chosen =
+            crate::pricing::document::select_rate_at(&key, &offer.documents, None).unwrap();
+        assert_eq!(chosen.usd_per_unit, "1.408".parse().unwrap());
+    }
+
     /// A product whose `regionCode` is written in another case (`US-EAST-1`) is the
     /// region's candidate, as the rate's selection (which ignores the case) takes it.
     #[test]
@@ -442,19 +460,7 @@ mod tests {
                 "terms": {{ "OnDemand": {{ {} }} }} }}"#,
             on_demand("A", "1.4080000000"),
         );
-        let key = PriceKey::hosting("us-east-1", "ml.g5.xlarge");
-        for filter in [
-            OfferFilter::for_key(&key),
-            OfferFilter::for_family("us-east-1", "ml.g5"),
-        ] {
-            let offer = read_offer(file.as_bytes(), &filter).unwrap();
-            let skus: Vec<&str> = offer.documents.iter().map(|d| d.sku.as_str()).collect();
-            assert_eq!(skus, ["A"], "{filter:?}");
-        }
-        let offer = read_offer(file.as_bytes(), &OfferFilter::for_key(&key)).unwrap();
-        let chosen =
-            crate::pricing::document::select_rate_at(&key, &offer.documents, None).unwrap();
-        assert_eq!(chosen.usd_per_unit, "1.408".parse().unwrap());
+        only_product_a_is_us_east_1s_g5_xlarge_at_1_408(&file);
     }
 
     /// An offer file is one region's: a product without `regionCode` (older price
@@ -476,20 +482,7 @@ mod tests {
             on_demand("A", "1.4080000000"),
             on_demand("B", "1.5840000000"),
         );
-        let key = PriceKey::hosting("us-east-1", "ml.g5.xlarge");
-        for filter in [
-            OfferFilter::for_key(&key),
-            OfferFilter::for_family("us-east-1", "ml.g5"),
-        ] {
-            let offer = read_offer(file.as_bytes(), &filter).unwrap();
-            let skus: Vec<&str> = offer.documents.iter().map(|d| d.sku.as_str()).collect();
-            assert_eq!(skus, ["A"], "{filter:?}");
-        }
-        // And its rate is the one selected for the key: $1.408 an hour.
-        let offer = read_offer(file.as_bytes(), &OfferFilter::for_key(&key)).unwrap();
-        let chosen =
-            crate::pricing::document::select_rate_at(&key, &offer.documents, None).unwrap();
-        assert_eq!(chosen.usd_per_unit, "1.408".parse().unwrap());
+        only_product_a_is_us_east_1s_g5_xlarge_at_1_408(&file);
     }
 
     #[test]
