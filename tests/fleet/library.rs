@@ -605,27 +605,9 @@ async fn a_lease_request_never_answered_is_not_called_a_lease_left_stranded() {
     let err = call(&client).await.unwrap_err();
     assert!(matches!(err, Error::BudgetUnavailable { .. }), "{err:?}");
     // The refusal is counted, as unavailable.
-    let refused: Vec<_> = recorder
-        .snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(key, ..)| key.key().name() == "sagemeter_budget_refused_total")
-        .map(|(key, _, _, value)| {
-            let labels: Vec<String> = key
-                .key()
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            (labels, format!("{value:?}"))
-        })
-        .collect();
     assert_eq!(
-        refused,
-        [(
-            vec!["reason=unavailable".to_owned()],
-            "Counter(1)".to_owned()
-        )]
+        crate::support::counter_values(&recorder, "sagemeter_budget_refused_total"),
+        [(vec![("reason".to_owned(), "unavailable".to_owned())], 1)]
     );
     // Whether the table applied the request cannot be known from a failed
     // answer (an earlier attempt may have reached it): shutdown says so, and that

@@ -69,7 +69,7 @@ fn call(client: &Client) -> impl std::future::Future<Output = sagemeter::Result<
 /// A refused call has no receipt, so no sink sees it: it is counted on its own.
 #[tokio::test]
 async fn a_refused_call_is_counted_in_the_budget_refused_metric() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::debugging::DebuggingRecorder;
     // A local recorder sees this thread's events (a current-thread runtime).
     let recorder = DebuggingRecorder::new();
     let _guard = metrics::set_default_local_recorder(&recorder);
@@ -89,20 +89,10 @@ async fn a_refused_call_is_counted_in_the_budget_refused_metric() {
             Err(Error::BudgetExceeded { .. })
         ));
     }
-    let mut refused = Vec::new();
-    for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
-        if key.key().name() == "sagemeter_budget_refused_total"
-            && let DebugValue::Counter(n) = value
-        {
-            let labels: Vec<String> = key
-                .key()
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            refused.push((labels, n));
-        }
-    }
-    assert_eq!(refused, [(vec!["reason=exceeded".to_owned()], 2)]);
+    assert_eq!(
+        crate::support::counter_values(&recorder, "sagemeter_budget_refused_total"),
+        [(vec![("reason".to_owned(), "exceeded".to_owned())], 2)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -605,7 +605,7 @@ async fn a_multi_model_endpoint_shares_its_instance_among_the_target_models() {
 
 #[tokio::test]
 async fn metrics_label_a_call_with_its_component_and_never_with_its_target_model() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::debugging::DebuggingRecorder;
     let recorder = DebuggingRecorder::new();
     let _guard = metrics::set_default_local_recorder(&recorder);
     let fake = shared_endpoint().await;
@@ -622,24 +622,7 @@ async fn metrics_label_a_call_with_its_component_and_never_with_its_target_model
     call(&client, Some("small"), None).await;
     call(&client, None, Some("model-a.tar.gz")).await;
 
-    let invocations: Vec<(Vec<(String, String)>, u64)> = recorder
-        .snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(key, ..)| key.key().name() == "sagemeter_invocations_total")
-        .map(|(key, _, _, value)| {
-            let labels = key
-                .key()
-                .labels()
-                .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                .collect();
-            let DebugValue::Counter(n) = value else {
-                panic!("a counter")
-            };
-            (labels, n)
-        })
-        .collect();
+    let invocations = crate::support::counter_values(&recorder, "sagemeter_invocations_total");
     // Calls per label set, the price source (live, then cache) left out.
     let count = |wanted: &[(&str, &str)]| -> u64 {
         invocations

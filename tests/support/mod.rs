@@ -19,6 +19,32 @@ pub mod fault_proxy;
 pub mod logs;
 pub mod receipts;
 
+/// The counter `name` in `recorder`'s snapshot: each label set (as `(key, value)`
+/// pairs, in the key's order) with its count.
+pub fn counter_values(
+    recorder: &metrics_util::debugging::DebuggingRecorder,
+    name: &str,
+) -> Vec<(Vec<(String, String)>, u64)> {
+    recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == name)
+        .map(|(key, _, _, value)| {
+            let labels = key
+                .key()
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            let metrics_util::debugging::DebugValue::Counter(n) = value else {
+                panic!("{name} is a counter")
+            };
+            (labels, n)
+        })
+        .collect()
+}
+
 /// An SDK client of `config` with `meter`'s [`MeteringInterceptor`] on it: what a
 /// user who keeps their SDK client writes.
 ///
