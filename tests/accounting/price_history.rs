@@ -20,7 +20,7 @@ use crate::support::fake_pricelist::{FakePriceList, Fault, docs, offer_file};
 use chrono::NaiveDate;
 use sagemeter::Decimal;
 use sagemeter::pricing::PriceKey;
-use sagemeter::pricing::history::{HistoryError, PriceHistory, PriceListHistory};
+use sagemeter::pricing::history::{HistoryError, KeyHistory, PriceHistory, PriceListHistory};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -37,6 +37,22 @@ fn reader(server: &FakePriceList, cache: Option<&std::path::Path>) -> PriceListH
         .cache_dir(cache.map(|c| c.to_path_buf()))
         .until(until())
         .build()
+}
+
+/// A key's points as (version, date seen, rate, change in percent).
+fn changes(series: &KeyHistory) -> Vec<(&str, NaiveDate, Option<Decimal>, Option<Decimal>)> {
+    series
+        .points
+        .iter()
+        .map(|p| {
+            (
+                p.version.as_str(),
+                p.seen_on,
+                p.usd_per_unit,
+                p.change_percent,
+            )
+        })
+        .collect()
 }
 
 fn sku(document: &Value) -> Option<String> {
@@ -303,18 +319,7 @@ async fn a_rate_announced_for_later_in_the_first_version_opens_at_the_rate_befor
         .history(&key, date(2025, 3, 5))
         .await
         .unwrap();
-    let points: Vec<_> = whole.series[0]
-        .points
-        .iter()
-        .map(|p| {
-            (
-                p.version.as_str(),
-                p.seen_on,
-                p.usd_per_unit,
-                p.change_percent,
-            )
-        })
-        .collect();
+    let points = changes(&whole.series[0]);
     // (0.80 − 1.00) ÷ 1.00 × 100 = −20.00 %, on 2025-03-15.
     assert_eq!(
         points,
@@ -500,18 +505,7 @@ async fn an_unread_version_cuts_the_terms_an_earlier_version_dated_inside_its_sp
         panic!("expected Incomplete");
     };
     assert_eq!(missing[0].unknown_until, Some(date(2025, 6, 1)));
-    let points: Vec<_> = partial.series[0]
-        .points
-        .iter()
-        .map(|p| {
-            (
-                p.version.as_str(),
-                p.seen_on,
-                p.usd_per_unit,
-                p.change_percent,
-            )
-        })
-        .collect();
+    let points = changes(&partial.series[0]);
     assert_eq!(
         points,
         [
