@@ -497,36 +497,28 @@ async fn no_price_anywhere_exits_1() {
 /// option, so its errors say what a CLI user can do.
 #[test]
 fn no_price_says_what_a_cli_user_can_do_not_to_set_an_override() {
-    let out = sagemeter(&refused_url())
-        .args(["price", "ml.m5.xlarge", "--region", "cn-north-1"])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(
+    for (args, says) in [
+        (
+            ["price", "ml.m5.xlarge", "--region", "cn-north-1"],
             "China's regions are priced in CNY only, which sagemeter does not convert: the \
-             CLI cannot price them"
+             CLI cannot price them",
         ),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("set a"), "{stderr}");
-    let out = sagemeter(&refused_url())
-        .args(["price", "data-in", "--region", "ap-south-1"])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(
+        (
+            ["price", "data-in", "--region", "ap-south-1"],
             "the live AWS Price List is needed: run with credentials allowed \
-             pricing:GetProducts"
+             pricing:GetProducts",
         ),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("set a"), "{stderr}");
+    ] {
+        let out = sagemeter(&refused_url())
+            .args(args)
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(!stderr.contains("set a"), "{stderr}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
