@@ -248,12 +248,12 @@ impl StreamCall {
         self.tokens.push(bytes);
     }
 
-    /// Notes when the stream ended, failed or was dropped (the first time only):
-    /// now.
-    fn end_now(&mut self) {
-        if self.ended_at.is_none() {
-            self.ended_at = Some((Instant::now(), self.receipt.meter().now()));
-        }
+    /// When the stream ended, failed or was dropped: noted now the first time.
+    fn end_now(&mut self) -> (Instant, SystemTime) {
+        let meter = self.receipt.meter();
+        *self
+            .ended_at
+            .get_or_insert_with(|| (Instant::now(), meter.now()))
     }
 
     /// Leaves the sharing clock where the receipt will bill the stream to: its last
@@ -261,41 +261,36 @@ impl StreamCall {
     /// endpoint's rates, so that the wait is no part of its share (the clock is
     /// left once: `finish` leaving it again changes nothing).
     fn leave_clock(&mut self, ended: bool) {
-        self.end_now();
-        let wall = match (ended, self.last_part_at, self.ended_at) {
-            (true, Some((_, wall)), _) => wall,
-            (_, _, Some((_, wall))) => wall,
-            _ => return,
-        };
+        let (_, wall) = self.billed_until(ended);
         self.receipt.leave_clock_at(wall);
+    }
+
+    /// What the stream is billed to, on the monotonic clock and on the meter's:
+    /// its last part when it `ended` (its end carries no work, and the caller may
+    /// have kept it long after), else when it stopped (noted now if not yet).
+    fn billed_until(&mut self, ended: bool) -> (Instant, SystemTime) {
+        let stopped = self.end_now();
+        match (ended, self.last_part_at) {
+            (true, Some(last)) => last,
+            _ => stopped,
+        }
     }
 
     /// The receipt, now. Consumes the call: a stream has one receipt.
     ///
-    /// A stream that ended is billed to its last part (its end carries no work,
-    /// and the caller may have kept it long after), and leaves the sharing clock
-    /// then; one that failed or was dropped, to when that happened.
+    /// A stream that ended is billed to its last part, and leaves the sharing
+    /// clock then; one that failed or was dropped, to when that happened
+    /// ([`billed_until`](Self::billed_until)).
     fn finish(mut self, outcome: Outcome, note: Option<String>) -> Cost {
-        self.end_now();
+        let (ended, wall) = self.billed_until(outcome == Outcome::Ok);
+        self.receipt.leave_clock_at(wall);
         let StreamCall {
-            mut receipt,
+            receipt,
             request_id,
             mut usage,
             mut tokens,
-            last_part_at,
-            ended_at,
+            ..
         } = self;
-        let ended = match (outcome, last_part_at, ended_at) {
-            (Outcome::Ok, Some((last, wall)), _) => {
-                receipt.leave_clock_at(wall);
-                last
-            }
-            (_, _, Some((at, wall))) => {
-                receipt.leave_clock_at(wall);
-                at
-            }
-            _ => Instant::now(),
-        };
         usage.latency = ended.duration_since(receipt.started());
         usage.outcome = outcome;
         if let Some(counted) = tokens.finish() {
