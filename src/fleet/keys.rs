@@ -96,6 +96,12 @@ pub(crate) fn to_pico(usd: Decimal) -> Option<i128> {
         .checked_mul(10i128.checked_pow(PICO_SCALE - scale)?)
 }
 
+/// `d` in whole milliseconds (`i64::MAX` past it): how the table keeps times and
+/// spans.
+pub(crate) fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// `pico` pico-USD as USD (12 places, trailing zeros removed).
 pub(crate) fn from_pico(pico: i128) -> Decimal {
     // |pico| < 2⁹⁶ for any sum of receipts (7.9·10¹⁶ USD); saturate beyond.

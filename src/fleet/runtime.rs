@@ -1,7 +1,7 @@
 //! One process's part in the fleet: increments kept in memory, the flush that
 //! writes them, the leases that fleet budgets spend from.
 
-use super::keys::{self, from_pico, to_pico};
+use super::keys::{self, from_pico, millis, to_pico};
 use super::table::{
     self, Added, Claimed, Delta, Failure, FleetAccrual, LeaseEnd, LeaseHeld, LeaseUse, Leased,
     Load, StandingStretch, Table, TableError,
@@ -670,14 +670,8 @@ fn in_period(
     }
 }
 
-/// `d` in whole milliseconds (`i64::MAX` past it).
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 fn epoch_ms(at: SystemTime) -> i64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, millis)
 }
 
 fn expires_at(period_end: DateTime<Utc>) -> i64 {
@@ -1077,7 +1071,7 @@ impl Fleet {
         let _one = shared.flushing.lock().await;
         let now = shared.time.now();
         let now_ms = epoch_ms(now);
-        let ttl_ms = i64::try_from(shared.config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
+        let ttl_ms = millis(shared.config.lease_ttl);
         let loads = self.loads(now, now_ms);
         let writes = {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -1402,8 +1396,7 @@ impl Fleet {
         // Loads older than three flush intervals (at least a second) are of
         // processes that are gone or idle; written on their clocks, which may be
         // behind this one by the skew allowed.
-        let stale_ms = i64::try_from(shared.config.flush_every.saturating_mul(3).as_millis())
-            .unwrap_or(i64::MAX)
+        let stale_ms = millis(shared.config.flush_every.saturating_mul(3))
             .max(1000)
             .saturating_add(millis(shared.config.clock_skew));
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -1711,9 +1704,7 @@ impl Fleet {
         // two of them could make this go on, so it gives up after a few.
         for _ in 0..4 {
             let now_ms = epoch_ms(shared.time.now());
-            let until_ms = now_ms.saturating_add(
-                i64::try_from(shared.config.lease_ttl.as_millis()).unwrap_or(i64::MAX),
-            );
+            let until_ms = now_ms.saturating_add(millis(shared.config.lease_ttl));
             // The request may be applied with its answer never heard of (lost,
             // or this call dropped while it waits): the table may then hold a
             // lease of this process that it does not know of. Marked so before

@@ -140,7 +140,7 @@ fn summarise(
     // A lease's end is on its holder's clock: lapsed once past it by the skew.
     let lapsed_before = now
         .timestamp_millis()
-        .saturating_sub(i64::try_from(clock_skew.as_millis()).unwrap_or(i64::MAX));
+        .saturating_sub(keys::millis(clock_skew));
     let mut found: BTreeMap<(String, String), FleetScopeStatus> = BTreeMap::new();
     for item in items {
         let (pk, sk) = (text(item, table::PK), text(item, table::SK));
