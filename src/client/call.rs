@@ -555,7 +555,8 @@ impl Receipt {
         source: SdkError<O::Error, HttpResponse>,
         cost: Option<Cost>,
     ) -> Error {
-        failed::<O>(self.found(), self.parts.endpoint.clone(), source, cost)
+        let profile_not_found = self.found().map(Prepared::not_found);
+        failed::<O>(profile_not_found, self.parts.endpoint.clone(), source, cost)
     }
 
     /// The rates, when found.
@@ -614,7 +615,7 @@ impl Receipt {
         let profile_not_found = self.found().map(Prepared::not_found);
         let endpoint = self.parts.endpoint.clone();
         let cost = self.make(usage, request_id, notes, Phase::Whole);
-        failed_with::<O>(profile_not_found, endpoint, source, Some(cost))
+        failed::<O>(profile_not_found, endpoint, source, Some(cost))
     }
 
     /// Bill → totals → receipt → budget → span → sinks, for the lines of `phase`.
@@ -659,19 +660,10 @@ impl Receipt {
 
 /// The error of a failed call: `O`'s own error, with the receipt when there is
 /// one; [`Error::UnknownEndpoint`] when there is none and discovery found no such
-/// endpoint. A call with a receipt reached the model and was billed, whatever
-/// discovery says: its receipt is never dropped for a clearer error.
+/// endpoint (`profile_not_found`; `None`: not known). A call with a receipt reached
+/// the model and was billed, whatever discovery says: its receipt is never dropped
+/// for a clearer error.
 fn failed<O: MeteredOperation>(
-    prepared: Option<&Prepared>,
-    endpoint: String,
-    source: SdkError<O::Error, HttpResponse>,
-    cost: Option<Cost>,
-) -> Error {
-    failed_with::<O>(prepared.map(Prepared::not_found), endpoint, source, cost)
-}
-
-/// [`failed`], told whether discovery found no such endpoint (`None`: not known).
-fn failed_with<O: MeteredOperation>(
     profile_not_found: Option<bool>,
     endpoint: String,
     source: SdkError<O::Error, HttpResponse>,

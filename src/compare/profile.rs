@@ -611,12 +611,8 @@ impl ReceiptTotals {
         self.first = Some(self.first.map_or(cost.at, |f| f.min(cost.at)));
         self.last = Some(self.last.map_or(end, |l| l.max(end)));
         if start {
-            self.started(cost.at);
+            self.started_n(cost.at, 1);
         }
-    }
-
-    fn started(&mut self, at: chrono::DateTime<chrono::Utc>) {
-        self.started_n(at, 1);
     }
 
     /// `n` calls started at `at`.
