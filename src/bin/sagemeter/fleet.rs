@@ -34,8 +34,9 @@ pub enum FleetCommand {
         json: bool,
         /// Seconds the fleet's clocks may differ by (the processes' --clock-skew):
         /// a lease is called lapsed this long after its end.
-        #[arg(long, value_name = "SECS", default_value_t = 5,
-              value_parser = clap::value_parser!(u64).range(0..=3_600))]
+        #[arg(long, value_name = "SECS",
+              default_value_t = sagemeter::fleet::DEFAULT_CLOCK_SKEW.as_secs(),
+              value_parser = clap::value_parser!(u64).range(0..=sagemeter::fleet::MAX_CLOCK_SKEW.as_secs()))]
         clock_skew: u64,
     },
 }

@@ -176,8 +176,9 @@ pub struct InvokeArgs {
     /// process's lapsed lease is taken back only this long after its end, and its
     /// load counts this much longer.
     #[cfg(feature = "fleet")]
-    #[arg(long, value_name = "SECS", default_value_t = 5, requires = "fleet_table",
-          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    #[arg(long, value_name = "SECS", requires = "fleet_table", allow_negative_numbers = true,
+          default_value_t = sagemeter::fleet::DEFAULT_CLOCK_SKEW.as_secs(),
+          value_parser = clap::value_parser!(u64).range(0..=sagemeter::fleet::MAX_CLOCK_SKEW.as_secs()))]
     pub clock_skew: u64,
 
     /// With --fleet-table: the share of a budget leased at a time, in percent.
