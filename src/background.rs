@@ -1,43 +1,84 @@
-//! Background work that shutdown must wait for: profile refreshes and the pricing
-//! of calls metered by the SDK interceptor.
+//! What shutdown waits for: background work (profile refreshes, the pricing of
+//! calls metered by the SDK interceptor) and calls in flight.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// A count of things under way, each held by a [`Counted`], and a way to wait
+/// until there are none.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl InFlight {
+    /// One more under way, until the returned guard is dropped.
+    pub(crate) fn enter(self: &Arc<Self>) -> Counted {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        Counted(self.clone())
+    }
+
+    /// How many are under way.
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits (at most `timeout`) until none is under way. True when none is.
+    pub(crate) async fn idle_within(&self, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.idle.notified();
+                if self.count() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+}
+
+/// One place in an [`InFlight`] count, given back when dropped, however that
+/// comes about (finished, panicked, or dropped unfinished by its runtime).
+#[derive(Debug)]
+pub(crate) struct Counted(Arc<InFlight>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
 /// Counts spawned tasks; once closed, spawns nothing more.
 #[derive(Debug, Default)]
 pub(crate) struct Background {
-    in_flight: AtomicUsize,
+    tasks: Arc<InFlight>,
     closed: AtomicBool,
-    idle: Notify,
 }
 
 impl Background {
     /// Spawns `task` on the current Tokio runtime. False (and nothing spawned) when
     /// there is no runtime or shutdown has begun.
-    pub(crate) fn spawn(
-        self: &std::sync::Arc<Self>,
-        task: impl Future<Output = ()> + Send + 'static,
-    ) -> bool {
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> bool {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return false;
         };
         // Counted before `closed` is read: a `close` that begins in between then
         // waits for this task, or this task sees it closed and is not spawned.
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let counted = self.tasks.enter();
         if self.closed.load(Ordering::SeqCst) {
-            if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-                self.idle.notify_waiters();
-            }
             return false;
         }
-        // Counted down by a guard the task owns: a task that panics (a sink, say),
-        // or one the runtime drops unfinished, must not keep shutdown waiting.
-        let done = Done(self.clone());
+        // The task owns its place: one that panics (a sink, say), or one the
+        // runtime drops unfinished, must not keep shutdown waiting.
         handle.spawn(async move {
-            let _done = done;
+            let _counted = counted;
             task.await;
         });
         true
@@ -50,34 +91,13 @@ impl Background {
 
     /// Tasks still running.
     pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::SeqCst)
+        self.tasks.count()
     }
 
     /// Stops new spawns and waits (at most `timeout`) for the running ones.
     /// True when none is left.
     pub(crate) async fn close(&self, timeout: Duration) -> bool {
         self.closed.store(true, Ordering::SeqCst);
-        let wait = async {
-            loop {
-                let notified = self.idle.notified();
-                if self.in_flight() == 0 {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(timeout, wait).await.is_ok()
-    }
-}
-
-/// One spawned task's place in [`Background::in_flight`], given back when the task
-/// ends however it ends (finished, panicked, or dropped by its runtime).
-struct Done(std::sync::Arc<Background>);
-
-impl Drop for Done {
-    fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
+        self.tasks.idle_within(timeout).await
     }
 }

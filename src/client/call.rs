@@ -26,6 +26,7 @@
 //! with the error.
 
 use super::meter::{FinishedCall, Meter, Phase, Prepared, Targets};
+use crate::background::Counted;
 use crate::billing::{Cost, LineItem};
 use crate::budget::{LeaseWant, Refusal, Reservation};
 use crate::totals::CallShare;
@@ -338,6 +339,7 @@ impl Call {
                 receipt_when_dropped: O::RECEIPT_WHEN_DROPPED,
                 note: None,
                 answer: std::sync::OnceLock::new(),
+                counted: meter.inner.calls.enter(),
             })),
         })
     }
@@ -646,10 +648,11 @@ impl Receipt {
             }
         };
         let ended = in_flight_until.unwrap_or_else(|| parts.meter.now());
-        let (meter, call, reservation) = parts.finish(usage, request_id, notes, ended);
-        let cost = in_span(&span, || meter.bill_phase(call, &prepared, phase));
-        meter.settle(reservation, &cost);
-        in_span(&span, || meter.record_in_sinks(&cost));
+        let cost = in_span(&span, || {
+            parts
+                .finish(usage, request_id, notes, ended)
+                .price(&prepared, phase)
+        });
         // After the sinks, so that the cost line (logged inside the span) is not
         // printed with its own figures twice by text formatters, which append the
         // span's fields to each event's.
@@ -944,6 +947,29 @@ pub(crate) struct CallParts {
     /// What the SDK answered, once it has, if the receipt is not made at once
     /// (see [`Call::run_reading`]).
     pub(super) answer: std::sync::OnceLock<EarlyAnswer>,
+    /// The call's place among those shutdown waits for, until its receipt is
+    /// recorded ([`ToPrice`]).
+    pub(super) counted: Counted,
+}
+
+/// A call ended and billed as far as it can be without its endpoint's rates: to
+/// be priced, settled against its budgets and recorded in the sinks, which
+/// [`price`](Self::price) does, now or once the rates are found. Until then it
+/// is among the calls shutdown waits for.
+#[derive(Debug)]
+pub(crate) struct ToPrice {
+    meter: Meter,
+    pub(super) call: FinishedCall,
+    reservation: Option<Reservation>,
+    _counted: Counted,
+}
+
+impl ToPrice {
+    /// Prices the lines of `phase` → totals → receipt → budgets → sinks.
+    pub(super) fn price(self, prepared: &Prepared, phase: Phase) -> Cost {
+        self.meter
+            .finish_settled(self.call, prepared, self.reservation, phase)
+    }
 }
 
 /// What an operation reads from its output for the receipt (bytes out, tokens,
@@ -1012,14 +1038,14 @@ impl CallParts {
 
     /// The call these parts end as, its share of the sharing clock ended at
     /// `ended`: the attempts billed on `usage`, the parts' own note before
-    /// `notes`. With the meter that prices it and the reservation to settle.
+    /// `notes`; to be priced.
     pub(super) fn finish(
         self,
         mut usage: Usage,
         request_id: Option<String>,
         notes: Vec<String>,
         ended: SystemTime,
-    ) -> (Meter, FinishedCall, Option<Reservation>) {
+    ) -> ToPrice {
         let CallParts {
             meter,
             endpoint,
@@ -1031,6 +1057,7 @@ impl CallParts {
             attempts,
             note,
             bytes_in,
+            counted,
             ..
         } = self;
         let mut notes: Vec<String> = note.map(str::to_owned).into_iter().chain(notes).collect();
@@ -1058,21 +1085,21 @@ impl CallParts {
             unknown,
             tokens_unseen,
         };
-        (meter, call, reservation)
+        ToPrice {
+            meter,
+            call,
+            reservation,
+            _counted: counted,
+        }
     }
 }
 
 /// Prices `call` (the lines of `phase`) and settles its reservation in the
 /// background, where an SDK hook or a `Drop` cannot wait for the endpoint's
 /// profile and rates. Never lost: see [`FinishLater`].
-pub(super) fn finish_in_background(
-    meter: Meter,
-    call: FinishedCall,
-    reservation: Option<Reservation>,
-    phase: Phase,
-) {
-    let background = meter.inner.background.clone();
-    let later = FinishLater(Some((meter, call, reservation, phase)));
+pub(super) fn finish_in_background(call: ToPrice, phase: Phase) {
+    let background = call.meter.inner.background.clone();
+    let later = FinishLater(Some((call, phase)));
     // Refused (shut down, no runtime), the task is dropped unrun: `later` finishes.
     background.spawn(later.run());
 }
@@ -1081,31 +1108,31 @@ pub(super) fn finish_in_background(
 /// before (see [`NOT_WAITED`](super::meter::NOT_WAITED)), it is finished at once
 /// on what is at hand ([`Meter::prepare_at_hand`]), so that the totals, budgets
 /// and sinks still count it.
-struct FinishLater(Option<(Meter, FinishedCall, Option<Reservation>, Phase)>);
+struct FinishLater(Option<(ToPrice, Phase)>);
 
 impl FinishLater {
     async fn run(mut self) {
-        let Some((meter, call, ..)) = &self.0 else {
+        let Some((to_price, _)) = &self.0 else {
             return;
         };
-        let (meter, endpoint) = (meter.clone(), call.endpoint.clone());
+        let (meter, endpoint) = (to_price.meter.clone(), to_price.call.endpoint.clone());
         let prepared = meter.prepare(&endpoint).await;
-        if let Some((meter, call, reservation, phase)) = self.0.take() {
-            meter.finish_settled(call, &prepared, reservation, phase);
+        if let Some((to_price, phase)) = self.0.take() {
+            to_price.price(&prepared, phase);
         }
     }
 }
 
 impl Drop for FinishLater {
     fn drop(&mut self) {
-        let Some((meter, call, reservation, phase)) = self.0.take() else {
+        let Some((to_price, phase)) = self.0.take() else {
             return;
         };
-        tracing::warn!(target: "sagemeter", endpoint = %call.endpoint,
+        tracing::warn!(target: "sagemeter", endpoint = %to_price.call.endpoint,
             "a call was priced on the rates at hand, without waiting for the others: {}",
             super::meter::NOT_WAITED);
-        let prepared = meter.prepare_at_hand(&call.endpoint);
-        meter.finish_settled(call, &prepared, reservation, phase);
+        let prepared = to_price.meter.prepare_at_hand(&to_price.call.endpoint);
+        to_price.price(&prepared, phase);
     }
 }
 
@@ -1160,9 +1187,8 @@ impl Drop for CallInFlight {
                 Phase::Whole
             };
             let now = parts.meter.now();
-            let (meter, call, reservation) =
-                parts.finish(usage, request_id, notes, answer.answered_at);
-            finish_now_or_in_background(meter, call, reservation, now, phase);
+            let call = parts.finish(usage, request_id, notes, answer.answered_at);
+            finish_now_or_in_background(call, now, phase);
             return;
         }
         if !parts.receipt_when_dropped {
@@ -1185,24 +1211,19 @@ impl Drop for CallInFlight {
                 .to_owned(),
         ];
         let now = parts.meter.now();
-        let (meter, call, reservation) = parts.finish(usage, None, notes, now);
-        finish_now_or_in_background(meter, call, reservation, now, Phase::Whole);
+        let call = parts.finish(usage, None, notes, now);
+        finish_now_or_in_background(call, now, Phase::Whole);
     }
 }
 
 /// Prices `call` (the lines of `phase`) and settles its reservation now if its
 /// endpoint's profile and rates are at hand (as of `now`), else in the background.
-fn finish_now_or_in_background(
-    meter: Meter,
-    call: FinishedCall,
-    reservation: Option<Reservation>,
-    now: SystemTime,
-    phase: Phase,
-) {
-    if let Some(prepared) = meter.prepare_now(&call.endpoint, now) {
-        meter.finish_settled(call, &prepared, reservation, phase);
-    } else {
-        finish_in_background(meter, call, reservation, phase);
+fn finish_now_or_in_background(call: ToPrice, now: SystemTime, phase: Phase) {
+    match call.meter.prepare_now(&call.call.endpoint, now) {
+        Some(prepared) => {
+            call.price(&prepared, phase);
+        }
+        None => finish_in_background(call, phase),
     }
 }
 

@@ -290,6 +290,7 @@ impl Intercept for MeteringInterceptor {
                 receipt_when_dropped: operation != Operation::InvokeEndpointAsync,
                 note: Some(INTERCEPTOR_NOTE),
                 answer: std::sync::OnceLock::new(),
+                counted: self.meter.inner.calls.enter(),
             };
             cfg.interceptor_state().store_put(CallStart {
                 call: Arc::new(Mutex::new(CallInFlight::new(parts))),
@@ -403,13 +404,13 @@ impl Intercept for MeteringInterceptor {
             None => return Ok(()),
         };
         // The parts' own note (INTERCEPTOR_NOTE) comes first on the receipt.
-        let (meter, mut call, reservation) =
-            start.finish(usage, request_id, notes, self.meter.now());
+        let mut to_price = start.finish(usage, request_id, notes, self.meter.now());
         if unseen {
+            let call = &mut to_price.call;
             call.unknown.extend(not_seen(call.usage.operation));
             call.tokens_unseen = tokens_unseen(call.usage.operation);
         }
-        finish_in_background(meter, call, reservation, Phase::Whole);
+        finish_in_background(to_price, Phase::Whole);
         Ok(())
     }
 }

@@ -75,6 +75,8 @@ pub(crate) struct MeterInner {
     #[cfg(feature = "fleet")]
     pub fleet: Option<crate::fleet::Fleet>,
     pub background: Arc<crate::background::Background>,
+    /// Calls begun whose receipts are not recorded yet: shutdown waits for them.
+    pub calls: Arc<crate::background::InFlight>,
     /// Every receipt goes to each of these, in order: the cost log line, the
     /// metrics (unless built [`without_metrics`](crate::ClientBuilder::without_metrics)),
     /// then the builder's sinks.
@@ -654,31 +656,50 @@ impl Meter {
         profile
     }
 
-    /// Graceful shutdown, within `timeout` in all (a pod's grace period, say):
-    /// stops background work (profile refreshes, pricing of calls seen by the
-    /// interceptor) from starting and waits for what is running (at most half of
-    /// `timeout`: pricing a call may wait for a `DescribeEndpoint`, 5 s at most
-    /// by default), writes the fleet's last increments (until three quarters of
-    /// it have passed), then flushes and closes every sink, all at once, in the
-    /// time left (at least a quarter: the ledgers are never left without time; a
-    /// sink that hangs holds up neither the others nor the caller). Calls made afterwards are still
-    /// metered on their own path, but nothing new runs in the background: what
-    /// would have been priced there (a call the interceptor saw, a call or
-    /// settlement dropped before its rates came) is priced at once on the rates at
-    /// hand, each other line unpriced saying why, and counted all the same. The
-    /// error names every sink that failed or did not finish, and what else was
-    /// left undone.
+    /// Graceful shutdown, within `timeout` in all (a pod's grace period, say).
+    /// First waits for the calls in flight ([`calls_in_flight`](Self::calls_in_flight):
+    /// begun, their receipts not yet recorded; a stream until it ends or is
+    /// dropped) to make their receipts, and for background work (profile
+    /// refreshes, pricing of calls seen by the interceptor), both within half of
+    /// `timeout` (pricing a call may wait for a `DescribeEndpoint`, 5 s at most by
+    /// default); then stops background work from starting, writes the fleet's
+    /// last increments (until three quarters of it have passed), then flushes and
+    /// closes every sink, all at once, in the time left (at least a quarter: the
+    /// ledgers are never left without time; a sink that hangs holds up neither
+    /// the others nor the caller).
     ///
-    /// It does not wait for calls in flight: finish (or drop) them first. A receipt
-    /// made once the sinks are closed still counts in the totals, but no sink writes
-    /// it (a ledger counts it in [`SinkStats::refused_closed`](crate::ledger::SinkStats::refused_closed)).
+    /// Calls made afterwards are still metered on their own path, but nothing new
+    /// runs in the background: what would have been priced there (a call the
+    /// interceptor saw, a call or settlement dropped before its rates came) is
+    /// priced at once on the rates at hand, each other line unpriced saying why,
+    /// and counted all the same. A receipt made once the sinks are closed still
+    /// counts in the totals and budgets, but no sink writes it (a ledger counts
+    /// it in [`SinkStats::refused_closed`](crate::ledger::SinkStats::refused_closed)):
+    /// stop starting calls first (a server's graceful shutdown), and the error
+    /// says how many calls were still in flight when the wait for them ended. It
+    /// also names every sink that failed or did not finish, and what else was
+    /// left undone.
     pub async fn shutdown_within(&self, timeout: std::time::Duration) -> crate::Result<()> {
         let started = tokio::time::Instant::now();
         let left = || timeout.saturating_sub(started.elapsed());
         let (half, quarter) = (timeout / 2, timeout / 4);
-        let idle = self.inner.background.close(half).await;
-        // Sinks last: background pricing above may still have recorded receipts.
+        // Background work goes on meanwhile: a call's receipt may be made there.
+        let calls_done = self.inner.calls.idle_within(half).await;
+        let in_flight = self.calls_in_flight();
+        let idle = self
+            .inner
+            .background
+            .close(half.saturating_sub(started.elapsed()))
+            .await;
+        // Sinks last: the calls and background pricing above may still have
+        // recorded receipts.
         let mut problems = Vec::new();
+        if !calls_done {
+            problems.push(format!(
+                "{in_flight} call(s) still in flight after {half:?}: their receipts will \
+                 reach no sink (the totals and budgets count them)"
+            ));
+        }
         // The fleet's last increments, and the leases' unused parts given back.
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
@@ -703,6 +724,13 @@ impl Meter {
         } else {
             Err(crate::Error::Shutdown(problems.join("; ")))
         }
+    }
+
+    /// Calls begun whose receipts are not recorded yet: sent and not answered, a
+    /// response stream not yet ended or dropped, a call waiting for its
+    /// endpoint's rates. [`shutdown_within`](Self::shutdown_within) waits for them.
+    pub fn calls_in_flight(&self) -> usize {
+        self.inner.calls.count()
     }
 
     /// Writes out every receipt the sinks have accepted so far (e.g. the ledger

@@ -230,13 +230,21 @@ impl Client {
         InvokeEndpointAsync::new(self.runtime.invoke_endpoint_async(), self.meter.clone())
     }
 
-    /// Flushes and closes the sinks (the ledger), writes the fleet's spend not
-    /// written yet and gives back its leases, and waits for background work; see
+    /// Waits for the calls in flight and background work, then flushes and closes
+    /// the sinks (the ledger), writes the fleet's spend not written yet and gives
+    /// back its leases, within ten seconds in all; see
     /// [`Meter::shutdown_within`]. Call it before the runtime ends (after a
     /// server's graceful shutdown): a client merely dropped loses the fleet's
     /// increments since its last flush and holds its leases until they lapse.
     pub async fn shutdown(&self) -> Result<()> {
         self.meter.shutdown().await
+    }
+
+    /// [`shutdown`](Self::shutdown) within `timeout` in all (a pod's grace
+    /// period): see [`Meter::shutdown_within`], which first waits for the calls
+    /// in flight.
+    pub async fn shutdown_within(&self, timeout: std::time::Duration) -> Result<()> {
+        self.meter.shutdown_within(timeout).await
     }
 
     /// The meter behind this client (totals, profiles, rates).
@@ -760,6 +768,7 @@ impl ClientBuilder {
                     background.clone(),
                 ),
                 background,
+                calls: Default::default(),
                 prices,
                 price_overrides,
                 instance_resources: self.instance_resources.into_iter().collect(),

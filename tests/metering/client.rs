@@ -3178,6 +3178,79 @@ async fn a_sink_that_fails_or_hangs_keeps_no_other_sink_from_flushing() {
     assert_eq!(ledger.stats().written, 1);
 }
 
+/// Shutdown waits for the calls in flight, so that their receipts reach the sinks
+/// (a server's graceful shutdown ends its last requests as the meter shuts down),
+/// and says how many it could not wait for.
+#[tokio::test]
+async fn shutdown_waits_for_calls_in_flight_and_says_how_many_it_could_not() {
+    let fake = fake_with_demo_endpoints().await;
+    let dir = tempfile::tempdir().unwrap();
+    let opened = |name: &str| {
+        let path = dir.path().join(name);
+        let ledger = Arc::new(sagemeter::ledger::JsonlLedger::open(&path).unwrap());
+        (path, ledger)
+    };
+    let fake = &fake;
+    let build = |ledger: &Arc<sagemeter::ledger::JsonlLedger>| {
+        let ledger = ledger.clone();
+        async move {
+            crate::support::rt_priced_by_overrides(fake)
+                .await
+                .sink(ledger)
+                .build()
+                .unwrap()
+        }
+    };
+    let in_flight = |client: &Client| {
+        let client = client.clone();
+        tokio::spawn(async move { invoke(&client, "rt").await })
+    };
+
+    // A call answered 300 ms after it was sent, within the wait (half of 5 s).
+    let (path, ledger) = opened("waited.jsonl");
+    let client = build(&ledger).await;
+    fake.next_latencies(&[Duration::from_millis(300)]);
+    let call = in_flight(&client);
+    fake.wait_for_invocations(1).await;
+    assert_eq!(client.meter().calls_in_flight(), 1);
+    client
+        .shutdown_within(Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(client.meter().calls_in_flight(), 0);
+    let cost = call.await.unwrap().unwrap().cost().clone();
+    let written = sagemeter::ledger::read_all(&path).unwrap().records;
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].call_id, cost.call_id);
+
+    // A call held past the wait (half of 200 ms): said, and its receipt, made
+    // once the ledger is closed, is counted in the totals but written nowhere.
+    let (path, ledger) = opened("held.jsonl");
+    let client = build(&ledger).await;
+    fake.hold();
+    let call = in_flight(&client);
+    fake.wait_for_invocations(2).await;
+    let err = client
+        .shutdown_within(Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "shutdown incomplete: 1 call(s) still in flight after 100ms: their receipts \
+         will reach no sink (the totals and budgets count them)"
+    );
+    fake.release();
+    call.await.unwrap().unwrap();
+    assert_eq!(client.meter().totals().calls, 1);
+    assert!(
+        sagemeter::ledger::read_all(&path)
+            .unwrap()
+            .records
+            .is_empty()
+    );
+    assert_eq!(ledger.stats().refused_closed, 1);
+}
+
 #[tokio::test]
 async fn an_amortized_async_settlement_bills_its_stated_time_at_one_instance() {
     let fake = fake_with_demo_endpoints().await;
