@@ -112,8 +112,14 @@ pub(crate) fn is_model_error_code(code: Option<&str>) -> bool {
 }
 
 /// The note on the receipt of a call the SDK timed out after sending it.
-pub(crate) const SDK_TIMEOUT_NOTE: &str =
-    "the SDK timed out the call after its request was sent: billed as if the model ran until then";
+pub(crate) const SDK_TIMEOUT_NOTE: &str = "the SDK timed out the call after its request was \
+    sent: billed as if the model ran until then (at least: the model may have run on after \
+    its caller went away)";
+
+/// The note on the receipt of a call its caller dropped after sending it.
+pub(crate) const DROPPED_NOTE: &str = "the caller dropped the call after its request was sent: \
+    billed as if the model ran until then (at least: the model may have run on after its \
+    caller went away)";
 
 /// Whether a call failed because the SDK timed it out after a request went out:
 /// its operation or attempt timeout fired, or the HTTP client's read timeout did
@@ -715,7 +721,8 @@ pub(crate) fn bill_attempts(
         if timed_out > 0 {
             notes.push(format!(
                 "{timed_out} of the attempts timed out after the request was sent: billed \
-                 as if the model ran until the timeout"
+                 as if the model ran until the timeout (at least: the model may have run on \
+                 after it)"
             ));
         }
     }
@@ -1205,11 +1212,7 @@ impl Drop for CallInFlight {
         }
         let mut usage = parts.usage(wall);
         usage.outcome = Outcome::Cancelled;
-        let notes = vec![
-            "the caller dropped the call after its request was sent: billed as if the \
-             model ran until then"
-                .to_owned(),
-        ];
+        let notes = vec![DROPPED_NOTE.to_owned()];
         let now = parts.meter.now();
         let call = parts.finish(usage, None, notes, now);
         finish_now_or_in_background(call, now, Phase::Whole);

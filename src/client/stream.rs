@@ -540,7 +540,11 @@ impl Drop for MeteredEventReceiver {
                 }
                 (
                     Outcome::Cancelled,
-                    Some("cancelled: the caller dropped the stream before it ended".to_owned()),
+                    Some(
+                        "cancelled: the caller dropped the stream before it ended: billed \
+                         until then (at least: the model may have run on after it)"
+                            .to_owned(),
+                    ),
                 )
             }
         };

@@ -58,7 +58,10 @@ pub enum Outcome {
     Ok,
     /// The call failed (the model or the service returned an error).
     Error,
-    /// The caller dropped the call (e.g. a response stream) before it ended.
+    /// The caller dropped the call (e.g. a response stream) before it ended, or
+    /// the SDK timed it out, after its request was sent. Billed as if the model
+    /// ran until then: a lower bound, as the model may have run on after its
+    /// caller went away.
     Cancelled,
 }
 

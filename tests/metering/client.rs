@@ -1685,6 +1685,15 @@ async fn an_invoke_dropped_after_sending_still_makes_one_cancelled_receipt() {
     assert_eq!(all.len(), 1, "{all:#?}");
     let cost = &all[0];
     assert_eq!(cost.usage.outcome, Outcome::Cancelled);
+    // A lower bound, said: SageMaker may have let the model run on.
+    assert!(
+        cost.notes.iter().any(|n| n.contains(
+            "billed as if the model ran until then (at least: the model may have run on \
+             after its caller went away)"
+        )),
+        "{:?}",
+        cost.notes
+    );
     // Alone on its one instance for the 2 s until the drop: 2/3600 h
     // = 0.000555555555555555 (18 places, rounded down) × 0.23 USD/h
     // = 0.00012777777777777765 → 0.000127777777 (rounded down).
@@ -2368,7 +2377,7 @@ async fn attempts_the_sdk_times_out_and_retries_are_each_billed_until_their_time
     for note in [
         "2 attempts: 2 reached the model and are billed, 0 were not",
         "2 of the attempts timed out after the request was sent: billed as if the model \
-         ran until the timeout",
+         ran until the timeout (at least: the model may have run on after it)",
     ] {
         assert!(cost.notes.iter().any(|n| n == note), "{:?}", cost.notes);
     }
