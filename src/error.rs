@@ -372,6 +372,19 @@ impl Error {
         )
     }
 
+    /// The receipt of a failed call that reached the model (a model error, or a
+    /// call the SDK timed out after sending it): [`Error::Invoke`]'s or
+    /// [`Error::InvokeWithResponseStream`]'s `cost`. `None` for every other error,
+    /// and for a failure that did not reach the model (nothing billed).
+    pub fn cost(&self) -> Option<&Cost> {
+        match self {
+            Error::Invoke { cost, .. } | Error::InvokeWithResponseStream { cost, .. } => {
+                cost.as_deref()
+            }
+            _ => None,
+        }
+    }
+
     /// The sagemeter error in `err`'s source chain (`err` itself included), if
     /// any: an SDK call metered by the
     /// [`MeteringInterceptor`](crate::client::MeteringInterceptor) that a budget

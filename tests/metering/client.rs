@@ -485,6 +485,8 @@ async fn a_model_error_still_costs_and_the_receipt_rides_on_the_error() {
     assert_eq!(cost.usage.outcome, Outcome::Error);
     assert!(cost.cost_usd > Decimal::ZERO);
     assert_eq!(client.meter().totals().calls, 1);
+    // The same receipt, without matching the variant.
+    assert_eq!(err.cost(), Some(&**cost));
 }
 
 #[tokio::test]
@@ -501,6 +503,7 @@ async fn a_throttled_call_is_not_billed() {
     let err = invoke(&client, "rt").await.unwrap_err();
     assert_eq!(fake.invocations(), 3, "every attempt throttled");
     assert!(matches!(err, Error::Invoke { cost: None, .. }), "{err:?}");
+    assert_eq!(err.cost(), None);
     assert_eq!(client.meter().totals().calls, 0);
     assert_eq!(client.meter().totals().client_usd, Decimal::ZERO);
     assert!(receipts.all().is_empty(), "{:?}", receipts.all());

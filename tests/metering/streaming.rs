@@ -431,6 +431,7 @@ async fn a_model_stream_error_before_the_stream_on_a_retry_is_the_attempt_billed
     let err = send(&client, LLM)
         .await
         .expect_err("the model's stream failed");
+    assert!(err.cost().is_some(), "{err:?}");
     let Error::InvokeWithResponseStream { source, cost, .. } = err else {
         panic!("expected Error::InvokeWithResponseStream, got {err:?}");
     };
