@@ -113,16 +113,23 @@ pub enum Error {
     InvalidRequest(String),
     /// An enforced budget has no room for this call's estimated cost. Nothing was sent.
     #[error(
-        "budget exceeded for {scope}: the call's estimate of ${} does not fit (limit ${}, \
+        "budget exceeded for {scope}{}: the call's estimate of ${} does not fit (limit ${}, \
          spent ${}, reserved and not spent yet ${}); the request was not sent",
+        if *.fleet_wide { " (fleet-wide)" } else { "" },
         .estimate.normalize(),
         .limit.normalize(),
         .spent.normalize(),
         .reserved.normalize()
     )]
     BudgetExceeded {
-        /// The budget's scope (e.g. `endpoint chat-prod`).
-        scope: String,
+        /// The budget's scope (shown as e.g. `endpoint chat-prod`): which budget
+        /// refused, to match on (a tenant's, an endpoint's).
+        scope: crate::budget::BudgetScope,
+        /// The budget's period.
+        period: crate::budget::BudgetPeriod,
+        /// Whether the figures below are the fleet's, as its table holds them
+        /// (a fleet budget that could not lease more), not this process's.
+        fleet_wide: bool,
         /// What the call was estimated to cost (see
         /// [`Budget::estimate`](crate::budget::Budget::estimate)), USD: what did not
         /// fit.
@@ -146,7 +153,9 @@ pub enum Error {
     )]
     BudgetUnavailable {
         /// The budget's scope.
-        scope: String,
+        scope: crate::budget::BudgetScope,
+        /// The budget's period.
+        period: crate::budget::BudgetPeriod,
         /// What the table did.
         reason: String,
     },
@@ -222,6 +231,8 @@ impl fmt::Debug for Error {
             }
             Error::BudgetExceeded {
                 scope,
+                period,
+                fleet_wide,
                 estimate,
                 limit,
                 spent,
@@ -229,14 +240,21 @@ impl fmt::Debug for Error {
             } => f
                 .debug_struct("BudgetExceeded")
                 .field("scope", scope)
+                .field("period", period)
+                .field("fleet_wide", fleet_wide)
                 .field("estimate", estimate)
                 .field("limit", limit)
                 .field("spent", spent)
                 .field("reserved", reserved)
                 .finish(),
-            Error::BudgetUnavailable { scope, reason } => f
+            Error::BudgetUnavailable {
+                scope,
+                period,
+                reason,
+            } => f
                 .debug_struct("BudgetUnavailable")
                 .field("scope", scope)
+                .field("period", period)
                 .field("reason", reason)
                 .finish(),
             Error::Fleet(message) => f.debug_tuple("Fleet").field(message).finish(),
@@ -529,7 +547,8 @@ mod tests {
         assert!(Error::InvalidRequest("too big".into()).refused_before_sending());
         assert!(
             Error::BudgetUnavailable {
-                scope: "client".into(),
+                scope: crate::budget::BudgetScope::Client,
+                period: crate::budget::BudgetPeriod::Day,
                 reason: "throttled".into()
             }
             .refused_before_sending()

@@ -617,8 +617,9 @@ pub(crate) enum Refusal {
     /// No room: the error to return.
     Exceeded(Error),
     /// Fleet budgets whose lease is too small for the call: lease this much more
-    /// of each and try again. The error is what to return if that cannot be done.
-    Short(Vec<LeaseWant>, Error),
+    /// of each and try again. The error is what to return if that cannot be done
+    /// (boxed: rare, and an error is large).
+    Short(Vec<LeaseWant>, Box<Error>),
 }
 
 impl Refusal {
@@ -626,7 +627,8 @@ impl Refusal {
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) fn into_error(self) -> Error {
         match self {
-            Refusal::Exceeded(err) | Refusal::Short(_, err) => err,
+            Refusal::Exceeded(err) => err,
+            Refusal::Short(_, err) => *err,
         }
     }
 }
@@ -768,7 +770,9 @@ impl Budgets {
             let room = if unleased { t.budget.limit_usd } else { leased };
             if wanted > room {
                 let exceeded = Error::BudgetExceeded {
-                    scope: t.budget.scope.to_string(),
+                    scope: t.budget.scope.clone(),
+                    period: t.budget.period,
+                    fleet_wide: false,
                     estimate,
                     limit: t.budget.limit_usd,
                     spent: t.state.spent,
@@ -790,7 +794,7 @@ impl Budgets {
             held.push((i, estimate));
         }
         if let Some((_, error)) = short.first() {
-            let error = clone_exceeded(error);
+            let error = Box::new(clone_exceeded(error));
             return Err(Refusal::Short(
                 short.into_iter().map(|(want, _)| want).collect(),
                 error,
@@ -1254,12 +1258,16 @@ fn clone_exceeded(error: &Error) -> Error {
     match error {
         Error::BudgetExceeded {
             scope,
+            period,
+            fleet_wide,
             estimate,
             limit,
             spent,
             reserved,
         } => Error::BudgetExceeded {
             scope: scope.clone(),
+            period: *period,
+            fleet_wide: *fleet_wide,
             estimate: *estimate,
             limit: *limit,
             spent: *spent,

@@ -303,7 +303,7 @@ impl Call {
             Ok(reservation) => reservation,
             Err(Refusal::Exceeded(err)) => return Err(Begin::Refused(err)),
             Err(Refusal::Short(wants, err)) => {
-                return Err(Begin::Short(Box::new((request, wants, err))));
+                return Err(Begin::Short(Box::new((request, wants, *err))));
             }
         };
         let CallRequest {

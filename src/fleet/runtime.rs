@@ -1611,7 +1611,8 @@ impl Fleet {
             if shared.closed.load(Ordering::SeqCst) {
                 // Shut down: no flush would write the spend or give a new lease back.
                 return Err(Error::BudgetUnavailable {
-                    scope: budget.scope().to_string(),
+                    scope: budget.scope().clone(),
+                    period: budget.period(),
                     reason: "the meter is shut down: its fleet leases were given back".into(),
                 });
             }
@@ -1628,7 +1629,9 @@ impl Fleet {
                 Err(LeaseFailure::NoRoom { spent, unspent }) => {
                     self.answered(LEASING);
                     return Err(Error::BudgetExceeded {
-                        scope: format!("{} (fleet-wide)", budget.scope()),
+                        scope: budget.scope().clone(),
+                        period: budget.period(),
+                        fleet_wide: true,
                         estimate: want.estimate,
                         limit: budget.limit_usd(),
                         spent: from_pico(spent),
@@ -1669,7 +1672,8 @@ impl Fleet {
                 }
                 WhenUnavailable::Refuse => {
                     return Err(Error::BudgetUnavailable {
-                        scope: budget.scope().to_string(),
+                        scope: budget.scope().clone(),
+                        period: budget.period(),
                         reason: err.to_string(),
                     });
                 }

@@ -247,8 +247,11 @@ async fn an_endpoint_budget_holds_across_processes_and_leases_come_back() {
         for (i, client) in clients.iter().enumerate() {
             match call(client).await {
                 Ok(cost) => spent += cost.cost_usd,
-                Err(Error::BudgetExceeded { scope, .. }) => {
-                    assert!(scope.contains(REALTIME_ENDPOINT), "{scope}");
+                Err(Error::BudgetExceeded {
+                    scope, fleet_wide, ..
+                }) => {
+                    assert_eq!(scope, BudgetScope::endpoint(REALTIME_ENDPOINT));
+                    assert!(fleet_wide);
                     refused += 1;
                 }
                 Err(other) => panic!("round {round}, client {i}: {other}"),
@@ -380,8 +383,8 @@ async fn a_table_that_does_not_exist_stops_no_call_but_fleet_budgets_fail_closed
 
     let closed = per_call_client(&conf, FleetConfig::dynamodb(&missing), Some(budget.clone()));
     match call(&closed).await {
-        Err(Error::BudgetUnavailable { scope, reason }) => {
-            assert_eq!(scope, "client");
+        Err(Error::BudgetUnavailable { scope, reason, .. }) => {
+            assert_eq!(scope, sagemeter::budget::BudgetScope::Client);
             assert!(reason.contains("not found"), "{reason}");
         }
         other => panic!("expected a fail-closed refusal, got {other:?}"),

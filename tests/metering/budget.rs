@@ -283,7 +283,19 @@ async fn a_tag_budget_counts_only_tagged_calls() {
             .send()
     };
     tagged().await.unwrap();
-    assert!(matches!(tagged().await, Err(Error::BudgetExceeded { .. })));
+    // Which budget refused, to match on: the tag's, for the day, this process's.
+    match tagged().await {
+        Err(Error::BudgetExceeded {
+            scope,
+            period,
+            fleet_wide,
+            ..
+        }) => {
+            assert_eq!(scope, BudgetScope::tag("team", "search"));
+            assert_eq!((period, fleet_wide), (BudgetPeriod::Day, false));
+        }
+        other => panic!("expected the tag budget's refusal, got {other:?}"),
+    }
     // Untagged calls are outside the budget.
     call(&client).await.unwrap();
     call(&client).await.unwrap();

@@ -110,7 +110,9 @@ mod tests {
 
     fn refusal(limit: &str, spent: &str, reserved: Decimal) -> String {
         describe(&sagemeter::Error::BudgetExceeded {
-            scope: "endpoint chat".into(),
+            scope: sagemeter::budget::BudgetScope::endpoint("chat"),
+            period: sagemeter::budget::BudgetPeriod::Day,
+            fleet_wide: false,
             estimate: "0.30".parse().unwrap(),
             limit: limit.parse().unwrap(),
             spent: spent.parse().unwrap(),
