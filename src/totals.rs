@@ -19,7 +19,7 @@ use crate::billing::{
 };
 use crate::pricing::PriceOrigin;
 use rust_decimal::Decimal;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -41,7 +41,18 @@ pub struct TotalsSnapshot {
     /// Per `endpoint/inference component`, in USD (calls that named one).
     #[serde(default)]
     pub by_component: HashMap<String, Decimal>,
+    /// Per tag, as `key=value`, in USD: the receipts carrying that tag (the
+    /// client's default tags included), so a call with two tags counts in both.
+    /// At most [`MAX_TAG_VALUES`] values per key: receipts with values past
+    /// them count under `key=_other` ([`OTHER_TAG_VALUE`](crate::sink::OTHER_TAG_VALUE)).
+    #[serde(default)]
+    pub by_tag: HashMap<String, Decimal>,
 }
+
+/// How many values of one tag key [`TotalsSnapshot::by_tag`] keeps apart: tags
+/// meant to sum by (tenants, teams, features) stay well within it; a tag unique
+/// to each call (a request id) would otherwise grow the totals without bound.
+pub const MAX_TAG_VALUES: usize = 10_000;
 
 #[derive(Default)]
 struct VariantState {
@@ -399,6 +410,8 @@ struct TotalsInner {
     /// Clocks whose calls run on another clock's capacity (an adapter's on its base
     /// component's): where their calls go, by `&str`.
     shared_clocks: FastMap<String, usize>,
+    /// USD per tag value, per tag key.
+    tags: FastMap<String, FastMap<String, Decimal>>,
 }
 
 impl TotalsInner {
@@ -451,6 +464,7 @@ impl Default for TotalsInner {
             endpoints: Vec::new(),
             slots: FastMap::default(),
             shared_clocks: FastMap::default(),
+            tags: FastMap::default(),
         }
     }
 }
@@ -1258,6 +1272,42 @@ impl Totals {
                         .map(move |v| (format!("{}/{}", e.name, v.name), v.total_usd))
                 })
                 .collect(),
+            by_tag: inner
+                .tags
+                .iter()
+                .flat_map(|(key, values)| {
+                    values
+                        .iter()
+                        .map(move |(value, usd)| (format!("{key}={value}"), *usd))
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds a receipt's `cost_usd` to each of its `tags`' totals (past
+    /// [`MAX_TAG_VALUES`] values of a key, to its `_other`).
+    pub(crate) fn record_tags(&self, tags: &BTreeMap<String, String>, cost_usd: Decimal) {
+        if tags.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        for (key, value) in tags {
+            if !inner.tags.contains_key(key.as_str()) {
+                inner.tags.insert(key.clone(), FastMap::default());
+            }
+            let Some(values) = inner.tags.get_mut(key.as_str()) else {
+                continue;
+            };
+            if let Some(usd) = values.get_mut(value.as_str()) {
+                *usd += cost_usd;
+                continue;
+            }
+            let value = if values.len() < MAX_TAG_VALUES {
+                value.as_str()
+            } else {
+                crate::sink::OTHER_TAG_VALUE
+            };
+            *values.entry(value.to_owned()).or_default() += cost_usd;
         }
     }
 
@@ -1306,9 +1356,10 @@ pub(crate) fn storage_stretch(usd_per_month: Decimal, from: SystemTime, to: Syst
 
 #[cfg(test)]
 mod tests {
-    use super::{MICROS_PER_HOUR, Totals, hourly_stretch};
+    use super::{MAX_TAG_VALUES, MICROS_PER_HOUR, Totals, hourly_stretch};
     use proptest::prelude::*;
     use rust_decimal::Decimal;
+    use std::collections::BTreeMap;
     use std::time::{Duration, SystemTime};
 
     /// Records one call of `variant` priced at $0 with its instance clock (only the
@@ -1647,6 +1698,27 @@ mod tests {
         let snapshot = totals.snapshot();
         assert_eq!(snapshot.calls, 1, "the submission counted the call");
         assert_eq!(snapshot.client_usd, Decimal::new(50, 6));
+    }
+
+    #[test]
+    fn a_tag_keeps_its_values_apart_up_to_the_bound_and_sums_the_rest() {
+        let totals = Totals::default();
+        let tag = |value: String| BTreeMap::from([("request".to_owned(), value)]);
+        let cent = Decimal::new(1, 2);
+        for i in 0..MAX_TAG_VALUES + 2 {
+            totals.record_tags(&tag(format!("r{i}")), cent);
+        }
+        // A value already kept goes on counting apart.
+        totals.record_tags(&tag("r0".to_owned()), cent);
+        let by_tag = totals.snapshot().by_tag;
+        assert_eq!(by_tag.len(), MAX_TAG_VALUES + 1);
+        assert_eq!(by_tag["request=r0"], Decimal::new(2, 2));
+        // The two values past the bound: 2 × 0.01.
+        assert_eq!(by_tag["request=_other"], Decimal::new(2, 2));
+        assert!(!by_tag.contains_key(&format!("request=r{MAX_TAG_VALUES}")));
+        // Every cent is somewhere: (10,002 + 1) × 0.01.
+        let all: Decimal = by_tag.values().sum();
+        assert_eq!(all, Decimal::from(MAX_TAG_VALUES as u64 + 3) * cent);
     }
 
     #[test]

@@ -1732,6 +1732,7 @@ impl Meter {
         );
 
         let all_tags = self.tags_into(tags);
+        self.inner.totals.record_tags(&all_tags, cost_usd);
         #[cfg(feature = "fleet")]
         let (running_fleet_usd, accrual) = match &self.inner.fleet {
             Some(fleet) => {

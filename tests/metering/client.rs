@@ -489,6 +489,50 @@ async fn a_model_error_still_costs_and_the_receipt_rides_on_the_error() {
     assert_eq!(err.cost(), Some(&**cost));
 }
 
+/// The running totals per tag: each receipt counts under every tag it carries,
+/// the client's default tags included; an untagged call under none.
+#[tokio::test]
+async fn running_totals_are_kept_per_tag_value() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .default_tag("env", "prod")
+        .build()
+        .unwrap();
+    let tagged = |tenant: &'static str| {
+        client
+            .invoke_endpoint()
+            .endpoint_name("rt")
+            .tag("tenant", tenant)
+            .body(Blob::new("{}"))
+            .send()
+    };
+    let acme = [tagged("acme").await.unwrap(), tagged("acme").await.unwrap()];
+    let initech = tagged("initech").await.unwrap();
+    let untagged = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    let usd = |m: &sagemeter::Metered<
+        aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput,
+    >| m.cost().cost_usd;
+    let by_tag = client.meter().totals().by_tag;
+    let expected = HashMap::from([
+        ("tenant=acme".to_owned(), usd(&acme[0]) + usd(&acme[1])),
+        ("tenant=initech".to_owned(), usd(&initech)),
+        // Every call carries the default tag, the untagged one too.
+        (
+            "env=prod".to_owned(),
+            usd(&acme[0]) + usd(&acme[1]) + usd(&initech) + usd(&untagged),
+        ),
+    ]);
+    assert_eq!(by_tag, expected);
+    assert!(usd(&initech) > Decimal::ZERO);
+}
+
 #[tokio::test]
 async fn a_throttled_call_is_not_billed() {
     let fake = fake_with_demo_endpoints().await;
