@@ -68,6 +68,15 @@ pub enum BudgetScope {
         /// Tag value.
         value: String,
     },
+    /// Each value of one tag on its own: a budget of the same limit, period and
+    /// mode for every value calls carry (every tenant its own), begun when a call
+    /// first carries it. Each is a [`BudgetScope::Tag`] budget from then on, in
+    /// refusals, alerts and [`budget_status`](crate::Meter::budget_status).
+    /// Not kept across a fleet.
+    EachTagValue {
+        /// Tag key.
+        key: String,
+    },
 }
 
 impl BudgetScope {
@@ -84,11 +93,20 @@ impl BudgetScope {
         }
     }
 
+    /// A budget for each value of tag `key`, e.g. each tenant's (see
+    /// [`BudgetScope::EachTagValue`]).
+    pub fn each_tag_value(key: impl Into<String>) -> Self {
+        BudgetScope::EachTagValue { key: key.into() }
+    }
+
+    /// Whether a call to `endpoint` with `tags` counts here (never for
+    /// [`EachTagValue`](BudgetScope::EachTagValue): its values' budgets do).
     pub(crate) fn covers(&self, endpoint: &str, tags: &BTreeMap<String, String>) -> bool {
         match self {
             BudgetScope::Client => true,
             BudgetScope::Endpoint { name } => name == endpoint,
             BudgetScope::Tag { key, value } => tags.get(key) == Some(value),
+            BudgetScope::EachTagValue { .. } => false,
         }
     }
 }
@@ -99,6 +117,7 @@ impl fmt::Display for BudgetScope {
             BudgetScope::Client => f.write_str("client"),
             BudgetScope::Endpoint { name } => write!(f, "endpoint {name}"),
             BudgetScope::Tag { key, value } => write!(f, "tag {key}={value}"),
+            BudgetScope::EachTagValue { key } => write!(f, "each value of tag {key}"),
         }
     }
 }
@@ -294,7 +313,9 @@ impl Budget {
             BudgetScope::Endpoint { name } if name.trim().is_empty() => {
                 return Err(ConfigError::new(option, "a budget's endpoint name is empty").into());
             }
-            BudgetScope::Tag { key, .. } if key.trim().is_empty() => {
+            BudgetScope::Tag { key, .. } | BudgetScope::EachTagValue { key }
+                if key.trim().is_empty() =>
+            {
                 return Err(ConfigError::new(option, "a budget's tag key is empty").into());
             }
             _ => {}
@@ -529,6 +550,9 @@ impl Tracked {
 #[derive(Default)]
 struct BudgetsInner {
     tracked: Vec<Tracked>,
+    /// Budgets for each value of a tag, each with the value budgets begun from
+    /// it (their places in `tracked`, by value).
+    per_value: Vec<(Budget, HashMap<String, usize>)>,
     /// Each endpoint's most recent costs and when they settled, newest last, at
     /// most `recent_len`.
     recent: HashMap<String, VecDeque<(DateTime<Utc>, Decimal)>>,
@@ -555,6 +579,30 @@ struct ExpiringHold {
 }
 
 impl BudgetsInner {
+    /// Begins the budgets of the tag values in `tags` that a per-value budget
+    /// covers and that no call carried before.
+    fn begin_values(&mut self, tags: &BTreeMap<String, String>) {
+        for (template, begun) in &mut self.per_value {
+            let BudgetScope::EachTagValue { key } = &template.scope else {
+                continue;
+            };
+            let Some(value) = tags.get(key) else {
+                continue;
+            };
+            if begun.contains_key(value) {
+                continue;
+            }
+            let mut budget = template.clone();
+            budget.scope = BudgetScope::tag(key.clone(), value.clone());
+            begun.insert(value.clone(), self.tracked.len());
+            self.tracked.push(Tracked {
+                budget,
+                state: PeriodState::default(),
+                fleet: false,
+            });
+        }
+    }
+
     /// Releases every hold whose time ran out by `now`: what it held no longer
     /// counts as reserved (nothing is charged: no receipt changes). One WARN per
     /// client, the later ones at DEBUG.
@@ -699,6 +747,9 @@ impl Budgets {
             })
             .max()
             .unwrap_or(1);
+        let (per_value, budgets): (Vec<_>, Vec<_>) = budgets
+            .into_iter()
+            .partition(|b| matches!(b.scope, BudgetScope::EachTagValue { .. }));
         Budgets {
             inner: Mutex::new(BudgetsInner {
                 recent_len,
@@ -710,6 +761,10 @@ impl Budgets {
                         state: PeriodState::default(),
                     })
                     .collect(),
+                per_value: per_value
+                    .into_iter()
+                    .map(|budget| (budget, HashMap::new()))
+                    .collect(),
                 recent: HashMap::new(),
                 expiring: BTreeMap::new(),
                 next_hold: 0,
@@ -720,7 +775,8 @@ impl Budgets {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.lock().tracked.is_empty()
+        let inner = self.lock();
+        inner.tracked.is_empty() && inner.per_value.is_empty()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BudgetsInner> {
@@ -753,6 +809,7 @@ impl Budgets {
     ) -> std::result::Result<Reservation, Refusal> {
         let mut inner = self.lock();
         inner.release_lapsed(now);
+        inner.begin_values(tags);
         let BudgetsInner {
             tracked, recent, ..
         } = &mut *inner;
@@ -948,6 +1005,7 @@ impl Budgets {
         now: DateTime<Utc>,
     ) -> Vec<AlertToRaise> {
         let mut inner = self.lock();
+        inner.begin_values(tags);
         if let Some(key) = reservation.lapsing.take() {
             reservation.indexes = inner.reclaim(key);
         }
@@ -988,6 +1046,7 @@ impl Budgets {
         now: DateTime<Utc>,
     ) -> (Vec<AlertToRaise>, Vec<BeyondReceipt>) {
         let mut inner = self.lock();
+        inner.begin_values(tags);
         if let Some(key) = reservation.lapsing.take() {
             reservation.indexes = inner.reclaim(key);
         }

@@ -20,15 +20,25 @@ pub(crate) fn scope_pk(scope: &BudgetScope) -> String {
         BudgetScope::Client => "scope#fleet".to_owned(),
         BudgetScope::Endpoint { name } => format!("scope#endpoint:{name}"),
         BudgetScope::Tag { key, value } => format!("scope#tag:{key}={value}"),
+        // Refused by `check_scope`: named apart all the same.
+        BudgetScope::EachTagValue { key } => format!("scope#each-tag:{key}"),
     }
 }
 
-/// Whether [`scope_pk`] names `scope` alone: not a tag key holding `=`, whose
-/// `tag:<key>=<value>` would also be another tag's (`a=b`=`c` and `a`=`b=c`).
-pub(crate) fn check_scope(scope: &BudgetScope) -> Result<(), String> {
+/// Whether the table can keep `scope`'s budget: [`scope_pk`] names it alone (not
+/// a tag key holding `=`, whose `tag:<key>=<value>` would also be another tag's:
+/// `a=b`=`c` and `a`=`b=c`), and it is one budget (not one per tag value, whose
+/// values are not known ahead). Else what is wrong, and what to do.
+pub(crate) fn check_scope(scope: &BudgetScope) -> Result<(), (String, &'static str)> {
     match scope {
-        BudgetScope::Tag { key, .. } if key.contains('=') => Err(format!(
-            "a fleet budget's tag key cannot hold `=` (got `{key}`)"
+        BudgetScope::Tag { key, .. } if key.contains('=') => Err((
+            format!("a fleet budget's tag key cannot hold `=` (got `{key}`)"),
+            "its table item would be shared with another tag's",
+        )),
+        BudgetScope::EachTagValue { key } => Err((
+            format!("a budget for each value of tag `{key}` is not kept across a fleet"),
+            "give each value its own BudgetScope::tag budget, or keep this one without \
+             the fleet",
         )),
         _ => Ok(()),
     }

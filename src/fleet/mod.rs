@@ -274,10 +274,8 @@ impl FleetConfig {
     pub(crate) fn validate(&self, budgets: &[crate::budget::Budget]) -> Result<(), ConfigError> {
         const OPTION: &str = "ClientBuilder::fleet";
         for (i, budget) in budgets.iter().enumerate() {
-            keys::check_scope(budget.scope()).map_err(|reason| {
-                ConfigError::new(OPTION, reason)
-                    .hint("its table item would be shared with another tag's")
-            })?;
+            keys::check_scope(budget.scope())
+                .map_err(|(reason, hint)| ConfigError::new(OPTION, reason).hint(hint))?;
             // The table keeps amounts in pico-USD: a limit that rounds to none there
             // would refuse every call, and say the limit is $0.
             let pico = Decimal::new(1, 12);
@@ -442,6 +440,25 @@ mod tests {
                 Budget::alert(chat(), BudgetPeriod::Day, usd("0.5")).unwrap(),
             ])
             .unwrap();
+    }
+
+    #[test]
+    fn a_budget_for_each_tag_value_is_refused_with_the_fleet() {
+        use crate::budget::{Budget, BudgetPeriod, BudgetScope};
+        let each = Budget::enforce(
+            BudgetScope::each_tag_value("tenant"),
+            BudgetPeriod::Month,
+            "100".parse().unwrap(),
+        )
+        .unwrap();
+        let err = FleetConfig::dynamodb("fleet")
+            .validate(&[each])
+            .unwrap_err();
+        assert_eq!(
+            err.problem,
+            "a budget for each value of tag `tenant` is not kept across a fleet"
+        );
+        assert!(err.to_string().contains("BudgetScope::tag"), "{err}");
     }
 
     #[test]

@@ -262,6 +262,58 @@ async fn a_cancelled_call_releases_its_reservation() {
     assert_eq!(client.meter().budget_status()[0].spent_usd, dec("0.001"));
 }
 
+/// A budget for each value of a tag: every tenant has its own limit, begun when
+/// its first call comes, and is refused on its own.
+#[tokio::test]
+async fn a_budget_for_each_tag_value_gives_every_value_its_own_limit() {
+    let fake = fake().await;
+    // Room for one call of 0.001 USD (the fixed estimate) per tenant a day: the
+    // first call's spend (above $0) plus a second estimate is past 0.001.
+    let budget = Budget::enforce(
+        BudgetScope::each_tag_value("tenant"),
+        BudgetPeriod::Day,
+        dec("0.001"),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed { usd: dec("0.001") })
+    .unwrap();
+    let client = with_budget(&fake, budget).await;
+    assert!(client.meter().budget_status().is_empty(), "no tenant yet");
+    let tenant = |name: &'static str| {
+        client
+            .invoke_endpoint()
+            .endpoint_name("rt")
+            .tag("tenant", name)
+            .body(Blob::new("{}"))
+            .send()
+    };
+    tenant("acme").await.unwrap();
+    match tenant("acme").await {
+        Err(Error::BudgetExceeded { scope, limit, .. }) => {
+            assert_eq!(scope, BudgetScope::tag("tenant", "acme"));
+            assert_eq!(limit, dec("0.001"));
+        }
+        other => panic!("expected acme's refusal, got {other:?}"),
+    }
+    // Another tenant's calls are held to their own limit, not acme's.
+    let initech = tenant("initech").await.unwrap().cost().cost_usd;
+    assert!(tenant("initech").await.is_err());
+    // A call without the tag is under no tenant's budget.
+    call(&client).await.unwrap();
+    call(&client).await.unwrap();
+    let status = client.meter().budget_status();
+    let scopes: Vec<_> = status.iter().map(|s| s.scope.clone()).collect();
+    assert_eq!(
+        scopes,
+        [
+            BudgetScope::tag("tenant", "acme"),
+            BudgetScope::tag("tenant", "initech")
+        ]
+    );
+    assert_eq!(status[1].spent_usd, initech);
+    assert_eq!(status[1].limit_usd, dec("0.001"));
+}
+
 #[tokio::test]
 async fn a_tag_budget_counts_only_tagged_calls() {
     let fake = fake().await;
