@@ -1136,8 +1136,11 @@ fn write_response(
         body.len(),
         response.content_type().unwrap_or("no content type")
     )?;
-    // The bytes as they came (as --stream writes its parts), whatever the encoding.
-    out.write_all(body)?;
+    // The bytes as they came (as --stream writes its parts), whatever the encoding;
+    // on a terminal, its control characters escaped.
+    let mut text = crate::output::ModelText::for_stdout();
+    text.write(out, body)?;
+    text.finish(out)?;
     if !body.ends_with(b"\n") {
         writeln!(out)?;
     }

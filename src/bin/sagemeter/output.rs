@@ -16,6 +16,82 @@ pub fn usd(amount: Decimal) -> String {
     }
 }
 
+/// The model's output as the CLI prints it: its bytes as they came when stdout is
+/// a file or a pipe; on a terminal, with its control characters shown escaped
+/// (`\u{1b}`, [`printable_lines`](sagemeter::redact::printable_lines)), newlines
+/// kept, so that an escape sequence in what a model
+/// wrote cannot move the cursor, retitle the window or hide text. Text split
+/// across a stream's parts in the middle of a character is carried to the next.
+pub struct ModelText {
+    terminal: bool,
+    /// The start of a character whose end is in the next part.
+    carry: Vec<u8>,
+}
+
+impl ModelText {
+    /// For stdout: escaped if it is a terminal.
+    pub fn for_stdout() -> Self {
+        use std::io::IsTerminal;
+        ModelText::new(std::io::stdout().is_terminal())
+    }
+
+    pub fn new(terminal: bool) -> Self {
+        ModelText {
+            terminal,
+            carry: Vec::new(),
+        }
+    }
+
+    /// Writes `bytes`, the next part of the output.
+    pub fn write(&mut self, out: &mut dyn Write, bytes: &[u8]) -> std::io::Result<()> {
+        if !self.terminal {
+            return out.write_all(bytes);
+        }
+        let joined;
+        let mut rest = if self.carry.is_empty() {
+            bytes
+        } else {
+            self.carry.extend_from_slice(bytes);
+            joined = std::mem::take(&mut self.carry);
+            &joined[..]
+        };
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(text) => return write_escaped(out, text),
+                Err(e) => {
+                    let (valid, after) = rest.split_at(e.valid_up_to());
+                    // Checked valid up to here by from_utf8.
+                    write_escaped(out, std::str::from_utf8(valid).unwrap_or_default())?;
+                    match e.error_len() {
+                        Some(len) => {
+                            out.write_all("\u{fffd}".as_bytes())?;
+                            rest = &after[len..];
+                        }
+                        None => {
+                            self.carry = after.to_vec();
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes what is carried, the output having ended (a character cut short).
+    pub fn finish(&mut self, out: &mut dyn Write) -> std::io::Result<()> {
+        if std::mem::take(&mut self.carry).is_empty() {
+            Ok(())
+        } else {
+            out.write_all("\u{fffd}".as_bytes())
+        }
+    }
+}
+
+/// `text` with its control characters but newlines escaped.
+fn write_escaped(out: &mut dyn Write, text: &str) -> std::io::Result<()> {
+    out.write_all(sagemeter::redact::printable_lines(text).as_bytes())
+}
+
 /// Milliseconds with one decimal, e.g. `12.3`.
 pub fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
@@ -368,6 +444,33 @@ mod tests {
             text.contains(r"e\u{1b}]0;pwned\u{7}\r\nforged  1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn model_output_is_escaped_on_a_terminal_only_even_split_mid_character() {
+        let said = "é\u{1b}]0;pwned\u{7}\nok".as_bytes();
+        // "é" is 2 bytes: cut after its first, and again inside the sequence.
+        let parts = [&said[..1], &said[1..4], &said[4..]];
+        let written = |terminal: bool| {
+            let mut text = ModelText::new(terminal);
+            let mut out = Vec::new();
+            for part in parts {
+                text.write(&mut out, part).unwrap();
+            }
+            text.finish(&mut out).unwrap();
+            out
+        };
+        assert_eq!(written(false), said, "a pipe gets the bytes as they came");
+        assert_eq!(
+            String::from_utf8(written(true)).unwrap(),
+            "é\\u{1b}]0;pwned\\u{7}\nok"
+        );
+        // Bytes that are no text, and a character cut short at the end.
+        let mut text = ModelText::new(true);
+        let mut out = Vec::new();
+        text.write(&mut out, b"a\xffb\xc3").unwrap();
+        text.finish(&mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "a\u{fffd}b\u{fffd}");
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub async fn run_stream(
     let receipt = response.receipt();
     let mut stream_error = None;
     let mut stopped_by = None;
+    let mut text = crate::output::ModelText::for_stdout();
     loop {
         let event = tokio::select! {
             event = response.body.recv() => event,
@@ -55,7 +56,7 @@ pub async fn run_stream(
                 if !args.json
                     && let Some(bytes) = part.bytes()
                 {
-                    out.write_all(bytes.as_ref())?;
+                    text.write(out, bytes.as_ref())?;
                     out.flush()?;
                 }
             }
@@ -70,6 +71,7 @@ pub async fn run_stream(
             }
         }
     }
+    text.finish(out)?;
     drop(response);
     let cost = receipt.wait().await;
     write_receipt(args, out, cost.as_ref(), stream_error.as_deref())?;
