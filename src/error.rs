@@ -9,7 +9,6 @@ use aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::InvokeEndpointAs
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::InvokeEndpointWithResponseStreamError;
 use aws_sdk_sagemakerruntime::types::error::ResponseStreamError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::event_stream::RawMessage;
 
 use crate::billing::Cost;
@@ -269,8 +268,9 @@ impl fmt::Debug for Error {
 
 /// What `Debug` shows of an SDK error: its kind, and for a service error its code,
 /// HTTP status and request id. Never the service's message or the response body
-/// (a model's error quotes the model). A connection or timeout failure shows its
-/// cause (the connector's error: nothing of the request or the response).
+/// (a model's error quotes the model). A failure to build or send the request
+/// shows its cause as [`error_chain`](crate::redact::error_chain) says it (never the
+/// request, its URL's credentials or its body).
 struct SdkSummary<'a, E>(&'a SdkError<E, HttpResponse>);
 
 impl<E: ProvideErrorMetadata + std::error::Error + 'static> fmt::Debug for SdkSummary<'_, E> {
@@ -291,16 +291,16 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static> fmt::Debug for SdkSu
                 .field("response", &WITHHELD)
                 .finish(),
             SdkError::TimeoutError(_) => f.write_str("TimeoutError"),
-            // The connector's error, or building the request failed (the SDK's
-            // message names the field, and redacts the sensitive ones: body,
-            // custom attributes).
+            // The connector's error, or building the request failed: said as
+            // `error_chain` says it (the SDK's own `Debug` of an endpoint URL it
+            // could not apply prints the URL and the request, body included).
             SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
                 let kind = match self.0 {
                     SdkError::DispatchFailure(_) => "DispatchFailure",
                     _ => "ConstructionFailure",
                 };
                 f.debug_tuple(kind)
-                    .field(&format_args!("{}", DisplayErrorContext(self.0)))
+                    .field(&format_args!("{}", crate::redact::error_chain(self.0)))
                     .finish()
             }
             _ => f.write_str("SdkError"),
@@ -339,7 +339,7 @@ impl fmt::Debug for StreamSummary<'_> {
                 SdkError::TimeoutError(_) => f.write_str("TimeoutError"),
                 other => f
                     .debug_tuple("SdkError")
-                    .field(&format_args!("{}", DisplayErrorContext(other)))
+                    .field(&format_args!("{}", crate::redact::error_chain(other)))
                     .finish(),
             },
         }

@@ -7,7 +7,8 @@
 /// canonical request (every signed header's value, the session token in
 /// `x-amz-security-token` among them) and the string to sign; an
 /// `IncompleteSignature`'s quotes the `Authorization` header (`Authorization=AWS4-HMAC-SHA256
-/// Credential=…, Signature=…`).
+/// Credential=…, Signature=…`); a presigned URL's query names the access key id
+/// (`AWSAccessKeyId=…`).
 const SIGNED_REQUEST_QUOTES: &[&str] = &[
     "the canonical string",
     "the string-to-sign",
@@ -17,6 +18,7 @@ const SIGNED_REQUEST_QUOTES: &[&str] = &[
     "x-amz-security-token",
     "credential=",
     "signature=",
+    "awsaccesskeyid=",
 ];
 
 /// `text` cut before the first thing it quotes of a signed request (the
@@ -72,22 +74,34 @@ pub const REQUEST_MESSAGE_CODES: &[&str] = &[
 ];
 
 /// An error and its sources by their `Display` only (a `Debug`, the SDK's
-/// `DisplayErrorContext` too, prints the raw response and SDK internals), each
-/// message once (wrappers often repeat their source's), joined with `: ` and cut
+/// `DisplayErrorContext` too, prints the raw request or response and SDK
+/// internals), each message once (wrappers often repeat their source's), joined
+/// with `: `, what a URL in it carries left out ([`without_url_secrets`]) and cut
 /// before anything it quotes of a signed request ([`without_signed_request`]).
-/// A SageMaker Runtime error in the chain (of `InvokeEndpoint`, its async and
-/// streaming forms, or in a response stream) ends it with its code, and its
-/// message only for [`REQUEST_MESSAGE_CODES`], without the caller's identity: a
-/// model's error quotes the model's output. What to say of a failure AWS sent no
-/// message for (no credentials, no connection) or of any error a tool prints.
+/// What some errors in the chain say is cut short: a SageMaker
+/// Runtime error (of `InvokeEndpoint`, its async and streaming forms, or in a
+/// response stream) ends it with its code, and its message only for
+/// [`REQUEST_MESSAGE_CODES`], without the caller's identity (a model's error quotes
+/// the model's output); an endpoint URL the SDK could not apply, a credential
+/// provider's failure and a request field the SDK refused are named, never quoted.
+/// What to say of a failure AWS sent no message for (no credentials, no
+/// connection) or of any error a tool prints.
+///
+/// ```
+/// use aws_smithy_runtime_api::client::endpoint::error::ResolveEndpointError;
+/// // What the SDK says when an endpoint URL does not parse as a request's URI:
+/// // the URL and the request's Debug, body included.
+/// let err = ResolveEndpointError::message(
+///     "failed to apply endpoint `http://u:PASS|WORD@host` to request `Request { body: b\"BODY\" }`",
+/// );
+/// let said = sagemeter::redact::error_chain(&err);
+/// assert!(!said.contains("PASS") && !said.contains("BODY"), "{said}");
+/// ```
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = String::new();
     let mut next = Some(error);
     while let Some(cause) = next {
-        let (text, last) = match runtime_error(cause) {
-            Some(said) => (said, true),
-            None => (cause.to_string(), false),
-        };
+        let (text, last) = said_of(cause);
         if !text.is_empty() && !message.contains(&text) {
             if !message.is_empty() {
                 message.push_str(": ");
@@ -96,10 +110,109 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         }
         next = if last { None } else { cause.source() };
     }
+    let message = without_url_secrets(&message).into_owned();
     match without_signed_request(&message) {
         std::borrow::Cow::Borrowed(_) => message,
         std::borrow::Cow::Owned(cut) => cut,
     }
+}
+
+/// What an endpoint URL the SDK could not apply is said as: the SDK's own message
+/// quotes the URL (a password in it) and the whole request (body and headers).
+const ENDPOINT_NOT_APPLIED: &str =
+    "the endpoint URL could not be applied to the request (not shown: it may hold credentials)";
+
+/// What [`error_chain`] says of one error of a chain, and whether that is the
+/// last it says (its sources are not looked at):
+/// - a SageMaker Runtime error: [`runtime_error`], the last;
+/// - an endpoint URL the SDK could not apply to the request (its message quotes
+///   the URL and the request's `Debug`, body and headers): that it could not, and
+///   why (the URI parser's complaint, a source's);
+/// - a credential provider's failure (a `credential_process`'s is its standard
+///   error, which can echo a secret): its kind, the last, unless the provider only
+///   found no credentials (what each provider of the chain looked for is said);
+/// - a request field the SDK refused to build (`invalid field in input: … (details:
+///   …)`, the details quoting the value, a presigned URL's signature say): the
+///   field, not the details.
+fn said_of(error: &(dyn std::error::Error + 'static)) -> (String, bool) {
+    use aws_credential_types::provider::error::CredentialsError;
+    use aws_smithy_types::error::operation::BuildError;
+    if let Some(said) = runtime_error(error) {
+        return (said, true);
+    }
+    if let Some(credentials) = error.downcast_ref::<CredentialsError>() {
+        let last = !matches!(credentials, CredentialsError::CredentialsNotLoaded(_));
+        let text = if last {
+            format!("{credentials} (the provider's details are not shown: they can hold secrets)")
+        } else {
+            credentials.to_string()
+        };
+        return (text, last);
+    }
+    let text = error.to_string();
+    if text.contains("failed to apply endpoint") {
+        return (ENDPOINT_NOT_APPLIED.to_owned(), false);
+    }
+    match text.find(" (details:") {
+        Some(at) if error.is::<BuildError>() => (
+            format!(
+                "{} (details not shown: they can quote the value)",
+                &text[..at]
+            ),
+            false,
+        ),
+        _ => (text, false),
+    }
+}
+
+/// `text` with what each URL in it (`scheme://…`) carries besides where it
+/// points left out: the user and password before the host (`<credentials>@`) and
+/// the query (`?<query>`: a presigned URL's signature and session token, an API
+/// key). A URL ends at white space or a quote; a password holding one is not
+/// found whole (the SDK's messages that quote such a URL are withheld by
+/// [`error_chain`] as a whole).
+///
+/// ```
+/// assert_eq!(
+///     sagemeter::redact::without_url_secrets(
+///         "GET `https://me:pw@host:1/in.json?X-Amz-Signature=abc` failed"
+///     ),
+///     "GET `https://<credentials>@host:1/in.json?<query>` failed"
+/// );
+/// ```
+pub fn without_url_secrets(text: &str) -> std::borrow::Cow<'_, str> {
+    const SCHEME_END: &str = "://";
+    if !text.contains(SCHEME_END) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let ends_url = |c: char| c.is_whitespace() || matches!(c, '`' | '"' | '\'' | '<' | '>');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(SCHEME_END) {
+        let (head, tail) = rest.split_at(at + SCHEME_END.len());
+        out.push_str(head);
+        let url_end = tail.find(ends_url).unwrap_or(tail.len());
+        let (url, after) = tail.split_at(url_end);
+        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+        let (authority, path) = url.split_at(authority_end);
+        match authority.rfind('@') {
+            Some(user_end) => {
+                out.push_str("<credentials>@");
+                out.push_str(&authority[user_end + 1..]);
+            }
+            None => out.push_str(authority),
+        }
+        match path.find('?') {
+            Some(query) => {
+                out.push_str(&path[..query]);
+                out.push_str("?<query>");
+            }
+            None => out.push_str(path),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// What [`error_chain`] says of a SageMaker Runtime error: its code, and its
@@ -495,6 +608,73 @@ mod tests {
         assert!(
             !said.contains("123456789012") && !said.contains("alice"),
             "{said}"
+        );
+    }
+
+    #[test]
+    fn a_url_keeps_where_it_points_and_never_its_password_or_query() {
+        for (text, said) in [
+            (
+                "failed `http://user:pw@127.0.0.1:4711/p?token=QSECRET` now",
+                "failed `http://<credentials>@127.0.0.1:4711/p?<query>` now",
+            ),
+            // A password holding `@`: the host is after the last one.
+            ("at https://u:p@ss@host", "at https://<credentials>@host"),
+            (
+                "s3://bucket/key?X-Amz-Signature=abc",
+                "s3://bucket/key?<query>",
+            ),
+            // Two URLs; a URL with neither is left as it is.
+            (
+                "http://a:b@h1 and \"https://h2/x?k=v\"",
+                "http://<credentials>@h1 and \"https://h2/x?<query>\"",
+            ),
+            (
+                "see https://docs.aws.amazon.com/sagemaker/",
+                "see https://docs.aws.amazon.com/sagemaker/",
+            ),
+            // `@` after the path is no user's.
+            ("https://h/mail@x", "https://h/mail@x"),
+        ] {
+            assert_eq!(without_url_secrets(text), said, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_credential_providers_failure_is_said_by_its_kind_and_a_refused_field_by_its_name() {
+        use aws_credential_types::provider::error::CredentialsError;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        // A `credential_process` that failed: the SDK quotes its standard error.
+        let failed = aws_sdk_sagemakerruntime::error::SdkError::<
+            aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError,
+            aws_smithy_runtime_api::http::Response,
+        >::dispatch_failure(ConnectorError::other(
+            Box::new(CredentialsError::provider_error(
+                "external process exited with code 1. Stderr: password=CPSECRET",
+            )),
+            None,
+        ));
+        let said = error_chain(&failed);
+        assert_eq!(
+            said,
+            "dispatch failure: other: an error occurred while loading credentials (the \
+             provider's details are not shown: they can hold secrets)"
+        );
+        // No provider found any: what each looked for is said.
+        let none = CredentialsError::not_loaded("no providers in chain provided credentials");
+        assert_eq!(
+            error_chain(&none),
+            "the credential provider was not enabled: no providers in chain provided credentials"
+        );
+        // A field the SDK refused: its name, not the value the details quote.
+        let refused = aws_smithy_types::error::operation::BuildError::invalid_field(
+            "input_location",
+            "`https://b/in.json?X-Amz-Signature=SIG\r` cannot be used as a header value",
+        );
+        assert_eq!(
+            error_chain(&refused),
+            "invalid field in input: input_location (details not shown: they can quote the \
+             value)"
         );
     }
 

@@ -1344,3 +1344,55 @@ async fn an_async_body_over_the_inline_limit_is_an_invalid_argument() {
     );
     assert_eq!(fake.invocations(), 0, "nothing sent");
 }
+
+/// A password the SDK takes in an endpoint URL and `http::Uri` refuses (`|`): the
+/// SDK's error then quotes the URL and the whole request, body too.
+const URL_SECRET: &str = "URL|SECRET-4b2e";
+
+/// Stands for a request body or an input location's credentials.
+const BODY_MARKER: &str = "BODY-MARKER-4b2e";
+
+/// What the CLI prints (stdout, stderr, at its default log level) when an endpoint
+/// URL cannot be applied (the runtime's; discovery's and the Price List's) or an
+/// async input location is no header value: never the URL's password, the body
+/// or the location's query.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_output_quotes_a_url_password_a_body_or_an_input_location() {
+    let fake = fake_rt().await;
+    let unappliable = format!("http://user:{URL_SECRET}@127.0.0.1:1");
+    let body = format!(r#"{{"inputs":"{BODY_MARKER}"}}"#);
+    let invoke = ["invoke", "rt", "--body", body.as_str(), "--json"];
+
+    let mut runtime = clean_env::sagemeter(&unappliable, &unappliable);
+    runtime.args(invoke);
+    let mut discovery = clean_env::sagemeter(&fake.url, &unappliable);
+    discovery
+        .env("AWS_ENDPOINT_URL_SAGEMAKER", &unappliable)
+        .args(invoke);
+    let location = format!(
+        "https://b.s3.amazonaws.com/in.json?AWSAccessKeyId=AKIA{BODY_MARKER}&\
+         x-amz-security-token={BODY_MARKER}&Signature={BODY_MARKER}\r"
+    );
+    let mut input = clean_env::sagemeter(&fake.url, &refused_url());
+    input.args([
+        "invoke",
+        "rt",
+        "--async",
+        "--input-location",
+        &location,
+        "--json",
+    ]);
+
+    for (case, cmd) in [
+        ("runtime URL", runtime),
+        ("discovery and Price List URLs", discovery),
+        ("input location", input),
+    ] {
+        let output = run(cmd).await;
+        let printed = format!("{}\n{}", text(&output.stdout), text(&output.stderr));
+        for marker in [URL_SECRET, "SECRET-4b2e", BODY_MARKER] {
+            assert!(!printed.contains(marker), "{case}: {marker} in\n{printed}");
+        }
+        assert!(!printed.is_empty(), "{case}");
+    }
+}

@@ -344,3 +344,280 @@ async fn no_debug_of_what_is_built_from_an_sdk_config_prints_its_credentials() {
         }
     }
 }
+
+/// A password the SDK takes in an endpoint URL and `http::Uri` refuses (`|`): the
+/// SDK then fails with a message quoting the URL and the whole request, body too.
+const URL_SECRET: &str = "URL|SECRET-7f3a";
+
+/// Stands for a request body: it must never be written anywhere.
+const BODY_MARKER: &str = "BODY-MARKER-7f3a";
+
+/// An endpoint URL with [`URL_SECRET`] for a password (nothing listens there).
+fn unappliable_url() -> String {
+    format!("http://user:{URL_SECRET}@127.0.0.1:1")
+}
+
+/// Asserts that none of `markers` is in any of `outputs`.
+fn assert_none_in(markers: &[&str], outputs: &[(&str, String)]) {
+    for (what, text) in outputs {
+        for marker in markers {
+            assert!(
+                !text.contains(marker),
+                "{marker} leaked into {what}:\n{text}"
+            );
+        }
+    }
+}
+
+/// sagemeter's own log lines (every level and thread): the SDK's own events are
+/// the program's subscriber's to filter (`redact::may_log`).
+fn sagemeters_logs() -> String {
+    logs::everything()
+        .lines()
+        .filter(|line| line.contains("\"target\":\"sagemeter"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Discovery and the Price List at an endpoint URL the SDK cannot apply: the call
+/// goes on, its receipt says why it is unpriced or priced from the snapshot, and
+/// nothing of the URL's password or the request is in the receipt, the ledger or
+/// the logs.
+#[tokio::test]
+async fn an_endpoint_url_the_sdk_cannot_apply_is_never_quoted_in_receipts_ledgers_or_logs() {
+    let _logs = logs::capture();
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    let conf = fake.sdk_config().await;
+    let bad = crate::support::fake_pricelist::sdk_config_for(&unappliable_url(), REGION);
+    let outputs = Outputs::new();
+    let discovering = outputs
+        .sinks(
+            Client::builder(&conf)
+                .sagemaker_client(aws_sdk_sagemaker::Client::new(&bad))
+                .pricing_config(&bad),
+        )
+        .build()
+        .unwrap();
+    let profiled = Client::builder(&conf)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+        ))
+        .pricing_config(&bad)
+        .build()
+        .unwrap();
+    let mut receipts = Vec::new();
+    for client in [&discovering, &profiled] {
+        let out = client
+            .invoke_endpoint()
+            .endpoint_name("rt")
+            .body(Blob::new(format!(r#"{{"inputs":"{BODY_MARKER}"}}"#)))
+            .send()
+            .await
+            .unwrap();
+        receipts.push(out.cost().clone());
+    }
+    discovering.shutdown().await.unwrap();
+    profiled.shutdown().await.unwrap();
+
+    let json: Vec<String> = receipts
+        .iter()
+        .map(|c| serde_json::to_string(c).unwrap())
+        .collect();
+    let ledger = std::fs::read_to_string(outputs.ledger.path().join("calls.jsonl")).unwrap();
+    assert!(!ledger.is_empty());
+    assert_none_in(
+        &[URL_SECRET, "SECRET-7f3a", BODY_MARKER],
+        &[
+            ("the receipts' JSON", json.join("\n")),
+            (
+                "the receipts' Display and Debug",
+                format!("{receipts:?} {}", receipts[0]),
+            ),
+            ("the ledger", ledger),
+            ("sagemeter's logs", sagemeters_logs()),
+        ],
+    );
+    // Each says why, without the URL: discovery failed; the live price was not had.
+    assert!(json[0].contains("could not discover"), "{}", json[0]);
+    assert!(
+        json[0].contains("the endpoint URL could not be applied to the request"),
+        "{}",
+        json[0]
+    );
+    assert!(
+        json[1].contains("the endpoint URL could not be applied to the request"),
+        "{}",
+        json[1]
+    );
+}
+
+/// The runtime at an endpoint URL the SDK cannot apply: the call fails, and its
+/// error's Display, Debug and chain say the URL could not be applied, never the
+/// URL's password nor the request (its body, its custom attributes).
+#[tokio::test]
+async fn an_endpoint_url_the_sdk_cannot_apply_is_never_quoted_in_errors() {
+    let _logs = logs::capture();
+    let bad = crate::support::fake_pricelist::sdk_config_for(&unappliable_url(), REGION);
+    let client = Client::builder(&bad)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+        ))
+        .price_override(
+            PriceKey::hosting(REGION, "ml.m5.xlarge"),
+            "0.23".parse().unwrap(),
+        )
+        .build()
+        .unwrap();
+    let err = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .custom_attributes(format!("attr={BODY_MARKER}"))
+        .body(Blob::new(format!(r#"{{"inputs":"{BODY_MARKER}"}}"#)))
+        .send()
+        .await
+        .unwrap_err();
+    client.shutdown().await.unwrap();
+    let chain = sagemeter::redact::error_chain(&err);
+    let debug = format!("{err:?}");
+    assert_none_in(
+        &[URL_SECRET, "SECRET-7f3a", BODY_MARKER],
+        &[
+            ("the error's Display", err.to_string()),
+            ("the error's Debug", debug.clone()),
+            ("the error's pretty Debug", format!("{err:#?}")),
+            ("the error's chain", chain.clone()),
+            ("sagemeter's logs", sagemeters_logs()),
+        ],
+    );
+    assert!(
+        chain.contains("the endpoint URL could not be applied to the request"),
+        "{chain}"
+    );
+    assert!(debug.contains("DispatchFailure"), "{debug}");
+}
+
+/// Credentials from a `credential_process` that fails: the call fails, and its
+/// error says credentials could not be loaded, never what the process printed.
+// `ProfileFiles` is deprecated in favour of a type of `aws-runtime`, which is not a
+// dependency; `ConfigLoader::profile_files` still takes it.
+#[allow(deprecated)]
+#[cfg(unix)]
+#[tokio::test]
+async fn a_credential_processs_output_is_never_quoted_in_errors() {
+    use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+    let _logs = logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let script = crate::support::failing_credential_process(dir.path());
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .empty_test_environment()
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(crate::support::fake_pricelist::refused_url())
+        .profile_files(
+            ProfileFiles::builder()
+                .include_default_credentials_file(false)
+                .with_contents(
+                    ProfileFileKind::Config,
+                    format!("[profile cp]\ncredential_process = {}\n", script.display()),
+                )
+                .build(),
+        )
+        .profile_name("cp")
+        .load()
+        .await;
+    let client = Client::builder(&conf)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+        ))
+        .pricing_config(&conf)
+        .build()
+        .unwrap();
+    let err = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap_err();
+    client.shutdown().await.unwrap();
+    let chain = sagemeter::redact::error_chain(&err);
+    let debug = format!("{err:?}");
+    assert_none_in(
+        &[crate::support::PROCESS_SECRET],
+        &[
+            ("the error's Display", err.to_string()),
+            ("the error's Debug", debug.clone()),
+            ("the error's pretty Debug", format!("{err:#?}")),
+            ("the error's chain", chain.clone()),
+            ("sagemeter's logs", sagemeters_logs()),
+        ],
+    );
+    assert!(
+        chain.contains("an error occurred while loading credentials"),
+        "{chain}"
+    );
+}
+
+/// An async call's input location that is no valid header value (a presigned URL
+/// with a trailing carriage return): the SDK refuses to build the request, and
+/// its error, which quotes the value, is said by the field's name only.
+#[tokio::test]
+async fn an_input_location_the_sdk_refuses_is_never_quoted_in_errors() {
+    let _logs = logs::capture();
+    let conf = crate::support::fake_pricelist::sdk_config_for(
+        &crate::support::fake_pricelist::refused_url(),
+        REGION,
+    );
+    let client = Client::builder(&conf)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+        ))
+        .price_override(
+            PriceKey::hosting(REGION, "ml.m5.xlarge"),
+            "0.23".parse().unwrap(),
+        )
+        .build()
+        .unwrap();
+    let presigned = "https://b.s3.amazonaws.com/in.json?AWSAccessKeyId=AKIAV2KEYMARKER&\
+                     Expires=1700000000&x-amz-security-token=TOKENMARKER&Signature=SIGMARKER\r";
+    let gateway = "https://gw.example.com/in.json?api_key=APIKEYMARKER\r";
+    for location in [presigned, gateway] {
+        let err = client
+            .invoke_endpoint_async()
+            .endpoint_name("rt")
+            .input_location(location)
+            .send()
+            .await
+            .unwrap_err();
+        let chain = sagemeter::redact::error_chain(&err);
+        assert_none_in(
+            &[
+                "AKIAV2KEYMARKER",
+                "TOKENMARKER",
+                "SIGMARKER",
+                "APIKEYMARKER",
+                "in.json",
+            ],
+            &[
+                ("the error's Display", err.to_string()),
+                ("the error's Debug", format!("{err:?}")),
+                ("the error's pretty Debug", format!("{err:#?}")),
+                ("the error's chain", chain.clone()),
+                ("sagemeter's logs", sagemeters_logs()),
+            ],
+        );
+        assert!(chain.contains("input_location"), "{chain}");
+    }
+    client.shutdown().await.unwrap();
+}

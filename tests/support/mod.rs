@@ -258,3 +258,25 @@ impl aws_smithy_async::time::TimeSource for SettableClock {
         *self.0.lock().unwrap()
     }
 }
+
+/// What a failing `credential_process` prints on its standard error: the SDK's
+/// error quotes it whole.
+#[cfg(unix)]
+pub const PROCESS_SECRET: &str = "CPSTDERRSECRET-7f3a";
+
+/// A `credential_process` that fails (exit 1) printing [`PROCESS_SECRET`] on its
+/// standard error, in `dir`; its path.
+#[cfg(unix)]
+pub fn failing_credential_process(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("credentials.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho 'fetching token with password={PROCESS_SECRET} failed' >&2\nexit 1\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    script
+}
