@@ -318,7 +318,16 @@ fn without_quoted_values(text: &str) -> std::borrow::Cow<'_, str> {
 ///   access key id among them;
 /// - `aws_config` logs the credentials it loads from a profile at INFO (their
 ///   access key id, and the account id when the profile has one) and an assumed
-///   role's at DEBUG: only its warnings and errors are shown.
+///   role's at DEBUG: only its warnings and errors are shown;
+/// - warnings that quote an endpoint URL or a credential provider's failure whole
+///   (a URL's password, its query's token, a `credential_process`'s standard
+///   error): an endpoint URL setting that does not parse (`aws_config`'s), an
+///   endpoint URL's query (`aws_smithy_runtime_api`'s), a provider that failed
+///   (`aws_config`'s chain and profile providers): errors only (the failure
+///   itself reaches the caller, as [`error_chain`] says it);
+/// - DEBUG and TRACE of `hyper_util` print the connection pool's key (`pooling
+///   idle connection for ("http", user:password@host)`), an endpoint URL's
+///   `user:password` in it.
 const QUIETED: &[(&str, tracing::Level)] = &[
     ("aws_smithy_runtime", tracing::Level::DEBUG),
     ("aws_smithy_http", tracing::Level::DEBUG),
@@ -329,12 +338,24 @@ const QUIETED: &[(&str, tracing::Level)] = &[
         tracing::Level::INFO,
     ),
     ("aws_config", tracing::Level::WARN),
+    (
+        "aws_config::default_provider::endpoint_url",
+        tracing::Level::ERROR,
+    ),
+    ("aws_config::meta::credentials", tracing::Level::ERROR),
+    ("aws_config::profile::credentials", tracing::Level::ERROR),
+    (
+        "aws_smithy_runtime_api::http::request",
+        tracing::Level::ERROR,
+    ),
+    ("hyper_util", tracing::Level::INFO),
 ];
 
 /// Whether an event of `target` at `level` may be logged without a payload or a
 /// credential in it: anything but the AWS SDK's events that print them (the HTTP
 /// request and response at TRACE, the access key id at DEBUG, a profile's
-/// credentials as `aws_config` loads them at INFO). The CLI logs through it
+/// credentials as `aws_config` loads them at INFO, an endpoint URL's password or a
+/// credential provider's output in a warning) and `hyper_util`'s DEBUG and TRACE. The CLI logs through it
 /// whatever `RUST_LOG` says; install it as a filter of its own in a program that
 /// logs the SDK's events (a directive could be outdone by a more specific one):
 ///
@@ -678,6 +699,28 @@ mod tests {
         );
     }
 
+    /// Warnings that quote an endpoint URL (its password, its query) or a credential
+    /// provider's output, and hyper_util's pool at DEBUG and TRACE (the URL's
+    /// user:password):
+    /// not logged; the other warnings of the same crates are.
+    #[test]
+    fn warnings_quoting_an_endpoint_url_or_a_credential_providers_output_are_not_logged() {
+        for target in [
+            "aws_config::default_provider::endpoint_url",
+            "aws_config::meta::credentials::chain",
+            "aws_config::profile::credentials",
+            "aws_smithy_runtime_api::http::request",
+        ] {
+            assert!(!may_log(target, Level::WARN), "{target}");
+            assert!(may_log(target, Level::ERROR), "{target}");
+        }
+        let pool = "hyper_util::client::legacy::pool";
+        assert!(!may_log(pool, Level::TRACE) && !may_log(pool, Level::DEBUG));
+        assert!(may_log(pool, Level::INFO));
+        assert!(may_log("aws_config::provider_config", Level::WARN));
+        assert!(may_log("aws_smithy_runtime_api::client", Level::TRACE));
+    }
+
     #[test]
     fn the_sdk_crates_that_print_payloads_never_log_at_trace() {
         for target in [
@@ -700,14 +743,16 @@ mod tests {
             assert!(may_log(target, Level::TRACE), "{target}");
         }
         // aws_config prints the credentials it loads at INFO (a profile's) and
-        // DEBUG (an assumed role's): its warnings and errors only.
+        // DEBUG (an assumed role's): its warnings and errors only (the profile
+        // provider's errors only: its warnings quote a credential_process's output).
         for target in [
             "aws_config::profile::credentials",
             "aws_config::sts::assume_role",
         ] {
             assert!(!may_log(target, Level::INFO) && !may_log(target, Level::DEBUG));
-            assert!(may_log(target, Level::WARN) && may_log(target, Level::ERROR));
+            assert!(may_log(target, Level::ERROR));
         }
+        assert!(may_log("aws_config::sts::assume_role", Level::WARN));
         // Endpoint resolution prints the access key id at DEBUG: from INFO up only.
         let endpoints = "aws_smithy_runtime::client::orchestrator::endpoints";
         assert!(!may_log(endpoints, Level::DEBUG) && !may_log(endpoints, Level::TRACE));

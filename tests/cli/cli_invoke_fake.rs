@@ -1396,3 +1396,57 @@ async fn no_output_quotes_a_url_password_a_body_or_an_input_location() {
         assert!(!printed.is_empty(), "{case}");
     }
 }
+
+/// What the CLI logs (stderr, at its default level and at `RUST_LOG=trace`) for
+/// an endpoint URL with a password and a query, one whose port does not parse,
+/// and a `credential_process` that fails: never the password, the query's token
+/// or what the process printed (the SDK's own warnings quote them).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn no_log_line_quotes_an_endpoint_urls_secrets_or_a_credential_processs_output() {
+    let fake = fake_rt().await;
+    let dir = tempfile::tempdir().unwrap();
+    let at = fake.url.trim_start_matches("http://");
+    let with_query = format!("http://user:URLSECRET-4b2e@{at}/?token=QSECRET-4b2e");
+    let bad_port = "http://user:URLSECRET-4b2e@127.0.0.1:99999";
+    let config = dir.path().join("config");
+    let script = crate::support::failing_credential_process(dir.path());
+    std::fs::write(
+        &config,
+        format!("[profile cp]\ncredential_process = {}\n", script.display()),
+    )
+    .unwrap();
+    let invoke = ["invoke", "rt", "--body", "{}", "--json"];
+    for rust_log in [None, Some("trace")] {
+        let mut query = clean_env::sagemeter(&with_query, &refused_url());
+        query.args(invoke);
+        let mut port = clean_env::sagemeter(bad_port, &refused_url());
+        port.args(invoke);
+        let mut process = clean_env::sagemeter(&fake.url, &refused_url());
+        process
+            .env("AWS_CONFIG_FILE", &config)
+            .args(invoke)
+            .args(["--profile", "cp"]);
+        for (case, mut cmd) in [
+            ("URL with a query", query),
+            ("URL with a bad port", port),
+            ("credential_process", process),
+        ] {
+            if let Some(level) = rust_log {
+                cmd.env("RUST_LOG", level);
+            }
+            let output = run(cmd).await;
+            let printed = format!("{}\n{}", text(&output.stdout), text(&output.stderr));
+            for marker in [
+                "URLSECRET-4b2e",
+                "QSECRET-4b2e",
+                crate::support::PROCESS_SECRET,
+            ] {
+                assert!(
+                    !printed.contains(marker),
+                    "{case} at RUST_LOG={rust_log:?}: {marker} in\n{printed}"
+                );
+            }
+        }
+    }
+}
