@@ -246,16 +246,40 @@ fn runtime_error(error: &(dyn std::error::Error + 'static)) -> Option<String> {
 }
 
 /// What may be said of a SageMaker Runtime error's `message`, after its `code`:
-/// `: ` and the message, without the caller's identity, for
-/// [`REQUEST_MESSAGE_CODES`]; that it is not shown for any other code (it can
-/// quote the model's output); nothing when there is none.
+/// `: ` and the message, without the caller's identity, a URL's secrets and
+/// anything it quotes of a model's answer, for [`REQUEST_MESSAGE_CODES`]; that it
+/// is not shown for any other code (it can quote the model's output); nothing
+/// when there is none.
 pub fn service_message(code: &str, message: Option<&str>) -> String {
     match message {
         Some(text) if REQUEST_MESSAGE_CODES.contains(&code) => {
-            format!(": {}", without_quoted_values(&without_identity(text)))
+            let text = without_model_quote(text);
+            format!(
+                ": {}",
+                without_url_secrets(&without_quoted_values(&without_identity(&text)))
+            )
         }
         Some(_) => " (its message is not shown: it can quote the model's output)".to_owned(),
         None => String::new(),
+    }
+}
+
+/// How SageMaker introduces what a model said (`Received server error (500) from
+/// model with message "…"`), lower case: a gateway or proxy answering with an
+/// allowed code ([`REQUEST_MESSAGE_CODES`]) can pass a model's answer on so.
+const MODEL_QUOTES: &[&str] = &["with message", "from model", "from primary"];
+
+/// `text` cut before the first of [`MODEL_QUOTES`], saying the rest is withheld.
+fn without_model_quote(text: &str) -> std::borrow::Cow<'_, str> {
+    // ASCII lower case keeps every byte where it was: the offsets hold for `text`.
+    let lower = text.to_ascii_lowercase();
+    match MODEL_QUOTES.iter().filter_map(|q| lower.find(q)).min() {
+        Some(at) => format!(
+            "{} [the rest withheld: it can quote the model's output]",
+            text[..at].trim_end()
+        )
+        .into(),
+        None => text.into(),
     }
 }
 
@@ -580,6 +604,22 @@ mod tests {
         assert_eq!(
             service_message("ValidationError", Some("Endpoint chat not found.")),
             ": Endpoint chat not found."
+        );
+    }
+
+    #[test]
+    fn an_allowed_codes_message_never_passes_a_models_answer_on() {
+        // A gateway answering with an allowed code, quoting the model's answer.
+        assert_eq!(
+            service_message(
+                "ValidationError",
+                Some("Received server error (500) from model with message MODELOUTPUTMARKER")
+            ),
+            ": Received server error (500) [the rest withheld: it can quote the model's output]"
+        );
+        assert_eq!(
+            service_message("ThrottlingException", Some("Rate exceeded WITH MESSAGE x")),
+            ": Rate exceeded [the rest withheld: it can quote the model's output]"
         );
     }
 
