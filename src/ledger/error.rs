@@ -257,11 +257,14 @@ impl From<LedgerError> for io::Error {
     }
 }
 
-/// Why a ledger line did not parse: the JSON parser's error, said in at most
-/// [`ParseError::MAX_SAID`] characters (and its position). The parser quotes the
-/// value it could not take (`invalid value: string "…"`), which can be anything
-/// the line holds, of any length: a file given by mistake (a request log) would
-/// be printed whole. The whole error is [`inner`](Self::inner) (and `Deref`).
+/// Why a ledger line did not parse: the JSON parser's error, without the value
+/// it quotes and in at most [`ParseError::MAX_SAID`] characters (and its
+/// position). The parser quotes the value it could not take (`invalid type:
+/// string "…", expected …`), which can be anything the line holds: a file given
+/// by mistake (a request log) would have its payloads or tokens printed. What is
+/// said is the kind of value and what was expected (`invalid type: string,
+/// expected struct Usage at line 1 column 30`). The whole error is
+/// [`inner`](Self::inner) (and `Deref`).
 pub struct ParseError(serde_json::Error);
 
 impl ParseError {
@@ -295,9 +298,35 @@ impl std::fmt::Display for ParseError {
         let (message, position) = text
             .rfind(" at line ")
             .map_or((text.as_str(), ""), |at| text.split_at(at));
+        // serde quotes what the line holds in "" or `` in these (`invalid type:
+        // string "…", expected …`, `unknown field `…`, expected …`): said up to
+        // the quote. Other messages (sagemeter's own, `missing field `lat``)
+        // quote only names of the format's.
+        const QUOTING: &[&str] = &[
+            "invalid type: ",
+            "invalid value: ",
+            "unknown variant ",
+            "unknown field ",
+        ];
+        let quotes_the_line = self.0.classify() == serde_json::error::Category::Data
+            && QUOTING.iter().any(|start| message.starts_with(start));
+        let message = if quotes_the_line {
+            let (found, expected) = message
+                .rfind(", expected ")
+                .map_or((message, ""), |at| message.split_at(at));
+            let kind = found.find(['"', '`']).map_or(found, |q| &found[..q]);
+            let withheld = if expected.is_empty() {
+                " (the value is not shown)"
+            } else {
+                ""
+            };
+            format!("{}{withheld}{expected}", kind.trim_end())
+        } else {
+            message.to_owned()
+        };
         match message.char_indices().nth(Self::MAX_SAID) {
             Some((cut, _)) => write!(f, "{}…{position}", &message[..cut]),
-            None => f.write_str(&text),
+            None => write!(f, "{message}{position}"),
         }
     }
 }
