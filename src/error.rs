@@ -31,6 +31,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// `OriginalMessage` and the response body, and `{:?}` is what ends up in logs
 /// and panic messages (`unwrap`, `main` returning `Err`). The whole error is
 /// still yours: match on `source`, or follow [`source()`](std::error::Error::source).
+/// What the sources say is the SDK's, untouched: printing them (their `Debug`, the
+/// SDK's `DisplayErrorContext`, a reporter such as `anyhow`'s `{:#}` that walks the
+/// chain) can quote the model's output, an endpoint URL's password, the request
+/// body or a credential process's output. To log a chain, use
+/// [`redact::error_chain`](crate::redact::error_chain), which says each cause
+/// without them.
 ///
 /// ```
 /// # fn show(err: &sagemeter::Error) {
