@@ -118,8 +118,8 @@ pub enum Error {
     InvalidRequest(String),
     /// An enforced budget has no room for this call's estimated cost. Nothing was sent.
     #[error(
-        "budget exceeded for {scope}{}: the call's estimate of ${} does not fit (limit ${}, \
-         spent ${}, reserved and not spent yet ${}); the request was not sent",
+        "budget exceeded for {scope} per {period}{}: the call's estimate of ${} does not fit \
+         (limit ${}, spent ${}, reserved and not spent yet ${}); the request was not sent",
         if *.fleet_wide { " (fleet-wide)" } else { "" },
         .estimate.normalize(),
         .limit.normalize(),
@@ -153,8 +153,8 @@ pub enum Error {
     /// fleet refuses calls then (`fleet::WhenUnavailable::Refuse`,
     /// the default). Nothing was sent.
     #[error(
-        "budget for {scope} could not be checked across the fleet ({reason}); the request \
-         was not sent (fleet budgets refuse calls while the table cannot be used)"
+        "budget for {scope} per {period} could not be checked across the fleet ({reason}); \
+         the request was not sent (fleet budgets refuse calls while the table cannot be used)"
     )]
     BudgetUnavailable {
         /// The budget's scope.

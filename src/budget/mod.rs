@@ -135,6 +135,17 @@ pub enum BudgetPeriod {
     Month,
 }
 
+impl fmt::Display for BudgetPeriod {
+    /// `hour`, `day` or `month`, as in "per day".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BudgetPeriod::Hour => "hour",
+            BudgetPeriod::Day => "day",
+            BudgetPeriod::Month => "month",
+        })
+    }
+}
+
 impl BudgetPeriod {
     /// Start of the period containing `at`.
     pub fn start_of(&self, at: DateTime<Utc>) -> DateTime<Utc> {
@@ -221,7 +232,7 @@ impl fmt::Display for BudgetAlert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "budget for {} ({:?}) crossed {}%: ${} of ${} spent since {}",
+            "budget for {} per {} crossed {}%: ${} of ${} spent since {}",
             self.scope,
             self.period,
             self.threshold_percent,

@@ -233,7 +233,7 @@ fn a_killed_process_lease_returns_to_the_fleet_after_it_lapses() {
     assert!(
         refusal[0]["error"]
             .as_str()
-            .is_some_and(|e| e.contains("budget exceeded for client (fleet-wide)")),
+            .is_some_and(|e| e.contains("budget exceeded for client per day (fleet-wide)")),
         "{refusal:?}"
     );
 

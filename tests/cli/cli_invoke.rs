@@ -416,8 +416,8 @@ fn a_process_budget_refuses_the_call_that_would_not_fit_before_sending_it() {
     let error = lines[1]["error"].as_str().unwrap();
     assert!(
         error.starts_with(
-            "budget exceeded for endpoint demo-realtime: the call's estimate of $0.000002 \
-             does not fit (limit $0.000002, spent $0."
+            "budget exceeded for endpoint demo-realtime per day: the call's estimate of \
+             $0.000002 does not fit (limit $0.000002, spent $0."
         ) && error.contains("the request was not sent")
             // Which depends on whether the first call (its latency) cost the whole
             // $0.000002: both are the CLI's (see failure.rs's unit test).

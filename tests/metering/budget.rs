@@ -212,7 +212,8 @@ async fn a_new_period_starts_with_nothing_spent() {
     call(&client).await.unwrap();
     let err = call(&client).await.unwrap_err();
     assert!(
-        err.to_string().contains("budget exceeded for client"),
+        err.to_string()
+            .contains("budget exceeded for client per hour"),
         "{err}"
     );
     time.advance(Duration::from_secs(3600));

@@ -127,8 +127,8 @@ mod tests {
         let room = refusal("1", "0.75", Decimal::new(0, 8));
         assert_eq!(
             room,
-            "budget exceeded for endpoint chat: the call's estimate of $0.3 does not fit \
-             (limit $1, spent $0.75, reserved and not spent yet $0); the request was not \
+            "budget exceeded for endpoint chat per day: the call's estimate of $0.3 does not \
+             fit (limit $1, spent $0.75, reserved and not spent yet $0); the request was not \
              sent; --estimate states what each call is assumed to cost"
         );
         // All of it spent: no estimate fits, and the hint would mislead.
