@@ -272,6 +272,30 @@ impl fmt::Debug for Error {
     }
 }
 
+/// The SageMaker Runtime error codes a retry may get past (see
+/// [`Error::is_retryable`]).
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalDependencyException",
+    "InternalStreamFailure",
+    "ModelNotReadyException",
+];
+
+/// Whether an SDK error is one a retry may get past (see [`Error::is_retryable`]).
+fn sdk_retryable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) => true,
+        SdkError::DispatchFailure(failure) => failure.is_io() || failure.is_timeout(),
+        SdkError::ServiceError(service) => service
+            .err()
+            .code()
+            .is_some_and(|code| RETRYABLE_CODES.contains(&code)),
+        _ => false,
+    }
+}
+
 /// What `Debug` shows of an SDK error: its kind, and for a service error its code,
 /// HTTP status and request id. Never the service's message or the response body
 /// (a model's error quotes the model). A failure to build or send the request
@@ -394,6 +418,37 @@ impl Error {
                 | Error::BudgetExceeded { .. }
                 | Error::BudgetUnavailable { .. }
         )
+    }
+
+    /// Whether the same call, tried again, may succeed: SageMaker was throttling,
+    /// unavailable or failed inside (`ThrottlingException`, `ServiceUnavailable`,
+    /// `InternalFailure`, `InternalDependencyException`, `InternalStreamFailure`),
+    /// the model was not loaded yet (`ModelNotReadyException`), the connection
+    /// failed or the SDK timed the call out, or a fleet budget's table could not be
+    /// reached, or the model answered that it was busy (a `ModelError` whose
+    /// `OriginalStatusCode` is 429 or 503: a model server's "overloaded"). Not for
+    /// what would fail again: a request SageMaker refused (`ValidationError`), a
+    /// model that failed on the input (any other `ModelError`,
+    /// `ModelStreamError`), an unknown endpoint, a budget with no room, a
+    /// configuration. The SDK has already retried what its retry policy retries;
+    /// a call that reached the model is billed again when retried
+    /// ([`cost`](Self::cost) is its receipt).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Invoke { source, .. } => {
+                let busy = matches!(
+                    source.as_service_error(),
+                    Some(InvokeEndpointError::ModelError(model))
+                        if matches!(model.original_status_code(), Some(429 | 503))
+                );
+                busy || sdk_retryable(source)
+            }
+            Error::InvokeWithResponseStream { source, .. } => sdk_retryable(source),
+            Error::InvokeAsync { source, .. } => sdk_retryable(source),
+            Error::ResponseStream { source } => sdk_retryable(source),
+            Error::BudgetUnavailable { .. } => true,
+            _ => false,
+        }
     }
 
     /// The receipt of a failed call that reached the model (a model error, or a
@@ -546,6 +601,55 @@ mod tests {
              error_code: Some(\"ModelCrashed\"), request_id: None, message: \"withheld: it \
              can quote the model; see Error::source\" } }"
         );
+    }
+
+    #[test]
+    fn only_what_a_retry_may_get_past_is_retryable() {
+        let invoke = |source| Error::Invoke {
+            endpoint: "rt".into(),
+            source: Box::new(source),
+            cost: None,
+        };
+        let coded = |code: &str| {
+            let raw = HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::empty());
+            let meta = ErrorMetadata::builder().code(code).build();
+            SdkError::service_error(InvokeEndpointError::generic(meta), raw)
+        };
+        for code in [
+            "ThrottlingException",
+            "ServiceUnavailable",
+            "ModelNotReadyException",
+        ] {
+            assert!(invoke(coded(code)).is_retryable(), "{code}");
+        }
+        assert!(!invoke(coded("ValidationError")).is_retryable());
+        // The model failed on the input (400): again, if tried again.
+        assert!(!invoke(model_error()).is_retryable());
+        // The model said it was busy.
+        let busy = |status: i32| {
+            let raw = HttpResponse::new(StatusCode::try_from(424).unwrap(), SdkBody::empty());
+            let err = ModelError::builder()
+                .original_status_code(status)
+                .meta(ErrorMetadata::builder().code("ModelError").build())
+                .build();
+            invoke(SdkError::service_error(
+                InvokeEndpointError::ModelError(err),
+                raw,
+            ))
+        };
+        assert!(busy(429).is_retryable() && busy(503).is_retryable());
+        assert!(!busy(500).is_retryable());
+        assert!(invoke(SdkError::timeout_error("took too long")).is_retryable());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let io = aws_smithy_runtime_api::client::result::ConnectorError::io(refused.into());
+        assert!(invoke(SdkError::dispatch_failure(io)).is_retryable());
+        let unavailable = Error::BudgetUnavailable {
+            scope: crate::budget::BudgetScope::Client,
+            period: crate::budget::BudgetPeriod::Day,
+            reason: "throttled".into(),
+        };
+        assert!(unavailable.is_retryable());
+        assert!(!Error::InvalidRequest("too big".into()).is_retryable());
     }
 
     #[test]
