@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::arith::{HINT_INPUTS, Overflow, add, div, mul, sub};
 use super::break_even::{BreakEven, break_even};
 use super::format::{calls as fmt_calls, percent, usd};
-use super::{CompareError, Period, Plan, PlanModel, RateTable, UsageProfile};
+use super::{CompareError, PerTokenPlan, Period, Plan, PlanModel, RateTable, UsageProfile};
 use crate::pricing::{PriceKey, PriceSource, Rate};
 
 #[doc(no_inline)]
@@ -378,23 +378,65 @@ fn check_profile_fits(plan: &Plan, profile: &UsageProfile) -> Result<(), Compare
                     .into(),
             })
         }
-        PlanModel::PerToken(p)
+        PlanModel::PerToken(p) => {
+            if let Some((what, flag, calls)) = unreported_tokens(p, profile) {
+                return Err(CompareError::ProfileLacks {
+                    plan: plan.name.clone(),
+                    what,
+                    hint: format!(
+                        "none of the {calls} metered calls reported them (TGI, for one, \
+                         reports only the tokens it generated), and a count not reported is \
+                         not zero: state it (CLI {flag}), or leave its price out"
+                    ),
+                });
+            }
             if tokens_per_call(profile, p.usd_per_input_token, p.usd_per_output_token)
-                .is_ok_and(|usd| usd.is_zero()) =>
-        {
-            Err(CompareError::ProfileLacks {
-                plan: plan.name.clone(),
-                what: "tokens per call",
-                hint: "a per-token plan charges the tokens it is given: set \
-                       tokens_in_per_call / tokens_out_per_call (CLI --tokens-in, \
-                       --tokens-out)"
-                    .into(),
-            })
+                .is_ok_and(|usd| usd.is_zero())
+            {
+                return Err(CompareError::ProfileLacks {
+                    plan: plan.name.clone(),
+                    what: "tokens per call",
+                    hint: "a per-token plan charges the tokens it is given: set \
+                           tokens_in_per_call / tokens_out_per_call (CLI --tokens-in, \
+                           --tokens-out)"
+                        .into(),
+                });
+            }
+            Ok(())
         }
         PlanModel::Instance(p) => check_hours_fit(p.hours_per_period, profile),
         PlanModel::SavingsPlan(p) => check_hours_fit(p.hours_per_period, profile),
         _ => Ok(()),
     }
+}
+
+/// The figure a per-token plan charges for that no metered call of the profile
+/// reported and nobody stated (its mean of 0 would be a $0 guess):
+/// `(figure, CLI flag, calls)`.
+fn unreported_tokens(
+    plan: &PerTokenPlan,
+    profile: &UsageProfile,
+) -> Option<(&'static str, &'static str, u64)> {
+    let reported = profile.tokens_reported?;
+    [
+        (
+            plan.usd_per_input_token,
+            profile.tokens_in_per_call,
+            reported.tokens_in,
+            "input tokens per call",
+            "--tokens-in",
+        ),
+        (
+            plan.usd_per_output_token,
+            profile.tokens_out_per_call,
+            reported.tokens_out,
+            "output tokens per call",
+            "--tokens-out",
+        ),
+    ]
+    .into_iter()
+    .find(|&(usd, mean, calls, _, _)| !usd.is_zero() && mean.is_zero() && calls == 0)
+    .map(|(_, _, _, what, flag)| (what, flag, reported.calls))
 }
 
 /// Hours instances run per period are at most the period's hours.

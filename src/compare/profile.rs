@@ -64,6 +64,28 @@ pub struct UsageProfile {
     pub tokens_in_per_call: Decimal,
     /// Mean output (completion) tokens per call.
     pub tokens_out_per_call: Decimal,
+    /// How many of the metered calls reported their token counts, when the profile
+    /// comes from metered calls that counted them ([`UsageProfile::from_totals`] of a
+    /// ledger's receipts): each mean above is over the calls that reported it. `None`
+    /// for a profile stated by hand, whose figures are known for every call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_reported: Option<TokensReported>,
+}
+
+/// How many metered calls reported their input and output tokens: a response says
+/// what the model tells it (TGI, for one, reports only the tokens it generated), so
+/// either count can be missing from some calls or all of them.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokensReported {
+    /// The calls whose responses were read (settled calls).
+    pub calls: u64,
+    /// Calls among them that reported input tokens. With none, a per-token plan
+    /// that charges input tokens is refused unless a mean is stated in place of the
+    /// 0 (the CLI's `--tokens-in`).
+    pub tokens_in: u64,
+    /// Calls among them that reported output tokens (likewise, `--tokens-out`).
+    pub tokens_out: u64,
 }
 
 impl UsageProfile {
@@ -87,6 +109,12 @@ impl UsageProfile {
     /// ([`UsageTotals::unsettled_async_calls`]) count as calls and with their data in,
     /// but their model time, data out and tokens are not known yet: the mean latency,
     /// bytes out and tokens per call are taken over the other calls.
+    ///
+    /// A call whose response did not report its tokens
+    /// ([`UsageTotals::calls_with_tokens_in`], `…_out`) is left out of that
+    /// direction's mean rather than counted as zero tokens, and the profile says how
+    /// many reported ([`tokens_reported`](Self::tokens_reported)): a per-token plan
+    /// then refuses to price a direction no call reported instead of pricing it at $0.
     ///
     /// ```
     /// use sagemeter::compare::{Period, UsageProfile, UsageTotals};
@@ -150,6 +178,27 @@ impl UsageProfile {
                 (Decimal::from(total) / Decimal::from(n)).normalize()
             }
         };
+        // Calls that reported each direction's tokens (every settled call when the
+        // totals do not count them apart).
+        let reported = |counted: Option<u64>, what: &str| match counted {
+            Some(n) if n > settled => Err(CompareError::Inconsistent {
+                problem: format!(
+                    "the totals count {n} calls that reported {what} tokens among {settled} \
+                     settled calls"
+                ),
+                hint: "calls that reported tokens are part of the settled calls".into(),
+            }),
+            counted => Ok(counted.unwrap_or(settled)),
+        };
+        let tokens_in_calls = reported(totals.calls_with_tokens_in, "input")?;
+        let tokens_out_calls = reported(totals.calls_with_tokens_out, "output")?;
+        let tokens_reported = (totals.calls_with_tokens_in.is_some()
+            || totals.calls_with_tokens_out.is_some())
+        .then_some(TokensReported {
+            calls: settled,
+            tokens_in: tokens_in_calls,
+            tokens_out: tokens_out_calls,
+        });
         let mean_latency = Duration::from_nanos(
             u64::try_from(mean(totals.busy_time.as_nanos(), settled)).unwrap_or(u64::MAX),
         );
@@ -177,8 +226,9 @@ impl UsageProfile {
             billed_ms_per_call,
             bytes_in_per_call: per_call(totals.bytes_in, totals.calls),
             bytes_out_per_call: per_call(totals.bytes_out, settled),
-            tokens_in_per_call: per_call(totals.tokens_in, settled),
-            tokens_out_per_call: per_call(totals.tokens_out, settled),
+            tokens_in_per_call: per_call(totals.tokens_in, tokens_in_calls),
+            tokens_out_per_call: per_call(totals.tokens_out, tokens_out_calls),
+            tokens_reported,
         };
         profile.validate()?;
         Ok(profile)
@@ -266,6 +316,17 @@ impl UsageProfile {
         ] {
             check::not_negative(what, value, negative)?;
             check::at_most(what, value, Decimal::from(max), too_large)?;
+        }
+        if let Some(r) = self.tokens_reported
+            && (r.tokens_in > r.calls || r.tokens_out > r.calls)
+        {
+            return Err(CompareError::Inconsistent {
+                problem: format!(
+                    "{} and {} calls reported input and output tokens, among {} calls",
+                    r.tokens_in, r.tokens_out, r.calls
+                ),
+                hint: "calls that reported tokens are part of the calls".into(),
+            });
         }
         Ok(())
     }
@@ -383,6 +444,7 @@ impl UsageProfileBuilder {
             bytes_out_per_call: self.bytes_out_per_call,
             tokens_in_per_call: self.tokens_in_per_call,
             tokens_out_per_call: self.tokens_out_per_call,
+            tokens_reported: None,
         };
         profile.validate()?;
         Ok(profile)
@@ -412,10 +474,18 @@ pub struct UsageTotals {
     pub bytes_in: u64,
     /// Response bytes, all calls.
     pub bytes_out: u64,
-    /// Input tokens, all calls.
+    /// Input tokens, all calls that reported them.
     pub tokens_in: u64,
-    /// Output tokens, all calls.
+    /// Output tokens, all calls that reported them.
     pub tokens_out: u64,
+    /// Settled calls whose responses reported their input tokens, the calls
+    /// [`tokens_in`](Self::tokens_in) is over ([`UsageTotals::from_receipts`] counts
+    /// them). `None` when not counted apart: every settled call reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_with_tokens_in: Option<u64>,
+    /// Settled calls whose responses reported their output tokens, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_with_tokens_out: Option<u64>,
     /// Asynchronous invocations among [`calls`](Self::calls) whose settlement (model
     /// time, data out, tokens) is not in these totals yet: submitted, not settled.
     #[serde(default)]
@@ -495,6 +565,14 @@ impl UsageTotals {
         self
     }
 
+    /// Sets how many settled calls reported their input and their output tokens (the
+    /// token totals are over those calls).
+    pub fn with_calls_with_tokens(mut self, tokens_in: u64, tokens_out: u64) -> Self {
+        self.calls_with_tokens_in = Some(tokens_in);
+        self.calls_with_tokens_out = Some(tokens_out);
+        self
+    }
+
     /// Sets how many of the calls are asynchronous invocations not settled yet.
     pub fn with_unsettled_async_calls(mut self, calls: u64) -> Self {
         self.unsettled_async_calls = calls;
@@ -556,6 +634,9 @@ pub struct ReceiptTotals {
     /// here).
     starts: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
     start_count: u64,
+    /// Receipts that reported input tokens, and output tokens.
+    calls_with_tokens_in: u64,
+    calls_with_tokens_out: u64,
     /// The receipts of each asynchronous invocation, by endpoint and call id.
     invocations: std::collections::HashMap<(String, String), Halves>,
 }
@@ -600,10 +681,16 @@ impl ReceiptTotals {
         }
         totals.bytes_in = totals.bytes_in.saturating_add(u.bytes_in);
         totals.bytes_out = totals.bytes_out.saturating_add(u.bytes_out);
-        totals.tokens_in = totals.tokens_in.saturating_add(u.input_tokens.unwrap_or(0));
-        totals.tokens_out = totals
-            .tokens_out
-            .saturating_add(u.output_tokens.unwrap_or(0));
+        // A count the response did not report is unknown, not zero: it is left out
+        // of the sums and of the calls they are over.
+        if let Some(tokens) = u.input_tokens {
+            totals.tokens_in = totals.tokens_in.saturating_add(tokens);
+            self.calls_with_tokens_in = self.calls_with_tokens_in.saturating_add(1);
+        }
+        if let Some(tokens) = u.output_tokens {
+            totals.tokens_out = totals.tokens_out.saturating_add(tokens);
+            self.calls_with_tokens_out = self.calls_with_tokens_out.saturating_add(1);
+        }
         let end = chrono::Duration::from_std(u.latency)
             .ok()
             .and_then(|latency| cost.at.checked_add_signed(latency))
@@ -647,6 +734,8 @@ impl ReceiptTotals {
                 .saturating_add(halves.submissions.saturating_sub(halves.settlements));
         }
         totals.billed_busy_time = Some(self.billed);
+        totals.calls_with_tokens_in = Some(self.calls_with_tokens_in);
+        totals.calls_with_tokens_out = Some(self.calls_with_tokens_out);
         if let (Some(first), Some(last)) = (self.first, self.last) {
             let mut observed = (last - first).to_std().unwrap_or_default();
             // n starts span n − 1 gaps; the traffic they stand for spans n.
@@ -697,6 +786,29 @@ mod tests {
         assert_eq!(profile.tokens_in_per_call, Decimal::ONE);
         assert_eq!(profile.tokens_out_per_call, third(4));
         assert_eq!(profile.calls_per_period, Decimal::from(3));
+    }
+
+    #[test]
+    fn token_means_are_over_the_calls_that_reported_them() {
+        // 5 calls: 2,000 input tokens reported by 2 of them, 300 output by 3
+        let totals = UsageTotals::new(5, Duration::from_secs(86_400))
+            .with_tokens(2_000, 300)
+            .with_calls_with_tokens(2, 3);
+        let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+        // 2,000 / 2 = 1,000 and 300 / 3 = 100 (not 2,000 / 5 = 400 and 300 / 5 = 60)
+        assert_eq!(profile.tokens_in_per_call, Decimal::from(1_000));
+        assert_eq!(profile.tokens_out_per_call, Decimal::from(100));
+        let reported = profile.tokens_reported.unwrap();
+        assert_eq!(
+            (reported.calls, reported.tokens_in, reported.tokens_out),
+            (5, 2, 3)
+        );
+        // more reporting calls than calls: refused
+        let totals = totals.with_calls_with_tokens(6, 3);
+        assert!(matches!(
+            UsageProfile::from_totals(&totals, Period::Day),
+            Err(CompareError::Inconsistent { .. })
+        ));
     }
 
     #[test]

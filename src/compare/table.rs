@@ -44,10 +44,17 @@ impl fmt::Display for Comparison {
             ));
         }
         if !p.tokens_in_per_call.is_zero() || !p.tokens_out_per_call.is_zero() {
+            // `?` for a count no metered call reported (and none stated): unknown,
+            // not zero.
+            let tokens = |mean: Decimal, reported: Option<u64>| match reported {
+                Some(0) if mean.is_zero() => "?".to_string(),
+                _ => calls(mean),
+            };
+            let reported = p.tokens_reported;
             per_call.push(format!(
                 "{} tokens in, {} tokens out",
-                calls(p.tokens_in_per_call),
-                calls(p.tokens_out_per_call)
+                tokens(p.tokens_in_per_call, reported.map(|r| r.tokens_in)),
+                tokens(p.tokens_out_per_call, reported.map(|r| r.tokens_out))
             ));
         }
         if !per_call.is_empty() {

@@ -840,8 +840,8 @@ fn profile_flags_replace_the_ledgers_figures_such_as_an_unsettled_calls_latency(
 Ledger: mean latency per call 800 ms from --latency-ms, in place of the ledger's 0 ms
 Ledger: bytes in per call 1 GiB from --bytes-in, in place of the ledger's 2,000 B
 Ledger: bytes out per call 512 MiB from --bytes-out, in place of the ledger's 0 B
-Ledger: tokens in per call 1000 from --tokens-in, in place of the ledger's 0
-Ledger: tokens out per call 500 from --tokens-out, in place of the ledger's 0
+Ledger: tokens in per call 1000 from --tokens-in, in place of the ledger's none reported
+Ledger: tokens out per call 500 from --tokens-out, in place of the ledger's none reported
 ",
         ));
 }
@@ -1866,4 +1866,140 @@ fn a_range_asked_for_is_the_time_its_calls_stand_for_and_names_are_checked() {
         .stderr(predicate::str::contains(
             "has no calls of chta; it holds chat, search",
         ));
+}
+
+/// A synchronous call's ledger line at `at` whose response reported `tokens_in` and
+/// `tokens_out` (`None`: not reported).
+fn call_with_tokens(
+    call_id: &str,
+    at: &str,
+    tokens_in: Option<u64>,
+    tokens_out: Option<u64>,
+) -> String {
+    let mut usage = serde_json::json!({"operation": "InvokeEndpoint", "latency_us": 100_000,
+        "bytes_in": 0, "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"});
+    if let Some(n) = tokens_in {
+        usage["input_tokens"] = n.into();
+    }
+    if let Some(n) = tokens_out {
+        usage["output_tokens"] = n.into();
+    }
+    serde_json::json!({
+        "call_id": call_id, "at": at, "endpoint": "llm", "variant": "AllTraffic",
+        "allocation": "busy_time", "usage": usage, "lines": [], "cost_usd": "0",
+        "currency": "USD", "running_client_usd": "0", "running_endpoint_usd": "0"
+    })
+    .to_string()
+}
+
+#[test]
+fn a_ledger_call_that_reported_no_tokens_is_left_out_of_the_mean_never_counted_as_zero() {
+    // 5 calls: two reported 1,000 in and 100 out (OpenAI `usage`), two reported
+    // nothing, one reported only 100 out (TGI `details`).
+    let lines = [
+        call_with_tokens("c-1", "2026-05-20T10:00:00Z", Some(1000), Some(100)),
+        call_with_tokens("c-2", "2026-05-20T11:00:00Z", Some(1000), Some(100)),
+        call_with_tokens("c-3", "2026-05-20T12:00:00Z", None, None),
+        call_with_tokens("c-4", "2026-05-20T13:00:00Z", None, None),
+        call_with_tokens("c-5", "2026-05-20T14:00:00Z", None, Some(100)),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let per_token = ["--per-1m-tokens-in", "1", "--per-1m-tokens-out", "2"];
+
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(per_token)
+            .arg("--json"),
+    );
+    let profile = &json["profile"];
+    // in: 2,000 tokens over the 2 calls that reported them; out: 300 over 3
+    assert_eq!(profile["tokens_in_per_call"], "1000", "{json}");
+    assert_eq!(profile["tokens_out_per_call"], "100", "{json}");
+    assert_eq!(
+        profile["tokens_reported"],
+        serde_json::json!({"calls": 5, "tokens_in": 2, "tokens_out": 3})
+    );
+    // 1,000 × 1 USD / 10^6 + 100 × 2 USD / 10^6 = 0.0012 USD a call: 1.2 USD per
+    // 1,000 calls (not 0.52 from 400 in and 60 out over all 5)
+    assert_eq!(json["plans"][0]["usd_per_1000_calls"], "1.2", "{json}");
+    let note = "tokens in reported by 2 of 5 calls, tokens out by 3 of 5: each mean per \
+                call is over the calls that reported it";
+    assert!(
+        json["ledger_notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == note),
+        "{json}"
+    );
+    let out = sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&ledger)
+        .args(per_token)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1,000 tokens in, 100 tokens out"), "{text}");
+    assert!(text.contains(&format!("Ledger: {note}")), "{text}");
+
+    // Only the TGI call: output known, input not. Input priced at 10 USD per 10^6
+    // tokens would be priced at $0: refused, saying what to state.
+    std::fs::write(&ledger, lines[4].clone() + "\n").unwrap();
+    let out = sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&ledger)
+        .args(["--per-1m-tokens-in", "10", "--per-1m-tokens-out", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("input tokens per call"), "{stderr}");
+    assert!(
+        stderr.contains("none of the 1 metered calls reported them"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--tokens-in"), "{stderr}");
+    // Stated, it is priced: 500 × 10 / 10^6 + 100 × 1 / 10^6 = 0.0051 USD a call,
+    // 5.1 USD per 1,000 calls.
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(["--per-1m-tokens-in", "10", "--per-1m-tokens-out", "1"])
+            .args(["--tokens-in", "500", "--json"]),
+    );
+    assert_eq!(json["plans"][0]["usd_per_1000_calls"], "5.1", "{json}");
+    assert!(
+        json["ledger_overrides"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "tokens in per call 500 from --tokens-in, in place of the ledger's none reported"),
+        "{json}"
+    );
+    // Priced at output tokens only, the unknown input is no matter.
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(["--per-1m-tokens-out", "1", "--json"]),
+    );
+    // 100 × 1 / 10^6 = 0.0001 USD a call, 0.1 USD per 1,000 calls
+    assert_eq!(json["plans"][0]["usd_per_1000_calls"], "0.1", "{json}");
+    let out = sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&ledger)
+        .args(["--per-1m-tokens-out", "1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // the input no call reported is unknown, not 0
+    assert!(
+        text.contains("per call: 100 ms, ? tokens in, 100 tokens out"),
+        "{text}"
+    );
 }

@@ -691,6 +691,7 @@ pub async fn run(
                     ));
                 }
             }
+            notes.extend(tokens_reported_note(&totals));
             let note;
             (region, note) = ledger_region(path, &read.regions, stated_region, configured_region)?;
             notes.extend(note);
@@ -914,30 +915,52 @@ fn override_ledger_figures(
             *figure = Decimal::from(stated);
         }
     }
-    for (flag, what, stated, figure) in [
+    let reported = profile.tokens_reported;
+    for (flag, what, stated, figure, reported) in [
         (
             "--tokens-in",
             "tokens in per call",
             args.tokens_in,
             &mut profile.tokens_in_per_call,
+            reported.map(|r| r.tokens_in),
         ),
         (
             "--tokens-out",
             "tokens out per call",
             args.tokens_out,
             &mut profile.tokens_out_per_call,
+            reported.map(|r| r.tokens_out),
         ),
     ] {
         if let Some(stated) = stated {
+            let ledger = match reported {
+                Some(0) => "none reported".to_string(),
+                _ => sagemeter::compare::format::calls(*figure),
+            };
             replaced.push(format!(
-                "{what} {stated} from {flag}, in place of the ledger's {}",
-                sagemeter::compare::format::calls(*figure)
+                "{what} {stated} from {flag}, in place of the ledger's {ledger}"
             ));
             *figure = Decimal::from(stated);
         }
     }
     profile.validate()?;
     Ok(replaced)
+}
+
+/// How many of the ledger's calls reported their tokens, when some did and some did
+/// not: each mean per call is over the calls that reported it.
+fn tokens_reported_note(totals: &UsageTotals) -> Option<String> {
+    let settled = totals.calls.saturating_sub(totals.unsettled_async_calls);
+    let tokens_in = totals.calls_with_tokens_in.unwrap_or(settled);
+    let tokens_out = totals.calls_with_tokens_out.unwrap_or(settled);
+    let some = tokens_in > 0 || tokens_out > 0;
+    let not_all = tokens_in < settled || tokens_out < settled;
+    (some && not_all).then(|| {
+        format!(
+            "tokens in reported by {tokens_in} of {settled} calls, tokens out by {tokens_out} \
+             of {settled}: each mean per call is over the calls that reported it"
+        )
+    })
 }
 
 /// The ledger's mean model time per settled call in milliseconds, to the
