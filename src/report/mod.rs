@@ -45,11 +45,14 @@
 //!   processing time on the settlement is not a client latency).
 //! - **Latency**: the client-side wall time on the receipt (`latency_us`), in ms.
 //! - **Tokens**: sums of the input and output tokens the responses reported;
-//!   `calls_with_tokens` counts calls that reported any. **usd_per_1000_tokens** =
-//!   the cost of those calls × 1000 ÷ their input + output tokens (`None` when no
-//!   call reported tokens): calls without token counts do not dilute it. Of an
-//!   asynchronous invocation, the settlement reports the tokens and its cost is
-//!   the one counted here.
+//!   `calls_with_tokens` counts calls that reported any, `calls_with_input_tokens`
+//!   and `calls_with_output_tokens` each count apart (TGI reports only output): a
+//!   count no call reported is unknown, not 0 (`-` in the table).
+//!   **usd_per_1000_tokens** = the cost of the calls that reported both counts ×
+//!   1000 ÷ their input + output tokens (`None` when no call reported both): a call
+//!   reporting one count only would add its whole cost but part of its tokens, and
+//!   calls without token counts would dilute it. Of an asynchronous invocation, the
+//!   settlement reports the tokens and its cost is the one counted here.
 //! - **Unpriced**: `unpriced_calls` counts calls with at least one unpriced line
 //!   (an asynchronous invocation counts by each of its receipts that has one, so
 //!   one whose submission and settlement both have one counts twice);
@@ -534,13 +537,23 @@ pub struct GroupSummary {
     pub latency_p50_ms: Option<Decimal>,
     /// 95th percentile latency in ms (nearest rank).
     pub latency_p95_ms: Option<Decimal>,
-    /// Input tokens reported.
+    /// Input tokens reported, by the
+    /// [`calls_with_input_tokens`](Self::calls_with_input_tokens) (unknown, not 0,
+    /// when none).
     pub input_tokens: u64,
-    /// Output tokens reported.
+    /// Output tokens reported, by the
+    /// [`calls_with_output_tokens`](Self::calls_with_output_tokens).
     pub output_tokens: u64,
-    /// Calls that reported tokens.
+    /// Calls that reported any token count.
     pub calls_with_tokens: u64,
-    /// Cost of the calls with tokens × 1000 ÷ their tokens.
+    /// Calls that reported their input tokens.
+    #[serde(default)]
+    pub calls_with_input_tokens: u64,
+    /// Calls that reported their output tokens.
+    #[serde(default)]
+    pub calls_with_output_tokens: u64,
+    /// Cost of the calls that reported both counts × 1000 ÷ their input + output
+    /// tokens.
     pub usd_per_1000_tokens: Option<Decimal>,
     /// Calls with at least one unpriced line.
     pub unpriced_calls: u64,
@@ -722,7 +735,11 @@ struct Acc {
     input_tokens: u64,
     output_tokens: u64,
     calls_with_tokens: u64,
-    cost_with_tokens: Decimal,
+    calls_with_input_tokens: u64,
+    calls_with_output_tokens: u64,
+    /// Cost and tokens (input + output) of the calls that reported both counts.
+    cost_with_both_tokens: Decimal,
+    both_tokens: Decimal,
     unpriced_calls: u64,
     errors: u64,
     cancelled: u64,
@@ -742,17 +759,18 @@ impl Acc {
         // Every sum first, then the changes: an overflow leaves the group as it was.
         let cost_usd = sum(self.cost_usd, row.cost_usd, "cost")?;
         let (input, output) = (row.input_tokens, row.output_tokens);
-        let tokens = match input.is_some() || output.is_some() {
-            true => Some((
+        let input_tokens = count(self.input_tokens, input.unwrap_or(0), "input tokens")?;
+        let output_tokens = count(self.output_tokens, output.unwrap_or(0), "output tokens")?;
+        let both = match (input, output) {
+            (Some(input), Some(output)) => Some((
                 sum(
-                    self.cost_with_tokens,
+                    self.cost_with_both_tokens,
                     row.cost_usd,
                     "cost of the calls with tokens",
                 )?,
-                count(self.input_tokens, input.unwrap_or(0), "input tokens")?,
-                count(self.output_tokens, output.unwrap_or(0), "output tokens")?,
+                Decimal::from(input) + Decimal::from(output),
             )),
-            false => None,
+            _ => None,
         };
         // An asynchronous invocation is one call: its submission counts it (and
         // gives its latency), its settlement adds its cost (and the cost per call).
@@ -774,11 +792,15 @@ impl Acc {
         if row.part.counts_the_call() {
             self.latencies_us.push(row.latency_us);
         }
-        if let Some((cost, input, output)) = tokens {
-            self.calls_with_tokens += 1;
-            self.cost_with_tokens = cost;
-            self.input_tokens = input;
-            self.output_tokens = output;
+        self.input_tokens = input_tokens;
+        self.output_tokens = output_tokens;
+        self.calls_with_tokens += u64::from(input.is_some() || output.is_some());
+        self.calls_with_input_tokens += u64::from(input.is_some());
+        self.calls_with_output_tokens += u64::from(output.is_some());
+        if let Some((cost, tokens)) = both {
+            self.cost_with_both_tokens = cost;
+            // At most the two token sums just checked: within a Decimal.
+            self.both_tokens += tokens;
         }
         if !row.fully_priced {
             self.unpriced_calls += 1;
@@ -831,11 +853,14 @@ impl Acc {
         self.input_tokens = count(self.input_tokens, other.input_tokens, "input tokens")?;
         self.output_tokens = count(self.output_tokens, other.output_tokens, "output tokens")?;
         self.calls_with_tokens += other.calls_with_tokens;
-        self.cost_with_tokens = sum(
-            self.cost_with_tokens,
-            other.cost_with_tokens,
+        self.calls_with_input_tokens += other.calls_with_input_tokens;
+        self.calls_with_output_tokens += other.calls_with_output_tokens;
+        self.cost_with_both_tokens = sum(
+            self.cost_with_both_tokens,
+            other.cost_with_both_tokens,
             "cost of the calls with tokens",
         )?;
+        self.both_tokens += other.both_tokens;
         self.unpriced_calls += other.unpriced_calls;
         self.errors += other.errors;
         self.cancelled += other.cancelled;
@@ -872,8 +897,6 @@ impl Acc {
                 None => Err(Overflow(what)),
             },
         };
-        // Each sum fits a u64; both together are summed as Decimals, which cannot overflow.
-        let tokens = Decimal::from(self.input_tokens) + Decimal::from(self.output_tokens);
         // Exact, with three places (µs), as before; u64::MAX fits a Decimal.
         let ms = |us: u64| Decimal::from_i128_with_scale(i128::from(us), 3);
         let summary = GroupSummary {
@@ -892,7 +915,13 @@ impl Acc {
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
             calls_with_tokens: self.calls_with_tokens,
-            usd_per_1000_tokens: per_1000(self.cost_with_tokens, tokens, "cost per 1,000 tokens")?,
+            calls_with_input_tokens: self.calls_with_input_tokens,
+            calls_with_output_tokens: self.calls_with_output_tokens,
+            usd_per_1000_tokens: per_1000(
+                self.cost_with_both_tokens,
+                self.both_tokens,
+                "cost per 1,000 tokens",
+            )?,
             unpriced_calls: self.unpriced_calls,
             // At most 1: an asynchronous invocation both of whose receipts have
             // unpriced lines counts twice, and a group can hold settlements alone.
@@ -1337,6 +1366,10 @@ pub fn render_table(report: &Report) -> String {
         "cancelled",
     ];
     let opt = |d: Option<Decimal>| d.map_or_else(|| "-".to_owned(), |d| d.normalize().to_string());
+    let tokens = |sum: u64, calls: u64| match calls {
+        0 => "-".to_owned(),
+        _ => sum.to_string(),
+    };
     let row = |g: &GroupSummary| -> Vec<String> {
         vec![
             // A ledger's names (endpoints, tags) could hold escape sequences.
@@ -1348,8 +1381,9 @@ pub fn render_table(report: &Report) -> String {
             opt(g.cost_per_call_p95_usd),
             opt(g.latency_p50_ms),
             opt(g.latency_p95_ms),
-            g.input_tokens.to_string(),
-            g.output_tokens.to_string(),
+            // A sum no call reported is unknown, not 0.
+            tokens(g.input_tokens, g.calls_with_input_tokens),
+            tokens(g.output_tokens, g.calls_with_output_tokens),
             opt(g.usd_per_1000_tokens),
             if g.unpriced_calls == 0 {
                 "0".to_owned()
@@ -1423,6 +1457,20 @@ pub fn render_table(report: &Report) -> String {
         out.push_str(&format!(
             "note: {} of {} calls had unpriced lines: cost figures are lower bounds\n",
             report.total.unpriced_calls, report.total.calls
+        ));
+    }
+    let t = &report.total;
+    if t.calls_with_tokens > 0
+        && (t.calls_with_input_tokens < t.calls || t.calls_with_output_tokens < t.calls)
+    {
+        // Calls with both counts: those with input plus those with output, less
+        // those with either.
+        let both = (t.calls_with_input_tokens + t.calls_with_output_tokens)
+            .saturating_sub(t.calls_with_tokens);
+        out.push_str(&format!(
+            "note: input tokens reported by {} of {} calls, output tokens by {}: each sum is \
+             of those calls; USD/1k tokens is over the {both} that reported both\n",
+            t.calls_with_input_tokens, t.calls, t.calls_with_output_tokens
         ));
     }
     if report.total.unsettled_async_calls > 0 {
@@ -1578,6 +1626,50 @@ mod tests {
         let path = dir.join("calls.jsonl");
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn tokens_no_call_reported_are_unknown_and_cost_per_token_is_over_calls_with_both() {
+        let dir = tempfile::tempdir().unwrap();
+        // e: two calls with 1,000 in and 100 out, two with no counts, one TGI call
+        // with 100 out only; f: one TGI call with 50 out only.
+        let path = ledger(
+            dir.path(),
+            &[
+                (0, "0.01", Some(1000), Some(100)),
+                (0, "0.01", Some(1000), Some(100)),
+                (0, "0.005", None, None),
+                (0, "0.005", None, None),
+                (0, "0.02", None, Some(100)),
+                (1, "0.02", None, Some(50)),
+            ],
+        );
+        let report = report_file(&path, &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+        let e = report.groups.iter().find(|g| g.key == "e").unwrap();
+        assert_eq!((e.input_tokens, e.calls_with_input_tokens), (2000, 2));
+        assert_eq!((e.output_tokens, e.calls_with_output_tokens), (300, 3));
+        assert_eq!(e.calls_with_tokens, 3);
+        // Over the two calls with both counts: (0.01 + 0.01) USD × 1000 ÷ (2 × 1,100)
+        // tokens = 0.00909090… USD, rounded to 10⁻¹². (The TGI call's whole 0.02 USD
+        // against its 100 output tokens alone would make it 40 ÷ 2,300.)
+        assert_eq!(e.usd_per_1000_tokens, Some(Decimal::new(9_090_909_091, 12)));
+        let f = report.groups.iter().find(|g| g.key == "f").unwrap();
+        assert_eq!(f.calls_with_input_tokens, 0);
+        assert_eq!(f.usd_per_1000_tokens, None);
+
+        let table = render_table(&report);
+        // f's input tokens: unknown, not 0; its output 50
+        let f_row = table.lines().find(|l| l.starts_with("f ")).unwrap();
+        let cells: Vec<&str> = f_row.split_whitespace().collect();
+        assert_eq!(&cells[8..11], ["-", "50", "-"], "{table}");
+        // all 6 calls: input from 2, output from 2 + 1 + 1 = 4, both from 2
+        assert!(
+            table.contains(
+                "note: input tokens reported by 2 of 6 calls, output tokens by 4: each sum \
+                 is of those calls; USD/1k tokens is over the 2 that reported both\n"
+            ),
+            "{table}"
+        );
     }
 
     #[test]

@@ -431,12 +431,13 @@ fn the_table_shows_every_group_then_the_total_and_notes() {
 endpoint  calls  cost USD     USD/1k calls  p50 USD/call  p95 USD/call  p50 ms  p95 ms  tokens in  tokens out   USD/1k tokens   unpriced  errors  cancelled
 -----------------------------------------------------------------------------------------------------------------------------------------------------------
 chat          4       0.1               25          0.02          0.04     200     400        450        1050  0.046666666667          0       1          0
-embed         3     0.006                2         0.002         0.003      20      30          0           0               -  1 (33.3%)       0          1
+embed         3     0.006                2         0.002         0.003      20      30          -           -               -  1 (33.3%)       0          1
 -----------------------------------------------------------------------------------------------------------------------------------------------------------
 total         7     0.106  15.142857142857          0.01          0.04     100     400        450        1050  0.046666666667  1 (14.3%)       1          1
 
 calls from 2026-11-01T00:00:00+00:00; 1 outside the range not counted
 note: 1 of 7 calls had unpriced lines: cost figures are lower bounds
+note: input tokens reported by 3 of 7 calls, output tokens by 3: each sum is of those calls; USD/1k tokens is over the 3 that reported both
 ";
     assert_eq!(table, expected, "\n{table}");
 }
