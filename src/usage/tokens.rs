@@ -200,11 +200,50 @@ struct TgiDetailsObject {
     prompt_tokens: Option<u64>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum TgiBody {
-    Many(Vec<TgiGenerated>),
-    One(TgiGenerated),
+impl TgiGenerated {
+    /// Adds this generation's counts to `usage`.
+    fn add_to(self, usage: &mut TokenUsage) {
+        let Some(details) = self.details else {
+            return;
+        };
+        if let Some(n) = details.generated_tokens {
+            usage.output = Some(usage.output.unwrap_or(0).saturating_add(n));
+        }
+        let input = match details.prefill.len() {
+            0 => details.input_length.or(details.prompt_tokens),
+            n => Some(n as u64),
+        };
+        if let Some(n) = input {
+            usage.input = Some(usage.input.unwrap_or(0).saturating_add(n));
+        }
+    }
+}
+
+/// A TGI batch (an array of generations) summed as it is read: nothing is kept
+/// per element, so a long array costs no memory.
+struct TgiBatch(TokenUsage);
+
+impl<'de> Deserialize<'de> for TgiBatch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Sum;
+        impl<'de> serde::de::Visitor<'de> for Sum {
+            type Value = TgiBatch;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of TGI generations")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<TgiBatch, A::Error> {
+                let mut usage = TokenUsage::default();
+                while let Some(generated) = seq.next_element::<TgiGenerated>()? {
+                    generated.add_to(&mut usage);
+                }
+                Ok(TgiBatch(usage))
+            }
+        }
+        deserializer.deserialize_seq(Sum)
+    }
 }
 
 impl TokenCounter for TgiDetails {
@@ -212,23 +251,21 @@ impl TokenCounter for TgiDetails {
         if !looks_like_json_with(body, b"details") {
             return None;
         }
-        let generated = match serde_json::from_slice::<TgiBody>(body).ok()? {
-            TgiBody::Many(v) => v,
-            TgiBody::One(one) => vec![one],
+        // The first byte says which shape, read straight into its type: members
+        // other than `details` are skipped as they are read, and an array is summed
+        // element by element. (An untagged enum of the two shapes first copied the
+        // whole document into serde's buffer: a 62 MB body with `details` only in
+        // its text took 360 MB to find no count.)
+        let usage = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'[') => serde_json::from_slice::<TgiBatch>(body).ok()?.0,
+            _ => {
+                let mut usage = TokenUsage::default();
+                serde_json::from_slice::<TgiGenerated>(body)
+                    .ok()?
+                    .add_to(&mut usage);
+                usage
+            }
         };
-        let mut usage = TokenUsage::default();
-        for details in generated.into_iter().filter_map(|g| g.details) {
-            if let Some(n) = details.generated_tokens {
-                usage.output = Some(usage.output.unwrap_or(0).saturating_add(n));
-            }
-            let input = match details.prefill.len() {
-                0 => details.input_length.or(details.prompt_tokens),
-                n => Some(n as u64),
-            };
-            if let Some(n) = input {
-                usage.input = Some(usage.input.unwrap_or(0).saturating_add(n));
-            }
-        }
         (!usage.is_empty()).then_some(usage)
     }
 }
@@ -643,6 +680,30 @@ mod tests {
                 output: Some(5)
             })
         );
+    }
+
+    #[test]
+    fn tgi_batches_are_summed_and_other_json_is_not_read_as_tgi() {
+        // A batch of two generations (leading whitespace before the array): 2 + 1
+        // prefill tokens in, 4 + 6 generated out.
+        let batch = br#"
+            [{"generated_text":"a","details":{"generated_tokens":4,"prefill":[{},{}]}},
+             {"generated_text":"b","details":{"generated_tokens":6,"prefill":[{}]}}]"#;
+        assert_eq!(detect_tokens(batch), Some(TokenUsage::new(3, 10)));
+        // `details` only inside text, or an element that is not a generation: none.
+        for body in [
+            &br#"{"predictions":[{"text":"see details"}]}"#[..],
+            br#"[{"text":"details"}, 3]"#,
+            br#"[{"details":{"generated_tokens":1}}] trailing"#,
+            br#"{"details":{"generated_tokens":"x"}}"#,
+        ] {
+            assert_eq!(
+                TgiDetails.count(body),
+                None,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]
