@@ -470,6 +470,7 @@ impl PendingInference {
 pub struct AsyncCompletion<'a> {
     duration: BilledDuration,
     output: Option<&'a [u8]>,
+    output_content_type: Option<&'a str>,
     output_bytes: Option<u64>,
     tokens: Option<TokenUsage>,
     failed: bool,
@@ -482,6 +483,7 @@ impl std::fmt::Debug for AsyncCompletion<'_> {
         f.debug_struct("AsyncCompletion")
             .field("duration", &self.duration)
             .field("output_len", &self.output.map(<[u8]>::len))
+            .field("output_content_type", &self.output_content_type)
             .field("output_bytes", &self.output_bytes)
             .field("tokens", &self.tokens)
             .field("failed", &self.failed)
@@ -514,6 +516,7 @@ impl<'a> AsyncCompletion<'a> {
         AsyncCompletion {
             duration,
             output: None,
+            output_content_type: None,
             output_bytes: None,
             tokens: None,
             failed: false,
@@ -524,6 +527,14 @@ impl<'a> AsyncCompletion<'a> {
     /// with the meter's token counter. Read, never kept or logged.
     pub fn output(mut self, body: &'a [u8]) -> Self {
         self.output = Some(body);
+        self
+    }
+
+    /// The output object's `Content-Type` (the S3 object's), when known: a
+    /// `text/plain` output is not read for tokens (its text is the model's own, as
+    /// on a stream). Without it the output is read whatever it holds.
+    pub fn output_content_type(mut self, content_type: &'a str) -> Self {
+        self.output_content_type = Some(content_type);
         self
     }
 
@@ -815,9 +826,11 @@ impl Settlement {
             unknown.push((LineItem::DataOut, DATA_OUT_UNKNOWN.to_owned()));
         }
         usage.variant = variant;
-        let tokens = completion
-            .tokens
-            .or_else(|| completion.output.and_then(|body| meter.count_tokens(body)));
+        let tokens = completion.tokens.or_else(|| {
+            completion
+                .output
+                .and_then(|body| meter.count_tokens(body, completion.output_content_type))
+        });
         let mut tokens_unseen = None;
         if let Some(tokens) = tokens {
             usage = usage.with_tokens(tokens);

@@ -345,7 +345,7 @@ impl Intercept for MeteringInterceptor {
                     let body = output.body().map(|b| b.as_ref()).unwrap_or_default();
                     usage.bytes_out = body.len() as u64;
                     usage.variant = output.invoked_production_variant().map(str::to_owned);
-                    if let Some(tokens) = self.meter.count_tokens(body) {
+                    if let Some(tokens) = self.meter.count_tokens(body, output.content_type()) {
                         usage = usage.with_tokens(tokens);
                     }
                     output.request_id().map(str::to_owned)

@@ -167,7 +167,7 @@ fn read_output(output: &InvokeEndpointOutput, meter: &Meter, usage: &mut Usage) 
     let body = output.body().map(Blob::as_ref).unwrap_or_default();
     usage.bytes_out = body.len() as u64;
     usage.variant = output.invoked_production_variant().map(str::to_owned);
-    if let Some(tokens) = meter.count_tokens(body) {
+    if let Some(tokens) = meter.count_tokens(body, output.content_type()) {
         usage.input_tokens = tokens.input;
         usage.output_tokens = tokens.output;
     }

@@ -19,7 +19,7 @@ use crate::totals::{
     CallShare, EndpointSlot, InstanceClock, RateFrom, StandingRate, Totals, TotalsSnapshot,
     VariantSlot,
 };
-use crate::usage::{TokenCounter, TokenUsage, Usage, detect_tokens};
+use crate::usage::{TokenCounter, TokenUsage, Usage, detect_tokens, is_plain_text};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -924,8 +924,19 @@ impl Meter {
         self.inner.time.now()
     }
 
-    /// Token counts of a complete response body, with the configured counter.
-    pub(crate) fn count_tokens(&self, body: &[u8]) -> Option<TokenUsage> {
+    /// Token counts of a complete response body of `content_type`, with the
+    /// configured counter. A `text/plain` body is not read, as on a stream
+    /// ([`StreamTokens::content_type`](crate::usage::StreamTokens::content_type)):
+    /// its text is the model's own, and a `{"usage": …}` the model writes is not a
+    /// count from the server.
+    pub(crate) fn count_tokens(
+        &self,
+        body: &[u8],
+        content_type: Option<&str>,
+    ) -> Option<TokenUsage> {
+        if content_type.is_some_and(is_plain_text) {
+            return None;
+        }
         match &self.inner.token_counter {
             Some(counter) => counter.count(body),
             None => detect_tokens(body),

@@ -43,6 +43,9 @@ impl TokenUsage {
 /// tokens are the last reported, as servers that report running or final totals
 /// (OpenAI-compatible ones, TGI) say them. A counter cannot add up per-event
 /// counts, and a plain-text stream (no SSE, no JSON lines) reports none.
+///
+/// A `text/plain` response, whole or streamed, is not given to the counter: its
+/// text is the model's own.
 pub trait TokenCounter: fmt::Debug + Send + Sync {
     /// The tokens the body reports, or `None` when it does not say.
     /// Must not panic on any input.
@@ -429,7 +432,7 @@ impl StreamTokens {
 }
 
 /// A `text/plain` media type, parameters (`; charset=utf-8`) and case aside.
-fn is_plain_text(content_type: &str) -> bool {
+pub(crate) fn is_plain_text(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     essence.eq_ignore_ascii_case("text/plain")
 }

@@ -3655,3 +3655,58 @@ async fn a_config_without_a_behavior_version_gets_the_latest_not_a_panic() {
         let _account = sagemeter::account::Account::builder(&bare).build();
     }
 }
+
+/// A `text/plain` answer is the model's own text: a `{"usage": …}` it writes is
+/// not a count from the server, whether the call went through the client, the
+/// interceptor or an async output said to be plain text (as on a stream).
+#[tokio::test]
+async fn a_plain_text_answer_is_not_read_for_tokens() {
+    let fake = fake_with_demo_endpoints().await;
+    let body = br#"{"usage":{"prompt_tokens":0,"completion_tokens":999999999}}"#;
+    fake.set_response_body(body);
+    fake.set_response_content_type("text/plain; charset=utf-8");
+    let receipts = Receipts::default();
+    let config = fake.sdk_config().await;
+    let client = Client::builder(&config)
+        .price_source(FixedPrices::us_east_1())
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    let tokens = |cost: &Cost| (cost.usage.input_tokens, cost.usage.output_tokens);
+
+    let response = invoke(&client, "rt").await.unwrap();
+    assert_eq!(tokens(response.cost()), (None, None));
+
+    intercepted(&config, client.meter())
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    // Pricing runs off the call path: wait for the receipt, bounded.
+    for _ in 0..200 {
+        if receipts.all().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let intercepted = receipts.all();
+    assert_eq!(intercepted.len(), 2);
+    assert_eq!(tokens(&intercepted[1]), (None, None));
+
+    let settled = submit_async(&client, "rt", 1024)
+        .await
+        .settle(
+            sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(1))
+                .output(body)
+                .output_content_type("text/plain"),
+        )
+        .await;
+    assert_eq!(tokens(&settled), (None, None));
+
+    // The same body as JSON is the server's count: 0 in, 999,999,999 out.
+    fake.set_response_content_type("application/json");
+    let response = invoke(&client, "rt").await.unwrap();
+    assert_eq!(tokens(response.cost()), (Some(0), Some(999_999_999)));
+}

@@ -180,6 +180,8 @@ pub struct FakeState {
     pub invoked: Mutex<Vec<(Option<String>, Option<String>)>>,
     /// Response body of every invocation.
     pub response_body: Mutex<Vec<u8>>,
+    /// The invocations' `Content-Type` (`application/json` unless set).
+    pub response_content_type: Mutex<Option<String>>,
     /// Added before every invocation answers.
     pub latency: Mutex<Duration>,
     /// Latencies of the next invocations to answer, in order, instead of `latency`.
@@ -313,6 +315,11 @@ impl FakeSageMaker {
 
     pub fn set_response_body(&self, body: &[u8]) {
         *self.state.response_body.lock().unwrap() = body.to_vec();
+    }
+
+    /// Invocations answer with this `Content-Type`.
+    pub fn set_response_content_type(&self, content_type: &str) {
+        *self.state.response_content_type.lock().unwrap() = Some(content_type.to_owned());
     }
 
     /// The next invocations to answer take these latencies, in order.
@@ -724,7 +731,11 @@ async fn invoke(
     let mut response =
         (StatusCode::OK, state.response_body.lock().unwrap().clone()).into_response();
     let h = response.headers_mut();
-    h.insert("content-type", HeaderValue::from_static("application/json"));
+    let content_type = state.response_content_type.lock().unwrap().clone();
+    h.insert(
+        "content-type",
+        HeaderValue::from_str(content_type.as_deref().unwrap_or("application/json")).unwrap(),
+    );
     h.insert(
         "x-amzn-RequestId",
         HeaderValue::from_str(&format!("req-{number}")).unwrap(),
