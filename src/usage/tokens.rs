@@ -275,8 +275,55 @@ impl TokenCounter for TgiDetails {
 
 /// The built-in detection used when no [`TokenCounter`] is configured: OpenAI-compatible
 /// `usage` first, then TGI `details`.
+///
+/// A body of several JSON values, one a line (JSON Lines, e.g. a batch answered as
+/// `application/jsonlines`), is the sum of its lines' counts, as a TGI batch is the
+/// sum of its generations; unknown (`None`) unless every line is one JSON value
+/// that reports tokens. Anything else after the first value is unknown too.
 pub(crate) fn detect_tokens(body: &[u8]) -> Option<TokenUsage> {
+    match detect_in_first_value(body) {
+        // The common case: one value, read once more only to its end.
+        Some(first) if is_one_value(body) => return Some(first),
+        Some(_) => {}
+        // TGI's reader refuses what follows its value: lines are tried when there
+        // is a second line (a SIMD search, not a walk of the body).
+        None if has_second_line(body) => {}
+        None => return None,
+    }
+    let mut sum = TokenUsage::default();
+    for line in body.split(|b| *b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let usage = detect_in_first_value(line).filter(|_| is_one_value(line))?;
+        let add = |sum: Option<u64>, n: Option<u64>| match (sum, n) {
+            (Some(sum), Some(n)) => Some(sum.saturating_add(n)),
+            (sum, n) => sum.or(n),
+        };
+        sum.input = add(sum.input, usage.input);
+        sum.output = add(sum.output, usage.output);
+    }
+    Some(sum)
+}
+
+/// The counts the first JSON value of `body` reports (the counters read up to
+/// what they need).
+fn detect_in_first_value(body: &[u8]) -> Option<TokenUsage> {
     OpenAiUsage.count(body).or_else(|| TgiDetails.count(body))
+}
+
+/// Whether anything but whitespace follows the first newline of `body`.
+fn has_second_line(body: &[u8]) -> bool {
+    memchr::memchr(b'\n', body)
+        .is_some_and(|at| !body[at + 1..].iter().all(u8::is_ascii_whitespace))
+}
+
+/// Whether `body` is one whole JSON object or array, with nothing but whitespace
+/// after it.
+fn is_one_value(body: &[u8]) -> bool {
+    skip_whitespace(body, 0)
+        .and_then(|start| value_end(body, start))
+        .is_some_and(|end| skip_whitespace(body, end).is_none())
 }
 
 /// Largest stream event (one SSE `data:` line or one JSON line) read for tokens.
@@ -707,6 +754,44 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn json_lines_are_the_sum_of_their_lines_or_unknown() {
+        // Two lines with usage {5, 3} and {7, 4}: 5 + 7 = 12 in, 3 + 4 = 7 out (not
+        // the first line's 5 and 3).
+        let lines = b"{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3}}\n\
+                      {\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":4}}\n";
+        assert_eq!(detect_tokens(lines), Some(TokenUsage::new(12, 7)));
+        // TGI-shaped lines likewise: 2 + 3 generated, 1 prompt token reported.
+        let tgi = b"{\"details\":{\"generated_tokens\":2,\"prefill\":[{}]}}\r\n\
+                    {\"details\":{\"generated_tokens\":3}}";
+        assert_eq!(
+            detect_tokens(tgi),
+            Some(TokenUsage {
+                input: Some(1),
+                output: Some(5)
+            })
+        );
+        // A line that reports nothing, or is not one JSON value, makes it unknown;
+        // so does anything after a single value.
+        for body in [
+            &b"{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3}}\n{\"text\":\"x\"}"[..],
+            b"{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3}}\nnot json",
+            b"{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3}} trailing",
+            b"{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3}}{\"usage\":{}}",
+        ] {
+            assert_eq!(
+                detect_tokens(body),
+                None,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Pretty-printed JSON is one value, whatever its lines.
+        let pretty =
+            b"{\n  \"usage\": {\n    \"prompt_tokens\": 2,\n    \"completion_tokens\": 1\n  }\n}\n";
+        assert_eq!(detect_tokens(pretty), Some(TokenUsage::new(2, 1)));
     }
 
     #[test]
