@@ -54,11 +54,15 @@ pub trait TokenCounter: fmt::Debug + Send + Sync {
 
 /// OpenAI-compatible bodies (vLLM, LMI, TGI's Messages API, ...):
 /// `{"usage": {"prompt_tokens": 12, "completion_tokens": 30}}`, or the Responses
-/// API's `input_tokens`/`output_tokens`, at the top or (its streamed
-/// `response.completed` event) in `response`.
+/// API's and Anthropic's `input_tokens`/`output_tokens`, at the top or in
+/// `response` (the Responses API's streamed `response.completed` event) or
+/// `message` (Anthropic's streamed `message_start`).
 ///
 /// `prompt_tokens_details.cached_tokens` are already part of `prompt_tokens`
-/// and are not added again.
+/// and are not added again. Anthropic's `input_tokens` leave out the prompt
+/// tokens written to or read from its cache: `cache_creation_input_tokens` and
+/// `cache_read_input_tokens` are added to them, so that the input is the whole
+/// prompt, cached tokens included once.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct OpenAiUsage;
@@ -109,21 +113,21 @@ impl TokenCounter for OpenAiUsage {
         // Responses API's streamed `response.completed` event has it one level
         // down, in `response`; found in the same walk.
         let mut usage = None;
-        let mut response = None;
+        let mut wrapper = None;
         for_each_member(body, &mut |key, rest| match key {
             b"usage" => {
                 usage = Some(rest);
                 Some(ControlFlow::Break(()))
             }
-            b"response" => {
-                response = Some(rest);
+            b"response" | b"message" => {
+                wrapper = Some(rest);
                 value_end(rest, 0).map(ControlFlow::Continue)
             }
             _ => value_end(rest, 0).map(ControlFlow::Continue),
         })?;
-        match (usage, response) {
+        match (usage, wrapper) {
             (Some(usage), _) => openai_usage(usage),
-            (None, Some(response)) => openai_usage(top_level_field(response, b"usage")?),
+            (None, Some(wrapper)) => openai_usage(top_level_field(wrapper, b"usage")?),
             (None, None) => None,
         }
     }
@@ -131,12 +135,13 @@ impl TokenCounter for OpenAiUsage {
 
 /// Token counts of a raw OpenAI `usage` value (followed by anything: the object
 /// is read up to its closing brace): `prompt_tokens`/`completion_tokens`, or
-/// `input_tokens`/`output_tokens` (some servers and the Responses API). As a
+/// `input_tokens`/`output_tokens` (some servers, the Responses API, Anthropic;
+/// Anthropic's cache writes and reads added to the input). As a
 /// JSON parser would, a count that is not a whole number (or `null`), or a count
 /// given twice, makes the object unreadable; other members are skipped.
 fn openai_usage(usage: &[u8]) -> Option<TokenUsage> {
-    let mut counts = [None; 4];
-    let mut seen = [false; 4];
+    let mut counts = [None; 6];
+    let mut seen = [false; 6];
     for_each_member(usage, &mut |key, rest| {
         // Lengths first: each comparison is then of a known size, done inline.
         let i = match key.len() {
@@ -144,6 +149,8 @@ fn openai_usage(usage: &[u8]) -> Option<TokenUsage> {
             17 if key == b"completion_tokens" => 1,
             12 if key == b"input_tokens" => 2,
             13 if key == b"output_tokens" => 3,
+            27 if key == b"cache_creation_input_tokens" => 4,
+            23 if key == b"cache_read_input_tokens" => 5,
             _ => return value_end(rest, 0).map(ControlFlow::Continue),
         };
         if seen[i] {
@@ -154,7 +161,13 @@ fn openai_usage(usage: &[u8]) -> Option<TokenUsage> {
         counts[i] = count;
         Some(ControlFlow::Continue(end))
     })?;
-    let [prompt, completion, input, output] = counts;
+    let [prompt, completion, input, output, cache_written, cache_read] = counts;
+    // Anthropic's input leaves its cached prompt tokens out; a sum past u64::MAX
+    // saturates there, beyond the most any call is counted with.
+    let input = input.map(|n| {
+        n.saturating_add(cache_written.unwrap_or(0))
+            .saturating_add(cache_read.unwrap_or(0))
+    });
     let usage = TokenUsage {
         input: prompt.or(input),
         output: completion.or(output),
@@ -714,6 +727,33 @@ mod tests {
             "prompt_tokens_details":{"cached_tokens":8}}}"#;
         // cached tokens are part of prompt_tokens: 12 input, not 20.
         assert_eq!(detect_tokens(body), Some(TokenUsage::new(12, 30)));
+    }
+
+    #[test]
+    fn anthropic_input_counts_its_cached_prompt_tokens_once() {
+        // Anthropic's input_tokens leave out cache writes and reads: the prompt was
+        // 10 + 100 + 200 = 310 tokens.
+        let body = br#"{"id":"msg","content":[{"type":"text","text":"hi"}],
+            "usage":{"input_tokens":10,"output_tokens":5,
+            "cache_creation_input_tokens":100,"cache_read_input_tokens":200}}"#;
+        assert_eq!(detect_tokens(body), Some(TokenUsage::new(310, 5)));
+        // A cache count given twice is unreadable, as any count given twice.
+        let twice = br#"{"usage":{"input_tokens":1,"output_tokens":1,
+            "cache_read_input_tokens":2,"cache_read_input_tokens":3}}"#;
+        assert_eq!(detect_tokens(twice), None);
+        // The stream: message_start carries the input in `message.usage`
+        // (10 + 200 read from the cache), message_delta the output (15).
+        let mut stream = StreamTokens::new();
+        stream.push(
+            b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\
+              \"content\":[],\"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":200,\
+              \"output_tokens\":1}}}\n\n",
+        );
+        stream.push(
+            b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{},\
+              \"usage\":{\"output_tokens\":15}}\n\n",
+        );
+        assert_eq!(stream.finish(), Some(TokenUsage::new(210, 15)));
     }
 
     #[test]
