@@ -70,7 +70,9 @@ pub struct OpenAiUsage;
 /// Hugging Face TGI bodies: `[{"generated_text": "...", "details": {"generated_tokens": 30,
 /// "prefill": [...]}}]` (or the same object without the array). Input tokens are
 /// the length of `prefill` when the request asked for `decoder_input_details`, else
-/// `details.input_length` (which the last event of a TGI stream carries).
+/// `details.input_length` (which the last event of a TGI stream carries). Output
+/// tokens are the chosen sequence's and, with `best_of`, those of the other
+/// sequences generated (`best_of_sequences`).
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct TgiDetails;
@@ -214,6 +216,15 @@ struct TgiDetailsObject {
     // (`input_length` in TGI, `prompt_tokens` in some forks).
     input_length: Option<u64>,
     prompt_tokens: Option<u64>,
+    /// With `best_of`, the other sequences generated (the chosen one is above):
+    /// generated work too, on the same prompt.
+    #[serde(default)]
+    best_of_sequences: Vec<TgiBestOf>,
+}
+
+#[derive(Deserialize)]
+struct TgiBestOf {
+    generated_tokens: Option<u64>,
 }
 
 impl TgiGenerated {
@@ -222,7 +233,9 @@ impl TgiGenerated {
         let Some(details) = self.details else {
             return;
         };
-        if let Some(n) = details.generated_tokens {
+        let generated = std::iter::once(details.generated_tokens)
+            .chain(details.best_of_sequences.iter().map(|s| s.generated_tokens));
+        for n in generated.flatten() {
             usage.output = Some(usage.output.unwrap_or(0).saturating_add(n));
         }
         let input = match details.prefill.len() {
@@ -832,6 +845,17 @@ mod tests {
         let pretty =
             b"{\n  \"usage\": {\n    \"prompt_tokens\": 2,\n    \"completion_tokens\": 1\n  }\n}\n";
         assert_eq!(detect_tokens(pretty), Some(TokenUsage::new(2, 1)));
+    }
+
+    #[test]
+    fn tgi_best_of_counts_every_sequence_generated() {
+        // best_of 3: the chosen sequence's 20 tokens, and the other two's 15 and 5
+        // (each with the same 4-token prompt, read once): 20 + 15 + 5 = 40 out.
+        let body = br#"[{"generated_text":"x","details":{"generated_tokens":20,
+            "prefill":[{},{},{},{}],"best_of_sequences":[
+            {"generated_text":"y","generated_tokens":15,"prefill":[{},{},{},{}]},
+            {"generated_text":"z","generated_tokens":5,"prefill":[{},{},{},{}]}]}}]"#;
+        assert_eq!(detect_tokens(body), Some(TokenUsage::new(4, 40)));
     }
 
     #[test]
