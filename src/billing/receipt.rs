@@ -518,8 +518,11 @@ impl fmt::Display for Cost {
             write!(f, " model {model}")?;
         }
         write!(f, " ({} ms", self.usage.latency.as_millis())?;
-        if let (Some(i), Some(o)) = (self.usage.input_tokens, self.usage.output_tokens) {
-            write!(f, ", {i}+{o} tokens")?;
+        // `?` for a count the response did not report (TGI reports no input).
+        let (input, output) = (self.usage.input_tokens, self.usage.output_tokens);
+        if input.is_some() || output.is_some() {
+            let count = |n: Option<u64>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
+            write!(f, ", {}+{} tokens", count(input), count(output))?;
         }
         write!(f, "); running ${}", self.running_client_usd)?;
         match self.price_source() {

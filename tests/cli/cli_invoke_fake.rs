@@ -1450,3 +1450,24 @@ async fn no_log_line_quotes_an_endpoint_urls_secrets_or_a_credential_processs_ou
         }
     }
 }
+
+/// A TGI answer reports the tokens it generated but not the prompt's: the receipt
+/// line and the summary show the count known and `?` for the other, not nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_that_reported_only_output_tokens_shows_them_with_a_question_mark_for_input() {
+    let fake = fake_rt().await;
+    fake.set_response_body(br#"[{"generated_text":"a","details":{"generated_tokens":100}}]"#);
+    let output = run_at(&fake.url, &["invoke", "rt", "--body", "{}", "-n", "2"]).await;
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains(", ?+100 tokens); running $"), "{stdout}");
+    // 2 calls × 100 generated tokens
+    assert!(
+        stdout.contains("tokens           ? in, 200 out"),
+        "{stdout}"
+    );
+}

@@ -1186,8 +1186,15 @@ fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
         ms(s.latency_ms.p95),
         ms(s.latency_ms.max)
     )?;
-    if let (Some(i), Some(o)) = (s.input_tokens, s.output_tokens) {
-        writeln!(out, "  tokens           {i} in, {o} out")?;
+    // `?` for a count no call reported (TGI reports no input).
+    if s.input_tokens.is_some() || s.output_tokens.is_some() {
+        let count = |n: Option<u128>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
+        writeln!(
+            out,
+            "  tokens           {} in, {} out",
+            count(s.input_tokens),
+            count(s.output_tokens)
+        )?;
     }
     let sources: Vec<String> = s
         .by_price_source
