@@ -600,14 +600,16 @@ pub(crate) fn usage_charge_lines(usage: &Usage, charges: &UsageCharges) -> Vec<C
             LineItem::InputTokens,
             charges.usd_per_1000_input_tokens,
             usage.input_tokens,
+            "input",
         ),
         (
             LineItem::OutputTokens,
             charges.usd_per_1000_output_tokens,
             usage.output_tokens,
+            "output",
         ),
     ];
-    for (item, price, count) in tokens {
+    for (item, price, count, direction) in tokens {
         if let Some(p) = price {
             lines.push(match count {
                 Some(n) => priced(
@@ -621,7 +623,12 @@ pub(crate) fn usage_charge_lines(usage: &Usage, charges: &UsageCharges) -> Vec<C
                     item,
                     Decimal::ZERO,
                     QuantityUnit::Tokens,
-                    "the response did not report token counts (configure a TokenCounter)".into(),
+                    // The count this line needs: a TGI answer reports its output
+                    // and not its input.
+                    format!(
+                        "the response did not report its {direction} tokens (configure a \
+                         TokenCounter)"
+                    ),
                 ),
             });
         }

@@ -187,6 +187,27 @@ fn per_token_charges_without_token_counts_are_unpriced() {
 }
 
 #[test]
+fn a_missing_token_count_is_named_on_its_own_line() {
+    // A TGI answer: 100 output tokens, no input count. The output line is priced
+    // (100 × 0.0015 / 1000 = 0.00015); the input line says it is the input that
+    // was not reported.
+    let usage = call(100).with_tokens(TokenUsage {
+        input: None,
+        output: Some(100),
+    });
+    let charges = UsageCharges::default().per_1000_tokens(dec("0.0005"), dec("0.0015"));
+    let lines = usage_charge_lines(&usage, &charges);
+    assert_eq!(lines[1].cost_usd(), Some(dec("0.00015")));
+    match &lines[0].price {
+        LinePrice::Unpriced { reason } => assert_eq!(
+            reason,
+            "the response did not report its input tokens (configure a TokenCounter)"
+        ),
+        priced => panic!("{priced:?}"),
+    }
+}
+
+#[test]
 fn negative_usage_charges_are_rejected() {
     let charges = UsageCharges::default().per_1000_calls(dec("-1"));
     let err = charges.validate().unwrap_err();
