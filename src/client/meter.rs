@@ -19,7 +19,9 @@ use crate::totals::{
     CallShare, EndpointSlot, InstanceClock, RateFrom, StandingRate, Totals, TotalsSnapshot,
     VariantSlot,
 };
-use crate::usage::{TokenCounter, TokenUsage, Usage, detect_tokens, is_plain_text};
+use crate::usage::{
+    StreamTokens, TokenCounter, TokenUsage, Usage, detect_tokens, is_event_stream, is_plain_text,
+};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -928,7 +930,7 @@ impl Meter {
     /// configured counter. A `text/plain` body is not read, as on a stream
     /// ([`StreamTokens::content_type`](crate::usage::StreamTokens::content_type)):
     /// its text is the model's own, and a `{"usage": …}` the model writes is not a
-    /// count from the server.
+    /// count from the server. A `text/event-stream` body is read as a stream is.
     pub(crate) fn count_tokens(
         &self,
         body: &[u8],
@@ -937,9 +939,24 @@ impl Meter {
         if content_type.is_some_and(is_plain_text) {
             return None;
         }
+        // A whole stream of server-sent events answered at once (vLLM asked to
+        // stream through InvokeEndpoint): read event by event, as a stream is.
+        if content_type.is_some_and(is_event_stream) {
+            let mut tokens = self.stream_tokens();
+            tokens.push(body);
+            return tokens.finish();
+        }
         match &self.inner.token_counter {
             Some(counter) => counter.count(body),
             None => detect_tokens(body),
+        }
+    }
+
+    /// A reader of a stream's tokens with the configured counter.
+    pub(crate) fn stream_tokens(&self) -> StreamTokens {
+        match &self.inner.token_counter {
+            Some(counter) => StreamTokens::with_counter(counter.clone()),
+            None => StreamTokens::new(),
         }
     }
 

@@ -169,11 +169,10 @@ async fn invoke_endpoint_with_response_stream(
             usage.variant = output.invoked_production_variant().map(str::to_owned);
             // Counted from here: a stream that ends or fails before any part says 0.
             usage.parts = Some(0);
-            let tokens = match &receipt.meter().inner.token_counter {
-                Some(counter) => StreamTokens::with_counter(counter.clone()),
-                None => StreamTokens::new(),
-            }
-            .content_type(output.content_type());
+            let tokens = receipt
+                .meter()
+                .stream_tokens()
+                .content_type(output.content_type());
             let call = StreamCall {
                 request_id: output.request_id().map(str::to_owned),
                 receipt: receipt.in_flight_until_made(),

@@ -11,7 +11,7 @@ pub use tokens::{
     FnTokenCounter, MAX_STREAM_EVENT_BYTES, OpenAiUsage, StreamTokens, TgiDetails, TokenCounter,
     TokenUsage,
 };
-pub(crate) use tokens::{detect_tokens, is_plain_text};
+pub(crate) use tokens::{detect_tokens, is_event_stream, is_plain_text};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -506,8 +506,18 @@ impl StreamTokens {
 
 /// A `text/plain` media type, parameters (`; charset=utf-8`) and case aside.
 pub(crate) fn is_plain_text(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case("text/plain")
+    is_media_type(content_type, "text/plain")
+}
+
+/// A `text/event-stream` media type (server-sent events), parameters and case aside.
+pub(crate) fn is_event_stream(content_type: &str) -> bool {
+    is_media_type(content_type, "text/event-stream")
+}
+
+/// Whether `content_type` is the media type `essence`, parameters and case aside.
+fn is_media_type(content_type: &str, essence: &str) -> bool {
+    let given = content_type.split(';').next().unwrap_or_default().trim();
+    given.eq_ignore_ascii_case(essence)
 }
 
 /// The body from the raw JSON value of `key` in the top-level object of `body` on

@@ -3710,3 +3710,24 @@ async fn a_plain_text_answer_is_not_read_for_tokens() {
     let response = invoke(&client, "rt").await.unwrap();
     assert_eq!(tokens(response.cost()), (Some(0), Some(999_999_999)));
 }
+
+/// A whole stream of server-sent events answered through `InvokeEndpoint` (vLLM
+/// asked to stream, `text/event-stream`) is read event by event, as a response
+/// stream is: its last chunk's usage is the call's.
+#[tokio::test]
+async fn a_whole_event_stream_answer_is_read_for_its_final_usage() {
+    let fake = fake_with_demo_endpoints().await;
+    fake.set_response_body(
+        b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n\
+          data: {\"choices\":[],\"usage\":{\"prompt_tokens\":21,\"completion_tokens\":3}}\n\n\
+          data: [DONE]\n\n",
+    );
+    fake.set_response_content_type("text/event-stream");
+    let client = client_for(&fake).await;
+    let response = invoke(&client, "rt").await.unwrap();
+    let usage = &response.cost().usage;
+    assert_eq!(
+        (usage.input_tokens, usage.output_tokens),
+        (Some(21), Some(3))
+    );
+}
