@@ -113,13 +113,16 @@ impl TokenCounter for OpenAiUsage {
         // Only the `usage` object is read, in place and once: the choices around it
         // can be most of the body, and the counter runs on every call. The
         // Responses API's streamed `response.completed` event has it one level
-        // down, in `response`; found in the same walk.
+        // down, in `response` (Anthropic's `message_start`, in `message`); found in
+        // the same walk. A `usage` given twice is unreadable, as a count given
+        // twice is (parsers disagree on which one a duplicate key means).
         let mut usage = None;
         let mut wrapper = None;
         for_each_member(body, &mut |key, rest| match key {
+            b"usage" if usage.is_some() => None,
             b"usage" => {
                 usage = Some(rest);
-                Some(ControlFlow::Break(()))
+                value_end(rest, 0).map(ControlFlow::Continue)
             }
             b"response" | b"message" => {
                 wrapper = Some(rest);
@@ -722,6 +725,15 @@ mod tests {
         let rest = top_level_field(br#"{"a": [1, {"b": 2}], "k" : 17 }"#, b"k").unwrap();
         assert_eq!(rest, b" 17 }");
         assert_eq!(&rest[..value_end(rest, 0).unwrap()], b" 17 ");
+    }
+
+    #[test]
+    fn a_usage_given_twice_is_unreadable() {
+        // serde_json's Value keeps the last, a streaming reader the first: neither
+        // is the count.
+        let twice = br#"{"usage":{"prompt_tokens":1,"completion_tokens":1},
+            "choices":[], "usage":{"prompt_tokens":9,"completion_tokens":9}}"#;
+        assert_eq!(detect_tokens(twice), None);
     }
 
     #[test]
