@@ -499,38 +499,26 @@ async fn running_totals_are_kept_per_tag_value() {
         .default_tag("env", "prod")
         .build()
         .unwrap();
-    let tagged = |tenant: &'static str| {
-        client
-            .invoke_endpoint()
-            .endpoint_name("rt")
-            .tag("tenant", tenant)
-            .body(Blob::new("{}"))
-            .send()
+    let client = &client;
+    let tagged = |tenant: &'static str| async move {
+        let sent = request(client, "rt").tag("tenant", tenant).send().await;
+        sent.unwrap().cost().cost_usd
     };
-    let acme = [tagged("acme").await.unwrap(), tagged("acme").await.unwrap()];
-    let initech = tagged("initech").await.unwrap();
-    let untagged = client
-        .invoke_endpoint()
-        .endpoint_name("rt")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap();
-    let usd = |m: &sagemeter::Metered<
-        aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput,
-    >| m.cost().cost_usd;
+    let acme = [tagged("acme").await, tagged("acme").await];
+    let initech = tagged("initech").await;
+    let untagged = invoke(client, "rt").await.unwrap().cost().cost_usd;
     let by_tag = client.meter().totals().by_tag;
     let expected = HashMap::from([
-        ("tenant=acme".to_owned(), usd(&acme[0]) + usd(&acme[1])),
-        ("tenant=initech".to_owned(), usd(&initech)),
+        ("tenant=acme".to_owned(), acme[0] + acme[1]),
+        ("tenant=initech".to_owned(), initech),
         // Every call carries the default tag, the untagged one too.
         (
             "env=prod".to_owned(),
-            usd(&acme[0]) + usd(&acme[1]) + usd(&initech) + usd(&untagged),
+            acme[0] + acme[1] + initech + untagged,
         ),
     ]);
     assert_eq!(by_tag, expected);
-    assert!(usd(&initech) > Decimal::ZERO);
+    assert!(initech > Decimal::ZERO);
 }
 
 #[tokio::test]

@@ -352,6 +352,22 @@ const URL_SECRET: &str = "URL|SECRET-7f3a";
 /// Stands for a request body: it must never be written anywhere.
 const BODY_MARKER: &str = "BODY-MARKER-7f3a";
 
+/// A client of `rt` (2 × ml.m5.xlarge at 0.23 USD an hour, no discovery) on `conf`.
+fn rt_client(conf: &aws_types::SdkConfig) -> Client {
+    Client::builder(conf)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+        ))
+        .price_override(
+            PriceKey::hosting(REGION, "ml.m5.xlarge"),
+            "0.23".parse().unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
 /// An endpoint URL with [`URL_SECRET`] for a password (nothing listens there).
 fn unappliable_url() -> String {
     format!("http://user:{URL_SECRET}@127.0.0.1:1")
@@ -464,18 +480,7 @@ async fn an_endpoint_url_the_sdk_cannot_apply_is_never_quoted_in_receipts_ledger
 async fn an_endpoint_url_the_sdk_cannot_apply_is_never_quoted_in_errors() {
     let _logs = logs::capture();
     let bad = crate::support::fake_pricelist::sdk_config_for(&unappliable_url(), REGION);
-    let client = Client::builder(&bad)
-        .without_discovery()
-        .endpoint_profile(EndpointProfile::new(
-            "rt",
-            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
-        ))
-        .price_override(
-            PriceKey::hosting(REGION, "ml.m5.xlarge"),
-            "0.23".parse().unwrap(),
-        )
-        .build()
-        .unwrap();
+    let client = rt_client(&bad);
     let err = client
         .invoke_endpoint()
         .endpoint_name("rt")
@@ -577,18 +582,7 @@ async fn an_input_location_the_sdk_refuses_is_never_quoted_in_errors() {
         &crate::support::fake_pricelist::refused_url(),
         REGION,
     );
-    let client = Client::builder(&conf)
-        .without_discovery()
-        .endpoint_profile(EndpointProfile::new(
-            "rt",
-            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
-        ))
-        .price_override(
-            PriceKey::hosting(REGION, "ml.m5.xlarge"),
-            "0.23".parse().unwrap(),
-        )
-        .build()
-        .unwrap();
+    let client = rt_client(&conf);
     let presigned = "https://b.s3.amazonaws.com/in.json?AWSAccessKeyId=AKIAV2KEYMARKER&\
                      Expires=1700000000&x-amz-security-token=TOKENMARKER&Signature=SIGMARKER\r";
     let gateway = "https://gw.example.com/in.json?api_key=APIKEYMARKER\r";
