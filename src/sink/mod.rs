@@ -36,6 +36,7 @@
 mod emf;
 mod log;
 mod metrics;
+mod queued;
 
 pub(crate) use self::metrics::count_refusal;
 pub use self::metrics::{
@@ -44,6 +45,7 @@ pub use self::metrics::{
 };
 pub use emf::{DEFAULT_NAMESPACE, EmfSink, EmfSinkBuilder};
 pub use log::CostLogSink;
+pub use queued::{DEFAULT_QUEUE_CAPACITY, Queued};
 
 #[doc(no_inline)]
 pub use crate::ledger::{Refused, SinkStats};
@@ -60,7 +62,8 @@ use std::sync::Arc;
 ///
 /// `record` runs on the call path: it must be quick and must not block on I/O
 /// (queue the receipt and write it elsewhere, as [`JsonlLedger`] does: a bounded
-/// queue, `try_send`, a writer on its own thread or task). A `record` that blocks
+/// queue, `try_send`, a writer on its own thread or task; or wrap the sink in
+/// [`Queued`], which does that for any sink). A `record` that blocks
 /// holds up its Tokio worker thread, and with it every other call on that worker:
 /// their answers are read late, and their receipts bill the wait as the model's
 /// time (beside a `record` that slept 200 ms, 10 ms calls were billed 410 ms).

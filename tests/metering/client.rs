@@ -3119,6 +3119,118 @@ async fn a_background_task_that_panics_does_not_hold_up_shutdown() {
     assert_eq!(meter.background_tasks(), 0);
 }
 
+/// A sink whose `record` blocks until it is let go (a synchronous client to a
+/// service that is slow), and that panics on the receipts it is told to.
+#[derive(Debug, Default)]
+struct Blocking {
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+    recorded: std::sync::Mutex<Vec<String>>,
+    panic_on_first: bool,
+}
+
+impl Blocking {
+    fn let_go(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn recorded(&self) -> Vec<String> {
+        self.recorded.lock().unwrap().clone()
+    }
+}
+
+impl sagemeter::sink::CostSink for Blocking {
+    fn record(&self, cost: &Cost) {
+        let open = self.open.lock().unwrap();
+        drop(self.opened.wait_while(open, |open| !*open).unwrap());
+        let mut recorded = self.recorded.lock().unwrap();
+        recorded.push(cost.call_id.clone());
+        if self.panic_on_first && recorded.len() == 1 {
+            drop(recorded);
+            panic!("a sink's bug");
+        }
+    }
+}
+
+/// A `Queued` sink takes a blocking `record` off the call path: calls are answered
+/// while it is still blocked, and every receipt reaches it, in order, by the
+/// shutdown; one recorded after is refused and counted.
+#[tokio::test]
+async fn a_queued_sink_keeps_a_blocking_record_off_the_calls() {
+    use sagemeter::sink::Queued;
+    let fake = fake_with_demo_endpoints().await;
+    let queued = Arc::new(Queued::new(Blocking::default()));
+    let client = crate::support::rt_priced_by_overrides(&fake)
+        .await
+        .sink(queued.clone())
+        .build()
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(invoke(&client, "rt").await.unwrap().cost().call_id.clone());
+    }
+    // Five calls answered, the sink still blocked in its first record.
+    assert!(queued.inner().recorded().is_empty());
+    assert_eq!(queued.stats().accepted, 5);
+    queued.inner().let_go();
+    client.shutdown().await.unwrap();
+    assert_eq!(queued.inner().recorded(), ids);
+    assert_eq!(queued.stats().written, 5);
+    // Shut down: refused and counted, the call itself unaffected.
+    invoke(&client, "rt").await.unwrap();
+    assert_eq!(queued.stats().refused_closed, 1);
+    assert_eq!(queued.inner().recorded().len(), 5);
+}
+
+/// A full queue drops a receipt and counts it rather than wait; a panic in the
+/// sink loses that receipt only.
+#[tokio::test]
+async fn a_queued_sink_drops_what_does_not_fit_and_survives_a_panic() {
+    use sagemeter::sink::Queued;
+    let fake = fake_with_demo_endpoints().await;
+    let queued = Arc::new(Queued::with_capacity(Blocking::default(), 1));
+    let client = crate::support::rt_priced_by_overrides(&fake)
+        .await
+        .sink(queued.clone())
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        invoke(&client, "rt").await.unwrap();
+    }
+    // The thread holds at most one (blocked) and the queue one more: of three,
+    // at least one did not fit.
+    let stats = queued.stats();
+    assert!(stats.dropped_full >= 1, "{stats:?}");
+    assert_eq!(stats.accepted + stats.dropped_full, 3, "{stats:?}");
+    assert_eq!(
+        client.meter().totals().calls,
+        3,
+        "the calls counted all the same"
+    );
+    queued.inner().let_go();
+    client.meter().flush().await.unwrap();
+    assert_eq!(queued.stats().written, stats.accepted);
+
+    let panicking = Blocking {
+        panic_on_first: true,
+        ..Blocking::default()
+    };
+    panicking.let_go();
+    let queued = Arc::new(Queued::new(panicking));
+    let client = crate::support::rt_priced_by_overrides(&fake)
+        .await
+        .sink(queued.clone())
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        invoke(&client, "rt").await.unwrap();
+    }
+    client.meter().flush().await.unwrap();
+    let stats = queued.stats();
+    assert_eq!((stats.lost_on_error, stats.written), (1, 2), "{stats:?}");
+}
+
 /// A sink whose flush fails (a full disk, say) or never ends (a broker that is
 /// down).
 #[derive(Debug)]

@@ -1,0 +1,251 @@
+//! [`Queued`]: any sink's `record` off the call path, on a thread of its own.
+
+use super::CostSink;
+use crate::billing::Cost;
+use crate::ledger::SinkStats;
+use crate::ledger::WarnLimiter;
+use crate::pricing::PriceChange;
+use crate::util::BoxFuture;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// How many receipts a [`Queued`] sink holds by default before it drops them.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 8_192;
+
+/// A sink that hands each receipt to `S` on a thread of its own, so that a
+/// `record` that blocks (a synchronous HTTP or Kafka client, a database insert)
+/// holds up no call: a blocking `record` on the call path holds up its Tokio
+/// worker, and the calls waiting there are billed the wait (see [`CostSink`]).
+///
+/// Receipts wait in a bounded queue ([`DEFAULT_QUEUE_CAPACITY`], or
+/// [`with_capacity`](Self::with_capacity)); when it is full, a receipt is dropped
+/// and counted rather than wait: [`stats`](Self::stats), the
+/// `sagemeter_sink_dropped_total{sink="queued",reason="full"}` counter and a WARN
+/// at most every ten seconds, as the ledgers do. The call, its totals and budgets
+/// have the receipt all the same. `flush` resolves once every receipt queued before
+/// it reached `S` and `S` flushed; `shutdown` does that, stops the thread, then
+/// shuts `S` down; receipts recorded after it are refused and counted. A panic in
+/// `S::record` is caught on the thread: that receipt is lost (counted in
+/// `lost_on_error`), the next ones go on.
+///
+/// ```no_run
+/// # async fn run(sdk_config: aws_types::SdkConfig) -> Result<(), Box<dyn std::error::Error>> {
+/// use sagemeter::sink::{CostSink, Queued};
+///
+/// /// Posts each receipt to an internal billing service, synchronously.
+/// #[derive(Debug)]
+/// struct BillingApi;
+///
+/// impl CostSink for BillingApi {
+///     fn record(&self, cost: &sagemeter::Cost) {
+///         // a blocking HTTP POST of `cost` here: fine on Queued's thread
+/// #       let _ = cost;
+///     }
+/// }
+///
+/// let client = sagemeter::Client::builder(&sdk_config)
+///     .sink(Queued::new(BillingApi))
+///     .build()?;
+/// // ...
+/// client.shutdown().await?; // every queued receipt reaches BillingApi first
+/// # Ok(()) }
+/// ```
+pub struct Queued<S> {
+    sink: Arc<S>,
+    /// `None` once shut down.
+    queue: Mutex<Option<mpsc::Sender<Msg>>>,
+    capacity: usize,
+    counters: Arc<Counters>,
+    warn: WarnLimiter,
+}
+
+enum Msg {
+    Receipt(Box<Cost>),
+    PriceChange(Box<PriceChange>),
+    /// Answered once every message before it was handed to the sink.
+    Reached(oneshot::Sender<()>),
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    written: AtomicU64,
+    dropped_full: AtomicU64,
+    refused_closed: AtomicU64,
+    lost_on_error: AtomicU64,
+}
+
+impl<S: CostSink + 'static> Queued<S> {
+    /// `sink` behind a queue of [`DEFAULT_QUEUE_CAPACITY`] receipts.
+    pub fn new(sink: S) -> Self {
+        Self::with_capacity(sink, DEFAULT_QUEUE_CAPACITY)
+    }
+
+    /// `sink` behind a queue of `capacity` receipts (at least 1).
+    ///
+    /// # Panics
+    /// If the thread cannot be started (the OS refused one), as
+    /// [`std::thread::spawn`] does.
+    pub fn with_capacity(sink: S, capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        let sink = Arc::new(sink);
+        let counters = Arc::new(Counters::default());
+        let (tx, mut rx) = mpsc::channel::<Msg>(capacity);
+        let (on_thread, written) = (sink.clone(), counters.clone());
+        std::thread::Builder::new()
+            .name("sagemeter-queued-sink".into())
+            .spawn(move || {
+                while let Some(msg) = rx.blocking_recv() {
+                    match msg {
+                        Msg::Receipt(cost) => {
+                            let recorded =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    on_thread.record(&cost)
+                                }));
+                            let counter = match recorded {
+                                Ok(()) => &written.written,
+                                Err(_) => {
+                                    tracing::warn!(target: "sagemeter", sink = on_thread.name(),
+                                        call_id = %cost.call_id,
+                                        "a queued cost sink panicked recording a receipt: it \
+                                         missed this receipt, the next ones go on");
+                                    &written.lost_on_error
+                                }
+                            };
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Msg::PriceChange(change) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                on_thread.record_price_change(&change)
+                            }));
+                        }
+                        Msg::Reached(ack) => {
+                            let _ = ack.send(());
+                        }
+                    }
+                }
+            })
+            .expect("the OS refused a thread for a queued sink");
+        Queued {
+            sink,
+            queue: Mutex::new(Some(tx)),
+            capacity,
+            counters,
+            warn: WarnLimiter::new(),
+        }
+    }
+}
+
+impl<S> Queued<S> {
+    /// What became of the receipts recorded so far: `accepted` into the queue,
+    /// `written` (handed to the sink), `dropped_full`, `refused_closed` (after
+    /// shutdown), `lost_on_error` (the sink panicked on them).
+    pub fn stats(&self) -> SinkStats {
+        let c = &self.counters;
+        SinkStats {
+            accepted: c.accepted.load(Ordering::Relaxed),
+            written: c.written.load(Ordering::Relaxed),
+            dropped_full: c.dropped_full.load(Ordering::Relaxed),
+            refused_closed: c.refused_closed.load(Ordering::Relaxed),
+            lost_on_error: c.lost_on_error.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The sink behind the queue.
+    pub fn inner(&self) -> &S {
+        &self.sink
+    }
+
+    fn sender(&self) -> Option<mpsc::Sender<Msg>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until every message queued before now has reached the sink; false
+    /// when the queue is shut down (nothing more reaches it).
+    async fn reached(&self) -> bool {
+        let Some(queue) = self.sender() else {
+            return false;
+        };
+        let (ack, done) = oneshot::channel();
+        queue.send(Msg::Reached(ack)).await.is_ok() && done.await.is_ok()
+    }
+
+    #[cold]
+    fn dropped(&self, full: bool) {
+        let (counter, reason) = if full {
+            (&self.counters.dropped_full, "full")
+        } else {
+            (&self.counters.refused_closed, "closed")
+        };
+        let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::counter!("sagemeter_sink_dropped_total", "sink" => "queued", "reason" => reason)
+            .increment(1);
+        if self.warn.should_warn() {
+            if full {
+                tracing::warn!(target: "sagemeter", sink = "queued", dropped = n,
+                    capacity = self.capacity,
+                    "receipt dropped: a queued sink's queue is full (the sink cannot keep up); \
+                     the receipt is still returned to the caller and counted in the totals");
+            } else {
+                tracing::warn!(target: "sagemeter", sink = "queued", refused = n,
+                    "receipt refused: the queued sink was shut down");
+            }
+        }
+    }
+}
+
+impl<S> fmt::Debug for Queued<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queued")
+            .field("sink", &std::any::type_name::<S>())
+            .field("capacity", &self.capacity)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl<S: CostSink + 'static> CostSink for Queued<S> {
+    fn record(&self, cost: &Cost) {
+        let Some(queue) = self.sender() else {
+            return self.dropped(false);
+        };
+        match queue.try_reserve() {
+            Ok(permit) => {
+                permit.send(Msg::Receipt(Box::new(cost.clone())));
+                self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(())) => self.dropped(true),
+            Err(mpsc::error::TrySendError::Closed(())) => self.dropped(false),
+        }
+    }
+
+    /// The sink's own name.
+    fn name(&self) -> &str {
+        self.sink.name()
+    }
+
+    /// Queued as a receipt is (and dropped, uncounted, when the queue is full).
+    fn record_price_change(&self, change: &PriceChange) {
+        if let Some(queue) = self.sender() {
+            let _ = queue.try_send(Msg::PriceChange(Box::new(change.clone())));
+        }
+    }
+
+    fn flush(&self) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(async move {
+            self.reached().await;
+            self.sink.flush().await
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(async move {
+            self.reached().await;
+            // The thread ends once the last sender is gone and the queue is empty.
+            self.queue.lock().unwrap_or_else(|e| e.into_inner()).take();
+            self.sink.shutdown().await
+        })
+    }
+}
