@@ -740,6 +740,8 @@ struct Settlement {
     /// (a settlement dropped after its mark was written), it finds the mark its own.
     #[cfg(feature = "fleet")]
     claimant: Option<String>,
+    /// Its place among the calls shutdown waits for, until its receipt is recorded.
+    _counted: crate::background::Counted,
 }
 
 impl Settlement {
@@ -857,6 +859,7 @@ impl Settlement {
             hold,
             #[cfg(feature = "fleet")]
             claimant: meter.inner.fleet.as_ref().map(|f| f.settlement_claimant()),
+            _counted: meter.inner.calls.enter(),
         }
     }
 

@@ -3407,6 +3407,49 @@ async fn shutdown_waits_for_calls_in_flight_and_says_how_many_it_could_not() {
     assert_eq!(ledger.stats().refused_closed, 1);
 }
 
+/// An async settlement waiting for its endpoint's rates is a call in flight too:
+/// shutdown waits for its receipt to reach the sinks.
+#[tokio::test]
+async fn shutdown_waits_for_a_settlement_still_finding_its_rates() {
+    use sagemeter::client::{AsyncCompletion, PendingInference};
+    let fake = fake_with_demo_endpoints().await;
+    let submitted = crate::support::submit_async(&client_for(&fake).await, "rt", 1024).await;
+    let copy = serde_json::to_string(submitted.pending()).unwrap();
+    // The settling process's meter is cold, and DescribeEndpoint takes 300 ms.
+    *fake.state.control_plane_delay.lock().unwrap() = Duration::from_millis(300);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settled.jsonl");
+    let ledger = Arc::new(sagemeter::ledger::JsonlLedger::open(&path).unwrap());
+    let settler = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .sink(ledger.clone())
+        .build()
+        .unwrap();
+    let pending: PendingInference = serde_json::from_str(&copy).unwrap();
+    let described = fake.describe_calls();
+    let meter = settler.meter().clone();
+    let settling = tokio::spawn(async move {
+        let done = AsyncCompletion::processed_for(Duration::from_secs(10)).output_bytes(10);
+        meter.settle_async(pending, done).await
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    // The settlement is waiting for its endpoint's profile.
+    while fake.describe_calls() == described {
+        assert!(std::time::Instant::now() < deadline, "never described");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(settler.meter().calls_in_flight(), 1);
+    settler
+        .shutdown_within(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let settled = settling.await.unwrap();
+    assert!(settled.is_async_settlement());
+    let written = sagemeter::ledger::read_all(&path).unwrap().records;
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].call_id, settled.call_id);
+}
+
 #[tokio::test]
 async fn an_amortized_async_settlement_bills_its_stated_time_at_one_instance() {
     let fake = fake_with_demo_endpoints().await;
