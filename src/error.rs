@@ -283,11 +283,41 @@ const RETRYABLE_CODES: &[&str] = &[
     "ModelNotReadyException",
 ];
 
-/// Whether an SDK error is one a retry may get past (see [`Error::is_retryable`]).
-fn sdk_retryable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+/// [`Error::BudgetUnavailable`]'s reason for a call that needed a fleet lease after
+/// the meter was shut down.
+pub(crate) const SHUT_DOWN_UNAVAILABLE: &str =
+    "the meter is shut down: its fleet leases were given back";
+
+/// Whether a connector error says the connection was never made: the default HTTP
+/// client (hyper) marks a failure to connect as such, whatever ended it. Nothing
+/// was sent then.
+pub(crate) fn never_connected(
+    err: &aws_smithy_runtime_api::client::result::ConnectorError,
+) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = next {
+        if cause
+            .downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+        {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
+}
+
+/// Whether an SDK error is one a retry may get past without doing the work twice
+/// unseen (see [`Error::is_retryable`]): a failure in transit only when the
+/// connection was never made (a request that went out may have run), and a
+/// timeout only when `timeout_billed` (the call's receipt bills it: a retry is
+/// billed again, and says so).
+fn sdk_retryable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, timeout_billed: bool) -> bool {
     match err {
-        SdkError::TimeoutError(_) => true,
-        SdkError::DispatchFailure(failure) => failure.is_io() || failure.is_timeout(),
+        SdkError::TimeoutError(_) => timeout_billed,
+        SdkError::DispatchFailure(failure) => failure
+            .as_connector_error()
+            .is_some_and(never_connected),
         SdkError::ServiceError(service) => service
             .err()
             .code()
@@ -420,19 +450,26 @@ impl Error {
         )
     }
 
-    /// Whether the same call, tried again, may succeed: SageMaker was throttling,
-    /// unavailable or failed inside (`ThrottlingException`, `ServiceUnavailable`,
-    /// `InternalFailure`, `InternalDependencyException`, `InternalStreamFailure`),
-    /// the model was not loaded yet (`ModelNotReadyException`), the connection
-    /// failed or the SDK timed the call out, or a fleet budget's table could not be
-    /// reached, or the model answered that it was busy (a `ModelError` whose
-    /// `OriginalStatusCode` is 429 or 503: a model server's "overloaded"). Not for
-    /// what would fail again: a request SageMaker refused (`ValidationError`), a
-    /// model that failed on the input (any other `ModelError`,
-    /// `ModelStreamError`), an unknown endpoint, a budget with no room, a
-    /// configuration. The SDK has already retried what its retry policy retries;
-    /// a call that reached the model is billed again when retried
-    /// ([`cost`](Self::cost) is its receipt).
+    /// Whether the same call, tried again, may succeed without doing the work
+    /// twice unseen: SageMaker was throttling, unavailable or failed inside
+    /// (`ThrottlingException`, `ServiceUnavailable`, `InternalFailure`,
+    /// `InternalDependencyException`, `InternalStreamFailure`), the model was not
+    /// loaded yet (`ModelNotReadyException`) or answered that it was busy (a
+    /// `ModelError` whose `OriginalStatusCode` is 429 or 503: a model server's
+    /// "overloaded"), the connection could not be made, the SDK timed out a call
+    /// whose receipt bills it ([`cost`](Self::cost): the retry is billed again), or
+    /// a fleet budget's table could not be reached.
+    ///
+    /// Not for what would fail again (a request SageMaker refused,
+    /// `ValidationError`; a model that failed on the input, any other `ModelError`
+    /// or `ModelStreamError`; an unknown endpoint; a budget with no room; a meter
+    /// shut down; a configuration), nor for what may have run unseen: a failure in
+    /// transit after the connection was made, and an `InvokeEndpointAsync`
+    /// submission cut off by a timeout (SageMaker may have queued it: a retry
+    /// would run it twice, the first without a receipt). The SDK has already
+    /// retried what its retry policy retries. A stream that failed midway
+    /// ([`Error::ResponseStream`]) was billed to the failure on the stream's
+    /// receipt, not on this error.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Invoke { source, .. } => {
@@ -441,20 +478,25 @@ impl Error {
                     Some(InvokeEndpointError::ModelError(model))
                         if matches!(model.original_status_code(), Some(429 | 503))
                 );
-                busy || sdk_retryable(source)
+                busy || sdk_retryable(source, true)
             }
-            Error::InvokeWithResponseStream { source, .. } => sdk_retryable(source),
-            Error::InvokeAsync { source, .. } => sdk_retryable(source),
-            Error::ResponseStream { source } => sdk_retryable(source),
-            Error::BudgetUnavailable { .. } => true,
+            Error::InvokeWithResponseStream { source, .. } => sdk_retryable(source, true),
+            // A submission cut off may have been queued: it would run twice, and
+            // the first has no receipt.
+            Error::InvokeAsync { source, .. } => sdk_retryable(source, false),
+            Error::ResponseStream { source } => sdk_retryable(source, true),
+            // The table may answer again; a meter shut down will not lease again.
+            Error::BudgetUnavailable { reason, .. } => reason != SHUT_DOWN_UNAVAILABLE,
             _ => false,
         }
     }
 
     /// The receipt of a failed call that reached the model (a model error, or a
     /// call the SDK timed out after sending it): [`Error::Invoke`]'s or
-    /// [`Error::InvokeWithResponseStream`]'s `cost`. `None` for every other error,
-    /// and for a failure that did not reach the model (nothing billed).
+    /// [`Error::InvokeWithResponseStream`]'s `cost`. `None` for a failure that did
+    /// not reach the model (nothing billed) and for every other error; a stream
+    /// that failed midway ([`Error::ResponseStream`]) has its receipt on the
+    /// stream ([`MeteredEventReceiver::cost`](crate::client::MeteredEventReceiver::cost)).
     pub fn cost(&self) -> Option<&Cost> {
         match self {
             Error::Invoke { cost, .. } | Error::InvokeWithResponseStream { cost, .. } => {
@@ -639,16 +681,25 @@ mod tests {
         };
         assert!(busy(429).is_retryable() && busy(503).is_retryable());
         assert!(!busy(500).is_retryable());
+        // Timed out: the receipt bills it, the retry will be billed too.
         assert!(invoke(SdkError::timeout_error("took too long")).is_retryable());
-        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        let io = aws_smithy_runtime_api::client::result::ConnectorError::io(refused.into());
-        assert!(invoke(SdkError::dispatch_failure(io)).is_retryable());
-        let unavailable = Error::BudgetUnavailable {
+        // An async submission timed out may have been queued: not retried unseen.
+        let submitted = Error::InvokeAsync {
+            endpoint: "rt".into(),
+            source: Box::new(SdkError::timeout_error("took too long")),
+        };
+        assert!(!submitted.is_retryable());
+        // An I/O failure once connected: the request may have run.
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let io = aws_smithy_runtime_api::client::result::ConnectorError::io(reset.into());
+        assert!(!invoke(SdkError::dispatch_failure(io)).is_retryable());
+        let unavailable = |reason: &str| Error::BudgetUnavailable {
             scope: crate::budget::BudgetScope::Client,
             period: crate::budget::BudgetPeriod::Day,
-            reason: "throttled".into(),
+            reason: reason.into(),
         };
-        assert!(unavailable.is_retryable());
+        assert!(unavailable("throttled").is_retryable());
+        assert!(!unavailable(SHUT_DOWN_UNAVAILABLE).is_retryable());
         assert!(!Error::InvalidRequest("too big".into()).is_retryable());
     }
 

@@ -31,6 +31,7 @@ use crate::billing::{Cost, LineItem};
 use crate::budget::{LeaseWant, Refusal, Reservation};
 use crate::totals::CallShare;
 use crate::usage::{Operation, Outcome, Usage};
+use crate::error::never_connected;
 use crate::{Error, Result};
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemakerruntime::operation::RequestId;
@@ -149,23 +150,9 @@ pub(crate) fn timed_out_after_sending<E>(err: &OrchestratorError<E>) -> bool {
             .is_some_and(connector_timed_out_after_connecting)
 }
 
-/// A connector timeout that is not the connection's: the default HTTP client
-/// (hyper) marks a failure to connect as such, whatever ended it.
+/// A connector timeout that is not the connection's (see [`never_connected`]).
 fn connector_timed_out_after_connecting(err: &ConnectorError) -> bool {
-    if !err.is_timeout() {
-        return false;
-    }
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(cause) = next {
-        if cause
-            .downcast_ref::<hyper_util::client::legacy::Error>()
-            .is_some_and(hyper_util::client::legacy::Error::is_connect)
-        {
-            return false;
-        }
-        next = cause.source();
-    }
-    true
+    err.is_timeout() && !never_connected(err)
 }
 
 /// A call that has begun: checked, reserved, on the sharing clock, in its span.

@@ -1613,7 +1613,7 @@ impl Fleet {
                 return Err(Error::BudgetUnavailable {
                     scope: budget.scope().clone(),
                     period: budget.period(),
-                    reason: "the meter is shut down: its fleet leases were given back".into(),
+                    reason: crate::error::SHUT_DOWN_UNAVAILABLE.into(),
                 });
             }
             let outcome = tokio::time::timeout_at(
