@@ -315,9 +315,9 @@ pub(crate) fn never_connected(
 fn sdk_retryable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, timeout_billed: bool) -> bool {
     match err {
         SdkError::TimeoutError(_) => timeout_billed,
-        SdkError::DispatchFailure(failure) => failure
-            .as_connector_error()
-            .is_some_and(never_connected),
+        SdkError::DispatchFailure(failure) => {
+            failure.as_connector_error().is_some_and(never_connected)
+        }
         SdkError::ServiceError(service) => service
             .err()
             .code()

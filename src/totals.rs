@@ -41,12 +41,13 @@ pub struct TotalsSnapshot {
     /// Per `endpoint/inference component`, in USD (calls that named one).
     #[serde(default)]
     pub by_component: HashMap<String, Decimal>,
-    /// Per tag, as `key=value`, in USD: the receipts carrying that tag (the
+    /// Per tag key, per value, in USD: the receipts carrying that tag (the
     /// client's default tags included), so a call with two tags counts in both.
-    /// At most [`MAX_TAG_VALUES`] values per key: receipts with values past
-    /// them count under `key=_other` ([`OTHER_TAG_VALUE`](crate::sink::OTHER_TAG_VALUE)).
+    /// At most [`MAX_TAG_VALUES`] values per key: receipts with values past them
+    /// count under [`OTHER_TAG_VALUE`](crate::sink::OTHER_TAG_VALUE) (`_other`, as
+    /// the metrics' tag labels do; a value that is `_other` itself counts there too).
     #[serde(default)]
-    pub by_tag: HashMap<String, Decimal>,
+    pub by_tag: HashMap<String, HashMap<String, Decimal>>,
 }
 
 /// How many values of one tag key [`TotalsSnapshot::by_tag`] keeps apart: tags
@@ -415,6 +416,29 @@ struct TotalsInner {
 }
 
 impl TotalsInner {
+    /// Adds a receipt's `cost_usd` to each of its `tags`' totals (past
+    /// [`MAX_TAG_VALUES`] values of a key, to its `_other`).
+    fn add_to_tags(&mut self, tags: &BTreeMap<String, String>, cost_usd: Decimal) {
+        for (key, value) in tags {
+            if !self.tags.contains_key(key.as_str()) {
+                self.tags.insert(key.clone(), FastMap::default());
+            }
+            let Some(values) = self.tags.get_mut(key.as_str()) else {
+                continue;
+            };
+            if let Some(usd) = values.get_mut(value.as_str()) {
+                *usd += cost_usd;
+                continue;
+            }
+            let value = if values.len() < MAX_TAG_VALUES {
+                value.as_str()
+            } else {
+                crate::sink::OTHER_TAG_VALUE
+            };
+            *values.entry(value.to_owned()).or_default() += cost_usd;
+        }
+    }
+
     /// The monotonic clock now, when the wall clock is checked against it.
     fn mono_now(&self) -> Option<Instant> {
         self.monotonic.then(Instant::now)
@@ -1183,6 +1207,7 @@ impl Totals {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
+        tags: &BTreeMap<String, String>,
         endpoint: EndpointSlot,
         variant: Option<VariantSlot>,
         cost_usd: Decimal,
@@ -1197,6 +1222,7 @@ impl Totals {
             inner.calls += 1;
         }
         inner.client_usd += cost_usd;
+        inner.add_to_tags(tags, cost_usd);
         // An inference component's totals are kept on its sharing clock's slot.
         if let Some(slot) = component {
             let totals = &mut inner.endpoints[slot.0];
@@ -1275,39 +1301,11 @@ impl Totals {
             by_tag: inner
                 .tags
                 .iter()
-                .flat_map(|(key, values)| {
-                    values
-                        .iter()
-                        .map(move |(value, usd)| (format!("{key}={value}"), *usd))
+                .map(|(key, values)| {
+                    let values = values.iter().map(|(v, usd)| (v.clone(), *usd)).collect();
+                    (key.clone(), values)
                 })
                 .collect(),
-        }
-    }
-
-    /// Adds a receipt's `cost_usd` to each of its `tags`' totals (past
-    /// [`MAX_TAG_VALUES`] values of a key, to its `_other`).
-    pub(crate) fn record_tags(&self, tags: &BTreeMap<String, String>, cost_usd: Decimal) {
-        if tags.is_empty() {
-            return;
-        }
-        let mut inner = self.lock();
-        for (key, value) in tags {
-            if !inner.tags.contains_key(key.as_str()) {
-                inner.tags.insert(key.clone(), FastMap::default());
-            }
-            let Some(values) = inner.tags.get_mut(key.as_str()) else {
-                continue;
-            };
-            if let Some(usd) = values.get_mut(value.as_str()) {
-                *usd += cost_usd;
-                continue;
-            }
-            let value = if values.len() < MAX_TAG_VALUES {
-                value.as_str()
-            } else {
-                crate::sink::OTHER_TAG_VALUE
-            };
-            *values.entry(value.to_owned()).or_default() += cost_usd;
         }
     }
 
@@ -1371,6 +1369,7 @@ mod tests {
         clock: super::InstanceClock,
     ) -> super::Recorded {
         totals.record(
+            &BTreeMap::new(),
             endpoint,
             Some(variant),
             Decimal::ZERO,
@@ -1693,8 +1692,26 @@ mod tests {
         let totals = Totals::default();
         let endpoint = totals.endpoint_slot("e");
         let cost = Decimal::new(25, 6);
-        totals.record(endpoint, None, cost, None, None, None, true);
-        totals.record(endpoint, None, cost, None, None, None, false);
+        totals.record(
+            &BTreeMap::new(),
+            endpoint,
+            None,
+            cost,
+            None,
+            None,
+            None,
+            true,
+        );
+        totals.record(
+            &BTreeMap::new(),
+            endpoint,
+            None,
+            cost,
+            None,
+            None,
+            None,
+            false,
+        );
         let snapshot = totals.snapshot();
         assert_eq!(snapshot.calls, 1, "the submission counted the call");
         assert_eq!(snapshot.client_usd, Decimal::new(50, 6));
@@ -1705,20 +1722,30 @@ mod tests {
         let totals = Totals::default();
         let tag = |value: String| BTreeMap::from([("request".to_owned(), value)]);
         let cent = Decimal::new(1, 2);
+        let add = |value: String| totals.lock().add_to_tags(&tag(value), cent);
         for i in 0..MAX_TAG_VALUES + 2 {
-            totals.record_tags(&tag(format!("r{i}")), cent);
+            add(format!("r{i}"));
         }
         // A value already kept goes on counting apart.
-        totals.record_tags(&tag("r0".to_owned()), cent);
+        add("r0".to_owned());
+        // A key holding `=` is not confused with another key's value.
+        totals
+            .lock()
+            .add_to_tags(&BTreeMap::from([("a=b".into(), "c".into())]), cent);
+        totals
+            .lock()
+            .add_to_tags(&BTreeMap::from([("a".into(), "b=c".into())]), cent);
         let by_tag = totals.snapshot().by_tag;
-        assert_eq!(by_tag.len(), MAX_TAG_VALUES + 1);
-        assert_eq!(by_tag["request=r0"], Decimal::new(2, 2));
+        let requests = &by_tag["request"];
+        assert_eq!(requests.len(), MAX_TAG_VALUES + 1);
+        assert_eq!(requests["r0"], Decimal::new(2, 2));
         // The two values past the bound: 2 × 0.01.
-        assert_eq!(by_tag["request=_other"], Decimal::new(2, 2));
-        assert!(!by_tag.contains_key(&format!("request=r{MAX_TAG_VALUES}")));
+        assert_eq!(requests["_other"], Decimal::new(2, 2));
+        assert!(!requests.contains_key(&format!("r{MAX_TAG_VALUES}")));
         // Every cent is somewhere: (10,002 + 1) × 0.01.
-        let all: Decimal = by_tag.values().sum();
+        let all: Decimal = requests.values().sum();
         assert_eq!(all, Decimal::from(MAX_TAG_VALUES as u64 + 3) * cent);
+        assert_eq!((by_tag["a=b"]["c"], by_tag["a"]["b=c"]), (cent, cent));
     }
 
     #[test]
@@ -1737,8 +1764,26 @@ mod tests {
         );
 
         let cost = Decimal::new(25, 6);
-        totals.record(busy, Some(blue), cost, None, None, None, true);
-        let recorded = totals.record(busy, Some(blue), cost, None, None, None, true);
+        totals.record(
+            &BTreeMap::new(),
+            busy,
+            Some(blue),
+            cost,
+            None,
+            None,
+            None,
+            true,
+        );
+        let recorded = totals.record(
+            &BTreeMap::new(),
+            busy,
+            Some(blue),
+            cost,
+            None,
+            None,
+            None,
+            true,
+        );
         assert_eq!(recorded.running_endpoint_usd, Decimal::new(50, 6));
 
         let snapshot = totals.snapshot();
@@ -1848,6 +1893,7 @@ mod tests {
                 let lines = amortized_compute_lines(&billing, &usage, share, rate);
                 let compute: Decimal = lines.iter().filter_map(CostLine::cost_usd).sum();
                 let recorded = self.totals.record(
+                    &std::collections::BTreeMap::new(),
                     self.slot.endpoint(),
                     Some(self.slot),
                     compute,

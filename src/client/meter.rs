@@ -1740,7 +1740,9 @@ impl Meter {
             started_at: c.started_at,
             allocated_usd: compute_usd,
         });
+        let all_tags = self.tags_into(tags);
         let recorded = self.inner.totals.record(
+            &all_tags,
             prepared.totals,
             variant_slot,
             cost_usd,
@@ -1759,8 +1761,6 @@ impl Meter {
             phase != Phase::Settled,
         );
 
-        let all_tags = self.tags_into(tags);
-        self.inner.totals.record_tags(&all_tags, cost_usd);
         #[cfg(feature = "fleet")]
         let (running_fleet_usd, accrual) = match &self.inner.fleet {
             Some(fleet) => {
