@@ -50,9 +50,11 @@ pub struct TotalsSnapshot {
     pub by_tag: HashMap<String, HashMap<String, Decimal>>,
 }
 
-/// How many values of one tag key [`TotalsSnapshot::by_tag`] keeps apart: tags
-/// meant to sum by (tenants, teams, features) stay well within it; a tag unique
-/// to each call (a request id) would otherwise grow the totals without bound.
+/// How many values of one tag key [`TotalsSnapshot::by_tag`] keeps apart, and a
+/// [`BudgetScope::EachTagValue`](crate::budget::BudgetScope::EachTagValue) budget
+/// begins budgets for (past it, new values share one, as `_other`): tags meant to
+/// sum by (tenants, teams, features) stay well within it; a tag unique to each
+/// call (a request id) would otherwise grow them without bound.
 pub const MAX_TAG_VALUES: usize = 10_000;
 
 #[derive(Default)]

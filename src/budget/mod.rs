@@ -71,8 +71,10 @@ pub enum BudgetScope {
     /// Each value of one tag on its own: a budget of the same limit, period and
     /// mode for every value calls carry (every tenant its own), begun when a call
     /// first carries it. Each is a [`BudgetScope::Tag`] budget from then on, in
-    /// refusals, alerts and [`budget_status`](crate::Meter::budget_status).
-    /// Not kept across a fleet.
+    /// refusals, alerts and [`budget_status`](crate::Meter::budget_status) (after
+    /// the other budgets, in the order the values came). At most
+    /// [`MAX_TAG_VALUES`](crate::totals::MAX_TAG_VALUES) values have one of their
+    /// own; past them, new values share one, as `_other`. Not kept across a fleet.
     EachTagValue {
         /// Tag key.
         key: String,
@@ -561,6 +563,9 @@ impl Tracked {
 #[derive(Default)]
 struct BudgetsInner {
     tracked: Vec<Tracked>,
+    /// How many of `tracked` were configured: the budgets of tag values begun
+    /// from `per_value` come after them.
+    configured: usize,
     /// Budgets for each value of a tag, each with the value budgets begun from
     /// it (their places in `tracked`, by value).
     per_value: Vec<(Budget, HashMap<String, usize>)>,
@@ -590,9 +595,17 @@ struct ExpiringHold {
 }
 
 impl BudgetsInner {
-    /// Begins the budgets of the tag values in `tags` that a per-value budget
-    /// covers and that no call carried before.
-    fn begin_values(&mut self, tags: &BTreeMap<String, String>) {
+    /// The places in `tracked` of the budgets a call to `endpoint` with `tags`
+    /// counts in: the configured ones that cover it, then the budgets of its tag
+    /// values, begun now for a value no call carried before. The values' budgets
+    /// are looked up, not gone through: there may be thousands.
+    fn covering(&mut self, endpoint: &str, tags: &BTreeMap<String, String>) -> Vec<usize> {
+        let mut covering: Vec<usize> = self.tracked[..self.configured]
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.budget.scope.covers(endpoint, tags))
+            .map(|(i, _)| i)
+            .collect();
         for (template, begun) in &mut self.per_value {
             let BudgetScope::EachTagValue { key } = &template.scope else {
                 continue;
@@ -600,18 +613,30 @@ impl BudgetsInner {
             let Some(value) = tags.get(key) else {
                 continue;
             };
-            if begun.contains_key(value) {
-                continue;
-            }
-            let mut budget = template.clone();
-            budget.scope = BudgetScope::tag(key.clone(), value.clone());
-            begun.insert(value.clone(), self.tracked.len());
-            self.tracked.push(Tracked {
-                budget,
-                state: PeriodState::default(),
-                fleet: false,
-            });
+            // Past the bound, new values share one budget: never none.
+            let value = if begun.len() < crate::totals::MAX_TAG_VALUES || begun.contains_key(value)
+            {
+                value.as_str()
+            } else {
+                crate::sink::OTHER_TAG_VALUE
+            };
+            let i = match begun.get(value) {
+                Some(&i) => i,
+                None => {
+                    let mut budget = template.clone();
+                    budget.scope = BudgetScope::tag(key.clone(), value);
+                    begun.insert(value.to_owned(), self.tracked.len());
+                    self.tracked.push(Tracked {
+                        budget,
+                        state: PeriodState::default(),
+                        fleet: false,
+                    });
+                    self.tracked.len() - 1
+                }
+            };
+            covering.push(i);
         }
+        covering
     }
 
     /// Releases every hold whose time ran out by `now`: what it held no longer
@@ -764,6 +789,7 @@ impl Budgets {
         Budgets {
             inner: Mutex::new(BudgetsInner {
                 recent_len,
+                configured: budgets.len(),
                 tracked: budgets
                     .into_iter()
                     .map(|budget| Tracked {
@@ -820,15 +846,16 @@ impl Budgets {
     ) -> std::result::Result<Reservation, Refusal> {
         let mut inner = self.lock();
         inner.release_lapsed(now);
-        inner.begin_values(tags);
+        let covering = inner.covering(endpoint, tags);
         let BudgetsInner {
             tracked, recent, ..
         } = &mut *inner;
         let history = recent.get(endpoint);
         let mut held = Vec::new();
         let mut short = Vec::new();
-        for (i, t) in tracked.iter_mut().enumerate() {
-            if t.budget.mode != BudgetMode::Enforce || !t.budget.scope.covers(endpoint, tags) {
+        for &i in &covering {
+            let t = &mut tracked[i];
+            if t.budget.mode != BudgetMode::Enforce {
                 continue;
             }
             t.roll(now);
@@ -1016,7 +1043,7 @@ impl Budgets {
         now: DateTime<Utc>,
     ) -> Vec<AlertToRaise> {
         let mut inner = self.lock();
-        inner.begin_values(tags);
+        let covering = inner.covering(&reservation.endpoint, tags);
         if let Some(key) = reservation.lapsing.take() {
             reservation.indexes = inner.reclaim(key);
         }
@@ -1030,10 +1057,8 @@ impl Budgets {
         reservation.settled_usd += cost_usd;
         reservation.unpriced |= !fully_priced;
         let mut alerts = Vec::new();
-        for t in tracked.iter_mut() {
-            if !t.budget.scope.covers(&reservation.endpoint, tags) {
-                continue;
-            }
+        for &i in &covering {
+            let t = &mut tracked[i];
             t.roll(now);
             t.state.spent += cost_usd;
             if self.fleet {
@@ -1057,7 +1082,7 @@ impl Budgets {
         now: DateTime<Utc>,
     ) -> (Vec<AlertToRaise>, Vec<BeyondReceipt>) {
         let mut inner = self.lock();
-        inner.begin_values(tags);
+        let covering = inner.covering(&reservation.endpoint, tags);
         if let Some(key) = reservation.lapsing.take() {
             reservation.indexes = inner.reclaim(key);
         }
@@ -1080,29 +1105,31 @@ impl Budgets {
         // that nothing was reserved for (an async settlement, a call let through
         // unreserved) counts at no less than what would have been reserved.
         // (Nothing to work out, nor allocated, for a fully priced call.)
-        let floors: Vec<Decimal> = if fully_priced {
+        // Each budget's floor, by its place in `tracked`: what was held on it, or
+        // for a covering enforced one that held nothing, its estimate.
+        let floors: Vec<(usize, Decimal)> = if fully_priced {
             Vec::new()
         } else {
-            tracked
+            let unheld = covering
                 .iter()
-                .enumerate()
-                .map(|(i, t)| match held.iter().find(|(j, _)| *j == i) {
-                    Some(&(_, estimate)) => estimate,
-                    None if t.budget.mode == BudgetMode::Enforce
-                        && t.budget.scope.covers(&reservation.endpoint, tags) =>
-                    {
-                        t.estimate(recent.get(&reservation.endpoint))
-                    }
-                    None => Decimal::ZERO,
-                })
-                .collect()
+                .filter(|i| !held.iter().any(|(j, _)| j == *i))
+                .filter(|i| tracked[**i].budget.mode == BudgetMode::Enforce)
+                .map(|&i| (i, tracked[i].estimate(recent.get(&reservation.endpoint))));
+            held.iter().copied().chain(unheld).collect()
         };
-        let charged =
-            |i: usize| -> Decimal { floors.get(i).map_or(cost_usd, |f| cost_usd.max(*f)) };
+        let charged = |i: usize| -> Decimal {
+            floors
+                .iter()
+                .find(|(j, _)| *j == i)
+                .map_or(cost_usd, |(_, floor)| cost_usd.max(*floor))
+        };
         // Remembered as the whole call: with the parts settled before (an async
         // invocation's submission), what later calls are estimated from.
-        let remembered =
-            reservation.settled_usd + floors.iter().copied().fold(cost_usd, Decimal::max);
+        let remembered = reservation.settled_usd
+            + floors
+                .iter()
+                .map(|(_, floor)| *floor)
+                .fold(cost_usd, Decimal::max);
         let history = recent.entry(reservation.endpoint.clone()).or_default();
         history.push_back((now, remembered));
         while history.len() > *recent_len {
@@ -1110,10 +1137,8 @@ impl Budgets {
         }
         let mut alerts = Vec::new();
         let mut beyond = Vec::new();
-        for (i, t) in tracked.iter_mut().enumerate() {
-            if !t.budget.scope.covers(&reservation.endpoint, tags) {
-                continue;
-            }
+        for &i in &covering {
+            let t = &mut tracked[i];
             t.roll(now);
             let charged = charged(i);
             t.state.spent += charged;
@@ -1374,6 +1399,46 @@ mod tests {
             }
             Err(_) => false,
         }
+    }
+
+    #[test]
+    fn values_past_the_bound_share_one_budget_and_a_value_keeps_its_own() {
+        use crate::totals::MAX_TAG_VALUES;
+        let each = Budget::enforce(
+            BudgetScope::each_tag_value("tenant"),
+            BudgetPeriod::Day,
+            dec("1"),
+        )
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.6") })
+        .unwrap();
+        let budgets = Arc::new(Budgets::new(vec![each], false));
+        let now = Utc::now();
+        let tag = |v: &str| BTreeMap::from([("tenant".to_owned(), v.to_owned())]);
+        // 0.6 held on each of the bound's values, one call each.
+        let mut held: Vec<Reservation> = (0..MAX_TAG_VALUES)
+            .map(|i| budgets.reserve("rt", &tag(&format!("t{i}")), now).unwrap())
+            .collect();
+        // Past the bound, new values share `_other`'s $1: the first fits (0.6),
+        // the second does not (0.6 + 0.6 = 1.2).
+        held.push(budgets.reserve("rt", &tag("late-1"), now).unwrap());
+        match budgets.reserve("rt", &tag("late-2"), now) {
+            Err(Refusal::Exceeded(Error::BudgetExceeded { scope, .. })) => {
+                assert_eq!(scope, BudgetScope::tag("tenant", "_other"))
+            }
+            other => panic!("expected the shared budget's refusal, got {other:?}"),
+        }
+        // A value with a budget of its own keeps it: t0 holds 0.6 of its own $1.
+        match budgets.reserve("rt", &tag("t0"), now) {
+            Err(Refusal::Exceeded(Error::BudgetExceeded { scope, .. })) => {
+                assert_eq!(scope, BudgetScope::tag("tenant", "t0"))
+            }
+            other => panic!("expected t0's refusal, got {other:?}"),
+        }
+        // A call without the tag is under none of them.
+        assert!(budgets.reserve("rt", &BTreeMap::new(), now).is_ok());
+        assert_eq!(budgets.status(now).len(), MAX_TAG_VALUES + 1);
+        drop(held);
     }
 
     #[test]
