@@ -82,8 +82,10 @@ pub const REQUEST_MESSAGE_CODES: &[&str] = &[
 /// Runtime error (of `InvokeEndpoint`, its async and streaming forms, or in a
 /// response stream) ends it with its code, and its message only for
 /// [`REQUEST_MESSAGE_CODES`], without the caller's identity (a model's error quotes
-/// the model's output); an endpoint URL the SDK could not apply, a credential
-/// provider's failure and a request field the SDK refused are named, never quoted.
+/// the model's output); an endpoint URL the SDK could not apply and a request field
+/// the SDK refused are named, never quoted; a credential provider's failure says
+/// why without the caller's identity, and a `credential_process`'s never what the
+/// process wrote.
 /// What to say of a failure AWS sent no message for (no credentials, no
 /// connection) or of any error a tool prints.
 ///
@@ -100,8 +102,15 @@ pub const REQUEST_MESSAGE_CODES: &[&str] = &[
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = String::new();
     let mut next = Some(error);
+    // What a credential provider's sources say (STS's AccessDenied, say) can name
+    // the caller: from one on, each text loses the caller's identity.
+    let mut under_credentials = false;
     while let Some(cause) = next {
-        let (text, last) = said_of(cause);
+        let (mut text, last) = said_of(cause);
+        under_credentials |= cause.is::<aws_credential_types::provider::error::CredentialsError>();
+        if under_credentials {
+            text = without_identity(&text);
+        }
         if !text.is_empty() && !message.contains(&text) {
             if !message.is_empty() {
                 message.push_str(": ");
@@ -122,15 +131,27 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 const ENDPOINT_NOT_APPLIED: &str =
     "the endpoint URL could not be applied to the request (not shown: it may hold credentials)";
 
+/// Where aws-config's message for a failing `credential_process` starts quoting
+/// what the process wrote to its standard error.
+const PROCESS_STDERR: &str = "Stderr:";
+/// What aws-config's messages for a failing `credential_process` all say.
+const EXTERNAL_PROCESS: &str = "external process";
+/// What a `credential_process`'s failure is said as when it has no standard
+/// error to cut before: the rest (its unparsed output, say) can quote a secret.
+const PROCESS_FAILED: &str =
+    "the credential_process failed (its details are not shown: they can hold secrets)";
+
 /// What [`error_chain`] says of one error of a chain, and whether that is the
 /// last it says (its sources are not looked at):
 /// - a SageMaker Runtime error: [`runtime_error`], the last;
 /// - an endpoint URL the SDK could not apply to the request (its message quotes
 ///   the URL and the request's `Debug`, body and headers): that it could not, and
 ///   why (the URI parser's complaint, a source's);
-/// - a credential provider's failure (a `credential_process`'s is its standard
-///   error, which can echo a secret): its kind, the last, unless the provider only
-///   found no credentials (what each provider of the chain looked for is said);
+/// - a credential provider's failure: its kind, and why (an expired SSO token, a
+///   profile that loops, a role STS refused to let the caller assume, without the
+///   caller's identity), but for an unhandled one: its kind, the last;
+/// - a `credential_process`'s failure: up to its standard error (which can echo a
+///   secret), or only that the process failed when there is no `Stderr:` to cut at;
 /// - a request field the SDK refused to build (`invalid field in input: … (details:
 ///   …)`, the details quoting the value, a presigned URL's signature say): the
 ///   field, not the details.
@@ -141,7 +162,15 @@ fn said_of(error: &(dyn std::error::Error + 'static)) -> (String, bool) {
         return (said, true);
     }
     if let Some(credentials) = error.downcast_ref::<CredentialsError>() {
-        let last = !matches!(credentials, CredentialsError::CredentialsNotLoaded(_));
+        // An unhandled failure's source can quote an environment variable's value
+        // (a secret key that is no Unicode); a kind added later is withheld too.
+        let last = !matches!(
+            credentials,
+            CredentialsError::CredentialsNotLoaded(_)
+                | CredentialsError::InvalidConfiguration(_)
+                | CredentialsError::ProviderTimedOut(_)
+                | CredentialsError::ProviderError(_)
+        );
         let text = if last {
             format!("{credentials} (the provider's details are not shown: they can hold secrets)")
         } else {
@@ -150,6 +179,16 @@ fn said_of(error: &(dyn std::error::Error + 'static)) -> (String, bool) {
         return (text, last);
     }
     let text = error.to_string();
+    if let Some(at) = text.find(PROCESS_STDERR) {
+        let said = text[..at].trim_end();
+        return (
+            format!("{said} (its standard error is not shown: it can hold secrets)"),
+            true,
+        );
+    }
+    if text.contains(EXTERNAL_PROCESS) {
+        return (PROCESS_FAILED.to_owned(), true);
+    }
     if text.contains("failed to apply endpoint") {
         return (ENDPOINT_NOT_APPLIED.to_owned(), false);
     }
@@ -718,8 +757,24 @@ mod tests {
         let said = error_chain(&failed);
         assert_eq!(
             said,
-            "dispatch failure: other: an error occurred while loading credentials (the \
-             provider's details are not shown: they can hold secrets)"
+            "dispatch failure: other: an error occurred while loading credentials: external \
+             process exited with code 1. (its standard error is not shown: it can hold secrets)"
+        );
+        // One whose output did not parse: that it failed, not the output.
+        let unparsed = CredentialsError::provider_error(
+            "Error retrieving credentials from external process, could not parse response: \
+             invalid JSON in response: unexpected token 'S'",
+        );
+        assert_eq!(
+            error_chain(&unparsed),
+            format!("an error occurred while loading credentials: {PROCESS_FAILED}")
+        );
+        // An unhandled failure (a secret key that is no Unicode, quoted): its kind.
+        let unhandled = CredentialsError::unhandled("not valid unicode: \"SECRET\\xff\"");
+        assert_eq!(
+            error_chain(&unhandled),
+            "unexpected credentials error (the provider's details are not shown: they can \
+             hold secrets)"
         );
         // No provider found any: what each looked for is said.
         let none = CredentialsError::not_loaded("no providers in chain provided credentials");
@@ -736,6 +791,41 @@ mod tests {
             error_chain(&refused),
             "invalid field in input: input_location (details not shown: they can quote the \
              value)"
+        );
+    }
+
+    /// What tells the user what to do about failing credentials (log in to SSO
+    /// again, fix a profile, a role's trust policy) is said, without who they are.
+    #[test]
+    fn a_credential_providers_failure_says_why_without_the_callers_identity() {
+        use aws_credential_types::provider::error::CredentialsError;
+        // aws-config's SSO provider when the cached token expired.
+        let expired =
+            CredentialsError::provider_error("the SSO token has expired and cannot be refreshed");
+        assert_eq!(
+            error_chain(&expired),
+            "an error occurred while loading credentials: the SSO token has expired and \
+             cannot be refreshed"
+        );
+        let looped = CredentialsError::invalid_configuration(
+            "profile formed an infinite loop. first we loaded `a`, then attempted to reload `a`",
+        );
+        assert_eq!(
+            error_chain(&looped),
+            "the credentials provider was not properly configured: profile formed an infinite \
+             loop. first we loaded `a`, then attempted to reload `a`"
+        );
+        // STS refusing AssumeRole names the caller: its principal is left out.
+        let denied = CredentialsError::provider_error(
+            "AccessDenied: User: arn:aws:iam::123456789012:user/alice is not authorized to \
+             perform: sts:AssumeRole",
+        );
+        let said = error_chain(&denied);
+        assert!(
+            said.contains("is not authorized to perform: sts:AssumeRole")
+                && !said.contains("123456789012")
+                && !said.contains("alice"),
+            "{said}"
         );
     }
 
