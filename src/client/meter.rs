@@ -927,16 +927,18 @@ impl Meter {
     }
 
     /// Token counts of a complete response body of `content_type`, with the
-    /// configured counter. A `text/plain` body is not read, as on a stream
+    /// configured counter. The built-in detection does not read a `text/plain`
+    /// body, as on a stream
     /// ([`StreamTokens::content_type`](crate::usage::StreamTokens::content_type)):
     /// its text is the model's own, and a `{"usage": …}` the model writes is not a
-    /// count from the server. A `text/event-stream` body is read as a stream is.
+    /// count from the server; a counter of the user's is given it. A
+    /// `text/event-stream` body is read as a stream is.
     pub(crate) fn count_tokens(
         &self,
         body: &[u8],
         content_type: Option<&str>,
     ) -> Option<TokenUsage> {
-        if content_type.is_some_and(is_plain_text) {
+        if self.inner.token_counter.is_none() && content_type.is_some_and(is_plain_text) {
             return None;
         }
         // A whole stream of server-sent events answered at once (vLLM asked to

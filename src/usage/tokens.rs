@@ -42,10 +42,13 @@ impl TokenUsage {
 /// each count it reports replaces the one before, field by field: the call's
 /// tokens are the last reported, as servers that report running or final totals
 /// (OpenAI-compatible ones, TGI) say them. A counter cannot add up per-event
-/// counts, and a plain-text stream (no SSE, no JSON lines) reports none.
+/// counts.
 ///
-/// A `text/plain` response, whole or streamed, is not given to the counter: its
-/// text is the model's own.
+/// A `text/plain` response, whole or streamed, is given to the counter whole (a
+/// stream's parts joined, up to [`MAX_STREAM_EVENT_BYTES`]): its text is the
+/// model's own, which only a counter of yours knows how to count. The built-in
+/// detection does not read it (a `{"usage": …}` the model writes is no count
+/// from the server).
 pub trait TokenCounter: fmt::Debug + Send + Sync {
     /// The tokens the body reports, or `None` when it does not say.
     /// Must not panic on any input.
@@ -423,9 +426,11 @@ impl StreamTokens {
     }
 
     /// Says what the stream's `Content-Type` is. A plain-text stream (`text/plain`)
-    /// reports no tokens: its lines are the model's own text, and a line the model
-    /// writes as `{"usage": …}` is not a count from the server. Events of any
-    /// other type, or of none stated, are read.
+    /// is the model's own text: the built-in detection reports no tokens for it (a
+    /// line the model writes as `{"usage": …}` is not a count from the server),
+    /// and a [`TokenCounter`] is given its parts joined, once, when it ends (none
+    /// over [`MAX_STREAM_EVENT_BYTES`]). Events of any other type, or of none
+    /// stated, are read.
     pub fn content_type(mut self, content_type: Option<&str>) -> Self {
         self.plain_text = content_type.is_some_and(is_plain_text);
         self
@@ -434,6 +439,9 @@ impl StreamTokens {
     /// Reads one payload part.
     pub fn push(&mut self, mut part: &[u8]) {
         if self.plain_text {
+            if self.counter.is_some() {
+                self.keep(part);
+            }
             return;
         }
         while let Some(end) = part.iter().position(|b| *b == b'\n') {
@@ -454,6 +462,12 @@ impl StreamTokens {
             }
             part = rest;
         }
+        self.keep(part);
+    }
+
+    /// Adds `part` to the event being read, unless that makes it too long (then it
+    /// is skipped to its end).
+    fn keep(&mut self, part: &[u8]) {
         if self.skipping {
             return;
         }
@@ -475,7 +489,16 @@ impl StreamTokens {
     pub fn finish(&mut self) -> Option<TokenUsage> {
         let line = std::mem::take(&mut self.line);
         if !self.skipping {
-            self.event_line(&line);
+            match (&self.counter, self.plain_text) {
+                // The whole text, kept only with a counter to give it to.
+                (Some(counter), true) => {
+                    if let Some(counted) = counter.count(&line) {
+                        self.usage = counted;
+                    }
+                }
+                (_, true) => {}
+                (_, false) => self.event_line(&line),
+            }
         }
         self.skipping = false;
         self.current()
@@ -1129,6 +1152,17 @@ mod tests {
             tokens.push(reply);
             assert_eq!(tokens.finish(), None, "{content_type}");
         }
+        // A counter of the user's is given the whole text, once, however it was
+        // split: "Example reply:" 14 bytes, the usage line 59, "bye" 3, and two
+        // newlines make 78 bytes; at one token per 4 bytes (rounded down), 19.
+        let counter = Arc::new(FnTokenCounter::new(|b: &[u8]| {
+            Some(TokenUsage::new(0, b.len() as u64 / 4))
+        }));
+        let mut tokens = StreamTokens::with_counter(counter).content_type(Some("text/plain"));
+        let (head, tail) = reply.split_at(20);
+        tokens.push(head);
+        tokens.push(tail);
+        assert_eq!(tokens.finish(), Some(TokenUsage::new(0, 19)));
         // The same lines in a JSON lines stream, or one of no stated type, are read.
         for content_type in [Some("application/jsonlines"), None] {
             let mut tokens = StreamTokens::new().content_type(content_type);

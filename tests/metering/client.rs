@@ -3862,6 +3862,30 @@ async fn a_plain_text_answer_is_not_read_for_tokens() {
     assert_eq!(tokens(response.cost()), (Some(0), Some(999_999_999)));
 }
 
+/// A container answering the model's raw text as `text/plain`: the counter the
+/// user gave reads it (the built-in detection would not).
+#[tokio::test]
+async fn a_plain_text_answer_is_given_to_the_users_token_counter() {
+    use sagemeter::usage::{FnTokenCounter, TokenUsage};
+    let fake = fake_with_demo_endpoints().await;
+    fake.set_response_body(b"Paris is the capital of France.");
+    fake.set_response_content_type("text/plain; charset=utf-8");
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .token_counter(FnTokenCounter::new(|b: &[u8]| {
+            Some(TokenUsage::new(0, b.len() as u64 / 4))
+        }))
+        .build()
+        .unwrap();
+    let response = invoke(&client, "rt").await.unwrap();
+    let usage = &response.cost().usage;
+    // 31 bytes at one token per 4 bytes, rounded down: 7 out, the 0 in it says.
+    assert_eq!(
+        (usage.input_tokens, usage.output_tokens),
+        (Some(0), Some(7))
+    );
+}
+
 /// A whole stream of server-sent events answered through `InvokeEndpoint` (vLLM
 /// asked to stream, `text/event-stream`) is read event by event, as a response
 /// stream is: its last chunk's usage is the call's.

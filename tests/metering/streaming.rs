@@ -873,6 +873,31 @@ async fn a_plain_text_stream_carries_no_tokens_even_when_the_model_writes_a_usag
     }
 }
 
+/// A container streaming the model's raw text as `text/plain`: the counter the
+/// user gave reads the whole text once, however it was split.
+#[tokio::test]
+async fn a_plain_text_stream_is_given_whole_to_the_users_token_counter() {
+    let h = harness(
+        |_| {
+            Script::new()
+                .content_type("text/plain")
+                .part("Paris is the ")
+                .part("capital of France.")
+        },
+        |b| {
+            b.token_counter(FnTokenCounter::new(|text: &[u8]| {
+                Some(TokenUsage::new(0, text.len() as u64 / 4))
+            }))
+        },
+    )
+    .await;
+    let mut response = open(&h.client, LLM).await;
+    read_all(&mut response).await;
+    let u = &response.cost().unwrap().usage;
+    // 13 + 18 = 31 bytes at one token per 4 bytes, rounded down: 7.
+    assert_eq!((u.input_tokens, u.output_tokens), (Some(0), Some(7)));
+}
+
 #[tokio::test]
 async fn per_token_and_per_inference_charges_add_up_on_top_of_compute() {
     let h = harness(
