@@ -234,22 +234,76 @@ struct TgiBestOf {
 }
 
 impl TgiGenerated {
-    /// Adds this generation's counts to `usage`.
-    fn add_to(self, usage: &mut TokenUsage) {
+    /// This generation's counts: output, the chosen sequence's and those of the
+    /// other sequences generated; unknown when any of them is not reported.
+    fn usage(self) -> TokenUsage {
         let Some(details) = self.details else {
-            return;
+            return TokenUsage::default();
         };
-        let generated = std::iter::once(details.generated_tokens)
-            .chain(details.best_of_sequences.iter().map(|s| s.generated_tokens));
-        for n in generated.flatten() {
-            usage.output = Some(usage.output.unwrap_or(0).saturating_add(n));
+        let mut output = Summed::default();
+        output.add(details.generated_tokens);
+        for sequence in &details.best_of_sequences {
+            output.add(sequence.generated_tokens);
         }
         let input = match details.prefill.len() {
             0 => details.input_length.or(details.prompt_tokens),
             n => Some(n as u64),
         };
-        if let Some(n) = input {
-            usage.input = Some(usage.input.unwrap_or(0).saturating_add(n));
+        TokenUsage {
+            input,
+            output: output.known(),
+        }
+    }
+}
+
+/// A count summed over the parts of one answer (a TGI batch's generations, a
+/// JSON Lines body's lines, a generation's sequences): unknown once any part
+/// does not report it, as an unknown count is not zero.
+#[derive(Debug, Clone, Copy, Default)]
+enum Summed {
+    /// No part yet.
+    #[default]
+    Nothing,
+    /// Every part so far reported its count: their sum.
+    Known(u64),
+    /// A part did not report it.
+    Unknown,
+}
+
+impl Summed {
+    fn add(&mut self, count: Option<u64>) {
+        *self = match (*self, count) {
+            (Summed::Unknown, _) | (_, None) => Summed::Unknown,
+            (Summed::Nothing, Some(n)) => Summed::Known(n),
+            (Summed::Known(sum), Some(n)) => Summed::Known(sum.saturating_add(n)),
+        };
+    }
+
+    fn known(self) -> Option<u64> {
+        match self {
+            Summed::Known(n) => Some(n),
+            Summed::Nothing | Summed::Unknown => None,
+        }
+    }
+}
+
+/// Both counts summed over the parts of one answer ([`Summed`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct UsageSum {
+    input: Summed,
+    output: Summed,
+}
+
+impl UsageSum {
+    fn add(&mut self, usage: TokenUsage) {
+        self.input.add(usage.input);
+        self.output.add(usage.output);
+    }
+
+    fn total(self) -> TokenUsage {
+        TokenUsage {
+            input: self.input.known(),
+            output: self.output.known(),
         }
     }
 }
@@ -270,11 +324,11 @@ impl<'de> Deserialize<'de> for TgiBatch {
                 self,
                 mut seq: A,
             ) -> Result<TgiBatch, A::Error> {
-                let mut usage = TokenUsage::default();
+                let mut sum = UsageSum::default();
                 while let Some(generated) = seq.next_element::<TgiGenerated>()? {
-                    generated.add_to(&mut usage);
+                    sum.add(generated.usage());
                 }
-                Ok(TgiBatch(usage))
+                Ok(TgiBatch(sum.total()))
             }
         }
         deserializer.deserialize_seq(Sum)
@@ -293,13 +347,7 @@ impl TokenCounter for TgiDetails {
         // its text took 360 MB to find no count.)
         let usage = match body.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'[') => serde_json::from_slice::<TgiBatch>(body).ok()?.0,
-            _ => {
-                let mut usage = TokenUsage::default();
-                serde_json::from_slice::<TgiGenerated>(body)
-                    .ok()?
-                    .add_to(&mut usage);
-                usage
-            }
+            _ => serde_json::from_slice::<TgiGenerated>(body).ok()?.usage(),
         };
         (!usage.is_empty()).then_some(usage)
     }
@@ -311,7 +359,8 @@ impl TokenCounter for TgiDetails {
 /// A body of several JSON values, one a line (JSON Lines, e.g. a batch answered as
 /// `application/jsonlines`), is the sum of its lines' counts, as a TGI batch is the
 /// sum of its generations; unknown (`None`) unless every line is one JSON value
-/// that reports tokens. Anything else after the first value is unknown too.
+/// that reports tokens, and each direction (input, output) unknown unless every
+/// line reports it. Anything else after the first value is unknown too.
 pub(crate) fn detect_tokens(body: &[u8]) -> Option<TokenUsage> {
     match detect_in_first_value(body) {
         // The common case: one value, read once more only to its end.
@@ -322,20 +371,15 @@ pub(crate) fn detect_tokens(body: &[u8]) -> Option<TokenUsage> {
         None if has_second_line(body) => {}
         None => return None,
     }
-    let mut sum = TokenUsage::default();
+    let mut sum = UsageSum::default();
     for line in body.split(|b| *b == b'\n') {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let usage = detect_in_first_value(line).filter(|_| is_one_value(line))?;
-        let add = |sum: Option<u64>, n: Option<u64>| match (sum, n) {
-            (Some(sum), Some(n)) => Some(sum.saturating_add(n)),
-            (sum, n) => sum.or(n),
-        };
-        sum.input = add(sum.input, usage.input);
-        sum.output = add(sum.output, usage.output);
+        sum.add(detect_in_first_value(line).filter(|_| is_one_value(line))?);
     }
-    Some(sum)
+    let total = sum.total();
+    (!total.is_empty()).then_some(total)
 }
 
 /// The counts the first JSON value of `body` reports (the counters read up to
@@ -838,6 +882,20 @@ mod tests {
             [{"generated_text":"a","details":{"generated_tokens":4,"prefill":[{},{}]}},
              {"generated_text":"b","details":{"generated_tokens":6,"prefill":[{}]}}]"#;
         assert_eq!(detect_tokens(batch), Some(TokenUsage::new(3, 10)));
+        // A generation without prefill or input_length: 4 + 6 out, the batch's
+        // input unknown (the second's is not 0); one without details: both unknown.
+        let partly = br#"[{"details":{"generated_tokens":4,"input_length":2}},
+                          {"details":{"generated_tokens":6}}]"#;
+        assert_eq!(
+            detect_tokens(partly),
+            Some(TokenUsage {
+                input: None,
+                output: Some(10)
+            })
+        );
+        let undetailed = br#"[{"details":{"generated_tokens":4,"input_length":2}},
+                              {"generated_text":"b"}]"#;
+        assert_eq!(TgiDetails.count(undetailed), None);
         // `details` only inside text, or an element that is not a generation: none.
         for body in [
             &br#"{"predictions":[{"text":"see details"}]}"#[..],
@@ -861,14 +919,26 @@ mod tests {
         let lines = b"{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3}}\n\
                       {\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":4}}\n";
         assert_eq!(detect_tokens(lines), Some(TokenUsage::new(12, 7)));
-        // TGI-shaped lines likewise: 2 + 3 generated, 1 prompt token reported.
+        // TGI-shaped lines likewise: 2 + 3 generated; the input only the first
+        // line reports (1 prompt token) is unknown for the body, not 1.
         let tgi = b"{\"details\":{\"generated_tokens\":2,\"prefill\":[{}]}}\r\n\
                     {\"details\":{\"generated_tokens\":3}}";
         assert_eq!(
             detect_tokens(tgi),
             Some(TokenUsage {
-                input: Some(1),
+                input: None,
                 output: Some(5)
+            })
+        );
+        // A usage line {5 in, 3 out} and a TGI line with 4 out and no input: 3 + 4
+        // = 7 out; the second line's input is unknown, so the sum's is.
+        let mixed = b"{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3}}\n\
+                      {\"details\":{\"generated_tokens\":4}}";
+        assert_eq!(
+            detect_tokens(mixed),
+            Some(TokenUsage {
+                input: None,
+                output: Some(7)
             })
         );
         // A line that reports nothing, or is not one JSON value, makes it unknown;
