@@ -209,7 +209,8 @@ fn said_of(error: &(dyn std::error::Error + 'static)) -> (String, bool) {
 /// the query (`?<query>`: a presigned URL's signature and session token, an API
 /// key). A URL ends at white space or a quote; a password holding one is not
 /// found whole (the SDK's messages that quote such a URL are withheld by
-/// [`error_chain`] as a whole).
+/// [`error_chain`] as a whole). Its host ends also at `,` `;` `)` `]` (an IPv6
+/// host's brackets aside), and a URL after it, or in its path, is looked at too.
 ///
 /// ```
 /// assert_eq!(
@@ -230,28 +231,52 @@ pub fn without_url_secrets(text: &str) -> std::borrow::Cow<'_, str> {
     while let Some(at) = rest.find(SCHEME_END) {
         let (head, tail) = rest.split_at(at + SCHEME_END.len());
         out.push_str(head);
-        let url_end = tail.find(ends_url).unwrap_or(tail.len());
-        let (url, after) = tail.split_at(url_end);
-        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
-        let (authority, path) = url.split_at(authority_end);
-        match authority.rfind('@') {
+        let url = &tail[..tail.find(ends_url).unwrap_or(tail.len())];
+        // The user and password are before the last `@` ahead of the path (a
+        // password may hold `@`, `,`, `;`, `)`, `]`, never `/`, `?` or `#`).
+        let path_start = url.find(['/', '?', '#']).unwrap_or(url.len());
+        let host_start = match url[..path_start].rfind('@') {
             Some(user_end) => {
                 out.push_str("<credentials>@");
-                out.push_str(&authority[user_end + 1..]);
+                user_end + 1
             }
-            None => out.push_str(authority),
-        }
-        match path.find('?') {
-            Some(query) => {
-                out.push_str(&path[..query]);
-                out.push_str("?<query>");
+            None => 0,
+        };
+        let host_end = host_start + host_len(&url[host_start..path_start]);
+        out.push_str(&url[host_start..host_end]);
+        // Scanning goes on from the end of the host (what follows is no part of
+        // this URL, or its path holds another URL), or from the end of the URL.
+        let after_host = &url[host_end..];
+        let query = after_host.find('?');
+        let nested = after_host.find(SCHEME_END);
+        rest = if host_end < path_start || nested.is_some_and(|n| query.is_none_or(|q| n < q)) {
+            &tail[host_end..]
+        } else {
+            match query {
+                Some(query) => {
+                    out.push_str(&after_host[..query]);
+                    out.push_str("?<query>");
+                }
+                None => out.push_str(after_host),
             }
-            None => out.push_str(path),
-        }
-        rest = after;
+            &tail[url.len()..]
+        };
     }
     out.push_str(rest);
     std::borrow::Cow::Owned(out)
+}
+
+/// How long the host (and port) at the start of `authority` (what follows a
+/// URL's `user:password@`, up to its path) is: up to a `,`, `;`, `)` or `]`
+/// (a list's separator, a closing bracket), past an IPv6 host's `[…]`.
+fn host_len(authority: &str) -> usize {
+    let from = match authority.strip_prefix('[') {
+        Some(ipv6) => ipv6.find(']').map_or(0, |end| end + 2),
+        None => 0,
+    };
+    authority[from..]
+        .find([',', ';', ')', ']'])
+        .map_or(authority.len(), |end| from + end)
 }
 
 /// What [`error_chain`] says of a SageMaker Runtime error: its code, and its
@@ -735,6 +760,37 @@ mod tests {
             ),
             // `@` after the path is no user's.
             ("https://h/mail@x", "https://h/mail@x"),
+            // A list of URLs with no space between: each is looked at.
+            (
+                "proxy=http://u:p@h,next=https://a:b@c",
+                "proxy=http://<credentials>@h,next=https://<credentials>@c",
+            ),
+            // A URL in another's path, with a query or without.
+            (
+                "https://h/p/https://u:pw@evil",
+                "https://h/p/https://<credentials>@evil",
+            ),
+            (
+                "https://h/p/https://u:pw@evil?x=1",
+                "https://h/p/https://<credentials>@evil?<query>",
+            ),
+            // A URL in the query goes with the query.
+            ("https://h?next=https://u:p@x", "https://h?<query>"),
+            // The host ends at `;` `)` `]`, and an IPv6 host keeps its brackets.
+            (
+                "(http://u:p@h;x) [http://a:b@[::1]:8080] http://[::1]:4566/x?k=v",
+                "(http://<credentials>@h;x) [http://<credentials>@[::1]:8080] \
+                 http://[::1]:4566/x?<query>",
+            ),
+            // A password holding `,` or `)`: the user part is cut whole.
+            ("https://u:p,w)d@h/x", "https://<credentials>@h/x"),
+            // Text that is no ASCII around, in and after a URL.
+            (
+                "é https://ü:p@hé/ü?q=ü ü",
+                "é https://<credentials>@hé/ü?<query> ü",
+            ),
+            ("ends with https://", "ends with https://"),
+            ("https://[::1", "https://[::1"),
         ] {
             assert_eq!(without_url_secrets(text), said, "{text}");
         }
