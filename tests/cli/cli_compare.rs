@@ -1893,6 +1893,43 @@ fn call_with_tokens(
 }
 
 #[test]
+fn a_token_count_stated_in_place_of_a_ledgers_none_is_priced_and_shown_even_at_zero() {
+    // One TGI call: 100 tokens out reported, input not. `--tokens-in 0` says the
+    // input is 0 (a model fed no prompt tokens): priced, not refused.
+    let line = call_with_tokens("c-1", "2026-05-20T10:00:00Z", None, Some(100));
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    std::fs::write(&ledger, line + "\n").unwrap();
+    let args = [
+        "--per-1m-tokens-in",
+        "10",
+        "--per-1m-tokens-out",
+        "1",
+        "--tokens-in",
+        "0",
+    ];
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(args)
+            .arg("--json"),
+    );
+    // 0 × 10 / 10^6 + 100 × 1 / 10^6 = 0.0001 USD a call: 0.1 USD per 1,000 calls.
+    assert_eq!(json["plans"][0]["usd_per_1000_calls"], "0.1", "{json}");
+    let out = sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&ledger)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // The stated 0, not `?`.
+    assert!(text.contains(", 0 tokens in, 100 tokens out"), "{text}");
+}
+
+#[test]
 fn a_ledger_call_that_reported_no_tokens_is_left_out_of_the_mean_never_counted_as_zero() {
     // 5 calls: two reported 1,000 in and 100 out (OpenAI `usage`), two reported
     // nothing, one reported only 100 out (TGI `details`).

@@ -943,6 +943,16 @@ fn override_ledger_figures(
             *figure = Decimal::from(stated);
         }
     }
+    // A stated mean is known for every call, 0 too: priced and shown as stated,
+    // not refused or shown as `?` for the calls that reported none.
+    if let Some(reported) = profile.tokens_reported.as_mut() {
+        if args.tokens_in.is_some() {
+            reported.tokens_in = reported.calls;
+        }
+        if args.tokens_out.is_some() {
+            reported.tokens_out = reported.calls;
+        }
+    }
     profile.validate()?;
     Ok(replaced)
 }
