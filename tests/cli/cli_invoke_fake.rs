@@ -1383,17 +1383,24 @@ async fn no_output_quotes_a_url_password_a_body_or_an_input_location() {
         "--json",
     ]);
 
-    for (case, cmd) in [
-        ("runtime URL", runtime),
-        ("discovery and Price List URLs", discovery),
-        ("input location", input),
+    // What each case must say it failed at: a case that never reached the SDK's
+    // failure would pass the markers' check with nothing to hide.
+    const NOT_APPLIED: &str = "the endpoint URL could not be applied to the request";
+    for (case, cmd, said) in [
+        ("runtime URL", runtime, NOT_APPLIED),
+        ("discovery and Price List URLs", discovery, NOT_APPLIED),
+        (
+            "input location",
+            input,
+            "failed: failed to construct request: invalid field in input: input_location",
+        ),
     ] {
         let output = run(cmd).await;
         let printed = format!("{}\n{}", text(&output.stdout), text(&output.stderr));
         for marker in [URL_SECRET, "SECRET-4b2e", BODY_MARKER] {
             assert!(!printed.contains(marker), "{case}: {marker} in\n{printed}");
         }
-        assert!(!printed.is_empty(), "{case}");
+        assert!(printed.contains(said), "{case}: no {said:?} in\n{printed}");
     }
 }
 
@@ -1427,10 +1434,21 @@ async fn no_log_line_quotes_an_endpoint_urls_secrets_or_a_credential_processs_ou
             .env("AWS_CONFIG_FILE", &config)
             .args(invoke)
             .args(["--profile", "cp"]);
-        for (case, mut cmd) in [
-            ("URL with a query", query),
-            ("URL with a bad port", port),
-            ("credential_process", process),
+        // What each case must say: the call through the URL with a query made a
+        // receipt; the others failed, saying why.
+        for (case, mut cmd, said) in [
+            ("URL with a query", query, r#"{"type":"receipt","call":1,"#),
+            (
+                "URL with a bad port",
+                port,
+                r#"{"type":"error","call":1,"error":"InvokeEndpoint on endpoint `rt` failed: "#,
+            ),
+            (
+                "credential_process",
+                process,
+                "failed: dispatch failure: other: an error occurred while loading credentials: \
+                 Error retrieving credentials: external process exited with code",
+            ),
         ] {
             if let Some(level) = rust_log {
                 cmd.env("RUST_LOG", level);
@@ -1447,6 +1465,10 @@ async fn no_log_line_quotes_an_endpoint_urls_secrets_or_a_credential_processs_ou
                     "{case} at RUST_LOG={rust_log:?}: {marker} in\n{printed}"
                 );
             }
+            assert!(
+                printed.contains(said),
+                "{case} at RUST_LOG={rust_log:?}: no {said:?} in\n{printed}"
+            );
         }
     }
 }
