@@ -23,7 +23,7 @@ pub use error::{LedgerError, ParseError};
 pub use file::{DEFAULT_CAPACITY, JsonlLedger, JsonlLedgerBuilder, is_being_written};
 pub use reader::{LedgerRead, LedgerReader, TornTail, any_ledger_files, ledger_files, read_all};
 pub use rolling::RollEvery;
-pub(crate) use writer::WarnLimiter;
+pub(crate) use writer::{Counters, WarnLimiter};
 pub use writer::{Refused, SinkStats};
 
 pub(crate) use compact::{Definitions, RECEIPT_PREFIX, Refs, report_row};

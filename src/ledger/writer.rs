@@ -99,13 +99,28 @@ pub struct SinkStats {
     pub lost_on_error: u64,
 }
 
+/// What [`SinkStats`] counts, as the sinks that queue receipts (the ledgers,
+/// [`Queued`](crate::sink::Queued)) count it.
 #[derive(Default)]
-struct Counters {
-    accepted: AtomicU64,
-    written: AtomicU64,
-    dropped_full: AtomicU64,
-    refused_closed: AtomicU64,
-    lost_on_error: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) accepted: AtomicU64,
+    pub(crate) written: AtomicU64,
+    pub(crate) dropped_full: AtomicU64,
+    pub(crate) refused_closed: AtomicU64,
+    pub(crate) lost_on_error: AtomicU64,
+}
+
+impl Counters {
+    /// The counts now.
+    pub(crate) fn stats(&self) -> SinkStats {
+        SinkStats {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            written: self.written.load(Ordering::Relaxed),
+            dropped_full: self.dropped_full.load(Ordering::Relaxed),
+            refused_closed: self.refused_closed.load(Ordering::Relaxed),
+            lost_on_error: self.lost_on_error.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Line buffers the writer has emptied, handed back to the recording threads.
@@ -486,14 +501,7 @@ impl BackgroundWriter {
     }
 
     pub(crate) fn stats(&self) -> SinkStats {
-        let c = &self.counters;
-        SinkStats {
-            accepted: c.accepted.load(Ordering::Relaxed),
-            written: c.written.load(Ordering::Relaxed),
-            dropped_full: c.dropped_full.load(Ordering::Relaxed),
-            refused_closed: c.refused_closed.load(Ordering::Relaxed),
-            lost_on_error: c.lost_on_error.load(Ordering::Relaxed),
-        }
+        self.counters.stats()
     }
 
     fn tx(&self) -> &mpsc::Sender<Msg> {

@@ -3,11 +3,11 @@
 use super::CostSink;
 use crate::billing::Cost;
 use crate::ledger::SinkStats;
-use crate::ledger::WarnLimiter;
+use crate::ledger::{Counters, WarnLimiter};
 use crate::pricing::PriceChange;
 use crate::util::BoxFuture;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
@@ -66,15 +66,6 @@ enum Msg {
     PriceChange(Box<PriceChange>),
     /// Answered once every message before it was handed to the sink.
     Reached(oneshot::Sender<()>),
-}
-
-#[derive(Default)]
-struct Counters {
-    accepted: AtomicU64,
-    written: AtomicU64,
-    dropped_full: AtomicU64,
-    refused_closed: AtomicU64,
-    lost_on_error: AtomicU64,
 }
 
 impl<S: CostSink + 'static> Queued<S> {
@@ -143,14 +134,7 @@ impl<S> Queued<S> {
     /// `written` (handed to the sink), `dropped_full`, `refused_closed` (after
     /// shutdown), `lost_on_error` (the sink panicked on them).
     pub fn stats(&self) -> SinkStats {
-        let c = &self.counters;
-        SinkStats {
-            accepted: c.accepted.load(Ordering::Relaxed),
-            written: c.written.load(Ordering::Relaxed),
-            dropped_full: c.dropped_full.load(Ordering::Relaxed),
-            refused_closed: c.refused_closed.load(Ordering::Relaxed),
-            lost_on_error: c.lost_on_error.load(Ordering::Relaxed),
-        }
+        self.counters.stats()
     }
 
     /// The sink behind the queue.

@@ -3197,12 +3197,16 @@ async fn a_queued_sink_keeps_a_blocking_record_off_the_calls() {
 async fn a_queued_sink_drops_what_does_not_fit_and_survives_a_panic() {
     use sagemeter::sink::Queued;
     let fake = fake_with_demo_endpoints().await;
+    let client_with = |queued: &Arc<Queued<Blocking>>| {
+        let sink = queued.clone();
+        let fake = &fake;
+        async move {
+            let builder = crate::support::rt_priced_by_overrides(fake).await;
+            builder.sink(sink).build().unwrap()
+        }
+    };
     let queued = Arc::new(Queued::with_capacity(Blocking::default(), 1));
-    let client = crate::support::rt_priced_by_overrides(&fake)
-        .await
-        .sink(queued.clone())
-        .build()
-        .unwrap();
+    let client = client_with(&queued).await;
     for _ in 0..3 {
         invoke(&client, "rt").await.unwrap();
     }
@@ -3226,11 +3230,7 @@ async fn a_queued_sink_drops_what_does_not_fit_and_survives_a_panic() {
     };
     panicking.let_go();
     let queued = Arc::new(Queued::new(panicking));
-    let client = crate::support::rt_priced_by_overrides(&fake)
-        .await
-        .sink(queued.clone())
-        .build()
-        .unwrap();
+    let client = client_with(&queued).await;
     for _ in 0..3 {
         invoke(&client, "rt").await.unwrap();
     }

@@ -4,14 +4,14 @@
 use super::file::{ParquetFileWriter, PushError};
 use super::naming::{self, ParquetName};
 use crate::billing::Cost;
-use crate::ledger::writer::{Ended, WarnLimiter, shared_error, wait_ended};
+use crate::ledger::writer::{Counters, Ended, WarnLimiter, shared_error, wait_ended};
 use crate::ledger::{DEFAULT_CAPACITY, LedgerError, Refused, RollEvery, SinkStats};
 use crate::sink::CostSink;
 use crate::util::BoxFuture;
 use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -340,31 +340,11 @@ enum Msg {
     Tick,
 }
 
-#[derive(Default)]
-struct Counters {
-    accepted: AtomicU64,
-    written: AtomicU64,
-    dropped_full: AtomicU64,
-    refused_closed: AtomicU64,
-    lost_on_error: AtomicU64,
-}
-
-impl Counters {
-    fn stats(&self) -> SinkStats {
-        SinkStats {
-            accepted: self.accepted.load(Ordering::Relaxed),
-            written: self.written.load(Ordering::Relaxed),
-            dropped_full: self.dropped_full.load(Ordering::Relaxed),
-            refused_closed: self.refused_closed.load(Ordering::Relaxed),
-            lost_on_error: self.lost_on_error.load(Ordering::Relaxed),
-        }
-    }
-
-    fn lost(&self, n: u64) {
-        self.lost_on_error.fetch_add(n, Ordering::Relaxed);
-        metrics::counter!("sagemeter_sink_dropped_total", "sink" => KIND, "reason" => "io")
-            .increment(n);
-    }
+/// Counts `n` receipts lost to a failed write.
+fn count_lost(counters: &Counters, n: u64) {
+    counters.lost_on_error.fetch_add(n, Ordering::Relaxed);
+    metrics::counter!("sagemeter_sink_dropped_total", "sink" => KIND, "reason" => "io")
+        .increment(n);
 }
 
 /// The handles' side: the queue, the counters, the writer thread.
@@ -558,7 +538,7 @@ impl Worker {
             match self.create(period) {
                 Ok(file) => self.current = Some(file),
                 Err(e) => {
-                    self.counters.lost(1);
+                    count_lost(&self.counters, 1);
                     tracing::error!(target: "sagemeter", sink = KIND,
                         name = %self.dir.display(), error = %e,
                         "cannot create a Parquet ledger file: receipt lost");
@@ -577,7 +557,7 @@ impl Worker {
                 }
             }
             Err(PushError::Unencodable(e)) => {
-                self.counters.lost(1);
+                count_lost(&self.counters, 1);
                 tracing::error!(target: "sagemeter", sink = KIND, call_id = %cost.call_id,
                     error = %e, "receipt not written to the Parquet ledger");
                 self.error
@@ -593,7 +573,7 @@ impl Worker {
     }
 
     fn file_lost(&mut self, lost: u64, e: io::Error) {
-        self.counters.lost(lost);
+        count_lost(&self.counters, lost);
         tracing::error!(target: "sagemeter", sink = KIND, name = %self.dir.display(),
             lost, error = %e, "writing a Parquet ledger file failed: its receipts are lost");
         self.error.get_or_insert(e);
