@@ -1493,3 +1493,50 @@ async fn a_call_that_reported_only_output_tokens_shows_them_with_a_question_mark
         "{stdout}"
     );
 }
+
+/// Calls that reported different counts: the summary's sums are of those that
+/// reported each, and it says how many did.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_summary_says_how_many_calls_reported_the_tokens_it_sums() {
+    let fake = fake_rt().await;
+    let openai: &[u8] = br#"{"usage":{"prompt_tokens":12,"completion_tokens":30}}"#;
+    let tgi: &[u8] = br#"[{"generated_text":"a","details":{"generated_tokens":100}}]"#;
+    fake.next_response_bodies(&[openai, tgi, openai]);
+    let output = run_at(&fake.url, &["invoke", "rt", "--body", "{}", "-n", "3"]).await;
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    // In: 12 + 12 from the two OpenAI-shaped answers; out: 30 + 100 + 30.
+    assert!(
+        stdout.contains("tokens           24 in, 160 out (reported by 2 and 3 of 3 calls)"),
+        "{stdout}"
+    );
+    fake.next_response_bodies(&[openai, tgi, openai]);
+    let output = run_at(
+        &fake.url,
+        &["invoke", "rt", "--body", "{}", "-n", "3", "--json"],
+    )
+    .await;
+    let summary = text(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["type"] == "summary")
+        .expect("a summary line");
+    assert_eq!(
+        (
+            &summary["input_tokens"],
+            &summary["calls_with_input_tokens"],
+            &summary["output_tokens"],
+            &summary["calls_with_output_tokens"]
+        ),
+        (
+            &serde_json::json!(24),
+            &serde_json::json!(2),
+            &serde_json::json!(160),
+            &serde_json::json!(3)
+        )
+    );
+}

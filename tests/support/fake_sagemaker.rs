@@ -180,6 +180,8 @@ pub struct FakeState {
     pub invoked: Mutex<Vec<(Option<String>, Option<String>)>>,
     /// Response body of every invocation.
     pub response_body: Mutex<Vec<u8>>,
+    /// Response bodies of the next invocations, in order, before `response_body`.
+    pub next_bodies: Mutex<std::collections::VecDeque<Vec<u8>>>,
     /// The invocations' `Content-Type` (`application/json` unless set).
     pub response_content_type: Mutex<Option<String>>,
     /// Added before every invocation answers.
@@ -315,6 +317,12 @@ impl FakeSageMaker {
 
     pub fn set_response_body(&self, body: &[u8]) {
         *self.state.response_body.lock().unwrap() = body.to_vec();
+    }
+
+    /// The next invocations answer these bodies, in order (then the usual one).
+    pub fn next_response_bodies(&self, bodies: &[&[u8]]) {
+        let mut next = self.state.next_bodies.lock().unwrap();
+        next.extend(bodies.iter().map(|b| b.to_vec()));
     }
 
     /// Invocations answer with this `Content-Type`.
@@ -728,8 +736,9 @@ async fn invoke(
                 .map(|v| v.name.clone())
         });
     drop(endpoints);
-    let mut response =
-        (StatusCode::OK, state.response_body.lock().unwrap().clone()).into_response();
+    let body = state.next_bodies.lock().unwrap().pop_front();
+    let body = body.unwrap_or_else(|| state.response_body.lock().unwrap().clone());
+    let mut response = (StatusCode::OK, body).into_response();
     let h = response.headers_mut();
     let content_type = state.response_content_type.lock().unwrap().clone();
     h.insert(

@@ -438,6 +438,15 @@ struct Summary {
     input_tokens: Option<u128>,
     #[serde(skip_serializing_if = "Option::is_none")]
     output_tokens: Option<u128>,
+    /// Receipts that reported input tokens, and output tokens: the sums above are
+    /// of those (TGI, for one, reports no input).
+    #[serde(skip_serializing_if = "is_zero")]
+    calls_with_input_tokens: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    calls_with_output_tokens: u32,
+    /// Receipts summed.
+    #[serde(skip)]
+    receipts: u32,
     /// Distinct notes of the prices used (why a fallback priced the calls).
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     price_notes: BTreeSet<String>,
@@ -1050,13 +1059,16 @@ fn add(summary: &mut Summary, latencies: &mut Vec<Duration>, cost: &Cost) {
         .by_price_source
         .entry(source.to_owned())
         .or_default() += 1;
+    summary.receipts += 1;
     if let Some(n) = cost.usage.input_tokens {
         let total = summary.input_tokens.get_or_insert(0);
         *total = total.saturating_add(u128::from(n));
+        summary.calls_with_input_tokens += 1;
     }
     if let Some(n) = cost.usage.output_tokens {
         let total = summary.output_tokens.get_or_insert(0);
         *total = total.saturating_add(u128::from(n));
+        summary.calls_with_output_tokens += 1;
     }
     for line in &cost.lines {
         if let LinePrice::Priced { provenance, .. } = &line.price
@@ -1189,9 +1201,20 @@ fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     // `?` for a count no call reported (TGI reports no input).
     if s.input_tokens.is_some() || s.output_tokens.is_some() {
         let count = |n: Option<u128>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
+        // Sums of what some calls reported are said as such.
+        let (with_in, with_out) = (s.calls_with_input_tokens, s.calls_with_output_tokens);
+        let some = |with: u32| with > 0 && with < s.receipts;
+        let partial = if some(with_in) || some(with_out) {
+            format!(
+                " (reported by {with_in} and {with_out} of {} calls)",
+                s.receipts
+            )
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "  tokens           {} in, {} out",
+            "  tokens           {} in, {} out{partial}",
             count(s.input_tokens),
             count(s.output_tokens)
         )?;
