@@ -436,6 +436,13 @@ const QUIETED: &[(&str, tracing::Level)] = &[
         "aws_smithy_runtime_api::http::request",
         tracing::Level::ERROR,
     ),
+    // The same warning (an endpoint URL's query), from the SDK's other two
+    // copies of its endpoint code.
+    (
+        "aws_smithy_runtime::client::endpoint",
+        tracing::Level::ERROR,
+    ),
+    ("aws_smithy_http::endpoint", tracing::Level::ERROR),
     ("hyper_util", tracing::Level::INFO),
 ];
 
@@ -896,6 +903,8 @@ mod tests {
             "aws_config::meta::credentials::chain",
             "aws_config::profile::credentials",
             "aws_smithy_runtime_api::http::request",
+            "aws_smithy_runtime::client::endpoint",
+            "aws_smithy_http::endpoint",
         ] {
             assert!(!may_log(target, Level::WARN), "{target}");
             assert!(may_log(target, Level::ERROR), "{target}");
