@@ -373,6 +373,18 @@ fn unappliable_url() -> String {
     format!("http://user:{URL_SECRET}@127.0.0.1:1")
 }
 
+/// Everything sagemeter says of `err` that a program may log: its Display, Debug,
+/// pretty Debug and chain, and sagemeter's logs so far.
+fn said_of(err: &sagemeter::Error) -> Vec<(&'static str, String)> {
+    vec![
+        ("the error's Display", err.to_string()),
+        ("the error's Debug", format!("{err:?}")),
+        ("the error's pretty Debug", format!("{err:#?}")),
+        ("the error's chain", sagemeter::redact::error_chain(err)),
+        ("sagemeter's logs", sagemeters_logs()),
+    ]
+}
+
 /// Asserts that none of `markers` is in any of `outputs`.
 fn assert_none_in(markers: &[&str], outputs: &[(&str, String)]) {
     for (what, text) in outputs {
@@ -492,16 +504,7 @@ async fn an_endpoint_url_the_sdk_cannot_apply_is_never_quoted_in_errors() {
     client.shutdown().await.unwrap();
     let chain = sagemeter::redact::error_chain(&err);
     let debug = format!("{err:?}");
-    assert_none_in(
-        &[URL_SECRET, "SECRET-7f3a", BODY_MARKER],
-        &[
-            ("the error's Display", err.to_string()),
-            ("the error's Debug", debug.clone()),
-            ("the error's pretty Debug", format!("{err:#?}")),
-            ("the error's chain", chain.clone()),
-            ("sagemeter's logs", sagemeters_logs()),
-        ],
-    );
+    assert_none_in(&[URL_SECRET, "SECRET-7f3a", BODY_MARKER], &said_of(&err));
     assert!(
         chain.contains("the endpoint URL could not be applied to the request"),
         "{chain}"
@@ -555,17 +558,7 @@ async fn a_credential_processs_output_is_never_quoted_in_errors() {
         .unwrap_err();
     client.shutdown().await.unwrap();
     let chain = sagemeter::redact::error_chain(&err);
-    let debug = format!("{err:?}");
-    assert_none_in(
-        &[crate::support::PROCESS_SECRET],
-        &[
-            ("the error's Display", err.to_string()),
-            ("the error's Debug", debug.clone()),
-            ("the error's pretty Debug", format!("{err:#?}")),
-            ("the error's chain", chain.clone()),
-            ("sagemeter's logs", sagemeters_logs()),
-        ],
-    );
+    assert_none_in(&[crate::support::PROCESS_SECRET], &said_of(&err));
     assert!(
         chain.contains("an error occurred while loading credentials"),
         "{chain}"
@@ -603,13 +596,7 @@ async fn an_input_location_the_sdk_refuses_is_never_quoted_in_errors() {
                 "APIKEYMARKER",
                 "in.json",
             ],
-            &[
-                ("the error's Display", err.to_string()),
-                ("the error's Debug", format!("{err:?}")),
-                ("the error's pretty Debug", format!("{err:#?}")),
-                ("the error's chain", chain.clone()),
-                ("sagemeter's logs", sagemeters_logs()),
-            ],
+            &said_of(&err),
         );
         assert!(chain.contains("input_location"), "{chain}");
     }
