@@ -244,12 +244,13 @@ pub fn without_url_secrets(text: &str) -> std::borrow::Cow<'_, str> {
         };
         let host_end = host_start + host_len(&url[host_start..path_start]);
         out.push_str(&url[host_start..host_end]);
-        // Scanning goes on from the end of the host (what follows is no part of
-        // this URL, or its path holds another URL), or from the end of the URL.
+        // Scanning goes on from the end of the host when another URL follows
+        // before any query (a list's next one, or one in the path), else from the
+        // end of this URL, its query left out.
         let after_host = &url[host_end..];
         let query = after_host.find('?');
         let nested = after_host.find(SCHEME_END);
-        rest = if host_end < path_start || nested.is_some_and(|n| query.is_none_or(|q| n < q)) {
+        rest = if nested.is_some_and(|n| query.is_none_or(|q| n < q)) {
             &tail[host_end..]
         } else {
             match query {
@@ -791,6 +792,9 @@ mod tests {
             ),
             // A password holding `,` or `)`: the user part is cut whole.
             ("https://u:p,w)d@h/x", "https://<credentials>@h/x"),
+            // What follows a host cut at `,` is still this URL's, query and all,
+            // when no other URL is in it.
+            ("http://h,x/?token=QSECRET", "http://h,x/?<query>"),
             // Text that is no ASCII around, in and after a URL.
             (
                 "é https://ü:p@hé/ü?q=ü ü",
