@@ -113,32 +113,38 @@ impl TokenCounter for FnTokenCounter {
 
 impl TokenCounter for OpenAiUsage {
     fn count(&self, body: &[u8]) -> Option<TokenUsage> {
-        // Only the `usage` object is read, in place and once: the choices around it
-        // can be most of the body, and the counter runs on every call. The
-        // Responses API's streamed `response.completed` event has it one level
-        // down, in `response` (Anthropic's `message_start`, in `message`); found in
-        // the same walk. A `usage` given twice is unreadable, as a count given
-        // twice is (parsers disagree on which one a duplicate key means).
-        let mut usage = None;
-        let mut wrapper = None;
-        for_each_member(body, &mut |key, rest| match key {
-            b"usage" if usage.is_some() => None,
-            b"usage" => {
-                usage = Some(rest);
-                value_end(rest, 0).map(ControlFlow::Continue)
-            }
-            b"response" | b"message" => {
-                wrapper = Some(rest);
-                value_end(rest, 0).map(ControlFlow::Continue)
-            }
-            _ => value_end(rest, 0).map(ControlFlow::Continue),
-        })?;
-        match (usage, wrapper) {
-            (Some(usage), _) => openai_usage(usage),
-            (None, Some(wrapper)) => openai_usage(top_level_field(wrapper, b"usage")?),
-            (None, None) => None,
-        }
+        openai_counts(body).map(|(usage, _)| usage)
     }
+}
+
+/// [`OpenAiUsage`]'s counts of `body`, with where its object ends.
+fn openai_counts(body: &[u8]) -> Option<(TokenUsage, usize)> {
+    // Only the `usage` object is read, in place and once: the choices around it
+    // can be most of the body, and the counter runs on every call. The
+    // Responses API's streamed `response.completed` event has it one level
+    // down, in `response` (Anthropic's `message_start`, in `message`); found in
+    // the same walk. A `usage` given twice is unreadable, as a count given
+    // twice is (parsers disagree on which one a duplicate key means).
+    let mut usage = None;
+    let mut wrapper = None;
+    let end = for_each_member(body, &mut |key, rest| match key {
+        b"usage" if usage.is_some() => None,
+        b"usage" => {
+            usage = Some(rest);
+            value_end(rest, 0).map(ControlFlow::Continue)
+        }
+        b"response" | b"message" => {
+            wrapper = Some(rest);
+            value_end(rest, 0).map(ControlFlow::Continue)
+        }
+        _ => value_end(rest, 0).map(ControlFlow::Continue),
+    })?;
+    let counts = match (usage, wrapper) {
+        (Some(usage), _) => openai_usage(usage),
+        (None, Some(wrapper)) => openai_usage(top_level_field(wrapper, b"usage")?),
+        (None, None) => None,
+    };
+    counts.map(|counts| (counts, end))
 }
 
 /// Token counts of a raw OpenAI `usage` value (followed by anything: the object
@@ -363,9 +369,9 @@ impl TokenCounter for TgiDetails {
 /// line reports it. Anything else after the first value is unknown too.
 pub(crate) fn detect_tokens(body: &[u8]) -> Option<TokenUsage> {
     match detect_in_first_value(body) {
-        // The common case: one value, read once more only to its end.
-        Some(first) if is_one_value(body) => return Some(first),
-        Some(_) => {}
+        // The common case: one value.
+        Some((first, true)) => return Some(first),
+        Some((_, false)) => {}
         // TGI's reader refuses what follows its value: lines are tried when there
         // is a second line (a SIMD search, not a walk of the body).
         None if has_second_line(body) => {}
@@ -376,30 +382,26 @@ pub(crate) fn detect_tokens(body: &[u8]) -> Option<TokenUsage> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        sum.add(detect_in_first_value(line).filter(|_| is_one_value(line))?);
+        sum.add(detect_in_first_value(line).and_then(|(usage, whole)| whole.then_some(usage))?);
     }
     let total = sum.total();
     (!total.is_empty()).then_some(total)
 }
 
-/// The counts the first JSON value of `body` reports (the counters read up to
-/// what they need).
-fn detect_in_first_value(body: &[u8]) -> Option<TokenUsage> {
-    OpenAiUsage.count(body).or_else(|| TgiDetails.count(body))
+/// The counts the first JSON value of `body` reports, and whether that value is
+/// all of `body` (nothing but whitespace after it): the OpenAI reader walks the
+/// object to its end, and TGI's (serde's) refuses anything after its value.
+fn detect_in_first_value(body: &[u8]) -> Option<(TokenUsage, bool)> {
+    match openai_counts(body) {
+        Some((usage, end)) => Some((usage, skip_whitespace(body, end).is_none())),
+        None => TgiDetails.count(body).map(|usage| (usage, true)),
+    }
 }
 
 /// Whether anything but whitespace follows the first newline of `body`.
 fn has_second_line(body: &[u8]) -> bool {
     memchr::memchr(b'\n', body)
         .is_some_and(|at| !body[at + 1..].iter().all(u8::is_ascii_whitespace))
-}
-
-/// Whether `body` is one whole JSON object or array, with nothing but whitespace
-/// after it.
-fn is_one_value(body: &[u8]) -> bool {
-    skip_whitespace(body, 0)
-        .and_then(|start| value_end(body, start))
-        .is_some_and(|end| skip_whitespace(body, end).is_none())
 }
 
 /// Largest stream event (one SSE `data:` line or one JSON line) read for tokens.
@@ -610,9 +612,10 @@ fn top_level_field<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
 /// Walks the members of the JSON object `body`, in order, in one pass that
 /// follows strings and nesting: `visit` gets each raw key (as written between
 /// its quotes) and the body from that member's value on, and answers with where
-/// the value ends in it (see [`value_end`]) to go on, or stops. `None` when
-/// `body` is not an object, when `visit` finds no value, or when the body ends
-/// before `visit` stopped or the object closed.
+/// the value ends in it (see [`value_end`]) to go on, or stops. Where the walk
+/// ended: just past the object's closing brace, or where the value `visit`
+/// stopped at starts. `None` when `body` is not an object, when `visit` finds no
+/// value, or when the body ends before `visit` stopped or the object closed.
 ///
 /// One copy for both readers, `visit` called through a reference: inlined into
 /// each, the walk ran about 80 fewer instructions a call but took 13 more
@@ -623,14 +626,14 @@ fn top_level_field<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
 fn for_each_member<'a>(
     body: &'a [u8],
     visit: &mut dyn FnMut(&'a [u8], &'a [u8]) -> Option<ControlFlow<(), usize>>,
-) -> Option<()> {
+) -> Option<usize> {
     let mut i = skip_whitespace(body, 0)?;
     if body[i] != b'{' {
         return None;
     }
     i = skip_whitespace(body, i + 1)?;
     if body[i] == b'}' {
-        return Some(());
+        return Some(i + 1);
     }
     loop {
         if body[i] != b'"' {
@@ -642,13 +645,13 @@ fn for_each_member<'a>(
             return None;
         }
         let end = match visit(&body[i + 1..key_end], &body[colon + 1..])? {
-            ControlFlow::Break(()) => return Some(()),
+            ControlFlow::Break(()) => return Some(colon + 1),
             ControlFlow::Continue(len) => colon + 1 + len,
         };
         i = skip_whitespace(body, end)?;
         match body[i] {
             b',' => i = skip_whitespace(body, i + 1)?,
-            b'}' => return Some(()),
+            b'}' => return Some(i + 1),
             _ => return None,
         }
     }
