@@ -34,9 +34,11 @@ When the emulator is moto (it answers GET /moto-api/data.json), it also queues c
 InvokeEndpoint / InvokeEndpointAsync results: OpenAI-compatible chat completions with a
 `usage` object. moto's semantics (5.x):
   * one FIFO queue per account+region, shared by every endpoint name;
-  * each *distinct* request (endpoint name + Body + Accept + X-Amzn-SageMaker-* headers)
-    takes the next result, and repeating an identical request returns the same result
-    again without consuming one;
+  * each *distinct* request (Body + Accept + X-Amzn-SageMaker-* headers) takes the
+    next result, and repeating an identical request returns the same result again
+    without consuming one, to any endpoint: moto 5.2.5 looks the endpoint name up in
+    the request's parameters, where it is not (it is in the path), so the name does
+    not tell requests apart;
   * nothing cycles: once the queue is empty, moto answers Body "body" with
     Content-Type "content_type". Each run of this script appends --results more.
 Result i (0-based, in queue order) has usage prompt_tokens = 12 + (7*i) % 89,
