@@ -69,7 +69,7 @@ pub enum AccountError {
     Ledger {
         /// The ledger file.
         file: String,
-        /// Why (another region or currency).
+        /// Why (another currency, a figure no meter wrote).
         reason: String,
     },
     /// A ledger could not be read.

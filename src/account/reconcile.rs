@@ -149,6 +149,12 @@ struct MeteredCell {
 
 /// Receipts gathered from ledgers (of one region, in USD), ready to reconcile.
 ///
+/// Receipts of other regions (receipts carry `region`: one ledger shared by a
+/// client per region holds several) are left out and counted per region
+/// ([`left_out`](Self::left_out)); the reconciliation's notes say how many.
+/// Receipts without a region (written before receipts carried it) are taken as
+/// this region's.
+///
 /// Ledgers of many processes are read together. A receipt's accrual is its
 /// process's running figure: it is turned into increments per ledger, endpoint
 /// and variant, each over the time since the ledger's previous receipt of the
@@ -176,6 +182,8 @@ pub struct Metered {
     /// The first and last UTC day with a receipt, priced or not.
     receipt_days: Option<(NaiveDate, NaiveDate)>,
     without_region: u64,
+    /// Receipts of other regions, left out, by region.
+    other_regions: BTreeMap<String, u64>,
     unpriced_lines: u64,
     /// Per-call and per-token fees (not SageMaker usage types).
     fees_usd: Decimal,
@@ -211,6 +219,7 @@ impl Metered {
             receipts: 0,
             receipt_days: None,
             without_region: 0,
+            other_regions: BTreeMap::new(),
             unpriced_lines: 0,
             fees_usd: Decimal::ZERO,
             call_tags: HashMap::new(),
@@ -307,9 +316,11 @@ impl Metered {
     /// process's accrual runs on across files, and a new name per file would count
     /// it again from zero. [`read_ledger`](Self::read_ledger) does this itself.
     ///
-    /// A receipt of another region or currency is an error: its ledger is not
-    /// this bill's. So is a figure beyond ±10¹², or one that would make a sum
-    /// overflow; after an error the receipt has added nothing.
+    /// A receipt of another region is left out, counted in
+    /// [`left_out`](Self::left_out): it is another region's bill. A receipt in
+    /// another currency is an error (Cost Explorer's amounts are USD), and so is a
+    /// figure beyond ±10¹², or one that would make a sum overflow; after an error
+    /// the receipt has added nothing.
     pub fn add(&mut self, ledger: &str, cost: &Cost) -> Result<(), AccountError> {
         self.add_to(ledger, ledger, cost)
     }
@@ -328,11 +339,15 @@ impl Metered {
         }
         let without_region = match cost.region.as_deref() {
             Some(region) if region != self.region => {
-                return Err(refuse(format!(
-                    "receipt {} was made in {region}, and this reconciliation is of {} \
-                     (use --region {region})",
-                    cost.call_id, self.region
-                )));
+                // Another region's bill: one ledger may hold the calls of a client
+                // per region.
+                match self.other_regions.get_mut(region) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.other_regions.insert(region.to_owned(), 1);
+                    }
+                }
+                return Ok(());
             }
             Some(_) => false,
             None => true,
@@ -462,9 +477,19 @@ impl Metered {
         Ok(())
     }
 
-    /// Receipts read.
+    /// Receipts read of this region (those without a region included).
     pub fn receipts(&self) -> u64 {
         self.receipts
+    }
+
+    /// The region whose receipts are gathered.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// Receipts of other regions, left out, by region.
+    pub fn left_out(&self) -> &BTreeMap<String, u64> {
+        &self.other_regions
     }
 
     /// The first and last UTC day with a receipt (one whose lines are all
@@ -1013,6 +1038,13 @@ impl Account {
             notes.push(format!(
                 "{} receipts carry no region (written before receipts did): taken as {}",
                 metered.without_region, self.region
+            ));
+        }
+        for (region, receipts) in &metered.other_regions {
+            notes.push(format!(
+                "{receipts} receipts of {region} left out: this reconciliation is of {} \
+                 (reconcile them with --region {region})",
+                self.region
             ));
         }
         for (file, torn) in &metered.torn_tails {

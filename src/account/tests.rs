@@ -1672,3 +1672,51 @@ async fn a_new_fleets_storage_its_config_cannot_size_is_named_not_dropped() {
         new.notes
     );
 }
+
+#[tokio::test]
+async fn a_ledger_of_two_regions_reconciles_the_one_asked_and_says_what_it_left_out() {
+    // Two clients, one per region, sharing one ledger: a us-east-1 hour at $0.23
+    // and an eu-west-1 hour at $0.256. Reconciling us-east-1 meters the first
+    // alone; the second is another region's bill.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("mixed.jsonl");
+    let us = hour_at("us", "2026-11-29T10:00:00Z", "0.23");
+    let mut eu = hour_at("eu", "2026-11-29T11:00:00Z", "0.256");
+    eu.region = Some("eu-west-1".into());
+    let lines: Vec<String> = [&us, &eu]
+        .iter()
+        .map(|cost| serde_json::to_string(cost).unwrap())
+        .collect();
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+
+    let mut metered = Metered::new("us-east-1");
+    metered.read_ledger(&ledger).unwrap();
+    assert_eq!(metered.receipts(), 1);
+    // Billed: 1 h × $0.23 = $0.23, as metered.
+    let bill = one_billed_day(&[(
+        "USE1-Host:ml.m5.xlarge",
+        &[
+            ("AmortizedCost", "0.23", "USD"),
+            ("UsageQuantity", "1", "Hrs"),
+        ],
+    )]);
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
+    assert_eq!(r.days[0].metered_usd, Decimal::new(23, 2));
+    assert_eq!(r.days[0].difference_usd, Decimal::ZERO);
+    assert_eq!(r.days[0].verdict, Verdict::Agrees);
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.starts_with("1 receipts of eu-west-1 left out")),
+        "{:?}",
+        r.notes
+    );
+
+    // A receipt in another currency still refuses its ledger.
+    let mut eur = hour_at("eur", "2026-11-29T12:00:00Z", "0.2");
+    eur.currency = "EUR".into();
+    let err = Metered::new("us-east-1")
+        .add("eur.jsonl", &eur)
+        .unwrap_err();
+    assert!(err.to_string().contains("is in EUR"), "{err}");
+}

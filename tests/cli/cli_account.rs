@@ -367,3 +367,52 @@ fn reconcile_reads_a_rolling_ledgers_files_oldest_first_whatever_order_they_are_
     // The same as the directory.
     assert_eq!(idle(&[dir.path()]), "0.23".parse::<Decimal>().unwrap());
 }
+
+#[test]
+fn reconcile_takes_the_regions_receipts_of_a_ledger_two_regions_share() {
+    // One ledger, a client per region: yesterday a us-east-1 call and an
+    // eu-west-1 call of the same endpoint. Reconciling us-east-1 (the seeded
+    // bill's region) meters the first (0.000000277 h × $0.23 = $0.0000000637) and
+    // leaves the other out, saying so.
+    let today = Utc::now().date_naive();
+    let yesterday = today - Days::days(1);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("mixed.jsonl");
+    let us = rolled_receipt(&format!("{yesterday}T10:00:00Z"), "0");
+    let mut eu: Value =
+        serde_json::from_str(&rolled_receipt(&format!("{yesterday}T10:05:00Z"), "0")).unwrap();
+    eu["region"] = "eu-west-1".into();
+    eu["call_id"] = "call-eu".into();
+    std::fs::write(&ledger, format!("{us}\n{eu}\n")).unwrap();
+    let ledger = ledger.to_str().unwrap();
+    // The seeded bill's days (the same request as the other reconcile tests').
+    let (since, until) = (yesterday.to_string(), (today + Days::days(1)).to_string());
+    let r = ok_json(&[
+        "reconcile",
+        ledger,
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--json",
+    ]);
+    let host = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["day"] == since && row["group"] == "Host:ml.m5.xlarge")
+        .cloned()
+        .unwrap_or_else(|| panic!("yesterday's hosting row: {r:#}"));
+    assert_eq!(
+        dec(&host["metered_usd"]),
+        "0.0000000637".parse::<Decimal>().unwrap()
+    );
+    let notes = r["notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .starts_with("1 receipts of eu-west-1 left out")),
+        "{notes:?}"
+    );
+}

@@ -19,6 +19,8 @@ effective rate). The difference is explained in parts: idle instance time, calls
 sagemeter, storage and standing charges, discounts, other SageMaker charges; what is left is \
 unexplained. A day is judged by the sum of its rows' |unexplained|: errors do not cancel.
 A rolling ledger's files may be named in any order (e.g. a glob): they are read oldest first.
+One region is reconciled (--region, else the configured one): receipts of other regions are left \
+out, counted in a note.
 IAM: ce:GetCostAndUsage, pricing:GetProducts (and sagemaker:DescribeEndpoint, sagemaker:ListTags with --group-by tag:KEY).")]
 pub struct ReconcileArgs {
     /// Ledger files (JSON Lines, or Parquet with the `parquet` feature), or
@@ -72,6 +74,11 @@ pub async fn run(
     metered
         .read_ledgers(&files)
         .map_err(|e| CliError::Failed(Box::new(e)))?;
+    // Receipts of other regions are left out (and said in a note); ledgers that
+    // hold none of this region's are of another region's bill.
+    if metered.receipts() == 0 && !metered.left_out().is_empty() {
+        return Err(CliError::failed(other_regions_only(&metered)));
+    }
     let (since, until) = days(&args, metered.days(), Utc::now().date_naive())?;
     let options = ReconcileOptions::new(since, until)
         .group_by(args.group_by)
@@ -91,6 +98,27 @@ pub async fn run(
     }
     render(&reconciliation, files.len(), metered.receipts(), out)?;
     Ok(())
+}
+
+/// Why ledgers holding only other regions' receipts are not reconciled, and the
+/// `--region` that would reconcile them.
+fn other_regions_only(metered: &Metered) -> String {
+    let regions: Vec<String> = metered
+        .left_out()
+        .iter()
+        .map(|(region, n)| format!("{region} ({n})"))
+        .collect();
+    let hint: Vec<String> = metered
+        .left_out()
+        .keys()
+        .map(|region| format!("--region {region}"))
+        .collect();
+    format!(
+        "the ledgers' receipts were made in {}, none in {}, the region reconciled: use {}",
+        regions.join(", "),
+        metered.region(),
+        hint.join(" or ")
+    )
 }
 
 /// The days to reconcile: `--since` and `--until`, or else the ledgers' first day
