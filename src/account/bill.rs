@@ -1,4 +1,5 @@
-//! What Cost Explorer billed: `GetCostAndUsage`, daily, Amazon SageMaker in one region.
+//! What Cost Explorer billed: `GetCostAndUsage`, daily, Amazon SageMaker in one region
+//! and account.
 
 use super::error::{AccountError, from_sdk};
 use super::usage_class::UsageClass;
@@ -49,10 +50,13 @@ pub(crate) struct Bill {
     pub estimated: BTreeSet<NaiveDate>,
 }
 
-/// `GetCostAndUsage` from `since` to `until` (exclusive), every page.
+/// `GetCostAndUsage` from `since` to `until` (exclusive), every page, of `account`
+/// alone (`LINKED_ACCOUNT`: from a management account, Cost Explorer answers for
+/// every member account).
 pub(crate) async fn fetch(
     client: &aws_sdk_costexplorer::Client,
     region: &str,
+    account: &str,
     since: NaiveDate,
     until: NaiveDate,
     tag: Option<&str>,
@@ -65,6 +69,7 @@ pub(crate) async fn fetch(
     let filter = Expression::builder()
         .and(dimension(Dimension::Service, SERVICE))
         .and(dimension(Dimension::Region, region))
+        .and(dimension(Dimension::LinkedAccount, account))
         .build();
     let period = DateInterval::builder()
         .start(since.to_string())

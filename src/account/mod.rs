@@ -16,7 +16,10 @@
 //! - [`Account::reconcile`]: what ledgers metered against what Cost Explorer
 //!   billed (`GetCostAndUsage`, daily, Amazon SageMaker), day by day and per usage
 //!   type or cost allocation tag, the difference explained in named parts. The
-//!   bill is read as `AmortizedCost` (Savings Plans at their effective rate).
+//!   bill is read as `AmortizedCost` (Savings Plans at their effective rate), of
+//!   one account: the caller's (`sts:GetCallerIdentity`), or the one
+//!   [`ReconcileOptions::account`] names (a member account, from a management
+//!   account's credentials).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), sagemeter::account::AccountError> {
@@ -76,6 +79,7 @@ pub struct Account {
     sagemaker: aws_sdk_sagemaker::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
     cost_explorer: aws_sdk_costexplorer::Client,
+    sts: aws_sdk_sts::Client,
     prices: Arc<dyn PriceSource>,
     time: SharedTimeSource,
 }
@@ -160,6 +164,7 @@ impl AccountBuilder {
             sagemaker: aws_sdk_sagemaker::Client::new(conf),
             cloudwatch: aws_sdk_cloudwatch::Client::new(conf),
             cost_explorer: aws_sdk_costexplorer::Client::new(conf),
+            sts: aws_sdk_sts::Client::new(conf),
             prices,
             time,
         }

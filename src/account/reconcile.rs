@@ -100,6 +100,12 @@ pub struct ReconcileOptions {
     pub group_by: GroupBy,
     /// A day agrees, or is explained, within this many USD (default 0.01).
     pub tolerance_usd: Decimal,
+    /// The account whose bill is read (12 digits): Cost Explorer's answer is
+    /// filtered to it (`LINKED_ACCOUNT`). `None` (the default): the caller's own
+    /// account (`sts:GetCallerIdentity`). With a management account's
+    /// credentials, Cost Explorer answers for every member account: name the one
+    /// whose ledgers these are.
+    pub account: Option<String>,
 }
 
 impl ReconcileOptions {
@@ -110,7 +116,15 @@ impl ReconcileOptions {
             until,
             group_by: GroupBy::UsageType,
             tolerance_usd: Decimal::new(1, 2),
+            account: None,
         }
+    }
+
+    /// Reconciles the bill of `account` (12 digits) instead of the caller's: a
+    /// member account's, from a management account.
+    pub fn account(mut self, account: impl Into<String>) -> Self {
+        self.account = Some(account.into());
+        self
     }
 
     /// Groups by `by`.
@@ -680,6 +694,10 @@ pub struct DayVerdict {
 pub struct Reconciliation {
     /// The region.
     pub region: String,
+    /// The account reconciled, when the options named one; `None`: the caller's
+    /// own (its id is not written down: outputs carry no account id they were
+    /// not given).
+    pub account: Option<String>,
     /// First day.
     pub since: NaiveDate,
     /// The day after the last.
@@ -729,9 +747,17 @@ impl Account {
             GroupBy::Tag(key) => Some(key.as_str()),
             GroupBy::UsageType => None,
         };
+        let account = match &options.account {
+            Some(account) => {
+                check_account(account)?;
+                account.clone()
+            }
+            None => self.caller_account().await?,
+        };
         let bill = bill::fetch(
             &self.cost_explorer,
             &self.region,
+            &account,
             options.since,
             options.until,
             tag_key,
@@ -844,6 +870,7 @@ impl Account {
         self.notes(metered, options, &mut notes);
         Ok(Reconciliation {
             region: self.region.clone(),
+            account: options.account.clone(),
             since: options.since,
             until: options.until,
             group_by: options.group_by.to_string(),
@@ -853,6 +880,26 @@ impl Account {
             days,
             notes,
         })
+    }
+
+    /// The caller's account id (`sts:GetCallerIdentity`, which no IAM policy can
+    /// deny).
+    async fn caller_account(&self) -> Result<String, AccountError> {
+        let refused = |why: String| {
+            AccountError::Invalid(format!(
+                "the caller's account, whose bill is reconciled by default, could not be \
+                 told ({why}): name it (--account, ReconcileOptions::account)"
+            ))
+        };
+        let identity = self.sts.get_caller_identity().send().await.map_err(|e| {
+            refused(from_sdk("GetCallerIdentity", "sts:GetCallerIdentity", e).to_string())
+        })?;
+        match identity.account() {
+            Some(account) if check_account(account).is_ok() => Ok(account.to_owned()),
+            _ => Err(refused(
+                "STS answered GetCallerIdentity without an account id".into(),
+            )),
+        }
     }
 
     /// Both sides, per day, group and kind of charge.
@@ -1067,6 +1114,18 @@ impl Account {
                 metered.fees_usd.normalize()
             ));
         }
+    }
+}
+
+/// An AWS account id: twelve digits.
+fn check_account(account: &str) -> Result<(), AccountError> {
+    if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(AccountError::Invalid(format!(
+            "`{}` is not an AWS account id (twelve digits, e.g. 123456789012)",
+            crate::redact::printable(account)
+        )))
     }
 }
 

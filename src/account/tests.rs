@@ -51,10 +51,24 @@ fn account(sagemaker: &[&Rule], cloudwatch: &[&Rule], cost_explorer: &[&Rule]) -
         sagemaker: mocked_client!(aws_sdk_sagemaker, sagemaker),
         cloudwatch: mocked_client!(aws_sdk_cloudwatch, cloudwatch),
         cost_explorer: mocked_client!(aws_sdk_costexplorer, cost_explorer),
+        sts: mocked_client!(aws_sdk_sts, &[&caller_identity()]),
         prices: std::sync::Arc::new(Snapshot::bundled()),
         time: SharedTimeSource::new(ManualTimeSource::new(noon())),
     }
 }
+
+/// The caller of every mocked account: account 123456789012.
+fn caller_identity() -> Rule {
+    mock!(aws_sdk_sts::Client::get_caller_identity).then_output(|| {
+        aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput::builder()
+            .account(CALLER)
+            .arn(format!("arn:aws:iam::{CALLER}:user/tester"))
+            .build()
+    })
+}
+
+/// The account id of [`caller_identity`].
+const CALLER: &str = "123456789012";
 
 fn summary(name: &str, status: EndpointStatus) -> EndpointSummary {
     EndpointSummary::builder()
@@ -1719,4 +1733,66 @@ async fn a_ledger_of_two_regions_reconciles_the_one_asked_and_says_what_it_left_
         .add("eur.jsonl", &eur)
         .unwrap_err();
     assert!(err.to_string().contains("is in EUR"), "{err}");
+}
+
+/// The account a Cost Explorer request is filtered to (`LINKED_ACCOUNT`), if any.
+fn linked_account(
+    request: &aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageInput,
+) -> Option<String> {
+    use aws_sdk_costexplorer::types::Dimension;
+    let filter = request.filter()?;
+    filter
+        .and()
+        .iter()
+        .filter_map(|e| e.dimensions())
+        .find(|d| d.key() == Some(&Dimension::LinkedAccount))
+        .map(|d| d.values().join(","))
+}
+
+#[tokio::test]
+async fn the_bill_read_is_the_callers_accounts_or_the_one_named() {
+    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
+    // From a management account, Cost Explorer answers for every member account
+    // unless filtered: each request asks for one account's bill, and the mock
+    // answers only a request filtered to the account expected.
+    let bill_of = |account: &'static str| {
+        mock!(aws_sdk_costexplorer::Client::get_cost_and_usage)
+            .match_requests(move |r| linked_account(r).as_deref() == Some(account))
+            .then_output(|| GetCostAndUsageOutput::builder().build())
+    };
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+
+    // By default, the caller's (STS says 123456789012); the output names none.
+    let callers = bill_of(CALLER);
+    let r = account(&[], &[], &[&callers])
+        .reconcile(&Metered::new("us-east-1"), &options)
+        .await
+        .unwrap();
+    assert_eq!(callers.num_calls(), 1);
+    assert_eq!(r.account, None);
+
+    // A member account named: its bill, and the output says which.
+    let members = bill_of("210987654321");
+    let r = account(&[], &[], &[&members])
+        .reconcile(
+            &Metered::new("us-east-1"),
+            &options.clone().account("210987654321"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(members.num_calls(), 1);
+    assert_eq!(r.account.as_deref(), Some("210987654321"));
+
+    // No account id: refused before Cost Explorer is asked.
+    let never = bill_of("123");
+    let err = account(&[], &[], &[&never])
+        .reconcile(&Metered::new("us-east-1"), &options.clone().account("123"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("`123` is not an AWS account id"),
+        "{err}"
+    );
+    assert_eq!(never.num_calls(), 0);
 }

@@ -415,4 +415,31 @@ fn reconcile_takes_the_regions_receipts_of_a_ledger_two_regions_share() {
             .starts_with("1 receipts of eu-west-1 left out")),
         "{notes:?}"
     );
+    // The caller's account (STS: the emulator's 123456789012) by default, its id
+    // not written; --account names it (the same request to Cost Explorer here).
+    assert_eq!(r["account"], Value::Null);
+    let out = run(&[
+        "reconcile",
+        ledger,
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--account",
+        "123456789012",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Amazon SageMaker in us-east-1 of account 123456789012"),
+        "{text}"
+    );
+    let out = run(&["reconcile", ledger, "--account", "12345"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("`12345` is not an AWS account id"), "{err}");
 }

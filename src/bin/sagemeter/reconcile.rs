@@ -21,6 +21,8 @@ unexplained. A day is judged by the sum of its rows' |unexplained|: errors do no
 A rolling ledger's files may be named in any order (e.g. a glob): they are read oldest first.
 One region is reconciled (--region, else the configured one): receipts of other regions are left \
 out, counted in a note.
+The bill is the caller's account's (sts:GetCallerIdentity), or --account's: from a management \
+account, name the member account the ledgers are of.
 IAM: ce:GetCostAndUsage, pricing:GetProducts (and sagemaker:DescribeEndpoint, sagemaker:ListTags with --group-by tag:KEY).")]
 pub struct ReconcileArgs {
     /// Ledger files (JSON Lines, or Parquet with the `parquet` feature), or
@@ -44,9 +46,25 @@ pub struct ReconcileArgs {
         allow_negative_numbers = true
     )]
     pub tolerance: Decimal,
+    /// The account whose bill is reconciled (12 digits; default: the caller's).
+    /// From a management account, Cost Explorer answers for every member
+    /// account: name the one the ledgers are of.
+    #[arg(long, value_name = "ACCOUNT_ID", value_parser = parse_account)]
+    pub account: Option<String>,
     /// One JSON document, money as exact decimal strings.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--account`: an AWS account id, twelve digits.
+fn parse_account(text: &str) -> Result<String, String> {
+    if text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is not an AWS account id (twelve digits, e.g. 123456789012)"
+        ))
+    }
 }
 
 fn parse_group_by(text: &str) -> Result<GroupBy, String> {
@@ -80,9 +98,12 @@ pub async fn run(
         return Err(CliError::failed(other_regions_only(&metered)));
     }
     let (since, until) = days(&args, metered.days(), Utc::now().date_naive())?;
-    let options = ReconcileOptions::new(since, until)
+    let mut options = ReconcileOptions::new(since, until)
         .group_by(args.group_by)
         .tolerance_usd(args.tolerance);
+    if let Some(account) = args.account {
+        options = options.account(account);
+    }
     let reconciliation = account
         .reconcile(&metered, &options)
         .await
@@ -197,8 +218,16 @@ fn render(
     writeln!(
         out,
         "{receipts} receipts from {ledgers} ledger(s) against Cost Explorer ({}), Amazon SageMaker \
-         in {}, {} to {} (UTC days, the last excluded), by {}",
-        r.billed_metric, r.region, r.since, r.until, r.group_by
+         in {} of {}, {} to {} (UTC days, the last excluded), by {}",
+        r.billed_metric,
+        r.region,
+        r.account.as_deref().map_or_else(
+            || "the caller's account".to_owned(),
+            |a| format!("account {a}")
+        ),
+        r.since,
+        r.until,
+        r.group_by
     )?;
     let rows: Vec<Vec<String>> = r
         .rows
@@ -283,6 +312,7 @@ mod tests {
             until: until.map(|d| d.parse().unwrap()),
             group_by: GroupBy::UsageType,
             tolerance: Decimal::new(1, 2),
+            account: None,
             json: false,
         }
     }
