@@ -720,6 +720,7 @@ pub(crate) fn report_row<'a>(
     report_row.variant = context.variant.as_deref();
     report_row.inference_component = context.inference_component.as_deref();
     report_row.target_model = context.target_model.as_deref();
+    report_row.region = context.region.as_deref();
     report_row.tag = tag;
     report_row.latency_us = row.lat;
     report_row.input_tokens = row.tin;

@@ -16,10 +16,19 @@
 //! - **Groups** (`--by`): `endpoint`; `variant` (`endpoint/variant`, `endpoint/-`
 //!   when the variant is unknown); `component` (`endpoint/inference component`)
 //!   and `model` (`endpoint/target model`), `endpoint/-` for calls that named
-//!   none; `tag:<key>` (the tag's value,
+//!   none; `region` (the region the call was made in, [`NO_REGION`] for receipts
+//!   written before receipts carried one); `tag:<key>` (the tag's value,
 //!   [`UNTAGGED`] for calls without it); `day` (`YYYY-MM-DD`, UTC); `hour`
 //!   (`YYYY-MM-DDTHH:00Z`, UTC). Time groups are listed in time order, the others
 //!   by cost, highest first (then by name).
+//! - **Regions**: an endpoint is a deployment of one region, and two regions can
+//!   have endpoints of the same name (a client per region writing one ledger).
+//!   When the receipts counted were made in more than one region
+//!   ([`Report::regions`]), the endpoint groupings (`endpoint`, `variant`,
+//!   `component`, `model`) and the accrual fallbacks are per region too, the
+//!   region first: `eu-west-1/demo-realtime` (`-/…` for receipts without a
+//!   region). Of one region (receipts without one taken as it), keys are as
+//!   above. `tag:<key>`, `day` and `hour` groups hold every region's calls.
 //! - **Calls**: one per call. An asynchronous invocation (`InvokeEndpointAsync`)
 //!   has two receipts, its submission (data in, the per-inference fee) and later
 //!   its settlement (compute, data out, tokens; [`Cost::is_async_settlement`]), and
@@ -102,6 +111,10 @@ use std::str::FromStr;
 /// The group key of calls without the tag in a `tag:<key>` report.
 pub const UNTAGGED: &str = "(untagged)";
 
+/// The region of receipts written before receipts carried one, in a `region`
+/// report and before the keys of a report of several regions.
+pub const NO_REGION: &str = "-";
+
 /// Calls spanning at most this many hours are charted per hour, longer spans per day.
 pub const HOURLY_SPAN_LIMIT_HOURS: i64 = 72;
 
@@ -114,8 +127,8 @@ pub enum ReportError {
     Ledger(#[from] LedgerError),
     /// `--by` is not one of the groupings.
     #[error(
-        "cannot group by `{0}`: use endpoint, variant, component, model, day, hour or tag:<key> \
-         (e.g. tag:team)"
+        "cannot group by `{0}`: use endpoint, variant, component, model, region, day, hour or \
+         tag:<key> (e.g. tag:team)"
     )]
     BadGroupBy(String),
     /// A time bound did not parse.
@@ -237,6 +250,8 @@ pub enum GroupBy {
     Model,
     /// Per value of a tag.
     Tag(String),
+    /// Per region the calls were made in ([`NO_REGION`] for receipts without one).
+    Region,
     /// Per UTC day.
     Day,
     /// Per UTC hour.
@@ -247,6 +262,16 @@ impl GroupBy {
     /// True for the time groupings (`day`, `hour`).
     pub fn is_time(&self) -> bool {
         matches!(self, GroupBy::Day | GroupBy::Hour)
+    }
+
+    /// True for the groupings of endpoints (`endpoint`, `variant`, `component`,
+    /// `model`): an endpoint is a deployment of one region, and the calls of
+    /// same-named endpoints of several regions are groups of their own.
+    pub fn is_per_region(&self) -> bool {
+        matches!(
+            self,
+            GroupBy::Endpoint | GroupBy::Variant | GroupBy::Component | GroupBy::Model
+        )
     }
 
     /// The group a call belongs to.
@@ -278,6 +303,7 @@ impl GroupBy {
                 key.push_str(row.target_model.unwrap_or("-"));
             }
             GroupBy::Tag(_) => key.push_str(row.tag.as_deref().unwrap_or(UNTAGGED)),
+            GroupBy::Region => key.push_str(row.region.unwrap_or(NO_REGION)),
             GroupBy::Day => {
                 let _ = write!(key, "{}", row.at.format("%Y-%m-%d"));
             }
@@ -312,6 +338,9 @@ pub struct ReportRow<'a> {
     pub inference_component: Option<&'a str>,
     /// The target model the call named (multi-model endpoints).
     pub target_model: Option<&'a str>,
+    /// The region the call was made in (`None` in receipts written before
+    /// receipts carried one).
+    pub region: Option<&'a str>,
     /// For a `tag:<key>` report, the call's value of that tag.
     pub tag: Option<Cow<'a, str>>,
     /// The receipt's total.
@@ -379,6 +408,7 @@ impl<'a> ReportRow<'a> {
             variant: None,
             inference_component: None,
             target_model: None,
+            region: None,
             tag: None,
             cost_usd,
             latency_us: 0,
@@ -399,6 +429,7 @@ impl<'a> ReportRow<'a> {
             variant: cost.variant.as_deref(),
             inference_component: cost.inference_component.as_deref(),
             target_model: cost.target_model.as_deref(),
+            region: cost.region.as_deref(),
             tag: match by {
                 GroupBy::Tag(key) => cost.tags.get(key).map(|v| Cow::Borrowed(v.as_str())),
                 _ => None,
@@ -427,6 +458,7 @@ impl FromStr for GroupBy {
             "variant" => Ok(GroupBy::Variant),
             "component" => Ok(GroupBy::Component),
             "model" => Ok(GroupBy::Model),
+            "region" => Ok(GroupBy::Region),
             "day" => Ok(GroupBy::Day),
             "hour" => Ok(GroupBy::Hour),
             _ => match s.strip_prefix("tag:") {
@@ -445,6 +477,7 @@ impl fmt::Display for GroupBy {
             GroupBy::Component => f.write_str("component"),
             GroupBy::Model => f.write_str("model"),
             GroupBy::Tag(key) => write!(f, "tag:{key}"),
+            GroupBy::Region => f.write_str("region"),
             GroupBy::Day => f.write_str("day"),
             GroupBy::Hour => f.write_str("hour"),
         }
@@ -625,7 +658,7 @@ pub struct OverTime {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
-    /// The grouping (`endpoint`, `variant`, `tag:<key>`, `day`, `hour`).
+    /// The grouping (`endpoint`, `variant`, `tag:<key>`, `region`, `day`, `hour`).
     pub by: String,
     /// The `since` filter.
     pub since: Option<DateTime<Utc>>,
@@ -635,6 +668,11 @@ pub struct Report {
     pub groups: Vec<GroupSummary>,
     /// All calls in the range.
     pub total: GroupSummary,
+    /// The regions the calls counted were made in, in name order (receipts
+    /// without one name none). More than one: the endpoint groupings' keys and
+    /// the accrual fallbacks are per region (see the module docs).
+    #[serde(default)]
+    pub regions: Vec<String>,
     /// Records outside `[since, until)`, not counted.
     pub outside_range: u64,
     /// A torn last line of the ledger, skipped (the first, of many files).
@@ -668,6 +706,9 @@ pub struct Report {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccrualFallback {
+    /// The region of the endpoint (`None` in receipts without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Endpoint name.
     pub endpoint: String,
     /// The variant, when the receipt named one.
@@ -685,7 +726,8 @@ pub struct AccrualFallback {
 
 impl AccrualFallback {
     fn is_of(&self, row: &ReportRow<'_>, source: &AccrualSource) -> bool {
-        self.endpoint == row.endpoint
+        self.region.as_deref() == row.region
+            && self.endpoint == row.endpoint
             && self.variant.as_deref() == row.variant
             && self.charge == source.charge
             && self.price_source == source.price_source
@@ -708,6 +750,7 @@ fn add_fallbacks(fallbacks: &mut Vec<AccrualFallback>, row: &ReportRow<'_>) {
         match fallbacks.iter_mut().find(|f| f.is_of(row, source)) {
             Some(known) => known.update(row.at, source.note.as_deref()),
             None => fallbacks.push(AccrualFallback {
+                region: row.region.map(str::to_owned),
                 endpoint: row.endpoint.to_owned(),
                 variant: row.variant.map(str::to_owned),
                 charge: source.charge,
@@ -962,12 +1005,27 @@ pub fn nearest_rank<T>(sorted: &[T], percentile: u32) -> Option<&T> {
     sorted.get(rank - 1)
 }
 
+/// The groups of the calls of one region (`None`: receipts without one).
+#[derive(Debug, Default)]
+struct RegionGroups {
+    region: Option<Box<str>>,
+    groups: Groups,
+}
+
+/// Groups by key.
+type Groups = HashMap<String, Acc, foldhash::fast::RandomState>;
+
 /// Builds a [`Report`] one receipt at a time, in memory that grows with the
 /// groups, not with the receipts.
 #[derive(Debug)]
 pub struct ReportBuilder {
     options: ReportOptions,
-    groups: HashMap<String, Acc, foldhash::fast::RandomState>,
+    /// The groups of each region, apart until [`finish`](Self::finish) knows
+    /// whether the calls are of more than one.
+    regions: Vec<RegionGroups>,
+    /// The index in `regions` of the last receipt's region (receipts come in
+    /// runs of one region).
+    region: usize,
     outside_range: u64,
     torn_tail: Option<TornTail>,
     torn_tail_file: Option<std::path::PathBuf>,
@@ -987,7 +1045,8 @@ impl ReportBuilder {
         options.validate()?;
         Ok(ReportBuilder {
             options,
-            groups: HashMap::default(),
+            regions: Vec::new(),
+            region: 0,
             outside_range: 0,
             torn_tail: None,
             torn_tail_file: None,
@@ -1025,13 +1084,15 @@ impl ReportBuilder {
                 self.last_bucket = bucket;
             }
         }
-        let added = match self.groups.get_mut(self.key.as_str()) {
+        let region = self.region_of(row.region);
+        let groups = &mut self.regions[region].groups;
+        let added = match groups.get_mut(self.key.as_str()) {
             Some(acc) => acc.add(row),
             None => {
                 let mut acc = Acc::default();
                 let added = acc.add(row);
                 if added.is_ok() {
-                    self.groups.insert(self.key.clone(), acc);
+                    groups.insert(self.key.clone(), acc);
                 }
                 added
             }
@@ -1044,6 +1105,32 @@ impl ReportBuilder {
         Ok(())
     }
 
+    /// The index in `regions` of `region`'s groups, made on first use. Receipts
+    /// come in runs of one region, and a process calls a few: the last one is
+    /// looked at first, then each.
+    fn region_of(&mut self, region: Option<&str>) -> usize {
+        if let Some(last) = self.regions.get(self.region)
+            && last.region.as_deref() == region
+        {
+            return self.region;
+        }
+        self.region = match self
+            .regions
+            .iter()
+            .position(|r| r.region.as_deref() == region)
+        {
+            Some(found) => found,
+            None => {
+                self.regions.push(RegionGroups {
+                    region: region.map(Box::from),
+                    groups: Groups::default(),
+                });
+                self.regions.len() - 1
+            }
+        };
+        self.region
+    }
+
     /// The options this builder reports on.
     pub(crate) fn options(&self) -> &ReportOptions {
         &self.options
@@ -1052,19 +1139,14 @@ impl ReportBuilder {
     /// Adds what `other` (of the same options) counted; an overflow fails the
     /// report (and leaves `self` part merged).
     pub(crate) fn merge(&mut self, other: ReportBuilder) -> Result<(), ReportError> {
-        for (key, acc) in other.groups {
-            match self.groups.get_mut(&key) {
-                Some(ours) => ours
-                    .merge(&acc)
-                    .map_err(|e| overflow(&format!("group `{key}`"))(e))?,
-                None => {
-                    self.groups.insert(key, acc);
-                }
-            }
+        for theirs in other.regions {
+            let region = self.region_of(theirs.region.as_deref());
+            merge_groups(&mut self.regions[region].groups, theirs.groups)?;
         }
         for theirs in other.accrual_fallbacks {
             let same = |f: &&mut AccrualFallback| {
-                f.endpoint == theirs.endpoint
+                f.region == theirs.region
+                    && f.endpoint == theirs.endpoint
                     && f.variant == theirs.variant
                     && f.charge == theirs.charge
                     && f.price_source == theirs.price_source
@@ -1110,14 +1192,37 @@ impl ReportBuilder {
     /// they are added up into the total, or a cost per 1,000 calls or tokens
     /// does not fit.
     pub fn finish(self) -> Result<Report, ReportError> {
+        let mut regions: Vec<String> = self
+            .regions
+            .iter()
+            .filter(|r| !r.groups.is_empty())
+            .filter_map(|r| r.region.as_deref().map(str::to_owned))
+            .collect();
+        regions.sort();
+        regions.dedup();
+        // The calls of several regions' same-named endpoints are groups of their
+        // own; of one region, receipts without one are taken as it.
+        let per_region = regions.len() > 1 && self.options.by.is_per_region();
+        let mut by_key = Groups::default();
+        for RegionGroups { region, groups } in self.regions {
+            if per_region {
+                let region = region.as_deref();
+                let keyed = groups
+                    .into_iter()
+                    .map(|(key, acc)| (region_key(region, &key), acc))
+                    .collect();
+                merge_groups(&mut by_key, keyed)?;
+            } else {
+                merge_groups(&mut by_key, groups)?;
+            }
+        }
         let mut all = Acc::default();
-        for acc in self.groups.values() {
+        for acc in by_key.values() {
             all.merge(acc).map_err(overflow("all calls"))?;
         }
         // The total's percentiles too: it holds every group's values, and
         // switches to buckets past the limit though no group does.
-        let approximate_percentiles = self
-            .groups
+        let approximate_percentiles = by_key
             .values()
             .chain([&all])
             .any(|acc| !acc.costs.is_exact() || !acc.latencies_us.is_exact());
@@ -1136,8 +1241,8 @@ impl ReportBuilder {
             .summary("total".to_owned())
             .map_err(overflow("all calls"))?;
 
-        let mut groups: Vec<(GroupSummary, Hourly)> = Vec::with_capacity(self.groups.len());
-        for (key, acc) in self.groups {
+        let mut groups: Vec<(GroupSummary, Hourly)> = Vec::with_capacity(by_key.len());
+        for (key, acc) in by_key {
             let group = format!("group `{key}`");
             groups.push(acc.summary(key).map_err(overflow(&group))?);
         }
@@ -1165,12 +1270,20 @@ impl ReportBuilder {
         };
         let mut accrual_fallbacks = self.accrual_fallbacks;
         accrual_fallbacks.sort_by(|a, b| {
-            (&a.endpoint, &a.variant, a.charge, a.price_source.as_str()).cmp(&(
-                &b.endpoint,
-                &b.variant,
-                b.charge,
-                b.price_source.as_str(),
-            ))
+            (
+                &a.region,
+                &a.endpoint,
+                &a.variant,
+                a.charge,
+                a.price_source.as_str(),
+            )
+                .cmp(&(
+                    &b.region,
+                    &b.endpoint,
+                    &b.variant,
+                    b.charge,
+                    b.price_source.as_str(),
+                ))
         });
         Ok(Report {
             by: self.options.by.to_string(),
@@ -1178,6 +1291,7 @@ impl ReportBuilder {
             until: self.options.until,
             groups: groups.into_iter().map(|(g, _)| g).collect(),
             total,
+            regions,
             outside_range: self.outside_range,
             torn_tail: self.torn_tail,
             torn_tail_file: self.torn_tail_file,
@@ -1188,6 +1302,29 @@ impl ReportBuilder {
             accrual_fallbacks,
         })
     }
+}
+
+/// `key` of a group of `region`'s calls: `region/key` (`-/key` without a region).
+fn region_key(region: Option<&str>, key: &str) -> String {
+    match region {
+        Some(region) => format!("{region}/{key}"),
+        None => format!("{NO_REGION}/{key}"),
+    }
+}
+
+/// Adds `theirs` to `ours`, group by group; an overflow names the group.
+fn merge_groups(ours: &mut Groups, theirs: Groups) -> Result<(), ReportError> {
+    for (key, acc) in theirs {
+        match ours.get_mut(&key) {
+            Some(mine) => mine
+                .merge(&acc)
+                .map_err(|e| overflow(&format!("group `{key}`"))(e))?,
+            None => {
+                ours.insert(key, acc);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn series(key: String, hourly: &Hourly, bucket: Bucket) -> Result<Series, Overflow> {
@@ -1495,7 +1632,10 @@ pub fn render_table(report: &Report) -> String {
         );
     }
     if !report.accrual_fallbacks.is_empty() {
-        out.push_str(&accrual_fallback_note(&report.accrual_fallbacks));
+        out.push_str(&accrual_fallback_note(
+            &report.accrual_fallbacks,
+            report.regions.len() > 1,
+        ));
     }
     if report.removed_files > 0 {
         out.push_str(&format!(
@@ -1529,11 +1669,15 @@ pub fn render_table(report: &Report) -> String {
 
 /// One line naming the accruals priced from a fallback, by source: `note: accrual
 /// priced from the bundled snapshot for: llm/AllTraffic, …; from a cached price
-/// (stale or kept) for: …`. The storage charge is named when it is the one.
-fn accrual_fallback_note(fallbacks: &[AccrualFallback]) -> String {
+/// (stale or kept) for: …`. The storage charge is named when it is the one; the
+/// region first (`eu-west-1/llm/AllTraffic`) when the report is of several.
+fn accrual_fallback_note(fallbacks: &[AccrualFallback], per_region: bool) -> String {
     let mut by_source: Vec<(PriceOrigin, Vec<String>)> = Vec::new();
     for f in fallbacks {
-        let name = format!("{}/{}", f.endpoint, f.variant.as_deref().unwrap_or("-"));
+        let mut name = format!("{}/{}", f.endpoint, f.variant.as_deref().unwrap_or("-"));
+        if per_region {
+            name = region_key(f.region.as_deref(), &name);
+        }
         let mut name = crate::redact::printable(&name).into_owned();
         if f.charge == AccrualCharge::Storage {
             name.push_str(" (storage)");

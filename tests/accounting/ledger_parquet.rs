@@ -737,6 +737,7 @@ async fn a_report_of_parquet_files_equals_the_report_of_the_jsonl_ledger() {
         GroupBy::Variant,
         GroupBy::Tag("team".into()),
         GroupBy::Hour,
+        GroupBy::Region,
     ] {
         let options = ReportOptions::new(by.clone());
         let expected = summarize(&jsonl, &options).unwrap();

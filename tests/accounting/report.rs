@@ -668,3 +668,121 @@ async fn a_failed_async_invocation_is_one_error_in_one_call() {
     ledger.shutdown().await.unwrap();
     assert_eq!(report_file(&path, &options).unwrap(), report);
 }
+
+/// `call` as made by a client of `region` (`None`: a receipt written before
+/// receipts carried one).
+fn in_region(call: &Call, id: usize, region: Option<&str>) -> Cost {
+    let mut cost = call.cost(id);
+    cost.region = region.map(Into::into);
+    cost
+}
+
+#[rustfmt::skip]
+const TWO_REGIONS: [Call; 3] = [
+    // Two deployments named `demo-realtime`, one per region, in one ledger.
+    Call { at: "2026-11-01T09:00:00Z", endpoint: "demo-realtime", variant: "A", cost_usd: "0.010", latency_us: 100_000, tokens: None, outcome: "ok", unpriced: false, team: None },
+    Call { at: "2026-11-01T09:10:00Z", endpoint: "demo-realtime", variant: "A", cost_usd: "0.020", latency_us: 200_000, tokens: None, outcome: "ok", unpriced: false, team: None },
+    Call { at: "2026-11-01T09:20:00Z", endpoint: "demo-realtime", variant: "A", cost_usd: "0.030", latency_us: 300_000, tokens: None, outcome: "ok", unpriced: false, team: None },
+];
+
+/// The first two calls in us-east-1, the third in eu-west-1.
+fn two_regions() -> Vec<Cost> {
+    let regions = ["us-east-1", "us-east-1", "eu-west-1"];
+    TWO_REGIONS
+        .iter()
+        .zip(regions)
+        .enumerate()
+        .map(|(i, (call, region))| in_region(call, i + 1, Some(region)))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_endpoint_name_in_two_regions_is_two_groups_not_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    for cost in two_regions() {
+        ledger.try_record(&cost).unwrap();
+    }
+    ledger.shutdown().await.unwrap();
+
+    let options = ReportOptions::new(GroupBy::Endpoint);
+    let report = summarize(&two_regions(), &options).unwrap();
+    assert_eq!(report_file(&path, &options).unwrap(), report);
+    // Both cost 0.030: by name.
+    let keys: Vec<_> = report.groups.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(keys, ["eu-west-1/demo-realtime", "us-east-1/demo-realtime"]);
+
+    let us = group(&report, "us-east-1/demo-realtime");
+    assert_eq!(us.calls, 2);
+    // 0.010 + 0.020
+    assert_eq!(us.cost_usd, dec("0.030"));
+    // 0.030 × 1000 / 2
+    assert_eq!(us.usd_per_1000_calls, Some(dec("15")));
+    // sorted 0.010 0.020: p50 = rank ⌈0.5·2⌉ = 1, p95 = rank ⌈1.9⌉ = 2
+    assert_eq!(us.cost_per_call_p50_usd, Some(dec("0.010")));
+    assert_eq!(us.cost_per_call_p95_usd, Some(dec("0.020")));
+    assert_eq!(us.latency_p50_ms, Some(dec("100")));
+    assert_eq!(us.latency_p95_ms, Some(dec("200")));
+
+    let eu = group(&report, "eu-west-1/demo-realtime");
+    assert_eq!(eu.calls, 1);
+    assert_eq!(eu.cost_usd, dec("0.030"));
+    // 0.030 × 1000 / 1
+    assert_eq!(eu.usd_per_1000_calls, Some(dec("30")));
+    assert_eq!(eu.cost_per_call_p50_usd, Some(dec("0.030")));
+    assert_eq!(eu.cost_per_call_p95_usd, Some(dec("0.030")));
+    assert_eq!(eu.latency_p50_ms, Some(dec("300")));
+
+    // All calls: 0.010 + 0.020 + 0.030.
+    assert_eq!(report.total.calls, 3);
+    assert_eq!(report.total.cost_usd, dec("0.060"));
+
+    // By variant: the region first too.
+    let by_variant = summarize(&two_regions(), &ReportOptions::new(GroupBy::Variant)).unwrap();
+    assert_eq!(group(&by_variant, "us-east-1/demo-realtime/A").calls, 2);
+    assert_eq!(group(&by_variant, "eu-west-1/demo-realtime/A").calls, 1);
+
+    // By region.
+    let by_region: GroupBy = "region".parse().unwrap();
+    let options = ReportOptions::new(by_region);
+    let by_region = summarize(&two_regions(), &options).unwrap();
+    assert_eq!(report_file(&path, &options).unwrap(), by_region);
+    assert_eq!(group(&by_region, "us-east-1").cost_usd, dec("0.030"));
+    assert_eq!(group(&by_region, "eu-west-1").calls, 1);
+
+    // The variants whose accrual was priced from the snapshot: each region's.
+    let snapshot_accrual: sagemeter::billing::Accrual = serde_json::from_value(json!({
+        "accrued_usd": "0.1", "allocated_usd": "0.05", "utilisation": "0.5",
+        "priced_from": [{"charge": "capacity", "price_source": "snapshot"}]
+    }))
+    .unwrap();
+    let with_accrual: Vec<Cost> = two_regions()
+        .into_iter()
+        .map(|mut cost| {
+            cost.accrual = Some(snapshot_accrual.clone());
+            cost
+        })
+        .collect();
+    let report = summarize(&with_accrual, &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+    assert_eq!(report.accrual_fallbacks.len(), 2);
+    assert!(
+        render_table(&report).contains(
+            "note: accrual priced from the bundled snapshot for: eu-west-1/demo-realtime/A, \
+             us-east-1/demo-realtime/A\n"
+        ),
+        "{}",
+        render_table(&report)
+    );
+
+    // One region, and receipts older than regions on receipts: one group, named
+    // as before.
+    let one = [
+        in_region(&TWO_REGIONS[0], 1, Some("us-east-1")),
+        in_region(&TWO_REGIONS[1], 2, None),
+    ];
+    let report = summarize(&one, &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+    let keys: Vec<_> = report.groups.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(keys, ["demo-realtime"]);
+    assert_eq!(report.groups[0].calls, 2);
+}

@@ -21,8 +21,9 @@ pub struct ReportArgs {
     #[arg(required = true, value_name = "LEDGER")]
     pub ledgers: Vec<PathBuf>,
     /// Group by `endpoint`, `variant`, `component` (inference component),
-    /// `model` (target model of a multi-model endpoint), `tag:<key>`, `day` or
-    /// `hour` (UTC).
+    /// `model` (target model of a multi-model endpoint), `region`, `tag:<key>`,
+    /// `day` or `hour` (UTC). Ledgers of several regions: endpoint groups are per
+    /// region (`eu-west-1/NAME`).
     #[arg(long, default_value = "endpoint", value_parser = parse_group_by)]
     pub by: GroupBy,
     /// Only calls starting at or after this: RFC 3339, or YYYY-MM-DD (midnight UTC).

@@ -295,6 +295,7 @@ fn row_group(
                 || (root == col::TAGS && matches!(by, GroupBy::Tag(_)))
                 || (root == col::INFERENCE_COMPONENT && by == GroupBy::Component)
                 || (root == col::TARGET_MODEL && by == GroupBy::Model)
+                || root == col::REGION
         })
         .map(|(i, _)| i)
         .collect();
@@ -370,6 +371,8 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         false => Ok(None),
     };
     let component = named(col::INFERENCE_COMPONENT, *by == GroupBy::Component)?;
+    // Every grouping: several regions' same-named endpoints are told apart.
+    let region = named(col::REGION, true)?;
     let model = named(col::TARGET_MODEL, *by == GroupBy::Model)?;
     let cost = column(col::COST_USD)?
         .as_primitive_opt::<Decimal128Type>()
@@ -493,6 +496,7 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         row.variant = variant.is_valid(i).then(|| variant.value(i));
         row.inference_component = component.and_then(|c| c.is_valid(i).then(|| c.value(i)));
         row.target_model = model.and_then(|m| m.is_valid(i).then(|| m.value(i)));
+        row.region = region.and_then(|r| r.is_valid(i).then(|| r.value(i)));
         row.latency_us = whole(latency, i, col::LATENCY_US)?;
         row.input_tokens = count(input, i, col::INPUT_TOKENS)?;
         row.output_tokens = count(output, i, col::OUTPUT_TOKENS)?;
