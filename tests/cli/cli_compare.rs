@@ -1726,7 +1726,9 @@ fn a_ledger_is_priced_in_the_region_its_calls_were_made_in_one_endpoint_at_a_tim
         .stderr(predicate::str::contains(
             "calls were made in several regions (eu-west-1, us-east-1)",
         ))
-        .stderr(predicate::str::contains("--region says which"));
+        .stderr(predicate::str::contains(
+            "--region eu-west-1 or --region us-east-1 takes one region's calls, priced there",
+        ));
     // One endpoint at a time: chat's two calls, 20 min apart, in eu-west-1.
     let json = json_of(&mut compare(
         &mixed,
@@ -1736,9 +1738,16 @@ fn a_ledger_is_priced_in_the_region_its_calls_were_made_in_one_endpoint_at_a_tim
     // 2 calls, one every 20 min: 2 × 86,400 s / 2,400 s = 72 a day
     assert_eq!(json["profile"]["calls_per_period"], "72");
     assert_eq!(json["ledger_sample"]["calls"], 2);
-    // Both endpoints at one stated region: compared as one workload, and said.
-    let json = json_of(&mut compare(&mixed, &["--region", "us-east-1"]));
-    assert_eq!(json["ledger_sample"]["calls"], 3);
+    // Two endpoints of one region: compared as one workload, and said.
+    let one_region = write(
+        "one-region.jsonl",
+        &[
+            call_in("chat", "us-east-1", "o-1", "2026-05-20T10:00:00Z"),
+            call_in("search", "us-east-1", "o-2", "2026-05-20T10:10:00Z"),
+        ],
+    );
+    let json = json_of(&mut compare(&one_region, &[]));
+    assert_eq!(json["ledger_sample"]["calls"], 2);
     assert_eq!(
         json["ledger_notes"][0],
         "the calls of 2 endpoints (chat, search) are compared as one workload; --endpoint \
@@ -2038,5 +2047,67 @@ fn a_ledger_call_that_reported_no_tokens_is_left_out_of_the_mean_never_counted_a
     assert!(
         text.contains("per call: 100 ms, ? tokens in, 100 tokens out"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_ledger_of_two_regions_is_compared_one_region_at_a_time() {
+    use super::clean_env::refused_url;
+    let dir = tempfile::tempdir().unwrap();
+    // One ledger, a client per region, an endpoint named `chat` in each: two
+    // deployments, each at its own region's prices.
+    let ledger = dir.path().join("mixed.jsonl");
+    let lines = [
+        call_in("chat", "eu-west-1", "m-1", "2026-05-20T10:00:00Z"),
+        call_in("chat", "us-east-1", "m-2", "2026-05-20T10:10:00Z"),
+        call_in("chat", "eu-west-1", "m-3", "2026-05-20T10:20:00Z"),
+    ];
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    // No Price List: the bundled snapshot's rates.
+    let compare = |more: &[&str]| {
+        let mut cmd = super::clean_env::sagemeter(&refused_url(), &refused_url());
+        cmd.env("SAGEMETER_CACHE_DIR", dir.path())
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(["--instance", "ml.m5.xlarge", "--period", "day", "--json"])
+            .args(more);
+        Command::from_std(cmd)
+    };
+
+    // --endpoint chat is both regions' chat: the advice names what takes one.
+    for more in [&[][..], &["--endpoint", "chat"][..]] {
+        compare(more)
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(predicate::str::contains(
+                "several regions (eu-west-1, us-east-1), each at its own prices: --region \
+                 eu-west-1 or --region us-east-1 takes one region's calls, priced there",
+            ));
+    }
+
+    // --region eu-west-1: eu-west-1's two calls alone, 20 min apart (2 × 86,400 s
+    // / 2,400 s = 72 a day), at eu-west-1's rate: 24 h × 0.257 USD = 6.168 a day.
+    for more in [
+        &["--region", "eu-west-1"][..],
+        &["--region", "eu-west-1", "--endpoint", "chat"][..],
+    ] {
+        let json = json_of(&mut compare(more));
+        assert_eq!(json["region"], "eu-west-1", "{json}");
+        assert_eq!(json["ledger_sample"]["calls"], 2);
+        assert_eq!(json["profile"]["calls_per_period"], "72");
+        assert_eq!(json["plans"][0]["cost_usd"], "6.168");
+        assert_eq!(
+            json["ledger_notes"][0],
+            "1 receipts of us-east-1 left out: --region eu-west-1 takes only eu-west-1's calls"
+        );
+    }
+    // --region us-east-1: its one call, at 24 h × 0.23 USD = 5.52 a day.
+    let json = json_of(&mut compare(&["--region", "us-east-1"]));
+    assert_eq!(json["ledger_sample"]["calls"], 1);
+    assert_eq!(json["plans"][0]["cost_usd"], "5.52");
+    assert_eq!(
+        json["ledger_notes"][0],
+        "2 receipts of eu-west-1 left out: --region us-east-1 takes only us-east-1's calls"
     );
 }

@@ -21,7 +21,7 @@ use sagemeter::ledger::LedgerError;
 use sagemeter::pricing::history::PriceListHistory;
 use sagemeter::pricing::{PriceKey, PriceSource};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -71,7 +71,8 @@ pub struct CompareArgs {
     /// rolling ledger's) is read as one ledger. An async invocation's two receipts (submission and
     /// settlement) are one call. --latency-ms, --bytes-in/-out and --tokens-in/-out,
     /// when given, replace the ledger's figure (e.g. the latency of async calls not
-    /// settled yet, which the ledger cannot know).
+    /// settled yet, which the ledger cannot know). A ledger of several regions needs
+    /// --region, which takes that region's calls alone.
     #[arg(long, value_name = "LEDGER|DIR", conflicts_with_all = ["calls", "calls_per_day"], help_heading = "Usage profile")]
     pub from_ledger: Option<PathBuf>,
     /// With --from-ledger: only this endpoint's calls (repeatable). A ledger of
@@ -396,14 +397,21 @@ impl std::fmt::Display for SkippedLine {
 /// receipt (a copy of a ledger next to it).
 ///
 /// Only the receipts `args` asks for are counted (`--endpoint`, `--since`,
-/// `--until`).
-fn read_ledger(path: &Path, args: &CompareArgs) -> Result<LedgerRead, BoxError> {
+/// `--until`). With `stated` (`--region`), only that region's calls when the
+/// ledger holds any (receipts without a region taken as its), the others counted
+/// in [`LedgerRead::left_out`]; a ledger holding none of its calls is counted whole
+/// (and priced in `stated`: what its calls would cost there).
+fn read_ledger(
+    path: &Path,
+    args: &CompareArgs,
+    stated: Option<&str>,
+) -> Result<LedgerRead, BoxError> {
     let endpoints = &args.endpoints;
-    let mut totals = ReceiptTotals::default();
+    // Every region's calls, and the stated region's (with receipts without one).
+    let mut all = Taken::default();
+    let mut of_stated = Taken::default();
     let mut firsts = sagemeter::ledger::FirstReceipts::new();
-    let mut regions = BTreeSet::new();
     let mut held = BTreeSet::new();
-    let mut counted = BTreeSet::new();
     // What the whole ledger covers: its first receipt's start to its last end.
     let mut covers: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
     let mut add =
@@ -430,15 +438,12 @@ fn read_ledger(path: &Path, args: &CompareArgs) -> Result<LedgerRead, BoxError> 
                 {
                     continue;
                 }
-                if !counted.contains(cost.endpoint.as_str()) {
-                    counted.insert(cost.endpoint.clone());
-                }
-                if let Some(region) = &cost.region
-                    && !regions.contains(&**region)
+                all.add(&cost);
+                if let Some(stated) = stated
+                    && cost.region.as_deref().is_none_or(|r| r == stated)
                 {
-                    regions.insert(region.to_string());
+                    of_stated.add(&cost);
                 }
-                totals.add(&cost);
             }
             Ok::<_, LedgerError>(())
         };
@@ -460,14 +465,62 @@ fn read_ledger(path: &Path, args: &CompareArgs) -> Result<LedgerRead, BoxError> 
             }
         }
     }
+    // The stated region's calls, when the ledger holds some (not only receipts
+    // without a region); the others are left out, counted.
+    let mut left_out = BTreeMap::new();
+    let taken = match stated {
+        Some(stated) if of_stated.regions.contains(stated) => {
+            for (region, receipts) in &all.receipts {
+                let kept = of_stated.receipts.get(region).copied().unwrap_or(0);
+                if *receipts > kept {
+                    left_out.insert(region.clone(), receipts - kept);
+                }
+            }
+            of_stated
+        }
+        _ => all,
+    };
     Ok(LedgerRead {
-        totals: totals.finish(),
+        totals: taken.totals.finish(),
         skipped,
-        regions,
+        regions: taken.regions,
+        left_out,
+        without_region: taken.receipts.get("").copied().unwrap_or(0),
         endpoints: held,
-        counted,
+        counted: taken.endpoints,
         covers,
     })
+}
+
+/// The receipts taken from a ledger, and what they were made of.
+#[derive(Default)]
+struct Taken {
+    totals: ReceiptTotals,
+    /// The regions they were made in (older receipts name none).
+    regions: BTreeSet<String>,
+    /// Receipts per region (`""` for those without one).
+    receipts: BTreeMap<String, u64>,
+    /// Their endpoints.
+    endpoints: BTreeSet<String>,
+}
+
+impl Taken {
+    fn add(&mut self, cost: &sagemeter::Cost) {
+        if !self.endpoints.contains(cost.endpoint.as_str()) {
+            self.endpoints.insert(cost.endpoint.clone());
+        }
+        let region = cost.region.as_deref().unwrap_or("");
+        match self.receipts.get_mut(region) {
+            Some(n) => *n += 1,
+            None => {
+                self.receipts.insert(region.to_owned(), 1);
+            }
+        }
+        if !region.is_empty() && !self.regions.contains(region) {
+            self.regions.insert(region.to_owned());
+        }
+        self.totals.add(cost);
+    }
 }
 
 /// What `compare` takes from a ledger.
@@ -478,6 +531,10 @@ struct LedgerRead {
     skipped: Vec<SkippedLine>,
     /// The regions the counted receipts were made in (older receipts name none).
     regions: BTreeSet<String>,
+    /// Receipts of other regions than `--region`'s, left out, by region.
+    left_out: BTreeMap<String, u64>,
+    /// Counted receipts without a region.
+    without_region: u64,
     /// Every endpoint the ledger holds, counted or not.
     endpoints: BTreeSet<String>,
     /// The endpoints of the receipts counted.
@@ -505,8 +562,8 @@ fn names(names: &BTreeSet<String>) -> String {
 
 /// The region a ledger's calls are priced in: `--region` when given, else the
 /// region the calls were made in, else `configured`. Calls made in several regions
-/// need `--region` (or `--endpoint`) to say which prices to take. The sentence, if
-/// any, says what was chosen and why.
+/// need `--region` to say which region's calls to take (and price there). The
+/// sentence, if any, says what was chosen and why.
 fn ledger_region(
     path: &Path,
     ledger: &BTreeSet<String>,
@@ -534,10 +591,15 @@ fn ledger_region(
         }
         (None, _) => Err(CliError::failed(format!(
             "the ledger {}'s calls were made in several regions ({}), each at its own \
-             prices: --region says which region's prices to compare at, or --endpoint \
-             takes one endpoint's calls",
+             prices: {} takes one region's calls, priced there",
             path.display(),
-            names(ledger)
+            names(ledger),
+            ledger
+                .iter()
+                .take(NAMES_SAID)
+                .map(|region| format!("--region {region}"))
+                .collect::<Vec<_>>()
+                .join(" or ")
         ))),
     }
 }
@@ -623,7 +685,7 @@ pub async fn run(
                     "--since {since} is not before --until {until}: no call can be in that range"
                 )));
             }
-            let read = read_ledger(path, &args)?;
+            let read = read_ledger(path, &args, stated_region)?;
             let mut totals = read.totals;
             skipped = read.skipped;
             // An --endpoint the ledger does not hold is a typo, not an idle one.
@@ -695,6 +757,24 @@ pub async fn run(
             let note;
             (region, note) = ledger_region(path, &read.regions, stated_region, configured_region)?;
             notes.extend(note);
+            if !read.left_out.is_empty() {
+                let left_out: Vec<String> = read
+                    .left_out
+                    .iter()
+                    .map(|(region, n)| format!("{n} receipts of {region}"))
+                    .collect();
+                notes.push(format!(
+                    "{} left out: --region {region} takes only {region}'s calls",
+                    left_out.join(", ")
+                ));
+                if read.without_region > 0 {
+                    notes.push(format!(
+                        "{} receipts carry no region (written before receipts did): taken as \
+                         {region}'s",
+                        read.without_region
+                    ));
+                }
+            }
             // A stated latency replaces the ledger's before the profile is checked:
             // a ledger's mean beyond the hour a profile allows (asynchronous
             // settlements timed from submission count the queue) can still be
