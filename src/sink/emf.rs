@@ -33,19 +33,22 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 /// Each line (shown wrapped):
 /// ```json
 /// {"_aws":{"Timestamp":1793613600000,"CloudWatchMetrics":[{"Namespace":"SageMeter",
-///   "Dimensions":[["Endpoint","Variant"]],"Metrics":[{"Name":"CostUSD","Unit":"None"},
+///   "Dimensions":[["Region","Endpoint","Variant"]],"Metrics":[{"Name":"CostUSD","Unit":"None"},
 ///   {"Name":"LatencyMs","Unit":"Milliseconds"},{"Name":"Invocations","Unit":"Count"},
 ///   {"Name":"Errors","Unit":"Count"},{"Name":"Unpriced","Unit":"Count"}]}]},
-///  "Endpoint":"rt","Variant":"AllTraffic","CostUSD":0.000015972222,"LatencyMs":250.0,
+///  "Region":"us-east-1","Endpoint":"rt","Variant":"AllTraffic","CostUSD":0.000015972222,"LatencyMs":250.0,
 ///  "Invocations":1,"Errors":0,"Unpriced":0,"CallId":"…","Operation":"InvokeEndpoint","Outcome":"ok",
 ///  "PriceSource":"live","FullyPriced":true,"CostUSDExact":"0.000015972222"}
 /// ```
+/// `Region` is the client's: two clients of one process, one per region, write to
+/// one log group, and an endpoint name can be in both regions (two deployments).
 /// A call that named an inference component also has `"InferenceComponent"` and a
-/// second dimension set `["Endpoint","InferenceComponent"]`.
+/// second dimension set `["Region","Endpoint","InferenceComponent"]`.
 /// `Timestamp` is the call's start (ms since the epoch); for the settlement of an
 /// asynchronous invocation, when the sink writes its line, on the system clock
-/// (its cost is known only then, up to hours after the submission). `Variant` is `unknown`
-/// when the variant could not be told, and so is any dimension value CloudWatch
+/// (its cost is known only then, up to hours after the submission). `Variant` is
+/// `unknown` when the variant could not be told, `Region` when the receipt names
+/// none, and so is any dimension value CloudWatch
 /// would refuse (empty, blank, not ASCII, over 1,024 characters). `CostUSD` is a double, as every CloudWatch metric value; the exact
 /// decimal is kept as the `CostUSDExact` property. `Invocations` is 1, except on
 /// the settlement of an asynchronous invocation ([`Cost::is_async_settlement`]):
@@ -231,16 +234,19 @@ struct MetricDefinition {
 #[serde(rename_all = "PascalCase")]
 struct MetricDirective<'a> {
     namespace: &'a str,
-    dimensions: &'static [[&'static str; 2]],
+    dimensions: &'static [[&'static str; 3]],
     metrics: [MetricDefinition; 5],
 }
 
-/// The metrics by endpoint and variant.
-const BY_VARIANT: &[[&str; 2]] = &[["Endpoint", "Variant"]];
-/// And, for a call that named an inference component, by endpoint and component
-/// too (components are declared on the endpoint: a bounded set).
-const BY_VARIANT_AND_COMPONENT: &[[&str; 2]] =
-    &[["Endpoint", "Variant"], ["Endpoint", "InferenceComponent"]];
+/// The metrics by region, endpoint and variant (an endpoint is one region's: two
+/// clients of a process, one per region, can call endpoints of the same name).
+const BY_VARIANT: &[[&str; 3]] = &[["Region", "Endpoint", "Variant"]];
+/// And, for a call that named an inference component, by region, endpoint and
+/// component too (components are declared on the endpoint: a bounded set).
+const BY_VARIANT_AND_COMPONENT: &[[&str; 3]] = &[
+    ["Region", "Endpoint", "Variant"],
+    ["Region", "Endpoint", "InferenceComponent"],
+];
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -254,6 +260,7 @@ struct Metadata<'a> {
 struct EmfLine<'a> {
     #[serde(rename = "_aws")]
     aws: Metadata<'a>,
+    region: &'a str,
     endpoint: &'a str,
     variant: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -336,6 +343,7 @@ fn encode_emf(namespace: String) -> Encode {
                         ],
                     }],
                 },
+                region: dimension_value(cost.region.as_deref().unwrap_or_default()),
                 endpoint: dimension_value(&cost.endpoint),
                 variant: dimension_value(cost.variant.as_deref().unwrap_or_default()),
                 inference_component,
@@ -382,7 +390,7 @@ mod tests {
     fn cost(variant: Option<&str>, outcome: &str) -> Cost {
         serde_json::from_value(json!({
             "call_id": "req-1", "at": "2026-11-02T10:00:00.250Z", "endpoint": "rt",
-            "variant": variant, "allocation": "busy_time",
+            "region": "us-east-1", "variant": variant, "allocation": "busy_time",
             "usage": {"operation": "invoke_endpoint", "latency_us": 250500, "bytes_in": 1,
                       "bytes_out": 1, "outcome": outcome},
             "lines": [], "cost_usd": "0.000015972222", "currency": "USD",
@@ -420,7 +428,7 @@ mod tests {
                     "Timestamp": 1_793_613_600_250i64,
                     "CloudWatchMetrics": [{
                         "Namespace": "Team/Inference",
-                        "Dimensions": [["Endpoint", "Variant"]],
+                        "Dimensions": [["Region", "Endpoint", "Variant"]],
                         "Metrics": [
                             {"Name": "CostUSD", "Unit": "None"},
                             {"Name": "LatencyMs", "Unit": "Milliseconds"},
@@ -430,7 +438,7 @@ mod tests {
                         ]
                     }]
                 },
-                "Endpoint": "rt", "Variant": "AllTraffic",
+                "Region": "us-east-1", "Endpoint": "rt", "Variant": "AllTraffic",
                 "CostUSD": 0.000015972222, "LatencyMs": 250.5,
                 "Invocations": 1, "Errors": 0, "Unpriced": 0,
                 "CallId": "req-1", "Operation": "InvokeEndpoint", "Outcome": "ok",
@@ -440,6 +448,38 @@ mod tests {
         );
         assert_eq!(lines[1]["Variant"], "unknown");
         assert_eq!(lines[1]["Errors"], 1);
+    }
+
+    #[tokio::test]
+    async fn same_named_endpoints_of_two_regions_are_two_metrics() {
+        // Two clients of one process, one per region, log to one log group:
+        // `rt` of each region is a deployment of its own.
+        let buffer = Buffer::default();
+        let sink = EmfSink::builder()
+            .writer("buffer", buffer.clone())
+            .build()
+            .unwrap();
+        let us = cost(Some("AllTraffic"), "ok");
+        let mut eu = us.clone();
+        eu.region = Some("eu-west-1".into());
+        let mut unknown = us.clone();
+        unknown.region = None;
+        for call in [&us, &eu, &unknown] {
+            sink.record(call);
+        }
+        sink.flush().await.unwrap();
+        let lines = documents(&buffer);
+        let regions: Vec<&str> = lines
+            .iter()
+            .map(|l| l["Region"].as_str().unwrap())
+            .collect();
+        assert_eq!(regions, ["us-east-1", "eu-west-1", "unknown"]);
+        for line in &lines {
+            assert_eq!(
+                line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                json!([["Region", "Endpoint", "Variant"]])
+            );
+        }
     }
 
     #[tokio::test]
@@ -460,12 +500,15 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(
             lines[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([["Endpoint", "Variant"], ["Endpoint", "InferenceComponent"]])
+            json!([
+                ["Region", "Endpoint", "Variant"],
+                ["Region", "Endpoint", "InferenceComponent"]
+            ])
         );
         assert_eq!(lines[0]["InferenceComponent"], "llama-8b");
         assert_eq!(
             lines[1]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([["Endpoint", "Variant"]])
+            json!([["Region", "Endpoint", "Variant"]])
         );
         // The spec: every dimension named is a member of the document, or
         // CloudWatch extracts none of its metrics.

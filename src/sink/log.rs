@@ -8,7 +8,8 @@ use crate::billing::Cost;
 /// The builder installs it first in every client's sinks; it needs no setup
 /// beyond a `tracing` subscriber in the application (without one, the event is
 /// not even built). Fields: `call_id` (the receipt's, to find it in a ledger),
-/// `endpoint`, `variant`, `inference_component` and
+/// `endpoint`, `region` (the client's, when known: two clients of one process can call
+/// endpoints of the same name in two regions), `variant`, `inference_component` and
 /// `target_model` (when the call named one), `operation`, `outcome`,
 /// `latency_ms`, `bytes_in`, `bytes_out`, `input_tokens`/`output_tokens` (when
 /// known; also as `gen_ai.usage.input_tokens`/`gen_ai.usage.output_tokens`),
@@ -16,11 +17,11 @@ use crate::billing::Cost;
 /// (`unpriced` when nothing could be
 /// priced), `fully_priced`, and `tags` when the call has any (`team=search,tenant=acme`,
 /// in key order; a `,`, `=` or `\` inside one is escaped with a `\`). Control
-/// characters in the endpoint name or a tag are written as escapes (`\n`): no
+/// characters in the endpoint name, the region or a tag are written as escapes (`\n`): no
 /// name makes a line of its own. Never the payload.
 ///
 /// ```text
-/// INFO sagemeter: sagemaker call cost call_id=8c5e0a6f-… endpoint=chat-prod variant="AllTraffic"
+/// INFO sagemeter: sagemaker call cost call_id=8c5e0a6f-… endpoint=chat-prod region=us-east-1 variant="AllTraffic"
 ///   operation="InvokeEndpoint" outcome="ok" latency_ms=250.0 bytes_in=23 bytes_out=412
 ///   cost_usd=0.000015972222 running_usd=0.000015972222 price_source="live" fully_priced=true
 /// ```
@@ -35,6 +36,7 @@ impl CostSink for CostLogSink {
             target: "sagemeter",
             call_id = %crate::redact::printable(&cost.call_id),
             endpoint = %crate::redact::printable(&cost.endpoint),
+            region = cost.region.as_deref().map(|r| tracing::field::display(crate::redact::printable(r))),
             variant = cost.variant.as_deref().unwrap_or(""),
             inference_component = cost.inference_component.as_deref(),
             target_model = cost.target_model.as_deref(),

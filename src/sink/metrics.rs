@@ -18,8 +18,9 @@ pub const MAX_TAG_LABEL_VALUES: usize = 100;
 pub const OTHER_TAG_VALUE: &str = "_other";
 
 /// Labels every sagemeter metric may carry already; tag keys cannot reuse them.
-pub const RESERVED_LABELS: [&str; 7] = [
+pub const RESERVED_LABELS: [&str; 8] = [
     "endpoint",
+    "region",
     "variant",
     "inference_component",
     "price_source",
@@ -120,7 +121,9 @@ pub(crate) fn count_refusal(err: &crate::Error) {
 /// | `sagemeter_cost_usd` | histogram | base |
 /// | `sagemeter_latency_seconds` | histogram | base |
 ///
-/// Base labels: `endpoint`, `variant` (empty when unknown), `inference_component`
+/// Base labels: `endpoint`, `region` (the client's, empty when unknown: two
+/// clients of one process, one per region, can call endpoints of the same name,
+/// two deployments), `variant` (empty when unknown), `inference_component`
 /// (only on calls that named one: components are declared on the endpoint, so
 /// their number is bounded), `price_source` (the least fresh source on the
 /// receipt, `unpriced` when nothing was priced), then one label per configured tag
@@ -150,7 +153,7 @@ struct State {
     /// Tag values seen per tag key (at most MAX_TAG_LABEL_VALUES each), in the
     /// order of `tag_keys`.
     tag_values: Vec<HashSet<String>>,
-    /// Label sets seen, by endpoint.
+    /// Label sets seen, by endpoint (of every region: each set holds its region).
     label_sets: crate::FastMap<String, EndpointSets>,
 }
 
@@ -177,14 +180,18 @@ impl EndpointSets {
 /// The hash of a set of label values.
 fn values_hash<'a>(
     hasher: &foldhash::fast::RandomState,
-    variant: &str,
-    component: Option<&str>,
-    price_source: &str,
+    values: &Values<'_>,
     tag_values: impl Iterator<Item = &'a str>,
 ) -> u64 {
     use std::hash::{BuildHasher, Hash, Hasher};
     let mut h = hasher.build_hasher();
-    (variant, component, price_source).hash(&mut h);
+    (
+        values.region,
+        values.variant,
+        values.component,
+        values.price_source,
+    )
+        .hash(&mut h);
     for value in tag_values {
         value.hash(&mut h);
     }
@@ -195,16 +202,29 @@ fn values_hash<'a>(
 fn set_hash(hasher: &foldhash::fast::RandomState, set: &LabelSet) -> u64 {
     values_hash(
         hasher,
-        &set.variant,
-        set.component.as_deref(),
-        set.price_source,
+        &Values {
+            region: &set.region,
+            variant: &set.variant,
+            component: set.component.as_deref(),
+            price_source: set.price_source,
+        },
         set.tag_values.iter().map(String::as_str),
     )
+}
+
+/// The base label values of a call but its endpoint (the label sets' key).
+#[derive(Debug, Clone, Copy)]
+struct Values<'a> {
+    region: &'a str,
+    variant: &'a str,
+    component: Option<&'a str>,
+    price_source: &'static str,
 }
 
 /// One distinct set of label values, its metric keys and its micro-dollar remainder.
 #[derive(Debug)]
 struct LabelSet {
+    region: String,
     variant: String,
     component: Option<String>,
     price_source: &'static str,
@@ -325,8 +345,12 @@ impl CostMetrics {
 
     /// Emits the metrics of one receipt.
     fn emit(&self, cost: &Cost) {
-        let price_source = cost.price_source().map_or("unpriced", |s| s.as_str());
-        let variant = cost.variant.as_deref().unwrap_or_default();
+        let values = Values {
+            region: cost.region.as_deref().unwrap_or_default(),
+            variant: cost.variant.as_deref().unwrap_or_default(),
+            component: cost.inference_component.as_deref(),
+            price_source: cost.price_source().map_or("unpriced", |s| s.as_str()),
+        };
         let usage = &cost.usage;
 
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -343,14 +367,7 @@ impl CostMetrics {
             );
             tag_values.push(value);
         }
-        let set = state.label_set(
-            &self.tag_keys,
-            &cost.endpoint,
-            variant,
-            cost.inference_component.as_deref(),
-            price_source,
-            &tag_values,
-        );
+        let set = state.label_set(&self.tag_keys, &cost.endpoint, &values, &tag_values);
         let micro_usd = set.micro_usd(cost.cost_usd);
         let keys = &set.keys;
         let handles = &mut set.handles;
@@ -525,16 +542,15 @@ impl State {
         &mut self,
         tag_keys: &[String],
         endpoint: &str,
-        variant: &str,
-        component: Option<&str>,
-        price_source: &'static str,
+        values: &Values<'_>,
         tag_values: &[&str],
     ) -> &mut LabelSet {
         let endpoint_sets = crate::util::entry_by_str(&mut self.label_sets, endpoint);
         let is = |set: &LabelSet| {
-            set.variant == variant
-                && set.component.as_deref() == component
-                && set.price_source == price_source
+            set.variant == values.variant
+                && set.region == values.region
+                && set.component.as_deref() == values.component
+                && set.price_source == values.price_source
                 && set
                     .tag_values
                     .iter()
@@ -549,26 +565,15 @@ impl State {
                 index,
                 hasher,
             } = &*endpoint_sets;
-            let hash = values_hash(
-                hasher,
-                variant,
-                component,
-                price_source,
-                tag_values.iter().copied(),
-            );
+            let hash = values_hash(hasher, values, tag_values.iter().copied());
             index.find(hash, |&i| is(&sets[i])).copied()
         };
         let index = match found {
             Some(index) => index,
             None => {
-                endpoint_sets.sets.push(LabelSet::new(
-                    tag_keys,
-                    endpoint,
-                    variant,
-                    component,
-                    price_source,
-                    tag_values,
-                ));
+                endpoint_sets
+                    .sets
+                    .push(LabelSet::new(tag_keys, endpoint, values, tag_values));
                 let added = endpoint_sets.len() - 1;
                 if endpoint_sets.len() > SCANNED_SETS {
                     let EndpointSets {
@@ -597,26 +602,29 @@ impl LabelSet {
     fn new(
         tag_keys: &[String],
         endpoint: &str,
-        variant: &str,
-        component: Option<&str>,
-        price_source: &'static str,
+        values: &Values<'_>,
         tag_values: &[&str],
     ) -> LabelSet {
         let mut labels = vec![
             Label::new("endpoint", endpoint.to_owned()),
-            Label::new("variant", variant.to_owned()),
+            Label::new("region", values.region.to_owned()),
+            Label::new("variant", values.variant.to_owned()),
         ];
-        if let Some(component) = component {
+        if let Some(component) = values.component {
             labels.push(Label::new("inference_component", component.to_owned()));
         }
-        labels.push(Label::from_static_parts("price_source", price_source));
+        labels.push(Label::from_static_parts(
+            "price_source",
+            values.price_source,
+        ));
         for (key, value) in tag_keys.iter().zip(tag_values) {
             labels.push(Label::new(key.clone(), (*value).to_owned()));
         }
         LabelSet {
-            variant: variant.to_owned(),
-            component: component.map(str::to_owned),
-            price_source,
+            region: values.region.to_owned(),
+            variant: values.variant.to_owned(),
+            component: values.component.map(str::to_owned),
+            price_source: values.price_source,
             tag_values: tag_values.iter().map(|v| (*v).to_owned()).collect(),
             keys: Keys::new(labels),
             remainder_pico: 0,
@@ -745,10 +753,20 @@ mod tests {
         assert!(CostMetrics::with_tag_labels(["team", "env_2", "_x"]).is_ok());
     }
 
+    /// The base values of a us-east-1 call of `variant` priced from `price_source`.
+    fn values(variant: &'static str, price_source: &'static str) -> Values<'static> {
+        Values {
+            region: "us-east-1",
+            variant,
+            component: None,
+            price_source,
+        }
+    }
+
     #[test]
     fn micro_dollar_remainders_carry_so_the_counter_never_drifts() {
         let mut state = State::default();
-        let set = state.label_set(&[], "rt", "", None, "snapshot", &[]);
+        let set = state.label_set(&[], "rt", &values("", "snapshot"), &[]);
         // 0.0000004 USD = 0.4 µUSD a call: rounding each call would count 0 forever.
         let per_call: Decimal = "0.0000004".parse().unwrap();
         let counted: u64 = (0..10).map(|_| set.micro_usd(per_call)).sum();
@@ -777,12 +795,19 @@ mod tests {
     fn a_label_set_is_made_once_and_found_again() {
         let mut state = State::default();
         let keys = ["team".to_owned()];
-        state.label_set(&keys, "rt", "a", None, "live", &["search"]);
-        state.label_set(&keys, "rt", "a", None, "live", &["search"]);
-        state.label_set(&keys, "rt", "a", None, "cache", &["search"]);
-        state.label_set(&keys, "rt", "a", None, "live", &["ads"]);
-        state.label_set(&keys, "other", "a", None, "live", &["search"]);
-        assert_eq!(state.label_sets["rt"].len(), 3);
+        state.label_set(&keys, "rt", &values("a", "live"), &["search"]);
+        state.label_set(&keys, "rt", &values("a", "live"), &["search"]);
+        state.label_set(&keys, "rt", &values("a", "cache"), &["search"]);
+        state.label_set(&keys, "rt", &values("a", "live"), &["ads"]);
+        state.label_set(&keys, "other", &values("a", "live"), &["search"]);
+        // Another region's `rt`: a deployment of its own.
+        let eu = Values {
+            region: "eu-west-1",
+            ..values("a", "live")
+        };
+        state.label_set(&keys, "rt", &eu, &["search"]);
+        state.label_set(&keys, "rt", &eu, &["search"]);
+        assert_eq!(state.label_sets["rt"].len(), 4);
         assert_eq!(state.label_sets["other"].len(), 1);
     }
 
@@ -795,7 +820,7 @@ mod tests {
         for round in 0..2 {
             for i in 0..1_000 {
                 let value = i.to_string();
-                let set = state.label_set(&keys, "rt", "a", None, "live", &[&value]);
+                let set = state.label_set(&keys, "rt", &values("a", "live"), &[&value]);
                 assert_eq!(set.tag_values, [value], "round {round}");
             }
             assert_eq!(state.label_sets["rt"].len(), 1_000, "round {round}");

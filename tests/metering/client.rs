@@ -1288,6 +1288,7 @@ async fn every_call_logs_one_info_cost_line_without_the_payload() {
             "to find it in a ledger"
         );
         assert_eq!(f["endpoint"], "rt");
+        assert_eq!(f["region"], "us-east-1");
         assert_eq!(f["variant"], "AllTraffic");
         assert_eq!(f["price_source"], "live");
         assert!(

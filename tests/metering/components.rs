@@ -644,6 +644,7 @@ async fn metrics_label_a_call_with_its_component_and_never_with_its_target_model
     assert_eq!(
         count(&[
             ("endpoint", "shared"),
+            ("region", "us-east-1"),
             ("variant", "AllTraffic"),
             ("inference_component", "small"),
         ]),
@@ -652,7 +653,11 @@ async fn metrics_label_a_call_with_its_component_and_never_with_its_target_model
     );
     // The target model is no label.
     assert_eq!(
-        count(&[("endpoint", "mme"), ("variant", "AllTraffic")]),
+        count(&[
+            ("endpoint", "mme"),
+            ("region", "us-east-1"),
+            ("variant", "AllTraffic")
+        ]),
         1,
         "{invocations:#?}"
     );

@@ -103,6 +103,7 @@ async fn counters_and_histograms_carry_endpoint_variant_price_source_and_the_opt
     let base = |endpoint: &str, team: &str| {
         labels(&[
             ("endpoint", endpoint),
+            ("region", "us-east-1"),
             ("variant", "AllTraffic"),
             ("price_source", "override"),
             ("team", team),
@@ -204,6 +205,7 @@ async fn the_cost_counter_carries_what_a_call_leaves_below_a_micro_dollar() {
         "sagemeter_cost_micro_usd_total".to_owned(),
         labels(&[
             ("endpoint", "rt"),
+            ("region", "us-east-1"),
             ("variant", "AllTraffic"),
             ("price_source", "override"),
         ]),
@@ -280,6 +282,7 @@ async fn a_recorder_installed_after_the_first_calls_counts_the_calls_after_it() 
             "sagemeter_invocations_total".to_owned(),
             labels(&[
                 ("endpoint", "rt"),
+                ("region", "us-east-1"),
                 ("variant", "AllTraffic"),
                 ("price_source", "override"),
                 ("team", "search"),
@@ -408,4 +411,69 @@ async fn an_async_invocation_is_one_emf_invocation_though_it_has_two_documents()
         "the settlement's cost is still on its document"
     );
     assert!(settlement.cost_usd > Decimal::ZERO);
+}
+
+/// Two clients of one process, one per region, call endpoints of the same name:
+/// two deployments, two series, told apart by `region`.
+#[tokio::test]
+async fn same_named_endpoints_of_two_regions_are_two_series() {
+    use sagemeter::pricing::PriceKey;
+    let recorder = DebuggingRecorder::new();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let fake = fake().await;
+    let us = rt_priced_by_overrides(&fake).await.build().unwrap();
+    let eu_config = fake
+        .sdk_config()
+        .await
+        .to_builder()
+        .region(aws_types::region::Region::new("eu-west-1"))
+        .build();
+    let eu = Client::builder(&eu_config)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "rt",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+        ))
+        .price_override(
+            PriceKey::hosting("eu-west-1", "ml.m5.xlarge"),
+            Decimal::new(257, 3),
+        )
+        .price_override(
+            PriceKey::DataIn {
+                region: "eu-west-1".into(),
+            },
+            Decimal::new(16, 3),
+        )
+        .price_override(
+            PriceKey::DataOut {
+                region: "eu-west-1".into(),
+            },
+            Decimal::new(16, 3),
+        )
+        .build()
+        .unwrap();
+    call(&us, "rt", None).await.unwrap();
+    call(&us, "rt", None).await.unwrap();
+    let eu_call = call(&eu, "rt", None).await.unwrap();
+    assert_eq!(eu_call.region.as_deref(), Some("eu-west-1"));
+
+    let metrics = by_name_and_labels(&recorder);
+    let invocations = |region: &str| {
+        let key = (
+            "sagemeter_invocations_total".to_owned(),
+            labels(&[
+                ("endpoint", "rt"),
+                ("region", region),
+                ("variant", "AllTraffic"),
+                ("price_source", "override"),
+            ]),
+        );
+        match metrics.get(&key) {
+            Some(DebugValue::Counter(n)) => *n,
+            other => panic!("{key:?}: {other:?}\nall: {:#?}", metrics.keys()),
+        }
+    };
+    // Two calls in us-east-1, one in eu-west-1: not three calls of one endpoint.
+    assert_eq!(invocations("us-east-1"), 2);
+    assert_eq!(invocations("eu-west-1"), 1);
 }
