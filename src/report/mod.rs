@@ -1070,7 +1070,9 @@ impl ReportBuilder {
     }
 
     /// Counts one receipt read as a [`ReportRow`] (or skips it when outside the
-    /// range). For `tag:<key>` reports, `row.tag` must be that tag's value.
+    /// range). For `tag:<key>` reports, `row.tag` must be that tag's value; for
+    /// every report, `row.region` the receipt's region (several regions'
+    /// same-named endpoints are told apart by it).
     /// Overflows as [`add`](Self::add).
     pub fn add_row(&mut self, row: &ReportRow<'_>) -> Result<(), ReportError> {
         if !self.options.includes(row.at) {
