@@ -17,5 +17,6 @@ mod metering {
     mod interceptor_async;
     mod metrics;
     mod privacy;
+    mod regions;
     mod streaming;
 }

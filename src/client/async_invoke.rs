@@ -51,6 +51,7 @@ use super::invoke::delegate_setters;
 use super::meter::{FinishedCall, Meter, Phase, Prepared};
 use crate::billing::{LineItem, SETTLEMENT_NOTE, SettledBefore, SettledBy};
 use crate::budget::Reservation;
+use crate::config_error::ConfigError;
 use crate::endpoint::EndpointKind;
 use crate::usage::{Operation, Outcome, TokenUsage, Usage};
 use crate::{Cost, Error, Result};
@@ -67,6 +68,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tracing::Instrument;
 
@@ -78,6 +80,8 @@ pub struct InvokeEndpointAsync {
     meter: Meter,
     tags: BTreeMap<String, String>,
     input_bytes: Option<u64>,
+    /// Why its client refuses every call (an SDK client of another region).
+    refused: Option<Arc<ConfigError>>,
 }
 
 // Hand-written: the SDK builder's Debug prints its client's configuration
@@ -93,12 +97,17 @@ impl std::fmt::Debug for InvokeEndpointAsync {
 }
 
 impl InvokeEndpointAsync {
-    pub(crate) fn new(request: InvokeEndpointAsyncFluentBuilder, meter: Meter) -> Self {
+    pub(crate) fn new(
+        request: InvokeEndpointAsyncFluentBuilder,
+        meter: Meter,
+        refused: Option<Arc<ConfigError>>,
+    ) -> Self {
         InvokeEndpointAsync {
             request,
             meter,
             tags: BTreeMap::new(),
             input_bytes: None,
+            refused,
         }
     }
 
@@ -157,6 +166,7 @@ impl InvokeEndpointAsync {
             meter,
             tags,
             input_bytes,
+            refused,
         } = self;
         let lifetime = async_lifetime(
             *request.get_request_ttl_seconds(),
@@ -168,7 +178,8 @@ impl InvokeEndpointAsync {
             request.get_body().as_ref(),
             tags,
         )
-        .input_bytes(input_bytes);
+        .input_bytes(input_bytes)
+        .refused(refused);
         // Not accepted: nothing queued, nothing billed. Accepted, then dropped
         // while the endpoint's rates are found: queued, so its submission is still
         // billed (see `dropped_submission_notes`).

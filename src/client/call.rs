@@ -29,6 +29,7 @@ use super::meter::{FinishedCall, Meter, Phase, Prepared, Targets};
 use crate::background::Counted;
 use crate::billing::{Cost, LineItem};
 use crate::budget::{LeaseWant, Refusal, Reservation};
+use crate::config_error::ConfigError;
 use crate::error::never_connected;
 use crate::totals::CallShare;
 use crate::usage::{Operation, Outcome, Usage};
@@ -41,7 +42,8 @@ use aws_smithy_runtime_api::client::connection::{
     CaptureSmithyConnection, ConnectionId, ConnectionMetadata,
 };
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
 use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
@@ -172,6 +174,9 @@ pub(crate) struct CallRequest {
     bytes_in: Option<u64>,
     targets: Targets,
     tags: BTreeMap<String, String>,
+    /// Why the call is refused before it begins: its client's SDK client is for
+    /// another region than the meter's endpoints (see [`Client::from_parts`](super::Client::from_parts)).
+    refused: Option<Arc<ConfigError>>,
 }
 
 impl CallRequest {
@@ -187,7 +192,14 @@ impl CallRequest {
             bytes_in: None,
             targets: Targets::default(),
             tags,
+            refused: None,
         }
+    }
+
+    /// The call is refused with `refused`, if any, before anything else.
+    pub(crate) fn refused(mut self, refused: Option<Arc<ConfigError>>) -> Self {
+        self.refused = refused;
+        self
     }
 
     /// What the request targets: variant, inference component, model.
@@ -239,6 +251,11 @@ impl Call {
         O: MeteredOperation,
         F: Future<Output = std::result::Result<T, SdkError<O::Error, HttpResponse>>>,
     {
+        // Sent to another region than the meter's: nothing begins (no reservation,
+        // no clock, no discovery), nothing is sent.
+        if let Some(err) = &request.refused {
+            return Err(Error::Config(ConfigError::clone(err)));
+        }
         let refused = |err: Error| {
             crate::sink::count_refusal(&err);
             err
@@ -658,13 +675,21 @@ impl Receipt {
 /// one; [`Error::UnknownEndpoint`] when there is none and discovery found no such
 /// endpoint (`profile_not_found`; `None`: not known). A call with a receipt reached
 /// the model and was billed, whatever discovery says: its receipt is never dropped
-/// for a clearer error.
+/// for a clearer error. A request refused by sagemeter's own interceptor before
+/// it was sent, for a configuration that cannot work (an SDK client of another
+/// region than the meter's), is that [`Error::Config`].
 fn failed<O: MeteredOperation>(
     profile_not_found: Option<bool>,
     endpoint: String,
     source: SdkError<O::Error, HttpResponse>,
     cost: Option<Cost>,
 ) -> Error {
+    if cost.is_none()
+        && let SdkError::ConstructionFailure(_) = &source
+        && let Some(Error::Config(config)) = Error::find_in(&source)
+    {
+        return Error::Config(config.clone());
+    }
     match (profile_not_found, cost) {
         (Some(true), None) => Error::UnknownEndpoint {
             endpoint,
@@ -1441,11 +1466,26 @@ fn status_reached_model(status: u16) -> bool {
 /// each request, which would make the SDK assemble a config override per call), it
 /// hands each attempt to the probe of the call being polled. Requests sent outside
 /// a metered call pass untouched.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct AttemptWatch;
+///
+/// The one put on each request of `send_metered` ([`AttemptWatch::checking`])
+/// also refuses the request, before it is sent, when its SDK client is for
+/// another region than the meter's endpoints: the fluent builder does not say
+/// which client it belongs to, the request's configuration does.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AttemptWatch {
+    /// The meter whose region requests must be for (`None`: not checked here; a
+    /// [`Client`](super::Client) checks its SDK client once, when made).
+    meter: Option<Meter>,
+}
 
 impl AttemptWatch {
     const NAME: &'static str = "sagemeter::AttemptWatch";
+
+    /// A watch for one request of a call metered by `meter`, which refuses the
+    /// request if it is for another region than the meter's endpoints.
+    pub(crate) fn checking(meter: Meter) -> Self {
+        AttemptWatch { meter: Some(meter) }
+    }
 
     /// `runtime`, with the watch on its config (unless it is there already).
     pub(crate) fn on(
@@ -1461,7 +1501,7 @@ impl AttemptWatch {
         let mut config = runtime.config().to_builder();
         // Permanent: never disabled, so the SDK does not look up whether it is on
         // each of its ~20 hooks of every call (some 6,000 instructions a call).
-        config.push_interceptor(SharedInterceptor::permanent(AttemptWatch));
+        config.push_interceptor(SharedInterceptor::permanent(AttemptWatch::default()));
         aws_sdk_sagemakerruntime::Client::from_conf(config.build())
     }
 
@@ -1484,6 +1524,27 @@ impl AttemptWatch {
 impl Intercept for AttemptWatch {
     fn name(&self) -> &'static str {
         Self::NAME
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // A request's own interceptor runs once its configuration, overrides
+        // included, is in the bag.
+        if let Some(meter) = &self.meter
+            && let Some(region) = cfg.load::<aws_types::region::Region>()
+        {
+            meter
+                .check_region(
+                    "SendMeteredExt::send_metered",
+                    "the SDK client",
+                    region.as_ref(),
+                )
+                .map_err(|err| Box::new(Error::Config(err)) as BoxError)?;
+        }
+        Ok(())
     }
 
     fn read_before_transmit(

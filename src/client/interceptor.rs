@@ -208,6 +208,21 @@ fn tokens_unseen(operation: Operation) -> Option<String> {
     ))
 }
 
+/// Refuses a request whose configuration is for another region than `meter`'s
+/// endpoints (see [`Meter::endpoint_region`]): a string compare.
+fn check_region(meter: &Meter, cfg: &ConfigBag) -> Result<(), BoxError> {
+    match cfg.load::<aws_types::region::Region>() {
+        Some(region) => meter
+            .check_region(
+                "MeteringInterceptor::new",
+                "the SDK client",
+                region.as_ref(),
+            )
+            .map_err(|err| Box::new(crate::Error::Config(err)) as BoxError),
+        None => Ok(()),
+    }
+}
+
 /// One call's state in the SDK's config bag: its parts, taken by the first
 /// `read_after_execution`; if the SDK's future is dropped first, dropping them
 /// makes the call's cancelled receipt (see [`CallInFlight`]). Shared only to be
@@ -250,6 +265,9 @@ impl Intercept for MeteringInterceptor {
                 bytes_in,
                 targets,
             } = request;
+            // For another region than the meter's (the client's configuration here;
+            // a per-request override is checked again before serialization).
+            check_region(&self.meter, cfg)?;
             self.warn_once(operation);
             let reservation = match self.meter.reserve(endpoint, &BTreeMap::new()) {
                 Ok(reservation) => reservation,
@@ -296,6 +314,26 @@ impl Intercept for MeteringInterceptor {
                 call: Arc::new(Mutex::new(CallInFlight::new(parts))),
                 attempts,
             });
+        }
+        Ok(())
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // The request's configuration is whole by now: a per-request override of
+        // the region (`customize().config_override(..)`) shows here, not in
+        // `read_before_execution` of an interceptor registered on the client.
+        // Refused, the call's parts are dropped unsent: its reservation is
+        // released, no receipt made.
+        if let Some(start) = cfg.load::<CallStart>()
+            && let Err(err) = check_region(&self.meter, cfg)
+        {
+            drop(start.take());
+            return Err(err);
         }
         Ok(())
     }

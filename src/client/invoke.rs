@@ -3,6 +3,7 @@
 use super::Metered;
 use super::call::{AttemptWatch, Call, CallRequest, MeteredOperation, ReadOutput};
 use super::meter::{Meter, Phase, Targets};
+use crate::config_error::ConfigError;
 use crate::usage::{Operation, Usage};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::SdkError;
@@ -15,6 +16,7 @@ use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 
 /// Ends an SDK `InvokeEndpoint` fluent builder with a metered send. The
 /// builder's own settings are sent as they are; a request customized with
@@ -98,9 +100,11 @@ impl SendMeteredExt for InvokeEndpointFluentBuilder {
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
         let call = call_request(&self, tags);
-        // The SDK client may not carry the watch: it goes on this request.
+        // The SDK client may not carry the watch: it goes on this request, and
+        // refuses it if the SDK client is for another region than the meter's.
+        let watch = AttemptWatch::checking(meter.clone());
         invoke_endpoint(meter.clone(), call, move || {
-            self.customize().interceptor(AttemptWatch).send()
+            self.customize().interceptor(watch).send()
         })
     }
 }
@@ -221,6 +225,8 @@ pub struct InvokeEndpoint {
     request: InvokeEndpointFluentBuilder,
     meter: Meter,
     tags: BTreeMap<String, String>,
+    /// Why its client refuses every call (an SDK client of another region).
+    refused: Option<Arc<ConfigError>>,
 }
 
 // Hand-written: the SDK builder's Debug prints its client's configuration
@@ -289,11 +295,16 @@ macro_rules! delegate_setters {
 pub(crate) use delegate_setters;
 
 impl InvokeEndpoint {
-    pub(crate) fn new(request: InvokeEndpointFluentBuilder, meter: Meter) -> Self {
+    pub(crate) fn new(
+        request: InvokeEndpointFluentBuilder,
+        meter: Meter,
+        refused: Option<Arc<ConfigError>>,
+    ) -> Self {
         InvokeEndpoint {
             request,
             meter,
             tags: BTreeMap::new(),
+            refused,
         }
     }
 
@@ -354,8 +365,9 @@ impl InvokeEndpoint {
             request,
             meter,
             tags,
+            refused,
         } = self;
-        let call = call_request(&request, tags);
+        let call = call_request(&request, tags).refused(refused);
         // A Client's runtime client carries the watch.
         invoke_endpoint(meter, call, move || request.send())
     }

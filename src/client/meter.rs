@@ -7,6 +7,7 @@ use crate::billing::{
     fit_to_instances, unpriced, unreserved_fraction, usage_charge_lines,
 };
 use crate::budget::{BudgetStatus, Budgets, LeaseWant, Refusal, Reservation};
+use crate::config_error::ConfigError;
 use crate::endpoint::{
     ComponentProfile, Discovery, DiscoveryError, EndpointProfile, ProfileSource, VariantBilling,
     VariantProfile, owned,
@@ -58,7 +59,13 @@ pub struct Meter {
 }
 
 pub(crate) struct MeterInner {
+    /// The region calls are priced in (price keys, receipts).
     pub region: Arc<str>,
+    /// The region of the endpoints metered: where discovery asks and where calls
+    /// must go (see [`Meter::endpoint_region`]). The same `Arc` as `region` unless
+    /// [`ClientBuilder::region`](crate::ClientBuilder::region) prices calls at
+    /// another region's rates.
+    pub endpoint_region: Arc<str>,
     pub discovery: Discovery,
     pub prices: Arc<dyn PriceSource>,
     pub price_overrides: crate::FastMap<PriceKey, Rate>,
@@ -146,6 +153,7 @@ impl fmt::Debug for Meter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Meter")
             .field("region", &self.inner.region)
+            .field("endpoint_region", &self.inner.endpoint_region)
             .field("prices", &self.inner.prices)
             .field("allocation", &self.inner.allocation)
             .field("totals", &self.inner.totals)
@@ -641,6 +649,52 @@ impl Meter {
     /// The region calls are priced in.
     pub fn region(&self) -> &str {
         &self.inner.region
+    }
+
+    /// The region of the endpoints this meter meters: the SDK config's region
+    /// (where endpoint discovery asks), else [`region`](Self::region). The two
+    /// differ only when [`ClientBuilder::region`](crate::ClientBuilder::region)
+    /// prices calls at another region's rates.
+    ///
+    /// A meter's prices, sharing clocks, accruals and budgets are one region's: a
+    /// call whose SDK client (or per-call configuration) is for another region is
+    /// refused before it is sent, with an [`Error::Config`](crate::Error::Config)
+    /// naming both regions. Meter each region with a meter of its own.
+    pub fn endpoint_region(&self) -> &str {
+        &self.inner.endpoint_region
+    }
+
+    /// `Err` when an SDK client for `sent_to` would send this meter's calls to
+    /// another region than its endpoints'. A string compare, no allocation unless
+    /// refused: it runs on every call an interceptor meters.
+    #[inline]
+    pub(crate) fn check_region(
+        &self,
+        option: &'static str,
+        what: &str,
+        sent_to: &str,
+    ) -> Result<(), ConfigError> {
+        if sent_to == &*self.inner.endpoint_region {
+            return Ok(());
+        }
+        Err(self.other_region(option, what, sent_to))
+    }
+
+    /// Why `what`, for `sent_to`, cannot be metered by this meter.
+    #[cold]
+    pub(crate) fn other_region(
+        &self,
+        option: &'static str,
+        what: &str,
+        sent_to: &str,
+    ) -> ConfigError {
+        other_region(
+            &self.inner.region,
+            &self.inner.endpoint_region,
+            option,
+            what,
+            sent_to,
+        )
     }
 
     /// The profile of an endpoint (discovered, cached or overridden). Under a Tokio
@@ -1907,6 +1961,43 @@ struct StandingKeys {
     /// concurrency are billed at.
     beyond_provisioned: Option<PriceKey>,
     storage: Option<PriceKey>,
+}
+
+/// Why `what`, an SDK client (or call) for `sent_to`, cannot be metered by a
+/// meter of the endpoints of `endpoints`, priced at `priced`'s rates.
+#[cold]
+pub(crate) fn other_region(
+    priced: &str,
+    endpoints: &str,
+    option: &'static str,
+    what: &str,
+    sent_to: &str,
+) -> ConfigError {
+    let said = format!("{what} is for {}", crate::redact::printable(sent_to));
+    not_this_meters(priced, endpoints, option, said).hint(
+        "a meter's prices, accruals and budgets are one region's: make one Meter (or Client) \
+         per region, from an SDK config for that region, and send each region's calls \
+         through its own",
+    )
+}
+
+/// `said` (what is of another region), and which region's endpoints a meter of
+/// `endpoints`, priced at `priced`'s rates, meters.
+fn not_this_meters(
+    priced: &str,
+    endpoints: &str,
+    option: &'static str,
+    said: String,
+) -> ConfigError {
+    let rates = if endpoints == priced {
+        String::new()
+    } else {
+        format!(", priced at {priced}'s rates")
+    };
+    ConfigError::new(
+        option,
+        format!("{said}, and this meter meters the endpoints of {endpoints}{rates}"),
+    )
 }
 
 /// Which standing charges a variant has: provisioned concurrency (serverless with

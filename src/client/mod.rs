@@ -121,6 +121,9 @@ impl<T> AsRef<T> for Metered<T> {
 pub struct Client {
     runtime: aws_sdk_sagemakerruntime::Client,
     meter: Meter,
+    /// Set when `runtime` is for another region than the meter's endpoints: every
+    /// call is refused with it, before anything is sent (see [`Client::from_parts`]).
+    wrong_region: Option<Arc<ConfigError>>,
 }
 
 // Hand-written: the SDK client's Debug prints its configuration, credentials' key id included.
@@ -157,16 +160,39 @@ impl Client {
     /// The client keeps a copy of `runtime` with one interceptor added (unless it
     /// has it already): it counts each metered call's attempts, and lets requests
     /// sent outside a metered call pass untouched.
+    ///
+    /// `runtime` must be for the region of the meter's endpoints
+    /// ([`Meter::endpoint_region`]): a meter prices, accrues and budgets one
+    /// region's endpoints. A client whose `runtime` is for another region refuses
+    /// every call, before anything is sent or reserved, with an
+    /// [`Error::Config`](crate::Error::Config) naming both regions
+    /// ([`ClientBuilder::runtime_client`] refuses it at `build()`). Meter each
+    /// region with a meter of its own.
     pub fn from_parts(runtime: aws_sdk_sagemakerruntime::Client, meter: Meter) -> Self {
+        let wrong_region = runtime.config().region().and_then(|region| {
+            meter
+                .check_region(
+                    "Client::from_parts",
+                    "the SageMaker Runtime client",
+                    region.as_ref(),
+                )
+                .err()
+                .map(Arc::new)
+        });
         Client {
             runtime: AttemptWatch::on(runtime),
             meter,
+            wrong_region,
         }
     }
 
     /// `InvokeEndpoint`, metered. Mirrors the SDK's fluent builder.
     pub fn invoke_endpoint(&self) -> InvokeEndpoint {
-        InvokeEndpoint::new(self.runtime.invoke_endpoint(), self.meter.clone())
+        InvokeEndpoint::new(
+            self.runtime.invoke_endpoint(),
+            self.meter.clone(),
+            self.wrong_region.clone(),
+        )
     }
 
     /// `InvokeEndpointWithResponseStream`, metered. Mirrors the SDK's fluent builder;
@@ -201,6 +227,7 @@ impl Client {
         InvokeEndpointWithResponseStream::new(
             self.runtime.invoke_endpoint_with_response_stream(),
             self.meter.clone(),
+            self.wrong_region.clone(),
         )
     }
 
@@ -227,7 +254,11 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn invoke_endpoint_async(&self) -> InvokeEndpointAsync {
-        InvokeEndpointAsync::new(self.runtime.invoke_endpoint_async(), self.meter.clone())
+        InvokeEndpointAsync::new(
+            self.runtime.invoke_endpoint_async(),
+            self.meter.clone(),
+            self.wrong_region.clone(),
+        )
     }
 
     /// Waits for the calls in flight and background work, then flushes and closes
@@ -355,7 +386,10 @@ impl ClientBuilder {
 
     /// The region to price calls in (default: the SDK config's region). Only the
     /// pricing: calls, endpoint discovery and the fleet table use the SDK config's
-    /// region (set it there to call another region).
+    /// region (set it there to call another region), which stays the region of the
+    /// endpoints metered ([`Meter::endpoint_region`]): an SDK client given with
+    /// [`runtime_client`](Self::runtime_client) or
+    /// [`sagemaker_client`](Self::sagemaker_client) must be for it.
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
         self
@@ -481,7 +515,10 @@ impl ClientBuilder {
         self
     }
 
-    /// The SageMaker (control plane) client used for discovery (default: from the SDK config).
+    /// The SageMaker (control plane) client used for discovery (default: from the
+    /// SDK config). It must be for the region of the endpoints metered (the SDK
+    /// config's, [`Meter::endpoint_region`]): one of another region is refused at
+    /// `build()` with an [`Error::Config`](crate::Error::Config).
     pub fn sagemaker_client(mut self, client: aws_sdk_sagemaker::Client) -> Self {
         self.sagemaker = Some(client);
         self
@@ -489,7 +526,10 @@ impl ClientBuilder {
 
     /// The SageMaker Runtime client to wrap (default: from the SDK config). The
     /// client wraps a copy of it with one interceptor more, which counts each
-    /// call's attempts (see [`Client::from_parts`]).
+    /// call's attempts (see [`Client::from_parts`]). It must be for the region of
+    /// the endpoints metered (the SDK config's, [`Meter::endpoint_region`]): one
+    /// of another region is refused at `build()` with an
+    /// [`Error::Config`](crate::Error::Config).
     pub fn runtime_client(mut self, client: aws_sdk_sagemakerruntime::Client) -> Self {
         self.runtime = Some(client);
         self
@@ -559,13 +599,13 @@ impl ClientBuilder {
         // version (one made with `SdkConfig::builder()`).
         self.sdk_config = crate::util::with_behavior_version(self.sdk_config);
         self.pricing_config = self.pricing_config.map(crate::util::with_behavior_version);
-        let region = self
-            .region
-            .or_else(|| self.sdk_config.region().map(|r| r.to_string()))
-            .ok_or_else(|| {
-                ConfigError::new("ClientBuilder::region", "no region")
-                    .hint("set one in the AWS config (AWS_REGION) or with ClientBuilder::region")
-            })?;
+        // The region of the endpoints: where discovery asks, and where every call
+        // must go. The builder's `region` (when set) only prices them.
+        let sdk_region = self.sdk_config.region().map(|r| r.to_string());
+        let region = self.region.or_else(|| sdk_region.clone()).ok_or_else(|| {
+            ConfigError::new("ClientBuilder::region", "no region")
+                .hint("set one in the AWS config (AWS_REGION) or with ClientBuilder::region")
+        })?;
         if region.trim().is_empty() {
             return Err(
                 ConfigError::new("ClientBuilder::region", "the region must not be empty").into(),
@@ -593,12 +633,45 @@ impl ClientBuilder {
             )
             .into());
         }
+        let region: Arc<str> = region.into();
+        let endpoint_region: Arc<str> = match sdk_region {
+            Some(sdk_region) if !sdk_region.trim().is_empty() && *sdk_region != *region => {
+                sdk_region.into()
+            }
+            _ => region.clone(),
+        };
+        // An SDK client of another region would send calls (or ask for profiles)
+        // there, and this meter would price them as its own region's.
+        let check = |option, what, other: Option<&aws_types::region::Region>| match other {
+            Some(other) if other.as_ref() != &*endpoint_region => Err(meter::other_region(
+                &region,
+                &endpoint_region,
+                option,
+                what,
+                other.as_ref(),
+            )),
+            _ => Ok(()),
+        };
+        if let Some(runtime) = &self.runtime {
+            check(
+                "ClientBuilder::runtime_client",
+                "the SageMaker Runtime client",
+                runtime.config().region(),
+            )?;
+        }
+        if let Some(sagemaker) = self.sagemaker.as_ref().filter(|_| self.discovery) {
+            check(
+                "ClientBuilder::sagemaker_client",
+                "the SageMaker client (for endpoint discovery)",
+                sagemaker.config().region(),
+            )?;
+        }
         let mut price_overrides = crate::FastMap::default();
         for (key, usd, free) in self.price_overrides {
             const OPTION: &str = "ClientBuilder::price_override";
             // Calls are priced in the client's region only: an override of another
             // would never apply, and list prices would, without a word.
-            if key.region() != region.as_str() {
+            if key.region() != &*region {
                 return Err(ConfigError::new(
                     OPTION,
                     format!(
@@ -751,14 +824,15 @@ impl ClientBuilder {
             .unwrap_or_else(|| aws_sdk_sagemakerruntime::Client::new(&self.sdk_config));
         let background = Arc::new(crate::background::Background::default());
         let data_in_key = PriceKey::DataIn {
-            region: region.clone(),
+            region: region.to_string(),
         };
         let data_out_key = PriceKey::DataOut {
-            region: region.clone(),
+            region: region.to_string(),
         };
         let meter = Meter {
             inner: Arc::new(MeterInner {
-                region: region.into(),
+                region,
+                endpoint_region,
                 discovery: Discovery::new(
                     sagemaker,
                     profiles,

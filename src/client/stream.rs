@@ -16,6 +16,7 @@
 use super::call::{Call, CallRequest, MeteredOperation, Receipt};
 use super::invoke::delegate_setters;
 use super::meter::{Meter, Phase, Targets};
+use crate::config_error::ConfigError;
 use crate::usage::{Operation, Outcome, StreamTokens, Usage};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
@@ -34,6 +35,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
@@ -56,6 +58,8 @@ pub struct InvokeEndpointWithResponseStream {
     request: InvokeEndpointWithResponseStreamFluentBuilder,
     meter: Meter,
     tags: BTreeMap<String, String>,
+    /// Why its client refuses every call (an SDK client of another region).
+    refused: Option<Arc<ConfigError>>,
 }
 
 // Hand-written: the SDK builder's Debug prints its client's configuration
@@ -76,11 +80,13 @@ impl InvokeEndpointWithResponseStream {
     pub(crate) fn new(
         request: InvokeEndpointWithResponseStreamFluentBuilder,
         meter: Meter,
+        refused: Option<Arc<ConfigError>>,
     ) -> Self {
         InvokeEndpointWithResponseStream {
             request,
             meter,
             tags: BTreeMap::new(),
+            refused,
         }
     }
 
@@ -132,7 +138,7 @@ impl InvokeEndpointWithResponseStream {
     #[inline] // built where it is awaited, not copied there (see `invoke.rs`)
     pub fn send(self) -> impl Future<Output = Result<MeteredResponseStream>> + Send {
         // Not an `async fn`: its future would hold this builder a second time.
-        invoke_endpoint_with_response_stream(self.meter, self.request, self.tags)
+        invoke_endpoint_with_response_stream(self.meter, self.request, self.tags, self.refused)
     }
 }
 
@@ -146,6 +152,7 @@ async fn invoke_endpoint_with_response_stream(
     meter: Meter,
     request: InvokeEndpointWithResponseStreamFluentBuilder,
     tags: BTreeMap<String, String>,
+    refused: Option<Arc<ConfigError>>,
 ) -> Result<MeteredResponseStream> {
     let call = CallRequest::new(
         request.get_endpoint_name(),
@@ -156,7 +163,8 @@ async fn invoke_endpoint_with_response_stream(
         variant: request.get_target_variant().clone(),
         component: request.get_inference_component_name().clone(),
         model: None,
-    });
+    })
+    .refused(refused);
     // Sent as it is: a Client's runtime client carries the AttemptWatch.
     let answered =
         Call::run::<ResponseStreamOperation, _, _>(&meter, call, std::pin::pin!(request.send()))

@@ -202,6 +202,8 @@ pub struct FakeState {
     /// Bodies received, to check what was sent.
     pub received_bodies: Mutex<Vec<Vec<u8>>>,
     pub invocations: AtomicU64,
+    /// Every request received, on any path (one the fake does not serve too).
+    pub requests: AtomicU64,
     /// `InvokeEndpointAsync` requests received.
     pub async_submissions: AtomicU64,
     pub describe_calls: AtomicU64,
@@ -226,6 +228,10 @@ impl FakeSageMaker {
             .route("/", post(control_plane))
             .route("/endpoints/{name}/invocations", post(invoke))
             .route("/endpoints/{name}/async-invocations", post(invoke_async))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                count_request,
+            ))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -370,6 +376,11 @@ impl FakeSageMaker {
 
     pub fn invocations(&self) -> u64 {
         self.state.invocations.load(Ordering::SeqCst)
+    }
+
+    /// Every request received so far, whatever its path.
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::SeqCst)
     }
 
     pub fn describe_calls(&self) -> u64 {
@@ -759,6 +770,17 @@ async fn invoke(
 }
 
 /// Keeps the `Credential=` of the request's SigV4 `Authorization` header.
+/// Counts every request, before routing: one to a path the fake does not serve
+/// (a response stream) too.
+async fn count_request(
+    State(state): State<Arc<FakeState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    next.run(request).await
+}
+
 fn record_credential(state: &FakeState, headers: &HeaderMap) {
     let credential = headers
         .get("authorization")

@@ -1,0 +1,307 @@
+//! One meter, one region. A meter's prices, sharing clocks, accruals and budgets
+//! are those of its endpoints' region: a call sent through an SDK client of another
+//! region would be priced at the meter's region's rates and land on the meter's
+//! endpoint of the same name. Such a call is refused before it is sent, whichever
+//! way in (`Client`, `send_metered`, the SDK interceptor, the builder), with a
+//! configuration error naming both regions.
+//!
+//! The worked example: `chat` in us-east-1 runs on 2 × ml.m5.xlarge at $0.23/h,
+//! `chat` in eu-west-1 on 1 × ml.g5.xlarge at $1.57/h. Two seconds of the eu
+//! endpoint's time bill 2/3600 h × 1.57 USD/h = $0.000872222 (to 12 places,
+//! 0.000872222222); priced by the us-east-1 meter they would be 2/3600 × 0.23 =
+//! $0.000127778, on the us endpoint's totals and budgets, with a receipt saying
+//! us-east-1.
+
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use crate::support::receipts::Receipts;
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use aws_types::SdkConfig;
+use aws_types::region::Region;
+use rust_decimal::Decimal;
+use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+use sagemeter::pricing::PriceKey;
+use sagemeter::{Client, Error, Meter, SendMeteredExt};
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+/// The fake's SDK config (its URL, test credentials), for `region`.
+async fn config_in(fake: &FakeSageMaker, region: &'static str) -> SdkConfig {
+    fake.sdk_config()
+        .await
+        .to_builder()
+        .region(Region::from_static(region))
+        .build()
+}
+
+/// A fake serving `chat` (the same name in both regions: one fake).
+async fn fake_with_chat() -> FakeSageMaker {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "chat",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    fake
+}
+
+/// A meter of `chat` in `region`, as deployed there in the worked example
+/// (us-east-1: 2 × ml.m5.xlarge at 0.23 USD/h; eu-west-1: 1 × ml.g5.xlarge at
+/// 1.57 USD/h, the published on-demand rates), real-time and async alike, with
+/// a fixed profile and override prices: no discovery, no Price List.
+async fn chat_meter(fake: &FakeSageMaker, region: &'static str, receipts: &Receipts) -> Meter {
+    let (instance_type, count, usd) = match region {
+        "us-east-1" => ("ml.m5.xlarge", 2, "0.23"),
+        "eu-west-1" => ("ml.g5.xlarge", 1, "1.57"),
+        _ => unreachable!(),
+    };
+    let profile = |name: &str| {
+        EndpointProfile::new(
+            name,
+            vec![VariantProfile::instance("AllTraffic", instance_type, count)],
+        )
+    };
+    let data = |key| (key, dec("0.016"));
+    let (data_in, data_out) = (
+        data(PriceKey::DataIn {
+            region: region.into(),
+        }),
+        data(PriceKey::DataOut {
+            region: region.into(),
+        }),
+    );
+    Meter::builder(&config_in(fake, region).await)
+        .without_discovery()
+        .without_metrics()
+        .endpoint_profile(profile("chat"))
+        .endpoint_profile(profile("chat-async").asynchronous())
+        .price_override(PriceKey::hosting(region, instance_type), dec(usd))
+        .price_override(
+            PriceKey::AsyncInference {
+                region: region.into(),
+                instance_type: instance_type.into(),
+            },
+            dec(usd),
+        )
+        .price_override(data_in.0, data_in.1)
+        .price_override(data_out.0, data_out.1)
+        .sink(receipts.clone())
+        .build_meter()
+        .unwrap()
+}
+
+/// `err` is the configuration error of `option`, naming the SDK client's region
+/// (eu-west-1), the meter's (us-east-1), and what to do.
+#[track_caller]
+fn assert_other_region(err: &Error, option: &str) {
+    let Error::Config(config) = err else {
+        panic!("not a configuration error: {err:?}")
+    };
+    assert_eq!(config.option, option, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("is for eu-west-1, and this meter meters the endpoints of us-east-1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("make one Meter (or Client) per region"),
+        "{text}"
+    );
+}
+
+/// Nothing reached the fake, nothing was metered or left in flight.
+#[track_caller]
+fn assert_nothing_sent_or_metered(fake: &FakeSageMaker, meter: &Meter, receipts: &Receipts) {
+    assert_eq!(fake.requests(), 0, "a request reached the fake");
+    assert_eq!(meter.totals().calls, 0);
+    assert_eq!(meter.totals().client_usd, Decimal::ZERO);
+    assert!(receipts.all().is_empty(), "{:#?}", receipts.all());
+    assert_eq!(meter.calls_in_flight(), 0);
+}
+
+#[tokio::test]
+async fn a_client_whose_sdk_client_is_for_another_region_refuses_every_call_unsent() {
+    let fake = fake_with_chat().await;
+    let receipts = Receipts::default();
+    let us = chat_meter(&fake, "us-east-1", &receipts).await;
+    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
+    let client = Client::from_parts(eu_sdk, us.clone());
+
+    let err = client
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_other_region(&err, "Client::from_parts");
+    let Err(err) = client
+        .invoke_endpoint_with_response_stream()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+    else {
+        panic!("a stream was sent to eu-west-1 on a us-east-1 meter")
+    };
+    assert_other_region(&err, "Client::from_parts");
+    let err = client
+        .invoke_endpoint_async()
+        .endpoint_name("chat-async")
+        .input_location("s3://bucket/in.json")
+        .input_bytes(10)
+        .send()
+        .await
+        .unwrap_err();
+    assert_other_region(&err, "Client::from_parts");
+    assert_nothing_sent_or_metered(&fake, &us, &receipts);
+
+    // The same meter with an SDK client of its own region calls as usual.
+    let us_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "us-east-1").await);
+    let ok = Client::from_parts(us_sdk, us.clone())
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.cost().region.as_deref(), Some("us-east-1"));
+    assert_eq!(fake.requests(), 1);
+}
+
+#[tokio::test]
+async fn send_metered_through_an_sdk_client_of_another_region_is_refused_unsent() {
+    let fake = fake_with_chat().await;
+    let receipts = Receipts::default();
+    let us = chat_meter(&fake, "us-east-1", &receipts).await;
+    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
+    let err = eu_sdk
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send_metered(&us)
+        .await
+        .unwrap_err();
+    assert_other_region(&err, "SendMeteredExt::send_metered");
+    assert_nothing_sent_or_metered(&fake, &us, &receipts);
+
+    // An SDK client of the meter's region is metered as usual.
+    let us_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "us-east-1").await);
+    let ok = us_sdk
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send_metered(&us)
+        .await
+        .unwrap();
+    assert_eq!(ok.cost().region.as_deref(), Some("us-east-1"));
+    assert_eq!(us.totals().calls, 1);
+}
+
+/// The interceptor refuses, rather than letting the call go unmetered: a call
+/// it let through would be billed by AWS and missing from the meter's totals,
+/// ledgers and budgets.
+#[tokio::test]
+async fn the_interceptor_refuses_a_request_for_another_region_unsent() {
+    let fake = fake_with_chat().await;
+    let receipts = Receipts::default();
+    let us = chat_meter(&fake, "us-east-1", &receipts).await;
+    let eu_sdk = crate::support::intercepted(&config_in(&fake, "eu-west-1").await, &us);
+    let err = eu_sdk
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap_err();
+    let found = Error::find_in(&err).expect("sagemeter's error in the SDK error");
+    assert_other_region(found, "MeteringInterceptor::new");
+    assert_nothing_sent_or_metered(&fake, &us, &receipts);
+
+    // A client of the meter's region whose one request is overridden to another.
+    let us_sdk = crate::support::intercepted(&config_in(&fake, "us-east-1").await, &us);
+    let err = us_sdk
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .customize()
+        .config_override(
+            aws_sdk_sagemakerruntime::config::Builder::default()
+                .region(Region::from_static("eu-west-1")),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    let found = Error::find_in(&err).expect("sagemeter's error in the SDK error");
+    assert_other_region(found, "MeteringInterceptor::new");
+    assert_nothing_sent_or_metered(&fake, &us, &receipts);
+}
+
+#[tokio::test]
+async fn the_builder_refuses_a_runtime_or_sagemaker_client_of_another_region() {
+    let fake = fake_with_chat().await;
+    let us = config_in(&fake, "us-east-1").await;
+    let eu = config_in(&fake, "eu-west-1").await;
+    let err = Client::builder(&us)
+        .runtime_client(aws_sdk_sagemakerruntime::Client::new(&eu))
+        .build()
+        .unwrap_err();
+    assert_other_region(&err, "ClientBuilder::runtime_client");
+    let err = Client::builder(&us)
+        .sagemaker_client(aws_sdk_sagemaker::Client::new(&eu))
+        .build()
+        .unwrap_err();
+    assert_other_region(&err, "ClientBuilder::sagemaker_client");
+    // Clients of the meter's region are taken.
+    Client::builder(&us)
+        .runtime_client(aws_sdk_sagemakerruntime::Client::new(&us))
+        .sagemaker_client(aws_sdk_sagemaker::Client::new(&us))
+        .build()
+        .unwrap();
+    assert_eq!(fake.requests(), 0);
+}
+
+/// `ClientBuilder::region` prices the SDK config's region's endpoints at
+/// another region's rates, on purpose: their calls go on; the endpoints' region
+/// is the SDK config's.
+#[tokio::test]
+async fn a_client_priced_at_another_regions_rates_still_calls_its_sdk_configs_region() {
+    let fake = fake_with_chat().await;
+    let us = config_in(&fake, "us-east-1").await;
+    let client = Client::builder(&us)
+        .region("us-west-2")
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "chat",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+        ))
+        .price_source(sagemeter::pricing::Snapshot::bundled())
+        .build()
+        .unwrap();
+    assert_eq!(client.meter().region(), "us-west-2");
+    assert_eq!(client.meter().endpoint_region(), "us-east-1");
+    let ok = client
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.cost().region.as_deref(), Some("us-west-2"));
+    // An eu-west-1 SDK client is neither region: refused, saying both.
+    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
+    let err = Client::from_parts(eu_sdk, client.meter().clone())
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "is for eu-west-1, and this meter meters the endpoints of us-east-1, priced at \
+             us-west-2's rates"
+        ),
+        "{err}"
+    );
+}
