@@ -233,6 +233,7 @@ impl InvokeEndpointAsync {
             variant: cost.variant.clone(),
             tags,
             invocation_timeout_seconds: Some(processing_limit.as_secs()),
+            region: Some(meter.endpoint_region().to_owned()),
             hold: Hold(hold),
         };
         Ok(AsyncInvocation {
@@ -411,6 +412,11 @@ pub struct PendingInference {
     /// Absent in invocations kept by earlier versions: the most AWS allows then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     invocation_timeout_seconds: Option<u64>,
+    /// The region of the endpoint it was submitted to: only a meter of that region
+    /// settles it ([`Meter::settle_async`]). Absent in invocations kept by earlier
+    /// versions: settled by the meter given, unchecked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
     /// The budget estimate still held for the invocation (this process only).
     #[serde(skip)]
     hold: Hold,
@@ -467,6 +473,13 @@ impl PendingInference {
     /// When the request was sent.
     pub fn submitted_at(&self) -> DateTime<Utc> {
         self.submitted_at
+    }
+
+    /// The region of the endpoint it was submitted to (its meter's
+    /// [`endpoint_region`](Meter::endpoint_region)), where it must be settled;
+    /// `None` in a record kept by a version that did not write it.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
     }
 }
 

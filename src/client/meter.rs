@@ -851,12 +851,52 @@ impl Meter {
     ///
     /// [`PendingInference`]: super::PendingInference
     /// [`AsyncInvocation::settle`]: super::AsyncInvocation::settle
+    ///
+    /// **One region.** An invocation is settled by a meter of the region it was
+    /// submitted in ([`Meter::endpoint_region`]; the record says which,
+    /// [`PendingInference::region`]): another region's meter would price its
+    /// compute at its own region's rates, on its own endpoint of that name. It is
+    /// refused with an [`Error::Config`](crate::Error::Config) naming both
+    /// regions, and nothing is billed or recorded; the pending invocation given is
+    /// dropped (its budget hold released): settle a copy of its record with a meter
+    /// of its region. A record kept by a version that did not write the region is
+    /// settled by the meter given, as then.
+    ///
+    /// [`PendingInference`]: super::PendingInference
+    /// [`PendingInference::region`]: super::PendingInference::region
     pub fn settle_async(
         &self,
         pending: super::PendingInference,
         completion: super::AsyncCompletion<'_>,
-    ) -> impl std::future::Future<Output = Cost> + Send + use<> {
-        super::async_invoke::settle(self, pending, completion)
+    ) -> impl std::future::Future<Output = crate::Result<Cost>> + Send + use<> {
+        let settling = match pending.region() {
+            Some(region) if region != self.endpoint_region() => {
+                Err(self.not_submitted_here(pending.call_id(), region))
+            }
+            _ => Ok(super::async_invoke::settle(self, pending, completion)),
+        };
+        async move { Ok(settling?.await) }
+    }
+
+    /// Why an async invocation submitted in `region` is not settled by this meter.
+    #[cold]
+    fn not_submitted_here(&self, call_id: &str, region: &str) -> ConfigError {
+        let said = format!(
+            "the async invocation {} was submitted in {}",
+            crate::redact::printable(call_id),
+            crate::redact::printable(region)
+        );
+        not_this_meters(
+            &self.inner.region,
+            &self.inner.endpoint_region,
+            "Meter::settle_async",
+            said,
+        )
+        .hint(format!(
+            "settle it (a copy of its record) with a meter of {}: a meter's prices, \
+             accruals and budgets are one region's",
+            crate::redact::printable(region)
+        ))
     }
 
     /// Counters of this client's fleet traffic (`None` without a fleet).

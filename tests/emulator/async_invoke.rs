@@ -302,7 +302,8 @@ async fn a_pending_invocation_can_be_stored_and_settled_elsewhere_by_completion_
                 .output_bytes(120)
                 .failed(),
         )
-        .await;
+        .await
+        .unwrap();
 
     // 30 s from submission to completion: 30 / 3600 h × 0.23 = 0.001916666667 (rounded).
     assert_eq!(

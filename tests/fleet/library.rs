@@ -2118,7 +2118,11 @@ async fn an_async_invocation_settled_by_two_processes_is_billed_once_across_the_
     // 10/3600 × 0.23 = $0.000638888… → 0.000638888889 (12 places).
     assert_eq!(compute_usd(&first), dec("0.000638888889"));
     let pending: sagemeter::client::PendingInference = serde_json::from_str(&copy).unwrap();
-    let second = b.meter().settle_async(pending, ten_seconds()).await;
+    let second = b
+        .meter()
+        .settle_async(pending, ten_seconds())
+        .await
+        .unwrap();
     assert!(second.is_duplicate_settlement(), "{second:#?}");
     assert_eq!((second.cost_usd, second.lines.len()), (Decimal::ZERO, 0));
     assert!(

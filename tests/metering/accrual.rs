@@ -249,7 +249,8 @@ async fn a_settlement_accrues_the_instances_for_its_processing_not_since_the_sub
             sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(600))
                 .output_bytes(10),
         )
-        .await;
+        .await
+        .unwrap();
     // 1 ml.g5.xlarge at $1.408/h stood for the 10 min it processed:
     // 1.408 / 6 = 0.234666…, not 3 h × 1.408 = 4.224 since the submission.
     let accrual = settled.accrual.expect("an accrual");

@@ -637,7 +637,11 @@ async fn an_async_invocation_settled_twice_is_billed_counted_and_charged_once() 
     assert!(!first.is_duplicate_settlement());
     // The redelivered copy: an explicit duplicate, billing nothing.
     let again: sagemeter::client::PendingInference = serde_json::from_str(&copy).unwrap();
-    let second = client.meter().settle_async(again, ten_seconds()).await;
+    let second = client
+        .meter()
+        .settle_async(again, ten_seconds())
+        .await
+        .unwrap();
     assert!(second.is_duplicate_settlement(), "{second:#?}");
     assert_eq!(second.call_id, first.call_id);
     assert_eq!(second.cost_usd, Decimal::ZERO);
@@ -654,6 +658,7 @@ async fn an_async_invocation_settled_twice_is_billed_counted_and_charged_once() 
             .meter()
             .settle_async(third, ten_seconds())
             .await
+            .unwrap()
             .is_duplicate_settlement()
     );
 
@@ -730,7 +735,11 @@ async fn second_settlement(
     completion: AsyncCompletion<'_>,
 ) -> sagemeter::Cost {
     let again: sagemeter::client::PendingInference = serde_json::from_str(copy).unwrap();
-    client.meter().settle_async(again, completion).await
+    client
+        .meter()
+        .settle_async(again, completion)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -790,7 +799,8 @@ async fn a_pending_invocation_kept_past_sagemakers_bound_releases_its_hold_once_
             lost,
             AsyncCompletion::processed_for(Duration::from_secs(10)),
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(settled.cost_usd, dec("0.10"));
     let status = &client.meter().budget_status()[0];
     assert_eq!(

@@ -3057,7 +3057,11 @@ async fn settlements_whose_clocks_disagree_warn_once_not_once_each() {
         let completion =
             sagemeter::client::AsyncCompletion::completed_at(at - Duration::from_secs(behind))
                 .output_bytes(512);
-        let cost = client.meter().settle_async(pending, completion).await;
+        let cost = client
+            .meter()
+            .settle_async(pending, completion)
+            .await
+            .unwrap();
         assert!(!cost.is_fully_priced());
     }
     let warned = logs
@@ -3439,7 +3443,7 @@ async fn shutdown_waits_for_a_settlement_still_finding_its_rates() {
     let meter = settler.meter().clone();
     let settling = tokio::spawn(async move {
         let done = AsyncCompletion::processed_for(Duration::from_secs(10)).output_bytes(10);
-        meter.settle_async(pending, done).await
+        meter.settle_async(pending, done).await.unwrap()
     });
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     // The settlement is waiting for its endpoint's profile.

@@ -3,7 +3,8 @@
 //! region would be priced at the meter's region's rates and land on the meter's
 //! endpoint of the same name. Such a call is refused before it is sent, whichever
 //! way in (`Client`, `send_metered`, the SDK interceptor, the builder), with a
-//! configuration error naming both regions.
+//! configuration error naming both regions; and an async invocation submitted in
+//! one region is not settled by another region's meter.
 //!
 //! The worked example: `chat` in us-east-1 runs on 2 × ml.m5.xlarge at $0.23/h,
 //! `chat` in eu-west-1 on 1 × ml.g5.xlarge at $1.57/h. Two seconds of the eu
@@ -18,9 +19,12 @@ use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 use rust_decimal::Decimal;
+use sagemeter::billing::LineItem;
+use sagemeter::client::{AsyncCompletion, PendingInference};
 use sagemeter::endpoint::{EndpointProfile, VariantProfile};
 use sagemeter::pricing::PriceKey;
 use sagemeter::{Client, Error, Meter, SendMeteredExt};
+use std::time::Duration;
 
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
@@ -304,4 +308,83 @@ async fn a_client_priced_at_another_regions_rates_still_calls_its_sdk_configs_re
         ),
         "{err}"
     );
+}
+
+/// The worked example's async twin: `chat-async` submitted in eu-west-1, its
+/// record kept as JSON and settled later. A us-east-1 meter refuses it (it would
+/// price the eu job at the us rate); an eu-west-1 meter settles it at 1.57 USD/h.
+#[tokio::test]
+async fn an_async_invocation_is_settled_only_by_a_meter_of_its_region() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "chat-async",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
+    );
+    let receipts = Receipts::default();
+    let eu = chat_meter(&fake, "eu-west-1", &receipts).await;
+    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
+    let submitted =
+        crate::support::submit_async(&Client::from_parts(eu_sdk, eu), "chat-async", 10).await;
+    let kept = serde_json::to_string(submitted.pending()).unwrap();
+    assert!(kept.contains(r#""region":"eu-west-1""#), "{kept}");
+    let two_seconds = || AsyncCompletion::processed_for(Duration::from_secs(2));
+
+    let us_receipts = Receipts::default();
+    let us = chat_meter(&fake, "us-east-1", &us_receipts).await;
+    let pending: PendingInference = serde_json::from_str(&kept).unwrap();
+    let err = us.settle_async(pending, two_seconds()).await.unwrap_err();
+    let Error::Config(config) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(config.option, "Meter::settle_async");
+    let text = err.to_string();
+    assert!(
+        text.contains("submitted in eu-west-1, and this meter meters the endpoints of us-east-1"),
+        "{text}"
+    );
+    assert!(us_receipts.all().is_empty());
+    assert_eq!(us.totals().calls, 0);
+
+    // Settled where it was submitted: 2 s at one ml.g5.xlarge,
+    // 2/3600 h × 1.57 USD/h = 0.000872222… → 0.000872222222 (12 places).
+    let eu_receipts = Receipts::default();
+    let eu = chat_meter(&fake, "eu-west-1", &eu_receipts).await;
+    let pending: PendingInference = serde_json::from_str(&kept).unwrap();
+    let settled = eu.settle_async(pending, two_seconds()).await.unwrap();
+    let compute = settled
+        .lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .and_then(|l| l.cost_usd())
+        .unwrap();
+    assert_eq!(compute, dec("0.000872222222"));
+    assert_eq!(settled.region.as_deref(), Some("eu-west-1"));
+}
+
+/// A record kept before records named their region settles as it did: on the
+/// meter it is given to.
+#[tokio::test]
+async fn an_async_record_without_a_region_settles_on_the_meter_given() {
+    let fake = FakeSageMaker::start().await;
+    let receipts = Receipts::default();
+    let us = chat_meter(&fake, "us-east-1", &receipts).await;
+    let kept = r#"{"endpoint":"chat-async","call_id":"req-1","inference_id":null,
+        "output_location":null,"failure_location":null,
+        "submitted_at":"2026-01-05T10:00:00Z","variant":"AllTraffic"}"#;
+    let pending: PendingInference = serde_json::from_str(kept).unwrap();
+    let settled = us
+        .settle_async(
+            pending,
+            AsyncCompletion::processed_for(Duration::from_secs(2)),
+        )
+        .await
+        .unwrap();
+    // 2/3600 h × 0.23 USD/h (one ml.m5.xlarge) = 0.000127777… → 0.000127777778.
+    let compute = settled
+        .lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .and_then(|l| l.cost_usd())
+        .unwrap();
+    assert_eq!(compute, dec("0.000127777778"));
 }
