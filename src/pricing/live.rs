@@ -136,10 +136,27 @@ impl LivePrices {
 
     /// Starts from the application's SDK configuration (credentials, HTTP client,
     /// endpoint settings); the region is replaced by the pricing region.
+    ///
+    /// FIPS and dual-stack endpoints (`use_fips`, `use_dual_stack`,
+    /// `AWS_USE_FIPS_ENDPOINT`, `AWS_USE_DUALSTACK_ENDPOINT`) are turned off for
+    /// the pricing client: the Price List API is served only from
+    /// `api.pricing.<region>.amazonaws.com` (`.amazonaws.com.cn` in China), with no
+    /// FIPS or dual-stack endpoint, so an application that uses them for
+    /// SageMaker would otherwise have every price look-up fail. An endpoint URL
+    /// set for the Price List (`AWS_ENDPOINT_URL_PRICING`, `AWS_ENDPOINT_URL`,
+    /// `endpoint_url`) is used as it is; the SDK refuses FIPS or dual-stack
+    /// together with one anyway. To keep pricing requests off endpoints that are
+    /// not FIPS, price without the Price List (a [`Snapshot`](super::Snapshot) and
+    /// price overrides) or give a client of your own to
+    /// [`from_client`](Self::from_client).
     pub fn builder(sdk_config: &aws_types::SdkConfig) -> LivePricesBuilder {
         // `From<&SdkConfig>` resolves the endpoint URL (service-specific first, then the
         // general one); setting the region afterwards leaves that resolution alone.
         let mut config = aws_sdk_pricing::config::Builder::from(sdk_config);
+        // Copied from the SDK config by `From`; the Price List has neither kind of
+        // endpoint (see above).
+        config.set_use_fips(Some(false));
+        config.set_use_dual_stack(Some(false));
         if sdk_config.behavior_version().is_none() {
             config.set_behavior_version(Some(BehaviorVersion::latest()));
         }
@@ -672,6 +689,49 @@ mod tests {
                 "{app_region}"
             );
         }
+    }
+
+    /// The request `live` sends for a look-up, captured, never answered for real.
+    async fn request_of(config: aws_types::sdk_config::Builder) -> String {
+        let (http, request) = aws_smithy_http_client::test_util::capture_request(None);
+        let live = LivePrices::builder(&config.http_client(http).build()).build();
+        let _ = live
+            .price(&PriceKey::hosting("eu-west-1", "ml.g5.xlarge"))
+            .await;
+        request.expect_request().uri().to_owned()
+    }
+
+    fn sdk_config_builder(region: &'static str) -> aws_types::sdk_config::Builder {
+        aws_types::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::from_static(region))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "test", "test", None, None, "static",
+            )))
+    }
+
+    /// The Price List's documented endpoints are `api.pricing.<region>.amazonaws.com`,
+    /// none FIPS or dual-stack: an application that asks for those (for SageMaker)
+    /// still has its prices looked up there, not at a host the SDK would make up
+    /// (`api.pricing-fips.us-east-1.amazonaws.com`, `api.pricing.us-east-1.api.aws`).
+    #[tokio::test]
+    async fn fips_and_dual_stack_are_off_for_the_price_list() {
+        for (fips, dual_stack) in [(true, false), (false, true), (true, true)] {
+            let config = sdk_config_builder("eu-west-1")
+                .use_fips(fips)
+                .use_dual_stack(dual_stack);
+            assert_eq!(
+                request_of(config).await,
+                "https://api.pricing.us-east-1.amazonaws.com/",
+                "use_fips {fips}, use_dual_stack {dual_stack}"
+            );
+        }
+        // An endpoint URL set for it is used as it is (with FIPS on, the SDK
+        // refuses it: "FIPS and custom endpoint are not supported").
+        let config = sdk_config_builder("eu-west-1")
+            .use_fips(true)
+            .endpoint_url("http://127.0.0.1:9");
+        assert_eq!(request_of(config).await, "http://127.0.0.1:9/");
     }
 
     #[test]
