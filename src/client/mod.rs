@@ -406,7 +406,10 @@ impl ClientBuilder {
     /// calls go to a local emulator. The pricing client is pinned to the Price List
     /// endpoint of this configuration's partition (us-east-1; cn-northwest-1 for the
     /// China regions) whatever region it names; in GovCloud, which has no Price List
-    /// endpoint, give a commercial-partition configuration here.
+    /// endpoint, give a commercial-partition configuration here, and in an ISO
+    /// region or the AWS European Sovereign Cloud too (their Price List is not one
+    /// sagemeter can reach: without one, calls are priced from overrides and the
+    /// snapshot, each receipt saying why).
     pub fn pricing_config(mut self, config: &aws_types::SdkConfig) -> Self {
         self.pricing_config = Some(config.clone());
         self

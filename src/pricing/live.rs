@@ -58,7 +58,10 @@ impl PricingRegion {
     /// cn-northwest-1 for the China regions (`cn-*`), whose credentials the global
     /// endpoint refuses; us-east-1 for every other region. GovCloud has no Price List
     /// endpoint of its own: price from a commercial-partition configuration (see
-    /// `ClientBuilder::pricing_config`).
+    /// `ClientBuilder::pricing_config`). Nor have the isolated partitions (ISO
+    /// regions, the AWS European Sovereign Cloud) one that sagemeter knows of:
+    /// [`LivePrices::builder`] does not ask us-east-1 with their credentials, which
+    /// it would refuse, and says so instead.
     pub fn for_region(region: &str) -> PricingRegion {
         if region.starts_with("cn-") {
             PricingRegion::CnNorthwest1
@@ -66,6 +69,32 @@ impl PricingRegion {
             PricingRegion::UsEast1
         }
     }
+}
+
+/// The AWS partitions (by their regions' prefix) whose credentials the commercial
+/// partition's Price List endpoint refuses, and whose own Price List endpoint, if
+/// any, sagemeter does not know: the ISO partitions and the AWS European Sovereign
+/// Cloud, as the SDK's partition table names them.
+const WITHOUT_PRICE_LIST: &[(&str, &str)] = &[
+    ("us-iso-", "aws-iso"),
+    ("us-isob-", "aws-iso-b"),
+    ("us-isof-", "aws-iso-f"),
+    ("eu-isoe-", "aws-iso-e"),
+    ("eusc-", "aws-eusc (AWS European Sovereign Cloud)"),
+];
+
+/// What to do when the configuration's partition has no Price List sagemeter can
+/// reach: the whole of the advice that ends [`LivePrices`]' reason.
+pub(crate) const NO_PRICE_LIST_ADVICE: &str = "set price overrides, or give \
+    ClientBuilder::pricing_config a configuration of the commercial partition";
+
+/// The partition of `region` when it is one whose Price List sagemeter cannot
+/// reach ([`WITHOUT_PRICE_LIST`]).
+pub(crate) fn partition_without_price_list(region: &str) -> Option<&'static str> {
+    WITHOUT_PRICE_LIST
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map(|(_, partition)| *partition)
 }
 
 /// Prices from the AWS Price List Query API, one `GetProducts` look-up per call.
@@ -102,6 +131,9 @@ impl PricingRegion {
 #[derive(Clone)]
 pub struct LivePrices {
     client: aws_sdk_pricing::Client,
+    /// Why every look-up fails without a request: the configuration's partition
+    /// has no Price List sagemeter can reach ([`partition_without_price_list`]).
+    unreachable: Option<String>,
     timeout: Duration,
     sleep: Option<SharedAsyncSleep>,
     time_source: SharedTimeSource,
@@ -120,6 +152,8 @@ impl std::fmt::Debug for LivePrices {
 pub struct LivePricesBuilder {
     config: aws_sdk_pricing::config::Builder,
     pricing_region: PricingRegion,
+    /// See [`LivePrices::unreachable`]; cleared by an explicit pricing region.
+    unreachable: Option<String>,
     timeout: Duration,
     max_attempts: u32,
     time_source: Option<SharedTimeSource>,
@@ -160,12 +194,31 @@ impl LivePrices {
         if sdk_config.behavior_version().is_none() {
             config.set_behavior_version(Some(BehaviorVersion::latest()));
         }
+        // An endpoint URL of the user's is where they say the Price List is.
+        let endpoint_url = sdk_config.endpoint_url().is_some()
+            || sdk_config.service_config().is_some_and(|config| {
+                let key = aws_types::service_config::ServiceConfigKey::builder()
+                    .service_id("Pricing")
+                    .env("AWS_ENDPOINT_URL")
+                    .profile("endpoint_url")
+                    .build();
+                key.is_ok_and(|key| config.load_config(key).is_some())
+            });
+        let region = sdk_config.region().map(|region| region.as_ref());
+        let unreachable = region.filter(|_| !endpoint_url).and_then(|region| {
+            let partition = partition_without_price_list(region)?;
+            Some(format!(
+                "the AWS configuration is for {}, in partition {partition}, whose \
+                 credentials the Price List endpoints sagemeter knows (us-east-1, \
+                 eu-central-1, ap-south-1, and cn-northwest-1 for China) do not accept: \
+                 none was asked; {NO_PRICE_LIST_ADVICE}",
+                crate::redact::printable(region)
+            ))
+        });
         LivePricesBuilder {
             config,
-            pricing_region: sdk_config
-                .region()
-                .map(|region| PricingRegion::for_region(region.as_ref()))
-                .unwrap_or_default(),
+            pricing_region: region.map(PricingRegion::for_region).unwrap_or_default(),
+            unreachable,
             timeout: DEFAULT_TIMEOUT,
             max_attempts: 1,
             time_source: sdk_config.time_source(),
@@ -180,6 +233,7 @@ impl LivePrices {
         let sleep = client.config().sleep_impl().or_else(default_async_sleep);
         LivePrices {
             client,
+            unreachable: None,
             timeout: DEFAULT_TIMEOUT,
             sleep,
             time_source,
@@ -192,6 +246,11 @@ impl LivePrices {
     }
 
     async fn look_up(&self, key: &PriceKey) -> Result<Rate, PriceError> {
+        if let Some(reason) = &self.unreachable {
+            return Err(PriceError::Unavailable {
+                reason: reason.clone(),
+            });
+        }
         let fetch = self.fetch(key);
         let docs = match &self.sleep {
             Some(sleep) => Timeout::new(fetch, sleep.sleep(self.timeout))
@@ -309,8 +368,14 @@ impl LivePricesBuilder {
     /// The Price List endpoint region (default: [`PricingRegion::for_region`] of the
     /// SDK config's region, us-east-1 outside China). The region of the prices asked
     /// for comes from each [`PriceKey`], not from this.
+    ///
+    /// Without it, a configuration of a partition whose Price List sagemeter cannot
+    /// reach (an ISO region, the AWS European Sovereign Cloud) and no endpoint URL
+    /// asks nothing: each look-up fails as [`PriceError::Unavailable`], saying
+    /// why. Set, the endpoint is asked with that configuration's credentials.
     pub fn pricing_region(mut self, region: PricingRegion) -> Self {
         self.pricing_region = region;
+        self.unreachable = None;
         self
     }
 
@@ -341,6 +406,7 @@ impl LivePricesBuilder {
         let LivePricesBuilder {
             mut config,
             pricing_region,
+            unreachable,
             timeout,
             max_attempts,
             time_source,
@@ -365,6 +431,7 @@ impl LivePricesBuilder {
         let client = aws_sdk_pricing::Client::from_conf(config.build());
         LivePrices {
             client,
+            unreachable,
             timeout,
             sleep: sleep.or_else(default_async_sleep),
             time_source: time_source.unwrap_or_default(),
@@ -732,6 +799,70 @@ mod tests {
             .use_fips(true)
             .endpoint_url("http://127.0.0.1:9");
         assert_eq!(request_of(config).await, "http://127.0.0.1:9/");
+    }
+
+    /// An application in an ISO region or the AWS European Sovereign Cloud has
+    /// credentials the Price List endpoints sagemeter knows do not accept: it asks
+    /// none of them, and each look-up says why instead of failing at us-east-1.
+    #[tokio::test]
+    async fn a_partition_without_a_reachable_price_list_is_not_asked() {
+        for (region, partition) in [
+            ("eusc-de-east-1", "aws-eusc"),
+            ("us-iso-east-1", "aws-iso"),
+            ("us-isob-east-1", "aws-iso-b"),
+        ] {
+            let (http, request) = aws_smithy_http_client::test_util::capture_request(None);
+            let config = sdk_config_builder(region).http_client(http).build();
+            let live = LivePrices::builder(&config).build();
+            let err = live
+                .price(&PriceKey::hosting(region, "ml.m5.xlarge"))
+                .await
+                .unwrap_err();
+            let PriceError::Unavailable { reason } = &err else {
+                panic!("{err:?}")
+            };
+            assert!(
+                reason.starts_with(&format!(
+                    "the AWS configuration is for {region}, in partition {partition}"
+                )),
+                "{reason}"
+            );
+            assert!(
+                reason.ends_with(
+                    "none was asked; set price overrides, or give \
+                     ClientBuilder::pricing_config a configuration of the commercial partition"
+                ),
+                "{reason}"
+            );
+            request.expect_no_request();
+        }
+        // Told where the Price List is (an endpoint URL, or a pricing region), it
+        // asks there.
+        let config = sdk_config_builder("eusc-de-east-1").endpoint_url("http://127.0.0.1:9");
+        assert_eq!(request_of(config).await, "http://127.0.0.1:9/");
+        let (http, request) = aws_smithy_http_client::test_util::capture_request(None);
+        let config = sdk_config_builder("us-iso-east-1")
+            .http_client(http)
+            .build();
+        let live = LivePrices::builder(&config)
+            .pricing_region(PricingRegion::UsEast1)
+            .build();
+        let _ = live
+            .price(&PriceKey::hosting("us-iso-east-1", "ml.m5.xlarge"))
+            .await;
+        assert_eq!(
+            request.expect_request().uri(),
+            "https://api.pricing.us-east-1.amazonaws.com/"
+        );
+        // The commercial partition, GovCloud and China are asked as before.
+        for region in ["eu-west-1", "us-gov-west-1", "eu-central-2"] {
+            assert!(
+                request_of(sdk_config_builder(region))
+                    .await
+                    .starts_with("https://api.pricing.us-east-1.amazonaws.com"),
+                "{region}"
+            );
+        }
     }
 
     #[test]

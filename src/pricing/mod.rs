@@ -546,13 +546,21 @@ pub fn unknown_region_hint(region: &str) -> Option<String> {
     )
 }
 
+/// What to do about a region of a partition whose Price List sagemeter cannot reach
+/// (see [`LivePrices::builder`]) that the snapshot does not cover.
+const NOT_REACHABLE_REMEDY: &str =
+    "its partition's Price List is out of sagemeter's reach: set price overrides for its rates";
+
 /// What to do about a region the snapshot does not cover: the live Price List, or
 /// for China's regions (priced in CNY only, which receipts in USD cannot use) a
-/// USD price override.
+/// USD price override, or for a partition whose Price List sagemeter cannot reach
+/// (the AWS European Sovereign Cloud) a price override.
 fn not_covered_remedy(region: &str) -> &'static str {
     if region.starts_with("cn-") {
         "China's regions are priced in CNY only, which sagemeter does not convert: \
          set a USD price override"
+    } else if live::partition_without_price_list(region).is_some() {
+        NOT_REACHABLE_REMEDY
     } else {
         "the live Price List is needed, or set a price override"
     }
@@ -632,6 +640,8 @@ mod tests {
             unknown_region_hint("mars-north-1").as_deref(),
             Some("`mars-north-1` is not among the AWS regions this sagemeter knows")
         );
+        // The AWS European Sovereign Cloud's region (partition aws-eusc) is one.
+        assert_eq!(unknown_region_hint("eusc-de-east-1"), None);
         // In the price error, after the usual advice.
         let err = PriceError::NotFound {
             key: PriceKey::hosting("us-east1", "ml.m5.xlarge"),

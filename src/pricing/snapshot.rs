@@ -180,10 +180,11 @@ impl AsOf {
     }
 }
 
-/// The AWS regions (commercial, GovCloud, China) as of late 2025: a region among
-/// them that the snapshot does not cover is [`PriceError::NotCovered`], any other
-/// [`PriceError::NotFound`] (most likely a typo). A region launched since then is
-/// told apart from a typo only by the live Price List.
+/// The AWS regions (commercial, GovCloud, China, and the AWS European Sovereign
+/// Cloud's) as of late 2025: a region among them that the snapshot does not cover
+/// is [`PriceError::NotCovered`], any other [`PriceError::NotFound`] (most likely a
+/// typo). A region launched since then is told apart from a typo only by the live
+/// Price List. The ISO partitions' regions are not listed.
 pub(crate) const AWS_REGIONS: &[&str] = &[
     "af-south-1",
     "ap-east-1",
@@ -212,6 +213,7 @@ pub(crate) const AWS_REGIONS: &[&str] = &[
     "eu-west-1",
     "eu-west-2",
     "eu-west-3",
+    "eusc-de-east-1",
     "il-central-1",
     "me-central-1",
     "me-south-1",
@@ -934,6 +936,15 @@ mod tests {
              ap-northeast-1, eu-central-1, eu-west-1, eu-west-3, us-east-1, us-east-2, \
              us-west-2); China's regions are priced in CNY only, which sagemeter does not \
              convert: set a USD price override"
+        );
+        // The AWS European Sovereign Cloud's region: a real one, whose Price List
+        // sagemeter cannot reach (see LivePrices::builder), so only overrides help.
+        assert_eq!(
+            text(PriceKey::hosting("eusc-de-east-1", "ml.m5.xlarge")),
+            "the bundled price snapshot has no hosting prices for eusc-de-east-1 (it covers: \
+             ap-northeast-1, eu-central-1, eu-west-1, eu-west-3, us-east-1, us-east-2, \
+             us-west-2); its partition's Price List is out of sagemeter's reach: set price \
+             overrides for its rates"
         );
         // A region with some hosting rows, not this instance type's, which other
         // regions list: a real type the snapshot lacks there.

@@ -101,7 +101,7 @@ pub fn millis(d: Duration) -> f64 {
 /// CLI user can do instead: the CLI has no price override. Each is the whole of
 /// the advice the library ends a message with (see [`for_cli`]); the tests below
 /// take every message they come from from the library itself.
-const LIBRARY_ADVICE: [(&str, &str); 4] = [
+const LIBRARY_ADVICE: [(&str, &str); 6] = [
     (
         "check the instance type and region, or set a price override",
         "check the instance type and the region (--region)",
@@ -120,6 +120,17 @@ const LIBRARY_ADVICE: [(&str, &str); 4] = [
         "set a USD price override",
         "the CLI cannot price them (a program using the sagemeter library can, with a USD \
          price override)",
+    ),
+    (
+        "set price overrides for its rates",
+        "the CLI cannot price it (a program using the sagemeter library can, with price \
+         overrides)",
+    ),
+    (
+        "set price overrides, or give ClientBuilder::pricing_config a configuration of the \
+         commercial partition",
+        "the CLI cannot price it (a program using the sagemeter library can, with price \
+         overrides or a Price List configuration of the commercial partition)",
     ),
 ];
 
@@ -342,9 +353,43 @@ mod tests {
             ),
             "{currency}"
         );
-        for text in [not_found, not_covered, china, currency] {
+        let sovereign = text(PriceKey::hosting("eusc-de-east-1", "ml.m5.xlarge"));
+        assert!(
+            sovereign.ends_with(
+                "its partition's Price List is out of sagemeter's reach: the CLI cannot price \
+                 it (a program using the sagemeter library can, with price overrides)"
+            ),
+            "{sovereign}"
+        );
+        for text in [not_found, not_covered, china, currency, sovereign] {
             assert!(!text.contains("set a"), "{text}");
+            assert!(!text.contains("set price"), "{text}");
         }
+    }
+
+    /// In an ISO region or the AWS European Sovereign Cloud the library asks no
+    /// Price List and says what a program can do; the CLI says what it cannot.
+    #[tokio::test]
+    async fn a_partition_without_a_reachable_price_list_says_the_cli_cannot_price_it() {
+        use sagemeter::pricing::{LivePrices, PriceSource};
+        let config = aws_types::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::from_static("eusc-de-east-1"))
+            .build();
+        let err = LivePrices::from_sdk_config(&config)
+            .price(&PriceKey::hosting("eusc-de-east-1", "ml.m5.xlarge"))
+            .await
+            .unwrap_err();
+        let text = for_cli(&err.to_string()).into_owned();
+        assert!(
+            text.ends_with(
+                "none was asked; the CLI cannot price it (a program using the sagemeter \
+                 library can, with price overrides or a Price List configuration of the \
+                 commercial partition)"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("ClientBuilder"), "{text}");
     }
 
     /// Only the library's advice where the library puts it is rewritten: a name, a
