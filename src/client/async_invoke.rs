@@ -17,7 +17,8 @@
 //! the application that the output is there (the SNS success/error topic, an S3
 //! event, polling the output location with its own S3 client) also tells it when, and
 //! usually hands it the output. The pending half is [`PendingInference`]: serialisable,
-//! so another process (the one reading the notifications) can settle it.
+//! so another process (the one reading the notifications) can settle it, with a
+//! meter of the region it was submitted in ([`PendingInference::region`]).
 //!
 //! **Settled twice, counted once.** Notifications come at least once, so the
 //! same invocation may be settled again. A second settlement of a call id the

@@ -65,6 +65,15 @@ use std::time::Instant;
 /// topped up from an SDK hook: such a call is reserved against the budget's whole
 /// limit instead (and refused when that has no room).
 ///
+/// **One region.** The meter meters one region's endpoints
+/// ([`Meter::endpoint_region`](crate::Meter::endpoint_region)). A request whose
+/// configuration is for another region (the SDK client's, or a per-request
+/// `config_override`) is refused before it is sent, with an
+/// [`Error::Config`](crate::Error::Config) naming both regions in its source chain,
+/// rather than sent unmetered: AWS would bill it and the meter's totals, ledgers
+/// and budgets would miss it. Register one interceptor, with its own meter, per
+/// region.
+///
 /// A call dropped after its request went out (a `tokio::time::timeout`, a
 /// `select!`, an aborted task) still makes its `cancelled` receipt, as a
 /// [`Client`](crate::Client)'s does; an async submission dropped before its
