@@ -307,6 +307,30 @@ pub(crate) fn never_connected(
     false
 }
 
+/// Whether the SDK failed a call before its request was sent: it could not build
+/// the request (`ConstructionFailure`), or, in the attempt, get the credentials
+/// to sign it or resolve its endpoint (the orchestrator reports these as a
+/// `DispatchFailure` with no response, the credentials provider's or endpoint
+/// resolver's error as its cause; nothing is sent before they are done).
+fn sdk_refused<E, R>(err: &SdkError<E, R>) -> bool {
+    match err {
+        SdkError::ConstructionFailure(_) => true,
+        SdkError::DispatchFailure(failure) => failure.as_connector_error().is_some_and(|err| {
+            let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+            while let Some(cause) = next {
+                if cause.is::<aws_credential_types::provider::error::CredentialsError>()
+                    || cause.is::<aws_smithy_runtime_api::client::endpoint::error::ResolveEndpointError>()
+                {
+                    return true;
+                }
+                next = cause.source();
+            }
+            false
+        }),
+        _ => false,
+    }
+}
+
 /// Whether an SDK error is one a retry may get past without doing the work twice
 /// unseen (see [`Error::is_retryable`]): a failure in transit only when the
 /// connection was never made (a request that went out may have run), and a
@@ -438,16 +462,26 @@ impl fmt::Debug for AnySummary<'_> {
 }
 
 impl Error {
-    /// Whether the call was refused before anything was sent (an invalid
-    /// request, a budget with no room or that could not be checked): no
-    /// SageMaker call was made, and none is billed.
+    /// Whether the call was refused before its request was sent: an invalid
+    /// request, a budget with no room or that could not be checked, or an SDK
+    /// call that could not be made (the SDK could not build the request, get
+    /// credentials to sign it, or resolve its endpoint). No SageMaker call was
+    /// made, and none is billed. (Should the SDK fail so on a retry, after a
+    /// first attempt was throttled or refused, that attempt went out, and was not
+    /// billed either.) A connection that could not be made is not a refusal:
+    /// see [`is_retryable`](Self::is_retryable).
     pub fn refused_before_sending(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Error::InvalidRequest(_)
-                | Error::BudgetExceeded { .. }
-                | Error::BudgetUnavailable { .. }
-        )
+            | Error::BudgetExceeded { .. }
+            | Error::BudgetUnavailable { .. } => true,
+            Error::Invoke { source, cost, .. } => cost.is_none() && sdk_refused(source),
+            Error::InvokeWithResponseStream { source, cost, .. } => {
+                cost.is_none() && sdk_refused(source)
+            }
+            Error::InvokeAsync { source, .. } => sdk_refused(source),
+            _ => false,
+        }
     }
 
     /// Whether the same call, tried again, may succeed without doing the work
@@ -720,6 +754,27 @@ mod tests {
             cost: None,
         };
         assert!(!failed.refused_before_sending());
+        // The SDK could not get credentials to sign the request: it was not sent
+        // (the orchestrator's DispatchFailure, the provider's error its cause).
+        let invoke = |source| Error::Invoke {
+            endpoint: "rt".into(),
+            source: Box::new(source),
+            cost: None,
+        };
+        let no_credentials = aws_smithy_runtime_api::client::result::ConnectorError::other(
+            Box::new(
+                aws_credential_types::provider::error::CredentialsError::provider_error(
+                    "the SSO session has expired",
+                ),
+            ),
+            None,
+        );
+        assert!(invoke(SdkError::dispatch_failure(no_credentials)).refused_before_sending());
+        assert!(invoke(SdkError::construction_failure("no body")).refused_before_sending());
+        // A failure in transit may have sent it.
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let io = aws_smithy_runtime_api::client::result::ConnectorError::io(reset.into());
+        assert!(!invoke(SdkError::dispatch_failure(io)).refused_before_sending());
     }
 
     #[test]

@@ -2481,6 +2481,54 @@ async fn an_invoke_past_the_http_read_timeout_makes_one_cancelled_receipt() {
     );
 }
 
+/// A credentials provider that fails (an SSO session expired).
+#[derive(Debug)]
+struct FailingCredentials;
+
+impl aws_credential_types::provider::ProvideCredentials for FailingCredentials {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async {
+            Err(
+                aws_credential_types::provider::error::CredentialsError::provider_error(
+                    "the SSO session has expired",
+                ),
+            )
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_call_without_credentials_to_sign_it_is_refused_before_sending() {
+    let fake = fake_with_demo_endpoints().await;
+    let sdk_config = fake.sdk_config().await;
+    let receipts = Receipts::default();
+    let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(&sdk_config)
+            .credentials_provider(FailingCredentials)
+            .build(),
+    );
+    let client = rt_on_one_m5(&fake)
+        .await
+        .runtime_client(runtime)
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    let err = invoke(&client, "rt").await.unwrap_err();
+    assert!(err.refused_before_sending(), "{err:?}");
+    assert!(err.cost().is_none());
+    assert_eq!(fake.invocations(), 0, "nothing was sent");
+    assert!(receipts.all().is_empty());
+    // A call that went out and failed was not refused.
+    fake.fail_invocations(424, "ModelError", "boom");
+    let sent = invoke(&client_for(&fake).await, "rt").await.unwrap_err();
+    assert!(!sent.refused_before_sending(), "{sent:?}");
+}
+
 #[tokio::test]
 async fn the_interceptor_meters_a_call_the_sdk_times_out_after_sending() {
     let fake = fake_with_demo_endpoints().await;

@@ -404,7 +404,8 @@ struct Summary {
     /// Calls asked for (`-n`).
     requested: u32,
     /// Calls that finished (successfully or not); not those refused before they
-    /// were sent (a budget, an invalid request), which are in `not_sent`.
+    /// were sent (a budget, an invalid request, no credentials to sign them),
+    /// which are in `not_sent`.
     calls: u32,
     /// Calls that failed.
     failed: u32,
