@@ -24,6 +24,13 @@
 //! A call the SDK itself times out (its operation or attempt timeout, or the HTTP
 //! client's read timeout) after sending is the same: one `cancelled` receipt, returned
 //! with the error.
+//!
+//! What is billed is the time of the attempts that reached the model, each from its
+//! request going out to its end ([`AttemptProbe::model_time`]): one in flight at a
+//! drop or a timeout until then, but not the time before the first request went out
+//! (credentials, a rate limiter's wait), nor the back-off between attempts, nor the
+//! time after the last attempt ended (a drop or an operation timeout while the SDK
+//! backs off), except for a stream, which runs on after its attempt's answer.
 
 use super::meter::{FinishedCall, Meter, Phase, Prepared, Targets};
 use crate::background::Counted;
@@ -541,6 +548,12 @@ impl Receipt {
         self.parts.started
     }
 
+    /// When the latest attempt's request went out, on the monotonic clock (the
+    /// call's start when none did).
+    pub(crate) fn request_sent(&self) -> Instant {
+        self.parts.attempts.latest_sent()
+    }
+
     /// When the call started, on the meter's clock.
     pub(crate) fn started_at(&self) -> SystemTime {
         self.parts.started_at
@@ -699,12 +712,16 @@ fn failed<O: MeteredOperation>(
     }
 }
 
-/// Puts the SDK's attempts on a call's usage: how many there were, and, when
-/// there were retries, the time of the attempts that reached the model as the
-/// billed latency (throttled and refused attempts, and the back-off between
-/// attempts, are not billed), and the request's bytes as data in once for each of
-/// those attempts (SageMaker processed, and bills, every request it received).
-/// Returns that part of the call's time, to scale its processor share by.
+/// Puts the SDK's attempts on a call's usage: how many there were, the time of
+/// the attempts that reached the model as the billed latency (see
+/// [`AttemptProbe::model_time`]: not the time before the first request went out,
+/// such as resolving credentials or an adaptive rate limiter's wait, nor throttled
+/// and refused attempts, nor the back-off between attempts), and, when there were
+/// retries, the request's bytes as data in once for each attempt that reached the
+/// model (SageMaker processed, and bills, every request it received). Notes are
+/// added only when there were several attempts. A probe that saw no attempt
+/// leaves the call's wall time. Returns that part of the call's time, to scale
+/// its processor share by.
 pub(crate) fn bill_attempts(
     usage: &mut Usage,
     attempts: &AttemptProbe,
@@ -713,11 +730,21 @@ pub(crate) fn bill_attempts(
     let wall = usage.latency;
     let count = attempts.count();
     usage.attempts = count.max(1);
+    let mut billed_time = BilledTime { billed: wall, wall };
+    if count == 0 {
+        return billed_time;
+    }
+    // Only a stream runs on after its attempt's answer (its headers).
+    let runs_on = usage.operation == Operation::InvokeEndpointWithResponseStream;
+    let model = attempts.model_time(wall, runs_on);
+    if model.attempts > 0 {
+        usage.latency = model.time.min(wall);
+    }
     if count > 1 {
-        let (billed, billed_time) = attempts.model_time(wall);
-        if billed > 0 {
-            usage.latency = billed_time.min(wall);
-        }
+        let billed = model.attempts;
+        // The share is scaled to the attempts' part of the call's time; that of a
+        // single attempt is not (see `BilledTime`).
+        billed_time.billed = usage.latency;
         notes.push(format!(
             "{count} attempts: {billed} reached the model and are billed, {} were not",
             count - billed
@@ -738,13 +765,14 @@ pub(crate) fn bill_attempts(
             ));
         }
     }
-    BilledTime {
-        billed: usage.latency,
-        wall,
-    }
+    billed_time
 }
 
-/// The part of a call's `wall` time that is billed (all of it without retries).
+/// The part of a call's `wall` time that is billed, to scale its processor share
+/// by: all of it for a call of one attempt, whose share is not scaled (the time
+/// before its request went out is on the sharing clock; on the system clock the
+/// share is still at most a whole instance over the billed latency, see
+/// `Totals::cap_share`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BilledTime {
     billed: Duration,
@@ -1217,7 +1245,8 @@ impl Drop for CallInFlight {
             return; // nothing reached SageMaker (or nothing to bill): no receipt
         }
         let wall = parts.started.elapsed();
-        if parts.attempts.model_time(wall).0 == 0 {
+        let runs_on = parts.operation == Operation::InvokeEndpointWithResponseStream;
+        if parts.attempts.model_time(wall, runs_on).attempts == 0 {
             // Every attempt so far was throttled or refused, and the SDK was
             // backing off: the model never ran. The reservation is released.
             return;
@@ -1279,6 +1308,9 @@ struct AttemptLog {
     /// How long that attempt took, up to the end the SDK saw (for a stream, its
     /// headers).
     last_billed_us: AtomicU64,
+    /// The number of the latest attempt SageMaker answered with a success (for a
+    /// stream, its headers; 0: none).
+    answered_ok: AtomicU32,
     /// Attempts that timed out after their request went out (billed, see
     /// [`timed_out_after_sending`]).
     timed_out: AtomicU32,
@@ -1303,6 +1335,7 @@ impl AttemptProbe {
             billed: AtomicU32::new(0),
             last_billed: AtomicU32::new(0),
             last_billed_us: AtomicU64::new(0),
+            answered_ok: AtomicU32::new(0),
             timed_out: AtomicU32::new(0),
             connection: std::sync::Mutex::new(None),
         }))
@@ -1325,6 +1358,17 @@ impl AttemptProbe {
         self.0.billed.load(Ordering::Relaxed) > 0
     }
 
+    /// When the latest attempt's request went out (the call's start when none
+    /// did).
+    pub(crate) fn latest_sent(&self) -> Instant {
+        let log = &self.0;
+        if log.transmitted.load(Ordering::Relaxed) == 0 {
+            return log.origin;
+        }
+        let us = log.attempt_started_us.load(Ordering::Relaxed);
+        log.origin + Duration::from_micros(us)
+    }
+
     /// Attempts that timed out after their request went out.
     pub(crate) fn timed_out(&self) -> u32 {
         self.0.timed_out.load(Ordering::Relaxed)
@@ -1332,30 +1376,39 @@ impl AttemptProbe {
 
     /// The attempts of a call that ended `end` after it started which used the
     /// model, and for how long together: those SageMaker answered after the model
-    /// ran; the latest one running on to `end` when it reached the model (a
-    /// stream's attempt ends at its headers, its answer after); and one still in
-    /// flight at `end` (a dropped call), as if the model ran until then. A
-    /// throttled or refused attempt, and the back-off between attempts, used none.
-    pub(crate) fn model_time(&self, end: Duration) -> (u32, Duration) {
+    /// ran, and those that timed out after their request went out, each until its
+    /// end (its answer, or its timeout); one still in flight at `end` (a dropped
+    /// call), as if the model ran until then; and, when the latest attempt opened
+    /// a response that runs on after its answer (`runs_on`: a stream, whose
+    /// attempt ends at its headers), that one until `end`. A throttled or refused
+    /// attempt, the time before the first request went out (credentials, a rate
+    /// limiter's wait) and the back-off between attempts used none, nor the time
+    /// after the latest attempt's end (an operation timeout during a back-off).
+    pub(crate) fn model_time(&self, end: Duration, runs_on: bool) -> ModelTime {
         let log = &self.0;
         let sent = log.transmitted.load(Ordering::Relaxed);
-        let finished = log.finished.load(Ordering::Relaxed);
-        let mut billed = log.billed.load(Ordering::Relaxed);
-        let mut billed_us = log.billed_us.load(Ordering::Relaxed);
         if sent == 0 {
-            return (0, Duration::ZERO);
+            return ModelTime::default();
         }
+        let finished = log.finished.load(Ordering::Relaxed);
+        let mut attempts = log.billed.load(Ordering::Relaxed);
+        let mut billed_us = log.billed_us.load(Ordering::Relaxed);
         let latest_ran = micros(end).saturating_sub(log.attempt_started_us.load(Ordering::Relaxed));
         if finished < sent && !self.unconnected() {
-            billed += 1;
+            attempts += 1;
             billed_us = billed_us.saturating_add(latest_ran);
-        } else if log.last_billed.load(Ordering::Relaxed) == sent {
+        } else if runs_on
+            && log.answered_ok.load(Ordering::Relaxed) == sent
+            && log.last_billed.load(Ordering::Relaxed) == sent
+        {
             let took = log.last_billed_us.load(Ordering::Relaxed);
-            billed_us = billed_us
-                .saturating_sub(took)
-                .saturating_add(latest_ran.max(took));
+            let ran = latest_ran.max(took);
+            billed_us = billed_us.saturating_sub(took).saturating_add(ran);
         }
-        (billed, Duration::from_micros(billed_us))
+        ModelTime {
+            attempts,
+            time: Duration::from_micros(billed_us),
+        }
     }
 
     /// An attempt's request is about to go out.
@@ -1363,9 +1416,7 @@ impl AttemptProbe {
         let log = &self.0;
         let attempt = attempt_number(cfg)
             .unwrap_or_else(|| log.transmitted.load(Ordering::Relaxed).saturating_add(1));
-        if log.transmitted.fetch_max(attempt, Ordering::Relaxed) < attempt {
-            log.attempt_started_us
-                .store(micros(log.origin.elapsed()), Ordering::Relaxed);
+        if self.attempt_sent(attempt, micros(log.origin.elapsed())) {
             // The SDK's connection capture for this attempt (put there by its
             // connection-poisoning interceptor): the default HTTP client replaces
             // the placeholder with what it knows of the connection when it sends.
@@ -1393,6 +1444,17 @@ impl AttemptProbe {
         capture.as_ref().is_some_and(|c| c.get().is_none())
     }
 
+    /// Attempt number `attempt`'s request went out, `at_us` µs after the call
+    /// started; whether it is a new attempt (not one seen already).
+    fn attempt_sent(&self, attempt: u32, at_us: u64) -> bool {
+        let log = &self.0;
+        if log.transmitted.fetch_max(attempt, Ordering::Relaxed) < attempt {
+            log.attempt_started_us.store(at_us, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
     /// An attempt ended (answered, failed or timed out).
     pub(crate) fn after_attempt(
         &self,
@@ -1400,37 +1462,76 @@ impl AttemptProbe {
         cfg: &ConfigBag,
     ) {
         let log = &self.0;
+        let attempt =
+            attempt_number(cfg).unwrap_or_else(|| log.transmitted.load(Ordering::Relaxed));
+        let end = match context.response() {
+            Some(response) => match response.status().as_u16() {
+                200..300 => AttemptEnd::AnsweredOk,
+                status if status_reached_model(status) || model_error_reply(context) => {
+                    AttemptEnd::ModelError
+                }
+                _ => AttemptEnd::NotRun,
+            },
+            None if matches!(context.output_or_error(),
+                Some(Err(err)) if timed_out_after_sending(err))
+                && !self.unconnected() =>
+            {
+                AttemptEnd::TimedOut
+            }
+            None => AttemptEnd::NotRun,
+        };
+        self.attempt_ended(attempt, end, micros(log.origin.elapsed()));
+    }
+
+    /// Attempt number `attempt` ended `at_us` µs after the call started, as `end`
+    /// says; counted once (an attempt not sent, or already counted, is not).
+    fn attempt_ended(&self, attempt: u32, end: AttemptEnd, at_us: u64) {
+        let log = &self.0;
         let sent = log.transmitted.load(Ordering::Relaxed);
-        let attempt = attempt_number(cfg).unwrap_or(sent);
         if attempt == 0
             || attempt > sent
             || log.finished.fetch_max(attempt, Ordering::Relaxed) >= attempt
         {
             return; // never sent, or already counted
         }
-        let ran = match context.response() {
-            Some(response) => {
-                status_reached_model(response.status().as_u16()) || model_error_reply(context)
+        match end {
+            AttemptEnd::NotRun => return,
+            AttemptEnd::AnsweredOk => log.answered_ok.store(attempt, Ordering::Relaxed),
+            AttemptEnd::TimedOut => {
+                log.timed_out.fetch_add(1, Ordering::Relaxed);
             }
-            None => {
-                let timed_out = matches!(context.output_or_error(),
-                    Some(Err(err)) if timed_out_after_sending(err))
-                    && !self.unconnected();
-                if timed_out {
-                    log.timed_out.fetch_add(1, Ordering::Relaxed);
-                }
-                timed_out
-            }
-        };
-        if ran {
-            let started = log.attempt_started_us.load(Ordering::Relaxed);
-            let took = micros(log.origin.elapsed()).saturating_sub(started);
-            log.billed_us.fetch_add(took, Ordering::Relaxed);
-            log.billed.fetch_add(1, Ordering::Relaxed);
-            log.last_billed_us.store(took, Ordering::Relaxed);
-            log.last_billed.store(attempt, Ordering::Relaxed);
+            AttemptEnd::ModelError => {}
         }
+        let started = log.attempt_started_us.load(Ordering::Relaxed);
+        let took = at_us.saturating_sub(started);
+        log.billed_us.fetch_add(took, Ordering::Relaxed);
+        log.billed.fetch_add(1, Ordering::Relaxed);
+        log.last_billed_us.store(took, Ordering::Relaxed);
+        log.last_billed.store(attempt, Ordering::Relaxed);
     }
+}
+
+/// How an attempt ended, as far as billing is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AttemptEnd {
+    /// SageMaker answered with a success (the model ran).
+    AnsweredOk,
+    /// SageMaker answered with the model's error (the model ran).
+    ModelError,
+    /// It timed out after its request went out ([`timed_out_after_sending`]):
+    /// billed as if the model ran until then.
+    TimedOut,
+    /// Throttled, refused, or failed in transit: the model did not run.
+    NotRun,
+}
+
+/// The part of a call's attempts that used the model ([`AttemptProbe::model_time`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ModelTime {
+    /// The attempts that reached the model.
+    pub(crate) attempts: u32,
+    /// Their time together.
+    pub(crate) time: Duration,
 }
 
 /// Whether an attempt was answered with a model error whose status is not 424:
@@ -1565,5 +1666,84 @@ impl Intercept for AttemptWatch {
     ) -> Result<(), BoxError> {
         let _ = CURRENT_CALL.try_with(|probe| probe.after_attempt(context, cfg));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A probe fed `attempts`: each `(sent, ended, how)`, in µs since the call
+    /// started.
+    fn fed(attempts: &[(u64, u64, AttemptEnd)]) -> AttemptProbe {
+        let probe = AttemptProbe::new(Instant::now());
+        for (n, &(sent, ended, how)) in (1..).zip(attempts) {
+            assert!(probe.attempt_sent(n, sent));
+            probe.attempt_ended(n, how, ended);
+        }
+        probe
+    }
+
+    fn ms(n: u64) -> u64 {
+        n * 1000
+    }
+
+    #[test]
+    fn one_attempt_is_billed_from_its_request_not_from_the_calls_start() {
+        // 1.5 s resolving credentials (or waiting on an adaptive rate limiter),
+        // then the request: answered 2 ms later. Billed: 2 ms.
+        let probe = fed(&[(ms(1_500), ms(1_502), AttemptEnd::AnsweredOk)]);
+        let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_micros(1_502_100));
+        let mut notes = Vec::new();
+        let billed = bill_attempts(&mut usage, &probe, &mut notes);
+        assert_eq!(usage.latency, Duration::from_millis(2));
+        assert_eq!(usage.attempts, 1);
+        assert!(notes.is_empty(), "{notes:?}");
+        // Its processor share is not scaled (see `BilledTime`).
+        assert_eq!(billed.share(Decimal::ONE), Decimal::ONE);
+    }
+
+    #[test]
+    fn an_attempt_that_timed_out_is_billed_until_its_timeout_not_until_the_calls_end() {
+        // One attempt out at 1 ms, timed out at 301 ms; the SDK backs off for 2 s
+        // and its operation timeout fires at 900 ms (or the caller drops the call
+        // then): billed 300 ms, the attempt until its timeout.
+        let probe = fed(&[(ms(1), ms(301), AttemptEnd::TimedOut)]);
+        for operation in [
+            Operation::InvokeEndpoint,
+            // Timed out before its headers: nothing ran on after them.
+            Operation::InvokeEndpointWithResponseStream,
+        ] {
+            let mut usage = Usage::new(operation, Duration::from_millis(900));
+            bill_attempts(&mut usage, &probe, &mut Vec::new());
+            assert_eq!(usage.latency, Duration::from_millis(300), "{operation}");
+        }
+        // Two attempts: the second (out at 1,301 ms, timed out at 1,601 ms) is not
+        // stretched to the operation timeout at 2,000 ms either: 600 ms.
+        let probe = fed(&[
+            (ms(1), ms(301), AttemptEnd::TimedOut),
+            (ms(1_301), ms(1_601), AttemptEnd::TimedOut),
+        ]);
+        let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_secs(2));
+        let billed = bill_attempts(&mut usage, &probe, &mut Vec::new());
+        assert_eq!(usage.latency, Duration::from_millis(600));
+        // Its share is scaled to those 600 ms of its 2 s: 0.3 of it.
+        assert_eq!(
+            billed.share(Decimal::ONE),
+            "0.3".parse::<Decimal>().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_stream_is_billed_from_its_request_to_its_end() {
+        // Out at 5 ms, headers at 45 ms, its last part at 1,005 ms: billed 1 s,
+        // from the request to its end (its attempt ended at its headers).
+        let probe = fed(&[(ms(5), ms(45), AttemptEnd::AnsweredOk)]);
+        let mut usage = Usage::new(
+            Operation::InvokeEndpointWithResponseStream,
+            Duration::from_millis(1_005),
+        );
+        bill_attempts(&mut usage, &probe, &mut Vec::new());
+        assert_eq!(usage.latency, Duration::from_secs(1));
     }
 }

@@ -243,13 +243,13 @@ struct StreamCall {
 impl StreamCall {
     /// Measures one payload part. The bytes are read for tokens, never kept.
     fn part(&mut self, bytes: &[u8]) {
-        let started = self.receipt.started();
         let now = Instant::now();
         self.last_part_at = Some((now, self.receipt.meter().now()));
         let usage = &mut self.usage;
-        usage
-            .time_to_first_byte
-            .get_or_insert_with(|| now.duration_since(started));
+        if usage.time_to_first_byte.is_none() {
+            // From when the stream's request went out, as its latency is.
+            usage.time_to_first_byte = Some(now.duration_since(self.receipt.request_sent()));
+        }
         usage.parts = Some(usage.parts.unwrap_or(0).saturating_add(1));
         usage.bytes_out += bytes.len() as u64;
         self.tokens.push(bytes);

@@ -1,7 +1,8 @@
 //! Measure: what one call used.
 //!
-//! A [`Usage`] is everything sagemeter measured about one invocation: wall
-//! latency (client-side, so an upper bound of what SageMaker bills), time to first
+//! A [`Usage`] is everything sagemeter measured about one invocation: its
+//! latency (client-side, from the request going out, so an upper bound of what
+//! SageMaker bills), time to first
 //! byte for streams, bytes in and out, the variant that served it, tokens when the
 //! response says, and how the call ended. It never holds the payload.
 
@@ -83,11 +84,18 @@ impl Outcome {
 pub struct Usage {
     /// The metered operation.
     pub operation: Operation,
-    /// Wall time from sending the request to the end of the response, measured
-    /// by the client: an upper bound of the duration SageMaker bills.
+    /// The billed time: from the request going out to the end of the response,
+    /// measured by the client (an upper bound of the duration SageMaker bills),
+    /// for each of the SDK's attempts that reached the model, together. Not the
+    /// time before the request went out (resolving credentials, a retry rate
+    /// limiter's wait), nor throttled or refused attempts, nor the back-off
+    /// between attempts: so not the caller's wall time for the call. For a
+    /// response stream, to its last part (or its failure or drop); for a call
+    /// dropped or timed out in flight, to then.
     #[serde(rename = "latency_us", with = "micros")]
     pub latency: Duration,
-    /// Time to the first byte (or first part) of the response, for streams.
+    /// Time to the first byte (or first part) of the response, for streams, from
+    /// when the request of the attempt that opened the stream went out.
     #[serde(
         rename = "time_to_first_byte_us",
         with = "opt_micros",
@@ -114,8 +122,8 @@ pub struct Usage {
     /// How the call ended.
     pub outcome: Outcome,
     /// Attempts the SDK made at the call (its retries included). Throttled or
-    /// refused attempts are not billed; when there was more than one, `latency` is
-    /// the time of the attempts that reached the model. Written only when not 1.
+    /// refused attempts are not billed: `latency` is the time of the attempts
+    /// that reached the model, one or several. Written only when not 1.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub attempts: u32,
 }

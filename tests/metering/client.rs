@@ -2481,6 +2481,236 @@ async fn an_invoke_past_the_http_read_timeout_makes_one_cancelled_receipt() {
     );
 }
 
+/// A credentials provider that takes its time (an SSO or assumed-role fetch on
+/// the call's way), then answers the fake's test credentials.
+#[derive(Debug)]
+struct SlowCredentials(Duration);
+
+impl aws_credential_types::provider::ProvideCredentials for SlowCredentials {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            tokio::time::sleep(self.0).await;
+            Ok(aws_credential_types::Credentials::new(
+                "test", "test", None, None, "slow",
+            ))
+        })
+    }
+}
+
+/// The fake's `sls` as one 3 GB serverless variant (a fixed profile, no
+/// discovery), priced from [`FixedPrices`].
+fn sls_on_3_gb(builder: sagemeter::ClientBuilder) -> sagemeter::ClientBuilder {
+    builder
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "sls",
+            vec![VariantProfile::serverless("AllTraffic", 3072)],
+        ))
+        .price_source(FixedPrices::us_east_1())
+}
+
+#[tokio::test]
+async fn a_credentials_fetch_before_the_request_is_not_billed_as_model_time() {
+    let fake = fake_with_demo_endpoints().await;
+    let sdk_config = fake.sdk_config().await;
+    // Credentials fetched on each call's way (no cache), 1 s each time; the fake
+    // model answers at once.
+    let slow = aws_sdk_sagemakerruntime::config::Builder::from(&sdk_config)
+        .credentials_provider(SlowCredentials(Duration::from_secs(1)))
+        .identity_cache(aws_sdk_sagemakerruntime::config::IdentityCache::no_cache())
+        .build();
+    let client = sls_on_3_gb(Client::builder(&sdk_config))
+        .runtime_client(aws_sdk_sagemakerruntime::Client::from_conf(slow.clone()))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let metered = invoke(&client, "sls").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+
+    // The same through the SDK interceptor.
+    let receipts = Receipts::default();
+    let meter = sls_on_3_gb(Client::builder(&sdk_config))
+        .sink(receipts.clone())
+        .build_meter()
+        .unwrap();
+    let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
+        slow.to_builder()
+            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+            .build(),
+    );
+    sdk.invoke_endpoint()
+        .endpoint_name("sls")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    meter.shutdown().await.unwrap();
+    let intercepted = receipts.all().pop().expect("the interceptor's receipt");
+
+    for (cost, how) in [(metered.cost(), "Client"), (&intercepted, "interceptor")] {
+        assert_eq!(cost.usage.attempts, 1, "{how}");
+        // Billed: from the request going out to SageMaker's answer (milliseconds,
+        // with no model latency), not the second spent on the credentials before
+        // it: 1 s × 0.00006 USD/s = 0.00006 USD at least.
+        assert!(
+            cost.usage.latency < Duration::from_millis(500),
+            "{how}: billed {:?}",
+            cost.usage.latency
+        );
+        // Serverless, worked by hand: the latency rounded up to the millisecond,
+        // × 0.00006 USD/s (3 GB, us-east-1); under 0.5 s × 0.00006 = 0.00003.
+        let billed_ms = cost.usage.latency.as_micros().div_ceil(1000);
+        let compute = line_cost(cost, LineItem::Compute);
+        assert_eq!(
+            compute,
+            r12(Decimal::from(billed_ms) / Decimal::from(1000) * dec("0.00006")),
+            "{how}"
+        );
+        assert!(compute < dec("0.00003"), "{how}: {compute}");
+        assert!(
+            !cost.notes.iter().any(|n| n.contains("attempts")),
+            "{how}: no note for an ordinary call: {:?}",
+            cost.notes
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_operation_timeout_during_the_back_off_bills_the_attempt_until_its_own_timeout() {
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    // Each attempt times out after 300 ms, the SDK then backs off for 2 s, and
+    // the operation timeout (900 ms) fires during the back-off.
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_millis(300))
+        .operation_timeout(Duration::from_millis(900))
+        .build();
+    let client = timing_out_client(&fake, 2, Duration::from_secs(2), timeouts, |b| {
+        b.sink(receipts.clone()).allocation(Allocation::BusyTime)
+    })
+    .await;
+    invoke(&client, "rt").await.unwrap(); // profile and rates at hand
+    fake.hold();
+    let (source, cost) = invoke_failure(invoke(&client, "rt").await.unwrap_err());
+    fake.release();
+
+    assert!(
+        matches!(
+            source,
+            aws_sdk_sagemakerruntime::error::SdkError::TimeoutError(_)
+        ),
+        "{source:?}"
+    );
+    assert_eq!(fake.invocations(), 2, "the warm-up call, then one attempt");
+    let cost = cost.expect("the timed-out call's receipt comes with its error");
+    assert_eq!(cost.usage.outcome, Outcome::Cancelled);
+    assert_eq!(cost.usage.attempts, 1);
+    // Billed: the attempt until its timeout, 300 ms from its timer's start (its
+    // request went out a little after), not the 600 ms of back-off after it.
+    assert!(
+        cost.usage.latency >= Duration::from_millis(250)
+            && cost.usage.latency < Duration::from_millis(600),
+        "billed {:?}",
+        cost.usage.latency
+    );
+    // Busy time, worked by hand: 0.3 s ÷ 3600 × 0.23 USD/h = 0.0000191666…
+    // (the whole 0.9 s would be 0.0000575); the receipt's own latency µs
+    // / 3.6e9 h × 0.23, under 0.6 s ÷ 3600 × 0.23 = 0.0000383333….
+    let compute = line(&cost, LineItem::Compute);
+    let billed_hours = crate::support::by_hand::hours(cost.usage.latency);
+    assert_eq!(compute.quantity, billed_hours);
+    assert_eq!(compute.cost_usd(), Some(r12(billed_hours * dec("0.23"))));
+    assert!(line_cost(&cost, LineItem::Compute) < dec("0.0000383333"));
+}
+
+#[tokio::test]
+async fn a_retried_call_cut_off_while_backing_off_is_not_billed_the_back_off() {
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    // Attempts time out after 200 ms, 1 s then 2 s apart; the operation timeout
+    // (2 s) fires in the second back-off, after two attempts.
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_millis(200))
+        .operation_timeout(Duration::from_secs(2))
+        .build();
+    let client = timing_out_client(&fake, 3, Duration::from_secs(1), timeouts, |b| {
+        b.sink(receipts.clone()).allocation(Allocation::BusyTime)
+    })
+    .await;
+    invoke(&client, "rt").await.unwrap(); // profile and rates at hand
+    fake.hold();
+    let (_, cost) = invoke_failure(invoke(&client, "rt").await.unwrap_err());
+    fake.release();
+
+    assert_eq!(fake.invocations(), 3, "the warm-up call, then two attempts");
+    let cost = cost.expect("the timed-out call's receipt comes with its error");
+    assert_eq!(cost.usage.attempts, 2);
+    crate::support::receipts::assert_noted(
+        &cost,
+        "2 attempts: 2 reached the model and are billed, 0 were not",
+    );
+    // Billed: 2 × 200 ms, each attempt until its timeout; not the second one
+    // stretched to the operation timeout (200 + 800 ms = 1 s).
+    assert!(
+        cost.usage.latency >= Duration::from_millis(350)
+            && cost.usage.latency < Duration::from_millis(700),
+        "billed {:?}",
+        cost.usage.latency
+    );
+    // Busy time, worked by hand: 0.4 s ÷ 3600 × 0.23 USD/h = 0.0000255555…; the
+    // receipt's own latency µs / 3.6e9 h × 0.23.
+    let compute = line(&cost, LineItem::Compute);
+    let billed_hours = crate::support::by_hand::hours(cost.usage.latency);
+    assert_eq!(compute.cost_usd(), Some(r12(billed_hours * dec("0.23"))));
+}
+
+#[tokio::test]
+async fn an_invoke_dropped_while_backing_off_from_a_timed_out_attempt_is_billed_until_its_timeout()
+{
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_millis(300))
+        .build();
+    let client = timing_out_client(&fake, 2, Duration::from_secs(5), timeouts, |b| {
+        b.sink(receipts.clone()).allocation(Allocation::BusyTime)
+    })
+    .await;
+    invoke(&client, "rt").await.unwrap(); // profile and rates at hand
+    fake.hold();
+    let call = tokio::spawn(invoke(&client, "rt"));
+    fake.wait_for_invocations(2).await;
+    // The attempt times out at 300 ms; the caller gives up at 800 ms, while the
+    // SDK backs off for 5 s.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    fake.release();
+    assert_eq!(fake.invocations(), 2, "no second attempt went out");
+
+    let all = receipts.all();
+    assert_eq!(all.len(), 2, "{all:#?}");
+    let cost = &all[1];
+    assert_eq!(cost.usage.outcome, Outcome::Cancelled);
+    // Billed: the attempt until its timeout, not until the drop (0.8 s).
+    assert!(
+        cost.usage.latency >= Duration::from_millis(250)
+            && cost.usage.latency < Duration::from_millis(600),
+        "billed {:?}",
+        cost.usage.latency
+    );
+    // Busy time, worked by hand: 0.3 s ÷ 3600 × 0.23 USD/h = 0.0000191666…; the
+    // receipt's own latency µs / 3.6e9 h × 0.23.
+    let compute = line(cost, LineItem::Compute);
+    let billed_hours = crate::support::by_hand::hours(cost.usage.latency);
+    assert_eq!(compute.cost_usd(), Some(r12(billed_hours * dec("0.23"))));
+}
+
 /// A credentials provider that fails (an SSO session expired).
 #[derive(Debug)]
 struct FailingCredentials;
