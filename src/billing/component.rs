@@ -220,6 +220,7 @@ pub(crate) fn component_compute_line(
         usage,
         Allocation::ProcessorSharing,
         Some(instance_hours),
+        None,
         rate,
     )
 }

@@ -436,6 +436,7 @@ pub(crate) fn amortized_compute_lines(
                 usage,
                 Allocation::Amortized,
                 None,
+                None,
                 rate,
             )];
         }
@@ -501,12 +502,16 @@ pub(crate) fn amortized_compute_lines(
 ///   or one it does not bill), busy time.
 /// - Serverless: `billed seconds × usd/s`, at the rate the caller gives: with
 ///   provisioned concurrency its inference-duration rate, or the on-demand rate for
-///   a call beyond it.
+///   a call beyond it. The billed seconds are the latency rounded up to the
+///   millisecond or, for a call several of whose attempts reached the model,
+///   `serverless_ms`: each attempt rounded up on its own, as AWS bills each
+///   request it ran.
 pub(crate) fn compute_line(
     billing: &VariantBilling,
     usage: &Usage,
     allocation: Allocation,
     shared_hours: Option<Decimal>,
+    serverless_ms: Option<u64>,
     rate: &RateResult,
 ) -> CostLine {
     match billing {
@@ -552,7 +557,10 @@ pub(crate) fn compute_line(
         }
         VariantBilling::Serverless { .. } => line(
             LineItem::Compute,
-            billed_seconds(usage.latency),
+            match serverless_ms {
+                Some(ms) => Decimal::from(ms) / Decimal::from(1000),
+                None => billed_seconds(usage.latency),
+            },
             QuantityUnit::Seconds,
             rate,
         ),

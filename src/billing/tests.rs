@@ -37,6 +37,7 @@ fn busy_time_charges_latency_times_hourly_rate() {
         &call(250),
         Allocation::BusyTime,
         None,
+        None,
         &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
     );
     assert_eq!(line.cost_usd(), Some(dec("0.000015972222")));
@@ -54,6 +55,7 @@ fn processor_sharing_charges_the_shared_hours_rounded_down() {
         &call(1000),
         Allocation::ProcessorSharing,
         Some(shared),
+        None,
         &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
     );
     assert_eq!(line.cost_usd(), Some(dec("0.000011979166")));
@@ -67,6 +69,7 @@ fn processor_sharing_without_a_share_falls_back_to_busy_time() {
         &m5_xlarge(3),
         &call(250),
         Allocation::ProcessorSharing,
+        None,
         None,
         &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
     );
@@ -93,6 +96,7 @@ fn amortized_first_call_falls_back_to_busy_time() {
         &call(250),
         Allocation::Amortized,
         None,
+        None,
         &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
     );
     assert_eq!(line.cost_usd(), Some(dec("0.000015972222")));
@@ -110,6 +114,7 @@ fn serverless_bills_duration_rounded_up_to_the_millisecond() {
         &billing,
         &usage,
         Allocation::BusyTime,
+        None,
         None,
         &rate(PriceKey::serverless("us-east-1", 3), "0.00006"),
     );
@@ -148,6 +153,7 @@ fn an_unknown_rate_makes_an_unpriced_line_not_a_zero() {
         &m5_xlarge(1),
         &call(100),
         Allocation::BusyTime,
+        None,
         None,
         &Err(PriceError::NotFound { key }),
     );
@@ -273,6 +279,7 @@ fn a_rate_whose_cost_no_decimal_holds_makes_an_unpriced_line_not_a_panic() {
                 &call(2500),
                 Allocation::BusyTime,
                 None,
+                None,
                 &huge_per_second,
             ),
             compute_line(
@@ -280,6 +287,7 @@ fn a_rate_whose_cost_no_decimal_holds_makes_an_unpriced_line_not_a_panic() {
                 &call(1000),
                 Allocation::ProcessorSharing,
                 Some(Decimal::TWO),
+                None,
                 &huge_per_hour,
             ),
             data_in,
@@ -300,6 +308,7 @@ fn a_rate_whose_cost_no_decimal_holds_makes_an_unpriced_line_not_a_panic() {
         &serverless,
         &call(2500),
         Allocation::BusyTime,
+        None,
         None,
         &rate(
             PriceKey::serverless("us-east-1", 2),

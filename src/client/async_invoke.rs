@@ -877,6 +877,7 @@ impl Settlement {
                 tags,
                 notes,
                 shared_hours: None,
+                serverless_ms: None,
                 in_flight_at_start: None,
                 unknown,
                 tokens_unseen,

@@ -721,7 +721,7 @@ fn failed<O: MeteredOperation>(
 /// model (SageMaker processed, and bills, every request it received). Notes are
 /// added only when there were several attempts. A probe that saw no attempt
 /// leaves the call's wall time. Returns that part of the call's time, to scale
-/// its processor share by.
+/// its processor share by, and the serverless milliseconds of several attempts.
 pub(crate) fn bill_attempts(
     usage: &mut Usage,
     attempts: &AttemptProbe,
@@ -730,7 +730,11 @@ pub(crate) fn bill_attempts(
     let wall = usage.latency;
     let count = attempts.count();
     usage.attempts = count.max(1);
-    let mut billed_time = BilledTime { billed: wall, wall };
+    let mut billed_time = BilledTime {
+        billed: wall,
+        wall,
+        serverless_ms: None,
+    };
     if count == 0 {
         return billed_time;
     }
@@ -745,6 +749,9 @@ pub(crate) fn bill_attempts(
         // The share is scaled to the attempts' part of the call's time; that of a
         // single attempt is not (see `BilledTime`).
         billed_time.billed = usage.latency;
+        if billed > 1 {
+            billed_time.serverless_ms = Some(model.serverless_ms);
+        }
         notes.push(format!(
             "{count} attempts: {billed} reached the model and are billed, {} were not",
             count - billed
@@ -772,18 +779,22 @@ pub(crate) fn bill_attempts(
 /// by: all of it for a call of one attempt, whose share is not scaled (the time
 /// before its request went out is on the sharing clock; on the system clock the
 /// share is still at most a whole instance over the billed latency, see
-/// `Totals::cap_share`).
+/// `Totals::cap_share`); and, when several attempts reached the model, the
+/// milliseconds a serverless variant bills them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BilledTime {
     billed: Duration,
     wall: Duration,
+    /// Serverless milliseconds of several attempts that reached the model, each
+    /// rounded up on its own (`None`: the latency, rounded up, is billed).
+    pub(crate) serverless_ms: Option<u64>,
 }
 
 impl BilledTime {
     /// The call's share of its instances (`shared_hours`, over its whole time),
     /// scaled to the billed part; rounded down, as every share is.
     pub(crate) fn share(self, shared_hours: Decimal) -> Decimal {
-        let BilledTime { billed, wall } = self;
+        let BilledTime { billed, wall, .. } = self;
         if billed >= wall || wall.is_zero() {
             return shared_hours;
         }
@@ -1128,6 +1139,7 @@ impl CallParts {
             tags,
             notes,
             shared_hours: Some(billed.share(share.end(ended))),
+            serverless_ms: billed.serverless_ms,
             in_flight_at_start,
             unknown,
             tokens_unseen,
@@ -1308,6 +1320,9 @@ struct AttemptLog {
     /// How long that attempt took, up to the end the SDK saw (for a stream, its
     /// headers).
     last_billed_us: AtomicU64,
+    /// Milliseconds of the attempts that reached the model, each rounded up on
+    /// its own (as serverless inference bills each request).
+    billed_ms: AtomicU64,
     /// The number of the latest attempt SageMaker answered with a success (for a
     /// stream, its headers; 0: none).
     answered_ok: AtomicU32,
@@ -1335,6 +1350,7 @@ impl AttemptProbe {
             billed: AtomicU32::new(0),
             last_billed: AtomicU32::new(0),
             last_billed_us: AtomicU64::new(0),
+            billed_ms: AtomicU64::new(0),
             answered_ok: AtomicU32::new(0),
             timed_out: AtomicU32::new(0),
             connection: std::sync::Mutex::new(None),
@@ -1393,10 +1409,12 @@ impl AttemptProbe {
         let finished = log.finished.load(Ordering::Relaxed);
         let mut attempts = log.billed.load(Ordering::Relaxed);
         let mut billed_us = log.billed_us.load(Ordering::Relaxed);
+        let mut billed_ms = log.billed_ms.load(Ordering::Relaxed);
         let latest_ran = micros(end).saturating_sub(log.attempt_started_us.load(Ordering::Relaxed));
         if finished < sent && !self.unconnected() {
             attempts += 1;
             billed_us = billed_us.saturating_add(latest_ran);
+            billed_ms = billed_ms.saturating_add(ceil_ms(latest_ran));
         } else if runs_on
             && log.answered_ok.load(Ordering::Relaxed) == sent
             && log.last_billed.load(Ordering::Relaxed) == sent
@@ -1404,10 +1422,14 @@ impl AttemptProbe {
             let took = log.last_billed_us.load(Ordering::Relaxed);
             let ran = latest_ran.max(took);
             billed_us = billed_us.saturating_sub(took).saturating_add(ran);
+            billed_ms = billed_ms
+                .saturating_sub(ceil_ms(took))
+                .saturating_add(ceil_ms(ran));
         }
         ModelTime {
             attempts,
             time: Duration::from_micros(billed_us),
+            serverless_ms: billed_ms,
         }
     }
 
@@ -1505,6 +1527,7 @@ impl AttemptProbe {
         let started = log.attempt_started_us.load(Ordering::Relaxed);
         let took = at_us.saturating_sub(started);
         log.billed_us.fetch_add(took, Ordering::Relaxed);
+        log.billed_ms.fetch_add(ceil_ms(took), Ordering::Relaxed);
         log.billed.fetch_add(1, Ordering::Relaxed);
         log.last_billed_us.store(took, Ordering::Relaxed);
         log.last_billed.store(attempt, Ordering::Relaxed);
@@ -1532,6 +1555,14 @@ pub(crate) struct ModelTime {
     pub(crate) attempts: u32,
     /// Their time together.
     pub(crate) time: Duration,
+    /// Their milliseconds as serverless inference bills them: each attempt's
+    /// rounded up on its own.
+    pub(crate) serverless_ms: u64,
+}
+
+/// Microseconds rounded up to whole milliseconds.
+fn ceil_ms(us: u64) -> u64 {
+    us.div_ceil(1000)
 }
 
 /// Whether an attempt was answered with a model error whose status is not 424:
@@ -1672,6 +1703,7 @@ impl Intercept for AttemptWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pricing::PriceKey;
 
     /// A probe fed `attempts`: each `(sent, ended, how)`, in µs since the call
     /// started.
@@ -1688,6 +1720,79 @@ mod tests {
         n * 1000
     }
 
+    /// A meter of `sls`, one 3 GB serverless variant in us-east-1, priced at
+    /// 0.00006 USD/s (data at 0.016 USD/GB), with nothing to discover.
+    fn serverless_meter() -> Meter {
+        let sdk_config = aws_types::SdkConfig::builder()
+            .region(aws_types::region::Region::new("us-east-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new("test", "test", None, None, "tests"),
+                ),
+            )
+            .build();
+        let region = || "us-east-1".to_owned();
+        crate::Client::builder(&sdk_config)
+            .without_discovery()
+            .endpoint_profile(crate::endpoint::EndpointProfile::new(
+                "sls",
+                vec![crate::endpoint::VariantProfile::serverless(
+                    "AllTraffic",
+                    3072,
+                )],
+            ))
+            .price_override(PriceKey::serverless("us-east-1", 3), usd("0.00006"))
+            .price_override(PriceKey::DataIn { region: region() }, usd("0.016"))
+            .price_override(PriceKey::DataOut { region: region() }, usd("0.016"))
+            .build_meter()
+            .unwrap()
+    }
+
+    fn usd(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn serverless_bills_each_attempt_that_reached_the_model_rounded_up_on_its_own() {
+        let meter = serverless_meter();
+        let prepared = meter
+            .prepare_now("sls", meter.now())
+            .expect("the profile and rates are at hand");
+        let request = CallRequest::new(&Some("sls".into()), None, BTreeMap::new());
+        let Ok(call) =
+            Call::begin::<super::super::invoke::InvokeEndpointOperation>(&meter, request, None)
+        else {
+            panic!("the call begins");
+        };
+        let parts = call.in_flight.into_parts();
+        // Three attempts answered with ModelError, 50.3 ms each, 100 ms apart
+        // (the SDK's back-off).
+        for (n, sent) in (1..).zip([0, 150_300, 300_600]) {
+            assert!(parts.attempts.attempt_sent(n, sent));
+            parts
+                .attempts
+                .attempt_ended(n, AttemptEnd::ModelError, sent + 50_300);
+        }
+        let mut usage = parts.usage(Duration::from_micros(351_000));
+        usage.outcome = Outcome::Error;
+        let cost = parts
+            .finish(usage, None, Vec::new(), meter.now())
+            .price(&prepared, Phase::Whole);
+        assert_eq!(cost.usage.attempts, 3);
+        assert_eq!(cost.usage.latency, Duration::from_micros(150_900));
+        // AWS bills each request rounded up to the millisecond: 3 × 51 ms =
+        // 0.153 s, × 0.00006 USD/s = 0.00000918 USD; not the 150.9 ms together
+        // rounded up once, 0.151 s × 0.00006 = 0.00000906.
+        let compute = cost
+            .lines
+            .iter()
+            .find(|l| l.item == LineItem::Compute)
+            .unwrap();
+        assert_eq!(compute.quantity, usd("0.153"));
+        assert_eq!(compute.cost_usd(), Some(usd("0.00000918")));
+    }
+
     #[test]
     fn one_attempt_is_billed_from_its_request_not_from_the_calls_start() {
         // 1.5 s resolving credentials (or waiting on an adaptive rate limiter),
@@ -1699,8 +1804,10 @@ mod tests {
         assert_eq!(usage.latency, Duration::from_millis(2));
         assert_eq!(usage.attempts, 1);
         assert!(notes.is_empty(), "{notes:?}");
-        // Its processor share is not scaled (see `BilledTime`).
+        // Its processor share is not scaled (see `BilledTime`), and serverless
+        // bills its latency rounded up.
         assert_eq!(billed.share(Decimal::ONE), Decimal::ONE);
+        assert_eq!(billed.serverless_ms, None);
     }
 
     #[test]

@@ -559,6 +559,10 @@ pub(crate) struct FinishedCall {
     /// The instance-hours the endpoint's processor-sharing clock allocated to the
     /// call (see `CallShare::end`), when the call was on the clock.
     pub shared_hours: Option<Decimal>,
+    /// On a serverless variant, the milliseconds billed when several attempts
+    /// reached the model: each rounded up on its own, as AWS bills each request
+    /// (`None`: the latency, rounded up).
+    pub serverless_ms: Option<u64>,
     /// The calls in flight on the call's sharing clock as it started, itself
     /// included (see `CallShare::in_flight_at_start`): a serverless call beyond
     /// the provisioned concurrency is billed at the on-demand rate.
@@ -1595,6 +1599,7 @@ impl Meter {
             tags,
             mut notes,
             shared_hours,
+            serverless_ms,
             in_flight_at_start,
             unknown,
             tokens_unseen,
@@ -1713,6 +1718,7 @@ impl Meter {
                                     &usage,
                                     self.inner.allocation,
                                     shared_hours,
+                                    serverless_ms,
                                     rate,
                                 ))
                             }

@@ -2711,6 +2711,78 @@ async fn an_invoke_dropped_while_backing_off_from_a_timed_out_attempt_is_billed_
     assert_eq!(compute.cost_usd(), Some(r12(billed_hours * dec("0.23"))));
 }
 
+/// An adopter's retry classifier that retries the model's errors (424), as a
+/// service whose model fails now and then may set.
+#[derive(Debug)]
+struct RetryModelErrors;
+
+impl aws_sdk_sagemakerruntime::config::retry::ClassifyRetry for RetryModelErrors {
+    fn classify_retry(
+        &self,
+        ctx: &aws_sdk_sagemakerruntime::config::interceptors::InterceptorContext,
+    ) -> aws_sdk_sagemakerruntime::config::retry::RetryAction {
+        use aws_sdk_sagemakerruntime::config::retry::RetryAction;
+        match ctx.response() {
+            Some(response) if response.status().as_u16() == 424 => RetryAction::server_error(),
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "tests::RetryModelErrors"
+    }
+}
+
+#[tokio::test]
+async fn a_serverless_call_retried_on_model_errors_bills_each_attempt_rounded_up() {
+    let fake = fake_with_demo_endpoints().await;
+    let sdk_config = fake.sdk_config().await;
+    let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(&sdk_config)
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(10))
+                    .with_use_static_exponential_base(true),
+            )
+            .retry_classifier(RetryModelErrors)
+            .build(),
+    );
+    let client = sls_on_3_gb(Client::builder(&sdk_config))
+        .runtime_client(runtime)
+        .build()
+        .unwrap();
+    // The model takes 50 ms, then fails, three times.
+    *fake.state.latency.lock().unwrap() = Duration::from_millis(50);
+    fake.fail_invocations(424, "ModelError", "boom");
+    let (_, cost) = invoke_failure(invoke(&client, "sls").await.unwrap_err());
+    let cost = cost.expect("the model ran: the failure has its receipt");
+    assert_eq!(fake.invocations(), 3);
+    assert_eq!(cost.usage.attempts, 3);
+    crate::support::receipts::assert_noted(
+        &cost,
+        "3 attempts: 3 reached the model and are billed, 0 were not",
+    );
+    // AWS bills each request rounded up to the millisecond: each attempt took the
+    // model's 50 ms and a little more, so bills 51 ms at least; 3 × 51 ms =
+    // 0.153 s × 0.00006 USD/s (3 GB, us-east-1) = 0.00000918 USD at least. Each
+    // rounded up on its own adds less than a millisecond per attempt to their
+    // time together, rounded up once.
+    let compute = line(&cost, LineItem::Compute);
+    assert!(compute.quantity >= dec("0.153"), "{compute:?}");
+    let together_ms = cost.usage.latency.as_micros().div_ceil(1000);
+    assert!(
+        compute.quantity * Decimal::from(1000) <= Decimal::from(together_ms + 2),
+        "{compute:?} for {:?}",
+        cost.usage.latency
+    );
+    assert_eq!(
+        compute.cost_usd(),
+        Some(r12(compute.quantity * dec("0.00006")))
+    );
+    assert!(line_cost(&cost, LineItem::Compute) >= dec("0.00000918"));
+}
+
 /// A credentials provider that fails (an SSO session expired).
 #[derive(Debug)]
 struct FailingCredentials;
