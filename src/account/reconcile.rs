@@ -167,7 +167,9 @@ struct MeteredCell {
 /// client per region holds several) are left out and counted per region
 /// ([`left_out`](Self::left_out)); the reconciliation's notes say how many.
 /// Receipts without a region (written before receipts carried it) are taken as
-/// this region's.
+/// this region's ([`without_region`](Self::without_region)); when they are all
+/// that is kept and others were left out, the notes say they may be the other
+/// regions' (`sagemeter reconcile` refuses such ledgers).
 ///
 /// Ledgers of many processes are read together. A receipt's accrual is its
 /// process's running figure: it is turned into increments per ledger, endpoint
@@ -504,6 +506,12 @@ impl Metered {
     /// Receipts of other regions, left out, by region.
     pub fn left_out(&self) -> &BTreeMap<String, u64> {
         &self.other_regions
+    }
+
+    /// Of the [`receipts`](Self::receipts) read, those without a region (written
+    /// before receipts carried it), taken as this region's.
+    pub fn without_region(&self) -> u64 {
+        self.without_region
     }
 
     /// The first and last UTC day with a receipt (one whose lines are all
@@ -1082,10 +1090,25 @@ impl Account {
             ));
         }
         if metered.without_region > 0 {
-            notes.push(format!(
+            let mut note = format!(
                 "{} receipts carry no region (written before receipts did): taken as {}",
                 metered.without_region, self.region
-            ));
+            );
+            // Nothing says they are this region's: the regions the ledgers name
+            // are others (the CLI refuses this).
+            if metered.without_region == metered.receipts && !metered.other_regions.is_empty() {
+                let regions: Vec<&str> = metered.other_regions.keys().map(String::as_str).collect();
+                let hint: Vec<String> = regions.iter().map(|r| format!("--region {r}")).collect();
+                note.push_str(&format!(
+                    ", though no receipt names {} and those left out name {}: if the ones \
+                     without a region are {}'s, reconcile with {}",
+                    self.region,
+                    regions.join(", "),
+                    regions.join(" or "),
+                    hint.join(" or ")
+                ));
+            }
+            notes.push(note);
         }
         for (region, receipts) in &metered.other_regions {
             notes.push(format!(

@@ -1735,6 +1735,56 @@ async fn a_ledger_of_two_regions_reconciles_the_one_asked_and_says_what_it_left_
     assert!(err.to_string().contains("is in EUR"), "{err}");
 }
 
+#[tokio::test]
+async fn receipts_without_a_region_beside_only_another_regions_are_said_to_be_a_guess() {
+    // A rolling ledger from before and after receipts carried a region: an old
+    // receipt without one, then one of eu-west-1. Reconciling us-east-1, the old
+    // one is taken as us-east-1's (1 h × $0.23 = $0.23 metered), but no receipt
+    // names us-east-1: the note says it may be eu-west-1's. (The CLI refuses.)
+    let mut old = hour_at("old", "2026-11-29T10:00:00Z", "0.23");
+    old.region = None;
+    let mut eu = hour_at("eu", "2026-11-29T11:00:00Z", "0.256");
+    eu.region = Some("eu-west-1".into());
+    let mut metered = Metered::new("us-east-1");
+    metered.add("calls.jsonl", &old).unwrap();
+    metered.add("calls.jsonl", &eu).unwrap();
+    assert_eq!(metered.receipts(), 1);
+    assert_eq!(metered.without_region(), 1);
+    let bill = one_billed_day(&[(
+        "USE1-Host:ml.m5.xlarge",
+        &[
+            ("AmortizedCost", "0.23", "USD"),
+            ("UsageQuantity", "1", "Hrs"),
+        ],
+    )]);
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
+    assert_eq!(r.days[0].metered_usd, Decimal::new(23, 2));
+    assert!(
+        r.notes.iter().any(|n| n
+            == "1 receipts carry no region (written before receipts did): taken as \
+                us-east-1, though no receipt names us-east-1 and those left out name \
+                eu-west-1: if the ones without a region are eu-west-1's, reconcile with \
+                --region eu-west-1"),
+        "{:?}",
+        r.notes
+    );
+
+    // With a receipt naming us-east-1 as well, the old one is taken as it, and
+    // the note says only that.
+    let mut us = hour_at("us", "2026-11-29T12:00:00Z", "0.23");
+    us.region = Some("us-east-1".into());
+    metered.add("calls.jsonl", &us).unwrap();
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n
+                == "1 receipts carry no region (written before receipts did): taken as us-east-1"),
+        "{:?}",
+        r.notes
+    );
+}
+
 /// The account a Cost Explorer request is filtered to (`LINKED_ACCOUNT`), if any.
 fn linked_account(
     request: &aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageInput,

@@ -443,3 +443,72 @@ fn reconcile_takes_the_regions_receipts_of_a_ledger_two_regions_share() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("`12345` is not an AWS account id"), "{err}");
 }
+
+#[test]
+fn reconcile_refuses_ledgers_with_no_receipt_of_the_region_old_receipts_without_one_aside() {
+    // Refused before anything is asked of AWS (none is reachable here).
+    let dir = tempfile::tempdir().unwrap();
+    let receipt = |at: &str, region: Option<&str>| {
+        let mut r: Value = serde_json::from_str(&rolled_receipt(at, "0")).unwrap();
+        r["region"] = region.map_or(Value::Null, Value::from);
+        r.to_string()
+    };
+    let reconcile = |ledger: &std::path::Path, region: &str| {
+        clean_env::sagemeter(&refused_url(), &refused_url())
+            .args(["--region", region, "reconcile"])
+            .arg(ledger)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sagemeter")
+    };
+
+    // Only eu-west-1's receipts, us-east-1 reconciled: another region's bill.
+    let eu_only = dir.path().join("eu.jsonl");
+    std::fs::write(
+        &eu_only,
+        format!("{}\n", receipt("2026-11-29T10:00:00Z", Some("eu-west-1"))),
+    )
+    .unwrap();
+    let out = reconcile(&eu_only, "us-east-1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "the ledgers' receipts were made in eu-west-1 (1), none in us-east-1, the region \
+             reconciled: use --region eu-west-1"
+        ),
+        "{err}"
+    );
+
+    // Two old receipts without a region and one of eu-west-1: nothing says the
+    // old two are us-east-1's, and metering them against us-east-1's bill while
+    // leaving eu-west-1's out would be a guess. Refused the same, and said.
+    let old_and_eu = dir.path().join("old-and-eu.jsonl");
+    std::fs::write(
+        &old_and_eu,
+        format!(
+            "{}\n{}\n{}\n",
+            receipt("2026-11-29T09:00:00Z", None),
+            receipt("2026-11-29T09:30:00Z", None),
+            receipt("2026-11-29T10:00:00Z", Some("eu-west-1"))
+        ),
+    )
+    .unwrap();
+    let out = reconcile(&old_and_eu, "us-east-1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "the ledgers' receipts were made in eu-west-1 (1), none in us-east-1, the region \
+             reconciled, and 2 carry no region (written before receipts did): they would be \
+             taken as us-east-1's, though nothing says they are: use --region eu-west-1"
+        ),
+        "{err}"
+    );
+    // --region eu-west-1 takes them all as eu-west-1's: not refused for the
+    // ledgers (it goes on to ask AWS, unreachable here).
+    let out = reconcile(&old_and_eu, "eu-west-1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("the ledgers' receipts were made in"), "{err}");
+}

@@ -20,7 +20,8 @@ sagemeter, storage and standing charges, discounts, other SageMaker charges; wha
 unexplained. A day is judged by the sum of its rows' |unexplained|: errors do not cancel.
 A rolling ledger's files may be named in any order (e.g. a glob): they are read oldest first.
 One region is reconciled (--region, else the configured one): receipts of other regions are left \
-out, counted in a note.
+out, counted in a note; receipts without a region (older ones) are taken as its. Ledgers with no \
+receipt naming it, only other regions' (and perhaps older ones), are refused.
 The bill is the caller's account's (sts:GetCallerIdentity), or --account's: from a management \
 account, name the member account the ledgers are of.
 IAM: ce:GetCostAndUsage, pricing:GetProducts (and sagemaker:DescribeEndpoint, sagemaker:ListTags with --group-by tag:KEY).")]
@@ -93,8 +94,10 @@ pub async fn run(
         .read_ledgers(&files)
         .map_err(|e| CliError::Failed(Box::new(e)))?;
     // Receipts of other regions are left out (and said in a note); ledgers that
-    // hold none of this region's are of another region's bill.
-    if metered.receipts() == 0 && !metered.left_out().is_empty() {
+    // hold none of this region's are of another region's bill. Receipts without
+    // a region are taken as this region's, but not when they are all that is
+    // kept and the regions named are others: they may be those regions' calls.
+    if metered.receipts() == metered.without_region() && !metered.left_out().is_empty() {
         return Err(CliError::failed(other_regions_only(&metered)));
     }
     let (since, until) = days(&args, metered.days(), Utc::now().date_naive())?;
@@ -121,8 +124,8 @@ pub async fn run(
     Ok(())
 }
 
-/// Why ledgers holding only other regions' receipts are not reconciled, and the
-/// `--region` that would reconcile them.
+/// Why ledgers holding only other regions' receipts (and receipts without a
+/// region) are not reconciled, and the `--region` that would reconcile them.
 fn other_regions_only(metered: &Metered) -> String {
     let regions: Vec<String> = metered
         .left_out()
@@ -134,8 +137,17 @@ fn other_regions_only(metered: &Metered) -> String {
         .keys()
         .map(|region| format!("--region {region}"))
         .collect();
+    let without_region = match metered.without_region() {
+        0 => String::new(),
+        n => format!(
+            ", and {n} carry no region (written before receipts did): they would be taken as \
+             {}'s, though nothing says they are",
+            metered.region()
+        ),
+    };
     format!(
-        "the ledgers' receipts were made in {}, none in {}, the region reconciled: use {}",
+        "the ledgers' receipts were made in {}, none in {}, the region reconciled{without_region}: \
+         use {}",
         regions.join(", "),
         metered.region(),
         hint.join(" or ")
