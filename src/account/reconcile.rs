@@ -891,21 +891,30 @@ impl Account {
     }
 
     /// The caller's account id (`sts:GetCallerIdentity`, which no IAM policy can
-    /// deny).
+    /// deny). STS failing is its error as any AWS call's (a refusal, expired
+    /// credentials, no answer), saying that naming the account skips the call;
+    /// an answer without an account id is [`AccountError::Invalid`].
     async fn caller_account(&self) -> Result<String, AccountError> {
-        let refused = |why: String| {
-            AccountError::Invalid(format!(
-                "the caller's account, whose bill is reconciled by default, could not be \
-                 told ({why}): name it (--account, ReconcileOptions::account)"
-            ))
-        };
+        const NAME_IT: &str = "the caller's account, whose bill is reconciled by default, is \
+                               asked of STS: naming it (--account, ReconcileOptions::account) \
+                               skips this";
         let identity = self.sts.get_caller_identity().send().await.map_err(|e| {
-            refused(from_sdk("GetCallerIdentity", "sts:GetCallerIdentity", e).to_string())
+            let mut err = from_sdk("GetCallerIdentity", "sts:GetCallerIdentity", e);
+            if let AccountError::MissingPermission { message, .. }
+            | AccountError::Service { message, .. } = &mut err
+            {
+                message.push_str("; ");
+                message.push_str(NAME_IT);
+            }
+            err
         })?;
         match identity.account() {
             Some(account) if check_account(account).is_ok() => Ok(account.to_owned()),
-            _ => Err(refused(
-                "STS answered GetCallerIdentity without an account id".into(),
+            _ => Err(AccountError::Invalid(
+                "STS answered GetCallerIdentity without an account id, so the caller's \
+                 account, whose bill is reconciled by default, could not be told: name it \
+                 (--account, ReconcileOptions::account)"
+                    .into(),
             )),
         }
     }

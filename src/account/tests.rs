@@ -57,6 +57,14 @@ fn account(sagemaker: &[&Rule], cloudwatch: &[&Rule], cost_explorer: &[&Rule]) -
     }
 }
 
+/// [`account`] whose STS answers by `sts` instead of [`caller_identity`].
+fn account_with_sts(cost_explorer: &[&Rule], sts: &[&Rule]) -> Account {
+    Account {
+        sts: mocked_client!(aws_sdk_sts, sts),
+        ..account(&[], &[], cost_explorer)
+    }
+}
+
 /// The caller of every mocked account: account 123456789012.
 fn caller_identity() -> Rule {
     mock!(aws_sdk_sts::Client::get_caller_identity).then_output(|| {
@@ -1842,6 +1850,89 @@ async fn the_bill_read_is_the_callers_accounts_or_the_one_named() {
         .unwrap_err();
     assert!(
         err.to_string().contains("`123` is not an AWS account id"),
+        "{err}"
+    );
+    assert_eq!(never.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn sts_failing_to_name_the_caller_is_its_own_error_and_says_account_skips_it() {
+    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
+    use aws_sdk_sts::operation::get_caller_identity::{
+        GetCallerIdentityError, GetCallerIdentityOutput,
+    };
+    use aws_smithy_types::error::ErrorMetadata;
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    let never = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage)
+        .then_output(|| GetCostAndUsageOutput::builder().build());
+    let sts_error = |code: &'static str, message: &'static str| {
+        mock!(aws_sdk_sts::Client::get_caller_identity).then_error(move || {
+            GetCallerIdentityError::generic(
+                ErrorMetadata::builder().code(code).message(message).build(),
+            )
+        })
+    };
+
+    // Expired credentials: STS's own error (a service error, its code and SDK
+    // source kept), not "an option cannot work"; Cost Explorer is not asked.
+    let expired = sts_error(
+        "ExpiredToken",
+        "The security token included in the request is expired",
+    );
+    let err = account_with_sts(&[&never], &[&expired])
+        .reconcile(&Metered::new("us-east-1"), &options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AccountError::Service { operation: "GetCallerIdentity", code: Some(c), .. }
+            if c == "ExpiredToken"),
+        "{err:?}"
+    );
+    assert!(std::error::Error::source(&err).is_some(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "GetCallerIdentity failed: The security token included in the request is expired; the \
+         caller's account, whose bill is reconciled by default, is asked of STS: naming it \
+         (--account, ReconcileOptions::account) skips this"
+    );
+
+    // Refused (an SCP, say): a missing permission naming the action.
+    let denied = sts_error(
+        "AccessDenied",
+        "not authorized to perform sts:GetCallerIdentity",
+    );
+    let err = account_with_sts(&[&never], &[&denied])
+        .reconcile(&Metered::new("us-east-1"), &options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            AccountError::MissingPermission {
+                action: "sts:GetCallerIdentity",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("(--account, ReconcileOptions::account) skips this)"),
+        "{err}"
+    );
+
+    // An answer without an account id: the option that would work is named.
+    let anonymous = mock!(aws_sdk_sts::Client::get_caller_identity)
+        .then_output(|| GetCallerIdentityOutput::builder().build());
+    let err = account_with_sts(&[&never], &[&anonymous])
+        .reconcile(&Metered::new("us-east-1"), &options)
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, AccountError::Invalid(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("STS answered GetCallerIdentity without an account id"),
         "{err}"
     );
     assert_eq!(never.num_calls(), 0);
