@@ -1100,8 +1100,9 @@ impl Account {
         }
         if metered.without_region > 0 {
             let mut note = format!(
-                "{} receipts carry no region (written before receipts did): taken as {}",
-                metered.without_region, self.region
+                "{} no region (written before receipts did): taken as {}",
+                receipts_carry(metered.without_region),
+                self.region
             );
             // Nothing says they are this region's: the regions the ledgers name
             // are others (the CLI refuses this).
@@ -1119,11 +1120,13 @@ impl Account {
             }
             notes.push(note);
         }
-        for (region, receipts) in &metered.other_regions {
+        for (region, n) in &metered.other_regions {
             notes.push(format!(
-                "{receipts} receipts of {region} left out: this reconciliation is of {} \
-                 (reconcile them with --region {region})",
-                self.region
+                "{} of {region} left out: this reconciliation is of {} (reconcile {} with \
+                 --region {region})",
+                receipts(*n),
+                self.region,
+                if *n == 1 { "it" } else { "them" }
             ));
         }
         for (file, torn) in &metered.torn_tails {
@@ -1146,6 +1149,24 @@ impl Account {
                 metered.fees_usd.normalize()
             ));
         }
+    }
+}
+
+/// `1 receipt`, `2 receipts`.
+fn receipts(n: u64) -> String {
+    if n == 1 {
+        "1 receipt".to_owned()
+    } else {
+        format!("{n} receipts")
+    }
+}
+
+/// `1 receipt carries`, `2 receipts carry`.
+fn receipts_carry(n: u64) -> String {
+    if n == 1 {
+        "1 receipt carries".to_owned()
+    } else {
+        format!("{n} receipts carry")
     }
 }
 

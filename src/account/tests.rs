@@ -1727,9 +1727,9 @@ async fn a_ledger_of_two_regions_reconciles_the_one_asked_and_says_what_it_left_
     assert_eq!(r.days[0].difference_usd, Decimal::ZERO);
     assert_eq!(r.days[0].verdict, Verdict::Agrees);
     assert!(
-        r.notes
-            .iter()
-            .any(|n| n.starts_with("1 receipts of eu-west-1 left out")),
+        r.notes.iter().any(|n| n
+            == "1 receipt of eu-west-1 left out: this reconciliation is of us-east-1 \
+                           (reconcile it with --region eu-west-1)"),
         "{:?}",
         r.notes
     );
@@ -1769,7 +1769,7 @@ async fn receipts_without_a_region_beside_only_another_regions_are_said_to_be_a_
     assert_eq!(r.days[0].metered_usd, Decimal::new(23, 2));
     assert!(
         r.notes.iter().any(|n| n
-            == "1 receipts carry no region (written before receipts did): taken as \
+            == "1 receipt carries no region (written before receipts did): taken as \
                 us-east-1, though no receipt names us-east-1 and those left out name \
                 eu-west-1: if the ones without a region are eu-west-1's, reconcile with \
                 --region eu-west-1"),
@@ -1784,10 +1784,8 @@ async fn receipts_without_a_region_beside_only_another_regions_are_said_to_be_a_
     metered.add("calls.jsonl", &us).unwrap();
     let r = reconcile_nov_29(&metered, &bill).await.unwrap();
     assert!(
-        r.notes
-            .iter()
-            .any(|n| n
-                == "1 receipts carry no region (written before receipts did): taken as us-east-1"),
+        r.notes.iter().any(|n| n
+            == "1 receipt carries no region (written before receipts did): taken as us-east-1"),
         "{:?}",
         r.notes
     );

@@ -412,7 +412,7 @@ fn reconcile_takes_the_regions_receipts_of_a_ledger_two_regions_share() {
         notes.iter().any(|n| n
             .as_str()
             .unwrap()
-            .starts_with("1 receipts of eu-west-1 left out")),
+            .starts_with("1 receipt of eu-west-1 left out")),
         "{notes:?}"
     );
     // The caller's account (STS: the emulator's 123456789012) by default, its id
@@ -511,4 +511,26 @@ fn reconcile_refuses_ledgers_with_no_receipt_of_the_region_old_receipts_without_
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains("the ledgers' receipts were made in"), "{err}");
+}
+
+#[test]
+fn an_account_that_is_no_account_id_is_said_with_its_control_characters_escaped() {
+    let out = clean_env::sagemeter(&refused_url(), &refused_url())
+        .args([
+            "reconcile",
+            "calls.jsonl",
+            "--account",
+            "1234\u{1b}[2J\n5678",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sagemeter");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "`1234\\u{1b}[2J\\n5678` is not an AWS account id (twelve digits, e.g. 123456789012)"
+        ),
+        "{err}"
+    );
 }

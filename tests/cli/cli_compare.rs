@@ -2099,7 +2099,7 @@ fn a_ledger_of_two_regions_is_compared_one_region_at_a_time() {
         assert_eq!(json["plans"][0]["cost_usd"], "6.168");
         assert_eq!(
             json["ledger_notes"][0],
-            "1 receipts of us-east-1 left out: --region eu-west-1 takes only eu-west-1's calls"
+            "1 receipt of us-east-1 left out: --region eu-west-1 takes only eu-west-1's calls"
         );
     }
     // --region us-east-1: its one call, at 24 h × 0.23 USD = 5.52 a day.

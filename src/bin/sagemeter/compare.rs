@@ -546,6 +546,15 @@ struct LedgerRead {
 /// At most this many names in a sentence.
 const NAMES_SAID: usize = 5;
 
+/// `1 receipt`, `2 receipts`.
+fn receipts(n: u64) -> String {
+    if n == 1 {
+        "1 receipt".to_owned()
+    } else {
+        format!("{n} receipts")
+    }
+}
+
 /// `names` for a sentence: `a, b, c` (and how many more past [`NAMES_SAID`]).
 fn names(names: &BTreeSet<String>) -> String {
     let mut said = names
@@ -761,7 +770,7 @@ pub async fn run(
                 let left_out: Vec<String> = read
                     .left_out
                     .iter()
-                    .map(|(region, n)| format!("{n} receipts of {region}"))
+                    .map(|(region, n)| format!("{} of {region}", receipts(*n)))
                     .collect();
                 notes.push(format!(
                     "{} left out: --region {region} takes only {region}'s calls",
@@ -769,9 +778,12 @@ pub async fn run(
                 ));
                 if read.without_region > 0 {
                     notes.push(format!(
-                        "{} receipts carry no region (written before receipts did): taken as \
-                         {region}'s",
-                        read.without_region
+                        "{} no region (written before receipts did): taken as {region}'s",
+                        if read.without_region == 1 {
+                            "1 receipt carries".to_owned()
+                        } else {
+                            format!("{} receipts carry", read.without_region)
+                        }
                     ));
                 }
             }

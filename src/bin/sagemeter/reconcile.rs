@@ -24,7 +24,8 @@ out, counted in a note; receipts without a region (older ones) are taken as its.
 receipt naming it, only other regions' (and perhaps older ones), are refused.
 The bill is the caller's account's (sts:GetCallerIdentity), or --account's: from a management \
 account, name the member account the ledgers are of.
-IAM: ce:GetCostAndUsage, pricing:GetProducts (and sagemaker:DescribeEndpoint, sagemaker:ListTags with --group-by tag:KEY).")]
+IAM: ce:GetCostAndUsage, pricing:GetProducts, sts:GetCallerIdentity without --account (allowed to \
+every caller); sagemaker:DescribeEndpoint and sagemaker:ListTags with --group-by tag:KEY.")]
 pub struct ReconcileArgs {
     /// Ledger files (JSON Lines, or Parquet with the `parquet` feature), or
     /// directories of them, from any number of processes.
@@ -63,7 +64,8 @@ fn parse_account(text: &str) -> Result<String, String> {
         Ok(text.to_owned())
     } else {
         Err(format!(
-            "`{text}` is not an AWS account id (twelve digits, e.g. 123456789012)"
+            "`{}` is not an AWS account id (twelve digits, e.g. 123456789012)",
+            sagemeter::redact::printable(text)
         ))
     }
 }
@@ -139,6 +141,11 @@ fn other_regions_only(metered: &Metered) -> String {
         .collect();
     let without_region = match metered.without_region() {
         0 => String::new(),
+        1 => format!(
+            ", and 1 carries no region (written before receipts did): it would be taken as \
+             {}'s, though nothing says it is",
+            metered.region()
+        ),
         n => format!(
             ", and {n} carry no region (written before receipts did): they would be taken as \
              {}'s, though nothing says they are",
@@ -229,8 +236,9 @@ fn render(
 ) -> std::io::Result<()> {
     writeln!(
         out,
-        "{receipts} receipts from {ledgers} ledger(s) against Cost Explorer ({}), Amazon SageMaker \
+        "{receipts} {} from {ledgers} ledger(s) against Cost Explorer ({}), Amazon SageMaker \
          in {} of {}, {} to {} (UTC days, the last excluded), by {}",
+        if receipts == 1 { "receipt" } else { "receipts" },
         r.billed_metric,
         r.region,
         r.account.as_deref().map_or_else(
