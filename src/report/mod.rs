@@ -274,7 +274,14 @@ impl GroupBy {
         )
     }
 
-    /// The group a call belongs to.
+    /// The key of the group a call belongs to among the calls of its region.
+    ///
+    /// A report's key is this one when the calls counted were made in one region
+    /// (receipts without one taken as it). When they were made in several
+    /// ([`Report::regions`]), the endpoint groupings ([`is_per_region`](Self::is_per_region))
+    /// start with the region: `eu-west-1/` then this key (`-/` for a receipt
+    /// without a region, [`NO_REGION`]); `region`, `tag:<key>`, `day` and `hour`
+    /// keys are this one still.
     pub fn key(&self, cost: &Cost) -> String {
         let mut key = String::new();
         self.write_key(&ReportRow::of(cost, self), &mut key);
