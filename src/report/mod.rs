@@ -713,7 +713,9 @@ pub struct Report {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccrualFallback {
-    /// The region of the endpoint (`None` in receipts without one).
+    /// The region of the endpoint (`None` in receipts without one). In a report
+    /// of one region, receipts without one are taken as it: the fallback is that
+    /// region's, once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Endpoint name.
@@ -1278,6 +1280,9 @@ impl ReportBuilder {
             all
         };
         let mut accrual_fallbacks = self.accrual_fallbacks;
+        if let [region] = regions.as_slice() {
+            accrual_fallbacks = of_one_region(accrual_fallbacks, region);
+        }
         accrual_fallbacks.sort_by(|a, b| {
             (
                 &a.region,
@@ -1311,6 +1316,30 @@ impl ReportBuilder {
             accrual_fallbacks,
         })
     }
+}
+
+/// The fallbacks of a report of one region, `region`: receipts without a region
+/// are taken as it, so a fallback seen on both (a rolling ledger from before and
+/// after receipts carried a region) is one, `region`'s, last seen at the later.
+fn of_one_region(fallbacks: Vec<AccrualFallback>, region: &str) -> Vec<AccrualFallback> {
+    let mut merged: Vec<AccrualFallback> = Vec::with_capacity(fallbacks.len());
+    for mut f in fallbacks {
+        if f.region.is_none() {
+            f.region = Some(region.to_owned());
+        }
+        let same = |m: &&mut AccrualFallback| {
+            m.region == f.region
+                && m.endpoint == f.endpoint
+                && m.variant == f.variant
+                && m.charge == f.charge
+                && m.price_source == f.price_source
+        };
+        match merged.iter_mut().find(same) {
+            Some(known) => known.update(f.last_at, f.note.as_deref()),
+            None => merged.push(f),
+        }
+    }
+    merged
 }
 
 /// `key` of a group of `region`'s calls: `region/key` (`-/key` without a region).

@@ -712,6 +712,7 @@ async fn an_endpoint_name_in_two_regions_is_two_groups_not_one() {
     // Both cost 0.030: by name.
     let keys: Vec<_> = report.groups.iter().map(|g| g.key.as_str()).collect();
     assert_eq!(keys, ["eu-west-1/demo-realtime", "us-east-1/demo-realtime"]);
+    assert_eq!(report.regions, ["eu-west-1", "us-east-1"]);
 
     let us = group(&report, "us-east-1/demo-realtime");
     assert_eq!(us.calls, 2);
@@ -785,4 +786,41 @@ async fn an_endpoint_name_in_two_regions_is_two_groups_not_one() {
     let keys: Vec<_> = report.groups.iter().map(|g| g.key.as_str()).collect();
     assert_eq!(keys, ["demo-realtime"]);
     assert_eq!(report.groups[0].calls, 2);
+    assert_eq!(report.regions, ["us-east-1"]);
+
+    // A rolling ledger from before and after receipts carried a region, its
+    // accrual priced from the snapshot throughout: one variant, one fallback,
+    // us-east-1's, last seen at the later receipt (09:10), not one per region.
+    let rolled = [
+        in_region(&TWO_REGIONS[0], 1, None),
+        in_region(&TWO_REGIONS[1], 2, Some("us-east-1")),
+    ]
+    .map(|mut cost| {
+        cost.accrual = Some(snapshot_accrual.clone());
+        cost
+    });
+    for rolled in [rolled.to_vec(), rolled.iter().rev().cloned().collect()] {
+        let report = summarize(&rolled, &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+        assert_eq!(report.regions, ["us-east-1"]);
+        assert_eq!(
+            report.accrual_fallbacks.len(),
+            1,
+            "{:?}",
+            report.accrual_fallbacks
+        );
+        let fallback = &report.accrual_fallbacks[0];
+        assert_eq!(fallback.region.as_deref(), Some("us-east-1"));
+        assert_eq!(
+            (fallback.endpoint.as_str(), fallback.variant.as_deref()),
+            ("demo-realtime", Some("A"))
+        );
+        assert_eq!(fallback.last_at.to_rfc3339(), "2026-11-01T09:10:00+00:00");
+        assert_eq!(
+            serde_json::to_value(&report).unwrap()["accrual_fallbacks"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
 }
