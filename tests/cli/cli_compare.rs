@@ -2110,4 +2110,55 @@ fn a_ledger_of_two_regions_is_compared_one_region_at_a_time() {
         json["ledger_notes"][0],
         "2 receipts of eu-west-1 left out: --region us-east-1 takes only us-east-1's calls"
     );
+
+    // A region none of the calls counted was made in: both regions' deployments
+    // priced as one workload at a third region's rates is no what-if. Refused,
+    // before any price is looked up.
+    compare(&["--region", "us-west-2"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "calls counted were made in several regions (eu-west-1, us-east-1), none in \
+             us-west-2: priced in us-west-2 together they would be one workload of several \
+             deployments; --region eu-west-1 or --region us-east-1 takes one region's calls, \
+             priced there",
+        ));
+    // The calls counted decide: --until before us-east-1's call (10:10) counts
+    // eu-west-1's first call alone, and us-east-1 prices it (what it would cost
+    // there): 24 h × 0.23 USD = 5.52 a day.
+    let json = json_of(&mut compare(&[
+        "--region",
+        "us-east-1",
+        "--until",
+        "2026-05-20T10:05:00Z",
+    ]));
+    assert_eq!(json["ledger_sample"]["calls"], 1);
+    assert_eq!(json["plans"][0]["cost_usd"], "5.52");
+    let notes = json["ledger_notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n
+            == "its calls were made in eu-west-1; priced in us-east-1, as --region says"),
+        "{notes:?}"
+    );
+
+    // Receipts written before receipts carried a region are taken as the one
+    // --region names, and a line says how many.
+    let mut old: serde_json::Value =
+        serde_json::from_str(&call_in("chat", "-", "m-0", "2026-05-20T09:40:00Z")).unwrap();
+    old["region"] = serde_json::Value::Null;
+    let mut with_old = vec![old.to_string()];
+    with_old.extend(lines.iter().cloned());
+    std::fs::write(&ledger, with_old.join("\n") + "\n").unwrap();
+    // eu-west-1's two and the old one: 3 calls 09:40 to 10:20, one every 20 min
+    // (3 × 86,400 s / 3,600 s = 72 a day).
+    let json = json_of(&mut compare(&["--region", "eu-west-1"]));
+    assert_eq!(json["ledger_sample"]["calls"], 3);
+    assert_eq!(
+        json["ledger_notes"],
+        serde_json::json!([
+            "1 receipt of us-east-1 left out: --region eu-west-1 takes only eu-west-1's calls",
+            "1 receipt carries no region (written before receipts did): taken as eu-west-1's"
+        ])
+    );
 }

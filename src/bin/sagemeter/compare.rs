@@ -71,8 +71,9 @@ pub struct CompareArgs {
     /// rolling ledger's) is read as one ledger. An async invocation's two receipts (submission and
     /// settlement) are one call. --latency-ms, --bytes-in/-out and --tokens-in/-out,
     /// when given, replace the ledger's figure (e.g. the latency of async calls not
-    /// settled yet, which the ledger cannot know). A ledger of several regions needs
-    /// --region, which takes that region's calls alone.
+    /// settled yet, which the ledger cannot know). When the calls counted (after
+    /// --endpoint, --since, --until) were made in several regions, --region must
+    /// name one of them: it takes that region's calls alone.
     #[arg(long, value_name = "LEDGER|DIR", conflicts_with_all = ["calls", "calls_per_day"], help_heading = "Usage profile")]
     pub from_ledger: Option<PathBuf>,
     /// With --from-ledger: only this endpoint's calls (repeatable). A ledger of
@@ -570,20 +571,42 @@ fn names(names: &BTreeSet<String>) -> String {
 }
 
 /// The region a ledger's calls are priced in: `--region` when given, else the
-/// region the calls were made in, else `configured`. Calls made in several regions
-/// need `--region` to say which region's calls to take (and price there). The
-/// sentence, if any, says what was chosen and why.
+/// region the calls were made in, else `configured`. Calls counted that were made
+/// in several regions need `--region` naming one of them, to say which region's
+/// calls to take (and price there); a `--region` none of them was made in is a
+/// what-if of one region's calls only. The sentence, if any, says what was chosen
+/// and why.
 fn ledger_region(
     path: &Path,
     ledger: &BTreeSet<String>,
     stated: Option<&str>,
     configured: &str,
 ) -> Result<(String, Option<String>), CliError> {
+    let take_one = || {
+        ledger
+            .iter()
+            .take(NAMES_SAID)
+            .map(|region| format!("--region {region}"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
     match (stated, ledger.len()) {
         (Some(stated), 0) => Ok((stated.to_owned(), None)),
         (Some(stated), _) if ledger.len() == 1 && ledger.contains(stated) => {
             Ok((stated.to_owned(), None))
         }
+        // Several regions' deployments priced as one workload at a third region's
+        // rates: no what-if of one deployment. (`read_ledger` took `stated`'s
+        // calls alone when the ledger holds any.)
+        (Some(stated), n) if n > 1 => Err(CliError::failed(format!(
+            "the ledger {}'s calls counted were made in several regions ({}), none in \
+             {stated}: priced in {stated} together they would be one workload of several \
+             deployments; {} takes one region's calls, priced there (to price one region's \
+             calls in {stated}, count only them: --endpoint, --since, --until)",
+            path.display(),
+            names(ledger),
+            take_one()
+        ))),
         (Some(stated), _) => Ok((
             stated.to_owned(),
             Some(format!(
@@ -603,12 +626,7 @@ fn ledger_region(
              prices: {} takes one region's calls, priced there",
             path.display(),
             names(ledger),
-            ledger
-                .iter()
-                .take(NAMES_SAID)
-                .map(|region| format!("--region {region}"))
-                .collect::<Vec<_>>()
-                .join(" or ")
+            take_one()
         ))),
     }
 }
