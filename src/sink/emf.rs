@@ -40,10 +40,15 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 ///  "Invocations":1,"Errors":0,"Unpriced":0,"CallId":"…","Operation":"InvokeEndpoint","Outcome":"ok",
 ///  "PriceSource":"live","FullyPriced":true,"CostUSDExact":"0.000015972222"}
 /// ```
-/// `Region` is the client's: two clients of one process, one per region, write to
-/// one log group, and an endpoint name can be in both regions (two deployments).
-/// A call that named an inference component also has `"InferenceComponent"` and a
-/// second dimension set `["Region","Endpoint","InferenceComponent"]`.
+/// **Dimensions.** The metrics have one dimension set, `[Region, Endpoint,
+/// Variant]`, and a call that named an inference component also has
+/// `"InferenceComponent"` and a second set, `[Region, Endpoint,
+/// InferenceComponent]`. `Region` is in every set: it is the client's region, as
+/// two clients of one process, one per region, write to one log group and an
+/// endpoint name can be in both regions (two deployments). CloudWatch keeps a
+/// metric per dimension set, and there is no set without `Region`: an alarm,
+/// dashboard or `GetMetricData` query names `Region` along with `Endpoint` and
+/// `Variant` (or `InferenceComponent`), or it finds no data.
 /// `Timestamp` is the call's start (ms since the epoch); for the settlement of an
 /// asynchronous invocation, when the sink writes its line, on the system clock
 /// (its cost is known only then, up to hours after the submission). `Variant` is

@@ -17,7 +17,10 @@ pub const MAX_TAG_LABEL_VALUES: usize = 100;
 /// The label value standing for every tag value past [`MAX_TAG_LABEL_VALUES`].
 pub const OTHER_TAG_VALUE: &str = "_other";
 
-/// Labels every sagemeter metric may carry already; tag keys cannot reuse them.
+/// Labels every sagemeter metric may carry already; tag keys cannot reuse them
+/// ([`CostMetrics::with_tag_labels`] refuses them, and so does the client's
+/// `build()`). `region` is one: it is the client's region, on every series, and a
+/// tag of yours called `region` needs another key to be a label.
 pub const RESERVED_LABELS: [&str; 8] = [
     "endpoint",
     "region",
@@ -312,9 +315,16 @@ impl CostMetrics {
                     .hint("use letters, digits and `_`, not starting with a digit or `__`"));
             }
             if RESERVED_LABELS.contains(&key.as_str()) {
+                let hint = match key.as_str() {
+                    // A tag key many have: say what sagemeter's label holds.
+                    "region" => {
+                        "sagemeter's `region` label is the client's region, on every series \
+                         already; give your tag another key (e.g. `team_region`) and list that"
+                    }
+                    _ => "give your tag another key and list that",
+                };
                 return Err(
-                    problem(&format!("clashes with sagemeter's own `{key}` label"))
-                        .hint("tag the calls with another key"),
+                    problem(&format!("clashes with sagemeter's own `{key}` label")).hint(hint),
                 );
             }
             if PROMETHEUS_LABELS.contains(&key.as_str()) {
@@ -734,7 +744,19 @@ mod tests {
     fn tag_label_keys_are_validated() {
         for (keys, expected) in [
             (vec!["team", "team"], "twice"),
-            (vec!["endpoint"], "clashes"),
+            (
+                vec!["endpoint"],
+                "metric tag label `endpoint` clashes with sagemeter's own `endpoint` label: \
+                 give your tag another key and list that",
+            ),
+            // Every series carries the client's region: a tag key `region` is refused,
+            // saying what to do.
+            (
+                vec!["team", "region"],
+                "metric tag label `region` clashes with sagemeter's own `region` label: \
+                 sagemeter's `region` label is the client's region, on every series already; \
+                 give your tag another key (e.g. `team_region`) and list that",
+            ),
             // A second `le` on a histogram's bucket lines fails the whole scrape.
             (
                 vec!["le"],
