@@ -742,6 +742,13 @@ async fn a_report_of_parquet_files_equals_the_report_of_the_jsonl_ledger() {
         let options = ReportOptions::new(by.clone());
         let expected = summarize(&jsonl, &options).unwrap();
         assert_eq!(expected.total.calls, 304);
+        // every_field's eu-west-1 and ap-northeast-1 receipts (and two without a
+        // region), typical's us-east-1: three regions, read from every format.
+        assert_eq!(
+            expected.regions,
+            ["ap-northeast-1", "eu-west-1", "us-east-1"],
+            "{by}"
+        );
         assert_eq!(
             report_files([&jsonl_path], &options).unwrap(),
             expected,
@@ -759,7 +766,22 @@ async fn a_report_of_parquet_files_equals_the_report_of_the_jsonl_ledger() {
     fs::create_dir(other_dir.path()).unwrap();
     let others: Vec<Cost> = (1000..1010).map(typical).collect();
     let (others_path, others) = through_jsonl(other_dir.path(), &others).await;
+    // Of several regions, the endpoint keys start with the region (`-` for the
+    // receipts without one): the region column read from the Parquet files.
     let options = ReportOptions::new(GroupBy::Endpoint);
+    let by_endpoint = report_files([parquet_dir.path()], &options).unwrap();
+    let mut keys: Vec<&str> = by_endpoint.groups.iter().map(|g| g.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "-/",
+            "-/rt",
+            "ap-northeast-1/e",
+            "eu-west-1/llm",
+            "us-east-1/demo-realtime"
+        ]
+    );
     let mixed = report_files([other_dir.path(), parquet_dir.path()], &options).unwrap();
     assert_eq!(mixed.total.calls, 314);
     assert_eq!(

@@ -298,7 +298,9 @@ fn reconcile_compares_a_ledger_with_the_seeded_bill_and_refuses_what_it_cannot_c
 }
 
 /// One receipt of `rt-rolled` (one ml.m5.xlarge at $0.23/h) at `at`, its process
-/// having accrued `accrued` USD of instance time (and allocated none of it).
+/// having accrued `accrued` USD of instance time (and allocated none of it). Its
+/// compute: 0.000000277 instance-hours (a 1 ms call, 1/3,600,000 h, cut to nine
+/// places) × $0.23 = $0.00000006371.
 fn rolled_receipt(at: &str, accrued: &str) -> String {
     serde_json::json!({"v": 1, "call_id": format!("call-{at}"), "at": at,
         "endpoint": "rt-rolled", "variant": "AllTraffic",
@@ -308,10 +310,10 @@ fn rolled_receipt(at: &str, accrued: &str) -> String {
                   "bytes_out": 0, "outcome": "ok"},
         "lines": [{"item": "compute", "quantity": "0.000000277", "unit": "instance_hours",
                    "price": {"status": "priced", "usd_per_unit": "0.23",
-                             "cost_usd": "0.0000000637",
+                             "cost_usd": "0.00000006371",
                              "provenance": {"source": "live", "sku": null, "effective_date": null,
                                             "fetched_at": null, "note": null}}}],
-        "cost_usd": "0.0000000637", "currency": "USD", "region": "us-east-1",
+        "cost_usd": "0.00000006371", "currency": "USD", "region": "us-east-1",
         "running_client_usd": "0", "running_endpoint_usd": "0",
         "accrual": {"accrued_usd": accrued, "allocated_usd": "0", "utilisation": null}})
     .to_string()
@@ -372,7 +374,7 @@ fn reconcile_reads_a_rolling_ledgers_files_oldest_first_whatever_order_they_are_
 fn reconcile_takes_the_regions_receipts_of_a_ledger_two_regions_share() {
     // One ledger, a client per region: yesterday a us-east-1 call and an
     // eu-west-1 call of the same endpoint. Reconciling us-east-1 (the seeded
-    // bill's region) meters the first (0.000000277 h × $0.23 = $0.0000000637) and
+    // bill's region) meters the first (0.000000277 h × $0.23 = $0.00000006371) and
     // leaves the other out, saying so.
     let today = Utc::now().date_naive();
     let yesterday = today - Days::days(1);
@@ -405,7 +407,8 @@ fn reconcile_takes_the_regions_receipts_of_a_ledger_two_regions_share() {
         .unwrap_or_else(|| panic!("yesterday's hosting row: {r:#}"));
     assert_eq!(
         dec(&host["metered_usd"]),
-        "0.0000000637".parse::<Decimal>().unwrap()
+        // 0.000000277 × 0.23 = 0.00000006371
+        "0.00000006371".parse::<Decimal>().unwrap()
     );
     let notes = r["notes"].as_array().unwrap();
     assert!(
