@@ -509,11 +509,20 @@ fn reconcile_refuses_ledgers_with_no_receipt_of_the_region_old_receipts_without_
         "{err}"
     );
     // --region eu-west-1 takes them all as eu-west-1's: not refused for the
-    // ledgers (it goes on to ask AWS, unreachable here).
+    // ledgers. It goes on to ask STS whose the bill is, unreachable here: STS's
+    // own failure, saying that --account skips the question.
     let out = reconcile(&old_and_eu, "eu-west-1");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains("the ledgers' receipts were made in"), "{err}");
+    assert!(err.contains("GetCallerIdentity failed: "), "{err}");
+    assert!(
+        err.contains(
+            "the caller's account, whose bill is reconciled by default, is asked of STS: \
+             naming it (--account, ReconcileOptions::account) skips this"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
