@@ -639,6 +639,46 @@ fn passed(wall: Duration, mono: Instant, last_mono: Instant) -> Duration {
     }
 }
 
+/// A sharing clock a call is to join, found when it begins ([`Totals::seat_on`]).
+#[derive(Clone)]
+pub(crate) struct ClockSeat {
+    totals: Arc<Mutex<TotalsInner>>,
+    endpoint: usize,
+}
+
+impl fmt::Debug for ClockSeat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClockSeat")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClockSeat {
+    /// The call joins the clock at `now`: in flight on it until it leaves.
+    pub(crate) fn join(&self, now: SystemTime) -> CallShare {
+        let mut inner = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        let per_instance = inner.per_instance;
+        let mono = inner.mono_now();
+        let clock = &mut inner.endpoints[self.endpoint].sharing;
+        let stepped_back = clock.advance(now, per_instance, mono);
+        clock.in_flight += 1;
+        let started_fs = clock.allocated_fs;
+        let others = u32::try_from(clock.others_milli / 1000).unwrap_or(u32::MAX);
+        let in_flight_at_start = clock.in_flight.saturating_add(others);
+        if stepped_back {
+            inner.clock_stepped_back(now);
+        }
+        CallShare {
+            totals: self.totals.clone(),
+            endpoint: self.endpoint,
+            started_fs,
+            in_flight_at_start,
+            left: OnceLock::new(),
+        }
+    }
+}
+
 /// A call in flight on an endpoint's sharing clock, from [`Totals::call_started_on`].
 /// [`end`](Self::end) gives its share; dropped without it (a call that failed
 /// before reaching the model), it just leaves the clock.
@@ -668,7 +708,7 @@ impl CallShare {
     /// down at 18 decimal places.
     /// When the call already left the clock ([`leave_at`](Self::leave_at)), its
     /// share as of then, whatever `now` is.
-    pub(crate) fn end(self, now: SystemTime) -> Decimal {
+    pub(crate) fn end(&self, now: SystemTime) -> Decimal {
         let fs = *self.left.get_or_init(|| self.leave(Some(now), false));
         // An hour is 3.6·10¹⁸ fs: rounded down at 18 places, fs are ⌊fs / 3.6⌋
         // atto-hours (10⁻¹⁸ h), in integers.
@@ -828,19 +868,27 @@ impl Totals {
         self
     }
 
-    /// A call starts at `now`: it joins the sharing clock named `clock` (an
-    /// endpoint's, a variant's or a component's), or, when there is no such clock
-    /// yet and `or_else` is given, that one's: a target
-    /// variant's clock is made when the endpoint's profile is applied, and until
-    /// then its call shares the endpoint's (a clock of its own would count one
-    /// more instance, and one that is later found to be the endpoint's only
-    /// variant's would stay apart from the endpoint's calls).
+    /// A call starts at `now`: it joins the sharing clock [`seat_on`](Self::seat_on)
+    /// finds.
+    #[cfg(test)]
     pub(crate) fn call_started_on(
         &self,
         clock: &str,
         or_else: Option<&str>,
         now: SystemTime,
     ) -> CallShare {
+        self.seat_on(clock, or_else).join(now)
+    }
+
+    /// The sharing clock named `clock` (an endpoint's, a variant's or a
+    /// component's), or, when there is no such clock yet and `or_else` is given,
+    /// that one's (a target variant's clock is made when the endpoint's profile
+    /// is applied, and until then its call shares the endpoint's: a clock of its
+    /// own would count one more instance, and one that is later found to be the
+    /// endpoint's only variant's would stay apart from the endpoint's calls).
+    /// Found when a call begins, joined ([`ClockSeat::join`]) when its request
+    /// goes out, not while it waits for credentials or a rate limiter.
+    pub(crate) fn seat_on(&self, clock: &str, or_else: Option<&str>) -> ClockSeat {
         let mut inner = self.lock();
         let shared = match inner.shared_clocks.is_empty() {
             true => None,
@@ -851,23 +899,9 @@ impl Totals {
             (None, Some(endpoint)) => inner.endpoint_slot(endpoint),
             (None, None) => inner.endpoint_slot(clock),
         };
-        let per_instance = inner.per_instance;
-        let mono = inner.mono_now();
-        let clock = &mut inner.endpoints[slot.0].sharing;
-        let stepped_back = clock.advance(now, per_instance, mono);
-        clock.in_flight += 1;
-        let started_fs = clock.allocated_fs;
-        let others = u32::try_from(clock.others_milli / 1000).unwrap_or(u32::MAX);
-        let in_flight_at_start = clock.in_flight.saturating_add(others);
-        if stepped_back {
-            inner.clock_stepped_back(now);
-        }
-        CallShare {
+        ClockSeat {
             totals: self.inner.clone(),
             endpoint: slot.0,
-            started_fs,
-            in_flight_at_start,
-            left: OnceLock::new(),
         }
     }
 

@@ -1,8 +1,9 @@
 //! The one call pipeline every metered operation goes through, top to bottom:
 //!
 //! 1. **begin** ([`Call::begin`]): the endpoint is named, an inline body fits, the
-//!    enforced budgets have room (a reservation is held), the call joins its
-//!    endpoint's processor-sharing clock and its span opens;
+//!    enforced budgets have room (a reservation is held), the call's place on its
+//!    endpoint's processor-sharing clock is found (it joins it when its first
+//!    request goes out) and its span opens;
 //! 2. **send** ([`Call::send`]): the SDK's future, pinned where the operation made
 //!    it and timed, while the endpoint's profile and rates are found alongside (at
 //!    hand on almost every call); the SDK's attempts are watched by an
@@ -38,12 +39,13 @@ use crate::billing::{Cost, LineItem};
 use crate::budget::{LeaseWant, Refusal, Reservation};
 use crate::config_error::ConfigError;
 use crate::error::never_connected;
-use crate::totals::CallShare;
+use crate::totals::{CallShare, ClockSeat};
 use crate::usage::{Operation, Outcome, Usage};
 use crate::{Error, Result};
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::primitives::Blob;
+use aws_smithy_async::time::SharedTimeSource;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::connection::{
     CaptureSmithyConnection, ConnectionId, ConnectionMetadata,
@@ -164,7 +166,7 @@ fn connector_timed_out_after_connecting(err: &ConnectorError) -> bool {
     err.is_timeout() && !never_connected(err)
 }
 
-/// A call that has begun: checked, reserved, on the sharing clock, in its span.
+/// A call that has begun: checked, reserved, seated on its sharing clock, in its span.
 #[derive(Debug)]
 pub(crate) struct Call {
     span: tracing::Span,
@@ -289,7 +291,8 @@ impl Call {
     }
 
     /// Begins a call of `O`: checked, reserved (unless `reserved` holds its
-    /// reservation already), on the sharing clock, in its span.
+    /// reservation already), seated on its sharing clock (joined when its first
+    /// request goes out), in its span.
     fn begin<O: MeteredOperation>(
         meter: &Meter,
         request: CallRequest,
@@ -333,7 +336,8 @@ impl Call {
         let span = call_span(&endpoint, O::OPERATION);
         let started_at = meter.now();
         let started = Instant::now();
-        let share = targets.join_clock(&meter.inner.totals, &endpoint, started_at);
+        // Joined when the first request goes out (see `AttemptProbe`).
+        let seat = targets.seat(&meter.inner.totals, &endpoint);
         // The fleet publishes this process's calls in flight from the first call on.
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &meter.inner.fleet {
@@ -351,8 +355,7 @@ impl Call {
                 reservation,
                 started_at,
                 started,
-                share,
-                attempts: AttemptProbe::new(started),
+                attempts: AttemptProbe::on_clock(started, seat, meter.inner.time.clone()),
                 receipt_when_dropped: O::RECEIPT_WHEN_DROPPED,
                 note: None,
                 answer: std::sync::OnceLock::new(),
@@ -378,7 +381,7 @@ impl Call {
                          latency: Duration,
                          answered_at: SystemTime| {
             if O::DONE_WHEN_ANSWERED {
-                parts.share.leave_at(answered_at);
+                parts.attempts.leave_clock_at(answered_at);
             }
             if let Some(read) = read {
                 let receipt = early_receipt::<O, T>(parts, result, latency, read);
@@ -407,7 +410,7 @@ impl Call {
             // clock when SageMaker answered, not once they are found.
             let rates = match rates {
                 Rates::Later(_) if result.is_err() => {
-                    parts.share.leave_at(answered_at);
+                    parts.attempts.leave_clock_at(answered_at);
                     let waiting = parts.meter.prepare_waiting(&parts.endpoint);
                     Rates::Found(waiting.instrument(span.clone()).await)
                 }
@@ -419,7 +422,7 @@ impl Call {
         // receipt, tokens counted, comes later, and a time handed to `end` then
         // would be behind the clock once other calls moved it on.
         if O::DONE_WHEN_ANSWERED && result.is_ok() {
-            parts.share.leave_at(answered_at);
+            parts.attempts.leave_clock_at(answered_at);
         }
         let parts = in_flight.into_parts();
         Answered {
@@ -528,7 +531,7 @@ impl Receipt {
     /// calls may have moved the clock on since: it leaves at the latest of them
     /// then (see [`CallShare::leave_late`](crate::totals::CallShare::leave_late)).
     pub(crate) fn leave_clock_at(&mut self, at: SystemTime) {
-        self.parts.share.leave_late(at);
+        self.parts.attempts.leave_clock_late(at);
     }
 
     /// The call's budget reservation, taken out to be settled by the operation
@@ -746,9 +749,11 @@ pub(crate) fn bill_attempts(
     }
     if count > 1 {
         let billed = model.attempts;
-        // The share is scaled to the attempts' part of the call's time; that of a
+        // The share, over the call's time from its first request on (when it
+        // joined the clock), is scaled to the attempts' part of it; that of a
         // single attempt is not (see `BilledTime`).
         billed_time.billed = usage.latency;
+        billed_time.wall = wall.saturating_sub(attempts.first_sent());
         if billed > 1 {
             billed_time.serverless_ms = Some(model.serverless_ms);
         }
@@ -775,12 +780,11 @@ pub(crate) fn bill_attempts(
     billed_time
 }
 
-/// The part of a call's `wall` time that is billed, to scale its processor share
-/// by: all of it for a call of one attempt, whose share is not scaled (the time
-/// before its request went out is on the sharing clock; on the system clock the
-/// share is still at most a whole instance over the billed latency, see
-/// `Totals::cap_share`); and, when several attempts reached the model, the
-/// milliseconds a serverless variant bills them.
+/// The part of a call's `wall` time on its sharing clock (from its first request
+/// on) that is billed, to scale its processor share by: all of it for a call of
+/// one attempt, whose share is not scaled (it joined the clock as its request
+/// went out, and left it at its answer); and, when several attempts reached the
+/// model, the milliseconds a serverless variant bills them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BilledTime {
     billed: Duration,
@@ -995,9 +999,8 @@ pub(crate) struct CallParts {
     pub(super) started_at: SystemTime,
     /// When the call started (monotonic, for durations).
     pub(super) started: Instant,
-    /// The call's place on its endpoint's processor-sharing clock.
-    pub(super) share: CallShare,
-    /// The SDK's attempts at this call, as [`AttemptProbe`] saw them.
+    /// The SDK's attempts at this call, as [`AttemptProbe`] saw them, and its
+    /// place on its endpoint's processor-sharing clock from its first request on.
     pub(super) attempts: AttemptProbe,
     pub(super) receipt_when_dropped: bool,
     /// A note every receipt of the call carries (who metered it), if any.
@@ -1111,7 +1114,6 @@ impl CallParts {
             tags,
             reservation,
             started_at,
-            share,
             attempts,
             note,
             bytes_in,
@@ -1129,7 +1131,7 @@ impl CallParts {
             )],
         };
         let billed = bill_attempts(&mut usage, &attempts, &mut notes);
-        let in_flight_at_start = Some(share.in_flight_at_start);
+        let in_flight_at_start = attempts.in_flight_at_start();
         let call = FinishedCall {
             endpoint,
             request_id,
@@ -1138,7 +1140,7 @@ impl CallParts {
             usage,
             tags,
             notes,
-            shared_hours: Some(billed.share(share.end(ended))),
+            shared_hours: attempts.share_until(ended).map(|h| billed.share(h)),
             serverless_ms: billed.serverless_ms,
             in_flight_at_start,
             unknown,
@@ -1331,6 +1333,15 @@ struct AttemptLog {
     timed_out: AtomicU32,
     /// The latest attempt's connection, as the HTTP client reports it.
     connection: std::sync::Mutex<Option<CaptureSmithyConnection>>,
+    /// When the first attempt's request went out, in µs since `origin`.
+    first_sent_us: AtomicU64,
+    /// The sharing clock the call joins when its first request goes out, and
+    /// the meter's clock to read then (`None`: on no clock).
+    seat: Option<(ClockSeat, SharedTimeSource)>,
+    /// The call's place on that clock, from its first request on: a call
+    /// waiting for its credentials or an adaptive rate limiter is not in flight
+    /// on it, and one that never sent a request never joins it.
+    share: std::sync::OnceLock<CallShare>,
 }
 
 /// The connection id of the placeholder [`AttemptProbe::before_transmit`] puts in
@@ -1339,8 +1350,20 @@ struct AttemptLog {
 const NO_REPORT: ConnectionId = ConnectionId::new(u64::MAX);
 
 impl AttemptProbe {
-    /// A probe for a call that started at `origin`.
+    /// A probe for a call that started at `origin`, on no sharing clock.
+    #[cfg(test)]
     pub(crate) fn new(origin: Instant) -> Self {
+        Self::with_seat(origin, None)
+    }
+
+    /// A probe for a call that started at `origin`, which joins the sharing
+    /// clock `seat` when its first request goes out, at that time on `time`
+    /// (the meter's clock).
+    pub(crate) fn on_clock(origin: Instant, seat: ClockSeat, time: SharedTimeSource) -> Self {
+        Self::with_seat(origin, Some((seat, time)))
+    }
+
+    fn with_seat(origin: Instant, seat: Option<(ClockSeat, SharedTimeSource)>) -> Self {
         AttemptProbe(Arc::new(AttemptLog {
             origin,
             transmitted: AtomicU32::new(0),
@@ -1354,7 +1377,45 @@ impl AttemptProbe {
             answered_ok: AtomicU32::new(0),
             timed_out: AtomicU32::new(0),
             connection: std::sync::Mutex::new(None),
+            first_sent_us: AtomicU64::new(0),
+            seat,
+            share: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The call leaves its sharing clock at `at` (see [`CallShare::leave_at`]),
+    /// if it joined it.
+    pub(crate) fn leave_clock_at(&self, at: SystemTime) {
+        if let Some(share) = self.0.share.get() {
+            share.leave_at(at);
+        }
+    }
+
+    /// The call leaves its sharing clock at `at`, a time read a while ago (see
+    /// [`CallShare::leave_late`]), if it joined it.
+    pub(crate) fn leave_clock_late(&self, at: SystemTime) {
+        if let Some(share) = self.0.share.get() {
+            share.leave_late(at);
+        }
+    }
+
+    /// The instance-hours the sharing clock allocated the call, leaving it at
+    /// `ended` if it has not left yet; `None` when it never joined (no request
+    /// went out, or the probe is on no clock: billed as busy time then).
+    pub(crate) fn share_until(&self, ended: SystemTime) -> Option<Decimal> {
+        self.0.share.get().map(|share| share.end(ended))
+    }
+
+    /// The calls in flight on the sharing clock as this one joined it, itself
+    /// included (see [`CallShare::in_flight_at_start`]).
+    pub(crate) fn in_flight_at_start(&self) -> Option<u32> {
+        self.0.share.get().map(|share| share.in_flight_at_start)
+    }
+
+    /// When the first request went out, after the call started (zero when none
+    /// did).
+    pub(crate) fn first_sent(&self) -> Duration {
+        Duration::from_micros(self.0.first_sent_us.load(Ordering::Relaxed))
     }
 
     /// Attempts made (0 when the probe saw none, e.g. nothing was sent).
@@ -1438,7 +1499,10 @@ impl AttemptProbe {
         let log = &self.0;
         let attempt = attempt_number(cfg)
             .unwrap_or_else(|| log.transmitted.load(Ordering::Relaxed).saturating_add(1));
-        if self.attempt_sent(attempt, micros(log.origin.elapsed())) {
+        // The meter's clock read first: the time on the sharing clock encloses
+        // the attempt's.
+        let now = log.seat.as_ref().map(|(_, time)| time.now());
+        if self.attempt_sent_at(attempt, micros(log.origin.elapsed()), now) {
             // The SDK's connection capture for this attempt (put there by its
             // connection-poisoning interceptor): the default HTTP client replaces
             // the placeholder with what it knows of the connection when it sends.
@@ -1468,10 +1532,26 @@ impl AttemptProbe {
 
     /// Attempt number `attempt`'s request went out, `at_us` µs after the call
     /// started; whether it is a new attempt (not one seen already).
+    /// The first request joins the call to its sharing clock.
+    #[cfg(test)]
     fn attempt_sent(&self, attempt: u32, at_us: u64) -> bool {
+        self.attempt_sent_at(attempt, at_us, None)
+    }
+
+    /// [`attempt_sent`](Self::attempt_sent), `now` on the meter's clock (`None`:
+    /// read when the call joins its sharing clock).
+    fn attempt_sent_at(&self, attempt: u32, at_us: u64, now: Option<SystemTime>) -> bool {
         let log = &self.0;
-        if log.transmitted.fetch_max(attempt, Ordering::Relaxed) < attempt {
+        let before = log.transmitted.fetch_max(attempt, Ordering::Relaxed);
+        if before < attempt {
             log.attempt_started_us.store(at_us, Ordering::Relaxed);
+            if before == 0 {
+                log.first_sent_us.store(at_us, Ordering::Relaxed);
+                if let Some((seat, time)) = &log.seat {
+                    log.share
+                        .get_or_init(|| seat.join(now.unwrap_or_else(|| time.now())));
+                }
+            }
             return true;
         }
         false
@@ -1834,10 +1914,12 @@ mod tests {
         let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_secs(2));
         let billed = bill_attempts(&mut usage, &probe, &mut Vec::new());
         assert_eq!(usage.latency, Duration::from_millis(600));
-        // Its share is scaled to those 600 ms of its 2 s: 0.3 of it.
+        // Its share, over its 1,999 ms on the sharing clock (joined as its first
+        // request went out, at 1 ms), is scaled to those 600 ms: 600/1999 =
+        // 0.300150075037518759…, rounded down at 18 places.
         assert_eq!(
             billed.share(Decimal::ONE),
-            "0.3".parse::<Decimal>().unwrap()
+            "0.300150075037518759".parse::<Decimal>().unwrap()
         );
     }
 

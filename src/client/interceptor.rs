@@ -298,9 +298,10 @@ impl Intercept for MeteringInterceptor {
                 },
             };
             let started_at = self.meter.now();
-            let share = targets.join_clock(&self.meter.inner.totals, endpoint, started_at);
+            // Joined when the first request goes out (see `AttemptProbe`).
+            let seat = targets.seat(&self.meter.inner.totals, endpoint);
             let started = Instant::now();
-            let attempts = AttemptProbe::new(started);
+            let attempts = AttemptProbe::on_clock(started, seat, self.meter.inner.time.clone());
             let parts = CallParts {
                 meter: self.meter.clone(),
                 endpoint: endpoint.to_owned(),
@@ -311,7 +312,6 @@ impl Intercept for MeteringInterceptor {
                 reservation,
                 started_at,
                 started,
-                share,
                 attempts: attempts.clone(),
                 // Whether SageMaker queued a dropped async submission is unknown.
                 receipt_when_dropped: operation != Operation::InvokeEndpointAsync,

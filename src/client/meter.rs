@@ -17,7 +17,7 @@ use crate::pricing::{
 };
 use crate::sink::CostSink;
 use crate::totals::{
-    CallShare, EndpointSlot, InstanceClock, RateFrom, StandingRate, Totals, TotalsSnapshot,
+    ClockSeat, EndpointSlot, InstanceClock, RateFrom, StandingRate, Totals, TotalsSnapshot,
     VariantSlot,
 };
 use crate::usage::{
@@ -519,13 +519,15 @@ impl Targets {
         }
     }
 
-    /// Joins the call to `endpoint` on its processor-sharing clock
+    /// The call's place on `endpoint`'s processor-sharing clock
     /// ([`clock_key`](Self::clock_key); a target variant's before the endpoint's
-    /// profile made it: the endpoint's).
-    pub(crate) fn join_clock(&self, totals: &Totals, endpoint: &str, now: SystemTime) -> CallShare {
+    /// profile made it: the endpoint's), found when the call begins; it joins
+    /// the clock when its first request goes out (see
+    /// [`AttemptProbe`](super::call::AttemptProbe)).
+    pub(crate) fn seat(&self, totals: &Totals, endpoint: &str) -> ClockSeat {
         let clock = self.clock_key(endpoint);
         let or_else = (self.component.is_none() && self.variant.is_some()).then_some(endpoint);
-        totals.call_started_on(&clock, or_else, now)
+        totals.seat_on(&clock, or_else)
     }
 }
 

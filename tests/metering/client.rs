@@ -1623,6 +1623,142 @@ async fn a_call_after_the_wall_clock_steps_back_is_billed_its_whole_time() {
     assert_eq!(last.utilisation, Some(Decimal::ONE));
 }
 
+/// Credentials that a test hands over when it says so (a credentials provider
+/// slow to answer: an SSO or IMDS fetch, a role assumed).
+#[derive(Debug, Clone)]
+struct GatedCredentials {
+    asked: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<tokio::sync::Semaphore>,
+}
+
+impl GatedCredentials {
+    fn new() -> Self {
+        GatedCredentials {
+            asked: Arc::default(),
+            open: Arc::new(tokio::sync::Semaphore::new(0)),
+        }
+    }
+}
+
+impl aws_credential_types::provider::ProvideCredentials for GatedCredentials {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            self.asked.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _permit = self.open.acquire().await;
+            Ok(aws_credential_types::Credentials::new(
+                "test", "test", None, None, "gated",
+            ))
+        })
+    }
+}
+
+/// A call waiting for its credentials is not in flight on its endpoint's
+/// sharing clock: it joins it when its request goes out. Call B's model runs
+/// 0–1 s alone on the one instance while call A waits 1.5 s for its credentials;
+/// A's request then takes 2 ms.
+#[tokio::test]
+async fn a_call_waiting_for_its_credentials_does_not_share_the_instance_with_running_calls() {
+    waiting_for_credentials(false).await;
+}
+
+/// The same, A sent through a plain SDK client with the `MeteringInterceptor`.
+#[tokio::test]
+async fn an_intercepted_call_waiting_for_its_credentials_does_not_share_the_instance() {
+    waiting_for_credentials(true).await;
+}
+
+async fn waiting_for_credentials(intercepted_a: bool) {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let receipts = Receipts::default();
+    let b_client = rt_on_one_m5(&fake)
+        .await
+        .time_source(shared)
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    let meter = b_client.meter().clone();
+    let gated = GatedCredentials::new();
+    let a_config = fake
+        .sdk_config()
+        .await
+        .to_builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(gated.clone()),
+        )
+        .build();
+    let a_call = if intercepted_a {
+        let sdk = intercepted(&a_config, &meter);
+        tokio::spawn(async move {
+            sdk.invoke_endpoint()
+                .endpoint_name("rt")
+                .body(Blob::new("{}"))
+                .send()
+                .await
+                .map(|_| ())
+                .unwrap();
+        })
+    } else {
+        let a_client = Client::from_parts(
+            aws_sdk_sagemakerruntime::Client::new(&a_config),
+            meter.clone(),
+        );
+        let call = invoke(&a_client, "rt");
+        tokio::spawn(async move {
+            call.await.unwrap();
+        })
+    };
+    // (A's task runs once the test first waits, at t = 0 as well.)
+    // t = 0: B's request is at the model (held); A begins and waits for its
+    // credentials.
+    fake.hold();
+    let b = tokio::spawn(invoke(&b_client, "rt"));
+    fake.wait_for_invocations(1).await;
+    for _ in 0..1000 {
+        if gated.asked.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(gated.asked.load(std::sync::atomic::Ordering::SeqCst));
+    // t = 1 s: B's model answers.
+    time.advance(Duration::from_secs(1));
+    fake.release();
+    b.await.unwrap().unwrap();
+    // t = 1.5 s: A's credentials arrive, its request goes out and is answered
+    // at 1.502 s.
+    time.advance(Duration::from_millis(500));
+    fake.hold();
+    gated.open.add_permits(1);
+    fake.wait_for_invocations(2).await;
+    time.advance(Duration::from_millis(2));
+    fake.release();
+    a_call.await.unwrap();
+    for _ in 0..1000 {
+        if receipts.all().len() >= 2 && meter.background_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let all = receipts.all();
+    assert_eq!(all.len(), 2);
+    // B's receipt first: it ended first.
+    let (b, a) = (&all[0], &all[1]);
+    // B had the instance to itself for its 1 s: 1/3600 h × 0.23 USD/h =
+    // 0.0000638888…, rounded down to 10⁻¹² USD; not half of it (0.0000319444…),
+    // as if A's wait for its credentials were shared with it.
+    assert_eq!(line_cost(b, LineItem::Compute), dec("0.000063888888"));
+    // A had it to itself for its 2 ms: 0.002/3600 h × 0.23 USD/h =
+    // 0.000000127777…, rounded down; not 1.002 s (0.5 s shared with B, the rest
+    // of its wait alone, then its request).
+    assert_eq!(line_cost(a, LineItem::Compute), dec("0.000000127777"));
+}
+
 #[tokio::test]
 async fn sixteen_calls_in_flight_together_on_three_instances_each_pay_three_sixteenths() {
     let fake = fake_with_demo_endpoints().await;
