@@ -723,7 +723,8 @@ fn failed<O: MeteredOperation>(
 /// retries, the request's bytes as data in once for each attempt that reached the
 /// model (SageMaker processed, and bills, every request it received). Notes are
 /// added only when there were several attempts. A probe that saw no attempt
-/// leaves the call's wall time. Returns that part of the call's time, to scale
+/// leaves the call's wall time; one that saw attempts, none of which it took
+/// for reaching the model, bills the latest from its request on. Returns that part of the call's time, to scale
 /// its processor share by, and the serverless milliseconds of several attempts.
 pub(crate) fn bill_attempts(
     usage: &mut Usage,
@@ -746,6 +747,11 @@ pub(crate) fn bill_attempts(
     let model = attempts.model_time(wall, runs_on);
     if model.attempts > 0 {
         usage.latency = model.time.min(wall);
+    } else {
+        // A receipt though no attempt was seen reaching the model (a proxy that
+        // answers a model's error with another status): the latest attempt, from
+        // its request to the call's end, not the time before it went out.
+        usage.latency = wall.saturating_sub(attempts.latest_sent_after_start());
     }
     if count > 1 {
         let billed = model.attempts;
@@ -1412,6 +1418,12 @@ impl AttemptProbe {
         self.0.share.get().map(|share| share.in_flight_at_start)
     }
 
+    /// When the latest request went out, after the call started (zero when none
+    /// did).
+    pub(crate) fn latest_sent_after_start(&self) -> Duration {
+        Duration::from_micros(self.0.attempt_started_us.load(Ordering::Relaxed))
+    }
+
     /// When the first request went out, after the call started (zero when none
     /// did).
     pub(crate) fn first_sent(&self) -> Duration {
@@ -1920,6 +1932,118 @@ mod tests {
         assert_eq!(
             billed.share(Decimal::ONE),
             "0.300150075037518759".parse::<Decimal>().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_throttled_attempt_then_a_success_bills_the_success_alone() {
+        // Attempt 1 out at 0, throttled at 10 ms; the SDK backs off 100 ms;
+        // attempt 2 out at 110 ms, answered at 160 ms, the call's end.
+        let probe = fed(&[
+            (0, ms(10), AttemptEnd::NotRun),
+            (ms(110), ms(160), AttemptEnd::AnsweredOk),
+        ]);
+        let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_millis(160));
+        let mut notes = Vec::new();
+        let billed = bill_attempts(&mut usage, &probe, &mut notes);
+        // Billed: the success's 50 ms, not the throttled attempt nor the back-off.
+        assert_eq!(usage.latency, Duration::from_millis(50));
+        assert_eq!(usage.attempts, 2);
+        assert_eq!(
+            notes,
+            ["2 attempts: 1 reached the model and are billed, 1 were not"]
+        );
+        // Its share, over its 160 ms on the sharing clock (from its first request,
+        // at 0), is scaled to those 50 ms: 50/160 = 0.3125.
+        assert_eq!(
+            billed.share(Decimal::ONE),
+            "0.3125".parse::<Decimal>().unwrap()
+        );
+        // One attempt billed: serverless bills the latency rounded up.
+        assert_eq!(billed.serverless_ms, None);
+    }
+
+    #[test]
+    fn a_call_dropped_mid_attempt_bills_that_attempt_until_the_drop() {
+        // Attempt 1 out at 0, answered with a model error at 50.3 ms; attempt 2
+        // out at 100 ms, still in flight when the caller drops the call at
+        // 350 ms: billed 50.3 ms + 250 ms = 300.3 ms.
+        let probe = AttemptProbe::new(Instant::now());
+        assert!(probe.attempt_sent(1, 0));
+        probe.attempt_ended(1, AttemptEnd::ModelError, 50_300);
+        assert!(probe.attempt_sent(2, ms(100)));
+        let model = probe.model_time(Duration::from_millis(350), false);
+        assert_eq!(model.attempts, 2);
+        assert_eq!(model.time, Duration::from_micros(300_300));
+        // Serverless: 51 ms (50.3 rounded up) + 250 ms = 301 ms.
+        assert_eq!(model.serverless_ms, 51 + 250);
+        let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_millis(350));
+        usage.outcome = Outcome::Cancelled;
+        let billed = bill_attempts(&mut usage, &probe, &mut Vec::new());
+        assert_eq!(usage.latency, Duration::from_micros(300_300));
+        assert_eq!(billed.serverless_ms, Some(301));
+    }
+
+    #[test]
+    fn attempts_none_of_which_reached_the_model_bill_the_latest_from_its_request() {
+        // 1.5 s for credentials, then one request, answered at 1,502 ms with a
+        // status the probe does not take for the model's (a proxy's 500 for a
+        // model error), though the call's error says the model ran: billed from
+        // that request to the call's end at 1,502.1 ms, 2.1 ms; not 1,502.1 ms.
+        let probe = fed(&[(ms(1_500), ms(1_502), AttemptEnd::NotRun)]);
+        let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_micros(1_502_100));
+        bill_attempts(&mut usage, &probe, &mut Vec::new());
+        assert_eq!(usage.latency, Duration::from_micros(2_100));
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_attempt_then_a_stream_bills_both_on_serverless() {
+        let meter = serverless_meter();
+        let prepared = meter
+            .prepare_now("sls", meter.now())
+            .expect("the profile and rates are at hand");
+        let request = CallRequest::new(&Some("sls".into()), None, BTreeMap::new());
+        let Ok(call) =
+            Call::begin::<super::super::stream::ResponseStreamOperation>(&meter, request, None)
+        else {
+            panic!("the call begins");
+        };
+        let parts = call.in_flight.into_parts();
+        // Attempt 1 out at 0, timed out after sending at 300.2 ms; attempt 2 out
+        // at 400 ms, its headers at 450 ms, its stream's last part at 1,400.5 ms.
+        assert!(parts.attempts.attempt_sent(1, 0));
+        parts
+            .attempts
+            .attempt_ended(1, AttemptEnd::TimedOut, 300_200);
+        assert!(parts.attempts.attempt_sent(2, ms(400)));
+        parts
+            .attempts
+            .attempt_ended(2, AttemptEnd::AnsweredOk, ms(450));
+        let usage = parts.usage(Duration::from_micros(1_400_500));
+        let cost = parts
+            .finish(usage, None, Vec::new(), meter.now())
+            .price(&prepared, Phase::Whole);
+        // The timed-out attempt until its timeout (300.2 ms), the stream from its
+        // request to its end (1,000.5 ms): 1,300.7 ms.
+        assert_eq!(cost.usage.latency, Duration::from_micros(1_300_700));
+        assert_eq!(cost.usage.attempts, 2);
+        // Serverless, each attempt rounded up to the millisecond on its own:
+        // 301 ms + 1,001 ms = 1.302 s × 0.00006 USD/s = 0.00007812 USD; not the
+        // 1,300.7 ms together rounded up once (1.301 s), nor the stream's attempt
+        // only until its headers (301 + 50 ms), nor the call's 1,400.5 ms.
+        let compute = cost
+            .lines
+            .iter()
+            .find(|l| l.item == LineItem::Compute)
+            .unwrap();
+        assert_eq!(compute.quantity, usd("1.302"));
+        assert_eq!(compute.cost_usd(), Some(usd("0.00007812")));
+        assert!(
+            cost.notes
+                .iter()
+                .any(|n| n.starts_with("1 of the attempts timed out after the request was sent")),
+            "{:?}",
+            cost.notes
         );
     }
 

@@ -204,7 +204,7 @@ async fn invoke_endpoint_with_response_stream(
 }
 
 /// `InvokeEndpointWithResponseStream`'s part of the call pipeline.
-struct ResponseStreamOperation;
+pub(crate) struct ResponseStreamOperation;
 
 impl MeteredOperation for ResponseStreamOperation {
     type Error = InvokeEndpointWithResponseStreamError;

@@ -2869,6 +2869,10 @@ impl aws_sdk_sagemakerruntime::config::retry::ClassifyRetry for RetryModelErrors
     }
 }
 
+/// End to end through the SDK's retries (the fake's latency is real time, so
+/// this cannot tell each attempt rounded up from their sum rounded up once every
+/// time: the exact case, which fails on a sum rounded once, is the library's
+/// `serverless_bills_each_attempt_that_reached_the_model_rounded_up_on_its_own`).
 #[tokio::test]
 async fn a_serverless_call_retried_on_model_errors_bills_each_attempt_rounded_up() {
     let fake = fake_with_demo_endpoints().await;
