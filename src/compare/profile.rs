@@ -651,14 +651,33 @@ struct Halves {
     at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// The serverless seconds a receipt bills: its compute line's quantity in
+/// seconds (each attempt that reached the model rounded up to the millisecond,
+/// as AWS bills every request it ran), whole milliseconds rounded up; `None`
+/// when it has no compute line in seconds.
+fn serverless_seconds(cost: &crate::Cost) -> Option<Duration> {
+    use crate::billing::{LineItem, QuantityUnit};
+    let line = cost
+        .lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute && l.unit == QuantityUnit::Seconds)?;
+    let ms = (line.quantity * Decimal::from(1000)).ceil();
+    rust_decimal::prelude::ToPrimitive::to_u64(&ms).map(Duration::from_millis)
+}
+
 impl ReceiptTotals {
     /// Counts one receipt (see [`UsageTotals::from_receipts`] for how).
     pub fn add(&mut self, cost: &crate::Cost) {
         let totals = &mut self.totals;
         let u = &cost.usage;
-        // Serverless bills each call rounded up to the millisecond.
-        let billed_ms =
-            |latency: Duration| Duration::from_millis(crate::billing::billed_millis(latency));
+        // Serverless bills each call rounded up to the millisecond: each attempt
+        // that reached the model, the seconds on the receipt's compute line; a
+        // receipt without one in seconds (an instance's, or one with usage
+        // charges alone), its latency rounded up.
+        let billed_ms = |latency: Duration| {
+            serverless_seconds(cost)
+                .unwrap_or_else(|| Duration::from_millis(crate::billing::billed_millis(latency)))
+        };
         // A synchronous call's start; an asynchronous invocation's is counted once
         // per invocation, when the totals are finished.
         let mut start = false;

@@ -889,6 +889,40 @@ async fn serverless_from_receipts_bills_each_call_rounded_up_not_the_mean() {
 }
 
 #[test]
+fn serverless_from_receipts_bills_the_seconds_on_a_retried_calls_compute_line() {
+    // A call whose three attempts each reached the model (ModelError) in 50.3 ms:
+    // its latency is their 150.9 ms, its compute line bills each rounded up,
+    // 3 × 51 ms = 0.153 s; and a call of one 1.2 ms attempt (0.002 s on its line).
+    let provenance = serde_json::json!({"source": "snapshot", "sku": null,
+        "effective_date": "2026-05-20", "fetched_at": null, "note": null});
+    let receipt = |call_id: &str, at: &str, latency_us: u64, seconds: &str| -> Cost {
+        serde_json::from_value(serde_json::json!({
+            "call_id": call_id, "at": at, "endpoint": "sls",
+            "variant": "AllTraffic", "allocation": "busy_time",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": latency_us,
+                      "bytes_in": 0, "bytes_out": 0, "variant": "AllTraffic",
+                      "outcome": "error"},
+            "lines": [{"item": "compute", "quantity": seconds, "unit": "seconds",
+                "price": {"status": "priced", "usd_per_unit": "0.00006",
+                          "cost_usd": "0", "provenance": provenance}}],
+            "cost_usd": "0", "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0"
+        }))
+        .unwrap()
+    };
+    let receipts = [
+        receipt("c-1", "2026-05-20T10:00:00Z", 150_900, "0.153"),
+        receipt("c-2", "2026-05-20T10:30:00Z", 1_200, "0.002"),
+    ];
+    let totals = UsageTotals::from_receipts(&receipts);
+    // 153 ms + 2 ms, what AWS billed; not ⌈150.9⌉ + ⌈1.2⌉ = 151 + 2 ms
+    assert_eq!(totals.billed_busy_time, Some(Duration::from_millis(155)));
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // 155 ms / 2 calls = 77.5 ms a call
+    assert_eq!(profile.billed_seconds_per_call(), d("0.0775"));
+}
+
+#[test]
 fn totals_without_per_call_billed_time_round_the_mean_latency_up() {
     // A client's totals know only the summed latency: 2 calls, 4 ms in all
     let totals =
