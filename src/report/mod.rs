@@ -52,7 +52,10 @@
 //!   left out of that percentile, not of cost_usd) and the **latency** its
 //!   submission's (the client-side time of the `InvokeEndpointAsync` request; the
 //!   processing time on the settlement is not a client latency).
-//! - **Latency**: the client-side wall time on the receipt (`latency_us`), in ms.
+//! - **Latency**: the billed time on the receipt (`latency_us`), in ms: each
+//!   attempt that reached the model, from its request to its end (a ledger
+//!   written before receipts billed attempts holds the calls' wall times from
+//!   their start, credentials and back-off included, mixed into the percentiles).
 //! - **Tokens**: sums of the input and output tokens the responses reported;
 //!   `calls_with_tokens` counts calls that reported any, `calls_with_input_tokens`
 //!   and `calls_with_output_tokens` each count apart (TGI reports only output): a

@@ -75,7 +75,7 @@ pub fn describe_metrics() {
     describe_histogram!(
         "sagemeter_latency_seconds",
         Unit::Seconds,
-        "Client-side wall time of one receipt's call (an async settlement: the processing time stated)."
+        "Billed time of one receipt's call: each attempt that reached the model, from its request to its end (an async settlement: the processing time stated)."
     );
     describe_counter!(
         "sagemeter_price_changes_total",

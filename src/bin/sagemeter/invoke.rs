@@ -1194,7 +1194,7 @@ fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} ms"));
     writeln!(
         out,
-        "  latency          p50 {}, p95 {}, max {} (client-side)",
+        "  latency          p50 {}, p95 {}, max {} (billed)",
         ms(s.latency_ms.p50),
         ms(s.latency_ms.p95),
         ms(s.latency_ms.max)
