@@ -318,7 +318,11 @@ fn sdk_refused<E, R>(err: &SdkError<E, R>) -> bool {
         SdkError::DispatchFailure(failure) => failure.as_connector_error().is_some_and(|err| {
             let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
             while let Some(cause) = next {
+                // The generated endpoint resolvers fail with `aws_smithy_http`'s
+                // type ("Missing Region", FIPS with a custom endpoint); the
+                // runtime API's is the other resolvers'.
                 if cause.is::<aws_credential_types::provider::error::CredentialsError>()
+                    || cause.is::<aws_smithy_http::endpoint::ResolveEndpointError>()
                     || cause.is::<aws_smithy_runtime_api::client::endpoint::error::ResolveEndpointError>()
                 {
                     return true;
@@ -468,8 +472,12 @@ impl Error {
     /// credentials to sign it, or resolve its endpoint). No SageMaker call was
     /// made, and none is billed. (Should the SDK fail so on a retry, after a
     /// first attempt was throttled or refused, that attempt went out, and was not
-    /// billed either.) A connection that could not be made is not a refusal:
-    /// see [`is_retryable`](Self::is_retryable).
+    /// billed either; for `InvokeEndpointAsync`, a first attempt that timed out
+    /// after it was sent may have been queued, so a retry failing so is no proof
+    /// that nothing was.) A connection that could not be made is not a refusal:
+    /// see [`is_retryable`](Self::is_retryable). Failures the SDK reports with
+    /// types of its own that it does not export (no credentials provider at all,
+    /// an identity cache's load timed out) are not told apart: `false`.
     pub fn refused_before_sending(&self) -> bool {
         match self {
             Error::InvalidRequest(_)

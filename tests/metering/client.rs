@@ -2972,6 +2972,28 @@ async fn a_call_without_credentials_to_sign_it_is_refused_before_sending() {
 }
 
 #[tokio::test]
+async fn a_call_whose_endpoint_the_sdk_cannot_resolve_is_refused_before_sending() {
+    // FIPS with a custom endpoint URL: SageMaker Runtime's endpoint rules refuse it
+    // ("FIPS and custom endpoint are not supported") before anything is sent.
+    let fake = fake_with_demo_endpoints().await;
+    let sdk_config = fake.sdk_config().await;
+    let runtime = aws_sdk_sagemakerruntime::Client::from_conf(
+        aws_sdk_sagemakerruntime::config::Builder::from(&sdk_config)
+            .use_fips(true)
+            .build(),
+    );
+    let client = rt_on_one_m5(&fake)
+        .await
+        .runtime_client(runtime)
+        .build()
+        .unwrap();
+    let err = invoke(&client, "rt").await.unwrap_err();
+    assert!(err.refused_before_sending(), "{err:?}");
+    assert!(err.cost().is_none());
+    assert_eq!(fake.invocations(), 0, "nothing was sent");
+}
+
+#[tokio::test]
 async fn the_interceptor_meters_a_call_the_sdk_times_out_after_sending() {
     let fake = fake_with_demo_endpoints().await;
     let config = fake.sdk_config().await;
