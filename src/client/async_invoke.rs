@@ -33,7 +33,9 @@
 //! settlement receipt is charged and the hold released. So queued work counts
 //! against the budget before its compute is billed. Dropping the pending
 //! invocation unsettled releases its hold, and so does settling it with another
-//! client's meter (or serialising it to settle elsewhere and dropping it here):
+//! client's meter of its region (or serialising it to settle elsewhere and dropping
+//! it here; a meter of another region refuses it and gives it back, hold and all,
+//! in a [`SettleRefused`]):
 //! its settlement then counts against the settling client's budgets, unreserved.
 //! A hold also lapses on its own once SageMaker must have run or expired the
 //! request: `RequestTTLSeconds` (default and at most 6 h) plus
@@ -481,6 +483,61 @@ impl PendingInference {
     /// `None` in a record kept by a version that did not write it.
     pub fn region(&self) -> Option<&str> {
         self.region.as_deref()
+    }
+}
+
+/// A settlement [`Meter::settle_async`] refused before it began, because the
+/// invocation was submitted in another region than the meter's: the
+/// [`PendingInference`] it was given, untouched (its budget hold still held), and
+/// why ([`error`](Self::error), naming both regions). Nothing was billed or
+/// recorded. Take the invocation back with [`into_pending`](Self::into_pending) and
+/// settle it with a meter of its region ([`PendingInference::region`]).
+///
+/// `?` in a function returning sagemeter's [`Result`](crate::Result) turns it into
+/// the [`Error::Config`] it carries, dropping the pending invocation (and
+/// releasing its hold): its compute is then billed only if a copy of its record is
+/// settled elsewhere.
+#[derive(Debug)]
+pub struct SettleRefused {
+    pending: PendingInference,
+    error: ConfigError,
+}
+
+impl SettleRefused {
+    pub(crate) fn new(pending: PendingInference, error: ConfigError) -> Self {
+        SettleRefused { pending, error }
+    }
+
+    /// Why it was refused: which region the invocation was submitted in, which
+    /// region's endpoints the meter meters.
+    pub fn error(&self) -> &ConfigError {
+        &self.error
+    }
+
+    /// The pending invocation, as it was given.
+    pub fn pending(&self) -> &PendingInference {
+        &self.pending
+    }
+
+    /// The pending invocation, to settle with a meter of its region; its budget
+    /// hold goes with it.
+    pub fn into_pending(self) -> PendingInference {
+        self.pending
+    }
+}
+
+impl std::fmt::Display for SettleRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // As its `Error::Config`, which `?` makes of it.
+        write!(f, "invalid configuration: {}", self.error)
+    }
+}
+
+impl std::error::Error for SettleRefused {}
+
+impl From<SettleRefused> for Error {
+    fn from(refused: SettleRefused) -> Self {
+        Error::Config(refused.error)
     }
 }
 

@@ -862,22 +862,26 @@ impl Meter {
     /// submitted in ([`Meter::endpoint_region`]; the record says which,
     /// [`PendingInference::region`]): another region's meter would price its
     /// compute at its own region's rates, on its own endpoint of that name. It is
-    /// refused with an [`Error::Config`](crate::Error::Config) naming both
-    /// regions, and nothing is billed or recorded; the pending invocation given is
-    /// dropped (its budget hold released): settle a copy of its record with a meter
-    /// of its region. A record kept by a version that did not write the region is
-    /// settled by the meter given, as then.
+    /// refused with a [`SettleRefused`] that gives the pending invocation back
+    /// untouched ([`SettleRefused::into_pending`]; its budget hold still held) and
+    /// says why (a [`ConfigError`] naming both regions): nothing is billed or
+    /// recorded, and the invocation is settled by a meter of its region. A record
+    /// kept by a version that did not write the region is settled by the meter
+    /// given, as then.
     ///
     /// [`PendingInference`]: super::PendingInference
     /// [`PendingInference::region`]: super::PendingInference::region
+    /// [`SettleRefused`]: super::SettleRefused
+    /// [`SettleRefused::into_pending`]: super::SettleRefused::into_pending
     pub fn settle_async(
         &self,
         pending: super::PendingInference,
         completion: super::AsyncCompletion<'_>,
-    ) -> impl std::future::Future<Output = crate::Result<Cost>> + Send + use<> {
+    ) -> impl std::future::Future<Output = Result<Cost, super::SettleRefused>> + Send + use<> {
         let settling = match pending.region() {
             Some(region) if region != self.endpoint_region() => {
-                Err(self.not_submitted_here(pending.call_id(), region))
+                let error = self.not_submitted_here(pending.call_id(), region);
+                Err(super::SettleRefused::new(pending, error))
             }
             _ => Ok(super::async_invoke::settle(self, pending, completion)),
         };
@@ -899,8 +903,8 @@ impl Meter {
             said,
         )
         .hint(format!(
-            "settle it (a copy of its record) with a meter of {}: a meter's prices, \
-             accruals and budgets are one region's",
+            "settle it with a meter of {} (SettleRefused::into_pending gives it back): a \
+             meter's prices, accruals and budgets are one region's",
             crate::redact::printable(region)
         ))
     }

@@ -19,7 +19,9 @@ mod invoke;
 mod meter;
 mod stream;
 
-pub use async_invoke::{AsyncCompletion, AsyncInvocation, InvokeEndpointAsync, PendingInference};
+pub use async_invoke::{
+    AsyncCompletion, AsyncInvocation, InvokeEndpointAsync, PendingInference, SettleRefused,
+};
 pub use call::{MAX_ASYNC_INLINE_BYTES, MAX_ASYNC_INPUT_BYTES, MAX_REQUEST_BYTES};
 pub use interceptor::MeteringInterceptor;
 pub use invoke::{InvokeEndpoint, SendMeteredExt};

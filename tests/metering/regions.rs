@@ -20,10 +20,11 @@ use aws_types::SdkConfig;
 use aws_types::region::Region;
 use rust_decimal::Decimal;
 use sagemeter::billing::LineItem;
+use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
 use sagemeter::client::{AsyncCompletion, PendingInference};
 use sagemeter::endpoint::{EndpointProfile, VariantProfile};
 use sagemeter::pricing::PriceKey;
-use sagemeter::{Client, Error, Meter, SendMeteredExt};
+use sagemeter::{Client, ClientBuilder, Error, Meter, SendMeteredExt};
 use std::time::Duration;
 
 fn dec(s: &str) -> Decimal {
@@ -54,6 +55,18 @@ async fn fake_with_chat() -> FakeSageMaker {
 /// 1.57 USD/h, the published on-demand rates), real-time and async alike, with
 /// a fixed profile and override prices: no discovery, no Price List.
 async fn chat_meter(fake: &FakeSageMaker, region: &'static str, receipts: &Receipts) -> Meter {
+    chat_builder(fake, region, receipts)
+        .await
+        .build_meter()
+        .unwrap()
+}
+
+/// [`chat_meter`]'s builder, to add to.
+async fn chat_builder(
+    fake: &FakeSageMaker,
+    region: &'static str,
+    receipts: &Receipts,
+) -> ClientBuilder {
     let (instance_type, count, usd) = match region {
         "us-east-1" => ("ml.m5.xlarge", 2, "0.23"),
         "eu-west-1" => ("ml.g5.xlarge", 1, "1.57"),
@@ -90,8 +103,6 @@ async fn chat_meter(fake: &FakeSageMaker, region: &'static str, receipts: &Recei
         .price_override(data_in.0, data_in.1)
         .price_override(data_out.0, data_out.1)
         .sink(receipts.clone())
-        .build_meter()
-        .unwrap()
 }
 
 /// `err` is the configuration error of `option`, naming the SDK client's region
@@ -332,7 +343,10 @@ async fn an_async_invocation_is_settled_only_by_a_meter_of_its_region() {
     let us_receipts = Receipts::default();
     let us = chat_meter(&fake, "us-east-1", &us_receipts).await;
     let pending: PendingInference = serde_json::from_str(&kept).unwrap();
-    let err = us.settle_async(pending, two_seconds()).await.unwrap_err();
+    let refused = us.settle_async(pending, two_seconds()).await.unwrap_err();
+    assert_eq!(refused.error().option, "Meter::settle_async");
+    assert_eq!(refused.pending().region(), Some("eu-west-1"));
+    let err = Error::from(refused);
     let Error::Config(config) = &err else {
         panic!("{err:?}")
     };
@@ -387,4 +401,71 @@ async fn an_async_record_without_a_region_settles_on_the_meter_given() {
         .and_then(|l| l.cost_usd())
         .unwrap();
     assert_eq!(compute, dec("0.000127777778"));
+}
+
+/// A refused settlement gives the pending invocation back, its budget hold still
+/// held: the job may still be running, and its compute is billed when the record
+/// is settled where it was submitted, charged against the hold.
+#[tokio::test]
+async fn a_refused_settlement_gives_the_pending_invocation_back_with_its_hold() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "chat-async",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
+    );
+    let receipts = Receipts::default();
+    let budget = Budget::enforce(
+        BudgetScope::endpoint("chat-async"),
+        BudgetPeriod::Day,
+        dec("1"),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed { usd: dec("0.05") })
+    .unwrap();
+    let eu = chat_builder(&fake, "eu-west-1", &receipts)
+        .await
+        .budget(budget)
+        .build_meter()
+        .unwrap();
+    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
+    let submitted =
+        crate::support::submit_async(&Client::from_parts(eu_sdk, eu.clone()), "chat-async", 10)
+            .await;
+    let (_, submission, pending) = submitted.into_parts();
+    // Held: the 0.05 estimate less what the submission cost.
+    let held = dec("0.05") - submission.cost_usd;
+    let status = || {
+        let status = &eu.budget_status()[0];
+        (status.spent_usd, status.reserved_usd)
+    };
+    assert_eq!(status(), (submission.cost_usd, held));
+
+    // The us-east-1 meter refuses it, and gives it back; the hold stands.
+    let us = chat_meter(&fake, "us-east-1", &Receipts::default()).await;
+    // Its output's size given: fully priced, so charged at its cost, not at the
+    // estimate an unpriced line would charge.
+    let two_seconds = || AsyncCompletion::processed_for(Duration::from_secs(2)).output_bytes(10);
+    let refused = us.settle_async(pending, two_seconds()).await.unwrap_err();
+    assert_eq!(refused.error().option, "Meter::settle_async");
+    assert_eq!(status(), (submission.cost_usd, held));
+    let pending = refused.into_pending();
+    assert_eq!(status(), (submission.cost_usd, held));
+    assert_eq!(us.totals().calls, 0);
+
+    // Settled by the eu-west-1 meter: 2 s at one ml.g5.xlarge,
+    // 2/3600 h × 1.57 USD/h = 0.000872222… → 0.000872222222 (12 places),
+    // charged against the hold, which is released.
+    let settled = eu.settle_async(pending, two_seconds()).await.unwrap();
+    let compute = settled
+        .lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .and_then(|l| l.cost_usd())
+        .unwrap();
+    assert_eq!(compute, dec("0.000872222222"));
+    assert_eq!(settled.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(
+        status(),
+        (submission.cost_usd + settled.cost_usd, Decimal::ZERO)
+    );
 }
