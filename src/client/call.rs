@@ -3,7 +3,9 @@
 //! 1. **begin** ([`Call::begin`]): the endpoint is named, an inline body fits, the
 //!    enforced budgets have room (a reservation is held), the call's place on its
 //!    endpoint's processor-sharing clock is found (it joins it when its first
-//!    request goes out) and its span opens;
+//!    request goes out) and its span opens (a `send_metered` call, whose SDK
+//!    client's region only its request knows, begins inside the request, once that
+//!    region is checked: [`Call::run_gated`]);
 //! 2. **send** ([`Call::send`]): the SDK's future, pinned where the operation made
 //!    it and timed, while the endpoint's profile and rates are found alongside (at
 //!    hand on almost every call); the SDK's attempts are watched by an
@@ -67,6 +69,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::Instrument;
 use tracing::field::{Empty, display};
@@ -290,6 +293,100 @@ impl Call {
         call.send::<O, T>(sending, read).await.billable::<O>()
     }
 
+    /// [`run_reading`](Self::run_reading) for a request of an SDK client sagemeter
+    /// does not hold (`send_metered`), whose region shows only in the request's own
+    /// configuration: the call begins inside the request, in the first hook of its
+    /// watch ([`AttemptWatch::opening`]), once that region is checked. A request for
+    /// another region than the meter's is refused there, before anything is sent,
+    /// and before the call begins: nothing reserved, no sharing clock, not in
+    /// flight, no discovery or price look-up.
+    ///
+    /// A fleet budget's lease is a round trip the hook cannot wait for: with a
+    /// fleet, the call is reserved (and leased) first, and that reservation is
+    /// released if the request is refused.
+    pub(crate) async fn run_gated<O, T, F>(
+        meter: &Meter,
+        request: CallRequest,
+        send: Pin<&mut F>,
+        read: Option<ReadOutput<T>>,
+    ) -> Result<Answered<T, O::Error>>
+    where
+        O: MeteredOperation,
+        F: Future<Output = std::result::Result<T, SdkError<O::Error, HttpResponse>>>,
+        F::Output: Unpin,
+    {
+        let refused = |err: Error| {
+            crate::sink::count_refusal(&err);
+            err
+        };
+        // Named, as `begin` checks: the SDK may refuse a request without one before
+        // any hook runs.
+        let endpoint = match request.endpoint.as_deref() {
+            Some(name) if !name.chars().all(char::is_whitespace) => name,
+            _ => return Err(Error::InvalidRequest("endpoint_name is required".into())),
+        };
+        let span = call_span(endpoint, O::OPERATION);
+        let reserved = match reserve_before_hook(meter, endpoint, &request.tags).await {
+            Ok(reserved) => reserved,
+            Err(budget) => {
+                // Refused by a budget: still a request of another region is that
+                // configuration error, which the request's watch finds.
+                let gate = Gate::checking(meter.clone());
+                let probe = std::pin::pin!(GATE.scope(gate, send));
+                return Err(match probe.await {
+                    Err(source) if matches!(Error::find_in(&source), Some(Error::Config(_))) => {
+                        failed::<O>(None, String::new(), source, None)
+                    }
+                    _ => refused(budget),
+                });
+            }
+        };
+        let gate = Gate::opening::<O>(meter.clone(), request, reserved, span.clone());
+        let mut sending = std::pin::pin!(GATE.scope(gate, send));
+        let polled_from = Instant::now();
+        let first = std::future::poll_fn(|cx| match poll_opening(&span, sending.as_mut(), cx) {
+            (Some(opened), polled) => Poll::Ready(FirstPoll::Opened(opened, polled)),
+            (None, Poll::Ready(answered)) => Poll::Ready(FirstPoll::NotOpened(answered)),
+            (None, Poll::Pending) => Poll::Pending,
+        })
+        .await;
+        let (call, first) = match first {
+            FirstPoll::Opened(Opened::Begun(call), first) => (call, first),
+            FirstPoll::Opened(Opened::Refused(err), _) => return Err(refused(err)),
+            // The SDK failed before the watch opened the call: refused for another
+            // region, or a request it could not build. Nothing began.
+            FirstPoll::NotOpened(Err(source)) => {
+                let endpoint = sending
+                    .as_mut()
+                    .take_value()
+                    .and_then(Gate::into_endpoint)
+                    .unwrap_or_default();
+                return Err(failed::<O>(None, endpoint, source, None));
+            }
+            // Not without the watch, which is the request's own: never here.
+            FirstPoll::NotOpened(Ok(_)) => {
+                return Err(Error::Config(ConfigError::new(
+                    "SendMeteredExt::send_metered",
+                    "the request was answered without sagemeter's watch on it",
+                )));
+            }
+        };
+        // The request's first poll, in which the call began (and the request may
+        // have gone out), is part of its latency, as it is for a call begun before.
+        let first_poll = polled_from.elapsed();
+        let first = match first {
+            Poll::Ready(answered) => Some(answered),
+            Poll::Pending => None,
+        };
+        let resumed = std::pin::pin!(Resumed {
+            first,
+            rest: sending
+        });
+        let mut answered = call.send::<O, T>(resumed, read).await;
+        answered.latency += first_poll;
+        answered.billable::<O>()
+    }
+
     /// Begins a call of `O`: checked, reserved (unless `reserved` holds its
     /// reservation already), seated on its sharing clock (joined when its first
     /// request goes out), in its span.
@@ -297,6 +394,17 @@ impl Call {
         meter: &Meter,
         request: CallRequest,
         reserved: Option<Option<Reservation>>,
+    ) -> std::result::Result<Call, Begin> {
+        Self::begin_in::<O>(meter, request, reserved, None)
+    }
+
+    /// [`begin`](Self::begin), in `span` when it is given (made before the call
+    /// began, see [`run_gated`](Self::run_gated)).
+    fn begin_in<O: MeteredOperation>(
+        meter: &Meter,
+        request: CallRequest,
+        reserved: Option<Option<Reservation>>,
+        span: Option<tracing::Span>,
     ) -> std::result::Result<Call, Begin> {
         let endpoint = required_endpoint(&request.endpoint)?;
         let inline = checked_body_len(request.inline_bytes, O::OPERATION)?;
@@ -333,7 +441,7 @@ impl Call {
             None if O::OPERATION == Operation::InvokeEndpointAsync => bytes_in,
             None => Some(0),
         };
-        let span = call_span(&endpoint, O::OPERATION);
+        let span = span.unwrap_or_else(|| call_span(&endpoint, O::OPERATION));
         let started_at = meter.now();
         let started = Instant::now();
         // Joined when the first request goes out (see `AttemptProbe`).
@@ -1294,6 +1402,224 @@ fn finish_now_or_in_background(call: ToPrice, now: SystemTime, phase: Phase) {
 tokio::task_local! {
     /// The probe of the call whose SDK future is being polled (see [`AttemptWatch`]).
     static CURRENT_CALL: AttemptProbe;
+    /// The call a `send_metered` request is to begin, whose SDK future is being
+    /// polled (see [`Call::run_gated`]): its request's watch opens it.
+    static GATE: Gate;
+}
+
+/// A `send_metered` call not begun yet: what the watch on its request
+/// ([`AttemptWatch::opening`]) needs to check the request's region, once the
+/// request's configuration is whole, and then to begin the call; then the
+/// begun call's probe, for its attempts.
+pub(crate) struct Gate {
+    meter: Meter,
+    /// What begins the call (taken once).
+    opening: std::cell::RefCell<Option<Opening>>,
+    /// Only the region is checked: the call is refused already (by a budget), and
+    /// the request is refused in any case.
+    checking_only: bool,
+    /// The begun call's probe.
+    probe: std::cell::OnceCell<AttemptProbe>,
+}
+
+/// What a [`Gate`] begins its call with.
+struct Opening {
+    request: CallRequest,
+    reserved: Option<Option<Reservation>>,
+    span: tracing::Span,
+    /// [`Call::begin_in`] for the call's operation.
+    begin: BeginIn,
+}
+
+type BeginIn = fn(
+    &Meter,
+    CallRequest,
+    Option<Option<Reservation>>,
+    Option<tracing::Span>,
+) -> std::result::Result<Call, Begin>;
+
+/// What a [`Gate`] opened to: the call begun, or its refusal (a budget's).
+#[allow(
+    clippy::large_enum_variant,
+    reason = "moved once per call; boxed, the call would cost an allocation"
+)]
+enum Opened {
+    Begun(Call),
+    Refused(Error),
+}
+
+thread_local! {
+    /// What a gate opened to, from the request's watch to [`Call::run_gated`]: the
+    /// watch runs inside a poll of the request, and this is taken right after that
+    /// poll, on the same thread (see [`poll_opening`]).
+    static OPENED: std::cell::RefCell<Option<Opened>> = const { std::cell::RefCell::new(None) };
+}
+
+/// What a gate opened to in the poll just made on this thread, if anything.
+fn take_opened() -> Option<Opened> {
+    OPENED.with(|opened| opened.borrow_mut().take())
+}
+
+/// Why a gated request was refused by its own watch without a configuration
+/// error: the caller has the reason (a budget's refusal).
+const REFUSED_UNSENT: &str = "sagemeter refused the call before it was sent";
+
+impl Gate {
+    /// A gate that begins a call of `O` of `request`, reserved with `reserved`
+    /// (`None`: reserved as it begins), in `span`.
+    fn opening<O: MeteredOperation>(
+        meter: Meter,
+        request: CallRequest,
+        reserved: Option<Option<Reservation>>,
+        span: tracing::Span,
+    ) -> Self {
+        Gate {
+            meter,
+            opening: std::cell::RefCell::new(Some(Opening {
+                request,
+                reserved,
+                span,
+                begin: Call::begin_in::<O>,
+            })),
+            checking_only: false,
+            probe: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// A gate that only checks the request's region: it refuses the request in
+    /// any case.
+    fn checking(meter: Meter) -> Self {
+        Gate {
+            meter,
+            opening: std::cell::RefCell::new(None),
+            checking_only: true,
+            probe: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The endpoint of a call the gate did not begin.
+    fn into_endpoint(self) -> Option<String> {
+        self.opening
+            .into_inner()
+            .and_then(|opening| opening.request.endpoint)
+    }
+
+    /// Run by the request's watch once the request's configuration (`cfg`) is
+    /// whole: refuses a request for another region than the meter's endpoints,
+    /// else begins the call and hands it over through [`OPENED`]. A string
+    /// compare, then what [`Call::begin`] does.
+    fn open(&self, cfg: &ConfigBag) -> std::result::Result<(), BoxError> {
+        if let Some(region) = cfg.load::<aws_types::region::Region>() {
+            self.meter
+                .check_region(
+                    "SendMeteredExt::send_metered",
+                    "the SDK client",
+                    region.as_ref(),
+                )
+                .map_err(|err| Box::new(Error::Config(err)) as BoxError)?;
+        }
+        if self.checking_only {
+            return Err(REFUSED_UNSENT.into());
+        }
+        let Some(opening) = self.opening.borrow_mut().take() else {
+            return Ok(()); // begun already
+        };
+        let Opening {
+            request,
+            reserved,
+            span,
+            begin,
+        } = opening;
+        let (opened, result) = match begin(&self.meter, request, reserved, Some(span)) {
+            Ok(call) => {
+                let _ = self.probe.set(call.in_flight.parts().attempts.clone());
+                (Opened::Begun(call), Ok(()))
+            }
+            // Without a fleet a budget short of room is refused, as `lease` does.
+            Err(begin) => (
+                Opened::Refused(begin.into_error()),
+                Err(REFUSED_UNSENT.into()),
+            ),
+        };
+        OPENED.with(|slot| *slot.borrow_mut() = Some(opened));
+        result
+    }
+}
+
+/// Polls a gated request once, in the call's `span`, and takes what its watch
+/// opened in that poll. A panic in the poll leaves nothing for another call to
+/// take: the begun call is dropped (and makes its receipt if it was sent).
+fn poll_opening<F: Future>(
+    span: &tracing::Span,
+    request: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> (Option<Opened>, Poll<F::Output>) {
+    struct ClearOnUnwind;
+    impl Drop for ClearOnUnwind {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                drop(take_opened());
+            }
+        }
+    }
+    let _clear = ClearOnUnwind;
+    let polled = span.in_scope(|| request.poll(cx));
+    (take_opened(), polled)
+}
+
+/// What the first polls of a gated request came to: its call opened (begun or
+/// refused), with the request's own poll; or the request's answer without it.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "moved once per call; boxed, the call would cost an allocation"
+)]
+enum FirstPoll<T> {
+    Opened(Opened, Poll<T>),
+    NotOpened(T),
+}
+
+/// A request future polled already (while its call began), with what it answered
+/// then, if it answered.
+struct Resumed<'a, F: Future> {
+    first: Option<F::Output>,
+    rest: Pin<&'a mut F>,
+}
+
+impl<F: Future> Future for Resumed<'_, F>
+where
+    F::Output: Unpin,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        match this.first.take() {
+            Some(answered) => Poll::Ready(answered),
+            None => this.rest.as_mut().poll(cx),
+        }
+    }
+}
+
+/// A `send_metered` call's reservation when it must be made before its request's
+/// watch begins the call: with a fleet, whose budgets' leases are round trips
+/// the watch cannot wait for. `None`: reserved as the call begins.
+async fn reserve_before_hook(
+    meter: &Meter,
+    endpoint: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<Option<Option<Reservation>>> {
+    #[cfg(feature = "fleet")]
+    if meter.inner.fleet.is_some() {
+        return match meter.reserve(endpoint, tags) {
+            Ok(reservation) => Ok(Some(reservation)),
+            Err(Refusal::Exceeded(err)) => Err(err),
+            Err(Refusal::Short(wants, err)) => Box::pin(meter.lease(endpoint, tags, wants, *err))
+                .await
+                .map(Some),
+        };
+    }
+    let _ = (meter, endpoint, tags);
+    Ok(None)
 }
 
 /// The SDK's attempts at one call: how many there were, whether a request went
@@ -1691,24 +2017,24 @@ fn status_reached_model(status: u16) -> bool {
 /// hands each attempt to the probe of the call being polled. Requests sent outside
 /// a metered call pass untouched.
 ///
-/// The one put on each request of `send_metered` ([`AttemptWatch::checking`])
-/// also refuses the request, before it is sent, when its SDK client is for
-/// another region than the meter's endpoints: the fluent builder does not say
-/// which client it belongs to, the request's configuration does.
-#[derive(Debug, Clone, Default)]
+/// The one put on each request of `send_metered` ([`AttemptWatch::opening`])
+/// also begins its call ([`Call::run_gated`]), once it has checked the request's
+/// region: the fluent builder does not say which SDK client it belongs to, the
+/// request's configuration does.
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct AttemptWatch {
-    /// The meter whose region requests must be for (`None`: not checked here; a
-    /// [`Client`](super::Client) checks its SDK client once, when made).
-    meter: Option<Meter>,
+    /// Whether this watch opens a `send_metered` call's [`Gate`] (the one on its
+    /// request, which runs once the request's configuration is whole).
+    opens: bool,
 }
 
 impl AttemptWatch {
     const NAME: &'static str = "sagemeter::AttemptWatch";
 
-    /// A watch for one request of a call metered by `meter`, which refuses the
-    /// request if it is for another region than the meter's endpoints.
-    pub(crate) fn checking(meter: Meter) -> Self {
-        AttemptWatch { meter: Some(meter) }
+    /// The watch for one request of `send_metered`: it checks the request's
+    /// region, then begins its call (see [`Call::run_gated`]).
+    pub(crate) fn opening() -> Self {
+        AttemptWatch { opens: true }
     }
 
     /// `runtime`, with the watch on its config (unless it is there already).
@@ -1733,7 +2059,14 @@ impl AttemptWatch {
     /// `send_metered`): that call makes its receipt, so the
     /// [`MeteringInterceptor`](super::MeteringInterceptor) leaves it alone.
     pub(crate) fn in_metered_call() -> bool {
-        CURRENT_CALL.try_with(|_| ()).is_ok()
+        CURRENT_CALL.try_with(|_| ()).is_ok() || GATE.try_with(|_| ()).is_ok()
+    }
+
+    /// The probe of the call whose SDK future is being polled, if any.
+    fn with_probe(mut f: impl FnMut(&AttemptProbe)) {
+        if CURRENT_CALL.try_with(&mut f).is_err() {
+            let _ = GATE.try_with(|gate| gate.probe.get().map(&mut f));
+        }
     }
 
     /// `send` (an SDK request future) with its attempts going to `probe`.
@@ -1757,16 +2090,10 @@ impl Intercept for AttemptWatch {
     ) -> Result<(), BoxError> {
         // A request's own interceptor runs once its configuration, overrides
         // included, is in the bag.
-        if let Some(meter) = &self.meter
-            && let Some(region) = cfg.load::<aws_types::region::Region>()
+        if self.opens
+            && let Ok(opened) = GATE.try_with(|gate| gate.open(cfg))
         {
-            meter
-                .check_region(
-                    "SendMeteredExt::send_metered",
-                    "the SDK client",
-                    region.as_ref(),
-                )
-                .map_err(|err| Box::new(Error::Config(err)) as BoxError)?;
+            opened?;
         }
         Ok(())
     }
@@ -1777,7 +2104,7 @@ impl Intercept for AttemptWatch {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let _ = CURRENT_CALL.try_with(|probe| probe.before_transmit(cfg));
+        Self::with_probe(|probe| probe.before_transmit(cfg));
         Ok(())
     }
 
@@ -1787,7 +2114,7 @@ impl Intercept for AttemptWatch {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let _ = CURRENT_CALL.try_with(|probe| probe.after_attempt(context, cfg));
+        Self::with_probe(|probe| probe.after_attempt(context, cfg));
         Ok(())
     }
 }

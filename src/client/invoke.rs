@@ -1,7 +1,7 @@
 //! `InvokeEndpoint`, metered: the fluent builder and the `send_metered` extension.
 
 use super::Metered;
-use super::call::{AttemptWatch, Call, CallRequest, MeteredOperation, ReadOutput};
+use super::call::{Answered, AttemptWatch, Call, CallRequest, MeteredOperation, ReadOutput};
 use super::meter::{Meter, Phase, Targets};
 use crate::config_error::ConfigError;
 use crate::usage::{Operation, Usage};
@@ -100,11 +100,10 @@ impl SendMeteredExt for InvokeEndpointFluentBuilder {
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
         let call = call_request(&self, tags);
-        // The SDK client may not carry the watch: it goes on this request, and
-        // refuses it if the SDK client is for another region than the meter's.
-        let watch = AttemptWatch::checking(meter.clone());
-        invoke_endpoint(meter.clone(), call, move || {
-            self.customize().interceptor(watch).send()
+        // The SDK client may not carry the watch: it goes on this request, where
+        // it checks the request's region before the call begins.
+        invoke_endpoint_gated(meter.clone(), call, move || {
+            self.customize().interceptor(AttemptWatch::opening()).send()
         })
     }
 }
@@ -143,24 +142,57 @@ where
             Call::run_reading::<InvokeEndpointOperation, _, _>(&meter, call, sending, Some(read))
                 .await?
         };
+        metered(answered)
+    }
+}
 
-        let receipt = answered.receipt;
-        let mut usage = receipt.usage(answered.latency);
-        let request_id = match &answered.result {
-            Ok(output) => read_output(output, receipt.meter(), &mut usage),
-            Err(err) => err
-                .as_service_error()
-                .and_then(|e| e.meta().request_id())
-                .map(str::to_owned),
+/// [`invoke_endpoint`] for `send_metered`, whose request's SDK client sagemeter
+/// does not hold: the call begins inside the request, once the request's watch
+/// has checked its region ([`Call::run_gated`]).
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn's future holds the SDK builder twice"
+)]
+#[inline]
+fn invoke_endpoint_gated<F>(
+    meter: Meter,
+    call: CallRequest,
+    send: impl FnOnce() -> F + Send,
+) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send
+where
+    F: Future<Output = std::result::Result<InvokeEndpointOutput, InvokeEndpointSdkError>> + Send,
+{
+    async move {
+        let answered = {
+            let sending = std::pin::pin!(send());
+            let read: ReadOutput<InvokeEndpointOutput> = read_output;
+            Call::run_gated::<InvokeEndpointOperation, _, _>(&meter, call, sending, Some(read))
+                .await?
         };
-        match answered.result {
-            Ok(output) => {
-                let cost = receipt.make(usage, request_id, Vec::new(), Phase::Whole);
-                Ok(Metered::new(output, cost))
-            }
-            Err(err) => {
-                Err(receipt.fail::<InvokeEndpointOperation>(usage, request_id, Vec::new(), err))
-            }
+        metered(answered)
+    }
+}
+
+/// The receipt of an answered `InvokeEndpoint`, and its output or error.
+fn metered(
+    answered: Answered<InvokeEndpointOutput, InvokeEndpointError>,
+) -> Result<Metered<InvokeEndpointOutput>> {
+    let receipt = answered.receipt;
+    let mut usage = receipt.usage(answered.latency);
+    let request_id = match &answered.result {
+        Ok(output) => read_output(output, receipt.meter(), &mut usage),
+        Err(err) => err
+            .as_service_error()
+            .and_then(|e| e.meta().request_id())
+            .map(str::to_owned),
+    };
+    match answered.result {
+        Ok(output) => {
+            let cost = receipt.make(usage, request_id, Vec::new(), Phase::Whole);
+            Ok(Metered::new(output, cost))
+        }
+        Err(err) => {
+            Err(receipt.fail::<InvokeEndpointOperation>(usage, request_id, Vec::new(), err))
         }
     }
 }

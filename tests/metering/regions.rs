@@ -469,3 +469,94 @@ async fn a_refused_settlement_gives_the_pending_invocation_back_with_its_hold() 
         (submission.cost_usd + settled.cost_usd, Decimal::ZERO)
     );
 }
+
+/// `send_metered` does not hold the SDK client, whose region shows only in the
+/// request's configuration: the request's own watch checks it before the call
+/// begins. On a cold meter with discovery on, a refused call asks nothing (no
+/// DescribeEndpoint in the meter's region, no Price List), and is never in flight.
+#[tokio::test]
+async fn send_metered_of_another_region_is_refused_before_discovery_or_look_ups() {
+    let fake = fake_with_chat().await;
+    let us = Meter::builder(&config_in(&fake, "us-east-1").await)
+        .without_metrics()
+        .price_source(crate::support::NoPrices)
+        .build_meter()
+        .unwrap();
+    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
+    let err = eu_sdk
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send_metered(&us)
+        .await
+        .unwrap_err();
+    assert_other_region(&err, "SendMeteredExt::send_metered");
+    assert_eq!(fake.describe_calls(), 0, "discovery asked for the endpoint");
+    assert_eq!(fake.requests(), 0, "a request reached the fake");
+    assert_eq!(us.calls_in_flight(), 0);
+    assert_eq!(us.background_tasks(), 0);
+    // Never on the meter's clocks: no endpoint of that name in its totals.
+    assert!(us.totals().by_endpoint.is_empty(), "{:?}", us.totals());
+}
+
+/// The configuration error comes first: an exhausted enforced budget would
+/// refuse the call anyway, but the call cannot work through that SDK client at
+/// all, whatever the budget.
+#[tokio::test]
+async fn send_metered_of_another_region_under_an_exhausted_budget_is_the_configuration_error() {
+    let fake = fake_with_chat().await;
+    fake.add_endpoint(
+        "chat-async",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    let receipts = Receipts::default();
+    // Each call is estimated at 0.006 USD against the client's 0.01.
+    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.01"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.006") })
+        .unwrap();
+    let us = chat_builder(&fake, "us-east-1", &receipts)
+        .await
+        .budget(budget)
+        .build_meter()
+        .unwrap();
+    let us_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "us-east-1").await);
+    // A queued async invocation holds its estimate less its submission's cost,
+    // so another call's 0.006 no longer fits: 0.006 + 0.006 > 0.01.
+    let queued = crate::support::submit_async(
+        &Client::from_parts(us_sdk.clone(), us.clone()),
+        "chat-async",
+        10,
+    )
+    .await;
+    let before = us.budget_status()[0].clone();
+    let (submitted, calls) = (fake.requests(), us.totals().calls);
+    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
+    let err = eu_sdk
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send_metered(&us)
+        .await
+        .unwrap_err();
+    assert_other_region(&err, "SendMeteredExt::send_metered");
+    assert_eq!(fake.requests(), submitted, "a request reached the fake");
+    assert_eq!(us.totals().calls, calls);
+    assert_eq!(us.calls_in_flight(), 0);
+    let after = &us.budget_status()[0];
+    assert_eq!(
+        (after.spent_usd, after.reserved_usd),
+        (before.spent_usd, before.reserved_usd)
+    );
+    // Through an SDK client of its region, the same call is the budget's refusal.
+    let err = us_sdk
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send_metered(&us)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::BudgetExceeded { .. }), "{err:?}");
+    assert_eq!(fake.requests(), submitted);
+    drop(queued);
+}
