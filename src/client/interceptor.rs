@@ -67,12 +67,17 @@ use std::time::Instant;
 ///
 /// **One region.** The meter meters one region's endpoints
 /// ([`Meter::endpoint_region`](crate::Meter::endpoint_region)). A request whose
-/// configuration is for another region (the SDK client's, or a per-request
-/// `config_override`) is refused before it is sent, with an
-/// [`Error::Config`](crate::Error::Config) naming both regions in its source chain,
-/// rather than sent unmetered: AWS would bill it and the meter's totals, ledgers
-/// and budgets would miss it. Register one interceptor, with its own meter, per
-/// region.
+/// configuration is for another region (the SDK client's, or the request's own
+/// `config_override`; checked once the request's configuration is whole) is
+/// refused before it is sent and before its call begins (nothing reserved, no
+/// sharing clock), with an [`Error::Config`](crate::Error::Config) naming both
+/// regions in its source chain. This is a deliberate exception, as an enforced
+/// budget's refusal is, to the interceptor's leaving inference alone: a call that
+/// succeeded without the interceptor fails with it. Let through unmetered, the
+/// call would be billed by AWS and missing from the meter's totals, ledgers and
+/// budgets; metered, it would be priced at the meter's region's rates, on the
+/// meter's endpoint of the same name. Register one interceptor, with its own
+/// meter, per region.
 ///
 /// A call dropped after its request went out (a `tokio::time::timeout`, a
 /// `select!`, an aborted task) still makes its `cancelled` receipt, as a
@@ -257,9 +262,15 @@ impl Intercept for MeteringInterceptor {
         "sagemeter::MeteringInterceptor"
     }
 
-    fn read_before_execution(
+    // In `read_before_serialization`, not `read_before_execution`: the request's
+    // configuration is whole only then (an interceptor on the SDK client runs its
+    // `read_before_execution` before a per-request `config_override` is applied),
+    // and it runs once, before the retry loop. The region is checked first: a
+    // refused request never begins (nothing reserved, no clock, not in flight).
+    fn read_before_serialization(
         &self,
         context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         // A metered call owns this request and makes its receipt; and an interceptor
@@ -274,8 +285,8 @@ impl Intercept for MeteringInterceptor {
                 bytes_in,
                 targets,
             } = request;
-            // For another region than the meter's (the client's configuration here;
-            // a per-request override is checked again before serialization).
+            // For another region than the meter's (the SDK client's, or the
+            // request's own override).
             check_region(&self.meter, cfg)?;
             self.warn_once(operation);
             let reservation = match self.meter.reserve(endpoint, &BTreeMap::new()) {
@@ -323,26 +334,6 @@ impl Intercept for MeteringInterceptor {
                 call: Arc::new(Mutex::new(CallInFlight::new(parts))),
                 attempts,
             });
-        }
-        Ok(())
-    }
-
-    fn read_before_serialization(
-        &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        // The request's configuration is whole by now: a per-request override of
-        // the region (`customize().config_override(..)`) shows here, not in
-        // `read_before_execution` of an interceptor registered on the client.
-        // Refused, the call's parts are dropped unsent: its reservation is
-        // released, no receipt made.
-        if let Some(start) = cfg.load::<CallStart>()
-            && let Err(err) = check_region(&self.meter, cfg)
-        {
-            drop(start.take());
-            return Err(err);
         }
         Ok(())
     }

@@ -560,3 +560,92 @@ async fn send_metered_of_another_region_under_an_exhausted_budget_is_the_configu
     assert_eq!(fake.requests(), submitted);
     drop(queued);
 }
+
+/// The interceptor checks the region where the request's configuration is
+/// whole: a per-request override INTO the meter's region is metered, not
+/// refused for the SDK client's own region.
+#[tokio::test]
+async fn the_interceptor_meters_a_request_overridden_into_its_region() {
+    let fake = fake_with_chat().await;
+    let receipts = Receipts::default();
+    let us = chat_meter(&fake, "us-east-1", &receipts).await;
+    let eu_sdk = crate::support::intercepted(&config_in(&fake, "eu-west-1").await, &us);
+    eu_sdk
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .customize()
+        .config_override(
+            aws_sdk_sagemakerruntime::config::Builder::default()
+                .region(Region::from_static("us-east-1")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fake.requests(), 1);
+    // Priced off the call path: waited for, bounded.
+    for _ in 0..200 {
+        if us.totals().calls == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(us.totals().calls, 1);
+    let all = receipts.all();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0].region.as_deref(), Some("us-east-1"));
+}
+
+/// A per-request override AWAY from the meter's region is refused before the
+/// call begins: under an exhausted enforced budget, the error is still the
+/// configuration's, and the meter's clocks and budgets never saw the call.
+#[tokio::test]
+async fn the_interceptor_refuses_a_request_overridden_away_before_it_begins() {
+    let fake = fake_with_chat().await;
+    let receipts = Receipts::default();
+    // Each call is estimated at 0.006 USD against the client's 0.01; one is held
+    // below, so no other fits: 0.006 + 0.006 > 0.01.
+    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.01"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.006") })
+        .unwrap();
+    let us = chat_builder(&fake, "us-east-1", &receipts)
+        .await
+        .budget(budget)
+        .build_meter()
+        .unwrap();
+    let us_sdk = crate::support::intercepted(&config_in(&fake, "us-east-1").await, &us);
+    let away = || {
+        us_sdk
+            .invoke_endpoint()
+            .endpoint_name("chat")
+            .body(Blob::new("{}"))
+            .customize()
+            .config_override(
+                aws_sdk_sagemakerruntime::config::Builder::default()
+                    .region(Region::from_static("eu-west-1")),
+            )
+            .send()
+    };
+    // With room in the budget: refused, never on the meter's clocks.
+    let err = away().await.unwrap_err();
+    let found = Error::find_in(&err).expect("sagemeter's error in the SDK error");
+    assert_other_region(found, "MeteringInterceptor::new");
+    assert_nothing_sent_or_metered(&fake, &us, &receipts);
+    assert!(us.totals().by_endpoint.is_empty(), "{:?}", us.totals());
+    assert_eq!(us.budget_status()[0].reserved_usd, Decimal::ZERO);
+
+    // With none: still the configuration error, not the budget's.
+    fake.add_endpoint(
+        "chat-async",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    let plain = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "us-east-1").await);
+    let queued =
+        crate::support::submit_async(&Client::from_parts(plain, us.clone()), "chat-async", 10)
+            .await;
+    let err = away().await.unwrap_err();
+    let found = Error::find_in(&err).expect("sagemeter's error in the SDK error");
+    assert_other_region(found, "MeteringInterceptor::new");
+    drop(queued);
+}
