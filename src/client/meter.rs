@@ -657,10 +657,12 @@ impl Meter {
         &self.inner.region
     }
 
-    /// The region of the endpoints this meter meters: the SDK config's region
-    /// (where endpoint discovery asks), else [`region`](Self::region). The two
-    /// differ only when [`ClientBuilder::region`](crate::ClientBuilder::region)
-    /// prices calls at another region's rates.
+    /// The region of the endpoints this meter meters, where its calls go and
+    /// endpoint discovery asks: the SDK config's region, else
+    /// [`region`](Self::region). The two differ only when
+    /// [`ClientBuilder::region`](crate::ClientBuilder::region) prices calls at
+    /// another region's rates; then it is the region of the
+    /// [`runtime_client`](crate::ClientBuilder::runtime_client) given, if any.
     ///
     /// A meter's prices, sharing clocks, accruals and budgets are one region's: a
     /// call whose SDK client (or per-call configuration) is for another region is

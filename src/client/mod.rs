@@ -387,11 +387,13 @@ impl ClientBuilder {
     }
 
     /// The region to price calls in (default: the SDK config's region). Only the
-    /// pricing: calls, endpoint discovery and the fleet table use the SDK config's
-    /// region (set it there to call another region), which stays the region of the
-    /// endpoints metered ([`Meter::endpoint_region`]): an SDK client given with
-    /// [`runtime_client`](Self::runtime_client) or
-    /// [`sagemaker_client`](Self::sagemaker_client) must be for it.
+    /// pricing: calls go to the region of the endpoints metered
+    /// ([`Meter::endpoint_region`]), which is the
+    /// [`runtime_client`](Self::runtime_client)'s region when one is given, else
+    /// the SDK config's, else this one; a
+    /// [`sagemaker_client`](Self::sagemaker_client) (or, without one, the SDK
+    /// config) must be for it too while discovery is on. The fleet table uses the
+    /// SDK config's region.
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
         self
@@ -521,9 +523,12 @@ impl ClientBuilder {
     }
 
     /// The SageMaker (control plane) client used for discovery (default: from the
-    /// SDK config). It must be for the region of the endpoints metered (the SDK
-    /// config's, [`Meter::endpoint_region`]): one of another region is refused at
-    /// `build()` with an [`Error::Config`](crate::Error::Config).
+    /// SDK config). It must be for the region of the endpoints metered
+    /// ([`Meter::endpoint_region`]): one of another region is refused at `build()`
+    /// with an [`Error::Config`](crate::Error::Config), and so is the default one
+    /// when the SDK config is for another region than a
+    /// [`runtime_client`](Self::runtime_client) given with
+    /// [`region`](Self::region).
     pub fn sagemaker_client(mut self, client: aws_sdk_sagemaker::Client) -> Self {
         self.sagemaker = Some(client);
         self
@@ -531,10 +536,11 @@ impl ClientBuilder {
 
     /// The SageMaker Runtime client to wrap (default: from the SDK config). The
     /// client wraps a copy of it with one interceptor more, which counts each
-    /// call's attempts (see [`Client::from_parts`]). It must be for the region of
-    /// the endpoints metered (the SDK config's, [`Meter::endpoint_region`]): one
-    /// of another region is refused at `build()` with an
-    /// [`Error::Config`](crate::Error::Config).
+    /// call's attempts (see [`Client::from_parts`]). It must be for the SDK
+    /// config's region, the region calls are priced in: one of another region is
+    /// refused at `build()` with an [`Error::Config`](crate::Error::Config). With
+    /// [`region`](Self::region) (another region's rates on purpose), its region is
+    /// the region of the endpoints metered ([`Meter::endpoint_region`]).
     pub fn runtime_client(mut self, client: aws_sdk_sagemakerruntime::Client) -> Self {
         self.runtime = Some(client);
         self
@@ -604,9 +610,14 @@ impl ClientBuilder {
         // version (one made with `SdkConfig::builder()`).
         self.sdk_config = crate::util::with_behavior_version(self.sdk_config);
         self.pricing_config = self.pricing_config.map(crate::util::with_behavior_version);
-        // The region of the endpoints: where discovery asks, and where every call
-        // must go. The builder's `region` (when set) only prices them.
-        let sdk_region = self.sdk_config.region().map(|r| r.to_string());
+        // The region calls are priced in: the builder's `region`, else the SDK
+        // config's (where the endpoints are, see below).
+        let sdk_region = self
+            .sdk_config
+            .region()
+            .map(|r| r.to_string())
+            .filter(|r| !r.trim().is_empty());
+        let priced_on_purpose = self.region.is_some();
         let region = self.region.or_else(|| sdk_region.clone()).ok_or_else(|| {
             ConfigError::new("ClientBuilder::region", "no region")
                 .hint("set one in the AWS config (AWS_REGION) or with ClientBuilder::region")
@@ -639,37 +650,66 @@ impl ClientBuilder {
             .into());
         }
         let region: Arc<str> = region.into();
-        let endpoint_region: Arc<str> = match sdk_region {
-            Some(sdk_region) if !sdk_region.trim().is_empty() && *sdk_region != *region => {
-                sdk_region.into()
-            }
+        // The region of the endpoints: where every call goes, and where discovery
+        // must ask. Priced at another region's rates on purpose (`region` set), it
+        // is the runtime client's region, else the SDK config's, else the pricing
+        // region; otherwise the SDK config's, and a runtime client of another
+        // region is refused below (its calls would be priced at the SDK config's
+        // region's rates).
+        let runtime_region = self
+            .runtime
+            .as_ref()
+            .and_then(|runtime| runtime.config().region())
+            .map(|r| r.as_ref())
+            .filter(|r| !r.trim().is_empty());
+        let endpoints = match (priced_on_purpose, runtime_region) {
+            (true, Some(runtime_region)) => Some(runtime_region),
+            _ => sdk_region.as_deref(),
+        };
+        let endpoint_region: Arc<str> = match endpoints {
+            Some(endpoints) if endpoints != &*region => endpoints.into(),
             _ => region.clone(),
         };
         // An SDK client of another region would send calls (or ask for profiles)
         // there, and this meter would price them as its own region's.
-        let check = |option, what, other: Option<&aws_types::region::Region>| match other {
-            Some(other) if other.as_ref() != &*endpoint_region => Err(meter::other_region(
+        let check = |option, what, other: Option<&str>| match other {
+            Some(other) if other != &*endpoint_region => Err(meter::other_region(
                 &region,
                 &endpoint_region,
                 option,
                 what,
-                other.as_ref(),
+                other,
             )),
             _ => Ok(()),
         };
-        if let Some(runtime) = &self.runtime {
-            check(
-                "ClientBuilder::runtime_client",
-                "the SageMaker Runtime client",
-                runtime.config().region(),
-            )?;
-        }
-        if let Some(sagemaker) = self.sagemaker.as_ref().filter(|_| self.discovery) {
-            check(
-                "ClientBuilder::sagemaker_client",
-                "the SageMaker client (for endpoint discovery)",
-                sagemaker.config().region(),
-            )?;
+        check(
+            "ClientBuilder::runtime_client",
+            "the SageMaker Runtime client",
+            runtime_region,
+        )?;
+        if self.discovery {
+            match &self.sagemaker {
+                Some(sagemaker) => check(
+                    "ClientBuilder::sagemaker_client",
+                    "the SageMaker client (for endpoint discovery)",
+                    sagemaker.config().region().map(|r| r.as_ref()),
+                )?,
+                // The default discovery client is the SDK config's: of another
+                // region than a runtime client given, it would ask there.
+                None => check(
+                    "ClientBuilder::sagemaker_client",
+                    "the SageMaker client for endpoint discovery, made from the SDK config,",
+                    sdk_region.as_deref(),
+                )
+                .map_err(|err| {
+                    err.hint(format!(
+                        "give ClientBuilder::sagemaker_client a SageMaker client for {}, or \
+                         turn discovery off (ClientBuilder::without_discovery) and give the \
+                         endpoints' profiles",
+                        crate::redact::printable(&endpoint_region)
+                    ))
+                })?,
+            }
         }
         let mut price_overrides = crate::FastMap::default();
         for (key, usd, free) in self.price_overrides {

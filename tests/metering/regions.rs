@@ -649,3 +649,100 @@ async fn the_interceptor_refuses_a_request_overridden_away_before_it_begins() {
     assert_other_region(found, "MeteringInterceptor::new");
     drop(queued);
 }
+
+/// `ClientBuilder::region` prices at another region's rates on purpose, and the
+/// endpoints are where the runtime client given sends its calls: with no region
+/// in the SDK config, a us-east-1 runtime client's calls go on, priced at
+/// eu-west-1's rates, as they did before meters had a region of endpoints.
+#[tokio::test]
+async fn priced_on_purpose_without_an_sdk_region_the_runtime_clients_region_is_the_endpoints() {
+    let fake = fake_with_chat().await;
+    let no_region = fake.sdk_config().await.to_builder().region(None).build();
+    assert!(no_region.region().is_none());
+    let client = Client::builder(&no_region)
+        .region("eu-west-1")
+        .runtime_client(aws_sdk_sagemakerruntime::Client::new(
+            &config_in(&fake, "us-east-1").await,
+        ))
+        .without_discovery()
+        .without_metrics()
+        .endpoint_profile(EndpointProfile::new(
+            "chat",
+            vec![VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 1)],
+        ))
+        .price_source(crate::support::NoPrices)
+        .build()
+        .unwrap();
+    assert_eq!(client.meter().region(), "eu-west-1");
+    assert_eq!(client.meter().endpoint_region(), "us-east-1");
+    let ok = client
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    // Receipts carry the region they are priced in.
+    assert_eq!(ok.cost().region.as_deref(), Some("eu-west-1"));
+    assert_eq!(fake.invocations(), 1);
+}
+
+/// With an SDK config for us-east-1, `region("eu-west-1")` and an eu-west-1
+/// runtime client, the endpoints are eu-west-1's, priced at their own rates:
+/// the client builds and calls. With discovery on, the default discovery client
+/// (the SDK config's, us-east-1) would ask the wrong region: refused, saying so.
+#[tokio::test]
+async fn priced_on_purpose_the_runtime_clients_region_is_the_endpoints_and_discovery_must_match() {
+    let fake = fake_with_chat().await;
+    let us = config_in(&fake, "us-east-1").await;
+    let eu = config_in(&fake, "eu-west-1").await;
+    let client = Client::builder(&us)
+        .region("eu-west-1")
+        .runtime_client(aws_sdk_sagemakerruntime::Client::new(&eu))
+        .without_discovery()
+        .without_metrics()
+        .endpoint_profile(EndpointProfile::new(
+            "chat",
+            vec![VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 1)],
+        ))
+        .price_source(crate::support::NoPrices)
+        .build()
+        .unwrap();
+    assert_eq!(client.meter().region(), "eu-west-1");
+    assert_eq!(client.meter().endpoint_region(), "eu-west-1");
+    let ok = client
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.cost().region.as_deref(), Some("eu-west-1"));
+
+    // Discovery on, no SageMaker client given: the SDK config's would ask us-east-1.
+    let err = Client::builder(&us)
+        .region("eu-west-1")
+        .runtime_client(aws_sdk_sagemakerruntime::Client::new(&eu))
+        .build()
+        .unwrap_err();
+    let Error::Config(config) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(config.option, "ClientBuilder::sagemaker_client");
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "the SageMaker client for endpoint discovery, made from the SDK config, is for \
+             us-east-1, and this meter meters the endpoints of eu-west-1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("ClientBuilder::without_discovery"), "{text}");
+    // A SageMaker client of the endpoints' region is taken.
+    Client::builder(&us)
+        .region("eu-west-1")
+        .runtime_client(aws_sdk_sagemakerruntime::Client::new(&eu))
+        .sagemaker_client(aws_sdk_sagemaker::Client::new(&eu))
+        .build()
+        .unwrap();
+}
