@@ -531,13 +531,22 @@ pub enum PriceError {
 /// it most likely means when it differs only in dashes or case (`us-east1`,
 /// `US-EAST-1`), else that it is not among them. `None` for a region it knows. A
 /// region newer than this sagemeter gets the hint but is never refused for it.
+/// A region of an ISO partition (`us-iso-east-1`), which this sagemeter does not
+/// list, is not called a typo: the hint says that its partition's Price List is
+/// out of sagemeter's reach.
 pub fn unknown_region_hint(region: &str) -> Option<String> {
     let known = snapshot::AWS_REGIONS;
     if known.contains(&region) {
         return None;
     }
-    let squashed = |r: &str| r.replace('-', "").to_ascii_lowercase();
     let shown = crate::redact::printable(region);
+    if let Some(partition) = live::partition_without_price_list(region) {
+        return Some(format!(
+            "`{shown}` is a region of partition {partition}, whose Price List is out of \
+             sagemeter's reach"
+        ));
+    }
+    let squashed = |r: &str| r.replace('-', "").to_ascii_lowercase();
     Some(
         match known.iter().find(|r| squashed(r) == squashed(region)) {
             Some(meant) => format!("`{shown}` is not an AWS region: did you mean `{meant}`?"),
@@ -554,7 +563,7 @@ const NOT_REACHABLE_REMEDY: &str =
 /// What to do about a region the snapshot does not cover: the live Price List, or
 /// for China's regions (priced in CNY only, which receipts in USD cannot use) a
 /// USD price override, or for a partition whose Price List sagemeter cannot reach
-/// (the AWS European Sovereign Cloud) a price override.
+/// (an ISO partition, the AWS European Sovereign Cloud) a price override.
 fn not_covered_remedy(region: &str) -> &'static str {
     if region.starts_with("cn-") {
         "China's regions are priced in CNY only, which sagemeter does not convert: \
@@ -642,6 +651,21 @@ mod tests {
         );
         // The AWS European Sovereign Cloud's region (partition aws-eusc) is one.
         assert_eq!(unknown_region_hint("eusc-de-east-1"), None);
+        // An ISO partition's region is not listed, and not a typo: out of reach.
+        assert_eq!(
+            unknown_region_hint("us-iso-east-1").as_deref(),
+            Some(
+                "`us-iso-east-1` is a region of partition aws-iso, whose Price List is out \
+                 of sagemeter's reach"
+            )
+        );
+        assert_eq!(
+            unknown_region_hint("us-isob-east-1").as_deref(),
+            Some(
+                "`us-isob-east-1` is a region of partition aws-iso-b, whose Price List is \
+                 out of sagemeter's reach"
+            )
+        );
         // In the price error, after the usual advice.
         let err = PriceError::NotFound {
             key: PriceKey::hosting("us-east1", "ml.m5.xlarge"),

@@ -184,7 +184,9 @@ impl AsOf {
 /// Cloud's) as of late 2025: a region among them that the snapshot does not cover
 /// is [`PriceError::NotCovered`], any other [`PriceError::NotFound`] (most likely a
 /// typo). A region launched since then is told apart from a typo only by the live
-/// Price List. The ISO partitions' regions are not listed.
+/// Price List. The ISO partitions' regions are not listed: told by their prefix
+/// (`us-iso-`, `us-isob-`, …), they are real regions too, whose Price List is out
+/// of sagemeter's reach.
 pub(crate) const AWS_REGIONS: &[&str] = &[
     "af-south-1",
     "ap-east-1",
@@ -619,7 +621,9 @@ impl Snapshot {
                 here,
             };
         }
-        if !AWS_REGIONS.contains(&region) {
+        if !AWS_REGIONS.contains(&region)
+            && super::live::partition_without_price_list(region).is_none()
+        {
             return PriceError::NotFound { key: key.clone() };
         }
         PriceError::NotCovered {
@@ -942,6 +946,15 @@ mod tests {
         assert_eq!(
             text(PriceKey::hosting("eusc-de-east-1", "ml.m5.xlarge")),
             "the bundled price snapshot has no hosting prices for eusc-de-east-1 (it covers: \
+             ap-northeast-1, eu-central-1, eu-west-1, eu-west-3, us-east-1, us-east-2, \
+             us-west-2); its partition's Price List is out of sagemeter's reach: set price \
+             overrides for its rates"
+        );
+        // An ISO partition's region, which AWS_REGIONS does not list: real too, not
+        // a typo, and out of reach the same way.
+        assert_eq!(
+            text(PriceKey::hosting("us-iso-east-1", "ml.m5.xlarge")),
+            "the bundled price snapshot has no hosting prices for us-iso-east-1 (it covers: \
              ap-northeast-1, eu-central-1, eu-west-1, eu-west-3, us-east-1, us-east-2, \
              us-west-2); its partition's Price List is out of sagemeter's reach: set price \
              overrides for its rates"

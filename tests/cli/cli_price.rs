@@ -420,25 +420,31 @@ fn a_mistyped_region_is_named_with_the_one_it_likely_means() {
         ));
 }
 
-/// The AWS European Sovereign Cloud's region is a region: not called a typo, and
-/// priced by nothing the CLI can reach (its partition's Price List is not one
-/// sagemeter knows, the bundled snapshot has none of its rates).
+/// The AWS European Sovereign Cloud's region, and an ISO partition's, are
+/// regions: not called typos, and priced by nothing the CLI can reach (their
+/// partitions' Price Lists are not ones sagemeter knows, the bundled snapshot has
+/// none of their rates).
 #[test]
-fn the_european_sovereign_clouds_region_is_known_and_said_to_be_out_of_reach() {
-    let out = sagemeter(&refused_url())
-        .args(["price", "ml.m5.xlarge", "--region", "eusc-de-east-1"])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("not among the AWS regions"), "{stderr}");
-    assert!(
-        stderr.contains(
-            "its partition's Price List is out of sagemeter's reach: the CLI cannot price it"
-        ),
-        "{stderr}"
-    );
+fn the_european_sovereign_clouds_and_iso_regions_are_known_and_said_to_be_out_of_reach() {
+    for region in ["eusc-de-east-1", "us-iso-east-1"] {
+        let out = sagemeter(&refused_url())
+            .args(["price", "ml.m5.xlarge", "--region", region])
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("not among the AWS regions"),
+            "{region}: {stderr}"
+        );
+        assert!(
+            stderr.contains(
+                "its partition's Price List is out of sagemeter's reach: the CLI cannot price it"
+            ),
+            "{region}: {stderr}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
