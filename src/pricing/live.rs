@@ -854,12 +854,26 @@ mod tests {
             request.expect_request().uri(),
             "https://api.pricing.us-east-1.amazonaws.com/"
         );
-        // The commercial partition, GovCloud and China are asked as before.
-        for region in ["eu-west-1", "us-gov-west-1", "eu-central-2"] {
-            assert!(
-                request_of(sdk_config_builder(region))
-                    .await
-                    .starts_with("https://api.pricing.us-east-1.amazonaws.com"),
+        // The commercial partition and GovCloud are asked at us-east-1 as before,
+        // and China at cn-northwest-1, its partition's Price List endpoint.
+        for (region, asked) in [
+            ("eu-west-1", "https://api.pricing.us-east-1.amazonaws.com/"),
+            (
+                "eu-central-2",
+                "https://api.pricing.us-east-1.amazonaws.com/",
+            ),
+            (
+                "us-gov-west-1",
+                "https://api.pricing.us-east-1.amazonaws.com/",
+            ),
+            (
+                "cn-north-1",
+                "https://api.pricing.cn-northwest-1.amazonaws.com.cn/",
+            ),
+        ] {
+            assert_eq!(
+                request_of(sdk_config_builder(region)).await,
+                asked,
                 "{region}"
             );
         }

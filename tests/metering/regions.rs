@@ -746,3 +746,84 @@ async fn priced_on_purpose_the_runtime_clients_region_is_the_endpoints_and_disco
         .build()
         .unwrap();
 }
+
+/// Where a regionless SDK client sends its requests: the fake, signed for
+/// us-east-1 as the endpoint's own auth scheme says (an endpoint resolver of the
+/// application's), with no region in the client's configuration.
+#[derive(Debug)]
+struct SignedForUsEast1(String);
+
+impl aws_sdk_sagemakerruntime::config::endpoint::ResolveEndpoint for SignedForUsEast1 {
+    fn resolve_endpoint<'a>(
+        &'a self,
+        _params: &'a aws_sdk_sagemakerruntime::config::endpoint::Params,
+    ) -> aws_sdk_sagemakerruntime::config::endpoint::EndpointFuture<'a> {
+        use aws_smithy_types::Document;
+        let scheme: std::collections::HashMap<String, Document> = [
+            ("name", "sigv4"),
+            ("signingName", "sagemaker"),
+            ("signingRegion", "us-east-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Document::from(v)))
+        .collect();
+        aws_sdk_sagemakerruntime::config::endpoint::EndpointFuture::ready(Ok(
+            aws_sdk_sagemakerruntime::config::endpoint::Endpoint::builder()
+                .url(self.0.clone())
+                .property("authSchemes", vec![Document::Object(scheme)])
+                .build(),
+        ))
+    }
+}
+
+/// An SDK client with no region configured says nothing to check against: its
+/// calls are metered as they were before meters had a region (the check is
+/// skipped, not failed), whichever way in.
+#[tokio::test]
+async fn an_sdk_client_with_no_region_is_not_checked() {
+    let fake = fake_with_chat().await;
+    let receipts = Receipts::default();
+    let us = chat_meter(&fake, "us-east-1", &receipts).await;
+    let no_region = fake.sdk_config().await.to_builder().region(None).build();
+    let regionless = |interceptor: bool| {
+        let mut config = aws_sdk_sagemakerruntime::config::Builder::from(&no_region)
+            .endpoint_resolver(SignedForUsEast1(fake.url.clone()));
+        if interceptor {
+            config = config.interceptor(sagemeter::client::MeteringInterceptor::new(us.clone()));
+        }
+        aws_sdk_sagemakerruntime::Client::from_conf(config.build())
+    };
+    let sdk = regionless(false);
+    assert!(sdk.config().region().is_none());
+
+    let ok = Client::from_parts(sdk.clone(), us.clone())
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.cost().region.as_deref(), Some("us-east-1"));
+    sdk.invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send_metered(&us)
+        .await
+        .unwrap();
+    regionless(true)
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fake.invocations(), 3);
+    // The interceptor's call is priced off the call path: waited for, bounded.
+    for _ in 0..200 {
+        if us.totals().calls == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(us.totals().calls, 3);
+}

@@ -769,7 +769,6 @@ async fn invoke(
     response
 }
 
-/// Keeps the `Credential=` of the request's SigV4 `Authorization` header.
 /// Counts every request, before routing: one to a path the fake does not serve
 /// (a response stream) too.
 async fn count_request(
@@ -781,6 +780,7 @@ async fn count_request(
     next.run(request).await
 }
 
+/// Keeps the `Credential=` of the request's SigV4 `Authorization` header.
 fn record_credential(state: &FakeState, headers: &HeaderMap) {
     let credential = headers
         .get("authorization")
