@@ -23,6 +23,14 @@ use std::sync::Arc;
 /// `customize()` is metered by [`MeteringInterceptor`](super::MeteringInterceptor)
 /// instead.
 ///
+/// The SDK client must be for the region of the meter's endpoints
+/// ([`Meter::endpoint_region`]; one with no region configured is not checked). The
+/// builder does not say which client it belongs to, so the request's own hook
+/// checks it, and only then does the call begin: a request of another region is
+/// refused with an [`Error::Config`](crate::Error::Config) naming both regions,
+/// before it is sent, reserved against budgets (but with a fleet, whose
+/// reservation comes first and is released), or looked up.
+///
 /// ```no_run
 /// # async fn run(sdk: aws_sdk_sagemakerruntime::Client, meter: sagemeter::Meter) -> sagemeter::Result<()> {
 /// use sagemeter::SendMeteredExt;
