@@ -313,7 +313,6 @@ impl Call {
     where
         O: MeteredOperation,
         F: Future<Output = std::result::Result<T, SdkError<O::Error, HttpResponse>>>,
-        F::Output: Unpin,
     {
         let refused = |err: Error| {
             crate::sink::count_refusal(&err);
@@ -374,8 +373,10 @@ impl Call {
         // The request's first poll, in which the call began (and the request may
         // have gone out), is part of its latency, as it is for a call begun before.
         let first_poll = polled_from.elapsed();
+        // Boxed: answered in the very poll it began in (a request the SDK failed
+        // before sending) is rare, and the answer is large.
         let first = match first {
-            Poll::Ready(answered) => Some(answered),
+            Poll::Ready(answered) => Some(Box::new(answered)),
             Poll::Pending => None,
         };
         let resumed = std::pin::pin!(Resumed {
@@ -1581,20 +1582,17 @@ enum FirstPoll<T> {
 /// A request future polled already (while its call began), with what it answered
 /// then, if it answered.
 struct Resumed<'a, F: Future> {
-    first: Option<F::Output>,
+    first: Option<Box<F::Output>>,
     rest: Pin<&'a mut F>,
 }
 
-impl<F: Future> Future for Resumed<'_, F>
-where
-    F::Output: Unpin,
-{
+impl<F: Future> Future for Resumed<'_, F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
         match this.first.take() {
-            Some(answered) => Poll::Ready(answered),
+            Some(answered) => Poll::Ready(*answered),
             None => this.rest.as_mut().poll(cx),
         }
     }

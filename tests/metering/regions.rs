@@ -826,4 +826,19 @@ async fn an_sdk_client_with_no_region_is_not_checked() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(us.totals().calls, 3);
+
+    // Without the resolver the SDK cannot sign (no region): its own error, as
+    // before, from the very poll in which the call began; nothing left behind.
+    let unsigned = aws_sdk_sagemakerruntime::Client::new(&no_region);
+    let err = unsigned
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send_metered(&us)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invoke { cost: None, .. }), "{err:?}");
+    assert_eq!(fake.invocations(), 3);
+    assert_eq!(us.calls_in_flight(), 0);
+    assert_eq!(us.totals().calls, 3);
 }
