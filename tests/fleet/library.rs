@@ -318,6 +318,68 @@ async fn a_fleet_refusal_says_what_the_leases_hold_unspent() {
     }
 }
 
+/// `send_metered` leases a fleet budget as `Client` does: its hook cannot wait
+/// for the table, so the call is reserved (and leased) before its request's hook
+/// checks the region. A request of another region is refused with the
+/// configuration error all the same, its reservation released: nothing spent,
+/// nothing left reserved, and under the spent budget it is still the
+/// configuration error, not the budget's.
+#[tokio::test]
+async fn send_metered_leases_a_fleet_budget_and_refuses_another_region_releasing_its_reservation() {
+    use sagemeter::SendMeteredExt;
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let table = table_name("send-metered");
+    create_table(&conf, &table).await.unwrap();
+    // $0.03 a day at $0.01 a call, leased 0.01 (a third) at a time.
+    let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, "0.03", "0.01");
+    let client = per_call_client(
+        &conf,
+        FleetConfig::dynamodb(&table).lease_percent(34),
+        Some(budget),
+    );
+    let meter = client.meter();
+    let us = aws_sdk_sagemakerruntime::Client::new(&conf);
+    let eu = aws_sdk_sagemakerruntime::Client::new(
+        &conf
+            .to_builder()
+            .region(aws_types::region::Region::from_static("eu-west-1"))
+            .build(),
+    );
+    let send = |sdk: &aws_sdk_sagemakerruntime::Client| {
+        sdk.invoke_endpoint()
+            .endpoint_name(REALTIME_ENDPOINT)
+            .content_type("application/json")
+            .body(Blob::new(r#"{"inputs":"fleet"}"#))
+            .send_metered(meter)
+    };
+    let other_region = |err: &Error| matches!(err, Error::Config(config) if config.option == "SendMeteredExt::send_metered");
+    let err = send(&eu).await.unwrap_err();
+    assert!(other_region(&err), "{err:?}");
+    let status = &meter.budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0"), dec("0"))
+    );
+    // Three calls of $0.01 each fit, each one leased; the fourth does not.
+    let mut spent = Decimal::ZERO;
+    for _ in 0..3 {
+        spent += send(&us).await.unwrap().cost().cost_usd;
+    }
+    assert_eq!(spent, dec("0.03"));
+    let err = send(&us).await.unwrap_err();
+    assert!(matches!(err, Error::BudgetExceeded { .. }), "{err:?}");
+    let err = send(&eu).await.unwrap_err();
+    assert!(other_region(&err), "{err:?}");
+    let status = &meter.budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.03"), dec("0"))
+    );
+    assert_eq!(meter.calls_in_flight(), 0);
+    meter.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_lapsed_lease_of_a_process_that_is_gone_returns_to_the_fleet() {
     let emu = Emulator::shared();
