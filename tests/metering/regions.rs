@@ -105,6 +105,25 @@ async fn chat_builder(
         .sink(receipts.clone())
 }
 
+/// A client of `sdk_config` priced at eu-west-1's rates on purpose
+/// (`ClientBuilder::region`), calling through `runtime`, with `chat` on one
+/// ml.g5.xlarge and no discovery, metrics or prices.
+fn priced_at_eu_west_1(
+    sdk_config: &SdkConfig,
+    runtime: aws_sdk_sagemakerruntime::Client,
+) -> ClientBuilder {
+    Client::builder(sdk_config)
+        .region("eu-west-1")
+        .runtime_client(runtime)
+        .without_discovery()
+        .without_metrics()
+        .endpoint_profile(EndpointProfile::new(
+            "chat",
+            vec![VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 1)],
+        ))
+        .price_source(crate::support::NoPrices)
+}
+
 /// `err` is the configuration error of `option`, naming the SDK client's region
 /// (eu-west-1), the meter's (us-east-1), and what to do.
 #[track_caller]
@@ -659,20 +678,12 @@ async fn priced_on_purpose_without_an_sdk_region_the_runtime_clients_region_is_t
     let fake = fake_with_chat().await;
     let no_region = fake.sdk_config().await.to_builder().region(None).build();
     assert!(no_region.region().is_none());
-    let client = Client::builder(&no_region)
-        .region("eu-west-1")
-        .runtime_client(aws_sdk_sagemakerruntime::Client::new(
-            &config_in(&fake, "us-east-1").await,
-        ))
-        .without_discovery()
-        .without_metrics()
-        .endpoint_profile(EndpointProfile::new(
-            "chat",
-            vec![VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 1)],
-        ))
-        .price_source(crate::support::NoPrices)
-        .build()
-        .unwrap();
+    let client = priced_at_eu_west_1(
+        &no_region,
+        aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "us-east-1").await),
+    )
+    .build()
+    .unwrap();
     assert_eq!(client.meter().region(), "eu-west-1");
     assert_eq!(client.meter().endpoint_region(), "us-east-1");
     let ok = client
@@ -696,16 +707,7 @@ async fn priced_on_purpose_the_runtime_clients_region_is_the_endpoints_and_disco
     let fake = fake_with_chat().await;
     let us = config_in(&fake, "us-east-1").await;
     let eu = config_in(&fake, "eu-west-1").await;
-    let client = Client::builder(&us)
-        .region("eu-west-1")
-        .runtime_client(aws_sdk_sagemakerruntime::Client::new(&eu))
-        .without_discovery()
-        .without_metrics()
-        .endpoint_profile(EndpointProfile::new(
-            "chat",
-            vec![VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 1)],
-        ))
-        .price_source(crate::support::NoPrices)
+    let client = priced_at_eu_west_1(&us, aws_sdk_sagemakerruntime::Client::new(&eu))
         .build()
         .unwrap();
     assert_eq!(client.meter().region(), "eu-west-1");
