@@ -1550,6 +1550,11 @@ impl Gate {
 /// Polls a gated request once, in the call's `span`, and takes what its watch
 /// opened in that poll. A panic in the poll leaves nothing for another call to
 /// take: the begun call is dropped (and makes its receipt if it was sent).
+///
+/// What the slot holds already is put back after the poll: this poll may run
+/// inside another gated request's poll (code of the application's, run by that
+/// request's SDK pipeline after its watch opened its call, blocking on a second
+/// `send_metered`), whose call must still be there for it to take.
 fn poll_opening<F: Future>(
     span: &tracing::Span,
     request: Pin<&mut F>,
@@ -1563,9 +1568,14 @@ fn poll_opening<F: Future>(
             }
         }
     }
+    let outer = take_opened();
     let _clear = ClearOnUnwind;
     let polled = span.in_scope(|| request.poll(cx));
-    (take_opened(), polled)
+    let opened = take_opened();
+    if outer.is_some() {
+        OPENED.with(|slot| *slot.borrow_mut() = outer);
+    }
+    (opened, polled)
 }
 
 /// What the first polls of a gated request came to: its call opened (begun or
@@ -2119,6 +2129,49 @@ impl Intercept for AttemptWatch {
 
 #[cfg(test)]
 mod tests {
+    /// A request whose watch opens a call (refused, named `name`) and which, as
+    /// the outer one, polls another gated request inside its own poll.
+    struct Opens(&'static str);
+
+    impl Future for Opens {
+        type Output = ();
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            let name = self.0;
+            super::OPENED.with(|slot| {
+                *slot.borrow_mut() = Some(super::Opened::Refused(crate::Error::InvalidRequest(
+                    name.into(),
+                )))
+            });
+            if name == "outer" {
+                let inner = std::pin::pin!(Opens("inner"));
+                let (opened, _) = super::poll_opening(&tracing::Span::none(), inner, cx);
+                assert_eq!(opened_name(opened).as_deref(), Some("inner"));
+            }
+            Poll::Ready(())
+        }
+    }
+
+    fn opened_name(opened: Option<super::Opened>) -> Option<String> {
+        match opened {
+            Some(super::Opened::Refused(crate::Error::InvalidRequest(name))) => Some(name),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_gated_request_polled_inside_another_leaves_the_outer_ones_call_to_it() {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let outer = std::pin::pin!(Opens("outer"));
+        let (opened, polled) = super::poll_opening(&tracing::Span::none(), outer, &mut cx);
+        assert!(polled.is_ready());
+        // Without putting it back, the inner poll's take would leave `None` here
+        // and the outer request would run on without its call.
+        assert_eq!(opened_name(opened).as_deref(), Some("outer"));
+        assert!(super::take_opened().is_none());
+    }
+
     use super::*;
     use crate::pricing::PriceKey;
 
