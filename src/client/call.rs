@@ -324,6 +324,11 @@ impl Call {
             Some(name) if !name.chars().all(char::is_whitespace) => name,
             _ => return Err(Error::InvalidRequest("endpoint_name is required".into())),
         };
+        // As `begin` checks them, before the fleet's lease: an invalid request is
+        // that, not a budget refusal nor a table round trip.
+        if let Err(err) = checked_sizes(&request, O::OPERATION) {
+            return Err(refused(err));
+        }
         let span = call_span(endpoint, O::OPERATION);
         let reserved = match reserve_before_hook(meter, endpoint, &request.tags).await {
             Ok(reserved) => reserved,
@@ -408,18 +413,7 @@ impl Call {
         span: Option<tracing::Span>,
     ) -> std::result::Result<Call, Begin> {
         let endpoint = required_endpoint(&request.endpoint)?;
-        let inline = checked_body_len(request.inline_bytes, O::OPERATION)?;
-        // Checked before anything is reserved: a size that is a mistake is that,
-        // not a budget refusal.
-        if let Some(stated) = request.bytes_in
-            && inline.is_none()
-            && stated > MAX_ASYNC_INPUT_BYTES
-        {
-            return Err(Begin::Refused(Error::InvalidRequest(format!(
-                "input_bytes is {stated}; an asynchronous inference's input is at most \
-                 {MAX_ASYNC_INPUT_BYTES} bytes (1 GB)"
-            ))));
-        }
+        let inline = checked_sizes(&request, O::OPERATION)?;
         // Reserve the estimated cost before anything is sent (enforced budgets).
         let reservation = match reserved.map_or_else(|| meter.reserve(&endpoint, &request.tags), Ok)
         {
@@ -935,6 +929,23 @@ fn required_endpoint(name: &Option<String>) -> Result<String> {
 
 /// The size of an inline request body, refused before sending when it is over
 /// SageMaker's limit.
+/// The request's inline body within its operation's limit (its length), and an
+/// async input's stated size within AWS's 1 GB. Checked before anything is
+/// reserved: a size that is a mistake is that, not a budget refusal.
+fn checked_sizes(request: &CallRequest, operation: Operation) -> Result<Option<usize>> {
+    let inline = checked_body_len(request.inline_bytes, operation)?;
+    if let Some(stated) = request.bytes_in
+        && inline.is_none()
+        && stated > MAX_ASYNC_INPUT_BYTES
+    {
+        return Err(Error::InvalidRequest(format!(
+            "input_bytes is {stated}; an asynchronous inference's input is at most \
+             {MAX_ASYNC_INPUT_BYTES} bytes (1 GB)"
+        )));
+    }
+    Ok(inline)
+}
+
 fn checked_body_len(inline_bytes: Option<usize>, operation: Operation) -> Result<Option<usize>> {
     let (limit, instead) = match operation {
         Operation::InvokeEndpointAsync => (MAX_ASYNC_INLINE_BYTES, "put it in S3 (input_location)"),

@@ -371,6 +371,16 @@ async fn send_metered_leases_a_fleet_budget_and_refuses_another_region_releasing
     assert!(matches!(err, Error::BudgetExceeded { .. }), "{err:?}");
     let err = send(&eu).await.unwrap_err();
     assert!(other_region(&err), "{err:?}");
+    // A body over SageMaker's 25,000,000 bytes is that mistake, as `Client` says it, not the
+    // budget's refusal: checked before the lease.
+    let err = us
+        .invoke_endpoint()
+        .endpoint_name(REALTIME_ENDPOINT)
+        .body(Blob::new(vec![b' '; 25_000_001]))
+        .send_metered(meter)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
     let status = &meter.budget_status()[0];
     assert_eq!(
         (status.spent_usd, status.reserved_usd),
