@@ -1663,16 +1663,30 @@ impl aws_credential_types::provider::ProvideCredentials for GatedCredentials {
 /// A's request then takes 2 ms.
 #[tokio::test]
 async fn a_call_waiting_for_its_credentials_does_not_share_the_instance_with_running_calls() {
-    waiting_for_credentials(false).await;
+    waiting_for_credentials(WayIn::Client).await;
 }
 
 /// The same, A sent through a plain SDK client with the `MeteringInterceptor`.
 #[tokio::test]
 async fn an_intercepted_call_waiting_for_its_credentials_does_not_share_the_instance() {
-    waiting_for_credentials(true).await;
+    waiting_for_credentials(WayIn::Interceptor).await;
 }
 
-async fn waiting_for_credentials(intercepted_a: bool) {
+/// The same, A sent with `send_metered`, whose call begins inside its request.
+#[tokio::test]
+async fn a_send_metered_call_waiting_for_its_credentials_does_not_share_the_instance() {
+    waiting_for_credentials(WayIn::SendMetered).await;
+}
+
+/// How call A of [`waiting_for_credentials`] is metered.
+#[derive(Debug, Clone, Copy)]
+enum WayIn {
+    Client,
+    Interceptor,
+    SendMetered,
+}
+
+async fn waiting_for_credentials(way_in: WayIn) {
     let fake = fake_with_demo_endpoints().await;
     let (time, shared) = manual_clock();
     let receipts = Receipts::default();
@@ -1692,26 +1706,42 @@ async fn waiting_for_credentials(intercepted_a: bool) {
             aws_credential_types::provider::SharedCredentialsProvider::new(gated.clone()),
         )
         .build();
-    let a_call = if intercepted_a {
-        let sdk = intercepted(&a_config, &meter);
-        tokio::spawn(async move {
-            sdk.invoke_endpoint()
-                .endpoint_name("rt")
-                .body(Blob::new("{}"))
-                .send()
-                .await
-                .map(|_| ())
-                .unwrap();
-        })
-    } else {
-        let a_client = Client::from_parts(
-            aws_sdk_sagemakerruntime::Client::new(&a_config),
-            meter.clone(),
-        );
-        let call = invoke(&a_client, "rt");
-        tokio::spawn(async move {
-            call.await.unwrap();
-        })
+    let a_call = match way_in {
+        WayIn::Interceptor => {
+            let sdk = intercepted(&a_config, &meter);
+            tokio::spawn(async move {
+                sdk.invoke_endpoint()
+                    .endpoint_name("rt")
+                    .body(Blob::new("{}"))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .unwrap();
+            })
+        }
+        WayIn::SendMetered => {
+            let sdk = aws_sdk_sagemakerruntime::Client::new(&a_config);
+            let meter = meter.clone();
+            tokio::spawn(async move {
+                sdk.invoke_endpoint()
+                    .endpoint_name("rt")
+                    .body(Blob::new("{}"))
+                    .send_metered(&meter)
+                    .await
+                    .map(|_| ())
+                    .unwrap();
+            })
+        }
+        WayIn::Client => {
+            let a_client = Client::from_parts(
+                aws_sdk_sagemakerruntime::Client::new(&a_config),
+                meter.clone(),
+            );
+            let call = invoke(&a_client, "rt");
+            tokio::spawn(async move {
+                call.await.unwrap();
+            })
+        }
     };
     // (A's task runs once the test first waits, at t = 0 as well.)
     // t = 0: B's request is at the model (held); A begins and waits for its
