@@ -927,8 +927,6 @@ fn required_endpoint(name: &Option<String>) -> Result<String> {
         .ok_or_else(|| Error::InvalidRequest("endpoint_name is required".into()))
 }
 
-/// The size of an inline request body, refused before sending when it is over
-/// SageMaker's limit.
 /// The request's inline body within its operation's limit (its length), and an
 /// async input's stated size within AWS's 1 GB. Checked before anything is
 /// reserved: a size that is a mistake is that, not a budget refusal.
@@ -946,6 +944,8 @@ fn checked_sizes(request: &CallRequest, operation: Operation) -> Result<Option<u
     Ok(inline)
 }
 
+/// The size of an inline request body, refused before sending when it is over
+/// SageMaker's limit.
 fn checked_body_len(inline_bytes: Option<usize>, operation: Operation) -> Result<Option<usize>> {
     let (limit, instead) = match operation {
         Operation::InvokeEndpointAsync => (MAX_ASYNC_INLINE_BYTES, "put it in S3 (input_location)"),
