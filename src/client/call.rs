@@ -281,7 +281,7 @@ impl Call {
                 // with that reservation (boxed: the lease's table requests are
                 // large futures, and rare).
                 let endpoint = required_endpoint(&request.endpoint)?;
-                let reservation = Box::pin(meter.lease(&endpoint, &request.tags, wants, refusal))
+                let reservation = Box::pin(meter.lease(endpoint, &request.tags, wants, refusal))
                     .await
                     .map_err(refused)?;
                 Call::begin::<O>(meter, request, Some(reservation))
@@ -320,10 +320,7 @@ impl Call {
         };
         // Named, as `begin` checks: the SDK may refuse a request without one before
         // any hook runs.
-        let endpoint = match request.endpoint.as_deref() {
-            Some(name) if !name.chars().all(char::is_whitespace) => name,
-            _ => return Err(Error::InvalidRequest("endpoint_name is required".into())),
-        };
+        let endpoint = required_endpoint(&request.endpoint)?;
         // As `begin` checks them, before the fleet's lease: an invalid request is
         // that, not a budget refusal nor a table round trip.
         if let Err(err) = checked_sizes(&request, O::OPERATION) {
@@ -412,7 +409,7 @@ impl Call {
         reserved: Option<Option<Reservation>>,
         span: Option<tracing::Span>,
     ) -> std::result::Result<Call, Begin> {
-        let endpoint = required_endpoint(&request.endpoint)?;
+        let endpoint = required_endpoint(&request.endpoint)?.to_owned();
         let inline = checked_sizes(&request, O::OPERATION)?;
         // Reserve the estimated cost before anything is sent (enforced budgets).
         let reservation = match reserved.map_or_else(|| meter.reserve(&endpoint, &request.tags), Ok)
@@ -921,8 +918,8 @@ impl BilledTime {
 }
 
 /// The endpoint name of a request, which every metered operation requires.
-fn required_endpoint(name: &Option<String>) -> Result<String> {
-    name.clone()
+fn required_endpoint(name: &Option<String>) -> Result<&str> {
+    name.as_deref()
         .filter(|name| !name.chars().all(char::is_whitespace))
         .ok_or_else(|| Error::InvalidRequest("endpoint_name is required".into()))
 }
