@@ -842,9 +842,7 @@ pub(crate) fn bill_attempts(
     if count == 0 {
         return billed_time;
     }
-    // Only a stream runs on after its attempt's answer (its headers).
-    let runs_on = usage.operation == Operation::InvokeEndpointWithResponseStream;
-    let model = attempts.model_time(wall, runs_on);
+    let model = attempts.model_time(wall, runs_on(usage.operation));
     if model.attempts > 0 {
         usage.latency = model.time.min(wall);
     } else {
@@ -1382,8 +1380,12 @@ impl Drop for CallInFlight {
             return; // nothing reached SageMaker (or nothing to bill): no receipt
         }
         let wall = parts.started.elapsed();
-        let runs_on = parts.operation == Operation::InvokeEndpointWithResponseStream;
-        if parts.attempts.model_time(wall, runs_on).attempts == 0 {
+        if parts
+            .attempts
+            .model_time(wall, runs_on(parts.operation))
+            .attempts
+            == 0
+        {
             // Every attempt so far was throttled or refused, and the SDK was
             // backing off: the model never ran. The reservation is released.
             return;
@@ -1792,12 +1794,7 @@ impl AttemptProbe {
     /// When the latest attempt's request went out (the call's start when none
     /// did).
     pub(crate) fn latest_sent(&self) -> Instant {
-        let log = &self.0;
-        if log.transmitted.load(Ordering::Relaxed) == 0 {
-            return log.origin;
-        }
-        let us = log.attempt_started_us.load(Ordering::Relaxed);
-        log.origin + Duration::from_micros(us)
+        self.0.origin + self.latest_sent_after_start()
     }
 
     /// Attempts that timed out after their request went out.
@@ -1992,6 +1989,12 @@ pub(crate) struct ModelTime {
     /// Their milliseconds as serverless inference bills them: each attempt's
     /// rounded up on its own.
     pub(crate) serverless_ms: u64,
+}
+
+/// Whether `operation`'s attempt runs on after its answer: only a stream's, whose
+/// answer is its headers ([`AttemptProbe::model_time`]'s `runs_on`).
+fn runs_on(operation: Operation) -> bool {
+    operation == Operation::InvokeEndpointWithResponseStream
 }
 
 /// Microseconds rounded up to whole milliseconds.
