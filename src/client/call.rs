@@ -268,10 +268,6 @@ impl Call {
         if let Some(err) = &request.refused {
             return Err(Error::Config(ConfigError::clone(err)));
         }
-        let refused = |err: Error| {
-            crate::sink::count_refusal(&err);
-            err
-        };
         let call = match Call::begin::<O>(meter, request, None) {
             Ok(call) => call,
             Err(Begin::Refused(err)) => return Err(refused(err)),
@@ -314,10 +310,6 @@ impl Call {
         O: MeteredOperation,
         F: Future<Output = std::result::Result<T, SdkError<O::Error, HttpResponse>>>,
     {
-        let refused = |err: Error| {
-            crate::sink::count_refusal(&err);
-            err
-        };
         // Named, as `begin` checks: the SDK may refuse a request without one before
         // any hook runs.
         let endpoint = required_endpoint(&request.endpoint)?;
@@ -913,6 +905,13 @@ impl BilledTime {
                 scaled.round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero)
             })
     }
+}
+
+/// A call refused before it began, counted (`sagemeter_budget_refused_total` for a
+/// budget's refusal): the error to return.
+fn refused(err: Error) -> Error {
+    crate::sink::count_refusal(&err);
+    err
 }
 
 /// The endpoint name of a request, which every metered operation requires.
