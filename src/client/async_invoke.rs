@@ -50,7 +50,9 @@
 use super::call::{
     Call, CallRequest, MeteredOperation, ReadOutput, call_span, in_span, record_on_span,
 };
-use super::invoke::delegate_setters;
+use super::invoke::{
+    config_override_setter, delegate_setters, refused_with_override, sent_with_override,
+};
 use super::meter::{FinishedCall, Meter, Phase, Prepared};
 use crate::billing::{LineItem, SETTLEMENT_NOTE, SettledBefore, SettledBy};
 use crate::budget::Reservation;
@@ -85,6 +87,8 @@ pub struct InvokeEndpointAsync {
     input_bytes: Option<u64>,
     /// Why its client refuses every call (an SDK client of another region).
     refused: Option<Arc<ConfigError>>,
+    /// This request's own SDK settings ([`config_override`](Self::config_override)).
+    config_override: Option<aws_sdk_sagemakerruntime::config::Builder>,
 }
 
 // Hand-written: the SDK builder's Debug prints its client's configuration
@@ -95,6 +99,7 @@ impl std::fmt::Debug for InvokeEndpointAsync {
             .field("endpoint_name", self.request.get_endpoint_name())
             .field("input_bytes", &self.input_bytes)
             .field("tags", &self.tags)
+            .field("config_override", &self.config_override.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +116,7 @@ impl InvokeEndpointAsync {
             tags: BTreeMap::new(),
             input_bytes: None,
             refused,
+            config_override: None,
         }
     }
 
@@ -153,7 +159,10 @@ impl InvokeEndpointAsync {
         self
     }
 
-    /// Anything else on the SDK's builder.
+    config_override_setter!("InvokeEndpointAsync::config_override");
+
+    /// Anything else on the SDK's builder (of its `customize()`, see
+    /// [`config_override`](Self::config_override)).
     pub fn map_request(
         mut self,
         f: impl FnOnce(InvokeEndpointAsyncFluentBuilder) -> InvokeEndpointAsyncFluentBuilder,
@@ -170,7 +179,14 @@ impl InvokeEndpointAsync {
             tags,
             input_bytes,
             refused,
+            config_override,
         } = self;
+        let refused = refused_with_override(
+            &meter,
+            refused,
+            config_override.as_ref(),
+            "InvokeEndpointAsync::config_override",
+        );
         let lifetime = async_lifetime(
             *request.get_request_ttl_seconds(),
             *request.get_invocation_timeout_seconds(),
@@ -186,12 +202,13 @@ impl InvokeEndpointAsync {
         // Not accepted: nothing queued, nothing billed. Accepted, then dropped
         // while the endpoint's rates are found: queued, so its submission is still
         // billed (see `dropped_submission_notes`).
-        // Sent as it is: a Client's runtime client carries the AttemptWatch.
+        // A Client's runtime client carries the AttemptWatch, which an override
+        // keeps.
         let read: ReadOutput<InvokeEndpointAsyncOutput> = read_submission;
         let answered = Call::run_reading::<AsyncOperation, _, _>(
             &meter,
             call,
-            std::pin::pin!(request.send()),
+            std::pin::pin!(sent_with_override!(request, config_override)),
             Some(read),
         )
         .await?;

@@ -267,6 +267,8 @@ pub struct InvokeEndpoint {
     tags: BTreeMap<String, String>,
     /// Why its client refuses every call (an SDK client of another region).
     refused: Option<Arc<ConfigError>>,
+    /// This request's own SDK settings ([`config_override`](Self::config_override)).
+    config_override: Option<aws_sdk_sagemakerruntime::config::Builder>,
 }
 
 // Hand-written: the SDK builder's Debug prints its client's configuration
@@ -280,6 +282,7 @@ impl std::fmt::Debug for InvokeEndpoint {
             .field("inference_component_name", r.get_inference_component_name())
             .field("target_model", r.get_target_model())
             .field("tags", &self.tags)
+            .field("config_override", &self.config_override.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -334,6 +337,69 @@ macro_rules! delegate_setters {
 }
 pub(crate) use delegate_setters;
 
+/// The SDK request of a metered builder's `request`, sent with its
+/// `config_override` when it has one (the SDK's `customize().config_override`),
+/// as it is otherwise: without one, the SDK assembles no override.
+macro_rules! sent_with_override {
+    ($request:expr, $config_override:expr) => {{
+        let (request, config_override) = ($request, $config_override);
+        async move {
+            match config_override {
+                None => request.send().await,
+                Some(config) => request.customize().config_override(config).send().await,
+            }
+        }
+    }};
+}
+pub(crate) use sent_with_override;
+
+/// Why a request is refused once its `config_override` is applied: an override
+/// naming a region replaces the SDK client's, and is checked against the meter's
+/// endpoints' region as the client was ([`Client::from_parts`](super::Client::from_parts));
+/// one naming none leaves the client's (and its refusal, if any).
+pub(crate) fn refused_with_override(
+    meter: &Meter,
+    refused: Option<Arc<ConfigError>>,
+    config_override: Option<&aws_sdk_sagemakerruntime::config::Builder>,
+    option: &'static str,
+) -> Option<Arc<ConfigError>> {
+    // `build` only freezes what was set: the override's region, as the SDK reads it.
+    let Some(region) = config_override.and_then(|c| c.clone().build().region().cloned()) else {
+        return refused;
+    };
+    meter
+        .check_region(option, "the request's config_override", region.as_ref())
+        .err()
+        .map(Arc::new)
+}
+
+/// The doc of each metered builder's `config_override`.
+macro_rules! config_override_setter {
+    ($option:literal) => {
+        /// This request's own SDK settings (a timeout, a retry configuration, an
+        /// endpoint URL…), as the SDK's `customize().config_override(...)` sets
+        /// them: they apply to this request only, over the client's. A later
+        /// call replaces an earlier one.
+        ///
+        /// A region in it is where the request goes: one other than the meter's
+        /// endpoints' ([`Meter::endpoint_region`](crate::Meter::endpoint_region))
+        /// is refused with an [`Error::Config`](crate::Error::Config) for
+        #[doc = concat!("`", $option, "`,")]
+        /// before anything is sent, reserved or counted. The request is priced as
+        /// built here: an interceptor added in the override that rewrites the
+        /// HTTP request is not seen (see [`MeteringInterceptor`](crate::client::MeteringInterceptor)
+        /// for requests customized in other ways).
+        pub fn config_override(
+            mut self,
+            config_override: impl Into<aws_sdk_sagemakerruntime::config::Builder>,
+        ) -> Self {
+            self.config_override = Some(config_override.into());
+            self
+        }
+    };
+}
+pub(crate) use config_override_setter;
+
 impl InvokeEndpoint {
     pub(crate) fn new(
         request: InvokeEndpointFluentBuilder,
@@ -345,6 +411,7 @@ impl InvokeEndpoint {
             meter,
             tags: BTreeMap::new(),
             refused,
+            config_override: None,
         }
     }
 
@@ -384,10 +451,13 @@ impl InvokeEndpoint {
         self
     }
 
-    /// Anything else on the SDK's builder. Per-request SDK settings (`customize()`:
-    /// `config_override`, an interceptor of the request's own) are not available
-    /// this way, nor through [`SendMeteredExt`] (`customize()` leaves a type it does
-    /// not extend): meter such calls with [`MeteringInterceptor`](super::MeteringInterceptor)
+    config_override_setter!("InvokeEndpoint::config_override");
+
+    /// Anything else on the SDK's builder. Of the SDK's `customize()`, its
+    /// [`config_override`](Self::config_override) is here; an interceptor of the
+    /// request's own or a rewrite of its HTTP request is not, nor is anything of
+    /// `customize()` through [`SendMeteredExt`] (it leaves a type that trait does not
+    /// extend): meter such calls with [`MeteringInterceptor`](super::MeteringInterceptor)
     /// on your SDK client, whose requests may be customized as usual.
     pub fn map_request(
         mut self,
@@ -406,9 +476,18 @@ impl InvokeEndpoint {
             meter,
             tags,
             refused,
+            config_override,
         } = self;
+        let refused = refused_with_override(
+            &meter,
+            refused,
+            config_override.as_ref(),
+            "InvokeEndpoint::config_override",
+        );
         let call = call_request(&request, tags).refused(refused);
-        // A Client's runtime client carries the watch.
-        invoke_endpoint(meter, call, move || request.send())
+        // A Client's runtime client carries the watch, which an override keeps.
+        invoke_endpoint(meter, call, move || {
+            sent_with_override!(request, config_override)
+        })
     }
 }

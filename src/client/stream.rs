@@ -14,7 +14,9 @@
 //! billed.
 
 use super::call::{Call, CallRequest, MeteredOperation, Receipt};
-use super::invoke::delegate_setters;
+use super::invoke::{
+    config_override_setter, delegate_setters, refused_with_override, sent_with_override,
+};
 use super::meter::{Meter, Phase, Targets};
 use crate::config_error::ConfigError;
 use crate::usage::{Operation, Outcome, StreamTokens, Usage};
@@ -60,6 +62,8 @@ pub struct InvokeEndpointWithResponseStream {
     tags: BTreeMap<String, String>,
     /// Why its client refuses every call (an SDK client of another region).
     refused: Option<Arc<ConfigError>>,
+    /// This request's own SDK settings ([`config_override`](Self::config_override)).
+    config_override: Option<aws_sdk_sagemakerruntime::config::Builder>,
 }
 
 // Hand-written: the SDK builder's Debug prints its client's configuration
@@ -72,6 +76,7 @@ impl fmt::Debug for InvokeEndpointWithResponseStream {
             .field("target_variant", r.get_target_variant())
             .field("inference_component_name", r.get_inference_component_name())
             .field("tags", &self.tags)
+            .field("config_override", &self.config_override.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +92,7 @@ impl InvokeEndpointWithResponseStream {
             meter,
             tags: BTreeMap::new(),
             refused,
+            config_override: None,
         }
     }
 
@@ -122,7 +128,10 @@ impl InvokeEndpointWithResponseStream {
         self
     }
 
-    /// Anything else on the SDK's builder.
+    config_override_setter!("InvokeEndpointWithResponseStream::config_override");
+
+    /// Anything else on the SDK's builder (of its `customize()`, see
+    /// [`config_override`](Self::config_override)).
     pub fn map_request(
         mut self,
         f: impl FnOnce(
@@ -138,7 +147,19 @@ impl InvokeEndpointWithResponseStream {
     #[inline] // built where it is awaited, not copied there (see `invoke.rs`)
     pub fn send(self) -> impl Future<Output = Result<MeteredResponseStream>> + Send {
         // Not an `async fn`: its future would hold this builder a second time.
-        invoke_endpoint_with_response_stream(self.meter, self.request, self.tags, self.refused)
+        let refused = refused_with_override(
+            &self.meter,
+            self.refused,
+            self.config_override.as_ref(),
+            "InvokeEndpointWithResponseStream::config_override",
+        );
+        invoke_endpoint_with_response_stream(
+            self.meter,
+            self.request,
+            self.tags,
+            refused,
+            self.config_override,
+        )
     }
 }
 
@@ -153,6 +174,7 @@ async fn invoke_endpoint_with_response_stream(
     request: InvokeEndpointWithResponseStreamFluentBuilder,
     tags: BTreeMap<String, String>,
     refused: Option<Arc<ConfigError>>,
+    config_override: Option<aws_sdk_sagemakerruntime::config::Builder>,
 ) -> Result<MeteredResponseStream> {
     let call = CallRequest::new(
         request.get_endpoint_name(),
@@ -165,10 +187,9 @@ async fn invoke_endpoint_with_response_stream(
         model: None,
     })
     .refused(refused);
-    // Sent as it is: a Client's runtime client carries the AttemptWatch.
-    let answered =
-        Call::run::<ResponseStreamOperation, _, _>(&meter, call, std::pin::pin!(request.send()))
-            .await?;
+    // A Client's runtime client carries the AttemptWatch, which an override keeps.
+    let sending = std::pin::pin!(sent_with_override!(request, config_override));
+    let answered = Call::run::<ResponseStreamOperation, _, _>(&meter, call, sending).await?;
 
     let receipt = answered.receipt;
     let mut usage = receipt.usage(answered.latency);

@@ -13,6 +13,7 @@
 //! $0.000127778, on the us endpoint's totals and budgets, with a receipt saying
 //! us-east-1.
 
+use crate::support::by_hand::{gigabytes, r12};
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::receipts::Receipts;
 use aws_sdk_sagemakerruntime::primitives::Blob;
@@ -843,4 +844,139 @@ async fn an_sdk_client_with_no_region_is_not_checked() {
     assert_eq!(fake.invocations(), 3);
     assert_eq!(us.calls_in_flight(), 0);
     assert_eq!(us.totals().calls, 3);
+}
+
+/// A `Client` request's own SDK settings (`config_override`) apply to that
+/// request: here its endpoint URL, where the client's points at a port nothing
+/// listens on. A region in them is where the request goes, checked as the
+/// client's is: one away from the meter's is refused unsent, whichever operation.
+#[tokio::test]
+async fn a_clients_request_config_override_applies_and_its_region_is_checked() {
+    let fake = fake_with_chat().await;
+    fake.add_endpoint(
+        "chat-async",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    let receipts = Receipts::default();
+    let us = chat_meter(&fake, "us-east-1", &receipts).await;
+    let us_config = config_in(&fake, "us-east-1").await;
+    let nowhere = us_config
+        .to_builder()
+        .endpoint_url("http://127.0.0.1:1")
+        .build();
+    let client = Client::from_parts(aws_sdk_sagemakerruntime::Client::new(&nowhere), us.clone());
+    let away = || {
+        aws_sdk_sagemakerruntime::config::Builder::default()
+            .region(Region::from_static("eu-west-1"))
+    };
+
+    let err = client
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .config_override(away())
+        .send()
+        .await
+        .unwrap_err();
+    assert_other_region(&err, "InvokeEndpoint::config_override");
+    let Err(err) = client
+        .invoke_endpoint_with_response_stream()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .config_override(away())
+        .send()
+        .await
+    else {
+        panic!("a stream was sent to eu-west-1 on a us-east-1 meter")
+    };
+    assert_other_region(&err, "InvokeEndpointWithResponseStream::config_override");
+    let err = client
+        .invoke_endpoint_async()
+        .endpoint_name("chat-async")
+        .input_location("s3://bucket/in.json")
+        .input_bytes(10)
+        .config_override(away())
+        .send()
+        .await
+        .unwrap_err();
+    assert_other_region(&err, "InvokeEndpointAsync::config_override");
+    assert_nothing_sent_or_metered(&fake, &us, &receipts);
+
+    // The override's endpoint URL is the fake's: sent there and metered, in the
+    // meter's region.
+    let to_fake = || {
+        aws_sdk_sagemakerruntime::config::Builder::default()
+            .endpoint_url(us_config.endpoint_url().expect("the fake's URL"))
+    };
+    let ok = client
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .config_override(to_fake())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.cost().region.as_deref(), Some("us-east-1"));
+    assert_eq!(fake.invocations(), 1);
+    let queued = client
+        .invoke_endpoint_async()
+        .endpoint_name("chat-async")
+        .input_location("s3://bucket/in.json")
+        .input_bytes(10)
+        .config_override(to_fake())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fake.requests(), 2);
+    // The submission bills its data in: 10 bytes at 0.016 USD per GB (2³⁰ bytes).
+    assert_eq!(queued.cost().cost_usd, r12(gigabytes(10) * dec("0.016")));
+    assert_eq!(us.totals().calls, 2);
+
+    // Without it, the client's own URL: nothing there, nothing billed.
+    let err = client
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.cost().is_none(), "{err:?}");
+    assert_eq!(fake.requests(), 2);
+}
+
+/// An SDK client of another region refuses every call ([`Client::from_parts`]),
+/// unless the request's own override sends it to the meter's region: it is then
+/// metered there.
+#[tokio::test]
+async fn a_request_of_another_regions_client_overridden_into_the_meters_region_is_metered() {
+    let fake = fake_with_chat().await;
+    let receipts = Receipts::default();
+    let us = chat_meter(&fake, "us-east-1", &receipts).await;
+    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
+    let client = Client::from_parts(eu_sdk, us.clone());
+    let ok = client
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .config_override(
+            aws_sdk_sagemakerruntime::config::Builder::default()
+                .region(Region::from_static("us-east-1")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.cost().region.as_deref(), Some("us-east-1"));
+    assert_eq!(fake.requests(), 1);
+    assert_eq!(us.totals().calls, 1);
+    // The override names no region: the client's, refused.
+    let err = client
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .config_override(aws_sdk_sagemakerruntime::config::Builder::default())
+        .send()
+        .await
+        .unwrap_err();
+    assert_other_region(&err, "Client::from_parts");
+    assert_eq!(fake.requests(), 1);
 }
