@@ -1304,3 +1304,38 @@ async fn a_stream_dropped_before_its_rates_are_found_is_priced_when_they_are() {
     );
     assert_eq!(h.receipts.all().len(), 1);
 }
+
+/// A stream request's own SDK settings (`config_override`) apply to it: its
+/// client sends to a port nothing listens on, the override to the fake, where
+/// the stream runs and is metered as any other.
+#[tokio::test]
+async fn a_streams_config_override_applies_to_its_request() {
+    let fake = FakeStream::start(|_| Script::new().parts(openai_parts())).await;
+    let conf = fake.sdk_config().await;
+    let nowhere = conf.to_builder().endpoint_url("http://127.0.0.1:1").build();
+    let receipts = Receipts::default();
+    let client = builder(&conf)
+        .runtime_client(aws_sdk_sagemakerruntime::Client::new(&nowhere))
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    let mut response = client
+        .invoke_endpoint_with_response_stream()
+        .endpoint_name(LLM)
+        .content_type("application/json")
+        .body(Blob::new(PROMPT))
+        .config_override(
+            aws_sdk_sagemakerruntime::config::Builder::default()
+                .endpoint_url(conf.endpoint_url().expect("the fake's URL")),
+        )
+        .send()
+        .await
+        .expect("sent to the override's endpoint URL");
+    read_all(&mut response).await;
+    drop(response);
+    assert_eq!(fake.received().len(), 1);
+    let all = receipts.all();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0].usage.input_tokens, Some(21));
+    assert_eq!(all[0].usage.output_tokens, Some(3));
+}
