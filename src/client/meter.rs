@@ -1193,13 +1193,17 @@ impl Meter {
             ticks.tick().await;
             loop {
                 ticks.tick().await;
-                let Some(inner) = weak.upgrade() else {
-                    return;
+                let sweep = {
+                    let Some(inner) = weak.upgrade() else {
+                        return;
+                    };
+                    if inner.background.is_closed() {
+                        return;
+                    }
+                    inner.discovery.refresh_stale()
                 };
-                if inner.background.is_closed() {
-                    return;
-                }
-                inner.discovery.refresh_stale(inner.time.now());
+                // A few refreshes at a time; the meter is not held meanwhile.
+                sweep.await;
             }
         });
     }

@@ -431,6 +431,13 @@ pub enum DiscoveryError {
 /// old fleet's instances until a refresh sees the new one take over.
 const DEPLOYMENT_REFRESH: Duration = Duration::from_secs(10);
 
+/// Refreshes the refresh loop has under way at once (each a `DescribeEndpoint`
+/// and a `DescribeEndpointConfig`, more for inference components): a process
+/// that has called thousands of endpoints describes them a few at a time, not in
+/// a burst of thousands of requests at each tick, against control-plane limits
+/// the account's other tools share. A call's own refresh is not held back by it.
+const LOOP_REFRESHES_AT_ONCE: usize = 8;
+
 struct Slot {
     profile: Option<(Arc<EndpointProfile>, SystemTime)>,
     error: Option<(DiscoveryError, SystemTime)>,
@@ -466,6 +473,8 @@ struct DiscoveryInner {
     on_refreshed: std::sync::OnceLock<RefreshHook>,
     /// Whether the meter's refresh loop runs (see [`Discovery::claim_refresh_loop`]).
     refresh_loop: std::sync::atomic::AtomicBool,
+    /// The refresh loop's refreshes under way ([`LOOP_REFRESHES_AT_ONCE`]).
+    loop_refreshes: Arc<tokio::sync::Semaphore>,
 }
 
 /// The claim of the running refresh loop: given back when dropped.
@@ -523,6 +532,7 @@ impl Discovery {
                 background,
                 on_refreshed: std::sync::OnceLock::new(),
                 refresh_loop: std::sync::atomic::AtomicBool::new(false),
+                loop_refreshes: Arc::new(tokio::sync::Semaphore::new(LOOP_REFRESHES_AT_ONCE)),
             }),
         }
     }
@@ -578,7 +588,13 @@ impl Discovery {
     /// profile gets older than `refresh_after` plus one request and a quiet one
     /// is described about once per `refresh_after`. One with a deployment under
     /// way is refreshed at every tick.
-    pub(crate) fn refresh_stale(&self, now: SystemTime) {
+    ///
+    /// At most [`LOOP_REFRESHES_AT_ONCE`] of them are under way at once: the
+    /// future returned starts them in turn, each once one before it has landed,
+    /// and is done when the last has started (the loop awaits it before its next
+    /// tick). Each is looked at when its turn comes, on the discovery's clock: one
+    /// a call refreshed meanwhile is left alone.
+    pub(crate) fn refresh_stale(&self) -> impl Future<Output = ()> + Send + 'static {
         let left_alone = self
             .inner
             .refresh_after
@@ -588,13 +604,26 @@ impl Discovery {
             let cache = self.inner.cache.read().unwrap_or_else(|e| e.into_inner());
             cache
                 .iter()
-                .filter(|(_, slot)| slot.profile.is_some())
+                .filter(|(endpoint, slot)| {
+                    slot.profile.is_some() && !self.inner.overrides.contains_key(*endpoint)
+                })
                 .map(|(endpoint, _)| endpoint.clone())
                 .collect()
         };
-        for endpoint in endpoints {
-            if !self.inner.overrides.contains_key(&endpoint) {
-                self.cached_refreshing_after(&endpoint, now, left_alone, |_| ());
+        let discovery = self.clone();
+        async move {
+            for endpoint in endpoints {
+                let Ok(turn) = discovery.inner.loop_refreshes.clone().acquire_owned().await else {
+                    return;
+                };
+                let now = discovery.inner.time.now();
+                let (_, refresh) = discovery.cached_and_due(&endpoint, now, left_alone, |_| ());
+                if let Some(mut refresh) = refresh {
+                    refresh.turn = Some(turn);
+                    // Refused (no runtime, or shut down), it is dropped unrun and
+                    // gives its turn back.
+                    discovery.inner.background.spawn(refresh.run());
+                }
             }
         }
     }
@@ -665,6 +694,24 @@ impl Discovery {
         stale_after: Duration,
         f: impl FnOnce(Result<&Arc<EndpointProfile>, &DiscoveryError>) -> R,
     ) -> Option<R> {
+        let (answer, refresh) = self.cached_and_due(endpoint, now, stale_after, f);
+        if let Some(refresh) = refresh {
+            // Refused (no runtime, or shut down), the refresh is dropped unrun and
+            // its guard clears the mark.
+            self.inner.background.spawn(refresh.run());
+        }
+        answer
+    }
+
+    /// [`cached_refreshing_after`](Self::cached_refreshing_after)'s answer, and the
+    /// refresh it is due (its slot marked refreshing), not started yet.
+    fn cached_and_due<R>(
+        &self,
+        endpoint: &str,
+        now: SystemTime,
+        stale_after: Duration,
+        f: impl FnOnce(Result<&Arc<EndpointProfile>, &DiscoveryError>) -> R,
+    ) -> (Option<R>, Option<Refresh>) {
         // A time after `now` is a reading taken before the answer landed (no age),
         // or, more than a second after it, the wall clock stepped back since: then
         // the answer is due, or it would be kept for as long as the step.
@@ -676,7 +723,9 @@ impl Discovery {
         let mut spawn_refresh = false;
         let answer = {
             let cache = self.inner.cache.read().unwrap_or_else(|e| e.into_inner());
-            let slot = cache.get(endpoint)?;
+            let Some(slot) = cache.get(endpoint) else {
+                return (None, None);
+            };
             match (&slot.profile, &slot.error) {
                 (_, Some((err, at))) if age(*at) < self.inner.retry_failed_after => {
                     Some(f(Err(err)))
@@ -711,17 +760,13 @@ impl Discovery {
                 _ => None,
             }
         };
-        if spawn_refresh && self.mark_refreshing(endpoint) {
-            let refresh = Refresh {
-                inner: self.inner.clone(),
-                endpoint: endpoint.to_owned(),
-                landed: false,
-            };
-            // Refused (no runtime, or shut down), the refresh is dropped unrun and
-            // its guard clears the mark.
-            self.inner.background.spawn(refresh.run());
-        }
-        answer
+        let refresh = (spawn_refresh && self.mark_refreshing(endpoint)).then(|| Refresh {
+            inner: self.inner.clone(),
+            endpoint: endpoint.to_owned(),
+            landed: false,
+            turn: None,
+        });
+        (answer, refresh)
     }
 
     fn mark_refreshing(&self, endpoint: &str) -> bool {
@@ -763,6 +808,9 @@ struct Refresh {
     inner: Arc<DiscoveryInner>,
     endpoint: String,
     landed: bool,
+    /// Its turn among the refresh loop's (see [`Discovery::refresh_stale`]),
+    /// given back when it lands or is dropped.
+    turn: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Refresh {
@@ -1781,7 +1829,6 @@ mod tests {
     #[tokio::test]
     async fn the_refresh_loop_looks_at_a_deployment_every_ten_seconds_and_a_quiet_endpoint_once_a_minute()
      {
-        use aws_smithy_async::time::TimeSource;
         use std::sync::atomic::Ordering;
         let Redeploying {
             discovery,
@@ -1796,7 +1843,7 @@ mod tests {
         // One tick of the loop on the manual clock, and the refresh it started.
         let tick = || async {
             time.advance(Duration::from_secs(10));
-            discovery.refresh_stale(time.now());
+            discovery.refresh_stale().await;
             while background.in_flight() > 0 {
                 tokio::task::yield_now().await;
             }

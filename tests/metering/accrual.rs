@@ -159,6 +159,44 @@ async fn a_scale_in_while_no_call_comes_is_accrued_from_the_refresh_not_the_next
     assert_eq!(accrual.accrued_usd, dec("16.9664"), "refresh seen: {seen}");
 }
 
+/// The refresh loop describes the endpoints a process has called a few at a
+/// time: 40 quiet endpoints, all due at once, are not 40 control-plane requests
+/// at once (a process that called thousands would send thousands each minute,
+/// against limits the account's other tools share).
+#[tokio::test]
+async fn the_refresh_loop_describes_quiet_endpoints_a_few_at_a_time() {
+    let fake = FakeSageMaker::start().await;
+    let names: Vec<String> = (0..40).map(|i| format!("rt-{i}")).collect();
+    for name in &names {
+        fake.add_endpoint(
+            name,
+            vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
+        );
+    }
+    let (time, shared) = manual_clock();
+    let client = refreshing_client(&fake, shared).await;
+    for name in &names {
+        call(&client, name).await;
+    }
+    assert_eq!(fake.describe_calls(), 40);
+
+    // Two minutes on, every profile is due; each request takes 200 ms.
+    *fake.state.control_plane_delay.lock().unwrap() = Duration::from_millis(200);
+    time.advance(Duration::from_secs(120));
+    for _ in 0..1000 {
+        if fake.describe_calls() >= 80 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(fake.describe_calls() >= 80, "{}", fake.describe_calls());
+    let most = fake.control_plane_most_at_once();
+    assert!(
+        (2..=8).contains(&most),
+        "{most} control-plane requests at once"
+    );
+}
+
 /// An endpoint deleted and created again under its name hours later: its
 /// instances cost nothing in between, so the accrual (and an amortised receipt)
 /// does not charge the gap at the old count.

@@ -199,6 +199,9 @@ pub struct FakeState {
     pub describe_error: Mutex<Option<String>>,
     /// Added before every control-plane request answers.
     pub control_plane_delay: Mutex<Duration>,
+    /// Control-plane requests being answered, and the most there were at once.
+    pub control_plane_in_flight: AtomicU64,
+    pub control_plane_most_at_once: AtomicU64,
     /// Bodies received, to check what was sent.
     pub received_bodies: Mutex<Vec<Vec<u8>>>,
     pub invocations: AtomicU64,
@@ -383,6 +386,11 @@ impl FakeSageMaker {
         self.state.requests.load(Ordering::SeqCst)
     }
 
+    /// The most control-plane requests the fake was answering at once.
+    pub fn control_plane_most_at_once(&self) -> u64 {
+        self.state.control_plane_most_at_once.load(Ordering::SeqCst)
+    }
+
     pub fn describe_calls(&self) -> u64 {
         self.state.describe_calls.load(Ordering::SeqCst)
     }
@@ -406,6 +414,17 @@ async fn control_plane(
     body: Bytes,
 ) -> Response {
     record_credential(&state, &headers);
+    struct Answering<'a>(&'a AtomicU64);
+    impl Drop for Answering<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let at_once = state.control_plane_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _answering = Answering(&state.control_plane_in_flight);
+    state
+        .control_plane_most_at_once
+        .fetch_max(at_once, Ordering::SeqCst);
     let delay = *state.control_plane_delay.lock().unwrap();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
