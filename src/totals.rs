@@ -21,7 +21,7 @@ use crate::pricing::PriceOrigin;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Running sums at one moment.
@@ -522,9 +522,10 @@ const FS_PER_NANOSECOND: u128 = 1_000_000;
 /// `allocated_fs` is the instance time allocated so far to a call that has been in
 /// flight since the clock started, in instance-femtoseconds: while `n` calls are
 /// in flight on `k` instances it advances at `min(1/m, k/n)` of wall time,
-/// rounded down at every step. A call's share is its advance between the call's
-/// start and its end: O(1) per call, and the shares of all calls together never
-/// exceed `k` × the time some call was in flight.
+/// rounded down at every step. A call is in flight while one of its attempts is
+/// (see [`CallShare`]); its share is the clock's advance over its attempts'
+/// stretches: O(1) per event, and the shares of all calls together never exceed
+/// `k` × the time some call was in flight.
 ///
 /// With a fleet, the other processes' calls in flight count too: each process
 /// publishes its average over each flush interval, and `others_milli` is their sum
@@ -655,7 +656,8 @@ impl fmt::Debug for ClockSeat {
 }
 
 impl ClockSeat {
-    /// The call joins the clock at `now`: in flight on it until it leaves.
+    /// The call's first attempt joins the clock at `now`: in flight on it until
+    /// that attempt steps off ([`CallShare::step_off`]) or the call leaves.
     pub(crate) fn join(&self, now: SystemTime) -> CallShare {
         let mut inner = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         let per_instance = inner.per_instance;
@@ -663,7 +665,7 @@ impl ClockSeat {
         let clock = &mut inner.endpoints[self.endpoint].sharing;
         let stepped_back = clock.advance(now, per_instance, mono);
         clock.in_flight += 1;
-        let started_fs = clock.allocated_fs;
+        let since_fs = clock.allocated_fs;
         let others = u32::try_from(clock.others_milli / 1000).unwrap_or(u32::MAX);
         let in_flight_at_start = clock.in_flight.saturating_add(others);
         if stepped_back {
@@ -672,51 +674,95 @@ impl ClockSeat {
         CallShare {
             totals: self.totals.clone(),
             endpoint: self.endpoint,
-            started_fs,
             in_flight_at_start,
-            left: OnceLock::new(),
+            seat: Mutex::new(Seat {
+                since_fs: Some(since_fs),
+                ..Seat::default()
+            }),
         }
     }
 }
 
-/// A call in flight on an endpoint's sharing clock, from [`Totals::call_started_on`].
+/// A call on an endpoint's sharing clock, from [`ClockSeat::join`]: in flight on
+/// it only while one of its attempts is (from the attempt's request going out to
+/// its end, [`step_off`](Self::step_off); the next attempt
+/// [`rejoin`](Self::rejoin)s), not while the SDK backs off or an adaptive rate
+/// limiter holds it between attempts: other calls' shares do not shrink for a call
+/// that is not at the model, and its back-off is billed to nobody. Its allocation
+/// is the sum of the clock's advances over its attempts' stretches, kept in O(1):
+/// the clock's reading as the current stretch began, and the sums so far.
 /// [`end`](Self::end) gives its share; dropped without it (a call that failed
 /// before reaching the model), it just leaves the clock.
 pub(crate) struct CallShare {
     totals: Arc<Mutex<TotalsInner>>,
     endpoint: usize,
-    started_fs: u128,
-    /// The calls in flight on the clock as this one joined it, itself included
-    /// (and the fleet's others, as last read, rounded down).
+    /// The calls in flight on the clock as the call's first attempt joined it,
+    /// itself included (and the fleet's others, as last read, rounded down); a
+    /// later attempt's rejoining does not change it.
     pub(crate) in_flight_at_start: u32,
-    /// The clock's advance while the call was on it, once it has left
-    /// ([`leave_at`](Self::leave_at), or [`end`](Self::end)).
-    left: OnceLock<u128>,
+    /// Where the call is on the clock. Locked before the totals, never after.
+    seat: Mutex<Seat>,
+}
+
+/// A [`CallShare`]'s stretches on its clock, in instance-femtoseconds.
+#[derive(Debug, Default)]
+struct Seat {
+    /// The clock's `allocated_fs` as the current stretch began; `None` while the
+    /// call is off the clock (between attempts, or once it left).
+    since_fs: Option<u128>,
+    /// The clock's advance over the stretches of attempts that used the model (or
+    /// were still in flight as the call left), so far.
+    billed_fs: u128,
+    /// Its advance over the latest stretch, billed or not.
+    latest_fs: u128,
+    /// Whether the call left the clock for good: only the first leaving counts.
+    left: bool,
 }
 
 impl fmt::Debug for CallShare {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallShare")
             .field("endpoint", &self.endpoint)
-            .field("started_fs", &self.started_fs)
+            .field("seat", &*self.seat())
             .finish_non_exhaustive()
     }
 }
 
+/// Where the clock is moved to as a call's stretch on it begins or ends.
+#[derive(Debug, Clone, Copy)]
+enum MoveTo {
+    /// A reading of the meter's clock taken just now.
+    Now(SystemTime),
+    /// A time read a while ago (see [`SharingClock::advance_late`]).
+    Late(SystemTime),
+    /// Nowhere: the clock's own last event (a dropped call, no share read).
+    LastEvent,
+}
+
 impl CallShare {
-    /// Leaves the clock at `now`; the instance-hours allocated to the call, rounded
-    /// down at 18 decimal places.
-    /// When the call already left the clock ([`leave_at`](Self::leave_at)), its
-    /// share as of then, whatever `now` is.
+    fn seat(&self) -> std::sync::MutexGuard<'_, Seat> {
+        self.seat.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Leaves the clock at `now`, if it has not left yet; the instance-hours
+    /// allocated to the call's attempts that used the model, rounded down at 18
+    /// decimal places: the clock's advances over their stretches, an attempt
+    /// still in flight as it leaves included, an attempt stepped off as not
+    /// billed not ([`step_off`](Self::step_off)). When the call already left
+    /// ([`leave_at`](Self::leave_at)), its share as of then, whatever `now` is.
     pub(crate) fn end(&self, now: SystemTime) -> Decimal {
-        let fs = *self.left.get_or_init(|| self.leave(Some(now), false));
-        // An hour is 3.6·10¹⁸ fs: rounded down at 18 places, fs are ⌊fs / 3.6⌋
-        // atto-hours (10⁻¹⁸ h), in integers.
-        let atto_hours = fs.saturating_mul(10) / 36;
-        match i128::try_from(atto_hours) {
-            Ok(n) if n < 1 << 96 => Decimal::from_i128_with_scale(n, 18),
-            _ => Decimal::MAX,
-        }
+        let mut seat = self.seat();
+        self.leave(&mut seat, MoveTo::Now(now));
+        fs_hours(seat.billed_fs)
+    }
+
+    /// [`end`](Self::end), giving the share of the call's latest attempt alone,
+    /// billed or not: a receipt none of whose attempts was seen using the model
+    /// bills its latest (see `bill_attempts` in the client).
+    pub(crate) fn end_latest(&self, now: SystemTime) -> Decimal {
+        let mut seat = self.seat();
+        self.leave(&mut seat, MoveTo::Now(now));
+        fs_hours(seat.latest_fs)
     }
 
     /// The call leaves the clock at `now`, a reading of the meter's clock taken
@@ -728,7 +774,7 @@ impl CallShare {
     /// behind the clock, by more than a second when other calls moved it on
     /// meanwhile, and taken for the wall clock stepping back.
     pub(crate) fn leave_at(&self, now: SystemTime) {
-        self.left.get_or_init(|| self.leave(Some(now), false));
+        self.leave(&mut self.seat(), MoveTo::Now(now));
     }
 
     /// [`leave_at`](Self::leave_at) a time read a while ago (a stream's last part,
@@ -736,39 +782,97 @@ impl CallShare {
     /// clock on since, the call leaves at the clock's last event, as a load change
     /// does, never taking the time for the wall clock stepping back.
     pub(crate) fn leave_late(&self, at: SystemTime) {
-        self.left.get_or_init(|| self.leave(Some(at), true));
+        self.leave(&mut self.seat(), MoveTo::Late(at));
     }
 
-    /// Leaves the clock at `now` (`None`: at the clock's own last event, when no
-    /// share is read; `late`: a time read a while ago, see
-    /// [`SharingClock::advance_late`]); the clock's advance since the call joined it.
-    fn leave(&self, now: Option<SystemTime>, late: bool) -> u128 {
+    /// The call's attempt ended at `now` (on the meter's clock) and the call steps
+    /// off the clock until its next attempt's request goes out
+    /// ([`rejoin`](Self::rejoin)), if it ever does; the stretch's advance is
+    /// billed when `billed` (the attempt used the model). Nothing when the call
+    /// is off the clock already, or left it.
+    pub(crate) fn step_off(&self, now: SystemTime, billed: bool) {
+        let mut seat = self.seat();
+        if seat.left {
+            return;
+        }
+        self.off(&mut seat, MoveTo::Now(now), billed);
+    }
+
+    /// The call's next attempt's request goes out at `now`: it is in flight on
+    /// the clock again. Nothing when it is on it already, or left it.
+    pub(crate) fn rejoin(&self, now: SystemTime) {
+        let mut seat = self.seat();
+        if seat.left || seat.since_fs.is_some() {
+            return;
+        }
+        seat.since_fs = Some(self.move_clock(MoveTo::Now(now), |clock| {
+            clock.in_flight += 1;
+            clock.allocated_fs
+        }));
+    }
+
+    /// Leaves the clock for good (see [`MoveTo`]), if it has not left yet: an
+    /// attempt still in flight is billed (a success, a stream, an attempt its
+    /// caller dropped).
+    fn leave(&self, seat: &mut Seat, to: MoveTo) {
+        if std::mem::replace(&mut seat.left, true) {
+            return;
+        }
+        self.off(seat, to, true);
+    }
+
+    /// The current stretch ends (see [`MoveTo`]), its advance added to the call's
+    /// billed ones when `billed`; nothing when the call is off the clock.
+    fn off(&self, seat: &mut Seat, to: MoveTo, billed: bool) {
+        let Some(since_fs) = seat.since_fs.take() else {
+            return;
+        };
+        let stretch = self.move_clock(to, |clock| {
+            clock.in_flight = clock.in_flight.saturating_sub(1);
+            clock.allocated_fs.saturating_sub(since_fs)
+        });
+        seat.latest_fs = stretch;
+        if billed {
+            seat.billed_fs = seat.billed_fs.saturating_add(stretch);
+        }
+    }
+
+    /// Moves the call's clock to `to`, then `change`s it, under the totals' lock.
+    fn move_clock<R>(&self, to: MoveTo, change: impl FnOnce(&mut SharingClock) -> R) -> R {
         let mut inner = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         let per_instance = inner.per_instance;
         let mono = inner.mono_now();
         let clock = &mut inner.endpoints[self.endpoint].sharing;
-        let stepped_back = match now {
-            Some(at) if late => {
+        let stepped_back = match to {
+            MoveTo::Now(now) => clock.advance(now, per_instance, mono).then_some(now),
+            MoveTo::Late(at) => {
                 clock.advance_late(at, per_instance, mono);
-                false
+                None
             }
-            Some(now) => clock.advance(now, per_instance, mono),
-            None => false,
+            MoveTo::LastEvent => None,
         };
-        clock.in_flight = clock.in_flight.saturating_sub(1);
-        let share = clock.allocated_fs.saturating_sub(self.started_fs);
-        if let (true, Some(now)) = (stepped_back, now) {
+        let changed = change(clock);
+        if let Some(now) = stepped_back {
             inner.clock_stepped_back(now);
         }
-        share
+        changed
+    }
+}
+
+/// Instance-femtoseconds in instance-hours, rounded down at 18 decimal places.
+fn fs_hours(fs: u128) -> Decimal {
+    // An hour is 3.6·10¹⁸ fs: rounded down at 18 places, fs are ⌊fs / 3.6⌋
+    // atto-hours (10⁻¹⁸ h), in integers.
+    let atto_hours = fs.saturating_mul(10) / 36;
+    match i128::try_from(atto_hours) {
+        Ok(n) if n < 1 << 96 => Decimal::from_i128_with_scale(n, 18),
+        _ => Decimal::MAX,
     }
 }
 
 impl Drop for CallShare {
     fn drop(&mut self) {
-        if self.left.get().is_none() {
-            self.leave(None, false);
-        }
+        self.leave(&mut self.seat(), MoveTo::LastEvent);
     }
 }
 
@@ -1486,6 +1590,88 @@ mod tests {
             a.end(ns(4_500)),
             "0.000000001041666666".parse::<Decimal>().unwrap()
         );
+    }
+
+    #[test]
+    fn a_call_is_allocated_its_attempts_stretches_not_its_back_off() {
+        // One instance. A runs 0–2 s. B's first attempt, out at 0, reached the
+        // model and failed at 0.5 s (billed); B backs off 0.5–1.5 s, off the
+        // clock; its second attempt runs 1.5–2 s. A: 0.5 s at ½ + 1 s alone +
+        // 0.5 s at ½ = 1.5 s; B: 0.5 s at ½ + 0.5 s at ½ = 0.5 s. Together
+        // 2 s: the instance's whole time, none of it lost to the back-off. In
+        // hours, rounded down at 18 places: 1.5 / 3600 = 0.000416666…,
+        // 0.5 / 3600 = 0.000138888….
+        let totals = Totals::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let a = totals.call_started_on("e", None, ms(0));
+        let b = totals.call_started_on("e", None, ms(0));
+        b.step_off(ms(500), true);
+        b.rejoin(ms(1_500));
+        assert_eq!(b.in_flight_at_start, 2);
+        assert_eq!(
+            a.end(ms(2_000)),
+            "0.000416666666666666".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(
+            b.end(ms(2_000)),
+            "0.000138888888888888".parse::<Decimal>().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_throttled_attempts_stretch_is_not_billed() {
+        // One instance. A runs 0–1 s. B's first attempt, out at 0, is throttled
+        // at 0.2 s (not billed); B backs off 0.2–0.6 s; its second attempt runs
+        // 0.6–1 s. A: 0.2 s at ½ + 0.4 s alone + 0.4 s at ½ = 0.7 s =
+        // 0.000194444… h. B is billed its second attempt, 0.4 s at ½ = 0.2 s =
+        // 0.0000555… h; the throttled attempt was allocated 0.1 s (at ½), which
+        // is on no receipt.
+        let totals = Totals::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let a = totals.call_started_on("e", None, ms(0));
+        let b = totals.call_started_on("e", None, ms(0));
+        b.step_off(ms(200), false);
+        // A second step off (an attempt counted twice) changes nothing.
+        b.step_off(ms(300), true);
+        b.rejoin(ms(600));
+        b.rejoin(ms(700));
+        assert_eq!(
+            a.end(ms(1_000)),
+            "0.000194444444444444".parse::<Decimal>().unwrap()
+        );
+        b.leave_at(ms(1_000));
+        assert_eq!(
+            b.end(ms(5_000)),
+            "0.000055555555555555".parse::<Decimal>().unwrap()
+        );
+        // Its latest attempt's stretch alone is the same 0.2 s.
+        assert_eq!(
+            b.end_latest(ms(5_000)),
+            "0.000055555555555555".parse::<Decimal>().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_call_dropped_while_backing_off_leaves_the_clock_once() {
+        let totals = Totals::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let b = totals.call_started_on("e", None, at(0));
+        b.step_off(at(1), false);
+        drop(b);
+        // A call then is alone: 1 s on one instance, 1/3600 h, not ½ of it; and
+        // the clock counts it alone in flight.
+        let a = totals.call_started_on("e", None, at(2));
+        assert_eq!(a.in_flight_at_start, 1);
+        assert_eq!(
+            a.end(at(3)),
+            "0.000277777777777777".parse::<Decimal>().unwrap()
+        );
+        // A rejoin after leaving puts nothing back on the clock.
+        a.rejoin(at(3));
+        assert_eq!(totals.lock().endpoints[0].sharing.in_flight, 0);
     }
 
     proptest! {

@@ -827,8 +827,7 @@ pub(crate) fn bill_attempts(
     let count = attempts.count();
     usage.attempts = count.max(1);
     let mut billed_time = BilledTime {
-        billed: wall,
-        wall,
+        latest_only: false,
         serverless_ms: None,
     };
     if count == 0 {
@@ -840,16 +839,13 @@ pub(crate) fn bill_attempts(
     } else {
         // A receipt though no attempt was seen reaching the model (a proxy that
         // answers a model's error with another status): the latest attempt, from
-        // its request to the call's end, not the time before it went out.
+        // its request to the call's end, not the time before it went out; and
+        // its share.
         usage.latency = wall.saturating_sub(attempts.latest_sent_after_start());
+        billed_time.latest_only = true;
     }
     if count > 1 {
         let billed = model.attempts;
-        // The share, over the call's time from its first request on (when it
-        // joined the clock), is scaled to the attempts' part of it; that of a
-        // single attempt is not (see `BilledTime`).
-        billed_time.billed = usage.latency;
-        billed_time.wall = wall.saturating_sub(attempts.first_sent());
         if billed > 1 {
             billed_time.serverless_ms = Some(model.serverless_ms);
         }
@@ -876,35 +872,18 @@ pub(crate) fn bill_attempts(
     billed_time
 }
 
-/// The part of a call's `wall` time on its sharing clock (from its first request
-/// on) that is billed, to scale its processor share by: all of it for a call of
-/// one attempt, whose share is not scaled (it joined the clock as its request
-/// went out, and left it at its answer); and, when several attempts reached the
+/// Which of a call's attempts are billed, beyond its latency: the processor
+/// share is the sharing clock's advance over those attempts' own stretches
+/// (see [`AttemptProbe::share_until`]), and, when several attempts reached the
 /// model, the milliseconds a serverless variant bills them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BilledTime {
-    billed: Duration,
-    wall: Duration,
+    /// No attempt was seen reaching the model, though the call has a receipt:
+    /// its latest attempt is billed, its time and its share.
+    pub(crate) latest_only: bool,
     /// Serverless milliseconds of several attempts that reached the model, each
     /// rounded up on its own (`None`: the latency, rounded up, is billed).
     pub(crate) serverless_ms: Option<u64>,
-}
-
-impl BilledTime {
-    /// The call's share of its instances (`shared_hours`, over its whole time),
-    /// scaled to the billed part; rounded down, as every share is.
-    pub(crate) fn share(self, shared_hours: Decimal) -> Decimal {
-        let BilledTime { billed, wall, .. } = self;
-        if billed >= wall || wall.is_zero() {
-            return shared_hours;
-        }
-        shared_hours
-            .checked_mul(Decimal::from(micros(billed)))
-            .and_then(|scaled| scaled.checked_div(Decimal::from(micros(wall))))
-            .map_or(shared_hours, |scaled| {
-                scaled.round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero)
-            })
-    }
 }
 
 /// A call refused before it began, counted (`sagemeter_budget_refused_total` for a
@@ -1260,7 +1239,7 @@ impl CallParts {
             usage,
             tags,
             notes,
-            shared_hours: attempts.share_until(ended).map(|h| billed.share(h)),
+            shared_hours: attempts.share_until(ended, billed.latest_only),
             serverless_ms: billed.serverless_ms,
             in_flight_at_start,
             unknown,
@@ -1682,14 +1661,14 @@ struct AttemptLog {
     timed_out: AtomicU32,
     /// The latest attempt's connection, as the HTTP client reports it.
     connection: std::sync::Mutex<Option<CaptureSmithyConnection>>,
-    /// When the first attempt's request went out, in µs since `origin`.
-    first_sent_us: AtomicU64,
     /// The sharing clock the call joins when its first request goes out, and
-    /// the meter's clock to read then (`None`: on no clock).
+    /// the meter's clock to read as each attempt goes out and ends (`None`: on
+    /// no clock).
     seat: Option<(ClockSeat, SharedTimeSource)>,
-    /// The call's place on that clock, from its first request on: a call
-    /// waiting for its credentials or an adaptive rate limiter is not in flight
-    /// on it, and one that never sent a request never joins it.
+    /// The call's place on that clock, from its first request on. It is in
+    /// flight on it only while an attempt is: not while it waits for its
+    /// credentials or an adaptive rate limiter, nor during the SDK's back-off
+    /// between attempts; one that never sent a request never joins it.
     share: std::sync::OnceLock<CallShare>,
 }
 
@@ -1726,7 +1705,6 @@ impl AttemptProbe {
             answered_ok: AtomicU32::new(0),
             timed_out: AtomicU32::new(0),
             connection: std::sync::Mutex::new(None),
-            first_sent_us: AtomicU64::new(0),
             seat,
             share: std::sync::OnceLock::new(),
         }))
@@ -1748,15 +1726,29 @@ impl AttemptProbe {
         }
     }
 
-    /// The instance-hours the sharing clock allocated the call, leaving it at
-    /// `ended` if it has not left yet; `None` when it never joined (no request
-    /// went out, or the probe is on no clock: billed as busy time then).
-    pub(crate) fn share_until(&self, ended: SystemTime) -> Option<Decimal> {
-        self.0.share.get().map(|share| share.end(ended))
+    /// The instance-hours the sharing clock allocated the call's attempts that
+    /// reached the model, leaving it at `ended` if it has not left yet (its
+    /// latest attempt's alone, when `latest`: see [`BilledTime::latest_only`]);
+    /// `None` when it never joined (no request went out, or the probe is on no
+    /// clock: billed as busy time then). An attempt still in flight (a dropped
+    /// call) is billed as [`model_time`](Self::model_time) bills it: unless its
+    /// request never left.
+    pub(crate) fn share_until(&self, ended: SystemTime, latest: bool) -> Option<Decimal> {
+        let share = self.0.share.get()?;
+        let log = &self.0;
+        if log.finished.load(Ordering::Relaxed) < log.transmitted.load(Ordering::Relaxed)
+            && self.unconnected()
+        {
+            share.step_off(ended, false);
+        }
+        Some(match latest {
+            true => share.end_latest(ended),
+            false => share.end(ended),
+        })
     }
 
-    /// The calls in flight on the sharing clock as this one joined it, itself
-    /// included (see [`CallShare::in_flight_at_start`]).
+    /// The calls in flight on the sharing clock as this one's first attempt
+    /// joined it, itself included (see [`CallShare::in_flight_at_start`]).
     pub(crate) fn in_flight_at_start(&self) -> Option<u32> {
         self.0.share.get().map(|share| share.in_flight_at_start)
     }
@@ -1765,12 +1757,6 @@ impl AttemptProbe {
     /// did).
     pub(crate) fn latest_sent_after_start(&self) -> Duration {
         Duration::from_micros(self.0.attempt_started_us.load(Ordering::Relaxed))
-    }
-
-    /// When the first request went out, after the call started (zero when none
-    /// did).
-    pub(crate) fn first_sent(&self) -> Duration {
-        Duration::from_micros(self.0.first_sent_us.load(Ordering::Relaxed))
     }
 
     /// Attempts made (0 when the probe saw none, e.g. nothing was sent).
@@ -1882,7 +1868,8 @@ impl AttemptProbe {
 
     /// Attempt number `attempt`'s request went out, `at_us` µs after the call
     /// started; whether it is a new attempt (not one seen already).
-    /// The first request joins the call to its sharing clock.
+    /// The first request joins the call to its sharing clock, a later one puts
+    /// it back on it (see [`CallShare::rejoin`]).
     #[cfg(test)]
     fn attempt_sent(&self, attempt: u32, at_us: u64) -> bool {
         self.attempt_sent_at(attempt, at_us, None)
@@ -1895,11 +1882,13 @@ impl AttemptProbe {
         let before = log.transmitted.fetch_max(attempt, Ordering::Relaxed);
         if before < attempt {
             log.attempt_started_us.store(at_us, Ordering::Relaxed);
-            if before == 0 {
-                log.first_sent_us.store(at_us, Ordering::Relaxed);
-                if let Some((seat, time)) = &log.seat {
-                    log.share
-                        .get_or_init(|| seat.join(now.unwrap_or_else(|| time.now())));
+            if let Some((seat, time)) = &log.seat {
+                let now = || now.unwrap_or_else(|| time.now());
+                match log.share.get() {
+                    Some(share) => share.rejoin(now()),
+                    None => {
+                        log.share.get_or_init(|| seat.join(now()));
+                    }
                 }
             }
             return true;
@@ -1932,12 +1921,29 @@ impl AttemptProbe {
             }
             None => AttemptEnd::NotRun,
         };
-        self.attempt_ended(attempt, end, micros(log.origin.elapsed()));
+        let at_us = micros(log.origin.elapsed());
+        // The meter's clock read last: the time on the sharing clock encloses
+        // the attempt's.
+        let now = log.seat.as_ref().map(|(_, time)| time.now());
+        self.attempt_ended_at(attempt, end, at_us, now);
     }
 
     /// Attempt number `attempt` ended `at_us` µs after the call started, as `end`
     /// says; counted once (an attempt not sent, or already counted, is not).
+    #[cfg(test)]
     fn attempt_ended(&self, attempt: u32, end: AttemptEnd, at_us: u64) {
+        self.attempt_ended_at(attempt, end, at_us, None);
+    }
+
+    /// [`attempt_ended`](Self::attempt_ended), `now` on the meter's clock
+    /// (`None`: read when the call steps off its sharing clock). Any attempt but
+    /// a success steps the call off the clock until its next attempt goes out
+    /// (the SDK backs off, or gives up): a success is the call's last attempt,
+    /// on the clock until the call leaves it (at its answer; a stream at its
+    /// end). A throttled or refused attempt was on the clock while it was out
+    /// (whether SageMaker would turn it away is known only from its answer):
+    /// its stretch is not billed, as its time is not.
+    fn attempt_ended_at(&self, attempt: u32, end: AttemptEnd, at_us: u64, now: Option<SystemTime>) {
         let log = &self.0;
         let sent = log.transmitted.load(Ordering::Relaxed);
         if attempt == 0
@@ -1945,6 +1951,11 @@ impl AttemptProbe {
             || log.finished.fetch_max(attempt, Ordering::Relaxed) >= attempt
         {
             return; // never sent, or already counted
+        }
+        if end != AttemptEnd::AnsweredOk
+            && let (Some(share), Some((_, time))) = (log.share.get(), &log.seat)
+        {
+            share.step_off(now.unwrap_or_else(|| time.now()), end != AttemptEnd::NotRun);
         }
         match end {
             AttemptEnd::NotRun => return,
@@ -2284,9 +2295,9 @@ mod tests {
         assert_eq!(usage.latency, Duration::from_millis(2));
         assert_eq!(usage.attempts, 1);
         assert!(notes.is_empty(), "{notes:?}");
-        // Its processor share is not scaled (see `BilledTime`), and serverless
-        // bills its latency rounded up.
-        assert_eq!(billed.share(Decimal::ONE), Decimal::ONE);
+        // Its processor share is its attempt's, and serverless bills its latency
+        // rounded up.
+        assert!(!billed.latest_only);
         assert_eq!(billed.serverless_ms, None);
     }
 
@@ -2312,15 +2323,8 @@ mod tests {
             (ms(1_301), ms(1_601), AttemptEnd::TimedOut),
         ]);
         let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_secs(2));
-        let billed = bill_attempts(&mut usage, &probe, &mut Vec::new());
+        bill_attempts(&mut usage, &probe, &mut Vec::new());
         assert_eq!(usage.latency, Duration::from_millis(600));
-        // Its share, over its 1,999 ms on the sharing clock (joined as its first
-        // request went out, at 1 ms), is scaled to those 600 ms: 600/1999 =
-        // 0.300150075037518759…, rounded down at 18 places.
-        assert_eq!(
-            billed.share(Decimal::ONE),
-            "0.300150075037518759".parse::<Decimal>().unwrap()
-        );
     }
 
     #[test]
@@ -2341,12 +2345,8 @@ mod tests {
             notes,
             ["2 attempts: 1 reached the model and are billed, 1 were not"]
         );
-        // Its share, over its 160 ms on the sharing clock (from its first request,
-        // at 0), is scaled to those 50 ms: 50/160 = 0.3125.
-        assert_eq!(
-            billed.share(Decimal::ONE),
-            "0.3125".parse::<Decimal>().unwrap()
-        );
+        // The success's share, not the latest's alone.
+        assert!(!billed.latest_only);
         // One attempt billed: serverless bills the latency rounded up.
         assert_eq!(billed.serverless_ms, None);
     }
@@ -2380,8 +2380,10 @@ mod tests {
         // that request to the call's end at 1,502.1 ms, 2.1 ms; not 1,502.1 ms.
         let probe = fed(&[(ms(1_500), ms(1_502), AttemptEnd::NotRun)]);
         let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_micros(1_502_100));
-        bill_attempts(&mut usage, &probe, &mut Vec::new());
+        let billed = bill_attempts(&mut usage, &probe, &mut Vec::new());
         assert_eq!(usage.latency, Duration::from_micros(2_100));
+        // And its share: that attempt's.
+        assert!(billed.latest_only);
     }
 
     #[tokio::test]

@@ -559,15 +559,17 @@ pub(crate) struct FinishedCall {
     pub tags: BTreeMap<String, String>,
     pub notes: Vec<String>,
     /// The instance-hours the endpoint's processor-sharing clock allocated to the
-    /// call (see `CallShare::end`), when the call was on the clock.
+    /// call's billed attempts (see `CallShare::end`), when the call was on the
+    /// clock.
     pub shared_hours: Option<Decimal>,
     /// On a serverless variant, the milliseconds billed when several attempts
     /// reached the model: each rounded up on its own, as AWS bills each request
     /// (`None`: the latency, rounded up).
     pub serverless_ms: Option<u64>,
-    /// The calls in flight on the call's sharing clock as it started, itself
-    /// included (see `CallShare::in_flight_at_start`): a serverless call beyond
-    /// the provisioned concurrency is billed at the on-demand rate.
+    /// The calls in flight on the call's sharing clock as its first attempt
+    /// joined it, itself included (see `CallShare::in_flight_at_start`): a
+    /// serverless call beyond the provisioned concurrency is billed at the
+    /// on-demand rate.
     pub in_flight_at_start: Option<u32>,
     /// The lines whose quantity is not known, with why (the compute time of a call
     /// the SDK interceptor cannot follow, the size of an input in S3 or of an async
