@@ -6,7 +6,7 @@ use crate::support::by_hand::r12;
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::logs;
 use crate::support::receipts::{Receipts, line};
-use crate::support::{intercepted, submit_async};
+use crate::support::{AttemptsEnded, intercepted, submit_async};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
@@ -1787,6 +1787,215 @@ async fn waiting_for_credentials(way_in: WayIn) {
     // 0.000000127777…, rounded down; not 1.002 s (0.5 s shared with B, the rest
     // of its wait alone, then its request).
     assert_eq!(line_cost(a, LineItem::Compute), dec("0.000000127777"));
+}
+
+/// A call backing off between its attempts is not in flight on its endpoint's
+/// sharing clock: it is on it only while an attempt is out. Call A's model runs
+/// 0–1 s alone on the one instance while call B, throttled at once, backs off;
+/// B's second attempt then takes 2 ms.
+#[tokio::test]
+async fn a_call_backing_off_between_attempts_does_not_share_the_instance_with_running_calls() {
+    backing_off(WayIn::Client).await;
+}
+
+/// The same, B sent through a plain SDK client with the `MeteringInterceptor`.
+#[tokio::test]
+async fn an_intercepted_call_backing_off_does_not_share_the_instance() {
+    backing_off(WayIn::Interceptor).await;
+}
+
+/// The same, B sent with `send_metered`.
+#[tokio::test]
+async fn a_send_metered_call_backing_off_does_not_share_the_instance() {
+    backing_off(WayIn::SendMetered).await;
+}
+
+async fn backing_off(way_in: WayIn) {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let receipts = Receipts::default();
+    let a_client = rt_on_one_m5(&fake)
+        .await
+        .time_source(shared)
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    let meter = a_client.meter().clone();
+    // B's SDK client retries a throttled attempt once, after 1 s (real time,
+    // without jitter): long enough for the test to move the meter's clock;
+    // `ended` counts its attempts seen to end.
+    let ended = AttemptsEnded::default();
+    let b_config = aws_sdk_sagemakerruntime::config::Builder::from(&fake.sdk_config().await)
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_secs(1))
+                .with_use_static_exponential_base(true),
+        )
+        .retry_classifier(ended.clone());
+    // t = 0: A's request is at the model (held).
+    fake.hold();
+    let a = tokio::spawn(invoke(&a_client, "rt"));
+    fake.wait_for_invocations(1).await;
+    // B's first attempt goes out at t = 0 too, and is throttled at once.
+    fake.throttle_next(1);
+    let b_call = match way_in {
+        WayIn::Interceptor => {
+            let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
+                b_config
+                    .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+                    .build(),
+            );
+            tokio::spawn(async move {
+                sdk.invoke_endpoint()
+                    .endpoint_name("rt")
+                    .body(Blob::new("{}"))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .unwrap();
+            })
+        }
+        WayIn::SendMetered => {
+            let sdk = aws_sdk_sagemakerruntime::Client::from_conf(b_config.build());
+            let meter = meter.clone();
+            tokio::spawn(async move {
+                sdk.invoke_endpoint()
+                    .endpoint_name("rt")
+                    .body(Blob::new("{}"))
+                    .send_metered(&meter)
+                    .await
+                    .map(|_| ())
+                    .unwrap();
+            })
+        }
+        WayIn::Client => {
+            let b_client = Client::from_parts(
+                aws_sdk_sagemakerruntime::Client::from_conf(b_config.build()),
+                meter.clone(),
+            );
+            let call = invoke(&b_client, "rt");
+            tokio::spawn(async move {
+                call.await.unwrap();
+            })
+        }
+    };
+    // B's throttled attempt is seen to end: it steps off the sharing clock.
+    ended.wait_for(1).await;
+    // t = 1 s: A's model answers, while B still backs off.
+    time.advance(Duration::from_secs(1));
+    fake.release();
+    a.await.unwrap().unwrap();
+    // B's second attempt goes out at t = 1 s, after its back-off, and is
+    // answered at 1.002 s.
+    fake.hold();
+    fake.wait_for_invocations(3).await;
+    time.advance(Duration::from_millis(2));
+    fake.release();
+    b_call.await.unwrap();
+    for _ in 0..1000 {
+        if receipts.all().len() >= 2 && meter.background_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let all = receipts.all();
+    assert_eq!(all.len(), 2);
+    // A's receipt first: it ended first.
+    let (a, b) = (&all[0], &all[1]);
+    // A had the instance to itself for its 1 s (B's throttled attempt took no
+    // time on the meter's clock, and B was off it while backing off):
+    // 1/3600 h × 0.23 USD/h = 0.0000638888…, rounded down to 10⁻¹² USD; not
+    // half of it (0.0000319444…), as if B's back-off were shared with it.
+    assert_eq!(line_cost(a, LineItem::Compute), dec("0.000063888888"));
+    // B had it to itself for its second attempt's 2 ms: 0.002/3600 h ×
+    // 0.23 USD/h = 0.000000127777…, rounded down.
+    assert_eq!(b.usage.attempts, 2);
+    assert_eq!(line_cost(b, LineItem::Compute), dec("0.000000127777"));
+    // Together 0.000064016665 USD: the instance's 1.002 s (1.002/3600 × 0.23 =
+    // 0.0000640166…), but for the rounding down of each receipt.
+    assert_eq!(
+        line_cost(a, LineItem::Compute) + line_cost(b, LineItem::Compute),
+        dec("0.000064016665")
+    );
+}
+
+/// A call whose first attempt reached the model, timed out and was retried is
+/// allocated its two attempts' stretches on the sharing clock, summed, not the
+/// back-off between them. Call A's model runs 0–1.5 s; call B's first attempt
+/// is at the model 0–0.5 s with A's, times out, B backs off until 1.5 s, and its
+/// second attempt runs 1.5–2 s alone.
+#[tokio::test]
+async fn a_retried_call_is_allocated_its_attempts_stretches_not_its_back_off() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let receipts = Receipts::default();
+    let a_client = rt_on_one_m5(&fake)
+        .await
+        .time_source(shared)
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    // B's SDK client cuts an attempt off after 0.5 s and retries once, after
+    // 1 s (real time, without jitter); `ended` counts its attempts seen to end.
+    let ended = AttemptsEnded::default();
+    let b_client = Client::from_parts(
+        aws_sdk_sagemakerruntime::Client::from_conf(
+            aws_sdk_sagemakerruntime::config::Builder::from(&fake.sdk_config().await)
+                .retry_config(
+                    aws_config::retry::RetryConfig::standard()
+                        .with_max_attempts(2)
+                        .with_initial_backoff(Duration::from_secs(1))
+                        .with_use_static_exponential_base(true),
+                )
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .operation_attempt_timeout(Duration::from_millis(500))
+                        .build(),
+                )
+                .retry_classifier(ended.clone())
+                .build(),
+        ),
+        a_client.meter().clone(),
+    );
+    // t = 0: A's request and B's first are at the model (held).
+    fake.hold();
+    let a = tokio::spawn(invoke(&a_client, "rt"));
+    fake.wait_for_invocations(1).await;
+    let b = tokio::spawn(invoke(&b_client, "rt"));
+    fake.wait_for_invocations(2).await;
+    // t = 0.5 s, before B's attempt times out (in real time, 0.5 s after it
+    // went out); then it does, and B steps off the sharing clock.
+    time.advance(Duration::from_millis(500));
+    ended.wait_for(1).await;
+    // t = 1.5 s: A's model answers, while B still backs off.
+    time.advance(Duration::from_secs(1));
+    fake.release();
+    a.await.unwrap().unwrap();
+    // B's second attempt goes out at 1.5 s and is answered at 2 s.
+    fake.hold();
+    fake.wait_for_invocations(3).await;
+    time.advance(Duration::from_millis(500));
+    fake.release();
+    b.await.unwrap().unwrap();
+    let all = receipts.all();
+    assert_eq!(all.len(), 2);
+    let (a, b) = (&all[0], &all[1]);
+    // A: 0.5 s at ½ (with B's first attempt) + 1 s alone (B backing off) =
+    // 1.25 s: 1.25/3600 h × 0.23 USD/h = 0.0000798611…, rounded down to
+    // 10⁻¹² USD; not 0.75 s (0.0000479166…), as if B's back-off were shared.
+    assert_eq!(line_cost(a, LineItem::Compute), dec("0.000079861111"));
+    // B: its timed-out attempt's 0.5 s at ½ (billed: it reached the model)
+    // + its second attempt's 0.5 s alone = 0.75 s: 0.75/3600 × 0.23 =
+    // 0.0000479166…, rounded down.
+    assert_eq!(b.usage.attempts, 2);
+    assert_eq!(line_cost(b, LineItem::Compute), dec("0.000047916666"));
+    // Together 0.000127777777 USD: the instance's 2 s (2/3600 × 0.23 =
+    // 0.0001277777…), but for the rounding down of each receipt.
+    assert_eq!(
+        line_cost(a, LineItem::Compute) + line_cost(b, LineItem::Compute),
+        dec("0.000127777777")
+    );
 }
 
 #[tokio::test]

@@ -8,8 +8,8 @@
 
 use crate::support::by_hand::{gigabytes, hours, r12, serverless_seconds};
 use crate::support::fake_stream::{FakeStream, REGION, Script, VARIANT};
-use crate::support::intercepted;
 use crate::support::receipts::{NoPriceList, Receipts, line};
+use crate::support::{AttemptsEnded, intercepted};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_sdk_sagemakerruntime::types::ResponseStream;
 use aws_sdk_sagemakerruntime::types::error::ResponseStreamError;
@@ -802,6 +802,96 @@ async fn a_stream_let_go_while_another_runs_leaves_the_other_its_whole_share() {
     assert!(
         in_flight_us + Decimal::from(200_000) >= latency_us,
         "{in_flight_us} µs of the instance for a {latency_us} µs stream"
+    );
+}
+
+/// A stream whose first attempt was refused (503, before the model) is off its
+/// endpoint's sharing clock while the SDK backs off, and on it from its second
+/// attempt's request to the stream's end. On the meter's clock: stream A runs
+/// 0–2 s; B's first attempt is refused at once at 0; B backs off until 1 s; its
+/// stream then runs 1–1.5 s.
+#[tokio::test]
+async fn a_stream_retried_after_a_refusal_is_off_the_sharing_clock_while_backing_off() {
+    let time = aws_smithy_async::test_util::ManualTimeSource::new(
+        std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+    );
+    // The first request (A's) and the third (B's second attempt) stream; the
+    // second (B's first attempt) is refused.
+    let requests = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let h = {
+        let requests = requests.clone();
+        let parts = openai_parts();
+        harness(
+            move |_| match requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                1 => Script::new().service_unavailable(),
+                _ => Script::new().parts(parts.clone()),
+            },
+            |b| {
+                b.allocation(sagemeter::billing::Allocation::ProcessorSharing)
+                    .time_source(aws_smithy_async::time::SharedTimeSource::new(time.clone()))
+            },
+        )
+        .await
+    };
+    // B's SDK client retries once, after 1 s (real time, without jitter);
+    // `ended` counts its attempts seen to end.
+    let ended = AttemptsEnded::default();
+    let conf = h.fake.sdk_config().await;
+    let b_client = Client::from_parts(
+        aws_sdk_sagemakerruntime::Client::from_conf(
+            aws_sdk_sagemakerruntime::config::Builder::from(&conf)
+                .retry_config(
+                    aws_config::retry::RetryConfig::standard()
+                        .with_max_attempts(2)
+                        .with_initial_backoff(Duration::from_secs(1))
+                        .with_use_static_exponential_base(true),
+                )
+                .retry_classifier(ended.clone())
+                .build(),
+        ),
+        h.client.meter().clone(),
+    );
+    // t = 0: A's stream opens (and is read only at the end).
+    let mut a = open(&h.client, LLM).await;
+    let a_receipt = a.receipt();
+    // B's first attempt is refused at once, at 0, and seen to end: B steps
+    // off the sharing clock.
+    let b = tokio::spawn(async move { open(&b_client, LLM).await });
+    ended.wait_for(1).await;
+    // t = 1 s: B's second attempt goes out after its back-off; its stream is
+    // read to its end at 1.5 s.
+    time.advance(Duration::from_secs(1));
+    let mut b = b.await.unwrap();
+    let b_receipt = b.receipt();
+    time.advance(Duration::from_millis(500));
+    read_all(&mut b).await;
+    // t = 2 s: A's stream is read to its end.
+    time.advance(Duration::from_millis(500));
+    read_all(&mut a).await;
+    let (a, b) = (a_receipt.await.unwrap(), b_receipt.await.unwrap());
+    // A: 1 s alone (B's refused attempt took no time, its back-off is off the
+    // clock) + 0.5 s at ½ with B's stream + 0.5 s alone = 1.75 s:
+    // 1.75/3600 h = 0.000486111111111111 (rounded down at 18 places) ×
+    // 1.408 USD/h = 0.000684444444444444… → 0.000684444444; not 1.25 s
+    // (0.000488888888), as if B's back-off were shared with it.
+    assert_eq!(
+        line(&a, LineItem::Compute).quantity,
+        dec("0.000486111111111111")
+    );
+    assert_eq!(
+        line(&a, LineItem::Compute).cost_usd(),
+        Some(dec("0.000684444444"))
+    );
+    // B: its stream's 0.5 s at ½ = 0.25 s: 0.25/3600 h = 0.000069444444444444
+    // × 1.408 = 0.0000977777777…, rounded down; its refused attempt is not billed.
+    assert_eq!(b.usage.attempts, 2);
+    assert_eq!(
+        line(&b, LineItem::Compute).quantity,
+        dec("0.000069444444444444")
+    );
+    assert_eq!(
+        line(&b, LineItem::Compute).cost_usd(),
+        Some(dec("0.000097777777"))
     );
 }
 

@@ -259,6 +259,42 @@ impl aws_smithy_async::time::TimeSource for SettableClock {
     }
 }
 
+/// A retry classifier that decides nothing and counts the attempts the SDK
+/// classified: the SDK runs it after every interceptor's `read_after_attempt`
+/// (sagemeter's watch's too), so a test that puts it on an SDK client knows
+/// when an attempt's end was seen, whatever real time that took.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptsEnded(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl AttemptsEnded {
+    /// Waits (up to 10 s) until `n` attempts ended.
+    pub async fn wait_for(&self, n: u32) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.0.load(std::sync::atomic::Ordering::SeqCst) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} of {n} attempts ended",
+                self.0.load(std::sync::atomic::Ordering::SeqCst)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+}
+
+impl aws_smithy_runtime_api::client::retries::classifiers::ClassifyRetry for AttemptsEnded {
+    fn classify_retry(
+        &self,
+        _ctx: &aws_smithy_runtime_api::client::interceptors::context::InterceptorContext,
+    ) -> aws_smithy_runtime_api::client::retries::classifiers::RetryAction {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        aws_smithy_runtime_api::client::retries::classifiers::RetryAction::NoActionIndicated
+    }
+
+    fn name(&self) -> &'static str {
+        "AttemptsEnded"
+    }
+}
+
 /// What a failing `credential_process` prints on its standard error: the SDK's
 /// error quotes it whole.
 #[cfg(unix)]
