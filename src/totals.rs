@@ -59,7 +59,8 @@ pub const MAX_TAG_VALUES: usize = 10_000;
 
 #[derive(Default)]
 struct VariantState {
-    name: String,
+    /// Shared, so that a snapshot copies it under the lock without allocating.
+    name: Arc<str>,
     /// Whether a call to the variant has been recorded (snapshots list only those).
     recorded: bool,
     total_usd: Decimal,
@@ -472,7 +473,7 @@ impl TotalsInner {
         let index = *self.slots.entry_ref(endpoint).or_insert(next);
         if index == next {
             self.endpoints.push(EndpointTotals {
-                name: endpoint.to_owned(),
+                name: endpoint.into(),
                 ..EndpointTotals::default()
             });
         }
@@ -497,7 +498,8 @@ impl Default for TotalsInner {
 
 #[derive(Default)]
 struct EndpointTotals {
-    name: String,
+    /// Shared, so that a snapshot copies it under the lock without allocating.
+    name: Arc<str>,
     /// This process's calls and the fleet's, smoothed over the fleet's last flush
     /// intervals (`None` without a fleet): amortised gaps are this process's share.
     fleet_share: Option<(u64, u64)>,
@@ -882,11 +884,16 @@ pub(crate) struct Totals {
     inner: Arc<Mutex<TotalsInner>>,
 }
 
+// Counts, not the snapshot: a meter in a log line (`?meter`) does not list, nor
+// hold every call for, every endpoint a long-lived process has called.
 impl fmt::Debug for Totals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.lock();
         f.debug_struct("Totals")
-            .field("snapshot", &self.snapshot())
-            .finish()
+            .field("calls", &inner.calls)
+            .field("client_usd", &inner.client_usd)
+            .field("slots", &inner.endpoints.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -1072,7 +1079,7 @@ impl Totals {
         let mut stood = Vec::new();
         for state in &mut inner.endpoints[index].variants {
             if let Some(rate) = &state.standing {
-                stood.push((state.name.clone(), rate.capacity_from.clone()));
+                stood.push((state.name.to_string(), rate.capacity_from.clone()));
                 let none = StandingRate {
                     usd_per_hour_all_instances: Decimal::ZERO,
                     instances: 0,
@@ -1123,7 +1130,7 @@ impl Totals {
             _ => {
                 let index = inner.endpoints.len();
                 inner.endpoints.push(EndpointTotals {
-                    name: clock.to_owned(),
+                    name: clock.into(),
                     ..EndpointTotals::default()
                 });
                 inner.slots.insert(clock.to_owned(), index);
@@ -1167,7 +1174,7 @@ impl Totals {
                     0 => u64::from(clock.in_flight) * 1000,
                     span => u64::try_from(load * 1000 / span).unwrap_or(u64::MAX),
                 };
-                (endpoint.name.clone(), milli)
+                (endpoint.name.to_string(), milli)
             })
             .collect()
     }
@@ -1234,11 +1241,11 @@ impl Totals {
     pub(crate) fn variant_slot(&self, endpoint: EndpointSlot, variant: &str) -> VariantSlot {
         let mut inner = self.lock();
         let variants = &mut inner.endpoints[endpoint.0].variants;
-        let index = match variants.iter().position(|v| v.name == variant) {
+        let index = match variants.iter().position(|v| &*v.name == variant) {
             Some(index) => index,
             None => {
                 variants.push(VariantState {
-                    name: variant.to_owned(),
+                    name: variant.into(),
                     ..VariantState::default()
                 });
                 variants.len() - 1
@@ -1410,42 +1417,59 @@ impl Totals {
 
     /// The running sums now.
     pub(crate) fn snapshot(&self) -> TotalsSnapshot {
-        let inner = self.lock();
-        TotalsSnapshot {
-            calls: inner.calls,
-            client_usd: inner.client_usd,
-            by_endpoint: inner
+        // Copied under the lock every call takes (names are shared, not copied),
+        // keyed and formatted after it: a process that has called thousands of
+        // endpoints holds its calls for a copy, not for building maps.
+        let (calls, client_usd, endpoints, variants, by_tag) = {
+            let inner = self.lock();
+            let endpoints: Vec<(Arc<str>, Decimal)> = inner
                 .endpoints
                 .iter()
-                .filter(|e| !e.name.contains(COMPONENT_SEPARATOR))
                 .filter_map(|e| Some((e.name.clone(), e.usd?)))
-                .collect(),
-            by_component: inner
-                .endpoints
-                .iter()
-                .filter_map(|e| {
-                    let (endpoint, component) = e.name.split_once(COMPONENT_SEPARATOR)?;
-                    Some((format!("{endpoint}/{component}"), e.usd?))
-                })
-                .collect(),
-            by_variant: inner
+                .collect();
+            let variants: Vec<(Arc<str>, Arc<str>, Decimal)> = inner
                 .endpoints
                 .iter()
                 .flat_map(|e| {
                     e.variants
                         .iter()
                         .filter(|v| v.recorded)
-                        .map(move |v| (format!("{}/{}", e.name, v.name), v.total_usd))
+                        .map(|v| (e.name.clone(), v.name.clone(), v.total_usd))
                 })
-                .collect(),
-            by_tag: inner
+                .collect();
+            let by_tag: HashMap<String, HashMap<String, Decimal>> = inner
                 .tags
                 .iter()
                 .map(|(key, values)| {
                     let values = values.iter().map(|(v, usd)| (v.clone(), *usd)).collect();
                     (key.clone(), values)
                 })
-                .collect(),
+                .collect();
+            (inner.calls, inner.client_usd, endpoints, variants, by_tag)
+        };
+        let mut by_endpoint = HashMap::new();
+        let mut by_component = HashMap::new();
+        for (name, usd) in endpoints {
+            match name.split_once(COMPONENT_SEPARATOR) {
+                Some((endpoint, component)) => {
+                    by_component.insert(format!("{endpoint}/{component}"), usd);
+                }
+                None => {
+                    by_endpoint.insert(name.to_string(), usd);
+                }
+            }
+        }
+        let by_variant = variants
+            .into_iter()
+            .map(|(endpoint, variant, usd)| (format!("{endpoint}/{variant}"), usd))
+            .collect();
+        TotalsSnapshot {
+            calls,
+            client_usd,
+            by_endpoint,
+            by_variant,
+            by_component,
+            by_tag,
         }
     }
 
@@ -1968,6 +1992,31 @@ mod tests {
         let all: Decimal = requests.values().sum();
         assert_eq!(all, Decimal::from(MAX_TAG_VALUES as u64 + 3) * cent);
         assert_eq!((by_tag["a=b"]["c"], by_tag["a"]["b=c"]), (cent, cent));
+    }
+
+    #[test]
+    fn a_totals_debug_counts_its_endpoints_and_lists_none() {
+        let totals = Totals::default();
+        for name in ["tenant-a-endpoint", "tenant-b-endpoint"] {
+            let endpoint = totals.endpoint_slot(name);
+            let variant = totals.variant_slot(endpoint, "AllTraffic");
+            totals.record(
+                &BTreeMap::new(),
+                endpoint,
+                Some(variant),
+                Decimal::new(25, 6),
+                None,
+                None,
+                None,
+                true,
+            );
+        }
+        let shown = format!("{totals:?}");
+        assert!(!shown.contains("tenant-"), "{shown}");
+        // Two calls of 0.000025 USD each.
+        assert!(shown.contains("calls: 2"), "{shown}");
+        assert!(shown.contains("client_usd: 0.000050"), "{shown}");
+        assert!(shown.contains("slots: 2"), "{shown}");
     }
 
     #[test]
