@@ -142,6 +142,12 @@ pub(crate) fn count_refusal(err: &crate::Error) {
 ///
 /// Each distinct label set builds its metric keys once; later calls with the same
 /// labels reuse them, so emitting allocates nothing.
+///
+/// An exporter's idle timeout (`PrometheusBuilder::idle_timeout`, to age out the
+/// series of endpoints no longer called) must be at least 1 s: a handle not updated
+/// for 0.5 s is registered again before its next update, so that a series the
+/// exporter removed comes back (from zero) rather than being updated where nothing
+/// reads it.
 #[derive(Debug, Default)]
 pub struct CostMetrics {
     tag_keys: Vec<String>,
@@ -383,47 +389,52 @@ impl CostMetrics {
         let handles = &mut set.handles;
         metrics::with_recorder(|recorder| {
             handles.register_with(recorder);
+            // One clock read for every handle of the call.
+            let now = now_ms();
             // An async invocation is one invocation with two receipts.
             if !cost.is_async_settlement() {
                 handles
                     .invocations
-                    .get(recorder, &keys.invocations)
+                    .get(recorder, &keys.invocations, now)
                     .increment(1);
             }
             match usage.outcome {
                 Outcome::Ok => {}
-                Outcome::Error => handles.errors.get(recorder, &keys.errors).increment(1),
+                Outcome::Error => handles.errors.get(recorder, &keys.errors, now).increment(1),
                 Outcome::Cancelled => handles
                     .cancelled
-                    .get(recorder, &keys.cancelled)
+                    .get(recorder, &keys.cancelled, now)
                     .increment(1),
             }
             if !cost.is_fully_priced() {
-                handles.unpriced.get(recorder, &keys.unpriced).increment(1);
+                handles
+                    .unpriced
+                    .get(recorder, &keys.unpriced, now)
+                    .increment(1);
             }
             handles
                 .cost_micro_usd
-                .get(recorder, &keys.cost_micro_usd)
+                .get(recorder, &keys.cost_micro_usd, now)
                 .increment(micro_usd);
             if let Some(tokens) = usage.input_tokens {
                 handles
                     .input_tokens
-                    .get(recorder, &keys.input_tokens)
+                    .get(recorder, &keys.input_tokens, now)
                     .increment(tokens);
             }
             if let Some(tokens) = usage.output_tokens {
                 handles
                     .output_tokens
-                    .get(recorder, &keys.output_tokens)
+                    .get(recorder, &keys.output_tokens, now)
                     .increment(tokens);
             }
             handles
                 .cost_usd
-                .get(recorder, &keys.cost_usd)
+                .get(recorder, &keys.cost_usd, now)
                 .record(pico_usd(cost.cost_usd).map_or(0.0, |pico| pico as f64 / 1e12));
             handles
                 .latency_seconds
-                .get(recorder, &keys.latency_seconds)
+                .get(recorder, &keys.latency_seconds, now)
                 .record(usage.latency.as_secs_f64());
         });
     }
@@ -438,6 +449,17 @@ impl CostSink for CostMetrics {
 /// The recorder's handles of one label set, each registered on first use and then
 /// reused, as the `metrics` facade recommends on hot paths: a recorder's
 /// `register_*` looks the key up in its registry on every call.
+///
+/// A handle not updated for more than [`REGISTER_AGAIN_AFTER_MS`] is registered
+/// again before its next update. A recorder may have dropped its metric meanwhile:
+/// the Prometheus exporter's `idle_timeout` removes a metric whose value did not
+/// change for the timeout, and an update to a handle kept from before would then
+/// reach nothing, for good. The exporter removes a metric only after seeing no
+/// change for the whole timeout, so with a timeout of at least 1 s (twice the
+/// bound) a handle updated within the bound is still registered, and one idle for
+/// longer comes back in the registry (from zero, as the facade's own macros bring
+/// it back). Each handle keeps its own time: a busy endpoint's rarely used
+/// counters (errors, cancellations) idle on their own.
 #[derive(Default)]
 struct Handles {
     /// Address of the recorder they were registered with: when another one is
@@ -482,12 +504,31 @@ impl fmt::Debug for Handles {
     }
 }
 
-/// One metric's handle, registered when first needed.
-struct Handle<T>(Option<T>);
+/// A handle not updated for longer than this (in milliseconds) is registered again
+/// before its next update (see [`Handles`]): half the shortest idle timeout the
+/// docs ask of an exporter (1 s).
+const REGISTER_AGAIN_AFTER_MS: u64 = 500;
+
+/// Milliseconds since the first call (a monotonic clock: one read).
+fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let elapsed = START.get_or_init(std::time::Instant::now).elapsed();
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One metric's handle, registered when first needed, and when it was last
+/// updated ([`now_ms`]).
+struct Handle<T> {
+    handle: Option<T>,
+    updated_ms: u64,
+}
 
 impl<T> Default for Handle<T> {
     fn default() -> Self {
-        Handle(None)
+        Handle {
+            handle: None,
+            updated_ms: 0,
+        }
     }
 }
 
@@ -509,8 +550,15 @@ impl Register for Histogram {
 }
 
 impl<T: Register> Handle<T> {
-    fn get(&mut self, recorder: &dyn Recorder, key: &Key) -> &T {
-        self.0.get_or_insert_with(|| register(recorder, key))
+    /// The handle to update at `now_ms`: registered again when it was not updated
+    /// for more than [`REGISTER_AGAIN_AFTER_MS`], as the recorder may have dropped
+    /// its metric meanwhile.
+    fn get(&mut self, recorder: &dyn Recorder, key: &Key, now_ms: u64) -> &T {
+        if now_ms.saturating_sub(self.updated_ms) > REGISTER_AGAIN_AFTER_MS {
+            self.handle = None;
+        }
+        self.updated_ms = now_ms;
+        self.handle.get_or_insert_with(|| register(recorder, key))
     }
 }
 

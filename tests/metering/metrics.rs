@@ -311,6 +311,81 @@ async fn a_recorder_installed_after_the_first_calls_counts_the_calls_after_it() 
     assert_eq!(invocations(&second), 1);
 }
 
+/// The value of the series of `name` whose labels include each of `labels`, in a
+/// Prometheus exposition; `None` when the exporter has no such series.
+fn rendered(text: &str, name: &str, labels: &[&str]) -> Option<u64> {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .find(|line| labels.iter().all(|l| line.contains(l)))
+        .map(|line| line.rsplit(' ').next().unwrap().parse().unwrap())
+}
+
+/// With the Prometheus exporter's `idle_timeout`, a series not updated for the
+/// timeout is removed at a render. Its next update must bring it back (from
+/// zero, as the exporter's own macros do), whether the whole endpoint was idle or
+/// only one rarely used counter of a busy endpoint (its errors).
+#[tokio::test]
+async fn a_series_the_exporter_removed_as_idle_comes_back_with_the_next_calls() {
+    use metrics_exporter_prometheus::PrometheusBuilder;
+    use std::time::Duration;
+    let idle = Duration::from_secs(1);
+    let recorder = PrometheusBuilder::new()
+        .idle_timeout(metrics_util::MetricKindMask::ALL, Some(idle))
+        .build_recorder();
+    let exporter = recorder.handle();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let fake = fake().await;
+    let client = client(&fake).await;
+    let rt = ["endpoint=\"rt\"", "team=\"search\""];
+    let errors = ["endpoint=\"rt\"", "team=\"search\"", "outcome=\"error\""];
+    let model_error = |on: bool| {
+        *fake.state.invoke_error.lock().unwrap() = on.then(|| (424, "ModelError".into()));
+    };
+
+    call(&client, "rt", None).await.unwrap();
+    model_error(true);
+    call(&client, "rt", None).await.unwrap_err();
+    model_error(false);
+    let text = exporter.render();
+    assert_eq!(rendered(&text, "sagemeter_invocations_total", &rt), Some(2));
+    assert_eq!(rendered(&text, "sagemeter_errors_total", &errors), Some(1));
+
+    // rt stays busy (a call every 300 ms) while its error counter idles: after
+    // more than the timeout the exporter removes the error series alone.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        call(&client, "rt", None).await.unwrap();
+        exporter.render();
+    }
+    let text = exporter.render();
+    assert_eq!(rendered(&text, "sagemeter_errors_total", &errors), None);
+    assert_eq!(
+        rendered(&text, "sagemeter_invocations_total", &rt),
+        Some(2 + 6)
+    );
+    // The next error is counted again: 1 (the series starts over).
+    model_error(true);
+    call(&client, "rt", None).await.unwrap_err();
+    model_error(false);
+    let text = exporter.render();
+    assert_eq!(rendered(&text, "sagemeter_errors_total", &errors), Some(1));
+    assert_eq!(
+        rendered(&text, "sagemeter_invocations_total", &rt),
+        Some(2 + 6 + 1)
+    );
+
+    // Now the whole endpoint idles past the timeout and is removed...
+    tokio::time::sleep(idle + Duration::from_millis(200)).await;
+    let text = exporter.render();
+    assert_eq!(rendered(&text, "sagemeter_invocations_total", &rt), None);
+    // ...and its next 3 calls are its series again: 3.
+    for _ in 0..3 {
+        call(&client, "rt", None).await.unwrap();
+    }
+    let text = exporter.render();
+    assert_eq!(rendered(&text, "sagemeter_invocations_total", &rt), Some(3));
+}
+
 #[tokio::test]
 async fn a_client_built_without_metrics_emits_none_and_still_prices_its_calls() {
     let recorder = DebuggingRecorder::new();
