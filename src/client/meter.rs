@@ -90,6 +90,9 @@ pub(crate) struct MeterInner {
     /// metrics (unless built [`without_metrics`](crate::ClientBuilder::without_metrics)),
     /// then the builder's sinks.
     pub sinks: Vec<Arc<dyn CostSink>>,
+    /// The metrics sink of `sinks`, when on: it is told whether the endpoint lists
+    /// a call's inference component.
+    pub metrics: Option<Arc<crate::sink::CostMetrics>>,
     pub time: SharedTimeSource,
     pub seq: AtomicU64,
     /// What was warned (or noted) about once already, by the hash of what it was
@@ -1550,7 +1553,7 @@ impl Meter {
         phase: Phase,
     ) -> Cost {
         let cost = self.bill_phase(call, prepared, phase);
-        self.record_in_sinks(&cost);
+        self.record_in_sinks(&cost, component_listed(prepared, &cost));
         cost
     }
 
@@ -1567,7 +1570,7 @@ impl Meter {
     ) -> Cost {
         let cost = self.bill_phase(call, prepared, phase);
         self.settle(reservation, &cost);
-        self.record_in_sinks(&cost);
+        self.record_in_sinks(&cost, component_listed(prepared, &cost));
         cost
     }
 
@@ -1576,12 +1579,15 @@ impl Meter {
     /// other sinks go on. While the thread is already unwinding (a receipt made
     /// in a `Drop` during a panic), a second panic would abort the process whatever
     /// catches it, so the sinks then run on a background task instead.
-    pub(crate) fn record_in_sinks(&self, cost: &Cost) {
+    ///
+    /// `component_listed`: whether the endpoint's profile lists the call's
+    /// inference component (the metrics label only those).
+    pub(crate) fn record_in_sinks(&self, cost: &Cost, component_listed: bool) {
         if std::thread::panicking() {
             let meter = self.clone();
             let receipt = cost.clone();
             let background = self.inner.background.clone();
-            if !background.spawn(async move { meter.record_in_sinks(&receipt) }) {
+            if !background.spawn(async move { meter.record_in_sinks(&receipt, component_listed) }) {
                 tracing::warn!(target: "sagemeter", endpoint = %cost.endpoint,
                     call_id = %cost.call_id,
                     "a receipt made while the thread was panicking could not reach the sinks: \
@@ -1590,8 +1596,14 @@ impl Meter {
             return;
         }
         for sink in &self.inner.sinks {
-            let recorded =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.record(cost)));
+            let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                match &self.inner.metrics {
+                    Some(metrics) if std::ptr::addr_eq(Arc::as_ptr(sink), Arc::as_ptr(metrics)) => {
+                        metrics.record_call(cost, component_listed);
+                    }
+                    _ => sink.record(cost),
+                }
+            }));
             if recorded.is_err() {
                 tracing::warn!(target: "sagemeter", sink = sink.name(),
                     endpoint = %cost.endpoint, call_id = %cost.call_id,
@@ -1970,6 +1982,15 @@ impl Meter {
             }
         }
     }
+}
+
+/// Whether the profile of `prepared` lists the inference component `cost` names
+/// (`false` when it names none, or the endpoint has no profile).
+fn component_listed(prepared: &Prepared, cost: &Cost) -> bool {
+    let (Ok(profile), Some(component)) = (&prepared.profile, &cost.inference_component) else {
+        return false;
+    };
+    profile.component(component).is_some()
 }
 
 /// The key of `what` in [`MeterInner::warned`]: its hash (a fixed-key hasher, so

@@ -804,9 +804,10 @@ impl ClientBuilder {
         // caller's sinks: one list, in that order.
         let mut sinks: Vec<Arc<dyn CostSink>> = Vec::with_capacity(self.sinks.len() + 2);
         sinks.push(Arc::new(CostLogSink));
-        if self.metrics {
+        let metrics = self.metrics.then(|| Arc::new(metrics));
+        if let Some(metrics) = &metrics {
             crate::sink::describe_metrics();
-            sinks.push(Arc::new(metrics));
+            sinks.push(metrics.clone());
         }
         sinks.extend(self.sinks);
         let time_from_sdk_config = self.time.is_none();
@@ -902,6 +903,7 @@ impl ClientBuilder {
                 #[cfg(feature = "fleet")]
                 fleet,
                 sinks,
+                metrics,
                 time,
                 seq: Default::default(),
                 warned: Default::default(),

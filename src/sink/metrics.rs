@@ -127,8 +127,11 @@ pub(crate) fn count_refusal(err: &crate::Error) {
 /// Base labels: `endpoint`, `region` (the client's, empty when unknown: two
 /// clients of one process, one per region, can call endpoints of the same name,
 /// two deployments), `variant` (empty when unknown), `inference_component`
-/// (only on calls that named one: components are declared on the endpoint, so
-/// their number is bounded), `price_source` (the least fresh source on the
+/// (only on calls that named one: its name when the endpoint's profile lists it,
+/// [`OTHER_TAG_VALUE`] when it does not, so that names a request makes up cannot
+/// make series; a receipt given to this sink by another way than the client's
+/// own, which cannot say, labels at most [`MAX_TAG_LABEL_VALUES`] components per
+/// endpoint), `price_source` (the least fresh source on the
 /// receipt, `unpriced` when nothing was priced), then one label per configured tag
 /// key ([`with_tag_labels`](Self::with_tag_labels)). A multi-model endpoint's
 /// target model is not a label: an endpoint can serve thousands; reports and the
@@ -189,6 +192,9 @@ fn intern(names: &mut HashSet<Arc<str>>, name: &str) -> Arc<str> {
 struct EndpointSets {
     /// The `endpoint` label's value, shared by the sets.
     endpoint: Option<Arc<str>>,
+    /// The inference components labelled, when not known to be listed (at most
+    /// MAX_TAG_LABEL_VALUES).
+    components: HashSet<String>,
     sets: Vec<LabelSet>,
     /// Indexes into `sets`, once there are more than [`SCANNED_SETS`].
     index: hashbrown::HashTable<usize>,
@@ -339,8 +345,12 @@ impl CostMetrics {
     }
 
     /// Emits the metrics of one receipt.
-    fn emit(&self, cost: &Cost) {
-        let values = Values {
+    ///
+    /// `component_listed`: whether the endpoint's profile lists the call's
+    /// inference component (the client's own calls), `None` when unknown (a receipt
+    /// given to this sink by another way).
+    fn emit(&self, cost: &Cost, component_listed: Option<bool>) {
+        let mut values = Values {
             region: cost.region.as_deref().unwrap_or_default(),
             variant: cost.variant.as_deref().unwrap_or_default(),
             component: cost.inference_component.as_deref(),
@@ -350,6 +360,18 @@ impl CostMetrics {
 
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *state;
+        // The component is named by the request: a label only when the profile
+        // lists it (or, unknown, while the endpoint has room for it).
+        values.component = match (values.component, component_listed) {
+            (None, _) | (Some(_), Some(true)) => values.component,
+            (Some(_), Some(false)) => Some(OTHER_TAG_VALUE),
+            (Some(component), None) => Some(tag_label_value(
+                &mut crate::util::entry_by_str(&mut state.label_sets, &cost.endpoint).components,
+                "inference_component",
+                Some(component),
+                &cost.endpoint,
+            )),
+        };
         // The tag label values of this call, bounded per key (no allocation
         // without tag labels).
         let mut tag_values = Vec::with_capacity(self.tag_keys.len());
@@ -441,9 +463,23 @@ impl CostMetrics {
     }
 }
 
+impl CostMetrics {
+    /// Emits the metrics of a receipt of the client's own calls, saying whether the
+    /// endpoint's profile lists the call's inference component: a component it does
+    /// not list is labelled [`OTHER_TAG_VALUE`], so that names a request makes up
+    /// cannot make series.
+    pub(crate) fn record_call(&self, cost: &Cost, component_listed: bool) {
+        self.emit(cost, Some(component_listed));
+    }
+}
+
 impl CostSink for CostMetrics {
+    /// A receipt given to this sink by another way than the client's own: whether
+    /// its endpoint lists its inference component is not known, so each endpoint
+    /// labels at most [`MAX_TAG_LABEL_VALUES`] components, the rest
+    /// [`OTHER_TAG_VALUE`].
     fn record(&self, cost: &Cost) {
-        self.emit(cost);
+        self.emit(cost, None);
     }
 }
 
@@ -589,8 +625,8 @@ fn tag_label_value<'a>(
         return value;
     }
     if seen.insert(OTHER_TAG_VALUE.to_owned()) {
-        tracing::warn!(target: "sagemeter", tag = key, limit = MAX_TAG_LABEL_VALUES,
-            endpoint, "metric tag label has too many distinct values: further values \
+        tracing::warn!(target: "sagemeter", label = key, limit = MAX_TAG_LABEL_VALUES,
+            endpoint, "metric label has too many distinct values: further values \
             are labelled `_other` (receipts and ledgers keep the real value)");
     }
     OTHER_TAG_VALUE
@@ -923,6 +959,68 @@ mod tests {
         assert_eq!(set.values().variant, "AllTraffic");
         // Room for the one set, not for four.
         assert_eq!(state.label_sets["tenant-7"].sets.capacity(), 1);
+    }
+
+    /// A receipt handed to the sink by another way than the client's own (which
+    /// says whether the endpoint lists the component): each endpoint labels at most
+    /// MAX_TAG_LABEL_VALUES components, the rest `_other`.
+    #[test]
+    fn components_not_known_to_be_listed_are_bounded_per_endpoint() {
+        use crate::usage::{Operation, Usage};
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let sink = CostMetrics::new();
+        let receipt = |component: String| Cost {
+            call_id: "req-1".into(),
+            at: chrono::DateTime::<chrono::Utc>::from(std::time::UNIX_EPOCH),
+            endpoint: "shared".into(),
+            variant: Some("AllTraffic".into()),
+            inference_component: Some(component),
+            target_model: None,
+            billing: None,
+            allocation: crate::billing::Allocation::default(),
+            usage: Usage::new(
+                Operation::InvokeEndpoint,
+                std::time::Duration::from_millis(40),
+            )
+            .with_outcome(Outcome::Ok),
+            lines: Vec::new(),
+            cost_usd: Decimal::ZERO,
+            currency: "USD".into(),
+            region: Some("us-east-1".into()),
+            running_client_usd: Decimal::ZERO,
+            running_endpoint_usd: Decimal::ZERO,
+            running_fleet_usd: None,
+            accrual: None,
+            tags: Default::default(),
+            notes: Vec::new(),
+            settled_before: None,
+        };
+        metrics::with_local_recorder(&recorder, || {
+            // 100 made-up names, then 50 more past the bound.
+            for i in 0..MAX_TAG_LABEL_VALUES + 50 {
+                sink.record(&receipt(format!("made-up-{i}")));
+            }
+        });
+        let mut per_component = std::collections::BTreeMap::new();
+        for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+            if key.key().name() != "sagemeter_invocations_total" {
+                continue;
+            }
+            let metrics_util::debugging::DebugValue::Counter(n) = value else {
+                panic!("a counter")
+            };
+            let component = key
+                .key()
+                .labels()
+                .find(|l| l.key() == "inference_component")
+                .map(|l| l.value().to_owned())
+                .unwrap();
+            per_component.insert(component, n);
+        }
+        // 100 series of their own (one call each), and one `_other` of the 50 past them.
+        assert_eq!(per_component.len(), MAX_TAG_LABEL_VALUES + 1);
+        assert_eq!(per_component["made-up-0"], 1);
+        assert_eq!(per_component[OTHER_TAG_VALUE], 50);
     }
 
     /// Past the few a scan finds, label sets are found through their index: each

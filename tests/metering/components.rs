@@ -604,7 +604,8 @@ async fn a_multi_model_endpoint_shares_its_instance_among_the_target_models() {
 }
 
 #[tokio::test]
-async fn metrics_label_a_call_with_its_component_and_never_with_its_target_model() {
+async fn metrics_label_a_call_with_a_component_its_endpoint_lists_and_never_with_its_target_model()
+{
     use metrics_util::debugging::DebuggingRecorder;
     let recorder = DebuggingRecorder::new();
     let _guard = metrics::set_default_local_recorder(&recorder);
@@ -621,6 +622,11 @@ async fn metrics_label_a_call_with_its_component_and_never_with_its_target_model
     call(&client, Some("small"), None).await;
     call(&client, Some("small"), None).await;
     call(&client, None, Some("model-a.tar.gz")).await;
+    // Names the endpoint does not list (the request's own, answered all the same):
+    // one `_other` series for all three, none of their own.
+    for made_up in ["nope-1", "nope-2", "nope-3"] {
+        call(&client, Some(made_up), None).await;
+    }
 
     let invocations = crate::support::counter_values(&recorder, "sagemeter_invocations_total");
     // Calls per label set, the price source (live, then cache) left out.
@@ -649,6 +655,23 @@ async fn metrics_label_a_call_with_its_component_and_never_with_its_target_model
             ("inference_component", "small"),
         ]),
         2,
+        "{invocations:#?}"
+    );
+    assert_eq!(
+        count(&[
+            ("endpoint", "shared"),
+            ("region", "us-east-1"),
+            ("variant", "AllTraffic"),
+            ("inference_component", "_other"),
+        ]),
+        3,
+        "{invocations:#?}"
+    );
+    assert!(
+        !invocations
+            .iter()
+            .flat_map(|(labels, _)| labels)
+            .any(|(_, value)| value.starts_with("nope")),
         "{invocations:#?}"
     );
     // The target model is no label.
