@@ -280,6 +280,24 @@ impl VariantState {
         self.standing = Some(rate);
     }
 
+    /// Nothing stands from `now` on: the standing rate is replaced by a zero one
+    /// (no instances, no storage), so that the time until capacity stands again
+    /// is not charged at the old rate. Returns where the replaced rate came from,
+    /// when one stood.
+    fn stand_at_nothing(&mut self, now: SystemTime, mono: Option<Instant>) -> Option<RateFrom> {
+        let rate = self.standing.as_ref()?;
+        let from = rate.capacity_from.clone();
+        let none = StandingRate {
+            usd_per_hour_all_instances: Decimal::ZERO,
+            instances: 0,
+            storage_usd_per_month: rate.storage_usd_per_month.map(|_| Decimal::ZERO),
+            unreserved_fraction: None,
+            ..rate.clone()
+        };
+        self.replace_standing(none, now, mono);
+        Some(from)
+    }
+
     /// Accrues from the last accrual to `now` (the monotonic clock then: `mono`)
     /// at `rate`; a wall clock that stepped forward since is not charged for
     /// its step.
@@ -1078,19 +1096,21 @@ impl Totals {
         };
         let mut stood = Vec::new();
         for state in &mut inner.endpoints[index].variants {
-            if let Some(rate) = &state.standing {
-                stood.push((state.name.to_string(), rate.capacity_from.clone()));
-                let none = StandingRate {
-                    usd_per_hour_all_instances: Decimal::ZERO,
-                    instances: 0,
-                    storage_usd_per_month: rate.storage_usd_per_month.map(|_| Decimal::ZERO),
-                    unreserved_fraction: None,
-                    ..rate.clone()
-                };
-                state.replace_standing(none, now, mono);
+            if let Some(from) = state.stand_at_nothing(now, mono) {
+                stood.push((state.name.to_string(), from));
             }
         }
         stood
+    }
+
+    /// Nothing of `variant` stands from `now` on (a serverless variant without
+    /// provisioned concurrency, as its latest profile says): its standing capacity
+    /// costs nothing from then on, what accrued until now is at the rate in force
+    /// before. Returns where the replaced rate came from, when one stood.
+    pub(crate) fn nothing_stands(&self, variant: VariantSlot, now: SystemTime) -> Option<RateFrom> {
+        let mut inner = self.lock();
+        let mono = inner.mono_now();
+        inner.endpoints[variant.endpoint().0].variants[variant.variant].stand_at_nothing(now, mono)
     }
 
     /// How many instances serve `endpoint` from `now` on (its profile was found or

@@ -18,5 +18,6 @@ mod metering {
     mod metrics;
     mod privacy;
     mod regions;
+    mod scale_to_zero;
     mod streaming;
 }

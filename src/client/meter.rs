@@ -215,19 +215,48 @@ pub(crate) struct StandingRates {
     pub storage: Option<RateResult>,
 }
 
+/// What a variant's standing capacity costs from a refresh of its profile on.
+#[derive(Debug)]
+pub(crate) enum Standing {
+    /// It stands at this rate.
+    Stands(StandingRate),
+    /// Nothing of it stands (a serverless variant without provisioned
+    /// concurrency, and nothing billed alongside): it costs nothing from then on.
+    Nothing,
+    /// Its rate is not known: the last known rate stays in force.
+    Unknown,
+}
+
 impl VariantRates {
-    /// What the variant's standing capacity costs, for the accrual (`None` while
-    /// its rate is unknown).
-    fn standing(&self) -> Option<StandingRate> {
-        Some(StandingRate {
-            usd_per_hour_all_instances: self.standing_usd_per_hour?,
-            instances: self.standing_instances,
-            capacity_from: self.standing_from.clone()?,
-            storage_usd_per_month: self.storage_usd_per_month,
-            storage_from: self.storage_from.clone(),
-            unreserved_fraction: self.unreserved_fraction,
-            parts: self.standing_parts.clone(),
-        })
+    /// What the variant's standing capacity costs, for the accrual: at a rate,
+    /// nothing (nothing of it stands), or unknown (its rate is not known).
+    fn standing(&self) -> Standing {
+        match (self.standing_usd_per_hour, &self.standing_from) {
+            (Some(usd_per_hour), Some(from)) => Standing::Stands(StandingRate {
+                usd_per_hour_all_instances: usd_per_hour,
+                instances: self.standing_instances,
+                capacity_from: from.clone(),
+                storage_usd_per_month: self.storage_usd_per_month,
+                storage_from: self.storage_from.clone(),
+                unreserved_fraction: self.unreserved_fraction,
+                parts: self.standing_parts.clone(),
+            }),
+            // No rate at all, not an unknown one: serverless without provisioned
+            // concurrency has no standing charge (a shadow or pending variant whose
+            // rate is unknown is left out with a WARN, as beside a known rate).
+            (None, _)
+                if matches!(
+                    self.billing,
+                    VariantBilling::Serverless {
+                        provisioned_concurrency: None,
+                        ..
+                    }
+                ) =>
+            {
+                Standing::Nothing
+            }
+            _ => Standing::Unknown,
+        }
     }
 
     fn new(
@@ -1416,23 +1445,36 @@ impl Meter {
             .as_ref()
             .and_then(|_| self.inner.discovery.described_at(&profile.endpoint));
         for (profiled, variant) in profile.variants.iter().zip(rates) {
-            if let Some(standing) = variant.standing() {
-                // The fleet's accrual prices each stretch of the day at its rate.
-                #[cfg(feature = "fleet")]
-                if let Some(fleet) = &self.inner.fleet {
-                    fleet.set_standing(
-                        &profile.endpoint,
-                        &profiled.name,
-                        standing.usd_per_hour_all_instances,
-                        standing.capacity_from.clone(),
-                        now,
-                        described,
-                    );
+            // The rate from now on, and where it came from; a rate not known
+            // leaves the last known one in force.
+            let (usd_per_hour, from) = match variant.standing() {
+                Standing::Stands(standing) => {
+                    let usd_per_hour = standing.usd_per_hour_all_instances;
+                    let from = standing.capacity_from.clone();
+                    clocks.set_standing(variant.totals, standing, now);
+                    (usd_per_hour, from)
                 }
-                #[cfg(not(feature = "fleet"))]
-                let _ = profiled;
-                clocks.set_standing(variant.totals, standing, now);
+                // Not the old rate over the time until capacity stands again.
+                Standing::Nothing => match clocks.nothing_stands(variant.totals, now) {
+                    Some(from) => (Decimal::ZERO, from),
+                    None => continue,
+                },
+                Standing::Unknown => continue,
+            };
+            // The fleet's accrual prices each stretch of the day at its rate.
+            #[cfg(feature = "fleet")]
+            if let Some(fleet) = &self.inner.fleet {
+                fleet.set_standing(
+                    &profile.endpoint,
+                    &profiled.name,
+                    usd_per_hour,
+                    from,
+                    now,
+                    described,
+                );
             }
+            #[cfg(not(feature = "fleet"))]
+            let _ = (profiled, usd_per_hour, from);
         }
         clocks.set_instances(totals, profile.instance_count(), now);
         let only_variant = profile.variants.len() == 1;
@@ -1676,7 +1718,7 @@ impl Meter {
                     Some((v, note)) => {
                         notes.extend(note.map(std::borrow::Cow::into_owned));
                         let rates = prepared.rates_of(v);
-                        if let Some(standing) = rates.standing()
+                        if let Standing::Stands(standing) = rates.standing()
                             && bill_compute
                         {
                             // A settlement's instances stood for its processing at

@@ -2789,3 +2789,59 @@ async fn the_fleets_accrual_has_nothing_for_the_hours_an_endpoint_was_deleted() 
     assert_eq!(accrual.accrued_usd, dec("0.23"), "{accrual:?}");
     client.meter().shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleets_accrual_has_nothing_for_the_hours_a_variant_was_serverless() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use sagemeter::endpoint::VariantBilling;
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name("serverless-between");
+    create_table(&conf, &table).await.unwrap();
+    let fake = scaled_fake().await;
+    let time = ManualTimeSource::new(midnight().into());
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let client = discovered_m5(&fake.sdk_config().await, time.clone(), &table, &ddb)
+        .discovery_refresh(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let hour = Duration::from_secs(3600);
+    // 00:00: the first call (1 × ml.m5.xlarge at $0.23/h).
+    call_endpoint(&client, "scaled").await;
+    flushed(&client).await;
+    // 01:00: the endpoint updated to a serverless config without provisioned
+    // concurrency; the refresh loop sees it: nothing stands from then on.
+    fake.add_endpoint("scaled", vec![FakeVariant::serverless("AllTraffic", 2048)]);
+    time.advance(hour);
+    let mut serverless = false;
+    for _ in 0..500 {
+        serverless = client
+            .meter()
+            .endpoint_profile("scaled")
+            .await
+            .is_ok_and(|profile| {
+                matches!(
+                    profile.variants[0].billing,
+                    VariantBilling::Serverless { .. }
+                )
+            });
+        if serverless && client.meter().background_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(serverless, "the refresh did not see the serverless config");
+    flushed(&client).await;
+    // 10:00: back on one instance; the refresh sees it, then a call.
+    time.advance(9 * hour);
+    fake.add_endpoint(
+        "scaled",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    assert!(sees_instances(&client, "scaled", 1).await);
+    let cost = call_endpoint(&client, "scaled").await;
+    // AWS billed 1 × $0.23 for 00:00-01:00, no instance until 10:00: $0.23, not
+    // 10 h × $0.23 = $2.30.
+    let accrual = cost.accrual.expect("an instance variant accrues");
+    assert_eq!(accrual.accrued_usd, dec("1") * dec("0.23"), "{accrual:?}");
+    client.meter().shutdown().await.unwrap();
+}

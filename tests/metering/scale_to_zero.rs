@@ -1,0 +1,253 @@
+//! Endpoints whose standing capacity goes away and comes back while a process
+//! runs (provisioned concurrency removed, an instance variant moved to
+//! serverless), and calls answered while the profile shows no instance.
+//!
+//! Every expected figure is worked by hand from the rates stated here: AWS's
+//! us-east-1 prices, ml.g5.xlarge $1.408 per instance-hour; serverless 2 GB
+//! $0.00004 per second on demand; provisioned concurrency (2 GB) $0.00001 per
+//! second provisioned, $0.0000233 per second of inference.
+
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+use aws_sdk_sagemakerruntime::primitives::Blob;
+use aws_smithy_async::test_util::ManualTimeSource;
+use aws_smithy_async::time::SharedTimeSource;
+use rust_decimal::Decimal;
+use sagemeter::billing::{LineItem, LinePrice};
+use sagemeter::pricing::{
+    BoxFuture, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
+};
+use sagemeter::{Client, Cost};
+use std::collections::HashMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+const REGION: &str = "us-east-1";
+
+/// Fixed live rates, every one at hand at once.
+#[derive(Debug)]
+struct Prices(HashMap<PriceKey, Decimal>);
+
+impl Prices {
+    fn us_east_1() -> Self {
+        let region = || REGION.to_owned();
+        Prices(HashMap::from([
+            (PriceKey::hosting(REGION, "ml.g5.xlarge"), dec("1.408")),
+            (PriceKey::DataIn { region: region() }, dec("0.016")),
+            (PriceKey::DataOut { region: region() }, dec("0.016")),
+            (PriceKey::serverless(REGION, 2), dec("0.00004")),
+            (
+                PriceKey::ProvisionedConcurrency {
+                    region: region(),
+                    memory_gb: 2,
+                },
+                dec("0.00001"),
+            ),
+            (
+                PriceKey::ProvisionedConcurrencyUsage {
+                    region: region(),
+                    memory_gb: 2,
+                },
+                dec("0.0000233"),
+            ),
+        ]))
+    }
+
+    fn rate(&self, key: &PriceKey) -> Result<Rate, PriceError> {
+        self.0
+            .get(key)
+            .map(|usd| Rate::new(key.clone(), *usd, Provenance::new(PriceOrigin::Live)))
+            .ok_or(PriceError::NotFound { key: key.clone() })
+    }
+}
+
+impl PriceSource for Prices {
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+        Box::pin(async move { self.rate(key) })
+    }
+    fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
+        Some(self.rate(key))
+    }
+}
+
+fn manual_clock() -> (ManualTimeSource, SharedTimeSource) {
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let shared = SharedTimeSource::new(time.clone());
+    (time, shared)
+}
+
+async fn call(client: &Client, endpoint: &str) -> Cost {
+    client
+        .invoke_endpoint()
+        .endpoint_name(endpoint)
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .expect("the call succeeds")
+        .into_parts()
+        .1
+}
+
+/// A call the fake holds while the manual clock moves `held` on.
+async fn held_call(
+    fake: &FakeSageMaker,
+    client: &Client,
+    time: &ManualTimeSource,
+    endpoint: &str,
+    held: Duration,
+) -> Cost {
+    let before = fake.invocations();
+    fake.hold();
+    let running = tokio::spawn({
+        let client = client.clone();
+        let endpoint = endpoint.to_owned();
+        async move { call(&client, &endpoint).await }
+    });
+    fake.wait_for_invocations(before + 1).await;
+    time.advance(held);
+    fake.release();
+    running.await.unwrap()
+}
+
+/// Waits until the fake has been described `n` times and the refresh it started
+/// has been applied.
+async fn refreshed(fake: &FakeSageMaker, client: &Client, n: u64) -> bool {
+    for _ in 0..500 {
+        if fake.describe_calls() >= n && client.meter().background_tasks() == 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// Deploys `variants` as endpoint `name`, once no refresh the calls started is
+/// in flight (one that lands after the clock moves on would count as fresh).
+async fn redeploy(fake: &FakeSageMaker, client: &Client, name: &str, variants: Vec<FakeVariant>) {
+    assert!(
+        refreshed(fake, client, 0).await,
+        "a refresh still in flight"
+    );
+    fake.add_endpoint(name, variants);
+}
+
+/// Moves the clock `by` on and waits for the refresh that sees the endpoint as
+/// the fake now describes it.
+async fn advance_and_refresh(
+    fake: &FakeSageMaker,
+    client: &Client,
+    time: &ManualTimeSource,
+    by: Duration,
+) {
+    let n = fake.describe_calls();
+    time.advance(by);
+    assert!(refreshed(fake, client, n + 1).await, "no refresh");
+}
+
+async fn refreshing_client(fake: &FakeSageMaker, time: SharedTimeSource) -> Client {
+    Client::builder(&fake.sdk_config().await)
+        .price_source(Prices::us_east_1())
+        .discovery_refresh(Duration::from_millis(100))
+        .time_source(time)
+        .build()
+        .unwrap()
+}
+
+fn serverless_2gb(provisioned: Option<u32>) -> Vec<FakeVariant> {
+    let mut variant = FakeVariant::serverless("AllTraffic", 2048);
+    variant.provisioned_concurrency = provisioned;
+    vec![variant]
+}
+
+fn compute(cost: &Cost) -> &sagemeter::billing::CostLine {
+    cost.lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .expect("a compute line")
+}
+
+/// Provisioned concurrency 2 at t = 0; the endpoint updated to a config without
+/// it, seen at t = 60 s; put back, seen at t = 36,061 s; a call at t = 36,120 s.
+/// AWS bills the standing charge only while concurrency is provisioned: the 10 h
+/// between cost nothing standing.
+#[tokio::test]
+async fn provisioned_concurrency_removed_then_restored_accrues_nothing_between() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint("pc", serverless_2gb(Some(2)));
+    let (time, shared) = manual_clock();
+    let client = refreshing_client(&fake, shared).await;
+    // t = 0: a call on the provisioned concurrency (billed by its own latency,
+    // which the fake makes a few milliseconds).
+    let first = call(&client, "pc").await;
+    let first_compute = compute(&first).cost_usd().expect("priced");
+
+    redeploy(&fake, &client, "pc", serverless_2gb(None)).await;
+    advance_and_refresh(&fake, &client, &time, Duration::from_secs(60)).await; // t = 60 s
+
+    // t = 3,660 s: served on demand; nothing standing, so no accrual on its receipt.
+    time.advance(Duration::from_secs(3600));
+    let between = call(&client, "pc").await;
+    assert!(between.accrual.is_none(), "{:?}", between.accrual);
+    assert!(
+        matches!(compute(&between).price, LinePrice::Priced { usd_per_unit, .. } if usd_per_unit == dec("0.00004")),
+        "{:?}",
+        compute(&between)
+    );
+
+    redeploy(&fake, &client, "pc", serverless_2gb(Some(2))).await;
+    advance_and_refresh(&fake, &client, &time, Duration::from_secs(32_401)).await; // t = 36,061 s
+    time.advance(Duration::from_secs(59)); // t = 36,120 s
+    let last = call(&client, "pc").await;
+    let accrual = last.accrual.clone().expect("an accrual");
+    // By hand: PC 2 stood from 0 to 60 s and from 36,061 s to 36,120 s:
+    // (60 + 59) s × 2 × $0.00001/s = $0.00238 (the 10 h without PC cost nothing).
+    assert_eq!(accrual.accrued_usd, dec("119") * dec("2") * dec("0.00001"));
+    // Allocated: the two calls the provisioned concurrency served, not the one
+    // served on demand between; utilisation = allocated ÷ accrued, at most 1.
+    let last_compute = compute(&last).cost_usd().expect("priced");
+    assert_eq!(accrual.allocated_usd, first_compute + last_compute);
+    assert_eq!(
+        accrual.utilisation,
+        Some((accrual.allocated_usd / accrual.accrued_usd).round_dp(6))
+    );
+    assert!(accrual.utilisation <= Some(Decimal::ONE));
+}
+
+/// One ml.g5.xlarge at t = 0 (a call held 36 s); the endpoint updated to
+/// serverless without provisioned concurrency, seen at t = 60 s; back to one
+/// instance, seen at t = 36,061 s; a call at t = 36,120 s. The 10 h on serverless
+/// cost no instance.
+#[tokio::test]
+async fn instance_variant_moved_to_serverless_and_back_accrues_nothing_between() {
+    let fake = FakeSageMaker::start().await;
+    let one_instance = || vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)];
+    fake.add_endpoint("rt", one_instance());
+    let (time, shared) = manual_clock();
+    let client = refreshing_client(&fake, shared).await;
+    held_call(&fake, &client, &time, "rt", Duration::from_secs(36)).await;
+
+    redeploy(&fake, &client, "rt", serverless_2gb(None)).await;
+    advance_and_refresh(&fake, &client, &time, Duration::from_secs(24)).await; // t = 60 s
+
+    time.advance(Duration::from_secs(3600));
+    let between = call(&client, "rt").await;
+    assert!(between.accrual.is_none(), "{:?}", between.accrual);
+
+    redeploy(&fake, &client, "rt", one_instance()).await;
+    advance_and_refresh(&fake, &client, &time, Duration::from_secs(32_401)).await; // t = 36,061 s
+    time.advance(Duration::from_secs(59)); // t = 36,120 s
+    let last = call(&client, "rt").await;
+    let accrual = last.accrual.expect("an accrual");
+    // By hand: one instance from 0 to 60 s and from 36,061 s to 36,120 s:
+    // 119 s × $1.408/h ÷ 3600 = $0.046542222222… (12 places, half to even).
+    assert_eq!(
+        accrual.accrued_usd,
+        (dec("119") * dec("1.408") / dec("3600")).round_dp(12)
+    );
+    // The first call alone on the instance for 36 s: 0.01 h × $1.408 = $0.01408;
+    // 36 s of 119 s accrued: 0.302521 (6 places).
+    assert_eq!(accrual.allocated_usd, dec("0.01408"));
+    assert_eq!(accrual.utilisation, Some(dec("0.302521")));
+}
