@@ -298,6 +298,15 @@ pub struct ViewTotals {
     pub window_cost_usd: Decimal,
     /// Variants whose burn is unknown (not in the sums).
     pub unpriced: usize,
+    /// Variants whose burn is known and whose window cost is not (scaled to zero
+    /// now, after calls in the window): not in `window_cost_usd`, which is then
+    /// less than the window cost. Left out of JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub window_unpriced: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One listed endpoint.
@@ -337,6 +346,9 @@ struct Draft {
     /// over the calendar months the window falls in, as AWS bills GB-months (the
     /// burn's storage is an average 730-hour month's).
     standing: Option<(Decimal, Decimal)>,
+    /// Instance variants with a known rate: USD per instance-hour (what a call's
+    /// `ModelLatency` cost at the least, when no instance runs now).
+    instance_usd_per_hour: Option<Decimal>,
 }
 
 impl Account {
@@ -557,6 +569,7 @@ impl Account {
         let mut instance = None;
         let mut instance_from = None;
         let mut standing = None;
+        let mut instance_usd_per_hour = None;
         let burn = match &variant.billing {
             VariantBilling::Instance {
                 instance_type,
@@ -592,6 +605,7 @@ impl Account {
                     .map(|burn| {
                         instance = burn.resources;
                         instance_from = Some(burn.resources_from);
+                        instance_usd_per_hour = Some(burn.usd_per_instance_hour);
                         standing = burn.storage_usd_per_month.map(|m| (burn.instances, m));
                         burn.usd_per_hour
                     })
@@ -639,6 +653,7 @@ impl Account {
             shares_variant_metrics: false,
             new_fleet_serving: false,
             standing,
+            instance_usd_per_hour,
         }
     }
 
@@ -714,8 +729,42 @@ impl Account {
         else {
             return Vec::new();
         };
-        if hosted.is_empty() || *instance_count == 0 {
+        if hosted.is_empty() {
             return Vec::new();
+        }
+        if *instance_count == 0 {
+            // Scaled to zero: no share of no instance, and no burn; the rows stay,
+            // so that the components' calls in the window are shown.
+            return hosted
+                .iter()
+                .map(|component| {
+                    let mut row = variant_draft.row.clone();
+                    row.inference_component = Some(component.name.clone());
+                    row.copies = (!component.is_adapter()).then_some(component.copies);
+                    row.notes.clear();
+                    row.flags.retain(|f| *f == Flag::Unpriced);
+                    row.notes.push(match &component.base {
+                        Some(base) => format!(
+                            "an adapter of `{base}`: it runs on that component's copies and \
+                             reserves nothing of its own"
+                        ),
+                        None => "its variant has no instance now: it reserves nothing".into(),
+                    });
+                    Draft {
+                        row,
+                        created: variant_draft.created,
+                        modified: variant_draft.modified,
+                        per_use_usd_per_second: None,
+                        per_use_unpriced: None,
+                        instance: None,
+                        instance_from: None,
+                        shares_variant_metrics: false,
+                        new_fleet_serving: false,
+                        standing: variant_draft.standing,
+                        instance_usd_per_hour: None,
+                    }
+                })
+                .collect();
         }
         let resources = variant_draft.instance.clone();
         // The components that reserve the instances (adapters reserve nothing), each
@@ -803,6 +852,7 @@ impl Account {
                 shares_variant_metrics: false,
                 new_fleet_serving: false,
                 standing,
+                instance_usd_per_hour: None,
             });
         }
         let unreserved = unreserved_fraction(
@@ -863,6 +913,7 @@ impl Account {
         Ok(InstanceBurn {
             usd_per_hour: round_cost(instances + storage_per_hour),
             instances,
+            usd_per_instance_hour: hourly.usd_per_unit,
             storage_usd_per_month,
             resources_from: hourly.provenance.source,
             resources: hourly.instance,
@@ -970,6 +1021,7 @@ fn undescribed(listed: &Listed, err: &DiscoveryError) -> Draft {
         shares_variant_metrics: false,
         new_fleet_serving: false,
         standing: None,
+        instance_usd_per_hour: None,
     }
 }
 
@@ -1071,6 +1123,8 @@ struct InstanceBurn {
     usd_per_hour: Decimal,
     /// The instances' rate per hour.
     instances: Decimal,
+    /// One instance's rate per hour.
+    usd_per_instance_hour: Decimal,
     /// The ML storage per month, when the volume size and the rate are known.
     storage_usd_per_month: Option<Decimal>,
     resources: Option<InstanceResources>,
@@ -1167,7 +1221,34 @@ fn finish(
             ));
         }
     }
-    if let Some(burn) = row.usd_per_hour {
+    // No instance now (scaled to zero), yet calls in the window: they ran on
+    // instances since scaled in, for as long as the deployment now does not say.
+    // Not a window cost of $0, nor $0 per 1,000 calls.
+    let scaled_to_zero_in_use = matches!(row.kind, VariantKind::Instance)
+        && row.instance_count == Some(0)
+        && !row.deploying
+        && row.usd_per_hour.is_some()
+        && used.is_some_and(|u| u.invocations > 0 || u.model_latency_us.is_some_and(|us| us > 0.0));
+    if scaled_to_zero_in_use {
+        let calls = used.map_or(0, |u| u.invocations);
+        // What is known: the calls' model time on an instance, at the least.
+        let at_least = match (model_seconds, draft.instance_usd_per_hour) {
+            (Some(s), Some(rate)) if row.inference_component.is_none() => format!(
+                "; at least {} USD: CloudWatch ModelLatency, {} s, × {} USD per \
+                 instance-hour (the instances stood longer, until scaled in)",
+                round_cost(s * rate / Decimal::from(3600)).normalize(),
+                s.normalize(),
+                rate.normalize()
+            ),
+            _ => String::new(),
+        };
+        row.notes.push(format!(
+            "scaled to zero now (0 instances), yet it served {calls} calls in the window, on \
+             instances since scaled in: the window's cost and cost per 1,000 calls are not \
+             known from the deployment now{at_least}"
+        ));
+    }
+    if let Some(burn) = row.usd_per_hour.filter(|_| !scaled_to_zero_in_use) {
         let hours = Decimal::from(seconds) / Decimal::from(3600);
         let mut cost = match draft.standing {
             Some((instances, storage_usd_per_month)) => {
@@ -1240,6 +1321,7 @@ fn totals(rows: &[EndpointRow], endpoints: usize) -> ViewTotals {
         idle_usd_per_month: Decimal::ZERO,
         window_cost_usd: Decimal::ZERO,
         unpriced: 0,
+        window_unpriced: 0,
     };
     // A component's burn is part of its variant's.
     for row in rows.iter().filter(|r| r.inference_component.is_none()) {
@@ -1252,7 +1334,12 @@ fn totals(rows: &[EndpointRow], endpoints: usize) -> ViewTotals {
             }
             None => t.unpriced += 1,
         }
-        t.window_cost_usd += row.window_cost_usd.unwrap_or_default();
+        match row.window_cost_usd {
+            Some(cost) => t.window_cost_usd += cost,
+            // Its burn is known, its window's cost is not (scaled to zero since).
+            None if row.usd_per_hour.is_some() => t.window_unpriced += 1,
+            None => {}
+        }
     }
     let month = Decimal::from(HOURS_PER_MONTH);
     t.usd_per_month = (t.usd_per_hour * month).normalize();

@@ -1935,3 +1935,72 @@ async fn sts_failing_to_name_the_caller_is_its_own_error_and_says_account_skips_
     );
     assert_eq!(never.num_calls(), 0);
 }
+
+/// An endpoint scaled to zero at the time of the view (0 × ml.m5.xlarge, $0.23/h
+/// in the bundled snapshot), after serving 500 calls in the window (100 s of
+/// `ModelLatency`) on instances since scaled in: no window cost of $0, no $0 per
+/// 1,000 calls; the note says what is known.
+#[tokio::test]
+async fn an_endpoint_scaled_to_zero_after_calls_in_the_window_has_no_window_cost_of_zero() {
+    let list = listed_alone("sleepy");
+    let [a, b] = described("sleepy", EndpointStatus::InService, 0);
+    // 500 calls, 100 s (1e8 µs) of ModelLatency in the window.
+    let metrics = metrics_of_variant_0(&[500.0], &[1e8]);
+    let account = account(&[&list, &a, &b], &[&metrics], &[]);
+    let view = last_day(&account).await;
+    let row = &view.rows[0];
+    // Nothing burns now: 0 instances × $0.23/h.
+    assert_eq!(row.usd_per_hour, Some(Decimal::ZERO));
+    assert_eq!(row.invocations, Some(500));
+    assert_eq!(row.window_cost_usd, None, "{row:?}");
+    assert_eq!(row.usd_per_1000_invocations, None, "{row:?}");
+    assert!(!row.flags.contains(&Flag::Idle), "{:?}", row.flags);
+    // At the least the calls' model time on an instance: 100 s × $0.23/h ÷ 3600
+    // = $0.0063888…, to 12 places 0.006388888889.
+    let at_least = (Decimal::from(100) * Decimal::new(23, 2) / Decimal::from(3600)).round_dp(12);
+    assert_eq!(at_least.to_string(), "0.006388888889");
+    let note = row
+        .notes
+        .iter()
+        .find(|n| n.contains("scaled to zero now"))
+        .unwrap_or_else(|| panic!("no note: {:?}", row.notes));
+    assert!(note.contains("served 500 calls"), "{note}");
+    assert!(note.contains(&format!("at least {at_least} USD")), "{note}");
+    // The totals leave it out of the window's cost, and say so.
+    assert_eq!(view.totals.window_cost_usd, Decimal::ZERO);
+    assert_eq!(view.totals.window_unpriced, 1);
+    assert_eq!(view.totals.unpriced, 0);
+}
+
+/// An inference-component endpoint scaled to zero (0 × ml.g5.12xlarge): the
+/// component rows stay, with their calls, and the one called has no $0 window
+/// cost either.
+#[tokio::test]
+async fn components_of_a_variant_scaled_to_zero_keep_their_rows_and_calls() {
+    let view = components_view(0, 3.0).await;
+    let names: Vec<Option<&str>> = view
+        .rows
+        .iter()
+        .map(|r| r.inference_component.as_deref())
+        .collect();
+    assert_eq!(
+        names,
+        [None, Some("large"), Some("small"), Some("small-lora")]
+    );
+    let (variant, large) = (&view.rows[0], &view.rows[1]);
+    // The variant and large each served 100 calls in the window; nothing burns now.
+    for row in [variant, large] {
+        assert_eq!(row.usd_per_hour, Some(Decimal::ZERO));
+        assert_eq!(row.invocations, Some(100));
+        assert_eq!(row.window_cost_usd, None, "{row:?}");
+        assert_eq!(row.usd_per_1000_invocations, None, "{row:?}");
+        assert!(
+            row.notes.iter().any(|n| n.contains("scaled to zero now")),
+            "{:?}",
+            row.notes
+        );
+    }
+    assert_eq!(large.copies, Some(1));
+    assert_eq!(large.reserved_share, None);
+    assert_eq!(view.totals.window_unpriced, 1);
+}

@@ -157,6 +157,14 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
     if t.unpriced > 0 {
         writeln!(out, "{} variants unpriced, not in the totals", t.unpriced)?;
     }
+    if t.window_unpriced > 0 {
+        writeln!(
+            out,
+            "{} variants scaled to zero after calls in the window: their window cost is not \
+             known, not in the window's total (see their notes)",
+            t.window_unpriced
+        )?;
+    }
     if components {
         writeln!(
             out,
