@@ -199,6 +199,10 @@ pub(crate) struct VariantRates {
     /// When variants billed alongside add to `standing_usd_per_hour`: each
     /// one's standing charge, this variant's first (empty otherwise).
     pub standing_parts: Arc<[crate::billing::StandingPart]>,
+    /// An instance variant the profile shows no instance of: one instance at its
+    /// rate (its ML storage included when known), which a call served proves
+    /// stood over the call ([`InstanceClock::served_floor`]).
+    pub served_floor: Option<StandingRate>,
     pub totals: VariantSlot,
 }
 
@@ -302,6 +306,28 @@ impl VariantRates {
                 }
                 _ => (None, None, None),
             };
+        // No instance in the profile (scaled to zero, or described before one came
+        // up): what one costs, for the calls served all the same.
+        let served_floor = match (&variant.billing, &compute) {
+            (VariantBilling::Instance { instance_count, .. }, Ok(rate)) if *instance_count == 0 => {
+                let storage = match (variant.volume_size_gb, &standing.storage) {
+                    (Some(gb), Some(Ok(storage))) => {
+                        Some((storage.usd_per_unit * Decimal::from(gb), from(storage)))
+                    }
+                    _ => None,
+                };
+                Some(StandingRate {
+                    usd_per_hour_all_instances: rate.usd_per_unit,
+                    instances: 1,
+                    capacity_from: from(rate),
+                    storage_usd_per_month: storage.as_ref().map(|(usd, _)| *usd),
+                    storage_from: storage.map(|(_, from)| from),
+                    unreserved_fraction: None,
+                    parts: crate::billing::no_standing_parts(),
+                })
+            }
+            _ => None,
+        };
         let mut components = Vec::new();
         let mut unreserved = None;
         if let VariantBilling::Instance {
@@ -375,6 +401,7 @@ impl VariantRates {
             unreserved_fraction: unreserved,
             billing: variant.billing.clone(),
             standing_parts: crate::billing::no_standing_parts(),
+            served_floor,
             totals,
         }
     }
@@ -1731,10 +1758,34 @@ impl Meter {
                                     .map_or(started_at, |from| from.max(started_at)),
                                 _ => started_at,
                             };
+                            // The profile shows no instance, yet the call was
+                            // served: one stood over it at least. The profile is
+                            // described again to find it.
+                            let served_floor = rates
+                                .served_floor
+                                .clone()
+                                .filter(|_| standing.instances == 0);
+                            if served_floor.is_some() {
+                                let then = if profile.source == ProfileSource::Override {
+                                    "set it right in the profile set for the endpoint \
+                                     (ClientBuilder::endpoint_profile)"
+                                } else {
+                                    self.inner.discovery.refresh_soon(&endpoint, self.now());
+                                    "the profile is refreshed"
+                                };
+                                notes.push(format!(
+                                    "the endpoint's profile shows no instance of variant `{}` \
+                                     (scaled to zero, or described before one came up), yet \
+                                     the call was served: the accrual counts one instance \
+                                     over the call; {then}",
+                                    v.name
+                                ));
+                            }
                             clock = Some(InstanceClock {
                                 standing,
                                 started_at,
                                 ended_at,
+                                served_floor,
                             });
                             if let Some(reason) = &rates.storage_unpriced {
                                 notes.push(self.storage_left_out(&endpoint, &v.name, reason));

@@ -251,3 +251,79 @@ async fn instance_variant_moved_to_serverless_and_back_accrues_nothing_between()
     assert_eq!(accrual.allocated_usd, dec("0.01408"));
     assert_eq!(accrual.utilisation, Some(dec("0.302521")));
 }
+
+/// A call held 36 s on a variant whose profile shows 0 × ml.g5.xlarge (scaled to
+/// zero when described, an instance up since): it was served, so an instance
+/// stood; the accrual counts it over the call, and the profile is refreshed.
+#[tokio::test]
+async fn a_call_served_while_the_profile_shows_no_instance_accrues_one_over_the_call() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 0)],
+    );
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(Prices::us_east_1())
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let described = fake.describe_calls();
+    let cost = held_call(&fake, &client, &time, "rt", Duration::from_secs(36)).await;
+    // By hand: alone on the instance for 36 s = 0.01 h × $1.408/h = $0.01408.
+    assert_eq!(compute(&cost).cost_usd(), Some(dec("0.01") * dec("1.408")));
+    let accrual = cost.accrual.clone().expect("an accrual");
+    // The one instance the call proves, over the call: 36 s × $1.408/h ÷ 3600 =
+    // $0.01408; all of it allocated, utilisation 1 (at most 1, as documented).
+    assert_eq!(accrual.accrued_usd, dec("36") * dec("1.408") / dec("3600"));
+    assert_eq!(accrual.allocated_usd, dec("0.01408"));
+    assert_eq!(accrual.utilisation, Some(Decimal::ONE));
+    assert!(
+        cost.notes.iter().any(|n| n.contains("shows no instance")),
+        "{:?}",
+        cost.notes
+    );
+    // The profile is described again at once.
+    assert!(refreshed(&fake, &client, described + 1).await, "no refresh");
+}
+
+/// An asynchronous endpoint scaled to zero when a process that only settles
+/// describes it (0 × ml.g5.xlarge): a settlement of 600 s of processing was
+/// processed on an instance, which the accrual counts over those 600 s.
+#[tokio::test]
+async fn a_settlement_while_the_profile_shows_no_instance_accrues_its_processing() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 0)],
+    );
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(Prices::us_east_1())
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let submitted = crate::support::submit_async(&client, "rt", 1024).await;
+    // Settled 900 s after its submission: 300 s queued, 600 s processed.
+    time.advance(Duration::from_secs(900));
+    let copy = serde_json::to_string(submitted.pending()).unwrap();
+    let pending: sagemeter::client::PendingInference = serde_json::from_str(&copy).unwrap();
+    let settled = client
+        .meter()
+        .settle_async(
+            pending,
+            sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(600))
+                .output_bytes(10),
+        )
+        .await
+        .unwrap();
+    // By hand: 600 s at a whole instance = 600 ÷ 3600 h × $1.408/h = $0.234666…
+    let by_hand = dec("600") / dec("3600") * dec("1.408");
+    assert_eq!(compute(&settled).cost_usd(), Some(by_hand.round_dp(12)));
+    let accrual = settled.accrual.clone().expect("an accrual");
+    // The instance stood over the processing at least: the same 600 s accrued,
+    // $0.234666666667 at 12 places; utilisation 1, not hidden.
+    assert_eq!(accrual.accrued_usd, by_hand.round_dp(12));
+    assert_eq!(accrual.allocated_usd, by_hand.round_dp(12));
+    assert_eq!(accrual.utilisation, Some(Decimal::ONE));
+}
