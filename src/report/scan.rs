@@ -107,6 +107,15 @@ fn fail(failed: &FirstError, stop: &AtomicBool, file: usize, line: u64, e: Repor
     }
 }
 
+/// Whether a block of `file` whose first line is `first_line + 1` begins before
+/// the first error kept.
+fn before_first_error(failed: &FirstError, file: usize, first_line: u64) -> bool {
+    let first = failed.lock().unwrap_or_else(|e| e.into_inner());
+    first
+        .as_ref()
+        .is_none_or(|(f, l, _)| (file, first_line + 1) < (*f, *l))
+}
+
 /// The calling thread: every file, block by block, into the queue.
 fn read_files(
     files: &[PathBuf],
@@ -302,8 +311,13 @@ fn work(
     loop {
         let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(block) = next else { return };
-        if stop.load(Ordering::Relaxed) {
-            continue; // drain, so that the reader never waits on a full queue
+        // After an error, a block that begins after it is drained unread (the
+        // reader never waits on a full queue); one that begins before it is read,
+        // as it may hold an earlier error, which is the one to report (a worker
+        // can fail on a later block before another has read an earlier one).
+        if stop.load(Ordering::Relaxed) && !before_first_error(failed, block.file, block.first_line)
+        {
+            continue;
         }
         let Block {
             file,
@@ -653,6 +667,42 @@ mod tests {
                 }
                 other => panic!("blocks of {block}: {other:?}"),
             }
+        }
+    }
+
+    /// A worker can fail on a later block before another has read an earlier
+    /// one: the earlier block is still read, and its error is the one reported
+    /// (the race made the test below name line 251 for a ledger bad at 250).
+    #[test]
+    fn an_earlier_blocks_error_wins_over_a_later_one_found_first() {
+        let files = vec![PathBuf::from("calls.jsonl")];
+        let bad = b"{\"v\":2,\"c\":0,\"oops\"\n".to_vec();
+        let block = |first_line| Block {
+            file: 0,
+            first_line,
+            offset: 0,
+            bytes: bad.clone(),
+            defs: Arc::new(Definitions::default()),
+        };
+        let options = ReportOptions::default();
+        let (failed, stop) = (Mutex::new(None), AtomicBool::new(false));
+        let torn = Mutex::new(Vec::new());
+        // Line 20 failed first, in a later block.
+        let (tx, rx) = sync_channel::<Block>(2);
+        tx.send(block(19)).unwrap();
+        drop(tx);
+        let mut builder = ReportBuilder::new(options.clone()).unwrap();
+        work(&Mutex::new(rx), &mut builder, &files, &failed, &torn, &stop);
+        assert!(stop.load(Ordering::Relaxed));
+        // Then the blocks of lines 11 and 30 come to a worker.
+        let (tx, rx) = sync_channel::<Block>(2);
+        tx.send(block(10)).unwrap();
+        tx.send(block(29)).unwrap();
+        drop(tx);
+        work(&Mutex::new(rx), &mut builder, &files, &failed, &torn, &stop);
+        match failed.into_inner().unwrap() {
+            Some((0, 11, ReportError::Ledger(LedgerError::Corrupt { line: 11, .. }))) => {}
+            other => panic!("{other:?}"),
         }
     }
 
