@@ -1650,8 +1650,9 @@ impl Meter {
     /// catches it, so the sinks then run on a background task instead.
     ///
     /// `component_listed`: whether the endpoint's profile lists the call's
-    /// inference component (the metrics label only those).
-    pub(crate) fn record_in_sinks(&self, cost: &Cost, component_listed: bool) {
+    /// inference component (the metrics label only those), `None` when not known
+    /// (the metrics then label a bounded number per endpoint).
+    pub(crate) fn record_in_sinks(&self, cost: &Cost, component_listed: Option<bool>) {
         if std::thread::panicking() {
             let meter = self.clone();
             let receipt = cost.clone();
@@ -2077,13 +2078,14 @@ impl Meter {
     }
 }
 
-/// Whether the profile of `prepared` lists the inference component `cost` names
-/// (`false` when it names none, or the endpoint has no profile).
-fn component_listed(prepared: &Prepared, cost: &Cost) -> bool {
-    let (Ok(profile), Some(component)) = (&prepared.profile, &cost.inference_component) else {
-        return false;
-    };
-    profile.component(component).is_some()
+/// Whether the profile of `prepared` lists the inference component `cost` names;
+/// `None` when that is not known: the endpoint's profile is an error (no
+/// DescribeEndpoint permission, throttled, failed, or not at hand yet), or the call
+/// names no component.
+fn component_listed(prepared: &Prepared, cost: &Cost) -> Option<bool> {
+    let component = cost.inference_component.as_deref()?;
+    let profile = prepared.profile.as_ref().ok()?;
+    Some(profile.component(component).is_some())
 }
 
 /// The key of `what` in [`MeterInner::warned`]: its hash (a fixed-key hasher, so

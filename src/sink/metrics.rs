@@ -129,9 +129,11 @@ pub(crate) fn count_refusal(err: &crate::Error) {
 /// two deployments), `variant` (empty when unknown), `inference_component`
 /// (only on calls that named one: its name when the endpoint's profile lists it,
 /// [`OTHER_TAG_VALUE`] when it does not, so that names a request makes up cannot
-/// make series; a receipt given to this sink by another way than the client's
-/// own, which cannot say, labels at most [`MAX_TAG_LABEL_VALUES`] components per
-/// endpoint), `price_source` (the least fresh source on the
+/// make series; when that is not known, a call whose endpoint could not be
+/// described (no `sagemaker:DescribeEndpoint` permission, throttled, not at hand
+/// yet) or a receipt given to this sink by another way than the client's own,
+/// each endpoint labels at most [`MAX_TAG_LABEL_VALUES`] components by their
+/// names, the rest [`OTHER_TAG_VALUE`]), `price_source` (the least fresh source on the
 /// receipt, `unpriced` when nothing was priced), then one label per configured tag
 /// key ([`with_tag_labels`](Self::with_tag_labels)). A multi-model endpoint's
 /// target model is not a label: an endpoint can serve thousands; reports and the
@@ -348,7 +350,8 @@ impl CostMetrics {
     ///
     /// `component_listed`: whether the endpoint's profile lists the call's
     /// inference component (the client's own calls), `None` when unknown (a receipt
-    /// given to this sink by another way).
+    /// given to this sink by another way, or a call whose endpoint could not be
+    /// described).
     fn emit(&self, cost: &Cost, component_listed: Option<bool>) {
         let mut values = Values {
             region: cost.region.as_deref().unwrap_or_default(),
@@ -467,9 +470,10 @@ impl CostMetrics {
     /// Emits the metrics of a receipt of the client's own calls, saying whether the
     /// endpoint's profile lists the call's inference component: a component it does
     /// not list is labelled [`OTHER_TAG_VALUE`], so that names a request makes up
-    /// cannot make series.
-    pub(crate) fn record_call(&self, cost: &Cost, component_listed: bool) {
-        self.emit(cost, Some(component_listed));
+    /// cannot make series. `None`: not known (the endpoint could not be described),
+    /// as for a receipt given by another way (see [`CostSink::record`]).
+    pub(crate) fn record_call(&self, cost: &Cost, component_listed: Option<bool>) {
+        self.emit(cost, component_listed);
     }
 }
 

@@ -685,3 +685,42 @@ async fn metrics_label_a_call_with_a_component_its_endpoint_lists_and_never_with
         "{invocations:#?}"
     );
 }
+
+/// Without DescribeEndpoint permission (or while describing fails) whether the
+/// endpoint lists a component is not known: its components keep their names (at
+/// most 100 per endpoint, as for a receipt given to the sink by hand), not all
+/// `_other`.
+#[tokio::test]
+async fn metrics_label_components_by_name_when_the_endpoint_cannot_be_described() {
+    use metrics_util::debugging::DebuggingRecorder;
+    let recorder = DebuggingRecorder::new();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let fake = shared_endpoint().await;
+    *fake.state.describe_error.lock().unwrap() = Some("AccessDeniedException".into());
+    let pricelist = price_list().await;
+    let client = Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .build()
+        .unwrap();
+    for component in ["small", "large", "small"] {
+        let cost = call(&client, Some(component), None).await;
+        // The profile is an error indeed (the call's compute is unpriced for it).
+        assert!(!cost.is_fully_priced(), "{cost:?}");
+    }
+
+    let invocations = crate::support::counter_values(&recorder, "sagemeter_invocations_total");
+    let per_component = |name: &str| -> u64 {
+        invocations
+            .iter()
+            .filter(|(labels, _)| {
+                labels
+                    .iter()
+                    .any(|(k, v)| k == "inference_component" && v == name)
+            })
+            .map(|(_, n)| n)
+            .sum()
+    };
+    assert_eq!(per_component("small"), 2, "{invocations:#?}");
+    assert_eq!(per_component("large"), 1, "{invocations:#?}");
+    assert_eq!(per_component("_other"), 0, "{invocations:#?}");
+}
