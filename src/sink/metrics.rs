@@ -148,14 +148,19 @@ pub(crate) fn count_refusal(err: &crate::Error) {
 /// Each distinct label set keeps its label values (one copy of each value, shared
 /// by every set that has it) and its metrics' handles; a metric's key is made only
 /// to register its handle, so emitting allocates nothing but on a handle's first
-/// use, or its first after 0.5 s without an update (below). That is about 0.8 KB
+/// use, its first after 0.5 s without an update, or its first a second after it
+/// was registered (below). That is about 0.8 KB
 /// per endpoint called, with one label set.
 ///
 /// An exporter's idle timeout (`PrometheusBuilder::idle_timeout`, to age out the
 /// series of endpoints no longer called) must be at least 1 s: a handle not updated
 /// for 0.5 s is registered again before its next update, so that a series the
 /// exporter removed comes back (from zero) rather than being updated where nothing
-/// reads it.
+/// reads it. A handle is also registered again once a second, however busy: an
+/// update landing while the exporter removes its series (it checks the series
+/// idle, then removes it, in two steps) would otherwise leave a busy series
+/// updated where nothing reads it for as long as it stays busy; so such a loss
+/// lasts at most about a second.
 #[derive(Debug, Default)]
 pub struct CostMetrics {
     tag_keys: Vec<String>,
@@ -501,6 +506,15 @@ impl CostSink for CostMetrics {
 /// longer comes back in the registry (from zero, as the facade's own macros bring
 /// it back). Each handle keeps its own time: a busy endpoint's rarely used
 /// counters (errors, cancellations) idle on their own.
+///
+/// A handle is also registered again once it was registered more than
+/// [`REGISTERED_AT_MOST_MS`] ago, however busy: the exporter reads a metric's
+/// generation and removes it in two steps, so an update that lands in between (a
+/// handle registered again after idling, then updated) goes to storage the
+/// registry no longer holds. Without a bound, a series updated more often than
+/// every 0.5 s would stay there, missing, for as long as it stays busy; with it,
+/// such a loss lasts at most about a second. Registering a metric the registry
+/// still holds gives back its storage: nothing is counted twice or lost.
 #[derive(Default)]
 struct Handles {
     /// Address of the recorder they were registered with: when another one is
@@ -550,6 +564,11 @@ impl fmt::Debug for Handles {
 /// docs ask of an exporter (1 s).
 const REGISTER_AGAIN_AFTER_MS: u64 = 500;
 
+/// A handle registered longer ago than this (in milliseconds) is registered again
+/// before its next update, however busy (see [`Handles`]): one registry look-up a
+/// second per busy handle.
+const REGISTERED_AT_MOST_MS: u64 = 1_000;
+
 /// Milliseconds since the first call (a monotonic clock: one read).
 fn now_ms() -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
@@ -557,11 +576,12 @@ fn now_ms() -> u64 {
     u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// One metric's handle, registered when first needed, and when it was last
-/// updated ([`now_ms`]).
+/// One metric's handle, registered when first needed, when it was last updated
+/// and when it was registered ([`now_ms`]).
 struct Handle<T> {
     handle: Option<T>,
     updated_ms: u64,
+    registered_ms: u64,
 }
 
 impl<T> Default for Handle<T> {
@@ -569,6 +589,7 @@ impl<T> Default for Handle<T> {
         Handle {
             handle: None,
             updated_ms: 0,
+            registered_ms: 0,
         }
     }
 }
@@ -593,13 +614,19 @@ impl Register for Histogram {
 impl<T: Register> Handle<T> {
     /// The handle to update at `now_ms`: registered again when it was not updated
     /// for more than [`REGISTER_AGAIN_AFTER_MS`], as the recorder may have dropped
-    /// its metric meanwhile.
+    /// its metric meanwhile, or was registered more than [`REGISTERED_AT_MOST_MS`]
+    /// ago, as an update may have gone to storage the recorder dropped.
     /// Its key is made by `key` (of the label set's labels), only to register it.
     fn get(&mut self, recorder: &dyn Recorder, now_ms: u64, key: impl FnOnce() -> Key) -> &T {
-        if now_ms.saturating_sub(self.updated_ms) > REGISTER_AGAIN_AFTER_MS {
+        if now_ms.saturating_sub(self.updated_ms) > REGISTER_AGAIN_AFTER_MS
+            || now_ms.saturating_sub(self.registered_ms) > REGISTERED_AT_MOST_MS
+        {
             self.handle = None;
         }
         self.updated_ms = now_ms;
+        if self.handle.is_none() {
+            self.registered_ms = now_ms;
+        }
         self.handle.get_or_insert_with(|| register(recorder, key))
     }
 }
@@ -1025,6 +1052,65 @@ mod tests {
         assert_eq!(per_component.len(), MAX_TAG_LABEL_VALUES + 1);
         assert_eq!(per_component["made-up-0"], 1);
         assert_eq!(per_component[OTHER_TAG_VALUE], 50);
+    }
+
+    /// A recorder counting the counters it is asked to register.
+    #[derive(Default)]
+    struct CountsRegistrations(std::sync::atomic::AtomicUsize);
+
+    impl metrics::Recorder for CountsRegistrations {
+        fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: SharedString) {
+        }
+        fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: SharedString) {}
+        fn describe_histogram(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: SharedString,
+        ) {
+        }
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Counter::noop()
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    /// A handle updated every 0.4 s (never idle for 0.5 s) is registered again
+    /// once its registration is more than 1 s old, so that an update that went to
+    /// storage the exporter removed meanwhile is not followed by more of them for
+    /// as long as the series stays busy; and one idle for more than 0.5 s is
+    /// registered again on its next use.
+    #[test]
+    fn a_handle_is_registered_again_once_registered_a_second_ago_however_busy() {
+        let recorder = CountsRegistrations::default();
+        let registered = || recorder.0.load(std::sync::atomic::Ordering::Relaxed);
+        let mut handle = Handle::<Counter>::default();
+        let key = || Key::from_name(INVOCATIONS);
+        let mut at = |now_ms: u64| {
+            handle.get(&recorder, now_ms, key).increment(1);
+            registered()
+        };
+        // First use at 0 ms: registered.
+        assert_eq!(at(0), 1);
+        // 400 and 800 ms: updated within 0.5 s, registered 0.4 and 0.8 s ago.
+        assert_eq!(at(400), 1);
+        assert_eq!(at(800), 1);
+        // 1,200 ms: updated 0.4 s ago, but registered 1.2 s ago (> 1 s): again.
+        assert_eq!(at(1_200), 2);
+        // 1,600 and 2,000 ms: registered 0.4 and 0.8 s ago.
+        assert_eq!(at(1_600), 2);
+        assert_eq!(at(2_000), 2);
+        // 2,400 ms: registered 1.2 s ago: again.
+        assert_eq!(at(2_400), 3);
+        // 3,000 ms: idle for 0.6 s (> 0.5 s), registered 0.6 s ago: again.
+        assert_eq!(at(3_000), 4);
+        assert_eq!(at(3_100), 4);
     }
 
     /// Past the few a scan finds, label sets are found through their index: each
