@@ -85,9 +85,10 @@ pub enum Allocation {
     /// instances, so an endpoint's receipts never add up to more than its
     /// instances' accrued cost in this process (utilisation ≤ 1 by construction);
     /// with the fleet on, `n` counts every process's calls (see `sagemeter::fleet`).
-    /// Each step is rounded down. Kept in O(1) per call: a per-endpoint virtual
-    /// clock advances at the share, and a call's allocation is the clock's advance
-    /// between its start and its end.
+    /// Each step is rounded down. Kept in O(1) per call event: a per-endpoint
+    /// virtual clock advances at the share, and a call's allocation is the clock's
+    /// advance over its attempts' stretches (from each attempt's request to its
+    /// end; not the back-off between attempts), those that reached the model.
     ///
     /// [`ClientBuilder::max_concurrency_per_instance`]: crate::ClientBuilder::max_concurrency_per_instance
     #[default]

@@ -816,8 +816,9 @@ fn failed<O: MeteredOperation>(
 /// model (SageMaker processed, and bills, every request it received). Notes are
 /// added only when there were several attempts. A probe that saw no attempt
 /// leaves the call's wall time; one that saw attempts, none of which it took
-/// for reaching the model, bills the latest from its request on. Returns that part of the call's time, to scale
-/// its processor share by, and the serverless milliseconds of several attempts.
+/// for reaching the model, bills the latest from its request on. Returns which
+/// attempts' processor share is billed (the latest alone, in that case) and the
+/// serverless milliseconds of several attempts.
 pub(crate) fn bill_attempts(
     usage: &mut Usage,
     attempts: &AttemptProbe,
@@ -1907,6 +1908,11 @@ impl AttemptProbe {
             attempt_number(cfg).unwrap_or_else(|| log.transmitted.load(Ordering::Relaxed));
         let end = match context.response() {
             Some(response) => match response.status().as_u16() {
+                // A success whose body could not be read (cut off): the model ran,
+                // and the SDK may try again after a back-off, off the clock.
+                200..300 if matches!(context.output_or_error(), Some(Err(_))) => {
+                    AttemptEnd::ModelError
+                }
                 200..300 => AttemptEnd::AnsweredOk,
                 status if status_reached_model(status) || model_error_reply(context) => {
                     AttemptEnd::ModelError
@@ -1980,7 +1986,8 @@ impl AttemptProbe {
 enum AttemptEnd {
     /// SageMaker answered with a success (the model ran).
     AnsweredOk,
-    /// SageMaker answered with the model's error (the model ran).
+    /// SageMaker answered with the model's error, or with a success whose body
+    /// could not be read (the model ran).
     ModelError,
     /// It timed out after its request went out ([`timed_out_after_sending`]):
     /// billed as if the model ran until then.

@@ -1920,6 +1920,81 @@ async fn backing_off(way_in: WayIn) {
     );
 }
 
+/// A success whose body is cut off is retried by the SDK (a transient response
+/// error): the model ran for that attempt, and the call is off the sharing
+/// clock while it backs off, as after any failed attempt. Call A's model runs
+/// 0–1 s alone on one ml.m5.xlarge; call B's first attempt is answered 200 with
+/// a body cut short at 0, B backs off until 1 s, its second attempt is answered
+/// at once.
+#[tokio::test]
+async fn a_success_cut_off_and_retried_is_off_the_clock_while_backing_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let receipts = Receipts::default();
+    let a_client = rt_on_one_m5(&fake)
+        .await
+        .time_source(shared)
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    // B's SageMaker: the first answer's body is cut off, the next is whole.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        for n in 0.. {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let _ = socket.read(&mut vec![0u8; 65536]).await;
+                let answer: &[u8] = match n {
+                    0 => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":",
+                    _ => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+                };
+                let _ = socket.write_all(answer).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    let ended = AttemptsEnded::default();
+    let b_client = Client::from_parts(
+        aws_sdk_sagemakerruntime::Client::from_conf(
+            aws_sdk_sagemakerruntime::config::Builder::from(&fake.sdk_config().await)
+                .endpoint_url(format!("http://{addr}"))
+                .retry_config(
+                    aws_config::retry::RetryConfig::standard()
+                        .with_max_attempts(2)
+                        .with_initial_backoff(Duration::from_secs(1))
+                        .with_use_static_exponential_base(true),
+                )
+                .retry_classifier(ended.clone())
+                .build(),
+        ),
+        a_client.meter().clone(),
+    );
+    // t = 0: A's request is at the model (held); B's first answer is cut off.
+    fake.hold();
+    let a = tokio::spawn(invoke(&a_client, "rt"));
+    fake.wait_for_invocations(1).await;
+    let b = tokio::spawn(invoke(&b_client, "rt"));
+    ended.wait_for(1).await;
+    // t = 1 s: A's model answers while B still backs off; B's second attempt
+    // then goes out and is answered at once.
+    time.advance(Duration::from_secs(1));
+    fake.release();
+    let a = a.await.unwrap().unwrap();
+    let b = b.await.unwrap().unwrap();
+    assert_eq!(b.cost().usage.attempts, 2);
+    // A had the instance to itself for its 1 s: 1/3600 h × 0.23 USD/h =
+    // 0.0000638888…, rounded down to 10⁻¹² USD; not half of it, as if B's
+    // back-off shared the instance with it.
+    assert_eq!(
+        line_cost(a.cost(), LineItem::Compute),
+        dec("0.000063888888")
+    );
+    // B's two attempts took no time on the meter's clock.
+    assert_eq!(line(b.cost(), LineItem::Compute).quantity, Decimal::ZERO);
+}
+
 /// A call whose first attempt reached the model, timed out and was retried is
 /// allocated its two attempts' stretches on the sharing clock, summed, not the
 /// back-off between them. Call A's model runs 0–1.5 s; call B's first attempt
