@@ -1214,7 +1214,8 @@ impl Meter {
     /// one at the count from before it.
     ///
     /// The loop holds the meter weakly (it ends at the first tick after the meter
-    /// is dropped, or once shutdown has begun) and is not background work that
+    /// is dropped, or once shutdown has begun, and a round under way starts no
+    /// further refresh then) and is not background work that
     /// shutdown waits for; a runtime that is dropped cancels it, and the next call
     /// starts it on its own runtime.
     fn start_refreshing(&self) {
@@ -1261,7 +1262,11 @@ impl Meter {
                     if inner.background.is_closed() {
                         return;
                     }
-                    inner.discovery.refresh_stale()
+                    let weak = weak.clone();
+                    inner.discovery.refresh_stale(move || {
+                        weak.upgrade()
+                            .is_some_and(|inner| !inner.background.is_closed())
+                    })
                 };
                 // A few refreshes at a time; the meter is not held meanwhile.
                 sweep.await;

@@ -593,8 +593,12 @@ impl Discovery {
     /// future returned starts them in turn, each once one before it has landed,
     /// and is done when the last has started (the loop awaits it before its next
     /// tick). Each is looked at when its turn comes, on the discovery's clock: one
-    /// a call refreshed meanwhile is left alone.
-    pub(crate) fn refresh_stale(&self) -> impl Future<Output = ()> + Send + 'static {
+    /// a call refreshed meanwhile is left alone; and none is started once
+    /// `keep_going` says no (the meter was dropped, or is shutting down).
+    pub(crate) fn refresh_stale(
+        &self,
+        keep_going: impl Fn() -> bool + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let left_alone = self
             .inner
             .refresh_after
@@ -616,6 +620,9 @@ impl Discovery {
                 let Ok(turn) = discovery.inner.loop_refreshes.clone().acquire_owned().await else {
                     return;
                 };
+                if !keep_going() {
+                    return;
+                }
                 let now = discovery.inner.time.now();
                 let (_, refresh) = discovery.cached_and_due(&endpoint, now, left_alone, |_| ());
                 if let Some(mut refresh) = refresh {
@@ -1826,6 +1833,43 @@ mod tests {
         assert_eq!(endpoint.num_calls(), 3);
     }
 
+    /// A round of the refresh loop starts no refresh once its meter is gone or
+    /// shutting down (`keep_going` says no), though endpoints are still due.
+    #[tokio::test]
+    async fn a_refresh_round_starts_nothing_once_told_to_stop() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let Redeploying {
+            discovery,
+            endpoint,
+            time,
+            background,
+            ..
+        } = redeploying();
+        discovery.profile("e").await.unwrap();
+        assert_eq!(endpoint.num_calls(), 1);
+        time.advance(Duration::from_secs(120));
+        let going = Arc::new(AtomicBool::new(false));
+        let keep_going = {
+            let going = going.clone();
+            move || going.load(Ordering::SeqCst)
+        };
+        discovery.refresh_stale(keep_going.clone()).await;
+        while background.in_flight() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            endpoint.num_calls(),
+            1,
+            "described after being told to stop"
+        );
+        going.store(true, Ordering::SeqCst);
+        discovery.refresh_stale(keep_going).await;
+        while background.in_flight() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(endpoint.num_calls(), 2);
+    }
+
     #[tokio::test]
     async fn the_refresh_loop_looks_at_a_deployment_every_ten_seconds_and_a_quiet_endpoint_once_a_minute()
      {
@@ -1843,7 +1887,7 @@ mod tests {
         // One tick of the loop on the manual clock, and the refresh it started.
         let tick = || async {
             time.advance(Duration::from_secs(10));
-            discovery.refresh_stale().await;
+            discovery.refresh_stale(|| true).await;
             while background.in_flight() > 0 {
                 tokio::task::yield_now().await;
             }
