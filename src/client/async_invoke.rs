@@ -87,8 +87,9 @@ pub struct InvokeEndpointAsync {
     input_bytes: Option<u64>,
     /// Why its client refuses every call (an SDK client of another region).
     refused: Option<Arc<ConfigError>>,
-    /// This request's own SDK settings ([`config_override`](Self::config_override)).
-    config_override: Option<aws_sdk_sagemakerruntime::config::Builder>,
+    /// This request's own SDK settings ([`config_override`](Self::config_override));
+    /// boxed, as it is rare: the builder stays small.
+    config_override: Option<Box<aws_sdk_sagemakerruntime::config::Builder>>,
 }
 
 // Hand-written: the SDK builder's Debug prints its client's configuration
@@ -184,7 +185,7 @@ impl InvokeEndpointAsync {
         let refused = refused_with_override(
             &meter,
             refused,
-            config_override.as_ref(),
+            config_override.as_deref(),
             "InvokeEndpointAsync::config_override",
         );
         let lifetime = async_lifetime(

@@ -267,8 +267,9 @@ pub struct InvokeEndpoint {
     tags: BTreeMap<String, String>,
     /// Why its client refuses every call (an SDK client of another region).
     refused: Option<Arc<ConfigError>>,
-    /// This request's own SDK settings ([`config_override`](Self::config_override)).
-    config_override: Option<aws_sdk_sagemakerruntime::config::Builder>,
+    /// This request's own SDK settings ([`config_override`](Self::config_override));
+    /// boxed, as it is rare: the builder stays small.
+    config_override: Option<Box<aws_sdk_sagemakerruntime::config::Builder>>,
 }
 
 // Hand-written: the SDK builder's Debug prints its client's configuration
@@ -339,19 +340,47 @@ pub(crate) use delegate_setters;
 
 /// The SDK request of a metered builder's `request`, sent with its
 /// `config_override` when it has one (the SDK's `customize().config_override`),
-/// as it is otherwise: without one, the SDK assembles no override.
+/// as it is otherwise: without one, the SDK assembles no override, and the
+/// future is the SDK's own, in place ([`Sending`]).
 macro_rules! sent_with_override {
-    ($request:expr, $config_override:expr) => {{
-        let (request, config_override) = ($request, $config_override);
-        async move {
-            match config_override {
-                None => request.send().await,
-                Some(config) => request.customize().config_override(config).send().await,
-            }
+    ($request:expr, $config_override:expr) => {
+        match $config_override {
+            None => $crate::client::invoke::Sending::Plain {
+                future: $request.send(),
+            },
+            Some(config) => $crate::client::invoke::Sending::Customized {
+                future: Box::pin($request.customize().config_override(*config).send()),
+            },
         }
-    }};
+    };
 }
 pub(crate) use sent_with_override;
+
+pin_project_lite::pin_project! {
+    /// An SDK request future: sent as built, in place; or customized with a
+    /// `config_override`, boxed (rare, and the SDK's customized send is large:
+    /// in place, it would make every metered call's future larger).
+    #[project = SendingProj]
+    pub(crate) enum Sending<P, C> {
+        Plain { #[pin] future: P },
+        Customized { future: std::pin::Pin<Box<C>> },
+    }
+}
+
+impl<P: Future, C: Future<Output = P::Output>> Future for Sending<P, C> {
+    type Output = P::Output;
+
+    #[inline]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.project() {
+            SendingProj::Plain { future } => future.poll(cx),
+            SendingProj::Customized { future } => future.as_mut().poll(cx),
+        }
+    }
+}
 
 /// Why a request is refused once its `config_override` is applied: an override
 /// naming a region replaces the SDK client's, and is checked against the meter's
@@ -393,7 +422,7 @@ macro_rules! config_override_setter {
             mut self,
             config_override: impl Into<aws_sdk_sagemakerruntime::config::Builder>,
         ) -> Self {
-            self.config_override = Some(config_override.into());
+            self.config_override = Some(Box::new(config_override.into()));
             self
         }
     };
@@ -481,7 +510,7 @@ impl InvokeEndpoint {
         let refused = refused_with_override(
             &meter,
             refused,
-            config_override.as_ref(),
+            config_override.as_deref(),
             "InvokeEndpoint::config_override",
         );
         let call = call_request(&request, tags).refused(refused);

@@ -62,8 +62,9 @@ pub struct InvokeEndpointWithResponseStream {
     tags: BTreeMap<String, String>,
     /// Why its client refuses every call (an SDK client of another region).
     refused: Option<Arc<ConfigError>>,
-    /// This request's own SDK settings ([`config_override`](Self::config_override)).
-    config_override: Option<aws_sdk_sagemakerruntime::config::Builder>,
+    /// This request's own SDK settings ([`config_override`](Self::config_override));
+    /// boxed, as it is rare: the builder stays small.
+    config_override: Option<Box<aws_sdk_sagemakerruntime::config::Builder>>,
 }
 
 // Hand-written: the SDK builder's Debug prints its client's configuration
@@ -150,7 +151,7 @@ impl InvokeEndpointWithResponseStream {
         let refused = refused_with_override(
             &self.meter,
             self.refused,
-            self.config_override.as_ref(),
+            self.config_override.as_deref(),
             "InvokeEndpointWithResponseStream::config_override",
         );
         invoke_endpoint_with_response_stream(
@@ -174,7 +175,7 @@ async fn invoke_endpoint_with_response_stream(
     request: InvokeEndpointWithResponseStreamFluentBuilder,
     tags: BTreeMap<String, String>,
     refused: Option<Arc<ConfigError>>,
-    config_override: Option<aws_sdk_sagemakerruntime::config::Builder>,
+    config_override: Option<Box<aws_sdk_sagemakerruntime::config::Builder>>,
 ) -> Result<MeteredResponseStream> {
     let call = CallRequest::new(
         request.get_endpoint_name(),
