@@ -552,12 +552,17 @@ impl Discovery {
         self.inner.refresh_after.min(DEPLOYMENT_REFRESH)
     }
 
-    /// Starts a background refresh of `endpoint`'s discovered profile now, however
-    /// recent it is (a call showed it stale); one at a time, failures backed off
-    /// as usual.
+    /// Starts a background refresh of `endpoint`'s discovered profile (a call
+    /// showed it stale) once it is [`refresh_tick`](Self::refresh_tick) old (10 s,
+    /// or `refresh_after` when shorter), however recent `refresh_after` would have
+    /// it; one at a time, failures backed off as usual. Not at once: while
+    /// DescribeEndpoint lags what served the calls (a scale-out, a component's
+    /// copies, a new variant), every call would describe the endpoint again as soon
+    /// as the last refresh landed, against control-plane limits the account's
+    /// other tools share.
     pub(crate) fn refresh_soon(&self, endpoint: &str, now: SystemTime) {
         if !self.inner.overrides.contains_key(endpoint) {
-            self.cached_refreshing_after(endpoint, now, Duration::ZERO, |_| ());
+            self.cached_refreshing_after(endpoint, now, self.refresh_tick(), |_| ());
         }
     }
 

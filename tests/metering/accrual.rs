@@ -298,10 +298,14 @@ async fn a_settlement_accrues_the_instances_for_its_processing_not_since_the_sub
 #[tokio::test]
 async fn a_variant_sagemaker_names_but_the_profile_lacks_is_unpriced_not_billed_as_another() {
     let fake = g5_endpoint(1).await;
+    let (time, shared) = manual_clock();
     let client = Client::builder(&fake.sdk_config().await)
         .price_source(Prices::us_east_1())
+        .time_source(shared)
         .build()
         .unwrap();
+    // Described at t = 0.
+    client.meter().endpoint_profile("rt").await.unwrap();
     let first = call(&client, "rt").await;
     assert_eq!(first.variant.as_deref(), Some("AllTraffic"));
 
@@ -328,7 +332,16 @@ async fn a_variant_sagemaker_names_but_the_profile_lacks_is_unpriced_not_billed_
         "no other variant's accrual"
     );
 
-    // The profile is described again at once, and the next call is Blue's.
+    // The profile, 0 s old, is not described again at once: not once per call
+    // while DescribeEndpoint may lag what served it.
+    assert!(refreshed(&fake, &client, 0).await, "a refresh stuck");
+    call(&client, "rt").await;
+    assert!(refreshed(&fake, &client, 0).await, "a refresh stuck");
+    assert_eq!(fake.describe_calls(), 1);
+    // 10 s on, a call naming `Blue` has it described again, and the next call
+    // is Blue's.
+    time.advance(Duration::from_secs(10));
+    call(&client, "rt").await;
     assert!(refreshed(&fake, &client, 2).await, "never described again");
     let next = call(&client, "rt").await;
     assert_eq!(next.variant.as_deref(), Some("Blue"));
