@@ -96,9 +96,6 @@ struct VariantState {
     /// Where the rates of the stretches accrued so far came from, per charge and
     /// source (see [`Accrual::priced_from`]): rebuilt only when a stretch adds one.
     priced_from: Arc<[AccrualSource]>,
-    /// The latest stretch one instance was accrued over for calls served while
-    /// the profile showed none ([`InstanceClock::served_floor`]).
-    served_covered: Option<(SystemTime, SystemTime)>,
 }
 
 /// What a variant's capacity accrued since the previous amortised call, per rate.
@@ -343,38 +340,6 @@ impl VariantState {
             Some(_) => {}
         }
         self.accrue_to(&rate, clock.ended_at, mono);
-        // The profile shows no instance, yet the call was served: one stood over
-        // its stretch (unless a refresh since found instances, accrued from then).
-        if let Some(floor) = &clock.served_floor
-            && self.standing.as_ref().is_some_and(|s| s.instances == 0)
-        {
-            self.accrue_served(floor, clock.started_at, clock.ended_at);
-        }
-    }
-
-    /// Accrues one instance (`floor`) from `from` to `to`, but once only over
-    /// the stretch the calls before it covered: calls that overlap were served
-    /// by the one instance they prove, not one each. Calls are recorded as they
-    /// end, so the latest covered stretch is the one a call can overlap.
-    fn accrue_served(&mut self, floor: &StandingRate, from: SystemTime, to: SystemTime) {
-        if to <= from {
-            return;
-        }
-        match self.served_covered {
-            Some((covered_from, covered_to)) if from < covered_to && to > covered_from => {
-                if from < covered_from {
-                    self.accrue(floor, from, covered_from);
-                }
-                if to > covered_to {
-                    self.accrue(floor, covered_to, to);
-                }
-                self.served_covered = Some((covered_from.min(from), covered_to.max(to)));
-            }
-            _ => {
-                self.accrue(floor, from, to);
-                self.served_covered = Some((from, to));
-            }
-        }
     }
 
     /// Adds what the standing capacity cost from `from` to `to`, each stretch
@@ -1011,10 +976,6 @@ pub(crate) struct InstanceClock {
     pub(crate) started_at: SystemTime,
     /// When the call ended.
     pub(crate) ended_at: SystemTime,
-    /// One instance of the variant, at its rate, when the profile shows none: a
-    /// call served (or a settlement processed) proves one stood over its stretch,
-    /// which the accrual then counts at least.
-    pub(crate) served_floor: Option<StandingRate>,
 }
 
 impl Totals {
@@ -1870,7 +1831,6 @@ mod tests {
                 standing: per_hour(instances),
                 started_at: t(started),
                 ended_at: t(120),
-                served_floor: None,
             };
             let recorded = record_clock(&totals, endpoint, variant, clock);
             accrued = recorded.accrual.unwrap().accrued_usd;
@@ -1882,10 +1842,12 @@ mod tests {
     }
 
     #[test]
-    fn calls_served_while_no_instance_stands_accrue_one_instance_over_their_union() {
+    fn calls_served_while_no_instance_stands_accrue_nothing_until_instances_do() {
         use super::{InstanceClock, StandingRate};
         // The profile shows 0 × ml.g5.xlarge ($1.408/h); calls are served all the
-        // same: one instance stood while any ran, not one per call.
+        // same (DescribeEndpoint lagging a scale-out). The accrual counts what the
+        // profile shows: no instance is made up per call, which overlapping calls
+        // (A 0-10 s, B 20-30 s, C 5-35 s, recorded as they end) would count twice.
         let at = |instances: u32| StandingRate {
             usd_per_hour_all_instances: "1.408".parse::<Decimal>().unwrap()
                 * Decimal::from(instances),
@@ -1901,37 +1863,31 @@ mod tests {
         let variant = totals.variant_slot(endpoint, "AllTraffic");
         let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
         totals.set_standing(variant, at(0), t(0));
-        let mut accrued = Decimal::ZERO;
-        // Recorded as they end: 10-20 s, 0-36 s and 18-54 s overlap (0-54 s, 54 s
-        // together); 100-118 s alone (18 s).
-        for (started, ended) in [(10, 20), (0, 36), (18, 54), (100, 118)] {
+        for (started, ended) in [(0, 10), (20, 30), (5, 35)] {
             let clock = InstanceClock {
                 standing: at(0),
                 started_at: t(started),
                 ended_at: t(ended),
-                served_floor: Some(at(1)),
             };
-            accrued = record_clock(&totals, endpoint, variant, clock)
+            let accrual = record_clock(&totals, endpoint, variant, clock)
                 .accrual
-                .unwrap()
-                .accrued_usd;
+                .unwrap();
+            assert_eq!(accrual.accrued_usd, Decimal::ZERO);
+            // Nothing accrued: no utilisation of it.
+            assert_eq!(accrual.utilisation, None);
         }
-        // By hand: (54 + 18) s × $1.408/h ÷ 3600 = 72 × 1.408 / 3600 = $0.02816.
-        assert_eq!(accrued, "0.02816".parse::<Decimal>().unwrap());
-        // Once instances stand (a refresh found 1), the accrual runs at them and
-        // a call adds nothing of its own: 1 instance from 118 s to 154 s.
-        totals.set_standing(variant, at(1), t(118));
+        // A refresh at 35 s finds one instance: it accrues from then, not before.
+        totals.set_standing(variant, at(1), t(35));
         let clock = InstanceClock {
             standing: at(1),
-            started_at: t(118),
-            ended_at: t(154),
-            served_floor: Some(at(1)),
+            started_at: t(35),
+            ended_at: t(71),
         };
         let accrual = record_clock(&totals, endpoint, variant, clock)
             .accrual
             .unwrap();
-        // (72 + 36) s × 1.408 / 3600 = $0.04224.
-        assert_eq!(accrual.accrued_usd, "0.04224".parse::<Decimal>().unwrap());
+        // 36 s × $1.408/h ÷ 3600 = $0.01408.
+        assert_eq!(accrual.accrued_usd, "0.01408".parse::<Decimal>().unwrap());
     }
 
     #[test]
@@ -1962,7 +1918,6 @@ mod tests {
                 standing: standing.clone(),
                 started_at: ns(i * 1_500),
                 ended_at: ns((i + 1) * 1_500),
-                served_floor: None,
             };
             accrual = record_clock(&totals, endpoint, variant, clock).accrual;
         }
@@ -2004,7 +1959,6 @@ mod tests {
                 standing,
                 started_at: t(started),
                 ended_at: t(ended),
-                served_floor: None,
             };
             let recorded = record_clock(&totals, endpoint, variant, clock);
             recorded.accrual.unwrap()
@@ -2264,7 +2218,6 @@ mod tests {
                     standing: standing.clone(),
                     started_at: t(started),
                     ended_at: t(ended),
-                    served_floor: None,
                 };
                 let share =
                     self.totals
@@ -2429,7 +2382,6 @@ mod tests {
                 standing: two.0.clone(),
                 started_at: t(0),
                 ended_at: t(S),
-                served_floor: None,
             };
             assert_eq!(
                 v.totals

@@ -1,10 +1,10 @@
 //! The [`Meter`]: discovery, pricing, billing and recording for any call.
 
 use crate::billing::{
-    Allocation, CopyShare, Cost, CostLine, LineItem, LinePrice, MAX_SANE_USD_PER_UNIT,
-    QuantityUnit, RateResult, ResourcesFrom, UsageCharges, amortized_compute_lines,
-    check_usd_per_unit, component_compute_line, compute_key, compute_line, copy_share, data_lines,
-    fit_to_instances, unpriced, unreserved_fraction, usage_charge_lines,
+    Allocation, AmortizedShare, CopyShare, Cost, CostLine, LineItem, LinePrice,
+    MAX_SANE_USD_PER_UNIT, QuantityUnit, RateResult, ResourcesFrom, UsageCharges,
+    amortized_compute_lines, check_usd_per_unit, component_compute_line, compute_key, compute_line,
+    copy_share, data_lines, fit_to_instances, unpriced, unreserved_fraction, usage_charge_lines,
 };
 use crate::budget::{BudgetStatus, Budgets, LeaseWant, Refusal, Reservation};
 use crate::config_error::ConfigError;
@@ -199,10 +199,6 @@ pub(crate) struct VariantRates {
     /// When variants billed alongside add to `standing_usd_per_hour`: each
     /// one's standing charge, this variant's first (empty otherwise).
     pub standing_parts: Arc<[crate::billing::StandingPart]>,
-    /// An instance variant the profile shows no instance of: one instance at its
-    /// rate (its ML storage included when known), which a call served proves
-    /// stood over the call ([`InstanceClock::served_floor`]).
-    pub served_floor: Option<StandingRate>,
     pub totals: VariantSlot,
 }
 
@@ -306,28 +302,6 @@ impl VariantRates {
                 }
                 _ => (None, None, None),
             };
-        // No instance in the profile (scaled to zero, or described before one came
-        // up): what one costs, for the calls served all the same.
-        let served_floor = match (&variant.billing, &compute) {
-            (VariantBilling::Instance { instance_count, .. }, Ok(rate)) if *instance_count == 0 => {
-                let storage = match (variant.volume_size_gb, &standing.storage) {
-                    (Some(gb), Some(Ok(storage))) => {
-                        Some((storage.usd_per_unit * Decimal::from(gb), from(storage)))
-                    }
-                    _ => None,
-                };
-                Some(StandingRate {
-                    usd_per_hour_all_instances: rate.usd_per_unit,
-                    instances: 1,
-                    capacity_from: from(rate),
-                    storage_usd_per_month: storage.as_ref().map(|(usd, _)| *usd),
-                    storage_from: storage.map(|(_, from)| from),
-                    unreserved_fraction: None,
-                    parts: crate::billing::no_standing_parts(),
-                })
-            }
-            _ => None,
-        };
         let mut components = Vec::new();
         let mut unreserved = None;
         if let VariantBilling::Instance {
@@ -401,7 +375,6 @@ impl VariantRates {
             unreserved_fraction: unreserved,
             billing: variant.billing.clone(),
             standing_parts: crate::billing::no_standing_parts(),
-            served_floor,
             totals,
         }
     }
@@ -1738,6 +1711,9 @@ impl Meter {
         // standing charge pays for.
         let mut on_demand = false;
         let mut variant_slot = None;
+        // Why the accrual has nothing for the call, when the profile shows no
+        // instance of the variant that served it.
+        let mut no_instance: Option<String> = None;
         let component = targets.component.as_deref();
         match &prepared.profile {
             Ok(profile) => {
@@ -1765,33 +1741,41 @@ impl Meter {
                                 _ => started_at,
                             };
                             // The profile shows no instance, yet the call was
-                            // served: one stood over it at least. The profile is
-                            // described again to find it.
-                            let served_floor = rates
-                                .served_floor
-                                .clone()
-                                .filter(|_| standing.instances == 0);
-                            if served_floor.is_some() {
+                            // served: the accrual (at what the profile shows) has
+                            // nothing for it until a refresh finds the instances.
+                            // None is made up over the call: one per call would
+                            // count overlapping calls, or a late settlement's time
+                            // already accrued at instances found since, twice.
+                            if matches!(
+                                v.billing,
+                                VariantBilling::Instance {
+                                    instance_count: 0,
+                                    ..
+                                }
+                            ) {
                                 let then = if profile.source == ProfileSource::Override {
                                     "set it right in the profile set for the endpoint \
                                      (ClientBuilder::endpoint_profile)"
                                 } else {
                                     self.inner.discovery.refresh_soon(&endpoint, self.now());
-                                    "the profile is refreshed"
+                                    "the profile is described again (at most every 10 s, or \
+                                     discovery_refresh when shorter)"
                                 };
-                                notes.push(format!(
+                                let note = format!(
                                     "the endpoint's profile shows no instance of variant `{}` \
                                      (scaled to zero, or described before one came up), yet \
-                                     the call was served: the accrual counts one instance \
-                                     over the call; {then}",
+                                     the call was served: the accrual has nothing for it until \
+                                     a refresh finds the instances (no utilisation while it is \
+                                     0); {then}",
                                     v.name
-                                ));
+                                );
+                                notes.push(note.clone());
+                                no_instance = Some(note);
                             }
                             clock = Some(InstanceClock {
                                 standing,
                                 started_at,
                                 ended_at,
-                                served_floor,
                             });
                             if let Some(reason) = &rates.storage_unpriced {
                                 notes.push(self.storage_left_out(&endpoint, &v.name, reason));
@@ -1819,6 +1803,19 @@ impl Meter {
                             )
                         });
                         match (component, amortized) {
+                            // Amortised, the call carries what the accrual added
+                            // since the previous call: nothing, which is not what
+                            // the instance that served it cost.
+                            (None, Some(AmortizedShare::Accrued(parts)))
+                                if parts.is_empty() && no_instance.is_some() =>
+                            {
+                                lines.push(unpriced(
+                                    LineItem::Compute,
+                                    Decimal::ZERO,
+                                    QuantityUnit::InstanceHours,
+                                    no_instance.take().unwrap_or_default(),
+                                ));
+                            }
                             (None, Some(share)) => lines.extend(amortized_compute_lines(
                                 &v.billing,
                                 &usage,

@@ -252,46 +252,148 @@ async fn instance_variant_moved_to_serverless_and_back_accrues_nothing_between()
     assert_eq!(accrual.utilisation, Some(dec("0.302521")));
 }
 
+/// Whether `cost` carries the note of a profile that shows no instance of the
+/// variant that served it.
+fn says_no_instance(cost: &Cost) -> bool {
+    cost.notes.iter().any(|n| {
+        n.contains("shows no instance of variant `AllTraffic`")
+            && n.contains("the accrual has nothing for it until a refresh finds the instances")
+    })
+}
+
 /// A call held 36 s on a variant whose profile shows 0 × ml.g5.xlarge (scaled to
-/// zero when described, an instance up since): it was served, so an instance
-/// stood; the accrual counts it over the call, and the profile is refreshed.
+/// zero when described, an instance up since, DescribeEndpoint lagging). The
+/// call is priced as one alone on an instance; the accrual, at what the profile
+/// shows, has nothing for it (no instance is made up), and the receipt says so.
+/// The profile is described again, but not more than once per 10 s however many
+/// such calls come; once a refresh finds the instance, it accrues from then.
 #[tokio::test]
-async fn a_call_served_while_the_profile_shows_no_instance_accrues_one_over_the_call() {
+async fn a_call_served_while_the_profile_shows_no_instance_says_so_and_refreshes_at_most_every_10_s()
+ {
     let fake = FakeSageMaker::start().await;
     fake.add_endpoint(
         "rt",
         vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 0)],
     );
     let (time, shared) = manual_clock();
+    // discovery_refresh at its default, 60 s: the 10 s are the call's trigger's.
     let client = Client::builder(&fake.sdk_config().await)
         .price_source(Prices::us_east_1())
         .time_source(shared)
         .build()
         .unwrap();
-    let described = fake.describe_calls();
+    // Described at t = 0 (a call's own discovery may land while it is held).
+    client.meter().endpoint_profile("rt").await.unwrap();
+    assert_eq!(fake.describe_calls(), 1);
+    // t = 0 to 36 s.
     let cost = held_call(&fake, &client, &time, "rt", Duration::from_secs(36)).await;
     // By hand: alone on the instance for 36 s = 0.01 h × $1.408/h = $0.01408.
     assert_eq!(compute(&cost).cost_usd(), Some(dec("0.01") * dec("1.408")));
     let accrual = cost.accrual.clone().expect("an accrual");
-    // The one instance the call proves, over the call: 36 s × $1.408/h ÷ 3600 =
-    // $0.01408; all of it allocated, utilisation 1 (at most 1, as documented).
-    assert_eq!(accrual.accrued_usd, dec("36") * dec("1.408") / dec("3600"));
+    // The accrual counts the 0 instances the profile shows: $0, and no
+    // utilisation of it (not 0, not a division by 0).
+    assert_eq!(accrual.accrued_usd, Decimal::ZERO);
     assert_eq!(accrual.allocated_usd, dec("0.01408"));
-    assert_eq!(accrual.utilisation, Some(Decimal::ONE));
-    assert!(
-        cost.notes.iter().any(|n| n.contains("shows no instance")),
-        "{:?}",
-        cost.notes
-    );
-    // The profile is described again at once.
-    assert!(refreshed(&fake, &client, described + 1).await, "no refresh");
+    assert_eq!(accrual.utilisation, None);
+    assert!(says_no_instance(&cost), "{:?}", cost.notes);
+    // The profile, 36 s old, is described again.
+    assert!(refreshed(&fake, &client, 2).await, "no refresh");
+    assert_eq!(fake.describe_calls(), 2);
+
+    // Still 0 (DescribeEndpoint lags): 5 calls in a row at t = 36 s, each once
+    // the one before has landed, describe nothing more: the profile is 0 s old.
+    for _ in 0..5 {
+        let cost = call(&client, "rt").await;
+        assert!(says_no_instance(&cost), "{:?}", cost.notes);
+        assert_eq!(cost.accrual.expect("an accrual").accrued_usd, Decimal::ZERO);
+        assert!(refreshed(&fake, &client, 0).await, "a refresh stuck");
+    }
+    time.advance(Duration::from_secs(9)); // t = 45 s: 9 s old, still not.
+    call(&client, "rt").await;
+    assert!(refreshed(&fake, &client, 0).await, "a refresh stuck");
+    assert_eq!(fake.describe_calls(), 2, "described again within 10 s");
+
+    // The instance shows at last; t = 46 s, 10 s on: a call has it described.
+    fake.set_instance_count("rt", "AllTraffic", 1);
+    time.advance(Duration::from_secs(1));
+    call(&client, "rt").await;
+    assert!(refreshed(&fake, &client, 3).await, "no refresh after 10 s");
+    assert_eq!(fake.describe_calls(), 3);
+    // t = 46 s to 82 s, a call held 36 s: one instance from the refresh at 46 s,
+    // 36 s × $1.408/h ÷ 3600 = $0.01408 accrued in all; no note.
+    let last = held_call(&fake, &client, &time, "rt", Duration::from_secs(36)).await;
+    assert!(!says_no_instance(&last), "{:?}", last.notes);
+    let accrual = last.accrual.expect("an accrual");
+    assert_eq!(accrual.accrued_usd, dec("36") * dec("1.408") / dec("3600"));
 }
 
-/// An asynchronous endpoint scaled to zero when a process that only settles
-/// describes it (0 × ml.g5.xlarge): a settlement of 600 s of processing was
-/// processed on an instance, which the accrual counts over those 600 s.
+/// An asynchronous endpoint at 1 × ml.g5.xlarge. Job A (60 s of processing) is
+/// settled at t = 60 s, which starts this process's accrual at t = 0; the
+/// endpoint scales to zero, seen by a refresh at t = 660 s; job J is settled late,
+/// at t = 900 s, for 600 s of processing (stated from the settlement: 300 s to
+/// 900 s). J's processing was accrued, if at all, at the instances standing then:
+/// the late settlement adds no instance of its own over it.
 #[tokio::test]
-async fn a_settlement_while_the_profile_shows_no_instance_accrues_its_processing() {
+async fn a_late_settlement_while_the_profile_shows_no_instance_adds_nothing_to_the_accrual() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
+    );
+    let (time, shared) = manual_clock();
+    let client = refreshing_client(&fake, shared).await;
+    let pending = |submitted: &sagemeter::client::AsyncInvocation| {
+        let copy = serde_json::to_string(submitted.pending()).unwrap();
+        serde_json::from_str::<sagemeter::client::PendingInference>(&copy).unwrap()
+    };
+    let settle = |pending, processed: u64| {
+        let meter = client.meter().clone();
+        async move {
+            meter
+                .settle_async(
+                    pending,
+                    sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(
+                        processed,
+                    ))
+                    .output_bytes(10),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // t = 0: both submitted.
+    let a = pending(&crate::support::submit_async(&client, "rt", 1024).await);
+    let j = pending(&crate::support::submit_async(&client, "rt", 1024).await);
+    time.advance(Duration::from_secs(60));
+    let settled_a = settle(a, 60).await;
+    // By hand: 60 s at one instance = 60 × 1.408 / 3600 = $0.023466666667.
+    assert_eq!(
+        settled_a.accrual.expect("an accrual").accrued_usd,
+        (dec("60") * dec("1.408") / dec("3600")).round_dp(12)
+    );
+    assert!(refreshed(&fake, &client, 0).await, "a refresh stuck");
+    fake.set_instance_count("rt", "AllTraffic", 0);
+    advance_and_refresh(&fake, &client, &time, Duration::from_secs(600)).await; // t = 660 s
+    time.advance(Duration::from_secs(240)); // t = 900 s
+    let settled_j = settle(j, 600).await;
+    // J's compute is billed: 600 s at a whole instance = $0.234666666667.
+    assert_eq!(
+        compute(&settled_j).cost_usd(),
+        Some((dec("600") / dec("3600") * dec("1.408")).round_dp(12))
+    );
+    // By hand: one instance from t = 0 to the refresh at t = 660 s, nothing since:
+    // 660 × 1.408 / 3600 = 929.28 / 3600 = $0.258133333333 (12 places). Not
+    // 660 + 600 s = $0.4928: J's 600 s are not counted again.
+    let accrual = settled_j.accrual.clone().expect("an accrual");
+    assert_eq!(accrual.accrued_usd, dec("0.258133333333"));
+    assert!(says_no_instance(&settled_j), "{:?}", settled_j.notes);
+}
+
+/// Amortised, a call carries what the accrual added since the previous call:
+/// on a variant whose profile shows no instance, nothing, which is not what the
+/// instance that served it cost. Its compute is unpriced, saying why, not $0.
+#[tokio::test]
+async fn an_amortized_call_while_the_profile_shows_no_instance_is_unpriced_not_zero() {
     let fake = FakeSageMaker::start().await;
     fake.add_endpoint(
         "rt",
@@ -300,30 +402,21 @@ async fn a_settlement_while_the_profile_shows_no_instance_accrues_its_processing
     let (time, shared) = manual_clock();
     let client = Client::builder(&fake.sdk_config().await)
         .price_source(Prices::us_east_1())
+        .allocation(sagemeter::billing::Allocation::Amortized)
         .time_source(shared)
         .build()
         .unwrap();
-    let submitted = crate::support::submit_async(&client, "rt", 1024).await;
-    // Settled 900 s after its submission: 300 s queued, 600 s processed.
-    time.advance(Duration::from_secs(900));
-    let copy = serde_json::to_string(submitted.pending()).unwrap();
-    let pending: sagemeter::client::PendingInference = serde_json::from_str(&copy).unwrap();
-    let settled = client
-        .meter()
-        .settle_async(
-            pending,
-            sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(600))
-                .output_bytes(10),
-        )
-        .await
-        .unwrap();
-    // By hand: 600 s at a whole instance = 600 ÷ 3600 h × $1.408/h = $0.234666…
-    let by_hand = dec("600") / dec("3600") * dec("1.408");
-    assert_eq!(compute(&settled).cost_usd(), Some(by_hand.round_dp(12)));
-    let accrual = settled.accrual.clone().expect("an accrual");
-    // The instance stood over the processing at least: the same 600 s accrued,
-    // $0.234666666667 at 12 places; utilisation 1, not hidden.
-    assert_eq!(accrual.accrued_usd, by_hand.round_dp(12));
-    assert_eq!(accrual.allocated_usd, by_hand.round_dp(12));
-    assert_eq!(accrual.utilisation, Some(Decimal::ONE));
+    // The first call is billed at busy time (its own latency).
+    let first = held_call(&fake, &client, &time, "rt", Duration::from_secs(36)).await;
+    assert!(first.is_fully_priced(), "{:?}", first.lines);
+    time.advance(Duration::from_secs(5));
+    let second = held_call(&fake, &client, &time, "rt", Duration::from_secs(36)).await;
+    match &compute(&second).price {
+        LinePrice::Unpriced { reason } => assert!(
+            reason.contains("shows no instance of variant `AllTraffic`"),
+            "{reason}"
+        ),
+        priced => panic!("a call at no instance priced: {priced:?}"),
+    }
+    assert!(!second.is_fully_priced());
 }
