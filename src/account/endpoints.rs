@@ -1231,21 +1231,25 @@ fn finish(
         && used.is_some_and(|u| u.invocations > 0 || u.model_latency_us.is_some_and(|us| us > 0.0));
     if scaled_to_zero_in_use {
         let calls = used.map_or(0, |u| u.invocations);
-        // What is known: the calls' model time on an instance, at the least.
-        let at_least = match (model_seconds, draft.instance_usd_per_hour) {
+        // What is known: the calls' model time summed, at the instance rate. Not a
+        // bound either way: calls that overlapped on one instance count each, and
+        // the instances stood between calls until scaled in.
+        let model_time = match (model_seconds, draft.instance_usd_per_hour) {
             (Some(s), Some(rate)) if row.inference_component.is_none() => format!(
-                "; at least {} USD: CloudWatch ModelLatency, {} s, × {} USD per \
-                 instance-hour (the instances stood longer, until scaled in)",
-                round_cost(s * rate / Decimal::from(3600)).normalize(),
+                "; the calls' model time (CloudWatch ModelLatency summed, {} s, calls that \
+                 overlapped each counted) × {} USD per instance-hour is {} USD, not the \
+                 window's cost: overlapping calls shared instances, which stood between \
+                 calls too, until scaled in",
                 s.normalize(),
-                rate.normalize()
+                rate.normalize(),
+                round_cost(s * rate / Decimal::from(3600)).normalize(),
             ),
             _ => String::new(),
         };
         row.notes.push(format!(
             "scaled to zero now (0 instances), yet it served {calls} calls in the window, on \
              instances since scaled in: the window's cost and cost per 1,000 calls are not \
-             known from the deployment now{at_least}"
+             known from the deployment now{model_time}"
         ));
     }
     if let Some(burn) = row.usd_per_hour.filter(|_| !scaled_to_zero_in_use) {
