@@ -299,8 +299,9 @@ pub struct ViewTotals {
     /// Variants whose burn is unknown (not in the sums).
     pub unpriced: usize,
     /// Variants whose burn is known and whose window cost is not (scaled to zero
-    /// now, after calls in the window): not in `window_cost_usd`, which is then
-    /// less than the window cost. Left out of JSON when 0.
+    /// now, after calls in the window, or asynchronous and scaled to zero now,
+    /// their use not known): not in `window_cost_usd`, which is then less than the
+    /// window cost. Left out of JSON when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub window_unpriced: usize,
 }
@@ -1224,11 +1225,14 @@ fn finish(
     // No instance now (scaled to zero), yet calls in the window: they ran on
     // instances since scaled in, for as long as the deployment now does not say.
     // Not a window cost of $0, nor $0 per 1,000 calls.
+    let at_zero = row.instance_count == Some(0) && !row.deploying && row.usd_per_hour.is_some();
     let scaled_to_zero_in_use = matches!(row.kind, VariantKind::Instance)
-        && row.instance_count == Some(0)
-        && !row.deploying
-        && row.usd_per_hour.is_some()
+        && at_zero
         && used.is_some_and(|u| u.invocations > 0 || u.model_latency_us.is_some_and(|us| us > 0.0));
+    // An asynchronous endpoint's use is not read (see `ASYNC_NOT_COUNTED`): at 0
+    // instances now, it may have scaled out for requests queued in the window, and
+    // in again, for a time nothing here tells. Not a window cost of $0 either.
+    let async_at_zero = row.kind == VariantKind::AsyncInstance && at_zero;
     if scaled_to_zero_in_use {
         let calls = used.map_or(0, |u| u.invocations);
         // What is known: the calls' model time summed, at the instance rate. Not a
@@ -1252,7 +1256,19 @@ fn finish(
              known from the deployment now{model_time}"
         ));
     }
-    if let Some(burn) = row.usd_per_hour.filter(|_| !scaled_to_zero_in_use) {
+    if async_at_zero {
+        row.notes.push(
+            "scaled to zero now (0 instances): an asynchronous endpoint scales out for the \
+             requests queued and in again, and its use in the window is not known here, so \
+             neither is how long instances stood in it: the window's cost is not known from \
+             the deployment now"
+                .into(),
+        );
+    }
+    if let Some(burn) = row
+        .usd_per_hour
+        .filter(|_| !scaled_to_zero_in_use && !async_at_zero)
+    {
         let hours = Decimal::from(seconds) / Decimal::from(3600);
         let mut cost = match draft.standing {
             Some((instances, storage_usd_per_month)) => {

@@ -860,6 +860,16 @@ fn described_variant(
     variant: fn() -> ProductionVariant,
     asynchronous: bool,
 ) -> [Rule; 2] {
+    described_variant_at(name, variant, asynchronous, None)
+}
+
+/// [`described_variant`], DescribeEndpoint stating `current` instances.
+fn described_variant_at(
+    name: &'static str,
+    variant: fn() -> ProductionVariant,
+    asynchronous: bool,
+    current: Option<i32>,
+) -> [Rule; 2] {
     use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
     use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
     use aws_sdk_sagemaker::types::{AsyncInferenceConfig, AsyncInferenceOutputConfig};
@@ -871,6 +881,7 @@ fn described_variant(
             .production_variants(
                 ProductionVariantSummary::builder()
                     .variant_name("AllTraffic")
+                    .set_current_instance_count(current)
                     .build(),
             )
             .build()
@@ -2013,4 +2024,58 @@ async fn components_of_a_variant_scaled_to_zero_keep_their_rows_and_calls() {
     assert_eq!(large.copies, Some(1));
     assert_eq!(large.reserved_share, None);
     assert_eq!(view.totals.window_unpriced, 1);
+}
+
+/// An asynchronous endpoint scaled to zero at the time of the view (0 ×
+/// ml.g5.xlarge, async autoscaling down to 0 while its queue is empty). Its use
+/// is not published as `Invocations`, so whether it scaled out for requests in
+/// the window is not known: no window cost of $0 (0 × $1.41/h × 24 h), but none
+/// at all, counted in `window_unpriced`, with a note.
+#[tokio::test]
+async fn an_asynchronous_endpoint_scaled_to_zero_has_no_window_cost_of_zero() {
+    let list = listed_alone("queue");
+    let [a, b] = described_variant_at(
+        "queue",
+        || {
+            ProductionVariant::builder()
+                .variant_name("AllTraffic")
+                .model_name("queue-model")
+                .instance_type(ProductionVariantInstanceType::MlG5Xlarge)
+                .initial_instance_count(1)
+                .build()
+        },
+        true,
+        Some(0),
+    );
+    let metrics = metrics_of_variant_0(&[], &[]);
+    let account = Account {
+        prices: std::sync::Arc::new(OnlyThese(vec![(
+            PriceKey::AsyncInference {
+                region: "us-east-1".into(),
+                instance_type: "ml.g5.xlarge".into(),
+            },
+            Decimal::new(141, 2),
+        )])),
+        ..account(&[&list, &a, &b], &[&metrics], &[])
+    };
+    let view = last_day(&account).await;
+    let row = &view.rows[0];
+    assert_eq!(row.kind, VariantKind::AsyncInstance);
+    assert_eq!(row.instance_count, Some(0));
+    // Nothing burns now: 0 instances × $1.41/h = $0/h.
+    assert_eq!(row.usd_per_hour, Some(Decimal::ZERO));
+    // The window's cost is not known: not 0 × $1.41/h × 24 h = $0.
+    assert_eq!(row.window_cost_usd, None, "{row:?}");
+    assert_eq!(row.usd_per_1000_invocations, None);
+    assert!(!row.flags.contains(&Flag::Idle), "{:?}", row.flags);
+    assert!(
+        row.notes.iter().any(|n| n
+            .starts_with("scaled to zero now (0 instances): an asynchronous endpoint scales out")),
+        "{:?}",
+        row.notes
+    );
+    assert_eq!(view.totals.window_cost_usd, Decimal::ZERO);
+    assert_eq!(view.totals.window_unpriced, 1);
+    assert_eq!(view.totals.unpriced, 0);
+    assert_eq!(view.totals.usd_per_hour, Decimal::ZERO);
 }

@@ -160,8 +160,9 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
     if t.window_unpriced > 0 {
         writeln!(
             out,
-            "{} variants scaled to zero after calls in the window: their window cost is not \
-             known, not in the window's total (see their notes)",
+            "{} variants scaled to zero now, after calls in the window or (asynchronous) \
+             with their use not known: their window cost is not known, not in the window's \
+             total (see their notes)",
             t.window_unpriced
         )?;
     }
