@@ -1761,12 +1761,19 @@ impl Meter {
                                     "the profile is described again (at most every 10 s, or \
                                      discovery_refresh when shorter)"
                                 };
+                                // Fleets billed alongside (a shadow, a deployment's
+                                // new fleet) may still stand: then the accrual is
+                                // not 0.
+                                let no_utilisation = if standing.instances == 0 {
+                                    " (no utilisation while it is 0)"
+                                } else {
+                                    ""
+                                };
                                 let note = format!(
                                     "the endpoint's profile shows no instance of variant `{}` \
                                      (scaled to zero, or described before one came up), yet \
                                      the call was served: the accrual has nothing for it until \
-                                     a refresh finds the instances (no utilisation while it is \
-                                     0); {then}",
+                                     a refresh finds the instances{no_utilisation}; {then}",
                                     v.name
                                 );
                                 notes.push(note.clone());

@@ -431,6 +431,11 @@ pub enum DiscoveryError {
 /// old fleet's instances until a refresh sees the new one take over.
 const DEPLOYMENT_REFRESH: Duration = Duration::from_secs(10);
 
+/// How old such a profile must be for the refresh loop, whose ticks are
+/// [`DEPLOYMENT_REFRESH`] apart, to describe it again: half a tick short, so that
+/// one stamped when its last describe landed is due at the next tick.
+const URGENT_REFRESH_SLACKED: Duration = Duration::from_secs(5);
+
 /// Refreshes the refresh loop has under way at once (each a `DescribeEndpoint`
 /// and a `DescribeEndpointConfig`, more for inference components): a process
 /// that has called thousands of endpoints describes them a few at a time, not in
@@ -448,6 +453,11 @@ struct Slot {
     /// A refresh in the background was dropped before it landed (with a runtime
     /// made for one call): the next call past the pause discovers on its way.
     refresh_dropped: bool,
+    /// A call showed the profile stale before it was due a refresh
+    /// ([`Discovery::refresh_soon`]): the refresh loop describes it as it does an
+    /// endpoint with a deployment under way, at its next tick, not at the next
+    /// quiet round. Cleared when a profile is stored.
+    stale_seen: bool,
 }
 
 /// Discovers and caches [`EndpointProfile`]s.
@@ -559,11 +569,22 @@ impl Discovery {
     /// DescribeEndpoint lags what served the calls (a scale-out, a component's
     /// copies, a new variant), every call would describe the endpoint again as soon
     /// as the last refresh landed, against control-plane limits the account's
-    /// other tools share.
+    /// other tools share. A profile not due yet is marked: the refresh loop
+    /// describes it at its next tick once due, whether another call comes or not.
     pub(crate) fn refresh_soon(&self, endpoint: &str, now: SystemTime) {
-        if !self.inner.overrides.contains_key(endpoint) {
-            self.cached_refreshing_after(endpoint, now, self.refresh_tick(), |_| ());
+        if self.inner.overrides.contains_key(endpoint) {
+            return;
         }
+        if let Some(slot) = self
+            .inner
+            .cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(endpoint)
+        {
+            slot.stale_seen = true;
+        }
+        self.cached_refreshing_after(endpoint, now, self.refresh_tick(), |_| ());
     }
 
     /// Claims the running of the refresh loop (see
@@ -629,7 +650,17 @@ impl Discovery {
                     return;
                 }
                 let now = discovery.inner.time.now();
-                let (_, refresh) = discovery.cached_and_due(&endpoint, now, left_alone, |_| ());
+                // A deployment's (or a profile a call showed stale) is due a
+                // tick's slack early: stamped when its describe landed, it would
+                // be just short of due at the next tick, and wait for the one
+                // after.
+                let (_, refresh) = discovery.cached_and_due(
+                    &endpoint,
+                    now,
+                    left_alone,
+                    URGENT_REFRESH_SLACKED,
+                    |_| (),
+                );
                 if let Some(mut refresh) = refresh {
                     refresh.turn = Some(turn);
                     // Refused (no runtime, or shut down), it is dropped unrun and
@@ -706,7 +737,8 @@ impl Discovery {
         stale_after: Duration,
         f: impl FnOnce(Result<&Arc<EndpointProfile>, &DiscoveryError>) -> R,
     ) -> Option<R> {
-        let (answer, refresh) = self.cached_and_due(endpoint, now, stale_after, f);
+        let (answer, refresh) =
+            self.cached_and_due(endpoint, now, stale_after, DEPLOYMENT_REFRESH, f);
         if let Some(refresh) = refresh {
             // Refused (no runtime, or shut down), the refresh is dropped unrun and
             // its guard clears the mark.
@@ -716,12 +748,15 @@ impl Discovery {
     }
 
     /// [`cached_refreshing_after`](Self::cached_refreshing_after)'s answer, and the
-    /// refresh it is due (its slot marked refreshing), not started yet.
+    /// refresh it is due (its slot marked refreshing), not started yet: a profile
+    /// older than `stale_after`, or than `urgent_after` with a deployment under
+    /// way or shown stale by a call.
     fn cached_and_due<R>(
         &self,
         endpoint: &str,
         now: SystemTime,
         stale_after: Duration,
+        urgent_after: Duration,
         f: impl FnOnce(Result<&Arc<EndpointProfile>, &DiscoveryError>) -> R,
     ) -> (Option<R>, Option<Refresh>) {
         // A time after `now` is a reading taken before the answer landed (no age),
@@ -744,11 +779,12 @@ impl Discovery {
                 }
                 (Some((profile, at)), _) => {
                     // While a deployment is under way its switch-over is looked
-                    // for every few seconds, not every `refresh_after`.
-                    let stale_after = if profile.pending_variants.is_empty() {
+                    // for every few seconds, not every `refresh_after`; as is a
+                    // profile a call showed stale.
+                    let stale_after = if profile.pending_variants.is_empty() && !slot.stale_seen {
                         stale_after
                     } else {
-                        stale_after.min(DEPLOYMENT_REFRESH)
+                        stale_after.min(urgent_after)
                     };
                     if age(*at) >= stale_after
                         && !slot.refreshing
@@ -870,6 +906,7 @@ impl DiscoveryInner {
                 refreshing: false,
                 refresh_failed: None,
                 refresh_dropped: false,
+                stale_seen: false,
             });
             slot.refreshing = false;
             slot.refresh_failed = None;
@@ -894,6 +931,7 @@ impl DiscoveryInner {
                     }
                     slot.profile = Some((profile.clone(), now));
                     slot.error = None;
+                    slot.stale_seen = false;
                     result
                 }
                 Err(err @ DiscoveryError::NotFound { .. }) => {
@@ -1766,17 +1804,25 @@ mod tests {
     }
 
     fn redeploying() -> Redeploying {
+        redeploying_taking(Duration::ZERO)
+    }
+
+    /// [`redeploying`], each `DescribeEndpoint` taking `takes` on the manual clock.
+    fn redeploying_taking(takes: Duration) -> Redeploying {
         use aws_smithy_mocks::mock;
         use std::sync::atomic::{AtomicBool, Ordering};
         let deploying = Arc::new(AtomicBool::new(true));
-        let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output({
-            let deploying = deploying.clone();
-            move || blue_green(deploying.load(Ordering::SeqCst))
-        });
-        let configs = configs(None);
         let time = aws_smithy_async::test_util::ManualTimeSource::new(
             std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
         );
+        let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output({
+            let (deploying, time) = (deploying.clone(), time.clone());
+            move || {
+                time.advance(takes);
+                blue_green(deploying.load(Ordering::SeqCst))
+            }
+        });
+        let configs = configs(None);
         let background = Arc::new(crate::background::Background::default());
         let discovery = Discovery::new(
             Some(mock_client(&[&endpoint, &configs])),
@@ -1836,6 +1882,69 @@ mod tests {
         discovery.profile("e").await.unwrap();
         settled().await;
         assert_eq!(endpoint.num_calls(), 3);
+    }
+
+    /// A deployment under way is described at every tick of the refresh loop
+    /// though each describe takes time: its profile, stamped when the describe
+    /// landed (0.3 s after it went out), is 9.7 s old at the next tick, and is
+    /// still due then.
+    #[tokio::test]
+    async fn a_deployment_is_described_at_every_tick_though_describes_take_time() {
+        let Redeploying {
+            discovery,
+            endpoint,
+            time,
+            background,
+            ..
+        } = redeploying_taking(Duration::from_millis(300));
+        // Described at 0, landed at 0.3 s; the ticks at 10, 20 and 30 s.
+        discovery.profile("e").await.unwrap();
+        for tick in 1..=3 {
+            time.advance(Duration::from_millis(9_700));
+            discovery.refresh_stale(|| true).await;
+            while background.in_flight() > 0 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(endpoint.num_calls(), 1 + tick, "tick {tick}");
+        }
+    }
+
+    /// A call that shows a quiet profile stale before it is due a refresh (a
+    /// variant it does not list, 3 s after it was described) has it described
+    /// at the refresh loop's next tick once 5 s old, with no other call: not at
+    /// the quiet round, 50 s on.
+    #[tokio::test]
+    async fn a_profile_a_call_showed_stale_is_described_at_the_next_tick() {
+        use aws_smithy_async::time::TimeSource;
+        use std::sync::atomic::Ordering;
+        let Redeploying {
+            discovery,
+            endpoint,
+            deploying,
+            time,
+            background,
+        } = redeploying();
+        deploying.store(false, Ordering::SeqCst);
+        discovery.profile("e").await.unwrap();
+        time.advance(Duration::from_secs(3));
+        discovery.refresh_soon("e", time.now());
+        while background.in_flight() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(endpoint.num_calls(), 1, "described again 3 s on");
+        time.advance(Duration::from_secs(7));
+        discovery.refresh_stale(|| true).await;
+        while background.in_flight() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(endpoint.num_calls(), 2, "not described at the next tick");
+        // Described: quiet again, left to the quiet round.
+        time.advance(Duration::from_secs(10));
+        discovery.refresh_stale(|| true).await;
+        while background.in_flight() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(endpoint.num_calls(), 2);
     }
 
     /// A round of the refresh loop starts no refresh once its meter is gone or

@@ -1945,7 +1945,16 @@ async fn a_success_cut_off_and_retried_is_off_the_clock_while_backing_off() {
         for n in 0.. {
             let (mut socket, _) = listener.accept().await.unwrap();
             tokio::spawn(async move {
-                let _ = socket.read(&mut vec![0u8; 65536]).await;
+                // The whole request (its body, `{}`, is its end), so that the
+                // answer is not a reset of unread bytes.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.ends_with(b"{}") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
                 let answer: &[u8] = match n {
                     0 => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":",
                     _ => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
@@ -1984,6 +1993,15 @@ async fn a_success_cut_off_and_retried_is_off_the_clock_while_backing_off() {
     let a = a.await.unwrap().unwrap();
     let b = b.await.unwrap().unwrap();
     assert_eq!(b.cost().usage.attempts, 2);
+    // Both answers reached the model: the first was a success cut off.
+    assert!(
+        b.cost()
+            .notes
+            .iter()
+            .any(|n| n == "2 attempts: 2 reached the model and are billed, 0 were not"),
+        "{:?}",
+        b.cost().notes
+    );
     // A had the instance to itself for its 1 s: 1/3600 h × 0.23 USD/h =
     // 0.0000638888…, rounded down to 10⁻¹² USD; not half of it, as if B's
     // back-off shared the instance with it.
