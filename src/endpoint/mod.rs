@@ -443,6 +443,19 @@ const URGENT_REFRESH_SLACKED: Duration = Duration::from_secs(5);
 /// the account's other tools share. A call's own refresh is not held back by it.
 const LOOP_REFRESHES_AT_ONCE: usize = 8;
 
+/// How long the answer for an endpoint never found (its `DescribeEndpoint`
+/// failure) is kept once no call asks for it: the refresh loop forgets it then,
+/// with its lock, so that names that do not exist (typos, names from requests)
+/// do not each stay for the life of the process. Asked again, it is described
+/// again.
+const FORGET_FAILED_AFTER: Duration = Duration::from_secs(5 * 60);
+
+/// `at` in milliseconds since the Unix epoch (0 before it), for [`Slot::asked`].
+fn epoch_millis(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 struct Slot {
     profile: Option<(Arc<EndpointProfile>, SystemTime)>,
     error: Option<(DiscoveryError, SystemTime)>,
@@ -458,6 +471,12 @@ struct Slot {
     /// endpoint with a deployment under way, at its next tick, not at the next
     /// quiet round. Cleared when a profile is stored.
     stale_seen: bool,
+    /// Whether a profile was ever found for it (a slot that never had one is
+    /// forgotten once not asked for in [`FORGET_FAILED_AFTER`]).
+    found: bool,
+    /// When a call last asked for it while it had no profile ([`epoch_millis`],
+    /// on the discovery's clock).
+    asked: std::sync::atomic::AtomicU64,
 }
 
 /// Discovers and caches [`EndpointProfile`]s.
@@ -621,6 +640,10 @@ impl Discovery {
     /// tick). Each is looked at when its turn comes, on the discovery's clock: one
     /// a call refreshed meanwhile is left alone; and none is started once
     /// `keep_going` says no (the meter was dropped, or is shutting down).
+    ///
+    /// First it forgets each endpoint never found (no profile was ever described
+    /// for it) that no call asked for in [`FORGET_FAILED_AFTER`], and its lock
+    /// when no one holds it.
     pub(crate) fn refresh_stale(
         &self,
         keep_going: impl Fn() -> bool + Send + 'static,
@@ -630,6 +653,7 @@ impl Discovery {
             .refresh_after
             .saturating_sub(self.refresh_tick())
             .max(self.inner.refresh_after / 2);
+        self.forget_unfound(self.inner.time.now());
         let endpoints: Vec<String> = {
             let cache = self.inner.cache.read().unwrap_or_else(|e| e.into_inner());
             cache
@@ -669,6 +693,61 @@ impl Discovery {
                 }
             }
         }
+    }
+
+    /// Forgets each endpoint never found and not asked for in
+    /// [`FORGET_FAILED_AFTER`] before `now`, and its lock unless someone holds it.
+    fn forget_unfound(&self, now: SystemTime) {
+        let cutoff = epoch_millis(now)
+            .saturating_sub(u64::try_from(FORGET_FAILED_AFTER.as_millis()).unwrap_or(u64::MAX));
+        let mut forgotten = Vec::new();
+        {
+            let mut cache = self.inner.cache.write().unwrap_or_else(|e| e.into_inner());
+            cache.retain(|endpoint, slot| {
+                let keep = slot.found
+                    || slot.profile.is_some()
+                    || slot.refreshing
+                    || slot.asked.load(std::sync::atomic::Ordering::Relaxed) > cutoff;
+                if !keep {
+                    forgotten.push(endpoint.clone());
+                }
+                keep
+            });
+        }
+        if forgotten.is_empty() {
+            return;
+        }
+        let mut slots = self.inner.slots.write().unwrap_or_else(|e| e.into_inner());
+        for endpoint in forgotten {
+            // Held by no one but the map (a caller holding it, or about to lock
+            // it, has its own share): the next caller makes a new one.
+            if slots
+                .get(&endpoint)
+                .is_some_and(|lock| Arc::strong_count(lock) == 1)
+            {
+                slots.remove(&endpoint);
+            }
+        }
+    }
+
+    /// How many endpoints the discovery cache holds (found or not).
+    #[cfg(test)]
+    pub(crate) fn cached_count(&self) -> usize {
+        self.inner
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// How many endpoints have a discovery lock.
+    #[cfg(test)]
+    pub(crate) fn lock_count(&self) -> usize {
+        self.inner
+            .slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// The profile of `endpoint`: the override, else a cached one (refreshing it in
@@ -773,6 +852,11 @@ impl Discovery {
             let Some(slot) = cache.get(endpoint) else {
                 return (None, None);
             };
+            // An endpoint never found is kept while it is asked for.
+            if slot.profile.is_none() {
+                slot.asked
+                    .fetch_max(epoch_millis(now), std::sync::atomic::Ordering::Relaxed);
+            }
             match (&slot.profile, &slot.error) {
                 (_, Some((err, at))) if age(*at) < self.inner.retry_failed_after => {
                     Some(f(Err(err)))
@@ -907,8 +991,14 @@ impl DiscoveryInner {
                 refresh_failed: None,
                 refresh_dropped: false,
                 stale_seen: false,
+                found: false,
+                asked: std::sync::atomic::AtomicU64::new(0),
             });
             slot.refreshing = false;
+            slot.found |= result.is_ok();
+            // Described for a call (or a call's retry): asked for now.
+            slot.asked
+                .fetch_max(epoch_millis(now), std::sync::atomic::Ordering::Relaxed);
             slot.refresh_failed = None;
             slot.refresh_dropped = false;
             match &result {
@@ -1982,6 +2072,78 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(endpoint.num_calls(), 2);
+    }
+
+    /// Names that do not exist are not kept for the life of the process: a round
+    /// of the refresh loop forgets each one no call asked for in the last five
+    /// minutes (its failure and its lock), and one asked for again is described
+    /// again, not answered with the old failure.
+    #[tokio::test]
+    async fn endpoints_never_found_are_forgotten_once_no_call_asks_for_them() {
+        use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointError;
+        use aws_smithy_mocks::{MockResponse, mock};
+        let described =
+            mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_compute_response(|input| {
+                MockResponse::Error(DescribeEndpointError::generic(
+                    aws_smithy_types::error::ErrorMetadata::builder()
+                        .code("ValidationException")
+                        .message(format!(
+                            "Could not find endpoint \"{}\".",
+                            input.endpoint_name().unwrap_or_default()
+                        ))
+                        .build(),
+                ))
+            });
+        let time = aws_smithy_async::test_util::ManualTimeSource::new(
+            std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        );
+        let background = Arc::new(crate::background::Background::default());
+        let discovery = Discovery::new(
+            Some(mock_client(&[&described])),
+            HashMap::new(),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            SharedTimeSource::new(time.clone()),
+            background.clone(),
+        );
+        let settled = || async {
+            while background.in_flight() > 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        for i in 0..1_000 {
+            let err = discovery.profile(&format!("typo-{i}")).await.unwrap_err();
+            assert!(matches!(err, DiscoveryError::NotFound { .. }), "{err:?}");
+        }
+        // One DescribeEndpoint per name; each failure and lock kept meanwhile.
+        assert_eq!(described.num_calls(), 1_000);
+        assert_eq!(discovery.cached_count(), 1_000);
+        assert_eq!(discovery.lock_count(), 1_000);
+
+        // 4 minutes on, one of them is asked for again: its failure is 240 s old
+        // (past the 30 s retry), so it is answered at once and retried behind.
+        time.advance(Duration::from_secs(240));
+        assert!(discovery.profile("typo-0").await.is_err());
+        settled().await;
+        assert_eq!(described.num_calls(), 1_001);
+
+        // 5 min + 1 s after the first calls (61 s after typo-0 was asked): a round
+        // forgets the 999 not asked for in 5 minutes, and keeps typo-0.
+        time.advance(Duration::from_secs(61));
+        discovery.refresh_stale(|| true).await;
+        settled().await;
+        assert_eq!(discovery.cached_count(), 1);
+        assert_eq!(discovery.lock_count(), 1);
+        assert_eq!(described.num_calls(), 1_001, "a round describes no failure");
+
+        // A forgotten name asked for again is described again, once, and the
+        // call waits for that answer (not the old failure served at once).
+        let err = discovery.profile("typo-7").await.unwrap_err();
+        assert!(matches!(err, DiscoveryError::NotFound { .. }), "{err:?}");
+        assert_eq!(described.num_calls(), 1_002);
+        settled().await;
+        assert_eq!(described.num_calls(), 1_002);
+        assert_eq!(discovery.cached_count(), 2);
     }
 
     #[tokio::test]
