@@ -1171,7 +1171,11 @@ impl Totals {
     }
 
     /// This process's average number of calls in flight on each endpoint since
-    /// the previous time it was asked, in thousandths.
+    /// the previous time it was asked, in thousandths: of each endpoint whose load
+    /// is not 0, or whose clock counts the others' load. The others (idle, all
+    /// but a few in a process that has called thousands of endpoints) are left
+    /// out, their names not copied: the caller says 0 for any of them whose last
+    /// load published was not.
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) fn take_loads(&self, now: SystemTime) -> Vec<(String, u64)> {
         let mut inner = self.lock();
@@ -1180,7 +1184,7 @@ impl Totals {
         inner
             .endpoints
             .iter_mut()
-            .map(|endpoint| {
+            .filter_map(|endpoint| {
                 let clock = &mut endpoint.sharing;
                 clock.advance(now, per_instance, mono);
                 let since = clock.load_since.replace(now);
@@ -1194,7 +1198,7 @@ impl Totals {
                     0 => u64::from(clock.in_flight) * 1000,
                     span => u64::try_from(load * 1000 / span).unwrap_or(u64::MAX),
                 };
-                (endpoint.name.to_string(), milli)
+                (milli != 0 || clock.others_milli != 0).then(|| (endpoint.name.to_string(), milli))
             })
             .collect()
     }
@@ -1661,6 +1665,40 @@ mod tests {
             b.end(ms(2_000)),
             "0.000138888888888888".parse::<Decimal>().unwrap()
         );
+    }
+
+    /// The fleet's flush asks for the loads of the endpoints with calls in
+    /// flight since the last, and of those whose clock counts the others' load:
+    /// not one entry (a name copied) per endpoint ever called.
+    #[test]
+    fn idle_endpoints_are_left_out_of_the_loads_taken() {
+        let totals = Totals::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // 1,000 endpoints, one call each from 0 to 1 s.
+        for i in 0..1_000 {
+            let call = totals.call_started_on(&format!("e{i}"), None, at(0));
+            call.leave_at(at(1_000));
+            call.end(at(1_000));
+        }
+        // First flush at 2 s: each had 1 call for 1 s of the 2 s since its clock
+        // began, an average of 0.5 calls in flight = 500 thousandths.
+        let first = totals.take_loads(at(2_000));
+        assert_eq!(first.len(), 1_000);
+        assert!(first.iter().all(|(_, milli)| *milli == 500), "{first:?}");
+        // Idle from 2 s to 4 s: none listed (the fleet says 0 for each, as its
+        // last published load was 500).
+        assert_eq!(totals.take_loads(at(4_000)), Vec::new());
+        // e7 busy again, one call from 5 s on; e9 idle but with the others' 2
+        // calls in flight read at 5 s (kept until forgotten).
+        let call = totals.call_started_on("e7", None, at(5_000));
+        totals.set_others_load("e9", 2_000, at(5_000));
+        // Flush at 6 s: e7 had 1 call for 1 s of the 2 s since the last flush
+        // (500); e9 none of its own (0), listed for its others' load.
+        let mut loads = totals.take_loads(at(6_000));
+        loads.sort();
+        assert_eq!(loads, [("e7".to_owned(), 500), ("e9".to_owned(), 0)]);
+        call.leave_at(at(6_000));
     }
 
     #[test]

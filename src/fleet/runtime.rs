@@ -267,7 +267,8 @@ struct State {
     period_sks: Vec<(BudgetPeriod, DateTime<Utc>, String)>,
     /// Alert thresholds passed, per (budget, period start): bit i for the i-th.
     alerted: FastMap<(usize, DateTime<Utc>), u32>,
-    /// The load last published per endpoint (thousandths of a call in flight).
+    /// The load last published per endpoint (thousandths of a call in flight),
+    /// when not 0: an endpoint not here last published 0, or nothing.
     published: FastMap<String, u64>,
     /// Per endpoint, its item's calls as the last write returned them (with the
     /// item's sort key): the fleet's calls between two writes give this process's
@@ -1372,7 +1373,11 @@ impl Fleet {
                 .totals
                 .set_others_load(&endpoint, others, answered_at);
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.published.insert(endpoint, published);
+            if published == 0 {
+                state.published.remove(&endpoint);
+            } else {
+                state.published.insert(endpoint, published);
+            }
         }
         for (pk, sk, spent) in passed {
             self.raise_alerts(&pk, &sk, spent).await;
@@ -1414,6 +1419,28 @@ impl Fleet {
             let pk = state.endpoint_pk(&endpoint);
             let load = Load {
                 milli,
+                now_ms,
+                fresh_after_ms: now_ms - stale_ms,
+            };
+            loads.insert(pk, (endpoint, load));
+        }
+        // Idle here now, after a load not 0 published (left out of the loads
+        // taken): its 0, once, to say it went idle.
+        let went_idle: Vec<String> = state
+            .published
+            .keys()
+            .filter(|endpoint| {
+                state
+                    .endpoint_pks
+                    .get(endpoint.as_str())
+                    .is_none_or(|pk| !loads.contains_key(pk.as_str()))
+            })
+            .cloned()
+            .collect();
+        for endpoint in went_idle {
+            let pk = state.endpoint_pk(&endpoint);
+            let load = Load {
+                milli: 0,
                 now_ms,
                 fresh_after_ms: now_ms - stale_ms,
             };
