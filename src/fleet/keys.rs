@@ -14,11 +14,14 @@ use rust_decimal::Decimal;
 /// Decimal places of a pico-USD.
 pub(crate) const PICO_SCALE: u32 = 12;
 
+/// What an endpoint's partition key ([`scope_pk`]) is its name behind.
+pub(crate) const ENDPOINT_PK_PREFIX: &str = "scope#endpoint:";
+
 /// The partition key of `scope`'s items.
 pub(crate) fn scope_pk(scope: &BudgetScope) -> String {
     match scope {
         BudgetScope::Client => "scope#fleet".to_owned(),
-        BudgetScope::Endpoint { name } => format!("scope#endpoint:{name}"),
+        BudgetScope::Endpoint { name } => format!("{ENDPOINT_PK_PREFIX}{name}"),
         BudgetScope::Tag { key, value } => format!("scope#tag:{key}={value}"),
         // Refused by `check_scope`: named apart all the same.
         BudgetScope::EachTagValue { key } => format!("scope#each-tag:{key}"),

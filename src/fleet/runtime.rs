@@ -1085,11 +1085,14 @@ impl Fleet {
                 let end = keys::period_end(BudgetPeriod::Day, day);
                 state.item(pk, &day_sk, || Item::spend(end));
             }
-            let endpoints: FastMap<String, String> = state
-                .endpoint_pks
-                .iter()
-                .map(|(endpoint, pk)| (pk.clone(), endpoint.clone()))
-                .collect();
+            // The endpoint whose (day's) item is under `pk`, if this process
+            // called it: `pk` names the endpoint (see `keys::scope_pk`), no map
+            // of all the endpoints ever called turned round at each flush.
+            let endpoint_of = |endpoint_pks: &FastMap<String, String>, pk: &str| {
+                pk.strip_prefix(keys::ENDPOINT_PK_PREFIX)
+                    .filter(|endpoint| endpoint_pks.contains_key(*endpoint))
+                    .map(str::to_owned)
+            };
             // An enforced fleet budget's item: spend written to it without a
             // lease of this process's adds to what the budget has committed.
             let fleet_budget_item = |pk: &str, sk: &str| {
@@ -1101,6 +1104,7 @@ impl Fleet {
                         })
                 })
             };
+            let state = &mut *state;
             let mut seq = state.seq;
             let mut writes = Vec::new();
             for (pk, items) in state.items.iter_mut() {
@@ -1136,7 +1140,7 @@ impl Fleet {
                             },
                             load,
                             endpoint: if *sk == day_sk {
-                                endpoints.get(pk.as_str()).cloned()
+                                endpoint_of(&state.endpoint_pks, pk)
                             } else {
                                 None
                             },
