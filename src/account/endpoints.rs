@@ -352,6 +352,26 @@ struct Draft {
     instance_usd_per_hour: Option<Decimal>,
 }
 
+impl Draft {
+    /// An inference component's row, under its variant's `variant`: dated as the
+    /// variant, no rates of its own, `standing` its part of the variant's.
+    fn component(row: EndpointRow, variant: &Draft, standing: Option<(Decimal, Decimal)>) -> Draft {
+        Draft {
+            row,
+            created: variant.created,
+            modified: variant.modified,
+            per_use_usd_per_second: None,
+            per_use_unpriced: None,
+            instance: None,
+            instance_from: None,
+            shares_variant_metrics: false,
+            new_fleet_serving: false,
+            standing,
+            instance_usd_per_hour: None,
+        }
+    }
+}
+
 impl Account {
     /// Every endpoint of the account and region, each variant's burn, invocations
     /// and flags.
@@ -751,19 +771,7 @@ impl Account {
                         ),
                         None => "its variant has no instance now: it reserves nothing".into(),
                     });
-                    Draft {
-                        row,
-                        created: variant_draft.created,
-                        modified: variant_draft.modified,
-                        per_use_usd_per_second: None,
-                        per_use_unpriced: None,
-                        instance: None,
-                        instance_from: None,
-                        shares_variant_metrics: false,
-                        new_fleet_serving: false,
-                        standing: variant_draft.standing,
-                        instance_usd_per_hour: None,
-                    }
+                    Draft::component(row, variant_draft, variant_draft.standing)
                 })
                 .collect();
         }
@@ -842,19 +850,7 @@ impl Account {
                     }
                 }
             }
-            drafts.push(Draft {
-                row,
-                created: variant_draft.created,
-                modified: variant_draft.modified,
-                per_use_usd_per_second: None,
-                per_use_unpriced: None,
-                instance: None,
-                instance_from: None,
-                shares_variant_metrics: false,
-                new_fleet_serving: false,
-                standing,
-                instance_usd_per_hour: None,
-            });
+            drafts.push(Draft::component(row, variant_draft, standing));
         }
         let unreserved = unreserved_fraction(
             *instance_count,
