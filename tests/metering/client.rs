@@ -1825,14 +1825,9 @@ async fn backing_off(way_in: WayIn) {
     // without jitter): long enough for the test to move the meter's clock;
     // `ended` counts its attempts seen to end.
     let ended = AttemptsEnded::default();
-    let b_config = aws_sdk_sagemakerruntime::config::Builder::from(&fake.sdk_config().await)
-        .retry_config(
-            aws_config::retry::RetryConfig::standard()
-                .with_max_attempts(2)
-                .with_initial_backoff(Duration::from_secs(1))
-                .with_use_static_exponential_base(true),
-        )
-        .retry_classifier(ended.clone());
+    let b_config = ended.retrying_once_after_a_second(
+        aws_sdk_sagemakerruntime::config::Builder::from(&fake.sdk_config().await),
+    );
     // t = 0: A's request is at the model (held).
     fake.hold();
     let a = tokio::spawn(invoke(&a_client, "rt"));
@@ -1967,15 +1962,11 @@ async fn a_success_cut_off_and_retried_is_off_the_clock_while_backing_off() {
     let ended = AttemptsEnded::default();
     let b_client = Client::from_parts(
         aws_sdk_sagemakerruntime::Client::from_conf(
-            aws_sdk_sagemakerruntime::config::Builder::from(&fake.sdk_config().await)
+            ended
+                .retrying_once_after_a_second(aws_sdk_sagemakerruntime::config::Builder::from(
+                    &fake.sdk_config().await,
+                ))
                 .endpoint_url(format!("http://{addr}"))
-                .retry_config(
-                    aws_config::retry::RetryConfig::standard()
-                        .with_max_attempts(2)
-                        .with_initial_backoff(Duration::from_secs(1))
-                        .with_use_static_exponential_base(true),
-                )
-                .retry_classifier(ended.clone())
                 .build(),
         ),
         a_client.meter().clone(),
@@ -2034,19 +2025,15 @@ async fn a_retried_call_is_allocated_its_attempts_stretches_not_its_back_off() {
     let ended = AttemptsEnded::default();
     let b_client = Client::from_parts(
         aws_sdk_sagemakerruntime::Client::from_conf(
-            aws_sdk_sagemakerruntime::config::Builder::from(&fake.sdk_config().await)
-                .retry_config(
-                    aws_config::retry::RetryConfig::standard()
-                        .with_max_attempts(2)
-                        .with_initial_backoff(Duration::from_secs(1))
-                        .with_use_static_exponential_base(true),
-                )
+            ended
+                .retrying_once_after_a_second(aws_sdk_sagemakerruntime::config::Builder::from(
+                    &fake.sdk_config().await,
+                ))
                 .timeout_config(
                     TimeoutConfig::builder()
                         .operation_attempt_timeout(Duration::from_millis(500))
                         .build(),
                 )
-                .retry_classifier(ended.clone())
                 .build(),
         ),
         a_client.meter().clone(),

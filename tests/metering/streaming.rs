@@ -839,14 +839,10 @@ async fn a_stream_retried_after_a_refusal_is_off_the_sharing_clock_while_backing
     let conf = h.fake.sdk_config().await;
     let b_client = Client::from_parts(
         aws_sdk_sagemakerruntime::Client::from_conf(
-            aws_sdk_sagemakerruntime::config::Builder::from(&conf)
-                .retry_config(
-                    aws_config::retry::RetryConfig::standard()
-                        .with_max_attempts(2)
-                        .with_initial_backoff(Duration::from_secs(1))
-                        .with_use_static_exponential_base(true),
-                )
-                .retry_classifier(ended.clone())
+            ended
+                .retrying_once_after_a_second(aws_sdk_sagemakerruntime::config::Builder::from(
+                    &conf,
+                ))
                 .build(),
         ),
         h.client.meter().clone(),

@@ -267,6 +267,23 @@ impl aws_smithy_async::time::TimeSource for SettableClock {
 pub struct AttemptsEnded(std::sync::Arc<std::sync::atomic::AtomicU32>);
 
 impl AttemptsEnded {
+    /// `config`, retrying a failed attempt once, after 1 s of real time (without
+    /// jitter: long enough for a test to move the meter's clock meanwhile), with
+    /// this counting the attempts seen to end.
+    pub fn retrying_once_after_a_second(
+        &self,
+        config: aws_sdk_sagemakerruntime::config::Builder,
+    ) -> aws_sdk_sagemakerruntime::config::Builder {
+        config
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(2)
+                    .with_initial_backoff(std::time::Duration::from_secs(1))
+                    .with_use_static_exponential_base(true),
+            )
+            .retry_classifier(self.clone())
+    }
+
     /// Waits (up to 10 s) until `n` attempts ended.
     pub async fn wait_for(&self, n: u32) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
