@@ -768,21 +768,19 @@ impl CallShare {
     /// allocated to the call's attempts that used the model, rounded down at 18
     /// decimal places: the clock's advances over their stretches, an attempt
     /// still in flight as it leaves included, an attempt stepped off as not
-    /// billed not ([`step_off`](Self::step_off)). When the call already left
-    /// ([`leave_at`](Self::leave_at)), its share as of then, whatever `now` is.
-    pub(crate) fn end(&self, now: SystemTime) -> Decimal {
+    /// billed not ([`step_off`](Self::step_off)). With `latest`, the share of
+    /// its latest attempt alone, billed or not: a receipt none of whose attempts
+    /// was seen using the model bills its latest (see `bill_attempts` in the
+    /// client). When the call already left ([`leave_at`](Self::leave_at)), its
+    /// share as of then, whatever `now` is.
+    pub(crate) fn end(&self, now: SystemTime, latest: bool) -> Decimal {
         let mut seat = self.seat();
         self.leave(&mut seat, MoveTo::Now(now));
-        fs_hours(seat.billed_fs)
-    }
-
-    /// [`end`](Self::end), giving the share of the call's latest attempt alone,
-    /// billed or not: a receipt none of whose attempts was seen using the model
-    /// bills its latest (see `bill_attempts` in the client).
-    pub(crate) fn end_latest(&self, now: SystemTime) -> Decimal {
-        let mut seat = self.seat();
-        self.leave(&mut seat, MoveTo::Now(now));
-        fs_hours(seat.latest_fs)
+        fs_hours(if latest {
+            seat.latest_fs
+        } else {
+            seat.billed_fs
+        })
     }
 
     /// The call leaves the clock at `now`, a reading of the meter's clock taken
@@ -811,11 +809,8 @@ impl CallShare {
     /// billed when `billed` (the attempt used the model). Nothing when the call
     /// is off the clock already, or left it.
     pub(crate) fn step_off(&self, now: SystemTime, billed: bool) {
-        let mut seat = self.seat();
-        if seat.left {
-            return;
-        }
-        self.off(&mut seat, MoveTo::Now(now), billed);
+        // A call that left is off the clock: `off` does nothing then.
+        self.off(&mut self.seat(), MoveTo::Now(now), billed);
     }
 
     /// The call's next attempt's request goes out at `now`: it is in flight on
@@ -1614,7 +1609,7 @@ mod tests {
         let share = totals.call_started_on("e", None, t0);
         // 1 s alone on one instance: 1/3600 h = 0.000277… rounded down at 18 places.
         assert_eq!(
-            share.end(t0 + Duration::from_secs(1)),
+            share.end(t0 + Duration::from_secs(1), false),
             "0.000277777777777777".parse::<Decimal>().unwrap()
         );
     }
@@ -1631,11 +1626,11 @@ mod tests {
         let a = totals.call_started_on("e", None, ns(0));
         let b = totals.call_started_on("e", None, ns(1_500));
         assert_eq!(
-            b.end(ns(3_000)),
+            b.end(ns(3_000), false),
             "0.000000000208333333".parse::<Decimal>().unwrap()
         );
         assert_eq!(
-            a.end(ns(4_500)),
+            a.end(ns(4_500), false),
             "0.000000001041666666".parse::<Decimal>().unwrap()
         );
     }
@@ -1658,11 +1653,11 @@ mod tests {
         b.rejoin(ms(1_500));
         assert_eq!(b.in_flight_at_start, 2);
         assert_eq!(
-            a.end(ms(2_000)),
+            a.end(ms(2_000), false),
             "0.000416666666666666".parse::<Decimal>().unwrap()
         );
         assert_eq!(
-            b.end(ms(2_000)),
+            b.end(ms(2_000), false),
             "0.000138888888888888".parse::<Decimal>().unwrap()
         );
     }
@@ -1679,7 +1674,7 @@ mod tests {
         for i in 0..1_000 {
             let call = totals.call_started_on(&format!("e{i}"), None, at(0));
             call.leave_at(at(1_000));
-            call.end(at(1_000));
+            call.end(at(1_000), false);
         }
         // First flush at 2 s: each had 1 call for 1 s of the 2 s since its clock
         // began, an average of 0.5 calls in flight = 500 thousandths.
@@ -1720,17 +1715,17 @@ mod tests {
         b.rejoin(ms(600));
         b.rejoin(ms(700));
         assert_eq!(
-            a.end(ms(1_000)),
+            a.end(ms(1_000), false),
             "0.000194444444444444".parse::<Decimal>().unwrap()
         );
         b.leave_at(ms(1_000));
         assert_eq!(
-            b.end(ms(5_000)),
+            b.end(ms(5_000), false),
             "0.000055555555555555".parse::<Decimal>().unwrap()
         );
         // Its latest attempt's stretch alone is the same 0.2 s.
         assert_eq!(
-            b.end_latest(ms(5_000)),
+            b.end(ms(5_000), true),
             "0.000055555555555555".parse::<Decimal>().unwrap()
         );
     }
@@ -1748,7 +1743,7 @@ mod tests {
         let a = totals.call_started_on("e", None, at(2));
         assert_eq!(a.in_flight_at_start, 1);
         assert_eq!(
-            a.end(at(3)),
+            a.end(at(3), false),
             "0.000277777777777777".parse::<Decimal>().unwrap()
         );
         // A rejoin after leaving puts nothing back on the clock.
@@ -1777,14 +1772,14 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let at = |s: u64| t0 + Duration::from_secs(s);
         let a = totals.call_started_on("e", None, at(0));
-        totals.call_started_on("e", None, at(5)).end(at(5));
+        totals.call_started_on("e", None, at(5)).end(at(5), false);
         // The fleet's other processes have one call in flight, as read at 0 s by a
         // flush whose writes took until after 5 s: it counts from 5 s.
         totals.set_others_load("e", 1000, at(0));
         // A, on one instance: 5 s alone, then 1 s shared with the other call (½):
         // 5.5 s = 5.5 / 3600 h = 0.0015277… rounded down at 18 places, not 8 s.
         assert_eq!(
-            a.end(at(6)),
+            a.end(at(6), false),
             "0.001527777777777777".parse::<Decimal>().unwrap()
         );
     }
@@ -1797,7 +1792,7 @@ mod tests {
         let totals = Totals::default();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let at = |s: u64| t0 + Duration::from_secs(s);
-        totals.call_started_on("e", None, at(0)).end(at(0));
+        totals.call_started_on("e", None, at(0)).end(at(0), false);
         // 8 calls of other processes in flight, as read at 0 s.
         totals.set_others_load("e", 8000, at(0));
         let kept = Duration::from_secs(10);
@@ -1821,19 +1816,19 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         totals
             .call_started_on("e", None, t0)
-            .end(t0 + Duration::from_secs(10));
+            .end(t0 + Duration::from_secs(10), false);
         // The clock steps back 5 s; a call then runs 1 s alone on one instance:
         // 1/3600 h = 0.000277… rounded down at 18 places, as before the step.
         let back = t0 + Duration::from_secs(5);
         let share = totals.call_started_on("e", None, back);
         assert_eq!(
-            share.end(back + Duration::from_secs(1)),
+            share.end(back + Duration::from_secs(1), false),
             "0.000277777777777777".parse::<Decimal>().unwrap()
         );
         // A reading a little behind the last event (a call that waited for the
         // lock) adds nothing and takes nothing away.
         let late = totals.call_started_on("e", None, back + Duration::from_millis(900));
-        assert_eq!(late.end(back + Duration::from_secs(2)), {
+        assert_eq!(late.end(back + Duration::from_secs(2), false), {
             // Alone from the last event (6 s) to 7 s: 1 s.
             "0.000277777777777777".parse::<Decimal>().unwrap()
         });

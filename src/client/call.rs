@@ -1742,10 +1742,7 @@ impl AttemptProbe {
         {
             share.step_off(ended, false);
         }
-        Some(match latest {
-            true => share.end_latest(ended),
-            false => share.end(ended),
-        })
+        Some(share.end(ended, latest))
     }
 
     /// The calls in flight on the sharing clock as this one's first attempt
