@@ -99,21 +99,27 @@ fn scan_in_blocks(
 fn fail(failed: &FirstError, stop: &AtomicBool, file: usize, line: u64, e: ReportError) {
     stop.store(true, Ordering::Relaxed);
     let mut first = failed.lock().unwrap_or_else(|e| e.into_inner());
-    if first
-        .as_ref()
-        .is_none_or(|(f, l, _)| (file, line) < (*f, *l))
-    {
+    if before(&first, file, line) {
         *first = Some((file, line, e));
     }
+}
+
+/// Whether line `line` of `file` comes before the error kept in `first` (or
+/// none is).
+fn before(first: &Option<(usize, u64, ReportError)>, file: usize, line: u64) -> bool {
+    first
+        .as_ref()
+        .is_none_or(|(f, l, _)| (file, line) < (*f, *l))
 }
 
 /// Whether a block of `file` whose first line is `first_line + 1` begins before
 /// the first error kept.
 fn before_first_error(failed: &FirstError, file: usize, first_line: u64) -> bool {
-    let first = failed.lock().unwrap_or_else(|e| e.into_inner());
-    first
-        .as_ref()
-        .is_none_or(|(f, l, _)| (file, first_line + 1) < (*f, *l))
+    before(
+        &failed.lock().unwrap_or_else(|e| e.into_inner()),
+        file,
+        first_line + 1,
+    )
 }
 
 /// The calling thread: every file, block by block, into the queue.
