@@ -2248,19 +2248,25 @@ mod tests {
         s.parse().unwrap()
     }
 
-    #[tokio::test]
-    async fn serverless_bills_each_attempt_that_reached_the_model_rounded_up_on_its_own() {
+    /// A call of `O` begun on [`serverless_meter`]'s `sls`, its profile and rates
+    /// at hand: the meter, those rates, and the call's parts to feed attempts to.
+    fn begun_on_serverless<O: MeteredOperation>() -> (Meter, Arc<Prepared>, CallParts) {
         let meter = serverless_meter();
         let prepared = meter
             .prepare_now("sls", meter.now())
             .expect("the profile and rates are at hand");
         let request = CallRequest::new(&Some("sls".into()), None, BTreeMap::new());
-        let Ok(call) =
-            Call::begin::<super::super::invoke::InvokeEndpointOperation>(&meter, request, None)
-        else {
+        let Ok(call) = Call::begin::<O>(&meter, request, None) else {
             panic!("the call begins");
         };
         let parts = call.in_flight.into_parts();
+        (meter, prepared, parts)
+    }
+
+    #[tokio::test]
+    async fn serverless_bills_each_attempt_that_reached_the_model_rounded_up_on_its_own() {
+        let (meter, prepared, parts) =
+            begun_on_serverless::<super::super::invoke::InvokeEndpointOperation>();
         // Three attempts answered with ModelError, 50.3 ms each, 100 ms apart
         // (the SDK's back-off).
         for (n, sent) in (1..).zip([0, 150_300, 300_600]) {
@@ -2392,17 +2398,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_timed_out_attempt_then_a_stream_bills_both_on_serverless() {
-        let meter = serverless_meter();
-        let prepared = meter
-            .prepare_now("sls", meter.now())
-            .expect("the profile and rates are at hand");
-        let request = CallRequest::new(&Some("sls".into()), None, BTreeMap::new());
-        let Ok(call) =
-            Call::begin::<super::super::stream::ResponseStreamOperation>(&meter, request, None)
-        else {
-            panic!("the call begins");
-        };
-        let parts = call.in_flight.into_parts();
+        let (meter, prepared, parts) =
+            begun_on_serverless::<super::super::stream::ResponseStreamOperation>();
         // Attempt 1 out at 0, timed out after sending at 300.2 ms; attempt 2 out
         // at 400 ms, its headers at 450 ms, its stream's last part at 1,400.5 ms.
         assert!(parts.attempts.attempt_sent(1, 0));
