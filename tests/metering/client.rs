@@ -5,6 +5,7 @@
 use crate::support::by_hand::r12;
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::logs;
+use crate::support::manual_clock;
 use crate::support::receipts::{Receipts, line};
 use crate::support::{AttemptsEnded, intercepted, submit_async};
 use aws_sdk_sagemakerruntime::primitives::Blob;
@@ -725,12 +726,6 @@ async fn a_price_override_wins_and_is_marked_override() {
     let provenance = response.cost().compute_provenance().unwrap();
     assert_eq!(provenance.source, PriceOrigin::Override);
     assert_eq!(response.cost().price_source(), Some(PriceOrigin::Live));
-}
-
-fn manual_clock() -> (ManualTimeSource, SharedTimeSource) {
-    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    let shared = SharedTimeSource::new(time.clone());
-    (time, shared)
 }
 
 /// The wall clock stepped back an hour: the profile, described "in the future",

@@ -9,6 +9,7 @@
 
 use crate::support::fake_pricelist::{FakePriceList, docs};
 use crate::support::fake_sagemaker::{FakeComponent, FakeSageMaker, FakeVariant};
+use crate::support::manual_clock;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
@@ -18,16 +19,10 @@ use sagemeter::ledger::JsonlLedger;
 use sagemeter::pricing::{InstanceResources, PriceKey};
 use sagemeter::report::{GroupBy, ReportOptions, report_file};
 use sagemeter::{Client, Cost};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
-}
-
-fn manual_clock() -> (ManualTimeSource, SharedTimeSource) {
-    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    let shared = SharedTimeSource::new(time.clone());
-    (time, shared)
 }
 
 /// `shared`: 2 × ml.g5.12xlarge (4 GPUs each) hosting `small` (1 copy of 1 GPU)

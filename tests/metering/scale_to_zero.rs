@@ -8,7 +8,7 @@
 //! second provisioned, $0.0000233 per second of inference.
 
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
-use aws_sdk_sagemakerruntime::primitives::Blob;
+use crate::support::{call, manual_clock};
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
 use rust_decimal::Decimal;
@@ -18,7 +18,7 @@ use sagemeter::pricing::{
 };
 use sagemeter::{Client, Cost};
 use std::collections::HashMap;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
@@ -70,24 +70,6 @@ impl PriceSource for Prices {
     fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
         Some(self.rate(key))
     }
-}
-
-fn manual_clock() -> (ManualTimeSource, SharedTimeSource) {
-    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    let shared = SharedTimeSource::new(time.clone());
-    (time, shared)
-}
-
-async fn call(client: &Client, endpoint: &str) -> Cost {
-    client
-        .invoke_endpoint()
-        .endpoint_name(endpoint)
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .expect("the call succeeds")
-        .into_parts()
-        .1
 }
 
 /// A call the fake holds while the manual clock moves `held` on.

@@ -259,6 +259,33 @@ impl aws_smithy_async::time::TimeSource for SettableClock {
     }
 }
 
+/// A manual clock at a fixed instant (2027-01-15), and the same clock shared, to
+/// give a meter (`time_source`) while the test moves it on.
+pub fn manual_clock() -> (
+    aws_smithy_async::test_util::ManualTimeSource,
+    aws_smithy_async::time::SharedTimeSource,
+) {
+    let time = aws_smithy_async::test_util::ManualTimeSource::new(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+    );
+    let shared = aws_smithy_async::time::SharedTimeSource::new(time.clone());
+    (time, shared)
+}
+
+/// An `InvokeEndpoint` of `endpoint` with an empty JSON body, which must
+/// succeed: its receipt.
+pub async fn call(client: &sagemeter::Client, endpoint: &str) -> sagemeter::Cost {
+    client
+        .invoke_endpoint()
+        .endpoint_name(endpoint)
+        .body(aws_sdk_sagemakerruntime::primitives::Blob::new("{}"))
+        .send()
+        .await
+        .expect("the call succeeds")
+        .into_parts()
+        .1
+}
+
 /// A retry classifier that decides nothing and counts the attempts the SDK
 /// classified: the SDK runs it after every interceptor's `read_after_attempt`
 /// (sagemeter's watch's too), so a test that puts it on an SDK client knows
