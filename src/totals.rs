@@ -78,9 +78,10 @@ struct VariantState {
     /// (`None` until one is applied): the accrual runs at it, whichever call's
     /// receipt records it (a call that began before a refresh carries the old one).
     standing: Option<StandingRate>,
-    /// Rates replaced before the accrual began (no call recorded yet), each with
-    /// when it was replaced, oldest first: a call recorded later that began
-    /// before a replacement accrues each stretch at the rate then in force.
+    /// Rates replaced before the accrual began (no call recorded yet), and the
+    /// one in force when it began once replaced, each with when it was replaced,
+    /// oldest first: a call recorded later that began before a replacement
+    /// accrues each stretch at the rate then in force.
     earlier: Vec<(StandingRate, SystemTime)>,
     /// The earliest start of a metered call: where accrual begins.
     accrual_started_at: Option<SystemTime>,
@@ -254,8 +255,8 @@ pub(crate) fn standing_stretch(usd_per_hour: Decimal, elapsed: Duration) -> Deci
         })
 }
 
-/// How many replaced rates a variant keeps before its accrual begins: more
-/// refreshes than that before its first call ends merge the oldest stretches.
+/// How many replaced rates a variant keeps for the calls that began before them:
+/// more refreshes than that before its first call ends merge the oldest stretches.
 const MAX_EARLIER_RATES: usize = 16;
 
 impl VariantState {
@@ -265,17 +266,25 @@ impl VariantState {
         if self.standing.as_ref() == Some(&rate) {
             return;
         }
-        match (self.standing.take(), self.last_accrual_at) {
-            (Some(old), Some(_)) => self.accrue_to(&old, now, mono),
-            // No call recorded yet: the calls in flight accrue from their start
-            // when they are, the time until now at the old rate.
-            (Some(old), None) => {
+        if let Some(old) = self.standing.take() {
+            if self.last_accrual_at.is_some() {
+                self.accrue_to(&old, now, mono);
+            }
+            // Kept for calls recorded later that began before it was replaced:
+            // every rate until a call is recorded (the calls in flight accrue from
+            // their start when they are, the time until now at the old rate), and
+            // then the one in force when the accrual began, which a call that
+            // began before the first recorded back-fills at; not the ones after.
+            let back_fills = match self.accrual_started_at {
+                None => true,
+                Some(began) => self.earlier.last().is_none_or(|(_, until)| *until < began),
+            };
+            if back_fills {
                 if self.earlier.len() == MAX_EARLIER_RATES {
                     self.earlier.remove(0);
                 }
                 self.earlier.push((old, now));
             }
-            _ => {}
         }
         self.standing = Some(rate);
     }
@@ -1872,6 +1881,44 @@ mod tests {
         // 4 × 62 s + 1 × 58 s = 306 instance-seconds × 1.408 / 3600 = 0.11968
         // (not 120 s × 1.408 / 3600 = 0.046933…, all at the latest rate).
         assert_eq!(accrued, "0.11968".parse::<Decimal>().unwrap());
+    }
+
+    #[test]
+    fn a_call_recorded_after_a_refresh_back_fills_at_the_rate_before_it() {
+        use super::{InstanceClock, StandingRate};
+        // 1 × ml.g5.xlarge at $1.408/h from t = 0. A stream B starts at t = 0;
+        // call A runs from t = 10 to 20 s and is recorded first (the accrual
+        // begins at 10 s). A refresh at t = 36 s finds 4 instances; B ends at
+        // t = 72 s and is recorded after it.
+        let per_hour = |instances: u32| StandingRate {
+            usd_per_hour_all_instances: "1.408".parse::<Decimal>().unwrap()
+                * Decimal::from(instances),
+            instances,
+            capacity_from: (crate::pricing::PriceOrigin::Live, None),
+            storage_usd_per_month: None,
+            storage_from: None,
+            unreserved_fraction: None,
+            parts: std::sync::Arc::from([]),
+        };
+        let totals = Totals::default();
+        let endpoint = totals.endpoint_slot("e");
+        let variant = totals.variant_slot(endpoint, "AllTraffic");
+        let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
+        totals.set_standing(variant, per_hour(1), t(0));
+        let clock = |started: u64, ended: u64| InstanceClock {
+            standing: per_hour(1),
+            started_at: t(started),
+            ended_at: t(ended),
+        };
+        record_clock(&totals, endpoint, variant, clock(10, 20));
+        totals.set_standing(variant, per_hour(4), t(36));
+        let accrual = record_clock(&totals, endpoint, variant, clock(0, 72))
+            .accrual
+            .unwrap();
+        // AWS bills 1 instance until the refresh, 4 after it: 1 × 36 s + 4 × 36 s
+        // = 180 instance-seconds = 0.05 instance-hours × $1.408 = $0.0704 (not
+        // the first 10 s at 4 instances: 210 instance-seconds, $0.082133…).
+        assert_eq!(accrual.accrued_usd, "0.0704".parse::<Decimal>().unwrap());
     }
 
     #[test]
