@@ -2471,3 +2471,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod accrual_props;
