@@ -1545,6 +1545,9 @@ pub(crate) fn storage_stretch(usd_per_month: Decimal, from: SystemTime, to: Syst
 }
 
 #[cfg(test)]
+mod sharing_props;
+
+#[cfg(test)]
 mod tests {
     use super::{MAX_TAG_VALUES, MICROS_PER_HOUR, Totals, hourly_stretch};
     use proptest::prelude::*;

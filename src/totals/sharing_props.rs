@@ -1,0 +1,451 @@
+//! The sharing clock against a model of its rule (issue 22): while `n` calls
+//! are in flight on an endpoint with `k` instances serving `m` calls each at
+//! full speed, each in-flight call is allocated `min(1/m, k/n)` of an instance
+//! per unit of wall time. A call is in flight only while one of its attempts
+//! is; its billed share is the sum over its billed stretches, its latest share
+//! that of its latest stretch; a dropped call just leaves.
+//!
+//! The model sweeps the events in exact rationals: times in whole ms, shares
+//! in 840ths of an instance-ms (840 = lcm(1..=8): with at most 8 calls and
+//! `m` ≤ 4, every `min(1/m, k/n)` × whole ms is a whole number of them). It
+//! adds each stretch to every call in flight, not through one clock reading
+//! per call as the code does.
+
+use super::{CallShare, EndpointSlot, Totals};
+use proptest::prelude::*;
+use proptest::sample::Index;
+use rust_decimal::Decimal;
+use std::time::{Duration, SystemTime};
+
+/// The most calls a case joins.
+const MAX_CALLS: usize = 8;
+
+/// 840ths of an instance-ms: the model's unit of share.
+const PARTS: u128 = 840;
+
+/// Femtoseconds in a ms.
+const FS_PER_MS: u128 = 1_000_000_000_000;
+
+/// The first event's time, in ms after `T0`: room for readings behind it.
+const START_MS: u64 = 5_000;
+
+fn at(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_millis(ms)
+}
+
+/// What happens to the clock; a call is picked among those joined so far.
+#[derive(Debug, Clone)]
+enum Op {
+    Join,
+    StepOff {
+        call: Index,
+        billed: bool,
+    },
+    Rejoin {
+        call: Index,
+    },
+    LeaveAt {
+        call: Index,
+    },
+    /// A time read `back_ms` before the event's (a stream's last part).
+    LeaveLate {
+        call: Index,
+        back_ms: u64,
+    },
+    End {
+        call: Index,
+        latest: bool,
+    },
+    Drop {
+        call: Index,
+    },
+    Instances(u32),
+}
+
+/// An event `after_ms` after the previous one, its clock read `lag_ms` before
+/// it (a call that waited for the totals' lock): readings are then slightly
+/// out of order, though events are not.
+#[derive(Debug, Clone)]
+struct Event {
+    after_ms: u64,
+    lag_ms: u64,
+    op: Op,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => Just(Op::Join),
+        3 => (any::<Index>(), any::<bool>())
+            .prop_map(|(call, billed)| Op::StepOff { call, billed }),
+        3 => any::<Index>().prop_map(|call| Op::Rejoin { call }),
+        2 => any::<Index>().prop_map(|call| Op::LeaveAt { call }),
+        1 => (any::<Index>(), 0u64..3_000)
+            .prop_map(|(call, back_ms)| Op::LeaveLate { call, back_ms }),
+        2 => (any::<Index>(), any::<bool>())
+            .prop_map(|(call, latest)| Op::End { call, latest }),
+        1 => any::<Index>().prop_map(|call| Op::Drop { call }),
+        1 => (0u32..=4).prop_map(Op::Instances),
+    ]
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    (
+        prop_oneof![1 => Just(0u64), 3 => 1u64..=50],
+        prop_oneof![3 => Just(0u64), 1 => 1u64..=5],
+        op(),
+    )
+        .prop_map(|(after_ms, lag_ms, op)| Event {
+            after_ms,
+            lag_ms,
+            op,
+        })
+}
+
+/// A call in the model. Shares in [`PARTS`]; `*_steps` count the stretches
+/// between clock events (of positive length, some call in flight) the share
+/// spans, each of which the code may round down by less than 1 fs.
+#[derive(Debug, Default)]
+struct ModelCall {
+    on: bool,
+    left: bool,
+    dropped: bool,
+    /// The current stretch: its share so far, its steps, when it began (ms).
+    current: u128,
+    current_steps: u128,
+    current_from: u64,
+    billed: u128,
+    billed_steps: u128,
+    /// Wall time of the billed stretches, in ms.
+    billed_ms: u128,
+    latest: u128,
+    latest_steps: u128,
+}
+
+#[derive(Debug)]
+struct Model {
+    m: u128,
+    k: u32,
+    /// The clock's last event: a reading before it is taken to be at it.
+    last: Option<u64>,
+    calls: Vec<ModelCall>,
+    /// A call in flight from the start, in [`PARTS`], and its steps.
+    always: u128,
+    steps: u128,
+    /// Instance-ms while some call was in flight (`max(k, 1)` × ms).
+    busy_instance_ms: u128,
+    /// Everything allocated to every call, in [`PARTS`].
+    allocated: u128,
+}
+
+impl Model {
+    fn new(m: u32) -> Self {
+        Model {
+            m: u128::from(m),
+            k: 0,
+            last: None,
+            calls: Vec::new(),
+            always: 0,
+            steps: 0,
+            busy_instance_ms: 0,
+            allocated: 0,
+        }
+    }
+
+    fn in_flight(&self) -> u32 {
+        self.calls.iter().filter(|c| c.on).count() as u32
+    }
+
+    /// Time moves to `reading`: a reading at or before the last event (by less
+    /// than the second the code takes for the wall clock stepping back) adds
+    /// nothing and leaves the last event where it is.
+    fn advance(&mut self, reading: u64) {
+        let Some(last) = self.last else {
+            self.last = Some(reading);
+            return;
+        };
+        if reading <= last {
+            return;
+        }
+        let ms = u128::from(reading - last);
+        // k = 0 (profile not known) counts as one instance.
+        let k = u128::from(self.k.max(1));
+        // k/n of an instance per ms, in 840ths: none while no call is in flight.
+        if let Some(k_nths) = (PARTS * k).checked_div(u128::from(self.in_flight())) {
+            // min(1/m, k/n).
+            let rate = (PARTS / self.m).min(k_nths);
+            for call in self.calls.iter_mut().filter(|c| c.on) {
+                call.current += ms * rate;
+                call.current_steps += 1;
+                self.allocated += ms * rate;
+            }
+            self.always += ms * rate;
+            self.steps += 1;
+            self.busy_instance_ms += ms * k;
+        }
+        self.last = Some(reading);
+    }
+
+    fn join(&mut self, reading: u64) {
+        self.advance(reading);
+        let from = self.last.unwrap_or(reading);
+        self.calls.push(ModelCall {
+            on: true,
+            current_from: from,
+            ..ModelCall::default()
+        });
+    }
+
+    /// Call `i`'s current stretch ends at the last event.
+    fn off(&mut self, i: usize, billed: bool) {
+        let now = self.last.unwrap_or_default();
+        let call = &mut self.calls[i];
+        call.on = false;
+        call.latest = std::mem::take(&mut call.current);
+        call.latest_steps = std::mem::take(&mut call.current_steps);
+        if billed {
+            call.billed += call.latest;
+            call.billed_steps += call.latest_steps;
+            call.billed_ms += u128::from(now - call.current_from);
+        }
+    }
+
+    /// Returns whether anything changed.
+    fn step_off(&mut self, i: usize, reading: u64, billed: bool) -> bool {
+        if !self.calls[i].on {
+            return false;
+        }
+        self.advance(reading);
+        self.off(i, billed);
+        true
+    }
+
+    fn rejoin(&mut self, i: usize, reading: u64) -> bool {
+        if self.calls[i].left || self.calls[i].on {
+            return false;
+        }
+        self.advance(reading);
+        let from = self.last.unwrap_or(reading);
+        let call = &mut self.calls[i];
+        call.on = true;
+        call.current_from = from;
+        true
+    }
+
+    /// Call `i` leaves at `reading` (`None`: dropped, at the clock's last
+    /// event); an attempt still in flight is billed.
+    fn leave(&mut self, i: usize, reading: Option<u64>) -> bool {
+        let call = &mut self.calls[i];
+        if std::mem::replace(&mut call.left, true) || !call.on {
+            return false;
+        }
+        if let Some(reading) = reading {
+            self.advance(reading);
+        }
+        self.off(i, true);
+        true
+    }
+
+    fn set_instances(&mut self, k: u32, reading: u64) -> bool {
+        if k == self.k {
+            return false;
+        }
+        self.advance(reading);
+        self.k = k;
+        true
+    }
+}
+
+/// Instance-hours at 18 places as a count of 10⁻¹⁸ h.
+fn atto_hours(share: Decimal) -> Result<u128, TestCaseError> {
+    prop_assert!(share.scale() <= 18 && !share.is_sign_negative(), "{share}");
+    let mut share = share;
+    share.rescale(18);
+    Ok(u128::try_from(share.mantissa()).unwrap_or_default())
+}
+
+/// A share given (`got`) against the model's exact one (`want`, in [`PARTS`]),
+/// over `steps` clock steps.
+///
+/// Exactly, the share is S = want / 840 ms = want·10¹² / 840 fs, and in
+/// 10⁻¹⁸ h, rounded down at 18 places as documented, ⌊S / 3.6⌋ = ⌊want·10¹³ /
+/// 30 240⌋. The code rounds each step's advance down to whole fs, so it is
+/// short of S by less than 1 fs a step: S − steps ≤ fs ≤ S. Then
+/// ⌊10·fs / 36⌋ ≥ (10·(S − steps) − 35) / 36, so got ≤ ⌊10·S / 36⌋ and
+/// 36 × (⌊10·S / 36⌋ − got) ≤ 10 × steps + 35: never more than the exact share,
+/// and short of it by at most (10·steps + 35) / 36 atto-hours.
+fn check_share(got: Decimal, want: u128, steps: u128, what: &str) -> Result<u128, TestCaseError> {
+    let got = atto_hours(got)?;
+    let exact = want * 10 * FS_PER_MS / (PARTS * 36);
+    prop_assert!(got <= exact, "{what}: {got} > {exact} (10⁻¹⁸ h)");
+    prop_assert!(
+        36 * (exact - got) <= 10 * steps + 35,
+        "{what}: {got} short of {exact} (10⁻¹⁸ h) over {steps} steps"
+    );
+    Ok(got)
+}
+
+/// The clock's calls in flight, allocation and last event.
+fn clock(totals: &Totals, slot: EndpointSlot) -> (u32, u128, Option<SystemTime>) {
+    let inner = totals.lock();
+    let clock = &inner.endpoints[slot.0].sharing;
+    (clock.in_flight, clock.allocated_fs, clock.last_event)
+}
+
+/// Runs `events` on one endpoint (`m` calls per instance at full speed, `k0`
+/// instances from the start) and on the model, checking after each.
+fn run(m: u32, k0: u32, events: &[Event]) -> Result<(), TestCaseError> {
+    let totals = Totals::with_max_concurrency_per_instance(m);
+    let slot = totals.endpoint_slot("e");
+    let seat = totals.seat_on("e", None);
+    let mut model = Model::new(m);
+    let mut now = START_MS;
+    if model.set_instances(k0, now) {
+        totals.set_instances(slot, k0, at(now));
+    }
+    let mut shares: Vec<Option<CallShare>> = Vec::new();
+    for (step, event) in events.iter().enumerate() {
+        now += event.after_ms;
+        let reading = now - event.lag_ms;
+        let before = clock(&totals, slot);
+        let pick = |call: &Index| (!shares.is_empty()).then(|| call.index(shares.len()));
+        let changed = match &event.op {
+            Op::Join if shares.len() < MAX_CALLS => {
+                let share = seat.join(at(reading));
+                model.join(reading);
+                prop_assert_eq!(share.in_flight_at_start, model.in_flight());
+                shares.push(Some(share));
+                true
+            }
+            Op::Join => continue,
+            Op::Instances(k) => {
+                totals.set_instances(slot, *k, at(reading));
+                model.set_instances(*k, reading)
+            }
+            Op::StepOff { call, .. }
+            | Op::Rejoin { call }
+            | Op::LeaveAt { call }
+            | Op::LeaveLate { call, .. }
+            | Op::End { call, .. }
+            | Op::Drop { call } => {
+                let Some(i) = pick(call) else { continue };
+                let Some(share) = &shares[i] else { continue };
+                match event.op {
+                    Op::StepOff { billed, .. } => {
+                        share.step_off(at(reading), billed);
+                        model.step_off(i, reading, billed)
+                    }
+                    Op::Rejoin { .. } => {
+                        share.rejoin(at(reading));
+                        model.rejoin(i, reading)
+                    }
+                    Op::LeaveAt { .. } => {
+                        share.leave_at(at(reading));
+                        model.leave(i, Some(reading))
+                    }
+                    Op::LeaveLate { back_ms, .. } => {
+                        share.leave_late(at(reading - back_ms));
+                        model.leave(i, Some(reading - back_ms))
+                    }
+                    Op::End { latest, .. } => {
+                        let got = share.end(at(reading), latest);
+                        let changed = model.leave(i, Some(reading));
+                        let call = &model.calls[i];
+                        let (want, steps) = match latest {
+                            true => (call.latest, call.latest_steps),
+                            false => (call.billed, call.billed_steps),
+                        };
+                        check_share(got, want, steps, &format!("call {i} at step {step}"))?;
+                        changed
+                    }
+                    _ => {
+                        shares[i] = None;
+                        model.calls[i].dropped = true;
+                        model.leave(i, None)
+                    }
+                }
+            }
+        };
+        let after = clock(&totals, slot);
+        prop_assert_eq!(after.0, model.in_flight(), "in flight after step {}", step);
+        if !changed {
+            prop_assert_eq!(after, before, "step {} changed the clock", step);
+        }
+        // A call in flight from the start: the clock itself, within its steps.
+        let exact = model.always * FS_PER_MS;
+        prop_assert!(PARTS * after.1 <= exact && exact <= PARTS * (after.1 + model.steps));
+    }
+
+    // Every call still held ends a ms after the last event; those that left
+    // give their share as of then.
+    now += 1;
+    let mut billed_sum = 0;
+    for (i, share) in shares.iter().enumerate() {
+        let Some(share) = share else { continue };
+        let got = share.end(at(now), false);
+        model.leave(i, Some(now));
+        let call = &model.calls[i];
+        let got = check_share(got, call.billed, call.billed_steps, &format!("call {i}"))?;
+        // Each billed stretch at most 1/m of its wall time: 36·m·got ≤ 10·fs·m
+        // ≤ 10 × ms·10¹².
+        prop_assert!(36 * model.m * got <= 10 * FS_PER_MS * call.billed_ms);
+        billed_sum += got;
+    }
+    drop(shares);
+    prop_assert_eq!(clock(&totals, slot).0, 0, "calls in flight once all left");
+    // All billed shares together at most k × the time some call was in flight
+    // (k as it was each time): 36 × Σ got ≤ 10 × instance-ms·10¹²; the model's
+    // whole allocation too (a check of the model).
+    prop_assert!(36 * billed_sum <= 10 * FS_PER_MS * model.busy_instance_ms);
+    prop_assert!(model.allocated <= PARTS * model.busy_instance_ms);
+    let billed_ms: u128 = model
+        .calls
+        .iter()
+        .filter(|c| !c.dropped)
+        .map(|c| c.billed_ms)
+        .sum();
+    prop_assert!(36 * model.m * billed_sum <= 10 * FS_PER_MS * billed_ms);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Random calls on one endpoint against the model: every share read, the
+    /// calls in flight after every event, the clock, and the bounds.
+    #[test]
+    fn the_sharing_clock_allocates_min_of_one_mth_and_k_nths(
+        m in 1u32..=4,
+        k0 in 0u32..=4,
+        events in prop::collection::vec(event(), 1..40),
+    ) {
+        run(m, k0, &events)?;
+    }
+}
+
+/// One instance, one call per instance; B's end and A's are read behind the
+/// clock's last event (each waited for the totals' lock): nothing elapsed.
+/// A joins at 0 ms, B at 10 ms; B's end is read at 7 ms: B leaves at 10 ms,
+/// its share 0. C joins at 18 ms (A alone 10–18 ms); C's end is read at 20 ms,
+/// A's then at 19 ms: A leaves at 20 ms. A: 10 + 8 ms alone + 2 ms at ½ =
+/// 19 ms; C: 2 ms at ½ = 1 ms. Together 20 ms, the instance's 0–20 ms counted
+/// once; a clock moved back to 7 ms would count 7–10 ms twice (A 22 ms).
+/// In hours, rounded down at 18 places: 0.019 / 3600 = 0.0000052777…,
+/// 0.001 / 3600 = 0.00000027777….
+#[test]
+fn a_reading_behind_the_last_event_counts_no_time_twice() {
+    let totals = Totals::default();
+    let ms = |n: u64| at(START_MS + n);
+    let a = totals.call_started_on("e", None, ms(0));
+    let b = totals.call_started_on("e", None, ms(10));
+    assert_eq!(b.end(ms(7), false), Decimal::ZERO);
+    let c = totals.call_started_on("e", None, ms(18));
+    assert_eq!(
+        c.end(ms(20), false),
+        "0.000000277777777777".parse::<Decimal>().unwrap()
+    );
+    assert_eq!(
+        a.end(ms(19), false),
+        "0.000005277777777777".parse::<Decimal>().unwrap()
+    );
+    assert_eq!(totals.lock().endpoints[0].sharing.in_flight, 0);
+}
