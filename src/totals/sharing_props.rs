@@ -6,8 +6,8 @@
 //! that of its latest stretch; a dropped call just leaves.
 //!
 //! The model sweeps the events in exact rationals: times in whole ms, shares
-//! in 840ths of an instance-ms (840 = lcm(1..=8): with at most 8 calls and
-//! `m` ≤ 4, every `min(1/m, k/n)` × whole ms is a whole number of them). It
+//! in 27,720ths of an instance-ms (27,720 = lcm(1..=12): with at most 12 calls
+//! and `m` ≤ 4, every `min(1/m, k/n)` × whole ms is a whole number of them). It
 //! adds each stretch to every call in flight, not through one clock reading
 //! per call as the code does.
 
@@ -18,10 +18,10 @@ use rust_decimal::Decimal;
 use std::time::{Duration, SystemTime};
 
 /// The most calls a case joins.
-const MAX_CALLS: usize = 8;
+const MAX_CALLS: usize = 12;
 
-/// 840ths of an instance-ms: the model's unit of share.
-const PARTS: u128 = 840;
+/// 27,720ths of an instance-ms: the model's unit of share.
+const PARTS: u128 = 27_720;
 
 /// Femtoseconds in a ms.
 const FS_PER_MS: u128 = 1_000_000_000_000;
@@ -33,7 +33,7 @@ fn at(ms: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_millis(ms)
 }
 
-/// What happens to the clock; a call is picked among those joined so far.
+/// What happens to the clock; a call is picked among those still held.
 #[derive(Debug, Clone)]
 enum Op {
     Join,
@@ -41,8 +41,10 @@ enum Op {
         call: Index,
         billed: bool,
     },
+    /// With `backing_off`, of the calls between attempts when there are any.
     Rejoin {
         call: Index,
+        backing_off: bool,
     },
     LeaveAt {
         call: Index,
@@ -77,15 +79,21 @@ fn op() -> impl Strategy<Value = Op> {
         4 => Just(Op::Join),
         3 => (any::<Index>(), any::<bool>())
             .prop_map(|(call, billed)| Op::StepOff { call, billed }),
-        3 => any::<Index>().prop_map(|call| Op::Rejoin { call }),
+        3 => (any::<Index>(), any::<bool>())
+            .prop_map(|(call, backing_off)| Op::Rejoin { call, backing_off }),
         2 => any::<Index>().prop_map(|call| Op::LeaveAt { call }),
         1 => (any::<Index>(), 0u64..3_000)
             .prop_map(|(call, back_ms)| Op::LeaveLate { call, back_ms }),
         2 => (any::<Index>(), any::<bool>())
             .prop_map(|(call, latest)| Op::End { call, latest }),
         1 => any::<Index>().prop_map(|call| Op::Drop { call }),
-        1 => (0u32..=4).prop_map(Op::Instances),
+        1 => instances().prop_map(Op::Instances),
     ]
+}
+
+/// Instances, mostly few: more calls than `k·m` happen then.
+fn instances() -> impl Strategy<Value = u32> {
+    prop_oneof![2 => 0u32..=1, 1 => 2u32..=4]
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -169,7 +177,7 @@ impl Model {
         let ms = u128::from(reading - last);
         // k = 0 (profile not known) counts as one instance.
         let k = u128::from(self.k.max(1));
-        // k/n of an instance per ms, in 840ths: none while no call is in flight.
+        // k/n of an instance per ms, in PARTS: none while no call is in flight.
         if let Some(k_nths) = (PARTS * k).checked_div(u128::from(self.in_flight())) {
             // min(1/m, k/n).
             let rate = (PARTS / self.m).min(k_nths);
@@ -266,9 +274,9 @@ fn atto_hours(share: Decimal) -> Result<u128, TestCaseError> {
 /// A share given (`got`) against the model's exact one (`want`, in [`PARTS`]),
 /// over `steps` clock steps.
 ///
-/// Exactly, the share is S = want / 840 ms = want·10¹² / 840 fs, and in
+/// Exactly, the share is S = want / PARTS ms = want·10¹² / PARTS fs, and in
 /// 10⁻¹⁸ h, rounded down at 18 places as documented, ⌊S / 3.6⌋ = ⌊want·10¹³ /
-/// 30 240⌋. The code rounds each step's advance down to whole fs, so it is
+/// (36·PARTS)⌋. The code rounds each step's advance down to whole fs, so it is
 /// short of S by less than 1 fs a step: S − steps ≤ fs ≤ S. Then
 /// ⌊10·fs / 36⌋ ≥ (10·(S − steps) − 35) / 36, so got ≤ ⌊10·S / 36⌋ and
 /// 36 × (⌊10·S / 36⌋ − got) ≤ 10 × steps + 35: never more than the exact share,
@@ -307,7 +315,23 @@ fn run(m: u32, k0: u32, events: &[Event]) -> Result<(), TestCaseError> {
         now += event.after_ms;
         let reading = now - event.lag_ms;
         let before = clock(&totals, slot);
-        let pick = |call: &Index| (!shares.is_empty()).then(|| call.index(shares.len()));
+        // A call still held (not dropped); for a rejoin, one between attempts.
+        let held: Vec<usize> = (0..shares.len()).filter(|&i| shares[i].is_some()).collect();
+        let between: Vec<usize> = match event.op {
+            Op::Rejoin {
+                backing_off: true, ..
+            } => held
+                .iter()
+                .copied()
+                .filter(|&i| !model.calls[i].on && !model.calls[i].left)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let pick = |call: &Index| match (between.is_empty(), held.is_empty()) {
+            (false, _) => Some(between[call.index(between.len())]),
+            (true, false) => Some(held[call.index(held.len())]),
+            (true, true) => None,
+        };
         let changed = match &event.op {
             Op::Join if shares.len() < MAX_CALLS => {
                 let share = seat.join(at(reading));
@@ -322,7 +346,7 @@ fn run(m: u32, k0: u32, events: &[Event]) -> Result<(), TestCaseError> {
                 model.set_instances(*k, reading)
             }
             Op::StepOff { call, .. }
-            | Op::Rejoin { call }
+            | Op::Rejoin { call, .. }
             | Op::LeaveAt { call }
             | Op::LeaveLate { call, .. }
             | Op::End { call, .. }
@@ -385,8 +409,8 @@ fn run(m: u32, k0: u32, events: &[Event]) -> Result<(), TestCaseError> {
         model.leave(i, Some(now));
         let call = &model.calls[i];
         let got = check_share(got, call.billed, call.billed_steps, &format!("call {i}"))?;
-        // Each billed stretch at most 1/m of its wall time: 36·m·got ≤ 10·fs·m
-        // ≤ 10 × ms·10¹².
+        // Each billed stretch at most 1/m of its wall time: got ≤ 10·fs / 36
+        // and fs ≤ ms·10¹² / m, so 36·m·got ≤ 10·ms·10¹².
         prop_assert!(36 * model.m * got <= 10 * FS_PER_MS * call.billed_ms);
         billed_sum += got;
     }
@@ -415,7 +439,7 @@ proptest! {
     #[test]
     fn the_sharing_clock_allocates_min_of_one_mth_and_k_nths(
         m in 1u32..=4,
-        k0 in 0u32..=4,
+        k0 in instances(),
         events in prop::collection::vec(event(), 1..40),
     ) {
         run(m, k0, &events)?;
