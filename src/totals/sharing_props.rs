@@ -9,7 +9,10 @@
 //! in 27,720ths of an instance-ms (27,720 = lcm(1..=12): with at most 12 calls
 //! and `m` ≤ 4, every `min(1/m, k/n)` × whole ms is a whole number of them). It
 //! adds each stretch to every call in flight, not through one clock reading
-//! per call as the code does.
+//! per call as the code does. Time is the clock's: a reading behind its last
+//! event (a call that waited for the lock, a time read a while ago) is taken
+//! to be at it; one more than a second behind (not read a while ago) is the
+//! wall clock stepping back, and time goes on from it, nothing elapsed.
 
 use super::{CallShare, EndpointSlot, Totals};
 use proptest::prelude::*;
@@ -26,8 +29,9 @@ const PARTS: u128 = 27_720;
 /// Femtoseconds in a ms.
 const FS_PER_MS: u128 = 1_000_000_000_000;
 
-/// The first event's time, in ms after `T0`: room for readings behind it.
-const START_MS: u64 = 5_000;
+/// The first event's time, in ms: room for readings behind it, the wall
+/// clock's steps back included (at most 40 events × 3 s, + 3 s + 5 ms).
+const START_MS: u64 = 1_000_000;
 
 fn at(ms: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_millis(ms)
@@ -66,11 +70,13 @@ enum Op {
 
 /// An event `after_ms` after the previous one, its clock read `lag_ms` before
 /// it (a call that waited for the totals' lock): readings are then slightly
-/// out of order, though events are not.
+/// out of order, though events are not. The wall clock steps back
+/// `step_back_ms` first (NTP, a VM resumed), and stays behind by it from then on.
 #[derive(Debug, Clone)]
 struct Event {
     after_ms: u64,
     lag_ms: u64,
+    step_back_ms: u64,
     op: Op,
 }
 
@@ -100,11 +106,13 @@ fn event() -> impl Strategy<Value = Event> {
     (
         prop_oneof![1 => Just(0u64), 3 => 1u64..=50],
         prop_oneof![3 => Just(0u64), 1 => 1u64..=5],
+        prop_oneof![40 => Just(0u64), 1 => 1u64..=3_000],
         op(),
     )
-        .prop_map(|(after_ms, lag_ms, op)| Event {
+        .prop_map(|(after_ms, lag_ms, step_back_ms, op)| Event {
             after_ms,
             lag_ms,
+            step_back_ms,
             op,
         })
 }
@@ -117,16 +125,25 @@ struct ModelCall {
     on: bool,
     left: bool,
     dropped: bool,
-    /// The current stretch: its share so far, its steps, when it began (ms).
+    /// The current stretch: its share so far, its steps, its wall time (ms).
     current: u128,
     current_steps: u128,
-    current_from: u64,
+    current_ms: u128,
     billed: u128,
     billed_steps: u128,
-    /// Wall time of the billed stretches, in ms.
+    /// Wall time of the billed stretches, in ms, as the clock counted it.
     billed_ms: u128,
     latest: u128,
     latest_steps: u128,
+}
+
+/// When a call leaves in the model.
+#[derive(Debug, Clone, Copy)]
+enum Leave {
+    Now(u64),
+    Late(u64),
+    /// Dropped: at the clock's last event, which it does not move.
+    Dropped,
 }
 
 #[derive(Debug)]
@@ -163,15 +180,19 @@ impl Model {
         self.calls.iter().filter(|c| c.on).count() as u32
     }
 
-    /// Time moves to `reading`: a reading at or before the last event (by less
-    /// than the second the code takes for the wall clock stepping back) adds
-    /// nothing and leaves the last event where it is.
+    /// Time moves to `reading`: a reading at or before the last event adds
+    /// nothing and leaves the last event where it is, unless it is more than a
+    /// second before it: the wall clock stepped back, and time goes on from the
+    /// reading (nothing elapsed either).
     fn advance(&mut self, reading: u64) {
         let Some(last) = self.last else {
             self.last = Some(reading);
             return;
         };
         if reading <= last {
+            if last - reading > 1_000 {
+                self.last = Some(reading);
+            }
             return;
         }
         let ms = u128::from(reading - last);
@@ -184,6 +205,7 @@ impl Model {
             for call in self.calls.iter_mut().filter(|c| c.on) {
                 call.current += ms * rate;
                 call.current_steps += 1;
+                call.current_ms += ms;
                 self.allocated += ms * rate;
             }
             self.always += ms * rate;
@@ -195,25 +217,23 @@ impl Model {
 
     fn join(&mut self, reading: u64) {
         self.advance(reading);
-        let from = self.last.unwrap_or(reading);
         self.calls.push(ModelCall {
             on: true,
-            current_from: from,
             ..ModelCall::default()
         });
     }
 
     /// Call `i`'s current stretch ends at the last event.
     fn off(&mut self, i: usize, billed: bool) {
-        let now = self.last.unwrap_or_default();
         let call = &mut self.calls[i];
         call.on = false;
         call.latest = std::mem::take(&mut call.current);
         call.latest_steps = std::mem::take(&mut call.current_steps);
+        let ms = std::mem::take(&mut call.current_ms);
         if billed {
             call.billed += call.latest;
             call.billed_steps += call.latest_steps;
-            call.billed_ms += u128::from(now - call.current_from);
+            call.billed_ms += ms;
         }
     }
 
@@ -232,22 +252,23 @@ impl Model {
             return false;
         }
         self.advance(reading);
-        let from = self.last.unwrap_or(reading);
-        let call = &mut self.calls[i];
-        call.on = true;
-        call.current_from = from;
+        self.calls[i].on = true;
         true
     }
 
-    /// Call `i` leaves at `reading` (`None`: dropped, at the clock's last
-    /// event); an attempt still in flight is billed.
-    fn leave(&mut self, i: usize, reading: Option<u64>) -> bool {
+    /// Call `i` leaves (see [`Leave`]); an attempt still in flight is billed.
+    fn leave(&mut self, i: usize, at: Leave) -> bool {
         let call = &mut self.calls[i];
         if std::mem::replace(&mut call.left, true) || !call.on {
             return false;
         }
-        if let Some(reading) = reading {
-            self.advance(reading);
+        match (at, self.last) {
+            (Leave::Now(reading), _) => self.advance(reading),
+            // A time read a while ago: at the last event when before it, never
+            // taken for the wall clock stepping back.
+            (Leave::Late(at), Some(last)) => self.advance(at.max(last)),
+            (Leave::Late(at), None) => self.advance(at),
+            (Leave::Dropped, _) => {}
         }
         self.off(i, true);
         true
@@ -307,13 +328,16 @@ fn run(m: u32, k0: u32, events: &[Event]) -> Result<(), TestCaseError> {
     let seat = totals.seat_on("e", None);
     let mut model = Model::new(m);
     let mut now = START_MS;
+    // How far the wall clock stepped back, all told.
+    let mut behind = 0;
     if model.set_instances(k0, now) {
         totals.set_instances(slot, k0, at(now));
     }
     let mut shares: Vec<Option<CallShare>> = Vec::new();
     for (step, event) in events.iter().enumerate() {
         now += event.after_ms;
-        let reading = now - event.lag_ms;
+        behind += event.step_back_ms;
+        let reading = now - behind - event.lag_ms;
         let before = clock(&totals, slot);
         // A call still held (not dropped); for a rejoin, one between attempts.
         let held: Vec<usize> = (0..shares.len()).filter(|&i| shares[i].is_some()).collect();
@@ -364,15 +388,15 @@ fn run(m: u32, k0: u32, events: &[Event]) -> Result<(), TestCaseError> {
                     }
                     Op::LeaveAt { .. } => {
                         share.leave_at(at(reading));
-                        model.leave(i, Some(reading))
+                        model.leave(i, Leave::Now(reading))
                     }
                     Op::LeaveLate { back_ms, .. } => {
                         share.leave_late(at(reading - back_ms));
-                        model.leave(i, Some(reading - back_ms))
+                        model.leave(i, Leave::Late(reading - back_ms))
                     }
                     Op::End { latest, .. } => {
                         let got = share.end(at(reading), latest);
-                        let changed = model.leave(i, Some(reading));
+                        let changed = model.leave(i, Leave::Now(reading));
                         let call = &model.calls[i];
                         let (want, steps) = match latest {
                             true => (call.latest, call.latest_steps),
@@ -384,7 +408,7 @@ fn run(m: u32, k0: u32, events: &[Event]) -> Result<(), TestCaseError> {
                     _ => {
                         shares[i] = None;
                         model.calls[i].dropped = true;
-                        model.leave(i, None)
+                        model.leave(i, Leave::Dropped)
                     }
                 }
             }
@@ -401,12 +425,12 @@ fn run(m: u32, k0: u32, events: &[Event]) -> Result<(), TestCaseError> {
 
     // Every call still held ends a ms after the last event; those that left
     // give their share as of then.
-    now += 1;
+    let reading = now + 1 - behind;
     let mut billed_sum = 0;
     for (i, share) in shares.iter().enumerate() {
         let Some(share) = share else { continue };
-        let got = share.end(at(now), false);
-        model.leave(i, Some(now));
+        let got = share.end(at(reading), false);
+        model.leave(i, Leave::Now(reading));
         let call = &model.calls[i];
         let got = check_share(got, call.billed, call.billed_steps, &format!("call {i}"))?;
         // Each billed stretch at most 1/m of its wall time: got ≤ 10·fs / 36
