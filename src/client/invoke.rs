@@ -84,7 +84,7 @@ pub trait SendMeteredExt {
 impl SendMeteredExt for InvokeEndpointFluentBuilder {
     type Output = InvokeEndpointOutput;
 
-    #[inline]
+    #[inline(always)]
     fn send_metered(
         self,
         meter: &Meter,
@@ -92,7 +92,7 @@ impl SendMeteredExt for InvokeEndpointFluentBuilder {
         self.send_metered_tagged(meter, std::iter::empty::<(String, String)>())
     }
 
-    #[inline]
+    #[inline(always)]
     fn send_metered_tagged<I, K, V>(
         self,
         meter: &Meter,
@@ -124,15 +124,18 @@ impl SendMeteredExt for InvokeEndpointFluentBuilder {
 /// arguments and, once running, a moved copy of them (the SDK builder twice); a
 /// block's future uses what it captured in place.
 ///
-/// `#[inline]`, as is every `send` that returns it: inlined into the caller's
-/// crate, the future is built where the caller awaits it. Returned from a call
-/// instead, it is built on the stack and copied whole (8 KB) into the caller's
-/// future, twice: half of what metering added to a call's data-cache misses.
+/// `#[inline(always)]`, as is every `send` that returns it: inlined into the
+/// caller's crate, the future is built where the caller awaits it. Returned from
+/// a call instead, it is built on the stack and copied whole (32 KB) into the
+/// caller's future, twice. A hint is not enough: once `send` also checked a
+/// `config_override`, the compiler stopped inlining it, and the two copies were
+/// 65,000 of the 86,000 instructions metering added to a call (cachegrind,
+/// `benches/README.md`).
 #[allow(
     clippy::manual_async_fn,
     reason = "an async fn's future holds the SDK builder twice"
 )]
-#[inline]
+#[inline(always)]
 fn invoke_endpoint<F>(
     meter: Meter,
     call: CallRequest,
@@ -161,7 +164,7 @@ where
     clippy::manual_async_fn,
     reason = "an async fn's future holds the SDK builder twice"
 )]
-#[inline]
+#[inline(always)]
 fn invoke_endpoint_gated<F>(
     meter: Meter,
     call: CallRequest,
@@ -497,7 +500,7 @@ impl InvokeEndpoint {
     }
 
     /// Sends the request; the output carries its cost.
-    #[inline] // see `invoke_endpoint`: the future is built where it is awaited
+    #[inline(always)] // see `invoke_endpoint`: the future is built where it is awaited
     pub fn send(self) -> impl Future<Output = Result<Metered<InvokeEndpointOutput>>> + Send {
         // Not an `async fn`: its future would hold this builder a second time.
         let InvokeEndpoint {

@@ -145,7 +145,7 @@ impl InvokeEndpointWithResponseStream {
 
     /// Sends the request. The stream is metered from here until it ends, fails or
     /// is dropped.
-    #[inline] // built where it is awaited, not copied there (see `invoke.rs`)
+    #[inline(always)] // built where it is awaited, not copied there (see `invoke.rs`)
     pub fn send(self) -> impl Future<Output = Result<MeteredResponseStream>> + Send {
         // Not an `async fn`: its future would hold this builder a second time.
         let refused = refused_with_override(
@@ -169,7 +169,7 @@ impl InvokeEndpointWithResponseStream {
 /// runs when the stream ends.
 /// `InvokeEndpointWithResponseStream` through the call pipeline ([`Call`]): what it
 /// adds is a receipt made when the stream ends, fails or is dropped.
-#[inline]
+#[inline(always)]
 async fn invoke_endpoint_with_response_stream(
     meter: Meter,
     request: InvokeEndpointWithResponseStreamFluentBuilder,
