@@ -491,6 +491,11 @@ impl TotalsInner {
                     *at = Some(now);
                 }
             }
+            // A rate replaced after the new time was replaced before it in real
+            // time: the time lived again is at the rate in force now.
+            for (_, until) in &mut variant.earlier {
+                *until = (*until).min(now);
+            }
         }
     }
 
@@ -1922,6 +1927,51 @@ mod tests {
         // = 180 instance-seconds = 0.05 instance-hours × $1.408 = $0.0704 (not
         // the first 10 s at 4 instances: 210 instance-seconds, $0.082133…).
         assert_eq!(accrual.accrued_usd, "0.0704".parse::<Decimal>().unwrap());
+    }
+
+    #[test]
+    fn time_lived_again_after_the_wall_clock_steps_back_accrues_at_the_rate_in_force_now() {
+        use super::{InstanceClock, StandingRate};
+        // 1 × ml.g5.xlarge at $1.408/h from t = 0; a call A 10–20 s is recorded
+        // (the accrual begins at 10 s); a refresh at 36 s finds 4 instances. At
+        // 41 s the wall clock steps back to 30 s, and a call B runs 30–40 s by it.
+        let per_hour = |instances: u32| StandingRate {
+            usd_per_hour_all_instances: "1.408".parse::<Decimal>().unwrap()
+                * Decimal::from(instances),
+            instances,
+            capacity_from: (crate::pricing::PriceOrigin::Live, None),
+            storage_usd_per_month: None,
+            storage_from: None,
+            unreserved_fraction: None,
+            parts: std::sync::Arc::from([]),
+        };
+        let totals = Totals::default();
+        let endpoint = totals.endpoint_slot("e");
+        let variant = totals.variant_slot(endpoint, "AllTraffic");
+        let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
+        totals.set_standing(variant, per_hour(1), t(0));
+        let clock = |instances: u32, started: u64, ended: u64| InstanceClock {
+            standing: per_hour(instances),
+            started_at: t(started),
+            ended_at: t(ended),
+        };
+        record_clock(&totals, endpoint, variant, clock(1, 10, 20));
+        totals.set_standing(variant, per_hour(4), t(36));
+        // The endpoint's sharing clock sees the step: its last event at 41 s,
+        // a call beginning at 30 s.
+        totals.call_started_on("e", None, t(40)).end(t(41), false);
+        drop(totals.call_started_on("e", None, t(30)));
+        let accrual = record_clock(&totals, endpoint, variant, clock(4, 30, 40))
+            .accrual
+            .unwrap();
+        // AWS bills what stood in real time: 1 instance 10–36 s (26
+        // instance-seconds), then 4 over the 10 s lived again after the refresh
+        // (40): 66 × 1.408 / 3600 = 0.025813333333 (not 30–36 s at the replaced
+        // rate: 26 + 6 + 16 = 48 instance-seconds, 0.018773333333).
+        assert_eq!(
+            accrual.accrued_usd,
+            "0.025813333333".parse::<Decimal>().unwrap()
+        );
     }
 
     #[test]
