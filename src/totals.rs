@@ -1580,6 +1580,33 @@ mod tests {
         )
     }
 
+    /// `instances` × ml.g5.xlarge at $1.408/h each (us-east-1), priced live.
+    fn g5_xlarge(instances: u32) -> super::StandingRate {
+        super::StandingRate {
+            usd_per_hour_all_instances: "1.408".parse::<Decimal>().unwrap()
+                * Decimal::from(instances),
+            instances,
+            capacity_from: (crate::pricing::PriceOrigin::Live, None),
+            storage_usd_per_month: None,
+            storage_from: None,
+            unreserved_fraction: None,
+            parts: std::sync::Arc::from([]),
+        }
+    }
+
+    /// `s` seconds into the tests' day.
+    fn t(s: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s)
+    }
+
+    /// Totals with one endpoint, `e`, and its variant `AllTraffic`.
+    fn one_variant() -> (Totals, super::EndpointSlot, super::VariantSlot) {
+        let totals = Totals::default();
+        let endpoint = totals.endpoint_slot("e");
+        let variant = totals.variant_slot(endpoint, "AllTraffic");
+        (totals, endpoint, variant)
+    }
+
     #[test]
     fn an_hour_of_a_ml_g5_xlarge_accrues_its_hourly_price() {
         // $1.408 an hour (ml.g5.xlarge, us-east-1): an hour costs exactly that, a
@@ -1853,32 +1880,19 @@ mod tests {
 
     #[test]
     fn a_rate_replaced_before_the_first_receipt_still_accrues_until_it_was() {
-        use super::{InstanceClock, StandingRate};
+        use super::InstanceClock;
         // 4 × ml.g5.xlarge at $1.408/h; four streams start at t = 0; a refresh
         // found 1 instance, applied by a call starting at t = 62 (another, at
         // t = 61, started with the old profile); all six end at t = 120.
-        let per_hour = |instances: u32| StandingRate {
-            usd_per_hour_all_instances: "1.408".parse::<Decimal>().unwrap()
-                * Decimal::from(instances),
-            instances,
-            capacity_from: (crate::pricing::PriceOrigin::Live, None),
-            storage_usd_per_month: None,
-            storage_from: None,
-            unreserved_fraction: None,
-            parts: std::sync::Arc::from([]),
-        };
-        let totals = Totals::default();
-        let endpoint = totals.endpoint_slot("e");
-        let variant = totals.variant_slot(endpoint, "AllTraffic");
-        let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
-        totals.set_standing(variant, per_hour(4), t(0));
-        totals.set_standing(variant, per_hour(1), t(62));
+        let (totals, endpoint, variant) = one_variant();
+        totals.set_standing(variant, g5_xlarge(4), t(0));
+        totals.set_standing(variant, g5_xlarge(1), t(62));
         let mut accrued = Decimal::ZERO;
         // The call that applied the new profile is recorded first: the accrual
         // then begins at its start, and the others back-fill before it.
         for (started, instances) in [(62, 1), (61, 4), (0, 4), (0, 4), (0, 4), (0, 4)] {
             let clock = InstanceClock {
-                standing: per_hour(instances),
+                standing: g5_xlarge(instances),
                 started_at: t(started),
                 ended_at: t(120),
             };
@@ -1893,33 +1907,20 @@ mod tests {
 
     #[test]
     fn a_call_recorded_after_a_refresh_back_fills_at_the_rate_before_it() {
-        use super::{InstanceClock, StandingRate};
+        use super::InstanceClock;
         // 1 × ml.g5.xlarge at $1.408/h from t = 0. A stream B starts at t = 0;
         // call A runs from t = 10 to 20 s and is recorded first (the accrual
         // begins at 10 s). A refresh at t = 36 s finds 4 instances; B ends at
         // t = 72 s and is recorded after it.
-        let per_hour = |instances: u32| StandingRate {
-            usd_per_hour_all_instances: "1.408".parse::<Decimal>().unwrap()
-                * Decimal::from(instances),
-            instances,
-            capacity_from: (crate::pricing::PriceOrigin::Live, None),
-            storage_usd_per_month: None,
-            storage_from: None,
-            unreserved_fraction: None,
-            parts: std::sync::Arc::from([]),
-        };
-        let totals = Totals::default();
-        let endpoint = totals.endpoint_slot("e");
-        let variant = totals.variant_slot(endpoint, "AllTraffic");
-        let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
-        totals.set_standing(variant, per_hour(1), t(0));
+        let (totals, endpoint, variant) = one_variant();
+        totals.set_standing(variant, g5_xlarge(1), t(0));
         let clock = |started: u64, ended: u64| InstanceClock {
-            standing: per_hour(1),
+            standing: g5_xlarge(1),
             started_at: t(started),
             ended_at: t(ended),
         };
         record_clock(&totals, endpoint, variant, clock(10, 20));
-        totals.set_standing(variant, per_hour(4), t(36));
+        totals.set_standing(variant, g5_xlarge(4), t(36));
         let accrual = record_clock(&totals, endpoint, variant, clock(0, 72))
             .accrual
             .unwrap();
@@ -1931,32 +1932,19 @@ mod tests {
 
     #[test]
     fn time_lived_again_after_the_wall_clock_steps_back_accrues_at_the_rate_in_force_now() {
-        use super::{InstanceClock, StandingRate};
+        use super::InstanceClock;
         // 1 × ml.g5.xlarge at $1.408/h from t = 0; a call A 10–20 s is recorded
         // (the accrual begins at 10 s); a refresh at 36 s finds 4 instances. At
         // 41 s the wall clock steps back to 30 s, and a call B runs 30–40 s by it.
-        let per_hour = |instances: u32| StandingRate {
-            usd_per_hour_all_instances: "1.408".parse::<Decimal>().unwrap()
-                * Decimal::from(instances),
-            instances,
-            capacity_from: (crate::pricing::PriceOrigin::Live, None),
-            storage_usd_per_month: None,
-            storage_from: None,
-            unreserved_fraction: None,
-            parts: std::sync::Arc::from([]),
-        };
-        let totals = Totals::default();
-        let endpoint = totals.endpoint_slot("e");
-        let variant = totals.variant_slot(endpoint, "AllTraffic");
-        let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
-        totals.set_standing(variant, per_hour(1), t(0));
+        let (totals, endpoint, variant) = one_variant();
+        totals.set_standing(variant, g5_xlarge(1), t(0));
         let clock = |instances: u32, started: u64, ended: u64| InstanceClock {
-            standing: per_hour(instances),
+            standing: g5_xlarge(instances),
             started_at: t(started),
             ended_at: t(ended),
         };
         record_clock(&totals, endpoint, variant, clock(1, 10, 20));
-        totals.set_standing(variant, per_hour(4), t(36));
+        totals.set_standing(variant, g5_xlarge(4), t(36));
         // The endpoint's sharing clock sees the step: its last event at 41 s,
         // a call beginning at 30 s.
         totals.call_started_on("e", None, t(40)).end(t(41), false);
@@ -1976,29 +1964,16 @@ mod tests {
 
     #[test]
     fn calls_served_while_no_instance_stands_accrue_nothing_until_instances_do() {
-        use super::{InstanceClock, StandingRate};
+        use super::InstanceClock;
         // The profile shows 0 × ml.g5.xlarge ($1.408/h); calls are served all the
         // same (DescribeEndpoint lagging a scale-out). The accrual counts what the
         // profile shows: no instance is made up per call, which overlapping calls
         // (A 0-10 s, B 20-30 s, C 5-35 s, recorded as they end) would count twice.
-        let at = |instances: u32| StandingRate {
-            usd_per_hour_all_instances: "1.408".parse::<Decimal>().unwrap()
-                * Decimal::from(instances),
-            instances,
-            capacity_from: (crate::pricing::PriceOrigin::Live, None),
-            storage_usd_per_month: None,
-            storage_from: None,
-            unreserved_fraction: None,
-            parts: std::sync::Arc::from([]),
-        };
-        let totals = Totals::default();
-        let endpoint = totals.endpoint_slot("e");
-        let variant = totals.variant_slot(endpoint, "AllTraffic");
-        let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
-        totals.set_standing(variant, at(0), t(0));
+        let (totals, endpoint, variant) = one_variant();
+        totals.set_standing(variant, g5_xlarge(0), t(0));
         for (started, ended) in [(0, 10), (20, 30), (5, 35)] {
             let clock = InstanceClock {
-                standing: at(0),
+                standing: g5_xlarge(0),
                 started_at: t(started),
                 ended_at: t(ended),
             };
@@ -2010,9 +1985,9 @@ mod tests {
             assert_eq!(accrual.utilisation, None);
         }
         // A refresh at 35 s finds one instance: it accrues from then, not before.
-        totals.set_standing(variant, at(1), t(35));
+        totals.set_standing(variant, g5_xlarge(1), t(35));
         let clock = InstanceClock {
-            standing: at(1),
+            standing: g5_xlarge(1),
             started_at: t(35),
             ended_at: t(71),
         };
@@ -2039,9 +2014,7 @@ mod tests {
             unreserved_fraction: None,
             parts: std::sync::Arc::from([]),
         };
-        let totals = Totals::default();
-        let endpoint = totals.endpoint_slot("e");
-        let variant = totals.variant_slot(endpoint, "AllTraffic");
+        let (totals, endpoint, variant) = one_variant();
         // 2027-01-15T08:00:00Z.
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let ns = |n: u64| t0 + Duration::from_nanos(n);
@@ -2083,10 +2056,7 @@ mod tests {
             unreserved_fraction: None,
             parts: std::sync::Arc::from([]),
         };
-        let totals = Totals::default();
-        let endpoint = totals.endpoint_slot("e");
-        let variant = totals.variant_slot(endpoint, "AllTraffic");
-        let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
+        let (totals, endpoint, variant) = one_variant();
         let record = |started: u64, ended: u64, standing: StandingRate| {
             let clock = InstanceClock {
                 standing,
