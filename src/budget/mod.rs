@@ -1092,6 +1092,11 @@ impl Budgets {
             recent_len,
             ..
         } = &mut *inner;
+        // Each budget in the period of `now` before anything is worked out: an
+        // unreserved call's floor is the estimate of that period's receipts.
+        for &i in &covering {
+            tracked[i].roll(now);
+        }
         let held: Vec<(usize, Decimal)> = reservation.indexes.drain(..).collect();
         // A call billed in parts is fully priced only if every part was.
         let fully_priced = fully_priced && !reservation.unpriced;
@@ -1139,7 +1144,6 @@ impl Budgets {
         let mut beyond = Vec::new();
         for &i in &covering {
             let t = &mut tracked[i];
-            t.roll(now);
             let charged = charged(i);
             t.state.spent += charged;
             t.state.unpriced_calls += u64::from(!fully_priced);
@@ -1718,6 +1722,37 @@ mod tests {
         unpriced.settle(&no_tags, Decimal::ZERO, false, at);
         // It counts at its $0.05 estimate, not at $0.
         assert_eq!(budgets.status(at)[0].spent_usd, dec("0.05"));
+    }
+
+    #[test]
+    fn an_unpriced_call_settled_unreserved_in_a_new_period_counts_at_that_periods_estimate() {
+        // $10 a day, each call estimated at the most of the last 3 receipts.
+        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("10"))
+            .unwrap()
+            .estimate(Estimate::RecentMax {
+                calls: 3,
+                initial_usd: dec("0.01"),
+            })
+            .unwrap();
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        let day = |d: u32| Utc.with_ymd_and_hms(2026, 12, d, 12, 0, 0).unwrap();
+        // 1 December: a call of $1; 2 December: one of $0.10.
+        let call = budgets.reserve("jobs", &no_tags, day(1)).unwrap();
+        call.settle(&no_tags, dec("1"), true, day(1));
+        let call = budgets.reserve("jobs", &no_tags, day(2)).unwrap();
+        call.settle(&no_tags, dec("0.10"), true, day(2));
+        // 3 December, before any other call that day: an async invocation
+        // submitted by another client settles here, unreserved, its compute
+        // unpriced ($0 priced). The day has no receipts yet, so a call now would
+        // be estimated at the most of the last 3 receipts, max(1, 0.10) = $1 (not
+        // at 2 December's $0.10 alone): it counts at no less than that,
+        // max(0, 1) = $1.
+        budgets
+            .unreserved("jobs")
+            .settle(&no_tags, Decimal::ZERO, false, day(3));
+        let status = &budgets.status(day(3))[0];
+        assert_eq!((status.spent_usd, status.unpriced_calls), (dec("1"), 1));
     }
 
     #[test]
