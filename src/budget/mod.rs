@@ -522,8 +522,17 @@ impl Tracked {
     fn newly_passed(&mut self, now: DateTime<Utc>, process_local: bool) -> Vec<BudgetAlert> {
         let mut alerts = Vec::new();
         for (bit, percent) in ALERT_THRESHOLDS.iter().enumerate() {
-            let threshold = self.budget.limit_usd * Decimal::from(*percent) / Decimal::from(100);
-            if self.state.spent >= threshold && self.state.alerted & (1 << bit) == 0 {
+            // spent ≥ percent % of the limit, × 100 on both sides (as the fleet
+            // compares): limit × percent / 100 rounds to 28 places, and 50 % of
+            // $10⁻²⁸ would round to $0, crossed by a spend of $0. The limit's side
+            // cannot overflow (at most 10¹⁴); a spend whose × 100 would is past it.
+            let share = self.budget.limit_usd * Decimal::from(*percent);
+            let passed = self
+                .state
+                .spent
+                .checked_mul(Decimal::ONE_HUNDRED)
+                .is_none_or(|spent| spent >= share);
+            if passed && self.state.alerted & (1 << bit) == 0 {
                 self.state.alerted |= 1 << bit;
                 alerts.push(BudgetAlert {
                     scope: self.budget.scope.clone(),
@@ -1807,6 +1816,63 @@ mod tests {
         assert_eq!(
             (status.spent_usd, status.reserved_usd),
             (dec("0.102"), Decimal::ZERO)
+        );
+    }
+
+    #[test]
+    fn an_alert_is_raised_only_once_its_share_of_the_smallest_limits_is_spent() {
+        let raised = Arc::new(Mutex::new(Vec::new()));
+        let seen = raised.clone();
+        // The smallest limits a budget takes: $10⁻²⁸ and $3 × 10⁻²⁸.
+        let budget = |limit: &str| {
+            let seen = seen.clone();
+            Budget::alert(BudgetScope::Client, BudgetPeriod::Day, dec(limit))
+                .unwrap()
+                .on_alert(move |a| {
+                    seen.lock()
+                        .unwrap()
+                        .push((a.limit_usd, a.threshold_percent, a.spent_usd))
+                })
+        };
+        let tiny = dec("0.0000000000000000000000000001");
+        let three = dec("0.0000000000000000000000000003");
+        let budgets = Arc::new(Budgets::new(
+            vec![
+                budget("0.0000000000000000000000000001"),
+                budget("0.0000000000000000000000000003"),
+            ],
+            false,
+        ));
+        let no_tags = BTreeMap::new();
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let settle = |usd: Decimal| {
+            budgets
+                .reserve("chat", &no_tags, at)
+                .unwrap()
+                .settle(&no_tags, usd, true, at)
+        };
+        // A call of $0 is no share of either: 0 < 50 % × 10⁻²⁸ = 0.5 × 10⁻²⁸.
+        settle(Decimal::ZERO);
+        assert_eq!(*raised.lock().unwrap(), vec![]);
+        // $2 × 10⁻²⁸ is all of 10⁻²⁸ (≥ 50, 80, 100 %); of 3 × 10⁻²⁸ it passes
+        // 50 % (1.5 × 10⁻²⁸) but not 80 % (2.4 × 10⁻²⁸).
+        settle(dec("0.0000000000000000000000000002"));
+        let two = dec("0.0000000000000000000000000002");
+        assert_eq!(
+            *raised.lock().unwrap(),
+            vec![
+                (tiny, 50, two),
+                (tiny, 80, two),
+                (tiny, 100, two),
+                (three, 50, two)
+            ]
+        );
+        // $10⁻²⁸ more, 3 × 10⁻²⁸ spent, passes 80 and 100 % of 3 × 10⁻²⁸.
+        raised.lock().unwrap().clear();
+        settle(tiny);
+        assert_eq!(
+            *raised.lock().unwrap(),
+            vec![(three, 80, three), (three, 100, three)]
         );
     }
 
