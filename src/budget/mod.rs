@@ -444,6 +444,10 @@ struct PeriodState {
     period_start: Option<DateTime<Utc>>,
     spent: Decimal,
     reserved: Decimal,
+    /// How many calls hold part of their estimate here (one billed in parts
+    /// until its last part, or its release): none, and nothing is held,
+    /// whatever the rounding of `reserved`'s sums left in it.
+    holds: usize,
     alerted: u32,
     /// Calls settled in the period whose receipts were not fully priced.
     unpriced_calls: u64,
@@ -455,6 +459,20 @@ struct PeriodState {
     /// What was given up of the lease, unspent, when it lapsed here (fleet
     /// budgets only): this process's again if the table still holds the lease.
     lapsed: Decimal,
+}
+
+impl PeriodState {
+    /// Releases what one call held here, `usd`: the last call holding
+    /// anything leaves nothing held. (A sum of holds of all 28 places rounds
+    /// past 28 significant digits: taking each back would leave a residue,
+    /// held by no call, for the process's life.)
+    fn release(&mut self, usd: Decimal) {
+        self.holds = self.holds.saturating_sub(1);
+        self.reserved = match self.holds {
+            0 => Decimal::ZERO,
+            _ => (self.reserved - usd).max(Decimal::ZERO),
+        };
+    }
 }
 
 struct Tracked {
@@ -563,6 +581,7 @@ impl Tracked {
             self.state = PeriodState {
                 period_start: Some(start),
                 reserved: self.state.reserved,
+                holds: self.state.holds,
                 ..PeriodState::default()
             };
         }
@@ -658,8 +677,7 @@ impl BudgetsInner {
             let ((until, _), hold) = entry.remove_entry();
             let usd: Decimal = hold.indexes.iter().map(|(_, usd)| *usd).sum();
             for (i, held) in hold.indexes {
-                let state = &mut self.tracked[i].state;
-                state.reserved = (state.reserved - held).max(Decimal::ZERO);
+                self.tracked[i].state.release(held);
             }
             if !std::mem::replace(&mut self.warned_lapsed, true) {
                 tracing::warn!(target: "sagemeter::budget", endpoint = %hold.endpoint,
@@ -905,7 +923,9 @@ impl Budgets {
             ));
         }
         for (i, estimate) in &held {
-            tracked[*i].state.reserved += *estimate;
+            let state = &mut tracked[*i].state;
+            state.reserved += *estimate;
+            state.holds += 1;
         }
         Ok(Reservation {
             budgets: Some(self.clone()),
@@ -1110,8 +1130,7 @@ impl Budgets {
         // A call billed in parts is fully priced only if every part was.
         let fully_priced = fully_priced && !reservation.unpriced;
         for &(i, estimate) in &held {
-            let state = &mut tracked[i].state;
-            state.reserved = (state.reserved - estimate).max(Decimal::ZERO);
+            tracked[i].state.release(estimate);
         }
         // A call that could not be fully priced counts at no less than what was
         // reserved for it: an unknown price must not make an enforced budget
@@ -1341,8 +1360,7 @@ impl Drop for Reservation {
                 self.indexes = inner.reclaim(key);
             }
             for (i, estimate) in self.indexes.drain(..) {
-                let state = &mut inner.tracked[i].state;
-                state.reserved = (state.reserved - estimate).max(Decimal::ZERO);
+                inner.tracked[i].state.release(estimate);
             }
         }
     }
@@ -1874,6 +1892,37 @@ mod tests {
             *raised.lock().unwrap(),
             vec![(three, 80, three), (three, 100, three)]
         );
+    }
+
+    #[test]
+    fn nothing_stays_held_once_every_call_is_done_though_the_sum_held_rounded() {
+        // $100 a day; each call estimated at its last receipt's cost, $2/3 to
+        // 28 places (the most a decimal holds) before the first.
+        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("100"))
+            .unwrap()
+            .estimate(Estimate::RecentMax {
+                calls: 1,
+                initial_usd: dec("0.6666666666666666666666666667"),
+            })
+            .unwrap();
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        // One call holds 0.6666666666666666666666666667; a receipt of $10
+        // settles; a second call holds $10. Together 10.6666666666666666666666666667,
+        // 30 digits, which the sum held keeps to 29: 10.666666666666666666666666667.
+        let first = budgets.reserve("chat", &no_tags, at).unwrap();
+        budgets
+            .unreserved("chat")
+            .settle(&no_tags, dec("10"), true, at);
+        let second = budgets.reserve("chat", &no_tags, at).unwrap();
+        assert_eq!(second.held_usd(), dec("10"));
+        // Both fail unbilled: 10.666666666666666666666666667 − 10
+        // − 0.6666666666666666666666666667 would leave 3 × 10⁻²⁸ held by no
+        // call. Nothing is in flight, so nothing is held.
+        drop(second);
+        drop(first);
+        assert_eq!(budgets.status(at)[0].reserved_usd, Decimal::ZERO);
     }
 
     #[test]
