@@ -1404,6 +1404,9 @@ fn clone_exceeded(error: &Error) -> Error {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeDelta;

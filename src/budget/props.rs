@@ -1,0 +1,1025 @@
+//! A model-based property test of budgets.
+//!
+//! Random runs of calls at non-decreasing UTC times (across hour, day and
+//! month starts, month ends and 29 February among them) are played against
+//! [`Budgets`] as the client plays them: a call reserves, then settles to a
+//! cost above, below or at its estimate, priced or not, or is released
+//! unbilled; an async invocation reserves, settles its submission as a part,
+//! holds the rest until a set time, then settles or is dropped; an async
+//! invocation settled by another client counts here unreserved. After every
+//! step the budgets are compared with a model kept here, apart from the code
+//! under test, as the module's docs state the rules:
+//!
+//! - an enforced budget admits a call only if, in the current period,
+//!   spent + held + the call's estimate ≤ limit (equality admitted), and a call
+//!   refused by any enforced budget covering it holds nothing anywhere;
+//! - a call's estimate is held until it settles; a part settled lowers what it
+//!   holds by as much (not below 0); what an async invocation still holds at
+//!   its lapse time is released at the budgets' next reservation or status;
+//! - a settled call adds its cost to every budget covering it, and one not
+//!   fully priced (any of its parts) adds to an enforced budget no less than
+//!   what it held there (or, holding nothing there, than what it would have
+//!   been estimated at); an alerting budget counts the priced part only; both
+//!   count it among `unpriced_calls`;
+//! - spend, unpriced calls and alerts start again at each period's start, in
+//!   UTC; what is held stays held across it;
+//! - each of 50, 80 and 100 % is alerted once per period, at the settlement
+//!   whose spend reaches it (spent ≥ that share of the limit).
+//!
+//! Figures are decimals of a few places, so that the model's sums are exact;
+//! shares of the limit are compared by cross-multiplying, never dividing.
+
+use super::*;
+use chrono::{NaiveDate, TimeDelta};
+use proptest::prelude::*;
+
+const ENDPOINTS: [&str; 3] = ["chat", "embed", "jobs"];
+const TEAMS: [&str; 2] = ["search", "ads"];
+const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+/// A budget as configured in a run.
+#[derive(Debug, Clone)]
+struct Spec {
+    /// 0 client, 1 endpoint chat, 2 endpoint jobs, 3 tag team=search,
+    /// 4 each value of tag tenant.
+    scope: u8,
+    period: BudgetPeriod,
+    enforce: bool,
+    limit: &'static str,
+    /// `Some(calls)`: the most of the last `calls` receipts, else fixed.
+    recent: Option<usize>,
+    /// The fixed estimate, or the initial one (at most the limit, for a fixed
+    /// estimate of an enforced budget).
+    usd: &'static str,
+}
+
+impl Spec {
+    fn scope(&self) -> BudgetScope {
+        match self.scope {
+            0 => BudgetScope::Client,
+            1 => BudgetScope::Endpoint {
+                name: "chat".to_owned(),
+            },
+            2 => BudgetScope::Endpoint {
+                name: "jobs".to_owned(),
+            },
+            3 => BudgetScope::Tag {
+                key: "team".to_owned(),
+                value: "search".to_owned(),
+            },
+            _ => BudgetScope::EachTagValue {
+                key: "tenant".to_owned(),
+            },
+        }
+    }
+
+    fn estimate(&self) -> Estimate {
+        match self.recent {
+            Some(calls) => Estimate::RecentMax {
+                calls,
+                initial_usd: dec(self.usd),
+            },
+            None => Estimate::Fixed {
+                usd: self.fixed_usd(),
+            },
+        }
+    }
+
+    fn fixed_usd(&self) -> Decimal {
+        let usd = dec(self.usd);
+        match self.enforce {
+            true => usd.min(dec(self.limit)),
+            false => usd,
+        }
+    }
+
+    fn budget(&self, alerts: &Arc<Mutex<Vec<BudgetAlert>>>) -> Budget {
+        let limit = dec(self.limit);
+        let budget = match self.enforce {
+            true => Budget::enforce(self.scope(), self.period, limit),
+            false => Budget::alert(self.scope(), self.period, limit),
+        };
+        let seen = alerts.clone();
+        budget
+            .unwrap()
+            .estimate(self.estimate())
+            .unwrap()
+            .on_alert(move |alert| seen.lock().unwrap().push(alert.clone()))
+    }
+}
+
+/// A cost, as such or against the call's estimate (the most any budget
+/// held for it, as the model worked it out).
+#[derive(Debug, Clone, Copy)]
+enum Cost {
+    Usd(&'static str),
+    Estimate,
+    Above(&'static str),
+    Below(&'static str),
+}
+
+/// One step of a run, `gap_ms` after the one before.
+#[derive(Debug, Clone)]
+enum Op {
+    /// A call reserves (kept open if admitted).
+    Reserve {
+        endpoint: usize,
+        team: Option<usize>,
+        tenant: Option<usize>,
+    },
+    /// An open call settles (picked by index among those open).
+    Settle {
+        which: usize,
+        cost: Cost,
+        priced: bool,
+    },
+    /// An open call settles a part (an async submission); with `lapse_s`, the
+    /// rest it holds then lapses that many seconds on.
+    Part {
+        which: usize,
+        cost: Cost,
+        priced: bool,
+        lapse_s: Option<i64>,
+    },
+    /// An open call is released unsettled (failed unbilled, cancelled, an
+    /// async invocation dropped).
+    Drop { which: usize },
+    /// A call settled without a reservation here (an async invocation
+    /// settled by another client's meter).
+    Unreserved {
+        endpoint: usize,
+        team: Option<usize>,
+        tenant: Option<usize>,
+        cost: &'static str,
+        priced: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Run {
+    start: DateTime<Utc>,
+    specs: Vec<Spec>,
+    steps: Vec<(i64, Op)>,
+    /// How the calls still open at the end finish: settled at their estimate
+    /// (true) or dropped.
+    finish: Vec<bool>,
+}
+
+// ---------------------------------------------------------------- the model
+
+/// The start of the period holding `at`, in UTC, worked out from the instant's
+/// seconds (hours and days) or its calendar date (months).
+fn period_start(period: BudgetPeriod, at: DateTime<Utc>) -> DateTime<Utc> {
+    let secs = at.timestamp();
+    let floor = |unit: i64| DateTime::from_timestamp(secs - secs.rem_euclid(unit), 0).unwrap();
+    match period {
+        BudgetPeriod::Hour => floor(3_600),
+        BudgetPeriod::Day => floor(86_400),
+        BudgetPeriod::Month => {
+            let date = at.date_naive();
+            NaiveDate::from_ymd_opt(date.year(), date.month(), 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc()
+        }
+    }
+}
+
+struct MBudget {
+    scope: BudgetScope,
+    spec: Spec,
+    start: Option<DateTime<Utc>>,
+    spent: Decimal,
+    unpriced: u64,
+    alerted: [bool; 3],
+}
+
+impl MBudget {
+    fn limit(&self) -> Decimal {
+        dec(self.spec.limit)
+    }
+
+    /// Starts the period of `now` if it is a later one.
+    fn roll(&mut self, now: DateTime<Utc>) {
+        let start = period_start(self.spec.period, now);
+        if self.start.is_none_or(|s| start > s) {
+            self.start = Some(start);
+            self.spent = Decimal::ZERO;
+            self.unpriced = 0;
+            self.alerted = [false; 3];
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct MRes {
+    endpoint: usize,
+    tags: BTreeMap<String, String>,
+    /// What it holds on each budget (by the model's index), while held here.
+    holds: Vec<(usize, Decimal)>,
+    /// When what it holds lapses, and whether it lapsed (released).
+    lapse: Option<DateTime<Utc>>,
+    lapsed: bool,
+    settled: Decimal,
+    unpriced: bool,
+    /// The most any budget held for it when it was reserved.
+    estimate: Decimal,
+}
+
+impl MRes {
+    /// What it still holds on each budget (nothing once lapsed).
+    fn holding(&self) -> &[(usize, Decimal)] {
+        if self.lapsed { &[] } else { &self.holds }
+    }
+
+    /// Takes back what it holds for a settlement or a drop: a lapse not yet
+    /// released is called off.
+    fn take_back(&mut self) {
+        if self.lapsed {
+            self.holds.clear();
+        }
+        self.lapse = None;
+        self.lapsed = false;
+    }
+}
+
+struct Model {
+    budgets: Vec<MBudget>,
+    /// The configured budgets: the first `configured` of `budgets`.
+    configured: usize,
+    /// Each value's budget: (template's spec index, value) → index.
+    begun: Vec<((usize, String), usize)>,
+    /// Every receipt of each endpoint: when, and the figure remembered.
+    history: [Vec<(DateTime<Utc>, Decimal)>; 3],
+}
+
+/// A refusal: the budget and the figures it refused with.
+type Refused = (usize, Decimal);
+
+impl Model {
+    fn new(specs: &[Spec]) -> Self {
+        let budgets: Vec<MBudget> = specs
+            .iter()
+            .filter(|s| s.scope != 4)
+            .map(|spec| MBudget {
+                scope: spec.scope(),
+                spec: spec.clone(),
+                start: None,
+                spent: Decimal::ZERO,
+                unpriced: 0,
+                alerted: [false; 3],
+            })
+            .collect();
+        Model {
+            configured: budgets.len(),
+            budgets,
+            begun: Vec::new(),
+            history: Default::default(),
+        }
+    }
+
+    /// The budgets a call counts in: configured ones by scope, then the one of
+    /// each of its tenant values (begun now if new), in the templates' order.
+    fn covering(
+        &mut self,
+        specs: &[Spec],
+        endpoint: usize,
+        tags: &BTreeMap<String, String>,
+    ) -> Vec<usize> {
+        let mut out: Vec<usize> = (0..self.configured)
+            .filter(|&i| match &self.budgets[i].scope {
+                BudgetScope::Client => true,
+                BudgetScope::Endpoint { name } => name == ENDPOINTS[endpoint],
+                BudgetScope::Tag { key, value } => tags.get(key) == Some(value),
+                _ => unreachable!(),
+            })
+            .collect();
+        for (t, spec) in specs.iter().enumerate().filter(|(_, s)| s.scope == 4) {
+            let Some(value) = tags.get("tenant") else {
+                continue;
+            };
+            let key = (t, value.clone());
+            let i = match self.begun.iter().find(|(k, _)| *k == key) {
+                Some(&(_, i)) => i,
+                None => {
+                    self.budgets.push(MBudget {
+                        scope: BudgetScope::Tag {
+                            key: "tenant".to_owned(),
+                            value: value.clone(),
+                        },
+                        spec: spec.clone(),
+                        start: None,
+                        spent: Decimal::ZERO,
+                        unpriced: 0,
+                        alerted: [false; 3],
+                    });
+                    self.begun.push((key, self.budgets.len() - 1));
+                    self.budgets.len() - 1
+                }
+            };
+            out.push(i);
+        }
+        out
+    }
+
+    /// What budget `i` estimates a call to `endpoint` at, at `now`: fixed, or
+    /// the most of its endpoint's last `calls` receipts (of those in its
+    /// current period, if any are), the initial figure while that is $0 or
+    /// there are none; at most the limit.
+    fn estimate(&self, i: usize, endpoint: usize, now: DateTime<Utc>) -> Decimal {
+        let b = &self.budgets[i];
+        let Some(calls) = b.spec.recent else {
+            return b.spec.fixed_usd();
+        };
+        let history = &self.history[endpoint];
+        let last = &history[history.len().saturating_sub(calls)..];
+        let start = period_start(b.spec.period, now);
+        let in_period: Vec<Decimal> = last
+            .iter()
+            .filter(|(at, _)| *at >= start)
+            .map(|(_, usd)| *usd)
+            .collect();
+        let pool: Vec<Decimal> = match in_period.is_empty() {
+            false => in_period,
+            true => last.iter().map(|(_, usd)| *usd).collect(),
+        };
+        let most = pool.into_iter().max().unwrap_or(Decimal::ZERO);
+        let most = match most.is_zero() {
+            true => dec(b.spec.usd),
+            false => most,
+        };
+        most.min(b.limit())
+    }
+
+    /// What budget `i` holds: what every open call holds on it.
+    fn held(&self, i: usize, open: &[MRes]) -> Decimal {
+        open.iter()
+            .flat_map(|r| r.holding())
+            .filter(|(j, _)| *j == i)
+            .map(|(_, usd)| *usd)
+            .sum()
+    }
+
+    /// The budgets' next reservation or status: every lapse due by `now` is
+    /// released.
+    fn release_lapsed(open: &mut [MRes], now: DateTime<Utc>) {
+        for r in open {
+            if r.lapse.is_some_and(|until| until <= now) {
+                r.lapsed = true;
+            }
+        }
+    }
+
+    fn roll_all(&mut self, now: DateTime<Utc>) {
+        for b in &mut self.budgets {
+            b.roll(now);
+        }
+    }
+
+    /// A reservation: the holds, or the first enforced budget with no room.
+    fn reserve(
+        &mut self,
+        specs: &[Spec],
+        open: &mut [MRes],
+        endpoint: usize,
+        tags: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<Vec<(usize, Decimal)>, Refused> {
+        Self::release_lapsed(open, now);
+        let covering = self.covering(specs, endpoint, tags);
+        self.roll_all(now);
+        let mut holds = Vec::new();
+        for i in covering {
+            if !self.budgets[i].spec.enforce {
+                continue;
+            }
+            let estimate = self.estimate(i, endpoint, now);
+            let b = &self.budgets[i];
+            // Fits: spent + held + estimate ≤ limit.
+            if b.spent + self.held(i, open) + estimate > b.limit() {
+                return Err((i, estimate));
+            }
+            holds.push((i, estimate));
+        }
+        Ok(holds)
+    }
+
+    /// Adds `charged(i)` to each covering budget, with the alerts it raises.
+    fn charge(
+        &mut self,
+        covering: &[usize],
+        now: DateTime<Utc>,
+        charged: impl Fn(usize) -> Decimal,
+        unpriced: bool,
+    ) -> Vec<(BudgetScope, u32, DateTime<Utc>, Decimal)> {
+        let mut alerts = Vec::new();
+        for &i in covering {
+            let b = &mut self.budgets[i];
+            b.roll(now);
+            b.spent += charged(i);
+            b.unpriced += u64::from(unpriced);
+            let limit = b.limit();
+            for (bit, percent) in [50u32, 80, 100].into_iter().enumerate() {
+                // spent ≥ percent % of limit, ×100 on both sides.
+                if !b.alerted[bit] && b.spent * dec("100") >= limit * Decimal::from(percent) {
+                    b.alerted[bit] = true;
+                    alerts.push((b.scope.clone(), percent, b.start.unwrap(), b.spent));
+                }
+            }
+        }
+        alerts
+    }
+
+    fn settle_part(
+        &mut self,
+        specs: &[Spec],
+        r: &mut MRes,
+        cost: Decimal,
+        priced: bool,
+        now: DateTime<Utc>,
+    ) -> Vec<(BudgetScope, u32, DateTime<Utc>, Decimal)> {
+        let covering = self.covering(specs, r.endpoint, &r.tags);
+        r.take_back();
+        for (_, held) in &mut r.holds {
+            *held = (*held - cost).max(Decimal::ZERO);
+        }
+        r.settled += cost;
+        r.unpriced |= !priced;
+        self.charge(&covering, now, |_| cost, false)
+    }
+
+    fn settle(
+        &mut self,
+        specs: &[Spec],
+        r: &mut MRes,
+        cost: Decimal,
+        priced: bool,
+        now: DateTime<Utc>,
+    ) -> Vec<(BudgetScope, u32, DateTime<Utc>, Decimal)> {
+        let covering = self.covering(specs, r.endpoint, &r.tags);
+        r.take_back();
+        let held = std::mem::take(&mut r.holds);
+        let fully = priced && !r.unpriced;
+        // Not fully priced: no less than what was held on each budget, or for a
+        // covering enforced one that held nothing, than its estimate now.
+        let floors: Vec<(usize, Decimal)> = match fully {
+            true => Vec::new(),
+            false => covering
+                .iter()
+                .filter(|&&i| self.budgets[i].spec.enforce)
+                .map(|&i| match held.iter().find(|(j, _)| *j == i) {
+                    Some(&(_, usd)) => (i, usd),
+                    None => (i, self.estimate(i, r.endpoint, now)),
+                })
+                .collect(),
+        };
+        let remembered = r.settled + floors.iter().map(|(_, f)| *f).fold(cost, Decimal::max);
+        self.history[r.endpoint].push((now, remembered));
+        let charged = |i: usize| {
+            floors
+                .iter()
+                .find(|(j, _)| *j == i)
+                .map_or(cost, |(_, floor)| cost.max(*floor))
+        };
+        self.charge(&covering, now, charged, !fully)
+    }
+}
+
+// ------------------------------------------------------------ the strategies
+
+/// Figures a run draws from.
+#[derive(Clone, Copy)]
+struct Figures {
+    limits: &'static [&'static str],
+    estimates: &'static [&'static str],
+    costs: &'static [&'static str],
+    deltas: &'static [&'static str],
+}
+
+/// Figures of a few places: the model's sums are exact.
+const PLAIN: Figures = Figures {
+    limits: &["0.05", "0.3", "1", "2.5", "10"],
+    estimates: &["0.01", "0.05", "0.1", "0.25", "0.6", "3"],
+    costs: &["0", "0.001", "0.01", "0.05", "0.1", "0.3", "0.4", "1", "3"],
+    deltas: &["0.001", "0.01", "0.2"],
+};
+
+/// Extreme figures that are still valid: limits and estimates from the
+/// smallest a decimal holds to the largest a budget takes, with all 28
+/// places; costs up to a thousand times that.
+const EXTREME: Figures = Figures {
+    limits: &[
+        "0.0000000000000000000000000001",
+        "0.0000000000000000000000000003",
+        "0.9999999999999999999999999999",
+        "999999999999.9999999999999999",
+        "1000000000000",
+    ],
+    estimates: &[
+        "0.0000000000000000000000000001",
+        "0.0000000000000000000000000002",
+        "0.3333333333333333333333333333",
+        "0.6666666666666666666666666667",
+        "123456789012.3456789012345678",
+        "1000000000000",
+    ],
+    costs: &[
+        "0",
+        "0.0000000000000000000000000001",
+        "0.0000000000000000000000000005",
+        "0.6666666666666666666666666667",
+        "10",
+        "999999999999.9999999999999999",
+        "1000000000000",
+        "1000000000000000",
+    ],
+    deltas: &["0.0000000000000000000000000001", "1000000000000"],
+};
+
+fn spec(figures: Figures) -> impl Strategy<Value = Spec> {
+    let period = prop::sample::select(vec![
+        BudgetPeriod::Hour,
+        BudgetPeriod::Day,
+        BudgetPeriod::Month,
+    ]);
+    let limit = prop::sample::select(figures.limits);
+    let usd = prop::sample::select(figures.estimates);
+    let recent = prop::option::weighted(0.7, 1usize..=4);
+    (0u8..5, period, any::<bool>(), limit, recent, usd).prop_map(
+        |(scope, period, enforce, limit, recent, usd)| Spec {
+            scope,
+            period,
+            enforce,
+            limit,
+            recent,
+            usd,
+        },
+    )
+}
+
+fn cost(figures: Figures) -> impl Strategy<Value = Cost> {
+    let usd = prop::sample::select(figures.costs);
+    let delta = prop::sample::select(figures.deltas);
+    prop_oneof![
+        2 => usd.prop_map(Cost::Usd),
+        2 => Just(Cost::Estimate),
+        1 => delta.clone().prop_map(Cost::Above),
+        1 => delta.prop_map(Cost::Below),
+    ]
+}
+
+fn gap_ms() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        6 => Just(0i64),
+        1 => Just(1),
+        1 => Just(999),
+        1 => Just(60_000),
+        1 => Just(1_799_999),
+        2 => Just(3_600_000),
+        1 => Just(5 * 3_600_000),
+        2 => Just(86_400_000),
+        1 => Just(86_399_999),
+        1 => Just(20 * 86_400_000),
+    ]
+}
+
+fn op(figures: Figures) -> impl Strategy<Value = Op> {
+    let team = prop::option::of(0usize..TEAMS.len());
+    let tenant = prop::option::of(0usize..TENANTS.len());
+    let usd = prop::sample::select(figures.costs);
+    let lapse = prop::option::of(prop::sample::select(vec![0i64, 1, 3_600, 22_500]));
+    prop_oneof![
+        5 => (0usize..ENDPOINTS.len(), team.clone(), tenant.clone())
+            .prop_map(|(endpoint, team, tenant)| Op::Reserve { endpoint, team, tenant }),
+        3 => (any::<usize>(), cost(figures), prop::bool::weighted(0.7))
+            .prop_map(|(which, cost, priced)| Op::Settle { which, cost, priced }),
+        2 => (any::<usize>(), cost(figures), prop::bool::weighted(0.7), lapse)
+            .prop_map(|(which, cost, priced, lapse_s)| Op::Part { which, cost, priced, lapse_s }),
+        1 => any::<usize>().prop_map(|which| Op::Drop { which }),
+        2 => (0usize..ENDPOINTS.len(), team, tenant, usd, prop::bool::weighted(0.5)).prop_map(
+            |(endpoint, team, tenant, cost, priced)| Op::Unreserved { endpoint, team, tenant, cost, priced }
+        ),
+    ]
+}
+
+fn run(figures: Figures) -> impl Strategy<Value = Run> {
+    // Just before an hour, a day, a month or a year ends; 29 February in a
+    // leap year, 28 February in another.
+    let start = prop::sample::select(vec![
+        "2024-02-28T23:59:59.500Z",
+        "2024-02-29T23:30:00Z",
+        "2023-12-31T23:59:59Z",
+        "2024-01-31T22:00:00Z",
+        "2025-02-28T23:00:00Z",
+        "2024-04-30T23:59:58Z",
+        "2024-07-15T10:59:59.999Z",
+    ])
+    .prop_map(|s| s.parse::<DateTime<Utc>>().unwrap());
+    (
+        start,
+        prop::collection::vec(spec(figures), 1..=5),
+        prop::collection::vec((gap_ms(), op(figures)), 1..=40),
+        prop::collection::vec(any::<bool>(), 40),
+    )
+        .prop_map(|(start, specs, steps, finish)| Run {
+            start,
+            specs,
+            steps,
+            finish,
+        })
+}
+
+fn tags(team: Option<usize>, tenant: Option<usize>) -> BTreeMap<String, String> {
+    let mut tags = BTreeMap::new();
+    if let Some(t) = team {
+        tags.insert("team".to_owned(), TEAMS[t].to_owned());
+    }
+    if let Some(t) = tenant {
+        tags.insert("tenant".to_owned(), TENANTS[t].to_owned());
+    }
+    tags
+}
+
+fn figure(cost: Cost, estimate: Decimal) -> Decimal {
+    match cost {
+        Cost::Usd(usd) => dec(usd),
+        Cost::Estimate => estimate,
+        Cost::Above(d) => estimate + dec(d),
+        Cost::Below(d) => (estimate - dec(d)).max(Decimal::ZERO),
+    }
+}
+
+type Alerts = Vec<(BudgetScope, u32, DateTime<Utc>, Decimal)>;
+
+fn raised(alerts: &Arc<Mutex<Vec<BudgetAlert>>>) -> Alerts {
+    std::mem::take(&mut *alerts.lock().unwrap())
+        .into_iter()
+        .map(|a| (a.scope, a.threshold_percent, a.period_start, a.spent_usd))
+        .collect()
+}
+
+/// Plays `run` against the budgets and the model; the first difference found.
+fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
+    let alerts = Arc::new(Mutex::new(Vec::new()));
+    let budgets = Arc::new(Budgets::new(
+        run.specs.iter().map(|s| s.budget(&alerts)).collect(),
+        false,
+    ));
+    let mut model = Model::new(&run.specs);
+    let mut open: Vec<(Reservation, MRes)> = Vec::new();
+    let mut now = run.start;
+    let specs = &run.specs;
+    for (step, (gap, op)) in run.steps.iter().enumerate() {
+        now += TimeDelta::milliseconds(*gap);
+        let mut expected: Alerts = Vec::new();
+        let mut mopen: Vec<MRes> = open.iter().map(|(_, m)| m.clone()).collect();
+        match op {
+            Op::Reserve {
+                endpoint,
+                team,
+                tenant,
+            } => {
+                let tags = tags(*team, *tenant);
+                let want = model.reserve(specs, &mut mopen, *endpoint, &tags, now);
+                let got = budgets.reserve(ENDPOINTS[*endpoint], &tags, now);
+                match (want, got) {
+                    (Ok(holds), Ok(reservation)) => {
+                        let sum: Decimal = holds.iter().map(|(_, usd)| *usd).sum();
+                        prop_assert_eq!(reservation.held_usd(), sum, "step {}: held", step);
+                        let estimate = holds.iter().map(|(_, usd)| *usd).max();
+                        mopen.push(MRes {
+                            endpoint: *endpoint,
+                            tags,
+                            holds,
+                            lapse: None,
+                            lapsed: false,
+                            settled: Decimal::ZERO,
+                            unpriced: false,
+                            estimate: estimate.unwrap_or(dec("0.05")),
+                        });
+                        open.push((reservation, mopen.last().unwrap().clone()));
+                    }
+                    (Err((i, estimate)), Err(Refusal::Exceeded(error))) => {
+                        let b = &model.budgets[i];
+                        let Error::BudgetExceeded {
+                            scope,
+                            period,
+                            fleet_wide,
+                            estimate: got_estimate,
+                            limit,
+                            spent,
+                            reserved,
+                        } = error
+                        else {
+                            return Err(TestCaseError::fail(format!("step {step}: {error:?}")));
+                        };
+                        prop_assert_eq!(&scope, &b.scope, "step {}: refused by", step);
+                        prop_assert_eq!(
+                            (period, fleet_wide, got_estimate, limit, spent, reserved),
+                            (
+                                b.spec.period,
+                                false,
+                                estimate,
+                                b.limit(),
+                                b.spent,
+                                model.held(i, &mopen)
+                            ),
+                            "step {}: refusal's figures",
+                            step
+                        );
+                    }
+                    (want, got) => {
+                        return Err(TestCaseError::fail(format!(
+                            "step {step} at {now}: model {want:?}, budgets {got:?}"
+                        )));
+                    }
+                }
+            }
+            Op::Settle {
+                which,
+                cost,
+                priced,
+            } if !open.is_empty() => {
+                let k = which % open.len();
+                let (reservation, _) = open.remove(k);
+                let mut r = mopen.remove(k);
+                let usd = figure(*cost, r.estimate);
+                expected = model.settle(specs, &mut r, usd, *priced, now);
+                let tags = r.tags.clone();
+                reservation.settle(&tags, usd, *priced, now);
+            }
+            Op::Part {
+                which,
+                cost,
+                priced,
+                lapse_s,
+            } if !open.is_empty() => {
+                let k = which % open.len();
+                let usd = figure(*cost, mopen[k].estimate);
+                let mut r = mopen[k].clone();
+                expected = model.settle_part(specs, &mut r, usd, *priced, now);
+                let reservation = &mut open[k].0;
+                reservation.settle_part(&r.tags, usd, *priced, now);
+                if let Some(s) = lapse_s {
+                    let until = now + TimeDelta::seconds(*s);
+                    reservation.expire_at(until);
+                    if !r.holds.is_empty() && r.lapse.is_none() {
+                        r.lapse = Some(until);
+                    }
+                }
+                mopen[k] = r.clone();
+                open[k].1 = r;
+            }
+            Op::Drop { which } if !open.is_empty() => {
+                let k = which % open.len();
+                drop(open.remove(k));
+                mopen.remove(k);
+            }
+            Op::Unreserved {
+                endpoint,
+                team,
+                tenant,
+                cost,
+                priced,
+            } => {
+                let mut r = MRes {
+                    endpoint: *endpoint,
+                    tags: tags(*team, *tenant),
+                    holds: Vec::new(),
+                    lapse: None,
+                    lapsed: false,
+                    settled: Decimal::ZERO,
+                    unpriced: false,
+                    estimate: Decimal::ZERO,
+                };
+                expected = model.settle(specs, &mut r, dec(cost), *priced, now);
+                budgets
+                    .unreserved(ENDPOINTS[*endpoint])
+                    .settle(&r.tags, dec(cost), *priced, now);
+            }
+            _ => {}
+        }
+        prop_assert_eq!(
+            raised(&alerts),
+            expected,
+            "step {} at {}: alerts",
+            step,
+            now
+        );
+        // The status: every lapse due released, every period rolled to now.
+        Model::release_lapsed(&mut mopen, now);
+        for (slot, m) in open.iter_mut().zip(&mopen) {
+            slot.1 = m.clone();
+        }
+        model.roll_all(now);
+        compare(&budgets, &model, &mopen, now, step)?;
+    }
+    // Every call still open settles at its estimate or is dropped: nothing
+    // stays held.
+    let mut expected: Alerts = Vec::new();
+    for ((reservation, mut r), settle) in open.into_iter().zip(&run.finish) {
+        if *settle {
+            let usd = r.estimate;
+            expected.extend(model.settle(specs, &mut r, usd, true, now));
+            reservation.settle(&r.tags, usd, true, now);
+        }
+    }
+    prop_assert_eq!(raised(&alerts), expected, "at the end: alerts");
+    model.roll_all(now);
+    compare(&budgets, &model, &[], now, run.steps.len())?;
+    for status in budgets.status(now) {
+        prop_assert_eq!(status.reserved_usd, Decimal::ZERO, "left held");
+    }
+    Ok(())
+}
+
+fn compare(
+    budgets: &Budgets,
+    model: &Model,
+    open: &[MRes],
+    now: DateTime<Utc>,
+    step: usize,
+) -> std::result::Result<(), TestCaseError> {
+    let got: Vec<_> = budgets
+        .status(now)
+        .into_iter()
+        .map(|s| {
+            (
+                s.scope,
+                s.period,
+                s.mode,
+                s.limit_usd,
+                s.spent_usd,
+                s.reserved_usd,
+                s.unpriced_calls,
+            )
+        })
+        .collect();
+    let want: Vec<_> = model
+        .budgets
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            (
+                b.scope.clone(),
+                b.spec.period,
+                match b.spec.enforce {
+                    true => BudgetMode::Enforce,
+                    false => BudgetMode::Alert,
+                },
+                b.limit(),
+                b.spent,
+                model.held(i, open),
+                b.unpriced,
+            )
+        })
+        .collect();
+    prop_assert_eq!(got, want, "step {} at {}: status", step, now);
+    Ok(())
+}
+
+/// Plays `run` against the budgets alone, with figures whose sums round: no
+/// step panics, nothing held or spent is ever below $0, an alert is raised
+/// only once its share of the limit is spent, and nothing stays held.
+fn play(run: &Run) -> std::result::Result<(), TestCaseError> {
+    let alerts = Arc::new(Mutex::new(Vec::new()));
+    let budgets = Arc::new(Budgets::new(
+        run.specs.iter().map(|s| s.budget(&alerts)).collect(),
+        false,
+    ));
+    let mut open: Vec<(Reservation, BTreeMap<String, String>)> = Vec::new();
+    let mut now = run.start;
+    for (step, (gap, op)) in run.steps.iter().enumerate() {
+        now += TimeDelta::milliseconds(*gap);
+        match op {
+            Op::Reserve {
+                endpoint,
+                team,
+                tenant,
+            } => {
+                let tags = tags(*team, *tenant);
+                match budgets.reserve(ENDPOINTS[*endpoint], &tags, now) {
+                    Ok(reservation) => open.push((reservation, tags)),
+                    Err(Refusal::Exceeded(Error::BudgetExceeded { .. })) => {}
+                    Err(other) => {
+                        return Err(TestCaseError::fail(format!("step {step}: {other:?}")));
+                    }
+                }
+            }
+            Op::Settle {
+                which,
+                cost,
+                priced,
+            } if !open.is_empty() => {
+                let (reservation, tags) = open.remove(which % open.len());
+                let usd = figure(*cost, reservation.held_usd());
+                reservation.settle(&tags, usd, *priced, now);
+            }
+            Op::Part {
+                which,
+                cost,
+                priced,
+                lapse_s,
+            } if !open.is_empty() => {
+                let k = which % open.len();
+                let (reservation, tags) = &mut open[k];
+                let usd = figure(*cost, reservation.held_usd());
+                reservation.settle_part(tags, usd, *priced, now);
+                if let Some(s) = lapse_s {
+                    reservation.expire_at(now + TimeDelta::seconds(*s));
+                }
+            }
+            Op::Drop { which } if !open.is_empty() => {
+                drop(open.remove(which % open.len()));
+            }
+            Op::Unreserved {
+                endpoint,
+                team,
+                tenant,
+                cost,
+                priced,
+            } => {
+                budgets.unreserved(ENDPOINTS[*endpoint]).settle(
+                    &tags(*team, *tenant),
+                    dec(cost),
+                    *priced,
+                    now,
+                );
+            }
+            _ => {}
+        }
+        for alert in std::mem::take(&mut *alerts.lock().unwrap()) {
+            // spent ≥ percent % of the limit, × 100 on both sides (exact here:
+            // a limit has at most 13 digits before its point, spend 16).
+            let percent = Decimal::from(alert.threshold_percent);
+            prop_assert!(
+                alert.spent_usd * dec("100") >= alert.limit_usd * percent,
+                "step {}: {}",
+                step,
+                alert
+            );
+        }
+        for status in budgets.status(now) {
+            prop_assert!(
+                !status.spent_usd.is_sign_negative() && !status.reserved_usd.is_sign_negative(),
+                "step {}: {:?}",
+                step,
+                status
+            );
+        }
+    }
+    for ((reservation, tags), settle) in open.into_iter().zip(&run.finish) {
+        if *settle {
+            let usd = reservation.held_usd();
+            reservation.settle(&tags, usd, true, now);
+        }
+    }
+    for status in budgets.status(now) {
+        prop_assert_eq!(
+            status.reserved_usd,
+            Decimal::ZERO,
+            "left held: {:?}",
+            status
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Random runs of calls against the model: every reservation admitted or
+    /// refused as it says (by the budget it says, with its figures), every
+    /// alert raised at the step it says, and after every step each budget's
+    /// spend, hold and unpriced calls as it has them.
+    #[test]
+    fn budgets_follow_their_rules(run in run(PLAIN)) {
+        check(&run)?;
+    }
+
+    /// The period holding an instant starts on its whole UTC hour, its UTC
+    /// day's midnight or its UTC month's first midnight, worked out apart.
+    #[test]
+    fn a_period_starts_where_utc_says(secs in 1_600_000_000i64..1_900_000_000, ms in 0u32..1000) {
+        let at = DateTime::from_timestamp(secs, ms * 1_000_000).unwrap();
+        for period in [BudgetPeriod::Hour, BudgetPeriod::Day, BudgetPeriod::Month] {
+            prop_assert_eq!(period.start_of(at), period_start(period, at), "{} of {}", period, at);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Limits, estimates and costs from 10⁻²⁸ to past the largest limit, with
+    /// all 28 places: nothing panics, nothing goes below $0 or stays held.
+    #[test]
+    fn extreme_figures_never_panic(run in run(EXTREME)) {
+        play(&run)?;
+    }
+}
