@@ -128,7 +128,9 @@ pub(crate) fn break_even(
         if root >= lo && root > Decimal::ZERO && root <= max_calls && hi.is_none_or(|hi| root <= hi)
         {
             events.push(root.normalize());
-        } else if hi.is_none() && root > max_calls {
+        } else if hi.is_none() && root >= lo && root > max_calls {
+            // On the last segment only: a root before its start (one that begins past
+            // MAX_BREAK_EVEN_CALLS) is where the lines would cross, not where they do.
             crosses_beyond = true;
         }
     }

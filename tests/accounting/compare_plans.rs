@@ -543,6 +543,64 @@ fn a_second_crossing_beyond_the_largest_volume_reported_is_said() {
 }
 
 #[test]
+fn plans_that_never_cross_are_not_said_to_cross_beyond_a_kink_past_the_largest_volume() {
+    // Serverless 1 GB with 200 provisioned at a mean latency of 1 ns (billed 1 ms),
+    // over a year of 8,760 h = 31,536,000 s:
+    // - standing charge 200 × 0.00001 USD/s × 31,536,000 s = 63,072 USD;
+    // - a call 0.001 s × 0.0000233 USD/s = 0.0000000233 USD;
+    // - the provisioned concurrency serves 200 × 31,536,000 s ÷ 0.000000001 s
+    //   = 6,307,200,000,000,000,000 calls (past 10^18), each call beyond costing
+    //   0.001 s × (0.00004 − 0.0000233) USD/s = 0.0000000167 USD more.
+    // A subscription of 100 USD a month is 100 × 8,760 / 730 = 1,200 USD a year,
+    // below the standing charge alone, and it adds nothing per call: it is cheaper
+    // at every volume, and the two never cross, before the kink or after it.
+    let profile = UsageProfile::builder()
+        .period(Period::Year)
+        .calls_per_period(1_000_000)
+        .mean_latency(Duration::from_nanos(1))
+        .build()
+        .unwrap();
+    let rates = RateTable::new(REGION)
+        .with_rate(PriceKey::serverless(REGION, 1), d("0.00004"))
+        .unwrap()
+        .with_rate(
+            PriceKey::ProvisionedConcurrency {
+                region: REGION.into(),
+                memory_gb: 1,
+            },
+            d("0.00001"),
+        )
+        .unwrap()
+        .with_rate(
+            PriceKey::ProvisionedConcurrencyUsage {
+                region: REGION.into(),
+                memory_gb: 1,
+            },
+            d("0.0000233"),
+        )
+        .unwrap();
+    let serverless = ServerlessPlan::new(1024)
+        .unwrap()
+        .with_provisioned_concurrency(200)
+        .unwrap();
+    let plans = [Plan::from(subscription("100")), Plan::from(serverless)];
+    let comparison = Comparison::compute(&profile, &plans, &rates).unwrap();
+    let curve = &comparison
+        .plan("serverless 1024 MB, 200 provisioned")
+        .unwrap()
+        .curve;
+    assert_eq!(curve.included_calls, Some(d("6307200000000000000")));
+    let be = &comparison.break_evens[0];
+    assert!(be.points.is_empty());
+    // 63,072 + 1,000,000 × 0.0000000233 = 63,072.0233; − 1,200 = 61,872.0233
+    assert_eq!(
+        be.summary,
+        "subscription is cheaper at every volume: it never breaks even with serverless \
+         1024 MB, 200 provisioned (61,872.02 USD less at 1,000,000 calls per year)"
+    );
+}
+
+#[test]
 fn plans_that_touch_at_the_profiles_volume_say_so_not_zero_less() {
     let plans = [
         pay_per_use("0.01"),
