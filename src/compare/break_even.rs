@@ -125,12 +125,13 @@ pub(crate) fn break_even(
             crosses_beyond |= hi.is_none() && at_lo.is_sign_negative() != slope.is_sign_negative();
             continue;
         };
-        if root >= lo && root > Decimal::ZERO && root <= max_calls && hi.is_none_or(|hi| root <= hi)
-        {
+        // A root off the segment is where the lines would cross, not where they do.
+        let on_segment = root >= lo && root > Decimal::ZERO && hi.is_none_or(|hi| root <= hi);
+        if on_segment && root <= max_calls {
             events.push(root.normalize());
-        } else if hi.is_none() && root >= lo && root > max_calls {
-            // On the last segment only: a root before its start (one that begins past
-            // MAX_BREAK_EVEN_CALLS) is where the lines would cross, not where they do.
+        } else if on_segment {
+            // Past MAX_BREAK_EVEN_CALLS, on the last segment or between two kinks
+            // beyond it (provisioned concurrency can serve more calls than that).
             crosses_beyond = true;
         }
     }

@@ -601,6 +601,65 @@ fn plans_that_never_cross_are_not_said_to_cross_beyond_a_kink_past_the_largest_v
 }
 
 #[test]
+fn a_crossing_between_two_kinks_past_the_largest_volume_is_said_to_be_beyond() {
+    // Serverless 1 GB over a year (31,536,000 s) at a mean latency of 1 ns (billed
+    // 1 ms): each call 0.001 × 0.0000233 = 0.0000000233 USD under either plan.
+    // - 32 provisioned: 32 × 0.0000048 × 31,536,000 = 4,843.9296 USD, serving
+    //   32 × 31,536,000 ÷ 0.000000001 = 1,009,152,000,000,000,000 calls;
+    // - 200 provisioned: 200 × 0.0000048 × 31,536,000 = 30,274.56 USD, serving
+    //   6,307,200,000,000,000,000 calls;
+    // beyond what it serves, a call costs 0.001 × (0.00004 − 0.0000233) = 0.0000000167
+    // USD more. 32 provisioned is 25,430.6304 USD cheaper up to 1.009152 × 10^18
+    // calls, and the gap closes at 0.0000000167 a call: they cross at
+    // 1,009,152,000,000,000,000 + 25,430.6304 / 0.0000000167 ≈ 1.0091535 × 10^18,
+    // between the two kinks and past 10^18.
+    let profile = UsageProfile::builder()
+        .period(Period::Year)
+        .calls_per_period(1_000_000)
+        .mean_latency(Duration::from_nanos(1))
+        .build()
+        .unwrap();
+    let rates = RateTable::new(REGION)
+        .with_rate(PriceKey::serverless(REGION, 1), d("0.00004"))
+        .unwrap()
+        .with_rate(
+            PriceKey::ProvisionedConcurrency {
+                region: REGION.into(),
+                memory_gb: 1,
+            },
+            d("0.0000048"),
+        )
+        .unwrap()
+        .with_rate(
+            PriceKey::ProvisionedConcurrencyUsage {
+                region: REGION.into(),
+                memory_gb: 1,
+            },
+            d("0.0000233"),
+        )
+        .unwrap();
+    let provisioned = |n| {
+        Plan::from(
+            ServerlessPlan::new(1024)
+                .unwrap()
+                .with_provisioned_concurrency(n)
+                .unwrap(),
+        )
+    };
+    let comparison =
+        Comparison::compute(&profile, &[provisioned(32), provisioned(200)], &rates).unwrap();
+    let be = &comparison.break_evens[0];
+    assert!(be.points.is_empty());
+    // 30,274.56 − 4,843.9296 = 25,430.6304 less at any volume up to the first kink
+    assert_eq!(
+        be.summary,
+        "serverless 1024 MB, 32 provisioned is cheaper at every volume up to 10^18 calls \
+         per year: it breaks even with serverless 1024 MB, 200 provisioned only beyond \
+         (25,430.63 USD less at 1,000,000 calls per year)"
+    );
+}
+
+#[test]
 fn plans_that_touch_at_the_profiles_volume_say_so_not_zero_less() {
     let plans = [
         pay_per_use("0.01"),
