@@ -113,9 +113,18 @@ pub(crate) fn break_even(
         let at_lo = difference(ca, cb, lo).map_err(crossing)?;
         if slope.is_zero() {
             if at_lo.is_zero() {
-                // The plans coincide on this whole segment: its ends are events.
-                events.extend(Some(lo).filter(|lo| *lo > Decimal::ZERO));
-                events.extend(hi);
+                // The plans coincide on this whole segment: its ends are events, those
+                // past MAX_BREAK_EVEN_CALLS changes beyond.
+                for end in [Some(lo).filter(|lo| *lo > Decimal::ZERO), hi]
+                    .into_iter()
+                    .flatten()
+                {
+                    if end <= max_calls {
+                        events.push(end);
+                    } else {
+                        crosses_beyond = true;
+                    }
+                }
             }
             continue;
         }

@@ -660,6 +660,59 @@ fn a_crossing_between_two_kinks_past_the_largest_volume_is_said_to_be_beyond() {
 }
 
 #[test]
+fn plans_that_part_only_past_the_largest_volume_report_no_point_there() {
+    // Serverless 1 GB, 200 provisioned at 1 ns over a year, twice: standing charge
+    // and inference rate the same, 200 × 0.0000048 × 31,536,000 = 30,274.56 USD and
+    // 0.001 × 0.0000233 a call. Both serve 200 × 31,536,000 ÷ 0.000000001
+    // = 6,307,200,000,000,000,000 calls; beyond, one pays the on-demand 0.00004
+    // (0.001 × (0.00004 − 0.0000233) = 0.0000000167 more a call), the other's
+    // on-demand rate 0.00002 is below its inference rate and adds nothing. They part
+    // at 6.3072 × 10^18 calls, past the 10^18 reported.
+    let profile = UsageProfile::builder()
+        .period(Period::Year)
+        .calls_per_period(1_000_000)
+        .mean_latency(Duration::from_nanos(1))
+        .build()
+        .unwrap();
+    let mut rates = RateTable::new(REGION);
+    for (gb, on_demand) in [(1, "0.00004"), (2, "0.00002")] {
+        rates = rates
+            .with_rate(PriceKey::serverless(REGION, gb), d(on_demand))
+            .unwrap()
+            .with_rate(
+                PriceKey::ProvisionedConcurrency {
+                    region: REGION.into(),
+                    memory_gb: gb,
+                },
+                d("0.0000048"),
+            )
+            .unwrap()
+            .with_rate(
+                PriceKey::ProvisionedConcurrencyUsage {
+                    region: REGION.into(),
+                    memory_gb: gb,
+                },
+                d("0.0000233"),
+            )
+            .unwrap();
+    }
+    let provisioned = |mb| {
+        Plan::from(
+            ServerlessPlan::new(mb)
+                .unwrap()
+                .with_provisioned_concurrency(200)
+                .unwrap(),
+        )
+    };
+    let comparison =
+        Comparison::compute(&profile, &[provisioned(1024), provisioned(2048)], &rates).unwrap();
+    let be = &comparison.break_evens[0];
+    assert!(be.points.is_empty(), "{:?}", be.points);
+    assert_eq!(be.regions.len(), 1);
+    assert_eq!(be.regions[0].cheaper, None);
+}
+
+#[test]
 fn plans_that_touch_at_the_profiles_volume_say_so_not_zero_less() {
     let plans = [
         pay_per_use("0.01"),
