@@ -73,6 +73,8 @@ mod period;
 mod plan;
 mod profile;
 mod projection;
+#[cfg(test)]
+mod props;
 mod rates;
 mod table;
 mod trend;

@@ -1,0 +1,1340 @@
+//! A model-based property test of the comparison: each plan's cost line, the cheapest
+//! plan, and the break-even points between every pair.
+//!
+//! Random plans (instances by the hour, savings plans, serverless on demand or with
+//! provisioned concurrency, prices per call, per 1,000 calls or per million tokens,
+//! subscriptions with or without a quota) and workloads (calls, latency, payload
+//! sizes, tokens, over a day, a month or a year) are priced by
+//! [`Comparison::compute`] and by a model written here from AWS's rules as the docs
+//! state them (`docs/cli.md`, the plan models' docs), apart from the code under
+//! test: every figure of the model is an exact rational, so its costs, kinks and
+//! crossings are exact, and the code's decimals are checked against them.
+//!
+//! The bounds asserted, and why:
+//!
+//! - A figure the rules bill as one charge (instance-hours, ML storage, the
+//!   commitment, data in, data out, compute per call, a fee amortised) that is a
+//!   decimal of at most 28 places fitting a `Decimal` must be the code's exactly:
+//!   the code multiplies before it divides. Any other (a division by 1 − discount,
+//!   730 h, 2^30 bytes, a subscription's hours or a latency that does not end) is
+//!   rounded by `Decimal` to 28 significant digits, or 28 places below 1: within one
+//!   unit of the last digit, `10^-28 + |x| × 10^-27`. [`ulp`] allows 100 of those
+//!   per figure, and a sum of charges (data in plus data out) each part's bound and
+//!   its own ([`sum`]): the code rounds each direction of data on its own.
+//! - A cost at a volume adds the rounding of its terms, each within its own size
+//!   (`U − included` within that of `U`) when a figure is inexact ([`cost_err`]).
+//! - A break-even volume `V*` is `lo − Δ(lo) / slope`: within [`ulp`] of the exact
+//!   crossing, plus how far the lines' rounding moves it, their cost bounds over the
+//!   smaller slope of the difference beside it, plus the kinks' own bounds. The cost
+//!   there is the exact cost at the crossing, within the steeper plan's slope times
+//!   that distance and the cost's bound.
+//! - Just below and above `V*`, twice that distance away, the cheaper plan is the
+//!   one the regions either side name, and the two differ.
+//! - Which plan is cheapest, and which rows the table marks `cheapest`, exactly when
+//!   every figure is exact; otherwise never a plan the model prices above the least
+//!   by more than the bounds.
+//! - "Never breaks even" exactly when the lines never cross, "only beyond" when
+//!   they cross only past [`MAX_BREAK_EVEN_CALLS`], "they cross again beyond" when
+//!   they cross within it and past it. Changes of verdict below 10^-28 calls, the
+//!   least a `Decimal` holds, are no range of volumes.
+//! - A projection's month 1 is a month of today's costs (× 730 h / the period's
+//!   hours), and prices that are not AWS's (per call, per token, subscriptions)
+//!   hold every month.
+//!
+//! Inputs whose products leave a `Decimal` (prices of 10^9 USD, 10^15 calls, 10^9
+//! tokens, 1 TiB payloads, 10,000 instances) are an error, never a panic; when they
+//! fit, they are checked as above.
+
+use super::{
+    CompareError, Comparison, InstancePlan, MAX_BREAK_EVEN_CALLS, PerInferencePlan, PerTokenPlan,
+    Period, Plan, PriceTrend, Projection, RateTable, SavingsPlan, SavingsPlanTerm, ServerlessPlan,
+    SubscriptionPlan, TrendRate, UsageProfile,
+};
+use crate::pricing::PriceKey;
+use num_bigint::BigInt;
+use num_rational::BigRational;
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use std::time::Duration;
+
+type Q = BigRational;
+
+fn qi(i: i128) -> Q {
+    Q::from_integer(BigInt::from(i))
+}
+
+/// A decimal as the exact rational it is.
+fn q(d: Decimal) -> Q {
+    Q::new(BigInt::from(d.mantissa()), BigInt::from(10).pow(d.scale()))
+}
+
+fn zero() -> Q {
+    qi(0)
+}
+
+fn abs(x: &Q) -> Q {
+    if *x < zero() { -x.clone() } else { x.clone() }
+}
+
+fn max(a: Q, b: Q) -> Q {
+    if a >= b { a } else { b }
+}
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+/// `x` as a `Decimal` without rounding, when it is one: a denominator of only 2s and
+/// 5s, at most 28 places, and a mantissa within 96 bits.
+fn exact_decimal(x: &Q) -> Option<Decimal> {
+    let mut den = x.denom().clone();
+    let (two, five) = (BigInt::from(2), BigInt::from(5));
+    let (mut twos, mut fives) = (0u32, 0u32);
+    while (&den % &two) == BigInt::from(0) {
+        den /= &two;
+        twos += 1;
+    }
+    while (&den % &five) == BigInt::from(0) {
+        den /= &five;
+        fives += 1;
+    }
+    let places = twos.max(fives);
+    if den != BigInt::from(1) || places > 28 {
+        return None;
+    }
+    let mantissa = x.numer() * BigInt::from(10).pow(places) / x.denom();
+    let mantissa = i128::try_from(mantissa).ok()?;
+    Decimal::try_from_i128_with_scale(mantissa, places).ok()
+}
+
+/// What rounding may move a figure `x` by: 100 × (10^-28 + |x| × 10^-27).
+fn ulp(x: &Q) -> Q {
+    let tiny = Q::new(BigInt::from(1), BigInt::from(10).pow(26));
+    let rel = Q::new(BigInt::from(1), BigInt::from(10).pow(25));
+    tiny + abs(x) * rel
+}
+
+/// The bound on the code's figure for the model's `x`: 0 when `x` is a decimal the
+/// code must reach exactly, else [`ulp`].
+fn err(x: &Q) -> Q {
+    match exact_decimal(x) {
+        Some(_) => zero(),
+        None => ulp(x),
+    }
+}
+
+/// The code's `got` is the model's figure `want`: exactly when it has no rounding
+/// bound, else within it.
+fn agrees(got: Decimal, (want, bound): &(Q, Q)) -> bool {
+    if *bound == zero() {
+        exact_decimal(want) == Some(got)
+    } else {
+        abs(&(q(got) - want)) <= *bound
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// What is generated
+
+const TYPES: [&str; 2] = ["ml.m5.xlarge", "ml.g5.2xlarge"];
+const REGION: &str = "us-east-1";
+
+#[derive(Debug, Clone)]
+enum Spec {
+    Instance {
+        ty: usize,
+        count: u32,
+        hours: Option<Decimal>,
+        volume_gb: Option<u32>,
+    },
+    Savings {
+        ty: usize,
+        count: u32,
+        commitment: Decimal,
+        discount: Decimal,
+        three_years: bool,
+        hours: Option<Decimal>,
+        volume_gb: Option<u32>,
+    },
+    Serverless {
+        gb: u32,
+        provisioned: Option<u32>,
+    },
+    PerCall(Decimal),
+    PerThousand(Decimal),
+    PerMillionTokens {
+        input: Decimal,
+        output: Decimal,
+    },
+    Subscription {
+        fee: Decimal,
+        period: Period,
+        /// Included calls per the subscription's period, and the overage per call.
+        quota: Option<(Decimal, Decimal)>,
+    },
+}
+
+/// Serverless rates of one memory size: on demand, provisioned (standing, per
+/// second provisioned), provisioned inference duration (per second).
+#[derive(Debug, Clone)]
+struct ServerlessRates {
+    on_demand: Decimal,
+    standing: Decimal,
+    usage: Decimal,
+}
+
+#[derive(Debug, Clone)]
+struct Rates {
+    hosting: [Decimal; 2],
+    storage: Decimal,
+    data_in: Decimal,
+    data_out: Decimal,
+    /// Index `gb − 1`.
+    serverless: Vec<ServerlessRates>,
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    period: Period,
+    calls: Decimal,
+    latency_ns: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    tokens_in: u64,
+    tokens_out: u64,
+    rates: Rates,
+    specs: Vec<Spec>,
+}
+
+fn pick(values: &'static [&'static str]) -> impl Strategy<Value = Decimal> + Clone {
+    prop::sample::select(values).prop_map(dec)
+}
+
+fn period() -> impl Strategy<Value = Period> + Clone {
+    prop::sample::select(vec![Period::Day, Period::Month, Period::Year])
+}
+
+/// Hours an instance runs, clamped to the period's when priced.
+fn hours() -> impl Strategy<Value = Option<Decimal>> + Clone {
+    prop::option::of(pick(&["0.5", "1", "12", "73", "400", "730", "8760"]))
+}
+
+fn volume() -> impl Strategy<Value = Option<u32>> + Clone {
+    prop::option::of(prop::sample::select(vec![1u32, 30, 512]))
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    prop_oneof![
+        (0..2usize, 1u32..=4, hours(), volume()).prop_map(|(ty, count, hours, volume_gb)| {
+            Spec::Instance {
+                ty,
+                count,
+                hours,
+                volume_gb,
+            }
+        }),
+        (
+            0..2usize,
+            1u32..=4,
+            pick(&["0.05", "0.1", "0.0828", "1", "0.0001", "2.5"]),
+            pick(&["0.64", "0.5", "0.2", "0.72", "0.9999", "0.3"]),
+            any::<bool>(),
+            hours(),
+            volume(),
+        )
+            .prop_map(
+                |(ty, count, commitment, discount, three_years, hours, volume_gb)| {
+                    Spec::Savings {
+                        ty,
+                        count,
+                        commitment,
+                        discount,
+                        three_years,
+                        hours,
+                        volume_gb,
+                    }
+                }
+            ),
+        (
+            1u32..=6,
+            prop::option::of(prop::sample::select(vec![1u32, 2, 7, 200]))
+        )
+            .prop_map(|(gb, provisioned)| Spec::Serverless { gb, provisioned }),
+        pick(&[
+            "0.0125",
+            "0.001",
+            "0.0001",
+            "0.000001",
+            "0.5",
+            "0.00000002",
+            "0.23"
+        ])
+        .prop_map(Spec::PerCall),
+        pick(&["12.5", "0.5", "0.0016", "1.408"]).prop_map(Spec::PerThousand),
+        (
+            pick(&["0", "0.15", "3", "0.23"]),
+            pick(&["0", "0.6", "15", "1.408"])
+        )
+            .prop_filter("a per-token plan charges something", |(i, o)| {
+                !(i.is_zero() && o.is_zero())
+            })
+            .prop_map(|(input, output)| Spec::PerMillionTokens { input, output }),
+        (
+            pick(&["500", "150", "400", "0.01", "73", "167.9", "1200"]),
+            period(),
+            prop::option::of((
+                pick(&["0", "1000", "40000", "1000000", "6570000"]),
+                pick(&[
+                    "0",
+                    "0.0125",
+                    "0.02",
+                    "0.0125000000000001",
+                    "0.00001",
+                    "0.001"
+                ])
+            ))
+        )
+            .prop_map(|(fee, period, quota)| Spec::Subscription { fee, period, quota }),
+    ]
+}
+
+fn rates() -> impl Strategy<Value = Rates> {
+    let serverless = (
+        pick(&[
+            "0.00002",
+            "0.0000200",
+            "0.00004",
+            "0.00006",
+            "0.00008",
+            "0.0001",
+        ]),
+        pick(&["0.0000048", "0.00001", "0.0000156"]),
+        pick(&["0.0000233", "0.000035", "0.0001"]),
+    )
+        .prop_map(|(on_demand, standing, usage)| ServerlessRates {
+            on_demand,
+            standing,
+            usage,
+        });
+    let hourly = pick(&["0.23", "1.408", "1.212", "0.0575", "3.06"]);
+    (
+        [hourly.clone(), hourly],
+        pick(&["0.14", "0.1", "0.168"]),
+        pick(&["0.016", "0.02", "0.0016"]),
+        pick(&["0.016", "0.02", "0.0016"]),
+        prop::collection::vec(serverless, 6),
+    )
+        .prop_map(|(hosting, storage, data_in, data_out, serverless)| Rates {
+            hosting,
+            storage,
+            data_in,
+            data_out,
+            serverless,
+        })
+}
+
+fn calls() -> impl Strategy<Value = Decimal> {
+    prop_oneof![
+        prop::sample::select(vec![
+            0u64,
+            1,
+            1_000,
+            40_000,
+            100_000,
+            6_570_000,
+            1_000_000_000,
+            1_000_000_000_000_000,
+        ])
+        .prop_map(Decimal::from),
+        (0u64..=1_000_000_000_000).prop_map(Decimal::from),
+        // a mean from calls per day: a fraction
+        (0i64..=100_000_000, 1u32..=3).prop_map(|(m, s)| Decimal::new(m, s)),
+    ]
+}
+
+fn latency_ns() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        prop::sample::select(vec![
+            800_000_000u64,
+            1_000_000,
+            500_000,
+            1_234_567,
+            333_333_333,
+            3_000_000_000,
+            1,
+            7,
+            250,
+        ]),
+        1u64..=5_000_000_000,
+    ]
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        period(),
+        calls(),
+        latency_ns(),
+        prop::sample::select(vec![0u64, 0, 1, 2048, 123_456, 1 << 20, 1 << 30]),
+        prop::sample::select(vec![0u64, 0, 1, 4096, 1 << 20]),
+        prop::sample::select(vec![1u64, 500, 2048, 123_457]),
+        prop::sample::select(vec![1u64, 256, 4000]),
+        rates(),
+        prop::collection::vec(spec(), 2..=4),
+    )
+        .prop_map(
+            |(
+                period,
+                calls,
+                latency_ns,
+                bytes_in,
+                bytes_out,
+                tokens_in,
+                tokens_out,
+                rates,
+                specs,
+            )| {
+                Case {
+                    period,
+                    calls,
+                    latency_ns,
+                    bytes_in,
+                    bytes_out,
+                    tokens_in,
+                    tokens_out,
+                    rates,
+                    specs,
+                }
+            },
+        )
+}
+
+/// Inputs at the edge of what is accepted, whose products leave a `Decimal`.
+fn huge_case() -> impl Strategy<Value = Case> {
+    let big = |v: &'static [&'static str]| pick(v);
+    let huge_spec = prop_oneof![
+        (
+            0..2usize,
+            prop::sample::select(vec![1u32, 10_000]),
+            hours(),
+            volume()
+        )
+            .prop_map(|(ty, count, hours, volume_gb)| Spec::Instance {
+                ty,
+                count,
+                hours,
+                volume_gb,
+            }),
+        (
+            0..2usize,
+            prop::sample::select(vec![1u32, 10_000]),
+            big(&["1000000000", "0.0001"]),
+            pick(&["0.64", "0.9999999999999999999999999999"]),
+            hours(),
+        )
+            .prop_map(|(ty, count, commitment, discount, hours)| Spec::Savings {
+                ty,
+                count,
+                commitment,
+                discount,
+                three_years: true,
+                hours,
+                volume_gb: Some(512),
+            }),
+        (1u32..=6, prop::option::of(Just(200u32)))
+            .prop_map(|(gb, provisioned)| Spec::Serverless { gb, provisioned }),
+        big(&["1000000000", "0.0001"]).prop_map(Spec::PerCall),
+        big(&["1000000000", "0.0001"]).prop_map(Spec::PerThousand),
+        (
+            big(&["1000000000", "0", "0.0001"]),
+            big(&["1000000000", "0.0001"])
+        )
+            .prop_map(|(input, output)| Spec::PerMillionTokens { input, output }),
+        (
+            big(&["1000000000", "0.0001"]),
+            period(),
+            prop::option::of((
+                big(&["0", "1000000000000000"]),
+                big(&["0", "1000000000", "0.0001"])
+            ))
+        )
+            .prop_map(|(fee, period, quota)| Spec::Subscription { fee, period, quota }),
+    ];
+    let huge_rate = big(&["1000000000", "0.0001", "0.23"]);
+    let rates = (
+        [huge_rate.clone(), huge_rate.clone()],
+        huge_rate.clone(),
+        huge_rate.clone(),
+        huge_rate.clone(),
+        prop::collection::vec(
+            (huge_rate.clone(), huge_rate.clone(), huge_rate).prop_map(
+                |(on_demand, standing, usage)| ServerlessRates {
+                    on_demand,
+                    standing,
+                    usage,
+                },
+            ),
+            6,
+        ),
+    )
+        .prop_map(|(hosting, storage, data_in, data_out, serverless)| Rates {
+            hosting,
+            storage,
+            data_in,
+            data_out,
+            serverless,
+        });
+    (
+        period(),
+        prop::sample::select(vec![Decimal::from(1_000_000_000_000_000u64), Decimal::ONE]),
+        prop::sample::select(vec![1u64, 3_600_000_000_000]),
+        prop::sample::select(vec![0u64, 1 << 40]),
+        prop::sample::select(vec![0u64, 1 << 40]),
+        prop::sample::select(vec![1u64, 1_000_000_000]),
+        prop::sample::select(vec![1u64, 1_000_000_000]),
+        rates,
+        prop::collection::vec(huge_spec, 2..=4),
+    )
+        .prop_map(
+            |(
+                period,
+                calls,
+                latency_ns,
+                bytes_in,
+                bytes_out,
+                tokens_in,
+                tokens_out,
+                rates,
+                specs,
+            )| {
+                Case {
+                    period,
+                    calls,
+                    latency_ns,
+                    bytes_in,
+                    bytes_out,
+                    tokens_in,
+                    tokens_out,
+                    rates,
+                    specs,
+                }
+            },
+        )
+}
+
+// ---------------------------------------------------------------------------------
+// The code under test, fed the case
+
+/// Hours of a period, as the AWS Pricing Calculator counts them.
+fn period_hours(period: Period) -> i128 {
+    match period {
+        Period::Day => 24,
+        Period::Month => 730,
+        Period::Year => 8760,
+    }
+}
+
+/// Running hours as priced: at most the period's.
+fn clamp_hours(hours: Option<Decimal>, period: Period) -> Option<Decimal> {
+    hours.map(|h| h.min(Decimal::from(period_hours(period) as i64)))
+}
+
+fn name(i: usize) -> String {
+    format!("plan {i}")
+}
+
+fn plans(case: &Case) -> Vec<Plan> {
+    case.specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let plan = match spec {
+                Spec::Instance {
+                    ty,
+                    count,
+                    hours,
+                    volume_gb,
+                } => {
+                    let mut p = InstancePlan::new(TYPES[*ty], *count).unwrap();
+                    if let Some(h) = clamp_hours(*hours, case.period) {
+                        p = p.with_hours_per_period(h).unwrap();
+                    }
+                    if let Some(gb) = volume_gb {
+                        p = p.with_volume_gb(*gb).unwrap();
+                    }
+                    Plan::from(p)
+                }
+                Spec::Savings {
+                    ty,
+                    count,
+                    commitment,
+                    discount,
+                    three_years,
+                    hours,
+                    volume_gb,
+                } => {
+                    let mut b = SavingsPlan::builder()
+                        .instance_type(TYPES[*ty])
+                        .count(*count)
+                        .commitment_usd_per_hour(*commitment)
+                        .discount(*discount)
+                        .term(if *three_years {
+                            SavingsPlanTerm::ThreeYears
+                        } else {
+                            SavingsPlanTerm::OneYear
+                        });
+                    if let Some(h) = clamp_hours(*hours, case.period) {
+                        b = b.hours_per_period(h);
+                    }
+                    if let Some(gb) = volume_gb {
+                        b = b.volume_gb(*gb);
+                    }
+                    Plan::from(b.build().unwrap())
+                }
+                Spec::Serverless { gb, provisioned } => {
+                    let mut p = ServerlessPlan::new(gb * 1024).unwrap();
+                    if let Some(n) = provisioned {
+                        p = p.with_provisioned_concurrency(*n).unwrap();
+                    }
+                    Plan::from(p)
+                }
+                Spec::PerCall(x) => Plan::from(PerInferencePlan::per_call(*x).unwrap()),
+                Spec::PerThousand(x) => {
+                    Plan::from(PerInferencePlan::per_thousand_calls(*x).unwrap())
+                }
+                Spec::PerMillionTokens { input, output } => {
+                    Plan::from(PerTokenPlan::per_million_tokens(*input, *output).unwrap())
+                }
+                Spec::Subscription { fee, period, quota } => {
+                    let mut b = SubscriptionPlan::builder().fee_usd(*fee).period(*period);
+                    if let Some((included, overage)) = quota {
+                        b = b.included_calls(*included).overage_usd_per_call(*overage);
+                    }
+                    Plan::from(b.build().unwrap())
+                }
+            };
+            plan.named(name(i))
+        })
+        .collect()
+}
+
+fn profile(case: &Case, calls: Decimal) -> UsageProfile {
+    UsageProfile::builder()
+        .period(case.period)
+        .calls_per_period(calls)
+        .mean_latency(Duration::from_nanos(case.latency_ns))
+        .bytes_in_per_call(case.bytes_in)
+        .bytes_out_per_call(case.bytes_out)
+        .tokens_in_per_call(case.tokens_in)
+        .tokens_out_per_call(case.tokens_out)
+        .build()
+        .unwrap()
+}
+
+fn rate_table(case: &Case) -> RateTable {
+    let r = &case.rates;
+    let mut table = RateTable::new(REGION)
+        .with_rate(PriceKey::storage(REGION), r.storage)
+        .unwrap()
+        .with_rate(
+            PriceKey::DataIn {
+                region: REGION.into(),
+            },
+            r.data_in,
+        )
+        .unwrap()
+        .with_rate(
+            PriceKey::DataOut {
+                region: REGION.into(),
+            },
+            r.data_out,
+        )
+        .unwrap();
+    for (ty, rate) in TYPES.iter().zip(r.hosting) {
+        table = table
+            .with_rate(PriceKey::hosting(REGION, *ty), rate)
+            .unwrap();
+    }
+    for (i, s) in r.serverless.iter().enumerate() {
+        let memory_gb = i as u32 + 1;
+        table = table
+            .with_rate(PriceKey::serverless(REGION, memory_gb), s.on_demand)
+            .unwrap()
+            .with_rate(
+                PriceKey::ProvisionedConcurrency {
+                    region: REGION.into(),
+                    memory_gb,
+                },
+                s.standing,
+            )
+            .unwrap()
+            .with_rate(
+                PriceKey::ProvisionedConcurrencyUsage {
+                    region: REGION.into(),
+                    memory_gb,
+                },
+                s.usage,
+            )
+            .unwrap();
+    }
+    table
+}
+
+// ---------------------------------------------------------------------------------
+// The model: each plan's cost line from the published rules, in exact rationals
+
+/// A figure the code computes as the sum of `parts` (charges of their own, each
+/// rounded on its own when it is not a decimal): the exact sum, and how far the
+/// code's may be from it.
+fn sum(parts: &[Q]) -> (Q, Q) {
+    let total = parts.iter().fold(zero(), |s, p| s + p);
+    let bound = parts.iter().fold(err(&total), |s, p| s + err(p));
+    (total, bound)
+}
+
+/// `cost(U) = fixed + per_call × U + overage × max(0, U − included)`, each figure
+/// with how far the code's may be from it by rounding (0: exactly).
+#[derive(Debug, Clone)]
+struct Line {
+    fixed: (Q, Q),
+    per_call: (Q, Q),
+    /// Included calls per period and the overage per call above them (may be 0).
+    quota: Option<((Q, Q), (Q, Q))>,
+}
+
+impl Line {
+    fn new(fixed: &[Q], per_call: &[Q]) -> Line {
+        Line {
+            fixed: sum(fixed),
+            per_call: sum(per_call),
+            quota: None,
+        }
+    }
+
+    fn cost(&self, u: &Q) -> Q {
+        let mut c = &self.fixed.0 + &self.per_call.0 * u;
+        if let Some(((k, _), (o, _))) = &self.quota
+            && u > k
+        {
+            c += o * (u - k);
+        }
+        c
+    }
+
+    /// Where the slope changes: the quota's end, when calls above it cost more.
+    fn kink(&self) -> Option<(Q, Q)> {
+        self.quota
+            .as_ref()
+            .map(|((k, _), (o, _))| (k.clone(), o.clone()))
+            .filter(|(_, o)| *o > zero())
+    }
+
+    /// The slope just left (`right = false`) or right of `u`.
+    fn slope(&self, u: &Q, right: bool) -> Q {
+        match self.kink() {
+            Some((k, o)) if (right && *u >= k) || (!right && *u > k) => &self.per_call.0 + o,
+            _ => self.per_call.0.clone(),
+        }
+    }
+}
+
+fn model_line(case: &Case, spec: &Spec) -> Line {
+    let r = &case.rates;
+    let period_h = qi(period_hours(case.period));
+    let period_s = &period_h * qi(3600);
+    // Data processed: bytes ÷ 2^30 × USD per GB, in and out, on every plan that runs
+    // on SageMaker (instances, savings plans, serverless).
+    let data = [
+        qi(case.bytes_in as i128) * q(r.data_in) / qi(1 << 30),
+        qi(case.bytes_out as i128) * q(r.data_out) / qi(1 << 30),
+    ];
+    // ML storage: GB × instances × USD per GB-month × running hours ÷ 730.
+    let storage = |volume_gb: &Option<u32>, count: u32, hours: &Q| match volume_gb {
+        Some(gb) => qi(*gb as i128) * qi(count as i128) * q(r.storage) * hours / qi(730),
+        None => zero(),
+    };
+    let running = |hours: &Option<Decimal>| match clamp_hours(*hours, case.period) {
+        Some(h) => q(h),
+        None => period_h.clone(),
+    };
+    match spec {
+        Spec::Instance {
+            ty,
+            count,
+            hours,
+            volume_gb,
+        } => {
+            // count × USD per hour × running hours, busy or not.
+            let h = running(hours);
+            Line::new(
+                &[
+                    qi(*count as i128) * q(r.hosting[*ty]) * &h,
+                    storage(volume_gb, *count, &h),
+                ],
+                &data,
+            )
+        }
+        Spec::Savings {
+            ty,
+            count,
+            commitment,
+            discount,
+            hours,
+            volume_gb,
+            ..
+        } => {
+            // c × P + max(0, D − c / (1 − d)) × H (docs/cli.md).
+            let h = running(hours);
+            let c = q(*commitment);
+            let on_demand = qi(*count as i128) * q(r.hosting[*ty]);
+            let covered = &c / (qi(1) - q(*discount));
+            let beyond = max(zero(), on_demand - covered) * &h;
+            Line::new(
+                &[&c * &period_h, beyond, storage(volume_gb, *count, &h)],
+                &data,
+            )
+        }
+        Spec::Serverless { gb, provisioned } => {
+            // Each call's time rounded up to the millisecond.
+            let billed_ms = case.latency_ns.div_ceil(1_000_000);
+            let billed = Q::new(BigInt::from(billed_ms), BigInt::from(1000));
+            let rates = &r.serverless[*gb as usize - 1];
+            match provisioned {
+                None => Line::new(
+                    &[],
+                    &[
+                        &billed * q(rates.on_demand),
+                        data[0].clone(),
+                        data[1].clone(),
+                    ],
+                ),
+                Some(n) => {
+                    // n × the per-second provisioned rate × the period's seconds, busy
+                    // or not; calls at the inference rate up to n × seconds ÷ mean
+                    // latency, those beyond at the on-demand rate.
+                    let n = qi(*n as i128);
+                    let latency =
+                        Q::new(BigInt::from(case.latency_ns), BigInt::from(1_000_000_000));
+                    let served = &n * &period_s / latency;
+                    let extra = max(zero(), q(rates.on_demand) - q(rates.usage));
+                    Line {
+                        quota: Some((sum(&[served]), sum(&[&billed * extra]))),
+                        ..Line::new(
+                            &[&n * q(rates.standing) * &period_s],
+                            &[&billed * q(rates.usage), data[0].clone(), data[1].clone()],
+                        )
+                    }
+                }
+            }
+        }
+        Spec::PerCall(x) => Line::new(&[], &[q(*x)]),
+        Spec::PerThousand(x) => Line::new(&[], &[q(*x) / qi(1000)]),
+        Spec::PerMillionTokens { input, output } => Line::new(
+            &[],
+            &[
+                qi(case.tokens_in as i128) * q(*input) / qi(1_000_000),
+                qi(case.tokens_out as i128) * q(*output) / qi(1_000_000),
+            ],
+        ),
+        Spec::Subscription { fee, period, quota } => {
+            // Fee and quota amortised by hours: × hours(compared) / hours(fee's).
+            let t = &period_h / qi(period_hours(*period));
+            Line {
+                quota: quota
+                    .map(|(included, overage)| (sum(&[q(included) * &t]), sum(&[q(overage)]))),
+                ..Line::new(&[q(*fee) * &t], &[])
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    A,
+    B,
+    Same,
+}
+
+fn verdict(a: &Line, b: &Line, u: &Q) -> Verdict {
+    let d = a.cost(u) - b.cost(u);
+    if d < zero() {
+        Verdict::A
+    } else if d > zero() {
+        Verdict::B
+    } else {
+        Verdict::Same
+    }
+}
+
+/// Where the cheaper of two plans changes, exactly: the points up to
+/// `MAX_BREAK_EVEN_CALLS` (ascending), the verdict in each range from 0 up (one more
+/// than the points), and whether it changes again beyond.
+struct Split {
+    points: Vec<Q>,
+    verdicts: Vec<Verdict>,
+    beyond: bool,
+}
+
+/// `cost_a − cost_b` is linear between the kinks; its sign changes at a kink or
+/// where it crosses zero between two (found by interpolating its values at the two
+/// ends), or after the last kink (from its value there and the slope beyond).
+fn split(a: &Line, b: &Line) -> Split {
+    let diff = |u: &Q| a.cost(u) - b.cost(u);
+    let mut marks = vec![zero()];
+    marks.extend(
+        [a.kink(), b.kink()]
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+            .filter(|k| *k > zero()),
+    );
+    marks.sort();
+    marks.dedup();
+    let mut candidates = marks.clone();
+    for w in marks.windows(2) {
+        let (d0, d1) = (diff(&w[0]), diff(&w[1]));
+        if (d0 < zero() && d1 > zero()) || (d0 > zero() && d1 < zero()) {
+            candidates.push(&w[0] + &d0 * (&w[1] - &w[0]) / (&d0 - &d1));
+        }
+    }
+    let last = marks.last().unwrap().clone();
+    let slope = a.slope(&last, true) - b.slope(&last, true);
+    if slope != zero() {
+        let root = &last - diff(&last) / slope;
+        if root > last {
+            candidates.push(root);
+        }
+    }
+    candidates.sort();
+    candidates.dedup();
+
+    let mut points = Vec::new();
+    let mut verdicts: Vec<Verdict> = Vec::new();
+    for (i, from) in candidates.iter().enumerate() {
+        let probe = match candidates.get(i + 1) {
+            Some(to) => (from + to) / qi(2),
+            None => from + qi(1),
+        };
+        let v = verdict(a, b, &probe);
+        if verdicts.last() != Some(&v) {
+            if !verdicts.is_empty() {
+                points.push(from.clone());
+            }
+            verdicts.push(v);
+        }
+    }
+    // A change below 10^-28 calls, the least a decimal holds, is no range of volumes.
+    let least = Q::new(BigInt::from(1), BigInt::from(10).pow(28));
+    let below = points.iter().take_while(|p| **p < least).count();
+    points.drain(..below);
+    verdicts.drain(..below);
+    let max_calls = qi(MAX_BREAK_EVEN_CALLS as i128);
+    let in_range = points.iter().filter(|p| **p <= max_calls).count();
+    let beyond = in_range < points.len();
+    points.truncate(in_range);
+    verdicts.truncate(in_range + 1);
+    Split {
+        points,
+        verdicts,
+        beyond,
+    }
+}
+
+/// How far the code's lines may be from the model's at `u`: each figure's bound
+/// ([`err`]) times its weight there.
+fn line_err(line: &Line, u: &Q) -> Q {
+    let mut e = &line.fixed.1 + &line.per_call.1 * u;
+    if let Some(((_, ke), (o, oe))) = &line.quota
+        && *o > zero()
+    {
+        e += o * ke + oe * u;
+    }
+    e
+}
+
+/// How far evaluating a line at `u` may round beyond its figures' own bounds: the
+/// code adds the terms `fixed`, `per_call × u` and `overage × (u − included)`,
+/// each rounded within its own size (`u − included` within that of `u`); nothing
+/// when every term is a decimal.
+fn eval_err(line: &Line, u: &Q) -> Q {
+    let mut terms = vec![line.fixed.0.clone(), &line.per_call.0 * u];
+    let mut size = abs(&line.fixed.0) + abs(&line.per_call.0) * u;
+    if let Some((k, o)) = line.kink()
+        && *u > k
+    {
+        terms.push(&o * (u - k));
+        size += &o * u;
+    }
+    if line_err(line, u) == zero() {
+        terms.iter().fold(zero(), |s, t| s + err(t))
+    } else {
+        ulp(&size)
+    }
+}
+
+/// What the code's cost at `u` may be off by: the figures' bounds, the evaluation's
+/// and the result's own rounding.
+fn cost_err(line: &Line, u: &Q) -> Q {
+    line_err(line, u) + eval_err(line, u) + err(&line.cost(u))
+}
+
+// ---------------------------------------------------------------------------------
+// The properties
+
+/// The result, or `None` for an overflow when the inputs are overflow-sized (an
+/// error, as it should be); any other error fails.
+fn fits<T>(r: Result<T, CompareError>, huge: bool, what: &str) -> Result<Option<T>, TestCaseError> {
+    match r {
+        Ok(x) => Ok(Some(x)),
+        Err(CompareError::Overflow { .. }) if huge => Ok(None),
+        Err(e) => Err(TestCaseError::fail(format!("{what}: {e}"))),
+    }
+}
+
+fn check_case(case: &Case, huge: bool) -> Result<(), TestCaseError> {
+    let plans = plans(case);
+    let rates = rate_table(case);
+    let lines: Vec<Line> = case.specs.iter().map(|s| model_line(case, s)).collect();
+    let base = profile(case, case.calls);
+    let comparison = Comparison::compute(&base, &plans, &rates)
+        .map_err(|e| TestCaseError::fail(format!("not priced: {e}")))?;
+
+    // Each row's cost line is the model's, and so is its cost at the volume.
+    for row in &comparison.plans {
+        let i: usize = row.plan.name["plan ".len()..].parse().unwrap();
+        let (line, curve) = (&lines[i], &row.curve);
+        prop_assert!(
+            agrees(curve.fixed_usd, &line.fixed),
+            "{}: fixed {} vs {}",
+            row.plan.name,
+            curve.fixed_usd,
+            line.fixed.0
+        );
+        prop_assert!(
+            agrees(curve.usd_per_call, &line.per_call),
+            "{}: per call {} vs {}",
+            row.plan.name,
+            curve.usd_per_call,
+            line.per_call.0
+        );
+        match (
+            &line.quota,
+            curve.included_calls,
+            curve.overage_usd_per_call,
+        ) {
+            (None, None, None) => {}
+            (Some((k, o)), Some(included), Some(overage)) => {
+                prop_assert!(
+                    agrees(included, k),
+                    "{}: included {included} vs {}",
+                    row.plan.name,
+                    k.0
+                );
+                prop_assert!(
+                    agrees(overage, o),
+                    "{}: overage {overage} vs {}",
+                    row.plan.name,
+                    o.0
+                );
+            }
+            (want, included, overage) => prop_assert!(
+                false,
+                "{}: quota {want:?} vs {included:?} at {overage:?}",
+                row.plan.name
+            ),
+        }
+        let calls = q(case.calls);
+        let want = line.cost(&calls);
+        prop_assert!(
+            abs(&(q(row.cost_usd) - &want)) <= cost_err(line, &calls),
+            "{}: cost {} vs {}",
+            row.plan.name,
+            row.cost_usd,
+            want
+        );
+        // Cost never falls as calls rise, and is the model's at each volume.
+        let mut volumes: Vec<Decimal> = [0u64, 1, 999, 40_000, 6_570_001, 1_000_000_000_000_000]
+            .into_iter()
+            .map(Decimal::from)
+            .chain([case.calls])
+            .chain(curve.included_calls)
+            .collect();
+        volumes.sort();
+        let mut previous = None;
+        for v in volumes {
+            let Some(cost) = fits(curve.cost_usd(v), huge, "cost")? else {
+                continue;
+            };
+            let want = line.cost(&q(v));
+            prop_assert!(
+                abs(&(q(cost) - &want)) <= cost_err(line, &q(v)),
+                "{}: cost at {v} {cost} vs {want}",
+                row.plan.name
+            );
+            if let Some(p) = previous {
+                prop_assert!(
+                    cost >= p,
+                    "{}: cost falls to {cost} at {v} from {p}",
+                    row.plan.name
+                );
+            }
+            previous = Some(cost);
+        }
+    }
+
+    // The break-even points of every pair, in the order the plans were given.
+    let mut shown = vec![case.calls];
+    let mut k = 0;
+    for i in 0..lines.len() {
+        for j in i + 1..lines.len() {
+            let be = &comparison.break_evens[k];
+            k += 1;
+            prop_assert_eq!(&be.plans, &[name(i), name(j)]);
+            let (a, b) = (&lines[i], &lines[j]);
+            let model = split(a, b);
+            let verdicts: Vec<Verdict> = be
+                .regions
+                .iter()
+                .map(|r| match r.cheaper.as_deref() {
+                    Some(n) if n == name(i) => Verdict::A,
+                    Some(_) => Verdict::B,
+                    None => Verdict::Same,
+                })
+                .collect();
+            prop_assert_eq!(
+                &verdicts,
+                &model.verdicts,
+                "{} vs {}: regions {:?}, model points {:?}",
+                name(i),
+                name(j),
+                be.regions,
+                model
+                    .points
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+            );
+            prop_assert_eq!(be.points.len(), model.points.len());
+            for (n, (point, r)) in be.points.iter().zip(&model.points).enumerate() {
+                let v = point.calls_per_period;
+                // How far rounding may move the crossing: the lines' own bounds over
+                // the smaller slope of the difference beside it, plus the division's.
+                let slopes = [
+                    a.slope(r, false) - b.slope(r, false),
+                    a.slope(r, true) - b.slope(r, true),
+                ];
+                let slope = slopes
+                    .iter()
+                    .map(abs)
+                    .filter(|s| *s > zero())
+                    .min()
+                    .expect("a change of verdict has a slope beside it");
+                let kinks: Q = [&a.quota, &b.quota]
+                    .into_iter()
+                    .flatten()
+                    .map(|((_, ke), _)| ke)
+                    .fold(zero(), |s, e| s + e);
+                // The difference is computed part by part at a volume: each product
+                // rounded within the costs' own size.
+                let apart = cost_err(a, r) + cost_err(b, r) + ulp(&(a.cost(r) + b.cost(r)));
+                let within = ulp(r) + apart / slope + kinks;
+                prop_assert!(
+                    abs(&(q(v) - r)) <= within,
+                    "{} vs {}: break-even {v} vs {r} (within {within})",
+                    name(i),
+                    name(j)
+                );
+                // Either plan's cost there: the exact cost at the crossing.
+                let cost = a.cost(r);
+                let steepest = max(a.slope(r, true), b.slope(r, true));
+                prop_assert!(
+                    abs(&(q(point.cost_usd) - &cost))
+                        <= &steepest * &within + cost_err(a, r) + ulp(&cost),
+                    "{} vs {}: cost at break-even {} vs {cost}",
+                    name(i),
+                    name(j),
+                    point.cost_usd
+                );
+                // Just below and above it the cheaper plan flips, to the regions'.
+                let step = &within * qi(2);
+                let (below, above) = (q(v) - &step, q(v) + &step);
+                let alone = model
+                    .points
+                    .iter()
+                    .all(|p| p == r || *p <= below || *p >= above);
+                if alone && below >= zero() {
+                    let (left, right) = (verdict(a, b, &below), verdict(a, b, &above));
+                    prop_assert_ne!(left, right);
+                    prop_assert_eq!(left, verdicts[n]);
+                    prop_assert_eq!(right, verdicts[n + 1]);
+                }
+                // The volumes around a crossing are shown below, with the cheapest.
+                if let Some(floor) = exact_decimal(&qi(0).max(r.floor()))
+                    && floor < Decimal::from(1_000_000_000_000_000u64)
+                {
+                    shown.extend([floor, floor + Decimal::ONE]);
+                }
+            }
+            // "never breaks even" exactly when the lines do not cross at all.
+            let s = &be.summary;
+            // They touch at the volume: exactly, or within rounding of the costs.
+            let u = q(case.calls);
+            let apart = abs(&(a.cost(&u) - b.cost(&u)));
+            let slack = cost_err(a, &u) + cost_err(b, &u);
+            let touch = s.contains("costs the same as");
+            match (model.points.len(), model.verdicts[0]) {
+                (0, Verdict::Same) => prop_assert_eq!(
+                    s,
+                    &format!("{} and {} cost the same at every volume", name(i), name(j))
+                ),
+                (0, _) if touch => prop_assert!(apart <= slack, "{s}"),
+                (0, _) if apart == zero() && slack == zero() => {
+                    prop_assert!(false, "not said to touch: {s}")
+                }
+                (0, _) if model.beyond => prop_assert!(s.contains("only beyond"), "{s}"),
+                (0, _) => prop_assert!(s.contains("never breaks even"), "{s}"),
+                _ => {
+                    prop_assert!(!s.contains("never") && !s.contains("every volume"), "{s}");
+                    prop_assert_eq!(s.contains("cross again beyond"), model.beyond, "{}", s);
+                }
+            }
+        }
+    }
+
+    // At the volume and around every crossing: the cheapest plan is the model's, and
+    // the table marks the plans that cost the least.
+    shown.sort();
+    shown.dedup();
+    for calls in shown {
+        let priced = Comparison::compute(&profile(case, calls), &plans, &rates);
+        let Some(comparison) = fits(priced, huge, "not priced")? else {
+            continue;
+        };
+        check_cheapest(&comparison, &lines, calls)?;
+    }
+
+    // A month of today's prices is month 1 of a projection; prices not AWS's hold.
+    // The projection scales by hours and factors, each step rounded: within the
+    // line's bound and one ulp of the month, 730 times over (the bound is loose).
+    let trend = PriceTrend::from(TrendRate::per_month(dec("-0.01")).unwrap());
+    let Some(projection) = fits(
+        Projection::compute(&comparison, &trend, 3),
+        huge,
+        "not projected",
+    )?
+    else {
+        return Ok(());
+    };
+    for (i, line) in lines.iter().enumerate() {
+        let months = &projection.plan(&name(i)).unwrap().monthly_usd;
+        let month = line.cost(&q(case.calls)) * qi(730) / qi(period_hours(case.period));
+        prop_assert!(
+            abs(&(q(months[0]) - &month))
+                <= (cost_err(line, &q(case.calls)) + ulp(&month)) * qi(730),
+            "{}: month 1 {} vs {month}",
+            name(i),
+            months[0]
+        );
+        if matches!(
+            case.specs[i],
+            Spec::PerCall(_)
+                | Spec::PerThousand(_)
+                | Spec::PerMillionTokens { .. }
+                | Spec::Subscription { .. }
+        ) {
+            prop_assert!(
+                months.iter().all(|m| *m == months[0]),
+                "{}: {months:?}",
+                name(i)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_cheapest(
+    comparison: &Comparison,
+    lines: &[Line],
+    calls: Decimal,
+) -> Result<(), TestCaseError> {
+    let u = q(calls);
+    let costs: Vec<Q> = lines.iter().map(|l| l.cost(&u)).collect();
+    let least = costs.iter().min().unwrap().clone();
+    // What rounding may move each plan's cost by (0 when all its figures are exact).
+    let slack: Vec<Q> = (0..lines.len()).map(|i| cost_err(&lines[i], &u)).collect();
+    let total = slack.iter().fold(zero(), |s, e| s + e);
+    let index = |name: &str| -> usize { name["plan ".len()..].parse().unwrap() };
+    // Rows cheapest first: never a plan before one the model prices lower by more
+    // than rounding.
+    for pair in comparison.plans.windows(2) {
+        let (x, y) = (index(&pair[0].plan.name), index(&pair[1].plan.name));
+        prop_assert!(
+            costs[x] <= &costs[y] + &slack[x] + &slack[y],
+            "at {calls}: {} ({}) before {} ({})",
+            name(x),
+            costs[x],
+            name(y),
+            costs[y]
+        );
+    }
+    let first = index(&comparison.cheapest);
+    prop_assert!(
+        costs[first] <= &least + &total,
+        "at {calls}: {} is cheapest at {}, the model's least is {least}",
+        comparison.cheapest,
+        costs[first]
+    );
+    let exact = total == zero();
+    if exact {
+        // The first of the plans that cost the least, in the order given.
+        let want = costs.iter().position(|c| *c == least).unwrap();
+        prop_assert_eq!(&comparison.cheapest, &name(want), "at {}", calls);
+    }
+    // The table says "cheapest" on the rows that cost the least: exactly those when
+    // the figures are exact, never one the model prices above the least by more
+    // than rounding.
+    let table = comparison.to_string();
+    for (i, cost) in costs.iter().enumerate() {
+        let row = table
+            .lines()
+            .find(|l| {
+                l.strip_prefix(&name(i))
+                    .is_some_and(|rest| rest.starts_with("  "))
+            })
+            .unwrap_or_else(|| panic!("no row for {} in\n{table}", name(i)));
+        let marked = row.contains(" cheapest ");
+        if exact {
+            prop_assert_eq!(marked, *cost == least, "at {}: {}\n{}", calls, row, table);
+        } else if *cost > &least + &total {
+            prop_assert!(!marked, "at {calls}: {row}\n{table}");
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    // About 1 s each in a debug build.
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn the_comparison_prices_and_breaks_even_as_the_exact_model(case in case()) {
+        check_case(&case, false)?;
+    }
+
+    /// Inputs whose products leave an exact decimal are refused with an error, never
+    /// a panic; those that fit are priced as the model prices them.
+    #[test]
+    fn overflow_sized_inputs_are_an_error_not_a_panic(case in huge_case()) {
+        let plans = plans(&case);
+        let rates = rate_table(&case);
+        match Comparison::compute(&profile(&case, case.calls), &plans, &rates) {
+            Ok(comparison) => {
+                let _ = comparison.to_string();
+                let trend = PriceTrend::from(TrendRate::per_month(dec("-0.01")).unwrap());
+                let _ = Projection::compute(&comparison, &trend, 3);
+                check_case(&case, true)?;
+            }
+            Err(CompareError::Overflow { what, .. }) => prop_assert!(!what.is_empty()),
+            Err(e) => prop_assert!(false, "{e}"),
+        }
+    }
+}
