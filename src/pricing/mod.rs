@@ -22,6 +22,8 @@ mod document;
 pub mod history;
 mod live;
 mod snapshot;
+#[cfg(test)]
+mod tier_props;
 
 pub use cache::{CachedPrices, CachedPricesBuilder, DEFAULT_FAILURE_BACKOFF, DEFAULT_TTL};
 pub use change::{OnPriceChange, PriceChange};
