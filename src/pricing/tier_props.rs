@@ -218,9 +218,9 @@ fn tiling(kind: Kind) -> impl Strategy<Value = Vec<Dim>> {
     })
 }
 
-/// Tiers with any ranges: gaps, overlaps, none from 0.
+/// Tiers with any ranges: gaps, overlaps, none from 0; those from 0 at $0 or not.
 fn loose(kind: Kind) -> impl Strategy<Value = Vec<Dim>> {
-    prop::collection::vec(
+    let dims = prop::collection::vec(
         (
             prop::sample::select(vec![0, 0, 100, 150_000]),
             prop::sample::select(vec![None, Some(100), Some(150_000), Some(1_000_000)]),
@@ -235,7 +235,14 @@ fn loose(kind: Kind) -> impl Strategy<Value = Vec<Dim>> {
                 price,
             }),
         1..=4,
-    )
+    );
+    (dims, any::<bool>()).prop_map(|(mut dims, free_first)| {
+        if free_first {
+            let from_zero = dims.iter_mut().filter(|d| d.begin == 0);
+            from_zero.for_each(|d| d.price = Price::Usd("0.0000000000", Decimal::ZERO));
+        }
+        dims
+    })
 }
 
 #[derive(Debug, Clone)]
