@@ -959,7 +959,8 @@ fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> Te
 ///    `Hrs`, a second, `GB`, or `GB-Mo`. `Quantity` (upfront fees) never matches.
 /// 3. **Currency**: the dimension must carry a USD price.
 /// 4. **Tier**: per-call metering cannot know the account's cumulative usage this month,
-///    so, per product, among the dimensions left ordered by `beginRange`:
+///    so, per on-demand term (each a whole price schedule; a product's tiers split
+///    over two terms are not joined), among the dimensions left ordered by `beginRange`:
 ///    - the tier that starts at 0 is used when its price is positive. When AWS tiers a
 ///      rate by volume, later tiers are cheaper, so this is the list price and errs on
 ///      the high side;
