@@ -102,7 +102,8 @@ pub(crate) fn break_even(
     starts.dedup();
 
     let mut events: Vec<Decimal> = Vec::new();
-    // The plans cross beyond MAX_BREAK_EVEN_CALLS (on the last, unbounded segment).
+    // The plans cross or part beyond MAX_BREAK_EVEN_CALLS (on the last, unbounded
+    // segment, one between two kinks past it, or where a stretch of equal cost ends).
     let mut crosses_beyond = false;
     for (i, &lo) in starts.iter().enumerate() {
         let hi = starts.get(i + 1).copied();
@@ -316,6 +317,10 @@ fn summarise(
         format!(" ({})", busy.join("; "))
     };
     Ok(match regions {
+        [(_, _, Verdict::Same)] if crosses_beyond => format!(
+            "{} and {} cost the same at every volume up to 10^18 {per}: they part only beyond",
+            a.plan.name, b.plan.name
+        ),
         [(_, _, Verdict::Same)] => format!(
             "{} and {} cost the same at every volume",
             a.plan.name, b.plan.name

@@ -1207,6 +1207,14 @@ fn check_case(case: &Case, huge: bool) -> Result<(), TestCaseError> {
             let slack = cost_err(a, &u) + cost_err(b, &u);
             let touch = s.contains("costs the same as");
             match (model.points.len(), model.verdicts[0]) {
+                (0, Verdict::Same) if model.beyond => prop_assert!(
+                    s.starts_with(&format!(
+                        "{} and {} cost the same at every volume up to 10^18 ",
+                        name(i),
+                        name(j)
+                    )) && s.ends_with(": they part only beyond"),
+                    "{s}"
+                ),
                 (0, Verdict::Same) => prop_assert_eq!(
                     s,
                     &format!("{} and {} cost the same at every volume", name(i), name(j))

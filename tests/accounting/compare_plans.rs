@@ -710,6 +710,13 @@ fn plans_that_part_only_past_the_largest_volume_report_no_point_there() {
     assert!(be.points.is_empty(), "{:?}", be.points);
     assert_eq!(be.regions.len(), 1);
     assert_eq!(be.regions[0].cheaper, None);
+    // Not "the same at every volume": past 6.3072 × 10^18 calls the 1 GB plan pays
+    // 0.0000000167 USD a call more.
+    assert_eq!(
+        be.summary,
+        "serverless 1024 MB, 200 provisioned and serverless 2048 MB, 200 provisioned cost \
+         the same at every volume up to 10^18 calls per year: they part only beyond"
+    );
 }
 
 #[test]
