@@ -352,8 +352,8 @@ impl VariantState {
     }
 
     /// Adds what the standing capacity cost from `from` to `to`, each stretch
-    /// before a rate was replaced (while no call had been recorded) at the rate in
-    /// force then, the rest at `current`.
+    /// before a kept rate was replaced (see `earlier`) at the rate in force then,
+    /// the rest at `current`.
     fn accrue_stretches(&mut self, current: &StandingRate, mut from: SystemTime, to: SystemTime) {
         let earlier = std::mem::take(&mut self.earlier);
         for (rate, until) in &earlier {
@@ -1952,10 +1952,12 @@ mod tests {
         let accrual = record_clock(&totals, endpoint, variant, clock(4, 30, 40))
             .accrual
             .unwrap();
-        // AWS bills what stood in real time: 1 instance 10–36 s (26
-        // instance-seconds), then 4 over the 10 s lived again after the refresh
-        // (40): 66 × 1.408 / 3600 = 0.025813333333 (not 30–36 s at the replaced
-        // rate: 26 + 6 + 16 = 48 instance-seconds, 0.018773333333).
+        // The 10 s lived again came after the refresh in real time, when 4
+        // instances stood: 4 × 10 = 40 instance-seconds, on top of 1 instance
+        // 10–36 s (26): 66 × 1.408 / 3600 = 0.025813333333 (not 30–36 s at the
+        // replaced rate: 26 + 6 + 16 = 48 instance-seconds, 0.018773333333). The
+        // 36–41 s before the step, which no call recorded, is not accrued: the
+        // accrual goes on from the new time (docs/cost-model.md, a known limit).
         assert_eq!(
             accrual.accrued_usd,
             "0.025813333333".parse::<Decimal>().unwrap()

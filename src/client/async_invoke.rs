@@ -173,6 +173,7 @@ impl InvokeEndpointAsync {
     }
 
     /// Queues the request; the result carries the submission receipt.
+    #[inline(always)] // built where it is awaited, not copied there (see `invoke.rs`)
     pub async fn send(self) -> Result<AsyncInvocation> {
         let InvokeEndpointAsync {
             request,

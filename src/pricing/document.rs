@@ -969,8 +969,8 @@ fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> Te
 ///      (lowest `beginRange` with a positive price) is used; [`Selection::reason`] says
 ///      "free tier of <endRange> <unit>(s) per month not applied". Receipts would
 ///      otherwise say $0 for usage the bill charges once the allowance is spent;
-///    - when only $0 is listed (no paid tier after), the product has only $0 rows;
-///    - a product with prices but no tier starting at 0 has no usable price.
+///    - when only $0 is listed (no paid tier after), the term has only $0 rows;
+///    - a term with prices but no tier starting at 0 has no usable price.
 /// 5. **Zero**: products with only $0 rows (free-tier parents, bookkeeping rows) are
 ///    skipped when another product has a positive price (the reason counts them). When
 ///    every matching product lists only $0, there is no price:
