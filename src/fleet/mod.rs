@@ -277,9 +277,9 @@ impl FleetConfig {
             keys::check_scope(budget.scope())
                 .map_err(|(reason, hint)| ConfigError::new(OPTION, reason).hint(hint))?;
             // The table keeps amounts in pico-USD: a limit that rounds to none there
-            // would refuse every call, and say the limit is $0.
+            // would refuse every call, or alert at $0 spent, and say the limit is $0.
             let pico = Decimal::new(1, 12);
-            if budget.mode() == BudgetMode::Enforce && budget.limit_usd() < pico {
+            if budget.limit_usd() < pico {
                 return Err(ConfigError::new(
                     OPTION,
                     format!(
@@ -485,6 +485,22 @@ mod tests {
         FleetConfig::dynamodb("fleet")
             .validate(&[enforce("0.000000000001")])
             .unwrap();
+        // An alerting budget too: kept as $0, a flush of a $0 call would pass
+        // its 50, 80 and 100 % (0 × 100 ≥ 0 × percent).
+        let alert = Budget::alert(
+            BudgetScope::endpoint("chat"),
+            BudgetPeriod::Day,
+            "0.0000000000001".parse().unwrap(),
+        )
+        .unwrap();
+        let err = FleetConfig::dynamodb("fleet")
+            .validate(&[alert])
+            .unwrap_err();
+        assert!(
+            err.problem
+                .contains("less than the smallest amount the fleet table keeps"),
+            "{err}"
+        );
     }
 
     #[test]
