@@ -94,6 +94,8 @@
 
 #[cfg(feature = "charts")]
 pub mod chart;
+#[cfg(test)]
+mod props;
 mod quantiles;
 mod scan;
 

@@ -50,7 +50,7 @@ pub(crate) fn scan(
 }
 
 /// [`scan`] with blocks of about `block` bytes.
-fn scan_in_blocks(
+pub(super) fn scan_in_blocks(
     files: &[PathBuf],
     options: &ReportOptions,
     block: usize,
