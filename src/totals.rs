@@ -190,7 +190,8 @@ impl SincePreviousCall {
     }
 }
 
-/// Instance-µs in instance-hours, exact (µs / 3.6·10⁹ ends within 28 places).
+/// Instance-µs in instance-hours, to 28 significant digits (µs ÷ 3.6·10⁹ ends
+/// only when 9 divides the µs; otherwise the quotient is rounded there).
 fn instance_hours(instance_micros: u128) -> Decimal {
     match i128::try_from(instance_micros) {
         Ok(n) if n < 1 << 96 => {
