@@ -12,7 +12,7 @@
 //! divides: it is compared with the accrual by cross-multiplying, in integers.
 
 use super::{InstanceClock, StandingRate, Totals, VariantSlot};
-use crate::billing::{AmortizedShare, round_cost};
+use crate::billing::AmortizedShare;
 use crate::pricing::PriceOrigin;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
@@ -426,8 +426,26 @@ fn check(run: &Run) -> Result<(), TestCaseError> {
             expected.usd_ms,
             reference.span
         );
-        // Shown at 12 places: within ½·10⁻¹² more.
-        prop_assert_eq!(shown, round_cost(fine));
+        // Shown at 12 places: the 20-place figure rounded half to even at 12,
+        // in units of 10⁻²⁰ (10⁸ of them a pico-dollar): shown is whole
+        // pico-dollars, within half of one of fine (2·|shown − fine| ≤ 10⁸), and
+        // on a tie its last digit is even.
+        prop_assert!(
+            shown.scale() <= 12,
+            "step {}: shown {} past 12 places",
+            i,
+            shown
+        );
+        let (shown_units, off) = (units(shown), units(shown) - units(fine));
+        prop_assert!(
+            2 * off.abs() < 100_000_000
+                || (2 * off.abs() == 100_000_000 && (shown_units / 100_000_000) % 2 == 0),
+            "step {}: shown {} is not {} rounded half to even at 12 places",
+            i,
+            shown,
+            fine
+        );
+        // So within ½·10⁻¹² more of the rates' figure.
         let error = units(shown) * HOUR_MS - units(expected.usd_ms);
         prop_assert!(
             error.abs() <= (100_000_000 + stretches) * HOUR_MS / 2,
