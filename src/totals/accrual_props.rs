@@ -14,6 +14,7 @@
 use super::{InstanceClock, StandingRate, Totals, VariantSlot};
 use crate::billing::AmortizedShare;
 use crate::pricing::PriceOrigin;
+use num_bigint::BigInt;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -276,10 +277,36 @@ fn units(d: Decimal) -> i128 {
     d.mantissa() * 10i128.pow(20 - d.scale())
 }
 
-/// Instance-ms in instance-hours, as a receipt states them (by the µs).
-fn instance_hours(instance_ms: i128) -> Decimal {
-    (Decimal::from_i128_with_scale(instance_ms * 1000, 0) / Decimal::from(3_600_000_000u64))
-        .normalize()
+/// Whether `got` is `instance_us` instance-µs in instance-hours, as a receipt
+/// states them (by the µs): µs ÷ 3.6·10⁹, which ends only when 9 divides the µs,
+/// so it is rounded where `Decimal` ends. The bound: within one unit in the 28th
+/// significant digit of the exact quotient, or in the 28th decimal place when
+/// that is coarser (`Decimal` keeps no more): |got − µs ÷ 3.6·10⁹| ≤ 10⁻ᵖ with
+/// p = min(28, 27 − E), 10ᴱ ≤ µs ÷ 3.6·10⁹ < 10ᴱ⁺¹. Checked by cross-multiplying
+/// in integers: |got·10ˢ·3.6·10⁹ − µs·10ˢ|·10ᵖ ≤ 3.6·10⁹·10ˢ, s got's places.
+fn hours_within(got: Decimal, instance_us: i128) -> bool {
+    let per_hour = BigInt::from(3_600_000_000u64);
+    let us = BigInt::from(instance_us);
+    let ten = |n: i64| BigInt::from(10).pow(u32::try_from(n).expect("a small power"));
+    if instance_us <= 0 {
+        return got.is_zero() && instance_us == 0;
+    }
+    // 3.6·10⁹·10ᴱ ≤ µs, for E of either sign.
+    let at_least = |e: i64| match e >= 0 {
+        true => &per_hour * ten(e) <= us,
+        false => per_hour <= &us * ten(-e),
+    };
+    let mut e = 0;
+    while !at_least(e) {
+        e -= 1;
+    }
+    while at_least(e + 1) {
+        e += 1;
+    }
+    let p = u32::try_from((27 - e).min(28)).expect("fewer than 10²⁷ hours");
+    let off = BigInt::from(got.mantissa()) * &per_hour - &us * ten(got.scale().into());
+    let bound = per_hour * ten(got.scale().into());
+    off.magnitude() * ten(p.into()).magnitude() <= *bound.magnitude()
 }
 
 /// The accrual's running figures: instances at 20 places and at the receipts'
@@ -376,11 +403,6 @@ fn check(run: &Run) -> Result<(), TestCaseError> {
                             let mut since = Figures::default();
                             reference.add(span.0, first, &mut since);
                             reference.add(last, span.1, &mut since);
-                            let expected: BTreeMap<(Decimal, bool), Decimal> = since
-                                .instance_ms
-                                .into_iter()
-                                .map(|(key, ms)| (key, instance_hours(ms)))
-                                .collect();
                             let got: BTreeMap<(Decimal, bool), Decimal> = parts
                                 .iter()
                                 .map(|p| {
@@ -389,7 +411,20 @@ fn check(run: &Run) -> Result<(), TestCaseError> {
                                 })
                                 .collect();
                             prop_assert_eq!(got.len(), parts.len(), "step {}: one part a rate", i);
-                            prop_assert_eq!(got, expected, "step {}: instance-hours a rate", i);
+                            let rates: Vec<_> = got.keys().collect();
+                            let expected: Vec<_> = since.instance_ms.keys().collect();
+                            prop_assert_eq!(rates, expected, "step {}: the parts' rates", i);
+                            for (key, ms) in &since.instance_ms {
+                                let hours = got[key];
+                                prop_assert!(
+                                    hours_within(hours, ms * 1000),
+                                    "step {}: {} instance-hours at {:?}, not {} instance-ms",
+                                    i,
+                                    hours,
+                                    key,
+                                    ms
+                                );
+                            }
                         }
                         (share, _) => {
                             return Err(TestCaseError::fail(format!(
