@@ -8,7 +8,9 @@
 //! rates in force make a piecewise-constant timeline, and each stretch of it costs
 //! its rate × its wall time, from the first metered call's start to the latest
 //! time the accrual was brought to (a call's end, or a refresh that changed the
-//! rate). The reference sums rate × milliseconds exactly in `Decimal`s and never
+//! rate). Times fall on any µs (not only whole ms), so the accrual's count of
+//! every nanosecond and the parts' instance-hours by the µs are both exercised.
+//! The reference sums rate × microseconds exactly in `Decimal`s and never
 //! divides: it is compared with the accrual by cross-multiplying, in integers.
 
 use super::{InstanceClock, StandingRate, Totals, VariantSlot};
@@ -23,18 +25,18 @@ use std::time::{Duration, SystemTime};
 /// 2024-01-31T23:00:00Z: the runs span February's start, an hour on, so that
 /// storage is prorated over January's 31 days and then over February's 29.
 const T0_SECS: u64 = 1_706_742_000;
-/// 2024-02-01T00:00:00Z, in ms after `T0_SECS`.
-const FEBRUARY: i64 = 3_600_000;
-/// Milliseconds in an hour.
-const HOUR_MS: i128 = 3_600_000;
-/// The ms of January 2024 and of February 2024 each divide this one evenly
+/// 2024-02-01T00:00:00Z, in µs after `T0_SECS`.
+const FEBRUARY: i64 = 3_600_000_000;
+/// Microseconds in an hour.
+const HOUR_US: i128 = 3_600_000_000;
+/// The µs of January 2024 and of February 2024 each divide this one evenly
 /// (31 × 29 days): storage sums of both months compare over it without a division.
-const MONTHS_MS: i128 = 31 * 29 * 86_400_000;
+const MONTHS_US: i128 = 31 * 29 * 86_400_000_000;
 /// How long before the first profile was applied a call may begin (it waited
 /// for its endpoint to be described).
-const LEAD_MS: i64 = 5_000;
-/// The refreshes and call starts fall within two hours.
-const SPAN_MS: i64 = 7_200_000;
+const LEAD_US: i64 = 5_000_000;
+/// The refreshes and call starts fall within two hours (in µs).
+const SPAN_US: i64 = 7_200_000_000;
 
 /// What stands, as AWS bills it: USD an hour for all the instances, how many,
 /// where the rate came from, and their ML storage per month (`None`: unknown).
@@ -89,7 +91,7 @@ enum Refresh {
 /// One step of a run, at its time on the wall clock.
 #[derive(Debug, Clone)]
 enum Step {
-    /// A refresh applied at the time (ms after `T0_SECS`).
+    /// A refresh applied at the time (µs after `T0_SECS`).
     Refresh(i64, Refresh),
     /// A call from `start` to `end`, recorded once it ended.
     Record { start: i64, end: i64 },
@@ -127,21 +129,34 @@ fn refresh() -> impl Strategy<Value = Refresh> {
     ]
 }
 
-/// A time in the span: any ms, or on a 100 s grid so that times often coincide.
+/// A time in the span: any µs, a whole ms, or on a 100 s grid so that times
+/// often coincide.
 fn time() -> impl Strategy<Value = i64> {
     prop_oneof![
-        0..SPAN_MS,
-        (0..=SPAN_MS / 100_000).prop_map(|n| n * 100_000)
+        0..SPAN_US,
+        (0..SPAN_US / 1_000).prop_map(|ms| ms * 1_000),
+        (0..=SPAN_US / 100_000_000).prop_map(|n| n * 100_000_000)
     ]
 }
 
 fn run() -> impl Strategy<Value = Run> {
     let refreshes = prop::collection::vec((time(), refresh(), any::<u8>()), 0..=10);
-    let duration = prop_oneof![Just(0), 0..1_000i64, 0..600_000i64, 0..SPAN_MS];
-    let delay = prop_oneof![Just(0), 0..5_000i64, 0..1_800_000i64];
-    let calls = prop::collection::vec((-LEAD_MS..SPAN_MS, duration, delay, any::<u8>()), 1..=12);
+    // In µs: none, under a ms, under a s, whole ms under 10 min, any in the span.
+    let duration = prop_oneof![
+        Just(0),
+        0..1_000i64,
+        0..1_000_000i64,
+        (0..600_000i64).prop_map(|ms| ms * 1_000),
+        0..SPAN_US
+    ];
+    let delay = prop_oneof![Just(0), 0..5_000_000i64, 0..1_800_000_000i64];
+    let start = prop_oneof![
+        -LEAD_US..SPAN_US,
+        (-LEAD_US / 1_000..SPAN_US / 1_000).prop_map(|ms| ms * 1_000)
+    ];
+    let calls = prop::collection::vec((start, duration, delay, any::<u8>()), 1..=12);
     (stands(), refreshes, calls, any::<bool>()).prop_map(|(first, refreshes, calls, amortized)| {
-        // Each step at its time; steps at the same ms in a random order.
+        // Each step at its time; steps at the same µs in a random order.
         let mut timed: Vec<((i64, u8), Step)> = refreshes
             .into_iter()
             .map(|(at, refresh, tie)| ((at, tie), Step::Refresh(at, refresh)))
@@ -160,30 +175,30 @@ fn run() -> impl Strategy<Value = Run> {
     })
 }
 
-fn at(ms: i64) -> SystemTime {
+fn at(us: i64) -> SystemTime {
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(T0_SECS);
-    match u64::try_from(ms) {
-        Ok(ms) => t0 + Duration::from_millis(ms),
-        Err(_) => t0 - Duration::from_millis(ms.unsigned_abs()),
+    match u64::try_from(us) {
+        Ok(us) => t0 + Duration::from_micros(us),
+        Err(_) => t0 - Duration::from_micros(us.unsigned_abs()),
     }
 }
 
 /// What the reference sums over a stretch of time.
 #[derive(Debug, Default)]
 struct Figures {
-    /// USD per hour × ms, over all stretches.
-    usd_ms: Decimal,
-    /// Storage USD per month × ms, of the stretches in January and in February.
-    storage_ms: [Decimal; 2],
+    /// USD per hour × µs, over all stretches.
+    usd_us: Decimal,
+    /// Storage USD per month × µs, of the stretches in January and in February.
+    storage_us: [Decimal; 2],
     /// Whether a stretch's storage rate was known.
     storage_known: bool,
-    /// Instance-ms per rate an instance-hour and its source (instances standing).
-    instance_ms: BTreeMap<(Decimal, bool), i128>,
+    /// Instance-µs per rate an instance-hour and its source (instances standing).
+    instance_us: BTreeMap<(Decimal, bool), i128>,
 }
 
 /// The reference: the rates in force over time, and where the accrual runs.
 struct Reference {
-    /// Each rate from its time (ms after `T0_SECS`) until the next one's; the
+    /// Each rate from its time (µs after `T0_SECS`) until the next one's; the
     /// first also before it was found (the instances stood as the first profile
     /// found them while the first call waited for it).
     timeline: Vec<(i64, Stands)>,
@@ -242,19 +257,19 @@ impl Reference {
             if a >= b {
                 continue;
             }
-            let ms = Decimal::from(b - a);
-            figures.usd_ms += stands.usd_per_hour * ms;
+            let us = Decimal::from(b - a);
+            figures.usd_us += stands.usd_per_hour * us;
             if let Some(per_month) = stands.storage_per_month {
                 figures.storage_known = true;
                 let january = Decimal::from(b.min(FEBRUARY) - a.min(FEBRUARY));
-                figures.storage_ms[0] += per_month * january;
-                figures.storage_ms[1] += per_month * (ms - january);
+                figures.storage_us[0] += per_month * january;
+                figures.storage_us[1] += per_month * (us - january);
             }
             if stands.instances > 0 {
                 let per_instance =
                     (stands.usd_per_hour / Decimal::from(stands.instances)).normalize();
                 *figures
-                    .instance_ms
+                    .instance_us
                     .entry((per_instance, stands.live))
                     .or_default() += i128::from(b - a) * i128::from(stands.instances);
             }
@@ -334,8 +349,9 @@ fn check(run: &Run) -> Result<(), TestCaseError> {
     // months a stretch here). A stretch is cut at each replaced rate kept for
     // back-fills (at most one a refresh): a record accrues at most refreshes + 1
     // stretches back before the first call and as many on to its end, a refresh
-    // as many up to it. Far below what any rate misplaced by 1 ms would move it
-    // (the closest two rates here differ by $0.196/h, 5.4·10⁻⁸ $ a ms).
+    // as many up to it. Far below what any rate misplaced by 1 µs would move it
+    // (the closest two rates here differ by $0.196/h, 5.4·10⁻¹¹ $ a µs; the most
+    // stretches, (2 × 12 + 10) × 11, bound it by 1.9·10⁻¹⁸ $).
     let refreshes = run
         .steps
         .iter()
@@ -412,17 +428,17 @@ fn check(run: &Run) -> Result<(), TestCaseError> {
                                 .collect();
                             prop_assert_eq!(got.len(), parts.len(), "step {}: one part a rate", i);
                             let rates: Vec<_> = got.keys().collect();
-                            let expected: Vec<_> = since.instance_ms.keys().collect();
+                            let expected: Vec<_> = since.instance_us.keys().collect();
                             prop_assert_eq!(rates, expected, "step {}: the parts' rates", i);
-                            for (key, ms) in &since.instance_ms {
+                            for (key, us) in &since.instance_us {
                                 let hours = got[key];
                                 prop_assert!(
-                                    hours_within(hours, ms * 1000),
-                                    "step {}: {} instance-hours at {:?}, not {} instance-ms",
+                                    hours_within(hours, *us),
+                                    "step {}: {} instance-hours at {:?}, not {} instance-µs",
                                     i,
                                     hours,
                                     key,
-                                    ms
+                                    us
                                 );
                             }
                         }
@@ -451,14 +467,14 @@ fn check(run: &Run) -> Result<(), TestCaseError> {
         last = (fine, shown, storage);
 
         let expected = reference.accrued();
-        // |fine − usd_ms / 3.6·10⁶| ≤ stretches × ½·10⁻²⁰, × 3.6·10⁶ × 10²⁰.
-        let error = units(fine) * HOUR_MS - units(expected.usd_ms);
+        // |fine − usd_us / 3.6·10⁹| ≤ stretches × ½·10⁻²⁰, × 3.6·10⁹ × 10²⁰.
+        let error = units(fine) * HOUR_US - units(expected.usd_us);
         prop_assert!(
-            error.abs() <= stretches * HOUR_MS / 2,
-            "step {}: accrued {} at 20 places, the rates' USD·ms {} (÷ 3.6·10⁶), span {:?}",
+            error.abs() <= stretches * HOUR_US / 2,
+            "step {}: accrued {} at 20 places, the rates' USD·µs {} (÷ 3.6·10⁹), span {:?}",
             i,
             fine,
-            expected.usd_ms,
+            expected.usd_us,
             reference.span
         );
         // Shown at 12 places: the 20-place figure rounded half to even at 12,
@@ -481,25 +497,25 @@ fn check(run: &Run) -> Result<(), TestCaseError> {
             fine
         );
         // So within ½·10⁻¹² more of the rates' figure.
-        let error = units(shown) * HOUR_MS - units(expected.usd_ms);
+        let error = units(shown) * HOUR_US - units(expected.usd_us);
         prop_assert!(
-            error.abs() <= (100_000_000 + stretches) * HOUR_MS / 2,
-            "step {}: shown {}, the rates' USD·ms {}",
+            error.abs() <= (100_000_000 + stretches) * HOUR_US / 2,
+            "step {}: shown {}, the rates' USD·µs {}",
             i,
             shown,
-            expected.usd_ms
+            expected.usd_us
         );
-        // Storage, prorated over each month's own length: January's ms are
-        // MONTHS_MS / 29, February's MONTHS_MS / 31.
+        // Storage, prorated over each month's own length: January's µs are
+        // MONTHS_US / 29, February's MONTHS_US / 31.
         prop_assert_eq!(storage.is_some(), expected.storage_known, "step {}", i);
-        let storage_ms = units(expected.storage_ms[0]) * 29 + units(expected.storage_ms[1]) * 31;
-        let error = units(storage.unwrap_or_default()) * MONTHS_MS - storage_ms;
+        let storage_us = units(expected.storage_us[0]) * 29 + units(expected.storage_us[1]) * 31;
+        let error = units(storage.unwrap_or_default()) * MONTHS_US - storage_us;
         prop_assert!(
-            error.abs() <= 2 * stretches * MONTHS_MS,
-            "step {}: storage {:?}, its USD·ms {:?}",
+            error.abs() <= 2 * stretches * MONTHS_US,
+            "step {}: storage {:?}, its USD·µs {:?}",
             i,
             storage,
-            expected.storage_ms
+            expected.storage_us
         );
     }
     if let (Some(first), Some((last, _))) = (first_receipt, previous_receipt) {
