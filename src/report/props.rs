@@ -190,12 +190,15 @@ enum Damage {
     },
 }
 
+/// Up to 3 a case; a bad line makes the whole report its error, so it is drawn
+/// one time in 6 (about 22 % of cases end as one, not 45 %), and the rest check
+/// every figure.
 fn damage() -> impl Strategy<Value = Damage> {
     prop_oneof![
-        2 => (0..3usize, any::<prop::sample::Index>())
+        3 => (0..3usize, any::<prop::sample::Index>())
             .prop_map(|(file, keep)| Damage::Torn { file, keep }),
-        1 => (0..3usize, 1usize..5_000).prop_map(|(file, zeros)| Damage::Zeros { file, zeros }),
-        2 => (0..3usize, any::<prop::sample::Index>(), 0u8..3)
+        2 => (0..3usize, 1usize..5_000).prop_map(|(file, zeros)| Damage::Zeros { file, zeros }),
+        1 => (0..3usize, any::<prop::sample::Index>(), 0u8..3)
             .prop_map(|(file, line, what)| Damage::Bad { file, line, what }),
     ]
 }
@@ -623,14 +626,11 @@ impl Model {
         slot.0 += u64::from(call);
         slot.1 += f.cost;
     }
-
-    fn exact(&self) -> bool {
-        self.costs.len() <= 4096 && self.latencies.len() <= 4096
-    }
 }
 
-/// Checks `got`'s figures against the model's, `p50`/`p95` exact or at most
-/// 0.1% below the exact rank (an observed value) past 4,096 values.
+/// Checks `got`'s figures against the model's, `p50`/`p95` exact: a case has at
+/// most 39 calls (78 receipts), far below the 4,096 values past which the report
+/// approximates percentiles, which the unit tests in `report/mod.rs` cover.
 fn check_group(got: &GroupSummary, want: &Model, total: bool) -> Result<(), TestCaseError> {
     let key = &got.key;
     prop_assert_eq!(got.calls, want.calls, "calls of {}", key);
@@ -648,29 +648,8 @@ fn check_group(got: &GroupSummary, want: &Model, total: bool) -> Result<(), Test
     ] {
         let want_cost = rank(&want.costs, p);
         let want_lat = rank(&want.latencies, p).map(ms);
-        if want.costs.len() <= 4096 {
-            prop_assert_eq!(got_cost, want_cost, "cost p{} of {}", p, key);
-        } else {
-            let (g, w) = (got_cost.unwrap(), want_cost.unwrap());
-            prop_assert!(
-                want.costs.contains(&g),
-                "cost p{} of {}: {} unseen",
-                p,
-                key,
-                g
-            );
-            prop_assert!(g <= w && g >= w * Decimal::new(999, 3), "p{p} {g} vs {w}");
-        }
-        if want.latencies.len() <= 4096 {
-            prop_assert_eq!(got_lat, want_lat, "latency p{} of {}", p, key);
-        } else {
-            let (g, w) = (got_lat.unwrap(), want_lat.unwrap());
-            prop_assert!(
-                want.latencies.iter().any(|&l| ms(l) == g),
-                "latency p{p} of {key}: {g} unseen"
-            );
-            prop_assert!(g <= w && g >= w * Decimal::new(999, 3), "p{p} {g} vs {w}");
-        }
+        prop_assert_eq!(got_cost, want_cost, "cost p{} of {}", p, key);
+        prop_assert_eq!(got_lat, want_lat, "latency p{} of {}", p, key);
     }
     prop_assert_eq!(
         got.input_tokens,
@@ -800,10 +779,8 @@ fn check_report(
         report.total.settlements_without_submission,
         sum(|m| m.settlements.saturating_sub(m.submissions))
     );
-    prop_assert_eq!(
-        report.approximate_percentiles,
-        !total.exact() || groups.values().any(|m| !m.exact())
-    );
+    // Never past 4,096 values here (see `check_group`).
+    prop_assert!(!report.approximate_percentiles);
     // Over time: hours when the calls span at most 72 hours (whole hours between
     // the first and last start), else days; a `day` report by day, `hour` by hour.
     let span = match (total.first, total.last) {
