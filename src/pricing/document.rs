@@ -907,11 +907,12 @@ fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> Te
         });
     match paid {
         Some(&(dim, usd)) => {
+            // The usage every tier agrees is free: up to the nearest end of a $0 tier
+            // from 0, and not past where the first paid tier begins.
             let free_end = first
                 .iter()
                 .filter_map(|(d, _)| d.end_range)
-                .max()
-                .unwrap_or(dim.begin_range);
+                .fold(dim.begin_range, Decimal::min);
             let note = format!(
                 "free tier of {} {want}(s) per month not applied",
                 free_end.normalize()
@@ -1779,6 +1780,50 @@ mod tests {
             chosen.reason.as_deref(),
             Some("free tier of 150000 second(s) per month not applied")
         );
+    }
+
+    #[test]
+    fn the_free_tier_note_states_only_the_usage_every_tier_agrees_is_free() {
+        let key = PriceKey::serverless("us-east-1", 2);
+        for (dims, allowance) in [
+            // Two $0 tiers from 0 that disagree (0-100 and 0-150000 seconds): only the
+            // first 100 seconds are free by both; the paid tier from 150000.
+            (
+                &[
+                    ("second", "0", "100", Some("0.0000000000")),
+                    ("second", "0", "150000", Some("0.0000000000")),
+                    ("second", "150000", "Inf", Some("0.0000400000")),
+                ][..],
+                "100",
+            ),
+            // A $0 tier to 150000 overlapped by the paid tier from 100: from second 100
+            // on the schedule also says $0.00004, so 100 seconds are free.
+            (
+                &[
+                    ("second", "0", "150000", Some("0.0000000000")),
+                    ("second", "100", "Inf", Some("0.0000400000")),
+                ][..],
+                "100",
+            ),
+            // $0 from 0 to Inf beside a paid tier from 150000: free up to 150000.
+            (
+                &[
+                    ("second", "0", "Inf", Some("0.0000000000")),
+                    ("second", "150000", "Inf", Some("0.0000400000")),
+                ][..],
+                "150000",
+            ),
+        ] {
+            let chosen = select_rate(&key, &[serverless_2gb_with_free_tier(dims)]).unwrap();
+            assert_eq!(chosen.usd_per_unit, dec("0.00004"), "{dims:?}");
+            assert_eq!(
+                chosen.reason,
+                Some(format!(
+                    "free tier of {allowance} second(s) per month not applied"
+                )),
+                "{dims:?}"
+            );
+        }
     }
 
     #[test]

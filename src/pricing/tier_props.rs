@@ -523,14 +523,12 @@ fn model(
             });
             match paid.first() {
                 Some(first_paid) => {
-                    // "free tier of <endRange>": the $0 tier's end (the furthest,
-                    // when several $0 tiers start at 0; where it is Inf, up to
-                    // the paid tier).
-                    let allowance = from_zero
-                        .iter()
-                        .filter_map(|(_, d, _)| d.end)
-                        .max()
-                        .unwrap_or(first_paid.1.begin);
+                    // The allowance stated is the usage every usable tier agrees
+                    // is free: each $0 tier from 0 must reach it (Inf reaches
+                    // anything), and no paid tier may begin before it.
+                    let bounds = from_zero.iter().filter_map(|(_, d, _)| d.end);
+                    let paid_begins = paid.iter().map(|(_, d, _)| d.begin);
+                    let allowance = bounds.chain(paid_begins).min().unwrap();
                     let note = format!(
                         "free tier of {allowance} {}(s) per month not applied",
                         kind.unit_word()
