@@ -1178,12 +1178,13 @@ pub(crate) fn select_rate_at(
     if !zero_rows.is_empty() {
         parts.push(format!("skipped {} $0 row(s)", zero_rows.len()));
     }
-    if ahead_of_date
-        .iter()
-        .any(|a| a.starts_with(&format!("SKU {}'s", best.doc.sku)))
-    {
-        parts.extend(ahead_of_date);
-    }
+    // Only the chosen price's date: the others' are not what the receipt charges.
+    let chosen_sku = format!("SKU {}'s", best.doc.sku);
+    parts.extend(
+        ahead_of_date
+            .into_iter()
+            .filter(|a| a.starts_with(&chosen_sku)),
+    );
     if !contradictions.is_empty() {
         parts.push(format!(
             "skipped {} self-contradicting product(s): {}",
@@ -1751,6 +1752,35 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(text.ends_with("; not priced at $0"), "{text}");
+    }
+
+    #[test]
+    fn only_the_chosen_price_says_it_is_not_in_effect_yet() {
+        let now = "2026-09-01T00:00:00Z".parse().unwrap();
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        // Two products for the key, each with only a term ahead of its date; the same
+        // usagetype, so the higher rate, $0.30, is chosen over $0.23.
+        let product = |sku: &str, date: &str, usd: &str| {
+            let mut doc = hosting_with_terms([("JRTCKXETXF", date, usd)]);
+            doc.sku = sku.to_owned();
+            doc
+        };
+        let docs = [
+            product("SKUA", "2099-01-01T00:00:00Z", "0.2300000000"),
+            product("SKUB", "2098-01-01T00:00:00Z", "0.3000000000"),
+        ];
+        let chosen = select_rate_at(&key, &docs, Some(now)).unwrap();
+        assert_eq!(
+            (chosen.sku.as_str(), chosen.usd_per_unit),
+            ("SKUB", dec("0.30"))
+        );
+        let reason = chosen.reason.unwrap();
+        // SKUB's date, not SKUA's, whose price the receipt does not charge.
+        assert!(
+            reason.ends_with("; SKU SKUB's price is not in effect until 2098-01-01T00:00:00Z"),
+            "{reason}"
+        );
+        assert!(!reason.contains("2099"), "{reason}");
     }
 
     /// The on-demand serverless document for 2 GB in us-east-1 as AWS shapes it: a

@@ -442,7 +442,8 @@ fn model(
     let mut units_seen: Vec<&str> = Vec::new();
     let (mut right_unit, mut with_usd) = (0usize, 0usize);
     let mut cny = false;
-    let mut ahead: Vec<String> = Vec::new();
+    // Products priced by a term ahead of its date, and that date.
+    let mut ahead: Vec<(&str, &str)> = Vec::new();
 
     for &(product, rank) in &fitting {
         // The term in effect: the latest dated one not after `now`; when every
@@ -461,11 +462,7 @@ fn model(
                 Some(term) => vec![term],
                 None => {
                     let earliest = *terms.iter().min_by_key(|(_, t)| date(t)).unwrap();
-                    ahead.push(format!(
-                        "SKU {}'s price is not in effect until {}",
-                        product.sku,
-                        earliest.1.date.unwrap()
-                    ));
+                    ahead.push((product.sku, earliest.1.date.unwrap()));
                     vec![earliest]
                 }
             };
@@ -634,11 +631,12 @@ fn model(
             if zero_rows > 0 {
                 parts.push(format!("skipped {zero_rows} $0 row(s)"));
             }
-            if ahead
-                .iter()
-                .any(|a| a.starts_with(&format!("SKU {}'s", best.product.sku)))
-            {
-                parts.extend(ahead.iter().cloned());
+            // The chosen product's date when it is not in effect yet; no other's.
+            if let Some(date) = ahead.iter().find(|(sku, _)| *sku == best.product.sku) {
+                parts.push(format!(
+                    "SKU {}'s price is not in effect until {}",
+                    date.0, date.1
+                ));
             }
             Expected {
                 usd: best.usd,
