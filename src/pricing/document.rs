@@ -928,8 +928,13 @@ fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> Te
 ///
 /// Of a product's several dated on-demand terms, the one in effect then counts (the
 /// latest `effectiveDate` not after `now`); a term published ahead of its date is
-/// used only when none is in effect yet, and the receipt's note says so. Without
-/// `now` (tests), every term counts.
+/// used only when none is in effect yet, and the receipt's note says so (that
+/// product's date only, when it is the one chosen). When any term of a product has
+/// no readable `effectiveDate`, its terms cannot be put in order, so every term of
+/// that product counts and rule 6 takes the highest rate among them (the
+/// conservative choice: no term that may be in effect is left out, so the receipt
+/// does not under-state cost; the rate's own `effectiveDate` is on the receipt).
+/// Without `now` (tests), every term counts.
 ///
 /// The rules, in order:
 ///
@@ -964,12 +969,23 @@ fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> Te
 ///    over two terms are not joined), among the dimensions left ordered by `beginRange`:
 ///    - the tier that starts at 0 is used when its price is positive. When AWS tiers a
 ///      rate by volume, later tiers are cheaper, so this is the list price and errs on
-///      the high side;
-///    - when the tier that starts at 0 is $0 and a paid tier follows, that $0 tier is a
-///      free allowance (e.g. 150,000 serverless seconds a month) and the first paid tier
-///      (lowest `beginRange` with a positive price) is used; [`Selection::reason`] says
-///      "free tier of <endRange> <unit>(s) per month not applied". Receipts would
-///      otherwise say $0 for usage the bill charges once the allowance is spent;
+///      the high side. Several paid tiers from 0 are each a candidate for rule 6; a $0
+///      tier from 0 beside a paid one is not a free allowance (the paid tier says
+///      that usage is charged), so no free tier is noted;
+///    - when every tier that starts at 0 is $0 and a paid tier follows, that $0 tier is
+///      a free allowance (e.g. 150,000 serverless seconds a month) and the first paid
+///      tier (lowest `beginRange` with a positive price) is used; [`Selection::reason`]
+///      says "free tier of <endRange> <unit>(s) per month not applied". Receipts would
+///      otherwise say $0 for usage the bill charges once the allowance is spent. Of
+///      several paid tiers with that lowest `beginRange`, the highest price (the
+///      conservative choice), then the smallest `rateCode` (an arbitrary tie-break,
+///      only for a deterministic answer: the price is the same). The allowance stated
+///      is the usage every tier agrees is free: the smallest `endRange` of the $0 tiers
+///      from 0 (`Inf` bounds nothing), and no more than the chosen paid tier's
+///      `beginRange`. In a well-formed schedule (`0–150000` at $0, then paid from
+///      150000) that is the $0 tier's `endRange`; where $0 tiers disagree, leave a gap
+///      or overlap a paid tier, the note never claims more free usage than the
+///      schedule gives (`0–100` and `0–Inf` at $0, paid from 150000: 100);
 ///    - when only $0 is listed (no paid tier after), the term has only $0 rows;
 ///    - a term with prices but no tier starting at 0 has no usable price.
 /// 5. **Zero**: products with only $0 rows (free-tier parents, bookkeeping rows) are
