@@ -447,7 +447,9 @@ fn model(
 
     for &(product, rank) in &fitting {
         // The term in effect: the latest dated one not after `now`; when every
-        // one is ahead, the earliest, noted; undated terms, or no `now`: all.
+        // one is ahead, the earliest, noted. A product with an undated term cannot
+        // have its terms put in order: all of them count (rule 6 then takes the
+        // highest rate, as none that may be in effect is left out); no `now`: all.
         let mut terms: Vec<(usize, &Term)> = product.terms.iter().enumerate().collect();
         if let Some(now) = now
             && terms.iter().all(|(_, t)| t.date.is_some())
@@ -509,16 +511,21 @@ fn model(
                 candidates.extend(paid_from_zero.into_iter().map(|c| candidate(c, None)));
                 continue;
             }
-            // The first paid tier: lowest beginRange, then the highest price, then
-            // the first rate code.
-            let mut paid: Vec<_> = usable.iter().filter(|(_, _, usd)| !usd.is_zero()).collect();
-            paid.sort_by(|(a_code, a, a_usd), (b_code, b, b_usd)| {
-                a.begin
-                    .cmp(&b.begin)
-                    .then(b_usd.cmp(a_usd))
-                    .then(a_code.cmp(b_code))
-            });
-            match paid.first() {
+            // The first paid tier, as rule 4 writes it: the lowest beginRange with a
+            // positive price; of several there, the highest price (conservative);
+            // of those, the smallest rateCode (only for determinism).
+            let paid: Vec<_> = usable.iter().filter(|(_, _, usd)| !usd.is_zero()).collect();
+            let lowest = paid.iter().map(|(_, d, _)| d.begin).min();
+            let at_lowest: Vec<_> = paid
+                .iter()
+                .filter(|(_, d, _)| Some(d.begin) == lowest)
+                .collect();
+            let highest = at_lowest.iter().map(|(_, _, usd)| *usd).max();
+            let first_paid = at_lowest
+                .iter()
+                .filter(|(_, _, usd)| Some(*usd) == highest)
+                .min_by_key(|(code, _, _)| code.clone());
+            match first_paid {
                 Some(first_paid) => {
                     // The allowance stated is the usage every usable tier agrees
                     // is free: each $0 tier from 0 must reach it (Inf reaches
