@@ -542,6 +542,47 @@ fn a_second_crossing_beyond_the_largest_volume_reported_is_said() {
     );
 }
 
+/// A year of 1,000,000 calls at a mean latency of 1 ns (billed 1 ms): provisioned
+/// concurrency then serves more calls than the 10^18 a break-even is reported to.
+fn a_year_at_one_nanosecond() -> UsageProfile {
+    UsageProfile::builder()
+        .period(Period::Year)
+        .calls_per_period(1_000_000)
+        .mean_latency(Duration::from_nanos(1))
+        .build()
+        .unwrap()
+}
+
+/// `rates` with serverless of `memory_gb` priced: on demand at `on_demand` USD/s,
+/// provisioned concurrency standing at `standing` USD/s and its inference at
+/// 0.0000233 USD/s.
+fn with_serverless_rates(
+    rates: RateTable,
+    memory_gb: u32,
+    on_demand: &str,
+    standing: &str,
+) -> RateTable {
+    rates
+        .with_rate(PriceKey::serverless(REGION, memory_gb), d(on_demand))
+        .unwrap()
+        .with_rate(
+            PriceKey::ProvisionedConcurrency {
+                region: REGION.into(),
+                memory_gb,
+            },
+            d(standing),
+        )
+        .unwrap()
+        .with_rate(
+            PriceKey::ProvisionedConcurrencyUsage {
+                region: REGION.into(),
+                memory_gb,
+            },
+            d("0.0000233"),
+        )
+        .unwrap()
+}
+
 #[test]
 fn plans_that_never_cross_are_not_said_to_cross_beyond_a_kink_past_the_largest_volume() {
     // Serverless 1 GB with 200 provisioned at a mean latency of 1 ns (billed 1 ms),
@@ -554,31 +595,8 @@ fn plans_that_never_cross_are_not_said_to_cross_beyond_a_kink_past_the_largest_v
     // A subscription of 100 USD a month is 100 × 8,760 / 730 = 1,200 USD a year,
     // below the standing charge alone, and it adds nothing per call: it is cheaper
     // at every volume, and the two never cross, before the kink or after it.
-    let profile = UsageProfile::builder()
-        .period(Period::Year)
-        .calls_per_period(1_000_000)
-        .mean_latency(Duration::from_nanos(1))
-        .build()
-        .unwrap();
-    let rates = RateTable::new(REGION)
-        .with_rate(PriceKey::serverless(REGION, 1), d("0.00004"))
-        .unwrap()
-        .with_rate(
-            PriceKey::ProvisionedConcurrency {
-                region: REGION.into(),
-                memory_gb: 1,
-            },
-            d("0.00001"),
-        )
-        .unwrap()
-        .with_rate(
-            PriceKey::ProvisionedConcurrencyUsage {
-                region: REGION.into(),
-                memory_gb: 1,
-            },
-            d("0.0000233"),
-        )
-        .unwrap();
+    let profile = a_year_at_one_nanosecond();
+    let rates = with_serverless_rates(RateTable::new(REGION), 1, "0.00004", "0.00001");
     let serverless = ServerlessPlan::new(1024)
         .unwrap()
         .with_provisioned_concurrency(200)
@@ -613,31 +631,8 @@ fn a_crossing_between_two_kinks_past_the_largest_volume_is_said_to_be_beyond() {
     // calls, and the gap closes at 0.0000000167 a call: they cross at
     // 1,009,152,000,000,000,000 + 25,430.6304 / 0.0000000167 ≈ 1.0091535 × 10^18,
     // between the two kinks and past 10^18.
-    let profile = UsageProfile::builder()
-        .period(Period::Year)
-        .calls_per_period(1_000_000)
-        .mean_latency(Duration::from_nanos(1))
-        .build()
-        .unwrap();
-    let rates = RateTable::new(REGION)
-        .with_rate(PriceKey::serverless(REGION, 1), d("0.00004"))
-        .unwrap()
-        .with_rate(
-            PriceKey::ProvisionedConcurrency {
-                region: REGION.into(),
-                memory_gb: 1,
-            },
-            d("0.0000048"),
-        )
-        .unwrap()
-        .with_rate(
-            PriceKey::ProvisionedConcurrencyUsage {
-                region: REGION.into(),
-                memory_gb: 1,
-            },
-            d("0.0000233"),
-        )
-        .unwrap();
+    let profile = a_year_at_one_nanosecond();
+    let rates = with_serverless_rates(RateTable::new(REGION), 1, "0.00004", "0.0000048");
     let provisioned = |n| {
         Plan::from(
             ServerlessPlan::new(1024)
@@ -668,34 +663,9 @@ fn plans_that_part_only_past_the_largest_volume_report_no_point_there() {
     // (0.001 × (0.00004 − 0.0000233) = 0.0000000167 more a call), the other's
     // on-demand rate 0.00002 is below its inference rate and adds nothing. They part
     // at 6.3072 × 10^18 calls, past the 10^18 reported.
-    let profile = UsageProfile::builder()
-        .period(Period::Year)
-        .calls_per_period(1_000_000)
-        .mean_latency(Duration::from_nanos(1))
-        .build()
-        .unwrap();
-    let mut rates = RateTable::new(REGION);
-    for (gb, on_demand) in [(1, "0.00004"), (2, "0.00002")] {
-        rates = rates
-            .with_rate(PriceKey::serverless(REGION, gb), d(on_demand))
-            .unwrap()
-            .with_rate(
-                PriceKey::ProvisionedConcurrency {
-                    region: REGION.into(),
-                    memory_gb: gb,
-                },
-                d("0.0000048"),
-            )
-            .unwrap()
-            .with_rate(
-                PriceKey::ProvisionedConcurrencyUsage {
-                    region: REGION.into(),
-                    memory_gb: gb,
-                },
-                d("0.0000233"),
-            )
-            .unwrap();
-    }
+    let profile = a_year_at_one_nanosecond();
+    let rates = with_serverless_rates(RateTable::new(REGION), 1, "0.00004", "0.0000048");
+    let rates = with_serverless_rates(rates, 2, "0.00002", "0.0000048");
     let provisioned = |mb| {
         Plan::from(
             ServerlessPlan::new(mb)
