@@ -206,6 +206,27 @@ struct Case {
     specs: Vec<Spec>,
 }
 
+/// A generated case's parts, in `Case`'s field order.
+type CaseParts = (Period, Decimal, u64, u64, u64, u64, u64, Rates, Vec<Spec>);
+
+impl Case {
+    fn from_parts(parts: CaseParts) -> Case {
+        let (period, calls, latency_ns, bytes_in, bytes_out, tokens_in, tokens_out, rates, specs) =
+            parts;
+        Case {
+            period,
+            calls,
+            latency_ns,
+            bytes_in,
+            bytes_out,
+            tokens_in,
+            tokens_out,
+            rates,
+            specs,
+        }
+    }
+}
+
 fn pick(values: &'static [&'static str]) -> impl Strategy<Value = Decimal> + Clone {
     prop::sample::select(values).prop_map(dec)
 }
@@ -381,31 +402,7 @@ fn case() -> impl Strategy<Value = Case> {
         rates(),
         prop::collection::vec(spec(), 2..=4),
     )
-        .prop_map(
-            |(
-                period,
-                calls,
-                latency_ns,
-                bytes_in,
-                bytes_out,
-                tokens_in,
-                tokens_out,
-                rates,
-                specs,
-            )| {
-                Case {
-                    period,
-                    calls,
-                    latency_ns,
-                    bytes_in,
-                    bytes_out,
-                    tokens_in,
-                    tokens_out,
-                    rates,
-                    specs,
-                }
-            },
-        )
+        .prop_map(Case::from_parts)
 }
 
 /// A kink past `MAX_BREAK_EVEN_CALLS`: provisioned concurrency over a year at a mean
@@ -519,31 +516,7 @@ fn huge_case() -> impl Strategy<Value = Case> {
         rates,
         prop::collection::vec(huge_spec, 2..=4),
     )
-        .prop_map(
-            |(
-                period,
-                calls,
-                latency_ns,
-                bytes_in,
-                bytes_out,
-                tokens_in,
-                tokens_out,
-                rates,
-                specs,
-            )| {
-                Case {
-                    period,
-                    calls,
-                    latency_ns,
-                    bytes_in,
-                    bytes_out,
-                    tokens_in,
-                    tokens_out,
-                    rates,
-                    specs,
-                }
-            },
-        )
+        .prop_map(Case::from_parts)
 }
 
 // ---------------------------------------------------------------------------------
