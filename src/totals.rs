@@ -475,15 +475,20 @@ impl TotalsInner {
         self.monotonic.then(Instant::now)
     }
 
-    /// The wall clock stepped back to `now` (NTP, a VM resumed): the accruals go on
-    /// from the new time, as the sharing clocks do, rather than stand still until
-    /// it caught up (while the receipts' allocations go on).
-    fn clock_stepped_back(&mut self, now: SystemTime) {
+    /// The wall clock stepped back from `from` (the last reading before the step,
+    /// if known) to `now` (NTP, a VM resumed): each accrual first counts its
+    /// standing capacity up to `from`, which stood in real time, then goes on from
+    /// the new time, as the sharing clocks do, rather than stand still until it
+    /// caught up (while the receipts' allocations go on).
+    fn clock_stepped_back(&mut self, from: Option<SystemTime>, now: SystemTime) {
         for variant in self
             .endpoints
             .iter_mut()
             .flat_map(|e| e.variants.iter_mut())
         {
+            if let (Some(from), Some(rate)) = (from, variant.standing.clone()) {
+                variant.accrue_to(&rate, from, None);
+            }
             for at in [
                 &mut variant.accrual_started_at,
                 &mut variant.last_accrual_at,
@@ -698,13 +703,14 @@ impl ClockSeat {
         let per_instance = inner.per_instance;
         let mono = inner.mono_now();
         let clock = &mut inner.endpoints[self.endpoint].sharing;
+        let before = clock.last_event;
         let stepped_back = clock.advance(now, per_instance, mono);
         clock.in_flight += 1;
         let since_fs = clock.allocated_fs;
         let others = u32::try_from(clock.others_milli / 1000).unwrap_or(u32::MAX);
         let in_flight_at_start = clock.in_flight.saturating_add(others);
         if stepped_back {
-            inner.clock_stepped_back(now);
+            inner.clock_stepped_back(before, now);
         }
         CallShare {
             totals: self.totals.clone(),
@@ -873,6 +879,7 @@ impl CallShare {
         let per_instance = inner.per_instance;
         let mono = inner.mono_now();
         let clock = &mut inner.endpoints[self.endpoint].sharing;
+        let before = clock.last_event;
         let stepped_back = match to {
             MoveTo::Now(now) => clock.advance(now, per_instance, mono).then_some(now),
             MoveTo::Late(at) => {
@@ -883,7 +890,7 @@ impl CallShare {
         };
         let changed = change(clock);
         if let Some(now) = stepped_back {
-            inner.clock_stepped_back(now);
+            inner.clock_stepped_back(before, now);
         }
         changed
     }
@@ -1953,15 +1960,14 @@ mod tests {
         let accrual = record_clock(&totals, endpoint, variant, clock(4, 30, 40))
             .accrual
             .unwrap();
-        // The 10 s lived again came after the refresh in real time, when 4
-        // instances stood: 4 × 10 = 40 instance-seconds, on top of 1 instance
-        // 10–36 s (26): 66 × 1.408 / 3600 = 0.025813333333 (not 30–36 s at the
-        // replaced rate: 26 + 6 + 16 = 48 instance-seconds, 0.018773333333). The
-        // 36–41 s before the step, which no call recorded, is not accrued: the
-        // accrual goes on from the new time (docs/cost-model.md, a known limit).
+        // What stood in real time: 1 instance 10–36 s (26 instance-seconds), 4
+        // from the refresh to the step at 41 s (20), and 4 over the 10 s lived
+        // again after it (40): 86 × 1.408 / 3600 = 0.033635555555… (not 30–36 s
+        // at the replaced rate and nothing for 36–41 s: 26 + 6 + 16 = 48
+        // instance-seconds, 0.018773333333).
         assert_eq!(
             accrual.accrued_usd,
-            "0.025813333333".parse::<Decimal>().unwrap()
+            "0.033635555556".parse::<Decimal>().unwrap()
         );
     }
 
