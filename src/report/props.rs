@@ -476,15 +476,8 @@ fn write(dir: &Path, receipts: &[(Cost, Facts, usize)], rolling_bytes: u64) -> W
                 written.plain.insert(*dest, path);
             }
             PLAIN_1 => {
-                // Format 1: each receipt whole, as serde writes it, `"v":1` first.
                 let path = dir.join("format1.jsonl");
-                let text: String = costs
-                    .map(|c| {
-                        let json = serde_json::to_string(c).unwrap();
-                        format!("{{\"v\":1,{}\n", &json[1..])
-                    })
-                    .collect();
-                std::fs::write(&path, text).unwrap();
+                write_format_1(&path, costs);
                 written.plain.insert(*dest, path);
             }
             ROLLING => {
@@ -514,13 +507,7 @@ fn write(dir: &Path, receipts: &[(Cost, Facts, usize)], rolling_bytes: u64) -> W
                 {
                     // Without Parquet, in a format-1 file of its own.
                     let path = dir.join("format1-more.jsonl");
-                    let text: String = costs
-                        .map(|c| {
-                            let json = serde_json::to_string(c).unwrap();
-                            format!("{{\"v\":1,{}\n", &json[1..])
-                        })
-                        .collect();
-                    std::fs::write(&path, text).unwrap();
+                    write_format_1(&path, costs);
                     written.plain.insert(*dest, path);
                 }
             }
@@ -531,6 +518,18 @@ fn write(dir: &Path, receipts: &[(Cost, Facts, usize)], rolling_bytes: u64) -> W
         }
     }
     written
+}
+
+/// A format-1 ledger file at `path`: each receipt whole, as serde writes it,
+/// `"v":1` first.
+fn write_format_1<'a>(path: &std::path::Path, costs: impl Iterator<Item = &'a Cost>) {
+    let text: String = costs
+        .map(|c| {
+            let json = serde_json::to_string(c).unwrap();
+            format!("{{\"v\":1,{}\n", &json[1..])
+        })
+        .collect();
+    std::fs::write(path, text).unwrap();
 }
 
 /// `num / den` rounded half to even (both non-negative, `den` not zero).
