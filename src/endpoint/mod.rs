@@ -1883,6 +1883,13 @@ mod tests {
         assert_eq!(steady.variant_for(None, None).unwrap().1, None);
     }
 
+    /// Waits until the refreshes under way in the background are done.
+    async fn settled(background: &crate::background::Background) {
+        while background.in_flight() > 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// Discovery of `e` (refreshed every 60 s, on a manual clock) whose
     /// DescribeEndpoint shows the blue/green deployment while `deploying` holds.
     struct Redeploying {
@@ -1941,12 +1948,6 @@ mod tests {
             time,
             background,
         } = redeploying();
-        // Waits until the refresh a call started (if any) is done.
-        let settled = || async {
-            while background.in_flight() > 0 {
-                tokio::task::yield_now().await;
-            }
-        };
 
         let first = discovery.profile("e").await.unwrap();
         assert_eq!(first.pending_variants.len(), 1);
@@ -1957,7 +1958,7 @@ mod tests {
         deploying.store(false, Ordering::SeqCst);
         time.advance(Duration::from_secs(10));
         discovery.profile("e").await.unwrap();
-        settled().await;
+        settled(&background).await;
         assert_eq!(endpoint.num_calls(), 2);
         // The refresh found the deployment over: the new fleet is the endpoint's.
         let after = discovery.profile("e").await.unwrap();
@@ -1966,11 +1967,11 @@ mod tests {
         // No deployment any more: back to every 60 s.
         time.advance(Duration::from_secs(30));
         discovery.profile("e").await.unwrap();
-        settled().await;
+        settled(&background).await;
         assert_eq!(endpoint.num_calls(), 2);
         time.advance(Duration::from_secs(30));
         discovery.profile("e").await.unwrap();
-        settled().await;
+        settled(&background).await;
         assert_eq!(endpoint.num_calls(), 3);
     }
 
@@ -1992,9 +1993,7 @@ mod tests {
         for tick in 1..=3 {
             time.advance(Duration::from_millis(9_700));
             discovery.refresh_stale(|| true).await;
-            while background.in_flight() > 0 {
-                tokio::task::yield_now().await;
-            }
+            settled(&background).await;
             assert_eq!(endpoint.num_calls(), 1 + tick, "tick {tick}");
         }
     }
@@ -2018,22 +2017,16 @@ mod tests {
         discovery.profile("e").await.unwrap();
         time.advance(Duration::from_secs(3));
         discovery.refresh_soon("e", time.now());
-        while background.in_flight() > 0 {
-            tokio::task::yield_now().await;
-        }
+        settled(&background).await;
         assert_eq!(endpoint.num_calls(), 1, "described again 3 s on");
         time.advance(Duration::from_secs(7));
         discovery.refresh_stale(|| true).await;
-        while background.in_flight() > 0 {
-            tokio::task::yield_now().await;
-        }
+        settled(&background).await;
         assert_eq!(endpoint.num_calls(), 2, "not described at the next tick");
         // Described: quiet again, left to the quiet round.
         time.advance(Duration::from_secs(10));
         discovery.refresh_stale(|| true).await;
-        while background.in_flight() > 0 {
-            tokio::task::yield_now().await;
-        }
+        settled(&background).await;
         assert_eq!(endpoint.num_calls(), 2);
     }
 
@@ -2058,9 +2051,7 @@ mod tests {
             move || going.load(Ordering::SeqCst)
         };
         discovery.refresh_stale(keep_going.clone()).await;
-        while background.in_flight() > 0 {
-            tokio::task::yield_now().await;
-        }
+        settled(&background).await;
         assert_eq!(
             endpoint.num_calls(),
             1,
@@ -2068,9 +2059,7 @@ mod tests {
         );
         going.store(true, Ordering::SeqCst);
         discovery.refresh_stale(keep_going).await;
-        while background.in_flight() > 0 {
-            tokio::task::yield_now().await;
-        }
+        settled(&background).await;
         assert_eq!(endpoint.num_calls(), 2);
     }
 
@@ -2106,11 +2095,6 @@ mod tests {
             SharedTimeSource::new(time.clone()),
             background.clone(),
         );
-        let settled = || async {
-            while background.in_flight() > 0 {
-                tokio::task::yield_now().await;
-            }
-        };
         for i in 0..1_000 {
             let err = discovery.profile(&format!("typo-{i}")).await.unwrap_err();
             assert!(matches!(err, DiscoveryError::NotFound { .. }), "{err:?}");
@@ -2124,14 +2108,14 @@ mod tests {
         // (past the 30 s retry), so it is answered at once and retried behind.
         time.advance(Duration::from_secs(240));
         assert!(discovery.profile("typo-0").await.is_err());
-        settled().await;
+        settled(&background).await;
         assert_eq!(described.num_calls(), 1_001);
 
         // 5 min + 1 s after the first calls (61 s after typo-0 was asked): a round
         // forgets the 999 not asked for in 5 minutes, and keeps typo-0.
         time.advance(Duration::from_secs(61));
         discovery.refresh_stale(|| true).await;
-        settled().await;
+        settled(&background).await;
         assert_eq!(discovery.cached_count(), 1);
         assert_eq!(discovery.lock_count(), 1);
         assert_eq!(described.num_calls(), 1_001, "a round describes no failure");
@@ -2141,7 +2125,7 @@ mod tests {
         let err = discovery.profile("typo-7").await.unwrap_err();
         assert!(matches!(err, DiscoveryError::NotFound { .. }), "{err:?}");
         assert_eq!(described.num_calls(), 1_002);
-        settled().await;
+        settled(&background).await;
         assert_eq!(described.num_calls(), 1_002);
         assert_eq!(discovery.cached_count(), 2);
     }
@@ -2164,9 +2148,7 @@ mod tests {
         let tick = || async {
             time.advance(Duration::from_secs(10));
             discovery.refresh_stale(|| true).await;
-            while background.in_flight() > 0 {
-                tokio::task::yield_now().await;
-            }
+            settled(&background).await;
         };
 
         discovery.profile("e").await.unwrap();
@@ -2306,9 +2288,7 @@ mod tests {
         // endpoint's instances are still there (and billed).
         time.advance(Duration::from_secs(61));
         discovery.profile("e").await.unwrap();
-        while background.in_flight() > 0 {
-            tokio::task::yield_now().await;
-        }
+        settled(&background).await;
         // Described at first, by hand above, then by the refresh.
         assert_eq!(described.num_calls(), 3);
         assert_eq!(discovery.profile("e").await.unwrap(), known);
