@@ -353,21 +353,30 @@ struct Draft {
 }
 
 impl Draft {
-    /// An inference component's row, under its variant's `variant`: dated as the
-    /// variant, no rates of its own, `standing` its part of the variant's.
-    fn component(row: EndpointRow, variant: &Draft, standing: Option<(Decimal, Decimal)>) -> Draft {
+    /// `row`, dated `created` and `modified`, with no rates, instance or standing
+    /// capacity of its own.
+    fn bare(row: EndpointRow, created: Option<SystemTime>, modified: Option<SystemTime>) -> Draft {
         Draft {
             row,
-            created: variant.created,
-            modified: variant.modified,
+            created,
+            modified,
             per_use_usd_per_second: None,
             per_use_unpriced: None,
             instance: None,
             instance_from: None,
             shares_variant_metrics: false,
             new_fleet_serving: false,
-            standing,
+            standing: None,
             instance_usd_per_hour: None,
+        }
+    }
+
+    /// An inference component's row, under its variant's `variant`: dated as the
+    /// variant, no rates of its own, `standing` its part of the variant's.
+    fn component(row: EndpointRow, variant: &Draft, standing: Option<(Decimal, Decimal)>) -> Draft {
+        Draft {
+            standing,
+            ..Draft::bare(row, variant.created, variant.modified)
         }
     }
 }
@@ -1007,19 +1016,7 @@ fn undescribed(listed: &Listed, err: &DiscoveryError) -> Draft {
     } else {
         row.usd_per_hour = Some(Decimal::ZERO);
     }
-    Draft {
-        row,
-        created: listed.created,
-        modified: listed.modified,
-        per_use_usd_per_second: None,
-        per_use_unpriced: None,
-        instance: None,
-        instance_from: None,
-        shares_variant_metrics: false,
-        new_fleet_serving: false,
-        standing: None,
-        instance_usd_per_hour: None,
-    }
+    Draft::bare(row, listed.created, listed.modified)
 }
 
 /// Whether CloudWatch is asked for the row's calls: not for an endpoint that could
