@@ -905,6 +905,31 @@ fn described_variant_at(
     [endpoint, config]
 }
 
+/// An account of one asynchronous endpoint, `name`, serving `variant` (`current`
+/// instances now; `None`: as configured), ml.g5.xlarge async inference at $1.41/h,
+/// and no CloudWatch datapoint: SageMaker publishes no `Invocations` for it.
+fn async_g5_account(
+    name: &'static str,
+    variant: fn() -> ProductionVariant,
+    current: Option<i32>,
+) -> Account {
+    let [a, b] = described_variant_at(name, variant, true, current);
+    Account {
+        prices: std::sync::Arc::new(OnlyThese(vec![(
+            PriceKey::AsyncInference {
+                region: "us-east-1".into(),
+                instance_type: "ml.g5.xlarge".into(),
+            },
+            Decimal::new(141, 2),
+        )])),
+        ..account(
+            &[&listed_alone(name), &a, &b],
+            &[&metrics_of_variant_0(&[], &[])],
+            &[],
+        )
+    }
+}
+
 /// GetMetricData answering `i0` and `l0` with the values given (none: no datapoint).
 fn metrics_of_variant_0(invocations: &'static [f64], latency_us: &'static [f64]) -> Rule {
     use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
@@ -931,8 +956,7 @@ fn metrics_of_variant_0(invocations: &'static [f64], latency_us: &'static [f64])
 async fn an_asynchronous_endpoint_is_never_idle_for_want_of_invocations_it_has_no_metric_for() {
     // SageMaker publishes no `Invocations` for asynchronous endpoints: CloudWatch
     // has no datapoint however busy the endpoint is (say 10,000 calls a day).
-    let list = listed_alone("batchy");
-    let [a, b] = described_variant(
+    let account = async_g5_account(
         "batchy",
         || {
             ProductionVariant::builder()
@@ -942,19 +966,8 @@ async fn an_asynchronous_endpoint_is_never_idle_for_want_of_invocations_it_has_n
                 .initial_instance_count(2)
                 .build()
         },
-        true,
+        None,
     );
-    let metrics = metrics_of_variant_0(&[], &[]);
-    let account = Account {
-        prices: std::sync::Arc::new(OnlyThese(vec![(
-            PriceKey::AsyncInference {
-                region: "us-east-1".into(),
-                instance_type: "ml.g5.xlarge".into(),
-            },
-            Decimal::new(141, 2),
-        )])),
-        ..account(&[&list, &a, &b], &[&metrics], &[])
-    };
     let view = last_day(&account).await;
     let row = &view.rows[0];
     assert_eq!(row.kind, VariantKind::AsyncInstance);
@@ -2033,8 +2046,7 @@ async fn components_of_a_variant_scaled_to_zero_keep_their_rows_and_calls() {
 /// at all, counted in `window_unpriced`, with a note.
 #[tokio::test]
 async fn an_asynchronous_endpoint_scaled_to_zero_has_no_window_cost_of_zero() {
-    let list = listed_alone("queue");
-    let [a, b] = described_variant_at(
+    let account = async_g5_account(
         "queue",
         || {
             ProductionVariant::builder()
@@ -2044,20 +2056,8 @@ async fn an_asynchronous_endpoint_scaled_to_zero_has_no_window_cost_of_zero() {
                 .initial_instance_count(1)
                 .build()
         },
-        true,
         Some(0),
     );
-    let metrics = metrics_of_variant_0(&[], &[]);
-    let account = Account {
-        prices: std::sync::Arc::new(OnlyThese(vec![(
-            PriceKey::AsyncInference {
-                region: "us-east-1".into(),
-                instance_type: "ml.g5.xlarge".into(),
-            },
-            Decimal::new(141, 2),
-        )])),
-        ..account(&[&list, &a, &b], &[&metrics], &[])
-    };
     let view = last_day(&account).await;
     let row = &view.rows[0];
     assert_eq!(row.kind, VariantKind::AsyncInstance);
