@@ -1820,9 +1820,7 @@ async fn backing_off(way_in: WayIn) {
     // without jitter): long enough for the test to move the meter's clock;
     // `ended` counts its attempts seen to end.
     let ended = AttemptsEnded::default();
-    let b_config = ended.retrying_once_after_a_second(
-        aws_sdk_sagemakerruntime::config::Builder::from(&fake.sdk_config().await),
-    );
+    let b_config = ended.retrying_once_after_a_second(&fake.sdk_config().await);
     // t = 0: A's request is at the model (held).
     fake.hold();
     let a = tokio::spawn(invoke(&a_client, "rt"));
@@ -1958,9 +1956,7 @@ async fn a_success_cut_off_and_retried_is_off_the_clock_while_backing_off() {
     let b_client = Client::from_parts(
         aws_sdk_sagemakerruntime::Client::from_conf(
             ended
-                .retrying_once_after_a_second(aws_sdk_sagemakerruntime::config::Builder::from(
-                    &fake.sdk_config().await,
-                ))
+                .retrying_once_after_a_second(&fake.sdk_config().await)
                 .endpoint_url(format!("http://{addr}"))
                 .build(),
         ),
@@ -2021,9 +2017,7 @@ async fn a_retried_call_is_allocated_its_attempts_stretches_not_its_back_off() {
     let b_client = Client::from_parts(
         aws_sdk_sagemakerruntime::Client::from_conf(
             ended
-                .retrying_once_after_a_second(aws_sdk_sagemakerruntime::config::Builder::from(
-                    &fake.sdk_config().await,
-                ))
+                .retrying_once_after_a_second(&fake.sdk_config().await)
                 .timeout_config(
                     TimeoutConfig::builder()
                         .operation_attempt_timeout(Duration::from_millis(500))

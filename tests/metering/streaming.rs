@@ -839,11 +839,7 @@ async fn a_stream_retried_after_a_refusal_is_off_the_sharing_clock_while_backing
     let conf = h.fake.sdk_config().await;
     let b_client = Client::from_parts(
         aws_sdk_sagemakerruntime::Client::from_conf(
-            ended
-                .retrying_once_after_a_second(aws_sdk_sagemakerruntime::config::Builder::from(
-                    &conf,
-                ))
-                .build(),
+            ended.retrying_once_after_a_second(&conf).build(),
         ),
         h.client.meter().clone(),
     );

@@ -294,14 +294,14 @@ pub async fn call(client: &sagemeter::Client, endpoint: &str) -> sagemeter::Cost
 pub struct AttemptsEnded(std::sync::Arc<std::sync::atomic::AtomicU32>);
 
 impl AttemptsEnded {
-    /// `config`, retrying a failed attempt once, after 1 s of real time (without
-    /// jitter: long enough for a test to move the meter's clock meanwhile), with
-    /// this counting the attempts seen to end.
+    /// An SDK client configuration from `config`, retrying a failed attempt once,
+    /// after 1 s of real time (without jitter: long enough for a test to move the
+    /// meter's clock meanwhile), with this counting the attempts seen to end.
     pub fn retrying_once_after_a_second(
         &self,
-        config: aws_sdk_sagemakerruntime::config::Builder,
+        config: &aws_types::SdkConfig,
     ) -> aws_sdk_sagemakerruntime::config::Builder {
-        config
+        aws_sdk_sagemakerruntime::config::Builder::from(config)
             .retry_config(
                 aws_config::retry::RetryConfig::standard()
                     .with_max_attempts(2)
