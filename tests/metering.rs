@@ -17,6 +17,7 @@ mod metering {
     mod interceptor_async;
     mod metrics;
     mod privacy;
+    mod props;
     mod regions;
     mod scale_to_zero;
     mod streaming;
