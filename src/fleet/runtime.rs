@@ -196,6 +196,26 @@ fn passes(spent: i128, limit: i128, percent: u32) -> bool {
     spent.saturating_mul(100) >= limit.saturating_mul(i128::from(percent))
 }
 
+/// A lease with less than this left (ms) is renewed by the flush, whether or
+/// not the flush has anything else to write to its item: half of `ttl`, and
+/// never less than three flush intervals.
+///
+/// This process stops spending a lease one interval before its written end
+/// ([`Fleet::local_until`]), and the flushes come one interval apart. A flush
+/// at `t` that leaves a lease alone finds at least `3 × flush` left, so the
+/// lease holds here until at least `t + 2 × flush`: the next flush (due at
+/// `t + flush`) has a whole interval more to be sent late (one that overran
+/// delays it), and to have its renewal answered, before the lease would lapse
+/// here while the table still holds it for this process. Half of `ttl` alone
+/// was not enough when `ttl` is under four intervals (10 s flushes, a 25 s
+/// lease: left alone at 10 s with 15 s left, it lapsed here from 15 s to the
+/// next renewal at 20 s). With `ttl` at three intervals or less, every flush
+/// renews it (the configuration keeps `ttl` above two: a renewal at `t` holds
+/// here until after the next at `t + flush`).
+fn renew_within(ttl: Duration, flush: Duration) -> i64 {
+    (millis(ttl) / 2).max(millis(flush.saturating_mul(3)))
+}
+
 /// The partition key of the whole fleet's items.
 const FLEET_PK: &str = "scope#fleet";
 
@@ -1073,6 +1093,7 @@ impl Fleet {
         let now = shared.time.now();
         let now_ms = epoch_ms(now);
         let ttl_ms = millis(shared.config.lease_ttl);
+        let renew_within = renew_within(shared.config.lease_ttl, shared.config.flush_every);
         let loads = self.loads(now, now_ms);
         let writes = {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -1112,7 +1133,7 @@ impl Fleet {
                     let renew = item
                         .lease
                         .as_ref()
-                        .is_some_and(|l| l.until_ms.saturating_sub(now_ms) < ttl_ms / 2);
+                        .is_some_and(|l| l.until_ms.saturating_sub(now_ms) < renew_within);
                     let load = if *sk == day_sk {
                         loads.remove(pk.as_str())
                     } else {
@@ -2219,6 +2240,180 @@ mod tests {
             SharedTimeSource::default(),
         );
         (fleet, budgets)
+    }
+
+    use aws_sdk_dynamodb::operation::update_item::{
+        UpdateItemError, UpdateItemInput, UpdateItemOutput,
+    };
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_mocks::MockResponse;
+
+    /// What the scripted table answers to an `UpdateItem`.
+    type Answer = MockResponse<UpdateItemOutput, UpdateItemError>;
+
+    /// The value of the expression attribute name `#name` of a request.
+    fn named<'a>(input: &'a UpdateItemInput, name: &str) -> Option<&'a str> {
+        input
+            .expression_attribute_names()
+            .and_then(|names| names.get(name))
+            .map(String::as_str)
+    }
+
+    /// An answer holding `attributes` (figures in pico-USD).
+    fn attributes(attributes: &[(&str, i128)]) -> Answer {
+        MockResponse::Output(
+            UpdateItemOutput::builder()
+                .set_attributes(Some(
+                    attributes
+                        .iter()
+                        .map(|(name, n)| ((*name).to_owned(), AttributeValue::N(n.to_string())))
+                        .collect(),
+                ))
+                .build(),
+        )
+    }
+
+    /// A fleet of `budgets` on a table whose every `UpdateItem` is answered by
+    /// `answer` (the SDK retrying none), on a clock that moves only when the
+    /// test moves it, from `start`. Its flush loop is never started: the test
+    /// flushes.
+    fn scripted_fleet(
+        config: FleetConfig,
+        budgets: Vec<Budget>,
+        start: DateTime<Utc>,
+        answer: impl Fn(&UpdateItemInput) -> Answer + Send + Sync + 'static,
+    ) -> (Fleet, Arc<Budgets>, ManualTimeSource) {
+        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client};
+        let rule = aws_smithy_mocks::mock!(aws_sdk_dynamodb::Client::update_item)
+            .then_compute_response(answer);
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .http_client(create_mock_http_client())
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&rule),
+            )
+            .build();
+        let budgets = Arc::new(Budgets::new(budgets, true));
+        let sdk_config = aws_types::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let clock = ManualTimeSource::new(start.into());
+        let fleet = Fleet::new(
+            config.dynamodb_client(aws_sdk_dynamodb::Client::from_conf(conf)),
+            &sdk_config,
+            budgets.clone(),
+            Totals::default(),
+            SharedTimeSource::new(clock.clone()),
+        );
+        // Taken for running: a receipt starts no flush loop.
+        fleet.shared.started.store(true, Ordering::SeqCst);
+        (fleet, budgets, clock)
+    }
+
+    /// A receipt of `usd` for a call to `endpoint` at `at`, in the fleet's sums.
+    fn record(fleet: &Fleet, endpoint: &str, usd: &str, at: DateTime<Utc>) {
+        fleet.record(
+            endpoint,
+            None,
+            &BTreeMap::new(),
+            dec(usd),
+            at.into(),
+            None,
+            true,
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lease_is_renewed_in_time_when_lease_ttl_is_under_four_flush_intervals() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let at = |s: i64| t0 + chrono::TimeDelta::seconds(s);
+        // Every lease request and every write of a lease's use is answered as
+        // the table holds the lease: $0.05 (5 % of $1) granted to this process.
+        // Each write's `lease_until` is noted, in seconds after t0.
+        let renewals = Arc::new(Mutex::new(Vec::new()));
+        let (fleet, budgets, clock) = {
+            let renewals = renewals.clone();
+            scripted_fleet(
+                FleetConfig::dynamodb("scripted")
+                    .flush_every(Duration::from_secs(10))
+                    .lease_ttl(Duration::from_secs(25)),
+                vec![dollar_a_day()],
+                t0,
+                move |input| {
+                    let Some(granted) = named(input, "#granted") else {
+                        return attributes(&[]);
+                    };
+                    if input
+                        .update_expression()
+                        .is_some_and(|e| e.starts_with("ADD"))
+                        && let Some(AttributeValue::N(until)) = input
+                            .expression_attribute_values()
+                            .and_then(|v| v.get(":until"))
+                    {
+                        let until_ms: i64 = until.parse().unwrap();
+                        renewals
+                            .lock()
+                            .unwrap()
+                            .push((until_ms - t0.timestamp_millis()) / 1000);
+                    }
+                    attributes(&[(granted, 50_000_000_000)])
+                },
+            )
+        };
+        let none = BTreeMap::new();
+        // t = 0: a $0.01 call leases $0.05 (until 25 s; spent here until 15 s,
+        // a flush interval before) and spends $0.01 of it; the flush writes it.
+        let Err(Refusal::Short(wants, _)) = budgets.reserve("chat", &none, t0) else {
+            panic!("nothing is leased yet: the call is short");
+        };
+        let call = fleet
+            .lease(wants, || budgets.reserve("chat", &none, t0))
+            .await
+            .unwrap();
+        call.settle(&none, dec("0.01"), true, t0);
+        record(&fleet, "chat", "0.01", t0);
+        assert!(fleet.flush().await);
+        // t = 10 s: nothing to write, 15 s left of the lease. Left alone, it
+        // would be spent here only until 15 s, and the next renewal (the flush
+        // at 20 s) would come 5 s after: renewed now, until 10 + 25 = 35 s.
+        clock.set_time(at(10).into());
+        assert!(fleet.flush().await);
+        // t = 16 s: the $0.04 left of the lease is this process's to spend,
+        // four calls of $0.01 with no new lease; a fifth is short of one.
+        let held: Vec<_> = (0..4)
+            .map(|i| {
+                budgets
+                    .reserve("chat", &none, at(16))
+                    .unwrap_or_else(|_| panic!("call {i} within the lease"))
+            })
+            .collect();
+        assert!(matches!(
+            budgets.reserve("chat", &none, at(16)),
+            Err(Refusal::Short(..))
+        ));
+        drop(held);
+        assert_eq!(*renewals.lock().unwrap(), [25, 35]);
+    }
+
+    #[test]
+    fn a_lease_is_renewed_when_half_its_ttl_or_three_flush_intervals_are_left() {
+        let s = Duration::from_secs;
+        // The default 30 s lease and 250 ms flushes: at half, 15 s.
+        assert_eq!(renew_within(s(30), Duration::from_millis(250)), 15_000);
+        // 10 s flushes: three intervals, 30 s, more than half of 25 s or 60 s.
+        assert_eq!(renew_within(s(25), s(10)), 30_000);
+        assert_eq!(renew_within(s(60), s(10)), 30_000);
+        // Half of 70 s, 35 s, is more than three intervals.
+        assert_eq!(renew_within(s(70), s(10)), 35_000);
     }
 
     /// $1 a day on the whole client, each call estimated at $0.01.
