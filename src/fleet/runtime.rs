@@ -1268,13 +1268,7 @@ impl Fleet {
                             ));
                         }
                         item.known = spent;
-                        // A budget counts what it was charged for calls not fully
-                        // priced, as each process's own budget does.
-                        passed.push((
-                            write.pk.clone(),
-                            write.sk.clone(),
-                            spent.saturating_add(unpriced),
-                        ));
+                        passed.push((write.pk.clone(), write.sk.clone(), spent, unpriced));
                         if let (Some((endpoint, load)), Some(others)) = (&write.load, others_load) {
                             loaded.push((endpoint.clone(), load.milli, others));
                         }
@@ -1286,11 +1280,7 @@ impl Fleet {
                         // Its thresholds were not checked when it was applied (the
                         // answer was lost): checked now, on the item as it is.
                         if let Some((spent, unpriced)) = spent {
-                            passed.push((
-                                write.pk.clone(),
-                                write.sk.clone(),
-                                spent.saturating_add(unpriced),
-                            ));
+                            passed.push((write.pk.clone(), write.sk.clone(), spent, unpriced));
                         }
                         for ((variant, ms), stretch) in &write.delta.rates {
                             let known = item.accrual.entry(variant.clone()).or_default();
@@ -1404,8 +1394,8 @@ impl Fleet {
                 state.published.insert(endpoint, published);
             }
         }
-        for (pk, sk, spent) in passed {
-            self.raise_alerts(&pk, &sk, spent).await;
+        for (pk, sk, spent, unpriced) in passed {
+            self.raise_alerts(&pk, &sk, spent, unpriced).await;
         }
         // Leases of periods that have ended are of no more use: their unused part
         // goes back (a failure is retried at the next flush).
@@ -1487,9 +1477,14 @@ impl Fleet {
         DateTime::<Utc>::from_timestamp_millis(until_ms.saturating_sub(margin)).unwrap_or_default()
     }
 
-    /// Alerts of the budgets kept in (`pk`, `sk`) that `spent` passes: each marked
-    /// in the table by a conditional write, raised by the process that marked it.
-    async fn raise_alerts(&self, pk: &str, sk: &str, spent: i128) {
+    /// Alerts of the budgets kept in (`pk`, `sk`) that the item's figures pass:
+    /// each marked in the table by a conditional write, raised by the process
+    /// that marked it. `spent` is the receipts' sum, `unpriced` what the item's
+    /// enforced budget was charged beyond them for calls not fully priced: an
+    /// enforced budget counts both, an alerting one the receipts only, as each
+    /// process's own budgets do (the charge is the enforced budget's floor, not
+    /// spend an alerting budget of the scope was ever charged).
+    async fn raise_alerts(&self, pk: &str, sk: &str, spent: i128, unpriced: i128) {
         let shared = &self.shared;
         let Some((period, start, "")) = keys::period_of_sk(sk) else {
             return;
@@ -1500,6 +1495,10 @@ impl Fleet {
             }
             let Some(limit) = to_pico(budget.limit_usd()) else {
                 continue;
+            };
+            let spent = match budget.mode() {
+                BudgetMode::Enforce => spent.saturating_add(unpriced),
+                BudgetMode::Alert => spent,
             };
             // Marked per budget: another budget of the scope and period (another
             // limit, or an alerting one beside an enforced one) has its own.
@@ -2402,6 +2401,79 @@ mod tests {
         ));
         drop(held);
         assert_eq!(*renewals.lock().unwrap(), [25, 35]);
+    }
+
+    #[tokio::test]
+    async fn an_alerting_budget_counts_the_receipts_not_an_enforced_budgets_unpriced_charge() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let pico = |usd: i128| usd * 1_000_000_000_000;
+        // The endpoint's item of the day as the table returns it: the receipts'
+        // sum and the enforced budget's charge beyond them.
+        let item = Arc::new(Mutex::new((0i128, 0i128)));
+        let raised = Arc::new(Mutex::new(Vec::new()));
+        let watch = |budget: Budget| {
+            let raised = raised.clone();
+            budget.on_alert(move |a| {
+                raised
+                    .lock()
+                    .unwrap()
+                    .push((a.limit_usd, a.threshold_percent, a.spent_usd))
+            })
+        };
+        let chat = || BudgetScope::endpoint("chat");
+        // An alerting $20 and an enforced $25 a day on one endpoint.
+        let budgets = vec![
+            watch(Budget::alert(chat(), BudgetPeriod::Day, dec("20")).unwrap()),
+            watch(
+                Budget::enforce(chat(), BudgetPeriod::Day, dec("25"))
+                    .unwrap()
+                    .estimate(Estimate::Fixed { usd: dec("0.10") })
+                    .unwrap(),
+            ),
+        ];
+        let (fleet, _, _) = {
+            let item = item.clone();
+            scripted_fleet(
+                FleetConfig::dynamodb("scripted"),
+                budgets,
+                t0,
+                move |input| {
+                    let pk = input.key().and_then(|k| k.get("pk"));
+                    let endpoint =
+                        matches!(pk, Some(AttributeValue::S(pk)) if pk == "scope#endpoint:chat");
+                    match (named(input, "#mark"), endpoint) {
+                        // Every threshold's mark is this process's.
+                        (Some(_), _) => attributes(&[]),
+                        (None, true) => {
+                            let (spent, unpriced) = *item.lock().unwrap();
+                            attributes(&[(table::SPENT, spent), (table::UNPRICED, unpriced)])
+                        }
+                        (None, false) => attributes(&[]),
+                    }
+                },
+            )
+        };
+        // 100 calls whose compute could not be priced: receipts of $0.02 each,
+        // 100 × 0.02 = $2; the enforced budget counts each at its $0.10
+        // estimate, charged 100 × (0.10 − 0.02) = $8 beyond the receipts.
+        *item.lock().unwrap() = (pico(2), pico(8));
+        record(&fleet, "chat", "2", t0);
+        assert!(fleet.flush().await);
+        // The enforced budget: 2 + 8 = $10 of $25, 40 %: no threshold. The
+        // alerting one: $2 of $20, 10 %: none either (as without the fleet,
+        // where it counts the receipts only), not $10, 50 %.
+        assert_eq!(*raised.lock().unwrap(), []);
+        // The receipts reach $10: the alerting budget is at 10 / 20 = 50 %; the
+        // enforced one at 10 + 8 = $18 of $25, 72 %: past 50 %, short of 80 %
+        // ($20).
+        *item.lock().unwrap() = (pico(10), pico(8));
+        record(&fleet, "chat", "8", t0);
+        assert!(fleet.flush().await);
+        assert_eq!(
+            *raised.lock().unwrap(),
+            [(dec("20"), 50, dec("10")), (dec("25"), 50, dec("18"))]
+        );
     }
 
     #[test]
