@@ -221,11 +221,13 @@ pub struct BudgetAlert {
     pub limit_usd: Decimal,
     /// Spent in this period, in USD.
     pub spent_usd: Decimal,
-    /// Raised by this process from its own spend alone, because its fleet's
+    /// Raised by this process without the fleet's mark, so other processes may
+    /// raise the same threshold: from its own spend alone, because its fleet's
     /// table could not be written (missing, access denied, or unanswered for
-    /// several flushes): `spent_usd` is this process's, the fleet's may be more,
-    /// and other processes may raise the same threshold. False for an alert of
-    /// the fleet's spend, and for a budget without a fleet.
+    /// several flushes; `spent_usd` is this process's, the fleet's may be
+    /// more), or at shutdown, from the fleet's spend it read, because the
+    /// threshold's mark could not be written by then. False for an alert the
+    /// fleet marked, and for a budget without a fleet.
     #[serde(default)]
     pub process_local: bool,
 }

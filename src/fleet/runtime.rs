@@ -287,6 +287,8 @@ struct State {
     period_sks: Vec<(BudgetPeriod, DateTime<Utc>, String)>,
     /// Alert thresholds passed, per (budget, period start): bit i for the i-th.
     alerted: FastMap<(usize, DateTime<Utc>), u32>,
+    /// Thresholds passed whose marks could not be written yet.
+    unmarked: Vec<PendingMark>,
     /// The load last published per endpoint (thousandths of a call in flight),
     /// when not 0: an endpoint not here last published 0, or nothing.
     published: FastMap<String, u64>,
@@ -364,6 +366,39 @@ struct Lease {
     used_written: i128,
     /// `lease_until:<process>` as last written.
     until_ms: i64,
+}
+
+/// A threshold passed whose mark in the table was not written (throttled, no
+/// answer): tried again until it is, its alert raised then.
+struct PendingMark {
+    pk: String,
+    sk: String,
+    /// The budget's place in the client's order.
+    budget: usize,
+    /// The start of the period the threshold was passed in.
+    start: DateTime<Utc>,
+    /// The threshold's place in [`ALERT_THRESHOLDS`].
+    bit: usize,
+    /// The budget's spend (pico-USD) read back when the threshold was passed.
+    spent: i128,
+}
+
+impl PendingMark {
+    fn is_of(&self, other: &PendingMark) -> bool {
+        self.budget == other.budget && self.start == other.start && self.bit == other.bit
+    }
+
+    fn alert(&self, budget: &Budget, percent: u32, process_local: bool) -> BudgetAlert {
+        BudgetAlert {
+            scope: budget.scope().clone(),
+            period: budget.period(),
+            period_start: self.start,
+            threshold_percent: percent,
+            limit_usd: budget.limit_usd(),
+            spent_usd: from_pico(self.spent),
+            process_local,
+        }
+    }
 }
 
 /// A scope's spend in one period, as this process sees it.
@@ -1173,6 +1208,7 @@ impl Fleet {
             writes
         };
         if writes.is_empty() {
+            self.retry_marks().await;
             self.forget_past(now);
             return true;
         }
@@ -1394,6 +1430,9 @@ impl Fleet {
                 state.published.insert(endpoint, published);
             }
         }
+        // Marks that failed before first: a threshold the writes pass again is
+        // then marked already, not tried twice.
+        self.retry_marks().await;
         for (pk, sk, spent, unpriced) in passed {
             self.raise_alerts(&pk, &sk, spent, unpriced).await;
         }
@@ -1500,43 +1539,155 @@ impl Fleet {
                 BudgetMode::Enforce => spent.saturating_add(unpriced),
                 BudgetMode::Alert => spent,
             };
-            // Marked per budget: another budget of the scope and period (another
-            // limit, or an alerting one beside an enforced one) has its own.
-            let mark = table::alert_mark(budget.mode(), limit);
             for (bit, percent) in ALERT_THRESHOLDS.iter().enumerate() {
-                let done = {
-                    let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                    state.alerted.get(&(i, start)).copied().unwrap_or(0) & (1 << bit) != 0
-                };
-                if done || !passes(spent, limit, *percent) {
+                if self.alerted(i, start, bit) || !passes(spent, limit, *percent) {
                     continue;
                 }
-                let marked = shared
-                    .table
-                    .mark_alert(pk, sk, &mark, *percent, &shared.process)
-                    .await;
-                match self.counted(marked) {
-                    Ok(marked) => {
-                        self.answered(MARKING);
-                        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                        *state.alerted.entry((i, start)).or_default() |= 1 << bit;
-                        drop(state);
-                        // Not twice in this process: it may have raised it from
-                        // its own spend while the table could not be written.
-                        if marked && !shared.budgets.note_fleet_alert(i, start, bit) {
-                            budget.raise(&BudgetAlert {
-                                scope: budget.scope().clone(),
-                                period,
-                                period_start: start,
-                                threshold_percent: *percent,
-                                limit_usd: budget.limit_usd(),
-                                spent_usd: from_pico(spent),
-                                process_local: false,
-                            });
-                        }
-                    }
-                    Err(err) => self.warn(&err, MARKING),
+                let mark = PendingMark {
+                    pk: pk.to_owned(),
+                    sk: sk.to_owned(),
+                    budget: i,
+                    start,
+                    bit,
+                    spent,
+                };
+                if let Err(err) = self.mark(&mark).await {
+                    self.warn(&err, MARKING);
+                    self.keep_mark(mark);
                 }
+            }
+        }
+    }
+
+    /// Whether this process knows threshold `bit` of the budget at `index` in
+    /// the period starting at `start` to be marked in the table.
+    fn alerted(&self, index: usize, start: DateTime<Utc>, bit: usize) -> bool {
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.alerted.get(&(index, start)).copied().unwrap_or(0) & (1 << bit) != 0
+    }
+
+    /// Marks `mark`'s threshold in the table, and raises its alert if this
+    /// process's write marked it. Marked per budget: another budget of the
+    /// scope and period (another limit, or an alerting one beside an enforced
+    /// one) has its own.
+    async fn mark(&self, mark: &PendingMark) -> std::result::Result<(), TableError> {
+        let shared = &self.shared;
+        let Some((budget, _)) = shared.specs.get(mark.budget) else {
+            return Ok(());
+        };
+        let (Some(limit), Some(percent)) = (
+            to_pico(budget.limit_usd()),
+            ALERT_THRESHOLDS.get(mark.bit).copied(),
+        ) else {
+            return Ok(());
+        };
+        let name = table::alert_mark(budget.mode(), limit);
+        let marked = self.counted(
+            shared
+                .table
+                .mark_alert(&mark.pk, &mark.sk, &name, percent, &shared.process)
+                .await,
+        )?;
+        self.answered(MARKING);
+        {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            *state.alerted.entry((mark.budget, mark.start)).or_default() |= 1 << mark.bit;
+        }
+        // Not twice in this process: it may have raised it from its own spend
+        // while the table could not be written.
+        if marked
+            && !shared
+                .budgets
+                .note_fleet_alert(mark.budget, mark.start, mark.bit)
+        {
+            budget.raise(&mark.alert(budget, percent, false));
+        }
+        Ok(())
+    }
+
+    /// Keeps a mark that could not be written, to be tried again at each flush
+    /// and at shutdown (once per threshold, with the latest figure).
+    fn keep_mark(&self, mark: PendingMark) {
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        match state.unmarked.iter_mut().find(|m| m.is_of(&mark)) {
+            Some(kept) => kept.spent = kept.spent.max(mark.spent),
+            None => state.unmarked.push(mark),
+        }
+    }
+
+    /// Tries again the marks that could not be written: a threshold passed
+    /// once is marked (and its alert raised) though no later flush writes its
+    /// item again. Those that fail again are kept; once the table is
+    /// unreachable, the rest are left for the next time.
+    async fn retry_marks(&self) {
+        let marks = {
+            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut state.unmarked)
+        };
+        let mut marks = marks.into_iter();
+        for mark in marks.by_ref() {
+            if self.alerted(mark.budget, mark.start, mark.bit) {
+                continue; // marked since, by a later write of its item
+            }
+            if let Err(err) = self.mark(&mark).await {
+                self.warn(&err, MARKING);
+                let unreachable = err.kind == Failure::Unreachable;
+                self.keep_mark(mark);
+                if unreachable {
+                    break;
+                }
+            }
+        }
+        for mark in marks {
+            self.keep_mark(mark);
+        }
+    }
+
+    /// Whether some threshold passed could not be marked yet.
+    fn marks_unwritten(&self) -> bool {
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        !state.unmarked.is_empty()
+    }
+
+    /// At shutdown: tries the marks not written yet until `deadline`, then
+    /// raises the alerts of those still not written from this process, marked
+    /// [`process_local`](BudgetAlert::process_local) (no process of the fleet
+    /// may ever write the item again this period: the alert would be lost for
+    /// the whole fleet; another process that writes it may raise it too).
+    async fn last_marks(&self, deadline: tokio::time::Instant) {
+        let shared = &self.shared;
+        while self.marks_unwritten() && tokio::time::Instant::now() < deadline {
+            if tokio::time::timeout_at(deadline, self.retry_marks())
+                .await
+                .is_err()
+            {
+                break;
+            }
+            if self.marks_unwritten() {
+                let next = tokio::time::Instant::now() + Duration::from_millis(200);
+                tokio::time::sleep_until(next.min(deadline)).await;
+            }
+        }
+        let left = {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut state.unmarked)
+        };
+        for mark in left {
+            let Some((budget, _)) = shared.specs.get(mark.budget) else {
+                continue;
+            };
+            let Some(percent) = ALERT_THRESHOLDS.get(mark.bit).copied() else {
+                continue;
+            };
+            tracing::warn!(target: "sagemeter::fleet", table = %shared.table.name,
+                scope = %budget.scope(), threshold_percent = percent,
+                "a budget alert could not be marked in the fleet table by shutdown; \
+                 raised by this process alone, and another process of the fleet may raise it too");
+            if !shared
+                .budgets
+                .note_fleet_alert(mark.budget, mark.start, mark.bit)
+            {
+                budget.raise(&mark.alert(budget, percent, true));
             }
         }
     }
@@ -1605,6 +1756,7 @@ impl Fleet {
         // Marks of periods that began more than a month ago are done with.
         let month_ago = now - chrono::TimeDelta::days(32);
         state.alerted.retain(|(_, start), _| *start > month_ago);
+        state.unmarked.retain(|mark| mark.start > month_ago);
     }
 
     /// Leases what a call short of its process's leases needs, and reserves the
@@ -1979,10 +2131,12 @@ impl Fleet {
                 self.stats().unwritten_items,
                 shared.table.name
             ));
-            return problems;
+        } else {
+            problems.extend(self.give_back(None, deadline).await);
+            self.unmark(deadline).await;
         }
-        problems.extend(self.give_back(None, deadline).await);
-        self.unmark(deadline).await;
+        // Last: the leases matter more to the fleet than a mark.
+        self.last_marks(deadline).await;
         problems
     }
 
@@ -2273,6 +2427,23 @@ mod tests {
         )
     }
 
+    /// A throttled request's answer, as DynamoDB gives it.
+    fn throttled() -> Answer {
+        use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
+        let code = "ProvisionedThroughputExceededException";
+        MockResponse::Error(UpdateItemError::ProvisionedThroughputExceededException(
+            ProvisionedThroughputExceededException::builder()
+                .message("throttled (test)")
+                .meta(
+                    aws_smithy_types::error::ErrorMetadata::builder()
+                        .code(code)
+                        .message("throttled (test)")
+                        .build(),
+                )
+                .build(),
+        ))
+    }
+
     /// A fleet of `budgets` on a table whose every `UpdateItem` is answered by
     /// `answer` (the SDK retrying none), on a clock that moves only when the
     /// test moves it, from `start`. Its flush loop is never started: the test
@@ -2474,6 +2645,106 @@ mod tests {
             *raised.lock().unwrap(),
             [(dec("20"), 50, dec("10")), (dec("25"), 50, dec("18"))]
         );
+    }
+
+    /// Alerts as they are raised: (percent, spent, process-local).
+    type Raised = Arc<Mutex<Vec<(u32, Decimal, bool)>>>;
+
+    /// A process of a fleet with an alerting budget of $100 a month on the
+    /// client, on a scripted table: the month's item holds $80.40 after its
+    /// write; the 50 % threshold is marked already (by another process, when
+    /// the fleet passed $50), and the 80 % mark is throttled while `throttle`
+    /// is set. With the alerts it raises.
+    fn alerting_at_80_40(throttle: Arc<AtomicBool>) -> (Fleet, Raised, DateTime<Utc>) {
+        use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 31, 23, 0, 0).unwrap();
+        let raised = Arc::new(Mutex::new(Vec::new()));
+        let budget = {
+            let raised = raised.clone();
+            Budget::alert(BudgetScope::Client, BudgetPeriod::Month, dec("100"))
+                .unwrap()
+                .on_alert(move |a| {
+                    raised
+                        .lock()
+                        .unwrap()
+                        .push((a.threshold_percent, a.spent_usd, a.process_local))
+                })
+        };
+        let (fleet, _, _) = scripted_fleet(
+            FleetConfig::dynamodb("scripted"),
+            vec![budget],
+            t0,
+            move |input| {
+                let percent = input
+                    .expression_attribute_values()
+                    .and_then(|v| v.get(":percent"));
+                let month = matches!(
+                    input.key().and_then(|k| k.get("sk")),
+                    Some(AttributeValue::S(sk)) if sk.starts_with("month#")
+                );
+                match (percent, named(input, "#by")) {
+                    (Some(AttributeValue::N(p)), Some(by)) if p == "50" => {
+                        MockResponse::Error(UpdateItemError::ConditionalCheckFailedException(
+                            ConditionalCheckFailedException::builder()
+                                .set_item(Some(
+                                    [(by.to_owned(), AttributeValue::S("another".to_owned()))]
+                                        .into(),
+                                ))
+                                .build(),
+                        ))
+                    }
+                    (Some(_), _) if throttle.load(Ordering::SeqCst) => throttled(),
+                    (Some(_), _) => attributes(&[]),
+                    // $80.40 in pico-USD.
+                    (None, _) if month => attributes(&[(table::SPENT, 80_400_000_000_000)]),
+                    (None, _) => attributes(&[]),
+                }
+            },
+        );
+        (fleet, raised, t0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_threshold_whose_mark_was_throttled_is_marked_at_the_next_flush_though_nothing_is_written()
+     {
+        let throttle = Arc::new(AtomicBool::new(true));
+        let (fleet, raised, t0) = alerting_at_80_40(throttle.clone());
+        // A call of $0.90 takes the month from $79.50 to $80.40: past 80 % of
+        // $100 ($80). Its mark is throttled: nothing raised yet.
+        record(&fleet, "chat", "0.90", t0);
+        assert!(fleet.flush().await);
+        assert_eq!(*raised.lock().unwrap(), []);
+        // No call since, nothing to write: the next flush marks it all the same,
+        // and this process raises it, at the spend that passed it.
+        throttle.store(false, Ordering::SeqCst);
+        assert!(fleet.flush().await);
+        assert_eq!(*raised.lock().unwrap(), [(80, dec("80.40"), false)]);
+        // Once.
+        assert_eq!(
+            fleet.shutdown(Duration::from_secs(5)).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(raised.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_threshold_whose_mark_is_throttled_until_shutdown_is_raised_by_the_process() {
+        let throttle = Arc::new(AtomicBool::new(true));
+        let (fleet, raised, t0) = alerting_at_80_40(throttle);
+        // The last run of a cron job: $79.50 to $80.40, past 80 % of $100, and
+        // the mark is throttled until the process shuts down.
+        record(&fleet, "chat", "0.90", t0);
+        assert!(fleet.flush().await);
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            fleet.shutdown(Duration::from_secs(5)).await,
+            Vec::<String>::new()
+        );
+        // Tried until shutdown's time was up, then raised from this process (no
+        // other may write the month's item again): said to be its alone.
+        assert_eq!(*raised.lock().unwrap(), [(80, dec("80.40"), true)]);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
     }
 
     #[test]
