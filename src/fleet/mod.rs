@@ -121,7 +121,9 @@
 //! period ends; a settled item 14 days after the settlement. IAM actions used: `dynamodb:UpdateItem` by every process;
 //! `dynamodb:Scan` by `fleet status`; `dynamodb:CreateTable`,
 //! `dynamodb:DescribeTable`, `dynamodb:DescribeTimeToLive` and
-//! `dynamodb:UpdateTimeToLive` by `fleet init`.
+//! `dynamodb:UpdateTimeToLive` by `fleet init`; `dynamodb:DescribeTable` also by
+//! [`check_table`], which `invoke --fleet-table` and `fleet status` run first
+//! (without it the check passes).
 //!
 //! The endpoint (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL`), region and
 //! credentials come from the same AWS config as the rest of the client.
