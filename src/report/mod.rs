@@ -82,7 +82,9 @@
 //! - Derived money (per 1,000 calls or tokens) is rounded to 10⁻¹² USD like the
 //!   receipts; shares to 6 decimal places; sums and percentiles are exact.
 //! - **Overflow**: a sum (cost, input or output tokens) or a cost per 1,000 calls
-//!   or tokens that does not fit (`Decimal`, `u64`) is [`ReportError::Overflow`],
+//!   or tokens that does not fit (`Decimal`: too large, or a sum with more
+//!   digits than its 28 or 29 hold, which is not rounded to fewer places; `u64`)
+//!   is [`ReportError::Overflow`],
 //!   naming the ledger (and the line, when one receipt tipped it over): such
 //!   amounts are no meter's, and a capped or wrapped figure would be wrong.
 //! - **Over time** ([`OverTime`]): the cost per group and time bucket (hours when
@@ -229,9 +231,24 @@ fn overflow(of: &str) -> impl Fn(Overflow) -> ReportError + '_ {
     move |Overflow(what)| ReportError::overflow(format!("the {what} of {of}"))
 }
 
-/// `a + b`, or which sum overflowed.
+/// `a + b` exactly, or which sum overflowed: one too large for a `Decimal`, or
+/// with more digits than it holds (which `checked_add` would round to fewer
+/// places rather than refuse).
 fn sum(a: Decimal, b: Decimal, what: &'static str) -> Result<Decimal, Overflow> {
-    a.checked_add(b).ok_or(Overflow(what))
+    let s = a.checked_add(b).ok_or(Overflow(what))?;
+    let places = s.scale();
+    if places >= a.scale().max(b.scale()) {
+        return Ok(s); // at the inputs' places: nothing rounded
+    }
+    // Fewer places: exact only when the digits beyond them add up to whole
+    // units of the last place kept (each part below one such unit: exact).
+    let (ta, tb) = (a.trunc_with_scale(places), b.trunc_with_scale(places));
+    let rest = (a - ta) + (b - tb);
+    let exact = (rest.round_dp(places) == rest)
+        .then(|| ta.checked_add(tb)?.checked_add(rest))
+        .flatten()
+        .filter(|t| *t == s);
+    exact.ok_or(Overflow(what))
 }
 
 /// `a + b` of counts, or which sum overflowed.
@@ -1941,6 +1958,47 @@ mod tests {
         let report = report_file(&path, &f_only).unwrap();
         assert!(report.accrual_fallbacks.is_empty());
         assert!(!render_table(&report).contains("accrual"));
+    }
+
+    /// A sum with more digits than a `Decimal` holds (at most 2⁹⁶ − 1 =
+    /// 79228162514264337593543950335 as its digits) is refused as one too large,
+    /// never rounded to fewer places; one whose digits fit at fewer places than
+    /// its parts have is exact, and kept.
+    #[test]
+    fn a_sum_with_more_digits_than_a_decimal_holds_is_an_error_not_rounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let by_endpoint = ReportOptions::new(GroupBy::Endpoint);
+
+        // 70000000000000000.000000000000 + 10000000000000000.000000000001 =
+        // 80000000000000000.000000000001: its 29 digits at 12 places,
+        // 80000000000000000000000000001, exceed 2⁹⁶ − 1 (a Decimal would round it
+        // to 80000000000000000.00000000000, a picodollar short).
+        let path = ledger(
+            dir.path(),
+            &[
+                (0, "70000000000000000.000000000000", None, None),
+                (0, "10000000000000000.000000000001", None, None),
+            ],
+        );
+        let (ledgers, line, what) = overflow(report_file(&path, &by_endpoint));
+        assert_eq!((ledgers, line), (vec![path.clone()], Some(4)));
+        assert_eq!(what, "the cost of group `e`");
+
+        // 40000000000000000.000000000001 + 40000000000000000.000000000009 =
+        // 80000000000000000.000000000010: too many digits at 12 places, but
+        // 80000000000000000.00000000001 at 11 (8000000000000000000000000001
+        // tenths of a nanodollar fits), exact.
+        let path = ledger(
+            dir.path(),
+            &[
+                (0, "40000000000000000.000000000001", None, None),
+                (0, "40000000000000000.000000000009", None, None),
+            ],
+        );
+        let report = report_file(&path, &by_endpoint).unwrap();
+        let want: Decimal = "80000000000000000.00000000001".parse().unwrap();
+        assert_eq!(report.groups[0].cost_usd, want);
+        assert_eq!(report.total.cost_usd, want);
     }
 
     /// The overflow of `report`, with its ledgers, line and what overflowed.
