@@ -14,6 +14,8 @@ pub(crate) mod file;
 mod line;
 #[cfg(feature = "parquet")]
 pub mod parquet;
+#[cfg(test)]
+mod props;
 mod reader;
 mod rolling;
 mod writer;
