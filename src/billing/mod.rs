@@ -33,7 +33,7 @@ pub(crate) use receipt::{
 use crate::config_error::ConfigError;
 use crate::endpoint::{EndpointKind, VariantBilling};
 use crate::pricing::{PriceError, PriceKey, PriceOrigin, Provenance, Rate};
-use crate::usage::Usage;
+use crate::usage::{Outcome, Usage};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -148,7 +148,7 @@ impl Allocation {
 #[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageCharges {
-    /// USD per 1,000 calls.
+    /// USD per 1,000 calls answered with HTTP 2XX.
     pub usd_per_1000_calls: Option<Decimal>,
     /// USD per 1,000 input tokens.
     pub usd_per_1000_input_tokens: Option<Decimal>,
@@ -160,7 +160,9 @@ pub struct UsageCharges {
 }
 
 impl UsageCharges {
-    /// A per-inference price, in USD per 1,000 calls.
+    /// A per-inference price, in USD per 1,000 calls: charged for each call that
+    /// got a successful (HTTP 2XX) answer, as AWS Marketplace charges by default,
+    /// not for a model error (see `docs/cost-model.md`).
     pub fn per_1000_calls(mut self, usd: Decimal) -> Self {
         self.usd_per_1000_calls = Some(usd);
         self
@@ -590,18 +592,47 @@ pub(crate) fn data_lines(
     ]
 }
 
+/// Whether a call got a successful (HTTP 2XX) answer from SageMaker: AWS
+/// Marketplace charges one inference for each, by default. An `InvokeEndpoint`
+/// answered (`Outcome::Ok`), an async submission accepted, and a response stream
+/// whose 200 arrived (its `parts` counted from then), even one the model broke
+/// off after it or its caller dropped; not a model error (HTTP 424), nor a call
+/// dropped or timed out before its answer came.
+pub(crate) fn answered_2xx(usage: &Usage) -> bool {
+    usage.outcome == Outcome::Ok || usage.parts.is_some()
+}
+
 /// Per-inference and per-token lines, as configured.
+///
+/// The per-inference fee is one call for a call that got a successful (HTTP 2XX)
+/// answer ([`answered_2xx`]), as AWS Marketplace charges by default; a call that
+/// got none (a model error, a call cancelled before its answer) has the line at
+/// 0 calls, $0, saying why. A container can report another count in its
+/// response's `X-Amzn-Inference-Metering` header; SageMaker's runtime API does
+/// not document passing it on to the caller and the SDK's output has no field
+/// for it, so it is not read: receipts count one per 2XX answer (a known limit).
 pub(crate) fn usage_charge_lines(usage: &Usage, charges: &UsageCharges) -> Vec<CostLine> {
     let thousand = Decimal::from(1000);
     let configured = Provenance::new(PriceOrigin::Override).with_note("configured per endpoint");
     let mut lines = Vec::new();
     if let Some(p) = charges.usd_per_1000_calls {
+        let (calls, provenance) = if answered_2xx(usage) {
+            (Decimal::ONE, configured.clone())
+        } else {
+            (
+                Decimal::ZERO,
+                Provenance::new(PriceOrigin::Override).with_note(
+                    "configured per endpoint; no inference charged: AWS Marketplace charges \
+                     one for each successful (HTTP 2XX) answer, and the call got none",
+                ),
+            )
+        };
         lines.push(priced(
             LineItem::Inference,
-            Decimal::ONE,
+            calls,
             QuantityUnit::Calls,
             p / thousand,
-            &configured,
+            &provenance,
         ));
     }
     let tokens = [

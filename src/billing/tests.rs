@@ -1,6 +1,6 @@
 use super::*;
 use crate::pricing::{PriceKey, PriceOrigin, Provenance};
-use crate::usage::{Operation, TokenUsage};
+use crate::usage::{Operation, Outcome, TokenUsage};
 use rust_decimal_macros_free::dec;
 
 /// `dec("0.23")` without a macro crate.
@@ -182,6 +182,62 @@ fn per_inference_and_per_token_charges_add_lines() {
             (LineItem::OutputTokens, Some(dec("0.000045"))),
         ]
     );
+}
+
+/// AWS Marketplace charges one inference for each successful (HTTP 2XX) answer,
+/// by default: $0.50 per 1,000 calls, 1,000 calls of which 100 were model errors
+/// (HTTP 424) are 900 inferences × $0.50 / 1,000 = $0.45, not $0.50.
+#[test]
+fn the_per_inference_fee_is_charged_only_on_a_successful_answer() {
+    let charges = UsageCharges::default().per_1000_calls(dec("0.50"));
+    let mut total = Decimal::ZERO;
+    for n in 0..1000 {
+        let outcome = if n % 10 == 0 {
+            Outcome::Error
+        } else {
+            Outcome::Ok
+        };
+        let lines = usage_charge_lines(&call(10).with_outcome(outcome), &charges);
+        assert_eq!(lines.len(), 1);
+        let want_calls = if outcome == Outcome::Ok { 1 } else { 0 };
+        assert_eq!(lines[0].quantity, Decimal::from(want_calls), "{outcome:?}");
+        total += lines[0].cost_usd().unwrap();
+    }
+    assert_eq!(total, dec("0.45"));
+    // The model error's line says why it charges nothing.
+    let error = usage_charge_lines(&call(10).with_outcome(Outcome::Error), &charges);
+    match &error[0].price {
+        LinePrice::Priced { provenance, .. } => {
+            let note = provenance.note.as_deref().unwrap_or_default();
+            assert!(note.contains("2XX"), "{note}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A response stream whose 200 arrived got a successful answer, whatever came
+/// after: one inference ($0.50 / 1,000 = $0.0005) when the model broke it off or
+/// its caller dropped it. A stream refused with a 424 before it opened, and an
+/// `InvokeEndpoint` dropped before its answer, got none: $0.
+#[test]
+fn a_stream_that_opened_is_one_inference_however_it_ended() {
+    let charges = UsageCharges::default().per_1000_calls(dec("0.50"));
+    let stream = |outcome: Outcome, opened: bool| {
+        let mut usage = Usage::new(
+            Operation::InvokeEndpointWithResponseStream,
+            Duration::from_millis(10),
+        )
+        .with_outcome(outcome);
+        // A stream's parts are counted from its 200 on.
+        usage.parts = opened.then_some(3);
+        usage_charge_lines(&usage, &charges)[0].cost_usd()
+    };
+    assert_eq!(stream(Outcome::Error, true), Some(dec("0.0005")));
+    assert_eq!(stream(Outcome::Cancelled, true), Some(dec("0.0005")));
+    assert_eq!(stream(Outcome::Ok, true), Some(dec("0.0005")));
+    assert_eq!(stream(Outcome::Error, false), Some(Decimal::ZERO));
+    let dropped = usage_charge_lines(&call(10).with_outcome(Outcome::Cancelled), &charges);
+    assert_eq!(dropped[0].cost_usd(), Some(Decimal::ZERO));
 }
 
 #[test]

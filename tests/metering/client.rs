@@ -1099,6 +1099,40 @@ async fn per_inference_and_per_token_charges_ride_on_top_of_compute() {
     assert_eq!(cost.cost_usd, sum);
 }
 
+/// AWS Marketplace charges one inference for each successful (HTTP 2XX) answer,
+/// by default, not for a model error (HTTP 424), though the model ran (its
+/// compute and data are billed). $0.70 per 1,000 calls: a call answered costs
+/// 0.70 / 1,000 = $0.0007 of fees, a model error $0, at 0 calls.
+#[tokio::test]
+async fn a_model_error_is_charged_no_per_inference_fee() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .usage_charges("rt", UsageCharges::default().per_1000_calls(dec("0.70")))
+        .build()
+        .unwrap();
+    let answered = invoke(&client, "rt").await.unwrap();
+    assert_eq!(
+        line_cost(answered.cost(), LineItem::Inference),
+        dec("0.0007")
+    );
+    fake.fail_invocations(424, "ModelError", "boom");
+    let (_, cost) = invoke_failure(invoke(&client, "rt").await.unwrap_err());
+    let cost = cost.expect("the model ran: the failure has its receipt");
+    assert_eq!(cost.usage.outcome, sagemeter::usage::Outcome::Error);
+    let fee = line(&cost, LineItem::Inference);
+    assert_eq!(fee.quantity, Decimal::ZERO);
+    assert_eq!(fee.cost_usd(), Some(Decimal::ZERO));
+    // The model ran: its instance time is billed.
+    assert!(line_cost(&cost, LineItem::Compute) > Decimal::ZERO);
+    // $0.0007 + $0: the two calls' fees together.
+    let fees: Decimal = [answered.cost(), &cost]
+        .iter()
+        .map(|c| line_cost(c, LineItem::Inference))
+        .sum();
+    assert_eq!(fees, dec("0.0007"));
+}
+
 #[tokio::test]
 async fn builder_rejects_invalid_options_at_build_time() {
     let fake = fake_with_demo_endpoints().await;

@@ -24,7 +24,10 @@
 //!   × the per-second rate; only the attempt that reached the model is billed (a
 //!   throttled one before it is not); a stream is billed from its request to its
 //!   end. Plus the configured $0.50 per 1,000 calls on every receipt of the
-//!   endpoint, a model error's too (the model ran);
+//!   endpoint: one call for a successful (HTTP 2XX) answer, as AWS Marketplace
+//!   charges by default (a stream whose 200 arrived, even one the model broke off
+//!   after it), 0 calls at $0 for a model error (HTTP 424), though the model ran
+//!   and its compute and data are billed;
 //! - **instances, processor sharing** (`rt`, 2 × ml.m5.xlarge at $0.23/h by
 //!   override; `snap`, 1 × ml.g4dn.xlarge at the bundled snapshot's $0.7364/h):
 //!   a call alone is allocated `min(1/m, k/n)` = 1 instance for as long as it is
@@ -382,11 +385,18 @@ fn busy_m5(processed_us: u64) -> Want {
     }
 }
 
-fn per_inference(endpoint: &str) -> Option<Want> {
-    (endpoint == SLS).then(|| Want::Priced {
-        quantity: Decimal::ONE,
-        // $0.50 ÷ 1,000 a call.
-        cost: dec(SLS_USD_PER_1000_CALLS) / Decimal::from(1000),
+/// The per-inference fee: one call for an answer of HTTP 2XX (`answered`), at
+/// $0.50 ÷ 1,000; none, $0, for a model error.
+fn per_inference(endpoint: &str, answered: bool) -> Option<Want> {
+    (endpoint == SLS).then(|| match answered {
+        true => Want::Priced {
+            quantity: Decimal::ONE,
+            cost: dec(SLS_USD_PER_1000_CALLS) / Decimal::from(1000),
+        },
+        false => Want::Priced {
+            quantity: Decimal::ZERO,
+            cost: Decimal::ZERO,
+        },
     })
 }
 
@@ -398,9 +408,11 @@ fn instance_compute(endpoint: &str, held_us: u64) -> Want {
     }
 }
 
-/// A synchronous call's lines: compute, data in and out, the per-inference fee.
+/// A synchronous call's lines: compute, data in and out, the per-inference fee
+/// (charged when the call got an HTTP 2XX answer, `answered`).
 fn call_lines(
     endpoint: &str,
+    answered: bool,
     compute: Want,
     data_in: Want,
     data_out: Want,
@@ -410,7 +422,7 @@ fn call_lines(
         (LineItem::DataIn, data_in),
         (LineItem::DataOut, data_out),
     ];
-    lines.extend(per_inference(endpoint).map(|fee| (LineItem::Inference, fee)));
+    lines.extend(per_inference(endpoint, answered).map(|fee| (LineItem::Inference, fee)));
     lines
 }
 
@@ -441,6 +453,7 @@ fn expected(c: &Call) -> Vec<Expected> {
                 attempts: Some(c.throttles as u32 + 1),
                 lines: call_lines(
                     c.endpoint,
+                    ok,
                     instance_compute(c.endpoint, c.held_us),
                     data(c.body as u64),
                     data(out),
@@ -471,6 +484,8 @@ fn expected(c: &Call) -> Vec<Expected> {
                 attempts: Some(1),
                 lines: call_lines(
                     c.endpoint,
+                    // Its 200 arrived: a successful answer, however it ended.
+                    started,
                     instance_compute(c.endpoint, held_us),
                     data(c.body as u64),
                     data(out),
@@ -495,6 +510,7 @@ fn expected(c: &Call) -> Vec<Expected> {
                 attempts: Some(1),
                 lines: call_lines(
                     c.endpoint,
+                    true,
                     Want::Unpriced,
                     data(c.body as u64),
                     Want::Unpriced,

@@ -1031,6 +1031,46 @@ async fn per_token_and_per_inference_charges_add_up_on_top_of_compute() {
     );
 }
 
+/// AWS Marketplace charges one inference for each successful (HTTP 2XX) answer:
+/// a stream whose 200 arrived got one, even when the model broke it off after
+/// a part; a stream refused with a model error (HTTP 424) before it opened got
+/// none. At $0.70 per 1,000 calls: 0.70 / 1,000 = $0.0007, and $0.
+#[tokio::test]
+async fn a_stream_that_opened_is_one_inference_and_one_refused_before_it_none() {
+    let broken = std::sync::atomic::AtomicBool::new(true);
+    let h = harness(
+        move |_| {
+            if broken.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                Script::new()
+                    .part("data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n")
+                    .model_stream_error("ModelInvocationTimeExceeded")
+            } else {
+                Script::new().model_error()
+            }
+        },
+        |b| b.usage_charges(LLM, UsageCharges::default().per_1000_calls(dec("0.70"))),
+    )
+    .await;
+    let mut response = open(&h.client, LLM).await;
+    while response.body.recv().await.is_ok_and(|e| e.is_some()) {}
+    let cost = response.cost().expect("a receipt at the error");
+    assert_eq!(cost.usage.outcome, Outcome::Error);
+    let fee = line(cost, LineItem::Inference);
+    assert_eq!(
+        (fee.quantity, fee.cost_usd()),
+        (Decimal::ONE, Some(dec("0.0007")))
+    );
+
+    let err = send(&h.client, LLM).await.expect_err("a model error");
+    let cost = err.cost().expect("the model ran: the call is billed");
+    assert_eq!(cost.usage.outcome, Outcome::Error);
+    let fee = line(cost, LineItem::Inference);
+    assert_eq!(
+        (fee.quantity, fee.cost_usd()),
+        (Decimal::ZERO, Some(Decimal::ZERO))
+    );
+}
+
 #[tokio::test]
 async fn usage_charges_alone_price_a_stream_without_any_endpoint_profile() {
     let h = harness(
