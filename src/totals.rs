@@ -14,8 +14,8 @@
 
 use crate::FastMap;
 use crate::billing::{
-    Accrual, AccrualCharge, AccrualSource, AccruedCapacity, AmortizedShare, div_round_dp, hours,
-    mul_round_dp, round_cost,
+    Accrual, AccrualCharge, AccrualSource, AccruedCapacity, AmortizedShare, FS_PER_NANOSECOND,
+    SharedTime, div_round_dp, hours, mul_round_dp, round_cost,
 };
 use crate::pricing::PriceOrigin;
 use rust_decimal::Decimal;
@@ -553,9 +553,6 @@ struct EndpointTotals {
 /// component's slot (never in an endpoint's name).
 pub(crate) const COMPONENT_SEPARATOR: char = '\u{1f}';
 
-/// Femtoseconds (10⁻¹⁵ s) in a nanosecond: the sharing clock counts in fs.
-const FS_PER_NANOSECOND: u128 = 1_000_000;
-
 /// The processor-sharing clock of one endpoint (see
 /// [`Allocation::ProcessorSharing`](crate::billing::Allocation::ProcessorSharing)).
 ///
@@ -785,19 +782,19 @@ impl CallShare {
         self.seat.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Leaves the clock at `now`, if it has not left yet; the instance-hours
-    /// allocated to the call's attempts that used the model, rounded down at 18
-    /// decimal places: the clock's advances over their stretches, an attempt
+    /// Leaves the clock at `now`, if it has not left yet; the instance time
+    /// allocated to the call's attempts that used the model, exact in
+    /// instance-femtoseconds: the clock's advances over their stretches, an attempt
     /// still in flight as it leaves included, an attempt stepped off as not
     /// billed not ([`step_off`](Self::step_off)). With `latest`, the share of
     /// its latest attempt alone, billed or not: a receipt none of whose attempts
     /// was seen using the model bills its latest (see `bill_attempts` in the
     /// client). When the call already left ([`leave_at`](Self::leave_at)), its
     /// share as of then, whatever `now` is.
-    pub(crate) fn end(&self, now: SystemTime, latest: bool) -> Decimal {
+    pub(crate) fn end(&self, now: SystemTime, latest: bool) -> SharedTime {
         let mut seat = self.seat();
         self.leave(&mut seat, MoveTo::Now(now));
-        fs_hours(if latest {
+        SharedTime::from_fs(if latest {
             seat.latest_fs
         } else {
             seat.billed_fs
@@ -893,17 +890,6 @@ impl CallShare {
             inner.clock_stepped_back(before, now);
         }
         changed
-    }
-}
-
-/// Instance-femtoseconds in instance-hours, rounded down at 18 decimal places.
-fn fs_hours(fs: u128) -> Decimal {
-    // An hour is 3.6·10¹⁸ fs: rounded down at 18 places, fs are ⌊fs / 3.6⌋
-    // atto-hours (10⁻¹⁸ h), in integers.
-    let atto_hours = fs.saturating_mul(10) / 36;
-    match i128::try_from(atto_hours) {
-        Ok(n) if n < 1 << 96 => Decimal::from_i128_with_scale(n, 18),
-        _ => Decimal::MAX,
     }
 }
 
@@ -1051,25 +1037,20 @@ impl Totals {
         }
     }
 
-    /// A call's share of instance-hours, `shared_hours`, at most what a call
-    /// alone is allocated over its `latency` (measured on the monotonic clock),
-    /// when the totals check the wall clock against it: a share that took in a
-    /// step forward of the wall clock is not charged for the step. Without the
-    /// check (a manual clock), the share as it is.
-    pub(crate) fn cap_share(&self, shared_hours: Decimal, latency: Duration) -> Decimal {
+    /// A call's share of instance time, `shared`, at most what a call alone is
+    /// allocated over its `latency` (measured on the monotonic clock), when the
+    /// totals check the wall clock against it: a share that took in a step
+    /// forward of the wall clock is not charged for the step. Without the check
+    /// (a manual clock), the share as it is.
+    pub(crate) fn cap_share(&self, shared: SharedTime, latency: Duration) -> SharedTime {
         let inner = self.lock();
         if !inner.monotonic {
-            return shared_hours;
+            return shared;
         }
-        let micros = latency.as_micros();
-        // latency / m in atto-hours (10⁻¹⁸ h), rounded down as shares are:
-        // µs × 10¹⁸ / 3.6·10⁹ = µs × 10¹⁰ / 36.
-        let atto_hours =
-            micros.saturating_mul(10_000_000_000) / 36 / u128::from(inner.per_instance.max(1));
-        match i128::try_from(atto_hours) {
-            Ok(n) if n < 1 << 96 => shared_hours.min(Decimal::from_i128_with_scale(n, 18)),
-            _ => shared_hours,
-        }
+        // latency / m in instance-femtoseconds, rounded down as shares are.
+        let fs = latency.as_nanos().saturating_mul(FS_PER_NANOSECOND)
+            / u128::from(inner.per_instance.max(1));
+        shared.min(SharedTime::from_fs(fs))
     }
 
     /// Calls that would join `clock` join `runs_on`'s instead (an adapter's calls
@@ -1661,7 +1642,7 @@ mod tests {
         let share = totals.call_started_on("e", None, t0);
         // 1 s alone on one instance: 1/3600 h = 0.000277… rounded down at 18 places.
         assert_eq!(
-            share.end(t0 + Duration::from_secs(1), false),
+            share.end(t0 + Duration::from_secs(1), false).hours(),
             "0.000277777777777777".parse::<Decimal>().unwrap()
         );
     }
@@ -1678,11 +1659,11 @@ mod tests {
         let a = totals.call_started_on("e", None, ns(0));
         let b = totals.call_started_on("e", None, ns(1_500));
         assert_eq!(
-            b.end(ns(3_000), false),
+            b.end(ns(3_000), false).hours(),
             "0.000000000208333333".parse::<Decimal>().unwrap()
         );
         assert_eq!(
-            a.end(ns(4_500), false),
+            a.end(ns(4_500), false).hours(),
             "0.000000001041666666".parse::<Decimal>().unwrap()
         );
     }
@@ -1705,11 +1686,11 @@ mod tests {
         b.rejoin(ms(1_500));
         assert_eq!(b.in_flight_at_start, 2);
         assert_eq!(
-            a.end(ms(2_000), false),
+            a.end(ms(2_000), false).hours(),
             "0.000416666666666666".parse::<Decimal>().unwrap()
         );
         assert_eq!(
-            b.end(ms(2_000), false),
+            b.end(ms(2_000), false).hours(),
             "0.000138888888888888".parse::<Decimal>().unwrap()
         );
     }
@@ -1767,17 +1748,17 @@ mod tests {
         b.rejoin(ms(600));
         b.rejoin(ms(700));
         assert_eq!(
-            a.end(ms(1_000), false),
+            a.end(ms(1_000), false).hours(),
             "0.000194444444444444".parse::<Decimal>().unwrap()
         );
         b.leave_at(ms(1_000));
         assert_eq!(
-            b.end(ms(5_000), false),
+            b.end(ms(5_000), false).hours(),
             "0.000055555555555555".parse::<Decimal>().unwrap()
         );
         // Its latest attempt's stretch alone is the same 0.2 s.
         assert_eq!(
-            b.end(ms(5_000), true),
+            b.end(ms(5_000), true).hours(),
             "0.000055555555555555".parse::<Decimal>().unwrap()
         );
     }
@@ -1795,7 +1776,7 @@ mod tests {
         let a = totals.call_started_on("e", None, at(2));
         assert_eq!(a.in_flight_at_start, 1);
         assert_eq!(
-            a.end(at(3), false),
+            a.end(at(3), false).hours(),
             "0.000277777777777777".parse::<Decimal>().unwrap()
         );
         // A rejoin after leaving puts nothing back on the clock.
@@ -1831,7 +1812,7 @@ mod tests {
         // A, on one instance: 5 s alone, then 1 s shared with the other call (½):
         // 5.5 s = 5.5 / 3600 h = 0.0015277… rounded down at 18 places, not 8 s.
         assert_eq!(
-            a.end(at(6), false),
+            a.end(at(6), false).hours(),
             "0.001527777777777777".parse::<Decimal>().unwrap()
         );
     }
@@ -1874,13 +1855,13 @@ mod tests {
         let back = t0 + Duration::from_secs(5);
         let share = totals.call_started_on("e", None, back);
         assert_eq!(
-            share.end(back + Duration::from_secs(1), false),
+            share.end(back + Duration::from_secs(1), false).hours(),
             "0.000277777777777777".parse::<Decimal>().unwrap()
         );
         // A reading a little behind the last event (a call that waited for the
         // lock) adds nothing and takes nothing away.
         let late = totals.call_started_on("e", None, back + Duration::from_millis(900));
-        assert_eq!(late.end(back + Duration::from_secs(2), false), {
+        assert_eq!(late.end(back + Duration::from_secs(2), false).hours(), {
             // Alone from the last event (6 s) to 7 s: 1 s.
             "0.000277777777777777".parse::<Decimal>().unwrap()
         });

@@ -243,6 +243,61 @@ fn div_round_dp_fast(a: Decimal, b: Decimal, dp: u32) -> Option<Decimal> {
     Some(decimal(rounded, dp))
 }
 
+/// `a × b` in 256 bits, as its high and low 128 bits.
+fn mul_wide(a: u128, b: u128) -> (u128, u128) {
+    const LOW: u128 = u64::MAX as u128;
+    let (a1, a0) = (a >> 64, a & LOW);
+    let (b1, b0) = (b >> 64, b & LOW);
+    let (p00, p01, p10, p11) = (a0 * b0, a0 * b1, a1 * b0, a1 * b1);
+    let mid = (p00 >> 64) + (p01 & LOW) + (p10 & LOW);
+    let low = (p00 & LOW) | (mid << 64);
+    let high = p11 + (p01 >> 64) + (p10 >> 64) + (mid >> 64);
+    (high, low)
+}
+
+/// `⌊a × b ÷ d⌋`, exactly (the product in 256 bits); `None` when `d` is 0 or the
+/// quotient is 2¹²⁸ or more.
+pub(crate) fn mul_div_floor(a: u128, b: u128, d: u128) -> Option<u128> {
+    if d == 0 {
+        return None;
+    }
+    if let Some(p) = a.checked_mul(b) {
+        return Some(p / d);
+    }
+    let (high, low) = mul_wide(a, b);
+    if high >= d {
+        return None;
+    }
+    // Long division, a bit at a time: the remainder stays below `d`.
+    let (mut r, mut q) = (high, 0u128);
+    for i in (0..128).rev() {
+        let carry = r >> 127;
+        r = (r << 1) | ((low >> i) & 1);
+        q <<= 1;
+        if carry == 1 || r >= d {
+            r = r.wrapping_sub(d);
+            q |= 1;
+        }
+    }
+    Some(q)
+}
+
+/// `usd_per_hour × fs ÷ 3.6·10¹⁸` (an hourly rate for `fs` femtoseconds),
+/// rounded down once to whole pico-dollars, at 12 places: exact, where pricing
+/// the hours rounded first could come out a pico-dollar low. `None` when the
+/// cost is more than a decimal holds, or the rate is negative.
+pub(crate) fn hourly_fs_cost_down(usd_per_hour: Decimal, fs: u128) -> Option<Decimal> {
+    if usd_per_hour.is_zero() {
+        return Some(decimal(0, 12));
+    }
+    let m = positive(&usd_per_hour)?;
+    // m × 10^-s USD/h × fs ÷ (3.6·10¹⁸ fs/h) × 10¹² pico/USD
+    //   = m × fs ÷ (36 × 10^(s+5)) pico-dollars.
+    let d = 36 * POW10[(usd_per_hour.scale() + 5) as usize];
+    let pico = mul_div_floor(m, fs, d)?;
+    (pico < MANTISSA_LIMIT).then(|| decimal(pico, 12))
+}
+
 /// A positive amount in whole pico-dollars (10⁻¹² USD, the places a receipt
 /// keeps; finer digits are dropped), `None` for zero and negative amounts.
 pub(crate) fn pico_usd(usd: Decimal) -> Option<u128> {
@@ -402,6 +457,47 @@ mod tests {
         fn utilisations_are_rust_decimals(allocated in 0u64..1 << 50, accrued in 1u64..1 << 50) {
             let (a, b) = (dec(allocated.into(), 12), dec(accrued.into(), 12));
             prop_assert!(same(div_round_dp(a, b, 6), (a / b).round_dp(6)), "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn mul_div_floor_is_the_exact_quotient() {
+        // Within 128 bits: 102 × 3·10⁹ ÷ 3.6·10⁹ = 85 exactly.
+        assert_eq!(mul_div_floor(102, 3_000_000_000, 3_600_000_000), Some(85));
+        // Past 128 bits: (2¹²⁰ × 2¹⁰) ÷ 2⁵ = 2¹²⁵; (2¹²⁸ − 1)² ÷ (2¹²⁸ − 1) = 2¹²⁸ − 1.
+        assert_eq!(mul_div_floor(1 << 120, 1 << 10, 1 << 5), Some(1 << 125));
+        assert_eq!(
+            mul_div_floor(u128::MAX, u128::MAX, u128::MAX),
+            Some(u128::MAX)
+        );
+        // (2¹²⁸ − 1) × 3 ÷ 2 = 2¹²⁸ × 1.5 − 1.5: past 128 bits; ÷ 4: ⌊3·2¹²⁶ − 0.75⌋.
+        assert_eq!(mul_div_floor(u128::MAX, 3, 2), None);
+        assert_eq!(mul_div_floor(u128::MAX, 3, 4), Some(3 * (1 << 126) - 1));
+        assert_eq!(mul_div_floor(1, 1, 0), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+        /// q = ⌊a·b ÷ d⌋ exactly when q·d ≤ a·b < (q + 1)·d, checked in 256 bits.
+        #[test]
+        fn mul_div_floor_brackets_the_product(
+            a in any::<u128>(), b in any::<u128>(), d in 1u128..,
+        ) {
+            let (high, low) = mul_wide(a, b);
+            match mul_div_floor(a, b, d) {
+                Some(q) => {
+                    let below = mul_wide(q, d);
+                    prop_assert!(below <= (high, low));
+                    let (h, l) = mul_wide(q, d);
+                    let (l, carry) = l.overflowing_add(d);
+                    // (q + 1)·d past 2²⁵⁶ is above any product.
+                    if let Some(h) = h.checked_add(u128::from(carry)) {
+                        prop_assert!((high, low) < (h, l));
+                    }
+                }
+                None => prop_assert!(high >= d),
+            }
         }
     }
 

@@ -17,7 +17,8 @@
 //! (never a guess, never $0).
 
 use super::{
-    Allocation, CostLine, LineItem, QuantityUnit, RateResult, compute_line, hours, unpriced,
+    Allocation, CostLine, FS_PER_NANOSECOND, LineItem, QuantityUnit, RateResult, SharedTime,
+    compute_line, unpriced,
 };
 use crate::endpoint::{ComponentProfile, CopyReservation, VariantBilling};
 use crate::pricing::{InstanceResources, PriceOrigin};
@@ -184,7 +185,7 @@ pub(crate) fn component_compute_line(
     billing: &VariantBilling,
     usage: &Usage,
     allocation: Allocation,
-    shared_copy_hours: Option<Decimal>,
+    shared_copy_time: Option<SharedTime>,
     rate: &RateResult,
 ) -> CostLine {
     let share = match share {
@@ -209,17 +210,18 @@ pub(crate) fn component_compute_line(
             );
         }
     };
-    let copy_hours = match (allocation, shared_copy_hours) {
+    let copy_time = match (allocation, shared_copy_time) {
         (Allocation::ProcessorSharing, Some(shared)) => shared,
-        _ => hours(usage.latency),
+        _ => SharedTime::from_fs(usage.latency.as_nanos().saturating_mul(FS_PER_NANOSECOND)),
     };
-    let instance_hours = (copy_hours * share.of_instance)
-        .round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero);
+    // The copy's share of an instance, rounded down to the instance-femtosecond,
+    // then priced once, as any processor-sharing share.
+    let instance_time = copy_time.times(share.of_instance);
     compute_line(
         billing,
         usage,
         Allocation::ProcessorSharing,
-        Some(instance_hours),
+        Some(instance_time),
         None,
         rate,
     )

@@ -12,8 +12,8 @@ mod arith;
 mod component;
 mod receipt;
 
-use arith::checked_mul_round_dp_down;
 pub(crate) use arith::{checked_mul_round_dp, div_round_dp, mul_round_dp, pico_usd};
+use arith::{checked_mul_round_dp_down, hourly_fs_cost_down, mul_div_floor};
 pub use component::ReservedBy;
 pub(crate) use component::{
     CopyShare, ResourcesFrom, component_compute_line, copy_share, fit_to_instances,
@@ -85,7 +85,10 @@ pub enum Allocation {
     /// instances, so an endpoint's receipts never add up to more than its
     /// instances' accrued cost in this process (utilisation ≤ 1 by construction);
     /// with the fleet on, `n` counts every process's calls (see `sagemeter::fleet`).
-    /// Each step is rounded down. Kept in O(1) per call event: a per-endpoint
+    /// Each step is rounded down (in instance-femtoseconds); the cost is priced
+    /// from the call's exact share and rounded down once to 10⁻¹² USD, the
+    /// quantity shown being its instance-hours rounded down at 18 places. Kept in
+    /// O(1) per call event: a per-endpoint
     /// virtual clock advances at the share, and a call's allocation is the clock's
     /// advance over its attempts' stretches (from each attempt's request to its
     /// end; not the back-off between attempts), those that reached the model.
@@ -252,6 +255,56 @@ pub fn round_cost(usd: Decimal) -> Decimal {
 pub fn hours(d: Duration) -> Decimal {
     let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     arith::quotient(micros, 3_600_000_000)
+}
+
+/// Femtoseconds (10⁻¹⁵ s) in a nanosecond: sharing clocks count in fs.
+pub(crate) const FS_PER_NANOSECOND: u128 = 1_000_000;
+
+/// The instance time a processor-sharing clock allocated a call, exactly: in
+/// instance-femtoseconds (10⁻¹⁵ s), as the clock counts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct SharedTime {
+    pub(crate) fs: u128,
+}
+
+impl SharedTime {
+    pub(crate) fn from_fs(fs: u128) -> Self {
+        SharedTime { fs }
+    }
+
+    /// In instance-hours, rounded down at 18 decimal places: the quantity a
+    /// receipt shows (its cost is priced from the femtoseconds, not from this).
+    pub(crate) fn hours(self) -> Decimal {
+        // An hour is 3.6·10¹⁸ fs: rounded down at 18 places, fs are ⌊fs / 3.6⌋
+        // atto-hours (10⁻¹⁸ h), in integers.
+        let atto_hours = self.fs.saturating_mul(10) / 36;
+        match i128::try_from(atto_hours) {
+            Ok(n) if n < 1 << 96 => Decimal::from_i128_with_scale(n, 18),
+            _ => Decimal::MAX,
+        }
+    }
+
+    /// `fraction` of it (a copy's share of an instance), rounded down to the
+    /// femtosecond; nothing for a fraction below 0.
+    pub(crate) fn times(self, fraction: Decimal) -> Self {
+        if fraction.is_sign_negative() {
+            return SharedTime::default();
+        }
+        let m = fraction.mantissa().unsigned_abs();
+        let unit = 10u128.pow(fraction.scale());
+        SharedTime::from_fs(mul_div_floor(self.fs, m, unit).unwrap_or(u128::MAX))
+    }
+
+    /// What it costs at `usd_per_hour`, rounded down once to 10⁻¹² USD from the
+    /// exact time (not from the hours shown, which are rounded down already);
+    /// `None` when no decimal holds it.
+    pub(crate) fn cost_down(self, usd_per_hour: Decimal) -> Option<Decimal> {
+        if usd_per_hour.is_sign_negative() {
+            // Not a price any source gives: as the hours shown price it.
+            return checked_mul_round_dp_down(usd_per_hour, self.hours(), COST_SCALE);
+        }
+        hourly_fs_cost_down(usd_per_hour, self.fs)
+    }
 }
 
 /// Serverless billed seconds: the duration rounded up to the millisecond.
@@ -498,8 +551,10 @@ pub(crate) fn amortized_compute_lines(
 /// The compute line of one call on a variant.
 ///
 /// - Instance, processor sharing: `shared instance-hours × usd/h`, the share
-///   allocated by the endpoint's sharing clock (`shared_hours`), rounded down to
-///   the pico-dollar; without it (a call the clock did not see), busy time.
+///   allocated by the endpoint's sharing clock (`shared`, exact in
+///   instance-femtoseconds), rounded down once to the pico-dollar; the quantity
+///   shown is the instance-hours rounded down at 18 places. Without a share (a
+///   call the clock did not see), busy time.
 /// - Instance, busy time: `latency h × usd/h` (one instance serves one call).
 /// - Instance, amortised: see [`amortized_compute_lines`]; here (its first call,
 ///   or one it does not bill), busy time.
@@ -513,18 +568,19 @@ pub(crate) fn compute_line(
     billing: &VariantBilling,
     usage: &Usage,
     allocation: Allocation,
-    shared_hours: Option<Decimal>,
+    shared: Option<SharedTime>,
     serverless_ms: Option<u64>,
     rate: &RateResult,
 ) -> CostLine {
     match billing {
         VariantBilling::Instance { .. } => {
-            match (allocation, shared_hours) {
-                (Allocation::ProcessorSharing, Some(shared)) => match rate {
+            match (allocation, shared) {
+                (Allocation::ProcessorSharing, Some(time)) => match rate {
                     // Rounded down, so that shares never add up to more than the
-                    // instances' accrued cost.
+                    // instances' accrued cost; once, from the exact time.
                     Ok(rate) => {
-                        match checked_mul_round_dp_down(rate.usd_per_unit, shared, COST_SCALE) {
+                        let shared = time.hours();
+                        match time.cost_down(rate.usd_per_unit) {
                             Some(cost_usd) => CostLine {
                                 item: LineItem::Compute,
                                 quantity: shared.normalize(),
@@ -545,7 +601,7 @@ pub(crate) fn compute_line(
                     }
                     Err(err) => unpriced(
                         LineItem::Compute,
-                        shared,
+                        time.hours(),
                         QuantityUnit::InstanceHours,
                         err.to_string(),
                     ),

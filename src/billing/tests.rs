@@ -49,7 +49,7 @@ fn processor_sharing_charges_the_shared_hours_rounded_down() {
     // 16 calls sharing 3 instances for 1 s: each is allocated 3/16 s = 187,500 µs
     // = 0.000052083333333333 h (rounded down at 18 places);
     // × 0.23 USD/h = 0.0000119791666666666… → 0.000011979166 (rounded down).
-    let shared = dec("0.000052083333333333");
+    let shared = SharedTime::from_fs(187_500 * 1_000_000_000);
     let line = compute_line(
         &m5_xlarge(3),
         &call(1000),
@@ -59,7 +59,29 @@ fn processor_sharing_charges_the_shared_hours_rounded_down() {
         &rate(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), "0.23"),
     );
     assert_eq!(line.cost_usd(), Some(dec("0.000011979166")));
-    assert_eq!(line.quantity, shared);
+    assert_eq!(line.quantity, dec("0.000052083333333333"));
+}
+
+/// A share is priced from the exact time, rounded down once. ml.c5.large at
+/// $0.102/h, a call alone for 3 µs (3·10⁹ instance-fs): exactly 0.102 × 3 ÷
+/// 3,600,000,000 = 8.5·10⁻¹¹ USD = 85 pico-dollars. The hours shown, rounded down
+/// at 18 places, are 0.000000000833333333 h, which × 0.102 = 84.99999997·10⁻¹²
+/// would round down to 84.
+#[test]
+fn processor_sharing_prices_the_exact_share_not_the_hours_rounded_down() {
+    let line = compute_line(
+        &VariantBilling::Instance {
+            instance_type: "ml.c5.large".into(),
+            instance_count: 1,
+        },
+        &call(1),
+        Allocation::ProcessorSharing,
+        Some(SharedTime::from_fs(3 * 1_000_000_000)),
+        None,
+        &rate(PriceKey::hosting("us-east-1", "ml.c5.large"), "0.102"),
+    );
+    assert_eq!(line.cost_usd(), Some(dec("0.000000000085")));
+    assert_eq!(line.quantity, dec("0.000000000833333333"));
 }
 
 #[test]
@@ -342,7 +364,8 @@ fn a_rate_whose_cost_no_decimal_holds_makes_an_unpriced_line_not_a_panic() {
                 &m5_xlarge(2),
                 &call(1000),
                 Allocation::ProcessorSharing,
-                Some(Decimal::TWO),
+                // 2 h: 7.2·10¹⁸ instance-fs.
+                Some(SharedTime::from_fs(7_200_000_000_000_000_000)),
                 None,
                 &huge_per_hour,
             ),

@@ -63,7 +63,6 @@ use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::config_bag::ConfigBag;
-use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -1727,14 +1726,18 @@ impl AttemptProbe {
         }
     }
 
-    /// The instance-hours the sharing clock allocated the call's attempts that
-    /// reached the model, leaving it at `ended` if it has not left yet (its
+    /// The instance time the sharing clock allocated the call's attempts that
+    /// reached the model (exact, in instance-femtoseconds), leaving it at `ended` if it has not left yet (its
     /// latest attempt's alone, when `latest`: see [`BilledTime::latest_only`]);
     /// `None` when it never joined (no request went out, or the probe is on no
     /// clock: billed as busy time then). An attempt still in flight (a dropped
     /// call) is billed as [`model_time`](Self::model_time) bills it: unless its
     /// request never left.
-    pub(crate) fn share_until(&self, ended: SystemTime, latest: bool) -> Option<Decimal> {
+    pub(crate) fn share_until(
+        &self,
+        ended: SystemTime,
+        latest: bool,
+    ) -> Option<crate::billing::SharedTime> {
         let share = self.0.share.get()?;
         let log = &self.0;
         if log.finished.load(Ordering::Relaxed) < log.transmitted.load(Ordering::Relaxed)
@@ -2244,7 +2247,7 @@ mod tests {
             .unwrap()
     }
 
-    fn usd(s: &str) -> Decimal {
+    fn usd(s: &str) -> rust_decimal::Decimal {
         s.parse().unwrap()
     }
 

@@ -590,10 +590,10 @@ pub(crate) struct FinishedCall {
     pub usage: Usage,
     pub tags: BTreeMap<String, String>,
     pub notes: Vec<String>,
-    /// The instance-hours the endpoint's processor-sharing clock allocated to the
-    /// call's billed attempts (see `CallShare::end`), when the call was on the
-    /// clock.
-    pub shared_hours: Option<Decimal>,
+    /// The instance time the endpoint's processor-sharing clock allocated to the
+    /// call's billed attempts, exact in instance-femtoseconds (see
+    /// `CallShare::end`), when the call was on the clock.
+    pub shared_hours: Option<crate::billing::SharedTime>,
     /// On a serverless variant, the milliseconds billed when several attempts
     /// reached the model: each rounded up on its own, as AWS bills each request
     /// (`None`: the latency, rounded up).

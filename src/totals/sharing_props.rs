@@ -396,7 +396,7 @@ fn run(m: u32, k0: u32, events: &[Event]) -> Result<(), TestCaseError> {
                         model.leave(i, Leave::Late(reading - back_ms))
                     }
                     Op::End { latest, .. } => {
-                        let got = share.end(at(reading), latest);
+                        let got = share.end(at(reading), latest).hours();
                         let changed = model.leave(i, Leave::Now(reading));
                         let call = &model.calls[i];
                         let (want, steps) = match latest {
@@ -430,7 +430,7 @@ fn run(m: u32, k0: u32, events: &[Event]) -> Result<(), TestCaseError> {
     let mut billed_sum = 0;
     for (i, share) in shares.iter().enumerate() {
         let Some(share) = share else { continue };
-        let got = share.end(at(reading), false);
+        let got = share.end(at(reading), false).hours();
         model.leave(i, Leave::Now(reading));
         let call = &model.calls[i];
         let got = check_share(got, call.billed, call.billed_steps, &format!("call {i}"))?;
@@ -486,14 +486,14 @@ fn a_reading_behind_the_last_event_counts_no_time_twice() {
     let ms = |n: u64| at(START_MS + n);
     let a = totals.call_started_on("e", None, ms(0));
     let b = totals.call_started_on("e", None, ms(10));
-    assert_eq!(b.end(ms(7), false), Decimal::ZERO);
+    assert_eq!(b.end(ms(7), false).hours(), Decimal::ZERO);
     let c = totals.call_started_on("e", None, ms(18));
     assert_eq!(
-        c.end(ms(20), false),
+        c.end(ms(20), false).hours(),
         "0.000000277777777777".parse::<Decimal>().unwrap()
     );
     assert_eq!(
-        a.end(ms(19), false),
+        a.end(ms(19), false).hours(),
         "0.000005277777777777".parse::<Decimal>().unwrap()
     );
     assert_eq!(totals.lock().endpoints[0].sharing.in_flight, 0);

@@ -29,14 +29,15 @@
 //!   after it), 0 calls at $0 for a model error (HTTP 424), though the model ran
 //!   and its compute and data are billed;
 //! - **instances, processor sharing** (`rt`, 2 × ml.m5.xlarge at $0.23/h by
-//!   override; `snap`, 1 × ml.g4dn.xlarge at the bundled snapshot's $0.7364/h):
-//!   a call alone is allocated `min(1/m, k/n)` = 1 instance for as long as it is
-//!   in flight on the meter's clock. The meter runs on a manual clock that the
-//!   model moves by a random number of µs while the model holds the call (the
-//!   fake holds the request, or the stream is open), so the allocation is known
-//!   exactly: `held µs ÷ 3.6 × 10⁹` instance-hours, the cost rounded **down** to
-//!   10⁻¹² USD. For a rate of `r` × 10⁻⁴ USD/h that is `⌊r × held ÷ 36⌋`
-//!   pico-dollars, worked in integers here;
+//!   override; `snap`, 1 × ml.g4dn.xlarge at the bundled snapshot's $0.7364/h;
+//!   `c5`, 1 × ml.c5.large at $0.102/h by override): a call alone is allocated
+//!   `min(1/m, k/n)` = 1 instance for as long as it is in flight on the meter's
+//!   clock. The meter runs on a manual clock that the model moves by a random
+//!   number of µs while the model holds the call (the fake holds the request, or
+//!   the stream is open), so the allocation is known exactly: `held µs ÷ 3.6 ×
+//!   10⁹` instance-hours (shown rounded down at 18 places), the cost priced from
+//!   that exact time and rounded **down** once to 10⁻¹² USD. For a rate of `r` ×
+//!   10⁻⁴ USD/h that is `⌊r × held ÷ 36⌋` pico-dollars, worked in integers here;
 //! - **async** (`jobs`, 1 × ml.m5.xlarge, `AsyncInf` at $0.23/h): the submission
 //!   bills data in (the inline body or the stated `input_bytes`); the settlement
 //!   bills the stated processing time at a whole instance (busy time: the line
@@ -99,6 +100,10 @@ const SLS: &str = "sls";
 const RT: &str = "rt";
 /// 1 × ml.g4dn.xlarge, no override: the bundled snapshot's $0.7364/h.
 const SNAP: &str = "snap";
+/// 1 × ml.c5.large at $0.102/h (an override): a rate whose figure in 10⁻⁴ USD
+/// (1020) is divisible by 3, at which hours rounded before pricing lose a
+/// pico-dollar (see [`shared`]).
+const C5: &str = "c5";
 /// Asynchronous, 1 × ml.m5.xlarge, `AsyncInf` at $0.23/h (an override).
 const JOBS: &str = "jobs";
 
@@ -111,6 +116,7 @@ const SLS_USD_PER_1000_CALLS: &str = "0.50";
 /// Instance rates in 10⁻⁴ USD an hour.
 const M5_RATE_1E4: u64 = 2300;
 const G4DN_RATE_1E4: u64 = 7364;
+const C5_RATE_1E4: u64 = 1020;
 
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
@@ -206,6 +212,9 @@ fn held() -> impl Strategy<Value = u64> {
     prop_oneof![
         Just(0u64),
         1u64..1_000,
+        // Multiples of 3 µs: at c5's $0.102/h a whole number of pico-dollars.
+        Just(3u64),
+        (1u64..40_000).prop_map(|n| 3 * n),
         1u64..120_000_000,
         Just(3_600_000_000u64),
     ]
@@ -218,7 +227,7 @@ fn call() -> impl Strategy<Value = Call> {
             Just(Way::SendMetered),
             Just(Way::Intercepted)
         ],
-        prop_oneof![Just(SLS), Just(RT), Just(SNAP)],
+        prop_oneof![Just(SLS), Just(RT), Just(SNAP), Just(C5)],
         prop_oneof![
             6 => Just(Answer::Ok),
             2 => Just(Answer::ModelError),
@@ -344,25 +353,22 @@ fn data(bytes: u64) -> Want {
 }
 
 /// Processor sharing alone on the meter's clock: `held` µs of one instance. The
-/// allocation is kept in instance-femtoseconds and shown in instance-hours rounded
-/// down ("rounded down at every step"): ⌊held × 10⁹ fs ÷ 3.6⌋ atto-hours
-/// (10⁻¹⁸ h). At `rate` × 10⁻⁴ USD/h the exact cost is `rate × held ÷ 36`
-/// pico-dollars (10⁻⁴ × 10¹² ÷ 3.6 × 10⁹ = 1 ÷ 36), rounded down. Rounding the
-/// hours down first never lowers that by a pico-dollar: it takes off less than
-/// 10⁻¹⁸ h × $0.7364 < 10⁻¹⁸ USD, while the exact figure is an integer (when `9`
-/// divides `held`, and then the hours are exact at 10 places) or at least 1/36 of
-/// a pico-dollar above one; both are checked here.
+/// allocation is kept in instance-femtoseconds (`held × 10⁹`). The quantity shown
+/// is in instance-hours rounded down at 18 places: ⌊held × 10⁹ fs ÷ 3.6⌋
+/// atto-hours (10⁻¹⁸ h). The cost is priced from the exact time, rounded down
+/// once: at `rate` × 10⁻⁴ USD/h, `rate × held ÷ 36` pico-dollars (10⁻⁴ × 10¹² ÷
+/// 3.6 × 10⁹ = 1 ÷ 36), rounded down, worked in integers. Pricing the hours
+/// shown instead would come out a pico-dollar low whenever 36 divides
+/// `rate × held` and the hours are not exact at 18 places: never at $0.23 or
+/// $0.7364 (36 divides `rate × held` only when 9 divides `held`, and then the
+/// hours are exact), but at `c5`'s $0.102 for any `held` divisible by 3 and not
+/// by 9 (3 µs: exactly 85 pico-dollars; the hours shown, 0.000000000833333333,
+/// × 0.102 = 84.99999997).
 fn shared(rate_1e4: u64, held_us: u64) -> Want {
     let atto_hours = u128::from(held_us) * 10_000_000_000 / 36;
     let quantity = Decimal::from_i128_with_scale(atto_hours as i128, 18);
     let pico = u128::from(rate_1e4) * u128::from(held_us) / 36;
     let cost = Decimal::from_i128_with_scale(pico as i128, 12);
-    let rate = Decimal::new(rate_1e4 as i64, 4);
-    assert_eq!(
-        (rate * quantity).round_dp_with_strategy(12, rust_decimal::RoundingStrategy::ToZero),
-        cost,
-        "the hours rounded down cost a pico-dollar less than {held_us} µs"
-    );
     Want::Priced {
         quantity: quantity.normalize(),
         cost,
@@ -404,6 +410,7 @@ fn instance_compute(endpoint: &str, held_us: u64) -> Want {
     match endpoint {
         RT => shared(M5_RATE_1E4, held_us),
         SNAP => shared(G4DN_RATE_1E4, held_us),
+        C5 => shared(C5_RATE_1E4, held_us),
         _ => Want::FromLatency,
     }
 }
@@ -712,6 +719,10 @@ async fn world() -> World {
         vec![FakeVariant::instance("AllTraffic", "ml.g4dn.xlarge", 1)],
     );
     fake.add_endpoint(
+        C5,
+        vec![FakeVariant::instance("AllTraffic", "ml.c5.large", 1)],
+    );
+    fake.add_endpoint(
         JOBS,
         vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
     );
@@ -764,6 +775,10 @@ async fn world() -> World {
             SNAP,
             vec![VariantProfile::instance("AllTraffic", "ml.g4dn.xlarge", 1)],
         ))
+        .endpoint_profile(EndpointProfile::new(
+            C5,
+            vec![VariantProfile::instance("AllTraffic", "ml.c5.large", 1)],
+        ))
         .endpoint_profile(
             EndpointProfile::new(
                 JOBS,
@@ -773,6 +788,7 @@ async fn world() -> World {
         )
         .price_override(PriceKey::serverless(REGION, 2), usd(SLS_USD_PER_SECOND))
         .price_override(PriceKey::hosting(REGION, "ml.m5.xlarge"), usd("0.23"))
+        .price_override(PriceKey::hosting(REGION, "ml.c5.large"), usd("0.102"))
         .price_override(
             PriceKey::AsyncInference {
                 region: REGION.into(),
