@@ -599,7 +599,9 @@ enum BilledDuration {
 }
 
 impl<'a> AsyncCompletion<'a> {
-    /// The model worked on the request for `duration`.
+    /// The model worked on the request for `duration`: billed at most the
+    /// request's `InvocationTimeoutSeconds` (900 s unless set), after which
+    /// SageMaker expires it, with a note when the stated time is longer.
     pub fn processed_for(duration: Duration) -> Self {
         Self::with(BilledDuration::Processing(duration))
     }
@@ -871,20 +873,30 @@ impl Settlement {
             submitted_at.to_rfc3339()
         )];
         let mut unknown = Vec::new();
+        // The most the model can have worked on the request: SageMaker expires it
+        // after its `InvocationTimeoutSeconds`. As AWS takes it (1 to 3,600 s);
+        // anything else (a pending invocation written by hand, or damaged) is not
+        // trusted to bill less: the most AWS allows.
+        let limit = Duration::from_secs(
+            invocation_timeout_seconds
+                .filter(|s| (1..=TIMEOUT_MAX_S).contains(s))
+                .unwrap_or(TIMEOUT_MAX_S),
+        );
         let duration = match completion.duration {
-            BilledDuration::Processing(d) => d,
+            BilledDuration::Processing(stated) if stated > limit => {
+                notes.push(format!(
+                    "billed the invocation timeout ({} s), the most the model can have \
+                     worked on it (SageMaker expires the request then), not the {} s stated",
+                    limit.as_secs(),
+                    stated.as_secs_f64()
+                ));
+                limit
+            }
+            BilledDuration::Processing(stated) => stated,
             BilledDuration::CompletedAt(at) => {
                 notes.push(
                     "billed time runs from submission to completion (queue time included)"
                         .to_owned(),
-                );
-                // As AWS takes it (1 to 3,600 s); anything else (a pending
-                // invocation written by hand, or damaged) is not trusted to bill
-                // less: the most AWS allows.
-                let limit = Duration::from_secs(
-                    invocation_timeout_seconds
-                        .filter(|s| (1..=TIMEOUT_MAX_S).contains(s))
-                        .unwrap_or(TIMEOUT_MAX_S),
                 );
                 let since = at.duration_since(submitted);
                 if let Ok(waited) = since

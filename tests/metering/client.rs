@@ -657,6 +657,49 @@ async fn a_completion_hours_after_submission_bills_at_most_the_invocation_timeou
     assert_eq!(compute_hours(&cost), (dec("120") / dec("3600")).normalize());
 }
 
+/// SageMaker expires an async request after its `InvocationTimeoutSeconds` (900 s
+/// by default): a stated processing time past it is billed the timeout, as a
+/// completion time past it is, with a note. At $0.23/h, 1 h stated on a request
+/// with the default timeout: 900 s = 0.25 h × $0.23 = $0.0575, not $0.23.
+#[tokio::test]
+async fn a_processing_time_past_the_invocation_timeout_bills_the_timeout() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = rt_on_one_m5(&fake)
+        .await
+        .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), dec("0.23"))
+        .build()
+        .unwrap();
+    let submitted = submit_async(&client, "rt", 1024).await;
+    let cost = submitted
+        .settle(
+            sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(3600))
+                .output_bytes(0),
+        )
+        .await;
+    let compute = line(&cost, LineItem::Compute);
+    assert_eq!(compute.quantity, dec("0.25"));
+    assert_eq!(compute.cost_usd(), Some(dec("0.0575")));
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n.contains("billed the invocation timeout (900 s)")
+                && n.contains("not the 3600 s stated")),
+        "{:?}",
+        cost.notes
+    );
+    // Within the timeout, the stated time: 600 s = 1/6 h × $0.23 = $0.0383333…,
+    // rounded half to even at 12 places: $0.038333333333; no such note.
+    let submitted = submit_async(&client, "rt", 1024).await;
+    let cost = submitted
+        .settle(
+            sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(600))
+                .output_bytes(0),
+        )
+        .await;
+    assert_eq!(line_cost(&cost, LineItem::Compute), dec("0.038333333333"));
+    assert!(!cost.notes.iter().any(|n| n.contains("invocation timeout")));
+}
+
 #[tokio::test]
 async fn a_completion_before_its_submission_leaves_compute_unpriced_not_zero() {
     let fake = fake_with_demo_endpoints().await;

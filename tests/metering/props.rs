@@ -40,7 +40,9 @@
 //!   10⁻⁴ USD/h that is `⌊r × held ÷ 36⌋` pico-dollars, worked in integers here;
 //! - **async** (`jobs`, 1 × ml.m5.xlarge, `AsyncInf` at $0.23/h): the submission
 //!   bills data in (the inline body or the stated `input_bytes`); the settlement
-//!   bills the stated processing time at a whole instance (busy time: the line
+//!   bills the stated processing time, at most the request's default
+//!   `InvocationTimeoutSeconds` of 900 s (SageMaker expires it then: 1 h stated
+//!   is billed 900 s), at a whole instance (busy time: the line
 //!   rounded half to even at 10⁻¹² USD; `2300 × µs ÷ 36` pico-dollars, rounded in
 //!   integers) and the stated output as data out;
 //! - **data processed**: `bytes ÷ 2³⁰ × $0.016`, in and out, rounded half to even
@@ -117,6 +119,8 @@ const SLS_USD_PER_1000_CALLS: &str = "0.50";
 const M5_RATE_1E4: u64 = 2300;
 const G4DN_RATE_1E4: u64 = 7364;
 const C5_RATE_1E4: u64 = 1020;
+/// An async request's `InvocationTimeoutSeconds` when not set: 900 s, in µs.
+const INVOCATION_TIMEOUT_US: u64 = 900_000_000;
 
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
@@ -284,7 +288,13 @@ fn call() -> impl Strategy<Value = Call> {
     let asynchronous = (
         prop_oneof![Just(None), async_size().prop_map(Some)],
         0usize..=128_000,
-        prop_oneof![Just(0u64), 1u64..5_000_000, Just(3_600_000_000u64)],
+        prop_oneof![
+            Just(0u64),
+            1u64..5_000_000,
+            Just(INVOCATION_TIMEOUT_US),
+            Just(INVOCATION_TIMEOUT_US + 1),
+            Just(3_600_000_000u64),
+        ],
         async_size(),
         any::<bool>(),
         prop_oneof![Just(None), Just(Some("search"))],
@@ -561,7 +571,12 @@ fn expected(c: &Call) -> Vec<Expected> {
                 attempts: None,
                 // The stated time at a whole instance, the stated output.
                 lines: vec![
-                    (LineItem::Compute, busy_m5(a.processed_us)),
+                    // At most the invocation timeout: SageMaker expires the
+                    // request then.
+                    (
+                        LineItem::Compute,
+                        busy_m5(a.processed_us.min(INVOCATION_TIMEOUT_US)),
+                    ),
                     (LineItem::DataOut, data(a.output_bytes)),
                 ],
                 tags,
