@@ -21,18 +21,22 @@
 //!   whose stated input is above 2³⁰ bytes is refused unsent, with none;
 //! - **serverless** (`sls`, 2048 MB at $0.00004/s): compute is the attempt's
 //!   client-side latency (the receipt's, in µs) rounded **up** to the millisecond
-//!   × the per-second rate; only the attempt that reached the model is billed (a
-//!   throttled one before it is not); a stream is billed from its request to its
-//!   end. Plus the configured $0.50 per 1,000 calls on every receipt of the
+//!   × the per-second rate, and never more than the call's own elapsed time
+//!   (timed here) rounded up to the ms; only the attempt that reached the model
+//!   is billed: a throttled one before it, which the fake takes 200 ms to
+//!   answer, is not (the billed latency stays below 200 ms); a stream is billed
+//!   from its request to its end. Plus the configured $0.50 per 1,000 calls on every receipt of the
 //!   endpoint: one call for a successful (HTTP 2XX) answer, as AWS Marketplace
 //!   charges by default (a stream whose 200 arrived, even one the model broke off
 //!   after it), 0 calls at $0 for a model error (HTTP 424), though the model ran
 //!   and its compute and data are billed;
 //! - **instances, processor sharing** (`rt`, 2 × ml.m5.xlarge at $0.23/h by
 //!   override; `snap`, 1 × ml.g4dn.xlarge at the bundled snapshot's $0.7364/h;
-//!   `c5`, 1 × ml.c5.large at $0.102/h by override): a call alone is allocated
-//!   `min(1/m, k/n)` = 1 instance for as long as it is in flight on the meter's
-//!   clock. The meter runs on a manual clock that the model moves by a random
+//!   `c5`, 1 × ml.c5.large at $0.102/h by override): a call is allocated
+//!   `min(1/m, k/n)` of an instance for as long as it is in flight on the
+//!   meter's clock: alone, 1; on `rt`, 1 to 4 calls are sent together and held
+//!   together, so that both bounds bind (`min(1, 2/n)`: 1 for n ≤ 2, 2/3, 1/2),
+//!   and together they get at most the 2 instances' time. The meter runs on a manual clock that the model moves by a random
 //!   number of µs while the model holds the call (the fake holds the request, or
 //!   the stream is open), so the allocation is known exactly: `held µs ÷ 3.6 ×
 //!   10⁹` instance-hours (shown rounded down at 18 places), the cost priced from
@@ -121,6 +125,8 @@ const G4DN_RATE_1E4: u64 = 7364;
 const C5_RATE_1E4: u64 = 1020;
 /// An async request's `InvocationTimeoutSeconds` when not set: 900 s, in µs.
 const INVOCATION_TIMEOUT_US: u64 = 900_000_000;
+/// How long the fake takes to throttle a call's attempt on `sls`.
+const THROTTLE_DELAY: Duration = Duration::from_millis(200);
 
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
@@ -186,6 +192,9 @@ struct Call {
     latency_ms: u64,
     /// µs the meter's clock moves while the model holds the call (instances).
     held_us: u64,
+    /// How many such calls are sent at once and held together (`send` on `rt`
+    /// only; 1 elsewhere): `n` calls on `rt`'s 2 instances get `min(1, 2/n)` each.
+    in_flight: usize,
     team: Option<&'static str>,
     async_call: Option<AsyncCall>,
 }
@@ -258,9 +267,13 @@ fn call() -> impl Strategy<Value = Call> {
         0u64..4,
         held(),
         prop_oneof![Just(None), Just(Some("search")), Just(Some("ads"))],
+        1usize..=4,
     );
     let sync = (prop_oneof![3 => invoke, 2 => stream], common).prop_map(
-        |((way, endpoint, answer, throttles, body), (parts, latency_ms, held_us, team))| {
+        |(
+            (way, endpoint, answer, throttles, body),
+            (parts, latency_ms, held_us, team, in_flight),
+        )| {
             // The interceptor's stream is only ever answered or refused.
             let answer = match (way, answer) {
                 (Way::StreamIntercepted, Answer::BrokenOff | Answer::ModelError) => Answer::Ok,
@@ -280,6 +293,12 @@ fn call() -> impl Strategy<Value = Call> {
                 throttles,
                 latency_ms,
                 held_us,
+                // Calls answered at the first attempt only: a throttled one
+                // leaves the clock while it backs off.
+                in_flight: match (way, endpoint, answer, throttles) {
+                    (Way::Send, RT, Answer::Ok, 0) => in_flight,
+                    _ => 1,
+                },
                 team,
                 async_call: None,
             }
@@ -309,6 +328,7 @@ fn call() -> impl Strategy<Value = Call> {
                 throttles: 0,
                 latency_ms: 0,
                 held_us: 0,
+                in_flight: 1,
                 team,
                 async_call: Some(AsyncCall {
                     input_bytes,
@@ -416,6 +436,24 @@ fn per_inference(endpoint: &str, answered: bool) -> Option<Want> {
     })
 }
 
+/// `n` calls held together for `held` µs on `rt`'s 2 instances: each is
+/// allocated `min(1/m, k/n)` = `min(1, 2/n)` of an instance, in instance-fs
+/// rounded down: `⌊held × 10⁹ × 2 ÷ n⌋` when n > 2. Shown in instance-hours
+/// rounded down at 18 places (`⌊fs × 10 ÷ 36⌋` atto-hours), priced at $0.23/h
+/// from the fs and rounded down once: `⌊2300 × fs ÷ (36 × 10⁹)⌋` pico-dollars
+/// (10⁻⁴ × 10¹² ÷ 3.6·10¹⁸ = 1 ÷ (36 × 10⁹)). Three calls for 1 s: 2/3 s each,
+/// 666,666,666,666,666 fs, $0.000042592592 (0.23 ÷ 5,400 = 0.0000425925…).
+fn shared_among(n: usize, held_us: u64) -> Want {
+    let whole = u128::from(held_us) * 1_000_000_000;
+    let fs = if n <= 2 { whole } else { whole * 2 / n as u128 };
+    let atto_hours = fs * 10 / 36;
+    let pico = u128::from(M5_RATE_1E4) * fs / 36_000_000_000;
+    Want::Priced {
+        quantity: Decimal::from_i128_with_scale(atto_hours as i128, 18).normalize(),
+        cost: Decimal::from_i128_with_scale(pico as i128, 12),
+    }
+}
+
 fn instance_compute(endpoint: &str, held_us: u64) -> Want {
     match endpoint {
         RT => shared(M5_RATE_1E4, held_us),
@@ -461,25 +499,25 @@ fn expected(c: &Call) -> Vec<Expected> {
             }
             let ok = c.answer == Answer::Ok;
             let out = if ok { bytes_out } else { 0 };
-            vec![Expected {
+            let compute = match c.in_flight {
+                1 => instance_compute(c.endpoint, c.held_us),
+                n => shared_among(n, c.held_us),
+            };
+            let one = Expected {
                 operation: Operation::InvokeEndpoint,
                 outcome: if ok { Outcome::Ok } else { Outcome::Error },
                 endpoint: c.endpoint,
                 bytes_in: c.body as u64,
                 bytes_out: Some(out),
                 attempts: Some(c.throttles as u32 + 1),
-                lines: call_lines(
-                    c.endpoint,
-                    ok,
-                    instance_compute(c.endpoint, c.held_us),
-                    data(c.body as u64),
-                    data(out),
-                ),
+                lines: call_lines(c.endpoint, ok, compute, data(c.body as u64), data(out)),
                 tags,
                 snapshot: c.endpoint == SNAP,
                 min_latency,
                 settlement: false,
-            }]
+            };
+            // Calls sent together are alike: one receipt each.
+            vec![one; c.in_flight]
         }
         Way::Stream => {
             if c.answer == Answer::Unavailable {
@@ -884,6 +922,12 @@ async fn held_invoke<T: Send + 'static>(
 async fn run(w: &World, c: &Call) -> Vec<Cost> {
     *w.fake.state.latency.lock().unwrap() = Duration::from_millis(c.latency_ms);
     w.fake.throttle_next(c.throttles);
+    // A throttled answer takes SageMaker's front end 200 ms on `sls` (once per
+    // call, so that a run stays short): none of it is the model's, none billed.
+    *w.fake.state.throttle_latency.lock().unwrap() = match (c.endpoint, c.throttles) {
+        (SLS, 1) => THROTTLE_DELAY,
+        _ => Duration::ZERO,
+    };
     match c.answer {
         Answer::ModelError => w
             .fake
@@ -895,11 +939,41 @@ async fn run(w: &World, c: &Call) -> Vec<Cost> {
     let response = bytes(c.parts.iter().sum());
     // Only an answered call takes its body from the queue.
     let invoke = matches!(c.way, Way::Send | Way::SendMetered | Way::Intercepted);
-    if invoke && c.answer == Answer::Ok && c.throttles < 2 {
+    if invoke && c.answer == Answer::Ok && c.throttles < 2 && c.in_flight == 1 {
         w.fake.next_response_bodies(&[response.as_ref()]);
     }
     let body = bytes(c.body);
     match c.way {
+        Way::Send if c.in_flight > 1 => {
+            // Sent together, held together while the clock moves, let go together.
+            let before = w.fake.invocations();
+            let response = response.as_ref();
+            w.fake.next_response_bodies(&vec![response; c.in_flight]);
+            w.fake.hold();
+            let tasks: Vec<_> = (0..c.in_flight)
+                .map(|_| {
+                    let mut request = w
+                        .client
+                        .invoke_endpoint()
+                        .endpoint_name(c.endpoint)
+                        .body(bytes(c.body));
+                    if let Some(team) = c.team {
+                        request = request.tag("team", team);
+                    }
+                    tokio::spawn(request.send())
+                })
+                .collect();
+            w.fake
+                .wait_for_invocations(before + c.in_flight as u64)
+                .await;
+            w.time.advance(Duration::from_micros(c.held_us));
+            w.fake.release();
+            let mut costs = Vec::new();
+            for task in tasks {
+                costs.push(task.await.unwrap().unwrap().into_parts().1);
+            }
+            costs
+        }
         Way::Send => {
             let mut request = w
                 .client
@@ -1025,7 +1099,9 @@ async fn play(calls: Vec<Call>) -> Result<(), TestCaseError> {
     let w = world().await;
     let mut seen = 0usize;
     for c in &calls {
+        let started = std::time::Instant::now();
         let returned = run(&w, c).await;
+        let elapsed = started.elapsed();
         let want = expected(c);
         settle_down(&w, seen + want.len()).await;
         let all = w.receipts.all();
@@ -1042,15 +1118,72 @@ async fn play(calls: Vec<Call>) -> Result<(), TestCaseError> {
                 TestCaseError::fail(format!("{err} (call {c:?}; all receipts {made:#?})"))
             })?;
         }
-        // The receipt a way in returns is the one the sinks got.
+        // The receipts a way in returns are the ones the sinks got (calls sent
+        // together are recorded in any order).
         if !returned.is_empty() {
-            prop_assert_eq!(&returned[..], made);
+            prop_assert_eq!(returned.len(), made.len());
+            for cost in &returned {
+                prop_assert!(made.contains(cost), "returned, not recorded: {:#?}", cost);
+            }
+        }
+        // Serverless compute has an upper bound too: the call's own time. Billed
+        // ms ≤ the call's elapsed ms rounded up (the receipt's latency is within
+        // it); a throttled attempt's 200 ms is not billed, only the attempt that
+        // reached the model (a few ms).
+        if c.endpoint == SLS {
+            for cost in made {
+                prop_assert!(
+                    cost.usage.latency <= elapsed,
+                    "{:?} > {:?}",
+                    cost.usage.latency,
+                    elapsed
+                );
+                if let Some(compute) = lines_of(cost, LineItem::Compute).first()
+                    && compute.cost_usd().is_some()
+                {
+                    let ceiling_ms = elapsed.as_nanos().div_ceil(1_000_000);
+                    prop_assert!(
+                        compute.quantity * Decimal::from(1000) <= Decimal::from(ceiling_ms as u64),
+                        "billed {} s for {:?}",
+                        compute.quantity,
+                        elapsed
+                    );
+                }
+                if c.throttles == 1 {
+                    prop_assert!(
+                        elapsed >= THROTTLE_DELAY,
+                        "the throttle's delay: {:?}",
+                        elapsed
+                    );
+                    prop_assert!(
+                        cost.usage.latency < THROTTLE_DELAY,
+                        "the throttled attempt billed: {:?}",
+                        cost.usage.latency
+                    );
+                }
+            }
+        }
+        // Calls sent together on `rt`'s 2 instances: allocated at most the 2
+        // instances' held time together (2 × held µs ÷ 3.6·10⁹ h × $0.23, in
+        // pico-dollars 2 × 2300 × held ÷ 36).
+        if c.in_flight > 1 {
+            let compute: Decimal = made
+                .iter()
+                .filter_map(|cost| lines_of(cost, LineItem::Compute)[0].cost_usd())
+                .sum();
+            let most = Decimal::from(2 * M5_RATE_1E4 * c.held_us)
+                / Decimal::from(36)
+                / Decimal::from(1_000_000_000_000u64);
+            prop_assert!(compute <= most, "{} > {}", compute, most);
         }
         seen = all.len();
     }
     // Totals: exact sums of the receipts, and each receipt's running totals the
     // sums up to it.
-    let all = w.receipts.all();
+    // In the order they were added to the totals: calls sent together reach the
+    // sinks in any order.
+    let mut all = w.receipts.all();
+    all.sort_by_key(|cost| cost.running_client_usd);
     let mut client = Decimal::ZERO;
     let mut by_endpoint: HashMap<String, Decimal> = HashMap::new();
     let mut by_tag: HashMap<String, HashMap<String, Decimal>> = HashMap::new();

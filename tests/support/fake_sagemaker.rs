@@ -215,6 +215,9 @@ pub struct FakeState {
     pub released: tokio::sync::Notify,
     /// The next this-many invocations are throttled (`ThrottlingException`).
     pub throttle_next: AtomicU64,
+    /// Added before a throttled invocation answers (SageMaker's front end, not
+    /// the model, took that long).
+    pub throttle_latency: Mutex<Duration>,
 }
 
 pub struct FakeSageMaker {
@@ -696,6 +699,10 @@ async fn invoke(
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
     if throttled {
+        let delay = *state.throttle_latency.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let mut response = (
             StatusCode::BAD_REQUEST,
             json!({"message": "Rate exceeded"}).to_string(),
