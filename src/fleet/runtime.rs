@@ -368,8 +368,12 @@ struct Lease {
     until_ms: i64,
 }
 
-/// A threshold passed whose mark in the table was not written (throttled, no
-/// answer): tried again until it is, its alert raised then.
+/// A threshold passed whose mark in the table is not written yet: kept from
+/// when a write's answer passes it until a mark is answered (throttled, no
+/// answer: tried again at each flush and at shutdown), its alert raised then.
+/// Kept while it is tried, so a try cut short (shutdown's time running out, a
+/// flush dropped) loses nothing.
+#[derive(Clone)]
 struct PendingMark {
     pk: String,
     sk: String,
@@ -1372,6 +1376,11 @@ impl Fleet {
                     .budgets
                     .renew(budget, start, Renewal::Held { until, whole });
             }
+            // Kept before any mark is tried (nothing awaited since the answer):
+            // a flush cut short from here on loses none of them.
+            for (pk, sk, spent, unpriced) in passed.drain(..) {
+                self.keep_passed(&pk, &sk, spent, unpriced);
+            }
             if let Some((budget, start, resent)) = lost {
                 if resent {
                     // The write was sent twice: with the lease, then without it.
@@ -1430,12 +1439,9 @@ impl Fleet {
                 state.published.insert(endpoint, published);
             }
         }
-        // Marks that failed before first: a threshold the writes pass again is
-        // then marked already, not tried twice.
+        // The thresholds the writes passed, with those kept from before: each
+        // tried once.
         self.retry_marks().await;
-        for (pk, sk, spent, unpriced) in passed {
-            self.raise_alerts(&pk, &sk, spent, unpriced).await;
-        }
         // Leases of periods that have ended are of no more use: their unused part
         // goes back (a failure is retried at the next flush).
         let deadline = deadline_after(tokio::time::Instant::now(), shared.config.lease_wait);
@@ -1516,14 +1522,17 @@ impl Fleet {
         DateTime::<Utc>::from_timestamp_millis(until_ms.saturating_sub(margin)).unwrap_or_default()
     }
 
-    /// Alerts of the budgets kept in (`pk`, `sk`) that the item's figures pass:
-    /// each marked in the table by a conditional write, raised by the process
-    /// that marked it. `spent` is the receipts' sum, `unpriced` what the item's
-    /// enforced budget was charged beyond them for calls not fully priced: an
-    /// enforced budget counts both, an alerting one the receipts only, as each
-    /// process's own budgets do (the charge is the enforced budget's floor, not
-    /// spend an alerting budget of the scope was ever charged).
-    async fn raise_alerts(&self, pk: &str, sk: &str, spent: i128, unpriced: i128) {
+    /// Keeps a mark to write for each threshold of the budgets kept in (`pk`,
+    /// `sk`) that the item's figures pass and that is not marked yet (a
+    /// threshold already kept takes the higher figure): each is marked in the
+    /// table by a conditional write and raised by the process that marked it
+    /// ([`retry_marks`](Self::retry_marks)). `spent` is the receipts' sum,
+    /// `unpriced` what the item's enforced budget was charged beyond them for
+    /// calls not fully priced: an enforced budget counts both, an alerting one
+    /// the receipts only, as each process's own budgets do (the charge is the
+    /// enforced budget's floor, not spend an alerting budget of the scope was
+    /// ever charged).
+    fn keep_passed(&self, pk: &str, sk: &str, spent: i128, unpriced: i128) {
         let shared = &self.shared;
         let Some((period, start, "")) = keys::period_of_sk(sk) else {
             return;
@@ -1543,18 +1552,14 @@ impl Fleet {
                 if self.alerted(i, start, bit) || !passes(spent, limit, *percent) {
                     continue;
                 }
-                let mark = PendingMark {
+                self.keep_mark(PendingMark {
                     pk: pk.to_owned(),
                     sk: sk.to_owned(),
                     budget: i,
                     start,
                     bit,
                     spent,
-                };
-                if let Err(err) = self.mark(&mark).await {
-                    self.warn(&err, MARKING);
-                    self.keep_mark(mark);
-                }
+                });
             }
         }
     }
@@ -1605,8 +1610,8 @@ impl Fleet {
         Ok(())
     }
 
-    /// Keeps a mark that could not be written, to be tried again at each flush
-    /// and at shutdown (once per threshold, with the latest figure).
+    /// Keeps a mark to write, tried at each flush and at shutdown until it is
+    /// written (once per threshold, with the highest figure).
     fn keep_mark(&self, mark: PendingMark) {
         let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         match state.unmarked.iter_mut().find(|m| m.is_of(&mark)) {
@@ -1615,32 +1620,37 @@ impl Fleet {
         }
     }
 
-    /// Tries again the marks that could not be written: a threshold passed
-    /// once is marked (and its alert raised) though no later flush writes its
-    /// item again. Those that fail again are kept; once the table is
-    /// unreachable, the rest are left for the next time.
+    /// Tries the marks kept, once each: a threshold passed once is marked (and
+    /// its alert raised) though no later flush writes its item again. Each
+    /// stays kept until its mark is answered, while it is tried too: a try
+    /// cut short (shutdown's time up, a flush dropped) leaves it kept. Once
+    /// the table is unreachable, the rest are left for the next time.
     async fn retry_marks(&self) {
         let marks = {
-            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            std::mem::take(&mut state.unmarked)
+            let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.unmarked.clone()
         };
-        let mut marks = marks.into_iter();
-        for mark in marks.by_ref() {
+        for mark in marks {
             if self.alerted(mark.budget, mark.start, mark.bit) {
-                continue; // marked since, by a later write of its item
+                self.forget_mark(&mark); // marked since
+                continue;
             }
-            if let Err(err) = self.mark(&mark).await {
-                self.warn(&err, MARKING);
-                let unreachable = err.kind == Failure::Unreachable;
-                self.keep_mark(mark);
-                if unreachable {
-                    break;
+            match self.mark(&mark).await {
+                Ok(()) => self.forget_mark(&mark),
+                Err(err) => {
+                    self.warn(&err, MARKING);
+                    if err.kind == Failure::Unreachable {
+                        break;
+                    }
                 }
             }
         }
-        for mark in marks {
-            self.keep_mark(mark);
-        }
+    }
+
+    /// Drops the kept mark of `mark`'s threshold: written.
+    fn forget_mark(&self, mark: &PendingMark) {
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.unmarked.retain(|kept| !kept.is_of(mark));
     }
 
     /// Whether some threshold passed could not be marked yet.
@@ -2444,6 +2454,72 @@ mod tests {
         ))
     }
 
+    /// The status of a scripted answer that never comes ([`unanswered`]).
+    const UNANSWERED: u16 = 599;
+
+    /// A request the table takes and never answers, as over a stalled
+    /// connection: the SDK's attempt timeout (5 s) ends it, unless its caller
+    /// gives up first.
+    fn unanswered() -> Answer {
+        MockResponse::Http(
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse::new(
+                UNANSWERED.try_into().unwrap(),
+                aws_smithy_types::body::SdkBody::empty(),
+            ),
+        )
+    }
+
+    /// The scripted table's HTTP client: the mock's, whose answers made by
+    /// [`unanswered`] never come.
+    #[derive(Debug)]
+    struct Holding(SharedHttpClient);
+
+    impl HttpClient for Holding {
+        fn http_connector(
+            &self,
+            settings: &HttpConnectorSettings,
+            components: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(HoldingConnector(
+                self.0.http_connector(settings, components),
+            ))
+        }
+    }
+
+    #[derive(Debug)]
+    struct HoldingConnector(SharedHttpConnector);
+
+    impl HttpConnector for HoldingConnector {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            let answer = self.0.call(request);
+            HttpConnectorFuture::new(async move {
+                let response = answer.await?;
+                if response.status().as_u16() == UNANSWERED {
+                    std::future::pending().await
+                } else {
+                    Ok(response)
+                }
+            })
+        }
+    }
+
+    /// What a scripted `UpdateItem` is, for a test's record of the requests
+    /// sent: `mark <percent>`, `lease`, `give back` (a lease's end), `forget`
+    /// (this process's attributes removed) or `write` (increments).
+    fn kind(input: &UpdateItemInput) -> String {
+        let expression = input.update_expression().unwrap_or_default();
+        match input
+            .expression_attribute_values()
+            .and_then(|v| v.get(":percent"))
+        {
+            Some(AttributeValue::N(percent)) => format!("mark {percent}"),
+            _ if expression.starts_with("REMOVE") => "forget".to_owned(),
+            _ if expression.contains("REMOVE #granted") => "give back".to_owned(),
+            _ if expression.starts_with("SET") => "lease".to_owned(),
+            _ => "write".to_owned(),
+        }
+    }
+
     /// A fleet of `budgets` on a table whose every `UpdateItem` is answered by
     /// `answer` (the SDK retrying none), on a clock that moves only when the
     /// test moves it, from `start`. Its flush loop is never started: the test
@@ -2464,7 +2540,7 @@ mod tests {
                 "test", "test", None, None, "test",
             ))
             .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-            .http_client(create_mock_http_client())
+            .http_client(SharedHttpClient::new(Holding(create_mock_http_client())))
             .interceptor(
                 MockResponseInterceptor::new()
                     .rule_mode(RuleMode::MatchAny)
@@ -2650,12 +2726,22 @@ mod tests {
     /// Alerts as they are raised: (percent, spent, process-local).
     type Raised = Arc<Mutex<Vec<(u32, Decimal, bool)>>>;
 
+    /// How the scripted table of [`alerting_at_80_40`] answers.
+    struct Script {
+        /// The answer to the 80 % mark.
+        mark: fn() -> Answer,
+        /// No request at all is answered while set.
+        silent: bool,
+        /// The requests sent, in order (see [`kind`]).
+        sent: Vec<String>,
+    }
+
     /// A process of a fleet with an alerting budget of $100 a month on the
     /// client, on a scripted table: the month's item holds $80.40 after its
     /// write; the 50 % threshold is marked already (by another process, when
-    /// the fleet passed $50), and the 80 % mark is throttled while `throttle`
-    /// is set. With the alerts it raises.
-    fn alerting_at_80_40(throttle: Arc<AtomicBool>) -> (Fleet, Raised, DateTime<Utc>) {
+    /// the fleet passed $50), and the 80 % mark is answered as `script` says
+    /// (throttled to begin with). With the alerts it raises.
+    fn alerting_at_80_40() -> (Fleet, Raised, Arc<Mutex<Script>>, DateTime<Utc>) {
         use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
         use chrono::TimeZone;
         let t0 = Utc.with_ymd_and_hms(2026, 12, 31, 23, 0, 0).unwrap();
@@ -2671,45 +2757,61 @@ mod tests {
                         .push((a.threshold_percent, a.spent_usd, a.process_local))
                 })
         };
-        let (fleet, _, _) = scripted_fleet(
-            FleetConfig::dynamodb("scripted"),
-            vec![budget],
-            t0,
-            move |input| {
-                let percent = input
-                    .expression_attribute_values()
-                    .and_then(|v| v.get(":percent"));
-                let month = matches!(
-                    input.key().and_then(|k| k.get("sk")),
-                    Some(AttributeValue::S(sk)) if sk.starts_with("month#")
-                );
-                match (percent, named(input, "#by")) {
-                    (Some(AttributeValue::N(p)), Some(by)) if p == "50" => {
-                        MockResponse::Error(UpdateItemError::ConditionalCheckFailedException(
-                            ConditionalCheckFailedException::builder()
-                                .set_item(Some(
-                                    [(by.to_owned(), AttributeValue::S("another".to_owned()))]
-                                        .into(),
-                                ))
-                                .build(),
-                        ))
+        let script = Arc::new(Mutex::new(Script {
+            mark: throttled,
+            silent: false,
+            sent: Vec::new(),
+        }));
+        let (fleet, _, _) = {
+            let script = script.clone();
+            scripted_fleet(
+                FleetConfig::dynamodb("scripted"),
+                vec![budget],
+                t0,
+                move |input| {
+                    let mut script = script.lock().unwrap();
+                    script.sent.push(kind(input));
+                    if script.silent {
+                        return unanswered();
                     }
-                    (Some(_), _) if throttle.load(Ordering::SeqCst) => throttled(),
-                    (Some(_), _) => attributes(&[]),
-                    // $80.40 in pico-USD.
-                    (None, _) if month => attributes(&[(table::SPENT, 80_400_000_000_000)]),
-                    (None, _) => attributes(&[]),
-                }
-            },
-        );
-        (fleet, raised, t0)
+                    let percent = input
+                        .expression_attribute_values()
+                        .and_then(|v| v.get(":percent"));
+                    let month = matches!(
+                        input.key().and_then(|k| k.get("sk")),
+                        Some(AttributeValue::S(sk)) if sk.starts_with("month#")
+                    );
+                    match (percent, named(input, "#by")) {
+                        (Some(AttributeValue::N(p)), Some(by)) if p == "50" => {
+                            MockResponse::Error(UpdateItemError::ConditionalCheckFailedException(
+                                ConditionalCheckFailedException::builder()
+                                    .set_item(Some(
+                                        [(by.to_owned(), AttributeValue::S("another".to_owned()))]
+                                            .into(),
+                                    ))
+                                    .build(),
+                            ))
+                        }
+                        (Some(_), _) => (script.mark)(),
+                        // $80.40 in pico-USD.
+                        (None, _) if month => attributes(&[(table::SPENT, 80_400_000_000_000)]),
+                        (None, _) => attributes(&[]),
+                    }
+                },
+            )
+        };
+        (fleet, raised, script, t0)
+    }
+
+    /// The 80 % mark is written.
+    fn marked() -> Answer {
+        attributes(&[])
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_threshold_whose_mark_was_throttled_is_marked_at_the_next_flush_though_nothing_is_written()
      {
-        let throttle = Arc::new(AtomicBool::new(true));
-        let (fleet, raised, t0) = alerting_at_80_40(throttle.clone());
+        let (fleet, raised, script, t0) = alerting_at_80_40();
         // A call of $0.90 takes the month from $79.50 to $80.40: past 80 % of
         // $100 ($80). Its mark is throttled: nothing raised yet.
         record(&fleet, "chat", "0.90", t0);
@@ -2717,7 +2819,7 @@ mod tests {
         assert_eq!(*raised.lock().unwrap(), []);
         // No call since, nothing to write: the next flush marks it all the same,
         // and this process raises it, at the spend that passed it.
-        throttle.store(false, Ordering::SeqCst);
+        script.lock().unwrap().mark = marked;
         assert!(fleet.flush().await);
         assert_eq!(*raised.lock().unwrap(), [(80, dec("80.40"), false)]);
         // Once.
@@ -2730,8 +2832,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_threshold_whose_mark_is_throttled_until_shutdown_is_raised_by_the_process() {
-        let throttle = Arc::new(AtomicBool::new(true));
-        let (fleet, raised, t0) = alerting_at_80_40(throttle);
+        let (fleet, raised, _, t0) = alerting_at_80_40();
         // The last run of a cron job: $79.50 to $80.40, past 80 % of $100, and
         // the mark is throttled until the process shuts down.
         record(&fleet, "chat", "0.90", t0);
@@ -2745,6 +2846,76 @@ mod tests {
         // other may write the month's item again): said to be its alone.
         assert_eq!(*raised.lock().unwrap(), [(80, dec("80.40"), true)]);
         assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_mark_still_unanswered_when_shutdown_runs_out_of_time_is_raised_by_the_process() {
+        let (fleet, raised, script, t0) = alerting_at_80_40();
+        // $79.50 to $80.40, past 80 % of $100 ($80): the mark is throttled.
+        record(&fleet, "chat", "0.90", t0);
+        assert!(fleet.flush().await);
+        // From now on the table takes the mark and never answers: each try
+        // ends at the SDK's 5 s attempt timeout, or when shutdown's 8 s are
+        // up, whichever comes first. The second try begins at 5 s or later
+        // and is cut short at 8 s, the mark still to be written then.
+        script.lock().unwrap().mark = unanswered;
+        let started = tokio::time::Instant::now();
+        let problems = fleet.shutdown(Duration::from_secs(8)).await;
+        assert_eq!(*raised.lock().unwrap(), [(80, dec("80.40"), true)]);
+        assert_eq!(problems, Vec::<String>::new());
+        assert_eq!(started.elapsed(), Duration::from_secs(8));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_threshold_passed_by_shutdown_whose_mark_is_never_answered_is_raised_by_the_process()
+    {
+        let (fleet, raised, script, t0) = alerting_at_80_40();
+        script.lock().unwrap().mark = unanswered;
+        // The last run's only call: $79.50 to $80.40, written by shutdown's
+        // flush, which passes 80 %; its mark is never answered, and
+        // shutdown's 3 s end before the SDK's 5 s attempt timeout.
+        record(&fleet, "chat", "0.90", t0);
+        let started = tokio::time::Instant::now();
+        fleet.shutdown(Duration::from_secs(3)).await;
+        assert_eq!(*raised.lock().unwrap(), [(80, dec("80.40"), true)]);
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_threshold_whose_first_mark_was_cut_short_is_marked_at_the_next_flush() {
+        let (fleet, raised, script, t0) = alerting_at_80_40();
+        script.lock().unwrap().mark = unanswered;
+        // $79.50 to $80.40 is written, passing 80 %; the flush is dropped
+        // after 1 s, its mark still unanswered (a caller's own time limit on
+        // flush_fleet).
+        record(&fleet, "chat", "0.90", t0);
+        let cut = tokio::time::timeout(Duration::from_secs(1), fleet.flush()).await;
+        assert!(cut.is_err());
+        assert_eq!(*raised.lock().unwrap(), []);
+        // The threshold is still to be marked: the next flush, with nothing
+        // to write, marks it and raises it, at the spend that passed it.
+        script.lock().unwrap().mark = marked;
+        assert!(fleet.flush().await);
+        assert_eq!(*raised.lock().unwrap(), [(80, dec("80.40"), false)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_mark_is_tried_once_a_flush_though_the_flush_writes_its_item() {
+        let (fleet, _, script, t0) = alerting_at_80_40();
+        // $79.50 to $80.40, past 80 % of $100: tried once, throttled, kept.
+        record(&fleet, "chat", "0.90", t0);
+        assert!(fleet.flush().await);
+        let count = |script: &Arc<Mutex<Script>>| {
+            let sent = &script.lock().unwrap().sent;
+            sent.iter().filter(|kind| *kind == "mark 80").count()
+        };
+        assert_eq!(count(&script), 1);
+        // Another call of $0.10; the item read back still passes 80 % and the
+        // mark is throttled again: this flush tries it once more, not twice
+        // (kept from before, and passed again by the write).
+        record(&fleet, "chat", "0.10", t0);
+        assert!(fleet.flush().await);
+        assert_eq!(count(&script), 2);
     }
 
     #[test]
