@@ -1212,7 +1212,9 @@ impl Fleet {
             writes
         };
         if writes.is_empty() {
-            self.retry_marks().await;
+            if !shared.closed.load(Ordering::SeqCst) {
+                self.retry_marks().await;
+            }
             self.forget_past(now);
             return true;
         }
@@ -1229,6 +1231,7 @@ impl Fleet {
         let mut failure = None;
         let mut writes = writes.into_iter();
         let mut wrote_any = false;
+        let mut unreachable = false;
         for write in writes.by_ref() {
             wrote_any = true;
             let result = self.counted(
@@ -1254,6 +1257,7 @@ impl Fleet {
                     all = false;
                     failed.push((write.pk, write.sk, Some(err.kind)));
                     if err.kind == Failure::Unreachable {
+                        unreachable = true;
                         break; // every other write would wait for the same timeout
                     }
                     continue;
@@ -1440,8 +1444,12 @@ impl Fleet {
             }
         }
         // The thresholds the writes passed, with those kept from before: each
-        // tried once.
-        self.retry_marks().await;
+        // tried once. Not against a table the writes found unreachable (each
+        // mark would wait as long again), nor once shutdown has begun: it
+        // tries them after it has given the leases back.
+        if !unreachable && !shared.closed.load(Ordering::SeqCst) {
+            self.retry_marks().await;
+        }
         // Leases of periods that have ended are of no more use: their unused part
         // goes back (a failure is retried at the next flush).
         let deadline = deadline_after(tokio::time::Instant::now(), shared.config.lease_wait);
@@ -2876,8 +2884,10 @@ mod tests {
         // shutdown's 3 s end before the SDK's 5 s attempt timeout.
         record(&fleet, "chat", "0.90", t0);
         let started = tokio::time::Instant::now();
-        fleet.shutdown(Duration::from_secs(3)).await;
+        let problems = fleet.shutdown(Duration::from_secs(3)).await;
         assert_eq!(*raised.lock().unwrap(), [(80, dec("80.40"), true)]);
+        // Its flush wrote everything: the mark is tried after it, not in it.
+        assert_eq!(problems, Vec::<String>::new());
         assert_eq!(started.elapsed(), Duration::from_secs(3));
     }
 
@@ -2916,6 +2926,87 @@ mod tests {
         record(&fleet, "chat", "0.10", t0);
         assert!(fleet.flush().await);
         assert_eq!(count(&script), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_mark_is_not_tried_by_a_flush_whose_writes_found_the_table_unreachable() {
+        let (fleet, _, script, t0) = alerting_at_80_40();
+        // $79.50 to $80.40, past 80 % of $100: the mark is throttled, kept.
+        record(&fleet, "chat", "0.90", t0);
+        assert!(fleet.flush().await);
+        // The table stops answering. A call of $0.10: the flush's first write
+        // waits for the SDK's 5 s attempt timeout; the others are not sent,
+        // nor is the mark (it would wait 5 s more).
+        {
+            let mut script = script.lock().unwrap();
+            script.silent = true;
+            script.sent.clear();
+        }
+        record(&fleet, "chat", "0.10", t0);
+        let started = tokio::time::Instant::now();
+        assert!(!fleet.flush().await);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        assert_eq!(script.lock().unwrap().sent, ["write"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_gives_the_leases_back_before_it_tries_the_marks_kept() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        // Every lease request and every write of the lease's use is answered
+        // as the table holds $0.05 (5 % of $1) granted to this process; the
+        // budget's item holds $0.80 spent after the write, every mark is
+        // throttled.
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let (fleet, budgets, _) = {
+            let sent = sent.clone();
+            scripted_fleet(
+                FleetConfig::dynamodb("scripted"),
+                vec![dollar_a_day()],
+                t0,
+                move |input| {
+                    let kind = kind(input);
+                    let answer = match (kind.as_str(), named(input, "#granted")) {
+                        (mark, _) if mark.starts_with("mark") => throttled(),
+                        ("lease", Some(granted)) => attributes(&[(granted, 50_000_000_000)]),
+                        // $0.80 in pico-USD.
+                        ("write", Some(granted)) => attributes(&[
+                            (granted, 50_000_000_000),
+                            (table::SPENT, 800_000_000_000),
+                        ]),
+                        _ => attributes(&[]),
+                    };
+                    sent.lock().unwrap().push(kind);
+                    answer
+                },
+            )
+        };
+        // A $0.01 call leases $0.05 and spends $0.01 of it; the flush writes
+        // it, and the budget's item holds $0.80: past 50 % and 80 % of $1.
+        // Both marks are throttled and kept.
+        let none = BTreeMap::new();
+        let Err(Refusal::Short(wants, _)) = budgets.reserve("chat", &none, t0) else {
+            panic!("nothing is leased yet: the call is short");
+        };
+        let call = fleet
+            .lease(wants, || budgets.reserve("chat", &none, t0))
+            .await
+            .unwrap();
+        call.settle(&none, dec("0.01"), true, t0);
+        record(&fleet, "chat", "0.01", t0);
+        assert!(fleet.flush().await);
+        sent.lock().unwrap().clear();
+        // At shutdown the lease goes back first (then this process's
+        // attributes are removed); the marks are tried after, until its time
+        // is up.
+        assert_eq!(
+            fleet.shutdown(Duration::from_secs(1)).await,
+            Vec::<String>::new()
+        );
+        let sent = sent.lock().unwrap();
+        let first_mark = sent.iter().position(|k| k.starts_with("mark"));
+        assert_eq!(sent.first().map(String::as_str), Some("give back"));
+        assert!(first_mark.is_some_and(|i| i > 0), "{sent:?}");
     }
 
     #[test]
