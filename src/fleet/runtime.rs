@@ -206,12 +206,15 @@ fn passes(spent: i128, limit: i128, percent: u32) -> bool {
 /// lease holds here until at least `t + 2 × flush`: the next flush (due at
 /// `t + flush`) has a whole interval more to be sent late (one that overran
 /// delays it), and to have its renewal answered, before the lease would lapse
-/// here while the table still holds it for this process. Half of `ttl` alone
-/// was not enough when `ttl` is under four intervals (10 s flushes, a 25 s
-/// lease: left alone at 10 s with 15 s left, it lapsed here from 15 s to the
-/// next renewal at 20 s). With `ttl` at three intervals or less, every flush
-/// renews it (the configuration keeps `ttl` above two: a renewal at `t` holds
-/// here until after the next at `t + flush`).
+/// here while the table still holds it for this process. A flush at `t` that
+/// renews it leaves it held here until `t + ttl − flush`: the next flush has
+/// `ttl − 2 × flush` to spare, less than an interval when `ttl` is under three
+/// (the configuration keeps `ttl` above two intervals, so some time is left).
+/// So a flush may be up to an interval late, or up to `ttl − 2 × flush` when
+/// that is less. Half of `ttl` alone was not enough when `ttl` is under four
+/// intervals (10 s flushes, a 25 s lease: left alone at 10 s with 15 s left, it
+/// lapsed here from 15 s to the next renewal at 20 s); now such a lease is
+/// renewed at every flush, each with 25 − 2 × 10 = 5 s to spare.
 fn renew_within(ttl: Duration, flush: Duration) -> i64 {
     (millis(ttl) / 2).max(millis(flush.saturating_mul(3)))
 }
