@@ -204,7 +204,11 @@ impl RollingTarget {
     }
 
     /// Opens the file for `period`: the last existing one of that period if it has
-    /// room for `need` more bytes, else the next.
+    /// room for `need` more bytes, else the next. The last one is opened first,
+    /// repairing a torn tail a crash left (`open_ledger_file`), and judged by its
+    /// length after the repair: the zeros of a power loss or a torn fragment do
+    /// not make it full, and a file that is full once repaired is still repaired
+    /// before the next one starts, so that no file is left torn for ever.
     fn roll(&mut self, period: FileName, need: u64) -> io::Result<()> {
         let existing = rolled_files(&self.rolling.dir)?;
         let last = existing
@@ -212,9 +216,20 @@ impl RollingTarget {
             .rev()
             .find(|(name, _)| name.same_period(&period));
         let mut name = last.map_or(period, |(n, _)| *n);
+        let mut opened = None;
         if let Some((_, path)) = last {
-            let len = std::fs::metadata(path)?.len();
+            let len = match &self.current {
+                // The file being written (it filled up): open already, and
+                // repaired when it was opened.
+                Some((current, file)) if *current == name => file.len(),
+                _ => {
+                    let (file, len) = self.open_file(path)?;
+                    opened = Some((file, len));
+                    len
+                }
+            };
             if self.full(len, need) {
+                opened = None;
                 // A file named with the last number there is (put there by
                 // hand) leaves no next one: said, never wrapped onto the first.
                 name.seq = name.seq.checked_add(1).ok_or_else(|| {
@@ -225,16 +240,15 @@ impl RollingTarget {
                         u32::MAX
                     ))
                 })?;
+            } else if opened.is_none() {
+                // The file being written has room: nothing to roll.
+                return Ok(());
             }
         }
-        let path = self.rolling.dir.join(name.file_name());
-        if let Some(before_open) = &self.hooks.before_open {
-            before_open(&path)?;
-        }
-        let (file, len) = open_ledger_file(&path).map_err(|e| match e {
-            LedgerError::Open { source, .. } => source,
-            other => io::Error::other(other.to_string()),
-        })?;
+        let (file, len) = match opened {
+            Some(opened) => opened,
+            None => self.open_file(&self.rolling.dir.join(name.file_name()))?,
+        };
         let outgoing = self
             .current
             .replace((name, FileTarget::new(file, len, self.dict.clone())));
@@ -253,6 +267,18 @@ impl RollingTarget {
         }
         self.remove_old(&name);
         Ok(())
+    }
+
+    /// Opens (or creates) the ledger file at `path`, repairing a torn tail;
+    /// returns it and its length after the repair.
+    fn open_file(&self, path: &Path) -> io::Result<(std::fs::File, u64)> {
+        if let Some(before_open) = &self.hooks.before_open {
+            before_open(path)?;
+        }
+        open_ledger_file(path).map_err(|e| match e {
+            LedgerError::Open { source, .. } => source,
+            other => io::Error::other(other.to_string()),
+        })
     }
 
     /// Whether a file of `len` bytes has no room for `need` more (a file always
@@ -567,7 +593,8 @@ mod tests {
             .mode(0o600)
             .open(&last)
             .unwrap();
-        std::io::Write::write_all(&mut file, b"0123456789\n").unwrap();
+        // A ledger line (a price change) of 26 bytes, over the limit of 6.
+        std::io::Write::write_all(&mut file, b"{\"v\":2,\"price_change\":{}}\n").unwrap();
         drop(file);
         let at: DateTime<Utc> = "2026-12-02T07:30:00Z".parse().unwrap();
         let opened = RollingTarget::open(
@@ -602,6 +629,178 @@ mod tests {
             })
             .count();
         assert_eq!(ledger_files, 1, "no other ledger file");
+    }
+
+    /// A receipt line of format 1, of call `c{id}`: every one as long for a
+    /// one-digit id, 339 bytes with its newline (`RECEIPT_LINE_LEN`).
+    fn receipt_line(id: u32) -> String {
+        format!(
+            r#"{{"v":1,"call_id":"c{id}","at":"2026-12-02T07:30:00Z","endpoint":"rt","variant":"AllTraffic","allocation":"busy_time","usage":{{"operation":"invoke_endpoint","latency_us":1000,"bytes_in":1,"bytes_out":2,"variant":"AllTraffic","outcome":"ok"}},"lines":[],"cost_usd":"0.5","currency":"USD","running_client_usd":"0.5","running_endpoint_usd":"0.5"}}"#
+        ) + "\n"
+    }
+
+    /// The receipt lines of calls `ids`, for `write_lines`.
+    fn receipt_lines(ids: &[u32]) -> (Vec<u8>, Vec<LineMeta>) {
+        let text: String = ids.iter().map(|&id| receipt_line(id)).collect();
+        let meta = LineMeta {
+            len: receipt_line(ids[0]).len(),
+            refs: Default::default(),
+            receipt: true,
+        };
+        (text.into_bytes(), vec![meta; ids.len()])
+    }
+
+    /// A rolling ledger directory (0700) at `dir` whose 07:00 file
+    /// (`sagemeter-2026-12-02T07.jsonl`) holds `text`, left by a crash.
+    fn crashed_in(dir: &Path, text: &[u8]) -> PathBuf {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::create_dir(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let path = dir.join("sagemeter-2026-12-02T07.jsonl");
+        let mut file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut file, text).unwrap();
+        path
+    }
+
+    /// The call ids of the receipts of every file of the ledger in `dir`, in
+    /// order, and the torn tails reported.
+    fn read_calls(dir: &Path) -> (Vec<String>, usize) {
+        let (mut calls, mut torn) = (Vec::new(), 0);
+        for path in crate::ledger::ledger_files(dir).unwrap() {
+            let read = crate::ledger::read_all(&path).unwrap();
+            calls.extend(read.records.into_iter().map(|c| c.call_id));
+            torn += usize::from(read.torn_tail.is_some());
+        }
+        (calls, torn)
+    }
+
+    /// Every receipt line here is 339 bytes with its newline: 7 (`{"v":1,`) + 15
+    /// (`"call_id":"c1",`) + 28 (`at`) + 16 (`endpoint`) + 23 (`variant`) + 25
+    /// (`allocation`) + 9 (`"usage":{`) + 30 + 18 + 13 + 14 + 23 + 16 (its
+    /// members and `}`,) + 11 (`lines`) + 17 (`cost_usd`) + 17 (`currency`) + 27
+    /// + 29 (the running totals and `}`) + 1 (the newline).
+    const RECEIPT_LINE_LEN: u64 = 339;
+
+    #[test]
+    fn receipt_lines_are_as_long_as_said() {
+        assert_eq!(receipt_line(1).len() as u64, RECEIPT_LINE_LEN);
+        assert_eq!(receipt_line(9).len() as u64, RECEIPT_LINE_LEN);
+    }
+
+    /// A power loss left 4 KiB of zeros after c1 (its size reached the disk, its
+    /// last data did not): 339 + 4,096 = 4,435 bytes on disk, over a limit of
+    /// three lines (1,017 bytes). Repaired, the file is 339 bytes with room for
+    /// two more lines (339 + 2 × 339 = 1,017 ≤ 1,017): c2 and c3 go on in it,
+    /// after the zeros are cut, and no second file starts.
+    #[test]
+    fn a_file_over_the_limit_only_by_power_loss_zeros_is_repaired_and_written_on() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ledger");
+        let mut text = receipt_line(1).into_bytes();
+        text.resize(text.len() + 4096, 0);
+        let path = crashed_in(&dir, &text);
+        let (mut target, _clock) = target(&dir, 3 * RECEIPT_LINE_LEN);
+        let (b, b_lines) = receipt_lines(&[2, 3]);
+        target.write_lines(&b, &b_lines).unwrap();
+        let want = receipt_line(1) + &receipt_line(2) + &receipt_line(3);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), want);
+        assert!(!dir.join("sagemeter-2026-12-02T07.1.jsonl").exists());
+        assert_eq!(
+            read_calls(&dir),
+            (vec!["c1".into(), "c2".into(), "c3".into()], 0)
+        );
+    }
+
+    /// c2's write was torn after 200 bytes: 339 + 200 = 539 bytes, over a limit
+    /// of 400. Cut back to c1 (339 bytes), the file has room for 61 more: a
+    /// price change (`{"v":2,"price_change":{}}` and its newline, 26 bytes: 365
+    /// ≤ 400) goes on in it; c3 (365 + 339 = 704 > 400) starts the next file.
+    #[test]
+    fn a_file_over_the_limit_only_by_a_torn_fragment_is_repaired_and_written_on() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ledger");
+        let text = receipt_line(1) + &receipt_line(2)[..200];
+        let path = crashed_in(&dir, text.as_bytes());
+        assert_eq!(read_calls(&dir), (vec!["c1".into()], 1));
+        let (mut target, _clock) = target(&dir, 400);
+        let change = "{\"v\":2,\"price_change\":{}}\n";
+        let (c3, c3_lines) = receipt_lines(&[3]);
+        let bytes = [change.as_bytes(), &c3].concat();
+        let change_line = LineMeta {
+            len: 26,
+            refs: Default::default(),
+            receipt: false,
+        };
+        target
+            .write_lines(&bytes, &[change_line, c3_lines[0]])
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            receipt_line(1) + change
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("sagemeter-2026-12-02T07.1.jsonl")).unwrap(),
+            receipt_line(3)
+        );
+        assert_eq!(read_calls(&dir), (vec!["c1".into(), "c3".into()], 0));
+    }
+
+    /// Two whole lines (678 bytes) and c3 torn after 100 bytes (778 bytes in
+    /// all), under a limit of one line (339): the file is over the limit even
+    /// repaired (678 > 339), so c4 starts the next file, but the torn tail is
+    /// cut first: the file reads with no torn tail, and `cat` of the files
+    /// glues nothing onto c4.
+    #[test]
+    fn a_torn_file_still_over_the_limit_is_repaired_and_the_next_file_started() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ledger");
+        let text = receipt_line(1) + &receipt_line(2) + &receipt_line(3)[..100];
+        let path = crashed_in(&dir, text.as_bytes());
+        let (mut target, _clock) = target(&dir, RECEIPT_LINE_LEN);
+        let (d, d_lines) = receipt_lines(&[4]);
+        target.write_lines(&d, &d_lines).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            receipt_line(1) + &receipt_line(2)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("sagemeter-2026-12-02T07.1.jsonl")).unwrap(),
+            receipt_line(4)
+        );
+        assert_eq!(
+            read_calls(&dir),
+            (vec!["c1".into(), "c2".into(), "c4".into()], 0)
+        );
+    }
+
+    /// c2 is whole but its newline was lost, and 4 KiB of zeros follow: 339 +
+    /// 338 + 4,096 = 4,773 bytes, over a limit of three lines (1,017). The
+    /// reader reads c2 (the zeros cut); the writer keeps it, with its newline
+    /// added (678 bytes, room for one more line: 678 + 339 = 1,017 ≤ 1,017), and goes on
+    /// with c3 after it: c2 is in the ledger once, never cut, never twice.
+    #[test]
+    fn a_whole_last_record_missing_its_newline_is_kept_once_when_its_file_is_reopened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ledger");
+        let mut text = (receipt_line(1) + receipt_line(2).trim_end()).into_bytes();
+        text.resize(text.len() + 4096, 0);
+        let path = crashed_in(&dir, &text);
+        assert_eq!(read_calls(&dir), (vec!["c1".into(), "c2".into()], 0));
+        let (mut target, _clock) = target(&dir, 3 * RECEIPT_LINE_LEN);
+        let (c, c_lines) = receipt_lines(&[3]);
+        target.write_lines(&c, &c_lines).unwrap();
+        let want = receipt_line(1) + &receipt_line(2) + &receipt_line(3);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), want);
+        assert!(!dir.join("sagemeter-2026-12-02T07.1.jsonl").exists());
+        assert_eq!(
+            read_calls(&dir),
+            (vec!["c1".into(), "c2".into(), "c3".into()], 0)
+        );
     }
 
     #[test]
