@@ -159,7 +159,12 @@ impl JsonlLedgerBuilder {
     /// A rolling ledger only: also a new file when the current one's receipts
     /// would grow beyond `bytes` (a receipt longer than that gets a file of its
     /// own). Each file also holds the definitions its receipts refer to (prices,
-    /// notes: a few hundred bytes each, a few KB a file), which are not counted.
+    /// notes: a few hundred bytes each, a few KB a file), which are not counted
+    /// in a file this process started. A process that goes on writing a file it
+    /// did not start (a restart in the same hour or day) counts all of that
+    /// file's bytes, definitions included, and writes the definitions its own
+    /// receipts need again: a file appended to by many short runs holds fewer
+    /// receipts than `bytes` suggests.
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.rolling().max_bytes = Some(bytes);
         self

@@ -136,7 +136,8 @@ pub struct InvokeArgs {
 
     /// With a directory --ledger: also start a new file when the current one's
     /// receipts would grow beyond this many bytes (each file also holds the few KB
-    /// of definitions they refer to, not counted).
+    /// of definitions they refer to, not counted by the run that started the file;
+    /// a run going on with a file an earlier run started counts all its bytes).
     #[arg(long, value_name = "BYTES", requires = "ledger", allow_negative_numbers = true,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub ledger_roll_bytes: Option<u64>,
