@@ -30,18 +30,22 @@
 //!   kept; zeros after a whole line are a torn tail of their own; a line cut
 //!   away entirely is no torn tail. The next writer to open the file cuts a
 //!   torn tail off: the single file's on every restart, a rolling ledger's when
-//!   it restarts in the same period (the file it goes on writing, unless that
-//!   file is already beyond the size limit, when it may start the next one and
-//!   leave the torn file as it is); a torn tail of a file no writer reopens stays
-//!   reported. Never a panic, never an error;
+//!   it restarts in the same period and the file is that period's last (the
+//!   file it goes on writing, or, when it is beyond the size limit once
+//!   repaired, the one it repairs before it starts the next); a torn tail of a
+//!   file no writer reopens stays, reported exactly by every read, conversion
+//!   and report. Never a panic, never an error;
 //! - a rolling ledger: each record is in a file of the period of the clock when
 //!   it was written (`sagemeter-YYYY-MM-DDTHH[.N].jsonl`, `HH` = `00` for daily
 //!   files); without a size limit one file per period; with one, each file's
 //!   records (every line but definitions) take at most the limit, or the file
-//!   holds one record, and a period's next file starts only when the next
-//!   record would not fit in the previous one (its records and the next beyond
-//!   the limit; of a file a restarted process went on writing, all its bytes,
-//!   definitions included, which is what that process counts). Some runs write
+//!   holds one record; a period's next file starts only when the next record
+//!   would not fit in the previous one, by what the writer of that file counts
+//!   (`JsonlLedgerBuilder::max_bytes`): the records it wrote, and in a file it
+//!   did not start, all the bytes it found there (repaired), definitions
+//!   included; and what it counts is within the limit, but for one record in a
+//!   file it found empty, or a file it found beyond the limit and wrote nothing
+//!   more to. Some runs write
 //!   one receipt of a fixed length with a limit of a whole number of them, so
 //!   that files fill to the byte;
 //! - a closed file (of a period before the clock's, or any after the last
@@ -418,6 +422,25 @@ fn file_period(path: &Path) -> String {
     name["sagemeter-".len().."sagemeter-YYYY-MM-DDTHH".len()].to_owned()
 }
 
+/// The whole lines of a ledger file's `text` other than definitions (receipts
+/// and price changes: what a size limit counts), each as its offset and length.
+fn record_lines(text: &[u8]) -> Vec<(u64, u64)> {
+    let mut records = Vec::new();
+    let mut offset = 0u64;
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        let definition = serde_json::from_slice::<Value>(line).is_ok_and(|v| {
+            ["context", "price", "origin"]
+                .iter()
+                .any(|k| v.get(k).is_some())
+        });
+        if line.ends_with(b"\n") && !definition {
+            records.push((offset, line.len() as u64));
+        }
+        offset += line.len() as u64;
+    }
+    records
+}
+
 /// Whether Parquet stores every amount of `cost` exactly (no non-zero digit
 /// beyond 12 places) and its time (1677–2262): `docs/ledger-parquet.md`.
 #[cfg(feature = "parquet")]
@@ -461,13 +484,6 @@ struct Item {
     period: String,
 }
 
-/// A torn tail the model expects; `sure` unless a restart may have cut it.
-#[derive(Debug, Clone)]
-struct Torn {
-    tail: TornTail,
-    sure: bool,
-}
-
 /// What a read of one file gave.
 struct FileRead {
     path: PathBuf,
@@ -490,10 +506,15 @@ struct Run {
     /// Records this process wrote, and receipts among them.
     lines_since_open: u64,
     receipts_since_open: u64,
-    torn: BTreeMap<PathBuf, Torn>,
-    /// Files a later process found in its period when it opened the ledger
-    /// again, one of which it may have gone on writing.
-    reopened: BTreeSet<PathBuf>,
+    /// The torn tail each file holds, as its reader must report it.
+    torn: BTreeMap<PathBuf, TornTail>,
+    /// Of a rolling ledger's file a later process opened again, its length
+    /// then (repaired): what that process counts of it against the size limit,
+    /// besides what it writes there after (definitions not counted).
+    reopened_at: BTreeMap<PathBuf, u64>,
+    /// Of a file whose first record a crash took, that record's length: the
+    /// one that started the file.
+    first_lost: BTreeMap<PathBuf, u64>,
     converted: BTreeMap<PathBuf, PathBuf>,
     unconvertible: BTreeSet<PathBuf>,
     next_id: u64,
@@ -522,7 +543,8 @@ impl Run {
             lines_since_open: 0,
             receipts_since_open: 0,
             torn: BTreeMap::new(),
-            reopened: BTreeSet::new(),
+            reopened_at: BTreeMap::new(),
+            first_lost: BTreeMap::new(),
             converted: BTreeMap::new(),
             unconvertible: BTreeSet::new(),
             next_id: 0,
@@ -619,30 +641,30 @@ impl Run {
         Ok(())
     }
 
-    /// Restarts: a new writer appends to what the last one left. A torn tail
-    /// is cut off by the writer that opens its file (module docs).
+    /// Restarts: a new writer appends to what the last one left. It opens the
+    /// file it goes on with, the single file or the last file of the clock's
+    /// period, and cuts its torn tail (module docs), even when that file is
+    /// full once repaired and the next one starts; a torn tail of any other
+    /// file stays.
     fn reopen(&mut self) {
-        if matches!(self.mode, Mode::Rolling { .. }) {
-            let now = self.current_period();
-            let found = self.files().into_iter().filter(|f| file_period(f) == now);
-            self.reopened.extend(found);
-        }
-        self.open();
-        match self.mode {
-            Mode::Plain => self.torn.clear(),
-            Mode::Rolling { max_bytes, .. } => {
-                // It goes on writing its period's last file, cutting its torn
-                // tail, when that file has room; one beyond the limit it may
-                // leave as it is for the next.
+        let goes_on = match self.mode {
+            Mode::Plain => Some(self.path.clone()),
+            Mode::Rolling { .. } => {
                 let now = self.current_period();
-                self.torn.retain(|path, torn| {
-                    if file_period(path) != now {
-                        return true;
-                    }
-                    let len = std::fs::metadata(path).unwrap().len();
-                    torn.sure = false;
-                    max_bytes.is_some_and(|max| len > max)
-                });
+                let period: Vec<PathBuf> = self
+                    .files()
+                    .into_iter()
+                    .filter(|f| file_period(f) == now)
+                    .collect();
+                period.last().cloned()
+            }
+        };
+        self.open();
+        if let Some(path) = goes_on {
+            self.torn.remove(&path);
+            if matches!(self.mode, Mode::Rolling { .. }) {
+                let len = std::fs::metadata(&path).unwrap().len();
+                self.reopened_at.insert(path, len);
             }
         }
     }
@@ -872,20 +894,12 @@ impl Run {
                     Err(e) => prop_assert!(false, "{}: {}", path.display(), e),
                 }
             }
-            let torn = reader.torn_tail().cloned();
-            match self.torn.get(&path) {
-                Some(t) if t.sure => {
-                    prop_assert_eq!(torn.as_ref(), Some(&t.tail), "{}", path.display())
-                }
-                Some(t) => prop_assert!(
-                    torn.is_none() || torn.as_ref() == Some(&t.tail),
-                    "{}: {:?}, not {:?}",
-                    path.display(),
-                    torn,
-                    t
-                ),
-                None => prop_assert_eq!(torn, None, "{}", path.display()),
-            }
+            prop_assert_eq!(
+                reader.torn_tail(),
+                self.torn.get(&path),
+                "{}",
+                path.display()
+            );
             reads.push(FileRead {
                 path,
                 receipts,
@@ -934,8 +948,8 @@ impl Run {
         }
         let mut n = 0;
         let mut file_changes: BTreeMap<String, u64> = BTreeMap::new();
-        // The last file: its period, bytes, and bytes of records.
-        let mut previous: Option<(String, u64, u64, bool)> = None;
+        // The last file: its period, and the bytes its last writer counted.
+        let mut previous: Option<(String, u64)> = None;
         for r in reads {
             let name = r.path.file_name().unwrap().to_str().unwrap().to_owned();
             let p = file_period(&r.path);
@@ -945,55 +959,64 @@ impl Run {
             }
             *file_changes.entry(p.clone()).or_default() += r.price_changes;
             let text = std::fs::read(&r.path).unwrap();
-            // Whole lines other than definitions: what the limit counts.
-            let records: Vec<usize> = text
-                .split_inclusive(|b| *b == b'\n')
-                .filter(|l| l.ends_with(b"\n"))
-                .filter(|l| {
-                    let v: Value = serde_json::from_slice(l).unwrap();
-                    !["context", "price", "origin"]
-                        .iter()
-                        .any(|k| v.get(k).is_some())
-                })
-                .map(|l| l.len())
-                .collect();
+            let records = record_lines(&text);
+            // What the limit counts (module docs): records; of a file a later
+            // process went on writing, all it found there, definitions
+            // included, and the records it wrote after.
+            let base = self.reopened_at.get(&r.path).copied().unwrap_or(0);
+            let counted = base
+                + records
+                    .iter()
+                    .filter(|(at, _)| *at >= base)
+                    .map(|(_, len)| len)
+                    .sum::<u64>();
             let seq = name.len() > "sagemeter-YYYY-MM-DDTHH.jsonl".len();
             match max {
                 None => prop_assert!(!seq, "{} without a size limit", name),
                 Some(max) => {
-                    let bytes: usize = records.iter().sum();
+                    let bytes: u64 = records.iter().map(|(_, len)| len).sum();
                     prop_assert!(
-                        bytes as u64 <= max || records.len() == 1,
+                        bytes <= max || records.len() == 1,
                         "{}: {} bytes of records over {}",
                         name,
                         bytes,
                         max
                     );
-                    // What the limit counts: records; of a file a later process
-                    // went on writing, that process counts all it found there.
-                    if let (Some((prev_period, prev_len, prev_records, reopened)), Some(first)) =
-                        (&previous, records.first())
+                    // Over the limit only by one record in a file its writer
+                    // found empty, or by what a later process found there and
+                    // then wrote nothing after.
+                    prop_assert!(
+                        counted <= max
+                            || (base == 0 && records.len() == 1)
+                            || (base > max && counted == base),
+                        "{}: {} bytes counted (found {}) over {}",
+                        name,
+                        counted,
+                        base,
+                        max
+                    );
+                    // The record that started the file: its first, or the one
+                    // a crash took from it.
+                    let first = self
+                        .first_lost
+                        .get(&r.path)
+                        .or(records.first().map(|(_, len)| len));
+                    if let (Some((prev_period, prev_counted)), Some(first)) = (&previous, first)
                         && *prev_period == p
                     {
-                        let counted = match reopened {
-                            true => *prev_len,
-                            false => *prev_records,
-                        };
                         prop_assert!(
-                            counted + *first as u64 > max,
+                            prev_counted + first > max,
                             "{} started though its first record ({} bytes) fit the \
                              previous file ({} bytes counted, limit {})",
                             name,
                             first,
-                            counted,
+                            prev_counted,
                             max
                         );
                     }
                 }
             }
-            let record_bytes = records.iter().sum::<usize>() as u64;
-            let reopened = self.reopened.contains(&r.path);
-            previous = Some((p, text.len() as u64, record_bytes, reopened));
+            previous = Some((p, counted));
         }
         let want: BTreeMap<String, u64> =
             changes.iter().map(|(p, n)| (p.to_string(), *n)).collect();
@@ -1028,6 +1051,7 @@ impl Run {
                 .map_or(0, |i| i + 1);
             let line = text[..start].iter().filter(|b| **b == b'\n').count() as u64 + 1;
             let len = text.len() - start;
+            let first = record_lines(&text[..start]).is_empty();
             let keep = match cut {
                 Cut::Newline => len - 1,
                 Cut::All => 0,
@@ -1040,6 +1064,9 @@ impl Run {
             // Cut anywhere before its closing brace, or away: the record is lost.
             if keep + 1 < len {
                 self.items.pop();
+                if first {
+                    self.first_lost.entry(path.clone()).or_insert(len as u64);
+                }
             }
             let tail = if (1..len - 1).contains(&keep) {
                 Some(TornTail::new(line, start as u64, (keep + zeros) as u64))
@@ -1055,7 +1082,7 @@ impl Run {
                 None
             };
             if let Some(tail) = tail {
-                self.torn.insert(path, Torn { tail, sure: true });
+                self.torn.insert(path, tail);
             }
         }
         if let Some(block) = read_before {
@@ -1089,11 +1116,7 @@ impl Run {
                 };
                 prop_assert_eq!(converted.rows, r.receipts.len() as u64);
                 prop_assert_eq!(converted.price_changes, r.price_changes);
-                match self.torn.get(path) {
-                    Some(t) if t.sure => prop_assert_eq!(converted.torn_tail, Some(t.tail.clone())),
-                    Some(_) => {}
-                    None => prop_assert_eq!(converted.torn_tail, None),
-                }
+                prop_assert_eq!(converted.torn_tail.as_ref(), self.torn.get(path));
                 let back = read_all(&out);
                 prop_assert!(back.is_ok(), "{:?}", back);
                 let want: Vec<&Cost> = r.receipts.iter().collect();
@@ -1160,14 +1183,12 @@ impl Run {
                 report.total.cost_usd,
                 receipts.iter().map(|c| c.cost_usd).sum::<Decimal>()
             );
-            let torn: Vec<&Torn> = reads
+            let torn = reads
                 .iter()
                 .filter(|r| !self.converted.contains_key(&r.path))
-                .filter_map(|r| self.torn.get(&r.path))
-                .collect();
-            if torn.iter().all(|t| t.sure) {
-                prop_assert_eq!(report.torn_tails, torn.len() as u64, "torn tails");
-            }
+                .filter(|r| self.torn.contains_key(&r.path))
+                .count();
+            prop_assert_eq!(report.torn_tails, torn as u64, "torn tails");
         }
         let same_receipts = |inputs: &[&Path]| {
             matches!(
@@ -1243,8 +1264,16 @@ fn play(mode: Mode, start: DateTime<Utc>, ops: &[Op], block: usize) -> Result<()
     run.check_reports(&reads, true)
 }
 
+/// Cases a run: 16, or `PROPTEST_CASES` when set (for a longer run).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(16)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     /// Every receipt written and not torn by a crash reads back once, exactly,
     /// in order, from the files of its periods, in JSON Lines and in Parquet;
