@@ -385,8 +385,10 @@ impl Metered {
                 cost.call_id, cost.endpoint
             ))
         };
-        let sum =
-            |a: Decimal, b: Decimal, what: &str| a.checked_add(b).ok_or_else(|| overflow(what));
+        // Exact, or refused: never rounded to fewer places.
+        let sum = |a: Decimal, b: Decimal, what: &str| {
+            crate::report::exact_sum(a, b).ok_or_else(|| overflow(what))
+        };
 
         // chrono reads signed, extended years ("-200000-01-01T00:00:00Z"); no
         // meter wrote one, and spans of millennia are no accrual.
@@ -1987,6 +1989,37 @@ mod tests {
             assert_eq!(cost, d("0.00046"));
             assert_eq!(accrual(&m), (d("0.23"), d("0.01")));
         }
+    }
+
+    /// Two compute lines of one day and endpoint, 10¹² USD (the most a receipt
+    /// carries) and 10⁻¹⁷ USD: the exact sum, 1,000,000,000,000.00000000000000001,
+    /// has 13 + 17 = 30 digits, more than a `Decimal` holds (10²⁹ + 1 > 2⁹⁶ − 1 ≈
+    /// 7.9 × 10²⁸, at 17 places): the second receipt is refused, not summed to
+    /// 10¹² at 16 places, 10⁻¹⁷ short.
+    #[test]
+    fn a_metered_sum_that_would_be_rounded_is_refused() {
+        let first = receipt("a", "2026-12-01T09:59:00Z", "1000000000000", "0.23", "0.01");
+        let second = receipt(
+            "b",
+            "2026-12-01T10:59:00Z",
+            "0.00000000000000001",
+            "0.46",
+            "0.02",
+        );
+        let mut m = Metered::new("us-east-1");
+        m.add("l.jsonl", &first).unwrap();
+        let err = m.add("l.jsonl", &second).unwrap_err();
+        match &err {
+            AccountError::Ledger { reason, .. } => assert!(
+                reason.contains("receipt b: the metered cost of rt overflows"),
+                "{err}"
+            ),
+            other => panic!("not a ledger error: {other:?}"),
+        }
+        // Nothing of the refused receipt counts.
+        assert_eq!(m.receipts(), 1);
+        let cost: Decimal = m.cells.values().map(|c| c.cost_usd).sum();
+        assert_eq!(cost, Decimal::from(1_000_000_000_000u64));
     }
 
     #[test]

@@ -205,7 +205,8 @@ impl crate::chart::Drawing for OverTimeChart<'_> {
 }
 
 /// The series to draw: the first `MAX_LINES - 1` as they are, the rest summed
-/// ([`ReportError::Overflow`] when a sum does not fit: amounts no meter wrote).
+/// exactly ([`ReportError::Overflow`] when a sum does not fit, or needs more
+/// digits than a `Decimal` holds: amounts no meter wrote).
 fn lines(series: &[Series]) -> Result<Vec<Series>, ReportError> {
     if series.len() <= MAX_LINES {
         return Ok(series.to_vec());
@@ -221,10 +222,7 @@ fn lines(series: &[Series]) -> Result<Vec<Series>, ReportError> {
                 .0
                 .checked_add(p.calls)
                 .ok_or_else(|| overflow("calls"))?;
-            slot.1 = slot
-                .1
-                .checked_add(p.cost_usd)
-                .ok_or_else(|| overflow("cost"))?;
+            slot.1 = super::exact_sum(slot.1, p.cost_usd).ok_or_else(|| overflow("cost"))?;
         }
     }
     kept.push(Series {
@@ -430,6 +428,33 @@ mod tests {
         let err = render_svg(&report, DEFAULT_SIZE).unwrap_err();
         assert!(
             matches!(&err, ReportError::Overflow { what, .. } if what.contains("calls")),
+            "{err:?}"
+        );
+    }
+
+    /// Groups summed into `(other)` of 7 × 10¹⁶, 10⁻¹² and 10¹⁶ USD: the exact
+    /// sum, 80,000,000,000,000,000.000000000001, has 17 + 12 = 29 digits, one
+    /// more than a `Decimal` holds (8 × 10²⁸ + 1 > 2⁹⁶ − 1 ≈ 7.9 × 10²⁸, at 12
+    /// places): refused, not drawn a picodollar short at 11 places.
+    #[test]
+    fn an_other_line_whose_sum_would_be_rounded_is_an_error() {
+        let costs: Vec<_> = (0..12)
+            .map(|i| cost(&format!("e{i:02}"), "2026-11-01T09:00:00Z", "1"))
+            .collect();
+        let mut report = summarize(&costs, &ReportOptions::default()).unwrap();
+        let summed = &mut report.over_time.series[MAX_LINES - 1..];
+        assert_eq!(summed.len(), 3);
+        for (series, usd) in summed.iter_mut().zip([
+            Decimal::from(70_000_000_000_000_000u64),
+            Decimal::new(1, 12),
+            Decimal::from(10_000_000_000_000_000u64),
+        ]) {
+            series.points[0].cost_usd = usd;
+        }
+        let err = lines(&report.over_time.series).unwrap_err();
+        assert!(
+            matches!(&err, ReportError::Overflow { what, .. }
+                if what == "the cost of the chart's `(other)` line"),
             "{err:?}"
         );
     }

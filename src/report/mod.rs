@@ -231,24 +231,28 @@ fn overflow(of: &str) -> impl Fn(Overflow) -> ReportError + '_ {
     move |Overflow(what)| ReportError::overflow(format!("the {what} of {of}"))
 }
 
-/// `a + b` exactly, or which sum overflowed: one too large for a `Decimal`, or
+/// `a + b` exactly, or which sum overflowed (see [`exact_sum`]).
+fn sum(a: Decimal, b: Decimal, what: &'static str) -> Result<Decimal, Overflow> {
+    exact_sum(a, b).ok_or(Overflow(what))
+}
+
+/// `a + b` exactly, or `None` when it overflows: too large for a `Decimal`, or
 /// with more digits than it holds (which `checked_add` would round to fewer
 /// places rather than refuse).
-fn sum(a: Decimal, b: Decimal, what: &'static str) -> Result<Decimal, Overflow> {
-    let s = a.checked_add(b).ok_or(Overflow(what))?;
+pub(crate) fn exact_sum(a: Decimal, b: Decimal) -> Option<Decimal> {
+    let s = a.checked_add(b)?;
     let places = s.scale();
     if places >= a.scale().max(b.scale()) {
-        return Ok(s); // at the inputs' places: nothing rounded
+        return Some(s); // at the inputs' places: nothing rounded
     }
     // Fewer places: exact only when the digits beyond them add up to whole
     // units of the last place kept (each part below one such unit: exact).
     let (ta, tb) = (a.trunc_with_scale(places), b.trunc_with_scale(places));
     let rest = (a - ta) + (b - tb);
-    let exact = (rest.round_dp(places) == rest)
+    (rest.round_dp(places) == rest)
         .then(|| ta.checked_add(tb)?.checked_add(rest))
         .flatten()
-        .filter(|t| *t == s);
-    exact.ok_or(Overflow(what))
+        .filter(|t| *t == s)
 }
 
 /// `a + b` of counts, or which sum overflowed.
