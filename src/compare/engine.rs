@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use super::arith::{HINT_INPUTS, Overflow, add, div, mul, sub};
 use super::break_even::{BreakEven, break_even};
 use super::format::{calls as fmt_calls, percent, usd};
-use super::{CompareError, PerTokenPlan, Period, Plan, PlanModel, RateTable, UsageProfile};
+use super::{
+    CompareError, PerTokenPlan, Period, Plan, PlanModel, RateTable, SubscriptionPlan, UsageProfile,
+};
 use crate::pricing::{PriceKey, PriceSource, Rate};
 
 #[doc(no_inline)]
@@ -478,6 +480,29 @@ fn price_plan(
     let latency_seconds = Decimal::from_i128_with_scale(profile.mean_latency.as_nanos() as i128, 9);
     let mut used: Vec<Rate> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
+    // The share of calls a per-inference fee or a quota counts (answered with HTTP
+    // 2XX), when some were not.
+    let answered = profile.answered_per_call.filter(|s| *s < Decimal::ONE);
+    if let Some(share) = answered
+        && matches!(
+            plan.model,
+            PlanModel::PerInference(_)
+                | PlanModel::Subscription(SubscriptionPlan {
+                    included_calls: Some(_),
+                    ..
+                })
+        )
+    {
+        notes.push(format!(
+            "charges the calls answered with HTTP 2XX, {} of the calls metered ({} per \
+             {period}), as AWS Marketplace charges inferences: not model errors nor calls \
+             cancelled before their answer",
+            percent(share),
+            fmt_calls(mul(calls, share).map_err(|o| {
+                o.of(format!("the answered calls of plan `{name}`"), HINT_INPUTS)
+            })?)
+        ));
+    }
     let mut provisioned_seconds = None;
     let region = rates.region().to_string();
     // "the cost per month of plan `x` is too large to compute exactly ..."
@@ -486,6 +511,8 @@ fn price_plan(
         move |o: Overflow| o.of(what.clone(), HINT_INPUTS)
     };
     let per_period = format!("the fixed cost per {period}");
+    // The cost at the profile's calls when the curve holds it only rounded.
+    let mut exact_cost = None;
 
     let curve = match &plan.model {
         PlanModel::Instance(p) => {
@@ -682,7 +709,14 @@ fn price_plan(
                 ..CostCurve::linear(standing, per_call)
             }
         }
-        PlanModel::PerInference(p) => CostCurve::linear(Decimal::ZERO, p.usd_per_call),
+        PlanModel::PerInference(p) => {
+            // A fee per inference: one per call answered with HTTP 2XX.
+            let per_call = match answered {
+                Some(share) => mul(p.usd_per_call, share).map_err(overflow("the cost per call"))?,
+                None => p.usd_per_call,
+            };
+            CostCurve::linear(Decimal::ZERO, per_call)
+        }
         PlanModel::PerToken(p) => {
             let per_call = tokens_per_call(profile, p.usd_per_input_token, p.usd_per_output_token)
                 .map_err(overflow("the cost per call (tokens × price per token)"))?;
@@ -703,9 +737,23 @@ fn price_plan(
                 .map(|calls| amortise(calls, &format!("the included calls per {period}")))
                 .transpose()?;
             if let Some(included) = included {
-                let over = sub(calls, included)
+                let charged = match answered {
+                    Some(share) => mul(calls, share).map_err(overflow("the answered calls"))?,
+                    None => calls,
+                };
+                let over = sub(charged, included)
                     .map_err(overflow("the calls above the quota"))?
                     .max(Decimal::ZERO);
+                // The curve's kink below, `included / share`, may not be a finite
+                // decimal: the cost at the profile's calls is taken from the
+                // answered calls themselves.
+                if answered.is_some() {
+                    exact_cost = Some(
+                        mul(over, p.overage_usd_per_call.unwrap_or_default())
+                            .and_then(|x| add(fixed, x))
+                            .map_err(overflow(&format!("the cost per {period}")))?,
+                    );
+                }
                 notes.push(format!(
                     "includes {} calls per {period}; {} calls above that at {} USD each",
                     fmt_calls(included),
@@ -723,11 +771,30 @@ fn price_plan(
                     usd(fixed, 2)
                 ));
             }
+            // The quota counts answered calls, `share × U` of `U` calls: in calls
+            // made, it lasts `included / share` calls, and each call beyond costs
+            // `share × overage` on average. None answered: the fee alone.
+            let (included, overage) = match (answered, included, p.overage_usd_per_call) {
+                (Some(share), Some(_), Some(_)) if share.is_zero() => (None, None),
+                (Some(share), Some(included), Some(overage)) => (
+                    Some(
+                        div(included, share)
+                            .map_err(overflow("the calls the quota lasts"))?
+                            .normalize(),
+                    ),
+                    Some(
+                        mul(overage, share)
+                            .map_err(overflow("the overage per call"))?
+                            .normalize(),
+                    ),
+                ),
+                (_, included, overage) => (included, overage),
+            };
             CostCurve {
                 fixed_usd: fixed,
                 usd_per_call: Decimal::ZERO,
                 included_calls: included,
-                overage_usd_per_call: p.overage_usd_per_call,
+                overage_usd_per_call: overage,
             }
         }
     };
@@ -737,15 +804,17 @@ fn price_plan(
         usd_per_call: curve.usd_per_call.normalize(),
         ..curve
     };
-    let cost_usd = curve.try_cost_usd(calls).map_err(|o| {
-        o.of(
-            format!(
-                "the cost of plan `{name}` for {} calls per {period}",
-                fmt_calls(calls)
-            ),
-            HINT_INPUTS,
-        )
-    })?;
+    let cost_usd = exact_cost
+        .map_or_else(|| curve.try_cost_usd(calls), Ok)
+        .map_err(|o| {
+            o.of(
+                format!(
+                    "the cost of plan `{name}` for {} calls per {period}",
+                    fmt_calls(calls)
+                ),
+                HINT_INPUTS,
+            )
+        })?;
     let usd_per_1000_calls = if calls.is_zero() {
         None
     } else {

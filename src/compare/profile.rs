@@ -70,6 +70,15 @@ pub struct UsageProfile {
     /// for a profile stated by hand, whose figures are known for every call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_reported: Option<TokensReported>,
+    /// Mean inferences charged per call (0 to 1): the share of the calls answered
+    /// with HTTP 2XX, what a per-inference fee or a subscription's quota counts (AWS
+    /// Marketplace charges one inference per 2XX answer by default, not a model
+    /// error nor a call cancelled before its answer), when the profile comes from
+    /// metered calls that counted them ([`UsageProfile::from_totals`] with
+    /// [`UsageTotals::answered_calls`]). Compute and data are priced for every call,
+    /// as they ran. `None` for a profile stated by hand: every call is answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_per_call: Option<Decimal>,
 }
 
 /// How many metered calls reported their input and output tokens: a response says
@@ -116,6 +125,12 @@ impl UsageProfile {
     /// many reported ([`tokens_reported`](Self::tokens_reported)): a per-token plan
     /// then refuses to price a direction no call reported instead of pricing it at $0.
     ///
+    /// With [`UsageTotals::answered_calls`] (the receipts' path fills it), the
+    /// profile's [`answered_per_call`](Self::answered_per_call) is `answered / calls`:
+    /// a per-inference plan and a subscription's quota count those calls, as AWS
+    /// Marketplace charges one inference per HTTP 2XX answer, while compute and data
+    /// are priced for every call.
+    ///
     /// ```
     /// use sagemeter::compare::{Period, UsageProfile, UsageTotals};
     /// use sagemeter::Decimal;
@@ -144,6 +159,17 @@ impl UsageProfile {
                     totals.unsettled_async_calls, totals.calls
                 ),
                 hint: "unsettled calls are part of the calls: count them in both".into(),
+            });
+        }
+        if let Some(answered) = totals.answered_calls
+            && answered > totals.calls
+        {
+            return Err(CompareError::Inconsistent {
+                problem: format!(
+                    "the totals count {answered} calls answered with HTTP 2XX among {} calls",
+                    totals.calls
+                ),
+                hint: "answered calls are part of the calls: count them in both".into(),
             });
         }
         let calls = Decimal::from(totals.calls);
@@ -229,6 +255,11 @@ impl UsageProfile {
             tokens_in_per_call: per_call(totals.tokens_in, tokens_in_calls),
             tokens_out_per_call: per_call(totals.tokens_out, tokens_out_calls),
             tokens_reported,
+            // None without calls: there is nothing to charge either way.
+            answered_per_call: totals
+                .answered_calls
+                .filter(|_| totals.calls > 0)
+                .map(|answered| per_call(answered, totals.calls)),
         };
         profile.validate()?;
         Ok(profile)
@@ -316,6 +347,19 @@ impl UsageProfile {
         ] {
             check::not_negative(what, value, negative)?;
             check::at_most(what, value, Decimal::from(max), too_large)?;
+        }
+        if let Some(share) = self.answered_per_call {
+            check::not_negative(
+                "answered calls per call",
+                share,
+                "a share of calls cannot be negative",
+            )?;
+            check::at_most(
+                "answered calls per call",
+                share,
+                Decimal::ONE,
+                "answered calls are part of the calls: at most 1 per call",
+            )?;
         }
         if let Some(r) = self.tokens_reported
             && (r.tokens_in > r.calls || r.tokens_out > r.calls)
@@ -445,6 +489,7 @@ impl UsageProfileBuilder {
             tokens_in_per_call: self.tokens_in_per_call,
             tokens_out_per_call: self.tokens_out_per_call,
             tokens_reported: None,
+            answered_per_call: None,
         };
         profile.validate()?;
         Ok(profile)
@@ -490,6 +535,12 @@ pub struct UsageTotals {
     /// time, data out, tokens) is not in these totals yet: submitted, not settled.
     #[serde(default)]
     pub unsettled_async_calls: u64,
+    /// Calls among [`calls`](Self::calls) answered with HTTP 2XX, each asynchronous
+    /// invocation once, at its submission: the calls a per-inference fee charges
+    /// (see [`UsageProfile::answered_per_call`]). [`UsageTotals::from_receipts`]
+    /// counts them; `None` when not counted apart: every call was answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_calls: Option<u64>,
 }
 
 impl UsageTotals {
@@ -518,6 +569,12 @@ impl UsageTotals {
     /// into another ledger) is a call, counted in
     /// [`unsettled_async_calls`](Self::unsettled_async_calls); a settlement without
     /// its submission is a call too.
+    ///
+    /// A call answered with HTTP 2XX (a synchronous call whose answer came, a
+    /// stream whose 200 arrived; an asynchronous invocation whose submission was
+    /// accepted, or whose settlement is here) is counted in
+    /// [`answered_calls`](Self::answered_calls): a model error (HTTP 424) or a call
+    /// cancelled before its answer ran, but is charged no inference.
     ///
     /// Sums that would pass `u64::MAX` saturate there (and are then refused by
     /// [`UsageProfile::from_totals`] as out of range).
@@ -570,6 +627,13 @@ impl UsageTotals {
     pub fn with_calls_with_tokens(mut self, tokens_in: u64, tokens_out: u64) -> Self {
         self.calls_with_tokens_in = Some(tokens_in);
         self.calls_with_tokens_out = Some(tokens_out);
+        self
+    }
+
+    /// Sets how many of the calls were answered with HTTP 2XX (the calls a
+    /// per-inference fee or a subscription's quota counts).
+    pub fn with_answered_calls(mut self, calls: u64) -> Self {
+        self.answered_calls = Some(calls);
         self
     }
 
@@ -634,6 +698,9 @@ pub struct ReceiptTotals {
     /// here).
     starts: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
     start_count: u64,
+    /// Synchronous calls answered with HTTP 2XX (asynchronous invocations are
+    /// counted by [`Halves`]).
+    answered: u64,
     /// Receipts that reported input tokens, and output tokens.
     calls_with_tokens_in: u64,
     calls_with_tokens_out: u64,
@@ -645,6 +712,8 @@ pub struct ReceiptTotals {
 #[derive(Debug, Default)]
 struct Halves {
     submissions: u64,
+    /// Submissions SageMaker accepted (HTTP 2XX): the per-inference fee's.
+    accepted: u64,
     settlements: u64,
     /// When it was submitted: its receipts' start (a settlement's is its
     /// submission's too).
@@ -691,9 +760,15 @@ impl ReceiptTotals {
                 self.billed = self.billed.saturating_add(billed_ms(u.latency));
             } else {
                 halves.submissions += 1;
+                if crate::billing::answered_2xx(u) {
+                    halves.accepted += 1;
+                }
             }
         } else {
             totals.calls = totals.calls.saturating_add(1);
+            if crate::billing::answered_2xx(u) {
+                self.answered = self.answered.saturating_add(1);
+            }
             totals.busy_time = totals.busy_time.saturating_add(u.latency);
             self.billed = self.billed.saturating_add(billed_ms(u.latency));
             start = true;
@@ -742,7 +817,11 @@ impl ReceiptTotals {
             self.started_n(at, n);
         }
         let mut totals = self.totals;
+        let mut answered = self.answered;
         for halves in self.invocations.values() {
+            // Answered at its submission; a settlement without its submission here
+            // was accepted (SageMaker ran it).
+            answered = answered.saturating_add(halves.accepted.max(halves.settlements));
             // Normally one of each; a call id written twice (e.g. `local-0` by two
             // processes) is as many calls as its more numerous half.
             totals.calls = totals
@@ -752,6 +831,7 @@ impl ReceiptTotals {
                 .unsettled_async_calls
                 .saturating_add(halves.submissions.saturating_sub(halves.settlements));
         }
+        totals.answered_calls = Some(answered);
         totals.billed_busy_time = Some(self.billed);
         totals.calls_with_tokens_in = Some(self.calls_with_tokens_in);
         totals.calls_with_tokens_out = Some(self.calls_with_tokens_out);

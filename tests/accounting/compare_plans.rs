@@ -1000,6 +1000,100 @@ fn a_ledgers_calls_stand_for_one_gap_of_traffic_each() {
     assert_eq!(per_day(&[first, second]), d("24"));
 }
 
+/// A synchronous call's receipt like [`sync_receipt`], ended with `outcome`
+/// (`"ok"`, `"error"`: a model error, HTTP 424, `"cancelled"`).
+fn sync_receipt_ending(call_id: &str, at: &str, latency_us: u64, outcome: &str) -> Cost {
+    let mut cost = serde_json::to_value(sync_receipt(call_id, at, latency_us)).unwrap();
+    cost["usage"]["outcome"] = outcome.into();
+    serde_json::from_value(cost).unwrap()
+}
+
+#[tokio::test]
+async fn a_per_inference_fee_and_a_quota_count_the_answered_calls_of_a_ledger_not_errors() {
+    // 1,000 calls of 100 ms in one hour, one every 3.6 s from 10:00:00 (1,000 starts
+    // 999 gaps apart: 999 × 3.6 s × 1,000 / 999 = 3,600 s); calls 0, 10, 20, …, 990
+    // (100 of them) were model errors.
+    let start = chrono::DateTime::parse_from_rfc3339("2026-05-20T10:00:00Z").unwrap();
+    let receipts: Vec<Cost> = (0..1000u32)
+        .map(|i| {
+            let at = start + chrono::Duration::milliseconds(i64::from(i) * 3600);
+            let outcome = if i % 10 == 0 { "error" } else { "ok" };
+            sync_receipt_ending(&format!("c-{i}"), &at.to_rfc3339(), 100_000, outcome)
+        })
+        .collect();
+    let totals = UsageTotals::from_receipts(&receipts);
+    assert_eq!(totals.calls, 1000);
+    assert_eq!(totals.answered_calls, Some(900));
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // 1,000 calls an hour × 24 = 24,000 calls a day, 900 / 1,000 = 0.9 of them answered
+    assert_eq!(profile.calls_per_period, d("24000"));
+    assert_eq!(profile.answered_per_call, Some(d("0.9")));
+
+    let plans = [
+        // --per-1000 0.50: 0.0005 USD a call
+        Plan::from(PerInferencePlan::per_thousand_calls(d("0.50")).unwrap()),
+        // 5 USD a day for 20,000 calls, 0.001 USD each above
+        Plan::from(
+            SubscriptionPlan::builder()
+                .fee_usd(d("5"))
+                .period(Period::Day)
+                .included_calls(20_000)
+                .overage_usd_per_call(d("0.001"))
+                .build()
+                .unwrap(),
+        ),
+        Plan::from(ServerlessPlan::new(3072).unwrap()),
+    ];
+    let comparison = priced(&profile, &plans).await.unwrap();
+    // The receipts charge the 2XX answers only: 24,000 × 0.9 = 21,600 a day ×
+    // 0.0005 = 10.80 USD (not 24,000 × 0.0005 = 12.00).
+    let row = comparison.plan("pay per use").unwrap();
+    assert_eq!(row.cost_usd, d("10.80"));
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.contains("90.0%") && n.contains("21,600 per day") && n.contains("HTTP 2XX")),
+        "{:?}",
+        row.notes
+    );
+    // 21,600 answered − 20,000 included = 1,600 × 0.001 = 1.60; + 5 = 6.60 USD (not
+    // 4,000 above the quota: 9.00)
+    let row = comparison.plan("subscription").unwrap();
+    assert_eq!(row.cost_usd, d("6.60"));
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.contains("includes 20,000 calls per day; 1,600 calls above that")),
+        "{:?}",
+        row.notes
+    );
+    // Compute runs for every call, model errors too: 24,000 × 0.1 s × 0.00006 USD/s
+    // = 0.144 USD.
+    let row = comparison.plan("serverless 3072 MB").unwrap();
+    assert_eq!(row.cost_usd, d("0.144"));
+    assert!(
+        !row.notes.iter().any(|n| n.contains("HTTP 2XX")),
+        "{:?}",
+        row.notes
+    );
+}
+
+#[test]
+fn an_async_invocation_is_answered_at_its_submission_or_by_its_settlement() {
+    // req-1: both receipts; req-2: its settlement alone (accepted, as it ran); req-3:
+    // a submission SageMaker refused (outcome error), never settled.
+    let [s1, t1] = async_receipts("req-1", "2026-05-20T10:00:00Z", 100, 30, 10, (1, 1));
+    let [_, t2] = async_receipts("req-2", "2026-05-20T10:20:00Z", 100, 30, 10, (1, 1));
+    let [s3, _] = async_receipts("req-3", "2026-05-20T10:40:00Z", 100, 30, 10, (1, 1));
+    let mut s3 = serde_json::to_value(s3).unwrap();
+    s3["usage"]["outcome"] = "error".into();
+    let s3: Cost = serde_json::from_value(s3).unwrap();
+    let totals = UsageTotals::from_receipts(&[s1, t1, t2, s3]);
+    // three invocations, each once; req-1 and req-2 answered
+    assert_eq!(totals.calls, 3);
+    assert_eq!(totals.answered_calls, Some(2));
+}
+
 #[tokio::test]
 async fn serverless_from_receipts_bills_each_call_rounded_up_not_the_mean() {
     // Two calls of 1.2 ms and 2.8 ms, at 10:00:00 and 10:30:00: one call every

@@ -2162,3 +2162,67 @@ fn a_ledger_of_two_regions_is_compared_one_region_at_a_time() {
         ])
     );
 }
+
+#[test]
+fn a_per_inference_plan_from_a_ledger_charges_the_answered_calls_and_says_so() {
+    // 10 calls in one hour, one every 6 min from 10:00 (10 starts 9 gaps apart:
+    // 9 × 6 min × 10 / 9 = 60 min): calls 3 and 7 were model errors, call 5 was
+    // cancelled before its answer; 7 were answered with HTTP 2XX.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let lines: Vec<String> = (0..10)
+        .map(|i| {
+            let mut line: serde_json::Value = serde_json::from_str(&call_in(
+                "vendor-model",
+                "us-east-1",
+                &format!("c-{i}"),
+                &format!("2026-05-20T10:{:02}:00Z", i * 6),
+            ))
+            .unwrap();
+            line["usage"]["outcome"] = match i {
+                3 | 7 => "error",
+                5 => "cancelled",
+                _ => "ok",
+            }
+            .into();
+            line.to_string()
+        })
+        .collect();
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let args = ["--per-1000", "0.50", "--period", "day"];
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(args)
+            .arg("--json"),
+    );
+    // 10 calls an hour × 24 = 240 calls a day, 7 / 10 = 0.7 of them answered:
+    // 240 × 0.7 = 168 × 0.0005 USD = 0.084 USD (not 240 × 0.0005 = 0.12)
+    assert_eq!(json["profile"]["calls_per_period"], "240", "{json}");
+    assert_eq!(json["profile"]["answered_per_call"], "0.7", "{json}");
+    assert_eq!(
+        plan_cost(&json, "pay per use"),
+        Some("0.084".into()),
+        "{json}"
+    );
+    let note = "7 of 10 calls answered with HTTP 2XX: per-inference plans and a \
+                subscription's included calls count those";
+    assert!(
+        json["ledger_notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with(note)),
+        "{json}"
+    );
+    let out = sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&ledger)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("Ledger: {note}")), "{text}");
+}

@@ -781,6 +781,7 @@ pub async fn run(
                 }
             }
             notes.extend(tokens_reported_note(&totals));
+            notes.extend(answered_note(&totals));
             let note;
             (region, note) = ledger_region(path, &read.regions, stated_region, configured_region)?;
             notes.extend(note);
@@ -1079,6 +1080,22 @@ fn tokens_reported_note(totals: &UsageTotals) -> Option<String> {
         format!(
             "tokens in reported by {tokens_in} of {settled} calls, tokens out by {tokens_out} \
              of {settled}: each mean per call is over the calls that reported it"
+        )
+    })
+}
+
+/// A line when some of the ledger's calls got no HTTP 2XX answer (model errors,
+/// calls cancelled before their answer): per-inference and subscription plans
+/// charge the answered ones, as AWS Marketplace does and the receipts did.
+fn answered_note(totals: &UsageTotals) -> Option<String> {
+    let answered = totals.answered_calls?;
+    (answered < totals.calls).then(|| {
+        format!(
+            "{answered} of {} calls answered with HTTP 2XX: per-inference plans and a \
+             subscription's included calls count those, as AWS Marketplace charges \
+             inferences (not model errors, nor calls cancelled before their answer); \
+             compute and data are priced for every call",
+            totals.calls
         )
     })
 }
