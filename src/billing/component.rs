@@ -167,8 +167,14 @@ fn within_one(share: Decimal, by: ReservedBy, instance_type: &str) -> Result<Cop
             share.round_dp(4).normalize()
         ));
     }
+    // Rounded down to 18 places, as `fit_to_instances` rounds (down: the copies
+    // never reserve more than the instances have): a share like 2 ÷ 48 vCPUs left
+    // at 28 places has a mantissa of about 4·10²⁶, and times the femtoseconds of a
+    // call longer than a millisecond it would pass 128 bits. A share below 10⁻¹⁸
+    // (no real copy's) is kept as it is rather than made 0.
+    let rounded = share.round_dp_with_strategy(18, rust_decimal::RoundingStrategy::ToZero);
     Ok(CopyShare {
-        of_instance: share,
+        of_instance: if rounded.is_zero() { share } else { rounded },
         by,
     })
 }
@@ -461,6 +467,53 @@ mod tests {
             (share.of_instance, share.by),
             (dec("0.25"), ReservedBy::Memory)
         );
+    }
+
+    #[test]
+    fn a_share_is_rounded_down_at_18_places_so_a_calls_time_times_it_fits_128_bits() {
+        // 2 of an ml.g5.12xlarge's 48 vCPUs: 2 ÷ 48 = 0.041666…, rounded down at 18
+        // places (not left at 28, 0.0416666666666666666666666667).
+        let copy = CopyReservation::cpu_and_memory(Decimal::TWO, 1024);
+        let share = copy_share(&copy, "ml.g5.12xlarge", Some(&g5_12xlarge()), LIVE).unwrap();
+        assert_eq!(
+            (share.of_instance, share.by),
+            (dec("0.041666666666666666"), ReservedBy::Cpu)
+        );
+        // Its mantissa is at most 10¹⁸, so times the femtoseconds of any call up to
+        // 3.4·10²⁰ fs (94 h) it stays within 128 bits: the fast path.
+        let mantissa = share.of_instance.mantissa().unsigned_abs();
+        assert!(mantissa <= 10u128.pow(18), "{mantissa}");
+        assert!(mantissa.checked_mul(3_600_000 * 10u128.pow(15)).is_some());
+        // A call of 1 s on the copy, one ml.g5.12xlarge at a stated 7.2 USD/h:
+        // 10¹⁵ fs × 0.041666666666666666 = 41,666,666,666,666.666 → 41,666,666,666,666
+        // instance-fs (rounded down); × 7.2 USD/h ÷ 3.6·10¹⁸ fs/h
+        // = 83,333,333,333,332 × 10⁻¹⁸ USD → 0.000083333333 (rounded down at 12
+        // places). The hours shown: 41,666,666,666,666 ÷ 3.6 = 11,574,074,074,073.88
+        // atto-hours → 0.000011574074074073 h.
+        let billing = VariantBilling::Instance {
+            instance_type: "ml.g5.12xlarge".into(),
+            instance_count: 1,
+        };
+        let usage = Usage::new(
+            crate::usage::Operation::InvokeEndpoint,
+            std::time::Duration::from_secs(1),
+        );
+        let rate: RateResult = Ok(crate::pricing::Rate::new(
+            crate::pricing::PriceKey::hosting("us-east-1", "ml.g5.12xlarge"),
+            dec("7.2"),
+            crate::pricing::Provenance::new(PriceOrigin::Override),
+        ));
+        let line = component_compute_line(
+            "llm",
+            Some(&Ok(share)),
+            &billing,
+            &usage,
+            Allocation::BusyTime,
+            None,
+            &rate,
+        );
+        assert_eq!(line.cost_usd(), Some(dec("0.000083333333")));
+        assert_eq!(line.quantity, dec("0.000011574074074073"));
     }
 
     #[test]
