@@ -658,6 +658,24 @@ pub(crate) fn answered_2xx(usage: &Usage) -> bool {
     usage.outcome == Outcome::Ok || usage.parts.is_some()
 }
 
+/// Why a call's per-inference line charges nothing. A call cancelled (dropped, or
+/// timed out by the SDK) before its answer came may still have been answered by
+/// SageMaker after its caller left, and then AWS Marketplace charges it: the
+/// receipt is a lower bound, not "no answer".
+fn no_inference_note(usage: &Usage) -> &'static str {
+    match usage.outcome {
+        Outcome::Cancelled => {
+            "configured per endpoint; no inference charged here: no answer came before the \
+             call was cancelled; if SageMaker answered it with HTTP 2XX afterwards, AWS \
+             Marketplace charges one (a lower bound)"
+        }
+        _ => {
+            "configured per endpoint; no inference charged: AWS Marketplace charges one for \
+             each successful (HTTP 2XX) answer, and the call got none"
+        }
+    }
+}
+
 /// Per-inference and per-token lines, as configured.
 ///
 /// The per-inference fee is one call for a call that got a successful (HTTP 2XX)
@@ -677,10 +695,7 @@ pub(crate) fn usage_charge_lines(usage: &Usage, charges: &UsageCharges) -> Vec<C
         } else {
             (
                 Decimal::ZERO,
-                Provenance::new(PriceOrigin::Override).with_note(
-                    "configured per endpoint; no inference charged: AWS Marketplace charges \
-                     one for each successful (HTTP 2XX) answer, and the call got none",
-                ),
+                Provenance::new(PriceOrigin::Override).with_note(no_inference_note(usage)),
             )
         };
         lines.push(priced(

@@ -262,6 +262,36 @@ fn a_stream_that_opened_is_one_inference_however_it_ended() {
     assert_eq!(dropped[0].cost_usd(), Some(Decimal::ZERO));
 }
 
+/// A model error got an answer, not a 2XX one: no inference. A call cancelled
+/// before its answer came got none here, but SageMaker may have answered it 2XX
+/// after its caller left, and AWS Marketplace then charges it: its note says the
+/// $0 is a lower bound, not that the call got no answer.
+#[test]
+fn a_cancelled_calls_fee_note_says_it_may_have_been_answered_after() {
+    let charges = UsageCharges::default().per_1000_calls(dec("0.50"));
+    let note = |outcome: Outcome| {
+        let lines = usage_charge_lines(&call(10).with_outcome(outcome), &charges);
+        assert_eq!(lines[0].cost_usd(), Some(Decimal::ZERO), "{outcome:?}");
+        match &lines[0].price {
+            LinePrice::Priced { provenance, .. } => {
+                provenance.note.as_deref().unwrap_or_default().to_owned()
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        note(Outcome::Error),
+        "configured per endpoint; no inference charged: AWS Marketplace charges one for \
+         each successful (HTTP 2XX) answer, and the call got none"
+    );
+    assert_eq!(
+        note(Outcome::Cancelled),
+        "configured per endpoint; no inference charged here: no answer came before the \
+         call was cancelled; if SageMaker answered it with HTTP 2XX afterwards, AWS \
+         Marketplace charges one (a lower bound)"
+    );
+}
+
 #[test]
 fn per_token_charges_without_token_counts_are_unpriced() {
     let charges = UsageCharges::default().per_1000_tokens(dec("0.0005"), dec("0.0015"));
