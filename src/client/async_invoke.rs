@@ -877,17 +877,22 @@ impl Settlement {
         // after its `InvocationTimeoutSeconds`. As AWS takes it (1 to 3,600 s);
         // anything else (a pending invocation written by hand, or damaged) is not
         // trusted to bill less: the most AWS allows.
-        let limit = Duration::from_secs(
-            invocation_timeout_seconds
-                .filter(|s| (1..=TIMEOUT_MAX_S).contains(s))
-                .unwrap_or(TIMEOUT_MAX_S),
-        );
+        let timeout = invocation_timeout_seconds.filter(|s| (1..=TIMEOUT_MAX_S).contains(s));
+        let limit = Duration::from_secs(timeout.unwrap_or(TIMEOUT_MAX_S));
+        // What the limit is, for a note: the request's own timeout, or (kept by an
+        // earlier version, which did not store it) the most AWS allows.
+        let bound = match timeout {
+            Some(s) => format!("the invocation timeout ({s} s)"),
+            None => format!(
+                "AWS's longest invocation timeout ({TIMEOUT_MAX_S} s; the request's own was \
+                 not kept with it)"
+            ),
+        };
         let duration = match completion.duration {
             BilledDuration::Processing(stated) if stated > limit => {
                 notes.push(format!(
-                    "billed the invocation timeout ({} s), the most the model can have \
-                     worked on it (SageMaker expires the request then), not the {} s stated",
-                    limit.as_secs(),
+                    "billed {bound}, the most the model can have worked on it (SageMaker \
+                     expires the request then), not the {} s stated",
                     stated.as_secs_f64()
                 ));
                 limit
@@ -905,9 +910,8 @@ impl Settlement {
                     // Past the invocation timeout the request was in the queue: the
                     // model worked on it for that long at the most.
                     notes.push(format!(
-                        "billed the invocation timeout ({} s), the most the model can have \
-                         worked on it: the rest of the {} s since submission was queue time",
-                        limit.as_secs(),
+                        "billed {bound}, the most the model can have worked on it: the \
+                         rest of the {} s since submission was queue time",
                         waited.as_secs()
                     ));
                 }

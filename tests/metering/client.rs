@@ -700,6 +700,50 @@ async fn a_processing_time_past_the_invocation_timeout_bills_the_timeout() {
     assert!(!cost.notes.iter().any(|n| n.contains("invocation timeout")));
 }
 
+/// A pending invocation kept by an earlier version has no timeout stored: the
+/// most AWS allows, 3,600 s, bounds it, and the note says it is AWS's longest, not
+/// the request's. At $0.23/h, 2 h stated: 3,600 s = 1 h × $0.23 = $0.23.
+#[tokio::test]
+async fn an_invocation_kept_without_its_timeout_is_bounded_by_aws_longest_and_says_so() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = rt_on_one_m5(&fake)
+        .await
+        .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), dec("0.23"))
+        .build()
+        .unwrap();
+    let submitted = submit_async(&client, "rt", 1024).await;
+    // As an earlier version wrote it: no `invocation_timeout_seconds`.
+    let mut kept = serde_json::to_value(submitted.pending()).unwrap();
+    assert!(
+        kept.as_object_mut()
+            .unwrap()
+            .remove("invocation_timeout_seconds")
+            .is_some()
+    );
+    let kept: sagemeter::client::PendingInference = serde_json::from_value(kept).unwrap();
+    drop(submitted);
+    let cost = client
+        .meter()
+        .settle_async(
+            kept,
+            sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(7200))
+                .output_bytes(0),
+        )
+        .await
+        .unwrap();
+    let compute = line(&cost, LineItem::Compute);
+    assert_eq!(compute.quantity, dec("1"));
+    assert_eq!(compute.cost_usd(), Some(dec("0.23")));
+    assert!(
+        cost.notes.iter().any(|n| n.starts_with(
+            "billed AWS's longest invocation timeout (3600 s; the request's own was not \
+             kept with it), the most the model can have worked on it"
+        ) && n.contains("not the 7200 s stated")),
+        "{:?}",
+        cost.notes
+    );
+}
+
 #[tokio::test]
 async fn a_completion_before_its_submission_leaves_compute_unpriced_not_zero() {
     let fake = fake_with_demo_endpoints().await;
