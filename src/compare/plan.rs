@@ -340,6 +340,11 @@ impl ServerlessPlan {
 
 /// Pay per use: `C = X × U` for a price `X` per call and `U` calls.
 ///
+/// From metered calls, `U` is the calls answered with HTTP 2XX (the profile's
+/// [`answered_per_call`](super::UsageProfile::answered_per_call) of its calls), as
+/// AWS Marketplace charges inferences; a subscription's included calls count the
+/// same calls.
+///
 /// All-inclusive: no instance or data charges are added (a model provider's or a
 /// Marketplace package's price per inference).
 #[non_exhaustive]
