@@ -186,8 +186,8 @@ struct MeteredCell {
 ///
 /// A receipt figure (a line's cost, quantity or rate, an accrual) beyond ±10¹²
 /// (a trillion USD, or units) is no receipt a meter wrote, and sums that would
-/// overflow are refused too: both are [`AccountError::Ledger`], and the receipt
-/// adds nothing.
+/// need more digits than a `Decimal` holds (rounded, or overflowing) are refused
+/// too: both are [`AccountError::Ledger`], and the receipt adds nothing.
 #[derive(Debug, Clone)]
 pub struct Metered {
     region: String,
@@ -218,6 +218,16 @@ pub struct Metered {
 /// corrupt or hostile ledger, and refusing it keeps every sum and product of a
 /// reconciliation far from `Decimal`'s limits.
 const MAX_RECEIPT_FIGURE: Decimal = Decimal::from_parts(0xD4A5_1000, 0xE8, 0, false, 0);
+
+/// Why a sum of `what` is refused: its exact value needs more digits than a
+/// `Decimal` holds (28 or 29), beyond `Decimal::MAX` or with more places than
+/// fit beside its whole part (which `checked_add` would round away).
+fn too_many_digits(what: &str) -> String {
+    format!(
+        "{what}, added up exactly, needs more digits than a Decimal holds: the receipts \
+         carry amounts no meter wrote (a corrupt or hand-edited ledger?)"
+    )
+}
 
 /// The years a receipt read by [`Metered`] may be dated: those RFC 3339 writes
 /// with four digits, from the Unix epoch on.
@@ -379,15 +389,15 @@ impl Metered {
                 )))
             }
         };
-        let overflow = |what: &str| {
-            refuse(format!(
-                "receipt {}: the {what} of {} overflows",
-                cost.call_id, cost.endpoint
-            ))
-        };
         // Exact, or refused: never rounded to fewer places.
         let sum = |a: Decimal, b: Decimal, what: &str| {
-            crate::report::exact_sum(a, b).ok_or_else(|| overflow(what))
+            crate::report::exact_sum(a, b).ok_or_else(|| {
+                refuse(format!(
+                    "receipt {}: {}",
+                    cost.call_id,
+                    too_many_digits(&format!("the {what} of {}", cost.endpoint))
+                ))
+            })
         };
 
         // chrono reads signed, extended years ("-200000-01-01T00:00:00Z"); no
@@ -459,9 +469,13 @@ impl Metered {
                 fleet_accrual = Some((shares, accrued, allocated));
             } else {
                 let update = self.accruals.update(run, cost, shares, accrued, allocated);
-                let cell = cells
-                    .get_mut(update.class())
-                    .ok_or_else(|| overflow("accrual"))?;
+                // The receipt's own compute class, whose cell is made above.
+                let cell = cells.get_mut(update.class()).ok_or_else(|| {
+                    refuse(format!(
+                        "receipt {}: the accrual of {} has no compute line to go with",
+                        cost.call_id, cost.endpoint
+                    ))
+                })?;
                 cell.allocated_usd = sum(
                     cell.allocated_usd,
                     update.allocated_usd,
@@ -738,7 +752,10 @@ struct Cell {
 
 impl Account {
     /// Compares what `metered` holds with what Cost Explorer billed over the
-    /// options' days. Receipts outside the days are left out.
+    /// options' days. Receipts outside the days are left out. Metered figures of
+    /// several endpoints, or kinds of charge, are added up exactly: a sum that
+    /// needs more digits than a `Decimal` holds is [`AccountError::Invalid`]
+    /// (amounts no meter wrote), never rounded.
     pub async fn reconcile(
         &self,
         metered: &Metered,
@@ -778,7 +795,7 @@ impl Account {
             Some(key) => self.endpoint_tags(metered, key, &mut notes).await?,
             None => HashMap::new(),
         };
-        let cells = self.cells(metered, &bill, options, &groups);
+        let cells = self.cells(metered, &bill, options, &groups)?;
         let rates = self.rates(&cells, &mut notes).await;
 
         let mut rows: BTreeMap<(NaiveDate, String), ReconcileRow> = BTreeMap::new();
@@ -806,11 +823,16 @@ impl Account {
                     estimated: bill.estimated.contains(day),
                 });
             row.billed_usd += cell.billed;
-            row.metered_usd += cell.metered.cost_usd;
+            let of = |what: &str| format!("the {what} of {group} on {day}");
+            row.metered_usd = add_exactly(row.metered_usd, cell.metered.cost_usd, || {
+                of("metered cost")
+            })?;
             row.parts.add(&parts);
             if by_type {
                 *row.billed_quantity.get_or_insert_default() += cell.billed_quantity;
-                *row.metered_quantity.get_or_insert_default() += cell.metered.quantity;
+                let quantity = row.metered_quantity.get_or_insert_default();
+                *quantity =
+                    add_exactly(*quantity, cell.metered.quantity, || of("metered quantity"))?;
                 row.unit = cell.unit.clone().or_else(|| row.unit.take());
                 let on_demand = rate.and_then(|r| cell.billed_quantity.checked_mul(r));
                 row.effective_rate_ratio = on_demand
@@ -928,7 +950,7 @@ impl Account {
         bill: &Bill,
         options: &ReconcileOptions,
         groups: &HashMap<String, String>,
-    ) -> BTreeMap<(NaiveDate, String, UsageClass), Cell> {
+    ) -> Result<BTreeMap<(NaiveDate, String, UsageClass), Cell>, AccountError> {
         let mut cells: BTreeMap<(NaiveDate, String, UsageClass), Cell> = BTreeMap::new();
         let name = |tag: &str| {
             if tag.is_empty() {
@@ -959,11 +981,18 @@ impl Account {
                 continue;
             }
             let group = group_of(endpoint, class);
-            let cell = cells.entry((*day, group, class.clone())).or_default();
+            // Exact, or refused (endpoints' cells each fit, their sum may not):
+            // never rounded to fewer places.
+            let of = |what: &str| format!("the {what} of {group} on {day}, with {endpoint}'s");
+            let cell = cells
+                .entry((*day, group.clone(), class.clone()))
+                .or_default();
             let c = &mut cell.metered;
-            c.cost_usd += m.cost_usd;
-            c.quantity += m.quantity;
-            c.allocated_usd += m.allocated_usd;
+            c.cost_usd = add_exactly(c.cost_usd, m.cost_usd, || of("metered cost"))?;
+            c.quantity = add_exactly(c.quantity, m.quantity, || of("metered quantity"))?;
+            c.allocated_usd = add_exactly(c.allocated_usd, m.allocated_usd, || {
+                of("allocated instance time")
+            })?;
             if c.usd_per_unit.is_none() {
                 c.usd_per_unit = m.usd_per_unit;
             }
@@ -980,14 +1009,18 @@ impl Account {
                 continue;
             }
             let group = group_of(endpoint, class);
+            let of = |what: &str| format!("the {what} of {group} on {day}, with {endpoint}'s");
             let cell = &mut cells
-                .entry((day, group, class.clone()))
+                .entry((day, group.clone(), class.clone()))
                 .or_default()
                 .metered;
-            cell.accrued_usd += accrued;
-            cell.allocated_usd += allocated;
+            cell.accrued_usd =
+                add_exactly(cell.accrued_usd, accrued, || of("accrued instance time"))?;
+            cell.allocated_usd = add_exactly(cell.allocated_usd, allocated, || {
+                of("allocated instance time")
+            })?;
         }
-        cells
+        Ok(cells)
     }
 
     /// The on-demand rate of each kind of charge on each day: the receipts' own
@@ -1336,6 +1369,17 @@ fn explain(class: &UsageClass, cell: &Cell, rate: Option<Decimal>) -> Parts {
         parts.outside_usd = outside;
     }
     parts
+}
+
+/// `a + b` of metered figures, exactly ([`crate::report::exact_sum`]), or an
+/// error saying `what` (made only then) would need more digits than a `Decimal`
+/// holds.
+fn add_exactly(
+    a: Decimal,
+    b: Decimal,
+    what: impl FnOnce() -> String,
+) -> Result<Decimal, AccountError> {
+    crate::report::exact_sum(a, b).ok_or_else(|| AccountError::Invalid(too_many_digits(&what())))
 }
 
 fn empty_day(day: NaiveDate, estimated: bool) -> DayVerdict {
@@ -2011,7 +2055,10 @@ mod tests {
         let err = m.add("l.jsonl", &second).unwrap_err();
         match &err {
             AccountError::Ledger { reason, .. } => assert!(
-                reason.contains("receipt b: the metered cost of rt overflows"),
+                reason.contains(
+                    "receipt b: the metered cost of rt, added up exactly, needs more digits \
+                     than a Decimal holds"
+                ),
                 "{err}"
             ),
             other => panic!("not a ledger error: {other:?}"),

@@ -1491,6 +1491,101 @@ async fn unexplained_amounts_of_opposite_sign_do_not_cancel_in_the_days_verdict(
     assert_eq!(day.verdict, Verdict::Differs);
 }
 
+/// A receipt of endpoint `endpoint` (one ml.m5.xlarge) at 10:00 on 2026-11-29
+/// with one priced line per `(item, unit, usd)`: a quantity of 1 at `usd` a unit.
+fn lines_on_nov_29(id: &str, endpoint: &str, lines: &[(&str, &str, &str)]) -> crate::billing::Cost {
+    let lines: Vec<_> = lines
+        .iter()
+        .map(|(item, unit, usd)| {
+            serde_json::json!({"item": item, "quantity": "1", "unit": unit,
+                "price": {"status": "priced", "usd_per_unit": usd, "cost_usd": usd,
+                          "provenance": {"source": "live", "sku": null, "effective_date": null,
+                                         "fetched_at": null, "note": null}}})
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "call_id": id, "at": "2026-11-29T10:00:00Z", "endpoint": endpoint,
+        "variant": "AllTraffic",
+        "billing": {"kind": "instance", "instance_type": "ml.m5.xlarge", "instance_count": 1},
+        "allocation": "processor_sharing",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 1000, "bytes_in": 0,
+                  "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+        "lines": lines, "cost_usd": "0", "currency": "USD", "region": "us-east-1",
+        "running_client_usd": "0", "running_endpoint_usd": "0"
+    }))
+    .unwrap()
+}
+
+/// 10¹² USD: the most a receipt's figure may be.
+const TRILLION: &str = "1000000000000";
+/// 10⁻¹⁷ USD.
+const TEN_TO_MINUS_17: &str = "0.00000000000000001";
+
+#[tokio::test]
+async fn a_sum_of_endpoints_metered_cells_that_would_be_rounded_is_refused() {
+    // rt-a meters 10¹² USD of ml.m5.xlarge time on 11-29, rt-b 10⁻¹⁷ USD: each
+    // endpoint's cell is exact. Their row (Host:ml.m5.xlarge) would be
+    // 1,000,000,000,000.00000000000000001: 13 + 17 = 30 digits, more than a
+    // Decimal holds (10²⁹ + 1 > 2⁹⁶ − 1 ≈ 7.9 × 10²⁸), so adding them rounds to
+    // 10¹² at 16 places, 10⁻¹⁷ short: refused instead, naming the sum.
+    let mut metered = Metered::new("us-east-1");
+    for (id, endpoint, usd) in [("a", "rt-a", TRILLION), ("b", "rt-b", TEN_TO_MINUS_17)] {
+        let cost = lines_on_nov_29(id, endpoint, &[("compute", "instance_hours", usd)]);
+        metered.add("calls.jsonl", &cost).unwrap();
+    }
+    let bill = one_billed_day(&[]);
+    let err = reconcile_nov_29(&metered, &bill).await.unwrap_err();
+    match &err {
+        AccountError::Invalid(message) => assert!(
+            message.contains(
+                "the metered cost of Host:ml.m5.xlarge on 2026-11-29, with rt-b's, added up \
+                 exactly, needs more digits than a Decimal holds"
+            ) && message.contains("hand-edited ledger?"),
+            "{err}"
+        ),
+        other => panic!("not refused as a sum: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_sum_of_a_tags_kinds_of_charge_that_would_be_rounded_is_refused() {
+    // One receipt of rt (no tags): 10¹² USD of instance time and 10⁻¹⁷ USD of data
+    // in, two kinds of charge, each exact. Grouped by a tag rt does not carry,
+    // both are in the row `(untagged)`, whose metered cost would be the same
+    // 30 digits as above: refused, not rounded 10⁻¹⁷ short.
+    let cost = lines_on_nov_29(
+        "a",
+        "rt",
+        &[
+            ("compute", "instance_hours", TRILLION),
+            ("data_in", "gigabytes", TEN_TO_MINUS_17),
+        ],
+    );
+    let mut metered = Metered::new("us-east-1");
+    metered.add("calls.jsonl", &cost).unwrap();
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1))
+        .group_by(GroupBy::Tag("team".into()));
+    // rt described without an ARN: no tags to list, so untagged.
+    let described = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output(|| {
+        aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput::builder()
+            .endpoint_name("rt")
+            .build()
+    });
+    let bill = one_billed_day(&[]);
+    let err = account(&[&described], &[], &[&bill])
+        .reconcile(&metered, &options)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "the metered cost of (untagged) on 2026-11-29, added up exactly, needs more \
+             digits than a Decimal holds"
+        ),
+        "{err}"
+    );
+}
+
 /// 2026-12-02T06:00:00Z: when the blue/green update of [`deploying`] began.
 fn six_hours_before_noon() -> aws_smithy_types::DateTime {
     aws_smithy_types::DateTime::from_secs(1_796_212_800 - 6 * 3600)
