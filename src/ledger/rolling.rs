@@ -631,6 +631,44 @@ mod tests {
         assert_eq!(ledger_files, 1, "no other ledger file");
     }
 
+    /// A file of the current hour named as a ledger's but holding a text
+    /// (`this is no ledger: a note` and its newline, 25 + 1 = 26 bytes), over the
+    /// limit of 6: the writer opens the period's last file before judging it
+    /// full, so the file is refused, named, and left as it is, not passed over
+    /// for a `.1` file (its size says nothing of what it is).
+    #[test]
+    fn an_over_the_limit_file_of_the_period_that_is_no_ledger_is_refused_and_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ledger");
+        let text = b"this is no ledger: a note\n";
+        assert_eq!(text.len(), 26);
+        let path = crashed_in(&dir, text);
+        let at: DateTime<Utc> = "2026-12-02T07:30:00Z".parse().unwrap();
+        let opened = RollingTarget::open(
+            Rolling {
+                dir: dir.clone(),
+                every: RollEvery::Hour,
+                max_bytes: Some(6),
+                keep_files: None,
+                time: SharedTimeSource::new(ManualTimeSource::new(SystemTime::from(at))),
+            },
+            Arc::new(Dictionary::default()),
+        );
+        let Err(err) = opened else {
+            panic!("a file that is no ledger was passed over");
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains(&format!(
+                "{} is not a JSON Lines ledger of sagemeter's",
+                path.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), text);
+        assert!(!dir.join("sagemeter-2026-12-02T07.1.jsonl").exists());
+    }
+
     /// A receipt line of format 1, of call `c{id}`: every one as long for a
     /// one-digit id, 339 bytes with its newline (`RECEIPT_LINE_LEN`).
     fn receipt_line(id: u32) -> String {
