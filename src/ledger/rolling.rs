@@ -208,7 +208,8 @@ impl RollingTarget {
     /// repairing a torn tail a crash left (`open_ledger_file`), and judged by its
     /// length after the repair: the zeros of a power loss or a torn fragment do
     /// not make it full, and a file that is full once repaired is still repaired
-    /// before the next one starts, so that no file is left torn for ever.
+    /// (and synced, `sync_repair`) before the next one starts, so that no file is
+    /// left torn for ever.
     fn roll(&mut self, period: FileName, need: u64) -> io::Result<()> {
         let existing = rolled_files(&self.rolling.dir)?;
         let last = existing
@@ -229,7 +230,9 @@ impl RollingTarget {
                 }
             };
             if self.full(len, need) {
-                opened = None;
+                if let Some((file, _)) = opened.take() {
+                    sync_repair(path, &file);
+                }
                 // A file named with the last number there is (put there by
                 // hand) leaves no next one: said, never wrapped onto the first.
                 name.seq = name.seq.checked_add(1).ok_or_else(|| {
@@ -379,6 +382,19 @@ impl Target for RollingTarget {
             Some(e) => Err(e),
             None => current,
         }
+    }
+}
+
+/// Syncs the data of `file` at `path`, a full file opened only to repair its
+/// torn tail and closed again: no `sync` reaches it later, and unsynced, its cut
+/// could be undone by a power loss, bringing the torn tail back. Best effort: a
+/// failure is a WARN, not the next `sync`'s error, as the lines at stake are an
+/// earlier writer's (and a torn tail is skipped and reported by every reader).
+fn sync_repair(path: &Path, file: &std::fs::File) {
+    if let Err(e) = file.sync_data() {
+        tracing::warn!(target: "sagemeter", path = %path.display(), error = %e,
+            "rolling ledger: could not sync the repair of a full file's torn tail; \
+             a power loss may bring the torn tail back (readers skip and report it)");
     }
 }
 
