@@ -1264,16 +1264,10 @@ fn play(mode: Mode, start: DateTime<Utc>, ops: &[Op], block: usize) -> Result<()
     run.check_reports(&reads, true)
 }
 
-/// Cases a run: 16, or `PROPTEST_CASES` when set (for a longer run).
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(16)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    // 16 cases a run; `PROPTEST_CASES` sets another number for a longer run, as
+    // `proptest!` lets it override the cases of any config given here.
+    #![proptest_config(ProptestConfig::with_cases(16))]
 
     /// Every receipt written and not torn by a crash reads back once, exactly,
     /// in order, from the files of its periods, in JSON Lines and in Parquet;
