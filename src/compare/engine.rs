@@ -483,6 +483,16 @@ fn price_plan(
     // The share of calls a per-inference fee or a quota counts (answered with HTTP
     // 2XX), when some were not.
     let answered = profile.answered_per_call.filter(|s| *s < Decimal::ONE);
+    // The calls that fee or quota charges at the profile's volume: the answered
+    // calls per period as metered (one division, as the calls per period: 48 of 72
+    // a day are 48), else calls × share; the share, rounded at 28 digits when it
+    // is not a finite decimal (2/3), prices other volumes only.
+    let charged_calls = match (answered, profile.answered_calls_per_period) {
+        (None, _) => calls,
+        (Some(_), Some(answered_calls)) => answered_calls,
+        (Some(share), None) => mul(calls, share)
+            .map_err(|o| o.of(format!("the answered calls of plan `{name}`"), HINT_INPUTS))?,
+    };
     if let Some(share) = answered
         && matches!(
             plan.model,
@@ -498,9 +508,7 @@ fn price_plan(
              {period}), as AWS Marketplace charges inferences: not model errors nor calls \
              cancelled before their answer",
             percent(share),
-            fmt_calls(mul(calls, share).map_err(|o| {
-                o.of(format!("the answered calls of plan `{name}`"), HINT_INPUTS)
-            })?)
+            fmt_calls(charged_calls)
         ));
     }
     let mut provisioned_seconds = None;
@@ -710,9 +718,17 @@ fn price_plan(
             }
         }
         PlanModel::PerInference(p) => {
-            // A fee per inference: one per call answered with HTTP 2XX.
+            // A fee per inference: one per call answered with HTTP 2XX. At the
+            // profile's volume, the answered calls themselves; the curve's price per
+            // call made, `share × price`, may be rounded.
             let per_call = match answered {
-                Some(share) => mul(p.usd_per_call, share).map_err(overflow("the cost per call"))?,
+                Some(share) => {
+                    exact_cost = Some(
+                        mul(p.usd_per_call, charged_calls)
+                            .map_err(overflow(&format!("the cost per {period}")))?,
+                    );
+                    mul(p.usd_per_call, share).map_err(overflow("the cost per call"))?
+                }
                 None => p.usd_per_call,
             };
             CostCurve::linear(Decimal::ZERO, per_call)
@@ -737,16 +753,13 @@ fn price_plan(
                 .map(|calls| amortise(calls, &format!("the included calls per {period}")))
                 .transpose()?;
             if let Some(included) = included {
-                let charged = match answered {
-                    Some(share) => mul(calls, share).map_err(overflow("the answered calls"))?,
-                    None => calls,
-                };
-                let over = sub(charged, included)
+                let over = sub(charged_calls, included)
                     .map_err(overflow("the calls above the quota"))?
                     .max(Decimal::ZERO);
-                // The curve's kink below, `included / share`, may not be a finite
-                // decimal: the cost at the profile's calls is taken from the
-                // answered calls themselves.
+                // The curve's kink below, `included / share`, and its overage,
+                // `share × overage`, are rounded when the share is not a finite
+                // decimal: the cost at the profile's volume is taken from the
+                // answered calls per period instead, exact as metered.
                 if answered.is_some() {
                     exact_cost = Some(
                         mul(over, p.overage_usd_per_call.unwrap_or_default())
@@ -805,7 +818,7 @@ fn price_plan(
         ..curve
     };
     let cost_usd = exact_cost
-        .map_or_else(|| curve.try_cost_usd(calls), Ok)
+        .map_or_else(|| curve.try_cost_usd(calls), |cost| Ok(cost.normalize()))
         .map_err(|o| {
             o.of(
                 format!(

@@ -79,6 +79,17 @@ pub struct UsageProfile {
     /// as they ran. `None` for a profile stated by hand: every call is answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered_per_call: Option<Decimal>,
+    /// The calls answered with HTTP 2XX in one period, when the profile comes from
+    /// metered calls that counted them: `answered × seconds(period) /
+    /// seconds(observed)`, one division as [`calls_per_period`](Self::calls_per_period)
+    /// is, so that what a per-inference fee or a quota charges at the profile's
+    /// volume is exact (48 of 72 calls a day are 48, where 72 ×
+    /// [`answered_per_call`](Self::answered_per_call), 72 × 0.666…7 at 28 digits,
+    /// is a hair over). The share prices other volumes (the curve, the break-evens).
+    /// `None` for a profile stated by hand; set it back to `None`, or scale it too,
+    /// when you replace [`calls_per_period`](Self::calls_per_period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_calls_per_period: Option<Decimal>,
 }
 
 /// How many metered calls reported their input and output tokens: a response says
@@ -129,7 +140,10 @@ impl UsageProfile {
     /// profile's [`answered_per_call`](Self::answered_per_call) is `answered / calls`:
     /// a per-inference plan and a subscription's quota count those calls, as AWS
     /// Marketplace charges one inference per HTTP 2XX answer, while compute and data
-    /// are priced for every call.
+    /// are priced for every call. The answered calls per period
+    /// ([`answered_calls_per_period`](Self::answered_calls_per_period)) are scaled as
+    /// the calls are, `answered × seconds(period) / seconds(observed)`, exact where
+    /// the share need not be (2 of 3 is 0.666…7 at 28 digits).
     ///
     /// ```
     /// use sagemeter::compare::{Period, UsageProfile, UsageTotals};
@@ -172,20 +186,26 @@ impl UsageProfile {
                 hint: "answered calls are part of the calls: count them in both".into(),
             });
         }
-        let calls = Decimal::from(totals.calls);
         let observed_seconds = Decimal::from_i128_with_scale(totals.observed.as_nanos() as i128, 9);
-        let calls_per_period = mul(calls, period.seconds())
-            .and_then(|x| div(x, observed_seconds))
-            .map_err(|o| {
-                o.of(
-                    format!(
-                        "{} calls in {:?} scaled to a {period}",
-                        totals.calls, totals.observed
-                    ),
-                    "the totals must cover a longer time, or fewer calls",
-                )
-            })?
-            .normalize();
+        // n calls in the observed time, in one period: one division, exact when it
+        // can be.
+        let per_period = |n: u64, what: &str| {
+            mul(Decimal::from(n), period.seconds())
+                .and_then(|x| div(x, observed_seconds))
+                .map(|x| x.normalize())
+                .map_err(|o| {
+                    o.of(
+                        format!("{n} {what} in {:?} scaled to a {period}", totals.observed),
+                        "the totals must cover a longer time, or fewer calls",
+                    )
+                })
+        };
+        let calls_per_period = per_period(totals.calls, "calls")?;
+        // None without calls: there is nothing to charge either way.
+        let answered_calls = totals.answered_calls.filter(|_| totals.calls > 0);
+        let answered_calls_per_period = answered_calls
+            .map(|answered| per_period(answered, "answered calls"))
+            .transpose()?;
         // Rounded to the nearest nanosecond. u128 holds twice any total here (at most
         // u64::MAX seconds in nanoseconds, ≈ 1.8 × 10^28) plus a count.
         let mean = |total: u128, n: u64| -> u128 {
@@ -255,11 +275,8 @@ impl UsageProfile {
             tokens_in_per_call: per_call(totals.tokens_in, tokens_in_calls),
             tokens_out_per_call: per_call(totals.tokens_out, tokens_out_calls),
             tokens_reported,
-            // None without calls: there is nothing to charge either way.
-            answered_per_call: totals
-                .answered_calls
-                .filter(|_| totals.calls > 0)
-                .map(|answered| per_call(answered, totals.calls)),
+            answered_per_call: answered_calls.map(|answered| per_call(answered, totals.calls)),
+            answered_calls_per_period,
         };
         profile.validate()?;
         Ok(profile)
@@ -269,21 +286,24 @@ impl UsageProfile {
     /// stay. [`CompareError::Overflow`] when the calls do not fit (an unvalidated
     /// profile).
     pub fn over(&self, period: Period) -> Result<Self, CompareError> {
-        let calls_per_period = mul(self.calls_per_period, period.hours())
-            .and_then(|x| div(x, self.period.hours()))
-            .map_err(|o| {
-                o.of(
-                    format!(
-                        "{} calls per {} over a {period}",
-                        self.calls_per_period, self.period
-                    ),
-                    HINT_INPUTS,
-                )
-            })?
-            .normalize();
+        let scale = |calls: Decimal, what: &str| {
+            mul(calls, period.hours())
+                .and_then(|x| div(x, self.period.hours()))
+                .map(|x| x.normalize())
+                .map_err(|o| {
+                    o.of(
+                        format!("{calls} {what} per {} over a {period}", self.period),
+                        HINT_INPUTS,
+                    )
+                })
+        };
         Ok(UsageProfile {
             period,
-            calls_per_period,
+            calls_per_period: scale(self.calls_per_period, "calls")?,
+            answered_calls_per_period: self
+                .answered_calls_per_period
+                .map(|answered| scale(answered, "answered calls"))
+                .transpose()?,
             ..self.clone()
         })
     }
@@ -359,6 +379,27 @@ impl UsageProfile {
                 share,
                 Decimal::ONE,
                 "answered calls are part of the calls: at most 1 per call",
+            )?;
+        }
+        if let Some(answered) = self.answered_calls_per_period {
+            if self.answered_per_call.is_none() {
+                return Err(CompareError::Inconsistent {
+                    problem: "the profile counts answered calls per period without their \
+                              share of the calls"
+                        .into(),
+                    hint: "set answered_per_call too, or neither".into(),
+                });
+            }
+            check::not_negative(
+                "answered calls per period",
+                answered,
+                "a count of calls cannot be negative",
+            )?;
+            check::at_most(
+                "answered calls per period",
+                answered,
+                self.calls_per_period,
+                "answered calls are part of the calls: at most the calls per period",
             )?;
         }
         if let Some(r) = self.tokens_reported
@@ -490,6 +531,7 @@ impl UsageProfileBuilder {
             tokens_out_per_call: self.tokens_out_per_call,
             tokens_reported: None,
             answered_per_call: None,
+            answered_calls_per_period: None,
         };
         profile.validate()?;
         Ok(profile)

@@ -1078,6 +1078,62 @@ async fn a_per_inference_fee_and_a_quota_count_the_answered_calls_of_a_ledger_no
     );
 }
 
+/// Two of three calls answered: the share, 2/3, is 0.666…67 at 28 digits, but a
+/// fee or a quota at the profile's volume charges the answered calls themselves,
+/// scaled as the calls are, exactly.
+#[tokio::test]
+async fn a_fee_and_a_quota_charge_the_answered_calls_exactly_when_their_share_is_not() {
+    // 3 calls of 100 ms in one hour, at 10:00, 10:20 and 10:40 (3 starts 2 gaps
+    // apart: 2 × 20 min × 3 / 2 = 60 min); the second was a model error.
+    let receipts = [
+        sync_receipt_ending("c-0", "2026-05-20T10:00:00Z", 100_000, "ok"),
+        sync_receipt_ending("c-1", "2026-05-20T10:20:00Z", 100_000, "error"),
+        sync_receipt_ending("c-2", "2026-05-20T10:40:00Z", 100_000, "ok"),
+    ];
+    let totals = UsageTotals::from_receipts(&receipts);
+    assert_eq!((totals.calls, totals.answered_calls), (3, Some(2)));
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // 3 calls an hour × 24 = 72 calls a day; 2 × 24 = 48 of them answered
+    assert_eq!(profile.calls_per_period, d("72"));
+    assert_eq!(profile.answered_calls_per_period, Some(d("48")));
+
+    let plans = [
+        // --per-1000 0.50: 0.0005 USD a call
+        Plan::from(PerInferencePlan::per_thousand_calls(d("0.50")).unwrap()),
+        // 5 USD a day for 48 calls, 1 USD each above
+        Plan::from(
+            SubscriptionPlan::builder()
+                .fee_usd(d("5"))
+                .period(Period::Day)
+                .included_calls(48)
+                .overage_usd_per_call(d("1"))
+                .build()
+                .unwrap(),
+        ),
+    ];
+    let comparison = priced(&profile, &plans).await.unwrap();
+    // 48 answered × 0.0005 = 0.024 USD (not 72 × 0.666…67 × 0.0005, a hair under)
+    assert_eq!(cost(&comparison, "pay per use"), d("0.024"));
+    // 48 answered, 48 included: none above, the fee alone, 5 USD (not 72 × 0.666…67
+    // = 48.000…002 answered, 5.000…002 USD)
+    let row = comparison.plan("subscription").unwrap();
+    assert_eq!(row.cost_usd, d("5"));
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.contains("includes 48 calls per day; 0 calls above that")),
+        "{:?}",
+        row.notes
+    );
+    // Over a month the answered calls scale as the calls do: 48 × 730 / 24 = 1,460
+    // of 72 × 730 / 24 = 2,190; 1,460 × 0.0005 = 0.73 USD.
+    let month = profile.over(Period::Month).unwrap();
+    assert_eq!(month.calls_per_period, d("2190"));
+    assert_eq!(month.answered_calls_per_period, Some(d("1460")));
+    let comparison = priced(&month, &plans[..1]).await.unwrap();
+    assert_eq!(cost(&comparison, "pay per use"), d("0.73"));
+}
+
 #[test]
 fn an_async_invocation_is_answered_at_its_submission_or_by_its_settlement() {
     // req-1: both receipts; req-2: its settlement alone (accepted, as it ran); req-3:

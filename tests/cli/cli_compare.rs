@@ -2226,3 +2226,55 @@ fn a_per_inference_plan_from_a_ledger_charges_the_answered_calls_and_says_so() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains(&format!("Ledger: {note}")), "{text}");
 }
+
+#[test]
+fn a_ledgers_answered_calls_are_charged_exactly_when_their_share_is_not_a_finite_decimal() {
+    // 3 calls in one hour, at 10:00, 10:20 and 10:40 (3 starts 2 gaps apart: 2 × 20
+    // min × 3 / 2 = 60 min); the second was a model error: 2 of 3 answered, a share
+    // of 0.666…67 at 28 digits.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let lines: Vec<String> = (0..3)
+        .map(|i| {
+            let mut line: serde_json::Value = serde_json::from_str(&call_in(
+                "vendor-model",
+                "us-east-1",
+                &format!("c-{i}"),
+                &format!("2026-05-20T10:{:02}:00Z", i * 20),
+            ))
+            .unwrap();
+            line["usage"]["outcome"] = if i == 1 { "error" } else { "ok" }.into();
+            line.to_string()
+        })
+        .collect();
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let compare = |plan: &[&str]| {
+        json_of(
+            sagemeter()
+                .args(["compare", "--from-ledger"])
+                .arg(&ledger)
+                .args(plan)
+                .args(["--period", "day", "--json"]),
+        )
+    };
+    // 3 × 24 = 72 calls a day, 2 × 24 = 48 answered: 48 × 0.0005 = 0.024 USD
+    let json = compare(&["--per-1000", "0.50"]);
+    assert_eq!(json["profile"]["calls_per_period"], "72", "{json}");
+    assert_eq!(json["profile"]["answered_calls_per_period"], "48", "{json}");
+    assert_eq!(
+        plan_cost(&json, "pay per use"),
+        Some("0.024".into()),
+        "{json}"
+    );
+    // 48 answered, 48 included: none above the quota, the fee alone, 5 USD
+    let json = compare(&["--subscription", "5", "--included", "48", "--overage", "1"]);
+    assert_eq!(plan_cost(&json, "subscription"), Some("5".into()), "{json}");
+    let notes = &json["plans"][0]["notes"];
+    assert!(
+        notes.as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .contains("includes 48 calls per day; 0 calls above")),
+        "{json}"
+    );
+}
