@@ -505,8 +505,9 @@ fn price_plan(
     {
         notes.push(format!(
             "charges the calls answered with HTTP 2XX, {} of the calls metered ({} per \
-             {period}), as AWS Marketplace charges inferences: not model errors nor calls \
-             cancelled before their answer",
+             {period}), as AWS Marketplace charges inferences: not model errors; a call \
+             cancelled before its answer came counts as unanswered, though AWS charges it \
+             if SageMaker answered it afterwards (a lower bound)",
             percent(share),
             fmt_calls(charged_calls)
         ));

@@ -73,7 +73,9 @@ pub struct UsageProfile {
     /// Mean inferences charged per call (0 to 1): the share of the calls answered
     /// with HTTP 2XX, what a per-inference fee or a subscription's quota counts (AWS
     /// Marketplace charges one inference per 2XX answer by default, not a model
-    /// error nor a call cancelled before its answer), when the profile comes from
+    /// error; a call cancelled before its answer came counts as unanswered, as its
+    /// receipt charged none, though AWS charges it if SageMaker answered it after
+    /// its caller left: a lower bound), when the profile comes from
     /// metered calls that counted them ([`UsageProfile::from_totals`] with
     /// [`UsageTotals::answered_calls`]). Compute and data are priced for every call,
     /// as they ran. `None` for a profile stated by hand: every call is answered.
@@ -583,6 +585,14 @@ pub struct UsageTotals {
     /// counts them; `None` when not counted apart: every call was answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered_calls: Option<u64>,
+    /// Calls among [`calls`](Self::calls) cancelled (dropped, or timed out by the
+    /// SDK) before their answer came, not among the
+    /// [`answered_calls`](Self::answered_calls): SageMaker may have answered them
+    /// with HTTP 2XX after their callers left, and AWS Marketplace then charged
+    /// them, so the answered calls are a lower bound by as many.
+    /// [`UsageTotals::from_receipts`] counts them; `None` when not counted apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_calls: Option<u64>,
 }
 
 impl UsageTotals {
@@ -615,8 +625,12 @@ impl UsageTotals {
     /// A call answered with HTTP 2XX (a synchronous call whose answer came, a
     /// stream whose 200 arrived; an asynchronous invocation whose submission was
     /// accepted, or whose settlement is here) is counted in
-    /// [`answered_calls`](Self::answered_calls): a model error (HTTP 424) or a call
-    /// cancelled before its answer ran, but is charged no inference.
+    /// [`answered_calls`](Self::answered_calls): a model error (HTTP 424) ran, but
+    /// is charged no inference. A call cancelled before its answer came (an
+    /// asynchronous invocation at its submission, and not settled here) is not
+    /// answered either, as its receipt charged none, and is counted in
+    /// [`cancelled_calls`](Self::cancelled_calls): SageMaker may have answered it
+    /// after its caller left, and AWS then charged it.
     ///
     /// Sums that would pass `u64::MAX` saturate there (and are then refused by
     /// [`UsageProfile::from_totals`] as out of range).
@@ -743,6 +757,8 @@ pub struct ReceiptTotals {
     /// Synchronous calls answered with HTTP 2XX (asynchronous invocations are
     /// counted by [`Halves`]).
     answered: u64,
+    /// Synchronous calls cancelled before their answer came.
+    cancelled: u64,
     /// Receipts that reported input tokens, and output tokens.
     calls_with_tokens_in: u64,
     calls_with_tokens_out: u64,
@@ -756,6 +772,8 @@ struct Halves {
     submissions: u64,
     /// Submissions SageMaker accepted (HTTP 2XX): the per-inference fee's.
     accepted: u64,
+    /// Submissions cancelled before SageMaker's answer came.
+    cancelled: u64,
     settlements: u64,
     /// When it was submitted: its receipts' start (a settlement's is its
     /// submission's too).
@@ -804,12 +822,16 @@ impl ReceiptTotals {
                 halves.submissions += 1;
                 if crate::billing::answered_2xx(u) {
                     halves.accepted += 1;
+                } else if u.outcome == crate::usage::Outcome::Cancelled {
+                    halves.cancelled += 1;
                 }
             }
         } else {
             totals.calls = totals.calls.saturating_add(1);
             if crate::billing::answered_2xx(u) {
                 self.answered = self.answered.saturating_add(1);
+            } else if u.outcome == crate::usage::Outcome::Cancelled {
+                self.cancelled = self.cancelled.saturating_add(1);
             }
             totals.busy_time = totals.busy_time.saturating_add(u.latency);
             self.billed = self.billed.saturating_add(billed_ms(u.latency));
@@ -860,20 +882,25 @@ impl ReceiptTotals {
         }
         let mut totals = self.totals;
         let mut answered = self.answered;
+        let mut cancelled = self.cancelled;
         for halves in self.invocations.values() {
             // Answered at its submission; a settlement without its submission here
             // was accepted (SageMaker ran it).
-            answered = answered.saturating_add(halves.accepted.max(halves.settlements));
+            let answered_here = halves.accepted.max(halves.settlements);
+            answered = answered.saturating_add(answered_here);
             // Normally one of each; a call id written twice (e.g. `local-0` by two
             // processes) is as many calls as its more numerous half.
-            totals.calls = totals
-                .calls
-                .saturating_add(halves.submissions.max(halves.settlements));
+            let calls = halves.submissions.max(halves.settlements);
+            totals.calls = totals.calls.saturating_add(calls);
+            // A cancelled submission whose settlement is here was answered.
+            cancelled =
+                cancelled.saturating_add(halves.cancelled.min(calls.saturating_sub(answered_here)));
             totals.unsettled_async_calls = totals
                 .unsettled_async_calls
                 .saturating_add(halves.submissions.saturating_sub(halves.settlements));
         }
         totals.answered_calls = Some(answered);
+        totals.cancelled_calls = Some(cancelled);
         totals.billed_busy_time = Some(self.billed);
         totals.calls_with_tokens_in = Some(self.calls_with_tokens_in);
         totals.calls_with_tokens_out = Some(self.calls_with_tokens_out);

@@ -1134,6 +1134,37 @@ async fn a_fee_and_a_quota_charge_the_answered_calls_exactly_when_their_share_is
     assert_eq!(cost(&comparison, "pay per use"), d("0.73"));
 }
 
+/// A call cancelled before its answer came is not answered, as its receipt
+/// charged none, but SageMaker may have answered it after its caller left: the
+/// totals count it apart, so that the answered calls can be said to be a lower
+/// bound by as many.
+#[test]
+fn a_ledgers_cancelled_calls_are_counted_apart_from_its_model_errors() {
+    // Four synchronous calls: one answered, one model error, two cancelled.
+    let mut receipts = vec![
+        sync_receipt_ending("c-0", "2026-05-20T10:00:00Z", 100_000, "ok"),
+        sync_receipt_ending("c-1", "2026-05-20T10:10:00Z", 100_000, "error"),
+        sync_receipt_ending("c-2", "2026-05-20T10:20:00Z", 100_000, "cancelled"),
+        sync_receipt_ending("c-3", "2026-05-20T10:30:00Z", 100_000, "cancelled"),
+    ];
+    // Two asynchronous invocations whose submissions were cancelled: req-1 was
+    // settled here (SageMaker took it: answered), req-2 was not (cancelled).
+    let cancelled = |cost: Cost| {
+        let mut cost = serde_json::to_value(cost).unwrap();
+        cost["usage"]["outcome"] = "cancelled".into();
+        serde_json::from_value::<Cost>(cost).unwrap()
+    };
+    let [s1, t1] = async_receipts("req-1", "2026-05-20T10:40:00Z", 100, 30, 10, (1, 1));
+    let [s2, _] = async_receipts("req-2", "2026-05-20T10:50:00Z", 100, 30, 10, (1, 1));
+    receipts.extend([cancelled(s1), t1, cancelled(s2)]);
+    let totals = UsageTotals::from_receipts(&receipts);
+    // 4 + 2 = 6 calls; c-0 and req-1 answered; c-2, c-3 and req-2 cancelled (c-1,
+    // a model error, is neither)
+    assert_eq!(totals.calls, 6);
+    assert_eq!(totals.answered_calls, Some(2));
+    assert_eq!(totals.cancelled_calls, Some(3));
+}
+
 #[test]
 fn an_async_invocation_is_answered_at_its_submission_or_by_its_settlement() {
     // req-1: both receipts; req-2: its settlement alone (accepted, as it ran); req-3:

@@ -1086,14 +1086,22 @@ fn tokens_reported_note(totals: &UsageTotals) -> Option<String> {
 
 /// A line when some of the ledger's calls got no HTTP 2XX answer (model errors,
 /// calls cancelled before their answer): per-inference and subscription plans
-/// charge the answered ones, as AWS Marketplace does and the receipts did.
+/// charge the answered ones, as AWS Marketplace does and the receipts did. A
+/// cancelled call may have been answered after its caller left, and then AWS
+/// charged it: the line says how many were cancelled, the answered calls being a
+/// lower bound by as many.
 fn answered_note(totals: &UsageTotals) -> Option<String> {
     let answered = totals.answered_calls?;
+    let cancelled = match totals.cancelled_calls {
+        Some(n) if n > 0 => format!(" ({n} cancelled: a lower bound)"),
+        _ => String::new(),
+    };
     (answered < totals.calls).then(|| {
         format!(
-            "{answered} of {} calls answered with HTTP 2XX: per-inference plans and a \
-             subscription's included calls count those, as AWS Marketplace charges \
-             inferences (not model errors, nor calls cancelled before their answer); \
+            "{answered} of {} calls answered with HTTP 2XX{cancelled}: per-inference plans \
+             and a subscription's included calls count those, as AWS Marketplace charges \
+             inferences (not model errors; a call cancelled before its answer came counts \
+             as unanswered, though AWS charges it if SageMaker answered it afterwards); \
              compute and data are priced for every call",
             totals.calls
         )
