@@ -340,10 +340,12 @@ impl ServerlessPlan {
 
 /// Pay per use: `C = X × U` for a price `X` per call and `U` calls.
 ///
-/// From metered calls, `U` is the calls answered with HTTP 2XX (the profile's
-/// [`answered_per_call`](super::UsageProfile::answered_per_call) of its calls), as
-/// AWS Marketplace charges inferences; a subscription's included calls count the
-/// same calls.
+/// From metered calls, the fee is charged for the calls answered with HTTP 2XX, as
+/// AWS Marketplace charges inferences: `C = X × s × U` for `U` calls made, `s`
+/// the profile's [`answered_per_call`](super::UsageProfile::answered_per_call)
+/// (at the profile's own volume, `X` × its
+/// [`answered_calls_per_period`](super::UsageProfile::answered_calls_per_period));
+/// a subscription's included calls count the same calls.
 ///
 /// All-inclusive: no instance or data charges are added (a model provider's or a
 /// Marketplace package's price per inference).
