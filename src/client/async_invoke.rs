@@ -877,17 +877,29 @@ impl Settlement {
         // after its `InvocationTimeoutSeconds`. As AWS takes it (1 to 3,600 s);
         // anything else (a pending invocation written by hand, or damaged) is not
         // trusted to bill less: the most AWS allows.
-        let timeout = invocation_timeout_seconds.filter(|s| (1..=TIMEOUT_MAX_S).contains(s));
-        let limit = Duration::from_secs(timeout.unwrap_or(TIMEOUT_MAX_S));
-        // What the limit is, for a note: the request's own timeout, or (kept by an
-        // earlier version, which did not store it) the most AWS allows.
-        let bound = match timeout {
-            Some(s) => format!("the invocation timeout ({s} s)"),
-            None => format!(
-                "AWS's longest invocation timeout ({TIMEOUT_MAX_S} s; the request's own was \
-                 not kept with it)"
+        // What the limit is, and for a note, why: the request's own timeout; the
+        // most AWS allows when it was kept without one (by an earlier version, which
+        // did not store it), or with one AWS would not take.
+        let (limit, bound) = match invocation_timeout_seconds {
+            Some(s) if (1..=TIMEOUT_MAX_S).contains(&s) => {
+                (s, format!("the invocation timeout ({s} s)"))
+            }
+            Some(s) => (
+                TIMEOUT_MAX_S,
+                format!(
+                    "AWS's longest invocation timeout ({TIMEOUT_MAX_S} s; the {s} s kept with \
+                     the request is out of range, 1 to {TIMEOUT_MAX_S} s)"
+                ),
+            ),
+            None => (
+                TIMEOUT_MAX_S,
+                format!(
+                    "AWS's longest invocation timeout ({TIMEOUT_MAX_S} s; the request's own \
+                     was not kept with it)"
+                ),
             ),
         };
+        let limit = Duration::from_secs(limit);
         let duration = match completion.duration {
             BilledDuration::Processing(stated) if stated > limit => {
                 notes.push(format!(

@@ -744,6 +744,51 @@ async fn an_invocation_kept_without_its_timeout_is_bounded_by_aws_longest_and_sa
     );
 }
 
+/// A pending invocation kept with a timeout AWS would not take (1 to 3,600 s;
+/// written by hand, or damaged) is bounded by AWS's longest, 3,600 s, and the note
+/// says the kept one is out of range, not that none was kept. At $0.23/h, 2 h
+/// stated: 3,600 s = 1 h × $0.23 = $0.23.
+#[tokio::test]
+async fn an_invocation_kept_with_a_timeout_out_of_range_is_bounded_by_aws_longest_and_says_so() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = rt_on_one_m5(&fake)
+        .await
+        .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), dec("0.23"))
+        .build()
+        .unwrap();
+    for kept_seconds in [0u64, 86_400] {
+        let submitted = submit_async(&client, "rt", 1024).await;
+        let mut kept = serde_json::to_value(submitted.pending()).unwrap();
+        kept["invocation_timeout_seconds"] = kept_seconds.into();
+        let kept: sagemeter::client::PendingInference = serde_json::from_value(kept).unwrap();
+        drop(submitted);
+        let cost = client
+            .meter()
+            .settle_async(
+                kept,
+                sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(7200))
+                    .output_bytes(0),
+            )
+            .await
+            .unwrap();
+        let compute = line(&cost, LineItem::Compute);
+        assert_eq!(compute.quantity, dec("1"), "{kept_seconds}");
+        assert_eq!(compute.cost_usd(), Some(dec("0.23")), "{kept_seconds}");
+        let said = format!(
+            "billed AWS's longest invocation timeout (3600 s; the {kept_seconds} s kept with \
+             the request is out of range, 1 to 3600 s), the most the model can have worked \
+             on it"
+        );
+        assert!(
+            cost.notes
+                .iter()
+                .any(|n| n.starts_with(&said) && n.contains("not the 7200 s stated")),
+            "{:?}",
+            cost.notes
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_completion_before_its_submission_leaves_compute_unpriced_not_zero() {
     let fake = fake_with_demo_endpoints().await;
