@@ -107,22 +107,36 @@ pub(crate) fn break_even(
     let mut crosses_beyond = false;
     for (i, &lo) in starts.iter().enumerate() {
         let hi = starts.get(i + 1).copied();
-        let slope = ca
-            .try_marginal_usd_per_call(lo)
-            .and_then(|ma| sub(ma, cb.try_marginal_usd_per_call(lo)?))
-            .map_err(crossing)?;
+        // The difference's slope right of `u`.
+        let slope_at = |u: Decimal| {
+            ca.try_marginal_usd_per_call(u)
+                .and_then(|ma| sub(ma, cb.try_marginal_usd_per_call(u)?))
+                .map_err(crossing)
+        };
+        let slope = slope_at(lo)?;
         let at_lo = difference(ca, cb, lo).map_err(crossing)?;
         if slope.is_zero() {
             if at_lo.is_zero() {
                 // The plans coincide on this whole segment: its ends are events, those
-                // past MAX_BREAK_EVEN_CALLS changes beyond.
-                for end in [Some(lo).filter(|lo| *lo > Decimal::ZERO), hi]
-                    .into_iter()
-                    .flatten()
-                {
+                // past MAX_BREAK_EVEN_CALLS changes beyond, unless the plans coincide
+                // on the segment beside it too (the same cost equal at 0 on both
+                // sides: two like plans whose common kink is past it do not part).
+                let before = match i.checked_sub(1) {
+                    Some(j) => !slope_at(starts[j])?.is_zero(),
+                    None => false,
+                };
+                let after = match hi {
+                    Some(hi) => !slope_at(hi)?.is_zero(),
+                    None => false,
+                };
+                for (end, parts) in [
+                    (Some(lo).filter(|lo| *lo > Decimal::ZERO), before),
+                    (hi, after),
+                ] {
+                    let Some(end) = end else { continue };
                     if end <= max_calls {
                         events.push(end);
-                    } else {
+                    } else if parts {
                         crosses_beyond = true;
                     }
                 }
@@ -409,4 +423,53 @@ fn summarise(
             format!("{}{beyond}{busy}", clauses.join(", "))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Comparison, Period, Plan, RateTable, ServerlessPlan, UsageProfile};
+    use rust_decimal::Decimal;
+    use std::time::Duration;
+
+    /// Two like plans whose common kink lies past the largest volume reported cost
+    /// the same on both sides of it: they never part, beyond or not.
+    #[test]
+    fn like_plans_whose_common_kink_is_past_the_largest_volume_never_part() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        let plan = ServerlessPlan::new(1024)
+            .unwrap()
+            .with_provisioned_concurrency(200)
+            .unwrap();
+        let rates = RateTable::new("us-east-1")
+            .with_rate(plan.duration_key("us-east-1"), d("0.0000233"))
+            .unwrap()
+            .with_rate(plan.standing_key("us-east-1").unwrap(), d("0.0000048"))
+            .unwrap()
+            .with_rate(
+                plan.beyond_provisioned_key("us-east-1").unwrap(),
+                d("0.00004"),
+            )
+            .unwrap();
+        // Over a year at 4 ns a call, 200 provisioned serve 200 × 31,536,000 s ÷
+        // 4 × 10^-9 s = 1.5768 × 10^18 calls, past 10^18: both plans have that kink.
+        let profile = UsageProfile::builder()
+            .period(Period::Year)
+            .calls_per_period(0)
+            .mean_latency(Duration::from_nanos(4))
+            .build()
+            .unwrap();
+        let plans = [
+            Plan::from(plan.clone()).named("a"),
+            Plan::from(plan).named("b"),
+        ];
+        let comparison = Comparison::compute(&profile, &plans, &rates).unwrap();
+        assert_eq!(
+            comparison.plan("a").unwrap().curve.included_calls,
+            Some(d("1576800000000000000"))
+        );
+        assert_eq!(
+            comparison.break_evens[0].summary,
+            "a and b cost the same at every volume"
+        );
+    }
 }
