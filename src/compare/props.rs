@@ -41,6 +41,15 @@
 //!   hours), and prices that are not AWS's (per call, per token, subscriptions)
 //!   hold every month.
 //!
+//! - A profile from metered calls charges a per-inference fee and counts a quota
+//!   over the calls answered with HTTP 2XX, a share `s` of the calls made
+//!   (`answered_per_call`: 0, 1/3, 2/3, 0.9 or 1, or none, stated by hand): in
+//!   calls made, the fee is `s × X` a call, and the quota lasts `included / s`
+//!   calls, each beyond costing `s × overage` (none answered: the fee alone). The
+//!   model takes `s` as the profile holds it, a decimal (1/3 rounded at 28 digits
+//!   is 0.333…3, as `UsageProfile::from_totals` leaves it), so that a figure exact
+//!   for that share must be the code's exactly.
+//!
 //! Inputs whose products leave a `Decimal` (prices of 10^9 USD, 10^15 calls, 10^9
 //! tokens, 1 TiB payloads, 10,000 instances) are an error, never a panic; when they
 //! fit, they are checked as above.
@@ -204,6 +213,9 @@ struct Case {
     tokens_out: u64,
     rates: Rates,
     specs: Vec<Spec>,
+    /// The share of calls answered with HTTP 2XX, as the profile holds it; `None`
+    /// for a profile stated by hand (every call answered).
+    share: Option<Decimal>,
 }
 
 /// A generated case's parts, in `Case`'s field order.
@@ -223,8 +235,18 @@ impl Case {
             tokens_out,
             rates,
             specs,
+            share: None,
         }
     }
+}
+
+/// The share of calls answered (0, 1/3, 2/3, 0.9, 1; 1/3 and 2/3 rounded at 28
+/// digits, as a profile from metered calls holds them), or none.
+fn share() -> impl Strategy<Value = Option<Decimal>> {
+    prop::option::of(
+        prop::sample::select(vec![(0i64, 1i64), (1, 3), (2, 3), (9, 10), (1, 1)])
+            .prop_map(|(p, q)| Decimal::from(p) / Decimal::from(q)),
+    )
 }
 
 fn pick(values: &'static [&'static str]) -> impl Strategy<Value = Decimal> + Clone {
@@ -403,6 +425,12 @@ fn case() -> impl Strategy<Value = Case> {
         prop::collection::vec(spec(), 2..=4),
     )
         .prop_map(Case::from_parts)
+        .prop_flat_map(|case| {
+            share().prop_map(move |share| Case {
+                share,
+                ..case.clone()
+            })
+        })
 }
 
 /// A kink past `MAX_BREAK_EVEN_CALLS`: provisioned concurrency over a year at a mean
@@ -616,7 +644,7 @@ fn plans(case: &Case) -> Vec<Plan> {
 }
 
 fn profile(case: &Case, calls: Decimal) -> UsageProfile {
-    UsageProfile::builder()
+    let mut profile = UsageProfile::builder()
         .period(case.period)
         .calls_per_period(calls)
         .mean_latency(Duration::from_nanos(case.latency_ns))
@@ -625,7 +653,10 @@ fn profile(case: &Case, calls: Decimal) -> UsageProfile {
         .tokens_in_per_call(case.tokens_in)
         .tokens_out_per_call(case.tokens_out)
         .build()
-        .unwrap()
+        .unwrap();
+    profile.answered_per_call = case.share;
+    profile.validate().unwrap();
+    profile
 }
 
 fn rate_table(case: &Case) -> RateTable {
@@ -737,6 +768,8 @@ impl Line {
 
 fn model_line(case: &Case, spec: &Spec) -> Line {
     let r = &case.rates;
+    // The share of calls a fee per inference or a quota counts: all, stated by hand.
+    let share = case.share.map_or_else(|| qi(1), q);
     let period_h = qi(period_hours(case.period));
     let period_s = &period_h * qi(3600);
     // Data processed: bytes ÷ 2^30 × USD per GB, in and out, on every plan that runs
@@ -824,8 +857,9 @@ fn model_line(case: &Case, spec: &Spec) -> Line {
                 }
             }
         }
-        Spec::PerCall(x) => Line::new(&[], &[q(*x)]),
-        Spec::PerThousand(x) => Line::new(&[], &[q(*x) / qi(1000)]),
+        // One fee per call answered: `s × X` per call made.
+        Spec::PerCall(x) => Line::new(&[], &[q(*x) * &share]),
+        Spec::PerThousand(x) => Line::new(&[], &[q(*x) / qi(1000) * &share]),
         Spec::PerMillionTokens { input, output } => Line::new(
             &[],
             &[
@@ -835,10 +869,17 @@ fn model_line(case: &Case, spec: &Spec) -> Line {
         ),
         Spec::Subscription { fee, period, quota } => {
             // Fee and quota amortised by hours: × hours(compared) / hours(fee's).
+            // The quota counts the answered calls, `s × U` of `U` made: it lasts
+            // `included / s` calls made, each beyond costing `s × overage`; none
+            // answered, it never runs out.
             let t = &period_h / qi(period_hours(*period));
             Line {
-                quota: quota
-                    .map(|(included, overage)| (sum(&[q(included) * &t]), sum(&[q(overage)]))),
+                quota: quota.filter(|_| share > zero()).map(|(included, overage)| {
+                    (
+                        sum(&[q(included) * &t / &share]),
+                        sum(&[q(overage) * &share]),
+                    )
+                }),
                 ..Line::new(&[q(*fee) * &t], &[])
             }
         }
