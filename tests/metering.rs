@@ -13,6 +13,7 @@ mod metering {
     mod client;
     mod client_pricing;
     mod components;
+    mod fakes;
     mod guarantees;
     mod interceptor_async;
     mod metrics;

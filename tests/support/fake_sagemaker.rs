@@ -646,8 +646,15 @@ async fn control_plane(
 }
 
 /// `InvokeEndpointAsync`: queued (202), with where the output will land; held
-/// while invocations are (see [`FakeSageMaker::hold`]).
-async fn invoke_async(State(state): State<Arc<FakeState>>, Path(name): Path<String>) -> Response {
+/// while invocations are (see [`FakeSageMaker::hold`]). The inline body is read
+/// first, as SageMaker reads it: answered with its body unread, the connection was
+/// closed after the answer, sometimes after its head had gone out without
+/// `Connection: close`, and the client's next request on it failed unseen.
+async fn invoke_async(
+    State(state): State<Arc<FakeState>>,
+    Path(name): Path<String>,
+    _body: Bytes,
+) -> Response {
     // A request id of its own for each, as SageMaker answers every request.
     static ASYNC_REQUESTS: AtomicU64 = AtomicU64::new(0);
     let number = ASYNC_REQUESTS.fetch_add(1, Ordering::Relaxed) + 1;
