@@ -885,24 +885,44 @@ fn bytes(n: usize) -> Blob {
     Blob::new(vec![b'x'; n])
 }
 
+/// Names call `i` of a run in a failure's message: its index, way in and endpoint.
+fn named(i: usize, c: &Call) -> String {
+    format!("call {i} ({:?} on {})", c.way, c.endpoint)
+}
+
+/// How many attempts of an `InvokeEndpoint` call reach the fake: a throttled or
+/// unavailable one is tried once more (two in all), each of the calls sent together.
+fn attempts(c: &Call) -> u64 {
+    let one = match c.answer {
+        Answer::Unavailable => 2,
+        _ => (c.throttles + 1).min(2),
+    };
+    one * c.in_flight as u64
+}
+
 /// Waits (bounded) until the meter's background pricing is done and at least
-/// `n` receipts were made.
-async fn settle_down(w: &World, n: usize) {
+/// `n` receipts were made, after call `i`.
+async fn settle_down(w: &World, i: usize, c: &Call, n: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while w.receipts.all().len() < n || w.meter.background_tasks() > 0 {
         assert!(
             std::time::Instant::now() < deadline,
-            "{} of {n} receipts",
-            w.receipts.all().len()
+            "{}: {} of {n} receipts, {} background tasks after 10 s",
+            named(i, c),
+            w.receipts.all().len(),
+            w.meter.background_tasks()
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
-/// Runs an `InvokeEndpoint` whose future is `send`; on an instance endpoint the
-/// fake holds the answered attempt while the meter's clock moves `held_us`.
-async fn held_invoke<T: Send + 'static>(
+/// Runs call `i`, an `InvokeEndpoint` whose future is `send`; on an instance
+/// endpoint the fake holds the answered attempt while the meter's clock moves
+/// `held_us`. A call that ends before its attempts reached the fake fails the
+/// run at once, saying how it ended.
+async fn held_invoke<T: Send + std::fmt::Debug + 'static>(
     w: &World,
+    i: usize,
     c: &Call,
     send: impl std::future::Future<Output = T> + Send + 'static,
 ) -> T {
@@ -911,16 +931,35 @@ async fn held_invoke<T: Send + 'static>(
         return send.await;
     }
     let before = w.fake.invocations();
+    let want = c.throttles + 1;
     w.fake.hold();
     let task = tokio::spawn(send);
-    w.fake.wait_for_invocations(before + c.throttles + 1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while w.fake.invocations() - before < want {
+        if task.is_finished() {
+            w.fake.release();
+            let arrived = w.fake.invocations() - before;
+            let ended = task.await.unwrap();
+            panic!(
+                "{}: ended after {arrived} of its {want} attempts reached the fake: {ended:?}",
+                named(i, c)
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: only {} of its {want} attempts reached the fake in 10 s",
+            named(i, c),
+            w.fake.invocations() - before
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     w.time.advance(Duration::from_micros(c.held_us));
     w.fake.release();
     task.await.unwrap()
 }
 
-/// Makes the call; the receipts its way in returned (the sink has them all).
-async fn run(w: &World, c: &Call) -> Vec<Cost> {
+/// Makes call `i`; the receipts its way in returned (the sink has them all).
+async fn run(w: &World, i: usize, c: &Call) -> Vec<Cost> {
     *w.fake.state.latency.lock().unwrap() = Duration::from_millis(c.latency_ms);
     w.fake.throttle_next(c.throttles);
     // A throttled answer takes SageMaker's front end 200 ms on `sls` (once per
@@ -964,9 +1003,17 @@ async fn run(w: &World, c: &Call) -> Vec<Cost> {
                     tokio::spawn(request.send())
                 })
                 .collect();
-            w.fake
-                .wait_for_invocations(before + c.in_flight as u64)
-                .await;
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while w.fake.invocations() - before < c.in_flight as u64 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{}: only {} of its {} calls sent together reached the fake in 10 s",
+                    named(i, c),
+                    w.fake.invocations() - before,
+                    c.in_flight
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
             w.time.advance(Duration::from_micros(c.held_us));
             w.fake.release();
             let mut costs = Vec::new();
@@ -984,7 +1031,7 @@ async fn run(w: &World, c: &Call) -> Vec<Cost> {
             if let Some(team) = c.team {
                 request = request.tag("team", team);
             }
-            match held_invoke(w, c, request.send()).await {
+            match held_invoke(w, i, c, request.send()).await {
                 Ok(answer) => vec![answer.into_parts().1],
                 Err(err) => err.cost().cloned().into_iter().collect(),
             }
@@ -994,9 +1041,9 @@ async fn run(w: &World, c: &Call) -> Vec<Cost> {
             let sent = match c.team {
                 Some(team) => {
                     let tags = [("team".to_owned(), team.to_owned())];
-                    held_invoke(w, c, request.send_metered_tagged(&w.meter, tags)).await
+                    held_invoke(w, i, c, request.send_metered_tagged(&w.meter, tags)).await
                 }
-                None => held_invoke(w, c, request.send_metered(&w.meter)).await,
+                None => held_invoke(w, i, c, request.send_metered(&w.meter)).await,
             };
             match sent {
                 Ok(answer) => vec![answer.into_parts().1],
@@ -1010,7 +1057,7 @@ async fn run(w: &World, c: &Call) -> Vec<Cost> {
                 .endpoint_name(c.endpoint)
                 .body(body)
                 .send();
-            let _ = held_invoke(w, c, request).await;
+            let _ = held_invoke(w, i, c, request).await;
             Vec::new()
         }
         Way::Stream | Way::StreamIntercepted => {
@@ -1099,12 +1146,24 @@ async fn run(w: &World, c: &Call) -> Vec<Cost> {
 async fn play(calls: Vec<Call>) -> Result<(), TestCaseError> {
     let w = world().await;
     let mut seen = 0usize;
-    for c in &calls {
+    for (i, c) in calls.iter().enumerate() {
         let started = std::time::Instant::now();
-        let returned = run(&w, c).await;
+        let sent_before = w.fake.invocations();
+        let returned = run(&w, i, c).await;
         let elapsed = started.elapsed();
+        // Every attempt the model counts reached the fake: one lost on its way
+        // (a connection the fake closed) is no pricing rule's doing.
+        if matches!(c.way, Way::Send | Way::SendMetered | Way::Intercepted) {
+            prop_assert_eq!(
+                w.fake.invocations() - sent_before,
+                attempts(c),
+                "{}: attempts that reached the fake ({:?})",
+                named(i, c),
+                c
+            );
+        }
         let want = expected(c);
-        settle_down(&w, seen + want.len()).await;
+        settle_down(&w, i, c, seen + want.len()).await;
         let all = w.receipts.all();
         prop_assert_eq!(
             all.len() - seen,
