@@ -2163,6 +2163,28 @@ fn a_ledger_of_two_regions_is_compared_one_region_at_a_time() {
     );
 }
 
+/// Writes a ledger at `ledger` of calls to vendor-model in us-east-1, one every
+/// `minutes_apart` minutes from 10:00 on 2026-05-20, the i-th ending as
+/// `outcomes[i]` says ("ok", "error" or "cancelled").
+fn write_calls_ending(ledger: &std::path::Path, minutes_apart: usize, outcomes: &[&str]) {
+    let lines: Vec<String> = outcomes
+        .iter()
+        .enumerate()
+        .map(|(i, outcome)| {
+            let mut line: serde_json::Value = serde_json::from_str(&call_in(
+                "vendor-model",
+                "us-east-1",
+                &format!("c-{i}"),
+                &format!("2026-05-20T10:{:02}:00Z", i * minutes_apart),
+            ))
+            .unwrap();
+            line["usage"]["outcome"] = (*outcome).into();
+            line.to_string()
+        })
+        .collect();
+    std::fs::write(ledger, lines.join("\n") + "\n").unwrap();
+}
+
 #[test]
 fn a_per_inference_plan_from_a_ledger_charges_the_answered_calls_and_says_so() {
     // 10 calls in one hour, one every 6 min from 10:00 (10 starts 9 gaps apart:
@@ -2170,25 +2192,10 @@ fn a_per_inference_plan_from_a_ledger_charges_the_answered_calls_and_says_so() {
     // cancelled before its answer; 7 were answered with HTTP 2XX.
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("spend.jsonl");
-    let lines: Vec<String> = (0..10)
-        .map(|i| {
-            let mut line: serde_json::Value = serde_json::from_str(&call_in(
-                "vendor-model",
-                "us-east-1",
-                &format!("c-{i}"),
-                &format!("2026-05-20T10:{:02}:00Z", i * 6),
-            ))
-            .unwrap();
-            line["usage"]["outcome"] = match i {
-                3 | 7 => "error",
-                5 => "cancelled",
-                _ => "ok",
-            }
-            .into();
-            line.to_string()
-        })
-        .collect();
-    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    // Calls 0 to 9.
+    #[rustfmt::skip]
+    let outcomes = ["ok", "ok", "ok", "error", "ok", "cancelled", "ok", "error", "ok", "ok"];
+    write_calls_ending(&ledger, 6, &outcomes);
     let args = ["--per-1000", "0.50", "--period", "day"];
     let json = json_of(
         sagemeter()
@@ -2236,20 +2243,7 @@ fn a_ledgers_answered_calls_are_charged_exactly_when_their_share_is_not_a_finite
     // of 0.666…67 at 28 digits.
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("spend.jsonl");
-    let lines: Vec<String> = (0..3)
-        .map(|i| {
-            let mut line: serde_json::Value = serde_json::from_str(&call_in(
-                "vendor-model",
-                "us-east-1",
-                &format!("c-{i}"),
-                &format!("2026-05-20T10:{:02}:00Z", i * 20),
-            ))
-            .unwrap();
-            line["usage"]["outcome"] = if i == 1 { "error" } else { "ok" }.into();
-            line.to_string()
-        })
-        .collect();
-    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    write_calls_ending(&ledger, 20, &["ok", "error", "ok"]);
     let compare = |plan: &[&str]| {
         json_of(
             sagemeter()
