@@ -664,11 +664,7 @@ async fn a_completion_hours_after_submission_bills_at_most_the_invocation_timeou
 #[tokio::test]
 async fn a_processing_time_past_the_invocation_timeout_bills_the_timeout() {
     let fake = fake_with_demo_endpoints().await;
-    let client = rt_on_one_m5(&fake)
-        .await
-        .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), dec("0.23"))
-        .build()
-        .unwrap();
+    let client = rt_on_one_m5_at(&fake, "0.23").await;
     let submitted = submit_async(&client, "rt", 1024).await;
     let cost = submitted
         .settle(
@@ -700,37 +696,58 @@ async fn a_processing_time_past_the_invocation_timeout_bills_the_timeout() {
     assert!(!cost.notes.iter().any(|n| n.contains("invocation timeout")));
 }
 
+/// A client metering rt on one ml.m5.xlarge whose hosting costs `usd_per_hour`.
+async fn rt_on_one_m5_at(fake: &FakeSageMaker, usd_per_hour: &str) -> Client {
+    rt_on_one_m5(fake)
+        .await
+        .price_override(
+            PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
+            dec(usd_per_hour),
+        )
+        .build()
+        .unwrap()
+}
+
+/// Submits 1 KiB to rt asynchronously, keeps its pending invocation as JSON
+/// changed by `edit` (as an earlier version or a hand wrote it), and settles the
+/// kept one as processed for `processed`, with no output.
+async fn settle_kept(
+    client: &Client,
+    edit: impl FnOnce(&mut serde_json::Value),
+    processed: Duration,
+) -> Cost {
+    let submitted = submit_async(client, "rt", 1024).await;
+    let mut kept = serde_json::to_value(submitted.pending()).unwrap();
+    edit(&mut kept);
+    let kept: sagemeter::client::PendingInference = serde_json::from_value(kept).unwrap();
+    drop(submitted);
+    client
+        .meter()
+        .settle_async(
+            kept,
+            sagemeter::client::AsyncCompletion::processed_for(processed).output_bytes(0),
+        )
+        .await
+        .unwrap()
+}
+
 /// A pending invocation kept by an earlier version has no timeout stored: the
 /// most AWS allows, 3,600 s, bounds it, and the note says it is AWS's longest, not
 /// the request's. At $0.23/h, 2 h stated: 3,600 s = 1 h × $0.23 = $0.23.
 #[tokio::test]
 async fn an_invocation_kept_without_its_timeout_is_bounded_by_aws_longest_and_says_so() {
     let fake = fake_with_demo_endpoints().await;
-    let client = rt_on_one_m5(&fake)
-        .await
-        .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), dec("0.23"))
-        .build()
-        .unwrap();
-    let submitted = submit_async(&client, "rt", 1024).await;
+    let client = rt_on_one_m5_at(&fake, "0.23").await;
     // As an earlier version wrote it: no `invocation_timeout_seconds`.
-    let mut kept = serde_json::to_value(submitted.pending()).unwrap();
-    assert!(
-        kept.as_object_mut()
-            .unwrap()
-            .remove("invocation_timeout_seconds")
-            .is_some()
-    );
-    let kept: sagemeter::client::PendingInference = serde_json::from_value(kept).unwrap();
-    drop(submitted);
-    let cost = client
-        .meter()
-        .settle_async(
-            kept,
-            sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(7200))
-                .output_bytes(0),
-        )
-        .await
-        .unwrap();
+    let as_earlier = |kept: &mut serde_json::Value| {
+        assert!(
+            kept.as_object_mut()
+                .unwrap()
+                .remove("invocation_timeout_seconds")
+                .is_some()
+        );
+    };
+    let cost = settle_kept(&client, as_earlier, Duration::from_secs(7200)).await;
     let compute = line(&cost, LineItem::Compute);
     assert_eq!(compute.quantity, dec("1"));
     assert_eq!(compute.cost_usd(), Some(dec("0.23")));
@@ -751,26 +768,12 @@ async fn an_invocation_kept_without_its_timeout_is_bounded_by_aws_longest_and_sa
 #[tokio::test]
 async fn an_invocation_kept_with_a_timeout_out_of_range_is_bounded_by_aws_longest_and_says_so() {
     let fake = fake_with_demo_endpoints().await;
-    let client = rt_on_one_m5(&fake)
-        .await
-        .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), dec("0.23"))
-        .build()
-        .unwrap();
+    let client = rt_on_one_m5_at(&fake, "0.23").await;
     for kept_seconds in [0u64, 86_400] {
-        let submitted = submit_async(&client, "rt", 1024).await;
-        let mut kept = serde_json::to_value(submitted.pending()).unwrap();
-        kept["invocation_timeout_seconds"] = kept_seconds.into();
-        let kept: sagemeter::client::PendingInference = serde_json::from_value(kept).unwrap();
-        drop(submitted);
-        let cost = client
-            .meter()
-            .settle_async(
-                kept,
-                sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(7200))
-                    .output_bytes(0),
-            )
-            .await
-            .unwrap();
+        let out_of_range = |kept: &mut serde_json::Value| {
+            kept["invocation_timeout_seconds"] = kept_seconds.into();
+        };
+        let cost = settle_kept(&client, out_of_range, Duration::from_secs(7200)).await;
         let compute = line(&cost, LineItem::Compute);
         assert_eq!(compute.quantity, dec("1"), "{kept_seconds}");
         assert_eq!(compute.cost_usd(), Some(dec("0.23")), "{kept_seconds}");
