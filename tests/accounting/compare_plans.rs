@@ -91,10 +91,16 @@ fn subscription(fee: &str) -> SubscriptionPlan {
 }
 
 fn subscription_with_quota(fee: &str, included: u64, overage: &str) -> Plan {
+    subscription_with_quota_per(Period::Month, fee, included, overage)
+}
+
+/// A subscription of `fee` USD a `period` for `included` calls, `overage` USD each
+/// call above.
+fn subscription_with_quota_per(period: Period, fee: &str, included: u64, overage: &str) -> Plan {
     Plan::from(
         SubscriptionPlan::builder()
             .fee_usd(d(fee))
-            .period(Period::Month)
+            .period(period)
             .included_calls(included)
             .overage_usd_per_call(d(overage))
             .build()
@@ -1033,15 +1039,7 @@ async fn a_per_inference_fee_and_a_quota_count_the_answered_calls_of_a_ledger_no
         // --per-1000 0.50: 0.0005 USD a call
         Plan::from(PerInferencePlan::per_thousand_calls(d("0.50")).unwrap()),
         // 5 USD a day for 20,000 calls, 0.001 USD each above
-        Plan::from(
-            SubscriptionPlan::builder()
-                .fee_usd(d("5"))
-                .period(Period::Day)
-                .included_calls(20_000)
-                .overage_usd_per_call(d("0.001"))
-                .build()
-                .unwrap(),
-        ),
+        subscription_with_quota_per(Period::Day, "5", 20_000, "0.001"),
         Plan::from(ServerlessPlan::new(3072).unwrap()),
     ];
     let comparison = priced(&profile, &plans).await.unwrap();
@@ -1101,15 +1099,7 @@ async fn a_fee_and_a_quota_charge_the_answered_calls_exactly_when_their_share_is
         // --per-1000 0.50: 0.0005 USD a call
         Plan::from(PerInferencePlan::per_thousand_calls(d("0.50")).unwrap()),
         // 5 USD a day for 48 calls, 1 USD each above
-        Plan::from(
-            SubscriptionPlan::builder()
-                .fee_usd(d("5"))
-                .period(Period::Day)
-                .included_calls(48)
-                .overage_usd_per_call(d("1"))
-                .build()
-                .unwrap(),
-        ),
+        subscription_with_quota_per(Period::Day, "5", 48, "1"),
     ];
     let comparison = priced(&profile, &plans).await.unwrap();
     // 48 answered × 0.0005 = 0.024 USD (not 72 × 0.666…67 × 0.0005, a hair under)
