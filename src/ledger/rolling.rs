@@ -746,6 +746,26 @@ mod tests {
         assert_eq!(receipt_line(9).len() as u64, RECEIPT_LINE_LEN);
     }
 
+    /// The rolling ledger at `dir`, opened under a limit of `max_bytes` (at 07:30,
+    /// as [`target`]), with the receipts of calls `ids` written to it in one batch.
+    fn reopened_and_written(dir: &Path, max_bytes: u64, ids: &[u32]) -> RollingTarget {
+        let (mut target, _clock) = target(dir, max_bytes);
+        let (text, lines) = receipt_lines(ids);
+        target.write_lines(&text, &lines).unwrap();
+        target
+    }
+
+    /// The ledger at `dir` is its 07:00 file, `path`, alone, holding the whole
+    /// receipt lines of calls `ids` in order and nothing else: no torn tail, no
+    /// second file.
+    fn assert_one_file_holding(dir: &Path, path: &Path, ids: &[u32]) {
+        let want: String = ids.iter().map(|&id| receipt_line(id)).collect();
+        assert_eq!(std::fs::read_to_string(path).unwrap(), want);
+        assert!(!dir.join("sagemeter-2026-12-02T07.1.jsonl").exists());
+        let calls = ids.iter().map(|id| format!("c{id}")).collect();
+        assert_eq!(read_calls(dir), (calls, 0));
+    }
+
     /// A power loss left 4 KiB of zeros after c1 (its size reached the disk, its
     /// last data did not): 339 + 4,096 = 4,435 bytes on disk, over a limit of
     /// three lines (1,017 bytes). Repaired, the file is 339 bytes with room for
@@ -758,16 +778,8 @@ mod tests {
         let mut text = receipt_line(1).into_bytes();
         text.resize(text.len() + 4096, 0);
         let path = crashed_in(&dir, &text);
-        let (mut target, _clock) = target(&dir, 3 * RECEIPT_LINE_LEN);
-        let (b, b_lines) = receipt_lines(&[2, 3]);
-        target.write_lines(&b, &b_lines).unwrap();
-        let want = receipt_line(1) + &receipt_line(2) + &receipt_line(3);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), want);
-        assert!(!dir.join("sagemeter-2026-12-02T07.1.jsonl").exists());
-        assert_eq!(
-            read_calls(&dir),
-            (vec!["c1".into(), "c2".into(), "c3".into()], 0)
-        );
+        let _target = reopened_and_written(&dir, 3 * RECEIPT_LINE_LEN, &[2, 3]);
+        assert_one_file_holding(&dir, &path, &[1, 2, 3]);
     }
 
     /// c2's write was torn after 200 bytes: 339 + 200 = 539 bytes, over a limit
@@ -815,9 +827,7 @@ mod tests {
         let dir = tmp.path().join("ledger");
         let text = receipt_line(1) + &receipt_line(2) + &receipt_line(3)[..100];
         let path = crashed_in(&dir, text.as_bytes());
-        let (mut target, _clock) = target(&dir, RECEIPT_LINE_LEN);
-        let (d, d_lines) = receipt_lines(&[4]);
-        target.write_lines(&d, &d_lines).unwrap();
+        let _target = reopened_and_written(&dir, RECEIPT_LINE_LEN, &[4]);
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             receipt_line(1) + &receipt_line(2)
@@ -845,16 +855,8 @@ mod tests {
         text.resize(text.len() + 4096, 0);
         let path = crashed_in(&dir, &text);
         assert_eq!(read_calls(&dir), (vec!["c1".into(), "c2".into()], 0));
-        let (mut target, _clock) = target(&dir, 3 * RECEIPT_LINE_LEN);
-        let (c, c_lines) = receipt_lines(&[3]);
-        target.write_lines(&c, &c_lines).unwrap();
-        let want = receipt_line(1) + &receipt_line(2) + &receipt_line(3);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), want);
-        assert!(!dir.join("sagemeter-2026-12-02T07.1.jsonl").exists());
-        assert_eq!(
-            read_calls(&dir),
-            (vec!["c1".into(), "c2".into(), "c3".into()], 0)
-        );
+        let _target = reopened_and_written(&dir, 3 * RECEIPT_LINE_LEN, &[3]);
+        assert_one_file_holding(&dir, &path, &[1, 2, 3]);
     }
 
     #[test]
