@@ -2576,6 +2576,26 @@ mod tests {
     }
 
     /// A receipt of `usd` for a call to `endpoint` at `at`, in the fleet's sums.
+    /// A call to chat at `at`, short with nothing leased yet, leases and is
+    /// settled at `usd`, recorded as the fleet's use (for the next flush).
+    async fn spend_on_a_new_lease(
+        fleet: &Fleet,
+        budgets: &Arc<Budgets>,
+        usd: &str,
+        at: DateTime<Utc>,
+    ) {
+        let none = BTreeMap::new();
+        let Err(Refusal::Short(wants, _)) = budgets.reserve("chat", &none, at) else {
+            panic!("nothing is leased yet: the call is short");
+        };
+        let call = fleet
+            .lease(wants, || budgets.reserve("chat", &none, at))
+            .await
+            .unwrap();
+        call.settle(&none, dec(usd), true, at);
+        record(fleet, "chat", usd, at);
+    }
+
     fn record(fleet: &Fleet, endpoint: &str, usd: &str, at: DateTime<Utc>) {
         fleet.record(
             endpoint,
@@ -2629,15 +2649,7 @@ mod tests {
         let none = BTreeMap::new();
         // t = 0: a $0.01 call leases $0.05 (until 25 s; spent here until 15 s,
         // a flush interval before) and spends $0.01 of it; the flush writes it.
-        let Err(Refusal::Short(wants, _)) = budgets.reserve("chat", &none, t0) else {
-            panic!("nothing is leased yet: the call is short");
-        };
-        let call = fleet
-            .lease(wants, || budgets.reserve("chat", &none, t0))
-            .await
-            .unwrap();
-        call.settle(&none, dec("0.01"), true, t0);
-        record(&fleet, "chat", "0.01", t0);
+        spend_on_a_new_lease(&fleet, &budgets, "0.01", t0).await;
         assert!(fleet.flush().await);
         // t = 10 s: nothing to write, 15 s left of the lease. Left alone, it
         // would be spent here only until 15 s, and the next renewal (the flush
@@ -2987,16 +2999,7 @@ mod tests {
         // A $0.01 call leases $0.05 and spends $0.01 of it; the flush writes
         // it, and the budget's item holds $0.80: past 50 % and 80 % of $1.
         // Both marks are throttled and kept.
-        let none = BTreeMap::new();
-        let Err(Refusal::Short(wants, _)) = budgets.reserve("chat", &none, t0) else {
-            panic!("nothing is leased yet: the call is short");
-        };
-        let call = fleet
-            .lease(wants, || budgets.reserve("chat", &none, t0))
-            .await
-            .unwrap();
-        call.settle(&none, dec("0.01"), true, t0);
-        record(&fleet, "chat", "0.01", t0);
+        spend_on_a_new_lease(&fleet, &budgets, "0.01", t0).await;
         assert!(fleet.flush().await);
         sent.lock().unwrap().clear();
         // At shutdown the lease goes back first (then this process's
