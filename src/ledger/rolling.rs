@@ -471,9 +471,18 @@ mod tests {
     /// A rolling ledger's target in `dir` (made 0700) at 2026-12-02T07:30Z, files
     /// of at most `max_bytes`, and its clock.
     fn target(dir: &Path, max_bytes: u64) -> (RollingTarget, ManualTimeSource) {
+        let (opened, clock) = opened(dir, max_bytes);
+        (opened.unwrap(), clock)
+    }
+
+    /// The opening of [`target`]'s rolling ledger, as it ended, and its clock.
+    fn opened(
+        dir: &Path,
+        max_bytes: u64,
+    ) -> (Result<RollingTarget, LedgerError>, ManualTimeSource) {
         let at: DateTime<Utc> = "2026-12-02T07:30:00Z".parse().unwrap();
         let clock = ManualTimeSource::new(SystemTime::from(at));
-        let target = RollingTarget::open(
+        let opened = RollingTarget::open(
             Rolling {
                 dir: dir.to_owned(),
                 every: RollEvery::Hour,
@@ -482,9 +491,8 @@ mod tests {
                 time: SharedTimeSource::new(clock.clone()),
             },
             Arc::new(Dictionary::default()),
-        )
-        .unwrap();
-        (target, clock)
+        );
+        (opened, clock)
     }
 
     use crate::ledger::writer::test_lines as lines;
@@ -612,17 +620,7 @@ mod tests {
         // A ledger line (a price change) of 26 bytes, over the limit of 6.
         std::io::Write::write_all(&mut file, b"{\"v\":2,\"price_change\":{}}\n").unwrap();
         drop(file);
-        let at: DateTime<Utc> = "2026-12-02T07:30:00Z".parse().unwrap();
-        let opened = RollingTarget::open(
-            Rolling {
-                dir: dir.clone(),
-                every: RollEvery::Hour,
-                max_bytes: Some(6),
-                keep_files: None,
-                time: SharedTimeSource::new(ManualTimeSource::new(SystemTime::from(at))),
-            },
-            Arc::new(Dictionary::default()),
-        );
+        let (opened, _clock) = opened(&dir, 6);
         let err = match opened {
             Err(err) => err.to_string(),
             Ok(mut target) => {
@@ -659,17 +657,7 @@ mod tests {
         let text = b"this is no ledger: a note\n";
         assert_eq!(text.len(), 26);
         let path = crashed_in(&dir, text);
-        let at: DateTime<Utc> = "2026-12-02T07:30:00Z".parse().unwrap();
-        let opened = RollingTarget::open(
-            Rolling {
-                dir: dir.clone(),
-                every: RollEvery::Hour,
-                max_bytes: Some(6),
-                keep_files: None,
-                time: SharedTimeSource::new(ManualTimeSource::new(SystemTime::from(at))),
-            },
-            Arc::new(Dictionary::default()),
-        );
+        let (opened, _clock) = opened(&dir, 6);
         let Err(err) = opened else {
             panic!("a file that is no ledger was passed over");
         };
