@@ -78,7 +78,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -516,7 +516,10 @@ struct Run {
     /// one that started the file.
     first_lost: BTreeMap<PathBuf, u64>,
     converted: BTreeMap<PathBuf, PathBuf>,
-    unconvertible: BTreeSet<PathBuf>,
+    /// Files whose conversion was refused (amounts or times Parquet does not
+    /// hold): not tried again.
+    #[cfg(feature = "parquet")]
+    unconvertible: std::collections::BTreeSet<PathBuf>,
     next_id: u64,
     running_client: Decimal,
     running_endpoint: [Decimal; 3],
@@ -546,7 +549,8 @@ impl Run {
             reopened_at: BTreeMap::new(),
             first_lost: BTreeMap::new(),
             converted: BTreeMap::new(),
-            unconvertible: BTreeSet::new(),
+            #[cfg(feature = "parquet")]
+            unconvertible: std::collections::BTreeSet::new(),
             next_id: 0,
             running_client: Decimal::ZERO,
             running_endpoint: [Decimal::ZERO; 3],
