@@ -980,7 +980,7 @@ impl Settlement {
                 usage,
                 tags,
                 notes,
-                shared_hours: None,
+                shared_time: None,
                 serverless_ms: None,
                 in_flight_at_start: None,
                 unknown,

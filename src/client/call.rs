@@ -1239,7 +1239,7 @@ impl CallParts {
             usage,
             tags,
             notes,
-            shared_hours: attempts.share_until(ended, billed.latest_only),
+            shared_time: attempts.share_until(ended, billed.latest_only),
             serverless_ms: billed.serverless_ms,
             in_flight_at_start,
             unknown,
@@ -1727,8 +1727,9 @@ impl AttemptProbe {
     }
 
     /// The instance time the sharing clock allocated the call's attempts that
-    /// reached the model (exact, in instance-femtoseconds), leaving it at `ended` if it has not left yet (its
-    /// latest attempt's alone, when `latest`: see [`BilledTime::latest_only`]);
+    /// reached the model (exact, in instance-femtoseconds), leaving it at `ended`
+    /// if it has not left yet (its latest attempt's alone, when `latest`: see
+    /// [`BilledTime::latest_only`]);
     /// `None` when it never joined (no request went out, or the probe is on no
     /// clock: billed as busy time then). An attempt still in flight (a dropped
     /// call) is billed as [`model_time`](Self::model_time) bills it: unless its

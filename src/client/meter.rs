@@ -593,7 +593,7 @@ pub(crate) struct FinishedCall {
     /// The instance time the endpoint's processor-sharing clock allocated to the
     /// call's billed attempts, exact in instance-femtoseconds (see
     /// `CallShare::end`), when the call was on the clock.
-    pub shared_hours: Option<crate::billing::SharedTime>,
+    pub shared_time: Option<crate::billing::SharedTime>,
     /// On a serverless variant, the milliseconds billed when several attempts
     /// reached the model: each rounded up on its own, as AWS bills each request
     /// (`None`: the latency, rounded up).
@@ -1672,7 +1672,7 @@ impl Meter {
             mut usage,
             tags,
             mut notes,
-            shared_hours,
+            shared_time,
             serverless_ms,
             in_flight_at_start,
             unknown,
@@ -1700,7 +1700,7 @@ impl Meter {
         usage.time_to_first_byte = usage.time_to_first_byte.map(micros_up);
         // A wall clock that stepped forward while the call was in flight is not
         // part of its share (see `Totals::cap_share`).
-        let shared_hours = shared_hours.map(|h| self.inner.totals.cap_share(h, usage.latency));
+        let shared_time = shared_time.map(|t| self.inner.totals.cap_share(t, usage.latency));
 
         // Which variant served the call, and how it is billed.
         let mut variant = None;
@@ -1846,7 +1846,7 @@ impl Meter {
                                     &v.billing,
                                     &usage,
                                     self.inner.allocation,
-                                    shared_hours,
+                                    shared_time,
                                     serverless_ms,
                                     rate,
                                 ))
@@ -1875,7 +1875,7 @@ impl Meter {
                                 &v.billing,
                                 &usage,
                                 self.inner.allocation,
-                                shared_hours,
+                                shared_time,
                                 &rates.compute,
                             )),
                         }
