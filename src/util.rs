@@ -76,6 +76,28 @@ pub(crate) fn create_at_a_free_name<T>(
     }
 }
 
+/// `a + b` exactly, or `None` when it overflows: too large for a `Decimal`, or
+/// with more digits than it holds (which `checked_add` would round to fewer
+/// places rather than refuse).
+pub(crate) fn exact_sum(
+    a: rust_decimal::Decimal,
+    b: rust_decimal::Decimal,
+) -> Option<rust_decimal::Decimal> {
+    let s = a.checked_add(b)?;
+    let places = s.scale();
+    if places >= a.scale().max(b.scale()) {
+        return Some(s); // at the inputs' places: nothing rounded
+    }
+    // Fewer places: exact only when the digits beyond them add up to whole
+    // units of the last place kept (each part below one such unit: exact).
+    let (ta, tb) = (a.trunc_with_scale(places), b.trunc_with_scale(places));
+    let rest = (a - ta) + (b - tb);
+    (rest.round_dp(places) == rest)
+        .then(|| ta.checked_add(tb)?.checked_add(rest))
+        .flatten()
+        .filter(|t| *t == s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -391,7 +391,7 @@ impl Metered {
         };
         // Exact, or refused: never rounded to fewer places.
         let sum = |a: Decimal, b: Decimal, what: &str| {
-            crate::report::exact_sum(a, b).ok_or_else(|| {
+            crate::util::exact_sum(a, b).ok_or_else(|| {
                 refuse(format!(
                     "receipt {}: {}",
                     cost.call_id,
@@ -1371,7 +1371,7 @@ fn explain(class: &UsageClass, cell: &Cell, rate: Option<Decimal>) -> Parts {
     parts
 }
 
-/// `a + b` of metered figures, exactly ([`crate::report::exact_sum`]), or an
+/// `a + b` of metered figures, exactly ([`crate::util::exact_sum`]), or an
 /// error saying `what` (made only then) would need more digits than a `Decimal`
 /// holds.
 fn add_exactly(
@@ -1379,7 +1379,7 @@ fn add_exactly(
     b: Decimal,
     what: impl FnOnce() -> String,
 ) -> Result<Decimal, AccountError> {
-    crate::report::exact_sum(a, b).ok_or_else(|| AccountError::Invalid(too_many_digits(&what())))
+    crate::util::exact_sum(a, b).ok_or_else(|| AccountError::Invalid(too_many_digits(&what())))
 }
 
 fn empty_day(day: NaiveDate, estimated: bool) -> DayVerdict {

@@ -222,7 +222,7 @@ fn lines(series: &[Series]) -> Result<Vec<Series>, ReportError> {
                 .0
                 .checked_add(p.calls)
                 .ok_or_else(|| overflow("calls"))?;
-            slot.1 = super::exact_sum(slot.1, p.cost_usd).ok_or_else(|| overflow("cost"))?;
+            slot.1 = crate::util::exact_sum(slot.1, p.cost_usd).ok_or_else(|| overflow("cost"))?;
         }
     }
     kept.push(Series {

@@ -105,6 +105,7 @@ use crate::billing::{AccrualCharge, AccrualSource, Cost, round_cost};
 use crate::ledger::{LedgerError, TornTail};
 use crate::pricing::PriceOrigin;
 use crate::usage::Outcome;
+use crate::util::exact_sum;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use quantiles::Quantiles;
 use rust_decimal::Decimal;
@@ -234,25 +235,6 @@ fn overflow(of: &str) -> impl Fn(Overflow) -> ReportError + '_ {
 /// `a + b` exactly, or which sum overflowed (see [`exact_sum`]).
 fn sum(a: Decimal, b: Decimal, what: &'static str) -> Result<Decimal, Overflow> {
     exact_sum(a, b).ok_or(Overflow(what))
-}
-
-/// `a + b` exactly, or `None` when it overflows: too large for a `Decimal`, or
-/// with more digits than it holds (which `checked_add` would round to fewer
-/// places rather than refuse).
-pub(crate) fn exact_sum(a: Decimal, b: Decimal) -> Option<Decimal> {
-    let s = a.checked_add(b)?;
-    let places = s.scale();
-    if places >= a.scale().max(b.scale()) {
-        return Some(s); // at the inputs' places: nothing rounded
-    }
-    // Fewer places: exact only when the digits beyond them add up to whole
-    // units of the last place kept (each part below one such unit: exact).
-    let (ta, tb) = (a.trunc_with_scale(places), b.trunc_with_scale(places));
-    let rest = (a - ta) + (b - tb);
-    (rest.round_dp(places) == rest)
-        .then(|| ta.checked_add(tb)?.checked_add(rest))
-        .flatten()
-        .filter(|t| *t == s)
 }
 
 /// `a + b` of counts, or which sum overflowed.
