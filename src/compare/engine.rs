@@ -480,10 +480,10 @@ fn price_plan(
     let latency_seconds = Decimal::from_i128_with_scale(profile.mean_latency.as_nanos() as i128, 9);
     let mut used: Vec<Rate> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
-    // The share of calls a per-inference fee or a quota counts (answered with HTTP
-    // 2XX), when some were not.
+    // The share of calls a per-inference fee, a quota or a per-token price counts
+    // (answered with HTTP 2XX), when some were not.
     let answered = profile.answered_per_call.filter(|s| *s < Decimal::ONE);
-    // The calls that fee or quota charges at the profile's volume: the answered
+    // The calls that fee, quota or price charges at the profile's volume: the answered
     // calls per period as metered (one division, as the calls per period: 48 of 72
     // a day are 48), else calls × share; the share, rounded at 28 digits when it
     // is not a finite decimal (2/3), prices other volumes only.
@@ -493,6 +493,18 @@ fn price_plan(
         (Some(share), None) => mul(calls, share)
             .map_err(|o| o.of(format!("the answered calls of plan `{name}`"), HINT_INPUTS))?,
     };
+    if let Some(share) = answered
+        && matches!(plan.model, PlanModel::PerToken(_))
+    {
+        notes.push(format!(
+            "charges the tokens of the calls answered with HTTP 2XX, {} of the calls metered \
+             ({} per {period}), as the receipts did: a model error reports no tokens and is \
+             charged none; a call cancelled before its answer came none either, though it \
+             is charged if SageMaker answered it afterwards (a lower bound)",
+            percent(share),
+            fmt_calls(charged_calls)
+        ));
+    }
     if let Some(share) = answered
         && matches!(
             plan.model,
@@ -735,8 +747,23 @@ fn price_plan(
             CostCurve::linear(Decimal::ZERO, per_call)
         }
         PlanModel::PerToken(p) => {
-            let per_call = tokens_per_call(profile, p.usd_per_input_token, p.usd_per_output_token)
+            let tokens = tokens_per_call(profile, p.usd_per_input_token, p.usd_per_output_token)
                 .map_err(overflow("the cost per call (tokens × price per token)"))?;
+            // The tokens the answered calls reported, as the receipts charge them: a
+            // model error reports none and its receipt charges none, a call
+            // cancelled before its answer none either (a lower bound). The means
+            // are the answered calls'; at the profile's volume they are charged on
+            // the answered calls themselves, and in calls made at `share × tokens`.
+            let per_call = match answered {
+                Some(share) => {
+                    exact_cost = Some(
+                        mul(tokens, charged_calls)
+                            .map_err(overflow(&format!("the cost per {period}")))?,
+                    );
+                    mul(tokens, share).map_err(overflow("the cost per call"))?
+                }
+                None => tokens,
+            };
             CostCurve::linear(Decimal::ZERO, per_call)
         }
         PlanModel::Subscription(p) => {
@@ -1106,6 +1133,68 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// A per-token plan priced from a ledger charges what the receipts' own token
+    /// lines charged, scaled to the period: the billing prices each call's lines
+    /// here, and their sum over the hour, × 24, is the plan's cost a day.
+    #[test]
+    fn a_per_token_plan_from_a_ledger_charges_what_the_receipts_token_lines_did() {
+        use crate::billing::{UsageCharges, usage_charge_lines};
+        use crate::compare::{PerTokenPlan, UsageTotals};
+        use crate::usage::{Operation, Outcome, TokenUsage, Usage};
+        // 4 calls of 100 ms in one hour, one every 15 min (4 starts 3 gaps apart:
+        // 3 × 15 min × 4 / 3 = 60 min): two answered with 400 + 600 tokens in and
+        // 100 + 300 out, a model error (HTTP 424) and a call cancelled before its
+        // answer, neither read for tokens.
+        let calls = [
+            (Outcome::Ok, Some(TokenUsage::new(400, 100))),
+            (Outcome::Error, None),
+            (Outcome::Ok, Some(TokenUsage::new(600, 300))),
+            (Outcome::Cancelled, None),
+        ];
+        // $2 per 1,000 tokens in and out (0.002 USD a token): one call's tokens
+        // price in whole figures.
+        let charges = UsageCharges::default().per_1000_tokens(d("2"), d("2"));
+        let mut receipts_usd = Decimal::ZERO;
+        let mut receipts = Vec::new();
+        for (i, (outcome, tokens)) in calls.into_iter().enumerate() {
+            let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_millis(100))
+                .with_outcome(outcome);
+            if let Some(tokens) = tokens {
+                usage = usage.with_tokens(tokens);
+            }
+            let lines = usage_charge_lines(&usage, &charges);
+            let usd: Decimal = lines.iter().filter_map(|l| l.cost_usd()).sum();
+            receipts_usd += usd;
+            let at = format!("2026-05-20T10:{:02}:00Z", i * 15);
+            receipts.push(
+                serde_json::from_value::<crate::Cost>(serde_json::json!({
+                    "call_id": format!("c-{i}"), "at": at, "endpoint": "vendor",
+                    "variant": "AllTraffic", "allocation": "busy_time",
+                    "usage": usage, "lines": lines, "cost_usd": usd.to_string(),
+                    "currency": "USD", "running_client_usd": "0",
+                    "running_endpoint_usd": "0"
+                }))
+                .unwrap(),
+            );
+        }
+        // (400 + 100) × 0.002 = 1 USD and (600 + 300) × 0.002 = 1.8 USD; the model
+        // error's and the cancelled call's token lines have no count and charge
+        // nothing: 2.8 USD in the hour.
+        assert_eq!(receipts_usd, d("2.8"));
+        let totals = UsageTotals::from_receipts(&receipts);
+        let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+        let plan = Plan::from(PerTokenPlan::per_million_tokens(d("2000"), d("2000")).unwrap());
+        let comparison =
+            Comparison::compute(&profile, &[plan], &RateTable::new("us-east-1")).unwrap();
+        // 2.8 USD an hour × 24 = 67.2 USD a day: 2 × 24 = 48 answered calls of
+        // (500 + 200) × 0.002 = 1.4 USD each (not 4 × 24 = 96 calls × 1.4 = 134.4).
+        assert_eq!(
+            comparison.plans[0].cost_usd,
+            receipts_usd * Decimal::from(24)
+        );
+        assert_eq!(comparison.plans[0].cost_usd, d("67.2"));
     }
 
     #[test]

@@ -393,6 +393,16 @@ impl PerInferencePlan {
 
 /// Per token: `tokens_in × usd_per_input_token + tokens_out × usd_per_output_token`
 /// per call. All-inclusive, like [`PerInferencePlan`].
+///
+/// From metered calls, the tokens are those of the calls answered with HTTP 2XX,
+/// as the receipts charge them: a model error reports no tokens and its receipt
+/// charges none, and a call cancelled before its answer came none either (a lower
+/// bound). The profile's token means are over the calls that reported them, and
+/// are charged on the answered calls: `s × tokens × price` a call for `U` calls
+/// made, `s` the profile's
+/// [`answered_per_call`](super::UsageProfile::answered_per_call) (at the profile's
+/// own volume, on its
+/// [`answered_calls_per_period`](super::UsageProfile::answered_calls_per_period)).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PerTokenPlan {

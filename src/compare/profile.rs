@@ -75,17 +75,20 @@ pub struct UsageProfile {
     /// Marketplace charges one inference per 2XX answer by default, not a model
     /// error; a call cancelled before its answer came counts as unanswered, as its
     /// receipt charged none, though AWS charges it if SageMaker answered it after
-    /// its caller left: a lower bound), when the profile comes from
-    /// metered calls that counted them ([`UsageProfile::from_totals`] with
-    /// [`UsageTotals::answered_calls`]). Compute and data are priced for every call,
-    /// as they ran. `None` for a profile stated by hand: every call is answered.
+    /// its caller left: a lower bound), and the calls whose tokens a per-token
+    /// price charges (the receipts charge the tokens a response reported, and a
+    /// call not answered reported none: the token means are the answered calls'),
+    /// when the profile comes from metered calls that counted them
+    /// ([`UsageProfile::from_totals`] with [`UsageTotals::answered_calls`]). Compute
+    /// and data are priced for every call, as they ran. `None` for a profile stated
+    /// by hand: every call is answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered_per_call: Option<Decimal>,
     /// The calls answered with HTTP 2XX in one period, when the profile comes from
     /// metered calls that counted them: `answered × seconds(period) /
     /// seconds(observed)`, one division as [`calls_per_period`](Self::calls_per_period)
-    /// is, so that what a per-inference fee or a quota charges at the profile's
-    /// volume is exact (48 of 72 calls a day are 48, where 72 ×
+    /// is, so that what a per-inference fee, a quota or a per-token price charges at
+    /// the profile's volume is exact (48 of 72 calls a day are 48, where 72 ×
     /// [`answered_per_call`](Self::answered_per_call), 72 × 0.666…7 at 28 digits,
     /// is a hair over). The share prices other volumes (the curve, the break-evens).
     /// `None` for a profile stated by hand; set it back to `None`, or scale it too,

@@ -41,10 +41,11 @@
 //!   hours), and prices that are not AWS's (per call, per token, subscriptions)
 //!   hold every month.
 //!
-//! - A profile from metered calls charges a per-inference fee and counts a quota
-//!   over the calls answered with HTTP 2XX, a share `s` of the calls made
-//!   (`answered_per_call`: 0, 1/3, 2/3, 0.9 or 1, or none, stated by hand): in
-//!   calls made, the fee is `s × X` a call, and the quota lasts `included / s`
+//! - A profile from metered calls charges a per-inference fee and the tokens of a
+//!   per-token price, and counts a quota, over the calls answered with HTTP 2XX, a
+//!   share `s` of the calls made (`answered_per_call`: 0, 1/3, 2/3, 0.9 or 1, or
+//!   none, stated by hand): in calls made, the fee is `s × X` a call, the tokens
+//!   `s × tokens × price`, and the quota lasts `included / s`
 //!   calls, each beyond costing `s × overage` (none answered: the fee alone). The
 //!   model takes `s` as the profile holds it, a decimal (1/3 rounded at 28 digits
 //!   is 0.333…3, as `UsageProfile::from_totals` leaves it), so that a figure exact
@@ -860,11 +861,12 @@ fn model_line(case: &Case, spec: &Spec) -> Line {
         // One fee per call answered: `s × X` per call made.
         Spec::PerCall(x) => Line::new(&[], &[q(*x) * &share]),
         Spec::PerThousand(x) => Line::new(&[], &[q(*x) / qi(1000) * &share]),
+        // The tokens of the calls answered: `s × tokens × price` per call made.
         Spec::PerMillionTokens { input, output } => Line::new(
             &[],
             &[
-                qi(case.tokens_in as i128) * q(*input) / qi(1_000_000),
-                qi(case.tokens_out as i128) * q(*output) / qi(1_000_000),
+                qi(case.tokens_in as i128) * q(*input) / qi(1_000_000) * &share,
+                qi(case.tokens_out as i128) * q(*output) / qi(1_000_000) * &share,
             ],
         ),
         Spec::Subscription { fee, period, quota } => {

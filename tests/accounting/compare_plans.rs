@@ -1124,6 +1124,71 @@ async fn a_fee_and_a_quota_charge_the_answered_calls_exactly_when_their_share_is
     assert_eq!(cost(&comparison, "pay per use"), d("0.73"));
 }
 
+/// A synchronous call's receipt like [`sync_receipt_ending`], whose response
+/// reported `tokens` (input, output).
+fn sync_receipt_with_tokens(call_id: &str, at: &str, tokens: (u64, u64)) -> Cost {
+    let mut cost = serde_json::to_value(sync_receipt(call_id, at, 100_000)).unwrap();
+    cost["usage"]["input_tokens"] = tokens.0.into();
+    cost["usage"]["output_tokens"] = tokens.1.into();
+    serde_json::from_value(cost).unwrap()
+}
+
+/// A per-token price charges the tokens the responses reported, as the receipts'
+/// token lines do: a model error (HTTP 424) answered no tokens and its receipt
+/// charged none, and a call cancelled before its answer came none either (a lower
+/// bound, as for a fee). The ledger's mean tokens per call are the answered calls'
+/// and are charged on the answered calls, not on every call made.
+#[tokio::test]
+async fn a_per_token_plan_charges_the_tokens_of_the_answered_calls_of_a_ledger() {
+    // 6 calls of 100 ms in one hour, one every 10 min from 10:00 (6 starts 5 gaps
+    // apart: 5 × 10 min × 6 / 5 = 60 min): three answered, reporting 900 + 1,000 +
+    // 1,100 = 3,000 tokens in and 150 + 200 + 250 = 600 out; two model errors and
+    // a call cancelled before its answer, none reporting tokens.
+    let receipts = [
+        sync_receipt_with_tokens("c-0", "2026-05-20T10:00:00Z", (900, 150)),
+        sync_receipt_ending("c-1", "2026-05-20T10:10:00Z", 100_000, "error"),
+        sync_receipt_with_tokens("c-2", "2026-05-20T10:20:00Z", (1_000, 200)),
+        sync_receipt_ending("c-3", "2026-05-20T10:30:00Z", 100_000, "cancelled"),
+        sync_receipt_with_tokens("c-4", "2026-05-20T10:40:00Z", (1_100, 250)),
+        sync_receipt_ending("c-5", "2026-05-20T10:50:00Z", 100_000, "error"),
+    ];
+    let totals = UsageTotals::from_receipts(&receipts);
+    assert_eq!((totals.calls, totals.answered_calls), (6, Some(3)));
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // 6 calls an hour × 24 = 144 calls a day, 3 × 24 = 72 of them answered; the
+    // means are over the 3 calls that reported tokens: 3,000 / 3 = 1,000 in and
+    // 600 / 3 = 200 out.
+    assert_eq!(profile.calls_per_period, d("144"));
+    assert_eq!(profile.answered_calls_per_period, Some(d("72")));
+    assert_eq!(
+        (profile.tokens_in_per_call, profile.tokens_out_per_call),
+        (d("1000"), d("200"))
+    );
+
+    // $0.50 per million tokens in, $1.50 per million out.
+    let plans = [Plan::from(
+        PerTokenPlan::per_million_tokens(d("0.50"), d("1.50")).unwrap(),
+    )];
+    let comparison = priced(&profile, &plans).await.unwrap();
+    let row = comparison.plan("per token").unwrap();
+    // The receipts of the hour: 3,000 × 0.50 / 10^6 = 0.0015 USD in and 600 × 1.50
+    // / 10^6 = 0.0009 USD out, 0.0024 USD (the model errors' and the cancelled
+    // call's token lines charge nothing); × 24 h = 0.0576 USD a day. Per answered
+    // call, 1,000 × 0.50 / 10^6 + 200 × 1.50 / 10^6 = 0.0008 USD: 72 × 0.0008 =
+    // 0.0576 (not 144 calls × 0.0008 = 0.1152, the model errors and the cancelled
+    // call charged as if they had answered the mean).
+    assert_eq!(row.cost_usd, d("0.0576"));
+    // In calls made, half of them answered: 0.5 × 0.0008 = 0.0004 USD a call.
+    assert_eq!(row.curve.usd_per_call, d("0.0004"));
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.contains("50.0%") && n.contains("72 per day") && n.contains("HTTP 2XX")),
+        "{:?}",
+        row.notes
+    );
+}
+
 /// A call cancelled before its answer came is not answered, as its receipt
 /// charged none, but SageMaker may have answered it after its caller left: the
 /// totals count it apart, so that the answered calls can be said to be a lower

@@ -1086,7 +1086,9 @@ fn tokens_reported_note(totals: &UsageTotals) -> Option<String> {
 
 /// A line when some of the ledger's calls got no HTTP 2XX answer (model errors,
 /// calls cancelled before their answer): per-inference and subscription plans
-/// charge the answered ones, as AWS Marketplace does and the receipts did. A
+/// charge the answered ones, as AWS Marketplace does and the receipts did, and
+/// per-token plans their tokens, as the receipts did (a call not answered
+/// reported none). A
 /// cancelled call may have been answered after its caller left, and then AWS
 /// charged it: the line says how many were cancelled, the answered calls being a
 /// lower bound by as many.
@@ -1100,9 +1102,10 @@ fn answered_note(totals: &UsageTotals) -> Option<String> {
         format!(
             "{answered} of {} calls answered with HTTP 2XX{cancelled}: per-inference plans \
              and a subscription's included calls count those, as AWS Marketplace charges \
-             inferences (not model errors; a call cancelled before its answer came counts \
-             as unanswered, though AWS charges it if SageMaker answered it afterwards); \
-             compute and data are priced for every call",
+             inferences, and per-token plans charge their tokens, as the receipts did (not \
+             model errors; a call cancelled before its answer came counts as unanswered, \
+             though AWS charges it if SageMaker answered it afterwards); compute and data \
+             are priced for every call",
             totals.calls
         )
     })
