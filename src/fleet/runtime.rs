@@ -106,8 +106,22 @@ struct Shared {
     shut_down: AtomicBool,
     /// Whether spend recorded after shutdown has been warned of (once).
     late_warned: AtomicBool,
-    /// The last flush's last failed write of increments, for shutdown to say why.
-    last_failure: Mutex<Option<String>>,
+    /// The last flush's last failed write of increments (its kind, and what it
+    /// says), for shutdown to say why and to know whether the table answered.
+    last_failure: Mutex<Option<(Failure, String)>>,
+}
+
+/// Which leases [`Fleet::give_back`] gives back.
+#[derive(Debug, Clone, Copy)]
+enum GiveBack {
+    /// Every lease: at shutdown, once its last flush wrote everything.
+    All,
+    /// Those whose item's writes are all acknowledged (its use written): at
+    /// shutdown, while other items' writes fail.
+    Written,
+    /// Those of periods ended by then, once their item's writes are all
+    /// acknowledged: after a flush.
+    EndedBy(DateTime<Utc>),
 }
 
 /// What a flush's writes of increments are, in its warnings.
@@ -1256,7 +1270,7 @@ impl Fleet {
                 Ok(added) => added,
                 Err(err) => {
                     self.warn(&err, WRITING);
-                    failure = Some(err.to_string());
+                    failure = Some((err.kind, err.to_string()));
                     all = false;
                     failed.push((write.pk, write.sk, Some(err.kind)));
                     if err.kind == Failure::Unreachable {
@@ -1456,7 +1470,9 @@ impl Fleet {
         // Leases of periods that have ended are of no more use: their unused part
         // goes back (a failure is retried at the next flush).
         let deadline = deadline_after(tokio::time::Instant::now(), shared.config.lease_wait);
-        let _ = self.give_back(Some(now.into()), deadline).await;
+        let _ = self
+            .give_back(GiveBack::EndedBy(now.into()), deadline)
+            .await;
         self.forget_past(now);
         // An item whose earlier write was retried this time still holds what its
         // calls added since: not everything is written until the next flush.
@@ -2102,7 +2118,10 @@ impl Fleet {
     }
 
     /// Final flush (retried until `deadline`), then every lease's unused part
-    /// given back. Problems are described, never fatal.
+    /// given back. While the flush leaves items unwritten, the leases of the
+    /// items written are given back after each try (not after one that found the
+    /// table unreachable), and those of the others kept, to lapse at their TTL.
+    /// Problems are described, never fatal.
     pub(crate) async fn shutdown(&self, timeout: Duration) -> Vec<String> {
         let shared = &self.shared;
         shared.closed.store(true, Ordering::SeqCst);
@@ -2118,6 +2137,9 @@ impl Fleet {
             .ok();
         let mut problems = Vec::new();
         let mut written = false;
+        // What the last try at giving back the leases whose use is written left
+        // undone, while other items' writes failed.
+        let mut not_given_back = Vec::new();
         while tokio::time::Instant::now() < deadline {
             match tokio::time::timeout_at(deadline, self.flush()).await {
                 // The last answers may leave a standing rate to write.
@@ -2128,6 +2150,33 @@ impl Fleet {
                 }
                 // Not past the deadline: the sinks' time comes after it.
                 Ok(false) => {
+                    // An item whose write failed keeps its lease, to lapse at its
+                    // TTL as a crashed process's does: its use is not in the table,
+                    // and until then the fleet counts its whole grant committed,
+                    // the unwritten spend within it. Those whose use is written go
+                    // back now, not held until their TTL for want of the others.
+                    // Not against a table the writes found unreachable: each
+                    // would wait as long, taking the time the writes have to be
+                    // tried again.
+                    let unreachable = matches!(
+                        *shared
+                            .last_failure
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()),
+                        Some((Failure::Unreachable, _))
+                    );
+                    not_given_back = if unreachable {
+                        match self.leases_held(true) {
+                            0 => Vec::new(),
+                            n => vec![format!(
+                                "{n} fleet lease(s) whose use is written not given back: the \
+                                 table did not answer; each lapses lease_ttl after its last \
+                                 renewal, and the fleet takes it back then"
+                            )],
+                        }
+                    } else {
+                        self.give_back(GiveBack::Written, deadline).await
+                    };
                     let next = tokio::time::Instant::now() + Duration::from_millis(200);
                     tokio::time::sleep_until(next.min(deadline)).await;
                 }
@@ -2144,16 +2193,29 @@ impl Fleet {
                 .as_ref()
                 .map_or_else(
                     || format!(" within {timeout:?}"),
-                    |failure| format!(" (the last write: {failure})"),
+                    |(_, failure)| format!(" (the last write: {failure})"),
                 );
+            let kept = match self.leases_held(false) {
+                0 => String::new(),
+                1 => "; 1 lease of this process is kept, not given back (its use is not \
+                      written): it lapses lease_ttl after its last renewal, and the fleet \
+                      takes it back then"
+                    .to_owned(),
+                n => format!(
+                    "; {n} leases of this process are kept, not given back (their use is not \
+                     written): each lapses lease_ttl after its last renewal, and the fleet \
+                     takes it back then"
+                ),
+            };
             problems.push(format!(
                 "{} fleet item(s) not written to table `{}`{why}: their spend is counted in \
-                 this process only",
+                 this process only{kept}",
                 self.stats().unwritten_items,
                 shared.table.name
             ));
+            problems.extend(not_given_back);
         } else {
-            problems.extend(self.give_back(None, deadline).await);
+            problems.extend(self.give_back(GiveBack::All, deadline).await);
             self.unmark(deadline).await;
         }
         // Last: the leases matter more to the fleet than a mark.
@@ -2210,14 +2272,25 @@ impl Fleet {
         }
     }
 
-    /// Gives back what leases did not use: every lease (`ended_by: None`, at
-    /// shutdown) or those of periods ended by then (after a flush), once fully
-    /// written. A lease that is gone or changed (reclaimed) is dropped too.
-    async fn give_back(
-        &self,
-        ended_by: Option<DateTime<Utc>>,
-        deadline: tokio::time::Instant,
-    ) -> Vec<String> {
+    /// Leases (or lease requests never answered) this process holds on items
+    /// whose writes are all acknowledged (`written`: their use is in the table)
+    /// or not.
+    fn leases_held(&self, written: bool) -> usize {
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .items
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|item| {
+                (item.lease.is_some() || item.lease_unanswered)
+                    && (item.unacked.is_none() && item.pending.is_empty()) == written
+            })
+            .count()
+    }
+
+    /// Gives back what leases did not use: those `which` says. A lease that is
+    /// gone or changed (reclaimed) is dropped too.
+    async fn give_back(&self, which: GiveBack, deadline: tokio::time::Instant) -> Vec<String> {
         let shared = &self.shared;
         let leases: Vec<(String, String, LeaseHeld)> = {
             let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -2233,13 +2306,11 @@ impl Fleet {
                             None if item.lease_unanswered => (-1, -1, -1),
                             None => return None,
                         };
-                        let due = match ended_by {
-                            None => true,
-                            Some(now) => {
-                                item.period_end <= now
-                                    && item.unacked.is_none()
-                                    && item.pending.is_empty()
-                            }
+                        let written = item.unacked.is_none() && item.pending.is_empty();
+                        let due = match which {
+                            GiveBack::All => true,
+                            GiveBack::Written => written,
+                            GiveBack::EndedBy(now) => item.period_end <= now && written,
                         };
                         due.then(|| {
                             (
@@ -3013,6 +3084,116 @@ mod tests {
         let first_mark = sent.iter().position(|k| k.starts_with("mark"));
         assert_eq!(sent.first().map(String::as_str), Some("give back"));
         assert!(first_mark.is_some_and(|i| i > 0), "{sent:?}");
+    }
+
+    /// The requests a scripted table was sent: (kind (see [`kind`]), sort key).
+    type Sent = Arc<Mutex<Vec<(String, String)>>>;
+
+    /// A process with $1 a day and $1 an hour on the whole client (two items, the
+    /// day's and the hour's), on a scripted table that answers every lease
+    /// request and every write of a lease's use as the table holds $0.05 (5 % of
+    /// $1) granted to this process, and every write of the hour's item as
+    /// `hour_write` says (throttled to begin with). A $0.01 call has leased $0.05
+    /// of each budget and spent $0.01 of both, and a flush has written the
+    /// day's use, not the hour's. With the requests sent since that flush.
+    async fn a_day_written_and_an_hour_not() -> (Fleet, Sent, Arc<Mutex<fn() -> Answer>>) {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let sent: Sent = Arc::new(Mutex::new(Vec::new()));
+        let hour_write: Arc<Mutex<fn() -> Answer>> = Arc::new(Mutex::new(throttled));
+        let dollar_an_hour = Budget::enforce(BudgetScope::Client, BudgetPeriod::Hour, dec("1"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.01") })
+            .unwrap();
+        let (fleet, budgets, _) = {
+            let (sent, hour_write) = (sent.clone(), hour_write.clone());
+            scripted_fleet(
+                FleetConfig::dynamodb("scripted"),
+                vec![dollar_a_day(), dollar_an_hour],
+                t0,
+                move |input| {
+                    let kind = kind(input);
+                    let sk = match input.key().and_then(|k| k.get("sk")) {
+                        Some(AttributeValue::S(sk)) => sk.clone(),
+                        _ => String::new(),
+                    };
+                    let answer = match (kind.as_str(), named(input, "#granted")) {
+                        ("write", _) if sk.starts_with("hour#") => (hour_write.lock().unwrap())(),
+                        ("lease" | "write", Some(granted)) => {
+                            attributes(&[(granted, 50_000_000_000)])
+                        }
+                        _ => attributes(&[]),
+                    };
+                    sent.lock().unwrap().push((kind, sk));
+                    answer
+                },
+            )
+        };
+        spend_on_a_new_lease(&fleet, &budgets, "0.01", t0).await;
+        assert_eq!(
+            sent_of(&sent, "lease"),
+            ["day#2026-12-01", "hour#2026-12-01T12"]
+        );
+        assert!(!fleet.flush().await);
+        sent.lock().unwrap().clear();
+        (fleet, sent, hour_write)
+    }
+
+    /// The sort keys of the requests of `kind` sent, in order of key.
+    fn sent_of(sent: &Sent, kind: &str) -> Vec<String> {
+        let mut sks: Vec<String> = sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, sk)| sk.clone())
+            .collect();
+        sks.sort();
+        sks
+    }
+
+    /// A shutdown whose last flush cannot write one item gives back the leases
+    /// whose use is written all the same: only the lease of the item not written
+    /// is kept (its use is not in the table), to lapse at its TTL.
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_gives_back_the_leases_whose_use_is_written_though_another_write_fails() {
+        let (fleet, sent, _) = a_day_written_and_an_hour_not().await;
+        // Shutdown's flush still cannot write the hour's item (throttled). The
+        // day's lease, its use written, goes back; the hour's is kept.
+        let problems = fleet.shutdown(Duration::from_secs(1)).await;
+        assert_eq!(sent_of(&sent, "give back"), ["day#2026-12-01"]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("1 fleet item(s) not written to table `scripted`")
+                && problems[0].contains("1 lease of this process is kept"),
+            "{problems:?}"
+        );
+    }
+
+    /// While the table does not answer, shutdown's time goes to writing what is
+    /// unwritten, not to giving leases back (each request would wait as long):
+    /// the lease whose use is written is not given back either, and is said so.
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_gives_no_lease_back_to_a_table_its_writes_found_unreachable() {
+        let (fleet, sent, hour_write) = a_day_written_and_an_hour_not().await;
+        // From now on the hour's write is never answered: shutdown's flush
+        // waits for the SDK's 5 s attempt timeout, then tries again, cut short
+        // when its 8 s are up.
+        *hour_write.lock().unwrap() = unanswered;
+        let started = tokio::time::Instant::now();
+        let problems = fleet.shutdown(Duration::from_secs(8)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(8));
+        assert_eq!(sent_of(&sent, "give back"), Vec::<String>::new());
+        assert_eq!(sent_of(&sent, "write"), ["hour#2026-12-01T12"; 2]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("1 lease of this process is kept")
+                && problems[1].starts_with(
+                    "1 fleet lease(s) whose use is written not given back: the table did not \
+                     answer"
+                ),
+            "{problems:?}"
+        );
     }
 
     #[test]
