@@ -1869,6 +1869,34 @@ impl Meter {
                                     ),
                                 ));
                             }
+                            // The profile lists no such component, yet SageMaker
+                            // served the call: created since the profile was
+                            // described (a call naming a component the endpoint
+                            // lacks is refused unanswered), so it is stale.
+                            (Some(name), _)
+                                if profile.component(name).is_none()
+                                    && rates.component(name).is_none() =>
+                            {
+                                let then = if profile.source == ProfileSource::Override {
+                                    "add it to the profile set for the endpoint \
+                                     (ClientBuilder::endpoint_profile)"
+                                } else {
+                                    self.inner.discovery.refresh_soon(&endpoint, self.now());
+                                    "the profile is described again (at most every 10 s, or \
+                                     discovery_refresh when shorter)"
+                                };
+                                lines.push(unpriced(
+                                    LineItem::Compute,
+                                    Decimal::ZERO,
+                                    QuantityUnit::InstanceHours,
+                                    format!(
+                                        "inference component `{name}` is not among the \
+                                         variant's components as discovered (created since, \
+                                         as SageMaker served the call): its share of the \
+                                         instances is unknown; {then}"
+                                    ),
+                                ));
+                            }
                             (Some(name), _) => lines.push(component_compute_line(
                                 name,
                                 rates.component(name),

@@ -315,6 +315,62 @@ async fn a_component_that_scales_its_copies_is_priced_on_them_after_the_refresh(
     }
 }
 
+/// A component created after the endpoint was described is not in its profile:
+/// SageMaker served a call naming it, so the profile is stale. The call is
+/// unpriced (its copy's share is not known), never the variant's whole price,
+/// and the profile is described again then, not at the next scheduled refresh
+/// (60 s): the next calls are priced.
+#[tokio::test]
+async fn a_call_to_a_component_created_since_the_profile_has_it_described_again() {
+    let fake = shared_endpoint().await;
+    let pricelist = price_list().await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .discovery_refresh(Duration::from_secs(60))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let profile = client.meter().endpoint_profile("shared").await.unwrap();
+    assert!(profile.component("fresh").is_none());
+    let described = fake.describe_calls();
+
+    // `fresh` (1 copy of 1 GPU) is created; 11 s on, a call names it.
+    fake.add_component("shared", FakeComponent::gpus("fresh", "AllTraffic", 1, 1.0));
+    time.advance(Duration::from_secs(11));
+    let first = call(&client, Some("fresh"), None).await;
+    let LinePrice::Unpriced { reason } = &compute(&first).price else {
+        panic!(
+            "a component the profile lacks priced: {:?}",
+            compute(&first)
+        );
+    };
+    assert!(
+        reason.contains("`fresh` is not among the variant's components")
+            && reason.contains("described again"),
+        "{reason}"
+    );
+
+    // Described again within the 60 s of discovery_refresh: 11 s in.
+    let mut listed = false;
+    for _ in 0..500 {
+        let profile = client.meter().endpoint_profile("shared").await.unwrap();
+        listed = profile.component("fresh").is_some_and(|c| c.copies == 1);
+        if listed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(listed, "the profile was not described again");
+    assert!(fake.describe_calls() > described);
+
+    // Now priced: alone on its one copy for 36 s = 0.01 h; 1 of an ml.g5.12xlarge's
+    // 4 GPUs = 0.25: 0.0025 instance-hours × $7.09 = $0.017725.
+    let costs = held_for_36_seconds(&fake, &client, &time, &[(Some("fresh"), None)]).await;
+    assert_eq!(compute(&costs[0]).quantity, dec("0.0025"));
+    assert_eq!(compute(&costs[0]).cost_usd(), Some(dec("0.017725")));
+}
+
 #[tokio::test]
 async fn an_adapter_runs_on_its_base_component_s_copies_at_the_base_s_share() {
     // `small-lora` is a LoRA adapter of `small` (1 copy of 1 of an ml.g5.12xlarge's
