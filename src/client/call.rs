@@ -1809,7 +1809,8 @@ impl AttemptProbe {
         let mut attempts = log.billed.load(Ordering::Relaxed);
         let mut billed_us = log.billed_us.load(Ordering::Relaxed);
         let mut billed_ms = log.billed_ms.load(Ordering::Relaxed);
-        let latest_ran = micros(end).saturating_sub(log.attempt_started_us.load(Ordering::Relaxed));
+        let latest_ran =
+            micros_up(end).saturating_sub(log.attempt_started_us.load(Ordering::Relaxed));
         if finished < sent && !self.unconnected() {
             attempts += 1;
             billed_us = billed_us.saturating_add(latest_ran);
@@ -1928,7 +1929,7 @@ impl AttemptProbe {
             }
             None => AttemptEnd::NotRun,
         };
-        let at_us = micros(log.origin.elapsed());
+        let at_us = micros_up(log.origin.elapsed());
         // The meter's clock read last: the time on the sharing clock encloses
         // the attempt's.
         let now = log.seat.as_ref().map(|(_, time)| time.now());
@@ -2037,8 +2038,16 @@ fn attempt_number(cfg: &ConfigBag) -> Option<u32> {
     cfg.load::<RequestAttempts>().map(RequestAttempts::attempts)
 }
 
+/// Whole microseconds, rounded down: when an attempt's request went out.
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Whole microseconds, rounded up: an attempt's end, so that its time (from its
+/// request, rounded down) is never less than it ran (an upper bound, as every
+/// latency is), and never less than a time to first byte within it.
+fn micros_up(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1000)).unwrap_or(u64::MAX)
 }
 
 /// HTTP statuses with which SageMaker Runtime answers after the model ran: a
@@ -2363,6 +2372,27 @@ mod tests {
         assert!(!billed.latest_only);
         // One attempt billed: serverless bills the latency rounded up.
         assert_eq!(billed.serverless_ms, None);
+    }
+
+    #[test]
+    fn a_streams_time_is_its_end_rounded_up_to_the_microsecond_less_its_request() {
+        // A stream's request out at 0 µs, its headers at 2 ms, its last part at
+        // 800.0005 ms: it ran 800,000.5 µs, stated rounded up as 800,001 µs
+        // (an upper bound, as every latency is), billed by serverless as 801 ms
+        // (0.801 s), not 800,000 µs and 0.800 s, which would bill less than the
+        // stream ran and less than its time to first byte, measured from the
+        // same request and rounded up, can state.
+        let probe = fed(&[(0, ms(2), AttemptEnd::AnsweredOk)]);
+        let model = probe.model_time(Duration::from_nanos(800_000_500), true);
+        assert_eq!(model.attempts, 1);
+        assert_eq!(model.time, Duration::from_micros(800_001));
+        assert_eq!(model.serverless_ms, 801);
+        // A call dropped mid-attempt likewise: out at 0, dropped at 350.0001 ms.
+        let probe = AttemptProbe::new(Instant::now());
+        assert!(probe.attempt_sent(1, 0));
+        let model = probe.model_time(Duration::from_nanos(350_000_100), false);
+        assert_eq!(model.time, Duration::from_micros(350_001));
+        assert_eq!(model.serverless_ms, 351);
     }
 
     #[test]
