@@ -21,5 +21,6 @@ mod metering {
     mod props;
     mod regions;
     mod scale_to_zero;
+    mod stream_props;
     mod streaming;
 }
