@@ -253,7 +253,7 @@ mod tests {
     use super::*;
     use std::future::Future;
     use std::sync::mpsc as std_mpsc;
-    use std::task::{Context, Poll, Waker};
+    use std::task::{Context, Waker};
     use std::time::Duration;
 
     pub(super) fn cost(id: &str) -> Cost {
@@ -360,5 +360,240 @@ mod tests {
             stats.accepted + stats.refused_closed + stats.dropped_full,
             2
         );
+    }
+
+    /// One step of a run against a queued sink whose `record` blocks until let go.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A call's receipt is recorded (one the sink panics on, when true).
+        Record(bool),
+        /// The sink's blocked `record` is let go.
+        LetGo,
+        /// `flush`, the sink let go until it is done.
+        Flush,
+        /// `shutdown` begins; this many receipts are recorded while it waits
+        /// (calls that end meanwhile); the sink is let go until it is done.
+        Shutdown(usize),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => prop_oneof![5 => Just(false), 1 => Just(true)].prop_map(Step::Record),
+            3 => Just(Step::LetGo),
+            1 => Just(Step::Flush),
+            1 => (0..3usize).prop_map(Step::Shutdown),
+        ]
+    }
+
+    /// What the docs promise a queued sink does, kept apart from the code: the
+    /// thread holds the receipt in the sink's `record`, the queue up to its
+    /// capacity behind it, and a receipt that finds the queue full is dropped, one
+    /// recorded once the shutdown has begun refused; each is counted, by `stats()`
+    /// and by `sagemeter_sink_dropped_total{sink="queued",reason}`. Every receipt
+    /// accepted reaches the sink, in order, before `flush` and `shutdown` return
+    /// (written, or lost to the sink's panic and counted so); the sink is shut
+    /// down once, after the last receipt it was handed.
+    #[derive(Debug, Default)]
+    struct Model {
+        in_sink: Option<String>,
+        queue: VecDeque<String>,
+        written: Vec<String>,
+        lost: Vec<String>,
+        dropped_full: u64,
+        refused_closed: u64,
+        closed: bool,
+    }
+
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    fn entered_is(entered: &std_mpsc::Receiver<String>, id: &str) -> Result<(), TestCaseError> {
+        let got = entered
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| TestCaseError::fail(format!("{id} never reached the sink")))?;
+        prop_assert_eq!(got, id, "the sink is handed receipts in the order queued");
+        Ok(())
+    }
+
+    /// Lets the sink through everything held and queued, as the thread takes it.
+    fn let_all_go(
+        model: &mut Model,
+        entered: &std_mpsc::Receiver<String>,
+        open: &std_mpsc::Sender<()>,
+        panics: &[String],
+    ) -> Result<(), TestCaseError> {
+        while let Some(id) = model.in_sink.take() {
+            open.send(()).unwrap();
+            if panics.contains(&id) {
+                model.lost.push(id);
+            } else {
+                model.written.push(id);
+            }
+            if let Some(next) = model.queue.pop_front() {
+                entered_is(entered, &next)?;
+                model.in_sink = Some(next);
+            }
+        }
+        Ok(())
+    }
+
+    /// Plays `steps`; the model's drops: (queue full, refused once closed).
+    async fn run(capacity: usize, steps: Vec<Step>) -> Result<(u64, u64), TestCaseError> {
+        let mut n = 0;
+        let ids: Vec<(String, bool)> = steps
+            .iter()
+            .flat_map(|s| match s {
+                Step::Record(panics) => vec![*panics],
+                Step::Shutdown(late) => vec![false; *late],
+                _ => vec![],
+            })
+            .map(|panics| {
+                n += 1;
+                (format!("r{n}"), panics)
+            })
+            .collect();
+        let panics: Vec<String> = ids
+            .iter()
+            .filter(|(_, p)| *p)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut ids = ids.into_iter().map(|(id, _)| id);
+        let (sink, entered, open) = gated(panics.clone());
+        let queued = Queued::with_capacity(sink, capacity);
+        let mut model = Model::default();
+        let record = |model: &mut Model, id: String| -> Result<(), TestCaseError> {
+            queued.record(&cost(&id));
+            if model.closed {
+                model.refused_closed += 1;
+            } else if model.in_sink.is_none() {
+                // The thread is idle, the queue empty: the sink takes it.
+                entered_is(&entered, &id)?;
+                model.in_sink = Some(id);
+            } else if model.queue.len() < capacity {
+                model.queue.push_back(id);
+            } else {
+                model.dropped_full += 1;
+            }
+            Ok(())
+        };
+        for step in &steps {
+            match step {
+                Step::Record(_) => record(&mut model, ids.next().unwrap())?,
+                Step::LetGo => {
+                    if let Some(id) = model.in_sink.take() {
+                        open.send(()).unwrap();
+                        if panics.contains(&id) {
+                            model.lost.push(id);
+                        } else {
+                            model.written.push(id);
+                        }
+                        if let Some(next) = model.queue.pop_front() {
+                            entered_is(&entered, &next)?;
+                            model.in_sink = Some(next);
+                        }
+                    }
+                }
+                Step::Flush => {
+                    let_all_go(&mut model, &entered, &open, &panics)?;
+                    tokio::time::timeout(Duration::from_secs(10), queued.flush())
+                        .await
+                        .map_err(|_| TestCaseError::fail("flush never ended"))?
+                        .unwrap();
+                    let stats = queued.stats();
+                    prop_assert_eq!(stats.written, model.written.len() as u64);
+                    prop_assert_eq!(stats.lost_on_error, model.lost.len() as u64);
+                }
+                Step::Shutdown(late) => {
+                    let mut shutdown = std::pin::pin!(queued.shutdown());
+                    let mut cx = Context::from_waker(Waker::noop());
+                    let done = shutdown.as_mut().poll(&mut cx);
+                    let first = !model.closed;
+                    model.closed = true;
+                    for _ in 0..*late {
+                        record(&mut model, ids.next().unwrap())?;
+                    }
+                    let_all_go(&mut model, &entered, &open, &panics)?;
+                    if done.is_pending() {
+                        tokio::time::timeout(Duration::from_secs(10), shutdown)
+                            .await
+                            .map_err(|_| TestCaseError::fail("shutdown never ended"))?
+                            .unwrap();
+                    }
+                    // Everything accepted has been handed over once it returns.
+                    let stats = queued.stats();
+                    prop_assert_eq!(stats.written, model.written.len() as u64);
+                    prop_assert_eq!(stats.lost_on_error, model.lost.len() as u64);
+                    let events = queued.inner().events.lock().unwrap().clone();
+                    if first {
+                        prop_assert_eq!(events.last().map(String::as_str), Some("shutdown"));
+                    }
+                }
+            }
+        }
+        if !model.closed {
+            let_all_go(&mut model, &entered, &open, &panics)?;
+            queued.shutdown().await.unwrap();
+        }
+
+        let stats = queued.stats();
+        let recorded = n as u64;
+        prop_assert_eq!(stats.written, model.written.len() as u64);
+        prop_assert_eq!(stats.lost_on_error, model.lost.len() as u64);
+        prop_assert_eq!(stats.dropped_full, model.dropped_full);
+        prop_assert_eq!(stats.refused_closed, model.refused_closed);
+        prop_assert_eq!(stats.accepted, stats.written + stats.lost_on_error);
+        // Nothing lost uncounted: every receipt recorded is accepted, dropped or
+        // refused.
+        prop_assert_eq!(
+            stats.accepted + stats.dropped_full + stats.refused_closed,
+            recorded
+        );
+        // The sink got the receipts written, in order, and was shut down once,
+        // after them (a later shutdown shuts it down again: once per call).
+        let events = queued.inner().events.lock().unwrap().clone();
+        let records: Vec<&String> = events.iter().filter(|e| *e != "shutdown").collect();
+        prop_assert_eq!(records, model.written.iter().collect::<Vec<_>>());
+        let first_shutdown = events.iter().position(|e| e == "shutdown");
+        prop_assert_eq!(first_shutdown, Some(model.written.len()), "{:?}", events);
+        Ok((model.dropped_full, model.refused_closed))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn every_receipt_recorded_reaches_the_sink_or_is_counted_dropped_or_refused(
+            capacity in 1..4usize,
+            steps in prop::collection::vec(step(), 1..24),
+        ) {
+            use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+            let recorder = DebuggingRecorder::new();
+            let (counted, (full, closed)) = {
+                let _metrics = metrics::set_default_local_recorder(&recorder);
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let drops = runtime.block_on(run(capacity, steps))?;
+                (recorder.snapshotter().snapshot().into_vec(), drops)
+            };
+            // Each drop is said by the metric too, by reason.
+            let by_reason = |reason: &str| -> u64 {
+                counted
+                    .iter()
+                    .filter(|(k, ..)| {
+                        k.key().name() == "sagemeter_sink_dropped_total"
+                            && k.key().labels().any(|l| l.key() == "sink" && l.value() == "queued")
+                            && k.key().labels().any(|l| l.key() == "reason" && l.value() == reason)
+                    })
+                    .map(|(.., v)| match v {
+                        DebugValue::Counter(n) => *n,
+                        _ => 0,
+                    })
+                    .sum()
+            };
+            prop_assert_eq!(by_reason("full"), full);
+            prop_assert_eq!(by_reason("closed"), closed);
+        }
     }
 }
