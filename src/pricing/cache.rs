@@ -24,6 +24,9 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(6 * 60 * 60);
 /// while recovering within a minute once the API answers again.
 pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 
+/// The note on a rate served past its TTL while its refresh runs.
+const STALE_NOTE: &str = "cached price older than its TTL; a refresh is under way";
+
 /// A cache in front of a primary price source: TTL, single flight, last good price,
 /// failure backoff and a fallback source.
 ///
@@ -81,8 +84,9 @@ pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 /// [`PriceChange`]: logged once at INFO, counted, told to the
 /// [`on_change`](CachedPricesBuilder::on_change) observers before any caller gets
 /// the new rate, and noted on the rate of the first call that `price` answers
-/// from the cache after the refresh landed (without a runtime: of the call that
-/// fetched it); other calls priced at the new rate can finish before that one. All time comes from the injected
+/// from the cache after the refresh landed, fresh or, when none came within the
+/// TTL, stale (after the note that a refresh is under way; without a runtime: of
+/// the call that fetched it); other calls priced at the new rate can finish before that one. All time comes from the injected
 /// [`SharedTimeSource`]; when it steps back, cached prices are stale and backoffs
 /// over (one early request each), rather than stretched by the step.
 pub struct CachedPrices {
@@ -297,16 +301,32 @@ impl Inner {
         {
             return Next::Answer(last.clone());
         }
+        // A change the last refresh found that no caller has been told of (none
+        // came while the new rate was fresh): the first caller served it stale is
+        // told, as one served it fresh would be. Through `price` only, as above.
+        let untold = state.announce.is_some() && state.good.is_some() && state.failure.is_none();
+        if untold && !waits {
+            return Next::Wait;
+        }
         // What to serve while a fetch runs: the stale rate, else the answer kept
         // from the last failure (its backoff over, a retry due).
         let at_hand = match (&state.good, &state.failure) {
+            (Some(_), None) if untold => state
+                .announce
+                .clone()
+                .map(|announced| Ok(Rate::with_note_before(announced, STALE_NOTE))),
             (Some(good), _) => Some(Ok(good.stale.clone())),
             (None, Some(failure)) => Some(failure.answer.clone()),
             (None, None) => None,
         };
         if state.fetching {
             return match at_hand {
-                Some(answer) => Next::Answer(answer),
+                Some(answer) => {
+                    if untold {
+                        state.announce = None;
+                    }
+                    Next::Answer(answer)
+                }
                 None => {
                     waiting_since.get_or_insert(state.landed);
                     Next::Wait
@@ -335,7 +355,12 @@ impl Inner {
             failure.retry_after = retry_after;
         }
         match refresh {
-            Some(answer) => Next::Refresh(answer),
+            Some(answer) => {
+                if untold {
+                    state.announce = None;
+                }
+                Next::Refresh(answer)
+            }
             None => Next::Fetch,
         }
     }
@@ -491,10 +516,7 @@ impl Inner {
                 };
                 let good = Good {
                     rate: cached(&rate),
-                    stale: Rate::with_note_before(
-                        cached(&rate),
-                        "cached price older than its TTL; a refresh is under way",
-                    ),
+                    stale: Rate::with_note_before(cached(&rate), STALE_NOTE),
                     fetched: now,
                 };
                 // Told before anyone can be priced at the new rate, so that a ledger's
@@ -1116,6 +1138,53 @@ mod tests {
             (usd("0.25"), None)
         );
         assert_eq!(primary.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_change_is_noted_on_the_first_call_after_it_even_one_after_the_ttl() {
+        let time = clock();
+        let primary = Scripted::answering([Ok(usd("0.23")), Ok(usd("0.25")), Ok(usd("0.25"))]);
+        let prices = cache(primary.clone(), &time);
+        prices.price(&key()).await.unwrap();
+        time.advance(Duration::from_secs(3600));
+        // Stale: 0.23 at once; the refresh finds 0.25.
+        prices.price(&key()).await.unwrap();
+        until(|| !fetching(&prices, &key())).await;
+
+        // No call within the TTL after it: the first call, after the TTL again, is
+        // served the new rate stale, and is the first told of the change;
+        // (0.25 − 0.23) ÷ 0.23 = 8.6956…% → +8.7%.
+        time.advance(Duration::from_secs(3600));
+        assert_eq!(
+            prices.price_now(&key()),
+            None,
+            "the note is `price`'s to give"
+        );
+        let first = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (
+                first.provenance.source,
+                first.usd_per_unit,
+                first.provenance.note.as_deref()
+            ),
+            (
+                PriceOrigin::Cache,
+                usd("0.25"),
+                Some(
+                    "cached price older than its TTL; a refresh is under way; price changed: \
+                     0.25 per hour (effective 2026-05-01T00:00:00Z), was 0.23 (effective \
+                     2026-05-01T00:00:00Z) (+8.7%)"
+                )
+            )
+        );
+        until(|| !fetching(&prices, &key())).await;
+        // Once only: the refresh it started found 0.25 again.
+        let after = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (after.usd_per_unit, after.provenance.note),
+            (usd("0.25"), None)
+        );
+        assert_eq!(primary.calls(), 3);
     }
 
     #[tokio::test]
