@@ -51,10 +51,10 @@ const STALE_NOTE: &str = "cached price older than its TTL; a refresh is under wa
 ///
 /// | state of the key | answer | primary called? |
 /// |---|---|---|
-/// | fresh (younger than the TTL) | the cached rate, `source = Cache` | no |
+/// | fresh (younger than the TTL, and no later term its answer listed in effect yet) | the cached rate, `source = Cache` | no |
 /// | never fetched | waits for the one fetch in flight, or makes it; the fetching caller gets `Live` | once for all concurrent callers |
 /// | never fetched, the caller that made the fetch dropped | the fallback's rate, note says the fetch goes on | no |
-/// | stale (past its TTL), under a Tokio runtime | the stale rate at once, `source = Cache`, note says it is past its TTL and being refreshed, to every caller, the one that starts the refresh too; the refresh's answer replaces the entry when it lands | once, on a task of its own, nobody waiting |
+/// | stale (past its TTL, or past the `effectiveDate` of a later term its answer listed: a change announced ahead), under a Tokio runtime | the stale rate at once, `source = Cache`, note says it is past its TTL (or replaced by the term of that date) and being refreshed, to every caller, the one that starts the refresh too; the refresh's answer replaces the entry when it lands | once, on a task of its own, nobody waiting |
 /// | stale, a refresh already running | the same stale rate at once | no |
 /// | stale, no Tokio runtime (the future polled by another executor) | the caller refreshes and waits; on success the new rate | yes |
 /// | refresh failed, last good known | the last good rate, `source = Cache`, note says why the refresh failed | not until the backoff passes |
@@ -158,6 +158,42 @@ struct Good {
     /// Served while stale and a refresh is running.
     stale: Rate,
     fetched: SystemTime,
+    /// When the answer listed a later term: from its date this rate is not the one
+    /// in effect, so it is stale whatever its age.
+    replaced: Option<Replaced>,
+}
+
+/// A later term a Price List answer listed beside the one in effect.
+struct Replaced {
+    /// Its `effectiveDate`.
+    on: SystemTime,
+    /// Why the rate is stale from then.
+    note: String,
+    /// Served from then while the refresh runs.
+    stale: Rate,
+}
+
+impl Good {
+    /// Whether a later term the answer listed is in effect by `now`.
+    fn is_replaced(&self, now: SystemTime) -> bool {
+        self.replaced.as_ref().is_some_and(|r| r.on <= now)
+    }
+
+    /// Why the rate is stale at `now`: past its TTL, or replaced by a later term.
+    fn stale_note(&self, now: SystemTime) -> &str {
+        match &self.replaced {
+            Some(replaced) if replaced.on <= now => &replaced.note,
+            _ => STALE_NOTE,
+        }
+    }
+
+    /// The rate served stale at `now`, saying why.
+    fn stale_at(&self, now: SystemTime) -> &Rate {
+        match &self.replaced {
+            Some(replaced) if replaced.on <= now => &replaced.stale,
+            _ => &self.stale,
+        }
+    }
 }
 
 struct Failure {
@@ -208,6 +244,7 @@ impl Inner {
         // Stale (one refresh), rather than fresh for as long as the step.
         now.duration_since(good.fetched)
             .is_ok_and(|age| age < self.ttl)
+            && !good.is_replaced(now)
     }
 
     fn in_backoff(&self, failure: &Failure, now: SystemTime) -> bool {
@@ -311,11 +348,16 @@ impl Inner {
         // What to serve while a fetch runs: the stale rate, else the answer kept
         // from the last failure (its backoff over, a retry due).
         let at_hand = match (&state.good, &state.failure) {
-            (Some(_), None) if untold => state
-                .announce
-                .clone()
-                .map(|announced| Ok(Rate::with_note_before(announced, STALE_NOTE))),
-            (Some(good), _) => Some(Ok(good.stale.clone())),
+            (Some(_), None) if untold => {
+                state
+                    .announce
+                    .clone()
+                    .zip(state.good.as_ref())
+                    .map(|(announced, good)| {
+                        Ok(Rate::with_note_before(announced, good.stale_note(now)))
+                    })
+            }
+            (Some(good), _) => Some(Ok(good.stale_at(now).clone())),
             (None, Some(failure)) => Some(failure.answer.clone()),
             (None, None) => None,
         };
@@ -507,6 +549,8 @@ impl Inner {
         let now = self.time.now();
         let answer = match result {
             Ok(mut rate) => {
+                // Kept with the entry, not on the rates served.
+                let replaced_on = rate.replaced_on.take();
                 let change = {
                     let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
                     state
@@ -514,10 +558,22 @@ impl Inner {
                         .as_ref()
                         .and_then(|old| PriceChange::between(&old.rate, &rate, now.into()))
                 };
+                let replaced = replaced_on.map(|on| {
+                    let note = format!(
+                        "cached price replaced by a term effective {}; a refresh is under way",
+                        on.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    );
+                    Replaced {
+                        on: on.into(),
+                        stale: Rate::with_note_before(cached(&rate), &note),
+                        note,
+                    }
+                });
                 let good = Good {
                     rate: cached(&rate),
                     stale: Rate::with_note_before(cached(&rate), STALE_NOTE),
                     fetched: now,
+                    replaced,
                 };
                 // Told before anyone can be priced at the new rate, so that a ledger's
                 // record of the change comes before every receipt at that rate.

@@ -1,6 +1,6 @@
 //! Live prices from the AWS Price List Query API (`GetProducts`).
 
-use super::document::{parse_price_document, select_rate_at};
+use super::document::{parse_price_document, select_rate_at, term_dates};
 use super::{
     BoxFuture, InstanceResources, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
 };
@@ -307,6 +307,11 @@ impl LivePrices {
             provenance = provenance.with_note(note);
         }
         let mut rate = Rate::new(key.clone(), selection.usd_per_unit, provenance);
+        // A term announced for a later date (a price change AWS published ahead of
+        // it): from then the answer would be another.
+        rate.replaced_on = term_dates(key, &parsed)
+            .into_iter()
+            .find(|date| *date > fetched_at);
         if matches!(
             key,
             PriceKey::Hosting { .. } | PriceKey::AsyncInference { .. }
@@ -990,6 +995,100 @@ mod tests {
             !reason.contains("arn:aws"),
             "service messages are left out: {reason}"
         );
+    }
+
+    /// A Price List answer that lists a change announced ahead of its date (0.23 from
+    /// 2026-05-01, 0.20 from 2026-09-01), fetched two hours before that date: the
+    /// cache keeps 0.23 only until 2026-09-01, not for its TTL (6 h, to 04:00).
+    #[tokio::test(start_paused = true)]
+    async fn a_cached_rate_is_kept_only_until_the_next_term_its_answer_announced() {
+        use super::super::{CachedPrices, PriceOrigin};
+        use aws_smithy_async::test_util::ManualTimeSource;
+        let doc = r#"{"product":{"sku":"GOOD","productFamily":"ML Instance","attributes":{"regionCode":"us-east-1","instanceName":"ml.m5.xlarge","component":"Hosting","usagetype":"USE1-Host:ml.m5.xlarge"}},"serviceCode":"AmazonSageMaker","terms":{"OnDemand":{"GOOD.TERMA":{"effectiveDate":"2026-05-01T00:00:00Z","priceDimensions":{"GOOD.TERMA.DIM":{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2300000000"}}}},"GOOD.TERMB":{"effectiveDate":"2026-09-01T00:00:00Z","priceDimensions":{"GOOD.TERMB.DIM":{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2000000000"}}}}}}}"#;
+        let rule = mock!(Client::get_products)
+            .then_output(move || GetProductsOutput::builder().price_list(doc).build());
+        let time = ManualTimeSource::new(
+            chrono::DateTime::parse_from_rfc3339("2026-08-31T22:00:00Z")
+                .unwrap()
+                .to_utc()
+                .into(),
+        );
+        let config = aws_sdk_pricing::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::from_static("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+            .http_client(create_mock_http_client())
+            .retry_config(RetryConfig::disabled())
+            .time_source(SharedTimeSource::new(time.clone()))
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&rule),
+            )
+            .build();
+        let prices = CachedPrices::builder(LivePrices::from_client(Client::from_conf(config)))
+            .time_source(SharedTimeSource::new(time.clone()))
+            .build();
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let seen = |rate: Rate| {
+            (
+                rate.provenance.source,
+                rate.usd_per_unit,
+                rate.provenance.effective_date.as_deref().map(str::to_owned),
+                rate.provenance.note.as_deref().map(str::to_owned),
+            )
+        };
+        let date = |d: &str| Some(d.to_owned());
+
+        // 22:00: the term in effect is 0.23's.
+        let first = prices.price(&key).await.unwrap();
+        assert_eq!(
+            seen(first),
+            (
+                PriceOrigin::Live,
+                rust_decimal::Decimal::new(23, 2),
+                date("2026-05-01T00:00:00Z"),
+                None
+            )
+        );
+        // 00:00, two hours into the 6 h TTL: 0.20's term is in effect. The kept
+        // 0.23 is stale: served once, saying why, while the refresh runs.
+        time.advance(Duration::from_secs(2 * 3600));
+        let at_the_date = prices.price(&key).await.unwrap();
+        assert_eq!(
+            seen(at_the_date),
+            (
+                PriceOrigin::Cache,
+                rust_decimal::Decimal::new(23, 2),
+                date("2026-05-01T00:00:00Z"),
+                date(
+                    "cached price replaced by a term effective 2026-09-01T00:00:00Z; a \
+                     refresh is under way"
+                )
+            )
+        );
+        for _ in 0..100 {
+            if rule.num_calls() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The refresh found 0.20: (0.20 − 0.23) ÷ 0.23 = −13.0434…% → −13.04%.
+        let after = prices.price(&key).await.unwrap();
+        assert_eq!(
+            seen(after),
+            (
+                PriceOrigin::Cache,
+                rust_decimal::Decimal::new(20, 2),
+                date("2026-09-01T00:00:00Z"),
+                date(
+                    "price changed: 0.2 per hour (effective 2026-09-01T00:00:00Z), was 0.23 \
+                     (effective 2026-05-01T00:00:00Z) (-13.04%)"
+                )
+            )
+        );
+        assert_eq!(rule.num_calls(), 2);
     }
 
     #[tokio::test]

@@ -419,6 +419,12 @@ pub struct Rate {
     /// For an instance-hour rate from the Price List: what the instance has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<InstanceResources>,
+    /// For a live rate: the `effectiveDate` of the next on-demand term the Price
+    /// List's answer listed (a change announced ahead of its date), from which this
+    /// rate is no longer the one in effect. [`CachedPrices`] keeps a rate only until
+    /// then, and takes it off the rates it serves.
+    #[serde(skip)]
+    pub(crate) replaced_on: Option<DateTime<Utc>>,
 }
 
 impl Rate {
@@ -431,6 +437,7 @@ impl Rate {
             unit,
             provenance,
             instance: None,
+            replaced_on: None,
         }
     }
 
