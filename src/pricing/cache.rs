@@ -228,6 +228,22 @@ impl CachedPrices {
         }
     }
 
+    /// Whether a fetch of `key` is under way (tests wait for refreshes to land).
+    #[cfg(test)]
+    pub(crate) fn is_fetching(&self, key: &PriceKey) -> bool {
+        let slots = self
+            .inner
+            .slots
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        slots.get(key).is_some_and(|slot| {
+            slot.state
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .fetching
+        })
+    }
+
     /// Forgets every cached price, failure and backoff (e.g. for a `--refresh` flag).
     pub fn clear(&self) {
         self.inner

@@ -17,6 +17,8 @@
 //! never into a silent $0.
 
 mod cache;
+#[cfg(test)]
+mod cache_props;
 mod change;
 mod document;
 pub mod history;
