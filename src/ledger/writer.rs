@@ -95,7 +95,10 @@ pub struct SinkStats {
     pub dropped_full: u64,
     /// Receipts dropped because the sink was shut down (by `record`, as above).
     pub refused_closed: u64,
-    /// Accepted receipts lost because a write failed (reported by the next flush).
+    /// Accepted receipts lost: by a ledger or [`EmfSink`](crate::sink::EmfSink)
+    /// because a write failed (reported by the next flush); by
+    /// [`Queued`](crate::sink::Queued) because its sink panicked on them (counted
+    /// and logged, not reported by a flush).
     pub lost_on_error: u64,
 }
 

@@ -85,13 +85,27 @@ pub fn describe_metrics() {
     describe_counter!(
         "sagemeter_sink_dropped_total",
         Unit::Count,
-        "Receipts a sink dropped, by sink and reason (full, closed, io)."
+        "Receipts a sink dropped, by sink and reason (full, closed, io, panicked)."
     );
     describe_counter!(
         "sagemeter_budget_refused_total",
         Unit::Count,
         "Calls an enforced budget refused before sending, by reason (exceeded: no room; unavailable: a fleet budget could not be leased, the table not answering or the client shut down)."
     );
+}
+
+/// Counts a receipt lost because a sink's `record` panicked on it
+/// (`sagemeter_sink_dropped_total{sink,reason="panicked"}`). `sink`: `queued` for
+/// the sink behind a [`Queued`](super::Queued), else the sink's
+/// [`name`](CostSink::name). Called after the sink's panic was caught: a recorder
+/// that panics as well is caught here too, so that neither reaches the call.
+#[cold]
+pub(crate) fn count_panicked(sink: impl Into<SharedString>) {
+    let sink = sink.into();
+    let _ = std::panic::catch_unwind(move || {
+        metrics::counter!("sagemeter_sink_dropped_total", "sink" => sink, "reason" => "panicked")
+            .increment(1);
+    });
 }
 
 /// Counts a call refused before it was sent by an enforced budget

@@ -38,11 +38,11 @@ mod log;
 mod metrics;
 mod queued;
 
-pub(crate) use self::metrics::count_refusal;
 pub use self::metrics::{
     CostMetrics, MAX_TAG_LABEL_VALUES, OTHER_TAG_VALUE, PROMETHEUS_LABELS, RESERVED_LABELS,
     describe_metrics,
 };
+pub(crate) use self::metrics::{count_panicked, count_refusal};
 pub use emf::{DEFAULT_NAMESPACE, EmfSink, EmfSinkBuilder};
 pub use log::CostLogSink;
 pub use queued::{DEFAULT_QUEUE_CAPACITY, Queued};

@@ -29,8 +29,12 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 8_192;
 /// from then on, a call that ends meanwhile say, are refused and counted), waits
 /// until the thread has handed `S` every receipt queued before and ended, then
 /// shuts `S` down: `S` is given no receipt after its shutdown. A panic in
-/// `S::record` is caught on the thread: that receipt is lost (counted in
-/// `lost_on_error`), the next ones go on.
+/// `S::record` is caught on the thread: that receipt is lost and counted as a
+/// dropped one is (`lost_on_error` in [`stats`](Self::stats), the counter
+/// `sagemeter_sink_dropped_total{sink="queued",reason="panicked"}` and a WARN
+/// naming `S` at most every ten seconds), the next ones go on. `flush` and
+/// `shutdown` do not fail for it: the receipt reached `S`, which lost it, as a
+/// sink the meter calls itself does (see [`CostSink::record`]); watch the counter.
 ///
 /// ```no_run
 /// # async fn run(sdk_config: aws_types::SdkConfig) -> Result<(), Box<dyn std::error::Error>> {
@@ -85,6 +89,17 @@ impl<S: CostSink + 'static> Queued<S> {
     /// If the thread cannot be started (the OS refused one), as
     /// [`std::thread::spawn`] does.
     pub fn with_capacity(sink: S, capacity: usize) -> Self {
+        Self::start(sink, capacity, None)
+    }
+
+    /// [`with_capacity`](Self::with_capacity), the thread's metrics going to
+    /// `recorder` when given rather than to the process's (a test's local
+    /// recorder is its own thread's only).
+    fn start(
+        sink: S,
+        capacity: usize,
+        recorder: Option<Arc<dyn metrics::Recorder + Send + Sync>>,
+    ) -> Self {
         let capacity = capacity.max(1);
         let sink = Arc::new(sink);
         let counters = Arc::new(Counters::default());
@@ -96,6 +111,10 @@ impl<S: CostSink + 'static> Queued<S> {
             .spawn(move || {
                 // Dropped when the thread ends, however it ends.
                 let _ended = ended;
+                let _recorder = recorder
+                    .as_deref()
+                    .map(|r| metrics::set_default_local_recorder(r));
+                let warn = WarnLimiter::new();
                 while let Some(msg) = rx.blocking_recv() {
                     match msg {
                         Msg::Receipt(cost) => {
@@ -103,17 +122,24 @@ impl<S: CostSink + 'static> Queued<S> {
                                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                                     on_thread.record(&cost)
                                 }));
-                            let counter = match recorded {
-                                Ok(()) => &written.written,
-                                Err(_) => {
-                                    tracing::warn!(target: "sagemeter", sink = on_thread.name(),
-                                        call_id = %cost.call_id,
-                                        "a queued cost sink panicked recording a receipt: it \
-                                         missed this receipt, the next ones go on");
-                                    &written.lost_on_error
+                            match recorded {
+                                Ok(()) => {
+                                    written.written.fetch_add(1, Ordering::Relaxed);
                                 }
-                            };
-                            counter.fetch_add(1, Ordering::Relaxed);
+                                Err(_) => {
+                                    let lost =
+                                        written.lost_on_error.fetch_add(1, Ordering::Relaxed) + 1;
+                                    super::count_panicked("queued");
+                                    if warn.should_warn() {
+                                        tracing::warn!(target: "sagemeter",
+                                            sink = on_thread.name(), lost,
+                                            call_id = %cost.call_id,
+                                            "a queued cost sink panicked recording a receipt: it \
+                                             missed this receipt (`lost` in all so far; logged \
+                                             at most every 10 s), the next ones go on");
+                                    }
+                                }
+                            }
                         }
                         Msg::PriceChange(change) => {
                             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -141,7 +167,8 @@ impl<S: CostSink + 'static> Queued<S> {
 impl<S> Queued<S> {
     /// What became of the receipts recorded so far: `accepted` into the queue,
     /// `written` (handed to the sink), `dropped_full`, `refused_closed` (after
-    /// shutdown), `lost_on_error` (the sink panicked on them).
+    /// shutdown), `lost_on_error` (the sink panicked on them; no `flush` reports
+    /// them).
     pub fn stats(&self) -> SinkStats {
         self.counters.stats()
     }
@@ -389,7 +416,8 @@ mod tests {
     /// thread holds the receipt in the sink's `record`, the queue up to its
     /// capacity behind it, and a receipt that finds the queue full is dropped, one
     /// recorded once the shutdown has begun refused; each is counted, by `stats()`
-    /// and by `sagemeter_sink_dropped_total{sink="queued",reason}`. Every receipt
+    /// and by `sagemeter_sink_dropped_total{sink="queued",reason}`, as is each
+    /// receipt the sink panicked on (`reason="panicked"`). Every receipt
     /// accepted reaches the sink, in order, before `flush` and `shutdown` return
     /// (written, or lost to the sink's panic and counted so); the sink is shut
     /// down once, after the last receipt it was handed.
@@ -437,8 +465,13 @@ mod tests {
         Ok(())
     }
 
-    /// Plays `steps`; the model's drops: (queue full, refused once closed).
-    async fn run(capacity: usize, steps: Vec<Step>) -> Result<(u64, u64), TestCaseError> {
+    /// Plays `steps`, the queue's thread counting into `recorder`; the model's
+    /// drops: (queue full, refused once closed, lost to the sink's panic).
+    async fn run(
+        capacity: usize,
+        steps: Vec<Step>,
+        recorder: Arc<dyn metrics::Recorder + Send + Sync>,
+    ) -> Result<(u64, u64, u64), TestCaseError> {
         let mut n = 0;
         let ids: Vec<(String, bool)> = steps
             .iter()
@@ -459,7 +492,7 @@ mod tests {
             .collect();
         let mut ids = ids.into_iter().map(|(id, _)| id);
         let (sink, entered, open) = gated(panics.clone());
-        let queued = Queued::with_capacity(sink, capacity);
+        let queued = Queued::start(sink, capacity, Some(recorder));
         let mut model = Model::default();
         let record = |model: &mut Model, id: String| -> Result<(), TestCaseError> {
             queued.record(&cost(&id));
@@ -555,7 +588,11 @@ mod tests {
         prop_assert_eq!(records, model.written.iter().collect::<Vec<_>>());
         let first_shutdown = events.iter().position(|e| e == "shutdown");
         prop_assert_eq!(first_shutdown, Some(model.written.len()), "{:?}", events);
-        Ok((model.dropped_full, model.refused_closed))
+        Ok((
+            model.dropped_full,
+            model.refused_closed,
+            model.lost.len() as u64,
+        ))
     }
 
     proptest! {
@@ -567,17 +604,18 @@ mod tests {
             steps in prop::collection::vec(step(), 1..24),
         ) {
             use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-            let recorder = DebuggingRecorder::new();
-            let (counted, (full, closed)) = {
+            // One recorder for the calls' side (this thread) and the queue's thread.
+            let recorder = Arc::new(DebuggingRecorder::new());
+            let (counted, (full, closed, panicked)) = {
                 let _metrics = metrics::set_default_local_recorder(&recorder);
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .unwrap();
-                let drops = runtime.block_on(run(capacity, steps))?;
+                let drops = runtime.block_on(run(capacity, steps, recorder.clone()))?;
                 (recorder.snapshotter().snapshot().into_vec(), drops)
             };
-            // Each drop is said by the metric too, by reason.
+            // Each drop and loss is said by the metric too, by reason.
             let by_reason = |reason: &str| -> u64 {
                 counted
                     .iter()
@@ -594,6 +632,7 @@ mod tests {
             };
             prop_assert_eq!(by_reason("full"), full);
             prop_assert_eq!(by_reason("closed"), closed);
+            prop_assert_eq!(by_reason("panicked"), panicked);
         }
     }
 }
