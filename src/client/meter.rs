@@ -12,6 +12,7 @@ use crate::endpoint::{
     ComponentProfile, Discovery, DiscoveryError, EndpointProfile, ProfileSource, VariantBilling,
     VariantProfile, owned,
 };
+use crate::ledger::WarnLimiter;
 use crate::pricing::{
     InstanceResources, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
 };
@@ -90,6 +91,9 @@ pub(crate) struct MeterInner {
     /// metrics (unless built [`without_metrics`](crate::ClientBuilder::without_metrics)),
     /// then the builder's sinks.
     pub sinks: Vec<Arc<dyn CostSink>>,
+    /// One per sink of `sinks`, in the same order: a sink that panics on every
+    /// receipt is warned about at most every 10 s, each sink on its own.
+    pub sink_panic_warns: Vec<WarnLimiter>,
     /// The metrics sink of `sinks`, when on: it is told whether the endpoint lists
     /// a call's inference component.
     pub metrics: Option<Arc<crate::sink::CostMetrics>>,
@@ -1621,9 +1625,10 @@ impl Meter {
         cost
     }
 
-    /// Hands `cost` to every sink, each on its own: a sink that panics is caught
-    /// and logged (one WARN naming it, never the receipt), and the call and the
-    /// other sinks go on. While the thread is already unwinding (a receipt made
+    /// Hands `cost` to every sink, each on its own: a sink that panics is caught,
+    /// counted (`sagemeter_sink_dropped_total{sink=<its name>,reason="panicked"}`)
+    /// and logged (a WARN naming it, never the receipt, at most every 10 s per
+    /// sink), and the call and the other sinks go on. While the thread is already unwinding (a receipt made
     /// in a `Drop` during a panic), a second panic would abort the process whatever
     /// catches it, so the sinks then run on a background task instead.
     ///
@@ -1643,7 +1648,7 @@ impl Meter {
             }
             return;
         }
-        for sink in &self.inner.sinks {
+        for (sink, warn) in self.inner.sinks.iter().zip(&self.inner.sink_panic_warns) {
             let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 match &self.inner.metrics {
                     Some(metrics) if std::ptr::addr_eq(Arc::as_ptr(sink), Arc::as_ptr(metrics)) => {
@@ -1653,10 +1658,14 @@ impl Meter {
                 }
             }));
             if recorded.is_err() {
-                tracing::warn!(target: "sagemeter", sink = sink.name(),
-                    endpoint = %cost.endpoint, call_id = %cost.call_id,
-                    "a cost sink panicked recording a receipt: it missed this receipt; the call, \
-                     its totals and budgets and the other sinks are unaffected");
+                crate::sink::count_panicked(sink.name().to_owned());
+                if warn.should_warn() {
+                    tracing::warn!(target: "sagemeter", sink = sink.name(),
+                        endpoint = %cost.endpoint, call_id = %cost.call_id,
+                        "a cost sink panicked recording a receipt: it missed this receipt \
+                         (counted in sagemeter_sink_dropped_total; logged at most every 10 s); \
+                         the call, its totals and budgets and the other sinks are unaffected");
+                }
             }
         }
     }

@@ -902,6 +902,10 @@ impl ClientBuilder {
                 budgets,
                 #[cfg(feature = "fleet")]
                 fleet,
+                sink_panic_warns: sinks
+                    .iter()
+                    .map(|_| crate::ledger::WarnLimiter::new())
+                    .collect(),
                 sinks,
                 metrics,
                 time,

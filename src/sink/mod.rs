@@ -72,7 +72,9 @@ use std::sync::Arc;
 /// synchronously keep the default no-ops.
 pub trait CostSink: fmt::Debug + Send + Sync {
     /// Takes one receipt. A panic here is caught: the call and the other sinks
-    /// go on, and one WARN names this sink (see [`name`](Self::name)); the
+    /// go on, the receipt lost is counted in
+    /// `sagemeter_sink_dropped_total{sink=<name>,reason="panicked"}`, and a WARN
+    /// names this sink (see [`name`](Self::name); at most one every 10 s); the
     /// process's panic hook still runs first (the default one prints the panic),
     /// and a build with `panic = "abort"` aborts.
     ///

@@ -4241,6 +4241,86 @@ async fn a_queued_sink_drops_what_does_not_fit_and_survives_a_panic() {
     assert_eq!((stats.lost_on_error, stats.written), (1, 2), "{stats:?}");
 }
 
+/// A sink that panics on every receipt, under a name of its own.
+#[derive(Debug)]
+struct PanicsAlways(&'static str);
+
+impl sagemeter::sink::CostSink for PanicsAlways {
+    fn record(&self, _cost: &Cost) {
+        panic!("a sink's bug");
+    }
+
+    fn name(&self) -> &str {
+        self.0
+    }
+}
+
+/// A sink that panics on every receipt, called by the meter or behind a queue,
+/// loses each receipt counted (the metric, the queue's stats) and is warned about
+/// once for the three, not once per receipt; a flush does not fail for it.
+#[tokio::test]
+async fn a_sink_that_panics_on_every_receipt_is_counted_each_time_and_warned_about_once_a_while() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use sagemeter::sink::Queued;
+    let logs = logs::capture();
+    let recorder = DebuggingRecorder::new();
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+    let fake = fake_with_demo_endpoints().await;
+    let queued = Arc::new(Queued::new(PanicsAlways("panics-behind-a-queue")));
+    let client = crate::support::rt_priced_by_overrides(&fake)
+        .await
+        .sink(PanicsAlways("panics-on-the-call-path"))
+        .sink(queued.clone())
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        invoke(&client, "rt").await.unwrap();
+    }
+    client.meter().flush().await.unwrap();
+
+    // The meter's sink: each receipt lost is counted under the sink's name (the
+    // queue's thread counts its own into the process's recorder, not this
+    // thread's: see the queued sink's tests).
+    let counted: u64 = recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(k, ..)| {
+            let key = k.key();
+            key.name() == "sagemeter_sink_dropped_total"
+                && key
+                    .labels()
+                    .any(|l| l.key() == "sink" && l.value() == "panics-on-the-call-path")
+                && key
+                    .labels()
+                    .any(|l| l.key() == "reason" && l.value() == "panicked")
+        })
+        .map(|(.., v)| match v {
+            DebugValue::Counter(n) => n,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(counted, 3);
+    let stats = queued.stats();
+    assert_eq!((stats.lost_on_error, stats.written), (3, 0), "{stats:?}");
+
+    // One WARN for each sink's three losses: on this thread for the meter's...
+    let warns = logs
+        .at_level("WARN")
+        .into_iter()
+        .filter(|l| l.to_string().contains("panics-on-the-call-path"))
+        .count();
+    assert_eq!(warns, 1, "{:#?}", logs.lines());
+    // ... on the queue's thread for the other.
+    let warns = logs::everything()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["level"] == "WARN" && l.to_string().contains("panics-behind-a-queue"))
+        .count();
+    assert_eq!(warns, 1);
+}
+
 /// A sink whose flush fails (a full disk, say) or never ends (a broker that is
 /// down).
 #[derive(Debug)]
