@@ -604,13 +604,36 @@ pub struct Parts {
 }
 
 impl Parts {
-    fn add(&mut self, other: &Parts) {
-        self.idle_instance_usd += other.idle_instance_usd;
-        self.outside_usd += other.outside_usd;
-        self.standing_usd += other.standing_usd;
-        self.discount_usd += other.discount_usd;
-        self.other_usd += other.other_usd;
-        self.unexplained_usd += other.unexplained_usd;
+    /// Adds `other`, each part exactly ([`add_to_bill`]); `of` names a sum
+    /// refused (`of("discount")`).
+    fn add(&mut self, other: &Parts, of: impl Fn(&str) -> String) -> Result<(), AccountError> {
+        for (sum, part, what) in [
+            (
+                &mut self.idle_instance_usd,
+                other.idle_instance_usd,
+                "idle instance time",
+            ),
+            (
+                &mut self.outside_usd,
+                other.outside_usd,
+                "usage outside sagemeter",
+            ),
+            (
+                &mut self.standing_usd,
+                other.standing_usd,
+                "standing charges",
+            ),
+            (&mut self.discount_usd, other.discount_usd, "discount"),
+            (&mut self.other_usd, other.other_usd, "other charges"),
+            (
+                &mut self.unexplained_usd,
+                other.unexplained_usd,
+                "unexplained amount",
+            ),
+        ] {
+            *sum = add_to_bill(*sum, part, || of(what))?;
+        }
+        Ok(())
     }
 
     fn normalized(mut self) -> Parts {
@@ -753,9 +776,10 @@ struct Cell {
 impl Account {
     /// Compares what `metered` holds with what Cost Explorer billed over the
     /// options' days. Receipts outside the days are left out. Metered figures of
-    /// several endpoints, or kinds of charge, are added up exactly: a sum that
-    /// needs more digits than a `Decimal` holds is [`AccountError::Invalid`]
-    /// (amounts no meter wrote), never rounded.
+    /// several endpoints, or kinds of charge, and Cost Explorer's amounts (of a
+    /// row, a day, their parts) are added up exactly: a sum that needs more
+    /// digits than a `Decimal` holds is [`AccountError::Invalid`], naming the
+    /// sum, never rounded.
     pub async fn reconcile(
         &self,
         metered: &Metered,
@@ -805,7 +829,10 @@ impl Account {
         for ((day, group, class), cell) in &cells {
             let rate = rates.on(class, *day);
             let parts = explain(class, cell, rate);
-            *gross.entry(*day).or_default() += round_cost(parts.unexplained_usd).abs();
+            let gross = gross.entry(*day).or_default();
+            *gross = add_to_bill(*gross, round_cost(parts.unexplained_usd).abs(), || {
+                format!("the unexplained amounts of {day}")
+            })?;
             let by_type = tag_key.is_none();
             let row = rows
                 .entry((*day, group.clone()))
@@ -822,14 +849,15 @@ impl Account {
                     unit: None,
                     estimated: bill.estimated.contains(day),
                 });
-            row.billed_usd += cell.billed;
             let of = |what: &str| format!("the {what} of {group} on {day}");
+            row.billed_usd = add_to_bill(row.billed_usd, cell.billed, || of("billed cost"))?;
             row.metered_usd = add_exactly(row.metered_usd, cell.metered.cost_usd, || {
                 of("metered cost")
             })?;
-            row.parts.add(&parts);
+            row.parts.add(&parts, of)?;
             if by_type {
-                *row.billed_quantity.get_or_insert_default() += cell.billed_quantity;
+                let quantity = row.billed_quantity.get_or_insert_default();
+                *quantity = add_to_bill(*quantity, cell.billed_quantity, || of("billed quantity"))?;
                 let quantity = row.metered_quantity.get_or_insert_default();
                 *quantity =
                     add_exactly(*quantity, cell.metered.quantity, || of("metered quantity"))?;
@@ -846,21 +874,19 @@ impl Account {
             days.insert(day, empty_day(day, bill.estimated.contains(&day)));
             day = day.succ_opt().unwrap_or(options.until);
         }
-        let rows: Vec<ReconcileRow> = rows
-            .into_values()
-            .map(|mut row| {
-                row.difference_usd = (row.billed_usd - row.metered_usd).normalize();
-                row.billed_usd = row.billed_usd.normalize();
-                row.metered_usd = round_cost(row.metered_usd).normalize();
-                row.parts = row.parts.normalized();
-                if let Some(d) = days.get_mut(&row.day) {
-                    d.billed_usd += row.billed_usd;
-                    d.metered_usd += row.metered_usd;
-                    d.parts.add(&row.parts);
-                }
-                row
-            })
-            .collect();
+        let mut rows: Vec<ReconcileRow> = rows.into_values().collect();
+        for row in &mut rows {
+            row.difference_usd = (row.billed_usd - row.metered_usd).normalize();
+            row.billed_usd = row.billed_usd.normalize();
+            row.metered_usd = round_cost(row.metered_usd).normalize();
+            row.parts = std::mem::take(&mut row.parts).normalized();
+            if let Some(d) = days.get_mut(&row.day) {
+                let of = |what: &str| format!("the {what} of {}", d.day);
+                d.billed_usd = add_to_bill(d.billed_usd, row.billed_usd, || of("billed cost"))?;
+                d.metered_usd = add_to_bill(d.metered_usd, row.metered_usd, || of("metered cost"))?;
+                d.parts.add(&row.parts, of)?;
+            }
+        }
         let tolerance = options.tolerance_usd;
         let days: Vec<DayVerdict> = days
             .into_values()
@@ -964,11 +990,19 @@ impl Account {
                 Some(tag) => name(tag),
                 None => usage.class.to_string(),
             };
+            // Exact, or refused (each amount fits, their sum may not): never
+            // rounded to fewer places.
+            let of = |what: &str| match &usage.tag {
+                Some(_) => format!("the {what} of {} in {group} on {}", usage.class, usage.day),
+                None => format!("the {what} of {group} on {}", usage.day),
+            };
             let cell = cells
-                .entry((usage.day, group, usage.class.clone()))
+                .entry((usage.day, group.clone(), usage.class.clone()))
                 .or_default();
-            cell.billed += usage.cost_usd;
-            cell.billed_quantity += usage.quantity;
+            cell.billed = add_to_bill(cell.billed, usage.cost_usd, || of("billed cost"))?;
+            cell.billed_quantity = add_to_bill(cell.billed_quantity, usage.quantity, || {
+                of("billed quantity")
+            })?;
             cell.unit = Some(usage.unit.clone());
         }
         // The row a metered endpoint's kind of charge goes to.
@@ -1380,6 +1414,23 @@ fn add_exactly(
     what: impl FnOnce() -> String,
 ) -> Result<Decimal, AccountError> {
     crate::util::exact_sum(a, b).ok_or_else(|| AccountError::Invalid(too_many_digits(&what())))
+}
+
+/// `a + b` of billed figures, or of figures worked out from them (a day's
+/// totals, the parts), exactly ([`crate::util::exact_sum`]), or an error saying
+/// `what` (made only then) would need more digits than a `Decimal` holds.
+fn add_to_bill(
+    a: Decimal,
+    b: Decimal,
+    what: impl FnOnce() -> String,
+) -> Result<Decimal, AccountError> {
+    crate::util::exact_sum(a, b).ok_or_else(|| {
+        AccountError::Invalid(format!(
+            "{}, added up exactly, needs more digits than a Decimal holds: Cost Explorer's \
+             amounts (and the receipts') carry more places than their sum can keep",
+            what()
+        ))
+    })
 }
 
 fn empty_day(day: NaiveDate, estimated: bool) -> DayVerdict {

@@ -1586,6 +1586,69 @@ async fn a_sum_of_a_tags_kinds_of_charge_that_would_be_rounded_is_refused() {
     );
 }
 
+#[tokio::test]
+async fn a_billed_sum_that_would_be_rounded_is_refused_naming_it() {
+    // Cost Explorer bills two volume types on 11-29, both ML storage
+    // (Host:VolumeUsage): 10¹² USD of gp2 (the most a group may carry) and 10⁻¹⁷
+    // USD of gp3, each a Decimal. Their cell is 1,000,000,000,000.00000000000000001:
+    // 13 + 17 = 30 digits, more than a Decimal holds (10²⁹ + 1 > 2⁹⁶ − 1 ≈ 7.9 ×
+    // 10²⁸), so `+=` made it 10¹² at 16 places, 10⁻¹⁷ short, unsaid.
+    let storage = one_billed_day(&[
+        (
+            "USE1-Host:VolumeUsage.gp2",
+            &[
+                ("AmortizedCost", TRILLION, "USD"),
+                ("UsageQuantity", "1", "GB-Mo"),
+            ],
+        ),
+        (
+            "USE1-Host:VolumeUsage.gp3",
+            &[
+                ("AmortizedCost", TEN_TO_MINUS_17, "USD"),
+                ("UsageQuantity", "1", "GB-Mo"),
+            ],
+        ),
+    ]);
+    let err = reconcile_nov_29(&Metered::new("us-east-1"), &storage)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "the billed cost of Host:VolumeUsage on 2026-11-29, added up exactly, needs more \
+             digits than a Decimal holds"
+        ),
+        "{err}"
+    );
+    // The same two amounts as two SageMaker charges of no endpoint (training and a
+    // notebook), two rows each exact: the day's billed total is those 30 digits.
+    let other = one_billed_day(&[
+        (
+            "USE1-Train:ml.p3.2xlarge",
+            &[
+                ("AmortizedCost", TRILLION, "USD"),
+                ("UsageQuantity", "1", "Hrs"),
+            ],
+        ),
+        (
+            "USE1-Notebk:ml.t3.medium",
+            &[
+                ("AmortizedCost", TEN_TO_MINUS_17, "USD"),
+                ("UsageQuantity", "1", "Hrs"),
+            ],
+        ),
+    ]);
+    let err = reconcile_nov_29(&Metered::new("us-east-1"), &other)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "the billed cost of 2026-11-29, added up exactly, needs more digits than a \
+             Decimal holds"
+        ),
+        "{err}"
+    );
+}
+
 /// 2026-12-02T06:00:00Z: when the blue/green update of [`deploying`] began.
 fn six_hours_before_noon() -> aws_smithy_types::DateTime {
     aws_smithy_types::DateTime::from_secs(1_796_212_800 - 6 * 3600)
