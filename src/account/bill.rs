@@ -198,6 +198,8 @@ fn tag_value(key: &str) -> String {
 const MAX_AMOUNT: Decimal = Decimal::from_parts(0xD4A5_1000, 0xE8, 0, false, 0);
 
 /// Cost Explorer's amounts are decimal strings, sometimes in scientific notation.
+/// Read exactly, or refused: one with more digits than a `Decimal` holds is not
+/// read rounded.
 fn parse_amount(text: &str) -> Result<Decimal, AccountError> {
     let refuse = |why: &str| AccountError::Service {
         operation: "GetCostAndUsage",
@@ -205,7 +207,16 @@ fn parse_amount(text: &str) -> Result<Decimal, AccountError> {
         message: format!("`{text}` {why}"),
         source: None,
     };
-    let amount = Decimal::from_str(text)
+    // `from_str` rounds digits beyond what a Decimal holds, and so does
+    // `from_scientific` its digits before the exponent; `from_str_exact` refuses.
+    // With the digits exact, the exponent only moves the point, or fails.
+    let digits = text.split(['e', 'E']).next().unwrap_or(text);
+    if Decimal::from_str_exact(digits).is_err() && Decimal::from_str(digits).is_ok() {
+        return Err(refuse(
+            "has more digits than a decimal holds: it is not read rounded",
+        ));
+    }
+    let amount = Decimal::from_str_exact(text)
         .or_else(|_| Decimal::from_scientific(text))
         .map_err(|_| refuse("is not an amount"))?;
     if amount.abs() > MAX_AMOUNT {
@@ -230,6 +241,28 @@ mod tests {
             let err = parse_amount(huge).unwrap_err();
             assert!(err.to_string().contains("beyond"), "{err}");
         }
+        // 29 digits: 88,765,868,763,745,249,890,440,529,849 (at 17 places) is
+        // beyond 2⁹⁶ − 1 = 79,228,162,514,264,337,593,543,950,335, so no Decimal
+        // holds it; read, it was rounded at 16 places to 887658687637.4524989044052985.
+        for long in [
+            "887658687637.45249890440529849",
+            "8.8765868763745249890440529849E11",
+            "0.00000000000000000000000000001",
+        ] {
+            let err = parse_amount(long).unwrap_err();
+            assert!(
+                err.to_string().contains("more digits than a decimal holds"),
+                "{err}"
+            );
+        }
+        // 28 digits is exact, and so is an exponent moving the point of few.
+        assert_eq!(
+            parse_amount("79228162514.264337593543950335")
+                .unwrap()
+                .to_string(),
+            "79228162514.264337593543950335"
+        );
+        assert_eq!(parse_amount("1.5E3").unwrap(), Decimal::from(1500));
         assert_eq!(tag_value("team$growth"), "growth");
         assert_eq!(tag_value("team$"), "");
     }
