@@ -48,6 +48,8 @@ mod bill;
 mod endpoints;
 mod error;
 mod metrics;
+#[cfg(test)]
+mod props;
 mod reconcile;
 #[cfg(test)]
 mod tests;
