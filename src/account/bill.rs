@@ -208,17 +208,28 @@ fn parse_amount(text: &str) -> Result<Decimal, AccountError> {
         source: None,
     };
     // `from_str` rounds digits beyond what a Decimal holds, and so does
-    // `from_scientific` its digits before the exponent; `from_str_exact` refuses.
-    // With the digits exact, the exponent only moves the point, or fails.
-    let digits = text.split(['e', 'E']).next().unwrap_or(text);
-    if Decimal::from_str_exact(digits).is_err() && Decimal::from_str(digits).is_ok() {
+    // `from_scientific` its digits before the exponent; `from_str_exact` refuses
+    // them. Zeros ending a fraction are no digits of the amount. With the digits
+    // exact, the exponent only moves the point, or fails.
+    let (digits, exponent) = match text.split_once(['e', 'E']) {
+        Some((digits, exponent)) => (digits, Some(exponent)),
+        None => (text, None),
+    };
+    let digits = match digits.contains('.') {
+        true => digits.trim_end_matches('0').trim_end_matches('.'),
+        false => digits,
+    };
+    let exact = Decimal::from_str_exact(digits);
+    if exact.is_err() && Decimal::from_str(digits).is_ok() {
         return Err(refuse(
             "has more digits than a decimal holds: it is not read rounded",
         ));
     }
-    let amount = Decimal::from_str_exact(text)
-        .or_else(|_| Decimal::from_scientific(text))
-        .map_err(|_| refuse("is not an amount"))?;
+    let amount = match exponent {
+        None => exact,
+        Some(exponent) => Decimal::from_scientific(&format!("{digits}E{exponent}")),
+    }
+    .map_err(|_| refuse("is not an amount"))?;
     if amount.abs() > MAX_AMOUNT {
         return Err(refuse("is beyond the 10^12 a day's bill can carry"));
     }
@@ -263,6 +274,21 @@ mod tests {
             "79228162514.264337593543950335"
         );
         assert_eq!(parse_amount("1.5E3").unwrap(), Decimal::from(1500));
+        // 29 digits written, the last two zeros: 27 digits of amount, exact.
+        assert_eq!(
+            parse_amount("979683034637.54626010751662700")
+                .unwrap()
+                .to_string(),
+            "979683034637.546260107516627"
+        );
+        assert_eq!(
+            parse_amount("1.500000000000000000000000000000E-7").unwrap(),
+            Decimal::new(15, 8)
+        );
+        assert_eq!(parse_amount("5.").unwrap(), Decimal::from(5));
+        for bad in ["", ".", "E5", "1.2.3"] {
+            assert!(parse_amount(bad).is_err(), "{bad}");
+        }
         assert_eq!(tag_value("team$growth"), "growth");
         assert_eq!(tag_value("team$"), "");
     }
