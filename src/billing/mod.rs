@@ -676,6 +676,24 @@ fn no_inference_note(usage: &Usage) -> &'static str {
     }
 }
 
+/// Why a call's per-token line charges no `direction` ("input", "output") tokens
+/// when it got no successful (HTTP 2XX) answer: a model error answered none; a
+/// call cancelled before its answer came may have been answered after its caller
+/// left, and then its tokens were charged: a lower bound, as its fee is.
+fn no_tokens_note(usage: &Usage, direction: &str) -> String {
+    match usage.outcome {
+        Outcome::Cancelled => format!(
+            "configured per endpoint; no {direction} tokens charged here: no answer came \
+             before the call was cancelled; if SageMaker answered it with HTTP 2XX \
+             afterwards, its tokens were charged (a lower bound)"
+        ),
+        _ => format!(
+            "configured per endpoint; no {direction} tokens charged: tokens are charged on a \
+             successful (HTTP 2XX) answer, and the call got none"
+        ),
+    }
+}
+
 /// Per-inference and per-token lines, as configured.
 ///
 /// The per-inference fee is one call for a call that got a successful (HTTP 2XX)
@@ -685,6 +703,12 @@ fn no_inference_note(usage: &Usage) -> &'static str {
 /// response's `X-Amzn-Inference-Metering` header; SageMaker's runtime API does
 /// not document passing it on to the caller and the SDK's output has no field
 /// for it, so it is not read: receipts count one per 2XX answer (a known limit).
+///
+/// The per-token lines charge the tokens a 2XX answer reported; one that did not
+/// report a count has that line unpriced (a `TokenCounter` can count it). A call
+/// that got no 2XX answer answered no tokens: its token lines are 0 tokens, $0,
+/// priced, saying why, as its fee line is (not unpriced, which would advise a
+/// `TokenCounter` that cannot help and count the call as unpriced).
 pub(crate) fn usage_charge_lines(usage: &Usage, charges: &UsageCharges) -> Vec<CostLine> {
     let thousand = Decimal::from(1000);
     let configured = Provenance::new(PriceOrigin::Override).with_note("configured per endpoint");
@@ -720,9 +744,18 @@ pub(crate) fn usage_charge_lines(usage: &Usage, charges: &UsageCharges) -> Vec<C
             "output",
         ),
     ];
+    let answered = answered_2xx(usage);
     for (item, price, count, direction) in tokens {
         if let Some(p) = price {
             lines.push(match count {
+                _ if !answered => priced(
+                    item,
+                    Decimal::ZERO,
+                    QuantityUnit::Tokens,
+                    p / thousand,
+                    &Provenance::new(PriceOrigin::Override)
+                        .with_note(no_tokens_note(usage, direction)),
+                ),
                 Some(n) => priced(
                     item,
                     Decimal::from(n),

@@ -292,6 +292,88 @@ fn a_cancelled_calls_fee_note_says_it_may_have_been_answered_after() {
     );
 }
 
+/// A call that got no successful (HTTP 2XX) answer answered no tokens: a model
+/// error (HTTP 424) and a call cancelled before its answer came have token lines
+/// of 0 tokens at $0, priced, each saying why as the fee line does (the cancelled
+/// one that it is a lower bound), not unpriced lines advising a `TokenCounter`
+/// that could count nothing.
+#[test]
+fn a_call_not_answered_2xx_has_token_lines_of_0_tokens_priced_at_0() {
+    // $0.50 per 1,000 calls, $0.0005 per 1,000 input and $0.0015 per 1,000 output
+    // tokens.
+    let charges = UsageCharges::default()
+        .per_1000_calls(dec("0.50"))
+        .per_1000_tokens(dec("0.0005"), dec("0.0015"));
+    let lines_of = |outcome: Outcome| usage_charge_lines(&call(10).with_outcome(outcome), &charges);
+    let notes = |outcome: Outcome| -> Vec<String> {
+        let lines = lines_of(outcome);
+        assert_eq!(
+            lines.iter().map(|l| l.item).collect::<Vec<_>>(),
+            [
+                LineItem::Inference,
+                LineItem::InputTokens,
+                LineItem::OutputTokens
+            ],
+            "{outcome:?}"
+        );
+        lines
+            .iter()
+            .map(|line| match &line.price {
+                // 0 calls or 0 tokens at the configured rate ($0.50 / 1,000 =
+                // $0.0005 a call, $0.0005 / 1,000 and $0.0015 / 1,000 a token):
+                // 0 × rate = $0.
+                LinePrice::Priced {
+                    usd_per_unit,
+                    provenance,
+                    ..
+                } => {
+                    assert_eq!(line.quantity, Decimal::ZERO, "{outcome:?} {line:?}");
+                    assert_eq!(line.cost_usd(), Some(Decimal::ZERO), "{outcome:?} {line:?}");
+                    let rate = match line.item {
+                        LineItem::Inference => dec("0.0005"),
+                        LineItem::InputTokens => dec("0.0000005"),
+                        _ => dec("0.0000015"),
+                    };
+                    assert_eq!(*usd_per_unit, rate, "{outcome:?} {line:?}");
+                    provenance.note.as_deref().unwrap_or_default().to_owned()
+                }
+                unpriced => panic!("{outcome:?}: {unpriced:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(
+        notes(Outcome::Error)[1..],
+        [
+            "configured per endpoint; no input tokens charged: tokens are charged on a \
+             successful (HTTP 2XX) answer, and the call got none",
+            "configured per endpoint; no output tokens charged: tokens are charged on a \
+             successful (HTTP 2XX) answer, and the call got none",
+        ]
+    );
+    assert_eq!(
+        notes(Outcome::Cancelled)[1..],
+        [
+            "configured per endpoint; no input tokens charged here: no answer came before \
+             the call was cancelled; if SageMaker answered it with HTTP 2XX afterwards, its \
+             tokens were charged (a lower bound)",
+            "configured per endpoint; no output tokens charged here: no answer came before \
+             the call was cancelled; if SageMaker answered it with HTTP 2XX afterwards, its \
+             tokens were charged (a lower bound)",
+        ]
+    );
+    // A 2XX answer that reported its tokens is charged them: 1,000 × 0.0005 / 1,000
+    // = $0.0005 in, 200 × 0.0015 / 1,000 = $0.0003 out, next to its $0.0005 fee.
+    let answered = usage_charge_lines(&call(10).with_tokens(TokenUsage::new(1_000, 200)), &charges);
+    assert_eq!(
+        answered.iter().map(|l| l.cost_usd()).collect::<Vec<_>>(),
+        [
+            Some(dec("0.0005")),
+            Some(dec("0.0005")),
+            Some(dec("0.0003"))
+        ]
+    );
+}
+
 #[test]
 fn per_token_charges_without_token_counts_are_unpriced() {
     let charges = UsageCharges::default().per_1000_tokens(dec("0.0005"), dec("0.0015"));
