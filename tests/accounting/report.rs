@@ -1,4 +1,5 @@
-//! `sagemeter::report` on a small hand-written ledger: every figure is checked
+//! `sagemeter::report` on a small hand-written ledger (and one metered through the
+//! client, of a per-token endpoint): every figure is checked
 //! against arithmetic done by hand (shown in the comments).
 
 use rust_decimal::Decimal;
@@ -823,4 +824,99 @@ async fn an_endpoint_name_in_two_regions_is_two_groups_not_one() {
             1
         );
     }
+}
+
+/// A per-token endpoint's calls not answered with HTTP 2XX, metered through the
+/// client and reported from its ledger: a model error (HTTP 424) and a call
+/// cancelled before its answer came answered no tokens, and their receipts' token
+/// lines are 0 tokens at $0, priced. The report counts no call with unpriced lines
+/// (not 2 of 3, lower bounds), and the token charges are the answered call's alone.
+#[tokio::test]
+async fn a_model_error_on_a_per_token_endpoint_is_not_counted_unpriced() {
+    use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+    use aws_sdk_sagemakerruntime::primitives::Blob;
+    use sagemeter::billing::{LineItem, UsageCharges};
+    use sagemeter::usage::Outcome;
+
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    // $0.0005 per 1,000 input tokens, $0.0015 per 1,000 output tokens.
+    let client = crate::support::rt_priced_by_overrides(&fake)
+        .await
+        .usage_charges(
+            "rt",
+            UsageCharges::default().per_1000_tokens(dec("0.0005"), dec("0.0015")),
+        )
+        .sink(ledger.clone())
+        .build()
+        .unwrap();
+    let invoke = |client: &sagemeter::Client| {
+        client
+            .invoke_endpoint()
+            .endpoint_name("rt")
+            .content_type("application/json")
+            .body(Blob::new("{}"))
+            .send()
+    };
+    // Answered: the fake's body reports 12 tokens in and 30 out.
+    invoke(&client).await.unwrap();
+    // Cancelled before its answer came: dropped while the model holds it.
+    fake.hold();
+    let held = tokio::spawn(invoke(&client));
+    fake.wait_for_invocations(2).await;
+    held.abort();
+    assert!(held.await.unwrap_err().is_cancelled());
+    fake.release();
+    // A model error.
+    fake.fail_invocations(424, "ModelError", "boom");
+    invoke(&client).await.unwrap_err();
+    ledger.shutdown().await.unwrap();
+
+    let report = report_file(&path, &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+    let total = &report.total;
+    assert_eq!(
+        (total.calls, total.errors, total.cancelled),
+        (3, 1, 1),
+        "{total:?}"
+    );
+    // Every line priced: no call is a lower bound for want of a token count.
+    assert_eq!(
+        (total.unpriced_calls, total.unpriced_share),
+        (0, Decimal::ZERO)
+    );
+    let table = render_table(&report);
+    assert!(!table.contains("unpriced lines"), "{table}");
+
+    let receipts = read_all(&path).unwrap().records;
+    let outcomes: Vec<_> = receipts.iter().map(|c| c.usage.outcome).collect();
+    assert_eq!(outcomes, [Outcome::Ok, Outcome::Cancelled, Outcome::Error]);
+    for cost in &receipts[1..] {
+        assert!(cost.is_fully_priced(), "{:#?}", cost.lines);
+        for line in cost
+            .lines
+            .iter()
+            .filter(|l| matches!(l.item, LineItem::InputTokens | LineItem::OutputTokens))
+        {
+            assert_eq!(
+                (line.quantity, line.cost_usd()),
+                (Decimal::ZERO, Some(Decimal::ZERO)),
+                "{line:?}"
+            );
+        }
+    }
+    // The token charges of the ledger: the answered call's 12 × 0.0005 / 1,000 =
+    // 0.000006 USD in and 30 × 0.0015 / 1,000 = 0.000045 USD out, 0.000051 USD.
+    let tokens_usd: Decimal = receipts
+        .iter()
+        .flat_map(|c| &c.lines)
+        .filter(|l| matches!(l.item, LineItem::InputTokens | LineItem::OutputTokens))
+        .map(|l| l.cost_usd().unwrap())
+        .sum();
+    assert_eq!(tokens_usd, dec("0.000051"));
 }
