@@ -99,11 +99,14 @@ pub struct UsageProfile {
 
 /// How many metered calls reported their input and output tokens: a response says
 /// what the model tells it (TGI, for one, reports only the tokens it generated), so
-/// either count can be missing from some calls or all of them.
+/// either count can be missing from some calls or all of them. A call not answered
+/// with HTTP 2XX (a model error, a call cancelled before its answer came) has no
+/// tokens to report, and its receipt charges none: it is not among these calls.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokensReported {
-    /// The calls whose responses were read (settled calls).
+    /// The calls whose responses were read (settled calls) and answered with HTTP
+    /// 2XX: those that could report tokens.
     pub calls: u64,
     /// Calls among them that reported input tokens. With none, a per-token plan
     /// that charges input tokens is refused unless a mean is stated in place of the
@@ -140,6 +143,10 @@ impl UsageProfile {
     /// direction's mean rather than counted as zero tokens, and the profile says how
     /// many reported ([`tokens_reported`](Self::tokens_reported)): a per-token plan
     /// then refuses to price a direction no call reported instead of pricing it at $0.
+    /// A call not answered with HTTP 2XX
+    /// ([`UsageTotals::unanswered_settled_calls`]) had no tokens to report, and its
+    /// receipt charged none: it is not counted among the calls that could report
+    /// them, so a ledger whose answered calls all reported their tokens says so.
     ///
     /// With [`UsageTotals::answered_calls`] (the receipts' path fills it), the
     /// profile's [`answered_per_call`](Self::answered_per_call) is `answered / calls`:
@@ -229,24 +236,39 @@ impl UsageProfile {
                 (Decimal::from(total) / Decimal::from(n)).normalize()
             }
         };
-        // Calls that reported each direction's tokens (every settled call when the
+        // The settled calls that could report tokens: those answered with HTTP
+        // 2XX (a model error or a call cancelled before its answer has none).
+        let unanswered = totals.unanswered_settled_calls.unwrap_or(0);
+        if unanswered > settled {
+            return Err(CompareError::Inconsistent {
+                problem: format!(
+                    "the totals count {unanswered} settled calls not answered with HTTP 2XX \
+                     among {settled} settled calls"
+                ),
+                hint: "unanswered settled calls are part of the settled calls".into(),
+            });
+        }
+        let answered_settled = settled - unanswered;
+        // Calls that reported each direction's tokens (every one that could when the
         // totals do not count them apart).
         let reported = |counted: Option<u64>, what: &str| match counted {
-            Some(n) if n > settled => Err(CompareError::Inconsistent {
+            Some(n) if n > answered_settled => Err(CompareError::Inconsistent {
                 problem: format!(
-                    "the totals count {n} calls that reported {what} tokens among {settled} \
-                     settled calls"
+                    "the totals count {n} calls that reported {what} tokens among \
+                     {answered_settled} settled calls answered with HTTP 2XX"
                 ),
-                hint: "calls that reported tokens are part of the settled calls".into(),
+                hint: "calls that reported tokens are part of the settled calls answered \
+                       with HTTP 2XX"
+                    .into(),
             }),
-            counted => Ok(counted.unwrap_or(settled)),
+            counted => Ok(counted.unwrap_or(answered_settled)),
         };
         let tokens_in_calls = reported(totals.calls_with_tokens_in, "input")?;
         let tokens_out_calls = reported(totals.calls_with_tokens_out, "output")?;
         let tokens_reported = (totals.calls_with_tokens_in.is_some()
             || totals.calls_with_tokens_out.is_some())
         .then_some(TokensReported {
-            calls: settled,
+            calls: answered_settled,
             tokens_in: tokens_in_calls,
             tokens_out: tokens_out_calls,
         });
@@ -578,6 +600,13 @@ pub struct UsageTotals {
     /// Settled calls whose responses reported their output tokens, likewise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls_with_tokens_out: Option<u64>,
+    /// Settled calls not answered with HTTP 2XX (model errors, calls cancelled
+    /// before their answer came, failed asynchronous invocations): they had no
+    /// tokens to report, and their receipts charge none, so they are not among the
+    /// calls [`calls_with_tokens_in`](Self::calls_with_tokens_in) and `…_out` are
+    /// counted against. [`UsageTotals::from_receipts`] counts them; `None`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unanswered_settled_calls: Option<u64>,
     /// Asynchronous invocations among [`calls`](Self::calls) whose settlement (model
     /// time, data out, tokens) is not in these totals yet: submitted, not settled.
     #[serde(default)]
@@ -689,6 +718,13 @@ impl UsageTotals {
         self
     }
 
+    /// Sets how many settled calls were not answered with HTTP 2XX, and so had no
+    /// tokens to report.
+    pub fn with_unanswered_settled_calls(mut self, calls: u64) -> Self {
+        self.unanswered_settled_calls = Some(calls);
+        self
+    }
+
     /// Sets how many of the calls were answered with HTTP 2XX (the calls a
     /// per-inference fee or a subscription's quota counts).
     pub fn with_answered_calls(mut self, calls: u64) -> Self {
@@ -762,9 +798,12 @@ pub struct ReceiptTotals {
     answered: u64,
     /// Synchronous calls cancelled before their answer came.
     cancelled: u64,
-    /// Receipts that reported input tokens, and output tokens.
+    /// Receipts answered with HTTP 2XX that reported input tokens, and output
+    /// tokens.
     calls_with_tokens_in: u64,
     calls_with_tokens_out: u64,
+    /// Settled receipts not answered with HTTP 2XX: no tokens to report.
+    unanswered_settled: u64,
     /// The receipts of each asynchronous invocation, by endpoint and call id.
     invocations: std::collections::HashMap<(String, String), Halves>,
 }
@@ -842,15 +881,25 @@ impl ReceiptTotals {
         }
         totals.bytes_in = totals.bytes_in.saturating_add(u.bytes_in);
         totals.bytes_out = totals.bytes_out.saturating_add(u.bytes_out);
-        // A count the response did not report is unknown, not zero: it is left out
-        // of the sums and of the calls they are over.
-        if let Some(tokens) = u.input_tokens {
-            totals.tokens_in = totals.tokens_in.saturating_add(tokens);
-            self.calls_with_tokens_in = self.calls_with_tokens_in.saturating_add(1);
-        }
-        if let Some(tokens) = u.output_tokens {
-            totals.tokens_out = totals.tokens_out.saturating_add(tokens);
-            self.calls_with_tokens_out = self.calls_with_tokens_out.saturating_add(1);
+        // A call not answered with HTTP 2XX had no tokens to report, and its
+        // receipt's token lines charge none (0 tokens, priced): counted apart, not
+        // as a call that did not report them. A settled one (a synchronous call, an
+        // asynchronous invocation's settlement) only: a submission carries no tokens.
+        if !crate::billing::answered_2xx(u) {
+            if u.operation != Operation::InvokeEndpointAsync || cost.is_async_settlement() {
+                self.unanswered_settled = self.unanswered_settled.saturating_add(1);
+            }
+        } else {
+            // A count the response did not report is unknown, not zero: it is left
+            // out of the sums and of the calls they are over.
+            if let Some(tokens) = u.input_tokens {
+                totals.tokens_in = totals.tokens_in.saturating_add(tokens);
+                self.calls_with_tokens_in = self.calls_with_tokens_in.saturating_add(1);
+            }
+            if let Some(tokens) = u.output_tokens {
+                totals.tokens_out = totals.tokens_out.saturating_add(tokens);
+                self.calls_with_tokens_out = self.calls_with_tokens_out.saturating_add(1);
+            }
         }
         let end = chrono::Duration::from_std(u.latency)
             .ok()
@@ -907,6 +956,7 @@ impl ReceiptTotals {
         totals.billed_busy_time = Some(self.billed);
         totals.calls_with_tokens_in = Some(self.calls_with_tokens_in);
         totals.calls_with_tokens_out = Some(self.calls_with_tokens_out);
+        totals.unanswered_settled_calls = Some(self.unanswered_settled);
         if let (Some(first), Some(last)) = (self.first, self.last) {
             let mut observed = (last - first).to_std().unwrap_or_default();
             // n starts span n − 1 gaps; the traffic they stand for spans n.

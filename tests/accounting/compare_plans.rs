@@ -1189,6 +1189,51 @@ async fn a_per_token_plan_charges_the_tokens_of_the_answered_calls_of_a_ledger()
     );
 }
 
+/// A model error or a call cancelled before its answer came had no tokens to
+/// report, and its receipt's token lines are 0 tokens at $0, priced: it is not
+/// counted as a call that did not report its tokens. The ledger's answered calls
+/// all reported theirs, and the profile says so; a ledger of such calls alone is
+/// priced at $0 by a per-token plan, as its receipts were, not refused for want of
+/// a count.
+#[tokio::test]
+async fn a_ledgers_calls_not_answered_are_not_calls_that_did_not_report_their_tokens() {
+    // The ledger of the test above: 3 answered, reporting 900 + 1,000 + 1,100
+    // tokens in and 150 + 200 + 250 out; 2 model errors and 1 cancelled call.
+    let receipts = [
+        sync_receipt_with_tokens("c-0", "2026-05-20T10:00:00Z", (900, 150)),
+        sync_receipt_ending("c-1", "2026-05-20T10:10:00Z", 100_000, "error"),
+        sync_receipt_with_tokens("c-2", "2026-05-20T10:20:00Z", (1_000, 200)),
+        sync_receipt_ending("c-3", "2026-05-20T10:30:00Z", 100_000, "cancelled"),
+        sync_receipt_with_tokens("c-4", "2026-05-20T10:40:00Z", (1_100, 250)),
+        sync_receipt_ending("c-5", "2026-05-20T10:50:00Z", 100_000, "error"),
+    ];
+    let totals = UsageTotals::from_receipts(&receipts);
+    assert_eq!(totals.unanswered_settled_calls, Some(3));
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // 3 of the 3 calls that could report tokens (answered with HTTP 2XX) did, each
+    // way: not 3 of 6.
+    let reported = profile.tokens_reported.unwrap();
+    assert_eq!(
+        (reported.calls, reported.tokens_in, reported.tokens_out),
+        (3, 3, 3)
+    );
+
+    // The 3 calls not answered alone: 3 calls in 40 min (10:10, 10:30, 10:50; 3
+    // starts 2 gaps of 20 min apart: 2 × 20 min × 3 / 2 = 60 min), 72 a day, none
+    // answered. Their receipts charged no tokens, at $0, priced; so does the plan.
+    let unanswered = [&receipts[1], &receipts[3], &receipts[5]];
+    let totals = UsageTotals::from_receipts(unanswered);
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    assert_eq!(profile.calls_per_period, d("72"));
+    assert_eq!(profile.answered_per_call, Some(Decimal::ZERO));
+    let plans = [Plan::from(
+        PerTokenPlan::per_million_tokens(d("0.50"), d("1.50")).unwrap(),
+    )];
+    let comparison = priced(&profile, &plans).await.unwrap();
+    // 0 answered calls × any tokens × any price = 0 USD.
+    assert_eq!(cost(&comparison, "per token"), Decimal::ZERO);
+}
+
 /// A call cancelled before its answer came is not answered, as its receipt
 /// charged none, but SageMaker may have answered it after its caller left: the
 /// totals count it apart, so that the answered calls can be said to be a lower

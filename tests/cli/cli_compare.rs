@@ -1901,6 +1901,79 @@ fn call_with_tokens(
     .to_string()
 }
 
+/// A model error or a call cancelled before its answer came had no tokens to
+/// report (its receipt charged none): the ledger's note on the calls that reported
+/// their tokens counts the calls answered with HTTP 2XX, and says nothing when they
+/// all reported them.
+#[test]
+fn a_ledgers_model_errors_are_not_counted_as_calls_that_did_not_report_their_tokens() {
+    let ending = |line: String, outcome: &str| {
+        let mut line: serde_json::Value = serde_json::from_str(&line).unwrap();
+        line["usage"]["outcome"] = outcome.into();
+        line.to_string()
+    };
+    // 4 calls: two answered with 1,000 tokens in and 100 out, a model error and a
+    // call cancelled before its answer, neither reporting any.
+    let mut lines = vec![
+        call_with_tokens("c-1", "2026-05-20T10:00:00Z", Some(1000), Some(100)),
+        call_with_tokens("c-2", "2026-05-20T11:00:00Z", Some(1000), Some(100)),
+        ending(
+            call_with_tokens("c-3", "2026-05-20T12:00:00Z", None, None),
+            "error",
+        ),
+        ending(
+            call_with_tokens("c-4", "2026-05-20T13:00:00Z", None, None),
+            "cancelled",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let per_token = ["--per-1m-tokens-in", "1", "--per-1m-tokens-out", "2"];
+    let compare = |lines: &[String]| {
+        std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+        json_of(
+            sagemeter()
+                .args(["compare", "--from-ledger"])
+                .arg(&ledger)
+                .args(per_token)
+                .arg("--json"),
+        )
+    };
+    let json = compare(&lines);
+    // Both answered calls reported both counts: no note, not "2 of 4".
+    assert_eq!(
+        json["profile"]["tokens_reported"],
+        serde_json::json!({"calls": 2, "tokens_in": 2, "tokens_out": 2}),
+        "{json}"
+    );
+    let notes = json["ledger_notes"].as_array().unwrap();
+    assert!(
+        !notes
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("tokens in reported by")),
+        "{json}"
+    );
+    // A third answered call reporting only 100 out (TGI): 2 of the 3 answered
+    // calls reported their input.
+    lines.push(call_with_tokens(
+        "c-5",
+        "2026-05-20T14:00:00Z",
+        None,
+        Some(100),
+    ));
+    let json = compare(&lines);
+    let note = "tokens in reported by 2 of the 3 calls answered with HTTP 2XX, tokens out \
+                by 3 of 3: each mean per call is over the calls that reported it";
+    assert!(
+        json["ledger_notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == note),
+        "{json}"
+    );
+}
+
 #[test]
 fn a_token_count_stated_in_place_of_a_ledgers_none_is_priced_and_shown_even_at_zero() {
     // One TGI call: 100 tokens out reported, input not. `--tokens-in 0` says the

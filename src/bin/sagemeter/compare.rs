@@ -1069,17 +1069,27 @@ fn override_ledger_figures(
 }
 
 /// How many of the ledger's calls reported their tokens, when some did and some did
-/// not: each mean per call is over the calls that reported it.
+/// not: each mean per call is over the calls that reported it. Counted among the
+/// calls answered with HTTP 2XX: a model error or a call cancelled before its answer
+/// came had no tokens to report (its receipt charged none), and is no call that
+/// did not report them.
 fn tokens_reported_note(totals: &UsageTotals) -> Option<String> {
     let settled = totals.calls.saturating_sub(totals.unsettled_async_calls);
-    let tokens_in = totals.calls_with_tokens_in.unwrap_or(settled);
-    let tokens_out = totals.calls_with_tokens_out.unwrap_or(settled);
+    let unanswered = totals.unanswered_settled_calls.unwrap_or(0);
+    let could = settled.saturating_sub(unanswered);
+    let tokens_in = totals.calls_with_tokens_in.unwrap_or(could);
+    let tokens_out = totals.calls_with_tokens_out.unwrap_or(could);
     let some = tokens_in > 0 || tokens_out > 0;
-    let not_all = tokens_in < settled || tokens_out < settled;
+    let not_all = tokens_in < could || tokens_out < could;
+    let of = if unanswered > 0 {
+        format!("the {could} calls answered with HTTP 2XX")
+    } else {
+        format!("{could} calls")
+    };
     (some && not_all).then(|| {
         format!(
-            "tokens in reported by {tokens_in} of {settled} calls, tokens out by {tokens_out} \
-             of {settled}: each mean per call is over the calls that reported it"
+            "tokens in reported by {tokens_in} of {of}, tokens out by {tokens_out} of \
+             {could}: each mean per call is over the calls that reported it"
         )
     })
 }
