@@ -361,6 +361,17 @@ fn a_call_not_answered_2xx_has_token_lines_of_0_tokens_priced_at_0() {
              tokens were charged (a lower bound)",
         ]
     );
+    // A failed asynchronous inference's settlement answered none either, whatever
+    // its output was counted for: 0 tokens, $0.
+    let failed = Usage::new(Operation::InvokeEndpointAsync, Duration::from_secs(1))
+        .with_outcome(Outcome::Error)
+        .with_tokens(TokenUsage::new(1_000, 200));
+    for line in &usage_charge_lines(&failed, &charges)[1..] {
+        assert_eq!(
+            (line.quantity, line.cost_usd()),
+            (Decimal::ZERO, Some(Decimal::ZERO))
+        );
+    }
     // A 2XX answer that reported its tokens is charged them: 1,000 × 0.0005 / 1,000
     // = $0.0005 in, 200 × 0.0015 / 1,000 = $0.0003 out, next to its $0.0005 fee.
     let answered = usage_charge_lines(&call(10).with_tokens(TokenUsage::new(1_000, 200)), &charges);

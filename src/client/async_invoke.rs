@@ -654,7 +654,9 @@ impl<'a> AsyncCompletion<'a> {
     }
 
     /// The inference failed (its error is at the failure location). Its time is
-    /// billed all the same; the receipt's outcome is `error`. A request that expired
+    /// billed all the same; the receipt's outcome is `error`, and its per-token
+    /// lines, if the endpoint has per-token prices, are 0 tokens at $0 (a failed
+    /// inference answered none), whatever was counted. A request that expired
     /// in the queue, never processed, is `processed_for(Duration::ZERO).failed()`.
     pub fn failed(mut self) -> Self {
         self.failed = true;
