@@ -1,7 +1,8 @@
 //! A cache in front of a primary price source: TTL, single flight, last good price, backoff.
 
 use super::{
-    BoxFuture, OnPriceChange, PriceChange, PriceError, PriceKey, PriceOrigin, PriceSource, Rate,
+    BoxFuture, NextTerm, OnPriceChange, PriceChange, PriceError, PriceKey, PriceOrigin,
+    PriceSource, Rate,
 };
 use aws_smithy_async::time::SharedTimeSource;
 use std::convert::Infallible;
@@ -54,7 +55,8 @@ const STALE_NOTE: &str = "cached price older than its TTL; a refresh is under wa
 /// | fresh (younger than the TTL, and no later term its answer listed in effect yet) | the cached rate, `source = Cache` | no |
 /// | never fetched | waits for the one fetch in flight, or makes it; the fetching caller gets `Live` | once for all concurrent callers |
 /// | never fetched, the caller that made the fetch dropped | the fallback's rate, note says the fetch goes on | no |
-/// | stale (past its TTL, or past the `effectiveDate` of a later term its answer listed: a change announced ahead), under a Tokio runtime | the stale rate at once, `source = Cache`, note says it is past its TTL (or replaced by the term of that date) and being refreshed, to every caller, the one that starts the refresh too; the refresh's answer replaces the entry when it lands | once, on a task of its own, nobody waiting |
+/// | past the `effectiveDate` of a later term its answer listed (a change announced ahead) with that term's rate | the term's rate from that instant, `source = Cache`, its SKU and effective date, noted as taken from the announced term (after a failed refresh, also with the failure's note); the change from the kept rate is told first and noted on the first caller's rate, as if a refresh had found it; the entry stays as old as the answer | no (refreshed at its TTL, as any) |
+/// | stale (past its TTL, or past the `effectiveDate` of a later term its answer listed without a usable rate for it), under a Tokio runtime | the stale rate at once, `source = Cache`, note says it is past its TTL (or replaced by the term of that date) and being refreshed, to every caller, the one that starts the refresh too; the refresh's answer replaces the entry when it lands | once, on a task of its own, nobody waiting |
 /// | stale, a refresh already running | the same stale rate at once | no |
 /// | stale, no Tokio runtime (the future polled by another executor) | the caller refreshes and waits; on success the new rate | yes |
 /// | refresh failed, last good known | the last good rate, `source = Cache`, note says why the refresh failed | not until the backoff passes |
@@ -76,15 +78,18 @@ const STALE_NOTE: &str = "cached price older than its TTL; a refresh is under wa
 ///
 /// [`price_now`](PriceSource::price_now) answers without waiting wherever `price`
 /// would, a stale key included (starting its refresh, under a runtime); `None` for
-/// a key never fetched, a stale key without a runtime, and the first look after a
-/// refresh found a changed rate (that look belongs to `price`, see below).
+/// a key never fetched, a stale key without a runtime, the first look after a
+/// refresh found a changed rate (that look belongs to `price`, see below), and any
+/// look from the date of a term announced ahead until a call of `price` has put its
+/// rate in place (telling the change first).
 ///
 /// Each distinct failure of a key is logged once at WARN (target `sagemeter::pricing`),
-/// not once per call. A refresh that finds another rate than the last good one is a
-/// [`PriceChange`]: logged once at INFO, counted, told to the
+/// not once per call. A refresh that finds another rate than the last good one, or a
+/// term announced ahead that takes effect at another rate, is a [`PriceChange`]:
+/// logged once at INFO, counted, told to the
 /// [`on_change`](CachedPricesBuilder::on_change) observers before any caller gets
 /// the new rate, and noted on the rate of the first call that `price` answers
-/// from the cache after the refresh landed, fresh or, when none came within the
+/// from the cache after the refresh landed (or the term took effect), fresh or, when none came within the
 /// TTL, stale (after the note that a refresh is under way; without a runtime: of
 /// the call that fetched it); other calls priced at the new rate can finish before that one. All time comes from the injected
 /// [`SharedTimeSource`]; when it steps back, cached prices are stale and backoffs
@@ -130,6 +135,11 @@ impl fmt::Debug for CachedPricesBuilder {
 #[derive(Default)]
 struct Slot {
     state: RwLock<State>,
+    /// Held while a new rate is compared with the last good one, the change told
+    /// and the new rate put in place (a fetch landing, or a term announced ahead
+    /// taking effect), so that each change is told once, in order, before anyone
+    /// is served the new rate.
+    tell: std::sync::Mutex<()>,
     /// Told when a fetch of the key lands, or leaves an answer for the callers
     /// waiting for it.
     landed: Notify,
@@ -147,9 +157,10 @@ struct State {
     landed: u64,
     /// What the last fetch to land answers the callers that waited for it.
     last: Option<Result<Rate, PriceError>>,
-    /// A refresh with no caller waiting for it found a new rate: the new rate
-    /// noted with the change, for the first caller served it from the cache.
-    announce: Option<Rate>,
+    /// A refresh with no caller waiting for it found a new rate (or a term
+    /// announced ahead took effect): the change's note, for the first caller
+    /// served the new rate from the cache.
+    announce: Option<String>,
 }
 
 struct Good {
@@ -167,16 +178,53 @@ struct Good {
 struct Replaced {
     /// Its `effectiveDate`.
     on: SystemTime,
-    /// Why the rate is stale from then.
+    /// The term's rate as the answer gave it (noted as announced, with the term
+    /// after it, if any): served from `on`. `None` when the answer gave none.
+    by: Option<Rate>,
+    /// Why the rate is stale from then, when the answer gave no rate for the term.
     note: String,
-    /// Served from then while the refresh runs.
+    /// Served from then while the refresh runs, when the answer gave no rate for
+    /// the term.
     stale: Rate,
 }
 
 impl Good {
+    /// The entry kept for `rate`, fetched at `fetched`, with the term `next` its
+    /// answer announced (taken off the rate).
+    fn new(rate: &Rate, next: Option<Box<NextTerm>>, fetched: SystemTime) -> Good {
+        let replaced = next.map(|next| {
+            let NextTerm { on, rate: by } = *next;
+            let note = format!(
+                "cached price replaced by a term effective {}; a refresh is under way",
+                on.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            Replaced {
+                on: on.into(),
+                by,
+                stale: Rate::with_note_before(cached(rate), &note),
+                note,
+            }
+        });
+        Good {
+            rate: cached(rate),
+            stale: Rate::with_note_before(cached(rate), STALE_NOTE),
+            fetched,
+            replaced,
+        }
+    }
+
     /// Whether a later term the answer listed is in effect by `now`.
     fn is_replaced(&self, now: SystemTime) -> bool {
         self.replaced.as_ref().is_some_and(|r| r.on <= now)
+    }
+
+    /// The rate of the later term the answer listed, when it is in effect by `now`
+    /// and the answer gave its rate: served from then instead of this one.
+    fn announced_in_effect(&self, now: SystemTime) -> Option<&Rate> {
+        self.replaced
+            .as_ref()
+            .filter(|r| r.on <= now)
+            .and_then(|r| r.by.as_ref())
     }
 
     /// Why the rate is stale at `now`: past its TTL, or replaced by a later term.
@@ -202,6 +250,9 @@ struct Failure {
     /// What callers get until `retry_after`: the last good price or the fallback's answer,
     /// already noted with the failure.
     answer: Result<Rate, PriceError>,
+    /// When `answer` is the last good price: the note put on it, so that the rate of
+    /// a term announced ahead replaces it, noted the same, from the term's date.
+    kept: Option<String>,
 }
 
 /// What a caller does after one look at a key's state.
@@ -213,6 +264,9 @@ enum Next {
     Fetch,
     /// Answer at once, and refresh on a task of its own: this caller set `fetching`.
     Refresh(Result<Rate, PriceError>),
+    /// A term the kept answer announced ahead is in effect: put its rate in place
+    /// (telling the change), then look again.
+    Switch,
 }
 
 impl CachedPrices {
@@ -299,6 +353,12 @@ impl Inner {
     /// What the state alone can answer: a fresh rate, or the answer kept for a backoff.
     /// `None` too while a change waits to be announced (see [`Inner::next`]).
     fn settled(&self, state: &State, now: SystemTime) -> Option<Result<Rate, PriceError>> {
+        if let Some(good) = &state.good {
+            // A term the answer announced took effect: its rate, once put in place.
+            if good.announced_in_effect(now).is_some() {
+                return None;
+            }
+        }
         if let Some(good) = &state.good
             && self.is_fresh(good, now)
         {
@@ -329,6 +389,16 @@ impl Inner {
     ) -> Next {
         let mut state = slot.state.write().unwrap_or_else(PoisonError::into_inner);
         let now = self.time.now();
+        // A term the kept answer announced ahead took effect: its rate is the one in
+        // force, put in place (and the change told) before anyone is served it, by
+        // a caller of `price` (the change is noted on the first receipt at it).
+        if state
+            .good
+            .as_ref()
+            .is_some_and(|good| good.announced_in_effect(now).is_some())
+        {
+            return if waits { Next::Switch } else { Next::Wait };
+        }
         // The first caller served from the cache after a refresh found a new rate:
         // that rate, noted with the change. Only through `price`: the call path
         // reuses what `price_now` answers for a while, which would put the note on
@@ -340,8 +410,9 @@ impl Inner {
             if !waits {
                 return Next::Wait;
             }
-            if let Some(announced) = state.announce.take() {
-                return Next::Answer(Ok(announced));
+            let state = &mut *state;
+            if let (Some(change), Some(good)) = (state.announce.take(), &state.good) {
+                return Next::Answer(Ok(Rate::with_note_before(good.rate.clone(), &change)));
             }
         }
         if let Some(answer) = self.settled(&state, now) {
@@ -369,7 +440,8 @@ impl Inner {
                     .announce
                     .clone()
                     .zip(state.good.as_ref())
-                    .map(|(announced, good)| {
+                    .map(|(change, good)| {
+                        let announced = Rate::with_note_before(good.rate.clone(), &change);
                         Ok(Rate::with_note_before(announced, good.stale_note(now)))
                     })
             }
@@ -427,23 +499,81 @@ impl Inner {
         let slot = self.slot(key);
         let runtime = tokio::runtime::Handle::try_current().ok();
         let mut waiting_since = None;
+        // A change this caller told on switching to an announced term's rate, to be
+        // noted on its answer (when it could not be left to the first caller served
+        // from the cache: after a failure, whose answer the callers get).
+        let mut owed: Option<String> = None;
+        let noted = |answer: Result<Rate, PriceError>, owed: Option<String>| match owed {
+            Some(note) => answer.map(|rate| Rate::with_note_before(rate, &note)),
+            None => answer,
+        };
         loop {
             // Registered before the look, so that a fetch landing after it wakes us.
             let landed = slot.landed.notified();
             let mut landed = std::pin::pin!(landed);
             landed.as_mut().enable();
             match self.next(&slot, &mut waiting_since, runtime.is_some(), true) {
-                Next::Answer(answer) => return answer,
+                Next::Answer(answer) => return noted(answer, owed),
                 Next::Wait => landed.await,
-                Next::Fetch => return self.fly(slot.clone(), key).await,
+                Next::Fetch => return noted(self.fly(slot.clone(), key).await, owed),
                 Next::Refresh(answer) => {
                     if let Some(runtime) = &runtime {
                         self.refresh(runtime, slot.clone(), key.clone());
                     }
-                    return answer;
+                    return noted(answer, owed);
+                }
+                Next::Switch => {
+                    if let Some(note) = self.switch(&slot) {
+                        owed = Some(note);
+                    }
                 }
             }
         }
+    }
+
+    /// Puts in place the rate of a term the kept answer announced ahead, now in
+    /// effect: the change from the kept rate told first (logged, counted, given to
+    /// the observers), as a refresh that found it would. The entry stays as old as
+    /// the answer (its TTL runs from the fetch). The change is noted on the rate of
+    /// the first caller served from the cache; after a failure (the callers get
+    /// the last good price, saying why) the failure's answer becomes the new rate,
+    /// noted the same, and the change note is returned for this caller.
+    fn switch(&self, slot: &Slot) -> Option<String> {
+        let _telling = slot.tell.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = self.time.now();
+        let (change, rate, fetched) = {
+            let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
+            // Another caller, or a fetch that landed, did it first.
+            let good = state.good.as_ref()?;
+            let rate = in_effect(good.announced_in_effect(now)?.clone(), now);
+            let change = PriceChange::between(&good.rate, &rate, now.into());
+            (change, rate, good.fetched)
+        };
+        if let Some(change) = &change {
+            self.changed(change);
+        }
+        let mut rate = rate;
+        let next = rate.next_term.take();
+        let good = Good::new(&rate, next, fetched);
+        let mut state = slot.state.write().unwrap_or_else(PoisonError::into_inner);
+        let mut owed = None;
+        if let Some(failure) = &mut state.failure
+            && let Some(kept) = &failure.kept
+        {
+            failure.answer = Ok(Rate::with_note_before(good.rate.clone(), kept));
+            owed = change.as_ref().map(PriceChange::note);
+        } else if let Some(change) = &change {
+            // After a change a refresh found that no call has been told of yet.
+            let earlier = state.announce.take();
+            state.announce = Some(match earlier {
+                Some(earlier) => format!("{}; {earlier}", change.note()),
+                None => change.note(),
+            });
+        }
+        state.good = Some(good);
+        drop(state);
+        slot.landed.notify_waiters();
+        owed
     }
 
     /// Refreshes `key` on a task of its own, for a caller that set `fetching` and
@@ -545,6 +675,7 @@ impl Inner {
             state.failure = Some(Failure {
                 retry_after: self.backoff_end(now),
                 answer,
+                kept: None,
             });
         }
         drop(state);
@@ -564,9 +695,13 @@ impl Inner {
     ) -> Result<Rate, PriceError> {
         let now = self.time.now();
         let answer = match result {
-            Ok(mut rate) => {
+            Ok(rate) => {
+                let _telling = slot.tell.lock().unwrap_or_else(PoisonError::into_inner);
+                // A term the answer announced may be in effect already (it landed
+                // after that date): its rate, as from then.
+                let mut rate = in_effect(rate, now);
                 // Kept with the entry, not on the rates served.
-                let replaced_on = rate.replaced_on.take();
+                let next = rate.next_term.take();
                 let change = {
                     let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
                     state
@@ -574,30 +709,14 @@ impl Inner {
                         .as_ref()
                         .and_then(|old| PriceChange::between(&old.rate, &rate, now.into()))
                 };
-                let replaced = replaced_on.map(|on| {
-                    let note = format!(
-                        "cached price replaced by a term effective {}; a refresh is under way",
-                        on.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    );
-                    Replaced {
-                        on: on.into(),
-                        stale: Rate::with_note_before(cached(&rate), &note),
-                        note,
-                    }
-                });
-                let good = Good {
-                    rate: cached(&rate),
-                    stale: Rate::with_note_before(cached(&rate), STALE_NOTE),
-                    fetched: now,
-                    replaced,
-                };
+                let good = Good::new(&rate, next, now);
                 // Told before anyone can be priced at the new rate, so that a ledger's
                 // record of the change comes before every receipt at that rate.
                 let mut announce = None;
                 if let Some(change) = change {
                     self.changed(&change);
                     if detached {
-                        announce = Some(Rate::with_note_before(good.rate.clone(), &change.note()));
+                        announce = Some(change.note());
                     } else {
                         rate = Rate::with_note_before(rate, &change.note());
                     }
@@ -617,18 +736,22 @@ impl Inner {
                 Ok(rate)
             }
             Err(error) => {
-                let last_good = {
+                let (last_good, kept) = {
                     let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
-                    state.good.as_ref().map(|g| {
-                        let fetched = chrono::DateTime::<chrono::Utc>::from(g.fetched);
-                        Rate::with_note_before(
-                            g.rate.clone(),
-                            &format!(
+                    match state.good.as_ref() {
+                        Some(g) => {
+                            let fetched = chrono::DateTime::<chrono::Utc>::from(g.fetched);
+                            let kept = format!(
                                 "refresh failed ({error}); kept the last good price, fetched {}",
                                 fetched.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                            ),
-                        )
-                    })
+                            );
+                            (
+                                Some(Rate::with_note_before(g.rate.clone(), &kept)),
+                                Some(kept),
+                            )
+                        }
+                        None => (None, None),
+                    }
                 };
                 let answer = match last_good {
                     Some(rate) => Ok(rate),
@@ -655,6 +778,7 @@ impl Inner {
                 state.failure = Some(Failure {
                     retry_after: self.backoff_end(now),
                     answer: answer.clone(),
+                    kept,
                 });
                 state.announce = None;
                 state.last = Some(answer.clone());
@@ -679,8 +803,17 @@ impl Inner {
             "price changed"
         );
         metrics::counter!("sagemeter_price_changes_total").increment(1);
+        // On a caller's path when a term announced ahead takes effect: an observer
+        // that panics must not fail the call (nor leave the others untold).
         for observer in &self.on_change {
-            observer(change);
+            let told = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| observer(change)));
+            if told.is_err() {
+                tracing::warn!(
+                    target: "sagemeter::pricing",
+                    key = %change.key,
+                    "a price change observer panicked; the panic was caught"
+                );
+            }
         }
     }
 
@@ -746,6 +879,26 @@ impl Drop for Flight {
     }
 }
 
+/// `rate`, or the rate of the latest term its answer announced ahead that is in
+/// effect by `now` (when the answer gave one).
+fn in_effect(mut rate: Rate, now: SystemTime) -> Rate {
+    loop {
+        match rate.next_term.take() {
+            Some(next) if SystemTime::from(next.on) <= now && next.rate.is_some() => {
+                let NextTerm { rate: by, .. } = *next;
+                match by {
+                    Some(by) => rate = by,
+                    None => return rate,
+                }
+            }
+            next => {
+                rate.next_term = next;
+                return rate;
+            }
+        }
+    }
+}
+
 /// A fetched rate as served again from the cache.
 fn cached(rate: &Rate) -> Rate {
     let mut rate = rate.clone();
@@ -778,7 +931,10 @@ impl CachedPricesBuilder {
     }
 
     /// Also tells `observer` of every [`PriceChange`] (after the INFO event and the
-    /// counter), on the task that refreshed the price: keep it quick.
+    /// counter), on the task that refreshed the price, or, for a term announced
+    /// ahead that took effect, on the first call to look the price up from its
+    /// date (the calls after it wait for it): keep it quick. One that panics is
+    /// caught, with a WARN.
     /// [`ClientBuilder`](crate::ClientBuilder)'s default source tells the client's
     /// sinks; give a [`JsonlLedger`](crate::ledger::JsonlLedger)'s
     /// [`record_price_change`](crate::ledger::JsonlLedger::record_price_change)
@@ -839,7 +995,7 @@ impl PriceSource for CachedPrices {
                 }
                 Some(answer)
             }
-            Next::Wait | Next::Fetch => None,
+            Next::Wait | Next::Fetch | Next::Switch => None,
         }
     }
 
@@ -2032,5 +2188,368 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(warns.count(), 3, "another key warns on its own");
+    }
+
+    /// A primary answering a script of whole rates (terms announced ahead included).
+    #[derive(Debug, Default)]
+    struct Answers {
+        calls: AtomicUsize,
+        script: Mutex<VecDeque<Result<Rate, PriceError>>>,
+    }
+
+    impl Answers {
+        fn new(answers: impl IntoIterator<Item = Result<Rate, PriceError>>) -> Arc<Self> {
+            Arc::new(Answers {
+                calls: AtomicUsize::new(0),
+                script: Mutex::new(answers.into_iter().collect()),
+            })
+        }
+
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+    }
+
+    impl PriceSource for Answers {
+        fn price<'a>(&'a self, _key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                let next = self.script.lock().unwrap().pop_front();
+                next.unwrap_or_else(|| Err(throttled()))
+            })
+        }
+    }
+
+    fn utc(rfc3339: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .to_utc()
+    }
+
+    /// A live hosting rate of the term effective `effective`, fetched at `fetched`.
+    fn live(usd_per_unit: &str, effective: &str, fetched: &str) -> Rate {
+        let provenance = Provenance::new(PriceOrigin::Live)
+            .with_sku("SKU1")
+            .with_effective_date(effective)
+            .with_fetched_at(utc(fetched));
+        Rate::new(key(), usd(usd_per_unit), provenance)
+    }
+
+    /// What the live source answers at 2026-08-31T22:00Z for ml.m5.xlarge: $0.23 per
+    /// hour (the term from 2026-05-01) and $0.20 announced from 2026-09-01.
+    fn announcing() -> Rate {
+        let fetched = "2026-08-31T22:00:00Z";
+        let on = utc("2026-09-01T00:00:00Z");
+        let september = Rate::with_note_before(
+            live("0.20", "2026-09-01T00:00:00Z", fetched),
+            &super::super::live::announced_note(on, utc(fetched)),
+        );
+        let mut rate = live("0.23", "2026-05-01T00:00:00Z", fetched);
+        rate.next_term = Some(Box::new(NextTerm {
+            on,
+            rate: Some(september),
+        }));
+        rate
+    }
+
+    const ANNOUNCED: &str = "rate of the term effective 2026-09-01T00:00:00Z, announced in the \
+                             Price List answer fetched 2026-08-31T22:00:00Z";
+
+    /// (0.20 − 0.23) ÷ 0.23 = −0.0304… = −13.0434…% → −13.04%.
+    const DOWN: &str = "price changed: 0.2 per hour (effective 2026-09-01T00:00:00Z), was 0.23 \
+                        (effective 2026-05-01T00:00:00Z) (-13.04%)";
+
+    const FAILED: &str = "refresh failed (price source unavailable: the Price List API \
+                          throttled the request (ThrottlingException, HTTP 400)); kept the \
+                          last good price, fetched 2026-08-31T22:00:00Z";
+
+    /// A cache on a manual clock at 2026-08-31T22:00Z, with `ttl`, telling `told`.
+    fn at_2200(
+        primary: Arc<Answers>,
+        ttl: Duration,
+    ) -> (CachedPrices, ManualTimeSource, Arc<Mutex<Vec<PriceChange>>>) {
+        let time = ManualTimeSource::new(utc("2026-08-31T22:00:00Z").into());
+        let told: Arc<Mutex<Vec<PriceChange>>> = Arc::default();
+        let observer = told.clone();
+        let prices = CachedPrices::builder(primary)
+            .fallback(Snapshot::bundled())
+            .ttl(ttl)
+            .time_source(SharedTimeSource::new(time.clone()))
+            .on_change(move |change| observer.lock().unwrap().push(change.clone()))
+            .build();
+        (prices, time, told)
+    }
+
+    /// The rate, source, effective date, fetch time and note of `rate`.
+    fn shown(rate: Rate) -> (Decimal, PriceOrigin, String, Option<String>, Option<String>) {
+        let p = rate.provenance;
+        (
+            rate.usd_per_unit,
+            p.source,
+            p.effective_date.as_deref().unwrap_or_default().to_owned(),
+            p.fetched_at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            p.note.as_deref().map(str::to_owned),
+        )
+    }
+
+    fn at(t: &str) -> Option<String> {
+        Some(t.to_owned())
+    }
+
+    /// ml.m5.xlarge at $0.23/h with $0.20 announced from 2026-09-01T00:00Z, fetched
+    /// at 22:00 the day before with a 6 h TTL. AWS bills usage at the rate of the
+    /// term in force when it runs: a 1-hour call from 00:30 costs 1 h × $0.20 =
+    /// $0.20, not $0.23. The cache serves $0.20 from the date without asking again,
+    /// the change told once before; the refresh after the TTL that confirms it tells
+    /// nothing.
+    #[tokio::test(start_paused = true)]
+    async fn a_term_announced_ahead_is_served_from_its_date_and_its_change_told_once() {
+        let primary = Answers::new([
+            Ok(announcing()),
+            Ok(live("0.20", "2026-09-01T00:00:00Z", "2026-09-01T04:00:00Z")),
+        ]);
+        let (prices, time, told) = at_2200(primary.clone(), DEFAULT_TTL);
+        let first = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (first.usd_per_unit, first.provenance.source),
+            (usd("0.23"), PriceOrigin::Live)
+        );
+        assert_eq!(first.next_term, None, "kept with the entry, not served");
+
+        // 2026-09-01T00:30Z.
+        time.advance(Duration::from_secs(2 * 3600 + 1800));
+        let at_the_date = prices.price(&key()).await.unwrap();
+        // One hour of the instance at the rate served: 1 × 0.20 = 0.20 USD.
+        assert_eq!(at_the_date.usd_per_unit * Decimal::ONE, usd("0.20"));
+        assert_eq!(
+            shown(at_the_date),
+            (
+                usd("0.20"),
+                PriceOrigin::Cache,
+                "2026-09-01T00:00:00Z".into(),
+                at("2026-08-31T22:00:00Z"),
+                Some(format!("{DOWN}; {ANNOUNCED}"))
+            )
+        );
+        let after = prices.price(&key()).await.unwrap();
+        assert_eq!(after.provenance.note.as_deref(), Some(ANNOUNCED));
+        assert_eq!(
+            prices.price_now(&key()).unwrap().unwrap().usd_per_unit,
+            usd("0.20")
+        );
+        assert_eq!(primary.calls(), 1, "the answer had it: nothing asked");
+        {
+            let told = told.lock().unwrap();
+            assert_eq!(told.len(), 1);
+            assert_eq!(
+                (
+                    told[0].old_usd_per_unit,
+                    told[0].new_usd_per_unit,
+                    told[0].new_effective_date.as_deref(),
+                    told[0].change_percent()
+                ),
+                (
+                    usd("0.23"),
+                    usd("0.20"),
+                    Some("2026-09-01T00:00:00Z"),
+                    Some(usd("-13.04"))
+                )
+            );
+        }
+
+        // 04:00, the answer 6 h old: stale, refreshed; the refresh confirms 0.20.
+        time.advance(Duration::from_secs(3 * 3600 + 1800));
+        let stale = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (stale.usd_per_unit, stale.provenance.note.as_deref()),
+            (
+                usd("0.20"),
+                Some(format!("{REFRESHING}; {ANNOUNCED}").as_str())
+            )
+        );
+        until(|| !fetching(&prices, &key())).await;
+        let confirmed = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            shown(confirmed),
+            (
+                usd("0.20"),
+                PriceOrigin::Cache,
+                "2026-09-01T00:00:00Z".into(),
+                at("2026-09-01T04:00:00Z"),
+                None
+            )
+        );
+        assert_eq!(told.lock().unwrap().len(), 1, "confirmed: not told again");
+        assert_eq!(primary.calls(), 2);
+    }
+
+    /// AWS withdrew the announced term before the answer's TTL ran out: the refresh
+    /// finds $0.23 again, a change from the $0.20 served, told and noted.
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_that_contradicts_an_announced_term_tells_the_change_back() {
+        let primary = Answers::new([
+            Ok(announcing()),
+            Ok(live("0.23", "2026-05-01T00:00:00Z", "2026-09-01T04:00:00Z")),
+        ]);
+        let (prices, time, told) = at_2200(primary, DEFAULT_TTL);
+        prices.price(&key()).await.unwrap();
+        time.advance(Duration::from_secs(2 * 3600 + 1800));
+        assert_eq!(
+            prices.price(&key()).await.unwrap().usd_per_unit,
+            usd("0.20")
+        );
+        time.advance(Duration::from_secs(3 * 3600 + 1800));
+        prices.price(&key()).await.unwrap();
+        until(|| !fetching(&prices, &key())).await;
+        let back = prices.price(&key()).await.unwrap();
+        // (0.23 − 0.20) ÷ 0.20 = 0.15 → +15%.
+        assert_eq!(
+            (back.usd_per_unit, back.provenance.note.as_deref()),
+            (
+                usd("0.23"),
+                Some(
+                    "price changed: 0.23 per hour (effective 2026-05-01T00:00:00Z), was 0.2 \
+                     (effective 2026-09-01T00:00:00Z) (+15%)"
+                )
+            )
+        );
+        let told = told.lock().unwrap();
+        assert_eq!(
+            told.iter()
+                .map(|c| (c.old_usd_per_unit, c.new_usd_per_unit))
+                .collect::<Vec<_>>(),
+            [(usd("0.23"), usd("0.20")), (usd("0.20"), usd("0.23"))]
+        );
+    }
+
+    /// The Price List failing from 23:00: with the 6 h TTL nothing is asked before
+    /// 04:00, so 00:30 is priced at $0.20 as above; when the refresh then fails, the
+    /// kept price is the $0.20 in force, saying so.
+    #[tokio::test(start_paused = true)]
+    async fn with_the_price_list_failing_an_announced_term_is_served_from_its_date() {
+        let primary = Answers::new([Ok(announcing())]);
+        let (prices, time, told) = at_2200(primary.clone(), DEFAULT_TTL);
+        prices.price(&key()).await.unwrap();
+        time.advance(Duration::from_secs(2 * 3600 + 1800));
+        let at_the_date = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (at_the_date.usd_per_unit, at_the_date.provenance.note),
+            (usd("0.20"), Some(format!("{DOWN}; {ANNOUNCED}").into()))
+        );
+        time.advance(Duration::from_secs(3 * 3600 + 1800));
+        prices.price(&key()).await.unwrap();
+        until(|| !fetching(&prices, &key())).await;
+        let kept = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            shown(kept),
+            (
+                usd("0.20"),
+                PriceOrigin::Cache,
+                "2026-09-01T00:00:00Z".into(),
+                at("2026-08-31T22:00:00Z"),
+                Some(format!("{FAILED}; {ANNOUNCED}"))
+            )
+        );
+        assert_eq!((told.lock().unwrap().len(), primary.calls()), (1, 2));
+    }
+
+    /// With a 1 h TTL the refresh at 23:30 fails, so the last good price ($0.23) is
+    /// kept, saying why. From 00:00 the kept answer's announced $0.20 is the price in
+    /// force: served with the same failure note, the change told once, not $0.23
+    /// for as long as the Price List stays down.
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_refresh_keeps_the_announced_term_from_its_date_not_the_replaced_price() {
+        let primary = Answers::new([Ok(announcing())]);
+        let (prices, time, told) = at_2200(primary.clone(), Duration::from_secs(3600));
+        prices.price(&key()).await.unwrap();
+        // 23:30: stale, the refresh fails.
+        time.advance(Duration::from_secs(5400));
+        prices.price(&key()).await.unwrap();
+        until(|| !fetching(&prices, &key())).await;
+        let before = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (before.usd_per_unit, before.provenance.note.as_deref()),
+            (usd("0.23"), Some(FAILED))
+        );
+        // 00:30: the backoff long over; the retry this call starts fails too.
+        time.advance(Duration::from_secs(3600));
+        let at_the_date = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (at_the_date.usd_per_unit, at_the_date.provenance.note),
+            (
+                usd("0.20"),
+                Some(format!("{DOWN}; {FAILED}; {ANNOUNCED}").into())
+            )
+        );
+        until(|| !fetching(&prices, &key())).await;
+        for _ in 0..3 {
+            let kept = prices.price(&key()).await.unwrap();
+            assert_eq!(
+                shown(kept),
+                (
+                    usd("0.20"),
+                    PriceOrigin::Cache,
+                    "2026-09-01T00:00:00Z".into(),
+                    at("2026-08-31T22:00:00Z"),
+                    Some(format!("{FAILED}; {ANNOUNCED}"))
+                )
+            );
+            // Hours on, still down.
+            time.advance(Duration::from_secs(3600));
+            prices.price(&key()).await.unwrap();
+            until(|| !fetching(&prices, &key())).await;
+        }
+        assert_eq!(told.lock().unwrap().len(), 1);
+        assert_eq!(primary.calls(), 6);
+    }
+
+    /// Calls at the date all at once: every one is priced at $0.20, one receipt
+    /// notes the change, it is told once, and while it is told nobody can be priced
+    /// without waiting (neither the replaced rate nor the new one).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn calls_at_the_date_wait_while_the_change_is_told_once() {
+        let _log = tracing::subscriber::set_default(tracing_subscriber::registry());
+        let primary = Answers::new([Ok(announcing())]);
+        let time = ManualTimeSource::new(utc("2026-08-31T22:00:00Z").into());
+        let cache_of_observer: Arc<std::sync::OnceLock<std::sync::Weak<CachedPrices>>> =
+            Arc::default();
+        let seen: Arc<Mutex<Vec<Option<Decimal>>>> = Arc::default();
+        let (look, saw) = (cache_of_observer.clone(), seen.clone());
+        let prices = Arc::new(
+            CachedPrices::builder(primary.clone())
+                .time_source(SharedTimeSource::new(time.clone()))
+                .on_change(move |change| {
+                    let now = look
+                        .get()
+                        .and_then(std::sync::Weak::upgrade)
+                        .and_then(|prices| prices.price_now(&change.key))
+                        .and_then(Result::ok)
+                        .map(|rate| rate.usd_per_unit);
+                    saw.lock().unwrap().push(now);
+                })
+                .build(),
+        );
+        cache_of_observer.set(Arc::downgrade(&prices)).unwrap();
+        prices.price(&key()).await.unwrap();
+        time.advance(Duration::from_secs(2 * 3600 + 1800));
+        let calls: Vec<_> = (0..16)
+            .map(|_| {
+                let prices = prices.clone();
+                tokio::spawn(async move { prices.price(&key()).await })
+            })
+            .collect();
+        let mut noted = 0;
+        for call in calls {
+            let rate = call.await.unwrap().unwrap();
+            assert_eq!(rate.usd_per_unit, usd("0.20"));
+            match rate.provenance.note.as_deref() {
+                Some(note) if note == format!("{DOWN}; {ANNOUNCED}") => noted += 1,
+                other => assert_eq!(other, Some(ANNOUNCED)),
+            }
+        }
+        assert_eq!(noted, 1);
+        assert_eq!(*seen.lock().unwrap(), [None]);
+        assert_eq!(primary.calls(), 1);
     }
 }

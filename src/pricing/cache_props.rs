@@ -21,8 +21,12 @@
 //! The model is written from `docs/cost-model.md` (*Price provenance and
 //! fallbacks*, *When a price changes*) and [`CachedPrices`]' table, and the Price
 //! List's rules (of a product's dated terms the one with the latest
-//! `effectiveDate` not after the fetch counts, and a cached rate is kept only until
-//! the next term its answer listed; the tier starting at 0, or after a $0 first
+//! `effectiveDate` not after the fetch counts; from the date of a later term its
+//! answer listed, a cached rate gives way to that term's rate, noted as announced,
+//! the change told and noted once as a refresh's would be, the entry as old as the
+//! answer (after a failed refresh, the kept answer is that rate, noted the same),
+//! and beyond the first four terms ahead it is stale from the next one's date; the
+//! tier starting at 0, or after a $0 first
 //! tier the first paid one, with a note; only $0 is no price). For every call
 //! it checks, never against the code's own output: the rate (exact), the source on
 //! the receipt (`live`, `cache`, `snapshot`), the effective date, when it was
@@ -398,20 +402,29 @@ impl Expected {
     }
 }
 
+/// How many terms announced ahead an answer gives the rates of (the live source's
+/// bound): from the date of one more, the kept rate is stale.
+const TERMS_AHEAD: usize = 4;
+
 /// A rate the Price List gave, as the model keeps it.
 #[derive(Debug, Clone)]
 struct Good {
     price: usize,
     effective: DateTime<Utc>,
     fetched: DateTime<Utc>,
-    /// The next term's `effectiveDate` in the answer, if one was announced: the
-    /// rate is no longer the one in effect from then.
+    /// The terms the answer announced ahead (the first [`TERMS_AHEAD`]), by date:
+    /// from its date, each is the rate in effect.
+    ahead: Vec<(DateTime<Utc>, usize)>,
+    /// The date of the next term announced beyond those: the rate is no longer the
+    /// one in effect from then, and the answer gave no rate for it.
     until: Option<DateTime<Utc>>,
+    /// This rate is the answer's announced term's, in effect since its date.
+    announced: bool,
 }
 
 impl Good {
     fn expected(&self, which: Which, source: PriceOrigin) -> Expected {
-        Expected {
+        let expected = Expected {
             source,
             usd: Decimal::from_str_exact(which.prices()[self.price])
                 .unwrap()
@@ -419,7 +432,25 @@ impl Good {
             effective_date: rfc3339(self.effective),
             fetched_at: Some(self.fetched),
             note: which.live_note().map(str::to_owned),
+        };
+        if self.announced {
+            return expected.noted(&format!(
+                "rate of the term effective {}, announced in the Price List answer fetched {}",
+                rfc3339(self.effective),
+                rfc3339(self.fetched)
+            ));
         }
+        expected
+    }
+
+    /// Whether the rate is no longer the one in effect at `now`, the answer giving
+    /// no rate for the term that replaced it.
+    fn replaced(&self, now: DateTime<Utc>) -> bool {
+        self.ahead.is_empty() && self.until.is_some_and(|until| until <= now)
+    }
+
+    fn fresh(&self, now: DateTime<Utc>) -> bool {
+        now - self.fetched < Span::seconds(TTL_SECS) && !self.replaced(now)
     }
 }
 
@@ -427,8 +458,9 @@ impl Good {
 #[derive(Debug, Clone, Default)]
 struct Key {
     good: Option<Good>,
-    /// After a failure: until when the Price List is left alone, and what callers get.
-    failure: Option<(DateTime<Utc>, Expected)>,
+    /// After a failure: until when the Price List is left alone, what callers get,
+    /// and, when that is the last good rate, the note it is kept with.
+    failure: Option<(DateTime<Utc>, Expected, Option<String>)>,
     /// A change a refresh found, for the first call after it.
     announce: Option<String>,
 }
@@ -471,10 +503,24 @@ struct Model {
     requests: usize,
 }
 
+/// The change note from `old` to `new` (documented wording).
+fn change_note(which: Which, old: &Good, new: &Good) -> Option<String> {
+    (old.price != new.price).then(|| {
+        let (new_usd, old_usd, percent) = which.change(old.price, new.price);
+        format!(
+            "price changed: {new_usd} per {} (effective {}), was {old_usd} (effective {}) \
+             ({percent}%)",
+            which.unit(),
+            rfc3339(new.effective),
+            rfc3339(old.effective)
+        )
+    })
+}
+
 impl Model {
     /// What the Price List answers for `which` at `now` in `mode`: the term with the
     /// latest `effectiveDate` not after now (one is always in effect: the first term
-    /// is from before the run), or the failure.
+    /// is from before the run), and the terms announced after it; or the failure.
     fn fetch(
         &mut self,
         which: Which,
@@ -486,12 +532,18 @@ impl Model {
             return Err(error);
         }
         let (&effective, &price) = terms.range(..=self.now).next_back().unwrap();
-        let until = terms.keys().find(|&&date| date > self.now).copied();
+        let later: Vec<(DateTime<Utc>, usize)> = terms
+            .iter()
+            .filter(|(date, _)| **date > self.now)
+            .map(|(date, price)| (*date, *price))
+            .collect();
         Ok(Good {
             price,
             effective,
             fetched: self.now,
-            until,
+            ahead: later.iter().take(TERMS_AHEAD).copied().collect(),
+            until: later.get(TERMS_AHEAD).map(|(date, _)| *date),
+            announced: false,
         })
     }
 
@@ -507,37 +559,73 @@ impl Model {
         }
     }
 
+    /// A term the kept answer announced ahead took effect by now: its rate is the
+    /// kept one from then, the change from the rate before told (and noted on the
+    /// first call served from the cache), the entry as old as the answer. After a
+    /// failure the kept answer is the new rate, noted the same, and the change
+    /// note is returned for the call that made the switch.
+    fn switch(&mut self, which: Which) -> Option<String> {
+        let now = self.now;
+        let key = self.keys.get_mut(&which).unwrap();
+        let good = key.good.as_mut()?;
+        let old = good.clone();
+        while let Some(&(on, price)) = good.ahead.first()
+            && on <= now
+        {
+            good.ahead.remove(0);
+            good.price = price;
+            good.effective = on;
+            good.announced = true;
+        }
+        if !good.announced || good.effective == old.effective {
+            return None;
+        }
+        let new = good.clone();
+        let change = change_note(which, &old, &new);
+        if let Some((_, answer, Some(kept))) = &mut key.failure {
+            *answer = new.expected(which, PriceOrigin::Cache).noted(kept);
+            return change;
+        }
+        // After a change a refresh found that no call was told of yet: both.
+        if let Some(change) = change {
+            key.announce = Some(match key.announce.take() {
+                Some(earlier) => format!("{change}; {earlier}"),
+                None => change,
+            });
+        }
+        None
+    }
+
     /// A refresh (or retry) lands: the new state of the key.
     fn land(&mut self, which: Which, fetched: Result<Good, String>) {
         let now = self.now;
         let key = self.keys.get_mut(&which).unwrap();
         match fetched {
             Ok(good) => {
-                key.announce = match &key.good {
-                    Some(old) if old.price != good.price => {
-                        let (new_usd, old_usd, percent) = which.change(old.price, good.price);
-                        Some(format!(
-                            "price changed: {new_usd} per {} (effective {}), was {old_usd} \
-                             (effective {}) ({percent}%)",
-                            which.unit(),
-                            rfc3339(good.effective),
-                            rfc3339(old.effective)
-                        ))
-                    }
-                    _ => None,
-                };
+                key.announce = key
+                    .good
+                    .as_ref()
+                    .and_then(|old| change_note(which, old, &good));
                 key.good = Some(good);
                 key.failure = None;
             }
             Err(error) => {
-                let answer = match &key.good {
-                    Some(good) => good.expected(which, PriceOrigin::Cache).noted(&format!(
-                        "refresh failed ({error}); kept the last good price, fetched {}",
-                        rfc3339(good.fetched)
-                    )),
-                    None => Model::snapshot(which, &error),
+                let failure = match &key.good {
+                    Some(good) => {
+                        let kept = format!(
+                            "refresh failed ({error}); kept the last good price, fetched {}",
+                            rfc3339(good.fetched)
+                        );
+                        let answer = good.expected(which, PriceOrigin::Cache).noted(&kept);
+                        (now + Span::seconds(BACKOFF_SECS), answer, Some(kept))
+                    }
+                    None => (
+                        now + Span::seconds(BACKOFF_SECS),
+                        Model::snapshot(which, &error),
+                        None,
+                    ),
                 };
-                key.failure = Some((now + Span::seconds(BACKOFF_SECS), answer));
+                key.failure = Some(failure);
                 key.announce = None;
             }
         }
@@ -551,13 +639,25 @@ impl Model {
         mode: Mode,
         terms: &BTreeMap<DateTime<Utc>, usize>,
     ) -> Expected {
+        let owed = self.switch(which);
+        let answer = self.call_switched(which, mode, terms);
+        match owed {
+            Some(change) => answer.noted(&change),
+            None => answer,
+        }
+    }
+
+    /// One call once a term announced ahead is in place.
+    fn call_switched(
+        &mut self,
+        which: Which,
+        mode: Mode,
+        terms: &BTreeMap<DateTime<Utc>, usize>,
+    ) -> Expected {
         let now = self.now;
         let key = self.keys[&which].clone();
         // Fresh: younger than the TTL, and still the term in effect.
-        let fresh = key.good.as_ref().filter(|g| {
-            now - g.fetched < Span::seconds(TTL_SECS) && g.until.is_none_or(|until| now < until)
-        });
-        if let Some(good) = fresh {
+        if let Some(good) = key.good.as_ref().filter(|g| g.fresh(now)) {
             let expected = good.expected(which, PriceOrigin::Cache);
             if let Some(change) = &key.announce {
                 self.keys.get_mut(&which).unwrap().announce = None;
@@ -565,7 +665,7 @@ impl Model {
             }
             return expected;
         }
-        if let Some((retry_after, answer)) = &key.failure
+        if let Some((retry_after, answer, _)) = &key.failure
             && now < *retry_after
         {
             return answer.clone();
@@ -582,7 +682,7 @@ impl Model {
         // Stale, or a failure whose backoff is over: what is at hand, at once, and a
         // refresh on a task of its own.
         let answer = match (&key.failure, &key.good) {
-            (Some((_, answer)), _) => answer.clone(),
+            (Some((_, answer, _)), _) => answer.clone(),
             // A change found by the refresh before is noted on the first call after it,
             // this one, even when it comes after the TTL.
             (None, Some(good)) => {
@@ -604,26 +704,30 @@ impl Model {
     /// second, when the first started a fetch, gets what is at hand meanwhile (the
     /// stale rate without the change note the first took, or the kept failure
     /// answer), or, for a key never answered, waits for the one fetch and takes its
-    /// answer as kept (`cache`), or the fallback's.
+    /// answer as kept (`cache`), or the fallback's. A term announced ahead that
+    /// took effect is put in place by the first, before either is answered.
     fn call_pair(
         &mut self,
         which: Which,
         mode: Mode,
         terms: &BTreeMap<DateTime<Utc>, usize>,
     ) -> (Expected, Expected) {
+        let owed = self.switch(which);
+        let owed = |first: Expected| match &owed {
+            Some(change) => first.noted(change),
+            None => first,
+        };
         let now = self.now;
         let key = self.keys[&which].clone();
-        let fresh = key.good.as_ref().is_some_and(|g| {
-            now - g.fetched < Span::seconds(TTL_SECS) && g.until.is_none_or(|until| now < until)
-        });
-        let in_backoff = key.failure.as_ref().is_some_and(|(after, _)| now < *after);
+        let fresh = key.good.as_ref().is_some_and(|g| g.fresh(now));
+        let in_backoff = key.failure.as_ref().is_some_and(|(after, ..)| now < *after);
         if fresh || in_backoff {
             // Nothing is fetched: the same as one call after the other.
-            let first = self.call(which, mode, terms);
-            return (first, self.call(which, mode, terms));
+            let first = owed(self.call_switched(which, mode, terms));
+            return (first, self.call_switched(which, mode, terms));
         }
         if key.good.is_none() && key.failure.is_none() {
-            let first = self.call(which, mode, terms);
+            let first = self.call_switched(which, mode, terms);
             let second = match first.source {
                 PriceOrigin::Live => self.keys[&which]
                     .good
@@ -635,20 +739,20 @@ impl Model {
             return (first, second);
         }
         let second = match (&key.failure, &key.good) {
-            (Some((_, answer)), _) => answer.clone(),
+            (Some((_, answer, _)), _) => answer.clone(),
             (None, Some(good)) => good
                 .expected(which, PriceOrigin::Cache)
                 .noted(&stale_note(good, now)),
             (None, None) => unreachable!(),
         };
-        (self.call(which, mode, terms), second)
+        (owed(self.call_switched(which, mode, terms)), second)
     }
 }
 
 /// Why a kept rate is served stale at `now`: replaced by a later term its answer
-/// listed, else past its TTL.
+/// listed without its rate, else past its TTL.
 fn stale_note(good: &Good, now: DateTime<Utc>) -> String {
-    match good.until.filter(|until| *until <= now) {
+    match good.until.filter(|_| good.replaced(now)) {
         Some(until) => format!(
             "cached price replaced by a term effective {}; a refresh is under way",
             rfc3339(until)

@@ -1,16 +1,20 @@
-//! Price changes: a cached live price that came back different when refreshed.
+//! Price changes: a cached live price that came back different when refreshed, or
+//! that a term its answer announced ahead replaced on its date.
 //!
-//! AWS changes SageMaker prices a few times a year, effective from a date. When
+//! AWS changes SageMaker prices a few times a year, effective from a date, and
+//! may list the new term in the Price List ahead of it. When
 //! [`CachedPrices`](super::CachedPrices) refreshes a key and the rate differs
-//! from the last good one, it logs one INFO event `price changed` (target
+//! from the last good one, or the date of a term its kept answer announced comes
+//! and that term's rate differs (the same change, found once: a refresh that then
+//! confirms it finds none), it logs one INFO event `price changed` (target
 //! `sagemeter::pricing`), counts it in `sagemeter_price_changes_total`, tells
 //! the observers given to
 //! [`CachedPricesBuilder::on_change`](super::CachedPricesBuilder::on_change) (the
 //! client's default source tells its sinks, so a ledger gets a `price_change`
 //! record) before any caller gets the new rate, and notes the change on the
-//! receipt of the first call that looks the price up after the refresh landed
-//! (the refresh runs on a task of its own while callers get the stale rate; other
-//! calls priced at the new rate can finish before that one). Receipts keep
+//! receipt of the first call that looks the price up after the refresh landed or
+//! the term took effect (a refresh runs on a task of its own while callers get the
+//! stale rate; other calls priced at the new rate can finish before that one). Receipts keep
 //! carrying the effective date of the rate they used, so history is never
 //! repriced.
 
@@ -24,7 +28,8 @@ use std::sync::Arc;
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriceChange {
-    /// When the refresh found it.
+    /// When the refresh found it, or, for a term announced ahead, when it was put
+    /// in place (by the first look-up of the price from the term's date).
     pub at: DateTime<Utc>,
     /// What is priced.
     pub key: PriceKey,

@@ -1,8 +1,9 @@
 //! Live prices from the AWS Price List Query API (`GetProducts`).
 
-use super::document::{parse_price_document, select_rate_at, term_dates};
+use super::document::{PriceDocument, Selection, parse_price_document, select_rate_at, term_dates};
 use super::{
-    BoxFuture, InstanceResources, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
+    BoxFuture, InstanceResources, NextTerm, PriceError, PriceKey, PriceOrigin, PriceSource,
+    Provenance, Rate,
 };
 use aws_sdk_pricing::config::{BehaviorVersion, Region};
 use aws_sdk_pricing::error::{ProvideErrorMetadata, SdkError};
@@ -290,38 +291,32 @@ impl LivePrices {
             }
             (Err(e), _) => return Err(e),
         };
-        let mut provenance = Provenance::new(PriceOrigin::Live)
-            .with_sku(selection.sku.clone())
-            .with_fetched_at(fetched_at);
-        if let Some(date) = selection.effective_date {
-            provenance = provenance.with_effective_date(date);
-        }
-        let mut note = selection.reason.unwrap_or_default();
-        if bad > 0 {
-            if !note.is_empty() {
-                note.push_str("; ");
-            }
-            note.push_str(&format!("skipped {bad} unreadable price document(s)"));
-        }
-        if !note.is_empty() {
-            provenance = provenance.with_note(note);
-        }
-        let mut rate = Rate::new(key.clone(), selection.usd_per_unit, provenance);
-        // A term announced for a later date (a price change AWS published ahead of
-        // it): from then the answer would be another.
-        rate.replaced_on = term_dates(key, &parsed)
+        let mut rate = live_rate(key, &parsed, selection, fetched_at, bad);
+        // The terms announced for later dates (a price change AWS published ahead
+        // of its date), each with the rate the answer gives from then: the cache
+        // serves it from its date on. The last one priced leads to the next date
+        // alone (a rate is stale from it).
+        let ahead: Vec<DateTime<Utc>> = term_dates(key, &parsed)
             .into_iter()
-            .find(|date| *date > fetched_at);
-        if matches!(
-            key,
-            PriceKey::Hosting { .. } | PriceKey::AsyncInference { .. }
-        ) && let Some(resources) = parsed
-            .iter()
-            .find(|d| d.sku == selection.sku)
-            .and_then(InstanceResources::of_product)
-        {
-            rate = rate.with_instance(resources);
+            .filter(|date| *date > fetched_at)
+            .take(MAX_TERMS_AHEAD + 1)
+            .collect();
+        let mut next: Option<Box<NextTerm>> = None;
+        for (n, &on) in ahead.iter().enumerate().rev() {
+            let announced = (n < MAX_TERMS_AHEAD)
+                .then(|| select_rate_at(key, &parsed, Some(on)).ok())
+                .flatten()
+                .map(|selection| {
+                    let mut announced = live_rate(key, &parsed, selection, fetched_at, bad);
+                    announced.next_term = next.take();
+                    Rate::with_note_before(announced, &announced_note(on, fetched_at))
+                });
+            next = Some(Box::new(NextTerm {
+                on,
+                rate: announced,
+            }));
         }
+        rate.next_term = next;
         Ok(rate)
     }
 
@@ -612,6 +607,58 @@ fn error_code(err: &GetProductsError) -> Option<&str> {
         GetProductsError::ThrottlingException(_) => Some("ThrottlingException"),
         _ => None,
     })
+}
+
+/// How many terms announced ahead of their dates a live rate carries the rates
+/// of: AWS announces one change at a time, a few times a year.
+const MAX_TERMS_AHEAD: usize = 4;
+
+/// A live rate as `selection` gives it from the answer's `docs`.
+fn live_rate(
+    key: &PriceKey,
+    docs: &[PriceDocument],
+    selection: Selection,
+    fetched_at: DateTime<Utc>,
+    bad: usize,
+) -> Rate {
+    let mut provenance = Provenance::new(PriceOrigin::Live)
+        .with_sku(selection.sku.clone())
+        .with_fetched_at(fetched_at);
+    if let Some(date) = selection.effective_date {
+        provenance = provenance.with_effective_date(date);
+    }
+    let mut note = selection.reason.unwrap_or_default();
+    if bad > 0 {
+        if !note.is_empty() {
+            note.push_str("; ");
+        }
+        note.push_str(&format!("skipped {bad} unreadable price document(s)"));
+    }
+    if !note.is_empty() {
+        provenance = provenance.with_note(note);
+    }
+    let mut rate = Rate::new(key.clone(), selection.usd_per_unit, provenance);
+    if matches!(
+        key,
+        PriceKey::Hosting { .. } | PriceKey::AsyncInference { .. }
+    ) && let Some(resources) = docs
+        .iter()
+        .find(|d| d.sku == selection.sku)
+        .and_then(InstanceResources::of_product)
+    {
+        rate = rate.with_instance(resources);
+    }
+    rate
+}
+
+/// The note on a rate taken from a term an answer announced ahead of its date.
+pub(crate) fn announced_note(on: DateTime<Utc>, fetched_at: DateTime<Utc>) -> String {
+    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    format!(
+        "rate of the term effective {}, announced in the Price List answer fetched {}",
+        at(on),
+        at(fetched_at)
+    )
 }
 
 #[cfg(test)]
@@ -997,22 +1044,16 @@ mod tests {
         );
     }
 
-    /// A Price List answer that lists a change announced ahead of its date (0.23 from
-    /// 2026-05-01, 0.20 from 2026-09-01), fetched two hours before that date: the
-    /// cache keeps 0.23 only until 2026-09-01, not for its TTL (6 h, to 04:00).
-    #[tokio::test(start_paused = true)]
-    async fn a_cached_rate_is_kept_only_until_the_next_term_its_answer_announced() {
-        use super::super::{CachedPrices, PriceOrigin};
-        use aws_smithy_async::test_util::ManualTimeSource;
-        let doc = r#"{"product":{"sku":"GOOD","productFamily":"ML Instance","attributes":{"regionCode":"us-east-1","instanceName":"ml.m5.xlarge","component":"Hosting","usagetype":"USE1-Host:ml.m5.xlarge"}},"serviceCode":"AmazonSageMaker","terms":{"OnDemand":{"GOOD.TERMA":{"effectiveDate":"2026-05-01T00:00:00Z","priceDimensions":{"GOOD.TERMA.DIM":{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2300000000"}}}},"GOOD.TERMB":{"effectiveDate":"2026-09-01T00:00:00Z","priceDimensions":{"GOOD.TERMB.DIM":{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2000000000"}}}}}}}"#;
-        let rule = mock!(Client::get_products)
-            .then_output(move || GetProductsOutput::builder().price_list(doc).build());
-        let time = ManualTimeSource::new(
-            chrono::DateTime::parse_from_rfc3339("2026-08-31T22:00:00Z")
-                .unwrap()
-                .to_utc()
-                .into(),
-        );
+    /// A hosting product with three on-demand terms: 0.23 from 2026-05-01, and two
+    /// changes announced ahead, 0.20 from 2026-09-01 and 0.25 from 2026-12-01.
+    const ANNOUNCING: &str = r#"{"product":{"sku":"GOOD","productFamily":"ML Instance","attributes":{"regionCode":"us-east-1","instanceName":"ml.m5.xlarge","component":"Hosting","usagetype":"USE1-Host:ml.m5.xlarge","vCpu":"4"}},"serviceCode":"AmazonSageMaker","terms":{"OnDemand":{"GOOD.TERMA":{"effectiveDate":"2026-05-01T00:00:00Z","priceDimensions":{"GOOD.TERMA.DIM":{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2300000000"}}}},"GOOD.TERMB":{"effectiveDate":"2026-09-01T00:00:00Z","priceDimensions":{"GOOD.TERMB.DIM":{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2000000000"}}}},"GOOD.TERMC":{"effectiveDate":"2026-12-01T00:00:00Z","priceDimensions":{"GOOD.TERMC.DIM":{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2500000000"}}}}}}}"#;
+
+    fn at(rfc3339: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc()
+    }
+
+    /// The live source on a manual clock, its `GetProducts` answered by `rule`.
+    fn announcing(rule: &Rule, time: &aws_smithy_async::test_util::ManualTimeSource) -> LivePrices {
         let config = aws_sdk_pricing::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::from_static("us-east-1"))
@@ -1023,11 +1064,92 @@ mod tests {
             .interceptor(
                 MockResponseInterceptor::new()
                     .rule_mode(RuleMode::MatchAny)
-                    .with_rule(&rule),
+                    .with_rule(rule),
             )
             .build();
-        let prices = CachedPrices::builder(LivePrices::from_client(Client::from_conf(config)))
+        LivePrices::from_client(Client::from_conf(config))
+    }
+
+    /// The answer's terms announced ahead come with the rate: each its own rate,
+    /// SKU, effective date and the answer's fetch time, noted as announced, chained
+    /// in date order.
+    #[tokio::test]
+    async fn a_live_rate_carries_the_rates_of_the_terms_its_answer_announced_ahead() {
+        use aws_smithy_async::test_util::ManualTimeSource;
+        let rule = mock!(Client::get_products)
+            .then_output(|| GetProductsOutput::builder().price_list(ANNOUNCING).build());
+        let time = ManualTimeSource::new(at("2026-08-31T22:00:00Z").into());
+        let live = announcing(&rule, &time);
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let rate = live.price(&key).await.unwrap();
+        let fetched = at("2026-08-31T22:00:00Z");
+        assert_eq!(
+            (rate.usd_per_unit, rate.provenance.effective_date.as_deref()),
+            (
+                rust_decimal::Decimal::new(23, 2),
+                Some("2026-05-01T00:00:00Z")
+            )
+        );
+        let next = rate.next_term.as_deref().unwrap();
+        assert_eq!(next.on, at("2026-09-01T00:00:00Z"));
+        let september = next.rate.as_ref().unwrap();
+        assert_eq!(
+            (
+                september.usd_per_unit,
+                september.provenance.source,
+                september.provenance.sku.as_deref(),
+                september.provenance.effective_date.as_deref(),
+                september.provenance.fetched_at,
+                september.provenance.note.as_deref(),
+                september.instance.as_ref().and_then(|i| i.vcpu),
+            ),
+            (
+                rust_decimal::Decimal::new(20, 2),
+                PriceOrigin::Live,
+                Some("GOOD"),
+                Some("2026-09-01T00:00:00Z"),
+                Some(fetched),
+                Some(
+                    "rate of the term effective 2026-09-01T00:00:00Z, announced in the Price \
+                     List answer fetched 2026-08-31T22:00:00Z"
+                ),
+                Some(4),
+            )
+        );
+        let after = september.next_term.as_deref().unwrap();
+        assert_eq!(after.on, at("2026-12-01T00:00:00Z"));
+        let december = after.rate.as_ref().unwrap();
+        assert_eq!(
+            (
+                december.usd_per_unit,
+                december.provenance.effective_date.as_deref(),
+                december.next_term.is_none()
+            ),
+            (
+                rust_decimal::Decimal::new(25, 2),
+                Some("2026-12-01T00:00:00Z"),
+                true
+            )
+        );
+    }
+
+    /// A Price List answer that lists a change announced ahead of its date (0.23 from
+    /// 2026-05-01, 0.20 from 2026-09-01), fetched two hours before that date: from
+    /// 2026-09-01 the cache serves 0.20, the rate AWS bills from then, without asking
+    /// again, and tells the change once.
+    #[tokio::test(start_paused = true)]
+    async fn a_cached_rate_gives_way_at_its_date_to_the_term_its_answer_announced() {
+        use super::super::{CachedPrices, PriceOrigin};
+        use aws_smithy_async::test_util::ManualTimeSource;
+        use std::sync::{Arc, Mutex};
+        let rule = mock!(Client::get_products)
+            .then_output(|| GetProductsOutput::builder().price_list(ANNOUNCING).build());
+        let time = ManualTimeSource::new(at("2026-08-31T22:00:00Z").into());
+        let told: Arc<Mutex<Vec<super::super::PriceChange>>> = Arc::default();
+        let observer = told.clone();
+        let prices = CachedPrices::builder(announcing(&rule, &time))
             .time_source(SharedTimeSource::new(time.clone()))
+            .on_change(move |change| observer.lock().unwrap().push(change.clone()))
             .build();
         let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
         let seen = |rate: Rate| {
@@ -1039,6 +1161,8 @@ mod tests {
             )
         };
         let date = |d: &str| Some(d.to_owned());
+        const ANNOUNCED: &str = "rate of the term effective 2026-09-01T00:00:00Z, announced in \
+                                 the Price List answer fetched 2026-08-31T22:00:00Z";
 
         // 22:00: the term in effect is 0.23's.
         let first = prices.price(&key).await.unwrap();
@@ -1051,30 +1175,22 @@ mod tests {
                 None
             )
         );
-        // 00:00, two hours into the 6 h TTL: 0.20's term is in effect. The kept
-        // 0.23 is stale: served once, saying why, while the refresh runs.
-        time.advance(Duration::from_secs(2 * 3600));
+        // 00:30, two and a half hours into the 6 h TTL: 0.20's term is in effect, and
+        // the answer gave it. (0.20 − 0.23) ÷ 0.23 = −13.0434…% → −13.04%.
+        time.advance(Duration::from_secs(2 * 3600 + 1800));
         let at_the_date = prices.price(&key).await.unwrap();
         assert_eq!(
             seen(at_the_date),
             (
                 PriceOrigin::Cache,
-                rust_decimal::Decimal::new(23, 2),
-                date("2026-05-01T00:00:00Z"),
-                date(
-                    "cached price replaced by a term effective 2026-09-01T00:00:00Z; a \
-                     refresh is under way"
-                )
+                rust_decimal::Decimal::new(20, 2),
+                date("2026-09-01T00:00:00Z"),
+                Some(format!(
+                    "price changed: 0.2 per hour (effective 2026-09-01T00:00:00Z), was 0.23 \
+                     (effective 2026-05-01T00:00:00Z) (-13.04%); {ANNOUNCED}"
+                ))
             )
         );
-        for _ in 0..100 {
-            if rule.num_calls() == 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        // The refresh found 0.20: (0.20 − 0.23) ÷ 0.23 = −13.0434…% → −13.04%.
         let after = prices.price(&key).await.unwrap();
         assert_eq!(
             seen(after),
@@ -1082,13 +1198,23 @@ mod tests {
                 PriceOrigin::Cache,
                 rust_decimal::Decimal::new(20, 2),
                 date("2026-09-01T00:00:00Z"),
-                date(
-                    "price changed: 0.2 per hour (effective 2026-09-01T00:00:00Z), was 0.23 \
-                     (effective 2026-05-01T00:00:00Z) (-13.04%)"
-                )
+                date(ANNOUNCED)
             )
         );
-        assert_eq!(rule.num_calls(), 2);
+        assert_eq!(rule.num_calls(), 1, "nothing asked again before the TTL");
+        let told = told.lock().unwrap();
+        assert_eq!(told.len(), 1);
+        assert_eq!(
+            (told[0].old_usd_per_unit, told[0].new_usd_per_unit),
+            (
+                rust_decimal::Decimal::new(23, 2),
+                rust_decimal::Decimal::new(20, 2)
+            )
+        );
+        assert_eq!(
+            told[0].change_percent(),
+            Some(rust_decimal::Decimal::new(-1304, 2))
+        );
     }
 
     #[tokio::test]

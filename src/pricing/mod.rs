@@ -421,12 +421,25 @@ pub struct Rate {
     /// For an instance-hour rate from the Price List: what the instance has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<InstanceResources>,
-    /// For a live rate: the `effectiveDate` of the next on-demand term the Price
-    /// List's answer listed (a change announced ahead of its date), from which this
-    /// rate is no longer the one in effect. [`CachedPrices`] keeps a rate only until
-    /// then, and takes it off the rates it serves.
+    /// For a live rate: the next on-demand term the Price List's answer listed (a
+    /// change announced ahead of its date), from whose `effectiveDate` this rate is
+    /// no longer the one in effect. [`CachedPrices`] serves the term's own rate from
+    /// then, and takes this off the rates it serves.
     #[serde(skip)]
-    pub(crate) replaced_on: Option<DateTime<Utc>>,
+    pub(crate) next_term: Option<Box<NextTerm>>,
+}
+
+/// A later on-demand term a Price List answer listed beside the one in effect: a
+/// price change AWS announced ahead of its date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NextTerm {
+    /// Its `effectiveDate`.
+    pub(crate) on: DateTime<Utc>,
+    /// The rate the answer gives from then (noted as taken from the announced term,
+    /// with the term after it, if listed, as its own [`Rate::next_term`]); `None`
+    /// when the answer gives no usable rate for that date, or lists too many terms
+    /// ahead to price them all.
+    pub(crate) rate: Option<Rate>,
 }
 
 impl Rate {
@@ -439,7 +452,7 @@ impl Rate {
             unit,
             provenance,
             instance: None,
-            replaced_on: None,
+            next_term: None,
         }
     }
 
