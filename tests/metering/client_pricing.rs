@@ -535,3 +535,155 @@ async fn a_discovered_profile_warms_every_key_its_calls_and_accruals_need_once_e
     }
     assert_eq!(pricelist.request_count(), 9);
 }
+
+/// `doc` (one on-demand term) with a second term AWS announced ahead: `usd` per
+/// unit from `date`, as the Price List lists it beside the one in effect.
+fn with_term_announced(mut doc: serde_json::Value, date: &str, usd: &str) -> serde_json::Value {
+    let terms = doc["terms"]["OnDemand"].as_object_mut().unwrap();
+    let (code, term) = terms.iter().next().unwrap();
+    let sku = term["sku"].as_str().unwrap().to_owned();
+    let mut announced = term.clone();
+    let new_code = format!("{sku}.ANNOUNCED1");
+    announced["offerTermCode"] = serde_json::json!("ANNOUNCED1");
+    announced["effectiveDate"] = serde_json::json!(date);
+    let dims = announced["priceDimensions"].as_object_mut().unwrap();
+    let renamed: serde_json::Map<String, serde_json::Value> = dims
+        .iter()
+        .map(|(rate_code, dim)| {
+            let rate_code = rate_code.replace(code.as_str(), &new_code);
+            let mut dim = dim.clone();
+            dim["rateCode"] = serde_json::json!(rate_code);
+            dim["pricePerUnit"]["USD"] = serde_json::json!(usd);
+            (rate_code, dim)
+        })
+        .collect();
+    *dims = renamed;
+    terms.insert(new_code, announced);
+    doc
+}
+
+/// ml.m5.xlarge at $0.23/h, with $0.20 announced from 2026-09-01T00:00Z in the same
+/// Price List answer, fetched at 22:00 the day before (TTL 6 h); the Price List
+/// fails from 23:00. AWS bills usage at the rate of the term in force when it runs:
+/// a call alone on the one instance for an hour from 00:30 is 1 h × $0.20 = $0.20,
+/// and its receipt says so without any new request; the ledger records the change
+/// (0.23 → 0.20, (0.20 − 0.23) ÷ 0.23 = −13.04%) once, before that receipt.
+#[tokio::test]
+async fn a_price_change_announced_ahead_prices_calls_from_its_date_and_is_recorded_first() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_async::time::SharedTimeSource;
+    use sagemeter::ledger::JsonlLedger;
+    let sagemaker = FakeSageMaker::start().await;
+    sagemaker.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let pricelist = FakePriceList::start().await;
+    pricelist.add_documents([
+        with_term_announced(
+            docs::hosting("us-east-1", "ml.m5.xlarge", "0.2300000000"),
+            "2026-09-01T00:00:00Z",
+            "0.2000000000",
+        ),
+        docs::data_in("us-east-1", "0.0160000000"),
+        docs::data_out("us-east-1", "0.0160000000"),
+    ]);
+    let utc = |t: &str| -> std::time::SystemTime {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .to_utc()
+            .into()
+    };
+    let time = ManualTimeSource::new(utc("2026-08-31T22:00:00Z"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    let changes_told = ChangesTold::default();
+    let client = Client::builder(&sagemaker.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .time_source(SharedTimeSource::new(time.clone()))
+        .sink(ledger.clone())
+        .sink(changes_told.clone())
+        .build()
+        .unwrap();
+
+    let before = call(&client).await;
+    assert_eq!(rate_of(&before), dec("0.23"));
+    let asked = pricelist.request_count();
+    // 23:00: the Price List fails from now on.
+    time.advance(Duration::from_secs(3600));
+    pricelist.set_fault(Some(Fault::Throttle));
+    // 00:30: one call alone on the instance for an hour.
+    time.advance(Duration::from_secs(1800 + 3600));
+    sagemaker.hold();
+    let held = tokio::spawn({
+        let client = client.clone();
+        async move { call(&client).await }
+    });
+    sagemaker.wait_for_invocations(2).await;
+    time.advance(Duration::from_secs(3600));
+    sagemaker.release();
+    let at_the_date = held.await.unwrap();
+    client.shutdown().await.unwrap();
+
+    // 1 h × 0.20 USD/h = 0.20 USD.
+    assert_eq!(compute(&at_the_date).cost_usd(), Some(dec("0.20")));
+    let provenance = at_the_date.compute_provenance().unwrap();
+    assert_eq!(
+        (
+            provenance.source,
+            provenance.effective_date.as_deref(),
+            provenance.note.as_deref()
+        ),
+        (
+            PriceOrigin::Cache,
+            Some("2026-09-01T00:00:00Z"),
+            Some(
+                "price changed: 0.2 per hour (effective 2026-09-01T00:00:00Z), was 0.23 \
+                 (effective 2026-05-01T00:00:00Z) (-13.04%); rate of the term effective \
+                 2026-09-01T00:00:00Z, announced in the Price List answer fetched \
+                 2026-08-31T22:00:00Z"
+            )
+        )
+    );
+    assert_eq!(pricelist.request_count(), asked, "the answer had it");
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kinds: Vec<&str> = text
+        .lines()
+        .filter_map(|l| {
+            if l.starts_with(r#"{"v":2,"price_change":"#) {
+                Some("change")
+            } else if l.starts_with(r#"{"v":2,"c":"#) {
+                Some("receipt")
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(kinds, ["receipt", "change", "receipt"], "{text}");
+    let change: serde_json::Value = serde_json::from_str(
+        text.lines()
+            .find(|l| l.starts_with(r#"{"v":2,"price_change":"#))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            &change["price_change"]["old_usd_per_unit"],
+            &change["price_change"]["new_usd_per_unit"],
+            &change["price_change"]["new_effective_date"]
+        ),
+        (
+            &serde_json::json!("0.23"),
+            &serde_json::json!("0.2"),
+            &serde_json::json!("2026-09-01T00:00:00Z")
+        )
+    );
+    changes_told.wait_for(1).await;
+    assert_eq!(
+        changes_told.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "told once"
+    );
+}
