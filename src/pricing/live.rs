@@ -1133,6 +1133,61 @@ mod tests {
         );
     }
 
+    /// An answer listing six terms ahead: the rates of the first four are kept,
+    /// chained by date; the fifth's date alone ends the chain (from it the last
+    /// rate is stale, and refreshed).
+    #[tokio::test]
+    async fn a_live_rate_carries_the_rates_of_four_terms_ahead_then_only_the_next_date() {
+        use aws_smithy_async::test_util::ManualTimeSource;
+        let term = |n: u32, date: &str, usd: &str| {
+            format!(
+                r#""GOOD.T{n}":{{"effectiveDate":"{date}","priceDimensions":{{"GOOD.T{n}.DIM":{{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{{"USD":"{usd}"}}}}}}}}"#
+            )
+        };
+        let terms = [
+            term(0, "2026-05-01T00:00:00Z", "0.2300000000"),
+            term(1, "2026-09-01T00:00:00Z", "0.2000000000"),
+            term(2, "2026-10-01T00:00:00Z", "0.2100000000"),
+            term(3, "2026-11-01T00:00:00Z", "0.2200000000"),
+            term(4, "2026-12-01T00:00:00Z", "0.2400000000"),
+            term(5, "2027-01-01T00:00:00Z", "0.2500000000"),
+            term(6, "2027-02-01T00:00:00Z", "0.2600000000"),
+        ]
+        .join(",");
+        let doc = format!(
+            r#"{{"product":{{"sku":"GOOD","productFamily":"ML Instance","attributes":{{"regionCode":"us-east-1","instanceName":"ml.m5.xlarge","component":"Hosting","usagetype":"USE1-Host:ml.m5.xlarge"}}}},"serviceCode":"AmazonSageMaker","terms":{{"OnDemand":{{{terms}}}}}}}"#
+        );
+        let rule = mock!(Client::get_products)
+            .then_output(move || GetProductsOutput::builder().price_list(doc.clone()).build());
+        let time = ManualTimeSource::new(at("2026-08-31T22:00:00Z").into());
+        let rate = announcing(&rule, &time)
+            .price(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"))
+            .await
+            .unwrap();
+        let mut chain = Vec::new();
+        let mut next = rate.next_term.as_deref();
+        while let Some(term) = next {
+            chain.push((
+                term.on.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                term.rate
+                    .as_ref()
+                    .map(|r| r.usd_per_unit.normalize().to_string()),
+            ));
+            next = term.rate.as_ref().and_then(|r| r.next_term.as_deref());
+        }
+        let entry = |on: &str, usd: Option<&str>| (on.to_owned(), usd.map(str::to_owned));
+        assert_eq!(
+            chain,
+            [
+                entry("2026-09-01T00:00:00Z", Some("0.2")),
+                entry("2026-10-01T00:00:00Z", Some("0.21")),
+                entry("2026-11-01T00:00:00Z", Some("0.22")),
+                entry("2026-12-01T00:00:00Z", Some("0.24")),
+                entry("2027-01-01T00:00:00Z", None),
+            ]
+        );
+    }
+
     /// A Price List answer that lists a change announced ahead of its date (0.23 from
     /// 2026-05-01, 0.20 from 2026-09-01), fetched two hours before that date: from
     /// 2026-09-01 the cache serves 0.20, the rate AWS bills from then, without asking
