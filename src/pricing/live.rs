@@ -296,9 +296,17 @@ impl LivePrices {
         // of its date), each with the rate the answer gives from then: the cache
         // serves it from its date on. The last one priced leads to the next date
         // alone (a rate is stale from it).
+        // A product whose every term is still ahead is priced at its earliest
+        // (noted as not yet in effect): that term is the rate, not one after it.
+        let served_from = rate
+            .provenance
+            .effective_date
+            .as_deref()
+            .and_then(|date| DateTime::parse_from_rfc3339(date).ok())
+            .map_or(fetched_at, |date| date.to_utc().max(fetched_at));
         let ahead: Vec<DateTime<Utc>> = term_dates(key, &parsed)
             .into_iter()
-            .filter(|date| *date > fetched_at)
+            .filter(|date| *date > served_from)
             .take(MAX_TERMS_AHEAD + 1)
             .collect();
         let mut next: Option<Box<NextTerm>> = None;
@@ -1068,6 +1076,41 @@ mod tests {
             )
             .build();
         LivePrices::from_client(Client::from_conf(config))
+    }
+
+    /// A product whose only term is announced ahead is priced at that term (noted
+    /// as not yet in effect), and that term is not also announced as its own
+    /// successor: at its date nothing replaces the rate served.
+    #[tokio::test]
+    async fn a_rate_whose_only_term_is_ahead_announces_no_term_after_it() {
+        use aws_smithy_async::test_util::ManualTimeSource;
+        let only_september = ANNOUNCING
+            .replace(r#""GOOD.TERMA":{"effectiveDate":"2026-05-01T00:00:00Z","priceDimensions":{"GOOD.TERMA.DIM":{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2300000000"}}}},"#, "")
+            .replace(r#","GOOD.TERMC":{"effectiveDate":"2026-12-01T00:00:00Z","priceDimensions":{"GOOD.TERMC.DIM":{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{"USD":"0.2500000000"}}}}"#, "");
+        assert!(!only_september.contains("TERMA") && !only_september.contains("TERMC"));
+        let rule = mock!(Client::get_products).then_output(move || {
+            GetProductsOutput::builder()
+                .price_list(only_september.clone())
+                .build()
+        });
+        let time = ManualTimeSource::new(at("2026-08-31T22:00:00Z").into());
+        let live = announcing(&rule, &time);
+        let rate = live
+            .price(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                rate.usd_per_unit,
+                rate.provenance.effective_date.as_deref(),
+                rate.next_term.is_none()
+            ),
+            (
+                rust_decimal::Decimal::new(20, 2),
+                Some("2026-09-01T00:00:00Z"),
+                true
+            )
+        );
     }
 
     /// The answer's terms announced ahead come with the rate: each its own rate,
