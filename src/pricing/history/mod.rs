@@ -164,7 +164,8 @@ pub struct PriceHistory {
     pub since: NaiveDate,
     /// See [`since`](Self::since).
     pub until: NaiveDate,
-    /// Every version read, oldest first.
+    /// Every version read, in the order they took effect (by `seen_on`: a
+    /// version's id, its publication time, can be earlier than an older version's).
     pub versions: Vec<PriceListVersion>,
     /// One history per key, in key order.
     pub series: Vec<KeyHistory>,
@@ -324,7 +325,7 @@ impl PriceListHistory {
 
     /// The versions of `region`'s price list in effect from `since` to the last
     /// sampled date (today unless [`PriceListHistoryBuilder::until`] says otherwise),
-    /// oldest first, including any whose file is offered in no format that can be
+    /// in the order they took effect, including any whose file is offered in no format that can be
     /// read (no `json`: each says why in [`PriceListVersion::unreadable`], and
     /// [`history`](Self::history) reports those missing). See
     /// [`PriceListVersion`] for how dates are sampled. A `since` before
@@ -911,7 +912,7 @@ fn moments(
     moments
 }
 
-/// Turns the versions read (oldest first) into one history per key: a point where a
+/// Turns the versions read (in the order they took effect) into one history per key: a point where a
 /// key is first listed, where its rate changes (at a version, or at a term's
 /// `effectiveDate` inside one), and where it is no longer listed. `unread` are the
 /// first dates of the versions that could not be read: a version's own terms count

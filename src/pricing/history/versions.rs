@@ -60,7 +60,8 @@ fn version_of(arn: &str) -> Option<&str> {
     parts.next().filter(|v| !v.is_empty())
 }
 
-/// The versions in effect from `since` to `until`, oldest first, each once. A version
+/// The versions in effect from `since` to `until`, in the order they took effect
+/// (by [`PriceListVersion::seen_on`], then version), each once. A version
 /// that offers no `json` file is listed too, with why it cannot be read
 /// ([`PriceListVersion::unreadable`]): it was in effect, so leaving it out would pass
 /// its span off as the previous version's.
@@ -141,7 +142,11 @@ pub(crate) async fn list(
             });
         }
     }
-    found.sort_by(|a, b| a.version.cmp(&b.version));
+    // In the order they took effect: a history takes each version's span to end
+    // where the next one's begins. A version's id is its publication time, which
+    // can be earlier than an older version's when it was published ahead of its
+    // date, so it is only the tie-break.
+    found.sort_by(|a, b| (a.seen_on, &a.version).cmp(&(b.seen_on, &b.version)));
     Ok(found)
 }
 
@@ -229,6 +234,72 @@ mod tests {
             Some("20250301000000")
         );
         assert_eq!(version_of("nonsense"), None);
+    }
+
+    /// A mocked `ListPriceLists`: each `(date, version)` answers for that date.
+    fn answering(days: &[(NaiveDate, &'static str)]) -> aws_sdk_pricing::Client {
+        use aws_sdk_pricing::operation::list_price_lists::ListPriceListsOutput;
+        use aws_sdk_pricing::types::PriceList;
+        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for &(date, version) in days {
+            let at = date.and_time(NaiveTime::MIN).and_utc().timestamp();
+            let rule = mock!(aws_sdk_pricing::Client::list_price_lists)
+                .match_requests(move |r| {
+                    r.effective_date() == Some(&aws_smithy_types::DateTime::from_secs(at))
+                })
+                .then_output(move || {
+                    ListPriceListsOutput::builder()
+                        .price_lists(
+                            PriceList::builder()
+                                .price_list_arn(format!(
+                                    "arn:aws:pricing:::price-list/aws/AmazonSageMaker/USD/{version}/us-east-1"
+                                ))
+                                .region_code("us-east-1")
+                                .file_formats("json")
+                                .build(),
+                        )
+                        .build()
+                });
+            interceptor = interceptor.with_rule(&rule);
+        }
+        aws_sdk_pricing::Client::from_conf(
+            aws_sdk_pricing::Config::builder()
+                .behavior_version(aws_sdk_pricing::config::BehaviorVersion::latest())
+                .region(aws_sdk_pricing::config::Region::from_static("us-east-1"))
+                .credentials_provider(aws_sdk_pricing::config::Credentials::new(
+                    "test", "test", None, None, "static",
+                ))
+                .http_client(create_mock_http_client())
+                .interceptor(interceptor)
+                .build(),
+        )
+    }
+
+    /// A version's id is its publication time. One published on 2024-12-20 to take
+    /// effect on 2025-03-01 took over from one published (and in effect) on
+    /// 2025-01-01: it comes after it, though its id is smaller.
+    #[tokio::test]
+    async fn versions_are_listed_in_the_order_they_took_effect_not_by_id() {
+        let client = answering(&[
+            (date(2025, 1, 1), "20250101000000"),
+            (date(2025, 2, 1), "20250101000000"),
+            (date(2025, 3, 1), "20241220000000"),
+        ]);
+        let listed = list(&client, "us-east-1", date(2025, 1, 1), date(2025, 3, 1))
+            .await
+            .unwrap();
+        let order: Vec<_> = listed
+            .iter()
+            .map(|v| (v.version.as_str(), v.seen_on))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("20250101000000", date(2025, 1, 1)),
+                ("20241220000000", date(2025, 3, 1))
+            ]
+        );
     }
 
     #[tokio::test]
