@@ -519,11 +519,14 @@ impl PriceListHistory {
         // The first version read may list a key only with a rate announced for a
         // date after `since`: the rate billed until then is the one of the version
         // before it, which the dates sampled never asked for. It is read then.
+        // Only when no version that could not be read took effect before it: the
+        // rate before is then that version's, unknown.
         let since_at = since.and_time(NaiveTime::MIN).and_utc();
-        let opens_ahead = read.first().is_some_and(|(_, offer)| {
-            keys_in(&offer.documents)
-                .iter()
-                .any(|key| matches!(listing(key, &offer.documents, since_at), Ok(None)))
+        let opens_ahead = read.first().is_some_and(|(first, offer)| {
+            unread.iter().all(|d| *d > first.seen_on)
+                && keys_in(&offer.documents)
+                    .iter()
+                    .any(|key| matches!(listing(key, &offer.documents, since_at), Ok(None)))
         });
         let before = match read.first() {
             Some((first, _)) if opens_ahead => {
@@ -931,6 +934,12 @@ fn build_history(
 ) -> PriceHistory {
     let mut series: BTreeMap<PriceKey, KeyHistory> = BTreeMap::new();
     let mut versions = Vec::with_capacity(read.len() + 1);
+    // `before` stands for the rate before the first version read only when no
+    // unread version came between them.
+    let before = before.filter(|_| {
+        read.first()
+            .is_some_and(|(first, _)| unread.iter().all(|d| *d > first.seen_on))
+    });
     let first_version = read.first().map(|(v, _)| v.version.clone());
     let ends: Vec<NaiveDate> = read
         .iter()
@@ -1381,6 +1390,49 @@ mod tests {
                 ("20250601000000", day(6, 1), usd("0.18")),
             ]
         );
+    }
+
+    /// The version before the first one read stands for the rate until that one's
+    /// announced term only when nothing came between them: after a version that
+    /// could not be read, the rate before is that version's, unknown.
+    #[test]
+    fn no_rate_opens_the_history_from_before_a_version_that_could_not_be_read() {
+        let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2025, m, d).unwrap();
+        let usd = |s: &str| Some(s.parse::<Decimal>().unwrap());
+        // December 2024's version: $0.25 from 2024-12-01.
+        let (mut december, december_offer) =
+            version_with_terms(1, &[("JRTCKXETXF", "2024-12-01T00:00:00Z", "0.2500000000")]);
+        december.version = "20241201000000".into();
+        december.seen_on = NaiveDate::from_ymd_opt(2024, 12, 1).unwrap();
+        // January's version (in effect on 2025-01-01) was not read. February's lists
+        // only $0.20 from 2025-03-01.
+        let february =
+            version_with_terms(2, &[("NEWTERM001", "2025-03-01T00:00:00Z", "0.2000000000")]);
+        let history = build_history(
+            "us-east-1",
+            on(1),
+            on(4),
+            Some((december, december_offer)),
+            vec![february],
+            &[on(1)],
+            &|_| vec![PriceKey::hosting("us-east-1", "ml.m5.xlarge")],
+        );
+        let points: Vec<_> = history.series[0]
+            .points
+            .iter()
+            .map(|p| {
+                (
+                    p.version.as_str(),
+                    p.seen_on,
+                    p.usd_per_unit,
+                    p.change_percent,
+                )
+            })
+            .collect();
+        // From 2025-02-01 to 2025-03-01 the rate is January's, unknown: not
+        // December's $0.25. $0.20 is first listed on its own date, no change to
+        // work out from.
+        assert_eq!(points, [("20250201000000", day(3, 1), usd("0.20"), None)]);
     }
 
     #[tokio::test]
