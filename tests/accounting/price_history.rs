@@ -209,6 +209,68 @@ async fn a_file_cut_short_is_an_error_naming_its_version_with_the_rest_read() {
 
 /// AWS's docs promise a version not read makes the history incomplete: one whose
 /// `FileFormats` offers no `json` file is not read, so it is missing, not skipped.
+/// A version in which a product that may price the key cannot be read is missing,
+/// not read as if the product were not there: there, the unreadable one was the
+/// higher of two rates, and the history said 0.408 all along.
+#[tokio::test]
+async fn a_version_with_a_product_that_cannot_be_read_is_missing_not_skipped() {
+    // January, March and June 2025 list c5.2xlarge at 0.408. March also lists a
+    // second c5.2xlarge hosting product at 0.459, its price written `0.4590000000x`.
+    let server = FakePriceList::start().await;
+    let listed = || c5("2xlarge", "8", "0.4080000000", "2025-01-01T00:00:00Z");
+    let sku = docs::sku_of(&listed());
+    let unreadable: Value = serde_json::from_str(
+        &c5("2xlarge", "8", "0.4590000000", "2025-01-01T00:00:00Z")
+            .to_string()
+            .replace(&sku, "C52XLSECOND00000")
+            .replace("\"0.4590000000\"", "\"0.4590000000x\""),
+    )
+    .unwrap();
+    for (version, month, documents) in [
+        ("20250101000000", 1, vec![listed()]),
+        ("20250301000000", 3, vec![listed(), unreadable]),
+        ("20250601000000", 6, vec![listed()]),
+    ] {
+        server.add_version(
+            REGION,
+            version,
+            date(2025, month, 1),
+            offer_file(version, &documents),
+        );
+    }
+    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
+        .cache_dir(None)
+        .until(date(2025, 7, 1))
+        .build()
+        .history(
+            &PriceKey::hosting(REGION, "ml.c5.2xlarge"),
+            date(2025, 1, 1),
+        )
+        .await
+        .unwrap_err();
+    let HistoryError::Incomplete { partial, missing } = err else {
+        panic!("expected Incomplete, got {err:?}");
+    };
+    // March's rates are unknown from 2025-03-01 until June's version took over.
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(
+        (missing[0].version.as_str(), missing[0].seen_on),
+        ("20250301000000", date(2025, 3, 1))
+    );
+    assert_eq!(missing[0].unknown_until, Some(date(2025, 6, 1)));
+    assert!(
+        missing[0].reason.contains("C52XLSECOND00000")
+            && missing[0].reason.ends_with("its rates are unknown"),
+        "{}",
+        missing[0].reason
+    );
+    // What was read: 0.408 from January; June the same, no point.
+    assert_eq!(
+        changes(&partial.series[0]),
+        [("20250101000000", date(2025, 1, 1), Some(usd("0.408")), None)]
+    );
+}
+
 #[tokio::test]
 async fn a_version_offering_no_json_file_is_missing_not_skipped() {
     // January 2025 lists c5.2xlarge at 0.408; March 2025 is offered as CSV only (it

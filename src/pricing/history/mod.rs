@@ -488,16 +488,18 @@ impl PriceListHistory {
                     );
                     let mut version = version;
                     version.published = offer.publication_date.clone();
-                    if !offer.unreadable.is_empty() {
-                        tracing::warn!(
-                            target: "sagemeter::pricing",
-                            version = %version.version,
-                            skipped = offer.unreadable.len(),
-                            first = %offer.unreadable[0],
-                            "skipped unreadable products in a price list version"
-                        );
+                    match products_unread(&offer) {
+                        // A product that may price a key could not be read: the
+                        // version's rates are unknown (it may be the one in effect,
+                        // or the higher of two), not those of the others alone.
+                        Some(reason) => missing.push(MissingVersion {
+                            version: version.version.clone(),
+                            seen_on: version.seen_on,
+                            unknown_until: None,
+                            reason,
+                        }),
+                        None => read.push((version, offer)),
                     }
-                    read.push((version, offer));
                 }
                 Err(reason) => missing.push(MissingVersion {
                     version: version.version.clone(),
@@ -573,7 +575,7 @@ impl PriceListHistory {
             .into_iter()
             .find(|v| v.version < first.version && v.unreadable.is_none())?;
         match tokio::time::timeout_at(deadline, self.offer(&version, filter)).await {
-            Ok(Ok(offer)) => {
+            Ok(Ok(offer)) if products_unread(&offer).is_none() => {
                 let mut version = version;
                 version.published = offer.publication_date.clone();
                 Some((version, offer))
@@ -585,6 +587,7 @@ impl PriceListHistory {
                     "the version before the first one read was not read: {}",
                     match outcome {
                         Ok(Err(why)) => why,
+                        Ok(Ok(offer)) => products_unread(&offer).unwrap_or_default(),
                         _ => "the time limit was reached".to_owned(),
                     }
                 );
@@ -669,6 +672,29 @@ impl PriceListHistory {
         }
         result
     }
+}
+
+/// Why a version read whole still has unknown rates: candidates (products that may
+/// price a key) that could not be read, by SKU and why (the first three).
+fn products_unread(offer: &Offer) -> Option<String> {
+    if offer.unreadable.is_empty() {
+        return None;
+    }
+    let shown: Vec<&str> = offer
+        .unreadable
+        .iter()
+        .take(3)
+        .map(String::as_str)
+        .collect();
+    let more = match offer.unreadable.len() {
+        n if n > 3 => format!(" and {} more", n - 3),
+        _ => String::new(),
+    };
+    Some(format!(
+        "{} product(s) that may price it could not be read ({}{more}): its rates are unknown",
+        offer.unreadable.len(),
+        shown.join("; ")
+    ))
 }
 
 /// Whether a version and region are names that keep a path in the cache: a
