@@ -41,6 +41,8 @@
 
 mod download;
 mod offer;
+#[cfg(test)]
+mod props;
 mod trend;
 mod versions;
 
