@@ -460,6 +460,60 @@ fn check_hours_fit(hours: Option<Decimal>, profile: &UsageProfile) -> Result<(),
     }
 }
 
+/// The calls a per-token plan charges each direction's mean on, as (share of the
+/// calls made, calls per period).
+struct TokenCalls {
+    tokens_in: (Decimal, Decimal),
+    tokens_out: (Decimal, Decimal),
+}
+
+/// What a per-token plan charges, as the receipts' token lines did: the tokens
+/// reported. A mean over every settled call (a profile stated by hand, or totals
+/// that do not count the calls that reported tokens apart: an unanswered call is
+/// in the mean with the tokens it reported, none) is charged on every call. A mean
+/// over the calls that reported that direction (a ledger's receipts) is charged on
+/// those calls, or on the calls answered with HTTP 2XX when they are more: an
+/// answered call that reported no count is taken at the mean of those that did,
+/// never as 0 tokens, and an unanswered call reported none (a model error, a call
+/// cancelled before its answer came). At the profile's volume the answered calls
+/// are `charged_calls` (exact as metered), those that reported `calls × reported /
+/// settled`; other volumes are priced at the share.
+fn token_calls(
+    profile: &UsageProfile,
+    answered: Option<Decimal>,
+    charged_calls: Decimal,
+) -> Result<TokenCalls, Overflow> {
+    let calls = profile.calls_per_period;
+    let every = (Decimal::ONE, calls);
+    let Some(reported) = profile.tokens_reported else {
+        return Ok(TokenCalls {
+            tokens_in: every,
+            tokens_out: every,
+        });
+    };
+    let direction = |n: u64| -> Result<(Decimal, Decimal), Overflow> {
+        let by_answered = answered.map(|share| (share, charged_calls));
+        let by_reported = match reported.calls {
+            0 => (Decimal::ZERO, Decimal::ZERO),
+            _ if n >= reported.calls => every,
+            settled => (
+                div(Decimal::from(n), Decimal::from(settled))?.normalize(),
+                div(mul(calls, Decimal::from(n))?, Decimal::from(settled))?.normalize(),
+            ),
+        };
+        Ok(match by_answered {
+            // Every call answered: every call is charged.
+            None => every,
+            Some(answered) if answered.0 >= by_reported.0 => answered,
+            Some(_) => by_reported,
+        })
+    };
+    Ok(TokenCalls {
+        tokens_in: direction(reported.tokens_in)?,
+        tokens_out: direction(reported.tokens_out)?,
+    })
+}
+
 /// Tokens per call priced: `tokens_in × usd_in + tokens_out × usd_out`.
 fn tokens_per_call(
     profile: &UsageProfile,
@@ -496,18 +550,6 @@ fn price_plan(
         (Some(share), None) => mul(calls, share)
             .map_err(|o| o.of(format!("the answered calls of plan `{name}`"), HINT_INPUTS))?,
     };
-    if let Some(share) = answered
-        && matches!(plan.model, PlanModel::PerToken(_))
-    {
-        notes.push(format!(
-            "charges the tokens of the calls answered with HTTP 2XX, {} of the calls metered \
-             ({} per {period}), as the receipts did: a model error reports no tokens and is \
-             charged none; a call cancelled before its answer came none either, though it \
-             is charged if SageMaker answered it afterwards (a lower bound)",
-            percent(share),
-            fmt_calls(charged_calls)
-        ));
-    }
     if let Some(share) = answered
         && matches!(
             plan.model,
@@ -750,23 +792,58 @@ fn price_plan(
             CostCurve::linear(Decimal::ZERO, per_call)
         }
         PlanModel::PerToken(p) => {
-            let tokens = tokens_per_call(profile, p.usd_per_input_token, p.usd_per_output_token)
-                .map_err(overflow("the cost per call (tokens × price per token)"))?;
-            // The tokens the answered calls reported, as the receipts charge them: a
-            // model error reports none and its receipt charges none, a call
-            // cancelled before its answer none either (a lower bound). The means
-            // are the answered calls'; at the profile's volume they are charged on
-            // the answered calls themselves, and in calls made at `share × tokens`.
-            let per_call = match answered {
-                Some(share) => {
-                    exact_cost = Some(
-                        mul(tokens, charged_calls)
-                            .map_err(overflow(&format!("the cost per {period}")))?,
-                    );
-                    mul(tokens, share).map_err(overflow("the cost per call"))?
+            let charged = token_calls(profile, answered, charged_calls)
+                .map_err(overflow("the calls whose tokens are charged"))?;
+            // Each direction's mean, priced, on the calls it is charged on: in calls
+            // made at their share, and, when fewer than the calls made, at the
+            // profile's volume on those calls per period (exact as metered).
+            let exact = charged.tokens_in.0 != Decimal::ONE || charged.tokens_out.0 != Decimal::ONE;
+            let mut per_call = Decimal::ZERO;
+            let mut cost = Decimal::ZERO;
+            // The most calls a priced direction is charged on, for the note when
+            // they are fewer than the calls made.
+            let mut most: Option<(Decimal, Decimal)> = None;
+            for (mean, usd, (share, per_period)) in [
+                (
+                    profile.tokens_in_per_call,
+                    p.usd_per_input_token,
+                    charged.tokens_in,
+                ),
+                (
+                    profile.tokens_out_per_call,
+                    p.usd_per_output_token,
+                    charged.tokens_out,
+                ),
+            ] {
+                let priced = mul(mean, usd)
+                    .map_err(overflow("the cost per call (tokens × price per token)"))?;
+                if !usd.is_zero() && most.is_none_or(|m| share > m.0) {
+                    most = Some((share, per_period));
                 }
-                None => tokens,
-            };
+                per_call = mul(priced, share)
+                    .and_then(|x| add(per_call, x))
+                    .map_err(overflow("the cost per call"))?;
+                if exact {
+                    cost = mul(priced, per_period)
+                        .and_then(|x| add(cost, x))
+                        .map_err(overflow(&format!("the cost per {period}")))?;
+                }
+            }
+            if let Some(share) = most.filter(|m| m.0 < Decimal::ONE) {
+                notes.push(format!(
+                    "charges the tokens of {} of the calls metered ({} per {period}), as the \
+                     receipts did: the means are over the calls that reported tokens, and are \
+                     charged on those calls or on the calls answered with HTTP 2XX, whichever \
+                     are more; a model error reports no tokens and is charged none, a call \
+                     cancelled before its answer came none either, though it is charged if \
+                     SageMaker answered it afterwards (a lower bound)",
+                    percent(share.0),
+                    fmt_calls(share.1)
+                ));
+            }
+            if exact {
+                exact_cost = Some(cost);
+            }
             CostCurve::linear(Decimal::ZERO, per_call)
         }
         PlanModel::Subscription(p) => {

@@ -394,15 +394,22 @@ impl PerInferencePlan {
 /// Per token: `tokens_in × usd_per_input_token + tokens_out × usd_per_output_token`
 /// per call. All-inclusive, like [`PerInferencePlan`].
 ///
-/// From metered calls, the tokens are those of the calls answered with HTTP 2XX,
-/// as the receipts charge them: a model error reports no tokens and its receipt
-/// charges none, and a call cancelled before its answer came none either (a lower
-/// bound). The profile's token means are over the calls that reported them, and
-/// are charged on the answered calls: `s × tokens × price` a call for `U` calls
-/// made, `s` the profile's
-/// [`answered_per_call`](super::UsageProfile::answered_per_call) (at the profile's
-/// own volume, on its
-/// [`answered_calls_per_period`](super::UsageProfile::answered_calls_per_period)).
+/// From metered calls, the tokens charged are those reported, as the receipts
+/// charge them: a model error reports no tokens and its receipt charges none, and a
+/// call cancelled before its answer came none either (a lower bound). A token mean
+/// over every settled call (a profile stated by hand, or totals that do not count
+/// the calls that reported tokens apart, whose unanswered calls are in the mean
+/// with the none they reported) is charged on every call. A mean over the calls
+/// that reported it (the profile's
+/// [`tokens_reported`](super::UsageProfile::tokens_reported), a ledger's) is
+/// charged on those calls, or on the calls answered with HTTP 2XX when they are
+/// more, an answered call that reported no count being taken at the mean: for `U`
+/// calls made, `max(r, s) × tokens × price` a call, `r` the share of the settled
+/// calls that reported it and `s` the profile's
+/// [`answered_per_call`](super::UsageProfile::answered_per_call) (1 when not
+/// counted). The curve assumes both shares hold at every volume; at the profile's
+/// own volume the answered calls are its
+/// [`answered_calls_per_period`](super::UsageProfile::answered_calls_per_period).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PerTokenPlan {

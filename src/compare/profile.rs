@@ -75,10 +75,10 @@ pub struct UsageProfile {
     /// Marketplace charges one inference per 2XX answer by default, not a model
     /// error; a call cancelled before its answer came counts as unanswered, as its
     /// receipt charged none, though AWS charges it if SageMaker answered it after
-    /// its caller left: a lower bound), and the calls whose tokens a per-token
-    /// price charges (the receipts charge the tokens a response reported, and a
-    /// call not answered reported none: the token means are the answered calls'),
-    /// when the profile comes from metered calls that counted them
+    /// its caller left: a lower bound), and, for a per-token price, the least share
+    /// of the calls a token mean over the calls that reported it is charged on (see
+    /// [`PerTokenPlan`](super::PerTokenPlan): a call not answered reported no
+    /// tokens), when the profile comes from metered calls that counted them
     /// ([`UsageProfile::from_totals`] with [`UsageTotals::answered_calls`]). Compute
     /// and data are priced for every call, as they ran. `None` for a profile stated
     /// by hand: every call is answered.
@@ -588,9 +588,12 @@ pub struct UsageTotals {
     pub bytes_in: u64,
     /// Response bytes, all calls.
     pub bytes_out: u64,
-    /// Input tokens, all calls that reported them.
+    /// Input tokens, all calls that reported them: every settled call, answered or
+    /// not, unless [`calls_with_tokens_in`](Self::calls_with_tokens_in) counts them
+    /// apart.
     pub tokens_in: u64,
-    /// Output tokens, all calls that reported them.
+    /// Output tokens, all calls that reported them (likewise,
+    /// [`calls_with_tokens_out`](Self::calls_with_tokens_out)).
     pub tokens_out: u64,
     /// Settled calls whose responses reported their input tokens, the calls
     /// [`tokens_in`](Self::tokens_in) is over ([`UsageTotals::from_receipts`] counts
@@ -703,7 +706,12 @@ impl UsageTotals {
         self
     }
 
-    /// Sets the input and output token totals.
+    /// Sets the input and output token totals: of every settled call, answered or
+    /// not (an unanswered call with the none it reported), unless
+    /// [`with_calls_with_tokens`](Self::with_calls_with_tokens) says how many
+    /// reported them. Without it, a per-token plan charges these totals, scaled to
+    /// its period, whatever [`with_answered_calls`](Self::with_answered_calls)
+    /// counts.
     pub fn with_tokens(mut self, tokens_in: u64, tokens_out: u64) -> Self {
         self.tokens_in = tokens_in;
         self.tokens_out = tokens_out;
@@ -711,7 +719,10 @@ impl UsageTotals {
     }
 
     /// Sets how many settled calls reported their input and their output tokens (the
-    /// token totals are over those calls).
+    /// token totals are over those calls). A per-token plan charges each direction's
+    /// mean on those calls, or on the [answered calls](Self::with_answered_calls)
+    /// when they are more (an answered call that reported no count is taken at the
+    /// mean, never as 0 tokens).
     pub fn with_calls_with_tokens(mut self, tokens_in: u64, tokens_out: u64) -> Self {
         self.calls_with_tokens_in = Some(tokens_in);
         self.calls_with_tokens_out = Some(tokens_out);
@@ -726,7 +737,9 @@ impl UsageTotals {
     }
 
     /// Sets how many of the calls were answered with HTTP 2XX (the calls a
-    /// per-inference fee or a subscription's quota counts).
+    /// per-inference fee or a subscription's quota counts). It changes which calls
+    /// a per-token plan charges only for token totals counted apart
+    /// ([`with_calls_with_tokens`](Self::with_calls_with_tokens)).
     pub fn with_answered_calls(mut self, calls: u64) -> Self {
         self.answered_calls = Some(calls);
         self

@@ -41,15 +41,18 @@
 //!   hours), and prices that are not AWS's (per call, per token, subscriptions)
 //!   hold every month.
 //!
-//! - A profile from metered calls charges a per-inference fee and the tokens of a
-//!   per-token price, and counts a quota, over the calls answered with HTTP 2XX, a
-//!   share `s` of the calls made (`answered_per_call`: 0, 1/3, 2/3, 0.9 or 1, or
-//!   none, stated by hand): in calls made, the fee is `s × X` a call, the tokens
-//!   `s × tokens × price`, and the quota lasts `included / s`
+//! - A profile from metered calls charges a per-inference fee and counts a quota
+//!   over the calls answered with HTTP 2XX, a share `s` of the calls made (`answered_per_call`: 0, 1/3, 2/3, 0.9 or 1, or
+//!   none, stated by hand): in calls made, the fee is `s × X` a call, and the quota
+//!   lasts `included / s`
 //!   calls, each beyond costing `s × overage` (none answered: the fee alone). The
 //!   model takes `s` as the profile holds it, a decimal (1/3 rounded at 28 digits
 //!   is 0.333…3, as `UsageProfile::from_totals` leaves it), so that a figure exact
-//!   for that share must be the code's exactly.
+//!   for that share must be the code's exactly. A per-token price charges the
+//!   tokens reported: a mean over every settled call (none counted apart) on every
+//!   call, `tokens × price` a call made; a mean over the `k` of 10 settled calls
+//!   that reported it, on those or on the answered calls, whichever are more,
+//!   `max(k/10, s) × tokens × price`.
 //!
 //! Inputs whose products leave a `Decimal` (prices of 10^9 USD, 10^15 calls, 10^9
 //! tokens, 1 TiB payloads, 10,000 instances) are an error, never a panic; when they
@@ -58,7 +61,7 @@
 use super::{
     CompareError, Comparison, InstancePlan, MAX_BREAK_EVEN_CALLS, PerInferencePlan, PerTokenPlan,
     Period, Plan, PriceTrend, Projection, RateTable, SavingsPlan, SavingsPlanTerm, ServerlessPlan,
-    SubscriptionPlan, TrendRate, UsageProfile,
+    SubscriptionPlan, TokensReported, TrendRate, UsageProfile,
 };
 use crate::pricing::PriceKey;
 use num_bigint::BigInt;
@@ -217,6 +220,10 @@ struct Case {
     /// The share of calls answered with HTTP 2XX, as the profile holds it; `None`
     /// for a profile stated by hand (every call answered).
     share: Option<Decimal>,
+    /// How many of 10 settled calls reported their input and their output tokens,
+    /// when the profile counts them apart (a ledger's); `None`: the means are over
+    /// every settled call.
+    reported: Option<(u64, u64)>,
 }
 
 /// A generated case's parts, in `Case`'s field order.
@@ -237,6 +244,7 @@ impl Case {
             rates,
             specs,
             share: None,
+            reported: None,
         }
     }
 }
@@ -248,6 +256,13 @@ fn share() -> impl Strategy<Value = Option<Decimal>> {
         prop::sample::select(vec![(0i64, 1i64), (1, 3), (2, 3), (9, 10), (1, 1)])
             .prop_map(|(p, q)| Decimal::from(p) / Decimal::from(q)),
     )
+}
+
+/// How many of 10 settled calls reported their input and output tokens, or none
+/// counted apart.
+fn reported() -> impl Strategy<Value = Option<(u64, u64)>> {
+    let of_ten = || prop::sample::select(vec![0u64, 3, 5, 10]);
+    prop::option::of((of_ten(), of_ten()))
 }
 
 fn pick(values: &'static [&'static str]) -> impl Strategy<Value = Decimal> + Clone {
@@ -427,8 +442,9 @@ fn case() -> impl Strategy<Value = Case> {
     )
         .prop_map(Case::from_parts)
         .prop_flat_map(|case| {
-            share().prop_map(move |share| Case {
+            (share(), reported()).prop_map(move |(share, reported)| Case {
                 share,
+                reported,
                 ..case.clone()
             })
         })
@@ -656,6 +672,11 @@ fn profile(case: &Case, calls: Decimal) -> UsageProfile {
         .build()
         .unwrap();
     profile.answered_per_call = case.share;
+    profile.tokens_reported = case.reported.map(|(tokens_in, tokens_out)| TokensReported {
+        calls: 10,
+        tokens_in,
+        tokens_out,
+    });
     profile.validate().unwrap();
     profile
 }
@@ -861,14 +882,23 @@ fn model_line(case: &Case, spec: &Spec) -> Line {
         // One fee per call answered: `s × X` per call made.
         Spec::PerCall(x) => Line::new(&[], &[q(*x) * &share]),
         Spec::PerThousand(x) => Line::new(&[], &[q(*x) / qi(1000) * &share]),
-        // The tokens of the calls answered: `s × tokens × price` per call made.
-        Spec::PerMillionTokens { input, output } => Line::new(
-            &[],
-            &[
-                qi(case.tokens_in as i128) * q(*input) / qi(1_000_000) * &share,
-                qi(case.tokens_out as i128) * q(*output) / qi(1_000_000) * &share,
-            ],
-        ),
+        // The tokens reported: a mean over every settled call on every call; a mean
+        // over the `k` of 10 calls that reported it on those, `k/10` of the calls,
+        // or on the answered calls, `s`, whichever are more.
+        Spec::PerMillionTokens { input, output } => {
+            let charged = |k: u64| match (case.reported, case.share) {
+                (Some(_), Some(_)) => max(qi(k as i128) / qi(10), share.clone()),
+                _ => qi(1),
+            };
+            let (k_in, k_out) = case.reported.unwrap_or((10, 10));
+            Line::new(
+                &[],
+                &[
+                    qi(case.tokens_in as i128) * q(*input) / qi(1_000_000) * charged(k_in),
+                    qi(case.tokens_out as i128) * q(*output) / qi(1_000_000) * charged(k_out),
+                ],
+            )
+        }
         Spec::Subscription { fee, period, quota } => {
             // Fee and quota amortised by hours: × hours(compared) / hours(fee's).
             // The quota counts the answered calls, `s × U` of `U` made: it lasts

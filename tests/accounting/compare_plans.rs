@@ -1234,6 +1234,63 @@ async fn a_ledgers_calls_not_answered_are_not_calls_that_did_not_report_their_to
     assert_eq!(cost(&comparison, "per token"), Decimal::ZERO);
 }
 
+/// Totals stated through the builder without the calls that reported tokens
+/// counted apart: the token totals are over every settled call, an unanswered call
+/// among them with the none it reported, so the means are over every call and are
+/// charged on every call: the tokens reported, as from the receipts of the same
+/// hour. Counted apart, a mean is charged on the calls that reported it when they
+/// are more than the answered calls.
+#[tokio::test]
+async fn a_per_token_plan_charges_the_tokens_reported_when_totals_are_stated_by_hand() {
+    let plans = [Plan::from(
+        PerTokenPlan::per_million_tokens(d("0.50"), d("1.50")).unwrap(),
+    )];
+    // 6 calls in one hour, 3 answered, 3,000 tokens in and 600 out in all.
+    let totals = UsageTotals::new(6, Duration::from_secs(3_600))
+        .with_tokens(3_000, 600)
+        .with_answered_calls(3);
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // Means over the 6 calls: 3,000 / 6 = 500 in, 600 / 6 = 100 out.
+    assert_eq!(
+        (profile.tokens_in_per_call, profile.tokens_out_per_call),
+        (d("500"), d("100"))
+    );
+    let row = priced(&profile, &plans).await.unwrap();
+    let row = row.plan("per token").unwrap();
+    // The tokens of the hour: 3,000 × 0.50 / 10^6 + 600 × 1.50 / 10^6 = 0.0015 +
+    // 0.0009 = 0.0024 USD; × 24 h = 0.0576 USD a day. Per call, 500 × 0.50 / 10^6
+    // + 100 × 1.50 / 10^6 = 0.0004 USD on 144 calls (not on the 72 answered,
+    // 0.0288: half the tokens).
+    assert_eq!(row.cost_usd, d("0.0576"));
+    assert_eq!(row.curve.usd_per_call, d("0.0004"));
+    assert!(
+        row.notes.iter().all(|n| !n.contains("tokens of")),
+        "{:?}",
+        row.notes
+    );
+
+    // Counted apart: 4 of the 6 calls reported the 3,000 in and 600 out, 3 of them
+    // answered. Means 3,000 / 4 = 750 in, 600 / 4 = 150 out, charged on the 4
+    // that reported them (more than the 3 answered): 4 × 24 = 96 calls a day of
+    // 750 × 0.50 / 10^6 + 150 × 1.50 / 10^6 = 0.0006 USD, 0.0576 USD, the tokens
+    // reported again (on the 72 answered, 0.0432).
+    let profile =
+        UsageProfile::from_totals(&totals.clone().with_calls_with_tokens(4, 4), Period::Day)
+            .unwrap();
+    let row = priced(&profile, &plans).await.unwrap();
+    let row = row.plan("per token").unwrap();
+    assert_eq!(row.cost_usd, d("0.0576"));
+    // In calls made, 4 of 6 reported: 0.0006 × 4 / 6 = 0.0004 USD a call.
+    assert_eq!(row.curve.usd_per_call, d("0.0004"));
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.contains("66.7%") && n.contains("96 per day")),
+        "{:?}",
+        row.notes
+    );
+}
+
 /// A call cancelled before its answer came is not answered, as its receipt
 /// charged none, but SageMaker may have answered it after its caller left: the
 /// totals count it apart, so that the answered calls can be said to be a lower
