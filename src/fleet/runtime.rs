@@ -2120,14 +2120,22 @@ impl Fleet {
     /// Final flush (retried until `deadline`), then every lease's unused part
     /// given back. While the flush leaves items unwritten, the leases of the
     /// items written are given back after each try (not after one that found the
-    /// table unreachable), and those of the others kept, to lapse at their TTL.
-    /// Problems are described, never fatal.
+    /// table unreachable), and those of the others kept, to lapse at their TTL. A
+    /// try still running when three quarters of the time are up is cut off there,
+    /// while such leases are held, to give them back in the last quarter. The
+    /// error counts every lease kept. Problems are described, never fatal.
     pub(crate) async fn shutdown(&self, timeout: Duration) -> Vec<String> {
         let shared = &self.shared;
         shared.closed.store(true, Ordering::SeqCst);
         shared.stop.notify_waiters();
         // However long `timeout` is (`Duration::MAX`: no limit).
-        let deadline = deadline_after(tokio::time::Instant::now(), timeout);
+        let start = tokio::time::Instant::now();
+        let deadline = deadline_after(start, timeout);
+        // The last quarter of the time, kept for giving back the leases whose use
+        // is written when a try of the flush would take it all (a table slow to
+        // answer the write of another item may answer these at once): once.
+        let give_back_from = deadline - (deadline - start) / 4;
+        let mut cut_for_give_back = false;
         // A lease request in flight (its call was past the `closed` check) ends
         // first: a lease it is granted now is not spent, and is given back below
         // with the others instead of staying leased to a process that is gone.
@@ -2140,8 +2148,28 @@ impl Fleet {
         // What the last try at giving back the leases whose use is written left
         // undone, while other items' writes failed.
         let mut not_given_back = Vec::new();
+        let unreachable = || {
+            matches!(
+                *shared
+                    .last_failure
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some((Failure::Unreachable, _))
+            )
+        };
         while tokio::time::Instant::now() < deadline {
-            match tokio::time::timeout_at(deadline, self.flush()).await {
+            // Not against a table the last try found unreachable: the give-back
+            // would wait as long, and the try cut off would be sent again.
+            let until = if !cut_for_give_back
+                && tokio::time::Instant::now() < give_back_from
+                && !unreachable()
+                && self.leases_held(true) > 0
+            {
+                give_back_from
+            } else {
+                deadline
+            };
+            match tokio::time::timeout_at(until, self.flush()).await {
                 // The last answers may leave a standing rate to write.
                 Ok(true) if self.rates_to_write() => {}
                 Ok(true) => {
@@ -2158,14 +2186,16 @@ impl Fleet {
                     // Not against a table the writes found unreachable: each
                     // would wait as long, taking the time the writes have to be
                     // tried again.
-                    let unreachable = matches!(
-                        *shared
-                            .last_failure
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner()),
-                        Some((Failure::Unreachable, _))
-                    );
-                    not_given_back = if unreachable {
+                    //
+                    // After a throttled try too, though the give-backs go to the
+                    // table the unwritten writes are retried on, within the same
+                    // time: they are few (one a lease whose use is written, and a
+                    // lease given back is not sent again), to items other than
+                    // those being written, and a lease held for nothing keeps the
+                    // fleet's other processes from its budget until lease_ttl +
+                    // clock_skew, where an unwritten item's spend stays covered by
+                    // its own lease, kept meanwhile, if its write comes late.
+                    not_given_back = if unreachable() {
                         match self.leases_held(true) {
                             0 => Vec::new(),
                             n => vec![format!(
@@ -2179,6 +2209,12 @@ impl Fleet {
                     };
                     let next = tokio::time::Instant::now() + Duration::from_millis(200);
                     tokio::time::sleep_until(next.min(deadline)).await;
+                }
+                // Cut off to give back the leases whose use is written: then the
+                // flush is tried again with what time is left.
+                Err(_) if until < deadline => {
+                    cut_for_give_back = true;
+                    not_given_back = self.give_back(GiveBack::Written, deadline).await;
                 }
                 Err(_) => break,
             }
@@ -2195,16 +2231,29 @@ impl Fleet {
                     || format!(" within {timeout:?}"),
                     |(_, failure)| format!(" (the last write: {failure})"),
                 );
-            let kept = match self.leases_held(false) {
+            // Every lease still held: those whose use is not written, and those
+            // whose use is written that could not be given back (the table did
+            // not answer, or the time was up).
+            let (unwritten, written) = (self.leases_held(false), self.leases_held(true));
+            let whose = match (unwritten, written) {
+                (1, 0) => "its use is not written".to_owned(),
+                (_, 0) => "their use is not written".to_owned(),
+                (0, 1) => "its use is written, but it could not be given back".to_owned(),
+                (0, _) => "their use is written, but they could not be given back".to_owned(),
+                (u, w) => format!(
+                    "{u} whose use is not written, {w} whose use is written but that could \
+                     not be given back"
+                ),
+            };
+            let kept = match unwritten + written {
                 0 => String::new(),
-                1 => "; 1 lease of this process is kept, not given back (its use is not \
-                      written): it lapses lease_ttl after its last renewal, and the fleet \
-                      takes it back then"
-                    .to_owned(),
+                1 => format!(
+                    "; 1 lease of this process is kept, not given back ({whose}): it lapses \
+                     lease_ttl after its last renewal, and the fleet takes it back then"
+                ),
                 n => format!(
-                    "; {n} leases of this process are kept, not given back (their use is not \
-                     written): each lapses lease_ttl after its last renewal, and the fleet \
-                     takes it back then"
+                    "; {n} leases of this process are kept, not given back ({whose}): each \
+                     lapses lease_ttl after its last renewal, and the fleet takes it back then"
                 ),
             };
             problems.push(format!(
@@ -3089,24 +3138,31 @@ mod tests {
     /// The requests a scripted table was sent: (kind (see [`kind`]), sort key).
     type Sent = Arc<Mutex<Vec<(String, String)>>>;
 
+    /// How a scripted table answers a kind of request, when not as the others
+    /// (`None`).
+    type Switch = Arc<Mutex<Option<fn() -> Answer>>>;
+
     /// A process with $1 a day and $1 an hour on the whole client (two items, the
     /// day's and the hour's), on a scripted table that answers every lease
     /// request and every write of a lease's use as the table holds $0.05 (5 % of
-    /// $1) granted to this process, and every write of the hour's item as
-    /// `hour_write` says (throttled to begin with). A $0.01 call has leased $0.05
-    /// of each budget and spent $0.01 of both, and a flush has written the
+    /// $1) granted to this process, every write of the hour's item as
+    /// `hour_write` says (throttled to begin with), and every lease given back as
+    /// `give_back` says (as the others to begin with). A $0.01 call has leased
+    /// $0.05 of each budget and spent $0.01 of both, and a flush has written the
     /// day's use, not the hour's. With the requests sent since that flush.
-    async fn a_day_written_and_an_hour_not() -> (Fleet, Sent, Arc<Mutex<fn() -> Answer>>) {
+    async fn a_day_written_and_an_hour_not() -> (Fleet, Sent, Switch, Switch) {
         use chrono::TimeZone;
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         let sent: Sent = Arc::new(Mutex::new(Vec::new()));
-        let hour_write: Arc<Mutex<fn() -> Answer>> = Arc::new(Mutex::new(throttled));
+        let hour_write: Switch = Arc::new(Mutex::new(Some(throttled)));
+        let give_back: Switch = Arc::new(Mutex::new(None));
         let dollar_an_hour = Budget::enforce(BudgetScope::Client, BudgetPeriod::Hour, dec("1"))
             .unwrap()
             .estimate(Estimate::Fixed { usd: dec("0.01") })
             .unwrap();
         let (fleet, budgets, _) = {
-            let (sent, hour_write) = (sent.clone(), hour_write.clone());
+            let (sent, hour_write, give_back) =
+                (sent.clone(), hour_write.clone(), give_back.clone());
             scripted_fleet(
                 FleetConfig::dynamodb("scripted"),
                 vec![dollar_a_day(), dollar_an_hour],
@@ -3117,8 +3173,13 @@ mod tests {
                         Some(AttributeValue::S(sk)) => sk.clone(),
                         _ => String::new(),
                     };
+                    let hour_write = *hour_write.lock().unwrap();
+                    let give_back = *give_back.lock().unwrap();
                     let answer = match (kind.as_str(), named(input, "#granted")) {
-                        ("write", _) if sk.starts_with("hour#") => (hour_write.lock().unwrap())(),
+                        ("write", _) if sk.starts_with("hour#") && hour_write.is_some() => {
+                            hour_write.unwrap()()
+                        }
+                        ("give back", _) if give_back.is_some() => give_back.unwrap()(),
                         ("lease" | "write", Some(granted)) => {
                             attributes(&[(granted, 50_000_000_000)])
                         }
@@ -3136,7 +3197,7 @@ mod tests {
         );
         assert!(!fleet.flush().await);
         sent.lock().unwrap().clear();
-        (fleet, sent, hour_write)
+        (fleet, sent, hour_write, give_back)
     }
 
     /// The sort keys of the requests of `kind` sent, in order of key.
@@ -3157,7 +3218,7 @@ mod tests {
     /// is kept (its use is not in the table), to lapse at its TTL.
     #[tokio::test(start_paused = true)]
     async fn shutdown_gives_back_the_leases_whose_use_is_written_though_another_write_fails() {
-        let (fleet, sent, _) = a_day_written_and_an_hour_not().await;
+        let (fleet, sent, _, _) = a_day_written_and_an_hour_not().await;
         // Shutdown's flush still cannot write the hour's item (throttled). The
         // day's lease, its use written, goes back; the hour's is kept.
         let problems = fleet.shutdown(Duration::from_secs(1)).await;
@@ -3175,24 +3236,110 @@ mod tests {
     /// the lease whose use is written is not given back either, and is said so.
     #[tokio::test(start_paused = true)]
     async fn shutdown_gives_no_lease_back_to_a_table_its_writes_found_unreachable() {
-        let (fleet, sent, hour_write) = a_day_written_and_an_hour_not().await;
+        let (fleet, sent, hour_write, _) = a_day_written_and_an_hour_not().await;
         // From now on the hour's write is never answered: shutdown's flush
         // waits for the SDK's 5 s attempt timeout, then tries again, cut short
-        // when its 8 s are up.
-        *hour_write.lock().unwrap() = unanswered;
+        // when its 8 s are up (not at 6 s to give the day's lease back: the try
+        // before found the table unreachable).
+        *hour_write.lock().unwrap() = Some(unanswered);
         let started = tokio::time::Instant::now();
         let problems = fleet.shutdown(Duration::from_secs(8)).await;
         assert_eq!(started.elapsed(), Duration::from_secs(8));
         assert_eq!(sent_of(&sent, "give back"), Vec::<String>::new());
         assert_eq!(sent_of(&sent, "write"), ["hour#2026-12-01T12"; 2]);
         assert_eq!(problems.len(), 2, "{problems:?}");
+        // Both leases are kept, and said so: the hour's, its use not written,
+        // and the day's, not given back.
         assert!(
-            problems[0].contains("1 lease of this process is kept")
-                && problems[1].starts_with(
-                    "1 fleet lease(s) whose use is written not given back: the table did not \
-                     answer"
+            problems[0].contains(
+                "2 leases of this process are kept, not given back (1 whose use is not \
+                 written, 1 whose use is written but that could not be given back)"
+            ) && problems[1].starts_with(
+                "1 fleet lease(s) whose use is written not given back: the table did not \
+                 answer"
+            ),
+            "{problems:?}"
+        );
+    }
+
+    /// A shutdown whose first try of the flush would take all its time (the
+    /// hour's write unanswered, and the SDK's attempt timeout, 5 s, longer than
+    /// shutdown's 1 s) cuts it off at three quarters, 750 ms, to give back the
+    /// lease whose use is written, then tries the flush again with what is left.
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_whose_flush_is_cut_off_gives_back_the_leases_whose_use_is_written() {
+        let (fleet, sent, hour_write, _) = a_day_written_and_an_hour_not().await;
+        *hour_write.lock().unwrap() = Some(unanswered);
+        let started = tokio::time::Instant::now();
+        let problems = fleet.shutdown(Duration::from_secs(1)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        assert_eq!(sent_of(&sent, "give back"), ["day#2026-12-01"]);
+        // Sent at 0 and, again, at 750 ms.
+        assert_eq!(sent_of(&sent, "write"), ["hour#2026-12-01T12"; 2]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("1 fleet item(s) not written to table `scripted`")
+                && problems[0].contains(
+                    "; 1 lease of this process is kept, not given back (its use is not written)"
                 ),
             "{problems:?}"
+        );
+    }
+
+    /// When the lease whose use is written cannot be given back either (the
+    /// table answers nothing within shutdown's 1 s), the error counts it with
+    /// the other kept: 2 leases, not 1.
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_cut_off_counts_every_lease_it_keeps() {
+        let (fleet, sent, hour_write, give_back) = a_day_written_and_an_hour_not().await;
+        *hour_write.lock().unwrap() = Some(unanswered);
+        *give_back.lock().unwrap() = Some(unanswered);
+        let problems = fleet.shutdown(Duration::from_secs(1)).await;
+        // Tried at 750 ms, unanswered at 1 s.
+        assert_eq!(sent_of(&sent, "give back"), ["day#2026-12-01"]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains(
+                "; 2 leases of this process are kept, not given back (1 whose use is not \
+                 written, 1 whose use is written but that could not be given back): each \
+                 lapses lease_ttl after its last renewal"
+            ) && problems[1] == "a fleet lease was not given back in time",
+            "{problems:?}"
+        );
+    }
+
+    /// After a throttled try, the lease whose use is written is given back
+    /// before the flush is tried again (see `shutdown`): one request, sent once,
+    /// and the hour's write, answered on the next try 200 ms later, is written
+    /// within the same time; its lease then goes back too, and nothing is kept.
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_try_gives_back_the_written_lease_and_the_write_is_retried_in_time() {
+        let (fleet, sent, hour_write, _) = a_day_written_and_an_hour_not().await;
+        let shutdown = {
+            let fleet = fleet.clone();
+            tokio::spawn(async move { fleet.shutdown(Duration::from_secs(1)).await })
+        };
+        // The first try (at 0) is throttled; from 100 ms on, the hour's write is
+        // answered.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        *hour_write.lock().unwrap() = None;
+        assert_eq!(shutdown.await.unwrap(), Vec::<String>::new());
+        let sent: Vec<(String, String)> = sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(kind, _)| kind == "write" || kind == "give back")
+            .cloned()
+            .collect();
+        let pair = |kind: &str, sk: &str| (kind.to_owned(), sk.to_owned());
+        assert_eq!(
+            sent,
+            [
+                pair("write", "hour#2026-12-01T12"),
+                pair("give back", "day#2026-12-01"),
+                pair("write", "hour#2026-12-01T12"),
+                pair("give back", "hour#2026-12-01T12"),
+            ]
         );
     }
 
