@@ -2045,8 +2045,9 @@ fn micros(d: Duration) -> u64 {
 
 /// Whole microseconds, rounded up: an attempt's end, so that its time (from its
 /// request, rounded down) is never less than it ran (an upper bound, as every
-/// latency is), and never less than a time to first byte within it.
-fn micros_up(d: Duration) -> u64 {
+/// latency is), and never less than a time to first byte within it; and a
+/// receipt's latency and time to first byte (the meter's, in whole microseconds).
+pub(super) fn micros_up(d: Duration) -> u64 {
     u64::try_from(d.as_nanos().div_ceil(1000)).unwrap_or(u64::MAX)
 }
 

@@ -1705,8 +1705,11 @@ impl Meter {
         // ledger equals the one returned. Rounded up, not down: serverless time is
         // billed rounded up to the millisecond, and a part of a microsecond over a
         // whole millisecond must still make the next one.
-        usage.latency = micros_up(usage.latency);
-        usage.time_to_first_byte = usage.time_to_first_byte.map(micros_up);
+        let micros_up = super::call::micros_up;
+        usage.latency = std::time::Duration::from_micros(micros_up(usage.latency));
+        usage.time_to_first_byte = usage
+            .time_to_first_byte
+            .map(|d| std::time::Duration::from_micros(micros_up(d)));
         // A wall clock that stepped forward while the call was in flight is not
         // part of its share (see `Totals::cap_share`).
         let shared_time = shared_time.map(|t| self.inner.totals.cap_share(t, usage.latency));
@@ -2167,12 +2170,6 @@ impl Phase {
             Phase::Settled => !matches!(item, LineItem::DataIn | LineItem::Inference),
         }
     }
-}
-
-/// `d` rounded up to whole microseconds.
-fn micros_up(d: std::time::Duration) -> std::time::Duration {
-    let micros = d.as_nanos().div_ceil(1000);
-    std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
 }
 
 /// The price keys of a variant's standing charges.
