@@ -90,10 +90,7 @@ pub(crate) struct MeterInner {
     /// Every receipt goes to each of these, in order: the cost log line, the
     /// metrics (unless built [`without_metrics`](crate::ClientBuilder::without_metrics)),
     /// then the builder's sinks.
-    pub sinks: Vec<Arc<dyn CostSink>>,
-    /// One per sink of `sinks`, in the same order: a sink that panics on every
-    /// receipt is warned about at most every 10 s, each sink on its own.
-    pub sink_panic_warns: Vec<WarnLimiter>,
+    pub sinks: Vec<MeteredSink>,
     /// The metrics sink of `sinks`, when on: it is told whether the endpoint lists
     /// a call's inference component.
     pub metrics: Option<Arc<crate::sink::CostMetrics>>,
@@ -1648,7 +1645,11 @@ impl Meter {
             }
             return;
         }
-        for (sink, warn) in self.inner.sinks.iter().zip(&self.inner.sink_panic_warns) {
+        for MeteredSink {
+            sink,
+            panic_warn: warn,
+        } in &self.inner.sinks
+        {
             let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 match &self.inner.metrics {
                     Some(metrics) if std::ptr::addr_eq(Arc::as_ptr(sink), Arc::as_ptr(metrics)) => {
@@ -2307,17 +2308,37 @@ pub(crate) fn override_rate(key: PriceKey, usd_per_unit: Decimal) -> Rate {
     Rate::new(key, usd_per_unit, Provenance::new(PriceOrigin::Override))
 }
 
+/// A sink the meter hands every receipt to, with what limits its WARNs: a sink
+/// that panics on every receipt is warned about at most every 10 s, each sink on
+/// its own. Kept together, so that no sink goes without its limiter.
+pub(crate) struct MeteredSink {
+    pub(crate) sink: Arc<dyn CostSink>,
+    pub(crate) panic_warn: WarnLimiter,
+}
+
+impl MeteredSink {
+    pub(crate) fn new(sink: Arc<dyn CostSink>) -> Self {
+        MeteredSink {
+            sink,
+            panic_warn: WarnLimiter::new(),
+        }
+    }
+}
+
 /// Runs `op` (a flush, a shutdown) on every sink at once, each for at most
 /// `limit`: what went wrong, one line per sink that failed or did not finish.
 async fn on_every_sink<'a>(
-    sinks: &'a [Arc<dyn CostSink>],
+    sinks: &'a [MeteredSink],
     // How long the sinks have, and the time a late one is said to have overrun
     // (the shutdown's own).
     limit: Option<(std::time::Duration, std::time::Duration)>,
     op: impl Fn(&'a dyn CostSink) -> crate::util::BoxFuture<'a, std::io::Result<()>>,
 ) -> Vec<String> {
     use std::task::Poll;
-    let mut running: Vec<_> = sinks.iter().map(|sink| (sink, op(sink.as_ref()))).collect();
+    let mut running: Vec<_> = sinks
+        .iter()
+        .map(|s| (&s.sink, op(s.sink.as_ref())))
+        .collect();
     let mut problems = Vec::new();
     let all = std::future::poll_fn(|cx| {
         running.retain_mut(|(sink, work)| match work.as_mut().poll(cx) {

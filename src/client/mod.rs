@@ -902,11 +902,7 @@ impl ClientBuilder {
                 budgets,
                 #[cfg(feature = "fleet")]
                 fleet,
-                sink_panic_warns: sinks
-                    .iter()
-                    .map(|_| crate::ledger::WarnLimiter::new())
-                    .collect(),
-                sinks,
+                sinks: sinks.into_iter().map(meter::MeteredSink::new).collect(),
                 metrics,
                 time,
                 seq: Default::default(),

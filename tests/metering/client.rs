@@ -4321,6 +4321,77 @@ async fn a_sink_that_panics_on_every_receipt_is_counted_each_time_and_warned_abo
     assert_eq!(warns, 1);
 }
 
+/// A receipt made while its thread is panicking (a call sent, then dropped as
+/// its task unwinds) goes to the sinks on a background task, not during the
+/// unwinding, where a sink's panic would abort the process: a sink that panics
+/// on it there is caught and counted as on the call path, and the sinks after
+/// it still get the receipt.
+#[tokio::test]
+async fn a_receipt_made_while_the_thread_panics_reaches_the_sinks_and_a_panicking_one_is_counted() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    // This test's runtime runs on this one thread, the background task too: the
+    // thread's recorder counts what that task records.
+    let recorder = DebuggingRecorder::new();
+    let _metrics = metrics::set_default_local_recorder(&recorder);
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    let client = crate::support::rt_priced_by_overrides(&fake)
+        .await
+        .sink(PanicsAlways("panics-after-an-unwinding"))
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    // The call reaches the model, held there; then its task panics with it.
+    fake.hold();
+    let (sent, wait) = tokio::sync::oneshot::channel::<()>();
+    let task = {
+        let call = invoke(&client, "rt");
+        tokio::spawn(async move {
+            tokio::pin!(call);
+            tokio::select! {
+                _ = &mut call => unreachable!("the model is held"),
+                _ = wait => {}
+            }
+            panic!("the application's bug, the call still in flight");
+        })
+    };
+    fake.wait_for_invocations(1).await;
+    sent.send(()).unwrap();
+    assert!(task.await.unwrap_err().is_panic());
+    for _ in 0..1000 {
+        if !receipts.all().is_empty() && client.meter().background_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    fake.release();
+    // The receipt, cancelled, reached the sink after the one that panicked.
+    let all = receipts.all();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].usage.outcome, sagemeter::usage::Outcome::Cancelled);
+    let counted: u64 = recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(k, ..)| {
+            let key = k.key();
+            key.name() == "sagemeter_sink_dropped_total"
+                && key
+                    .labels()
+                    .any(|l| l.key() == "sink" && l.value() == "panics-after-an-unwinding")
+                && key
+                    .labels()
+                    .any(|l| l.key() == "reason" && l.value() == "panicked")
+        })
+        .map(|(.., v)| match v {
+            DebugValue::Counter(n) => n,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(counted, 1);
+}
+
 /// A sink whose flush fails (a full disk, say) or never ends (a broker that is
 /// down).
 #[derive(Debug)]
