@@ -271,6 +271,79 @@ async fn a_version_with_a_product_that_cannot_be_read_is_missing_not_skipped() {
     );
 }
 
+/// A version that lists a key only at $0 (a bookkeeping row, no paid tier) gives it
+/// no rate: its span is reported missing, never the rate before carried through it.
+#[tokio::test]
+async fn a_version_listing_the_key_only_at_0_is_missing_not_the_rate_before_carried_on() {
+    // January 0.23, February's version lists ml.m5.xlarge only at
+    // 0.0000000000 (one dimension 0 to Inf), March 0.25.
+    let server = FakePriceList::start().await;
+    let m5 = |usd: &str, effective: &str| {
+        docs::effective(docs::hosting(REGION, "ml.m5.xlarge", usd), effective)
+    };
+    for (version, month, usd) in [
+        ("20250101000000", 1, "0.2300000000"),
+        ("20250201000000", 2, "0.0000000000"),
+        ("20250301000000", 3, "0.2500000000"),
+    ] {
+        let effective = format!("2025-{month:02}-01T00:00:00Z");
+        server.add_version(
+            REGION,
+            version,
+            date(2025, month, 1),
+            offer_file(version, &[m5(usd, &effective)]),
+        );
+    }
+    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
+        .cache_dir(None)
+        .until(date(2025, 4, 1))
+        .build()
+        .history(&PriceKey::hosting(REGION, "ml.m5.xlarge"), date(2025, 1, 1))
+        .await
+        .unwrap_err();
+    let HistoryError::Incomplete { partial, missing } = err else {
+        panic!("expected Incomplete, got {err:?}");
+    };
+    // February's rate is unknown from 2025-02-01 until March's version took over.
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(
+        (
+            missing[0].version.as_str(),
+            missing[0].seen_on,
+            missing[0].unknown_until
+        ),
+        ("20250201000000", date(2025, 2, 1), Some(date(2025, 3, 1)))
+    );
+    assert!(
+        missing[0]
+            .reason
+            .contains("lists hosting ml.m5.xlarge in us-east-1 only at $0: not a price"),
+        "{}",
+        missing[0].reason
+    );
+    let read: Vec<&str> = partial
+        .versions
+        .iter()
+        .map(|v| v.version.as_str())
+        .collect();
+    assert_eq!(read, ["20250101000000", "20250301000000"]);
+    // No point from February: not $0, and not January's 0.23 carried through it.
+    // March's 0.25 changes from the last rate listed, as after any missing version:
+    // (0.25 − 0.23) ÷ 0.23 × 100 = 2 ÷ 23 × 100 = 8.6956… → +8.70 %.
+    assert_eq!(
+        changes(&partial.series[0]),
+        [
+            ("20250101000000", date(2025, 1, 1), Some(usd("0.23")), None),
+            (
+                "20250301000000",
+                date(2025, 3, 1),
+                Some(usd("0.25")),
+                Some(usd("8.70"))
+            ),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_version_offering_no_json_file_is_missing_not_skipped() {
     // January 2025 lists c5.2xlarge at 0.408; March 2025 is offered as CSV only (it

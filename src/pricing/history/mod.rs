@@ -459,9 +459,17 @@ impl PriceListHistory {
                     ),
                 })??;
 
+        // Where each version's span ends: the next version takes over (read or not),
+        // the last one runs to the last date asked for.
+        let ends: Vec<NaiveDate> = listed
+            .iter()
+            .skip(1)
+            .map(|v| v.seen_on)
+            .chain(std::iter::once(until.succ_opt().unwrap_or(until)))
+            .collect();
         let mut read = Vec::new();
         let mut missing = Vec::new();
-        for version in listed {
+        for (version, end) in listed.into_iter().zip(ends) {
             let outcome = if let Some(why) = version.unreadable.clone() {
                 Err(why)
             } else if tokio::time::Instant::now() >= deadline {
@@ -490,10 +498,13 @@ impl PriceListHistory {
                     );
                     let mut version = version;
                     version.published = offer.publication_date.clone();
-                    match products_unread(&offer) {
-                        // A product that may price a key could not be read: the
-                        // version's rates are unknown (it may be the one in effect,
-                        // or the higher of two), not those of the others alone.
+                    // A product that may price a key could not be read: the
+                    // version's rates are unknown (it may be the one in effect, or
+                    // the higher of two), not those of the others alone. A key it
+                    // lists only at $0 has no rate in it: not the rate before either.
+                    let unusable = products_unread(&offer)
+                        .or_else(|| zero_only(&offer, version.seen_on, end, &keys_in));
+                    match unusable {
                         Some(reason) => missing.push(MissingVersion {
                             version: version.version.clone(),
                             seen_on: version.seen_on,
@@ -696,6 +707,47 @@ fn products_unread(offer: &Offer) -> Option<String> {
         "{} product(s) that may price it could not be read ({}{more}): its rates are unknown",
         offer.unreadable.len(),
         shown.join("; ")
+    ))
+}
+
+/// Why a version read whole gives no rate for a key it lists: on the first date it
+/// answers for, or on a term's date inside its span (before `end`, where the next
+/// version takes over), every product in effect for the key lists only $0 (no paid
+/// tier after a free one). That is no price, and not the rate before it either: the
+/// key's rate through the version's span is unknown, so the version is missing, as
+/// one that cannot be read is (the keys, the first three).
+fn zero_only(
+    offer: &Offer,
+    seen_on: NaiveDate,
+    end: NaiveDate,
+    keys_in: &dyn Fn(&[PriceDocument]) -> Vec<PriceKey>,
+) -> Option<String> {
+    let docs = &offer.documents;
+    let zero: Vec<String> = keys_in(docs)
+        .iter()
+        .filter_map(|key| {
+            moments(key, docs, seen_on, end)
+                .into_iter()
+                .find(|(_, at)| matches!(listing(key, docs, *at), Err(PriceError::ZeroOnly { .. })))
+                .map(|(day, _)| {
+                    if day > seen_on {
+                        format!("{key} (from {day})")
+                    } else {
+                        key.to_string()
+                    }
+                })
+        })
+        .collect();
+    if zero.is_empty() {
+        return None;
+    }
+    let shown = zero[..zero.len().min(3)].join(", ");
+    let more = match zero.len() {
+        n if n > 3 => format!(" and {} more", n - 3),
+        _ => String::new(),
+    };
+    Some(format!(
+        "lists {shown}{more} only at $0: not a price, so its rates are unknown"
     ))
 }
 
@@ -1076,8 +1128,9 @@ fn build_history(
                             key = %key,
                             "no rate in this version on {seen_on}: {error}"
                         );
-                        // Listed, but with no usable rate (only $0, products that
-                        // contradict each other): not "no longer listed" either.
+                        // Listed, but with no usable rate (products that contradict
+                        // each other): not "no longer listed" either. (A version
+                        // listing a key only at $0 is not read: it is missing.)
                         if !matches!(error, PriceError::NotFound { .. })
                             && !unknown_now.contains(&key)
                         {
