@@ -806,16 +806,44 @@ fn model(case: &Case) -> Expected {
             expected.cached.insert(v.id.clone());
         }
     }
-    let read: Vec<(&Version, NaiveDate)> = found
+    let keys = case.kind.keys();
+    // Where each version's span ends: the next version found takes over.
+    let end_of = |i: usize| {
+        found
+            .get(i + 1)
+            .map_or(case.until.succ_opt().unwrap(), |(_, s)| *s)
+    };
+    // Docs: a version read whole that lists a key only at $0 on a day it answers
+    // for (its first date, or a term's date before the next version) is missing.
+    let zero_only: BTreeSet<String> = found
         .iter()
-        .copied()
-        .filter(|(v, _)| v.readable(case.kind))
+        .enumerate()
+        .filter(|(i, (v, start))| {
+            v.readable(case.kind)
+                && keys.iter().any(|(_, what)| {
+                    says(&v.products, *what, *start) != Says::Absent
+                        && v.products
+                            .iter()
+                            .filter(|p| p.what == *what && !p.broken)
+                            .flat_map(|p| p.terms.iter().map(|t| t.date))
+                            .filter(|d| d > start && *d < end_of(*i))
+                            .chain([*start])
+                            .any(|at| says(&v.products, *what, at) == Says::ZeroOnly)
+                })
+        })
+        .map(|(_, (v, _))| v.id.clone())
         .collect();
+    // Read, and used: every product readable, every key listed at a rate.
+    let usable = |v: &Version| v.readable(case.kind) && !zero_only.contains(&v.id);
+    let read: Vec<(&Version, NaiveDate)> =
+        found.iter().copied().filter(|(v, _)| usable(v)).collect();
     for (v, seen_on) in &found {
         let reason = match v.file {
-            File::Whole if v.readable(case.kind) => continue,
+            File::Whole if usable(v) => continue,
             // Docs: a product that may price the key cannot be read.
-            File::Whole => "could not be read",
+            File::Whole if !v.readable(case.kind) => "could not be read",
+            // Docs: a key listed only at $0 has no rate, not the one before.
+            File::Whole => "only at $0: not a price",
             File::CutShort => "the file is cut short",
             File::NotJson => "the file is not valid JSON",
             File::CsvOnly => "no JSON file offered (formats: csv)",
@@ -831,7 +859,6 @@ fn model(case: &Case) -> Expected {
     // The version before the first one read, when that one lists a key only with a
     // rate announced for after `since` (docs: the version in effect the day before
     // the first version's own date, read too).
-    let keys = case.kind.keys();
     // Not when a version before the first one read could not be read.
     let before: Option<&Version> = read.first().and_then(|(first, _)| {
         if found.first().is_some_and(|(f, _)| f.id != first.id) {
@@ -867,14 +894,9 @@ fn model(case: &Case) -> Expected {
             .push((v.id.clone(), Some(v.publication_date())));
     }
 
-    let end_of = |i: usize| {
-        found
-            .get(i + 1)
-            .map_or(case.until.succ_opt().unwrap(), |(_, s)| *s)
-    };
     let mut series: BTreeMap<PriceKey, Series> = BTreeMap::new();
     for (i, (v, start)) in found.iter().enumerate() {
-        if !v.readable(case.kind) {
+        if !usable(v) {
             continue;
         }
         let end = end_of(i);
@@ -900,7 +922,7 @@ fn model(case: &Case) -> Expected {
                 let listed = points.last().is_some_and(|p| p.usd.is_some());
                 match says(&v.products, *what, at) {
                     Says::Absent => unreachable!("checked at the start"),
-                    Says::ZeroOnly => {}
+                    Says::ZeroOnly => unreachable!("such a version is missing"),
                     Says::Ahead => {
                         let opening = first_read && at == *start && points.is_empty();
                         if let Some(b) = before.filter(|_| opening)
@@ -987,12 +1009,14 @@ fn model(case: &Case) -> Expected {
                 None => {
                     rates.insert(d, None);
                 }
-                Some((v, _)) if !v.readable(case.kind) => {}
+                // Missing (unreadable, or a key only at $0): unknown.
+                Some((v, _)) if !usable(v) => {}
                 Some((v, _)) => {
                     match says(&v.products, *what, d) {
                         Says::Rate(now) => carry = Some(usd(now.units)),
                         Says::Absent => carry = None,
-                        Says::Ahead | Says::ZeroOnly => {}
+                        Says::Ahead => {}
+                        Says::ZeroOnly => unreachable!("such a version is missing"),
                     }
                     rates.insert(d, carry);
                 }
