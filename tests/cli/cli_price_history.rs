@@ -357,6 +357,101 @@ async fn a_version_cut_short_prints_what_was_read_then_fails_naming_it() {
     assert!(!stderr.contains("fake-signature"), "{stderr}");
 }
 
+/// A version listing the key only at $0 is reported as a missing version, in the
+/// text (the error line) and in the JSON's `missing[]`, like one that cannot be
+/// read: the rate before is not shown in force through it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_listing_the_key_only_at_0_is_named_missing_in_text_and_json() {
+    use crate::support::fake_pricelist::{docs, offer_file};
+    // January 0.23, February's version lists ml.m5.xlarge only at 0.0000000000,
+    // March 0.25.
+    let server = FakePriceList::start().await;
+    for (version, month, usd) in [
+        ("20250101000000", 1, "0.2300000000"),
+        ("20250201000000", 2, "0.0000000000"),
+        ("20250301000000", 3, "0.2500000000"),
+    ] {
+        let doc = docs::effective(
+            docs::hosting("us-east-1", "ml.m5.xlarge", usd),
+            &format!("2025-{month:02}-01T00:00:00Z"),
+        );
+        server.add_version(
+            "us-east-1",
+            version,
+            chrono::NaiveDate::from_ymd_opt(2025, month, 1).unwrap(),
+            offer_file(version, &[doc]),
+        );
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let run = |json: bool| {
+        let mut cmd = sagemeter(&refused_url(), &server.url());
+        cmd.env("SAGEMETER_CACHE_DIR", cache.path())
+            .args(["price", "ml.m5.xlarge", "--history"])
+            .args(["--since", "2025-01-01", "--until", "2025-04-01"]);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().expect("run sagemeter")
+    };
+
+    let out = run(false);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("2025-"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    // January's 0.23, then March's 0.25: (0.25 − 0.23) ÷ 0.23 × 100 = 8.6956… →
+    // +8.70 %, against the last rate listed, as after any missing version.
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert_eq!(rows[0][..2], ["2025-01-01", "$0.23"]);
+    assert_eq!(rows[1][..3], ["2025-03-01", "$0.25", "+8.70%"]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "error: the price history is incomplete: version 20250201000000 (in effect \
+             2025-02-01; rates unknown from then until 2025-03-01): lists hosting \
+             ml.m5.xlarge in us-east-1 only at $0: not a price"
+        ),
+        "{stderr}"
+    );
+
+    let out = run(true);
+    assert_eq!(out.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let missing = json["missing"].as_array().unwrap();
+    assert_eq!(missing.len(), 1, "{json}");
+    assert_eq!(missing[0]["version"], "20250201000000");
+    assert_eq!(missing[0]["seen_on"], "2025-02-01");
+    assert_eq!(missing[0]["unknown_until"], "2025-03-01");
+    assert!(
+        missing[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("only at $0: not a price"),
+        "{json}"
+    );
+    let points = json["series"][0]["points"].as_array().unwrap();
+    let got: Vec<(&str, &str, &Value)> = points
+        .iter()
+        .map(|p| {
+            (
+                p["seen_on"].as_str().unwrap(),
+                p["usd_per_unit"].as_str().unwrap(),
+                &p["change_percent"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("2025-01-01", "0.23", &Value::Null),
+            ("2025-03-01", "0.25", &Value::from("8.70")),
+        ]
+    );
+}
+
 /// `price --history --chart F | head -0` with a version cut short: the reader left
 /// before anything was printed, yet the chart is drawn, and the incomplete history
 /// still fails the command (exit 1), as when the output is read.
