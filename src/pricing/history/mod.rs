@@ -35,7 +35,8 @@
 //! files (with a warning), never reported missing.
 //!
 //! The whole read is bounded in time ([`PriceListHistoryBuilder::time_limit`]); when a
-//! version cannot be read (cut short, refused, out of time) the answer is
+//! version cannot be read (cut short, refused, out of time), or lists a key only at
+//! $0 (no rate, and not the one before either), the answer is
 //! [`HistoryError::Incomplete`], which names each missing version and carries what was
 //! read.
 
@@ -173,7 +174,8 @@ pub struct PriceHistory {
     pub series: Vec<KeyHistory>,
 }
 
-/// A version that could not be read.
+/// A version that could not be read, or was read and gives no rate for a key it
+/// lists (only $0): its rates over its span are unknown.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissingVersion {
