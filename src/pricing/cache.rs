@@ -205,9 +205,19 @@ impl Good {
                 note,
             }
         });
+        // The rate served carries the terms announced after it, as they are served
+        // from their dates: the accrual charges each stretch of standing capacity
+        // at the rate in force then, not at the one looked up last.
+        let mut served = cached(rate);
+        served.next_term = replaced.as_ref().map(|replaced| {
+            Box::new(NextTerm {
+                on: replaced.on.into(),
+                rate: replaced.by.as_ref().map(as_served),
+            })
+        });
         Good {
-            rate: cached(rate),
-            stale: Rate::with_note_before(cached(rate), STALE_NOTE),
+            stale: Rate::with_note_before(served.clone(), STALE_NOTE),
+            rate: served,
             fetched,
             replaced,
         }
@@ -710,6 +720,8 @@ impl Inner {
                         .and_then(|old| PriceChange::between(&old.rate, &rate, now.into()))
                 };
                 let good = Good::new(&rate, next, now);
+                // The terms announced after it, as the cache serves them.
+                rate.next_term = good.rate.next_term.clone();
                 // Told before anyone can be priced at the new rate, so that a ledger's
                 // record of the change comes before every receipt at that rate.
                 let mut announce = None;
@@ -897,6 +909,19 @@ fn in_effect(mut rate: Rate, now: SystemTime) -> Rate {
             }
         }
     }
+}
+
+/// An announced term's `rate` as the cache serves it from its date (see
+/// [`Good::new`]), with the terms it announces after it likewise.
+fn as_served(rate: &Rate) -> Rate {
+    let mut served = cached(rate);
+    served.next_term = rate.next_term.as_deref().map(|next| {
+        Box::new(NextTerm {
+            on: next.on,
+            rate: next.rate.as_ref().map(as_served),
+        })
+    });
+    served
 }
 
 /// A fetched rate as served again from the cache.
@@ -2315,7 +2340,22 @@ mod tests {
             (first.usd_per_unit, first.provenance.source),
             (usd("0.23"), PriceOrigin::Live)
         );
-        assert_eq!(first.next_term, None, "kept with the entry, not served");
+        // It carries the term announced, as served from its date: the accrual
+        // charges the standing capacity from then at its rate.
+        let next = first.next_term.as_deref().expect("the term announced");
+        assert_eq!(next.on, utc("2026-09-01T00:00:00Z"));
+        let announced = next.rate.clone().expect("its rate");
+        assert_eq!(announced.next_term, None, "no term after it");
+        assert_eq!(
+            shown(announced),
+            (
+                usd("0.20"),
+                PriceOrigin::Cache,
+                "2026-09-01T00:00:00Z".into(),
+                at("2026-08-31T22:00:00Z"),
+                Some(ANNOUNCED.to_owned())
+            )
+        );
 
         // 2026-09-01T00:30Z.
         time.advance(Duration::from_secs(2 * 3600 + 1800));

@@ -424,7 +424,9 @@ pub struct Rate {
     /// For a live rate: the next on-demand term the Price List's answer listed (a
     /// change announced ahead of its date), from whose `effectiveDate` this rate is
     /// no longer the one in effect. [`CachedPrices`] serves the term's own rate from
-    /// then, and takes this off the rates it serves.
+    /// then, and the rates it serves carry the terms as it serves them from their
+    /// dates (source [`PriceOrigin::Cache`]): the variant's accrual charges the
+    /// standing capacity of each stretch at the rate in force then.
     #[serde(skip)]
     pub(crate) next_term: Option<Box<NextTerm>>,
 }
