@@ -302,6 +302,8 @@ impl VariantState {
             instances: 0,
             storage_usd_per_month: rate.storage_usd_per_month.map(|_| Decimal::ZERO),
             unreserved_fraction: None,
+            // Nothing stands at any later rate either.
+            terms: no_terms(),
             ..rate.clone()
         };
         self.replace_standing(none, now, mono);
@@ -373,8 +375,33 @@ impl VariantState {
         }
     }
 
-    /// Adds what the standing capacity (and storage) cost from `from` to `to`.
-    fn accrue(&mut self, clock: &StandingRate, from: SystemTime, to: SystemTime) {
+    /// Adds what the standing capacity (and storage) cost from `from` to `to`:
+    /// each stretch from the date of a term `clock` announced at that term's rate
+    /// (AWS bills an instance-hour at the rate in force when it ran), the rest at
+    /// `clock`'s own.
+    fn accrue(&mut self, clock: &StandingRate, mut from: SystemTime, to: SystemTime) {
+        if clock.terms.is_empty() {
+            return self.accrue_at(clock, from, to);
+        }
+        let mut rate = std::borrow::Cow::Borrowed(clock);
+        for term in clock.terms.iter() {
+            if term.on >= to {
+                break;
+            }
+            if term.on > from {
+                self.accrue_at(&rate, from, term.on);
+                from = term.on;
+            }
+            rate = std::borrow::Cow::Owned(clock.as_of_term(term));
+        }
+        if from < to {
+            self.accrue_at(&rate, from, to);
+        }
+    }
+
+    /// Adds what the standing capacity (and storage) cost from `from` to `to` at
+    /// `clock`'s own rate.
+    fn accrue_at(&mut self, clock: &StandingRate, from: SystemTime, to: SystemTime) {
         let elapsed = to.duration_since(from).unwrap_or_default();
         // Kept at 20 places, shown at 12: rounding each stretch to the pico-dollar
         // would drift below what the instances cost.
@@ -968,6 +995,46 @@ pub(crate) struct StandingRate {
     /// The variants whose standing charges `usd_per_hour_all_instances` adds up,
     /// when it is more than this one's ([`Accrual::standing_parts`]).
     pub(crate) parts: Arc<[crate::billing::StandingPart]>,
+    /// The later rates its price source's answer announced (terms AWS published
+    /// ahead of their dates), oldest first: from each one's date the capacity
+    /// costs that rate, whether or not a rate is looked up again by then
+    /// ([`no_terms`] when none).
+    pub(crate) terms: Arc<[StandingTerm]>,
+}
+
+/// What a variant's standing capacity costs from the date of a term its price
+/// source's answer announced ahead (see [`StandingRate::terms`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StandingTerm {
+    /// The term's effective date.
+    pub(crate) on: SystemTime,
+    /// [`StandingRate::usd_per_hour_all_instances`] from then.
+    pub(crate) usd_per_hour_all_instances: Decimal,
+    /// [`StandingRate::capacity_from`] from then.
+    pub(crate) capacity_from: RateFrom,
+    /// [`StandingRate::unreserved_fraction`] from then.
+    pub(crate) unreserved_fraction: Option<Decimal>,
+}
+
+/// No terms announced: one shared allocation, cloned (a standing rate is put
+/// together about once a second per endpoint called, and most have none).
+pub(crate) fn no_terms() -> Arc<[StandingTerm]> {
+    static NONE: std::sync::OnceLock<Arc<[StandingTerm]>> = std::sync::OnceLock::new();
+    NONE.get_or_init(|| Arc::from([])).clone()
+}
+
+impl StandingRate {
+    /// This rate as it stands from `term`'s date on (its instances, storage and
+    /// billed-alongside parts as they are).
+    fn as_of_term(&self, term: &StandingTerm) -> StandingRate {
+        StandingRate {
+            usd_per_hour_all_instances: term.usd_per_hour_all_instances,
+            capacity_from: term.capacity_from.clone(),
+            unreserved_fraction: term.unreserved_fraction,
+            terms: no_terms(),
+            ..self.clone()
+        }
+    }
 }
 
 /// The wall-clock cost of a variant's standing capacity over one call, for accrual.
@@ -1580,6 +1647,7 @@ mod tests {
             storage_from: None,
             unreserved_fraction: None,
             parts: std::sync::Arc::from([]),
+            terms: super::no_terms(),
         }
     }
 
@@ -2003,6 +2071,7 @@ mod tests {
             storage_from: Some((crate::pricing::PriceOrigin::Live, None)),
             unreserved_fraction: None,
             parts: std::sync::Arc::from([]),
+            terms: super::no_terms(),
         };
         let (totals, endpoint, variant) = one_variant();
         // 2027-01-15T08:00:00Z.
@@ -2045,6 +2114,7 @@ mod tests {
             storage_from: Some((PriceOrigin::Cache, Some(stale.clone()))),
             unreserved_fraction: None,
             parts: std::sync::Arc::from([]),
+            terms: super::no_terms(),
         };
         let (totals, endpoint, variant) = one_variant();
         let record = |started: u64, ended: u64, standing: StandingRate| {
@@ -2277,6 +2347,7 @@ mod tests {
                 storage_from: None,
                 unreserved_fraction: None,
                 parts: Arc::from([]),
+                terms: super::super::no_terms(),
             };
             (standing, Ok(rate))
         }

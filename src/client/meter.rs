@@ -18,8 +18,8 @@ use crate::pricing::{
 };
 use crate::sink::CostSink;
 use crate::totals::{
-    ClockSeat, EndpointSlot, InstanceClock, RateFrom, StandingRate, Totals, TotalsSnapshot,
-    VariantSlot,
+    ClockSeat, EndpointSlot, InstanceClock, RateFrom, StandingRate, StandingTerm, Totals,
+    TotalsSnapshot, VariantSlot, no_terms,
 };
 use crate::usage::{
     StreamTokens, TokenCounter, TokenUsage, Usage, detect_tokens, is_event_stream, is_plain_text,
@@ -200,6 +200,10 @@ pub(crate) struct VariantRates {
     /// When variants billed alongside add to `standing_usd_per_hour`: each
     /// one's standing charge, this variant's first (empty otherwise).
     pub standing_parts: Arc<[crate::billing::StandingPart]>,
+    /// The later rates of `standing_usd_per_hour` its price source's answer
+    /// announced (terms AWS published ahead), as the accrual charges them from
+    /// their dates ([`StandingRate::terms`]).
+    pub standing_terms: Arc<[StandingTerm]>,
     pub totals: VariantSlot,
 }
 
@@ -241,6 +245,7 @@ impl VariantRates {
                 storage_from: self.storage_from.clone(),
                 unreserved_fraction: self.unreserved_fraction,
                 parts: self.standing_parts.clone(),
+                terms: self.standing_terms.clone(),
             }),
             // No rate at all, not an unknown one: serverless without provisioned
             // concurrency has no standing charge (a shadow or pending variant whose
@@ -270,13 +275,19 @@ impl VariantRates {
         let from = |rate: &crate::pricing::Rate| -> RateFrom {
             (rate.provenance.source, rate.provenance.note.clone())
         };
-        let (standing_usd_per_hour, standing_instances, standing_from) =
+        // The standing rate, and what an hour costs at one unit of it (with the
+        // rate, for the terms it announces).
+        let (standing_usd_per_hour, standing_instances, standing_from, per_unit) =
             match (&variant.billing, &compute, &standing.provisioned) {
-                (VariantBilling::Instance { instance_count, .. }, Ok(rate), _) => (
-                    Some(rate.usd_per_unit * Decimal::from(*instance_count)),
-                    *instance_count,
-                    Some(from(rate)),
-                ),
+                (VariantBilling::Instance { instance_count, .. }, Ok(rate), _) => {
+                    let per_unit = Decimal::from(*instance_count);
+                    (
+                        Some(rate.usd_per_unit * per_unit),
+                        *instance_count,
+                        Some(from(rate)),
+                        Some((rate, per_unit)),
+                    )
+                }
                 (
                     VariantBilling::Serverless {
                         provisioned_concurrency: Some(n),
@@ -284,12 +295,16 @@ impl VariantRates {
                     },
                     _,
                     Some(Ok(rate)),
-                ) => (
-                    Some(rate.usd_per_unit * Decimal::from(*n) * Decimal::from(3600)),
-                    *n,
-                    Some(from(rate)),
-                ),
-                _ => (None, 0, None),
+                ) => {
+                    let per_unit = Decimal::from(*n) * Decimal::from(3600);
+                    (
+                        Some(rate.usd_per_unit * per_unit),
+                        *n,
+                        Some(from(rate)),
+                        Some((rate, per_unit)),
+                    )
+                }
+                _ => (None, 0, None, None),
             };
         let (storage_usd_per_month, storage_from, storage_unpriced) =
             match (&variant.billing, variant.volume_size_gb, &standing.storage) {
@@ -363,6 +378,9 @@ impl VariantRates {
             }
             components.extend(of_base);
         }
+        let standing_terms = per_unit.map_or_else(no_terms, |(rate, per_unit)| {
+            announced_terms(rate, per_unit, unreserved)
+        });
         VariantRates {
             compute,
             beyond_provisioned: standing.beyond_provisioned,
@@ -376,6 +394,7 @@ impl VariantRates {
             unreserved_fraction: unreserved,
             billing: variant.billing.clone(),
             standing_parts: crate::billing::no_standing_parts(),
+            standing_terms,
             totals,
         }
     }
@@ -417,6 +436,14 @@ impl VariantRates {
             extra_usd_per_hour,
         ));
         self.standing_parts = parts.into();
+        if !self.standing_terms.is_empty() || !rates.standing_terms.is_empty() {
+            self.standing_terms = alongside_terms(
+                (own, &self.standing_from, self.unreserved_fraction),
+                &self.standing_terms,
+                (extra_usd_per_hour, &rates.standing_from),
+                &rates.standing_terms,
+            );
+        }
         if let (Some(fraction), Some(own)) = (self.unreserved_fraction, own) {
             let all = own + extra_usd_per_hour;
             self.unreserved_fraction = Some(if all.is_zero() {
@@ -663,6 +690,93 @@ fn no_copies(profile: &EndpointProfile, name: &str) -> bool {
 /// The provenance to keep for a standing rate summed from two: a fallback's (the
 /// bundled snapshot, or a cached price served with a note) over a rate's that is
 /// not, so the sum never claims a better source than its worst part.
+/// The terms `rate` announced ahead ([`Rate::next_term`]), each at its rate ×
+/// `per_unit` USD an hour, up to the first whose rate the answer does not give or
+/// that is no price (0, or beyond the sane bound; the price source's answer from
+/// its date is not used then): from its date the last known rate stays in force
+/// until a rate is looked up again.
+fn announced_terms(
+    rate: &Rate,
+    per_unit: Decimal,
+    unreserved_fraction: Option<Decimal>,
+) -> Arc<[StandingTerm]> {
+    let mut terms = Vec::new();
+    let mut next = rate.next_term.as_deref();
+    while let Some(term) = next {
+        let Some(rate) = term.rate.as_ref() else {
+            break;
+        };
+        if rate.usd_per_unit.is_zero() || check_usd_per_unit(rate.usd_per_unit).is_err() {
+            break;
+        }
+        terms.push(StandingTerm {
+            on: term.on.into(),
+            usd_per_hour_all_instances: rate.usd_per_unit * per_unit,
+            capacity_from: (rate.provenance.source, rate.provenance.note.clone()),
+            unreserved_fraction,
+        });
+        next = rate.next_term.as_deref();
+    }
+    match terms.is_empty() {
+        true => no_terms(),
+        false => terms.into(),
+    }
+}
+
+/// The terms of a variant's standing rate with a variant billed alongside added
+/// (see [`VariantRates::add_alongside`]): at each date either announced, each
+/// part's rate in force then, added up, the worse of their sources, and the
+/// share no component reserves still a share of the variant's own instances.
+/// `own` is the variant's rate so far (`None`: nothing of its own), where it came
+/// from and that share; `extra` the other's.
+fn alongside_terms(
+    own: (Option<Decimal>, &Option<RateFrom>, Option<Decimal>),
+    own_terms: &[StandingTerm],
+    extra: (Decimal, &Option<RateFrom>),
+    extra_terms: &[StandingTerm],
+) -> Arc<[StandingTerm]> {
+    let mut dates: Vec<SystemTime> = own_terms
+        .iter()
+        .chain(extra_terms)
+        .map(|term| term.on)
+        .collect();
+    dates.sort_unstable();
+    dates.dedup();
+    dates
+        .into_iter()
+        .map(|on| {
+            let own_then = own_terms.iter().rfind(|term| term.on <= on);
+            let (own_usd, own_from, fraction) = match own_then {
+                Some(term) => (
+                    term.usd_per_hour_all_instances,
+                    Some(term.capacity_from.clone()),
+                    term.unreserved_fraction,
+                ),
+                None => (own.0.unwrap_or_default(), own.1.clone(), own.2),
+            };
+            let (extra_usd, extra_from) = match extra_terms.iter().rfind(|term| term.on <= on) {
+                Some(term) => (
+                    term.usd_per_hour_all_instances,
+                    Some(term.capacity_from.clone()),
+                ),
+                None => (extra.0, extra.1.clone()),
+            };
+            let all = own_usd + extra_usd;
+            let unreserved_fraction = fraction.map(|fraction| match all.is_zero() {
+                true => fraction,
+                false => fraction * own_usd / all,
+            });
+            let from = worse_of(own_from, &extra_from);
+            StandingTerm {
+                on,
+                usd_per_hour_all_instances: all,
+                capacity_from: from.unwrap_or((PriceOrigin::Cache, None)),
+                unreserved_fraction,
+            }
+        })
+        .collect()
+}
+
 fn worse_of(own: Option<RateFrom>, extra: &Option<RateFrom>) -> Option<RateFrom> {
     let fallback = |from: &RateFrom| match from.0 {
         PriceOrigin::Snapshot => true,
@@ -2392,5 +2506,121 @@ mod tests {
         // A cache hit with no note is no fallback; one kept after a failed refresh is.
         let kept = Some((PriceOrigin::Cache, Some(note)));
         assert_eq!(worse_of(Some((PriceOrigin::Cache, None)), &kept), kept);
+    }
+
+    #[test]
+    fn a_standing_rate_changes_at_each_term_announced_with_a_price_and_no_further() {
+        use super::announced_terms;
+        use crate::pricing::{NextTerm, PriceKey, Provenance, Rate};
+        use rust_decimal::Decimal;
+        let dec = |s: &str| s.parse::<Decimal>().unwrap();
+        let on = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
+        let rate = |usd: &str, next: Option<NextTerm>| {
+            let mut rate = Rate::new(
+                PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
+                dec(usd),
+                Provenance::new(PriceOrigin::Cache),
+            );
+            rate.next_term = next.map(Box::new);
+            rate
+        };
+        // 0.23, then 0.20 from 09-01, 0.21 from 10-01, then a term whose rate the
+        // answer does not give (11-01): on 3 instances, 3 × 0.20 = 0.60 and
+        // 3 × 0.21 = 0.63; from 11-01 the last known rate stays in force.
+        let unknown = NextTerm {
+            on: on("2026-11-01T00:00:00Z"),
+            rate: None,
+        };
+        let october = NextTerm {
+            on: on("2026-10-01T00:00:00Z"),
+            rate: Some(rate("0.21", Some(unknown))),
+        };
+        let september = NextTerm {
+            on: on("2026-09-01T00:00:00Z"),
+            rate: Some(rate("0.20", Some(october))),
+        };
+        let terms = announced_terms(&rate("0.23", Some(september)), Decimal::from(3), None);
+        let got: Vec<_> = terms
+            .iter()
+            .map(|t| (t.on, t.usd_per_hour_all_instances))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (on("2026-09-01T00:00:00Z").into(), dec("0.60")),
+                (on("2026-10-01T00:00:00Z").into(), dec("0.63")),
+            ]
+        );
+        // A term at $0 is no price (the call path refuses it): none from it on.
+        let free = NextTerm {
+            on: on("2026-09-01T00:00:00Z"),
+            rate: Some(rate("0", None)),
+        };
+        assert!(announced_terms(&rate("0.23", Some(free)), Decimal::ONE, None).is_empty());
+    }
+
+    #[test]
+    fn a_standing_rate_summed_from_two_changes_at_each_ones_announced_terms() {
+        use super::alongside_terms;
+        use crate::totals::StandingTerm;
+        use rust_decimal::Decimal;
+        use std::time::{Duration, SystemTime};
+        let dec = |s: &str| s.parse::<Decimal>().unwrap();
+        let day = |n: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(n * 86_400);
+        let cached = Some((PriceOrigin::Cache, None));
+        let announced: Arc<str> = "rate of the term announced".into();
+        let term = |on, usd: &str, fraction: Option<&str>| StandingTerm {
+            on,
+            usd_per_hour_all_instances: dec(usd),
+            capacity_from: (PriceOrigin::Cache, Some(announced.clone())),
+            unreserved_fraction: fraction.map(dec),
+        };
+        // The production variant: 1 × ml.m5.xlarge at 0.23, 0.20 from day 2, half
+        // its instance reserved by no component. A shadow: 2 × ml.c5.xlarge at
+        // 0.24 = 0.48, 2 × 0.21 = 0.42 from day 3.
+        let own = [term(day(2), "0.20", Some("0.5"))];
+        let shadow = [term(day(3), "0.42", None)];
+        let terms = alongside_terms(
+            (Some(dec("0.23")), &cached, Some(dec("0.5"))),
+            &own,
+            (dec("0.48"), &cached),
+            &shadow,
+        );
+        // Day 2: 0.20 + 0.48 = 0.68, the unreserved half of 0.20 of 0.68 = 0.1/0.68;
+        // day 3: 0.20 + 0.42 = 0.62, 0.1/0.62 of it.
+        let rates: Vec<(SystemTime, Decimal, Option<Decimal>)> = terms
+            .iter()
+            .map(|t| (t.on, t.usd_per_hour_all_instances, t.unreserved_fraction))
+            .collect();
+        assert_eq!(
+            rates,
+            [
+                (
+                    day(2),
+                    dec("0.68"),
+                    Some(dec("0.5") * dec("0.20") / dec("0.68"))
+                ),
+                (
+                    day(3),
+                    dec("0.62"),
+                    Some(dec("0.5") * dec("0.20") / dec("0.62"))
+                ),
+            ]
+        );
+        assert!(
+            terms
+                .iter()
+                .all(|t| t.capacity_from == (PriceOrigin::Cache, Some(announced.clone())))
+        );
+        // None announced by the shadow, nothing of the variant's own (serverless
+        // without provisioned concurrency): the shadow's terms alone.
+        let terms = alongside_terms((None, &None, None), &[], (dec("0.48"), &cached), &shadow);
+        assert_eq!(
+            terms
+                .iter()
+                .map(|t| (t.on, t.usd_per_hour_all_instances))
+                .collect::<Vec<_>>(),
+            [(day(3), dec("0.42"))]
+        );
     }
 }

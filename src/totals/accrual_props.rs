@@ -8,7 +8,9 @@
 //! rates in force make a piecewise-constant timeline, and each stretch of it costs
 //! its rate × its wall time, from the first metered call's start to the latest
 //! time the accrual was brought to (a call's end, or a refresh that changed the
-//! rate). Times fall on any µs (not only whole ms), so the accrual's count of
+//! rate). A rate may announce later ones (terms AWS published ahead of their
+//! dates): from each one's date, until a refresh replaces the rate, the stretch is
+//! at the announced rate, whether or not anything happens then. Times fall on any µs (not only whole ms), so the accrual's count of
 //! every nanosecond and the parts' instance-hours by the µs are both exercised.
 //! The reference sums rate × microseconds exactly in `Decimal`s and never
 //! divides: it is compared with the accrual by cross-multiplying, in integers.
@@ -39,13 +41,31 @@ const LEAD_US: i64 = 5_000_000;
 const SPAN_US: i64 = 7_200_000_000;
 
 /// What stands, as AWS bills it: USD an hour for all the instances, how many,
-/// where the rate came from, and their ML storage per month (`None`: unknown).
+/// where the rate came from, their ML storage per month (`None`: unknown), and
+/// the later rates the price source announced, by date.
 #[derive(Debug, Clone, PartialEq)]
 struct Stands {
     usd_per_hour: Decimal,
     instances: u32,
     live: bool,
     storage_per_month: Option<Decimal>,
+    terms: Vec<Term>,
+}
+
+/// A later rate announced: USD an hour for all the instances from `on` (µs after
+/// `T0_SECS`), and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+struct Term {
+    on: i64,
+    usd_per_hour: Decimal,
+    live: bool,
+}
+
+fn origin(live: bool) -> PriceOrigin {
+    match live {
+        true => PriceOrigin::Live,
+        false => PriceOrigin::Cache,
+    }
 }
 
 impl Stands {
@@ -56,13 +76,16 @@ impl Stands {
             instances: 0,
             live: self.live,
             storage_per_month: self.storage_per_month.map(|_| Decimal::ZERO),
+            terms: Vec::new(),
         }
     }
 
-    fn origin(&self) -> PriceOrigin {
-        match self.live {
-            true => PriceOrigin::Live,
-            false => PriceOrigin::Cache,
+    /// USD an hour for all the instances, and where the rate came from, at `t`:
+    /// the latest term announced by then, else its own.
+    fn at(&self, t: i64) -> (Decimal, bool) {
+        match self.terms.iter().rfind(|term| term.on <= t) {
+            Some(term) => (term.usd_per_hour, term.live),
+            None => (self.usd_per_hour, self.live),
         }
     }
 
@@ -71,11 +94,24 @@ impl Stands {
         StandingRate {
             usd_per_hour_all_instances: self.usd_per_hour,
             instances: self.instances,
-            capacity_from: (self.origin(), None),
+            capacity_from: (origin(self.live), None),
             storage_usd_per_month: self.storage_per_month,
             storage_from: self.storage_per_month.map(|_| (PriceOrigin::Live, None)),
             unreserved_fraction: None,
             parts: std::sync::Arc::from([]),
+            terms: match self.terms.is_empty() {
+                true => super::no_terms(),
+                false => self
+                    .terms
+                    .iter()
+                    .map(|term| super::StandingTerm {
+                        on: at(term.on),
+                        usd_per_hour_all_instances: term.usd_per_hour,
+                        capacity_from: (origin(term.live), None),
+                        unreserved_fraction: None,
+                    })
+                    .collect(),
+            },
         }
     }
 }
@@ -109,14 +145,36 @@ struct Run {
 }
 
 fn stands() -> impl Strategy<Value = Stands> {
-    let per_instance = prop::sample::select(vec!["0.23", "1.408", "1.212", "0"]);
+    let per_instance = || prop::sample::select(vec!["0.23", "1.408", "1.212", "0.2", "0"]);
     let storage = prop::sample::select(vec![None, Some("0"), Some("7"), Some("14.7")]);
-    (per_instance, 0u32..=4, any::<bool>(), storage).prop_map(
-        |(per_instance, instances, live, storage)| Stands {
-            usd_per_hour: per_instance.parse::<Decimal>().unwrap() * Decimal::from(instances),
-            instances,
-            live,
-            storage_per_month: storage.map(|s| s.parse().unwrap()),
+    // Up to two terms announced, most often none, at any time of the span (before
+    // the refresh that applies the rate too).
+    let terms = prop_oneof![
+        3 => Just(Vec::new()),
+        2 => prop::collection::vec((time(), per_instance(), any::<bool>()), 1..=2),
+    ];
+    (per_instance(), 0u32..=4, any::<bool>(), storage, terms).prop_map(
+        |(per_instance, instances, live, storage, terms)| {
+            let usd = |per_instance: &str| {
+                per_instance.parse::<Decimal>().unwrap() * Decimal::from(instances)
+            };
+            let mut terms: Vec<Term> = terms
+                .into_iter()
+                .map(|(on, per_instance, live)| Term {
+                    on,
+                    usd_per_hour: usd(per_instance),
+                    live,
+                })
+                .collect();
+            terms.sort_by_key(|term| term.on);
+            terms.dedup_by_key(|term| term.on);
+            Stands {
+                usd_per_hour: usd(per_instance),
+                instances,
+                live,
+                storage_per_month: storage.map(|s| s.parse().unwrap()),
+                terms,
+            }
         },
     )
 }
@@ -249,7 +307,8 @@ impl Reference {
         });
     }
 
-    /// Adds the stretches from `from` to `to` to `figures`.
+    /// Adds the stretches from `from` to `to` to `figures`: each rate's stretch
+    /// cut at the dates of the terms it announced.
     fn add(&self, from: i64, to: i64, figures: &mut Figures) {
         for (i, (begins, stands)) in self.timeline.iter().enumerate() {
             let ends = self.timeline.get(i + 1).map_or(i64::MAX, |next| next.0);
@@ -257,22 +316,39 @@ impl Reference {
             if a >= b {
                 continue;
             }
-            let us = Decimal::from(b - a);
-            figures.usd_us += stands.usd_per_hour * us;
-            if let Some(per_month) = stands.storage_per_month {
-                figures.storage_known = true;
-                let january = Decimal::from(b.min(FEBRUARY) - a.min(FEBRUARY));
-                figures.storage_us[0] += per_month * january;
-                figures.storage_us[1] += per_month * (us - january);
+            let mut cuts: Vec<i64> = stands
+                .terms
+                .iter()
+                .map(|term| term.on)
+                .filter(|on| (a..b).contains(on))
+                .collect();
+            cuts.insert(0, a);
+            cuts.push(b);
+            for pair in cuts.windows(2) {
+                Self::add_one(stands, pair[0], pair[1], figures);
             }
-            if stands.instances > 0 {
-                let per_instance =
-                    (stands.usd_per_hour / Decimal::from(stands.instances)).normalize();
-                *figures
-                    .instance_us
-                    .entry((per_instance, stands.live))
-                    .or_default() += i128::from(b - a) * i128::from(stands.instances);
-            }
+        }
+    }
+
+    /// Adds the stretch from `a` to `b` of `stands` to `figures`, at its rate at
+    /// `a` (no term's date is within it).
+    fn add_one(stands: &Stands, a: i64, b: i64, figures: &mut Figures) {
+        if a >= b {
+            return;
+        }
+        let (usd_per_hour, live) = stands.at(a);
+        let us = Decimal::from(b - a);
+        figures.usd_us += usd_per_hour * us;
+        if let Some(per_month) = stands.storage_per_month {
+            figures.storage_known = true;
+            let january = Decimal::from(b.min(FEBRUARY) - a.min(FEBRUARY));
+            figures.storage_us[0] += per_month * january;
+            figures.storage_us[1] += per_month * (us - january);
+        }
+        if stands.instances > 0 {
+            let per_instance = (usd_per_hour / Decimal::from(stands.instances)).normalize();
+            *figures.instance_us.entry((per_instance, live)).or_default() +=
+                i128::from(b - a) * i128::from(stands.instances);
         }
     }
 
@@ -351,14 +427,15 @@ fn check(run: &Run) -> Result<(), TestCaseError> {
     // stretches back before the first call and as many on to its end, a refresh
     // as many up to it. Far below what any rate misplaced by 1 µs would move it
     // (the closest two rates here differ by $0.196/h, 5.4·10⁻¹¹ $ a µs; the most
-    // stretches, (2 × 12 + 10) × 11, bound it by 1.9·10⁻¹⁸ $).
+    // stretches, (2 × 12 + 10) × 11, bound it by 1.9·10⁻¹⁸ $). Each stretch is
+    // cut again at the dates of the (at most two) terms its rate announced.
     let refreshes = run
         .steps
         .iter()
         .filter(|s| matches!(s, Step::Refresh(..)))
         .count();
     let records = run.steps.len() - refreshes;
-    let stretches = i128::try_from((2 * records + refreshes) * (refreshes + 1)).unwrap();
+    let stretches = i128::try_from((2 * records + refreshes) * (refreshes + 1) * 3).unwrap();
 
     let mut last = accrual_of(&totals, slot);
     // The amortised receipts: the accrual and span at the previous one, and what

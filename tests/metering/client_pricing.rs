@@ -687,3 +687,100 @@ async fn a_price_change_announced_ahead_prices_calls_from_its_date_and_is_record
         "told once"
     );
 }
+
+/// ml.m5.xlarge, 1 instance, at $0.23/h with $0.20 announced from
+/// 2026-09-01T00:00Z in the Price List answer fetched at 22:00 the day before;
+/// calls (amortised) at 22:00, 23:50 and 00:30, none in between. AWS bills each
+/// instance-hour at the rate of the term in force when it ran, so the variant's
+/// accrual from 23:50 to 00:30 is 10 min at $0.23 and 30 min at $0.20, not 40 min
+/// at the rate the 00:30 call looked up:
+/// - 22:00 → 23:50: 110/60 h × 0.23 = 0.421666… → 0.42166666666666666667 at the
+///   accrual's 20 places (half to even), shown 0.421666666667 at 12;
+/// - 23:50 → 00:00: 10/60 h × 0.23 = 0.03833333333333333333 (20 places), so
+///   22:00 → 00:00 is 2 h × 0.23 = 0.46 exactly;
+/// - 00:00 → 00:30: 0.5 h × 0.20 = 0.1;
+/// - at 00:30: 0.46 + 0.1 = 0.56 (not 2.5 h × 0.23 = 0.575, $0.015 more), and the
+///   00:30 receipt carries 0.56 − 0.421666666667 = 0.138333333333: one line of
+///   1/6 instance-hour at 0.23 (0.46 − 0.421666666667 = 0.038333333333) and one
+///   of 0.5 instance-hour at 0.2 (0.56 − 0.46 = 0.1), with no new request.
+#[tokio::test]
+async fn a_term_announced_ahead_accrues_from_its_date_not_from_the_next_look_up() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_async::time::SharedTimeSource;
+    use sagemeter::billing::{Allocation, LinePrice};
+    let sagemaker = FakeSageMaker::start().await;
+    sagemaker.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let pricelist = FakePriceList::start().await;
+    pricelist.add_documents([
+        with_term_announced(
+            docs::hosting("us-east-1", "ml.m5.xlarge", "0.2300000000"),
+            "2026-09-01T00:00:00Z",
+            "0.2000000000",
+        ),
+        docs::data_in("us-east-1", "0.0160000000"),
+        docs::data_out("us-east-1", "0.0160000000"),
+    ]);
+    let utc = |t: &str| -> std::time::SystemTime {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .to_utc()
+            .into()
+    };
+    let time = ManualTimeSource::new(utc("2026-08-31T22:00:00Z"));
+    let client = Client::builder(&sagemaker.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .time_source(SharedTimeSource::new(time.clone()))
+        .allocation(Allocation::Amortized)
+        .build()
+        .unwrap();
+
+    call(&client).await;
+    let asked = pricelist.request_count();
+    // 23:50.
+    time.advance(Duration::from_secs(110 * 60));
+    let before = call(&client).await;
+    assert_eq!(rate_of(&before), dec("0.23"));
+    let accrued_before = before.accrual.as_ref().unwrap().accrued_usd;
+    assert_eq!(accrued_before, dec("0.421666666667"));
+    // 00:30.
+    time.advance(Duration::from_secs(40 * 60));
+    let after = call(&client).await;
+    client.shutdown().await.unwrap();
+    assert_eq!(pricelist.request_count(), asked, "the answer had it");
+
+    let accrual = after.accrual.as_ref().unwrap();
+    assert_eq!(
+        accrual.accrued_usd,
+        dec("0.56"),
+        "2 h × 0.23 + 0.5 h × 0.20"
+    );
+    assert_eq!(accrual.accrued_usd - accrued_before, dec("0.138333333333"));
+    let lines: Vec<(Decimal, Decimal, Decimal)> = after
+        .lines
+        .iter()
+        .filter(|l| l.item == LineItem::Compute)
+        .map(|l| match &l.price {
+            LinePrice::Priced {
+                usd_per_unit,
+                cost_usd,
+                ..
+            } => (l.quantity, *usd_per_unit, *cost_usd),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // 600 s ÷ 3600 = 1/6 instance-hour (to 28 significant digits), then 0.5.
+    assert_eq!(
+        lines,
+        [
+            (
+                Decimal::ONE / Decimal::from(6),
+                dec("0.23"),
+                dec("0.038333333333")
+            ),
+            (dec("0.5"), dec("0.2"), dec("0.1")),
+        ]
+    );
+}
