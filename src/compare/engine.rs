@@ -380,9 +380,10 @@ fn check_profile_fits(plan: &Plan, profile: &UsageProfile) -> Result<(), Compare
                     .into(),
             })
         }
-        // No metered call was answered with HTTP 2XX: none had tokens to report,
-        // and the receipts charged none; the plan charges none either, known.
-        PlanModel::PerToken(_) if profile.answered_per_call == Some(Decimal::ZERO) => Ok(()),
+        // No metered call had an answer that could carry tokens (none answered
+        // with HTTP 2XX, or only failed asynchronous inferences): the receipts
+        // charged none; the plan charges none either, known.
+        PlanModel::PerToken(_) if no_tokens_charged(profile) => Ok(()),
         PlanModel::PerToken(p) => {
             if let Some((what, flag, calls)) = unreported_tokens(p, profile) {
                 return Err(CompareError::ProfileLacks {
@@ -468,50 +469,46 @@ struct TokenCalls {
 }
 
 /// What a per-token plan charges, as the receipts' token lines did: the tokens
-/// reported. A mean over every settled call (a profile stated by hand, or totals
-/// that do not count the calls that reported tokens apart: an unanswered call is
-/// in the mean with the tokens it reported, none) is charged on every call. A mean
-/// over the calls that reported that direction (a ledger's receipts) is charged on
-/// those calls, or on the calls answered with HTTP 2XX when they are more: an
-/// answered call that reported no count is taken at the mean of those that did,
-/// never as 0 tokens, and an unanswered call reported none (a model error, a call
-/// cancelled before its answer came). At the profile's volume the answered calls
-/// are `charged_calls` (exact as metered), those that reported `calls × reported /
-/// settled`; other volumes are priced at the share.
+/// reported. A mean over every call (a profile stated by hand, or totals that do
+/// not count the calls that reported tokens apart) is charged on every call: the
+/// tokens stated, whole. A mean over the calls that reported it (a ledger's) is
+/// charged on the calls whose answer could carry tokens, the profile's
+/// [`token_calls`](UsageProfile::token_calls), an answered call that reported no
+/// count at the mean, never as 0 tokens (or on the calls that reported it, if the
+/// totals counted more); a profile that does not say, on its answered calls, as
+/// the calls that reported tokens are among them. At the profile's volume those
+/// calls are as metered (exact); other volumes are priced at the share.
 fn token_calls(
     profile: &UsageProfile,
     answered: Option<Decimal>,
     charged_calls: Decimal,
-) -> Result<TokenCalls, Overflow> {
-    let calls = profile.calls_per_period;
-    let every = (Decimal::ONE, calls);
-    let Some(reported) = profile.tokens_reported else {
-        return Ok(TokenCalls {
-            tokens_in: every,
-            tokens_out: every,
-        });
-    };
-    let direction = |n: u64| -> Result<(Decimal, Decimal), Overflow> {
-        let by_answered = answered.map(|share| (share, charged_calls));
-        let by_reported = match reported.calls {
-            0 => (Decimal::ZERO, Decimal::ZERO),
-            _ if n >= reported.calls => every,
-            settled => (
-                div(Decimal::from(n), Decimal::from(settled))?.normalize(),
-                div(mul(calls, Decimal::from(n))?, Decimal::from(settled))?.normalize(),
-            ),
+) -> TokenCalls {
+    let every = (Decimal::ONE, profile.calls_per_period);
+    if let Some(t) = profile.token_calls {
+        return TokenCalls {
+            tokens_in: (t.in_share, t.in_per_period),
+            tokens_out: (t.out_share, t.out_per_period),
         };
-        Ok(match by_answered {
-            // Every call answered: every call is charged.
-            None => every,
-            Some(answered) if answered.0 >= by_reported.0 => answered,
-            Some(_) => by_reported,
-        })
+    }
+    let calls = match (profile.tokens_reported, answered) {
+        (Some(_), Some(share)) => (share, charged_calls),
+        _ => every,
     };
-    Ok(TokenCalls {
-        tokens_in: direction(reported.tokens_in)?,
-        tokens_out: direction(reported.tokens_out)?,
-    })
+    TokenCalls {
+        tokens_in: calls,
+        tokens_out: calls,
+    }
+}
+
+/// Whether a per-token plan charges no call's tokens: no metered call had an
+/// answer that could carry them, and the receipts charged none.
+fn no_tokens_charged(profile: &UsageProfile) -> bool {
+    match profile.token_calls {
+        Some(t) => t.in_share.is_zero() && t.out_share.is_zero(),
+        None => {
+            profile.tokens_reported.is_some() && profile.answered_per_call == Some(Decimal::ZERO)
+        }
+    }
 }
 
 /// Tokens per call priced: `tokens_in × usd_in + tokens_out × usd_out`.
@@ -792,8 +789,7 @@ fn price_plan(
             CostCurve::linear(Decimal::ZERO, per_call)
         }
         PlanModel::PerToken(p) => {
-            let charged = token_calls(profile, answered, charged_calls)
-                .map_err(overflow("the calls whose tokens are charged"))?;
+            let charged = token_calls(profile, answered, charged_calls);
             // Each direction's mean, priced, on the calls it is charged on: in calls
             // made at their share, and, when fewer than the calls made, at the
             // profile's volume on those calls per period (exact as metered).
@@ -833,10 +829,11 @@ fn price_plan(
                 notes.push(format!(
                     "charges the tokens of {} of the calls metered ({} per {period}), as the \
                      receipts did: the means are over the calls that reported tokens, and are \
-                     charged on those calls or on the calls answered with HTTP 2XX, whichever \
-                     are more; a model error reports no tokens and is charged none, a call \
-                     cancelled before its answer came none either, though it is charged if \
-                     SageMaker answered it afterwards (a lower bound)",
+                     charged on the calls answered with HTTP 2XX (one that reported no count \
+                     at the mean), or on those that reported them if more; a model error or a \
+                     failed asynchronous inference answered no tokens and is charged none, a \
+                     call cancelled before its answer came none either, though it is charged \
+                     if SageMaker answered it afterwards (a lower bound)",
                     percent(share.0),
                     fmt_calls(share.1)
                 ));

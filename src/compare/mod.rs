@@ -87,7 +87,9 @@ pub use plan::{
     InstancePlan, PerInferencePlan, PerTokenPlan, Plan, PlanModel, SavingsPlan, SavingsPlanBuilder,
     SavingsPlanTerm, ServerlessPlan, SubscriptionPlan, SubscriptionPlanBuilder,
 };
-pub use profile::{ReceiptTotals, TokensReported, UsageProfile, UsageProfileBuilder, UsageTotals};
+pub use profile::{
+    ReceiptTotals, TokenCalls, TokensReported, UsageProfile, UsageProfileBuilder, UsageTotals,
+};
 pub use projection::{
     CommitmentOutlook, MAX_HORIZON_MONTHS, PlanProjection, PriceBasis, Projection, TrendFactors,
 };

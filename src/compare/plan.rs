@@ -395,21 +395,19 @@ impl PerInferencePlan {
 /// per call. All-inclusive, like [`PerInferencePlan`].
 ///
 /// From metered calls, the tokens charged are those reported, as the receipts
-/// charge them: a model error reports no tokens and its receipt charges none, and a
-/// call cancelled before its answer came none either (a lower bound). A token mean
-/// over every settled call (a profile stated by hand, or totals that do not count
-/// the calls that reported tokens apart, whose unanswered calls are in the mean
-/// with the none they reported) is charged on every call. A mean over the calls
-/// that reported it (the profile's
-/// [`tokens_reported`](super::UsageProfile::tokens_reported), a ledger's) is
-/// charged on those calls, or on the calls answered with HTTP 2XX when they are
-/// more, an answered call that reported no count being taken at the mean: for `U`
-/// calls made, `max(r, s) × tokens × price` a call, `r` the share of the settled
-/// calls that reported it and `s` the profile's
-/// [`answered_per_call`](super::UsageProfile::answered_per_call) (1 when not
-/// counted). The curve assumes both shares hold at every volume; at the profile's
-/// own volume the answered calls are its
-/// [`answered_calls_per_period`](super::UsageProfile::answered_calls_per_period).
+/// charge them: a receipt charges the tokens its HTTP 2XX answer reported, and a
+/// call not answered (a model error, a failed asynchronous inference, a call
+/// cancelled before its answer came: a lower bound) has token lines of 0 tokens at
+/// $0. A ledger's token means are over the calls that reported them, and are
+/// charged on the calls whose answer could carry tokens, the profile's
+/// [`token_calls`](super::UsageProfile::token_calls): an answered call that
+/// reported no count is taken at the mean, never as 0 tokens, and a mean stated in
+/// place of the ledger's is charged on the same calls. For `U` calls made that is
+/// `c × tokens × price` a call, `c` their share, the curve assuming it holds at
+/// every volume; at the profile's own volume, those calls as metered. A profile
+/// that does not count the calls that reported tokens (stated by hand, or totals
+/// without [`UsageTotals::calls_with_tokens_in`](super::UsageTotals::calls_with_tokens_in))
+/// states a mean over every call, charged on every call: the tokens stated, whole.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PerTokenPlan {

@@ -75,10 +75,8 @@ pub struct UsageProfile {
     /// Marketplace charges one inference per 2XX answer by default, not a model
     /// error; a call cancelled before its answer came counts as unanswered, as its
     /// receipt charged none, though AWS charges it if SageMaker answered it after
-    /// its caller left: a lower bound), and, for a per-token price, the least share
-    /// of the calls a token mean over the calls that reported it is charged on (see
-    /// [`PerTokenPlan`](super::PerTokenPlan): a call not answered reported no
-    /// tokens), when the profile comes from metered calls that counted them
+    /// its caller left: a lower bound), when the profile comes from metered calls
+    /// that counted them
     /// ([`UsageProfile::from_totals`] with [`UsageTotals::answered_calls`]). Compute
     /// and data are priced for every call, as they ran. `None` for a profile stated
     /// by hand: every call is answered.
@@ -87,14 +85,60 @@ pub struct UsageProfile {
     /// The calls answered with HTTP 2XX in one period, when the profile comes from
     /// metered calls that counted them: `answered × seconds(period) /
     /// seconds(observed)`, one division as [`calls_per_period`](Self::calls_per_period)
-    /// is, so that what a per-inference fee, a quota or a per-token price charges at
-    /// the profile's volume is exact (48 of 72 calls a day are 48, where 72 ×
+    /// is, so that what a per-inference fee or a quota charges at the profile's
+    /// volume is exact (48 of 72 calls a day are 48, where 72 ×
     /// [`answered_per_call`](Self::answered_per_call), 72 × 0.666…7 at 28 digits,
     /// is a hair over). The share prices other volumes (the curve, the break-evens).
     /// `None` for a profile stated by hand; set it back to `None`, or scale it too,
     /// when you replace [`calls_per_period`](Self::calls_per_period).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered_calls_per_period: Option<Decimal>,
+    /// The calls a per-token price charges each token mean on, when the profile
+    /// comes from metered calls that counted the calls that reported their tokens
+    /// ([`UsageProfile::from_totals`] with [`UsageTotals::calls_with_tokens_in`],
+    /// `…_out`: a ledger's receipts): the calls whose answer could carry tokens
+    /// ([`UsageTotals::answered_token_calls`]), an answered call that reported no
+    /// count taken at the mean of those that did, never as 0 tokens; or the calls
+    /// that reported it, if the totals count more. `None` otherwise: a mean over
+    /// every call (stated by hand, or totals that do not count the calls that
+    /// reported tokens) is charged on every call, the tokens stated whole. See
+    /// [`PerTokenPlan`](super::PerTokenPlan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_calls: Option<TokenCalls>,
+}
+
+/// The calls a per-token price charges each direction's token mean on
+/// ([`UsageProfile::token_calls`]): a share of the calls made, which prices any
+/// volume, and those calls in one period, scaled as
+/// [`calls_per_period`](UsageProfile::calls_per_period) is (one division), which
+/// prices the profile's own volume exactly as metered.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCalls {
+    /// Share of the calls made (0 to 1) whose input tokens are charged.
+    pub in_share: Decimal,
+    /// Those calls in one period.
+    pub in_per_period: Decimal,
+    /// Share of the calls made (0 to 1) whose output tokens are charged.
+    pub out_share: Decimal,
+    /// Those calls in one period.
+    pub out_per_period: Decimal,
+}
+
+impl TokenCalls {
+    /// Each direction's mean charged on `share` of the calls made, `per_period` of
+    /// them in one period.
+    pub fn new(
+        (in_share, in_per_period): (Decimal, Decimal),
+        (out_share, out_per_period): (Decimal, Decimal),
+    ) -> Self {
+        TokenCalls {
+            in_share,
+            in_per_period,
+            out_share,
+            out_per_period,
+        }
+    }
 }
 
 /// How many metered calls reported their input and output tokens: a response says
@@ -147,6 +191,10 @@ impl UsageProfile {
     /// ([`UsageTotals::unanswered_settled_calls`]) had no tokens to report, and its
     /// receipt charged none: it is not counted among the calls that could report
     /// them, so a ledger whose answered calls all reported their tokens says so.
+    /// With those counts, the profile's [`token_calls`](Self::token_calls) are the
+    /// calls a per-token price charges each mean on: the calls whose answer could
+    /// carry tokens ([`UsageTotals::answered_token_calls`], else the answered calls),
+    /// or those that reported it if the totals count more.
     ///
     /// With [`UsageTotals::answered_calls`] (the receipts' path fills it), the
     /// profile's [`answered_per_call`](Self::answered_per_call) is `answered / calls`:
@@ -272,6 +320,41 @@ impl UsageProfile {
             tokens_in: tokens_in_calls,
             tokens_out: tokens_out_calls,
         });
+        // The calls a per-token price charges each mean on, when the means are over
+        // the calls that reported them: the calls whose answer could carry tokens
+        // (an answered one that reported no count at the mean, never as 0 tokens),
+        // or those that reported it if the totals count more.
+        if let Some(n) = totals.answered_token_calls
+            && n > totals.calls
+        {
+            return Err(CompareError::Inconsistent {
+                problem: format!(
+                    "the totals count {n} calls whose answer could carry tokens among {} calls",
+                    totals.calls
+                ),
+                hint: "those calls are part of the calls: count them in both".into(),
+            });
+        }
+        let token_calls = match tokens_reported {
+            Some(reported) if totals.calls > 0 => {
+                let answered = totals
+                    .answered_token_calls
+                    .or(totals.answered_calls)
+                    .unwrap_or(totals.calls - unanswered);
+                let charged = |n: u64| -> Result<(Decimal, Decimal), CompareError> {
+                    let n = n.max(answered);
+                    Ok((
+                        per_call(n, totals.calls),
+                        per_period(n, "calls whose tokens are charged")?,
+                    ))
+                };
+                Some(TokenCalls::new(
+                    charged(reported.tokens_in)?,
+                    charged(reported.tokens_out)?,
+                ))
+            }
+            _ => None,
+        };
         let mean_latency = Duration::from_nanos(
             u64::try_from(mean(totals.busy_time.as_nanos(), settled)).unwrap_or(u64::MAX),
         );
@@ -304,6 +387,7 @@ impl UsageProfile {
             tokens_reported,
             answered_per_call: answered_calls.map(|answered| per_call(answered, totals.calls)),
             answered_calls_per_period,
+            token_calls,
         };
         profile.validate()?;
         Ok(profile)
@@ -330,6 +414,22 @@ impl UsageProfile {
             answered_calls_per_period: self
                 .answered_calls_per_period
                 .map(|answered| scale(answered, "answered calls"))
+                .transpose()?,
+            token_calls: self
+                .token_calls
+                .map(|t| -> Result<TokenCalls, CompareError> {
+                    Ok(TokenCalls {
+                        in_per_period: scale(
+                            t.in_per_period,
+                            "calls whose input tokens are charged",
+                        )?,
+                        out_per_period: scale(
+                            t.out_per_period,
+                            "calls whose output tokens are charged",
+                        )?,
+                        ..t
+                    })
+                })
                 .transpose()?,
             ..self.clone()
         })
@@ -428,6 +528,35 @@ impl UsageProfile {
                 self.calls_per_period,
                 "answered calls are part of the calls: at most the calls per period",
             )?;
+        }
+        if let Some(t) = self.token_calls {
+            for (what, share, per_period) in [
+                (
+                    "calls whose input tokens are charged",
+                    t.in_share,
+                    t.in_per_period,
+                ),
+                (
+                    "calls whose output tokens are charged",
+                    t.out_share,
+                    t.out_per_period,
+                ),
+            ] {
+                check::not_negative(what, share, "a share of calls cannot be negative")?;
+                check::at_most(
+                    what,
+                    share,
+                    Decimal::ONE,
+                    "they are part of the calls: at most 1 per call",
+                )?;
+                check::not_negative(what, per_period, "a count of calls cannot be negative")?;
+                check::at_most(
+                    what,
+                    per_period,
+                    self.calls_per_period,
+                    "they are part of the calls: at most the calls per period",
+                )?;
+            }
         }
         if let Some(r) = self.tokens_reported
             && (r.tokens_in > r.calls || r.tokens_out > r.calls)
@@ -559,6 +688,7 @@ impl UsageProfileBuilder {
             tokens_reported: None,
             answered_per_call: None,
             answered_calls_per_period: None,
+            token_calls: None,
         };
         profile.validate()?;
         Ok(profile)
@@ -610,6 +740,18 @@ pub struct UsageTotals {
     /// counted against. [`UsageTotals::from_receipts`] counts them; `None`: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unanswered_settled_calls: Option<u64>,
+    /// Calls among [`calls`](Self::calls) whose answer could carry tokens: those
+    /// answered with HTTP 2XX, an asynchronous invocation at its settlement (a
+    /// failed inference answered none, though its accepted submission is among the
+    /// [`answered_calls`](Self::answered_calls) its fee counts) or, not settled
+    /// yet, at its accepted submission. A per-token price charges its token means
+    /// on them, when the calls that reported tokens are counted apart
+    /// ([`calls_with_tokens_in`](Self::calls_with_tokens_in)).
+    /// [`UsageTotals::from_receipts`] counts them; `None`: the answered calls (every
+    /// call but the [unanswered settled ones](Self::unanswered_settled_calls) when
+    /// those are not counted either).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_token_calls: Option<u64>,
     /// Asynchronous invocations among [`calls`](Self::calls) whose settlement (model
     /// time, data out, tokens) is not in these totals yet: submitted, not settled.
     #[serde(default)]
@@ -665,7 +807,11 @@ impl UsageTotals {
     /// asynchronous invocation at its submission, and not settled here) is not
     /// answered either, as its receipt charged none, and is counted in
     /// [`cancelled_calls`](Self::cancelled_calls): SageMaker may have answered it
-    /// after its caller left, and AWS then charged it.
+    /// after its caller left, and AWS then charged it. A call whose answer could
+    /// carry tokens is counted in
+    /// [`answered_token_calls`](Self::answered_token_calls): an answered synchronous
+    /// call; an asynchronous invocation by its settlement, answered unless its
+    /// inference failed, or, not settled here, by its accepted submission.
     ///
     /// Sums that would pass `u64::MAX` saturate there (and are then refused by
     /// [`UsageProfile::from_totals`] as out of range).
@@ -709,9 +855,9 @@ impl UsageTotals {
     /// Sets the input and output token totals: of every settled call, answered or
     /// not (an unanswered call with the none it reported), unless
     /// [`with_calls_with_tokens`](Self::with_calls_with_tokens) says how many
-    /// reported them. Without it, a per-token plan charges these totals, scaled to
-    /// its period, whatever [`with_answered_calls`](Self::with_answered_calls)
-    /// counts.
+    /// reported them. Without it, a per-token plan charges these totals whole,
+    /// scaled to its period, whatever
+    /// [`with_answered_calls`](Self::with_answered_calls) counts.
     pub fn with_tokens(mut self, tokens_in: u64, tokens_out: u64) -> Self {
         self.tokens_in = tokens_in;
         self.tokens_out = tokens_out;
@@ -720,9 +866,11 @@ impl UsageTotals {
 
     /// Sets how many settled calls reported their input and their output tokens (the
     /// token totals are over those calls). A per-token plan charges each direction's
-    /// mean on those calls, or on the [answered calls](Self::with_answered_calls)
-    /// when they are more (an answered call that reported no count is taken at the
-    /// mean, never as 0 tokens).
+    /// mean on the calls whose answer could carry tokens
+    /// ([`with_answered_token_calls`](Self::with_answered_token_calls), else the
+    /// [answered calls](Self::with_answered_calls)), an answered call that reported
+    /// no count taken at the mean, never as 0 tokens; or on those that reported it,
+    /// if they are more.
     pub fn with_calls_with_tokens(mut self, tokens_in: u64, tokens_out: u64) -> Self {
         self.calls_with_tokens_in = Some(tokens_in);
         self.calls_with_tokens_out = Some(tokens_out);
@@ -736,10 +884,18 @@ impl UsageTotals {
         self
     }
 
+    /// Sets how many of the calls had an answer that could carry tokens (see
+    /// [`answered_token_calls`](Self::answered_token_calls)).
+    pub fn with_answered_token_calls(mut self, calls: u64) -> Self {
+        self.answered_token_calls = Some(calls);
+        self
+    }
+
     /// Sets how many of the calls were answered with HTTP 2XX (the calls a
     /// per-inference fee or a subscription's quota counts). It changes which calls
     /// a per-token plan charges only for token totals counted apart
-    /// ([`with_calls_with_tokens`](Self::with_calls_with_tokens)).
+    /// ([`with_calls_with_tokens`](Self::with_calls_with_tokens)), and only without
+    /// [`with_answered_token_calls`](Self::with_answered_token_calls).
     pub fn with_answered_calls(mut self, calls: u64) -> Self {
         self.answered_calls = Some(calls);
         self
@@ -830,6 +986,9 @@ struct Halves {
     /// Submissions cancelled before SageMaker's answer came.
     cancelled: u64,
     settlements: u64,
+    /// Settlements answered with HTTP 2XX: the inference's answer, whose tokens
+    /// are charged (a failed one answered none).
+    settled_ok: u64,
     /// When it was submitted: its receipts' start (a settlement's is its
     /// submission's too).
     at: Option<chrono::DateTime<chrono::Utc>>,
@@ -871,6 +1030,9 @@ impl ReceiptTotals {
             halves.at = Some(halves.at.map_or(cost.at, |at| at.min(cost.at)));
             if cost.is_async_settlement() {
                 halves.settlements += 1;
+                if crate::billing::answered_2xx(u) {
+                    halves.settled_ok += 1;
+                }
                 totals.busy_time = totals.busy_time.saturating_add(u.latency);
                 self.billed = self.billed.saturating_add(billed_ms(u.latency));
             } else {
@@ -947,12 +1109,21 @@ impl ReceiptTotals {
         }
         let mut totals = self.totals;
         let mut answered = self.answered;
+        let mut answered_tokens = self.answered;
         let mut cancelled = self.cancelled;
         for halves in self.invocations.values() {
             // Answered at its submission; a settlement without its submission here
             // was accepted (SageMaker ran it).
             let answered_here = halves.accepted.max(halves.settlements);
             answered = answered.saturating_add(answered_here);
+            // Its answer, whose tokens are charged: its settlement's, a failed
+            // inference none (its fee is charged at the accepted submission all the
+            // same); not settled yet, its accepted submission's, at the mean.
+            answered_tokens = answered_tokens.saturating_add(
+                halves
+                    .settled_ok
+                    .saturating_add(halves.accepted.saturating_sub(halves.settlements)),
+            );
             // Normally one of each; a call id written twice (e.g. `local-0` by two
             // processes) is as many calls as its more numerous half.
             let calls = halves.submissions.max(halves.settlements);
@@ -965,6 +1136,7 @@ impl ReceiptTotals {
                 .saturating_add(halves.submissions.saturating_sub(halves.settlements));
         }
         totals.answered_calls = Some(answered);
+        totals.answered_token_calls = Some(answered_tokens);
         totals.cancelled_calls = Some(cancelled);
         totals.billed_busy_time = Some(self.billed);
         totals.calls_with_tokens_in = Some(self.calls_with_tokens_in);

@@ -42,17 +42,19 @@
 //!   hold every month.
 //!
 //! - A profile from metered calls charges a per-inference fee and counts a quota
-//!   over the calls answered with HTTP 2XX, a share `s` of the calls made (`answered_per_call`: 0, 1/3, 2/3, 0.9 or 1, or
-//!   none, stated by hand): in calls made, the fee is `s × X` a call, and the quota
-//!   lasts `included / s`
+//!   over the calls answered with HTTP 2XX, a share `s` of the calls made
+//!   (`answered_per_call`: 0, 1/3, 2/3, 0.9 or 1, or none, stated by hand): in
+//!   calls made, the fee is `s × X` a call, and the quota lasts `included / s`
 //!   calls, each beyond costing `s × overage` (none answered: the fee alone). The
 //!   model takes `s` as the profile holds it, a decimal (1/3 rounded at 28 digits
 //!   is 0.333…3, as `UsageProfile::from_totals` leaves it), so that a figure exact
 //!   for that share must be the code's exactly. A per-token price charges the
-//!   tokens reported: a mean over every settled call (none counted apart) on every
-//!   call, `tokens × price` a call made; a mean over the `k` of 10 settled calls
-//!   that reported it, on those or on the answered calls, whichever are more,
-//!   `max(k/10, s) × tokens × price`.
+//!   tokens reported: each mean on the share `c` of the calls the profile's
+//!   `token_calls` says (a ledger's: the calls whose answer could carry tokens;
+//!   0, 1/3, 2/3, 0.9 or 1 each way), `c × tokens × price` a call made; not said,
+//!   a mean over the calls that reported it (`tokens_reported`) on the answered
+//!   calls, `s × tokens × price`, and a mean over every call on every call,
+//!   `tokens × price`.
 //!
 //! Inputs whose products leave a `Decimal` (prices of 10^9 USD, 10^15 calls, 10^9
 //! tokens, 1 TiB payloads, 10,000 instances) are an error, never a panic; when they
@@ -61,7 +63,7 @@
 use super::{
     CompareError, Comparison, InstancePlan, MAX_BREAK_EVEN_CALLS, PerInferencePlan, PerTokenPlan,
     Period, Plan, PriceTrend, Projection, RateTable, SavingsPlan, SavingsPlanTerm, ServerlessPlan,
-    SubscriptionPlan, TokensReported, TrendRate, UsageProfile,
+    SubscriptionPlan, TokenCalls, TokensReported, TrendRate, UsageProfile,
 };
 use crate::pricing::PriceKey;
 use num_bigint::BigInt;
@@ -224,6 +226,10 @@ struct Case {
     /// when the profile counts them apart (a ledger's); `None`: the means are over
     /// every settled call.
     reported: Option<(u64, u64)>,
+    /// The shares of the calls whose input and output tokens are charged, as a
+    /// ledger's profile holds them (`token_calls`); `None`: a profile that does not
+    /// say.
+    token_calls: Option<(Decimal, Decimal)>,
 }
 
 /// A generated case's parts, in `Case`'s field order.
@@ -245,17 +251,26 @@ impl Case {
             specs,
             share: None,
             reported: None,
+            token_calls: None,
         }
     }
 }
 
-/// The share of calls answered (0, 1/3, 2/3, 0.9, 1; 1/3 and 2/3 rounded at 28
-/// digits, as a profile from metered calls holds them), or none.
+/// A share of the calls (0, 1/3, 2/3, 0.9, 1; 1/3 and 2/3 rounded at 28 digits,
+/// as a profile from metered calls holds them).
+fn a_share() -> impl Strategy<Value = Decimal> {
+    prop::sample::select(vec![(0i64, 1i64), (1, 3), (2, 3), (9, 10), (1, 1)])
+        .prop_map(|(p, q)| Decimal::from(p) / Decimal::from(q))
+}
+
+/// The share of calls answered, or none.
 fn share() -> impl Strategy<Value = Option<Decimal>> {
-    prop::option::of(
-        prop::sample::select(vec![(0i64, 1i64), (1, 3), (2, 3), (9, 10), (1, 1)])
-            .prop_map(|(p, q)| Decimal::from(p) / Decimal::from(q)),
-    )
+    prop::option::of(a_share())
+}
+
+/// The shares of the calls whose input and output tokens are charged, or none.
+fn token_calls() -> impl Strategy<Value = Option<(Decimal, Decimal)>> {
+    prop::option::of((a_share(), a_share()))
 }
 
 /// How many of 10 settled calls reported their input and output tokens, or none
@@ -442,10 +457,13 @@ fn case() -> impl Strategy<Value = Case> {
     )
         .prop_map(Case::from_parts)
         .prop_flat_map(|case| {
-            (share(), reported()).prop_map(move |(share, reported)| Case {
-                share,
-                reported,
-                ..case.clone()
+            (share(), reported(), token_calls()).prop_map(move |(share, reported, token_calls)| {
+                Case {
+                    share,
+                    reported,
+                    token_calls,
+                    ..case.clone()
+                }
             })
         })
 }
@@ -677,6 +695,14 @@ fn profile(case: &Case, calls: Decimal) -> UsageProfile {
         tokens_in,
         tokens_out,
     });
+    // At this volume, `calls × share` of the calls: what the code takes for the
+    // answered calls when the profile does not count them per period.
+    profile.token_calls = case.token_calls.map(|(tokens_in, tokens_out)| {
+        TokenCalls::new(
+            (tokens_in, calls * tokens_in),
+            (tokens_out, calls * tokens_out),
+        )
+    });
     profile.validate().unwrap();
     profile
 }
@@ -882,20 +908,21 @@ fn model_line(case: &Case, spec: &Spec) -> Line {
         // One fee per call answered: `s × X` per call made.
         Spec::PerCall(x) => Line::new(&[], &[q(*x) * &share]),
         Spec::PerThousand(x) => Line::new(&[], &[q(*x) / qi(1000) * &share]),
-        // The tokens reported: a mean over every settled call on every call; a mean
-        // over the `k` of 10 calls that reported it on those, `k/10` of the calls,
-        // or on the answered calls, `s`, whichever are more.
+        // The tokens reported: each mean on the share of the calls the profile
+        // says it is charged on (a ledger's: those whose answer could carry
+        // tokens); not said, a mean over the calls that reported it on the answered
+        // calls, `s`, among which they are; a mean over every call on every call.
         Spec::PerMillionTokens { input, output } => {
-            let charged = |k: u64| match (case.reported, case.share) {
-                (Some(_), Some(_)) => max(qi(k as i128) / qi(10), share.clone()),
-                _ => qi(1),
+            let (c_in, c_out) = match (case.token_calls, case.reported) {
+                (Some((c_in, c_out)), _) => (q(c_in), q(c_out)),
+                (None, Some(_)) => (share.clone(), share.clone()),
+                (None, None) => (qi(1), qi(1)),
             };
-            let (k_in, k_out) = case.reported.unwrap_or((10, 10));
             Line::new(
                 &[],
                 &[
-                    qi(case.tokens_in as i128) * q(*input) / qi(1_000_000) * charged(k_in),
-                    qi(case.tokens_out as i128) * q(*output) / qi(1_000_000) * charged(k_out),
+                    qi(case.tokens_in as i128) * q(*input) / qi(1_000_000) * c_in,
+                    qi(case.tokens_out as i128) * q(*output) / qi(1_000_000) * c_out,
                 ],
             )
         }

@@ -1338,6 +1338,84 @@ fn an_async_invocation_is_answered_at_its_submission_or_by_its_settlement() {
     assert_eq!(totals.answered_calls, Some(2));
 }
 
+/// A failed asynchronous inference was accepted at its submission (its
+/// per-inference fee is charged there) but answered no tokens: its settlement's
+/// token lines are 0 tokens at $0, whatever output was counted. A per-token plan
+/// charges the tokens of the invocations that settled with an answer, not the mean
+/// on the failed one too.
+#[tokio::test]
+async fn a_failed_async_inference_is_charged_its_fee_but_no_tokens() {
+    // req-1 submitted at 10:00, settled after 30 s with 0 tokens in and 1,000 out;
+    // req-2 submitted at 10:30 and accepted, its inference failed after 30 s (800
+    // tokens out counted, charged none). 2 starts 1 gap of 30 min apart: 30 min ×
+    // 2 / 1 = 60 min.
+    let [s1, t1] = async_receipts("req-1", "2026-05-20T10:00:00Z", 100, 30, 10, (0, 1_000));
+    let [s2, t2] = async_receipts("req-2", "2026-05-20T10:30:00Z", 100, 30, 10, (0, 800));
+    let mut t2 = serde_json::to_value(t2).unwrap();
+    t2["usage"]["outcome"] = "error".into();
+    let t2: Cost = serde_json::from_value(t2).unwrap();
+    let receipts = [s1, s2, t1, t2];
+    let totals = UsageTotals::from_receipts(&receipts);
+    assert_eq!(totals.observed, Duration::from_secs(3_600));
+    // Both accepted (the fee's), one answered at its settlement (the tokens').
+    assert_eq!(
+        (
+            totals.calls,
+            totals.answered_calls,
+            totals.answered_token_calls,
+            totals.unanswered_settled_calls
+        ),
+        (2, Some(2), Some(1), Some(1))
+    );
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // 2 calls an hour × 24 = 48 a day, all 48 charged a fee; the means over the 1
+    // call that reported tokens: 0 in, 1,000 out.
+    assert_eq!(profile.calls_per_period, d("48"));
+    assert_eq!(profile.answered_calls_per_period, Some(d("48")));
+    assert_eq!(
+        (profile.tokens_in_per_call, profile.tokens_out_per_call),
+        (d("0"), d("1000"))
+    );
+
+    let plans = [
+        Plan::from(PerTokenPlan::per_million_tokens(d("0.50"), d("1.50")).unwrap()),
+        pay_per_use("0.01"),
+    ];
+    let comparison = priced(&profile, &plans).await.unwrap();
+    // The receipts of the hour: 1,000 tokens out × 1.50 / 10^6 = 0.0015 USD (the
+    // failed inference's lines 0 tokens, $0); × 24 h = 0.036 USD a day: 24 answers
+    // × 0.0015 USD, not 48 × 0.0015 = 0.072 (2,000 tokens an hour).
+    assert_eq!(cost(&comparison, "per token"), d("0.036"));
+    // The fee is charged at each accepted submission: 48 × 0.01 = 0.48 USD.
+    assert_eq!(cost(&comparison, "pay per use"), d("0.48"));
+    // In calls made, half answered: 0.5 × 0.0015 = 0.00075 USD a call.
+    let row = comparison.plan("per token").unwrap();
+    assert_eq!(row.curve.usd_per_call, d("0.00075"));
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.contains("50.0%") && n.contains("24 per day")),
+        "{:?}",
+        row.notes
+    );
+
+    // The failed invocation alone: its fee charged, no tokens: a per-token plan
+    // costs 0, as its receipts did (0 tokens × any price), not refused for want of
+    // a count.
+    let totals = UsageTotals::from_receipts([&receipts[1], &receipts[3]]);
+    assert_eq!(
+        (
+            totals.calls,
+            totals.answered_calls,
+            totals.answered_token_calls
+        ),
+        (1, Some(1), Some(0))
+    );
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    let comparison = priced(&profile, &plans).await.unwrap();
+    assert_eq!(cost(&comparison, "per token"), Decimal::ZERO);
+}
+
 #[tokio::test]
 async fn serverless_from_receipts_bills_each_call_rounded_up_not_the_mean() {
     // Two calls of 1.2 ms and 2.8 ms, at 10:00:00 and 10:30:00: one call every

@@ -1974,6 +1974,37 @@ fn a_ledgers_model_errors_are_not_counted_as_calls_that_did_not_report_their_tok
     );
 }
 
+/// A token mean stated in place of a ledger's is the mean of the calls whose
+/// answer could carry tokens, as the ledger's was: charged on the calls answered
+/// with HTTP 2XX, not on a model error, whose receipt charged no tokens.
+#[test]
+fn a_token_mean_stated_for_a_ledger_is_charged_on_its_answered_calls() {
+    let mut error: serde_json::Value =
+        serde_json::from_str(&call_with_tokens("c-3", "2026-05-20T12:00:00Z", None, None)).unwrap();
+    error["usage"]["outcome"] = "error".into();
+    // 3 calls an hour apart (3 starts 2 gaps of 1 h: 2 h × 3 / 2 = 3 h), 2 answered
+    // with 1,000 tokens in and 100 out, a model error.
+    let lines = [
+        call_with_tokens("c-1", "2026-05-20T10:00:00Z", Some(1000), Some(100)),
+        call_with_tokens("c-2", "2026-05-20T11:00:00Z", Some(1000), Some(100)),
+        error.to_string(),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(["--per-1m-tokens-in", "1", "--per-1m-tokens-out", "2"])
+            .args(["--tokens-in", "500", "--period", "day", "--json"]),
+    );
+    // 1 call an hour: 24 a day, 2 of 3 answered: 16. Per answered call 500 × 1 /
+    // 10^6 + 100 × 2 / 10^6 = 0.0007 USD; 16 × 0.0007 = 0.0112 USD a day (not 24 ×
+    // 0.0007 = 0.0168, the model error charged the stated mean).
+    assert_eq!(json["plans"][0]["cost_usd"], "0.0112", "{json}");
+}
+
 #[test]
 fn a_token_count_stated_in_place_of_a_ledgers_none_is_priced_and_shown_even_at_zero() {
     // One TGI call: 100 tokens out reported, input not. `--tokens-in 0` says the
