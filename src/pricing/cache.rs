@@ -143,6 +143,10 @@ struct Slot {
     /// Told when a fetch of the key lands, or leaves an answer for the callers
     /// waiting for it.
     landed: Notify,
+    /// Run once, when a failed fetch is about to be recorded: where a test puts
+    /// what another thread does just then.
+    #[cfg(test)]
+    before_failure_lands: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 #[derive(Default)]
@@ -363,6 +367,9 @@ impl Inner {
     /// What the state alone can answer: a fresh rate, or the answer kept for a backoff.
     /// `None` too while a change waits to be announced (see [`Inner::next`]).
     fn settled(&self, state: &State, now: SystemTime) -> Option<Result<Rate, PriceError>> {
+        if state.announce.is_some() {
+            return None;
+        }
         if let Some(good) = &state.good {
             // A term the answer announced took effect: its rate, once put in place.
             if good.announced_in_effect(now).is_some() {
@@ -372,9 +379,6 @@ impl Inner {
         if let Some(good) = &state.good
             && self.is_fresh(good, now)
         {
-            if state.announce.is_some() {
-                return None;
-            }
             return Some(Ok(good.rate.clone()));
         }
         match &state.failure {
@@ -425,6 +429,22 @@ impl Inner {
                 return Next::Answer(Ok(Rate::with_note_before(good.rate.clone(), &change)));
             }
         }
+        // A change told while a fetch that then failed was under way (a term
+        // announced ahead put in place meanwhile): the first caller served what
+        // the failure left (the new rate, kept) is told, as after a switch that
+        // followed the failure.
+        if state.announce.is_some()
+            && let Some(failure) = &state.failure
+            && self.in_backoff(failure, now)
+        {
+            if !waits {
+                return Next::Wait;
+            }
+            let kept = failure.answer.clone();
+            if let Some(change) = state.announce.take() {
+                return Next::Answer(kept.map(|rate| Rate::with_note_before(rate, &change)));
+            }
+        }
         if let Some(answer) = self.settled(&state, now) {
             return Next::Answer(answer);
         }
@@ -436,16 +456,18 @@ impl Inner {
             return Next::Answer(last.clone());
         }
         // A change the last refresh found that no caller has been told of (none
-        // came while the new rate was fresh): the first caller served it stale is
-        // told, as one served it fresh would be. Through `price` only, as above.
-        let untold = state.announce.is_some() && state.good.is_some() && state.failure.is_none();
+        // came while the new rate was fresh), or one told while a fetch that failed
+        // ran and no caller came in the backoff: the first caller served it stale
+        // (or what the failure left) is told, as one served it fresh would be.
+        // Through `price` only, as above.
+        let untold = state.announce.is_some() && state.good.is_some();
         if untold && !waits {
             return Next::Wait;
         }
         // What to serve while a fetch runs: the stale rate, else the answer kept
         // from the last failure (its backoff over, a retry due).
         let at_hand = match (&state.good, &state.failure) {
-            (Some(_), None) if untold => {
+            (Some(_), _) if untold => {
                 state
                     .announce
                     .clone()
@@ -479,6 +501,12 @@ impl Inner {
         // restarts below, so that is what the others get meanwhile). The refresh
         // or retry runs on a task of its own. Only a key never answered waits.
         let refresh = match &state.failure {
+            Some(failure) if untold => state.announce.as_ref().map(|change| {
+                failure
+                    .answer
+                    .clone()
+                    .map(|rate| Rate::with_note_before(rate, change))
+            }),
             Some(failure) => Some(failure.answer.clone()),
             None => at_hand,
         }
@@ -748,28 +776,48 @@ impl Inner {
                 Ok(rate)
             }
             Err(error) => {
-                let (last_good, kept) = {
-                    let state = slot.state.read().unwrap_or_else(PoisonError::into_inner);
-                    match state.good.as_ref() {
-                        Some(g) => {
-                            let fetched = chrono::DateTime::<chrono::Utc>::from(g.fetched);
-                            let kept = format!(
-                                "refresh failed ({error}); kept the last good price, fetched {}",
-                                fetched.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                            );
-                            (
-                                Some(Rate::with_note_before(g.rate.clone(), &kept)),
-                                Some(kept),
-                            )
-                        }
-                        None => (None, None),
+                // The fallback is asked (on no lock) only when no good price is
+                // known; once one is, it stays.
+                let known = slot
+                    .state
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .good
+                    .is_some();
+                let fallback = if known {
+                    None
+                } else {
+                    Some(self.fall_back(key, &error).await)
+                };
+                #[cfg(test)]
+                {
+                    let hook = slot
+                        .before_failure_lands
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .take();
+                    if let Some(hook) = hook {
+                        hook();
                     }
-                };
-                let answer = match last_good {
-                    Some(rate) => Ok(rate),
-                    None => self.fall_back(key, &error).await,
-                };
+                }
+                // The last good price is read under the lock it is recorded
+                // under: a term announced ahead may have been put in place since
+                // the fetch began (see `switch`), and its rate is the one kept.
                 let mut state = slot.state.write().unwrap_or_else(PoisonError::into_inner);
+                let (answer, kept) = match state.good.as_ref() {
+                    Some(g) => {
+                        let fetched = chrono::DateTime::<chrono::Utc>::from(g.fetched);
+                        let kept = format!(
+                            "refresh failed ({error}); kept the last good price, fetched {}",
+                            fetched.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        );
+                        (
+                            Ok(Rate::with_note_before(g.rate.clone(), &kept)),
+                            Some(kept),
+                        )
+                    }
+                    None => (fallback.unwrap_or_else(|| Err(error.clone())), None),
+                };
                 if state.warned.as_ref() != Some(&error) {
                     let using = match &answer {
                         Ok(rate) if rate.provenance.source == PriceOrigin::Cache => {
@@ -792,11 +840,18 @@ impl Inner {
                     answer: answer.clone(),
                     kept,
                 });
-                state.announce = None;
                 state.last = Some(answer.clone());
                 state.landed += 1;
                 state.fetching = false;
-                answer
+                // A change told while the fetch ran (a term announced ahead put in
+                // place) that no caller has been told of: the caller waiting for
+                // the fetch is; else the first caller served what the failure left
+                // (see `next`).
+                if !detached && let Some(change) = state.announce.take() {
+                    answer.map(|rate| Rate::with_note_before(rate, &change))
+                } else {
+                    answer
+                }
             }
         };
         slot.landed.notify_waiters();
@@ -2542,6 +2597,120 @@ mod tests {
         }
         assert_eq!(told.lock().unwrap().len(), 1);
         assert_eq!(primary.calls(), 6);
+    }
+
+    /// A refresh started at 23:59:59 (1 h TTL) fails at 00:00 just as another call
+    /// puts the announced $0.20 in place: the switch tells 0.23 → 0.20 (the ledger's
+    /// record) and keeps $0.20, then the failure is recorded. What it keeps is the
+    /// $0.20 in force, not the $0.23 it would have read before the switch: a call at
+    /// 00:00:01 is priced 1 h × $0.20 = $0.20, noted with the change (told once, on
+    /// this receipt), the failure and the announced term; the next without the change.
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_failing_as_an_announced_term_is_put_in_place_keeps_that_term() {
+        let primary = Answers::new([Ok(announcing())]);
+        let (prices, time, told) = at_2200(primary.clone(), Duration::from_secs(3600));
+        prices.price(&key()).await.unwrap();
+        // 23:59:59: stale; the refresh this call starts fails (nothing scripted).
+        time.advance(Duration::from_secs(2 * 3600 - 1));
+        let stale = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (stale.usd_per_unit, stale.provenance.note.as_deref()),
+            (usd("0.23"), Some(REFRESHING))
+        );
+        // 00:00:00: the failure lands; just before it is recorded, another call
+        // puts the term in place (as `look_up` does on `Next::Switch`).
+        time.advance(Duration::from_secs(1));
+        let slot = prices.inner.slot(&key());
+        let switched: Arc<Mutex<Option<Option<String>>>> = Arc::default();
+        {
+            let (inner, on, switched) = (prices.inner.clone(), slot.clone(), switched.clone());
+            *slot.before_failure_lands.lock().unwrap() = Some(Box::new(move || {
+                *switched.lock().unwrap() = Some(inner.switch(&on));
+            }));
+        }
+        until(|| !fetching(&prices, &key())).await;
+        assert_eq!(
+            *switched.lock().unwrap(),
+            Some(None),
+            "switched before the failure was recorded; nothing owed to that call"
+        );
+        assert_eq!(told.lock().unwrap().len(), 1);
+
+        // 00:00:01, within the 60 s backoff.
+        time.advance(Duration::from_secs(1));
+        assert_eq!(prices.price_now(&key()), None, "the change is for `price`");
+        let first = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            shown(first),
+            (
+                usd("0.20"),
+                PriceOrigin::Cache,
+                "2026-09-01T00:00:00Z".into(),
+                at("2026-08-31T22:00:00Z"),
+                Some(format!("{DOWN}; {FAILED}; {ANNOUNCED}"))
+            )
+        );
+        for _ in 0..2 {
+            let kept = prices.price(&key()).await.unwrap();
+            assert_eq!(
+                (kept.usd_per_unit, kept.provenance.note),
+                (usd("0.20"), Some(format!("{FAILED}; {ANNOUNCED}").into()))
+            );
+        }
+        assert_eq!(
+            prices
+                .price_now(&key())
+                .and_then(Result::ok)
+                .map(|rate| rate.usd_per_unit),
+            Some(usd("0.20"))
+        );
+        let told = told.lock().unwrap();
+        assert_eq!(
+            told.iter()
+                .map(|c| (c.old_usd_per_unit, c.new_usd_per_unit))
+                .collect::<Vec<_>>(),
+            [(usd("0.23"), usd("0.20"))]
+        );
+        assert_eq!(primary.calls(), 2, "no retry within the backoff");
+    }
+
+    /// Without a Tokio runtime the call at 00:30 (1 h TTL: the answer of 22:00 is
+    /// stale) puts the announced $0.20 in place, telling 0.23 → 0.20, then refreshes
+    /// itself; the Price List failing, it gets what the failure keeps, $0.20, noted
+    /// with the change it told, the failure and the term. The next call, within the
+    /// 60 s backoff, gets $0.20 without the change.
+    #[test]
+    fn without_a_runtime_the_call_that_puts_a_term_in_place_and_fails_to_refresh_is_told() {
+        let primary = Answers::new([Ok(announcing())]);
+        let (prices, time, told) = at_2200(primary.clone(), Duration::from_secs(3600));
+        let std::task::Poll::Ready(first) = poll_once(prices.price(&key())) else {
+            panic!("the first fetch answers at once");
+        };
+        assert_eq!(first.unwrap().usd_per_unit, usd("0.23"));
+        // 00:30.
+        time.advance(Duration::from_secs(2 * 3600 + 1800));
+        let std::task::Poll::Ready(at_the_date) = poll_once(prices.price(&key())) else {
+            panic!("the refresh fails at once");
+        };
+        assert_eq!(
+            shown(at_the_date.unwrap()),
+            (
+                usd("0.20"),
+                PriceOrigin::Cache,
+                "2026-09-01T00:00:00Z".into(),
+                at("2026-08-31T22:00:00Z"),
+                Some(format!("{DOWN}; {FAILED}; {ANNOUNCED}"))
+            )
+        );
+        let std::task::Poll::Ready(kept) = poll_once(prices.price(&key())) else {
+            panic!("the kept price answers at once");
+        };
+        let kept = kept.unwrap();
+        assert_eq!(
+            (kept.usd_per_unit, kept.provenance.note),
+            (usd("0.20"), Some(format!("{FAILED}; {ANNOUNCED}").into()))
+        );
+        assert_eq!((told.lock().unwrap().len(), primary.calls()), (1, 2));
     }
 
     /// Calls at the date all at once: every one is priced at $0.20, one receipt
