@@ -163,7 +163,8 @@ struct State {
     last: Option<Result<Rate, PriceError>>,
     /// A refresh with no caller waiting for it found a new rate (or a term
     /// announced ahead took effect): the change's note, for the first caller
-    /// served the new rate from the cache.
+    /// served the new rate from the cache (or what a failed refresh left), or for
+    /// the caller waiting for the fetch that lands next.
     announce: Option<String>,
 }
 
@@ -752,17 +753,23 @@ impl Inner {
                 rate.next_term = good.rate.next_term.clone();
                 // Told before anyone can be priced at the new rate, so that a ledger's
                 // record of the change comes before every receipt at that rate.
-                let mut announce = None;
-                if let Some(change) = change {
+                let found = change.map(|change| {
                     self.changed(&change);
-                    if detached {
-                        announce = Some(change.note());
-                    } else {
-                        rate = Rate::with_note_before(rate, &change.note());
-                    }
-                }
+                    change.note()
+                });
                 let mut state = slot.state.write().unwrap_or_else(PoisonError::into_inner);
-                state.announce = announce;
+                // A change told while the fetch ran (a term announced ahead put in
+                // place) that no caller has been told of stays to be noted, after
+                // the one this answer brings.
+                let note = match (found, state.announce.take()) {
+                    (Some(found), Some(earlier)) => Some(format!("{found}; {earlier}")),
+                    (found, earlier) => found.or(earlier),
+                };
+                if detached {
+                    state.announce = note;
+                } else if let Some(note) = &note {
+                    rate = Rate::with_note_before(rate, note);
+                }
                 // Recovered from a failure that was warned of (not from the fallback
                 // served while a dropped caller's fetch went on).
                 if state.failure.take().is_some() && state.warned.is_some() {
@@ -2709,6 +2716,119 @@ mod tests {
         assert_eq!(
             (kept.usd_per_unit, kept.provenance.note),
             (usd("0.20"), Some(format!("{FAILED}; {ANNOUNCED}").into()))
+        );
+        assert_eq!((told.lock().unwrap().len(), primary.calls()), (1, 2));
+    }
+
+    /// What the live source answers for ml.m5.xlarge at `fetched`, before
+    /// 2026-09-01: $0.23 per hour with $0.20 announced from 2026-09-01T00:00Z.
+    fn announcing_at(fetched: &str) -> Rate {
+        let on = utc("2026-09-01T00:00:00Z");
+        let september = Rate::with_note_before(
+            live("0.20", "2026-09-01T00:00:00Z", fetched),
+            &super::super::live::announced_note(on, utc(fetched)),
+        );
+        let mut rate = live("0.23", "2026-05-01T00:00:00Z", fetched);
+        rate.next_term = Some(Box::new(NextTerm {
+            on,
+            rate: Some(september),
+        }));
+        rate
+    }
+
+    /// A refresh started at 23:59:59 (1 h TTL) lands at 00:00, after another call
+    /// put the announced $0.20 in place (telling 0.23 → 0.20) and before any call
+    /// was served it. Its answer, fetched at 23:59:59, gives the same term: $0.20
+    /// from 00:00, no change of its own. The change told stays to be noted: the
+    /// call at 00:00:01 is priced 1 h × $0.20 = $0.20 with the change's note, the
+    /// next without it; told once.
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_landing_after_an_announced_term_was_put_in_place_leaves_its_change_noted() {
+        let primary = Answers::new([Ok(announcing()), Ok(announcing_at("2026-08-31T23:59:59Z"))]);
+        let (prices, time, told) = at_2200(primary.clone(), Duration::from_secs(3600));
+        prices.price(&key()).await.unwrap();
+        // 23:59:59: stale; the refresh this call starts has not run yet.
+        time.advance(Duration::from_secs(2 * 3600 - 1));
+        prices.price(&key()).await.unwrap();
+        // 00:00:00: another call puts the term in place (as `look_up` does on
+        // `Next::Switch`), then the refresh lands.
+        time.advance(Duration::from_secs(1));
+        let slot = prices.inner.slot(&key());
+        assert_eq!(
+            prices.inner.switch(&slot),
+            None,
+            "nothing owed to that call"
+        );
+        until(|| !fetching(&prices, &key())).await;
+        assert_eq!(primary.calls(), 2);
+
+        // 00:00:01.
+        time.advance(Duration::from_secs(1));
+        let announced = "rate of the term effective 2026-09-01T00:00:00Z, announced in the \
+                         Price List answer fetched 2026-08-31T23:59:59Z";
+        let first = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            shown(first),
+            (
+                usd("0.20"),
+                PriceOrigin::Cache,
+                "2026-09-01T00:00:00Z".into(),
+                at("2026-08-31T23:59:59Z"),
+                Some(format!("{DOWN}; {announced}"))
+            )
+        );
+        let next = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (next.usd_per_unit, next.provenance.note.as_deref()),
+            (usd("0.20"), Some(announced))
+        );
+        assert_eq!(
+            told.lock()
+                .unwrap()
+                .iter()
+                .map(|c| (c.old_usd_per_unit, c.new_usd_per_unit))
+                .collect::<Vec<_>>(),
+            [(usd("0.23"), usd("0.20"))]
+        );
+    }
+
+    /// Without a Tokio runtime the call at 00:30 (1 h TTL: the answer of 22:00 is
+    /// stale) puts the announced $0.20 in place, telling 0.23 → 0.20, then refreshes
+    /// itself; the Price List now lists $0.20 alone. Its rate, 1 h × $0.20 = $0.20,
+    /// is noted with the change it told; the next call's is not.
+    #[test]
+    fn without_a_runtime_the_call_that_puts_a_term_in_place_and_refreshes_is_told() {
+        let primary = Answers::new([
+            Ok(announcing()),
+            Ok(live("0.20", "2026-09-01T00:00:00Z", "2026-09-01T00:30:00Z")),
+        ]);
+        let (prices, time, told) = at_2200(primary.clone(), Duration::from_secs(3600));
+        let std::task::Poll::Ready(first) = poll_once(prices.price(&key())) else {
+            panic!("the first fetch answers at once");
+        };
+        assert_eq!(first.unwrap().usd_per_unit, usd("0.23"));
+        // 00:30.
+        time.advance(Duration::from_secs(2 * 3600 + 1800));
+        let std::task::Poll::Ready(at_the_date) = poll_once(prices.price(&key())) else {
+            panic!("the refresh answers at once");
+        };
+        assert_eq!(
+            shown(at_the_date.unwrap()),
+            (
+                usd("0.20"),
+                PriceOrigin::Live,
+                "2026-09-01T00:00:00Z".into(),
+                at("2026-09-01T00:30:00Z"),
+                Some(DOWN.into())
+            )
+        );
+        let std::task::Poll::Ready(next) = poll_once(prices.price(&key())) else {
+            panic!("the fresh price answers at once");
+        };
+        let next = next.unwrap();
+        assert_eq!(
+            (next.usd_per_unit, next.provenance.note),
+            (usd("0.20"), None)
         );
         assert_eq!((told.lock().unwrap().len(), primary.calls()), (1, 2));
     }
