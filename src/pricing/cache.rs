@@ -2833,6 +2833,79 @@ mod tests {
         assert_eq!((told.lock().unwrap().len(), primary.calls()), (1, 2));
     }
 
+    /// The other order: the refresh's failure is recorded while the call at 00:00
+    /// tells 0.23 → 0.20 (after the switch read the kept answer, before it put
+    /// $0.20 in place), so the failure keeps $0.23. The switch then makes $0.20 what
+    /// the failure left, and that call's rate is noted with the change: 1 h × $0.20
+    /// = $0.20 from 00:00:01 with the failure's note, told once.
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_failing_while_an_announced_term_is_told_keeps_that_term() {
+        let primary = Answers::new([Ok(announcing())]);
+        let time = ManualTimeSource::new(utc("2026-08-31T22:00:00Z").into());
+        let inner_of_observer: Arc<std::sync::OnceLock<std::sync::Weak<Inner>>> = Arc::default();
+        let landed: Arc<Mutex<Vec<Result<Rate, PriceError>>>> = Arc::default();
+        let (look, land) = (inner_of_observer.clone(), landed.clone());
+        let prices = CachedPrices::builder(primary.clone())
+            .fallback(Snapshot::bundled())
+            .ttl(Duration::from_secs(3600))
+            .time_source(SharedTimeSource::new(time.clone()))
+            .on_change(move |change| {
+                // The refresh's failure lands now (nothing to await: a good price
+                // is known).
+                let inner = look.get().and_then(std::sync::Weak::upgrade).unwrap();
+                let slot = inner.slot(&change.key);
+                let std::task::Poll::Ready(answer) =
+                    poll_once(inner.land(&slot, &change.key, Err(throttled()), true))
+                else {
+                    panic!("the failure lands at once");
+                };
+                land.lock().unwrap().push(answer);
+            })
+            .build();
+        inner_of_observer
+            .set(Arc::downgrade(&prices.inner))
+            .unwrap();
+        prices.price(&key()).await.unwrap();
+        // 00:00:00.
+        time.advance(Duration::from_secs(2 * 3600));
+        let slot = prices.inner.slot(&key());
+        let owed = prices.inner.switch(&slot);
+        {
+            let landed = landed.lock().unwrap();
+            assert_eq!(
+                landed.len(),
+                1,
+                "the failure landed while the change was told"
+            );
+            assert_eq!(
+                landed[0].as_ref().map(|rate| rate.usd_per_unit),
+                Ok(usd("0.23"))
+            );
+        }
+        assert_eq!(
+            owed.as_deref(),
+            Some(DOWN),
+            "owed to the call that switched"
+        );
+
+        // 00:00:01, within the 60 s backoff: what the failure left is $0.20 now.
+        time.advance(Duration::from_secs(1));
+        for _ in 0..2 {
+            let kept = prices.price(&key()).await.unwrap();
+            assert_eq!(
+                shown(kept),
+                (
+                    usd("0.20"),
+                    PriceOrigin::Cache,
+                    "2026-09-01T00:00:00Z".into(),
+                    at("2026-08-31T22:00:00Z"),
+                    Some(format!("{FAILED}; {ANNOUNCED}"))
+                )
+            );
+        }
+        assert_eq!(primary.calls(), 1, "nothing asked within the backoff");
+    }
+
     /// Calls at the date all at once: every one is priced at $0.20, one receipt
     /// notes the change, it is told once, and while it is told nobody can be priced
     /// without waiting (neither the replaced rate nor the new one).
