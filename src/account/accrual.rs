@@ -3,10 +3,12 @@
 //! A receipt's accrual is its process's running figure (the variant's standing
 //! capacity × rate since the process's first metered call). It becomes
 //! increments per run (one process writing one ledger), each over the time since
-//! the run's previous receipt, split at UTC midnight in proportion to time. The
-//! first receipt of a run is where counting starts, not an increment: the ledger
-//! may begin long after its process did (a rolling ledger's oldest files deleted,
-//! or a subset of them read), and its figure says nothing of when that was;
+//! the run's previous receipt, split at UTC midnight in proportion to time (each
+//! day's part rounded toward zero at 18 places, [`SHARE_PLACES`], the last day
+//! taking what is left). The first receipt of a run is where counting starts,
+//! not an increment: the ledger may begin long after its process did (a rolling
+//! ledger's oldest files deleted, or a subset of them read), and its figure says
+//! nothing of when that was;
 //! unless it is the process's first call on the variant, whose accrual is the
 //! instances' time during that call.
 //! Where several runs metered the same variant at the same time (replicas of a
@@ -20,7 +22,7 @@
 //! receipts carries.
 
 use super::usage_class::UsageClass;
-use crate::billing::{Cost, LineItem};
+use crate::billing::{Cost, LineItem, mul_div_down};
 use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
@@ -315,8 +317,9 @@ pub(super) fn day_end(day: NaiveDate) -> Option<DateTime<Utc>> {
     Some(day.succ_opt()?.and_hms_opt(0, 0, 0)?.and_utc())
 }
 
-/// `usd` shared out over `classes` by their shares, to the last digit: the
-/// receipt's own class takes what rounding leaves.
+/// `usd` shared out over `classes` by their shares, to the last digit: each
+/// other class's part rounded toward zero at [`SHARE_PLACES`], the receipt's own
+/// class taking what rounding leaves.
 fn shared_out<'a>(
     usd: Decimal,
     classes: &'a [(UsageClass, Decimal)],
@@ -324,7 +327,17 @@ fn shared_out<'a>(
     let others: Vec<Decimal> = classes
         .iter()
         .skip(1)
-        .map(|(_, share)| (usd * share).round_dp(20))
+        .map(|(_, share)| {
+            let whole = 10u128.pow(share.scale());
+            let part = mul_div_down(usd, share.mantissa().unsigned_abs(), whole, SHARE_PLACES)
+                // Shares are ratios of at most 20 places, within 1: never.
+                .unwrap_or_default();
+            if share.is_sign_negative() {
+                -part
+            } else {
+                part
+            }
+        })
         .collect();
     let own = usd - others.iter().copied().sum::<Decimal>();
     classes
@@ -366,15 +379,16 @@ fn process_first_call(cost: &Cost, accrued: Decimal, allocated: Decimal) -> bool
         .is_none_or(|bound| accrued <= bound)
 }
 
-/// `usd` accrued evenly from `from` to `to`, split at UTC midnight: exact in sum
-/// (the last day takes what rounding leaves). Only the last [`SPREAD_DAYS`] days
-/// are kept.
+/// `usd` accrued evenly from `from` to `to`, split at UTC midnight: each day
+/// before the last gets its [`share`] of the time, rounded toward zero at
+/// [`SHARE_PLACES`], and the last day what is left, so that the days add up to
+/// `usd` exactly. Only the last [`SPREAD_DAYS`] days are kept.
 fn spread(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     usd: Decimal,
 ) -> Vec<(NaiveDate, DateTime<Utc>, DateTime<Utc>, Decimal)> {
-    let whole = Decimal::from(micros(from, to));
+    let whole = micros(from, to);
     let earliest = to
         .date_naive()
         .checked_sub_days(chrono::Days::new(SPREAD_DAYS as u64))
@@ -406,16 +420,25 @@ fn spread(
     pieces
 }
 
-/// `usd × part ÷ whole` for `part ≤ whole`: at most `usd`. The product comes
-/// first, exact, when it fits in a `Decimal`; a span of centuries times a large
-/// amount does not (up to 9.2 × 10¹⁸ µs × 10¹² USD), and then the ratio (≤ 1)
-/// comes first, to `Decimal`'s 28 digits.
-fn share(usd: Decimal, part: i64, whole: Decimal) -> Decimal {
-    let part = Decimal::from(part);
-    match usd.checked_mul(part) {
-        Some(product) => product / whole,
-        None => usd * (part / whole),
-    }
+/// The places a share of an amount is kept at: a day's part of an increment,
+/// a class's part of an accrual, the part of a stretch over time that replicas
+/// cover together. As a processor-sharing call's instance-hours are, each is
+/// rounded toward zero there, once, from the exact quotient: shares of amounts
+/// of at most 18 places (a receipt's have 12) then have at most 18 and add up
+/// exactly, where the quotient at `Decimal`'s 28 digits (14.18 × 3,600,000,000 ÷
+/// 3,601,234,567 = 14.1751388448227121552007473, itself already rounded) made
+/// sums of two of them need 30 digits, more than a `Decimal` holds.
+pub(super) const SHARE_PLACES: u32 = 18;
+
+/// `usd × part ÷ whole` for `0 < part ≤ whole` (microseconds), rounded toward
+/// zero at [`SHARE_PLACES`] (fewer only for a share beyond 7.9 × 10¹⁰ USD, as
+/// many as fit): at most `usd`. Exact from the 256-bit product, whatever the
+/// span (up to 9.2 × 10¹⁸ µs) and the amount.
+fn share(usd: Decimal, part: i64, whole: i64) -> Decimal {
+    let (part, whole) = (part.unsigned_abs().into(), whole.unsigned_abs().into());
+    // A part of at most 2⁶³ µs × 10¹⁸, a whole of at most 2⁶³ × 10¹⁰: within
+    // 128 bits, so never `None`.
+    mul_div_down(usd, part, whole, SHARE_PLACES).unwrap_or_default()
 }
 
 /// Microseconds from `from` to `to` (at least 1, so that it divides).
@@ -424,7 +447,10 @@ fn micros(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
 }
 
 /// What `stretches` (of one variant on one day) accrued, counting time several
-/// of them cover once, at the highest of their rates.
+/// of them cover once, at the highest of their rates: over each stretch of time
+/// between their ends, each one covering it has its [`share`] of it (its amount ×
+/// that time ÷ its own, rounded toward zero at [`SHARE_PLACES`]), and all but the
+/// highest are taken off their sum.
 fn union(stretches: &[Stretch]) -> Decimal {
     let total: Decimal = stretches.iter().map(|s| s.usd).sum();
     let mut sorted: Vec<&Stretch> = stretches.iter().filter(|s| s.to > s.from).collect();
@@ -447,7 +473,7 @@ fn union(stretches: &[Stretch]) -> Decimal {
         let parts: Vec<Decimal> = sorted
             .iter()
             .filter(|s| s.from <= a && s.to >= b)
-            .map(|s| share(s.usd, micros(a, b), Decimal::from(micros(s.from, s.to))))
+            .map(|s| share(s.usd, micros(a, b), micros(s.from, s.to)))
             .collect();
         if parts.len() > 1 {
             let highest = parts.iter().copied().max().unwrap_or_default();
@@ -501,6 +527,28 @@ mod tests {
             *usd_per_unit = Decimal::ONE;
         }
         assert!(!process_first_call(&small, Decimal::ONE, Decimal::ONE));
+    }
+
+    #[test]
+    fn a_days_part_of_an_increment_is_rounded_toward_zero_at_18_places() {
+        // 14.18 USD from 23:00 to 00:00:01.234567: 3,601,234,567 µs, of which
+        // 3,600,000,000 before midnight. 14.18 × 3,600,000,000 ÷ 3,601,234,567 =
+        // 14.17513884482271215520…, toward zero at 18 places 14.175138844822712155
+        // on 11-28; 11-29 the rest, 14.18 − 14.175138844822712155 =
+        // 0.004861155177287845.
+        let pieces = spread(
+            at("2026-11-28T23:00:00Z"),
+            at("2026-11-29T00:00:01.234567Z"),
+            Decimal::new(1418, 2),
+        );
+        let usd: Vec<Decimal> = pieces.iter().map(|p| p.3).collect();
+        assert_eq!(
+            usd,
+            [
+                Decimal::from_i128_with_scale(14_175_138_844_822_712_155, 18),
+                Decimal::from_i128_with_scale(4_861_155_177_287_845, 18),
+            ]
+        );
     }
 
     #[test]

@@ -1649,6 +1649,212 @@ async fn a_billed_sum_that_would_be_rounded_is_refused_naming_it() {
     );
 }
 
+/// A receipt of `endpoint`'s `count` × `instance_type` at `rate` $/h, made at
+/// `at` (no latency), with a compute line of 0.0001 USD and its process's running
+/// figures `accrued` and `allocated`.
+#[allow(clippy::too_many_arguments)]
+fn accrual_at(
+    id: &str,
+    endpoint: &str,
+    instance_type: &str,
+    count: u32,
+    rate: &str,
+    at: &str,
+    accrued: &str,
+    allocated: &str,
+) -> crate::billing::Cost {
+    serde_json::from_value(serde_json::json!({
+        "call_id": id, "at": at, "endpoint": endpoint, "variant": "AllTraffic",
+        "billing": {"kind": "instance", "instance_type": instance_type, "instance_count": count},
+        "allocation": "processor_sharing",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 0, "bytes_in": 0,
+                  "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+        "lines": [{"item": "compute", "quantity": "0.000001", "unit": "instance_hours",
+            "price": {"status": "priced", "usd_per_unit": rate, "cost_usd": "0.0001",
+                      "provenance": {"source": "live", "sku": null, "effective_date": null,
+                                     "fetched_at": null, "note": null}}}],
+        "cost_usd": "0.0001", "currency": "USD", "region": "us-east-1",
+        "running_client_usd": "0", "running_endpoint_usd": "0",
+        "accrual": {"accrued_usd": accrued, "allocated_usd": allocated, "utilisation": null}
+    }))
+    .unwrap()
+}
+
+/// DescribeEndpoint and ListTags of `endpoints`, each tagged `team` = `ml`.
+fn tagged_ml(endpoints: &'static [&'static str]) -> Vec<Rule> {
+    use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
+    use aws_sdk_sagemaker::operation::list_tags::ListTagsOutput;
+    let arn = |name: &str| format!("arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}");
+    let mut rules = Vec::new();
+    for name in endpoints {
+        rules.push(
+            mock!(aws_sdk_sagemaker::Client::describe_endpoint)
+                .match_requests(move |r| r.endpoint_name() == Some(*name))
+                .then_output(move || {
+                    DescribeEndpointOutput::builder()
+                        .endpoint_name(*name)
+                        .endpoint_arn(arn(name))
+                        .build()
+                }),
+        );
+        rules.push(
+            mock!(aws_sdk_sagemaker::Client::list_tags)
+                .match_requests(move |r| r.resource_arn() == Some(arn(name).as_str()))
+                .then_output(|| {
+                    let team = aws_sdk_sagemaker::types::Tag::builder()
+                        .key("team")
+                        .value("ml")
+                        .build();
+                    ListTagsOutput::builder().tags(team).build()
+                }),
+        );
+    }
+    rules
+}
+
+#[tokio::test]
+async fn idle_time_of_two_kinds_of_charge_split_at_midnight_adds_up_in_one_tag_row() {
+    // Team `ml` runs `gen` (10 × ml.g5.xlarge at $1.418/h: $14.18 an hour) and
+    // `cls` (1 × ml.m5.xlarge at $0.23/h). Each process's ledger has a receipt
+    // before midnight and one after (allocated 5 before, not its first call:
+    // where counting starts), with nothing allocated between but the second
+    // call's $0.0001 (its day's, 11-29).
+    //
+    // gen: $14.18 accrued from 23:00 to 00:00:01.234567, 3,601,234,567 µs, of
+    // which 3,600,000,000 on 11-28: 14.18 × 3,600,000,000 ÷ 3,601,234,567 =
+    // 14.175138844822712155|2… → 14.175138844822712155 (toward zero at 18
+    // places). cls: $0.23 from 23:30 to 00:29:59.999999, 3,599,999,999 µs, of
+    // which 1,800,000,000 on 11-28: 0.23 × 1,800,000,000 ÷ 3,599,999,999 =
+    // 0.115000000031944444|45… → 0.115000000031944444.
+    //
+    // At Decimal's 28 digits those were 14.1751388448227121552007473 and
+    // 0.1150000000319444444533179012, whose exact sum (30 digits) no Decimal
+    // holds: the row's idle time was refused.
+    let mut metered = Metered::new("us-east-1");
+    for (ledger, cost) in [
+        (
+            "gen.jsonl",
+            accrual_at(
+                "g1",
+                "gen",
+                "ml.g5.xlarge",
+                10,
+                "1.418",
+                "2026-11-28T23:00:00Z",
+                "100",
+                "5",
+            ),
+        ),
+        (
+            "gen.jsonl",
+            accrual_at(
+                "g2",
+                "gen",
+                "ml.g5.xlarge",
+                10,
+                "1.418",
+                "2026-11-29T00:00:01.234567Z",
+                "114.18",
+                "5.0001",
+            ),
+        ),
+        (
+            "cls.jsonl",
+            accrual_at(
+                "c1",
+                "cls",
+                "ml.m5.xlarge",
+                1,
+                "0.23",
+                "2026-11-28T23:30:00Z",
+                "10",
+                "5",
+            ),
+        ),
+        (
+            "cls.jsonl",
+            accrual_at(
+                "c2",
+                "cls",
+                "ml.m5.xlarge",
+                1,
+                "0.23",
+                "2026-11-29T00:29:59.999999Z",
+                "10.23",
+                "5.0001",
+            ),
+        ),
+    ] {
+        metered.add(ledger, &cost).unwrap();
+    }
+    // 11-28 billed at list price: 10 instance-hours of ml.g5.xlarge (23:00 to
+    // midnight) = $14.18, 1 of ml.m5.xlarge = $0.23.
+    let bill = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage).then_output(|| {
+        use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
+        use aws_sdk_costexplorer::types::{DateInterval, Group, MetricValue, ResultByTime};
+        let metric =
+            |amount: &str, unit: &str| MetricValue::builder().amount(amount).unit(unit).build();
+        let group = |usage_type: &str, usd: &str, hours: &str| {
+            Group::builder()
+                .keys("team$ml")
+                .keys(usage_type)
+                .metrics("AmortizedCost", metric(usd, "USD"))
+                .metrics("UsageQuantity", metric(hours, "Hrs"))
+                .build()
+        };
+        let day = DateInterval::builder()
+            .start("2026-11-28")
+            .end("2026-11-29")
+            .build()
+            .unwrap();
+        GetCostAndUsageOutput::builder()
+            .results_by_time(
+                ResultByTime::builder()
+                    .time_period(day)
+                    .estimated(false)
+                    .groups(group("USE1-Host:ml.g5.xlarge", "14.18", "10"))
+                    .groups(group("USE1-Host:ml.m5.xlarge", "0.23", "1"))
+                    .build(),
+            )
+            .build()
+    });
+    let tags = tagged_ml(&["gen", "cls"]);
+    let tags: Vec<&Rule> = tags.iter().collect();
+    let since = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1))
+        .group_by(GroupBy::Tag("team".into()));
+    let r = account(&tags, &[], &[&bill])
+        .reconcile(&metered, &options)
+        .await
+        .unwrap();
+    assert_eq!(r.rows.len(), 1);
+    let row = &r.rows[0];
+    assert_eq!(row.group, "ml");
+    // Billed 14.18 + 0.23 = 14.41; metered the two receipts of 11-28, 0.0002.
+    assert_eq!(row.billed_usd, Decimal::new(1441, 2));
+    assert_eq!(row.metered_usd, Decimal::new(2, 4));
+    assert_eq!(row.difference_usd, Decimal::new(144098, 4));
+    // Idle: 14.175138844822712155 + 0.115000000031944444 = 14.290138844854656599,
+    // shown at 12 places: 14.290138844855.
+    assert_eq!(
+        row.parts.idle_instance_usd,
+        Decimal::new(14_290_138_844_855, 12)
+    );
+    // Outside, at list price, beyond the metered and the idle:
+    // 14.18 − (0.0001 + 14.175138844822712155) = 0.004761155177287845 and
+    // 0.23 − (0.0001 + 0.115000000031944444) = 0.114899999968055556, together
+    // 0.119661155145343401, shown 0.119661155145.
+    assert_eq!(row.parts.outside_usd, Decimal::new(119_661_155_145, 12));
+    assert_eq!(row.parts.discount_usd, Decimal::ZERO);
+    assert_eq!(row.parts.unexplained_usd, Decimal::ZERO);
+    // 14.290138844855 + 0.119661155145 = 14.4098: the difference, all explained.
+    assert_eq!(
+        r.days[0].parts.idle_instance_usd,
+        row.parts.idle_instance_usd
+    );
+    assert_eq!(r.days[0].verdict, Verdict::Explained);
+}
+
 /// 2026-12-02T06:00:00Z: when the blue/green update of [`deploying`] began.
 fn six_hours_before_noon() -> aws_smithy_types::DateTime {
     aws_smithy_types::DateTime::from_secs(1_796_212_800 - 6 * 3600)

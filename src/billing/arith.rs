@@ -282,6 +282,36 @@ pub(crate) fn mul_div_floor(a: u128, b: u128, d: u128) -> Option<u128> {
     Some(q)
 }
 
+/// `a × n ÷ d` rounded toward zero at `dp` places, exactly (the product in 256
+/// bits, through [`mul_div_floor`]): a share of an amount (`n ≤ d`) that never
+/// adds up with the others cut from it to more than the whole, at a fixed
+/// scale, so that shares of amounts of at most `dp` places add up exactly. A
+/// share whose whole part leaves no room for `dp` places in a decimal (beyond
+/// 2⁹⁶ × 10^-dp, 7.9 × 10¹⁰ at 18) is rounded toward zero at as many as fit.
+/// `None` when `d` is 0, or when `n × 10^(dp − a's places)` (or `d ×
+/// 10^(a's places − dp)`) is past 128 bits, which no share of a time span or of
+/// a ratio of 20 places at 18 places is.
+#[cfg(any(feature = "account", test))]
+pub(crate) fn mul_div_down(a: Decimal, n: u128, d: u128, dp: u32) -> Option<Decimal> {
+    if d == 0 || dp > Decimal::MAX_SCALE {
+        return None;
+    }
+    let m = a.mantissa().unsigned_abs();
+    let s = a.scale();
+    let mut q = match s <= dp {
+        true => mul_div_floor(m, n.checked_mul(POW10[(dp - s) as usize])?, d)?,
+        false => mul_div_floor(m, n, d.checked_mul(POW10[(s - dp) as usize])?)?,
+    };
+    // ⌊⌊x⌋ ÷ 10⌋ = ⌊x ÷ 10⌋: one place fewer is still rounded toward zero once.
+    let mut places = dp;
+    while q >= MANTISSA_LIMIT {
+        places = places.checked_sub(1)?;
+        q /= 10;
+    }
+    let share = decimal(q, places);
+    Some(if a.is_sign_negative() { -share } else { share })
+}
+
 /// `usd_per_hour × fs ÷ 3.6·10¹⁸` (an hourly rate for `fs` femtoseconds),
 /// rounded down once to whole pico-dollars, at 12 places: exact, where pricing
 /// the hours rounded first could come out a pico-dollar low. `None` when the
@@ -499,6 +529,41 @@ mod tests {
                 None => prop_assert!(high >= d),
             }
         }
+    }
+
+    #[test]
+    fn shares_are_rounded_toward_zero_at_the_places_asked() {
+        // 14.18 × 3,600,000,000 ÷ 3,601,234,567 = 14.17513884482271215520074…:
+        // 14.175138844822712155 at 18 places (the digits beyond dropped).
+        let usd = Decimal::new(1418, 2);
+        assert_eq!(
+            mul_div_down(usd, 3_600_000_000, 3_601_234_567, 18),
+            Some(dec(14_175_138_844_822_712_155, 18))
+        );
+        // 0.23 × 1,800,000,000 ÷ 3,599,999,999 = 0.11500000003194444445…
+        assert_eq!(
+            mul_div_down(Decimal::new(23, 2), 1_800_000_000, 3_599_999_999, 18),
+            Some(dec(115_000_000_031_944_444, 18))
+        );
+        // Toward zero for a negative amount; exact quotients keep their value.
+        assert_eq!(
+            mul_div_down(-usd, 3_600_000_000, 3_601_234_567, 18),
+            Some(-dec(14_175_138_844_822_712_155, 18))
+        );
+        assert_eq!(mul_div_down(usd, 1, 2, 18), Some(Decimal::new(709, 2)));
+        // An amount of more places than asked: 10⁻²⁰ × 1 ÷ 3 is below 10⁻¹⁸: 0.
+        assert_eq!(
+            mul_div_down(Decimal::new(1, 20), 1, 3, 18),
+            Some(Decimal::ZERO)
+        );
+        // 10¹² ÷ 3 at 18 places is 30 digits, 3.3 × 10²⁹ > 2⁹⁶ ≈ 7.9 × 10²⁸: at
+        // 17, as many as fit (333,333,333,333.33333333333333333, 3.3 × 10²⁸).
+        let trillion = Decimal::from(1_000_000_000_000u64);
+        assert_eq!(
+            mul_div_down(trillion, 1, 3, 18),
+            Some(dec(33_333_333_333_333_333_333_333_333_333, 17))
+        );
+        assert_eq!(mul_div_down(usd, 1, 0, 18), None);
     }
 
     #[test]

@@ -12,6 +12,8 @@ mod arith;
 mod component;
 mod receipt;
 
+#[cfg(feature = "account")]
+pub(crate) use arith::mul_div_down;
 pub(crate) use arith::{checked_mul_round_dp, div_round_dp, mul_round_dp, pico_usd};
 use arith::{checked_mul_round_dp_down, hourly_fs_cost_down, mul_div_floor};
 pub use component::ReservedBy;
