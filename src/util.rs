@@ -98,9 +98,60 @@ pub(crate) fn exact_sum(
         .filter(|t| *t == s)
 }
 
+/// `a × b` exactly, or `None` when it overflows or has more digits than a
+/// `Decimal` holds (which `checked_mul` rounds to fewer places rather than
+/// refuse).
+#[cfg(any(feature = "account", test))]
+pub(crate) fn exact_product(
+    a: rust_decimal::Decimal,
+    b: rust_decimal::Decimal,
+) -> Option<rust_decimal::Decimal> {
+    let p = a.checked_mul(b)?;
+    // The places `checked_mul` dropped: none, or digits that were all zeros,
+    // which they are when the mantissas' product holds 10^dropped, that is as
+    // many factors of 2 and of 5.
+    let dropped = (a.scale() + b.scale()).saturating_sub(p.scale());
+    if dropped == 0 || a.is_zero() || b.is_zero() {
+        return Some(p);
+    }
+    let (ma, mb) = (a.mantissa().unsigned_abs(), b.mantissa().unsigned_abs());
+    let factors = |mut m: u128, f: u128| {
+        let mut n = 0;
+        while m.is_multiple_of(f) {
+            m /= f;
+            n += 1;
+        }
+        n
+    };
+    (factors(ma, 2) + factors(mb, 2) >= dropped && factors(ma, 5) + factors(mb, 5) >= dropped)
+        .then_some(p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_product_is_exact_or_none() {
+        let d = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
+        assert_eq!(exact_product(d("48"), d("0.23")), Some(d("11.04")));
+        // 28 places × 10 places: 38 places, which `checked_mul` rounds to 28.
+        let q = d("0.1234567890123456789012345678");
+        assert_eq!(exact_product(q, d("0.0000000003")), None);
+        // 2.5 × 10⁻²⁰ × 4 × 10⁻¹⁰ = 10⁻²⁹ needs 29 places: not 0, refused.
+        assert_eq!(
+            exact_product(d("0.000000000000000000025"), d("0.0000000004")),
+            None
+        );
+        // 5 × 10⁻¹⁵ × 2 × 10⁻¹³ = 10⁻²⁷, written at 18 + 16 = 34 places, the
+        // last seven zeros: exact at 27.
+        assert_eq!(
+            exact_product(d("0.000000000000005000"), d("0.0000000000002000")),
+            Some(d("0.000000000000000000000000001"))
+        );
+        // Beyond Decimal::MAX.
+        assert_eq!(exact_product(rust_decimal::Decimal::MAX, d("2")), None);
+    }
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     #[test]

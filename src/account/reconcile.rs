@@ -604,7 +604,7 @@ pub struct Parts {
 }
 
 impl Parts {
-    /// Adds `other`, each part exactly ([`add_to_bill`]); `of` names a sum
+    /// Adds `other`, each part exactly ([`add_exactly`]); `of` names a sum
     /// refused (`of("discount")`).
     fn add(&mut self, other: &Parts, of: impl Fn(&str) -> String) -> Result<(), AccountError> {
         for (sum, part, what) in [
@@ -631,7 +631,7 @@ impl Parts {
                 "unexplained amount",
             ),
         ] {
-            *sum = add_to_bill(*sum, part, || of(what))?;
+            *sum = add_exactly(*sum, part, || of(what))?;
         }
         Ok(())
     }
@@ -777,9 +777,9 @@ impl Account {
     /// Compares what `metered` holds with what Cost Explorer billed over the
     /// options' days. Receipts outside the days are left out. Metered figures of
     /// several endpoints, or kinds of charge, and Cost Explorer's amounts (of a
-    /// row, a day, their parts) are added up exactly: a sum that needs more
-    /// digits than a `Decimal` holds is [`AccountError::Invalid`], naming the
-    /// sum, never rounded.
+    /// row, a day, their parts) are added up exactly, and the parts and
+    /// differences worked out from them exactly: one that needs more digits than
+    /// a `Decimal` holds is [`AccountError::Invalid`], naming it, never rounded.
     pub async fn reconcile(
         &self,
         metered: &Metered,
@@ -828,12 +828,15 @@ impl Account {
         let mut gross: BTreeMap<NaiveDate, Decimal> = BTreeMap::new();
         for ((day, group, class), cell) in &cells {
             let rate = rates.on(class, *day);
-            let parts = explain(class, cell, rate);
+            let by_type = tag_key.is_none();
+            let parts = explain(class, cell, rate, |what: &str| match by_type {
+                true => format!("the {what} of {group} on {day}"),
+                false => format!("the {what} of {class} in {group} on {day}"),
+            })?;
             let gross = gross.entry(*day).or_default();
-            *gross = add_to_bill(*gross, round_cost(parts.unexplained_usd).abs(), || {
+            *gross = add_exactly(*gross, round_cost(parts.unexplained_usd).abs(), || {
                 format!("the unexplained amounts of {day}")
             })?;
-            let by_type = tag_key.is_none();
             let row = rows
                 .entry((*day, group.clone()))
                 .or_insert_with(|| ReconcileRow {
@@ -850,14 +853,14 @@ impl Account {
                     estimated: bill.estimated.contains(day),
                 });
             let of = |what: &str| format!("the {what} of {group} on {day}");
-            row.billed_usd = add_to_bill(row.billed_usd, cell.billed, || of("billed cost"))?;
+            row.billed_usd = add_exactly(row.billed_usd, cell.billed, || of("billed cost"))?;
             row.metered_usd = add_exactly(row.metered_usd, cell.metered.cost_usd, || {
                 of("metered cost")
             })?;
             row.parts.add(&parts, of)?;
             if by_type {
                 let quantity = row.billed_quantity.get_or_insert_default();
-                *quantity = add_to_bill(*quantity, cell.billed_quantity, || of("billed quantity"))?;
+                *quantity = add_exactly(*quantity, cell.billed_quantity, || of("billed quantity"))?;
                 let quantity = row.metered_quantity.get_or_insert_default();
                 *quantity =
                     add_exactly(*quantity, cell.metered.quantity, || of("metered quantity"))?;
@@ -876,43 +879,50 @@ impl Account {
         }
         let mut rows: Vec<ReconcileRow> = rows.into_values().collect();
         for row in &mut rows {
-            row.difference_usd = (row.billed_usd - row.metered_usd).normalize();
+            let difference = subtract_exactly(row.billed_usd, row.metered_usd, || {
+                format!(
+                    "the billed less the metered cost of {} on {}",
+                    row.group, row.day
+                )
+            })?;
+            row.difference_usd = difference.normalize();
             row.billed_usd = row.billed_usd.normalize();
             row.metered_usd = round_cost(row.metered_usd).normalize();
             row.parts = std::mem::take(&mut row.parts).normalized();
             if let Some(d) = days.get_mut(&row.day) {
                 let of = |what: &str| format!("the {what} of {}", d.day);
-                d.billed_usd = add_to_bill(d.billed_usd, row.billed_usd, || of("billed cost"))?;
-                d.metered_usd = add_to_bill(d.metered_usd, row.metered_usd, || of("metered cost"))?;
+                d.billed_usd = add_exactly(d.billed_usd, row.billed_usd, || of("billed cost"))?;
+                d.metered_usd = add_exactly(d.metered_usd, row.metered_usd, || of("metered cost"))?;
                 d.parts.add(&row.parts, of)?;
             }
         }
         let tolerance = options.tolerance_usd;
-        let days: Vec<DayVerdict> = days
-            .into_values()
-            .map(|mut d| {
-                d.difference_usd = (d.billed_usd - d.metered_usd).normalize();
-                d.billed_usd = d.billed_usd.normalize();
-                d.metered_usd = d.metered_usd.normalize();
-                d.parts = d.parts.normalized();
-                d.unexplained_gross_usd =
-                    gross.get(&d.day).copied().unwrap_or_default().normalize();
-                // The day's end (the next midnight, UTC), plus the time its usage
-                // takes to reach Cost Explorer.
-                let settled_at = super::accrual::day_end(d.day).map(|end| end + SETTLING_TIME);
-                let settling = settled_at.is_none_or(|at| now < at);
-                d.verdict = if d.estimated && settling {
-                    Verdict::NotSettled
-                } else if d.difference_usd.abs() <= tolerance {
-                    Verdict::Agrees
-                } else if d.unexplained_gross_usd <= tolerance {
-                    Verdict::Explained
-                } else {
-                    Verdict::Differs
-                };
-                d
-            })
-            .collect();
+        let mut verdicts: Vec<DayVerdict> = Vec::with_capacity(days.len());
+        for mut d in days.into_values() {
+            let difference = subtract_exactly(d.billed_usd, d.metered_usd, || {
+                format!("the billed less the metered cost of {}", d.day)
+            })?;
+            d.difference_usd = difference.normalize();
+            d.billed_usd = d.billed_usd.normalize();
+            d.metered_usd = d.metered_usd.normalize();
+            d.parts = d.parts.normalized();
+            d.unexplained_gross_usd = gross.get(&d.day).copied().unwrap_or_default().normalize();
+            // The day's end (the next midnight, UTC), plus the time its usage
+            // takes to reach Cost Explorer.
+            let settled_at = super::accrual::day_end(d.day).map(|end| end + SETTLING_TIME);
+            let settling = settled_at.is_none_or(|at| now < at);
+            d.verdict = if d.estimated && settling {
+                Verdict::NotSettled
+            } else if d.difference_usd.abs() <= tolerance {
+                Verdict::Agrees
+            } else if d.unexplained_gross_usd <= tolerance {
+                Verdict::Explained
+            } else {
+                Verdict::Differs
+            };
+            verdicts.push(d);
+        }
+        let days = verdicts;
         let judged_estimated: Vec<String> = days
             .iter()
             .filter(|d| d.estimated && d.verdict != Verdict::NotSettled)
@@ -999,8 +1009,8 @@ impl Account {
             let cell = cells
                 .entry((usage.day, group.clone(), usage.class.clone()))
                 .or_default();
-            cell.billed = add_to_bill(cell.billed, usage.cost_usd, || of("billed cost"))?;
-            cell.billed_quantity = add_to_bill(cell.billed_quantity, usage.quantity, || {
+            cell.billed = add_exactly(cell.billed, usage.cost_usd, || of("billed cost"))?;
+            cell.billed_quantity = add_exactly(cell.billed_quantity, usage.quantity, || {
                 of("billed quantity")
             })?;
             cell.unit = Some(usage.unit.clone());
@@ -1363,49 +1373,70 @@ fn check_dates(since: NaiveDate, until: NaiveDate, today: NaiveDate) -> Result<(
     Ok(())
 }
 
-/// The parts of one kind of charge's difference.
-fn explain(class: &UsageClass, cell: &Cell, rate: Option<Decimal>) -> Parts {
+/// The parts of one kind of charge's difference, each worked out exactly: one
+/// that needs more digits than a `Decimal` holds is refused, `of` naming it
+/// (`of("discount")`), as a sum is.
+fn explain(
+    class: &UsageClass,
+    cell: &Cell,
+    rate: Option<Decimal>,
+    of: impl Fn(&str) -> String,
+) -> Result<Parts, AccountError> {
     let billed = cell.billed;
     let m = &cell.metered;
     let mut parts = Parts::default();
     if let UsageClass::Other { .. } = class {
-        parts.other_usd = billed - m.cost_usd;
-        return parts;
+        parts.other_usd = subtract_exactly(billed, m.cost_usd, || of("other charges"))?;
+        return Ok(parts);
     }
     if class.is_standing() {
-        let standing = billed - m.cost_usd;
+        let standing = subtract_exactly(billed, m.cost_usd, || of("standing charges"))?;
         if standing < Decimal::ZERO {
             parts.unexplained_usd = standing;
         } else {
             parts.standing_usd = standing;
         }
-        return parts;
+        return Ok(parts);
     }
     if class.is_instance_time() {
-        parts.idle_instance_usd = (m.accrued_usd - m.allocated_usd).max(Decimal::ZERO);
+        let idle = subtract_exactly(m.accrued_usd, m.allocated_usd, || of("idle instance time"))?;
+        parts.idle_instance_usd = idle.max(Decimal::ZERO);
     }
-    let seen = m.cost_usd + parts.idle_instance_usd;
+    let seen = add_exactly(m.cost_usd, parts.idle_instance_usd, || {
+        of("metered cost and idle instance time")
+    })?;
     // Quantities and amounts are within 10¹² a row, rates within what a price
-    // source accepts: `checked` only against a hostile mix of both.
-    let on_demand = rate.and_then(|rate| cell.billed_quantity.checked_mul(rate));
-    let Some(on_demand) = on_demand else {
-        // Without an on-demand rate (or value), usage outside the meter and a
-        // discount cannot be told apart: the rest is unexplained (a note names a
-        // missing rate).
-        parts.unexplained_usd = billed - seen;
-        return parts;
+    // source accepts: exact but for a hostile mix of both, then refused.
+    let on_demand = match rate {
+        Some(rate) => Some(
+            crate::util::exact_product(cell.billed_quantity, rate).ok_or_else(|| {
+                AccountError::Invalid(beyond_a_decimal(
+                    &of("billed quantity at the on-demand rate"),
+                    "worked out",
+                ))
+            })?,
+        ),
+        None => None,
     };
-    parts.discount_usd = billed - on_demand;
-    let outside = on_demand - seen;
+    let Some(on_demand) = on_demand else {
+        // Without an on-demand rate, usage outside the meter and a discount
+        // cannot be told apart: the rest is unexplained (a note names a missing
+        // rate).
+        parts.unexplained_usd = subtract_exactly(billed, seen, || of("unexplained amount"))?;
+        return Ok(parts);
+    };
+    parts.discount_usd = subtract_exactly(billed, on_demand, || of("discount"))?;
+    let outside = subtract_exactly(on_demand, seen, || of("usage outside sagemeter"))?;
     if outside < Decimal::ZERO {
         parts.unexplained_usd = outside;
     } else {
         parts.outside_usd = outside;
     }
-    parts
+    Ok(parts)
 }
 
-/// `a + b` of metered figures, exactly ([`crate::util::exact_sum`]), or an
+/// `a + b` of figures of the receipts or of Cost Explorer, or worked out from
+/// them (a row's, a day's, a part), exactly ([`crate::util::exact_sum`]), or an
 /// error saying `what` (made only then) would need more digits than a `Decimal`
 /// holds.
 fn add_exactly(
@@ -1413,24 +1444,29 @@ fn add_exactly(
     b: Decimal,
     what: impl FnOnce() -> String,
 ) -> Result<Decimal, AccountError> {
-    crate::util::exact_sum(a, b).ok_or_else(|| AccountError::Invalid(too_many_digits(&what())))
+    crate::util::exact_sum(a, b)
+        .ok_or_else(|| AccountError::Invalid(beyond_a_decimal(&what(), "added up")))
 }
 
-/// `a + b` of billed figures, or of figures worked out from them (a day's
-/// totals, the parts), exactly ([`crate::util::exact_sum`]), or an error saying
-/// `what` (made only then) would need more digits than a `Decimal` holds.
-fn add_to_bill(
+/// `a − b`, exactly (negating a `Decimal` is exact), or an error saying `what`
+/// would need more digits than a `Decimal` holds, as [`add_exactly`].
+fn subtract_exactly(
     a: Decimal,
     b: Decimal,
     what: impl FnOnce() -> String,
 ) -> Result<Decimal, AccountError> {
-    crate::util::exact_sum(a, b).ok_or_else(|| {
-        AccountError::Invalid(format!(
-            "{}, added up exactly, needs more digits than a Decimal holds: Cost Explorer's \
-             amounts (and the receipts') carry more places than their sum can keep",
-            what()
-        ))
-    })
+    crate::util::exact_sum(a, -b)
+        .ok_or_else(|| AccountError::Invalid(beyond_a_decimal(&what(), "worked out")))
+}
+
+/// Why `what`, of the receipts' or Cost Explorer's figures, is refused: `how`
+/// ("added up") exactly, it needs more digits than a `Decimal` holds.
+fn beyond_a_decimal(what: &str, how: &str) -> String {
+    format!(
+        "{what}, {how} exactly, needs more digits than a Decimal holds: its amounts carry \
+         more places than their sum can keep (Cost Explorer's, or a receipt's no meter wrote: \
+         a corrupt or hand-edited ledger?)"
+    )
 }
 
 fn empty_day(day: NaiveDate, estimated: bool) -> DayVerdict {
@@ -1489,7 +1525,7 @@ mod tests {
         let class = UsageClass::Hosting {
             instance_type: "ml.m5.xlarge".into(),
         };
-        let parts = explain(&class, &cell, Some(d("0.23")));
+        let parts = explain(&class, &cell, Some(d("0.23")), |w| w.to_owned()).unwrap();
         // on demand 48 × 0.23 = 11.04; discount 7.9488 − 11.04 = −3.0912;
         // idle 2 − 0.5 = 1.5; outside 11.04 − (0.5 + 1.5) = 9.04.
         assert_eq!(parts.idle_instance_usd, d("1.5"));
@@ -1517,7 +1553,10 @@ mod tests {
                 ..MeteredCell::default()
             },
         };
-        let parts = explain(&UsageClass::DataIn, &data, Some(d("0.016")));
+        let parts = explain(&UsageClass::DataIn, &data, Some(d("0.016")), |w| {
+            w.to_owned()
+        })
+        .unwrap();
         assert_eq!(parts.unexplained_usd, d("-0.016"));
         assert_eq!(parts.outside_usd, Decimal::ZERO);
     }

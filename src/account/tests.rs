@@ -1680,6 +1680,43 @@ fn accrual_at(
     .unwrap()
 }
 
+/// Cost Explorer's answer grouped by a tag, for one settled `day`: each group
+/// `(tag key, usage type, AmortizedCost, hours)`.
+fn billed_by_tag(
+    day: &'static str,
+    groups: &'static [(&'static str, &'static str, &'static str, &'static str)],
+) -> Rule {
+    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
+    use aws_sdk_costexplorer::types::{DateInterval, Group, MetricValue, ResultByTime};
+    mock!(aws_sdk_costexplorer::Client::get_cost_and_usage).then_output(move || {
+        let metric =
+            |amount: &str, unit: &str| MetricValue::builder().amount(amount).unit(unit).build();
+        let start = NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+        let mut result = ResultByTime::builder()
+            .time_period(
+                DateInterval::builder()
+                    .start(day)
+                    .end(start.succ_opt().unwrap().to_string())
+                    .build()
+                    .unwrap(),
+            )
+            .estimated(false);
+        for (tag, usage_type, usd, hours) in groups {
+            result = result.groups(
+                Group::builder()
+                    .keys(*tag)
+                    .keys(*usage_type)
+                    .metrics("AmortizedCost", metric(usd, "USD"))
+                    .metrics("UsageQuantity", metric(hours, "Hrs"))
+                    .build(),
+            );
+        }
+        GetCostAndUsageOutput::builder()
+            .results_by_time(result.build())
+            .build()
+    })
+}
+
 /// DescribeEndpoint and ListTags of `endpoints`, each tagged `team` = `ml`.
 fn tagged_ml(endpoints: &'static [&'static str]) -> Vec<Rule> {
     use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
@@ -1789,35 +1826,13 @@ async fn idle_time_of_two_kinds_of_charge_split_at_midnight_adds_up_in_one_tag_r
     }
     // 11-28 billed at list price: 10 instance-hours of ml.g5.xlarge (23:00 to
     // midnight) = $14.18, 1 of ml.m5.xlarge = $0.23.
-    let bill = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage).then_output(|| {
-        use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
-        use aws_sdk_costexplorer::types::{DateInterval, Group, MetricValue, ResultByTime};
-        let metric =
-            |amount: &str, unit: &str| MetricValue::builder().amount(amount).unit(unit).build();
-        let group = |usage_type: &str, usd: &str, hours: &str| {
-            Group::builder()
-                .keys("team$ml")
-                .keys(usage_type)
-                .metrics("AmortizedCost", metric(usd, "USD"))
-                .metrics("UsageQuantity", metric(hours, "Hrs"))
-                .build()
-        };
-        let day = DateInterval::builder()
-            .start("2026-11-28")
-            .end("2026-11-29")
-            .build()
-            .unwrap();
-        GetCostAndUsageOutput::builder()
-            .results_by_time(
-                ResultByTime::builder()
-                    .time_period(day)
-                    .estimated(false)
-                    .groups(group("USE1-Host:ml.g5.xlarge", "14.18", "10"))
-                    .groups(group("USE1-Host:ml.m5.xlarge", "0.23", "1"))
-                    .build(),
-            )
-            .build()
-    });
+    let bill = billed_by_tag(
+        "2026-11-28",
+        &[
+            ("team$ml", "USE1-Host:ml.g5.xlarge", "14.18", "10"),
+            ("team$ml", "USE1-Host:ml.m5.xlarge", "0.23", "1"),
+        ],
+    );
     let tags = tagged_ml(&["gen", "cls"]);
     let tags: Vec<&Rule> = tags.iter().collect();
     let since = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
@@ -1853,6 +1868,68 @@ async fn idle_time_of_two_kinds_of_charge_split_at_midnight_adds_up_in_one_tag_r
         row.parts.idle_instance_usd
     );
     assert_eq!(r.days[0].verdict, Verdict::Explained);
+}
+
+#[tokio::test]
+async fn a_part_that_would_be_rounded_is_refused_naming_it() {
+    // 10¹² USD of ml.m5.xlarge billed on 11-29 for 1 hour, and one receipt of
+    // 10⁻¹⁷ USD at 10⁻¹⁷ USD an hour: on demand 1 × 10⁻¹⁷, so the discount is
+    // 10¹² − 10⁻¹⁷ = 999,999,999,999.99999999999999999: 12 + 17 = 29 digits,
+    // 10²⁹ − 1 > 2⁹⁶ − 1 ≈ 7.9 × 10²⁸. Plain `-` rounded it to 10¹² at 16
+    // places, 10⁻¹⁷ off, unsaid; refused instead, naming it.
+    let mut metered = Metered::new("us-east-1");
+    let cost = lines_on_nov_29("a", "rt", &[("compute", "instance_hours", TEN_TO_MINUS_17)]);
+    metered.add("calls.jsonl", &cost).unwrap();
+    let bill = one_billed_day(&[(
+        "USE1-Host:ml.m5.xlarge",
+        &[
+            ("AmortizedCost", TRILLION, "USD"),
+            ("UsageQuantity", "1", "Hrs"),
+        ],
+    )]);
+    let err = reconcile_nov_29(&metered, &bill).await.unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "the discount of Host:ml.m5.xlarge on 2026-11-29, worked out exactly, needs more \
+             digits than a Decimal holds"
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_rows_difference_that_would_be_rounded_is_refused_naming_it() {
+    // By tag, `rt` untagged: 10¹² USD of training billed to `(untagged)` on 11-29
+    // (other charges: 10¹², exact) and 10⁻¹⁷ USD of data in metered on it, none
+    // billed (unexplained: −10⁻¹⁷, exact). Each part is exact, but the row's
+    // difference, 10¹² − 10⁻¹⁷, is the 29 digits no Decimal holds: refused.
+    let cost = lines_on_nov_29("a", "rt", &[("data_in", "gigabytes", TEN_TO_MINUS_17)]);
+    let mut metered = Metered::new("us-east-1");
+    metered.add("calls.jsonl", &cost).unwrap();
+    let bill = billed_by_tag(
+        "2026-11-29",
+        &[("team$", "USE1-Train:ml.p3.2xlarge", TRILLION, "1")],
+    );
+    // rt described without an ARN: no tags to list, so untagged.
+    let described = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output(|| {
+        aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput::builder()
+            .endpoint_name("rt")
+            .build()
+    });
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1))
+        .group_by(GroupBy::Tag("team".into()));
+    let err = account(&[&described], &[], &[&bill])
+        .reconcile(&metered, &options)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "the billed less the metered cost of (untagged) on 2026-11-29, worked out \
+             exactly, needs more digits than a Decimal holds"
+        ),
+        "{err}"
+    );
 }
 
 /// 2026-12-02T06:00:00Z: when the blue/green update of [`deploying`] began.
