@@ -14,20 +14,25 @@
 //! digits), by usage type and by a cost allocation tag (one value per endpoint).
 //!
 //! Every figure is checked against a model worked out here, apart from the code,
-//! from the rules of `docs/account.md`: the instance time a process's running
-//! accrual covers is the time from where its ledger's count starts (its first
-//! call, or its first receipt read) to its last receipt, split at UTC midnight,
-//! time that replicas cover together counted once; a cell's parts are
+//! from the rules of `docs/account.md`: a process's running accrual counts from
+//! where its ledger's count starts (its first call, or its first receipt read),
+//! each increment to its next receipt split at UTC midnight in proportion to
+//! time (every day but the last its share rounded toward zero at 18 places, the
+//! last day what is left), time that replicas cover together counted once at the
+//! highest of their shares of it (rounded the same way); a cell's parts are
 //! `I = accrued − allocated`, `O = Q × r − (M + I)`, `D = B − Q × r`, standing and
 //! other charges, and what is left unexplained; the on-demand rate of a day is
 //! the receipts' own, else the nearest day's before, else after, else the price
-//! source's. The model's figures are exact (`num_bigint`, no division but the
-//! effective rate's, rounded half to even as the docs' 4 places): times fall on a
-//! grid of 36 s, so that an hourly rate over any stretch of them is a whole
-//! number of its hundredths. A reconciliation that succeeds must give the
-//! model's figures to the last digit; one refused for a sum of more digits than
-//! a `Decimal` holds is right only when the model's figures of that day come
-//! near that limit.
+//! source's. The model's figures are exact (`num_bigint`; its only divisions
+//! are those shares, the receipts' running accruals at 12 places and the
+//! effective rate's 4 places). Calls begin on a grid of 36 s (where an hourly
+//! rate over any stretch is a whole number of its hundredths and every share
+//! terminates) or anywhere off it to the microsecond, where a running accrual
+//! is rounded and a day's share of an increment over a span of, say,
+//! 3,601,234,567 µs is not a decimal of any length. A reconciliation that
+//! succeeds must give the model's figures to the last digit; one refused for a
+//! sum of more digits than a `Decimal` holds is right only when the model's
+//! figures of that day come near that limit.
 
 use super::reconcile::{GroupBy, Metered, ReconcileOptions, Reconciliation, Verdict};
 use super::usage_class::UsageClass;
@@ -189,7 +194,8 @@ fn div_half_even(n: &BigInt, d: &BigInt) -> BigInt {
 
 /// 2026-11-27T00:00:00Z, where the grid starts.
 const BASE_SECS: i64 = 1_795_737_600;
-/// Receipts fall on a grid of 36 s: an hourly rate over n of them is n × rate ÷ 100.
+/// Calls begin on a grid of 36 s (an hourly rate over n steps is n × rate ÷ 100),
+/// or off it (see [`CallSpec::off_grid_us`]).
 const GRID_SECS: i64 = 36;
 /// Grid steps a day.
 const DAY_UNITS: i64 = 86_400 / GRID_SECS;
@@ -203,13 +209,18 @@ fn day_of(index: i64) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 26).unwrap() + chrono::Days::new(index as u64)
 }
 
-/// The UTC day of grid step `unit`, as a bill-day index.
-fn bill_day_of_unit(unit: i64) -> i64 {
-    unit.div_euclid(DAY_UNITS) + 1
+/// Microseconds a grid step.
+const STEP_US: i64 = GRID_SECS * 1_000_000;
+/// Microseconds a day.
+const DAY_US: i64 = 86_400_000_000;
+
+/// The UTC day of `us` microseconds after the grid's start, as a bill-day index.
+fn bill_day_of_us(us: i64) -> i64 {
+    us.div_euclid(DAY_US) + 1
 }
 
-fn at_unit(unit: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(BASE_SECS + unit * GRID_SECS, 0).unwrap()
+fn at_us(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(BASE_SECS * 1_000_000 + us).unwrap()
 }
 
 /// How an endpoint is billed.
@@ -483,6 +494,9 @@ struct CallSpec {
     /// Grid steps since the previous call's end (at least 1), or since the
     /// process's start for its first.
     gap: i64,
+    /// Microseconds after those steps: 0 (on the grid), or any up to a step,
+    /// off the grid.
+    off_grid_us: i64,
     /// Grid steps it lasted (1 or 2).
     latency: i64,
     compute: Line,
@@ -564,15 +578,21 @@ fn call() -> impl Strategy<Value = CallSpec> {
             prop_oneof![4 => 1u64..1_000_000_000, 1 => 1u64..50_000_000_000],
         ),
         ((line(), 1u64..100_000), (line(), 1u64..100_000), line()),
-        (prop::bool::weighted(0.2), 0u8..3, any::<bool>()),
+        (
+            prop::bool::weighted(0.2),
+            0u8..3,
+            any::<bool>(),
+            prop_oneof![2 => Just(0i64), 1 => 1i64..STEP_US, 1 => 1i64..1_000],
+        ),
     )
         .prop_map(
             |(
                 (gap, latency, priced, compute_pico),
                 (data_in, data_out, fee),
-                (no_region, outcome, beyond),
+                (no_region, outcome, beyond, off_grid_us),
             )| CallSpec {
                 gap,
+                off_grid_us,
                 latency,
                 compute: if priced { Line::Priced } else { Line::Unpriced },
                 compute_pico,
@@ -732,12 +752,16 @@ struct MCell {
     rate: Ex,
 }
 
+/// Instance time from and to (µs after the grid's start), and its USD.
+type Stretch = (i64, i64, Ex);
+
 #[derive(Debug, Default)]
 struct Model {
     /// (bill day, endpoint, class) → the cell.
     cells: BTreeMap<(i64, &'static str, UsageClass), MCell>,
-    /// Per endpoint: the stretches of instance time counted, in grid steps.
-    stretches: BTreeMap<&'static str, Vec<(i64, i64)>>,
+    /// Per endpoint: each run's (a process's in one ledger) increments of
+    /// instance time counted, from and to (µs after the grid's start) and USD.
+    runs: BTreeMap<&'static str, Vec<Vec<Stretch>>>,
     receipts: u64,
     without_region: u64,
     left_out: u64,
@@ -795,24 +819,28 @@ fn receipts(case: &Case) -> (Vec<Vec<crate::billing::Cost>>, Model) {
         let ep = &ENDPOINTS[spec.endpoint];
         let ours = ep.region == "us-east-1";
         let mut out = Vec::new();
+        // Microseconds from the grid's start.
         let mut clock = 0i64;
         for (p, process) in spec.processes.iter().enumerate() {
-            let start = clock + process.start.max(1);
+            let off_grid = process.calls.first().map_or(0, |c| c.off_grid_us);
+            let start = clock + process.start.max(1) * STEP_US + off_grid;
             let mut end = start;
             // The process's running figures.
             let mut allocated = Ex::zero();
-            // Where the ledger's count of this process starts, and its last end.
-            let mut counted: Option<(i64, i64)> = None;
-            let mut last_priced_end: Option<i64> = None;
+            // The end and running accrual of the last receipt the ledger's count
+            // of this process took, once it started.
+            let mut last_counted: Option<(i64, Ex)> = None;
+            // The increments counted: from, to, USD.
+            let mut increments: Vec<Stretch> = Vec::new();
             let mut next_at = start;
             let calls = process.calls.len();
             for (c, call) in process.calls.iter().enumerate() {
                 let at = if c == 0 {
                     start
                 } else {
-                    next_at + call.gap.max(1)
+                    next_at + call.gap.max(1) * STEP_US + call.off_grid_us
                 };
-                let call_end = at + call.latency;
+                let call_end = at + call.latency * STEP_US;
                 next_at = call_end;
                 end = call_end;
                 // The first call of a restarted process, and the last one of a
@@ -821,7 +849,7 @@ fn receipts(case: &Case) -> (Vec<Vec<crate::billing::Cost>>, Model) {
                     || (p > 0 && c == 0)
                     || (p + 1 < spec.processes.len() && c + 1 == calls);
                 let dropped = p == 0 && c < spec.dropped;
-                let bill_day = bill_day_of_unit(at);
+                let bill_day = bill_day_of_us(at);
                 let mut lines = Vec::new();
                 let mut accrual = None;
                 let mut notes = Vec::<String>::new();
@@ -833,6 +861,8 @@ fn receipts(case: &Case) -> (Vec<Vec<crate::billing::Cost>>, Model) {
                 let mut cells: Vec<(UsageClass, Ex, Ex, Ex)> = Vec::new();
                 let mut unpriced = 0u64;
                 let mut fee = Ex::zero();
+                // Whether this receipt starts the ledger's count of the process.
+                let mut starts_count = false;
                 let operation = match ep.kind {
                     Kind::Instance {
                         asynchronous: true, ..
@@ -879,25 +909,29 @@ fn receipts(case: &Case) -> (Vec<Vec<crate::billing::Cost>>, Model) {
                             ));
                             allocated = allocated.add(&compute_cost);
                             // The process's running accrual: its instances since its
-                            // first call began, n steps of 36 s being n/100 h.
+                            // first call began.
                             let hourly = rate.mul(&Ex::new(count, 0));
-                            let accrued = hourly.mul(&Ex::new(call_end - start, 2));
+                            let accrued = running_accrual(&hourly, call_end - start);
                             accrual = Some(json!({"accrued_usd": accrued.plain(),
                                                   "allocated_usd": allocated.plain(),
                                                   "utilisation": null}));
+                            if !dropped && ours {
+                                match &last_counted {
+                                    // A process's first call counts its own time;
+                                    // a later first receipt only starts the count.
+                                    None if c == 0 => {
+                                        increments.push((at, call_end, accrued.clone()))
+                                    }
+                                    None => starts_count = true,
+                                    Some((to, before)) => {
+                                        increments.push((*to, call_end, accrued.sub(before)))
+                                    }
+                                }
+                                last_counted = Some((call_end, accrued));
+                            }
                         } else {
                             lines.push(line_json("compute", "instance_hours", &q, None));
                             unpriced += 1;
-                        }
-                        if compute_priced && !dropped && ours {
-                            counted = Some(match counted {
-                                // A process's first call counts its own time;
-                                // a later first receipt only starts the count.
-                                None if c == 0 => (at, call_end),
-                                None => (call_end, call_end),
-                                Some((from, _)) => (from, call_end),
-                            });
-                            last_priced_end = Some(call_end);
                         }
                     }
                     Kind::Serverless {
@@ -982,10 +1016,10 @@ fn receipts(case: &Case) -> (Vec<Vec<crate::billing::Cost>>, Model) {
                 let outcome = ["ok", "error", "cancelled"][usize::from(call.outcome)];
                 let cost: crate::billing::Cost = serde_json::from_value(json!({
                     "call_id": format!("l{l}p{p}c{c}"),
-                    "at": at_unit(at).to_rfc3339(),
+                    "at": at_us(at).to_rfc3339(),
                     "endpoint": ep.name, "variant": "AllTraffic",
                     "billing": billing, "allocation": "processor_sharing",
-                    "usage": {"operation": operation, "latency_us": call.latency * GRID_SECS * 1_000_000,
+                    "usage": {"operation": operation, "latency_us": call.latency * STEP_US,
                               "bytes_in": 0, "bytes_out": 0, "variant": "AllTraffic",
                               "outcome": outcome},
                     "lines": lines, "cost_usd": "0", "currency": "USD", "region": region,
@@ -1009,7 +1043,7 @@ fn receipts(case: &Case) -> (Vec<Vec<crate::billing::Cost>>, Model) {
                     Some((a, b)) => (a.min(bill_day), b.max(bill_day)),
                     None => (bill_day, bill_day),
                 });
-                let counting = counted.is_some_and(|(from, to)| (from, to) != (call_end, call_end));
+                let counting = last_counted.is_some() && !starts_count;
                 for (class, q, rate, cost) in cells {
                     let instance = class.is_instance_time();
                     let cell = model.cell(bill_day, ep.name, class, &rate);
@@ -1022,8 +1056,8 @@ fn receipts(case: &Case) -> (Vec<Vec<crate::billing::Cost>>, Model) {
                     }
                 }
             }
-            if let (Some((from, _)), Some(to)) = (counted, last_priced_end) {
-                model.stretches.entry(ep.name).or_default().push((from, to));
+            if !increments.is_empty() {
+                model.runs.entry(ep.name).or_default().push(increments);
             }
             clock = end;
         }
@@ -1376,40 +1410,93 @@ fn team_group(team: Option<&str>) -> String {
     }
 }
 
-/// Instance time per bill day and endpoint: each endpoint's stretches, time
-/// covered by several (replicas) once, at its instances' hourly rate.
+/// A process's running accrual after `us` microseconds of its instances at
+/// `hourly` USD an hour, as a receipt writes it: at 12 places (half to even;
+/// exact on the grid, n steps of 36 s being n/100 h).
+fn running_accrual(hourly: &Ex, us: i64) -> Ex {
+    let n = &hourly.m * BigInt::from(us) * pow10(12);
+    let d = BigInt::from(3_600_000_000u64) * pow10(hourly.s);
+    Ex::new(div_half_even(&n, &d), 12).normalized()
+}
+
+/// `usd × part ÷ whole`, rounded toward zero at 18 places: a share of an
+/// amount over part of its time, as `docs/account.md` rounds it.
+fn share_down(usd: &Ex, part: i64, whole: i64) -> Ex {
+    // (m × 10^-s) × part ÷ whole = (m × part × 10¹⁸ ÷ (whole × 10^s)) × 10⁻¹⁸,
+    // BigInt's division truncating toward zero.
+    let n = &usd.m * BigInt::from(part) * pow10(18);
+    let d = BigInt::from(whole) * pow10(usd.s);
+    Ex::new(n / d, 18)
+}
+
+/// Instance time per bill day and endpoint, as `docs/account.md` tells it: each
+/// run's increments split at UTC midnight in proportion to time (each day but
+/// the last its share rounded toward zero at 18 places, the last day what is
+/// left), a run's pieces of a day one stretch; time several runs (replicas)
+/// cover counted once, at the highest of their shares of it.
 fn accrued(model: &Model) -> BTreeMap<(i64, &'static str), Ex> {
     let mut out = BTreeMap::new();
-    for (endpoint, stretches) in &model.stretches {
-        let ep = ENDPOINTS.iter().find(|e| e.name == *endpoint).unwrap();
-        let Kind::Instance { count, rate, .. } = ep.kind else {
-            continue;
-        };
-        let hourly = Ex::parse(rate).mul(&Ex::new(count, 0));
-        let mut sorted = stretches.clone();
-        sorted.sort();
-        // The union of the stretches.
-        let mut union: Vec<(i64, i64)> = Vec::new();
-        for (from, to) in sorted {
-            match union.last_mut() {
-                Some(last) if from <= last.1 => last.1 = last.1.max(to),
-                _ => union.push((from, to)),
+    for (endpoint, runs) in &model.runs {
+        // Per bill day, each run's stretch: from, to, USD.
+        let mut days: BTreeMap<i64, Vec<Stretch>> = BTreeMap::new();
+        for run in runs {
+            let mut stretches: BTreeMap<i64, Stretch> = BTreeMap::new();
+            for (from, to, usd) in run {
+                let (mut start, mut given) = (*from, Ex::zero());
+                while start < *to {
+                    let midnight = (start.div_euclid(DAY_US) + 1) * DAY_US;
+                    let (stop, piece) = if midnight < *to {
+                        let piece = share_down(usd, midnight - start, to - from);
+                        given = given.add(&piece);
+                        (midnight, piece)
+                    } else {
+                        (*to, usd.sub(&given))
+                    };
+                    let s =
+                        stretches
+                            .entry(bill_day_of_us(start))
+                            .or_insert((start, stop, Ex::zero()));
+                    s.0 = s.0.min(start);
+                    s.1 = s.1.max(stop);
+                    s.2 = s.2.add(&piece);
+                    start = stop;
+                }
+            }
+            for (day, stretch) in stretches {
+                days.entry(day).or_default().push(stretch);
             }
         }
-        for (from, to) in union {
-            let mut start = from;
-            while start < to {
-                let day = bill_day_of_unit(start);
-                let midnight = (start.div_euclid(DAY_UNITS) + 1) * DAY_UNITS;
-                let stop = midnight.min(to);
-                let usd = hourly.mul(&Ex::new(stop - start, 2));
-                let sum = out.entry((day, *endpoint)).or_insert_with(Ex::zero);
-                *sum = sum.add(&usd);
-                start = stop;
-            }
+        for (day, stretches) in days {
+            out.insert((day, *endpoint), counted_once(&stretches));
         }
     }
     out
+}
+
+/// What `stretches` (runs' of one variant and day: from, to, USD) accrued, each
+/// stretch of time between their ends that several cover counted once: at the
+/// highest of their shares of it (each its amount × that time ÷ its own time,
+/// rounded toward zero at 18 places).
+fn counted_once(stretches: &[Stretch]) -> Ex {
+    let mut bounds: Vec<i64> = stretches.iter().flat_map(|s| [s.0, s.1]).collect();
+    bounds.sort();
+    bounds.dedup();
+    let mut usd = stretches.iter().fold(Ex::zero(), |sum, s| sum.add(&s.2));
+    for w in bounds.windows(2) {
+        let shares: Vec<Ex> = stretches
+            .iter()
+            .filter(|s| s.0 <= w[0] && s.1 >= w[1])
+            .map(|s| share_down(&s.2, w[1] - w[0], s.1 - s.0))
+            .collect();
+        if shares.len() > 1 {
+            let highest = shares.iter().max_by(|a, b| a.cmp(b)).unwrap();
+            for share in &shares {
+                usd = usd.sub(share);
+            }
+            usd = usd.add(highest);
+        }
+    }
+    usd
 }
 
 fn expected(case: &Case, model: &Model, groups: &[Group], tag: bool) -> Expected {
