@@ -553,6 +553,43 @@ fn fit(key: &PriceKey, doc: &PriceDocument) -> Verdict {
     }
 }
 
+/// Whether `doc` may price `key`, judged from its product's attributes alone (its
+/// terms not read, or unreadable): [`fit`]'s rule, the one the live look-up
+/// applies, so a Training product never may price hosting. A provisioned-concurrency
+/// product whose attributes leave its charge to its dimensions' descriptions (no
+/// `group` that says which) may price either charge: those descriptions are in its
+/// terms.
+pub(crate) fn may_price(key: &PriceKey, doc: &PriceDocument) -> bool {
+    let other_charge = match key {
+        PriceKey::ProvisionedConcurrency { region, memory_gb } => {
+            PriceKey::ProvisionedConcurrencyUsage {
+                region: region.clone(),
+                memory_gb: *memory_gb,
+            }
+        }
+        PriceKey::ProvisionedConcurrencyUsage { region, memory_gb } => {
+            PriceKey::ProvisionedConcurrency {
+                region: region.clone(),
+                memory_gb: *memory_gb,
+            }
+        }
+        // Only provisioned concurrency reads a product's terms to tell what it prices.
+        _ => return matches!(fit(key, doc), Verdict::Fits { .. }),
+    };
+    let attributes_only = PriceDocument {
+        on_demand: Vec::new(),
+        ..doc.clone()
+    };
+    matches!(fit(key, &attributes_only), Verdict::Fits { .. })
+        || matches!(
+            fit(&other_charge, &attributes_only),
+            Verdict::Fits {
+                fit: Fit::UsageTypeNameOnly,
+                ..
+            }
+        )
+}
+
 /// Instance-hour products: the component (`Hosting`, `AsyncInf`) or the usagetype kind
 /// (`Host`, `AsyncInf`) must say so, neither may say something else (a Training, Notebook,
 /// Studio or Cluster row, an upfront fee), and the instance must be named.
@@ -2342,6 +2379,52 @@ mod tests {
                 .unwrap()
                 .contains("skipped 1 self-contradicting product(s): SKU CONFUSED")
         );
+    }
+
+    /// Whether a product may price a key is decided from its attributes, before its
+    /// prices are read: a Training product never may price hosting; a
+    /// provisioned-concurrency product whose charge only its descriptions tell (they
+    /// are in its terms) may price either charge, one whose `group` tells only that.
+    #[test]
+    fn what_a_product_may_price_is_told_by_its_attributes() {
+        let instance = |sku: &str, component: &str, usage: &str| {
+            parse_price_document(&doc_json(
+                sku,
+                "ML Instance",
+                json!({ "regionCode": "us-east-1", "instanceName": "ml.m5.xlarge",
+                        "component": component, "usagetype": usage }),
+                &[("Hrs", "0", "Inf", Some("0.2300000000"))],
+            ))
+            .unwrap()
+        };
+        let hosting = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        assert!(may_price(
+            &hosting,
+            &instance("HOST", "Hosting", "USE1-Host:ml.m5.xlarge")
+        ));
+        assert!(!may_price(
+            &hosting,
+            &instance("TRAIN", "Training", "USE1-Train:ml.m5.xlarge")
+        ));
+        // The descriptions say the standing charge; the usagetype name alone, read
+        // without them, says inference duration: it may be either.
+        let silent = pc_doc("PCMEM", "Mem-2GB", None, STANDING_TEXT, "0.0000100000");
+        assert_eq!(
+            select_rate(&standing_2gb(), &[silent.clone()]).unwrap().sku,
+            "PCMEM"
+        );
+        assert!(may_price(&standing_2gb(), &silent));
+        assert!(may_price(&inference_2gb(), &silent));
+        // Its group says the standing charge: never inference duration.
+        let grouped = pc_doc(
+            "PCUSAGE",
+            "Mem-2GB",
+            Some("ServerlessProvisionedConcurrency-Usage"),
+            STANDING_TEXT,
+            "0.0000100000",
+        );
+        assert!(may_price(&standing_2gb(), &grouped));
+        assert!(!may_price(&inference_2gb(), &grouped));
     }
 
     #[test]

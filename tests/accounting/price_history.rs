@@ -271,6 +271,75 @@ async fn a_version_with_a_product_that_cannot_be_read_is_missing_not_skipped() {
     );
 }
 
+/// Only a product that may price the key makes a version missing when it cannot be
+/// read: an `ml.m5.xlarge` Training product has the hosting key's region and
+/// instance name, but never prices hosting (the live look-up skips it), so its
+/// unreadable price leaves the hosting history whole.
+#[tokio::test]
+async fn an_unreadable_training_product_leaves_the_hosting_history_whole() {
+    // January lists ml.m5.xlarge hosting at 0.23; February at 0.25, beside an
+    // ml.m5.xlarge Training product whose price is written `0.2300000000x`.
+    let server = FakePriceList::start().await;
+    let m5 = |usd: &str, effective: &str| {
+        docs::effective(docs::hosting(REGION, "ml.m5.xlarge", usd), effective)
+    };
+    let training: Value = serde_json::from_str(
+        &docs::effective(
+            docs::training(REGION, "ml.m5.xlarge", "0.2300000000"),
+            "2025-01-01T00:00:00Z",
+        )
+        .to_string()
+        .replace("\"0.2300000000\"", "\"0.2300000000x\""),
+    )
+    .unwrap();
+    assert!(training.to_string().contains("0.2300000000x"));
+    for (version, month, documents) in [
+        (
+            "20250101000000",
+            1,
+            vec![m5("0.2300000000", "2025-01-01T00:00:00Z")],
+        ),
+        (
+            "20250201000000",
+            2,
+            vec![m5("0.2500000000", "2025-02-01T00:00:00Z"), training],
+        ),
+    ] {
+        server.add_version(
+            REGION,
+            version,
+            date(2025, month, 1),
+            offer_file(version, &documents),
+        );
+    }
+    let history = PriceListHistory::builder(&server.sdk_config("us-east-1"))
+        .cache_dir(None)
+        .until(date(2025, 3, 1))
+        .build()
+        .history(&PriceKey::hosting(REGION, "ml.m5.xlarge"), date(2025, 1, 1))
+        .await
+        .unwrap();
+    let read: Vec<&str> = history
+        .versions
+        .iter()
+        .map(|v| v.version.as_str())
+        .collect();
+    assert_eq!(read, ["20250101000000", "20250201000000"]);
+    // February's hosting rate is read: (0.25 − 0.23) ÷ 0.23 × 100 = 8.6956… → +8.70 %.
+    assert_eq!(
+        changes(&history.series[0]),
+        [
+            ("20250101000000", date(2025, 1, 1), Some(usd("0.23")), None),
+            (
+                "20250201000000",
+                date(2025, 2, 1),
+                Some(usd("0.25")),
+                Some(usd("8.70"))
+            ),
+        ]
+    );
+}
+
 /// A version that lists a key only at $0 (a bookkeeping row, no paid tier) gives it
 /// no rate: its span is reported missing, never the rate before carried through it.
 #[tokio::test]

@@ -18,7 +18,7 @@
 //! same document `GetProducts` answers with, so [`select_rate_at`](super::super::document)
 //! chooses among them exactly as it does for live prices.
 
-use super::super::document::{PriceDocument, parse_price_value};
+use super::super::document::{PriceDocument, may_price, parse_price_value};
 use super::super::live::filter_pairs;
 use super::super::{PriceError, PriceKey};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -31,11 +31,24 @@ use std::io::Read;
 ///
 /// The same pairs the live look-up sends as `GetProducts` filters (a product's
 /// `productFamily`, else an attribute, equal to a value), and optionally an
-/// instance-name prefix for a whole family (`ml.g5.`).
+/// instance-name prefix for a whole family (`ml.g5.`); then, of the products they
+/// keep, only those whose attributes say they may price what is asked (the live
+/// rate selection's rule: an `ml.m5.xlarge` Training product has the hosting key's
+/// region and instance name, and never prices it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OfferFilter {
     pairs: Vec<(&'static str, String)>,
     instance_prefix: Option<String>,
+    prices: Prices,
+}
+
+/// What a candidate must be able to price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Prices {
+    /// This key.
+    Key(PriceKey),
+    /// A family: hosting, in this region, of the instance the product names.
+    HostingIn(String),
 }
 
 impl OfferFilter {
@@ -44,6 +57,7 @@ impl OfferFilter {
         OfferFilter {
             pairs: filter_pairs(key),
             instance_prefix: None,
+            prices: Prices::Key(key.clone()),
         }
     }
 
@@ -54,6 +68,7 @@ impl OfferFilter {
         OfferFilter {
             pairs: vec![("regionCode", region.to_owned())],
             instance_prefix: Some(format!("{family}.")),
+            prices: Prices::HostingIn(region.to_owned()),
         }
     }
 
@@ -76,6 +91,24 @@ impl OfferFilter {
             .instance_prefix
             .as_deref()
             .is_none_or(|prefix| field("instanceName").is_some_and(|name| name.starts_with(prefix)))
+            && self.may_price(product)
+    }
+
+    /// Whether `product`'s attributes say it may price what is asked, decided before
+    /// its prices are read (see [`may_price`]): a product that cannot be read makes
+    /// a version's rates unknown only when it could have priced them. One whose
+    /// attributes cannot be read either (no SKU, say) may: it is kept, and found
+    /// unreadable.
+    fn may_price(&self, product: &Value) -> bool {
+        let Ok(doc) = parse_price_value(&json!({ "product": product })) else {
+            return true;
+        };
+        match &self.prices {
+            Prices::Key(key) => may_price(key, &doc),
+            Prices::HostingIn(region) => doc
+                .attribute("instanceName")
+                .is_some_and(|name| may_price(&PriceKey::hosting(region.clone(), name), &doc)),
+        }
     }
 }
 
@@ -425,6 +458,38 @@ mod tests {
         .unwrap();
         let skus: Vec<&str> = family.documents.iter().map(|d| d.sku.as_str()).collect();
         assert_eq!(skus, ["A", "B"]);
+    }
+
+    /// A Training product of the same instance name is no candidate for hosting, by
+    /// key or by family, even when its price cannot be read: only a product that may
+    /// price what is asked can make its rates unknown.
+    #[test]
+    fn a_training_product_is_no_candidate_for_hosting_even_unreadable() {
+        let file = format!(
+            r#"{{ "offerCode": "AmazonSageMaker", "version": "20250301000000",
+                "products": {{ {}, {} }},
+                "terms": {{ "OnDemand": {{ {}, {} }} }} }}"#,
+            product("A", "ml.g5.xlarge", "Hosting"),
+            product("T", "ml.g5.xlarge", "Training")
+                .replace("USE1-Host:ml.g5.xlarge", "USE1-Train:ml.g5.xlarge"),
+            on_demand("A", "1.4080000000"),
+            on_demand("T", "1.4080000000x"),
+        );
+        only_product_a_is_us_east_1s_g5_xlarge_at_1_408(&file);
+        let key = PriceKey::hosting("us-east-1", "ml.g5.xlarge");
+        for filter in [
+            OfferFilter::for_key(&key),
+            OfferFilter::for_family("us-east-1", "ml.g5"),
+        ] {
+            let offer = read_offer(file.as_bytes(), &filter).unwrap();
+            assert!(offer.unreadable.is_empty(), "{:?}", offer.unreadable);
+        }
+        // The same unreadable price on a hosting product: it may be the rate.
+        let hosting_too = file
+            .replace(r#""component": "Training""#, r#""component": "Hosting""#)
+            .replace("USE1-Train:", "USE1-Host:");
+        let offer = read_offer(hosting_too.as_bytes(), &OfferFilter::for_key(&key)).unwrap();
+        assert_eq!(offer.unreadable.len(), 1, "{:?}", offer.unreadable);
     }
 
     /// In `file`, product A alone is a candidate for us-east-1's ml.g5.xlarge (by
