@@ -178,14 +178,12 @@ impl Kind {
         }
     }
 
-    /// Whether the reader's filter makes a product a candidate (only candidates are
-    /// decoded, so only theirs can be unreadable).
+    /// Whether a product may price what is asked (docs: only such a product, when it
+    /// cannot be read, makes a version missing): it prices one of this kind's keys.
+    /// A Training product never prices hosting, nor a 3 GB serverless product the
+    /// 2 GB rate, whatever their region and instance name.
     fn candidate(self, what: What) -> bool {
-        match self {
-            Kind::Hosting => matches!(what, What::Xlarge | What::Training),
-            Kind::Serverless => what.serverless(),
-            Kind::Family => !what.serverless(),
-        }
+        self.keys().iter().any(|(_, prices)| *prices == what)
     }
 
     /// The keys a history of this kind can have, with what prices each.
