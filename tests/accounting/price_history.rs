@@ -553,6 +553,75 @@ async fn a_rate_announced_for_later_in_the_first_version_opens_at_the_rate_befor
     assert_eq!(short.series[0].last_listed_on, Some(date(2025, 3, 5)));
 }
 
+/// The version before the first one read is the one in effect the day before that
+/// one took effect, not the day before its id's date: an id is a publication time,
+/// and a version published on 2024-12-20 to take effect on 2025-03-01 follows the
+/// one in effect from 2025-01-01, not the one of 2024-12-19.
+#[tokio::test]
+async fn the_rate_before_a_version_published_ahead_is_the_one_in_effect_until_its_date() {
+    // December 2024 lists c5.2xlarge at 1.10, January 2025 at 1.00; the version
+    // published on 2024-12-20 takes effect on 2025-03-01 and lists only 0.80 from
+    // 2025-03-15.
+    let server = FakePriceList::start().await;
+    for (version, effective, usd, from) in [
+        (
+            "20241201000000",
+            date(2024, 12, 1),
+            "1.1000000000",
+            "2024-12-01T00:00:00Z",
+        ),
+        (
+            "20250101000000",
+            date(2025, 1, 1),
+            "1.0000000000",
+            "2025-01-01T00:00:00Z",
+        ),
+        (
+            "20241220000000",
+            date(2025, 3, 1),
+            "0.8000000000",
+            "2025-03-15T00:00:00Z",
+        ),
+    ] {
+        server.add_version(
+            REGION,
+            version,
+            effective,
+            offer_file(version, &[c5("2xlarge", "8", usd, from)]),
+        );
+    }
+    let history = PriceListHistory::builder(&server.sdk_config("us-east-1"))
+        .cache_dir(None)
+        .until(date(2025, 4, 1))
+        .build()
+        .history(
+            &PriceKey::hosting(REGION, "ml.c5.2xlarge"),
+            date(2025, 3, 1),
+        )
+        .await
+        .unwrap();
+    // Until 2025-03-15 the rate is January's 1.00; then (0.80 − 1.00) ÷ 1.00 × 100 =
+    // −20.00 % (from December's 1.10 it would be −27.27 %, a rate not in effect).
+    assert_eq!(
+        changes(&history.series[0]),
+        [
+            ("20250101000000", date(2025, 3, 1), Some(usd("1.00")), None),
+            (
+                "20241220000000",
+                date(2025, 3, 15),
+                Some(usd("0.80")),
+                Some(usd("-20.00"))
+            ),
+        ]
+    );
+    let read: Vec<&str> = history
+        .versions
+        .iter()
+        .map(|v| v.version.as_str())
+        .collect();
+    assert_eq!(read, ["20250101000000", "20241220000000"]);
+}
+
 /// `versions()` lists a version offered without a JSON file with why it cannot be
 /// read; the versions that can be read say nothing.
 #[tokio::test]

@@ -563,10 +563,11 @@ impl PriceListHistory {
         }
     }
 
-    /// The version in effect the day before `first`'s own date (its version's first
-    /// eight digits), read, or `None` when there is none, it cannot be read or the
-    /// time limit is reached: the history then has no rate before `first`'s. Only
-    /// asked when that day is before `since` (a later one was sampled already).
+    /// The version in effect the day before `first` took effect (found by asking
+    /// `ListPriceLists`: `first`'s id is its publication time, not that date), read,
+    /// or `None` when there is none, it cannot be read or the time limit is reached:
+    /// the history then has no rate before `first`'s. Only asked when `first` is in
+    /// effect on `since` (no version was on a sampled date before it otherwise).
     async fn version_before(
         &self,
         region: &str,
@@ -575,20 +576,25 @@ impl PriceListHistory {
         filter: &OfferFilter,
         deadline: tokio::time::Instant,
     ) -> Option<(PriceListVersion, Offer)> {
-        let day = first
-            .version
-            .get(..8)
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())?
-            .pred_opt()
-            .filter(|d| *d >= SAGEMAKER_PRICE_LISTS_SINCE && *d < since)?;
-        let listed =
-            tokio::time::timeout_at(deadline, versions::list(&self.client, region, day, day))
-                .await
-                .ok()?
-                .ok()?;
-        let version = listed
-            .into_iter()
-            .find(|v| v.version < first.version && v.unreadable.is_none())?;
+        if first.seen_on != since {
+            return None;
+        }
+        let version = tokio::time::timeout_at(
+            deadline,
+            versions::in_effect_before(
+                &self.client,
+                region,
+                first,
+                since,
+                SAGEMAKER_PRICE_LISTS_SINCE,
+            ),
+        )
+        .await
+        .ok()?
+        .ok()??;
+        if version.unreadable.is_some() {
+            return None;
+        }
         match tokio::time::timeout_at(deadline, self.offer(&version, filter)).await {
             Ok(Ok(offer)) if products_unread(&offer).is_none() => {
                 let mut version = version;

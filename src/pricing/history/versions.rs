@@ -9,7 +9,7 @@
 
 use super::HistoryError;
 use aws_sdk_pricing::error::{ProvideErrorMetadata, SdkError};
-use chrono::{Datelike, Months, NaiveDate, NaiveTime};
+use chrono::{Datelike, Days, Months, NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
 
 /// Pages of `ListPriceLists` followed per date at most (one region answers with one).
@@ -148,6 +148,87 @@ pub(crate) async fn list(
     // date, so it is only the tie-break.
     found.sort_by(|a, b| (a.seen_on, &a.version).cmp(&(b.seen_on, &b.version)));
     Ok(found)
+}
+
+/// What `ListPriceLists` answers for one day, next to a version `first`.
+enum OnDay {
+    /// `first` was in effect.
+    First,
+    /// Another version was, or none (`None`).
+    Other(Option<PriceListVersion>),
+}
+
+async fn on_day(
+    client: &aws_sdk_pricing::Client,
+    region: &str,
+    first: &PriceListVersion,
+    day: NaiveDate,
+) -> Result<OnDay, HistoryError> {
+    let listed = list(client, region, day, day).await?;
+    Ok(if listed.iter().any(|v| v.version == first.version) {
+        OnDay::First
+    } else {
+        OnDay::Other(listed.into_iter().next())
+    })
+}
+
+/// The version in effect on the last day before `first` took effect, `first` being
+/// in effect on `on`; `None` when none was (or `first` was in effect from `floor`
+/// on). Its [`seen_on`](PriceListVersion::seen_on) is that day.
+///
+/// No date in a version's listing says when it took effect: its id is its
+/// publication time, and a version published ahead of its date (on 2024-12-20, to
+/// take effect on 2025-03-01) has one older than the version it follows (in effect
+/// from 2025-01-01). So `ListPriceLists` is asked: first about the day the id
+/// names (most versions take effect the day they are published), then, while
+/// `first` is still in effect, about days further back by doubling steps, never
+/// before `floor`; then the span between the last day another version (or none)
+/// was in effect and the first day `first` was is halved until they are a day
+/// apart. The version in effect is never an older one again once `first` is (each
+/// date's answer is the latest effective date not after it), so this finds the
+/// day: some ten calls for a version a year old.
+pub(crate) async fn in_effect_before(
+    client: &aws_sdk_pricing::Client,
+    region: &str,
+    first: &PriceListVersion,
+    on: NaiveDate,
+    floor: NaiveDate,
+) -> Result<Option<PriceListVersion>, HistoryError> {
+    let earlier = |day: NaiveDate, back: u64| {
+        day.checked_sub_days(Days::new(back))
+            .map(|d| d.max(floor))
+            .filter(|d| *d < day)
+    };
+    let published = first
+        .version
+        .get(..8)
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())
+        .filter(|d| *d >= floor && *d < on);
+    // `hi`: the earliest day `first` is known to be in effect on.
+    let mut hi = on;
+    let mut probe = published.or_else(|| earlier(on, 1));
+    let mut back = 1;
+    let (mut lo, mut answer) = loop {
+        let Some(day) = probe else {
+            return Ok(None);
+        };
+        match on_day(client, region, first, day).await? {
+            OnDay::First => {
+                hi = day;
+                probe = earlier(hi, back);
+                back = back.saturating_mul(2);
+            }
+            OnDay::Other(version) => break (day, version),
+        }
+    };
+    while (hi - lo).num_days() > 1 {
+        let mid = lo + Days::new(((hi - lo).num_days() / 2) as u64);
+        match on_day(client, region, first, mid).await? {
+            OnDay::First => hi = mid,
+            OnDay::Other(version) => (lo, answer) = (mid, version),
+        }
+    }
+    Ok(answer)
 }
 
 /// The URL of a version's `json` file (presigned: never shown whole).
@@ -300,6 +381,140 @@ mod tests {
                 ("20241220000000", date(2025, 3, 1))
             ]
         );
+    }
+
+    /// A mocked `ListPriceLists` that answers for any date as AWS does: of the
+    /// `(effective date, version)`s, the one with the latest effective date not after
+    /// it (none before the first). `asked` keeps the dates asked for.
+    fn in_effect_by_date(
+        versions: &'static [(NaiveDate, &'static str)],
+        asked: std::sync::Arc<std::sync::Mutex<Vec<NaiveDate>>>,
+    ) -> aws_sdk_pricing::Client {
+        use aws_sdk_pricing::operation::list_price_lists::ListPriceListsOutput;
+        use aws_sdk_pricing::types::PriceList;
+        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+        let rule = mock!(aws_sdk_pricing::Client::list_price_lists).then_compute_output(
+            move |request| {
+                let secs = request.effective_date().map_or(0, |d| d.secs());
+                let day = chrono::DateTime::from_timestamp(secs, 0)
+                    .unwrap()
+                    .date_naive();
+                asked.lock().unwrap().push(day);
+                let lists = versions
+                    .iter()
+                    .filter(|(effective, _)| *effective <= day)
+                    .max_by_key(|(effective, _)| *effective)
+                    .map(|(_, version)| {
+                        PriceList::builder()
+                            .price_list_arn(format!(
+                                "arn:aws:pricing:::price-list/aws/AmazonSageMaker/USD/{version}/us-east-1"
+                            ))
+                            .region_code("us-east-1")
+                            .file_formats("json")
+                            .build()
+                    });
+                ListPriceListsOutput::builder()
+                    .set_price_lists(Some(lists.into_iter().collect()))
+                    .build()
+            },
+        );
+        aws_sdk_pricing::Client::from_conf(
+            aws_sdk_pricing::Config::builder()
+                .behavior_version(aws_sdk_pricing::config::BehaviorVersion::latest())
+                .region(aws_sdk_pricing::config::Region::from_static("us-east-1"))
+                .credentials_provider(aws_sdk_pricing::config::Credentials::new(
+                    "test", "test", None, None, "static",
+                ))
+                .http_client(create_mock_http_client())
+                .interceptor(
+                    MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&rule),
+                )
+                .build(),
+        )
+    }
+
+    /// The version before one published ahead of its date is the one in effect the
+    /// day before that date, not the day before its publication: 20241220000000,
+    /// published on 2024-12-20 to take effect on 2025-03-01, follows 20250101000000
+    /// (in effect from 2025-01-01), not 20241201000000 (in effect on 2024-12-19).
+    #[tokio::test]
+    async fn the_version_before_is_the_one_in_effect_the_day_before_the_first_took_effect() {
+        static VERSIONS: [(NaiveDate, &str); 3] = [
+            (
+                NaiveDate::from_ymd_opt(2024, 12, 1).unwrap(),
+                "20241201000000",
+            ),
+            (
+                NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+                "20250101000000",
+            ),
+            (
+                NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
+                "20241220000000",
+            ),
+        ];
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let client = in_effect_by_date(&VERSIONS, asked.clone());
+        let since = date(2025, 3, 1);
+        let first = list(&client, "us-east-1", since, since)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(first.version, "20241220000000");
+        let floor = date(2017, 11, 1);
+        let before = in_effect_before(&client, "us-east-1", &first, since, floor)
+            .await
+            .unwrap()
+            .unwrap();
+        // 2025-02-28 is the last day before 2025-03-01.
+        assert_eq!(
+            (before.version.as_str(), before.seen_on),
+            ("20250101000000", date(2025, 2, 28))
+        );
+        // Asked about 2024-12-20 (its id's day: 20241201000000 then), then the span
+        // up to 2025-03-01 halved until a day apart, each answer before it
+        // 20250101000000: 71 days, + 35 = 2025-01-24; 36, + 18 = 02-11; 18, + 9 =
+        // 02-20; 9, + 4 = 02-24; 5, + 2 = 02-26; 3, + 1 = 02-27; 2, + 1 = 02-28.
+        let asked = asked.lock().unwrap().clone();
+        assert_eq!(
+            asked[1..],
+            [
+                date(2024, 12, 20),
+                date(2025, 1, 24),
+                date(2025, 2, 11),
+                date(2025, 2, 20),
+                date(2025, 2, 24),
+                date(2025, 2, 26),
+                date(2025, 2, 27),
+                date(2025, 2, 28),
+            ]
+        );
+
+        // Published and in effect on the same day (20250101000000 from 2025-01-01):
+        // the day before, 2024-12-31, has 20241201000000.
+        let first = list(&client, "us-east-1", date(2025, 1, 1), date(2025, 1, 1))
+            .await
+            .unwrap()
+            .remove(0);
+        let before = in_effect_before(&client, "us-east-1", &first, date(2025, 1, 1), floor)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (before.version.as_str(), before.seen_on),
+            ("20241201000000", date(2024, 12, 31))
+        );
+        // The first version of all has none before it.
+        let first = list(&client, "us-east-1", date(2024, 12, 1), date(2024, 12, 1))
+            .await
+            .unwrap()
+            .remove(0);
+        let none = in_effect_before(&client, "us-east-1", &first, date(2024, 12, 1), floor)
+            .await
+            .unwrap();
+        assert_eq!(none, None);
     }
 
     #[tokio::test]
