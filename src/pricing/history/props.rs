@@ -248,10 +248,6 @@ struct Version {
 }
 
 impl Version {
-    fn id_date(&self) -> NaiveDate {
-        NaiveDate::parse_from_str(&self.id[..8], "%Y%m%d").unwrap()
-    }
-
     fn publication_date(&self) -> String {
         format!(
             "{}-{}-{}T{}:00:00Z",
@@ -856,21 +852,22 @@ fn model(case: &Case) -> Expected {
 
     // The version before the first one read, when that one lists a key only with a
     // rate announced for after `since` (docs: the version in effect the day before
-    // the first version's own date, read too).
-    // Not when a version before the first one read could not be read.
-    let before: Option<&Version> = read.first().and_then(|(first, _)| {
-        if found.first().is_some_and(|(f, _)| f.id != first.id) {
+    // the first version took effect, read too: by its effective date, never its id,
+    // a publication time).
+    // Not when a version before the first one read could not be read, nor when no
+    // version was in effect on `since`.
+    let before: Option<&Version> = read.first().and_then(|(first, first_on)| {
+        if found.first().is_some_and(|(f, _)| f.id != first.id) || *first_on != case.since {
             return None;
         }
         let ahead = keys
             .iter()
             .any(|(_, what)| says(&first.products, *what, case.since) == Says::Ahead);
-        let the_day = first.id_date().pred_opt()?;
-        if !ahead || the_day >= case.since {
+        if !ahead {
             return None;
         }
-        let v = world.in_effect(the_day)?;
-        (v.id < first.id && v.file != File::CsvOnly).then_some(v)
+        let v = world.in_effect(first.effective.pred_opt()?)?;
+        (v.file != File::CsvOnly).then_some(v)
     });
     if let Some(b) = before {
         if b.file != File::CsvOnly {
