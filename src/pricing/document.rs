@@ -554,11 +554,12 @@ fn fit(key: &PriceKey, doc: &PriceDocument) -> Verdict {
 }
 
 /// Whether `doc` may price `key`, judged from its product's attributes alone (its
-/// terms not read, or unreadable): [`fit`]'s rule, the one the live look-up
-/// applies, so a Training product never may price hosting. A provisioned-concurrency
-/// product whose attributes leave its charge to its dimensions' descriptions (no
-/// `group` that says which) may price either charge: those descriptions are in its
-/// terms.
+/// terms not read, or unreadable), by [`fit`]'s rule, the one the live look-up
+/// applies: a product that fits, or whose attributes contradict each other on
+/// whether it does (alone, it leaves the key with no rate: not guessed). A Training
+/// product never may price hosting. A provisioned-concurrency product of the key's
+/// memory size may price either charge: the descriptions that can tell which, or
+/// contradict its `group`, are in its terms.
 pub(crate) fn may_price(key: &PriceKey, doc: &PriceDocument) -> bool {
     let other_charge = match key {
         PriceKey::ProvisionedConcurrency { region, memory_gb } => {
@@ -574,20 +575,15 @@ pub(crate) fn may_price(key: &PriceKey, doc: &PriceDocument) -> bool {
             }
         }
         // Only provisioned concurrency reads a product's terms to tell what it prices.
-        _ => return matches!(fit(key, doc), Verdict::Fits { .. }),
+        _ => return !matches!(fit(key, doc), Verdict::Other),
     };
     let attributes_only = PriceDocument {
         on_demand: Vec::new(),
         ..doc.clone()
     };
-    matches!(fit(key, &attributes_only), Verdict::Fits { .. })
-        || matches!(
-            fit(&other_charge, &attributes_only),
-            Verdict::Fits {
-                fit: Fit::UsageTypeNameOnly,
-                ..
-            }
-        )
+    [key, &other_charge]
+        .into_iter()
+        .any(|charge| !matches!(fit(charge, &attributes_only), Verdict::Other))
 }
 
 /// Instance-hour products: the component (`Hosting`, `AsyncInf`) or the usagetype kind
@@ -2382,9 +2378,11 @@ mod tests {
     }
 
     /// Whether a product may price a key is decided from its attributes, before its
-    /// prices are read: a Training product never may price hosting; a
-    /// provisioned-concurrency product whose charge only its descriptions tell (they
-    /// are in its terms) may price either charge, one whose `group` tells only that.
+    /// prices are read: a Training product never may price hosting, nor notebook
+    /// storage hosting storage; a storage product whose volumeType and usagetype
+    /// disagree may (alone, it leaves the key with no rate); a provisioned-concurrency
+    /// product of the key's memory size may price either charge (its descriptions,
+    /// in its terms, can tell which or contradict its group), of another size neither.
     #[test]
     fn what_a_product_may_price_is_told_by_its_attributes() {
         let instance = |sku: &str, component: &str, usage: &str| {
@@ -2406,25 +2404,64 @@ mod tests {
             &hosting,
             &instance("TRAIN", "Training", "USE1-Train:ml.m5.xlarge")
         ));
-        // The descriptions say the standing charge; the usagetype name alone, read
-        // without them, says inference duration: it may be either.
+
+        let volume = |sku: &str, volume: &str, usage: &str| {
+            parse_price_document(&doc_json(
+                sku,
+                "Storage",
+                json!({ "regionCode": "us-east-1", "volumeType": volume, "usagetype": usage }),
+                &[("GB-Mo", "0", "Inf", Some("0.1400000000"))],
+            ))
+            .unwrap()
+        };
+        let storage = PriceKey::storage("us-east-1");
+        let hosting_volume = "General Purpose-Hosting";
+        assert!(may_price(
+            &storage,
+            &volume("HOSTVOL", hosting_volume, "USE1-Host:VolumeUsage.gp2")
+        ));
+        assert!(!may_price(
+            &storage,
+            &volume(
+                "NBVOL",
+                "General Purpose-Notebook",
+                "USE1-Notebk:VolumeUsage.gp2"
+            )
+        ));
+        let contradicting = volume("BOTH", hosting_volume, "USE1-Notebk:VolumeUsage.gp2");
+        assert!(matches!(
+            select_rate(&storage, std::slice::from_ref(&contradicting)),
+            Err(PriceError::Malformed { .. })
+        ));
+        assert!(may_price(&storage, &contradicting));
+
+        // The descriptions say the standing charge; the usagetype name alone says
+        // inference duration: it may be either.
         let silent = pc_doc("PCMEM", "Mem-2GB", None, STANDING_TEXT, "0.0000100000");
         assert_eq!(
-            select_rate(&standing_2gb(), &[silent.clone()]).unwrap().sku,
+            select_rate(&standing_2gb(), std::slice::from_ref(&silent))
+                .unwrap()
+                .sku,
             "PCMEM"
         );
         assert!(may_price(&standing_2gb(), &silent));
         assert!(may_price(&inference_2gb(), &silent));
-        // Its group says the standing charge: never inference duration.
+        // Its group says the standing charge, but a description could contradict it.
         let grouped = pc_doc(
             "PCUSAGE",
             "Mem-2GB",
             Some("ServerlessProvisionedConcurrency-Usage"),
-            STANDING_TEXT,
+            INFERENCE_TEXT,
             "0.0000100000",
         );
-        assert!(may_price(&standing_2gb(), &grouped));
-        assert!(!may_price(&inference_2gb(), &grouped));
+        assert!(matches!(
+            select_rate(&inference_2gb(), std::slice::from_ref(&grouped)),
+            Err(PriceError::Malformed { .. })
+        ));
+        assert!(may_price(&inference_2gb(), &grouped));
+        let other_size = pc_doc("PC3GB", "Mem-3GB", None, STANDING_TEXT, "0.0000150000");
+        assert!(!may_price(&standing_2gb(), &other_size));
+        assert!(!may_price(&inference_2gb(), &other_size));
     }
 
     #[test]
