@@ -271,6 +271,116 @@ async fn a_version_with_a_product_that_cannot_be_read_is_missing_not_skipped() {
     );
 }
 
+/// A version whose products for the key are listed but give no usable rate (priced
+/// only in another currency; products that contradict each other) is missing, as
+/// one listing it only at $0 is: never the rate before carried through its span.
+#[tokio::test]
+async fn a_version_listing_the_key_with_no_usable_rate_is_missing_not_the_rate_before_carried_on() {
+    // ml.m5.xlarge hosting: January 0.23, February's version prices it only in CNY
+    // (1.6600000000), March 0.25.
+    let m5 = |usd: &str, month: u32| {
+        docs::effective(
+            docs::hosting(REGION, "ml.m5.xlarge", usd),
+            &format!("2025-{month:02}-01T00:00:00Z"),
+        )
+    };
+    let in_cny: Value = serde_json::from_str(
+        &m5("1.6600000000", 2)
+            .to_string()
+            .replace("\"USD\":", "\"CNY\":"),
+    )
+    .unwrap();
+    assert!(in_cny.to_string().contains("\"CNY\":\"1.6600000000\""));
+    // Hosting ML storage: January 0.14, February's product says it is hosting
+    // storage by its volumeType and notebook storage by its usagetype (not
+    // guessed), March 0.15.
+    let storage = |usd: &str, month: u32| {
+        docs::effective(
+            docs::hosting_storage(REGION, usd),
+            &format!("2025-{month:02}-01T00:00:00Z"),
+        )
+    };
+    let prefix = docs::usage_prefix(REGION);
+    let contradicting = docs::with_attributes(
+        storage("0.1400000000", 2),
+        &[("usagetype", &format!("{prefix}-Notebk:VolumeUsage.gp2"))],
+    );
+    let cases = [
+        (
+            PriceKey::hosting(REGION, "ml.m5.xlarge"),
+            [m5("0.2300000000", 1), in_cny, m5("0.2500000000", 3)],
+            "gives no usable rate for hosting ml.m5.xlarge in us-east-1 (priced only in CNY, not USD)",
+            // (0.25 − 0.23) ÷ 0.23 × 100 = 8.6956… → +8.70 %.
+            ("0.23", "0.25", "8.70"),
+        ),
+        (
+            PriceKey::storage(REGION),
+            [
+                storage("0.1400000000", 1),
+                contradicting,
+                storage("0.1500000000", 3),
+            ],
+            "unambiguously",
+            // (0.15 − 0.14) ÷ 0.14 × 100 = 7.1428… → +7.14 %.
+            ("0.14", "0.15", "7.14"),
+        ),
+    ];
+    for (key, documents, reason, (january, march, change)) in cases {
+        let server = FakePriceList::start().await;
+        for (month, document) in (1..).zip(documents) {
+            let version = format!("2025{month:02}01000000");
+            server.add_version(
+                REGION,
+                &version,
+                date(2025, month, 1),
+                offer_file(&version, &[document]),
+            );
+        }
+        let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
+            .cache_dir(None)
+            .until(date(2025, 4, 1))
+            .build()
+            .history(&key, date(2025, 1, 1))
+            .await
+            .unwrap_err();
+        let HistoryError::Incomplete { partial, missing } = err else {
+            panic!("{key}: expected Incomplete, got {err:?}");
+        };
+        // February's rate is unknown from 2025-02-01 until March's version took over.
+        assert_eq!(missing.len(), 1, "{key}: {missing:?}");
+        assert_eq!(
+            (
+                missing[0].version.as_str(),
+                missing[0].seen_on,
+                missing[0].unknown_until
+            ),
+            ("20250201000000", date(2025, 2, 1), Some(date(2025, 3, 1))),
+            "{key}"
+        );
+        assert!(
+            missing[0].reason.contains(reason)
+                && missing[0].reason.ends_with("so its rates are unknown"),
+            "{key}: {}",
+            missing[0].reason
+        );
+        // No point from February: not January's rate carried through it; March's
+        // changes from January's.
+        assert_eq!(
+            changes(&partial.series[0]),
+            [
+                ("20250101000000", date(2025, 1, 1), Some(usd(january)), None),
+                (
+                    "20250301000000",
+                    date(2025, 3, 1),
+                    Some(usd(march)),
+                    Some(usd(change))
+                ),
+            ],
+            "{key}"
+        );
+    }
+}
+
 /// Only a product that may price the key makes a version missing when it cannot be
 /// read: an `ml.m5.xlarge` Training product has the hosting key's region and
 /// instance name, but never prices hosting (the live look-up skips it), so its

@@ -36,7 +36,7 @@
 //!
 //! The whole read is bounded in time ([`PriceListHistoryBuilder::time_limit`]); when a
 //! version cannot be read (cut short, refused, out of time), or lists a key only at
-//! $0 (no rate, and not the one before either), the answer is
+//! $0 or with no usable rate (no rate, and not the one before either), the answer is
 //! [`HistoryError::Incomplete`], which names each missing version and carries what was
 //! read.
 
@@ -175,7 +175,7 @@ pub struct PriceHistory {
 }
 
 /// A version that could not be read, or was read and gives no rate for a key it
-/// lists (only $0): its rates over its span are unknown.
+/// lists (only $0, or no usable rate): its rates over its span are unknown.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissingVersion {
@@ -503,9 +503,10 @@ impl PriceListHistory {
                     // A product that may price a key could not be read: the
                     // version's rates are unknown (it may be the one in effect, or
                     // the higher of two), not those of the others alone. A key it
-                    // lists only at $0 has no rate in it: not the rate before either.
+                    // lists only at $0, or with no usable rate, has no rate in it:
+                    // not the rate before either.
                     let unusable = products_unread(&offer)
-                        .or_else(|| zero_only(&offer, version.seen_on, end, &keys_in));
+                        .or_else(|| no_rate(&offer, version.seen_on, end, &keys_in));
                     match unusable {
                         Some(reason) => missing.push(MissingVersion {
                             version: version.version.clone(),
@@ -720,43 +721,67 @@ fn products_unread(offer: &Offer) -> Option<String> {
 
 /// Why a version read whole gives no rate for a key it lists: on the first date it
 /// answers for, or on a term's date inside its span (before `end`, where the next
-/// version takes over), every product in effect for the key lists only $0 (no paid
-/// tier after a free one). That is no price, and not the rate before it either: the
-/// key's rate through the version's span is unknown, so the version is missing, as
-/// one that cannot be read is (the keys, the first three).
-fn zero_only(
+/// version takes over), the products in effect for the key list only $0 (no paid
+/// tier after a free one), or give no usable rate (products that contradict each
+/// other, prices in another currency only, no tier from 0 in the key's unit). That
+/// is no price, and not the rate before it either: the key's rate through the
+/// version's span is unknown, so the version is missing, as one that cannot be read
+/// is (the keys, the first three of each kind).
+fn no_rate(
     offer: &Offer,
     seen_on: NaiveDate,
     end: NaiveDate,
     keys_in: &dyn Fn(&[PriceDocument]) -> Vec<PriceKey>,
 ) -> Option<String> {
     let docs = &offer.documents;
-    let zero: Vec<String> = keys_in(docs)
-        .iter()
-        .filter_map(|key| {
-            moments(key, docs, seen_on, end)
+    let mut zero = Vec::new();
+    let mut unusable = Vec::new();
+    for key in keys_in(docs) {
+        let found =
+            moments(&key, docs, seen_on, end)
                 .into_iter()
-                .find(|(_, at)| matches!(listing(key, docs, *at), Err(PriceError::ZeroOnly { .. })))
-                .map(|(day, _)| {
-                    if day > seen_on {
-                        format!("{key} (from {day})")
-                    } else {
-                        key.to_string()
-                    }
-                })
-        })
-        .collect();
-    if zero.is_empty() {
-        return None;
+                .find_map(|(day, at)| match listing(&key, docs, at) {
+                    Ok(_) | Err(PriceError::NotFound { .. }) => None,
+                    Err(error) => Some((day, error)),
+                });
+        let Some((day, error)) = found else {
+            continue;
+        };
+        let named = if day > seen_on {
+            format!("{key} (from {day})")
+        } else {
+            key.to_string()
+        };
+        match error {
+            PriceError::ZeroOnly { .. } => zero.push(named),
+            PriceError::OtherCurrency { currencies, .. } => {
+                unusable.push(format!("{named} (priced only in {currencies}, not USD)"))
+            }
+            PriceError::Malformed { reason } => unusable.push(format!("{named} ({reason})")),
+            other => unusable.push(format!("{named} ({other})")),
+        }
     }
-    let shown = zero[..zero.len().min(3)].join(", ");
-    let more = match zero.len() {
-        n if n > 3 => format!(" and {} more", n - 3),
-        _ => String::new(),
+    let first_three = |names: &[String]| {
+        let shown = names[..names.len().min(3)].join(", ");
+        match names.len() {
+            n if n > 3 => format!("{shown} and {} more", n - 3),
+            _ => shown,
+        }
     };
-    Some(format!(
-        "lists {shown}{more} only at $0: not a price, so its rates are unknown"
-    ))
+    let mut why = Vec::new();
+    if !zero.is_empty() {
+        why.push(format!(
+            "lists {} only at $0: not a price",
+            first_three(&zero)
+        ));
+    }
+    if !unusable.is_empty() {
+        why.push(format!(
+            "gives no usable rate for {}",
+            first_three(&unusable)
+        ));
+    }
+    (!why.is_empty()).then(|| format!("{}, so its rates are unknown", why.join("; ")))
 }
 
 /// Whether a version and region are names that keep a path in the cache: a
@@ -1136,9 +1161,9 @@ fn build_history(
                             key = %key,
                             "no rate in this version on {seen_on}: {error}"
                         );
-                        // Listed, but with no usable rate (products that contradict
-                        // each other): not "no longer listed" either. (A version
-                        // listing a key only at $0 is not read: it is missing.)
+                        // Listed, but with no usable rate: not "no longer listed"
+                        // either. (`read` makes such a version missing, whether only
+                        // at $0, in another currency or contradicting itself.)
                         if !matches!(error, PriceError::NotFound { .. })
                             && !unknown_now.contains(&key)
                         {
