@@ -541,7 +541,7 @@ impl PriceListHistory {
         // rate before is then that version's, unknown.
         let since_at = since.and_time(NaiveTime::MIN).and_utc();
         let opens_ahead = read.first().is_some_and(|(first, offer)| {
-            unread.iter().all(|d| *d > first.seen_on)
+            nothing_unread_before(first, &unread)
                 && keys_in(&offer.documents)
                     .iter()
                     .any(|key| matches!(listing(key, &offer.documents, since_at), Ok(None)))
@@ -1028,6 +1028,14 @@ fn moments(
     moments
 }
 
+/// Whether no version that could not be read (`unread`: their first dates) took
+/// effect before `first`, the first version read: only then can the version in
+/// effect before `first` stand for the rate before it (otherwise that rate is the
+/// unread version's, unknown).
+fn nothing_unread_before(first: &PriceListVersion, unread: &[NaiveDate]) -> bool {
+    unread.iter().all(|d| *d > first.seen_on)
+}
+
 /// Turns the versions read (in the order they took effect) into one history per key: a point where a
 /// key is first listed, where its rate changes (at a version, or at a term's
 /// `effectiveDate` inside one), and where it is no longer listed. `unread` are the
@@ -1051,7 +1059,7 @@ fn build_history(
     // unread version came between them.
     let before = before.filter(|_| {
         read.first()
-            .is_some_and(|(first, _)| unread.iter().all(|d| *d > first.seen_on))
+            .is_some_and(|(first, _)| nothing_unread_before(first, unread))
     });
     let first_version = read.first().map(|(v, _)| v.version.clone());
     let ends: Vec<NaiveDate> = read
