@@ -1181,16 +1181,15 @@ fn build_history(
                 }
             }
         }
-        // Keys listed before and not in this version: no longer listed. Unless the
-        // version had products that could not be read (one may be the key's): the
-        // key's rate in it is unknown, which is no point of its history.
-        let unread = !offer.unreadable.is_empty();
+        // Keys listed before and not in this version: no longer listed. (A version
+        // with a product that may price a key and cannot be read is never here: it
+        // is missing, its rates unknown.)
         for (key, entry) in series.iter_mut() {
             let was_listed = entry
                 .points
                 .last()
                 .is_some_and(|p| p.usd_per_unit.is_some());
-            if was_listed && !unread && !listed_now.contains(key) && !unknown_now.contains(key) {
+            if was_listed && !listed_now.contains(key) && !unknown_now.contains(key) {
                 entry.points.push(PricePoint {
                     version: version.version.clone(),
                     seen_on: version.seen_on,
@@ -1612,24 +1611,5 @@ mod tests {
             ]
         );
         assert_eq!(history.series[0].changes().count(), 1);
-    }
-
-    #[test]
-    fn a_version_whose_products_could_not_all_be_read_delists_nothing() {
-        let (v2, mut unread) = version(2, None);
-        unread.unreadable = vec!["S: price `0.23x` is not a number".into()];
-        let read = vec![
-            version(1, Some("0.20")),
-            (v2, unread),
-            version(3, Some("0.20")),
-        ];
-        let history = m5_history(on(1), on(3), read, &[]);
-        let points: Vec<_> = history.series[0]
-            .points
-            .iter()
-            .map(|p| (p.seen_on, p.usd_per_unit))
-            .collect();
-        // Listed at 0.20 from January on: February's rate is unknown, not gone.
-        assert_eq!(points, [(on(1), Some("0.20".parse::<Decimal>().unwrap()))]);
     }
 }
