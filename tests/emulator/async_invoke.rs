@@ -317,9 +317,22 @@ async fn a_pending_invocation_can_be_stored_and_settled_elsewhere_by_completion_
             .iter()
             .any(|n| n.contains("queue time included"))
     );
-    // A failed inference reported no tokens: its token lines say so, never a silent $0.
-    assert_eq!(cost_of(&settled, LineItem::InputTokens), None);
-    assert!(!settled.is_fully_priced());
+    // A failed inference answered no tokens: AWS Marketplace charges tokens on a
+    // successful answer, so its token lines are 0 tokens at $0, priced, each
+    // saying why (never a silent $0, never an unpriced line asking for a count).
+    for item in [LineItem::InputTokens, LineItem::OutputTokens] {
+        let token_line = line(&settled, item);
+        assert_eq!(
+            (token_line.quantity, token_line.cost_usd()),
+            (Decimal::ZERO, Some(Decimal::ZERO))
+        );
+        assert!(
+            matches!(&token_line.price, LinePrice::Priced { provenance, .. }
+                if provenance.note.as_deref().is_some_and(|n| n.contains("successful (HTTP 2XX) answer"))),
+            "{token_line:?}"
+        );
+    }
+    assert!(settled.is_fully_priced());
 }
 
 #[tokio::test]
