@@ -142,9 +142,17 @@ impl<S: CostSink + 'static> Queued<S> {
                             }
                         }
                         Msg::PriceChange(change) => {
-                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                on_thread.record_price_change(&change)
-                            }));
+                            let told =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    on_thread.record_price_change(&change)
+                                }));
+                            if told.is_err() && warn.should_warn() {
+                                tracing::warn!(target: "sagemeter",
+                                    sink = on_thread.name(), key = %change.key,
+                                    "a queued cost sink panicked recording a price change: it \
+                                     missed this change (logged at most every 10 s), the next \
+                                     receipts and changes go on");
+                            }
                         }
                         Msg::Reached(ack) => {
                             let _ = ack.send(());
@@ -246,10 +254,19 @@ impl<S: CostSink + 'static> CostSink for Queued<S> {
         self.sink.name()
     }
 
-    /// Queued as a receipt is (and dropped, uncounted, when the queue is full).
+    /// Queued as a receipt is. When the queue is full or shut down the change is
+    /// dropped with a WARN (at most every 10 s, as the ledger does for its
+    /// `price_change` records), not counted with the receipts.
     fn record_price_change(&self, change: &PriceChange) {
-        if let Some(queue) = self.sender() {
-            let _ = queue.try_send(Msg::PriceChange(Box::new(change.clone())));
+        let queued = self.sender().is_some_and(|queue| {
+            queue
+                .try_send(Msg::PriceChange(Box::new(change.clone())))
+                .is_ok()
+        });
+        if !queued && self.warn.should_warn() {
+            tracing::warn!(target: "sagemeter", sink = "queued", key = %change.key,
+                "a price change was dropped: the queued sink's queue is full (the sink \
+                 cannot keep up) or it was shut down");
         }
     }
 
@@ -350,6 +367,136 @@ mod tests {
     /// sink before the sink's own shutdown, or refused and counted: never
     /// counted accepted and then handed to a sink already shut down, or left on
     /// the thread when `shutdown` returns.
+    fn change() -> PriceChange {
+        PriceChange {
+            at: "2026-09-01T00:00:00Z".parse().unwrap(),
+            key: crate::pricing::PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
+            unit: crate::pricing::PriceUnit::Hour,
+            old_usd_per_unit: rust_decimal::Decimal::new(23, 2),
+            new_usd_per_unit: rust_decimal::Decimal::new(20, 2),
+            old_effective_date: None,
+            new_effective_date: None,
+            sku: None,
+        }
+    }
+
+    /// Notes receipts and price changes in order; panics on every price change
+    /// when `panics`, and blocks each `record` until let go when `gate` is set.
+    #[derive(Debug, Default)]
+    struct Changes {
+        events: Mutex<Vec<String>>,
+        panics: bool,
+        gate: Option<Mutex<std_mpsc::Receiver<()>>>,
+    }
+
+    impl CostSink for Changes {
+        fn record(&self, cost: &Cost) {
+            if let Some(gate) = &self.gate {
+                let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(10));
+            }
+            self.events.lock().unwrap().push(cost.call_id.clone());
+        }
+
+        fn record_price_change(&self, change: &PriceChange) {
+            if self.panics {
+                panic!("a sink that fails on price changes");
+            }
+            self.events.lock().unwrap().push(format!(
+                "{} -> {}",
+                change.old_usd_per_unit, change.new_usd_per_unit
+            ));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sink_that_panics_on_a_price_change_misses_it_and_takes_the_next_receipts() {
+        let queued = Queued::new(Changes {
+            panics: true,
+            ..Changes::default()
+        });
+        queued.record(&cost("a"));
+        queued.record_price_change(&change());
+        queued.record(&cost("b"));
+        queued.flush().await.unwrap();
+        assert_eq!(*queued.inner().events.lock().unwrap(), ["a", "b"]);
+        let stats = queued.stats();
+        assert_eq!((stats.written, stats.lost_on_error), (2, 0));
+
+        // A sink that takes changes gets them between the receipts, in order.
+        let queued = Queued::new(Changes::default());
+        queued.record(&cost("a"));
+        queued.record_price_change(&change());
+        queued.record(&cost("b"));
+        queued.flush().await.unwrap();
+        assert_eq!(
+            *queued.inner().events.lock().unwrap(),
+            ["a", "0.23 -> 0.20", "b"]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_price_change_that_finds_the_queue_full_or_shut_is_dropped_with_a_warning() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let warns = Warns::default();
+        let _log =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(warns.clone()));
+        let (open, gate) = std_mpsc::channel();
+        let queued = Queued::with_capacity(
+            Changes {
+                gate: Some(Mutex::new(gate)),
+                ..Changes::default()
+            },
+            1,
+        );
+        // "a" is taken by the sink's thread and held there; "b" fills the queue
+        // of one; the change finds it full.
+        queued.record(&cost("a"));
+        let held = std::time::Instant::now();
+        while queued.sender().is_some_and(|q| q.capacity() == 0) {
+            assert!(held.elapsed() < Duration::from_secs(10), "never taken");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        queued.record(&cost("b"));
+        queued.record_price_change(&change());
+        assert_eq!(warns.count("a price change was dropped"), 1);
+        open.send(()).unwrap();
+        open.send(()).unwrap();
+        queued.shutdown().await.unwrap();
+        assert_eq!(*queued.inner().events.lock().unwrap(), ["a", "b"]);
+        // After shutdown: dropped too (the WARN limited to one every 10 s).
+        queued.record_price_change(&change());
+        assert_eq!(warns.count("a price change was dropped"), 1);
+        assert_eq!(queued.stats().written, 2);
+    }
+
+    /// The WARN events of target `sagemeter` seen on the test's thread.
+    #[derive(Clone, Default)]
+    struct Warns(Arc<Mutex<Vec<String>>>);
+
+    impl Warns {
+        fn count(&self, text: &str) -> usize {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| e.contains(text))
+                .count()
+        }
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warns {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let meta = event.metadata();
+            if *meta.level() == tracing::Level::WARN && meta.target() == "sagemeter" {
+                self.0.lock().unwrap().push(format!("{event:?}"));
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_receipt_recorded_during_the_shutdown_is_written_before_it_or_refused() {
         let (sink, entered, open) = gated(Vec::new());
