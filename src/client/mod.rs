@@ -833,11 +833,7 @@ impl ClientBuilder {
                     )
                     .fallback(Snapshot::bundled())
                     .time_source(time.clone())
-                    .on_change(move |change| {
-                        for sink in &told {
-                            sink.record_price_change(change);
-                        }
-                    })
+                    .on_change(move |change| crate::sink::tell_price_change(&told, change))
                     .build(),
                 )
             }

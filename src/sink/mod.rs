@@ -147,3 +147,69 @@ impl CostSink for JsonlLedger {
         Box::pin(async move { Ok(JsonlLedger::shutdown(self).await?) })
     }
 }
+
+/// Tells every sink in `sinks` of a price change, in order: one that panics on
+/// it misses it with a WARN naming it, and the sinks after it are still told
+/// (a ledger after a custom sink writes its `price_change` record).
+pub(crate) fn tell_price_change(sinks: &[Arc<dyn CostSink>], change: &PriceChange) {
+    for sink in sinks {
+        let told = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sink.record_price_change(change)
+        }));
+        if told.is_err() {
+            tracing::warn!(target: "sagemeter", sink = sink.name(), key = %change.key,
+                "a cost sink panicked recording a price change: it missed this change; \
+                 the other sinks were told");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Debug, Default)]
+    struct Told {
+        changes: Mutex<Vec<String>>,
+        panics: bool,
+    }
+
+    impl CostSink for Told {
+        fn record(&self, _: &Cost) {}
+
+        fn record_price_change(&self, change: &PriceChange) {
+            if self.panics {
+                panic!("a sink that fails on price changes");
+            }
+            self.changes.lock().unwrap().push(format!(
+                "{} -> {}",
+                change.old_usd_per_unit, change.new_usd_per_unit
+            ));
+        }
+    }
+
+    #[test]
+    fn a_sink_that_panics_on_a_price_change_leaves_the_sinks_after_it_told() {
+        let change = PriceChange {
+            at: "2026-09-01T00:00:00Z".parse().unwrap(),
+            key: crate::pricing::PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
+            unit: crate::pricing::PriceUnit::Hour,
+            old_usd_per_unit: rust_decimal::Decimal::new(23, 2),
+            new_usd_per_unit: rust_decimal::Decimal::new(20, 2),
+            old_effective_date: None,
+            new_effective_date: None,
+            sku: None,
+        };
+        let (first, after) = (Arc::new(Told::default()), Arc::new(Told::default()));
+        let panicking = Arc::new(Told {
+            panics: true,
+            ..Told::default()
+        });
+        let sinks: Vec<Arc<dyn CostSink>> = vec![first.clone(), panicking, after.clone()];
+        tell_price_change(&sinks, &change);
+        tell_price_change(&sinks, &change);
+        assert_eq!(*first.changes.lock().unwrap(), ["0.23 -> 0.20"; 2]);
+        assert_eq!(*after.changes.lock().unwrap(), ["0.23 -> 0.20"; 2]);
+    }
+}
