@@ -304,6 +304,7 @@ impl VariantState {
             unreserved_fraction: None,
             // Nothing stands at any later rate either.
             terms: no_terms(),
+            storage_terms: no_storage_terms(),
             ..rate.clone()
         };
         self.replace_standing(none, now, mono);
@@ -377,22 +378,44 @@ impl VariantState {
 
     /// Adds what the standing capacity (and storage) cost from `from` to `to`:
     /// each stretch from the date of a term `clock` announced at that term's rate
-    /// (AWS bills an instance-hour at the rate in force when it ran), the rest at
-    /// `clock`'s own.
+    /// (AWS bills an instance-hour, and a GB-month, at the rate in force when it
+    /// ran), the capacity's and the storage's each at their own dates, the rest
+    /// at `clock`'s own.
     fn accrue(&mut self, clock: &StandingRate, mut from: SystemTime, to: SystemTime) {
-        if clock.terms.is_empty() {
+        if clock.terms.is_empty() && clock.storage_terms.is_empty() {
             return self.accrue_at(clock, from, to);
         }
+        let mut capacity = clock.terms.iter().peekable();
+        let mut storage = clock.storage_terms.iter().peekable();
         let mut rate = std::borrow::Cow::Borrowed(clock);
-        for term in clock.terms.iter() {
-            if term.on >= to {
+        loop {
+            let on = match (capacity.peek(), storage.peek()) {
+                (Some(c), Some(s)) => c.on.min(s.on),
+                (Some(c), None) => c.on,
+                (None, Some(s)) => s.on,
+                (None, None) => break,
+            };
+            if on >= to {
                 break;
             }
-            if term.on > from {
-                self.accrue_at(&rate, from, term.on);
-                from = term.on;
+            if on > from {
+                self.accrue_at(&rate, from, on);
+                from = on;
             }
-            rate = std::borrow::Cow::Owned(clock.as_of_term(term));
+            let mut then = match rate {
+                std::borrow::Cow::Borrowed(clock) => clock.without_terms(),
+                std::borrow::Cow::Owned(rate) => rate,
+            };
+            if let Some(term) = capacity.next_if(|term| term.on == on) {
+                then.usd_per_hour_all_instances = term.usd_per_hour_all_instances;
+                then.capacity_from = term.capacity_from.clone();
+                then.unreserved_fraction = term.unreserved_fraction;
+            }
+            if let Some(term) = storage.next_if(|term| term.on == on) {
+                then.storage_usd_per_month = Some(term.usd_per_month);
+                then.storage_from = Some(term.storage_from.clone());
+            }
+            rate = std::borrow::Cow::Owned(then);
         }
         if from < to {
             self.accrue_at(&rate, from, to);
@@ -1000,6 +1023,10 @@ pub(crate) struct StandingRate {
     /// costs that rate, whether or not a rate is looked up again by then
     /// ([`no_terms`] when none).
     pub(crate) terms: Arc<[StandingTerm]>,
+    /// The later rates of `storage_usd_per_month` its storage rate's price source
+    /// announced, oldest first: from each one's date the storage costs that rate,
+    /// whatever the capacity's terms ([`no_storage_terms`] when none).
+    pub(crate) storage_terms: Arc<[StorageTerm]>,
 }
 
 /// What a variant's standing capacity costs from the date of a term its price
@@ -1023,15 +1050,31 @@ pub(crate) fn no_terms() -> Arc<[StandingTerm]> {
     NONE.get_or_init(|| Arc::from([])).clone()
 }
 
+/// What a variant's ML storage costs from the date of a term its storage rate's
+/// price source announced ahead (see [`StandingRate::storage_terms`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StorageTerm {
+    /// The term's effective date.
+    pub(crate) on: SystemTime,
+    /// [`StandingRate::storage_usd_per_month`] from then.
+    pub(crate) usd_per_month: Decimal,
+    /// [`StandingRate::storage_from`] from then.
+    pub(crate) storage_from: RateFrom,
+}
+
+/// No storage terms announced: one shared allocation, cloned (as [`no_terms`]).
+pub(crate) fn no_storage_terms() -> Arc<[StorageTerm]> {
+    static NONE: std::sync::OnceLock<Arc<[StorageTerm]>> = std::sync::OnceLock::new();
+    NONE.get_or_init(|| Arc::from([])).clone()
+}
+
 impl StandingRate {
-    /// This rate as it stands from `term`'s date on (its instances, storage and
-    /// billed-alongside parts as they are).
-    fn as_of_term(&self, term: &StandingTerm) -> StandingRate {
+    /// This rate as it stands now, without the later rates it announced (the
+    /// accrual puts each term's rate in place at its date).
+    fn without_terms(&self) -> StandingRate {
         StandingRate {
-            usd_per_hour_all_instances: term.usd_per_hour_all_instances,
-            capacity_from: term.capacity_from.clone(),
-            unreserved_fraction: term.unreserved_fraction,
             terms: no_terms(),
+            storage_terms: no_storage_terms(),
             ..self.clone()
         }
     }
@@ -1648,6 +1691,7 @@ mod tests {
             unreserved_fraction: None,
             parts: std::sync::Arc::from([]),
             terms: super::no_terms(),
+            storage_terms: super::no_storage_terms(),
         }
     }
 
@@ -2072,6 +2116,7 @@ mod tests {
             unreserved_fraction: None,
             parts: std::sync::Arc::from([]),
             terms: super::no_terms(),
+            storage_terms: super::no_storage_terms(),
         };
         let (totals, endpoint, variant) = one_variant();
         // 2027-01-15T08:00:00Z.
@@ -2115,6 +2160,7 @@ mod tests {
             unreserved_fraction: None,
             parts: std::sync::Arc::from([]),
             terms: super::no_terms(),
+            storage_terms: super::no_storage_terms(),
         };
         let (totals, endpoint, variant) = one_variant();
         let record = |started: u64, ended: u64, standing: StandingRate| {
@@ -2302,6 +2348,217 @@ mod tests {
         );
     }
 
+    /// 2026-08-31T23:50:00Z + `minutes`.
+    fn from_2350(minutes: u64) -> SystemTime {
+        // 2026-09-01T00:00:00Z is 1,788,220,800 s after the epoch.
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_788_220_800 - 600 + minutes * 60)
+    }
+
+    /// 1 × ml.m5.xlarge at $0.23/h (live) with one 30 GB volume at $0.14 per
+    /// GB-month (live): 30 × 0.14 = $4.20 a month; with the capacity's terms and
+    /// the storage's given.
+    fn m5_with_volume(
+        terms: &[(u64, &str)],
+        storage_terms: &[(u64, &str)],
+    ) -> super::StandingRate {
+        use crate::pricing::PriceOrigin;
+        let announced: std::sync::Arc<str> = "rate of the term announced".into();
+        super::StandingRate {
+            usd_per_hour_all_instances: "0.23".parse().unwrap(),
+            instances: 1,
+            capacity_from: (PriceOrigin::Live, None),
+            storage_usd_per_month: Some("4.20".parse().unwrap()),
+            storage_from: Some((PriceOrigin::Live, None)),
+            unreserved_fraction: None,
+            parts: std::sync::Arc::from([]),
+            terms: terms
+                .iter()
+                .map(|(minutes, usd)| super::StandingTerm {
+                    on: from_2350(*minutes),
+                    usd_per_hour_all_instances: usd.parse().unwrap(),
+                    capacity_from: (PriceOrigin::Cache, Some(announced.clone())),
+                    unreserved_fraction: None,
+                })
+                .collect(),
+            storage_terms: storage_terms
+                .iter()
+                .map(|(minutes, usd)| super::StorageTerm {
+                    on: from_2350(*minutes),
+                    usd_per_month: usd.parse().unwrap(),
+                    storage_from: (PriceOrigin::Cache, Some(announced.clone())),
+                })
+                .collect(),
+        }
+    }
+
+    /// Two calls of no length, at 23:50 and at `minutes` after, with `standing`,
+    /// amortised: the second's parts and its accrual.
+    fn called_at_2350_and(
+        minutes: u64,
+        standing: &super::StandingRate,
+    ) -> (crate::billing::AmortizedShare, crate::billing::Accrual) {
+        use super::InstanceClock;
+        let (totals, endpoint, variant) = one_variant();
+        totals.set_standing(variant, standing.clone(), from_2350(0));
+        let mut last = None;
+        for at in [from_2350(0), from_2350(minutes)] {
+            let clock = InstanceClock {
+                standing: standing.clone(),
+                started_at: at,
+                ended_at: at,
+            };
+            let share = totals.amortized_since_previous_call(variant, Some(&clock), at);
+            let accrual = record_clock(&totals, endpoint, variant, clock).accrual;
+            last = Some((share, accrual.unwrap()));
+        }
+        last.unwrap()
+    }
+
+    #[test]
+    fn ml_storage_accrues_at_a_term_its_storage_rate_announced_from_the_terms_date() {
+        use crate::billing::{AccrualCharge, AccrualSource, AmortizedShare};
+        use crate::pricing::PriceOrigin;
+        // The volume's $0.14 per GB-month, with $0.10 announced from
+        // 2026-09-01T00:00Z: 30 × 0.10 = $3.00 a month from then. The instance's
+        // rate announces nothing. Calls at 23:50 and 00:30. AWS prorates a
+        // GB-month by the second over the calendar month it falls in:
+        // - 23:50 → 00:00, 600 s of August (31 days, 2,678,400 s) at $4.20:
+        //   600 × 4.2 ÷ 2,678,400 = 0.000940860215053763440… →
+        //   0.00094086021505376344 at 20 places;
+        // - 00:00 → 00:30, 1,800 s of September (30 days, 2,592,000 s) at $3.00:
+        //   1,800 × 3 ÷ 2,592,000 = 0.00208333… → 0.00208333333333333333;
+        // - together 0.00302419354838709677, shown 0.003024193548 at 12 places
+        //   (at $0.14 throughout: 0.000940860215… + 1,800 × 4.2 ÷ 2,592,000 =
+        //   0.003857526882).
+        // The instance: 40 min × $0.23/h = 0.153333… → 0.153333333333, one rate.
+        let standing = m5_with_volume(&[], &[(10, "3.00")]);
+        let (share, accrual) = called_at_2350_and(40, &standing);
+        assert_eq!(
+            accrual.storage_usd,
+            Some("0.003024193548".parse::<Decimal>().unwrap())
+        );
+        assert_eq!(
+            accrual.accrued_usd,
+            "0.153333333333".parse::<Decimal>().unwrap()
+        );
+        // One capacity line: the storage's date cuts the instance's stretch at the
+        // same rate, which stays one part: 2/3 instance-hour at 0.23.
+        let AmortizedShare::Accrued(parts) = share else {
+            panic!("{share:?}");
+        };
+        let parts: Vec<_> = parts
+            .iter()
+            .map(|p| (p.usd_per_instance_hour, p.instance_hours, p.cost_usd))
+            .collect();
+        assert_eq!(
+            parts,
+            [(
+                "0.23".parse().unwrap(),
+                Decimal::from(2) / Decimal::from(3),
+                "0.153333333333".parse().unwrap()
+            )]
+        );
+        // The storage was priced live, then at the term's rate (from the cache):
+        // both listed; the instance live only.
+        let announced: std::sync::Arc<str> = "rate of the term announced".into();
+        assert_eq!(
+            &*accrual.priced_from,
+            [
+                AccrualSource::new(AccrualCharge::Capacity, PriceOrigin::Live, None),
+                AccrualSource::new(AccrualCharge::Storage, PriceOrigin::Live, None),
+                AccrualSource::new(AccrualCharge::Storage, PriceOrigin::Cache, Some(announced)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_capacity_term_and_a_storage_term_on_other_dates_each_change_their_own_rate() {
+        use crate::billing::AmortizedShare;
+        // The instance: $0.23/h, $0.20 from 00:10; the volume: $4.20 a month,
+        // $3.00 from 00:00. Calls at 23:50 and 00:30.
+        // The instance: 23:50 → 00:10 at 0.23 (cut at 00:00 at the same rate,
+        // 2 × 10/60 × 0.23 = 2 × 0.03833333333333333333 = 0.07666666666666666666),
+        // 00:10 → 00:30 at 0.20 (20/60 × 0.20 = 0.06666666666666666667): together
+        // 0.14333333333333333333, shown 0.143333333333 (not 40 min at either).
+        // The receipt's lines: 1/3 instance-hour at 0.23, costed to the shown
+        // figure at its end, 0.07666666666666666666 → 0.076666666667, and 1/3 at
+        // 0.20 for the rest, 0.143333333333 − 0.076666666667 = 0.066666666666.
+        // The volume: 23:50 → 00:00 at $4.20 a month over August (0.00094086021505376344),
+        // 00:00 → 00:10 and 00:10 → 00:30 at $3.00 over September (600 × 3 ÷
+        // 2,592,000 = 0.00069444444444444444 and 1,200 × 3 ÷ 2,592,000 =
+        // 0.00138888888888888889): 0.00302419354838709677, shown 0.003024193548.
+        let standing = m5_with_volume(&[(20, "0.20")], &[(10, "3.00")]);
+        let (share, accrual) = called_at_2350_and(40, &standing);
+        assert_eq!(
+            accrual.accrued_usd,
+            "0.143333333333".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(
+            accrual.storage_usd,
+            Some("0.003024193548".parse::<Decimal>().unwrap())
+        );
+        let AmortizedShare::Accrued(parts) = share else {
+            panic!("{share:?}");
+        };
+        let third = Decimal::ONE / Decimal::from(3);
+        let parts: Vec<_> = parts
+            .iter()
+            .map(|p| (p.usd_per_instance_hour, p.instance_hours, p.cost_usd))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                ("0.23".parse().unwrap(), third, "0.076666666667".parse().unwrap()),
+                ("0.2".parse().unwrap(), third, "0.066666666666".parse().unwrap()),
+            ]
+        );
+
+        // The other way round: the instance's term at 00:00, the volume's at
+        // 00:10. The instance: 10 min at 0.23 + 30 min at 0.20 =
+        // 0.03833333333333333333 + 0.1 = 0.138333333333; the volume: 600 s of
+        // August at $4.20 and 600 s of September at $4.20 (600 × 4.2 ÷ 2,592,000
+        // = 0.00097222222222222222), then 1,200 s at $3.00
+        // (0.00138888888888888889): 0.00094086021505376344 +
+        // 0.00097222222222222222 + 0.00138888888888888889 =
+        // 0.00330197132616487455, shown 0.003301971326.
+        let standing = m5_with_volume(&[(10, "0.20")], &[(20, "3.00")]);
+        let (_, accrual) = called_at_2350_and(40, &standing);
+        assert_eq!(
+            accrual.accrued_usd,
+            "0.138333333333".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(
+            accrual.storage_usd,
+            Some("0.003301971326".parse::<Decimal>().unwrap())
+        );
+    }
+
+    #[test]
+    fn nothing_standing_drops_the_storage_terms_too() {
+        use super::InstanceClock;
+        // The volume at $4.20 a month, $3.00 from 00:00; at 23:55 nothing stands
+        // (the variant scaled to nothing): from then nothing accrues, at neither
+        // rate. 23:50 → 23:55, 300 s of August at $4.20: 300 × 4.2 ÷ 2,678,400 =
+        // 0.00047043010752688172…, shown 0.000470430108.
+        let standing = m5_with_volume(&[], &[(10, "3.00")]);
+        let (totals, endpoint, variant) = one_variant();
+        totals.set_standing(variant, standing.clone(), from_2350(0));
+        let call = |at| InstanceClock {
+            standing: standing.clone(),
+            started_at: at,
+            ended_at: at,
+        };
+        record_clock(&totals, endpoint, variant, call(from_2350(0)));
+        totals.nothing_stands(variant, from_2350(5));
+        let accrual = record_clock(&totals, endpoint, variant, call(from_2350(40)))
+            .accrual
+            .unwrap();
+        assert_eq!(
+            accrual.storage_usd,
+            Some("0.000470430108".parse::<Decimal>().unwrap())
+        );
+    }
+
     /// [`Allocation::Amortized`](crate::billing::Allocation::Amortized) as the
     /// meter runs it: the share taken from the accrual, the lines billed from it,
     /// the receipt recorded.
@@ -2348,6 +2605,7 @@ mod tests {
                 unreserved_fraction: None,
                 parts: Arc::from([]),
                 terms: super::super::no_terms(),
+                storage_terms: super::super::no_storage_terms(),
             };
             (standing, Ok(rate))
         }

@@ -19,7 +19,7 @@ use crate::pricing::{
 use crate::sink::CostSink;
 use crate::totals::{
     ClockSeat, EndpointSlot, InstanceClock, RateFrom, StandingRate, StandingTerm, Totals,
-    TotalsSnapshot, VariantSlot, no_terms,
+    StorageTerm, TotalsSnapshot, VariantSlot, no_storage_terms, no_terms,
 };
 use crate::usage::{
     StreamTokens, TokenCounter, TokenUsage, Usage, detect_tokens, is_event_stream, is_plain_text,
@@ -204,6 +204,10 @@ pub(crate) struct VariantRates {
     /// announced (terms AWS published ahead), as the accrual charges them from
     /// their dates ([`StandingRate::terms`]).
     pub standing_terms: Arc<[StandingTerm]>,
+    /// The later rates of `storage_usd_per_month` its storage rate's price source
+    /// announced, as the accrual charges them from their dates
+    /// ([`StandingRate::storage_terms`]).
+    pub storage_terms: Arc<[StorageTerm]>,
     pub totals: VariantSlot,
 }
 
@@ -246,6 +250,7 @@ impl VariantRates {
                 unreserved_fraction: self.unreserved_fraction,
                 parts: self.standing_parts.clone(),
                 terms: self.standing_terms.clone(),
+                storage_terms: self.storage_terms.clone(),
             }),
             // No rate at all, not an unknown one: serverless without provisioned
             // concurrency has no standing charge (a shadow or pending variant whose
@@ -306,17 +311,24 @@ impl VariantRates {
                 }
                 _ => (None, 0, None, None),
             };
-        let (storage_usd_per_month, storage_from, storage_unpriced) =
+        let (storage_usd_per_month, storage_from, storage_unpriced, storage_terms) =
             match (&variant.billing, variant.volume_size_gb, &standing.storage) {
-                (VariantBilling::Instance { instance_count, .. }, Some(gb), Some(Ok(rate))) => (
-                    Some(rate.usd_per_unit * Decimal::from(gb) * Decimal::from(*instance_count)),
-                    Some(from(rate)),
-                    None,
-                ),
-                (VariantBilling::Instance { .. }, Some(gb), Some(Err(err))) => {
-                    (None, None, Some(format!("{gb} GB a volume, {err}")))
+                (VariantBilling::Instance { instance_count, .. }, Some(gb), Some(Ok(rate))) => {
+                    let gb = Decimal::from(gb) * Decimal::from(*instance_count);
+                    (
+                        Some(rate.usd_per_unit * gb),
+                        Some(from(rate)),
+                        None,
+                        announced_storage_terms(rate, gb),
+                    )
                 }
-                _ => (None, None, None),
+                (VariantBilling::Instance { .. }, Some(gb), Some(Err(err))) => (
+                    None,
+                    None,
+                    Some(format!("{gb} GB a volume, {err}")),
+                    no_storage_terms(),
+                ),
+                _ => (None, None, None, no_storage_terms()),
             };
         let mut components = Vec::new();
         let mut unreserved = None;
@@ -395,6 +407,7 @@ impl VariantRates {
             billing: variant.billing.clone(),
             standing_parts: crate::billing::no_standing_parts(),
             standing_terms,
+            storage_terms,
             totals,
         }
     }
@@ -458,6 +471,14 @@ impl VariantRates {
             .saturating_add(rates.standing_instances);
         self.standing_from = worse_of(self.standing_from.take(), &rates.standing_from);
         if let Some(storage) = rates.storage_usd_per_month {
+            if !self.storage_terms.is_empty() || !rates.storage_terms.is_empty() {
+                self.storage_terms = alongside_storage_terms(
+                    (self.storage_usd_per_month, &self.storage_from),
+                    &self.storage_terms,
+                    (storage, &rates.storage_from),
+                    &rates.storage_terms,
+                );
+            }
             self.storage_usd_per_month =
                 Some(self.storage_usd_per_month.unwrap_or_default() + storage);
             self.storage_from = worse_of(self.storage_from.take(), &rates.storage_from);
@@ -687,38 +708,63 @@ fn no_copies(profile: &EndpointProfile, name: &str) -> bool {
     holder.is_some_and(|c| c.copies == 0)
 }
 
-/// The provenance to keep for a standing rate summed from two: a fallback's (the
-/// bundled snapshot, or a cached price served with a note) over a rate's that is
-/// not, so the sum never claims a better source than its worst part.
-/// The terms `rate` announced ahead ([`Rate::next_term`]), each at its rate ×
-/// `per_unit` USD an hour, up to the first whose rate the answer does not give or
-/// that is no price (0, or beyond the sane bound; the price source's answer from
-/// its date is not used then): from its date the last known rate stays in force
-/// until a rate is looked up again.
+/// The terms `rate` announced ahead ([`Rate::next_term`]), oldest first, each
+/// with its date and its rate, up to the first whose rate the answer does not
+/// give or that is no price (0, or beyond the sane bound; the price source's
+/// answer from its date is not used then): from its date the last known rate
+/// stays in force until a rate is looked up again. As many as the price source
+/// keeps (the live reader gives the rates of the first four terms ahead).
+fn usable_terms(rate: &Rate) -> impl Iterator<Item = (SystemTime, &Rate)> {
+    let mut next = rate.next_term.as_deref();
+    std::iter::from_fn(move || {
+        let term = next?;
+        let rate = term.rate.as_ref().filter(|rate| {
+            !rate.usd_per_unit.is_zero() && check_usd_per_unit(rate.usd_per_unit).is_ok()
+        })?;
+        next = rate.next_term.as_deref();
+        Some((term.on.into(), rate))
+    })
+}
+
+/// The terms `rate` announced ahead ([`usable_terms`]), each at its rate ×
+/// `per_unit` USD an hour.
 fn announced_terms(
     rate: &Rate,
     per_unit: Decimal,
     unreserved_fraction: Option<Decimal>,
 ) -> Arc<[StandingTerm]> {
-    let mut terms = Vec::new();
-    let mut next = rate.next_term.as_deref();
-    while let Some(term) = next {
-        let Some(rate) = term.rate.as_ref() else {
-            break;
-        };
-        if rate.usd_per_unit.is_zero() || check_usd_per_unit(rate.usd_per_unit).is_err() {
-            break;
-        }
-        terms.push(StandingTerm {
-            on: term.on.into(),
+    if rate.next_term.is_none() {
+        return no_terms();
+    }
+    let terms: Vec<StandingTerm> = usable_terms(rate)
+        .map(|(on, rate)| StandingTerm {
+            on,
             usd_per_hour_all_instances: rate.usd_per_unit * per_unit,
             capacity_from: (rate.provenance.source, rate.provenance.note.clone()),
             unreserved_fraction,
-        });
-        next = rate.next_term.as_deref();
-    }
+        })
+        .collect();
     match terms.is_empty() {
         true => no_terms(),
+        false => terms.into(),
+    }
+}
+
+/// The terms the ML storage rate `rate` announced ahead ([`usable_terms`]), each
+/// at its rate per GB-month × `gb` (the volumes' GB, all instances) USD a month.
+fn announced_storage_terms(rate: &Rate, gb: Decimal) -> Arc<[StorageTerm]> {
+    if rate.next_term.is_none() {
+        return no_storage_terms();
+    }
+    let terms: Vec<StorageTerm> = usable_terms(rate)
+        .map(|(on, rate)| StorageTerm {
+            on,
+            usd_per_month: rate.usd_per_unit * gb,
+            storage_from: (rate.provenance.source, rate.provenance.note.clone()),
+        })
+        .collect();
+    match terms.is_empty() {
+        true => no_storage_terms(),
         false => terms.into(),
     }
 }
@@ -777,6 +823,49 @@ fn alongside_terms(
         .collect()
 }
 
+/// The terms of a variant's ML storage rate with the storage of a variant billed
+/// alongside added (see [`VariantRates::add_alongside`]): at each date either
+/// announced, each one's storage rate in force then, added up, and the worse of
+/// their sources. `own` is the variant's storage so far (`None`: none of its
+/// own) and where it came from; `extra` the other's.
+fn alongside_storage_terms(
+    own: (Option<Decimal>, &Option<RateFrom>),
+    own_terms: &[StorageTerm],
+    extra: (Decimal, &Option<RateFrom>),
+    extra_terms: &[StorageTerm],
+) -> Arc<[StorageTerm]> {
+    let mut dates: Vec<SystemTime> = own_terms
+        .iter()
+        .chain(extra_terms)
+        .map(|term| term.on)
+        .collect();
+    dates.sort_unstable();
+    dates.dedup();
+    let then = |terms: &[StorageTerm], on, (usd, from): (Decimal, &Option<RateFrom>)| match terms
+        .iter()
+        .rfind(|term| term.on <= on)
+    {
+        Some(term) => (term.usd_per_month, Some(term.storage_from.clone())),
+        None => (usd, from.clone()),
+    };
+    dates
+        .into_iter()
+        .map(|on| {
+            let (own_usd, own_from) = then(own_terms, on, (own.0.unwrap_or_default(), own.1));
+            let (extra_usd, extra_from) = then(extra_terms, on, extra);
+            StorageTerm {
+                on,
+                usd_per_month: own_usd + extra_usd,
+                storage_from: worse_of(own_from, &extra_from)
+                    .unwrap_or((PriceOrigin::Cache, None)),
+            }
+        })
+        .collect()
+}
+
+/// The provenance to keep for a standing rate summed from two: a fallback's (the
+/// bundled snapshot, or a cached price served with a note) over a rate's that is
+/// not, so the sum never claims a better source than its worst part.
 fn worse_of(own: Option<RateFrom>, extra: &Option<RateFrom>) -> Option<RateFrom> {
     let fallback = |from: &RateFrom| match from.0 {
         PriceOrigin::Snapshot => true,
@@ -2621,6 +2710,200 @@ mod tests {
                 .map(|t| (t.on, t.usd_per_hour_all_instances))
                 .collect::<Vec<_>>(),
             [(day(3), dec("0.42"))]
+        );
+    }
+
+    /// ML storage in us-east-1 at `usd` per GB-month (cached), announcing `next`.
+    fn storage_rate(usd: &str, next: Option<crate::pricing::NextTerm>) -> crate::pricing::Rate {
+        use crate::pricing::{PriceKey, Provenance, Rate};
+        let mut rate = Rate::new(
+            PriceKey::storage("us-east-1"),
+            usd.parse().unwrap(),
+            Provenance::new(PriceOrigin::Cache),
+        );
+        rate.next_term = next.map(Box::new);
+        rate
+    }
+
+    fn utc(t: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc()
+    }
+
+    #[test]
+    fn an_ml_storage_rate_changes_at_each_term_announced_with_a_price_and_no_further() {
+        use super::announced_storage_terms;
+        use crate::pricing::NextTerm;
+        use rust_decimal::Decimal;
+        let dec = |s: &str| s.parse::<Decimal>().unwrap();
+        // $0.14 per GB-month, $0.10 from 09-01, $0.12 from 10-01, then a term
+        // whose rate the answer does not give (11-01). Two instances with 30 GB
+        // volumes: 60 GB, 60 × 0.10 = $6.00 and 60 × 0.12 = $7.20 a month; from
+        // 11-01 the last known rate stays in force.
+        let unknown = NextTerm {
+            on: utc("2026-11-01T00:00:00Z"),
+            rate: None,
+        };
+        let october = NextTerm {
+            on: utc("2026-10-01T00:00:00Z"),
+            rate: Some(storage_rate("0.12", Some(unknown))),
+        };
+        let september = NextTerm {
+            on: utc("2026-09-01T00:00:00Z"),
+            rate: Some(storage_rate("0.10", Some(october))),
+        };
+        let rate = storage_rate("0.14", Some(september));
+        let got: Vec<_> = announced_storage_terms(&rate, Decimal::from(60))
+            .iter()
+            .map(|t| (t.on, t.usd_per_month))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (utc("2026-09-01T00:00:00Z").into(), dec("6.00")),
+                (utc("2026-10-01T00:00:00Z").into(), dec("7.20")),
+            ]
+        );
+        // A term at $0, or above the sane bound, is no price: none from it on.
+        for usd in ["0", "1000000.01"] {
+            let bad = NextTerm {
+                on: utc("2026-09-01T00:00:00Z"),
+                rate: Some(storage_rate(usd, None)),
+            };
+            let rate = storage_rate("0.14", Some(bad));
+            assert!(announced_storage_terms(&rate, Decimal::from(60)).is_empty());
+        }
+        // None announced: the shared empty list, no allocation.
+        let none = announced_storage_terms(&storage_rate("0.14", None), Decimal::ONE);
+        assert!(Arc::ptr_eq(&none, &crate::totals::no_storage_terms()));
+    }
+
+    #[test]
+    fn ml_storage_summed_from_two_changes_at_each_ones_announced_terms() {
+        use super::alongside_storage_terms;
+        use crate::totals::StorageTerm;
+        use rust_decimal::Decimal;
+        use std::time::{Duration, SystemTime};
+        let dec = |s: &str| s.parse::<Decimal>().unwrap();
+        let day = |n: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(n * 86_400);
+        let live = Some((PriceOrigin::Live, None));
+        let announced: Arc<str> = "rate of the term announced".into();
+        let term = |on, usd: &str| StorageTerm {
+            on,
+            usd_per_month: dec(usd),
+            storage_from: (PriceOrigin::Cache, Some(announced.clone())),
+        };
+        // The production variant's volumes: 60 GB at $0.14 = $8.40 a month, 60 ×
+        // 0.10 = $6.00 from day 2. A shadow's: 100 GB at $0.14 = $14.00, 100 ×
+        // 0.12 = $12.00 from day 3.
+        let own = [term(day(2), "6.00")];
+        let shadow = [term(day(3), "12.00")];
+        let terms = alongside_storage_terms(
+            (Some(dec("8.40")), &live),
+            &own,
+            (dec("14.00"), &live),
+            &shadow,
+        );
+        // Day 2: 6.00 + 14.00 = 20.00; day 3: 6.00 + 12.00 = 18.00; the term's
+        // note (a cached price with a note is the worse source) kept.
+        let got: Vec<_> = terms
+            .iter()
+            .map(|t| (t.on, t.usd_per_month, t.storage_from.clone()))
+            .collect();
+        let from = (PriceOrigin::Cache, Some(announced.clone()));
+        assert_eq!(
+            got,
+            [
+                (day(2), dec("20.00"), from.clone()),
+                (day(3), dec("18.00"), from),
+            ]
+        );
+        // No storage of the variant's own (its volume size unknown): the shadow's
+        // terms alone.
+        let terms = alongside_storage_terms((None, &None), &[], (dec("14.00"), &live), &shadow);
+        assert_eq!(
+            terms
+                .iter()
+                .map(|t| (t.on, t.usd_per_month))
+                .collect::<Vec<_>>(),
+            [(day(3), dec("12.00"))]
+        );
+    }
+
+    #[test]
+    fn a_variant_and_its_shadow_carry_their_volumes_storage_terms_into_the_standing_rate() {
+        use super::{Hosted, Standing, StandingRates, VariantRates};
+        use crate::endpoint::VariantProfile;
+        use crate::pricing::{NextTerm, PriceKey, Provenance, Rate};
+        use rust_decimal::Decimal;
+        let dec = |s: &str| s.parse::<Decimal>().unwrap();
+        let totals = crate::totals::Totals::default();
+        let endpoint = totals.endpoint_slot("e");
+        let stated = crate::FastMap::default();
+        let hosted = Hosted {
+            components: &[],
+            stated: &stated,
+        };
+        let hosting = |instance: &str, usd: &str| -> crate::billing::RateResult {
+            Ok(Rate::new(
+                PriceKey::hosting("us-east-1", instance),
+                dec(usd),
+                Provenance::new(PriceOrigin::Cache),
+            ))
+        };
+        // One storage rate for the region: $0.14 per GB-month, $0.10 announced
+        // from 2026-09-01T00:00Z.
+        let storage = || {
+            let september = NextTerm {
+                on: utc("2026-09-01T00:00:00Z"),
+                rate: Some(storage_rate("0.10", None)),
+            };
+            StandingRates {
+                storage: Some(Ok(storage_rate("0.14", Some(september)))),
+                ..StandingRates::default()
+            }
+        };
+        // 2 × ml.m5.xlarge with 30 GB volumes: 60 GB, 60 × 0.14 = $8.40 a month,
+        // 60 × 0.10 = $6.00 from 09-01.
+        let production = VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)
+            .with_volume_size_gb(30);
+        let mut rates = VariantRates::new(
+            &production,
+            hosting("ml.m5.xlarge", "0.23"),
+            storage(),
+            hosted,
+            totals.variant_slot(endpoint, "AllTraffic"),
+        );
+        let on = |rates: &VariantRates| match rates.standing() {
+            Standing::Stands(rate) => (
+                rate.storage_usd_per_month,
+                rate.storage_terms
+                    .iter()
+                    .map(|t| (t.on, t.usd_per_month))
+                    .collect::<Vec<_>>(),
+                rate.terms.len(),
+            ),
+            other => panic!("{other:?}"),
+        };
+        let september = utc("2026-09-01T00:00:00Z").into();
+        assert_eq!(
+            on(&rates),
+            (Some(dec("8.40")), vec![(september, dec("6.00"))], 0)
+        );
+        // A shadow, 1 × ml.g5.xlarge with a 100 GB volume: $14.00 a month, $10.00
+        // from 09-01; summed: $22.40, $16.00 from 09-01. The instances' rates
+        // announce nothing: no capacity term.
+        let shadow = VariantProfile::instance("Shadow", "ml.g5.xlarge", 1).with_volume_size_gb(100);
+        let shadow_rates = VariantRates::new(
+            &shadow,
+            hosting("ml.g5.xlarge", "1.408"),
+            storage(),
+            hosted,
+            totals.variant_slot(endpoint, "Shadow"),
+        );
+        rates.add_alongside(&shadow, &shadow_rates).unwrap();
+        assert_eq!(
+            on(&rates),
+            (Some(dec("22.40")), vec![(september, dec("16.00"))], 0)
         );
     }
 }

@@ -10,8 +10,11 @@
 //! time the accrual was brought to (a call's end, or a refresh that changed the
 //! rate). A rate may announce later ones (terms AWS published ahead of their
 //! dates): from each one's date, until a refresh replaces the rate, the stretch is
-//! at the announced rate, whether or not anything happens then. Times fall on any µs (not only whole ms), so the accrual's count of
-//! every nanosecond and the parts' instance-hours by the µs are both exercised.
+//! at the announced rate, whether or not anything happens then. The ML storage
+//! rate announces its own, at dates of their own: from each one's date the
+//! storage is at its rate, the capacity at whatever rate it is then. Times fall on
+//! any µs (not only whole ms), so the accrual's count of every nanosecond and the
+//! parts' instance-hours by the µs are both exercised.
 //! The reference sums rate × microseconds exactly in `Decimal`s and never
 //! divides: it is compared with the accrual by cross-multiplying, in integers.
 
@@ -42,7 +45,8 @@ const SPAN_US: i64 = 7_200_000_000;
 
 /// What stands, as AWS bills it: USD an hour for all the instances, how many,
 /// where the rate came from, their ML storage per month (`None`: unknown), and
-/// the later rates the price source announced, by date.
+/// the later rates the price source announced, by date: the capacity's and the
+/// storage's.
 #[derive(Debug, Clone, PartialEq)]
 struct Stands {
     usd_per_hour: Decimal,
@@ -50,6 +54,7 @@ struct Stands {
     live: bool,
     storage_per_month: Option<Decimal>,
     terms: Vec<Term>,
+    storage_terms: Vec<StorageTerm>,
 }
 
 /// A later rate announced: USD an hour for all the instances from `on` (µs after
@@ -58,6 +63,15 @@ struct Stands {
 struct Term {
     on: i64,
     usd_per_hour: Decimal,
+    live: bool,
+}
+
+/// A later ML storage rate announced: USD a month for all the volumes from `on`
+/// (µs after `T0_SECS`), and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+struct StorageTerm {
+    on: i64,
+    per_month: Decimal,
     live: bool,
 }
 
@@ -77,6 +91,7 @@ impl Stands {
             live: self.live,
             storage_per_month: self.storage_per_month.map(|_| Decimal::ZERO),
             terms: Vec::new(),
+            storage_terms: Vec::new(),
         }
     }
 
@@ -86,6 +101,15 @@ impl Stands {
         match self.terms.iter().rfind(|term| term.on <= t) {
             Some(term) => (term.usd_per_hour, term.live),
             None => (self.usd_per_hour, self.live),
+        }
+    }
+
+    /// ML storage USD a month for all the volumes at `t` (`None`: unknown): the
+    /// latest storage term announced by then, else its own.
+    fn storage_at(&self, t: i64) -> Option<Decimal> {
+        match self.storage_terms.iter().rfind(|term| term.on <= t) {
+            Some(term) => Some(term.per_month),
+            None => self.storage_per_month,
         }
     }
 
@@ -109,6 +133,18 @@ impl Stands {
                         usd_per_hour_all_instances: term.usd_per_hour,
                         capacity_from: (origin(term.live), None),
                         unreserved_fraction: None,
+                    })
+                    .collect(),
+            },
+            storage_terms: match self.storage_terms.is_empty() {
+                true => super::no_storage_terms(),
+                false => self
+                    .storage_terms
+                    .iter()
+                    .map(|term| super::StorageTerm {
+                        on: at(term.on),
+                        usd_per_month: term.per_month,
+                        storage_from: (origin(term.live), None),
                     })
                     .collect(),
             },
@@ -146,15 +182,29 @@ struct Run {
 
 fn stands() -> impl Strategy<Value = Stands> {
     let per_instance = || prop::sample::select(vec!["0.23", "1.408", "1.212", "0.2", "0"]);
-    let storage = prop::sample::select(vec![None, Some("0"), Some("7"), Some("14.7")]);
+    let per_month = || prop::sample::select(vec!["0", "7", "14.7", "10.5"]);
+    let storage = prop::option::of(per_month());
     // Up to two terms announced, most often none, at any time of the span (before
-    // the refresh that applies the rate too).
+    // the refresh that applies the rate too); as many of the storage rate's, at
+    // dates of their own (or the same, on the 100 s grid).
     let terms = prop_oneof![
         3 => Just(Vec::new()),
         2 => prop::collection::vec((time(), per_instance(), any::<bool>()), 1..=2),
     ];
-    (per_instance(), 0u32..=4, any::<bool>(), storage, terms).prop_map(
-        |(per_instance, instances, live, storage, terms)| {
+    let storage_terms = prop_oneof![
+        3 => Just(Vec::new()),
+        2 => prop::collection::vec((time(), per_month(), any::<bool>()), 1..=2),
+    ];
+    (
+        per_instance(),
+        0u32..=4,
+        any::<bool>(),
+        storage,
+        terms,
+        storage_terms,
+    )
+        .prop_map(
+        |(per_instance, instances, live, storage, terms, storage_terms)| {
             let usd = |per_instance: &str| {
                 per_instance.parse::<Decimal>().unwrap() * Decimal::from(instances)
             };
@@ -168,12 +218,27 @@ fn stands() -> impl Strategy<Value = Stands> {
                 .collect();
             terms.sort_by_key(|term| term.on);
             terms.dedup_by_key(|term| term.on);
+            // A storage rate not known announces nothing.
+            let mut storage_terms: Vec<StorageTerm> = match storage {
+                None => Vec::new(),
+                Some(_) => storage_terms
+                    .into_iter()
+                    .map(|(on, per_month, live)| StorageTerm {
+                        on,
+                        per_month: per_month.parse().unwrap(),
+                        live,
+                    })
+                    .collect(),
+            };
+            storage_terms.sort_by_key(|term| term.on);
+            storage_terms.dedup_by_key(|term| term.on);
             Stands {
                 usd_per_hour: usd(per_instance),
                 instances,
                 live,
                 storage_per_month: storage.map(|s| s.parse().unwrap()),
                 terms,
+                storage_terms,
             }
         },
     )
@@ -308,7 +373,8 @@ impl Reference {
     }
 
     /// Adds the stretches from `from` to `to` to `figures`: each rate's stretch
-    /// cut at the dates of the terms it announced.
+    /// cut at the dates of the terms it announced, the capacity's and the
+    /// storage's.
     fn add(&self, from: i64, to: i64, figures: &mut Figures) {
         for (i, (begins, stands)) in self.timeline.iter().enumerate() {
             let ends = self.timeline.get(i + 1).map_or(i64::MAX, |next| next.0);
@@ -320,8 +386,10 @@ impl Reference {
                 .terms
                 .iter()
                 .map(|term| term.on)
+                .chain(stands.storage_terms.iter().map(|term| term.on))
                 .filter(|on| (a..b).contains(on))
                 .collect();
+            cuts.sort_unstable();
             cuts.insert(0, a);
             cuts.push(b);
             for pair in cuts.windows(2) {
@@ -330,7 +398,7 @@ impl Reference {
         }
     }
 
-    /// Adds the stretch from `a` to `b` of `stands` to `figures`, at its rate at
+    /// Adds the stretch from `a` to `b` of `stands` to `figures`, at its rates at
     /// `a` (no term's date is within it).
     fn add_one(stands: &Stands, a: i64, b: i64, figures: &mut Figures) {
         if a >= b {
@@ -339,7 +407,7 @@ impl Reference {
         let (usd_per_hour, live) = stands.at(a);
         let us = Decimal::from(b - a);
         figures.usd_us += usd_per_hour * us;
-        if let Some(per_month) = stands.storage_per_month {
+        if let Some(per_month) = stands.storage_at(a) {
             figures.storage_known = true;
             let january = Decimal::from(b.min(FEBRUARY) - a.min(FEBRUARY));
             figures.storage_us[0] += per_month * january;
@@ -425,17 +493,20 @@ fn check(run: &Run) -> Result<(), TestCaseError> {
     // months a stretch here). A stretch is cut at each replaced rate kept for
     // back-fills (at most one a refresh): a record accrues at most refreshes + 1
     // stretches back before the first call and as many on to its end, a refresh
-    // as many up to it. Far below what any rate misplaced by 1 µs would move it
-    // (the closest two rates here differ by $0.196/h, 5.4·10⁻¹¹ $ a µs; the most
-    // stretches, (2 × 12 + 10) × 11, bound it by 1.9·10⁻¹⁸ $). Each stretch is
-    // cut again at the dates of the (at most two) terms its rate announced.
+    // as many up to it. Each of those is cut again at the dates of the (at most
+    // two) terms its rate announced and of the (at most two) its storage rate
+    // did: into at most five. Far below what any rate misplaced by 1 µs would
+    // move it (the closest two rates here differ by $0.196/h, 5.4·10⁻¹¹ $ a µs;
+    // the most stretches, (2 × 12 + 10) × 11 × 5, bound it by 9.4·10⁻¹⁸ $; the
+    // closest two storage rates, $7 and $10.5 a month, differ by 1.3·10⁻¹² $ a µs
+    // in January, their bound is 2 × 1,870 × 10⁻²⁰ = 3.7·10⁻¹⁷ $).
     let refreshes = run
         .steps
         .iter()
         .filter(|s| matches!(s, Step::Refresh(..)))
         .count();
     let records = run.steps.len() - refreshes;
-    let stretches = i128::try_from((2 * records + refreshes) * (refreshes + 1) * 3).unwrap();
+    let stretches = i128::try_from((2 * records + refreshes) * (refreshes + 1) * 5).unwrap();
 
     let mut last = accrual_of(&totals, slot);
     // The amortised receipts: the accrual and span at the previous one, and what
