@@ -784,3 +784,117 @@ async fn a_term_announced_ahead_accrues_from_its_date_not_from_the_next_look_up(
         ]
     );
 }
+
+/// ml.m5.xlarge, 1 instance at $0.23/h, with a 30 GB volume at $0.14 per GB-month
+/// ($4.20 a month) with $0.10 ($3.00 a month) announced from 2026-09-01T00:00Z in
+/// the Price List answer fetched at 22:00 the day before; the instance's rate
+/// announces nothing. Calls (amortised) at 22:00, 23:50 and 00:30, none in
+/// between. AWS prorates a GB-month by the second over the calendar month and
+/// bills it at the rate of the term in force, so the volume's accrual from 23:50
+/// to 00:30 is 10 min at $4.20 a month over August (31 days, 2,678,400 s) and
+/// 30 min at $3.00 over September (30 days, 2,592,000 s):
+/// - 22:00 → 23:50: 6,600 s × 4.2 ÷ 2,678,400 = 0.0103494623655913978… →
+///   0.01034946236559139785 at the accrual's 20 places, shown 0.010349462366;
+/// - 23:50 → 00:00: 600 s × 4.2 ÷ 2,678,400 = 0.00094086021505376344;
+/// - 00:00 → 00:30: 1,800 s × 3 ÷ 2,592,000 = 0.00208333333333333333;
+/// - at 00:30: 0.01337365591397849462, shown 0.013373655914: 0.003024193548 more
+///   than at 23:50 (at $4.20 throughout it would be 0.003857526882 more), with no
+///   new request.
+///
+/// The instance: 2.5 h × 0.23 = 0.575 at 00:30, the 00:30 receipt's one compute
+/// line 40 min = 2/3 instance-hour at 0.23, 0.575 − 0.421666666667 (110 min ×
+/// 0.23 at 23:50) = 0.153333333333: the volume's date is no price change of the
+/// instance's.
+#[tokio::test]
+async fn a_storage_term_announced_ahead_accrues_from_its_date_not_from_the_next_look_up() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_async::time::SharedTimeSource;
+    use sagemeter::billing::{AccrualCharge, Allocation, LinePrice};
+    let sagemaker = FakeSageMaker::start().await;
+    sagemaker.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1).with_volume(30)],
+    );
+    let pricelist = FakePriceList::start().await;
+    pricelist.add_documents([
+        docs::hosting("us-east-1", "ml.m5.xlarge", "0.2300000000"),
+        with_term_announced(
+            docs::hosting_storage("us-east-1", "0.1400000000"),
+            "2026-09-01T00:00:00Z",
+            "0.1000000000",
+        ),
+        docs::data_in("us-east-1", "0.0160000000"),
+        docs::data_out("us-east-1", "0.0160000000"),
+    ]);
+    let utc = |t: &str| -> std::time::SystemTime {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .to_utc()
+            .into()
+    };
+    let time = ManualTimeSource::new(utc("2026-08-31T22:00:00Z"));
+    let client = Client::builder(&sagemaker.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .time_source(SharedTimeSource::new(time.clone()))
+        .allocation(Allocation::Amortized)
+        .build()
+        .unwrap();
+
+    call(&client).await;
+    let asked = pricelist.request_count();
+    // 23:50.
+    time.advance(Duration::from_secs(110 * 60));
+    let before = call(&client).await;
+    let before = before.accrual.as_ref().unwrap().clone();
+    assert_eq!(before.storage_usd, Some(dec("0.010349462366")));
+    assert_eq!(before.accrued_usd, dec("0.421666666667"));
+    // 00:30.
+    time.advance(Duration::from_secs(40 * 60));
+    let after = call(&client).await;
+    client.shutdown().await.unwrap();
+    assert_eq!(pricelist.request_count(), asked, "the answer had it");
+
+    let accrual = after.accrual.as_ref().unwrap();
+    assert_eq!(accrual.storage_usd, Some(dec("0.013373655914")));
+    assert_eq!(
+        accrual.storage_usd.unwrap() - before.storage_usd.unwrap(),
+        dec("0.003024193548"),
+        "10 min at $4.20 a month over August, 30 min at $3.00 over September"
+    );
+    assert_eq!(accrual.accrued_usd, dec("0.575"), "2.5 h × 0.23");
+    // The storage's stretch from 00:00 was priced at the term's rate, served from
+    // the cache and noted so.
+    assert!(
+        accrual.priced_from.iter().any(|s| {
+            s.charge == AccrualCharge::Storage
+                && s.price_source == PriceOrigin::Cache
+                && s.note.as_deref().is_some_and(|note| {
+                    note.starts_with("rate of the term effective 2026-09-01T00:00:00Z")
+                })
+        }),
+        "{:?}",
+        accrual.priced_from
+    );
+    let lines: Vec<(Decimal, Decimal, Decimal)> = after
+        .lines
+        .iter()
+        .filter(|l| l.item == LineItem::Compute)
+        .map(|l| match &l.price {
+            LinePrice::Priced {
+                usd_per_unit,
+                cost_usd,
+                ..
+            } => (l.quantity, *usd_per_unit, *cost_usd),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // 2,400 s ÷ 3,600 = 2/3 instance-hour (to 28 significant digits).
+    assert_eq!(
+        lines,
+        [(
+            Decimal::from(2) / Decimal::from(3),
+            dec("0.23"),
+            dec("0.153333333333")
+        )]
+    );
+}
