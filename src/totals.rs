@@ -2357,10 +2357,7 @@ mod tests {
     /// 1 × ml.m5.xlarge at $0.23/h (live) with one 30 GB volume at $0.14 per
     /// GB-month (live): 30 × 0.14 = $4.20 a month; with the capacity's terms and
     /// the storage's given.
-    fn m5_with_volume(
-        terms: &[(u64, &str)],
-        storage_terms: &[(u64, &str)],
-    ) -> super::StandingRate {
+    fn m5_with_volume(terms: &[(u64, &str)], storage_terms: &[(u64, &str)]) -> super::StandingRate {
         use crate::pricing::PriceOrigin;
         let announced: std::sync::Arc<str> = "rate of the term announced".into();
         super::StandingRate {
@@ -2508,8 +2505,16 @@ mod tests {
         assert_eq!(
             parts,
             [
-                ("0.23".parse().unwrap(), third, "0.076666666667".parse().unwrap()),
-                ("0.2".parse().unwrap(), third, "0.066666666666".parse().unwrap()),
+                (
+                    "0.23".parse().unwrap(),
+                    third,
+                    "0.076666666667".parse().unwrap()
+                ),
+                (
+                    "0.2".parse().unwrap(),
+                    third,
+                    "0.066666666666".parse().unwrap()
+                ),
             ]
         );
 

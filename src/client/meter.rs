@@ -18,8 +18,8 @@ use crate::pricing::{
 };
 use crate::sink::CostSink;
 use crate::totals::{
-    ClockSeat, EndpointSlot, InstanceClock, RateFrom, StandingRate, StandingTerm, Totals,
-    StorageTerm, TotalsSnapshot, VariantSlot, no_storage_terms, no_terms,
+    ClockSeat, EndpointSlot, InstanceClock, RateFrom, StandingRate, StandingTerm, StorageTerm,
+    Totals, TotalsSnapshot, VariantSlot, no_storage_terms, no_terms,
 };
 use crate::usage::{
     StreamTokens, TokenCounter, TokenUsage, Usage, detect_tokens, is_event_stream, is_plain_text,
@@ -856,8 +856,7 @@ fn alongside_storage_terms(
             StorageTerm {
                 on,
                 usd_per_month: own_usd + extra_usd,
-                storage_from: worse_of(own_from, &extra_from)
-                    .unwrap_or((PriceOrigin::Cache, None)),
+                storage_from: worse_of(own_from, &extra_from).unwrap_or((PriceOrigin::Cache, None)),
             }
         })
         .collect()
@@ -2864,8 +2863,8 @@ mod tests {
         };
         // 2 × ml.m5.xlarge with 30 GB volumes: 60 GB, 60 × 0.14 = $8.40 a month,
         // 60 × 0.10 = $6.00 from 09-01.
-        let production = VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)
-            .with_volume_size_gb(30);
+        let production =
+            VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2).with_volume_size_gb(30);
         let mut rates = VariantRates::new(
             &production,
             hosting("ml.m5.xlarge", "0.23"),

@@ -204,44 +204,44 @@ fn stands() -> impl Strategy<Value = Stands> {
         storage_terms,
     )
         .prop_map(
-        |(per_instance, instances, live, storage, terms, storage_terms)| {
-            let usd = |per_instance: &str| {
-                per_instance.parse::<Decimal>().unwrap() * Decimal::from(instances)
-            };
-            let mut terms: Vec<Term> = terms
-                .into_iter()
-                .map(|(on, per_instance, live)| Term {
-                    on,
-                    usd_per_hour: usd(per_instance),
-                    live,
-                })
-                .collect();
-            terms.sort_by_key(|term| term.on);
-            terms.dedup_by_key(|term| term.on);
-            // A storage rate not known announces nothing.
-            let mut storage_terms: Vec<StorageTerm> = match storage {
-                None => Vec::new(),
-                Some(_) => storage_terms
+            |(per_instance, instances, live, storage, terms, storage_terms)| {
+                let usd = |per_instance: &str| {
+                    per_instance.parse::<Decimal>().unwrap() * Decimal::from(instances)
+                };
+                let mut terms: Vec<Term> = terms
                     .into_iter()
-                    .map(|(on, per_month, live)| StorageTerm {
+                    .map(|(on, per_instance, live)| Term {
                         on,
-                        per_month: per_month.parse().unwrap(),
+                        usd_per_hour: usd(per_instance),
                         live,
                     })
-                    .collect(),
-            };
-            storage_terms.sort_by_key(|term| term.on);
-            storage_terms.dedup_by_key(|term| term.on);
-            Stands {
-                usd_per_hour: usd(per_instance),
-                instances,
-                live,
-                storage_per_month: storage.map(|s| s.parse().unwrap()),
-                terms,
-                storage_terms,
-            }
-        },
-    )
+                    .collect();
+                terms.sort_by_key(|term| term.on);
+                terms.dedup_by_key(|term| term.on);
+                // A storage rate not known announces nothing.
+                let mut storage_terms: Vec<StorageTerm> = match storage {
+                    None => Vec::new(),
+                    Some(_) => storage_terms
+                        .into_iter()
+                        .map(|(on, per_month, live)| StorageTerm {
+                            on,
+                            per_month: per_month.parse().unwrap(),
+                            live,
+                        })
+                        .collect(),
+                };
+                storage_terms.sort_by_key(|term| term.on);
+                storage_terms.dedup_by_key(|term| term.on);
+                Stands {
+                    usd_per_hour: usd(per_instance),
+                    instances,
+                    live,
+                    storage_per_month: storage.map(|s| s.parse().unwrap()),
+                    terms,
+                    storage_terms,
+                }
+            },
+        )
 }
 
 fn refresh() -> impl Strategy<Value = Refresh> {
