@@ -732,6 +732,149 @@ async fn the_rate_before_a_version_published_ahead_is_the_one_in_effect_until_it
     assert_eq!(read, ["20250101000000", "20241220000000"]);
 }
 
+/// The rate before a version's announced rate must be known to open the history:
+/// when the version in effect before it lists the key with no usable rate, cannot
+/// be read, or cannot be found (a `ListPriceLists` call fails), the span from
+/// `--since` to the first rate known is missing, as a sampled version in that state
+/// is; never the history opening later as if the key were not listed until then.
+/// A version before that does not list the key at all leaves the history whole:
+/// the key was not priced before its announced rate.
+#[tokio::test]
+async fn an_unknown_rate_before_the_first_version_read_is_missing_not_passed_over() {
+    // January 2025 (in effect 2025-01-01) lists ml.c5.2xlarge at `january`; the
+    // version published on 2024-12-20 takes effect on 2025-03-01 and lists only
+    // 0.80 from 2025-03-15. Read from 2025-03-01 to 2025-04-01: the rate from
+    // 2025-03-01 to 2025-03-14 is January's.
+    let publish = |january: Option<String>, formats: &[&str]| {
+        let formats: Vec<String> = formats.iter().map(|f| (*f).to_owned()).collect();
+        async move {
+            let server = FakePriceList::start().await;
+            let formats: Vec<&str> = formats.iter().map(String::as_str).collect();
+            if let Some(file) = january {
+                server.add_version_in_formats(
+                    REGION,
+                    "20250101000000",
+                    date(2025, 1, 1),
+                    file,
+                    &formats,
+                );
+            }
+            server.add_version(
+                REGION,
+                "20241220000000",
+                date(2025, 3, 1),
+                offer_file(
+                    "20241220000000",
+                    &[c5("2xlarge", "8", "0.8000000000", "2025-03-15T00:00:00Z")],
+                ),
+            );
+            server
+        }
+    };
+    let january = |document: Value| Some(offer_file("20250101000000", &[document]));
+    let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
+    let read = |server: &FakePriceList| {
+        PriceListHistory::builder(&server.sdk_config("us-east-1"))
+            .cache_dir(None)
+            .until(date(2025, 4, 1))
+            .build()
+    };
+    // Whatever the cause, 0.80 is still the rate from 2025-03-15 (its first
+    // listing: no rate before it to work a change out from), and the span from
+    // 2025-03-01 until then is unknown.
+    let only_march = [("20241220000000", date(2025, 3, 15), Some(usd("0.80")), None)];
+
+    let cut = offer_file(
+        "20250101000000",
+        &[c5("2xlarge", "8", "1.0000000000", "2025-01-01T00:00:00Z")],
+    );
+    let cut = cut[..cut.len() / 2].to_owned();
+    let refused = publish(
+        january(c5("2xlarge", "8", "1.0000000000", "2025-01-01T00:00:00Z")),
+        &["json", "csv"],
+    )
+    .await;
+    // Every day before 2025-03-01 is refused: the version before cannot be found.
+    refused.set_list_fails_before(Some(date(2025, 3, 1)));
+    let cases = [
+        (
+            // Listed only at $0 (a bookkeeping row): no rate, not "not listed".
+            publish(
+                january(c5("2xlarge", "8", "0.0000000000", "2025-01-01T00:00:00Z")),
+                &["json", "csv"],
+            )
+            .await,
+            "20250101000000",
+            "lists hosting ml.c5.2xlarge in us-east-1 only at $0: not a price",
+        ),
+        (
+            publish(Some(cut), &["json", "csv"]).await,
+            "20250101000000",
+            "could not be read: the file is cut short",
+        ),
+        (
+            publish(
+                january(c5("2xlarge", "8", "1.0000000000", "2025-01-01T00:00:00Z")),
+                &["csv"],
+            )
+            .await,
+            "20250101000000",
+            "could not be read: no JSON file offered (formats: csv)",
+        ),
+        (
+            refused,
+            "before 20241220000000",
+            "could not be found: listing the price list versions failed: ListPriceLists",
+        ),
+    ];
+    for (server, version, reason) in cases {
+        let err = read(&server)
+            .history(&key, date(2025, 3, 1))
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        let HistoryError::Incomplete { partial, missing } = err else {
+            panic!("{version}: expected Incomplete, got {err:?}");
+        };
+        assert_eq!(
+            missing
+                .iter()
+                .map(|m| (m.version.as_str(), m.seen_on, m.unknown_until))
+                .collect::<Vec<_>>(),
+            [(version, date(2025, 3, 1), Some(date(2025, 3, 15)))],
+            "{message}"
+        );
+        assert!(
+            missing[0].reason.starts_with(
+                "the version in effect before 20241220000000 (its rate holds until the \
+                 later rate 20241220000000 announces) "
+            ) && missing[0].reason.contains(reason),
+            "{}",
+            missing[0].reason
+        );
+        assert!(!message.contains("fake-signature"), "{message}");
+        assert_eq!(changes(&partial.series[0]), only_march, "{message}");
+        let versions: Vec<&str> = partial
+            .versions
+            .iter()
+            .map(|v| v.version.as_str())
+            .collect();
+        assert_eq!(versions, ["20241220000000"], "{message}");
+    }
+
+    // January lists only ml.c5.xlarge: ml.c5.2xlarge was not priced before its
+    // announced rate, so the history is whole and opens at 0.80 on 2025-03-15. No
+    // version at all before the one of 2025-03-01: the same.
+    for january in [
+        january(c5("xlarge", "4", "0.5000000000", "2025-01-01T00:00:00Z")),
+        None,
+    ] {
+        let server = publish(january, &["json", "csv"]).await;
+        let history = read(&server).history(&key, date(2025, 3, 1)).await.unwrap();
+        assert_eq!(changes(&history.series[0]), only_march);
+    }
+}
+
 /// `versions()` lists a version offered without a JSON file with why it cannot be
 /// read; the versions that can be read say nothing.
 #[tokio::test]

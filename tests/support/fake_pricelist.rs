@@ -126,6 +126,8 @@ struct Inner {
     file_downloads: usize,
     /// `EffectiveDate`s asked of `ListPriceLists`, in order.
     list_dates: Vec<NaiveDate>,
+    /// `ListPriceLists` about a date before this one fails (HTTP 500).
+    list_fails_before: Option<NaiveDate>,
 }
 
 /// One published price list version of one region.
@@ -233,6 +235,12 @@ impl FakePriceList {
             file: Arc::new(file.into()),
             formats: formats.iter().map(|f| (*f).to_owned()).collect(),
         });
+    }
+
+    /// `ListPriceLists` asked about a date before `date` answers HTTP 500
+    /// `InternalErrorException` (each retry too); `None`: every date is answered.
+    pub fn set_list_fails_before(&self, date: Option<NaiveDate>) {
+        self.lock().list_fails_before = date;
     }
 
     /// Files are sent after this delay (`None`: at once).
@@ -511,6 +519,13 @@ fn list_price_lists(inner: &Arc<Mutex<Inner>>, request: &Value, headers: &Header
     let region = request["RegionCode"].as_str();
     let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
     inner.list_dates.push(date);
+    if inner.list_fails_before.is_some_and(|before| date < before) {
+        return aws_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalErrorException",
+            "An internal error occurred",
+        );
+    }
     let mut in_effect: Vec<&Version> = Vec::new();
     for v in &inner.versions {
         if v.effective > date || region.is_some_and(|r| r != v.region) {

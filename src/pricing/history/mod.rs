@@ -36,7 +36,8 @@
 //!
 //! The whole read is bounded in time ([`PriceListHistoryBuilder::time_limit`]); when a
 //! version cannot be read (cut short, refused, out of time), or lists a key only at
-//! $0 or with no usable rate (no rate, and not the one before either), the answer is
+//! $0 or with no usable rate (no rate, and not the one before either), or the rate
+//! before the first version read is needed and cannot be known, the answer is
 //! [`HistoryError::Incomplete`], which names each missing version and carries what was
 //! read.
 
@@ -176,17 +177,26 @@ pub struct PriceHistory {
 
 /// A version that could not be read, or was read and gives no rate for a key it
 /// lists (only $0, or no usable rate): its rates over its span are unknown.
+///
+/// Also the version in effect before the first one read, when that one lists a key
+/// only with a rate announced for after `since` and the rate before it cannot be
+/// known (the version before cannot be found, cannot be read, or gives no usable
+/// rate for the key): then [`seen_on`](Self::seen_on) is `since`, and
+/// [`unknown_until`](Self::unknown_until) the date of the first rate of the keys it
+/// was needed for (the latest of them).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissingVersion {
-    /// The version (e.g. `20250301000000`).
+    /// The version (e.g. `20250301000000`); `before <version>` for the version in
+    /// effect before the first one read when it could not be found.
     pub version: String,
     /// The first sampled date it was in effect on.
     pub seen_on: NaiveDate,
     /// The first sampled date of the next version that was read: the rates from
     /// [`seen_on`](Self::seen_on) up to that date are unknown, so the history holds no
     /// point dated in that span (an earlier version's terms dated inside it are cut:
-    /// this version may have replaced them). `None` when no later version was read:
+    /// this version may have replaced them). `None` when no later version was read
+    /// (or, for the version before the first one read, a key never has a rate):
     /// unknown to the end of the span.
     #[serde(default)]
     pub unknown_until: Option<NaiveDate>,
@@ -540,20 +550,55 @@ impl PriceListHistory {
         // Only when no version that could not be read took effect before it: the
         // rate before is then that version's, unknown.
         let since_at = since.and_time(NaiveTime::MIN).and_utc();
-        let opens_ahead = read.first().is_some_and(|(first, offer)| {
-            nothing_unread_before(first, &unread)
-                && keys_in(&offer.documents)
-                    .iter()
-                    .any(|key| matches!(listing(key, &offer.documents, since_at), Ok(None)))
-        });
+        let opening: Vec<PriceKey> = match read.first() {
+            Some((first, offer)) if nothing_unread_before(first, &unread) => {
+                keys_in(&offer.documents)
+                    .into_iter()
+                    .filter(|key| matches!(listing(key, &offer.documents, since_at), Ok(None)))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         let before = match read.first() {
-            Some((first, _)) if opens_ahead => {
-                self.version_before(region, since, first, &filter, deadline)
+            Some((first, _)) if !opening.is_empty() => {
+                self.version_before(region, since, first, &filter, deadline, &opening)
                     .await
             }
-            _ => None,
+            _ => Before::None,
+        };
+        let (before, unknown_before) = match before {
+            Before::None => (None, None),
+            Before::Read(version, offer) => (Some((version, offer)), None),
+            Before::Unknown { version, reason } => (None, Some((version, reason))),
         };
         let history = build_history(region, since, until, before, read, &unread, &keys_in);
+        // The rate before could not be known: from `since` to the first rate of the
+        // keys it was needed for (the latest of them; none: to the end), the rates
+        // are unknown, as over a version that could not be read.
+        if let Some((version, reason)) = unknown_before {
+            let first_rate = |key: &PriceKey| {
+                history
+                    .series
+                    .iter()
+                    .find(|s| &s.key == key)
+                    .and_then(KeyHistory::first)
+                    .map(|p| p.seen_on)
+            };
+            let unknown_until = opening
+                .iter()
+                .map(first_rate)
+                .collect::<Option<Vec<_>>>()
+                .and_then(|dates| dates.into_iter().max());
+            missing.insert(
+                0,
+                MissingVersion {
+                    version,
+                    seen_on: since,
+                    unknown_until,
+                    reason,
+                },
+            );
+        }
         if missing.is_empty() {
             Ok(history)
         } else {
@@ -565,10 +610,16 @@ impl PriceListHistory {
     }
 
     /// The version in effect the day before `first` took effect (found by asking
-    /// `ListPriceLists`: `first`'s id is its publication time, not that date), read,
-    /// or `None` when there is none, it cannot be read or the time limit is reached:
-    /// the history then has no rate before `first`'s. Only asked when `first` is in
-    /// effect on `since` (no version was on a sampled date before it otherwise).
+    /// `ListPriceLists`: `first`'s id is its publication time, not that date), read
+    /// for the rate of the `opening` keys (those `first` lists only with a rate
+    /// announced for after `since`) until `first`'s own. Only asked when `first` is
+    /// in effect on `since` (no version was on a sampled date before it otherwise).
+    /// [`Before::None`] when no version was in effect before `first`;
+    /// [`Before::Unknown`] when that rate cannot be known: a `ListPriceLists` call
+    /// fails, the version cannot be read (or not within the time limit), or it
+    /// lists an opening key with no usable rate ([`no_rate`], on `since`). A version
+    /// that does not list a key, or lists it only with a rate announced for later
+    /// still, says it was not priced before `first`'s rate.
     async fn version_before(
         &self,
         region: &str,
@@ -576,11 +627,21 @@ impl PriceListHistory {
         first: &PriceListVersion,
         filter: &OfferFilter,
         deadline: tokio::time::Instant,
-    ) -> Option<(PriceListVersion, Offer)> {
+        opening: &[PriceKey],
+    ) -> Before {
         if first.seen_on != since {
-            return None;
+            return Before::None;
         }
-        let version = tokio::time::timeout_at(
+        let what = format!(
+            "the version in effect before {0} (its rate holds until the later rate {0} \
+             announces)",
+            first.version
+        );
+        let unknown = |version: &PriceListVersion, why: String| Before::Unknown {
+            version: version.version.clone(),
+            reason: format!("{what} could not be read: {why}"),
+        };
+        let found = tokio::time::timeout_at(
             deadline,
             versions::in_effect_before(
                 &self.client,
@@ -590,32 +651,62 @@ impl PriceListHistory {
                 SAGEMAKER_PRICE_LISTS_SINCE,
             ),
         )
-        .await
-        .ok()?
-        .ok()??;
-        if version.unreadable.is_some() {
-            return None;
-        }
-        match tokio::time::timeout_at(deadline, self.offer(&version, filter)).await {
-            Ok(Ok(offer)) if products_unread(&offer).is_none() => {
-                let mut version = version;
-                version.published = offer.publication_date.clone();
-                Some((version, offer))
-            }
+        .await;
+        let version = match found {
+            Ok(Ok(Some(version))) => version,
+            Ok(Ok(None)) => return Before::None,
             outcome => {
-                tracing::debug!(
-                    target: "sagemeter::pricing",
-                    version = %version.version,
-                    "the version before the first one read was not read: {}",
-                    match outcome {
-                        Ok(Err(why)) => why,
-                        Ok(Ok(offer)) => products_unread(&offer).unwrap_or_default(),
-                        _ => "the time limit was reached".to_owned(),
-                    }
-                );
-                None
+                let why = match outcome {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => format!(
+                        "the time limit of {} s was reached",
+                        self.time_limit.as_secs()
+                    ),
+                };
+                return Before::Unknown {
+                    version: format!("before {}", first.version),
+                    reason: format!("{what} could not be found: {why}"),
+                };
             }
+        };
+        if let Some(why) = version.unreadable.clone() {
+            return unknown(&version, why);
         }
+        if tokio::time::Instant::now() >= deadline {
+            return unknown(
+                &version,
+                format!(
+                    "not read: the time limit of {} s was reached",
+                    self.time_limit.as_secs()
+                ),
+            );
+        }
+        let offer = match tokio::time::timeout_at(deadline, self.offer(&version, filter)).await {
+            Ok(Ok(offer)) => offer,
+            Ok(Err(why)) => return unknown(&version, why),
+            Err(_) => {
+                return unknown(
+                    &version,
+                    format!(
+                        "not read whole within the time limit of {} s",
+                        self.time_limit.as_secs()
+                    ),
+                );
+            }
+        };
+        if let Some(why) = products_unread(&offer) {
+            return unknown(&version, why);
+        }
+        // Its rate on `since`: the one in force until `first`'s announced rate.
+        if let Some(why) = no_rate(&offer, since, since, &|_| opening.to_vec()) {
+            return Before::Unknown {
+                version: version.version.clone(),
+                reason: format!("{what} {why}"),
+            };
+        }
+        let mut version = version;
+        version.published = offer.publication_date.clone();
+        Before::Read(version, offer)
     }
 
     /// One version's candidates: from the cache when it has the file, else downloaded
@@ -694,6 +785,23 @@ impl PriceListHistory {
         }
         result
     }
+}
+
+/// What the version in effect before the first one read says of the rate before
+/// that one's (see [`PriceListHistory::version_before`]).
+enum Before {
+    /// No version was in effect before it, or none was asked for: no rate before.
+    None,
+    /// Read, with a usable rate (or none listed) for each key it was asked for.
+    Read(PriceListVersion, Offer),
+    /// The rate before cannot be known: the version (its id, or `before <id of the
+    /// first one read>` when it could not be found) and why.
+    Unknown {
+        /// The version.
+        version: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Why a version read whole still has unknown rates: candidates (products that may

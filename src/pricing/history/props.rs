@@ -856,19 +856,24 @@ fn model(case: &Case) -> Expected {
     // a publication time).
     // Not when a version before the first one read could not be read, nor when no
     // version was in effect on `since`.
-    let before: Option<&Version> = read.first().and_then(|(first, first_on)| {
-        if found.first().is_some_and(|(f, _)| f.id != first.id) || *first_on != case.since {
-            return None;
+    let opening: Vec<What> = match read.first() {
+        Some((first, first_on))
+            if found.first().is_some_and(|(f, _)| f.id == first.id) && *first_on == case.since =>
+        {
+            keys.iter()
+                .map(|(_, what)| *what)
+                .filter(|what| says(&first.products, *what, case.since) == Says::Ahead)
+                .collect()
         }
-        let ahead = keys
-            .iter()
-            .any(|(_, what)| says(&first.products, *what, case.since) == Says::Ahead);
-        if !ahead {
-            return None;
-        }
-        let v = world.in_effect(first.effective.pred_opt()?)?;
-        (v.file != File::CsvOnly).then_some(v)
-    });
+        _ => Vec::new(),
+    };
+    let before: Option<&Version> = match read.first() {
+        Some((first, _)) if !opening.is_empty() => first
+            .effective
+            .pred_opt()
+            .and_then(|day| world.in_effect(day)),
+        _ => None,
+    };
     if let Some(b) = before {
         if b.file != File::CsvOnly {
             expected.downloads.insert(b.id.clone());
@@ -877,7 +882,28 @@ fn model(case: &Case) -> Expected {
             expected.cached.insert(b.id.clone());
         }
     }
-    let before = before.filter(|b| b.readable(case.kind));
+    // Docs: its rate must be known, else the span from `since` to the first rate
+    // of those keys is missing, as a sampled version in that state is (not read,
+    // or listing such a key only at $0 on `since`). Not listing it (or only ahead
+    // again) is not priced before, not unknown.
+    let before_unknown: Option<(&Version, &'static str)> = before.and_then(|b| {
+        let reason = match b.file {
+            File::CsvOnly => "could not be read: no JSON file offered (formats: csv)",
+            File::CutShort => "could not be read: the file is cut short",
+            File::NotJson => "could not be read: the file is not valid JSON",
+            File::Whole if !b.readable(case.kind) => "could not be read",
+            File::Whole
+                if opening
+                    .iter()
+                    .any(|what| says(&b.products, *what, case.since) == Says::ZeroOnly) =>
+            {
+                "only at $0: not a price"
+            }
+            File::Whole => return None,
+        };
+        Some((b, reason))
+    });
+    let before = before.filter(|_| before_unknown.is_none());
     if let Some(b) = before {
         expected
             .versions
@@ -986,6 +1012,30 @@ fn model(case: &Case) -> Expected {
         }
     }
     series.retain(|_, (points, _, _)| !points.is_empty());
+    // Unknown from `since` to the first rate of the keys the rate before was needed
+    // for (the latest of them; one that never has a rate: to the end).
+    if let Some((b, reason)) = before_unknown {
+        let unknown_until = keys
+            .iter()
+            .filter(|(_, what)| opening.contains(what))
+            .map(|(key, _)| {
+                series
+                    .get(key)
+                    .and_then(|(points, _, _)| points.iter().find(|p| p.usd.is_some()))
+                    .map(|p| p.seen_on)
+            })
+            .collect::<Option<Vec<_>>>()
+            .and_then(|dates| dates.into_iter().max());
+        expected.missing.insert(
+            0,
+            Missing {
+                version: b.id.clone(),
+                seen_on: case.since,
+                unknown_until,
+                reason,
+            },
+        );
+    }
     expected.series = series;
 
     // The rate in force each day, straight from the versions: the version in effect
@@ -997,6 +1047,9 @@ fn model(case: &Case) -> Expected {
                 Says::Rate(then) => Some(usd(then.units)),
                 _ => None,
             });
+        // The rate before the first version read, unknown: unknown until a
+        // version says what it is.
+        let mut unknown = before_unknown.is_some() && opening.contains(what);
         let mut d = case.since;
         while d <= case.until {
             let governing = found.iter().rev().find(|(_, s)| *s <= d);
@@ -1008,12 +1061,14 @@ fn model(case: &Case) -> Expected {
                 Some((v, _)) if !usable(v) => {}
                 Some((v, _)) => {
                     match says(&v.products, *what, d) {
-                        Says::Rate(now) => carry = Some(usd(now.units)),
-                        Says::Absent => carry = None,
+                        Says::Rate(now) => (carry, unknown) = (Some(usd(now.units)), false),
+                        Says::Absent => (carry, unknown) = (None, false),
                         Says::Ahead => {}
                         Says::ZeroOnly => unreachable!("such a version is missing"),
                     }
-                    rates.insert(d, carry);
+                    if !unknown {
+                        rates.insert(d, carry);
+                    }
                 }
             }
             d = d.succ_opt().unwrap();
