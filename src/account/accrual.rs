@@ -23,6 +23,7 @@
 
 use super::usage_class::UsageClass;
 use crate::billing::{Cost, LineItem, mul_div_down};
+use crate::util::exact_sum;
 use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
@@ -32,6 +33,14 @@ type RunKey = (String, String, Option<String>);
 
 /// A day, endpoint, variant and kind of instance time.
 type StretchKey = (NaiveDate, String, Option<String>, UsageClass);
+
+/// A day's part of an increment: the day, the time it covers, the amount.
+type DayPart = (NaiveDate, DateTime<Utc>, DateTime<Utc>, Decimal);
+
+/// A day's and kind's part of an increment: the day, the kind of instance time,
+/// the time it covers, and what the run's stretch of that day and kind holds
+/// with it.
+type Piece = (NaiveDate, UsageClass, DateTime<Utc>, DateTime<Utc>, Decimal);
 
 /// How far back an increment is spread: beyond Cost Explorer's 13 months of
 /// daily costs, no day can be reconciled.
@@ -104,20 +113,21 @@ impl FleetDay {
     }
 
     /// The day's accrual by kind of instance time: each step shared out by the
-    /// shares of the receipt that reached it.
-    fn by_class(&self) -> Vec<(&UsageClass, Decimal)> {
+    /// shares of the receipt that reached it. `None` when a step or a sum needs
+    /// more digits than a `Decimal` holds.
+    fn by_class(&self) -> Option<Vec<(&UsageClass, Decimal)>> {
         let mut out: Vec<(&UsageClass, Decimal)> = Vec::new();
         let mut before = Decimal::ZERO;
         for (figure, shares) in &self.accrued {
-            for (class, usd) in shared_out(*figure - before, shares) {
+            for (class, usd) in shared_out(exact_sum(*figure, -before)?, shares)? {
                 match out.iter_mut().find(|(c, _)| *c == class) {
-                    Some((_, sum)) => *sum += usd,
+                    Some((_, sum)) => *sum = exact_sum(*sum, usd)?,
                     None => out.push((class, usd)),
                 }
             }
             before = *figure;
         }
-        out
+        Some(out)
     }
 }
 
@@ -129,7 +139,8 @@ pub(super) struct Update {
     /// The kinds of instance time the accrual pays for, each with its share:
     /// the receipt's own first.
     classes: Vec<(UsageClass, Decimal)>,
-    pieces: Vec<(NaiveDate, DateTime<Utc>, DateTime<Utc>, Decimal)>,
+    /// Each day's and kind's part of the increment (added exactly).
+    pieces: Vec<Piece>,
     /// Compute allocated to calls since the run's previous receipt.
     pub(super) allocated_usd: Decimal,
 }
@@ -146,6 +157,11 @@ impl Accruals {
     /// `classes`, each with its share, the receipt's own first) adds: `accrued` and
     /// `allocated` are its running figures, each within ±10¹². A figure below half
     /// the run's highest is a new process starting over.
+    ///
+    /// The increment is split by UTC day and kind exactly, and added to what the
+    /// run's stretches hold exactly: when that needs more digits than a `Decimal`
+    /// holds (an increment beyond $7.9 × 10¹⁰, less an 18-place part), the error
+    /// names the increment and its span, never a split rounded.
     pub(super) fn update(
         &self,
         run: &str,
@@ -153,7 +169,7 @@ impl Accruals {
         classes: Vec<(UsageClass, Decimal)>,
         accrued: Decimal,
         allocated: Decimal,
-    ) -> Update {
+    ) -> Result<Update, String> {
         let key = (run.to_owned(), cost.endpoint.clone(), cost.variant.clone());
         let latency = Span::from_std(cost.usage.latency).unwrap_or(Span::zero());
         let end = cost.at.checked_add_signed(latency).unwrap_or(cost.at);
@@ -173,22 +189,26 @@ impl Accruals {
             // out, the idle time of that call, instance time less its share, would
             // be missing from the day). Anything else only starts the count.
             let (pieces, allocated_usd) = match process_first_call(cost, accrued, allocated) {
-                true => (spread(cost.at, end, accrued), allocated),
+                true => (
+                    self.pieces(&key, run.id, cost.at, end, accrued, &classes)?,
+                    allocated,
+                ),
                 false => (Vec::new(), Decimal::ZERO),
             };
-            return Update {
+            return Ok(Update {
                 key,
                 run,
                 classes,
                 pieces,
                 allocated_usd,
-            };
+            });
         };
         // Both figures are within ±10¹² and so is the previous one: no overflow.
         let accrued_usd = (accrued - previous.accrued).max(Decimal::ZERO);
         let allocated_usd = (allocated - previous.allocated).max(Decimal::ZERO);
         let to = end.max(previous.to);
-        Update {
+        let pieces = self.pieces(&key, previous.id, previous.to, to, accrued_usd, &classes)?;
+        Ok(Update {
             run: Run {
                 id: previous.id,
                 accrued: accrued.max(previous.accrued),
@@ -197,45 +217,74 @@ impl Accruals {
             },
             key,
             classes,
-            pieces: spread(previous.to, to, accrued_usd),
+            pieces,
             allocated_usd,
+        })
+    }
+
+    /// `usd`, accrued by run `id` of `key` from `from` to `to`, split by UTC day
+    /// ([`spread`]) and kind ([`shared_out`]), each part with what the run's stretch
+    /// of its day and kind then holds. All exact, or an error naming the amount.
+    fn pieces(
+        &self,
+        key: &RunKey,
+        id: u64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        usd: Decimal,
+        classes: &[(UsageClass, Decimal)],
+    ) -> Result<Vec<Piece>, String> {
+        let (_, endpoint, variant) = key;
+        let refused = || {
+            format!(
+                "the {usd} USD that {endpoint} accrued from {} to {}, split by UTC day and \
+                 kind of instance time",
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            )
+        };
+        let mut pieces = Vec::new();
+        for (day, start, end, part) in spread(from, to, usd).ok_or_else(refused)? {
+            for (class, usd) in shared_out(part, classes).ok_or_else(refused)? {
+                let held = self
+                    .stretches
+                    .get(&(day, endpoint.clone(), variant.clone(), class.clone()))
+                    .and_then(|stretches| stretches.iter().find(|s| s.run == id))
+                    .map_or(Decimal::ZERO, |s| s.usd);
+                let held = exact_sum(held, usd).ok_or_else(refused)?;
+                pieces.push((day, class.clone(), start, end, held));
+            }
         }
+        Ok(pieces)
     }
 
     /// Makes the change `update` worked out.
     pub(super) fn apply(&mut self, update: Update) {
         let Update {
-            key,
-            run,
-            classes,
-            pieces,
-            ..
+            key, run, pieces, ..
         } = update;
         if run.id == self.next_run {
             self.next_run += 1;
         }
         let (_, endpoint, variant) = &key;
-        let pieces = pieces.into_iter().flat_map(|(day, from, to, usd)| {
-            shared_out(usd, &classes).map(move |(class, usd)| (day, from, to, class, usd))
-        });
-        for (day, from, to, class, usd) in pieces {
+        for (day, class, from, to, held) in pieces {
             let stretches = self
                 .stretches
-                .entry((day, endpoint.clone(), variant.clone(), class.clone()))
+                .entry((day, endpoint.clone(), variant.clone(), class))
                 .or_default();
+            // A run's increments follow one another: one stretch per day, holding
+            // their sum, worked out exactly by `update`.
             match stretches.iter_mut().find(|s| s.run == run.id) {
-                // A run's increments follow one another: one stretch per day. Each
-                // is at most 10¹², and a run's sum is at most its highest figure.
                 Some(s) => {
                     s.from = s.from.min(from);
                     s.to = s.to.max(to);
-                    s.usd += usd;
+                    s.usd = held;
                 }
                 None => stretches.push(Stretch {
                     run: run.id,
                     from,
                     to,
-                    usd,
+                    usd: held,
                 }),
             }
         }
@@ -273,18 +322,23 @@ impl Accruals {
 
     /// Instance time accrued per day, endpoint and kind of instance time: each
     /// variant's time counted once however many runs metered it (a fleet's day
-    /// figure, where there is one, standing for the runs it covers).
-    pub(super) fn by_day(&self) -> BTreeMap<(NaiveDate, &str, &UsageClass), Decimal> {
+    /// figure, where there is one, standing for the runs it covers). Added up
+    /// exactly; the error names the sum that needs more digits than a `Decimal`
+    /// holds.
+    pub(super) fn by_day(
+        &self,
+    ) -> Result<BTreeMap<(NaiveDate, &str, &UsageClass), Decimal>, String> {
         type Variant<'a> = (NaiveDate, &'a str, Option<&'a str>, &'a UsageClass);
+        let of = |day: &NaiveDate, endpoint: &str, class: &UsageClass| {
+            format!("the {class} instance time {endpoint} accrued on {day}")
+        };
         let mut variants: BTreeMap<Variant<'_>, Decimal> = BTreeMap::new();
         for ((day, endpoint, variant, class), stretches) in &self.stretches {
-            variants.insert(
-                (*day, endpoint, variant.as_deref(), class),
-                union(stretches),
-            );
+            let usd = union(stretches).ok_or_else(|| of(day, endpoint, class))?;
+            variants.insert((*day, endpoint, variant.as_deref(), class), usd);
         }
-        for ((day, endpoint, variant, _), fleet) in &self.fleet_days {
-            for (class, accrued) in fleet.by_class() {
+        for ((day, endpoint, variant, own), fleet) in &self.fleet_days {
+            for (class, accrued) in fleet.by_class().ok_or_else(|| of(day, endpoint, own))? {
                 let usd = variants
                     .entry((*day, endpoint, variant.as_deref(), class))
                     .or_default();
@@ -293,22 +347,27 @@ impl Accruals {
         }
         let mut days: BTreeMap<(NaiveDate, &str, &UsageClass), Decimal> = BTreeMap::new();
         for ((day, endpoint, _, class), usd) in variants {
-            *days.entry((day, endpoint, class)).or_default() += usd;
+            let sum = days.entry((day, endpoint, class)).or_default();
+            *sum = exact_sum(*sum, usd).ok_or_else(|| of(&day, endpoint, class))?;
         }
-        days
+        Ok(days)
     }
 
     /// Compute fleets allocated per day, endpoint and kind of instance time: the
     /// highest figure of each variant's day (runs outside a fleet count theirs
-    /// as increments on their receipts' cells).
+    /// as increments on their receipts' cells). Added up exactly, as
+    /// [`by_day`](Self::by_day).
     pub(super) fn fleet_allocated_by_day(
         &self,
-    ) -> BTreeMap<(NaiveDate, &str, &UsageClass), Decimal> {
+    ) -> Result<BTreeMap<(NaiveDate, &str, &UsageClass), Decimal>, String> {
         let mut days: BTreeMap<(NaiveDate, &str, &UsageClass), Decimal> = BTreeMap::new();
         for ((day, endpoint, _, class), fleet) in &self.fleet_days {
-            *days.entry((*day, endpoint, class)).or_default() += fleet.allocated;
+            let sum = days.entry((*day, endpoint, class)).or_default();
+            *sum = exact_sum(*sum, fleet.allocated).ok_or_else(|| {
+                format!("the {class} instance time a fleet of {endpoint} allocated on {day}")
+            })?;
         }
-        days
+        Ok(days)
     }
 }
 
@@ -319,11 +378,13 @@ pub(super) fn day_end(day: NaiveDate) -> Option<DateTime<Utc>> {
 
 /// `usd` shared out over `classes` by their shares, to the last digit: each
 /// other class's part rounded toward zero at [`SHARE_PLACES`], the receipt's own
-/// class taking what rounding leaves.
-fn shared_out<'a>(
+/// class taking what rounding leaves. `None` when that needs more digits than a
+/// `Decimal` holds (never for an amount within $7.9 × 10¹⁰ of at most 18
+/// places: what is left after each 18-place part fits).
+fn shared_out(
     usd: Decimal,
-    classes: &'a [(UsageClass, Decimal)],
-) -> impl Iterator<Item = (&'a UsageClass, Decimal)> + 'a {
+    classes: &[(UsageClass, Decimal)],
+) -> Option<Vec<(&UsageClass, Decimal)>> {
     let others: Vec<Decimal> = classes
         .iter()
         .skip(1)
@@ -339,11 +400,17 @@ fn shared_out<'a>(
             }
         })
         .collect();
-    let own = usd - others.iter().copied().sum::<Decimal>();
-    classes
-        .iter()
-        .map(|(class, _)| class)
-        .zip(std::iter::once(own).chain(others))
+    let mut own = usd;
+    for part in &others {
+        own = exact_sum(own, -*part)?;
+    }
+    Some(
+        classes
+            .iter()
+            .map(|(class, _)| class)
+            .zip(std::iter::once(own).chain(others))
+            .collect(),
+    )
 }
 
 /// Whether `cost` is its process's first call on its variant: the running
@@ -382,12 +449,11 @@ fn process_first_call(cost: &Cost, accrued: Decimal, allocated: Decimal) -> bool
 /// `usd` accrued evenly from `from` to `to`, split at UTC midnight: each day
 /// before the last gets its [`share`] of the time, rounded toward zero at
 /// [`SHARE_PLACES`], and the last day what is left, so that the days add up to
-/// `usd` exactly. Only the last [`SPREAD_DAYS`] days are kept.
-fn spread(
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    usd: Decimal,
-) -> Vec<(NaiveDate, DateTime<Utc>, DateTime<Utc>, Decimal)> {
+/// `usd` exactly. Only the last [`SPREAD_DAYS`] days are kept. `None` when what
+/// is left after a day's part needs more digits than a `Decimal` holds (an
+/// amount beyond $7.9 × 10¹⁰, less an 18-place part: a `Decimal` would round it,
+/// and the days would not add up to the amount); never for an amount within it.
+fn spread(from: DateTime<Utc>, to: DateTime<Utc>, usd: Decimal) -> Option<Vec<DayPart>> {
     let whole = micros(from, to);
     let earliest = to
         .date_naive()
@@ -395,9 +461,10 @@ fn spread(
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map_or(from, |t| t.and_utc());
     let mut pieces = Vec::new();
-    let (mut start, mut given) = (from, Decimal::ZERO);
+    // What is left once each part is taken, exactly: never more than `usd`.
+    let (mut start, mut left) = (from, usd);
     if start < earliest && earliest < to {
-        given = share(usd, micros(from, earliest), whole);
+        left = exact_sum(usd, -share(usd, micros(from, earliest), whole))?;
         start = earliest;
     }
     while start < to {
@@ -406,10 +473,10 @@ fn spread(
         if midnight < to {
             let share = share(usd, micros(start, midnight), whole);
             pieces.push((day, start, midnight, share));
-            given += share;
+            left = exact_sum(left, -share)?;
             start = midnight;
         } else {
-            pieces.push((day, start, to, usd - given));
+            pieces.push((day, start, to, left));
             start = to;
         }
     }
@@ -417,7 +484,7 @@ fn spread(
         // No time between the two receipts (or they came out of order).
         pieces.push((to.date_naive(), to, to, usd));
     }
-    pieces
+    Some(pieces)
 }
 
 /// The places a share of an amount is kept at: a day's part of an increment,
@@ -450,9 +517,13 @@ fn micros(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
 /// of them cover once, at the highest of their rates: over each stretch of time
 /// between their ends, each one covering it has its [`share`] of it (its amount ×
 /// that time ÷ its own, rounded toward zero at [`SHARE_PLACES`]), and all but the
-/// highest are taken off their sum.
-fn union(stretches: &[Stretch]) -> Decimal {
-    let total: Decimal = stretches.iter().map(|s| s.usd).sum();
+/// highest are taken off their sum. `None` when a sum or difference needs more
+/// digits than a `Decimal` holds.
+fn union(stretches: &[Stretch]) -> Option<Decimal> {
+    let mut total = Decimal::ZERO;
+    for s in stretches {
+        total = exact_sum(total, s.usd)?;
+    }
     let mut sorted: Vec<&Stretch> = stretches.iter().filter(|s| s.to > s.from).collect();
     sorted.sort_by_key(|s| s.from);
     let mut reach: Option<DateTime<Utc>> = None;
@@ -462,7 +533,7 @@ fn union(stretches: &[Stretch]) -> Decimal {
         reach = Some(reach.map_or(s.to, |r| r.max(s.to)));
     }
     if !overlap {
-        return total;
+        return Some(total);
     }
     let mut bounds: Vec<DateTime<Utc>> = sorted.iter().flat_map(|s| [s.from, s.to]).collect();
     bounds.sort();
@@ -477,10 +548,14 @@ fn union(stretches: &[Stretch]) -> Decimal {
             .collect();
         if parts.len() > 1 {
             let highest = parts.iter().copied().max().unwrap_or_default();
-            counted_twice += parts.iter().copied().sum::<Decimal>() - highest;
+            let mut sum = Decimal::ZERO;
+            for part in &parts {
+                sum = exact_sum(sum, *part)?;
+            }
+            counted_twice = exact_sum(counted_twice, exact_sum(sum, -highest)?)?;
         }
     }
-    total - counted_twice
+    exact_sum(total, -counted_twice)
 }
 
 #[cfg(test)]
@@ -540,7 +615,8 @@ mod tests {
             at("2026-11-28T23:00:00Z"),
             at("2026-11-29T00:00:01.234567Z"),
             Decimal::new(1418, 2),
-        );
+        )
+        .unwrap();
         let usd: Vec<Decimal> = pieces.iter().map(|p| p.3).collect();
         assert_eq!(
             usd,
@@ -557,7 +633,7 @@ mod tests {
         // amount (2.5 × 10²⁹) is beyond Decimal's 7.9 × 10²⁸. Only the last 400
         // days are kept; what they get plus what is dropped is the amount.
         let usd = Decimal::from(1_000_000_000_000u64);
-        let pieces = spread(at("1970-01-01T00:00:00Z"), at("9999-12-31T00:00:00Z"), usd);
+        let pieces = spread(at("1970-01-01T00:00:00Z"), at("9999-12-31T00:00:00Z"), usd).unwrap();
         assert_eq!(pieces.len(), 400);
         let kept: Decimal = pieces.iter().map(|p| p.3).sum();
         assert!(kept > Decimal::ZERO && kept < usd, "{kept}");

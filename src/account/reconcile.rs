@@ -468,7 +468,16 @@ impl Metered {
                 // run's increments (see `accrual`).
                 fleet_accrual = Some((shares, accrued, allocated));
             } else {
-                let update = self.accruals.update(run, cost, shares, accrued, allocated);
+                let update = self
+                    .accruals
+                    .update(run, cost, shares, accrued, allocated)
+                    .map_err(|what| {
+                        refuse(format!(
+                            "receipt {}: {}",
+                            cost.call_id,
+                            too_many_digits(&what)
+                        ))
+                    })?;
                 // The receipt's own compute class, whose cell is made above.
                 let cell = cells.get_mut(update.class()).ok_or_else(|| {
                     refuse(format!(
@@ -1043,8 +1052,13 @@ impl Account {
         }
         // Instance time accrues on days without a receipt too (a quiet night); a
         // fleet's allocation is its day's, not its receipts' (see `accrual`).
-        let accrued = metered.accruals.by_day().into_iter();
-        let fleet_allocated = metered.accruals.fleet_allocated_by_day().into_iter();
+        let beyond = |what: String| AccountError::Invalid(beyond_a_decimal(&what, "added up"));
+        let accrued = metered.accruals.by_day().map_err(beyond)?.into_iter();
+        let fleet_allocated = metered
+            .accruals
+            .fleet_allocated_by_day()
+            .map_err(beyond)?
+            .into_iter();
         let day_figures = accrued
             .map(|(key, usd)| (key, usd, Decimal::ZERO))
             .chain(fleet_allocated.map(|(key, usd)| (key, Decimal::ZERO, usd)));
@@ -1595,10 +1609,11 @@ mod tests {
 
     /// The instance time accrued, and of it allocated, over every day.
     fn accrual(m: &Metered) -> (Decimal, Decimal) {
-        let accrued = m.accruals.by_day().values().sum();
+        let accrued = m.accruals.by_day().unwrap().values().sum();
         let allocated = m.cells.values().map(|c| c.allocated_usd).sum::<Decimal>()
             + m.accruals
                 .fleet_allocated_by_day()
+                .unwrap()
                 .values()
                 .sum::<Decimal>();
         (accrued, allocated)
@@ -1609,6 +1624,7 @@ mod tests {
         let on = day(on);
         m.accruals
             .by_day()
+            .unwrap()
             .iter()
             .filter(|((d, _, _), _)| *d == on)
             .map(|(_, usd)| *usd)
@@ -1763,6 +1779,7 @@ mod tests {
         let by_class = |m: &Metered| -> Vec<(String, Decimal)> {
             m.accruals
                 .by_day()
+                .unwrap()
                 .into_iter()
                 .map(|((_, _, class), usd)| (class.to_string(), usd))
                 .collect()
@@ -2157,6 +2174,69 @@ mod tests {
         assert_eq!(m.receipts(), 1);
         let cost: Decimal = m.cells.values().map(|c| c.cost_usd).sum();
         assert_eq!(cost, Decimal::from(1_000_000_000_000u64));
+    }
+
+    /// An increment is split by day exactly, or refused naming it; never split
+    /// into days that add up to less than it.
+    ///
+    /// 1.2 × 10¹¹ USD accrued from 2026-12-01 00:00:00.000001 to 2026-12-04 00:00
+    /// (259,199,999,999 µs): 12-01 gets 1.2 × 10¹¹ × 86,399,999,999 ÷
+    /// 259,199,999,999 = 39,999,999,999.691358024690167276… and 12-02 1.2 × 10¹¹ ×
+    /// 86,400,000,000 ÷ 259,199,999,999 = 40,000,000,000.154320987654916361…, each
+    /// cut at 18 places (29 digits, a mantissa below 2⁹⁶ ≈ 7.92 × 10²⁸). Their sum,
+    /// 79,999,999,999.845679012345083637, needs a mantissa of 7.99 × 10²⁸, beyond
+    /// 2⁹⁶: a `Decimal` rounds it to 17 places (…08364), and 12-03, the rest, came
+    /// out 3 × 10⁻¹⁸ short of 40,000,000,000.154320987654916363. Refused.
+    ///
+    /// Half of it, 6 × 10¹⁰ USD over the same span, fits: 12-01 6 × 10¹⁰ ×
+    /// 86,399,999,999 ÷ 259,199,999,999 = 19,999,999,999.845679012345083638(16…),
+    /// 12-02 6 × 10¹⁰ × 86,400,000,000 ÷ 259,199,999,999 =
+    /// 20,000,000,000.077160493827458180(91…), together
+    /// 39,999,999,999.922839506172541818, and 12-03 the rest,
+    /// 60,000,000,000 − 39,999,999,999.922839506172541818 =
+    /// 20,000,000,000.077160493827458182: the three add up to 6 × 10¹⁰.
+    #[test]
+    fn an_increment_whose_days_would_be_rounded_is_refused_naming_it() {
+        // Each call lasts 1,000 µs: the first ends 2026-12-01 00:00:00.000001, the
+        // second 2026-12-04 00:00. The first starts the count (its allocation is not
+        // its own compute: not its process's first call).
+        let first = receipt("a", "2026-11-30T23:59:59.999001Z", "0.00023", "1", "0.01");
+        let second =
+            |accrued: &str| receipt("b", "2026-12-03T23:59:59.999Z", "0.00023", accrued, "0.02");
+        let mut m = Metered::new("us-east-1");
+        m.add("l.jsonl", &first).unwrap();
+        let err = m.add("l.jsonl", &second("120000000001")).unwrap_err();
+        match &err {
+            AccountError::Ledger { reason, .. } => assert!(
+                reason.contains(
+                    "receipt b: the 120000000000 USD that rt accrued from \
+                     2026-12-01T00:00:00.000001+00:00 to 2026-12-04T00:00:00+00:00, split by \
+                     UTC day and kind of instance time, added up exactly, needs more digits \
+                     than a Decimal holds"
+                ),
+                "{err}"
+            ),
+            other => panic!("not a ledger error: {other:?}"),
+        }
+        // Nothing of the refused receipt counts.
+        assert_eq!(m.receipts(), 1);
+        assert_eq!(accrual(&m), (Decimal::ZERO, Decimal::ZERO));
+
+        m.add("l.jsonl", &second("60000000001")).unwrap();
+        let days = [
+            accrued_on(&m, "2026-12-01"),
+            accrued_on(&m, "2026-12-02"),
+            accrued_on(&m, "2026-12-03"),
+        ];
+        assert_eq!(
+            days,
+            [
+                d("19999999999.845679012345083638"),
+                d("20000000000.077160493827458180"),
+                d("20000000000.077160493827458182"),
+            ]
+        );
+        assert_eq!(accrual(&m).0, d("60000000000"));
     }
 
     #[test]
