@@ -1618,7 +1618,15 @@ impl Meter {
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
             for (variant, from) in stood {
-                fleet.set_standing(endpoint, &variant, Decimal::ZERO, from, now, Some(now));
+                fleet.set_standing(
+                    endpoint,
+                    &variant,
+                    Decimal::ZERO,
+                    from,
+                    no_terms(),
+                    now,
+                    Some(now),
+                );
             }
         }
         #[cfg(not(feature = "fleet"))]
@@ -1655,16 +1663,17 @@ impl Meter {
         for (profiled, variant) in profile.variants.iter().zip(rates) {
             // The rate from now on, and where it came from; a rate not known
             // leaves the last known one in force.
-            let (usd_per_hour, from) = match variant.standing() {
+            let (usd_per_hour, from, terms) = match variant.standing() {
                 Standing::Stands(standing) => {
                     let usd_per_hour = standing.usd_per_hour_all_instances;
                     let from = standing.capacity_from.clone();
+                    let terms = standing.terms.clone();
                     clocks.set_standing(variant.totals, standing, now);
-                    (usd_per_hour, from)
+                    (usd_per_hour, from, terms)
                 }
                 // Not the old rate over the time until capacity stands again.
                 Standing::Nothing => match clocks.nothing_stands(variant.totals, now) {
-                    Some(from) => (Decimal::ZERO, from),
+                    Some(from) => (Decimal::ZERO, from, no_terms()),
                     None => continue,
                 },
                 Standing::Unknown => continue,
@@ -1677,12 +1686,13 @@ impl Meter {
                     &profiled.name,
                     usd_per_hour,
                     from,
+                    terms,
                     now,
                     described,
                 );
             }
             #[cfg(not(feature = "fleet"))]
-            let _ = (profiled, usd_per_hour, from);
+            let _ = (profiled, usd_per_hour, from, terms);
         }
         clocks.set_instances(totals, profile.instance_count(), now);
         let only_variant = profile.variants.len() == 1;
@@ -2211,6 +2221,7 @@ impl Meter {
         let fleet_accrual = clock.as_ref().map(|c| crate::fleet::AccrualInput {
             usd_per_hour: c.standing.usd_per_hour_all_instances,
             capacity_from: c.standing.capacity_from.clone(),
+            terms: c.standing.terms.clone(),
             started_at: c.started_at,
             allocated_usd: compute_usd,
         });

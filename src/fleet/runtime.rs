@@ -13,7 +13,7 @@ use crate::budget::{
     ALERT_THRESHOLDS, BeyondReceipt, Budget, BudgetAlert, BudgetMode, BudgetPeriod, BudgetScope,
     Budgets, LeaseWant, Refusal, Renewal,
 };
-use crate::totals::{RateFrom, Totals, standing_stretch};
+use crate::totals::{RateFrom, StandingTerm, Totals, standing_stretch};
 use crate::{Error, Result};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
@@ -138,6 +138,11 @@ pub(crate) struct AccrualInput {
     pub usd_per_hour: Decimal,
     /// Where that rate came from: the one source of the fleet's `accrued_usd`.
     pub capacity_from: RateFrom,
+    /// The later rates its price source's answer announced (terms AWS
+    /// published ahead), oldest first: each in force from its date, whether or
+    /// not a rate is looked up again by then ([`no_terms`](crate::totals::no_terms)
+    /// when none).
+    pub terms: Arc<[StandingTerm]>,
     /// When the call started.
     pub started_at: SystemTime,
     /// The compute the receipt allocated to the call.
@@ -328,6 +333,69 @@ pub(crate) struct SeenRate {
     /// profile set by hand. A stretch the table holds from a later time was
     /// seen by another process after this one looked: the table's word is newer.
     described_ms: Option<i64>,
+    /// The later rates its price source's answer announced, oldest first: each
+    /// in force from its date (those dated by the last look-up are folded into
+    /// `stretch` then).
+    terms: Arc<[StandingTerm]>,
+}
+
+impl SeenRate {
+    /// Makes the last of its terms dated by `now_ms` the rate it applies, since
+    /// that term's date.
+    fn fold_terms(&mut self, now_ms: i64) {
+        let mut passed = 0;
+        for term in self.terms.iter() {
+            let Some((ms, stretch)) = term_stretch(term) else {
+                break;
+            };
+            if ms > now_ms {
+                break;
+            }
+            self.stretch = StandingStretch {
+                term: false,
+                ..stretch
+            };
+            self.since_ms = ms;
+            passed += 1;
+        }
+        if passed > 0 {
+            self.terms = self.terms[passed..].into();
+        }
+    }
+}
+
+/// The stretch a term puts in force from its date (epoch ms), marked as a
+/// term's; `None` for a rate beyond pico-USD integers (no later term is taken
+/// then, as after a term whose rate is not known).
+fn term_stretch(term: &StandingTerm) -> Option<(i64, StandingStretch)> {
+    Some((
+        epoch_ms(term.on),
+        StandingStretch {
+            pico_per_hour: to_pico(term.usd_per_hour_all_instances)?,
+            from: term.capacity_from.clone(),
+            term: true,
+        },
+    ))
+}
+
+/// The stretch a rate (`rate`, then the terms it announced) has in force at
+/// `ms`: its last term dated by then, else `rate` itself; not marked as a
+/// term's.
+fn in_force(rate: &StandingStretch, terms: &[StandingTerm], ms: i64) -> StandingStretch {
+    let mut then = None;
+    for term in terms {
+        match term_stretch(term) {
+            Some((on, stretch)) if on <= ms => then = Some(stretch),
+            _ => break,
+        }
+    }
+    match then {
+        Some(stretch) => StandingStretch {
+            term: false,
+            ..stretch
+        },
+        None => rate.clone(),
+    }
 }
 
 impl State {
@@ -363,6 +431,22 @@ impl State {
             .or_default()
             .entry_ref(sk)
             .or_insert_with(make)
+    }
+
+    /// `endpoint`'s item of the day of `now`, when this process has called
+    /// `variant` in it (and so noted its rate there).
+    fn variant_item_today(
+        &mut self,
+        endpoint: &str,
+        variant: &str,
+        now: SystemTime,
+    ) -> Option<&mut Item> {
+        let pk = self.endpoint_pk(endpoint);
+        let sk = self.period_sk(BudgetPeriod::Day, BudgetPeriod::Day.start_of(now.into()));
+        self.items
+            .get_mut(pk.as_str())
+            .and_then(|m| m.get_mut(sk.as_str()))
+            .filter(|item| item.first_call_ns.contains_key(variant))
     }
 
     /// The item of `budget` (kept under `pk`) in its period starting at `start`,
@@ -450,6 +534,10 @@ struct Item {
     /// day (`sagemeter invoke` from cron) do not each add one to the item.
     /// Each with when the profile that gave it was described (see [`SeenRate`]).
     unconfirmed: BTreeMap<(String, i64), (StandingStretch, Option<i64>)>,
+    /// Per variant, until when (epoch ms) this process has noted the terms its
+    /// rates announced in the item ([`Item::note_terms`]): from its first call
+    /// to the variant in the period on, each term once.
+    terms_noted_ms: BTreeMap<String, i64>,
     /// The table's item may hold attributes of this process (`seq:`,
     /// `lease_seq:`, `inflight:`, ...): removed at shutdown.
     marked: bool,
@@ -468,6 +556,7 @@ impl Item {
             accrual: BTreeMap::new(),
             first_call_ns: BTreeMap::new(),
             unconfirmed: BTreeMap::new(),
+            terms_noted_ms: BTreeMap::new(),
             marked: false,
         }
     }
@@ -478,9 +567,10 @@ impl Item {
     ///
     /// `seen` is the variant's standing rate as this process's profile gives it
     /// now, and since when (epoch ms). The instances' cost is summed over the
-    /// standing rates the item holds (each process notes its first call's rate
-    /// and every change its profile sees after it), each from when it took
-    /// effect until the next; an item holding none (written by a version
+    /// standing rates the item holds (each process notes its first call's rate,
+    /// every change its profile sees after it and each term its rates
+    /// announced, from the term's date, once that date is past), each from when
+    /// it took effect until the next; an item holding none (written by a version
     /// before them) is priced at this call's rate the whole time.
     fn accrue(
         &mut self,
@@ -498,28 +588,54 @@ impl Item {
             period_start.map(datetime_ns),
         );
         let started_ms = epoch_ms(input.started_at);
+        let now_ms = now.timestamp_millis();
+        let rate = to_pico(input.usd_per_hour).map(|pico_per_hour| StandingStretch {
+            pico_per_hour,
+            from: input.capacity_from.clone(),
+            term: false,
+        });
         if !self.first_call_ns.contains_key(variant)
-            && let Some(pico_per_hour) = to_pico(input.usd_per_hour)
+            && let Some(rate) = &rate
         {
-            // This process's first call to the variant in the period: its rate
-            // from its start, and a change its profile saw while it ran. Later
-            // changes are noted as its profile sees them (`set_standing`).
-            let own = StandingStretch {
-                pico_per_hour,
-                from: input.capacity_from.clone(),
-            };
+            // This process's first call to the variant in the period: the rate
+            // in force at its start, and a change its profile saw while it ran.
+            // Later changes are noted as its profile sees them (`set_standing`);
+            // the terms its rates announced, once their dates are past (below).
+            let own = in_force(rate, &input.terms, started_ms);
             let described_ms = seen.and_then(|seen| seen.described_ms);
             if let Some(seen) = seen
                 && seen.since_ms > started_ms
-                && seen.stretch != own
             {
-                self.unconfirmed.insert(
-                    (variant.to_owned(), seen.since_ms),
-                    (seen.stretch.clone(), described_ms),
-                );
+                let then = in_force(rate, &input.terms, seen.since_ms);
+                if (seen.stretch.pico_per_hour, &seen.stretch.from)
+                    != (then.pico_per_hour, &then.from)
+                {
+                    self.unconfirmed.insert(
+                        (variant.to_owned(), seen.since_ms),
+                        (seen.stretch.clone(), described_ms),
+                    );
+                }
             }
             self.unconfirmed
                 .insert((variant.to_owned(), started_ms), (own, described_ms));
+            self.terms_noted_ms.insert(variant.to_owned(), started_ms);
+            // The terms of the rate the call started at, dated while it ran.
+            self.note_terms(variant, rate, &input.terms, started_ms, now_ms);
+        }
+        // The terms of the rate this process applies now (its profile's, else
+        // this call's), dated since it last noted them: nothing to do for a
+        // rate that announced none, as most.
+        let view = match seen {
+            Some(seen) => Some((&seen.stretch, &seen.terms)),
+            None => rate.as_ref().map(|rate| (rate, &input.terms)),
+        };
+        if let Some((rate, terms)) = view
+            && !terms.is_empty()
+            && let Some(noted) = self.terms_noted_ms.get_mut(variant)
+            && *noted < now_ms
+        {
+            let after = std::mem::replace(noted, now_ms);
+            self.note_terms(variant, rate, terms, after, now_ms);
         }
         match self.pending.allocated.get_mut(variant) {
             Some(sum) => *sum = sum.saturating_add(allocated),
@@ -569,8 +685,9 @@ impl Item {
             )
             .saturating_add(self.pending.allocated.get(variant).copied().unwrap_or(0));
         // The standing rates as the table holds them (the first writer of each
-        // keeps it), with this process's own not yet acknowledged: copied only
-        // while there are some of those.
+        // keeps it), with this process's own not yet acknowledged (a first
+        // call's rate only where it is news to the table): copied only while
+        // there are some of those.
         let mut own = self
             .unacked
             .iter()
@@ -579,6 +696,9 @@ impl Item {
             .chain(
                 self.unconfirmed
                     .iter()
+                    .filter(|((v, ms), (stretch, described_ms))| {
+                        self.is_news(v, *ms, stretch, *described_ms)
+                    })
                     .map(|(at, (stretch, _))| (at, stretch)),
             )
             .filter(|((v, _), _)| v == variant)
@@ -614,22 +734,82 @@ impl Item {
     }
 
     /// Compares this process's first-call rates with the stretches the table
-    /// holds (its last answer): a rate the table's stretch then already has is
-    /// dropped, and so is one from a profile described before that stretch
-    /// began (another process saw the endpoint later: its rate is the newer,
-    /// and this process's own is only stale until its next refresh); any other
-    /// is written at the next flush.
+    /// holds (its last answer): each is written at the next flush where it is
+    /// news to the table ([`Item::is_news`]), dropped elsewhere.
     fn confirm_rates(&mut self) {
         for ((variant, ms), (stretch, described_ms)) in std::mem::take(&mut self.unconfirmed) {
-            let then = self
-                .accrual
-                .get(&variant)
-                .and_then(|a| a.rates.range(..=ms).next_back());
-            let held = then.is_some_and(|(_, then)| then.pico_per_hour == stretch.pico_per_hour);
-            let newer = matches!((then, described_ms), (Some((since, _)), Some(described)) if *since > described);
-            if !held && !newer {
+            if self.is_news(&variant, ms, &stretch, described_ms) {
                 self.pending.rates.insert((variant, ms), stretch);
             }
+        }
+    }
+
+    /// Whether this process's first-call rate `stretch` of `variant` from `ms`
+    /// is news to the table (its last answer). Not when the stretch the table
+    /// holds then has the same rate; nor when that stretch began after the
+    /// profile giving this rate was described (`described_ms`: another process
+    /// saw the endpoint later, its rate is the newer, and this process's own is
+    /// only stale until its next refresh); nor when that stretch is a term's
+    /// and this rate is the one in force before the term's date (this process
+    /// has not seen the term yet: its look-up predates the answer announcing
+    /// it, or fell back to a price without terms).
+    fn is_news(
+        &self,
+        variant: &str,
+        ms: i64,
+        stretch: &StandingStretch,
+        described_ms: Option<i64>,
+    ) -> bool {
+        let Some(rates) = self.accrual.get(variant).map(|a| &a.rates) else {
+            return true;
+        };
+        let Some((since, then)) = rates.range(..=ms).next_back() else {
+            return true;
+        };
+        let held = then.pico_per_hour == stretch.pico_per_hour;
+        let newer = described_ms.is_some_and(|described| *since > described);
+        let before_term = then.term
+            && rates
+                .range(..*since)
+                .next_back()
+                .is_some_and(|(_, before)| before.pico_per_hour == stretch.pico_per_hour);
+        !held && !newer && !before_term
+    }
+
+    /// Notes the terms `rate` announced dated after `after_ms` and by `now_ms`
+    /// in the item, each as a stretch from its date at its rate, marked as a
+    /// term's (AWS bills an instance-hour at the rate of the term in force when
+    /// it ran, whether or not a process looked a rate up then): written at the
+    /// next flush, unless it leaves the rate as it was or the table (its last
+    /// answer) holds its rate then already.
+    fn note_terms(
+        &mut self,
+        variant: &str,
+        rate: &StandingStretch,
+        terms: &[StandingTerm],
+        after_ms: i64,
+        now_ms: i64,
+    ) {
+        let mut before = rate.pico_per_hour;
+        for term in terms {
+            let Some((ms, stretch)) = term_stretch(term) else {
+                break;
+            };
+            if ms > now_ms {
+                break;
+            }
+            let pico_per_hour = stretch.pico_per_hour;
+            if ms > after_ms && pico_per_hour != before {
+                let held = self
+                    .accrual
+                    .get(variant)
+                    .and_then(|a| a.rates.range(..=ms).next_back())
+                    .is_some_and(|(_, then)| then.pico_per_hour == pico_per_hour);
+                if !held {
+                    self.pending.rates.insert((variant.to_owned(), ms), stretch);
+                }
+            }
+            before = pico_per_hour;
         }
     }
 }
@@ -922,21 +1102,26 @@ impl Fleet {
     }
 
     /// The standing rate of `endpoint`'s `variant` from `now` on, as this
-    /// process's profile gives it (found or refreshed). Once this process has
-    /// noted the variant's rate in today's endpoint item (at its first call to
-    /// it today), a change of the hourly cost is noted there too, from `now`:
-    /// the fleet's accrual prices each stretch of the day at its own rate. A
-    /// change of source alone at the same cost is not a new stretch (a price
-    /// refreshed from the cache each time would add one per refresh).
-    /// `described` is when the profile giving the rate was last described
-    /// (`None` for one set by hand): a first call's rate from a profile older
-    /// than a stretch the table holds is not written over it.
+    /// process's profile gives it (found or refreshed), with the terms its price
+    /// source's answer announced (`terms`, oldest first: each in force from its
+    /// date). Once this process has noted the variant's rate in today's endpoint
+    /// item (at its first call to it today), a change of the hourly cost is
+    /// noted there too, from `now`, and each term from its date once that date
+    /// is past (here, or at the next call): the fleet's accrual prices each
+    /// stretch of the day at its own rate. A change of source alone at the same
+    /// cost is not a new stretch (a price refreshed from the cache each time
+    /// would add one per refresh), nor is the look-up of a term's rate once it
+    /// is in force. `described` is when the profile giving the rate was last
+    /// described (`None` for one set by hand): a first call's rate from a
+    /// profile older than a stretch the table holds is not written over it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn set_standing(
         &self,
         endpoint: &str,
         variant: &str,
         usd_per_hour: Decimal,
         from: RateFrom,
+        terms: Arc<[StandingTerm]>,
         now: SystemTime,
         described: Option<SystemTime>,
     ) {
@@ -946,35 +1131,52 @@ impl Fleet {
         let rate = StandingStretch {
             pico_per_hour,
             from,
+            term: false,
         };
         let now_ms = epoch_ms(now);
         let described_ms = described.map(epoch_ms);
         let mut guard = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *guard;
-        let seen = state.standing_seen.entry(endpoint.to_owned()).or_default();
-        if let Some(seen) = seen.get_mut(variant)
-            && seen.stretch.pico_per_hour == pico_per_hour
+        // The rate applied until now, when it announced terms dated by now: they
+        // are noted in today's item before it is replaced.
+        let passed = state
+            .standing_seen
+            .get(endpoint)
+            .and_then(|seen| seen.get(variant))
+            .filter(|seen| seen.terms.first().is_some_and(|t| epoch_ms(t.on) <= now_ms))
+            .map(|seen| (seen.stretch.clone(), seen.terms.clone()));
+        if let Some((before, announced)) = passed
+            && let Some(item) = state.variant_item_today(endpoint, variant, now)
+            && let Some(noted) = item.terms_noted_ms.get_mut(variant)
+            && *noted < now_ms
         {
-            // The same rate, described again.
-            seen.described_ms = seen.described_ms.max(described_ms);
-            return;
+            let after = std::mem::replace(noted, now_ms);
+            item.note_terms(variant, &before, &announced, after, now_ms);
         }
-        seen.insert(
-            variant.to_owned(),
-            SeenRate {
-                stretch: rate.clone(),
-                since_ms: now_ms,
-                described_ms,
-            },
-        );
-        let pk = state.endpoint_pk(endpoint);
-        let sk = state.period_sk(BudgetPeriod::Day, BudgetPeriod::Day.start_of(now.into()));
-        if let Some(item) = state
-            .items
-            .get_mut(pk.as_str())
-            .and_then(|m| m.get_mut(sk.as_str()))
-            && item.first_call_ns.contains_key(variant)
-        {
+        // The rate given, as in force now (a term of its answer dated by now
+        // is).
+        let mut given = SeenRate {
+            stretch: rate,
+            since_ms: now_ms,
+            described_ms,
+            terms,
+        };
+        given.fold_terms(now_ms);
+        given.since_ms = now_ms;
+        let seen = state.standing_seen.entry(endpoint.to_owned()).or_default();
+        if let Some(seen) = seen.get_mut(variant) {
+            seen.fold_terms(now_ms);
+            if seen.stretch.pico_per_hour == given.stretch.pico_per_hour {
+                // The same rate, described again (with the terms its answer
+                // announces now).
+                seen.described_ms = seen.described_ms.max(described_ms);
+                seen.terms = given.terms;
+                return;
+            }
+        }
+        let rate = given.stretch.clone();
+        seen.insert(variant.to_owned(), given);
+        if let Some(item) = state.variant_item_today(endpoint, variant, now) {
             item.pending
                 .rates
                 .insert((variant.to_owned(), now_ms), rate);
@@ -3484,6 +3686,7 @@ mod tests {
         let input = |started: DateTime<Utc>| AccrualInput {
             usd_per_hour: dec("3.60"),
             capacity_from: (crate::pricing::PriceOrigin::Live, None),
+            terms: crate::totals::no_terms(),
             started_at: started.into(),
             allocated_usd: None,
         };
@@ -3620,5 +3823,344 @@ mod tests {
             deadline_after(now, Duration::from_secs(2)),
             now + Duration::from_secs(2)
         );
+    }
+
+    use std::collections::HashMap;
+
+    /// The fleet's endpoint items as DynamoDB applies its writes to them, as far
+    /// as its accrual reads them back: `rate:` and `accrual_from:` set where
+    /// absent (`if_not_exists`), `allocated:` added; each write answered with
+    /// the whole item (`ALL_NEW`). The names of the `rate:` attributes written
+    /// are kept, in the order sent.
+    #[derive(Clone, Default)]
+    struct StretchTable {
+        items: Arc<Mutex<HashMap<String, HashMap<String, AttributeValue>>>>,
+        rates_sent: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl StretchTable {
+        fn answer(&self, input: &UpdateItemInput) -> Answer {
+            let key = |name: &str| match input.key().and_then(|k| k.get(name)) {
+                Some(AttributeValue::S(key)) => key.clone(),
+                _ => String::new(),
+            };
+            let pk = key("pk");
+            if !pk.starts_with("scope#endpoint:") {
+                return attributes(&[]);
+            }
+            let mut items = self.items.lock().unwrap();
+            let item = items.entry(format!("{pk}/{}", key("sk"))).or_default();
+            let values = input.expression_attribute_values().unwrap();
+            let mut names: Vec<(&String, &String)> =
+                input.expression_attribute_names().unwrap().iter().collect();
+            names.sort();
+            for (alias, name) in names {
+                let Some(value) = values.get(&alias.replacen('#', ":", 1)) else {
+                    continue;
+                };
+                if alias.starts_with("#r") {
+                    self.rates_sent.lock().unwrap().push(name.clone());
+                    item.entry(name.clone()).or_insert_with(|| value.clone());
+                } else if alias.starts_with("#f") {
+                    item.entry(name.clone()).or_insert_with(|| value.clone());
+                } else if alias.starts_with("#a") {
+                    let n = |v: Option<&AttributeValue>| match v {
+                        Some(AttributeValue::N(n)) => n.parse::<i128>().unwrap(),
+                        _ => 0,
+                    };
+                    let sum = n(item.get(name)) + n(Some(value));
+                    item.insert(name.clone(), AttributeValue::N(sum.to_string()));
+                }
+            }
+            MockResponse::Output(
+                UpdateItemOutput::builder()
+                    .set_attributes(Some(item.clone()))
+                    .build(),
+            )
+        }
+
+        /// A process of the fleet on this table, its clock (its flushes')
+        /// at the start of 2026-09-01.
+        fn process(&self) -> Fleet {
+            let table = self.clone();
+            let (fleet, _, _) = scripted_fleet(
+                FleetConfig::dynamodb("stretches"),
+                vec![],
+                utc("2026-09-01T00:00:00Z"),
+                move |input| table.answer(input),
+            );
+            fleet
+        }
+
+        /// The `rate:` attributes the processes sent, in order.
+        fn rates_sent(&self) -> Vec<String> {
+            self.rates_sent.lock().unwrap().clone()
+        }
+
+        /// The stretch `chat`'s item of `day` holds from `at`.
+        fn stretch(&self, day: &str, at: DateTime<Utc>) -> Option<HashMap<String, AttributeValue>> {
+            let items = self.items.lock().unwrap();
+            let item = items.get(&format!("scope#endpoint:chat/day#{day}"))?;
+            match item.get(&rate_name(at))? {
+                AttributeValue::M(map) => Some(map.clone()),
+                _ => None,
+            }
+        }
+    }
+
+    /// Flushes `fleet` until nothing is left to write (a write's answer may
+    /// leave a first call's rate to write, at the next).
+    async fn written(fleet: &Fleet) {
+        for _ in 0..3 {
+            if fleet.flush().await {
+                return;
+            }
+        }
+        panic!("still something to write after 3 flushes");
+    }
+
+    /// The name of `chat`'s AllTraffic stretch from `at`.
+    fn rate_name(at: DateTime<Utc>) -> String {
+        format!("rate:AllTraffic:{}", at.timestamp_millis())
+    }
+
+    fn utc(t: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(t).unwrap().to_utc()
+    }
+
+    const LIVE: RateFrom = (crate::pricing::PriceOrigin::Live, None);
+
+    /// Where the rate of the term announced ahead comes from, and the rate
+    /// looked up once it is in force: the cache, noted.
+    fn cached_term() -> RateFrom {
+        (
+            crate::pricing::PriceOrigin::Cache,
+            Some(Arc::from(
+                "rate of the term effective 2026-09-01T12:00:00Z, announced in the Price \
+                 List answer fetched 2026-09-01T08:00:00Z",
+            )),
+        )
+    }
+
+    /// 1 × ml.m5.xlarge at $0.20/h from `on`, announced ahead.
+    fn announced(on: DateTime<Utc>) -> Arc<[StandingTerm]> {
+        Arc::from(vec![StandingTerm {
+            on: on.into(),
+            usd_per_hour_all_instances: dec("0.20"),
+            capacity_from: cached_term(),
+            unreserved_fraction: None,
+        }])
+    }
+
+    /// A call to `chat`'s AllTraffic from `started` to `ended`, as the meter
+    /// hands it to the fleet: the rate its profile gives set as it is prepared
+    /// (`usd` an hour from `from`, announcing `terms`), the receipt recorded as
+    /// it ends. The fleet's accrual on its receipt.
+    fn call(
+        fleet: &Fleet,
+        (started, ended): (DateTime<Utc>, DateTime<Utc>),
+        usd: &str,
+        from: RateFrom,
+        terms: Arc<[StandingTerm]>,
+    ) -> FleetAccrualFigures {
+        let at = started.into();
+        fleet.set_standing(
+            "chat",
+            "AllTraffic",
+            dec(usd),
+            from.clone(),
+            terms.clone(),
+            at,
+            Some(at),
+        );
+        let input = AccrualInput {
+            usd_per_hour: dec(usd),
+            capacity_from: from,
+            terms,
+            started_at: at,
+            allocated_usd: None,
+        };
+        let recorded = fleet.record(
+            "chat",
+            Some("AllTraffic"),
+            &BTreeMap::new(),
+            dec("0.0001"),
+            ended.into(),
+            Some(input),
+            true,
+        );
+        recorded.accrual.expect("an accrual")
+    }
+
+    fn at(t: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        (t, t)
+    }
+
+    /// The cost model's worked example, its term dated at noon (the fleet's
+    /// accrual is of a UTC day: a term dated at midnight begins one, see the
+    /// next test): 1 × ml.m5.xlarge at $0.23/h with $0.20/h announced from
+    /// 12:00, called at 11:50 and next at 12:30, nothing between. AWS bills
+    /// 10 min × 0.23 + 30 min × 0.20 = 0.0383333… + 0.10 = $0.138333333333 (12
+    /// places); at the rate looked up at 11:50 until the one looked up at 12:30
+    /// it was 40 min × 0.23 = $0.153333333333.
+    #[tokio::test]
+    async fn the_fleets_accrual_goes_to_an_announced_terms_rate_at_its_date() {
+        let table = StretchTable::default();
+        let a = table.process();
+        let noon = utc("2026-09-01T12:00:00Z");
+        let first = utc("2026-09-01T11:50:00Z");
+        call(&a, at(first), "0.23", LIVE, announced(noon));
+        written(&a).await;
+        let later = call(
+            &a,
+            at(utc("2026-09-01T12:30:00Z")),
+            "0.20",
+            cached_term(),
+            crate::totals::no_terms(),
+        );
+        assert_eq!(later.accrued_usd, dec("0.138333333333"), "{later:?}");
+        // Each stretch's source once: live, then the cache noted.
+        assert_eq!(later.capacity_from, [LIVE, cached_term()]);
+        written(&a).await;
+        // The item holds the first call's stretch and the term's, from its
+        // date, marked (read back by every process).
+        assert_eq!(table.rates_sent(), [rate_name(first), rate_name(noon)]);
+        let term = table.stretch("2026-09-01", noon).unwrap();
+        assert_eq!(
+            term.get("pico_per_hour"),
+            Some(&AttributeValue::N("200000000000".into()))
+        );
+        assert_eq!(term.get("term"), Some(&AttributeValue::Bool(true)));
+        // Noted once: a call at 12:40 writes no stretch. 10 min × 0.23 + 40 min ×
+        // 0.20 = 0.0383333… + 0.1333333… = 0.171666666666… → $0.171666666667.
+        let again = call(
+            &a,
+            at(utc("2026-09-01T12:40:00Z")),
+            "0.20",
+            cached_term(),
+            crate::totals::no_terms(),
+        );
+        assert_eq!(again.accrued_usd, dec("0.171666666667"));
+        written(&a).await;
+        assert_eq!(table.rates_sent(), [rate_name(first), rate_name(noon)]);
+    }
+
+    /// A term dated at midnight begins the day: a call from 23:59:50 to
+    /// 00:00:10, the new day's first, started at $0.23/h; $0.20/h from 00:00.
+    /// The day accrues from midnight at 0.20: 10 s × 0.20 / 3,600 s =
+    /// $0.000555555556; and at the next call, 00:30, 30 min × 0.20 = $0.10 (at
+    /// the call's rate until a look-up, 30 min × 0.23 = $0.115).
+    #[tokio::test]
+    async fn a_call_across_a_terms_midnight_starts_the_day_at_the_terms_rate() {
+        let table = StretchTable::default();
+        let a = table.process();
+        let midnight = utc("2026-09-01T00:00:00Z");
+        let across = (utc("2026-08-31T23:59:50Z"), utc("2026-09-01T00:00:10Z"));
+        let first = call(&a, across, "0.23", LIVE, announced(midnight));
+        assert_eq!(first.accrued_usd, dec("0.000555555556"), "{first:?}");
+        written(&a).await;
+        let next = call(
+            &a,
+            at(utc("2026-09-01T00:30:00Z")),
+            "0.20",
+            cached_term(),
+            crate::totals::no_terms(),
+        );
+        assert_eq!(next.accrued_usd, dec("0.10"), "{next:?}");
+        assert!(table.stretch("2026-09-01", midnight).is_some());
+    }
+
+    /// Two processes on the variant of the worked example: A's Price List
+    /// answer announced the term, B's predates the announcement (B has not
+    /// looked the rate up since). Both accrue over 12:00: once B has read the
+    /// item back after A noted the term, each says 10 min × 0.23 + 45 min × 0.20
+    /// = 0.0383333… + 0.15 = $0.188333333333 at 12:45 (B alone would say 55 min
+    /// × 0.23 = $0.210833333333).
+    #[tokio::test]
+    async fn a_term_noted_by_one_process_prices_every_processs_accrual() {
+        let table = StretchTable::default();
+        let (a, b) = (table.process(), table.process());
+        let noon = utc("2026-09-01T12:00:00Z");
+        let first = utc("2026-09-01T11:50:00Z");
+        call(&a, at(first), "0.23", LIVE, announced(noon));
+        written(&a).await;
+        let none = crate::totals::no_terms;
+        call(&b, at(utc("2026-09-01T11:55:00Z")), "0.23", LIVE, none());
+        written(&b).await;
+        // 12:30: A looks the rate up (the term's) and notes the term.
+        call(
+            &a,
+            at(utc("2026-09-01T12:30:00Z")),
+            "0.20",
+            cached_term(),
+            none(),
+        );
+        written(&a).await;
+        // 12:40: B's call, then its write reads the term back.
+        call(&b, at(utc("2026-09-01T12:40:00Z")), "0.23", LIVE, none());
+        written(&b).await;
+        let t = at(utc("2026-09-01T12:45:00Z"));
+        let of_b = call(&b, t, "0.23", LIVE, none());
+        let of_a = call(&a, t, "0.20", cached_term(), none());
+        for (who, accrual) in [("A", of_a), ("B", of_b)] {
+            assert_eq!(
+                accrual.accrued_usd,
+                dec("0.188333333333"),
+                "{who}: {accrual:?}"
+            );
+            assert_eq!(accrual.capacity_from, [LIVE, cached_term()], "{who}");
+        }
+        written(&a).await;
+        written(&b).await;
+        // A's first call and the term: B's rate was in force before the term,
+        // nothing to write.
+        assert_eq!(table.rates_sent(), [rate_name(first), rate_name(noon)]);
+    }
+
+    /// After A noted the term from 12:00, C's first call (12:50) is at the rate
+    /// the term replaced (its answer predates the announcement, though its
+    /// profile is described after 12:00): it does not undo the term. D's first
+    /// call, at the term's rate it looked up, agrees. At 13:00 every process
+    /// says 10 min × 0.23 + 60 min × 0.20 = 0.0383333… + 0.20 = $0.238333333333
+    /// (with C's rate from 12:50: 0.0383333… + 50 min × 0.20 + 10 min × 0.23 =
+    /// $0.243333333333).
+    #[tokio::test]
+    async fn a_first_call_at_the_rate_a_term_replaced_does_not_undo_it() {
+        let table = StretchTable::default();
+        let (a, c, d) = (table.process(), table.process(), table.process());
+        let noon = utc("2026-09-01T12:00:00Z");
+        let first = utc("2026-09-01T11:50:00Z");
+        let none = crate::totals::no_terms;
+        call(&a, at(first), "0.23", LIVE, announced(noon));
+        written(&a).await;
+        call(
+            &a,
+            at(utc("2026-09-01T12:30:00Z")),
+            "0.20",
+            cached_term(),
+            none(),
+        );
+        written(&a).await;
+        let late = at(utc("2026-09-01T12:50:00Z"));
+        call(&c, late, "0.23", LIVE, none());
+        call(&d, late, "0.20", cached_term(), none());
+        // The first write reads the item back; a stretch news to it would go
+        // with the next.
+        written(&c).await;
+        written(&d).await;
+        assert_eq!(table.rates_sent(), [rate_name(first), rate_name(noon)]);
+        let t = at(utc("2026-09-01T13:00:00Z"));
+        for (who, process, usd, from) in [
+            ("A", &a, "0.20", cached_term()),
+            ("C", &c, "0.23", LIVE),
+            ("D", &d, "0.20", cached_term()),
+        ] {
+            let accrual = call(process, t, usd, from, none());
+            assert_eq!(
+                accrual.accrued_usd,
+                dec("0.238333333333"),
+                "{who}: {accrual:?}"
+            );
+        }
     }
 }

@@ -112,6 +112,11 @@ pub(crate) const RATE_PICO_PER_HOUR: &str = "pico_per_hour";
 pub(crate) const RATE_SOURCE: &str = "source";
 /// Why the stretch's rate came from a fallback, when it did.
 pub(crate) const RATE_NOTE: &str = "note";
+/// `true` on a stretch from the date of a term the Price List answer announced
+/// ahead (the stretch begins at the term's date, at its rate); absent on a
+/// stretch from a process's look-up. A version that does not know it reads the
+/// stretch as any other.
+pub(crate) const RATE_TERM: &str = "term";
 /// The last sequence number of a process's flushes applied to an item.
 pub(crate) const SEQ_PREFIX: &str = "seq:";
 /// The sequence number of a process's last lease request applied to a budget's
@@ -367,6 +372,9 @@ pub(crate) struct StandingStretch {
     pub pico_per_hour: i128,
     /// Where that rate came from.
     pub from: RateFrom,
+    /// The stretch begins at the date of a term the Price List answer
+    /// announced ahead ([`RATE_TERM`]), not at a process's look-up.
+    pub term: bool,
 }
 
 impl StandingStretch {
@@ -378,6 +386,9 @@ impl StandingStretch {
         ]);
         if let Some(note) = note {
             map.insert(RATE_NOTE.to_owned(), s(note));
+        }
+        if self.term {
+            map.insert(RATE_TERM.to_owned(), AttributeValue::Bool(true));
         }
         AttributeValue::M(map)
     }
@@ -405,6 +416,7 @@ impl StandingStretch {
         Some(StandingStretch {
             pico_per_hour,
             from: (origin, note),
+            term: matches!(map.get(RATE_TERM), Some(AttributeValue::Bool(true))),
         })
     }
 }
@@ -1358,6 +1370,25 @@ mod tests {
                 SPENT.to_owned()
             ]
         );
+    }
+
+    #[test]
+    fn a_terms_stretch_is_marked_and_one_written_before_the_mark_reads_as_a_look_ups() {
+        let term = StandingStretch {
+            pico_per_hour: 200_000_000_000,
+            from: (PriceOrigin::Cache, Some(Arc::from("rate of the term"))),
+            term: true,
+        };
+        let value = term.value();
+        assert_eq!(StandingStretch::read(&value), Some(term.clone()));
+        // As an older version writes a stretch (and reads this one): no mark.
+        let AttributeValue::M(mut map) = value else {
+            panic!("a map");
+        };
+        assert_eq!(map.remove(RATE_TERM), Some(AttributeValue::Bool(true)));
+        let looked_up = StandingStretch::read(&AttributeValue::M(map)).unwrap();
+        assert!(!looked_up.term);
+        assert_eq!(looked_up.pico_per_hour, term.pico_per_hour);
     }
 
     #[test]
