@@ -2845,3 +2845,104 @@ async fn the_fleets_accrual_has_nothing_for_the_hours_a_variant_was_serverless()
     assert_eq!(accrual.accrued_usd, dec("1") * dec("0.23"), "{accrual:?}");
     client.meter().shutdown().await.unwrap();
 }
+
+/// The cost model's worked example on the emulator's table, its term dated at
+/// noon (the fleet's accrual is of a UTC day, which a term dated at midnight
+/// begins): 1 × ml.m5.xlarge at $0.23/h, $0.20/h announced from
+/// 2026-12-02T12:00Z. A's Price List answer (fetched at 11:50) announces the
+/// term; B's (fetched at 11:55 from a Price List that has not published it yet)
+/// does not, and B does not look the rate up again. A calls at 11:50 and 12:30,
+/// B at 11:55, 12:40 and 12:45. AWS bills the instance at the rate in force when
+/// it ran:
+/// - at 12:30, 10 min × 0.23 + 30 min × 0.20 = 0.0383333… + 0.10 =
+///   $0.138333333333 since the fleet's first call (at the rate looked up at
+///   11:50 until the next look-up, 40 min × 0.23 = $0.153333333333);
+/// - at 12:45, 10 min × 0.23 + 45 min × 0.20 = 0.0383333… + 0.15 =
+///   $0.188333333333, for B as for A once B's write read the term back (at B's
+///   rate, 55 min × 0.23 = $0.210833333333).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_term_announced_ahead_reaches_the_fleets_accrual_at_its_date() {
+    use crate::support::fake_pricelist::{FakePriceList, docs};
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use sagemeter::billing::AccrualCharge;
+    use sagemeter::pricing::PriceOrigin;
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name("announced");
+    create_table(&conf, &table).await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let fake = scaled_fake().await;
+    let fake_conf = fake.sdk_config().await;
+    let r = "us-east-1";
+    let hosting = || docs::hosting(r, "ml.m5.xlarge", "0.2300000000");
+    let data = || {
+        [
+            docs::data_in(r, "0.0160000000"),
+            docs::data_out(r, "0.0160000000"),
+        ]
+    };
+    let (announcing, not_yet) = (FakePriceList::start().await, FakePriceList::start().await);
+    announcing.add_documents(data());
+    announcing.add_documents([docs::with_term_announced(
+        hosting(),
+        "2026-12-02T12:00:00Z",
+        "0.2000000000",
+    )]);
+    not_yet.add_documents(data());
+    not_yet.add_documents([hosting()]);
+    let utc = |t: &str| -> std::time::SystemTime {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .to_utc()
+            .into()
+    };
+    let process = |pricelist: &FakePriceList, time: &ManualTimeSource| {
+        Client::builder(&fake_conf)
+            .pricing_config(&pricelist.sdk_config(r))
+            .time_source(aws_smithy_async::time::SharedTimeSource::new(time.clone()))
+            .without_metrics()
+            .fleet(FleetConfig::dynamodb(&table).dynamodb_client(ddb.clone()))
+            .build()
+            .unwrap()
+    };
+    let time_a = ManualTimeSource::new(utc("2026-12-02T11:50:00Z"));
+    let time_b = ManualTimeSource::new(utc("2026-12-02T11:55:00Z"));
+    let (a, b) = (process(&announcing, &time_a), process(&not_yet, &time_b));
+    let minutes = |n: u64| Duration::from_secs(n * 60);
+    call_endpoint(&a, "scaled").await;
+    flushed(&a).await;
+    call_endpoint(&b, "scaled").await;
+    flushed(&b).await;
+    // 12:30: A's call looks the term's rate up.
+    time_a.advance(minutes(40));
+    let at_a = call_endpoint(&a, "scaled").await;
+    let accrual = at_a.accrual.expect("an instance variant accrues");
+    assert_eq!(accrual.accrued_usd, dec("0.138333333333"), "{accrual:?}");
+    let capacity: Vec<PriceOrigin> = accrual
+        .priced_from
+        .iter()
+        .filter(|s| s.charge == AccrualCharge::Capacity)
+        .map(|s| s.price_source)
+        .collect();
+    // Each rate's source once: the answer fetched live, the term's rate from it
+    // in the cache.
+    assert_eq!(capacity, [PriceOrigin::Live, PriceOrigin::Cache]);
+    flushed(&a).await;
+    // 12:40: B's call; its write reads the term back.
+    time_b.advance(minutes(45));
+    call_endpoint(&b, "scaled").await;
+    flushed(&b).await;
+    // 12:45: a receipt of each.
+    time_a.advance(minutes(15));
+    time_b.advance(minutes(5));
+    for (who, client) in [("A", &a), ("B", &b)] {
+        let cost = call_endpoint(client, "scaled").await;
+        let accrual = cost.accrual.expect("an instance variant accrues");
+        assert_eq!(
+            accrual.accrued_usd,
+            dec("0.188333333333"),
+            "{who}: {accrual:?}"
+        );
+    }
+    a.meter().shutdown().await.unwrap();
+    b.meter().shutdown().await.unwrap();
+}

@@ -536,32 +536,6 @@ async fn a_discovered_profile_warms_every_key_its_calls_and_accruals_need_once_e
     assert_eq!(pricelist.request_count(), 9);
 }
 
-/// `doc` (one on-demand term) with a second term AWS announced ahead: `usd` per
-/// unit from `date`, as the Price List lists it beside the one in effect.
-fn with_term_announced(mut doc: serde_json::Value, date: &str, usd: &str) -> serde_json::Value {
-    let terms = doc["terms"]["OnDemand"].as_object_mut().unwrap();
-    let (code, term) = terms.iter().next().unwrap();
-    let sku = term["sku"].as_str().unwrap().to_owned();
-    let mut announced = term.clone();
-    let new_code = format!("{sku}.ANNOUNCED1");
-    announced["offerTermCode"] = serde_json::json!("ANNOUNCED1");
-    announced["effectiveDate"] = serde_json::json!(date);
-    let dims = announced["priceDimensions"].as_object_mut().unwrap();
-    let renamed: serde_json::Map<String, serde_json::Value> = dims
-        .iter()
-        .map(|(rate_code, dim)| {
-            let rate_code = rate_code.replace(code.as_str(), &new_code);
-            let mut dim = dim.clone();
-            dim["rateCode"] = serde_json::json!(rate_code);
-            dim["pricePerUnit"]["USD"] = serde_json::json!(usd);
-            (rate_code, dim)
-        })
-        .collect();
-    *dims = renamed;
-    terms.insert(new_code, announced);
-    doc
-}
-
 /// ml.m5.xlarge at $0.23/h, with $0.20 announced from 2026-09-01T00:00Z in the same
 /// Price List answer, fetched at 22:00 the day before (TTL 6 h); the Price List
 /// fails from 23:00. AWS bills usage at the rate of the term in force when it runs:
@@ -580,7 +554,7 @@ async fn a_price_change_announced_ahead_prices_calls_from_its_date_and_is_record
     );
     let pricelist = FakePriceList::start().await;
     pricelist.add_documents([
-        with_term_announced(
+        docs::with_term_announced(
             docs::hosting("us-east-1", "ml.m5.xlarge", "0.2300000000"),
             "2026-09-01T00:00:00Z",
             "0.2000000000",
@@ -715,7 +689,7 @@ async fn a_term_announced_ahead_accrues_from_its_date_not_from_the_next_look_up(
     );
     let pricelist = FakePriceList::start().await;
     pricelist.add_documents([
-        with_term_announced(
+        docs::with_term_announced(
             docs::hosting("us-east-1", "ml.m5.xlarge", "0.2300000000"),
             "2026-09-01T00:00:00Z",
             "0.2000000000",

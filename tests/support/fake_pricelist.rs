@@ -1204,4 +1204,30 @@ pub mod docs {
     pub fn data_out(region: &str, usd: &str) -> Value {
         data(region, "Out", "Hosting:OUT", usd)
     }
+
+    /// `doc` (one on-demand term) with a second term AWS announced ahead: `usd` per
+    /// unit from `date`, as the Price List lists it beside the one in effect.
+    pub fn with_term_announced(mut doc: Value, date: &str, usd: &str) -> Value {
+        let terms = doc["terms"]["OnDemand"].as_object_mut().unwrap();
+        let (code, term) = terms.iter().next().unwrap();
+        let sku = term["sku"].as_str().unwrap().to_owned();
+        let mut announced = term.clone();
+        let new_code = format!("{sku}.ANNOUNCED1");
+        announced["offerTermCode"] = json!("ANNOUNCED1");
+        announced["effectiveDate"] = json!(date);
+        let dims = announced["priceDimensions"].as_object_mut().unwrap();
+        let renamed: Map<String, Value> = dims
+            .iter()
+            .map(|(rate_code, dim)| {
+                let rate_code = rate_code.replace(code.as_str(), &new_code);
+                let mut dim = dim.clone();
+                dim["rateCode"] = json!(rate_code);
+                dim["pricePerUnit"]["USD"] = json!(usd);
+                (rate_code, dim)
+            })
+            .collect();
+        *dims = renamed;
+        terms.insert(new_code, announced);
+        doc
+    }
 }
