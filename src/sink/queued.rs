@@ -68,6 +68,9 @@ pub struct Queued<S> {
     capacity: usize,
     counters: Arc<Counters>,
     warn: WarnLimiter,
+    /// Limits the WARNs of price changes dropped apart from receipts': a full
+    /// queue drops both, and the receipts' WARN must not hide the changes'.
+    change_warn: WarnLimiter,
 }
 
 enum Msg {
@@ -114,7 +117,7 @@ impl<S: CostSink + 'static> Queued<S> {
                 let _recorder = recorder
                     .as_deref()
                     .map(|r| metrics::set_default_local_recorder(r));
-                let warn = WarnLimiter::new();
+                let (warn, change_warn) = (WarnLimiter::new(), WarnLimiter::new());
                 while let Some(msg) = rx.blocking_recv() {
                     match msg {
                         Msg::Receipt(cost) => {
@@ -146,7 +149,7 @@ impl<S: CostSink + 'static> Queued<S> {
                                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                                     on_thread.record_price_change(&change)
                                 }));
-                            if told.is_err() && warn.should_warn() {
+                            if told.is_err() && change_warn.should_warn() {
                                 tracing::warn!(target: "sagemeter",
                                     sink = on_thread.name(), key = %change.key,
                                     "a queued cost sink panicked recording a price change: it \
@@ -168,6 +171,7 @@ impl<S: CostSink + 'static> Queued<S> {
             capacity,
             counters,
             warn: WarnLimiter::new(),
+            change_warn: WarnLimiter::new(),
         }
     }
 }
@@ -263,7 +267,7 @@ impl<S: CostSink + 'static> CostSink for Queued<S> {
                 .try_send(Msg::PriceChange(Box::new(change.clone())))
                 .is_ok()
         });
-        if !queued && self.warn.should_warn() {
+        if !queued && self.change_warn.should_warn() {
             tracing::warn!(target: "sagemeter", sink = "queued", key = %change.key,
                 "a price change was dropped: the queued sink's queue is full (the sink \
                  cannot keep up) or it was shut down");
@@ -457,16 +461,23 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         queued.record(&cost("b"));
+        // A receipt dropped first, its WARN given: the change's is its own.
+        queued.record(&cost("c"));
+        assert_eq!(warns.count("receipt dropped"), 1);
         queued.record_price_change(&change());
         assert_eq!(warns.count("a price change was dropped"), 1);
         open.send(()).unwrap();
         open.send(()).unwrap();
         queued.shutdown().await.unwrap();
         assert_eq!(*queued.inner().events.lock().unwrap(), ["a", "b"]);
-        // After shutdown: dropped too (the WARN limited to one every 10 s).
-        queued.record_price_change(&change());
-        assert_eq!(warns.count("a price change was dropped"), 1);
         assert_eq!(queued.stats().written, 2);
+
+        // A change told after the shutdown is dropped with a WARN too.
+        let shut = Queued::new(Changes::default());
+        shut.shutdown().await.unwrap();
+        shut.record_price_change(&change());
+        assert_eq!(warns.count("a price change was dropped"), 2);
+        assert!(shut.inner().events.lock().unwrap().is_empty());
     }
 
     /// The WARN events of target `sagemeter` seen on the test's thread.
