@@ -792,7 +792,7 @@ async fn a_storage_term_announced_ahead_accrues_from_its_date_not_from_the_next_
     let pricelist = FakePriceList::start().await;
     pricelist.add_documents([
         docs::hosting("us-east-1", "ml.m5.xlarge", "0.2300000000"),
-        with_term_announced(
+        docs::with_term_announced(
             docs::hosting_storage("us-east-1", "0.1400000000"),
             "2026-09-01T00:00:00Z",
             "0.1000000000",
