@@ -528,12 +528,14 @@ struct Item {
     /// Per variant, this process's earliest call in the item's period (epoch ns:
     /// the table keeps ms, the accrual counts every nanosecond).
     first_call_ns: BTreeMap<String, i128>,
-    /// This process's first-call rates, by variant and epoch ms, not yet
-    /// compared with the stretches the table holds: written only where the
-    /// table's stretch then has another rate, so that the many short runs of a
-    /// day (`sagemeter invoke` from cron) do not each add one to the item.
-    /// Each with when the profile that gave it was described (see [`SeenRate`]).
-    unconfirmed: BTreeMap<(String, i64), (StandingStretch, Option<i64>)>,
+    /// This process's first-call rates and the terms it noted, by variant and
+    /// epoch ms, not yet compared with the stretches the table holds (its
+    /// answer to the next write): a first call's rate is written only where it
+    /// is news to the table ([`Item::is_news`]), so that the many short runs of
+    /// a day (`sagemeter invoke` from cron) do not each add one to the item; a
+    /// term only where it replaces the stretch the table holds before its date
+    /// ([`term_replaces`]).
+    unconfirmed: BTreeMap<(String, i64), Unconfirmed>,
     /// Per variant, until when (epoch ms) this process has noted the terms its
     /// rates announced in the item ([`Item::note_terms`]): from its first call
     /// to the variant in the period on, each term once.
@@ -541,6 +543,29 @@ struct Item {
     /// The table's item may hold attributes of this process (`seq:`,
     /// `lease_seq:`, `inflight:`, ...): removed at shutdown.
     marked: bool,
+}
+
+/// A stretch this process would write, until compared with the table's.
+#[derive(Debug, Clone)]
+enum Unconfirmed {
+    /// Its rate at its first call to the variant in the period, with when the
+    /// profile that gave it was described (see [`SeenRate`]).
+    FirstCall(StandingStretch, Option<i64>),
+    /// A term its rate announced, from the term's date, with the hourly cost
+    /// (pico-USD) this process applied just before that date.
+    Term(StandingStretch, i128),
+}
+
+/// Whether a term from `ms`, this process applying `before` (pico-USD an hour)
+/// just before it, replaces what the table holds: `held`, the last stretch it
+/// holds from `ms` or earlier (with when it began), is from before `ms` and at
+/// `before`. Not when it is at another rate (the instance count this process's
+/// profile gives is out of date: another process recorded a scale-out, and
+/// prices its term from its own count), nor when the table holds none before
+/// the term (the day's accrual begins after it) or one from `ms` already (its
+/// first writer keeps it).
+fn term_replaces(held: Option<(i64, &StandingStretch)>, ms: i64, before: i128) -> bool {
+    held.is_some_and(|(since, then)| since < ms && then.pico_per_hour == before)
 }
 
 impl Item {
@@ -612,15 +637,26 @@ impl Item {
                 {
                     self.unconfirmed.insert(
                         (variant.to_owned(), seen.since_ms),
-                        (seen.stretch.clone(), described_ms),
+                        Unconfirmed::FirstCall(seen.stretch.clone(), described_ms),
                     );
                 }
             }
-            self.unconfirmed
-                .insert((variant.to_owned(), started_ms), (own, described_ms));
+            // The terms of the rate the call started at dated in the period by
+            // now, those before the call's start too: a short run before the
+            // term's date may have left the rate it replaces in the item.
+            let period_from = period_start.map_or(i64::MIN, |start| start.timestamp_millis() - 1);
             self.terms_noted_ms.insert(variant.to_owned(), started_ms);
-            // The terms of the rate the call started at, dated while it ran.
-            self.note_terms(variant, rate, &input.terms, started_ms, now_ms);
+            self.note_terms(
+                variant,
+                rate,
+                &input.terms,
+                period_from.min(started_ms),
+                now_ms,
+            );
+            self.unconfirmed.insert(
+                (variant.to_owned(), started_ms),
+                Unconfirmed::FirstCall(own, described_ms),
+            );
         }
         // The terms of the rate this process applies now (its profile's, else
         // this call's), dated since it last noted them: nothing to do for a
@@ -686,8 +722,9 @@ impl Item {
             .saturating_add(self.pending.allocated.get(variant).copied().unwrap_or(0));
         // The standing rates as the table holds them (the first writer of each
         // keeps it), with this process's own not yet acknowledged (a first
-        // call's rate only where it is news to the table): copied only while
-        // there are some of those.
+        // call's rate only where it is news to the table, then a term only
+        // where it replaces the stretch before it): copied only while there
+        // are some of those.
         let mut own = self
             .unacked
             .iter()
@@ -696,20 +733,41 @@ impl Item {
             .chain(
                 self.unconfirmed
                     .iter()
-                    .filter(|((v, ms), (stretch, described_ms))| {
-                        self.is_news(v, *ms, stretch, *described_ms)
-                    })
-                    .map(|(at, (stretch, _))| (at, stretch)),
+                    .filter_map(|(at, unconfirmed)| match unconfirmed {
+                        Unconfirmed::FirstCall(stretch, described_ms)
+                            if self.is_news(&at.0, at.1, stretch, *described_ms) =>
+                        {
+                            Some((at, stretch))
+                        }
+                        _ => None,
+                    }),
             )
             .filter(|((v, _), _)| v == variant)
             .peekable();
+        let mut terms = self
+            .unconfirmed
+            .range((variant.to_owned(), i64::MIN)..=(variant.to_owned(), i64::MAX))
+            .filter_map(|((_, ms), unconfirmed)| match unconfirmed {
+                Unconfirmed::Term(stretch, before) => Some((*ms, stretch, *before)),
+                Unconfirmed::FirstCall(..) => None,
+            })
+            .peekable();
         let merged;
-        let rates = match (known, own.peek()) {
-            (Some(known), None) => &known.rates,
+        let rates = match (known, own.peek(), terms.peek()) {
+            (Some(known), None, None) => &known.rates,
             _ => {
                 let mut rates = known.map(|k| k.rates.clone()).unwrap_or_default();
                 for ((_, ms), stretch) in own {
                     rates.entry(*ms).or_insert_with(|| stretch.clone());
+                }
+                for (ms, stretch, before) in terms {
+                    if term_replaces(
+                        rates.range(..=ms).next_back().map(|(at, then)| (*at, then)),
+                        ms,
+                        before,
+                    ) {
+                        rates.insert(ms, stretch.clone());
+                    }
                 }
                 merged = rates;
                 &merged
@@ -733,15 +791,49 @@ impl Item {
             .saturating_add(self.pending.spent)
     }
 
-    /// Compares this process's first-call rates with the stretches the table
-    /// holds (its last answer): each is written at the next flush where it is
-    /// news to the table ([`Item::is_news`]), dropped elsewhere.
+    /// Compares this process's first-call rates and the terms it noted with
+    /// the stretches the table holds (its last answer) and those this process
+    /// has still to write, oldest first: each is written at the next flush
+    /// where it is news to the table ([`Item::is_news`]; a term where it
+    /// replaces the stretch before it, [`term_replaces`]), dropped elsewhere.
     fn confirm_rates(&mut self) {
-        for ((variant, ms), (stretch, described_ms)) in std::mem::take(&mut self.unconfirmed) {
-            if self.is_news(&variant, ms, &stretch, described_ms) {
+        for ((variant, ms), unconfirmed) in std::mem::take(&mut self.unconfirmed) {
+            let stretch = match unconfirmed {
+                Unconfirmed::FirstCall(stretch, described_ms) => self
+                    .is_news(&variant, ms, &stretch, described_ms)
+                    .then_some(stretch),
+                Unconfirmed::Term(stretch, before) => {
+                    term_replaces(self.held(&variant, ms, true), ms, before).then_some(stretch)
+                }
+            };
+            if let Some(stretch) = stretch {
                 self.pending.rates.insert((variant, ms), stretch);
             }
         }
+    }
+
+    /// The last stretch of `variant` from `ms` or earlier (`inclusive`; else
+    /// before `ms`), with when it began, as the table will hold it as far as
+    /// this process knows: its last answer, then the stretches this process
+    /// has written since or is to write (the first writer of each keeps it).
+    fn held(&self, variant: &str, ms: i64, inclusive: bool) -> Option<(i64, &StandingStretch)> {
+        let upto = if inclusive { ms } else { ms.saturating_sub(1) };
+        let table = self
+            .accrual
+            .get(variant)
+            .and_then(|a| a.rates.range(..=upto).next_back())
+            .map(|(since, then)| (*since, then));
+        let key = |ms| (variant.to_owned(), ms);
+        self.unacked
+            .iter()
+            .map(|(_, d)| &d.rates)
+            .chain([&self.pending.rates])
+            .filter_map(|rates| rates.range(key(i64::MIN)..=key(upto)).next_back())
+            .map(|((_, since), then)| (*since, then))
+            .fold(table, |last, own| match last {
+                Some((since, _)) if since >= own.0 => last,
+                _ => Some(own),
+            })
     }
 
     /// Whether this process's first-call rate `stretch` of `variant` from `ms`
@@ -760,18 +852,14 @@ impl Item {
         stretch: &StandingStretch,
         described_ms: Option<i64>,
     ) -> bool {
-        let Some(rates) = self.accrual.get(variant).map(|a| &a.rates) else {
-            return true;
-        };
-        let Some((since, then)) = rates.range(..=ms).next_back() else {
+        let Some((since, then)) = self.held(variant, ms, true) else {
             return true;
         };
         let held = then.pico_per_hour == stretch.pico_per_hour;
-        let newer = described_ms.is_some_and(|described| *since > described);
+        let newer = described_ms.is_some_and(|described| since > described);
         let before_term = then.term
-            && rates
-                .range(..*since)
-                .next_back()
+            && self
+                .held(variant, since, false)
                 .is_some_and(|(_, before)| before.pico_per_hour == stretch.pico_per_hour);
         !held && !newer && !before_term
     }
@@ -779,9 +867,10 @@ impl Item {
     /// Notes the terms `rate` announced dated after `after_ms` and by `now_ms`
     /// in the item, each as a stretch from its date at its rate, marked as a
     /// term's (AWS bills an instance-hour at the rate of the term in force when
-    /// it ran, whether or not a process looked a rate up then): written at the
-    /// next flush, unless it leaves the rate as it was or the table (its last
-    /// answer) holds its rate then already.
+    /// it ran, whether or not a process looked a rate up then), unless it
+    /// leaves the rate as it was: compared with the table's answer to the next
+    /// write ([`Item::confirm_rates`]), and written after it where it replaces
+    /// the stretch the table holds before its date.
     fn note_terms(
         &mut self,
         variant: &str,
@@ -800,14 +889,8 @@ impl Item {
             }
             let pico_per_hour = stretch.pico_per_hour;
             if ms > after_ms && pico_per_hour != before {
-                let held = self
-                    .accrual
-                    .get(variant)
-                    .and_then(|a| a.rates.range(..=ms).next_back())
-                    .is_some_and(|(_, then)| then.pico_per_hour == pico_per_hour);
-                if !held {
-                    self.pending.rates.insert((variant.to_owned(), ms), stretch);
-                }
+                self.unconfirmed
+                    .insert((variant.to_owned(), ms), Unconfirmed::Term(stretch, before));
             }
             before = pico_per_hour;
         }
@@ -1137,8 +1220,21 @@ impl Fleet {
         let described_ms = described.map(epoch_ms);
         let mut guard = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *guard;
+        // The rate given, as in force now (a term of its answer dated by now
+        // is).
+        let mut given = SeenRate {
+            stretch: rate,
+            since_ms: now_ms,
+            described_ms,
+            terms,
+        };
+        given.fold_terms(now_ms);
+        given.since_ms = now_ms;
         // The rate applied until now, when it announced terms dated by now: they
-        // are noted in today's item before it is replaced.
+        // are noted in today's item before it is replaced, where the rate given
+        // is the one they put in force now. Not where it is another (another
+        // instance count, or nothing standing): the count changed at a time not
+        // known, the terms were priced from the count before.
         let passed = state
             .standing_seen
             .get(endpoint)
@@ -1151,18 +1247,10 @@ impl Fleet {
             && *noted < now_ms
         {
             let after = std::mem::replace(noted, now_ms);
-            item.note_terms(variant, &before, &announced, after, now_ms);
+            if in_force(&before, &announced, now_ms).pico_per_hour == given.stretch.pico_per_hour {
+                item.note_terms(variant, &before, &announced, after, now_ms);
+            }
         }
-        // The rate given, as in force now (a term of its answer dated by now
-        // is).
-        let mut given = SeenRate {
-            stretch: rate,
-            since_ms: now_ms,
-            described_ms,
-            terms,
-        };
-        given.fold_terms(now_ms);
-        given.since_ms = now_ms;
         let seen = state.standing_seen.entry(endpoint.to_owned()).or_default();
         if let Some(seen) = seen.get_mut(variant) {
             seen.fold_terms(now_ms);
@@ -1397,8 +1485,13 @@ impl Fleet {
                     } else {
                         None
                     };
+                    // An item with stretches to compare with the table's is
+                    // written (read back) too.
                     if item.unacked.is_none()
-                        && (!item.pending.is_empty() || renew || load.is_some())
+                        && (!item.pending.is_empty()
+                            || !item.unconfirmed.is_empty()
+                            || renew
+                            || load.is_some())
                     {
                         seq += 1;
                         item.unacked = Some((seq, std::mem::take(&mut item.pending)));
@@ -1987,6 +2080,7 @@ impl Fleet {
                 item.period_end > now
                     || item.unacked.is_some()
                     || !item.pending.is_empty()
+                    || !item.unconfirmed.is_empty()
                     || item.lease.is_some()
                     || item.lease_unanswered
             });
@@ -2309,14 +2403,15 @@ impl Fleet {
         );
     }
 
-    /// Some item holds standing rates not written yet.
+    /// Some item holds standing rates not written yet, or still to compare
+    /// with the table's.
     fn rates_to_write(&self) -> bool {
         let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         state
             .items
             .values()
             .flat_map(|m| m.values())
-            .any(|item| !item.pending.rates.is_empty())
+            .any(|item| !item.pending.rates.is_empty() || !item.unconfirmed.is_empty())
     }
 
     /// Final flush (retried until `deadline`), then every lease's unused part
@@ -3944,9 +4039,14 @@ mod tests {
 
     /// 1 × ml.m5.xlarge at $0.20/h from `on`, announced ahead.
     fn announced(on: DateTime<Utc>) -> Arc<[StandingTerm]> {
+        announced_usd(on, "0.20")
+    }
+
+    /// The instances at `usd` an hour from `on`, announced ahead.
+    fn announced_usd(on: DateTime<Utc>, usd: &str) -> Arc<[StandingTerm]> {
         Arc::from(vec![StandingTerm {
             on: on.into(),
-            usd_per_hour_all_instances: dec("0.20"),
+            usd_per_hour_all_instances: dec(usd),
             capacity_from: cached_term(),
             unreserved_fraction: None,
         }])
@@ -3963,6 +4063,19 @@ mod tests {
         from: RateFrom,
         terms: Arc<[StandingTerm]>,
     ) -> FleetAccrualFigures {
+        call_described(fleet, (started, ended), usd, from, terms, started)
+    }
+
+    /// [`call`], its profile described at `described` (a cached one: the
+    /// instance count it gives may be out of date).
+    fn call_described(
+        fleet: &Fleet,
+        (started, ended): (DateTime<Utc>, DateTime<Utc>),
+        usd: &str,
+        from: RateFrom,
+        terms: Arc<[StandingTerm]>,
+        described: DateTime<Utc>,
+    ) -> FleetAccrualFigures {
         let at = started.into();
         fleet.set_standing(
             "chat",
@@ -3971,7 +4084,7 @@ mod tests {
             from.clone(),
             terms.clone(),
             at,
-            Some(at),
+            Some(described.into()),
         );
         let input = AccrualInput {
             usd_per_hour: dec(usd),
@@ -4162,5 +4275,146 @@ mod tests {
                 "{who}: {accrual:?}"
             );
         }
+    }
+
+    /// Cron-style short runs on 1 × ml.m5.xlarge at $0.23/h, their cached Price
+    /// List answer announcing $0.20/h from 12:00: A calls at 11:50 and exits;
+    /// A′ first calls at 12:30 (the rate in force then is the term's). A′ notes
+    /// the 12:00 term, which replaces the stretch the item holds before it (A's
+    /// 0.23, the rate A′ had before the term), and not its own 12:30 stretch
+    /// (the term's rate is in force then). B, at the term's rate it looked up,
+    /// calls at 12:35 and reads the item back; at 12:40 every process says 10
+    /// min × 0.23 + 40 min × 0.20 = 0.0383333… + 0.1333333… = 0.171666666666…
+    /// → $0.171666666667. With the term unwritten (A′ noting only terms after
+    /// its first call, and its own 12:30 stretch) it was 40 min × 0.23 + 10 min
+    /// × 0.20 = 0.1533333… + 0.0333333… = $0.186666666667.
+    #[tokio::test]
+    async fn a_term_dated_before_a_processs_first_call_is_noted_at_it() {
+        let table = StretchTable::default();
+        let (a, a2, b) = (table.process(), table.process(), table.process());
+        let noon = utc("2026-09-01T12:00:00Z");
+        let first = utc("2026-09-01T11:50:00Z");
+        let none = crate::totals::no_terms;
+        call(&a, at(first), "0.23", LIVE, announced(noon));
+        written(&a).await;
+        drop(a);
+        call(
+            &a2,
+            at(utc("2026-09-01T12:30:00Z")),
+            "0.23",
+            LIVE,
+            announced(noon),
+        );
+        written(&a2).await;
+        assert_eq!(table.rates_sent(), [rate_name(first), rate_name(noon)]);
+        let term = table.stretch("2026-09-01", noon).unwrap();
+        assert_eq!(
+            term.get("pico_per_hour"),
+            Some(&AttributeValue::N("200000000000".into()))
+        );
+        assert_eq!(term.get("term"), Some(&AttributeValue::Bool(true)));
+        call(
+            &b,
+            at(utc("2026-09-01T12:35:00Z")),
+            "0.20",
+            cached_term(),
+            none(),
+        );
+        written(&b).await;
+        let t = at(utc("2026-09-01T12:40:00Z"));
+        let of_a2 = call(&a2, t, "0.23", LIVE, announced(noon));
+        let of_b = call(&b, t, "0.20", cached_term(), none());
+        for (who, accrual) in [("A′", of_a2), ("B", of_b)] {
+            assert_eq!(
+                accrual.accrued_usd,
+                dec("0.171666666667"),
+                "{who}: {accrual:?}"
+            );
+        }
+        written(&a2).await;
+        written(&b).await;
+        assert_eq!(table.rates_sent(), [rate_name(first), rate_name(noon)]);
+    }
+
+    /// A term priced from an out-of-date instance count does not override a
+    /// scale-out another process recorded. A's profile, described at 11:30,
+    /// gives 1 × ml.m5.xlarge at $0.23/h, its answer announcing $0.20/h from
+    /// 12:00; the endpoint is at 2 instances from 11:55, when X (its answer
+    /// announcing 2 × 0.20 = $0.40/h from 12:00) records 2 × 0.23 = $0.46/h. A
+    /// calls at 12:10, still on its 11:30 profile: the stretch the item holds
+    /// before 12:00 is X's 0.46, not A's 0.23, so A does not note its 12:00
+    /// term; X notes its own at 12:20. At 12:30: 25 min × 0.23 + 5 min × 0.46
+    /// + 30 min × 0.40 = 0.0958333… + 0.0383333… + 0.20 = 0.334166666666… →
+    /// $0.334166666667 for A and X. With A's term written first (the first
+    /// writer keeps a stretch) it was 0.0958333… + 0.0383333… + 30 min × 0.20
+    /// = $0.234166666667, 0.20/h short from 12:00.
+    #[tokio::test]
+    async fn a_term_priced_from_an_out_of_date_instance_count_is_not_noted() {
+        let table = StretchTable::default();
+        let (a, x) = (table.process(), table.process());
+        let noon = utc("2026-09-01T12:00:00Z");
+        let described = utc("2026-09-01T11:30:00Z");
+        let scaled = utc("2026-09-01T11:55:00Z");
+        let of_a = |t: &str| {
+            let t = at(utc(t));
+            call_described(&a, t, "0.23", LIVE, announced(noon), described)
+        };
+        let of_x = |t: &str| call(&x, at(utc(t)), "0.46", LIVE, announced_usd(noon, "0.40"));
+        of_a("2026-09-01T11:30:00Z");
+        written(&a).await;
+        of_x("2026-09-01T11:55:00Z");
+        written(&x).await;
+        of_a("2026-09-01T12:10:00Z");
+        written(&a).await;
+        of_x("2026-09-01T12:20:00Z");
+        written(&x).await;
+        of_a("2026-09-01T12:25:00Z");
+        written(&a).await;
+        assert_eq!(
+            table.rates_sent(),
+            [rate_name(described), rate_name(scaled), rate_name(noon)]
+        );
+        let term = table.stretch("2026-09-01", noon).unwrap();
+        assert_eq!(
+            term.get("pico_per_hour"),
+            Some(&AttributeValue::N("400000000000".into()))
+        );
+        for (who, accrual) in [
+            ("A", of_a("2026-09-01T12:30:00Z")),
+            ("X", of_x("2026-09-01T12:30:00Z")),
+        ] {
+            assert_eq!(
+                accrual.accrued_usd,
+                dec("0.334166666667"),
+                "{who}: {accrual:?}"
+            );
+        }
+    }
+
+    /// The look-up that reveals another instance count does not note the old
+    /// rate's terms: when the count changed is not known. A's profile,
+    /// described at 11:30, gives 1 × ml.m5.xlarge at $0.23/h with $0.20/h
+    /// announced from 12:00; described again at 12:30 it gives 2 instances,
+    /// 2 × 0.23 = $0.46/h with 2 × 0.20 = $0.40/h from 12:00, so $0.40/h in
+    /// force. A notes 0.40 from 12:30 and not 0.20 from 12:00 (which would price
+    /// 12:00–12:30 at half the instances if the scale-out came before noon). At
+    /// 12:45: 60 min × 0.23 + 15 min × 0.40 = 0.23 + 0.10 = $0.33 (with the old
+    /// term noted, 30 min × 0.23 + 30 min × 0.20 + 15 min × 0.40 = 0.115 + 0.10
+    /// + 0.10 = $0.315).
+    #[tokio::test]
+    async fn the_look_up_revealing_another_instance_count_notes_no_old_term() {
+        let table = StretchTable::default();
+        let a = table.process();
+        let noon = utc("2026-09-01T12:00:00Z");
+        let first = utc("2026-09-01T11:30:00Z");
+        let refreshed = utc("2026-09-01T12:30:00Z");
+        call(&a, at(first), "0.23", LIVE, announced(noon));
+        written(&a).await;
+        let two = || announced_usd(noon, "0.40");
+        call(&a, at(refreshed), "0.46", LIVE, two());
+        written(&a).await;
+        assert_eq!(table.rates_sent(), [rate_name(first), rate_name(refreshed)]);
+        let later = call(&a, at(utc("2026-09-01T12:45:00Z")), "0.46", LIVE, two());
+        assert_eq!(later.accrued_usd, dec("0.33"), "{later:?}");
     }
 }
