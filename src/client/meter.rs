@@ -769,6 +769,15 @@ fn announced_storage_terms(rate: &Rate, gb: Decimal) -> Arc<[StorageTerm]> {
     }
 }
 
+/// The dates of two variants' terms, in order, each once: where a rate summed
+/// from both changes.
+fn term_dates(dates: impl Iterator<Item = SystemTime>) -> Vec<SystemTime> {
+    let mut dates: Vec<SystemTime> = dates.collect();
+    dates.sort_unstable();
+    dates.dedup();
+    dates
+}
+
 /// The terms of a variant's standing rate with a variant billed alongside added
 /// (see [`VariantRates::add_alongside`]): at each date either announced, each
 /// part's rate in force then, added up, the worse of their sources, and the
@@ -781,14 +790,7 @@ fn alongside_terms(
     extra: (Decimal, &Option<RateFrom>),
     extra_terms: &[StandingTerm],
 ) -> Arc<[StandingTerm]> {
-    let mut dates: Vec<SystemTime> = own_terms
-        .iter()
-        .chain(extra_terms)
-        .map(|term| term.on)
-        .collect();
-    dates.sort_unstable();
-    dates.dedup();
-    dates
+    term_dates(own_terms.iter().chain(extra_terms).map(|term| term.on))
         .into_iter()
         .map(|on| {
             let own_then = own_terms.iter().rfind(|term| term.on <= on);
@@ -834,13 +836,7 @@ fn alongside_storage_terms(
     extra: (Decimal, &Option<RateFrom>),
     extra_terms: &[StorageTerm],
 ) -> Arc<[StorageTerm]> {
-    let mut dates: Vec<SystemTime> = own_terms
-        .iter()
-        .chain(extra_terms)
-        .map(|term| term.on)
-        .collect();
-    dates.sort_unstable();
-    dates.dedup();
+    let dates = term_dates(own_terms.iter().chain(extra_terms).map(|term| term.on));
     let then = |terms: &[StorageTerm], on, (usd, from): (Decimal, &Option<RateFrom>)| match terms
         .iter()
         .rfind(|term| term.on <= on)
