@@ -35,13 +35,14 @@
 //! figures of that day come near that limit.
 
 use super::reconcile::{GroupBy, Metered, ReconcileOptions, Reconciliation, Verdict};
+use super::tests::{interceptor, mocked_client};
 use super::usage_class::UsageClass;
 use super::{Account, AccountError};
 use crate::pricing::{PriceKey, PriceSource};
 use aws_config::BehaviorVersion;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
-use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use aws_smithy_mocks::{Rule, create_mock_http_client, mock};
 use aws_types::region::Region;
 use chrono::{DateTime, NaiveDate, Utc};
 use num_bigint::BigInt;
@@ -1165,30 +1166,6 @@ fn bills(case: &Case) -> (Vec<Group>, Vec<Group>) {
         })
         .collect();
     (by_tag, by_type)
-}
-
-fn interceptor(rules: &[&Rule]) -> MockResponseInterceptor {
-    let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-    for rule in rules {
-        interceptor = interceptor.with_rule(rule);
-    }
-    interceptor
-}
-
-macro_rules! mocked_client {
-    ($krate:ident, $rules:expr) => {
-        $krate::Client::from_conf(
-            $krate::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::from_static("us-east-1"))
-                .credentials_provider($krate::config::Credentials::new(
-                    "test", "test", None, None, "static",
-                ))
-                .http_client(create_mock_http_client())
-                .interceptor(interceptor($rules))
-                .build(),
-        )
-    };
 }
 
 /// Cost Explorer answering `groups`, every bill day marked as `estimated` says.

@@ -16,7 +16,9 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use std::time::{Duration, SystemTime};
 
-fn interceptor(rules: &[&Rule]) -> MockResponseInterceptor {
+/// A mock interceptor answering by `rules`, in any order (shared with the
+/// property test).
+pub(super) fn interceptor(rules: &[&Rule]) -> MockResponseInterceptor {
     let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
     for rule in rules {
         interceptor = interceptor.with_rule(rule);
@@ -39,6 +41,7 @@ macro_rules! mocked_client {
         )
     };
 }
+pub(super) use mocked_client;
 
 /// 2026-12-02T12:00:00Z.
 fn noon() -> SystemTime {
