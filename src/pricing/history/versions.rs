@@ -318,11 +318,36 @@ mod tests {
         assert_eq!(version_of("nonsense"), None);
     }
 
+    /// A Price List client whose answers come from `interceptor`'s rules.
+    fn mocked(interceptor: aws_smithy_mocks::MockResponseInterceptor) -> aws_sdk_pricing::Client {
+        aws_sdk_pricing::Client::from_conf(
+            aws_sdk_pricing::Config::builder()
+                .behavior_version(aws_sdk_pricing::config::BehaviorVersion::latest())
+                .region(aws_sdk_pricing::config::Region::from_static("us-east-1"))
+                .credentials_provider(aws_sdk_pricing::config::Credentials::new(
+                    "test", "test", None, None, "static",
+                ))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(interceptor)
+                .build(),
+        )
+    }
+
+    /// The JSON file of SageMaker's `version` in us-east-1, as ListPriceLists lists it.
+    fn listed(version: &str) -> aws_sdk_pricing::types::PriceList {
+        aws_sdk_pricing::types::PriceList::builder()
+            .price_list_arn(format!(
+                "arn:aws:pricing:::price-list/aws/AmazonSageMaker/USD/{version}/us-east-1"
+            ))
+            .region_code("us-east-1")
+            .file_formats("json")
+            .build()
+    }
+
     /// A mocked `ListPriceLists`: each `(date, version)` answers for that date.
     fn answering(days: &[(NaiveDate, &'static str)]) -> aws_sdk_pricing::Client {
         use aws_sdk_pricing::operation::list_price_lists::ListPriceListsOutput;
-        use aws_sdk_pricing::types::PriceList;
-        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
         let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
         for &(date, version) in days {
             let at = date.and_time(NaiveTime::MIN).and_utc().timestamp();
@@ -332,30 +357,12 @@ mod tests {
                 })
                 .then_output(move || {
                     ListPriceListsOutput::builder()
-                        .price_lists(
-                            PriceList::builder()
-                                .price_list_arn(format!(
-                                    "arn:aws:pricing:::price-list/aws/AmazonSageMaker/USD/{version}/us-east-1"
-                                ))
-                                .region_code("us-east-1")
-                                .file_formats("json")
-                                .build(),
-                        )
+                        .price_lists(listed(version))
                         .build()
                 });
             interceptor = interceptor.with_rule(&rule);
         }
-        aws_sdk_pricing::Client::from_conf(
-            aws_sdk_pricing::Config::builder()
-                .behavior_version(aws_sdk_pricing::config::BehaviorVersion::latest())
-                .region(aws_sdk_pricing::config::Region::from_static("us-east-1"))
-                .credentials_provider(aws_sdk_pricing::config::Credentials::new(
-                    "test", "test", None, None, "static",
-                ))
-                .http_client(create_mock_http_client())
-                .interceptor(interceptor)
-                .build(),
-        )
+        mocked(interceptor)
     }
 
     /// A version's id is its publication time. One published on 2024-12-20 to take
@@ -392,10 +399,9 @@ mod tests {
         asked: std::sync::Arc<std::sync::Mutex<Vec<NaiveDate>>>,
     ) -> aws_sdk_pricing::Client {
         use aws_sdk_pricing::operation::list_price_lists::ListPriceListsOutput;
-        use aws_sdk_pricing::types::PriceList;
-        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
-        let rule = mock!(aws_sdk_pricing::Client::list_price_lists).then_compute_output(
-            move |request| {
+        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+        let rule =
+            mock!(aws_sdk_pricing::Client::list_price_lists).then_compute_output(move |request| {
                 let secs = request.effective_date().map_or(0, |d| d.secs());
                 let day = chrono::DateTime::from_timestamp(secs, 0)
                     .unwrap()
@@ -405,34 +411,15 @@ mod tests {
                     .iter()
                     .filter(|(effective, _)| *effective <= day)
                     .max_by_key(|(effective, _)| *effective)
-                    .map(|(_, version)| {
-                        PriceList::builder()
-                            .price_list_arn(format!(
-                                "arn:aws:pricing:::price-list/aws/AmazonSageMaker/USD/{version}/us-east-1"
-                            ))
-                            .region_code("us-east-1")
-                            .file_formats("json")
-                            .build()
-                    });
+                    .map(|(_, version)| listed(version));
                 ListPriceListsOutput::builder()
                     .set_price_lists(Some(lists.into_iter().collect()))
                     .build()
-            },
-        );
-        aws_sdk_pricing::Client::from_conf(
-            aws_sdk_pricing::Config::builder()
-                .behavior_version(aws_sdk_pricing::config::BehaviorVersion::latest())
-                .region(aws_sdk_pricing::config::Region::from_static("us-east-1"))
-                .credentials_provider(aws_sdk_pricing::config::Credentials::new(
-                    "test", "test", None, None, "static",
-                ))
-                .http_client(create_mock_http_client())
-                .interceptor(
-                    MockResponseInterceptor::new()
-                        .rule_mode(RuleMode::MatchAny)
-                        .with_rule(&rule),
-                )
-                .build(),
+            });
+        mocked(
+            MockResponseInterceptor::new()
+                .rule_mode(RuleMode::MatchAny)
+                .with_rule(&rule),
         )
     }
 
@@ -521,37 +508,18 @@ mod tests {
     #[tokio::test]
     async fn a_list_that_never_ends_is_an_error_not_versions_missing() {
         use aws_sdk_pricing::operation::list_price_lists::ListPriceListsOutput;
-        use aws_sdk_pricing::types::PriceList;
-        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
         // Every page lists the same version and hands a token for the next.
         let pages = mock!(aws_sdk_pricing::Client::list_price_lists).then_output(|| {
             ListPriceListsOutput::builder()
-                .price_lists(
-                    PriceList::builder()
-                        .price_list_arn(
-                            "arn:aws:pricing:::price-list/aws/AmazonSageMaker/USD/20261101000000/us-east-1",
-                        )
-                        .region_code("us-east-1")
-                        .file_formats("json")
-                        .build(),
-                )
+                .price_lists(listed("20261101000000"))
                 .next_token("more")
                 .build()
         });
-        let client = aws_sdk_pricing::Client::from_conf(
-            aws_sdk_pricing::Config::builder()
-                .behavior_version(aws_sdk_pricing::config::BehaviorVersion::latest())
-                .region(aws_sdk_pricing::config::Region::from_static("us-east-1"))
-                .credentials_provider(aws_sdk_pricing::config::Credentials::new(
-                    "test", "test", None, None, "static",
-                ))
-                .http_client(create_mock_http_client())
-                .interceptor(
-                    MockResponseInterceptor::new()
-                        .rule_mode(RuleMode::MatchAny)
-                        .with_rule(&pages),
-                )
-                .build(),
+        let client = mocked(
+            MockResponseInterceptor::new()
+                .rule_mode(RuleMode::MatchAny)
+                .with_rule(&pages),
         );
         let day = date(2026, 11, 15);
         let err = list(&client, "us-east-1", day, day).await.unwrap_err();
