@@ -297,7 +297,8 @@ impl CachedPrices {
         }
     }
 
-    /// Whether a fetch of `key` is under way (tests wait for refreshes to land).
+    /// Whether a fetch of `key` is under way, without taking anything the next
+    /// caller would get (tests wait for refreshes to land).
     #[cfg(test)]
     pub(crate) fn is_fetching(&self, key: &PriceKey) -> bool {
         let slots = self
@@ -1247,15 +1248,6 @@ mod tests {
     /// The note on a stale rate served while its refresh runs.
     const REFRESHING: &str = "cached price older than its TTL; a refresh is under way";
 
-    /// Whether a fetch of `key` is under way (without consuming anything the next
-    /// caller would get).
-    fn fetching(prices: &CachedPrices, key: &PriceKey) -> bool {
-        let slots = prices.inner.slots.read().unwrap();
-        slots
-            .get(key)
-            .is_some_and(|slot| slot.state.read().unwrap().fetching)
-    }
-
     #[tokio::test(start_paused = true)]
     async fn the_first_caller_after_the_ttl_gets_the_stale_rate_at_once_and_starts_the_refresh() {
         let time = clock();
@@ -1282,7 +1274,7 @@ mod tests {
         assert_eq!(stale.provenance.sku.as_deref(), Some("SKU1"));
         // It started the refresh, which runs on without it.
         until(|| primary.calls() == 2).await;
-        assert!(fetching(&prices, &key()));
+        assert!(prices.is_fetching(&key()));
         // Without waiting, the same answer.
         assert_eq!(prices.price_now(&key()), Some(Ok(stale)));
         assert_eq!(primary.calls(), 2);
@@ -1304,8 +1296,8 @@ mod tests {
             (stale.usd_per_unit, stale.provenance.note.as_deref()),
             (usd("0.23"), Some(REFRESHING))
         );
-        assert!(fetching(&prices, &key()), "the refresh started");
-        until(|| !fetching(&prices, &key())).await;
+        assert!(prices.is_fetching(&key()), "the refresh started");
+        until(|| !prices.is_fetching(&key())).await;
         assert_eq!(primary.calls(), 2);
         let fresh = prices.price_now(&key()).unwrap().unwrap();
         assert_eq!(
@@ -1428,7 +1420,7 @@ mod tests {
 
         // Enough permits for every caller, were each to refresh.
         gate.add_permits(100);
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         // The first caller after it lands: the new rate, noted with the change;
         // (0.25 − 0.23) ÷ 0.23 = 8.6956…% → +8.7%. Through `price` only: the call
         // path reuses what `price_now` answers for a while.
@@ -1464,7 +1456,7 @@ mod tests {
         time.advance(Duration::from_secs(3600));
         // Stale: 0.23 at once; the refresh finds 0.25.
         prices.price(&key()).await.unwrap();
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
 
         // No call within the TTL after it: the first call, after the TTL again, is
         // served the new rate stale, and is the first told of the change;
@@ -1492,7 +1484,7 @@ mod tests {
                 )
             )
         );
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         // Once only: the refresh it started found 0.25 again.
         let after = prices.price(&key()).await.unwrap();
         assert_eq!(
@@ -1512,7 +1504,7 @@ mod tests {
 
         let stale = prices.price(&key()).await.unwrap();
         assert_eq!(stale.provenance.note.as_deref(), Some(REFRESHING));
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
 
         let kept = prices.price(&key()).await.unwrap();
         assert_eq!(
@@ -1543,7 +1535,7 @@ mod tests {
         prices.price(&key()).await.unwrap();
         time.advance(Duration::from_secs(3600));
         prices.price(&key()).await.unwrap(); // starts the refresh, which fails
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         let kept = prices.price(&key()).await.unwrap();
         assert!(
             kept.provenance
@@ -1567,7 +1559,7 @@ mod tests {
         assert_eq!(prices.price_now(&key()), Some(Ok(kept)));
 
         gate.add_permits(1);
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         let recovered = prices.price(&key()).await.unwrap();
         assert_eq!(
             (
@@ -1616,14 +1608,14 @@ mod tests {
         // its own task, and the backoff restarts.
         let retrying = prices.price(&key()).await.unwrap();
         assert_eq!(retrying.provenance.source, PriceOrigin::Snapshot);
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         assert_eq!(primary.calls(), 2);
         time.advance(Duration::from_secs(59));
         prices.price(&key()).await.unwrap();
         assert_eq!(primary.calls(), 2);
         time.advance(Duration::from_secs(1));
         prices.price(&key()).await.unwrap();
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         let recovered = prices.price(&key()).await.unwrap();
         assert_eq!(
             (recovered.provenance.source, recovered.usd_per_unit),
@@ -1676,7 +1668,7 @@ mod tests {
         time.step_back(Duration::from_secs(24 * 3600));
         time.advance(Duration::from_secs(61));
         prices.price(&key()).await.unwrap();
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         assert_eq!(primary.calls(), 2, "retried, not left alone for a day");
         let retried = prices.price(&key()).await.unwrap();
         assert_eq!(
@@ -1695,7 +1687,7 @@ mod tests {
         time.step_back(Duration::from_secs(24 * 3600));
         let stale = prices.price(&key()).await.unwrap();
         assert_eq!(stale.provenance.note.as_deref(), Some(REFRESHING));
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         assert_eq!(
             primary.calls(),
             2,
@@ -1786,7 +1778,7 @@ mod tests {
         assert_eq!(prices.price_now(&key()), Some(Ok(first)));
         // The retry lands on its own, and its answer is the key's.
         gate.add_permits(1);
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         let recovered = prices.price(&key()).await.unwrap();
         assert_eq!(
             (recovered.provenance.source, recovered.usd_per_unit),
@@ -1911,7 +1903,7 @@ mod tests {
         time.advance(Duration::from_secs(3600));
         prices.price(&key()).await.unwrap();
         gate.add_permits(1);
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         prices.warm(&key()).await;
         assert_eq!(primary.calls(), 2);
         let changed = prices.price(&key()).await.unwrap();
@@ -2120,7 +2112,7 @@ mod tests {
         let refresh = || async {
             let stale = prices.price(&key()).await.unwrap();
             assert_eq!(stale.provenance.note.as_deref(), Some(REFRESHING));
-            until(|| !fetching(&prices, &key())).await;
+            until(|| !prices.is_fetching(&key())).await;
         };
         refresh().await;
         let unchanged = prices.price(&key()).await.unwrap();
@@ -2213,7 +2205,7 @@ mod tests {
 
         let stale = prices.price(&key()).await.unwrap();
         assert_eq!(stale.usd_per_unit, usd("0.23"));
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         assert_eq!(
             *seen.lock().unwrap(),
             [Some(usd("0.23"))],
@@ -2252,7 +2244,7 @@ mod tests {
             for _ in 0..10 {
                 prices.price(&key()).await.unwrap();
             }
-            until(|| !fetching(&prices, &key())).await; // the retry landed
+            until(|| !prices.is_fetching(&key())).await; // the retry landed
             time.advance(Duration::from_secs(60));
         }
         assert_eq!(
@@ -2261,10 +2253,10 @@ mod tests {
             "throttled three times, warned once"
         );
         prices.price(&key()).await.unwrap();
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         time.advance(Duration::from_secs(60));
         prices.price(&key()).await.unwrap();
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         assert_eq!(
             (primary.calls(), warns.count()),
             (5, 2),
@@ -2470,7 +2462,7 @@ mod tests {
                 Some(format!("{REFRESHING}; {ANNOUNCED}").as_str())
             )
         );
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         let confirmed = prices.price(&key()).await.unwrap();
         assert_eq!(
             shown(confirmed),
@@ -2503,7 +2495,7 @@ mod tests {
         );
         time.advance(Duration::from_secs(3 * 3600 + 1800));
         prices.price(&key()).await.unwrap();
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         let back = prices.price(&key()).await.unwrap();
         // (0.23 − 0.20) ÷ 0.20 = 0.15 → +15%.
         assert_eq!(
@@ -2541,7 +2533,7 @@ mod tests {
         );
         time.advance(Duration::from_secs(3 * 3600 + 1800));
         prices.price(&key()).await.unwrap();
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         let kept = prices.price(&key()).await.unwrap();
         assert_eq!(
             shown(kept),
@@ -2568,7 +2560,7 @@ mod tests {
         // 23:30: stale, the refresh fails.
         time.advance(Duration::from_secs(5400));
         prices.price(&key()).await.unwrap();
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         let before = prices.price(&key()).await.unwrap();
         assert_eq!(
             (before.usd_per_unit, before.provenance.note.as_deref()),
@@ -2584,7 +2576,7 @@ mod tests {
                 Some(format!("{DOWN}; {FAILED}; {ANNOUNCED}").into())
             )
         );
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         for _ in 0..3 {
             let kept = prices.price(&key()).await.unwrap();
             assert_eq!(
@@ -2600,7 +2592,7 @@ mod tests {
             // Hours on, still down.
             time.advance(Duration::from_secs(3600));
             prices.price(&key()).await.unwrap();
-            until(|| !fetching(&prices, &key())).await;
+            until(|| !prices.is_fetching(&key())).await;
         }
         assert_eq!(told.lock().unwrap().len(), 1);
         assert_eq!(primary.calls(), 6);
@@ -2635,7 +2627,7 @@ mod tests {
                 *switched.lock().unwrap() = Some(inner.switch(&on));
             }));
         }
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         assert_eq!(
             *switched.lock().unwrap(),
             Some(None),
@@ -2759,7 +2751,7 @@ mod tests {
             None,
             "nothing owed to that call"
         );
-        until(|| !fetching(&prices, &key())).await;
+        until(|| !prices.is_fetching(&key())).await;
         assert_eq!(primary.calls(), 2);
 
         // 00:00:01.
