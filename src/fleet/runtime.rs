@@ -568,6 +568,14 @@ fn term_replaces(held: Option<(i64, &StandingStretch)>, ms: i64, before: i128) -
     held.is_some_and(|(since, then)| since < ms && then.pico_per_hour == before)
 }
 
+/// The greatest common divisor of two positive integers.
+fn gcd(mut a: i128, mut b: i128) -> i128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 impl Item {
     fn spend(period_end: DateTime<Utc>) -> Item {
         Item {
@@ -841,10 +849,11 @@ impl Item {
     /// holds then has the same rate; nor when that stretch began after the
     /// profile giving this rate was described (`described_ms`: another process
     /// saw the endpoint later, its rate is the newer, and this process's own is
-    /// only stale until its next refresh); nor when that stretch is a term's
-    /// and this rate is the one in force before the term's date (this process
-    /// has not seen the term yet: its look-up predates the answer announcing
-    /// it, or fell back to a price without terms).
+    /// only stale until its next refresh); nor when this rate is the held
+    /// stretch's at the prices before one or more of the terms the table holds
+    /// by then ([`Item::before_terms`]: this process has not seen them yet, its
+    /// look-up predates the answer announcing them, or fell back to a price
+    /// without terms).
     fn is_news(
         &self,
         variant: &str,
@@ -857,11 +866,54 @@ impl Item {
         };
         let held = then.pico_per_hour == stretch.pico_per_hour;
         let newer = described_ms.is_some_and(|described| since > described);
-        let before_term = then.term
-            && self
-                .held(variant, since, false)
-                .is_some_and(|(_, before)| before.pico_per_hour == stretch.pico_per_hour);
-        !held && !newer && !before_term
+        !held && !newer && !self.before_terms(variant, since, then, stretch.pico_per_hour)
+    }
+
+    /// Whether `rate` (pico-USD an hour) is that of `held`, the stretch of
+    /// `variant` the table holds from `since`, priced before the last term the
+    /// table holds from `since` or earlier, or before the last two, and so on.
+    /// A term replaces the rate of the stretch just before its date (`r_old`)
+    /// with its own (`r_new`) for the same instances, so another instance
+    /// count after it costs `r_old` ÷ `r_new` times as much before it: the
+    /// held rate × `r_old` ÷ `r_new` (× the ratio of each earlier term walked
+    /// back over too); where the held stretch is the term's own, that is
+    /// `r_old`. Compared exactly, in integers (`rate` × the product of the
+    /// `r_new` = the held rate × the product of the `r_old`, each ratio reduced
+    /// first); a product beyond `i128`, or a rate of zero, is not equal (the
+    /// rate is news). Another count at the new prices whose rate happens to be
+    /// the same (a term of 0.30 → 0.20 an hour, 2 instances at 0.40 after it: 3
+    /// at 0.20 are 0.60, as 2 at 0.30) is taken for the stale one too: the
+    /// rate alone does not tell them apart.
+    fn before_terms(&self, variant: &str, since: i64, held: &StandingStretch, rate: i128) -> bool {
+        if rate <= 0 || held.pico_per_hour <= 0 {
+            return false;
+        }
+        // The held rate at the prices before the terms walked back over,
+        // `num` ÷ `den`, in lowest terms.
+        let (mut num, mut den) = (held.pico_per_hour, 1_i128);
+        let (mut since, mut then) = (since, held);
+        while let Some((before_since, before)) = self.held(variant, since, false)
+            && before_since < since
+        {
+            if then.term {
+                let (old, new) = (before.pico_per_hour, then.pico_per_hour);
+                if old <= 0 || new <= 0 {
+                    return false;
+                }
+                let g = gcd(old, new);
+                let (Some(n), Some(d)) = (num.checked_mul(old / g), den.checked_mul(new / g))
+                else {
+                    return false;
+                };
+                let g = gcd(n, d);
+                (num, den) = (n / g, d / g);
+                if rate.checked_mul(den) == Some(num) {
+                    return true;
+                }
+            }
+            (since, then) = (before_since, before);
+        }
+        false
     }
 
     /// Notes the terms `rate` announced dated after `after_ms` and by `now_ms`
@@ -4272,6 +4324,181 @@ mod tests {
             assert_eq!(
                 accrual.accrued_usd,
                 dec("0.238333333333"),
+                "{who}: {accrual:?}"
+            );
+        }
+    }
+
+    /// A first call at the rate a term replaced, for an instance count another
+    /// process recorded after the term, does not undo it either. 1 ×
+    /// ml.m5.xlarge at $0.23/h, $0.20/h announced from 12:00. X calls at 11:50,
+    /// notes the term at 12:05, and its profile shows 2 instances at 12:10: 2 ×
+    /// 0.20 = $0.40/h from 12:10, not a term's. B's Price List answer predates
+    /// the announcement: its profile, described at 12:15, gives 2 × 0.23 =
+    /// $0.46/h, the same 2 instances at the rate the term replaced (0.46 × 0.20
+    /// = 0.40 × 0.23 = 0.092): B's first call at 12:20 writes nothing. At 12:30
+    /// X and B say 10 min × 0.23 + 10 min × 0.20 + 20 min × 0.40 = 0.0383333…
+    /// + 0.0333333… + 0.1333333… = (0.23 + 0.20 + 0.80) / 6 = $0.205. With B's
+    /// 0.46 from 12:20 it was 10 min × 0.23 + 10 min × 0.20 + 10 min × 0.40 +
+    /// 10 min × 0.46 = (0.23 + 0.20 + 0.40 + 0.46) / 6 = $0.215.
+    #[tokio::test]
+    async fn a_first_call_at_the_replaced_rate_after_a_later_scale_out_does_not_undo_a_term() {
+        let table = StretchTable::default();
+        let (x, b) = (table.process(), table.process());
+        let noon = utc("2026-09-01T12:00:00Z");
+        let first = utc("2026-09-01T11:50:00Z");
+        let scaled = utc("2026-09-01T12:10:00Z");
+        let none = crate::totals::no_terms;
+        let of_x = |t: DateTime<Utc>, usd| call(&x, at(t), usd, cached_term(), none());
+        call(&x, at(first), "0.23", LIVE, announced(noon));
+        written(&x).await;
+        of_x(utc("2026-09-01T12:05:00Z"), "0.20");
+        written(&x).await;
+        of_x(scaled, "0.40");
+        written(&x).await;
+        let described = utc("2026-09-01T12:15:00Z");
+        let of_b = |t: &str| call_described(&b, at(utc(t)), "0.46", LIVE, none(), described);
+        of_b("2026-09-01T12:20:00Z");
+        written(&b).await;
+        let sent = [rate_name(first), rate_name(noon), rate_name(scaled)];
+        assert_eq!(table.rates_sent(), sent);
+        let t = utc("2026-09-01T12:30:00Z");
+        for (who, accrual) in [("X", of_x(t, "0.40")), ("B", of_b("2026-09-01T12:30:00Z"))] {
+            assert_eq!(accrual.accrued_usd, dec("0.205"), "{who}: {accrual:?}");
+        }
+        written(&x).await;
+        written(&b).await;
+        assert_eq!(table.rates_sent(), sent);
+    }
+
+    /// A first call's genuine change after a term and a later scale-out is
+    /// still written. As above, X at 2 × 0.20 = $0.40/h from 12:10; B has the
+    /// term's rate and its profile, described at 12:15, shows 3 instances: 3 ×
+    /// 0.20 = $0.60/h, not X's 2 instances at the rate before the term (0.60 ×
+    /// 0.20 = 0.12, 0.40 × 0.23 = 0.092). B writes 0.60 from 12:20, X reads it
+    /// back at 12:25. At 12:30 both say 10 min × 0.23 + 10 min × 0.20 + 10 min
+    /// × 0.40 + 10 min × 0.60 = (0.23 + 0.20 + 0.40 + 0.60) / 6 = 1.43 / 6 =
+    /// 0.2383333… → $0.238333333333 (without B's stretch, $0.205).
+    #[tokio::test]
+    async fn a_first_calls_scale_out_after_a_term_and_a_later_stretch_is_news() {
+        let table = StretchTable::default();
+        let (x, b) = (table.process(), table.process());
+        let noon = utc("2026-09-01T12:00:00Z");
+        let first = utc("2026-09-01T11:50:00Z");
+        let scaled = utc("2026-09-01T12:10:00Z");
+        let none = crate::totals::no_terms;
+        let of_x = |t: &str, usd| call(&x, at(utc(t)), usd, cached_term(), none());
+        call(&x, at(first), "0.23", LIVE, announced(noon));
+        written(&x).await;
+        of_x("2026-09-01T12:05:00Z", "0.20");
+        written(&x).await;
+        of_x("2026-09-01T12:10:00Z", "0.40");
+        written(&x).await;
+        let described = utc("2026-09-01T12:15:00Z");
+        let of_b = |t: &str| {
+            let t = at(utc(t));
+            call_described(&b, t, "0.60", cached_term(), none(), described)
+        };
+        let three = utc("2026-09-01T12:20:00Z");
+        of_b("2026-09-01T12:20:00Z");
+        written(&b).await;
+        let sent = [
+            rate_name(first),
+            rate_name(noon),
+            rate_name(scaled),
+            rate_name(three),
+        ];
+        assert_eq!(table.rates_sent(), sent);
+        let stretch = table.stretch("2026-09-01", three).unwrap();
+        assert_eq!(
+            stretch.get("pico_per_hour"),
+            Some(&AttributeValue::N("600000000000".into()))
+        );
+        of_x("2026-09-01T12:25:00Z", "0.40");
+        written(&x).await;
+        let t = "2026-09-01T12:30:00Z";
+        for (who, accrual) in [("X", of_x(t, "0.40")), ("B", of_b(t))] {
+            assert_eq!(
+                accrual.accrued_usd,
+                dec("0.238333333333"),
+                "{who}: {accrual:?}"
+            );
+        }
+    }
+
+    /// Two terms in a day: 1 × ml.m5.xlarge at $0.23/h, $0.20/h announced from
+    /// 12:00 and $0.18/h from 13:00. X calls at 11:50, notes both terms at
+    /// 13:05, and its profile shows 2 instances at 13:10: 2 × 0.18 = $0.36/h
+    /// from 13:10. Profiles described at 13:15 give B, whose answer announced
+    /// neither term, 2 × 0.23 = $0.46/h (0.46 × 0.20 × 0.18 = 0.36 × 0.23 ×
+    /// 0.20), and B′, whose answer came after the first and before the
+    /// second's announcement, 2 × 0.20 = $0.40/h (0.40 × 0.18 = 0.36 × 0.20):
+    /// both the 2 instances at a rate a term replaced, their first calls (13:20,
+    /// 13:25) write nothing. At 13:30 each says 10 min × 0.23 + 60 min × 0.20 +
+    /// 10 min × 0.18 + 20 min × 0.36 = 0.0383333… + 0.20 + 0.03 + 0.12 =
+    /// 0.3883333… → $0.388333333333 (with B's 0.46 from 13:20 and B′'s rate
+    /// unwritten: 0.0383333… + 0.20 + 0.03 + 10 min × 0.36 + 10 min × 0.46 =
+    /// $0.405).
+    #[tokio::test]
+    async fn a_first_call_at_a_rate_two_terms_replaced_does_not_undo_them() {
+        let table = StretchTable::default();
+        let (x, b, b2) = (table.process(), table.process(), table.process());
+        let noon = utc("2026-09-01T12:00:00Z");
+        let one = utc("2026-09-01T13:00:00Z");
+        let first = utc("2026-09-01T11:50:00Z");
+        let scaled = utc("2026-09-01T13:10:00Z");
+        let none = crate::totals::no_terms;
+        let second: RateFrom = (
+            crate::pricing::PriceOrigin::Cache,
+            Some(Arc::from(
+                "rate of the term effective 2026-09-01T13:00:00Z, announced in the Price \
+                 List answer fetched 2026-09-01T08:00:00Z",
+            )),
+        );
+        let both: Arc<[StandingTerm]> = Arc::from(vec![
+            StandingTerm {
+                on: noon.into(),
+                usd_per_hour_all_instances: dec("0.20"),
+                capacity_from: cached_term(),
+                unreserved_fraction: None,
+            },
+            StandingTerm {
+                on: one.into(),
+                usd_per_hour_all_instances: dec("0.18"),
+                capacity_from: second.clone(),
+                unreserved_fraction: None,
+            },
+        ]);
+        let of_x = |t: &str, usd| call(&x, at(utc(t)), usd, second.clone(), none());
+        call(&x, at(first), "0.23", LIVE, both);
+        written(&x).await;
+        of_x("2026-09-01T13:05:00Z", "0.18");
+        written(&x).await;
+        of_x("2026-09-01T13:10:00Z", "0.36");
+        written(&x).await;
+        let sent = [
+            rate_name(first),
+            rate_name(noon),
+            rate_name(one),
+            rate_name(scaled),
+        ];
+        assert_eq!(table.rates_sent(), sent);
+        let described = utc("2026-09-01T13:15:00Z");
+        let of_b = |t: &str| call_described(&b, at(utc(t)), "0.46", LIVE, none(), described);
+        let of_b2 = |t: &str| {
+            let t = at(utc(t));
+            call_described(&b2, t, "0.40", cached_term(), none(), described)
+        };
+        of_b("2026-09-01T13:20:00Z");
+        written(&b).await;
+        of_b2("2026-09-01T13:25:00Z");
+        written(&b2).await;
+        assert_eq!(table.rates_sent(), sent);
+        let t = "2026-09-01T13:30:00Z";
+        for (who, accrual) in [("X", of_x(t, "0.36")), ("B", of_b(t)), ("B′", of_b2(t))] {
+            assert_eq!(
+                accrual.accrued_usd,
+                dec("0.388333333333"),
                 "{who}: {accrual:?}"
             );
         }
