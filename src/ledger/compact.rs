@@ -745,6 +745,7 @@ pub(crate) fn report_row<'a>(
         None
     };
     report_row.outcome = row.outcome.unwrap_or(Outcome::Ok);
+    report_row.parts = row.parts;
     // Only the fallbacks among the accrual's sources: the report lists those.
     if let Some(ac) = row.ac
         && !ac.o.is_empty()
@@ -782,6 +783,7 @@ struct ReceiptRow<'a> {
     c: u32,
     at: At,
     lat: u64,
+    parts: Option<u64>,
     tin: Option<u64>,
     tout: Option<u64>,
     outcome: Option<Outcome>,

@@ -56,10 +56,17 @@
 //!   attempt that reached the model, from its request to its end (a ledger
 //!   written before receipts billed attempts holds the calls' wall times from
 //!   their start, credentials and back-off included, mixed into the percentiles).
-//! - **Tokens**: sums of the input and output tokens the responses reported;
-//!   `calls_with_tokens` counts calls that reported any, `calls_with_input_tokens`
-//!   and `calls_with_output_tokens` each count apart (TGI reports only output): a
-//!   count no call reported is unknown, not 0 (`-` in the table).
+//! - **Tokens**: sums of the input and output tokens the responses reported. Only
+//!   a call answered with HTTP 2XX reports tokens: `answered_calls` counts those
+//!   (a response stream whose 200 arrived, however it ended; an asynchronous
+//!   invocation by its settlement, when its inference succeeded), and a model
+//!   error, a call cancelled before its answer or a failed asynchronous inference
+//!   is none, whatever counts its receipt holds (its token lines charge 0 tokens).
+//!   `calls_with_tokens` counts the answered calls that reported any,
+//!   `calls_with_input_tokens` and `calls_with_output_tokens` each count apart (TGI
+//!   reports only output), and the table's note says when some answered call did
+//!   not report a count: a count no call reported is unknown, not 0 (`-` in the
+//!   table).
 //!   **usd_per_1000_tokens** = the cost of the calls that reported both counts ×
 //!   1000 ÷ their input + output tokens (`None` when no call reported both): a call
 //!   reporting one count only would add its whole cost but part of its tokens, and
@@ -370,6 +377,9 @@ pub struct ReportRow<'a> {
     pub fully_priced: bool,
     /// How the call ended.
     pub outcome: Outcome,
+    /// Payload parts received (response streams only, as the receipt's
+    /// `usage.parts`): a stream whose 200 arrived got its answer, however it ended.
+    pub parts: Option<u64>,
     /// Which receipt of its call this is: a call's only one, or one of the two
     /// of an asynchronous invocation (see [`CallPart`]).
     pub part: CallPart,
@@ -414,8 +424,8 @@ impl CallPart {
 
 impl<'a> ReportRow<'a> {
     /// A row of a call of `endpoint` at `at` that cost `cost_usd`: every line
-    /// priced, outcome `ok`, no tokens, latency 0, the call's only receipt
-    /// ([`CallPart::Whole`]), until set.
+    /// priced, outcome `ok`, no tokens nor stream parts, latency 0, the call's
+    /// only receipt ([`CallPart::Whole`]), until set.
     pub fn new(at: DateTime<Utc>, endpoint: &'a str, cost_usd: Decimal) -> Self {
         ReportRow {
             at,
@@ -431,6 +441,7 @@ impl<'a> ReportRow<'a> {
             output_tokens: None,
             fully_priced: true,
             outcome: Outcome::Ok,
+            parts: None,
             part: CallPart::Whole,
             accrual_priced_from: Cow::Borrowed(&[]),
         }
@@ -455,12 +466,23 @@ impl<'a> ReportRow<'a> {
             output_tokens: cost.usage.output_tokens,
             fully_priced: cost.is_fully_priced(),
             outcome: cost.usage.outcome,
+            parts: cost.usage.parts,
             part: CallPart::of(cost.usage.operation, cost.is_async_settlement()),
             accrual_priced_from: match &cost.accrual {
                 Some(accrual) => Cow::Borrowed(&accrual.priced_from),
                 None => Cow::Borrowed(&[]),
             },
         }
+    }
+
+    /// True for the receipt of a call answered with HTTP 2XX, the only calls that
+    /// can report tokens (see `billing::answered_2xx`): a call answered, a
+    /// response stream whose 200 arrived, an asynchronous invocation's settlement
+    /// that succeeded. Not a submission: its invocation is answered by its
+    /// settlement, if at all.
+    fn answered(&self) -> bool {
+        self.part != CallPart::AsyncSubmission
+            && (self.outcome == Outcome::Ok || self.parts.is_some())
     }
 }
 
@@ -592,12 +614,18 @@ pub struct GroupSummary {
     /// Output tokens reported, by the
     /// [`calls_with_output_tokens`](Self::calls_with_output_tokens).
     pub output_tokens: u64,
-    /// Calls that reported any token count.
+    /// Calls answered with HTTP 2XX, the only ones that can report tokens: an
+    /// asynchronous invocation is counted by its settlement, when its inference
+    /// succeeded (so a settlement whose submission is not counted is one too).
+    #[serde(default)]
+    pub answered_calls: u64,
+    /// Answered calls ([`answered_calls`](Self::answered_calls)) that reported
+    /// any token count.
     pub calls_with_tokens: u64,
-    /// Calls that reported their input tokens.
+    /// Answered calls that reported their input tokens.
     #[serde(default)]
     pub calls_with_input_tokens: u64,
-    /// Calls that reported their output tokens.
+    /// Answered calls that reported their output tokens.
     #[serde(default)]
     pub calls_with_output_tokens: u64,
     /// Cost of the calls that reported both counts × 1000 ÷ their input + output
@@ -794,6 +822,7 @@ struct Acc {
     latencies_us: Quantiles<u64>,
     input_tokens: u64,
     output_tokens: u64,
+    answered_calls: u64,
     calls_with_tokens: u64,
     calls_with_input_tokens: u64,
     calls_with_output_tokens: u64,
@@ -818,7 +847,14 @@ impl Acc {
     fn add(&mut self, row: &ReportRow<'_>) -> Result<(), Overflow> {
         // Every sum first, then the changes: an overflow leaves the group as it was.
         let cost_usd = sum(self.cost_usd, row.cost_usd, "cost")?;
-        let (input, output) = (row.input_tokens, row.output_tokens);
+        // Only a call answered with HTTP 2XX reports tokens: counts on a receipt
+        // of one that was not (a failed asynchronous inference's output) are no
+        // answer's, and its token lines charged none.
+        let answered = row.answered();
+        let (input, output) = match answered {
+            true => (row.input_tokens, row.output_tokens),
+            false => (None, None),
+        };
         let input_tokens = count(self.input_tokens, input.unwrap_or(0), "input tokens")?;
         let output_tokens = count(self.output_tokens, output.unwrap_or(0), "output tokens")?;
         let both = match (input, output) {
@@ -854,6 +890,7 @@ impl Acc {
         }
         self.input_tokens = input_tokens;
         self.output_tokens = output_tokens;
+        self.answered_calls += u64::from(answered);
         self.calls_with_tokens += u64::from(input.is_some() || output.is_some());
         self.calls_with_input_tokens += u64::from(input.is_some());
         self.calls_with_output_tokens += u64::from(output.is_some());
@@ -912,6 +949,7 @@ impl Acc {
         self.latencies_us.merge(&other.latencies_us);
         self.input_tokens = count(self.input_tokens, other.input_tokens, "input tokens")?;
         self.output_tokens = count(self.output_tokens, other.output_tokens, "output tokens")?;
+        self.answered_calls += other.answered_calls;
         self.calls_with_tokens += other.calls_with_tokens;
         self.calls_with_input_tokens += other.calls_with_input_tokens;
         self.calls_with_output_tokens += other.calls_with_output_tokens;
@@ -974,6 +1012,7 @@ impl Acc {
             latency_p95_ms: latency_p95.map(ms),
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
+            answered_calls: self.answered_calls,
             calls_with_tokens: self.calls_with_tokens,
             calls_with_input_tokens: self.calls_with_input_tokens,
             calls_with_output_tokens: self.calls_with_output_tokens,
@@ -1643,17 +1682,21 @@ pub fn render_table(report: &Report) -> String {
         ));
     }
     let t = &report.total;
+    // Of the calls answered with HTTP 2XX: a model error or a cancelled call had no
+    // tokens to report, and is no call that did not report them.
     if t.calls_with_tokens > 0
-        && (t.calls_with_input_tokens < t.calls || t.calls_with_output_tokens < t.calls)
+        && (t.calls_with_input_tokens < t.answered_calls
+            || t.calls_with_output_tokens < t.answered_calls)
     {
         // Calls with both counts: those with input plus those with output, less
         // those with either.
         let both = (t.calls_with_input_tokens + t.calls_with_output_tokens)
             .saturating_sub(t.calls_with_tokens);
         out.push_str(&format!(
-            "note: input tokens reported by {} of {} calls, output tokens by {}: each sum is \
-             of those calls; USD/1k tokens is over the {both} that reported both\n",
-            t.calls_with_input_tokens, t.calls, t.calls_with_output_tokens
+            "note: input tokens reported by {} of {} calls answered with HTTP 2XX, output \
+             tokens by {}: each sum is of those calls; USD/1k tokens is over the {both} that \
+             reported both\n",
+            t.calls_with_input_tokens, t.answered_calls, t.calls_with_output_tokens
         ));
     }
     if report.total.unsettled_async_calls > 0 {
@@ -1855,8 +1898,9 @@ mod tests {
         // all 6 calls: input from 2, output from 2 + 1 + 1 = 4, both from 2
         assert!(
             table.contains(
-                "note: input tokens reported by 2 of 6 calls, output tokens by 4: each sum \
-                 is of those calls; USD/1k tokens is over the 2 that reported both\n"
+                "note: input tokens reported by 2 of 6 calls answered with HTTP 2XX, output \
+                 tokens by 4: each sum is of those calls; USD/1k tokens is over the 2 that \
+                 reported both\n"
             ),
             "{table}"
         );

@@ -270,6 +270,8 @@ struct Facts {
     tokens: (Option<u64>, Option<u64>),
     unpriced: bool,
     outcome: u8,
+    /// A response stream's receipt (its parts received: its 200 arrived).
+    stream: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -399,6 +401,7 @@ fn receipts(calls: &[CallSpec]) -> Vec<(Cost, Facts, usize)> {
                 tokens,
                 unpriced: specs.iter().any(|s| !s.priced),
                 outcome,
+                stream,
             };
             (cost_receipt, facts)
         };
@@ -572,6 +575,7 @@ struct Model {
     latencies: Vec<u64>,
     input_tokens: u64,
     output_tokens: u64,
+    answered: u64,
     with_tokens: u64,
     with_input: u64,
     with_output: u64,
@@ -599,12 +603,24 @@ impl Model {
         if call {
             self.latencies.push(f.latency_us);
         }
-        self.input_tokens += f.tokens.0.unwrap_or(0);
-        self.output_tokens += f.tokens.1.unwrap_or(0);
-        self.with_tokens += u64::from(f.tokens.0.is_some() || f.tokens.1.is_some());
-        self.with_input += u64::from(f.tokens.0.is_some());
-        self.with_output += u64::from(f.tokens.1.is_some());
-        if let (Some(i), Some(o)) = f.tokens {
+        // Answered with HTTP 2XX: a call that succeeded, a stream (its 200
+        // arrived, however it ended), a settlement that succeeded; never a
+        // submission. Only those report tokens.
+        let answered = match f.part {
+            Part::Submission => false,
+            _ => f.outcome == 0 || f.stream,
+        };
+        let tokens = match answered {
+            true => f.tokens,
+            false => (None, None),
+        };
+        self.answered += u64::from(answered);
+        self.input_tokens += tokens.0.unwrap_or(0);
+        self.output_tokens += tokens.1.unwrap_or(0);
+        self.with_tokens += u64::from(tokens.0.is_some() || tokens.1.is_some());
+        self.with_input += u64::from(tokens.0.is_some());
+        self.with_output += u64::from(tokens.1.is_some());
+        if let (Some(i), Some(o)) = tokens {
             self.both_cost += f.cost;
             self.both_tokens += u128::from(i) + u128::from(o);
         }
@@ -662,6 +678,7 @@ fn check_group(got: &GroupSummary, want: &Model, total: bool) -> Result<(), Test
         "output tokens of {}",
         key
     );
+    prop_assert_eq!(got.answered_calls, want.answered, "answered of {}", key);
     prop_assert_eq!(got.calls_with_tokens, want.with_tokens, "{}", key);
     prop_assert_eq!(got.calls_with_input_tokens, want.with_input, "{}", key);
     prop_assert_eq!(got.calls_with_output_tokens, want.with_output, "{}", key);

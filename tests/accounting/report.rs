@@ -438,7 +438,7 @@ total         7     0.106  15.142857142857          0.01          0.04     100  
 
 calls from 2026-11-01T00:00:00+00:00; 1 outside the range not counted
 note: 1 of 7 calls had unpriced lines: cost figures are lower bounds
-note: input tokens reported by 3 of 7 calls, output tokens by 3: each sum is of those calls; USD/1k tokens is over the 3 that reported both
+note: input tokens reported by 3 of 5 calls answered with HTTP 2XX, output tokens by 3: each sum is of those calls; USD/1k tokens is over the 3 that reported both
 ";
     assert_eq!(table, expected, "\n{table}");
 }
@@ -668,6 +668,163 @@ async fn a_failed_async_invocation_is_one_error_in_one_call() {
     }
     ledger.shutdown().await.unwrap();
     assert_eq!(report_file(&path, &options).unwrap(), report);
+}
+
+/// A receipt of one `operation` call on `chat` at `cost` USD (a compute line),
+/// ended `outcome`, with a response stream's `parts` and the token counts its
+/// usage holds.
+fn call_with_tokens(
+    id: &str,
+    operation: &str,
+    outcome: &str,
+    parts: Option<u64>,
+    tokens: (Option<u64>, Option<u64>),
+    cost: &str,
+) -> Cost {
+    let mut usage = json!({"operation": operation, "latency_us": 100_000, "bytes_in": 100,
+                           "bytes_out": 200, "outcome": outcome});
+    if let Some(parts) = parts {
+        usage["parts"] = json!(parts);
+    }
+    if let Some(input) = tokens.0 {
+        usage["input_tokens"] = json!(input);
+    }
+    if let Some(output) = tokens.1 {
+        usage["output_tokens"] = json!(output);
+    }
+    serde_json::from_value(json!({
+        "call_id": id, "at": "2026-11-05T09:00:00Z", "endpoint": "chat",
+        "variant": "AllTraffic", "allocation": "processor_sharing", "usage": usage,
+        "lines": [priced_line("compute", "0.001", "instance_hours", "1", cost)],
+        "cost_usd": cost, "currency": "USD",
+        "running_client_usd": "0", "running_endpoint_usd": "0",
+    }))
+    .unwrap()
+}
+
+/// The same report from the receipts in memory, from a JSON Lines ledger and
+/// from Parquet: each reader tells a call answered with HTTP 2XX alike.
+async fn report_everywhere(receipts: &[Cost]) -> Report {
+    let options = ReportOptions::new(GroupBy::Endpoint);
+    let report = summarize(receipts, &options).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.jsonl");
+    let ledger = JsonlLedger::open(&path).unwrap();
+    for cost in receipts {
+        ledger.try_record(cost).unwrap();
+    }
+    ledger.shutdown().await.unwrap();
+    assert_eq!(report_file(&path, &options).unwrap(), report);
+    #[cfg(feature = "parquet")]
+    {
+        let path = dir.path().join("calls.parquet");
+        let mut out = sagemeter::ledger::parquet::ParquetFileWriter::create(&path).unwrap();
+        for cost in receipts {
+            out.write(cost).unwrap();
+        }
+        out.finish().unwrap();
+        assert_eq!(report_files([&path], &options).unwrap(), report);
+    }
+    report
+}
+
+/// Only a call answered with HTTP 2XX reports tokens: the token figures and the
+/// table's note count those, not every call. A model error, and a failed
+/// asynchronous inference whatever counts its settlement holds, are no calls that
+/// did not report them; a response stream whose 200 arrived is answered however it
+/// ended; an asynchronous invocation is one call, answered by its settlement.
+#[tokio::test]
+async fn the_token_note_counts_only_the_calls_answered_2xx() {
+    // Six calls:
+    // 1, 2. InvokeEndpoint, answered: 100 in, 20 out, 0.001 USD each;
+    // 3. a stream whose 200 arrived (3 parts), then dropped by its caller
+    //    (cancelled): answered, 50 in, 10 out, 0.002 USD;
+    // 4. an asynchronous invocation, accepted and settled: 100 in, 400 out on the
+    //    settlement (0.000016 + 0.000670888889 USD, see `async_invocation`);
+    // 5. a model error: no tokens, 0.0005 USD;
+    // 6. an asynchronous invocation whose inference failed: its settlement holds
+    //    100 in, 400 out (counted from its failure output), charged none.
+    let receipts = |first_two_input: Option<u64>| {
+        let mut receipts = vec![
+            call_with_tokens(
+                "c1",
+                "InvokeEndpoint",
+                "ok",
+                None,
+                (first_two_input, Some(20)),
+                "0.001",
+            ),
+            call_with_tokens(
+                "c2",
+                "InvokeEndpoint",
+                "ok",
+                None,
+                (first_two_input, Some(20)),
+                "0.001",
+            ),
+            call_with_tokens(
+                "c3",
+                "InvokeEndpointWithResponseStream",
+                "cancelled",
+                Some(3),
+                (Some(50), Some(10)),
+                "0.002",
+            ),
+            call_with_tokens(
+                "c5",
+                "InvokeEndpoint",
+                "error",
+                None,
+                (None, None),
+                "0.0005",
+            ),
+        ];
+        receipts.extend(async_invocation("c4", "ok", Some("ok")));
+        receipts.extend(async_invocation("c6", "ok", Some("error")));
+        receipts
+    };
+
+    // Every answered call reported both counts.
+    let report = report_everywhere(&receipts(Some(100))).await;
+    let total = &report.total;
+    // Calls 1–6; answered: 1, 2, 3 and 4 (by its settlement); errors: 5 and 6.
+    assert_eq!((total.calls, total.answered_calls), (6, 4));
+    assert_eq!((total.errors, total.cancelled), (2, 1));
+    // In: 100 + 100 + 50 + 100 = 350; out: 20 + 20 + 10 + 400 = 450 (not call
+    // 6's 100 and 400).
+    assert_eq!((total.input_tokens, total.output_tokens), (350, 450));
+    assert_eq!(
+        (
+            total.calls_with_tokens,
+            total.calls_with_input_tokens,
+            total.calls_with_output_tokens
+        ),
+        (4, 4, 4)
+    );
+    // (0.001 + 0.001 + 0.002 + 0.000670888889) × 1000 ÷ 800 tokens =
+    // 4.670888889 ÷ 800 = 0.00583861111125, rounded to 10⁻¹²: 0.005838611111.
+    assert_eq!(total.usd_per_1000_tokens, Some(dec("0.005838611111")));
+    let json = serde_json::to_value(total).unwrap();
+    assert_eq!(json["answered_calls"], 4);
+    let table = render_table(&report);
+    assert!(!table.contains("tokens reported by"), "{table}");
+
+    // Calls 1 and 2 reported output only (TGI).
+    let report = report_everywhere(&receipts(None)).await;
+    let total = &report.total;
+    // In: 50 + 100 = 150, from calls 3 and 4; out: 450, from all four.
+    assert_eq!((total.input_tokens, total.output_tokens), (150, 450));
+    // Over calls 3 and 4, with both: (0.002 + 0.000670888889) × 1000 ÷ (60 + 500)
+    // = 2.670888889 ÷ 560 = 0.0047694444446…, rounded to 10⁻¹²: 0.004769444445.
+    assert_eq!(total.usd_per_1000_tokens, Some(dec("0.004769444445")));
+    let table = render_table(&report);
+    assert!(
+        table.contains(
+            "note: input tokens reported by 2 of 4 calls answered with HTTP 2XX, output tokens \
+             by 4: each sum is of those calls; USD/1k tokens is over the 2 that reported both\n"
+        ),
+        "{table}"
+    );
 }
 
 /// `call` as made by a client of `region` (`None`: a receipt written before

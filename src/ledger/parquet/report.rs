@@ -22,8 +22,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// The top-level columns a report reads (operation, bytes out and notes tell an
 /// asynchronous invocation's settlement from its submission, with the lines' items;
-/// the amounts' scales give each cost the places its receipt had).
-const COLUMNS: [&str; 13] = [
+/// the amounts' scales give each cost the places its receipt had; a stream's
+/// parts say it was answered, however it ended).
+const COLUMNS: [&str; 14] = [
     col::AT,
     col::ENDPOINT,
     col::VARIANT,
@@ -34,6 +35,7 @@ const COLUMNS: [&str; 13] = [
     col::INPUT_TOKENS,
     col::OUTPUT_TOKENS,
     col::OUTCOME,
+    col::PARTS,
     col::NOTES,
     col::ACCRUAL_PRICED_FROM,
     col::AMOUNT_SCALES,
@@ -383,6 +385,14 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         counts(col::OUTPUT_TOKENS)?,
         counts(col::BYTES_OUT)?,
     );
+    // Absent from files another tool wrote without it: no stream's parts known.
+    let parts = batch
+        .column_by_name(col::PARTS)
+        .map(|c| {
+            c.as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| mistyped(col::PARTS))
+        })
+        .transpose()?;
     let notes = column(col::NOTES)?
         .as_list_opt::<i32>()
         .ok_or_else(|| mistyped(col::NOTES))?;
@@ -500,6 +510,10 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         row.latency_us = whole(latency, i, col::LATENCY_US)?;
         row.input_tokens = count(input, i, col::INPUT_TOKENS)?;
         row.output_tokens = count(output, i, col::OUTPUT_TOKENS)?;
+        row.parts = match parts {
+            Some(parts) => count(parts, i, col::PARTS)?,
+            None => None,
+        };
         row.outcome = match outcome.value(i) {
             "ok" => Outcome::Ok,
             "error" => Outcome::Error,
