@@ -765,11 +765,31 @@ struct Model {
     runs: BTreeMap<&'static str, Vec<Vec<Stretch>>>,
     receipts: u64,
     without_region: u64,
+    /// What the notes count, per bill day: of the days reconciled only.
+    tallies: BTreeMap<i64, Tally>,
+    /// The first and last bill day with a receipt of the region.
+    days: Option<(i64, i64)>,
+}
+
+/// The receipts of one bill day the notes count.
+#[derive(Debug, Default, Clone)]
+struct Tally {
+    receipts: u64,
+    without_region: u64,
     left_out: u64,
     unpriced_lines: u64,
     fees: Ex,
-    /// The first and last bill day with a receipt of the region.
-    days: Option<(i64, i64)>,
+}
+
+impl Tally {
+    fn add(mut self, other: &Tally) -> Tally {
+        self.receipts += other.receipts;
+        self.without_region += other.without_region;
+        self.left_out += other.left_out;
+        self.unpriced_lines += other.unpriced_lines;
+        self.fees = self.fees.add(&other.fees);
+        self
+    }
 }
 
 impl Model {
@@ -811,10 +831,7 @@ fn line_json(
 
 /// The receipts of every ledger, in each ledger's order, and the model of them.
 fn receipts(case: &Case) -> (Vec<Vec<crate::billing::Cost>>, Model) {
-    let mut model = Model {
-        fees: Ex::zero(),
-        ..Model::default()
-    };
+    let mut model = Model::default();
     let mut ledgers = Vec::new();
     for (l, spec) in case.ledgers.iter().enumerate() {
         let ep = &ENDPOINTS[spec.endpoint];
@@ -1032,14 +1049,17 @@ fn receipts(case: &Case) -> (Vec<Vec<crate::billing::Cost>>, Model) {
                     continue;
                 }
                 out.push(cost);
+                let tally = model.tallies.entry(bill_day).or_default();
                 if !ours {
-                    model.left_out += 1;
+                    tally.left_out += 1;
                     continue;
                 }
+                tally.receipts += 1;
+                tally.without_region += u64::from(no_region);
+                tally.unpriced_lines += unpriced;
+                tally.fees = tally.fees.add(&fee);
                 model.receipts += 1;
                 model.without_region += u64::from(no_region);
-                model.unpriced_lines += unpriced;
-                model.fees = model.fees.add(&fee);
                 model.days = Some(match model.days {
                     Some((a, b)) => (a.min(bill_day), b.max(bill_day)),
                     None => (bill_day, bill_day),
@@ -1847,7 +1867,11 @@ fn check(
         };
         prop_assert_eq!(d.verdict, verdict, "{}", what);
     }
-    // Notes.
+    // Notes: their counts are of the receipts of the days reconciled.
+    let within = model
+        .tallies
+        .range(case.since..case.until.max(case.since))
+        .fold(Tally::default(), |all, (_, day)| all.add(day));
     let has = |start: &str| r.notes.iter().any(|n| n.starts_with(start));
     let plural = |n: u64| {
         if n == 1 {
@@ -1864,37 +1888,48 @@ fn check(
         r.notes
     );
     prop_assert_eq!(
-        has(&format!(
-            "{} receipt lines are unpriced",
-            model.unpriced_lines
-        )),
-        model.unpriced_lines > 0,
+        has("no receipts of these days:"),
+        model.receipts > 0 && within.receipts == 0,
         "{}: {:?}",
         by,
         r.notes
     );
-    let fees = model.fees.normalized().plain();
+    let unpriced = match within.unpriced_lines {
+        1 => "1 receipt line is unpriced".to_owned(),
+        n => format!("{n} receipt lines are unpriced"),
+    };
+    prop_assert_eq!(
+        has(&unpriced),
+        within.unpriced_lines > 0,
+        "{}: {:?}",
+        by,
+        r.notes
+    );
+    let fees = within.fees.normalized().plain();
     prop_assert_eq!(
         has(&format!("${fees} of per-call and per-token fees")),
-        model.fees.m != BigInt::from(0),
+        within.fees.m != BigInt::from(0),
         "{}: {:?}",
         by,
         r.notes
     );
     prop_assert_eq!(
-        has(&format!("{} of eu-west-1 left out", plural(model.left_out))),
-        model.left_out > 0,
+        has(&format!(
+            "{} of eu-west-1 left out",
+            plural(within.left_out)
+        )),
+        within.left_out > 0,
         "{}: {:?}",
         by,
         r.notes
     );
-    let carry = match model.without_region {
+    let carry = match within.without_region {
         1 => "1 receipt carries".to_owned(),
         n => format!("{n} receipts carry"),
     };
     prop_assert_eq!(
         has(&format!("{carry} no region")),
-        model.without_region > 0,
+        within.without_region > 0,
         "{}: {:?}",
         by,
         r.notes

@@ -161,11 +161,26 @@ struct MeteredCell {
     usd_per_unit: Option<Decimal>,
 }
 
+/// What the reconciliation's notes count of one UTC day's receipts: a note counts
+/// the receipts of the days reconciled only.
+#[derive(Debug, Clone, Default)]
+struct DayTally {
+    /// Receipts of the region (those without a region included).
+    receipts: u64,
+    without_region: u64,
+    /// Receipts of other regions, left out, by region.
+    other_regions: BTreeMap<String, u64>,
+    unpriced_lines: u64,
+    /// Per-call and per-token fees (not SageMaker usage types).
+    fees_usd: Decimal,
+}
+
 /// Receipts gathered from ledgers (of one region, in USD), ready to reconcile.
 ///
 /// Receipts of other regions (receipts carry `region`: one ledger shared by a
 /// client per region holds several) are left out and counted per region
-/// ([`left_out`](Self::left_out)); the reconciliation's notes say how many.
+/// ([`left_out`](Self::left_out)); the reconciliation's notes say how many of
+/// the days reconciled.
 /// Receipts without a region (written before receipts carried it) are taken as
 /// this region's ([`without_region`](Self::without_region)); when they are all
 /// that is kept and others were left out, the notes say they may be the other
@@ -200,9 +215,11 @@ pub struct Metered {
     without_region: u64,
     /// Receipts of other regions, left out, by region.
     other_regions: BTreeMap<String, u64>,
-    unpriced_lines: u64,
-    /// Per-call and per-token fees (not SageMaker usage types).
+    /// Per-call and per-token fees (not SageMaker usage types), of every day: a
+    /// sum too long for a `Decimal` is refused as the receipt is read.
     fees_usd: Decimal,
+    /// What the notes count, per UTC day of the receipts.
+    tallies: BTreeMap<NaiveDate, DayTally>,
     /// The receipts' own tags, per endpoint and key (the last seen).
     call_tags: HashMap<(String, String), String>,
     /// Files whose torn last line (an interrupted write) was skipped.
@@ -246,8 +263,8 @@ impl Metered {
             receipt_days: None,
             without_region: 0,
             other_regions: BTreeMap::new(),
-            unpriced_lines: 0,
             fees_usd: Decimal::ZERO,
+            tallies: BTreeMap::new(),
             call_tags: HashMap::new(),
             torn_tails: Vec::new(),
             files_read: std::collections::HashSet::new(),
@@ -363,14 +380,18 @@ impl Metered {
                 cost.call_id, cost.currency
             )));
         }
+        let day = cost.at.date_naive();
         let without_region = match cost.region.as_deref() {
             Some(region) if region != self.region => {
                 // Another region's bill: one ledger may hold the calls of a client
                 // per region.
-                match self.other_regions.get_mut(region) {
-                    Some(n) => *n += 1,
-                    None => {
-                        self.other_regions.insert(region.to_owned(), 1);
+                let tally = self.tallies.entry(day).or_default();
+                for counts in [&mut self.other_regions, &mut tally.other_regions] {
+                    match counts.get_mut(region) {
+                        Some(n) => *n += 1,
+                        None => {
+                            counts.insert(region.to_owned(), 1);
+                        }
                     }
                 }
                 return Ok(());
@@ -414,9 +435,12 @@ impl Metered {
 
         // Work out everything the receipt changes first, then change it: an error
         // leaves `self` as it was.
-        let day = cost.at.date_naive();
         let mut cells: BTreeMap<UsageClass, MeteredCell> = BTreeMap::new();
         let mut fees = self.fees_usd;
+        let mut day_fees = self
+            .tallies
+            .get(&day)
+            .map_or(Decimal::ZERO, |tally| tally.fees_usd);
         let mut unpriced = 0u64;
         let mut compute_class = None;
         for line in &cost.lines {
@@ -434,6 +458,7 @@ impl Metered {
             let usd_per_unit = figure("a rate", *usd_per_unit)?;
             let Some(class) = UsageClass::of_line(cost, line) else {
                 fees = sum(fees, cost_usd, "per-call and per-token fees")?;
+                day_fees = sum(day_fees, cost_usd, "per-call and per-token fees")?;
                 continue;
             };
             if class.is_instance_time() {
@@ -500,8 +525,12 @@ impl Metered {
             None => (day, day),
         });
         self.without_region += u64::from(without_region);
-        self.unpriced_lines += unpriced;
         self.fees_usd = fees;
+        let tally = self.tallies.entry(day).or_default();
+        tally.receipts += 1;
+        tally.without_region += u64::from(without_region);
+        tally.unpriced_lines += unpriced;
+        tally.fees_usd = day_fees;
         for (key, value) in &cost.tags {
             self.call_tags
                 .insert((cost.endpoint.clone(), key.clone()), value.clone());
@@ -518,7 +547,8 @@ impl Metered {
         Ok(())
     }
 
-    /// Receipts read of this region (those without a region included).
+    /// Receipts read of this region (those without a region included), of every
+    /// day read.
     pub fn receipts(&self) -> u64 {
         self.receipts
     }
@@ -528,13 +558,13 @@ impl Metered {
         &self.region
     }
 
-    /// Receipts of other regions, left out, by region.
+    /// Receipts of other regions, left out, by region, of every day read.
     pub fn left_out(&self) -> &BTreeMap<String, u64> {
         &self.other_regions
     }
 
     /// Of the [`receipts`](Self::receipts) read, those without a region (written
-    /// before receipts carried it), taken as this region's.
+    /// before receipts carried it), taken as this region's, of every day read.
     pub fn without_region(&self) -> u64 {
         self.without_region
     }
@@ -543,6 +573,28 @@ impl Metered {
     /// unpriced included).
     pub fn days(&self) -> Option<(NaiveDate, NaiveDate)> {
         self.receipt_days
+    }
+
+    /// What the notes count of the receipts of the days from `since` to `until`
+    /// (excluded): those a reconciliation of these days compares, or leaves out
+    /// for their region. The fees are added up exactly, or refused.
+    fn tally(&self, since: NaiveDate, until: NaiveDate) -> Result<DayTally, AccountError> {
+        let mut all = DayTally::default();
+        if since >= until {
+            return Ok(all);
+        }
+        for tally in self.tallies.range(since..until).map(|(_, tally)| tally) {
+            all.receipts += tally.receipts;
+            all.without_region += tally.without_region;
+            for (region, n) in &tally.other_regions {
+                *all.other_regions.entry(region.clone()).or_default() += n;
+            }
+            all.unpriced_lines += tally.unpriced_lines;
+            all.fees_usd = add_exactly(all.fees_usd, tally.fees_usd, || {
+                format!("the per-call and per-token fees from {since} to {until}")
+            })?;
+        }
+        Ok(all)
     }
 
     fn endpoints(&self) -> BTreeSet<&str> {
@@ -784,7 +836,8 @@ struct Cell {
 
 impl Account {
     /// Compares what `metered` holds with what Cost Explorer billed over the
-    /// options' days. Receipts outside the days are left out. Metered figures of
+    /// options' days. Receipts outside the days are left out, of the figures and
+    /// of the counts the notes give (a note says there are some). Metered figures of
     /// several endpoints, or kinds of charge, and Cost Explorer's amounts (of a
     /// row, a day, their parts) are added up exactly, and the parts and
     /// differences worked out from them exactly: one that needs more digits than
@@ -944,7 +997,7 @@ impl Account {
                 judged_estimated.join(", ")
             ));
         }
-        self.notes(metered, options, &mut notes);
+        self.notes(metered, options, &mut notes)?;
         Ok(Reconciliation {
             region: self.region.clone(),
             account: options.account.clone(),
@@ -1179,9 +1232,19 @@ impl Account {
         Ok(tags)
     }
 
-    fn notes(&self, metered: &Metered, options: &ReconcileOptions, notes: &mut Vec<String>) {
+    /// The notes on `metered`: each count is of the receipts of the days
+    /// reconciled, the one on the receipts outside them aside.
+    fn notes(
+        &self,
+        metered: &Metered,
+        options: &ReconcileOptions,
+        notes: &mut Vec<String>,
+    ) -> Result<(), AccountError> {
+        let within = metered.tally(options.since, options.until)?;
         if metered.receipts == 0 {
             notes.push("no receipts: everything billed is outside sagemeter".into());
+        } else if within.receipts == 0 {
+            notes.push("no receipts of these days: everything billed is outside sagemeter".into());
         }
         if let Some((first, last)) = metered.days()
             && (first < options.since || last >= options.until)
@@ -1191,16 +1254,16 @@ impl Account {
                 options.since, options.until
             ));
         }
-        if metered.without_region > 0 {
+        if within.without_region > 0 {
             let mut note = format!(
                 "{} no region (written before receipts did): taken as {}",
-                receipts_carry(metered.without_region),
+                receipts_carry(within.without_region),
                 self.region
             );
             // Nothing says they are this region's: the regions the ledgers name
             // are others (the CLI refuses this).
-            if metered.without_region == metered.receipts && !metered.other_regions.is_empty() {
-                let regions: Vec<&str> = metered.other_regions.keys().map(String::as_str).collect();
+            if within.without_region == within.receipts && !within.other_regions.is_empty() {
+                let regions: Vec<&str> = within.other_regions.keys().map(String::as_str).collect();
                 let hint: Vec<String> = regions.iter().map(|r| format!("--region {r}")).collect();
                 note.push_str(&format!(
                     ", though no receipt names {} and those left out name {}: if the ones \
@@ -1213,7 +1276,7 @@ impl Account {
             }
             notes.push(note);
         }
-        for (region, n) in &metered.other_regions {
+        for (region, n) in &within.other_regions {
             notes.push(format!(
                 "{} of {region} left out: this reconciliation is of {} (reconcile {} with \
                  --region {region})",
@@ -1229,19 +1292,21 @@ impl Account {
                 torn.line, torn.bytes
             ));
         }
-        if metered.unpriced_lines > 0 {
-            notes.push(format!(
-                "{} receipt lines are unpriced and count as $0 metered",
-                metered.unpriced_lines
-            ));
+        match within.unpriced_lines {
+            0 => {}
+            1 => notes.push("1 receipt line is unpriced and counts as $0 metered".into()),
+            n => notes.push(format!(
+                "{n} receipt lines are unpriced and count as $0 metered"
+            )),
         }
-        if !metered.fees_usd.is_zero() {
+        if !within.fees_usd.is_zero() {
             notes.push(format!(
                 "${} of per-call and per-token fees on the receipts are not Amazon SageMaker \
                  usage and are left out",
-                metered.fees_usd.normalize()
+                within.fees_usd.normalize()
             ));
         }
+        Ok(())
     }
 }
 

@@ -2259,6 +2259,108 @@ async fn receipts_without_a_region_beside_only_another_regions_are_said_to_be_a_
     );
 }
 
+/// `cost` with a per-call fee line ($0.0005 for 1 call, not a SageMaker usage
+/// type) and `unpriced` data-in lines without a price.
+fn with_fee_and_unpriced(mut cost: crate::billing::Cost, unpriced: usize) -> crate::billing::Cost {
+    let provenance = serde_json::json!({"source": "override", "sku": null,
+        "effective_date": null, "fetched_at": null, "note": "configured per endpoint"});
+    let mut lines = vec![
+        serde_json::json!({"item": "inference", "quantity": "1", "unit": "calls",
+        "price": {"status": "priced", "usd_per_unit": "0.0005", "cost_usd": "0.0005",
+                  "provenance": provenance}}),
+    ];
+    for _ in 0..unpriced {
+        lines.push(
+            serde_json::json!({"item": "data_in", "quantity": "0.000001",
+            "unit": "gigabytes",
+            "price": {"status": "unpriced", "reason": "no data-in price"}}),
+        );
+    }
+    for line in lines {
+        cost.lines.push(serde_json::from_value(line).unwrap());
+    }
+    cost
+}
+
+#[tokio::test]
+async fn the_notes_count_the_receipts_of_the_days_reconciled_only() {
+    // One ledger, 11-29 and 11-30; 11-29 reconciled. On 11-29: a us-east-1 hour
+    // with a $0.0005 fee and 2 unpriced lines, an hour without a region, an
+    // eu-west-1 hour. On 11-30 (outside the days): a us-east-1 hour with a
+    // $0.0005 fee and 1 unpriced line, an hour without a region, two eu-west-1
+    // hours.
+    let no_region = |id: &str, at: &str| {
+        let mut cost = hour_at(id, at, "0.23");
+        cost.region = None;
+        cost
+    };
+    let eu = |id: &str, at: &str| {
+        let mut cost = hour_at(id, at, "0.256");
+        cost.region = Some("eu-west-1".into());
+        cost
+    };
+    let receipts = [
+        with_fee_and_unpriced(hour_at("a", "2026-11-29T10:00:00Z", "0.23"), 2),
+        no_region("b", "2026-11-29T11:00:00Z"),
+        eu("c", "2026-11-29T12:00:00Z"),
+        with_fee_and_unpriced(hour_at("d", "2026-11-30T10:00:00Z", "0.23"), 1),
+        no_region("e", "2026-11-30T11:00:00Z"),
+        eu("f", "2026-11-30T12:00:00Z"),
+        eu("g", "2026-11-30T13:00:00Z"),
+    ];
+    let mut metered = Metered::new("us-east-1");
+    for cost in &receipts {
+        metered.add("calls.jsonl", cost).unwrap();
+    }
+    // Every receipt read of us-east-1 (a, b, d, e), those without a region (b, e)
+    // and those left out (c, f, g): the ledger's, whatever the days.
+    assert_eq!(metered.receipts(), 4);
+    assert_eq!(metered.without_region(), 2);
+    assert_eq!(metered.left_out().get("eu-west-1"), Some(&3));
+
+    // Billed on 11-29: 2 h × $0.23 = $0.46, as metered (a and b).
+    let bill = one_billed_day(&[(
+        "USE1-Host:ml.m5.xlarge",
+        &[
+            ("AmortizedCost", "0.46", "USD"),
+            ("UsageQuantity", "2", "Hrs"),
+        ],
+    )]);
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
+    assert_eq!(r.days[0].metered_usd, Decimal::new(46, 2));
+    // Of 11-29: b without a region, c left out, a's 2 unpriced lines and its
+    // $0.0005 fee (not 2, 3, 3 lines and $0.0005 + $0.0005 = $0.001); the
+    // receipts of 11-30 are said to be outside the days.
+    let want = [
+        "receipts from 2026-11-29 to 2026-11-30; only those from 2026-11-29 to the day \
+         before 2026-11-30 are compared",
+        "1 receipt carries no region (written before receipts did): taken as us-east-1",
+        "1 receipt of eu-west-1 left out: this reconciliation is of us-east-1 (reconcile it \
+         with --region eu-west-1)",
+        "2 receipt lines are unpriced and count as $0 metered",
+        "$0.0005 of per-call and per-token fees on the receipts are not Amazon SageMaker \
+         usage and are left out",
+    ];
+    assert_eq!(r.notes, want);
+
+    // 11-28 reconciled, a day without a receipt: everything billed (1 h, $0.23) is
+    // outside sagemeter, and no note counts the receipts of other days.
+    let bill = billed_days(&[("2026-11-28", false, "USE1-Host:ml.m5.xlarge", "0.23", "1")]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    let r = account(&[], &[], &[&bill])
+        .reconcile(&metered, &options)
+        .await
+        .unwrap();
+    assert_eq!(r.days[0].parts.outside_usd, Decimal::new(23, 2));
+    let want = [
+        "no receipts of these days: everything billed is outside sagemeter",
+        "receipts from 2026-11-29 to 2026-11-30; only those from 2026-11-28 to the day \
+         before 2026-11-29 are compared",
+    ];
+    assert_eq!(r.notes, want);
+}
+
 /// The account a Cost Explorer request is filtered to (`LINKED_ACCOUNT`), if any.
 fn linked_account(
     request: &aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageInput,
