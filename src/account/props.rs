@@ -457,17 +457,17 @@ const BILLED: [Billed; 13] = [
         usage_type: "USE1-Train:ml.p3.2xlarge",
         unit: "Hrs",
         class: || UsageClass::Other {
-            usage_type: "USE1-Train:ml.p3.2xlarge".into(),
+            usage_type: "Train:ml.p3.2xlarge".into(),
         },
-        group: "USE1-Train:ml.p3.2xlarge",
+        group: "Train:ml.p3.2xlarge",
     },
     Billed {
         usage_type: "USE1-Notebk:ml.t3.medium",
         unit: "Hrs",
         class: || UsageClass::Other {
-            usage_type: "USE1-Notebk:ml.t3.medium".into(),
+            usage_type: "Notebk:ml.t3.medium".into(),
         },
-        group: "USE1-Notebk:ml.t3.medium",
+        group: "Notebk:ml.t3.medium",
     },
     Billed {
         usage_type: "USE1-Host:ml.zz9.large",

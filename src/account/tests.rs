@@ -2259,6 +2259,67 @@ async fn receipts_without_a_region_beside_only_another_regions_are_said_to_be_a_
     );
 }
 
+#[tokio::test]
+async fn every_usage_type_row_is_labelled_without_its_region_prefix() {
+    // 11-29: the metered hour of rt (1 h × $0.23), and two charges of no endpoint
+    // the meter does not know, a training job (2 h × $3.825 = $7.65) and a
+    // notebook (1 h × $0.05). Each row's label drops the bill's region prefix,
+    // the charges of no endpoint as the hosting one.
+    let mut metered = Metered::new("us-east-1");
+    metered
+        .add("calls.jsonl", &hour_at("a", "2026-11-29T10:00:00Z", "0.23"))
+        .unwrap();
+    let bill = one_billed_day(&[
+        (
+            "USE1-Host:ml.m5.xlarge",
+            &[
+                ("AmortizedCost", "0.23", "USD"),
+                ("UsageQuantity", "1", "Hrs"),
+            ],
+        ),
+        (
+            "USE1-Train:ml.p3.2xlarge",
+            &[
+                ("AmortizedCost", "7.65", "USD"),
+                ("UsageQuantity", "2", "Hrs"),
+            ],
+        ),
+        (
+            "USE1-Notebk:ml.t3.medium",
+            &[
+                ("AmortizedCost", "0.05", "USD"),
+                ("UsageQuantity", "1", "Hrs"),
+            ],
+        ),
+    ]);
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
+    let rows: Vec<(&str, Decimal, Decimal)> = r
+        .rows
+        .iter()
+        .map(|row| (row.group.as_str(), row.billed_usd, row.parts.other_usd))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("Host:ml.m5.xlarge", Decimal::new(23, 2), Decimal::ZERO),
+            (
+                "Notebk:ml.t3.medium",
+                Decimal::new(5, 2),
+                Decimal::new(5, 2)
+            ),
+            (
+                "Train:ml.p3.2xlarge",
+                Decimal::new(765, 2),
+                Decimal::new(765, 2)
+            ),
+        ]
+    );
+    // The day: $0.23 + $7.65 + $0.05 = $7.93 billed, $0.23 metered, the $7.70
+    // between them other SageMaker charges.
+    assert_eq!(r.days[0].billed_usd, Decimal::new(793, 2));
+    assert_eq!(r.days[0].parts.other_usd, Decimal::new(770, 2));
+}
+
 /// `cost` with a per-call fee line ($0.0005 for 1 call, not a SageMaker usage
 /// type) and `unpriced` data-in lines without a price.
 fn with_fee_and_unpriced(mut cost: crate::billing::Cost, unpriced: usize) -> crate::billing::Cost {

@@ -43,7 +43,9 @@ pub enum UsageClass {
     /// Any other SageMaker charge (training, notebooks, batch transform, ...):
     /// not an endpoint's.
     Other {
-        /// The usage type as billed.
+        /// The usage type as billed, without its region prefix as the other
+        /// classes (`USE1-Train:ml.p3.2xlarge` is `Train:ml.p3.2xlarge`): a bill
+        /// is of one region, and its rows are labelled alike.
         usage_type: String,
     },
 }
@@ -61,7 +63,7 @@ impl UsageClass {
         let kind = parsed.kind;
         let detail = parsed.detail;
         let other = || UsageClass::Other {
-            usage_type: text.to_owned(),
+            usage_type: UsageType::without_region_prefix(text).to_owned(),
         };
         // Data processed: `Hst:` for hosting; another kind's (an async or a
         // serverless endpoint's, should AWS bill them apart) is the same charge,
@@ -280,25 +282,49 @@ mod tests {
             ("AsyncInf:Data-Bytes-Out", UsageClass::DataOut),
             ("USE1-ServerlessInf:Data-Bytes-In", UsageClass::DataIn),
             ("USE1-Host:VolumeUsage.gp2", UsageClass::Storage),
+            // Charges of no endpoint: their usage type, without its region
+            // prefix as the others', with or without one.
             (
                 "USE1-Train:ml.p3.2xlarge",
                 UsageClass::Other {
-                    usage_type: "USE1-Train:ml.p3.2xlarge".into(),
+                    usage_type: "Train:ml.p3.2xlarge".into(),
+                },
+            ),
+            (
+                "Train:ml.p3.2xlarge",
+                UsageClass::Other {
+                    usage_type: "Train:ml.p3.2xlarge".into(),
+                },
+            ),
+            (
+                "EU-Notebk:ml.t3.medium",
+                UsageClass::Other {
+                    usage_type: "Notebk:ml.t3.medium".into(),
                 },
             ),
             (
                 "USE1-ServerlessInf:Mem-xGB",
                 UsageClass::Other {
-                    usage_type: "USE1-ServerlessInf:Mem-xGB".into(),
+                    usage_type: "ServerlessInf:Mem-xGB".into(),
+                },
+            ),
+            // No region prefix: a head of lower-case letters before its `-`.
+            (
+                "Studio-Spaces:ml.t3.medium",
+                UsageClass::Other {
+                    usage_type: "Studio-Spaces:ml.t3.medium".into(),
                 },
             ),
         ];
         for (text, class) in cases {
             assert_eq!(UsageClass::from_usage_type(text), class, "{text}");
         }
-        assert_eq!(
-            UsageClass::from_usage_type("USE1-Host:ml.m5.xlarge").to_string(),
-            "Host:ml.m5.xlarge"
-        );
+        // Every label reads alike: no region prefix.
+        for (text, label) in [
+            ("USE1-Host:ml.m5.xlarge", "Host:ml.m5.xlarge"),
+            ("USE1-Train:ml.p3.2xlarge", "Train:ml.p3.2xlarge"),
+        ] {
+            assert_eq!(UsageClass::from_usage_type(text).to_string(), label);
+        }
     }
 }

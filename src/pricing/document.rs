@@ -441,22 +441,41 @@ pub(crate) struct UsageType<'a> {
 impl<'a> UsageType<'a> {
     pub(crate) fn parse(text: &'a str) -> Self {
         let (head, detail) = text.split_once(':').unwrap_or((text, ""));
-        let kind = match head.split_once('-') {
-            Some((prefix, rest))
-                if !prefix.is_empty()
-                    && prefix
-                        .bytes()
-                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) =>
-            {
-                rest
-            }
-            _ => head,
+        let kind = match region_prefix(head) {
+            Some(prefix) => &head[prefix.len() + 1..],
+            None => head,
         };
         UsageType { kind, detail }
     }
 
+    /// `text` without its region prefix, as [`parse`](Self::parse) reads it:
+    /// `USE1-Train:ml.p3.2xlarge` → `Train:ml.p3.2xlarge`; unchanged without one.
+    pub(crate) fn without_region_prefix(text: &'a str) -> &'a str {
+        let head = text.split_once(':').map_or(text, |(head, _)| head);
+        match region_prefix(head) {
+            Some(prefix) => &text[prefix.len() + 1..],
+            None => text,
+        }
+    }
+
     fn is(&self, kind: &str, detail: &str) -> bool {
         self.kind.eq_ignore_ascii_case(kind) && self.detail.eq_ignore_ascii_case(detail)
+    }
+}
+
+/// The region prefix of a usage type's head (`USE1` of `USE1-Host`, `EU` of
+/// `EU-ServerlessInf`): the upper-case letters and digits before its first `-`.
+fn region_prefix(head: &str) -> Option<&str> {
+    match head.split_once('-') {
+        Some((prefix, _))
+            if !prefix.is_empty()
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) =>
+        {
+            Some(prefix)
+        }
+        _ => None,
     }
 }
 
