@@ -523,6 +523,264 @@ async fn a_version_listing_the_key_only_at_0_is_missing_not_the_rate_before_carr
     );
 }
 
+/// A version that lists one key only at $0 gives no rate for that key, but it does
+/// for the others it prices: it is missing for that key only, and read for the
+/// rest. Asked for that key alone, it gives no rate at all: missing whole.
+#[tokio::test]
+async fn a_version_listing_one_key_only_at_0_is_missing_for_that_key_only() {
+    // January 2025: ml.m5.xlarge 0.23, ml.m5.large 0.115. February 2025:
+    // ml.m5.xlarge 0.20, ml.m5.large only at 0.0000000000 (one dimension 0 to Inf).
+    let server = FakePriceList::start().await;
+    let m5 = |instance: &str, usd: &str, month: u32| {
+        docs::effective(
+            docs::hosting(REGION, instance, usd),
+            &format!("2025-{month:02}-01T00:00:00Z"),
+        )
+    };
+    for (version, month, xlarge, large) in [
+        ("20250101000000", 1, "0.2300000000", "0.1150000000"),
+        ("20250201000000", 2, "0.2000000000", "0.0000000000"),
+    ] {
+        server.add_version(
+            REGION,
+            version,
+            date(2025, month, 1),
+            offer_file(
+                version,
+                &[
+                    m5("ml.m5.xlarge", xlarge, month),
+                    m5("ml.m5.large", large, month),
+                ],
+            ),
+        );
+    }
+    let read = || {
+        PriceListHistory::builder(&server.sdk_config("us-east-1"))
+            .cache_dir(None)
+            .until(date(2025, 3, 1))
+            .build()
+    };
+    let large = PriceKey::hosting(REGION, "ml.m5.large");
+    let xlarge = PriceKey::hosting(REGION, "ml.m5.xlarge");
+
+    // Both sizes (the ml.m5 family): still incomplete, since ml.m5.large's rate from
+    // 2025-02-01 is unknown.
+    let err = read()
+        .family(REGION, "ml.m5", date(2025, 1, 1))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    let HistoryError::Incomplete { partial, missing } = err else {
+        panic!("expected Incomplete, got {err:?}");
+    };
+    // February is missing for ml.m5.large only, to the end (no later version).
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(
+        (
+            missing[0].version.as_str(),
+            missing[0].seen_on,
+            missing[0].unknown_until,
+            &missing[0].keys[..]
+        ),
+        (
+            "20250201000000",
+            date(2025, 2, 1),
+            None,
+            &[large.clone()][..]
+        )
+    );
+    assert!(
+        missing[0]
+            .reason
+            .starts_with("lists hosting ml.m5.large in us-east-1 only at $0: not a price"),
+        "{}",
+        missing[0].reason
+    );
+    assert!(
+        message.contains(
+            "version 20250201000000 (in effect 2025-02-01; rates of hosting ml.m5.large in \
+             us-east-1 unknown from then on): lists hosting ml.m5.large in us-east-1 only at \
+             $0: not a price"
+        ),
+        "{message}"
+    );
+    // February is read, for ml.m5.xlarge.
+    let versions: Vec<&str> = partial
+        .versions
+        .iter()
+        .map(|v| v.version.as_str())
+        .collect();
+    assert_eq!(versions, ["20250101000000", "20250201000000"]);
+    let series = |key: &PriceKey| {
+        partial
+            .series
+            .iter()
+            .find(|s| &s.key == key)
+            .unwrap_or_else(|| panic!("no series for {key}"))
+    };
+    // ml.m5.xlarge: 0.23 from 2025-01-01, then 0.20 from 2025-02-01:
+    // (0.20 − 0.23) ÷ 0.23 × 100 = −3 ÷ 23 × 100 = −13.0434… → −13.04 %.
+    assert_eq!(
+        changes(series(&xlarge)),
+        [
+            ("20250101000000", date(2025, 1, 1), Some(usd("0.23")), None),
+            (
+                "20250201000000",
+                date(2025, 2, 1),
+                Some(usd("0.20")),
+                Some(usd("-13.04"))
+            ),
+        ]
+    );
+    assert_eq!(series(&xlarge).last_listed_on, Some(date(2025, 2, 1)));
+    // ml.m5.large: 0.115 from 2025-01-01, and no point from February: not $0, not
+    // "no longer listed", not 0.115 seen again.
+    assert_eq!(
+        changes(series(&large)),
+        [("20250101000000", date(2025, 1, 1), Some(usd("0.115")), None)]
+    );
+    assert_eq!(series(&large).last_listed_on, Some(date(2025, 1, 1)));
+
+    // ml.m5.large alone: February gives no rate for the one key asked, so it is
+    // missing whole, as before, and not among the versions read.
+    let err = read().history(&large, date(2025, 1, 1)).await.unwrap_err();
+    let HistoryError::Incomplete { partial, missing } = err else {
+        panic!("expected Incomplete, got {err:?}");
+    };
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(
+        (
+            missing[0].version.as_str(),
+            missing[0].seen_on,
+            missing[0].unknown_until
+        ),
+        ("20250201000000", date(2025, 2, 1), None)
+    );
+    assert!(missing[0].keys.is_empty(), "{missing:?}");
+    assert!(
+        missing[0].reason.contains(
+            "lists hosting ml.m5.large in us-east-1 only at $0: not a price, so its rates \
+             are unknown"
+        ),
+        "{}",
+        missing[0].reason
+    );
+    let versions: Vec<&str> = partial
+        .versions
+        .iter()
+        .map(|v| v.version.as_str())
+        .collect();
+    assert_eq!(versions, ["20250101000000"]);
+    assert_eq!(
+        changes(&partial.series[0]),
+        [("20250101000000", date(2025, 1, 1), Some(usd("0.115")), None)]
+    );
+
+    // ml.m5.xlarge alone: whole, 0.23 then 0.20 (−13.04 %, as above).
+    let history = read().history(&xlarge, date(2025, 1, 1)).await.unwrap();
+    assert_eq!(
+        changes(&history.series[0]),
+        changes(series(&xlarge)),
+        "the same as in the family"
+    );
+}
+
+/// The history of a key opens at the version before the first one read even when
+/// that first version is missing for another key: for that key, it is no version
+/// that could not be read. The other key, which the first version gives no rate
+/// for, asks nothing of the version before.
+#[tokio::test]
+async fn a_first_version_missing_for_one_key_still_opens_the_others_at_the_rate_before() {
+    // December 2024 (in effect 2024-12-01): ml.m5.xlarge 0.25; ml.m5.large only at
+    // $0. January 2025 (in effect 2025-01-01): ml.m5.xlarge only at 0.20 announced
+    // for 2025-01-15; ml.m5.large only at $0 announced for 2025-01-10.
+    let server = FakePriceList::start().await;
+    let m5 = |instance: &str, usd: &str, effective: &str| {
+        docs::effective(docs::hosting(REGION, instance, usd), effective)
+    };
+    server.add_version(
+        REGION,
+        "20241201000000",
+        date(2024, 12, 1),
+        offer_file(
+            "20241201000000",
+            &[
+                m5("ml.m5.xlarge", "0.2500000000", "2024-12-01T00:00:00Z"),
+                m5("ml.m5.large", "0.0000000000", "2024-12-01T00:00:00Z"),
+            ],
+        ),
+    );
+    server.add_version(
+        REGION,
+        "20250101000000",
+        date(2025, 1, 1),
+        offer_file(
+            "20250101000000",
+            &[
+                m5("ml.m5.xlarge", "0.2000000000", "2025-01-15T00:00:00Z"),
+                m5("ml.m5.large", "0.0000000000", "2025-01-10T00:00:00Z"),
+            ],
+        ),
+    );
+    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
+        .cache_dir(None)
+        .until(date(2025, 2, 1))
+        .build()
+        .family(REGION, "ml.m5", date(2025, 1, 1))
+        .await
+        .unwrap_err();
+    let HistoryError::Incomplete { partial, missing } = err else {
+        panic!("expected Incomplete, got {err:?}");
+    };
+    // January is missing for ml.m5.large only (its $0 from 2025-01-10). Not the
+    // version before for ml.m5.large as well: January's span is unknown for it
+    // whatever December says.
+    assert_eq!(
+        missing
+            .iter()
+            .map(|m| (m.version.as_str(), m.seen_on, m.unknown_until, &m.keys[..]))
+            .collect::<Vec<_>>(),
+        [(
+            "20250101000000",
+            date(2025, 1, 1),
+            None,
+            &[PriceKey::hosting(REGION, "ml.m5.large")][..]
+        )]
+    );
+    assert!(
+        missing[0]
+            .reason
+            .starts_with("lists hosting ml.m5.large in us-east-1 (from 2025-01-10) only at $0"),
+        "{}",
+        missing[0].reason
+    );
+    // ml.m5.xlarge: December's 0.25 until January's announced 0.20 on 2025-01-15:
+    // (0.20 − 0.25) ÷ 0.25 × 100 = −20.00 %. ml.m5.large has no point at all.
+    assert_eq!(partial.series.len(), 1, "{:?}", partial.series);
+    assert_eq!(
+        partial.series[0].key,
+        PriceKey::hosting(REGION, "ml.m5.xlarge")
+    );
+    assert_eq!(
+        changes(&partial.series[0]),
+        [
+            ("20241201000000", date(2025, 1, 1), Some(usd("0.25")), None),
+            (
+                "20250101000000",
+                date(2025, 1, 15),
+                Some(usd("0.20")),
+                Some(usd("-20.00"))
+            ),
+        ]
+    );
+    let versions: Vec<&str> = partial
+        .versions
+        .iter()
+        .map(|v| v.version.as_str())
+        .collect();
+    assert_eq!(versions, ["20241201000000", "20250101000000"]);
+}
+
 #[tokio::test]
 async fn a_version_offering_no_json_file_is_missing_not_skipped() {
     // January 2025 lists c5.2xlarge at 0.408; March 2025 is offered as CSV only (it

@@ -36,7 +36,8 @@
 //!
 //! The whole read is bounded in time ([`PriceListHistoryBuilder::time_limit`]); when a
 //! version cannot be read (cut short, refused, out of time), or lists a key only at
-//! $0 or with no usable rate (no rate, and not the one before either), or the rate
+//! $0 or with no usable rate (no rate, and not the one before either: the version is
+//! then missing for that key, and read for the others it prices), or the rate
 //! before the first version read is needed and cannot be known, the answer is
 //! [`HistoryError::Incomplete`], which names each missing version and carries what was
 //! read.
@@ -176,7 +177,8 @@ pub struct PriceHistory {
 }
 
 /// A version that could not be read, or was read and gives no rate for a key it
-/// lists (only $0, or no usable rate): its rates over its span are unknown.
+/// lists (only $0, or no usable rate): its rates over its span are unknown, for
+/// every key or only for [`keys`](Self::keys).
 ///
 /// Also the version in effect before the first one read, when that one lists a key
 /// only with a rate announced for after `since` and the rate before it cannot be
@@ -200,8 +202,26 @@ pub struct MissingVersion {
     /// unknown to the end of the span.
     #[serde(default)]
     pub unknown_until: Option<NaiveDate>,
+    /// The keys whose rates it leaves unknown; empty: every key. A version read
+    /// whole that gives no rate for some keys it lists and a rate for others is
+    /// missing only for the former: the others' rates in it are read, and it is
+    /// among [`PriceHistory::versions`]. One that gives a rate for none of them,
+    /// or that could not be read, is missing for every key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<PriceKey>,
     /// Why (never a URL's signature or a credential).
     pub reason: String,
+}
+
+/// The keys a version read is missing for (its entry in `missing` that names
+/// keys; none: it is read for every key).
+fn missing_for<'a>(missing: &'a [MissingVersion], version: &PriceListVersion) -> &'a [PriceKey] {
+    missing
+        .iter()
+        .find(|m| {
+            !m.keys.is_empty() && m.version == version.version && m.seen_on == version.seen_on
+        })
+        .map_or(&[], |m| m.keys.as_slice())
 }
 
 /// Why a history could not be read, or not whole.
@@ -260,9 +280,13 @@ fn describe_missing(missing: &[MissingVersion]) -> String {
     missing
         .iter()
         .map(|m| {
+            let rates = match m.keys.as_slice() {
+                [] => "rates".to_owned(),
+                keys => format!("rates of {}", first_three(keys)),
+            };
             let span = match m.unknown_until {
-                Some(until) => format!("rates unknown from then until {until}"),
-                None => "rates unknown from then on".to_owned(),
+                Some(until) => format!("{rates} unknown from then until {until}"),
+                None => format!("{rates} unknown from then on"),
             };
             format!(
                 "version {} (in effect {}; {span}): {}",
@@ -514,36 +538,75 @@ impl PriceListHistory {
                     // version's rates are unknown (it may be the one in effect, or
                     // the higher of two), not those of the others alone. A key it
                     // lists only at $0, or with no usable rate, has no rate in it:
-                    // not the rate before either.
-                    let unusable = products_unread(&offer)
-                        .or_else(|| no_rate(&offer, version.seen_on, end, &keys_in));
-                    match unusable {
-                        Some(reason) => missing.push(MissingVersion {
+                    // not the rate before either. The keys it does give a rate for
+                    // are read from it; when it gives one for none, it is missing
+                    // whole.
+                    let unusable = match products_unread(&offer) {
+                        Some(reason) => Some((Vec::new(), reason)),
+                        None => no_rate(&offer, version.seen_on, end, &keys_in).map(|none| {
+                            if none.others_listed {
+                                let those = match none.keys.len() {
+                                    1 => "that key",
+                                    _ => "those keys",
+                                };
+                                let reason = format!(
+                                    "{}, so its rates for {those} are unknown (the other \
+                                     keys' rates in it are read)",
+                                    none.why
+                                );
+                                (none.keys, reason)
+                            } else {
+                                (
+                                    Vec::new(),
+                                    format!("{}, so its rates are unknown", none.why),
+                                )
+                            }
+                        }),
+                    };
+                    let whole = unusable.as_ref().is_some_and(|(keys, _)| keys.is_empty());
+                    if let Some((keys, reason)) = unusable {
+                        missing.push(MissingVersion {
                             version: version.version.clone(),
                             seen_on: version.seen_on,
                             unknown_until: None,
+                            keys,
                             reason,
-                        }),
-                        None => read.push((version, offer)),
+                        });
+                    }
+                    if !whole {
+                        read.push((version, offer));
                     }
                 }
                 Err(reason) => missing.push(MissingVersion {
                     version: version.version.clone(),
                     seen_on: version.seen_on,
                     unknown_until: None,
+                    keys: Vec::new(),
                     reason,
                 }),
             }
         }
-        // Each unread version's span ends where the next version read takes over.
-        for m in &mut missing {
-            m.unknown_until = read
-                .iter()
-                .map(|(v, _)| v.seen_on)
-                .find(|start| *start > m.seen_on);
+        // Each missing version's span ends where the next version read for one of
+        // its keys (any, when it is missing for every key) takes over: a version
+        // missing for the same keys continues the span.
+        let unknown_until: Vec<Option<NaiveDate>> = missing
+            .iter()
+            .map(|m| {
+                read.iter()
+                    .map(|(v, _)| v)
+                    .filter(|v| v.seen_on > m.seen_on)
+                    .find(|v| {
+                        let gap = missing_for(&missing, v);
+                        m.keys.is_empty() || m.keys.iter().any(|key| !gap.contains(key))
+                    })
+                    .map(|v| v.seen_on)
+            })
+            .collect();
+        for (m, until) in missing.iter_mut().zip(unknown_until) {
+            m.unknown_until = until;
         }
 
-        let unread: Vec<NaiveDate> = missing.iter().map(|m| m.seen_on).collect();
+        let unread = unread_dates(&missing);
         // The first version read may list a key only with a rate announced for a
         // date after `since`: the rate billed until then is the one of the version
         // before it, which the dates sampled never asked for. It is read then.
@@ -552,8 +615,12 @@ impl PriceListHistory {
         let since_at = since.and_time(NaiveTime::MIN).and_utc();
         let opening: Vec<PriceKey> = match read.first() {
             Some((first, offer)) if nothing_unread_before(first, &unread) => {
+                // Not a key the first version is missing for: its rate through that
+                // version is unknown, whatever the version before says.
+                let gap = missing_for(&missing, first);
                 keys_in(&offer.documents)
                     .into_iter()
+                    .filter(|key| !gap.contains(key))
                     .filter(|key| matches!(listing(key, &offer.documents, since_at), Ok(None)))
                     .collect()
             }
@@ -571,7 +638,7 @@ impl PriceListHistory {
             Before::Read(version, offer) => (Some((version, offer)), None),
             Before::Unknown { version, reason } => (None, Some((version, reason))),
         };
-        let history = build_history(region, since, until, before, read, &unread, &keys_in);
+        let history = build_history(region, since, until, before, read, &missing, &keys_in);
         // The rate before could not be known: from `since` to the first rate of the
         // keys it was needed for (the latest of them; none: to the end), the rates
         // are unknown, as over a version that could not be read.
@@ -595,6 +662,7 @@ impl PriceListHistory {
                     version,
                     seen_on: since,
                     unknown_until,
+                    keys: Vec::new(),
                     reason,
                 },
             );
@@ -698,10 +766,10 @@ impl PriceListHistory {
             return unknown(&version, why);
         }
         // Its rate on `since`: the one in force until `first`'s announced rate.
-        if let Some(why) = no_rate(&offer, since, since, &|_| opening.to_vec()) {
+        if let Some(none) = no_rate(&offer, since, since, &|_| opening.to_vec()) {
             return Before::Unknown {
                 version: version.version.clone(),
-                reason: format!("{what} {why}"),
+                reason: format!("{what} {}, so its rates are unknown", none.why),
             };
         }
         let mut version = version;
@@ -827,21 +895,35 @@ fn products_unread(offer: &Offer) -> Option<String> {
     ))
 }
 
-/// Why a version read whole gives no rate for a key it lists: on the first date it
-/// answers for, or on a term's date inside its span (before `end`, where the next
-/// version takes over), the products in effect for the key list only $0 (no paid
-/// tier after a free one), or give no usable rate (products that contradict each
-/// other, prices in another currency only, no tier from 0 in the key's unit). That
-/// is no price, and not the rate before it either: the key's rate through the
-/// version's span is unknown, so the version is missing, as one that cannot be read
-/// is (the keys, the first three of each kind).
+/// The keys a version read whole gives no rate for (see [`no_rate`]).
+struct NoRate {
+    /// Those keys, in the order `keys_in` gives them.
+    keys: Vec<PriceKey>,
+    /// Whether it lists another key with a rate (or one announced for later): then
+    /// it is missing for `keys` only.
+    others_listed: bool,
+    /// Why, naming the keys (the first three of each kind).
+    why: String,
+}
+
+/// Why a version read whole gives no rate for some keys it lists: on the first
+/// date it answers for, or on a term's date inside its span (before `end`, where
+/// the next version takes over), the products in effect for the key list only $0
+/// (no paid tier after a free one), or give no usable rate (products that
+/// contradict each other, prices in another currency only, no tier from 0 in the
+/// key's unit). That is no price, and not the rate before it either: the key's
+/// rate through the version's span is unknown, so the version is missing for it,
+/// as one that cannot be read is.
 fn no_rate(
     offer: &Offer,
     seen_on: NaiveDate,
     end: NaiveDate,
     keys_in: &dyn Fn(&[PriceDocument]) -> Vec<PriceKey>,
-) -> Option<String> {
+) -> Option<NoRate> {
     let docs = &offer.documents;
+    let start = seen_on.and_time(NaiveTime::MIN).and_utc();
+    let mut keys = Vec::new();
+    let mut others_listed = false;
     let mut zero = Vec::new();
     let mut unusable = Vec::new();
     for key in keys_in(docs) {
@@ -853,6 +935,7 @@ fn no_rate(
                     Err(error) => Some((day, error)),
                 });
         let Some((day, error)) = found else {
+            others_listed |= listing(&key, docs, start).is_ok();
             continue;
         };
         let named = if day > seen_on {
@@ -868,14 +951,10 @@ fn no_rate(
             PriceError::Malformed { reason } => unusable.push(format!("{named} ({reason})")),
             other => unusable.push(format!("{named} ({other})")),
         }
-    }
-    let first_three = |names: &[String]| {
-        let shown = names[..names.len().min(3)].join(", ");
-        match names.len() {
-            n if n > 3 => format!("{shown} and {} more", n - 3),
-            _ => shown,
+        if !keys.contains(&key) {
+            keys.push(key);
         }
-    };
+    }
     let mut why = Vec::new();
     if !zero.is_empty() {
         why.push(format!(
@@ -889,7 +968,20 @@ fn no_rate(
             first_three(&unusable)
         ));
     }
-    (!why.is_empty()).then(|| format!("{}, so its rates are unknown", why.join("; ")))
+    (!why.is_empty()).then(|| NoRate {
+        keys,
+        others_listed,
+        why: why.join("; "),
+    })
+}
+
+/// The first three of `items`, and how many more.
+fn first_three<T: std::fmt::Display>(items: &[T]) -> String {
+    let shown: Vec<String> = items.iter().take(3).map(T::to_string).collect();
+    match items.len() {
+        n if n > 3 => format!("{} and {} more", shown.join(", "), n - 3),
+        _ => shown.join(", "),
+    }
 }
 
 /// Whether a version and region are names that keep a path in the cache: a
@@ -1136,6 +1228,16 @@ fn moments(
     moments
 }
 
+/// The first dates of the versions not read for any key: a version missing for
+/// some keys only is read for the others, and for them it is no unread version.
+fn unread_dates(missing: &[MissingVersion]) -> Vec<NaiveDate> {
+    missing
+        .iter()
+        .filter(|m| m.keys.is_empty())
+        .map(|m| m.seen_on)
+        .collect()
+}
+
 /// Whether no version that could not be read (`unread`: their first dates) took
 /// effect before `first`, the first version read: only then can the version in
 /// effect before `first` stand for the rate before it (otherwise that rate is the
@@ -1146,23 +1248,28 @@ fn nothing_unread_before(first: &PriceListVersion, unread: &[NaiveDate]) -> bool
 
 /// Turns the versions read (in the order they took effect) into one history per key: a point where a
 /// key is first listed, where its rate changes (at a version, or at a term's
-/// `effectiveDate` inside one), and where it is no longer listed. `unread` are the
-/// first dates of the versions that could not be read: a version's own terms count
-/// only until the next version takes over, read or not (what an unread version
-/// billed is unknown, and it may have replaced them). `before` is the version in
-/// effect before the first one read, when that one lists a key only with a rate
-/// announced for after `since`: the key's rate until then is `before`'s.
+/// `effectiveDate` inside one), and where it is no longer listed. `missing` are the
+/// versions that could not be read, or not for some keys: a version's own terms
+/// count only until the next version takes over, read or not (what an unread
+/// version billed is unknown, and it may have replaced them). A version among
+/// `read` that `missing` names with keys is read for the other keys only: for
+/// those it gives no point, and they are not "no longer listed" in it.
+/// `before` is the version in effect before the first one read, when that one
+/// lists a key only with a rate announced for after `since`: the key's rate until
+/// then is `before`'s.
 fn build_history(
     region: &str,
     since: NaiveDate,
     until: NaiveDate,
     before: Option<(PriceListVersion, Offer)>,
     read: Vec<(PriceListVersion, Offer)>,
-    unread: &[NaiveDate],
+    missing: &[MissingVersion],
     keys_in: &dyn Fn(&[PriceDocument]) -> Vec<PriceKey>,
 ) -> PriceHistory {
     let mut series: BTreeMap<PriceKey, KeyHistory> = BTreeMap::new();
     let mut versions = Vec::with_capacity(read.len() + 1);
+    let unread = unread_dates(missing);
+    let unread = unread.as_slice();
     // `before` stands for the rate before the first version read only when no
     // unread version came between them.
     let before = before.filter(|_| {
@@ -1189,8 +1296,12 @@ fn build_history(
     for ((version, offer), end) in read.into_iter().zip(ends) {
         let keys = keys_in(&offer.documents);
         let mut listed_now = Vec::new();
-        let mut unknown_now = Vec::new();
+        // The keys it is missing for: unknown through its span.
+        let mut unknown_now = missing_for(missing, &version).to_vec();
         for key in keys {
+            if unknown_now.contains(&key) {
+                continue;
+            }
             let entry = series.entry(key.clone()).or_insert_with(|| KeyHistory {
                 unit: key.unit(),
                 key: key.clone(),
@@ -1278,8 +1389,9 @@ fn build_history(
                             "no rate in this version on {seen_on}: {error}"
                         );
                         // Listed, but with no usable rate: not "no longer listed"
-                        // either. (`read` makes such a version missing, whether only
-                        // at $0, in another currency or contradicting itself.)
+                        // either. (`read` makes such a version missing for the key,
+                        // whether only at $0, in another currency or contradicting
+                        // itself.)
                         if !matches!(error, PriceError::NotFound { .. })
                             && !unknown_now.contains(&key)
                         {
@@ -1291,7 +1403,7 @@ fn build_history(
         }
         // Keys listed before and not in this version: no longer listed. (A version
         // with a product that may price a key and cannot be read is never here: it
-        // is missing, its rates unknown.)
+        // is missing, its rates unknown; nor is a key it is missing for.)
         for (key, entry) in series.iter_mut() {
             let was_listed = entry
                 .points
@@ -1437,9 +1549,29 @@ mod tests {
         read: Vec<(PriceListVersion, Offer)>,
         unread: &[NaiveDate],
     ) -> PriceHistory {
-        build_history("us-east-1", since, until, None, read, unread, &|_| {
-            vec![PriceKey::hosting("us-east-1", "ml.m5.xlarge")]
-        })
+        build_history(
+            "us-east-1",
+            since,
+            until,
+            None,
+            read,
+            &not_read(unread),
+            &|_| vec![PriceKey::hosting("us-east-1", "ml.m5.xlarge")],
+        )
+    }
+
+    /// The versions `2025<month>01000000` in effect from `dates`, not read.
+    fn not_read(dates: &[NaiveDate]) -> Vec<MissingVersion> {
+        dates
+            .iter()
+            .map(|d| MissingVersion {
+                version: d.format("%Y%m%d000000").to_string(),
+                seen_on: *d,
+                unknown_until: None,
+                keys: Vec::new(),
+                reason: "not read".into(),
+            })
+            .collect()
     }
 
     #[test]
@@ -1643,7 +1775,7 @@ mod tests {
             on(4),
             Some((december, december_offer)),
             vec![february],
-            &[on(1)],
+            &not_read(&[on(1)]),
             &|_| vec![PriceKey::hosting("us-east-1", "ml.m5.xlarge")],
         );
         let points: Vec<_> = history.series[0]

@@ -8,10 +8,11 @@
 //! `beginRange`/`endRange` and USD strings, serverless's free first tier of
 //! 150,000 s at $0). Versions are published with the same effective date or out of
 //! order (a version id, its publication time, earlier than an older version's); a
-//! SKU appears, disappears, changes price, is announced for later, lists only $0, or
-//! is unreadable (its price written `0.23x`: the version is then missing, its rates
-//! unknown); a file is cut short, is not JSON, or is offered without a `json`
-//! format.
+//! SKU appears, disappears, changes price, is announced for later, lists only $0
+//! (the version is then missing for that key, and read for the family's other
+//! sizes), or is unreadable (its price written `0.23x`: the version is then
+//! missing, its rates unknown); a file is cut short, is not JSON, or is offered
+//! without a `json` format.
 //!
 //! The code under test is [`PriceListHistory`] as an application uses it
 //! ([`history`](PriceListHistory::history) of a hosting or a serverless key,
@@ -737,6 +738,8 @@ struct Missing {
     version: String,
     seen_on: NaiveDate,
     unknown_until: Option<NaiveDate>,
+    /// The keys it is missing for; empty: every key.
+    keys: Vec<PriceKey>,
     reason: &'static str,
 }
 
@@ -808,44 +811,78 @@ fn model(case: &Case) -> Expected {
             .map_or(case.until.succ_opt().unwrap(), |(_, s)| *s)
     };
     // Docs: a version read whole that lists a key only at $0 on a day it answers
-    // for (its first date, or a term's date before the next version) is missing.
-    let zero_only: BTreeSet<String> = found
-        .iter()
-        .enumerate()
-        .filter(|(i, (v, start))| {
-            v.readable(case.kind)
-                && keys.iter().any(|(_, what)| {
-                    says(&v.products, *what, *start) != Says::Absent
-                        && v.products
-                            .iter()
-                            .filter(|p| p.what == *what && !p.broken)
-                            .flat_map(|p| p.terms.iter().map(|t| t.date))
-                            .filter(|d| d > start && *d < end_of(*i))
-                            .chain([*start])
-                            .any(|at| says(&v.products, *what, at) == Says::ZeroOnly)
-                })
-        })
-        .map(|(_, (v, _))| v.id.clone())
-        .collect();
-    // Read, and used: every product readable, every key listed at a rate.
-    let usable = |v: &Version| v.readable(case.kind) && !zero_only.contains(&v.id);
+    // for (its first date, or a term's date before the next version) is missing
+    // for that key. Per key, not whole: in a family, the other sizes it lists are
+    // read from it (a version with ml.m5.2xlarge only at $0 still prices
+    // ml.m5.xlarge), so the model once making such a version missing for every
+    // key would hide rates AWS published. Only when it lists no other key (with a
+    // rate, or one announced for later) is it missing whole, as one that cannot be
+    // read.
+    let mut zero_keys: BTreeMap<String, (Vec<PriceKey>, bool)> = BTreeMap::new();
+    for (i, (v, start)) in found.iter().enumerate() {
+        if !v.readable(case.kind) {
+            continue;
+        }
+        let listed = |what: What| says(&v.products, what, *start) != Says::Absent;
+        let zero_only = |what: What| {
+            listed(what)
+                && v.products
+                    .iter()
+                    .filter(|p| p.what == what && !p.broken)
+                    .flat_map(|p| p.terms.iter().map(|t| t.date))
+                    .filter(|d| d > start && *d < end_of(i))
+                    .chain([*start])
+                    .any(|at| says(&v.products, what, at) == Says::ZeroOnly)
+        };
+        let zero: Vec<PriceKey> = keys
+            .iter()
+            .filter(|(_, what)| zero_only(*what))
+            .map(|(key, _)| key.clone())
+            .collect();
+        let others = keys
+            .iter()
+            .any(|(_, what)| listed(*what) && !zero_only(*what));
+        if !zero.is_empty() {
+            zero_keys.insert(v.id.clone(), (zero, others));
+        }
+    }
+    // The keys a version read is missing for (none: read for every key).
+    let gap = |v: &Version| -> Vec<PriceKey> {
+        match zero_keys.get(&v.id) {
+            Some((zero, true)) => zero.clone(),
+            _ => Vec::new(),
+        }
+    };
+    // Read, and used for at least one key: every product readable, and not every
+    // key it lists only at $0.
+    let usable =
+        |v: &Version| v.readable(case.kind) && !matches!(zero_keys.get(&v.id), Some((_, false)));
     let read: Vec<(&Version, NaiveDate)> =
         found.iter().copied().filter(|(v, _)| usable(v)).collect();
     for (v, seen_on) in &found {
-        let reason = match v.file {
-            File::Whole if usable(v) => continue,
+        let (reason, keys) = match v.file {
+            File::Whole if usable(v) && gap(v).is_empty() => continue,
+            // Docs: some keys listed only at $0, the others read.
+            File::Whole if usable(v) => ("only at $0: not a price", gap(v)),
             // Docs: a product that may price the key cannot be read.
-            File::Whole if !v.readable(case.kind) => "could not be read",
+            File::Whole if !v.readable(case.kind) => ("could not be read", Vec::new()),
             // Docs: a key listed only at $0 has no rate, not the one before.
-            File::Whole => "only at $0: not a price",
-            File::CutShort => "the file is cut short",
-            File::NotJson => "the file is not valid JSON",
-            File::CsvOnly => "no JSON file offered (formats: csv)",
+            File::Whole => ("only at $0: not a price", Vec::new()),
+            File::CutShort => ("the file is cut short", Vec::new()),
+            File::NotJson => ("the file is not valid JSON", Vec::new()),
+            File::CsvOnly => ("no JSON file offered (formats: csv)", Vec::new()),
         };
+        // Docs: unknown until the next version read for one of its keys.
+        let unknown_until = read
+            .iter()
+            .filter(|(_, s)| s > seen_on)
+            .find(|(r, _)| keys.is_empty() || keys.iter().any(|k| !gap(r).contains(k)))
+            .map(|(_, s)| *s);
         expected.missing.push(Missing {
             version: v.id.clone(),
             seen_on: *seen_on,
-            unknown_until: read.iter().map(|(_, s)| *s).find(|s| s > seen_on),
+            unknown_until,
+            keys,
             reason,
         });
     }
@@ -860,7 +897,11 @@ fn model(case: &Case) -> Expected {
         Some((first, first_on))
             if found.first().is_some_and(|(f, _)| f.id == first.id) && *first_on == case.since =>
         {
+            // Not a key the first version is missing for: its rate is unknown
+            // through that version, whatever the one before says.
+            let gap = gap(first);
             keys.iter()
+                .filter(|(key, _)| !gap.contains(key))
                 .map(|(_, what)| *what)
                 .filter(|what| says(&first.products, *what, case.since) == Says::Ahead)
                 .collect()
@@ -922,9 +963,11 @@ fn model(case: &Case) -> Expected {
         }
         let end = end_of(i);
         let first_read = read.first().is_some_and(|(f, _)| f.id == v.id);
+        // The keys it is missing for: no point, not "no longer listed" either.
+        let gap = gap(v);
         let mut present = BTreeSet::new();
         for (key, what) in &keys {
-            if says(&v.products, *what, *start) == Says::Absent {
+            if gap.contains(key) || says(&v.products, *what, *start) == Says::Absent {
                 continue;
             }
             present.insert(key.clone());
@@ -943,7 +986,7 @@ fn model(case: &Case) -> Expected {
                 let listed = points.last().is_some_and(|p| p.usd.is_some());
                 match says(&v.products, *what, at) {
                     Says::Absent => unreachable!("checked at the start"),
-                    Says::ZeroOnly => unreachable!("such a version is missing"),
+                    Says::ZeroOnly => unreachable!("such a version is missing for the key"),
                     Says::Ahead => {
                         let opening = first_read && at == *start && points.is_empty();
                         if let Some(b) = before.filter(|_| opening)
@@ -997,7 +1040,10 @@ fn model(case: &Case) -> Expected {
         // Listed before, not in this version: no longer listed.
         {
             for (key, (points, notes, _)) in series.iter_mut() {
-                if !present.contains(key) && points.last().is_some_and(|p| p.usd.is_some()) {
+                if !present.contains(key)
+                    && !gap.contains(key)
+                    && points.last().is_some_and(|p| p.usd.is_some())
+                {
                     points.push(Point {
                         version: v.id.clone(),
                         seen_on: *start,
@@ -1032,6 +1078,7 @@ fn model(case: &Case) -> Expected {
                 version: b.id.clone(),
                 seen_on: case.since,
                 unknown_until,
+                keys: Vec::new(),
                 reason,
             },
         );
@@ -1057,14 +1104,14 @@ fn model(case: &Case) -> Expected {
                 None => {
                     rates.insert(d, None);
                 }
-                // Missing (unreadable, or a key only at $0): unknown.
-                Some((v, _)) if !usable(v) => {}
+                // Missing (unreadable, or this key only at $0): unknown.
+                Some((v, _)) if !usable(v) || gap(v).contains(key) => {}
                 Some((v, _)) => {
                     match says(&v.products, *what, d) {
                         Says::Rate(now) => (carry, unknown) = (Some(usd(now.units)), false),
                         Says::Absent => (carry, unknown) = (None, false),
                         Says::Ahead => {}
-                        Says::ZeroOnly => unreachable!("such a version is missing"),
+                        Says::ZeroOnly => unreachable!("such a version is missing for the key"),
                     }
                     if !unknown {
                         rates.insert(d, carry);
@@ -1130,12 +1177,12 @@ fn check(
     };
     let got_missing: Vec<_> = missing
         .iter()
-        .map(|m| (m.version.as_str(), m.seen_on, m.unknown_until))
+        .map(|m| (m.version.as_str(), m.seen_on, m.unknown_until, &m.keys))
         .collect();
     let want_missing: Vec<_> = expected
         .missing
         .iter()
-        .map(|m| (m.version.as_str(), m.seen_on, m.unknown_until))
+        .map(|m| (m.version.as_str(), m.seen_on, m.unknown_until, &m.keys))
         .collect();
     prop_assert_eq!(got_missing, want_missing, "missing versions");
     for (got, want) in missing.iter().zip(&expected.missing) {
