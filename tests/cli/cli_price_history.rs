@@ -452,6 +452,97 @@ async fn a_version_listing_the_key_only_at_0_is_named_missing_in_text_and_json()
     );
 }
 
+/// A version listing one size only at $0 is missing for that size alone: the
+/// error line names the size, the JSON's `missing[]` its `keys`, and the other
+/// sizes' rates in that version are read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trend_reads_the_other_sizes_of_a_version_listing_one_only_at_0() {
+    use crate::support::fake_pricelist::{docs, offer_file};
+    // January 2025: ml.m5.xlarge 0.23, ml.m5.large 0.115. February 2025:
+    // ml.m5.xlarge 0.20, ml.m5.large only at 0.0000000000.
+    let server = FakePriceList::start().await;
+    for (version, month, xlarge, large) in [
+        ("20250101000000", 1, "0.2300000000", "0.1150000000"),
+        ("20250201000000", 2, "0.2000000000", "0.0000000000"),
+    ] {
+        let doc = |instance: &str, usd: &str| {
+            docs::effective(
+                docs::hosting("us-east-1", instance, usd),
+                &format!("2025-{month:02}-01T00:00:00Z"),
+            )
+        };
+        server.add_version(
+            "us-east-1",
+            version,
+            chrono::NaiveDate::from_ymd_opt(2025, month, 1).unwrap(),
+            offer_file(
+                version,
+                &[doc("ml.m5.xlarge", xlarge), doc("ml.m5.large", large)],
+            ),
+        );
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let run = |json: bool| {
+        let mut cmd = sagemeter(&refused_url(), &server.url());
+        cmd.env("SAGEMETER_CACHE_DIR", cache.path())
+            .args(["price", "--trend", "ml.m5"])
+            .args(["--since", "2025-01-01", "--until", "2025-03-01"]);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().expect("run sagemeter")
+    };
+
+    let out = run(false);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("2 Price List version(s) in effect from 2025-01-01 to 2025-03-01, read"),
+        "{stdout}"
+    );
+    // ml.m5.xlarge: 0.23 on 2025-01-01, February's 0.20 read, to 2025-03-01.
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("ml.m5.xlarge "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells[3..7],
+        ["$0.23", "2025-01-01", "$0.2", "2025-03-01"],
+        "{row}"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "error: the price history is incomplete: version 20250201000000 (in effect \
+             2025-02-01; rates of hosting ml.m5.large in us-east-1 unknown from then on): \
+             lists hosting ml.m5.large in us-east-1 only at $0: not a price"
+        ),
+        "{stderr}"
+    );
+
+    let out = run(true);
+    assert_eq!(out.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["versions_read"], 2, "{json}");
+    let missing = json["missing"].as_array().unwrap();
+    assert_eq!(missing.len(), 1, "{json}");
+    assert_eq!(missing[0]["version"], "20250201000000");
+    assert_eq!(
+        missing[0]["keys"],
+        serde_json::json!([
+            {"kind": "hosting", "region": "us-east-1", "instance_type": "ml.m5.large"}
+        ])
+    );
+    let xlarge = json["sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"]["instance_type"] == "ml.m5.xlarge")
+        .unwrap();
+    assert_eq!(xlarge["latest_usd"], "0.2");
+}
+
 /// `price --history --chart F | head -0` with a version cut short: the reader left
 /// before anything was printed, yet the chart is drawn, and the incomplete history
 /// still fails the command (exit 1), as when the output is read.
