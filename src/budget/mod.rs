@@ -21,7 +21,14 @@
 //! says `Unpriced`) counts against enforced budgets at no less than the estimate
 //! reserved for it (or, when nothing was reserved, as for an async invocation
 //! settled by another client, at no less than what would have been), never at
-//! $0, and that figure, not $0, feeds later estimates.
+//! $0; unless what it leaves unpriced has a known bound: an async input in S3
+//! whose size was not given is at most 1 GB of data in at the region's rate, so
+//! a call whose only unpriced line is that counts at its priced cost plus that
+//! bound (at $0.016 per GB, $0.016 more), not at its estimate. Later estimates
+//! are of what calls are known to have cost, never of what they were counted
+//! at: a call not fully priced is remembered at its priced cost, as a lower
+//! bound (see [`Estimate::RecentMax`]), so one expensive call does not make
+//! every later one count at its figure.
 //!
 //! An **alerting** budget never rejects; it calls back (and logs a WARN) the first
 //! time spend crosses 50 %, 80 % and 100 % of the limit in each period. It counts
@@ -181,7 +188,9 @@ pub enum Estimate {
     /// those settled in the budget's current period, when there are any: an
     /// outlier weighs on its own period only); `initial_usd` until there is any
     /// that cost more than $0; either at most the budget's limit. `calls` is at
-    /// most [`MAX_RECENT_CALLS`].
+    /// most [`MAX_RECENT_CALLS`]. A call that was not fully priced weighs at its
+    /// priced cost, a lower bound of what it cost: while the receipts looked at
+    /// are all such, the estimate is no less than `initial_usd`.
     RecentMax {
         /// How many recent receipts to consider (1 to [`MAX_RECENT_CALLS`]).
         calls: usize,
@@ -497,22 +506,24 @@ impl Tracked {
     /// would otherwise let one call through per period, for as many periods as it
     /// takes to settle `calls` more. And recent receipts that cost nothing
     /// (credits, a free trial) are no estimate: the initial one stands, or an
-    /// unpriced call would count at $0.
-    fn estimate(&self, history: Option<&VecDeque<(DateTime<Utc>, Decimal)>>) -> Decimal {
+    /// unpriced call would count at $0. Nor are receipts only part of whose cost
+    /// is known, on their own: their priced part is a lower bound (the data lines
+    /// of a call whose compute has no price, a few millionths of a dollar), so
+    /// the estimate from them alone is no less than the initial one, or a call
+    /// of no known price would soon count at next to nothing.
+    fn estimate(&self, history: Option<&VecDeque<Remembered>>) -> Decimal {
         match self.budget.estimate {
             Estimate::Fixed { usd } => usd,
             Estimate::RecentMax { calls, initial_usd } => {
                 let recent = || history.into_iter().flat_map(|h| h.iter().rev().take(calls));
                 let since = self.state.period_start;
-                let in_period = recent()
-                    .filter(|(at, _)| since.is_some_and(|start| *at >= start))
-                    .map(|(_, usd)| *usd)
-                    .max();
-                in_period
-                    .or_else(|| recent().map(|(_, usd)| *usd).max())
-                    .filter(|usd| !usd.is_zero())
-                    .unwrap_or(initial_usd)
-                    .min(self.budget.limit_usd)
+                let in_period = most(recent().filter(|r| since.is_some_and(|s| r.at >= s)));
+                match in_period.or_else(|| most(recent())) {
+                    Some((usd, true)) if !usd.is_zero() => usd,
+                    Some((usd, _)) => usd.max(initial_usd),
+                    None => initial_usd,
+                }
+                .min(self.budget.limit_usd)
             }
         }
     }
@@ -601,7 +612,7 @@ struct BudgetsInner {
     per_value: Vec<(Budget, HashMap<String, usize>)>,
     /// Each endpoint's most recent costs and when they settled, newest last, at
     /// most `recent_len`.
-    recent: HashMap<String, VecDeque<(DateTime<Utc>, Decimal)>>,
+    recent: HashMap<String, VecDeque<Remembered>>,
     /// How many recent costs the longest [`Estimate::RecentMax`] looks back over.
     recent_len: usize,
     /// Holds of async invocations that lapse at a set time (see
@@ -611,6 +622,28 @@ struct BudgetsInner {
     next_hold: u64,
     /// Whether a lapsed hold has been warned about (once per client).
     warned_lapsed: bool,
+}
+
+/// What a settled call is remembered at, for later estimates: what it is known
+/// to have cost, never what budgets counted it at (a floor fed back would make
+/// every later call not fully priced count at it, for good).
+#[derive(Debug, Clone, Copy)]
+struct Remembered {
+    /// When it settled.
+    at: DateTime<Utc>,
+    /// Its priced cost (all its parts').
+    usd: Decimal,
+    /// It was not fully priced: it cost `usd` or more.
+    lower_bound: bool,
+}
+
+/// The most of `pool`, and whether any of it is a whole cost (not a lower
+/// bound); `None` when it is empty.
+fn most<'a>(pool: impl Iterator<Item = &'a Remembered>) -> Option<(Decimal, bool)> {
+    pool.fold(None, |most, r| {
+        let (usd, whole) = most.unwrap_or((r.usd, false));
+        Some((usd.max(r.usd), whole || !r.lower_bound))
+    })
 }
 
 /// An expiring hold's key: when it lapses, and its number (two may lapse at once).
@@ -777,6 +810,40 @@ impl fmt::Debug for Budgets {
     }
 }
 
+/// How much of a call's cost its receipt priced, as enforced budgets count it
+/// (nothing more is worked out for a fully priced receipt: it is `Fully`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Priced {
+    /// Every line: counted at its cost.
+    Fully,
+    /// Every line but some whose cost together is at most `unpriced_usd` (the
+    /// data in of an async input in S3 whose size was not given: at most 1 GB,
+    /// at a known rate): counted at its priced cost plus that bound.
+    AllBut {
+        /// The most the unpriced lines can cost, USD.
+        unpriced_usd: Decimal,
+    },
+    /// Some line whose cost has no known bound (its rate, or how much of it,
+    /// is unknown: compute, tokens not reported, an output of unknown size):
+    /// counted at no less than the call's estimate.
+    Partly,
+}
+
+impl Priced {
+    /// How a call billed in two parts priced this way and `other` is priced as a
+    /// whole: the bounds of its parts add up; one part of unbounded cost makes
+    /// it so.
+    fn and(self, other: Priced) -> Priced {
+        match (self, other) {
+            (Priced::Fully, whole) | (whole, Priced::Fully) => whole,
+            (Priced::AllBut { unpriced_usd: a }, Priced::AllBut { unpriced_usd: b }) => a
+                .checked_add(b)
+                .map_or(Priced::Partly, |usd| Priced::AllBut { unpriced_usd: usd }),
+            _ => Priced::Partly,
+        }
+    }
+}
+
 /// An estimate held against budgets until the call settles. Dropping it without
 /// settling releases it (failed or cancelled call, or an async invocation whose
 /// pending half was dropped unsettled).
@@ -793,8 +860,9 @@ pub(crate) struct Reservation {
     /// What the parts settled so far cost (remembered with the last part, as
     /// the whole call's cost for later estimates).
     settled_usd: Decimal,
-    /// A part settled so far was not fully priced: the call as a whole is not.
-    unpriced: bool,
+    /// How fully the parts settled so far were priced (the last part's pricing
+    /// joins it: see [`Priced::and`]).
+    priced: Priced,
     /// Set by [`expire_at`](Self::expire_at): what it holds is kept by the budgets
     /// under this key (and `indexes` is empty) until it lapses or is taken back.
     lapsing: Option<HoldKey>,
@@ -934,7 +1002,7 @@ impl Budgets {
             indexes: held,
             endpoint: endpoint.to_owned(),
             settled_usd: Decimal::ZERO,
-            unpriced: false,
+            priced: Priced::Fully,
             lapsing: None,
         })
     }
@@ -1056,7 +1124,7 @@ impl Budgets {
             indexes: Vec::new(),
             endpoint: endpoint.to_owned(),
             settled_usd: Decimal::ZERO,
-            unpriced: false,
+            priced: Priced::Fully,
             lapsing: None,
         }
     }
@@ -1070,7 +1138,7 @@ impl Budgets {
         reservation: &mut Reservation,
         tags: &BTreeMap<String, String>,
         cost_usd: Decimal,
-        fully_priced: bool,
+        priced: Priced,
         now: DateTime<Utc>,
     ) -> Vec<AlertToRaise> {
         let mut inner = self.lock();
@@ -1086,7 +1154,7 @@ impl Budgets {
             *held = kept;
         }
         reservation.settled_usd += cost_usd;
-        reservation.unpriced |= !fully_priced;
+        reservation.priced = reservation.priced.and(priced);
         let mut alerts = Vec::new();
         for &i in &covering {
             let t = &mut tracked[i];
@@ -1109,7 +1177,7 @@ impl Budgets {
         reservation: &mut Reservation,
         tags: &BTreeMap<String, String>,
         cost_usd: Decimal,
-        fully_priced: bool,
+        priced: Priced,
         now: DateTime<Utc>,
     ) -> (Vec<AlertToRaise>, Vec<BeyondReceipt>) {
         let mut inner = self.lock();
@@ -1130,43 +1198,42 @@ impl Budgets {
         }
         let held: Vec<(usize, Decimal)> = reservation.indexes.drain(..).collect();
         // A call billed in parts is fully priced only if every part was.
-        let fully_priced = fully_priced && !reservation.unpriced;
+        let priced = reservation.priced.and(priced);
+        let fully_priced = priced == Priced::Fully;
         for &(i, estimate) in &held {
             tracked[i].state.release(estimate);
         }
-        // A call that could not be fully priced counts at no less than what was
-        // reserved for it: an unknown price must not make an enforced budget
-        // spend-free (its $0 would also pull later estimates down to $0). One
-        // that nothing was reserved for (an async settlement, a call let through
-        // unreserved) counts at no less than what would have been reserved.
-        // (Nothing to work out, nor allocated, for a fully priced call.)
-        // Each budget's floor, by its place in `tracked`: what was held on it, or
-        // for a covering enforced one that held nothing, its estimate.
-        let floors: Vec<(usize, Decimal)> = if fully_priced {
-            Vec::new()
-        } else {
-            let unheld = covering
-                .iter()
-                .filter(|i| !held.iter().any(|(j, _)| j == *i))
-                .filter(|i| tracked[**i].budget.mode == BudgetMode::Enforce)
-                .map(|&i| (i, tracked[i].estimate(recent.get(&reservation.endpoint))));
-            held.iter().copied().chain(unheld).collect()
+        // A call whose unpriced part has no known bound counts at no less than
+        // what was reserved for it: an unknown price must not make an enforced
+        // budget spend-free. One that nothing was reserved for (an async
+        // settlement, a call let through unreserved) counts at no less than what
+        // would have been reserved. (Nothing to work out, nor allocated, for any
+        // other call.) Each budget's floor, by its place in `tracked`: what was
+        // held on it, or for a covering enforced one that held nothing, its
+        // estimate.
+        let floors: Vec<(usize, Decimal)> = match priced {
+            Priced::Partly => {
+                let unheld = covering
+                    .iter()
+                    .filter(|i| !held.iter().any(|(j, _)| j == *i))
+                    .filter(|i| tracked[**i].budget.mode == BudgetMode::Enforce)
+                    .map(|&i| (i, tracked[i].estimate(recent.get(&reservation.endpoint))));
+                held.iter().copied().chain(unheld).collect()
+            }
+            Priced::Fully | Priced::AllBut { .. } => Vec::new(),
         };
-        let charged = |i: usize| -> Decimal {
-            floors
-                .iter()
-                .find(|(j, _)| *j == i)
-                .map_or(cost_usd, |(_, floor)| cost_usd.max(*floor))
-        };
-        // Remembered as the whole call: with the parts settled before (an async
-        // invocation's submission), what later calls are estimated from.
-        let remembered = reservation.settled_usd
-            + floors
-                .iter()
-                .map(|(_, floor)| *floor)
-                .fold(cost_usd, Decimal::max);
+        // Remembered as the whole call (with the parts settled before, an async
+        // invocation's submission), at what it is known to have cost: not at a
+        // floor, an estimate that would otherwise feed the estimates after it
+        // (one $12 call would make every later call not fully priced count at
+        // the limit, for good), nor at another budget's floor (a fixed estimate
+        // is no receipt).
         let history = recent.entry(reservation.endpoint.clone()).or_default();
-        history.push_back((now, remembered));
+        history.push_back(Remembered {
+            at: now,
+            usd: reservation.settled_usd + cost_usd,
+            lower_bound: !fully_priced,
+        });
         while history.len() > *recent_len {
             history.pop_front();
         }
@@ -1174,7 +1241,19 @@ impl Budgets {
         let mut beyond = Vec::new();
         for &i in &covering {
             let t = &mut tracked[i];
-            let charged = charged(i);
+            let charged = match priced {
+                Priced::Fully => cost_usd,
+                // Parts settled before counted their priced cost then: the
+                // bound of the whole call's unpriced lines is counted now.
+                Priced::AllBut { unpriced_usd } if t.budget.mode == BudgetMode::Enforce => {
+                    cost_usd.saturating_add(unpriced_usd)
+                }
+                Priced::AllBut { .. } => cost_usd,
+                Priced::Partly => floors
+                    .iter()
+                    .find(|(j, _)| *j == i)
+                    .map_or(cost_usd, |(_, floor)| cost_usd.max(*floor)),
+            };
             t.state.spent += charged;
             t.state.unpriced_calls += u64::from(!fully_priced);
             if t.fleet && charged > cost_usd {
@@ -1243,10 +1322,11 @@ pub struct BudgetStatus {
 /// An alert, and the budget's callback for it.
 type AlertToRaise = (BudgetAlert, Option<Arc<AlertFn>>);
 
-/// What a fleet budget was charged for a call beyond its receipt's cost: the
-/// estimate reserved for a call that could not be fully priced (an unknown price
-/// never makes a budget spend-free). The fleet adds it to the budget's item, so
-/// that every process, and the lease's use, counts it too.
+/// What a fleet budget was charged for a call beyond its receipt's cost, for a
+/// call that could not be fully priced (an unknown price never makes a budget
+/// spend-free): the bound of its unpriced lines, or what its estimate passes its
+/// cost by (see [`Priced`]). The fleet adds it to the budget's item, so that
+/// every process, and the lease's use, counts it too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BeyondReceipt {
     /// The budget, by its index in the client's order.
@@ -1263,13 +1343,13 @@ impl Reservation {
         mut self,
         tags: &BTreeMap<String, String>,
         cost_usd: Decimal,
-        fully_priced: bool,
+        priced: Priced,
         now: DateTime<Utc>,
     ) -> Vec<BeyondReceipt> {
         let Some(budgets) = self.budgets.take() else {
             return Vec::new();
         };
-        let (alerts, beyond) = budgets.settle(&mut self, tags, cost_usd, fully_priced, now);
+        let (alerts, beyond) = budgets.settle(&mut self, tags, cost_usd, priced, now);
         raise_all(alerts);
         beyond
     }
@@ -1277,19 +1357,19 @@ impl Reservation {
     /// Settles one part of a call billed in parts (an async invocation's
     /// submission) and raises alerts; the rest of the estimate stays held until
     /// the last part is [settled](Self::settle), or the reservation is dropped.
-    /// A part that is not fully priced makes the whole call count at no less
-    /// than its estimate when it settles.
+    /// A part that is not fully priced makes the whole call count as that part
+    /// is priced ([`Priced`]) when it settles.
     pub(crate) fn settle_part(
         &mut self,
         tags: &BTreeMap<String, String>,
         cost_usd: Decimal,
-        fully_priced: bool,
+        priced: Priced,
         now: DateTime<Utc>,
     ) {
         let Some(budgets) = self.budgets.clone() else {
             return;
         };
-        let alerts = budgets.settle_part(self, tags, cost_usd, fully_priced, now);
+        let alerts = budgets.settle_part(self, tags, cost_usd, priced, now);
         raise_all(alerts);
     }
 
@@ -1430,7 +1510,7 @@ mod tests {
     fn call(budgets: &Arc<Budgets>, at: DateTime<Utc>) -> bool {
         match budgets.reserve("chat", &BTreeMap::new(), at) {
             Ok(reservation) => {
-                reservation.settle(&BTreeMap::new(), dec("0.01"), true, at);
+                reservation.settle(&BTreeMap::new(), dec("0.01"), Priced::Fully, at);
                 true
             }
             Err(_) => false,
@@ -1487,15 +1567,15 @@ mod tests {
             .estimate(Estimate::Fixed { usd: dec("0.25") })
             .unwrap();
         let budgets = Arc::new(Budgets::new(vec![alert, enforced], false));
-        let settle = |usd: &str, fully_priced: bool| {
+        let settle = |usd: &str, priced: Priced| {
             let reservation = budgets.reserve("chat", &BTreeMap::new(), day(1)).unwrap();
-            reservation.settle(&BTreeMap::new(), dec(usd), fully_priced, day(1));
+            reservation.settle(&BTreeMap::new(), dec(usd), priced, day(1));
         };
         // One fully priced call of $0.30; two whose compute is unpriced, with
         // $0.10 of priced lines each.
-        settle("0.30", true);
-        settle("0.10", false);
-        settle("0.10", false);
+        settle("0.30", Priced::Fully);
+        settle("0.10", Priced::Partly);
+        settle("0.10", Priced::Partly);
         let status = budgets.status(day(1));
         // Alerting: the priced parts only, 0.30 + 0.10 + 0.10 = 0.50, a lower
         // bound, and the two calls it leaves out are counted.
@@ -1588,7 +1668,7 @@ mod tests {
         let spent_at = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 30).unwrap();
         for _ in 0..10 {
             let reservation = budgets.reserve("chat", &no_tags, spent_at).unwrap();
-            reservation.settle(&no_tags, dec("0.10"), true, spent_at);
+            reservation.settle(&no_tags, dec("0.10"), Priced::Fully, spent_at);
         }
         assert_eq!(*raised.lock().unwrap(), vec![50, 80, 100]);
         // The wall clock steps back to 09:59:59: still the 10:00 hour, still full.
@@ -1601,13 +1681,13 @@ mod tests {
         // in the 10:00 hour too (1.00 + 0.10 = 1.10).
         budgets
             .unreserved("chat")
-            .settle(&no_tags, dec("0.10"), true, back);
+            .settle(&no_tags, dec("0.10"), Priced::Fully, back);
         // Forward again at 10:00:31: the hour still holds all of it
         // (1.10 + 0.60 = 1.70), and no threshold is raised twice.
         let forward = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 31).unwrap();
         budgets
             .unreserved("chat")
-            .settle(&no_tags, dec("0.60"), true, forward);
+            .settle(&no_tags, dec("0.60"), Priced::Fully, forward);
         let status = &budgets.status(forward)[0];
         assert_eq!(status.spent_usd, dec("1.70"));
         assert_eq!(*raised.lock().unwrap(), vec![50, 80, 100]);
@@ -1631,7 +1711,7 @@ mod tests {
         // One 5 USD call, then 70 of 0.01: 71 receipts, all within the last 100.
         let call = |usd: &str| {
             let reservation = budgets.reserve("chat", &no_tags, at).unwrap();
-            reservation.settle(&no_tags, dec(usd), true, at);
+            reservation.settle(&no_tags, dec(usd), Priced::Fully, at);
         };
         call("5");
         for _ in 0..70 {
@@ -1698,7 +1778,7 @@ mod tests {
         let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
         // 10:05: one call (estimated at the initial $0.01) that cost $3.
         let first = budgets.reserve("chat", &no_tags, at(10, 5)).unwrap();
-        first.settle(&no_tags, dec("3"), true, at(10, 5));
+        first.settle(&no_tags, dec("3"), Priced::Fully, at(10, 5));
         // 10:10: the hour is spent: refused, rightly.
         assert!(budgets.reserve("chat", &no_tags, at(10, 10)).is_err());
         // 11:00: a new hour, nothing spent. The estimate is the $3 receipt capped
@@ -1708,13 +1788,13 @@ mod tests {
         // It costs $0.01. The hour's calls are estimated from the hour's receipts
         // ($0.01), not from the $3 outlier of the hour before: the next 19 go too
         // (19 × 0.01 + 0.01 = $0.20 ≤ $2), not one an hour for 19 hours.
-        next.settle(&no_tags, dec("0.01"), true, at(11, 0));
+        next.settle(&no_tags, dec("0.01"), Priced::Fully, at(11, 0));
         for m in 1..20 {
             let call = budgets
                 .reserve("chat", &no_tags, at(11, m))
                 .unwrap_or_else(|e| panic!("11:{m:02}: {e:?}"));
             assert_eq!(call.held_usd(), dec("0.01"));
-            call.settle(&no_tags, dec("0.01"), true, at(11, m));
+            call.settle(&no_tags, dec("0.01"), Priced::Fully, at(11, m));
         }
     }
 
@@ -1747,11 +1827,11 @@ mod tests {
         // Two calls priced at $0 (credits), then one whose price is unknown.
         for _ in 0..2 {
             let r = budgets.reserve("chat", &no_tags, at).unwrap();
-            r.settle(&no_tags, Decimal::ZERO, true, at);
+            r.settle(&no_tags, Decimal::ZERO, Priced::Fully, at);
         }
         let unpriced = budgets.reserve("chat", &no_tags, at).unwrap();
         assert_eq!(unpriced.held_usd(), dec("0.05"), "the initial estimate");
-        unpriced.settle(&no_tags, Decimal::ZERO, false, at);
+        unpriced.settle(&no_tags, Decimal::ZERO, Priced::Partly, at);
         // It counts at its $0.05 estimate, not at $0.
         assert_eq!(budgets.status(at)[0].spent_usd, dec("0.05"));
     }
@@ -1771,9 +1851,9 @@ mod tests {
         let day = |d: u32| Utc.with_ymd_and_hms(2026, 12, d, 12, 0, 0).unwrap();
         // 1 December: a call of $1; 2 December: one of $0.10.
         let call = budgets.reserve("jobs", &no_tags, day(1)).unwrap();
-        call.settle(&no_tags, dec("1"), true, day(1));
+        call.settle(&no_tags, dec("1"), Priced::Fully, day(1));
         let call = budgets.reserve("jobs", &no_tags, day(2)).unwrap();
-        call.settle(&no_tags, dec("0.10"), true, day(2));
+        call.settle(&no_tags, dec("0.10"), Priced::Fully, day(2));
         // 3 December, before any other call that day: an async invocation
         // submitted by another client settles here, unreserved, its compute
         // unpriced ($0 priced). The day has no receipts yet, so a call now would
@@ -1782,7 +1862,7 @@ mod tests {
         // max(0, 1) = $1.
         budgets
             .unreserved("jobs")
-            .settle(&no_tags, Decimal::ZERO, false, day(3));
+            .settle(&no_tags, Decimal::ZERO, Priced::Partly, day(3));
         let status = &budgets.status(day(3))[0];
         assert_eq!((status.spent_usd, status.unpriced_calls), (dec("1"), 1));
     }
@@ -1818,14 +1898,14 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         let mut hold = budgets.reserve("jobs", &no_tags, at).unwrap();
         // The submission costs 0.001: spent 0.001, held 0.05 − 0.001 = 0.049.
-        hold.settle_part(&no_tags, dec("0.001"), true, at);
+        hold.settle_part(&no_tags, dec("0.001"), Priced::Fully, at);
         let status = &budgets.status(at)[0];
         assert_eq!(
             (status.spent_usd, status.reserved_usd),
             (dec("0.001"), dec("0.049"))
         );
         // The settlement costs 0.10: spent 0.101, nothing held.
-        hold.settle(&no_tags, dec("0.10"), true, at);
+        hold.settle(&no_tags, dec("0.10"), Priced::Fully, at);
         let status = &budgets.status(at)[0];
         assert_eq!(
             (status.spent_usd, status.reserved_usd),
@@ -1833,7 +1913,7 @@ mod tests {
         );
         // Dropped unsettled, a hold is released (spend stays).
         let mut dropped = budgets.reserve("jobs", &no_tags, at).unwrap();
-        dropped.settle_part(&no_tags, dec("0.001"), true, at);
+        dropped.settle_part(&no_tags, dec("0.001"), Priced::Fully, at);
         drop(dropped);
         let status = &budgets.status(at)[0];
         assert_eq!(
@@ -1872,7 +1952,7 @@ mod tests {
             budgets
                 .reserve("chat", &no_tags, at)
                 .unwrap()
-                .settle(&no_tags, usd, true, at)
+                .settle(&no_tags, usd, Priced::Fully, at)
         };
         // A call of $0 is no share of either: 0 < 50 % × 10⁻²⁸ = 0.5 × 10⁻²⁸.
         settle(Decimal::ZERO);
@@ -1919,7 +1999,7 @@ mod tests {
         let first = budgets.reserve("chat", &no_tags, at).unwrap();
         budgets
             .unreserved("chat")
-            .settle(&no_tags, dec("10"), true, at);
+            .settle(&no_tags, dec("10"), Priced::Fully, at);
         let second = budgets.reserve("chat", &no_tags, at).unwrap();
         assert_eq!(second.held_usd(), dec("10"));
         // Both fail unbilled: 10.666666666666666666666666667 − 10
@@ -1940,7 +2020,196 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         // 0.006 of 0.01 passes 50 %: the callback panics, the settlement goes on.
         let reservation = budgets.reserve("chat", &no_tags, at).unwrap();
-        reservation.settle(&no_tags, dec("0.006"), true, at);
+        reservation.settle(&no_tags, dec("0.006"), Priced::Fully, at);
         assert_eq!(budgets.status(at)[0].spent_usd, dec("0.006"));
+    }
+
+    #[test]
+    fn one_expensive_async_job_from_s3_neither_counts_nor_is_remembered_at_its_estimate_after_it() {
+        // $10 a day on `jobs`, the default estimate: the most of the last 20
+        // calls, $0.01 before the first.
+        let budget =
+            Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("10")).unwrap();
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        let at = |d: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
+        // Each job is submitted from S3 without its size: its submission's one
+        // line, data in, is unpriced ($0 priced). Its input is at most 2³⁰ bytes
+        // (1 GB, SageMaker's async input limit) × $0.016 a GB (us-east-1's data
+        // processed in) = $0.016 at most.
+        let input = Priced::AllBut {
+            unpriced_usd: dec("0.016"),
+        };
+        // A job at `when`: reserved, its submission settled, then its
+        // settlement (compute and data out, all priced) at `usd`. What it held
+        // when reserved; `None` when refused.
+        let job = |usd: &str, when| -> Option<Decimal> {
+            let mut hold = budgets.reserve("jobs", &no_tags, when).ok()?;
+            let held = hold.held_usd();
+            hold.settle_part(&no_tags, Decimal::ZERO, input, when);
+            hold.settle(&no_tags, dec(usd), Priced::Fully, when);
+            Some(held)
+        };
+        let spent = |when| budgets.status(when)[0].spent_usd;
+        // 1 December, 09:00: a job of $0.05 priced, held at the initial $0.01,
+        // counts its priced cost and its input's bound: 0.05 + 0.016 = $0.066.
+        assert_eq!(job("0.05", at(1, 9, 0)), Some(dec("0.01")));
+        assert_eq!(spent(at(1, 9, 0)), dec("0.066"));
+        // 23:00: one long job, $12 priced, held at the day's most, $0.05; it
+        // counts 12 + 0.016 = 12.016 (the day: 0.066 + 12.016 = 12.082).
+        assert_eq!(job("12", at(1, 23, 0)), Some(dec("0.05")));
+        assert_eq!(spent(at(1, 23, 0)), dec("12.082"));
+        // 2 December, 00:10: nothing settled yet today, so the estimate is the
+        // most of the last 20, $12, at most the $10 limit: 0 + 0 + 10 ≤ 10, it
+        // goes. Its priced cost is $0.05: it counts 0.05 + 0.016 = $0.066, not
+        // its $10 estimate, and is remembered at $0.05, not at $10.
+        assert_eq!(job("0.05", at(2, 0, 10)), Some(dec("10")));
+        assert_eq!(spent(at(2, 0, 10)), dec("0.066"));
+        // The day's estimate is then its own $0.05. The n-th job of the day fits
+        // while 0.066 × (n − 1) + 0.05 ≤ 10, n − 1 ≤ 9.95 ÷ 0.066 = 150.7…: jobs 2
+        // to 151 go, each held at $0.05, spending 151 × 0.066 = $9.966 in all;
+        // the 152nd would make 9.966 + 0.05 = 10.016 > 10.
+        for n in 2..=151 {
+            assert_eq!(job("0.05", at(2, 1, 0)), Some(dec("0.05")), "job {n}");
+        }
+        assert_eq!(spent(at(2, 1, 0)), dec("9.966"));
+        assert_eq!(job("0.05", at(2, 1, 0)), None, "job 152");
+        // 3 December: the last 20 calls are 2 December's $0.05 jobs: the first
+        // job of the day is held at $0.05, not at the limit.
+        assert_eq!(job("0.05", at(3, 0, 10)), Some(dec("0.05")));
+        assert_eq!(spent(at(3, 0, 10)), dec("0.066"));
+    }
+
+    #[test]
+    fn a_call_whose_tokens_are_unpriced_counts_at_its_estimate_but_is_remembered_at_its_priced_cost()
+     {
+        // $10 a day on `chat`, the default estimate. Its answers (TGI's) report
+        // no input tokens: the input-token line is unpriced, of no known bound
+        // (how many is unknown); the output tokens are priced, at $0.01 per 1,000.
+        let budget =
+            Budget::enforce(BudgetScope::endpoint("chat"), BudgetPeriod::Day, dec("10")).unwrap();
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        let at = |d: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
+        let call = |usd: &str, when| -> Option<Decimal> {
+            let r = budgets.reserve("chat", &no_tags, when).ok()?;
+            let held = r.held_usd();
+            r.settle(&no_tags, dec(usd), Priced::Partly, when);
+            Some(held)
+        };
+        let spent = |when| budgets.status(when)[0].spent_usd;
+        // 1 December, 23:00: a long answer, 600,000 output tokens = $6 priced,
+        // held at the initial $0.01: it counts max(6, 0.01) = $6.
+        assert_eq!(call("6", at(1, 23, 0)), Some(dec("0.01")));
+        // 2 December, 00:10: held at the most of the last 20, $6 (under the $10
+        // limit). Its 2,000 output tokens are $0.02: it counts no less than its
+        // estimate, max(0.02, 6) = $6, and is remembered at its $0.02, a lower
+        // bound.
+        assert_eq!(call("0.02", at(2, 0, 10)), Some(dec("6")));
+        assert_eq!(spent(at(2, 0, 10)), dec("6"));
+        // The next is held at the day's $0.02 (no less than the initial $0.01):
+        // 6 + 0.02 ≤ 10, it goes (held at $6, it would make 12 > 10), and counts
+        // max(0.02, 0.02) = $0.02.
+        assert_eq!(call("0.02", at(2, 0, 20)), Some(dec("0.02")));
+        assert_eq!(spent(at(2, 0, 20)), dec("6.02"));
+    }
+
+    #[test]
+    fn calls_whose_compute_has_no_price_keep_counting_at_the_initial_estimate_not_at_their_data() {
+        // $1 a day on `exotic`, the default estimate. Its instance type has no
+        // price: compute is unpriced; each call's 1 KiB in is priced, 1,024 ÷ 2³⁰
+        // GB × $0.016 = $0.0000000152587890625, $0.000000015259 to the receipt's
+        // 12 places; nothing out.
+        let budget =
+            Budget::enforce(BudgetScope::endpoint("exotic"), BudgetPeriod::Day, dec("1")).unwrap();
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        // Each is held at $0.01 and counts max(0.000000015259, 0.01) = $0.01: its
+        // priced data is a lower bound of its cost, and lower bounds alone never
+        // bring the estimate under the initial one (or the second call would be
+        // held at, and count, $0.000000015259: 65 million calls to the dollar).
+        for n in 1..=100 {
+            let r = budgets
+                .reserve("exotic", &no_tags, at)
+                .unwrap_or_else(|e| panic!("call {n}: {e:?}"));
+            assert_eq!(r.held_usd(), dec("0.01"), "call {n}");
+            r.settle(&no_tags, dec("0.000000015259"), Priced::Partly, at);
+        }
+        // 100 × 0.01 = $1 spent: a 101st would make 1.01 > 1.
+        assert_eq!(budgets.status(at)[0].spent_usd, dec("1"));
+        assert!(budgets.reserve("exotic", &no_tags, at).is_err());
+    }
+
+    #[test]
+    fn a_fixed_estimate_of_one_budget_is_no_cost_in_the_estimates_of_another() {
+        // The client: $100 a day, each call estimated at a fixed $5. `chat`: $10 a
+        // day, the default estimate ($0.01 before the first call).
+        let client = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("100"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("5") })
+            .unwrap();
+        let chat =
+            Budget::enforce(BudgetScope::endpoint("chat"), BudgetPeriod::Day, dec("10")).unwrap();
+        let budgets = Arc::new(Budgets::new(vec![client, chat], false));
+        let no_tags = BTreeMap::new();
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        // A call with nothing priced ($0; its compute has no price) holds $5 on
+        // the client and $0.01 on `chat`, and counts no less there.
+        let call = budgets.reserve("chat", &no_tags, at).unwrap();
+        assert_eq!(call.held_usd(), dec("5.01"));
+        call.settle(&no_tags, Decimal::ZERO, Priced::Partly, at);
+        let status = budgets.status(at);
+        assert_eq!(
+            (status[0].spent_usd, status[1].spent_usd),
+            (dec("5"), dec("0.01"))
+        );
+        // It is remembered at its $0 priced, a lower bound: `chat`'s next call is
+        // held at the initial $0.01 again, not at the client's $5.
+        let next = budgets.reserve("chat", &no_tags, at).unwrap();
+        let status = budgets.status(at);
+        assert_eq!(
+            (status[0].reserved_usd, status[1].reserved_usd),
+            (dec("5"), dec("0.01"))
+        );
+        drop(next);
+    }
+
+    #[test]
+    fn a_fleet_budget_is_charged_an_unpriced_inputs_bound_beyond_the_receipts() {
+        let budgets = fleet_budgets();
+        let no_tags = BTreeMap::new();
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        assert!(
+            budgets.reserve("jobs", &no_tags, t0).is_err(),
+            "nothing leased yet"
+        );
+        budgets.grant(
+            0,
+            BudgetPeriod::Day.start_of(t0),
+            dec("1"),
+            t0 + TimeDelta::seconds(30),
+        );
+        // An async job held at the fixed $0.01: its submission from S3 without
+        // its size is $0.001 of fee priced, its data in unpriced, at most 2³⁰
+        // bytes = 1 GB × $0.016 = $0.016; its settlement $0.05, all priced.
+        let mut hold = budgets.reserve("jobs", &no_tags, t0).unwrap();
+        let input = Priced::AllBut {
+            unpriced_usd: dec("0.016"),
+        };
+        hold.settle_part(&no_tags, dec("0.001"), input, t0);
+        let beyond = hold.settle(&no_tags, dec("0.05"), Priced::Fully, t0);
+        // It counts 0.001 + 0.05 + 0.016 = $0.067, of which the bound, $0.016, is
+        // beyond its receipts: the fleet's table counts it too. (At no less than
+        // its estimate it would count max(0.05, 0.009 still held) at settlement,
+        // nothing beyond the receipt.)
+        assert_eq!(
+            beyond,
+            vec![BeyondReceipt {
+                budget: 0,
+                usd: dec("0.016")
+            }]
+        );
+        assert_eq!(budgets.status(t0)[0].spent_usd, dec("0.067"));
     }
 }

@@ -19,8 +19,13 @@
 //! - a settled call adds its cost to every budget covering it, and one not
 //!   fully priced (any of its parts) adds to an enforced budget no less than
 //!   what it held there (or, holding nothing there, than what it would have
-//!   been estimated at); an alerting budget counts the priced part only; both
-//!   count it among `unpriced_calls`;
+//!   been estimated at), unless every part it left unpriced has a bound: then
+//!   its priced cost and those bounds; an alerting budget counts the priced
+//!   part only; both count it among `unpriced_calls`;
+//! - a settled call is remembered at its priced cost (all its parts'), a
+//!   lower bound when it was not fully priced; an estimate from the recent
+//!   costs is their most, and no less than the initial figure while they are
+//!   all lower bounds (or none, or $0);
 //! - spend, unpriced calls and alerts start again at each period's start, in
 //!   UTC; what is held stays held across it;
 //! - each of 50, 80 and 100 % is alerted once per period, at the settlement
@@ -122,6 +127,29 @@ enum Cost {
     Below(&'static str),
 }
 
+/// How a receipt (or a part) is priced.
+#[derive(Debug, Clone, Copy)]
+enum Pricing {
+    Fully,
+    /// All but lines of at most this much.
+    Bounded(&'static str),
+    /// Some line of no known bound.
+    Partly,
+}
+
+impl Pricing {
+    /// As the code under test is told it.
+    fn told(self) -> Priced {
+        match self {
+            Pricing::Fully => Priced::Fully,
+            Pricing::Bounded(usd) => Priced::AllBut {
+                unpriced_usd: dec(usd),
+            },
+            Pricing::Partly => Priced::Partly,
+        }
+    }
+}
+
 /// One step of a run, `gap_ms` after the one before.
 #[derive(Debug, Clone)]
 enum Op {
@@ -135,14 +163,14 @@ enum Op {
     Settle {
         which: usize,
         cost: Cost,
-        priced: bool,
+        priced: Pricing,
     },
     /// An open call settles a part (an async submission); with `lapse_s`, the
     /// rest it holds then lapses that many seconds on.
     Part {
         which: usize,
         cost: Cost,
-        priced: bool,
+        priced: Pricing,
         lapse_s: Option<i64>,
     },
     /// An open call is released unsettled (failed unbilled, cancelled, an
@@ -155,7 +183,7 @@ enum Op {
         team: Option<usize>,
         tenant: Option<usize>,
         cost: &'static str,
-        priced: bool,
+        priced: Pricing,
     },
 }
 
@@ -226,9 +254,31 @@ struct MRes {
     lapse: Option<DateTime<Utc>>,
     lapsed: bool,
     settled: Decimal,
+    /// A part settled so far was not fully priced.
     unpriced: bool,
+    /// Such a part's line had no known bound.
+    unbounded: bool,
+    /// The bounds of the other such parts, added up.
+    bounds: Decimal,
     /// The most any budget held for it when it was reserved.
     estimate: Decimal,
+}
+
+impl MRes {
+    /// Notes how a part (or the last) was priced.
+    fn priced(&mut self, priced: Pricing) {
+        match priced {
+            Pricing::Fully => {}
+            Pricing::Bounded(usd) => {
+                self.unpriced = true;
+                self.bounds += dec(usd);
+            }
+            Pricing::Partly => {
+                self.unpriced = true;
+                self.unbounded = true;
+            }
+        }
+    }
 }
 
 impl MRes {
@@ -254,8 +304,9 @@ struct Model {
     configured: usize,
     /// Each value's budget: (template's spec index, value) → index.
     begun: Vec<((usize, String), usize)>,
-    /// Every receipt of each endpoint: when, and the figure remembered.
-    history: [Vec<(DateTime<Utc>, Decimal)>; 3],
+    /// Every receipt of each endpoint: when, its priced cost, and whether that
+    /// is a lower bound (it was not fully priced).
+    history: [Vec<(DateTime<Utc>, Decimal, bool)>; 3],
 }
 
 /// A refusal: the budget and the figures it refused with.
@@ -330,30 +381,35 @@ impl Model {
     /// What budget `i` estimates a call to `endpoint` at, at `now`: fixed, or
     /// the most of its endpoint's last `calls` receipts (of those in its
     /// current period, if any are), the initial figure while that is $0 or
-    /// there are none; at most the limit.
+    /// there are none, and no less than it while they are all lower bounds; at
+    /// most the limit.
     fn estimate(&self, i: usize, endpoint: usize, now: DateTime<Utc>) -> Decimal {
         let b = &self.budgets[i];
         let Some(calls) = b.spec.recent else {
             return b.spec.fixed_usd();
         };
+        let initial = dec(b.spec.usd);
         let history = &self.history[endpoint];
         let last = &history[history.len().saturating_sub(calls)..];
         let start = period_start(b.spec.period, now);
-        let in_period: Vec<Decimal> = last
+        let in_period: Vec<(Decimal, bool)> = last
             .iter()
-            .filter(|(at, _)| *at >= start)
-            .map(|(_, usd)| *usd)
+            .filter(|(at, _, _)| *at >= start)
+            .map(|(_, usd, lower)| (*usd, *lower))
             .collect();
-        let pool: Vec<Decimal> = match in_period.is_empty() {
+        let pool: Vec<(Decimal, bool)> = match in_period.is_empty() {
             false => in_period,
-            true => last.iter().map(|(_, usd)| *usd).collect(),
+            true => last.iter().map(|(_, usd, lower)| (*usd, *lower)).collect(),
         };
-        let most = pool.into_iter().max().unwrap_or(Decimal::ZERO);
-        let most = match most.is_zero() {
-            true => dec(b.spec.usd),
-            false => most,
+        let most = pool.iter().map(|(usd, _)| *usd).max();
+        let all_lower = pool.iter().all(|(_, lower)| *lower);
+        let estimate = match most {
+            None => initial,
+            Some(most) if most.is_zero() => initial,
+            Some(most) if all_lower => most.max(initial),
+            Some(most) => most,
         };
-        most.min(b.limit())
+        estimate.min(b.limit())
     }
 
     /// What budget `i` holds: what every open call holds on it.
@@ -440,7 +496,7 @@ impl Model {
         specs: &[Spec],
         r: &mut MRes,
         cost: Decimal,
-        priced: bool,
+        priced: Pricing,
         now: DateTime<Utc>,
     ) -> Vec<(BudgetScope, u32, DateTime<Utc>, Decimal)> {
         let covering = self.covering(specs, r.endpoint, &r.tags);
@@ -449,7 +505,7 @@ impl Model {
             *held = (*held - cost).max(Decimal::ZERO);
         }
         r.settled += cost;
-        r.unpriced |= !priced;
+        r.priced(priced);
         self.charge(&covering, now, |_| cost, false)
     }
 
@@ -458,18 +514,20 @@ impl Model {
         specs: &[Spec],
         r: &mut MRes,
         cost: Decimal,
-        priced: bool,
+        priced: Pricing,
         now: DateTime<Utc>,
     ) -> Vec<(BudgetScope, u32, DateTime<Utc>, Decimal)> {
         let covering = self.covering(specs, r.endpoint, &r.tags);
         r.take_back();
         let held = std::mem::take(&mut r.holds);
-        let fully = priced && !r.unpriced;
-        // Not fully priced: no less than what was held on each budget, or for a
-        // covering enforced one that held nothing, than its estimate now.
-        let floors: Vec<(usize, Decimal)> = match fully {
-            true => Vec::new(),
-            false => covering
+        r.priced(priced);
+        let fully = !r.unpriced;
+        // Not fully priced, some unpriced line of no known bound: no less than
+        // what was held on each budget, or for a covering enforced one that
+        // held nothing, than its estimate now.
+        let floors: Vec<(usize, Decimal)> = match r.unbounded {
+            false => Vec::new(),
+            true => covering
                 .iter()
                 .filter(|&&i| self.budgets[i].spec.enforce)
                 .map(|&i| match held.iter().find(|(j, _)| *j == i) {
@@ -478,13 +536,21 @@ impl Model {
                 })
                 .collect(),
         };
-        let remembered = r.settled + floors.iter().map(|(_, f)| *f).fold(cost, Decimal::max);
-        self.history[r.endpoint].push((now, remembered));
-        let charged = |i: usize| {
-            floors
+        // Remembered at what it is known to have cost, never at a floor: a
+        // floor is an estimate, which fed back would make every later call
+        // not fully priced count at it (one $12 call, at the limit, for good);
+        // and a floor of one budget (a fixed estimate) is none of another's.
+        self.history[r.endpoint].push((now, r.settled + cost, !fully));
+        let enforced: Vec<bool> = self.budgets.iter().map(|b| b.spec.enforce).collect();
+        let charged = |i: usize| match (fully, r.unbounded) {
+            (true, _) => cost,
+            // Every unpriced line bounded: an enforced budget counts the bounds.
+            (false, false) if enforced[i] => cost + r.bounds,
+            (false, false) => cost,
+            (false, true) => floors
                 .iter()
                 .find(|(j, _)| *j == i)
-                .map_or(cost, |(_, floor)| cost.max(*floor))
+                .map_or(cost, |(_, floor)| cost.max(*floor)),
         };
         self.charge(&covering, now, charged, !fully)
     }
@@ -573,6 +639,16 @@ fn cost(figures: Figures) -> impl Strategy<Value = Cost> {
     ]
 }
 
+/// Mostly fully priced; some receipts with a bounded unpriced line (a bound of
+/// the figures' deltas), some with one of no known bound.
+fn pricing(figures: Figures) -> impl Strategy<Value = Pricing> {
+    prop_oneof![
+        6 => Just(Pricing::Fully),
+        2 => prop::sample::select(figures.deltas).prop_map(Pricing::Bounded),
+        2 => Just(Pricing::Partly),
+    ]
+}
+
 fn gap_ms() -> impl Strategy<Value = i64> {
     prop_oneof![
         6 => Just(0i64),
@@ -596,12 +672,12 @@ fn op(figures: Figures) -> impl Strategy<Value = Op> {
     prop_oneof![
         5 => (0usize..ENDPOINTS.len(), team.clone(), tenant.clone())
             .prop_map(|(endpoint, team, tenant)| Op::Reserve { endpoint, team, tenant }),
-        3 => (any::<usize>(), cost(figures), prop::bool::weighted(0.7))
+        3 => (any::<usize>(), cost(figures), pricing(figures))
             .prop_map(|(which, cost, priced)| Op::Settle { which, cost, priced }),
-        2 => (any::<usize>(), cost(figures), prop::bool::weighted(0.7), lapse)
+        2 => (any::<usize>(), cost(figures), pricing(figures), lapse)
             .prop_map(|(which, cost, priced, lapse_s)| Op::Part { which, cost, priced, lapse_s }),
         1 => any::<usize>().prop_map(|which| Op::Drop { which }),
-        2 => (0usize..ENDPOINTS.len(), team, tenant, usd, prop::bool::weighted(0.5)).prop_map(
+        2 => (0usize..ENDPOINTS.len(), team, tenant, usd, pricing(figures)).prop_map(
             |(endpoint, team, tenant, cost, priced)| Op::Unreserved { endpoint, team, tenant, cost, priced }
         ),
     ]
@@ -700,6 +776,8 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                             lapsed: false,
                             settled: Decimal::ZERO,
                             unpriced: false,
+                            unbounded: false,
+                            bounds: Decimal::ZERO,
                             estimate: estimate.unwrap_or(dec("0.05")),
                         });
                         open.push((reservation, mopen.last().unwrap().clone()));
@@ -751,7 +829,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                 let usd = figure(*cost, r.estimate);
                 expected = model.settle(specs, &mut r, usd, *priced, now);
                 let tags = r.tags.clone();
-                reservation.settle(&tags, usd, *priced, now);
+                reservation.settle(&tags, usd, priced.told(), now);
             }
             Op::Part {
                 which,
@@ -764,7 +842,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                 let mut r = mopen[k].clone();
                 expected = model.settle_part(specs, &mut r, usd, *priced, now);
                 let reservation = &mut open[k].0;
-                reservation.settle_part(&r.tags, usd, *priced, now);
+                reservation.settle_part(&r.tags, usd, priced.told(), now);
                 if let Some(s) = lapse_s {
                     let until = now + TimeDelta::seconds(*s);
                     reservation.expire_at(until);
@@ -795,12 +873,17 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                     lapsed: false,
                     settled: Decimal::ZERO,
                     unpriced: false,
+                    unbounded: false,
+                    bounds: Decimal::ZERO,
                     estimate: Decimal::ZERO,
                 };
                 expected = model.settle(specs, &mut r, dec(cost), *priced, now);
-                budgets
-                    .unreserved(ENDPOINTS[*endpoint])
-                    .settle(&r.tags, dec(cost), *priced, now);
+                budgets.unreserved(ENDPOINTS[*endpoint]).settle(
+                    &r.tags,
+                    dec(cost),
+                    priced.told(),
+                    now,
+                );
             }
             _ => {}
         }
@@ -825,8 +908,8 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
     for ((reservation, mut r), settle) in open.into_iter().zip(&run.finish) {
         if *settle {
             let usd = r.estimate;
-            expected.extend(model.settle(specs, &mut r, usd, true, now));
-            reservation.settle(&r.tags, usd, true, now);
+            expected.extend(model.settle(specs, &mut r, usd, Pricing::Fully, now));
+            reservation.settle(&r.tags, usd, Priced::Fully, now);
         }
     }
     prop_assert_eq!(raised(&alerts), expected, "at the end: alerts");
@@ -918,7 +1001,7 @@ fn play(run: &Run) -> std::result::Result<(), TestCaseError> {
             } if !open.is_empty() => {
                 let (reservation, tags) = open.remove(which % open.len());
                 let usd = figure(*cost, reservation.held_usd());
-                reservation.settle(&tags, usd, *priced, now);
+                reservation.settle(&tags, usd, priced.told(), now);
             }
             Op::Part {
                 which,
@@ -929,7 +1012,7 @@ fn play(run: &Run) -> std::result::Result<(), TestCaseError> {
                 let k = which % open.len();
                 let (reservation, tags) = &mut open[k];
                 let usd = figure(*cost, reservation.held_usd());
-                reservation.settle_part(tags, usd, *priced, now);
+                reservation.settle_part(tags, usd, priced.told(), now);
                 if let Some(s) = lapse_s {
                     reservation.expire_at(now + TimeDelta::seconds(*s));
                 }
@@ -947,7 +1030,7 @@ fn play(run: &Run) -> std::result::Result<(), TestCaseError> {
                 budgets.unreserved(ENDPOINTS[*endpoint]).settle(
                     &tags(*team, *tenant),
                     dec(cost),
-                    *priced,
+                    priced.told(),
                     now,
                 );
             }
@@ -976,7 +1059,7 @@ fn play(run: &Run) -> std::result::Result<(), TestCaseError> {
     for ((reservation, tags), settle) in open.into_iter().zip(&run.finish) {
         if *settle {
             let usd = reservation.held_usd();
-            reservation.settle(&tags, usd, true, now);
+            reservation.settle(&tags, usd, Priced::Fully, now);
         }
     }
     for status in budgets.status(now) {

@@ -148,7 +148,8 @@ impl InvokeEndpointAsync {
 
     /// The size of the input at `input_location`, billed as data processed in.
     /// Without it (and without an inline body) the submission receipt says that data
-    /// in was not billed.
+    /// in was not billed, and enforced budgets count it at the most it can be: 1 GB
+    /// at the data-in rate.
     pub fn input_bytes(mut self, bytes: u64) -> Self {
         self.input_bytes = Some(bytes);
         self
@@ -232,14 +233,9 @@ impl InvokeEndpointAsync {
         let endpoint = receipt.endpoint().to_owned();
         let tags = receipt.tags().clone();
         let started_at = receipt.started_at();
-        let cost = receipt.make(usage, call_id, notes, Phase::Submitted);
+        let (cost, prepared) = receipt.make_rated(usage, call_id, notes, Phase::Submitted);
         if let Some(hold) = &mut hold {
-            hold.settle_part(
-                &cost.tags,
-                cost.cost_usd,
-                cost.is_fully_priced(),
-                meter.now().into(),
-            );
+            meter.settle_part(hold, &cost, &prepared);
             // Past this SageMaker has run the request or dropped it: a pending
             // invocation kept unsettled (a lost notification) holds no longer.
             hold.expire_at(DateTime::<Utc>::from(started_at + lifetime));
@@ -1119,7 +1115,7 @@ impl Settlement {
             );
         }
         let cost = meter.finish_phase(call, prepared, Phase::Settled);
-        meter.settle(hold, &cost);
+        meter.settle(hold, &cost, prepared);
         cost
     }
 }

@@ -747,6 +747,20 @@ impl Receipt {
         notes: Vec<String>,
         phase: Phase,
     ) -> Cost {
+        self.make_rated(usage, request_id, notes, phase).0
+    }
+
+    /// [`make`](Self::make), with the rates the receipt was priced on (an async
+    /// submission settles its part of the budgets on them: see
+    /// [`Meter::settle_part`]).
+    #[inline]
+    pub(crate) fn make_rated(
+        self,
+        usage: Usage,
+        request_id: Option<String>,
+        notes: Vec<String>,
+        phase: Phase,
+    ) -> (Cost, Arc<Prepared>) {
         let Receipt {
             span,
             prepared,
@@ -774,7 +788,7 @@ impl Receipt {
         // printed with its own figures twice by text formatters, which append the
         // span's fields to each event's.
         record_on_span(&span, &cost);
-        cost
+        (cost, prepared)
     }
 }
 

@@ -6,7 +6,7 @@ use crate::billing::{
     amortized_compute_lines, check_usd_per_unit, component_compute_line, compute_key, compute_line,
     copy_share, data_lines, fit_to_instances, unpriced, unreserved_fraction, usage_charge_lines,
 };
-use crate::budget::{BudgetStatus, Budgets, LeaseWant, Refusal, Reservation};
+use crate::budget::{BudgetStatus, Budgets, LeaseWant, Priced, Refusal, Reservation};
 use crate::config_error::ConfigError;
 use crate::endpoint::{
     ComponentProfile, Discovery, DiscoveryError, EndpointProfile, ProfileSource, VariantBilling,
@@ -629,6 +629,39 @@ pub(crate) fn component_clock(endpoint: &str, component: &str) -> String {
     )
 }
 
+/// How fully `cost` (priced on `prepared`) is priced, as enforced budgets count
+/// it (see [`Priced`]): nothing is worked out for a fully priced receipt. A
+/// receipt whose only unpriced lines are the data in of an async input in S3
+/// whose size was not given is bounded: that input is at most 1 GB
+/// ([`MAX_ASYNC_INPUT_BYTES`](super::MAX_ASYNC_INPUT_BYTES), SageMaker's limit for
+/// asynchronous inference), processed once for each attempt the SDK made (at most:
+/// not every attempt reached SageMaker), at the region's data-in rate the receipt
+/// was priced on (not on the line, which says why it has no price). Without that
+/// rate, or with any other line unpriced, it is not.
+fn priced_for_budgets(cost: &Cost, prepared: &Prepared) -> Priced {
+    if cost.is_fully_priced() {
+        return Priced::Fully;
+    }
+    let only_input_size_unknown = cost.lines.iter().all(|line| match &line.price {
+        LinePrice::Priced { .. } => true,
+        LinePrice::Unpriced { reason } => {
+            line.item == LineItem::DataIn && reason == super::async_invoke::DATA_IN_UNKNOWN
+        }
+    });
+    let [data_in, _] = &prepared.data;
+    let bound = match (only_input_size_unknown, data_in) {
+        (true, Ok(rate)) => {
+            let most_gb = crate::billing::gigabytes(super::MAX_ASYNC_INPUT_BYTES)
+                * Decimal::from(cost.usage.attempts.max(1));
+            rate.usd_per_unit.checked_mul(most_gb)
+        }
+        _ => None,
+    };
+    bound.map_or(Priced::Partly, |unpriced_usd| Priced::AllBut {
+        unpriced_usd,
+    })
+}
+
 /// One finished call, as the client measured it.
 #[derive(Debug)]
 pub(crate) struct FinishedCall {
@@ -1224,8 +1257,13 @@ impl Meter {
         (!self.inner.budgets.is_empty()).then(|| self.inner.budgets.unreserved(endpoint))
     }
 
-    /// Settles a reservation to the receipt's cost.
-    pub(crate) fn settle(&self, reservation: Option<Reservation>, cost: &Cost) {
+    /// Settles a reservation to the receipt's cost (priced on `prepared`).
+    pub(crate) fn settle(
+        &self,
+        reservation: Option<Reservation>,
+        cost: &Cost,
+        prepared: &Prepared,
+    ) {
         let Some(r) = reservation else {
             return;
         };
@@ -1233,7 +1271,7 @@ impl Meter {
         let beyond = r.settle(
             &cost.tags,
             cost.cost_usd,
-            cost.is_fully_priced(),
+            priced_for_budgets(cost, prepared),
             now.into(),
         );
         // A fleet budget's charge for a call not fully priced counts in the table too.
@@ -1245,6 +1283,23 @@ impl Meter {
         }
         #[cfg(not(feature = "fleet"))]
         let _ = beyond;
+    }
+
+    /// Settles the part of a call billed in parts (an async submission) that
+    /// `cost` is the receipt of (priced on `prepared`): the rest of its
+    /// reservation stays held.
+    pub(crate) fn settle_part(
+        &self,
+        reservation: &mut Reservation,
+        cost: &Cost,
+        prepared: &Prepared,
+    ) {
+        reservation.settle_part(
+            &cost.tags,
+            cost.cost_usd,
+            priced_for_budgets(cost, prepared),
+            self.now().into(),
+        );
     }
 
     /// Client default tags overlaid with the call's own. Without default tags (the
@@ -1825,7 +1880,7 @@ impl Meter {
         phase: Phase,
     ) -> Cost {
         let cost = self.bill_phase(call, prepared, phase);
-        self.settle(reservation, &cost);
+        self.settle(reservation, &cost, prepared);
         self.record_in_sinks(&cost, component_listed(prepared, &cost));
         cost
     }

@@ -2829,7 +2829,7 @@ enum LeaseFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::budget::Estimate;
+    use crate::budget::{Estimate, Priced};
     use aws_smithy_runtime_api::client::http::{
         HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
         SharedHttpConnector,
@@ -3061,7 +3061,7 @@ mod tests {
             .lease(wants, || budgets.reserve("chat", &none, at))
             .await
             .unwrap();
-        call.settle(&none, dec(usd), true, at);
+        call.settle(&none, dec(usd), Priced::Fully, at);
         record(fleet, "chat", usd, at);
     }
 

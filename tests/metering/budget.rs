@@ -565,6 +565,91 @@ pub(crate) fn ten_cents_per_ten_seconds_on(
 }
 
 #[tokio::test]
+async fn an_async_input_in_s3_of_unstated_size_counts_at_its_1_gb_bound_not_at_the_estimate() {
+    let fake = fake().await;
+    // $1 a day on `jobs`, each invocation estimated at a fixed $0.50.
+    let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("1"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.50") })
+        .unwrap();
+    // `jobs` as `ten_cents_per_ten_seconds` has it ($36/h of AsyncInf, $1 per
+    // 1,000 submissions), but data processed priced at us-east-1's $0.016 a GB,
+    // in and out.
+    let r = "us-east-1".to_owned();
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .price_source(NoPrices)
+        .endpoint_profile(
+            EndpointProfile::new(
+                "jobs",
+                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
+            )
+            .asynchronous(),
+        )
+        .price_override(
+            PriceKey::AsyncInference {
+                region: r.clone(),
+                instance_type: "ml.m5.xlarge".into(),
+            },
+            dec("36"),
+        )
+        .price_override(PriceKey::DataIn { region: r.clone() }, dec("0.016"))
+        .price_override(PriceKey::DataOut { region: r }, dec("0.016"))
+        .usage_charges("jobs", UsageCharges::default().per_1000_calls(Decimal::ONE))
+        .budget(budget)
+        .build()
+        .unwrap();
+    let submit = || {
+        client
+            .invoke_endpoint_async()
+            .endpoint_name("jobs")
+            .input_location("s3://fake-bucket/input/1.json")
+            .send()
+    };
+    // Submitted from S3 without `input_bytes`: the $0.001 fee is priced, data in
+    // is not (its size is unknown). Held: 0.50 − 0.001 = 0.499.
+    let first = submit().await.unwrap();
+    assert!(!first.cost().is_fully_priced());
+    assert_eq!(first.cost().cost_usd, dec("0.001"));
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.001"), dec("0.499"))
+    );
+    // Settled with its output's size: 10 s at $36/h = 10 / 3,600 × 36 = $0.10 of
+    // compute, and 1 MiB out = 2²⁰ / 2³⁰ GB × $0.016 = $0.000015625: all priced.
+    let settled = first
+        .settle(AsyncCompletion::processed_for(Duration::from_secs(10)).output_bytes(1 << 20))
+        .await;
+    assert!(settled.is_fully_priced(), "{settled:#?}");
+    assert_eq!(settled.cost_usd, dec("0.100015625"));
+    // The input left unpriced is at most 1 GB (SageMaker's async input limit):
+    // 2³⁰ bytes = 1 GB × $0.016 = $0.016 at most. The invocation counts its
+    // priced 0.001 + 0.100015625 and that bound: $0.117015625, not its $0.50
+    // estimate.
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd, status.unpriced_calls),
+        (dec("0.117015625"), Decimal::ZERO, 1)
+    );
+    // A second, settled without its output's size: data out is unpriced too,
+    // with no bound. It counts no less than its estimate: the fee (0.001) at
+    // submission, then max(0.10 of compute, 0.499 still held) = 0.499, $0.50 in
+    // all; spent 0.117015625 + 0.50 = 0.617015625.
+    let second = submit().await.unwrap();
+    let settled = second
+        .settle(AsyncCompletion::processed_for(Duration::from_secs(10)))
+        .await;
+    assert!(!settled.is_fully_priced(), "{settled:#?}");
+    assert_eq!(settled.cost_usd, dec("0.10"));
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd, status.unpriced_calls),
+        (dec("0.617015625"), Decimal::ZERO, 2)
+    );
+}
+
+#[tokio::test]
 async fn queued_async_invocations_hold_their_estimate_until_they_settle() {
     let fake = fake().await;
     let budget = Budget::enforce(
