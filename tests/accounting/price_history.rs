@@ -523,6 +523,139 @@ async fn a_version_listing_the_key_only_at_0_is_missing_not_the_rate_before_carr
     );
 }
 
+/// After a version that gives no rate (its download fails, or it lists the key only
+/// at $0), the next version read may list the key only at a rate announced for a
+/// later date. It says nothing of the rate billed before that date: that is the
+/// missing version's, unknown. So the missing span runs on to the announced date,
+/// and the last rate known before the gap is not shown in force until then.
+#[tokio::test]
+async fn a_rate_announced_after_a_missing_version_leaves_the_span_before_it_unknown() {
+    // January 2025 (in effect 2025-01-01): ml.m5.xlarge 0.23. February (in effect
+    // 2025-02-01): cut short, or ml.m5.xlarge only at 0.0000000000. March (in
+    // effect 2025-03-01): ml.m5.xlarge only at 0.20, a term effective 2025-03-15.
+    let m5 = |usd: &str, effective: &str| {
+        docs::effective(docs::hosting(REGION, "ml.m5.xlarge", usd), effective)
+    };
+    let cut = offer_file(
+        "20250201000000",
+        &[m5("0.2300000000", "2025-01-01T00:00:00Z")],
+    );
+    let cut = cut[..cut.len() / 2].to_owned();
+    let zero = offer_file(
+        "20250201000000",
+        &[m5("0.0000000000", "2025-02-01T00:00:00Z")],
+    );
+    let key = PriceKey::hosting(REGION, "ml.m5.xlarge");
+    for (february, why) in [
+        (cut, "the file is cut short"),
+        (
+            zero,
+            "lists hosting ml.m5.xlarge in us-east-1 only at $0: not a price",
+        ),
+    ] {
+        let server = FakePriceList::start().await;
+        server.add_version(
+            REGION,
+            "20250101000000",
+            date(2025, 1, 1),
+            offer_file(
+                "20250101000000",
+                &[m5("0.2300000000", "2025-01-01T00:00:00Z")],
+            ),
+        );
+        server.add_version(REGION, "20250201000000", date(2025, 2, 1), february);
+        server.add_version(
+            REGION,
+            "20250301000000",
+            date(2025, 3, 1),
+            offer_file(
+                "20250301000000",
+                &[m5("0.2000000000", "2025-03-15T00:00:00Z")],
+            ),
+        );
+        let read = |until: NaiveDate| {
+            PriceListHistory::builder(&server.sdk_config("us-east-1"))
+                .cache_dir(None)
+                .until(until)
+                .build()
+        };
+
+        // Up to 2025-04-01: 0.23 from 2025-01-01; unknown from 2025-02-01 (February's
+        // rate) until 2025-03-15 (March lists no rate before it); 0.20 from
+        // 2025-03-15. Its change is worked out from the last rate known, as after
+        // any missing version: (0.20 − 0.23) ÷ 0.23 × 100 = −3 ÷ 23 × 100 =
+        // −13.0434… → −13.04 %.
+        let err = read(date(2025, 4, 1))
+            .history(&key, date(2025, 1, 1))
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        let HistoryError::Incomplete { partial, missing } = err else {
+            panic!("{why}: expected Incomplete, got {err:?}");
+        };
+        assert_eq!(
+            missing
+                .iter()
+                .map(|m| (m.version.as_str(), m.seen_on, m.unknown_until, m.keys.len()))
+                .collect::<Vec<_>>(),
+            [(
+                "20250201000000",
+                date(2025, 2, 1),
+                Some(date(2025, 3, 15)),
+                0
+            )],
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!(
+                "version 20250201000000 (in effect 2025-02-01; rates unknown from then until \
+                 2025-03-15): {why}"
+            )) && message.contains(
+                "version 20250301000000 after it lists hosting ml.m5.xlarge in us-east-1 only \
+                 at a rate announced for later, and until then its rate is this version's, \
+                 unknown"
+            ),
+            "{message}"
+        );
+        assert_eq!(
+            changes(&partial.series[0]),
+            [
+                ("20250101000000", date(2025, 1, 1), Some(usd("0.23")), None),
+                (
+                    "20250301000000",
+                    date(2025, 3, 15),
+                    Some(usd("0.20")),
+                    Some(usd("-13.04"))
+                ),
+            ],
+            "{why}"
+        );
+
+        // Up to 2025-03-10, before the announced date: unknown from 2025-02-01 to the
+        // end, and 0.23 is all the history holds.
+        let err = read(date(2025, 3, 10))
+            .history(&key, date(2025, 1, 1))
+            .await
+            .unwrap_err();
+        let HistoryError::Incomplete { partial, missing } = err else {
+            panic!("{why}: expected Incomplete, got {err:?}");
+        };
+        assert_eq!(
+            missing
+                .iter()
+                .map(|m| (m.version.as_str(), m.seen_on, m.unknown_until))
+                .collect::<Vec<_>>(),
+            [("20250201000000", date(2025, 2, 1), None)],
+            "{why}"
+        );
+        assert_eq!(
+            changes(&partial.series[0]),
+            [("20250101000000", date(2025, 1, 1), Some(usd("0.23")), None)],
+            "{why}"
+        );
+    }
+}
+
 /// A version that lists one key only at $0 gives no rate for that key, but it does
 /// for the others it prices: it is missing for that key only, and read for the
 /// rest. Asked for that key alone, it gives no rate at all: missing whole.
@@ -1131,6 +1264,133 @@ async fn an_unknown_rate_before_the_first_version_read_is_missing_not_passed_ove
         let history = read(&server).history(&key, date(2025, 3, 1)).await.unwrap();
         assert_eq!(changes(&history.series[0]), only_march);
     }
+}
+
+/// The rate before the first version read, when unknown, is missing only for the
+/// keys that needed it: those the first version lists only at a rate announced for
+/// later. The sizes it prices from `--since` are read from it, known. When every
+/// size needed it, it is missing for every key (no `keys`).
+#[tokio::test]
+async fn an_unknown_rate_before_the_first_version_is_missing_only_for_the_sizes_that_needed_it() {
+    // December 2024 (in effect 2024-12-01) is served cut short. January 2025 (in
+    // effect 2025-01-01) lists ml.m5.xlarge only at 0.20 from 2025-01-15, and
+    // ml.m5.large at 0.115 from `large_from`. The ml.m5 family from 2025-01-01 to
+    // 2025-02-01.
+    let m5 = |instance: &str, usd: &str, effective: &str| {
+        docs::effective(docs::hosting(REGION, instance, usd), effective)
+    };
+    let xlarge = PriceKey::hosting(REGION, "ml.m5.xlarge");
+    let read = |large_from: &'static str| {
+        let m5 = &m5;
+        async move {
+            let server = FakePriceList::start().await;
+            let december = offer_file(
+                "20241201000000",
+                &[m5("ml.m5.xlarge", "0.2500000000", "2024-12-01T00:00:00Z")],
+            );
+            server.add_version(
+                REGION,
+                "20241201000000",
+                date(2024, 12, 1),
+                december[..december.len() / 2].to_owned(),
+            );
+            server.add_version(
+                REGION,
+                "20250101000000",
+                date(2025, 1, 1),
+                offer_file(
+                    "20250101000000",
+                    &[
+                        m5("ml.m5.xlarge", "0.2000000000", "2025-01-15T00:00:00Z"),
+                        m5("ml.m5.large", "0.1150000000", large_from),
+                    ],
+                ),
+            );
+            PriceListHistory::builder(&server.sdk_config("us-east-1"))
+                .cache_dir(None)
+                .until(date(2025, 2, 1))
+                .build()
+                .family(REGION, "ml.m5", date(2025, 1, 1))
+                .await
+                .unwrap_err()
+        }
+    };
+
+    // ml.m5.large priced from 2025-01-01: only ml.m5.xlarge needed December's rate,
+    // unknown from 2025-01-01 until its own 0.20 on 2025-01-15.
+    let err = read("2025-01-01T00:00:00Z").await;
+    let message = err.to_string();
+    let HistoryError::Incomplete { partial, missing } = err else {
+        panic!("expected Incomplete, got {err:?}");
+    };
+    assert_eq!(
+        missing
+            .iter()
+            .map(|m| (m.version.as_str(), m.seen_on, m.unknown_until, &m.keys[..]))
+            .collect::<Vec<_>>(),
+        [(
+            "20241201000000",
+            date(2025, 1, 1),
+            Some(date(2025, 1, 15)),
+            &[xlarge.clone()][..]
+        )],
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "version 20241201000000 (in effect 2025-01-01; rates of hosting ml.m5.xlarge in \
+             us-east-1 unknown from then until 2025-01-15): the version in effect before \
+             20250101000000 (its rate holds until the later rate 20250101000000 announces) \
+             could not be read: the file is cut short"
+        ),
+        "{message}"
+    );
+    // ml.m5.large: 0.115 from 2025-01-01, read from January. ml.m5.xlarge: 0.20 from
+    // 2025-01-15, its first rate (none before it to work a change out from).
+    let series: Vec<_> = partial
+        .series
+        .iter()
+        .map(|s| (s.key.to_string(), changes(s)))
+        .collect();
+    assert_eq!(
+        series,
+        [
+            (
+                "hosting ml.m5.large in us-east-1".to_owned(),
+                vec![("20250101000000", date(2025, 1, 1), Some(usd("0.115")), None)]
+            ),
+            (
+                "hosting ml.m5.xlarge in us-east-1".to_owned(),
+                vec![("20250101000000", date(2025, 1, 15), Some(usd("0.20")), None)]
+            ),
+        ]
+    );
+
+    // ml.m5.large announced too, for 2025-01-10: both sizes needed December's rate,
+    // so it is missing for every key, until the later of their rates' dates,
+    // 2025-01-15.
+    let err = read("2025-01-10T00:00:00Z").await;
+    let message = err.to_string();
+    let HistoryError::Incomplete { missing, .. } = err else {
+        panic!("expected Incomplete, got {err:?}");
+    };
+    assert_eq!(
+        missing
+            .iter()
+            .map(|m| (m.version.as_str(), m.seen_on, m.unknown_until, m.keys.len()))
+            .collect::<Vec<_>>(),
+        [(
+            "20241201000000",
+            date(2025, 1, 1),
+            Some(date(2025, 1, 15)),
+            0
+        )],
+        "{message}"
+    );
+    assert!(
+        message.contains("version 20241201000000 (in effect 2025-01-01; rates unknown from"),
+        "{message}"
+    );
 }
 
 /// `versions()` lists a version offered without a JSON file with why it cannot be

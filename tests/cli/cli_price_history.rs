@@ -543,6 +543,175 @@ async fn a_trend_reads_the_other_sizes_of_a_version_listing_one_only_at_0() {
     assert_eq!(xlarge["latest_usd"], "0.2");
 }
 
+/// A version after a missing one that lists the key only at a rate announced for
+/// later leaves the rate before that date unknown: the error line's span runs to the
+/// announced date, and the table shows no rate in force between.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_announced_after_a_missing_version_extends_the_unknown_span_to_its_date() {
+    use crate::support::fake_pricelist::{docs, offer_file};
+    // January 2025: ml.m5.xlarge 0.23. February: served cut short. March: only 0.20,
+    // effective 2025-03-15.
+    let server = FakePriceList::start().await;
+    let file = |version: &str, usd: &str, effective: &str| {
+        offer_file(
+            version,
+            &[docs::effective(
+                docs::hosting("us-east-1", "ml.m5.xlarge", usd),
+                effective,
+            )],
+        )
+    };
+    let february = file("20250201000000", "0.2300000000", "2025-01-01T00:00:00Z");
+    for (version, month, file) in [
+        (
+            "20250101000000",
+            1,
+            file("20250101000000", "0.2300000000", "2025-01-01T00:00:00Z"),
+        ),
+        (
+            "20250201000000",
+            2,
+            february[..february.len() / 2].to_owned(),
+        ),
+        (
+            "20250301000000",
+            3,
+            file("20250301000000", "0.2000000000", "2025-03-15T00:00:00Z"),
+        ),
+    ] {
+        server.add_version(
+            "us-east-1",
+            version,
+            chrono::NaiveDate::from_ymd_opt(2025, month, 1).unwrap(),
+            file,
+        );
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let out = sagemeter(&refused_url(), &server.url())
+        .env("SAGEMETER_CACHE_DIR", cache.path())
+        .args(["price", "ml.m5.xlarge", "--history"])
+        .args(["--since", "2025-01-01", "--until", "2025-04-01"])
+        .output()
+        .expect("run sagemeter");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("2025-"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    // 0.23 from 2025-01-01, then 0.20 from 2025-03-15 (its own date, not March's
+    // version's): (0.20 − 0.23) ÷ 0.23 × 100 = −13.0434… → −13.04 %.
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert_eq!(rows[0][..2], ["2025-01-01", "$0.23"]);
+    assert_eq!(rows[1][..3], ["2025-03-15", "$0.2", "-13.04%"]);
+    // Unknown from February's 2025-02-01 to 2025-03-15, not only to March's
+    // 2025-03-01: 0.23 is not shown in force from 2025-03-01 to 2025-03-14.
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "error: the price history is incomplete: version 20250201000000 (in effect \
+             2025-02-01; rates unknown from then until 2025-03-15): the file is cut short"
+        ) && stderr.contains(
+            "version 20250301000000 after it lists hosting ml.m5.xlarge in us-east-1 only \
+             at a rate announced for later"
+        ),
+        "{stderr}"
+    );
+}
+
+/// The rate before the first version read, when unknown, is missing only for the
+/// sizes that needed it: the error line names them, and the JSON's `missing[]`
+/// gives them in `keys`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trend_names_the_sizes_whose_rate_before_the_first_version_is_unknown() {
+    use crate::support::fake_pricelist::{docs, offer_file};
+    // December 2024: served cut short. January 2025 (in effect 2025-01-01):
+    // ml.m5.xlarge only at 0.20 from 2025-01-15, ml.m5.large 0.115 from 2025-01-01.
+    let server = FakePriceList::start().await;
+    let doc = |instance: &str, usd: &str, effective: &str| {
+        docs::effective(docs::hosting("us-east-1", instance, usd), effective)
+    };
+    let december = offer_file(
+        "20241201000000",
+        &[doc("ml.m5.xlarge", "0.2500000000", "2024-12-01T00:00:00Z")],
+    );
+    server.add_version(
+        "us-east-1",
+        "20241201000000",
+        chrono::NaiveDate::from_ymd_opt(2024, 12, 1).unwrap(),
+        december[..december.len() / 2].to_owned(),
+    );
+    server.add_version(
+        "us-east-1",
+        "20250101000000",
+        chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+        offer_file(
+            "20250101000000",
+            &[
+                doc("ml.m5.xlarge", "0.2000000000", "2025-01-15T00:00:00Z"),
+                doc("ml.m5.large", "0.1150000000", "2025-01-01T00:00:00Z"),
+            ],
+        ),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let run = |json: bool| {
+        let mut cmd = sagemeter(&refused_url(), &server.url());
+        cmd.env("SAGEMETER_CACHE_DIR", cache.path())
+            .args(["price", "--trend", "ml.m5"])
+            .args(["--since", "2025-01-01", "--until", "2025-02-01"]);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().expect("run sagemeter")
+    };
+
+    let out = run(false);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    // ml.m5.large: 0.115 from 2025-01-01, read from January; ml.m5.xlarge: 0.20
+    // from its own date, 2025-01-15.
+    let cells = |size: &str| -> Vec<String> {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{size} ")))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        row.split_whitespace().map(str::to_owned).collect()
+    };
+    assert_eq!(
+        cells("ml.m5.large")[3..7],
+        ["$0.115", "2025-01-01", "$0.115", "2025-02-01"]
+    );
+    assert_eq!(
+        cells("ml.m5.xlarge")[3..7],
+        ["$0.2", "2025-01-15", "$0.2", "2025-02-01"]
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "error: the price history is incomplete: version 20241201000000 (in effect \
+             2025-01-01; rates of hosting ml.m5.xlarge in us-east-1 unknown from then until \
+             2025-01-15): the version in effect before 20250101000000"
+        ),
+        "{stderr}"
+    );
+
+    let out = run(true);
+    assert_eq!(out.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let missing = json["missing"].as_array().unwrap();
+    assert_eq!(missing.len(), 1, "{json}");
+    assert_eq!(missing[0]["version"], "20241201000000");
+    assert_eq!(missing[0]["seen_on"], "2025-01-01");
+    assert_eq!(missing[0]["unknown_until"], "2025-01-15");
+    assert_eq!(
+        missing[0]["keys"],
+        serde_json::json!([
+            {"kind": "hosting", "region": "us-east-1", "instance_type": "ml.m5.xlarge"}
+        ])
+    );
+}
+
 /// `price --history --chart F | head -0` with a version cut short: the reader left
 /// before anything was printed, yet the chart is drawn, and the incomplete history
 /// still fails the command (exit 1), as when the output is read.

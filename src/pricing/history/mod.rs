@@ -184,8 +184,8 @@ pub struct PriceHistory {
 /// only with a rate announced for after `since` and the rate before it cannot be
 /// known (the version before cannot be found, cannot be read, or gives no usable
 /// rate for the key): then [`seen_on`](Self::seen_on) is `since`, and
-/// [`unknown_until`](Self::unknown_until) the date of the first rate of the keys it
-/// was needed for (the latest of them).
+/// [`keys`](Self::keys) the keys it was needed for (empty when they are every key
+/// the versions read list).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissingVersion {
@@ -194,12 +194,17 @@ pub struct MissingVersion {
     pub version: String,
     /// The first sampled date it was in effect on.
     pub seen_on: NaiveDate,
-    /// The first sampled date of the next version that was read: the rates from
-    /// [`seen_on`](Self::seen_on) up to that date are unknown, so the history holds no
-    /// point dated in that span (an earlier version's terms dated inside it are cut:
-    /// this version may have replaced them). `None` when no later version was read
-    /// (or, for the version before the first one read, a key never has a rate):
-    /// unknown to the end of the span.
+    /// Where the rates it leaves unknown are known again: the first sampled date of
+    /// the next version read for its keys. When that version lists one of them only
+    /// at a rate announced for later, the rate billed until that date is this
+    /// version's, unknown: then it is where that key's rate is known again (the
+    /// announced rate's date, or a later version's that gives a rate or no longer
+    /// lists it), the latest of such keys. The history holds no point dated in the
+    /// span from [`seen_on`](Self::seen_on) (an earlier version's terms dated inside
+    /// it are cut: this version may have replaced them), but for a key whose rate
+    /// is known earlier (in a family, a size the next version prices from its first
+    /// date). `None`: unknown to the end of the span (no later version read, or a
+    /// key's rate never known again).
     #[serde(default)]
     pub unknown_until: Option<NaiveDate>,
     /// The keys whose rates it leaves unknown; empty: every key. A version read
@@ -588,25 +593,64 @@ impl PriceListHistory {
         }
         // Each missing version's span ends where the next version read for one of
         // its keys (any, when it is missing for every key) takes over: a version
-        // missing for the same keys continues the span.
-        let unknown_until: Vec<Option<NaiveDate>> = missing
+        // missing for the same keys continues the span. When that version lists a
+        // key of it only at a rate announced for later, the rate before that date
+        // is the missing version's, unknown: the span runs on to where the rates
+        // of those keys are known again (the latest of them; `None` when one never
+        // is), as before the first version read (below).
+        let unread = unread_dates(&missing);
+        let ends = span_ends(&read, &unread, until);
+        let spans: Vec<(Option<NaiveDate>, Option<String>)> = missing
             .iter()
             .map(|m| {
-                read.iter()
-                    .map(|(v, _)| v)
-                    .filter(|v| v.seen_on > m.seen_on)
-                    .find(|v| {
-                        let gap = missing_for(&missing, v);
-                        m.keys.is_empty() || m.keys.iter().any(|key| !gap.contains(key))
-                    })
-                    .map(|v| v.seen_on)
+                let next = read.iter().position(|(v, _)| {
+                    let gap = missing_for(&missing, v);
+                    v.seen_on > m.seen_on
+                        && (m.keys.is_empty() || m.keys.iter().any(|key| !gap.contains(key)))
+                });
+                let Some(next) = next else {
+                    return (None, None);
+                };
+                let (version, offer) = &read[next];
+                let gap = missing_for(&missing, version);
+                let start = version.seen_on.and_time(NaiveTime::MIN).and_utc();
+                let keys = match m.keys.as_slice() {
+                    [] => keys_in(&offer.documents),
+                    keys => keys.to_vec(),
+                };
+                let ahead: Vec<PriceKey> = keys
+                    .into_iter()
+                    .filter(|key| !gap.contains(key))
+                    .filter(|key| matches!(listing(key, &offer.documents, start), Ok(None)))
+                    .collect();
+                if ahead.is_empty() {
+                    return (Some(version.seen_on), None);
+                }
+                let known = ahead
+                    .iter()
+                    .map(|key| known_again(key, &read, &ends, &missing, next))
+                    .collect::<Option<Vec<_>>>()
+                    .map(|dates| dates.into_iter().fold(version.seen_on, NaiveDate::max));
+                let (those, is) = match ahead.len() {
+                    1 => ("its rate", "is"),
+                    _ => ("their rates", "are"),
+                };
+                let why = format!(
+                    "; version {} after it lists {} only at a rate announced for later, \
+                     and until then {those} {is} this version's, unknown",
+                    version.version,
+                    first_three(&ahead)
+                );
+                (known, Some(why))
             })
             .collect();
-        for (m, until) in missing.iter_mut().zip(unknown_until) {
+        for (m, (until, why)) in missing.iter_mut().zip(spans) {
             m.unknown_until = until;
+            if let Some(why) = why {
+                m.reason.push_str(&why);
+            }
         }
 
-        let unread = unread_dates(&missing);
         // The first version read may list a key only with a rate announced for a
         // date after `since`: the rate billed until then is the one of the version
         // before it, which the dates sampled never asked for. It is read then.
@@ -636,36 +680,35 @@ impl PriceListHistory {
         let (before, unknown_before) = match before {
             Before::None => (None, None),
             Before::Read(version, offer) => (Some((version, offer)), None),
-            Before::Unknown { version, reason } => (None, Some((version, reason))),
-        };
-        let history = build_history(region, since, until, before, read, &missing, &keys_in);
-        // The rate before could not be known: from `since` to the first rate of the
-        // keys it was needed for (the latest of them; none: to the end), the rates
-        // are unknown, as over a version that could not be read.
-        if let Some((version, reason)) = unknown_before {
-            let first_rate = |key: &PriceKey| {
-                history
-                    .series
+            // The rate before could not be known: from `since` to where the rates
+            // of the keys it was needed for are known again (the latest of them;
+            // `None` when one never is), they are unknown, as over a version that
+            // could not be read. Only for those keys: the others the first version
+            // prices are read from it (every key when they are all of them).
+            Before::Unknown { version, reason } => {
+                let unknown_until = opening
                     .iter()
-                    .find(|s| &s.key == key)
-                    .and_then(KeyHistory::first)
-                    .map(|p| p.seen_on)
-            };
-            let unknown_until = opening
-                .iter()
-                .map(first_rate)
-                .collect::<Option<Vec<_>>>()
-                .and_then(|dates| dates.into_iter().max());
-            missing.insert(
-                0,
-                MissingVersion {
+                    .map(|key| known_again(key, &read, &ends, &missing, 0))
+                    .collect::<Option<Vec<_>>>()
+                    .and_then(|dates| dates.into_iter().max());
+                let every = read
+                    .iter()
+                    .flat_map(|(_, offer)| keys_in(&offer.documents))
+                    .all(|key| opening.contains(&key));
+                let keys = if every { Vec::new() } else { opening.clone() };
+                let entry = MissingVersion {
                     version,
                     seen_on: since,
                     unknown_until,
-                    keys: Vec::new(),
+                    keys,
                     reason,
-                },
-            );
+                };
+                (None, Some(entry))
+            }
+        };
+        let history = build_history(region, since, until, before, read, &missing, &keys_in);
+        if let Some(unknown) = unknown_before {
+            missing.insert(0, unknown);
         }
         if missing.is_empty() {
             Ok(history)
@@ -1246,6 +1289,53 @@ fn nothing_unread_before(first: &PriceListVersion, unread: &[NaiveDate]) -> bool
     unread.iter().all(|d| *d > first.seen_on)
 }
 
+/// Where each version read stops answering: where the next version takes over,
+/// read or not (`unread`: the first dates of those not read for any key), the last
+/// one on the day after `until`.
+fn span_ends(
+    read: &[(PriceListVersion, Offer)],
+    unread: &[NaiveDate],
+    until: NaiveDate,
+) -> Vec<NaiveDate> {
+    read.iter()
+        .enumerate()
+        .map(|(i, (v, _))| {
+            let next_read = read.get(i + 1).map(|(next, _)| next.seen_on);
+            let next_unread = unread.iter().copied().filter(|d| *d > v.seen_on).min();
+            [next_read, next_unread]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or_else(|| until.succ_opt().unwrap_or(until))
+        })
+        .collect()
+}
+
+/// Where `key`'s rate is known again, from the version `read[from]` on, when the
+/// rate before is unknown: the first moment ([`moments`], within the version's
+/// span `ends[i]`) a version read for the key gives its rate or does not list it.
+/// Not one that lists it only at a rate announced for later: the rate before still
+/// holds then, and that is the one unknown. Versions missing for the key are
+/// passed over. `None`: not up to the last date asked for.
+fn known_again(
+    key: &PriceKey,
+    read: &[(PriceListVersion, Offer)],
+    ends: &[NaiveDate],
+    missing: &[MissingVersion],
+    from: usize,
+) -> Option<NaiveDate> {
+    read.iter()
+        .zip(ends)
+        .skip(from)
+        .filter(|((version, _), _)| !missing_for(missing, version).contains(key))
+        .find_map(|((version, offer), end)| {
+            moments(key, &offer.documents, version.seen_on, *end)
+                .into_iter()
+                .find(|(_, at)| !matches!(listing(key, &offer.documents, *at), Ok(None)))
+                .map(|(day, _)| day)
+        })
+}
+
 /// Turns the versions read (in the order they took effect) into one history per key: a point where a
 /// key is first listed, where its rate changes (at a version, or at a term's
 /// `effectiveDate` inside one), and where it is no longer listed. `missing` are the
@@ -1277,19 +1367,7 @@ fn build_history(
             .is_some_and(|(first, _)| nothing_unread_before(first, unread))
     });
     let first_version = read.first().map(|(v, _)| v.version.clone());
-    let ends: Vec<NaiveDate> = read
-        .iter()
-        .enumerate()
-        .map(|(i, (v, _))| {
-            let next_read = read.get(i + 1).map(|(next, _)| next.seen_on);
-            let next_unread = unread.iter().copied().filter(|d| *d > v.seen_on).min();
-            [next_read, next_unread]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or_else(|| until.succ_opt().unwrap_or(until))
-        })
-        .collect();
+    let ends = span_ends(&read, unread, until);
     if let Some((earlier, _)) = &before {
         versions.push(earlier.clone());
     }

@@ -741,6 +741,9 @@ struct Missing {
     /// The keys it is missing for; empty: every key.
     keys: Vec<PriceKey>,
     reason: &'static str,
+    /// Whether the next version read lists one of its keys only at a rate
+    /// announced for later (the reason then says so).
+    ahead: bool,
 }
 
 /// A key's expected points, the words each point's note must hold, and the last
@@ -859,6 +862,8 @@ fn model(case: &Case) -> Expected {
         |v: &Version| v.readable(case.kind) && !matches!(zero_keys.get(&v.id), Some((_, false)));
     let read: Vec<(&Version, NaiveDate)> =
         found.iter().copied().filter(|(v, _)| usable(v)).collect();
+    // Per missing version, the next version read for one of its keys.
+    let mut nexts: Vec<Option<(&Version, NaiveDate)>> = Vec::new();
     for (v, seen_on) in &found {
         let (reason, keys) = match v.file {
             File::Whole if usable(v) && gap(v).is_empty() => continue,
@@ -872,18 +877,21 @@ fn model(case: &Case) -> Expected {
             File::NotJson => ("the file is not valid JSON", Vec::new()),
             File::CsvOnly => ("no JSON file offered (formats: csv)", Vec::new()),
         };
-        // Docs: unknown until the next version read for one of its keys.
-        let unknown_until = read
+        // Docs: unknown until the next version read for one of its keys (carried
+        // on past it below, once the days whose rate is known are worked out).
+        let next = read
             .iter()
             .filter(|(_, s)| s > seen_on)
             .find(|(r, _)| keys.is_empty() || keys.iter().any(|k| !gap(r).contains(k)))
-            .map(|(_, s)| *s);
+            .copied();
+        nexts.push(next);
         expected.missing.push(Missing {
             version: v.id.clone(),
             seen_on: *seen_on,
-            unknown_until,
+            unknown_until: next.map(|(_, s)| s),
             keys,
             reason,
+            ahead: false,
         });
     }
 
@@ -1058,31 +1066,6 @@ fn model(case: &Case) -> Expected {
         }
     }
     series.retain(|_, (points, _, _)| !points.is_empty());
-    // Unknown from `since` to the first rate of the keys the rate before was needed
-    // for (the latest of them; one that never has a rate: to the end).
-    if let Some((b, reason)) = before_unknown {
-        let unknown_until = keys
-            .iter()
-            .filter(|(_, what)| opening.contains(what))
-            .map(|(key, _)| {
-                series
-                    .get(key)
-                    .and_then(|(points, _, _)| points.iter().find(|p| p.usd.is_some()))
-                    .map(|p| p.seen_on)
-            })
-            .collect::<Option<Vec<_>>>()
-            .and_then(|dates| dates.into_iter().max());
-        expected.missing.insert(
-            0,
-            Missing {
-                version: b.id.clone(),
-                seen_on: case.since,
-                unknown_until,
-                keys: Vec::new(),
-                reason,
-            },
-        );
-    }
     expected.series = series;
 
     // The rate in force each day, straight from the versions: the version in effect
@@ -1095,7 +1078,7 @@ fn model(case: &Case) -> Expected {
                 _ => None,
             });
         // The rate before the first version read, unknown: unknown until a
-        // version says what it is.
+        // version says what it is (gives a rate, or does not list the key).
         let mut unknown = before_unknown.is_some() && opening.contains(what);
         let mut d = case.since;
         while d <= case.until {
@@ -1104,8 +1087,13 @@ fn model(case: &Case) -> Expected {
                 None => {
                     rates.insert(d, None);
                 }
-                // Missing (unreadable, or this key only at $0): unknown.
-                Some((v, _)) if !usable(v) || gap(v).contains(key) => {}
+                // Missing (unreadable, or this key only at $0): unknown, and so
+                // until a version says what it is. A version after it that lists
+                // the key only at a rate announced for later leaves the rate before
+                // that date in force, which is the missing version's, unknown. (The
+                // model once carried the rate from before the gap across such a
+                // version, as the code did: a rate no version read listed then.)
+                Some((v, _)) if !usable(v) || gap(v).contains(key) => unknown = true,
                 Some((v, _)) => {
                     match says(&v.products, *what, d) {
                         Says::Rate(now) => (carry, unknown) = (Some(usd(now.units)), false),
@@ -1121,6 +1109,71 @@ fn model(case: &Case) -> Expected {
             d = d.succ_opt().unwrap();
         }
         expected.days.insert(key.clone(), rates);
+    }
+    // The first day from `from` on whose rate of `key` is known.
+    let known_again = |key: &PriceKey, from: NaiveDate| {
+        expected.days[key].range(from..).next().map(|(day, _)| *day)
+    };
+    // Docs: when the next version read lists a key of a missing version only at a
+    // rate announced for later, the span runs on to where that key's rate is known
+    // again (the latest of such keys; one never known again: to the end).
+    let mut carried = Vec::new();
+    for (m, next) in expected.missing.iter().zip(&nexts) {
+        let Some((r, s)) = next else {
+            carried.push((m.unknown_until, false));
+            continue;
+        };
+        let ahead: Vec<&PriceKey> = keys
+            .iter()
+            .filter(|(key, _)| m.keys.is_empty() || m.keys.contains(key))
+            .filter(|(key, _)| !gap(r).contains(key))
+            .filter(|(_, what)| says(&r.products, *what, *s) == Says::Ahead)
+            .map(|(key, _)| key)
+            .collect();
+        let until = ahead
+            .iter()
+            .map(|key| known_again(key, *s))
+            .collect::<Option<Vec<_>>>()
+            .map(|dates| dates.into_iter().fold(*s, NaiveDate::max));
+        carried.push((until, !ahead.is_empty()));
+    }
+    for (m, (until, ahead)) in expected.missing.iter_mut().zip(carried) {
+        (m.unknown_until, m.ahead) = (until, ahead);
+    }
+    // Unknown from `since` to where the rates of the keys the rate before was
+    // needed for are known again (the latest of them; one never known again: to
+    // the end). Missing for those keys only, unless they are every key the versions
+    // read list.
+    if let Some((b, reason)) = before_unknown {
+        let needed: Vec<PriceKey> = keys
+            .iter()
+            .filter(|(_, what)| opening.contains(what))
+            .map(|(key, _)| key.clone())
+            .collect();
+        let unknown_until = needed
+            .iter()
+            .map(|key| known_again(key, case.since))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|dates| dates.into_iter().max());
+        let listed = |what: What| {
+            read.iter()
+                .any(|(v, _)| v.products.iter().any(|p| p.what == what && !p.broken))
+        };
+        let every = keys
+            .iter()
+            .filter(|(_, what)| listed(*what))
+            .all(|(key, _)| needed.contains(key));
+        expected.missing.insert(
+            0,
+            Missing {
+                version: b.id.clone(),
+                seen_on: case.since,
+                unknown_until,
+                keys: if every { Vec::new() } else { needed },
+                reason,
+                ahead: false,
+            },
+        );
     }
     expected
 }
@@ -1192,6 +1245,13 @@ fn check(
             got.version,
             got.reason,
             want.reason
+        );
+        prop_assert_eq!(
+            got.reason.contains("only at a rate announced for later"),
+            want.ahead,
+            "{}: {:?}",
+            got.version,
+            got.reason
         );
     }
     prop_assert_eq!((history.since, history.until), (case.since, case.until));
