@@ -174,6 +174,8 @@ async fn the_chart_of_a_history_is_drawn() {
     assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
     assert!(svg.contains("hosting ml.c5.2xlarge in us-east-1"));
     assert!(text(&out.stdout).contains("chart written to"));
+    // Every version read: no span of unknown rates to mark.
+    assert!(!svg.contains("rates unknown"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -709,6 +711,112 @@ async fn a_trend_names_the_sizes_whose_rate_before_the_first_version_is_unknown(
         serde_json::json!([
             {"kind": "hosting", "region": "us-east-1", "instance_type": "ml.m5.xlarge"}
         ])
+    );
+}
+
+/// The value of `name="…"` in an SVG tag.
+#[cfg(feature = "charts")]
+fn svg_attr<'a>(tag: &'a str, name: &str) -> &'a str {
+    tag.split(&format!(" {name}=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no {name} in {tag}"))
+}
+
+/// The points, in pixels, of each `<polyline>` drawn in `colour` (the legend's
+/// sample last).
+#[cfg(feature = "charts")]
+fn svg_lines(svg: &str, colour: &str) -> Vec<Vec<(i64, i64)>> {
+    svg.split("<polyline")
+        .skip(1)
+        .filter(|tag| svg_attr(tag, "stroke") == colour)
+        .map(|tag| {
+            svg_attr(tag, "points")
+                .split_whitespace()
+                .map(|p| {
+                    let (x, y) = p.split_once(',').unwrap();
+                    (x.parse().unwrap(), y.parse().unwrap())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The `(x, x + width)`, in pixels, of each `<rect>` filled with `fill` (the
+/// legend's sample last).
+#[cfg(feature = "charts")]
+fn svg_rects(svg: &str, fill: &str) -> Vec<(i64, i64)> {
+    svg.split("<rect")
+        .skip(1)
+        .filter(|tag| svg_attr(tag, "fill") == fill)
+        .map(|tag| {
+            let x: i64 = svg_attr(tag, "x").parse().unwrap();
+            (x, x + svg_attr(tag, "width").parse::<i64>().unwrap())
+        })
+        .collect()
+}
+
+/// `price --history --chart` of an incomplete history: the line stops where the
+/// missing version's span starts and takes up where it ends, over a grey band
+/// named in the legend; the rate before is not drawn across it.
+#[cfg(feature = "charts")]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chart_of_an_incomplete_history_draws_no_rate_over_the_missing_span() {
+    use crate::support::fake_pricelist::{docs, offer_file};
+    // January 0.23, February's version lists ml.m5.xlarge only at $0 (missing,
+    // rates unknown from 2025-02-01 until 2025-03-01), March 0.20.
+    let server = FakePriceList::start().await;
+    for (version, month, usd) in [
+        ("20250101000000", 1, "0.2300000000"),
+        ("20250201000000", 2, "0.0000000000"),
+        ("20250301000000", 3, "0.2000000000"),
+    ] {
+        let doc = docs::effective(
+            docs::hosting("us-east-1", "ml.m5.xlarge", usd),
+            &format!("2025-{month:02}-01T00:00:00Z"),
+        );
+        server.add_version(
+            "us-east-1",
+            version,
+            chrono::NaiveDate::from_ymd_opt(2025, month, 1).unwrap(),
+            offer_file(version, &[doc]),
+        );
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let chart = cache.path().join("m5.svg");
+    let out = sagemeter(&refused_url(), &server.url())
+        .env("SAGEMETER_CACHE_DIR", cache.path())
+        .args(["price", "ml.m5.xlarge", "--history", "--chart"])
+        .arg(&chart)
+        .args(["--since", "2025-01-01", "--until", "2025-04-01"])
+        .output()
+        .expect("run sagemeter");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(
+        svg.contains("rates unknown (missing version)"),
+        "in the legend"
+    );
+    // The one key's line is the first colour; the band a light grey. Each has a
+    // sample in the legend, drawn last.
+    let (mut lines, mut bands) = (svg_lines(&svg, "#1F77B4"), svg_rects(&svg, "#BEBEBE"));
+    lines.pop();
+    bands.pop();
+    assert_eq!(bands.len(), 1, "one band: {bands:?}");
+    let (band_from, band_to) = bands[0];
+    // 0.23 up to the band (2025-02-01), nothing over February, 0.20 from where the
+    // band ends (2025-03-01): two runs, not one step from 0.23 on 2025-03-01.
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let (before, after) = (&lines[0], &lines[1]);
+    assert_eq!(before.last().unwrap().0, band_from, "{before:?}");
+    assert!(
+        before.iter().all(|p| p.1 == before[0].1),
+        "0.23 only: {before:?}"
+    );
+    assert_eq!(after[0].0, band_to, "{after:?}");
+    assert!(
+        after.iter().all(|p| p.1 > before[0].1),
+        "0.20 only: {after:?}"
     );
 }
 

@@ -110,7 +110,7 @@ pub async fn run(
     // (`| head`) takes neither the chart nor the incomplete history's exit 1 with it.
     let mut printed = print(args, out, family, &history, &missing, cache_dir);
     if let Some(path) = &args.chart {
-        draw_chart(&history, path)?;
+        draw_chart(&history, &missing, path)?;
         if printed.is_ok() && !args.json {
             printed = writeln!(out, "chart written to {}", path.display());
         }
@@ -191,14 +191,23 @@ fn check_chart_path(path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The chart of what was read: no line where `missing` leaves a rate unknown.
 #[cfg(feature = "charts")]
-fn draw_chart(history: &PriceHistory, path: &Path) -> Result<(), CliError> {
-    sagemeter::pricing::history::chart::render(history, path)
+fn draw_chart(
+    history: &PriceHistory,
+    missing: &[MissingVersion],
+    path: &Path,
+) -> Result<(), CliError> {
+    sagemeter::pricing::history::chart::render_incomplete(history, missing, path)
         .map_err(|e| CliError::failed(e.to_string()))
 }
 
 #[cfg(not(feature = "charts"))]
-fn draw_chart(_history: &PriceHistory, _path: &Path) -> Result<(), CliError> {
+fn draw_chart(
+    _history: &PriceHistory,
+    _missing: &[MissingVersion],
+    _path: &Path,
+) -> Result<(), CliError> {
     Err(CliError::Usage(
         "--chart needs sagemeter built with the `charts` feature".into(),
     ))
