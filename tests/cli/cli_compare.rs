@@ -1877,6 +1877,105 @@ fn a_range_asked_for_is_the_time_its_calls_stand_for_and_names_are_checked() {
         ));
 }
 
+#[test]
+fn a_ledgers_calls_stand_for_the_time_it_covers_not_their_own_span() {
+    use sagemeter::Decimal;
+    let dir = tempfile::tempdir().unwrap();
+    // A week's ledger, Monday 2026-05-18 00:00 to Sunday 24:00 (Monday 2026-05-25
+    // 00:00): search called at either end (its last call starts at 23:59:59.9 and
+    // takes its 100 ms), chat 100 times on Tuesday from 09:00, one every 288 s
+    // (4 min 48 s), the last at 09:00 + 99 × 288 s = 16:55:12.
+    let tuesday = chrono::DateTime::parse_from_rfc3339("2026-05-19T09:00:00Z").unwrap();
+    let chat: Vec<String> = (0..100)
+        .map(|i| {
+            let at = tuesday + chrono::Duration::seconds(288 * i);
+            call_in("chat", "us-east-1", &format!("c-{i}"), &at.to_rfc3339())
+        })
+        .collect();
+    let mut week = vec![call_in(
+        "search",
+        "us-east-1",
+        "s-1",
+        "2026-05-18T00:00:00Z",
+    )];
+    week.extend(chat.iter().cloned());
+    week.push(call_in(
+        "search",
+        "us-east-1",
+        "s-2",
+        "2026-05-24T23:59:59.900Z",
+    ));
+    let write = |name: &str, lines: &[String]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path
+    };
+    let week = write("week.jsonl", &week);
+    let compare = |ledger: &std::path::Path, more: &[&str]| {
+        let mut cmd = sagemeter();
+        cmd.args(["compare", "--from-ledger"])
+            .arg(ledger)
+            .args(["--per-call", "0.01"])
+            .args(more);
+        cmd
+    };
+
+    // chat's 100 calls stand for the week the ledger was written, 7 × 86,400 s =
+    // 604,800 s (168 h): 100 × 730 h / 168 h = 9,125 / 21 = 434.52… calls a month,
+    // 4.3452… USD at 0.01 a call. Not over their own 8 h (100 starts 99 gaps of
+    // 288 s apart, each call one gap: 99 × 288 s × 100 / 99 = 28,800 s), which made
+    // 100 × 730 / 8 = 9,125 a month: chat was idle the other 160 h.
+    let json = json_of(&mut compare(&week, &["--endpoint", "chat", "--json"]));
+    assert_eq!(json["ledger_sample"]["calls"], 100, "{json}");
+    assert_eq!(json["ledger_sample"]["observed_seconds"], "604800");
+    let decimal = |v: &serde_json::Value| v.as_str().unwrap().parse::<Decimal>().unwrap();
+    let calls = decimal(&json["profile"]["calls_per_period"]);
+    assert_eq!(
+        (calls * Decimal::from(21)).round_dp(20),
+        Decimal::from(9_125)
+    );
+    let cost = decimal(&json["plans"][0]["cost_usd"]);
+    // 9,125 / 21 × 0.01 = 91.25 / 21
+    assert_eq!(
+        (cost * Decimal::from(21)).round_dp(20),
+        Decimal::new(9_125, 2)
+    );
+    assert_eq!(
+        json["ledger_notes"][0],
+        "the calls are scaled over the time the ledger covers, 2026-05-18T00:00:00+00:00 to \
+         2026-05-25T00:00:00+00:00 (its first receipt's start to its last receipt's end, of \
+         any endpoint), longer than their own"
+    );
+    let out = compare(&week, &["--endpoint", "chat"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "Ledger: 100 calls in 7 days, 435 calls per month at that rate (the time: the \
+             ledger's, its first receipt's start to its last receipt's end, of any endpoint, \
+             longer than the calls' own)"
+        ),
+        "{text}"
+    );
+
+    // A ledger of chat's calls alone covers their own span: 28,800 s, 9,125 a month,
+    // and no line about the ledger's time.
+    let alone = write("chat.jsonl", &chat);
+    let json = json_of(&mut compare(&alone, &["--json"]));
+    assert_eq!(json["ledger_sample"]["observed_seconds"], "28800", "{json}");
+    assert_eq!(json["profile"]["calls_per_period"], "9125");
+    assert!(json.get("ledger_notes").is_none(), "{json}");
+    let out = compare(&alone, &[]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "Ledger: 100 calls in 8 h, 9,125 calls per month at that rate (the time: the \
+             first call's start to the last call's end, or a mean gap between starts per call \
+             when longer)"
+        ),
+        "{text}"
+    );
+}
+
 /// A synchronous call's ledger line at `at` whose response reported `tokens_in` and
 /// `tokens_out` (`None`: not reported).
 fn call_with_tokens(
@@ -2210,8 +2309,12 @@ fn a_ledger_of_two_regions_is_compared_one_region_at_a_time() {
     let json = json_of(&mut compare(&["--region", "us-east-1"]));
     assert_eq!(json["ledger_sample"]["calls"], 1);
     assert_eq!(json["plans"][0]["cost_usd"], "5.52");
+    // The ledger was written from 10:00 to 10:20:00.1 (the last call's 100 ms):
+    // the one call stands for those 1,200.1 s, not for the 1 s a lone call's own
+    // span counts as.
+    assert_eq!(json["ledger_sample"]["observed_seconds"], "1200.1");
     assert_eq!(
-        json["ledger_notes"][0],
+        json["ledger_notes"][1],
         "2 receipts of eu-west-1 left out: --region us-east-1 takes only us-east-1's calls"
     );
 

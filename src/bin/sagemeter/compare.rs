@@ -67,7 +67,9 @@ pub struct CompareArgs {
     pub calls_per_day: Option<Decimal>,
     /// Take the work from a ledger written by `sagemeter invoke --ledger` (or the
     /// library's JsonlLedger, or a Parquet ledger): its calls, mean latency, bytes and
-    /// tokens, scaled from the time the ledger covers to the period. A directory (a
+    /// tokens, scaled to the period from the time the ledger covers (its first
+    /// receipt's start to its last receipt's end, of any endpoint; the calls' own
+    /// span when longer). A directory (a
     /// rolling ledger's) is read as one ledger. An async invocation's two receipts (submission and
     /// settlement) are one call. --latency-ms, --bytes-in/-out and --tokens-in/-out,
     /// when given, replace the ledger's figure (e.g. the latency of async calls not
@@ -337,10 +339,43 @@ struct LedgerSample {
     /// Calls the ledger holds (an asynchronous invocation once).
     calls: u64,
     /// The time the calls stand for (at least 1 s), as an exact decimal string:
-    /// the first call's start to the last call's end, or a mean gap between starts
-    /// per call when longer ([`UsageTotals::from_receipts`]).
+    /// the span [`ScaledOver`] names.
     #[serde(with = "rust_decimal::serde::str")]
     observed_seconds: Decimal,
+    /// Which span that is (the text's line says it; `ledger_notes` in JSON when
+    /// it is not the calls' own).
+    #[serde(skip)]
+    over: ScaledOver,
+}
+
+/// The span a ledger's calls are scaled over: the longest known of these.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ScaledOver {
+    /// The calls' own: the first call's start to the last call's end, or a mean
+    /// gap between starts per call when longer ([`UsageTotals::from_receipts`]).
+    Calls,
+    /// The ledger's: its first receipt's start to its last receipt's end, of every
+    /// endpoint and region (the time it was being written).
+    Ledger,
+    /// The range asked for (`--since`, `--until`), as far as the ledger covers it.
+    Range,
+}
+
+impl ScaledOver {
+    /// What the span is, for the `Ledger: … calls in …` line.
+    fn says(self) -> &'static str {
+        match self {
+            ScaledOver::Calls => {
+                "the first call's start to the last call's end, or a mean gap between starts \
+                 per call when longer"
+            }
+            ScaledOver::Ledger => {
+                "the ledger's, its first receipt's start to its last receipt's end, of any \
+                 endpoint, longer than the calls' own"
+            }
+            ScaledOver::Range => "the range asked, as far as the ledger covers it",
+        }
+    }
 }
 
 /// A span of seconds for people: `1 s`, `42.5 s`, `12.5 min`, `3.2 h`, `6.1 days`.
@@ -763,21 +798,38 @@ pub async fn run(
                     names(&read.counted)
                 ));
             }
-            // A range asked for is the time its calls stand for, as far as the
-            // ledger covers it: a week holding 100 calls on one day is 100 a week.
-            if let (Some(range), Some((first, last))) = (&range, read.covers) {
+            // The ledger was written all the time it covers, whichever endpoints
+            // called: its calls stand for that time (an endpoint that was called on
+            // one day of a week's ledger was idle the other six), or for the range
+            // asked, as far as the ledger covers it (a week holding 100 calls on one
+            // day is 100 a week). The calls' own span counts when it is longer (a
+            // ledger of their calls alone: the mean gap between starts per call).
+            let mut over = ScaledOver::Calls;
+            if let Some((first, last)) = read.covers {
                 let from = args.since.map_or(first, |since| since.max(first));
                 let to = args.until.map_or(last, |until| until.min(last));
                 if let Ok(window) = (to - from).to_std()
                     && window > totals.observed
                 {
                     totals.observed = window;
-                    notes.push(format!(
-                        "the calls are scaled over the range asked, {range}, as far as the \
-                         ledger covers it ({} to {})",
-                        from.to_rfc3339(),
-                        to.to_rfc3339()
-                    ));
+                    let (from, to) = (from.to_rfc3339(), to.to_rfc3339());
+                    notes.push(match &range {
+                        Some(range) => {
+                            over = ScaledOver::Range;
+                            format!(
+                                "the calls are scaled over the range asked, {range}, as far \
+                                 as the ledger covers it ({from} to {to})"
+                            )
+                        }
+                        None => {
+                            over = ScaledOver::Ledger;
+                            format!(
+                                "the calls are scaled over the time the ledger covers, \
+                                 {from} to {to} (its first receipt's start to its last \
+                                 receipt's end, of any endpoint), longer than their own"
+                            )
+                        }
+                    });
                 }
             }
             notes.extend(tokens_reported_note(&totals));
@@ -835,6 +887,7 @@ pub async fn run(
                     9,
                 )
                 .normalize(),
+                over,
             });
             overrides =
                 override_ledger_figures(&mut profile, ledger_latency, &args).map_err(usage)?;
@@ -920,13 +973,12 @@ pub async fn run(
             // scaled to a month is a guess, and the reader should see it is.
             writeln!(
                 out,
-                "Ledger: {} calls in {}, {} calls per {} at that rate (the time: the first \
-                 call's start to the last call's end, or a mean gap between starts per call \
-                 when longer)",
+                "Ledger: {} calls in {}, {} calls per {} at that rate (the time: {})",
                 sample.calls,
                 span(sample.observed_seconds),
                 sagemeter::compare::format::calls(comparison.profile.calls_per_period),
-                comparison.period
+                comparison.period,
+                sample.over.says()
             )?;
         }
         for line in notes.iter().chain(&overrides) {
