@@ -1260,7 +1260,7 @@ mod tests {
         // error's and the cancelled call's token lines have no count and charge
         // nothing: 2.8 USD in the hour.
         assert_eq!(receipts_usd, d("2.8"));
-        let totals = UsageTotals::from_receipts(&receipts);
+        let totals = UsageTotals::from_receipts(&receipts).unwrap();
         let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
         let plan = Plan::from(PerTokenPlan::per_million_tokens(d("2000"), d("2000")).unwrap());
         let comparison =

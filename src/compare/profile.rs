@@ -814,13 +814,17 @@ impl UsageTotals {
     /// inference failed, or, not settled here, by its accepted submission.
     ///
     /// Sums that would pass `u64::MAX` saturate there (and are then refused by
-    /// [`UsageProfile::from_totals`] as out of range).
-    pub fn from_receipts<'a>(receipts: impl IntoIterator<Item = &'a crate::Cost>) -> Self {
+    /// [`UsageProfile::from_totals`] as out of range). A receipt whose compute line
+    /// in seconds holds a time no call runs is refused
+    /// ([`ReceiptTotals::add`]): [`CompareError::OutOfRange`].
+    pub fn from_receipts<'a>(
+        receipts: impl IntoIterator<Item = &'a crate::Cost>,
+    ) -> Result<Self, CompareError> {
         let mut totals = ReceiptTotals::default();
         for cost in receipts {
-            totals.add(cost);
+            totals.add(cost)?;
         }
-        totals.finish()
+        Ok(totals.finish())
     }
 
     /// `calls` made over `observed` wall-clock time; the other totals start at zero.
@@ -945,10 +949,11 @@ mod duration_ms {
 /// # fn receipts() -> Vec<sagemeter::Cost> { Vec::new() }
 /// let mut totals = ReceiptTotals::default();
 /// for cost in receipts() {
-///     totals.add(&cost);
+///     totals.add(&cost)?;
 /// }
 /// let totals = totals.finish();
 /// # assert_eq!(totals.calls, 0);
+/// # Ok::<(), sagemeter::compare::CompareError>(())
 /// ```
 #[derive(Debug, Default)]
 pub struct ReceiptTotals {
@@ -997,30 +1002,54 @@ struct Halves {
 /// The serverless seconds a receipt bills: its compute line's quantity in
 /// seconds (each attempt that reached the model rounded up to the millisecond,
 /// as AWS bills every request it ran), whole milliseconds rounded up; `None`
-/// when it has no compute line in seconds.
-fn serverless_seconds(cost: &crate::Cost) -> Option<Duration> {
+/// when it has no compute line in seconds. A quantity whose milliseconds are
+/// negative or do not fit in a `u64` (about 5.8 × 10^8 years) is no meter's:
+/// [`CompareError::OutOfRange`], naming the receipt, never a panic or a
+/// fallback to the call's latency.
+fn serverless_seconds(cost: &crate::Cost) -> Result<Option<Duration>, CompareError> {
     use crate::billing::{LineItem, QuantityUnit};
-    let line = cost
+    let Some(line) = cost
         .lines
         .iter()
-        .find(|l| l.item == LineItem::Compute && l.unit == QuantityUnit::Seconds)?;
-    let ms = (line.quantity * Decimal::from(1000)).ceil();
-    rust_decimal::prelude::ToPrimitive::to_u64(&ms).map(Duration::from_millis)
+        .find(|l| l.item == LineItem::Compute && l.unit == QuantityUnit::Seconds)
+    else {
+        return Ok(None);
+    };
+    line.quantity
+        .checked_mul(Decimal::from(1000))
+        .and_then(|ms| rust_decimal::prelude::ToPrimitive::to_u64(&ms.ceil()))
+        .map(|ms| Some(Duration::from_millis(ms)))
+        .ok_or_else(|| CompareError::OutOfRange {
+            what: "the serverless seconds on a receipt's compute line",
+            value: line.quantity.to_string(),
+            hint: format!(
+                "the receipt of call `{}` on endpoint `{}` bills a time no call runs \
+                 (0 to about 5.8 × 10^8 years in whole milliseconds): a corrupt or \
+                 hand-edited ledger?",
+                cost.call_id, cost.endpoint
+            ),
+        })
 }
 
 impl ReceiptTotals {
     /// Counts one receipt (see [`UsageTotals::from_receipts`] for how).
-    pub fn add(&mut self, cost: &crate::Cost) {
-        let totals = &mut self.totals;
-        let u = &cost.usage;
+    ///
+    /// A receipt whose compute line in seconds holds a time no call runs
+    /// (negative, or more whole milliseconds than a `u64` holds) is
+    /// [`CompareError::OutOfRange`], and is not counted: what serverless bills for
+    /// it is not known.
+    pub fn add(&mut self, cost: &crate::Cost) -> Result<(), CompareError> {
         // Serverless bills each call rounded up to the millisecond: each attempt
         // that reached the model, the seconds on the receipt's compute line; a
         // receipt without one in seconds (an instance's, or one with usage
         // charges alone), its latency rounded up.
+        let compute_seconds = serverless_seconds(cost)?;
         let billed_ms = |latency: Duration| {
-            serverless_seconds(cost)
+            compute_seconds
                 .unwrap_or_else(|| Duration::from_millis(crate::billing::billed_millis(latency)))
         };
+        let totals = &mut self.totals;
+        let u = &cost.usage;
         // A synchronous call's start; an asynchronous invocation's is counted once
         // per invocation, when the totals are finished.
         let mut start = false;
@@ -1085,6 +1114,7 @@ impl ReceiptTotals {
         if start {
             self.started_n(cost.at, 1);
         }
+        Ok(())
     }
 
     /// `n` calls started at `at`.

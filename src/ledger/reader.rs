@@ -270,6 +270,12 @@ impl<R: BufRead> LedgerReader<R> {
         self.torn_tail.as_ref()
     }
 
+    /// The 1-based line of the receipt the iteration returned last (0 before any):
+    /// what an error about what that receipt holds names.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
     fn next_record(&mut self) -> Option<Result<Cost, LedgerError>> {
         loop {
             self.buf.clear();
@@ -511,6 +517,18 @@ mod tests {
             assert!(items.iter().all(Result::is_ok), "{items:?}");
             assert_eq!(tail.map(|t| t.bytes), tail_bytes);
         }
+    }
+
+    #[test]
+    fn line_is_the_last_receipts_past_blank_lines() {
+        let text = format!("{RECORD}\n\n{RECORD}\n");
+        let mut reader = LedgerReader::new(text.as_bytes(), "t.jsonl");
+        assert_eq!(reader.line(), 0);
+        reader.next().unwrap().unwrap();
+        assert_eq!(reader.line(), 1);
+        // line 2 is blank
+        reader.next().unwrap().unwrap();
+        assert_eq!(reader.line(), 3);
     }
 
     #[test]

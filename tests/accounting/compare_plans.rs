@@ -874,7 +874,7 @@ fn three_async_invocations() -> Vec<Cost> {
 #[test]
 fn an_async_invocation_is_one_call_with_the_quantities_of_both_its_receipts() {
     let receipts = three_async_invocations();
-    let totals = UsageTotals::from_receipts(&receipts);
+    let totals = UsageTotals::from_receipts(&receipts).unwrap();
     // six receipts, three invocations
     assert_eq!(totals.calls, 3);
     assert_eq!(totals.unsettled_async_calls, 0);
@@ -910,7 +910,7 @@ fn a_submission_not_yet_settled_is_a_call_whose_model_time_is_not_guessed() {
     let mut receipts = three_async_invocations();
     // req-3's settlement is not in the ledger yet
     receipts.retain(|c| !(c.call_id == "req-3" && c.usage.bytes_out > 0));
-    let totals = UsageTotals::from_receipts(&receipts);
+    let totals = UsageTotals::from_receipts(&receipts).unwrap();
     assert_eq!(totals.calls, 3);
     assert_eq!(totals.unsettled_async_calls, 1);
     // req-3 queued at 10:40:00 in 50 ms: 10:00:00 to its end is 2,400.05 s; its
@@ -943,7 +943,7 @@ fn synchronous_calls_and_async_invocations_count_one_each() {
     .unwrap();
     receipts.push(sync.clone());
     receipts.push(sync);
-    let totals = UsageTotals::from_receipts(&receipts);
+    let totals = UsageTotals::from_receipts(&receipts).unwrap();
     // 3 invocations + 2 synchronous calls (a synchronous receipt is a call, whatever
     // its id)
     assert_eq!(totals.calls, 5);
@@ -970,7 +970,7 @@ fn sync_receipt(call_id: &str, at: &str, latency_us: u64) -> Cost {
 #[test]
 fn a_ledgers_calls_stand_for_one_gap_of_traffic_each() {
     let per_day = |receipts: &[Cost]| {
-        let totals = UsageTotals::from_receipts(receipts);
+        let totals = UsageTotals::from_receipts(receipts).unwrap();
         UsageProfile::from_totals(&totals, Period::Day)
             .unwrap()
             .calls_per_period
@@ -1027,7 +1027,7 @@ async fn a_per_inference_fee_and_a_quota_count_the_answered_calls_of_a_ledger_no
             sync_receipt_ending(&format!("c-{i}"), &at.to_rfc3339(), 100_000, outcome)
         })
         .collect();
-    let totals = UsageTotals::from_receipts(&receipts);
+    let totals = UsageTotals::from_receipts(&receipts).unwrap();
     assert_eq!(totals.calls, 1000);
     assert_eq!(totals.answered_calls, Some(900));
     let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
@@ -1088,7 +1088,7 @@ async fn a_fee_and_a_quota_charge_the_answered_calls_exactly_when_their_share_is
         sync_receipt_ending("c-1", "2026-05-20T10:20:00Z", 100_000, "error"),
         sync_receipt_ending("c-2", "2026-05-20T10:40:00Z", 100_000, "ok"),
     ];
-    let totals = UsageTotals::from_receipts(&receipts);
+    let totals = UsageTotals::from_receipts(&receipts).unwrap();
     assert_eq!((totals.calls, totals.answered_calls), (3, Some(2)));
     let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
     // 3 calls an hour × 24 = 72 calls a day; 2 × 24 = 48 of them answered
@@ -1152,7 +1152,7 @@ async fn a_per_token_plan_charges_the_tokens_of_the_answered_calls_of_a_ledger()
         sync_receipt_with_tokens("c-4", "2026-05-20T10:40:00Z", (1_100, 250)),
         sync_receipt_ending("c-5", "2026-05-20T10:50:00Z", 100_000, "error"),
     ];
-    let totals = UsageTotals::from_receipts(&receipts);
+    let totals = UsageTotals::from_receipts(&receipts).unwrap();
     assert_eq!((totals.calls, totals.answered_calls), (6, Some(3)));
     let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
     // 6 calls an hour × 24 = 144 calls a day, 3 × 24 = 72 of them answered; the
@@ -1207,7 +1207,7 @@ async fn a_ledgers_calls_not_answered_are_not_calls_that_did_not_report_their_to
         sync_receipt_with_tokens("c-4", "2026-05-20T10:40:00Z", (1_100, 250)),
         sync_receipt_ending("c-5", "2026-05-20T10:50:00Z", 100_000, "error"),
     ];
-    let totals = UsageTotals::from_receipts(&receipts);
+    let totals = UsageTotals::from_receipts(&receipts).unwrap();
     assert_eq!(totals.unanswered_settled_calls, Some(3));
     let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
     // 3 of the 3 calls that could report tokens (answered with HTTP 2XX) did, each
@@ -1222,7 +1222,7 @@ async fn a_ledgers_calls_not_answered_are_not_calls_that_did_not_report_their_to
     // starts 2 gaps of 20 min apart: 2 × 20 min × 3 / 2 = 60 min), 72 a day, none
     // answered. Their receipts charged no tokens, at $0, priced; so does the plan.
     let unanswered = [&receipts[1], &receipts[3], &receipts[5]];
-    let totals = UsageTotals::from_receipts(unanswered);
+    let totals = UsageTotals::from_receipts(unanswered).unwrap();
     let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
     assert_eq!(profile.calls_per_period, d("72"));
     assert_eq!(profile.answered_per_call, Some(Decimal::ZERO));
@@ -1314,7 +1314,7 @@ fn a_ledgers_cancelled_calls_are_counted_apart_from_its_model_errors() {
     let [s1, t1] = async_receipts("req-1", "2026-05-20T10:40:00Z", 100, 30, 10, (1, 1));
     let [s2, _] = async_receipts("req-2", "2026-05-20T10:50:00Z", 100, 30, 10, (1, 1));
     receipts.extend([cancelled(s1), t1, cancelled(s2)]);
-    let totals = UsageTotals::from_receipts(&receipts);
+    let totals = UsageTotals::from_receipts(&receipts).unwrap();
     // 4 + 2 = 6 calls; c-0 and req-1 answered; c-2, c-3 and req-2 cancelled (c-1,
     // a model error, is neither)
     assert_eq!(totals.calls, 6);
@@ -1332,7 +1332,7 @@ fn an_async_invocation_is_answered_at_its_submission_or_by_its_settlement() {
     let mut s3 = serde_json::to_value(s3).unwrap();
     s3["usage"]["outcome"] = "error".into();
     let s3: Cost = serde_json::from_value(s3).unwrap();
-    let totals = UsageTotals::from_receipts(&[s1, t1, t2, s3]);
+    let totals = UsageTotals::from_receipts(&[s1, t1, t2, s3]).unwrap();
     // three invocations, each once; req-1 and req-2 answered
     assert_eq!(totals.calls, 3);
     assert_eq!(totals.answered_calls, Some(2));
@@ -1355,7 +1355,7 @@ async fn a_failed_async_inference_is_charged_its_fee_but_no_tokens() {
     t2["usage"]["outcome"] = "error".into();
     let t2: Cost = serde_json::from_value(t2).unwrap();
     let receipts = [s1, s2, t1, t2];
-    let totals = UsageTotals::from_receipts(&receipts);
+    let totals = UsageTotals::from_receipts(&receipts).unwrap();
     assert_eq!(totals.observed, Duration::from_secs(3_600));
     // Both accepted (the fee's), one answered at its settlement (the tokens').
     assert_eq!(
@@ -1402,7 +1402,7 @@ async fn a_failed_async_inference_is_charged_its_fee_but_no_tokens() {
     // The failed invocation alone: its fee charged, no tokens: a per-token plan
     // costs 0, as its receipts did (0 tokens × any price), not refused for want of
     // a count.
-    let totals = UsageTotals::from_receipts([&receipts[1], &receipts[3]]);
+    let totals = UsageTotals::from_receipts([&receipts[1], &receipts[3]]).unwrap();
     assert_eq!(
         (
             totals.calls,
@@ -1424,7 +1424,7 @@ async fn serverless_from_receipts_bills_each_call_rounded_up_not_the_mean() {
         sync_receipt("c-1", "2026-05-20T10:00:00Z", 1_200),
         sync_receipt("c-2", "2026-05-20T10:30:00Z", 2_800),
     ];
-    let totals = UsageTotals::from_receipts(&receipts);
+    let totals = UsageTotals::from_receipts(&receipts).unwrap();
     // AWS bills each serverless call rounded up to the ms: 2 ms + 3 ms
     assert_eq!(totals.billed_busy_time, Some(Duration::from_millis(5)));
     let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
@@ -1477,12 +1477,57 @@ fn serverless_from_receipts_bills_the_seconds_on_a_retried_calls_compute_line() 
         receipt("c-1", "2026-05-20T10:00:00Z", 150_900, "0.153"),
         receipt("c-2", "2026-05-20T10:30:00Z", 1_200, "0.002"),
     ];
-    let totals = UsageTotals::from_receipts(&receipts);
+    let totals = UsageTotals::from_receipts(&receipts).unwrap();
     // 153 ms + 2 ms, what AWS billed; not ⌈150.9⌉ + ⌈1.2⌉ = 151 + 2 ms
     assert_eq!(totals.billed_busy_time, Some(Duration::from_millis(155)));
     let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
     // 155 ms / 2 calls = 77.5 ms a call
     assert_eq!(profile.billed_seconds_per_call(), d("0.0775"));
+}
+
+#[test]
+fn a_compute_line_of_a_time_no_call_runs_is_refused_never_a_panic() {
+    // A corrupt or hand-edited receipt: its compute line bills 10^26 s of
+    // serverless. In milliseconds that is 10^29, beyond a decimal's 7.9 × 10^28;
+    // -1 s is no time either. What serverless billed for the call is unknown.
+    let receipt = |call_id: &str, seconds: &str| -> Cost {
+        serde_json::from_value(serde_json::json!({
+            "call_id": call_id, "at": "2026-05-20T10:00:00Z", "endpoint": "sls",
+            "variant": "AllTraffic", "allocation": "busy_time",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": 1_200,
+                      "bytes_in": 0, "bytes_out": 0, "variant": "AllTraffic",
+                      "outcome": "ok"},
+            "lines": [{"item": "compute", "quantity": seconds, "unit": "seconds",
+                "price": {"status": "unpriced", "reason": "test"}}],
+            "cost_usd": "0", "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0"
+        }))
+        .unwrap()
+    };
+    for (call_id, seconds) in [("c-huge", "100000000000000000000000000"), ("c-neg", "-1")] {
+        let err = UsageTotals::from_receipts(&[receipt(call_id, seconds)]).unwrap_err();
+        assert!(
+            matches!(&err, CompareError::OutOfRange { value, .. } if value == seconds),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(&format!(
+                "the receipt of call `{call_id}` on endpoint `sls`"
+            )),
+            "{err}"
+        );
+        // The streaming totals refuse it too, and count nothing of it.
+        let mut totals = sagemeter::compare::ReceiptTotals::default();
+        assert!(totals.add(&receipt(call_id, seconds)).is_err());
+        assert_eq!(totals.finish().calls, 0);
+    }
+    // The most a u64 of milliseconds holds, 18,446,744,073,709,551.615 s, bills
+    // that many milliseconds.
+    let totals = UsageTotals::from_receipts(&[receipt("c-max", "18446744073709551.615")]).unwrap();
+    assert_eq!(
+        totals.billed_busy_time,
+        Some(Duration::from_millis(u64::MAX))
+    );
 }
 
 #[test]

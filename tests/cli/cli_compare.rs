@@ -915,6 +915,52 @@ fn serverless_from_a_ledger_bills_each_call_rounded_up_unless_a_latency_is_state
     assert_eq!(serverless(&json), "0.00000576");
 }
 
+#[test]
+fn a_ledger_line_of_a_time_no_call_runs_is_an_error_naming_it_never_a_panic() {
+    // Line 2 is corrupt: its compute line bills 10^26 s of serverless, 10^29 ms,
+    // beyond what a decimal holds (7.9 × 10^28).
+    let receipt = |id: &str, at: &str, seconds: &str| {
+        serde_json::json!({
+            "call_id": id, "at": at, "endpoint": "realtime", "variant": "AllTraffic",
+            "allocation": "busy_time",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": 1_200,
+                      "bytes_in": 0, "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+            "lines": [{"item": "compute", "quantity": seconds, "unit": "seconds",
+                "price": {"status": "unpriced", "reason": "test"}}],
+            "cost_usd": "0", "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0"
+        })
+        .to_string()
+    };
+    let lines = [
+        receipt("c-1", "2026-05-20T10:00:00Z", "0.002"),
+        receipt("c-2", "2026-05-20T10:30:00Z", "100000000000000000000000000"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let out = sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&ledger)
+        .args(["--per-call", "0.01", "--serverless", "3072"])
+        .args(["--serverless-usd-per-second", "0.00006"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains(&format!(
+            "ledger {}, line 2: the serverless seconds on a receipt's compute line is out of \
+             range (got 100000000000000000000000000): the receipt of call `c-2` on endpoint \
+             `realtime` bills a time no call runs",
+            ledger.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[cfg(feature = "parquet")]
 #[test]
 fn compare_from_a_parquet_ledger_reads_it_as_parquet_not_as_a_damaged_jsonl() {

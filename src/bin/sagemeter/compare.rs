@@ -450,48 +450,56 @@ fn read_ledger(
     let mut held = BTreeSet::new();
     // What the whole ledger covers: its first receipt's start to its last end.
     let mut covers: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
-    let mut add =
-        |file: &Path, records: &mut dyn Iterator<Item = Result<sagemeter::Cost, LedgerError>>| {
-            let mut first = true;
-            for cost in records {
-                let cost = cost?;
-                if std::mem::take(&mut first) {
-                    firsts.note(file, &cost)?;
-                }
-                if !held.contains(cost.endpoint.as_str()) {
-                    held.insert(cost.endpoint.clone());
-                }
-                let end = chrono::Duration::from_std(cost.usage.latency)
-                    .ok()
-                    .and_then(|latency| cost.at.checked_add_signed(latency))
-                    .unwrap_or(cost.at);
-                covers = Some(covers.map_or((cost.at, end), |(first, last)| {
-                    (first.min(cost.at), last.max(end))
-                }));
-                if !endpoints.is_empty() && !endpoints.contains(&cost.endpoint)
-                    || args.since.is_some_and(|since| cost.at < since)
-                    || args.until.is_some_and(|until| cost.at >= until)
-                {
-                    continue;
-                }
-                all.add(&cost);
-                if let Some(stated) = stated
-                    && cost.region.as_deref().is_none_or(|r| r == stated)
-                {
-                    of_stated.add(&cost);
-                }
-            }
-            Ok::<_, LedgerError>(())
-        };
+    // One receipt of `file`, its first when `first`; `at`, where it is in the file
+    // ("line 3"), for an error about what it holds.
+    let mut add = |file: &Path, cost: sagemeter::Cost, first: bool, at: &dyn Fn() -> String| {
+        if first {
+            firsts.note(file, &cost)?;
+        }
+        if !held.contains(cost.endpoint.as_str()) {
+            held.insert(cost.endpoint.clone());
+        }
+        let end = chrono::Duration::from_std(cost.usage.latency)
+            .ok()
+            .and_then(|latency| cost.at.checked_add_signed(latency))
+            .unwrap_or(cost.at);
+        covers = Some(covers.map_or((cost.at, end), |(first, last)| {
+            (first.min(cost.at), last.max(end))
+        }));
+        if !endpoints.is_empty() && !endpoints.contains(&cost.endpoint)
+            || args.since.is_some_and(|since| cost.at < since)
+            || args.until.is_some_and(|until| cost.at >= until)
+        {
+            return Ok(());
+        }
+        // A receipt the totals refuse (a time no call runs) is named
+        // where it is, as `report` names a receipt whose amounts overflow.
+        let named = |e: CompareError| -> BoxError { format!("{}: {e}", at()).into() };
+        all.add(&cost).map_err(named)?;
+        if let Some(stated) = stated
+            && cost.region.as_deref().is_none_or(|r| r == stated)
+        {
+            of_stated.add(&cost).map_err(named)?;
+        }
+        Ok::<_, BoxError>(())
+    };
     let mut skipped = Vec::new();
     if let Some(files) = parquet_ledger_files(path)? {
         for file in files {
-            add(&file, &mut parquet_receipts(&file)?)?;
+            for (row, cost) in (1u64..).zip(parquet_receipts(&file)?) {
+                let at = || format!("Parquet ledger {}, row {row}", file.display());
+                add(&file, cost?, row == 1, &at)?;
+            }
         }
     } else {
         for file in sagemeter::ledger::ledger_files(path)? {
             let mut reader = sagemeter::ledger::LedgerReader::open(&file)?;
-            add(&file, &mut reader.by_ref())?;
+            let mut first = true;
+            while let Some(cost) = reader.next() {
+                let line = reader.line();
+                let at = || format!("ledger {}, line {line}", file.display());
+                add(&file, cost?, std::mem::take(&mut first), &at)?;
+            }
             if let Some(torn) = reader.torn_tail() {
                 skipped.push(SkippedLine {
                     file,
@@ -541,7 +549,10 @@ struct Taken {
 }
 
 impl Taken {
-    fn add(&mut self, cost: &sagemeter::Cost) {
+    /// Takes `cost`; a receipt the totals refuse ([`ReceiptTotals::add`]) is
+    /// not taken.
+    fn add(&mut self, cost: &sagemeter::Cost) -> Result<(), CompareError> {
+        self.totals.add(cost)?;
         if !self.endpoints.contains(cost.endpoint.as_str()) {
             self.endpoints.insert(cost.endpoint.clone());
         }
@@ -555,7 +566,7 @@ impl Taken {
         if !region.is_empty() && !self.regions.contains(region) {
             self.regions.insert(region.to_owned());
         }
-        self.totals.add(cost);
+        Ok(())
     }
 }
 
