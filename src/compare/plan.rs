@@ -338,7 +338,8 @@ impl ServerlessPlan {
     }
 }
 
-/// Pay per use: `C = X × U` for a price `X` per call and `U` calls.
+/// Pay per use at an all-inclusive price: `C = X × U` for a price `X` per call and
+/// `U` calls.
 ///
 /// From metered calls, the fee is charged for the calls answered with HTTP 2XX, as
 /// AWS Marketplace charges inferences: `C = X × s × U` for `U` calls made, `s`
@@ -347,8 +348,16 @@ impl ServerlessPlan {
 /// [`answered_calls_per_period`](super::UsageProfile::answered_calls_per_period));
 /// a subscription's included calls count the same calls.
 ///
-/// All-inclusive: no instance or data charges are added (a model provider's or a
-/// Marketplace package's price per inference).
+/// All-inclusive: no instance, serverless or data charges are added. `X` is the
+/// whole price of a call: a third-party API's (a model provider's), or an all-in
+/// price stated per call. It is not an AWS Marketplace model package's
+/// per-inference fee alone: AWS bills that fee on top of the SageMaker
+/// instance-hours (and data processing) of the endpoint the package runs on. At
+/// 0.50 USD per 1,000 inferences on one ml.m5.xlarge (0.23 USD an hour), 100,000
+/// calls a month are 100 × 0.50 + 730 × 0.23 = 50.00 + 167.90 = 217.90 USD (and
+/// data), not 50.00. No plan adds the two: such a package costs this plan's cost
+/// plus an [`InstancePlan`]'s at the same volume, and the break-even points of a
+/// comparison do not cover that sum.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PerInferencePlan {

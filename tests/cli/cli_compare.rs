@@ -62,6 +62,51 @@ Break-even:
 }
 
 #[test]
+fn pay_per_use_is_an_all_inclusive_price_and_a_marketplace_package_is_its_fee_plus_the_instance() {
+    // The help says what the price is, and what it is not.
+    let out = sagemeter().args(["compare", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("Pay per use: all-inclusive price of one call"),
+        "{help}"
+    );
+    assert!(
+        help.contains(
+            "An AWS Marketplace model package's\nper-inference fee is billed on top of its \
+             endpoint's instance-hours and data; no\nplan adds the two: its cost is the \
+             pay-per-use row plus the --instance row."
+        ),
+        "{help}"
+    );
+    // A package at 0.50 USD per 1,000 inferences on one ml.m5.xlarge, 100,000 calls a
+    // month: the pay-per-use row is the fee alone, 100 × 0.50 = 50.00 USD (nothing
+    // added), the instance row 730 h × 0.23 USD = 167.90 USD; AWS bills the package
+    // 50.00 + 167.90 = 217.90 USD (no bytes stated: no data processed).
+    let json = json_of(sagemeter().args([
+        "compare",
+        "--calls",
+        "100000",
+        "--per-1000",
+        "0.50",
+        "--instance",
+        "ml.m5.xlarge",
+        "--instance-usd-per-hour",
+        "0.23",
+        "--data-usd-per-gb",
+        "0.016",
+        "--json",
+    ]));
+    assert_eq!(plan_cost(&json, "pay per use").unwrap(), "50", "{json}");
+    let instance = json["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["plan"]["kind"] == "instance")
+        .unwrap_or_else(|| panic!("no instance plan in {json}"));
+    assert_eq!(instance["cost_usd"], "167.9");
+}
+
+#[test]
 fn a_break_even_below_one_call_is_its_fraction_in_the_table_and_the_json() {
     // U* = P·T / X = 1 USD × 1 month / 1,000,000,000 USD a call = 0.000000001 calls:
     // pay per use costs more than the subscription from the first call.

@@ -38,6 +38,11 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 Periods: a month is 730 hours, a year 8,760 hours (as in AWS calculators);
 --calls-per-day N is converted with N x hours(period) / 24.
 
+Pay per use (--per-call, --per-1000) and per token are all-inclusive prices (a
+third-party API's): nothing is added to them. An AWS Marketplace model package's
+per-inference fee is billed on top of its endpoint's instance-hours and data; no
+plan adds the two: its cost is the pay-per-use row plus the --instance row.
+
 Price trends: --price-trend moves AWS on-demand rates (instance-hours, serverless
 seconds, ML storage, data processed) month by month; subscriptions and prices per call or per
 token stay at today's; a savings plan's commitment is locked for its term, then
@@ -126,11 +131,11 @@ pub struct CompareArgs {
     pub tokens_out: Option<u64>,
 
     // --- pay per use ---
-    /// Pay per use: price of one call.
+    /// Pay per use: all-inclusive price of one call (see below).
     #[arg(long, value_name = "USD", value_parser = parse_usd,
         allow_negative_numbers = true, conflicts_with = "per_1000", help_heading = "Plans")]
     pub per_call: Option<Decimal>,
-    /// Pay per use: price of 1,000 calls.
+    /// Pay per use: all-inclusive price of 1,000 calls (see below).
     #[arg(long = "per-1000", value_name = "USD", value_parser = parse_usd,
         allow_negative_numbers = true, help_heading = "Plans")]
     pub per_1000: Option<Decimal>,
