@@ -15,7 +15,11 @@
 //! the budget. Dropping the pending invocation unsettled releases the hold (so
 //! does settling it with another client's meter, or serialising it to settle
 //! elsewhere and dropping it here: the settlement then counts against the
-//! settling client's budgets, unreserved).
+//! settling client's budgets, unreserved). Once SageMaker must have run or
+//! dropped the request, the hold lapses: the invocation counts as run, what it
+//! held is charged, provisionally, to the current period, and its settlement
+//! replaces that charge (the rule, worked: the Budgets section of
+//! `docs/library.md`).
 //!
 //! A call whose receipt could not be fully priced (an unknown price: its receipt
 //! says `Unpriced`) counts against enforced budgets at no less than the estimate
@@ -52,7 +56,7 @@ use crate::{Error, Result};
 use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -165,6 +169,16 @@ impl BudgetPeriod {
             BudgetPeriod::Month => Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0),
         };
         start.single().unwrap_or(at)
+    }
+
+    /// When the period starting at `start` ends: the next one's start.
+    pub(crate) fn end_of(&self, start: DateTime<Utc>) -> DateTime<Utc> {
+        let next = match self {
+            BudgetPeriod::Hour => start.checked_add_signed(chrono::TimeDelta::hours(1)),
+            BudgetPeriod::Day => start.checked_add_days(chrono::Days::new(1)),
+            BudgetPeriod::Month => start.checked_add_months(chrono::Months::new(1)),
+        };
+        next.unwrap_or(start)
     }
 }
 
@@ -622,6 +636,57 @@ struct BudgetsInner {
     next_hold: u64,
     /// Whether a lapsed hold has been warned about (once per client).
     warned_lapsed: bool,
+    /// The provisional charges of lapsed holds, by the hold's number, until
+    /// the invocation settles (which replaces them) or is dropped (which keeps
+    /// them), or the period after the last of them ends (see
+    /// [`Provisional::forget_at`]): one entry per async invocation whose hold
+    /// lapsed and that is still pending, for at most two periods of its
+    /// longest budget.
+    provisional: HashMap<u64, Provisional>,
+    /// The same entries by when each is forgotten, soonest first: pruned as the
+    /// holds lapse, in O(log n) a call.
+    forgetting: BTreeSet<HoldKey>,
+    /// The provisional charges of fleet budgets not yet handed to the fleet
+    /// (see [`Budgets::take_lapsed_charges`]).
+    lapsed_charges: Vec<BeyondReceipt>,
+}
+
+/// What a lapsed hold was charged: each budget's charge and the start of the
+/// period it was charged in, and when it is forgotten.
+struct Provisional {
+    charges: Vec<ProvisionalCharge>,
+    /// The end of the period after the one charged, of the budget whose
+    /// period ends last: a settlement after it no longer finds the charges
+    /// (nor would it replace them: see [`ProvisionalCharge::replaced`]).
+    forget_at: DateTime<Utc>,
+}
+
+/// What a lapsed hold charged one budget, provisionally.
+#[derive(Debug, Clone, Copy)]
+struct ProvisionalCharge {
+    /// The budget's place in `tracked`.
+    budget: usize,
+    usd: Decimal,
+    /// The start of the period it was charged in.
+    period_start: DateTime<Utc>,
+}
+
+impl ProvisionalCharge {
+    /// What a settlement charged `charged` adds to the budget instead, in the
+    /// period starting at `current`: in the period of the provisional charge,
+    /// it replaces it (`charged` less the charge, which may be below 0); in the
+    /// next one, only what it passes the charge by (the invocation counts at
+    /// the more of the two, once); later, the whole of it (the charge is
+    /// forgotten by then).
+    fn replaced(&self, period: BudgetPeriod, current: DateTime<Utc>, charged: Decimal) -> Decimal {
+        if current == self.period_start {
+            charged - self.usd
+        } else if current == period.end_of(self.period_start) {
+            (charged - self.usd).max(Decimal::ZERO)
+        } else {
+            charged
+        }
+    }
 }
 
 /// What a settled call is remembered at, for later estimates: what it is known
@@ -702,39 +767,88 @@ impl BudgetsInner {
         covering
     }
 
-    /// Releases every hold whose time ran out by `now`: what it held no longer
-    /// counts as reserved (nothing is charged: no receipt changes). One WARN per
-    /// client, the later ones at DEBUG.
-    fn release_lapsed(&mut self, now: DateTime<Utc>) {
+    /// Charges every hold whose time ran out by `now`, provisionally: SageMaker
+    /// has run the request by then, or dropped it from its queue, and it is
+    /// counted as run (the conservative reading). What it held moves from
+    /// reserved to spent in each budget's current period, and is remembered
+    /// until the invocation settles, whose cost replaces it (see
+    /// [`ProvisionalCharge::replaced`]). Provisional charges forgotten by `now`
+    /// are pruned first. One WARN per client, the later ones at DEBUG. Returns
+    /// the alerts the charges raise (none with a fleet: it raises them from
+    /// the charges of its budgets, queued in `lapsed_charges`).
+    fn release_lapsed(&mut self, now: DateTime<Utc>, fleet: bool) -> Vec<AlertToRaise> {
+        while let Some(&(forget_at, n)) = self.forgetting.first()
+            && forget_at <= now
+        {
+            self.forgetting.pop_first();
+            self.provisional.remove(&n);
+        }
+        let mut alerts = Vec::new();
         while let Some(entry) = self.expiring.first_entry()
             && entry.key().0 <= now
         {
-            let ((until, _), hold) = entry.remove_entry();
+            let ((until, n), hold) = entry.remove_entry();
             let usd: Decimal = hold.indexes.iter().map(|(_, usd)| *usd).sum();
+            let mut charges = Vec::with_capacity(hold.indexes.len());
+            let mut forget_at = now;
             for (i, held) in hold.indexes {
-                self.tracked[i].state.release(held);
+                let t = &mut self.tracked[i];
+                t.roll(now);
+                t.state.release(held);
+                t.state.spent += held;
+                let period_start = t.state.period_start.unwrap_or(now);
+                let period = t.budget.period;
+                forget_at = forget_at.max(period.end_of(period.end_of(period_start)));
+                charges.push(ProvisionalCharge {
+                    budget: i,
+                    usd: held,
+                    period_start,
+                });
+                if t.fleet && !held.is_zero() {
+                    self.lapsed_charges.push(BeyondReceipt {
+                        budget: i,
+                        usd: held,
+                    });
+                }
+                if !fleet {
+                    for alert in t.newly_passed(now, false) {
+                        alerts.push((alert, t.budget.on_alert.clone()));
+                    }
+                }
             }
+            self.forgetting.insert((forget_at, n));
+            self.provisional
+                .insert(n, Provisional { charges, forget_at });
             if !std::mem::replace(&mut self.warned_lapsed, true) {
                 tracing::warn!(target: "sagemeter::budget", endpoint = %hold.endpoint,
                     held_usd = %usd, until = %until,
                     "an async invocation was neither settled nor dropped by the time SageMaker \
                      must have finished or expired it (RequestTTLSeconds + \
-                     InvocationTimeoutSeconds): its budget hold is released; settle it when its \
-                     output lands (further such releases are logged at DEBUG)");
+                     InvocationTimeoutSeconds): what its budget hold held is charged, \
+                     provisionally, as run; settle it when its output lands, and its cost \
+                     replaces the charge (further such charges are logged at DEBUG)");
             } else {
                 tracing::debug!(target: "sagemeter::budget", endpoint = %hold.endpoint,
                     held_usd = %usd, until = %until,
-                    "an async invocation's budget hold lapsed and was released");
+                    "an async invocation's budget hold lapsed and was charged provisionally");
             }
         }
+        alerts
     }
 
-    /// Takes back the hold `key` from the expiring ones, if it has not lapsed:
-    /// what it still holds.
-    fn reclaim(&mut self, key: HoldKey) -> Vec<(usize, Decimal)> {
-        self.expiring
-            .remove(&key)
-            .map_or_else(Vec::new, |hold| hold.indexes)
+    /// Takes back the hold `key`: what it still holds, if it has not lapsed;
+    /// else what it was charged provisionally, if that is still remembered.
+    fn reclaim(&mut self, key: HoldKey) -> (Vec<(usize, Decimal)>, Vec<ProvisionalCharge>) {
+        if let Some(hold) = self.expiring.remove(&key) {
+            return (hold.indexes, Vec::new());
+        }
+        match self.provisional.remove(&key.1) {
+            Some(charged) => {
+                self.forgetting.remove(&(charged.forget_at, key.1));
+                (Vec::new(), charged.charges)
+            }
+            None => (Vec::new(), Vec::new()),
+        }
     }
 }
 
@@ -864,7 +978,8 @@ pub(crate) struct Reservation {
     /// joins it: see [`Priced::and`]).
     priced: Priced,
     /// Set by [`expire_at`](Self::expire_at): what it holds is kept by the budgets
-    /// under this key (and `indexes` is empty) until it lapses or is taken back.
+    /// under this key (and `indexes` is empty) until it lapses (then what it
+    /// was charged, under the key's number) or is taken back.
     lapsing: Option<HoldKey>,
 }
 
@@ -903,6 +1018,9 @@ impl Budgets {
                 expiring: BTreeMap::new(),
                 next_hold: 0,
                 warned_lapsed: false,
+                provisional: HashMap::new(),
+                forgetting: BTreeSet::new(),
+                lapsed_charges: Vec::new(),
             }),
             fleet,
         }
@@ -941,12 +1059,33 @@ impl Budgets {
         now: DateTime<Utc>,
         unleased: bool,
     ) -> std::result::Result<Reservation, Refusal> {
-        let mut inner = self.lock();
-        inner.release_lapsed(now);
+        let (reserved, alerts) = {
+            let mut inner = self.lock();
+            let alerts = inner.release_lapsed(now, self.fleet);
+            (
+                self.reserve_locked(&mut inner, endpoint, tags, now, unleased),
+                alerts,
+            )
+        };
+        // Raised outside the lock: a callback may look at the budgets.
+        raise_all(alerts);
+        reserved
+    }
+
+    /// [`reserve_within`](Self::reserve_within) under the lock, once lapsed
+    /// holds are charged.
+    fn reserve_locked(
+        self: &Arc<Self>,
+        inner: &mut BudgetsInner,
+        endpoint: &str,
+        tags: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+        unleased: bool,
+    ) -> std::result::Result<Reservation, Refusal> {
         let covering = inner.covering(endpoint, tags);
         let BudgetsInner {
             tracked, recent, ..
-        } = &mut *inner;
+        } = inner;
         let history = recent.get(endpoint);
         let mut held = Vec::new();
         let mut short = Vec::new();
@@ -1143,8 +1282,13 @@ impl Budgets {
     ) -> Vec<AlertToRaise> {
         let mut inner = self.lock();
         let covering = inner.covering(&reservation.endpoint, tags);
-        if let Some(key) = reservation.lapsing.take() {
-            reservation.indexes = inner.reclaim(key);
+        // A hold still held is taken back (its lapse called off); one charged
+        // provisionally stays charged, for the last part to replace.
+        if let Some(key) = reservation.lapsing
+            && inner.expiring.contains_key(&key)
+        {
+            reservation.lapsing = None;
+            reservation.indexes = inner.reclaim(key).0;
         }
         let tracked = &mut inner.tracked;
         for (i, held) in reservation.indexes.iter_mut() {
@@ -1182,9 +1326,15 @@ impl Budgets {
     ) -> (Vec<AlertToRaise>, Vec<BeyondReceipt>) {
         let mut inner = self.lock();
         let covering = inner.covering(&reservation.endpoint, tags);
-        if let Some(key) = reservation.lapsing.take() {
-            reservation.indexes = inner.reclaim(key);
-        }
+        // What its hold was charged provisionally, if it lapsed: replaced now.
+        let provisional = match reservation.lapsing.take() {
+            Some(key) => {
+                let (held, provisional) = inner.reclaim(key);
+                reservation.indexes = held;
+                provisional
+            }
+            None => Vec::new(),
+        };
         let BudgetsInner {
             tracked,
             recent,
@@ -1196,6 +1346,18 @@ impl Budgets {
         for &i in &covering {
             tracked[i].roll(now);
         }
+        // A provisional charge is replaced in its period and the next; later it
+        // is forgotten (pruned, or due to be), and the settlement counts as if
+        // its hold had been released.
+        let provisional: Vec<ProvisionalCharge> = provisional
+            .into_iter()
+            .filter(|c| {
+                let t = &tracked[c.budget];
+                t.state.period_start.is_some_and(|current| {
+                    current == c.period_start || current == t.budget.period.end_of(c.period_start)
+                })
+            })
+            .collect();
         let held: Vec<(usize, Decimal)> = reservation.indexes.drain(..).collect();
         // A call billed in parts is fully priced only if every part was.
         let priced = reservation.priced.and(priced);
@@ -1210,15 +1372,23 @@ impl Budgets {
         // would have been reserved. (Nothing to work out, nor allocated, for any
         // other call.) Each budget's floor, by its place in `tracked`: what was
         // held on it, or for a covering enforced one that held nothing, its
-        // estimate.
+        // estimate. A hold charged provisionally when it lapsed is its floor as
+        // it would have been still held.
         let floors: Vec<(usize, Decimal)> = match priced {
             Priced::Partly => {
-                let unheld = covering
+                let mut floors: Vec<(usize, Decimal)> = held
                     .iter()
-                    .filter(|i| !held.iter().any(|(j, _)| j == *i))
-                    .filter(|i| tracked[**i].budget.mode == BudgetMode::Enforce)
-                    .map(|&i| (i, tracked[i].estimate(recent.get(&reservation.endpoint))));
-                held.iter().copied().chain(unheld).collect()
+                    .copied()
+                    .chain(provisional.iter().map(|c| (c.budget, c.usd)))
+                    .collect();
+                for &i in &covering {
+                    if tracked[i].budget.mode == BudgetMode::Enforce
+                        && !floors.iter().any(|(j, _)| *j == i)
+                    {
+                        floors.push((i, tracked[i].estimate(recent.get(&reservation.endpoint))));
+                    }
+                }
+                floors
             }
             Priced::Fully | Priced::AllBut { .. } => Vec::new(),
         };
@@ -1254,9 +1424,21 @@ impl Budgets {
                     .find(|(j, _)| *j == i)
                     .map_or(cost_usd, |(_, floor)| cost_usd.max(*floor)),
             };
-            t.state.spent += charged;
+            // Replacing a provisional charge of its lapsed hold, if any: what
+            // the budget is charged in its current period, net.
+            let charged = match provisional.iter().find(|c| c.budget == i) {
+                Some(c) => c.replaced(
+                    t.budget.period,
+                    t.state.period_start.unwrap_or(now),
+                    charged,
+                ),
+                None => charged,
+            };
+            // Not below $0: a provisional charge taken back whole leaves no
+            // less than nothing, whatever the rounding of the sums before.
+            t.state.spent = (t.state.spent + charged).max(Decimal::ZERO);
             t.state.unpriced_calls += u64::from(!fully_priced);
-            if t.fleet && charged > cost_usd {
+            if t.fleet && charged != cost_usd {
                 beyond.push(BeyondReceipt {
                     budget: i,
                     usd: charged - cost_usd,
@@ -1275,8 +1457,8 @@ impl Budgets {
     /// Spent and reserved per budget, for inspection.
     pub(crate) fn status(&self, now: DateTime<Utc>) -> Vec<BudgetStatus> {
         let mut inner = self.lock();
-        inner.release_lapsed(now);
-        inner
+        let alerts = inner.release_lapsed(now, self.fleet);
+        let status: Vec<BudgetStatus> = inner
             .tracked
             .iter_mut()
             .map(|t| {
@@ -1291,7 +1473,19 @@ impl Budgets {
                     unpriced_calls: t.state.unpriced_calls,
                 }
             })
-            .collect()
+            .collect();
+        drop(inner);
+        // Raised outside the lock: a callback may look at the budgets.
+        raise_all(alerts);
+        status
+    }
+
+    /// The provisional charges of fleet budgets made since the last call (holds
+    /// that lapsed), for the fleet to add to the budgets' items as charges
+    /// beyond the receipts.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn take_lapsed_charges(&self) -> Vec<BeyondReceipt> {
+        std::mem::take(&mut self.lock().lapsed_charges)
     }
 }
 
@@ -1307,9 +1501,11 @@ pub struct BudgetStatus {
     pub mode: BudgetMode,
     /// Limit, USD.
     pub limit_usd: Decimal,
-    /// Spent in the current period, USD.
+    /// Spent in the current period, USD, with what async invocations whose holds
+    /// lapsed were charged as run until they settle.
     pub spent_usd: Decimal,
-    /// Held by calls in flight, USD.
+    /// Held by calls in flight, USD (not an async invocation's hold once it
+    /// lapsed: that is spent).
     pub reserved_usd: Decimal,
     /// Calls in the current period whose receipts could not be fully priced (an
     /// async invocation counts once, when settled). An enforced budget counted
@@ -1322,16 +1518,21 @@ pub struct BudgetStatus {
 /// An alert, and the budget's callback for it.
 type AlertToRaise = (BudgetAlert, Option<Arc<AlertFn>>);
 
-/// What a fleet budget was charged for a call beyond its receipt's cost, for a
+/// What a fleet budget was charged for a call beyond its receipt's cost: for a
 /// call that could not be fully priced (an unknown price never makes a budget
-/// spend-free): the bound of its unpriced lines, or what its estimate passes its
-/// cost by (see [`Priced`]). The fleet adds it to the budget's item, so that
-/// every process, and the lease's use, counts it too.
+/// spend-free), the bound of its unpriced lines, or what its estimate passes its
+/// cost by (see [`Priced`]); for an async invocation whose hold lapsed, the
+/// provisional charge (no receipt), then at its settlement what replacing it
+/// changes (see [`ProvisionalCharge::replaced`]): less than the receipt, so
+/// below $0, where the provisional charge covers part of it. The fleet adds it
+/// to the budget's item, so that every process, and the lease's use, counts it
+/// too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BeyondReceipt {
     /// The budget, by its index in the client's order.
     pub budget: usize,
-    /// The charge beyond the receipt, USD (> 0).
+    /// The charge beyond the receipt, USD (not 0; below 0 where a provisional
+    /// charge made before stands for part of the receipt).
     pub usd: Decimal,
 }
 
@@ -1396,11 +1597,12 @@ impl Reservation {
     }
 
     /// Makes what it still holds lapse at `until` (on the clock the budgets are
-    /// given): from then on it is released by the budgets themselves (at their
-    /// next reservation or status), and settling or dropping it releases nothing
-    /// more. For an async invocation, `until` is when SageMaker must have run or
-    /// expired it; one kept unsettled past that (a lost notification) must not
-    /// hold an enforced budget for ever.
+    /// given): from then on the budgets themselves charge it, provisionally (at
+    /// their next reservation or status), settling it replaces that charge, and
+    /// dropping it keeps it. For an async invocation, `until` is when SageMaker
+    /// must have run or expired it; one kept unsettled past that (a lost
+    /// notification, a settler that comes late) must not hold an enforced budget
+    /// for ever, nor free room for more work while its own may still be billed.
     pub(crate) fn expire_at(&mut self, until: DateTime<Utc>) {
         let Some(budgets) = &self.budgets else {
             return;
@@ -1438,8 +1640,10 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(budgets) = self.budgets.take() {
             let mut inner = budgets.lock();
+            // A hold charged provisionally when it lapsed stays charged: the
+            // work ran (or SageMaker dropped it), and no settlement will come here.
             if let Some(key) = self.lapsing.take() {
-                self.indexes = inner.reclaim(key);
+                self.indexes = inner.reclaim(key).0;
             }
             for (i, estimate) in self.indexes.drain(..) {
                 inner.tracked[i].state.release(estimate);
@@ -2211,5 +2415,207 @@ mod tests {
             }]
         );
         assert_eq!(budgets.status(t0)[0].spent_usd, dec("0.067"));
+    }
+
+    /// The alerts raised, as (threshold, spent).
+    type Raised = Arc<Mutex<Vec<(u32, Decimal)>>>;
+
+    /// $10 a day on `jobs`, each call estimated at a fixed $0.50; its alerts
+    /// pushed to the list returned.
+    fn jobs_at_fifty_cents() -> (Arc<Budgets>, Raised) {
+        let raised = Arc::new(Mutex::new(Vec::new()));
+        let seen = raised.clone();
+        let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("10"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.50") })
+            .unwrap()
+            .on_alert(move |a| {
+                seen.lock()
+                    .unwrap()
+                    .push((a.threshold_percent, a.spent_usd))
+            });
+        (Arc::new(Budgets::new(vec![budget], false)), raised)
+    }
+
+    /// An async job submitted to `jobs` at `at`, as the client submits it: its
+    /// estimate reserved, its submission receipt ($0 here: figures that add up
+    /// exactly) settled as a part, the rest held until SageMaker must have run
+    /// or dropped it: RequestTTLSeconds 300 + InvocationTimeoutSeconds 60 =
+    /// 360 s = 6 min on. `None`: refused.
+    fn submit_job(budgets: &Arc<Budgets>, at: DateTime<Utc>) -> Option<Reservation> {
+        let no_tags = BTreeMap::new();
+        let mut hold = budgets.reserve("jobs", &no_tags, at).ok()?;
+        hold.settle_part(&no_tags, Decimal::ZERO, Priced::Fully, at);
+        hold.expire_at(at + TimeDelta::seconds(300 + 60));
+        Some(hold)
+    }
+
+    #[test]
+    fn a_lapsed_hold_is_charged_so_a_late_settler_does_not_let_five_times_the_limit_through() {
+        let (budgets, raised) = jobs_at_fifty_cents();
+        let no_tags = BTreeMap::new();
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
+        let spent_held = |when| {
+            let status = &budgets.status(when)[0];
+            (status.spent_usd, status.reserved_usd)
+        };
+        // 00:00: 20 jobs hold 20 × 0.50 = $10, the whole limit; a 21st would
+        // make 10 + 0.50 > 10.
+        let jobs: Vec<Reservation> = (1..=20)
+            .map(|n| submit_job(&budgets, at(0, 0)).unwrap_or_else(|| panic!("job {n}")))
+            .collect();
+        assert!(submit_job(&budgets, at(0, 0)).is_none(), "job 21");
+        assert_eq!(spent_held(at(0, 0)), (Decimal::ZERO, dec("10")));
+        // 00:06: the 20 holds lapse, the settler not yet run (every 30 min).
+        // Each is charged its $0.50 as run: 20 × 0.50 = $10 spent, nothing held,
+        // and a 21st is refused still: 10 + 0 + 0.50 > 10. (Released instead,
+        // they would let 20 more through at 00:06, 00:12, 00:18 and 00:24:
+        // 100 jobs run by 00:30, $50 against the $10 limit.)
+        for m in [6, 12, 18, 24] {
+            assert!(submit_job(&budgets, at(0, m)).is_none(), "00:{m:02}");
+        }
+        assert_eq!(spent_held(at(0, 24)), (dec("10"), Decimal::ZERO));
+        // The charges raised the alerts a settlement would: 10 × 0.50 = $5 is
+        // 50 % of $10, 16 × 0.50 = $8 is 80 %, 20 × 0.50 = $10 is 100 %.
+        assert_eq!(
+            std::mem::take(&mut *raised.lock().unwrap()),
+            vec![(50, dec("5")), (80, dec("8")), (100, dec("10"))]
+        );
+        // 00:30: the settler settles the 20 at $0.50 each, the same day: each
+        // replaces its provisional charge, 10 − 0.50 + 0.50 twenty times: $10,
+        // exactly, and no alert again.
+        for job in jobs {
+            job.settle(&no_tags, dec("0.50"), Priced::Fully, at(0, 30));
+        }
+        assert_eq!(spent_held(at(0, 30)), (dec("10"), Decimal::ZERO));
+        assert!(raised.lock().unwrap().is_empty());
+        assert!(
+            submit_job(&budgets, at(0, 30)).is_none(),
+            "the day is spent"
+        );
+        assert!(
+            budgets.lock().provisional.is_empty(),
+            "nothing left to replace"
+        );
+    }
+
+    #[test]
+    fn a_settlement_the_day_after_its_hold_lapsed_charges_what_it_passes_the_charge_by() {
+        let (budgets, _) = jobs_at_fifty_cents();
+        let no_tags = BTreeMap::new();
+        let at = |d: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
+        let spent = |when| budgets.status(when)[0].spent_usd;
+        // 1 December 23:52: three jobs; their holds lapse at 23:58, and the 1st
+        // is charged 3 × 0.50 = $1.50 for them, provisionally.
+        let [a, b, c] = [(); 3].map(|()| submit_job(&budgets, at(1, 23, 52)).unwrap());
+        assert_eq!(spent(at(1, 23, 57)), Decimal::ZERO);
+        assert_eq!(spent(at(1, 23, 58)), dec("1.50"));
+        // 2 December 00:10: `a` settles at $0.80. Its $0.50 was charged to the
+        // 1st, which has ended: the 2nd is charged what 0.80 passes 0.50 by,
+        // 0.80 − 0.50 = $0.30 (`a` counts at max(0.50, 0.80) = $0.80, once).
+        a.settle(&no_tags, dec("0.80"), Priced::Fully, at(2, 0, 10));
+        assert_eq!(spent(at(2, 0, 10)), dec("0.30"));
+        // `b` settles at $0.20, less than its $0.50 on the 1st: the 2nd is
+        // charged max(0, 0.20 − 0.50) = $0 for it.
+        b.settle(&no_tags, dec("0.20"), Priced::Fully, at(2, 0, 20));
+        assert_eq!(spent(at(2, 0, 20)), dec("0.30"));
+        // `c` is neither settled nor dropped (its notification lost). Its charge
+        // is remembered until the 2nd, the day after the 1st, ends; then it is
+        // forgotten, and a settlement of $0.40 on the 3rd charges the 3rd its
+        // whole $0.40 (the 1st's $0.50 stands: counted twice, never less).
+        assert_eq!(budgets.lock().provisional.len(), 1);
+        assert_eq!(spent(at(2, 23, 59)), dec("0.30"));
+        assert_eq!(budgets.lock().provisional.len(), 1);
+        assert_eq!(spent(at(3, 0, 0)), Decimal::ZERO);
+        assert!(budgets.lock().provisional.is_empty(), "forgotten");
+        c.settle(&no_tags, dec("0.40"), Priced::Fully, at(3, 0, 5));
+        assert_eq!(spent(at(3, 0, 5)), dec("0.40"));
+    }
+
+    #[test]
+    fn a_pending_invocation_dropped_after_its_hold_lapsed_keeps_the_charge() {
+        let (budgets, _) = jobs_at_fifty_cents();
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
+        let spent_held = |when| {
+            let status = &budgets.status(when)[0];
+            (status.spent_usd, status.reserved_usd)
+        };
+        // 12:00: two jobs hold 2 × 0.50 = $1.
+        let early = submit_job(&budgets, at(12, 0)).unwrap();
+        let late = submit_job(&budgets, at(12, 0)).unwrap();
+        // 12:05: one is dropped before its hold lapses (handed off to be
+        // settled elsewhere): released, nothing charged.
+        drop(early);
+        assert_eq!(spent_held(at(12, 5)), (Decimal::ZERO, dec("0.50")));
+        // 12:06: the other's hold lapses: charged its $0.50 as run.
+        assert_eq!(spent_held(at(12, 6)), (dec("0.50"), Decimal::ZERO));
+        // Dropped now, unsettled, it keeps the charge (the work ran, or
+        // SageMaker dropped it: counted as run), and nothing is kept of it.
+        drop(late);
+        assert_eq!(spent_held(at(12, 7)), (dec("0.50"), Decimal::ZERO));
+        assert!(budgets.lock().provisional.is_empty());
+    }
+
+    #[test]
+    fn a_fleet_budgets_provisional_charge_goes_to_the_fleet_and_its_settlement_takes_it_back() {
+        let budgets = fleet_budgets();
+        let no_tags = BTreeMap::new();
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        assert!(
+            budgets.reserve("jobs", &no_tags, t0).is_err(),
+            "nothing leased yet"
+        );
+        budgets.grant(
+            0,
+            BudgetPeriod::Day.start_of(t0),
+            dec("1"),
+            t0 + TimeDelta::hours(1),
+        );
+        // Two async jobs held at the fixed $0.01; each submission's receipt is
+        // $0.001, so each holds 0.01 − 0.001 = $0.009 until it lapses, 6 min on.
+        let job = || {
+            let mut hold = budgets.reserve("jobs", &no_tags, t0).unwrap();
+            hold.settle_part(&no_tags, dec("0.001"), Priced::Fully, t0);
+            hold.expire_at(t0 + TimeDelta::minutes(6));
+            hold
+        };
+        let (a, b) = (job(), job());
+        assert!(budgets.take_lapsed_charges().is_empty());
+        // At the lapse each is charged its $0.009 here, and handed to the fleet
+        // as a charge beyond the receipts: 0.002 + 2 × 0.009 = $0.02 spent.
+        let lapsed = t0 + TimeDelta::minutes(6);
+        assert_eq!(budgets.status(lapsed)[0].spent_usd, dec("0.02"));
+        let charge = BeyondReceipt {
+            budget: 0,
+            usd: dec("0.009"),
+        };
+        assert_eq!(budgets.take_lapsed_charges(), vec![charge, charge]);
+        assert!(budgets.take_lapsed_charges().is_empty(), "handed over once");
+        // `a` settles at $0.05 the same day: its receipt's $0.05 reaches the
+        // fleet's item as spend; the charge taken back is $0.009 beyond it
+        // below $0, so that the item counts 0.009 + 0.05 − 0.009 = $0.05, as
+        // the process does: 0.02 − 0.009 + 0.05 = $0.061.
+        let beyond = a.settle(&no_tags, dec("0.05"), Priced::Fully, lapsed);
+        assert_eq!(
+            beyond,
+            vec![BeyondReceipt {
+                budget: 0,
+                usd: dec("-0.009")
+            }]
+        );
+        assert_eq!(budgets.status(lapsed)[0].spent_usd, dec("0.061"));
+        // `b` settles at $0.005, its compute not priced (no known bound): it
+        // counts no less than its $0.009 charged, max(0.005, 0.009) = $0.009,
+        // which replaces the $0.009: nothing changes but its receipt's $0.005,
+        // $0.005 less than the receipt beyond it.
+        let beyond = b.settle(&no_tags, dec("0.005"), Priced::Partly, lapsed);
+        assert_eq!(
+            beyond,
+            vec![BeyondReceipt {
+                budget: 0,
+                usd: dec("-0.005")
+            }]
+        );
+        assert_eq!(budgets.status(lapsed)[0].spent_usd, dec("0.061"));
     }
 }

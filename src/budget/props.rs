@@ -14,8 +14,17 @@
 //!   spent + held + the call's estimate ≤ limit (equality admitted), and a call
 //!   refused by any enforced budget covering it holds nothing anywhere;
 //! - a call's estimate is held until it settles; a part settled lowers what it
-//!   holds by as much (not below 0); what an async invocation still holds at
-//!   its lapse time is released at the budgets' next reservation or status;
+//!   holds by as much (not below 0);
+//! - what an async invocation still holds at its lapse time is charged, as
+//!   run, at the budgets' next reservation or status (raising alerts as a
+//!   settlement would): SageMaker has run it or dropped it by then, and were
+//!   it only released, more work would be let in while its own may still be
+//!   billed (20 jobs filling a limit, lapsing every 6 min and settled every
+//!   30, would let 100 through). Its settlement replaces the charge: in the
+//!   charge's period, the charge is taken back and the settlement charged; in
+//!   the next, only what the settlement passes the charge by is charged;
+//!   later, the charge is forgotten and the settlement counts as one nothing
+//!   was held for. Dropped, or a part settled, it stays charged;
 //! - a settled call adds its cost to every budget covering it, and one not
 //!   fully priced (any of its parts) adds to an enforced budget no less than
 //!   what it held there (or, holding nothing there, than what it would have
@@ -218,6 +227,17 @@ fn period_start(period: BudgetPeriod, at: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
+/// An instant in the period after the one starting at `start`: a whole hour or
+/// day on, or (months) 31 days on from a month's first day.
+fn next_period(period: BudgetPeriod, start: DateTime<Utc>) -> DateTime<Utc> {
+    start
+        + match period {
+            BudgetPeriod::Hour => TimeDelta::hours(1),
+            BudgetPeriod::Day => TimeDelta::days(1),
+            BudgetPeriod::Month => TimeDelta::days(31),
+        }
+}
+
 struct MBudget {
     scope: BudgetScope,
     spec: Spec,
@@ -250,9 +270,12 @@ struct MRes {
     tags: BTreeMap<String, String>,
     /// What it holds on each budget (by the model's index), while held here.
     holds: Vec<(usize, Decimal)>,
-    /// When what it holds lapses, and whether it lapsed (released).
-    lapse: Option<DateTime<Utc>>,
-    lapsed: bool,
+    /// When what it holds lapses, and the order its lapse was set in (holds
+    /// lapsing at once are charged in that order), until it is charged.
+    lapse: Option<(DateTime<Utc>, u64)>,
+    /// Once it lapsed: what each budget was charged, and the start of the
+    /// period it was charged in.
+    charged: Option<Vec<(usize, Decimal, DateTime<Utc>)>>,
     settled: Decimal,
     /// A part settled so far was not fully priced.
     unpriced: bool,
@@ -284,17 +307,7 @@ impl MRes {
 impl MRes {
     /// What it still holds on each budget (nothing once lapsed).
     fn holding(&self) -> &[(usize, Decimal)] {
-        if self.lapsed { &[] } else { &self.holds }
-    }
-
-    /// Takes back what it holds for a settlement or a drop: a lapse not yet
-    /// released is called off.
-    fn take_back(&mut self) {
-        if self.lapsed {
-            self.holds.clear();
-        }
-        self.lapse = None;
-        self.lapsed = false;
+        &self.holds
     }
 }
 
@@ -307,6 +320,8 @@ struct Model {
     /// Every receipt of each endpoint: when, its priced cost, and whether that
     /// is a lower bound (it was not fully priced).
     history: [Vec<(DateTime<Utc>, Decimal, bool)>; 3],
+    /// How many lapses were set.
+    lapses_set: u64,
 }
 
 /// A refusal: the budget and the figures it refused with.
@@ -331,6 +346,7 @@ impl Model {
             budgets,
             begun: Vec::new(),
             history: Default::default(),
+            lapses_set: 0,
         }
     }
 
@@ -421,14 +437,38 @@ impl Model {
             .sum()
     }
 
-    /// The budgets' next reservation or status: every lapse due by `now` is
-    /// released.
-    fn release_lapsed(open: &mut [MRes], now: DateTime<Utc>) {
-        for r in open {
-            if r.lapse.is_some_and(|until| until <= now) {
-                r.lapsed = true;
-            }
+    /// Sets the lapse of what `r` holds at `until`, unless it holds nothing or
+    /// its lapse is set already (or it lapsed).
+    fn set_lapse(&mut self, r: &mut MRes, until: DateTime<Utc>) {
+        if !r.holds.is_empty() && r.lapse.is_none() && r.charged.is_none() {
+            r.lapse = Some((until, self.lapses_set));
+            self.lapses_set += 1;
         }
+    }
+
+    /// The budgets' next reservation or status: what every lapse due by `now`
+    /// holds is charged, soonest first (in the order they were set, when at
+    /// once), as run, in each budget's period of `now`; the alerts it raises.
+    fn release_lapsed(&mut self, open: &mut [MRes], now: DateTime<Utc>) -> Alerts {
+        let mut due: Vec<(DateTime<Utc>, u64, usize)> = open
+            .iter()
+            .enumerate()
+            .filter_map(|(k, r)| r.lapse.map(|(until, n)| (until, n, k)))
+            .filter(|(until, _, _)| *until <= now)
+            .collect();
+        due.sort();
+        let mut alerts = Vec::new();
+        for (_, _, k) in due {
+            let r = &mut open[k];
+            r.lapse = None;
+            let mut charged = Vec::new();
+            for (i, held) in std::mem::take(&mut r.holds) {
+                alerts.extend(self.charge(&[i], now, |_| held, false));
+                charged.push((i, held, self.budgets[i].start.unwrap()));
+            }
+            r.charged = Some(charged);
+        }
+        alerts
     }
 
     fn roll_all(&mut self, now: DateTime<Utc>) {
@@ -437,7 +477,8 @@ impl Model {
         }
     }
 
-    /// A reservation: the holds, or the first enforced budget with no room.
+    /// A reservation: the holds, or the first enforced budget with no room;
+    /// and the alerts the lapses it finds due raise, either way.
     fn reserve(
         &mut self,
         specs: &[Spec],
@@ -445,8 +486,19 @@ impl Model {
         endpoint: usize,
         tags: &BTreeMap<String, String>,
         now: DateTime<Utc>,
+    ) -> (Alerts, std::result::Result<Vec<(usize, Decimal)>, Refused>) {
+        let alerts = self.release_lapsed(open, now);
+        (alerts, self.reserve_now(specs, open, endpoint, tags, now))
+    }
+
+    fn reserve_now(
+        &mut self,
+        specs: &[Spec],
+        open: &mut [MRes],
+        endpoint: usize,
+        tags: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
     ) -> std::result::Result<Vec<(usize, Decimal)>, Refused> {
-        Self::release_lapsed(open, now);
         let covering = self.covering(specs, endpoint, tags);
         self.roll_all(now);
         let mut holds = Vec::new();
@@ -500,7 +552,9 @@ impl Model {
         now: DateTime<Utc>,
     ) -> Vec<(BudgetScope, u32, DateTime<Utc>, Decimal)> {
         let covering = self.covering(specs, r.endpoint, &r.tags);
-        r.take_back();
+        // A lapse not yet due, or due but not yet charged, is called off: what
+        // it holds is taken back. One charged stays charged, for the last part.
+        r.lapse = None;
         for (_, held) in &mut r.holds {
             *held = (*held - cost).max(Decimal::ZERO);
         }
@@ -518,21 +572,44 @@ impl Model {
         now: DateTime<Utc>,
     ) -> Vec<(BudgetScope, u32, DateTime<Utc>, Decimal)> {
         let covering = self.covering(specs, r.endpoint, &r.tags);
-        r.take_back();
+        // A lapse not yet charged is called off: what it holds is taken back.
+        r.lapse = None;
         let held = std::mem::take(&mut r.holds);
+        // What its hold was charged when it lapsed, in the period it is now or
+        // the one before; a charge older than that is forgotten: it counts as
+        // if its hold had been released (as for a call that held nothing).
+        for &i in &covering {
+            self.budgets[i].roll(now);
+        }
+        let charged_before: Vec<(usize, Decimal, DateTime<Utc>)> = r
+            .charged
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|&(i, _, start)| {
+                let b = &self.budgets[i];
+                let next = period_start(b.spec.period, next_period(b.spec.period, start));
+                b.start == Some(start) || b.start == Some(next)
+            })
+            .collect();
         r.priced(priced);
         let fully = !r.unpriced;
         // Not fully priced, some unpriced line of no known bound: no less than
-        // what was held on each budget, or for a covering enforced one that
-        // held nothing, than its estimate now.
+        // what was held on each budget (or charged there when it lapsed: held
+        // until then), or for a covering enforced one that held nothing, than
+        // its estimate now.
         let floors: Vec<(usize, Decimal)> = match r.unbounded {
             false => Vec::new(),
             true => covering
                 .iter()
                 .filter(|&&i| self.budgets[i].spec.enforce)
-                .map(|&i| match held.iter().find(|(j, _)| *j == i) {
-                    Some(&(_, usd)) => (i, usd),
-                    None => (i, self.estimate(i, r.endpoint, now)),
+                .map(|&i| {
+                    let held = held.iter().find(|(j, _)| *j == i).map(|(_, usd)| *usd);
+                    let lapsed = charged_before.iter().find(|(j, _, _)| *j == i);
+                    match (held, lapsed) {
+                        (Some(usd), _) | (None, Some(&(_, usd, _))) => (i, usd),
+                        (None, None) => (i, self.estimate(i, r.endpoint, now)),
+                    }
                 })
                 .collect(),
         };
@@ -552,7 +629,20 @@ impl Model {
                 .find(|(j, _)| *j == i)
                 .map_or(cost, |(_, floor)| cost.max(*floor)),
         };
-        self.charge(&covering, now, charged, !fully)
+        // What replacing a charge made when its hold lapsed comes to, in each
+        // budget's period of `now`: in the charge's own period, the settlement
+        // less the charge (taken back); in the one after, what the settlement
+        // passes it by, if anything.
+        let current: Vec<Option<DateTime<Utc>>> = self.budgets.iter().map(|b| b.start).collect();
+        let replaced = |i: usize| {
+            let whole = charged(i);
+            match charged_before.iter().find(|(j, _, _)| *j == i) {
+                Some(&(_, usd, start)) if current[i] == Some(start) => whole - usd,
+                Some(&(_, usd, _)) => (whole - usd).max(Decimal::ZERO),
+                None => whole,
+            }
+        };
+        self.charge(&covering, now, replaced, !fully)
     }
 }
 
@@ -761,7 +851,8 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                 tenant,
             } => {
                 let tags = tags(*team, *tenant);
-                let want = model.reserve(specs, &mut mopen, *endpoint, &tags, now);
+                let (lapsed, want) = model.reserve(specs, &mut mopen, *endpoint, &tags, now);
+                expected = lapsed;
                 let got = budgets.reserve(ENDPOINTS[*endpoint], &tags, now);
                 match (want, got) {
                     (Ok(holds), Ok(reservation)) => {
@@ -773,7 +864,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                             tags,
                             holds,
                             lapse: None,
-                            lapsed: false,
+                            charged: None,
                             settled: Decimal::ZERO,
                             unpriced: false,
                             unbounded: false,
@@ -846,9 +937,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                 if let Some(s) = lapse_s {
                     let until = now + TimeDelta::seconds(*s);
                     reservation.expire_at(until);
-                    if !r.holds.is_empty() && r.lapse.is_none() {
-                        r.lapse = Some(until);
-                    }
+                    model.set_lapse(&mut r, until);
                 }
                 mopen[k] = r.clone();
                 open[k].1 = r;
@@ -870,7 +959,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                     tags: tags(*team, *tenant),
                     holds: Vec::new(),
                     lapse: None,
-                    lapsed: false,
+                    charged: None,
                     settled: Decimal::ZERO,
                     unpriced: false,
                     unbounded: false,
@@ -894,13 +983,21 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
             step,
             now
         );
-        // The status: every lapse due released, every period rolled to now.
-        Model::release_lapsed(&mut mopen, now);
+        // The status: every lapse due charged (its alerts raised), every
+        // period rolled to now.
+        let lapsed = model.release_lapsed(&mut mopen, now);
         for (slot, m) in open.iter_mut().zip(&mopen) {
             slot.1 = m.clone();
         }
         model.roll_all(now);
         compare(&budgets, &model, &mopen, now, step)?;
+        prop_assert_eq!(
+            raised(&alerts),
+            lapsed,
+            "step {} at {}: alerts of the holds lapsed by the status",
+            step,
+            now
+        );
     }
     // Every call still open settles at its estimate or is dropped: nothing
     // stays held.

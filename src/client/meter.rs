@@ -1196,7 +1196,25 @@ impl Meter {
 
     /// Where each budget stands in its current period.
     pub fn budget_status(&self) -> Vec<BudgetStatus> {
-        self.inner.budgets.status(self.now().into())
+        let now = self.now();
+        let status = self.inner.budgets.status(now.into());
+        self.charge_lapsed(now);
+        status
+    }
+
+    /// Hands the fleet the provisional charges its budgets made when async
+    /// holds lapsed (at a reservation or a status), to count in the table as
+    /// charges beyond the receipts.
+    fn charge_lapsed(&self, now: SystemTime) {
+        #[cfg(feature = "fleet")]
+        if let Some(fleet) = &self.inner.fleet {
+            let charges = self.inner.budgets.take_lapsed_charges();
+            if !charges.is_empty() {
+                fleet.charge_beyond_receipts(&charges, now);
+            }
+        }
+        #[cfg(not(feature = "fleet"))]
+        let _ = now;
     }
 
     /// Reserves the estimated cost of a call on the enforced budgets covering it,
@@ -1225,10 +1243,14 @@ impl Meter {
             return Ok(None);
         }
         let tags = self.tags_into(call_tags.clone());
-        self.inner
+        let now = self.now();
+        let reserved = self
+            .inner
             .budgets
-            .reserve_within(endpoint, &tags, self.now().into(), unleased)
-            .map(Some)
+            .reserve_within(endpoint, &tags, now.into(), unleased)
+            .map(Some);
+        self.charge_lapsed(now);
+        reserved
     }
 
     /// Leases more of fleet budgets for a call to `endpoint` that did not fit in

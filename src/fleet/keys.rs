@@ -91,12 +91,7 @@ pub(crate) fn period_of_sk(sk: &str) -> Option<(BudgetPeriod, DateTime<Utc>, &st
 
 /// When the period starting at `start` ends.
 pub(crate) fn period_end(period: BudgetPeriod, start: DateTime<Utc>) -> DateTime<Utc> {
-    let next = match period {
-        BudgetPeriod::Hour => start.checked_add_signed(chrono::TimeDelta::hours(1)),
-        BudgetPeriod::Day => start.checked_add_days(chrono::Days::new(1)),
-        BudgetPeriod::Month => start.checked_add_months(chrono::Months::new(1)),
-    };
-    next.unwrap_or(start)
+    period.end_of(start)
 }
 
 /// `usd` in whole pico-USD, rounded half to even at 12 places (receipts already

@@ -830,7 +830,7 @@ async fn second_settlement(
 }
 
 #[tokio::test]
-async fn a_pending_invocation_kept_past_sagemakers_bound_releases_its_hold_once_and_only_once() {
+async fn a_pending_invocation_kept_past_sagemakers_bound_is_charged_its_hold_once_and_only_once() {
     let fake = fake().await;
     let budget = Budget::enforce(
         BudgetScope::endpoint("jobs"),
@@ -868,18 +868,25 @@ async fn a_pending_invocation_kept_past_sagemakers_bound_releases_its_hold_once_
     time.advance(Duration::from_secs(4199));
     assert_eq!(client.meter().budget_status()[0].reserved_usd, dec("0.049"));
     time.advance(Duration::from_secs(1));
-    // 4,200 s: released, nothing charged for it (spent is still the fee).
+    // 4,200 s: the invocation counts as run; its hold is charged,
+    // provisionally: 0.001 + 0.049 = 0.05 spent, nothing held.
     let status = &client.meter().budget_status()[0];
     assert_eq!(
         (status.spent_usd, status.reserved_usd),
-        (dec("0.001"), Decimal::ZERO)
+        (dec("0.05"), Decimal::ZERO)
     );
-    // Another invocation (SageMaker's defaults: 6 h + 15 min) holds its own
-    // 0.049; settling or dropping the lapsed one must not release that.
+    // Another invocation (SageMaker's defaults: 6 h + 15 min) fits, 0.05 + 0.05
+    // = 0.10 of 0.10, and holds its own 0.049 (spent 0.05 + its 0.001 fee);
+    // settling or dropping the lapsed one must not release that.
     let (_, _, second) = submit(None).await.unwrap().into_parts();
-    assert_eq!(client.meter().budget_status()[0].reserved_usd, dec("0.049"));
-    // The lost output turns up after all: its 10 s are billed (0.10) and
-    // charged, and the other invocation's hold stands.
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.051"), dec("0.049"))
+    );
+    // The lost output turns up after all, the same day: its 10 s are billed
+    // (0.10) and replace the 0.049 charged for it, 0.051 − 0.049 + 0.10 =
+    // 0.102; the other invocation's hold stands.
     let settled = client
         .meter()
         .settle_async(
@@ -894,18 +901,22 @@ async fn a_pending_invocation_kept_past_sagemakers_bound_releases_its_hold_once_
         (status.spent_usd, status.reserved_usd),
         (dec("0.102"), dec("0.049"))
     );
-    // The second lapses at 6 h 15 min = 22,500 s, not before.
+    // The second lapses at 6 h 15 min = 22,500 s, not before (15:25 UTC, the
+    // same day as the 08:00 start): its 0.049 charged, 0.102 + 0.049 = 0.151.
     time.advance(Duration::from_secs(22_499));
     assert_eq!(client.meter().budget_status()[0].reserved_usd, dec("0.049"));
     time.advance(Duration::from_secs(1));
+    let status = &client.meter().budget_status()[0];
     assert_eq!(
-        client.meter().budget_status()[0].reserved_usd,
-        Decimal::ZERO
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.151"), Decimal::ZERO)
     );
+    // Dropped unsettled after that, it keeps the charge.
     drop(second);
+    let status = &client.meter().budget_status()[0];
     assert_eq!(
-        client.meter().budget_status()[0].reserved_usd,
-        Decimal::ZERO
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.151"), Decimal::ZERO)
     );
 }
 
