@@ -1324,9 +1324,11 @@ impl Fleet {
     }
 
     /// Adds what fleet budgets were charged beyond a receipt (a call that could not
-    /// be fully priced counts at its reserved estimate, never $0) to each budget's
-    /// item, written at the next flush: the lease's use, what the fleet has
-    /// committed once the lease ends, and the fleet's alerts count it.
+    /// be fully priced counts at its reserved estimate, never $0; a lapsed async
+    /// hold is charged provisionally, and below $0 when its settlement's receipt
+    /// replaces that charge: see [`BeyondReceipt`]) to each budget's item, written
+    /// at the next flush: the lease's use, what the fleet has committed once the
+    /// lease ends, and the fleet's alerts count it.
     pub(crate) fn charge_beyond_receipts(&self, charges: &[BeyondReceipt], now: SystemTime) {
         let now: DateTime<Utc> = now.into();
         let shared = &self.shared;

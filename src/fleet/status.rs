@@ -25,8 +25,10 @@ pub struct FleetScopeStatus {
     /// receipts.
     pub spent_usd: Decimal,
     /// Charged to the scope's enforced budgets beyond `spent_usd`, for calls that
-    /// could not be fully priced: each counts at no less than its reserved
-    /// estimate, never $0. The budget's spend is `spent_usd` plus this.
+    /// could not be fully priced (each counts at no less than its reserved
+    /// estimate, never $0) and for async holds that lapsed (charged as run until
+    /// their settlements replace the charge: below $0 where a settlement's
+    /// receipt counts only in part). The budget's spend is `spent_usd` plus this.
     #[serde(skip_serializing_if = "Decimal::is_zero")]
     pub unpriced_charge_usd: Decimal,
     /// Calls counted.

@@ -33,8 +33,10 @@ pub(crate) const SPENT: &str = "spent_pico";
 /// Calls in the period (spend items).
 pub(crate) const CALLS: &str = "calls";
 /// Charged to the scope's enforced budgets beyond its receipts, for calls that
-/// could not be fully priced (their reserved estimate, never $0), pico-USD
-/// (spend items). A budget counts `spent_pico` plus this.
+/// could not be fully priced (their reserved estimate, never $0) and for async
+/// holds that lapsed (charged provisionally, taken back as their settlements'
+/// receipts come: below 0 in a period where such a receipt counts in part
+/// only), pico-USD (spend items). A budget counts `spent_pico` plus this.
 pub(crate) const UNPRICED: &str = "unpriced_charge_pico";
 /// Leases granted minus unused parts returned, pico-USD (spend items of budgets).
 pub(crate) const COMMITTED: &str = "committed_pico";

@@ -2956,3 +2956,81 @@ async fn a_term_announced_ahead_reaches_the_fleets_accrual_at_its_date() {
     a.meter().shutdown().await.unwrap();
     b.meter().shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_lapsed_async_hold_is_charged_in_the_table_and_its_settlement_takes_the_charge_back() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_async::time::SharedTimeSource;
+    use std::time::UNIX_EPOCH;
+
+    let fleet = FakeFleet::start("lapsed-hold", "jobs", 1).await;
+    // 2027-01-15 08:00:00 UTC on the process's clock.
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    // $1 a day on `jobs`, each job estimated at $0.05.
+    let client = fleet
+        .process(None)
+        .await
+        .time_source(SharedTimeSource::new(time.clone()))
+        .budget(enforced(
+            BudgetScope::endpoint("jobs"),
+            BudgetPeriod::Day,
+            "1",
+            "0.05",
+        ))
+        .build()
+        .unwrap();
+    let jobs = |status: &[FleetScopeStatus]| scope(status, &BudgetScope::endpoint("jobs")).clone();
+    let conf = Emulator::shared().sdk_config().await;
+    // Its submission: 0 bytes in at $0.016/GB = $0 (its compute is billed at
+    // settlement): the whole $0.05 stays held.
+    let invocation = crate::support::submit_async(&client, "jobs", 0).await;
+    assert_eq!(invocation.cost().cost_usd, Decimal::ZERO);
+    let pending = invocation.into_parts().2;
+    // SageMaker's defaults, 6 h in its queue and 15 min to run: by 22,500 s on
+    // (14:15) it has run the request or dropped it. Its notification is late:
+    // the hold is charged as run, $0.05 spent and nothing held, and the
+    // fleet's item counts it beyond the receipts ($0 of them).
+    time.advance(Duration::from_secs(22_500));
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.05"), Decimal::ZERO)
+    );
+    flushed(&client).await;
+    let item = jobs(&fleet_status(&conf, &fleet.table).await.unwrap());
+    assert_eq!(
+        (item.spent_usd, item.unpriced_charge_usd),
+        (Decimal::ZERO, dec("0.05")),
+        "{item:?}"
+    );
+    // 14:20, the same day: settled, 10 s of compute at $0.23/h and no output:
+    // 10/3600 × 0.23 = $0.000638888… → 0.000638888889 (12 places). It replaces
+    // the $0.05 charged, in the process (0.05 − 0.05 + 0.000638888889) and in
+    // the table: the receipt is its spend, the charge beyond it taken back.
+    time.advance(Duration::from_secs(300));
+    let settled = client
+        .meter()
+        .settle_async(
+            pending,
+            sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10))
+                .output_bytes(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled.cost_usd, dec("0.000638888889"));
+    assert_eq!(
+        client.meter().budget_status()[0].spent_usd,
+        dec("0.000638888889")
+    );
+    client.meter().shutdown().await.unwrap();
+    let item = jobs(&fleet_status(&conf, &fleet.table).await.unwrap());
+    assert_eq!(
+        (item.spent_usd, item.unpriced_charge_usd, item.committed_usd),
+        (
+            dec("0.000638888889"),
+            Decimal::ZERO,
+            Some(dec("0.000638888889"))
+        ),
+        "the lease given back, the fleet has committed the settlement alone: {item:?}"
+    );
+}

@@ -121,9 +121,15 @@ fn write_status(out: &mut dyn Write, s: &FleetScopeStatus) -> std::io::Result<()
         s.calls
     )?;
     if !s.unpriced_charge_usd.is_zero() {
+        // Below zero where lapsed async holds' charges were taken back.
+        let sign = if s.unpriced_charge_usd.is_sign_positive() {
+            "+"
+        } else {
+            ""
+        };
         write!(
             out,
-            " (+{} charged to budgets for unpriced calls)",
+            " ({sign}{} charged to budgets beyond the receipts)",
             usd(s.unpriced_charge_usd)
         )?;
     }
