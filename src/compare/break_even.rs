@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::arith::{Overflow, add, div, mul, sub};
-use super::engine::{CostCurve, PlanCost};
+use super::engine::{CostCurve, PlanCost, calls_at_once, capacity_basis, served};
 use super::format::{calls as fmt_calls, percent};
 use super::{CompareError, PlanModel, UsageProfile};
 
@@ -28,6 +28,16 @@ pub const MAX_BREAK_EVEN_CALLS: u64 = 1_000_000_000_000_000_000;
 /// linear, so against pay per use there can be no crossing, one, or two (cheaper only
 /// between them, when the overage costs more than pay per use). Plans with the same
 /// per-call cost never cross: one is cheaper at every volume.
+///
+/// The points and regions are where the cost curves cross, at any volume. A plan
+/// cannot serve more calls than its capacity
+/// ([`PlanCost::capacity_calls`](super::PlanCost::capacity_calls)): a crossing
+/// beyond the capacity of either plan lists it in
+/// [`BreakEvenPoint::beyond_capacity`], and the summary says the plan would be
+/// cheaper only there, which of the two is cheaper at every volume both can serve
+/// ("ml.m5.xlarge x1 would be cheaper only above 3,358,000 calls per month, beyond
+/// the 3,285,000 it can serve at 1 call per instance: pay per use is cheaper at
+/// every volume it can serve").
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakEven {
@@ -37,6 +47,11 @@ pub struct BreakEven {
     pub points: Vec<BreakEvenPoint>,
     /// The volume ranges with the plan that is cheaper in each, from 0 calls up.
     pub regions: Vec<Region>,
+    /// The capacity of each plan of the pair whose capacity is known, keyed by plan
+    /// name ([`PlanCost::capacity_calls`](super::PlanCost::capacity_calls)): the
+    /// regions past it are volumes that plan cannot serve.
+    #[serde(default)]
+    pub capacity_calls: BTreeMap<String, Decimal>,
     /// The analysis in one sentence, e.g. "subscription is cheaper above 40,000
     /// calls per month; pay per use below".
     pub summary: String,
@@ -54,6 +69,11 @@ pub struct BreakEvenPoint {
     /// concurrency): their utilisation at this volume (busy ÷ provisioned time),
     /// keyed by plan name. Empty when neither does or the latency is unknown.
     pub utilisation: BTreeMap<String, Decimal>,
+    /// The plans of the pair that cannot serve this many calls (more than their
+    /// [`capacity_calls`](BreakEven::capacity_calls)): the crossing is one they
+    /// would make only beyond what they serve. Empty when both can.
+    #[serde(default)]
+    pub beyond_capacity: Vec<String>,
 }
 
 /// A range of call volumes `[from_calls, to_calls)` in which one plan is cheaper.
@@ -224,6 +244,11 @@ pub(crate) fn break_even(
                 calls_per_period: u,
                 cost_usd: ca.try_cost_usd(u).map_err(at("the cost"))?,
                 utilisation,
+                beyond_capacity: [a, b]
+                    .iter()
+                    .filter(|p| p.capacity_calls.is_some_and(|c| u > c))
+                    .map(|p| p.plan.name.clone())
+                    .collect(),
             })
         })
         .collect::<Result<_, CompareError>>()?;
@@ -240,6 +265,10 @@ pub(crate) fn break_even(
             })
             .collect(),
         summary,
+        capacity_calls: [a, b]
+            .iter()
+            .filter_map(|p| Some((p.plan.name.clone(), p.capacity_calls?)))
+            .collect(),
     })
 }
 
@@ -274,9 +303,13 @@ fn utilisation_at(
         return Ok(None);
     }
     let latency = Decimal::from_i128_with_scale(profile.mean_latency.as_nanos() as i128, 9);
-    Ok(Some(div(mul(calls, latency)?, provisioned)?.normalize()))
+    let serving = mul(provisioned, Decimal::from(calls_at_once(&plan.plan)))?;
+    Ok(Some(div(mul(calls, latency)?, serving)?.normalize()))
 }
 
+/// The analysis in one sentence. When a crossing lies beyond the capacity of the
+/// plan of the pair that serves fewer calls (the first, on a tie), it is stated as
+/// one that plan would make only there, after what the crossings within it say.
 fn summarise(
     a: &PlanCost,
     b: &PlanCost,
@@ -285,6 +318,77 @@ fn summarise(
     profile: &UsageProfile,
     crosses_beyond: bool,
 ) -> Result<String, CompareError> {
+    let limited = [a, b]
+        .into_iter()
+        .filter_map(|p| Some((p.capacity_calls?, p)))
+        .reduce(|least, x| if x.0 < least.0 { x } else { least });
+    let Some((capacity, limited)) = limited else {
+        return summarise_costs(a, b, regions, points, profile, crosses_beyond, true);
+    };
+    let Some(first) = points.iter().position(|p| p.calls_per_period > capacity) else {
+        return summarise_costs(a, b, regions, points, profile, crosses_beyond, true);
+    };
+    let plan = |v: Verdict| match v {
+        Verdict::A => Some(a),
+        Verdict::B => Some(b),
+        Verdict::Same => None,
+    };
+    let per = format!("calls per {}", profile.period);
+    // The regions up to the capacity, the last one open: volumes the plan can serve.
+    let mut within = regions[..=first].to_vec();
+    if let Some(last) = within.last_mut() {
+        last.1 = None;
+    }
+    let u = fmt_calls(points[first].calls_per_period);
+    let basis = capacity_basis(&limited.plan);
+    let can_serve = |who: &str| format!("the {} {who} can serve {basis}", served(capacity));
+    let tail = match plan(regions[first + 1].2) {
+        Some(p) => format!(
+            "{} would be cheaper only above {u} {per}, beyond {}",
+            p.plan.name,
+            can_serve(if p.plan.name == limited.plan.name {
+                "it"
+            } else {
+                &limited.plan.name
+            })
+        ),
+        None => format!(
+            "{} and {} would cost the same only above {u} {per}, beyond {}",
+            a.plan.name,
+            b.plan.name,
+            can_serve(&limited.plan.name)
+        ),
+    };
+    Ok(match within.as_slice() {
+        [(_, _, v)] => match plan(*v) {
+            Some(p) => format!(
+                "{tail}: {} is cheaper at every volume it can serve",
+                p.plan.name
+            ),
+            None => format!(
+                "{tail}: {} and {} cost the same at every volume {} can serve",
+                a.plan.name, b.plan.name, limited.plan.name
+            ),
+        },
+        _ => format!(
+            "{}; {tail}",
+            summarise_costs(a, b, &within, &points[..first], profile, false, false)?
+        ),
+    })
+}
+
+/// The analysis in one sentence, of where the cost curves cross. With `ends`, the
+/// range of volumes a plan is cheaper in up to the highest ends at its capacity,
+/// when known ("…, up to the 3,285,000 it can serve at 1 call per instance").
+fn summarise_costs(
+    a: &PlanCost,
+    b: &PlanCost,
+    regions: &[(Decimal, Option<Decimal>, Verdict)],
+    points: &[BreakEvenPoint],
+    profile: &UsageProfile,
+    crosses_beyond: bool,
+    ends: bool,
+) -> Result<String, CompareError> {
     let plan = |v: Verdict| match v {
         Verdict::A => a.plan.name.as_str(),
         Verdict::B => b.plan.name.as_str(),
@@ -292,6 +396,23 @@ fn summarise(
     };
     let per = format!("calls per {}", profile.period);
     let n = |u: &Decimal| fmt_calls(*u);
+    // Where the plan cheaper at the highest volumes stops serving: its capacity,
+    // unless the plans may cross again before it (beyond the volumes reported).
+    let capacity_of = |v: Verdict| {
+        let p = match v {
+            Verdict::A => a,
+            Verdict::B => b,
+            Verdict::Same => return None,
+        };
+        p.capacity_calls
+            .filter(|c| ends && (!crosses_beyond || *c <= Decimal::from(MAX_BREAK_EVEN_CALLS)))
+            .map(|c| (c, capacity_basis(&p.plan)))
+    };
+    let up_to = |v: Verdict| {
+        capacity_of(v)
+            .map(|(c, basis)| format!(", up to the {} it can serve {basis}", served(c)))
+            .unwrap_or_default()
+    };
     // The last region's plan stops being cheaper past the volumes reported.
     let beyond = if crosses_beyond {
         format!(" (up to 10^18 {per}: they cross again beyond)")
@@ -312,7 +433,7 @@ fn summarise(
                     });
                     let beyond = match (*x > Decimal::ONE, serverless) {
                         (false, _) => "",
-                        (true, false) => ", more than it serves one call at a time",
+                        (true, false) => ", more than it can serve",
                         (true, true) => ", more than its provisioned concurrency serves",
                     };
                     format!("{name} at {} utilisation{beyond}", percent(*x))
@@ -359,6 +480,21 @@ fn summarise(
                     other.plan.name,
                     fmt_calls(profile.calls_per_period),
                 )
+            } else if let Some((c, basis)) = capacity_of(*v) {
+                format!(
+                    "{} is cheaper at every volume up to the {} it can serve {basis}: it {} \
+                     with {} ({} USD less at {} {per})",
+                    cheaper.plan.name,
+                    served(c),
+                    if crosses_beyond {
+                        format!("would break even only beyond 10^18 {per}")
+                    } else {
+                        "never breaks even".into()
+                    },
+                    other.plan.name,
+                    super::format::usd(less, 2),
+                    fmt_calls(profile.calls_per_period),
+                )
             } else if crosses_beyond {
                 format!(
                     "{} is cheaper at every volume up to 10^18 {per}: it breaks even with {} \
@@ -389,9 +525,10 @@ fn summarise(
                 ""
             };
             format!(
-                "{} is cheaper above {} {per}{first}{beyond}{busy}; {} below",
+                "{} is cheaper above {} {per}{first}{}{beyond}{busy}; {} below",
                 plan(*above),
                 n(u),
+                up_to(*above),
                 plan(*below)
             )
         }
@@ -410,7 +547,7 @@ fn summarise(
                     let range = match (from.is_zero(), to) {
                         (true, Some(to)) => format!("below {}{unit}", n(to)),
                         (false, Some(to)) => format!("between {} and {}{unit}", n(from), n(to)),
-                        (_, None) => format!("above {}{unit}", n(from)),
+                        (_, None) => format!("above {}{unit}{}", n(from), up_to(*v)),
                     };
                     match (i, v) {
                         (0, Verdict::Same) => format!("both cost the same {range}"),

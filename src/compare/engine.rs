@@ -8,7 +8,8 @@ use super::arith::{HINT_INPUTS, Overflow, add, div, mul, sub};
 use super::break_even::{BreakEven, break_even};
 use super::format::{calls as fmt_calls, percent, usd};
 use super::{
-    CompareError, PerTokenPlan, Period, Plan, PlanModel, RateTable, SubscriptionPlan, UsageProfile,
+    CompareError, MAX_SERVERLESS_CONCURRENCY, PerTokenPlan, Period, Plan, PlanModel, RateTable,
+    SubscriptionPlan, UsageProfile,
 };
 use crate::pricing::{PriceKey, PriceSource, Rate};
 
@@ -24,8 +25,9 @@ pub use crate::billing::BYTES_PER_GB;
 /// data per call), pay per use and on-demand serverless are all variable, a
 /// subscription with a quota has the overage kink, and serverless with provisioned
 /// concurrency is its standing charge with a kink where the provisioned
-/// concurrency runs out (the calls beyond it billed on demand). Break-even points
-/// are found on these curves.
+/// concurrency runs out (the calls beyond it billed on demand, up to the endpoint's
+/// maximum concurrency). Break-even points are found on these curves, which do not
+/// end at a plan's capacity ([`PlanCost::capacity_calls`]).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CostCurve {
@@ -110,20 +112,42 @@ pub struct PlanCost {
     pub cost_usd: Decimal,
     /// `cost_usd × 1000 / calls`; `None` when the profile has no calls.
     pub usd_per_1000_calls: Option<Decimal>,
-    /// `cost_usd − cheapest cost_usd` (zero for the cheapest).
+    /// `cost_usd − cheapest cost_usd` (zero for the cheapest). The cheapest is the
+    /// cheapest plan that can serve the work, so a plan over capacity may be below
+    /// it; when no plan can serve it, the difference is to the least cost of all.
     pub difference_to_cheapest_usd: Decimal,
     /// The plan's cost at any call volume in the period.
     pub curve: CostCurve,
-    /// For instance and savings plans with a known latency: busy time ÷ provisioned
-    /// time, i.e. `calls × mean latency / (count × hours × 3600 s)` with the hours the
-    /// instances run, counting one request at a time per instance. Above 1 the
-    /// instances must serve calls concurrently.
+    /// For instance and savings plans with a known latency: busy time ÷ the time
+    /// the instances can serve, i.e. `calls × mean latency / (count × hours × 3600 s
+    /// × m)` with the hours the instances run and `m` calls per instance at once
+    /// (the plan's `max_concurrency_per_instance`, default 1); above 1 the plan is
+    /// [`over_capacity`](Self::over_capacity). For serverless with provisioned
+    /// concurrency `n`: `calls × mean latency / (n × the period's seconds)`; above 1
+    /// the calls beyond it are billed on demand.
     pub utilisation: Option<Decimal>,
     /// Instance-seconds provisioned per period (instance and savings plans:
-    /// `count × running hours × 3600`; serverless with provisioned concurrency `n`:
-    /// `n × the period's seconds`), the denominator of
-    /// [`utilisation`](Self::utilisation).
+    /// `count × running hours × 3600`, to be multiplied by `m` for the seconds of
+    /// serving; serverless with provisioned concurrency `n`: `n × the period's
+    /// seconds`), the denominator of [`utilisation`](Self::utilisation).
     pub provisioned_seconds: Option<Decimal>,
+    /// The most calls per period the plan can serve, spread evenly: instance and
+    /// savings plans `count × running hours × 3600 s × m ÷ mean latency`; serverless
+    /// `200 × the period's seconds ÷ mean latency`, 200 being the most calls a
+    /// serverless endpoint serves at once
+    /// ([`MAX_SERVERLESS_CONCURRENCY`](super::MAX_SERVERLESS_CONCURRENCY)). `None`
+    /// for instances when the latency is unknown (capacity not checked, and a note
+    /// says so) and for prices per call, per token and subscriptions (the seller's
+    /// capacity, not modelled). Adding instances as traffic grows (auto-scaling) is
+    /// not modelled: a plan's cost and capacity are its stated instances'.
+    #[serde(default)]
+    pub capacity_calls: Option<Decimal>,
+    /// The profile's calls are more than [`capacity_calls`](Self::capacity_calls):
+    /// the plan cannot serve the work, and is never the
+    /// [`cheapest`](Comparison::cheapest). Decided exactly, as
+    /// `calls × mean latency > the seconds of serving`.
+    #[serde(default)]
+    pub over_capacity: bool,
     /// The rates looked up or stated for this plan, with their provenance. Empty for
     /// plans whose prices are part of the plan (per call, per token, subscription).
     pub rates: Vec<Rate>,
@@ -151,7 +175,7 @@ pub struct PlanCost {
 /// ];
 /// let comparison = Comparison::compute(&profile, &plans, &RateTable::new("us-east-1"))?;
 ///
-/// assert_eq!(comparison.cheapest, "subscription"); // 500 < 100,000 × 0.0125 = 1,250
+/// assert_eq!(comparison.cheapest.as_deref(), Some("subscription")); // 500 < 100,000 × 0.0125 = 1,250
 /// // U* = P·T / X = 500 × 1 / 0.0125 = 40,000 calls
 /// assert_eq!(comparison.break_evens[0].points[0].calls_per_period, Decimal::from(40_000));
 /// assert_eq!(
@@ -171,9 +195,12 @@ pub struct Comparison {
     pub hours_per_period: Decimal,
     /// The work priced.
     pub profile: UsageProfile,
-    /// Name of the cheapest plan (the first one, on a tie).
-    pub cheapest: String,
-    /// One row per plan, cheapest first (ties keep the order the plans were given in).
+    /// Name of the cheapest plan that can serve the work (the first one, on a tie);
+    /// a plan [`over_capacity`](PlanCost::over_capacity) is never named. `None`
+    /// when no plan can serve it.
+    pub cheapest: Option<String>,
+    /// One row per plan: those that can serve the work cheapest first, then those
+    /// over capacity cheapest first (ties keep the order the plans were given in).
     pub plans: Vec<PlanCost>,
     /// Break-even analysis for every pair of plans, in the order the plans were given.
     pub break_evens: Vec<BreakEven>,
@@ -200,12 +227,20 @@ impl Comparison {
             }
         }
 
-        let cheapest_usd = priced
-            .iter()
-            .map(|row| row.cost_usd)
-            .min()
-            .expect("at least one plan");
+        // The cheapest plan that can serve the work; none can: the least cost of all.
         let mut rows = priced;
+        rows.sort_by_key(|row| (row.over_capacity, row.cost_usd));
+        let cheapest = rows.iter().find(|row| !row.over_capacity);
+        let cheapest_usd = cheapest.map_or_else(
+            || {
+                rows.iter()
+                    .map(|row| row.cost_usd)
+                    .min()
+                    .expect("at least one plan")
+            },
+            |row| row.cost_usd,
+        );
+        let cheapest = cheapest.map(|row| row.plan.name.clone());
         for row in &mut rows {
             row.difference_to_cheapest_usd = sub(row.cost_usd, cheapest_usd)
                 .map_err(|o| {
@@ -219,13 +254,12 @@ impl Comparison {
                 })?
                 .normalize();
         }
-        rows.sort_by_key(|row| row.cost_usd);
         Ok(Comparison {
             region: rates.region().to_string(),
             period: profile.period,
             hours_per_period: profile.period.hours(),
             profile: profile.clone(),
-            cheapest: rows[0].plan.name.clone(),
+            cheapest,
             plans: rows,
             break_evens,
         })
@@ -755,7 +789,9 @@ fn price_plan(
                         notes.push(format!(
                             "with the calls spread evenly, the provisioned concurrency serves \
                              up to {} calls per {period}; AWS bills each call beyond it at the \
-                             on-demand rate, {} USD/s (peaks spill over sooner: a lower bound)",
+                             on-demand rate, {} USD/s, up to the endpoint's maximum \
+                             concurrency of {MAX_SERVERLESS_CONCURRENCY} (peaks spill over \
+                             sooner: a lower bound)",
                             fmt_calls(included),
                             on_demand.usd_per_unit.normalize()
                         ));
@@ -944,30 +980,33 @@ fn price_plan(
             .map_err(overflow("the cost per 1,000 calls"))?;
         Some(per_1000.normalize())
     };
+    // Calls served at once per second provisioned: `m` per instance, one per
+    // provisioned concurrency.
+    let at_once = Decimal::from(calls_at_once(plan));
     let utilisation = match provisioned_seconds {
         Some(seconds) if !latency_seconds.is_zero() => Some(
             mul(calls, latency_seconds)
-                .and_then(|busy| div(busy, seconds))
+                .and_then(|busy| div(busy, mul(seconds, at_once)?))
                 .map_err(overflow("the utilisation"))?
                 .normalize(),
         ),
         _ => None,
     };
+    let capacity = capacity(plan, profile, provisioned_seconds, &mut notes)
+        .map_err(overflow("the calls the plan can serve"))?;
     if let Some(u) = utilisation
         && u > Decimal::ONE
+        && let PlanModel::Serverless(_) = plan.model
     {
-        notes.push(match plan.model {
-            PlanModel::Serverless(_) => format!(
-                "busy {} of the provisioned concurrency's time: the calls beyond it are \
-                 served and billed on demand; provision more to pay the inference rate",
-                percent(u)
-            ),
-            _ => format!(
-                "busy {} of the provisioned time: the instances must serve calls \
-                 concurrently, or add instances",
-                percent(u)
-            ),
-        });
+        notes.push(format!(
+            "busy {} of the provisioned concurrency's time: the calls beyond it are served \
+             and billed on demand up to the endpoint's maximum concurrency of \
+             {MAX_SERVERLESS_CONCURRENCY}{}; provision more to pay the inference rate",
+            percent(u),
+            capacity
+                .map(|c| format!(" ({} calls per {period})", served(c.calls)))
+                .unwrap_or_default()
+        ));
     }
 
     let rate_source = if used.is_empty() {
@@ -984,10 +1023,133 @@ fn price_plan(
         curve,
         utilisation,
         provisioned_seconds: provisioned_seconds.map(|s| s.normalize()),
+        capacity_calls: capacity.map(|c| c.calls),
+        over_capacity: capacity.is_some_and(|c| c.over),
         rates: used,
         rate_source,
         notes,
     })
+}
+
+/// Calls one second provisioned serves at once: an instance plan's `m` (its
+/// `max_concurrency_per_instance`, default 1), one for anything else.
+pub(crate) fn calls_at_once(plan: &Plan) -> u32 {
+    match &plan.model {
+        PlanModel::Instance(p) => p.max_concurrency_per_instance.unwrap_or(1),
+        PlanModel::SavingsPlan(p) => p.max_concurrency_per_instance.unwrap_or(1),
+        _ => 1,
+    }
+}
+
+/// What bounds a plan's capacity, in words: "at 1 call per instance", "at its
+/// maximum concurrency of 200".
+pub(crate) fn capacity_basis(plan: &Plan) -> String {
+    match (&plan.model, calls_at_once(plan)) {
+        (PlanModel::Serverless(_), _) => {
+            format!("at its maximum concurrency of {MAX_SERVERLESS_CONCURRENCY}")
+        }
+        (_, 1) => "at 1 call per instance".into(),
+        (_, m) => format!("at {m} calls per instance"),
+    }
+}
+
+/// A capacity in whole calls, for people: the calls a plan can serve, rounded down
+/// (never more than it serves).
+pub(crate) fn served(calls: Decimal) -> String {
+    if calls >= Decimal::ONE {
+        fmt_calls(calls.trunc())
+    } else {
+        fmt_calls(calls)
+    }
+}
+
+/// A plan's capacity at the profile's volume.
+#[derive(Debug, Clone, Copy)]
+struct Capacity {
+    /// The most calls per period it serves.
+    calls: Decimal,
+    /// The profile's calls are more.
+    over: bool,
+}
+
+/// The most calls per period a plan serves, `seconds of serving ÷ mean latency`,
+/// and whether the profile's calls are more (`calls × latency > seconds of
+/// serving`, exact); `None` for plans whose capacity is not modelled, and for
+/// instances without a latency (a note says it was not checked). Notes a plan
+/// over capacity.
+fn capacity(
+    plan: &Plan,
+    profile: &UsageProfile,
+    provisioned_seconds: Option<Decimal>,
+    notes: &mut Vec<String>,
+) -> Result<Option<Capacity>, Overflow> {
+    let period = profile.period;
+    let latency = Decimal::from_i128_with_scale(profile.mean_latency.as_nanos() as i128, 9);
+    // Instances and the hours they run.
+    let (count, hours) = match &plan.model {
+        PlanModel::Instance(p) => (p.count, p.hours_per_period),
+        PlanModel::SavingsPlan(p) => (p.count, p.hours_per_period),
+        _ => (0, None),
+    };
+    let hours = hours.unwrap_or_else(|| period.hours());
+    let instances = count > 0;
+    let serving = match (&plan.model, provisioned_seconds) {
+        (PlanModel::Serverless(_), _) => mul(
+            Decimal::from(MAX_SERVERLESS_CONCURRENCY),
+            mul(period.hours(), Decimal::from(3600))?,
+        )?,
+        (_, Some(seconds)) if instances => mul(seconds, Decimal::from(calls_at_once(plan)))?,
+        _ => return Ok(None),
+    };
+    if latency.is_zero() {
+        notes.push(
+            "capacity not checked (no latency given): how many calls the instances serve \
+             depends on each call's time"
+                .into(),
+        );
+        return Ok(None);
+    }
+    let busy = mul(profile.calls_per_period, latency)?;
+    let calls = div(serving, latency)?.normalize();
+    let over = busy > serving;
+    if over {
+        let ms = Decimal::from_i128_with_scale(profile.mean_latency.as_nanos() as i128, 6);
+        let to_serve = fmt_calls(profile.calls_per_period);
+        notes.push(if instances {
+            format!(
+                "over capacity: serves at most {} calls per {period} ({} for {} h {}, {} ms \
+                 a call), fewer than the {to_serve} to serve (busy {} of the time it can \
+                 serve); add instances, or calls per instance if the model server serves \
+                 them side by side",
+                served(calls),
+                instance_count(count),
+                hours.normalize(),
+                capacity_basis(plan),
+                ms.normalize(),
+                percent(div(busy, serving)?),
+            )
+        } else {
+            format!(
+                "over capacity: serves at most {} calls per {period} {} at {} ms a call, \
+                 fewer than the {to_serve} to serve (a mean concurrency of {}): the calls \
+                 beyond it would be throttled, not served",
+                served(calls),
+                capacity_basis(plan),
+                ms.normalize(),
+                super::format::usd(div(busy, mul(period.hours(), Decimal::from(3600))?)?, 1),
+            )
+        });
+    }
+    Ok(Some(Capacity { calls, over }))
+}
+
+/// "1 instance", "3 instances".
+fn instance_count(n: u32) -> String {
+    if n == 1 {
+        "1 instance".into()
+    } else {
+        format!("{n} instances")
+    }
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@
 //!
 //! // 1 × 730 h × 0.23 USD/h = 167.90 USD; serverless 1,000,000 × 0.8 s × 0.00006 = 48 USD
 //! assert_eq!(comparison.plan("ml.m5.xlarge x1").unwrap().cost_usd, Decimal::new(16790, 2));
-//! assert_eq!(comparison.cheapest, "serverless 3072 MB");
+//! assert_eq!(comparison.cheapest.as_deref(), Some("serverless 3072 MB"));
 //! println!("{comparison}");
 //! # Ok::<(), sagemeter::compare::CompareError>(())
 //! ```
@@ -84,8 +84,9 @@ pub use engine::{BYTES_PER_GB, Comparison, CostCurve, PlanCost};
 pub use error::CompareError;
 pub use period::Period;
 pub use plan::{
-    InstancePlan, PerInferencePlan, PerTokenPlan, Plan, PlanModel, SavingsPlan, SavingsPlanBuilder,
-    SavingsPlanTerm, ServerlessPlan, SubscriptionPlan, SubscriptionPlanBuilder,
+    InstancePlan, MAX_SERVERLESS_CONCURRENCY, PerInferencePlan, PerTokenPlan, Plan, PlanModel,
+    SavingsPlan, SavingsPlanBuilder, SavingsPlanTerm, ServerlessPlan, SubscriptionPlan,
+    SubscriptionPlanBuilder,
 };
 pub use profile::{
     ReceiptTotals, TokenCalls, TokensReported, UsageProfile, UsageProfileBuilder, UsageTotals,

@@ -133,6 +133,11 @@ plan_from!(SavingsPlan, SavingsPlan);
 /// `volume_gb × count × usd_per_gb_month × hours / 730` (`PriceKey::Storage`, a month
 /// being 730 hours). Without a volume size no storage is charged: AWS bills it for
 /// instances that have a volume, so give the size to compare the whole bill.
+///
+/// The instances serve at most `count × hours × 3,600 s × m ÷ mean latency` calls
+/// per period, `m` being how many calls one instance serves at full speed
+/// ([`with_max_concurrency_per_instance`](InstancePlan::with_max_concurrency_per_instance),
+/// default 1): its capacity, checked when compared.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstancePlan {
@@ -145,6 +150,10 @@ pub struct InstancePlan {
     /// ML storage volume per instance, in GB; `None` = no storage charged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_gb: Option<u32>,
+    /// How many calls one instance serves at full speed, side by side (the client's
+    /// `max_concurrency_per_instance`); `None` = 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency_per_instance: Option<u32>,
 }
 
 impl InstancePlan {
@@ -155,6 +164,7 @@ impl InstancePlan {
             count,
             hours_per_period: None,
             volume_gb: None,
+            max_concurrency_per_instance: None,
         };
         plan.validate()?;
         Ok(plan)
@@ -176,14 +186,38 @@ impl InstancePlan {
         Ok(self)
     }
 
+    /// Each instance serves `calls` calls at full speed, side by side (at least 1;
+    /// default 1), as the client's
+    /// [`max_concurrency_per_instance`](crate::ClientBuilder::max_concurrency_per_instance)
+    /// means it: set it to the model server's batch size or worker count. The
+    /// instances' capacity grows with it; their cost does not.
+    pub fn with_max_concurrency_per_instance(mut self, calls: u32) -> Result<Self, CompareError> {
+        self.max_concurrency_per_instance = Some(calls);
+        self.validate()?;
+        Ok(self)
+    }
+
     fn validate(&self) -> Result<(), CompareError> {
         check::instance(&self.instance_type, self.count)?;
         check_hours_per_period(self.hours_per_period)?;
-        check_volume_gb(self.volume_gb)
+        check_volume_gb(self.volume_gb)?;
+        check_max_concurrency(self.max_concurrency_per_instance)
     }
 
     fn default_name(&self) -> String {
         format!("{} x{}", self.instance_type, self.count)
+    }
+}
+
+/// Calls one instance serves at full speed, when given: at least 1.
+fn check_max_concurrency(calls: Option<u32>) -> Result<(), CompareError> {
+    match calls {
+        Some(0) => Err(CompareError::NotPositive {
+            what: "max concurrency per instance",
+            value: "0".into(),
+            hint: "an instance serves at least 1 call at a time; leave it unset for 1".into(),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -232,8 +266,14 @@ const MAX_VOLUME_GB: u32 = 512;
 /// per-second provisioned rate × the period's seconds` is paid busy or not, and
 /// calls are billed at its inference-duration rate up to what `n` can serve with
 /// the calls spread evenly over the period (`n × the period's seconds ÷ the mean
-/// latency`); AWS bills the calls beyond it at the on-demand serverless rate. Peaks
-/// spill over sooner, so the plan's cost is a lower bound for uneven traffic.
+/// latency`); AWS bills the calls beyond it at the on-demand serverless rate, up to
+/// the endpoint's maximum concurrency. Peaks spill over sooner, so the plan's cost
+/// is a lower bound for uneven traffic.
+///
+/// A serverless endpoint serves at most [`MAX_SERVERLESS_CONCURRENCY`] (200) calls at
+/// once, AWS's limit on its maximum concurrency: at most `200 × the period's seconds
+/// ÷ the mean latency` calls per period, its capacity, checked when compared (calls
+/// beyond it are throttled, not served).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerlessPlan {
@@ -244,9 +284,13 @@ pub struct ServerlessPlan {
     pub provisioned_concurrency: Option<u32>,
 }
 
-/// The most provisioned concurrency a serverless variant takes (its maximum
-/// concurrency is at most 200).
-const MAX_PROVISIONED_CONCURRENCY: u32 = 200;
+/// The most calls a serverless endpoint serves at once: AWS's limit on its maximum
+/// concurrency (`MaxConcurrency`, 1 to 200).
+pub const MAX_SERVERLESS_CONCURRENCY: u32 = 200;
+
+/// The most provisioned concurrency a serverless variant takes (at most its maximum
+/// concurrency).
+const MAX_PROVISIONED_CONCURRENCY: u32 = MAX_SERVERLESS_CONCURRENCY;
 
 impl ServerlessPlan {
     /// A serverless endpoint with `memory_mb` of memory.
@@ -707,6 +751,9 @@ impl FromStr for SavingsPlanTerm {
 /// `volume_gb × count × usd_per_gb_month × H / 730` as for an [`InstancePlan`].
 /// The commitment binds for the whole term; the comparison prices one period of it
 /// and each row notes the total commitment.
+///
+/// The instances' capacity is an [`InstancePlan`]'s, with
+/// [`SavingsPlanBuilder::max_concurrency_per_instance`] calls per instance.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavingsPlan {
@@ -727,6 +774,9 @@ pub struct SavingsPlan {
     /// ML storage volume per instance, in GB; `None` = no storage charged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_gb: Option<u32>,
+    /// How many calls one instance serves at full speed, side by side; `None` = 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency_per_instance: Option<u32>,
 }
 
 impl SavingsPlan {
@@ -739,6 +789,7 @@ impl SavingsPlan {
         check::instance(&self.instance_type, self.count)?;
         check_hours_per_period(self.hours_per_period)?;
         check_volume_gb(self.volume_gb)?;
+        check_max_concurrency(self.max_concurrency_per_instance)?;
         check::usd(
             "savings plan commitment (USD per hour)",
             self.commitment_usd_per_hour,
@@ -774,6 +825,7 @@ pub struct SavingsPlanBuilder {
     term: Option<SavingsPlanTerm>,
     hours_per_period: Option<Decimal>,
     volume_gb: Option<u32>,
+    max_concurrency_per_instance: Option<u32>,
 }
 
 impl SavingsPlanBuilder {
@@ -822,6 +874,14 @@ impl SavingsPlanBuilder {
         self
     }
 
+    /// Each instance serves `calls` calls at full speed, side by side (at least 1;
+    /// default 1), as for
+    /// [`InstancePlan::with_max_concurrency_per_instance`].
+    pub fn max_concurrency_per_instance(mut self, calls: u32) -> Self {
+        self.max_concurrency_per_instance = Some(calls);
+        self
+    }
+
     /// The validated plan.
     pub fn build(self) -> Result<SavingsPlan, CompareError> {
         let missing = |what: &str, how: &str| CompareError::Inconsistent {
@@ -845,6 +905,7 @@ impl SavingsPlanBuilder {
             term: self.term.unwrap_or(SavingsPlanTerm::OneYear),
             hours_per_period: self.hours_per_period,
             volume_gb: self.volume_gb,
+            max_concurrency_per_instance: self.max_concurrency_per_instance,
         };
         plan.validate()?;
         Ok(plan)

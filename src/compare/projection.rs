@@ -82,7 +82,9 @@ pub struct Projection {
     /// Each plan's costs, in the comparison's order (cheapest today first).
     pub plans: Vec<PlanProjection>,
     /// The name of the cheapest plan in each month (the first in the comparison's
-    /// order, on a tie).
+    /// order, on a tie), of those that can serve the work (not
+    /// [`over_capacity`](super::PlanCost::over_capacity)); of all plans when none
+    /// can.
     pub cheapest_by_month: Vec<String>,
     /// Every commitment against every plan paid as used, in the comparison's order.
     pub commitments: Vec<CommitmentOutlook>,
@@ -254,10 +256,23 @@ impl Projection {
             });
         }
 
+        // Of the plans that can serve the work (the volume, so each plan's capacity,
+        // is the same every month); of all of them when none can.
+        let can_serve: Vec<&PlanProjection> = plans
+            .iter()
+            .zip(&comparison.plans)
+            .filter(|(_, row)| !row.over_capacity)
+            .map(|(plan, _)| plan)
+            .collect();
+        let candidates: Vec<&PlanProjection> = if can_serve.is_empty() {
+            plans.iter().collect()
+        } else {
+            can_serve
+        };
         let cheapest_by_month = (0..horizon_months as usize)
             .map(|i| {
-                let mut best = &plans[0];
-                for plan in &plans[1..] {
+                let mut best = candidates[0];
+                for plan in &candidates[1..] {
                     if plan.monthly_usd[i] < best.monthly_usd[i] {
                         best = plan;
                     }

@@ -32,7 +32,16 @@
 //!   one the regions either side name, and the two differ.
 //! - Which plan is cheapest, and which rows the table marks `cheapest`, exactly when
 //!   every figure is exact; otherwise never a plan the model prices above the least
-//!   by more than the bounds.
+//!   by more than the bounds. Only a plan that can serve the calls is cheapest: the
+//!   model's capacity ([`model_capacity`]: instances `count × hours × 3,600 s × m ÷
+//!   latency`, serverless `200 × the period's seconds ÷ latency`) decides exactly
+//!   which rows are `over capacity`, listed after the others, and when none can
+//!   serve, none is cheapest.
+//! - A crossing beyond the least capacity of a pair is named in its point's
+//!   `beyond_capacity` and stated as one the plan "would" make "only above" it;
+//!   otherwise the range a capacity-bounded plan is cheaper in up to the highest
+//!   volumes ends at what "it can serve". A crossing within rounding of the
+//!   capacity may be stated either way.
 //! - "Never breaks even" exactly when the lines never cross, "only beyond" when
 //!   they cross only past [`MAX_BREAK_EVEN_CALLS`], "they cross again beyond" when
 //!   they cross within it and past it. Changes of verdict below 10^-28 calls, the
@@ -161,6 +170,8 @@ enum Spec {
         count: u32,
         hours: Option<Decimal>,
         volume_gb: Option<u32>,
+        /// Calls one instance serves at once, when stated (1 otherwise).
+        per_instance: Option<u32>,
     },
     Savings {
         ty: usize,
@@ -170,6 +181,7 @@ enum Spec {
         three_years: bool,
         hours: Option<Decimal>,
         volume_gb: Option<u32>,
+        per_instance: Option<u32>,
     },
     Serverless {
         gb: u32,
@@ -297,16 +309,22 @@ fn volume() -> impl Strategy<Value = Option<u32>> + Clone {
     prop::option::of(prop::sample::select(vec![1u32, 30, 512]))
 }
 
+/// Calls an instance serves at once, when stated.
+fn per_instance() -> impl Strategy<Value = Option<u32>> + Clone {
+    prop::option::of(prop::sample::select(vec![1u32, 2, 4, 16]))
+}
+
 fn spec() -> impl Strategy<Value = Spec> {
     prop_oneof![
-        (0..2usize, 1u32..=4, hours(), volume()).prop_map(|(ty, count, hours, volume_gb)| {
-            Spec::Instance {
+        (0..2usize, 1u32..=4, hours(), volume(), per_instance()).prop_map(
+            |(ty, count, hours, volume_gb, per_instance)| Spec::Instance {
                 ty,
                 count,
                 hours,
                 volume_gb,
+                per_instance,
             }
-        }),
+        ),
         (
             0..2usize,
             1u32..=4,
@@ -315,9 +333,10 @@ fn spec() -> impl Strategy<Value = Spec> {
             any::<bool>(),
             hours(),
             volume(),
+            per_instance(),
         )
             .prop_map(
-                |(ty, count, commitment, discount, three_years, hours, volume_gb)| {
+                |(ty, count, commitment, discount, three_years, hours, volume_gb, per_instance)| {
                     Spec::Savings {
                         ty,
                         count,
@@ -326,6 +345,7 @@ fn spec() -> impl Strategy<Value = Spec> {
                         three_years,
                         hours,
                         volume_gb,
+                        per_instance,
                     }
                 }
             ),
@@ -508,6 +528,7 @@ fn huge_case() -> impl Strategy<Value = Case> {
                 count,
                 hours,
                 volume_gb,
+                per_instance: None,
             }),
         (
             0..2usize,
@@ -524,6 +545,7 @@ fn huge_case() -> impl Strategy<Value = Case> {
                 three_years: true,
                 hours,
                 volume_gb: Some(512),
+                per_instance: None,
             }),
         (1u32..=6, prop::option::of(Just(200u32)))
             .prop_map(|(gb, provisioned)| Spec::Serverless { gb, provisioned }),
@@ -614,8 +636,12 @@ fn plans(case: &Case) -> Vec<Plan> {
                     count,
                     hours,
                     volume_gb,
+                    per_instance,
                 } => {
                     let mut p = InstancePlan::new(TYPES[*ty], *count).unwrap();
+                    if let Some(m) = per_instance {
+                        p = p.with_max_concurrency_per_instance(*m).unwrap();
+                    }
                     if let Some(h) = clamp_hours(*hours, case.period) {
                         p = p.with_hours_per_period(h).unwrap();
                     }
@@ -632,6 +658,7 @@ fn plans(case: &Case) -> Vec<Plan> {
                     three_years,
                     hours,
                     volume_gb,
+                    per_instance,
                 } => {
                     let mut b = SavingsPlan::builder()
                         .instance_type(TYPES[*ty])
@@ -648,6 +675,9 @@ fn plans(case: &Case) -> Vec<Plan> {
                     }
                     if let Some(gb) = volume_gb {
                         b = b.volume_gb(*gb);
+                    }
+                    if let Some(m) = per_instance {
+                        b = b.max_concurrency_per_instance(*m);
                     }
                     Plan::from(b.build().unwrap())
                 }
@@ -841,6 +871,7 @@ fn model_line(case: &Case, spec: &Spec) -> Line {
             count,
             hours,
             volume_gb,
+            ..
         } => {
             // count × USD per hour × running hours, busy or not.
             let h = running(hours);
@@ -943,6 +974,36 @@ fn model_line(case: &Case, spec: &Spec) -> Line {
             }
         }
     }
+}
+
+/// The most calls per period a plan serves, from the rules docs/cost-model.md
+/// states: instances `count × running hours × 3,600 s × m ÷ mean latency` (`m`
+/// calls per instance at once, 1 unless stated), serverless `200 × the period's
+/// seconds ÷ mean latency` (the most calls a serverless endpoint serves at once);
+/// `None` for prices per call, per token and subscriptions (not modelled).
+fn model_capacity(case: &Case, spec: &Spec) -> Option<Q> {
+    let period_s = qi(period_hours(case.period)) * qi(3600);
+    let running = |hours: &Option<Decimal>| match clamp_hours(*hours, case.period) {
+        Some(h) => q(h),
+        None => qi(period_hours(case.period)),
+    };
+    let serving = match spec {
+        Spec::Instance {
+            count,
+            hours,
+            per_instance,
+            ..
+        }
+        | Spec::Savings {
+            count,
+            hours,
+            per_instance,
+            ..
+        } => qi(*count as i128) * running(hours) * qi(3600) * qi(per_instance.unwrap_or(1) as i128),
+        Spec::Serverless { .. } => qi(200) * period_s,
+        _ => return None,
+    };
+    Some(serving / Q::new(BigInt::from(case.latency_ns), BigInt::from(1_000_000_000)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1092,6 +1153,7 @@ fn check_case(case: &Case, huge: bool) -> Result<(), TestCaseError> {
     let plans = plans(case);
     let rates = rate_table(case);
     let lines: Vec<Line> = case.specs.iter().map(|s| model_line(case, s)).collect();
+    let caps: Vec<Option<Q>> = case.specs.iter().map(|s| model_capacity(case, s)).collect();
     let base = profile(case, case.calls);
     let comparison = Comparison::compute(&base, &plans, &rates)
         .map_err(|e| TestCaseError::fail(format!("not priced: {e}")))?;
@@ -1212,6 +1274,11 @@ fn check_case(case: &Case, huge: bool) -> Result<(), TestCaseError> {
                     .collect::<Vec<_>>()
             );
             prop_assert_eq!(be.points.len(), model.points.len());
+            // The least capacity of the pair: a crossing beyond it is stated as one
+            // the plan would make only there. A crossing within rounding of it may
+            // fall either side.
+            let limit = [&caps[i], &caps[j]].into_iter().flatten().min().cloned();
+            let mut near_limit = false;
             for (n, (point, r)) in be.points.iter().zip(&model.points).enumerate() {
                 let v = point.calls_per_period;
                 // How far rounding may move the crossing: the lines' own bounds over
@@ -1241,6 +1308,28 @@ fn check_case(case: &Case, huge: bool) -> Result<(), TestCaseError> {
                     name(i),
                     name(j)
                 );
+                // The plans that cannot serve that many calls are named.
+                for k in [i, j] {
+                    let Some(c) = &caps[k] else {
+                        prop_assert!(!point.beyond_capacity.contains(&name(k)));
+                        continue;
+                    };
+                    let tolerance = &within + ulp(c);
+                    if abs(&(r - c)) <= tolerance {
+                        near_limit |= limit.as_ref() == Some(c);
+                        continue;
+                    }
+                    prop_assert_eq!(
+                        point.beyond_capacity.contains(&name(k)),
+                        r > c,
+                        "{} vs {}: {:?} at {} (capacity {})",
+                        name(i),
+                        name(j),
+                        point.beyond_capacity,
+                        v,
+                        c
+                    );
+                }
                 // Either plan's cost there: the exact cost at the crossing.
                 let cost = a.cost(r);
                 let steepest = max(a.slope(r, true), b.slope(r, true));
@@ -1279,6 +1368,32 @@ fn check_case(case: &Case, huge: bool) -> Result<(), TestCaseError> {
             let apart = abs(&(a.cost(&u) - b.cost(&u)));
             let slack = cost_err(a, &u) + cost_err(b, &u);
             let touch = s.contains("costs the same as");
+            let beyond_limit = limit
+                .as_ref()
+                .is_some_and(|l| model.points.iter().any(|p| p > l));
+            if near_limit {
+                // Within rounding of the capacity: either sentence may be right.
+                continue;
+            }
+            if beyond_limit {
+                // A crossing past what a plan can serve is one it would make only
+                // there, and the sentence says so.
+                prop_assert!(
+                    s.contains(" only above ") && s.contains(" can serve at "),
+                    "{s}"
+                );
+                continue;
+            }
+            // The range a plan is cheaper in up to the highest volumes ends at its
+            // capacity, unless they may cross again before it (beyond 10^18).
+            let last = *model.verdicts.last().unwrap();
+            let ends = match last {
+                Verdict::A => caps[i].clone(),
+                Verdict::B => caps[j].clone(),
+                Verdict::Same => None,
+            }
+            .is_some_and(|c| !model.beyond || c <= qi(MAX_BREAK_EVEN_CALLS as i128));
+            prop_assert_eq!(s.contains("it can serve"), ends && !touch, "{}", s);
             match (model.points.len(), model.verdicts[0]) {
                 (0, Verdict::Same) if model.beyond => prop_assert!(
                     s.starts_with(&format!(
@@ -1315,7 +1430,7 @@ fn check_case(case: &Case, huge: bool) -> Result<(), TestCaseError> {
         let Some(comparison) = fits(priced, huge, "not priced")? else {
             continue;
         };
-        check_cheapest(&comparison, &lines, calls)?;
+        check_cheapest(&comparison, &lines, &caps, calls)?;
     }
 
     // A month of today's prices is month 1 of a projection; prices not AWS's hold.
@@ -1360,21 +1475,45 @@ fn check_case(case: &Case, huge: bool) -> Result<(), TestCaseError> {
 fn check_cheapest(
     comparison: &Comparison,
     lines: &[Line],
+    caps: &[Option<Q>],
     calls: Decimal,
 ) -> Result<(), TestCaseError> {
     let u = q(calls);
     let costs: Vec<Q> = lines.iter().map(|l| l.cost(&u)).collect();
-    let least = costs.iter().min().unwrap().clone();
+    // Over capacity: more calls than the plan serves (decided exactly, the calls
+    // and latency being decimals).
+    let over: Vec<bool> = caps
+        .iter()
+        .map(|c| c.as_ref().is_some_and(|c| u > *c))
+        .collect();
+    let index = |name: &str| -> usize { name["plan ".len()..].parse().unwrap() };
+    for row in &comparison.plans {
+        let i = index(&row.plan.name);
+        prop_assert_eq!(
+            row.over_capacity,
+            over[i],
+            "at {}: {}",
+            calls,
+            row.plan.name
+        );
+    }
+    // The cheapest is of the plans that can serve the calls.
+    let serving: Vec<usize> = (0..lines.len()).filter(|i| !over[*i]).collect();
+    let least = serving.iter().map(|i| costs[*i].clone()).min();
     // What rounding may move each plan's cost by (0 when all its figures are exact).
     let slack: Vec<Q> = (0..lines.len()).map(|i| cost_err(&lines[i], &u)).collect();
     let total = slack.iter().fold(zero(), |s, e| s + e);
-    let index = |name: &str| -> usize { name["plan ".len()..].parse().unwrap() };
-    // Rows cheapest first: never a plan before one the model prices lower by more
-    // than rounding.
+    // Rows that can serve first, then those over capacity, each cheapest first:
+    // never a plan before one the model prices lower by more than rounding.
     for pair in comparison.plans.windows(2) {
         let (x, y) = (index(&pair[0].plan.name), index(&pair[1].plan.name));
         prop_assert!(
-            costs[x] <= &costs[y] + &slack[x] + &slack[y],
+            over[x] <= over[y],
+            "at {calls}: {} over capacity first",
+            name(x)
+        );
+        prop_assert!(
+            over[x] != over[y] || costs[x] <= &costs[y] + &slack[x] + &slack[y],
             "at {calls}: {} ({}) before {} ({})",
             name(x),
             costs[x],
@@ -1382,23 +1521,39 @@ fn check_cheapest(
             costs[y]
         );
     }
-    let first = index(&comparison.cheapest);
+    let table = comparison.to_string();
+    let Some(least) = least else {
+        prop_assert!(
+            comparison.cheapest.is_none(),
+            "at {calls}: {:?}",
+            comparison.cheapest
+        );
+        prop_assert!(table.contains("No plan can serve"), "{table}");
+        return Ok(());
+    };
+    let Some(cheapest) = comparison.cheapest.as_deref() else {
+        return Err(TestCaseError::fail(format!(
+            "at {calls}: no cheapest\n{table}"
+        )));
+    };
+    let first = index(cheapest);
+    prop_assert!(!over[first], "at {calls}: {cheapest} is over capacity");
     prop_assert!(
         costs[first] <= &least + &total,
         "at {calls}: {} is cheapest at {}, the model's least is {least}",
-        comparison.cheapest,
+        cheapest,
         costs[first]
     );
     let exact = total == zero();
     if exact {
-        // The first of the plans that cost the least, in the order given.
-        let want = costs.iter().position(|c| *c == least).unwrap();
-        prop_assert_eq!(&comparison.cheapest, &name(want), "at {}", calls);
+        // The first of the plans that can serve and cost the least, in the order
+        // given.
+        let want = *serving.iter().find(|i| costs[**i] == least).unwrap();
+        prop_assert_eq!(cheapest, name(want), "at {}", calls);
     }
-    // The table says "cheapest" on the rows that cost the least: exactly those when
-    // the figures are exact, never one the model prices above the least by more
-    // than rounding.
-    let table = comparison.to_string();
+    // The table says "cheapest" on the rows that can serve and cost the least:
+    // exactly those when the figures are exact, never one the model prices above
+    // the least by more than rounding; "over capacity" on the others' rows.
     for (i, cost) in costs.iter().enumerate() {
         let row = table
             .lines()
@@ -1408,7 +1563,10 @@ fn check_cheapest(
             })
             .unwrap_or_else(|| panic!("no row for {} in\n{table}", name(i)));
         let marked = row.contains(" cheapest ");
-        if exact {
+        prop_assert_eq!(row.contains(" over capacity "), over[i], "{}", row);
+        if over[i] {
+            prop_assert!(!marked, "at {calls}: {row}\n{table}");
+        } else if exact {
             prop_assert_eq!(marked, *cost == least, "at {}: {}\n{}", calls, row, table);
         } else if *cost > &least + &total {
             prop_assert!(!marked, "at {calls}: {row}\n{table}");

@@ -6,8 +6,9 @@ use std::fmt;
 use super::format::{bytes, calls, usd};
 use super::{Comparison, PriceBasis, PriceTrend, Projection};
 
-/// The table the CLI prints: one row per plan, cheapest first, then the break-even
-/// points in words and the notes.
+/// The table the CLI prints: one row per plan, cheapest first (a plan that cannot
+/// serve the calls last, marked `over capacity`), then the break-even points in
+/// words and the notes.
 ///
 /// ```text
 /// 100,000 calls per month (730 h) in us-east-1
@@ -79,7 +80,9 @@ impl fmt::Display for Comparison {
                     row.usd_per_1000_calls
                         .map(|x| usd(x, 4))
                         .unwrap_or_else(|| "-".into()),
-                    if row.difference_to_cheapest_usd.is_zero() {
+                    if row.over_capacity {
+                        "over capacity".into()
+                    } else if row.difference_to_cheapest_usd.is_zero() {
                         "cheapest".into()
                     } else {
                         format!("+{}", usd(row.difference_to_cheapest_usd, 2))
@@ -108,6 +111,14 @@ impl fmt::Display for Comparison {
                 w3 = widths[3],
             );
             writeln!(f, "{}", line.trim_end())?;
+        }
+        if self.cheapest.is_none() {
+            writeln!(
+                f,
+                "No plan can serve {} calls per {}: each is over capacity (see the notes)",
+                calls(p.calls_per_period),
+                self.period
+            )?;
         }
 
         if !self.break_evens.is_empty() {

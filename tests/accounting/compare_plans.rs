@@ -373,7 +373,7 @@ async fn plans_are_listed_cheapest_first_with_their_difference_to_the_cheapest()
             ("ml.m5.xlarge x1", d("167.9"), d("119.9")),
         ]
     );
-    assert_eq!(comparison.cheapest, "serverless 3072 MB");
+    assert_eq!(comparison.cheapest.as_deref(), Some("serverless 3072 MB"));
 }
 
 // ---------------------------------------------------------------- break-even
@@ -395,7 +395,7 @@ fn subscription_breaks_even_with_pay_per_use_at_fee_over_price_per_call() {
     );
     assert_eq!(be.regions[0].cheaper.as_deref(), Some("pay per use"));
     assert_eq!(be.regions[1].cheaper.as_deref(), Some("subscription"));
-    assert_eq!(comparison.cheapest, "subscription");
+    assert_eq!(comparison.cheapest.as_deref(), Some("subscription"));
 }
 
 #[test]
@@ -449,7 +449,7 @@ fn break_even_counts_every_period_of_the_subscription() {
     // U* = P·T / X = 500 × 12 / 0.0125 calls per year
     let be = &comparison.break_evens[0];
     assert_eq!(be.points[0].calls_per_period, d("480000"));
-    assert_eq!(comparison.cheapest, "pay per use"); // 1,250 < 6,000
+    assert_eq!(comparison.cheapest.as_deref(), Some("pay per use")); // 1,250 < 6,000
 }
 
 #[test]
@@ -474,7 +474,7 @@ fn a_quota_with_dearer_overage_makes_the_subscription_cheaper_only_in_a_band() {
          and 53,333, pay per use above 53,333"
     );
     // at 60,000 calls: pay per use 750, subscription 400 + 20,000 × 0.02 = 800
-    assert_eq!(comparison.cheapest, "pay per use");
+    assert_eq!(comparison.cheapest.as_deref(), Some("pay per use"));
 }
 
 #[test]
@@ -752,10 +752,13 @@ async fn serverless_and_an_always_on_instance_break_even_at_a_utilisation() {
         point.utilisation["ml.m5.xlarge x1"].round_dp(4),
         d("0.5324")
     );
+    // One instance serving one call at a time serves 730 h × 3,600 s ÷ 0.8 s =
+    // 3,285,000 calls a month: the range it is cheaper in ends there.
     assert_eq!(
         be.summary,
-        "ml.m5.xlarge x1 is cheaper above 1,748,958 calls per month (ml.m5.xlarge x1 at \
-         53.2% utilisation); serverless 6144 MB below"
+        "ml.m5.xlarge x1 is cheaper above 1,748,958 calls per month, up to the 3,285,000 it \
+         can serve at 1 call per instance (ml.m5.xlarge x1 at 53.2% utilisation); \
+         serverless 6144 MB below"
     );
 }
 

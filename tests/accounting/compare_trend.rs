@@ -388,7 +388,7 @@ fn a_horizon_of_one_month_is_todays_comparison() {
     }
     assert_eq!(
         projection.cheapest_by_month,
-        std::slice::from_ref(&comparison.cheapest)
+        [comparison.cheapest.clone().unwrap()]
     );
     assert_eq!(
         projection.commitments[0].summary,

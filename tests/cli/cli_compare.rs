@@ -236,10 +236,12 @@ savings plan ml.m5.xlarge x1 (1 yr)       73.00           0.0730       +25.00  o
 ml.m5.xlarge x1                          167.90           0.1679      +119.90  override
 ",
         ))
-        // 167.9 / 0.000048 = 3,497,916.67 calls; 0.23 / (3,600 × 0.00006) = 106.5 %
+        // 167.9 / 0.000048 = 3,497,916.67 calls, more than the 730 h × 3,600 s ÷ 0.8 s
+        // = 3,285,000 one instance serves one call at a time.
         .stdout(predicate::str::contains(
-            "- ml.m5.xlarge x1 is cheaper above 3,497,917 calls per month (ml.m5.xlarge x1 at \
-             106.5% utilisation, more than it serves one call at a time); serverless 3072 MB below",
+            "- ml.m5.xlarge x1 would be cheaper only above 3,497,917 calls per month, beyond \
+             the 3,285,000 it can serve at 1 call per instance: serverless 3072 MB is cheaper \
+             at every volume it can serve",
         ));
 }
 
@@ -248,9 +250,10 @@ fn serverless_with_provisioned_concurrency_pays_its_standing_charge_with_stated_
     // 2 provisioned at 2 GB: 2 × 0.00001 USD/s × 730 h × 3,600 s = 52.56 a month,
     // busy or not; 1,000,000 calls × 0.8 s at the inference rate 0.0000233 = 18.64:
     // 71.20. On demand, 1,000,000 × 0.8 s × 0.00004 = 32.00, beside it. The
-    // instance, 0.23 × 730 = 167.90, is cheaper above
+    // instance, 0.23 × 730 = 167.90, would be cheaper above
     // (167.90 − 52.56) / (0.8 × 0.0000233) = 6,187,768 calls (2 × 2,628,000 s ÷
-    // 0.8 s = 6,570,000 calls fit the provisioned concurrency there).
+    // 0.8 s = 6,570,000 calls fit the provisioned concurrency there), beyond the
+    // 2,628,000 s ÷ 0.8 s = 3,285,000 calls it serves one at a time.
     // The instance against serverless 2 GB on demand and with `provisioned`, each
     // call 0.8 s, at us-east-1's public rates stated.
     let compare = |calls: &str, provisioned: &str| {
@@ -281,7 +284,9 @@ fn serverless_with_provisioned_concurrency_pays_its_standing_charge_with_stated_
              serverless 2048 MB, 2 provisioned       71.20           0.0712       +39.20  override",
         ))
         .stdout(predicate::str::contains(
-            "- ml.m5.xlarge x1 is cheaper above 6,187,768 calls per month",
+            "- ml.m5.xlarge x1 would be cheaper only above 6,187,768 calls per month, beyond \
+             the 3,285,000 it can serve at 1 call per instance: serverless 2048 MB, 2 \
+             provisioned is cheaper at every volume it can serve",
         ));
     // 7,000,000 calls of 0.8 s on 1 provisioned: it serves 2,628,000 s ÷ 0.8 s =
     // 3,285,000 calls at 0.0000233 per second, AWS bills the other 3,715,000 at the
@@ -289,15 +294,22 @@ fn serverless_with_provisioned_concurrency_pays_its_standing_charge_with_stated_
     // 0.00004 = 26.28 + 61.2324 + 118.88 = 206.3924, above the instance's 167.90.
     // They break even where 26.28 + 0.8 × 0.0000233 × U + 0.8 × (0.00004 −
     // 0.0000233) × (U − 3,285,000) = 167.90: U = (167.90 − 26.28 + 43.8876) /
-    // 0.000032 = 5,797,112.5.
+    // 0.000032 = 5,797,112.5, past the 3,285,000 calls the instance serves one at a
+    // time, and 7,000,000 calls need 5,600,000 s of its 2,628,000 s: over capacity.
     compare("7000000", "1")
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "serverless 2048 MB, 1 provisioned      206.39           0.0295       +38.49  override",
+            // the cheapest that can serve the calls: 206.39 < 7,000,000 × 0.8 × 0.00004
+            // = 224.00 on demand; the instance's 167.90 serves too few (below)
+            "serverless 2048 MB, 1 provisioned      206.39           0.0295       cheapest  override",
         ))
         .stdout(predicate::str::contains(
-            "- ml.m5.xlarge x1 is cheaper above 5,797,113 calls per month",
+            "- ml.m5.xlarge x1 would be cheaper only above 5,797,113 calls per month, beyond \
+             the 3,285,000 it can serve at 1 call per instance",
+        ))
+        .stdout(predicate::str::contains(
+            "ml.m5.xlarge x1                        167.90           0.0240  over capacity  override",
         ))
         .stdout(predicate::str::contains(
             "serves up to 3,285,000 calls per month; AWS bills each call beyond it at the \

@@ -186,6 +186,12 @@ pub struct CompareArgs {
     #[arg(long, value_name = "GB", value_parser = parse_volume_gb,
         allow_negative_numbers = true, requires = "instance", help_heading = "Plans")]
     pub volume_gb: Option<u32>,
+    /// How many calls one instance serves at full speed, side by side (default 1;
+    /// the client's max_concurrency_per_instance): the instances serve at most
+    /// count × hours × 3,600 s × N ÷ --latency-ms calls per period.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_concurrency,
+        allow_negative_numbers = true, requires = "instance", help_heading = "Plans")]
+    pub max_concurrency_per_instance: u32,
     /// Savings plan on --instance: committed spend per hour.
     #[arg(long, value_name = "USD_PER_HOUR", value_parser = parse_usd,
         allow_negative_numbers = true, requires_all = ["instance", "discount"], help_heading = "Plans")]
@@ -1263,7 +1269,8 @@ fn plans(args: &CompareArgs) -> Result<Vec<Plan>, CompareError> {
         plans.push(Plan::from(sub.build()?));
     }
     if let Some(instance_type) = &args.instance {
-        let mut instance = InstancePlan::new(instance_type, args.count)?;
+        let mut instance = InstancePlan::new(instance_type, args.count)?
+            .with_max_concurrency_per_instance(args.max_concurrency_per_instance)?;
         if let Some(hours) = args.hours {
             instance = instance.with_hours_per_period(hours)?;
         }
@@ -1277,7 +1284,8 @@ fn plans(args: &CompareArgs) -> Result<Vec<Plan>, CompareError> {
                 .count(args.count)
                 .commitment_usd_per_hour(commitment)
                 .discount(args.discount.unwrap_or_default())
-                .term(args.term);
+                .term(args.term)
+                .max_concurrency_per_instance(args.max_concurrency_per_instance);
             if let Some(hours) = args.hours {
                 savings = savings.hours_per_period(hours);
             }
@@ -1450,6 +1458,11 @@ fn parse_tokens(s: &str) -> Result<u64, String> {
 /// `--count`: instances.
 fn parse_count(s: &str) -> Result<u32, String> {
     parse_whole(s, "a whole number of instances, 1 or more")
+}
+
+/// `--max-concurrency-per-instance`.
+fn parse_concurrency(s: &str) -> Result<u32, String> {
+    parse_whole(s, "a whole number of calls, 1 or more")
 }
 
 /// `--volume-gb`.
