@@ -1436,6 +1436,262 @@ mod tests {
         assert_eq!(comparison.plans[0].cost_usd, d("67.2"));
     }
 
+    /// 800 ms calls against one ml.m5.xlarge (0.23 USD/h) and 0.05 USD per 1,000
+    /// calls, over a month (730 h), the instance stated `m` calls per instance.
+    fn m5_against_pay_per_use(calls: u64, per_1000: &str, m: Option<u32>) -> Comparison {
+        let profile = UsageProfile::builder()
+            .calls_per_period(calls)
+            .mean_latency(Duration::from_millis(800))
+            .build()
+            .unwrap();
+        let mut instance = InstancePlan::new("ml.m5.xlarge", 1).unwrap();
+        if let Some(m) = m {
+            instance = instance.with_max_concurrency_per_instance(m).unwrap();
+        }
+        let plans = [
+            Plan::from(instance),
+            Plan::from(PerInferencePlan::per_thousand_calls(d(per_1000)).unwrap()),
+        ];
+        Comparison::compute(&profile, &plans, &m5_rates()).unwrap()
+    }
+
+    #[test]
+    fn an_instance_over_capacity_is_not_the_cheapest_and_breaks_even_only_beyond_it() {
+        let comparison = m5_against_pay_per_use(4_000_000, "0.05", None);
+        // One instance serving one call at a time: 730 h × 3,600 s = 2,628,000 s,
+        // ÷ 0.8 s = 3,285,000 calls a month. 4,000,000 calls need 3,200,000 s:
+        // busy 3,200,000 / 2,628,000 = 121.77 %, over capacity.
+        let instance = comparison.plan("ml.m5.xlarge x1").unwrap();
+        assert_eq!(instance.capacity_calls, Some(d("3285000")));
+        assert!(instance.over_capacity);
+        assert_eq!(instance.utilisation.unwrap().round_dp(4), d("1.2177"));
+        // 730 × 0.23 = 167.90 against 4,000,000 × 0.00005 = 200.00: the instance
+        // costs less but cannot serve the calls; pay per use is the cheapest, and the
+        // instance's row comes after it, 167.90 − 200 = −32.10 from it.
+        assert_eq!(instance.cost_usd, d("167.9"));
+        assert_eq!(comparison.cheapest.as_deref(), Some("pay per use"));
+        assert_eq!(comparison.plans[0].plan.name, "pay per use");
+        assert_eq!(instance.difference_to_cheapest_usd, d("-32.1"));
+        assert!(
+            instance.notes.iter().any(|n| n
+                == "over capacity: serves at most 3,285,000 calls per month (1 instance for \
+                    730 h at 1 call per instance, 800 ms a call), fewer than the 4,000,000 to \
+                    serve (busy 121.8% of the time it can serve); add instances, or calls per \
+                    instance if the model server serves them side by side"),
+            "{:?}",
+            instance.notes
+        );
+        // They cost the same at 167.90 / 0.00005 = 3,358,000 calls, more than the
+        // instance serves.
+        let be = comparison
+            .break_even("ml.m5.xlarge x1", "pay per use")
+            .unwrap();
+        assert_eq!(be.points[0].calls_per_period, d("3358000"));
+        assert_eq!(be.points[0].beyond_capacity, ["ml.m5.xlarge x1"]);
+        assert_eq!(be.capacity_calls["ml.m5.xlarge x1"], d("3285000"));
+        assert_eq!(
+            be.summary,
+            "ml.m5.xlarge x1 would be cheaper only above 3,358,000 calls per month, beyond \
+             the 3,285,000 it can serve at 1 call per instance: pay per use is cheaper at \
+             every volume it can serve"
+        );
+        let table = comparison.to_string();
+        assert!(
+            table.contains(
+                "pay per use          200.00           0.0500       cheapest  stated\n\
+                 ml.m5.xlarge x1      167.90           0.0420  over capacity  override\n"
+            ),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn four_calls_per_instance_serve_four_times_the_calls_at_the_same_cost() {
+        let comparison = m5_against_pay_per_use(4_000_000, "0.05", Some(4));
+        // 730 h × 3,600 s × 4 calls at once ÷ 0.8 s = 13,140,000 calls a month;
+        // 4,000,000 calls busy 3,200,000 s of 10,512,000: 30.44 %.
+        let instance = comparison.plan("ml.m5.xlarge x1").unwrap();
+        assert_eq!(instance.capacity_calls, Some(d("13140000")));
+        assert!(!instance.over_capacity);
+        assert_eq!(instance.utilisation.unwrap().round_dp(4), d("0.3044"));
+        // Still 730 × 0.23 = 167.90, below pay per use's 200.00: the cheapest.
+        assert_eq!(instance.cost_usd, d("167.9"));
+        assert_eq!(comparison.cheapest.as_deref(), Some("ml.m5.xlarge x1"));
+        // At 3,358,000 calls: 3,358,000 × 0.8 s ÷ 10,512,000 s = 25.56 % busy.
+        let be = &comparison.break_evens[0];
+        assert!(be.points[0].beyond_capacity.is_empty());
+        assert_eq!(
+            be.summary,
+            "ml.m5.xlarge x1 is cheaper above 3,358,000 calls per month, up to the \
+             13,140,000 it can serve at 4 calls per instance (ml.m5.xlarge x1 at 25.6% \
+             utilisation); pay per use below"
+        );
+    }
+
+    #[test]
+    fn an_instance_within_capacity_is_the_cheapest_as_before() {
+        // 3,000,000 calls × 0.8 s = 2,400,000 s of the 2,628,000 one instance serves
+        // (91.32 % busy): within its 3,285,000 calls. 730 × 0.23 = 167.90 against
+        // 3,000,000 × 0.00006 = 180.00 per use: the instance is the cheapest.
+        let comparison = m5_against_pay_per_use(3_000_000, "0.06", None);
+        let instance = comparison.plan("ml.m5.xlarge x1").unwrap();
+        assert!(!instance.over_capacity);
+        assert_eq!(instance.utilisation.unwrap().round_dp(4), d("0.9132"));
+        assert_eq!(comparison.cheapest.as_deref(), Some("ml.m5.xlarge x1"));
+        assert_eq!(
+            comparison
+                .plan("pay per use")
+                .unwrap()
+                .difference_to_cheapest_usd,
+            d("12.1")
+        );
+        // Break-even 167.90 / 0.00006 = 2,798,333.33 calls, within capacity
+        // (2,798,333.33 × 0.8 ÷ 2,628,000 = 85.19 % busy); the range the instance is
+        // cheaper in ends at the 3,285,000 calls it serves.
+        let be = &comparison.break_evens[0];
+        assert_eq!(be.points[0].calls_per_period.round_dp(2), d("2798333.33"));
+        assert!(be.points[0].beyond_capacity.is_empty());
+        assert_eq!(
+            be.summary,
+            "ml.m5.xlarge x1 is cheaper above 2,798,333 calls per month, up to the 3,285,000 \
+             it can serve at 1 call per instance (ml.m5.xlarge x1 at 85.2% utilisation); pay \
+             per use below"
+        );
+    }
+
+    #[test]
+    fn without_a_latency_an_instances_capacity_is_not_checked_and_says_so() {
+        // 730 × 0.23 = 167.90 < 4,000,000 × 0.00005 = 200.00, however long the calls.
+        let profile = UsageProfile::builder()
+            .calls_per_period(4_000_000)
+            .build()
+            .unwrap();
+        let plans = [
+            Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap()),
+            savings("0.1", None),
+            Plan::from(PerInferencePlan::per_thousand_calls(d("0.05")).unwrap()),
+        ];
+        let comparison = Comparison::compute(&profile, &plans, &m5_rates()).unwrap();
+        for name in ["ml.m5.xlarge x1", "savings plan ml.m5.xlarge x1 (1 yr)"] {
+            let row = comparison.plan(name).unwrap();
+            assert_eq!(row.capacity_calls, None);
+            assert!(!row.over_capacity);
+            assert!(
+                row.notes.iter().any(|n| n
+                    == "capacity not checked (no latency given): how many calls the \
+                        instances serve depends on each call's time"),
+                "{:?}",
+                row.notes
+            );
+        }
+        // 0.1 × 730 = 73 for the savings plan: the cheapest, as before.
+        assert_eq!(
+            comparison.cheapest.as_deref(),
+            Some("savings plan ml.m5.xlarge x1 (1 yr)")
+        );
+        assert_eq!(
+            comparison
+                .break_even("ml.m5.xlarge x1", "pay per use")
+                .unwrap()
+                .summary,
+            "ml.m5.xlarge x1 is cheaper above 3,358,000 calls per month; pay per use below"
+        );
+    }
+
+    /// 500,000,000 calls of 1.2 s a month on serverless 2 GB (0.00004 USD/s on
+    /// demand), against 0.05 USD per 1,000 calls.
+    #[test]
+    fn serverless_beyond_its_maximum_concurrency_is_over_capacity() {
+        use crate::compare::ServerlessPlan;
+        let profile = UsageProfile::builder()
+            .calls_per_period(500_000_000)
+            .mean_latency(Duration::from_millis(1200))
+            .build()
+            .unwrap();
+        let (region, gb) = ("us-east-1".to_owned(), 2);
+        let rates = RateTable::new(&region)
+            .with_rate(PriceKey::serverless(&region, gb), d("0.00004"))
+            .unwrap()
+            .with_rate(
+                PriceKey::ProvisionedConcurrency {
+                    region: region.clone(),
+                    memory_gb: gb,
+                },
+                d("0.00001"),
+            )
+            .unwrap()
+            .with_rate(
+                PriceKey::ProvisionedConcurrencyUsage {
+                    region: region.clone(),
+                    memory_gb: gb,
+                },
+                d("0.0000233"),
+            )
+            .unwrap();
+        let serverless = ServerlessPlan::new(2048).unwrap();
+        let pay_per_use = Plan::from(PerInferencePlan::per_thousand_calls(d("0.05")).unwrap());
+        let plans = [Plan::from(serverless.clone()), pay_per_use.clone()];
+        let comparison = Comparison::compute(&profile, &plans, &rates).unwrap();
+        // Mean concurrency 500,000,000 × 1.2 s ÷ (730 × 3,600 s = 2,628,000 s) =
+        // 228.3, above the 200 a serverless endpoint serves at once: at most
+        // 200 × 2,628,000 s ÷ 1.2 s = 438,000,000 calls a month.
+        let row = comparison.plan("serverless 2048 MB").unwrap();
+        assert_eq!(row.capacity_calls, Some(d("438000000")));
+        assert!(row.over_capacity);
+        assert!(
+            row.notes.iter().any(|n| n
+                == "over capacity: serves at most 438,000,000 calls per month at its maximum \
+                    concurrency of 200 at 1200 ms a call, fewer than the 500,000,000 to serve \
+                    (a mean concurrency of 228.3): the calls beyond it would be throttled, not \
+                    served"),
+            "{:?}",
+            row.notes
+        );
+        // 500,000,000 × 1.2 × 0.00004 = 24,000 against 500,000,000 × 0.00005 =
+        // 25,000: pay per use is the cheapest that can serve them.
+        assert_eq!(row.cost_usd, d("24000"));
+        assert_eq!(comparison.cheapest.as_deref(), Some("pay per use"));
+        assert_eq!(
+            comparison.break_evens[0].summary,
+            "serverless 2048 MB is cheaper at every volume up to the 438,000,000 it can serve \
+             at its maximum concurrency of 200: it never breaks even with pay per use \
+             (1,000.00 USD less at 500,000,000 calls per month)"
+        );
+
+        // Alone, or with 2 provisioned, no plan can serve them.
+        let provisioned = serverless.with_provisioned_concurrency(2).unwrap();
+        let plans = [Plan::from(provisioned)];
+        let comparison = Comparison::compute(&profile, &plans, &rates).unwrap();
+        assert_eq!(comparison.cheapest, None);
+        let row = &comparison.plans[0];
+        assert!(row.over_capacity);
+        // 2 provisioned serve 2 × 2,628,000 s ÷ 1.2 s = 4,380,000 calls: busy
+        // 600,000,000 s ÷ 5,256,000 s = 11,415.5 %; AWS bills the calls beyond on
+        // demand, up to what 200 at once serve.
+        assert!(
+            row.notes.iter().any(|n| n
+                == "busy 11,415.5% of the provisioned concurrency's time: the calls beyond \
+                    it are served and billed on demand up to the endpoint's maximum \
+                    concurrency of 200 (438,000,000 calls per month); provision more to pay \
+                    the inference rate"),
+            "{:?}",
+            row.notes
+        );
+        let table = comparison.to_string();
+        assert!(
+            table.contains(
+                "No plan can serve 500,000,000 calls per month: each is over capacity (see the \
+                 notes)"
+            ),
+            "{table}"
+        );
+        let row = table.lines().find(|l| l.starts_with("serverless")).unwrap();
+        assert!(
+            row.contains(" over capacity ") && !row.contains(" cheapest "),
+            "{table}"
+        );
+    }
+
     #[test]
     fn savings_plan_hours_beyond_the_period_are_refused() {
         let profile = UsageProfile::builder()

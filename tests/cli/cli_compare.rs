@@ -330,6 +330,191 @@ fn serverless_with_provisioned_concurrency_pays_its_standing_charge_with_stated_
 }
 
 #[test]
+fn an_instance_over_capacity_is_marked_and_never_the_cheapest_in_text_and_json() {
+    // One ml.m5.xlarge at 0.23 USD/h: 730 × 0.23 = 167.90 a month. Serving one call
+    // at a time it serves 730 h × 3,600 s ÷ 0.8 s = 3,285,000 calls; 4,000,000 need
+    // 3,200,000 s of its 2,628,000 s (121.8 %). Pay per use: 4,000,000 × 0.00005 =
+    // 200.00, the cheapest that can serve them; the two cost the same at
+    // 167.90 / 0.00005 = 3,358,000 calls, more than the instance serves.
+    let args = [
+        "compare",
+        "--calls",
+        "4000000",
+        "--latency-ms",
+        "800",
+        "--instance",
+        "ml.m5.xlarge",
+        "--instance-usd-per-hour",
+        "0.23",
+        "--per-1000",
+        "0.05",
+    ];
+    sagemeter()
+        .args(args)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "\
+plan             cost/month  per 1,000 calls    vs cheapest  prices
+pay per use          200.00           0.0500       cheapest  stated
+ml.m5.xlarge x1      167.90           0.0420  over capacity  override
+",
+        ))
+        .stdout(predicate::str::contains(
+            "- ml.m5.xlarge x1 would be cheaper only above 3,358,000 calls per month, beyond \
+             the 3,285,000 it can serve at 1 call per instance: pay per use is cheaper at \
+             every volume it can serve\n",
+        ))
+        .stdout(predicate::str::contains(
+            "- ml.m5.xlarge x1: over capacity: serves at most 3,285,000 calls per month (1 \
+             instance for 730 h at 1 call per instance, 800 ms a call), fewer than the \
+             4,000,000 to serve (busy 121.8% of the time it can serve)",
+        ));
+
+    let json = json_of(sagemeter().args(args).arg("--json"));
+    assert_eq!(json["cheapest"], "pay per use");
+    let instance = &json["plans"][1];
+    assert_eq!(instance["plan"]["name"], "ml.m5.xlarge x1");
+    assert_eq!(instance["plan"]["max_concurrency_per_instance"], 1);
+    assert_eq!(instance["capacity_calls"], "3285000");
+    assert_eq!(instance["over_capacity"], true);
+    // 167.90 − 200.00: below the cheapest, which it cannot replace
+    assert_eq!(instance["difference_to_cheapest_usd"], "-32.1");
+    assert_eq!(json["plans"][0]["over_capacity"], false);
+    assert_eq!(json["plans"][0]["capacity_calls"], serde_json::Value::Null);
+    let be = &json["break_evens"][0];
+    assert_eq!(be["points"][0]["calls_per_period"], "3358000");
+    assert_eq!(
+        be["points"][0]["beyond_capacity"],
+        serde_json::json!(["ml.m5.xlarge x1"])
+    );
+    assert_eq!(
+        be["capacity_calls"],
+        serde_json::json!({"ml.m5.xlarge x1": "3285000"})
+    );
+
+    // Four calls per instance at once: 730 h × 3,600 s × 4 ÷ 0.8 s = 13,140,000
+    // calls, so the same 4,000,000 fit (3,200,000 s of 10,512,000: 30.4 %) and the
+    // instance's 167.90 is the cheapest, 200.00 − 167.90 = 32.10 below pay per use.
+    // At the break-even, 3,358,000 × 0.8 s ÷ 10,512,000 s = 25.6 % busy.
+    let four = || {
+        let mut cmd = sagemeter();
+        cmd.args(args).args(["--max-concurrency-per-instance", "4"]);
+        cmd
+    };
+    four()
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "\
+plan             cost/month  per 1,000 calls  vs cheapest  prices
+ml.m5.xlarge x1      167.90           0.0420     cheapest  override
+pay per use          200.00           0.0500       +32.10  stated
+",
+        ))
+        .stdout(predicate::str::contains(
+            "- ml.m5.xlarge x1 is cheaper above 3,358,000 calls per month, up to the \
+             13,140,000 it can serve at 4 calls per instance (ml.m5.xlarge x1 at 25.6% \
+             utilisation); pay per use below\n",
+        ));
+    let json = json_of(four().arg("--json"));
+    assert_eq!(json["cheapest"], "ml.m5.xlarge x1");
+    assert_eq!(json["plans"][0]["plan"]["max_concurrency_per_instance"], 4);
+    assert_eq!(json["plans"][0]["capacity_calls"], "13140000");
+    assert_eq!(json["plans"][0]["over_capacity"], false);
+    assert_eq!(
+        json["break_evens"][0]["points"][0]["beyond_capacity"],
+        serde_json::json!([])
+    );
+
+    // At least one call per instance, and only with an instance plan.
+    refused(&[
+        "compare",
+        "--calls",
+        "100",
+        "--latency-ms",
+        "800",
+        "--instance",
+        "ml.m5.xlarge",
+        "--max-concurrency-per-instance",
+        "0",
+    ])
+    .stderr(predicate::str::contains("max concurrency per instance"));
+    refused(&[
+        "compare",
+        "--calls",
+        "100",
+        "--per-call",
+        "0.1",
+        "--max-concurrency-per-instance",
+        "2",
+    ])
+    .stderr(predicate::str::contains("--instance"));
+}
+
+#[test]
+fn serverless_beyond_its_maximum_concurrency_is_over_capacity_in_text_and_json() {
+    // 500,000,000 calls of 1.2 s a month: a mean concurrency of 500,000,000 × 1.2 s
+    // ÷ (730 × 3,600 s = 2,628,000 s) = 228.3, above the 200 calls a serverless
+    // endpoint serves at once, which serve at most 200 × 2,628,000 s ÷ 1.2 s =
+    // 438,000,000 calls. Billed: 500,000,000 × 1.2 s × 0.00004 = 24,000.00 (per
+    // 1,000: 0.048), against pay per use's 500,000,000 × 0.00005 = 25,000.00.
+    let serverless = [
+        "compare",
+        "--calls",
+        "500000000",
+        "--latency-ms",
+        "1200",
+        "--serverless",
+        "2048",
+        "--serverless-usd-per-second",
+        "0.00004",
+    ];
+    let with_pay_per_use = || {
+        let mut cmd = sagemeter();
+        cmd.args(serverless).args(["--per-1000", "0.05"]);
+        cmd
+    };
+    with_pay_per_use()
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "\
+plan                cost/month  per 1,000 calls    vs cheapest  prices
+pay per use          25,000.00           0.0500       cheapest  stated
+serverless 2048 MB   24,000.00           0.0480  over capacity  override
+",
+        ))
+        .stdout(predicate::str::contains(
+            "- serverless 2048 MB is cheaper at every volume up to the 438,000,000 it can \
+             serve at its maximum concurrency of 200: it never breaks even with pay per use",
+        ))
+        .stdout(predicate::str::contains(
+            "- serverless 2048 MB: over capacity: serves at most 438,000,000 calls per month \
+             at its maximum concurrency of 200 at 1200 ms a call, fewer than the 500,000,000 \
+             to serve (a mean concurrency of 228.3): the calls beyond it would be throttled, \
+             not served",
+        ));
+    let json = json_of(with_pay_per_use().arg("--json"));
+    assert_eq!(json["cheapest"], "pay per use");
+    assert_eq!(json["plans"][1]["capacity_calls"], "438000000");
+    assert_eq!(json["plans"][1]["over_capacity"], true);
+
+    // Alone, no plan can serve the calls: none is the cheapest.
+    sagemeter()
+        .args(serverless)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "No plan can serve 500,000,000 calls per month: each is over capacity (see the \
+             notes)\n",
+        ));
+    let json = json_of(sagemeter().args(serverless).arg("--json"));
+    assert_eq!(json["cheapest"], serde_json::Value::Null);
+    assert_eq!(json["plans"][0]["over_capacity"], true);
+}
+
+#[test]
 fn hours_apply_to_the_savings_plan_whose_commitment_is_billed_every_hour() {
     // ml.m5.xlarge at 0.23 USD/h running 400 of the month's 730 h:
     // on demand 400 × 0.23 = 92.00; pay per use 100,000 × 0.001 = 100.00;
