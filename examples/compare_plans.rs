@@ -88,13 +88,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let comparison = Comparison::compute(&profile, &plans, &rates)?;
     println!("{comparison}");
 
-    let cheapest = &comparison.plans[0];
-    println!(
-        "Cheapest: {} at {} USD per month ({} USD per 1,000 calls).",
-        cheapest.plan.name,
-        cheapest.cost_usd.round_dp(2),
-        cheapest.usd_per_1000_calls.unwrap_or_default().round_dp(4)
-    );
+    // The cheapest plan that can serve the calls (none when every plan is over
+    // capacity).
+    match comparison
+        .cheapest
+        .as_deref()
+        .and_then(|name| comparison.plan(name))
+    {
+        Some(cheapest) => println!(
+            "Cheapest: {} at {} USD per month ({} USD per 1,000 calls).",
+            cheapest.plan.name,
+            cheapest.cost_usd.round_dp(2),
+            cheapest.usd_per_1000_calls.unwrap_or_default().round_dp(4)
+        ),
+        None => println!("No plan can serve the calls."),
+    }
     if let Some(be) = comparison.break_even("token API", "subscription") {
         println!("Token API or subscription? {}.", be.summary);
     }

@@ -5,7 +5,9 @@
 //! price per call or per token, a subscription with or without a quota, a savings-plan
 //! commitment — and [`Comparison`] prices the same work under each, cheapest first,
 //! with the [`BreakEven`] points between every pair ("subscription is cheaper above
-//! 40,000 calls per month").
+//! 40,000 calls per month"). Instances and serverless serve only so many calls
+//! ([`PlanCost::capacity_calls`]): a plan over its capacity is never the cheapest,
+//! and a break-even beyond it is one the plan would make only there.
 //!
 //! Money is exact ([`Decimal`](rust_decimal::Decimal) USD). Periods follow the AWS
 //! Pricing Calculator: a month is 730 hours, a year 8,760 (see [`Period`]).

@@ -309,22 +309,23 @@ fn volume() -> impl Strategy<Value = Option<u32>> + Clone {
     prop::option::of(prop::sample::select(vec![1u32, 30, 512]))
 }
 
-/// Calls an instance serves at once, when stated.
+/// Calls an instance serves at once, when stated (for each of the case's plans;
+/// instance and savings plans take theirs).
 fn per_instance() -> impl Strategy<Value = Option<u32>> + Clone {
     prop::option::of(prop::sample::select(vec![1u32, 2, 4, 16]))
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
     prop_oneof![
-        (0..2usize, 1u32..=4, hours(), volume(), per_instance()).prop_map(
-            |(ty, count, hours, volume_gb, per_instance)| Spec::Instance {
+        (0..2usize, 1u32..=4, hours(), volume()).prop_map(|(ty, count, hours, volume_gb)| {
+            Spec::Instance {
                 ty,
                 count,
                 hours,
                 volume_gb,
-                per_instance,
+                per_instance: None,
             }
-        ),
+        }),
         (
             0..2usize,
             1u32..=4,
@@ -333,10 +334,9 @@ fn spec() -> impl Strategy<Value = Spec> {
             any::<bool>(),
             hours(),
             volume(),
-            per_instance(),
         )
             .prop_map(
-                |(ty, count, commitment, discount, three_years, hours, volume_gb, per_instance)| {
+                |(ty, count, commitment, discount, three_years, hours, volume_gb)| {
                     Spec::Savings {
                         ty,
                         count,
@@ -345,7 +345,7 @@ fn spec() -> impl Strategy<Value = Spec> {
                         three_years,
                         hours,
                         volume_gb,
-                        per_instance,
+                        per_instance: None,
                     }
                 }
             ),
@@ -477,14 +477,30 @@ fn case() -> impl Strategy<Value = Case> {
     )
         .prop_map(Case::from_parts)
         .prop_flat_map(|case| {
-            (share(), reported(), token_calls()).prop_map(move |(share, reported, token_calls)| {
-                Case {
-                    share,
-                    reported,
-                    token_calls,
-                    ..case.clone()
-                }
-            })
+            // Drawn last, so that the saved regression cases draw what they did.
+            (
+                share(),
+                reported(),
+                token_calls(),
+                prop::collection::vec(per_instance(), 4),
+            )
+                .prop_map(move |(share, reported, token_calls, per_instance)| {
+                    let mut specs = case.specs.clone();
+                    for (spec, m) in specs.iter_mut().zip(per_instance) {
+                        if let Spec::Instance { per_instance, .. }
+                        | Spec::Savings { per_instance, .. } = spec
+                        {
+                            *per_instance = m;
+                        }
+                    }
+                    Case {
+                        share,
+                        reported,
+                        token_calls,
+                        specs,
+                        ..case.clone()
+                    }
+                })
         })
 }
 

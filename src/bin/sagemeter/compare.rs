@@ -210,7 +210,8 @@ pub struct CompareArgs {
     pub serverless: Option<u32>,
     /// With --serverless: also a plan with this many provisioned concurrency (1 to
     /// 200), paid per second provisioned, busy or not; calls at its inference rate,
-    /// those beyond what it serves at the on-demand rate.
+    /// those beyond what it serves at the on-demand rate, up to the endpoint's
+    /// maximum concurrency of 200.
     #[arg(long, value_name = "N", requires = "serverless", allow_negative_numbers = true,
         value_parser = clap::value_parser!(u32).range(1..=200), help_heading = "Plans")]
     pub provisioned_concurrency: Option<u32>,
